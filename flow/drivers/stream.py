@@ -1,0 +1,90 @@
+"""Runs jobs of packed words through a streaming block inside StreamHarness on a simulator."""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from amaranth.back import verilog
+
+from generators.emit import emit, write_if_changed
+from generators.harness import StreamHarness
+
+from .. import runner
+from ..pack import from_hex, to_hex
+
+__all__ = ["Job", "JobResult", "StreamTarget", "DEPTH"]
+
+DEPTH = 16384  # words per harness memory: a job holds at most this many items
+ALL_ONES = 0xFFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Job:
+    """Words to stream, the valid/ready patterns (bit 0 first, rotating) and an optional reset cycle."""
+
+    words: list
+    in_pattern: int = ALL_ONES
+    out_pattern: int = ALL_ONES
+    reset_at: int = -1
+
+
+@dataclass(frozen=True)
+class JobResult:
+    words: list
+    cycles: int  # first input transfer to last output transfer, both included
+    first_in: int
+    n_in_at_reset: int
+    n_out_at_reset: int
+
+
+class StreamTarget:
+    """A block config's emitted Verilog wrapped in StreamHarness, built once for ``sim``.
+
+    Parameters
+    ----------
+    cfg : a block config from ``generators.config``
+    in_port, out_port : str
+        Stream members of the block's component.
+    in_width, out_width : int
+        Payload widths of those streams.
+    """
+
+    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False):
+        self.cfg = cfg
+        hdl_dir = runner.SIM_BUILD / "hdl"
+        dut_path = emit(cfg, hdl_dir)
+        harness = StreamHarness(module=cfg.module, in_port=in_port, out_port=out_port,
+                                in_width=in_width, out_width=out_width, depth=DEPTH)
+        self.toplevel = f"harness_{cfg.module}"
+        harness_path = hdl_dir / f"{self.toplevel}.v"
+        write_if_changed(harness_path, verilog.convert(harness, name=self.toplevel, emit_src=False))
+        self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
+
+    def run(self, jobs, *, timeout_cycles=None):
+        """Run ``jobs`` in one simulator process; return a JobResult per job."""
+        for job in jobs:
+            if len(job.words) > DEPTH:
+                raise ValueError(f"a job holds at most {DEPTH} items, not {len(job.words)}")
+        longest = max(len(job.words) for job in jobs)
+        budget = timeout_cycles or 64 * (longest + 64)
+        stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
+        for j, job in enumerate(jobs):
+            stim[f"job{j}_words"] = to_hex(job.words)
+            stim[f"job{j}_in_pattern"] = np.uint32(job.in_pattern)
+            stim[f"job{j}_out_pattern"] = np.uint32(job.out_pattern)
+            stim[f"job{j}_reset_at"] = job.reset_at
+        with tempfile.TemporaryDirectory(dir=self.build.build_dir) as tmp:
+            stim_path = Path(tmp) / "stim.npz"
+            resp_path = Path(tmp) / "resp.npz"
+            np.savez(stim_path, **stim)
+            runner.run(self.build, "flow.benches.stream", {"ZS_STIM": stim_path, "ZS_RESP": resp_path,
+                                                            "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")})
+            resp = dict(np.load(resp_path))
+        self.sim_seconds = float(resp["sim_seconds"])
+        return [JobResult(words=from_hex(resp[f"job{j}_words"]), cycles=int(resp[f"job{j}_cycles"]),
+                          first_in=int(resp[f"job{j}_first_in"]),
+                          n_in_at_reset=int(resp[f"job{j}_n_in_at_reset"]),
+                          n_out_at_reset=int(resp[f"job{j}_n_out_at_reset"]))
+                for j in range(len(jobs))]

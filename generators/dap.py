@@ -1,0 +1,152 @@
+"""DAP: a cascade of magnitude-maxpool stages that DBB-compresses one activation block (SPEC §3)."""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["DapCascade", "dap_input_layout", "dap_output_layout"]
+
+
+def dap_input_layout(cfg):
+    """One dense block and the run-time density bound ``nnz`` (1..nnz_max)."""
+    return data.StructLayout({
+        "values": data.ArrayLayout(signed(8), cfg.bz),
+        "nnz": unsigned(cfg.nnz_width),
+    })
+
+
+def dap_output_layout(cfg):
+    """One compressed DBB block: kept values in position order, then the BZ-bit mask (SPEC §2)."""
+    return data.StructLayout({
+        "values": data.ArrayLayout(signed(8), cfg.nnz_max),
+        "mask": unsigned(cfg.bz),
+    })
+
+
+class DapCascade(wiring.Component):
+    """Top-k magnitude pruner for one DBB block: ``nnz_max`` maxpool stages, then compaction.
+
+    Stage k picks the largest magnitude among the positions not yet picked (BZ-1
+    comparators, ties to the lower position) when k < nnz and that magnitude is
+    non-zero; otherwise it is bypassed. The mask of picked positions drives a
+    position-order compaction into ``nnz_max`` slots (unused slots are 0).
+    An ``nnz`` of 0 keeps nothing; one above ``nnz_max`` behaves as ``nnz_max``.
+
+    Handshake: valid/ready streams (``amaranth.lib.stream``). The pipeline moves
+    as one: ``act.ready = ~dbb.valid | dbb.ready``; ``dbb.valid`` never depends on
+    ``dbb.ready``; a payload is held while valid and not ready. Synchronous reset
+    empties the pipeline.
+
+    Latency: ``cfg.latency`` cycles (``nnz_max`` with stage registers, else 1).
+    Throughput: one block per cycle when not stalled.
+
+    Parameters
+    ----------
+    cfg : DapConfig
+
+    Members
+    -------
+    act : In(stream.Signature(dap_input_layout(cfg)))
+    dbb : Out(stream.Signature(dap_output_layout(cfg)))
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "act": In(stream.Signature(dap_input_layout(cfg))),
+            "dbb": Out(stream.Signature(dap_output_layout(cfg))),
+        })
+
+    @property
+    def latency(self):
+        return self.cfg.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~self.dbb.valid | self.dbb.ready),
+            self.act.ready.eq(advance),
+        ]
+
+        valid = self.act.valid
+        values = self.act.payload.values
+        nnz = self.act.payload.nnz
+        picked = Const(0, cfg.bz)
+        for k in range(cfg.nnz_max):
+            pick = self._stage_pick(m, k, values, picked)
+            picked_next = Signal(cfg.bz, name=f"picked_{k}")
+            m.d.comb += picked_next.eq(picked | Mux(nnz > k, pick, 0))
+            if cfg.stage_regs or k == cfg.nnz_max - 1:
+                valid, values, nnz, picked = self._register(
+                    m, k, advance, valid, values, nnz, picked_next)
+            else:
+                picked = picked_next
+
+        m.d.comb += [
+            self.dbb.valid.eq(valid),
+            self.dbb.payload.mask.eq(picked),
+        ]
+        self._compact(m, values, picked)
+        return m
+
+    def _stage_pick(self, m, k, values, picked):
+        """One-hot position of the largest remaining magnitude, 0 when none is non-zero."""
+        cfg = self.cfg
+        index_width = max(1, (cfg.bz - 1).bit_length())
+        nodes = []
+        for i in range(cfg.bz):
+            magnitude = Signal(8, name=f"mag_{k}_{i}")  # |-128| = 128 fits 8 unsigned bits
+            value = values[i]
+            m.d.comb += magnitude.eq(Mux(picked[i], 0, Mux(value < 0, -value, value)))
+            nodes.append((magnitude, Const(i, index_width)))
+        level = 0
+        while len(nodes) > 1:
+            merged = []
+            for j in range(0, len(nodes), 2):
+                (mag_lo, idx_lo), (mag_hi, idx_hi) = nodes[j], nodes[j + 1]
+                mag = Signal(8, name=f"max_{k}_{level}_{j // 2}")
+                idx = Signal(index_width, name=f"arg_{k}_{level}_{j // 2}")
+                lower_wins = mag_lo >= mag_hi  # ties go to the lower position
+                m.d.comb += [
+                    mag.eq(Mux(lower_wins, mag_lo, mag_hi)),
+                    idx.eq(Mux(lower_wins, idx_lo, idx_hi)),
+                ]
+                merged.append((mag, idx))
+            nodes = merged
+            level += 1
+        mag, idx = nodes[0]
+        pick = Signal(cfg.bz, name=f"pick_{k}")
+        m.d.comb += pick.eq(Mux(mag == 0, 0, Const(1, cfg.bz) << idx))
+        return pick
+
+    def _register(self, m, k, advance, valid, values, nnz, picked):
+        cfg = self.cfg
+        r_valid = Signal(name=f"s{k}_valid")
+        r_values = Signal(data.ArrayLayout(signed(8), cfg.bz), name=f"s{k}_values")
+        r_nnz = Signal(cfg.nnz_width, name=f"s{k}_nnz")
+        r_picked = Signal(cfg.bz, name=f"s{k}_picked")
+        with m.If(advance):
+            m.d.sync += [
+                r_valid.eq(valid),
+                r_values.eq(values),
+                r_nnz.eq(nnz),
+                r_picked.eq(picked),
+            ]
+        return r_valid, r_values, r_nnz, r_picked
+
+    def _compact(self, m, values, picked):
+        """Slot j takes the value at the j-th picked position (ascending)."""
+        cfg = self.cfg
+        rank = []
+        for i in range(cfg.bz):
+            r = Signal(range(cfg.bz + 1), name=f"rank_{i}")
+            m.d.comb += r.eq(sum(picked[t] for t in range(i)) if i else 0)
+            rank.append(r)
+        for j in range(cfg.nnz_max):
+            terms = [Mux(picked[i] & (rank[i] == j), values[i], 0) for i in range(cfg.bz)]
+            slot = terms[0]
+            for t in terms[1:]:
+                slot = slot | t
+            m.d.comb += self.dbb.payload.values[j].eq(slot)

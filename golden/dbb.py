@@ -4,7 +4,7 @@ import numpy as np
 
 from .checks import InputError, require_array, require_int8, require_range
 
-__all__ = ["topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap", "dap_cycles", "dbb_bound_ok"]
+__all__ = ["channel_blocks", "dap_activations", "topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap", "dap_cycles", "dbb_bound_ok"]
 
 
 def topk_mask(blocks, nnz):
@@ -101,3 +101,27 @@ def dap(cfg, blocks, nnz):
 def dap_cycles(cfg, n_blocks):
     """Cycles of ``n_blocks`` streamed back to back with no back-pressure (SPEC §9 counting)."""
     return n_blocks + cfg.latency if n_blocks else 0
+
+
+def channel_blocks(x, bz):
+    """Activation blocks of a conv input as S2TA blocks them: per pixel, channels padded to a multiple of bz.
+
+    ``x`` int8 [C, H, W] -> int8 [H * W * ceil(C / bz), bz], pixels in row-major order (SPEC §1).
+    """
+    require_int8("x", x, ndim=3)
+    c, h, w = x.shape
+    padded = -(-c // bz) * bz
+    per_pixel = np.zeros((h, w, padded), dtype=np.int8)
+    per_pixel[:, :, :c] = x.transpose(1, 2, 0)
+    return per_pixel.reshape(-1, bz)
+
+
+def dap_activations(x, nnz, bz):
+    """A conv input after DAP at ``nnz``: each channel block of each pixel keeps its top-nnz magnitudes.
+
+    ``x`` int8 [C, H, W] -> int8 [C, H, W] with the pruned positions zeroed.
+    """
+    blocks = channel_blocks(x, bz)
+    kept = np.where(topk_mask(blocks, nnz), blocks, np.int8(0))
+    c, h, w = x.shape
+    return np.ascontiguousarray(kept.reshape(h, w, -1)[:, :, :c].transpose(2, 0, 1))

@@ -1,4 +1,4 @@
-"""Co-simulation driver of the DAP cascade: validate, golden, RTL, compare (SPEC §9 block `dap`)."""
+"""Co-simulation driver of the DAP cascade (SPEC §9 block `dap`)."""
 
 import numpy as np
 
@@ -15,12 +15,11 @@ __all__ = ["DapDriver"]
 class DapDriver:
     """Runs DAP blocks through the RTL of one preset on one simulator.
 
-    Throughput: one block per clock in the RTL; a job of up to DEPTH blocks per harness run.
+    Throughput: one block per clock in the RTL; jobs of up to DEPTH blocks per harness load,
+    all jobs of a call in one simulator process.
     """
 
     block = "dap"
-    inputs = ("blocks", "nnz")
-    outputs = ("values", "mask")
 
     def __init__(self, cfg, sim, *, waves=False):
         self.cfg = cfg
@@ -31,9 +30,13 @@ class DapDriver:
                                    out_width=self.out_layout.size, sim=sim, waves=waves)
 
     @staticmethod
+    def hw_macs(cfg):
+        return 0  # a pruner: nnz_max * (bz - 1) magnitude comparators, no multipliers
+
+    @staticmethod
     def validate(cfg, inputs):
-        """(blocks int8 [n, bz], nnz int64 [n]) from an IN.npz mapping; InputError if invalid."""
-        for key in DapDriver.inputs:
+        """``{"blocks": int8 [n, bz], "nnz": int64 [n]}`` from an IN.npz mapping; InputError if invalid."""
+        for key in ("blocks", "nnz"):
             if key not in inputs:
                 raise InputError(f"missing input {key!r} (dap needs blocks, nnz)")
         blocks = require_int8("blocks", inputs["blocks"], ndim=2)
@@ -41,27 +44,32 @@ class DapDriver:
             raise InputError(f"blocks must have shape [n >= 1, {cfg.bz}], not {list(blocks.shape)}")
         nnz = require_array("nnz", np.asarray(inputs["nnz"]))
         if not np.issubdtype(nnz.dtype, np.integer):
-            raise InputError(f"nnz must be an integer array, not {nnz.dtype}")
+            raise InputError(f"nnz must be integers, not {nnz.dtype}")
         if nnz.ndim == 0:
             nnz = np.full(blocks.shape[0], nnz, dtype=np.int64)
-        require_array("nnz", nnz, ndim=1, shape=(blocks.shape[0],))
-        golden = dap(cfg, blocks, nnz)  # also range-checks nnz against nnz_max
-        return blocks, nnz.astype(np.int64), golden
+        require_array("nnz", nnz, shape=(blocks.shape[0],))
+        args = {"blocks": blocks, "nnz": nnz.astype(np.int64)}
+        DapDriver.golden(cfg, args)  # range-checks nnz against the preset's nnz_max
+        return args
 
-    def words(self, blocks, nnz):
-        return pack(self.in_layout, {"values": blocks, "nnz": nnz})
+    @staticmethod
+    def golden(cfg, args):
+        values, mask = dap(cfg, args["blocks"], args["nnz"])
+        n = len(args["blocks"])
+        cycles = sum(dap_cycles(cfg, min(DEPTH, n - i)) for i in range(0, n, DEPTH))
+        return {"values": values, "mask": mask}, cycles
 
-    def outputs_of(self, words):
-        fields = unpack(self.out_layout, words)
-        return fields["values"].astype(np.int8), fields["mask"].astype(np.uint32)
+    @staticmethod
+    def piece(args, index):
+        """The inputs of the job holding item ``index`` (to re-run it with waves)."""
+        start = index // DEPTH * DEPTH
+        return {k: v[start:start + DEPTH] for k, v in args.items()}
 
-    def run(self, blocks, nnz):
-        """RTL (values, mask, cycles) for any number of blocks, in jobs of at most DEPTH."""
-        words = self.words(blocks, nnz)
+    def run(self, args):
+        """RTL ``({"values", "mask"}, cycles)`` for any number of blocks."""
+        words = pack(self.in_layout, {"values": args["blocks"], "nnz": args["nnz"]})
         jobs = [Job(words[i:i + DEPTH]) for i in range(0, len(words), DEPTH)]
         results = self.target.run(jobs)
-        values, mask = self.outputs_of([w for r in results for w in r.words])
-        return values, mask, sum(r.cycles for r in results)
-
-    def expected_cycles(self, n_blocks):
-        return sum(dap_cycles(self.cfg, min(DEPTH, n_blocks - i)) for i in range(0, n_blocks, DEPTH))
+        fields = unpack(self.out_layout, [w for r in results for w in r.words])
+        outputs = {"values": fields["values"].astype(np.int8), "mask": fields["mask"].astype(np.uint32)}
+        return outputs, sum(r.cycles for r in results)

@@ -1,0 +1,140 @@
+"""The `zeroskip` command line: generate, presets, cosim, synth, compare, demo."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from generators.config import CATALOG, default_preset, preset
+
+from .runner import REPO, SIMULATORS
+
+__all__ = ["main"]
+
+HDL_DIR = REPO / "hdl"
+
+
+def _generate(args):
+    from generators.emit import emit
+
+    out = Path(args.out)
+    configs = [preset(args.block, args.preset)] if args.block else [default_preset(b) for b in CATALOG]
+    for cfg in configs:
+        print(emit(cfg, out))
+    return 0
+
+
+def _presets(args):
+    blocks = [args.block] if args.block else list(CATALOG)
+    for block in blocks:
+        preset(block)  # validates the block name
+    table = {b: {name: {**cfg.params(), "default": name == "default"} for name, cfg in CATALOG[b].items()}
+             for b in blocks}
+    if args.json:
+        print(json.dumps(table, indent=2))
+    else:
+        for block, presets in table.items():
+            for name, params in presets.items():
+                mark = " (default)" if params.pop("default") else ""
+                print(f"{block}/{name}{mark}: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    return 0
+
+
+def _cosim(args):
+    from .cosim import cosim
+
+    return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves)
+
+
+def _synth(args):
+    from .synth import SYNTH_DIR, markdown_table, synthesize
+
+    blocks = [args.block] if args.block else list(CATALOG)
+    configs = [preset(b, args.preset) for b in blocks] if args.preset else \
+        [cfg for b in blocks for cfg in (CATALOG[b].values() if args.all else [default_preset(b)])]
+    results = []
+    for cfg in configs:
+        print(f"synthesizing {cfg.module} ...", flush=True)
+        results.append(synthesize(cfg, pnr=not args.no_pnr, force=args.force))
+    SYNTH_DIR.mkdir(parents=True, exist_ok=True)
+    (SYNTH_DIR / "synth.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown_table(results)
+    (SYNTH_DIR / "synth.md").write_text(table)
+    print(table + f"\nwritten to {SYNTH_DIR / 'synth.json'} and synth.md")
+    return 0
+
+
+def _compare(args):
+    from .compare import compare
+
+    return compare(sims=args.sim or SIMULATORS, images=args.images)
+
+
+def _demo(args):
+    from .demo import demo
+
+    return demo(sim=args.sim, images=args.images, synth=not args.no_synth)
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="zeroskip", description=(
+        "Generators, golden models and co-simulation of computation-skipping CNN accelerator blocks."))
+    sub = p.add_subparsers(dest="command", required=True)
+    blocks = list(CATALOG)
+
+    g = sub.add_parser("generate", help="emit Verilog + JSON sidecars (default: every block's default preset)")
+    g.add_argument("block", nargs="?", choices=blocks, help="only this block")
+    g.add_argument("--preset", help="preset name (default: the block's default)")
+    g.add_argument("--out", default=str(HDL_DIR), help="output folder (default: hdl/)")
+    g.set_defaults(func=_generate)
+
+    s = sub.add_parser("presets", help="list presets and their parameters")
+    s.add_argument("block", nargs="?", choices=blocks)
+    s.add_argument("--json", action="store_true", help="print {block: {preset: {parameter: value, default}}}")
+    s.set_defaults(func=_presets)
+
+    c = sub.add_parser("cosim", help="run a block's RTL on IN.npz against golden, write OUT.npz", description=(
+        "Exit 0 when RTL == golden, 1 when they differ (OUT.npz still written; first mismatch and "
+        "waveform path printed), 2 for invalid input (nothing written). dap: IN.npz has blocks int8 "
+        "[n, bz] and nnz (int scalar or [n], 1..nnz_max); OUT.npz has values int8 [n, nnz_max], mask "
+        "uint32 [n], cycles, hw_macs, golden_match."))
+    c.add_argument("block", choices=blocks)
+    c.add_argument("--preset", help="preset name (default: the block's default)")
+    c.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    c.add_argument("--inputs", required=True, help="input .npz")
+    c.add_argument("--out", required=True, help="output .npz")
+    c.add_argument("--waves", action="store_true", help="record a waveform (VCD on Verilator, FST on Icarus)")
+    c.set_defaults(func=_cosim)
+
+    y = sub.add_parser("synth", help="Yosys generic cells, ECP5 LUT/FF and nextpnr Fmax -> reports/synth/")
+    y.add_argument("block", nargs="?", choices=blocks)
+    y.add_argument("--preset", help="one preset (default: each block's default)")
+    y.add_argument("--all", action="store_true", help="every preset of the catalog")
+    y.add_argument("--no-pnr", action="store_true", help="skip place-and-route (no Fmax)")
+    y.add_argument("--force", action="store_true", help="ignore the synthesis cache")
+    y.set_defaults(func=_synth)
+
+    m = sub.add_parser("compare", help="golden vs RTL on the trained network's real layers, per-layer table")
+    m.add_argument("--sim", choices=SIMULATORS, action="append", help="simulator (repeatable; default both)")
+    m.add_argument("--images", type=int, default=16, help="test images whose activations are checked")
+    m.set_defaults(func=_compare)
+
+    d = sub.add_parser("demo", help="the main job: train, quantize, run real layers through the RTL, report")
+    d.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    d.add_argument("--images", type=int, default=8, help="test images whose activations run on the RTL")
+    d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as error:
+        print(f"zeroskip {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

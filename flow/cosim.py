@@ -1,0 +1,87 @@
+"""`zeroskip cosim`: run a block's RTL on IN.npz, compare with golden, write OUT.npz (SPEC §9)."""
+
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from generators.config import preset
+from golden.checks import InputError
+
+from .drivers import DRIVERS
+
+__all__ = ["cosim", "first_mismatch", "keep_waveform", "Mismatch"]
+
+
+class Mismatch:
+    """Where RTL and golden first differ."""
+
+    def __init__(self, name, index, rtl, golden):
+        self.name, self.index, self.rtl, self.golden = name, index, rtl, golden
+
+    def __str__(self):
+        where = ", ".join(str(i) for i in self.index)
+        return f"{self.name}[{where}]: rtl={self.rtl} golden={self.golden}"
+
+
+def first_mismatch(rtl, golden):
+    """The first differing element over the golden outputs in order, or None."""
+    for name, expected in golden.items():
+        got = rtl.get(name)
+        if got is None or got.shape != expected.shape:
+            shape = None if got is None else list(got.shape)
+            return Mismatch(name, (), f"shape {shape}", f"shape {list(expected.shape)}")
+        diff = np.argwhere(got != expected)
+        if len(diff):
+            index = tuple(int(i) for i in diff[0])
+            return Mismatch(name, index, got[index], expected[index])
+    return None
+
+
+def keep_waveform(driver_cls, cfg, sim, args, mismatch):
+    """Re-run the piece holding ``mismatch`` with waves on; return the waveform's path."""
+    driver = driver_cls(cfg, sim, waves=True)
+    driver.run(driver_cls.piece(args, mismatch.index[0] if mismatch.index else 0))
+    return driver.target.build.waves_path
+
+
+def load_inputs(path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read {path} as .npz: {error}") from error
+
+
+def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, log=print):
+    """Exit status per SPEC §9: 0 match, 1 RTL differs from golden, 2 invalid input."""
+    try:
+        if block not in DRIVERS:
+            raise InputError(f"no co-simulation for block {block!r}; blocks are {', '.join(DRIVERS)}")
+        cfg = preset(block, preset_name)
+        driver_cls = DRIVERS[block]
+        out_path = Path(out_path)
+        if not out_path.parent.is_dir():
+            raise InputError(f"output folder {out_path.parent} does not exist")
+        args = driver_cls.validate(cfg, load_inputs(inputs_path))
+    except (InputError, ValueError) as error:
+        print(f"zeroskip cosim: {error}", file=sys.stderr)
+        return 2
+    golden, golden_cycles = driver_cls.golden(cfg, args)
+    driver = driver_cls(cfg, sim, waves=waves)
+    rtl, cycles = driver.run(args)
+    mismatch = first_mismatch(rtl, golden)
+    match = mismatch is None and cycles == golden_cycles
+    np.savez(out_path, **rtl, cycles=np.int64(cycles), hw_macs=np.int64(driver_cls.hw_macs(cfg)),
+             golden_match=np.bool_(match))
+    if match:
+        log(f"{block}/{cfg.name} on {sim}: RTL == golden, {cycles} cycles -> {out_path}")
+        return 0
+    if mismatch is None:
+        print(f"zeroskip cosim: RTL took {cycles} cycles, the golden cycle model {golden_cycles}", file=sys.stderr)
+    else:
+        print(f"zeroskip cosim: first mismatch at {mismatch}", file=sys.stderr)
+        print(f"zeroskip cosim: waveform kept at {keep_waveform(driver_cls, cfg, sim, args, mismatch)}",
+              file=sys.stderr)
+    return 1

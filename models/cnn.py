@@ -1,0 +1,86 @@
+"""The digits CNN: three 3x3 conv + ReLU layers and a linear classifier, trained on CPU in seconds."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["CnnConfig", "DigitsCNN", "train", "load_or_train", "accuracy"]
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    channels: tuple = (16, 32, 32)
+    epochs: int = 40
+    batch: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+
+    def key(self):
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class DigitsCNN(nn.Module):
+    """conv(1->c1) -> conv(c1->c2) -> conv(c2->c3), 3x3, pad 1, ReLU each; flatten; linear(c3*64 -> 10)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        chans = (1, *cfg.channels)
+        self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(len(chans) - 1))
+        self.fc = nn.Linear(chans[-1] * 64, 10)
+
+    def forward(self, x, *, capture=None):
+        """``x`` float [N, 1, 8, 8] in 0..1; ``capture`` list gets each conv layer's post-ReLU output."""
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+            if capture is not None:
+                capture.append(x)
+        return self.fc(x.flatten(1))
+
+
+def _float_images(x_q):
+    return torch.from_numpy(x_q.astype(np.float32) / 127)
+
+
+def train(cfg, data, *, progress=None):
+    """Adam on the training split; deterministic for a given cfg.seed."""
+    torch.manual_seed(cfg.seed)
+    model = DigitsCNN(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    x = _float_images(data.x_train)
+    y = torch.from_numpy(data.y_train)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
+    for _ in epochs:
+        model.train()
+        for idx in torch.randperm(len(x), generator=gen).split(cfg.batch):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+def accuracy(model, x_q, y):
+    with torch.no_grad():
+        return float((model(_float_images(x_q)).argmax(1).numpy() == y).mean())
+
+
+def load_or_train(cfg, data, cache_dir, *, progress=None):
+    """The model for ``cfg``, from ``cache_dir`` when a checkpoint keyed by cfg exists, else trained and saved."""
+    path = Path(cache_dir) / f"digits_cnn-{cfg.key()}.pt"
+    model = DigitsCNN(cfg)
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        return model, True
+    model = train(cfg, data, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    return model, False

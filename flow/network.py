@@ -27,8 +27,9 @@ class Network:
     reused: bool
 
 
-def load_network(cfg=cnn.CnnConfig(), *, log=print):
+def load_network(cfg=None, *, log=print):
     """Train (or reuse the checkpoint keyed by ``cfg``), quantize, and measure test accuracy."""
+    cfg = cfg or cnn.CnnConfig()
     start = time.perf_counter()
     data = digits.load()
     model, reused = cnn.load_or_train(cfg, data, CACHE, progress=lambda it: tqdm(it, desc="train", leave=False))

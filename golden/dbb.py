@@ -4,7 +4,10 @@ import numpy as np
 
 from .checks import InputError, require_array, require_int8, require_range
 
-__all__ = ["channel_blocks", "dap_activations", "topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap", "dap_cycles", "dbb_bound_ok"]
+__all__ = [
+    "channel_blocks", "dap_activations", "topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap",
+    "dap_cycles", "dbb_bound_ok",
+]
 
 
 def topk_mask(blocks, nnz):

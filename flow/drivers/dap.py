@@ -65,11 +65,17 @@ class DapDriver:
         start = index // DEPTH * DEPTH
         return {k: v[start:start + DEPTH] for k, v in args.items()}
 
+    def words(self, blocks, nnz):
+        """Input stream words of ``blocks`` int8 [n, bz] at ``nnz`` int [n]."""
+        return pack(self.in_layout, {"values": blocks, "nnz": nnz})
+
+    def decode(self, words):
+        """``{"values": int8 [n, nnz_max], "mask": uint32 [n]}`` from output stream words."""
+        fields = unpack(self.out_layout, words)
+        return {"values": fields["values"].astype(np.int8), "mask": fields["mask"].astype(np.uint32)}
+
     def run(self, args):
         """RTL ``({"values", "mask"}, cycles)`` for any number of blocks."""
-        words = pack(self.in_layout, {"values": args["blocks"], "nnz": args["nnz"]})
-        jobs = [Job(words[i:i + DEPTH]) for i in range(0, len(words), DEPTH)]
-        results = self.target.run(jobs)
-        fields = unpack(self.out_layout, [w for r in results for w in r.words])
-        outputs = {"values": fields["values"].astype(np.int8), "mask": fields["mask"].astype(np.uint32)}
-        return outputs, sum(r.cycles for r in results)
+        words = self.words(args["blocks"], args["nnz"])
+        results = self.target.run([Job(words[i:i + DEPTH]) for i in range(0, len(words), DEPTH)])
+        return self.decode([w for r in results for w in r.words]), sum(r.cycles for r in results)

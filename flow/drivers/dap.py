@@ -3,7 +3,7 @@
 import numpy as np
 
 from generators.dap import dap_input_layout, dap_output_layout
-from golden.checks import InputError, require_array, require_int8
+from golden.checks import InputError, require_array, require_int8, require_range
 from golden.dbb import dap, dap_cycles
 
 from ..pack import pack, unpack
@@ -48,9 +48,8 @@ class DapDriver:
         if nnz.ndim == 0:
             nnz = np.full(blocks.shape[0], nnz, dtype=np.int64)
         require_array("nnz", nnz, shape=(blocks.shape[0],))
-        args = {"blocks": blocks, "nnz": nnz.astype(np.int64)}
-        DapDriver.golden(cfg, args)  # range-checks nnz against the preset's nnz_max
-        return args
+        require_range("nnz", nnz, 1, cfg.nnz_max)
+        return {"blocks": blocks, "nnz": nnz.astype(np.int64)}
 
     @staticmethod
     def golden(cfg, args):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
 
-from .runner import REPO, SIMULATORS
+from .runner import REPO, SIMULATORS, SimulationError
+from .toolchain import ToolError
 
 __all__ = ["main"]
 
@@ -95,7 +96,8 @@ def parser():
 
     c = sub.add_parser("cosim", help="run a block's RTL on IN.npz against golden, write OUT.npz", description=(
         "Exit 0 when RTL == golden, 1 when they differ (OUT.npz still written; first mismatch and "
-        "waveform path printed), 2 for invalid input (nothing written). dap: IN.npz has blocks int8 "
+        "waveform path printed), 2 for invalid input (nothing written), 3 when a simulator or tool "
+        "failed (its log is named). dap: IN.npz has blocks int8 "
         "[n, bz] and nnz (int scalar or [n], 1..nnz_max); OUT.npz has values int8 [n, nnz_max], mask "
         "uint32 [n], cycles, hw_macs, golden_match."))
     c.add_argument("block", choices=blocks)
@@ -134,6 +136,9 @@ def main(argv=None):
     except (ValueError, TypeError) as error:
         print(f"zeroskip {args.command}: {error}", file=sys.stderr)
         return 2
+    except (SimulationError, ToolError, RuntimeError) as error:
+        print(f"zeroskip {args.command}: {error}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -8,18 +8,21 @@ __all__ = ["pack", "unpack", "to_hex", "from_hex"]
 
 
 def _fields(layout):
+    """(name, offset, element width, signed, element count or None) per field; nested arrays flatten."""
     for name, field in layout:
-        shape = field.shape
-        if isinstance(shape, data.ArrayLayout):
-            elem = Shape.cast(shape.elem_shape)
-            yield name, field.offset, elem.width, elem.signed, shape.length
-        else:
-            elem = Shape.cast(shape)
-            yield name, field.offset, elem.width, elem.signed, None
+        shape, length = field.shape, None
+        while isinstance(shape, data.ArrayLayout):
+            length = (length or 1) * shape.length
+            shape = shape.elem_shape
+        elem = Shape.cast(shape)
+        yield name, field.offset, elem.width, elem.signed, length
 
 
 def pack(layout, arrays):
-    """One Python int per row: ``arrays[name]`` is [n] for a scalar field, [n, length] for an array field."""
+    """One Python int per row: ``arrays[name]`` is [n] for a scalar field, [n, length] for an array field.
+
+    A nested array field takes its elements flattened row-major ([n, outer * inner]).
+    """
     words = None
     for name, offset, width, _signed, length in _fields(layout):
         values = np.asarray(arrays[name]).astype(np.int64)

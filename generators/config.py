@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "CATALOG", "preset", "default_preset", "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "VARIANTS", "CATALOG", "preset", "default_preset", "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -29,12 +29,15 @@ class DapConfig:
     stage_regs : bool
         Register after every stage (latency ``nnz_max``) or only after the
         last one (latency 1, all stages combinational).
+    dense_out : bool
+        Also output the whole input block, delayed alongside (for S2TA-AW's dense mode).
     """
 
     name: str
     bz: int = 8
     nnz_max: int = 5
     stage_regs: bool = True
+    dense_out: bool = False
 
     block = "dap"
 
@@ -45,8 +48,9 @@ class DapConfig:
         if self.bz & (self.bz - 1):
             raise ValueError(f"bz must be a power of two, not {self.bz}")
         _require_int("nnz_max", self.nnz_max, 1, self.bz)
-        if not isinstance(self.stage_regs, bool):
-            raise TypeError(f"stage_regs must be a bool, not {self.stage_regs!r}")
+        for flag in ("stage_regs", "dense_out"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
 
     @property
     def module(self):
@@ -69,6 +73,148 @@ class DapConfig:
         return {"block": self.block, **asdict(self)}
 
 
+VARIANTS = ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrayConfig:
+    """Output-stationary systolic array of tensor PEs, ``a×b×c_rows×cols`` (SPEC §4).
+
+    Parameters
+    ----------
+    name : str
+        Preset name; the emitted module is ``<variant>_<name>``.
+    variant : str
+        ``sa`` (scalar MAC), ``sa_zvcg`` (scalar MAC, zero-value clock gating), ``s2ta_w``
+        (DP{b}M{bz} dot-product TPEs) or ``s2ta_aw`` (time-unrolled DP1M{b} outer-product TPEs).
+    a, b, c : int
+        Output pixels per TPE, weight slots per DBB block (nnz_w), output channels per TPE.
+        The ``sa`` variants are 1×1×1.
+    rows, cols : int
+        TPE grid.
+    bz : int
+        DBB block size along the reduction (a power of two, 2..32).
+    nnz_max : int
+        Maxpool stages of ``s2ta_aw``'s DAP cascade (its largest sparse nnz_a).
+    acc_width : int
+        Accumulator width in bits (results wrap modulo 2**acc_width).
+    stage_regs : bool
+        Registers between the DAP stages of ``s2ta_aw``.
+    """
+
+    name: str
+    variant: str
+    a: int = 1
+    b: int = 1
+    c: int = 1
+    rows: int
+    cols: int
+    bz: int = 8
+    nnz_max: int = 5
+    acc_width: int = 32
+    stage_regs: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        for field in ("a", "b", "c", "rows", "cols"):
+            _require_int(field, getattr(self, field), 1, 256)
+        _require_int("bz", self.bz, 2, 32)
+        if self.bz & (self.bz - 1):
+            raise ValueError(f"bz must be a power of two, not {self.bz}")
+        _require_int("b", self.b, 1, self.bz)
+        _require_int("nnz_max", self.nnz_max, 1, self.bz)
+        _require_int("acc_width", self.acc_width, 18, 64)
+        if not isinstance(self.stage_regs, bool):
+            raise TypeError(f"stage_regs must be a bool, not {self.stage_regs!r}")
+        if self.scalar and (self.a, self.b, self.c) != (1, 1, 1):
+            raise ValueError(f"{self.variant} is a 1x1x1 scalar-PE array, not {self.a}x{self.b}x{self.c}")
+        if self.product_width + (self.macs_per_tpe - 1).bit_length() > self.acc_width:
+            raise ValueError(f"acc_width must hold one step's sum of {self.macs_per_tpe} products, "
+                             f"not {self.acc_width}")
+
+    @property
+    def block(self):
+        return self.variant
+
+    @property
+    def module(self):
+        return f"{self.block}_{self.name}"
+
+    @property
+    def scalar(self):
+        return self.variant in ("sa", "sa_zvcg")
+
+    @property
+    def product_width(self):
+        return 16
+
+    @property
+    def macs_per_tpe(self):
+        return self.a * self.c * (self.b if self.variant == "s2ta_w" else 1)
+
+    @property
+    def macs(self):
+        """Multipliers in the array."""
+        return self.rows * self.cols * self.macs_per_tpe
+
+    @property
+    def pixels(self):
+        """Output pixels (GEMM rows M) one fold covers."""
+        return self.rows * self.a
+
+    @property
+    def channels(self):
+        """Output channels (GEMM columns N) one fold covers."""
+        return self.cols * self.c
+
+    @property
+    def pos_width(self):
+        return max(1, (self.bz - 1).bit_length())
+
+    @property
+    def nnz_width(self):
+        """Width of the run-time nnz_a input (``s2ta_aw``): 1..nnz_max, or bz for dense."""
+        return self.bz.bit_length()
+
+    @property
+    def dap(self):
+        """The DAP cascade on ``s2ta_aw``'s activation path, passing dense blocks through for nnz_a = bz."""
+        return DapConfig(name=f"{self.name}_{self.variant}", bz=self.bz, nnz_max=self.nnz_max,
+                         stage_regs=self.stage_regs, dense_out=True)
+
+    @property
+    def front_latency(self):
+        """Cycles from accepting a K-block to its first PE step entering the array (DAP, then unroller)."""
+        return self.dap.latency + 1 if self.variant == "s2ta_aw" else 0
+
+    @property
+    def min_fold_steps(self):
+        """PE steps a fold occupies at least, so that its results never overwrite an undrained fold."""
+        return self.rows + self.cols - 1
+
+    @property
+    def latency(self):
+        """Cycles from the last step of a fold entering the array to its last result word (no stalls)."""
+        return 2 * self.rows + self.cols - 1
+
+    def params(self):
+        """Parameters under SPEC's names (everything but ``name``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+    def to_dict(self):
+        return {"block": self.block, **asdict(self)}
+
+    def notation(self):
+        return f"{self.a}x{self.b}x{self.c}_{self.rows}x{self.cols}"
+
+
+def _arrays(variant, **presets):
+    return {name: ArrayConfig(name=name, variant=variant, **params) for name, params in presets.items()}
+
+
 CATALOG = {
     "dap": {
         "default": DapConfig(name="default", bz=8, nnz_max=5, stage_regs=True),
@@ -76,6 +222,17 @@ CATALOG = {
         "small": DapConfig(name="small", bz=4, nnz_max=2, stage_regs=True),
         "wide": DapConfig(name="wide", bz=16, nnz_max=8, stage_regs=True),
     },
+    # Equal MAC counts across variants: default 16 MACs, paper 2048 (S2TA Table 1); small ones for fast tests.
+    "sa": _arrays("sa", default=dict(rows=4, cols=4), small=dict(rows=2, cols=3),
+                  paper=dict(rows=32, cols=64)),
+    "sa_zvcg": _arrays("sa_zvcg", default=dict(rows=4, cols=4), small=dict(rows=2, cols=3),
+                       paper=dict(rows=32, cols=64)),
+    "s2ta_w": _arrays("s2ta_w", default=dict(a=1, b=4, c=1, rows=2, cols=2),
+                      small=dict(a=1, b=2, c=1, rows=2, cols=3, bz=4, nnz_max=3),
+                      paper=dict(a=4, b=4, c=4, rows=4, cols=8)),
+    "s2ta_aw": _arrays("s2ta_aw", default=dict(a=2, b=4, c=2, rows=2, cols=2),
+                       small=dict(a=1, b=2, c=2, rows=2, cols=3, bz=4, nnz_max=3),
+                       paper=dict(a=8, b=4, c=4, rows=8, cols=8)),
 }
 
 BLOCKS = tuple(CATALOG)

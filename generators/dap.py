@@ -16,11 +16,17 @@ def dap_input_layout(cfg):
 
 
 def dap_output_layout(cfg):
-    """One compressed DBB block: kept values in position order, then the BZ-bit mask (SPEC §2)."""
-    return data.StructLayout({
+    """One compressed DBB block: kept values in position order, then the BZ-bit mask (SPEC §2).
+
+    With ``cfg.dense_out`` the input block follows as ``dense`` (for a dense-activation bypass).
+    """
+    fields = {
         "values": data.ArrayLayout(signed(8), cfg.nnz_max),
         "mask": unsigned(cfg.bz),
-    })
+    }
+    if cfg.dense_out:
+        fields["dense"] = data.ArrayLayout(signed(8), cfg.bz)
+    return data.StructLayout(fields)
 
 
 class DapCascade(wiring.Component):
@@ -88,6 +94,8 @@ class DapCascade(wiring.Component):
             self.dbb.valid.eq(valid),
             self.dbb.payload.mask.eq(picked),
         ]
+        if cfg.dense_out:
+            m.d.comb += self.dbb.payload.dense.eq(values)
         self._compact(m, values, picked)
         return m
 

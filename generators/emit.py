@@ -32,9 +32,12 @@ def port_table(component):
 
 
 def emit(cfg, out_dir):
-    """Emit ``<out_dir>/<module>.v`` and ``<module>.json`` for ``cfg``; return the Verilog path."""
+    """Emit ``<out_dir>/<module>.v`` (with its leaf modules) and ``<module>.json``; return the Verilog path."""
     component = build(cfg)
-    text = verilog.convert(component, name=cfg.module, emit_src=False)
+    # Repeated leaves (a grid's PEs) are emitted once and instantiated, keeping emission linear.
+    leaves = component.leaves() if hasattr(component, "leaves") else []
+    text = "".join(verilog.convert(leaf, name=name, emit_src=False) for name, leaf in leaves)
+    text += verilog.convert(component, name=cfg.module, emit_src=False)
     out_dir = Path(out_dir)
     v_path = out_dir / f"{cfg.module}.v"
     write_if_changed(v_path, text)

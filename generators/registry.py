@@ -1,11 +1,14 @@
 """Which Amaranth component each block's config builds."""
 
+from .config import VARIANTS
 from .dap import DapCascade
+from .systolic import SystolicArray
 
 __all__ = ["COMPONENTS", "build"]
 
 COMPONENTS = {
     "dap": DapCascade,
+    **{variant: SystolicArray for variant in VARIANTS},
 }
 
 

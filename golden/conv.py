@@ -6,7 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .checks import InputError, require_int8
 from .quant import wrap
 
-__all__ = ["conv2d", "conv_output_size", "linear"]
+__all__ = ["conv2d", "conv_as_gemm", "conv_output_size", "linear"]
 
 
 def conv_output_size(size, kernel, pad, stride):
@@ -19,21 +19,50 @@ def conv2d(x, w, *, pad=0, stride=1, bias=None, acc_width=32):
     ``x`` int8 [C, H, W], ``w`` int8 [F, C, R, S], ``bias`` int32 [F] or None. Returns int64
     [F, H', W'] holding signed ``acc_width``-bit values (wrapped like the RTL).
     """
-    require_int8("x", x, ndim=3)
-    require_int8("w", w, ndim=4)
-    if w.shape[1] != x.shape[0]:
-        raise InputError(f"w has {w.shape[1]} input channels but x has {x.shape[0]}")
-    if pad < 0 or stride < 1:
-        raise InputError(f"pad must be >= 0 and stride >= 1, not pad={pad}, stride={stride}")
+    _check_conv(x, w, pad, stride)
     _, _, R, S = w.shape
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
-    if xp.shape[1] < R or xp.shape[2] < S:
-        raise InputError(f"a {R}x{S} filter does not fit a padded {xp.shape[1]}x{xp.shape[2]} input")
     windows = sliding_window_view(xp, (R, S), axis=(1, 2))[:, ::stride, ::stride]  # [C, H', W', R, S]
     acc = np.einsum("chwrs,fcrs->fhw", windows, w.astype(np.int64))
     if bias is not None:
         acc = acc + _bias(bias, w.shape[0])[:, None, None]
     return wrap(acc, acc_width)
+
+
+def conv_as_gemm(x, w, *, pad=0, stride=1, c_block=1):
+    """Convolution lowered to a GEMM (im2col, SPEC §1): ``(a [M, K], wmat [K, F], (F, H', W'))``.
+
+    M = output pixels row-major; the reduction runs channel-fastest per filter tap with the
+    channels zero-padded per tap to ``C' = ceil(C / c_block) · c_block``: k = (r·S + s)·C' + c,
+    K = R·S·C'. ``c_block`` = 1 gives the unpadded dense order. ``(a @ wmat).T`` reshaped to
+    [F, H', W'] equals ``conv2d(x, w)``.
+    """
+    _check_conv(x, w, pad, stride)
+    c, _, _ = x.shape
+    f, _, r, s = w.shape
+    padded_c = -(-c // c_block) * c_block
+    xp = np.zeros((padded_c, x.shape[1] + 2 * pad, x.shape[2] + 2 * pad), dtype=np.int8)
+    xp[:c, pad:pad + x.shape[1], pad:pad + x.shape[2]] = x
+    windows = sliding_window_view(xp, (r, s), axis=(1, 2))[:, ::stride, ::stride]  # [C', H', W', R, S]
+    _, h_out, w_out, _, _ = windows.shape
+    a = windows.transpose(1, 2, 3, 4, 0).reshape(h_out * w_out, r * s * padded_c)
+    wp = np.zeros((f, padded_c, r, s), dtype=np.int8)
+    wp[:, :c] = w
+    wmat = wp.transpose(2, 3, 1, 0).reshape(r * s * padded_c, f)
+    return np.ascontiguousarray(a), np.ascontiguousarray(wmat), (f, h_out, w_out)
+
+
+def _check_conv(x, w, pad, stride):
+    require_int8("x", x, ndim=3)
+    require_int8("w", w, ndim=4)
+    if w.shape[1] != x.shape[0]:
+        raise InputError(f"w has {w.shape[1]} input channels but x has {x.shape[0]}")
+    if isinstance(pad, bool) or isinstance(stride, bool) or not isinstance(pad, (int, np.integer)) \
+            or not isinstance(stride, (int, np.integer)) or pad < 0 or stride < 1:
+        raise InputError(f"pad must be an integer >= 0 and stride >= 1, not pad={pad!r}, stride={stride!r}")
+    if x.shape[1] + 2 * pad < w.shape[2] or x.shape[2] + 2 * pad < w.shape[3]:
+        raise InputError(f"a {w.shape[2]}x{w.shape[3]} filter does not fit a {x.shape[1]}x{x.shape[2]} input "
+                         f"padded by {pad}")
 
 
 def linear(x, w, *, bias=None, acc_width=32):

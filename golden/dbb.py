@@ -6,7 +6,7 @@ from .checks import InputError, require_array, require_int8, require_range
 
 __all__ = [
     "channel_blocks", "dap_activations", "topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap",
-    "dap_cycles", "dbb_bound_ok",
+    "dap_cycles", "dbb_bound_ok", "dense_split",
 ]
 
 
@@ -68,6 +68,21 @@ def dbb_decompress(values, mask, bz):
     rows, cols = np.nonzero(keep)
     blocks[rows, cols] = values[rows, slot[rows, cols]]
     return blocks
+
+
+def dense_split(blocks, nnz):
+    """Dense-weight fallback (SPEC §4): each block as ceil(BZ/nnz) sub-blocks, the p-th keeping
+    positions p·nnz .. p·nnz + nnz - 1. ``blocks`` [n, BZ] -> [n · passes, BZ], a block's
+    sub-blocks consecutive; each meets the nnz/BZ bound and together they sum to the block.
+    """
+    require_int8("blocks", blocks, ndim=2)
+    n, bz = blocks.shape
+    if not 1 <= nnz <= bz:
+        raise InputError(f"nnz must be between 1 and bz ({bz}), not {nnz}")
+    passes = -(-bz // nnz)
+    which = np.arange(bz) // nnz
+    sub = np.where(which[None, None, :] == np.arange(passes)[None, :, None], blocks[:, None, :], np.int8(0))
+    return sub.reshape(n * passes, bz).astype(np.int8)
 
 
 def wdbb_prune(w, nnz, bz, axis=0):

@@ -2,7 +2,8 @@
 
 Reads jobs from the npz named by ZS_STIM, writes responses to ZS_RESP. Per job j:
 ``job{j}_words`` (hex strings), ``job{j}_in_pattern``, ``job{j}_out_pattern`` (uint32) and
-``job{j}_reset_at`` (cycle after start at which the block alone is reset, -1 for none).
+``job{j}_reset_at`` (cycle after start at which the block alone is reset, -1 for none) and
+``job{j}_yields`` (output words each input word produces).
 """
 
 import os
@@ -27,17 +28,17 @@ async def _reset(dut):
 
 async def _run_job(dut, stim, j, resp):
     words = from_hex(stim[f"job{j}_words"])
+    yields = stim[f"job{j}_yields"]
     n = len(words)
     for i, word in enumerate(words):
         dut.stim[i].value = word
     await _reset(dut)
     dut.n_items.value = n
-    dut.n_expect.value = n
+    dut.n_expect.value = int(yields.sum())
     dut.in_pattern.value = int(stim[f"job{j}_in_pattern"])
     dut.out_pattern.value = int(stim[f"job{j}_out_pattern"])
     dut.start.value = 1
     reset_at = int(stim[f"job{j}_reset_at"])
-    lost = 0
     n_in_at_reset = n_out_at_reset = -1
     budget = int(stim["timeout_cycles"])
     if reset_at >= 0:
@@ -47,11 +48,10 @@ async def _run_job(dut, stim, j, resp):
         await ReadOnly()
         n_in_at_reset = int(dut.n_in.value)
         n_out_at_reset = int(dut.n_out.value)
-        lost = n_in_at_reset - n_out_at_reset
         await RisingEdge(dut.clk)
         dut.dut_rst.value = 0
-        # Blocks in flight at the reset are dropped; the harness stops waiting for them.
-        dut.n_expect.value = n - lost
+        # Words in flight at the reset are dropped; the harness stops waiting for their outputs.
+        dut.n_expect.value = n_out_at_reset + int(yields[n_in_at_reset:].sum())
     await ReadOnly()
     if not dut.done.value:
         await with_timeout(RisingEdge(dut.done), budget * 10, "ns")

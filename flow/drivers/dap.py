@@ -7,12 +7,12 @@ from golden.checks import InputError, require_array, require_int8, require_range
 from golden.dbb import dap, dap_cycles
 
 from ..pack import pack, unpack
-from .stream import DEPTH, Job, StreamTarget
+from .stream import DEPTH, Job, StreamDriver
 
 __all__ = ["DapDriver"]
 
 
-class DapDriver:
+class DapDriver(StreamDriver):
     """Runs DAP blocks through the RTL of one preset on one simulator.
 
     Throughput: one block per clock in the RTL; jobs of up to DEPTH blocks per harness load,
@@ -20,14 +20,8 @@ class DapDriver:
     """
 
     block = "dap"
-
-    def __init__(self, cfg, sim, *, waves=False):
-        self.cfg = cfg
-        self.sim = sim
-        self.in_layout = dap_input_layout(cfg)
-        self.out_layout = dap_output_layout(cfg)
-        self.target = StreamTarget(cfg, in_port="act", out_port="dbb", in_width=self.in_layout.size,
-                                   out_width=self.out_layout.size, sim=sim, waves=waves)
+    in_port, out_port = "act", "dbb"
+    input_layout, output_layout = staticmethod(dap_input_layout), staticmethod(dap_output_layout)
 
     @staticmethod
     def hw_macs(cfg):
@@ -59,9 +53,9 @@ class DapDriver:
         return {"values": values, "mask": mask}, cycles
 
     @staticmethod
-    def piece(args, index):
-        """The inputs of the job holding item ``index`` (to re-run it with waves)."""
-        start = index // DEPTH * DEPTH
+    def piece(args, output, index):
+        """The inputs of the job holding ``output[index]`` (to re-run it with waves)."""
+        start = (index[0] if index else 0) // DEPTH * DEPTH
         return {k: v[start:start + DEPTH] for k, v in args.items()}
 
     def words(self, blocks, nnz):

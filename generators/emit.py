@@ -46,6 +46,7 @@ def emit(cfg, out_dir):
         "config": cfg.to_dict(),
         "latency": cfg.latency,
         "ports": port_table(component),
+        "leaves": {name: port_table(leaf) for name, leaf in leaves},
     }
     write_if_changed(out_dir / f"{cfg.module}.json", json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return v_path

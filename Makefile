@@ -58,3 +58,4 @@ clean:
 
 bench: setup
 	$(PY) -m flow.bench_dap
+	$(PY) -m flow.bench_s2ta

@@ -14,7 +14,7 @@ from .quant import wrap
 
 __all__ = [
     "gemm", "array_gemm", "check_gemm", "dap_rows", "pad_reduction", "weight_passes", "fold_steps", "folds",
-    "array_cycles", "sa_scalesim_cycles",
+    "array_cycles", "sa_scalesim_cycles", "zvcg_updates",
 ]
 
 
@@ -121,3 +121,23 @@ def sa_scalesim_cycles(cfg, m, n, k):
     we pay max(K, R+C-1) instead of K + R + C - 2, plus 2R + C once.
     """
     return -(-m // cfg.rows) * -(-n // cfg.cols) * (k + cfg.rows + cfg.cols - 2) - 1
+
+
+def zvcg_updates(cfg, a, w):
+    """(accumulator updates ZVCG suppresses, accumulator updates of plain ``sa``) for ``a · w`` on array ``cfg``.
+
+    Every PE of every fold updates its accumulator once per step (padding PEs included, as in
+    the RTL); ZVCG keeps the register enable low when either operand is 0, except on a fold's
+    last step, which always moves the sum to the shadow register.
+    """
+    check_gemm(cfg, a, w)
+    m, k = a.shape
+    n = w.shape[1]
+    tiles_m, tiles_n = -(-m // cfg.pixels), -(-n // cfg.channels)
+    a_nz = np.zeros((tiles_m * cfg.pixels, k), bool)
+    a_nz[:m] = a != 0
+    w_nz = np.zeros((k, tiles_n * cfg.channels), bool)
+    w_nz[:, :n] = w != 0
+    both = a_nz[:, :-1].astype(np.int64) @ w_nz[:-1].astype(np.int64)  # steps with both operands non-zero
+    total = tiles_m * cfg.pixels * tiles_n * cfg.channels * k
+    return int(total - both.sum() - tiles_m * cfg.pixels * tiles_n * cfg.channels), total

@@ -9,6 +9,7 @@ from generators.config import default_preset
 from .dap_check import check_layers
 from .network import load_network
 from .runner import REPO
+from .s2ta_check import check_array_layers, wdbb_network
 from .synth import synthesize
 
 __all__ = ["demo", "DEMO_DIR", "DEMO_NNZ"]
@@ -22,6 +23,24 @@ def _table(rows, columns):
     rule = "|" + "---|" * len(columns)
     body = ["| " + " | ".join(fmt(row) for _, fmt in columns) + " |" for row in rows]
     return "\n".join([head, rule, *body])
+
+
+def _s2ta_section(qnet, data, sim, images, *, log):
+    """S2TA: W-DBB 4/8 weights (C = 1 layer dense), DAP per layer, on s2ta_aw vs sa at equal MACs."""
+    aw, sa = default_preset("s2ta_aw"), default_preset("sa")
+    pruned = wdbb_network(qnet, aw.b, aw.bz)
+    nnz_a = {layer.name: 1 if layer.w.shape[1] == 1 else DEMO_NNZ for layer in pruned.convs}
+    accuracy = pruned.accuracy(data.x_test, data.y_test, nnz_a=nnz_a)
+    log(f"S2TA: W-DBB {aw.b}/{aw.bz} (magnitude pruning, not fine-tuned) + DAP {nnz_a}: test accuracy "
+        f"{accuracy:.2%}; {aw.module} vs {sa.module} ({aw.macs} MACs each) on {sim}")
+    section = {"accuracy": accuracy, "nnz_a": nnz_a, "weights": f"W-DBB {aw.b}/{aw.bz}, first layer dense"}
+    for cfg in (aw, sa):
+        t = time.perf_counter()
+        layers = check_array_layers(cfg, sim, pruned, data.x_test[:images], nnz_a=nnz_a, log=log)
+        section[cfg.variant] = {"preset": cfg.to_dict(), "layers": layers, "rtl_seconds": time.perf_counter() - t,
+                                "cycles": sum(r["cycles"] for r in layers)}
+    section["speedup"] = section["sa"]["cycles"] / section["s2ta_aw"]["cycles"]
+    return section
 
 
 def demo(*, sim="verilator", images=8, synth=True, log=print):
@@ -45,7 +64,9 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         log(f"synthesis of {cfg.module}: {area['generic_cells']} cells, {area['ecp5_lut4']} LUT4, "
             f"Fmax {area['fmax_mhz']} MHz ({time.perf_counter() - t:.1f} s)")
 
-    bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
+    s2ta = _s2ta_section(qnet, data, sim, images, log=log)
+    bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"]
+                    for r in rows + s2ta["s2ta_aw"]["layers"] + s2ta["sa"]["layers"])
     print()
     print(_table([
         {"k": "float", "v": f"{net.float_accuracy:.2%}"},
@@ -63,20 +84,31 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         ("golden cycles", lambda r: str(r["golden_cycles"])),
     ]))
     print()
+    print(_table([{**aw, "sa": sa} for aw, sa in zip(s2ta["s2ta_aw"]["layers"], s2ta["sa"]["layers"])], [
+        ("layer", lambda r: r["layer"]),
+        ("nnz_a", lambda r: f"{r['nnz_a']}/8" + (" (dense_w)" if r["dense_w"] else "")),
+        ("s2ta_aw RTL cycles", lambda r: str(r["cycles"])),
+        ("sa RTL cycles", lambda r: str(r["sa"]["cycles"])),
+        ("speedup", lambda r: f"{r['sa']['cycles'] / r['cycles']:.2f}x"),
+        ("bit-exact", lambda r: "yes" if not r["mismatches"] and not r["sa"]["mismatches"] else "NO"),
+    ]))
+    print()
     summary = {
         "dataset": {"name": "sklearn load_digits", "train": len(data.y_train), "test": len(data.y_test)},
         "cnn": {"channels": list(net.cnn.channels), "seed": net.cnn.seed, "epochs": net.cnn.epochs},
         "accuracy": {"float": net.float_accuracy, "int8": net.int8_accuracy, "int8_dap": dap_accuracy},
         "dap": {"preset": cfg.to_dict(), "sim": sim, "images": images, "nnz": DEMO_NNZ,
                 "rtl_bit_exact": bit_exact, "layers": rows, "area": area, "rtl_seconds": rtl_seconds},
+        "s2ta": s2ta,
         "wall_seconds": time.perf_counter() - start,
     }
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     (DEMO_DIR / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    for r in rows:
-        if r["first_mismatch"]:
-            print(f"demo: dap mismatch in {r['layer']}: first at {r['first_mismatch']}; "
-                  f"waveform kept at {r['waveform']}", file=sys.stderr)
+    for block, layer_rows in [("dap", rows), ("s2ta_aw", s2ta["s2ta_aw"]["layers"]), ("sa", s2ta["sa"]["layers"])]:
+        for r in layer_rows:
+            if r["first_mismatch"]:
+                print(f"demo: {block} mismatch in {r['layer']}: first at {r['first_mismatch']}; "
+                      f"waveform kept at {r['waveform']}", file=sys.stderr)
     log(f"{'bit-exact' if bit_exact else 'MISMATCH'}; summary in {DEMO_DIR / 'summary.json'}; "
         f"{summary['wall_seconds']:.1f} s")
     return 0 if bit_exact else 1

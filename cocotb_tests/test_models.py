@@ -39,3 +39,30 @@ def test_multiplier_is_accurate():
         mult, shift = multiplier(scale)
         assert 2**30 <= mult < 2**31 and 1 <= shift <= 62
         assert abs(mult / 2**shift - scale) / scale < 1e-9
+
+
+def test_topk_mask_torch_equals_golden(rng):
+    from golden.dbb import topk_mask
+    from models.dbb_training import topk_mask_torch
+
+    blocks = np.concatenate([rng.integers(-128, 128, (300, 8)), rng.integers(-2, 3, (300, 8))]).astype(np.int8)
+    for nnz in range(0, 9):
+        ours = topk_mask_torch(torch.from_numpy(blocks.astype(np.float32)), nnz).numpy()
+        assert np.array_equal(ours, topk_mask(blocks, nnz)), f"nnz={nnz}"
+
+
+def test_s2ta_fine_tuning_meets_the_bounds_within_a_point_of_dense():
+    """S2TA Table 3 on the digits CNN: W-DBB 4/8 and DAP per layer, INT8, within 1 point of dense."""
+    from flow.s2ta_network import s2ta_models
+    from golden.dbb import channel_blocks
+
+    net = load_network(log=lambda *_: None)
+    models = s2ta_models(net, log=lambda *_: None)
+    dense = models["dense"].accuracy
+    for name in ("w_dbb", "a_dbb", "aw_dbb"):
+        assert models[name].accuracy >= dense - 0.01, f"{name}: {models[name].accuracy:.2%} vs dense {dense:.2%}"
+    aw = models["aw_dbb"]
+    assert set(aw.nnz_a) == {layer.name for layer in aw.qnet.convs}
+    for layer in aw.qnet.convs[1:]:
+        per_tap = layer.w.transpose(0, 2, 3, 1).reshape(-1, layer.w.shape[1], 1, 1)  # [F*R*S, C, 1, 1]
+        assert (np.count_nonzero(np.concatenate([channel_blocks(w, 8) for w in per_tap]), axis=1) <= 4).all()

@@ -9,7 +9,8 @@ from generators.config import default_preset
 from .dap_check import check_layers
 from .network import load_network
 from .runner import REPO
-from .s2ta_check import check_array_layers, wdbb_network
+from .s2ta_check import check_array_layers
+from .s2ta_network import s2ta_models
 from .synth import synthesize
 
 __all__ = ["demo", "DEMO_DIR", "DEMO_NNZ"]
@@ -25,18 +26,18 @@ def _table(rows, columns):
     return "\n".join([head, rule, *body])
 
 
-def _s2ta_section(qnet, data, sim, images, *, log):
-    """S2TA: W-DBB 4/8 weights (C = 1 layer dense), DAP per layer, on s2ta_aw vs sa at equal MACs."""
+def _s2ta_section(net, sim, images, *, log):
+    """S2TA: the A/W-DBB fine-tuned network (C = 1 layer dense) on s2ta_aw vs sa at equal MACs."""
     aw, sa = default_preset("s2ta_aw"), default_preset("sa")
-    pruned = wdbb_network(qnet, aw.b, aw.bz)
-    nnz_a = {layer.name: 1 if layer.w.shape[1] == 1 else DEMO_NNZ for layer in pruned.convs}
-    accuracy = pruned.accuracy(data.x_test, data.y_test, nnz_a=nnz_a)
-    log(f"S2TA: W-DBB {aw.b}/{aw.bz} (magnitude pruning, not fine-tuned) + DAP {nnz_a}: test accuracy "
-        f"{accuracy:.2%}; {aw.module} vs {sa.module} ({aw.macs} MACs each) on {sim}")
-    section = {"accuracy": accuracy, "nnz_a": nnz_a, "weights": f"W-DBB {aw.b}/{aw.bz}, first layer dense"}
+    models = s2ta_models(net, log=log)
+    chosen = models["aw_dbb"]
+    nnz_a = chosen.nnz_a
+    log(f"S2TA RTL: {aw.module} vs {sa.module} ({aw.macs} MACs each) on {sim}, nnz_a {nnz_a}")
+    section = {"accuracy": {name: m.accuracy for name, m in models.items()}, "nnz_a": nnz_a,
+               "weights": f"W-DBB {aw.b}/{aw.bz} fine-tuned, first layer dense"}
     for cfg in (aw, sa):
         t = time.perf_counter()
-        layers = check_array_layers(cfg, sim, pruned, data.x_test[:images], nnz_a=nnz_a, log=log)
+        layers = check_array_layers(cfg, sim, chosen.qnet, net.data.x_test[:images], nnz_a=nnz_a, log=log)
         section[cfg.variant] = {"preset": cfg.to_dict(), "layers": layers, "rtl_seconds": time.perf_counter() - t,
                                 "cycles": sum(r["cycles"] for r in layers)}
     section["speedup"] = section["sa"]["cycles"] / section["s2ta_aw"]["cycles"]
@@ -64,7 +65,7 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         log(f"synthesis of {cfg.module}: {area['generic_cells']} cells, {area['ecp5_lut4']} LUT4, "
             f"Fmax {area['fmax_mhz']} MHz ({time.perf_counter() - t:.1f} s)")
 
-    s2ta = _s2ta_section(qnet, data, sim, images, log=log)
+    s2ta = _s2ta_section(net, sim, images, log=log)
     bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"]
                     for r in rows + s2ta["s2ta_aw"]["layers"] + s2ta["sa"]["layers"])
     print()
@@ -72,6 +73,8 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         {"k": "float", "v": f"{net.float_accuracy:.2%}"},
         {"k": "INT8", "v": f"{net.int8_accuracy:.2%}"},
         {"k": f"INT8 + DAP {DEMO_NNZ}/8", "v": f"{dap_accuracy:.2%}"},
+        *({"k": f"S2TA {name} (fine-tuned, INT8)", "v": f"{acc:.2%}"}
+          for name, acc in s2ta["accuracy"].items() if name != "dense"),
     ], [("model", lambda r: r["k"]), ("test accuracy", lambda r: r["v"])]))
     print()
     print(_table(rows, [

@@ -1,24 +1,12 @@
 """Golden vs RTL of the systolic arrays on every conv layer of the digits CNN (demo and compare)."""
 
-import dataclasses
-
 import numpy as np
-
-from golden.dbb import wdbb_prune
-from models.quantize import QuantizedNet
 
 from .cosim import first_mismatch, keep_waveform
 from .drivers.array import ArrayDriver
 from .network import conv_inputs
 
-__all__ = ["wdbb_network", "check_array_layers"]
-
-
-def wdbb_network(qnet, nnz_w, bz):
-    """``qnet`` with every conv layer after the first (C = 1) W-DBB-pruned to nnz_w/bz along input channels."""
-    layers = [dataclasses.replace(layer, w=wdbb_prune(layer.w, nnz_w, bz, axis=1))
-              if layer.kind == "conv" and layer.w.shape[1] > 1 else layer for layer in qnet.layers]
-    return QuantizedNet(tuple(layers))
+__all__ = ["check_array_layers"]
 
 
 def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):

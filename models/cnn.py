@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CnnConfig", "DigitsCNN", "train", "load_or_train", "accuracy"]
+__all__ = ["CnnConfig", "DigitsCNN", "train", "fit", "load_or_train", "accuracy", "float_images"]
 
 
 @dataclass(frozen=True)
@@ -42,32 +42,40 @@ class DigitsCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _float_images(x_q):
+def float_images(x_q):
+    """int8 images (0..127) as the float 0..1 tensors the model takes."""
     return torch.from_numpy(x_q.astype(np.float32) / 127)
 
 
-def train(cfg, data, *, progress=None):
-    """Adam on the training split; deterministic for a given cfg.seed."""
-    torch.manual_seed(cfg.seed)
-    model = DigitsCNN(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    x = _float_images(data.x_train)
+def fit(model, data, *, epochs, lr, batch, seed, after_step=None, progress=None):
+    """Adam on the training split, deterministic for ``seed``; ``after_step(model)`` runs after each update."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x = float_images(data.x_train)
     y = torch.from_numpy(data.y_train)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    epochs = range(cfg.epochs) if progress is None else progress(range(cfg.epochs))
-    for _ in epochs:
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs) if progress is None else progress(range(epochs)):
         model.train()
-        for idx in torch.randperm(len(x), generator=gen).split(cfg.batch):
+        for idx in torch.randperm(len(x), generator=gen).split(batch):
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(model)
     model.eval()
     return model
 
 
+def train(cfg, data, *, progress=None):
+    """A fresh DigitsCNN trained for ``cfg.epochs``; deterministic for a given cfg.seed."""
+    torch.manual_seed(cfg.seed)
+    return fit(DigitsCNN(cfg), data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed, progress=progress)
+
+
 def accuracy(model, x_q, y):
     with torch.no_grad():
-        return float((model(_float_images(x_q)).argmax(1).numpy() == y).mean())
+        return float((model(float_images(x_q)).argmax(1).numpy() == y).mean())
 
 
 def load_or_train(cfg, data, cache_dir, *, progress=None):

@@ -164,7 +164,9 @@ def main(argv=None):
     p.add_argument("--no-synth", action="store_true", help="skip the area table")
     p.add_argument("--no-ecp5", action="store_true", help="generic cells only (no ECP5 LUTs / Fmax)")
     args = p.parse_args(argv)
+    from .bench_throughput import throughput_ratio
     from .network import load_network
+    from .s2ta_network import s2ta_models
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / "s2ta.json"
@@ -173,8 +175,12 @@ def main(argv=None):
         print("speedup vs activation density (RTL, Verilator)")
         report["speedup"] = speedup_sweep(tuple(args.k or (512, 4096)))
         _plot(report["speedup"], BENCH_DIR / "s2ta_speedup.png")
-    report["zvcg"] = zvcg_fraction(load_network())
+    network = load_network()
+    report["zvcg"] = zvcg_fraction(network)
     print(f"ZVCG on {report['zvcg']['layer']}: {report['zvcg']['fraction_suppressed']:.1%} of updates suppressed")
+    aw_dbb = s2ta_models(network)["aw_dbb"]
+    report["throughput"] = throughput_ratio(aw_dbb.qnet, network.data.x_test, aw_dbb.nnz_a)
+    print(f"simulation throughput: cocotb+Verilator / plain Verilator = {report['throughput']['ratio']}")
     if not args.no_synth:
         print("area (Yosys)")
         report["area"] = area_table(ecp5=not args.no_ecp5)

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocotb_tools.runner import get_runner
+from cocotb_tools.runner import Verilator, get_runner
 
 from . import toolchain
 
@@ -21,6 +21,30 @@ _BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-WIDTH", "-O2"],
     "icarus": [],
 }
+
+
+class SelectiveVerilator(Verilator):
+    """cocotb's Verilator runner without ``--public-flat-rw``.
+
+    That flag makes every signal VPI-visible, which stops Verilator from optimizing the model
+    (about 7x slower); the benches need only the harness's own signals (its ports and the
+    ``stim``/``resp`` memories), which a control file (``PUBLIC_VLT``) marks public, leaving
+    the design under test free to be optimized.
+    """
+
+    def _build_command(self):
+        commands = super()._build_command()
+        commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+        return commands
+
+
+PUBLIC_VLT = """`verilator_config
+public_flat_rw -module "{top}" -var "*"
+"""
+
+
+def _runner(sim):
+    return SelectiveVerilator() if sim == "verilator" else get_runner(sim)
 
 
 class SimulationError(RuntimeError):
@@ -50,7 +74,7 @@ def build(sources, toplevel, sim, *, waves=False):
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     toolchain.prepare(sim)
     build_dir = SIM_BUILD / f"{toplevel}-{sim}-{_worker()}{'-waves' if waves else ''}"
-    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, _BUILD_ARGS[sim]]).encode())
+    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, _BUILD_ARGS[sim], PUBLIC_VLT]).encode())
     for source in sources:
         digest.update(Path(source).read_bytes())
     stamp = build_dir / "zeroskip.stamp"
@@ -59,10 +83,15 @@ def build(sources, toplevel, sim, *, waves=False):
         return result
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    runner = get_runner(sim)
+    runner = _runner(sim)
+    sources = [str(s) for s in sources]
+    if sim == "verilator":
+        control = build_dir / "public.vlt"
+        control.write_text(PUBLIC_VLT.format(top=toplevel))
+        sources.append(str(control))
     try:
         runner.build(
-            sources=[str(s) for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
+            sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
             timescale=("1ns", "1ps"), waves=waves, always=True, build_args=_BUILD_ARGS[sim],
             log_file=build_dir / "build.log",
         )
@@ -74,7 +103,7 @@ def build(sources, toplevel, sim, *, waves=False):
 
 def run(build, test_module, env, *, testcase=None):
     """Run cocotb ``test_module`` on ``build`` with ``env``; raise SimulationError on a failed test."""
-    runner = get_runner(build.sim)
+    runner = _runner(build.sim)
     results = build.build_dir / "results.xml"
     results.unlink(missing_ok=True)
     runner.test(

@@ -30,8 +30,10 @@ async def _run_job(dut, stim, j, resp):
     words = from_hex(stim[f"job{j}_words"])
     yields = stim[f"job{j}_yields"]
     n = len(words)
+    started = time.perf_counter()
     for i, word in enumerate(words):
         dut.stim[i].value = word
+    loaded = time.perf_counter()
     await _reset(dut)
     dut.n_items.value = n
     dut.n_expect.value = int(yields.sum())
@@ -56,8 +58,10 @@ async def _run_job(dut, stim, j, resp):
     if not dut.done.value:
         await with_timeout(RisingEdge(dut.done), budget * 10, "ns")
         await ReadOnly()
+    ran = time.perf_counter()
     n_out = int(dut.n_out.value)
     resp[f"job{j}_words"] = to_hex([int(dut.resp[i].value) for i in range(n_out)])
+    resp[f"job{j}_seconds"] = np.array([loaded - started, ran - loaded, time.perf_counter() - ran])
     resp[f"job{j}_first_in"] = int(dut.first_in.value)
     resp[f"job{j}_last_out"] = int(dut.last_out.value)
     resp[f"job{j}_cycles"] = int(dut.last_out.value) - int(dut.first_in.value) + 1 if n_out else 0

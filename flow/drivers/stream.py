@@ -94,6 +94,8 @@ class StreamTarget:
                                                             "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")})
             resp = dict(np.load(resp_path))
         self.sim_seconds = float(resp["sim_seconds"])
+        # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
+        self.phase_seconds = sum(resp[f"job{j}_seconds"] for j in range(len(jobs)))
         return [JobResult(words=from_hex(resp[f"job{j}_words"]), cycles=int(resp[f"job{j}_cycles"]),
                           first_in=int(resp[f"job{j}_first_in"]),
                           n_in_at_reset=int(resp[f"job{j}_n_in_at_reset"]),

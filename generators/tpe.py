@@ -10,7 +10,12 @@ __all__ = ["TensorPE"]
 
 
 def _scalar_mac(act, wgt, p, q):
-    """``sa``: act × wgt; the ZVCG enable is 'both operands non-zero'."""
+    """``sa``: act × wgt."""
+    return act[p] * wgt[q], None
+
+
+def _scalar_mac_zvcg(act, wgt, p, q):
+    """``sa_zvcg``: act × wgt, with the accumulator enabled only when both operands are non-zero."""
     return act[p] * wgt[q], (act[p] != 0) & (wgt[q] != 0)
 
 
@@ -33,7 +38,8 @@ def _outer_product(act, wgt, p, q):
     return act[p].value * weight, None
 
 
-DATAPATHS = {"sa": _scalar_mac, "sa_zvcg": _scalar_mac, "s2ta_w": _dot_product, "s2ta_aw": _outer_product}
+# Each datapath gives (contribution of step to accumulator (p, q), ZVCG register enable or None).
+DATAPATHS = {"sa": _scalar_mac, "sa_zvcg": _scalar_mac_zvcg, "s2ta_w": _dot_product, "s2ta_aw": _outer_product}
 
 
 class TensorPE(wiring.Component):

@@ -5,23 +5,18 @@
 module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, rst, act_out, valid_out, last_out, wgt_out, drain_out, en);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [15:0] \$11 ;
-  wire [32:0] \$12 ;
-  reg [7:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg [31:0] \$12 ;
+  reg [31:0] \$13 ;
   wire \$2 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [15:0] \$6 ;
+  wire [32:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
   reg [31:0] acc_0_0 = 32'd0;
   (* init = 8'h00 *)
   wire [7:0] act;
@@ -72,88 +67,83 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   reg [7:0] wgt_out = 8'h00;
   wire [7:0] \wgt_out[0] ;
   assign \$1  = en & valid_out;
-  assign \$2  = | act_out;
-  assign \$3  = | wgt_out;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = \$4  | last_out;
-  assign \$6  = \$1  & \$5 ;
-  assign \$7  = en & shift;
-  assign \$8  = valid_out & last_out;
-  assign \$9  = ~ \$8 ;
-  assign \$10  = \$7  & \$9 ;
-  assign \$11  = $signed(act_out) * $signed(wgt_out);
-  assign \$12  = $signed(acc_0_0) + $signed(\$11 );
+  assign \$2  = en & shift;
+  assign \$3  = valid_out & last_out;
+  assign \$4  = ~ \$3 ;
+  assign \$5  = \$2  & \$4 ;
+  assign \$6  = $signed(act_out) * $signed(wgt_out);
+  assign \$7  = $signed(acc_0_0) + $signed(\$6 );
   always @(posedge clk)
-    act_out <= \$13 ;
+    act_out <= \$8 ;
   always @(posedge clk)
-    wgt_out <= \$14 ;
+    wgt_out <= \$9 ;
   always @(posedge clk)
-    valid_out <= \$15 ;
+    valid_out <= \$10 ;
   always @(posedge clk)
-    last_out <= \$16 ;
+    last_out <= \$11 ;
   always @(posedge clk)
-    drain_out <= \$17 ;
+    drain_out <= \$12 ;
   always @(posedge clk)
-    acc_0_0 <= \$18 ;
+    acc_0_0 <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$13  = act_out;
+    \$8  = act_out;
     if (en) begin
-      \$13  = act_in;
+      \$8  = act_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$14  = wgt_out;
+    \$9  = wgt_out;
     if (en) begin
-      \$14  = wgt_in;
+      \$9  = wgt_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$15  = valid_out;
+    \$10  = valid_out;
     if (en) begin
-      \$15  = valid_in;
+      \$10  = valid_in;
     end
     if (rst) begin
-      \$15  = 1'h0;
+      \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$16  = last_out;
+    \$11  = last_out;
     if (en) begin
-      \$16  = last_in;
+      \$11  = last_in;
     end
     if (rst) begin
-      \$16  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$17  = drain_out;
-    if (\$6 ) begin
+    \$12  = drain_out;
+    if (\$1 ) begin
       if (last_out) begin
-        \$17  = \$12 [31:0];
+        \$12  = \$7 [31:0];
       end
     end
-    if (\$10 ) begin
-      \$17  = drain_in;
+    if (\$5 ) begin
+      \$12  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$18  = acc_0_0;
-    if (\$6 ) begin
+    \$13  = acc_0_0;
+    if (\$1 ) begin
       (* full_case = 32'd1 *)
       if (last_out) begin
-        \$18  = 32'd0;
+        \$13  = 32'd0;
       end else begin
-        \$18  = \$12 [31:0];
+        \$13  = \$7 [31:0];
       end
     end
     if (rst) begin
-      \$18  = 32'd0;
+      \$13  = 32'd0;
     end
   end
   assign act = act_out;
@@ -161,7 +151,7 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   assign valid = valid_out;
   assign last = last_out;
   assign shadow = drain_out;
-  assign total_0_0 = \$12 [31:0];
+  assign total_0_0 = \$7 [31:0];
   assign \act_in[0]  = act_in;
   assign \wgt_in[0]  = wgt_in;
   assign \act_out[0]  = act_out;

@@ -1,6 +1,6 @@
 """One output-stationary systolic array skeleton for every variant of SPEC §4 (sa, sa_zvcg, s2ta_w, s2ta_aw)."""
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -108,7 +108,7 @@ class SystolicArray(wiring.Component):
                     i_clk=ClockSignal(), i_rst=ResetSignal(), i_en=en,
                     i_act_in=west[0].as_value(), i_valid_in=west[1], i_last_in=west[2],
                     i_wgt_in=north.as_value(), i_shift=shift[i],
-                    i_drain_in=0 if i == 0 else drain[i - 1][j].as_value(),
+                    i_drain_in=Const(0, acc_words.size) if i == 0 else drain[i - 1][j].as_value(),
                     o_act_out=act_out[i][j].as_value(), o_valid_out=valid_out[i][j],
                     o_last_out=last_out[i][j], o_wgt_out=wgt_out[i][j].as_value(),
                     o_drain_out=drain[i][j].as_value(),

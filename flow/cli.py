@@ -68,7 +68,7 @@ def _synth(args):
 def _compare(args):
     from .compare import compare
 
-    return compare(sims=args.sim or SIMULATORS, images=args.images)
+    return compare(sims=args.sim or SIMULATORS, images=args.images, array_images=args.array_images)
 
 
 def _demo(args):
@@ -99,7 +99,10 @@ def parser():
         "waveform path printed), 2 for invalid input (nothing written), 3 when a simulator or tool "
         "failed (its log is named). dap: IN.npz has blocks int8 "
         "[n, bz] and nnz (int scalar or [n], 1..nnz_max); OUT.npz has values int8 [n, nnz_max], mask "
-        "uint32 [n], cycles, hw_macs, golden_match."))
+        "uint32 [n]. sa, sa_zvcg, s2ta_w, s2ta_aw: IN.npz has a int8 [M, K] and w int8 [K, N] (GEMM) or "
+        "x int8 [C, H, W], w int8 [F, C, R, S], pad, stride (conv), plus nnz_a for s2ta_aw (1..nnz_max or "
+        "bz) and optional dense_w (bool) for the s2ta variants; OUT.npz has y int32. Every OUT.npz also "
+        "has cycles, hw_macs, golden_match."))
     c.add_argument("block", choices=blocks)
     c.add_argument("--preset", help="preset name (default: the block's default)")
     c.add_argument("--sim", choices=SIMULATORS, default="verilator")
@@ -118,7 +121,8 @@ def parser():
 
     m = sub.add_parser("compare", help="golden vs RTL on the trained network's real layers, per-layer table")
     m.add_argument("--sim", choices=SIMULATORS, action="append", help="simulator (repeatable; default both)")
-    m.add_argument("--images", type=int, default=16, help="test images whose activations are checked")
+    m.add_argument("--images", type=int, default=16, help="test images whose activations DAP checks")
+    m.add_argument("--array-images", type=int, default=1, help="test images run through every array")
     m.set_defaults(func=_compare)
 
     d = sub.add_parser("demo", help="the main job: train, quantize, run real layers through the RTL, report")

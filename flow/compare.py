@@ -4,25 +4,38 @@ from generators.config import default_preset
 
 from .dap_check import check_layers
 from .network import load_network
+from .s2ta_check import check_array_layers
+from .s2ta_network import s2ta_models
 
 __all__ = ["compare"]
 
 
-def compare(*, sims=("verilator", "icarus"), images=16, log=print):
-    """Print a per-layer table of items checked and mismatches; return 0 when all match."""
+def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=print):
+    """Print a per-layer table of items checked and mismatches; return 0 when all match.
+
+    DAP runs ``images`` test images at every nnz; the arrays run ``array_images`` through the
+    A/W-DBB network (Icarus simulates s2ta_aw at a few hundred cycles/s, so keep it small).
+    """
     net = load_network(log=log)
     cfg = default_preset("dap")
+    aw_dbb = s2ta_models(net, log=log)["aw_dbb"]
     table = []
     for sim in sims:
         rows = check_layers(cfg, sim, net.qnet, net.data.x_test[:images], list(range(1, cfg.nnz_max + 1)), log=log)
-        table += [(f"dap/{cfg.name}", sim, r) for r in rows]
+        table += [(f"dap/{cfg.name}", sim, r, f"{r['blocks']} blocks (nnz 1..{cfg.nnz_max})") for r in rows]
+        for variant in ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw"):
+            array = default_preset(variant)
+            rows = check_array_layers(array, sim, aw_dbb.qnet, net.data.x_test[:array_images], nnz_a=aw_dbb.nnz_a,
+                                      log=log)
+            table += [(f"{variant}/{array.name}", sim, r,
+                       f"{r['images']} image(s)" + (f", nnz_a {r['nnz_a']}" if variant == "s2ta_aw" else ""))
+                      for r in rows]
     print("\n| block | sim | layer | items checked | mismatches | cycles (RTL = golden) |")
     print("|---|---|---|---|---|---|")
-    for block, sim, r in table:
+    for block, sim, r, items in table:
         same = "yes" if r["cycles"] == r["golden_cycles"] else f"NO ({r['golden_cycles']})"
-        print(f"| {block} | {sim} | {r['layer']} | {r['blocks']} blocks (nnz 1..{cfg.nnz_max}) | "
-              f"{r['mismatches']} | {r['cycles']} {same} |")
-    failed = [r for _, _, r in table if r["mismatches"] or r["cycles"] != r["golden_cycles"]]
+        print(f"| {block} | {sim} | {r['layer']} | {items} | {r['mismatches']} | {r['cycles']} {same} |")
+    failed = [r for _, _, r, _ in table if r["mismatches"] or r["cycles"] != r["golden_cycles"]]
     for r in failed:
         print(f"compare: {r['layer']}: first mismatch {r['first_mismatch']}; waveform {r['waveform']}")
     return 1 if failed else 0

@@ -98,7 +98,7 @@ def compare(python, *, rtl_sim="verilator", log=print):
                 args = ArrayDriver.validate(cfg, {"a": a, "w": w})
                 _, row["ours_rtl"] = ArrayDriver(cfg, rtl_sim).run(args)
                 row["ours_model_per_job"] = ArrayDriver.golden(cfg, args)[1]
-                row["rtl_jobs"] = len(ArrayDriver._jobs(cfg, args))
+                row["rtl_jobs"] = len(ArrayDriver.jobs(cfg, args))
             rows.append(row)
             log(json.dumps(row))
     return rows

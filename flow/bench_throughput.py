@@ -56,7 +56,7 @@ def throughput_ratio(qnet, images, nnz_a, *, layer_index=2, log=print):
                                       "stride": np.int64(layer.stride), "nnz_a": np.int64(nnz_a[layer.name]),
                                       "dense_w": np.bool_(False)})
     golden, golden_cycles = ArrayDriver.golden(cfg, args)
-    plan = ArrayDriver._jobs(cfg, args)
+    plan = ArrayDriver.jobs(cfg, args)
     if len(plan) != 1:
         raise ValueError(f"{layer.name} needs {len(plan)} harness jobs; pick a layer that fits one")
     driver = ArrayDriver(cfg, "verilator")

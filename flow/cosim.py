@@ -42,7 +42,7 @@ def first_mismatch(rtl, golden):
 def keep_waveform(driver_cls, cfg, sim, args, mismatch):
     """Re-run the piece holding ``mismatch`` with waves on; return the waveform's path."""
     driver = driver_cls(cfg, sim, waves=True)
-    driver.run(driver_cls.piece(args, mismatch.name, mismatch.index))
+    driver.run(driver_cls.piece(cfg, args, mismatch.name, mismatch.index))
     return driver.target.build.waves_path
 
 

@@ -66,7 +66,7 @@ class ArrayDriver(StreamDriver):
     def golden(cfg, args):
         """``({"y": int32 [M, N] or [F, H', W']}, cycles)`` of the golden model and cycle model."""
         y = array_gemm(cfg, args["a"], args["w"], nnz_a=args["nnz_a"], dense_w=args["dense_w"])
-        cycles = sum(array_cycles(cfg, [job_steps] * len(job)) for job, job_steps in ArrayDriver._jobs(cfg, args))
+        cycles = sum(array_cycles(cfg, [job_steps] * len(job)) for job, job_steps in ArrayDriver.jobs(cfg, args))
         return {"y": ArrayDriver._shape(cfg, y, args["out_shape"])}, cycles
 
     @staticmethod
@@ -75,7 +75,7 @@ class ArrayDriver(StreamDriver):
         return y if out_shape is None else np.ascontiguousarray(y.T.reshape(out_shape))
 
     @staticmethod
-    def _jobs(cfg, args):
+    def jobs(cfg, args):
         """Folds grouped into harness jobs: ([(m0, n0), ...], steps per fold)."""
         m, k = args["a"].shape
         steps = fold_steps(cfg, k, nnz_a=args["nnz_a"], dense_w=args["dense_w"])
@@ -85,14 +85,16 @@ class ArrayDriver(StreamDriver):
         return [(tiles[i:i + per_job], steps) for i in range(0, len(tiles), per_job)]
 
     @staticmethod
-    def piece(args, output, index):
-        """The GEMM args of the fold holding ``output[index]`` (to re-run it with waves)."""
+    def piece(cfg, args, output, index):
+        """The GEMM args of the fold holding ``output[index]``, same tile position (to re-run it with waves)."""
         if args["out_shape"] is None:
             m, n = index if index else (0, 0)
         else:
             f, p, q = index if index else (0, 0, 0)
             m, n = p * args["out_shape"][2] + q, f
-        return {**args, "a": args["a"][m:m + 1], "w": args["w"][:, n:n + 1], "out_shape": None}
+        m0, n0 = m // cfg.pixels * cfg.pixels, n // cfg.channels * cfg.channels
+        return {**args, "a": args["a"][m0:m0 + cfg.pixels], "w": args["w"][:, n0:n0 + cfg.channels],
+                "out_shape": None}
 
     def steps(self, a, w, m0, n0, nnz_a, dense_w):
         """Step words of the fold whose outputs start at row ``m0``, column ``n0``."""
@@ -148,7 +150,7 @@ class ArrayDriver(StreamDriver):
         """
         jobs, plans = [], []
         for args in batch:
-            plan = self._jobs(self.cfg, args)
+            plan = self.jobs(self.cfg, args)
             plans.append(plan)
             jobs += [self.job(args, tiles, in_pattern=in_pattern, out_pattern=out_pattern) for tiles, _ in plan]
         results = iter(self.target.run(jobs))

@@ -53,7 +53,7 @@ class DapDriver(StreamDriver):
         return {"values": values, "mask": mask}, cycles
 
     @staticmethod
-    def piece(args, output, index):
+    def piece(cfg, args, output, index):
         """The inputs of the job holding ``output[index]`` (to re-run it with waves)."""
         start = (index[0] if index else 0) // DEPTH * DEPTH
         return {k: v[start:start + DEPTH] for k, v in args.items()}

@@ -115,3 +115,13 @@ def test_channel_blocks_order_and_dap_activations():
 def test_golden_refuses_bad_input(call, message):
     with pytest.raises(InputError, match=message):
         call(DapConfig(name="t"))
+
+
+def test_filter_blocks_follow_the_conv_gemm_order(rng):
+    """filter_blocks are the K-blocks of each column of conv_as_gemm's weight matrix (SPEC §1)."""
+    from golden.conv import conv_as_gemm
+    from golden.dbb import filter_blocks
+
+    w = rng.integers(-128, 128, (3, 5, 2, 3)).astype(np.int8)
+    _, wmat, _ = conv_as_gemm(np.zeros((5, 4, 4), np.int8), w, c_block=4)
+    assert np.array_equal(filter_blocks(w, 4), wmat.T.reshape(-1, 4))

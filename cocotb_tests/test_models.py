@@ -54,7 +54,7 @@ def test_topk_mask_torch_equals_golden(rng):
 def test_s2ta_fine_tuning_meets_the_bounds_within_a_point_of_dense():
     """S2TA Table 3 on the digits CNN: W-DBB 4/8 and DAP per layer, INT8, within 1 point of dense."""
     from flow.s2ta_network import s2ta_models
-    from golden.dbb import channel_blocks
+    from golden.dbb import filter_blocks
 
     net = load_network(log=lambda *_: None)
     models = s2ta_models(net, log=lambda *_: None)
@@ -64,5 +64,4 @@ def test_s2ta_fine_tuning_meets_the_bounds_within_a_point_of_dense():
     aw = models["aw_dbb"]
     assert set(aw.nnz_a) == {layer.name for layer in aw.qnet.convs}
     for layer in aw.qnet.convs[1:]:
-        per_tap = layer.w.transpose(0, 2, 3, 1).reshape(-1, layer.w.shape[1], 1, 1)  # [F*R*S, C, 1, 1]
-        assert (np.count_nonzero(np.concatenate([channel_blocks(w, 8) for w in per_tap]), axis=1) <= 4).all()
+        assert (np.count_nonzero(filter_blocks(layer.w, 8), axis=1) <= 4).all()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from generators.config import default_preset
-from golden.dbb import dbb_bound_ok
+from golden.dbb import dbb_bound_ok, filter_blocks
 from models import cnn
 from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
 from models.quantize import QuantizedNet, quantize
@@ -50,9 +50,7 @@ def s2ta_models(net, *, log=print):
         layer_nnz = nnz_a if dbb.nnz_a is not None else None
         if dbb.nnz_w is not None:
             for layer in qnet.convs[1:]:
-                blocks = layer.w.transpose(0, 2, 3, 1).reshape(-1, layer.w.shape[1])
-                assert all(dbb_bound_ok(blocks[:, c:c + cfg.bz], dbb.nnz_w).all()
-                           for c in range(0, blocks.shape[1], cfg.bz)), f"{layer.name} breaks W-DBB"
+                assert dbb_bound_ok(filter_blocks(layer.w, cfg.bz), dbb.nnz_w).all(), f"{layer.name} breaks W-DBB"
         accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz)
         models[name] = S2taModel(name, qnet, layer_nnz, dbb.nnz_w, accuracy, reused)
         log(f"  {name}: {'reused' if reused else 'fine-tuned'} in {time.perf_counter() - start:.1f} s, "

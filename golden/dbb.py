@@ -6,7 +6,7 @@ from .checks import InputError, require_array, require_int8, require_range
 
 __all__ = [
     "channel_blocks", "dap_activations", "topk_mask", "dbb_compress", "dbb_decompress", "wdbb_prune", "dap",
-    "dap_cycles", "dbb_bound_ok", "dense_split",
+    "dap_cycles", "dbb_bound_ok", "dense_split", "filter_blocks",
 ]
 
 
@@ -132,6 +132,15 @@ def channel_blocks(x, bz):
     per_pixel = np.zeros((h, w, padded), dtype=np.int8)
     per_pixel[:, :, :c] = x.transpose(1, 2, 0)
     return per_pixel.reshape(-1, bz)
+
+
+def filter_blocks(w, bz):
+    """Weight blocks of conv filters as S2TA blocks them: per filter tap, input channels padded to bz.
+
+    ``w`` int8 [F, C, R, S] -> int8 [F * R * S * ceil(C / bz), bz] (the W-DBB blocks of SPEC §1).
+    """
+    require_int8("w", w, ndim=4)
+    return np.concatenate([channel_blocks(filt, bz) for filt in w])
 
 
 def dap_activations(x, nnz, bz):

@@ -1,4 +1,4 @@
-"""Benchmark of the systolic arrays (S2TA Fig. 9d trend, area per MAC, ZVCG) -> reports/bench/s2ta*.json/png.
+"""Benchmark of the systolic arrays (S2TA Fig. 9d trend, area per MAC, ZVCG, simulation throughput) -> reports/bench.
 
 Speedups are RTL cycles on Verilator (each run checked bit-exact against golden and against the
 cycle model) of each variant's default preset over `sa`'s at the same MAC count; the paper-scale
@@ -9,19 +9,21 @@ import argparse
 import json
 
 import matplotlib
+import numpy as np
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from generators.config import CATALOG, VARIANTS
+from golden.conv import conv_as_gemm
+from golden.dbb import wdbb_prune
+from golden.systolic import array_cycles, fold_steps, folds, zvcg_updates
 
-from generators.config import CATALOG, VARIANTS  # noqa: E402
-from golden.dbb import wdbb_prune  # noqa: E402
-from golden.systolic import array_cycles, fold_steps, folds, zvcg_updates  # noqa: E402
-
-from .cosim import first_mismatch  # noqa: E402
-from .drivers.array import ArrayDriver  # noqa: E402
-from .runner import REPO  # noqa: E402
+from .bench_throughput import throughput_ratio
+from .cosim import first_mismatch
+from .drivers.array import ArrayDriver
+from .network import conv_inputs, load_network
+from .runner import REPO
+from .s2ta_network import s2ta_models
+from .synth import synthesize
 
 __all__ = ["speedup_sweep", "zvcg_fraction", "area_table"]
 
@@ -97,10 +99,6 @@ def _paper_model(k, nnz):
 
 def zvcg_fraction(network, layer_index=1):
     """Fraction of accumulator-register updates ZVCG suppresses on a real conv layer of the digits CNN."""
-    from golden.conv import conv_as_gemm
-
-    from .network import conv_inputs
-
     cfg = CATALOG["sa_zvcg"]["default"]
     layer = network.qnet.convs[layer_index]
     x = conv_inputs(network.qnet, network.data.x_test[:1])[layer.name][0]
@@ -113,8 +111,6 @@ def zvcg_fraction(network, layer_index=1):
 
 def area_table(*, ecp5=True, log=print):
     """Generic cells per MAC of every preset; ECP5 LUT4/FF/Fmax of each small preset and each default TPE."""
-    from .synth import synthesize
-
     rows = []
     for variant in VARIANTS:
         for name, cfg in CATALOG[variant].items():
@@ -139,6 +135,9 @@ def area_table(*, ecp5=True, log=print):
 
 
 def _plot(rows, path):
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for k in sorted({r["k"] for r in rows}):
         sel = [r for r in rows if r["k"] == k]
@@ -164,9 +163,6 @@ def main(argv=None):
     p.add_argument("--no-synth", action="store_true", help="skip the area table")
     p.add_argument("--no-ecp5", action="store_true", help="generic cells only (no ECP5 LUTs / Fmax)")
     args = p.parse_args(argv)
-    from .bench_throughput import throughput_ratio
-    from .network import load_network
-    from .s2ta_network import s2ta_models
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / "s2ta.json"

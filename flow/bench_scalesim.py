@@ -19,9 +19,11 @@ from generators.config import CATALOG
 from golden.conv import conv_as_gemm
 from golden.systolic import array_cycles, fold_steps, folds, sa_scalesim_cycles
 
+from .drivers.array import ArrayDriver
+from .network import conv_inputs, load_network
 from .runner import REPO
 
-__all__ = ["scalesim_cycles", "compare"]
+__all__ = ["scalesim_cycles", "scalesim_comparison"]
 
 CONFIG = """[general]
 run_name = zeroskip
@@ -70,10 +72,8 @@ def scalesim_cycles(python, rows, cols, gemms):
         return [int(r[2]) for r in rows_out]
 
 
-def compare(python, *, rtl_sim="verilator", log=print):
-    from .drivers.array import ArrayDriver
-    from .network import conv_inputs, load_network
-
+def scalesim_comparison(python, *, rtl_sim="verilator", log=print):
+    """Per digits conv layer and `sa` preset: SCALE-Sim, its formula, our cycle model and (default preset) the RTL."""
     net = load_network(log=log)
     images = net.data.x_test[:1]
     inputs = conv_inputs(net.qnet, images)
@@ -108,7 +108,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--python", required=True, help="python of a venv with scalesim installed")
     args = p.parse_args(argv)
-    rows = compare(args.python)
+    rows = scalesim_comparison(args.python)
     out = REPO / "reports" / "bench" / "scalesim.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -16,6 +16,7 @@ from generators.config import default_preset
 from . import runner, toolchain
 from .cosim import first_mismatch
 from .drivers.array import ArrayDriver
+from .network import conv_inputs
 from .pack import from_hex, to_hex
 
 __all__ = ["throughput_ratio"]
@@ -49,8 +50,6 @@ def throughput_ratio(qnet, images, nnz_a, *, layer_index=2, log=print):
     """cycles/s of cocotb+Verilator and of a plain Verilator binary on one real layer; both bit-exact."""
     cfg = default_preset("s2ta_aw")
     layer = qnet.convs[layer_index]
-    from .network import conv_inputs
-
     x = conv_inputs(qnet, images[:1], nnz_a=nnz_a)[layer.name][0]
     args = ArrayDriver.validate(cfg, {"x": x, "w": layer.w, "pad": np.int64(layer.pad),
                                       "stride": np.int64(layer.stride), "nnz_a": np.int64(nnz_a[layer.name]),

@@ -34,6 +34,23 @@ def test_invalid_config_refused(params, message):
         DapConfig(name="bad", **params)
 
 
+@pytest.mark.parametrize("params, message", [
+    (dict(variant="tpu", rows=2, cols=2), "variant must be one of sa, sa_zvcg, s2ta_w, s2ta_aw"),
+    (dict(variant="sa", a=2, rows=2, cols=2), "sa is a 1x1x1 scalar-PE array, not 2x1x1"),
+    (dict(variant="s2ta_w", b=9, rows=2, cols=2), "b must be between 1 and 8, not 9"),
+    (dict(variant="s2ta_aw", bz=12, rows=2, cols=2), "bz must be a power of two"),
+    (dict(variant="s2ta_aw", nnz_max=9, rows=2, cols=2), "nnz_max must be between 1 and 8, not 9"),
+    (dict(variant="sa", rows=0, cols=2), "rows must be between 1 and 256, not 0"),
+    (dict(variant="s2ta_w", b=4, acc_width=16, rows=2, cols=2), "acc_width must be between 18 and 64"),
+    (dict(variant="sa", rows=2, cols=2.0), "cols must be an integer"),
+])
+def test_invalid_array_config_refused(params, message):
+    from generators.config import ArrayConfig
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        ArrayConfig(name="bad", **params)
+
+
 def test_generate_refuses_unknown_preset_and_writes_nothing(tmp_path, capsys):
     assert main(["generate", "dap", "--preset", "nosuch", "--out", str(tmp_path)]) == 2
     assert "unknown preset 'nosuch'" in capsys.readouterr().err

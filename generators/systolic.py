@@ -87,7 +87,7 @@ class SystolicArray(wiring.Component):
         col_wgt = [delay(m, self._column_weights(m, feed, j), j, en, f"skew_wgt{j}") for j in range(cfg.cols)]
 
         acc_words = data.ArrayLayout(signed(cfg.acc_width), cfg.a * cfg.c)
-        drain = [[None] * cfg.cols for _ in range(cfg.rows)]
+        drain = [[Signal(acc_words, name=f"drain_{i}_{j}") for j in range(cfg.cols)] for i in range(cfg.rows)]
         shift = [Signal(name=f"shift_{i}") for i in range(cfg.rows)]
         act_out = [[Signal(act_operand_layout(cfg), name=f"act_{i}_{j}") for j in range(cfg.cols)]
                    for i in range(cfg.rows)]
@@ -95,9 +95,6 @@ class SystolicArray(wiring.Component):
                    for i in range(cfg.rows)]
         valid_out = [[Signal(name=f"valid_{i}_{j}") for j in range(cfg.cols)] for i in range(cfg.rows)]
         last_out = [[Signal(name=f"last_{i}_{j}") for j in range(cfg.cols)] for i in range(cfg.rows)]
-        for i in range(cfg.rows):
-            for j in range(cfg.cols):
-                drain[i][j] = Signal(acc_words, name=f"drain_{i}_{j}")
         for i in range(cfg.rows):
             for j in range(cfg.cols):
                 west = (row_act[i], row_valid[i], row_last[i]) if j == 0 else \

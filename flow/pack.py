@@ -7,15 +7,19 @@ from amaranth.lib import data
 __all__ = ["pack", "unpack", "to_hex", "from_hex"]
 
 
-def _fields(layout):
-    """(name, offset, element width, signed, element count or None) per field; nested arrays flatten."""
+def _fields(layout, prefix="", base=0):
+    """(name, offset, element width, signed, element count or None) per field; nested arrays flatten,
+    nested structs name their fields ``outer.inner``."""
     for name, field in layout:
         shape, length = field.shape, None
+        if isinstance(shape, data.StructLayout):
+            yield from _fields(shape, f"{prefix}{name}.", base + field.offset)
+            continue
         while isinstance(shape, data.ArrayLayout):
             length = (length or 1) * shape.length
             shape = shape.elem_shape
         elem = Shape.cast(shape)
-        yield name, field.offset, elem.width, elem.signed, length
+        yield prefix + name, base + field.offset, elem.width, elem.signed, length
 
 
 def pack(layout, arrays):

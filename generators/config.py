@@ -2,7 +2,8 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "ArrayConfig", "VARIANTS", "CATALOG", "preset", "default_preset", "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "VARIANTS", "PE_BLOCKS", "CATALOG", "preset", "default_preset",
+           "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -211,6 +212,123 @@ class ArrayConfig:
         return f"{self.a}x{self.b}x{self.c}_{self.rows}x{self.cols}"
 
 
+PE_BLOCKS = ("scnn_pe", "cscnn_pe")
+
+
+def _require_power_of_two(name, value, low, high):
+    _require_int(name, value, low, high)
+    if value & (value - 1):
+        raise ValueError(f"{name} must be a power of two, not {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeConfig:
+    """Cartesian-product PE (SPEC §5): the SCNN PE, or with ``reuse`` the CSCNN PE.
+
+    Parameters
+    ----------
+    name : str
+        Preset name; the emitted module is ``scnn_pe_<name>`` or ``cscnn_pe_<name>``.
+    reuse : bool
+        CSCNN: multiply the canonical half of centrosymmetric filters and scatter every
+        product twice (AB0 at the weight's coordinate, AB1 at its dual's).
+    px, py : int
+        The multiplier array: px non-zero weights times py non-zero activations per cycle.
+    banks : int
+        Accumulator banks per buffer, a power of two (SPEC: 2·px·py).
+    filters : int
+        Output channels one tile accumulates (a power of two, at most ``banks``).
+    tile_h, tile_w : int
+        Input plane tile; the accumulators hold its full-mode output (tile_h+r-1)×(tile_w+s-1).
+    r, s : int
+        Filter height and width.
+    relu : bool
+        The PPU applies ReLU after the bias.
+    """
+
+    name: str
+    reuse: bool
+    px: int = 4
+    py: int = 4
+    banks: int = 32
+    filters: int = 4
+    tile_h: int = 8
+    tile_w: int = 8
+    r: int = 3
+    s: int = 3
+    relu: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        for flag in ("reuse", "relu"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
+        _require_int("px", self.px, 1, 16)
+        _require_int("py", self.py, 1, 16)
+        _require_power_of_two("banks", self.banks, 1, 256)
+        _require_power_of_two("filters", self.filters, 1, self.banks)
+        _require_int("tile_h", self.tile_h, 1, 64)
+        _require_int("tile_w", self.tile_w, 1, 64)
+        _require_int("r", self.r, 1, 7)
+        _require_int("s", self.s, 1, 7)
+
+    @property
+    def block(self):
+        return "cscnn_pe" if self.reuse else "scnn_pe"
+
+    @property
+    def module(self):
+        return f"{self.block}_{self.name}"
+
+    @property
+    def macs(self):
+        """Multipliers in the PE."""
+        return self.px * self.py
+
+    @property
+    def full_h(self):
+        return self.tile_h + self.r - 1
+
+    @property
+    def full_w(self):
+        return self.tile_w + self.s - 1
+
+    @property
+    def buffers(self):
+        """Accumulator buffers: AB0 (and AB1 with reuse)."""
+        return 2 if self.reuse else 1
+
+    @property
+    def depth(self):
+        """Rows per accumulator bank: one tile's filters × full-mode outputs over ``banks``."""
+        return -(-self.filters * self.full_h * self.full_w // self.banks)
+
+    @property
+    def act_slots(self):
+        """Activation vectors one channel of a tile can hold (every activation non-zero)."""
+        return -(-self.tile_h * self.tile_w // self.py)
+
+    @property
+    def latency(self):
+        """Cycles from the first drain read to the last output word (no stalls): depth rows + 2 stages."""
+        return self.depth + 1
+
+    def params(self):
+        """Parameters under SPEC's names (everything but ``name``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+    def to_dict(self):
+        return {"block": self.block, **asdict(self)}
+
+    def notation(self):
+        return f"{self.px}x{self.py}"
+
+
+def _pes(reuse, **presets):
+    return {name: PeConfig(name=name, reuse=reuse, **params) for name, params in presets.items()}
+
+
 def _arrays(variant, **presets):
     return {name: ArrayConfig(name=name, variant=variant, **params) for name, params in presets.items()}
 
@@ -233,6 +351,10 @@ CATALOG = {
     "s2ta_aw": _arrays("s2ta_aw", default=dict(a=2, b=4, c=2, rows=2, cols=2),
                        small=dict(a=1, b=2, c=2, rows=2, cols=3, bz=4, nnz_max=3),
                        paper=dict(a=8, b=4, c=4, rows=8, cols=8)),
+    # The paper's PE: 4x4 multipliers, 2·16 banks; tiles hold a whole digits plane (8x8, 3x3 filters).
+    **{block: _pes(block == "cscnn_pe", default=dict(), small=dict(px=2, py=2, banks=8, filters=2, tile_h=4,
+                                                                    tile_w=5, r=3, s=2))
+       for block in PE_BLOCKS},
 }
 
 BLOCKS = tuple(CATALOG)

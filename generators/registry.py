@@ -1,6 +1,7 @@
 """Which Amaranth component each block's config builds."""
 
-from .config import VARIANTS
+from .cartesian_pe import CartesianPE
+from .config import PE_BLOCKS, VARIANTS
 from .dap import DapCascade
 from .systolic import SystolicArray
 
@@ -9,6 +10,7 @@ __all__ = ["COMPONENTS", "build"]
 COMPONENTS = {
     "dap": DapCascade,
     **{variant: SystolicArray for variant in VARIANTS},
+    **{block: CartesianPE for block in PE_BLOCKS},
 }
 
 

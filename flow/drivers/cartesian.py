@@ -1,0 +1,101 @@
+"""Co-simulation driver of the Cartesian-product PEs (SPEC §9 blocks `scnn_pe`, `cscnn_pe`)."""
+
+import numpy as np
+
+from generators.cartesian_ports import KINDS, op_layout, result_layout
+from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_ops
+from golden.checks import InputError
+
+from ..pack import pack, unpack
+from .stream import ALL_ONES, DEPTH, Job, StreamDriver
+
+__all__ = ["PeDriver"]
+
+
+class PeDriver(StreamDriver):
+    """Runs convolutions through the RTL of one PE preset on one simulator.
+
+    A layer is cut into pieces: output-channel groups of ``cfg.filters`` times planar tiles of
+    ``tile_h × tile_w`` (golden.cartesian_pe.planar_tiles). Each piece is one harness job: its op
+    stream (golden.cartesian_pe.tile_ops) in, ``cfg.depth`` drained rows out; the full-mode tiles
+    overlap-add. Throughput: one pair (px·py products) per cycle without bank conflicts.
+    """
+
+    in_port, out_port = "op", "y"
+    input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
+
+    @staticmethod
+    def hw_macs(cfg):
+        return cfg.macs
+
+    @staticmethod
+    def validate(cfg, inputs):
+        """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}``; InputError if invalid."""
+        for key in ("x", "w", "bias"):
+            if key not in inputs:
+                raise InputError(f"missing input {key!r} ({cfg.block} needs x, w, bias)")
+        args = {key: inputs[key] for key in ("x", "w", "bias")}
+        check_layer(cfg, **args)
+        return args
+
+    @staticmethod
+    def golden(cfg, args):
+        """``({"y", "mults", "stalls"}, cycles)`` of the golden PE model."""
+        out = pe_conv(cfg, **args)
+        return {"y": out["y"], "mults": np.int64(out["mults"]), "stalls": np.int64(out["stalls"])}, out["cycles"]
+
+    @staticmethod
+    def piece(cfg, args, output, index):
+        """The single-tile layer holding ``output[index]`` (its group and the first tile covering it)."""
+        f, u, v = index if len(index) == 3 else (0, 0, 0)
+        f0 = f // cfg.filters * cfg.filters
+        h0 = max(0, u - cfg.r + 1) // cfg.tile_h * cfg.tile_h
+        w0 = max(0, v - cfg.s + 1) // cfg.tile_w * cfg.tile_w
+        group = slice(f0, f0 + cfg.filters)
+        return {"x": args["x"][:, h0:h0 + cfg.tile_h, w0:w0 + cfg.tile_w], "w": args["w"][group],
+                "bias": args["bias"][group]}
+
+    def words(self, ops):
+        """Input stream words of golden ops."""
+        cfg = self.cfg
+        n = len(ops)
+        fields = {"kind": [KINDS[op.kind] for op in ops], "first": [op.first for op in ops],
+                  "bias_f": [op.f for op in ops], "bias": [op.bias for op in ops]}
+        for vector, names, width in (("act", ("value", "x", "y", "valid"), cfg.py),
+                                     ("wgt", ("value", "f", "r", "s", "valid"), cfg.px)):
+            for name in names:
+                column = np.zeros((n, width), np.int64)
+                for i, op in enumerate(ops):
+                    if op.kind == vector:
+                        column[i] = op.lanes[name]
+                fields[f"{vector}.{name}"] = column
+        return pack(self.in_layout, fields)
+
+    def decode(self, words, n_filters, h, w):
+        """Drained rows of one tile -> ``(y int64 [n_filters, h+R-1, w+S-1], mults, stalls)``."""
+        cfg = self.cfg
+        fields = unpack(self.out_layout, words)
+        flat = fields["y"].reshape(-1)[:cfg.filters * cfg.full_h * cfg.full_w]
+        y = flat.reshape(cfg.full_h, cfg.full_w, cfg.filters).transpose(2, 0, 1)
+        return y[:n_filters, :h + cfg.r - 1, :w + cfg.s - 1], int(fields["mults"][-1]), int(fields["stalls"][-1])
+
+    def run(self, args, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``({"y", "mults", "stalls"}, cycles)`` of one layer; the patterns add bubbles and back-pressure."""
+        cfg = self.cfg
+        jobs, places = [], []
+        for group, h0, w0, tile, w_group, tile_bias in pieces(cfg, **args):
+            ops = tile_ops(cfg, tile, w_group, tile_bias)
+            if len(ops) > DEPTH:
+                raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {DEPTH}")
+            jobs.append(Job(self.words(ops), in_pattern=in_pattern, out_pattern=out_pattern,
+                            yields=[cfg.depth if op.kind == "end" else 0 for op in ops]))
+            places.append((group, h0, w0, w_group.shape[0], tile.shape[1:]))
+        results = self.target.run(jobs)
+        placed, mults, stalls = [], 0, 0
+        for (group, h0, w0, n_filters, (h, wd)), result in zip(places, results):
+            tile_y, tile_mults, tile_stalls = self.decode(result.words, n_filters, h, wd)
+            placed.append((group, h0, w0, tile_y))
+            mults += tile_mults
+            stalls += tile_stalls
+        y = overlap_add(cfg, args["x"], args["w"], args["bias"], placed)
+        return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)

@@ -1,0 +1,259 @@
+"""Cartesian-product PE (SPEC §5): SCNN's PE, or with reuse CSCNN's (dual-weight products into AB1)."""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
+
+__all__ = ["CartesianPE", "AccumulatorBank"]
+
+
+def _row_width(cfg):
+    return max(1, (cfg.depth - 1).bit_length())
+
+
+class AccumulatorBank(wiring.Component):
+    """One accumulator bank: ``cfg.depth`` signed 32-bit words, a synchronous read port that sees a
+    write to the same row in the same cycle, and a write port (an SRAM macro in a real flow).
+
+    Latency: ``rdata`` holds row ``raddr`` one cycle after a cycle with ``ren``.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        width = _row_width(cfg)
+        super().__init__({
+            "raddr": In(width), "ren": In(1), "rdata": Out(signed(32)),
+            "waddr": In(width), "wdata": In(signed(32)), "we": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=signed(32), depth=max(2, self.cfg.depth), init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,))
+        m.d.comb += [
+            rd.addr.eq(self.raddr), rd.en.eq(self.ren), self.rdata.eq(rd.data),
+            wr.addr.eq(self.waddr), wr.data.eq(self.wdata), wr.en.eq(self.we),
+        ]
+        return m
+
+
+class CartesianPE(wiring.Component):
+    """A ``px × py`` multiplier array fed with compressed weight and activation vectors of one input
+    channel at a time, scattering products into banked accumulators (SPEC §5, golden.cartesian_pe).
+
+    Input ``op`` (stream of ``op_layout``): bias, activation-vector, weight-vector and end ops. A weight
+    vector is multiplied with each stored activation vector in turn (a *pair*: px·py products whose
+    CCU coordinates are ``(f, x-r+R-1, y-s+S-1)`` and, with reuse off the centre tap, the dual's
+    ``(f, x+r, y+s)``). The dispatch stage holds a pair while per-bank arbiters (lowest lane first)
+    send one product per bank per cycle into AB0 (and AB1) through a two-stage read-add-write.
+    ``end`` drains: each bank row goes through the PPU (AB0 + AB1 + bias, optional ReLU) into an
+    output word and is cleared. After reset the banks are cleared (``cfg.depth`` cycles).
+    Output ``y``: ``cfg.depth`` words per tile of ``cfg.banks`` outputs, plus the tile's ``mults``
+    and ``stalls`` counters.
+
+    Throughput: one pair per cycle without bank conflicts (each conflict adds a stall cycle); one
+    op per cycle otherwise. Latency: the drain starts the cycle after the last pair's final
+    dispatch and shows row k at k + 2 cycles (``cfg.depth + 1`` cycles to the last row).
+    Composing into an array: ``op`` vectors may be broadcast to several PEs, a PE's filters are
+    its output-channel group, and its full-mode tile includes the halo its neighbours add.
+
+    Parameters
+    ----------
+    cfg : PeConfig
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.bank_module = f"{cfg.module}_bank"
+        super().__init__({
+            "op": In(stream.Signature(op_layout(cfg))),
+            "y": Out(stream.Signature(result_layout(cfg))),
+        })
+
+    def leaves(self):
+        """(module name, component) of each module instantiated as a black box, emitted once each."""
+        return [(self.bank_module, AccumulatorBank(self.cfg))]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        lanes = cfg.px * cfg.py
+        row_width = _row_width(cfg)
+        bank_bits = (cfg.banks - 1).bit_length()
+        filter_bits = (cfg.filters - 1).bit_length()
+        op = self.op.payload
+
+        # Control state.
+        clearing = Signal(init=1)            # zeroing every bank row after reset
+        clear_row = Signal(row_width)
+        end_pending = Signal()               # an end op was taken: drain once the dispatch stage empties
+        drain_row = Signal(row_width)
+        fresh = Signal(init=1)               # the next op starts a tile: counters restart
+        mults = Signal(32)
+        stalls = Signal(32)
+
+        # Activation vectors of the current channel, and the weight vector being paired with them.
+        m.submodules.acts = acts = memory.Memory(shape=act_vector_layout(cfg), depth=max(2, cfg.act_slots), init=[])
+        act_rd = acts.read_port(domain="comb")
+        act_wr = acts.write_port()
+        n_act = Signal(range(cfg.act_slots + 1))
+        act_index = Signal(range(max(2, cfg.act_slots)))
+        wgt = Signal(wgt_vector_layout(cfg))
+        wgt_busy = Signal()
+        biases = [Signal(signed(32), name=f"bias_{f}") for f in range(cfg.filters)]
+        act = data.View(act_vector_layout(cfg), act_rd.data)
+        m.d.comb += act_rd.addr.eq(act_index)
+
+        # The pair at the dispatch stage's input: products, valid lanes and bank addresses.
+        buffers = range(cfg.buffers)
+        product = [Signal(signed(16), name=f"product_{k}") for k in range(lanes)]
+        lane_valid = [[Signal(name=f"valid{q}_{k}") for k in range(lanes)] for q in buffers]
+        address = [[Signal(range(cfg.filters * cfg.full_h * cfg.full_w), name=f"address{q}_{k}")
+                     for k in range(lanes)] for q in buffers]
+        for i in range(cfg.px):
+            for j in range(cfg.py):
+                k = i * cfg.py + j
+                r, s, f = wgt.r[i], wgt.s[i], wgt.f[i]
+                x, y = act.x[j], act.y[j]
+                m.d.comb += [product[k].eq(wgt.value[i] * act.value[j]),
+                             lane_valid[0][k].eq(wgt.valid[i] & act.valid[j])]
+                coords = [(x + (cfg.r - 1) - r, y + (cfg.s - 1) - s)]
+                if cfg.reuse:
+                    centre = Const(0) if cfg.r % 2 == 0 or cfg.s % 2 == 0 else \
+                        (r == (cfg.r - 1) // 2) & (s == (cfg.s - 1) // 2)
+                    coords.append((x + r, y + s))
+                    m.d.comb += lane_valid[1][k].eq(lane_valid[0][k] & ~centre)
+                for q, (u, v) in enumerate(coords):
+                    u_sig = Signal(range(cfg.full_h), name=f"u{q}_{k}")
+                    v_sig = Signal(range(cfg.full_w), name=f"v{q}_{k}")
+                    m.d.comb += [u_sig.eq(u), v_sig.eq(v)]
+                    linear = u_sig * cfg.full_w + v_sig
+                    m.d.comb += address[q][k].eq(Cat(f[:filter_bits], linear) if filter_bits else linear)
+
+        # Dispatch stage: one pair, its pending lanes per buffer, per-bank lowest-lane arbiters.
+        d_valid = Signal()
+        d_product = [Signal(signed(16), name=f"d_product_{k}") for k in range(lanes)]
+        d_bank = [[Signal(bank_bits or 1, name=f"d_bank{q}_{k}") for k in range(lanes)] for q in buffers]
+        d_row = [[Signal(row_width, name=f"d_row{q}_{k}") for k in range(lanes)] for q in buffers]
+        pending = [Signal(lanes, name=f"pending{q}") for q in buffers]
+        granted = [Signal(lanes, name=f"granted{q}") for q in buffers]
+        bank_hit = [[Signal(name=f"hit{q}_{b}") for b in range(cfg.banks)] for q in buffers]
+        bank_row = [[Signal(row_width, name=f"row{q}_{b}") for b in range(cfg.banks)] for q in buffers]
+        bank_value = [[Signal(signed(16), name=f"value{q}_{b}") for b in range(cfg.banks)] for q in buffers]
+        for q in buffers:
+            for b in range(cfg.banks):
+                taken = Const(0)
+                for k in range(lanes):
+                    want = pending[q][k] & (d_bank[q][k] == b)
+                    grant = Signal(name=f"grant{q}_{b}_{k}")
+                    m.d.comb += grant.eq(want & ~taken)
+                    with m.If(grant):
+                        m.d.comb += [granted[q][k].eq(1), bank_row[q][b].eq(d_row[q][k]),
+                                     bank_value[q][b].eq(d_product[k])]
+                    taken = taken | want
+                m.d.comb += bank_hit[q][b].eq(taken)
+        d_done = Signal()
+        d_load = Signal()
+        last_pair = Signal()
+        m.d.comb += [
+            d_done.eq(d_valid & ~Cat(*(pending[q] & ~granted[q] for q in buffers)).any()),
+            d_load.eq(wgt_busy & (~d_valid | d_done)),
+            last_pair.eq(act_index == n_act - 1),
+        ]
+        with m.If(d_load):
+            m.d.sync += [d_valid.eq(1), mults.eq(mults + sum(lane_valid[0]))]
+            for k in range(lanes):
+                m.d.sync += d_product[k].eq(product[k])
+            for q in buffers:
+                m.d.sync += pending[q].eq(Cat(*lane_valid[q]))
+                for k in range(lanes):
+                    m.d.sync += [d_bank[q][k].eq(address[q][k][:bank_bits]), d_row[q][k].eq(address[q][k][bank_bits:])]
+            m.d.sync += act_index.eq(act_index + 1)
+            with m.If(last_pair):
+                m.d.sync += wgt_busy.eq(0)
+        with m.Elif(d_done):
+            m.d.sync += [d_valid.eq(0), *(pending[q].eq(0) for q in buffers)]
+        with m.Else():
+            for q in buffers:
+                m.d.sync += pending[q].eq(pending[q] & ~granted[q])
+        with m.If(d_valid & ~d_done):
+            m.d.sync += stalls.eq(stalls + 1)
+
+        # Drain through the PPU: read a row of every bank, add the buffers and the bias, clear the row.
+        ppu_valid = Signal()
+        ppu_row = Signal(row_width)
+        ppu_stall = Signal()
+        drain_read = Signal()
+        m.d.comb += [
+            ppu_stall.eq(self.y.valid & ~self.y.ready),
+            drain_read.eq(end_pending & ~d_valid & ~(ppu_valid & ppu_stall)),
+        ]
+        with m.If(drain_read):
+            m.d.sync += [ppu_valid.eq(1), ppu_row.eq(drain_row), drain_row.eq(drain_row + 1)]
+            with m.If(drain_row == cfg.depth - 1):
+                m.d.sync += [end_pending.eq(0), fresh.eq(1)]
+        with m.Elif(~ppu_stall):
+            m.d.sync += ppu_valid.eq(0)
+        ppu_move = Signal()
+        m.d.comb += ppu_move.eq(ppu_valid & ~ppu_stall)
+        with m.If(ppu_move):
+            m.d.sync += [self.y.valid.eq(1), self.y.payload.mults.eq(mults), self.y.payload.stalls.eq(stalls)]
+        with m.Elif(self.y.ready):
+            m.d.sync += self.y.valid.eq(0)
+
+        # Banks: read-add-write of granted products (read this cycle, write the sum the next).
+        rdata = [[] for q in buffers]
+        for q in buffers:
+            for b in range(cfg.banks):
+                raddr, ren, out = Signal(row_width, name=f"raddr{q}_{b}"), Signal(name=f"ren{q}_{b}"), \
+                    Signal(signed(32), name=f"rdata{q}_{b}")
+                waddr, wdata, we = Signal(row_width, name=f"waddr{q}_{b}"), \
+                    Signal(signed(32), name=f"wdata{q}_{b}"), Signal(name=f"we{q}_{b}")
+                add_valid, add_row = Signal(name=f"add_valid{q}_{b}"), Signal(row_width, name=f"add_row{q}_{b}")
+                add_value = Signal(signed(16), name=f"add_value{q}_{b}")
+                m.d.sync += [add_valid.eq(bank_hit[q][b]), add_row.eq(bank_row[q][b]),
+                             add_value.eq(bank_value[q][b])]
+                m.d.comb += [raddr.eq(Mux(end_pending & ~d_valid, drain_row, bank_row[q][b])),
+                             ren.eq(~(ppu_valid & ppu_stall))]
+                with m.If(add_valid):
+                    m.d.comb += [waddr.eq(add_row), wdata.eq(out + add_value), we.eq(1)]
+                with m.Elif(ppu_move):
+                    m.d.comb += [waddr.eq(ppu_row), wdata.eq(0), we.eq(1)]
+                with m.Elif(clearing):
+                    m.d.comb += [waddr.eq(clear_row), wdata.eq(0), we.eq(1)]
+                m.submodules[f"bank{q}_{b}"] = Instance(
+                    self.bank_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                    i_raddr=raddr, i_ren=ren, o_rdata=out, i_waddr=waddr, i_wdata=wdata, i_we=we)
+                rdata[q].append(out)
+        for lane in range(cfg.banks):
+            total = Signal(signed(32), name=f"ppu_{lane}")
+            m.d.comb += total.eq(sum(rdata[q][lane] for q in buffers) + biases[lane % cfg.filters])
+            with m.If(ppu_move):
+                m.d.sync += self.y.payload.y[lane].eq(Mux(total[-1], 0, total) if cfg.relu else total)
+        with m.If(clearing):
+            m.d.sync += clear_row.eq(clear_row + 1)
+            with m.If(clear_row == cfg.depth - 1):
+                m.d.sync += clearing.eq(0)
+
+        # Taking ops: while no drain is pending or in the PPU, and the weight vector's last pair is loading.
+        m.d.comb += self.op.ready.eq(~clearing & ~end_pending & ~ppu_valid & (~wgt_busy | (d_load & last_pair)))
+        with m.If(self.op.valid & self.op.ready):
+            with m.If(fresh):
+                m.d.sync += [fresh.eq(0), mults.eq(0), stalls.eq(0)]
+            with m.Switch(op.kind):
+                with m.Case(KINDS["act"]):
+                    slot = Mux(op.first, 0, n_act)
+                    m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(op.act), act_wr.en.eq(1)]
+                    m.d.sync += n_act.eq(slot + 1)
+                with m.Case(KINDS["wgt"]):
+                    m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
+                with m.Case(KINDS["bias"]):
+                    for f in range(cfg.filters):
+                        with m.If(op.bias_f == f):
+                            m.d.sync += biases[f].eq(op.bias)
+                with m.Case(KINDS["end"]):
+                    m.d.sync += [end_pending.eq(1), drain_row.eq(0)]
+        return m

@@ -1,5 +1,8 @@
 """Cartesian-product PE (SPEC §5): SCNN's PE, or with reuse CSCNN's (dual-weight products into AB1)."""
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -7,6 +10,11 @@ from amaranth.lib.wiring import In, Out
 from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
 
 __all__ = ["CartesianPE", "AccumulatorBank"]
+
+
+def _select(one_hot, values):
+    """The value whose bit is set in ``one_hot`` (zero if none): an AND-OR multiplexer."""
+    return reduce(operator.or_, (Mux(one_hot[k], value, 0) for k, value in enumerate(values)))
 
 
 def _row_width(cfg):
@@ -144,17 +152,18 @@ class CartesianPE(wiring.Component):
         bank_row = [[Signal(row_width, name=f"row{q}_{b}") for b in range(cfg.banks)] for q in buffers]
         bank_value = [[Signal(signed(16), name=f"value{q}_{b}") for b in range(cfg.banks)] for q in buffers]
         for q in buffers:
+            grants = []
             for b in range(cfg.banks):
-                taken = Const(0)
-                for k in range(lanes):
-                    want = pending[q][k] & (d_bank[q][k] == b)
-                    grant = Signal(name=f"grant{q}_{b}_{k}")
-                    m.d.comb += grant.eq(want & ~taken)
-                    with m.If(grant):
-                        m.d.comb += [granted[q][k].eq(1), bank_row[q][b].eq(d_row[q][k]),
-                                     bank_value[q][b].eq(d_product[k])]
-                    taken = taken | want
-                m.d.comb += bank_hit[q][b].eq(taken)
+                want, grant = Signal(lanes, name=f"want{q}_{b}"), Signal(lanes, name=f"grant{q}_{b}")
+                m.d.comb += [
+                    want.eq(Cat(*(pending[q][k] & (d_bank[q][k] == b) for k in range(lanes)))),
+                    grant.eq(want & (~want + 1)),  # the lowest wanting lane
+                    bank_hit[q][b].eq(want.any()),
+                    bank_row[q][b].eq(_select(grant, d_row[q])),
+                    bank_value[q][b].eq(_select(grant, d_product)),
+                ]
+                grants.append(grant)
+            m.d.comb += granted[q].eq(reduce(operator.or_, grants))
         d_done = Signal()
         d_load = Signal()
         last_pair = Signal()

@@ -7,14 +7,19 @@ magnitude (duals are equal) and removes each weight with its dual.
 """
 
 import copy
+import hashlib
+import json
+from pathlib import Path
 
 import torch
 
 from golden.cscnn import canonical_mask
 
+from .checkpoint import load_or_make
 from .cnn import fit
 
-__all__ = ["symmetric_convs", "centrosymmetrise", "dual_prune_masks", "fine_tune_centrosymmetric"]
+__all__ = ["symmetric_convs", "centrosymmetrise", "dual_prune_masks", "fine_tune_centrosymmetric",
+           "load_or_fine_tune_centrosymmetric"]
 
 
 def _flip(t):
@@ -64,3 +69,12 @@ def fine_tune_centrosymmetric(model, data, *, sparsity=0.0, epochs=15, lr=5e-4, 
         keep_pruned(model)
     return fit(model, data, epochs=epochs, lr=lr, batch=batch, seed=seed, after_step=keep_pruned,
                progress=progress)
+
+
+def load_or_fine_tune_centrosymmetric(model, base_key, data, cache_dir, *, sparsity=0.0, epochs=15, progress=None):
+    """``fine_tune_centrosymmetric``'s result cached in ``cache_dir`` by the base model's key and the settings."""
+    settings = json.dumps({"base": base_key, "sparsity": sparsity, "epochs": epochs}, sort_keys=True)
+    path = Path(cache_dir) / f"digits_cs-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.pt"
+    return load_or_make(path, copy.deepcopy(model),
+                        lambda: fine_tune_centrosymmetric(model, data, sparsity=sparsity, epochs=epochs,
+                                                          progress=progress))

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import load_or_make
+
 __all__ = ["CnnConfig", "DigitsCNN", "train", "fit", "load_or_train", "accuracy", "float_images"]
 
 
@@ -80,15 +82,5 @@ def accuracy(model, x_q, y):
 
 def load_or_train(cfg, data, cache_dir, *, progress=None):
     """The model for ``cfg``, from ``cache_dir`` when a checkpoint keyed by cfg exists, else trained and saved."""
-    path = Path(cache_dir) / f"digits_cnn-{cfg.key()}.pt"
-    model = DigitsCNN(cfg)
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        model.eval()
-        return model, True
-    model = train(cfg, data, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
-    return model, False
+    return load_or_make(Path(cache_dir) / f"digits_cnn-{cfg.key()}.pt", DigitsCNN(cfg),
+                        lambda: train(cfg, data, progress=progress))

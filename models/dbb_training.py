@@ -16,6 +16,7 @@ import torch
 
 from golden.dbb import channel_blocks
 
+from .checkpoint import load_or_make
 from .cnn import fit
 
 __all__ = ["DbbConfig", "topk_mask_torch", "channel_mask", "dap_ste", "wdbb_masks", "choose_nnz_a",
@@ -104,15 +105,5 @@ def fine_tune(model, data, cfg, *, progress=None):
 
 def load_or_fine_tune(model, base_key, data, cfg, cache_dir, *, progress=None):
     """``fine_tune``'s result, cached in ``cache_dir`` by the base model's key and ``cfg``; (model, reused)."""
-    path = Path(cache_dir) / f"digits_dbb-{cfg.key(base_key)}.pt"
-    tuned = copy.deepcopy(model)
-    if path.exists():
-        tuned.load_state_dict(torch.load(path, weights_only=True))
-        tuned.eval()
-        return tuned, True
-    tuned = fine_tune(model, data, cfg, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(tuned.state_dict(), tmp)
-    tmp.replace(path)
-    return tuned, False
+    return load_or_make(Path(cache_dir) / f"digits_dbb-{cfg.key(base_key)}.pt", copy.deepcopy(model),
+                        lambda: fine_tune(model, data, cfg, progress=progress))

@@ -7,7 +7,7 @@ from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_
 from golden.checks import InputError
 
 from ..pack import pack, unpack
-from .stream import ALL_ONES, DEPTH, Job, StreamDriver
+from .stream import ALL_ONES, Job, StreamDriver
 
 __all__ = ["PeDriver"]
 
@@ -22,6 +22,7 @@ class PeDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
+    depth = 4096  # ops per tile (bias, vectors, end): ~160 input channels of a dense 8x8 tile on the default
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
     @staticmethod
@@ -85,8 +86,8 @@ class PeDriver(StreamDriver):
         jobs, places = [], []
         for group, h0, w0, tile, w_group, tile_bias in pieces(cfg, **args):
             ops = tile_ops(cfg, tile, w_group, tile_bias)
-            if len(ops) > DEPTH:
-                raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {DEPTH}")
+            if len(ops) > self.depth:
+                raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {self.depth}")
             jobs.append(Job(self.words(ops), in_pattern=in_pattern, out_pattern=out_pattern,
                             yields=[cfg.depth if op.kind == "end" else 0 for op in ops]))
             places.append((group, h0, w0, w_group.shape[0], tile.shape[1:]))

@@ -56,12 +56,13 @@ class StreamTarget:
         Payload widths of those streams.
     """
 
-    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False):
+    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH):
         self.cfg = cfg
+        self.depth = depth
         hdl_dir = runner.SIM_BUILD / "hdl"
         dut_path = emit(cfg, hdl_dir)
         harness = StreamHarness(module=cfg.module, in_port=in_port, out_port=out_port,
-                                in_width=in_width, out_width=out_width, depth=DEPTH)
+                                in_width=in_width, out_width=out_width, depth=depth)
         self.toplevel = f"harness_{cfg.module}"
         harness_path = hdl_dir / f"{self.toplevel}.v"
         write_if_changed(harness_path, verilog.convert(harness, name=self.toplevel, emit_src=False))
@@ -70,12 +71,12 @@ class StreamTarget:
     def run(self, jobs, *, timeout_cycles=None):
         """Run ``jobs`` in one simulator process; return a JobResult per job."""
         for job in jobs:
-            if len(job.words) > DEPTH:
-                raise ValueError(f"a job holds at most {DEPTH} items, not {len(job.words)}")
+            if len(job.words) > self.depth:
+                raise ValueError(f"a job holds at most {self.depth} items, not {len(job.words)}")
             if job.yields is not None and len(job.yields) != len(job.words):
                 raise ValueError(f"a job needs one yield per word, not {len(job.yields)} for {len(job.words)}")
-            if job.yields is not None and sum(job.yields) > DEPTH:
-                raise ValueError(f"a job produces at most {DEPTH} words, not {sum(job.yields)}")
+            if job.yields is not None and sum(job.yields) > self.depth:
+                raise ValueError(f"a job produces at most {self.depth} words, not {sum(job.yields)}")
         longest = max(len(job.words) for job in jobs)
         budget = timeout_cycles or 64 * (longest + 64)
         stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
@@ -107,10 +108,11 @@ class StreamDriver:
     """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
 
     Subclasses set ``in_port``/``out_port`` and the payload layouts ``input_layout(cfg)`` and
-    ``output_layout(cfg)``.
+    ``output_layout(cfg)``; ``depth`` is the words each harness memory holds.
     """
 
     in_port = out_port = None
+    depth = DEPTH
 
     def __init__(self, cfg, sim, *, waves=False):
         self.cfg = cfg
@@ -118,4 +120,5 @@ class StreamDriver:
         self.in_layout = self.input_layout(cfg)
         self.out_layout = self.output_layout(cfg)
         self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
-                                   out_width=self.out_layout.size, sim=sim, waves=waves)
+                                   out_width=self.out_layout.size, sim=sim, waves=waves,
+                                   depth=self.depth)

@@ -4,7 +4,7 @@ import numpy as np
 
 from .checks import InputError, require_int8
 
-__all__ = ["dual", "canonical_mask", "is_centrosymmetric", "cartesian_products"]
+__all__ = ["dual", "canonical_mask", "is_centrosymmetric", "mirror_canonical", "cartesian_products"]
 
 
 def dual(w):
@@ -23,6 +23,11 @@ def is_centrosymmetric(w):
     if not isinstance(w, np.ndarray) or w.ndim != 4:
         raise InputError(f"w must be a numpy array [F, C, R, S], not {getattr(w, 'shape', type(w).__name__)}")
     return (w == dual(w)).all(axis=(2, 3))
+
+
+def mirror_canonical(w):
+    """``w`` [..., R, S] with each non-canonical tap replaced by its dual (the filter its canonical half stores)."""
+    return np.where(canonical_mask(*w.shape[-2:]), w, dual(w))
 
 
 def cartesian_products(x, w, *, reuse):

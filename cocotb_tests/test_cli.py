@@ -217,3 +217,85 @@ def test_cosim_array_mismatch_names_output_coordinates(tmp_path, capsys, monkeyp
     assert "first mismatch at y[2, 1, 3]" in err
     waves = Path(err.split("waveform kept at ")[1].strip())
     assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(reuse=True, banks=24), "banks must be a power of two, not 24"),
+    (dict(reuse=False, filters=64), "filters must be between 1 and 32, not 64"),
+    (dict(reuse=False, filters=3), "filters must be a power of two, not 3"),
+    (dict(reuse=True, px=0), "px must be between 1 and 16, not 0"),
+    (dict(reuse=True, r=8), "r must be between 1 and 7, not 8"),
+    (dict(reuse=1), "reuse must be a bool"),
+])
+def test_invalid_pe_config_refused(params, message, tmp_path):
+    from generators.config import PeConfig
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        PeConfig(name="bad", **params)
+
+
+def _symmetric_layer(rng, c=2, f=5, h=9, w=10):
+    from golden.cscnn import mirror_canonical
+
+    x = np.where(rng.random((c, h, w)) < 0.5, rng.integers(0, 128, (c, h, w)), 0).astype(np.int8)
+    wgt = mirror_canonical(rng.integers(-127, 128, (f, c, 3, 3))).astype(np.int8)
+    return x, wgt, rng.integers(-999, 999, f).astype(np.int32)
+
+
+@pytest.mark.parametrize("block, sim", [("scnn_pe", "icarus"), ("cscnn_pe", "verilator")])
+def test_cosim_pe_full_mode_with_bias(block, sim, tmp_path, rng):
+    """A layer of two planar tiles and two filter groups: exit 0, y = full-mode conv + bias, counters of golden."""
+    from flow.drivers.cartesian import PeDriver
+    from golden.conv import conv2d
+
+    x, w, bias = _symmetric_layer(rng)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", block, "--sim", sim, "--inputs", _write(tmp_path / "in.npz", x=x, w=w, bias=bias),
+                 "--out", str(out)]) == 0
+    result = np.load(out)
+    assert result["y"].shape == (5, 11, 12) and result["y"].dtype == np.int32
+    assert np.array_equal(result["y"], conv2d(x, w, pad=2, bias=bias))
+    cfg = CATALOG[block]["default"]
+    golden, cycles = PeDriver.golden(cfg, PeDriver.validate(cfg, {"x": x, "w": w, "bias": bias}))
+    assert result["mults"] == golden["mults"] and result["stalls"] == golden["stalls"]
+    assert result["cycles"] == cycles and result["hw_macs"] == 16 and result["golden_match"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, w, b: dict(x=x, w=np.where(np.arange(9).reshape(3, 3) == 0, w + 1, w).astype(np.int8), bias=b),
+     "w is not centrosymmetric (filter 0, channel 0 differs from its dual); cscnn_pe refuses it"),
+    (lambda x, w, b: dict(x=x, w=w), "missing input 'bias' (cscnn_pe needs x, w, bias)"),
+    (lambda x, w, b: dict(x=x, w=w[:, :, :2, :2], bias=b), "cscnn_pe_default takes 3x3 filters, not 2x2"),
+    (lambda x, w, b: dict(x=x.astype(np.int32), w=w, bias=b), "x must have dtype int8"),
+    (lambda x, w, b: dict(x=x, w=w, bias=b.astype(np.int8)), "bias must have dtype int32"),
+])
+def test_cosim_cscnn_refuses_invalid_input(change, message, tmp_path, capsys, rng):
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **change(*_symmetric_layer(rng)))
+    assert main(["cosim", "cscnn_pe", "--inputs", inputs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, monkeypatch, rng):
+    """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, u, v] and a kept waveform."""
+    from flow.drivers.cartesian import PeDriver
+
+    real_golden = PeDriver.golden
+
+    def corrupted(cfg, args):
+        outputs, cycles = real_golden(cfg, args)
+        outputs["y"] = outputs["y"].copy()
+        outputs["y"][4, 9, 2] += 1
+        return outputs, cycles
+
+    monkeypatch.setattr(PeDriver, "golden", staticmethod(corrupted))
+    x, w, bias = _symmetric_layer(rng)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "scnn_pe", "--sim", "icarus", "--inputs", _write(tmp_path / "in.npz", x=x, w=w, bias=bias),
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at y[4, 9, 2]" in err
+    waves = Path(err.split("waveform kept at ")[1].strip())
+    assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0

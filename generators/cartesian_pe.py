@@ -252,17 +252,16 @@ class CartesianPE(wiring.Component):
         with m.If(self.op.valid & self.op.ready):
             with m.If(fresh):
                 m.d.sync += [fresh.eq(0), mults.eq(0), stalls.eq(0)]
-            with m.Switch(op.kind):
-                with m.Case(KINDS["act"]):
-                    slot = Mux(op.first, 0, n_act)
-                    m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(op.act), act_wr.en.eq(1)]
-                    m.d.sync += n_act.eq(slot + 1)
-                with m.Case(KINDS["wgt"]):
-                    m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
-                with m.Case(KINDS["bias"]):
-                    for f in range(cfg.filters):
-                        with m.If(op.bias_f == f):
-                            m.d.sync += biases[f].eq(op.bias)
-                with m.Case(KINDS["end"]):
-                    m.d.sync += [end_pending.eq(1), drain_row.eq(0)]
+            with m.If(op.kind == KINDS["act"]):
+                slot = Mux(op.first, 0, n_act)
+                m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(op.act), act_wr.en.eq(1)]
+                m.d.sync += n_act.eq(slot + 1)
+            with m.Elif(op.kind == KINDS["wgt"]):
+                m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
+            with m.Elif(op.kind == KINDS["bias"]):
+                for f in range(cfg.filters):
+                    with m.If(op.bias_f == f):
+                        m.d.sync += biases[f].eq(op.bias)
+            with m.Else():
+                m.d.sync += [end_pending.eq(1), drain_row.eq(0)]
         return m

@@ -11,7 +11,7 @@ from golden.checks import InputError
 
 from .drivers import DRIVERS
 
-__all__ = ["cosim", "first_mismatch", "keep_waveform", "Mismatch"]
+__all__ = ["cosim", "first_mismatch", "keep_waveform", "batch_mismatches", "Mismatch"]
 
 
 class Mismatch:
@@ -44,6 +44,18 @@ def keep_waveform(driver_cls, cfg, sim, args, mismatch):
     driver = driver_cls(cfg, sim, waves=True)
     driver.run(driver_cls.piece(cfg, args, mismatch.name, mismatch.index))
     return driver.target.build.waves_path
+
+
+def batch_mismatches(driver_cls, cfg, sim, batch, results, goldens):
+    """``{"mismatches", "first_mismatch", "waveform"}`` of a batch's RTL ``results`` vs ``goldens``
+    (both lists of (outputs, cycles)); the first mismatching piece is re-run with waves."""
+    bad = [(i, first_mismatch(rtl, golden)) for i, ((rtl, _), (golden, _)) in enumerate(zip(results, goldens))
+           if first_mismatch(rtl, golden) is not None]
+    if not bad:
+        return {"mismatches": 0, "first_mismatch": None, "waveform": None}
+    i, mismatch = bad[0]
+    return {"mismatches": len(bad), "first_mismatch": f"image {i}: {mismatch}",
+            "waveform": str(keep_waveform(driver_cls, cfg, sim, batch[i], mismatch))}
 
 
 def load_inputs(path):

@@ -6,6 +6,8 @@ import time
 
 from generators.config import default_preset
 
+from .cscnn_check import check_pe_layers
+from .cscnn_network import PRUNING, cscnn_models, table_ii
 from .dap_check import check_layers
 from .network import load_network
 from .runner import REPO
@@ -44,6 +46,24 @@ def _s2ta_section(net, sim, images, *, log):
     return section
 
 
+def _cscnn_section(net, sim, images, *, log):
+    """CSCNN: centrosymmetric retraining (+ dual pruning) and the pruned network on cscnn_pe vs scnn_pe."""
+    log("CSCNN models: centrosymmetric conv filters, retrained with tied duals")
+    models = cscnn_models(net, log=log)
+    section = {"table_ii": table_ii(models, net.data.x_test[:images]), "rtl_model": "cs_pruned",
+               "pruning": PRUNING}
+    for block in ("cscnn_pe", "scnn_pe"):
+        cfg = default_preset(block)
+        log(f"CSCNN RTL: {cfg.module} ({cfg.macs} multipliers) on {sim}, the cs_pruned network")
+        t = time.perf_counter()
+        layers = check_pe_layers(cfg, sim, models["cs_pruned"].qnet, net.data.x_test[:images], log=log)
+        section[block] = {"preset": cfg.to_dict(), "layers": layers, "rtl_seconds": time.perf_counter() - t,
+                          "cycles": sum(r["cycles"] for r in layers), "mults": sum(r["mults"] for r in layers)}
+    section["mults_ratio"] = section["cscnn_pe"]["mults"] / section["scnn_pe"]["mults"]
+    section["speedup"] = section["scnn_pe"]["cycles"] / section["cscnn_pe"]["cycles"]
+    return section
+
+
 def demo(*, sim="verilator", images=8, synth=True, log=print):
     """Run the demo; return 0 when every RTL output matched golden, 1 otherwise."""
     start = time.perf_counter()
@@ -66,8 +86,11 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
             f"Fmax {area['fmax_mhz']} MHz ({time.perf_counter() - t:.1f} s)")
 
     s2ta = _s2ta_section(net, sim, images, log=log)
-    bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"]
-                    for r in rows + s2ta["s2ta_aw"]["layers"] + s2ta["sa"]["layers"])
+    cscnn = _cscnn_section(net, sim, images, log=log)
+    checked = [("dap", rows), ("s2ta_aw", s2ta["s2ta_aw"]["layers"]), ("sa", s2ta["sa"]["layers"]),
+               ("cscnn_pe", cscnn["cscnn_pe"]["layers"]), ("scnn_pe", cscnn["scnn_pe"]["layers"])]
+    bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for _, layer_rows in checked
+                    for r in layer_rows)
     print()
     print(_table([
         {"k": "float", "v": f"{net.float_accuracy:.2%}"},
@@ -75,6 +98,8 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         {"k": f"INT8 + DAP {DEMO_NNZ}/8", "v": f"{dap_accuracy:.2%}"},
         *({"k": f"S2TA {name} (fine-tuned, INT8)", "v": f"{acc:.2%}"}
           for name, acc in s2ta["accuracy"].items() if name != "dense"),
+        *({"k": f"CSCNN {r['model']} (retrained, INT8)", "v": f"{r['accuracy']:.2%}"}
+          for r in cscnn["table_ii"] if r["model"] != "dense"),
     ], [("model", lambda r: r["k"]), ("test accuracy", lambda r: r["v"])]))
     print()
     print(_table(rows, [
@@ -96,6 +121,25 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         ("bit-exact", lambda r: "yes" if not r["mismatches"] and not r["sa"]["mismatches"] else "NO"),
     ]))
     print()
+    print(_table(cscnn["table_ii"], [
+        ("CSCNN Table II", lambda r: r["model"]),
+        ("INT8 accuracy", lambda r: f"{r['accuracy']:.2%}"),
+        ("conv weights stored", lambda r: str(r["conv_weights"])),
+        ("weight reduction", lambda r: f"{r['weight_reduction']:.2f}x"),
+        ("products / image", lambda r: f"{r['cscnn_products_per_image'] or r['scnn_products_per_image']:.0f}"),
+        ("product reduction", lambda r: f"{r['product_reduction']:.2f}x"),
+    ]))
+    print()
+    print(_table([{**cs, "scnn": sc} for cs, sc in zip(cscnn["cscnn_pe"]["layers"], cscnn["scnn_pe"]["layers"])], [
+        ("layer (cs_pruned)", lambda r: r["layer"]),
+        ("cscnn_pe products", lambda r: str(r["mults"])),
+        ("scnn_pe products", lambda r: str(r["scnn"]["mults"])),
+        ("cscnn_pe RTL cycles", lambda r: str(r["cycles"])),
+        ("scnn_pe RTL cycles", lambda r: str(r["scnn"]["cycles"])),
+        ("speedup", lambda r: f"{r['scnn']['cycles'] / r['cycles']:.2f}x"),
+        ("bit-exact", lambda r: "yes" if not r["mismatches"] and not r["scnn"]["mismatches"] else "NO"),
+    ]))
+    print()
     summary = {
         "dataset": {"name": "sklearn load_digits", "train": len(data.y_train), "test": len(data.y_test)},
         "cnn": {"channels": list(net.cnn.channels), "seed": net.cnn.seed, "epochs": net.cnn.epochs},
@@ -103,11 +147,12 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         "dap": {"preset": cfg.to_dict(), "sim": sim, "images": images, "nnz": DEMO_NNZ,
                 "rtl_bit_exact": bit_exact, "layers": rows, "area": area, "rtl_seconds": rtl_seconds},
         "s2ta": s2ta,
+        "cscnn": cscnn,
         "wall_seconds": time.perf_counter() - start,
     }
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     (DEMO_DIR / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    for block, layer_rows in [("dap", rows), ("s2ta_aw", s2ta["s2ta_aw"]["layers"]), ("sa", s2ta["sa"]["layers"])]:
+    for block, layer_rows in checked:
         for r in layer_rows:
             if r["first_mismatch"]:
                 print(f"demo: {block} mismatch in {r['layer']}: first at {r['first_mismatch']}; "

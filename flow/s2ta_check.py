@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .cosim import first_mismatch, keep_waveform
+from .cosim import batch_mismatches
 from .drivers.array import ArrayDriver
 from .network import conv_inputs
 
@@ -30,19 +30,13 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
             batch.append(ArrayDriver.validate(cfg, conv))
         results = driver.run_batch(batch)
         goldens = [ArrayDriver.golden(cfg, args) for args in batch]
-        bad = [(i, first_mismatch(rtl, golden)) for i, ((rtl, _), (golden, _)) in enumerate(zip(results, goldens))
-               if first_mismatch(rtl, golden) is not None]
         row = {
             "layer": layer.name, "images": len(batch), "nnz_a": None if nnz_a is None else nnz_a.get(layer.name),
             "dense_w": bool(batch[0]["dense_w"]), "macs_dense": int(sum(a["a"].size * a["w"].shape[1] for a in batch)),
             "cycles": int(sum(c for _, c in results)), "golden_cycles": int(sum(c for _, c in goldens)),
-            "mismatches": len(bad), "first_mismatch": None, "waveform": None,
+            **batch_mismatches(ArrayDriver, cfg, sim, batch, results, goldens),
         }
-        if bad:
-            i, mismatch = bad[0]
-            row["first_mismatch"] = f"image {i}: {mismatch}"
-            row["waveform"] = str(keep_waveform(ArrayDriver, cfg, sim, batch[i], mismatch))
         rows.append(row)
-        log(f"  {cfg.module} {layer.name}: {len(batch)} images on {sim}, {len(bad)} mismatches, "
+        log(f"  {cfg.module} {layer.name}: {len(batch)} images on {sim}, {row['mismatches']} mismatches, "
             f"{row['cycles']} cycles (model {row['golden_cycles']})")
     return rows

@@ -59,3 +59,4 @@ clean:
 bench: setup
 	$(PY) -m flow.bench_dap
 	$(PY) -m flow.bench_s2ta
+	$(PY) -m flow.bench_cscnn

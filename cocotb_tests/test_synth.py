@@ -17,3 +17,17 @@ def test_zvcg_tpe_has_the_gating_logic_the_plain_one_lacks():
     plain, gated = (CATALOG[v]["default"] for v in ("sa", "sa_zvcg"))
     cells = {cfg.variant: synthesize(cfg, ecp5=False, pnr=False, top=f"{cfg.module}_tpe") for cfg in (plain, gated)}
     assert cells["sa_zvcg"]["generic_cells"] > cells["sa"]["generic_cells"]
+
+
+def test_pe_area_splits_into_logic_and_accumulator_banks():
+    """The benchmark's logic figure is the design minus its bank instances; CSCNN has twice the banks."""
+    cells = {}
+    for block in ("scnn_pe", "cscnn_pe"):
+        cfg = CATALOG[block]["small"]
+        result = synthesize(cfg, ecp5=False, pnr=False)
+        per_module = result["cells_per_module"]
+        bank = per_module[f"{cfg.module}_bank"]
+        assert bank > 0
+        assert result["generic_cells"] == per_module[cfg.module] + cfg.banks * cfg.buffers * bank
+        cells[block] = per_module[cfg.module]
+    assert cells["cscnn_pe"] > cells["scnn_pe"], "the dual crossbar, CCU and PPU adder are extra logic"

@@ -2,6 +2,8 @@
 
 from generators.config import default_preset
 
+from .cscnn_check import check_pe_layers
+from .cscnn_network import cscnn_models
 from .dap_check import check_layers
 from .network import load_network
 from .s2ta_check import check_array_layers
@@ -14,11 +16,13 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
     """Print a per-layer table of items checked and mismatches; return 0 when all match.
 
     DAP runs ``images`` test images at every nnz; the arrays run ``array_images`` through the
-    A/W-DBB network (Icarus simulates s2ta_aw at a few hundred cycles/s, so keep it small).
+    A/W-DBB network (Icarus simulates s2ta_aw at a few hundred cycles/s, so keep it small), the PEs
+    as many through the centrosymmetric + dual-pruned network.
     """
     net = load_network(log=log)
     cfg = default_preset("dap")
     aw_dbb = s2ta_models(net, log=log)["aw_dbb"]
+    cs_pruned = cscnn_models(net, log=log)["cs_pruned"]
     table = []
     for sim in sims:
         rows = check_layers(cfg, sim, net.qnet, net.data.x_test[:images], list(range(1, cfg.nnz_max + 1)), log=log)
@@ -30,6 +34,10 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
             table += [(f"{variant}/{array.name}", sim, r,
                        f"{r['images']} image(s)" + (f", nnz_a {r['nnz_a']}" if variant == "s2ta_aw" else ""))
                       for r in rows]
+        for block in ("scnn_pe", "cscnn_pe"):
+            pe = default_preset(block)
+            rows = check_pe_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
+            table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned") for r in rows]
     print("\n| block | sim | layer | items checked | mismatches | cycles (RTL = golden) |")
     print("|---|---|---|---|---|---|")
     for block, sim, r, items in table:

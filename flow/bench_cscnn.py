@@ -1,4 +1,4 @@
-"""Benchmark of the Cartesian-product PEs, CSCNN vs SCNN: products, cycles and area -> reports/bench/cscnn.json.
+"""Benchmark of the Cartesian-product PEs, CSCNN vs SCNN: Table II, products, cycles, area -> reports/bench/cscnn.json.
 
 Real layers and the 3x3 synthetic sweep run on the RTL (Verilator, each run checked bit-exact and
 cycle-exact against golden); the 5x5 sweep, which no preset holds, comes from the golden PE model
@@ -18,7 +18,7 @@ from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, mirror_canonical
 
 from .cosim import first_mismatch
-from .cscnn_network import cscnn_models
+from .cscnn_network import cscnn_models, table_ii
 from .drivers.cartesian import PeDriver
 from .network import conv_inputs, load_network
 from .runner import REPO
@@ -170,6 +170,10 @@ def main(argv=None):
     report = json.loads(path.read_text()) if path.exists() else {}
     network = load_network()
     models = cscnn_models(network)
+    report["table_ii"] = table_ii(models, network.data.x_test)
+    for row in report["table_ii"]:
+        print(f"  Table II {row['model']}: accuracy {row['accuracy']:.2%}, {row['conv_weights']} conv weights "
+              f"({row['weight_reduction']}x fewer), {row['product_reduction']}x fewer products")
     print("real layers (RTL, Verilator)")
     report["real_layers"] = real_layer_table(models, network.data.x_test[:args.images])
     print("density sweep")

@@ -105,24 +105,28 @@ def density_sweep(*, seed=0, log=print):
 
 
 def pe_area(*, ecp5=True, log=print):
-    """Yosys figures of both default PEs: logic (generic cells without the accumulator banks), ECP5, Fmax."""
+    """Yosys figures of both PEs: logic (generic cells without the accumulator banks) and ECP5 LUT4/FF of the
+    default (4x4) presets; Fmax from nextpnr-ecp5 on the small (2x2) presets, the defaults' crossbars being
+    too congested to route in reasonable time."""
     rows = []
     for block in PE_BLOCKS:
-        cfg = CATALOG[block]["default"]
-        log(f"  synthesizing {cfg.module}" + (" (ECP5, nextpnr)" if ecp5 else " (generic)"))
-        r = synthesize(cfg, ecp5=ecp5, pnr=ecp5, device="85k")  # beyond the 25k part's LUTs
-        bank_cells = r["cells_per_module"][f"{cfg.module}_bank"] * cfg.banks * cfg.buffers
-        rows.append({"block": block, "module": cfg.module, "multipliers": cfg.macs,
-                     "accumulator_bits": cfg.banks * cfg.buffers * cfg.depth * 32,
-                     "generic_cells": r["generic_cells"], "bank_cells": bank_cells,
-                     "logic_cells": r["generic_cells"] - bank_cells, "ecp5_lut4": r["ecp5_lut4"],
-                     "ecp5_ff": r["ecp5_ff"], "ecp5_cells": r["ecp5_cells"], "fmax_mhz": r["fmax_mhz"],
-                     "device": r["device"]})
-    scnn, cscnn = rows
-    overhead = {"logic_cells": round(cscnn["logic_cells"] / scnn["logic_cells"] - 1, 4)}
-    if ecp5:
-        overhead["ecp5_lut4"] = round(cscnn["ecp5_lut4"] / scnn["ecp5_lut4"] - 1, 4)
-    log(f"  CSCNN PE logic overhead over SCNN: {overhead['logic_cells']:.1%} (paper: 17.7% with SRAM)")
+        for name in ("default", "small"):
+            cfg = CATALOG[block][name]
+            pnr = ecp5 and name == "small"
+            log(f"  synthesizing {cfg.module}" + (" (ECP5, nextpnr)" if pnr else " (ECP5)" if ecp5 else " (generic)"))
+            r = synthesize(cfg, ecp5=ecp5, pnr=pnr)
+            bank_cells = r["cells_per_module"][f"{cfg.module}_bank"] * cfg.banks * cfg.buffers
+            rows.append({"block": block, "preset": name, "module": cfg.module, "multipliers": cfg.macs,
+                         "accumulator_bits": cfg.banks * cfg.buffers * cfg.depth * 32,
+                         "generic_cells": r["generic_cells"], "bank_cells": bank_cells,
+                         "logic_cells": r["generic_cells"] - bank_cells, "ecp5_lut4": r["ecp5_lut4"],
+                         "ecp5_ff": r["ecp5_ff"], "fmax_mhz": r["fmax_mhz"]})
+    overhead = {}
+    for name in ("default", "small"):
+        scnn, cscnn = (next(r for r in rows if r["block"] == b and r["preset"] == name) for b in PE_BLOCKS)
+        overhead[name] = {key: round(cscnn[key] / scnn[key] - 1, 4)
+                          for key in ("logic_cells", "ecp5_lut4", "ecp5_ff", "accumulator_bits") if scnn[key]}
+    log(f"  CSCNN PE overhead over SCNN (default): {overhead['default']} (paper: 17.7% of PE area, SRAM included)")
     return {"pes": rows, "cscnn_overhead": overhead, "paper_overhead": 0.177}
 
 

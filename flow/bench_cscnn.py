@@ -148,11 +148,11 @@ def _plot(report, path):
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
     rows = report["real_layers"]
-    labels = [f"{r['model']}\n{r['layer']}" for r in rows]
+    labels = [f"{r['model']} {r['layer']}" for r in rows]
     xs = np.arange(len(rows))
     right.bar(xs - 0.2, [r["mults_ratio"] for r in rows], 0.4, label="products")
     right.bar(xs + 0.2, [r["cycles_ratio"] for r in rows], 0.4, label="cycles")
-    right.set_xticks(xs, labels, fontsize=7)
+    right.set_xticks(xs, labels, fontsize=7, rotation=30, ha="right")
     right.set_ylabel("CSCNN PE / SCNN PE (RTL)")
     right.set_title("digits CNN layers, Verilator, bit-exact")
     right.legend()
@@ -179,7 +179,7 @@ def main(argv=None):
         print(f"  Table II {row['model']}: accuracy {row['accuracy']:.2%}, {row['conv_weights']} conv weights "
               f"({row['weight_reduction']}x fewer), {row['product_reduction']}x fewer products")
     print("real layers (RTL, Verilator)")
-    report["real_layers"] = real_layer_table(models, network.data.x_test[:args.images])
+    report["real_layers"] = real_layer_table(models, network.data.x_test[:args.images], log=tqdm.write)
     print("density sweep")
     report["sweep"] = density_sweep()
     _plot(report, BENCH_DIR / "cscnn_products.png")

@@ -13,10 +13,11 @@ import pytest
 from flow.cosim import first_mismatch
 from flow.cscnn_network import cscnn_models
 from flow.drivers.cartesian import PeDriver
+from flow.drivers.stream import Job
 from flow.network import conv_inputs, load_network
 from flow.runner import SIMULATORS
 from generators.config import CATALOG, PE_BLOCKS, PeConfig
-from golden.cartesian_pe import bank_of
+from golden.cartesian_pe import bank_of, pe_tile, tile_ops
 from golden.conv import conv2d
 from golden.cscnn import mirror_canonical
 
@@ -130,3 +131,21 @@ def test_real_centrosymmetric_layers(block, sim, real_layers):
             # The full-mode output holds the network's padded convolution (pad 1 of a 3x3 filter).
             same = golden["y"][:, 1:-1, 1:-1]
             np.testing.assert_array_equal(same, conv2d(x, layer_q.w, pad=1, bias=layer_q.bias))
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_reset_clears_a_tile_abandoned_mid_way(sim, rng):
+    """A tile's ops without its end leave partial sums in the banks; the reset before the next job must clear them."""
+    cfg = CATALOG["cscnn_pe"]["small"]
+    pe = driver(cfg, sim)
+    abandoned = layer(rng, cfg, 3, cfg.filters, cfg.tile_h, cfg.tile_w, density=1.0)
+    ops = tile_ops(cfg, abandoned["x"], abandoned["w"], abandoned["bias"])[:-1]
+    inputs = layer(rng, cfg, 2, cfg.filters, cfg.tile_h, cfg.tile_w)
+    ops_next = tile_ops(cfg, inputs["x"], inputs["w"], inputs["bias"])
+    first, second = pe.target.run([Job(pe.words(ops), yields=[0] * len(ops)),
+                                   Job(pe.words(ops_next), yields=[0] * (len(ops_next) - 1) + [cfg.depth])])
+    assert first.words == []
+    y, mults, stalls = pe.decode(second.words, cfg.filters, cfg.tile_h, cfg.tile_w)
+    golden = pe_tile(cfg, inputs["x"], inputs["w"], inputs["bias"])
+    np.testing.assert_array_equal(y, golden["y"])
+    assert (mults, stalls, second.cycles) == (golden["mults"], golden["stalls"], golden["cycles"])

@@ -60,3 +60,4 @@ bench: setup
 	$(PY) -m flow.bench_dap
 	$(PY) -m flow.bench_s2ta
 	$(PY) -m flow.bench_cscnn
+	$(PY) -m flow.bench_mor

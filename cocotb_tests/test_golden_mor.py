@@ -82,3 +82,24 @@ def test_proxy_clusters_follow_the_nearest_angle_graph():
     w = np.array([[10, 0, 0], [9, 1, 0], [0, 10, 1], [0, 9, 3], [0, 5, 4]])
     proxy = proxy_clusters(w)
     assert proxy.tolist() == [-1, 0, 3, -1, 3]
+
+
+def test_offline_stage_on_the_digits_cnn():
+    """Profiled tables are well-formed; at T = 1.0 nothing is skipped and the network is the exact INT8 one."""
+    from flow.network import conv_inputs, load_network
+    from models.mor import mor_forward, tables
+
+    net = load_network()
+    layer_tables = tables(net.qnet, conv_inputs(net.qnet, net.data.x_train[:100]))
+    for layer in net.qnet.convs:
+        t = layer_tables[layer.name]
+        members = t.proxy >= 0
+        assert (t.proxy[t.proxy[members]] == -1).all() and (t.proxy == -1).any()
+        assert (np.abs(t.correlation) <= 1 + 1e-9).all() and np.median(t.correlation) > 0.5
+        assert t.m_q.dtype == np.int32 and t.b_q.dtype == np.int32
+    for image in net.data.x_test[:5]:
+        logits, stats = mor_forward(net.qnet, layer_tables, 1.01, image)
+        assert np.array_equal(logits, net.qnet.forward(image)[0])
+        assert all(s["skipped"] == 0 and s["macs"] == s["dense_macs"] for s in stats.values())
+    skipped = [mor_forward(net.qnet, layer_tables, 0.6, image)[1] for image in net.data.x_test[:20]]
+    assert sum(s["skipped"] for layer in skipped for s in layer.values()) > 0

@@ -104,7 +104,9 @@ def tables(qnet, layer_inputs):
 def mor_forward(qnet, mor_tables, threshold, image):
     """Logits of one int8 image with every conv layer under the skip rule, and per-layer counts.
 
-    Counts per conv layer: ``neurons``, ``skipped``, ``mispredicted``, ``macs`` (performed), ``dense_macs``.
+    Counts per conv layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
+    ``mispredicted`` (skipped but truly positive), ``zero_missed`` (computed, truly zero),
+    ``nonzero_computed``, ``macs`` (performed) and ``dense_macs``.
     """
     x, stats = image, {}
     for layer in qnet.layers:
@@ -115,9 +117,12 @@ def mor_forward(qnet, mor_tables, threshold, image):
         a, w, (_, h, wd) = neuron_inputs(layer, x)
         out = mor_layer(a, w, layer.bias, t.proxy, t.m_q, t.b_q, t.enable(threshold))
         x = requantize(out["y"], layer.mult, layer.shift).T.reshape(-1, h, wd)
+        zero = out["exact"] <= 0
         stats[layer.name] = {"neurons": out["skipped"].size, "skipped": int(out["skipped"].sum()),
-                             "mispredicted": int(out["mispredicted"].sum()), "macs": out["macs"],
-                             "dense_macs": a.shape[0] * w.shape[0] * w.shape[1]}
+                             "mispredicted": int(out["mispredicted"].sum()),
+                             "zero_missed": int((zero & ~out["skipped"]).sum()),
+                             "nonzero_computed": int((~zero & ~out["skipped"]).sum()),
+                             "macs": out["macs"], "dense_macs": a.shape[0] * w.shape[0] * w.shape[1]}
     return logits, stats
 
 

@@ -299,3 +299,21 @@ def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, monkeypatc
     assert "first mismatch at y[4, 9, 2]" in err
     waves = Path(err.split("waveform kept at ")[1].strip())
     assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(bits_per_cycle=0), "bits_per_cycle must be between 1 and 256, not 0"),
+    (dict(max_in=0), "max_in must be between 1 and 65536, not 0"),
+    (dict(bits_per_cycle=8.0), "bits_per_cycle must be an integer"),
+])
+def test_invalid_bincu_config_refused(params, message):
+    from generators.config import BinCuConfig
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        BinCuConfig(name="bad", **params)
+
+
+def test_cosim_has_no_bincu_block_alone(tmp_path, capsys):
+    """The binCU is verified on its own by the RTL tests; SPEC §9's block is the whole `mor` engine."""
+    assert main(["cosim", "bincu", "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz")]) == 2
+    assert "no co-simulation for block 'bincu'" in capsys.readouterr().err

@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "VARIANTS", "PE_BLOCKS", "CATALOG", "preset", "default_preset",
-           "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "VARIANTS", "PE_BLOCKS", "CATALOG", "preset",
+           "default_preset", "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -212,6 +212,54 @@ class ArrayConfig:
         return f"{self.a}x{self.b}x{self.c}_{self.rows}x{self.cols}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class BinCuConfig:
+    """Mixture-of-Rookies binary prediction unit (binCU, SPEC §6).
+
+    Parameters
+    ----------
+    name : str
+        Preset name; the emitted module is ``bincu_<name>``.
+    bits_per_cycle : int
+        Input and weight sign bits XNOR-popcounted per cycle (1..256).
+    max_in : int
+        Longest input vector (bounds p_bin's width).
+    """
+
+    name: str
+    bits_per_cycle: int = 16
+    max_in: int = 512
+
+    block = "bincu"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        _require_int("bits_per_cycle", self.bits_per_cycle, 1, 256)
+        _require_int("max_in", self.max_in, 1, 1 << 16)
+
+    @property
+    def module(self):
+        return f"{self.block}_{self.name}"
+
+    @property
+    def p_width(self):
+        """Signed width of p_bin, which lies in [-max_in, max_in]."""
+        return self.max_in.bit_length() + 1
+
+    @property
+    def latency(self):
+        """Cycles from a neuron's last chunk accepted to its prediction valid."""
+        return 2
+
+    def params(self):
+        """Parameters under SPEC's names (everything but ``name``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+    def to_dict(self):
+        return {"block": self.block, **asdict(self)}
+
+
 PE_BLOCKS = ("scnn_pe", "cscnn_pe")
 
 
@@ -355,6 +403,10 @@ CATALOG = {
     **{block: _pes(block == "cscnn_pe", default=dict(), small=dict(px=2, py=2, banks=8, filters=2, tile_h=4,
                                                                     tile_w=5, r=3, s=2))
        for block in PE_BLOCKS},
+    "bincu": {
+        "default": BinCuConfig(name="default", bits_per_cycle=16, max_in=512),
+        "small": BinCuConfig(name="small", bits_per_cycle=5, max_in=40),
+    },
 }
 
 BLOCKS = tuple(CATALOG)

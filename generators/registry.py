@@ -1,5 +1,6 @@
 """Which Amaranth component each block's config builds."""
 
+from .binary_predictor import BinaryPredictor
 from .cartesian_pe import CartesianPE
 from .config import PE_BLOCKS, VARIANTS
 from .dap import DapCascade
@@ -9,6 +10,7 @@ __all__ = ["COMPONENTS", "build"]
 
 COMPONENTS = {
     "dap": DapCascade,
+    "bincu": BinaryPredictor,
     **{variant: SystolicArray for variant in VARIANTS},
     **{block: CartesianPE for block in PE_BLOCKS},
 }

@@ -5,7 +5,7 @@ import numpy as np
 from .checks import InputError, require_array, require_int8
 from .quant import fits
 
-__all__ = ["binary_dot", "check_mor", "mor_layer"]
+__all__ = ["binary_dot", "bincu_chunks", "binary_predict", "bincu_cycles", "check_mor", "mor_layer"]
 
 
 def binary_dot(x, w):
@@ -13,6 +13,32 @@ def binary_dot(x, w):
     sx = np.where(x > 0, 1, -1).astype(np.int64)
     sw = np.where(w >= 0, 1, -1).astype(np.int64)
     return sx @ sw.T
+
+
+def bincu_chunks(cfg, x, w):
+    """One neuron's sign bits for the binCU: ``(x_bits, w_bits, count)``, bits [chunks, bits_per_cycle]
+    (x > 0, w ≥ 0; chunk c holds elements c·bits_per_cycle + i) and ``count`` valid bits per chunk."""
+    n = len(x)
+    if not 1 <= n <= cfg.max_in:
+        raise InputError(f"a vector of {n} inputs does not fit {cfg.module} (1..{cfg.max_in})")
+    width = cfg.bits_per_cycle
+    chunks = -(-n // width)
+    x_bits = np.zeros(chunks * width, np.int64)
+    w_bits = np.zeros(chunks * width, np.int64)
+    x_bits[:n], w_bits[:n] = x > 0, w >= 0
+    count = np.minimum(width, n - width * np.arange(chunks))
+    return x_bits.reshape(chunks, width), w_bits.reshape(chunks, width), count
+
+
+def binary_predict(x, w, m_q, b_q):
+    """``(p_bin, zero)`` [P, n_out]: the binCU's estimate ``m_q·p_bin + b_q`` (int64, exact) is negative."""
+    p = binary_dot(x, w)
+    return p, m_q.astype(np.int64) * p + b_q.astype(np.int64) < 0
+
+
+def bincu_cycles(cfg, n_in, neurons):
+    """Cycles of ``neurons`` predictions of ``n_in`` inputs streamed back to back (first chunk to last result)."""
+    return neurons * -(-n_in // cfg.bits_per_cycle) + cfg.latency
 
 
 def check_mor(x, w, bias, proxy, m_q, b_q, enable, *, acc_width=32):
@@ -64,10 +90,10 @@ def mor_layer(x, w, bias, proxy, m_q, b_q, enable):
     """
     x2 = check_mor(x, w, bias, proxy, m_q, b_q, enable)
     exact = x2.astype(np.int64) @ w.astype(np.int64).T + bias.astype(np.int64)
-    estimate = m_q.astype(np.int64) * binary_dot(x2, w) + b_q.astype(np.int64)
+    _, predicted_zero = binary_predict(x2, w, m_q, b_q)
     member = proxy >= 0
     proxy_zero = np.where(member, exact[:, np.where(member, proxy, 0)] <= 0, False)
-    skipped = member & enable & proxy_zero & (estimate < 0)
+    skipped = member & enable & proxy_zero & predicted_zero
     y = np.where(skipped, 0, np.maximum(exact, 0)).astype(np.int32)
     shape = x.shape[:-1] + (w.shape[0],)
     return {"y": y.reshape(shape), "skipped": skipped.reshape(shape),

@@ -15,8 +15,27 @@ def _require_int(name, value, low, high=None):
         raise ValueError(f"{name} must be between {low} and {high}, not {value}")
 
 
+class _Preset:
+    """What every block config shares: a preset name, its module name, SPEC parameters and a dict form."""
+
+    def _check_name(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+
+    @property
+    def module(self):
+        return f"{self.block}_{self.name}"
+
+    def params(self):
+        """Parameters under SPEC's names (everything but ``name``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+    def to_dict(self):
+        return {"block": self.block, **asdict(self)}
+
+
 @dataclass(frozen=True, kw_only=True)
-class DapConfig:
+class DapConfig(_Preset):
     """Dynamic activation pruning cascade (SPEC §3).
 
     Parameters
@@ -43,8 +62,7 @@ class DapConfig:
     block = "dap"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        self._check_name()
         _require_int("bz", self.bz, 2, 32)
         if self.bz & (self.bz - 1):
             raise ValueError(f"bz must be a power of two, not {self.bz}")
@@ -52,10 +70,6 @@ class DapConfig:
         for flag in ("stage_regs", "dense_out"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
-
-    @property
-    def module(self):
-        return f"{self.block}_{self.name}"
 
     @property
     def latency(self):
@@ -66,19 +80,12 @@ class DapConfig:
     def nnz_width(self):
         return self.nnz_max.bit_length()
 
-    def params(self):
-        """Parameters under SPEC's names (everything but ``name``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
-
-    def to_dict(self):
-        return {"block": self.block, **asdict(self)}
-
 
 VARIANTS = ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ArrayConfig:
+class ArrayConfig(_Preset):
     """Output-stationary systolic array of tensor PEs, ``a×b×c_rows×cols`` (SPEC §4).
 
     Parameters
@@ -116,8 +123,7 @@ class ArrayConfig:
     stage_regs: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        self._check_name()
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
         for field in ("a", "b", "c", "rows", "cols"):
@@ -139,10 +145,6 @@ class ArrayConfig:
     @property
     def block(self):
         return self.variant
-
-    @property
-    def module(self):
-        return f"{self.block}_{self.name}"
 
     @property
     def scalar(self):
@@ -201,19 +203,12 @@ class ArrayConfig:
         """Cycles from the last step of a fold entering the array to its last result word (no stalls)."""
         return 2 * self.rows + self.cols - 1
 
-    def params(self):
-        """Parameters under SPEC's names (everything but ``name``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
-
-    def to_dict(self):
-        return {"block": self.block, **asdict(self)}
-
     def notation(self):
         return f"{self.a}x{self.b}x{self.c}_{self.rows}x{self.cols}"
 
 
 @dataclass(frozen=True, kw_only=True)
-class BinCuConfig:
+class BinCuConfig(_Preset):
     """Mixture-of-Rookies binary prediction unit (binCU, SPEC §6).
 
     Parameters
@@ -233,14 +228,9 @@ class BinCuConfig:
     block = "bincu"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        self._check_name()
         _require_int("bits_per_cycle", self.bits_per_cycle, 1, 256)
         _require_int("max_in", self.max_in, 1, 1 << 16)
-
-    @property
-    def module(self):
-        return f"{self.block}_{self.name}"
 
     @property
     def p_width(self):
@@ -251,13 +241,6 @@ class BinCuConfig:
     def latency(self):
         """Cycles from a neuron's last chunk accepted to its prediction valid."""
         return 2
-
-    def params(self):
-        """Parameters under SPEC's names (everything but ``name``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
-
-    def to_dict(self):
-        return {"block": self.block, **asdict(self)}
 
 
 PE_BLOCKS = ("scnn_pe", "cscnn_pe")
@@ -270,7 +253,7 @@ def _require_power_of_two(name, value, low, high):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PeConfig:
+class PeConfig(_Preset):
     """Cartesian-product PE (SPEC §5): the SCNN PE, or with ``reuse`` the CSCNN PE.
 
     Parameters
@@ -307,8 +290,7 @@ class PeConfig:
     relu: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"name must be a Python identifier, not {self.name!r}")
+        self._check_name()
         for flag in ("reuse", "relu"):
             if not isinstance(getattr(self, flag), bool):
                 raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
@@ -324,10 +306,6 @@ class PeConfig:
     @property
     def block(self):
         return "cscnn_pe" if self.reuse else "scnn_pe"
-
-    @property
-    def module(self):
-        return f"{self.block}_{self.name}"
 
     @property
     def macs(self):
@@ -361,13 +339,6 @@ class PeConfig:
     def latency(self):
         """Cycles from the first drain read to the last output word (no stalls): depth rows + 2 stages."""
         return self.depth + 1
-
-    def params(self):
-        """Parameters under SPEC's names (everything but ``name``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
-
-    def to_dict(self):
-        return {"block": self.block, **asdict(self)}
 
     def notation(self):
         return f"{self.px}x{self.py}"

@@ -78,3 +78,18 @@ def test_bubbles_and_back_pressure(sim, rng):
     for in_pattern, out_pattern in [(0x5555_5555, 0xFFFF_FFFF), (0xFFFF_FFFF, 0x3333_3333),
                                     tuple(int(p) for p in rng.integers(1, 2**32, 2))]:
         check(cfg, sim, neurons(rng, 25, 11), in_pattern=in_pattern, out_pattern=out_pattern)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: {k: v for k, v in a.items() if k != "b_q"}, "missing input 'b_q'"),
+    (lambda a: {**a, "x": a["x"].astype(np.int16)}, "x must have dtype int8"),
+    (lambda a: {**a, "w": a["w"][:, :3]}, "w must have shape"),
+    (lambda a: {**a, "m_q": a["m_q"][:2]}, "m_q must have shape"),
+    (lambda a: {**a, "x": np.zeros((3, 41), np.int8), "w": np.zeros((3, 41), np.int8)},
+     "a vector of 41 inputs does not fit bincu_small"),
+])
+def test_invalid_neurons_refused(change, message, rng):
+    from golden.checks import InputError
+
+    with pytest.raises(InputError, match=message):
+        BinCuDriver.validate(CATALOG["bincu"]["small"], change(neurons(rng, 3, 7)))

@@ -5,7 +5,7 @@ import numpy as np
 from .checks import InputError, require_array, require_int8
 from .quant import fits
 
-__all__ = ["binary_dot", "bincu_chunks", "binary_predict", "bincu_cycles", "check_mor", "mor_layer"]
+__all__ = ["binary_dot", "check_bincu", "bincu_chunks", "binary_predict", "bincu_cycles", "check_mor", "mor_layer"]
 
 
 def binary_dot(x, w):
@@ -15,12 +15,20 @@ def binary_dot(x, w):
     return sx @ sw.T
 
 
+def check_bincu(cfg, x, w, m_q, b_q):
+    """Refuse what the binCU cannot take: ``x``, ``w`` int8 [N, n], 1 ≤ n ≤ max_in; ``m_q``, ``b_q`` int32 [N]."""
+    require_int8("x", x, ndim=2)
+    require_int8("w", w, shape=x.shape)
+    for name, table in (("m_q", m_q), ("b_q", b_q)):
+        require_array(name, table, dtype=np.int32, shape=(x.shape[0],))
+    if not 1 <= x.shape[1] <= cfg.max_in:
+        raise InputError(f"a vector of {x.shape[1]} inputs does not fit {cfg.module} (1..{cfg.max_in})")
+
+
 def bincu_chunks(cfg, x, w):
     """One neuron's sign bits for the binCU: ``(x_bits, w_bits, count)``, bits [chunks, bits_per_cycle]
     (x > 0, w ≥ 0; chunk c holds elements c·bits_per_cycle + i) and ``count`` valid bits per chunk."""
     n = len(x)
-    if not 1 <= n <= cfg.max_in:
-        raise InputError(f"a vector of {n} inputs does not fit {cfg.module} (1..{cfg.max_in})")
     width = cfg.bits_per_cycle
     chunks = -(-n // width)
     x_bits = np.zeros(chunks * width, np.int64)

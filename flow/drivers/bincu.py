@@ -3,8 +3,8 @@
 import numpy as np
 
 from generators.binary_predictor import bincu_input_layout, bincu_output_layout
-from golden.checks import InputError, require_array, require_int8
-from golden.mor import binary_predict, bincu_chunks, bincu_cycles
+from golden.checks import InputError
+from golden.mor import binary_predict, bincu_chunks, bincu_cycles, check_bincu
 
 from ..pack import pack, unpack
 from .stream import ALL_ONES, Job, StreamDriver
@@ -24,12 +24,10 @@ class BinCuDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [N, n], "w": int8 [N, n], "m_q", "b_q": int32 [N]}``; InputError if invalid."""
-        x = require_int8("x", inputs["x"], ndim=2)
-        require_int8("w", inputs["w"], shape=x.shape)
-        for name in ("m_q", "b_q"):
-            require_array(name, inputs[name], dtype=np.int32, shape=(x.shape[0],))
-        if not 1 <= x.shape[1] <= cfg.max_in:
-            raise InputError(f"a vector of {x.shape[1]} inputs does not fit {cfg.module} (1..{cfg.max_in})")
+        missing = [key for key in ("x", "w", "m_q", "b_q") if key not in inputs]
+        if missing:
+            raise InputError(f"missing input {missing[0]!r} (bincu needs x, w, m_q, b_q)")
+        check_bincu(cfg, inputs["x"], inputs["w"], inputs["m_q"], inputs["b_q"])
         return inputs
 
     @staticmethod

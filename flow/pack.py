@@ -4,7 +4,7 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-__all__ = ["pack", "unpack", "to_hex", "from_hex"]
+__all__ = ["pack", "unpack", "blank", "to_hex", "from_hex"]
 
 
 def _fields(layout, prefix="", base=0):
@@ -20,6 +20,12 @@ def _fields(layout, prefix="", base=0):
             shape = shape.elem_shape
         elem = Shape.cast(shape)
         yield prefix + name, base + field.offset, elem.width, elem.signed, length
+
+
+def blank(layout, n):
+    """Zeroed ``arrays`` for ``pack``: [n] per scalar field, [n, length] per array field."""
+    return {name: np.zeros(n if length is None else (n, length), np.int64)
+            for name, _offset, _width, _signed, length in _fields(layout)}
 
 
 def pack(layout, arrays):

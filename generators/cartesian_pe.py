@@ -8,8 +8,9 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
+from .ram import Ram
 
-__all__ = ["CartesianPE", "AccumulatorBank"]
+__all__ = ["CartesianPE"]
 
 
 def _select(one_hot, values):
@@ -19,33 +20,6 @@ def _select(one_hot, values):
 
 def _row_width(cfg):
     return max(1, (cfg.depth - 1).bit_length())
-
-
-class AccumulatorBank(wiring.Component):
-    """One accumulator bank: ``cfg.depth`` signed 32-bit words, a synchronous read port that sees a
-    write to the same row in the same cycle, and a write port (an SRAM macro in a real flow).
-
-    Latency: ``rdata`` holds row ``raddr`` one cycle after a cycle with ``ren``.
-    """
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-        width = _row_width(cfg)
-        super().__init__({
-            "raddr": In(width), "ren": In(1), "rdata": Out(signed(32)),
-            "waddr": In(width), "wdata": In(signed(32)), "we": In(1),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=signed(32), depth=max(2, self.cfg.depth), init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
-        m.d.comb += [
-            rd.addr.eq(self.raddr), rd.en.eq(self.ren), self.rdata.eq(rd.data),
-            wr.addr.eq(self.waddr), wr.data.eq(self.wdata), wr.en.eq(self.we),
-        ]
-        return m
 
 
 class CartesianPE(wiring.Component):
@@ -83,7 +57,7 @@ class CartesianPE(wiring.Component):
 
     def leaves(self):
         """(module name, component) of each module instantiated as a black box, emitted once each."""
-        return [(self.bank_module, AccumulatorBank(self.cfg))]
+        return [(self.bank_module, Ram(signed(32), self.cfg.depth))]
 
     def elaborate(self, platform):
         m = Module()

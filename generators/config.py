@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "VARIANTS", "PE_BLOCKS", "CATALOG", "preset",
-           "default_preset", "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "MorConfig", "VARIANTS", "PE_BLOCKS", "CATALOG",
+           "preset", "default_preset", "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -243,6 +243,80 @@ class BinCuConfig(_Preset):
         return 2
 
 
+@dataclass(frozen=True, kw_only=True)
+class MorConfig(_Preset):
+    """Mixture-of-Rookies layer engine (SPEC §6, MoR §4): CUs, binCUs and the neurons controller.
+
+    Parameters
+    ----------
+    name : str
+        Preset name; the emitted module is ``mor_<name>``.
+    n_cu : int
+        Compute units, each ``mac_width`` int8 MACs per cycle into a 32-bit psum.
+    mac_width : int
+        MACs per CU per cycle; also the int8 elements per loaded input or weight word.
+    n_bincu : int
+        Binary CUs (binCU), each ``bits_per_cycle`` sign bits per cycle.
+    bits_per_cycle : int
+        A multiple of ``mac_width``: a binary word packs that many loaded words' sign bits.
+    max_in : int
+        Longest input vector.
+    max_out : int
+        Most neurons in a layer, a power of two.
+    """
+
+    name: str
+    n_cu: int = 8
+    mac_width: int = 8
+    n_bincu: int = 2
+    bits_per_cycle: int = 64
+    max_in: int = 512
+    max_out: int = 32
+
+    block = "mor"
+
+    def __post_init__(self):
+        self._check_name()
+        _require_int("n_cu", self.n_cu, 1, 32)
+        _require_int("mac_width", self.mac_width, 1, 64)
+        _require_int("n_bincu", self.n_bincu, 1, 16)
+        _require_int("bits_per_cycle", self.bits_per_cycle, 1, 256)
+        if self.bits_per_cycle % self.mac_width:
+            raise ValueError(f"bits_per_cycle must be a multiple of mac_width ({self.mac_width}), "
+                             f"not {self.bits_per_cycle}")
+        _require_int("max_in", self.max_in, 1, 4096)
+        _require_power_of_two("max_out", self.max_out, 2, 1024)
+
+    @property
+    def chunks(self):
+        """Loaded words (and CU cycles) of the longest input vector."""
+        return -(-self.max_in // self.mac_width)
+
+    @property
+    def bin_chunks(self):
+        """binCU cycles of the longest input vector."""
+        return -(-self.max_in // self.bits_per_cycle)
+
+    @property
+    def words_per_binary(self):
+        return self.bits_per_cycle // self.mac_width
+
+    @property
+    def bincu(self):
+        """The binCU each of the engine's ``n_bincu`` instances is."""
+        return BinCuConfig(name=f"{self.name}_mor", bits_per_cycle=self.bits_per_cycle, max_in=self.max_in)
+
+    @property
+    def macs(self):
+        """Multipliers in the engine."""
+        return self.n_cu * self.mac_width
+
+    @property
+    def latency(self):
+        """Cycles from a neuron issued to a CU to its result: one per loaded word plus 2."""
+        return self.chunks + 2
+
+
 PE_BLOCKS = ("scnn_pe", "cscnn_pe")
 
 
@@ -377,6 +451,11 @@ CATALOG = {
     "bincu": {
         "default": BinCuConfig(name="default", bits_per_cycle=16, max_in=512),
         "small": BinCuConfig(name="small", bits_per_cycle=5, max_in=40),
+    },
+    # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
+    "mor": {
+        "default": MorConfig(name="default"),
+        "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16),
     },
 }
 

@@ -4,6 +4,7 @@ from .binary_predictor import BinaryPredictor
 from .cartesian_pe import CartesianPE
 from .config import PE_BLOCKS, VARIANTS
 from .dap import DapCascade
+from .mor_engine import MorEngine
 from .systolic import SystolicArray
 
 __all__ = ["COMPONENTS", "build"]
@@ -11,6 +12,7 @@ __all__ = ["COMPONENTS", "build"]
 COMPONENTS = {
     "dap": DapCascade,
     "bincu": BinaryPredictor,
+    "mor": MorEngine,
     **{variant: SystolicArray for variant in VARIANTS},
     **{block: CartesianPE for block in PE_BLOCKS},
 }

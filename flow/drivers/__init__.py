@@ -5,6 +5,7 @@ from generators.config import PE_BLOCKS, VARIANTS
 from .array import ArrayDriver
 from .cartesian import PeDriver
 from .dap import DapDriver
+from .mor import MorDriver
 
 __all__ = ["DRIVERS"]
 
@@ -12,4 +13,5 @@ DRIVERS = {
     "dap": DapDriver,
     **{variant: ArrayDriver for variant in VARIANTS},
     **{block: PeDriver for block in PE_BLOCKS},
+    "mor": MorDriver,
 }

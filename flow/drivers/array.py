@@ -28,10 +28,6 @@ class ArrayDriver(StreamDriver):
     input_layout, output_layout = staticmethod(step_layout), staticmethod(result_layout)
 
     @staticmethod
-    def hw_macs(cfg):
-        return cfg.macs
-
-    @staticmethod
     def validate(cfg, inputs):
         """GEMM ``{"a", "w"}`` or conv ``{"x", "w", "pad", "stride"}`` (+ ``nnz_a``, ``dense_w``) -> GEMM args."""
         def scalar(key, default):

@@ -3,11 +3,10 @@
 import numpy as np
 
 from generators.binary_predictor import bincu_input_layout, bincu_output_layout
-from golden.checks import InputError
 from golden.mor import binary_predict, bincu_chunks, bincu_cycles, check_bincu
 
 from ..pack import pack, unpack
-from .stream import ALL_ONES, Job, StreamDriver
+from .stream import ALL_ONES, Job, StreamDriver, require_keys
 
 __all__ = ["BinCuDriver"]
 
@@ -24,9 +23,7 @@ class BinCuDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [N, n], "w": int8 [N, n], "m_q", "b_q": int32 [N]}``; InputError if invalid."""
-        missing = [key for key in ("x", "w", "m_q", "b_q") if key not in inputs]
-        if missing:
-            raise InputError(f"missing input {missing[0]!r} (bincu needs x, w, m_q, b_q)")
+        require_keys("bincu", inputs, ("x", "w", "m_q", "b_q"))
         check_bincu(cfg, inputs["x"], inputs["w"], inputs["m_q"], inputs["b_q"])
         return inputs
 

@@ -7,7 +7,7 @@ from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_
 from golden.checks import InputError
 
 from ..pack import pack, unpack
-from .stream import ALL_ONES, Job, StreamDriver
+from .stream import ALL_ONES, Job, StreamDriver, require_keys
 
 __all__ = ["PeDriver"]
 
@@ -26,16 +26,9 @@ class PeDriver(StreamDriver):
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
     @staticmethod
-    def hw_macs(cfg):
-        return cfg.macs
-
-    @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}``; InputError if invalid."""
-        for key in ("x", "w", "bias"):
-            if key not in inputs:
-                raise InputError(f"missing input {key!r} ({cfg.block} needs x, w, bias)")
-        args = {key: inputs[key] for key in ("x", "w", "bias")}
+        args = require_keys(cfg.block, inputs, ("x", "w", "bias"))
         check_layer(cfg, **args)
         return args
 

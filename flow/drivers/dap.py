@@ -7,7 +7,7 @@ from golden.checks import InputError, require_array, require_int8, require_range
 from golden.dbb import dap, dap_cycles
 
 from ..pack import pack, unpack
-from .stream import DEPTH, Job, StreamDriver
+from .stream import DEPTH, Job, StreamDriver, require_keys
 
 __all__ = ["DapDriver"]
 
@@ -30,9 +30,7 @@ class DapDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"blocks": int8 [n, bz], "nnz": int64 [n]}`` from an IN.npz mapping; InputError if invalid."""
-        for key in ("blocks", "nnz"):
-            if key not in inputs:
-                raise InputError(f"missing input {key!r} (dap needs blocks, nnz)")
+        require_keys("dap", inputs, ("blocks", "nnz"))
         blocks = require_int8("blocks", inputs["blocks"], ndim=2)
         if blocks.shape[1] != cfg.bz or blocks.shape[0] == 0:
             raise InputError(f"blocks must have shape [n >= 1, {cfg.bz}], not {list(blocks.shape)}")

@@ -10,11 +10,12 @@ from amaranth.back import verilog
 
 from generators.emit import emit, write_if_changed
 from generators.harness import StreamHarness
+from golden.checks import InputError
 
 from .. import runner
 from ..pack import from_hex, to_hex
 
-__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH"]
+__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys"]
 
 DEPTH = 16384  # words per harness memory: a job holds at most this many items
 ALL_ONES = 0xFFFF_FFFF
@@ -104,6 +105,14 @@ class StreamTarget:
                 for j in range(len(jobs))]
 
 
+def require_keys(block, inputs, keys):
+    """``{key: inputs[key]}`` for ``keys``; InputError naming the first one missing."""
+    missing = [key for key in keys if key not in inputs]
+    if missing:
+        raise InputError(f"missing input {missing[0]!r} ({block} needs {', '.join(keys)})")
+    return {key: inputs[key] for key in keys}
+
+
 class StreamDriver:
     """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
 
@@ -113,6 +122,11 @@ class StreamDriver:
 
     in_port = out_port = None
     depth = DEPTH
+
+    @staticmethod
+    def hw_macs(cfg):
+        """Multipliers of the preset (SPEC §9 ``hw_macs``)."""
+        return cfg.macs
 
     def __init__(self, cfg, sim, *, waves=False):
         self.cfg = cfg

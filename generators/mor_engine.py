@@ -1,0 +1,305 @@
+"""Mixture-of-Rookies layer engine (SPEC §6, MoR §4): CUs, binCUs and the neurons controller."""
+
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .binary_predictor import BinaryPredictor, bincu_input_layout, bincu_output_layout
+from .mor_ports import KINDS, bin_word_bits, op_layout, position_bits, result_layout, table_layout, word_bits
+from .ram import Ram, address_bits
+
+__all__ = ["MorEngine"]
+
+
+def _lowest(flags):
+    """(any, index of the lowest set flag)."""
+    index = Signal(range(max(2, len(flags))))
+    for i in reversed(range(len(flags))):
+        index = Mux(flags[i], i, index)
+    return Cat(*flags).any(), index
+
+
+class MorEngine(wiring.Component):
+    """One layer at a time: load its tables and weights once, then per input vector run every neuron
+    under the skip rule and stream the results (the schedule of ``golden.mor_engine``).
+
+    Input ``op`` (``op_layout``): a header, the n_out table entries and the weights in DNN order
+    (proxies, then members by cluster), then per input vector its words, the last one flagged.
+    Sign bits of weights (w ≥ 0) and inputs (x > 0) are packed into the binCUs' binary memories as
+    they load. Each CU and binCU reads its own replica of the memories it uses (one port each).
+
+    Per input vector the controller issues one neuron per cycle to the lowest free CU (the binCUs'
+    rejected members first, then members whose proxy is done, then the next proxy) and one member
+    per cycle to the lowest free binCU (members whose proxy decided zero and that are enabled). A
+    CU takes ``words`` cycles per neuron and completes 2 cycles after its last one (y = ReLU(acc +
+    bias)); a binCU takes ``bin_words`` cycles and predicts 3 cycles after its last one: zero skips
+    the member (y = 0), otherwise it queues for a CU.
+
+    Output ``y`` (``result_layout``): after the run, one word per neuron in original index order,
+    with the run's cycles and MACs.
+
+    Throughput: n_cu·mac_width MACs per cycle. Latency: a loaded word per cycle; the run; n_out
+    output cycles. Input is not taken during the run or the output.
+
+    Parameters
+    ----------
+    cfg : MorConfig
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({
+            "op": In(stream.Signature(op_layout(cfg))),
+            "y": Out(stream.Signature(result_layout(cfg))),
+        })
+
+    def _ram_specs(self):
+        """{kind: (word shape, depth)} of the RAM leaves."""
+        cfg = self.cfg
+        pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
+        return {
+            "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word),
+            "inputs": (unsigned(8 * cfg.mac_width), 1 << word),
+            "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword),
+            "bin_inputs": (unsigned(cfg.bits_per_cycle), 1 << bword),
+            "table": (table_layout(cfg), 1 << pos),
+            "results": (unsigned(32), 1 << pos),
+        }
+
+    def leaves(self):
+        """(module name, component) of each module instantiated as a black box, emitted once each."""
+        rams = [(f"{self.cfg.module}_{kind}", Ram(*spec)) for kind, spec in self._ram_specs().items()]
+        return rams + [(f"{self.cfg.module}_bincu", BinaryPredictor(self.cfg.bincu))]
+
+    def _ram(self, m, kind, name):
+        """An instance of RAM leaf ``kind``; returns its port signals."""
+        shape, depth = self._ram_specs()[kind]
+        ports = {
+            "raddr": Signal(address_bits(depth), name=f"{name}_raddr"),
+            "rdata": Signal(shape, name=f"{name}_rdata"),
+            "waddr": Signal(address_bits(depth), name=f"{name}_waddr"),
+            "wdata": Signal(shape, name=f"{name}_wdata"),
+            "we": Signal(name=f"{name}_we"),
+        }
+        m.submodules[name] = Instance(
+            f"{self.cfg.module}_{kind}", i_clk=ClockSignal(), i_rst=ResetSignal(), i_ren=Const(1),
+            i_raddr=ports["raddr"], o_rdata=ports["rdata"], i_waddr=ports["waddr"], i_wdata=ports["wdata"],
+            i_we=ports["we"])
+        return ports
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        op = self.op.payload
+        mw, group = cfg.mac_width, cfg.words_per_binary
+        pos_w = position_bits(cfg)
+
+        # Layer registers (from the header) and per-position controller tables.
+        n_in = Signal.like(op.n_in)
+        n_out, n_proxies = Signal.like(op.n_out), Signal.like(op.n_proxies)
+        words, bin_words, tail_bits = Signal.like(op.words), Signal.like(op.bin_words), Signal.like(op.tail_bits)
+        enable = Signal(cfg.max_out)
+        sizes = Array(Signal.like(op.size, name=f"size{k}") for k in range(cfg.max_out))
+
+        # Loading state.
+        loading = Signal(init=1)
+        draining = Signal()
+        running = Signal()
+        m.d.comb += running.eq(~loading & ~draining)
+        table_pos = Signal(pos_w)
+        w_pos, w_word, w_sub, w_bin = Signal(pos_w), Signal(word_bits(cfg)), Signal(range(group)), \
+            Signal(bin_word_bits(cfg))
+        x_word, x_sub, x_bin = Signal(word_bits(cfg)), Signal(range(group)), Signal(bin_word_bits(cfg))
+        w_bits_acc, x_bits_acc = Signal(cfg.bits_per_cycle), Signal(cfg.bits_per_cycle)
+        take = Signal()
+        m.d.comb += [self.op.ready.eq(loading), take.eq(self.op.valid & loading)]
+        is_kind = {kind: take & (op.kind == code) for kind, code in KINDS.items()}
+        row_end = w_word == words - 1
+
+        def packed(acc, sub, signs):
+            """The binary word so far with this word's sign bits at slot ``sub``."""
+            return Cat(*(Mux(sub == s, signs, acc[s * mw:(s + 1) * mw]) for s in range(group)))
+
+        w_signs = Cat(*(~op.data[i][7] for i in range(mw)))
+        x_signs = Cat(*((op.data[i] > 0) for i in range(mw)))
+        w_binary, x_binary = packed(w_bits_acc, w_sub, w_signs), packed(x_bits_acc, x_sub, x_signs)
+        w_flush = (w_sub == group - 1) | row_end
+        x_flush = (x_sub == group - 1) | (x_word == words - 1)
+
+        with m.If(is_kind["header"]):
+            m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies), words.eq(op.words),
+                         bin_words.eq(op.bin_words), tail_bits.eq(op.tail_bits), table_pos.eq(0),
+                         w_pos.eq(0), w_word.eq(0), w_sub.eq(0), w_bin.eq(0), w_bits_acc.eq(0),
+                         x_word.eq(0), x_sub.eq(0), x_bin.eq(0), x_bits_acc.eq(0)]
+        with m.If(is_kind["neuron"]):
+            m.d.sync += table_pos.eq(table_pos + 1)
+            for k in range(cfg.max_out):
+                with m.If(table_pos == k):
+                    m.d.sync += [enable[k].eq(op.enable), sizes[k].eq(op.size)]
+        with m.If(is_kind["weight"]):
+            m.d.sync += [w_word.eq(Mux(row_end, 0, w_word + 1)), w_pos.eq(w_pos + row_end),
+                         w_sub.eq(Mux(w_flush, 0, w_sub + 1)), w_bits_acc.eq(Mux(w_flush, 0, w_binary)),
+                         w_bin.eq(Mux(row_end, 0, w_bin + w_flush))]
+        with m.If(is_kind["input"]):
+            m.d.sync += [x_word.eq(Mux(op.last, 0, x_word + 1)), x_sub.eq(Mux(x_flush, 0, x_sub + 1)),
+                         x_bits_acc.eq(Mux(x_flush, 0, x_binary)), x_bin.eq(Mux(op.last, 0, x_bin + x_flush))]
+
+        def load(ports, kind, address, value, flush=1):
+            m.d.comb += [ports["waddr"].eq(address), ports["wdata"].eq(value), ports["we"].eq(is_kind[kind] & flush)]
+
+        # Run state.
+        next_proxy, cluster, member = Signal(pos_w + 1), Signal(pos_w + 1), Signal(pos_w + 1)
+        left, decided, done = Signal.like(op.size), Signal(pos_w + 1), Signal(pos_w + 1)
+        proxy_zero, skipped = Signal(cfg.max_out), Signal(cfg.max_out)
+        run_cycles, macs = Signal(32), Signal(32)
+        m.submodules.rejected = rejected = fifo.SyncFIFO(width=pos_w, depth=cfg.max_out)
+
+        # Walker over the members of decided clusters.
+        can_walk = running & (cluster < decided)
+        advance = can_walk & (left == 0)
+        walker = can_walk & (left != 0)
+        to_bincu = proxy_zero.bit_select(cluster[:pos_w], 1) & enable.bit_select(member[:pos_w], 1)
+        walker_taken = Signal()
+
+        # CU issue.
+        cu_free = [Signal(name=f"cu{i}_free") for i in range(cfg.n_cu)]
+        any_cu, cu_pick = _lowest(cu_free)
+        issue_pos = Signal(pos_w)
+        cu_issue = Signal()
+        with m.If(running & any_cu):
+            with m.If(rejected.r_rdy):
+                m.d.comb += [cu_issue.eq(1), issue_pos.eq(rejected.r_data), rejected.r_en.eq(1)]
+            with m.Elif(walker & ~to_bincu):
+                m.d.comb += [cu_issue.eq(1), issue_pos.eq(member), walker_taken.eq(1)]
+            with m.Elif(next_proxy < n_proxies):
+                m.d.comb += [cu_issue.eq(1), issue_pos.eq(next_proxy)]
+                m.d.sync += next_proxy.eq(next_proxy + 1)
+
+        # binCU issue.
+        lane_free = [Signal(name=f"bincu{j}_free") for j in range(cfg.n_bincu)]
+        any_lane, lane_pick = _lowest(lane_free)
+        lane_issue = Signal()
+        m.d.comb += lane_issue.eq(walker & to_bincu & any_lane)
+        with m.If(lane_issue):
+            m.d.comb += walker_taken.eq(1)
+        with m.If(advance):
+            m.d.sync += [cluster.eq(cluster + 1), left.eq(sizes[(cluster + 1)[:pos_w]])]
+        with m.Elif(walker_taken):
+            m.d.sync += [member.eq(member + 1), left.eq(left - 1)]
+
+        # Compute units: address stage A, data stage B (MAC into psum), completion stage C.
+        completion = []  # (valid, acc, idx, pos) per CU
+        for i in range(cfg.n_cu):
+            wram = self._ram(m, "weights", f"cu{i}_weights")
+            xram = self._ram(m, "inputs", f"cu{i}_inputs")
+            tram = self._ram(m, "table", f"cu{i}_table")
+            load(wram, "weight", Cat(w_word, w_pos), op.data.as_value())
+            load(xram, "input", x_word, op.data.as_value())
+            load(tram, "neuron", table_pos, op.table.as_value())
+            a_valid, a_pos, a_word = Signal(name=f"cu{i}_a_valid"), Signal(pos_w, name=f"cu{i}_a_pos"), \
+                Signal(word_bits(cfg), name=f"cu{i}_a_word")
+            a_last = a_word == words - 1
+            m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
+                         xram["raddr"].eq(a_word), tram["raddr"].eq(a_pos)]
+            with m.If(cu_issue & (cu_pick == i)):
+                m.d.sync += [a_valid.eq(1), a_pos.eq(issue_pos), a_word.eq(0)]
+            with m.Elif(a_valid):
+                m.d.sync += [a_valid.eq(~a_last), a_word.eq(a_word + 1)]
+            b_valid, b_first, b_last = Signal(name=f"cu{i}_b_valid"), Signal(name=f"cu{i}_b_first"), \
+                Signal(name=f"cu{i}_b_last")
+            b_pos = Signal(pos_w, name=f"cu{i}_b_pos")
+            m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_word == 0), b_last.eq(a_last), b_pos.eq(a_pos)]
+            w_row = data.View(op_layout(cfg)["data"].shape, wram["rdata"])
+            x_row = data.View(op_layout(cfg)["data"].shape, xram["rdata"])
+            dot = sum(w_row[lane] * x_row[lane] for lane in range(mw))
+            psum = Signal(signed(32), name=f"cu{i}_psum")
+            acc = Signal(signed(32), name=f"cu{i}_acc")
+            m.d.comb += acc.eq(Mux(b_first, 0, psum) + dot)
+            with m.If(b_valid):
+                m.d.sync += psum.eq(acc)
+            entry = data.View(table_layout(cfg), tram["rdata"])
+            c_valid, c_acc = Signal(name=f"cu{i}_c_valid"), Signal(signed(32), name=f"cu{i}_c_acc")
+            c_idx, c_pos = Signal(pos_w, name=f"cu{i}_c_idx"), Signal(pos_w, name=f"cu{i}_c_pos")
+            m.d.sync += [c_valid.eq(b_valid & b_last), c_acc.eq(acc + entry.bias), c_idx.eq(entry.idx),
+                         c_pos.eq(b_pos)]
+            completion.append((c_valid, c_acc, c_idx, c_pos))
+
+        # Binary CUs: address stage, chunk into the binCU, prediction 2 cycles after the last chunk.
+        prediction = []  # (valid, zero, idx, pos) per binCU
+        for j in range(cfg.n_bincu):
+            bw = self._ram(m, "bin_weights", f"bincu{j}_weights")
+            bx = self._ram(m, "bin_inputs", f"bincu{j}_inputs")
+            bt = self._ram(m, "table", f"bincu{j}_table")
+            load(bw, "weight", Cat(w_bin, w_pos), w_binary, w_flush)
+            load(bx, "input", x_bin, x_binary, x_flush)
+            load(bt, "neuron", table_pos, op.table.as_value())
+            a_valid, a_pos = Signal(name=f"bincu{j}_a_valid"), Signal(pos_w, name=f"bincu{j}_a_pos")
+            a_word = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word")
+            a_last = a_word == bin_words - 1
+            m.d.comb += [lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
+                         bx["raddr"].eq(a_word), bt["raddr"].eq(a_pos)]
+            with m.If(lane_issue & (lane_pick == j)):
+                m.d.sync += [a_valid.eq(1), a_pos.eq(member[:pos_w]), a_word.eq(0)]
+            with m.Elif(a_valid):
+                m.d.sync += [a_valid.eq(~a_last), a_word.eq(a_word + 1)]
+            b_valid, b_last = Signal(name=f"bincu{j}_b_valid"), Signal(name=f"bincu{j}_b_last")
+            b_pos = Signal(pos_w, name=f"bincu{j}_b_pos")
+            m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last), b_pos.eq(a_pos)]
+            entry = data.View(table_layout(cfg), bt["rdata"])
+            chunk = Signal(bincu_input_layout(cfg.bincu), name=f"bincu{j}_chunk")
+            pred = Signal(bincu_output_layout(cfg.bincu), name=f"bincu{j}_pred")
+            pred_valid = Signal(name=f"bincu{j}_pred_valid")
+            m.d.comb += [chunk.x_bits.eq(bx["rdata"]), chunk.w_bits.eq(bw["rdata"]), chunk.last.eq(b_last),
+                         chunk.count.eq(Mux(b_last, tail_bits, cfg.bits_per_cycle)), chunk.m_q.eq(entry.m_q),
+                         chunk.b_q.eq(entry.b_q)]
+            m.submodules[f"bincu{j}"] = Instance(
+                f"{cfg.module}_bincu", i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_chunk__valid=b_valid, i_chunk__payload=chunk, o_chunk__ready=Signal(name=f"bincu{j}_ready"),
+                o_pred__valid=pred_valid, i_pred__ready=Const(1), o_pred__payload=pred)
+            # The neuron a prediction belongs to: its last chunk's, 2 cycles on.
+            d1_idx, d2_idx = Signal(pos_w, name=f"bincu{j}_d1_idx"), Signal(pos_w, name=f"bincu{j}_d2_idx")
+            d1_pos, d2_pos = Signal(pos_w, name=f"bincu{j}_d1_pos"), Signal(pos_w, name=f"bincu{j}_d2_pos")
+            m.d.sync += [d1_idx.eq(entry.idx), d1_pos.eq(b_pos), d2_idx.eq(d1_idx), d2_pos.eq(d1_pos)]
+            prediction.append((pred_valid, pred.zero, d2_idx, d2_pos))
+
+        # Completions: at most one CU and one binCU per cycle (one issue of each kind per cycle,
+        # each with a fixed latency).
+        yram = self._ram(m, "results", "results")
+        cu_done, skip_done = Signal(), Signal()
+        for c_valid, c_acc, c_idx, c_pos in completion:
+            with m.If(c_valid):
+                m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(c_idx),
+                             yram["wdata"].eq(Mux(c_acc[-1], 0, c_acc))]
+                with m.If(c_pos < n_proxies):
+                    m.d.sync += [proxy_zero.bit_select(c_pos, 1).eq(c_acc <= 0), decided.eq(decided + 1)]
+        for pred_valid, zero, d_idx, d_pos in prediction:
+            with m.If(pred_valid):
+                with m.If(zero):
+                    m.d.comb += skip_done.eq(1)
+                    m.d.sync += skipped.bit_select(d_idx, 1).eq(1)
+                with m.Else():
+                    m.d.comb += [rejected.w_en.eq(1), rejected.w_data.eq(d_pos)]
+        finished = Signal.like(done)
+        m.d.comb += finished.eq(done + cu_done + skip_done)
+        with m.If(running):
+            m.d.sync += [done.eq(finished), run_cycles.eq(run_cycles + 1), macs.eq(macs + Mux(cu_done, n_in, 0))]
+            with m.If(finished == n_out):
+                m.d.sync += draining.eq(1)
+
+        # Starting a run on the last input word.
+        with m.If(is_kind["input"] & op.last):
+            m.d.sync += [loading.eq(0), next_proxy.eq(0), cluster.eq(0), left.eq(sizes[0]), member.eq(n_proxies),
+                         decided.eq(0), done.eq(0), proxy_zero.eq(0), skipped.eq(0), run_cycles.eq(0), macs.eq(0)]
+
+        # Output: one word per neuron in index order, read ahead from the results RAM.
+        out = Signal(pos_w + 1)
+        fire = self.y.valid & self.y.ready
+        m.d.comb += [yram["raddr"].eq(Mux(draining, Mux(fire, out + 1, out), 0)), self.y.valid.eq(draining),
+                     self.y.payload.skipped.eq(skipped.bit_select(out[:pos_w], 1)),
+                     self.y.payload.y.eq(Mux(self.y.payload.skipped, 0, yram["rdata"])),
+                     self.y.payload.run_cycles.eq(run_cycles), self.y.payload.macs.eq(macs)]
+        with m.If(fire):
+            m.d.sync += out.eq(out + 1)
+            with m.If(out == n_out - 1):
+                m.d.sync += [out.eq(0), draining.eq(0), loading.eq(1)]
+        return m

@@ -1,0 +1,61 @@
+"""Stream payloads of the Mixture-of-Rookies engine (generators.mor_engine)."""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+__all__ = ["KINDS", "op_layout", "table_layout", "result_layout", "position_bits", "word_bits", "bin_word_bits"]
+
+KINDS = {"header": 0, "neuron": 1, "weight": 2, "input": 3}
+
+
+def position_bits(cfg):
+    return max(1, (cfg.max_out - 1).bit_length())
+
+
+def word_bits(cfg):
+    """Bits of a word index within one neuron's weights (or the input vector)."""
+    return max(1, (cfg.chunks - 1).bit_length())
+
+
+def bin_word_bits(cfg):
+    return max(1, (cfg.bin_chunks - 1).bit_length())
+
+
+def table_layout(cfg):
+    """A neuron's table entry as the CUs and binCUs read it: original index, bias and fit."""
+    return data.StructLayout({"idx": unsigned(position_bits(cfg)), "bias": signed(32), "m_q": signed(32),
+                              "b_q": signed(32)})
+
+
+def op_layout(cfg):
+    """One loaded word: ``kind`` selects the fields that count.
+
+    - header: ``n_in``, ``n_out``, ``n_proxies``, ``words`` = ⌈n_in / mac_width⌉, ``bin_words`` =
+      ⌈n_in / bits_per_cycle⌉ and ``tail_bits`` (valid bits of the last binary word).
+    - neuron (n_out of them, in DNN order): ``table`` plus ``enable`` and ``size`` (cluster size, 0
+      for members).
+    - weight (``words`` per neuron, DNN order): ``data`` = mac_width int8 weights, zero-padded.
+    - input (``words``, zero-padded): ``data``; ``last`` on the final one starts the run.
+    """
+    count = unsigned(cfg.max_out.bit_length())
+    return data.StructLayout({
+        "kind": unsigned(2),
+        "last": unsigned(1),
+        "n_in": unsigned(cfg.max_in.bit_length()),
+        "n_out": count,
+        "n_proxies": count,
+        "words": unsigned(cfg.chunks.bit_length()),
+        "bin_words": unsigned(cfg.bin_chunks.bit_length()),
+        "tail_bits": unsigned(cfg.bits_per_cycle.bit_length()),
+        "table": table_layout(cfg),
+        "enable": unsigned(1),
+        "size": count,
+        "data": data.ArrayLayout(signed(8), cfg.mac_width),
+    })
+
+
+def result_layout(cfg):
+    """One neuron's output, in original index order: post-ReLU ``y`` and ``skipped``; with the input
+    vector's ``run_cycles`` and ``macs`` (the same in each of its words)."""
+    return data.StructLayout({"y": signed(32), "skipped": unsigned(1), "run_cycles": unsigned(32),
+                              "macs": unsigned(32)})

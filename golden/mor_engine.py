@@ -1,0 +1,120 @@
+"""The Mixture-of-Rookies layer engine's DNN format and exact schedule (MoR §4, SPEC §6).
+
+DNN format (MoR §4.2): neurons are stored proxies first (ascending index), then the members of each
+proxy in turn (ascending index); a proxy carries its cluster size. A *position* is a neuron's place
+in that order.
+
+Schedule, cycle by cycle from the first cycle after an input vector is loaded (``t = 0``), every
+decision taken on the state at the start of the cycle:
+
+- A CU takes a neuron in cycle t and is free again at ``t + C`` (C = ⌈n_in / mac_width⌉ words); the
+  neuron completes (result written, a proxy's decision acc + bias ≤ 0 visible from the next cycle)
+  at ``t + C + 2``. A binCU lane takes a member at t, is free at ``t + CB`` (CB = ⌈n_in /
+  bits_per_cycle⌉) and predicts at ``t + CB + 3``: zero completes the member as skipped, otherwise it
+  joins the *rejected* queue, from which it can be taken from the next cycle.
+- The walker goes through the members in DNN order, one cluster at a time once its proxy's decision
+  is visible: a member goes to a binCU when its proxy decided zero and it is enabled, else to a CU.
+  Moving to the next cluster takes one cycle with no member.
+- One CU issue per cycle, to the lowest free CU: the rejected queue's head, else the walker's
+  member, else the next proxy (members before proxies, MoR §4.1). One binCU issue per cycle, to
+  the lowest free lane.
+- The run ends in the cycle of the last completion; ``run_cycles`` counts it.
+"""
+
+from collections import deque
+
+import numpy as np
+
+from .mor import binary_predict, mor_layer
+
+__all__ = ["dnn_order", "engine_schedule", "job_cycles", "engine_layer"]
+
+
+def dnn_order(proxy):
+    """``(order, sizes)``: original neuron index of each position, and each proxy's cluster size."""
+    proxy = np.asarray(proxy)
+    proxies = np.flatnonzero(proxy == -1)
+    members = [np.flatnonzero(proxy == k) for k in proxies]
+    order = np.concatenate([proxies, *members]).astype(np.int64)
+    return order, np.array([len(m) for m in members], np.int64)
+
+
+def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
+    """``(run_cycles, skipped)`` of one input vector: ``route_bin[pos]`` (the member's proxy decided zero
+    and it is enabled), ``predicted_zero[pos]`` (the binCU's outcome); ``skipped`` [positions] bool."""
+    n_p, n_out = len(sizes), len(route_bin)
+    words, bin_words = -(-n_in // cfg.mac_width), -(-n_in // cfg.bits_per_cycle)
+    cu_free, lane_free = [0] * cfg.n_cu, [0] * cfg.n_bincu
+    completions, proxy_done_at = {}, []
+    rejected = deque()  # (cycle it can be taken, position)
+    skipped = np.zeros(n_out, bool)
+    next_proxy, cluster, member = 0, 0, n_p
+    left = int(sizes[0]) if n_p else 0
+    done = t = 0
+
+    def complete(cycle):
+        completions[cycle] = completions.get(cycle, 0) + 1
+
+    while True:
+        decided = sum(1 for c in proxy_done_at if c < t)
+        walker = None
+        if cluster < decided:
+            if left == 0:
+                cluster += 1
+                left = int(sizes[cluster]) if cluster < n_p else 0
+            else:
+                walker = member
+        cu = next((i for i in range(cfg.n_cu) if cu_free[i] <= t), None)
+        if cu is not None:
+            pos = None
+            if rejected and rejected[0][0] <= t:
+                pos = rejected.popleft()[1]
+            elif walker is not None and not route_bin[walker]:
+                pos, walker = walker, None
+                member, left = member + 1, left - 1
+            elif next_proxy < n_p:
+                pos, next_proxy = next_proxy, next_proxy + 1
+                proxy_done_at.append(t + words + 2)
+            if pos is not None:
+                cu_free[cu] = t + words
+                complete(t + words + 2)
+        lane = next((i for i in range(cfg.n_bincu) if lane_free[i] <= t), None)
+        if walker is not None and route_bin[walker] and lane is not None:
+            lane_free[lane] = t + bin_words
+            if predicted_zero[walker]:
+                skipped[walker] = True
+                complete(t + bin_words + 3)
+            else:
+                rejected.append((t + bin_words + 4, walker))
+            member, left = member + 1, left - 1
+        done += completions.pop(t, 0)
+        if done == n_out:
+            return t + 1, skipped
+        t += 1
+
+
+def job_cycles(cfg, n_in, n_out, run_cycles):
+    """Harness cycles of one job at full rate: a header, n_out table words and n_out·C weight words,
+    then per input vector its C words, its run and n_out output words."""
+    words = -(-n_in // cfg.mac_width)
+    return 1 + n_out + n_out * words + sum(words + r + n_out for r in run_cycles)
+
+
+def engine_layer(cfg, x, w, bias, proxy, m_q, b_q, enable):
+    """The engine on one layer: ``{"y", "skipped", "macs", "run_cycles"}`` (``mor_layer``'s values; the
+    schedule's run cycles per input vector, shaped like ``x`` without its last axis)."""
+    out = mor_layer(x, w, bias, proxy, m_q, b_q, enable)
+    x2 = x.reshape(-1, x.shape[-1])
+    order, sizes = dnn_order(proxy)
+    exact = out["exact"].reshape(len(x2), -1)
+    _, predicted_zero = binary_predict(x2, w, m_q, b_q)
+    member = proxy[order] >= 0
+    proxy_zero = exact[:, order[:len(sizes)]] <= 0
+    runs = []
+    for p in range(len(x2)):
+        cluster_zero = np.repeat(proxy_zero[p], sizes)
+        route_bin = member & enable[order] & np.concatenate([np.zeros(len(sizes), bool), cluster_zero])
+        run, _ = engine_schedule(cfg, x2.shape[1], sizes, route_bin, predicted_zero[p, order])
+        runs.append(run)
+    return {"y": out["y"], "skipped": out["skipped"], "macs": np.int64(out["macs"]),
+            "run_cycles": np.array(runs, np.int64).reshape(x.shape[:-1])}

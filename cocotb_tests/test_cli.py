@@ -317,3 +317,92 @@ def test_cosim_has_no_bincu_block_alone(tmp_path, capsys):
     """The binCU is verified on its own by the RTL tests; SPEC §9's block is the whole `mor` engine."""
     assert main(["cosim", "bincu", "--inputs", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz")]) == 2
     assert "no co-simulation for block 'bincu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(bits_per_cycle=12, mac_width=8), "bits_per_cycle must be a multiple of mac_width \\(8\\), not 12"),
+    (dict(max_out=24), "max_out must be a power of two, not 24"),
+    (dict(n_cu=0), "n_cu must be between 1 and 32, not 0"),
+    (dict(n_bincu=1.5), "n_bincu must be an integer"),
+])
+def test_invalid_mor_config_refused(params, message):
+    from generators.config import MorConfig
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        MorConfig(name="bad", **params)
+
+
+def _mor_layer(rng, n_out=6, n_in=21, vectors=4):
+    return {"x": np.maximum(rng.integers(-60, 128, (vectors, n_in)), 0).astype(np.int8),
+            "w": rng.integers(-128, 128, (n_out, n_in)).astype(np.int8),
+            "bias": rng.integers(-2000, 500, n_out).astype(np.int32),
+            "proxy": np.array([-1, 0, 0, -1, 3, 3, -1, 6, 6, 6, -1, 10, 10, 10, 10, -1][:n_out], np.int64),
+            "m_q": rng.integers(0, 40, n_out).astype(np.int32),
+            "b_q": rng.integers(-4000, 500, n_out).astype(np.int32), "enable": np.ones(n_out, bool)}
+
+
+def test_cosim_mor_writes_outputs_and_counters(tmp_path, rng):
+    from golden.mor import mor_layer
+
+    args = _mor_layer(rng)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "mor", "--preset", "small", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", **args), "--out", str(out)]) == 0
+    result = np.load(out)
+    expected = mor_layer(**args)
+    assert result["y"].dtype == np.int32 and np.array_equal(result["y"], expected["y"])
+    assert np.array_equal(result["skipped"], expected["skipped"]) and result["macs"] == expected["macs"]
+    assert result["hw_macs"] == 8 and result["golden_match"] and result["run_cycles"].shape == (4,)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(proxy=np.array([-1, 0, 1, -1, 3, 3])), "proxy[2] = 1 points at neuron 1, which is not a proxy"),
+    (dict(proxy=np.array([-1, 0, 0, -1, 3, 6])), "proxy[5] = 6 is outside -1..5"),
+    (dict(m_q=np.zeros(5, np.int32)), "m_q must have shape [6]"),
+    (dict(enable=np.ones(6, np.int8)), "enable must have dtype bool"),
+    (dict(bias=np.full(6, 2**31 - 1000, np.int32)), "accumulator could reach"),
+    (dict(x=np.zeros((2, 65), np.int8), w=np.zeros((6, 65), np.int8)),
+     "an input vector of 65 does not fit mor_small (max_in 64)"),
+    (dict(w=np.zeros((17, 21), np.int8)), "bias must have shape [17]"),
+    (dict(x=np.zeros((2, 21), np.int16)), "x must have dtype int8"),
+])
+def test_cosim_mor_refuses_invalid_input(change, message, tmp_path, capsys, rng):
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **(_mor_layer(rng) | change))
+    assert main(["cosim", "mor", "--preset", "small", "--inputs", inputs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_mor_refuses_more_neurons_than_the_preset(tmp_path, capsys, rng):
+    args = _mor_layer(rng, n_out=16) | {"proxy": np.full(17, -1, np.int64), "w": np.zeros((17, 21), np.int8),
+                                          "bias": np.zeros(17, np.int32), "m_q": np.zeros(17, np.int32),
+                                          "b_q": np.zeros(17, np.int32), "enable": np.ones(17, bool)}
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "mor", "--preset", "small", "--inputs", _write(tmp_path / "in.npz", **args),
+                 "--out", str(out)]) == 2
+    assert "17 neurons do not fit mor_small (max_out 16)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, monkeypatch, rng):
+    """A corrupted expectation stands in for a faulty RTL: exit 1 with skipped[v, n] and a kept waveform."""
+    from flow.drivers.mor import MorDriver
+
+    real_golden = MorDriver.golden.__func__
+
+    def corrupted(cls, cfg, args):
+        outputs, cycles = real_golden(cls, cfg, args)
+        outputs["skipped"] = outputs["skipped"].copy()
+        outputs["skipped"][2, 4] ^= True
+        return outputs, cycles
+
+    monkeypatch.setattr(MorDriver, "golden", classmethod(corrupted))
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "mor", "--preset", "small", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", **_mor_layer(rng)), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at skipped[2, 4]" in err
+    waves = Path(err.split("waveform kept at ")[1].strip())
+    assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0

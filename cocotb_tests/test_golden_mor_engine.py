@@ -1,0 +1,70 @@
+"""Golden MoR engine: DNN format, hand-worked schedules, and the schedule's skips equal the skip rule's."""
+
+import numpy as np
+import pytest
+
+from generators.config import MorConfig
+from golden.mor import mor_layer
+from golden.mor_engine import dnn_order, engine_layer, engine_schedule, job_cycles
+
+
+def test_dnn_order_puts_proxies_first_then_members_by_cluster():
+    proxy = np.array([3, -1, 1, -1, 3, 1, -1])
+    order, sizes = dnn_order(proxy)
+    assert order.tolist() == [1, 3, 6, 2, 5, 0, 4]
+    assert sizes.tolist() == [2, 2, 0]
+
+
+def test_one_cu_runs_neurons_back_to_back():
+    """n_cu = 1, no members: neuron k is issued at k·C and the last completes at (n-1)·C + C + 2."""
+    cfg = MorConfig(name="t", n_cu=1, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
+    for n, n_in in ((1, 1), (5, 9), (16, 64)):
+        words = -(-n_in // 4)
+        run, skipped = engine_schedule(cfg, n_in, np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool))
+        assert run == n * words + 3 and not skipped.any()
+
+
+@pytest.mark.parametrize("predicted_zero, run", [(True, 10), (False, 15)])
+def test_proxy_then_binary_prediction(predicted_zero, run):
+    """One proxy (zero) and one enabled member, C = 2, CB = 1: the proxy is issued at 0 and completes at 4;
+    the member is walked at 5 and predicted at 5 + 1 + 3 = 9. Zero ends the run there; otherwise it is
+    taken from the rejected queue at 10 and completes at 10 + 2 + 2 = 14."""
+    cfg = MorConfig(name="t", n_cu=1, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
+    got, skipped = engine_schedule(cfg, 8, np.array([1]), np.array([False, True]),
+                                   np.array([False, predicted_zero]))
+    assert (got, skipped.tolist()) == (run, [False, predicted_zero])
+
+
+def test_a_member_waits_for_its_proxys_decision():
+    """Two CUs, C = 4, proxies 0..3 and one member of proxy 0 (to a CU). Proxies issue at 0, 1, 4, 5
+    (completing at 6, 7, 10, 11); proxy 0's decision is visible at 7, when no CU is free; the member
+    takes CU 0 at 8 and completes at 14, so the run is 15 cycles."""
+    cfg = MorConfig(name="t", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
+    sizes = np.array([1, 0, 0, 0])
+    route_bin = np.zeros(5, bool)
+    run, _ = engine_schedule(cfg, 16, sizes, route_bin, np.zeros(5, bool))
+    assert run == 15
+
+
+def test_schedule_skips_what_the_skip_rule_skips(rng):
+    cfg = MorConfig(name="t", n_cu=3, mac_width=4, n_bincu=2, bits_per_cycle=8, max_in=64, max_out=32)
+    for _ in range(20):
+        n_out, n_in = int(rng.integers(1, 33)), int(rng.integers(1, 65))
+        proxies = rng.choice(n_out, int(rng.integers(1, n_out + 1)), replace=False)
+        proxy = rng.choice(proxies, n_out).astype(np.int64)
+        proxy[proxies] = -1
+        args = {"x": np.maximum(rng.integers(-60, 128, (4, n_in)), 0).astype(np.int8),
+                "w": rng.integers(-128, 128, (n_out, n_in)).astype(np.int8),
+                "bias": rng.integers(-30 * n_in, 10 * n_in, n_out).astype(np.int32), "proxy": proxy,
+                "m_q": rng.integers(-2, 30, n_out).astype(np.int32),
+                "b_q": rng.integers(-100 * n_in, 30 * n_in, n_out).astype(np.int32),
+                "enable": rng.random(n_out) < 0.7}
+        out, rule = engine_layer(cfg, **args), mor_layer(**args)
+        order, sizes = dnn_order(proxy)
+        assert np.array_equal(out["skipped"], rule["skipped"]) and np.array_equal(out["y"], rule["y"])
+        # Every neuron costs C cycles of some CU unless skipped: the run is at least that over n_cu.
+        words = -(-n_in // 4)
+        computed = (~rule["skipped"]).sum(axis=1)
+        assert (out["run_cycles"] >= np.ceil(computed * words / cfg.n_cu) + 2).all()
+        assert job_cycles(cfg, n_in, n_out, out["run_cycles"]) == \
+            1 + n_out + n_out * words + sum(words + r + n_out for r in out["run_cycles"])

@@ -1,0 +1,155 @@
+"""MoR engine RTL vs golden on Verilator and Icarus: outputs, skip masks, MACs, run cycles and job cycles."""
+
+import numpy as np
+import pytest
+
+from flow.cosim import first_mismatch
+from flow.drivers.mor import MorDriver
+from flow.runner import SIMULATORS
+from generators.config import CATALOG
+
+PRESETS = list(CATALOG["mor"].values())
+REAL_VECTORS = {"icarus": 16, "verilator": None}  # input vectors per real layer (None: the whole layer)
+_drivers = {}
+
+
+def driver(cfg, sim):
+    if (cfg, sim) not in _drivers:
+        _drivers[cfg, sim] = MorDriver(cfg, sim)
+    return _drivers[cfg, sim]
+
+
+def clusters(rng, n_out, n_proxies):
+    """A random proxy table with ``n_proxies`` proxies anywhere in index order."""
+    proxies = rng.choice(n_out, n_proxies, replace=False)
+    proxy = rng.choice(proxies, n_out).astype(np.int64)
+    proxy[proxies] = -1
+    return proxy
+
+
+def layer(rng, n_out, n_in, vectors, *, proxy=None, enable=None, m_q=None, bias=None, x=None):
+    """A random layer: post-ReLU-like inputs, fits around the true line, ~80% enabled."""
+    w = rng.integers(-128, 128, (n_out, n_in)).astype(np.int8)
+    if x is None:
+        x = np.maximum(rng.integers(-60, 128, (vectors, n_in)), 0).astype(np.int8)
+    return {"x": x, "w": w,
+            "bias": rng.integers(-40 * n_in, 20 * n_in, n_out).astype(np.int32) if bias is None else bias,
+            "proxy": clusters(rng, n_out, max(1, n_out // 3)) if proxy is None else proxy,
+            "m_q": rng.integers(-4, 60, n_out).astype(np.int32) if m_q is None else m_q,
+            "b_q": rng.integers(-200 * n_in, 50 * n_in, n_out).astype(np.int32),
+            "enable": rng.random(n_out) < 0.8 if enable is None else enable}
+
+
+def check(cfg, sim, inputs, **patterns):
+    """RTL == golden (and at full rate, cycles == the schedule's); returns golden's outputs."""
+    args = MorDriver.validate(cfg, inputs)
+    golden, golden_cycles = MorDriver.golden(cfg, args)
+    rtl, cycles = driver(cfg, sim).run(args, **patterns)
+    assert first_mismatch(rtl, golden) is None, f"{cfg.module} on {sim}: {first_mismatch(rtl, golden)}"
+    if not patterns:
+        assert cycles == golden_cycles, f"{cfg.module} on {sim}: {cycles} cycles, golden {golden_cycles}"
+    return golden
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+def test_random_layers(cfg, sim, rng):
+    """Vector lengths around mac_width and bits_per_cycle (most not a multiple of bits_per_cycle)."""
+    skipped = 0
+    for n_in in sorted({1, cfg.mac_width + 1, cfg.bits_per_cycle - 1, cfg.bits_per_cycle + 3, cfg.max_in}):
+        n_out = int(rng.integers(2, cfg.max_out + 1))
+        skipped += check(cfg, sim, layer(rng, n_out, n_in, 3))["skipped"].sum()
+    assert skipped > 0  # the binCU path was exercised
+
+
+def _edge_layers(cfg, rng):
+    n_out, n_in = cfg.max_out, cfg.bits_per_cycle + cfg.mac_width + 1
+    zero_bias = np.full(n_out, -10**5, np.int32)  # every proxy decides zero
+    one_cluster = np.zeros(n_out, np.int64)
+    one_cluster[0] = -1
+    return {
+        "all neurons proxies": layer(rng, n_out, n_in, 2, proxy=np.full(n_out, -1, np.int64)),
+        "one giant cluster, all skipped": layer(rng, n_out, n_in, 2, proxy=one_cluster, bias=zero_bias,
+                                                enable=np.ones(n_out, bool), m_q=np.zeros(n_out, np.int32)) |
+        {"b_q": np.full(n_out, -1, np.int32)},
+        "one giant cluster, all rejected": layer(rng, n_out, n_in, 2, proxy=one_cluster,
+                                                 bias=zero_bias, enable=np.ones(n_out, bool)) |
+        {"b_q": np.full(n_out, 2**31 - 1, np.int32), "m_q": np.zeros(n_out, np.int32)},
+        "enable all off": layer(rng, n_out, n_in, 2, bias=zero_bias, enable=np.zeros(n_out, bool)),
+        "negative and zero m_q": layer(rng, n_out, n_in, 2, bias=zero_bias,
+                                       m_q=rng.integers(-3, 1, n_out).astype(np.int32)),
+        "all-zero inputs": layer(rng, n_out, n_in, 2, x=np.zeros((2, n_in), np.int8)),
+        "one neuron, one input": layer(rng, 1, 1, 2, proxy=np.array([-1])),
+        "two neurons, 1-D x": layer(rng, 2, n_in, 1, proxy=np.array([1, -1])) | {
+            "x": np.maximum(rng.integers(-60, 128, n_in), 0).astype(np.int8)},
+        "-128 everywhere": layer(rng, n_out, cfg.max_in, 1, x=np.full((1, cfg.max_in), -128, np.int8)) | {
+            "w": np.full((n_out, cfg.max_in), -128, np.int8), "bias": np.zeros(n_out, np.int32)},
+    }
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+def test_named_edge_layers(cfg, sim, rng):
+    for name, inputs in _edge_layers(cfg, rng).items():
+        golden = check(cfg, sim, inputs)
+        if name == "one giant cluster, all skipped":
+            assert golden["skipped"][:, 1:].all()
+        if name in ("all neurons proxies", "enable all off", "one giant cluster, all rejected"):
+            assert not golden["skipped"].any()
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_bubbles_and_back_pressure(sim, rng):
+    cfg = CATALOG["mor"]["small"]
+    check(cfg, sim, layer(rng, cfg.max_out, 21, 3), in_pattern=0b1011_0111, out_pattern=0b0110_1101)
+
+
+def test_vectors_split_across_jobs(rng):
+    """More vectors than one job holds: each job reloads the layer; cycles sum over jobs."""
+    cfg = CATALOG["mor"]["small"]
+    inputs = layer(rng, cfg.max_out, cfg.max_in, 300)
+    n_pieces = len(MorDriver.vector_pieces(cfg, 300, cfg.max_in, cfg.max_out))
+    assert n_pieces == 2
+    check(cfg, "verilator", inputs)
+
+
+def test_predictor_saves_cycles_on_the_same_engine(rng):
+    """Skipped members cost no CU time: a layer whose proxies all decide zero runs faster than the
+    same layer with every neuron a proxy (no predictor)."""
+    cfg = CATALOG["mor"]["default"]
+    inputs = layer(rng, cfg.max_out, 200, 2, bias=np.full(cfg.max_out, -10**6, np.int32),
+                   enable=np.ones(cfg.max_out, bool), m_q=np.zeros(cfg.max_out, np.int32))
+    with_predictor = check(cfg, "verilator", inputs)
+    without = check(cfg, "verilator", inputs | {"proxy": np.full(cfg.max_out, -1, np.int64)})
+    assert with_predictor["skipped"].sum() > 0
+    assert (with_predictor["run_cycles"] < without["run_cycles"]).all()
+
+
+@pytest.fixture(scope="module")
+def real_layers():
+    """The digits CNN's conv layers: real INT8 inputs of two test images as im2col rows, with tables
+    profiled on training images and T = 0.6 (the sweep's lowest, so the most skipping)."""
+    from flow.network import conv_inputs, load_network
+    from models.mor import neuron_inputs, tables
+
+    net = load_network()
+    layer_tables = tables(net.qnet, conv_inputs(net.qnet, net.data.x_train[:100]))
+    acts = conv_inputs(net.qnet, net.data.x_test[:2])
+    out = []
+    for conv in net.qnet.convs:
+        t = layer_tables[conv.name]
+        for x in acts[conv.name]:
+            a, w, _ = neuron_inputs(conv, x)
+            out.append((conv.name, {"x": a, "w": w, "bias": conv.bias, "proxy": t.proxy, "m_q": t.m_q,
+                                    "b_q": t.b_q, "enable": t.enable(0.6)}))
+    return out
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_real_digits_layers(sim, real_layers):
+    cfg = CATALOG["mor"]["default"]
+    skipped = 0
+    for _, inputs in real_layers:
+        inputs = inputs | {"x": inputs["x"][:REAL_VECTORS[sim]]}
+        skipped += check(cfg, sim, inputs)["skipped"].sum()
+    assert skipped > 0

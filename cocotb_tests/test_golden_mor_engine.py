@@ -5,7 +5,7 @@ import pytest
 
 from generators.config import MorConfig
 from golden.mor import mor_layer
-from golden.mor_engine import dnn_order, engine_layer, engine_schedule, job_cycles
+from golden.mor_engine import dnn_order, engine_layer, engine_schedule, job_cycles, runs
 
 
 def test_dnn_order_puts_proxies_first_then_members_by_cluster():
@@ -62,9 +62,13 @@ def test_schedule_skips_what_the_skip_rule_skips(rng):
         out, rule = engine_layer(cfg, **args), mor_layer(**args)
         order, sizes = dnn_order(proxy)
         assert np.array_equal(out["skipped"], rule["skipped"]) and np.array_equal(out["y"], rule["y"])
-        # Every neuron costs C cycles of some CU unless skipped: the run is at least that over n_cu.
+        # Every computed neuron costs C cycles of some CU: a run (here all 4 vectors) takes at least that.
         words = -(-n_in // 4)
-        computed = (~rule["skipped"]).sum(axis=1)
-        assert (out["run_cycles"] >= np.ceil(computed * words / cfg.n_cu) + 2).all()
-        assert job_cycles(cfg, n_in, n_out, out["run_cycles"]) == \
-            1 + n_out + n_out * words + sum(words + r + n_out for r in out["run_cycles"])
+        computed = (~rule["skipped"]).sum()
+        assert out["run_cycles"].shape == (1,) and out["run_cycles"][0] >= np.ceil(computed * words / cfg.n_cu) + 2
+
+
+def test_runs_hold_max_vectors_consecutive_vectors():
+    cfg = MorConfig(name="t", max_vectors=4)
+    assert runs(cfg, 10) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert job_cycles(cfg, 16, 3, [4, 2], [50, 30]) == 1 + 3 + 3 * 2 + 4 * (2 + 3) + 50 + 2 * (2 + 3) + 30

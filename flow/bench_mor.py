@@ -2,6 +2,9 @@
 
 Golden skip rule on every conv layer of the INT8 network, tables profiled on training images and
 T chosen on training data; accuracy, skipped neurons and MACs, and prediction categories on the test set.
+The engine (`mor` default preset): run cycles with vs without the predictor over the test set (golden
+schedule), the same on the RTL for a few images (checked bit- and cycle-exact), and the Yosys area
+of the binCUs against the engine's -> mor_engine.png.
 """
 
 import argparse
@@ -9,18 +12,25 @@ import json
 
 import matplotlib
 import numpy as np
+from amaranth.hdl import Shape
 from tqdm import tqdm
 
+from generators.config import preset
+from generators.mor_engine import MorEngine
+from golden.mor_engine import engine_layer
 from models.mor import THRESHOLDS, choose_threshold, mor_forward, tables
 
+from .mor_check import check_mor_layers, engine_inputs
 from .network import conv_inputs, load_network
 from .runner import REPO
+from .synth import synthesize
 
-__all__ = ["PROFILE_IMAGES", "mor_tables", "threshold_sweep"]
+__all__ = ["PROFILE_IMAGES", "mor_tables", "threshold_sweep", "engine_cycles", "engine_area"]
 
 BENCH_DIR = REPO / "reports" / "bench"
 PROFILE_IMAGES = 300    # training images the fits and clusters are profiled on
 THRESHOLD_IMAGES = 500  # further training images T is chosen on
+RTL_IMAGES = 4          # test images whose conv layers run on the engine's RTL
 
 
 def mor_tables(net, *, log=print):
@@ -59,6 +69,38 @@ def threshold_sweep(net, layer_tables, images, labels):
     return rows
 
 
+def engine_cycles(cfg, qnet, layer_tables, threshold, images):
+    """Per conv layer, golden engine schedule over ``images``: run cycles and MACs with the predictor
+    (the skipping network at ``threshold``) and without it (same engine, every neuron a proxy)."""
+    modes = {mode: engine_inputs(qnet, layer_tables, threshold, images, predictor=mode == "predictor")
+             for mode in ("predictor", "no_predictor")}
+    rows = []
+    for name in modes["predictor"]:
+        row = {"layer": name}
+        for mode, layers in modes.items():
+            outs = [engine_layer(cfg, **args) for args in tqdm(layers[name], desc=f"{name} {mode}", leave=False)]
+            row[f"{mode}_run_cycles"] = int(sum(out["run_cycles"].sum() for out in outs))
+            row[f"{mode}_macs"] = int(sum(out["macs"] for out in outs))
+            row[f"{mode}_skipped"] = float(np.mean([out["skipped"].mean() for out in outs]))
+        row["speedup"] = row["no_predictor_run_cycles"] / row["predictor_run_cycles"]
+        rows.append(row)
+    return rows
+
+
+def engine_area(cfg):
+    """Generic Yosys cells of the engine with its RAMs as black boxes, the binCUs' share of the logic,
+    and the RAM bits with the binary memories' share (the paper's 5.3% counts both, in silicon area)."""
+    rams = MorEngine(cfg).ram_specs()
+    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=[f"{cfg.module}_{kind}" for kind in rams])
+    bits = {kind: n * depth * Shape.cast(shape).width for kind, (shape, depth, n) in rams.items()}
+    binary_bits = bits["bin_weights"] + bits["bin_inputs"] + bits["table"] * cfg.n_bincu // rams["table"][2]
+    logic = result["generic_cells"] - sum(n for _, _, n in rams.values())
+    bincu = cfg.n_bincu * result["cells_per_module"][f"{cfg.module}_bincu"]
+    return {"logic_cells": logic, "bincu_cells": bincu, "bincu_logic_fraction": bincu / logic,
+            "ram_bits": bits, "binary_ram_fraction": binary_bits / sum(bits.values()),
+            "cells_per_module": result["cells_per_module"]}
+
+
 def _plot(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -90,6 +132,28 @@ def _plot(report, path):
     plt.close(fig)
 
 
+def _plot_engine(engine, path):
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = engine["layers"]
+    xs = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for offset, mode, label in ((-0.2, "no_predictor", "no predictor (every neuron a proxy)"),
+                                (0.2, "predictor", f"MoR predictor, T = {engine['threshold']}")):
+        ax.bar(xs + offset, [r[f"{mode}_run_cycles"] / engine["images"] for r in rows], 0.4, label=label)
+    for x, r in zip(xs, rows):
+        ax.annotate(f"{r['speedup']:.2f}x", (x, r["no_predictor_run_cycles"] / engine["images"]), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_xticks(xs, [r["layer"] for r in rows])
+    ax.set_ylabel("engine run cycles per image")
+    ax.set_title(f"{engine['preset']['block']}_{engine['preset']['name']}: cycles with vs without the predictor")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.parse_args(argv)
@@ -103,10 +167,30 @@ def main(argv=None):
     print(f"T = {threshold}: test accuracy {chosen['accuracy']:.2%} (exact {net.int8_accuracy:.2%}), "
           f"{chosen['skipped']:.1%} of neurons skipped ({chosen['mispredicted']:.2%} mispredicted), "
           f"{chosen['macs_saved']:.1%} of MACs saved")
+    cfg = preset("mor")
+    report["engine"] = {"preset": cfg.to_dict(), "threshold": threshold, "images": len(net.data.x_test),
+                        "layers": engine_cycles(cfg, net.qnet, layer_tables, threshold, net.data.x_test)}
+    rtl = {mode: check_mor_layers(cfg, "verilator", engine_inputs(net.qnet, layer_tables, threshold,
+                                                                  net.data.x_test[:RTL_IMAGES],
+                                                                  predictor=mode == "predictor"))
+           for mode in ("predictor", "no_predictor")}
+    report["engine"]["rtl"] = {"images": RTL_IMAGES, **rtl}
+    total = {mode: sum(r[f"{mode}_run_cycles"] for r in report["engine"]["layers"])
+             for mode in ("predictor", "no_predictor")}
+    report["engine"]["speedup"] = total["no_predictor"] / total["predictor"]
+    report["engine"]["rtl_bit_exact"] = all(r["bit_exact"] for rows in rtl.values() for r in rows)
+    report["engine"]["area"] = engine_area(cfg)
+    area = report["engine"]["area"]
+    print(f"engine {cfg.module}: {report['engine']['speedup']:.3f}x fewer run cycles with the predictor "
+          f"({total['no_predictor']} -> {total['predictor']}, test set, golden schedule); RTL on "
+          f"{RTL_IMAGES} images bit-exact: {report['engine']['rtl_bit_exact']}; binCUs "
+          f"{area['bincu_logic_fraction']:.1%} of logic cells, binary RAMs {area['binary_ram_fraction']:.1%} "
+          "of RAM bits")
     path = BENCH_DIR / "mor.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     _plot(report, BENCH_DIR / "mor_threshold.png")
-    print(f"written {path} and mor_threshold.png")
+    _plot_engine(report["engine"], BENCH_DIR / "mor_engine.png")
+    print(f"written {path}, mor_threshold.png and mor_engine.png")
 
 
 if __name__ == "__main__":

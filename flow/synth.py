@@ -38,7 +38,7 @@ def _run(cmd, cwd, what, log):
     return done
 
 
-def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
+def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     """Synthesis figures of ``cfg``'s module (or its leaf ``top``); cached under reports/synth/ by the Verilog's hash.
 
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
@@ -48,8 +48,11 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
+    ``blackbox`` names leaf modules (SRAM macros in a real flow) kept as one cell per instance, generic only.
     """
     top = top or cfg.module
+    if blackbox and ecp5:
+        raise ValueError("black-box leaves are for generic synthesis only (ecp5=False)")
     pnr = pnr and ecp5
     with tempfile.TemporaryDirectory() as tmp:
         verilog = emit(cfg, tmp)
@@ -58,14 +61,16 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None):
     if pnr:
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
-    digest = hashlib.sha256((text + json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ])).encode()).hexdigest()[:16]
+    key = json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ, sorted(blackbox)])
+    digest = hashlib.sha256((text + key).encode()).hexdigest()[:16]
     cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
         return json.loads(cached.read_text())
     work = SYNTH_DIR / "work" / top
     work.mkdir(parents=True, exist_ok=True)
     write_if_changed(work / "design.v", text)
-    script = f"read_verilog design.v; synth -top {top}; tee -q -o generic.json stat -json"
+    boxes = f"blackbox {' '.join(blackbox)}; " if blackbox else ""
+    script = f"read_verilog design.v; {boxes}synth -top {top}; tee -q -o generic.json stat -json"
     if ecp5:
         script += f"; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
     if pnr:  # place and route the shell (the design's ports would not fit the package's pins)

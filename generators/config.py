@@ -263,6 +263,8 @@ class MorConfig(_Preset):
         Longest input vector.
     max_out : int
         Most neurons in a layer, a power of two.
+    max_vectors : int
+        Input vectors one run holds (MoR §4.1's input window, e.g. a row of output pixels), a power of two.
     """
 
     name: str
@@ -272,6 +274,7 @@ class MorConfig(_Preset):
     bits_per_cycle: int = 64
     max_in: int = 512
     max_out: int = 32
+    max_vectors: int = 8
 
     block = "mor"
 
@@ -286,6 +289,7 @@ class MorConfig(_Preset):
                              f"not {self.bits_per_cycle}")
         _require_int("max_in", self.max_in, 1, 4096)
         _require_power_of_two("max_out", self.max_out, 2, 1024)
+        _require_power_of_two("max_vectors", self.max_vectors, 1, 64)
 
     @property
     def chunks(self):
@@ -455,7 +459,8 @@ CATALOG = {
     # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
     "mor": {
         "default": MorConfig(name="default"),
-        "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16),
+        "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16,
+                           max_vectors=4),
     },
 }
 

@@ -5,7 +5,16 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .binary_predictor import BinaryPredictor, bincu_input_layout, bincu_output_layout
-from .mor_ports import KINDS, bin_word_bits, op_layout, position_bits, result_layout, table_layout, word_bits
+from .mor_ports import (
+    KINDS,
+    bin_word_bits,
+    op_layout,
+    position_bits,
+    result_layout,
+    table_layout,
+    vector_bits,
+    word_bits,
+)
 from .ram import Ram, address_bits
 
 __all__ = ["MorEngine"]
@@ -20,26 +29,28 @@ def _lowest(flags):
 
 
 class MorEngine(wiring.Component):
-    """One layer at a time: load its tables and weights once, then per input vector run every neuron
-    under the skip rule and stream the results (the schedule of ``golden.mor_engine``).
+    """One layer at a time: load its tables and weights once, then per run of up to ``max_vectors``
+    input vectors compute every neuron under the skip rule and stream the results (the schedule of
+    ``golden.mor_engine``).
 
     Input ``op`` (``op_layout``): a header, the n_out table entries and the weights in DNN order
-    (proxies, then members by cluster), then per input vector its words, the last one flagged.
-    Sign bits of weights (w ≥ 0) and inputs (x > 0) are packed into the binCUs' binary memories as
-    they load. Each CU and binCU reads its own replica of the memories it uses (one port each).
+    (proxies, then members by cluster), then per run its vectors' words (``last`` ends a vector,
+    ``run`` the run). Sign bits of weights (w ≥ 0) and inputs (x > 0) are packed into the binCUs'
+    binary memories as they load. Each CU and binCU reads its own replica of the memories it uses.
 
-    Per input vector the controller issues one neuron per cycle to the lowest free CU (the binCUs'
-    rejected members first, then members whose proxy is done, then the next proxy) and one member
-    per cycle to the lowest free binCU (members whose proxy decided zero and that are enabled). A
-    CU takes ``words`` cycles per neuron and completes 2 cycles after its last one (y = ReLU(acc +
-    bias)); a binCU takes ``bin_words`` cycles and predicts 3 cycles after its last one: zero skips
-    the member (y = 0), otherwise it queues for a CU.
+    In a run the controller issues one neuron per cycle to the lowest free CU (the binCUs' rejected
+    members first, then members whose proxy is done, then the next proxy, vector by vector) and one
+    member per cycle to the lowest free binCU (members whose proxy decided zero and that are
+    enabled). A CU takes ``words`` cycles per neuron and completes 2 cycles after its last one (y =
+    ReLU(acc + bias)); a binCU takes ``bin_words`` cycles and predicts 3 cycles after its last one:
+    zero skips the member (y = 0), otherwise it queues for a CU.
 
-    Output ``y`` (``result_layout``): after the run, one word per neuron in original index order,
-    with the run's cycles and MACs.
+    Output ``y`` (``result_layout``): after the run, vector by vector, one word per neuron in original
+    index order, with the run's cycles and MACs.
 
-    Throughput: n_cu·mac_width MACs per cycle. Latency: a loaded word per cycle; the run; n_out
-    output cycles. Input is not taken during the run or the output.
+    Throughput: n_cu·mac_width MACs per cycle while running, one issue per cycle. Latency: a loaded
+    word per cycle; the run; one output word per cycle. Input is not taken during the run or the
+    output.
 
     Parameters
     ----------
@@ -53,27 +64,28 @@ class MorEngine(wiring.Component):
             "y": Out(stream.Signature(result_layout(cfg))),
         })
 
-    def _ram_specs(self):
-        """{kind: (word shape, depth)} of the RAM leaves."""
+    def ram_specs(self):
+        """{kind: (word shape, depth, instances)} of the RAM leaves (one replica per reader)."""
         cfg = self.cfg
         pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
         return {
-            "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word),
-            "inputs": (unsigned(8 * cfg.mac_width), 1 << word),
-            "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword),
-            "bin_inputs": (unsigned(cfg.bits_per_cycle), 1 << bword),
-            "table": (table_layout(cfg), 1 << pos),
-            "results": (unsigned(32), 1 << pos),
+            "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word, cfg.n_cu),
+            "inputs": (unsigned(8 * cfg.mac_width), cfg.max_vectors << word, cfg.n_cu),
+            "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword, cfg.n_bincu),
+            "bin_inputs": (unsigned(cfg.bits_per_cycle), cfg.max_vectors << bword, cfg.n_bincu),
+            "table": (table_layout(cfg), 1 << pos, cfg.n_cu + cfg.n_bincu),
+            "results": (unsigned(32), cfg.max_vectors << pos, 1),
         }
 
     def leaves(self):
         """(module name, component) of each module instantiated as a black box, emitted once each."""
-        rams = [(f"{self.cfg.module}_{kind}", Ram(*spec)) for kind, spec in self._ram_specs().items()]
+        rams = [(f"{self.cfg.module}_{kind}", Ram(shape, depth))
+                for kind, (shape, depth, _) in self.ram_specs().items()]
         return rams + [(f"{self.cfg.module}_bincu", BinaryPredictor(self.cfg.bincu))]
 
     def _ram(self, m, kind, name):
         """An instance of RAM leaf ``kind``; returns its port signals."""
-        shape, depth = self._ram_specs()[kind]
+        shape, depth, _ = self.ram_specs()[kind]
         ports = {
             "raddr": Signal(address_bits(depth), name=f"{name}_raddr"),
             "rdata": Signal(shape, name=f"{name}_rdata"),
@@ -92,7 +104,8 @@ class MorEngine(wiring.Component):
         cfg = self.cfg
         op = self.op.payload
         mw, group = cfg.mac_width, cfg.words_per_binary
-        pos_w = position_bits(cfg)
+        pos_w, vec_w = position_bits(cfg), vector_bits(cfg)
+        neurons_w = pos_w + vec_w + 1  # counts up to max_vectors·max_out
 
         # Layer registers (from the header) and per-position controller tables.
         n_in = Signal.like(op.n_in)
@@ -110,6 +123,8 @@ class MorEngine(wiring.Component):
         w_pos, w_word, w_sub, w_bin = Signal(pos_w), Signal(word_bits(cfg)), Signal(range(group)), \
             Signal(bin_word_bits(cfg))
         x_word, x_sub, x_bin = Signal(word_bits(cfg)), Signal(range(group)), Signal(bin_word_bits(cfg))
+        x_vec = Signal(vec_w + 1)              # vectors loaded for the next run
+        x_target = Signal(neurons_w)           # their neurons: x_vec · n_out
         w_bits_acc, x_bits_acc = Signal(cfg.bits_per_cycle), Signal(cfg.bits_per_cycle)
         take = Signal()
         m.d.comb += [self.op.ready.eq(loading), take.eq(self.op.valid & loading)]
@@ -130,7 +145,7 @@ class MorEngine(wiring.Component):
             m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies), words.eq(op.words),
                          bin_words.eq(op.bin_words), tail_bits.eq(op.tail_bits), table_pos.eq(0),
                          w_pos.eq(0), w_word.eq(0), w_sub.eq(0), w_bin.eq(0), w_bits_acc.eq(0),
-                         x_word.eq(0), x_sub.eq(0), x_bin.eq(0), x_bits_acc.eq(0)]
+                         x_word.eq(0), x_sub.eq(0), x_bin.eq(0), x_bits_acc.eq(0), x_vec.eq(0), x_target.eq(0)]
         with m.If(is_kind["neuron"]):
             m.d.sync += table_pos.eq(table_pos + 1)
             for k in range(cfg.max_out):
@@ -143,37 +158,44 @@ class MorEngine(wiring.Component):
         with m.If(is_kind["input"]):
             m.d.sync += [x_word.eq(Mux(op.last, 0, x_word + 1)), x_sub.eq(Mux(x_flush, 0, x_sub + 1)),
                          x_bits_acc.eq(Mux(x_flush, 0, x_binary)), x_bin.eq(Mux(op.last, 0, x_bin + x_flush))]
+            with m.If(op.last):
+                m.d.sync += [x_vec.eq(Mux(op.run, 0, x_vec + 1)), x_target.eq(Mux(op.run, 0, x_target + n_out))]
 
         def load(ports, kind, address, value, flush=1):
             m.d.comb += [ports["waddr"].eq(address), ports["wdata"].eq(value), ports["we"].eq(is_kind[kind] & flush)]
 
-        # Run state.
-        next_proxy, cluster, member = Signal(pos_w + 1), Signal(pos_w + 1), Signal(pos_w + 1)
-        left, decided, done = Signal.like(op.size), Signal(pos_w + 1), Signal(pos_w + 1)
-        proxy_zero, skipped = Signal(cfg.max_out), Signal(cfg.max_out)
+        # Run state. A run's neurons are (vector v, position); proxies go v-major, and the walker visits
+        # proxy q = v·n_proxies + k's members (cluster k of vector v) in the order proxies complete.
+        run_vectors, run_target = Signal(vec_w + 1), Signal(neurons_w)
+        proxy_k, proxy_v = Signal(pos_w + 1), Signal(vec_w + 1)
+        walk_q, walk_k, walk_v, member = Signal(neurons_w), Signal(pos_w + 1), Signal(vec_w + 1), Signal(pos_w + 1)
+        left, decided, done = Signal.like(op.size), Signal(neurons_w), Signal(neurons_w)
+        neurons = cfg.max_vectors * cfg.max_out
+        proxy_zero, skipped = Signal(neurons), Signal(neurons)  # by completion order; by Cat(idx, v)
         run_cycles, macs = Signal(32), Signal(32)
-        m.submodules.rejected = rejected = fifo.SyncFIFO(width=pos_w, depth=cfg.max_out)
+        m.submodules.rejected = rejected = fifo.SyncFIFO(width=pos_w + vec_w, depth=neurons)
 
         # Walker over the members of decided clusters.
-        can_walk = running & (cluster < decided)
+        can_walk = running & (walk_q < decided)
         advance = can_walk & (left == 0)
         walker = can_walk & (left != 0)
-        to_bincu = proxy_zero.bit_select(cluster[:pos_w], 1) & enable.bit_select(member[:pos_w], 1)
+        to_bincu = proxy_zero.bit_select(walk_q[:pos_w + vec_w], 1) & enable.bit_select(member[:pos_w], 1)
         walker_taken = Signal()
 
         # CU issue.
         cu_free = [Signal(name=f"cu{i}_free") for i in range(cfg.n_cu)]
         any_cu, cu_pick = _lowest(cu_free)
-        issue_pos = Signal(pos_w)
+        issue_pos, issue_v = Signal(pos_w), Signal(vec_w)
         cu_issue = Signal()
+        last_proxy_k = proxy_k == n_proxies - 1
         with m.If(running & any_cu):
             with m.If(rejected.r_rdy):
-                m.d.comb += [cu_issue.eq(1), issue_pos.eq(rejected.r_data), rejected.r_en.eq(1)]
+                m.d.comb += [cu_issue.eq(1), Cat(issue_pos, issue_v).eq(rejected.r_data), rejected.r_en.eq(1)]
             with m.Elif(walker & ~to_bincu):
-                m.d.comb += [cu_issue.eq(1), issue_pos.eq(member), walker_taken.eq(1)]
-            with m.Elif(next_proxy < n_proxies):
-                m.d.comb += [cu_issue.eq(1), issue_pos.eq(next_proxy)]
-                m.d.sync += next_proxy.eq(next_proxy + 1)
+                m.d.comb += [cu_issue.eq(1), issue_pos.eq(member), issue_v.eq(walk_v), walker_taken.eq(1)]
+            with m.Elif(proxy_v < run_vectors):
+                m.d.comb += [cu_issue.eq(1), issue_pos.eq(proxy_k), issue_v.eq(proxy_v)]
+                m.d.sync += [proxy_k.eq(Mux(last_proxy_k, 0, proxy_k + 1)), proxy_v.eq(proxy_v + last_proxy_k)]
 
         # binCU issue.
         lane_free = [Signal(name=f"bincu{j}_free") for j in range(cfg.n_bincu)]
@@ -182,33 +204,40 @@ class MorEngine(wiring.Component):
         m.d.comb += lane_issue.eq(walker & to_bincu & any_lane)
         with m.If(lane_issue):
             m.d.comb += walker_taken.eq(1)
+        last_cluster = walk_k == n_proxies - 1
+        next_k = Mux(last_cluster, 0, walk_k + 1)
         with m.If(advance):
-            m.d.sync += [cluster.eq(cluster + 1), left.eq(sizes[(cluster + 1)[:pos_w]])]
+            m.d.sync += [walk_q.eq(walk_q + 1), walk_k.eq(next_k), walk_v.eq(walk_v + last_cluster),
+                         left.eq(sizes[next_k[:pos_w]])]
+            with m.If(last_cluster):
+                m.d.sync += member.eq(n_proxies)
         with m.Elif(walker_taken):
             m.d.sync += [member.eq(member + 1), left.eq(left - 1)]
 
         # Compute units: address stage A, data stage B (MAC into psum), completion stage C.
-        completion = []  # (valid, acc, idx, pos) per CU
+        completion = []  # (valid, acc, idx, v, pos) per CU
         for i in range(cfg.n_cu):
             wram = self._ram(m, "weights", f"cu{i}_weights")
             xram = self._ram(m, "inputs", f"cu{i}_inputs")
             tram = self._ram(m, "table", f"cu{i}_table")
             load(wram, "weight", Cat(w_word, w_pos), op.data.as_value())
-            load(xram, "input", x_word, op.data.as_value())
+            load(xram, "input", Cat(x_word, x_vec[:vec_w]), op.data.as_value())
             load(tram, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos, a_word = Signal(name=f"cu{i}_a_valid"), Signal(pos_w, name=f"cu{i}_a_pos"), \
                 Signal(word_bits(cfg), name=f"cu{i}_a_word")
+            a_v = Signal(vec_w, name=f"cu{i}_a_v")
             a_last = a_word == words - 1
             m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
-                         xram["raddr"].eq(a_word), tram["raddr"].eq(a_pos)]
+                         xram["raddr"].eq(Cat(a_word, a_v)), tram["raddr"].eq(a_pos)]
             with m.If(cu_issue & (cu_pick == i)):
-                m.d.sync += [a_valid.eq(1), a_pos.eq(issue_pos), a_word.eq(0)]
+                m.d.sync += [a_valid.eq(1), a_pos.eq(issue_pos), a_v.eq(issue_v), a_word.eq(0)]
             with m.Elif(a_valid):
                 m.d.sync += [a_valid.eq(~a_last), a_word.eq(a_word + 1)]
             b_valid, b_first, b_last = Signal(name=f"cu{i}_b_valid"), Signal(name=f"cu{i}_b_first"), \
                 Signal(name=f"cu{i}_b_last")
-            b_pos = Signal(pos_w, name=f"cu{i}_b_pos")
-            m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_word == 0), b_last.eq(a_last), b_pos.eq(a_pos)]
+            b_pos, b_v = Signal(pos_w, name=f"cu{i}_b_pos"), Signal(vec_w, name=f"cu{i}_b_v")
+            m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_word == 0), b_last.eq(a_last), b_pos.eq(a_pos),
+                         b_v.eq(a_v)]
             w_row = data.View(op_layout(cfg)["data"].shape, wram["rdata"])
             x_row = data.View(op_layout(cfg)["data"].shape, xram["rdata"])
             dot = sum(w_row[lane] * x_row[lane] for lane in range(mw))
@@ -220,31 +249,32 @@ class MorEngine(wiring.Component):
             entry = data.View(table_layout(cfg), tram["rdata"])
             c_valid, c_acc = Signal(name=f"cu{i}_c_valid"), Signal(signed(32), name=f"cu{i}_c_acc")
             c_idx, c_pos = Signal(pos_w, name=f"cu{i}_c_idx"), Signal(pos_w, name=f"cu{i}_c_pos")
+            c_v = Signal(vec_w, name=f"cu{i}_c_v")
             m.d.sync += [c_valid.eq(b_valid & b_last), c_acc.eq(acc + entry.bias), c_idx.eq(entry.idx),
-                         c_pos.eq(b_pos)]
-            completion.append((c_valid, c_acc, c_idx, c_pos))
+                         c_pos.eq(b_pos), c_v.eq(b_v)]
+            completion.append((c_valid, c_acc, c_idx, c_v, c_pos))
 
         # Binary CUs: address stage, chunk into the binCU, prediction 2 cycles after the last chunk.
-        prediction = []  # (valid, zero, idx, pos) per binCU
+        prediction = []  # (valid, zero, idx, v, pos) per binCU
         for j in range(cfg.n_bincu):
             bw = self._ram(m, "bin_weights", f"bincu{j}_weights")
             bx = self._ram(m, "bin_inputs", f"bincu{j}_inputs")
             bt = self._ram(m, "table", f"bincu{j}_table")
             load(bw, "weight", Cat(w_bin, w_pos), w_binary, w_flush)
-            load(bx, "input", x_bin, x_binary, x_flush)
+            load(bx, "input", Cat(x_bin, x_vec[:vec_w]), x_binary, x_flush)
             load(bt, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos = Signal(name=f"bincu{j}_a_valid"), Signal(pos_w, name=f"bincu{j}_a_pos")
-            a_word = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word")
+            a_word, a_v = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word"), Signal(vec_w, name=f"bincu{j}_a_v")
             a_last = a_word == bin_words - 1
             m.d.comb += [lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
-                         bx["raddr"].eq(a_word), bt["raddr"].eq(a_pos)]
+                         bx["raddr"].eq(Cat(a_word, a_v)), bt["raddr"].eq(a_pos)]
             with m.If(lane_issue & (lane_pick == j)):
-                m.d.sync += [a_valid.eq(1), a_pos.eq(member[:pos_w]), a_word.eq(0)]
+                m.d.sync += [a_valid.eq(1), a_pos.eq(member[:pos_w]), a_v.eq(walk_v), a_word.eq(0)]
             with m.Elif(a_valid):
                 m.d.sync += [a_valid.eq(~a_last), a_word.eq(a_word + 1)]
             b_valid, b_last = Signal(name=f"bincu{j}_b_valid"), Signal(name=f"bincu{j}_b_last")
-            b_pos = Signal(pos_w, name=f"bincu{j}_b_pos")
-            m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last), b_pos.eq(a_pos)]
+            b_pos, b_v = Signal(pos_w, name=f"bincu{j}_b_pos"), Signal(vec_w, name=f"bincu{j}_b_v")
+            m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last), b_pos.eq(a_pos), b_v.eq(a_v)]
             entry = data.View(table_layout(cfg), bt["rdata"])
             chunk = Signal(bincu_input_layout(cfg.bincu), name=f"bincu{j}_chunk")
             pred = Signal(bincu_output_layout(cfg.bincu), name=f"bincu{j}_pred")
@@ -257,49 +287,56 @@ class MorEngine(wiring.Component):
                 i_chunk__valid=b_valid, i_chunk__payload=chunk, o_chunk__ready=Signal(name=f"bincu{j}_ready"),
                 o_pred__valid=pred_valid, i_pred__ready=Const(1), o_pred__payload=pred)
             # The neuron a prediction belongs to: its last chunk's, 2 cycles on.
-            d1_idx, d2_idx = Signal(pos_w, name=f"bincu{j}_d1_idx"), Signal(pos_w, name=f"bincu{j}_d2_idx")
-            d1_pos, d2_pos = Signal(pos_w, name=f"bincu{j}_d1_pos"), Signal(pos_w, name=f"bincu{j}_d2_pos")
-            m.d.sync += [d1_idx.eq(entry.idx), d1_pos.eq(b_pos), d2_idx.eq(d1_idx), d2_pos.eq(d1_pos)]
-            prediction.append((pred_valid, pred.zero, d2_idx, d2_pos))
+            d1 = Signal(2 * pos_w + vec_w, name=f"bincu{j}_d1")
+            d2 = Signal(2 * pos_w + vec_w, name=f"bincu{j}_d2")
+            m.d.sync += [d1.eq(Cat(entry.idx, b_v, b_pos)), d2.eq(d1)]
+            prediction.append((pred_valid, pred.zero, d2[:pos_w], d2[pos_w:pos_w + vec_w], d2[pos_w + vec_w:]))
 
         # Completions: at most one CU and one binCU per cycle (one issue of each kind per cycle,
-        # each with a fixed latency).
+        # each with a fixed latency); proxies complete in issue order.
         yram = self._ram(m, "results", "results")
         cu_done, skip_done = Signal(), Signal()
-        for c_valid, c_acc, c_idx, c_pos in completion:
+        for c_valid, c_acc, c_idx, c_v, c_pos in completion:
             with m.If(c_valid):
-                m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(c_idx),
+                m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(Cat(c_idx, c_v)),
                              yram["wdata"].eq(Mux(c_acc[-1], 0, c_acc))]
                 with m.If(c_pos < n_proxies):
-                    m.d.sync += [proxy_zero.bit_select(c_pos, 1).eq(c_acc <= 0), decided.eq(decided + 1)]
-        for pred_valid, zero, d_idx, d_pos in prediction:
+                    m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], 1).eq(c_acc <= 0),
+                                 decided.eq(decided + 1)]
+        for pred_valid, zero, d_idx, d_v, d_pos in prediction:
             with m.If(pred_valid):
                 with m.If(zero):
                     m.d.comb += skip_done.eq(1)
-                    m.d.sync += skipped.bit_select(d_idx, 1).eq(1)
+                    m.d.sync += skipped.bit_select(Cat(d_idx, d_v), 1).eq(1)
                 with m.Else():
-                    m.d.comb += [rejected.w_en.eq(1), rejected.w_data.eq(d_pos)]
+                    m.d.comb += [rejected.w_en.eq(1), rejected.w_data.eq(Cat(d_pos, d_v))]
         finished = Signal.like(done)
         m.d.comb += finished.eq(done + cu_done + skip_done)
         with m.If(running):
             m.d.sync += [done.eq(finished), run_cycles.eq(run_cycles + 1), macs.eq(macs + Mux(cu_done, n_in, 0))]
-            with m.If(finished == n_out):
+            with m.If(finished == run_target):
                 m.d.sync += draining.eq(1)
 
-        # Starting a run on the last input word.
-        with m.If(is_kind["input"] & op.last):
-            m.d.sync += [loading.eq(0), next_proxy.eq(0), cluster.eq(0), left.eq(sizes[0]), member.eq(n_proxies),
-                         decided.eq(0), done.eq(0), proxy_zero.eq(0), skipped.eq(0), run_cycles.eq(0), macs.eq(0)]
+        # Starting a run on its final input word.
+        with m.If(is_kind["input"] & op.last & op.run):
+            m.d.sync += [loading.eq(0), run_vectors.eq(x_vec + 1), run_target.eq(x_target + n_out),
+                         proxy_k.eq(0), proxy_v.eq(0), walk_q.eq(0), walk_k.eq(0), walk_v.eq(0),
+                         left.eq(sizes[0]), member.eq(n_proxies), decided.eq(0), done.eq(0), proxy_zero.eq(0),
+                         skipped.eq(0), run_cycles.eq(0), macs.eq(0)]
 
-        # Output: one word per neuron in index order, read ahead from the results RAM.
-        out = Signal(pos_w + 1)
+        # Output: vector by vector, one word per neuron in index order, read ahead from the results RAM.
+        out_idx, out_v = Signal(pos_w), Signal(vec_w)
         fire = self.y.valid & self.y.ready
-        m.d.comb += [yram["raddr"].eq(Mux(draining, Mux(fire, out + 1, out), 0)), self.y.valid.eq(draining),
-                     self.y.payload.skipped.eq(skipped.bit_select(out[:pos_w], 1)),
+        last_idx = out_idx == n_out - 1
+        next_idx, next_v = Mux(last_idx, 0, out_idx + 1), Mux(last_idx, out_v + 1, out_v)
+        m.d.comb += [yram["raddr"].eq(Mux(draining, Mux(fire, Cat(next_idx[:pos_w], next_v[:vec_w]),
+                                                           Cat(out_idx, out_v)), 0)),
+                     self.y.valid.eq(draining),
+                     self.y.payload.skipped.eq(skipped.bit_select(Cat(out_idx, out_v), 1)),
                      self.y.payload.y.eq(Mux(self.y.payload.skipped, 0, yram["rdata"])),
                      self.y.payload.run_cycles.eq(run_cycles), self.y.payload.macs.eq(macs)]
         with m.If(fire):
-            m.d.sync += out.eq(out + 1)
-            with m.If(out == n_out - 1):
-                m.d.sync += [out.eq(0), draining.eq(0), loading.eq(1)]
+            m.d.sync += [out_idx.eq(next_idx), out_v.eq(next_v)]
+            with m.If(last_idx & (out_v == run_vectors - 1)):
+                m.d.sync += [out_idx.eq(0), out_v.eq(0), draining.eq(0), loading.eq(1)]
         return m

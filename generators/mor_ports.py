@@ -3,13 +3,18 @@
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["KINDS", "op_layout", "table_layout", "result_layout", "position_bits", "word_bits", "bin_word_bits"]
+__all__ = ["KINDS", "op_layout", "table_layout", "result_layout", "position_bits", "vector_bits", "word_bits",
+           "bin_word_bits"]
 
 KINDS = {"header": 0, "neuron": 1, "weight": 2, "input": 3}
 
 
 def position_bits(cfg):
     return max(1, (cfg.max_out - 1).bit_length())
+
+
+def vector_bits(cfg):
+    return max(1, (cfg.max_vectors - 1).bit_length())
 
 
 def word_bits(cfg):
@@ -35,12 +40,14 @@ def op_layout(cfg):
     - neuron (n_out of them, in DNN order): ``table`` plus ``enable`` and ``size`` (cluster size, 0
       for members).
     - weight (``words`` per neuron, DNN order): ``data`` = mac_width int8 weights, zero-padded.
-    - input (``words``, zero-padded): ``data``; ``last`` on the final one starts the run.
+    - input (``words`` per vector, zero-padded, up to max_vectors vectors a run): ``data``; ``last`` on
+      each vector's final word, ``run`` also on the run's final word (which starts the run).
     """
     count = unsigned(cfg.max_out.bit_length())
     return data.StructLayout({
         "kind": unsigned(2),
         "last": unsigned(1),
+        "run": unsigned(1),
         "n_in": unsigned(cfg.max_in.bit_length()),
         "n_out": count,
         "n_proxies": count,
@@ -55,7 +62,7 @@ def op_layout(cfg):
 
 
 def result_layout(cfg):
-    """One neuron's output, in original index order: post-ReLU ``y`` and ``skipped``; with the input
-    vector's ``run_cycles`` and ``macs`` (the same in each of its words)."""
+    """One neuron's output, vector by vector and in original index order within one: post-ReLU ``y``
+    and ``skipped``; with the run's ``run_cycles`` and ``macs`` (the same in each of its words)."""
     return data.StructLayout({"y": signed(32), "skipped": unsigned(1), "run_cycles": unsigned(32),
                               "macs": unsigned(32)})

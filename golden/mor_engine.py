@@ -4,7 +4,11 @@ DNN format (MoR §4.2): neurons are stored proxies first (ascending index), then
 proxy in turn (ascending index); a proxy carries its cluster size. A *position* is a neuron's place
 in that order.
 
-Schedule, cycle by cycle from the first cycle after an input vector is loaded (``t = 0``), every
+A *run* computes every neuron of up to ``max_vectors`` input vectors (MoR §4.1's input window): in
+run order, all proxies (vector by vector), then the members of proxy q = v·n_proxies + k (cluster k of
+vector v) for q in turn. ``engine_schedule`` takes a run's clusters and members flattened in that order.
+
+Schedule, cycle by cycle from the first cycle after a run's inputs are loaded (``t = 0``), every
 decision taken on the state at the start of the cycle:
 
 - A CU takes a neuron in cycle t and is free again at ``t + C`` (C = ⌈n_in / mac_width⌉ words); the
@@ -27,7 +31,7 @@ import numpy as np
 
 from .mor import binary_predict, mor_layer
 
-__all__ = ["dnn_order", "engine_schedule", "job_cycles", "engine_layer"]
+__all__ = ["dnn_order", "engine_schedule", "job_cycles", "runs", "engine_layer"]
 
 
 def dnn_order(proxy):
@@ -40,8 +44,8 @@ def dnn_order(proxy):
 
 
 def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
-    """``(run_cycles, skipped)`` of one input vector: ``route_bin[pos]`` (the member's proxy decided zero
-    and it is enabled), ``predicted_zero[pos]`` (the binCU's outcome); ``skipped`` [positions] bool."""
+    """``(run_cycles, skipped)`` of one run, in run order: ``sizes`` per proxy, ``route_bin`` per neuron (a
+    member whose proxy decided zero and that is enabled), ``predicted_zero`` (the binCU's outcome)."""
     n_p, n_out = len(sizes), len(route_bin)
     words, bin_words = -(-n_in // cfg.mac_width), -(-n_in // cfg.bits_per_cycle)
     cu_free, lane_free = [0] * cfg.n_cu, [0] * cfg.n_bincu
@@ -93,28 +97,39 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
         t += 1
 
 
-def job_cycles(cfg, n_in, n_out, run_cycles):
+def job_cycles(cfg, n_in, n_out, run_vectors, run_cycles):
     """Harness cycles of one job at full rate: a header, n_out table words and n_out·C weight words,
-    then per input vector its C words, its run and n_out output words."""
+    then per run its vectors' words (C each), its run cycles and its outputs (n_out per vector)."""
     words = -(-n_in // cfg.mac_width)
-    return 1 + n_out + n_out * words + sum(words + r + n_out for r in run_cycles)
+    return 1 + n_out + n_out * words + sum(v * (words + n_out) + r for v, r in zip(run_vectors, run_cycles))
+
+
+def runs(cfg, n_vectors):
+    """Slices of consecutive input vectors, one per run (at most ``max_vectors`` each)."""
+    return [slice(p, min(p + cfg.max_vectors, n_vectors)) for p in range(0, n_vectors, cfg.max_vectors)]
 
 
 def engine_layer(cfg, x, w, bias, proxy, m_q, b_q, enable):
     """The engine on one layer: ``{"y", "skipped", "macs", "run_cycles"}`` (``mor_layer``'s values; the
-    schedule's run cycles per input vector, shaped like ``x`` without its last axis)."""
+    schedule's cycles per run of up to ``max_vectors`` consecutive input vectors)."""
     out = mor_layer(x, w, bias, proxy, m_q, b_q, enable)
     x2 = x.reshape(-1, x.shape[-1])
     order, sizes = dnn_order(proxy)
+    n_p = len(sizes)
     exact = out["exact"].reshape(len(x2), -1)
     _, predicted_zero = binary_predict(x2, w, m_q, b_q)
-    member = proxy[order] >= 0
-    proxy_zero = exact[:, order[:len(sizes)]] <= 0
-    runs = []
-    for p in range(len(x2)):
-        cluster_zero = np.repeat(proxy_zero[p], sizes)
-        route_bin = member & enable[order] & np.concatenate([np.zeros(len(sizes), bool), cluster_zero])
-        run, _ = engine_schedule(cfg, x2.shape[1], sizes, route_bin, predicted_zero[p, order])
-        runs.append(run)
+    member_enabled = enable[order[n_p:]]
+    cycles = []
+    for run in runs(cfg, len(x2)):
+        vectors = range(len(x2))[run]
+        # Run order: every vector's proxies, then each vector's members (cluster by cluster).
+        route_bin = [np.zeros(n_p * len(vectors), bool)]
+        zero = [np.zeros(n_p * len(vectors), bool)]
+        for v in vectors:
+            route_bin.append(member_enabled & np.repeat(exact[v, order[:n_p]] <= 0, sizes))
+            zero.append(predicted_zero[v, order[n_p:]])
+        run_cycles, _ = engine_schedule(cfg, x2.shape[1], np.tile(sizes, len(vectors)), np.concatenate(route_bin),
+                                        np.concatenate(zero))
+        cycles.append(run_cycles)
     return {"y": out["y"], "skipped": out["skipped"], "macs": np.int64(out["macs"]),
-            "run_cycles": np.array(runs, np.int64).reshape(x.shape[:-1])}
+            "run_cycles": np.array(cycles, np.int64)}

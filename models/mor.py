@@ -101,8 +101,11 @@ def tables(qnet, layer_inputs):
     return out
 
 
-def mor_forward(qnet, mor_tables, threshold, image):
+def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
     """Logits of one int8 image with every conv layer under the skip rule, and per-layer counts.
+
+    ``layer_args``, if a dict, receives each conv layer's skip-rule inputs (``mor_layer``'s arguments,
+    the ``mor`` engine's inputs) under its name.
 
     Counts per conv layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
     ``mispredicted`` (skipped but truly positive), ``zero_missed`` (computed, truly zero),
@@ -115,7 +118,11 @@ def mor_forward(qnet, mor_tables, threshold, image):
             continue
         t = mor_tables[layer.name]
         a, w, (_, h, wd) = neuron_inputs(layer, x)
-        out = mor_layer(a, w, layer.bias, t.proxy, t.m_q, t.b_q, t.enable(threshold))
+        args = {"x": a, "w": w, "bias": layer.bias, "proxy": t.proxy, "m_q": t.m_q, "b_q": t.b_q,
+                "enable": t.enable(threshold)}
+        if layer_args is not None:
+            layer_args[layer.name] = args
+        out = mor_layer(**args)
         x = requantize(out["y"], layer.mult, layer.shift).T.reshape(-1, h, wd)
         zero = out["exact"] <= 0
         stats[layer.name] = {"neurons": out["skipped"].size, "skipped": int(out["skipped"].sum()),

@@ -5,7 +5,7 @@ import numpy as np
 from generators.mor_ports import KINDS, op_layout, result_layout
 from golden.checks import InputError
 from golden.mor import check_mor
-from golden.mor_engine import dnn_order, engine_layer, job_cycles
+from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs
 
 from ..pack import blank, pack, unpack
 from .stream import ALL_ONES, Job, StreamDriver, require_keys
@@ -17,7 +17,8 @@ KEYS = ("x", "w", "bias", "proxy", "m_q", "b_q", "enable")
 
 class MorDriver(StreamDriver):
     """Runs layers through the engine: each job loads the layer (header, tables, weights in DNN order)
-    and then as many input vectors as the harness holds; vectors split across jobs, never a neuron.
+    and then as many runs of up to ``max_vectors`` input vectors as the harness holds; vectors split
+    across runs and jobs, never a neuron.
 
     Throughput: n_cu·mac_width MACs per cycle while running; loading is one word per cycle.
     """
@@ -40,29 +41,39 @@ class MorDriver(StreamDriver):
         return args
 
     @classmethod
-    def vector_pieces(cls, cfg, n_vectors, n_in, n_out):
-        """Slices of input vectors, one per job: the layer load plus each vector's words fit the harness."""
-        words = -(-n_in // cfg.mac_width)
-        per_job = min((cls.depth - 1 - n_out - n_out * words) // words, cls.depth // n_out)
+    def job_runs(cls, cfg, n_vectors, n_in, n_out):
+        """Runs of input vectors (``golden.mor_engine.runs``) grouped into jobs: the layer load plus the
+        runs' input words, and their outputs, fit the harness."""
+        words, per_run = -(-n_in // cfg.mac_width), cfg.max_vectors
+        per_job = min((cls.depth - 1 - n_out - n_out * words) // (per_run * words), cls.depth // (per_run * n_out))
         if per_job < 1:
-            raise InputError(f"loading a layer of {n_out}×{n_in} takes more than the harness's {cls.depth} words")
-        return [slice(p, min(p + per_job, n_vectors)) for p in range(0, n_vectors, per_job)]
+            raise InputError(f"a layer of {n_out}×{n_in} with runs of {per_run} vectors does not fit the "
+                             f"harness's {cls.depth} words")
+        all_runs = runs(cfg, n_vectors)
+        return [all_runs[j:j + per_job] for j in range(0, len(all_runs), per_job)]
 
     @classmethod
     def golden(cls, cfg, args):
         """``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of the golden engine."""
         out = engine_layer(cfg, **args)
         n_out, n_in = args["w"].shape
-        runs = out["run_cycles"].reshape(-1)
-        cycles = sum(job_cycles(cfg, n_in, n_out, runs[piece])
-                     for piece in cls.vector_pieces(cfg, len(runs), n_in, n_out))
+        n_vectors = args["x"].size // n_in
+        cycles, r = 0, 0
+        for job in cls.job_runs(cfg, n_vectors, n_in, n_out):
+            lengths = [run.stop - run.start for run in job]
+            cycles += job_cycles(cfg, n_in, n_out, lengths, out["run_cycles"][r:r + len(job)])
+            r += len(job)
         return out, cycles
 
     @staticmethod
     def piece(cfg, args, output, index):
-        """The single input vector holding ``output[index]``."""
-        x = args["x"] if args["x"].ndim == 1 else args["x"][index[0] if index else 0]
-        return {**args, "x": x}
+        """The run holding ``output[index]``."""
+        if args["x"].ndim == 1 or output == "macs":
+            return args
+        if output == "run_cycles":
+            return {**args, "x": args["x"][runs(cfg, len(args["x"]))[index[0]]]}
+        start = index[0] // cfg.max_vectors * cfg.max_vectors
+        return {**args, "x": args["x"][start:start + cfg.max_vectors]}
 
     def load_words(self, args):
         """Header, table and weight words of a layer, in DNN order."""
@@ -93,33 +104,52 @@ class MorDriver(StreamDriver):
         padded[:, :rows.shape[1]] = rows
         return padded.reshape(len(rows), words, self.cfg.mac_width)
 
-    def input_words(self, vectors):
-        """Input words of each vector, ``last`` on each vector's final word."""
+    def input_words(self, vectors, job, n_out):
+        """Input words of the ``job``'s runs of ``vectors``: ``last`` on each vector's final word, ``run``
+        also on each run's; and how many output words each input word yields."""
         words = -(-vectors.shape[1] // self.cfg.mac_width)
-        fields = blank(self.in_layout, len(vectors) * words)
+        first, stop = job[0].start, job[-1].stop
+        fields = blank(self.in_layout, (stop - first) * words)
         fields["kind"][:] = KINDS["input"]
         fields["last"][words - 1::words] = 1
-        fields["data"] = self.chunked(vectors, words).reshape(-1, self.cfg.mac_width)
-        return pack(self.in_layout, fields), fields["last"]
+        fields["data"] = self.chunked(vectors[first:stop], words).reshape(-1, self.cfg.mac_width)
+        yields = [0] * len(fields["run"])
+        for run in job:
+            end = (run.stop - first) * words - 1
+            fields["run"][end], yields[end] = 1, (run.stop - run.start) * n_out
+        return pack(self.in_layout, fields), yields
 
-    def run(self, args, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+    def run(self, args, **patterns):
         """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of one layer."""
+        return self.run_batch([args], **patterns)[0]
+
+    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of each layer of ``batch``, all in one
+        simulator process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
+        jobs, counts = [], []
+        for args in batch:
+            x2 = args["x"].reshape(-1, args["x"].shape[-1])
+            n_out, n_in = args["w"].shape
+            load = self.load_words(args)
+            layer_jobs = self.job_runs(self.cfg, len(x2), n_in, n_out)
+            for job in layer_jobs:
+                words, yields = self.input_words(x2, job, n_out)
+                jobs.append(Job(load + words, in_pattern=in_pattern, out_pattern=out_pattern,
+                                yields=[0] * len(load) + yields))
+            counts.append(len(layer_jobs))
+        results = iter(self.target.run(jobs))
+        return [self.decode(args, [next(results) for _ in range(count)]) for args, count in zip(batch, counts)]
+
+    def decode(self, args, results):
+        """One layer's outputs from its jobs' results."""
+        n_out = args["w"].shape[0]
         x = args["x"]
-        x2 = x.reshape(-1, x.shape[-1])
-        n_out, n_in = args["w"].shape
-        load = self.load_words(args)
-        jobs = []
-        for piece in self.vector_pieces(self.cfg, len(x2), n_in, n_out):
-            words, last = self.input_words(x2[piece])
-            jobs.append(Job(load + words, in_pattern=in_pattern, out_pattern=out_pattern,
-                            yields=[0] * len(load) + [n_out * int(flag) for flag in last]))
-        results = self.target.run(jobs)
         fields = [unpack(self.out_layout, result.words) for result in results]
         y = np.concatenate([f["y"] for f in fields]).astype(np.int32)
         skipped = np.concatenate([f["skipped"] for f in fields]).astype(bool)
-        per_vector = np.concatenate([f["run_cycles"][n_out - 1::n_out] for f in fields])
-        macs = sum(int(f["macs"][n_out - 1::n_out].sum()) for f in fields)
+        ends = np.cumsum([(run.stop - run.start) * n_out for run in runs(self.cfg, x.size // x.shape[-1])]) - 1
+        words = {key: np.concatenate([f[key] for f in fields]) for key in ("run_cycles", "macs")}
         shape = x.shape[:-1] + (n_out,)
-        return {"y": y.reshape(shape), "skipped": skipped.reshape(shape), "macs": np.int64(macs),
-                "run_cycles": per_vector.astype(np.int64).reshape(x.shape[:-1])}, \
+        return {"y": y.reshape(shape), "skipped": skipped.reshape(shape), "macs": np.int64(words["macs"][ends].sum()),
+                "run_cycles": words["run_cycles"][ends].astype(np.int64)}, \
             sum(result.cycles for result in results)

@@ -12,39 +12,22 @@ import json
 
 import matplotlib
 import numpy as np
-from amaranth.hdl import Shape
 from tqdm import tqdm
 
 from generators.config import preset
-from generators.mor_engine import MorEngine
 from golden.mor_engine import engine_layer
-from models.mor import THRESHOLDS, choose_threshold, mor_forward, tables
+from models.mor import THRESHOLDS, mor_forward
 
+from .mor_area import engine_area
 from .mor_check import check_mor_layers, engine_inputs
-from .network import conv_inputs, load_network
+from .mor_network import mor_tables
+from .network import load_network
 from .runner import REPO
-from .synth import synthesize
 
-__all__ = ["PROFILE_IMAGES", "mor_tables", "threshold_sweep", "engine_cycles", "engine_area"]
+__all__ = ["threshold_sweep", "engine_cycles"]
 
 BENCH_DIR = REPO / "reports" / "bench"
-PROFILE_IMAGES = 300    # training images the fits and clusters are profiled on
-THRESHOLD_IMAGES = 500  # further training images T is chosen on
 RTL_IMAGES = 4          # test images whose conv layers run on the engine's RTL
-
-
-def mor_tables(net, *, log=print):
-    """Profiled tables of ``net``'s INT8 network and the threshold chosen on training data: (tables, T, sweep)."""
-    train = net.data.x_train
-    layer_tables = tables(net.qnet, conv_inputs(net.qnet, train[:PROFILE_IMAGES]))
-    chosen = slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES)
-    threshold, sweep = choose_threshold(net.qnet, layer_tables, train[chosen], net.data.y_train[chosen])
-    for name, t in layer_tables.items():
-        log(f"  {name}: {int((t.proxy == -1).sum())} proxies of {len(t.proxy)} filters, median c "
-            f"{np.median(t.correlation):.3f}")
-    log(f"  T = {threshold} (lowest of {THRESHOLDS[0]}..{THRESHOLDS[-1]} within 0.5 points of the exact "
-        f"network on {THRESHOLD_IMAGES} training images)")
-    return layer_tables, threshold, sweep
 
 
 def threshold_sweep(net, layer_tables, images, labels):
@@ -85,20 +68,6 @@ def engine_cycles(cfg, qnet, layer_tables, threshold, images):
         row["speedup"] = row["no_predictor_run_cycles"] / row["predictor_run_cycles"]
         rows.append(row)
     return rows
-
-
-def engine_area(cfg):
-    """Generic Yosys cells of the engine with its RAMs as black boxes, the binCUs' share of the logic,
-    and the RAM bits with the binary memories' share (the paper's 5.3% counts both, in silicon area)."""
-    rams = MorEngine(cfg).ram_specs()
-    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=[f"{cfg.module}_{kind}" for kind in rams])
-    bits = {kind: n * depth * Shape.cast(shape).width for kind, (shape, depth, n) in rams.items()}
-    binary_bits = bits["bin_weights"] + bits["bin_inputs"] + bits["table"] * cfg.n_bincu // rams["table"][2]
-    logic = result["generic_cells"] - sum(n for _, _, n in rams.values())
-    bincu = cfg.n_bincu * result["cells_per_module"][f"{cfg.module}_bincu"]
-    return {"logic_cells": logic, "bincu_cells": bincu, "bincu_logic_fraction": bincu / logic,
-            "ram_bits": bits, "binary_ram_fraction": binary_bits / sum(bits.values()),
-            "cells_per_module": result["cells_per_module"]}
 
 
 def _plot(report, path):

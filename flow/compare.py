@@ -5,6 +5,8 @@ from generators.config import default_preset
 from .cscnn_check import check_pe_layers
 from .cscnn_network import cscnn_models
 from .dap_check import check_layers
+from .mor_check import check_mor_layers, engine_inputs
+from .mor_network import mor_tables
 from .network import load_network
 from .s2ta_check import check_array_layers
 from .s2ta_network import s2ta_models
@@ -17,12 +19,15 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
 
     DAP runs ``images`` test images at every nnz; the arrays run ``array_images`` through the
     A/W-DBB network (Icarus simulates s2ta_aw at a few hundred cycles/s, so keep it small), the PEs
-    as many through the centrosymmetric + dual-pruned network.
+    as many through the centrosymmetric + dual-pruned network, and the MoR engine as many through
+    the skipping network.
     """
     net = load_network(log=log)
     cfg = default_preset("dap")
     aw_dbb = s2ta_models(net, log=log)["aw_dbb"]
     cs_pruned = cscnn_models(net, log=log)["cs_pruned"]
+    layer_tables, threshold, _ = mor_tables(net, log=log)
+    mor_layers = engine_inputs(net.qnet, layer_tables, threshold, net.data.x_test[:array_images])
     table = []
     for sim in sims:
         rows = check_layers(cfg, sim, net.qnet, net.data.x_test[:images], list(range(1, cfg.nnz_max + 1)), log=log)
@@ -38,6 +43,10 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
             pe = default_preset(block)
             rows = check_pe_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
             table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned") for r in rows]
+        mor = default_preset("mor")
+        rows = check_mor_layers(mor, sim, mor_layers, log=log)
+        table += [(f"mor/{mor.name}", sim, r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
+                  for r in rows]
     print("\n| block | sim | layer | items checked | mismatches | cycles (RTL = golden) |")
     print("|---|---|---|---|---|---|")
     for block, sim, r, items in table:

@@ -5,10 +5,14 @@ import sys
 import time
 
 from generators.config import default_preset
+from models.mor import mor_forward
 
 from .cscnn_check import check_pe_layers
 from .cscnn_network import PRUNING, cscnn_models, table_ii
 from .dap_check import check_layers
+from .mor_area import engine_area
+from .mor_check import check_mor_layers, engine_inputs
+from .mor_network import mor_tables
 from .network import load_network
 from .runner import REPO
 from .s2ta_check import check_array_layers
@@ -64,6 +68,35 @@ def _cscnn_section(net, sim, images, *, log):
     return section
 
 
+def _mor_section(net, sim, images, *, synth, log):
+    """Mixture-of-Rookies: profiled tables, the skipping network's accuracy and prediction categories
+    (golden, test set), and its conv layers on the `mor` engine with vs without the predictor."""
+    log("MoR tables: per-filter fits and angle clusters profiled on training images")
+    layer_tables, threshold, _ = mor_tables(net, log=log)
+    data = net.data
+    correct, counts = 0, {}
+    for image, label in zip(data.x_test, data.y_test):
+        logits, stats = mor_forward(net.qnet, layer_tables, threshold, image)
+        correct += int(logits.argmax()) == label
+        for layer in stats.values():
+            for key, value in layer.items():
+                counts[key] = counts.get(key, 0) + value
+    cfg = default_preset("mor")
+    section = {"threshold": threshold, "accuracy": correct / len(data.y_test), "counts": counts,
+               "preset": cfg.to_dict()}
+    for mode in ("predictor", "no_predictor"):
+        log(f"MoR RTL: {cfg.module} ({cfg.macs} MACs) on {sim}, {mode.replace('_', ' ')}")
+        t = time.perf_counter()
+        layers = check_mor_layers(cfg, sim, engine_inputs(net.qnet, layer_tables, threshold, data.x_test[:images],
+                                                          predictor=mode == "predictor"), log=log)
+        section[mode] = {"layers": layers, "rtl_seconds": time.perf_counter() - t,
+                         "run_cycles": sum(r["run_cycles"] for r in layers), "cycles": sum(r["cycles"] for r in layers),
+                         "macs": sum(r["macs"] for r in layers)}
+    section["speedup"] = section["no_predictor"]["run_cycles"] / section["predictor"]["run_cycles"]
+    section["area"] = engine_area(cfg) if synth else None
+    return section
+
+
 def demo(*, sim="verilator", images=8, synth=True, log=print):
     """Run the demo; return 0 when every RTL output matched golden, 1 otherwise."""
     start = time.perf_counter()
@@ -87,8 +120,10 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
 
     s2ta = _s2ta_section(net, sim, images, log=log)
     cscnn = _cscnn_section(net, sim, images, log=log)
+    mor = _mor_section(net, sim, images, synth=synth, log=log)
     checked = [("dap", rows), ("s2ta_aw", s2ta["s2ta_aw"]["layers"]), ("sa", s2ta["sa"]["layers"]),
-               ("cscnn_pe", cscnn["cscnn_pe"]["layers"]), ("scnn_pe", cscnn["scnn_pe"]["layers"])]
+               ("cscnn_pe", cscnn["cscnn_pe"]["layers"]), ("scnn_pe", cscnn["scnn_pe"]["layers"]),
+               ("mor", mor["predictor"]["layers"]), ("mor (no predictor)", mor["no_predictor"]["layers"])]
     bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for _, layer_rows in checked
                     for r in layer_rows)
     print()
@@ -100,6 +135,7 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
           for name, acc in s2ta["accuracy"].items() if name != "dense"),
         *({"k": f"CSCNN {r['model']} (retrained, INT8)", "v": f"{r['accuracy']:.2%}"}
           for r in cscnn["table_ii"] if r["model"] != "dense"),
+        {"k": f"MoR predictor, T = {mor['threshold']} (INT8)", "v": f"{mor['accuracy']:.2%}"},
     ], [("model", lambda r: r["k"]), ("test accuracy", lambda r: r["v"])]))
     print()
     print(_table(rows, [
@@ -140,6 +176,21 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         ("bit-exact", lambda r: "yes" if not r["mismatches"] and not r["scnn"]["mismatches"] else "NO"),
     ]))
     print()
+    neurons = mor["counts"]["neurons"]
+    print(f"MoR on the test set (T = {mor['threshold']}): {mor['counts']['skipped'] / neurons:.1%} of conv neurons "
+          f"skipped ({mor['counts']['mispredicted'] / neurons:.2%} mispredicted, truly positive), "
+          f"{1 - mor['counts']['macs'] / mor['counts']['dense_macs']:.1%} of conv MACs saved")
+    print(_table([{**p, "base": b} for p, b in zip(mor["predictor"]["layers"], mor["no_predictor"]["layers"])], [
+        ("layer (MoR)", lambda r: r["layer"]),
+        ("skipped", lambda r: f"{r['skipped']}/{r['neurons']}"),
+        ("MACs", lambda r: str(r["macs"])),
+        ("MACs, no predictor", lambda r: str(r["base"]["macs"])),
+        ("run cycles", lambda r: str(r["run_cycles"])),
+        ("run cycles, no predictor", lambda r: str(r["base"]["run_cycles"])),
+        ("speedup", lambda r: f"{r['base']['run_cycles'] / r['run_cycles']:.2f}x"),
+        ("bit-exact", lambda r: "yes" if r["bit_exact"] and r["base"]["bit_exact"] else "NO"),
+    ]))
+    print()
     summary = {
         "dataset": {"name": "sklearn load_digits", "train": len(data.y_train), "test": len(data.y_test)},
         "cnn": {"channels": list(net.cnn.channels), "seed": net.cnn.seed, "epochs": net.cnn.epochs},
@@ -148,6 +199,7 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
                 "rtl_bit_exact": bit_exact, "layers": rows, "area": area, "rtl_seconds": rtl_seconds},
         "s2ta": s2ta,
         "cscnn": cscnn,
+        "mor": mor,
         "wall_seconds": time.perf_counter() - start,
     }
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from .mor_ports import (
 )
 from .ram import Ram, address_bits
 
-__all__ = ["MorEngine"]
+__all__ = ["MorEngine", "ram_specs"]
 
 
 def _lowest(flags):
@@ -26,6 +26,19 @@ def _lowest(flags):
     for i in reversed(range(len(flags))):
         index = Mux(flags[i], i, index)
     return Cat(*flags).any(), index
+
+
+def ram_specs(cfg):
+    """{kind: (word shape, depth, instances)} of the engine's RAM leaves (one replica per reader)."""
+    pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
+    return {
+        "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word, cfg.n_cu),
+        "inputs": (unsigned(8 * cfg.mac_width), cfg.max_vectors << word, cfg.n_cu),
+        "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword, cfg.n_bincu),
+        "bin_inputs": (unsigned(cfg.bits_per_cycle), cfg.max_vectors << bword, cfg.n_bincu),
+        "table": (table_layout(cfg), 1 << pos, cfg.n_cu + cfg.n_bincu),
+        "results": (unsigned(32), cfg.max_vectors << pos, 1),
+    }
 
 
 class MorEngine(wiring.Component):
@@ -64,28 +77,15 @@ class MorEngine(wiring.Component):
             "y": Out(stream.Signature(result_layout(cfg))),
         })
 
-    def ram_specs(self):
-        """{kind: (word shape, depth, instances)} of the RAM leaves (one replica per reader)."""
-        cfg = self.cfg
-        pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
-        return {
-            "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word, cfg.n_cu),
-            "inputs": (unsigned(8 * cfg.mac_width), cfg.max_vectors << word, cfg.n_cu),
-            "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword, cfg.n_bincu),
-            "bin_inputs": (unsigned(cfg.bits_per_cycle), cfg.max_vectors << bword, cfg.n_bincu),
-            "table": (table_layout(cfg), 1 << pos, cfg.n_cu + cfg.n_bincu),
-            "results": (unsigned(32), cfg.max_vectors << pos, 1),
-        }
-
     def leaves(self):
         """(module name, component) of each module instantiated as a black box, emitted once each."""
         rams = [(f"{self.cfg.module}_{kind}", Ram(shape, depth))
-                for kind, (shape, depth, _) in self.ram_specs().items()]
+                for kind, (shape, depth, _) in ram_specs(self.cfg).items()]
         return rams + [(f"{self.cfg.module}_bincu", BinaryPredictor(self.cfg.bincu))]
 
     def _ram(self, m, kind, name):
         """An instance of RAM leaf ``kind``; returns its port signals."""
-        shape, depth, _ = self.ram_specs()[kind]
+        shape, depth, _ = ram_specs(self.cfg)[kind]
         ports = {
             "raddr": Signal(address_bits(depth), name=f"{name}_raddr"),
             "rdata": Signal(shape, name=f"{name}_rdata"),
@@ -206,13 +206,13 @@ class MorEngine(wiring.Component):
             m.d.comb += walker_taken.eq(1)
         last_cluster = walk_k == n_proxies - 1
         next_k = Mux(last_cluster, 0, walk_k + 1)
-        with m.If(advance):
+        with m.If(walker_taken):
+            m.d.sync += [member.eq(member + 1), left.eq(left - 1)]
+        with m.If(advance | (walker_taken & (left == 1))):  # an empty cluster, or its last member taken
             m.d.sync += [walk_q.eq(walk_q + 1), walk_k.eq(next_k), walk_v.eq(walk_v + last_cluster),
                          left.eq(sizes[next_k[:pos_w]])]
             with m.If(last_cluster):
                 m.d.sync += member.eq(n_proxies)
-        with m.Elif(walker_taken):
-            m.d.sync += [member.eq(member + 1), left.eq(left - 1)]
 
         # Compute units: address stage A, data stage B (MAC into psum), completion stage C.
         completion = []  # (valid, acc, idx, v, pos) per CU

@@ -18,7 +18,8 @@ decision taken on the state at the start of the cycle:
   joins the *rejected* queue, from which it can be taken from the next cycle.
 - The walker goes through the members in DNN order, one cluster at a time once its proxy's decision
   is visible: a member goes to a binCU when its proxy decided zero and it is enabled, else to a CU.
-  Moving to the next cluster takes one cycle with no member.
+  Taking a cluster's last member moves to the next cluster in the same cycle; an empty cluster
+  takes one cycle with no member.
 - One CU issue per cycle, to the lowest free CU: the rejected queue's head, else the walker's
   member, else the next proxy (members before proxies, MoR §4.1). One binCU issue per cycle, to
   the lowest free lane.
@@ -59,13 +60,23 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
     def complete(cycle):
         completions[cycle] = completions.get(cycle, 0) + 1
 
+    def next_cluster():
+        nonlocal cluster, left
+        cluster += 1
+        left = int(sizes[cluster]) if cluster < n_p else 0
+
+    def take():
+        nonlocal member, left
+        member, left = member + 1, left - 1
+        if left == 0:
+            next_cluster()
+
     while True:
         decided = sum(1 for c in proxy_done_at if c < t)
         walker = None
         if cluster < decided:
             if left == 0:
-                cluster += 1
-                left = int(sizes[cluster]) if cluster < n_p else 0
+                next_cluster()
             else:
                 walker = member
         cu = next((i for i in range(cfg.n_cu) if cu_free[i] <= t), None)
@@ -75,7 +86,7 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
                 pos = rejected.popleft()[1]
             elif walker is not None and not route_bin[walker]:
                 pos, walker = walker, None
-                member, left = member + 1, left - 1
+                take()
             elif next_proxy < n_p:
                 pos, next_proxy = next_proxy, next_proxy + 1
                 proxy_done_at.append(t + words + 2)
@@ -90,7 +101,7 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
                 complete(t + bin_words + 3)
             else:
                 rejected.append((t + bin_words + 4, walker))
-            member, left = member + 1, left - 1
+            take()
         done += completions.pop(t, 0)
         if done == n_out:
             return t + 1, skipped

@@ -4474,97 +4474,97 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$1 ;
   wire \$10 ;
   wire [15:0] \$100 ;
-  wire \$1000 ;
+  wire [6:0] \$1000 ;
   wire \$1001 ;
-  wire [32:0] \$1002 ;
-  wire [2:0] \$1003 ;
-  wire [2:0] \$1004 ;
-  wire [2:0] \$1005 ;
+  wire [7:0] \$1002 ;
+  wire \$1003 ;
+  wire \$1004 ;
+  wire [32:0] \$1005 ;
   wire [2:0] \$1006 ;
   wire [2:0] \$1007 ;
   wire [2:0] \$1008 ;
   wire [2:0] \$1009 ;
   wire [22:0] \$101 ;
   wire [2:0] \$1010 ;
-  wire \$1011 ;
-  wire \$1012 ;
-  wire [7:0] \$1013 ;
+  wire [2:0] \$1011 ;
+  wire [2:0] \$1012 ;
+  wire [2:0] \$1013 ;
   wire \$1014 ;
   wire \$1015 ;
-  wire [6:0] \$1016 ;
+  wire [7:0] \$1016 ;
   wire \$1017 ;
-  wire [7:0] \$1018 ;
-  wire \$1019 ;
+  wire \$1018 ;
+  wire [6:0] \$1019 ;
   wire [15:0] \$102 ;
   wire \$1020 ;
-  wire [32:0] \$1021 ;
-  wire [2:0] \$1022 ;
-  wire [2:0] \$1023 ;
-  wire [2:0] \$1024 ;
+  wire [7:0] \$1021 ;
+  wire \$1022 ;
+  wire \$1023 ;
+  wire [32:0] \$1024 ;
   wire [2:0] \$1025 ;
   wire [2:0] \$1026 ;
   wire [2:0] \$1027 ;
   wire [2:0] \$1028 ;
   wire [2:0] \$1029 ;
   wire [23:0] \$103 ;
-  wire \$1030 ;
-  wire \$1031 ;
-  wire [7:0] \$1032 ;
+  wire [2:0] \$1030 ;
+  wire [2:0] \$1031 ;
+  wire [2:0] \$1032 ;
   wire \$1033 ;
   wire \$1034 ;
-  wire [6:0] \$1035 ;
+  wire [7:0] \$1035 ;
   wire \$1036 ;
-  wire [7:0] \$1037 ;
-  wire \$1038 ;
+  wire \$1037 ;
+  wire [6:0] \$1038 ;
   wire \$1039 ;
   wire [32:0] \$104 ;
-  wire [32:0] \$1040 ;
-  wire [2:0] \$1041 ;
-  wire [2:0] \$1042 ;
-  wire [2:0] \$1043 ;
+  wire [7:0] \$1040 ;
+  wire \$1041 ;
+  wire \$1042 ;
+  wire [32:0] \$1043 ;
   wire [2:0] \$1044 ;
   wire [2:0] \$1045 ;
   wire [2:0] \$1046 ;
   wire [2:0] \$1047 ;
   wire [2:0] \$1048 ;
-  wire \$1049 ;
+  wire [2:0] \$1049 ;
   wire \$105 ;
-  wire \$1050 ;
-  wire [7:0] \$1051 ;
+  wire [2:0] \$1050 ;
+  wire [2:0] \$1051 ;
   wire \$1052 ;
   wire \$1053 ;
-  wire [6:0] \$1054 ;
+  wire [7:0] \$1054 ;
   wire \$1055 ;
-  wire [7:0] \$1056 ;
-  wire \$1057 ;
+  wire \$1056 ;
+  wire [6:0] \$1057 ;
   wire \$1058 ;
-  wire [32:0] \$1059 ;
+  wire [7:0] \$1059 ;
   wire \$106 ;
   wire \$1060 ;
   wire \$1061 ;
-  wire \$1062 ;
+  wire [32:0] \$1062 ;
   wire \$1063 ;
-  wire [4:0] \$1064 ;
+  wire \$1064 ;
   wire \$1065 ;
   wire \$1066 ;
-  wire [3:0] \$1067 ;
-  wire [4:0] \$1068 ;
+  wire [4:0] \$1067 ;
+  wire \$1068 ;
   wire \$1069 ;
   wire \$107 ;
-  wire \$1070 ;
-  wire \$1071 ;
+  wire [3:0] \$1070 ;
+  wire [4:0] \$1071 ;
   wire \$1072 ;
   wire \$1073 ;
-  wire [4:0] \$1074 ;
+  wire \$1074 ;
   wire \$1075 ;
   wire \$1076 ;
-  wire [3:0] \$1077 ;
-  wire [4:0] \$1078 ;
+  wire [4:0] \$1077 ;
+  wire \$1078 ;
   wire \$1079 ;
   wire \$108 ;
-  wire \$1080 ;
-  wire \$1081 ;
-  wire [9:0] \$1082 ;
+  wire [3:0] \$1080 ;
+  wire [4:0] \$1081 ;
+  wire \$1082 ;
   wire \$1083 ;
   wire \$1084 ;
   wire [9:0] \$1085 ;
@@ -4589,59 +4589,59 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$1101 ;
   wire \$1102 ;
   wire [9:0] \$1103 ;
-  wire [32:0] \$1104 ;
-  wire [9:0] \$1105 ;
-  wire [32:0] \$1106 ;
-  wire \$1107 ;
-  wire \$1108 ;
-  wire \$1109 ;
+  wire \$1104 ;
+  wire \$1105 ;
+  wire [9:0] \$1106 ;
+  wire [32:0] \$1107 ;
+  wire [9:0] \$1108 ;
+  wire [32:0] \$1109 ;
   wire \$111 ;
   wire \$1110 ;
   wire \$1111 ;
-  wire [4:0] \$1112 ;
-  wire [9:0] \$1113 ;
+  wire \$1112 ;
+  wire \$1113 ;
   wire \$1114 ;
-  wire [6:0] \$1115 ;
-  wire \$1116 ;
-  wire [5:0] \$1117 ;
-  wire [5:0] \$1118 ;
-  wire [6:0] \$1119 ;
+  wire [4:0] \$1115 ;
+  wire [9:0] \$1116 ;
+  wire \$1117 ;
+  wire [6:0] \$1118 ;
+  wire \$1119 ;
   wire [7:0] \$112 ;
-  wire \$1120 ;
-  wire [3:0] \$1121 ;
-  wire [3:0] \$1122 ;
-  wire [6:0] \$1123 ;
-  wire \$1124 ;
-  wire [4:0] \$1125 ;
-  wire \$1126 ;
+  wire [5:0] \$1120 ;
+  wire [5:0] \$1121 ;
+  wire [6:0] \$1122 ;
+  wire \$1123 ;
+  wire [3:0] \$1124 ;
+  wire [3:0] \$1125 ;
+  wire [6:0] \$1126 ;
   wire \$1127 ;
-  wire \$1128 ;
+  wire [4:0] \$1128 ;
   wire \$1129 ;
   wire \$113 ;
-  reg [9:0] \$1130 ;
-  reg [5:0] \$1131 ;
-  reg [5:0] \$1132 ;
-  reg [6:0] \$1133 ;
-  reg [3:0] \$1134 ;
-  reg [6:0] \$1135 ;
-  reg [4:0] \$1136 ;
-  reg [4:0] \$1137 ;
-  reg [5:0] \$1138 ;
-  reg [2:0] \$1139 ;
+  wire \$1130 ;
+  wire \$1131 ;
+  wire \$1132 ;
+  reg [9:0] \$1133 ;
+  reg [5:0] \$1134 ;
+  reg [5:0] \$1135 ;
+  reg [6:0] \$1136 ;
+  reg [3:0] \$1137 ;
+  reg [6:0] \$1138 ;
+  reg [4:0] \$1139 ;
   wire [31:0] \$114 ;
-  reg [2:0] \$1140 ;
-  reg [63:0] \$1141 ;
-  reg [5:0] \$1142 ;
+  reg [4:0] \$1140 ;
+  reg [5:0] \$1141 ;
+  reg [2:0] \$1142 ;
   reg [2:0] \$1143 ;
-  reg [2:0] \$1144 ;
-  reg [63:0] \$1145 ;
-  reg [3:0] \$1146 ;
-  reg [8:0] \$1147 ;
-  reg [31:0] \$1148 ;
-  reg [5:0] \$1149 ;
+  reg [63:0] \$1144 ;
+  reg [5:0] \$1145 ;
+  reg [2:0] \$1146 ;
+  reg [2:0] \$1147 ;
+  reg [63:0] \$1148 ;
+  reg [3:0] \$1149 ;
   wire [15:0] \$115 ;
-  reg [5:0] \$1150 ;
-  reg [5:0] \$1151 ;
+  reg [8:0] \$1150 ;
+  reg [31:0] \$1151 ;
   reg [5:0] \$1152 ;
   reg [5:0] \$1153 ;
   reg [5:0] \$1154 ;
@@ -4675,182 +4675,185 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [17:0] \$118 ;
   reg [5:0] \$1180 ;
   reg [5:0] \$1181 ;
-  reg [3:0] \$1182 ;
-  reg [8:0] \$1183 ;
+  reg [5:0] \$1182 ;
+  reg [5:0] \$1183 ;
   reg [5:0] \$1184 ;
   reg [3:0] \$1185 ;
   reg [5:0] \$1186 ;
   reg [5:0] \$1187 ;
-  reg \$1188 ;
-  reg [4:0] \$1189 ;
+  reg [8:0] \$1188 ;
+  reg [5:0] \$1189 ;
   wire [15:0] \$119 ;
-  reg [2:0] \$1190 ;
-  reg [5:0] \$1191 ;
-  reg \$1192 ;
-  reg \$1193 ;
-  reg \$1194 ;
-  reg [4:0] \$1195 ;
-  reg [2:0] \$1196 ;
-  reg [31:0] \$1197 ;
-  reg \$1198 ;
-  reg [31:0] \$1199 ;
+  reg [3:0] \$1190 ;
+  reg \$1191 ;
+  reg [4:0] \$1192 ;
+  reg [2:0] \$1193 ;
+  reg [5:0] \$1194 ;
+  reg \$1195 ;
+  reg \$1196 ;
+  reg \$1197 ;
+  reg [4:0] \$1198 ;
+  reg [2:0] \$1199 ;
   wire \$12 ;
   wire [18:0] \$120 ;
-  reg [4:0] \$1200 ;
-  reg [4:0] \$1201 ;
-  reg [2:0] \$1202 ;
-  reg \$1203 ;
+  reg [31:0] \$1200 ;
+  reg \$1201 ;
+  reg [31:0] \$1202 ;
+  reg [4:0] \$1203 ;
   reg [4:0] \$1204 ;
   reg [2:0] \$1205 ;
-  reg [5:0] \$1206 ;
-  reg \$1207 ;
-  reg \$1208 ;
-  reg \$1209 ;
+  reg \$1206 ;
+  reg [4:0] \$1207 ;
+  reg [2:0] \$1208 ;
+  reg [5:0] \$1209 ;
   wire [15:0] \$121 ;
-  reg [4:0] \$1210 ;
-  reg [2:0] \$1211 ;
-  reg [31:0] \$1212 ;
-  reg \$1213 ;
-  reg [31:0] \$1214 ;
-  reg [4:0] \$1215 ;
-  reg [4:0] \$1216 ;
-  reg [2:0] \$1217 ;
-  reg \$1218 ;
+  reg \$1210 ;
+  reg \$1211 ;
+  reg \$1212 ;
+  reg [4:0] \$1213 ;
+  reg [2:0] \$1214 ;
+  reg [31:0] \$1215 ;
+  reg \$1216 ;
+  reg [31:0] \$1217 ;
+  reg [4:0] \$1218 ;
   reg [4:0] \$1219 ;
   wire [19:0] \$122 ;
   reg [2:0] \$1220 ;
-  reg [5:0] \$1221 ;
-  reg \$1222 ;
-  reg \$1223 ;
-  reg \$1224 ;
-  reg [4:0] \$1225 ;
-  reg [2:0] \$1226 ;
-  reg [31:0] \$1227 ;
-  reg \$1228 ;
-  reg [31:0] \$1229 ;
+  reg \$1221 ;
+  reg [4:0] \$1222 ;
+  reg [2:0] \$1223 ;
+  reg [5:0] \$1224 ;
+  reg \$1225 ;
+  reg \$1226 ;
+  reg \$1227 ;
+  reg [4:0] \$1228 ;
+  reg [2:0] \$1229 ;
   wire [15:0] \$123 ;
-  reg [4:0] \$1230 ;
-  reg [4:0] \$1231 ;
-  reg [2:0] \$1232 ;
-  reg \$1233 ;
+  reg [31:0] \$1230 ;
+  reg \$1231 ;
+  reg [31:0] \$1232 ;
+  reg [4:0] \$1233 ;
   reg [4:0] \$1234 ;
   reg [2:0] \$1235 ;
-  reg [5:0] \$1236 ;
-  reg \$1237 ;
-  reg \$1238 ;
-  reg \$1239 ;
+  reg \$1236 ;
+  reg [4:0] \$1237 ;
+  reg [2:0] \$1238 ;
+  reg [5:0] \$1239 ;
   wire [20:0] \$124 ;
-  reg [4:0] \$1240 ;
-  reg [2:0] \$1241 ;
-  reg [31:0] \$1242 ;
-  reg \$1243 ;
-  reg [31:0] \$1244 ;
-  reg [4:0] \$1245 ;
-  reg [4:0] \$1246 ;
-  reg [2:0] \$1247 ;
-  reg \$1248 ;
+  reg \$1240 ;
+  reg \$1241 ;
+  reg \$1242 ;
+  reg [4:0] \$1243 ;
+  reg [2:0] \$1244 ;
+  reg [31:0] \$1245 ;
+  reg \$1246 ;
+  reg [31:0] \$1247 ;
+  reg [4:0] \$1248 ;
   reg [4:0] \$1249 ;
   wire [15:0] \$125 ;
   reg [2:0] \$1250 ;
-  reg [5:0] \$1251 ;
-  reg \$1252 ;
-  reg \$1253 ;
-  reg \$1254 ;
-  reg [4:0] \$1255 ;
-  reg [2:0] \$1256 ;
-  reg [31:0] \$1257 ;
-  reg \$1258 ;
-  reg [31:0] \$1259 ;
+  reg \$1251 ;
+  reg [4:0] \$1252 ;
+  reg [2:0] \$1253 ;
+  reg [5:0] \$1254 ;
+  reg \$1255 ;
+  reg \$1256 ;
+  reg \$1257 ;
+  reg [4:0] \$1258 ;
+  reg [2:0] \$1259 ;
   wire [21:0] \$126 ;
-  reg [4:0] \$1260 ;
-  reg [4:0] \$1261 ;
-  reg [2:0] \$1262 ;
-  reg \$1263 ;
+  reg [31:0] \$1260 ;
+  reg \$1261 ;
+  reg [31:0] \$1262 ;
+  reg [4:0] \$1263 ;
   reg [4:0] \$1264 ;
   reg [2:0] \$1265 ;
-  reg [5:0] \$1266 ;
-  reg \$1267 ;
-  reg \$1268 ;
-  reg \$1269 ;
+  reg \$1266 ;
+  reg [4:0] \$1267 ;
+  reg [2:0] \$1268 ;
+  reg [5:0] \$1269 ;
   wire [15:0] \$127 ;
-  reg [4:0] \$1270 ;
-  reg [2:0] \$1271 ;
-  reg [31:0] \$1272 ;
-  reg \$1273 ;
-  reg [31:0] \$1274 ;
-  reg [4:0] \$1275 ;
-  reg [4:0] \$1276 ;
-  reg [2:0] \$1277 ;
-  reg \$1278 ;
+  reg \$1270 ;
+  reg \$1271 ;
+  reg \$1272 ;
+  reg [4:0] \$1273 ;
+  reg [2:0] \$1274 ;
+  reg [31:0] \$1275 ;
+  reg \$1276 ;
+  reg [31:0] \$1277 ;
+  reg [4:0] \$1278 ;
   reg [4:0] \$1279 ;
   wire [22:0] \$128 ;
   reg [2:0] \$1280 ;
-  reg [5:0] \$1281 ;
-  reg \$1282 ;
-  reg \$1283 ;
-  reg \$1284 ;
-  reg [4:0] \$1285 ;
-  reg [2:0] \$1286 ;
-  reg [31:0] \$1287 ;
-  reg \$1288 ;
-  reg [31:0] \$1289 ;
+  reg \$1281 ;
+  reg [4:0] \$1282 ;
+  reg [2:0] \$1283 ;
+  reg [5:0] \$1284 ;
+  reg \$1285 ;
+  reg \$1286 ;
+  reg \$1287 ;
+  reg [4:0] \$1288 ;
+  reg [2:0] \$1289 ;
   wire [15:0] \$129 ;
-  reg [4:0] \$1290 ;
-  reg [4:0] \$1291 ;
-  reg [2:0] \$1292 ;
-  reg \$1293 ;
+  reg [31:0] \$1290 ;
+  reg \$1291 ;
+  reg [31:0] \$1292 ;
+  reg [4:0] \$1293 ;
   reg [4:0] \$1294 ;
   reg [2:0] \$1295 ;
-  reg [5:0] \$1296 ;
-  reg \$1297 ;
-  reg \$1298 ;
-  reg \$1299 ;
+  reg \$1296 ;
+  reg [4:0] \$1297 ;
+  reg [2:0] \$1298 ;
+  reg [5:0] \$1299 ;
   wire \$13 ;
   wire [23:0] \$130 ;
-  reg [4:0] \$1300 ;
-  reg [2:0] \$1301 ;
-  reg [31:0] \$1302 ;
-  reg \$1303 ;
-  reg [31:0] \$1304 ;
-  reg [4:0] \$1305 ;
-  reg [4:0] \$1306 ;
-  reg [2:0] \$1307 ;
-  reg \$1308 ;
+  reg \$1300 ;
+  reg \$1301 ;
+  reg \$1302 ;
+  reg [4:0] \$1303 ;
+  reg [2:0] \$1304 ;
+  reg [31:0] \$1305 ;
+  reg \$1306 ;
+  reg [31:0] \$1307 ;
+  reg [4:0] \$1308 ;
   reg [4:0] \$1309 ;
   wire [32:0] \$131 ;
   reg [2:0] \$1310 ;
-  reg [2:0] \$1311 ;
-  reg \$1312 ;
-  reg \$1313 ;
-  reg [4:0] \$1314 ;
-  reg [2:0] \$1315 ;
-  reg [12:0] \$1316 ;
-  reg [12:0] \$1317 ;
-  reg \$1318 ;
-  reg [4:0] \$1319 ;
+  reg \$1311 ;
+  reg [4:0] \$1312 ;
+  reg [2:0] \$1313 ;
+  reg [2:0] \$1314 ;
+  reg \$1315 ;
+  reg \$1316 ;
+  reg [4:0] \$1317 ;
+  reg [2:0] \$1318 ;
+  reg [12:0] \$1319 ;
   wire \$132 ;
-  reg [2:0] \$1320 ;
-  reg [2:0] \$1321 ;
-  reg \$1322 ;
-  reg \$1323 ;
-  reg [4:0] \$1324 ;
-  reg [2:0] \$1325 ;
-  reg [12:0] \$1326 ;
-  reg [12:0] \$1327 ;
-  reg [255:0] \$1328 ;
-  reg [8:0] \$1329 ;
+  reg [12:0] \$1320 ;
+  reg \$1321 ;
+  reg [4:0] \$1322 ;
+  reg [2:0] \$1323 ;
+  reg [2:0] \$1324 ;
+  reg \$1325 ;
+  reg \$1326 ;
+  reg [4:0] \$1327 ;
+  reg [2:0] \$1328 ;
+  reg [12:0] \$1329 ;
   wire \$133 ;
-  reg [255:0] \$1330 ;
-  reg [8:0] \$1331 ;
-  reg [31:0] \$1332 ;
-  reg [31:0] \$1333 ;
-  reg \$1334 ;
-  reg \$1335 ;
-  reg [3:0] \$1336 ;
-  reg [8:0] \$1337 ;
-  reg [4:0] \$1338 ;
-  reg [2:0] \$1339 ;
+  reg [12:0] \$1330 ;
+  reg [255:0] \$1331 ;
+  reg [8:0] \$1332 ;
+  reg [255:0] \$1333 ;
+  reg [8:0] \$1334 ;
+  reg [31:0] \$1335 ;
+  reg [31:0] \$1336 ;
+  reg \$1337 ;
+  reg \$1338 ;
+  reg [3:0] \$1339 ;
   wire \$134 ;
+  reg [8:0] \$1340 ;
+  reg [4:0] \$1341 ;
+  reg [2:0] \$1342 ;
   wire \$135 ;
   wire \$136 ;
   wire \$137 ;
@@ -5685,131 +5688,131 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [6:0] \$884 ;
   wire \$885 ;
   wire [4:0] \$886 ;
-  wire \$887 ;
-  wire \$888 ;
+  wire [6:0] \$887 ;
+  wire [6:0] \$888 ;
   wire \$889 ;
   wire [16:0] \$89 ;
   wire \$890 ;
-  wire [9:0] \$891 ;
-  wire [6:0] \$892 ;
+  wire \$891 ;
+  wire \$892 ;
   wire \$893 ;
-  wire [6:0] \$894 ;
-  wire [6:0] \$895 ;
-  wire [6:0] \$896 ;
-  wire \$897 ;
-  wire [4:0] \$898 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire [9:0] \$896 ;
+  wire [6:0] \$897 ;
+  wire \$898 ;
   wire [6:0] \$899 ;
   wire \$9 ;
   wire [15:0] \$90 ;
-  wire \$900 ;
+  wire [6:0] \$900 ;
   wire [6:0] \$901 ;
-  wire [6:0] \$902 ;
-  reg [5:0] \$903 ;
+  wire \$902 ;
+  wire [4:0] \$903 ;
   wire [6:0] \$904 ;
   wire \$905 ;
   wire [6:0] \$906 ;
   wire [6:0] \$907 ;
-  wire [2:0] \$908 ;
-  wire [2:0] \$909 ;
+  reg [5:0] \$908 ;
+  wire [6:0] \$909 ;
   wire [17:0] \$91 ;
-  wire [2:0] \$910 ;
+  wire \$910 ;
   wire [2:0] \$911 ;
   wire [2:0] \$912 ;
   wire [2:0] \$913 ;
   wire [2:0] \$914 ;
   wire [2:0] \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire [7:0] \$918 ;
+  wire [2:0] \$916 ;
+  wire [2:0] \$917 ;
+  wire [2:0] \$918 ;
   wire \$919 ;
   wire [15:0] \$92 ;
   wire \$920 ;
-  wire [6:0] \$921 ;
+  wire [7:0] \$921 ;
   wire \$922 ;
-  wire [7:0] \$923 ;
-  wire \$924 ;
+  wire \$923 ;
+  wire [6:0] \$924 ;
   wire \$925 ;
-  wire [32:0] \$926 ;
-  wire [2:0] \$927 ;
-  wire [2:0] \$928 ;
-  wire [2:0] \$929 ;
+  wire [7:0] \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire [32:0] \$929 ;
   wire [18:0] \$93 ;
   wire [2:0] \$930 ;
   wire [2:0] \$931 ;
   wire [2:0] \$932 ;
   wire [2:0] \$933 ;
   wire [2:0] \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire [7:0] \$937 ;
+  wire [2:0] \$935 ;
+  wire [2:0] \$936 ;
+  wire [2:0] \$937 ;
   wire \$938 ;
   wire \$939 ;
   wire [15:0] \$94 ;
-  wire [6:0] \$940 ;
+  wire [7:0] \$940 ;
   wire \$941 ;
-  wire [7:0] \$942 ;
-  wire \$943 ;
+  wire \$942 ;
+  wire [6:0] \$943 ;
   wire \$944 ;
-  wire [32:0] \$945 ;
-  wire [2:0] \$946 ;
-  wire [2:0] \$947 ;
-  wire [2:0] \$948 ;
+  wire [7:0] \$945 ;
+  wire \$946 ;
+  wire \$947 ;
+  wire [32:0] \$948 ;
   wire [2:0] \$949 ;
   wire [19:0] \$95 ;
   wire [2:0] \$950 ;
   wire [2:0] \$951 ;
   wire [2:0] \$952 ;
   wire [2:0] \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire [7:0] \$956 ;
+  wire [2:0] \$954 ;
+  wire [2:0] \$955 ;
+  wire [2:0] \$956 ;
   wire \$957 ;
   wire \$958 ;
-  wire [6:0] \$959 ;
+  wire [7:0] \$959 ;
   wire [15:0] \$96 ;
   wire \$960 ;
-  wire [7:0] \$961 ;
-  wire \$962 ;
+  wire \$961 ;
+  wire [6:0] \$962 ;
   wire \$963 ;
-  wire [32:0] \$964 ;
-  wire [2:0] \$965 ;
-  wire [2:0] \$966 ;
-  wire [2:0] \$967 ;
+  wire [7:0] \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire [32:0] \$967 ;
   wire [2:0] \$968 ;
   wire [2:0] \$969 ;
   wire [20:0] \$97 ;
   wire [2:0] \$970 ;
   wire [2:0] \$971 ;
   wire [2:0] \$972 ;
-  wire \$973 ;
-  wire \$974 ;
-  wire [7:0] \$975 ;
+  wire [2:0] \$973 ;
+  wire [2:0] \$974 ;
+  wire [2:0] \$975 ;
   wire \$976 ;
   wire \$977 ;
-  wire [6:0] \$978 ;
+  wire [7:0] \$978 ;
   wire \$979 ;
   wire [15:0] \$98 ;
-  wire [7:0] \$980 ;
-  wire \$981 ;
+  wire \$980 ;
+  wire [6:0] \$981 ;
   wire \$982 ;
-  wire [32:0] \$983 ;
-  wire [2:0] \$984 ;
-  wire [2:0] \$985 ;
-  wire [2:0] \$986 ;
+  wire [7:0] \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire [32:0] \$986 ;
   wire [2:0] \$987 ;
   wire [2:0] \$988 ;
   wire [2:0] \$989 ;
   wire [21:0] \$99 ;
   wire [2:0] \$990 ;
   wire [2:0] \$991 ;
-  wire \$992 ;
-  wire \$993 ;
-  wire [7:0] \$994 ;
+  wire [2:0] \$992 ;
+  wire [2:0] \$993 ;
+  wire [2:0] \$994 ;
   wire \$995 ;
   wire \$996 ;
-  wire [6:0] \$997 ;
+  wire [7:0] \$997 ;
   wire \$998 ;
-  wire [7:0] \$999 ;
+  wire \$999 ;
   reg [5:0] \$like  = 6'h00;
   reg [3:0] \$like$231  = 4'h0;
   reg [5:0] \$like$314  = 6'h00;
@@ -7539,668 +7542,671 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$884  = n_proxies - 1'h1;
   assign \$885  = \$signal$36  == \$884 ;
   assign \$886  = proxy_v + \$885 ;
-  assign \$887  = \$signal  < \$signal$22 ;
-  assign \$888  = running & \$887 ;
-  assign \$889  = ! \$like ;
-  assign \$890  = \$888  & \$889 ;
-  assign \$891  = \$signal  + 1'h1;
-  assign \$892  = n_proxies - 1'h1;
-  assign \$893  = \$signal$354  == \$892 ;
-  assign \$894  = \$signal$354  + 1'h1;
-  assign \$895  = \$893  ? 7'h00 : \$894 ;
-  assign \$896  = n_proxies - 1'h1;
-  assign \$897  = \$signal$354  == \$896 ;
-  assign \$898  = \$signal$34  + \$897 ;
-  assign \$899  = n_proxies - 1'h1;
-  assign \$900  = \$signal$354  == \$899 ;
-  assign \$901  = \$signal$354  + 1'h1;
-  assign \$902  = \$900  ? 7'h00 : \$901 ;
+  assign \$887  = \$signal$26  + 1'h1;
+  assign \$888  = \$like  - 1'h1;
+  assign \$889  = \$signal  < \$signal$22 ;
+  assign \$890  = running & \$889 ;
+  assign \$891  = ! \$like ;
+  assign \$892  = \$890  & \$891 ;
+  assign \$893  = \$like  == 1'h1;
+  assign \$894  = walker_taken & \$893 ;
+  assign \$895  = \$892  | \$894 ;
+  assign \$896  = \$signal  + 1'h1;
+  assign \$897  = n_proxies - 1'h1;
+  assign \$898  = \$signal$354  == \$897 ;
+  assign \$899  = \$signal$354  + 1'h1;
+  assign \$900  = \$898  ? 7'h00 : \$899 ;
+  assign \$901  = n_proxies - 1'h1;
+  assign \$902  = \$signal$354  == \$901 ;
+  assign \$903  = \$signal$34  + \$902 ;
   assign \$904  = n_proxies - 1'h1;
   assign \$905  = \$signal$354  == \$904 ;
-  assign \$906  = \$signal$26  + 1'h1;
-  assign \$907  = \$like  - 1'h1;
-  assign \$908  = cu7_free ? 3'h7 : 3'h0;
-  assign \$909  = cu6_free ? 3'h6 : \$908 ;
-  assign \$910  = cu5_free ? 3'h5 : \$909 ;
-  assign \$911  = cu4_free ? 3'h4 : \$910 ;
-  assign \$912  = cu3_free ? 3'h3 : \$911 ;
-  assign \$913  = cu2_free ? 3'h2 : \$912 ;
-  assign \$914  = cu1_free ? 3'h1 : \$913 ;
-  assign \$915  = cu0_free ? 3'h0 : \$914 ;
-  assign \$916  = ! \$915 ;
-  assign \$917  = cu_issue & \$916 ;
-  assign \$918  = \$like$56  - 1'h1;
-  assign \$919  = cu0_a_word == \$918 ;
-  assign \$920  = ~ \$919 ;
-  assign \$921  = cu0_a_word + 1'h1;
-  assign \$922  = ! cu0_a_word;
-  assign \$923  = \$like$56  - 1'h1;
-  assign \$924  = cu0_a_word == \$923 ;
-  assign \$925  = cu0_b_valid & cu0_b_last;
-  assign \$926  = $signed(\$50 [31:0]) + $signed(cu0_table_rdata[36:5]);
-  assign \$927  = cu7_free ? 3'h7 : 3'h0;
-  assign \$928  = cu6_free ? 3'h6 : \$927 ;
-  assign \$929  = cu5_free ? 3'h5 : \$928 ;
-  assign \$930  = cu4_free ? 3'h4 : \$929 ;
-  assign \$931  = cu3_free ? 3'h3 : \$930 ;
-  assign \$932  = cu2_free ? 3'h2 : \$931 ;
-  assign \$933  = cu1_free ? 3'h1 : \$932 ;
-  assign \$934  = cu0_free ? 3'h0 : \$933 ;
-  assign \$935  = \$934  == 1'h1;
-  assign \$936  = cu_issue & \$935 ;
-  assign \$937  = \$like$56  - 1'h1;
-  assign \$938  = cu1_a_word == \$937 ;
-  assign \$939  = ~ \$938 ;
-  assign \$940  = cu1_a_word + 1'h1;
-  assign \$941  = ! cu1_a_word;
-  assign \$942  = \$like$56  - 1'h1;
-  assign \$943  = cu1_a_word == \$942 ;
-  assign \$944  = cu1_b_valid & cu1_b_last;
-  assign \$945  = $signed(\$77 [31:0]) + $signed(cu1_table_rdata[36:5]);
-  assign \$946  = cu7_free ? 3'h7 : 3'h0;
-  assign \$947  = cu6_free ? 3'h6 : \$946 ;
-  assign \$948  = cu5_free ? 3'h5 : \$947 ;
-  assign \$949  = cu4_free ? 3'h4 : \$948 ;
-  assign \$950  = cu3_free ? 3'h3 : \$949 ;
-  assign \$951  = cu2_free ? 3'h2 : \$950 ;
-  assign \$952  = cu1_free ? 3'h1 : \$951 ;
-  assign \$953  = cu0_free ? 3'h0 : \$952 ;
-  assign \$954  = \$953  == 2'h2;
-  assign \$955  = cu_issue & \$954 ;
-  assign \$956  = \$like$56  - 1'h1;
-  assign \$957  = cu2_a_word == \$956 ;
-  assign \$958  = ~ \$957 ;
-  assign \$959  = cu2_a_word + 1'h1;
-  assign \$960  = ! cu2_a_word;
-  assign \$961  = \$like$56  - 1'h1;
-  assign \$962  = cu2_a_word == \$961 ;
-  assign \$963  = cu2_b_valid & cu2_b_last;
-  assign \$964  = $signed(\$104 [31:0]) + $signed(cu2_table_rdata[36:5]);
-  assign \$965  = cu7_free ? 3'h7 : 3'h0;
-  assign \$966  = cu6_free ? 3'h6 : \$965 ;
-  assign \$967  = cu5_free ? 3'h5 : \$966 ;
-  assign \$968  = cu4_free ? 3'h4 : \$967 ;
-  assign \$969  = cu3_free ? 3'h3 : \$968 ;
-  assign \$970  = cu2_free ? 3'h2 : \$969 ;
-  assign \$971  = cu1_free ? 3'h1 : \$970 ;
-  assign \$972  = cu0_free ? 3'h0 : \$971 ;
-  assign \$973  = \$972  == 2'h3;
-  assign \$974  = cu_issue & \$973 ;
-  assign \$975  = \$like$56  - 1'h1;
-  assign \$976  = cu3_a_word == \$975 ;
-  assign \$977  = ~ \$976 ;
-  assign \$978  = cu3_a_word + 1'h1;
-  assign \$979  = ! cu3_a_word;
-  assign \$980  = \$like$56  - 1'h1;
-  assign \$981  = cu3_a_word == \$980 ;
-  assign \$982  = cu3_b_valid & cu3_b_last;
-  assign \$983  = $signed(\$131 [31:0]) + $signed(cu3_table_rdata[36:5]);
-  assign \$984  = cu7_free ? 3'h7 : 3'h0;
-  assign \$985  = cu6_free ? 3'h6 : \$984 ;
-  assign \$986  = cu5_free ? 3'h5 : \$985 ;
-  assign \$987  = cu4_free ? 3'h4 : \$986 ;
-  assign \$988  = cu3_free ? 3'h3 : \$987 ;
-  assign \$989  = cu2_free ? 3'h2 : \$988 ;
-  assign \$990  = cu1_free ? 3'h1 : \$989 ;
-  assign \$991  = cu0_free ? 3'h0 : \$990 ;
-  assign \$992  = \$991  == 3'h4;
-  assign \$993  = cu_issue & \$992 ;
-  assign \$994  = \$like$56  - 1'h1;
-  assign \$995  = cu4_a_word == \$994 ;
-  assign \$996  = ~ \$995 ;
-  assign \$997  = cu4_a_word + 1'h1;
-  assign \$998  = ! cu4_a_word;
-  assign \$999  = \$like$56  - 1'h1;
-  assign \$1000  = cu4_a_word == \$999 ;
-  assign \$1001  = cu4_b_valid & cu4_b_last;
-  assign \$1002  = $signed(\$158 [31:0]) + $signed(cu4_table_rdata[36:5]);
-  assign \$1003  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1004  = cu6_free ? 3'h6 : \$1003 ;
-  assign \$1005  = cu5_free ? 3'h5 : \$1004 ;
-  assign \$1006  = cu4_free ? 3'h4 : \$1005 ;
-  assign \$1007  = cu3_free ? 3'h3 : \$1006 ;
-  assign \$1008  = cu2_free ? 3'h2 : \$1007 ;
-  assign \$1009  = cu1_free ? 3'h1 : \$1008 ;
-  assign \$1010  = cu0_free ? 3'h0 : \$1009 ;
-  assign \$1011  = \$1010  == 3'h5;
-  assign \$1012  = cu_issue & \$1011 ;
-  assign \$1013  = \$like$56  - 1'h1;
-  assign \$1014  = cu5_a_word == \$1013 ;
-  assign \$1015  = ~ \$1014 ;
-  assign \$1016  = cu5_a_word + 1'h1;
-  assign \$1017  = ! cu5_a_word;
-  assign \$1018  = \$like$56  - 1'h1;
-  assign \$1019  = cu5_a_word == \$1018 ;
-  assign \$1020  = cu5_b_valid & cu5_b_last;
-  assign \$1021  = $signed(\$185 [31:0]) + $signed(cu5_table_rdata[36:5]);
-  assign \$1022  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1023  = cu6_free ? 3'h6 : \$1022 ;
-  assign \$1024  = cu5_free ? 3'h5 : \$1023 ;
-  assign \$1025  = cu4_free ? 3'h4 : \$1024 ;
-  assign \$1026  = cu3_free ? 3'h3 : \$1025 ;
-  assign \$1027  = cu2_free ? 3'h2 : \$1026 ;
-  assign \$1028  = cu1_free ? 3'h1 : \$1027 ;
-  assign \$1029  = cu0_free ? 3'h0 : \$1028 ;
-  assign \$1030  = \$1029  == 3'h6;
-  assign \$1031  = cu_issue & \$1030 ;
-  assign \$1032  = \$like$56  - 1'h1;
-  assign \$1033  = cu6_a_word == \$1032 ;
-  assign \$1034  = ~ \$1033 ;
-  assign \$1035  = cu6_a_word + 1'h1;
-  assign \$1036  = ! cu6_a_word;
-  assign \$1037  = \$like$56  - 1'h1;
-  assign \$1038  = cu6_a_word == \$1037 ;
-  assign \$1039  = cu6_b_valid & cu6_b_last;
-  assign \$1040  = $signed(\$212 [31:0]) + $signed(cu6_table_rdata[36:5]);
-  assign \$1041  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1042  = cu6_free ? 3'h6 : \$1041 ;
-  assign \$1043  = cu5_free ? 3'h5 : \$1042 ;
-  assign \$1044  = cu4_free ? 3'h4 : \$1043 ;
-  assign \$1045  = cu3_free ? 3'h3 : \$1044 ;
-  assign \$1046  = cu2_free ? 3'h2 : \$1045 ;
-  assign \$1047  = cu1_free ? 3'h1 : \$1046 ;
-  assign \$1048  = cu0_free ? 3'h0 : \$1047 ;
-  assign \$1049  = \$1048  == 3'h7;
-  assign \$1050  = cu_issue & \$1049 ;
-  assign \$1051  = \$like$56  - 1'h1;
-  assign \$1052  = cu7_a_word == \$1051 ;
-  assign \$1053  = ~ \$1052 ;
-  assign \$1054  = cu7_a_word + 1'h1;
-  assign \$1055  = ! cu7_a_word;
-  assign \$1056  = \$like$56  - 1'h1;
-  assign \$1057  = cu7_a_word == \$1056 ;
-  assign \$1058  = cu7_b_valid & cu7_b_last;
-  assign \$1059  = $signed(\$239 [31:0]) + $signed(cu7_table_rdata[36:5]);
-  assign \$1060  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1061  = bincu0_free ? 1'h0 : \$1060 ;
-  assign \$1062  = ! \$1061 ;
-  assign \$1063  = lane_issue & \$1062 ;
-  assign \$1064  = \$like$231  - 1'h1;
-  assign \$1065  = bincu0_a_word == \$1064 ;
-  assign \$1066  = ~ \$1065 ;
-  assign \$1067  = bincu0_a_word + 1'h1;
-  assign \$1068  = \$like$231  - 1'h1;
-  assign \$1069  = bincu0_a_word == \$1068 ;
-  assign \$1070  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1071  = bincu0_free ? 1'h0 : \$1070 ;
-  assign \$1073  = lane_issue & \$1072 ;
-  assign \$1074  = \$like$231  - 1'h1;
-  assign \$1075  = bincu1_a_word == \$1074 ;
-  assign \$1076  = ~ \$1075 ;
-  assign \$1077  = bincu1_a_word + 1'h1;
-  assign \$1078  = \$like$231  - 1'h1;
-  assign \$1079  = bincu1_a_word == \$1078 ;
-  assign \$1080  = cu0_c_pos < n_proxies;
-  assign \$1081  = $signed(cu0_c_acc) <= $signed(1'h0);
-  assign \$1082  = \$signal$22  + 1'h1;
-  assign \$1083  = cu1_c_pos < n_proxies;
-  assign \$1084  = $signed(cu1_c_acc) <= $signed(1'h0);
+  assign \$906  = \$signal$354  + 1'h1;
+  assign \$907  = \$905  ? 7'h00 : \$906 ;
+  assign \$909  = n_proxies - 1'h1;
+  assign \$910  = \$signal$354  == \$909 ;
+  assign \$911  = cu7_free ? 3'h7 : 3'h0;
+  assign \$912  = cu6_free ? 3'h6 : \$911 ;
+  assign \$913  = cu5_free ? 3'h5 : \$912 ;
+  assign \$914  = cu4_free ? 3'h4 : \$913 ;
+  assign \$915  = cu3_free ? 3'h3 : \$914 ;
+  assign \$916  = cu2_free ? 3'h2 : \$915 ;
+  assign \$917  = cu1_free ? 3'h1 : \$916 ;
+  assign \$918  = cu0_free ? 3'h0 : \$917 ;
+  assign \$919  = ! \$918 ;
+  assign \$920  = cu_issue & \$919 ;
+  assign \$921  = \$like$56  - 1'h1;
+  assign \$922  = cu0_a_word == \$921 ;
+  assign \$923  = ~ \$922 ;
+  assign \$924  = cu0_a_word + 1'h1;
+  assign \$925  = ! cu0_a_word;
+  assign \$926  = \$like$56  - 1'h1;
+  assign \$927  = cu0_a_word == \$926 ;
+  assign \$928  = cu0_b_valid & cu0_b_last;
+  assign \$929  = $signed(\$50 [31:0]) + $signed(cu0_table_rdata[36:5]);
+  assign \$930  = cu7_free ? 3'h7 : 3'h0;
+  assign \$931  = cu6_free ? 3'h6 : \$930 ;
+  assign \$932  = cu5_free ? 3'h5 : \$931 ;
+  assign \$933  = cu4_free ? 3'h4 : \$932 ;
+  assign \$934  = cu3_free ? 3'h3 : \$933 ;
+  assign \$935  = cu2_free ? 3'h2 : \$934 ;
+  assign \$936  = cu1_free ? 3'h1 : \$935 ;
+  assign \$937  = cu0_free ? 3'h0 : \$936 ;
+  assign \$938  = \$937  == 1'h1;
+  assign \$939  = cu_issue & \$938 ;
+  assign \$940  = \$like$56  - 1'h1;
+  assign \$941  = cu1_a_word == \$940 ;
+  assign \$942  = ~ \$941 ;
+  assign \$943  = cu1_a_word + 1'h1;
+  assign \$944  = ! cu1_a_word;
+  assign \$945  = \$like$56  - 1'h1;
+  assign \$946  = cu1_a_word == \$945 ;
+  assign \$947  = cu1_b_valid & cu1_b_last;
+  assign \$948  = $signed(\$77 [31:0]) + $signed(cu1_table_rdata[36:5]);
+  assign \$949  = cu7_free ? 3'h7 : 3'h0;
+  assign \$950  = cu6_free ? 3'h6 : \$949 ;
+  assign \$951  = cu5_free ? 3'h5 : \$950 ;
+  assign \$952  = cu4_free ? 3'h4 : \$951 ;
+  assign \$953  = cu3_free ? 3'h3 : \$952 ;
+  assign \$954  = cu2_free ? 3'h2 : \$953 ;
+  assign \$955  = cu1_free ? 3'h1 : \$954 ;
+  assign \$956  = cu0_free ? 3'h0 : \$955 ;
+  assign \$957  = \$956  == 2'h2;
+  assign \$958  = cu_issue & \$957 ;
+  assign \$959  = \$like$56  - 1'h1;
+  assign \$960  = cu2_a_word == \$959 ;
+  assign \$961  = ~ \$960 ;
+  assign \$962  = cu2_a_word + 1'h1;
+  assign \$963  = ! cu2_a_word;
+  assign \$964  = \$like$56  - 1'h1;
+  assign \$965  = cu2_a_word == \$964 ;
+  assign \$966  = cu2_b_valid & cu2_b_last;
+  assign \$967  = $signed(\$104 [31:0]) + $signed(cu2_table_rdata[36:5]);
+  assign \$968  = cu7_free ? 3'h7 : 3'h0;
+  assign \$969  = cu6_free ? 3'h6 : \$968 ;
+  assign \$970  = cu5_free ? 3'h5 : \$969 ;
+  assign \$971  = cu4_free ? 3'h4 : \$970 ;
+  assign \$972  = cu3_free ? 3'h3 : \$971 ;
+  assign \$973  = cu2_free ? 3'h2 : \$972 ;
+  assign \$974  = cu1_free ? 3'h1 : \$973 ;
+  assign \$975  = cu0_free ? 3'h0 : \$974 ;
+  assign \$976  = \$975  == 2'h3;
+  assign \$977  = cu_issue & \$976 ;
+  assign \$978  = \$like$56  - 1'h1;
+  assign \$979  = cu3_a_word == \$978 ;
+  assign \$980  = ~ \$979 ;
+  assign \$981  = cu3_a_word + 1'h1;
+  assign \$982  = ! cu3_a_word;
+  assign \$983  = \$like$56  - 1'h1;
+  assign \$984  = cu3_a_word == \$983 ;
+  assign \$985  = cu3_b_valid & cu3_b_last;
+  assign \$986  = $signed(\$131 [31:0]) + $signed(cu3_table_rdata[36:5]);
+  assign \$987  = cu7_free ? 3'h7 : 3'h0;
+  assign \$988  = cu6_free ? 3'h6 : \$987 ;
+  assign \$989  = cu5_free ? 3'h5 : \$988 ;
+  assign \$990  = cu4_free ? 3'h4 : \$989 ;
+  assign \$991  = cu3_free ? 3'h3 : \$990 ;
+  assign \$992  = cu2_free ? 3'h2 : \$991 ;
+  assign \$993  = cu1_free ? 3'h1 : \$992 ;
+  assign \$994  = cu0_free ? 3'h0 : \$993 ;
+  assign \$995  = \$994  == 3'h4;
+  assign \$996  = cu_issue & \$995 ;
+  assign \$997  = \$like$56  - 1'h1;
+  assign \$998  = cu4_a_word == \$997 ;
+  assign \$999  = ~ \$998 ;
+  assign \$1000  = cu4_a_word + 1'h1;
+  assign \$1001  = ! cu4_a_word;
+  assign \$1002  = \$like$56  - 1'h1;
+  assign \$1003  = cu4_a_word == \$1002 ;
+  assign \$1004  = cu4_b_valid & cu4_b_last;
+  assign \$1005  = $signed(\$158 [31:0]) + $signed(cu4_table_rdata[36:5]);
+  assign \$1006  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1007  = cu6_free ? 3'h6 : \$1006 ;
+  assign \$1008  = cu5_free ? 3'h5 : \$1007 ;
+  assign \$1009  = cu4_free ? 3'h4 : \$1008 ;
+  assign \$1010  = cu3_free ? 3'h3 : \$1009 ;
+  assign \$1011  = cu2_free ? 3'h2 : \$1010 ;
+  assign \$1012  = cu1_free ? 3'h1 : \$1011 ;
+  assign \$1013  = cu0_free ? 3'h0 : \$1012 ;
+  assign \$1014  = \$1013  == 3'h5;
+  assign \$1015  = cu_issue & \$1014 ;
+  assign \$1016  = \$like$56  - 1'h1;
+  assign \$1017  = cu5_a_word == \$1016 ;
+  assign \$1018  = ~ \$1017 ;
+  assign \$1019  = cu5_a_word + 1'h1;
+  assign \$1020  = ! cu5_a_word;
+  assign \$1021  = \$like$56  - 1'h1;
+  assign \$1022  = cu5_a_word == \$1021 ;
+  assign \$1023  = cu5_b_valid & cu5_b_last;
+  assign \$1024  = $signed(\$185 [31:0]) + $signed(cu5_table_rdata[36:5]);
+  assign \$1025  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1026  = cu6_free ? 3'h6 : \$1025 ;
+  assign \$1027  = cu5_free ? 3'h5 : \$1026 ;
+  assign \$1028  = cu4_free ? 3'h4 : \$1027 ;
+  assign \$1029  = cu3_free ? 3'h3 : \$1028 ;
+  assign \$1030  = cu2_free ? 3'h2 : \$1029 ;
+  assign \$1031  = cu1_free ? 3'h1 : \$1030 ;
+  assign \$1032  = cu0_free ? 3'h0 : \$1031 ;
+  assign \$1033  = \$1032  == 3'h6;
+  assign \$1034  = cu_issue & \$1033 ;
+  assign \$1035  = \$like$56  - 1'h1;
+  assign \$1036  = cu6_a_word == \$1035 ;
+  assign \$1037  = ~ \$1036 ;
+  assign \$1038  = cu6_a_word + 1'h1;
+  assign \$1039  = ! cu6_a_word;
+  assign \$1040  = \$like$56  - 1'h1;
+  assign \$1041  = cu6_a_word == \$1040 ;
+  assign \$1042  = cu6_b_valid & cu6_b_last;
+  assign \$1043  = $signed(\$212 [31:0]) + $signed(cu6_table_rdata[36:5]);
+  assign \$1044  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1045  = cu6_free ? 3'h6 : \$1044 ;
+  assign \$1046  = cu5_free ? 3'h5 : \$1045 ;
+  assign \$1047  = cu4_free ? 3'h4 : \$1046 ;
+  assign \$1048  = cu3_free ? 3'h3 : \$1047 ;
+  assign \$1049  = cu2_free ? 3'h2 : \$1048 ;
+  assign \$1050  = cu1_free ? 3'h1 : \$1049 ;
+  assign \$1051  = cu0_free ? 3'h0 : \$1050 ;
+  assign \$1052  = \$1051  == 3'h7;
+  assign \$1053  = cu_issue & \$1052 ;
+  assign \$1054  = \$like$56  - 1'h1;
+  assign \$1055  = cu7_a_word == \$1054 ;
+  assign \$1056  = ~ \$1055 ;
+  assign \$1057  = cu7_a_word + 1'h1;
+  assign \$1058  = ! cu7_a_word;
+  assign \$1059  = \$like$56  - 1'h1;
+  assign \$1060  = cu7_a_word == \$1059 ;
+  assign \$1061  = cu7_b_valid & cu7_b_last;
+  assign \$1062  = $signed(\$239 [31:0]) + $signed(cu7_table_rdata[36:5]);
+  assign \$1063  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1064  = bincu0_free ? 1'h0 : \$1063 ;
+  assign \$1065  = ! \$1064 ;
+  assign \$1066  = lane_issue & \$1065 ;
+  assign \$1067  = \$like$231  - 1'h1;
+  assign \$1068  = bincu0_a_word == \$1067 ;
+  assign \$1069  = ~ \$1068 ;
+  assign \$1070  = bincu0_a_word + 1'h1;
+  assign \$1071  = \$like$231  - 1'h1;
+  assign \$1072  = bincu0_a_word == \$1071 ;
+  assign \$1073  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1074  = bincu0_free ? 1'h0 : \$1073 ;
+  assign \$1076  = lane_issue & \$1075 ;
+  assign \$1077  = \$like$231  - 1'h1;
+  assign \$1078  = bincu1_a_word == \$1077 ;
+  assign \$1079  = ~ \$1078 ;
+  assign \$1080  = bincu1_a_word + 1'h1;
+  assign \$1081  = \$like$231  - 1'h1;
+  assign \$1082  = bincu1_a_word == \$1081 ;
+  assign \$1083  = cu0_c_pos < n_proxies;
+  assign \$1084  = $signed(cu0_c_acc) <= $signed(1'h0);
   assign \$1085  = \$signal$22  + 1'h1;
-  assign \$1086  = cu2_c_pos < n_proxies;
-  assign \$1087  = $signed(cu2_c_acc) <= $signed(1'h0);
+  assign \$1086  = cu1_c_pos < n_proxies;
+  assign \$1087  = $signed(cu1_c_acc) <= $signed(1'h0);
   assign \$1088  = \$signal$22  + 1'h1;
-  assign \$1089  = cu3_c_pos < n_proxies;
-  assign \$1090  = $signed(cu3_c_acc) <= $signed(1'h0);
+  assign \$1089  = cu2_c_pos < n_proxies;
+  assign \$1090  = $signed(cu2_c_acc) <= $signed(1'h0);
   assign \$1091  = \$signal$22  + 1'h1;
-  assign \$1092  = cu4_c_pos < n_proxies;
-  assign \$1093  = $signed(cu4_c_acc) <= $signed(1'h0);
+  assign \$1092  = cu3_c_pos < n_proxies;
+  assign \$1093  = $signed(cu3_c_acc) <= $signed(1'h0);
   assign \$1094  = \$signal$22  + 1'h1;
-  assign \$1095  = cu5_c_pos < n_proxies;
-  assign \$1096  = $signed(cu5_c_acc) <= $signed(1'h0);
+  assign \$1095  = cu4_c_pos < n_proxies;
+  assign \$1096  = $signed(cu4_c_acc) <= $signed(1'h0);
   assign \$1097  = \$signal$22  + 1'h1;
-  assign \$1098  = cu6_c_pos < n_proxies;
-  assign \$1099  = $signed(cu6_c_acc) <= $signed(1'h0);
+  assign \$1098  = cu5_c_pos < n_proxies;
+  assign \$1099  = $signed(cu5_c_acc) <= $signed(1'h0);
   assign \$1100  = \$signal$22  + 1'h1;
-  assign \$1101  = cu7_c_pos < n_proxies;
-  assign \$1102  = $signed(cu7_c_acc) <= $signed(1'h0);
+  assign \$1101  = cu6_c_pos < n_proxies;
+  assign \$1102  = $signed(cu6_c_acc) <= $signed(1'h0);
   assign \$1103  = \$signal$22  + 1'h1;
-  assign \$1104  = \$signal$317  + 1'h1;
-  assign \$1105  = \$signal$265  ? n_in : 10'h000;
-  assign \$1106  = macs + \$1105 ;
-  assign \$1107  = \$605 [8:0] == run_target;
-  assign \$1108  = op__payload[1:0] == 2'h3;
-  assign \$1109  = take & \$1108 ;
-  assign \$1110  = \$1109  & op__payload[2];
-  assign \$1111  = \$1110  & op__payload[3];
-  assign \$1112  = x_vec + 1'h1;
-  assign \$1113  = x_target + \$like$314 ;
-  assign \$1114  = y__valid & y__ready;
-  assign \$1115  = \$like$314  - 1'h1;
-  assign \$1116  = \$signal$312  == \$1115 ;
-  assign \$1117  = \$signal$312  + 1'h1;
-  assign \$1118  = \$1116  ? 6'h00 : \$1117 ;
-  assign \$1119  = \$like$314  - 1'h1;
-  assign \$1120  = \$signal$312  == \$1119 ;
-  assign \$1121  = out_v + 1'h1;
-  assign \$1122  = \$1120  ? \$1121  : { 1'h0, out_v };
-  assign \$1123  = \$like$314  - 1'h1;
-  assign \$1124  = \$signal$312  == \$1123 ;
-  assign \$1125  = \$signal$28  - 1'h1;
-  assign \$1126  = out_v == \$1125 ;
-  assign \$1127  = \$1124  & \$1126 ;
+  assign \$1104  = cu7_c_pos < n_proxies;
+  assign \$1105  = $signed(cu7_c_acc) <= $signed(1'h0);
+  assign \$1106  = \$signal$22  + 1'h1;
+  assign \$1107  = \$signal$317  + 1'h1;
+  assign \$1108  = \$signal$265  ? n_in : 10'h000;
+  assign \$1109  = macs + \$1108 ;
+  assign \$1110  = \$605 [8:0] == run_target;
+  assign \$1111  = op__payload[1:0] == 2'h3;
+  assign \$1112  = take & \$1111 ;
+  assign \$1113  = \$1112  & op__payload[2];
+  assign \$1114  = \$1113  & op__payload[3];
+  assign \$1115  = x_vec + 1'h1;
+  assign \$1116  = x_target + \$like$314 ;
+  assign \$1117  = y__valid & y__ready;
+  assign \$1118  = \$like$314  - 1'h1;
+  assign \$1119  = \$signal$312  == \$1118 ;
+  assign \$1120  = \$signal$312  + 1'h1;
+  assign \$1121  = \$1119  ? 6'h00 : \$1120 ;
+  assign \$1122  = \$like$314  - 1'h1;
+  assign \$1123  = \$signal$312  == \$1122 ;
+  assign \$1124  = out_v + 1'h1;
+  assign \$1125  = \$1123  ? \$1124  : { 1'h0, out_v };
+  assign \$1126  = \$like$314  - 1'h1;
+  assign \$1127  = \$signal$312  == \$1126 ;
+  assign \$1128  = \$signal$28  - 1'h1;
+  assign \$1129  = out_v == \$1128 ;
+  assign \$1130  = \$1127  & \$1129 ;
   always @(posedge clk)
-    n_in <= \$1130 ;
+    n_in <= \$1133 ;
   always @(posedge clk)
-    \$like$314  <= \$1131 ;
+    \$like$314  <= \$1134 ;
   always @(posedge clk)
-    n_proxies <= \$1132 ;
+    n_proxies <= \$1135 ;
   always @(posedge clk)
-    \$like$56  <= \$1133 ;
+    \$like$56  <= \$1136 ;
   always @(posedge clk)
-    \$like$231  <= \$1134 ;
+    \$like$231  <= \$1137 ;
   always @(posedge clk)
-    tail_bits <= \$1135 ;
+    tail_bits <= \$1138 ;
   always @(posedge clk)
-    cu0_table_waddr <= \$1136 ;
+    cu0_table_waddr <= \$1139 ;
   always @(posedge clk)
-    \$signal$42  <= \$1137 ;
+    \$signal$42  <= \$1140 ;
   always @(posedge clk)
-    \$signal$41  <= \$1138 ;
+    \$signal$41  <= \$1141 ;
   always @(posedge clk)
-    \$signal$217  <= \$1139 ;
+    \$signal$217  <= \$1142 ;
   always @(posedge clk)
-    \$signal$215  <= \$1140 ;
+    \$signal$215  <= \$1143 ;
   always @(posedge clk)
-    \$signal$218  <= \$1141 ;
+    \$signal$218  <= \$1144 ;
   always @(posedge clk)
-    \$signal$46  <= \$1142 ;
+    \$signal$46  <= \$1145 ;
   always @(posedge clk)
-    \$signal$223  <= \$1143 ;
+    \$signal$223  <= \$1146 ;
   always @(posedge clk)
-    x_bin <= \$1144 ;
+    x_bin <= \$1147 ;
   always @(posedge clk)
-    x_bits_acc <= \$1145 ;
+    x_bits_acc <= \$1148 ;
   always @(posedge clk)
-    x_vec <= \$1146 ;
+    x_vec <= \$1149 ;
   always @(posedge clk)
-    x_target <= \$1147 ;
+    x_target <= \$1150 ;
   always @(posedge clk)
-    enable <= \$1148 ;
+    enable <= \$1151 ;
   always @(posedge clk)
-    size0 <= \$1149 ;
+    size0 <= \$1152 ;
   always @(posedge clk)
-    size1 <= \$1150 ;
+    size1 <= \$1153 ;
   always @(posedge clk)
-    size2 <= \$1151 ;
+    size2 <= \$1154 ;
   always @(posedge clk)
-    size3 <= \$1152 ;
+    size3 <= \$1155 ;
   always @(posedge clk)
-    size4 <= \$1153 ;
+    size4 <= \$1156 ;
   always @(posedge clk)
-    size5 <= \$1154 ;
+    size5 <= \$1157 ;
   always @(posedge clk)
-    size6 <= \$1155 ;
+    size6 <= \$1158 ;
   always @(posedge clk)
-    size7 <= \$1156 ;
+    size7 <= \$1159 ;
   always @(posedge clk)
-    size8 <= \$1157 ;
+    size8 <= \$1160 ;
   always @(posedge clk)
-    size9 <= \$1158 ;
+    size9 <= \$1161 ;
   always @(posedge clk)
-    size10 <= \$1159 ;
+    size10 <= \$1162 ;
   always @(posedge clk)
-    size11 <= \$1160 ;
+    size11 <= \$1163 ;
   always @(posedge clk)
-    size12 <= \$1161 ;
+    size12 <= \$1164 ;
   always @(posedge clk)
-    size13 <= \$1162 ;
+    size13 <= \$1165 ;
   always @(posedge clk)
-    size14 <= \$1163 ;
+    size14 <= \$1166 ;
   always @(posedge clk)
-    size15 <= \$1164 ;
+    size15 <= \$1167 ;
   always @(posedge clk)
-    size16 <= \$1165 ;
+    size16 <= \$1168 ;
   always @(posedge clk)
-    size17 <= \$1166 ;
+    size17 <= \$1169 ;
   always @(posedge clk)
-    size18 <= \$1167 ;
+    size18 <= \$1170 ;
   always @(posedge clk)
-    size19 <= \$1168 ;
+    size19 <= \$1171 ;
   always @(posedge clk)
-    size20 <= \$1169 ;
+    size20 <= \$1172 ;
   always @(posedge clk)
-    size21 <= \$1170 ;
+    size21 <= \$1173 ;
   always @(posedge clk)
-    size22 <= \$1171 ;
+    size22 <= \$1174 ;
   always @(posedge clk)
-    size23 <= \$1172 ;
+    size23 <= \$1175 ;
   always @(posedge clk)
-    size24 <= \$1173 ;
+    size24 <= \$1176 ;
   always @(posedge clk)
-    size25 <= \$1174 ;
+    size25 <= \$1177 ;
   always @(posedge clk)
-    size26 <= \$1175 ;
+    size26 <= \$1178 ;
   always @(posedge clk)
-    size27 <= \$1176 ;
+    size27 <= \$1179 ;
   always @(posedge clk)
-    size28 <= \$1177 ;
+    size28 <= \$1180 ;
   always @(posedge clk)
-    size29 <= \$1178 ;
+    size29 <= \$1181 ;
   always @(posedge clk)
-    size30 <= \$1179 ;
+    size30 <= \$1182 ;
   always @(posedge clk)
-    size31 <= \$1180 ;
+    size31 <= \$1183 ;
   always @(posedge clk)
-    \$signal$36  <= \$1181 ;
+    \$signal$36  <= \$1184 ;
   always @(posedge clk)
-    proxy_v <= \$1182 ;
+    proxy_v <= \$1185 ;
   always @(posedge clk)
-    \$signal  <= \$1183 ;
+    \$signal$26  <= \$1186 ;
   always @(posedge clk)
-    \$signal$354  <= \$1184 ;
+    \$like  <= \$1187 ;
   always @(posedge clk)
-    \$signal$34  <= \$1185 ;
+    \$signal  <= \$1188 ;
   always @(posedge clk)
-    \$like  <= \$1186 ;
+    \$signal$354  <= \$1189 ;
   always @(posedge clk)
-    \$signal$26  <= \$1187 ;
+    \$signal$34  <= \$1190 ;
   always @(posedge clk)
-    cu0_a_valid <= \$1188 ;
+    cu0_a_valid <= \$1191 ;
   always @(posedge clk)
-    cu0_a_pos <= \$1189 ;
+    cu0_a_pos <= \$1192 ;
   always @(posedge clk)
-    cu0_a_v <= \$1190 ;
+    cu0_a_v <= \$1193 ;
   always @(posedge clk)
-    cu0_a_word <= \$1191 ;
+    cu0_a_word <= \$1194 ;
   always @(posedge clk)
-    cu0_b_valid <= \$1192 ;
+    cu0_b_valid <= \$1195 ;
   always @(posedge clk)
-    cu0_b_first <= \$1193 ;
+    cu0_b_first <= \$1196 ;
   always @(posedge clk)
-    cu0_b_last <= \$1194 ;
+    cu0_b_last <= \$1197 ;
   always @(posedge clk)
-    cu0_b_pos <= \$1195 ;
+    cu0_b_pos <= \$1198 ;
   always @(posedge clk)
-    cu0_b_v <= \$1196 ;
+    cu0_b_v <= \$1199 ;
   always @(posedge clk)
-    cu0_psum <= \$1197 ;
+    cu0_psum <= \$1200 ;
   always @(posedge clk)
-    cu0_c_valid <= \$1198 ;
+    cu0_c_valid <= \$1201 ;
   always @(posedge clk)
-    cu0_c_acc <= \$1199 ;
+    cu0_c_acc <= \$1202 ;
   always @(posedge clk)
-    cu0_c_idx <= \$1200 ;
+    cu0_c_idx <= \$1203 ;
   always @(posedge clk)
-    cu0_c_pos <= \$1201 ;
+    cu0_c_pos <= \$1204 ;
   always @(posedge clk)
-    cu0_c_v <= \$1202 ;
+    cu0_c_v <= \$1205 ;
   always @(posedge clk)
-    cu1_a_valid <= \$1203 ;
+    cu1_a_valid <= \$1206 ;
   always @(posedge clk)
-    cu1_a_pos <= \$1204 ;
+    cu1_a_pos <= \$1207 ;
   always @(posedge clk)
-    cu1_a_v <= \$1205 ;
+    cu1_a_v <= \$1208 ;
   always @(posedge clk)
-    cu1_a_word <= \$1206 ;
+    cu1_a_word <= \$1209 ;
   always @(posedge clk)
-    cu1_b_valid <= \$1207 ;
+    cu1_b_valid <= \$1210 ;
   always @(posedge clk)
-    cu1_b_first <= \$1208 ;
+    cu1_b_first <= \$1211 ;
   always @(posedge clk)
-    cu1_b_last <= \$1209 ;
+    cu1_b_last <= \$1212 ;
   always @(posedge clk)
-    cu1_b_pos <= \$1210 ;
+    cu1_b_pos <= \$1213 ;
   always @(posedge clk)
-    cu1_b_v <= \$1211 ;
+    cu1_b_v <= \$1214 ;
   always @(posedge clk)
-    cu1_psum <= \$1212 ;
+    cu1_psum <= \$1215 ;
   always @(posedge clk)
-    cu1_c_valid <= \$1213 ;
+    cu1_c_valid <= \$1216 ;
   always @(posedge clk)
-    cu1_c_acc <= \$1214 ;
+    cu1_c_acc <= \$1217 ;
   always @(posedge clk)
-    cu1_c_idx <= \$1215 ;
+    cu1_c_idx <= \$1218 ;
   always @(posedge clk)
-    cu1_c_pos <= \$1216 ;
+    cu1_c_pos <= \$1219 ;
   always @(posedge clk)
-    cu1_c_v <= \$1217 ;
+    cu1_c_v <= \$1220 ;
   always @(posedge clk)
-    cu2_a_valid <= \$1218 ;
+    cu2_a_valid <= \$1221 ;
   always @(posedge clk)
-    cu2_a_pos <= \$1219 ;
+    cu2_a_pos <= \$1222 ;
   always @(posedge clk)
-    cu2_a_v <= \$1220 ;
+    cu2_a_v <= \$1223 ;
   always @(posedge clk)
-    cu2_a_word <= \$1221 ;
+    cu2_a_word <= \$1224 ;
   always @(posedge clk)
-    cu2_b_valid <= \$1222 ;
+    cu2_b_valid <= \$1225 ;
   always @(posedge clk)
-    cu2_b_first <= \$1223 ;
+    cu2_b_first <= \$1226 ;
   always @(posedge clk)
-    cu2_b_last <= \$1224 ;
+    cu2_b_last <= \$1227 ;
   always @(posedge clk)
-    cu2_b_pos <= \$1225 ;
+    cu2_b_pos <= \$1228 ;
   always @(posedge clk)
-    cu2_b_v <= \$1226 ;
+    cu2_b_v <= \$1229 ;
   always @(posedge clk)
-    cu2_psum <= \$1227 ;
+    cu2_psum <= \$1230 ;
   always @(posedge clk)
-    cu2_c_valid <= \$1228 ;
+    cu2_c_valid <= \$1231 ;
   always @(posedge clk)
-    cu2_c_acc <= \$1229 ;
+    cu2_c_acc <= \$1232 ;
   always @(posedge clk)
-    cu2_c_idx <= \$1230 ;
+    cu2_c_idx <= \$1233 ;
   always @(posedge clk)
-    cu2_c_pos <= \$1231 ;
+    cu2_c_pos <= \$1234 ;
   always @(posedge clk)
-    cu2_c_v <= \$1232 ;
+    cu2_c_v <= \$1235 ;
   always @(posedge clk)
-    cu3_a_valid <= \$1233 ;
+    cu3_a_valid <= \$1236 ;
   always @(posedge clk)
-    cu3_a_pos <= \$1234 ;
+    cu3_a_pos <= \$1237 ;
   always @(posedge clk)
-    cu3_a_v <= \$1235 ;
+    cu3_a_v <= \$1238 ;
   always @(posedge clk)
-    cu3_a_word <= \$1236 ;
+    cu3_a_word <= \$1239 ;
   always @(posedge clk)
-    cu3_b_valid <= \$1237 ;
+    cu3_b_valid <= \$1240 ;
   always @(posedge clk)
-    cu3_b_first <= \$1238 ;
+    cu3_b_first <= \$1241 ;
   always @(posedge clk)
-    cu3_b_last <= \$1239 ;
+    cu3_b_last <= \$1242 ;
   always @(posedge clk)
-    cu3_b_pos <= \$1240 ;
+    cu3_b_pos <= \$1243 ;
   always @(posedge clk)
-    cu3_b_v <= \$1241 ;
+    cu3_b_v <= \$1244 ;
   always @(posedge clk)
-    cu3_psum <= \$1242 ;
+    cu3_psum <= \$1245 ;
   always @(posedge clk)
-    cu3_c_valid <= \$1243 ;
+    cu3_c_valid <= \$1246 ;
   always @(posedge clk)
-    cu3_c_acc <= \$1244 ;
+    cu3_c_acc <= \$1247 ;
   always @(posedge clk)
-    cu3_c_idx <= \$1245 ;
+    cu3_c_idx <= \$1248 ;
   always @(posedge clk)
-    cu3_c_pos <= \$1246 ;
+    cu3_c_pos <= \$1249 ;
   always @(posedge clk)
-    cu3_c_v <= \$1247 ;
+    cu3_c_v <= \$1250 ;
   always @(posedge clk)
-    cu4_a_valid <= \$1248 ;
+    cu4_a_valid <= \$1251 ;
   always @(posedge clk)
-    cu4_a_pos <= \$1249 ;
+    cu4_a_pos <= \$1252 ;
   always @(posedge clk)
-    cu4_a_v <= \$1250 ;
+    cu4_a_v <= \$1253 ;
   always @(posedge clk)
-    cu4_a_word <= \$1251 ;
+    cu4_a_word <= \$1254 ;
   always @(posedge clk)
-    cu4_b_valid <= \$1252 ;
+    cu4_b_valid <= \$1255 ;
   always @(posedge clk)
-    cu4_b_first <= \$1253 ;
+    cu4_b_first <= \$1256 ;
   always @(posedge clk)
-    cu4_b_last <= \$1254 ;
+    cu4_b_last <= \$1257 ;
   always @(posedge clk)
-    cu4_b_pos <= \$1255 ;
+    cu4_b_pos <= \$1258 ;
   always @(posedge clk)
-    cu4_b_v <= \$1256 ;
+    cu4_b_v <= \$1259 ;
   always @(posedge clk)
-    cu4_psum <= \$1257 ;
+    cu4_psum <= \$1260 ;
   always @(posedge clk)
-    cu4_c_valid <= \$1258 ;
+    cu4_c_valid <= \$1261 ;
   always @(posedge clk)
-    cu4_c_acc <= \$1259 ;
+    cu4_c_acc <= \$1262 ;
   always @(posedge clk)
-    cu4_c_idx <= \$1260 ;
+    cu4_c_idx <= \$1263 ;
   always @(posedge clk)
-    cu4_c_pos <= \$1261 ;
+    cu4_c_pos <= \$1264 ;
   always @(posedge clk)
-    cu4_c_v <= \$1262 ;
+    cu4_c_v <= \$1265 ;
   always @(posedge clk)
-    cu5_a_valid <= \$1263 ;
+    cu5_a_valid <= \$1266 ;
   always @(posedge clk)
-    cu5_a_pos <= \$1264 ;
+    cu5_a_pos <= \$1267 ;
   always @(posedge clk)
-    cu5_a_v <= \$1265 ;
+    cu5_a_v <= \$1268 ;
   always @(posedge clk)
-    cu5_a_word <= \$1266 ;
+    cu5_a_word <= \$1269 ;
   always @(posedge clk)
-    cu5_b_valid <= \$1267 ;
+    cu5_b_valid <= \$1270 ;
   always @(posedge clk)
-    cu5_b_first <= \$1268 ;
+    cu5_b_first <= \$1271 ;
   always @(posedge clk)
-    cu5_b_last <= \$1269 ;
+    cu5_b_last <= \$1272 ;
   always @(posedge clk)
-    cu5_b_pos <= \$1270 ;
+    cu5_b_pos <= \$1273 ;
   always @(posedge clk)
-    cu5_b_v <= \$1271 ;
+    cu5_b_v <= \$1274 ;
   always @(posedge clk)
-    cu5_psum <= \$1272 ;
+    cu5_psum <= \$1275 ;
   always @(posedge clk)
-    cu5_c_valid <= \$1273 ;
+    cu5_c_valid <= \$1276 ;
   always @(posedge clk)
-    cu5_c_acc <= \$1274 ;
+    cu5_c_acc <= \$1277 ;
   always @(posedge clk)
-    cu5_c_idx <= \$1275 ;
+    cu5_c_idx <= \$1278 ;
   always @(posedge clk)
-    cu5_c_pos <= \$1276 ;
+    cu5_c_pos <= \$1279 ;
   always @(posedge clk)
-    cu5_c_v <= \$1277 ;
+    cu5_c_v <= \$1280 ;
   always @(posedge clk)
-    cu6_a_valid <= \$1278 ;
+    cu6_a_valid <= \$1281 ;
   always @(posedge clk)
-    cu6_a_pos <= \$1279 ;
+    cu6_a_pos <= \$1282 ;
   always @(posedge clk)
-    cu6_a_v <= \$1280 ;
+    cu6_a_v <= \$1283 ;
   always @(posedge clk)
-    cu6_a_word <= \$1281 ;
+    cu6_a_word <= \$1284 ;
   always @(posedge clk)
-    cu6_b_valid <= \$1282 ;
+    cu6_b_valid <= \$1285 ;
   always @(posedge clk)
-    cu6_b_first <= \$1283 ;
+    cu6_b_first <= \$1286 ;
   always @(posedge clk)
-    cu6_b_last <= \$1284 ;
+    cu6_b_last <= \$1287 ;
   always @(posedge clk)
-    cu6_b_pos <= \$1285 ;
+    cu6_b_pos <= \$1288 ;
   always @(posedge clk)
-    cu6_b_v <= \$1286 ;
+    cu6_b_v <= \$1289 ;
   always @(posedge clk)
-    cu6_psum <= \$1287 ;
+    cu6_psum <= \$1290 ;
   always @(posedge clk)
-    cu6_c_valid <= \$1288 ;
+    cu6_c_valid <= \$1291 ;
   always @(posedge clk)
-    cu6_c_acc <= \$1289 ;
+    cu6_c_acc <= \$1292 ;
   always @(posedge clk)
-    cu6_c_idx <= \$1290 ;
+    cu6_c_idx <= \$1293 ;
   always @(posedge clk)
-    cu6_c_pos <= \$1291 ;
+    cu6_c_pos <= \$1294 ;
   always @(posedge clk)
-    cu6_c_v <= \$1292 ;
+    cu6_c_v <= \$1295 ;
   always @(posedge clk)
-    cu7_a_valid <= \$1293 ;
+    cu7_a_valid <= \$1296 ;
   always @(posedge clk)
-    cu7_a_pos <= \$1294 ;
+    cu7_a_pos <= \$1297 ;
   always @(posedge clk)
-    cu7_a_v <= \$1295 ;
+    cu7_a_v <= \$1298 ;
   always @(posedge clk)
-    cu7_a_word <= \$1296 ;
+    cu7_a_word <= \$1299 ;
   always @(posedge clk)
-    cu7_b_valid <= \$1297 ;
+    cu7_b_valid <= \$1300 ;
   always @(posedge clk)
-    cu7_b_first <= \$1298 ;
+    cu7_b_first <= \$1301 ;
   always @(posedge clk)
-    cu7_b_last <= \$1299 ;
+    cu7_b_last <= \$1302 ;
   always @(posedge clk)
-    cu7_b_pos <= \$1300 ;
+    cu7_b_pos <= \$1303 ;
   always @(posedge clk)
-    cu7_b_v <= \$1301 ;
+    cu7_b_v <= \$1304 ;
   always @(posedge clk)
-    cu7_psum <= \$1302 ;
+    cu7_psum <= \$1305 ;
   always @(posedge clk)
-    cu7_c_valid <= \$1303 ;
+    cu7_c_valid <= \$1306 ;
   always @(posedge clk)
-    cu7_c_acc <= \$1304 ;
+    cu7_c_acc <= \$1307 ;
   always @(posedge clk)
-    cu7_c_idx <= \$1305 ;
+    cu7_c_idx <= \$1308 ;
   always @(posedge clk)
-    cu7_c_pos <= \$1306 ;
+    cu7_c_pos <= \$1309 ;
   always @(posedge clk)
-    cu7_c_v <= \$1307 ;
+    cu7_c_v <= \$1310 ;
   always @(posedge clk)
-    bincu0_a_valid <= \$1308 ;
+    bincu0_a_valid <= \$1311 ;
   always @(posedge clk)
-    bincu0_a_pos <= \$1309 ;
+    bincu0_a_pos <= \$1312 ;
   always @(posedge clk)
-    bincu0_a_v <= \$1310 ;
+    bincu0_a_v <= \$1313 ;
   always @(posedge clk)
-    bincu0_a_word <= \$1311 ;
+    bincu0_a_word <= \$1314 ;
   always @(posedge clk)
-    bincu0_b_valid <= \$1312 ;
+    bincu0_b_valid <= \$1315 ;
   always @(posedge clk)
-    bincu0_b_last <= \$1313 ;
+    bincu0_b_last <= \$1316 ;
   always @(posedge clk)
-    bincu0_b_pos <= \$1314 ;
+    bincu0_b_pos <= \$1317 ;
   always @(posedge clk)
-    bincu0_b_v <= \$1315 ;
+    bincu0_b_v <= \$1318 ;
   always @(posedge clk)
-    bincu0_d1 <= \$1316 ;
+    bincu0_d1 <= \$1319 ;
   always @(posedge clk)
-    bincu0_d2 <= \$1317 ;
+    bincu0_d2 <= \$1320 ;
   always @(posedge clk)
-    bincu1_a_valid <= \$1318 ;
+    bincu1_a_valid <= \$1321 ;
   always @(posedge clk)
-    bincu1_a_pos <= \$1319 ;
+    bincu1_a_pos <= \$1322 ;
   always @(posedge clk)
-    bincu1_a_v <= \$1320 ;
+    bincu1_a_v <= \$1323 ;
   always @(posedge clk)
-    bincu1_a_word <= \$1321 ;
+    bincu1_a_word <= \$1324 ;
   always @(posedge clk)
-    bincu1_b_valid <= \$1322 ;
+    bincu1_b_valid <= \$1325 ;
   always @(posedge clk)
-    bincu1_b_last <= \$1323 ;
+    bincu1_b_last <= \$1326 ;
   always @(posedge clk)
-    bincu1_b_pos <= \$1324 ;
+    bincu1_b_pos <= \$1327 ;
   always @(posedge clk)
-    bincu1_b_v <= \$1325 ;
+    bincu1_b_v <= \$1328 ;
   always @(posedge clk)
-    bincu1_d1 <= \$1326 ;
+    bincu1_d1 <= \$1329 ;
   always @(posedge clk)
-    bincu1_d2 <= \$1327 ;
+    bincu1_d2 <= \$1330 ;
   always @(posedge clk)
-    \$signal$24  <= \$1328 ;
+    \$signal$24  <= \$1331 ;
   always @(posedge clk)
-    \$signal$22  <= \$1329 ;
+    \$signal$22  <= \$1332 ;
   always @(posedge clk)
-    skipped <= \$1330 ;
+    skipped <= \$1333 ;
   always @(posedge clk)
-    done <= \$1331 ;
+    done <= \$1334 ;
   always @(posedge clk)
-    \$signal$317  <= \$1332 ;
+    \$signal$317  <= \$1335 ;
   always @(posedge clk)
-    macs <= \$1333 ;
+    macs <= \$1336 ;
   always @(posedge clk)
-    y__valid <= \$1334 ;
+    y__valid <= \$1337 ;
   always @(posedge clk)
-    op__ready <= \$1335 ;
+    op__ready <= \$1338 ;
   always @(posedge clk)
-    \$signal$28  <= \$1336 ;
+    \$signal$28  <= \$1339 ;
   always @(posedge clk)
-    run_target <= \$1337 ;
+    run_target <= \$1340 ;
   always @(posedge clk)
-    \$signal$312  <= \$1338 ;
+    \$signal$312  <= \$1341 ;
   always @(posedge clk)
-    out_v <= \$1339 ;
+    out_v <= \$1342 ;
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk),
-    .chunk__ready(\$1128 ),
+    .chunk__ready(\$1131 ),
     .chunk__valid(bincu0_b_valid),
     .clk(clk),
     .pred__payload(bincu0_pred),
@@ -8240,7 +8246,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bincu bincu1 (
     .chunk__payload(bincu1_chunk),
-    .chunk__ready(\$1129 ),
+    .chunk__ready(\$1132 ),
     .chunk__valid(bincu1_b_valid),
     .clk(clk),
     .pred__payload(bincu1_pred),
@@ -8540,71 +8546,71 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (\$902 [4:0])
+    casez (\$907 [4:0])
       5'h00:
-          \$903  = size0;
+          \$908  = size0;
       5'h01:
-          \$903  = size1;
+          \$908  = size1;
       5'h02:
-          \$903  = size2;
+          \$908  = size2;
       5'h03:
-          \$903  = size3;
+          \$908  = size3;
       5'h04:
-          \$903  = size4;
+          \$908  = size4;
       5'h05:
-          \$903  = size5;
+          \$908  = size5;
       5'h06:
-          \$903  = size6;
+          \$908  = size6;
       5'h07:
-          \$903  = size7;
+          \$908  = size7;
       5'h08:
-          \$903  = size8;
+          \$908  = size8;
       5'h09:
-          \$903  = size9;
+          \$908  = size9;
       5'h0a:
-          \$903  = size10;
+          \$908  = size10;
       5'h0b:
-          \$903  = size11;
+          \$908  = size11;
       5'h0c:
-          \$903  = size12;
+          \$908  = size12;
       5'h0d:
-          \$903  = size13;
+          \$908  = size13;
       5'h0e:
-          \$903  = size14;
+          \$908  = size14;
       5'h0f:
-          \$903  = size15;
+          \$908  = size15;
       5'h10:
-          \$903  = size16;
+          \$908  = size16;
       5'h11:
-          \$903  = size17;
+          \$908  = size17;
       5'h12:
-          \$903  = size18;
+          \$908  = size18;
       5'h13:
-          \$903  = size19;
+          \$908  = size19;
       5'h14:
-          \$903  = size20;
+          \$908  = size20;
       5'h15:
-          \$903  = size21;
+          \$908  = size21;
       5'h16:
-          \$903  = size22;
+          \$908  = size22;
       5'h17:
-          \$903  = size23;
+          \$908  = size23;
       5'h18:
-          \$903  = size24;
+          \$908  = size24;
       5'h19:
-          \$903  = size25;
+          \$908  = size25;
       5'h1a:
-          \$903  = size26;
+          \$908  = size26;
       5'h1b:
-          \$903  = size27;
+          \$908  = size27;
       5'h1c:
-          \$903  = size28;
+          \$908  = size28;
       5'h1d:
-          \$903  = size29;
+          \$908  = size29;
       5'h1e:
-          \$903  = size30;
+          \$908  = size30;
       5'h1f:
-          \$903  = size31;
+          \$908  = size31;
     endcase
   end
   always @* begin
@@ -8832,163 +8838,124 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1130  = n_in;
+    \$1133  = n_in;
     if (\$619 ) begin
-      \$1130  = op__payload[13:4];
+      \$1133  = op__payload[13:4];
     end
     if (rst) begin
-      \$1130  = 10'h000;
+      \$1133  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1131  = \$like$314 ;
+    \$1134  = \$like$314 ;
     if (\$619 ) begin
-      \$1131  = op__payload[19:14];
+      \$1134  = op__payload[19:14];
     end
     if (rst) begin
-      \$1131  = 6'h00;
+      \$1134  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1132  = n_proxies;
+    \$1135  = n_proxies;
     if (\$619 ) begin
-      \$1132  = op__payload[25:20];
+      \$1135  = op__payload[25:20];
     end
     if (rst) begin
-      \$1132  = 6'h00;
+      \$1135  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1133  = \$like$56 ;
+    \$1136  = \$like$56 ;
     if (\$619 ) begin
-      \$1133  = op__payload[32:26];
+      \$1136  = op__payload[32:26];
     end
     if (rst) begin
-      \$1133  = 7'h00;
+      \$1136  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1134  = \$like$231 ;
+    \$1137  = \$like$231 ;
     if (\$619 ) begin
-      \$1134  = op__payload[36:33];
+      \$1137  = op__payload[36:33];
     end
     if (rst) begin
-      \$1134  = 4'h0;
+      \$1137  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1135  = tail_bits;
+    \$1138  = tail_bits;
     if (\$619 ) begin
-      \$1135  = op__payload[43:37];
+      \$1138  = op__payload[43:37];
     end
     if (rst) begin
-      \$1135  = 7'h00;
+      \$1138  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1136  = cu0_table_waddr;
+    \$1139  = cu0_table_waddr;
     if (\$619 ) begin
-      \$1136  = 5'h00;
+      \$1139  = 5'h00;
     end
     if (\$621 ) begin
-      \$1136  = \$622 [4:0];
+      \$1139  = \$622 [4:0];
     end
     if (rst) begin
-      \$1136  = 5'h00;
+      \$1139  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1137  = \$signal$42 ;
+    \$1140  = \$signal$42 ;
     if (\$619 ) begin
-      \$1137  = 5'h00;
+      \$1140  = 5'h00;
     end
     if (\$656 ) begin
-      \$1137  = \$663 [4:0];
+      \$1140  = \$663 [4:0];
     end
     if (rst) begin
-      \$1137  = 5'h00;
+      \$1140  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1138  = \$signal$41 ;
+    \$1141  = \$signal$41 ;
     if (\$619 ) begin
-      \$1138  = 6'h00;
+      \$1141  = 6'h00;
     end
     if (\$656 ) begin
-      \$1138  = \$660 [5:0];
+      \$1141  = \$660 [5:0];
     end
     if (rst) begin
-      \$1138  = 6'h00;
+      \$1141  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1139  = \$signal$217 ;
+    \$1142  = \$signal$217 ;
     if (\$619 ) begin
-      \$1139  = 3'h0;
+      \$1142  = 3'h0;
     end
     if (\$656 ) begin
-      \$1139  = \$669 [2:0];
+      \$1142  = \$669 [2:0];
     end
     if (rst) begin
-      \$1139  = 3'h0;
+      \$1142  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1140  = \$signal$215 ;
-    if (\$619 ) begin
-      \$1140  = 3'h0;
-    end
-    if (\$656 ) begin
-      \$1140  = \$762 [2:0];
-    end
-    if (rst) begin
-      \$1140  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1141  = \$signal$218 ;
-    if (\$619 ) begin
-      \$1141  = 64'h0000000000000000;
-    end
-    if (\$656 ) begin
-      \$1141  = \$754 ;
-    end
-    if (rst) begin
-      \$1141  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1142  = \$signal$46 ;
-    if (\$619 ) begin
-      \$1142  = 6'h00;
-    end
-    if (\$764 ) begin
-      \$1142  = \$766 [5:0];
-    end
-    if (rst) begin
-      \$1142  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1143  = \$signal$223 ;
+    \$1143  = \$signal$215 ;
     if (\$619 ) begin
       \$1143  = 3'h0;
     end
-    if (\$764 ) begin
-      \$1143  = \$772 [2:0];
+    if (\$656 ) begin
+      \$1143  = \$762 [2:0];
     end
     if (rst) begin
       \$1143  = 3'h0;
@@ -8996,206 +8963,209 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1144  = x_bin;
+    \$1144  = \$signal$218 ;
     if (\$619 ) begin
-      \$1144  = 3'h0;
+      \$1144  = 64'h0000000000000000;
     end
-    if (\$764 ) begin
-      \$1144  = \$863 [2:0];
+    if (\$656 ) begin
+      \$1144  = \$754 ;
     end
     if (rst) begin
-      \$1144  = 3'h0;
+      \$1144  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1145  = x_bits_acc;
+    \$1145  = \$signal$46 ;
     if (\$619 ) begin
-      \$1145  = 64'h0000000000000000;
+      \$1145  = 6'h00;
     end
     if (\$764 ) begin
-      \$1145  = \$857 ;
+      \$1145  = \$766 [5:0];
     end
     if (rst) begin
-      \$1145  = 64'h0000000000000000;
+      \$1145  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1146  = x_vec;
+    \$1146  = \$signal$223 ;
     if (\$619 ) begin
-      \$1146  = 4'h0;
+      \$1146  = 3'h0;
+    end
+    if (\$764 ) begin
+      \$1146  = \$772 [2:0];
+    end
+    if (rst) begin
+      \$1146  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1147  = x_bin;
+    if (\$619 ) begin
+      \$1147  = 3'h0;
+    end
+    if (\$764 ) begin
+      \$1147  = \$863 [2:0];
+    end
+    if (rst) begin
+      \$1147  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1148  = x_bits_acc;
+    if (\$619 ) begin
+      \$1148  = 64'h0000000000000000;
+    end
+    if (\$764 ) begin
+      \$1148  = \$857 ;
+    end
+    if (rst) begin
+      \$1148  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1149  = x_vec;
+    if (\$619 ) begin
+      \$1149  = 4'h0;
     end
     if (\$764 ) begin
       if (op__payload[2]) begin
-        \$1146  = \$865 [3:0];
+        \$1149  = \$865 [3:0];
       end
     end
     if (rst) begin
-      \$1146  = 4'h0;
+      \$1149  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1147  = x_target;
+    \$1150  = x_target;
     if (\$619 ) begin
-      \$1147  = 9'h000;
+      \$1150  = 9'h000;
     end
     if (\$764 ) begin
       if (op__payload[2]) begin
-        \$1147  = \$867 [8:0];
+        \$1150  = \$867 [8:0];
       end
     end
     if (rst) begin
-      \$1147  = 9'h000;
+      \$1150  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1148  = enable;
+    \$1151  = enable;
     if (\$621 ) begin
       if (\$623 ) begin
-        \$1148 [0] = op__payload[145];
+        \$1151 [0] = op__payload[145];
       end
       if (\$624 ) begin
-        \$1148 [1] = op__payload[145];
+        \$1151 [1] = op__payload[145];
       end
       if (\$625 ) begin
-        \$1148 [2] = op__payload[145];
+        \$1151 [2] = op__payload[145];
       end
       if (\$626 ) begin
-        \$1148 [3] = op__payload[145];
+        \$1151 [3] = op__payload[145];
       end
       if (\$627 ) begin
-        \$1148 [4] = op__payload[145];
+        \$1151 [4] = op__payload[145];
       end
       if (\$628 ) begin
-        \$1148 [5] = op__payload[145];
+        \$1151 [5] = op__payload[145];
       end
       if (\$629 ) begin
-        \$1148 [6] = op__payload[145];
+        \$1151 [6] = op__payload[145];
       end
       if (\$630 ) begin
-        \$1148 [7] = op__payload[145];
+        \$1151 [7] = op__payload[145];
       end
       if (\$631 ) begin
-        \$1148 [8] = op__payload[145];
+        \$1151 [8] = op__payload[145];
       end
       if (\$632 ) begin
-        \$1148 [9] = op__payload[145];
+        \$1151 [9] = op__payload[145];
       end
       if (\$633 ) begin
-        \$1148 [10] = op__payload[145];
+        \$1151 [10] = op__payload[145];
       end
       if (\$634 ) begin
-        \$1148 [11] = op__payload[145];
+        \$1151 [11] = op__payload[145];
       end
       if (\$635 ) begin
-        \$1148 [12] = op__payload[145];
+        \$1151 [12] = op__payload[145];
       end
       if (\$636 ) begin
-        \$1148 [13] = op__payload[145];
+        \$1151 [13] = op__payload[145];
       end
       if (\$637 ) begin
-        \$1148 [14] = op__payload[145];
+        \$1151 [14] = op__payload[145];
       end
       if (\$638 ) begin
-        \$1148 [15] = op__payload[145];
+        \$1151 [15] = op__payload[145];
       end
       if (\$639 ) begin
-        \$1148 [16] = op__payload[145];
+        \$1151 [16] = op__payload[145];
       end
       if (\$640 ) begin
-        \$1148 [17] = op__payload[145];
+        \$1151 [17] = op__payload[145];
       end
       if (\$641 ) begin
-        \$1148 [18] = op__payload[145];
+        \$1151 [18] = op__payload[145];
       end
       if (\$642 ) begin
-        \$1148 [19] = op__payload[145];
+        \$1151 [19] = op__payload[145];
       end
       if (\$643 ) begin
-        \$1148 [20] = op__payload[145];
+        \$1151 [20] = op__payload[145];
       end
       if (\$644 ) begin
-        \$1148 [21] = op__payload[145];
+        \$1151 [21] = op__payload[145];
       end
       if (\$645 ) begin
-        \$1148 [22] = op__payload[145];
+        \$1151 [22] = op__payload[145];
       end
       if (\$646 ) begin
-        \$1148 [23] = op__payload[145];
+        \$1151 [23] = op__payload[145];
       end
       if (\$647 ) begin
-        \$1148 [24] = op__payload[145];
+        \$1151 [24] = op__payload[145];
       end
       if (\$648 ) begin
-        \$1148 [25] = op__payload[145];
+        \$1151 [25] = op__payload[145];
       end
       if (\$649 ) begin
-        \$1148 [26] = op__payload[145];
+        \$1151 [26] = op__payload[145];
       end
       if (\$650 ) begin
-        \$1148 [27] = op__payload[145];
+        \$1151 [27] = op__payload[145];
       end
       if (\$651 ) begin
-        \$1148 [28] = op__payload[145];
+        \$1151 [28] = op__payload[145];
       end
       if (\$652 ) begin
-        \$1148 [29] = op__payload[145];
+        \$1151 [29] = op__payload[145];
       end
       if (\$653 ) begin
-        \$1148 [30] = op__payload[145];
+        \$1151 [30] = op__payload[145];
       end
       if (\$654 ) begin
-        \$1148 [31] = op__payload[145];
+        \$1151 [31] = op__payload[145];
       end
     end
     if (rst) begin
-      \$1148  = 32'd0;
+      \$1151  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1149  = size0;
+    \$1152  = size0;
     if (\$621 ) begin
       if (\$623 ) begin
-        \$1149  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1149  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1150  = size1;
-    if (\$621 ) begin
-      if (\$624 ) begin
-        \$1150  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1150  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1151  = size2;
-    if (\$621 ) begin
-      if (\$625 ) begin
-        \$1151  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1151  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1152  = size3;
-    if (\$621 ) begin
-      if (\$626 ) begin
         \$1152  = op__payload[151:146];
       end
     end
@@ -9205,9 +9175,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1153  = size4;
+    \$1153  = size1;
     if (\$621 ) begin
-      if (\$627 ) begin
+      if (\$624 ) begin
         \$1153  = op__payload[151:146];
       end
     end
@@ -9217,9 +9187,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1154  = size5;
+    \$1154  = size2;
     if (\$621 ) begin
-      if (\$628 ) begin
+      if (\$625 ) begin
         \$1154  = op__payload[151:146];
       end
     end
@@ -9229,9 +9199,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1155  = size6;
+    \$1155  = size3;
     if (\$621 ) begin
-      if (\$629 ) begin
+      if (\$626 ) begin
         \$1155  = op__payload[151:146];
       end
     end
@@ -9241,9 +9211,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1156  = size7;
+    \$1156  = size4;
     if (\$621 ) begin
-      if (\$630 ) begin
+      if (\$627 ) begin
         \$1156  = op__payload[151:146];
       end
     end
@@ -9253,9 +9223,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1157  = size8;
+    \$1157  = size5;
     if (\$621 ) begin
-      if (\$631 ) begin
+      if (\$628 ) begin
         \$1157  = op__payload[151:146];
       end
     end
@@ -9265,9 +9235,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1158  = size9;
+    \$1158  = size6;
     if (\$621 ) begin
-      if (\$632 ) begin
+      if (\$629 ) begin
         \$1158  = op__payload[151:146];
       end
     end
@@ -9277,9 +9247,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1159  = size10;
+    \$1159  = size7;
     if (\$621 ) begin
-      if (\$633 ) begin
+      if (\$630 ) begin
         \$1159  = op__payload[151:146];
       end
     end
@@ -9289,9 +9259,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1160  = size11;
+    \$1160  = size8;
     if (\$621 ) begin
-      if (\$634 ) begin
+      if (\$631 ) begin
         \$1160  = op__payload[151:146];
       end
     end
@@ -9301,9 +9271,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1161  = size12;
+    \$1161  = size9;
     if (\$621 ) begin
-      if (\$635 ) begin
+      if (\$632 ) begin
         \$1161  = op__payload[151:146];
       end
     end
@@ -9313,9 +9283,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1162  = size13;
+    \$1162  = size10;
     if (\$621 ) begin
-      if (\$636 ) begin
+      if (\$633 ) begin
         \$1162  = op__payload[151:146];
       end
     end
@@ -9325,9 +9295,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1163  = size14;
+    \$1163  = size11;
     if (\$621 ) begin
-      if (\$637 ) begin
+      if (\$634 ) begin
         \$1163  = op__payload[151:146];
       end
     end
@@ -9337,9 +9307,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1164  = size15;
+    \$1164  = size12;
     if (\$621 ) begin
-      if (\$638 ) begin
+      if (\$635 ) begin
         \$1164  = op__payload[151:146];
       end
     end
@@ -9349,9 +9319,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1165  = size16;
+    \$1165  = size13;
     if (\$621 ) begin
-      if (\$639 ) begin
+      if (\$636 ) begin
         \$1165  = op__payload[151:146];
       end
     end
@@ -9361,9 +9331,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1166  = size17;
+    \$1166  = size14;
     if (\$621 ) begin
-      if (\$640 ) begin
+      if (\$637 ) begin
         \$1166  = op__payload[151:146];
       end
     end
@@ -9373,9 +9343,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1167  = size18;
+    \$1167  = size15;
     if (\$621 ) begin
-      if (\$641 ) begin
+      if (\$638 ) begin
         \$1167  = op__payload[151:146];
       end
     end
@@ -9385,9 +9355,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1168  = size19;
+    \$1168  = size16;
     if (\$621 ) begin
-      if (\$642 ) begin
+      if (\$639 ) begin
         \$1168  = op__payload[151:146];
       end
     end
@@ -9397,9 +9367,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1169  = size20;
+    \$1169  = size17;
     if (\$621 ) begin
-      if (\$643 ) begin
+      if (\$640 ) begin
         \$1169  = op__payload[151:146];
       end
     end
@@ -9409,9 +9379,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1170  = size21;
+    \$1170  = size18;
     if (\$621 ) begin
-      if (\$644 ) begin
+      if (\$641 ) begin
         \$1170  = op__payload[151:146];
       end
     end
@@ -9421,9 +9391,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1171  = size22;
+    \$1171  = size19;
     if (\$621 ) begin
-      if (\$645 ) begin
+      if (\$642 ) begin
         \$1171  = op__payload[151:146];
       end
     end
@@ -9433,9 +9403,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1172  = size23;
+    \$1172  = size20;
     if (\$621 ) begin
-      if (\$646 ) begin
+      if (\$643 ) begin
         \$1172  = op__payload[151:146];
       end
     end
@@ -9445,9 +9415,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1173  = size24;
+    \$1173  = size21;
     if (\$621 ) begin
-      if (\$647 ) begin
+      if (\$644 ) begin
         \$1173  = op__payload[151:146];
       end
     end
@@ -9457,9 +9427,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1174  = size25;
+    \$1174  = size22;
     if (\$621 ) begin
-      if (\$648 ) begin
+      if (\$645 ) begin
         \$1174  = op__payload[151:146];
       end
     end
@@ -9469,9 +9439,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1175  = size26;
+    \$1175  = size23;
     if (\$621 ) begin
-      if (\$649 ) begin
+      if (\$646 ) begin
         \$1175  = op__payload[151:146];
       end
     end
@@ -9481,9 +9451,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1176  = size27;
+    \$1176  = size24;
     if (\$621 ) begin
-      if (\$650 ) begin
+      if (\$647 ) begin
         \$1176  = op__payload[151:146];
       end
     end
@@ -9493,9 +9463,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1177  = size28;
+    \$1177  = size25;
     if (\$621 ) begin
-      if (\$651 ) begin
+      if (\$648 ) begin
         \$1177  = op__payload[151:146];
       end
     end
@@ -9505,9 +9475,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1178  = size29;
+    \$1178  = size26;
     if (\$621 ) begin
-      if (\$652 ) begin
+      if (\$649 ) begin
         \$1178  = op__payload[151:146];
       end
     end
@@ -9517,9 +9487,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1179  = size30;
+    \$1179  = size27;
     if (\$621 ) begin
-      if (\$653 ) begin
+      if (\$650 ) begin
         \$1179  = op__payload[151:146];
       end
     end
@@ -9529,9 +9499,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1180  = size31;
+    \$1180  = size28;
     if (\$621 ) begin
-      if (\$654 ) begin
+      if (\$651 ) begin
         \$1180  = op__payload[151:146];
       end
     end
@@ -9541,16 +9511,11 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1181  = \$signal$36 ;
-    if (\$869 ) begin
-      if (r_rdy) begin
-      end else if (\$878 ) begin
-      end else if (\$879 ) begin
-        \$1181  = \$883 [5:0];
+    \$1181  = size29;
+    if (\$621 ) begin
+      if (\$652 ) begin
+        \$1181  = op__payload[151:146];
       end
-    end
-    if (\$1111 ) begin
-      \$1181  = 6'h00;
     end
     if (rst) begin
       \$1181  = 6'h00;
@@ -9558,41 +9523,39 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1182  = proxy_v;
+    \$1182  = size30;
+    if (\$621 ) begin
+      if (\$653 ) begin
+        \$1182  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1182  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1183  = size31;
+    if (\$621 ) begin
+      if (\$654 ) begin
+        \$1183  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1183  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1184  = \$signal$36 ;
     if (\$869 ) begin
       if (r_rdy) begin
       end else if (\$878 ) begin
       end else if (\$879 ) begin
-        \$1182  = \$886 [3:0];
+        \$1184  = \$883 [5:0];
       end
     end
-    if (\$1111 ) begin
-      \$1182  = 4'h0;
-    end
-    if (rst) begin
-      \$1182  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1183  = \$signal ;
-    if (\$890 ) begin
-      \$1183  = \$891 [8:0];
-    end
-    if (\$1111 ) begin
-      \$1183  = 9'h000;
-    end
-    if (rst) begin
-      \$1183  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1184  = \$signal$354 ;
-    if (\$890 ) begin
-      \$1184  = \$895 [5:0];
-    end
-    if (\$1111 ) begin
+    if (\$1114 ) begin
       \$1184  = 6'h00;
     end
     if (rst) begin
@@ -9601,11 +9564,15 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1185  = \$signal$34 ;
-    if (\$890 ) begin
-      \$1185  = \$898 [3:0];
+    \$1185  = proxy_v;
+    if (\$869 ) begin
+      if (r_rdy) begin
+      end else if (\$878 ) begin
+      end else if (\$879 ) begin
+        \$1185  = \$886 [3:0];
+      end
     end
-    if (\$1111 ) begin
+    if (\$1114 ) begin
       \$1185  = 4'h0;
     end
     if (rst) begin
@@ -9614,14 +9581,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1186  = \$like ;
-    if (\$890 ) begin
-      \$1186  = \$903 ;
-    end else if (walker_taken) begin
-      \$1186  = \$907 [5:0];
+    \$1186  = \$signal$26 ;
+    if (walker_taken) begin
+      \$1186  = \$887 [5:0];
     end
-    if (\$1111 ) begin
-      \$1186  = size0;
+    if (\$895 ) begin
+      if (\$910 ) begin
+        \$1186  = n_proxies;
+      end
+    end
+    if (\$1114 ) begin
+      \$1186  = n_proxies;
     end
     if (rst) begin
       \$1186  = 6'h00;
@@ -9629,16 +9599,15 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1187  = \$signal$26 ;
-    if (\$890 ) begin
-      if (\$905 ) begin
-        \$1187  = n_proxies;
-      end
-    end else if (walker_taken) begin
-      \$1187  = \$906 [5:0];
+    \$1187  = \$like ;
+    if (walker_taken) begin
+      \$1187  = \$888 [5:0];
     end
-    if (\$1111 ) begin
-      \$1187  = n_proxies;
+    if (\$895 ) begin
+      \$1187  = \$908 ;
+    end
+    if (\$1114 ) begin
+      \$1187  = size0;
     end
     if (rst) begin
       \$1187  = 6'h00;
@@ -9646,5899 +9615,5938 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1188  = cu0_a_valid;
-    if (\$917 ) begin
-      \$1188  = 1'h1;
+    \$1188  = \$signal ;
+    if (\$895 ) begin
+      \$1188  = \$896 [8:0];
+    end
+    if (\$1114 ) begin
+      \$1188  = 9'h000;
+    end
+    if (rst) begin
+      \$1188  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1189  = \$signal$354 ;
+    if (\$895 ) begin
+      \$1189  = \$900 [5:0];
+    end
+    if (\$1114 ) begin
+      \$1189  = 6'h00;
+    end
+    if (rst) begin
+      \$1189  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1190  = \$signal$34 ;
+    if (\$895 ) begin
+      \$1190  = \$903 [3:0];
+    end
+    if (\$1114 ) begin
+      \$1190  = 4'h0;
+    end
+    if (rst) begin
+      \$1190  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1191  = cu0_a_valid;
+    if (\$920 ) begin
+      \$1191  = 1'h1;
     end else if (cu0_a_valid) begin
-      \$1188  = \$920 ;
+      \$1191  = \$923 ;
     end
     if (rst) begin
-      \$1188  = 1'h0;
+      \$1191  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1189  = cu0_a_pos;
-    if (\$917 ) begin
-      \$1189  = \$signal$30 ;
+    \$1192  = cu0_a_pos;
+    if (\$920 ) begin
+      \$1192  = \$signal$30 ;
     end
     if (rst) begin
-      \$1189  = 5'h00;
+      \$1192  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1190  = cu0_a_v;
-    if (\$917 ) begin
-      \$1190  = issue_v;
+    \$1193  = cu0_a_v;
+    if (\$920 ) begin
+      \$1193  = issue_v;
     end
     if (rst) begin
-      \$1190  = 3'h0;
+      \$1193  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1191  = cu0_a_word;
-    if (\$917 ) begin
-      \$1191  = 6'h00;
+    \$1194  = cu0_a_word;
+    if (\$920 ) begin
+      \$1194  = 6'h00;
     end else if (cu0_a_valid) begin
-      \$1191  = \$921 [5:0];
+      \$1194  = \$924 [5:0];
     end
     if (rst) begin
-      \$1191  = 6'h00;
+      \$1194  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1192  = cu0_a_valid;
+    \$1195  = cu0_a_valid;
     if (rst) begin
-      \$1192  = 1'h0;
+      \$1195  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1193  = \$922 ;
+    \$1196  = \$925 ;
     if (rst) begin
-      \$1193  = 1'h0;
+      \$1196  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1194  = \$924 ;
+    \$1197  = \$927 ;
     if (rst) begin
-      \$1194  = 1'h0;
+      \$1197  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1195  = cu0_a_pos;
+    \$1198  = cu0_a_pos;
     if (rst) begin
-      \$1195  = 5'h00;
+      \$1198  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1196  = cu0_a_v;
+    \$1199  = cu0_a_v;
     if (rst) begin
-      \$1196  = 3'h0;
+      \$1199  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1197  = cu0_psum;
+    \$1200  = cu0_psum;
     if (cu0_b_valid) begin
-      \$1197  = \$50 [31:0];
+      \$1200  = \$50 [31:0];
     end
     if (rst) begin
-      \$1197  = 32'd0;
+      \$1200  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1198  = \$925 ;
+    \$1201  = \$928 ;
     if (rst) begin
-      \$1198  = 1'h0;
+      \$1201  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1199  = \$926 [31:0];
+    \$1202  = \$929 [31:0];
     if (rst) begin
-      \$1199  = 32'd0;
+      \$1202  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1200  = cu0_table_rdata[4:0];
+    \$1203  = cu0_table_rdata[4:0];
     if (rst) begin
-      \$1200  = 5'h00;
+      \$1203  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1201  = cu0_b_pos;
-    if (rst) begin
-      \$1201  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1202  = cu0_b_v;
-    if (rst) begin
-      \$1202  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1203  = cu1_a_valid;
-    if (\$936 ) begin
-      \$1203  = 1'h1;
-    end else if (cu1_a_valid) begin
-      \$1203  = \$939 ;
-    end
-    if (rst) begin
-      \$1203  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1204  = cu1_a_pos;
-    if (\$936 ) begin
-      \$1204  = \$signal$30 ;
-    end
+    \$1204  = cu0_b_pos;
     if (rst) begin
       \$1204  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1205  = cu1_a_v;
-    if (\$936 ) begin
-      \$1205  = issue_v;
-    end
+    \$1205  = cu0_b_v;
     if (rst) begin
       \$1205  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1206  = cu1_a_word;
-    if (\$936 ) begin
-      \$1206  = 6'h00;
+    \$1206  = cu1_a_valid;
+    if (\$939 ) begin
+      \$1206  = 1'h1;
     end else if (cu1_a_valid) begin
-      \$1206  = \$940 [5:0];
+      \$1206  = \$942 ;
     end
     if (rst) begin
-      \$1206  = 6'h00;
+      \$1206  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1207  = cu1_a_valid;
+    \$1207  = cu1_a_pos;
+    if (\$939 ) begin
+      \$1207  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1207  = 1'h0;
+      \$1207  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1208  = \$941 ;
+    \$1208  = cu1_a_v;
+    if (\$939 ) begin
+      \$1208  = issue_v;
+    end
     if (rst) begin
-      \$1208  = 1'h0;
+      \$1208  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1209  = \$943 ;
+    \$1209  = cu1_a_word;
+    if (\$939 ) begin
+      \$1209  = 6'h00;
+    end else if (cu1_a_valid) begin
+      \$1209  = \$943 [5:0];
+    end
     if (rst) begin
-      \$1209  = 1'h0;
+      \$1209  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1210  = cu1_a_pos;
+    \$1210  = cu1_a_valid;
     if (rst) begin
-      \$1210  = 5'h00;
+      \$1210  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1211  = cu1_a_v;
+    \$1211  = \$944 ;
     if (rst) begin
-      \$1211  = 3'h0;
+      \$1211  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1212  = cu1_psum;
+    \$1212  = \$946 ;
+    if (rst) begin
+      \$1212  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1213  = cu1_a_pos;
+    if (rst) begin
+      \$1213  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1214  = cu1_a_v;
+    if (rst) begin
+      \$1214  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1215  = cu1_psum;
     if (cu1_b_valid) begin
-      \$1212  = \$77 [31:0];
+      \$1215  = \$77 [31:0];
     end
     if (rst) begin
-      \$1212  = 32'd0;
+      \$1215  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1213  = \$944 ;
+    \$1216  = \$947 ;
     if (rst) begin
-      \$1213  = 1'h0;
+      \$1216  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1214  = \$945 [31:0];
+    \$1217  = \$948 [31:0];
     if (rst) begin
-      \$1214  = 32'd0;
+      \$1217  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1215  = cu1_table_rdata[4:0];
+    \$1218  = cu1_table_rdata[4:0];
     if (rst) begin
-      \$1215  = 5'h00;
+      \$1218  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1216  = cu1_b_pos;
-    if (rst) begin
-      \$1216  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1217  = cu1_b_v;
-    if (rst) begin
-      \$1217  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1218  = cu2_a_valid;
-    if (\$955 ) begin
-      \$1218  = 1'h1;
-    end else if (cu2_a_valid) begin
-      \$1218  = \$958 ;
-    end
-    if (rst) begin
-      \$1218  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1219  = cu2_a_pos;
-    if (\$955 ) begin
-      \$1219  = \$signal$30 ;
-    end
+    \$1219  = cu1_b_pos;
     if (rst) begin
       \$1219  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1220  = cu2_a_v;
-    if (\$955 ) begin
-      \$1220  = issue_v;
-    end
+    \$1220  = cu1_b_v;
     if (rst) begin
       \$1220  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1221  = cu2_a_word;
-    if (\$955 ) begin
-      \$1221  = 6'h00;
+    \$1221  = cu2_a_valid;
+    if (\$958 ) begin
+      \$1221  = 1'h1;
     end else if (cu2_a_valid) begin
-      \$1221  = \$959 [5:0];
+      \$1221  = \$961 ;
     end
     if (rst) begin
-      \$1221  = 6'h00;
+      \$1221  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1222  = cu2_a_valid;
+    \$1222  = cu2_a_pos;
+    if (\$958 ) begin
+      \$1222  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1222  = 1'h0;
+      \$1222  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1223  = \$960 ;
+    \$1223  = cu2_a_v;
+    if (\$958 ) begin
+      \$1223  = issue_v;
+    end
     if (rst) begin
-      \$1223  = 1'h0;
+      \$1223  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1224  = \$962 ;
+    \$1224  = cu2_a_word;
+    if (\$958 ) begin
+      \$1224  = 6'h00;
+    end else if (cu2_a_valid) begin
+      \$1224  = \$962 [5:0];
+    end
     if (rst) begin
-      \$1224  = 1'h0;
+      \$1224  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1225  = cu2_a_pos;
+    \$1225  = cu2_a_valid;
     if (rst) begin
-      \$1225  = 5'h00;
+      \$1225  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1226  = cu2_a_v;
+    \$1226  = \$963 ;
     if (rst) begin
-      \$1226  = 3'h0;
+      \$1226  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1227  = cu2_psum;
+    \$1227  = \$965 ;
+    if (rst) begin
+      \$1227  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1228  = cu2_a_pos;
+    if (rst) begin
+      \$1228  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1229  = cu2_a_v;
+    if (rst) begin
+      \$1229  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1230  = cu2_psum;
     if (cu2_b_valid) begin
-      \$1227  = \$104 [31:0];
+      \$1230  = \$104 [31:0];
     end
     if (rst) begin
-      \$1227  = 32'd0;
+      \$1230  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1228  = \$963 ;
+    \$1231  = \$966 ;
     if (rst) begin
-      \$1228  = 1'h0;
+      \$1231  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1229  = \$964 [31:0];
+    \$1232  = \$967 [31:0];
     if (rst) begin
-      \$1229  = 32'd0;
+      \$1232  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1230  = cu2_table_rdata[4:0];
+    \$1233  = cu2_table_rdata[4:0];
     if (rst) begin
-      \$1230  = 5'h00;
+      \$1233  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1231  = cu2_b_pos;
-    if (rst) begin
-      \$1231  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1232  = cu2_b_v;
-    if (rst) begin
-      \$1232  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1233  = cu3_a_valid;
-    if (\$974 ) begin
-      \$1233  = 1'h1;
-    end else if (cu3_a_valid) begin
-      \$1233  = \$977 ;
-    end
-    if (rst) begin
-      \$1233  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1234  = cu3_a_pos;
-    if (\$974 ) begin
-      \$1234  = \$signal$30 ;
-    end
+    \$1234  = cu2_b_pos;
     if (rst) begin
       \$1234  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1235  = cu3_a_v;
-    if (\$974 ) begin
-      \$1235  = issue_v;
-    end
+    \$1235  = cu2_b_v;
     if (rst) begin
       \$1235  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1236  = cu3_a_word;
-    if (\$974 ) begin
-      \$1236  = 6'h00;
+    \$1236  = cu3_a_valid;
+    if (\$977 ) begin
+      \$1236  = 1'h1;
     end else if (cu3_a_valid) begin
-      \$1236  = \$978 [5:0];
+      \$1236  = \$980 ;
     end
     if (rst) begin
-      \$1236  = 6'h00;
+      \$1236  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1237  = cu3_a_valid;
+    \$1237  = cu3_a_pos;
+    if (\$977 ) begin
+      \$1237  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1237  = 1'h0;
+      \$1237  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1238  = \$979 ;
+    \$1238  = cu3_a_v;
+    if (\$977 ) begin
+      \$1238  = issue_v;
+    end
     if (rst) begin
-      \$1238  = 1'h0;
+      \$1238  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1239  = \$981 ;
+    \$1239  = cu3_a_word;
+    if (\$977 ) begin
+      \$1239  = 6'h00;
+    end else if (cu3_a_valid) begin
+      \$1239  = \$981 [5:0];
+    end
     if (rst) begin
-      \$1239  = 1'h0;
+      \$1239  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1240  = cu3_a_pos;
+    \$1240  = cu3_a_valid;
     if (rst) begin
-      \$1240  = 5'h00;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1241  = cu3_a_v;
+    \$1241  = \$982 ;
     if (rst) begin
-      \$1241  = 3'h0;
+      \$1241  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1242  = cu3_psum;
+    \$1242  = \$984 ;
+    if (rst) begin
+      \$1242  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1243  = cu3_a_pos;
+    if (rst) begin
+      \$1243  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1244  = cu3_a_v;
+    if (rst) begin
+      \$1244  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1245  = cu3_psum;
     if (cu3_b_valid) begin
-      \$1242  = \$131 [31:0];
+      \$1245  = \$131 [31:0];
     end
     if (rst) begin
-      \$1242  = 32'd0;
+      \$1245  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1243  = \$982 ;
+    \$1246  = \$985 ;
     if (rst) begin
-      \$1243  = 1'h0;
+      \$1246  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1244  = \$983 [31:0];
+    \$1247  = \$986 [31:0];
     if (rst) begin
-      \$1244  = 32'd0;
+      \$1247  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1245  = cu3_table_rdata[4:0];
+    \$1248  = cu3_table_rdata[4:0];
     if (rst) begin
-      \$1245  = 5'h00;
+      \$1248  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1246  = cu3_b_pos;
-    if (rst) begin
-      \$1246  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1247  = cu3_b_v;
-    if (rst) begin
-      \$1247  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1248  = cu4_a_valid;
-    if (\$993 ) begin
-      \$1248  = 1'h1;
-    end else if (cu4_a_valid) begin
-      \$1248  = \$996 ;
-    end
-    if (rst) begin
-      \$1248  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1249  = cu4_a_pos;
-    if (\$993 ) begin
-      \$1249  = \$signal$30 ;
-    end
+    \$1249  = cu3_b_pos;
     if (rst) begin
       \$1249  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1250  = cu4_a_v;
-    if (\$993 ) begin
-      \$1250  = issue_v;
-    end
+    \$1250  = cu3_b_v;
     if (rst) begin
       \$1250  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1251  = cu4_a_word;
-    if (\$993 ) begin
-      \$1251  = 6'h00;
+    \$1251  = cu4_a_valid;
+    if (\$996 ) begin
+      \$1251  = 1'h1;
     end else if (cu4_a_valid) begin
-      \$1251  = \$997 [5:0];
+      \$1251  = \$999 ;
     end
     if (rst) begin
-      \$1251  = 6'h00;
+      \$1251  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1252  = cu4_a_valid;
+    \$1252  = cu4_a_pos;
+    if (\$996 ) begin
+      \$1252  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1252  = 1'h0;
+      \$1252  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1253  = \$998 ;
+    \$1253  = cu4_a_v;
+    if (\$996 ) begin
+      \$1253  = issue_v;
+    end
     if (rst) begin
-      \$1253  = 1'h0;
+      \$1253  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1254  = \$1000 ;
+    \$1254  = cu4_a_word;
+    if (\$996 ) begin
+      \$1254  = 6'h00;
+    end else if (cu4_a_valid) begin
+      \$1254  = \$1000 [5:0];
+    end
     if (rst) begin
-      \$1254  = 1'h0;
+      \$1254  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1255  = cu4_a_pos;
+    \$1255  = cu4_a_valid;
     if (rst) begin
-      \$1255  = 5'h00;
+      \$1255  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1256  = cu4_a_v;
+    \$1256  = \$1001 ;
     if (rst) begin
-      \$1256  = 3'h0;
+      \$1256  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1257  = cu4_psum;
+    \$1257  = \$1003 ;
+    if (rst) begin
+      \$1257  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1258  = cu4_a_pos;
+    if (rst) begin
+      \$1258  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1259  = cu4_a_v;
+    if (rst) begin
+      \$1259  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1260  = cu4_psum;
     if (cu4_b_valid) begin
-      \$1257  = \$158 [31:0];
+      \$1260  = \$158 [31:0];
     end
     if (rst) begin
-      \$1257  = 32'd0;
+      \$1260  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1258  = \$1001 ;
+    \$1261  = \$1004 ;
     if (rst) begin
-      \$1258  = 1'h0;
+      \$1261  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1259  = \$1002 [31:0];
+    \$1262  = \$1005 [31:0];
     if (rst) begin
-      \$1259  = 32'd0;
+      \$1262  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1260  = cu4_table_rdata[4:0];
+    \$1263  = cu4_table_rdata[4:0];
     if (rst) begin
-      \$1260  = 5'h00;
+      \$1263  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1261  = cu4_b_pos;
-    if (rst) begin
-      \$1261  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1262  = cu4_b_v;
-    if (rst) begin
-      \$1262  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1263  = cu5_a_valid;
-    if (\$1012 ) begin
-      \$1263  = 1'h1;
-    end else if (cu5_a_valid) begin
-      \$1263  = \$1015 ;
-    end
-    if (rst) begin
-      \$1263  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1264  = cu5_a_pos;
-    if (\$1012 ) begin
-      \$1264  = \$signal$30 ;
-    end
+    \$1264  = cu4_b_pos;
     if (rst) begin
       \$1264  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1265  = cu5_a_v;
-    if (\$1012 ) begin
-      \$1265  = issue_v;
-    end
+    \$1265  = cu4_b_v;
     if (rst) begin
       \$1265  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1266  = cu5_a_word;
-    if (\$1012 ) begin
-      \$1266  = 6'h00;
+    \$1266  = cu5_a_valid;
+    if (\$1015 ) begin
+      \$1266  = 1'h1;
     end else if (cu5_a_valid) begin
-      \$1266  = \$1016 [5:0];
+      \$1266  = \$1018 ;
     end
     if (rst) begin
-      \$1266  = 6'h00;
+      \$1266  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1267  = cu5_a_valid;
+    \$1267  = cu5_a_pos;
+    if (\$1015 ) begin
+      \$1267  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1267  = 1'h0;
+      \$1267  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1268  = \$1017 ;
+    \$1268  = cu5_a_v;
+    if (\$1015 ) begin
+      \$1268  = issue_v;
+    end
     if (rst) begin
-      \$1268  = 1'h0;
+      \$1268  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1269  = \$1019 ;
+    \$1269  = cu5_a_word;
+    if (\$1015 ) begin
+      \$1269  = 6'h00;
+    end else if (cu5_a_valid) begin
+      \$1269  = \$1019 [5:0];
+    end
     if (rst) begin
-      \$1269  = 1'h0;
+      \$1269  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1270  = cu5_a_pos;
+    \$1270  = cu5_a_valid;
     if (rst) begin
-      \$1270  = 5'h00;
+      \$1270  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1271  = cu5_a_v;
+    \$1271  = \$1020 ;
     if (rst) begin
-      \$1271  = 3'h0;
+      \$1271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1272  = cu5_psum;
+    \$1272  = \$1022 ;
+    if (rst) begin
+      \$1272  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1273  = cu5_a_pos;
+    if (rst) begin
+      \$1273  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1274  = cu5_a_v;
+    if (rst) begin
+      \$1274  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1275  = cu5_psum;
     if (cu5_b_valid) begin
-      \$1272  = \$185 [31:0];
+      \$1275  = \$185 [31:0];
     end
     if (rst) begin
-      \$1272  = 32'd0;
+      \$1275  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1273  = \$1020 ;
+    \$1276  = \$1023 ;
     if (rst) begin
-      \$1273  = 1'h0;
+      \$1276  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1274  = \$1021 [31:0];
+    \$1277  = \$1024 [31:0];
     if (rst) begin
-      \$1274  = 32'd0;
+      \$1277  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1275  = cu5_table_rdata[4:0];
+    \$1278  = cu5_table_rdata[4:0];
     if (rst) begin
-      \$1275  = 5'h00;
+      \$1278  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1276  = cu5_b_pos;
-    if (rst) begin
-      \$1276  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1277  = cu5_b_v;
-    if (rst) begin
-      \$1277  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1278  = cu6_a_valid;
-    if (\$1031 ) begin
-      \$1278  = 1'h1;
-    end else if (cu6_a_valid) begin
-      \$1278  = \$1034 ;
-    end
-    if (rst) begin
-      \$1278  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1279  = cu6_a_pos;
-    if (\$1031 ) begin
-      \$1279  = \$signal$30 ;
-    end
+    \$1279  = cu5_b_pos;
     if (rst) begin
       \$1279  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1280  = cu6_a_v;
-    if (\$1031 ) begin
-      \$1280  = issue_v;
-    end
+    \$1280  = cu5_b_v;
     if (rst) begin
       \$1280  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1281  = cu6_a_word;
-    if (\$1031 ) begin
-      \$1281  = 6'h00;
+    \$1281  = cu6_a_valid;
+    if (\$1034 ) begin
+      \$1281  = 1'h1;
     end else if (cu6_a_valid) begin
-      \$1281  = \$1035 [5:0];
+      \$1281  = \$1037 ;
     end
     if (rst) begin
-      \$1281  = 6'h00;
+      \$1281  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1282  = cu6_a_valid;
+    \$1282  = cu6_a_pos;
+    if (\$1034 ) begin
+      \$1282  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1282  = 1'h0;
+      \$1282  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1283  = \$1036 ;
+    \$1283  = cu6_a_v;
+    if (\$1034 ) begin
+      \$1283  = issue_v;
+    end
     if (rst) begin
-      \$1283  = 1'h0;
+      \$1283  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1284  = \$1038 ;
+    \$1284  = cu6_a_word;
+    if (\$1034 ) begin
+      \$1284  = 6'h00;
+    end else if (cu6_a_valid) begin
+      \$1284  = \$1038 [5:0];
+    end
     if (rst) begin
-      \$1284  = 1'h0;
+      \$1284  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1285  = cu6_a_pos;
+    \$1285  = cu6_a_valid;
     if (rst) begin
-      \$1285  = 5'h00;
+      \$1285  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1286  = cu6_a_v;
+    \$1286  = \$1039 ;
     if (rst) begin
-      \$1286  = 3'h0;
+      \$1286  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1287  = cu6_psum;
+    \$1287  = \$1041 ;
+    if (rst) begin
+      \$1287  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1288  = cu6_a_pos;
+    if (rst) begin
+      \$1288  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1289  = cu6_a_v;
+    if (rst) begin
+      \$1289  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1290  = cu6_psum;
     if (cu6_b_valid) begin
-      \$1287  = \$212 [31:0];
+      \$1290  = \$212 [31:0];
     end
     if (rst) begin
-      \$1287  = 32'd0;
+      \$1290  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1288  = \$1039 ;
+    \$1291  = \$1042 ;
     if (rst) begin
-      \$1288  = 1'h0;
+      \$1291  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1289  = \$1040 [31:0];
+    \$1292  = \$1043 [31:0];
     if (rst) begin
-      \$1289  = 32'd0;
+      \$1292  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1290  = cu6_table_rdata[4:0];
+    \$1293  = cu6_table_rdata[4:0];
     if (rst) begin
-      \$1290  = 5'h00;
+      \$1293  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1291  = cu6_b_pos;
-    if (rst) begin
-      \$1291  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1292  = cu6_b_v;
-    if (rst) begin
-      \$1292  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1293  = cu7_a_valid;
-    if (\$1050 ) begin
-      \$1293  = 1'h1;
-    end else if (cu7_a_valid) begin
-      \$1293  = \$1053 ;
-    end
-    if (rst) begin
-      \$1293  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1294  = cu7_a_pos;
-    if (\$1050 ) begin
-      \$1294  = \$signal$30 ;
-    end
+    \$1294  = cu6_b_pos;
     if (rst) begin
       \$1294  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1295  = cu7_a_v;
-    if (\$1050 ) begin
-      \$1295  = issue_v;
-    end
+    \$1295  = cu6_b_v;
     if (rst) begin
       \$1295  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1296  = cu7_a_word;
-    if (\$1050 ) begin
-      \$1296  = 6'h00;
+    \$1296  = cu7_a_valid;
+    if (\$1053 ) begin
+      \$1296  = 1'h1;
     end else if (cu7_a_valid) begin
-      \$1296  = \$1054 [5:0];
+      \$1296  = \$1056 ;
     end
     if (rst) begin
-      \$1296  = 6'h00;
+      \$1296  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1297  = cu7_a_valid;
+    \$1297  = cu7_a_pos;
+    if (\$1053 ) begin
+      \$1297  = \$signal$30 ;
+    end
     if (rst) begin
-      \$1297  = 1'h0;
+      \$1297  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1298  = \$1055 ;
+    \$1298  = cu7_a_v;
+    if (\$1053 ) begin
+      \$1298  = issue_v;
+    end
     if (rst) begin
-      \$1298  = 1'h0;
+      \$1298  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1299  = \$1057 ;
+    \$1299  = cu7_a_word;
+    if (\$1053 ) begin
+      \$1299  = 6'h00;
+    end else if (cu7_a_valid) begin
+      \$1299  = \$1057 [5:0];
+    end
     if (rst) begin
-      \$1299  = 1'h0;
+      \$1299  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1300  = cu7_a_pos;
+    \$1300  = cu7_a_valid;
     if (rst) begin
-      \$1300  = 5'h00;
+      \$1300  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1301  = cu7_a_v;
+    \$1301  = \$1058 ;
     if (rst) begin
-      \$1301  = 3'h0;
+      \$1301  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1302  = cu7_psum;
+    \$1302  = \$1060 ;
+    if (rst) begin
+      \$1302  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1303  = cu7_a_pos;
+    if (rst) begin
+      \$1303  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1304  = cu7_a_v;
+    if (rst) begin
+      \$1304  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1305  = cu7_psum;
     if (cu7_b_valid) begin
-      \$1302  = \$239 [31:0];
+      \$1305  = \$239 [31:0];
     end
     if (rst) begin
-      \$1302  = 32'd0;
+      \$1305  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1303  = \$1058 ;
+    \$1306  = \$1061 ;
     if (rst) begin
-      \$1303  = 1'h0;
+      \$1306  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1304  = \$1059 [31:0];
+    \$1307  = \$1062 [31:0];
     if (rst) begin
-      \$1304  = 32'd0;
+      \$1307  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1305  = cu7_table_rdata[4:0];
+    \$1308  = cu7_table_rdata[4:0];
     if (rst) begin
-      \$1305  = 5'h00;
+      \$1308  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1306  = cu7_b_pos;
-    if (rst) begin
-      \$1306  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1307  = cu7_b_v;
-    if (rst) begin
-      \$1307  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1308  = bincu0_a_valid;
-    if (\$1063 ) begin
-      \$1308  = 1'h1;
-    end else if (bincu0_a_valid) begin
-      \$1308  = \$1066 ;
-    end
-    if (rst) begin
-      \$1308  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1309  = bincu0_a_pos;
-    if (\$1063 ) begin
-      \$1309  = \$signal$26 [4:0];
-    end
+    \$1309  = cu7_b_pos;
     if (rst) begin
       \$1309  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1310  = bincu0_a_v;
-    if (\$1063 ) begin
-      \$1310  = \$signal$34 [2:0];
-    end
+    \$1310  = cu7_b_v;
     if (rst) begin
       \$1310  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1311  = bincu0_a_word;
-    if (\$1063 ) begin
-      \$1311  = 3'h0;
+    \$1311  = bincu0_a_valid;
+    if (\$1066 ) begin
+      \$1311  = 1'h1;
     end else if (bincu0_a_valid) begin
-      \$1311  = \$1067 [2:0];
+      \$1311  = \$1069 ;
     end
     if (rst) begin
-      \$1311  = 3'h0;
+      \$1311  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1312  = bincu0_a_valid;
+    \$1312  = bincu0_a_pos;
+    if (\$1066 ) begin
+      \$1312  = \$signal$26 [4:0];
+    end
     if (rst) begin
-      \$1312  = 1'h0;
+      \$1312  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1313  = \$1069 ;
+    \$1313  = bincu0_a_v;
+    if (\$1066 ) begin
+      \$1313  = \$signal$34 [2:0];
+    end
     if (rst) begin
-      \$1313  = 1'h0;
+      \$1313  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1314  = bincu0_a_pos;
+    \$1314  = bincu0_a_word;
+    if (\$1066 ) begin
+      \$1314  = 3'h0;
+    end else if (bincu0_a_valid) begin
+      \$1314  = \$1070 [2:0];
+    end
     if (rst) begin
-      \$1314  = 5'h00;
+      \$1314  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1315  = bincu0_a_v;
+    \$1315  = bincu0_a_valid;
     if (rst) begin
-      \$1315  = 3'h0;
+      \$1315  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1316  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+    \$1316  = \$1072 ;
     if (rst) begin
-      \$1316  = 13'h0000;
+      \$1316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1317  = bincu0_d1;
+    \$1317  = bincu0_a_pos;
     if (rst) begin
-      \$1317  = 13'h0000;
+      \$1317  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1318  = bincu1_a_valid;
-    if (\$1073 ) begin
-      \$1318  = 1'h1;
+    \$1318  = bincu0_a_v;
+    if (rst) begin
+      \$1318  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1319  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+    if (rst) begin
+      \$1319  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1320  = bincu0_d1;
+    if (rst) begin
+      \$1320  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1321  = bincu1_a_valid;
+    if (\$1076 ) begin
+      \$1321  = 1'h1;
     end else if (bincu1_a_valid) begin
-      \$1318  = \$1076 ;
+      \$1321  = \$1079 ;
     end
     if (rst) begin
-      \$1318  = 1'h0;
+      \$1321  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1319  = bincu1_a_pos;
-    if (\$1073 ) begin
-      \$1319  = \$signal$26 [4:0];
+    \$1322  = bincu1_a_pos;
+    if (\$1076 ) begin
+      \$1322  = \$signal$26 [4:0];
     end
     if (rst) begin
-      \$1319  = 5'h00;
+      \$1322  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1320  = bincu1_a_v;
-    if (\$1073 ) begin
-      \$1320  = \$signal$34 [2:0];
+    \$1323  = bincu1_a_v;
+    if (\$1076 ) begin
+      \$1323  = \$signal$34 [2:0];
     end
     if (rst) begin
-      \$1320  = 3'h0;
+      \$1323  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1321  = bincu1_a_word;
-    if (\$1073 ) begin
-      \$1321  = 3'h0;
+    \$1324  = bincu1_a_word;
+    if (\$1076 ) begin
+      \$1324  = 3'h0;
     end else if (bincu1_a_valid) begin
-      \$1321  = \$1077 [2:0];
+      \$1324  = \$1080 [2:0];
     end
     if (rst) begin
-      \$1321  = 3'h0;
+      \$1324  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1322  = bincu1_a_valid;
+    \$1325  = bincu1_a_valid;
     if (rst) begin
-      \$1322  = 1'h0;
+      \$1325  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1323  = \$1079 ;
+    \$1326  = \$1082 ;
     if (rst) begin
-      \$1323  = 1'h0;
+      \$1326  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1324  = bincu1_a_pos;
+    \$1327  = bincu1_a_pos;
     if (rst) begin
-      \$1324  = 5'h00;
+      \$1327  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1325  = bincu1_a_v;
+    \$1328  = bincu1_a_v;
     if (rst) begin
-      \$1325  = 3'h0;
+      \$1328  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1326  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+    \$1329  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
     if (rst) begin
-      \$1326  = 13'h0000;
+      \$1329  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1327  = bincu1_d1;
+    \$1330  = bincu1_d1;
     if (rst) begin
-      \$1327  = 13'h0000;
+      \$1330  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1328  = \$signal$24 ;
+    \$1331  = \$signal$24 ;
     if (cu0_c_valid) begin
-      if (\$1080 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1081 ;
-          8'h01:
-              \$1328 [1] = \$1081 ;
-          8'h02:
-              \$1328 [2] = \$1081 ;
-          8'h03:
-              \$1328 [3] = \$1081 ;
-          8'h04:
-              \$1328 [4] = \$1081 ;
-          8'h05:
-              \$1328 [5] = \$1081 ;
-          8'h06:
-              \$1328 [6] = \$1081 ;
-          8'h07:
-              \$1328 [7] = \$1081 ;
-          8'h08:
-              \$1328 [8] = \$1081 ;
-          8'h09:
-              \$1328 [9] = \$1081 ;
-          8'h0a:
-              \$1328 [10] = \$1081 ;
-          8'h0b:
-              \$1328 [11] = \$1081 ;
-          8'h0c:
-              \$1328 [12] = \$1081 ;
-          8'h0d:
-              \$1328 [13] = \$1081 ;
-          8'h0e:
-              \$1328 [14] = \$1081 ;
-          8'h0f:
-              \$1328 [15] = \$1081 ;
-          8'h10:
-              \$1328 [16] = \$1081 ;
-          8'h11:
-              \$1328 [17] = \$1081 ;
-          8'h12:
-              \$1328 [18] = \$1081 ;
-          8'h13:
-              \$1328 [19] = \$1081 ;
-          8'h14:
-              \$1328 [20] = \$1081 ;
-          8'h15:
-              \$1328 [21] = \$1081 ;
-          8'h16:
-              \$1328 [22] = \$1081 ;
-          8'h17:
-              \$1328 [23] = \$1081 ;
-          8'h18:
-              \$1328 [24] = \$1081 ;
-          8'h19:
-              \$1328 [25] = \$1081 ;
-          8'h1a:
-              \$1328 [26] = \$1081 ;
-          8'h1b:
-              \$1328 [27] = \$1081 ;
-          8'h1c:
-              \$1328 [28] = \$1081 ;
-          8'h1d:
-              \$1328 [29] = \$1081 ;
-          8'h1e:
-              \$1328 [30] = \$1081 ;
-          8'h1f:
-              \$1328 [31] = \$1081 ;
-          8'h20:
-              \$1328 [32] = \$1081 ;
-          8'h21:
-              \$1328 [33] = \$1081 ;
-          8'h22:
-              \$1328 [34] = \$1081 ;
-          8'h23:
-              \$1328 [35] = \$1081 ;
-          8'h24:
-              \$1328 [36] = \$1081 ;
-          8'h25:
-              \$1328 [37] = \$1081 ;
-          8'h26:
-              \$1328 [38] = \$1081 ;
-          8'h27:
-              \$1328 [39] = \$1081 ;
-          8'h28:
-              \$1328 [40] = \$1081 ;
-          8'h29:
-              \$1328 [41] = \$1081 ;
-          8'h2a:
-              \$1328 [42] = \$1081 ;
-          8'h2b:
-              \$1328 [43] = \$1081 ;
-          8'h2c:
-              \$1328 [44] = \$1081 ;
-          8'h2d:
-              \$1328 [45] = \$1081 ;
-          8'h2e:
-              \$1328 [46] = \$1081 ;
-          8'h2f:
-              \$1328 [47] = \$1081 ;
-          8'h30:
-              \$1328 [48] = \$1081 ;
-          8'h31:
-              \$1328 [49] = \$1081 ;
-          8'h32:
-              \$1328 [50] = \$1081 ;
-          8'h33:
-              \$1328 [51] = \$1081 ;
-          8'h34:
-              \$1328 [52] = \$1081 ;
-          8'h35:
-              \$1328 [53] = \$1081 ;
-          8'h36:
-              \$1328 [54] = \$1081 ;
-          8'h37:
-              \$1328 [55] = \$1081 ;
-          8'h38:
-              \$1328 [56] = \$1081 ;
-          8'h39:
-              \$1328 [57] = \$1081 ;
-          8'h3a:
-              \$1328 [58] = \$1081 ;
-          8'h3b:
-              \$1328 [59] = \$1081 ;
-          8'h3c:
-              \$1328 [60] = \$1081 ;
-          8'h3d:
-              \$1328 [61] = \$1081 ;
-          8'h3e:
-              \$1328 [62] = \$1081 ;
-          8'h3f:
-              \$1328 [63] = \$1081 ;
-          8'h40:
-              \$1328 [64] = \$1081 ;
-          8'h41:
-              \$1328 [65] = \$1081 ;
-          8'h42:
-              \$1328 [66] = \$1081 ;
-          8'h43:
-              \$1328 [67] = \$1081 ;
-          8'h44:
-              \$1328 [68] = \$1081 ;
-          8'h45:
-              \$1328 [69] = \$1081 ;
-          8'h46:
-              \$1328 [70] = \$1081 ;
-          8'h47:
-              \$1328 [71] = \$1081 ;
-          8'h48:
-              \$1328 [72] = \$1081 ;
-          8'h49:
-              \$1328 [73] = \$1081 ;
-          8'h4a:
-              \$1328 [74] = \$1081 ;
-          8'h4b:
-              \$1328 [75] = \$1081 ;
-          8'h4c:
-              \$1328 [76] = \$1081 ;
-          8'h4d:
-              \$1328 [77] = \$1081 ;
-          8'h4e:
-              \$1328 [78] = \$1081 ;
-          8'h4f:
-              \$1328 [79] = \$1081 ;
-          8'h50:
-              \$1328 [80] = \$1081 ;
-          8'h51:
-              \$1328 [81] = \$1081 ;
-          8'h52:
-              \$1328 [82] = \$1081 ;
-          8'h53:
-              \$1328 [83] = \$1081 ;
-          8'h54:
-              \$1328 [84] = \$1081 ;
-          8'h55:
-              \$1328 [85] = \$1081 ;
-          8'h56:
-              \$1328 [86] = \$1081 ;
-          8'h57:
-              \$1328 [87] = \$1081 ;
-          8'h58:
-              \$1328 [88] = \$1081 ;
-          8'h59:
-              \$1328 [89] = \$1081 ;
-          8'h5a:
-              \$1328 [90] = \$1081 ;
-          8'h5b:
-              \$1328 [91] = \$1081 ;
-          8'h5c:
-              \$1328 [92] = \$1081 ;
-          8'h5d:
-              \$1328 [93] = \$1081 ;
-          8'h5e:
-              \$1328 [94] = \$1081 ;
-          8'h5f:
-              \$1328 [95] = \$1081 ;
-          8'h60:
-              \$1328 [96] = \$1081 ;
-          8'h61:
-              \$1328 [97] = \$1081 ;
-          8'h62:
-              \$1328 [98] = \$1081 ;
-          8'h63:
-              \$1328 [99] = \$1081 ;
-          8'h64:
-              \$1328 [100] = \$1081 ;
-          8'h65:
-              \$1328 [101] = \$1081 ;
-          8'h66:
-              \$1328 [102] = \$1081 ;
-          8'h67:
-              \$1328 [103] = \$1081 ;
-          8'h68:
-              \$1328 [104] = \$1081 ;
-          8'h69:
-              \$1328 [105] = \$1081 ;
-          8'h6a:
-              \$1328 [106] = \$1081 ;
-          8'h6b:
-              \$1328 [107] = \$1081 ;
-          8'h6c:
-              \$1328 [108] = \$1081 ;
-          8'h6d:
-              \$1328 [109] = \$1081 ;
-          8'h6e:
-              \$1328 [110] = \$1081 ;
-          8'h6f:
-              \$1328 [111] = \$1081 ;
-          8'h70:
-              \$1328 [112] = \$1081 ;
-          8'h71:
-              \$1328 [113] = \$1081 ;
-          8'h72:
-              \$1328 [114] = \$1081 ;
-          8'h73:
-              \$1328 [115] = \$1081 ;
-          8'h74:
-              \$1328 [116] = \$1081 ;
-          8'h75:
-              \$1328 [117] = \$1081 ;
-          8'h76:
-              \$1328 [118] = \$1081 ;
-          8'h77:
-              \$1328 [119] = \$1081 ;
-          8'h78:
-              \$1328 [120] = \$1081 ;
-          8'h79:
-              \$1328 [121] = \$1081 ;
-          8'h7a:
-              \$1328 [122] = \$1081 ;
-          8'h7b:
-              \$1328 [123] = \$1081 ;
-          8'h7c:
-              \$1328 [124] = \$1081 ;
-          8'h7d:
-              \$1328 [125] = \$1081 ;
-          8'h7e:
-              \$1328 [126] = \$1081 ;
-          8'h7f:
-              \$1328 [127] = \$1081 ;
-          8'h80:
-              \$1328 [128] = \$1081 ;
-          8'h81:
-              \$1328 [129] = \$1081 ;
-          8'h82:
-              \$1328 [130] = \$1081 ;
-          8'h83:
-              \$1328 [131] = \$1081 ;
-          8'h84:
-              \$1328 [132] = \$1081 ;
-          8'h85:
-              \$1328 [133] = \$1081 ;
-          8'h86:
-              \$1328 [134] = \$1081 ;
-          8'h87:
-              \$1328 [135] = \$1081 ;
-          8'h88:
-              \$1328 [136] = \$1081 ;
-          8'h89:
-              \$1328 [137] = \$1081 ;
-          8'h8a:
-              \$1328 [138] = \$1081 ;
-          8'h8b:
-              \$1328 [139] = \$1081 ;
-          8'h8c:
-              \$1328 [140] = \$1081 ;
-          8'h8d:
-              \$1328 [141] = \$1081 ;
-          8'h8e:
-              \$1328 [142] = \$1081 ;
-          8'h8f:
-              \$1328 [143] = \$1081 ;
-          8'h90:
-              \$1328 [144] = \$1081 ;
-          8'h91:
-              \$1328 [145] = \$1081 ;
-          8'h92:
-              \$1328 [146] = \$1081 ;
-          8'h93:
-              \$1328 [147] = \$1081 ;
-          8'h94:
-              \$1328 [148] = \$1081 ;
-          8'h95:
-              \$1328 [149] = \$1081 ;
-          8'h96:
-              \$1328 [150] = \$1081 ;
-          8'h97:
-              \$1328 [151] = \$1081 ;
-          8'h98:
-              \$1328 [152] = \$1081 ;
-          8'h99:
-              \$1328 [153] = \$1081 ;
-          8'h9a:
-              \$1328 [154] = \$1081 ;
-          8'h9b:
-              \$1328 [155] = \$1081 ;
-          8'h9c:
-              \$1328 [156] = \$1081 ;
-          8'h9d:
-              \$1328 [157] = \$1081 ;
-          8'h9e:
-              \$1328 [158] = \$1081 ;
-          8'h9f:
-              \$1328 [159] = \$1081 ;
-          8'ha0:
-              \$1328 [160] = \$1081 ;
-          8'ha1:
-              \$1328 [161] = \$1081 ;
-          8'ha2:
-              \$1328 [162] = \$1081 ;
-          8'ha3:
-              \$1328 [163] = \$1081 ;
-          8'ha4:
-              \$1328 [164] = \$1081 ;
-          8'ha5:
-              \$1328 [165] = \$1081 ;
-          8'ha6:
-              \$1328 [166] = \$1081 ;
-          8'ha7:
-              \$1328 [167] = \$1081 ;
-          8'ha8:
-              \$1328 [168] = \$1081 ;
-          8'ha9:
-              \$1328 [169] = \$1081 ;
-          8'haa:
-              \$1328 [170] = \$1081 ;
-          8'hab:
-              \$1328 [171] = \$1081 ;
-          8'hac:
-              \$1328 [172] = \$1081 ;
-          8'had:
-              \$1328 [173] = \$1081 ;
-          8'hae:
-              \$1328 [174] = \$1081 ;
-          8'haf:
-              \$1328 [175] = \$1081 ;
-          8'hb0:
-              \$1328 [176] = \$1081 ;
-          8'hb1:
-              \$1328 [177] = \$1081 ;
-          8'hb2:
-              \$1328 [178] = \$1081 ;
-          8'hb3:
-              \$1328 [179] = \$1081 ;
-          8'hb4:
-              \$1328 [180] = \$1081 ;
-          8'hb5:
-              \$1328 [181] = \$1081 ;
-          8'hb6:
-              \$1328 [182] = \$1081 ;
-          8'hb7:
-              \$1328 [183] = \$1081 ;
-          8'hb8:
-              \$1328 [184] = \$1081 ;
-          8'hb9:
-              \$1328 [185] = \$1081 ;
-          8'hba:
-              \$1328 [186] = \$1081 ;
-          8'hbb:
-              \$1328 [187] = \$1081 ;
-          8'hbc:
-              \$1328 [188] = \$1081 ;
-          8'hbd:
-              \$1328 [189] = \$1081 ;
-          8'hbe:
-              \$1328 [190] = \$1081 ;
-          8'hbf:
-              \$1328 [191] = \$1081 ;
-          8'hc0:
-              \$1328 [192] = \$1081 ;
-          8'hc1:
-              \$1328 [193] = \$1081 ;
-          8'hc2:
-              \$1328 [194] = \$1081 ;
-          8'hc3:
-              \$1328 [195] = \$1081 ;
-          8'hc4:
-              \$1328 [196] = \$1081 ;
-          8'hc5:
-              \$1328 [197] = \$1081 ;
-          8'hc6:
-              \$1328 [198] = \$1081 ;
-          8'hc7:
-              \$1328 [199] = \$1081 ;
-          8'hc8:
-              \$1328 [200] = \$1081 ;
-          8'hc9:
-              \$1328 [201] = \$1081 ;
-          8'hca:
-              \$1328 [202] = \$1081 ;
-          8'hcb:
-              \$1328 [203] = \$1081 ;
-          8'hcc:
-              \$1328 [204] = \$1081 ;
-          8'hcd:
-              \$1328 [205] = \$1081 ;
-          8'hce:
-              \$1328 [206] = \$1081 ;
-          8'hcf:
-              \$1328 [207] = \$1081 ;
-          8'hd0:
-              \$1328 [208] = \$1081 ;
-          8'hd1:
-              \$1328 [209] = \$1081 ;
-          8'hd2:
-              \$1328 [210] = \$1081 ;
-          8'hd3:
-              \$1328 [211] = \$1081 ;
-          8'hd4:
-              \$1328 [212] = \$1081 ;
-          8'hd5:
-              \$1328 [213] = \$1081 ;
-          8'hd6:
-              \$1328 [214] = \$1081 ;
-          8'hd7:
-              \$1328 [215] = \$1081 ;
-          8'hd8:
-              \$1328 [216] = \$1081 ;
-          8'hd9:
-              \$1328 [217] = \$1081 ;
-          8'hda:
-              \$1328 [218] = \$1081 ;
-          8'hdb:
-              \$1328 [219] = \$1081 ;
-          8'hdc:
-              \$1328 [220] = \$1081 ;
-          8'hdd:
-              \$1328 [221] = \$1081 ;
-          8'hde:
-              \$1328 [222] = \$1081 ;
-          8'hdf:
-              \$1328 [223] = \$1081 ;
-          8'he0:
-              \$1328 [224] = \$1081 ;
-          8'he1:
-              \$1328 [225] = \$1081 ;
-          8'he2:
-              \$1328 [226] = \$1081 ;
-          8'he3:
-              \$1328 [227] = \$1081 ;
-          8'he4:
-              \$1328 [228] = \$1081 ;
-          8'he5:
-              \$1328 [229] = \$1081 ;
-          8'he6:
-              \$1328 [230] = \$1081 ;
-          8'he7:
-              \$1328 [231] = \$1081 ;
-          8'he8:
-              \$1328 [232] = \$1081 ;
-          8'he9:
-              \$1328 [233] = \$1081 ;
-          8'hea:
-              \$1328 [234] = \$1081 ;
-          8'heb:
-              \$1328 [235] = \$1081 ;
-          8'hec:
-              \$1328 [236] = \$1081 ;
-          8'hed:
-              \$1328 [237] = \$1081 ;
-          8'hee:
-              \$1328 [238] = \$1081 ;
-          8'hef:
-              \$1328 [239] = \$1081 ;
-          8'hf0:
-              \$1328 [240] = \$1081 ;
-          8'hf1:
-              \$1328 [241] = \$1081 ;
-          8'hf2:
-              \$1328 [242] = \$1081 ;
-          8'hf3:
-              \$1328 [243] = \$1081 ;
-          8'hf4:
-              \$1328 [244] = \$1081 ;
-          8'hf5:
-              \$1328 [245] = \$1081 ;
-          8'hf6:
-              \$1328 [246] = \$1081 ;
-          8'hf7:
-              \$1328 [247] = \$1081 ;
-          8'hf8:
-              \$1328 [248] = \$1081 ;
-          8'hf9:
-              \$1328 [249] = \$1081 ;
-          8'hfa:
-              \$1328 [250] = \$1081 ;
-          8'hfb:
-              \$1328 [251] = \$1081 ;
-          8'hfc:
-              \$1328 [252] = \$1081 ;
-          8'hfd:
-              \$1328 [253] = \$1081 ;
-          8'hfe:
-              \$1328 [254] = \$1081 ;
-          8'hff:
-              \$1328 [255] = \$1081 ;
-        endcase
-      end
-    end
-    if (cu1_c_valid) begin
       if (\$1083 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$22 [7:0])
           8'h00:
-              \$1328 [0] = \$1084 ;
+              \$1331 [0] = \$1084 ;
           8'h01:
-              \$1328 [1] = \$1084 ;
+              \$1331 [1] = \$1084 ;
           8'h02:
-              \$1328 [2] = \$1084 ;
+              \$1331 [2] = \$1084 ;
           8'h03:
-              \$1328 [3] = \$1084 ;
+              \$1331 [3] = \$1084 ;
           8'h04:
-              \$1328 [4] = \$1084 ;
+              \$1331 [4] = \$1084 ;
           8'h05:
-              \$1328 [5] = \$1084 ;
+              \$1331 [5] = \$1084 ;
           8'h06:
-              \$1328 [6] = \$1084 ;
+              \$1331 [6] = \$1084 ;
           8'h07:
-              \$1328 [7] = \$1084 ;
+              \$1331 [7] = \$1084 ;
           8'h08:
-              \$1328 [8] = \$1084 ;
+              \$1331 [8] = \$1084 ;
           8'h09:
-              \$1328 [9] = \$1084 ;
+              \$1331 [9] = \$1084 ;
           8'h0a:
-              \$1328 [10] = \$1084 ;
+              \$1331 [10] = \$1084 ;
           8'h0b:
-              \$1328 [11] = \$1084 ;
+              \$1331 [11] = \$1084 ;
           8'h0c:
-              \$1328 [12] = \$1084 ;
+              \$1331 [12] = \$1084 ;
           8'h0d:
-              \$1328 [13] = \$1084 ;
+              \$1331 [13] = \$1084 ;
           8'h0e:
-              \$1328 [14] = \$1084 ;
+              \$1331 [14] = \$1084 ;
           8'h0f:
-              \$1328 [15] = \$1084 ;
+              \$1331 [15] = \$1084 ;
           8'h10:
-              \$1328 [16] = \$1084 ;
+              \$1331 [16] = \$1084 ;
           8'h11:
-              \$1328 [17] = \$1084 ;
+              \$1331 [17] = \$1084 ;
           8'h12:
-              \$1328 [18] = \$1084 ;
+              \$1331 [18] = \$1084 ;
           8'h13:
-              \$1328 [19] = \$1084 ;
+              \$1331 [19] = \$1084 ;
           8'h14:
-              \$1328 [20] = \$1084 ;
+              \$1331 [20] = \$1084 ;
           8'h15:
-              \$1328 [21] = \$1084 ;
+              \$1331 [21] = \$1084 ;
           8'h16:
-              \$1328 [22] = \$1084 ;
+              \$1331 [22] = \$1084 ;
           8'h17:
-              \$1328 [23] = \$1084 ;
+              \$1331 [23] = \$1084 ;
           8'h18:
-              \$1328 [24] = \$1084 ;
+              \$1331 [24] = \$1084 ;
           8'h19:
-              \$1328 [25] = \$1084 ;
+              \$1331 [25] = \$1084 ;
           8'h1a:
-              \$1328 [26] = \$1084 ;
+              \$1331 [26] = \$1084 ;
           8'h1b:
-              \$1328 [27] = \$1084 ;
+              \$1331 [27] = \$1084 ;
           8'h1c:
-              \$1328 [28] = \$1084 ;
+              \$1331 [28] = \$1084 ;
           8'h1d:
-              \$1328 [29] = \$1084 ;
+              \$1331 [29] = \$1084 ;
           8'h1e:
-              \$1328 [30] = \$1084 ;
+              \$1331 [30] = \$1084 ;
           8'h1f:
-              \$1328 [31] = \$1084 ;
+              \$1331 [31] = \$1084 ;
           8'h20:
-              \$1328 [32] = \$1084 ;
+              \$1331 [32] = \$1084 ;
           8'h21:
-              \$1328 [33] = \$1084 ;
+              \$1331 [33] = \$1084 ;
           8'h22:
-              \$1328 [34] = \$1084 ;
+              \$1331 [34] = \$1084 ;
           8'h23:
-              \$1328 [35] = \$1084 ;
+              \$1331 [35] = \$1084 ;
           8'h24:
-              \$1328 [36] = \$1084 ;
+              \$1331 [36] = \$1084 ;
           8'h25:
-              \$1328 [37] = \$1084 ;
+              \$1331 [37] = \$1084 ;
           8'h26:
-              \$1328 [38] = \$1084 ;
+              \$1331 [38] = \$1084 ;
           8'h27:
-              \$1328 [39] = \$1084 ;
+              \$1331 [39] = \$1084 ;
           8'h28:
-              \$1328 [40] = \$1084 ;
+              \$1331 [40] = \$1084 ;
           8'h29:
-              \$1328 [41] = \$1084 ;
+              \$1331 [41] = \$1084 ;
           8'h2a:
-              \$1328 [42] = \$1084 ;
+              \$1331 [42] = \$1084 ;
           8'h2b:
-              \$1328 [43] = \$1084 ;
+              \$1331 [43] = \$1084 ;
           8'h2c:
-              \$1328 [44] = \$1084 ;
+              \$1331 [44] = \$1084 ;
           8'h2d:
-              \$1328 [45] = \$1084 ;
+              \$1331 [45] = \$1084 ;
           8'h2e:
-              \$1328 [46] = \$1084 ;
+              \$1331 [46] = \$1084 ;
           8'h2f:
-              \$1328 [47] = \$1084 ;
+              \$1331 [47] = \$1084 ;
           8'h30:
-              \$1328 [48] = \$1084 ;
+              \$1331 [48] = \$1084 ;
           8'h31:
-              \$1328 [49] = \$1084 ;
+              \$1331 [49] = \$1084 ;
           8'h32:
-              \$1328 [50] = \$1084 ;
+              \$1331 [50] = \$1084 ;
           8'h33:
-              \$1328 [51] = \$1084 ;
+              \$1331 [51] = \$1084 ;
           8'h34:
-              \$1328 [52] = \$1084 ;
+              \$1331 [52] = \$1084 ;
           8'h35:
-              \$1328 [53] = \$1084 ;
+              \$1331 [53] = \$1084 ;
           8'h36:
-              \$1328 [54] = \$1084 ;
+              \$1331 [54] = \$1084 ;
           8'h37:
-              \$1328 [55] = \$1084 ;
+              \$1331 [55] = \$1084 ;
           8'h38:
-              \$1328 [56] = \$1084 ;
+              \$1331 [56] = \$1084 ;
           8'h39:
-              \$1328 [57] = \$1084 ;
+              \$1331 [57] = \$1084 ;
           8'h3a:
-              \$1328 [58] = \$1084 ;
+              \$1331 [58] = \$1084 ;
           8'h3b:
-              \$1328 [59] = \$1084 ;
+              \$1331 [59] = \$1084 ;
           8'h3c:
-              \$1328 [60] = \$1084 ;
+              \$1331 [60] = \$1084 ;
           8'h3d:
-              \$1328 [61] = \$1084 ;
+              \$1331 [61] = \$1084 ;
           8'h3e:
-              \$1328 [62] = \$1084 ;
+              \$1331 [62] = \$1084 ;
           8'h3f:
-              \$1328 [63] = \$1084 ;
+              \$1331 [63] = \$1084 ;
           8'h40:
-              \$1328 [64] = \$1084 ;
+              \$1331 [64] = \$1084 ;
           8'h41:
-              \$1328 [65] = \$1084 ;
+              \$1331 [65] = \$1084 ;
           8'h42:
-              \$1328 [66] = \$1084 ;
+              \$1331 [66] = \$1084 ;
           8'h43:
-              \$1328 [67] = \$1084 ;
+              \$1331 [67] = \$1084 ;
           8'h44:
-              \$1328 [68] = \$1084 ;
+              \$1331 [68] = \$1084 ;
           8'h45:
-              \$1328 [69] = \$1084 ;
+              \$1331 [69] = \$1084 ;
           8'h46:
-              \$1328 [70] = \$1084 ;
+              \$1331 [70] = \$1084 ;
           8'h47:
-              \$1328 [71] = \$1084 ;
+              \$1331 [71] = \$1084 ;
           8'h48:
-              \$1328 [72] = \$1084 ;
+              \$1331 [72] = \$1084 ;
           8'h49:
-              \$1328 [73] = \$1084 ;
+              \$1331 [73] = \$1084 ;
           8'h4a:
-              \$1328 [74] = \$1084 ;
+              \$1331 [74] = \$1084 ;
           8'h4b:
-              \$1328 [75] = \$1084 ;
+              \$1331 [75] = \$1084 ;
           8'h4c:
-              \$1328 [76] = \$1084 ;
+              \$1331 [76] = \$1084 ;
           8'h4d:
-              \$1328 [77] = \$1084 ;
+              \$1331 [77] = \$1084 ;
           8'h4e:
-              \$1328 [78] = \$1084 ;
+              \$1331 [78] = \$1084 ;
           8'h4f:
-              \$1328 [79] = \$1084 ;
+              \$1331 [79] = \$1084 ;
           8'h50:
-              \$1328 [80] = \$1084 ;
+              \$1331 [80] = \$1084 ;
           8'h51:
-              \$1328 [81] = \$1084 ;
+              \$1331 [81] = \$1084 ;
           8'h52:
-              \$1328 [82] = \$1084 ;
+              \$1331 [82] = \$1084 ;
           8'h53:
-              \$1328 [83] = \$1084 ;
+              \$1331 [83] = \$1084 ;
           8'h54:
-              \$1328 [84] = \$1084 ;
+              \$1331 [84] = \$1084 ;
           8'h55:
-              \$1328 [85] = \$1084 ;
+              \$1331 [85] = \$1084 ;
           8'h56:
-              \$1328 [86] = \$1084 ;
+              \$1331 [86] = \$1084 ;
           8'h57:
-              \$1328 [87] = \$1084 ;
+              \$1331 [87] = \$1084 ;
           8'h58:
-              \$1328 [88] = \$1084 ;
+              \$1331 [88] = \$1084 ;
           8'h59:
-              \$1328 [89] = \$1084 ;
+              \$1331 [89] = \$1084 ;
           8'h5a:
-              \$1328 [90] = \$1084 ;
+              \$1331 [90] = \$1084 ;
           8'h5b:
-              \$1328 [91] = \$1084 ;
+              \$1331 [91] = \$1084 ;
           8'h5c:
-              \$1328 [92] = \$1084 ;
+              \$1331 [92] = \$1084 ;
           8'h5d:
-              \$1328 [93] = \$1084 ;
+              \$1331 [93] = \$1084 ;
           8'h5e:
-              \$1328 [94] = \$1084 ;
+              \$1331 [94] = \$1084 ;
           8'h5f:
-              \$1328 [95] = \$1084 ;
+              \$1331 [95] = \$1084 ;
           8'h60:
-              \$1328 [96] = \$1084 ;
+              \$1331 [96] = \$1084 ;
           8'h61:
-              \$1328 [97] = \$1084 ;
+              \$1331 [97] = \$1084 ;
           8'h62:
-              \$1328 [98] = \$1084 ;
+              \$1331 [98] = \$1084 ;
           8'h63:
-              \$1328 [99] = \$1084 ;
+              \$1331 [99] = \$1084 ;
           8'h64:
-              \$1328 [100] = \$1084 ;
+              \$1331 [100] = \$1084 ;
           8'h65:
-              \$1328 [101] = \$1084 ;
+              \$1331 [101] = \$1084 ;
           8'h66:
-              \$1328 [102] = \$1084 ;
+              \$1331 [102] = \$1084 ;
           8'h67:
-              \$1328 [103] = \$1084 ;
+              \$1331 [103] = \$1084 ;
           8'h68:
-              \$1328 [104] = \$1084 ;
+              \$1331 [104] = \$1084 ;
           8'h69:
-              \$1328 [105] = \$1084 ;
+              \$1331 [105] = \$1084 ;
           8'h6a:
-              \$1328 [106] = \$1084 ;
+              \$1331 [106] = \$1084 ;
           8'h6b:
-              \$1328 [107] = \$1084 ;
+              \$1331 [107] = \$1084 ;
           8'h6c:
-              \$1328 [108] = \$1084 ;
+              \$1331 [108] = \$1084 ;
           8'h6d:
-              \$1328 [109] = \$1084 ;
+              \$1331 [109] = \$1084 ;
           8'h6e:
-              \$1328 [110] = \$1084 ;
+              \$1331 [110] = \$1084 ;
           8'h6f:
-              \$1328 [111] = \$1084 ;
+              \$1331 [111] = \$1084 ;
           8'h70:
-              \$1328 [112] = \$1084 ;
+              \$1331 [112] = \$1084 ;
           8'h71:
-              \$1328 [113] = \$1084 ;
+              \$1331 [113] = \$1084 ;
           8'h72:
-              \$1328 [114] = \$1084 ;
+              \$1331 [114] = \$1084 ;
           8'h73:
-              \$1328 [115] = \$1084 ;
+              \$1331 [115] = \$1084 ;
           8'h74:
-              \$1328 [116] = \$1084 ;
+              \$1331 [116] = \$1084 ;
           8'h75:
-              \$1328 [117] = \$1084 ;
+              \$1331 [117] = \$1084 ;
           8'h76:
-              \$1328 [118] = \$1084 ;
+              \$1331 [118] = \$1084 ;
           8'h77:
-              \$1328 [119] = \$1084 ;
+              \$1331 [119] = \$1084 ;
           8'h78:
-              \$1328 [120] = \$1084 ;
+              \$1331 [120] = \$1084 ;
           8'h79:
-              \$1328 [121] = \$1084 ;
+              \$1331 [121] = \$1084 ;
           8'h7a:
-              \$1328 [122] = \$1084 ;
+              \$1331 [122] = \$1084 ;
           8'h7b:
-              \$1328 [123] = \$1084 ;
+              \$1331 [123] = \$1084 ;
           8'h7c:
-              \$1328 [124] = \$1084 ;
+              \$1331 [124] = \$1084 ;
           8'h7d:
-              \$1328 [125] = \$1084 ;
+              \$1331 [125] = \$1084 ;
           8'h7e:
-              \$1328 [126] = \$1084 ;
+              \$1331 [126] = \$1084 ;
           8'h7f:
-              \$1328 [127] = \$1084 ;
+              \$1331 [127] = \$1084 ;
           8'h80:
-              \$1328 [128] = \$1084 ;
+              \$1331 [128] = \$1084 ;
           8'h81:
-              \$1328 [129] = \$1084 ;
+              \$1331 [129] = \$1084 ;
           8'h82:
-              \$1328 [130] = \$1084 ;
+              \$1331 [130] = \$1084 ;
           8'h83:
-              \$1328 [131] = \$1084 ;
+              \$1331 [131] = \$1084 ;
           8'h84:
-              \$1328 [132] = \$1084 ;
+              \$1331 [132] = \$1084 ;
           8'h85:
-              \$1328 [133] = \$1084 ;
+              \$1331 [133] = \$1084 ;
           8'h86:
-              \$1328 [134] = \$1084 ;
+              \$1331 [134] = \$1084 ;
           8'h87:
-              \$1328 [135] = \$1084 ;
+              \$1331 [135] = \$1084 ;
           8'h88:
-              \$1328 [136] = \$1084 ;
+              \$1331 [136] = \$1084 ;
           8'h89:
-              \$1328 [137] = \$1084 ;
+              \$1331 [137] = \$1084 ;
           8'h8a:
-              \$1328 [138] = \$1084 ;
+              \$1331 [138] = \$1084 ;
           8'h8b:
-              \$1328 [139] = \$1084 ;
+              \$1331 [139] = \$1084 ;
           8'h8c:
-              \$1328 [140] = \$1084 ;
+              \$1331 [140] = \$1084 ;
           8'h8d:
-              \$1328 [141] = \$1084 ;
+              \$1331 [141] = \$1084 ;
           8'h8e:
-              \$1328 [142] = \$1084 ;
+              \$1331 [142] = \$1084 ;
           8'h8f:
-              \$1328 [143] = \$1084 ;
+              \$1331 [143] = \$1084 ;
           8'h90:
-              \$1328 [144] = \$1084 ;
+              \$1331 [144] = \$1084 ;
           8'h91:
-              \$1328 [145] = \$1084 ;
+              \$1331 [145] = \$1084 ;
           8'h92:
-              \$1328 [146] = \$1084 ;
+              \$1331 [146] = \$1084 ;
           8'h93:
-              \$1328 [147] = \$1084 ;
+              \$1331 [147] = \$1084 ;
           8'h94:
-              \$1328 [148] = \$1084 ;
+              \$1331 [148] = \$1084 ;
           8'h95:
-              \$1328 [149] = \$1084 ;
+              \$1331 [149] = \$1084 ;
           8'h96:
-              \$1328 [150] = \$1084 ;
+              \$1331 [150] = \$1084 ;
           8'h97:
-              \$1328 [151] = \$1084 ;
+              \$1331 [151] = \$1084 ;
           8'h98:
-              \$1328 [152] = \$1084 ;
+              \$1331 [152] = \$1084 ;
           8'h99:
-              \$1328 [153] = \$1084 ;
+              \$1331 [153] = \$1084 ;
           8'h9a:
-              \$1328 [154] = \$1084 ;
+              \$1331 [154] = \$1084 ;
           8'h9b:
-              \$1328 [155] = \$1084 ;
+              \$1331 [155] = \$1084 ;
           8'h9c:
-              \$1328 [156] = \$1084 ;
+              \$1331 [156] = \$1084 ;
           8'h9d:
-              \$1328 [157] = \$1084 ;
+              \$1331 [157] = \$1084 ;
           8'h9e:
-              \$1328 [158] = \$1084 ;
+              \$1331 [158] = \$1084 ;
           8'h9f:
-              \$1328 [159] = \$1084 ;
+              \$1331 [159] = \$1084 ;
           8'ha0:
-              \$1328 [160] = \$1084 ;
+              \$1331 [160] = \$1084 ;
           8'ha1:
-              \$1328 [161] = \$1084 ;
+              \$1331 [161] = \$1084 ;
           8'ha2:
-              \$1328 [162] = \$1084 ;
+              \$1331 [162] = \$1084 ;
           8'ha3:
-              \$1328 [163] = \$1084 ;
+              \$1331 [163] = \$1084 ;
           8'ha4:
-              \$1328 [164] = \$1084 ;
+              \$1331 [164] = \$1084 ;
           8'ha5:
-              \$1328 [165] = \$1084 ;
+              \$1331 [165] = \$1084 ;
           8'ha6:
-              \$1328 [166] = \$1084 ;
+              \$1331 [166] = \$1084 ;
           8'ha7:
-              \$1328 [167] = \$1084 ;
+              \$1331 [167] = \$1084 ;
           8'ha8:
-              \$1328 [168] = \$1084 ;
+              \$1331 [168] = \$1084 ;
           8'ha9:
-              \$1328 [169] = \$1084 ;
+              \$1331 [169] = \$1084 ;
           8'haa:
-              \$1328 [170] = \$1084 ;
+              \$1331 [170] = \$1084 ;
           8'hab:
-              \$1328 [171] = \$1084 ;
+              \$1331 [171] = \$1084 ;
           8'hac:
-              \$1328 [172] = \$1084 ;
+              \$1331 [172] = \$1084 ;
           8'had:
-              \$1328 [173] = \$1084 ;
+              \$1331 [173] = \$1084 ;
           8'hae:
-              \$1328 [174] = \$1084 ;
+              \$1331 [174] = \$1084 ;
           8'haf:
-              \$1328 [175] = \$1084 ;
+              \$1331 [175] = \$1084 ;
           8'hb0:
-              \$1328 [176] = \$1084 ;
+              \$1331 [176] = \$1084 ;
           8'hb1:
-              \$1328 [177] = \$1084 ;
+              \$1331 [177] = \$1084 ;
           8'hb2:
-              \$1328 [178] = \$1084 ;
+              \$1331 [178] = \$1084 ;
           8'hb3:
-              \$1328 [179] = \$1084 ;
+              \$1331 [179] = \$1084 ;
           8'hb4:
-              \$1328 [180] = \$1084 ;
+              \$1331 [180] = \$1084 ;
           8'hb5:
-              \$1328 [181] = \$1084 ;
+              \$1331 [181] = \$1084 ;
           8'hb6:
-              \$1328 [182] = \$1084 ;
+              \$1331 [182] = \$1084 ;
           8'hb7:
-              \$1328 [183] = \$1084 ;
+              \$1331 [183] = \$1084 ;
           8'hb8:
-              \$1328 [184] = \$1084 ;
+              \$1331 [184] = \$1084 ;
           8'hb9:
-              \$1328 [185] = \$1084 ;
+              \$1331 [185] = \$1084 ;
           8'hba:
-              \$1328 [186] = \$1084 ;
+              \$1331 [186] = \$1084 ;
           8'hbb:
-              \$1328 [187] = \$1084 ;
+              \$1331 [187] = \$1084 ;
           8'hbc:
-              \$1328 [188] = \$1084 ;
+              \$1331 [188] = \$1084 ;
           8'hbd:
-              \$1328 [189] = \$1084 ;
+              \$1331 [189] = \$1084 ;
           8'hbe:
-              \$1328 [190] = \$1084 ;
+              \$1331 [190] = \$1084 ;
           8'hbf:
-              \$1328 [191] = \$1084 ;
+              \$1331 [191] = \$1084 ;
           8'hc0:
-              \$1328 [192] = \$1084 ;
+              \$1331 [192] = \$1084 ;
           8'hc1:
-              \$1328 [193] = \$1084 ;
+              \$1331 [193] = \$1084 ;
           8'hc2:
-              \$1328 [194] = \$1084 ;
+              \$1331 [194] = \$1084 ;
           8'hc3:
-              \$1328 [195] = \$1084 ;
+              \$1331 [195] = \$1084 ;
           8'hc4:
-              \$1328 [196] = \$1084 ;
+              \$1331 [196] = \$1084 ;
           8'hc5:
-              \$1328 [197] = \$1084 ;
+              \$1331 [197] = \$1084 ;
           8'hc6:
-              \$1328 [198] = \$1084 ;
+              \$1331 [198] = \$1084 ;
           8'hc7:
-              \$1328 [199] = \$1084 ;
+              \$1331 [199] = \$1084 ;
           8'hc8:
-              \$1328 [200] = \$1084 ;
+              \$1331 [200] = \$1084 ;
           8'hc9:
-              \$1328 [201] = \$1084 ;
+              \$1331 [201] = \$1084 ;
           8'hca:
-              \$1328 [202] = \$1084 ;
+              \$1331 [202] = \$1084 ;
           8'hcb:
-              \$1328 [203] = \$1084 ;
+              \$1331 [203] = \$1084 ;
           8'hcc:
-              \$1328 [204] = \$1084 ;
+              \$1331 [204] = \$1084 ;
           8'hcd:
-              \$1328 [205] = \$1084 ;
+              \$1331 [205] = \$1084 ;
           8'hce:
-              \$1328 [206] = \$1084 ;
+              \$1331 [206] = \$1084 ;
           8'hcf:
-              \$1328 [207] = \$1084 ;
+              \$1331 [207] = \$1084 ;
           8'hd0:
-              \$1328 [208] = \$1084 ;
+              \$1331 [208] = \$1084 ;
           8'hd1:
-              \$1328 [209] = \$1084 ;
+              \$1331 [209] = \$1084 ;
           8'hd2:
-              \$1328 [210] = \$1084 ;
+              \$1331 [210] = \$1084 ;
           8'hd3:
-              \$1328 [211] = \$1084 ;
+              \$1331 [211] = \$1084 ;
           8'hd4:
-              \$1328 [212] = \$1084 ;
+              \$1331 [212] = \$1084 ;
           8'hd5:
-              \$1328 [213] = \$1084 ;
+              \$1331 [213] = \$1084 ;
           8'hd6:
-              \$1328 [214] = \$1084 ;
+              \$1331 [214] = \$1084 ;
           8'hd7:
-              \$1328 [215] = \$1084 ;
+              \$1331 [215] = \$1084 ;
           8'hd8:
-              \$1328 [216] = \$1084 ;
+              \$1331 [216] = \$1084 ;
           8'hd9:
-              \$1328 [217] = \$1084 ;
+              \$1331 [217] = \$1084 ;
           8'hda:
-              \$1328 [218] = \$1084 ;
+              \$1331 [218] = \$1084 ;
           8'hdb:
-              \$1328 [219] = \$1084 ;
+              \$1331 [219] = \$1084 ;
           8'hdc:
-              \$1328 [220] = \$1084 ;
+              \$1331 [220] = \$1084 ;
           8'hdd:
-              \$1328 [221] = \$1084 ;
+              \$1331 [221] = \$1084 ;
           8'hde:
-              \$1328 [222] = \$1084 ;
+              \$1331 [222] = \$1084 ;
           8'hdf:
-              \$1328 [223] = \$1084 ;
+              \$1331 [223] = \$1084 ;
           8'he0:
-              \$1328 [224] = \$1084 ;
+              \$1331 [224] = \$1084 ;
           8'he1:
-              \$1328 [225] = \$1084 ;
+              \$1331 [225] = \$1084 ;
           8'he2:
-              \$1328 [226] = \$1084 ;
+              \$1331 [226] = \$1084 ;
           8'he3:
-              \$1328 [227] = \$1084 ;
+              \$1331 [227] = \$1084 ;
           8'he4:
-              \$1328 [228] = \$1084 ;
+              \$1331 [228] = \$1084 ;
           8'he5:
-              \$1328 [229] = \$1084 ;
+              \$1331 [229] = \$1084 ;
           8'he6:
-              \$1328 [230] = \$1084 ;
+              \$1331 [230] = \$1084 ;
           8'he7:
-              \$1328 [231] = \$1084 ;
+              \$1331 [231] = \$1084 ;
           8'he8:
-              \$1328 [232] = \$1084 ;
+              \$1331 [232] = \$1084 ;
           8'he9:
-              \$1328 [233] = \$1084 ;
+              \$1331 [233] = \$1084 ;
           8'hea:
-              \$1328 [234] = \$1084 ;
+              \$1331 [234] = \$1084 ;
           8'heb:
-              \$1328 [235] = \$1084 ;
+              \$1331 [235] = \$1084 ;
           8'hec:
-              \$1328 [236] = \$1084 ;
+              \$1331 [236] = \$1084 ;
           8'hed:
-              \$1328 [237] = \$1084 ;
+              \$1331 [237] = \$1084 ;
           8'hee:
-              \$1328 [238] = \$1084 ;
+              \$1331 [238] = \$1084 ;
           8'hef:
-              \$1328 [239] = \$1084 ;
+              \$1331 [239] = \$1084 ;
           8'hf0:
-              \$1328 [240] = \$1084 ;
+              \$1331 [240] = \$1084 ;
           8'hf1:
-              \$1328 [241] = \$1084 ;
+              \$1331 [241] = \$1084 ;
           8'hf2:
-              \$1328 [242] = \$1084 ;
+              \$1331 [242] = \$1084 ;
           8'hf3:
-              \$1328 [243] = \$1084 ;
+              \$1331 [243] = \$1084 ;
           8'hf4:
-              \$1328 [244] = \$1084 ;
+              \$1331 [244] = \$1084 ;
           8'hf5:
-              \$1328 [245] = \$1084 ;
+              \$1331 [245] = \$1084 ;
           8'hf6:
-              \$1328 [246] = \$1084 ;
+              \$1331 [246] = \$1084 ;
           8'hf7:
-              \$1328 [247] = \$1084 ;
+              \$1331 [247] = \$1084 ;
           8'hf8:
-              \$1328 [248] = \$1084 ;
+              \$1331 [248] = \$1084 ;
           8'hf9:
-              \$1328 [249] = \$1084 ;
+              \$1331 [249] = \$1084 ;
           8'hfa:
-              \$1328 [250] = \$1084 ;
+              \$1331 [250] = \$1084 ;
           8'hfb:
-              \$1328 [251] = \$1084 ;
+              \$1331 [251] = \$1084 ;
           8'hfc:
-              \$1328 [252] = \$1084 ;
+              \$1331 [252] = \$1084 ;
           8'hfd:
-              \$1328 [253] = \$1084 ;
+              \$1331 [253] = \$1084 ;
           8'hfe:
-              \$1328 [254] = \$1084 ;
+              \$1331 [254] = \$1084 ;
           8'hff:
-              \$1328 [255] = \$1084 ;
+              \$1331 [255] = \$1084 ;
         endcase
-      end
-    end
-    if (cu2_c_valid) begin
-      if (\$1086 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1087 ;
-          8'h01:
-              \$1328 [1] = \$1087 ;
-          8'h02:
-              \$1328 [2] = \$1087 ;
-          8'h03:
-              \$1328 [3] = \$1087 ;
-          8'h04:
-              \$1328 [4] = \$1087 ;
-          8'h05:
-              \$1328 [5] = \$1087 ;
-          8'h06:
-              \$1328 [6] = \$1087 ;
-          8'h07:
-              \$1328 [7] = \$1087 ;
-          8'h08:
-              \$1328 [8] = \$1087 ;
-          8'h09:
-              \$1328 [9] = \$1087 ;
-          8'h0a:
-              \$1328 [10] = \$1087 ;
-          8'h0b:
-              \$1328 [11] = \$1087 ;
-          8'h0c:
-              \$1328 [12] = \$1087 ;
-          8'h0d:
-              \$1328 [13] = \$1087 ;
-          8'h0e:
-              \$1328 [14] = \$1087 ;
-          8'h0f:
-              \$1328 [15] = \$1087 ;
-          8'h10:
-              \$1328 [16] = \$1087 ;
-          8'h11:
-              \$1328 [17] = \$1087 ;
-          8'h12:
-              \$1328 [18] = \$1087 ;
-          8'h13:
-              \$1328 [19] = \$1087 ;
-          8'h14:
-              \$1328 [20] = \$1087 ;
-          8'h15:
-              \$1328 [21] = \$1087 ;
-          8'h16:
-              \$1328 [22] = \$1087 ;
-          8'h17:
-              \$1328 [23] = \$1087 ;
-          8'h18:
-              \$1328 [24] = \$1087 ;
-          8'h19:
-              \$1328 [25] = \$1087 ;
-          8'h1a:
-              \$1328 [26] = \$1087 ;
-          8'h1b:
-              \$1328 [27] = \$1087 ;
-          8'h1c:
-              \$1328 [28] = \$1087 ;
-          8'h1d:
-              \$1328 [29] = \$1087 ;
-          8'h1e:
-              \$1328 [30] = \$1087 ;
-          8'h1f:
-              \$1328 [31] = \$1087 ;
-          8'h20:
-              \$1328 [32] = \$1087 ;
-          8'h21:
-              \$1328 [33] = \$1087 ;
-          8'h22:
-              \$1328 [34] = \$1087 ;
-          8'h23:
-              \$1328 [35] = \$1087 ;
-          8'h24:
-              \$1328 [36] = \$1087 ;
-          8'h25:
-              \$1328 [37] = \$1087 ;
-          8'h26:
-              \$1328 [38] = \$1087 ;
-          8'h27:
-              \$1328 [39] = \$1087 ;
-          8'h28:
-              \$1328 [40] = \$1087 ;
-          8'h29:
-              \$1328 [41] = \$1087 ;
-          8'h2a:
-              \$1328 [42] = \$1087 ;
-          8'h2b:
-              \$1328 [43] = \$1087 ;
-          8'h2c:
-              \$1328 [44] = \$1087 ;
-          8'h2d:
-              \$1328 [45] = \$1087 ;
-          8'h2e:
-              \$1328 [46] = \$1087 ;
-          8'h2f:
-              \$1328 [47] = \$1087 ;
-          8'h30:
-              \$1328 [48] = \$1087 ;
-          8'h31:
-              \$1328 [49] = \$1087 ;
-          8'h32:
-              \$1328 [50] = \$1087 ;
-          8'h33:
-              \$1328 [51] = \$1087 ;
-          8'h34:
-              \$1328 [52] = \$1087 ;
-          8'h35:
-              \$1328 [53] = \$1087 ;
-          8'h36:
-              \$1328 [54] = \$1087 ;
-          8'h37:
-              \$1328 [55] = \$1087 ;
-          8'h38:
-              \$1328 [56] = \$1087 ;
-          8'h39:
-              \$1328 [57] = \$1087 ;
-          8'h3a:
-              \$1328 [58] = \$1087 ;
-          8'h3b:
-              \$1328 [59] = \$1087 ;
-          8'h3c:
-              \$1328 [60] = \$1087 ;
-          8'h3d:
-              \$1328 [61] = \$1087 ;
-          8'h3e:
-              \$1328 [62] = \$1087 ;
-          8'h3f:
-              \$1328 [63] = \$1087 ;
-          8'h40:
-              \$1328 [64] = \$1087 ;
-          8'h41:
-              \$1328 [65] = \$1087 ;
-          8'h42:
-              \$1328 [66] = \$1087 ;
-          8'h43:
-              \$1328 [67] = \$1087 ;
-          8'h44:
-              \$1328 [68] = \$1087 ;
-          8'h45:
-              \$1328 [69] = \$1087 ;
-          8'h46:
-              \$1328 [70] = \$1087 ;
-          8'h47:
-              \$1328 [71] = \$1087 ;
-          8'h48:
-              \$1328 [72] = \$1087 ;
-          8'h49:
-              \$1328 [73] = \$1087 ;
-          8'h4a:
-              \$1328 [74] = \$1087 ;
-          8'h4b:
-              \$1328 [75] = \$1087 ;
-          8'h4c:
-              \$1328 [76] = \$1087 ;
-          8'h4d:
-              \$1328 [77] = \$1087 ;
-          8'h4e:
-              \$1328 [78] = \$1087 ;
-          8'h4f:
-              \$1328 [79] = \$1087 ;
-          8'h50:
-              \$1328 [80] = \$1087 ;
-          8'h51:
-              \$1328 [81] = \$1087 ;
-          8'h52:
-              \$1328 [82] = \$1087 ;
-          8'h53:
-              \$1328 [83] = \$1087 ;
-          8'h54:
-              \$1328 [84] = \$1087 ;
-          8'h55:
-              \$1328 [85] = \$1087 ;
-          8'h56:
-              \$1328 [86] = \$1087 ;
-          8'h57:
-              \$1328 [87] = \$1087 ;
-          8'h58:
-              \$1328 [88] = \$1087 ;
-          8'h59:
-              \$1328 [89] = \$1087 ;
-          8'h5a:
-              \$1328 [90] = \$1087 ;
-          8'h5b:
-              \$1328 [91] = \$1087 ;
-          8'h5c:
-              \$1328 [92] = \$1087 ;
-          8'h5d:
-              \$1328 [93] = \$1087 ;
-          8'h5e:
-              \$1328 [94] = \$1087 ;
-          8'h5f:
-              \$1328 [95] = \$1087 ;
-          8'h60:
-              \$1328 [96] = \$1087 ;
-          8'h61:
-              \$1328 [97] = \$1087 ;
-          8'h62:
-              \$1328 [98] = \$1087 ;
-          8'h63:
-              \$1328 [99] = \$1087 ;
-          8'h64:
-              \$1328 [100] = \$1087 ;
-          8'h65:
-              \$1328 [101] = \$1087 ;
-          8'h66:
-              \$1328 [102] = \$1087 ;
-          8'h67:
-              \$1328 [103] = \$1087 ;
-          8'h68:
-              \$1328 [104] = \$1087 ;
-          8'h69:
-              \$1328 [105] = \$1087 ;
-          8'h6a:
-              \$1328 [106] = \$1087 ;
-          8'h6b:
-              \$1328 [107] = \$1087 ;
-          8'h6c:
-              \$1328 [108] = \$1087 ;
-          8'h6d:
-              \$1328 [109] = \$1087 ;
-          8'h6e:
-              \$1328 [110] = \$1087 ;
-          8'h6f:
-              \$1328 [111] = \$1087 ;
-          8'h70:
-              \$1328 [112] = \$1087 ;
-          8'h71:
-              \$1328 [113] = \$1087 ;
-          8'h72:
-              \$1328 [114] = \$1087 ;
-          8'h73:
-              \$1328 [115] = \$1087 ;
-          8'h74:
-              \$1328 [116] = \$1087 ;
-          8'h75:
-              \$1328 [117] = \$1087 ;
-          8'h76:
-              \$1328 [118] = \$1087 ;
-          8'h77:
-              \$1328 [119] = \$1087 ;
-          8'h78:
-              \$1328 [120] = \$1087 ;
-          8'h79:
-              \$1328 [121] = \$1087 ;
-          8'h7a:
-              \$1328 [122] = \$1087 ;
-          8'h7b:
-              \$1328 [123] = \$1087 ;
-          8'h7c:
-              \$1328 [124] = \$1087 ;
-          8'h7d:
-              \$1328 [125] = \$1087 ;
-          8'h7e:
-              \$1328 [126] = \$1087 ;
-          8'h7f:
-              \$1328 [127] = \$1087 ;
-          8'h80:
-              \$1328 [128] = \$1087 ;
-          8'h81:
-              \$1328 [129] = \$1087 ;
-          8'h82:
-              \$1328 [130] = \$1087 ;
-          8'h83:
-              \$1328 [131] = \$1087 ;
-          8'h84:
-              \$1328 [132] = \$1087 ;
-          8'h85:
-              \$1328 [133] = \$1087 ;
-          8'h86:
-              \$1328 [134] = \$1087 ;
-          8'h87:
-              \$1328 [135] = \$1087 ;
-          8'h88:
-              \$1328 [136] = \$1087 ;
-          8'h89:
-              \$1328 [137] = \$1087 ;
-          8'h8a:
-              \$1328 [138] = \$1087 ;
-          8'h8b:
-              \$1328 [139] = \$1087 ;
-          8'h8c:
-              \$1328 [140] = \$1087 ;
-          8'h8d:
-              \$1328 [141] = \$1087 ;
-          8'h8e:
-              \$1328 [142] = \$1087 ;
-          8'h8f:
-              \$1328 [143] = \$1087 ;
-          8'h90:
-              \$1328 [144] = \$1087 ;
-          8'h91:
-              \$1328 [145] = \$1087 ;
-          8'h92:
-              \$1328 [146] = \$1087 ;
-          8'h93:
-              \$1328 [147] = \$1087 ;
-          8'h94:
-              \$1328 [148] = \$1087 ;
-          8'h95:
-              \$1328 [149] = \$1087 ;
-          8'h96:
-              \$1328 [150] = \$1087 ;
-          8'h97:
-              \$1328 [151] = \$1087 ;
-          8'h98:
-              \$1328 [152] = \$1087 ;
-          8'h99:
-              \$1328 [153] = \$1087 ;
-          8'h9a:
-              \$1328 [154] = \$1087 ;
-          8'h9b:
-              \$1328 [155] = \$1087 ;
-          8'h9c:
-              \$1328 [156] = \$1087 ;
-          8'h9d:
-              \$1328 [157] = \$1087 ;
-          8'h9e:
-              \$1328 [158] = \$1087 ;
-          8'h9f:
-              \$1328 [159] = \$1087 ;
-          8'ha0:
-              \$1328 [160] = \$1087 ;
-          8'ha1:
-              \$1328 [161] = \$1087 ;
-          8'ha2:
-              \$1328 [162] = \$1087 ;
-          8'ha3:
-              \$1328 [163] = \$1087 ;
-          8'ha4:
-              \$1328 [164] = \$1087 ;
-          8'ha5:
-              \$1328 [165] = \$1087 ;
-          8'ha6:
-              \$1328 [166] = \$1087 ;
-          8'ha7:
-              \$1328 [167] = \$1087 ;
-          8'ha8:
-              \$1328 [168] = \$1087 ;
-          8'ha9:
-              \$1328 [169] = \$1087 ;
-          8'haa:
-              \$1328 [170] = \$1087 ;
-          8'hab:
-              \$1328 [171] = \$1087 ;
-          8'hac:
-              \$1328 [172] = \$1087 ;
-          8'had:
-              \$1328 [173] = \$1087 ;
-          8'hae:
-              \$1328 [174] = \$1087 ;
-          8'haf:
-              \$1328 [175] = \$1087 ;
-          8'hb0:
-              \$1328 [176] = \$1087 ;
-          8'hb1:
-              \$1328 [177] = \$1087 ;
-          8'hb2:
-              \$1328 [178] = \$1087 ;
-          8'hb3:
-              \$1328 [179] = \$1087 ;
-          8'hb4:
-              \$1328 [180] = \$1087 ;
-          8'hb5:
-              \$1328 [181] = \$1087 ;
-          8'hb6:
-              \$1328 [182] = \$1087 ;
-          8'hb7:
-              \$1328 [183] = \$1087 ;
-          8'hb8:
-              \$1328 [184] = \$1087 ;
-          8'hb9:
-              \$1328 [185] = \$1087 ;
-          8'hba:
-              \$1328 [186] = \$1087 ;
-          8'hbb:
-              \$1328 [187] = \$1087 ;
-          8'hbc:
-              \$1328 [188] = \$1087 ;
-          8'hbd:
-              \$1328 [189] = \$1087 ;
-          8'hbe:
-              \$1328 [190] = \$1087 ;
-          8'hbf:
-              \$1328 [191] = \$1087 ;
-          8'hc0:
-              \$1328 [192] = \$1087 ;
-          8'hc1:
-              \$1328 [193] = \$1087 ;
-          8'hc2:
-              \$1328 [194] = \$1087 ;
-          8'hc3:
-              \$1328 [195] = \$1087 ;
-          8'hc4:
-              \$1328 [196] = \$1087 ;
-          8'hc5:
-              \$1328 [197] = \$1087 ;
-          8'hc6:
-              \$1328 [198] = \$1087 ;
-          8'hc7:
-              \$1328 [199] = \$1087 ;
-          8'hc8:
-              \$1328 [200] = \$1087 ;
-          8'hc9:
-              \$1328 [201] = \$1087 ;
-          8'hca:
-              \$1328 [202] = \$1087 ;
-          8'hcb:
-              \$1328 [203] = \$1087 ;
-          8'hcc:
-              \$1328 [204] = \$1087 ;
-          8'hcd:
-              \$1328 [205] = \$1087 ;
-          8'hce:
-              \$1328 [206] = \$1087 ;
-          8'hcf:
-              \$1328 [207] = \$1087 ;
-          8'hd0:
-              \$1328 [208] = \$1087 ;
-          8'hd1:
-              \$1328 [209] = \$1087 ;
-          8'hd2:
-              \$1328 [210] = \$1087 ;
-          8'hd3:
-              \$1328 [211] = \$1087 ;
-          8'hd4:
-              \$1328 [212] = \$1087 ;
-          8'hd5:
-              \$1328 [213] = \$1087 ;
-          8'hd6:
-              \$1328 [214] = \$1087 ;
-          8'hd7:
-              \$1328 [215] = \$1087 ;
-          8'hd8:
-              \$1328 [216] = \$1087 ;
-          8'hd9:
-              \$1328 [217] = \$1087 ;
-          8'hda:
-              \$1328 [218] = \$1087 ;
-          8'hdb:
-              \$1328 [219] = \$1087 ;
-          8'hdc:
-              \$1328 [220] = \$1087 ;
-          8'hdd:
-              \$1328 [221] = \$1087 ;
-          8'hde:
-              \$1328 [222] = \$1087 ;
-          8'hdf:
-              \$1328 [223] = \$1087 ;
-          8'he0:
-              \$1328 [224] = \$1087 ;
-          8'he1:
-              \$1328 [225] = \$1087 ;
-          8'he2:
-              \$1328 [226] = \$1087 ;
-          8'he3:
-              \$1328 [227] = \$1087 ;
-          8'he4:
-              \$1328 [228] = \$1087 ;
-          8'he5:
-              \$1328 [229] = \$1087 ;
-          8'he6:
-              \$1328 [230] = \$1087 ;
-          8'he7:
-              \$1328 [231] = \$1087 ;
-          8'he8:
-              \$1328 [232] = \$1087 ;
-          8'he9:
-              \$1328 [233] = \$1087 ;
-          8'hea:
-              \$1328 [234] = \$1087 ;
-          8'heb:
-              \$1328 [235] = \$1087 ;
-          8'hec:
-              \$1328 [236] = \$1087 ;
-          8'hed:
-              \$1328 [237] = \$1087 ;
-          8'hee:
-              \$1328 [238] = \$1087 ;
-          8'hef:
-              \$1328 [239] = \$1087 ;
-          8'hf0:
-              \$1328 [240] = \$1087 ;
-          8'hf1:
-              \$1328 [241] = \$1087 ;
-          8'hf2:
-              \$1328 [242] = \$1087 ;
-          8'hf3:
-              \$1328 [243] = \$1087 ;
-          8'hf4:
-              \$1328 [244] = \$1087 ;
-          8'hf5:
-              \$1328 [245] = \$1087 ;
-          8'hf6:
-              \$1328 [246] = \$1087 ;
-          8'hf7:
-              \$1328 [247] = \$1087 ;
-          8'hf8:
-              \$1328 [248] = \$1087 ;
-          8'hf9:
-              \$1328 [249] = \$1087 ;
-          8'hfa:
-              \$1328 [250] = \$1087 ;
-          8'hfb:
-              \$1328 [251] = \$1087 ;
-          8'hfc:
-              \$1328 [252] = \$1087 ;
-          8'hfd:
-              \$1328 [253] = \$1087 ;
-          8'hfe:
-              \$1328 [254] = \$1087 ;
-          8'hff:
-              \$1328 [255] = \$1087 ;
-        endcase
-      end
-    end
-    if (cu3_c_valid) begin
-      if (\$1089 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1090 ;
-          8'h01:
-              \$1328 [1] = \$1090 ;
-          8'h02:
-              \$1328 [2] = \$1090 ;
-          8'h03:
-              \$1328 [3] = \$1090 ;
-          8'h04:
-              \$1328 [4] = \$1090 ;
-          8'h05:
-              \$1328 [5] = \$1090 ;
-          8'h06:
-              \$1328 [6] = \$1090 ;
-          8'h07:
-              \$1328 [7] = \$1090 ;
-          8'h08:
-              \$1328 [8] = \$1090 ;
-          8'h09:
-              \$1328 [9] = \$1090 ;
-          8'h0a:
-              \$1328 [10] = \$1090 ;
-          8'h0b:
-              \$1328 [11] = \$1090 ;
-          8'h0c:
-              \$1328 [12] = \$1090 ;
-          8'h0d:
-              \$1328 [13] = \$1090 ;
-          8'h0e:
-              \$1328 [14] = \$1090 ;
-          8'h0f:
-              \$1328 [15] = \$1090 ;
-          8'h10:
-              \$1328 [16] = \$1090 ;
-          8'h11:
-              \$1328 [17] = \$1090 ;
-          8'h12:
-              \$1328 [18] = \$1090 ;
-          8'h13:
-              \$1328 [19] = \$1090 ;
-          8'h14:
-              \$1328 [20] = \$1090 ;
-          8'h15:
-              \$1328 [21] = \$1090 ;
-          8'h16:
-              \$1328 [22] = \$1090 ;
-          8'h17:
-              \$1328 [23] = \$1090 ;
-          8'h18:
-              \$1328 [24] = \$1090 ;
-          8'h19:
-              \$1328 [25] = \$1090 ;
-          8'h1a:
-              \$1328 [26] = \$1090 ;
-          8'h1b:
-              \$1328 [27] = \$1090 ;
-          8'h1c:
-              \$1328 [28] = \$1090 ;
-          8'h1d:
-              \$1328 [29] = \$1090 ;
-          8'h1e:
-              \$1328 [30] = \$1090 ;
-          8'h1f:
-              \$1328 [31] = \$1090 ;
-          8'h20:
-              \$1328 [32] = \$1090 ;
-          8'h21:
-              \$1328 [33] = \$1090 ;
-          8'h22:
-              \$1328 [34] = \$1090 ;
-          8'h23:
-              \$1328 [35] = \$1090 ;
-          8'h24:
-              \$1328 [36] = \$1090 ;
-          8'h25:
-              \$1328 [37] = \$1090 ;
-          8'h26:
-              \$1328 [38] = \$1090 ;
-          8'h27:
-              \$1328 [39] = \$1090 ;
-          8'h28:
-              \$1328 [40] = \$1090 ;
-          8'h29:
-              \$1328 [41] = \$1090 ;
-          8'h2a:
-              \$1328 [42] = \$1090 ;
-          8'h2b:
-              \$1328 [43] = \$1090 ;
-          8'h2c:
-              \$1328 [44] = \$1090 ;
-          8'h2d:
-              \$1328 [45] = \$1090 ;
-          8'h2e:
-              \$1328 [46] = \$1090 ;
-          8'h2f:
-              \$1328 [47] = \$1090 ;
-          8'h30:
-              \$1328 [48] = \$1090 ;
-          8'h31:
-              \$1328 [49] = \$1090 ;
-          8'h32:
-              \$1328 [50] = \$1090 ;
-          8'h33:
-              \$1328 [51] = \$1090 ;
-          8'h34:
-              \$1328 [52] = \$1090 ;
-          8'h35:
-              \$1328 [53] = \$1090 ;
-          8'h36:
-              \$1328 [54] = \$1090 ;
-          8'h37:
-              \$1328 [55] = \$1090 ;
-          8'h38:
-              \$1328 [56] = \$1090 ;
-          8'h39:
-              \$1328 [57] = \$1090 ;
-          8'h3a:
-              \$1328 [58] = \$1090 ;
-          8'h3b:
-              \$1328 [59] = \$1090 ;
-          8'h3c:
-              \$1328 [60] = \$1090 ;
-          8'h3d:
-              \$1328 [61] = \$1090 ;
-          8'h3e:
-              \$1328 [62] = \$1090 ;
-          8'h3f:
-              \$1328 [63] = \$1090 ;
-          8'h40:
-              \$1328 [64] = \$1090 ;
-          8'h41:
-              \$1328 [65] = \$1090 ;
-          8'h42:
-              \$1328 [66] = \$1090 ;
-          8'h43:
-              \$1328 [67] = \$1090 ;
-          8'h44:
-              \$1328 [68] = \$1090 ;
-          8'h45:
-              \$1328 [69] = \$1090 ;
-          8'h46:
-              \$1328 [70] = \$1090 ;
-          8'h47:
-              \$1328 [71] = \$1090 ;
-          8'h48:
-              \$1328 [72] = \$1090 ;
-          8'h49:
-              \$1328 [73] = \$1090 ;
-          8'h4a:
-              \$1328 [74] = \$1090 ;
-          8'h4b:
-              \$1328 [75] = \$1090 ;
-          8'h4c:
-              \$1328 [76] = \$1090 ;
-          8'h4d:
-              \$1328 [77] = \$1090 ;
-          8'h4e:
-              \$1328 [78] = \$1090 ;
-          8'h4f:
-              \$1328 [79] = \$1090 ;
-          8'h50:
-              \$1328 [80] = \$1090 ;
-          8'h51:
-              \$1328 [81] = \$1090 ;
-          8'h52:
-              \$1328 [82] = \$1090 ;
-          8'h53:
-              \$1328 [83] = \$1090 ;
-          8'h54:
-              \$1328 [84] = \$1090 ;
-          8'h55:
-              \$1328 [85] = \$1090 ;
-          8'h56:
-              \$1328 [86] = \$1090 ;
-          8'h57:
-              \$1328 [87] = \$1090 ;
-          8'h58:
-              \$1328 [88] = \$1090 ;
-          8'h59:
-              \$1328 [89] = \$1090 ;
-          8'h5a:
-              \$1328 [90] = \$1090 ;
-          8'h5b:
-              \$1328 [91] = \$1090 ;
-          8'h5c:
-              \$1328 [92] = \$1090 ;
-          8'h5d:
-              \$1328 [93] = \$1090 ;
-          8'h5e:
-              \$1328 [94] = \$1090 ;
-          8'h5f:
-              \$1328 [95] = \$1090 ;
-          8'h60:
-              \$1328 [96] = \$1090 ;
-          8'h61:
-              \$1328 [97] = \$1090 ;
-          8'h62:
-              \$1328 [98] = \$1090 ;
-          8'h63:
-              \$1328 [99] = \$1090 ;
-          8'h64:
-              \$1328 [100] = \$1090 ;
-          8'h65:
-              \$1328 [101] = \$1090 ;
-          8'h66:
-              \$1328 [102] = \$1090 ;
-          8'h67:
-              \$1328 [103] = \$1090 ;
-          8'h68:
-              \$1328 [104] = \$1090 ;
-          8'h69:
-              \$1328 [105] = \$1090 ;
-          8'h6a:
-              \$1328 [106] = \$1090 ;
-          8'h6b:
-              \$1328 [107] = \$1090 ;
-          8'h6c:
-              \$1328 [108] = \$1090 ;
-          8'h6d:
-              \$1328 [109] = \$1090 ;
-          8'h6e:
-              \$1328 [110] = \$1090 ;
-          8'h6f:
-              \$1328 [111] = \$1090 ;
-          8'h70:
-              \$1328 [112] = \$1090 ;
-          8'h71:
-              \$1328 [113] = \$1090 ;
-          8'h72:
-              \$1328 [114] = \$1090 ;
-          8'h73:
-              \$1328 [115] = \$1090 ;
-          8'h74:
-              \$1328 [116] = \$1090 ;
-          8'h75:
-              \$1328 [117] = \$1090 ;
-          8'h76:
-              \$1328 [118] = \$1090 ;
-          8'h77:
-              \$1328 [119] = \$1090 ;
-          8'h78:
-              \$1328 [120] = \$1090 ;
-          8'h79:
-              \$1328 [121] = \$1090 ;
-          8'h7a:
-              \$1328 [122] = \$1090 ;
-          8'h7b:
-              \$1328 [123] = \$1090 ;
-          8'h7c:
-              \$1328 [124] = \$1090 ;
-          8'h7d:
-              \$1328 [125] = \$1090 ;
-          8'h7e:
-              \$1328 [126] = \$1090 ;
-          8'h7f:
-              \$1328 [127] = \$1090 ;
-          8'h80:
-              \$1328 [128] = \$1090 ;
-          8'h81:
-              \$1328 [129] = \$1090 ;
-          8'h82:
-              \$1328 [130] = \$1090 ;
-          8'h83:
-              \$1328 [131] = \$1090 ;
-          8'h84:
-              \$1328 [132] = \$1090 ;
-          8'h85:
-              \$1328 [133] = \$1090 ;
-          8'h86:
-              \$1328 [134] = \$1090 ;
-          8'h87:
-              \$1328 [135] = \$1090 ;
-          8'h88:
-              \$1328 [136] = \$1090 ;
-          8'h89:
-              \$1328 [137] = \$1090 ;
-          8'h8a:
-              \$1328 [138] = \$1090 ;
-          8'h8b:
-              \$1328 [139] = \$1090 ;
-          8'h8c:
-              \$1328 [140] = \$1090 ;
-          8'h8d:
-              \$1328 [141] = \$1090 ;
-          8'h8e:
-              \$1328 [142] = \$1090 ;
-          8'h8f:
-              \$1328 [143] = \$1090 ;
-          8'h90:
-              \$1328 [144] = \$1090 ;
-          8'h91:
-              \$1328 [145] = \$1090 ;
-          8'h92:
-              \$1328 [146] = \$1090 ;
-          8'h93:
-              \$1328 [147] = \$1090 ;
-          8'h94:
-              \$1328 [148] = \$1090 ;
-          8'h95:
-              \$1328 [149] = \$1090 ;
-          8'h96:
-              \$1328 [150] = \$1090 ;
-          8'h97:
-              \$1328 [151] = \$1090 ;
-          8'h98:
-              \$1328 [152] = \$1090 ;
-          8'h99:
-              \$1328 [153] = \$1090 ;
-          8'h9a:
-              \$1328 [154] = \$1090 ;
-          8'h9b:
-              \$1328 [155] = \$1090 ;
-          8'h9c:
-              \$1328 [156] = \$1090 ;
-          8'h9d:
-              \$1328 [157] = \$1090 ;
-          8'h9e:
-              \$1328 [158] = \$1090 ;
-          8'h9f:
-              \$1328 [159] = \$1090 ;
-          8'ha0:
-              \$1328 [160] = \$1090 ;
-          8'ha1:
-              \$1328 [161] = \$1090 ;
-          8'ha2:
-              \$1328 [162] = \$1090 ;
-          8'ha3:
-              \$1328 [163] = \$1090 ;
-          8'ha4:
-              \$1328 [164] = \$1090 ;
-          8'ha5:
-              \$1328 [165] = \$1090 ;
-          8'ha6:
-              \$1328 [166] = \$1090 ;
-          8'ha7:
-              \$1328 [167] = \$1090 ;
-          8'ha8:
-              \$1328 [168] = \$1090 ;
-          8'ha9:
-              \$1328 [169] = \$1090 ;
-          8'haa:
-              \$1328 [170] = \$1090 ;
-          8'hab:
-              \$1328 [171] = \$1090 ;
-          8'hac:
-              \$1328 [172] = \$1090 ;
-          8'had:
-              \$1328 [173] = \$1090 ;
-          8'hae:
-              \$1328 [174] = \$1090 ;
-          8'haf:
-              \$1328 [175] = \$1090 ;
-          8'hb0:
-              \$1328 [176] = \$1090 ;
-          8'hb1:
-              \$1328 [177] = \$1090 ;
-          8'hb2:
-              \$1328 [178] = \$1090 ;
-          8'hb3:
-              \$1328 [179] = \$1090 ;
-          8'hb4:
-              \$1328 [180] = \$1090 ;
-          8'hb5:
-              \$1328 [181] = \$1090 ;
-          8'hb6:
-              \$1328 [182] = \$1090 ;
-          8'hb7:
-              \$1328 [183] = \$1090 ;
-          8'hb8:
-              \$1328 [184] = \$1090 ;
-          8'hb9:
-              \$1328 [185] = \$1090 ;
-          8'hba:
-              \$1328 [186] = \$1090 ;
-          8'hbb:
-              \$1328 [187] = \$1090 ;
-          8'hbc:
-              \$1328 [188] = \$1090 ;
-          8'hbd:
-              \$1328 [189] = \$1090 ;
-          8'hbe:
-              \$1328 [190] = \$1090 ;
-          8'hbf:
-              \$1328 [191] = \$1090 ;
-          8'hc0:
-              \$1328 [192] = \$1090 ;
-          8'hc1:
-              \$1328 [193] = \$1090 ;
-          8'hc2:
-              \$1328 [194] = \$1090 ;
-          8'hc3:
-              \$1328 [195] = \$1090 ;
-          8'hc4:
-              \$1328 [196] = \$1090 ;
-          8'hc5:
-              \$1328 [197] = \$1090 ;
-          8'hc6:
-              \$1328 [198] = \$1090 ;
-          8'hc7:
-              \$1328 [199] = \$1090 ;
-          8'hc8:
-              \$1328 [200] = \$1090 ;
-          8'hc9:
-              \$1328 [201] = \$1090 ;
-          8'hca:
-              \$1328 [202] = \$1090 ;
-          8'hcb:
-              \$1328 [203] = \$1090 ;
-          8'hcc:
-              \$1328 [204] = \$1090 ;
-          8'hcd:
-              \$1328 [205] = \$1090 ;
-          8'hce:
-              \$1328 [206] = \$1090 ;
-          8'hcf:
-              \$1328 [207] = \$1090 ;
-          8'hd0:
-              \$1328 [208] = \$1090 ;
-          8'hd1:
-              \$1328 [209] = \$1090 ;
-          8'hd2:
-              \$1328 [210] = \$1090 ;
-          8'hd3:
-              \$1328 [211] = \$1090 ;
-          8'hd4:
-              \$1328 [212] = \$1090 ;
-          8'hd5:
-              \$1328 [213] = \$1090 ;
-          8'hd6:
-              \$1328 [214] = \$1090 ;
-          8'hd7:
-              \$1328 [215] = \$1090 ;
-          8'hd8:
-              \$1328 [216] = \$1090 ;
-          8'hd9:
-              \$1328 [217] = \$1090 ;
-          8'hda:
-              \$1328 [218] = \$1090 ;
-          8'hdb:
-              \$1328 [219] = \$1090 ;
-          8'hdc:
-              \$1328 [220] = \$1090 ;
-          8'hdd:
-              \$1328 [221] = \$1090 ;
-          8'hde:
-              \$1328 [222] = \$1090 ;
-          8'hdf:
-              \$1328 [223] = \$1090 ;
-          8'he0:
-              \$1328 [224] = \$1090 ;
-          8'he1:
-              \$1328 [225] = \$1090 ;
-          8'he2:
-              \$1328 [226] = \$1090 ;
-          8'he3:
-              \$1328 [227] = \$1090 ;
-          8'he4:
-              \$1328 [228] = \$1090 ;
-          8'he5:
-              \$1328 [229] = \$1090 ;
-          8'he6:
-              \$1328 [230] = \$1090 ;
-          8'he7:
-              \$1328 [231] = \$1090 ;
-          8'he8:
-              \$1328 [232] = \$1090 ;
-          8'he9:
-              \$1328 [233] = \$1090 ;
-          8'hea:
-              \$1328 [234] = \$1090 ;
-          8'heb:
-              \$1328 [235] = \$1090 ;
-          8'hec:
-              \$1328 [236] = \$1090 ;
-          8'hed:
-              \$1328 [237] = \$1090 ;
-          8'hee:
-              \$1328 [238] = \$1090 ;
-          8'hef:
-              \$1328 [239] = \$1090 ;
-          8'hf0:
-              \$1328 [240] = \$1090 ;
-          8'hf1:
-              \$1328 [241] = \$1090 ;
-          8'hf2:
-              \$1328 [242] = \$1090 ;
-          8'hf3:
-              \$1328 [243] = \$1090 ;
-          8'hf4:
-              \$1328 [244] = \$1090 ;
-          8'hf5:
-              \$1328 [245] = \$1090 ;
-          8'hf6:
-              \$1328 [246] = \$1090 ;
-          8'hf7:
-              \$1328 [247] = \$1090 ;
-          8'hf8:
-              \$1328 [248] = \$1090 ;
-          8'hf9:
-              \$1328 [249] = \$1090 ;
-          8'hfa:
-              \$1328 [250] = \$1090 ;
-          8'hfb:
-              \$1328 [251] = \$1090 ;
-          8'hfc:
-              \$1328 [252] = \$1090 ;
-          8'hfd:
-              \$1328 [253] = \$1090 ;
-          8'hfe:
-              \$1328 [254] = \$1090 ;
-          8'hff:
-              \$1328 [255] = \$1090 ;
-        endcase
-      end
-    end
-    if (cu4_c_valid) begin
-      if (\$1092 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1093 ;
-          8'h01:
-              \$1328 [1] = \$1093 ;
-          8'h02:
-              \$1328 [2] = \$1093 ;
-          8'h03:
-              \$1328 [3] = \$1093 ;
-          8'h04:
-              \$1328 [4] = \$1093 ;
-          8'h05:
-              \$1328 [5] = \$1093 ;
-          8'h06:
-              \$1328 [6] = \$1093 ;
-          8'h07:
-              \$1328 [7] = \$1093 ;
-          8'h08:
-              \$1328 [8] = \$1093 ;
-          8'h09:
-              \$1328 [9] = \$1093 ;
-          8'h0a:
-              \$1328 [10] = \$1093 ;
-          8'h0b:
-              \$1328 [11] = \$1093 ;
-          8'h0c:
-              \$1328 [12] = \$1093 ;
-          8'h0d:
-              \$1328 [13] = \$1093 ;
-          8'h0e:
-              \$1328 [14] = \$1093 ;
-          8'h0f:
-              \$1328 [15] = \$1093 ;
-          8'h10:
-              \$1328 [16] = \$1093 ;
-          8'h11:
-              \$1328 [17] = \$1093 ;
-          8'h12:
-              \$1328 [18] = \$1093 ;
-          8'h13:
-              \$1328 [19] = \$1093 ;
-          8'h14:
-              \$1328 [20] = \$1093 ;
-          8'h15:
-              \$1328 [21] = \$1093 ;
-          8'h16:
-              \$1328 [22] = \$1093 ;
-          8'h17:
-              \$1328 [23] = \$1093 ;
-          8'h18:
-              \$1328 [24] = \$1093 ;
-          8'h19:
-              \$1328 [25] = \$1093 ;
-          8'h1a:
-              \$1328 [26] = \$1093 ;
-          8'h1b:
-              \$1328 [27] = \$1093 ;
-          8'h1c:
-              \$1328 [28] = \$1093 ;
-          8'h1d:
-              \$1328 [29] = \$1093 ;
-          8'h1e:
-              \$1328 [30] = \$1093 ;
-          8'h1f:
-              \$1328 [31] = \$1093 ;
-          8'h20:
-              \$1328 [32] = \$1093 ;
-          8'h21:
-              \$1328 [33] = \$1093 ;
-          8'h22:
-              \$1328 [34] = \$1093 ;
-          8'h23:
-              \$1328 [35] = \$1093 ;
-          8'h24:
-              \$1328 [36] = \$1093 ;
-          8'h25:
-              \$1328 [37] = \$1093 ;
-          8'h26:
-              \$1328 [38] = \$1093 ;
-          8'h27:
-              \$1328 [39] = \$1093 ;
-          8'h28:
-              \$1328 [40] = \$1093 ;
-          8'h29:
-              \$1328 [41] = \$1093 ;
-          8'h2a:
-              \$1328 [42] = \$1093 ;
-          8'h2b:
-              \$1328 [43] = \$1093 ;
-          8'h2c:
-              \$1328 [44] = \$1093 ;
-          8'h2d:
-              \$1328 [45] = \$1093 ;
-          8'h2e:
-              \$1328 [46] = \$1093 ;
-          8'h2f:
-              \$1328 [47] = \$1093 ;
-          8'h30:
-              \$1328 [48] = \$1093 ;
-          8'h31:
-              \$1328 [49] = \$1093 ;
-          8'h32:
-              \$1328 [50] = \$1093 ;
-          8'h33:
-              \$1328 [51] = \$1093 ;
-          8'h34:
-              \$1328 [52] = \$1093 ;
-          8'h35:
-              \$1328 [53] = \$1093 ;
-          8'h36:
-              \$1328 [54] = \$1093 ;
-          8'h37:
-              \$1328 [55] = \$1093 ;
-          8'h38:
-              \$1328 [56] = \$1093 ;
-          8'h39:
-              \$1328 [57] = \$1093 ;
-          8'h3a:
-              \$1328 [58] = \$1093 ;
-          8'h3b:
-              \$1328 [59] = \$1093 ;
-          8'h3c:
-              \$1328 [60] = \$1093 ;
-          8'h3d:
-              \$1328 [61] = \$1093 ;
-          8'h3e:
-              \$1328 [62] = \$1093 ;
-          8'h3f:
-              \$1328 [63] = \$1093 ;
-          8'h40:
-              \$1328 [64] = \$1093 ;
-          8'h41:
-              \$1328 [65] = \$1093 ;
-          8'h42:
-              \$1328 [66] = \$1093 ;
-          8'h43:
-              \$1328 [67] = \$1093 ;
-          8'h44:
-              \$1328 [68] = \$1093 ;
-          8'h45:
-              \$1328 [69] = \$1093 ;
-          8'h46:
-              \$1328 [70] = \$1093 ;
-          8'h47:
-              \$1328 [71] = \$1093 ;
-          8'h48:
-              \$1328 [72] = \$1093 ;
-          8'h49:
-              \$1328 [73] = \$1093 ;
-          8'h4a:
-              \$1328 [74] = \$1093 ;
-          8'h4b:
-              \$1328 [75] = \$1093 ;
-          8'h4c:
-              \$1328 [76] = \$1093 ;
-          8'h4d:
-              \$1328 [77] = \$1093 ;
-          8'h4e:
-              \$1328 [78] = \$1093 ;
-          8'h4f:
-              \$1328 [79] = \$1093 ;
-          8'h50:
-              \$1328 [80] = \$1093 ;
-          8'h51:
-              \$1328 [81] = \$1093 ;
-          8'h52:
-              \$1328 [82] = \$1093 ;
-          8'h53:
-              \$1328 [83] = \$1093 ;
-          8'h54:
-              \$1328 [84] = \$1093 ;
-          8'h55:
-              \$1328 [85] = \$1093 ;
-          8'h56:
-              \$1328 [86] = \$1093 ;
-          8'h57:
-              \$1328 [87] = \$1093 ;
-          8'h58:
-              \$1328 [88] = \$1093 ;
-          8'h59:
-              \$1328 [89] = \$1093 ;
-          8'h5a:
-              \$1328 [90] = \$1093 ;
-          8'h5b:
-              \$1328 [91] = \$1093 ;
-          8'h5c:
-              \$1328 [92] = \$1093 ;
-          8'h5d:
-              \$1328 [93] = \$1093 ;
-          8'h5e:
-              \$1328 [94] = \$1093 ;
-          8'h5f:
-              \$1328 [95] = \$1093 ;
-          8'h60:
-              \$1328 [96] = \$1093 ;
-          8'h61:
-              \$1328 [97] = \$1093 ;
-          8'h62:
-              \$1328 [98] = \$1093 ;
-          8'h63:
-              \$1328 [99] = \$1093 ;
-          8'h64:
-              \$1328 [100] = \$1093 ;
-          8'h65:
-              \$1328 [101] = \$1093 ;
-          8'h66:
-              \$1328 [102] = \$1093 ;
-          8'h67:
-              \$1328 [103] = \$1093 ;
-          8'h68:
-              \$1328 [104] = \$1093 ;
-          8'h69:
-              \$1328 [105] = \$1093 ;
-          8'h6a:
-              \$1328 [106] = \$1093 ;
-          8'h6b:
-              \$1328 [107] = \$1093 ;
-          8'h6c:
-              \$1328 [108] = \$1093 ;
-          8'h6d:
-              \$1328 [109] = \$1093 ;
-          8'h6e:
-              \$1328 [110] = \$1093 ;
-          8'h6f:
-              \$1328 [111] = \$1093 ;
-          8'h70:
-              \$1328 [112] = \$1093 ;
-          8'h71:
-              \$1328 [113] = \$1093 ;
-          8'h72:
-              \$1328 [114] = \$1093 ;
-          8'h73:
-              \$1328 [115] = \$1093 ;
-          8'h74:
-              \$1328 [116] = \$1093 ;
-          8'h75:
-              \$1328 [117] = \$1093 ;
-          8'h76:
-              \$1328 [118] = \$1093 ;
-          8'h77:
-              \$1328 [119] = \$1093 ;
-          8'h78:
-              \$1328 [120] = \$1093 ;
-          8'h79:
-              \$1328 [121] = \$1093 ;
-          8'h7a:
-              \$1328 [122] = \$1093 ;
-          8'h7b:
-              \$1328 [123] = \$1093 ;
-          8'h7c:
-              \$1328 [124] = \$1093 ;
-          8'h7d:
-              \$1328 [125] = \$1093 ;
-          8'h7e:
-              \$1328 [126] = \$1093 ;
-          8'h7f:
-              \$1328 [127] = \$1093 ;
-          8'h80:
-              \$1328 [128] = \$1093 ;
-          8'h81:
-              \$1328 [129] = \$1093 ;
-          8'h82:
-              \$1328 [130] = \$1093 ;
-          8'h83:
-              \$1328 [131] = \$1093 ;
-          8'h84:
-              \$1328 [132] = \$1093 ;
-          8'h85:
-              \$1328 [133] = \$1093 ;
-          8'h86:
-              \$1328 [134] = \$1093 ;
-          8'h87:
-              \$1328 [135] = \$1093 ;
-          8'h88:
-              \$1328 [136] = \$1093 ;
-          8'h89:
-              \$1328 [137] = \$1093 ;
-          8'h8a:
-              \$1328 [138] = \$1093 ;
-          8'h8b:
-              \$1328 [139] = \$1093 ;
-          8'h8c:
-              \$1328 [140] = \$1093 ;
-          8'h8d:
-              \$1328 [141] = \$1093 ;
-          8'h8e:
-              \$1328 [142] = \$1093 ;
-          8'h8f:
-              \$1328 [143] = \$1093 ;
-          8'h90:
-              \$1328 [144] = \$1093 ;
-          8'h91:
-              \$1328 [145] = \$1093 ;
-          8'h92:
-              \$1328 [146] = \$1093 ;
-          8'h93:
-              \$1328 [147] = \$1093 ;
-          8'h94:
-              \$1328 [148] = \$1093 ;
-          8'h95:
-              \$1328 [149] = \$1093 ;
-          8'h96:
-              \$1328 [150] = \$1093 ;
-          8'h97:
-              \$1328 [151] = \$1093 ;
-          8'h98:
-              \$1328 [152] = \$1093 ;
-          8'h99:
-              \$1328 [153] = \$1093 ;
-          8'h9a:
-              \$1328 [154] = \$1093 ;
-          8'h9b:
-              \$1328 [155] = \$1093 ;
-          8'h9c:
-              \$1328 [156] = \$1093 ;
-          8'h9d:
-              \$1328 [157] = \$1093 ;
-          8'h9e:
-              \$1328 [158] = \$1093 ;
-          8'h9f:
-              \$1328 [159] = \$1093 ;
-          8'ha0:
-              \$1328 [160] = \$1093 ;
-          8'ha1:
-              \$1328 [161] = \$1093 ;
-          8'ha2:
-              \$1328 [162] = \$1093 ;
-          8'ha3:
-              \$1328 [163] = \$1093 ;
-          8'ha4:
-              \$1328 [164] = \$1093 ;
-          8'ha5:
-              \$1328 [165] = \$1093 ;
-          8'ha6:
-              \$1328 [166] = \$1093 ;
-          8'ha7:
-              \$1328 [167] = \$1093 ;
-          8'ha8:
-              \$1328 [168] = \$1093 ;
-          8'ha9:
-              \$1328 [169] = \$1093 ;
-          8'haa:
-              \$1328 [170] = \$1093 ;
-          8'hab:
-              \$1328 [171] = \$1093 ;
-          8'hac:
-              \$1328 [172] = \$1093 ;
-          8'had:
-              \$1328 [173] = \$1093 ;
-          8'hae:
-              \$1328 [174] = \$1093 ;
-          8'haf:
-              \$1328 [175] = \$1093 ;
-          8'hb0:
-              \$1328 [176] = \$1093 ;
-          8'hb1:
-              \$1328 [177] = \$1093 ;
-          8'hb2:
-              \$1328 [178] = \$1093 ;
-          8'hb3:
-              \$1328 [179] = \$1093 ;
-          8'hb4:
-              \$1328 [180] = \$1093 ;
-          8'hb5:
-              \$1328 [181] = \$1093 ;
-          8'hb6:
-              \$1328 [182] = \$1093 ;
-          8'hb7:
-              \$1328 [183] = \$1093 ;
-          8'hb8:
-              \$1328 [184] = \$1093 ;
-          8'hb9:
-              \$1328 [185] = \$1093 ;
-          8'hba:
-              \$1328 [186] = \$1093 ;
-          8'hbb:
-              \$1328 [187] = \$1093 ;
-          8'hbc:
-              \$1328 [188] = \$1093 ;
-          8'hbd:
-              \$1328 [189] = \$1093 ;
-          8'hbe:
-              \$1328 [190] = \$1093 ;
-          8'hbf:
-              \$1328 [191] = \$1093 ;
-          8'hc0:
-              \$1328 [192] = \$1093 ;
-          8'hc1:
-              \$1328 [193] = \$1093 ;
-          8'hc2:
-              \$1328 [194] = \$1093 ;
-          8'hc3:
-              \$1328 [195] = \$1093 ;
-          8'hc4:
-              \$1328 [196] = \$1093 ;
-          8'hc5:
-              \$1328 [197] = \$1093 ;
-          8'hc6:
-              \$1328 [198] = \$1093 ;
-          8'hc7:
-              \$1328 [199] = \$1093 ;
-          8'hc8:
-              \$1328 [200] = \$1093 ;
-          8'hc9:
-              \$1328 [201] = \$1093 ;
-          8'hca:
-              \$1328 [202] = \$1093 ;
-          8'hcb:
-              \$1328 [203] = \$1093 ;
-          8'hcc:
-              \$1328 [204] = \$1093 ;
-          8'hcd:
-              \$1328 [205] = \$1093 ;
-          8'hce:
-              \$1328 [206] = \$1093 ;
-          8'hcf:
-              \$1328 [207] = \$1093 ;
-          8'hd0:
-              \$1328 [208] = \$1093 ;
-          8'hd1:
-              \$1328 [209] = \$1093 ;
-          8'hd2:
-              \$1328 [210] = \$1093 ;
-          8'hd3:
-              \$1328 [211] = \$1093 ;
-          8'hd4:
-              \$1328 [212] = \$1093 ;
-          8'hd5:
-              \$1328 [213] = \$1093 ;
-          8'hd6:
-              \$1328 [214] = \$1093 ;
-          8'hd7:
-              \$1328 [215] = \$1093 ;
-          8'hd8:
-              \$1328 [216] = \$1093 ;
-          8'hd9:
-              \$1328 [217] = \$1093 ;
-          8'hda:
-              \$1328 [218] = \$1093 ;
-          8'hdb:
-              \$1328 [219] = \$1093 ;
-          8'hdc:
-              \$1328 [220] = \$1093 ;
-          8'hdd:
-              \$1328 [221] = \$1093 ;
-          8'hde:
-              \$1328 [222] = \$1093 ;
-          8'hdf:
-              \$1328 [223] = \$1093 ;
-          8'he0:
-              \$1328 [224] = \$1093 ;
-          8'he1:
-              \$1328 [225] = \$1093 ;
-          8'he2:
-              \$1328 [226] = \$1093 ;
-          8'he3:
-              \$1328 [227] = \$1093 ;
-          8'he4:
-              \$1328 [228] = \$1093 ;
-          8'he5:
-              \$1328 [229] = \$1093 ;
-          8'he6:
-              \$1328 [230] = \$1093 ;
-          8'he7:
-              \$1328 [231] = \$1093 ;
-          8'he8:
-              \$1328 [232] = \$1093 ;
-          8'he9:
-              \$1328 [233] = \$1093 ;
-          8'hea:
-              \$1328 [234] = \$1093 ;
-          8'heb:
-              \$1328 [235] = \$1093 ;
-          8'hec:
-              \$1328 [236] = \$1093 ;
-          8'hed:
-              \$1328 [237] = \$1093 ;
-          8'hee:
-              \$1328 [238] = \$1093 ;
-          8'hef:
-              \$1328 [239] = \$1093 ;
-          8'hf0:
-              \$1328 [240] = \$1093 ;
-          8'hf1:
-              \$1328 [241] = \$1093 ;
-          8'hf2:
-              \$1328 [242] = \$1093 ;
-          8'hf3:
-              \$1328 [243] = \$1093 ;
-          8'hf4:
-              \$1328 [244] = \$1093 ;
-          8'hf5:
-              \$1328 [245] = \$1093 ;
-          8'hf6:
-              \$1328 [246] = \$1093 ;
-          8'hf7:
-              \$1328 [247] = \$1093 ;
-          8'hf8:
-              \$1328 [248] = \$1093 ;
-          8'hf9:
-              \$1328 [249] = \$1093 ;
-          8'hfa:
-              \$1328 [250] = \$1093 ;
-          8'hfb:
-              \$1328 [251] = \$1093 ;
-          8'hfc:
-              \$1328 [252] = \$1093 ;
-          8'hfd:
-              \$1328 [253] = \$1093 ;
-          8'hfe:
-              \$1328 [254] = \$1093 ;
-          8'hff:
-              \$1328 [255] = \$1093 ;
-        endcase
-      end
-    end
-    if (cu5_c_valid) begin
-      if (\$1095 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1096 ;
-          8'h01:
-              \$1328 [1] = \$1096 ;
-          8'h02:
-              \$1328 [2] = \$1096 ;
-          8'h03:
-              \$1328 [3] = \$1096 ;
-          8'h04:
-              \$1328 [4] = \$1096 ;
-          8'h05:
-              \$1328 [5] = \$1096 ;
-          8'h06:
-              \$1328 [6] = \$1096 ;
-          8'h07:
-              \$1328 [7] = \$1096 ;
-          8'h08:
-              \$1328 [8] = \$1096 ;
-          8'h09:
-              \$1328 [9] = \$1096 ;
-          8'h0a:
-              \$1328 [10] = \$1096 ;
-          8'h0b:
-              \$1328 [11] = \$1096 ;
-          8'h0c:
-              \$1328 [12] = \$1096 ;
-          8'h0d:
-              \$1328 [13] = \$1096 ;
-          8'h0e:
-              \$1328 [14] = \$1096 ;
-          8'h0f:
-              \$1328 [15] = \$1096 ;
-          8'h10:
-              \$1328 [16] = \$1096 ;
-          8'h11:
-              \$1328 [17] = \$1096 ;
-          8'h12:
-              \$1328 [18] = \$1096 ;
-          8'h13:
-              \$1328 [19] = \$1096 ;
-          8'h14:
-              \$1328 [20] = \$1096 ;
-          8'h15:
-              \$1328 [21] = \$1096 ;
-          8'h16:
-              \$1328 [22] = \$1096 ;
-          8'h17:
-              \$1328 [23] = \$1096 ;
-          8'h18:
-              \$1328 [24] = \$1096 ;
-          8'h19:
-              \$1328 [25] = \$1096 ;
-          8'h1a:
-              \$1328 [26] = \$1096 ;
-          8'h1b:
-              \$1328 [27] = \$1096 ;
-          8'h1c:
-              \$1328 [28] = \$1096 ;
-          8'h1d:
-              \$1328 [29] = \$1096 ;
-          8'h1e:
-              \$1328 [30] = \$1096 ;
-          8'h1f:
-              \$1328 [31] = \$1096 ;
-          8'h20:
-              \$1328 [32] = \$1096 ;
-          8'h21:
-              \$1328 [33] = \$1096 ;
-          8'h22:
-              \$1328 [34] = \$1096 ;
-          8'h23:
-              \$1328 [35] = \$1096 ;
-          8'h24:
-              \$1328 [36] = \$1096 ;
-          8'h25:
-              \$1328 [37] = \$1096 ;
-          8'h26:
-              \$1328 [38] = \$1096 ;
-          8'h27:
-              \$1328 [39] = \$1096 ;
-          8'h28:
-              \$1328 [40] = \$1096 ;
-          8'h29:
-              \$1328 [41] = \$1096 ;
-          8'h2a:
-              \$1328 [42] = \$1096 ;
-          8'h2b:
-              \$1328 [43] = \$1096 ;
-          8'h2c:
-              \$1328 [44] = \$1096 ;
-          8'h2d:
-              \$1328 [45] = \$1096 ;
-          8'h2e:
-              \$1328 [46] = \$1096 ;
-          8'h2f:
-              \$1328 [47] = \$1096 ;
-          8'h30:
-              \$1328 [48] = \$1096 ;
-          8'h31:
-              \$1328 [49] = \$1096 ;
-          8'h32:
-              \$1328 [50] = \$1096 ;
-          8'h33:
-              \$1328 [51] = \$1096 ;
-          8'h34:
-              \$1328 [52] = \$1096 ;
-          8'h35:
-              \$1328 [53] = \$1096 ;
-          8'h36:
-              \$1328 [54] = \$1096 ;
-          8'h37:
-              \$1328 [55] = \$1096 ;
-          8'h38:
-              \$1328 [56] = \$1096 ;
-          8'h39:
-              \$1328 [57] = \$1096 ;
-          8'h3a:
-              \$1328 [58] = \$1096 ;
-          8'h3b:
-              \$1328 [59] = \$1096 ;
-          8'h3c:
-              \$1328 [60] = \$1096 ;
-          8'h3d:
-              \$1328 [61] = \$1096 ;
-          8'h3e:
-              \$1328 [62] = \$1096 ;
-          8'h3f:
-              \$1328 [63] = \$1096 ;
-          8'h40:
-              \$1328 [64] = \$1096 ;
-          8'h41:
-              \$1328 [65] = \$1096 ;
-          8'h42:
-              \$1328 [66] = \$1096 ;
-          8'h43:
-              \$1328 [67] = \$1096 ;
-          8'h44:
-              \$1328 [68] = \$1096 ;
-          8'h45:
-              \$1328 [69] = \$1096 ;
-          8'h46:
-              \$1328 [70] = \$1096 ;
-          8'h47:
-              \$1328 [71] = \$1096 ;
-          8'h48:
-              \$1328 [72] = \$1096 ;
-          8'h49:
-              \$1328 [73] = \$1096 ;
-          8'h4a:
-              \$1328 [74] = \$1096 ;
-          8'h4b:
-              \$1328 [75] = \$1096 ;
-          8'h4c:
-              \$1328 [76] = \$1096 ;
-          8'h4d:
-              \$1328 [77] = \$1096 ;
-          8'h4e:
-              \$1328 [78] = \$1096 ;
-          8'h4f:
-              \$1328 [79] = \$1096 ;
-          8'h50:
-              \$1328 [80] = \$1096 ;
-          8'h51:
-              \$1328 [81] = \$1096 ;
-          8'h52:
-              \$1328 [82] = \$1096 ;
-          8'h53:
-              \$1328 [83] = \$1096 ;
-          8'h54:
-              \$1328 [84] = \$1096 ;
-          8'h55:
-              \$1328 [85] = \$1096 ;
-          8'h56:
-              \$1328 [86] = \$1096 ;
-          8'h57:
-              \$1328 [87] = \$1096 ;
-          8'h58:
-              \$1328 [88] = \$1096 ;
-          8'h59:
-              \$1328 [89] = \$1096 ;
-          8'h5a:
-              \$1328 [90] = \$1096 ;
-          8'h5b:
-              \$1328 [91] = \$1096 ;
-          8'h5c:
-              \$1328 [92] = \$1096 ;
-          8'h5d:
-              \$1328 [93] = \$1096 ;
-          8'h5e:
-              \$1328 [94] = \$1096 ;
-          8'h5f:
-              \$1328 [95] = \$1096 ;
-          8'h60:
-              \$1328 [96] = \$1096 ;
-          8'h61:
-              \$1328 [97] = \$1096 ;
-          8'h62:
-              \$1328 [98] = \$1096 ;
-          8'h63:
-              \$1328 [99] = \$1096 ;
-          8'h64:
-              \$1328 [100] = \$1096 ;
-          8'h65:
-              \$1328 [101] = \$1096 ;
-          8'h66:
-              \$1328 [102] = \$1096 ;
-          8'h67:
-              \$1328 [103] = \$1096 ;
-          8'h68:
-              \$1328 [104] = \$1096 ;
-          8'h69:
-              \$1328 [105] = \$1096 ;
-          8'h6a:
-              \$1328 [106] = \$1096 ;
-          8'h6b:
-              \$1328 [107] = \$1096 ;
-          8'h6c:
-              \$1328 [108] = \$1096 ;
-          8'h6d:
-              \$1328 [109] = \$1096 ;
-          8'h6e:
-              \$1328 [110] = \$1096 ;
-          8'h6f:
-              \$1328 [111] = \$1096 ;
-          8'h70:
-              \$1328 [112] = \$1096 ;
-          8'h71:
-              \$1328 [113] = \$1096 ;
-          8'h72:
-              \$1328 [114] = \$1096 ;
-          8'h73:
-              \$1328 [115] = \$1096 ;
-          8'h74:
-              \$1328 [116] = \$1096 ;
-          8'h75:
-              \$1328 [117] = \$1096 ;
-          8'h76:
-              \$1328 [118] = \$1096 ;
-          8'h77:
-              \$1328 [119] = \$1096 ;
-          8'h78:
-              \$1328 [120] = \$1096 ;
-          8'h79:
-              \$1328 [121] = \$1096 ;
-          8'h7a:
-              \$1328 [122] = \$1096 ;
-          8'h7b:
-              \$1328 [123] = \$1096 ;
-          8'h7c:
-              \$1328 [124] = \$1096 ;
-          8'h7d:
-              \$1328 [125] = \$1096 ;
-          8'h7e:
-              \$1328 [126] = \$1096 ;
-          8'h7f:
-              \$1328 [127] = \$1096 ;
-          8'h80:
-              \$1328 [128] = \$1096 ;
-          8'h81:
-              \$1328 [129] = \$1096 ;
-          8'h82:
-              \$1328 [130] = \$1096 ;
-          8'h83:
-              \$1328 [131] = \$1096 ;
-          8'h84:
-              \$1328 [132] = \$1096 ;
-          8'h85:
-              \$1328 [133] = \$1096 ;
-          8'h86:
-              \$1328 [134] = \$1096 ;
-          8'h87:
-              \$1328 [135] = \$1096 ;
-          8'h88:
-              \$1328 [136] = \$1096 ;
-          8'h89:
-              \$1328 [137] = \$1096 ;
-          8'h8a:
-              \$1328 [138] = \$1096 ;
-          8'h8b:
-              \$1328 [139] = \$1096 ;
-          8'h8c:
-              \$1328 [140] = \$1096 ;
-          8'h8d:
-              \$1328 [141] = \$1096 ;
-          8'h8e:
-              \$1328 [142] = \$1096 ;
-          8'h8f:
-              \$1328 [143] = \$1096 ;
-          8'h90:
-              \$1328 [144] = \$1096 ;
-          8'h91:
-              \$1328 [145] = \$1096 ;
-          8'h92:
-              \$1328 [146] = \$1096 ;
-          8'h93:
-              \$1328 [147] = \$1096 ;
-          8'h94:
-              \$1328 [148] = \$1096 ;
-          8'h95:
-              \$1328 [149] = \$1096 ;
-          8'h96:
-              \$1328 [150] = \$1096 ;
-          8'h97:
-              \$1328 [151] = \$1096 ;
-          8'h98:
-              \$1328 [152] = \$1096 ;
-          8'h99:
-              \$1328 [153] = \$1096 ;
-          8'h9a:
-              \$1328 [154] = \$1096 ;
-          8'h9b:
-              \$1328 [155] = \$1096 ;
-          8'h9c:
-              \$1328 [156] = \$1096 ;
-          8'h9d:
-              \$1328 [157] = \$1096 ;
-          8'h9e:
-              \$1328 [158] = \$1096 ;
-          8'h9f:
-              \$1328 [159] = \$1096 ;
-          8'ha0:
-              \$1328 [160] = \$1096 ;
-          8'ha1:
-              \$1328 [161] = \$1096 ;
-          8'ha2:
-              \$1328 [162] = \$1096 ;
-          8'ha3:
-              \$1328 [163] = \$1096 ;
-          8'ha4:
-              \$1328 [164] = \$1096 ;
-          8'ha5:
-              \$1328 [165] = \$1096 ;
-          8'ha6:
-              \$1328 [166] = \$1096 ;
-          8'ha7:
-              \$1328 [167] = \$1096 ;
-          8'ha8:
-              \$1328 [168] = \$1096 ;
-          8'ha9:
-              \$1328 [169] = \$1096 ;
-          8'haa:
-              \$1328 [170] = \$1096 ;
-          8'hab:
-              \$1328 [171] = \$1096 ;
-          8'hac:
-              \$1328 [172] = \$1096 ;
-          8'had:
-              \$1328 [173] = \$1096 ;
-          8'hae:
-              \$1328 [174] = \$1096 ;
-          8'haf:
-              \$1328 [175] = \$1096 ;
-          8'hb0:
-              \$1328 [176] = \$1096 ;
-          8'hb1:
-              \$1328 [177] = \$1096 ;
-          8'hb2:
-              \$1328 [178] = \$1096 ;
-          8'hb3:
-              \$1328 [179] = \$1096 ;
-          8'hb4:
-              \$1328 [180] = \$1096 ;
-          8'hb5:
-              \$1328 [181] = \$1096 ;
-          8'hb6:
-              \$1328 [182] = \$1096 ;
-          8'hb7:
-              \$1328 [183] = \$1096 ;
-          8'hb8:
-              \$1328 [184] = \$1096 ;
-          8'hb9:
-              \$1328 [185] = \$1096 ;
-          8'hba:
-              \$1328 [186] = \$1096 ;
-          8'hbb:
-              \$1328 [187] = \$1096 ;
-          8'hbc:
-              \$1328 [188] = \$1096 ;
-          8'hbd:
-              \$1328 [189] = \$1096 ;
-          8'hbe:
-              \$1328 [190] = \$1096 ;
-          8'hbf:
-              \$1328 [191] = \$1096 ;
-          8'hc0:
-              \$1328 [192] = \$1096 ;
-          8'hc1:
-              \$1328 [193] = \$1096 ;
-          8'hc2:
-              \$1328 [194] = \$1096 ;
-          8'hc3:
-              \$1328 [195] = \$1096 ;
-          8'hc4:
-              \$1328 [196] = \$1096 ;
-          8'hc5:
-              \$1328 [197] = \$1096 ;
-          8'hc6:
-              \$1328 [198] = \$1096 ;
-          8'hc7:
-              \$1328 [199] = \$1096 ;
-          8'hc8:
-              \$1328 [200] = \$1096 ;
-          8'hc9:
-              \$1328 [201] = \$1096 ;
-          8'hca:
-              \$1328 [202] = \$1096 ;
-          8'hcb:
-              \$1328 [203] = \$1096 ;
-          8'hcc:
-              \$1328 [204] = \$1096 ;
-          8'hcd:
-              \$1328 [205] = \$1096 ;
-          8'hce:
-              \$1328 [206] = \$1096 ;
-          8'hcf:
-              \$1328 [207] = \$1096 ;
-          8'hd0:
-              \$1328 [208] = \$1096 ;
-          8'hd1:
-              \$1328 [209] = \$1096 ;
-          8'hd2:
-              \$1328 [210] = \$1096 ;
-          8'hd3:
-              \$1328 [211] = \$1096 ;
-          8'hd4:
-              \$1328 [212] = \$1096 ;
-          8'hd5:
-              \$1328 [213] = \$1096 ;
-          8'hd6:
-              \$1328 [214] = \$1096 ;
-          8'hd7:
-              \$1328 [215] = \$1096 ;
-          8'hd8:
-              \$1328 [216] = \$1096 ;
-          8'hd9:
-              \$1328 [217] = \$1096 ;
-          8'hda:
-              \$1328 [218] = \$1096 ;
-          8'hdb:
-              \$1328 [219] = \$1096 ;
-          8'hdc:
-              \$1328 [220] = \$1096 ;
-          8'hdd:
-              \$1328 [221] = \$1096 ;
-          8'hde:
-              \$1328 [222] = \$1096 ;
-          8'hdf:
-              \$1328 [223] = \$1096 ;
-          8'he0:
-              \$1328 [224] = \$1096 ;
-          8'he1:
-              \$1328 [225] = \$1096 ;
-          8'he2:
-              \$1328 [226] = \$1096 ;
-          8'he3:
-              \$1328 [227] = \$1096 ;
-          8'he4:
-              \$1328 [228] = \$1096 ;
-          8'he5:
-              \$1328 [229] = \$1096 ;
-          8'he6:
-              \$1328 [230] = \$1096 ;
-          8'he7:
-              \$1328 [231] = \$1096 ;
-          8'he8:
-              \$1328 [232] = \$1096 ;
-          8'he9:
-              \$1328 [233] = \$1096 ;
-          8'hea:
-              \$1328 [234] = \$1096 ;
-          8'heb:
-              \$1328 [235] = \$1096 ;
-          8'hec:
-              \$1328 [236] = \$1096 ;
-          8'hed:
-              \$1328 [237] = \$1096 ;
-          8'hee:
-              \$1328 [238] = \$1096 ;
-          8'hef:
-              \$1328 [239] = \$1096 ;
-          8'hf0:
-              \$1328 [240] = \$1096 ;
-          8'hf1:
-              \$1328 [241] = \$1096 ;
-          8'hf2:
-              \$1328 [242] = \$1096 ;
-          8'hf3:
-              \$1328 [243] = \$1096 ;
-          8'hf4:
-              \$1328 [244] = \$1096 ;
-          8'hf5:
-              \$1328 [245] = \$1096 ;
-          8'hf6:
-              \$1328 [246] = \$1096 ;
-          8'hf7:
-              \$1328 [247] = \$1096 ;
-          8'hf8:
-              \$1328 [248] = \$1096 ;
-          8'hf9:
-              \$1328 [249] = \$1096 ;
-          8'hfa:
-              \$1328 [250] = \$1096 ;
-          8'hfb:
-              \$1328 [251] = \$1096 ;
-          8'hfc:
-              \$1328 [252] = \$1096 ;
-          8'hfd:
-              \$1328 [253] = \$1096 ;
-          8'hfe:
-              \$1328 [254] = \$1096 ;
-          8'hff:
-              \$1328 [255] = \$1096 ;
-        endcase
-      end
-    end
-    if (cu6_c_valid) begin
-      if (\$1098 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1099 ;
-          8'h01:
-              \$1328 [1] = \$1099 ;
-          8'h02:
-              \$1328 [2] = \$1099 ;
-          8'h03:
-              \$1328 [3] = \$1099 ;
-          8'h04:
-              \$1328 [4] = \$1099 ;
-          8'h05:
-              \$1328 [5] = \$1099 ;
-          8'h06:
-              \$1328 [6] = \$1099 ;
-          8'h07:
-              \$1328 [7] = \$1099 ;
-          8'h08:
-              \$1328 [8] = \$1099 ;
-          8'h09:
-              \$1328 [9] = \$1099 ;
-          8'h0a:
-              \$1328 [10] = \$1099 ;
-          8'h0b:
-              \$1328 [11] = \$1099 ;
-          8'h0c:
-              \$1328 [12] = \$1099 ;
-          8'h0d:
-              \$1328 [13] = \$1099 ;
-          8'h0e:
-              \$1328 [14] = \$1099 ;
-          8'h0f:
-              \$1328 [15] = \$1099 ;
-          8'h10:
-              \$1328 [16] = \$1099 ;
-          8'h11:
-              \$1328 [17] = \$1099 ;
-          8'h12:
-              \$1328 [18] = \$1099 ;
-          8'h13:
-              \$1328 [19] = \$1099 ;
-          8'h14:
-              \$1328 [20] = \$1099 ;
-          8'h15:
-              \$1328 [21] = \$1099 ;
-          8'h16:
-              \$1328 [22] = \$1099 ;
-          8'h17:
-              \$1328 [23] = \$1099 ;
-          8'h18:
-              \$1328 [24] = \$1099 ;
-          8'h19:
-              \$1328 [25] = \$1099 ;
-          8'h1a:
-              \$1328 [26] = \$1099 ;
-          8'h1b:
-              \$1328 [27] = \$1099 ;
-          8'h1c:
-              \$1328 [28] = \$1099 ;
-          8'h1d:
-              \$1328 [29] = \$1099 ;
-          8'h1e:
-              \$1328 [30] = \$1099 ;
-          8'h1f:
-              \$1328 [31] = \$1099 ;
-          8'h20:
-              \$1328 [32] = \$1099 ;
-          8'h21:
-              \$1328 [33] = \$1099 ;
-          8'h22:
-              \$1328 [34] = \$1099 ;
-          8'h23:
-              \$1328 [35] = \$1099 ;
-          8'h24:
-              \$1328 [36] = \$1099 ;
-          8'h25:
-              \$1328 [37] = \$1099 ;
-          8'h26:
-              \$1328 [38] = \$1099 ;
-          8'h27:
-              \$1328 [39] = \$1099 ;
-          8'h28:
-              \$1328 [40] = \$1099 ;
-          8'h29:
-              \$1328 [41] = \$1099 ;
-          8'h2a:
-              \$1328 [42] = \$1099 ;
-          8'h2b:
-              \$1328 [43] = \$1099 ;
-          8'h2c:
-              \$1328 [44] = \$1099 ;
-          8'h2d:
-              \$1328 [45] = \$1099 ;
-          8'h2e:
-              \$1328 [46] = \$1099 ;
-          8'h2f:
-              \$1328 [47] = \$1099 ;
-          8'h30:
-              \$1328 [48] = \$1099 ;
-          8'h31:
-              \$1328 [49] = \$1099 ;
-          8'h32:
-              \$1328 [50] = \$1099 ;
-          8'h33:
-              \$1328 [51] = \$1099 ;
-          8'h34:
-              \$1328 [52] = \$1099 ;
-          8'h35:
-              \$1328 [53] = \$1099 ;
-          8'h36:
-              \$1328 [54] = \$1099 ;
-          8'h37:
-              \$1328 [55] = \$1099 ;
-          8'h38:
-              \$1328 [56] = \$1099 ;
-          8'h39:
-              \$1328 [57] = \$1099 ;
-          8'h3a:
-              \$1328 [58] = \$1099 ;
-          8'h3b:
-              \$1328 [59] = \$1099 ;
-          8'h3c:
-              \$1328 [60] = \$1099 ;
-          8'h3d:
-              \$1328 [61] = \$1099 ;
-          8'h3e:
-              \$1328 [62] = \$1099 ;
-          8'h3f:
-              \$1328 [63] = \$1099 ;
-          8'h40:
-              \$1328 [64] = \$1099 ;
-          8'h41:
-              \$1328 [65] = \$1099 ;
-          8'h42:
-              \$1328 [66] = \$1099 ;
-          8'h43:
-              \$1328 [67] = \$1099 ;
-          8'h44:
-              \$1328 [68] = \$1099 ;
-          8'h45:
-              \$1328 [69] = \$1099 ;
-          8'h46:
-              \$1328 [70] = \$1099 ;
-          8'h47:
-              \$1328 [71] = \$1099 ;
-          8'h48:
-              \$1328 [72] = \$1099 ;
-          8'h49:
-              \$1328 [73] = \$1099 ;
-          8'h4a:
-              \$1328 [74] = \$1099 ;
-          8'h4b:
-              \$1328 [75] = \$1099 ;
-          8'h4c:
-              \$1328 [76] = \$1099 ;
-          8'h4d:
-              \$1328 [77] = \$1099 ;
-          8'h4e:
-              \$1328 [78] = \$1099 ;
-          8'h4f:
-              \$1328 [79] = \$1099 ;
-          8'h50:
-              \$1328 [80] = \$1099 ;
-          8'h51:
-              \$1328 [81] = \$1099 ;
-          8'h52:
-              \$1328 [82] = \$1099 ;
-          8'h53:
-              \$1328 [83] = \$1099 ;
-          8'h54:
-              \$1328 [84] = \$1099 ;
-          8'h55:
-              \$1328 [85] = \$1099 ;
-          8'h56:
-              \$1328 [86] = \$1099 ;
-          8'h57:
-              \$1328 [87] = \$1099 ;
-          8'h58:
-              \$1328 [88] = \$1099 ;
-          8'h59:
-              \$1328 [89] = \$1099 ;
-          8'h5a:
-              \$1328 [90] = \$1099 ;
-          8'h5b:
-              \$1328 [91] = \$1099 ;
-          8'h5c:
-              \$1328 [92] = \$1099 ;
-          8'h5d:
-              \$1328 [93] = \$1099 ;
-          8'h5e:
-              \$1328 [94] = \$1099 ;
-          8'h5f:
-              \$1328 [95] = \$1099 ;
-          8'h60:
-              \$1328 [96] = \$1099 ;
-          8'h61:
-              \$1328 [97] = \$1099 ;
-          8'h62:
-              \$1328 [98] = \$1099 ;
-          8'h63:
-              \$1328 [99] = \$1099 ;
-          8'h64:
-              \$1328 [100] = \$1099 ;
-          8'h65:
-              \$1328 [101] = \$1099 ;
-          8'h66:
-              \$1328 [102] = \$1099 ;
-          8'h67:
-              \$1328 [103] = \$1099 ;
-          8'h68:
-              \$1328 [104] = \$1099 ;
-          8'h69:
-              \$1328 [105] = \$1099 ;
-          8'h6a:
-              \$1328 [106] = \$1099 ;
-          8'h6b:
-              \$1328 [107] = \$1099 ;
-          8'h6c:
-              \$1328 [108] = \$1099 ;
-          8'h6d:
-              \$1328 [109] = \$1099 ;
-          8'h6e:
-              \$1328 [110] = \$1099 ;
-          8'h6f:
-              \$1328 [111] = \$1099 ;
-          8'h70:
-              \$1328 [112] = \$1099 ;
-          8'h71:
-              \$1328 [113] = \$1099 ;
-          8'h72:
-              \$1328 [114] = \$1099 ;
-          8'h73:
-              \$1328 [115] = \$1099 ;
-          8'h74:
-              \$1328 [116] = \$1099 ;
-          8'h75:
-              \$1328 [117] = \$1099 ;
-          8'h76:
-              \$1328 [118] = \$1099 ;
-          8'h77:
-              \$1328 [119] = \$1099 ;
-          8'h78:
-              \$1328 [120] = \$1099 ;
-          8'h79:
-              \$1328 [121] = \$1099 ;
-          8'h7a:
-              \$1328 [122] = \$1099 ;
-          8'h7b:
-              \$1328 [123] = \$1099 ;
-          8'h7c:
-              \$1328 [124] = \$1099 ;
-          8'h7d:
-              \$1328 [125] = \$1099 ;
-          8'h7e:
-              \$1328 [126] = \$1099 ;
-          8'h7f:
-              \$1328 [127] = \$1099 ;
-          8'h80:
-              \$1328 [128] = \$1099 ;
-          8'h81:
-              \$1328 [129] = \$1099 ;
-          8'h82:
-              \$1328 [130] = \$1099 ;
-          8'h83:
-              \$1328 [131] = \$1099 ;
-          8'h84:
-              \$1328 [132] = \$1099 ;
-          8'h85:
-              \$1328 [133] = \$1099 ;
-          8'h86:
-              \$1328 [134] = \$1099 ;
-          8'h87:
-              \$1328 [135] = \$1099 ;
-          8'h88:
-              \$1328 [136] = \$1099 ;
-          8'h89:
-              \$1328 [137] = \$1099 ;
-          8'h8a:
-              \$1328 [138] = \$1099 ;
-          8'h8b:
-              \$1328 [139] = \$1099 ;
-          8'h8c:
-              \$1328 [140] = \$1099 ;
-          8'h8d:
-              \$1328 [141] = \$1099 ;
-          8'h8e:
-              \$1328 [142] = \$1099 ;
-          8'h8f:
-              \$1328 [143] = \$1099 ;
-          8'h90:
-              \$1328 [144] = \$1099 ;
-          8'h91:
-              \$1328 [145] = \$1099 ;
-          8'h92:
-              \$1328 [146] = \$1099 ;
-          8'h93:
-              \$1328 [147] = \$1099 ;
-          8'h94:
-              \$1328 [148] = \$1099 ;
-          8'h95:
-              \$1328 [149] = \$1099 ;
-          8'h96:
-              \$1328 [150] = \$1099 ;
-          8'h97:
-              \$1328 [151] = \$1099 ;
-          8'h98:
-              \$1328 [152] = \$1099 ;
-          8'h99:
-              \$1328 [153] = \$1099 ;
-          8'h9a:
-              \$1328 [154] = \$1099 ;
-          8'h9b:
-              \$1328 [155] = \$1099 ;
-          8'h9c:
-              \$1328 [156] = \$1099 ;
-          8'h9d:
-              \$1328 [157] = \$1099 ;
-          8'h9e:
-              \$1328 [158] = \$1099 ;
-          8'h9f:
-              \$1328 [159] = \$1099 ;
-          8'ha0:
-              \$1328 [160] = \$1099 ;
-          8'ha1:
-              \$1328 [161] = \$1099 ;
-          8'ha2:
-              \$1328 [162] = \$1099 ;
-          8'ha3:
-              \$1328 [163] = \$1099 ;
-          8'ha4:
-              \$1328 [164] = \$1099 ;
-          8'ha5:
-              \$1328 [165] = \$1099 ;
-          8'ha6:
-              \$1328 [166] = \$1099 ;
-          8'ha7:
-              \$1328 [167] = \$1099 ;
-          8'ha8:
-              \$1328 [168] = \$1099 ;
-          8'ha9:
-              \$1328 [169] = \$1099 ;
-          8'haa:
-              \$1328 [170] = \$1099 ;
-          8'hab:
-              \$1328 [171] = \$1099 ;
-          8'hac:
-              \$1328 [172] = \$1099 ;
-          8'had:
-              \$1328 [173] = \$1099 ;
-          8'hae:
-              \$1328 [174] = \$1099 ;
-          8'haf:
-              \$1328 [175] = \$1099 ;
-          8'hb0:
-              \$1328 [176] = \$1099 ;
-          8'hb1:
-              \$1328 [177] = \$1099 ;
-          8'hb2:
-              \$1328 [178] = \$1099 ;
-          8'hb3:
-              \$1328 [179] = \$1099 ;
-          8'hb4:
-              \$1328 [180] = \$1099 ;
-          8'hb5:
-              \$1328 [181] = \$1099 ;
-          8'hb6:
-              \$1328 [182] = \$1099 ;
-          8'hb7:
-              \$1328 [183] = \$1099 ;
-          8'hb8:
-              \$1328 [184] = \$1099 ;
-          8'hb9:
-              \$1328 [185] = \$1099 ;
-          8'hba:
-              \$1328 [186] = \$1099 ;
-          8'hbb:
-              \$1328 [187] = \$1099 ;
-          8'hbc:
-              \$1328 [188] = \$1099 ;
-          8'hbd:
-              \$1328 [189] = \$1099 ;
-          8'hbe:
-              \$1328 [190] = \$1099 ;
-          8'hbf:
-              \$1328 [191] = \$1099 ;
-          8'hc0:
-              \$1328 [192] = \$1099 ;
-          8'hc1:
-              \$1328 [193] = \$1099 ;
-          8'hc2:
-              \$1328 [194] = \$1099 ;
-          8'hc3:
-              \$1328 [195] = \$1099 ;
-          8'hc4:
-              \$1328 [196] = \$1099 ;
-          8'hc5:
-              \$1328 [197] = \$1099 ;
-          8'hc6:
-              \$1328 [198] = \$1099 ;
-          8'hc7:
-              \$1328 [199] = \$1099 ;
-          8'hc8:
-              \$1328 [200] = \$1099 ;
-          8'hc9:
-              \$1328 [201] = \$1099 ;
-          8'hca:
-              \$1328 [202] = \$1099 ;
-          8'hcb:
-              \$1328 [203] = \$1099 ;
-          8'hcc:
-              \$1328 [204] = \$1099 ;
-          8'hcd:
-              \$1328 [205] = \$1099 ;
-          8'hce:
-              \$1328 [206] = \$1099 ;
-          8'hcf:
-              \$1328 [207] = \$1099 ;
-          8'hd0:
-              \$1328 [208] = \$1099 ;
-          8'hd1:
-              \$1328 [209] = \$1099 ;
-          8'hd2:
-              \$1328 [210] = \$1099 ;
-          8'hd3:
-              \$1328 [211] = \$1099 ;
-          8'hd4:
-              \$1328 [212] = \$1099 ;
-          8'hd5:
-              \$1328 [213] = \$1099 ;
-          8'hd6:
-              \$1328 [214] = \$1099 ;
-          8'hd7:
-              \$1328 [215] = \$1099 ;
-          8'hd8:
-              \$1328 [216] = \$1099 ;
-          8'hd9:
-              \$1328 [217] = \$1099 ;
-          8'hda:
-              \$1328 [218] = \$1099 ;
-          8'hdb:
-              \$1328 [219] = \$1099 ;
-          8'hdc:
-              \$1328 [220] = \$1099 ;
-          8'hdd:
-              \$1328 [221] = \$1099 ;
-          8'hde:
-              \$1328 [222] = \$1099 ;
-          8'hdf:
-              \$1328 [223] = \$1099 ;
-          8'he0:
-              \$1328 [224] = \$1099 ;
-          8'he1:
-              \$1328 [225] = \$1099 ;
-          8'he2:
-              \$1328 [226] = \$1099 ;
-          8'he3:
-              \$1328 [227] = \$1099 ;
-          8'he4:
-              \$1328 [228] = \$1099 ;
-          8'he5:
-              \$1328 [229] = \$1099 ;
-          8'he6:
-              \$1328 [230] = \$1099 ;
-          8'he7:
-              \$1328 [231] = \$1099 ;
-          8'he8:
-              \$1328 [232] = \$1099 ;
-          8'he9:
-              \$1328 [233] = \$1099 ;
-          8'hea:
-              \$1328 [234] = \$1099 ;
-          8'heb:
-              \$1328 [235] = \$1099 ;
-          8'hec:
-              \$1328 [236] = \$1099 ;
-          8'hed:
-              \$1328 [237] = \$1099 ;
-          8'hee:
-              \$1328 [238] = \$1099 ;
-          8'hef:
-              \$1328 [239] = \$1099 ;
-          8'hf0:
-              \$1328 [240] = \$1099 ;
-          8'hf1:
-              \$1328 [241] = \$1099 ;
-          8'hf2:
-              \$1328 [242] = \$1099 ;
-          8'hf3:
-              \$1328 [243] = \$1099 ;
-          8'hf4:
-              \$1328 [244] = \$1099 ;
-          8'hf5:
-              \$1328 [245] = \$1099 ;
-          8'hf6:
-              \$1328 [246] = \$1099 ;
-          8'hf7:
-              \$1328 [247] = \$1099 ;
-          8'hf8:
-              \$1328 [248] = \$1099 ;
-          8'hf9:
-              \$1328 [249] = \$1099 ;
-          8'hfa:
-              \$1328 [250] = \$1099 ;
-          8'hfb:
-              \$1328 [251] = \$1099 ;
-          8'hfc:
-              \$1328 [252] = \$1099 ;
-          8'hfd:
-              \$1328 [253] = \$1099 ;
-          8'hfe:
-              \$1328 [254] = \$1099 ;
-          8'hff:
-              \$1328 [255] = \$1099 ;
-        endcase
-      end
-    end
-    if (cu7_c_valid) begin
-      if (\$1101 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1328 [0] = \$1102 ;
-          8'h01:
-              \$1328 [1] = \$1102 ;
-          8'h02:
-              \$1328 [2] = \$1102 ;
-          8'h03:
-              \$1328 [3] = \$1102 ;
-          8'h04:
-              \$1328 [4] = \$1102 ;
-          8'h05:
-              \$1328 [5] = \$1102 ;
-          8'h06:
-              \$1328 [6] = \$1102 ;
-          8'h07:
-              \$1328 [7] = \$1102 ;
-          8'h08:
-              \$1328 [8] = \$1102 ;
-          8'h09:
-              \$1328 [9] = \$1102 ;
-          8'h0a:
-              \$1328 [10] = \$1102 ;
-          8'h0b:
-              \$1328 [11] = \$1102 ;
-          8'h0c:
-              \$1328 [12] = \$1102 ;
-          8'h0d:
-              \$1328 [13] = \$1102 ;
-          8'h0e:
-              \$1328 [14] = \$1102 ;
-          8'h0f:
-              \$1328 [15] = \$1102 ;
-          8'h10:
-              \$1328 [16] = \$1102 ;
-          8'h11:
-              \$1328 [17] = \$1102 ;
-          8'h12:
-              \$1328 [18] = \$1102 ;
-          8'h13:
-              \$1328 [19] = \$1102 ;
-          8'h14:
-              \$1328 [20] = \$1102 ;
-          8'h15:
-              \$1328 [21] = \$1102 ;
-          8'h16:
-              \$1328 [22] = \$1102 ;
-          8'h17:
-              \$1328 [23] = \$1102 ;
-          8'h18:
-              \$1328 [24] = \$1102 ;
-          8'h19:
-              \$1328 [25] = \$1102 ;
-          8'h1a:
-              \$1328 [26] = \$1102 ;
-          8'h1b:
-              \$1328 [27] = \$1102 ;
-          8'h1c:
-              \$1328 [28] = \$1102 ;
-          8'h1d:
-              \$1328 [29] = \$1102 ;
-          8'h1e:
-              \$1328 [30] = \$1102 ;
-          8'h1f:
-              \$1328 [31] = \$1102 ;
-          8'h20:
-              \$1328 [32] = \$1102 ;
-          8'h21:
-              \$1328 [33] = \$1102 ;
-          8'h22:
-              \$1328 [34] = \$1102 ;
-          8'h23:
-              \$1328 [35] = \$1102 ;
-          8'h24:
-              \$1328 [36] = \$1102 ;
-          8'h25:
-              \$1328 [37] = \$1102 ;
-          8'h26:
-              \$1328 [38] = \$1102 ;
-          8'h27:
-              \$1328 [39] = \$1102 ;
-          8'h28:
-              \$1328 [40] = \$1102 ;
-          8'h29:
-              \$1328 [41] = \$1102 ;
-          8'h2a:
-              \$1328 [42] = \$1102 ;
-          8'h2b:
-              \$1328 [43] = \$1102 ;
-          8'h2c:
-              \$1328 [44] = \$1102 ;
-          8'h2d:
-              \$1328 [45] = \$1102 ;
-          8'h2e:
-              \$1328 [46] = \$1102 ;
-          8'h2f:
-              \$1328 [47] = \$1102 ;
-          8'h30:
-              \$1328 [48] = \$1102 ;
-          8'h31:
-              \$1328 [49] = \$1102 ;
-          8'h32:
-              \$1328 [50] = \$1102 ;
-          8'h33:
-              \$1328 [51] = \$1102 ;
-          8'h34:
-              \$1328 [52] = \$1102 ;
-          8'h35:
-              \$1328 [53] = \$1102 ;
-          8'h36:
-              \$1328 [54] = \$1102 ;
-          8'h37:
-              \$1328 [55] = \$1102 ;
-          8'h38:
-              \$1328 [56] = \$1102 ;
-          8'h39:
-              \$1328 [57] = \$1102 ;
-          8'h3a:
-              \$1328 [58] = \$1102 ;
-          8'h3b:
-              \$1328 [59] = \$1102 ;
-          8'h3c:
-              \$1328 [60] = \$1102 ;
-          8'h3d:
-              \$1328 [61] = \$1102 ;
-          8'h3e:
-              \$1328 [62] = \$1102 ;
-          8'h3f:
-              \$1328 [63] = \$1102 ;
-          8'h40:
-              \$1328 [64] = \$1102 ;
-          8'h41:
-              \$1328 [65] = \$1102 ;
-          8'h42:
-              \$1328 [66] = \$1102 ;
-          8'h43:
-              \$1328 [67] = \$1102 ;
-          8'h44:
-              \$1328 [68] = \$1102 ;
-          8'h45:
-              \$1328 [69] = \$1102 ;
-          8'h46:
-              \$1328 [70] = \$1102 ;
-          8'h47:
-              \$1328 [71] = \$1102 ;
-          8'h48:
-              \$1328 [72] = \$1102 ;
-          8'h49:
-              \$1328 [73] = \$1102 ;
-          8'h4a:
-              \$1328 [74] = \$1102 ;
-          8'h4b:
-              \$1328 [75] = \$1102 ;
-          8'h4c:
-              \$1328 [76] = \$1102 ;
-          8'h4d:
-              \$1328 [77] = \$1102 ;
-          8'h4e:
-              \$1328 [78] = \$1102 ;
-          8'h4f:
-              \$1328 [79] = \$1102 ;
-          8'h50:
-              \$1328 [80] = \$1102 ;
-          8'h51:
-              \$1328 [81] = \$1102 ;
-          8'h52:
-              \$1328 [82] = \$1102 ;
-          8'h53:
-              \$1328 [83] = \$1102 ;
-          8'h54:
-              \$1328 [84] = \$1102 ;
-          8'h55:
-              \$1328 [85] = \$1102 ;
-          8'h56:
-              \$1328 [86] = \$1102 ;
-          8'h57:
-              \$1328 [87] = \$1102 ;
-          8'h58:
-              \$1328 [88] = \$1102 ;
-          8'h59:
-              \$1328 [89] = \$1102 ;
-          8'h5a:
-              \$1328 [90] = \$1102 ;
-          8'h5b:
-              \$1328 [91] = \$1102 ;
-          8'h5c:
-              \$1328 [92] = \$1102 ;
-          8'h5d:
-              \$1328 [93] = \$1102 ;
-          8'h5e:
-              \$1328 [94] = \$1102 ;
-          8'h5f:
-              \$1328 [95] = \$1102 ;
-          8'h60:
-              \$1328 [96] = \$1102 ;
-          8'h61:
-              \$1328 [97] = \$1102 ;
-          8'h62:
-              \$1328 [98] = \$1102 ;
-          8'h63:
-              \$1328 [99] = \$1102 ;
-          8'h64:
-              \$1328 [100] = \$1102 ;
-          8'h65:
-              \$1328 [101] = \$1102 ;
-          8'h66:
-              \$1328 [102] = \$1102 ;
-          8'h67:
-              \$1328 [103] = \$1102 ;
-          8'h68:
-              \$1328 [104] = \$1102 ;
-          8'h69:
-              \$1328 [105] = \$1102 ;
-          8'h6a:
-              \$1328 [106] = \$1102 ;
-          8'h6b:
-              \$1328 [107] = \$1102 ;
-          8'h6c:
-              \$1328 [108] = \$1102 ;
-          8'h6d:
-              \$1328 [109] = \$1102 ;
-          8'h6e:
-              \$1328 [110] = \$1102 ;
-          8'h6f:
-              \$1328 [111] = \$1102 ;
-          8'h70:
-              \$1328 [112] = \$1102 ;
-          8'h71:
-              \$1328 [113] = \$1102 ;
-          8'h72:
-              \$1328 [114] = \$1102 ;
-          8'h73:
-              \$1328 [115] = \$1102 ;
-          8'h74:
-              \$1328 [116] = \$1102 ;
-          8'h75:
-              \$1328 [117] = \$1102 ;
-          8'h76:
-              \$1328 [118] = \$1102 ;
-          8'h77:
-              \$1328 [119] = \$1102 ;
-          8'h78:
-              \$1328 [120] = \$1102 ;
-          8'h79:
-              \$1328 [121] = \$1102 ;
-          8'h7a:
-              \$1328 [122] = \$1102 ;
-          8'h7b:
-              \$1328 [123] = \$1102 ;
-          8'h7c:
-              \$1328 [124] = \$1102 ;
-          8'h7d:
-              \$1328 [125] = \$1102 ;
-          8'h7e:
-              \$1328 [126] = \$1102 ;
-          8'h7f:
-              \$1328 [127] = \$1102 ;
-          8'h80:
-              \$1328 [128] = \$1102 ;
-          8'h81:
-              \$1328 [129] = \$1102 ;
-          8'h82:
-              \$1328 [130] = \$1102 ;
-          8'h83:
-              \$1328 [131] = \$1102 ;
-          8'h84:
-              \$1328 [132] = \$1102 ;
-          8'h85:
-              \$1328 [133] = \$1102 ;
-          8'h86:
-              \$1328 [134] = \$1102 ;
-          8'h87:
-              \$1328 [135] = \$1102 ;
-          8'h88:
-              \$1328 [136] = \$1102 ;
-          8'h89:
-              \$1328 [137] = \$1102 ;
-          8'h8a:
-              \$1328 [138] = \$1102 ;
-          8'h8b:
-              \$1328 [139] = \$1102 ;
-          8'h8c:
-              \$1328 [140] = \$1102 ;
-          8'h8d:
-              \$1328 [141] = \$1102 ;
-          8'h8e:
-              \$1328 [142] = \$1102 ;
-          8'h8f:
-              \$1328 [143] = \$1102 ;
-          8'h90:
-              \$1328 [144] = \$1102 ;
-          8'h91:
-              \$1328 [145] = \$1102 ;
-          8'h92:
-              \$1328 [146] = \$1102 ;
-          8'h93:
-              \$1328 [147] = \$1102 ;
-          8'h94:
-              \$1328 [148] = \$1102 ;
-          8'h95:
-              \$1328 [149] = \$1102 ;
-          8'h96:
-              \$1328 [150] = \$1102 ;
-          8'h97:
-              \$1328 [151] = \$1102 ;
-          8'h98:
-              \$1328 [152] = \$1102 ;
-          8'h99:
-              \$1328 [153] = \$1102 ;
-          8'h9a:
-              \$1328 [154] = \$1102 ;
-          8'h9b:
-              \$1328 [155] = \$1102 ;
-          8'h9c:
-              \$1328 [156] = \$1102 ;
-          8'h9d:
-              \$1328 [157] = \$1102 ;
-          8'h9e:
-              \$1328 [158] = \$1102 ;
-          8'h9f:
-              \$1328 [159] = \$1102 ;
-          8'ha0:
-              \$1328 [160] = \$1102 ;
-          8'ha1:
-              \$1328 [161] = \$1102 ;
-          8'ha2:
-              \$1328 [162] = \$1102 ;
-          8'ha3:
-              \$1328 [163] = \$1102 ;
-          8'ha4:
-              \$1328 [164] = \$1102 ;
-          8'ha5:
-              \$1328 [165] = \$1102 ;
-          8'ha6:
-              \$1328 [166] = \$1102 ;
-          8'ha7:
-              \$1328 [167] = \$1102 ;
-          8'ha8:
-              \$1328 [168] = \$1102 ;
-          8'ha9:
-              \$1328 [169] = \$1102 ;
-          8'haa:
-              \$1328 [170] = \$1102 ;
-          8'hab:
-              \$1328 [171] = \$1102 ;
-          8'hac:
-              \$1328 [172] = \$1102 ;
-          8'had:
-              \$1328 [173] = \$1102 ;
-          8'hae:
-              \$1328 [174] = \$1102 ;
-          8'haf:
-              \$1328 [175] = \$1102 ;
-          8'hb0:
-              \$1328 [176] = \$1102 ;
-          8'hb1:
-              \$1328 [177] = \$1102 ;
-          8'hb2:
-              \$1328 [178] = \$1102 ;
-          8'hb3:
-              \$1328 [179] = \$1102 ;
-          8'hb4:
-              \$1328 [180] = \$1102 ;
-          8'hb5:
-              \$1328 [181] = \$1102 ;
-          8'hb6:
-              \$1328 [182] = \$1102 ;
-          8'hb7:
-              \$1328 [183] = \$1102 ;
-          8'hb8:
-              \$1328 [184] = \$1102 ;
-          8'hb9:
-              \$1328 [185] = \$1102 ;
-          8'hba:
-              \$1328 [186] = \$1102 ;
-          8'hbb:
-              \$1328 [187] = \$1102 ;
-          8'hbc:
-              \$1328 [188] = \$1102 ;
-          8'hbd:
-              \$1328 [189] = \$1102 ;
-          8'hbe:
-              \$1328 [190] = \$1102 ;
-          8'hbf:
-              \$1328 [191] = \$1102 ;
-          8'hc0:
-              \$1328 [192] = \$1102 ;
-          8'hc1:
-              \$1328 [193] = \$1102 ;
-          8'hc2:
-              \$1328 [194] = \$1102 ;
-          8'hc3:
-              \$1328 [195] = \$1102 ;
-          8'hc4:
-              \$1328 [196] = \$1102 ;
-          8'hc5:
-              \$1328 [197] = \$1102 ;
-          8'hc6:
-              \$1328 [198] = \$1102 ;
-          8'hc7:
-              \$1328 [199] = \$1102 ;
-          8'hc8:
-              \$1328 [200] = \$1102 ;
-          8'hc9:
-              \$1328 [201] = \$1102 ;
-          8'hca:
-              \$1328 [202] = \$1102 ;
-          8'hcb:
-              \$1328 [203] = \$1102 ;
-          8'hcc:
-              \$1328 [204] = \$1102 ;
-          8'hcd:
-              \$1328 [205] = \$1102 ;
-          8'hce:
-              \$1328 [206] = \$1102 ;
-          8'hcf:
-              \$1328 [207] = \$1102 ;
-          8'hd0:
-              \$1328 [208] = \$1102 ;
-          8'hd1:
-              \$1328 [209] = \$1102 ;
-          8'hd2:
-              \$1328 [210] = \$1102 ;
-          8'hd3:
-              \$1328 [211] = \$1102 ;
-          8'hd4:
-              \$1328 [212] = \$1102 ;
-          8'hd5:
-              \$1328 [213] = \$1102 ;
-          8'hd6:
-              \$1328 [214] = \$1102 ;
-          8'hd7:
-              \$1328 [215] = \$1102 ;
-          8'hd8:
-              \$1328 [216] = \$1102 ;
-          8'hd9:
-              \$1328 [217] = \$1102 ;
-          8'hda:
-              \$1328 [218] = \$1102 ;
-          8'hdb:
-              \$1328 [219] = \$1102 ;
-          8'hdc:
-              \$1328 [220] = \$1102 ;
-          8'hdd:
-              \$1328 [221] = \$1102 ;
-          8'hde:
-              \$1328 [222] = \$1102 ;
-          8'hdf:
-              \$1328 [223] = \$1102 ;
-          8'he0:
-              \$1328 [224] = \$1102 ;
-          8'he1:
-              \$1328 [225] = \$1102 ;
-          8'he2:
-              \$1328 [226] = \$1102 ;
-          8'he3:
-              \$1328 [227] = \$1102 ;
-          8'he4:
-              \$1328 [228] = \$1102 ;
-          8'he5:
-              \$1328 [229] = \$1102 ;
-          8'he6:
-              \$1328 [230] = \$1102 ;
-          8'he7:
-              \$1328 [231] = \$1102 ;
-          8'he8:
-              \$1328 [232] = \$1102 ;
-          8'he9:
-              \$1328 [233] = \$1102 ;
-          8'hea:
-              \$1328 [234] = \$1102 ;
-          8'heb:
-              \$1328 [235] = \$1102 ;
-          8'hec:
-              \$1328 [236] = \$1102 ;
-          8'hed:
-              \$1328 [237] = \$1102 ;
-          8'hee:
-              \$1328 [238] = \$1102 ;
-          8'hef:
-              \$1328 [239] = \$1102 ;
-          8'hf0:
-              \$1328 [240] = \$1102 ;
-          8'hf1:
-              \$1328 [241] = \$1102 ;
-          8'hf2:
-              \$1328 [242] = \$1102 ;
-          8'hf3:
-              \$1328 [243] = \$1102 ;
-          8'hf4:
-              \$1328 [244] = \$1102 ;
-          8'hf5:
-              \$1328 [245] = \$1102 ;
-          8'hf6:
-              \$1328 [246] = \$1102 ;
-          8'hf7:
-              \$1328 [247] = \$1102 ;
-          8'hf8:
-              \$1328 [248] = \$1102 ;
-          8'hf9:
-              \$1328 [249] = \$1102 ;
-          8'hfa:
-              \$1328 [250] = \$1102 ;
-          8'hfb:
-              \$1328 [251] = \$1102 ;
-          8'hfc:
-              \$1328 [252] = \$1102 ;
-          8'hfd:
-              \$1328 [253] = \$1102 ;
-          8'hfe:
-              \$1328 [254] = \$1102 ;
-          8'hff:
-              \$1328 [255] = \$1102 ;
-        endcase
-      end
-    end
-    if (\$1111 ) begin
-      \$1328  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-    if (rst) begin
-      \$1328  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1329  = \$signal$22 ;
-    if (cu0_c_valid) begin
-      if (\$1080 ) begin
-        \$1329  = \$1082 [8:0];
       end
     end
     if (cu1_c_valid) begin
-      if (\$1083 ) begin
-        \$1329  = \$1085 [8:0];
+      if (\$1086 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1087 ;
+          8'h01:
+              \$1331 [1] = \$1087 ;
+          8'h02:
+              \$1331 [2] = \$1087 ;
+          8'h03:
+              \$1331 [3] = \$1087 ;
+          8'h04:
+              \$1331 [4] = \$1087 ;
+          8'h05:
+              \$1331 [5] = \$1087 ;
+          8'h06:
+              \$1331 [6] = \$1087 ;
+          8'h07:
+              \$1331 [7] = \$1087 ;
+          8'h08:
+              \$1331 [8] = \$1087 ;
+          8'h09:
+              \$1331 [9] = \$1087 ;
+          8'h0a:
+              \$1331 [10] = \$1087 ;
+          8'h0b:
+              \$1331 [11] = \$1087 ;
+          8'h0c:
+              \$1331 [12] = \$1087 ;
+          8'h0d:
+              \$1331 [13] = \$1087 ;
+          8'h0e:
+              \$1331 [14] = \$1087 ;
+          8'h0f:
+              \$1331 [15] = \$1087 ;
+          8'h10:
+              \$1331 [16] = \$1087 ;
+          8'h11:
+              \$1331 [17] = \$1087 ;
+          8'h12:
+              \$1331 [18] = \$1087 ;
+          8'h13:
+              \$1331 [19] = \$1087 ;
+          8'h14:
+              \$1331 [20] = \$1087 ;
+          8'h15:
+              \$1331 [21] = \$1087 ;
+          8'h16:
+              \$1331 [22] = \$1087 ;
+          8'h17:
+              \$1331 [23] = \$1087 ;
+          8'h18:
+              \$1331 [24] = \$1087 ;
+          8'h19:
+              \$1331 [25] = \$1087 ;
+          8'h1a:
+              \$1331 [26] = \$1087 ;
+          8'h1b:
+              \$1331 [27] = \$1087 ;
+          8'h1c:
+              \$1331 [28] = \$1087 ;
+          8'h1d:
+              \$1331 [29] = \$1087 ;
+          8'h1e:
+              \$1331 [30] = \$1087 ;
+          8'h1f:
+              \$1331 [31] = \$1087 ;
+          8'h20:
+              \$1331 [32] = \$1087 ;
+          8'h21:
+              \$1331 [33] = \$1087 ;
+          8'h22:
+              \$1331 [34] = \$1087 ;
+          8'h23:
+              \$1331 [35] = \$1087 ;
+          8'h24:
+              \$1331 [36] = \$1087 ;
+          8'h25:
+              \$1331 [37] = \$1087 ;
+          8'h26:
+              \$1331 [38] = \$1087 ;
+          8'h27:
+              \$1331 [39] = \$1087 ;
+          8'h28:
+              \$1331 [40] = \$1087 ;
+          8'h29:
+              \$1331 [41] = \$1087 ;
+          8'h2a:
+              \$1331 [42] = \$1087 ;
+          8'h2b:
+              \$1331 [43] = \$1087 ;
+          8'h2c:
+              \$1331 [44] = \$1087 ;
+          8'h2d:
+              \$1331 [45] = \$1087 ;
+          8'h2e:
+              \$1331 [46] = \$1087 ;
+          8'h2f:
+              \$1331 [47] = \$1087 ;
+          8'h30:
+              \$1331 [48] = \$1087 ;
+          8'h31:
+              \$1331 [49] = \$1087 ;
+          8'h32:
+              \$1331 [50] = \$1087 ;
+          8'h33:
+              \$1331 [51] = \$1087 ;
+          8'h34:
+              \$1331 [52] = \$1087 ;
+          8'h35:
+              \$1331 [53] = \$1087 ;
+          8'h36:
+              \$1331 [54] = \$1087 ;
+          8'h37:
+              \$1331 [55] = \$1087 ;
+          8'h38:
+              \$1331 [56] = \$1087 ;
+          8'h39:
+              \$1331 [57] = \$1087 ;
+          8'h3a:
+              \$1331 [58] = \$1087 ;
+          8'h3b:
+              \$1331 [59] = \$1087 ;
+          8'h3c:
+              \$1331 [60] = \$1087 ;
+          8'h3d:
+              \$1331 [61] = \$1087 ;
+          8'h3e:
+              \$1331 [62] = \$1087 ;
+          8'h3f:
+              \$1331 [63] = \$1087 ;
+          8'h40:
+              \$1331 [64] = \$1087 ;
+          8'h41:
+              \$1331 [65] = \$1087 ;
+          8'h42:
+              \$1331 [66] = \$1087 ;
+          8'h43:
+              \$1331 [67] = \$1087 ;
+          8'h44:
+              \$1331 [68] = \$1087 ;
+          8'h45:
+              \$1331 [69] = \$1087 ;
+          8'h46:
+              \$1331 [70] = \$1087 ;
+          8'h47:
+              \$1331 [71] = \$1087 ;
+          8'h48:
+              \$1331 [72] = \$1087 ;
+          8'h49:
+              \$1331 [73] = \$1087 ;
+          8'h4a:
+              \$1331 [74] = \$1087 ;
+          8'h4b:
+              \$1331 [75] = \$1087 ;
+          8'h4c:
+              \$1331 [76] = \$1087 ;
+          8'h4d:
+              \$1331 [77] = \$1087 ;
+          8'h4e:
+              \$1331 [78] = \$1087 ;
+          8'h4f:
+              \$1331 [79] = \$1087 ;
+          8'h50:
+              \$1331 [80] = \$1087 ;
+          8'h51:
+              \$1331 [81] = \$1087 ;
+          8'h52:
+              \$1331 [82] = \$1087 ;
+          8'h53:
+              \$1331 [83] = \$1087 ;
+          8'h54:
+              \$1331 [84] = \$1087 ;
+          8'h55:
+              \$1331 [85] = \$1087 ;
+          8'h56:
+              \$1331 [86] = \$1087 ;
+          8'h57:
+              \$1331 [87] = \$1087 ;
+          8'h58:
+              \$1331 [88] = \$1087 ;
+          8'h59:
+              \$1331 [89] = \$1087 ;
+          8'h5a:
+              \$1331 [90] = \$1087 ;
+          8'h5b:
+              \$1331 [91] = \$1087 ;
+          8'h5c:
+              \$1331 [92] = \$1087 ;
+          8'h5d:
+              \$1331 [93] = \$1087 ;
+          8'h5e:
+              \$1331 [94] = \$1087 ;
+          8'h5f:
+              \$1331 [95] = \$1087 ;
+          8'h60:
+              \$1331 [96] = \$1087 ;
+          8'h61:
+              \$1331 [97] = \$1087 ;
+          8'h62:
+              \$1331 [98] = \$1087 ;
+          8'h63:
+              \$1331 [99] = \$1087 ;
+          8'h64:
+              \$1331 [100] = \$1087 ;
+          8'h65:
+              \$1331 [101] = \$1087 ;
+          8'h66:
+              \$1331 [102] = \$1087 ;
+          8'h67:
+              \$1331 [103] = \$1087 ;
+          8'h68:
+              \$1331 [104] = \$1087 ;
+          8'h69:
+              \$1331 [105] = \$1087 ;
+          8'h6a:
+              \$1331 [106] = \$1087 ;
+          8'h6b:
+              \$1331 [107] = \$1087 ;
+          8'h6c:
+              \$1331 [108] = \$1087 ;
+          8'h6d:
+              \$1331 [109] = \$1087 ;
+          8'h6e:
+              \$1331 [110] = \$1087 ;
+          8'h6f:
+              \$1331 [111] = \$1087 ;
+          8'h70:
+              \$1331 [112] = \$1087 ;
+          8'h71:
+              \$1331 [113] = \$1087 ;
+          8'h72:
+              \$1331 [114] = \$1087 ;
+          8'h73:
+              \$1331 [115] = \$1087 ;
+          8'h74:
+              \$1331 [116] = \$1087 ;
+          8'h75:
+              \$1331 [117] = \$1087 ;
+          8'h76:
+              \$1331 [118] = \$1087 ;
+          8'h77:
+              \$1331 [119] = \$1087 ;
+          8'h78:
+              \$1331 [120] = \$1087 ;
+          8'h79:
+              \$1331 [121] = \$1087 ;
+          8'h7a:
+              \$1331 [122] = \$1087 ;
+          8'h7b:
+              \$1331 [123] = \$1087 ;
+          8'h7c:
+              \$1331 [124] = \$1087 ;
+          8'h7d:
+              \$1331 [125] = \$1087 ;
+          8'h7e:
+              \$1331 [126] = \$1087 ;
+          8'h7f:
+              \$1331 [127] = \$1087 ;
+          8'h80:
+              \$1331 [128] = \$1087 ;
+          8'h81:
+              \$1331 [129] = \$1087 ;
+          8'h82:
+              \$1331 [130] = \$1087 ;
+          8'h83:
+              \$1331 [131] = \$1087 ;
+          8'h84:
+              \$1331 [132] = \$1087 ;
+          8'h85:
+              \$1331 [133] = \$1087 ;
+          8'h86:
+              \$1331 [134] = \$1087 ;
+          8'h87:
+              \$1331 [135] = \$1087 ;
+          8'h88:
+              \$1331 [136] = \$1087 ;
+          8'h89:
+              \$1331 [137] = \$1087 ;
+          8'h8a:
+              \$1331 [138] = \$1087 ;
+          8'h8b:
+              \$1331 [139] = \$1087 ;
+          8'h8c:
+              \$1331 [140] = \$1087 ;
+          8'h8d:
+              \$1331 [141] = \$1087 ;
+          8'h8e:
+              \$1331 [142] = \$1087 ;
+          8'h8f:
+              \$1331 [143] = \$1087 ;
+          8'h90:
+              \$1331 [144] = \$1087 ;
+          8'h91:
+              \$1331 [145] = \$1087 ;
+          8'h92:
+              \$1331 [146] = \$1087 ;
+          8'h93:
+              \$1331 [147] = \$1087 ;
+          8'h94:
+              \$1331 [148] = \$1087 ;
+          8'h95:
+              \$1331 [149] = \$1087 ;
+          8'h96:
+              \$1331 [150] = \$1087 ;
+          8'h97:
+              \$1331 [151] = \$1087 ;
+          8'h98:
+              \$1331 [152] = \$1087 ;
+          8'h99:
+              \$1331 [153] = \$1087 ;
+          8'h9a:
+              \$1331 [154] = \$1087 ;
+          8'h9b:
+              \$1331 [155] = \$1087 ;
+          8'h9c:
+              \$1331 [156] = \$1087 ;
+          8'h9d:
+              \$1331 [157] = \$1087 ;
+          8'h9e:
+              \$1331 [158] = \$1087 ;
+          8'h9f:
+              \$1331 [159] = \$1087 ;
+          8'ha0:
+              \$1331 [160] = \$1087 ;
+          8'ha1:
+              \$1331 [161] = \$1087 ;
+          8'ha2:
+              \$1331 [162] = \$1087 ;
+          8'ha3:
+              \$1331 [163] = \$1087 ;
+          8'ha4:
+              \$1331 [164] = \$1087 ;
+          8'ha5:
+              \$1331 [165] = \$1087 ;
+          8'ha6:
+              \$1331 [166] = \$1087 ;
+          8'ha7:
+              \$1331 [167] = \$1087 ;
+          8'ha8:
+              \$1331 [168] = \$1087 ;
+          8'ha9:
+              \$1331 [169] = \$1087 ;
+          8'haa:
+              \$1331 [170] = \$1087 ;
+          8'hab:
+              \$1331 [171] = \$1087 ;
+          8'hac:
+              \$1331 [172] = \$1087 ;
+          8'had:
+              \$1331 [173] = \$1087 ;
+          8'hae:
+              \$1331 [174] = \$1087 ;
+          8'haf:
+              \$1331 [175] = \$1087 ;
+          8'hb0:
+              \$1331 [176] = \$1087 ;
+          8'hb1:
+              \$1331 [177] = \$1087 ;
+          8'hb2:
+              \$1331 [178] = \$1087 ;
+          8'hb3:
+              \$1331 [179] = \$1087 ;
+          8'hb4:
+              \$1331 [180] = \$1087 ;
+          8'hb5:
+              \$1331 [181] = \$1087 ;
+          8'hb6:
+              \$1331 [182] = \$1087 ;
+          8'hb7:
+              \$1331 [183] = \$1087 ;
+          8'hb8:
+              \$1331 [184] = \$1087 ;
+          8'hb9:
+              \$1331 [185] = \$1087 ;
+          8'hba:
+              \$1331 [186] = \$1087 ;
+          8'hbb:
+              \$1331 [187] = \$1087 ;
+          8'hbc:
+              \$1331 [188] = \$1087 ;
+          8'hbd:
+              \$1331 [189] = \$1087 ;
+          8'hbe:
+              \$1331 [190] = \$1087 ;
+          8'hbf:
+              \$1331 [191] = \$1087 ;
+          8'hc0:
+              \$1331 [192] = \$1087 ;
+          8'hc1:
+              \$1331 [193] = \$1087 ;
+          8'hc2:
+              \$1331 [194] = \$1087 ;
+          8'hc3:
+              \$1331 [195] = \$1087 ;
+          8'hc4:
+              \$1331 [196] = \$1087 ;
+          8'hc5:
+              \$1331 [197] = \$1087 ;
+          8'hc6:
+              \$1331 [198] = \$1087 ;
+          8'hc7:
+              \$1331 [199] = \$1087 ;
+          8'hc8:
+              \$1331 [200] = \$1087 ;
+          8'hc9:
+              \$1331 [201] = \$1087 ;
+          8'hca:
+              \$1331 [202] = \$1087 ;
+          8'hcb:
+              \$1331 [203] = \$1087 ;
+          8'hcc:
+              \$1331 [204] = \$1087 ;
+          8'hcd:
+              \$1331 [205] = \$1087 ;
+          8'hce:
+              \$1331 [206] = \$1087 ;
+          8'hcf:
+              \$1331 [207] = \$1087 ;
+          8'hd0:
+              \$1331 [208] = \$1087 ;
+          8'hd1:
+              \$1331 [209] = \$1087 ;
+          8'hd2:
+              \$1331 [210] = \$1087 ;
+          8'hd3:
+              \$1331 [211] = \$1087 ;
+          8'hd4:
+              \$1331 [212] = \$1087 ;
+          8'hd5:
+              \$1331 [213] = \$1087 ;
+          8'hd6:
+              \$1331 [214] = \$1087 ;
+          8'hd7:
+              \$1331 [215] = \$1087 ;
+          8'hd8:
+              \$1331 [216] = \$1087 ;
+          8'hd9:
+              \$1331 [217] = \$1087 ;
+          8'hda:
+              \$1331 [218] = \$1087 ;
+          8'hdb:
+              \$1331 [219] = \$1087 ;
+          8'hdc:
+              \$1331 [220] = \$1087 ;
+          8'hdd:
+              \$1331 [221] = \$1087 ;
+          8'hde:
+              \$1331 [222] = \$1087 ;
+          8'hdf:
+              \$1331 [223] = \$1087 ;
+          8'he0:
+              \$1331 [224] = \$1087 ;
+          8'he1:
+              \$1331 [225] = \$1087 ;
+          8'he2:
+              \$1331 [226] = \$1087 ;
+          8'he3:
+              \$1331 [227] = \$1087 ;
+          8'he4:
+              \$1331 [228] = \$1087 ;
+          8'he5:
+              \$1331 [229] = \$1087 ;
+          8'he6:
+              \$1331 [230] = \$1087 ;
+          8'he7:
+              \$1331 [231] = \$1087 ;
+          8'he8:
+              \$1331 [232] = \$1087 ;
+          8'he9:
+              \$1331 [233] = \$1087 ;
+          8'hea:
+              \$1331 [234] = \$1087 ;
+          8'heb:
+              \$1331 [235] = \$1087 ;
+          8'hec:
+              \$1331 [236] = \$1087 ;
+          8'hed:
+              \$1331 [237] = \$1087 ;
+          8'hee:
+              \$1331 [238] = \$1087 ;
+          8'hef:
+              \$1331 [239] = \$1087 ;
+          8'hf0:
+              \$1331 [240] = \$1087 ;
+          8'hf1:
+              \$1331 [241] = \$1087 ;
+          8'hf2:
+              \$1331 [242] = \$1087 ;
+          8'hf3:
+              \$1331 [243] = \$1087 ;
+          8'hf4:
+              \$1331 [244] = \$1087 ;
+          8'hf5:
+              \$1331 [245] = \$1087 ;
+          8'hf6:
+              \$1331 [246] = \$1087 ;
+          8'hf7:
+              \$1331 [247] = \$1087 ;
+          8'hf8:
+              \$1331 [248] = \$1087 ;
+          8'hf9:
+              \$1331 [249] = \$1087 ;
+          8'hfa:
+              \$1331 [250] = \$1087 ;
+          8'hfb:
+              \$1331 [251] = \$1087 ;
+          8'hfc:
+              \$1331 [252] = \$1087 ;
+          8'hfd:
+              \$1331 [253] = \$1087 ;
+          8'hfe:
+              \$1331 [254] = \$1087 ;
+          8'hff:
+              \$1331 [255] = \$1087 ;
+        endcase
       end
     end
     if (cu2_c_valid) begin
-      if (\$1086 ) begin
-        \$1329  = \$1088 [8:0];
+      if (\$1089 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1090 ;
+          8'h01:
+              \$1331 [1] = \$1090 ;
+          8'h02:
+              \$1331 [2] = \$1090 ;
+          8'h03:
+              \$1331 [3] = \$1090 ;
+          8'h04:
+              \$1331 [4] = \$1090 ;
+          8'h05:
+              \$1331 [5] = \$1090 ;
+          8'h06:
+              \$1331 [6] = \$1090 ;
+          8'h07:
+              \$1331 [7] = \$1090 ;
+          8'h08:
+              \$1331 [8] = \$1090 ;
+          8'h09:
+              \$1331 [9] = \$1090 ;
+          8'h0a:
+              \$1331 [10] = \$1090 ;
+          8'h0b:
+              \$1331 [11] = \$1090 ;
+          8'h0c:
+              \$1331 [12] = \$1090 ;
+          8'h0d:
+              \$1331 [13] = \$1090 ;
+          8'h0e:
+              \$1331 [14] = \$1090 ;
+          8'h0f:
+              \$1331 [15] = \$1090 ;
+          8'h10:
+              \$1331 [16] = \$1090 ;
+          8'h11:
+              \$1331 [17] = \$1090 ;
+          8'h12:
+              \$1331 [18] = \$1090 ;
+          8'h13:
+              \$1331 [19] = \$1090 ;
+          8'h14:
+              \$1331 [20] = \$1090 ;
+          8'h15:
+              \$1331 [21] = \$1090 ;
+          8'h16:
+              \$1331 [22] = \$1090 ;
+          8'h17:
+              \$1331 [23] = \$1090 ;
+          8'h18:
+              \$1331 [24] = \$1090 ;
+          8'h19:
+              \$1331 [25] = \$1090 ;
+          8'h1a:
+              \$1331 [26] = \$1090 ;
+          8'h1b:
+              \$1331 [27] = \$1090 ;
+          8'h1c:
+              \$1331 [28] = \$1090 ;
+          8'h1d:
+              \$1331 [29] = \$1090 ;
+          8'h1e:
+              \$1331 [30] = \$1090 ;
+          8'h1f:
+              \$1331 [31] = \$1090 ;
+          8'h20:
+              \$1331 [32] = \$1090 ;
+          8'h21:
+              \$1331 [33] = \$1090 ;
+          8'h22:
+              \$1331 [34] = \$1090 ;
+          8'h23:
+              \$1331 [35] = \$1090 ;
+          8'h24:
+              \$1331 [36] = \$1090 ;
+          8'h25:
+              \$1331 [37] = \$1090 ;
+          8'h26:
+              \$1331 [38] = \$1090 ;
+          8'h27:
+              \$1331 [39] = \$1090 ;
+          8'h28:
+              \$1331 [40] = \$1090 ;
+          8'h29:
+              \$1331 [41] = \$1090 ;
+          8'h2a:
+              \$1331 [42] = \$1090 ;
+          8'h2b:
+              \$1331 [43] = \$1090 ;
+          8'h2c:
+              \$1331 [44] = \$1090 ;
+          8'h2d:
+              \$1331 [45] = \$1090 ;
+          8'h2e:
+              \$1331 [46] = \$1090 ;
+          8'h2f:
+              \$1331 [47] = \$1090 ;
+          8'h30:
+              \$1331 [48] = \$1090 ;
+          8'h31:
+              \$1331 [49] = \$1090 ;
+          8'h32:
+              \$1331 [50] = \$1090 ;
+          8'h33:
+              \$1331 [51] = \$1090 ;
+          8'h34:
+              \$1331 [52] = \$1090 ;
+          8'h35:
+              \$1331 [53] = \$1090 ;
+          8'h36:
+              \$1331 [54] = \$1090 ;
+          8'h37:
+              \$1331 [55] = \$1090 ;
+          8'h38:
+              \$1331 [56] = \$1090 ;
+          8'h39:
+              \$1331 [57] = \$1090 ;
+          8'h3a:
+              \$1331 [58] = \$1090 ;
+          8'h3b:
+              \$1331 [59] = \$1090 ;
+          8'h3c:
+              \$1331 [60] = \$1090 ;
+          8'h3d:
+              \$1331 [61] = \$1090 ;
+          8'h3e:
+              \$1331 [62] = \$1090 ;
+          8'h3f:
+              \$1331 [63] = \$1090 ;
+          8'h40:
+              \$1331 [64] = \$1090 ;
+          8'h41:
+              \$1331 [65] = \$1090 ;
+          8'h42:
+              \$1331 [66] = \$1090 ;
+          8'h43:
+              \$1331 [67] = \$1090 ;
+          8'h44:
+              \$1331 [68] = \$1090 ;
+          8'h45:
+              \$1331 [69] = \$1090 ;
+          8'h46:
+              \$1331 [70] = \$1090 ;
+          8'h47:
+              \$1331 [71] = \$1090 ;
+          8'h48:
+              \$1331 [72] = \$1090 ;
+          8'h49:
+              \$1331 [73] = \$1090 ;
+          8'h4a:
+              \$1331 [74] = \$1090 ;
+          8'h4b:
+              \$1331 [75] = \$1090 ;
+          8'h4c:
+              \$1331 [76] = \$1090 ;
+          8'h4d:
+              \$1331 [77] = \$1090 ;
+          8'h4e:
+              \$1331 [78] = \$1090 ;
+          8'h4f:
+              \$1331 [79] = \$1090 ;
+          8'h50:
+              \$1331 [80] = \$1090 ;
+          8'h51:
+              \$1331 [81] = \$1090 ;
+          8'h52:
+              \$1331 [82] = \$1090 ;
+          8'h53:
+              \$1331 [83] = \$1090 ;
+          8'h54:
+              \$1331 [84] = \$1090 ;
+          8'h55:
+              \$1331 [85] = \$1090 ;
+          8'h56:
+              \$1331 [86] = \$1090 ;
+          8'h57:
+              \$1331 [87] = \$1090 ;
+          8'h58:
+              \$1331 [88] = \$1090 ;
+          8'h59:
+              \$1331 [89] = \$1090 ;
+          8'h5a:
+              \$1331 [90] = \$1090 ;
+          8'h5b:
+              \$1331 [91] = \$1090 ;
+          8'h5c:
+              \$1331 [92] = \$1090 ;
+          8'h5d:
+              \$1331 [93] = \$1090 ;
+          8'h5e:
+              \$1331 [94] = \$1090 ;
+          8'h5f:
+              \$1331 [95] = \$1090 ;
+          8'h60:
+              \$1331 [96] = \$1090 ;
+          8'h61:
+              \$1331 [97] = \$1090 ;
+          8'h62:
+              \$1331 [98] = \$1090 ;
+          8'h63:
+              \$1331 [99] = \$1090 ;
+          8'h64:
+              \$1331 [100] = \$1090 ;
+          8'h65:
+              \$1331 [101] = \$1090 ;
+          8'h66:
+              \$1331 [102] = \$1090 ;
+          8'h67:
+              \$1331 [103] = \$1090 ;
+          8'h68:
+              \$1331 [104] = \$1090 ;
+          8'h69:
+              \$1331 [105] = \$1090 ;
+          8'h6a:
+              \$1331 [106] = \$1090 ;
+          8'h6b:
+              \$1331 [107] = \$1090 ;
+          8'h6c:
+              \$1331 [108] = \$1090 ;
+          8'h6d:
+              \$1331 [109] = \$1090 ;
+          8'h6e:
+              \$1331 [110] = \$1090 ;
+          8'h6f:
+              \$1331 [111] = \$1090 ;
+          8'h70:
+              \$1331 [112] = \$1090 ;
+          8'h71:
+              \$1331 [113] = \$1090 ;
+          8'h72:
+              \$1331 [114] = \$1090 ;
+          8'h73:
+              \$1331 [115] = \$1090 ;
+          8'h74:
+              \$1331 [116] = \$1090 ;
+          8'h75:
+              \$1331 [117] = \$1090 ;
+          8'h76:
+              \$1331 [118] = \$1090 ;
+          8'h77:
+              \$1331 [119] = \$1090 ;
+          8'h78:
+              \$1331 [120] = \$1090 ;
+          8'h79:
+              \$1331 [121] = \$1090 ;
+          8'h7a:
+              \$1331 [122] = \$1090 ;
+          8'h7b:
+              \$1331 [123] = \$1090 ;
+          8'h7c:
+              \$1331 [124] = \$1090 ;
+          8'h7d:
+              \$1331 [125] = \$1090 ;
+          8'h7e:
+              \$1331 [126] = \$1090 ;
+          8'h7f:
+              \$1331 [127] = \$1090 ;
+          8'h80:
+              \$1331 [128] = \$1090 ;
+          8'h81:
+              \$1331 [129] = \$1090 ;
+          8'h82:
+              \$1331 [130] = \$1090 ;
+          8'h83:
+              \$1331 [131] = \$1090 ;
+          8'h84:
+              \$1331 [132] = \$1090 ;
+          8'h85:
+              \$1331 [133] = \$1090 ;
+          8'h86:
+              \$1331 [134] = \$1090 ;
+          8'h87:
+              \$1331 [135] = \$1090 ;
+          8'h88:
+              \$1331 [136] = \$1090 ;
+          8'h89:
+              \$1331 [137] = \$1090 ;
+          8'h8a:
+              \$1331 [138] = \$1090 ;
+          8'h8b:
+              \$1331 [139] = \$1090 ;
+          8'h8c:
+              \$1331 [140] = \$1090 ;
+          8'h8d:
+              \$1331 [141] = \$1090 ;
+          8'h8e:
+              \$1331 [142] = \$1090 ;
+          8'h8f:
+              \$1331 [143] = \$1090 ;
+          8'h90:
+              \$1331 [144] = \$1090 ;
+          8'h91:
+              \$1331 [145] = \$1090 ;
+          8'h92:
+              \$1331 [146] = \$1090 ;
+          8'h93:
+              \$1331 [147] = \$1090 ;
+          8'h94:
+              \$1331 [148] = \$1090 ;
+          8'h95:
+              \$1331 [149] = \$1090 ;
+          8'h96:
+              \$1331 [150] = \$1090 ;
+          8'h97:
+              \$1331 [151] = \$1090 ;
+          8'h98:
+              \$1331 [152] = \$1090 ;
+          8'h99:
+              \$1331 [153] = \$1090 ;
+          8'h9a:
+              \$1331 [154] = \$1090 ;
+          8'h9b:
+              \$1331 [155] = \$1090 ;
+          8'h9c:
+              \$1331 [156] = \$1090 ;
+          8'h9d:
+              \$1331 [157] = \$1090 ;
+          8'h9e:
+              \$1331 [158] = \$1090 ;
+          8'h9f:
+              \$1331 [159] = \$1090 ;
+          8'ha0:
+              \$1331 [160] = \$1090 ;
+          8'ha1:
+              \$1331 [161] = \$1090 ;
+          8'ha2:
+              \$1331 [162] = \$1090 ;
+          8'ha3:
+              \$1331 [163] = \$1090 ;
+          8'ha4:
+              \$1331 [164] = \$1090 ;
+          8'ha5:
+              \$1331 [165] = \$1090 ;
+          8'ha6:
+              \$1331 [166] = \$1090 ;
+          8'ha7:
+              \$1331 [167] = \$1090 ;
+          8'ha8:
+              \$1331 [168] = \$1090 ;
+          8'ha9:
+              \$1331 [169] = \$1090 ;
+          8'haa:
+              \$1331 [170] = \$1090 ;
+          8'hab:
+              \$1331 [171] = \$1090 ;
+          8'hac:
+              \$1331 [172] = \$1090 ;
+          8'had:
+              \$1331 [173] = \$1090 ;
+          8'hae:
+              \$1331 [174] = \$1090 ;
+          8'haf:
+              \$1331 [175] = \$1090 ;
+          8'hb0:
+              \$1331 [176] = \$1090 ;
+          8'hb1:
+              \$1331 [177] = \$1090 ;
+          8'hb2:
+              \$1331 [178] = \$1090 ;
+          8'hb3:
+              \$1331 [179] = \$1090 ;
+          8'hb4:
+              \$1331 [180] = \$1090 ;
+          8'hb5:
+              \$1331 [181] = \$1090 ;
+          8'hb6:
+              \$1331 [182] = \$1090 ;
+          8'hb7:
+              \$1331 [183] = \$1090 ;
+          8'hb8:
+              \$1331 [184] = \$1090 ;
+          8'hb9:
+              \$1331 [185] = \$1090 ;
+          8'hba:
+              \$1331 [186] = \$1090 ;
+          8'hbb:
+              \$1331 [187] = \$1090 ;
+          8'hbc:
+              \$1331 [188] = \$1090 ;
+          8'hbd:
+              \$1331 [189] = \$1090 ;
+          8'hbe:
+              \$1331 [190] = \$1090 ;
+          8'hbf:
+              \$1331 [191] = \$1090 ;
+          8'hc0:
+              \$1331 [192] = \$1090 ;
+          8'hc1:
+              \$1331 [193] = \$1090 ;
+          8'hc2:
+              \$1331 [194] = \$1090 ;
+          8'hc3:
+              \$1331 [195] = \$1090 ;
+          8'hc4:
+              \$1331 [196] = \$1090 ;
+          8'hc5:
+              \$1331 [197] = \$1090 ;
+          8'hc6:
+              \$1331 [198] = \$1090 ;
+          8'hc7:
+              \$1331 [199] = \$1090 ;
+          8'hc8:
+              \$1331 [200] = \$1090 ;
+          8'hc9:
+              \$1331 [201] = \$1090 ;
+          8'hca:
+              \$1331 [202] = \$1090 ;
+          8'hcb:
+              \$1331 [203] = \$1090 ;
+          8'hcc:
+              \$1331 [204] = \$1090 ;
+          8'hcd:
+              \$1331 [205] = \$1090 ;
+          8'hce:
+              \$1331 [206] = \$1090 ;
+          8'hcf:
+              \$1331 [207] = \$1090 ;
+          8'hd0:
+              \$1331 [208] = \$1090 ;
+          8'hd1:
+              \$1331 [209] = \$1090 ;
+          8'hd2:
+              \$1331 [210] = \$1090 ;
+          8'hd3:
+              \$1331 [211] = \$1090 ;
+          8'hd4:
+              \$1331 [212] = \$1090 ;
+          8'hd5:
+              \$1331 [213] = \$1090 ;
+          8'hd6:
+              \$1331 [214] = \$1090 ;
+          8'hd7:
+              \$1331 [215] = \$1090 ;
+          8'hd8:
+              \$1331 [216] = \$1090 ;
+          8'hd9:
+              \$1331 [217] = \$1090 ;
+          8'hda:
+              \$1331 [218] = \$1090 ;
+          8'hdb:
+              \$1331 [219] = \$1090 ;
+          8'hdc:
+              \$1331 [220] = \$1090 ;
+          8'hdd:
+              \$1331 [221] = \$1090 ;
+          8'hde:
+              \$1331 [222] = \$1090 ;
+          8'hdf:
+              \$1331 [223] = \$1090 ;
+          8'he0:
+              \$1331 [224] = \$1090 ;
+          8'he1:
+              \$1331 [225] = \$1090 ;
+          8'he2:
+              \$1331 [226] = \$1090 ;
+          8'he3:
+              \$1331 [227] = \$1090 ;
+          8'he4:
+              \$1331 [228] = \$1090 ;
+          8'he5:
+              \$1331 [229] = \$1090 ;
+          8'he6:
+              \$1331 [230] = \$1090 ;
+          8'he7:
+              \$1331 [231] = \$1090 ;
+          8'he8:
+              \$1331 [232] = \$1090 ;
+          8'he9:
+              \$1331 [233] = \$1090 ;
+          8'hea:
+              \$1331 [234] = \$1090 ;
+          8'heb:
+              \$1331 [235] = \$1090 ;
+          8'hec:
+              \$1331 [236] = \$1090 ;
+          8'hed:
+              \$1331 [237] = \$1090 ;
+          8'hee:
+              \$1331 [238] = \$1090 ;
+          8'hef:
+              \$1331 [239] = \$1090 ;
+          8'hf0:
+              \$1331 [240] = \$1090 ;
+          8'hf1:
+              \$1331 [241] = \$1090 ;
+          8'hf2:
+              \$1331 [242] = \$1090 ;
+          8'hf3:
+              \$1331 [243] = \$1090 ;
+          8'hf4:
+              \$1331 [244] = \$1090 ;
+          8'hf5:
+              \$1331 [245] = \$1090 ;
+          8'hf6:
+              \$1331 [246] = \$1090 ;
+          8'hf7:
+              \$1331 [247] = \$1090 ;
+          8'hf8:
+              \$1331 [248] = \$1090 ;
+          8'hf9:
+              \$1331 [249] = \$1090 ;
+          8'hfa:
+              \$1331 [250] = \$1090 ;
+          8'hfb:
+              \$1331 [251] = \$1090 ;
+          8'hfc:
+              \$1331 [252] = \$1090 ;
+          8'hfd:
+              \$1331 [253] = \$1090 ;
+          8'hfe:
+              \$1331 [254] = \$1090 ;
+          8'hff:
+              \$1331 [255] = \$1090 ;
+        endcase
       end
     end
     if (cu3_c_valid) begin
-      if (\$1089 ) begin
-        \$1329  = \$1091 [8:0];
+      if (\$1092 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1093 ;
+          8'h01:
+              \$1331 [1] = \$1093 ;
+          8'h02:
+              \$1331 [2] = \$1093 ;
+          8'h03:
+              \$1331 [3] = \$1093 ;
+          8'h04:
+              \$1331 [4] = \$1093 ;
+          8'h05:
+              \$1331 [5] = \$1093 ;
+          8'h06:
+              \$1331 [6] = \$1093 ;
+          8'h07:
+              \$1331 [7] = \$1093 ;
+          8'h08:
+              \$1331 [8] = \$1093 ;
+          8'h09:
+              \$1331 [9] = \$1093 ;
+          8'h0a:
+              \$1331 [10] = \$1093 ;
+          8'h0b:
+              \$1331 [11] = \$1093 ;
+          8'h0c:
+              \$1331 [12] = \$1093 ;
+          8'h0d:
+              \$1331 [13] = \$1093 ;
+          8'h0e:
+              \$1331 [14] = \$1093 ;
+          8'h0f:
+              \$1331 [15] = \$1093 ;
+          8'h10:
+              \$1331 [16] = \$1093 ;
+          8'h11:
+              \$1331 [17] = \$1093 ;
+          8'h12:
+              \$1331 [18] = \$1093 ;
+          8'h13:
+              \$1331 [19] = \$1093 ;
+          8'h14:
+              \$1331 [20] = \$1093 ;
+          8'h15:
+              \$1331 [21] = \$1093 ;
+          8'h16:
+              \$1331 [22] = \$1093 ;
+          8'h17:
+              \$1331 [23] = \$1093 ;
+          8'h18:
+              \$1331 [24] = \$1093 ;
+          8'h19:
+              \$1331 [25] = \$1093 ;
+          8'h1a:
+              \$1331 [26] = \$1093 ;
+          8'h1b:
+              \$1331 [27] = \$1093 ;
+          8'h1c:
+              \$1331 [28] = \$1093 ;
+          8'h1d:
+              \$1331 [29] = \$1093 ;
+          8'h1e:
+              \$1331 [30] = \$1093 ;
+          8'h1f:
+              \$1331 [31] = \$1093 ;
+          8'h20:
+              \$1331 [32] = \$1093 ;
+          8'h21:
+              \$1331 [33] = \$1093 ;
+          8'h22:
+              \$1331 [34] = \$1093 ;
+          8'h23:
+              \$1331 [35] = \$1093 ;
+          8'h24:
+              \$1331 [36] = \$1093 ;
+          8'h25:
+              \$1331 [37] = \$1093 ;
+          8'h26:
+              \$1331 [38] = \$1093 ;
+          8'h27:
+              \$1331 [39] = \$1093 ;
+          8'h28:
+              \$1331 [40] = \$1093 ;
+          8'h29:
+              \$1331 [41] = \$1093 ;
+          8'h2a:
+              \$1331 [42] = \$1093 ;
+          8'h2b:
+              \$1331 [43] = \$1093 ;
+          8'h2c:
+              \$1331 [44] = \$1093 ;
+          8'h2d:
+              \$1331 [45] = \$1093 ;
+          8'h2e:
+              \$1331 [46] = \$1093 ;
+          8'h2f:
+              \$1331 [47] = \$1093 ;
+          8'h30:
+              \$1331 [48] = \$1093 ;
+          8'h31:
+              \$1331 [49] = \$1093 ;
+          8'h32:
+              \$1331 [50] = \$1093 ;
+          8'h33:
+              \$1331 [51] = \$1093 ;
+          8'h34:
+              \$1331 [52] = \$1093 ;
+          8'h35:
+              \$1331 [53] = \$1093 ;
+          8'h36:
+              \$1331 [54] = \$1093 ;
+          8'h37:
+              \$1331 [55] = \$1093 ;
+          8'h38:
+              \$1331 [56] = \$1093 ;
+          8'h39:
+              \$1331 [57] = \$1093 ;
+          8'h3a:
+              \$1331 [58] = \$1093 ;
+          8'h3b:
+              \$1331 [59] = \$1093 ;
+          8'h3c:
+              \$1331 [60] = \$1093 ;
+          8'h3d:
+              \$1331 [61] = \$1093 ;
+          8'h3e:
+              \$1331 [62] = \$1093 ;
+          8'h3f:
+              \$1331 [63] = \$1093 ;
+          8'h40:
+              \$1331 [64] = \$1093 ;
+          8'h41:
+              \$1331 [65] = \$1093 ;
+          8'h42:
+              \$1331 [66] = \$1093 ;
+          8'h43:
+              \$1331 [67] = \$1093 ;
+          8'h44:
+              \$1331 [68] = \$1093 ;
+          8'h45:
+              \$1331 [69] = \$1093 ;
+          8'h46:
+              \$1331 [70] = \$1093 ;
+          8'h47:
+              \$1331 [71] = \$1093 ;
+          8'h48:
+              \$1331 [72] = \$1093 ;
+          8'h49:
+              \$1331 [73] = \$1093 ;
+          8'h4a:
+              \$1331 [74] = \$1093 ;
+          8'h4b:
+              \$1331 [75] = \$1093 ;
+          8'h4c:
+              \$1331 [76] = \$1093 ;
+          8'h4d:
+              \$1331 [77] = \$1093 ;
+          8'h4e:
+              \$1331 [78] = \$1093 ;
+          8'h4f:
+              \$1331 [79] = \$1093 ;
+          8'h50:
+              \$1331 [80] = \$1093 ;
+          8'h51:
+              \$1331 [81] = \$1093 ;
+          8'h52:
+              \$1331 [82] = \$1093 ;
+          8'h53:
+              \$1331 [83] = \$1093 ;
+          8'h54:
+              \$1331 [84] = \$1093 ;
+          8'h55:
+              \$1331 [85] = \$1093 ;
+          8'h56:
+              \$1331 [86] = \$1093 ;
+          8'h57:
+              \$1331 [87] = \$1093 ;
+          8'h58:
+              \$1331 [88] = \$1093 ;
+          8'h59:
+              \$1331 [89] = \$1093 ;
+          8'h5a:
+              \$1331 [90] = \$1093 ;
+          8'h5b:
+              \$1331 [91] = \$1093 ;
+          8'h5c:
+              \$1331 [92] = \$1093 ;
+          8'h5d:
+              \$1331 [93] = \$1093 ;
+          8'h5e:
+              \$1331 [94] = \$1093 ;
+          8'h5f:
+              \$1331 [95] = \$1093 ;
+          8'h60:
+              \$1331 [96] = \$1093 ;
+          8'h61:
+              \$1331 [97] = \$1093 ;
+          8'h62:
+              \$1331 [98] = \$1093 ;
+          8'h63:
+              \$1331 [99] = \$1093 ;
+          8'h64:
+              \$1331 [100] = \$1093 ;
+          8'h65:
+              \$1331 [101] = \$1093 ;
+          8'h66:
+              \$1331 [102] = \$1093 ;
+          8'h67:
+              \$1331 [103] = \$1093 ;
+          8'h68:
+              \$1331 [104] = \$1093 ;
+          8'h69:
+              \$1331 [105] = \$1093 ;
+          8'h6a:
+              \$1331 [106] = \$1093 ;
+          8'h6b:
+              \$1331 [107] = \$1093 ;
+          8'h6c:
+              \$1331 [108] = \$1093 ;
+          8'h6d:
+              \$1331 [109] = \$1093 ;
+          8'h6e:
+              \$1331 [110] = \$1093 ;
+          8'h6f:
+              \$1331 [111] = \$1093 ;
+          8'h70:
+              \$1331 [112] = \$1093 ;
+          8'h71:
+              \$1331 [113] = \$1093 ;
+          8'h72:
+              \$1331 [114] = \$1093 ;
+          8'h73:
+              \$1331 [115] = \$1093 ;
+          8'h74:
+              \$1331 [116] = \$1093 ;
+          8'h75:
+              \$1331 [117] = \$1093 ;
+          8'h76:
+              \$1331 [118] = \$1093 ;
+          8'h77:
+              \$1331 [119] = \$1093 ;
+          8'h78:
+              \$1331 [120] = \$1093 ;
+          8'h79:
+              \$1331 [121] = \$1093 ;
+          8'h7a:
+              \$1331 [122] = \$1093 ;
+          8'h7b:
+              \$1331 [123] = \$1093 ;
+          8'h7c:
+              \$1331 [124] = \$1093 ;
+          8'h7d:
+              \$1331 [125] = \$1093 ;
+          8'h7e:
+              \$1331 [126] = \$1093 ;
+          8'h7f:
+              \$1331 [127] = \$1093 ;
+          8'h80:
+              \$1331 [128] = \$1093 ;
+          8'h81:
+              \$1331 [129] = \$1093 ;
+          8'h82:
+              \$1331 [130] = \$1093 ;
+          8'h83:
+              \$1331 [131] = \$1093 ;
+          8'h84:
+              \$1331 [132] = \$1093 ;
+          8'h85:
+              \$1331 [133] = \$1093 ;
+          8'h86:
+              \$1331 [134] = \$1093 ;
+          8'h87:
+              \$1331 [135] = \$1093 ;
+          8'h88:
+              \$1331 [136] = \$1093 ;
+          8'h89:
+              \$1331 [137] = \$1093 ;
+          8'h8a:
+              \$1331 [138] = \$1093 ;
+          8'h8b:
+              \$1331 [139] = \$1093 ;
+          8'h8c:
+              \$1331 [140] = \$1093 ;
+          8'h8d:
+              \$1331 [141] = \$1093 ;
+          8'h8e:
+              \$1331 [142] = \$1093 ;
+          8'h8f:
+              \$1331 [143] = \$1093 ;
+          8'h90:
+              \$1331 [144] = \$1093 ;
+          8'h91:
+              \$1331 [145] = \$1093 ;
+          8'h92:
+              \$1331 [146] = \$1093 ;
+          8'h93:
+              \$1331 [147] = \$1093 ;
+          8'h94:
+              \$1331 [148] = \$1093 ;
+          8'h95:
+              \$1331 [149] = \$1093 ;
+          8'h96:
+              \$1331 [150] = \$1093 ;
+          8'h97:
+              \$1331 [151] = \$1093 ;
+          8'h98:
+              \$1331 [152] = \$1093 ;
+          8'h99:
+              \$1331 [153] = \$1093 ;
+          8'h9a:
+              \$1331 [154] = \$1093 ;
+          8'h9b:
+              \$1331 [155] = \$1093 ;
+          8'h9c:
+              \$1331 [156] = \$1093 ;
+          8'h9d:
+              \$1331 [157] = \$1093 ;
+          8'h9e:
+              \$1331 [158] = \$1093 ;
+          8'h9f:
+              \$1331 [159] = \$1093 ;
+          8'ha0:
+              \$1331 [160] = \$1093 ;
+          8'ha1:
+              \$1331 [161] = \$1093 ;
+          8'ha2:
+              \$1331 [162] = \$1093 ;
+          8'ha3:
+              \$1331 [163] = \$1093 ;
+          8'ha4:
+              \$1331 [164] = \$1093 ;
+          8'ha5:
+              \$1331 [165] = \$1093 ;
+          8'ha6:
+              \$1331 [166] = \$1093 ;
+          8'ha7:
+              \$1331 [167] = \$1093 ;
+          8'ha8:
+              \$1331 [168] = \$1093 ;
+          8'ha9:
+              \$1331 [169] = \$1093 ;
+          8'haa:
+              \$1331 [170] = \$1093 ;
+          8'hab:
+              \$1331 [171] = \$1093 ;
+          8'hac:
+              \$1331 [172] = \$1093 ;
+          8'had:
+              \$1331 [173] = \$1093 ;
+          8'hae:
+              \$1331 [174] = \$1093 ;
+          8'haf:
+              \$1331 [175] = \$1093 ;
+          8'hb0:
+              \$1331 [176] = \$1093 ;
+          8'hb1:
+              \$1331 [177] = \$1093 ;
+          8'hb2:
+              \$1331 [178] = \$1093 ;
+          8'hb3:
+              \$1331 [179] = \$1093 ;
+          8'hb4:
+              \$1331 [180] = \$1093 ;
+          8'hb5:
+              \$1331 [181] = \$1093 ;
+          8'hb6:
+              \$1331 [182] = \$1093 ;
+          8'hb7:
+              \$1331 [183] = \$1093 ;
+          8'hb8:
+              \$1331 [184] = \$1093 ;
+          8'hb9:
+              \$1331 [185] = \$1093 ;
+          8'hba:
+              \$1331 [186] = \$1093 ;
+          8'hbb:
+              \$1331 [187] = \$1093 ;
+          8'hbc:
+              \$1331 [188] = \$1093 ;
+          8'hbd:
+              \$1331 [189] = \$1093 ;
+          8'hbe:
+              \$1331 [190] = \$1093 ;
+          8'hbf:
+              \$1331 [191] = \$1093 ;
+          8'hc0:
+              \$1331 [192] = \$1093 ;
+          8'hc1:
+              \$1331 [193] = \$1093 ;
+          8'hc2:
+              \$1331 [194] = \$1093 ;
+          8'hc3:
+              \$1331 [195] = \$1093 ;
+          8'hc4:
+              \$1331 [196] = \$1093 ;
+          8'hc5:
+              \$1331 [197] = \$1093 ;
+          8'hc6:
+              \$1331 [198] = \$1093 ;
+          8'hc7:
+              \$1331 [199] = \$1093 ;
+          8'hc8:
+              \$1331 [200] = \$1093 ;
+          8'hc9:
+              \$1331 [201] = \$1093 ;
+          8'hca:
+              \$1331 [202] = \$1093 ;
+          8'hcb:
+              \$1331 [203] = \$1093 ;
+          8'hcc:
+              \$1331 [204] = \$1093 ;
+          8'hcd:
+              \$1331 [205] = \$1093 ;
+          8'hce:
+              \$1331 [206] = \$1093 ;
+          8'hcf:
+              \$1331 [207] = \$1093 ;
+          8'hd0:
+              \$1331 [208] = \$1093 ;
+          8'hd1:
+              \$1331 [209] = \$1093 ;
+          8'hd2:
+              \$1331 [210] = \$1093 ;
+          8'hd3:
+              \$1331 [211] = \$1093 ;
+          8'hd4:
+              \$1331 [212] = \$1093 ;
+          8'hd5:
+              \$1331 [213] = \$1093 ;
+          8'hd6:
+              \$1331 [214] = \$1093 ;
+          8'hd7:
+              \$1331 [215] = \$1093 ;
+          8'hd8:
+              \$1331 [216] = \$1093 ;
+          8'hd9:
+              \$1331 [217] = \$1093 ;
+          8'hda:
+              \$1331 [218] = \$1093 ;
+          8'hdb:
+              \$1331 [219] = \$1093 ;
+          8'hdc:
+              \$1331 [220] = \$1093 ;
+          8'hdd:
+              \$1331 [221] = \$1093 ;
+          8'hde:
+              \$1331 [222] = \$1093 ;
+          8'hdf:
+              \$1331 [223] = \$1093 ;
+          8'he0:
+              \$1331 [224] = \$1093 ;
+          8'he1:
+              \$1331 [225] = \$1093 ;
+          8'he2:
+              \$1331 [226] = \$1093 ;
+          8'he3:
+              \$1331 [227] = \$1093 ;
+          8'he4:
+              \$1331 [228] = \$1093 ;
+          8'he5:
+              \$1331 [229] = \$1093 ;
+          8'he6:
+              \$1331 [230] = \$1093 ;
+          8'he7:
+              \$1331 [231] = \$1093 ;
+          8'he8:
+              \$1331 [232] = \$1093 ;
+          8'he9:
+              \$1331 [233] = \$1093 ;
+          8'hea:
+              \$1331 [234] = \$1093 ;
+          8'heb:
+              \$1331 [235] = \$1093 ;
+          8'hec:
+              \$1331 [236] = \$1093 ;
+          8'hed:
+              \$1331 [237] = \$1093 ;
+          8'hee:
+              \$1331 [238] = \$1093 ;
+          8'hef:
+              \$1331 [239] = \$1093 ;
+          8'hf0:
+              \$1331 [240] = \$1093 ;
+          8'hf1:
+              \$1331 [241] = \$1093 ;
+          8'hf2:
+              \$1331 [242] = \$1093 ;
+          8'hf3:
+              \$1331 [243] = \$1093 ;
+          8'hf4:
+              \$1331 [244] = \$1093 ;
+          8'hf5:
+              \$1331 [245] = \$1093 ;
+          8'hf6:
+              \$1331 [246] = \$1093 ;
+          8'hf7:
+              \$1331 [247] = \$1093 ;
+          8'hf8:
+              \$1331 [248] = \$1093 ;
+          8'hf9:
+              \$1331 [249] = \$1093 ;
+          8'hfa:
+              \$1331 [250] = \$1093 ;
+          8'hfb:
+              \$1331 [251] = \$1093 ;
+          8'hfc:
+              \$1331 [252] = \$1093 ;
+          8'hfd:
+              \$1331 [253] = \$1093 ;
+          8'hfe:
+              \$1331 [254] = \$1093 ;
+          8'hff:
+              \$1331 [255] = \$1093 ;
+        endcase
       end
     end
     if (cu4_c_valid) begin
-      if (\$1092 ) begin
-        \$1329  = \$1094 [8:0];
+      if (\$1095 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1096 ;
+          8'h01:
+              \$1331 [1] = \$1096 ;
+          8'h02:
+              \$1331 [2] = \$1096 ;
+          8'h03:
+              \$1331 [3] = \$1096 ;
+          8'h04:
+              \$1331 [4] = \$1096 ;
+          8'h05:
+              \$1331 [5] = \$1096 ;
+          8'h06:
+              \$1331 [6] = \$1096 ;
+          8'h07:
+              \$1331 [7] = \$1096 ;
+          8'h08:
+              \$1331 [8] = \$1096 ;
+          8'h09:
+              \$1331 [9] = \$1096 ;
+          8'h0a:
+              \$1331 [10] = \$1096 ;
+          8'h0b:
+              \$1331 [11] = \$1096 ;
+          8'h0c:
+              \$1331 [12] = \$1096 ;
+          8'h0d:
+              \$1331 [13] = \$1096 ;
+          8'h0e:
+              \$1331 [14] = \$1096 ;
+          8'h0f:
+              \$1331 [15] = \$1096 ;
+          8'h10:
+              \$1331 [16] = \$1096 ;
+          8'h11:
+              \$1331 [17] = \$1096 ;
+          8'h12:
+              \$1331 [18] = \$1096 ;
+          8'h13:
+              \$1331 [19] = \$1096 ;
+          8'h14:
+              \$1331 [20] = \$1096 ;
+          8'h15:
+              \$1331 [21] = \$1096 ;
+          8'h16:
+              \$1331 [22] = \$1096 ;
+          8'h17:
+              \$1331 [23] = \$1096 ;
+          8'h18:
+              \$1331 [24] = \$1096 ;
+          8'h19:
+              \$1331 [25] = \$1096 ;
+          8'h1a:
+              \$1331 [26] = \$1096 ;
+          8'h1b:
+              \$1331 [27] = \$1096 ;
+          8'h1c:
+              \$1331 [28] = \$1096 ;
+          8'h1d:
+              \$1331 [29] = \$1096 ;
+          8'h1e:
+              \$1331 [30] = \$1096 ;
+          8'h1f:
+              \$1331 [31] = \$1096 ;
+          8'h20:
+              \$1331 [32] = \$1096 ;
+          8'h21:
+              \$1331 [33] = \$1096 ;
+          8'h22:
+              \$1331 [34] = \$1096 ;
+          8'h23:
+              \$1331 [35] = \$1096 ;
+          8'h24:
+              \$1331 [36] = \$1096 ;
+          8'h25:
+              \$1331 [37] = \$1096 ;
+          8'h26:
+              \$1331 [38] = \$1096 ;
+          8'h27:
+              \$1331 [39] = \$1096 ;
+          8'h28:
+              \$1331 [40] = \$1096 ;
+          8'h29:
+              \$1331 [41] = \$1096 ;
+          8'h2a:
+              \$1331 [42] = \$1096 ;
+          8'h2b:
+              \$1331 [43] = \$1096 ;
+          8'h2c:
+              \$1331 [44] = \$1096 ;
+          8'h2d:
+              \$1331 [45] = \$1096 ;
+          8'h2e:
+              \$1331 [46] = \$1096 ;
+          8'h2f:
+              \$1331 [47] = \$1096 ;
+          8'h30:
+              \$1331 [48] = \$1096 ;
+          8'h31:
+              \$1331 [49] = \$1096 ;
+          8'h32:
+              \$1331 [50] = \$1096 ;
+          8'h33:
+              \$1331 [51] = \$1096 ;
+          8'h34:
+              \$1331 [52] = \$1096 ;
+          8'h35:
+              \$1331 [53] = \$1096 ;
+          8'h36:
+              \$1331 [54] = \$1096 ;
+          8'h37:
+              \$1331 [55] = \$1096 ;
+          8'h38:
+              \$1331 [56] = \$1096 ;
+          8'h39:
+              \$1331 [57] = \$1096 ;
+          8'h3a:
+              \$1331 [58] = \$1096 ;
+          8'h3b:
+              \$1331 [59] = \$1096 ;
+          8'h3c:
+              \$1331 [60] = \$1096 ;
+          8'h3d:
+              \$1331 [61] = \$1096 ;
+          8'h3e:
+              \$1331 [62] = \$1096 ;
+          8'h3f:
+              \$1331 [63] = \$1096 ;
+          8'h40:
+              \$1331 [64] = \$1096 ;
+          8'h41:
+              \$1331 [65] = \$1096 ;
+          8'h42:
+              \$1331 [66] = \$1096 ;
+          8'h43:
+              \$1331 [67] = \$1096 ;
+          8'h44:
+              \$1331 [68] = \$1096 ;
+          8'h45:
+              \$1331 [69] = \$1096 ;
+          8'h46:
+              \$1331 [70] = \$1096 ;
+          8'h47:
+              \$1331 [71] = \$1096 ;
+          8'h48:
+              \$1331 [72] = \$1096 ;
+          8'h49:
+              \$1331 [73] = \$1096 ;
+          8'h4a:
+              \$1331 [74] = \$1096 ;
+          8'h4b:
+              \$1331 [75] = \$1096 ;
+          8'h4c:
+              \$1331 [76] = \$1096 ;
+          8'h4d:
+              \$1331 [77] = \$1096 ;
+          8'h4e:
+              \$1331 [78] = \$1096 ;
+          8'h4f:
+              \$1331 [79] = \$1096 ;
+          8'h50:
+              \$1331 [80] = \$1096 ;
+          8'h51:
+              \$1331 [81] = \$1096 ;
+          8'h52:
+              \$1331 [82] = \$1096 ;
+          8'h53:
+              \$1331 [83] = \$1096 ;
+          8'h54:
+              \$1331 [84] = \$1096 ;
+          8'h55:
+              \$1331 [85] = \$1096 ;
+          8'h56:
+              \$1331 [86] = \$1096 ;
+          8'h57:
+              \$1331 [87] = \$1096 ;
+          8'h58:
+              \$1331 [88] = \$1096 ;
+          8'h59:
+              \$1331 [89] = \$1096 ;
+          8'h5a:
+              \$1331 [90] = \$1096 ;
+          8'h5b:
+              \$1331 [91] = \$1096 ;
+          8'h5c:
+              \$1331 [92] = \$1096 ;
+          8'h5d:
+              \$1331 [93] = \$1096 ;
+          8'h5e:
+              \$1331 [94] = \$1096 ;
+          8'h5f:
+              \$1331 [95] = \$1096 ;
+          8'h60:
+              \$1331 [96] = \$1096 ;
+          8'h61:
+              \$1331 [97] = \$1096 ;
+          8'h62:
+              \$1331 [98] = \$1096 ;
+          8'h63:
+              \$1331 [99] = \$1096 ;
+          8'h64:
+              \$1331 [100] = \$1096 ;
+          8'h65:
+              \$1331 [101] = \$1096 ;
+          8'h66:
+              \$1331 [102] = \$1096 ;
+          8'h67:
+              \$1331 [103] = \$1096 ;
+          8'h68:
+              \$1331 [104] = \$1096 ;
+          8'h69:
+              \$1331 [105] = \$1096 ;
+          8'h6a:
+              \$1331 [106] = \$1096 ;
+          8'h6b:
+              \$1331 [107] = \$1096 ;
+          8'h6c:
+              \$1331 [108] = \$1096 ;
+          8'h6d:
+              \$1331 [109] = \$1096 ;
+          8'h6e:
+              \$1331 [110] = \$1096 ;
+          8'h6f:
+              \$1331 [111] = \$1096 ;
+          8'h70:
+              \$1331 [112] = \$1096 ;
+          8'h71:
+              \$1331 [113] = \$1096 ;
+          8'h72:
+              \$1331 [114] = \$1096 ;
+          8'h73:
+              \$1331 [115] = \$1096 ;
+          8'h74:
+              \$1331 [116] = \$1096 ;
+          8'h75:
+              \$1331 [117] = \$1096 ;
+          8'h76:
+              \$1331 [118] = \$1096 ;
+          8'h77:
+              \$1331 [119] = \$1096 ;
+          8'h78:
+              \$1331 [120] = \$1096 ;
+          8'h79:
+              \$1331 [121] = \$1096 ;
+          8'h7a:
+              \$1331 [122] = \$1096 ;
+          8'h7b:
+              \$1331 [123] = \$1096 ;
+          8'h7c:
+              \$1331 [124] = \$1096 ;
+          8'h7d:
+              \$1331 [125] = \$1096 ;
+          8'h7e:
+              \$1331 [126] = \$1096 ;
+          8'h7f:
+              \$1331 [127] = \$1096 ;
+          8'h80:
+              \$1331 [128] = \$1096 ;
+          8'h81:
+              \$1331 [129] = \$1096 ;
+          8'h82:
+              \$1331 [130] = \$1096 ;
+          8'h83:
+              \$1331 [131] = \$1096 ;
+          8'h84:
+              \$1331 [132] = \$1096 ;
+          8'h85:
+              \$1331 [133] = \$1096 ;
+          8'h86:
+              \$1331 [134] = \$1096 ;
+          8'h87:
+              \$1331 [135] = \$1096 ;
+          8'h88:
+              \$1331 [136] = \$1096 ;
+          8'h89:
+              \$1331 [137] = \$1096 ;
+          8'h8a:
+              \$1331 [138] = \$1096 ;
+          8'h8b:
+              \$1331 [139] = \$1096 ;
+          8'h8c:
+              \$1331 [140] = \$1096 ;
+          8'h8d:
+              \$1331 [141] = \$1096 ;
+          8'h8e:
+              \$1331 [142] = \$1096 ;
+          8'h8f:
+              \$1331 [143] = \$1096 ;
+          8'h90:
+              \$1331 [144] = \$1096 ;
+          8'h91:
+              \$1331 [145] = \$1096 ;
+          8'h92:
+              \$1331 [146] = \$1096 ;
+          8'h93:
+              \$1331 [147] = \$1096 ;
+          8'h94:
+              \$1331 [148] = \$1096 ;
+          8'h95:
+              \$1331 [149] = \$1096 ;
+          8'h96:
+              \$1331 [150] = \$1096 ;
+          8'h97:
+              \$1331 [151] = \$1096 ;
+          8'h98:
+              \$1331 [152] = \$1096 ;
+          8'h99:
+              \$1331 [153] = \$1096 ;
+          8'h9a:
+              \$1331 [154] = \$1096 ;
+          8'h9b:
+              \$1331 [155] = \$1096 ;
+          8'h9c:
+              \$1331 [156] = \$1096 ;
+          8'h9d:
+              \$1331 [157] = \$1096 ;
+          8'h9e:
+              \$1331 [158] = \$1096 ;
+          8'h9f:
+              \$1331 [159] = \$1096 ;
+          8'ha0:
+              \$1331 [160] = \$1096 ;
+          8'ha1:
+              \$1331 [161] = \$1096 ;
+          8'ha2:
+              \$1331 [162] = \$1096 ;
+          8'ha3:
+              \$1331 [163] = \$1096 ;
+          8'ha4:
+              \$1331 [164] = \$1096 ;
+          8'ha5:
+              \$1331 [165] = \$1096 ;
+          8'ha6:
+              \$1331 [166] = \$1096 ;
+          8'ha7:
+              \$1331 [167] = \$1096 ;
+          8'ha8:
+              \$1331 [168] = \$1096 ;
+          8'ha9:
+              \$1331 [169] = \$1096 ;
+          8'haa:
+              \$1331 [170] = \$1096 ;
+          8'hab:
+              \$1331 [171] = \$1096 ;
+          8'hac:
+              \$1331 [172] = \$1096 ;
+          8'had:
+              \$1331 [173] = \$1096 ;
+          8'hae:
+              \$1331 [174] = \$1096 ;
+          8'haf:
+              \$1331 [175] = \$1096 ;
+          8'hb0:
+              \$1331 [176] = \$1096 ;
+          8'hb1:
+              \$1331 [177] = \$1096 ;
+          8'hb2:
+              \$1331 [178] = \$1096 ;
+          8'hb3:
+              \$1331 [179] = \$1096 ;
+          8'hb4:
+              \$1331 [180] = \$1096 ;
+          8'hb5:
+              \$1331 [181] = \$1096 ;
+          8'hb6:
+              \$1331 [182] = \$1096 ;
+          8'hb7:
+              \$1331 [183] = \$1096 ;
+          8'hb8:
+              \$1331 [184] = \$1096 ;
+          8'hb9:
+              \$1331 [185] = \$1096 ;
+          8'hba:
+              \$1331 [186] = \$1096 ;
+          8'hbb:
+              \$1331 [187] = \$1096 ;
+          8'hbc:
+              \$1331 [188] = \$1096 ;
+          8'hbd:
+              \$1331 [189] = \$1096 ;
+          8'hbe:
+              \$1331 [190] = \$1096 ;
+          8'hbf:
+              \$1331 [191] = \$1096 ;
+          8'hc0:
+              \$1331 [192] = \$1096 ;
+          8'hc1:
+              \$1331 [193] = \$1096 ;
+          8'hc2:
+              \$1331 [194] = \$1096 ;
+          8'hc3:
+              \$1331 [195] = \$1096 ;
+          8'hc4:
+              \$1331 [196] = \$1096 ;
+          8'hc5:
+              \$1331 [197] = \$1096 ;
+          8'hc6:
+              \$1331 [198] = \$1096 ;
+          8'hc7:
+              \$1331 [199] = \$1096 ;
+          8'hc8:
+              \$1331 [200] = \$1096 ;
+          8'hc9:
+              \$1331 [201] = \$1096 ;
+          8'hca:
+              \$1331 [202] = \$1096 ;
+          8'hcb:
+              \$1331 [203] = \$1096 ;
+          8'hcc:
+              \$1331 [204] = \$1096 ;
+          8'hcd:
+              \$1331 [205] = \$1096 ;
+          8'hce:
+              \$1331 [206] = \$1096 ;
+          8'hcf:
+              \$1331 [207] = \$1096 ;
+          8'hd0:
+              \$1331 [208] = \$1096 ;
+          8'hd1:
+              \$1331 [209] = \$1096 ;
+          8'hd2:
+              \$1331 [210] = \$1096 ;
+          8'hd3:
+              \$1331 [211] = \$1096 ;
+          8'hd4:
+              \$1331 [212] = \$1096 ;
+          8'hd5:
+              \$1331 [213] = \$1096 ;
+          8'hd6:
+              \$1331 [214] = \$1096 ;
+          8'hd7:
+              \$1331 [215] = \$1096 ;
+          8'hd8:
+              \$1331 [216] = \$1096 ;
+          8'hd9:
+              \$1331 [217] = \$1096 ;
+          8'hda:
+              \$1331 [218] = \$1096 ;
+          8'hdb:
+              \$1331 [219] = \$1096 ;
+          8'hdc:
+              \$1331 [220] = \$1096 ;
+          8'hdd:
+              \$1331 [221] = \$1096 ;
+          8'hde:
+              \$1331 [222] = \$1096 ;
+          8'hdf:
+              \$1331 [223] = \$1096 ;
+          8'he0:
+              \$1331 [224] = \$1096 ;
+          8'he1:
+              \$1331 [225] = \$1096 ;
+          8'he2:
+              \$1331 [226] = \$1096 ;
+          8'he3:
+              \$1331 [227] = \$1096 ;
+          8'he4:
+              \$1331 [228] = \$1096 ;
+          8'he5:
+              \$1331 [229] = \$1096 ;
+          8'he6:
+              \$1331 [230] = \$1096 ;
+          8'he7:
+              \$1331 [231] = \$1096 ;
+          8'he8:
+              \$1331 [232] = \$1096 ;
+          8'he9:
+              \$1331 [233] = \$1096 ;
+          8'hea:
+              \$1331 [234] = \$1096 ;
+          8'heb:
+              \$1331 [235] = \$1096 ;
+          8'hec:
+              \$1331 [236] = \$1096 ;
+          8'hed:
+              \$1331 [237] = \$1096 ;
+          8'hee:
+              \$1331 [238] = \$1096 ;
+          8'hef:
+              \$1331 [239] = \$1096 ;
+          8'hf0:
+              \$1331 [240] = \$1096 ;
+          8'hf1:
+              \$1331 [241] = \$1096 ;
+          8'hf2:
+              \$1331 [242] = \$1096 ;
+          8'hf3:
+              \$1331 [243] = \$1096 ;
+          8'hf4:
+              \$1331 [244] = \$1096 ;
+          8'hf5:
+              \$1331 [245] = \$1096 ;
+          8'hf6:
+              \$1331 [246] = \$1096 ;
+          8'hf7:
+              \$1331 [247] = \$1096 ;
+          8'hf8:
+              \$1331 [248] = \$1096 ;
+          8'hf9:
+              \$1331 [249] = \$1096 ;
+          8'hfa:
+              \$1331 [250] = \$1096 ;
+          8'hfb:
+              \$1331 [251] = \$1096 ;
+          8'hfc:
+              \$1331 [252] = \$1096 ;
+          8'hfd:
+              \$1331 [253] = \$1096 ;
+          8'hfe:
+              \$1331 [254] = \$1096 ;
+          8'hff:
+              \$1331 [255] = \$1096 ;
+        endcase
       end
     end
     if (cu5_c_valid) begin
-      if (\$1095 ) begin
-        \$1329  = \$1097 [8:0];
+      if (\$1098 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1099 ;
+          8'h01:
+              \$1331 [1] = \$1099 ;
+          8'h02:
+              \$1331 [2] = \$1099 ;
+          8'h03:
+              \$1331 [3] = \$1099 ;
+          8'h04:
+              \$1331 [4] = \$1099 ;
+          8'h05:
+              \$1331 [5] = \$1099 ;
+          8'h06:
+              \$1331 [6] = \$1099 ;
+          8'h07:
+              \$1331 [7] = \$1099 ;
+          8'h08:
+              \$1331 [8] = \$1099 ;
+          8'h09:
+              \$1331 [9] = \$1099 ;
+          8'h0a:
+              \$1331 [10] = \$1099 ;
+          8'h0b:
+              \$1331 [11] = \$1099 ;
+          8'h0c:
+              \$1331 [12] = \$1099 ;
+          8'h0d:
+              \$1331 [13] = \$1099 ;
+          8'h0e:
+              \$1331 [14] = \$1099 ;
+          8'h0f:
+              \$1331 [15] = \$1099 ;
+          8'h10:
+              \$1331 [16] = \$1099 ;
+          8'h11:
+              \$1331 [17] = \$1099 ;
+          8'h12:
+              \$1331 [18] = \$1099 ;
+          8'h13:
+              \$1331 [19] = \$1099 ;
+          8'h14:
+              \$1331 [20] = \$1099 ;
+          8'h15:
+              \$1331 [21] = \$1099 ;
+          8'h16:
+              \$1331 [22] = \$1099 ;
+          8'h17:
+              \$1331 [23] = \$1099 ;
+          8'h18:
+              \$1331 [24] = \$1099 ;
+          8'h19:
+              \$1331 [25] = \$1099 ;
+          8'h1a:
+              \$1331 [26] = \$1099 ;
+          8'h1b:
+              \$1331 [27] = \$1099 ;
+          8'h1c:
+              \$1331 [28] = \$1099 ;
+          8'h1d:
+              \$1331 [29] = \$1099 ;
+          8'h1e:
+              \$1331 [30] = \$1099 ;
+          8'h1f:
+              \$1331 [31] = \$1099 ;
+          8'h20:
+              \$1331 [32] = \$1099 ;
+          8'h21:
+              \$1331 [33] = \$1099 ;
+          8'h22:
+              \$1331 [34] = \$1099 ;
+          8'h23:
+              \$1331 [35] = \$1099 ;
+          8'h24:
+              \$1331 [36] = \$1099 ;
+          8'h25:
+              \$1331 [37] = \$1099 ;
+          8'h26:
+              \$1331 [38] = \$1099 ;
+          8'h27:
+              \$1331 [39] = \$1099 ;
+          8'h28:
+              \$1331 [40] = \$1099 ;
+          8'h29:
+              \$1331 [41] = \$1099 ;
+          8'h2a:
+              \$1331 [42] = \$1099 ;
+          8'h2b:
+              \$1331 [43] = \$1099 ;
+          8'h2c:
+              \$1331 [44] = \$1099 ;
+          8'h2d:
+              \$1331 [45] = \$1099 ;
+          8'h2e:
+              \$1331 [46] = \$1099 ;
+          8'h2f:
+              \$1331 [47] = \$1099 ;
+          8'h30:
+              \$1331 [48] = \$1099 ;
+          8'h31:
+              \$1331 [49] = \$1099 ;
+          8'h32:
+              \$1331 [50] = \$1099 ;
+          8'h33:
+              \$1331 [51] = \$1099 ;
+          8'h34:
+              \$1331 [52] = \$1099 ;
+          8'h35:
+              \$1331 [53] = \$1099 ;
+          8'h36:
+              \$1331 [54] = \$1099 ;
+          8'h37:
+              \$1331 [55] = \$1099 ;
+          8'h38:
+              \$1331 [56] = \$1099 ;
+          8'h39:
+              \$1331 [57] = \$1099 ;
+          8'h3a:
+              \$1331 [58] = \$1099 ;
+          8'h3b:
+              \$1331 [59] = \$1099 ;
+          8'h3c:
+              \$1331 [60] = \$1099 ;
+          8'h3d:
+              \$1331 [61] = \$1099 ;
+          8'h3e:
+              \$1331 [62] = \$1099 ;
+          8'h3f:
+              \$1331 [63] = \$1099 ;
+          8'h40:
+              \$1331 [64] = \$1099 ;
+          8'h41:
+              \$1331 [65] = \$1099 ;
+          8'h42:
+              \$1331 [66] = \$1099 ;
+          8'h43:
+              \$1331 [67] = \$1099 ;
+          8'h44:
+              \$1331 [68] = \$1099 ;
+          8'h45:
+              \$1331 [69] = \$1099 ;
+          8'h46:
+              \$1331 [70] = \$1099 ;
+          8'h47:
+              \$1331 [71] = \$1099 ;
+          8'h48:
+              \$1331 [72] = \$1099 ;
+          8'h49:
+              \$1331 [73] = \$1099 ;
+          8'h4a:
+              \$1331 [74] = \$1099 ;
+          8'h4b:
+              \$1331 [75] = \$1099 ;
+          8'h4c:
+              \$1331 [76] = \$1099 ;
+          8'h4d:
+              \$1331 [77] = \$1099 ;
+          8'h4e:
+              \$1331 [78] = \$1099 ;
+          8'h4f:
+              \$1331 [79] = \$1099 ;
+          8'h50:
+              \$1331 [80] = \$1099 ;
+          8'h51:
+              \$1331 [81] = \$1099 ;
+          8'h52:
+              \$1331 [82] = \$1099 ;
+          8'h53:
+              \$1331 [83] = \$1099 ;
+          8'h54:
+              \$1331 [84] = \$1099 ;
+          8'h55:
+              \$1331 [85] = \$1099 ;
+          8'h56:
+              \$1331 [86] = \$1099 ;
+          8'h57:
+              \$1331 [87] = \$1099 ;
+          8'h58:
+              \$1331 [88] = \$1099 ;
+          8'h59:
+              \$1331 [89] = \$1099 ;
+          8'h5a:
+              \$1331 [90] = \$1099 ;
+          8'h5b:
+              \$1331 [91] = \$1099 ;
+          8'h5c:
+              \$1331 [92] = \$1099 ;
+          8'h5d:
+              \$1331 [93] = \$1099 ;
+          8'h5e:
+              \$1331 [94] = \$1099 ;
+          8'h5f:
+              \$1331 [95] = \$1099 ;
+          8'h60:
+              \$1331 [96] = \$1099 ;
+          8'h61:
+              \$1331 [97] = \$1099 ;
+          8'h62:
+              \$1331 [98] = \$1099 ;
+          8'h63:
+              \$1331 [99] = \$1099 ;
+          8'h64:
+              \$1331 [100] = \$1099 ;
+          8'h65:
+              \$1331 [101] = \$1099 ;
+          8'h66:
+              \$1331 [102] = \$1099 ;
+          8'h67:
+              \$1331 [103] = \$1099 ;
+          8'h68:
+              \$1331 [104] = \$1099 ;
+          8'h69:
+              \$1331 [105] = \$1099 ;
+          8'h6a:
+              \$1331 [106] = \$1099 ;
+          8'h6b:
+              \$1331 [107] = \$1099 ;
+          8'h6c:
+              \$1331 [108] = \$1099 ;
+          8'h6d:
+              \$1331 [109] = \$1099 ;
+          8'h6e:
+              \$1331 [110] = \$1099 ;
+          8'h6f:
+              \$1331 [111] = \$1099 ;
+          8'h70:
+              \$1331 [112] = \$1099 ;
+          8'h71:
+              \$1331 [113] = \$1099 ;
+          8'h72:
+              \$1331 [114] = \$1099 ;
+          8'h73:
+              \$1331 [115] = \$1099 ;
+          8'h74:
+              \$1331 [116] = \$1099 ;
+          8'h75:
+              \$1331 [117] = \$1099 ;
+          8'h76:
+              \$1331 [118] = \$1099 ;
+          8'h77:
+              \$1331 [119] = \$1099 ;
+          8'h78:
+              \$1331 [120] = \$1099 ;
+          8'h79:
+              \$1331 [121] = \$1099 ;
+          8'h7a:
+              \$1331 [122] = \$1099 ;
+          8'h7b:
+              \$1331 [123] = \$1099 ;
+          8'h7c:
+              \$1331 [124] = \$1099 ;
+          8'h7d:
+              \$1331 [125] = \$1099 ;
+          8'h7e:
+              \$1331 [126] = \$1099 ;
+          8'h7f:
+              \$1331 [127] = \$1099 ;
+          8'h80:
+              \$1331 [128] = \$1099 ;
+          8'h81:
+              \$1331 [129] = \$1099 ;
+          8'h82:
+              \$1331 [130] = \$1099 ;
+          8'h83:
+              \$1331 [131] = \$1099 ;
+          8'h84:
+              \$1331 [132] = \$1099 ;
+          8'h85:
+              \$1331 [133] = \$1099 ;
+          8'h86:
+              \$1331 [134] = \$1099 ;
+          8'h87:
+              \$1331 [135] = \$1099 ;
+          8'h88:
+              \$1331 [136] = \$1099 ;
+          8'h89:
+              \$1331 [137] = \$1099 ;
+          8'h8a:
+              \$1331 [138] = \$1099 ;
+          8'h8b:
+              \$1331 [139] = \$1099 ;
+          8'h8c:
+              \$1331 [140] = \$1099 ;
+          8'h8d:
+              \$1331 [141] = \$1099 ;
+          8'h8e:
+              \$1331 [142] = \$1099 ;
+          8'h8f:
+              \$1331 [143] = \$1099 ;
+          8'h90:
+              \$1331 [144] = \$1099 ;
+          8'h91:
+              \$1331 [145] = \$1099 ;
+          8'h92:
+              \$1331 [146] = \$1099 ;
+          8'h93:
+              \$1331 [147] = \$1099 ;
+          8'h94:
+              \$1331 [148] = \$1099 ;
+          8'h95:
+              \$1331 [149] = \$1099 ;
+          8'h96:
+              \$1331 [150] = \$1099 ;
+          8'h97:
+              \$1331 [151] = \$1099 ;
+          8'h98:
+              \$1331 [152] = \$1099 ;
+          8'h99:
+              \$1331 [153] = \$1099 ;
+          8'h9a:
+              \$1331 [154] = \$1099 ;
+          8'h9b:
+              \$1331 [155] = \$1099 ;
+          8'h9c:
+              \$1331 [156] = \$1099 ;
+          8'h9d:
+              \$1331 [157] = \$1099 ;
+          8'h9e:
+              \$1331 [158] = \$1099 ;
+          8'h9f:
+              \$1331 [159] = \$1099 ;
+          8'ha0:
+              \$1331 [160] = \$1099 ;
+          8'ha1:
+              \$1331 [161] = \$1099 ;
+          8'ha2:
+              \$1331 [162] = \$1099 ;
+          8'ha3:
+              \$1331 [163] = \$1099 ;
+          8'ha4:
+              \$1331 [164] = \$1099 ;
+          8'ha5:
+              \$1331 [165] = \$1099 ;
+          8'ha6:
+              \$1331 [166] = \$1099 ;
+          8'ha7:
+              \$1331 [167] = \$1099 ;
+          8'ha8:
+              \$1331 [168] = \$1099 ;
+          8'ha9:
+              \$1331 [169] = \$1099 ;
+          8'haa:
+              \$1331 [170] = \$1099 ;
+          8'hab:
+              \$1331 [171] = \$1099 ;
+          8'hac:
+              \$1331 [172] = \$1099 ;
+          8'had:
+              \$1331 [173] = \$1099 ;
+          8'hae:
+              \$1331 [174] = \$1099 ;
+          8'haf:
+              \$1331 [175] = \$1099 ;
+          8'hb0:
+              \$1331 [176] = \$1099 ;
+          8'hb1:
+              \$1331 [177] = \$1099 ;
+          8'hb2:
+              \$1331 [178] = \$1099 ;
+          8'hb3:
+              \$1331 [179] = \$1099 ;
+          8'hb4:
+              \$1331 [180] = \$1099 ;
+          8'hb5:
+              \$1331 [181] = \$1099 ;
+          8'hb6:
+              \$1331 [182] = \$1099 ;
+          8'hb7:
+              \$1331 [183] = \$1099 ;
+          8'hb8:
+              \$1331 [184] = \$1099 ;
+          8'hb9:
+              \$1331 [185] = \$1099 ;
+          8'hba:
+              \$1331 [186] = \$1099 ;
+          8'hbb:
+              \$1331 [187] = \$1099 ;
+          8'hbc:
+              \$1331 [188] = \$1099 ;
+          8'hbd:
+              \$1331 [189] = \$1099 ;
+          8'hbe:
+              \$1331 [190] = \$1099 ;
+          8'hbf:
+              \$1331 [191] = \$1099 ;
+          8'hc0:
+              \$1331 [192] = \$1099 ;
+          8'hc1:
+              \$1331 [193] = \$1099 ;
+          8'hc2:
+              \$1331 [194] = \$1099 ;
+          8'hc3:
+              \$1331 [195] = \$1099 ;
+          8'hc4:
+              \$1331 [196] = \$1099 ;
+          8'hc5:
+              \$1331 [197] = \$1099 ;
+          8'hc6:
+              \$1331 [198] = \$1099 ;
+          8'hc7:
+              \$1331 [199] = \$1099 ;
+          8'hc8:
+              \$1331 [200] = \$1099 ;
+          8'hc9:
+              \$1331 [201] = \$1099 ;
+          8'hca:
+              \$1331 [202] = \$1099 ;
+          8'hcb:
+              \$1331 [203] = \$1099 ;
+          8'hcc:
+              \$1331 [204] = \$1099 ;
+          8'hcd:
+              \$1331 [205] = \$1099 ;
+          8'hce:
+              \$1331 [206] = \$1099 ;
+          8'hcf:
+              \$1331 [207] = \$1099 ;
+          8'hd0:
+              \$1331 [208] = \$1099 ;
+          8'hd1:
+              \$1331 [209] = \$1099 ;
+          8'hd2:
+              \$1331 [210] = \$1099 ;
+          8'hd3:
+              \$1331 [211] = \$1099 ;
+          8'hd4:
+              \$1331 [212] = \$1099 ;
+          8'hd5:
+              \$1331 [213] = \$1099 ;
+          8'hd6:
+              \$1331 [214] = \$1099 ;
+          8'hd7:
+              \$1331 [215] = \$1099 ;
+          8'hd8:
+              \$1331 [216] = \$1099 ;
+          8'hd9:
+              \$1331 [217] = \$1099 ;
+          8'hda:
+              \$1331 [218] = \$1099 ;
+          8'hdb:
+              \$1331 [219] = \$1099 ;
+          8'hdc:
+              \$1331 [220] = \$1099 ;
+          8'hdd:
+              \$1331 [221] = \$1099 ;
+          8'hde:
+              \$1331 [222] = \$1099 ;
+          8'hdf:
+              \$1331 [223] = \$1099 ;
+          8'he0:
+              \$1331 [224] = \$1099 ;
+          8'he1:
+              \$1331 [225] = \$1099 ;
+          8'he2:
+              \$1331 [226] = \$1099 ;
+          8'he3:
+              \$1331 [227] = \$1099 ;
+          8'he4:
+              \$1331 [228] = \$1099 ;
+          8'he5:
+              \$1331 [229] = \$1099 ;
+          8'he6:
+              \$1331 [230] = \$1099 ;
+          8'he7:
+              \$1331 [231] = \$1099 ;
+          8'he8:
+              \$1331 [232] = \$1099 ;
+          8'he9:
+              \$1331 [233] = \$1099 ;
+          8'hea:
+              \$1331 [234] = \$1099 ;
+          8'heb:
+              \$1331 [235] = \$1099 ;
+          8'hec:
+              \$1331 [236] = \$1099 ;
+          8'hed:
+              \$1331 [237] = \$1099 ;
+          8'hee:
+              \$1331 [238] = \$1099 ;
+          8'hef:
+              \$1331 [239] = \$1099 ;
+          8'hf0:
+              \$1331 [240] = \$1099 ;
+          8'hf1:
+              \$1331 [241] = \$1099 ;
+          8'hf2:
+              \$1331 [242] = \$1099 ;
+          8'hf3:
+              \$1331 [243] = \$1099 ;
+          8'hf4:
+              \$1331 [244] = \$1099 ;
+          8'hf5:
+              \$1331 [245] = \$1099 ;
+          8'hf6:
+              \$1331 [246] = \$1099 ;
+          8'hf7:
+              \$1331 [247] = \$1099 ;
+          8'hf8:
+              \$1331 [248] = \$1099 ;
+          8'hf9:
+              \$1331 [249] = \$1099 ;
+          8'hfa:
+              \$1331 [250] = \$1099 ;
+          8'hfb:
+              \$1331 [251] = \$1099 ;
+          8'hfc:
+              \$1331 [252] = \$1099 ;
+          8'hfd:
+              \$1331 [253] = \$1099 ;
+          8'hfe:
+              \$1331 [254] = \$1099 ;
+          8'hff:
+              \$1331 [255] = \$1099 ;
+        endcase
       end
     end
     if (cu6_c_valid) begin
-      if (\$1098 ) begin
-        \$1329  = \$1100 [8:0];
+      if (\$1101 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1102 ;
+          8'h01:
+              \$1331 [1] = \$1102 ;
+          8'h02:
+              \$1331 [2] = \$1102 ;
+          8'h03:
+              \$1331 [3] = \$1102 ;
+          8'h04:
+              \$1331 [4] = \$1102 ;
+          8'h05:
+              \$1331 [5] = \$1102 ;
+          8'h06:
+              \$1331 [6] = \$1102 ;
+          8'h07:
+              \$1331 [7] = \$1102 ;
+          8'h08:
+              \$1331 [8] = \$1102 ;
+          8'h09:
+              \$1331 [9] = \$1102 ;
+          8'h0a:
+              \$1331 [10] = \$1102 ;
+          8'h0b:
+              \$1331 [11] = \$1102 ;
+          8'h0c:
+              \$1331 [12] = \$1102 ;
+          8'h0d:
+              \$1331 [13] = \$1102 ;
+          8'h0e:
+              \$1331 [14] = \$1102 ;
+          8'h0f:
+              \$1331 [15] = \$1102 ;
+          8'h10:
+              \$1331 [16] = \$1102 ;
+          8'h11:
+              \$1331 [17] = \$1102 ;
+          8'h12:
+              \$1331 [18] = \$1102 ;
+          8'h13:
+              \$1331 [19] = \$1102 ;
+          8'h14:
+              \$1331 [20] = \$1102 ;
+          8'h15:
+              \$1331 [21] = \$1102 ;
+          8'h16:
+              \$1331 [22] = \$1102 ;
+          8'h17:
+              \$1331 [23] = \$1102 ;
+          8'h18:
+              \$1331 [24] = \$1102 ;
+          8'h19:
+              \$1331 [25] = \$1102 ;
+          8'h1a:
+              \$1331 [26] = \$1102 ;
+          8'h1b:
+              \$1331 [27] = \$1102 ;
+          8'h1c:
+              \$1331 [28] = \$1102 ;
+          8'h1d:
+              \$1331 [29] = \$1102 ;
+          8'h1e:
+              \$1331 [30] = \$1102 ;
+          8'h1f:
+              \$1331 [31] = \$1102 ;
+          8'h20:
+              \$1331 [32] = \$1102 ;
+          8'h21:
+              \$1331 [33] = \$1102 ;
+          8'h22:
+              \$1331 [34] = \$1102 ;
+          8'h23:
+              \$1331 [35] = \$1102 ;
+          8'h24:
+              \$1331 [36] = \$1102 ;
+          8'h25:
+              \$1331 [37] = \$1102 ;
+          8'h26:
+              \$1331 [38] = \$1102 ;
+          8'h27:
+              \$1331 [39] = \$1102 ;
+          8'h28:
+              \$1331 [40] = \$1102 ;
+          8'h29:
+              \$1331 [41] = \$1102 ;
+          8'h2a:
+              \$1331 [42] = \$1102 ;
+          8'h2b:
+              \$1331 [43] = \$1102 ;
+          8'h2c:
+              \$1331 [44] = \$1102 ;
+          8'h2d:
+              \$1331 [45] = \$1102 ;
+          8'h2e:
+              \$1331 [46] = \$1102 ;
+          8'h2f:
+              \$1331 [47] = \$1102 ;
+          8'h30:
+              \$1331 [48] = \$1102 ;
+          8'h31:
+              \$1331 [49] = \$1102 ;
+          8'h32:
+              \$1331 [50] = \$1102 ;
+          8'h33:
+              \$1331 [51] = \$1102 ;
+          8'h34:
+              \$1331 [52] = \$1102 ;
+          8'h35:
+              \$1331 [53] = \$1102 ;
+          8'h36:
+              \$1331 [54] = \$1102 ;
+          8'h37:
+              \$1331 [55] = \$1102 ;
+          8'h38:
+              \$1331 [56] = \$1102 ;
+          8'h39:
+              \$1331 [57] = \$1102 ;
+          8'h3a:
+              \$1331 [58] = \$1102 ;
+          8'h3b:
+              \$1331 [59] = \$1102 ;
+          8'h3c:
+              \$1331 [60] = \$1102 ;
+          8'h3d:
+              \$1331 [61] = \$1102 ;
+          8'h3e:
+              \$1331 [62] = \$1102 ;
+          8'h3f:
+              \$1331 [63] = \$1102 ;
+          8'h40:
+              \$1331 [64] = \$1102 ;
+          8'h41:
+              \$1331 [65] = \$1102 ;
+          8'h42:
+              \$1331 [66] = \$1102 ;
+          8'h43:
+              \$1331 [67] = \$1102 ;
+          8'h44:
+              \$1331 [68] = \$1102 ;
+          8'h45:
+              \$1331 [69] = \$1102 ;
+          8'h46:
+              \$1331 [70] = \$1102 ;
+          8'h47:
+              \$1331 [71] = \$1102 ;
+          8'h48:
+              \$1331 [72] = \$1102 ;
+          8'h49:
+              \$1331 [73] = \$1102 ;
+          8'h4a:
+              \$1331 [74] = \$1102 ;
+          8'h4b:
+              \$1331 [75] = \$1102 ;
+          8'h4c:
+              \$1331 [76] = \$1102 ;
+          8'h4d:
+              \$1331 [77] = \$1102 ;
+          8'h4e:
+              \$1331 [78] = \$1102 ;
+          8'h4f:
+              \$1331 [79] = \$1102 ;
+          8'h50:
+              \$1331 [80] = \$1102 ;
+          8'h51:
+              \$1331 [81] = \$1102 ;
+          8'h52:
+              \$1331 [82] = \$1102 ;
+          8'h53:
+              \$1331 [83] = \$1102 ;
+          8'h54:
+              \$1331 [84] = \$1102 ;
+          8'h55:
+              \$1331 [85] = \$1102 ;
+          8'h56:
+              \$1331 [86] = \$1102 ;
+          8'h57:
+              \$1331 [87] = \$1102 ;
+          8'h58:
+              \$1331 [88] = \$1102 ;
+          8'h59:
+              \$1331 [89] = \$1102 ;
+          8'h5a:
+              \$1331 [90] = \$1102 ;
+          8'h5b:
+              \$1331 [91] = \$1102 ;
+          8'h5c:
+              \$1331 [92] = \$1102 ;
+          8'h5d:
+              \$1331 [93] = \$1102 ;
+          8'h5e:
+              \$1331 [94] = \$1102 ;
+          8'h5f:
+              \$1331 [95] = \$1102 ;
+          8'h60:
+              \$1331 [96] = \$1102 ;
+          8'h61:
+              \$1331 [97] = \$1102 ;
+          8'h62:
+              \$1331 [98] = \$1102 ;
+          8'h63:
+              \$1331 [99] = \$1102 ;
+          8'h64:
+              \$1331 [100] = \$1102 ;
+          8'h65:
+              \$1331 [101] = \$1102 ;
+          8'h66:
+              \$1331 [102] = \$1102 ;
+          8'h67:
+              \$1331 [103] = \$1102 ;
+          8'h68:
+              \$1331 [104] = \$1102 ;
+          8'h69:
+              \$1331 [105] = \$1102 ;
+          8'h6a:
+              \$1331 [106] = \$1102 ;
+          8'h6b:
+              \$1331 [107] = \$1102 ;
+          8'h6c:
+              \$1331 [108] = \$1102 ;
+          8'h6d:
+              \$1331 [109] = \$1102 ;
+          8'h6e:
+              \$1331 [110] = \$1102 ;
+          8'h6f:
+              \$1331 [111] = \$1102 ;
+          8'h70:
+              \$1331 [112] = \$1102 ;
+          8'h71:
+              \$1331 [113] = \$1102 ;
+          8'h72:
+              \$1331 [114] = \$1102 ;
+          8'h73:
+              \$1331 [115] = \$1102 ;
+          8'h74:
+              \$1331 [116] = \$1102 ;
+          8'h75:
+              \$1331 [117] = \$1102 ;
+          8'h76:
+              \$1331 [118] = \$1102 ;
+          8'h77:
+              \$1331 [119] = \$1102 ;
+          8'h78:
+              \$1331 [120] = \$1102 ;
+          8'h79:
+              \$1331 [121] = \$1102 ;
+          8'h7a:
+              \$1331 [122] = \$1102 ;
+          8'h7b:
+              \$1331 [123] = \$1102 ;
+          8'h7c:
+              \$1331 [124] = \$1102 ;
+          8'h7d:
+              \$1331 [125] = \$1102 ;
+          8'h7e:
+              \$1331 [126] = \$1102 ;
+          8'h7f:
+              \$1331 [127] = \$1102 ;
+          8'h80:
+              \$1331 [128] = \$1102 ;
+          8'h81:
+              \$1331 [129] = \$1102 ;
+          8'h82:
+              \$1331 [130] = \$1102 ;
+          8'h83:
+              \$1331 [131] = \$1102 ;
+          8'h84:
+              \$1331 [132] = \$1102 ;
+          8'h85:
+              \$1331 [133] = \$1102 ;
+          8'h86:
+              \$1331 [134] = \$1102 ;
+          8'h87:
+              \$1331 [135] = \$1102 ;
+          8'h88:
+              \$1331 [136] = \$1102 ;
+          8'h89:
+              \$1331 [137] = \$1102 ;
+          8'h8a:
+              \$1331 [138] = \$1102 ;
+          8'h8b:
+              \$1331 [139] = \$1102 ;
+          8'h8c:
+              \$1331 [140] = \$1102 ;
+          8'h8d:
+              \$1331 [141] = \$1102 ;
+          8'h8e:
+              \$1331 [142] = \$1102 ;
+          8'h8f:
+              \$1331 [143] = \$1102 ;
+          8'h90:
+              \$1331 [144] = \$1102 ;
+          8'h91:
+              \$1331 [145] = \$1102 ;
+          8'h92:
+              \$1331 [146] = \$1102 ;
+          8'h93:
+              \$1331 [147] = \$1102 ;
+          8'h94:
+              \$1331 [148] = \$1102 ;
+          8'h95:
+              \$1331 [149] = \$1102 ;
+          8'h96:
+              \$1331 [150] = \$1102 ;
+          8'h97:
+              \$1331 [151] = \$1102 ;
+          8'h98:
+              \$1331 [152] = \$1102 ;
+          8'h99:
+              \$1331 [153] = \$1102 ;
+          8'h9a:
+              \$1331 [154] = \$1102 ;
+          8'h9b:
+              \$1331 [155] = \$1102 ;
+          8'h9c:
+              \$1331 [156] = \$1102 ;
+          8'h9d:
+              \$1331 [157] = \$1102 ;
+          8'h9e:
+              \$1331 [158] = \$1102 ;
+          8'h9f:
+              \$1331 [159] = \$1102 ;
+          8'ha0:
+              \$1331 [160] = \$1102 ;
+          8'ha1:
+              \$1331 [161] = \$1102 ;
+          8'ha2:
+              \$1331 [162] = \$1102 ;
+          8'ha3:
+              \$1331 [163] = \$1102 ;
+          8'ha4:
+              \$1331 [164] = \$1102 ;
+          8'ha5:
+              \$1331 [165] = \$1102 ;
+          8'ha6:
+              \$1331 [166] = \$1102 ;
+          8'ha7:
+              \$1331 [167] = \$1102 ;
+          8'ha8:
+              \$1331 [168] = \$1102 ;
+          8'ha9:
+              \$1331 [169] = \$1102 ;
+          8'haa:
+              \$1331 [170] = \$1102 ;
+          8'hab:
+              \$1331 [171] = \$1102 ;
+          8'hac:
+              \$1331 [172] = \$1102 ;
+          8'had:
+              \$1331 [173] = \$1102 ;
+          8'hae:
+              \$1331 [174] = \$1102 ;
+          8'haf:
+              \$1331 [175] = \$1102 ;
+          8'hb0:
+              \$1331 [176] = \$1102 ;
+          8'hb1:
+              \$1331 [177] = \$1102 ;
+          8'hb2:
+              \$1331 [178] = \$1102 ;
+          8'hb3:
+              \$1331 [179] = \$1102 ;
+          8'hb4:
+              \$1331 [180] = \$1102 ;
+          8'hb5:
+              \$1331 [181] = \$1102 ;
+          8'hb6:
+              \$1331 [182] = \$1102 ;
+          8'hb7:
+              \$1331 [183] = \$1102 ;
+          8'hb8:
+              \$1331 [184] = \$1102 ;
+          8'hb9:
+              \$1331 [185] = \$1102 ;
+          8'hba:
+              \$1331 [186] = \$1102 ;
+          8'hbb:
+              \$1331 [187] = \$1102 ;
+          8'hbc:
+              \$1331 [188] = \$1102 ;
+          8'hbd:
+              \$1331 [189] = \$1102 ;
+          8'hbe:
+              \$1331 [190] = \$1102 ;
+          8'hbf:
+              \$1331 [191] = \$1102 ;
+          8'hc0:
+              \$1331 [192] = \$1102 ;
+          8'hc1:
+              \$1331 [193] = \$1102 ;
+          8'hc2:
+              \$1331 [194] = \$1102 ;
+          8'hc3:
+              \$1331 [195] = \$1102 ;
+          8'hc4:
+              \$1331 [196] = \$1102 ;
+          8'hc5:
+              \$1331 [197] = \$1102 ;
+          8'hc6:
+              \$1331 [198] = \$1102 ;
+          8'hc7:
+              \$1331 [199] = \$1102 ;
+          8'hc8:
+              \$1331 [200] = \$1102 ;
+          8'hc9:
+              \$1331 [201] = \$1102 ;
+          8'hca:
+              \$1331 [202] = \$1102 ;
+          8'hcb:
+              \$1331 [203] = \$1102 ;
+          8'hcc:
+              \$1331 [204] = \$1102 ;
+          8'hcd:
+              \$1331 [205] = \$1102 ;
+          8'hce:
+              \$1331 [206] = \$1102 ;
+          8'hcf:
+              \$1331 [207] = \$1102 ;
+          8'hd0:
+              \$1331 [208] = \$1102 ;
+          8'hd1:
+              \$1331 [209] = \$1102 ;
+          8'hd2:
+              \$1331 [210] = \$1102 ;
+          8'hd3:
+              \$1331 [211] = \$1102 ;
+          8'hd4:
+              \$1331 [212] = \$1102 ;
+          8'hd5:
+              \$1331 [213] = \$1102 ;
+          8'hd6:
+              \$1331 [214] = \$1102 ;
+          8'hd7:
+              \$1331 [215] = \$1102 ;
+          8'hd8:
+              \$1331 [216] = \$1102 ;
+          8'hd9:
+              \$1331 [217] = \$1102 ;
+          8'hda:
+              \$1331 [218] = \$1102 ;
+          8'hdb:
+              \$1331 [219] = \$1102 ;
+          8'hdc:
+              \$1331 [220] = \$1102 ;
+          8'hdd:
+              \$1331 [221] = \$1102 ;
+          8'hde:
+              \$1331 [222] = \$1102 ;
+          8'hdf:
+              \$1331 [223] = \$1102 ;
+          8'he0:
+              \$1331 [224] = \$1102 ;
+          8'he1:
+              \$1331 [225] = \$1102 ;
+          8'he2:
+              \$1331 [226] = \$1102 ;
+          8'he3:
+              \$1331 [227] = \$1102 ;
+          8'he4:
+              \$1331 [228] = \$1102 ;
+          8'he5:
+              \$1331 [229] = \$1102 ;
+          8'he6:
+              \$1331 [230] = \$1102 ;
+          8'he7:
+              \$1331 [231] = \$1102 ;
+          8'he8:
+              \$1331 [232] = \$1102 ;
+          8'he9:
+              \$1331 [233] = \$1102 ;
+          8'hea:
+              \$1331 [234] = \$1102 ;
+          8'heb:
+              \$1331 [235] = \$1102 ;
+          8'hec:
+              \$1331 [236] = \$1102 ;
+          8'hed:
+              \$1331 [237] = \$1102 ;
+          8'hee:
+              \$1331 [238] = \$1102 ;
+          8'hef:
+              \$1331 [239] = \$1102 ;
+          8'hf0:
+              \$1331 [240] = \$1102 ;
+          8'hf1:
+              \$1331 [241] = \$1102 ;
+          8'hf2:
+              \$1331 [242] = \$1102 ;
+          8'hf3:
+              \$1331 [243] = \$1102 ;
+          8'hf4:
+              \$1331 [244] = \$1102 ;
+          8'hf5:
+              \$1331 [245] = \$1102 ;
+          8'hf6:
+              \$1331 [246] = \$1102 ;
+          8'hf7:
+              \$1331 [247] = \$1102 ;
+          8'hf8:
+              \$1331 [248] = \$1102 ;
+          8'hf9:
+              \$1331 [249] = \$1102 ;
+          8'hfa:
+              \$1331 [250] = \$1102 ;
+          8'hfb:
+              \$1331 [251] = \$1102 ;
+          8'hfc:
+              \$1331 [252] = \$1102 ;
+          8'hfd:
+              \$1331 [253] = \$1102 ;
+          8'hfe:
+              \$1331 [254] = \$1102 ;
+          8'hff:
+              \$1331 [255] = \$1102 ;
+        endcase
       end
     end
     if (cu7_c_valid) begin
-      if (\$1101 ) begin
-        \$1329  = \$1103 [8:0];
+      if (\$1104 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$22 [7:0])
+          8'h00:
+              \$1331 [0] = \$1105 ;
+          8'h01:
+              \$1331 [1] = \$1105 ;
+          8'h02:
+              \$1331 [2] = \$1105 ;
+          8'h03:
+              \$1331 [3] = \$1105 ;
+          8'h04:
+              \$1331 [4] = \$1105 ;
+          8'h05:
+              \$1331 [5] = \$1105 ;
+          8'h06:
+              \$1331 [6] = \$1105 ;
+          8'h07:
+              \$1331 [7] = \$1105 ;
+          8'h08:
+              \$1331 [8] = \$1105 ;
+          8'h09:
+              \$1331 [9] = \$1105 ;
+          8'h0a:
+              \$1331 [10] = \$1105 ;
+          8'h0b:
+              \$1331 [11] = \$1105 ;
+          8'h0c:
+              \$1331 [12] = \$1105 ;
+          8'h0d:
+              \$1331 [13] = \$1105 ;
+          8'h0e:
+              \$1331 [14] = \$1105 ;
+          8'h0f:
+              \$1331 [15] = \$1105 ;
+          8'h10:
+              \$1331 [16] = \$1105 ;
+          8'h11:
+              \$1331 [17] = \$1105 ;
+          8'h12:
+              \$1331 [18] = \$1105 ;
+          8'h13:
+              \$1331 [19] = \$1105 ;
+          8'h14:
+              \$1331 [20] = \$1105 ;
+          8'h15:
+              \$1331 [21] = \$1105 ;
+          8'h16:
+              \$1331 [22] = \$1105 ;
+          8'h17:
+              \$1331 [23] = \$1105 ;
+          8'h18:
+              \$1331 [24] = \$1105 ;
+          8'h19:
+              \$1331 [25] = \$1105 ;
+          8'h1a:
+              \$1331 [26] = \$1105 ;
+          8'h1b:
+              \$1331 [27] = \$1105 ;
+          8'h1c:
+              \$1331 [28] = \$1105 ;
+          8'h1d:
+              \$1331 [29] = \$1105 ;
+          8'h1e:
+              \$1331 [30] = \$1105 ;
+          8'h1f:
+              \$1331 [31] = \$1105 ;
+          8'h20:
+              \$1331 [32] = \$1105 ;
+          8'h21:
+              \$1331 [33] = \$1105 ;
+          8'h22:
+              \$1331 [34] = \$1105 ;
+          8'h23:
+              \$1331 [35] = \$1105 ;
+          8'h24:
+              \$1331 [36] = \$1105 ;
+          8'h25:
+              \$1331 [37] = \$1105 ;
+          8'h26:
+              \$1331 [38] = \$1105 ;
+          8'h27:
+              \$1331 [39] = \$1105 ;
+          8'h28:
+              \$1331 [40] = \$1105 ;
+          8'h29:
+              \$1331 [41] = \$1105 ;
+          8'h2a:
+              \$1331 [42] = \$1105 ;
+          8'h2b:
+              \$1331 [43] = \$1105 ;
+          8'h2c:
+              \$1331 [44] = \$1105 ;
+          8'h2d:
+              \$1331 [45] = \$1105 ;
+          8'h2e:
+              \$1331 [46] = \$1105 ;
+          8'h2f:
+              \$1331 [47] = \$1105 ;
+          8'h30:
+              \$1331 [48] = \$1105 ;
+          8'h31:
+              \$1331 [49] = \$1105 ;
+          8'h32:
+              \$1331 [50] = \$1105 ;
+          8'h33:
+              \$1331 [51] = \$1105 ;
+          8'h34:
+              \$1331 [52] = \$1105 ;
+          8'h35:
+              \$1331 [53] = \$1105 ;
+          8'h36:
+              \$1331 [54] = \$1105 ;
+          8'h37:
+              \$1331 [55] = \$1105 ;
+          8'h38:
+              \$1331 [56] = \$1105 ;
+          8'h39:
+              \$1331 [57] = \$1105 ;
+          8'h3a:
+              \$1331 [58] = \$1105 ;
+          8'h3b:
+              \$1331 [59] = \$1105 ;
+          8'h3c:
+              \$1331 [60] = \$1105 ;
+          8'h3d:
+              \$1331 [61] = \$1105 ;
+          8'h3e:
+              \$1331 [62] = \$1105 ;
+          8'h3f:
+              \$1331 [63] = \$1105 ;
+          8'h40:
+              \$1331 [64] = \$1105 ;
+          8'h41:
+              \$1331 [65] = \$1105 ;
+          8'h42:
+              \$1331 [66] = \$1105 ;
+          8'h43:
+              \$1331 [67] = \$1105 ;
+          8'h44:
+              \$1331 [68] = \$1105 ;
+          8'h45:
+              \$1331 [69] = \$1105 ;
+          8'h46:
+              \$1331 [70] = \$1105 ;
+          8'h47:
+              \$1331 [71] = \$1105 ;
+          8'h48:
+              \$1331 [72] = \$1105 ;
+          8'h49:
+              \$1331 [73] = \$1105 ;
+          8'h4a:
+              \$1331 [74] = \$1105 ;
+          8'h4b:
+              \$1331 [75] = \$1105 ;
+          8'h4c:
+              \$1331 [76] = \$1105 ;
+          8'h4d:
+              \$1331 [77] = \$1105 ;
+          8'h4e:
+              \$1331 [78] = \$1105 ;
+          8'h4f:
+              \$1331 [79] = \$1105 ;
+          8'h50:
+              \$1331 [80] = \$1105 ;
+          8'h51:
+              \$1331 [81] = \$1105 ;
+          8'h52:
+              \$1331 [82] = \$1105 ;
+          8'h53:
+              \$1331 [83] = \$1105 ;
+          8'h54:
+              \$1331 [84] = \$1105 ;
+          8'h55:
+              \$1331 [85] = \$1105 ;
+          8'h56:
+              \$1331 [86] = \$1105 ;
+          8'h57:
+              \$1331 [87] = \$1105 ;
+          8'h58:
+              \$1331 [88] = \$1105 ;
+          8'h59:
+              \$1331 [89] = \$1105 ;
+          8'h5a:
+              \$1331 [90] = \$1105 ;
+          8'h5b:
+              \$1331 [91] = \$1105 ;
+          8'h5c:
+              \$1331 [92] = \$1105 ;
+          8'h5d:
+              \$1331 [93] = \$1105 ;
+          8'h5e:
+              \$1331 [94] = \$1105 ;
+          8'h5f:
+              \$1331 [95] = \$1105 ;
+          8'h60:
+              \$1331 [96] = \$1105 ;
+          8'h61:
+              \$1331 [97] = \$1105 ;
+          8'h62:
+              \$1331 [98] = \$1105 ;
+          8'h63:
+              \$1331 [99] = \$1105 ;
+          8'h64:
+              \$1331 [100] = \$1105 ;
+          8'h65:
+              \$1331 [101] = \$1105 ;
+          8'h66:
+              \$1331 [102] = \$1105 ;
+          8'h67:
+              \$1331 [103] = \$1105 ;
+          8'h68:
+              \$1331 [104] = \$1105 ;
+          8'h69:
+              \$1331 [105] = \$1105 ;
+          8'h6a:
+              \$1331 [106] = \$1105 ;
+          8'h6b:
+              \$1331 [107] = \$1105 ;
+          8'h6c:
+              \$1331 [108] = \$1105 ;
+          8'h6d:
+              \$1331 [109] = \$1105 ;
+          8'h6e:
+              \$1331 [110] = \$1105 ;
+          8'h6f:
+              \$1331 [111] = \$1105 ;
+          8'h70:
+              \$1331 [112] = \$1105 ;
+          8'h71:
+              \$1331 [113] = \$1105 ;
+          8'h72:
+              \$1331 [114] = \$1105 ;
+          8'h73:
+              \$1331 [115] = \$1105 ;
+          8'h74:
+              \$1331 [116] = \$1105 ;
+          8'h75:
+              \$1331 [117] = \$1105 ;
+          8'h76:
+              \$1331 [118] = \$1105 ;
+          8'h77:
+              \$1331 [119] = \$1105 ;
+          8'h78:
+              \$1331 [120] = \$1105 ;
+          8'h79:
+              \$1331 [121] = \$1105 ;
+          8'h7a:
+              \$1331 [122] = \$1105 ;
+          8'h7b:
+              \$1331 [123] = \$1105 ;
+          8'h7c:
+              \$1331 [124] = \$1105 ;
+          8'h7d:
+              \$1331 [125] = \$1105 ;
+          8'h7e:
+              \$1331 [126] = \$1105 ;
+          8'h7f:
+              \$1331 [127] = \$1105 ;
+          8'h80:
+              \$1331 [128] = \$1105 ;
+          8'h81:
+              \$1331 [129] = \$1105 ;
+          8'h82:
+              \$1331 [130] = \$1105 ;
+          8'h83:
+              \$1331 [131] = \$1105 ;
+          8'h84:
+              \$1331 [132] = \$1105 ;
+          8'h85:
+              \$1331 [133] = \$1105 ;
+          8'h86:
+              \$1331 [134] = \$1105 ;
+          8'h87:
+              \$1331 [135] = \$1105 ;
+          8'h88:
+              \$1331 [136] = \$1105 ;
+          8'h89:
+              \$1331 [137] = \$1105 ;
+          8'h8a:
+              \$1331 [138] = \$1105 ;
+          8'h8b:
+              \$1331 [139] = \$1105 ;
+          8'h8c:
+              \$1331 [140] = \$1105 ;
+          8'h8d:
+              \$1331 [141] = \$1105 ;
+          8'h8e:
+              \$1331 [142] = \$1105 ;
+          8'h8f:
+              \$1331 [143] = \$1105 ;
+          8'h90:
+              \$1331 [144] = \$1105 ;
+          8'h91:
+              \$1331 [145] = \$1105 ;
+          8'h92:
+              \$1331 [146] = \$1105 ;
+          8'h93:
+              \$1331 [147] = \$1105 ;
+          8'h94:
+              \$1331 [148] = \$1105 ;
+          8'h95:
+              \$1331 [149] = \$1105 ;
+          8'h96:
+              \$1331 [150] = \$1105 ;
+          8'h97:
+              \$1331 [151] = \$1105 ;
+          8'h98:
+              \$1331 [152] = \$1105 ;
+          8'h99:
+              \$1331 [153] = \$1105 ;
+          8'h9a:
+              \$1331 [154] = \$1105 ;
+          8'h9b:
+              \$1331 [155] = \$1105 ;
+          8'h9c:
+              \$1331 [156] = \$1105 ;
+          8'h9d:
+              \$1331 [157] = \$1105 ;
+          8'h9e:
+              \$1331 [158] = \$1105 ;
+          8'h9f:
+              \$1331 [159] = \$1105 ;
+          8'ha0:
+              \$1331 [160] = \$1105 ;
+          8'ha1:
+              \$1331 [161] = \$1105 ;
+          8'ha2:
+              \$1331 [162] = \$1105 ;
+          8'ha3:
+              \$1331 [163] = \$1105 ;
+          8'ha4:
+              \$1331 [164] = \$1105 ;
+          8'ha5:
+              \$1331 [165] = \$1105 ;
+          8'ha6:
+              \$1331 [166] = \$1105 ;
+          8'ha7:
+              \$1331 [167] = \$1105 ;
+          8'ha8:
+              \$1331 [168] = \$1105 ;
+          8'ha9:
+              \$1331 [169] = \$1105 ;
+          8'haa:
+              \$1331 [170] = \$1105 ;
+          8'hab:
+              \$1331 [171] = \$1105 ;
+          8'hac:
+              \$1331 [172] = \$1105 ;
+          8'had:
+              \$1331 [173] = \$1105 ;
+          8'hae:
+              \$1331 [174] = \$1105 ;
+          8'haf:
+              \$1331 [175] = \$1105 ;
+          8'hb0:
+              \$1331 [176] = \$1105 ;
+          8'hb1:
+              \$1331 [177] = \$1105 ;
+          8'hb2:
+              \$1331 [178] = \$1105 ;
+          8'hb3:
+              \$1331 [179] = \$1105 ;
+          8'hb4:
+              \$1331 [180] = \$1105 ;
+          8'hb5:
+              \$1331 [181] = \$1105 ;
+          8'hb6:
+              \$1331 [182] = \$1105 ;
+          8'hb7:
+              \$1331 [183] = \$1105 ;
+          8'hb8:
+              \$1331 [184] = \$1105 ;
+          8'hb9:
+              \$1331 [185] = \$1105 ;
+          8'hba:
+              \$1331 [186] = \$1105 ;
+          8'hbb:
+              \$1331 [187] = \$1105 ;
+          8'hbc:
+              \$1331 [188] = \$1105 ;
+          8'hbd:
+              \$1331 [189] = \$1105 ;
+          8'hbe:
+              \$1331 [190] = \$1105 ;
+          8'hbf:
+              \$1331 [191] = \$1105 ;
+          8'hc0:
+              \$1331 [192] = \$1105 ;
+          8'hc1:
+              \$1331 [193] = \$1105 ;
+          8'hc2:
+              \$1331 [194] = \$1105 ;
+          8'hc3:
+              \$1331 [195] = \$1105 ;
+          8'hc4:
+              \$1331 [196] = \$1105 ;
+          8'hc5:
+              \$1331 [197] = \$1105 ;
+          8'hc6:
+              \$1331 [198] = \$1105 ;
+          8'hc7:
+              \$1331 [199] = \$1105 ;
+          8'hc8:
+              \$1331 [200] = \$1105 ;
+          8'hc9:
+              \$1331 [201] = \$1105 ;
+          8'hca:
+              \$1331 [202] = \$1105 ;
+          8'hcb:
+              \$1331 [203] = \$1105 ;
+          8'hcc:
+              \$1331 [204] = \$1105 ;
+          8'hcd:
+              \$1331 [205] = \$1105 ;
+          8'hce:
+              \$1331 [206] = \$1105 ;
+          8'hcf:
+              \$1331 [207] = \$1105 ;
+          8'hd0:
+              \$1331 [208] = \$1105 ;
+          8'hd1:
+              \$1331 [209] = \$1105 ;
+          8'hd2:
+              \$1331 [210] = \$1105 ;
+          8'hd3:
+              \$1331 [211] = \$1105 ;
+          8'hd4:
+              \$1331 [212] = \$1105 ;
+          8'hd5:
+              \$1331 [213] = \$1105 ;
+          8'hd6:
+              \$1331 [214] = \$1105 ;
+          8'hd7:
+              \$1331 [215] = \$1105 ;
+          8'hd8:
+              \$1331 [216] = \$1105 ;
+          8'hd9:
+              \$1331 [217] = \$1105 ;
+          8'hda:
+              \$1331 [218] = \$1105 ;
+          8'hdb:
+              \$1331 [219] = \$1105 ;
+          8'hdc:
+              \$1331 [220] = \$1105 ;
+          8'hdd:
+              \$1331 [221] = \$1105 ;
+          8'hde:
+              \$1331 [222] = \$1105 ;
+          8'hdf:
+              \$1331 [223] = \$1105 ;
+          8'he0:
+              \$1331 [224] = \$1105 ;
+          8'he1:
+              \$1331 [225] = \$1105 ;
+          8'he2:
+              \$1331 [226] = \$1105 ;
+          8'he3:
+              \$1331 [227] = \$1105 ;
+          8'he4:
+              \$1331 [228] = \$1105 ;
+          8'he5:
+              \$1331 [229] = \$1105 ;
+          8'he6:
+              \$1331 [230] = \$1105 ;
+          8'he7:
+              \$1331 [231] = \$1105 ;
+          8'he8:
+              \$1331 [232] = \$1105 ;
+          8'he9:
+              \$1331 [233] = \$1105 ;
+          8'hea:
+              \$1331 [234] = \$1105 ;
+          8'heb:
+              \$1331 [235] = \$1105 ;
+          8'hec:
+              \$1331 [236] = \$1105 ;
+          8'hed:
+              \$1331 [237] = \$1105 ;
+          8'hee:
+              \$1331 [238] = \$1105 ;
+          8'hef:
+              \$1331 [239] = \$1105 ;
+          8'hf0:
+              \$1331 [240] = \$1105 ;
+          8'hf1:
+              \$1331 [241] = \$1105 ;
+          8'hf2:
+              \$1331 [242] = \$1105 ;
+          8'hf3:
+              \$1331 [243] = \$1105 ;
+          8'hf4:
+              \$1331 [244] = \$1105 ;
+          8'hf5:
+              \$1331 [245] = \$1105 ;
+          8'hf6:
+              \$1331 [246] = \$1105 ;
+          8'hf7:
+              \$1331 [247] = \$1105 ;
+          8'hf8:
+              \$1331 [248] = \$1105 ;
+          8'hf9:
+              \$1331 [249] = \$1105 ;
+          8'hfa:
+              \$1331 [250] = \$1105 ;
+          8'hfb:
+              \$1331 [251] = \$1105 ;
+          8'hfc:
+              \$1331 [252] = \$1105 ;
+          8'hfd:
+              \$1331 [253] = \$1105 ;
+          8'hfe:
+              \$1331 [254] = \$1105 ;
+          8'hff:
+              \$1331 [255] = \$1105 ;
+        endcase
       end
     end
-    if (\$1111 ) begin
-      \$1329  = 9'h000;
+    if (\$1114 ) begin
+      \$1331  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$1329  = 9'h000;
+      \$1331  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1330  = skipped;
+    \$1332  = \$signal$22 ;
+    if (cu0_c_valid) begin
+      if (\$1083 ) begin
+        \$1332  = \$1085 [8:0];
+      end
+    end
+    if (cu1_c_valid) begin
+      if (\$1086 ) begin
+        \$1332  = \$1088 [8:0];
+      end
+    end
+    if (cu2_c_valid) begin
+      if (\$1089 ) begin
+        \$1332  = \$1091 [8:0];
+      end
+    end
+    if (cu3_c_valid) begin
+      if (\$1092 ) begin
+        \$1332  = \$1094 [8:0];
+      end
+    end
+    if (cu4_c_valid) begin
+      if (\$1095 ) begin
+        \$1332  = \$1097 [8:0];
+      end
+    end
+    if (cu5_c_valid) begin
+      if (\$1098 ) begin
+        \$1332  = \$1100 [8:0];
+      end
+    end
+    if (cu6_c_valid) begin
+      if (\$1101 ) begin
+        \$1332  = \$1103 [8:0];
+      end
+    end
+    if (cu7_c_valid) begin
+      if (\$1104 ) begin
+        \$1332  = \$1106 [8:0];
+      end
+    end
+    if (\$1114 ) begin
+      \$1332  = 9'h000;
+    end
+    if (rst) begin
+      \$1332  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1333  = skipped;
     if (bincu0_pred_valid) begin
       if (bincu0_pred[11]) begin
         (* full_case = 32'd1 *)
         casez (bincu0_d2[7:0])
           8'h00:
-              \$1330 [0] = 1'h1;
+              \$1333 [0] = 1'h1;
           8'h01:
-              \$1330 [1] = 1'h1;
+              \$1333 [1] = 1'h1;
           8'h02:
-              \$1330 [2] = 1'h1;
+              \$1333 [2] = 1'h1;
           8'h03:
-              \$1330 [3] = 1'h1;
+              \$1333 [3] = 1'h1;
           8'h04:
-              \$1330 [4] = 1'h1;
+              \$1333 [4] = 1'h1;
           8'h05:
-              \$1330 [5] = 1'h1;
+              \$1333 [5] = 1'h1;
           8'h06:
-              \$1330 [6] = 1'h1;
+              \$1333 [6] = 1'h1;
           8'h07:
-              \$1330 [7] = 1'h1;
+              \$1333 [7] = 1'h1;
           8'h08:
-              \$1330 [8] = 1'h1;
+              \$1333 [8] = 1'h1;
           8'h09:
-              \$1330 [9] = 1'h1;
+              \$1333 [9] = 1'h1;
           8'h0a:
-              \$1330 [10] = 1'h1;
+              \$1333 [10] = 1'h1;
           8'h0b:
-              \$1330 [11] = 1'h1;
+              \$1333 [11] = 1'h1;
           8'h0c:
-              \$1330 [12] = 1'h1;
+              \$1333 [12] = 1'h1;
           8'h0d:
-              \$1330 [13] = 1'h1;
+              \$1333 [13] = 1'h1;
           8'h0e:
-              \$1330 [14] = 1'h1;
+              \$1333 [14] = 1'h1;
           8'h0f:
-              \$1330 [15] = 1'h1;
+              \$1333 [15] = 1'h1;
           8'h10:
-              \$1330 [16] = 1'h1;
+              \$1333 [16] = 1'h1;
           8'h11:
-              \$1330 [17] = 1'h1;
+              \$1333 [17] = 1'h1;
           8'h12:
-              \$1330 [18] = 1'h1;
+              \$1333 [18] = 1'h1;
           8'h13:
-              \$1330 [19] = 1'h1;
+              \$1333 [19] = 1'h1;
           8'h14:
-              \$1330 [20] = 1'h1;
+              \$1333 [20] = 1'h1;
           8'h15:
-              \$1330 [21] = 1'h1;
+              \$1333 [21] = 1'h1;
           8'h16:
-              \$1330 [22] = 1'h1;
+              \$1333 [22] = 1'h1;
           8'h17:
-              \$1330 [23] = 1'h1;
+              \$1333 [23] = 1'h1;
           8'h18:
-              \$1330 [24] = 1'h1;
+              \$1333 [24] = 1'h1;
           8'h19:
-              \$1330 [25] = 1'h1;
+              \$1333 [25] = 1'h1;
           8'h1a:
-              \$1330 [26] = 1'h1;
+              \$1333 [26] = 1'h1;
           8'h1b:
-              \$1330 [27] = 1'h1;
+              \$1333 [27] = 1'h1;
           8'h1c:
-              \$1330 [28] = 1'h1;
+              \$1333 [28] = 1'h1;
           8'h1d:
-              \$1330 [29] = 1'h1;
+              \$1333 [29] = 1'h1;
           8'h1e:
-              \$1330 [30] = 1'h1;
+              \$1333 [30] = 1'h1;
           8'h1f:
-              \$1330 [31] = 1'h1;
+              \$1333 [31] = 1'h1;
           8'h20:
-              \$1330 [32] = 1'h1;
+              \$1333 [32] = 1'h1;
           8'h21:
-              \$1330 [33] = 1'h1;
+              \$1333 [33] = 1'h1;
           8'h22:
-              \$1330 [34] = 1'h1;
+              \$1333 [34] = 1'h1;
           8'h23:
-              \$1330 [35] = 1'h1;
+              \$1333 [35] = 1'h1;
           8'h24:
-              \$1330 [36] = 1'h1;
+              \$1333 [36] = 1'h1;
           8'h25:
-              \$1330 [37] = 1'h1;
+              \$1333 [37] = 1'h1;
           8'h26:
-              \$1330 [38] = 1'h1;
+              \$1333 [38] = 1'h1;
           8'h27:
-              \$1330 [39] = 1'h1;
+              \$1333 [39] = 1'h1;
           8'h28:
-              \$1330 [40] = 1'h1;
+              \$1333 [40] = 1'h1;
           8'h29:
-              \$1330 [41] = 1'h1;
+              \$1333 [41] = 1'h1;
           8'h2a:
-              \$1330 [42] = 1'h1;
+              \$1333 [42] = 1'h1;
           8'h2b:
-              \$1330 [43] = 1'h1;
+              \$1333 [43] = 1'h1;
           8'h2c:
-              \$1330 [44] = 1'h1;
+              \$1333 [44] = 1'h1;
           8'h2d:
-              \$1330 [45] = 1'h1;
+              \$1333 [45] = 1'h1;
           8'h2e:
-              \$1330 [46] = 1'h1;
+              \$1333 [46] = 1'h1;
           8'h2f:
-              \$1330 [47] = 1'h1;
+              \$1333 [47] = 1'h1;
           8'h30:
-              \$1330 [48] = 1'h1;
+              \$1333 [48] = 1'h1;
           8'h31:
-              \$1330 [49] = 1'h1;
+              \$1333 [49] = 1'h1;
           8'h32:
-              \$1330 [50] = 1'h1;
+              \$1333 [50] = 1'h1;
           8'h33:
-              \$1330 [51] = 1'h1;
+              \$1333 [51] = 1'h1;
           8'h34:
-              \$1330 [52] = 1'h1;
+              \$1333 [52] = 1'h1;
           8'h35:
-              \$1330 [53] = 1'h1;
+              \$1333 [53] = 1'h1;
           8'h36:
-              \$1330 [54] = 1'h1;
+              \$1333 [54] = 1'h1;
           8'h37:
-              \$1330 [55] = 1'h1;
+              \$1333 [55] = 1'h1;
           8'h38:
-              \$1330 [56] = 1'h1;
+              \$1333 [56] = 1'h1;
           8'h39:
-              \$1330 [57] = 1'h1;
+              \$1333 [57] = 1'h1;
           8'h3a:
-              \$1330 [58] = 1'h1;
+              \$1333 [58] = 1'h1;
           8'h3b:
-              \$1330 [59] = 1'h1;
+              \$1333 [59] = 1'h1;
           8'h3c:
-              \$1330 [60] = 1'h1;
+              \$1333 [60] = 1'h1;
           8'h3d:
-              \$1330 [61] = 1'h1;
+              \$1333 [61] = 1'h1;
           8'h3e:
-              \$1330 [62] = 1'h1;
+              \$1333 [62] = 1'h1;
           8'h3f:
-              \$1330 [63] = 1'h1;
+              \$1333 [63] = 1'h1;
           8'h40:
-              \$1330 [64] = 1'h1;
+              \$1333 [64] = 1'h1;
           8'h41:
-              \$1330 [65] = 1'h1;
+              \$1333 [65] = 1'h1;
           8'h42:
-              \$1330 [66] = 1'h1;
+              \$1333 [66] = 1'h1;
           8'h43:
-              \$1330 [67] = 1'h1;
+              \$1333 [67] = 1'h1;
           8'h44:
-              \$1330 [68] = 1'h1;
+              \$1333 [68] = 1'h1;
           8'h45:
-              \$1330 [69] = 1'h1;
+              \$1333 [69] = 1'h1;
           8'h46:
-              \$1330 [70] = 1'h1;
+              \$1333 [70] = 1'h1;
           8'h47:
-              \$1330 [71] = 1'h1;
+              \$1333 [71] = 1'h1;
           8'h48:
-              \$1330 [72] = 1'h1;
+              \$1333 [72] = 1'h1;
           8'h49:
-              \$1330 [73] = 1'h1;
+              \$1333 [73] = 1'h1;
           8'h4a:
-              \$1330 [74] = 1'h1;
+              \$1333 [74] = 1'h1;
           8'h4b:
-              \$1330 [75] = 1'h1;
+              \$1333 [75] = 1'h1;
           8'h4c:
-              \$1330 [76] = 1'h1;
+              \$1333 [76] = 1'h1;
           8'h4d:
-              \$1330 [77] = 1'h1;
+              \$1333 [77] = 1'h1;
           8'h4e:
-              \$1330 [78] = 1'h1;
+              \$1333 [78] = 1'h1;
           8'h4f:
-              \$1330 [79] = 1'h1;
+              \$1333 [79] = 1'h1;
           8'h50:
-              \$1330 [80] = 1'h1;
+              \$1333 [80] = 1'h1;
           8'h51:
-              \$1330 [81] = 1'h1;
+              \$1333 [81] = 1'h1;
           8'h52:
-              \$1330 [82] = 1'h1;
+              \$1333 [82] = 1'h1;
           8'h53:
-              \$1330 [83] = 1'h1;
+              \$1333 [83] = 1'h1;
           8'h54:
-              \$1330 [84] = 1'h1;
+              \$1333 [84] = 1'h1;
           8'h55:
-              \$1330 [85] = 1'h1;
+              \$1333 [85] = 1'h1;
           8'h56:
-              \$1330 [86] = 1'h1;
+              \$1333 [86] = 1'h1;
           8'h57:
-              \$1330 [87] = 1'h1;
+              \$1333 [87] = 1'h1;
           8'h58:
-              \$1330 [88] = 1'h1;
+              \$1333 [88] = 1'h1;
           8'h59:
-              \$1330 [89] = 1'h1;
+              \$1333 [89] = 1'h1;
           8'h5a:
-              \$1330 [90] = 1'h1;
+              \$1333 [90] = 1'h1;
           8'h5b:
-              \$1330 [91] = 1'h1;
+              \$1333 [91] = 1'h1;
           8'h5c:
-              \$1330 [92] = 1'h1;
+              \$1333 [92] = 1'h1;
           8'h5d:
-              \$1330 [93] = 1'h1;
+              \$1333 [93] = 1'h1;
           8'h5e:
-              \$1330 [94] = 1'h1;
+              \$1333 [94] = 1'h1;
           8'h5f:
-              \$1330 [95] = 1'h1;
+              \$1333 [95] = 1'h1;
           8'h60:
-              \$1330 [96] = 1'h1;
+              \$1333 [96] = 1'h1;
           8'h61:
-              \$1330 [97] = 1'h1;
+              \$1333 [97] = 1'h1;
           8'h62:
-              \$1330 [98] = 1'h1;
+              \$1333 [98] = 1'h1;
           8'h63:
-              \$1330 [99] = 1'h1;
+              \$1333 [99] = 1'h1;
           8'h64:
-              \$1330 [100] = 1'h1;
+              \$1333 [100] = 1'h1;
           8'h65:
-              \$1330 [101] = 1'h1;
+              \$1333 [101] = 1'h1;
           8'h66:
-              \$1330 [102] = 1'h1;
+              \$1333 [102] = 1'h1;
           8'h67:
-              \$1330 [103] = 1'h1;
+              \$1333 [103] = 1'h1;
           8'h68:
-              \$1330 [104] = 1'h1;
+              \$1333 [104] = 1'h1;
           8'h69:
-              \$1330 [105] = 1'h1;
+              \$1333 [105] = 1'h1;
           8'h6a:
-              \$1330 [106] = 1'h1;
+              \$1333 [106] = 1'h1;
           8'h6b:
-              \$1330 [107] = 1'h1;
+              \$1333 [107] = 1'h1;
           8'h6c:
-              \$1330 [108] = 1'h1;
+              \$1333 [108] = 1'h1;
           8'h6d:
-              \$1330 [109] = 1'h1;
+              \$1333 [109] = 1'h1;
           8'h6e:
-              \$1330 [110] = 1'h1;
+              \$1333 [110] = 1'h1;
           8'h6f:
-              \$1330 [111] = 1'h1;
+              \$1333 [111] = 1'h1;
           8'h70:
-              \$1330 [112] = 1'h1;
+              \$1333 [112] = 1'h1;
           8'h71:
-              \$1330 [113] = 1'h1;
+              \$1333 [113] = 1'h1;
           8'h72:
-              \$1330 [114] = 1'h1;
+              \$1333 [114] = 1'h1;
           8'h73:
-              \$1330 [115] = 1'h1;
+              \$1333 [115] = 1'h1;
           8'h74:
-              \$1330 [116] = 1'h1;
+              \$1333 [116] = 1'h1;
           8'h75:
-              \$1330 [117] = 1'h1;
+              \$1333 [117] = 1'h1;
           8'h76:
-              \$1330 [118] = 1'h1;
+              \$1333 [118] = 1'h1;
           8'h77:
-              \$1330 [119] = 1'h1;
+              \$1333 [119] = 1'h1;
           8'h78:
-              \$1330 [120] = 1'h1;
+              \$1333 [120] = 1'h1;
           8'h79:
-              \$1330 [121] = 1'h1;
+              \$1333 [121] = 1'h1;
           8'h7a:
-              \$1330 [122] = 1'h1;
+              \$1333 [122] = 1'h1;
           8'h7b:
-              \$1330 [123] = 1'h1;
+              \$1333 [123] = 1'h1;
           8'h7c:
-              \$1330 [124] = 1'h1;
+              \$1333 [124] = 1'h1;
           8'h7d:
-              \$1330 [125] = 1'h1;
+              \$1333 [125] = 1'h1;
           8'h7e:
-              \$1330 [126] = 1'h1;
+              \$1333 [126] = 1'h1;
           8'h7f:
-              \$1330 [127] = 1'h1;
+              \$1333 [127] = 1'h1;
           8'h80:
-              \$1330 [128] = 1'h1;
+              \$1333 [128] = 1'h1;
           8'h81:
-              \$1330 [129] = 1'h1;
+              \$1333 [129] = 1'h1;
           8'h82:
-              \$1330 [130] = 1'h1;
+              \$1333 [130] = 1'h1;
           8'h83:
-              \$1330 [131] = 1'h1;
+              \$1333 [131] = 1'h1;
           8'h84:
-              \$1330 [132] = 1'h1;
+              \$1333 [132] = 1'h1;
           8'h85:
-              \$1330 [133] = 1'h1;
+              \$1333 [133] = 1'h1;
           8'h86:
-              \$1330 [134] = 1'h1;
+              \$1333 [134] = 1'h1;
           8'h87:
-              \$1330 [135] = 1'h1;
+              \$1333 [135] = 1'h1;
           8'h88:
-              \$1330 [136] = 1'h1;
+              \$1333 [136] = 1'h1;
           8'h89:
-              \$1330 [137] = 1'h1;
+              \$1333 [137] = 1'h1;
           8'h8a:
-              \$1330 [138] = 1'h1;
+              \$1333 [138] = 1'h1;
           8'h8b:
-              \$1330 [139] = 1'h1;
+              \$1333 [139] = 1'h1;
           8'h8c:
-              \$1330 [140] = 1'h1;
+              \$1333 [140] = 1'h1;
           8'h8d:
-              \$1330 [141] = 1'h1;
+              \$1333 [141] = 1'h1;
           8'h8e:
-              \$1330 [142] = 1'h1;
+              \$1333 [142] = 1'h1;
           8'h8f:
-              \$1330 [143] = 1'h1;
+              \$1333 [143] = 1'h1;
           8'h90:
-              \$1330 [144] = 1'h1;
+              \$1333 [144] = 1'h1;
           8'h91:
-              \$1330 [145] = 1'h1;
+              \$1333 [145] = 1'h1;
           8'h92:
-              \$1330 [146] = 1'h1;
+              \$1333 [146] = 1'h1;
           8'h93:
-              \$1330 [147] = 1'h1;
+              \$1333 [147] = 1'h1;
           8'h94:
-              \$1330 [148] = 1'h1;
+              \$1333 [148] = 1'h1;
           8'h95:
-              \$1330 [149] = 1'h1;
+              \$1333 [149] = 1'h1;
           8'h96:
-              \$1330 [150] = 1'h1;
+              \$1333 [150] = 1'h1;
           8'h97:
-              \$1330 [151] = 1'h1;
+              \$1333 [151] = 1'h1;
           8'h98:
-              \$1330 [152] = 1'h1;
+              \$1333 [152] = 1'h1;
           8'h99:
-              \$1330 [153] = 1'h1;
+              \$1333 [153] = 1'h1;
           8'h9a:
-              \$1330 [154] = 1'h1;
+              \$1333 [154] = 1'h1;
           8'h9b:
-              \$1330 [155] = 1'h1;
+              \$1333 [155] = 1'h1;
           8'h9c:
-              \$1330 [156] = 1'h1;
+              \$1333 [156] = 1'h1;
           8'h9d:
-              \$1330 [157] = 1'h1;
+              \$1333 [157] = 1'h1;
           8'h9e:
-              \$1330 [158] = 1'h1;
+              \$1333 [158] = 1'h1;
           8'h9f:
-              \$1330 [159] = 1'h1;
+              \$1333 [159] = 1'h1;
           8'ha0:
-              \$1330 [160] = 1'h1;
+              \$1333 [160] = 1'h1;
           8'ha1:
-              \$1330 [161] = 1'h1;
+              \$1333 [161] = 1'h1;
           8'ha2:
-              \$1330 [162] = 1'h1;
+              \$1333 [162] = 1'h1;
           8'ha3:
-              \$1330 [163] = 1'h1;
+              \$1333 [163] = 1'h1;
           8'ha4:
-              \$1330 [164] = 1'h1;
+              \$1333 [164] = 1'h1;
           8'ha5:
-              \$1330 [165] = 1'h1;
+              \$1333 [165] = 1'h1;
           8'ha6:
-              \$1330 [166] = 1'h1;
+              \$1333 [166] = 1'h1;
           8'ha7:
-              \$1330 [167] = 1'h1;
+              \$1333 [167] = 1'h1;
           8'ha8:
-              \$1330 [168] = 1'h1;
+              \$1333 [168] = 1'h1;
           8'ha9:
-              \$1330 [169] = 1'h1;
+              \$1333 [169] = 1'h1;
           8'haa:
-              \$1330 [170] = 1'h1;
+              \$1333 [170] = 1'h1;
           8'hab:
-              \$1330 [171] = 1'h1;
+              \$1333 [171] = 1'h1;
           8'hac:
-              \$1330 [172] = 1'h1;
+              \$1333 [172] = 1'h1;
           8'had:
-              \$1330 [173] = 1'h1;
+              \$1333 [173] = 1'h1;
           8'hae:
-              \$1330 [174] = 1'h1;
+              \$1333 [174] = 1'h1;
           8'haf:
-              \$1330 [175] = 1'h1;
+              \$1333 [175] = 1'h1;
           8'hb0:
-              \$1330 [176] = 1'h1;
+              \$1333 [176] = 1'h1;
           8'hb1:
-              \$1330 [177] = 1'h1;
+              \$1333 [177] = 1'h1;
           8'hb2:
-              \$1330 [178] = 1'h1;
+              \$1333 [178] = 1'h1;
           8'hb3:
-              \$1330 [179] = 1'h1;
+              \$1333 [179] = 1'h1;
           8'hb4:
-              \$1330 [180] = 1'h1;
+              \$1333 [180] = 1'h1;
           8'hb5:
-              \$1330 [181] = 1'h1;
+              \$1333 [181] = 1'h1;
           8'hb6:
-              \$1330 [182] = 1'h1;
+              \$1333 [182] = 1'h1;
           8'hb7:
-              \$1330 [183] = 1'h1;
+              \$1333 [183] = 1'h1;
           8'hb8:
-              \$1330 [184] = 1'h1;
+              \$1333 [184] = 1'h1;
           8'hb9:
-              \$1330 [185] = 1'h1;
+              \$1333 [185] = 1'h1;
           8'hba:
-              \$1330 [186] = 1'h1;
+              \$1333 [186] = 1'h1;
           8'hbb:
-              \$1330 [187] = 1'h1;
+              \$1333 [187] = 1'h1;
           8'hbc:
-              \$1330 [188] = 1'h1;
+              \$1333 [188] = 1'h1;
           8'hbd:
-              \$1330 [189] = 1'h1;
+              \$1333 [189] = 1'h1;
           8'hbe:
-              \$1330 [190] = 1'h1;
+              \$1333 [190] = 1'h1;
           8'hbf:
-              \$1330 [191] = 1'h1;
+              \$1333 [191] = 1'h1;
           8'hc0:
-              \$1330 [192] = 1'h1;
+              \$1333 [192] = 1'h1;
           8'hc1:
-              \$1330 [193] = 1'h1;
+              \$1333 [193] = 1'h1;
           8'hc2:
-              \$1330 [194] = 1'h1;
+              \$1333 [194] = 1'h1;
           8'hc3:
-              \$1330 [195] = 1'h1;
+              \$1333 [195] = 1'h1;
           8'hc4:
-              \$1330 [196] = 1'h1;
+              \$1333 [196] = 1'h1;
           8'hc5:
-              \$1330 [197] = 1'h1;
+              \$1333 [197] = 1'h1;
           8'hc6:
-              \$1330 [198] = 1'h1;
+              \$1333 [198] = 1'h1;
           8'hc7:
-              \$1330 [199] = 1'h1;
+              \$1333 [199] = 1'h1;
           8'hc8:
-              \$1330 [200] = 1'h1;
+              \$1333 [200] = 1'h1;
           8'hc9:
-              \$1330 [201] = 1'h1;
+              \$1333 [201] = 1'h1;
           8'hca:
-              \$1330 [202] = 1'h1;
+              \$1333 [202] = 1'h1;
           8'hcb:
-              \$1330 [203] = 1'h1;
+              \$1333 [203] = 1'h1;
           8'hcc:
-              \$1330 [204] = 1'h1;
+              \$1333 [204] = 1'h1;
           8'hcd:
-              \$1330 [205] = 1'h1;
+              \$1333 [205] = 1'h1;
           8'hce:
-              \$1330 [206] = 1'h1;
+              \$1333 [206] = 1'h1;
           8'hcf:
-              \$1330 [207] = 1'h1;
+              \$1333 [207] = 1'h1;
           8'hd0:
-              \$1330 [208] = 1'h1;
+              \$1333 [208] = 1'h1;
           8'hd1:
-              \$1330 [209] = 1'h1;
+              \$1333 [209] = 1'h1;
           8'hd2:
-              \$1330 [210] = 1'h1;
+              \$1333 [210] = 1'h1;
           8'hd3:
-              \$1330 [211] = 1'h1;
+              \$1333 [211] = 1'h1;
           8'hd4:
-              \$1330 [212] = 1'h1;
+              \$1333 [212] = 1'h1;
           8'hd5:
-              \$1330 [213] = 1'h1;
+              \$1333 [213] = 1'h1;
           8'hd6:
-              \$1330 [214] = 1'h1;
+              \$1333 [214] = 1'h1;
           8'hd7:
-              \$1330 [215] = 1'h1;
+              \$1333 [215] = 1'h1;
           8'hd8:
-              \$1330 [216] = 1'h1;
+              \$1333 [216] = 1'h1;
           8'hd9:
-              \$1330 [217] = 1'h1;
+              \$1333 [217] = 1'h1;
           8'hda:
-              \$1330 [218] = 1'h1;
+              \$1333 [218] = 1'h1;
           8'hdb:
-              \$1330 [219] = 1'h1;
+              \$1333 [219] = 1'h1;
           8'hdc:
-              \$1330 [220] = 1'h1;
+              \$1333 [220] = 1'h1;
           8'hdd:
-              \$1330 [221] = 1'h1;
+              \$1333 [221] = 1'h1;
           8'hde:
-              \$1330 [222] = 1'h1;
+              \$1333 [222] = 1'h1;
           8'hdf:
-              \$1330 [223] = 1'h1;
+              \$1333 [223] = 1'h1;
           8'he0:
-              \$1330 [224] = 1'h1;
+              \$1333 [224] = 1'h1;
           8'he1:
-              \$1330 [225] = 1'h1;
+              \$1333 [225] = 1'h1;
           8'he2:
-              \$1330 [226] = 1'h1;
+              \$1333 [226] = 1'h1;
           8'he3:
-              \$1330 [227] = 1'h1;
+              \$1333 [227] = 1'h1;
           8'he4:
-              \$1330 [228] = 1'h1;
+              \$1333 [228] = 1'h1;
           8'he5:
-              \$1330 [229] = 1'h1;
+              \$1333 [229] = 1'h1;
           8'he6:
-              \$1330 [230] = 1'h1;
+              \$1333 [230] = 1'h1;
           8'he7:
-              \$1330 [231] = 1'h1;
+              \$1333 [231] = 1'h1;
           8'he8:
-              \$1330 [232] = 1'h1;
+              \$1333 [232] = 1'h1;
           8'he9:
-              \$1330 [233] = 1'h1;
+              \$1333 [233] = 1'h1;
           8'hea:
-              \$1330 [234] = 1'h1;
+              \$1333 [234] = 1'h1;
           8'heb:
-              \$1330 [235] = 1'h1;
+              \$1333 [235] = 1'h1;
           8'hec:
-              \$1330 [236] = 1'h1;
+              \$1333 [236] = 1'h1;
           8'hed:
-              \$1330 [237] = 1'h1;
+              \$1333 [237] = 1'h1;
           8'hee:
-              \$1330 [238] = 1'h1;
+              \$1333 [238] = 1'h1;
           8'hef:
-              \$1330 [239] = 1'h1;
+              \$1333 [239] = 1'h1;
           8'hf0:
-              \$1330 [240] = 1'h1;
+              \$1333 [240] = 1'h1;
           8'hf1:
-              \$1330 [241] = 1'h1;
+              \$1333 [241] = 1'h1;
           8'hf2:
-              \$1330 [242] = 1'h1;
+              \$1333 [242] = 1'h1;
           8'hf3:
-              \$1330 [243] = 1'h1;
+              \$1333 [243] = 1'h1;
           8'hf4:
-              \$1330 [244] = 1'h1;
+              \$1333 [244] = 1'h1;
           8'hf5:
-              \$1330 [245] = 1'h1;
+              \$1333 [245] = 1'h1;
           8'hf6:
-              \$1330 [246] = 1'h1;
+              \$1333 [246] = 1'h1;
           8'hf7:
-              \$1330 [247] = 1'h1;
+              \$1333 [247] = 1'h1;
           8'hf8:
-              \$1330 [248] = 1'h1;
+              \$1333 [248] = 1'h1;
           8'hf9:
-              \$1330 [249] = 1'h1;
+              \$1333 [249] = 1'h1;
           8'hfa:
-              \$1330 [250] = 1'h1;
+              \$1333 [250] = 1'h1;
           8'hfb:
-              \$1330 [251] = 1'h1;
+              \$1333 [251] = 1'h1;
           8'hfc:
-              \$1330 [252] = 1'h1;
+              \$1333 [252] = 1'h1;
           8'hfd:
-              \$1330 [253] = 1'h1;
+              \$1333 [253] = 1'h1;
           8'hfe:
-              \$1330 [254] = 1'h1;
+              \$1333 [254] = 1'h1;
           8'hff:
-              \$1330 [255] = 1'h1;
+              \$1333 [255] = 1'h1;
         endcase
       end
     end
@@ -15547,642 +15555,642 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (bincu1_d2[7:0])
           8'h00:
-              \$1330 [0] = 1'h1;
+              \$1333 [0] = 1'h1;
           8'h01:
-              \$1330 [1] = 1'h1;
+              \$1333 [1] = 1'h1;
           8'h02:
-              \$1330 [2] = 1'h1;
+              \$1333 [2] = 1'h1;
           8'h03:
-              \$1330 [3] = 1'h1;
+              \$1333 [3] = 1'h1;
           8'h04:
-              \$1330 [4] = 1'h1;
+              \$1333 [4] = 1'h1;
           8'h05:
-              \$1330 [5] = 1'h1;
+              \$1333 [5] = 1'h1;
           8'h06:
-              \$1330 [6] = 1'h1;
+              \$1333 [6] = 1'h1;
           8'h07:
-              \$1330 [7] = 1'h1;
+              \$1333 [7] = 1'h1;
           8'h08:
-              \$1330 [8] = 1'h1;
+              \$1333 [8] = 1'h1;
           8'h09:
-              \$1330 [9] = 1'h1;
+              \$1333 [9] = 1'h1;
           8'h0a:
-              \$1330 [10] = 1'h1;
+              \$1333 [10] = 1'h1;
           8'h0b:
-              \$1330 [11] = 1'h1;
+              \$1333 [11] = 1'h1;
           8'h0c:
-              \$1330 [12] = 1'h1;
+              \$1333 [12] = 1'h1;
           8'h0d:
-              \$1330 [13] = 1'h1;
+              \$1333 [13] = 1'h1;
           8'h0e:
-              \$1330 [14] = 1'h1;
+              \$1333 [14] = 1'h1;
           8'h0f:
-              \$1330 [15] = 1'h1;
+              \$1333 [15] = 1'h1;
           8'h10:
-              \$1330 [16] = 1'h1;
+              \$1333 [16] = 1'h1;
           8'h11:
-              \$1330 [17] = 1'h1;
+              \$1333 [17] = 1'h1;
           8'h12:
-              \$1330 [18] = 1'h1;
+              \$1333 [18] = 1'h1;
           8'h13:
-              \$1330 [19] = 1'h1;
+              \$1333 [19] = 1'h1;
           8'h14:
-              \$1330 [20] = 1'h1;
+              \$1333 [20] = 1'h1;
           8'h15:
-              \$1330 [21] = 1'h1;
+              \$1333 [21] = 1'h1;
           8'h16:
-              \$1330 [22] = 1'h1;
+              \$1333 [22] = 1'h1;
           8'h17:
-              \$1330 [23] = 1'h1;
+              \$1333 [23] = 1'h1;
           8'h18:
-              \$1330 [24] = 1'h1;
+              \$1333 [24] = 1'h1;
           8'h19:
-              \$1330 [25] = 1'h1;
+              \$1333 [25] = 1'h1;
           8'h1a:
-              \$1330 [26] = 1'h1;
+              \$1333 [26] = 1'h1;
           8'h1b:
-              \$1330 [27] = 1'h1;
+              \$1333 [27] = 1'h1;
           8'h1c:
-              \$1330 [28] = 1'h1;
+              \$1333 [28] = 1'h1;
           8'h1d:
-              \$1330 [29] = 1'h1;
+              \$1333 [29] = 1'h1;
           8'h1e:
-              \$1330 [30] = 1'h1;
+              \$1333 [30] = 1'h1;
           8'h1f:
-              \$1330 [31] = 1'h1;
+              \$1333 [31] = 1'h1;
           8'h20:
-              \$1330 [32] = 1'h1;
+              \$1333 [32] = 1'h1;
           8'h21:
-              \$1330 [33] = 1'h1;
+              \$1333 [33] = 1'h1;
           8'h22:
-              \$1330 [34] = 1'h1;
+              \$1333 [34] = 1'h1;
           8'h23:
-              \$1330 [35] = 1'h1;
+              \$1333 [35] = 1'h1;
           8'h24:
-              \$1330 [36] = 1'h1;
+              \$1333 [36] = 1'h1;
           8'h25:
-              \$1330 [37] = 1'h1;
+              \$1333 [37] = 1'h1;
           8'h26:
-              \$1330 [38] = 1'h1;
+              \$1333 [38] = 1'h1;
           8'h27:
-              \$1330 [39] = 1'h1;
+              \$1333 [39] = 1'h1;
           8'h28:
-              \$1330 [40] = 1'h1;
+              \$1333 [40] = 1'h1;
           8'h29:
-              \$1330 [41] = 1'h1;
+              \$1333 [41] = 1'h1;
           8'h2a:
-              \$1330 [42] = 1'h1;
+              \$1333 [42] = 1'h1;
           8'h2b:
-              \$1330 [43] = 1'h1;
+              \$1333 [43] = 1'h1;
           8'h2c:
-              \$1330 [44] = 1'h1;
+              \$1333 [44] = 1'h1;
           8'h2d:
-              \$1330 [45] = 1'h1;
+              \$1333 [45] = 1'h1;
           8'h2e:
-              \$1330 [46] = 1'h1;
+              \$1333 [46] = 1'h1;
           8'h2f:
-              \$1330 [47] = 1'h1;
+              \$1333 [47] = 1'h1;
           8'h30:
-              \$1330 [48] = 1'h1;
+              \$1333 [48] = 1'h1;
           8'h31:
-              \$1330 [49] = 1'h1;
+              \$1333 [49] = 1'h1;
           8'h32:
-              \$1330 [50] = 1'h1;
+              \$1333 [50] = 1'h1;
           8'h33:
-              \$1330 [51] = 1'h1;
+              \$1333 [51] = 1'h1;
           8'h34:
-              \$1330 [52] = 1'h1;
+              \$1333 [52] = 1'h1;
           8'h35:
-              \$1330 [53] = 1'h1;
+              \$1333 [53] = 1'h1;
           8'h36:
-              \$1330 [54] = 1'h1;
+              \$1333 [54] = 1'h1;
           8'h37:
-              \$1330 [55] = 1'h1;
+              \$1333 [55] = 1'h1;
           8'h38:
-              \$1330 [56] = 1'h1;
+              \$1333 [56] = 1'h1;
           8'h39:
-              \$1330 [57] = 1'h1;
+              \$1333 [57] = 1'h1;
           8'h3a:
-              \$1330 [58] = 1'h1;
+              \$1333 [58] = 1'h1;
           8'h3b:
-              \$1330 [59] = 1'h1;
+              \$1333 [59] = 1'h1;
           8'h3c:
-              \$1330 [60] = 1'h1;
+              \$1333 [60] = 1'h1;
           8'h3d:
-              \$1330 [61] = 1'h1;
+              \$1333 [61] = 1'h1;
           8'h3e:
-              \$1330 [62] = 1'h1;
+              \$1333 [62] = 1'h1;
           8'h3f:
-              \$1330 [63] = 1'h1;
+              \$1333 [63] = 1'h1;
           8'h40:
-              \$1330 [64] = 1'h1;
+              \$1333 [64] = 1'h1;
           8'h41:
-              \$1330 [65] = 1'h1;
+              \$1333 [65] = 1'h1;
           8'h42:
-              \$1330 [66] = 1'h1;
+              \$1333 [66] = 1'h1;
           8'h43:
-              \$1330 [67] = 1'h1;
+              \$1333 [67] = 1'h1;
           8'h44:
-              \$1330 [68] = 1'h1;
+              \$1333 [68] = 1'h1;
           8'h45:
-              \$1330 [69] = 1'h1;
+              \$1333 [69] = 1'h1;
           8'h46:
-              \$1330 [70] = 1'h1;
+              \$1333 [70] = 1'h1;
           8'h47:
-              \$1330 [71] = 1'h1;
+              \$1333 [71] = 1'h1;
           8'h48:
-              \$1330 [72] = 1'h1;
+              \$1333 [72] = 1'h1;
           8'h49:
-              \$1330 [73] = 1'h1;
+              \$1333 [73] = 1'h1;
           8'h4a:
-              \$1330 [74] = 1'h1;
+              \$1333 [74] = 1'h1;
           8'h4b:
-              \$1330 [75] = 1'h1;
+              \$1333 [75] = 1'h1;
           8'h4c:
-              \$1330 [76] = 1'h1;
+              \$1333 [76] = 1'h1;
           8'h4d:
-              \$1330 [77] = 1'h1;
+              \$1333 [77] = 1'h1;
           8'h4e:
-              \$1330 [78] = 1'h1;
+              \$1333 [78] = 1'h1;
           8'h4f:
-              \$1330 [79] = 1'h1;
+              \$1333 [79] = 1'h1;
           8'h50:
-              \$1330 [80] = 1'h1;
+              \$1333 [80] = 1'h1;
           8'h51:
-              \$1330 [81] = 1'h1;
+              \$1333 [81] = 1'h1;
           8'h52:
-              \$1330 [82] = 1'h1;
+              \$1333 [82] = 1'h1;
           8'h53:
-              \$1330 [83] = 1'h1;
+              \$1333 [83] = 1'h1;
           8'h54:
-              \$1330 [84] = 1'h1;
+              \$1333 [84] = 1'h1;
           8'h55:
-              \$1330 [85] = 1'h1;
+              \$1333 [85] = 1'h1;
           8'h56:
-              \$1330 [86] = 1'h1;
+              \$1333 [86] = 1'h1;
           8'h57:
-              \$1330 [87] = 1'h1;
+              \$1333 [87] = 1'h1;
           8'h58:
-              \$1330 [88] = 1'h1;
+              \$1333 [88] = 1'h1;
           8'h59:
-              \$1330 [89] = 1'h1;
+              \$1333 [89] = 1'h1;
           8'h5a:
-              \$1330 [90] = 1'h1;
+              \$1333 [90] = 1'h1;
           8'h5b:
-              \$1330 [91] = 1'h1;
+              \$1333 [91] = 1'h1;
           8'h5c:
-              \$1330 [92] = 1'h1;
+              \$1333 [92] = 1'h1;
           8'h5d:
-              \$1330 [93] = 1'h1;
+              \$1333 [93] = 1'h1;
           8'h5e:
-              \$1330 [94] = 1'h1;
+              \$1333 [94] = 1'h1;
           8'h5f:
-              \$1330 [95] = 1'h1;
+              \$1333 [95] = 1'h1;
           8'h60:
-              \$1330 [96] = 1'h1;
+              \$1333 [96] = 1'h1;
           8'h61:
-              \$1330 [97] = 1'h1;
+              \$1333 [97] = 1'h1;
           8'h62:
-              \$1330 [98] = 1'h1;
+              \$1333 [98] = 1'h1;
           8'h63:
-              \$1330 [99] = 1'h1;
+              \$1333 [99] = 1'h1;
           8'h64:
-              \$1330 [100] = 1'h1;
+              \$1333 [100] = 1'h1;
           8'h65:
-              \$1330 [101] = 1'h1;
+              \$1333 [101] = 1'h1;
           8'h66:
-              \$1330 [102] = 1'h1;
+              \$1333 [102] = 1'h1;
           8'h67:
-              \$1330 [103] = 1'h1;
+              \$1333 [103] = 1'h1;
           8'h68:
-              \$1330 [104] = 1'h1;
+              \$1333 [104] = 1'h1;
           8'h69:
-              \$1330 [105] = 1'h1;
+              \$1333 [105] = 1'h1;
           8'h6a:
-              \$1330 [106] = 1'h1;
+              \$1333 [106] = 1'h1;
           8'h6b:
-              \$1330 [107] = 1'h1;
+              \$1333 [107] = 1'h1;
           8'h6c:
-              \$1330 [108] = 1'h1;
+              \$1333 [108] = 1'h1;
           8'h6d:
-              \$1330 [109] = 1'h1;
+              \$1333 [109] = 1'h1;
           8'h6e:
-              \$1330 [110] = 1'h1;
+              \$1333 [110] = 1'h1;
           8'h6f:
-              \$1330 [111] = 1'h1;
+              \$1333 [111] = 1'h1;
           8'h70:
-              \$1330 [112] = 1'h1;
+              \$1333 [112] = 1'h1;
           8'h71:
-              \$1330 [113] = 1'h1;
+              \$1333 [113] = 1'h1;
           8'h72:
-              \$1330 [114] = 1'h1;
+              \$1333 [114] = 1'h1;
           8'h73:
-              \$1330 [115] = 1'h1;
+              \$1333 [115] = 1'h1;
           8'h74:
-              \$1330 [116] = 1'h1;
+              \$1333 [116] = 1'h1;
           8'h75:
-              \$1330 [117] = 1'h1;
+              \$1333 [117] = 1'h1;
           8'h76:
-              \$1330 [118] = 1'h1;
+              \$1333 [118] = 1'h1;
           8'h77:
-              \$1330 [119] = 1'h1;
+              \$1333 [119] = 1'h1;
           8'h78:
-              \$1330 [120] = 1'h1;
+              \$1333 [120] = 1'h1;
           8'h79:
-              \$1330 [121] = 1'h1;
+              \$1333 [121] = 1'h1;
           8'h7a:
-              \$1330 [122] = 1'h1;
+              \$1333 [122] = 1'h1;
           8'h7b:
-              \$1330 [123] = 1'h1;
+              \$1333 [123] = 1'h1;
           8'h7c:
-              \$1330 [124] = 1'h1;
+              \$1333 [124] = 1'h1;
           8'h7d:
-              \$1330 [125] = 1'h1;
+              \$1333 [125] = 1'h1;
           8'h7e:
-              \$1330 [126] = 1'h1;
+              \$1333 [126] = 1'h1;
           8'h7f:
-              \$1330 [127] = 1'h1;
+              \$1333 [127] = 1'h1;
           8'h80:
-              \$1330 [128] = 1'h1;
+              \$1333 [128] = 1'h1;
           8'h81:
-              \$1330 [129] = 1'h1;
+              \$1333 [129] = 1'h1;
           8'h82:
-              \$1330 [130] = 1'h1;
+              \$1333 [130] = 1'h1;
           8'h83:
-              \$1330 [131] = 1'h1;
+              \$1333 [131] = 1'h1;
           8'h84:
-              \$1330 [132] = 1'h1;
+              \$1333 [132] = 1'h1;
           8'h85:
-              \$1330 [133] = 1'h1;
+              \$1333 [133] = 1'h1;
           8'h86:
-              \$1330 [134] = 1'h1;
+              \$1333 [134] = 1'h1;
           8'h87:
-              \$1330 [135] = 1'h1;
+              \$1333 [135] = 1'h1;
           8'h88:
-              \$1330 [136] = 1'h1;
+              \$1333 [136] = 1'h1;
           8'h89:
-              \$1330 [137] = 1'h1;
+              \$1333 [137] = 1'h1;
           8'h8a:
-              \$1330 [138] = 1'h1;
+              \$1333 [138] = 1'h1;
           8'h8b:
-              \$1330 [139] = 1'h1;
+              \$1333 [139] = 1'h1;
           8'h8c:
-              \$1330 [140] = 1'h1;
+              \$1333 [140] = 1'h1;
           8'h8d:
-              \$1330 [141] = 1'h1;
+              \$1333 [141] = 1'h1;
           8'h8e:
-              \$1330 [142] = 1'h1;
+              \$1333 [142] = 1'h1;
           8'h8f:
-              \$1330 [143] = 1'h1;
+              \$1333 [143] = 1'h1;
           8'h90:
-              \$1330 [144] = 1'h1;
+              \$1333 [144] = 1'h1;
           8'h91:
-              \$1330 [145] = 1'h1;
+              \$1333 [145] = 1'h1;
           8'h92:
-              \$1330 [146] = 1'h1;
+              \$1333 [146] = 1'h1;
           8'h93:
-              \$1330 [147] = 1'h1;
+              \$1333 [147] = 1'h1;
           8'h94:
-              \$1330 [148] = 1'h1;
+              \$1333 [148] = 1'h1;
           8'h95:
-              \$1330 [149] = 1'h1;
+              \$1333 [149] = 1'h1;
           8'h96:
-              \$1330 [150] = 1'h1;
+              \$1333 [150] = 1'h1;
           8'h97:
-              \$1330 [151] = 1'h1;
+              \$1333 [151] = 1'h1;
           8'h98:
-              \$1330 [152] = 1'h1;
+              \$1333 [152] = 1'h1;
           8'h99:
-              \$1330 [153] = 1'h1;
+              \$1333 [153] = 1'h1;
           8'h9a:
-              \$1330 [154] = 1'h1;
+              \$1333 [154] = 1'h1;
           8'h9b:
-              \$1330 [155] = 1'h1;
+              \$1333 [155] = 1'h1;
           8'h9c:
-              \$1330 [156] = 1'h1;
+              \$1333 [156] = 1'h1;
           8'h9d:
-              \$1330 [157] = 1'h1;
+              \$1333 [157] = 1'h1;
           8'h9e:
-              \$1330 [158] = 1'h1;
+              \$1333 [158] = 1'h1;
           8'h9f:
-              \$1330 [159] = 1'h1;
+              \$1333 [159] = 1'h1;
           8'ha0:
-              \$1330 [160] = 1'h1;
+              \$1333 [160] = 1'h1;
           8'ha1:
-              \$1330 [161] = 1'h1;
+              \$1333 [161] = 1'h1;
           8'ha2:
-              \$1330 [162] = 1'h1;
+              \$1333 [162] = 1'h1;
           8'ha3:
-              \$1330 [163] = 1'h1;
+              \$1333 [163] = 1'h1;
           8'ha4:
-              \$1330 [164] = 1'h1;
+              \$1333 [164] = 1'h1;
           8'ha5:
-              \$1330 [165] = 1'h1;
+              \$1333 [165] = 1'h1;
           8'ha6:
-              \$1330 [166] = 1'h1;
+              \$1333 [166] = 1'h1;
           8'ha7:
-              \$1330 [167] = 1'h1;
+              \$1333 [167] = 1'h1;
           8'ha8:
-              \$1330 [168] = 1'h1;
+              \$1333 [168] = 1'h1;
           8'ha9:
-              \$1330 [169] = 1'h1;
+              \$1333 [169] = 1'h1;
           8'haa:
-              \$1330 [170] = 1'h1;
+              \$1333 [170] = 1'h1;
           8'hab:
-              \$1330 [171] = 1'h1;
+              \$1333 [171] = 1'h1;
           8'hac:
-              \$1330 [172] = 1'h1;
+              \$1333 [172] = 1'h1;
           8'had:
-              \$1330 [173] = 1'h1;
+              \$1333 [173] = 1'h1;
           8'hae:
-              \$1330 [174] = 1'h1;
+              \$1333 [174] = 1'h1;
           8'haf:
-              \$1330 [175] = 1'h1;
+              \$1333 [175] = 1'h1;
           8'hb0:
-              \$1330 [176] = 1'h1;
+              \$1333 [176] = 1'h1;
           8'hb1:
-              \$1330 [177] = 1'h1;
+              \$1333 [177] = 1'h1;
           8'hb2:
-              \$1330 [178] = 1'h1;
+              \$1333 [178] = 1'h1;
           8'hb3:
-              \$1330 [179] = 1'h1;
+              \$1333 [179] = 1'h1;
           8'hb4:
-              \$1330 [180] = 1'h1;
+              \$1333 [180] = 1'h1;
           8'hb5:
-              \$1330 [181] = 1'h1;
+              \$1333 [181] = 1'h1;
           8'hb6:
-              \$1330 [182] = 1'h1;
+              \$1333 [182] = 1'h1;
           8'hb7:
-              \$1330 [183] = 1'h1;
+              \$1333 [183] = 1'h1;
           8'hb8:
-              \$1330 [184] = 1'h1;
+              \$1333 [184] = 1'h1;
           8'hb9:
-              \$1330 [185] = 1'h1;
+              \$1333 [185] = 1'h1;
           8'hba:
-              \$1330 [186] = 1'h1;
+              \$1333 [186] = 1'h1;
           8'hbb:
-              \$1330 [187] = 1'h1;
+              \$1333 [187] = 1'h1;
           8'hbc:
-              \$1330 [188] = 1'h1;
+              \$1333 [188] = 1'h1;
           8'hbd:
-              \$1330 [189] = 1'h1;
+              \$1333 [189] = 1'h1;
           8'hbe:
-              \$1330 [190] = 1'h1;
+              \$1333 [190] = 1'h1;
           8'hbf:
-              \$1330 [191] = 1'h1;
+              \$1333 [191] = 1'h1;
           8'hc0:
-              \$1330 [192] = 1'h1;
+              \$1333 [192] = 1'h1;
           8'hc1:
-              \$1330 [193] = 1'h1;
+              \$1333 [193] = 1'h1;
           8'hc2:
-              \$1330 [194] = 1'h1;
+              \$1333 [194] = 1'h1;
           8'hc3:
-              \$1330 [195] = 1'h1;
+              \$1333 [195] = 1'h1;
           8'hc4:
-              \$1330 [196] = 1'h1;
+              \$1333 [196] = 1'h1;
           8'hc5:
-              \$1330 [197] = 1'h1;
+              \$1333 [197] = 1'h1;
           8'hc6:
-              \$1330 [198] = 1'h1;
+              \$1333 [198] = 1'h1;
           8'hc7:
-              \$1330 [199] = 1'h1;
+              \$1333 [199] = 1'h1;
           8'hc8:
-              \$1330 [200] = 1'h1;
+              \$1333 [200] = 1'h1;
           8'hc9:
-              \$1330 [201] = 1'h1;
+              \$1333 [201] = 1'h1;
           8'hca:
-              \$1330 [202] = 1'h1;
+              \$1333 [202] = 1'h1;
           8'hcb:
-              \$1330 [203] = 1'h1;
+              \$1333 [203] = 1'h1;
           8'hcc:
-              \$1330 [204] = 1'h1;
+              \$1333 [204] = 1'h1;
           8'hcd:
-              \$1330 [205] = 1'h1;
+              \$1333 [205] = 1'h1;
           8'hce:
-              \$1330 [206] = 1'h1;
+              \$1333 [206] = 1'h1;
           8'hcf:
-              \$1330 [207] = 1'h1;
+              \$1333 [207] = 1'h1;
           8'hd0:
-              \$1330 [208] = 1'h1;
+              \$1333 [208] = 1'h1;
           8'hd1:
-              \$1330 [209] = 1'h1;
+              \$1333 [209] = 1'h1;
           8'hd2:
-              \$1330 [210] = 1'h1;
+              \$1333 [210] = 1'h1;
           8'hd3:
-              \$1330 [211] = 1'h1;
+              \$1333 [211] = 1'h1;
           8'hd4:
-              \$1330 [212] = 1'h1;
+              \$1333 [212] = 1'h1;
           8'hd5:
-              \$1330 [213] = 1'h1;
+              \$1333 [213] = 1'h1;
           8'hd6:
-              \$1330 [214] = 1'h1;
+              \$1333 [214] = 1'h1;
           8'hd7:
-              \$1330 [215] = 1'h1;
+              \$1333 [215] = 1'h1;
           8'hd8:
-              \$1330 [216] = 1'h1;
+              \$1333 [216] = 1'h1;
           8'hd9:
-              \$1330 [217] = 1'h1;
+              \$1333 [217] = 1'h1;
           8'hda:
-              \$1330 [218] = 1'h1;
+              \$1333 [218] = 1'h1;
           8'hdb:
-              \$1330 [219] = 1'h1;
+              \$1333 [219] = 1'h1;
           8'hdc:
-              \$1330 [220] = 1'h1;
+              \$1333 [220] = 1'h1;
           8'hdd:
-              \$1330 [221] = 1'h1;
+              \$1333 [221] = 1'h1;
           8'hde:
-              \$1330 [222] = 1'h1;
+              \$1333 [222] = 1'h1;
           8'hdf:
-              \$1330 [223] = 1'h1;
+              \$1333 [223] = 1'h1;
           8'he0:
-              \$1330 [224] = 1'h1;
+              \$1333 [224] = 1'h1;
           8'he1:
-              \$1330 [225] = 1'h1;
+              \$1333 [225] = 1'h1;
           8'he2:
-              \$1330 [226] = 1'h1;
+              \$1333 [226] = 1'h1;
           8'he3:
-              \$1330 [227] = 1'h1;
+              \$1333 [227] = 1'h1;
           8'he4:
-              \$1330 [228] = 1'h1;
+              \$1333 [228] = 1'h1;
           8'he5:
-              \$1330 [229] = 1'h1;
+              \$1333 [229] = 1'h1;
           8'he6:
-              \$1330 [230] = 1'h1;
+              \$1333 [230] = 1'h1;
           8'he7:
-              \$1330 [231] = 1'h1;
+              \$1333 [231] = 1'h1;
           8'he8:
-              \$1330 [232] = 1'h1;
+              \$1333 [232] = 1'h1;
           8'he9:
-              \$1330 [233] = 1'h1;
+              \$1333 [233] = 1'h1;
           8'hea:
-              \$1330 [234] = 1'h1;
+              \$1333 [234] = 1'h1;
           8'heb:
-              \$1330 [235] = 1'h1;
+              \$1333 [235] = 1'h1;
           8'hec:
-              \$1330 [236] = 1'h1;
+              \$1333 [236] = 1'h1;
           8'hed:
-              \$1330 [237] = 1'h1;
+              \$1333 [237] = 1'h1;
           8'hee:
-              \$1330 [238] = 1'h1;
+              \$1333 [238] = 1'h1;
           8'hef:
-              \$1330 [239] = 1'h1;
+              \$1333 [239] = 1'h1;
           8'hf0:
-              \$1330 [240] = 1'h1;
+              \$1333 [240] = 1'h1;
           8'hf1:
-              \$1330 [241] = 1'h1;
+              \$1333 [241] = 1'h1;
           8'hf2:
-              \$1330 [242] = 1'h1;
+              \$1333 [242] = 1'h1;
           8'hf3:
-              \$1330 [243] = 1'h1;
+              \$1333 [243] = 1'h1;
           8'hf4:
-              \$1330 [244] = 1'h1;
+              \$1333 [244] = 1'h1;
           8'hf5:
-              \$1330 [245] = 1'h1;
+              \$1333 [245] = 1'h1;
           8'hf6:
-              \$1330 [246] = 1'h1;
+              \$1333 [246] = 1'h1;
           8'hf7:
-              \$1330 [247] = 1'h1;
+              \$1333 [247] = 1'h1;
           8'hf8:
-              \$1330 [248] = 1'h1;
+              \$1333 [248] = 1'h1;
           8'hf9:
-              \$1330 [249] = 1'h1;
+              \$1333 [249] = 1'h1;
           8'hfa:
-              \$1330 [250] = 1'h1;
+              \$1333 [250] = 1'h1;
           8'hfb:
-              \$1330 [251] = 1'h1;
+              \$1333 [251] = 1'h1;
           8'hfc:
-              \$1330 [252] = 1'h1;
+              \$1333 [252] = 1'h1;
           8'hfd:
-              \$1330 [253] = 1'h1;
+              \$1333 [253] = 1'h1;
           8'hfe:
-              \$1330 [254] = 1'h1;
+              \$1333 [254] = 1'h1;
           8'hff:
-              \$1330 [255] = 1'h1;
+              \$1333 [255] = 1'h1;
         endcase
       end
     end
-    if (\$1111 ) begin
-      \$1330  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1114 ) begin
+      \$1333  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$1330  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$1333  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1331  = done;
+    \$1334  = done;
     if (running) begin
-      \$1331  = \$605 [8:0];
-    end
-    if (\$1111 ) begin
-      \$1331  = 9'h000;
-    end
-    if (rst) begin
-      \$1331  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1332  = \$signal$317 ;
-    if (running) begin
-      \$1332  = \$1104 [31:0];
-    end
-    if (\$1111 ) begin
-      \$1332  = 32'd0;
-    end
-    if (rst) begin
-      \$1332  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1333  = macs;
-    if (running) begin
-      \$1333  = \$1106 [31:0];
-    end
-    if (\$1111 ) begin
-      \$1333  = 32'd0;
-    end
-    if (rst) begin
-      \$1333  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1334  = y__valid;
-    if (running) begin
-      if (\$1107 ) begin
-        \$1334  = 1'h1;
-      end
+      \$1334  = \$605 [8:0];
     end
     if (\$1114 ) begin
-      if (\$1127 ) begin
-        \$1334  = 1'h0;
-      end
+      \$1334  = 9'h000;
     end
     if (rst) begin
-      \$1334  = 1'h0;
+      \$1334  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1335  = op__ready;
-    if (\$1111 ) begin
-      \$1335  = 1'h0;
+    \$1335  = \$signal$317 ;
+    if (running) begin
+      \$1335  = \$1107 [31:0];
     end
     if (\$1114 ) begin
-      if (\$1127 ) begin
-        \$1335  = 1'h1;
-      end
+      \$1335  = 32'd0;
     end
     if (rst) begin
-      \$1335  = 1'h1;
+      \$1335  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1336  = \$signal$28 ;
-    if (\$1111 ) begin
-      \$1336  = \$1112 [3:0];
+    \$1336  = macs;
+    if (running) begin
+      \$1336  = \$1109 [31:0];
     end
-    if (rst) begin
-      \$1336  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1337  = run_target;
-    if (\$1111 ) begin
-      \$1337  = \$1113 [8:0];
-    end
-    if (rst) begin
-      \$1337  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1338  = \$signal$312 ;
     if (\$1114 ) begin
-      \$1338  = \$1118 [4:0];
-      if (\$1127 ) begin
-        \$1338  = 5'h00;
-      end
+      \$1336  = 32'd0;
     end
     if (rst) begin
-      \$1338  = 5'h00;
+      \$1336  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1339  = out_v;
-    if (\$1114 ) begin
-      \$1339  = \$1122 [2:0];
-      if (\$1127 ) begin
-        \$1339  = 3'h0;
+    \$1337  = y__valid;
+    if (running) begin
+      if (\$1110 ) begin
+        \$1337  = 1'h1;
+      end
+    end
+    if (\$1117 ) begin
+      if (\$1130 ) begin
+        \$1337  = 1'h0;
       end
     end
     if (rst) begin
-      \$1339  = 3'h0;
+      \$1337  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1338  = op__ready;
+    if (\$1114 ) begin
+      \$1338  = 1'h0;
+    end
+    if (\$1117 ) begin
+      if (\$1130 ) begin
+        \$1338  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$1338  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1339  = \$signal$28 ;
+    if (\$1114 ) begin
+      \$1339  = \$1115 [3:0];
+    end
+    if (rst) begin
+      \$1339  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1340  = run_target;
+    if (\$1114 ) begin
+      \$1340  = \$1116 [8:0];
+    end
+    if (rst) begin
+      \$1340  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1341  = \$signal$312 ;
+    if (\$1117 ) begin
+      \$1341  = \$1121 [4:0];
+      if (\$1130 ) begin
+        \$1341  = 5'h00;
+      end
+    end
+    if (rst) begin
+      \$1341  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1342  = out_v;
+    if (\$1117 ) begin
+      \$1342  = \$1125 [2:0];
+      if (\$1130 ) begin
+        \$1342  = 3'h0;
+      end
+    end
+    if (rst) begin
+      \$1342  = 3'h0;
     end
   end
   assign loading = op__ready;
@@ -16711,7 +16719,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign cu7_table_we = \$218 ;
   assign bincu0_table_we = \$413 ;
   assign bincu1_table_we = \$591 ;
-  assign \$1072  = \$1071 ;
+  assign \$1075  = \$1074 ;
 endmodule
 
 (* generator = "Amaranth" *)

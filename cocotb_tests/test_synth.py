@@ -31,3 +31,18 @@ def test_pe_area_splits_into_logic_and_accumulator_banks():
         assert result["generic_cells"] == per_module[cfg.module] + cfg.banks * cfg.buffers * bank
         cells[block] = per_module[cfg.module]
     assert cells["cscnn_pe"] > cells["scnn_pe"], "the dual crossbar, CCU and PPU adder are extra logic"
+
+
+def test_mor_area_keeps_rams_as_black_boxes_and_counts_the_bincus():
+    """Each RAM replica is one black-box cell; logic is the rest; the binCU leaf is counted per instance."""
+    from flow.mor_area import engine_area
+    from generators.mor_engine import ram_specs
+
+    cfg = CATALOG["mor"]["small"]
+    area = engine_area(cfg)
+    per_module = area["cells_per_module"]
+    rams = sum(n for _, _, n in ram_specs(cfg).values())
+    assert area["logic_cells"] == sum(per_module.values()) + (cfg.n_bincu - 1) * per_module["mor_small_bincu"] - rams
+    assert area["bincu_cells"] == cfg.n_bincu * per_module["mor_small_bincu"] > 0
+    assert 0 < area["bincu_logic_fraction"] < 0.5 and 0 < area["binary_ram_fraction"] < 0.5
+    assert area["ram_bits"]["bin_weights"] == cfg.n_bincu * cfg.max_out * cfg.bin_chunks * cfg.bits_per_cycle

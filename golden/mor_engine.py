@@ -121,15 +121,17 @@ def runs(cfg, n_vectors):
 
 
 def engine_layer(cfg, x, w, bias, proxy, m_q, b_q, enable):
-    """The engine on one layer: ``{"y", "skipped", "macs", "run_cycles"}`` (``mor_layer``'s values; the
-    schedule's cycles per run of up to ``max_vectors`` consecutive input vectors)."""
-    out = mor_layer(x, w, bias, proxy, m_q, b_q, enable)
+    """The engine on one layer: ``{"y", "skipped", "macs", "run_cycles"}``. The skip mask is the
+    schedule's (equal to ``mor_layer``'s by construction of the routing, which the tests check);
+    ``run_cycles`` per run of up to ``max_vectors`` consecutive input vectors."""
+    exact = mor_layer(x, w, bias, proxy, m_q, b_q, enable)["exact"]
     x2 = x.reshape(-1, x.shape[-1])
+    exact = exact.reshape(len(x2), -1)
     order, sizes = dnn_order(proxy)
-    n_p = len(sizes)
-    exact = out["exact"].reshape(len(x2), -1)
+    n_p, n_members = len(sizes), len(order) - len(sizes)
     _, predicted_zero = binary_predict(x2, w, m_q, b_q)
     member_enabled = enable[order[n_p:]]
+    skipped = np.zeros(exact.shape, bool)
     cycles = []
     for run in runs(cfg, len(x2)):
         vectors = range(len(x2))[run]
@@ -139,8 +141,12 @@ def engine_layer(cfg, x, w, bias, proxy, m_q, b_q, enable):
         for v in vectors:
             route_bin.append(member_enabled & np.repeat(exact[v, order[:n_p]] <= 0, sizes))
             zero.append(predicted_zero[v, order[n_p:]])
-        run_cycles, _ = engine_schedule(cfg, x2.shape[1], np.tile(sizes, len(vectors)), np.concatenate(route_bin),
-                                        np.concatenate(zero))
+        run_cycles, run_skipped = engine_schedule(cfg, x2.shape[1], np.tile(sizes, len(vectors)),
+                                                  np.concatenate(route_bin), np.concatenate(zero))
+        members = run_skipped[n_p * len(vectors):].reshape(len(vectors), n_members)
+        skipped[np.ix_(list(vectors), order[n_p:])] = members
         cycles.append(run_cycles)
-    return {"y": out["y"], "skipped": out["skipped"], "macs": np.int64(out["macs"]),
-            "run_cycles": np.array(cycles, np.int64)}
+    y = np.where(skipped, 0, np.maximum(exact, 0)).astype(np.int32)
+    shape = x.shape[:-1] + (w.shape[0],)
+    return {"y": y.reshape(shape), "skipped": skipped.reshape(shape),
+            "macs": np.int64((~skipped).sum() * w.shape[1]), "run_cycles": np.array(cycles, np.int64)}

@@ -6,7 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .checks import InputError, require_int8
 from .quant import wrap
 
-__all__ = ["conv2d", "conv_as_gemm", "conv_output_size", "linear"]
+__all__ = ["conv2d", "conv_as_gemm", "conv_output_size", "check_conv", "linear"]
 
 
 def conv_output_size(size, kernel, pad, stride):
@@ -19,7 +19,7 @@ def conv2d(x, w, *, pad=0, stride=1, bias=None, acc_width=32):
     ``x`` int8 [C, H, W], ``w`` int8 [F, C, R, S], ``bias`` int32 [F] or None. Returns int64
     [F, H', W'] holding signed ``acc_width``-bit values (wrapped like the RTL).
     """
-    _check_conv(x, w, pad, stride)
+    check_conv(x, w, pad, stride)
     _, _, R, S = w.shape
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(xp, (R, S), axis=(1, 2))[:, ::stride, ::stride]  # [C, H', W', R, S]
@@ -37,7 +37,7 @@ def conv_as_gemm(x, w, *, pad=0, stride=1, c_block=1):
     K = R·S·C'. ``c_block`` = 1 gives the unpadded dense order. ``(a @ wmat).T`` reshaped to
     [F, H', W'] equals ``conv2d(x, w)``.
     """
-    _check_conv(x, w, pad, stride)
+    check_conv(x, w, pad, stride)
     c, _, _ = x.shape
     f, _, r, s = w.shape
     padded_c = -(-c // c_block) * c_block
@@ -52,7 +52,8 @@ def conv_as_gemm(x, w, *, pad=0, stride=1, c_block=1):
     return np.ascontiguousarray(a), np.ascontiguousarray(wmat), (f, h_out, w_out)
 
 
-def _check_conv(x, w, pad, stride):
+def check_conv(x, w, pad, stride):
+    """Refuse a convolution the golden models cannot run: dtypes, ranks, channels, pad and stride, fit."""
     require_int8("x", x, ndim=3)
     require_int8("w", w, ndim=4)
     if w.shape[1] != x.shape[0]:

@@ -1,0 +1,105 @@
+"""Golden SnaPEA and the predictive-sparse algorithms: exact outputs, brute-force multiplication counts, refusals."""
+
+import re
+
+import numpy as np
+import pytest
+
+from golden.checks import InputError
+from golden.conv import conv2d
+from golden.snapea import ALGORITHMS, run_algorithm, terminating_layer, weight_order
+
+
+def brute_force(x, w, bias, pad, *, keep_zeros, skip_zero_x, lanes=1):
+    """The report's Algorithms 1/2 written literally, one output and one product at a time."""
+    f_n, c_n, r_n, s_n = w.shape
+    xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
+    h, wd = xp.shape[1] - r_n + 1, xp.shape[2] - s_n + 1
+    y, mults = np.zeros((f_n, h, wd), np.int64), 0
+    for f in range(f_n):
+        taps = [(int(w[f, c, r, s]), c, r, s) for c in range(c_n) for r in range(r_n) for s in range(s_n)]
+        first = [t for t in taps if t[0] > 0 or (keep_zeros and t[0] == 0)]
+        negative = sorted((t for t in taps if t[0] < 0), key=lambda t: t[0])  # stable: ties keep (c, r, s)
+        for p in range(h):
+            for q in range(wd):
+                acc = 0
+                for wv, c, r, s in first:
+                    if skip_zero_x and xp[c, p + r, q + s] == 0:
+                        continue
+                    acc += wv * xp[c, p + r, q + s]
+                    mults += 1
+                acc += int(bias[f])
+                pairs = [(wv, xp[c, p + r, q + s]) for wv, c, r, s in negative
+                         if not (skip_zero_x and xp[c, p + r, q + s] == 0)]
+                stopped = False
+                for g in range(0, len(pairs), lanes):
+                    if acc < 0:
+                        stopped = True
+                        break
+                    for wv, xv in pairs[g:g + lanes]:
+                        acc += wv * xv
+                        mults += 1
+                y[f, p, q] = 0 if stopped else max(acc, 0)
+    return y, mults
+
+
+def layer(rng, c=3, h=5, wd=6, f=4, zeros=0.4):
+    x = np.where(rng.random((c, h, wd)) < zeros, 0, rng.integers(0, 128, (c, h, wd))).astype(np.int8)
+    w = np.where(rng.random((f, c, 3, 3)) < zeros, 0, rng.integers(-128, 128, (f, c, 3, 3))).astype(np.int8)
+    return x, w, rng.integers(-3000, 3000, f).astype(np.int32)
+
+
+def test_weight_order_is_positive_then_descending_negative_magnitude():
+    w = np.array([[[3, -1], [0, -5]], [[-5, 2], [-1, 0]]], np.int8)  # (c, r, s) flat: 3 -1 0 -5 -5 2 -1 0
+    taps, n_first = weight_order(w)
+    assert taps.tolist() == [0, 5, 3, 4, 1, 6] and n_first == 2
+    taps, n_first = weight_order(w, keep_zeros=True)
+    assert taps.tolist() == [0, 2, 5, 7, 3, 4, 1, 6] and n_first == 4
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_algorithm_is_relu_of_conv_plus_bias(name, rng):
+    for pad in (0, 1):
+        x, w, bias = layer(rng)
+        expected = np.maximum(conv2d(x, w, pad=pad, bias=bias), 0)
+        assert np.array_equal(run_algorithm(name, x, w, bias, pad=pad)["y"], expected)
+
+
+@pytest.mark.parametrize("keep_zeros, skip_zero_x", [(True, False), (False, False), (False, True)])
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_terminating_counts_match_brute_force(keep_zeros, skip_zero_x, lanes, rng):
+    for _ in range(4):
+        x, w, bias = layer(rng, zeros=rng.random() * 0.7)
+        pad = int(rng.integers(0, 2))
+        out = terminating_layer(x, w, bias, pad=pad, keep_zeros=keep_zeros, skip_zero_x=skip_zero_x, lanes=lanes)
+        y, mults = brute_force(x, w, bias, pad, keep_zeros=keep_zeros, skip_zero_x=skip_zero_x, lanes=lanes)
+        assert np.array_equal(out["y"], y) and int(out["mults"].sum()) == mults
+
+
+def test_dense_and_compressed_counts():
+    x = np.array([[[0, 2], [3, 0]]], np.int8)
+    w = np.array([[[[1, 0], [0, -2]]]], np.int8)
+    bias = np.zeros(1, np.int32)
+    assert run_algorithm("conv2d", x, w, bias, pad=1)["mults"] == 9 * 4
+    # Non-zero weights at (0,0) and (1,1); each meets a non-zero activation at 2 of the 9 positions.
+    assert run_algorithm("compressed", x, w, bias, pad=1)["mults"] == 4
+
+
+def test_large_negative_bias_stops_before_the_negative_phase(rng):
+    x, w, _ = layer(rng)
+    bias = np.full(len(w), -10**6, np.int32)
+    out = terminating_layer(x, w, bias, pad=1)
+    assert out["terminated"].all() and not out["y"].any()
+    assert out["mults"].sum() == sum(int((w[f] > 0).sum()) for f in range(len(w))) * 5 * 6  # pad 1: 5x6 outputs
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, w, b: (np.where(x == x.max(), -1, x).astype(np.int8), w, b), "is negative; SnaPEA's early termination"),
+    (lambda x, w, b: (x, w, b.astype(np.int64)), "bias must be int32 [4]"),
+    (lambda x, w, b: (x, w, np.full(4, 2**31 - 10, np.int32)), "accumulator could reach"),
+    (lambda x, w, b: (x.astype(np.int16), w, b), "x must have dtype int8"),
+])
+def test_refusals(change, message, rng):
+    x, w, bias = change(*layer(rng))
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_algorithm("proposal2", x, w, bias, pad=1)

@@ -61,3 +61,4 @@ bench: setup
 	$(PY) -m flow.bench_s2ta
 	$(PY) -m flow.bench_cscnn
 	$(PY) -m flow.bench_mor
+	$(PY) -m flow.bench_snapea

@@ -65,3 +65,29 @@ def test_s2ta_fine_tuning_meets_the_bounds_within_a_point_of_dense():
     assert set(aw.nnz_a) == {layer.name for layer in aw.qnet.convs}
     for layer in aw.qnet.convs[1:]:
         assert (np.count_nonzero(filter_blocks(layer.w, 8), axis=1) <= 4).all()
+
+
+def test_global_pruning_removes_the_smallest_weights_across_layers():
+    """Exactly the target fraction of all conv weights is removed, and every kept weight is at least as
+    large as every removed one, whichever layer it is in."""
+    from models.pruning import global_magnitude_masks
+
+    torch.manual_seed(0)
+    model = cnn.DigitsCNN(cnn.CnnConfig())
+    total = sum(conv.weight.numel() for conv in model.convs)
+    for sparsity in (0.0, 0.25, 0.5, 0.75):
+        masks = global_magnitude_masks(model, sparsity)
+        removed = torch.cat([conv.weight.detach().abs()[m == 0] for conv, m in zip(model.convs, masks)])
+        kept = torch.cat([conv.weight.detach().abs()[m == 1] for conv, m in zip(model.convs, masks)])
+        assert len(removed) == round(sparsity * total)
+        assert not len(removed) or removed.max() <= kept.min()
+
+
+def test_pruned_models_hold_their_sparsity_and_accuracy():
+    """The report's four settings: zero INT8 conv weights at least the target, within a point of dense."""
+    from flow.snapea_network import pruned_models
+
+    net = load_network()
+    for sparsity, model in pruned_models(net).items():
+        assert model.zero_weights >= sparsity
+        assert model.accuracy >= net.int8_accuracy - 0.01

@@ -8,6 +8,7 @@ import pytest
 from golden.checks import InputError
 from golden.conv import conv2d
 from golden.snapea import ALGORITHMS, run_algorithm, terminating_layer, weight_order
+from golden.snapea_pe import pe_layer, pe_pixel
 
 
 def brute_force(x, w, bias, pad, *, keep_zeros, skip_zero_x, lanes=1):
@@ -103,3 +104,38 @@ def test_refusals(change, message, rng):
     x, w, bias = change(*layer(rng))
     with pytest.raises(InputError, match=re.escape(message)):
         run_algorithm("proposal2", x, w, bias, pad=1)
+
+
+@pytest.mark.parametrize("two_sided", [False, True])
+@pytest.mark.parametrize("lanes, window", [(1, 1), (3, 3), (2, 5), (4, 8)])
+def test_pe_schedule_is_exact(lanes, window, two_sided, rng):
+    for _ in range(3):
+        x, w, bias = layer(rng, zeros=rng.random() * 0.7)
+        out = pe_layer(x, w, bias, pad=1, lanes=lanes, window=window, two_sided=two_sided)
+        assert np.array_equal(out["y"], np.maximum(conv2d(x, w, pad=1, bias=bias), 0))
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+def test_pe_groups_are_the_algorithms_groups(lanes, rng):
+    """One-sided with no look-ahead, and two-sided with an unbounded one, group products exactly as
+    terminating_layer(lanes) does, so they form the same multiplications."""
+    x, w, bias = layer(rng)
+    one = pe_layer(x, w, bias, pad=1, lanes=lanes, window=lanes, two_sided=False)
+    two = pe_layer(x, w, bias, pad=1, lanes=lanes, window=10**6, two_sided=True)
+    assert np.array_equal(one["mults"], terminating_layer(x, w, bias, pad=1, lanes=lanes)["mults"])
+    assert np.array_equal(two["mults"], terminating_layer(x, w, bias, pad=1, lanes=lanes, skip_zero_x=True)["mults"])
+
+
+def test_pe_pixel_hand_worked():
+    """lanes 2, window 4, two-sided. Positives w = 1 1 1 1 1 with x = 0 5 0 3 2: cycle 1 takes
+    entries 1 and 3 (window 0..3) and moves past 3; cycle 2 takes 4 (acc = -20 + 10 = -10). Negative
+    phase: cycle 3 sees acc < 0 and ends the pixel: output 0, 3 products, 3 cycles. One-sided with
+    the same window takes 2 per cycle: 0 1 | 2 3 | 4, then stops: 5 products, 4 cycles."""
+    weights = np.array([1, 1, 1, 1, 1, -2, -3], np.int64)
+    acts = np.array([0, 5, 0, 3, 2, 7, 1], np.int64)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=True) == (0, 3, 3)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=False) == (0, 5, 4)
+    # A positive bias runs through: 10 - 14 - 3 = -7 -> 0 after the negative group (no stop: acc was 10).
+    assert pe_pixel(weights, acts, 5, 0, lanes=2, window=4, two_sided=True) == (0, 5, 3)
+    assert pe_pixel(np.array([], np.int64), np.array([], np.int64), 0, 9, lanes=2, window=4,
+                    two_sided=True) == (9, 0, 1)

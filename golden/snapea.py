@@ -21,7 +21,7 @@ from .checks import InputError
 from .conv import check_conv, conv2d
 from .quant import fits
 
-__all__ = ["ALGORITHMS", "weight_order", "check_snapea", "run_algorithm", "terminating_layer"]
+__all__ = ["ALGORITHMS", "weight_order", "check_snapea", "pixel_windows", "run_algorithm", "terminating_layer"]
 
 ALGORITHMS = ("conv2d", "compressed", "snapea", "proposal1", "proposal2")
 
@@ -54,7 +54,7 @@ def check_snapea(x, w, bias, pad, stride, *, acc_width=32):
         raise InputError(f"filter {f}'s accumulator could reach {int(bound[f])}, beyond {acc_width} bits")
 
 
-def _windows(x, shape, pad, stride):
+def pixel_windows(x, shape, pad, stride):
     """int64 [H'·W', C·R·S]: each output pixel's activations in (c, r, s) order (padding as 0)."""
     _, r, s = shape
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
@@ -71,7 +71,7 @@ def terminating_layer(x, w, bias, *, pad, stride=1, keep_zeros=False, skip_zero_
     ``lanes`` products of the negative phase while products remain.
     """
     check_snapea(x, w, bias, pad, stride)
-    a, (h, wd) = _windows(x, w.shape[1:], pad, stride)
+    a, (h, wd) = pixel_windows(x, w.shape[1:], pad, stride)
     y = np.zeros((len(w), h * wd), np.int64)
     mults = np.zeros((len(w), h * wd), np.int64)
     terminated = np.zeros((len(w), h * wd), bool)
@@ -107,7 +107,7 @@ def run_algorithm(name, x, w, bias, *, pad, stride=1):
         return {"y": y, "mults": int(y.size * w[0].size)}
     if name == "compressed":
         y = np.maximum(conv2d(x, w, pad=pad, stride=stride, bias=bias), 0).astype(np.int32)
-        a, _ = _windows(x, w.shape[1:], pad, stride)
+        a, _ = pixel_windows(x, w.shape[1:], pad, stride)
         nonzero_w = (w.reshape(len(w), -1) != 0).astype(np.int64)
         return {"y": y, "mults": int(((a != 0).astype(np.int64) @ nonzero_w.T).sum())}
     if name not in ALGORITHMS:

@@ -1,0 +1,57 @@
+"""The SnaPEA early-termination PE's exact schedule (SPEC §7): lanes MACs per cycle over a filter's sorted
+weights, with a look-ahead window that skips zero activations in two-sided mode.
+
+Per output pixel the PE walks its filter's entries in SPEC §7's order (``weight_order``: zero weights
+dropped, positives, then negatives by descending magnitude), starting from acc = bias. Each cycle:
+
+- In the negative phase, if acc < 0 the pixel ends (output 0) and the cycle does nothing else.
+- The window is the next ``window`` entries, clipped at the end of the current phase. Eligible entries
+  are all of them (one-sided) or those whose activation is non-zero (two-sided; padding is zero). The
+  first ``lanes`` eligible entries are multiplied and added to acc; the walk moves past the last one
+  taken when more were eligible, else past the window.
+- When the walk reaches the end of the list the pixel ends (output ReLU(acc)) in that cycle; an
+  empty list takes one cycle.
+
+So each pixel costs its groups plus one cycle if it terminates; ``mults`` counts products accumulated.
+With ``window`` = ``lanes`` one-sided, the groups are exactly ``golden.snapea.terminating_layer``'s.
+"""
+
+import numpy as np
+
+from .snapea import check_snapea, pixel_windows, weight_order
+
+__all__ = ["pe_pixel", "pe_layer"]
+
+
+def pe_pixel(weights, acts, n_first, bias, *, lanes, window, two_sided):
+    """``(y, mults, cycles)`` of one output pixel: ``weights``/``acts`` in sorted order, ``n_first`` positives."""
+    acc, mults, cycles, ptr, n = int(bias), 0, 0, 0, len(weights)
+    while True:
+        cycles += 1
+        if ptr >= n_first and acc < 0 and ptr < n:
+            return 0, mults, cycles
+        end = min(ptr + window, n_first if ptr < n_first else n)
+        eligible = [i for i in range(ptr, end) if not two_sided or acts[i] != 0]
+        taken = eligible[:lanes]
+        acc += sum(int(weights[i]) * int(acts[i]) for i in taken)
+        mults += len(taken)
+        ptr = taken[-1] + 1 if len(eligible) > lanes else end
+        if ptr >= n:
+            return max(acc, 0), mults, cycles
+
+
+def pe_layer(x, w, bias, *, pad, stride=1, lanes, window, two_sided):
+    """``{"y" int32, "mults" int64, "cycles" int64}`` [F, H', W'] of every output pixel on one PE."""
+    check_snapea(x, w, bias, pad, stride)
+    a, (h, wd) = pixel_windows(x, w.shape[1:], pad, stride)
+    out = {key: np.zeros((len(w), h * wd), np.int64) for key in ("y", "mults", "cycles")}
+    for f in range(len(w)):
+        taps, n_first = weight_order(w[f])
+        weights = w[f].reshape(-1)[taps]
+        for p in range(len(a)):
+            y, mults, cycles = pe_pixel(weights, a[p, taps], n_first, bias[f], lanes=lanes, window=window,
+                                        two_sided=two_sided)
+            out["y"][f, p], out["mults"][f, p], out["cycles"][f, p] = y, mults, cycles
+    shape = (len(w), h, wd)
+    return {"y": out["y"].astype(np.int32).reshape(shape), "mults": out["mults"].reshape(shape),
+            "cycles": out["cycles"].reshape(shape)}

@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "MorConfig", "VARIANTS", "PE_BLOCKS", "CATALOG",
-           "preset", "default_preset", "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "MorConfig", "SnapeaConfig", "VARIANTS",
+           "PE_BLOCKS", "CATALOG", "preset", "default_preset", "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -321,6 +321,66 @@ class MorConfig(_Preset):
         return self.chunks + 2
 
 
+@dataclass(frozen=True, kw_only=True)
+class SnapeaConfig(_Preset):
+    """SnaPEA exact-mode early-termination PE array (SPEC §7): each PE computes one filter's outputs.
+
+    Parameters
+    ----------
+    name : str
+        Preset name; the emitted module is ``snapea_<name>``.
+    lanes : int
+        MACs per PE per cycle over the filter's sorted weights.
+    window : int
+        Sorted entries a PE looks at per cycle (at least ``lanes``); in two-sided mode it takes the
+        first ``lanes`` of them whose activation is non-zero.
+    two_sided : bool
+        Skip zero activations (Proposal 2); otherwise only zero weights are skipped (Proposal 1).
+    n_pe : int
+        PEs, each computing a different filter's outputs in parallel.
+    max_entries : int
+        Non-zero weights per filter (C·R·S of the largest layer).
+    max_x : int
+        Input activations C·H·W of the largest layer, a multiple of 8 (loaded 8 per word).
+    max_pixels : int
+        Output pixels H'·W' of the largest layer.
+    """
+
+    name: str
+    lanes: int = 4
+    window: int = 8
+    two_sided: bool = True
+    n_pe: int = 4
+    max_entries: int = 512
+    max_x: int = 2048
+    max_pixels: int = 256
+
+    block = "snapea"
+
+    def __post_init__(self):
+        self._check_name()
+        if not isinstance(self.two_sided, bool):
+            raise TypeError(f"two_sided must be a bool, not {self.two_sided!r}")
+        _require_int("lanes", self.lanes, 1, 32)
+        _require_int("window", self.window, self.lanes, 64)
+        _require_int("n_pe", self.n_pe, 1, 64)
+        _require_int("max_entries", self.max_entries, 1, 1 << 14)
+        _require_int("max_x", self.max_x, 8, 1 << 16)
+        if self.max_x % 8:
+            raise ValueError(f"max_x must be a multiple of 8, not {self.max_x}")
+        _require_int("max_pixels", self.max_pixels, 1, 1 << 14)
+
+    @property
+    def macs(self):
+        """Multipliers in the array."""
+        return self.n_pe * self.lanes
+
+    @property
+    def latency(self):
+        """Cycles from the start of a pixel to its result at the fastest (one group)."""
+        return 1
+
+
 PE_BLOCKS = ("scnn_pe", "cscnn_pe")
 
 
@@ -455,6 +515,12 @@ CATALOG = {
     "bincu": {
         "default": BinCuConfig(name="default", bits_per_cycle=16, max_in=512),
         "small": BinCuConfig(name="small", bits_per_cycle=5, max_in=40),
+    },
+    # 4 PEs of 4 MACs; every digits conv layer fits (C·H·W ≤ 2048, C·R·S ≤ 288, 64 pixels).
+    "snapea": {
+        "default": SnapeaConfig(name="default"),
+        "one_sided": SnapeaConfig(name="one_sided", two_sided=False, window=4),
+        "small": SnapeaConfig(name="small", lanes=2, window=4, n_pe=2, max_entries=64, max_x=256, max_pixels=64),
     },
     # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
     "mor": {

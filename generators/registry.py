@@ -5,6 +5,7 @@ from .cartesian_pe import CartesianPE
 from .config import PE_BLOCKS, VARIANTS
 from .dap import DapCascade
 from .mor_engine import MorEngine
+from .snapea_pe import SnapeaArray
 from .systolic import SystolicArray
 
 __all__ = ["COMPONENTS", "build"]
@@ -13,6 +14,7 @@ COMPONENTS = {
     "dap": DapCascade,
     "bincu": BinaryPredictor,
     "mor": MorEngine,
+    "snapea": SnapeaArray,
     **{variant: SystolicArray for variant in VARIANTS},
     **{block: CartesianPE for block in PE_BLOCKS},
 }

@@ -20,7 +20,7 @@ import numpy as np
 
 from .snapea import check_snapea, pixel_windows, weight_order
 
-__all__ = ["pe_pixel", "pe_layer"]
+__all__ = ["pe_pixel", "pe_layer", "array_job_cycles"]
 
 
 def pe_pixel(weights, acts, n_first, bias, *, lanes, window, two_sided):
@@ -55,3 +55,10 @@ def pe_layer(x, w, bias, *, pad, stride=1, lanes, window, two_sided):
     shape = (len(w), h, wd)
     return {"y": out["y"].astype(np.int32).reshape(shape), "mults": out["mults"].reshape(shape),
             "cycles": out["cycles"].reshape(shape)}
+
+
+def array_job_cycles(n_words, pixel_cycles):
+    """Harness cycles of one array job at full rate: its ``n_words`` input words (header, x, filters,
+    entries, go), then the slowest PE's pixels (``pixel_cycles`` [filters, pixels]), then one output
+    word per filter and pixel."""
+    return n_words + int(pixel_cycles.sum(axis=1).max()) + pixel_cycles.size

@@ -6,6 +6,7 @@ from .array import ArrayDriver
 from .cartesian import PeDriver
 from .dap import DapDriver
 from .mor import MorDriver
+from .snapea import SnapeaDriver
 
 __all__ = ["DRIVERS"]
 
@@ -14,4 +15,5 @@ DRIVERS = {
     **{variant: ArrayDriver for variant in VARIANTS},
     **{block: PeDriver for block in PE_BLOCKS},
     "mor": MorDriver,
+    "snapea": SnapeaDriver,
 }

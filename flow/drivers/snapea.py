@@ -1,0 +1,123 @@
+"""Co-simulation driver of the SnaPEA PE array (SPEC §9 block `snapea`)."""
+
+import numpy as np
+
+from generators.snapea_ports import KINDS, X_PER_WORD, op_layout, result_layout
+from golden.checks import InputError
+from golden.conv import conv_output_size
+from golden.snapea import check_snapea, weight_order
+from golden.snapea_pe import array_job_cycles, pe_layer
+
+from ..pack import blank, pack, unpack
+from .stream import ALL_ONES, Job, StreamDriver, require_keys
+
+__all__ = ["SnapeaDriver"]
+
+
+class SnapeaDriver(StreamDriver):
+    """Runs a conv layer through the array, ``n_pe`` filters a job (each job loads x again).
+
+    Throughput: ``lanes`` MACs per PE per cycle; loading is one word per cycle (8 activations or one
+    sorted weight).
+    """
+
+    in_port, out_port = "op", "y"
+    depth = 4096
+    input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
+
+    @staticmethod
+    def validate(cfg, inputs):
+        """``x`` int8 [C, H, W] ≥ 0, ``w`` int8 [F, C, R, S], ``bias`` int32 [F], ``pad``, optional
+        ``stride``; InputError if invalid or beyond the preset."""
+        args = require_keys("snapea", inputs, ("x", "w", "bias", "pad"))
+        args["pad"] = int(np.asarray(args["pad"])) if np.ndim(args["pad"]) == 0 else args["pad"]
+        args["stride"] = int(np.asarray(inputs["stride"])) if "stride" in inputs else 1
+        x, w = args["x"], args["w"]
+        check_snapea(x, w, args["bias"], args["pad"], args["stride"])
+        _, h_out, w_out = pe_shape(x, w, args["pad"], args["stride"])
+        limits = [(x.size, cfg.max_x, "input activations C·H·W"), (h_out * w_out, cfg.max_pixels, "output pixels"),
+                  (int((w != 0).reshape(len(w), -1).sum(axis=1).max()), cfg.max_entries, "non-zero weights a filter"),
+                  (max(x.shape[1:]), 255, "input rows or columns"), (max(w.shape[2:]), 8, "filter rows or columns"),
+                  (args["pad"], 7, "pad"), (args["stride"], 7, "stride")]
+        for value, limit, what in limits:
+            if value > limit:
+                raise InputError(f"{value} {what} exceed snapea_{cfg.name}'s {limit}")
+        return args
+
+    @classmethod
+    def golden(cls, cfg, args):
+        """``({"y", "mults", "pixel_mults"}, cycles)`` of the golden PE schedule, job by job."""
+        out = pe_layer(args["x"], args["w"], args["bias"], pad=args["pad"], stride=args["stride"], lanes=cfg.lanes,
+                       window=cfg.window, two_sided=cfg.two_sided)
+        cycles = 0
+        for group in cls.groups(cfg, len(args["w"])):
+            n_words = cls.job_words(cfg, args, group)
+            cycles += array_job_cycles(n_words, out["cycles"][group].reshape(len(args["w"][group]), -1))
+        return {"y": out["y"], "mults": np.int64(out["mults"].sum()), "pixel_mults": out["mults"]}, cycles
+
+    @staticmethod
+    def groups(cfg, n_filters):
+        return [slice(f, min(f + cfg.n_pe, n_filters)) for f in range(0, n_filters, cfg.n_pe)]
+
+    @staticmethod
+    def job_words(cfg, args, group):
+        """Input words of one job: header, x, each filter's word and non-zero weights, go."""
+        return 2 + -(-args["x"].size // X_PER_WORD) + sum(1 + int((wf != 0).sum()) for wf in args["w"][group])
+
+    @staticmethod
+    def piece(cfg, args, output, index):
+        """The filter group holding ``output[index]``."""
+        f = index[0] if output != "mults" and index else 0
+        group = slice(f // cfg.n_pe * cfg.n_pe, f // cfg.n_pe * cfg.n_pe + cfg.n_pe)
+        return {**args, "w": args["w"][group], "bias": args["bias"][group]}
+
+    def words(self, args, group):
+        x, w, bias = args["x"], args["w"][group], args["bias"][group]
+        c, h, wd = x.shape
+        _, h_out, w_out = pe_shape(x, args["w"], args["pad"], args["stride"])
+        x_words = -(-x.size // X_PER_WORD)
+        rows = [("header", dict(h=h, w=wd, ho=h_out, wo=w_out, stride=args["stride"], pad=args["pad"],
+                                row_step=args["stride"] * wd, row_origin=-args["pad"] * wd, n_filters=len(w),
+                                n_pixels=h_out * w_out))]
+        flat = np.zeros(x_words * X_PER_WORD, np.int64)
+        flat[:x.size] = x.reshape(-1)
+        rows += [("x", {"x": flat[i * X_PER_WORD:(i + 1) * X_PER_WORD]}) for i in range(x_words)]
+        for f in range(len(w)):
+            taps, n_first = weight_order(w[f])
+            rows.append(("filter", dict(n_entries=len(taps), n_first=n_first, bias=int(bias[f]))))
+            cs, rs, ss = np.unravel_index(taps, w.shape[1:])
+            for tap, ci, ri, si in zip(taps, cs, rs, ss):
+                rows.append(("entry", {"entry.w": int(w[f].reshape(-1)[tap]), "entry.r": ri, "entry.s": si,
+                                       "entry.offset": ci * h * wd + ri * wd + si}))
+        rows.append(("go", {}))
+        fields = blank(self.in_layout, len(rows))
+        for i, (kind, values) in enumerate(rows):
+            fields["kind"][i] = KINDS[kind]
+            for name, value in values.items():
+                fields[name][i] = value
+        return pack(self.in_layout, fields)
+
+    def run(self, args, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``({"y", "mults", "pixel_mults"}, cycles)`` of one layer."""
+        x, w = args["x"], args["w"]
+        shape = pe_shape(x, w, args["pad"], args["stride"])
+        groups = self.groups(self.cfg, len(w))
+        jobs = []
+        for group in groups:
+            words = self.words(args, group)
+            n_out = len(w[group]) * shape[1] * shape[2]
+            jobs.append(Job(words, in_pattern=in_pattern, out_pattern=out_pattern,
+                            yields=[0] * (len(words) - 1) + [n_out]))
+        results = self.target.run(jobs)
+        fields = [unpack(self.out_layout, result.words) for result in results]
+        y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
+        pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
+        return {"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults}, \
+            sum(result.cycles for result in results)
+
+
+
+def pe_shape(x, w, pad, stride):
+    """(F, H', W') of the layer's output."""
+    return len(w), conv_output_size(x.shape[1], w.shape[2], pad, stride), conv_output_size(x.shape[2], w.shape[3],
+                                                                                            pad, stride)

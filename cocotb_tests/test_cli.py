@@ -406,3 +406,78 @@ def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, monkeypatch, rng)
     assert "first mismatch at skipped[2, 4]" in err
     waves = Path(err.split("waveform kept at ")[1].strip())
     assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(lanes=4, window=2), "window must be between 4 and 64, not 2"),
+    (dict(max_x=100), "max_x must be a multiple of 8, not 100"),
+    (dict(two_sided=1), "two_sided must be a bool"),
+])
+def test_invalid_snapea_config_refused(params, message):
+    from generators.config import SnapeaConfig
+
+    with pytest.raises((ValueError, TypeError), match=message):
+        SnapeaConfig(name="bad", **params)
+
+
+def _snapea_layer(rng, f=3):
+    x = np.where(rng.random((2, 5, 5)) < 0.4, 0, rng.integers(0, 128, (2, 5, 5))).astype(np.int8)
+    return {"x": x, "w": rng.integers(-128, 128, (f, 2, 3, 3)).astype(np.int8),
+            "bias": rng.integers(-2000, 2000, f).astype(np.int32), "pad": np.int64(1)}
+
+
+def test_cosim_snapea_writes_relu_outputs_and_counters(tmp_path, rng):
+    from golden.conv import conv2d
+    from golden.snapea import terminating_layer
+
+    args = _snapea_layer(rng)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "snapea", "--preset", "small", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", **args), "--out", str(out)]) == 0
+    result = np.load(out)
+    assert result["y"].dtype == np.int32
+    assert np.array_equal(result["y"], np.maximum(conv2d(args["x"], args["w"], pad=1, bias=args["bias"]), 0))
+    # small is two-sided with lanes 2: at least the algorithm's products, at most a group more per output.
+    algorithm = terminating_layer(args["x"], args["w"], args["bias"], pad=1, skip_zero_x=True)["mults"]
+    assert (result["pixel_mults"] >= algorithm).all() and (result["pixel_mults"] <= algorithm + 1).all()
+    assert result["mults"] == result["pixel_mults"].sum() and result["hw_macs"] == 4 and result["golden_match"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: {**a, "x": np.where(a["x"] == a["x"].max(), -3, a["x"]).astype(np.int8)},
+     "is negative; SnaPEA's early termination is exact only for activations >= 0"),
+    (lambda a: {**a, "bias": np.full(3, 2**31 - 100, np.int32)}, "accumulator could reach"),
+    (lambda a: {k: v for k, v in a.items() if k != "pad"}, "missing input 'pad' (snapea needs x, w, bias, pad)"),
+    (lambda a: {**a, "x": np.zeros((8, 6, 6), np.int8), "w": np.ones((3, 8, 3, 3), np.int8)},
+     "288 input activations C·H·W exceed snapea_small's 256"),
+    (lambda a: {**a, "w": a["w"].astype(np.int16)}, "w must have dtype int8"),
+])
+def test_cosim_snapea_refuses_invalid_input(change, message, tmp_path, capsys, rng):
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **change(_snapea_layer(rng)))
+    assert main(["cosim", "snapea", "--preset", "small", "--inputs", inputs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_snapea_mismatch_names_the_output(tmp_path, capsys, monkeypatch, rng):
+    """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
+    from flow.drivers.snapea import SnapeaDriver
+
+    real_golden = SnapeaDriver.golden.__func__
+
+    def corrupted(cls, cfg, args):
+        outputs, cycles = real_golden(cls, cfg, args)
+        outputs["y"] = outputs["y"].copy()
+        outputs["y"][2, 3, 1] += 1
+        return outputs, cycles
+
+    monkeypatch.setattr(SnapeaDriver, "golden", classmethod(corrupted))
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "snapea", "--preset", "small", "--sim", "icarus", "--inputs",
+                 _write(tmp_path / "in.npz", **_snapea_layer(rng)), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at y[2, 3, 1]" in err
+    waves = Path(err.split("waveform kept at ")[1].strip())
+    assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0

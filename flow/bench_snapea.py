@@ -3,6 +3,8 @@
 Global magnitude pruning at 0/25/50/75% (fine-tuned, INT8); every conv layer's real inputs on the
 test set through the five golden algorithms (every output equal to ReLU(conv + bias), checked);
 multiplications per layer and in total, and Proposal 2's ratios against each baseline -> snapea_mults.png.
+The PE array: cycles of the two-sided (`default`) and one-sided (`one_sided`) presets on the same layers
+(golden schedule, the RTL checked bit- and cycle-exact on the first image), and Yosys area of `small`.
 """
 
 import argparse
@@ -12,31 +14,40 @@ import matplotlib
 import numpy as np
 from tqdm import tqdm
 
-from golden.snapea import ALGORITHMS, run_algorithm
+from generators.config import preset
+from golden.snapea import ALGORITHMS
 
+from .cosim import first_mismatch
+from .drivers.snapea import SnapeaDriver
 from .network import conv_inputs, load_network
 from .runner import REPO
-from .snapea_network import pruned_models
+from .snapea_network import multiplications, pruned_models
+from .synth import synthesize
 
-__all__ = ["multiplications"]
+__all__ = ["pe_cycles"]
 
 BENCH_DIR = REPO / "reports" / "bench"
+PE_PRESETS = ("default", "one_sided")
+PE_IMAGES = 10  # test images whose layers the PE schedules run on (the first also on the RTL)
 
 
-def multiplications(qnet, images):
-    """Per conv layer: multiplications of each algorithm summed over ``images``, and the activation sparsity."""
+def pe_cycles(qnet, images, *, sim="verilator"):
+    """Per conv layer and PE preset: golden cycles and products over ``images``, the first image's layer
+    also run on the RTL (``rtl_bit_exact``: outputs, products and cycles equal golden)."""
     acts = conv_inputs(qnet, images)
     rows = []
     for layer in qnet.convs:
-        row = {"layer": layer.name, "activation_zeros": float((acts[layer.name] == 0).mean()),
-               "weight_zeros": float((layer.w == 0).mean()), **{name: 0 for name in ALGORITHMS}}
-        for x in acts[layer.name]:
-            outputs = {name: run_algorithm(name, x, layer.w, layer.bias, pad=layer.pad, stride=layer.stride)
-                       for name in ALGORITHMS}
-            for name, out in outputs.items():
-                if not np.array_equal(out["y"], outputs["conv2d"]["y"]):
-                    raise AssertionError(f"{name} differs from ReLU(conv2d + bias) on {layer.name}")
-                row[name] += out["mults"]
+        row = {"layer": layer.name}
+        for name in PE_PRESETS:
+            cfg = preset("snapea", name)
+            batch = [SnapeaDriver.validate(cfg, {"x": x, "w": layer.w, "bias": layer.bias, "pad": layer.pad,
+                                                 "stride": layer.stride}) for x in acts[layer.name]]
+            goldens = [SnapeaDriver.golden(cfg, args) for args in batch]
+            rtl, rtl_cycles = SnapeaDriver(cfg, sim).run(batch[0])
+            row[name] = {"cycles": sum(c for _, c in goldens), "mults": int(sum(g["mults"] for g, _ in goldens)),
+                         "rtl_cycles": rtl_cycles, "golden_cycles": goldens[0][1],
+                         "rtl_bit_exact": first_mismatch(rtl, goldens[0][0]) is None and rtl_cycles == goldens[0][1]}
+        row["speedup"] = row["one_sided"]["cycles"] / row["default"]["cycles"]
         rows.append(row)
     return rows
 
@@ -76,19 +87,30 @@ def main(argv=None):
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     net = load_network()
     images = net.data.x_test[:args.images]
+    models = pruned_models(net)
     sweep = []
-    for sparsity, model in tqdm(pruned_models(net).items(), desc="sparsities"):
+    for sparsity, model in tqdm(models.items(), desc="sparsities"):
         layers = multiplications(model.qnet, images)
         total = {name: sum(r[name] for r in layers) for name in ALGORITHMS}
         sweep.append({"sparsity": sparsity, "accuracy": model.accuracy, "zero_weights": model.zero_weights,
                       "layers": layers, "total": total,
                       "proposal2_fewer_than": {name: total[name] / total["proposal2"]
                                                for name in ("conv2d", "compressed", "snapea", "proposal1")}})
+    for entry in tqdm(sweep, desc="PE schedules"):
+        entry["pe"] = pe_cycles(models[entry["sparsity"]].qnet, net.data.x_test[:PE_IMAGES])
+        one, two = (sum(r[name]["cycles"] for r in entry["pe"]) for name in ("one_sided", "default"))
+        print(f"{entry['sparsity']:.0%} sparsity, PE array on {PE_IMAGES} images: two-sided {two} cycles, "
+              f"one-sided {one} ({one / two:.2f}x); RTL bit-exact on the first: "
+              f"{all(r[n]['rtl_bit_exact'] for r in entry['pe'] for n in PE_PRESETS)}")
     overall = {name: sum(s["total"][name] for s in sweep) for name in ALGORITHMS}
     report = {"images": len(images), "sparsities": sweep, "overall": overall,
               "proposal2_fewer_than": {name: overall[name] / overall["proposal2"]
                                        for name in ("conv2d", "compressed", "snapea", "proposal1")},
-              "report_figures": {"conv2d": 5.26, "compressed": 1.23, "snapea": 2.52}}
+              "report_figures": {"conv2d": 5.26, "compressed": 1.23, "snapea": 2.52},
+              "pe_images": PE_IMAGES,
+              "area": {"small": synthesize(preset("snapea", "small")),
+                       "default": "not synthesized: its input memory has n_pe·window combinational read ports, "
+                                  "which Yosys maps to flip-flops and multiplexers (a banked SRAM would be needed)"}}
     for s in sweep:
         ratios = ", ".join(f"{name} {v:.2f}x" for name, v in s["proposal2_fewer_than"].items())
         print(f"{s['sparsity']:.0%} sparsity (INT8 accuracy {s['accuracy']:.2%}): Proposal 2 needs fewer "

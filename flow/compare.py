@@ -1,6 +1,6 @@
 """`zeroskip compare`: golden vs RTL on the trained network's real layers, for every block that exists."""
 
-from generators.config import default_preset
+from generators.config import default_preset, preset
 
 from .cscnn_check import check_pe_layers
 from .cscnn_network import cscnn_models
@@ -10,6 +10,8 @@ from .mor_network import mor_tables
 from .network import load_network
 from .s2ta_check import check_array_layers
 from .s2ta_network import s2ta_models
+from .snapea_check import check_snapea_layers
+from .snapea_network import RTL_SPARSITY, pruned_models
 
 __all__ = ["compare"]
 
@@ -19,8 +21,8 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
 
     DAP runs ``images`` test images at every nnz; the arrays run ``array_images`` through the
     A/W-DBB network (Icarus simulates s2ta_aw at a few hundred cycles/s, so keep it small), the PEs
-    as many through the centrosymmetric + dual-pruned network, and the MoR engine as many through
-    the skipping network.
+    as many through the centrosymmetric + dual-pruned network, the MoR engine as many through the
+    skipping network, and both SnaPEA arrays as many through the pruned network.
     """
     net = load_network(log=log)
     cfg = default_preset("dap")
@@ -28,6 +30,7 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
     cs_pruned = cscnn_models(net, log=log)["cs_pruned"]
     layer_tables, threshold, _ = mor_tables(net, log=log)
     mor_layers = engine_inputs(net.qnet, layer_tables, threshold, net.data.x_test[:array_images])
+    pruned = pruned_models(net, log=log)[RTL_SPARSITY]
     table = []
     for sim in sims:
         rows = check_layers(cfg, sim, net.qnet, net.data.x_test[:images], list(range(1, cfg.nnz_max + 1)), log=log)
@@ -47,6 +50,10 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
         rows = check_mor_layers(mor, sim, mor_layers, log=log)
         table += [(f"mor/{mor.name}", sim, r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
                   for r in rows]
+        for name in ("default", "one_sided"):
+            array = preset("snapea", name)
+            rows = check_snapea_layers(array, sim, pruned.qnet, net.data.x_test[:array_images], log=log)
+            table += [(f"snapea/{name}", sim, r, f"{r['images']} image(s), {RTL_SPARSITY:.0%} pruned") for r in rows]
     print("\n| block | sim | layer | items checked | mismatches | cycles (RTL = golden) |")
     print("|---|---|---|---|---|---|")
     for block, sim, r, items in table:

@@ -4,7 +4,7 @@ import json
 import sys
 import time
 
-from generators.config import default_preset
+from generators.config import default_preset, preset
 from models.mor import mor_forward
 
 from .cscnn_check import check_pe_layers
@@ -17,6 +17,8 @@ from .network import load_network
 from .runner import REPO
 from .s2ta_check import check_array_layers
 from .s2ta_network import s2ta_models
+from .snapea_check import check_snapea_layers
+from .snapea_network import RTL_SPARSITY, multiplications, pruned_models
 from .synth import synthesize
 
 __all__ = ["demo", "DEMO_DIR", "DEMO_NNZ"]
@@ -97,6 +99,26 @@ def _mor_section(net, sim, images, *, synth, log):
     return section
 
 
+def _snapea_section(net, sim, images, *, log):
+    """SnaPEA: the globally pruned networks' accuracy, the five algorithms' multiplications (golden) and the
+    RTL_SPARSITY network's conv layers on the two-sided and one-sided PE arrays."""
+    log("SnaPEA models: global magnitude pruning, fine-tuned")
+    models = pruned_models(net, log=log)
+    chosen = models[RTL_SPARSITY]
+    layers = multiplications(chosen.qnet, net.data.x_test[:images])
+    section = {"sparsity": RTL_SPARSITY, "accuracy": {f"{s:.2f}": m.accuracy for s, m in models.items()},
+               "algorithms": layers}
+    for name in ("default", "one_sided"):
+        cfg = preset("snapea", name)
+        log(f"SnaPEA RTL: {cfg.module} ({'two' if cfg.two_sided else 'one'}-sided, {cfg.macs} MACs) on {sim}")
+        t = time.perf_counter()
+        rows = check_snapea_layers(cfg, sim, chosen.qnet, net.data.x_test[:images], log=log)
+        section[name] = {"preset": cfg.to_dict(), "layers": rows, "rtl_seconds": time.perf_counter() - t,
+                         "cycles": sum(r["cycles"] for r in rows), "mults": sum(r["mults"] for r in rows)}
+    section["speedup_two_sided"] = section["one_sided"]["cycles"] / section["default"]["cycles"]
+    return section
+
+
 def demo(*, sim="verilator", images=8, synth=True, log=print):
     """Run the demo; return 0 when every RTL output matched golden, 1 otherwise."""
     start = time.perf_counter()
@@ -121,9 +143,11 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
     s2ta = _s2ta_section(net, sim, images, log=log)
     cscnn = _cscnn_section(net, sim, images, log=log)
     mor = _mor_section(net, sim, images, synth=synth, log=log)
+    snapea = _snapea_section(net, sim, images, log=log)
     checked = [("dap", rows), ("s2ta_aw", s2ta["s2ta_aw"]["layers"]), ("sa", s2ta["sa"]["layers"]),
                ("cscnn_pe", cscnn["cscnn_pe"]["layers"]), ("scnn_pe", cscnn["scnn_pe"]["layers"]),
-               ("mor", mor["predictor"]["layers"]), ("mor (no predictor)", mor["no_predictor"]["layers"])]
+               ("mor", mor["predictor"]["layers"]), ("mor (no predictor)", mor["no_predictor"]["layers"]),
+               ("snapea", snapea["default"]["layers"]), ("snapea one-sided", snapea["one_sided"]["layers"])]
     bit_exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for _, layer_rows in checked
                     for r in layer_rows)
     print()
@@ -136,6 +160,8 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         *({"k": f"CSCNN {r['model']} (retrained, INT8)", "v": f"{r['accuracy']:.2%}"}
           for r in cscnn["table_ii"] if r["model"] != "dense"),
         {"k": f"MoR predictor, T = {mor['threshold']} (INT8)", "v": f"{mor['accuracy']:.2%}"},
+        *({"k": f"SnaPEA: {float(s):.0%} global pruning (fine-tuned, INT8; exact prediction)", "v": f"{acc:.2%}"}
+          for s, acc in snapea["accuracy"].items() if float(s) > 0),
     ], [("model", lambda r: r["k"]), ("test accuracy", lambda r: r["v"])]))
     print()
     print(_table(rows, [
@@ -191,6 +217,23 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         ("bit-exact", lambda r: "yes" if r["bit_exact"] and r["base"]["bit_exact"] else "NO"),
     ]))
     print()
+    print(_table(snapea["algorithms"], [
+        (f"layer ({RTL_SPARSITY:.0%} pruned)", lambda r: r["layer"]),
+        *((f"{name} mults", lambda r, n=name: str(r[n])) for name in ("conv2d", "compressed", "snapea", "proposal1",
+                                                                      "proposal2")),
+    ]))
+    print()
+    pe_rows = [{**two, "one": one} for two, one in zip(snapea["default"]["layers"], snapea["one_sided"]["layers"])]
+    print(_table(pe_rows, [
+        ("layer (SnaPEA PE)", lambda r: r["layer"]),
+        ("two-sided products", lambda r: str(r["mults"])),
+        ("one-sided products", lambda r: str(r["one"]["mults"])),
+        ("two-sided RTL cycles", lambda r: str(r["cycles"])),
+        ("one-sided RTL cycles", lambda r: str(r["one"]["cycles"])),
+        ("speedup", lambda r: f"{r['one']['cycles'] / r['cycles']:.2f}x"),
+        ("bit-exact", lambda r: "yes" if not r["mismatches"] and not r["one"]["mismatches"] else "NO"),
+    ]))
+    print()
     summary = {
         "dataset": {"name": "sklearn load_digits", "train": len(data.y_train), "test": len(data.y_test)},
         "cnn": {"channels": list(net.cnn.channels), "seed": net.cnn.seed, "epochs": net.cnn.epochs},
@@ -200,6 +243,7 @@ def demo(*, sim="verilator", images=8, synth=True, log=print):
         "s2ta": s2ta,
         "cscnn": cscnn,
         "mor": mor,
+        "snapea": snapea,
         "wall_seconds": time.perf_counter() - start,
     }
     DEMO_DIR.mkdir(parents=True, exist_ok=True)

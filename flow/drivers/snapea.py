@@ -97,25 +97,34 @@ class SnapeaDriver(StreamDriver):
                 fields[name][i] = value
         return pack(self.in_layout, fields)
 
-    def run(self, args, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+    def run(self, args, **patterns):
         """RTL ``({"y", "mults", "pixel_mults"}, cycles)`` of one layer."""
-        x, w = args["x"], args["w"]
-        shape = pe_shape(x, w, args["pad"], args["stride"])
-        groups = self.groups(self.cfg, len(w))
-        jobs = []
-        for group in groups:
-            words = self.words(args, group)
-            n_out = len(w[group]) * shape[1] * shape[2]
-            jobs.append(Job(words, in_pattern=in_pattern, out_pattern=out_pattern,
-                            yields=[0] * (len(words) - 1) + [n_out]))
-        results = self.target.run(jobs)
-        fields = [unpack(self.out_layout, result.words) for result in results]
-        y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
-        pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
-        return {"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults}, \
-            sum(result.cycles for result in results)
+        return self.run_batch([args], **patterns)[0]
 
-
+    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``({"y", "mults", "pixel_mults"}, cycles)`` of each layer of ``batch``, all in one simulator
+        process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
+        jobs, counts = [], []
+        for args in batch:
+            shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
+            groups = self.groups(self.cfg, len(args["w"]))
+            for group in groups:
+                words = self.words(args, group)
+                n_out = len(args["w"][group]) * shape[1] * shape[2]
+                jobs.append(Job(words, in_pattern=in_pattern, out_pattern=out_pattern,
+                                yields=[0] * (len(words) - 1) + [n_out]))
+            counts.append(len(groups))
+        results = iter(self.target.run(jobs))
+        outputs = []
+        for args, count in zip(batch, counts):
+            shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
+            layer_results = [next(results) for _ in range(count)]
+            fields = [unpack(self.out_layout, result.words) for result in layer_results]
+            y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
+            pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
+            outputs.append(({"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults},
+                            sum(result.cycles for result in layer_results)))
+        return outputs
 
 def pe_shape(x, w, pad, stride):
     """(F, H', W') of the layer's output."""

@@ -451,6 +451,8 @@ def test_cosim_snapea_writes_relu_outputs_and_counters(tmp_path, rng):
     (lambda a: {**a, "x": np.zeros((8, 6, 6), np.int8), "w": np.ones((3, 8, 3, 3), np.int8)},
      "288 input activations C·H·W exceed snapea_small's 256"),
     (lambda a: {**a, "w": a["w"].astype(np.int16)}, "w must have dtype int8"),
+    (lambda a: {**a, "pad": np.float64(1.0)}, "pad must be an integer >= 0 and stride >= 1"),
+    (lambda a: {**a, "stride": np.array([1, 2])}, "pad must be an integer >= 0 and stride >= 1"),
 ])
 def test_cosim_snapea_refuses_invalid_input(change, message, tmp_path, capsys, rng):
     out = tmp_path / "out.npz"

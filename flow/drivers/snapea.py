@@ -30,8 +30,8 @@ class SnapeaDriver(StreamDriver):
         """``x`` int8 [C, H, W] ≥ 0, ``w`` int8 [F, C, R, S], ``bias`` int32 [F], ``pad``, optional
         ``stride``; InputError if invalid or beyond the preset."""
         args = require_keys("snapea", inputs, ("x", "w", "bias", "pad"))
-        args["pad"] = int(np.asarray(args["pad"])) if np.ndim(args["pad"]) == 0 else args["pad"]
-        args["stride"] = int(np.asarray(inputs["stride"])) if "stride" in inputs else 1
+        args["pad"] = _integer(args["pad"])
+        args["stride"] = _integer(inputs["stride"]) if "stride" in inputs else 1
         x, w = args["x"], args["w"]
         check_snapea(x, w, args["bias"], args["pad"], args["stride"])
         _, h_out, w_out = pe_shape(x, w, args["pad"], args["stride"])
@@ -72,6 +72,7 @@ class SnapeaDriver(StreamDriver):
         return {**args, "w": args["w"][group], "bias": args["bias"][group]}
 
     def words(self, args, group):
+        """Input words of one job (``job_words`` of them)."""
         x, w, bias = args["x"], args["w"][group], args["bias"][group]
         c, h, wd = x.shape
         _, h_out, w_out = pe_shape(x, args["w"], args["pad"], args["stride"])
@@ -130,3 +131,9 @@ def pe_shape(x, w, pad, stride):
     """(F, H', W') of the layer's output."""
     return len(w), conv_output_size(x.shape[1], w.shape[2], pad, stride), conv_output_size(x.shape[2], w.shape[3],
                                                                                             pad, stride)
+
+
+def _integer(value):
+    """A scalar integer (numpy or Python) as int; anything else as given, for check_conv to refuse."""
+    array = np.asarray(value)
+    return int(array) if array.ndim == 0 and np.issubdtype(array.dtype, np.integer) else value

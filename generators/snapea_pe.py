@@ -26,7 +26,7 @@ class SnapeaArray(wiring.Component):
 
     Input ``op`` (``op_layout``): a header, x [C, H, W] 8 values a word, per PE its filter word and
     sorted entries, then go. Output ``y`` (``result_layout``): after every PE is done, filter by
-    filter, one word per output pixel (ReLU output and products taken).
+    filter, one word per output pixel (ReLU output, products taken and cycles spent).
 
     Throughput: ``lanes`` MACs per PE per cycle. Latency: a pixel takes its groups, plus one cycle
     if it terminates; the array runs until its slowest PE is done, then streams n_filters·H'·W' words.
@@ -106,6 +106,7 @@ class SnapeaArray(wiring.Component):
             ptr = Signal(entry_bits + 1, name=f"pe{k}_ptr")
             acc = Signal(signed(32), name=f"pe{k}_acc")
             mults = Signal.like(op.n_entries, name=f"pe{k}_mults")
+            spent = Signal((cfg.max_entries + 1).bit_length(), name=f"pe{k}_cycles")  # cycles of this pixel so far
             pixel = Signal.like(op.n_pixels, name=f"pe{k}_pixel")
             col = Signal(range(256), name=f"pe{k}_col")          # output column q
             row0, col0 = Signal(signed(10), name=f"pe{k}_row0"), Signal(signed(10), name=f"pe{k}_col0")
@@ -176,13 +177,13 @@ class SnapeaArray(wiring.Component):
 
             m.d.comb += [r_wr.addr.eq(pixel), r_wr.en.eq(pixel_done),
                          r_wr.data.y.eq(Mux(terminate | new_acc[-1], 0, new_acc)),
-                         r_wr.data.mults.eq(mults + n_taken)]
+                         r_wr.data.mults.eq(mults + n_taken), r_wr.data.cycles.eq(spent + 1)]
             with m.If(start):
-                m.d.sync += [done.eq(k >= n_filters), ptr.eq(0), acc.eq(bias), mults.eq(0), pixel.eq(0),
+                m.d.sync += [done.eq(k >= n_filters), ptr.eq(0), acc.eq(bias), mults.eq(0), spent.eq(0), pixel.eq(0),
                              col.eq(0), row0.eq(-pad), col0.eq(-pad), base_row.eq(row_origin)]
             with m.Elif(running & ~done):
                 with m.If(pixel_done):
-                    m.d.sync += [ptr.eq(0), acc.eq(bias), mults.eq(0), pixel.eq(pixel + 1)]
+                    m.d.sync += [ptr.eq(0), acc.eq(bias), mults.eq(0), spent.eq(0), pixel.eq(pixel + 1)]
                     with m.If(last_pixel):
                         m.d.sync += done.eq(1)
                     with m.If(col == wo - 1):
@@ -191,7 +192,7 @@ class SnapeaArray(wiring.Component):
                     with m.Else():
                         m.d.sync += [col.eq(col + 1), col0.eq(col0 + stride)]
                 with m.Else():
-                    m.d.sync += [ptr.eq(next_ptr), acc.eq(new_acc), mults.eq(mults + n_taken)]
+                    m.d.sync += [ptr.eq(next_ptr), acc.eq(new_acc), mults.eq(mults + n_taken), spent.eq(spent + 1)]
 
         with m.If(running & Cat(*finishing).all()):
             m.d.sync += [running.eq(0), draining.eq(1)]

@@ -39,6 +39,7 @@ def op_layout(cfg):
 
 
 def result_layout(cfg):
-    """One output pixel of one filter (filter by filter, pixels in raster order): post-ReLU ``y`` and the
-    products it took."""
-    return data.StructLayout({"y": signed(32), "mults": unsigned(cfg.max_entries.bit_length())})
+    """One output pixel of one filter (filter by filter, pixels in raster order): post-ReLU ``y``, the
+    products it took and the cycles its PE spent on it."""
+    return data.StructLayout({"y": signed(32), "mults": unsigned(cfg.max_entries.bit_length()),
+                              "cycles": unsigned((cfg.max_entries + 1).bit_length())})

@@ -46,14 +46,15 @@ class SnapeaDriver(StreamDriver):
 
     @classmethod
     def golden(cls, cfg, args):
-        """``({"y", "mults", "pixel_mults"}, cycles)`` of the golden PE schedule, job by job."""
+        """``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of the golden PE schedule, job by job."""
         out = pe_layer(args["x"], args["w"], args["bias"], pad=args["pad"], stride=args["stride"], lanes=cfg.lanes,
                        window=cfg.window, two_sided=cfg.two_sided)
         cycles = 0
         for group in cls.groups(cfg, len(args["w"])):
             n_words = cls.job_words(cfg, args, group)
             cycles += array_job_cycles(n_words, out["cycles"][group].reshape(len(args["w"][group]), -1))
-        return {"y": out["y"], "mults": np.int64(out["mults"].sum()), "pixel_mults": out["mults"]}, cycles
+        return {"y": out["y"], "mults": np.int64(out["mults"].sum()), "pixel_mults": out["mults"],
+                "pixel_cycles": out["cycles"]}, cycles
 
     @staticmethod
     def groups(cfg, n_filters):
@@ -99,12 +100,12 @@ class SnapeaDriver(StreamDriver):
         return pack(self.in_layout, fields)
 
     def run(self, args, **patterns):
-        """RTL ``({"y", "mults", "pixel_mults"}, cycles)`` of one layer."""
+        """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of one layer."""
         return self.run_batch([args], **patterns)[0]
 
     def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
-        """RTL ``({"y", "mults", "pixel_mults"}, cycles)`` of each layer of ``batch``, all in one simulator
-        process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
+        """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of each layer of ``batch``, all in
+        one simulator process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
         jobs, counts = [], []
         for args in batch:
             shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
@@ -123,7 +124,9 @@ class SnapeaDriver(StreamDriver):
             fields = [unpack(self.out_layout, result.words) for result in layer_results]
             y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
             pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
-            outputs.append(({"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults},
+            pixel_cycles = np.concatenate([f["cycles"] for f in fields]).astype(np.int64).reshape(shape)
+            outputs.append(({"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults,
+                             "pixel_cycles": pixel_cycles},
                             sum(result.cycles for result in layer_results)))
         return outputs
 

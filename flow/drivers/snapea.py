@@ -37,7 +37,8 @@ class SnapeaDriver(StreamDriver):
         _, h_out, w_out = pe_shape(x, w, args["pad"], args["stride"])
         limits = [(x.size, cfg.max_x, "input activations C·H·W"), (h_out * w_out, cfg.max_pixels, "output pixels"),
                   (int((w != 0).reshape(len(w), -1).sum(axis=1).max()), cfg.max_entries, "non-zero weights a filter"),
-                  (max(x.shape[1:]), 255, "input rows or columns"), (max(w.shape[2:]), 8, "filter rows or columns"),
+                  (max(x.shape[1:]), 255, "input rows or columns"), (max(h_out, w_out), 255, "output rows or columns"),
+                  (max(w.shape[2:]), 8, "filter rows or columns"),
                   (args["pad"], 7, "pad"), (args["stride"], 7, "stride")]
         for value, limit, what in limits:
             if value > limit:

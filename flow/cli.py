@@ -101,8 +101,13 @@ def parser():
         "[n, bz] and nnz (int scalar or [n], 1..nnz_max); OUT.npz has values int8 [n, nnz_max], mask "
         "uint32 [n]. sa, sa_zvcg, s2ta_w, s2ta_aw: IN.npz has a int8 [M, K] and w int8 [K, N] (GEMM) or "
         "x int8 [C, H, W], w int8 [F, C, R, S], pad, stride (conv), plus nnz_a for s2ta_aw (1..nnz_max or "
-        "bz) and optional dense_w (bool) for the s2ta variants; OUT.npz has y int32. Every OUT.npz also "
-        "has cycles, hw_macs, golden_match."))
+        "bz) and optional dense_w (bool) for the s2ta variants; OUT.npz has y int32. scnn_pe, cscnn_pe: "
+        "x int8 [C, H, W], w int8 [F, C, R, S] (centrosymmetric for cscnn_pe), bias int32 [F]; OUT.npz has "
+        "the full-mode y int32 [F, H+R-1, W+S-1], mults, stalls. mor: x int8 [n_in] or [P, n_in], w int8 "
+        "[n_out, n_in], bias, m_q, b_q int32 [n_out], proxy int [n_out] (-1 for a proxy), enable bool "
+        "[n_out]; OUT.npz has post-ReLU y int32, skipped, macs, run_cycles. snapea: x int8 [C, H, W] >= 0, "
+        "w int8 [F, C, R, S], bias int32 [F], pad, optional stride; OUT.npz has post-ReLU y int32, mults, "
+        "pixel_mults, pixel_cycles. Every OUT.npz also has cycles, hw_macs, golden_match."))
     c.add_argument("block", choices=blocks)
     c.add_argument("--preset", help="preset name (default: the block's default)")
     c.add_argument("--sim", choices=SIMULATORS, default="verilator")

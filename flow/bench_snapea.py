@@ -4,7 +4,8 @@ Global magnitude pruning at 0/25/50/75% (fine-tuned, INT8); every conv layer's r
 test set through the five golden algorithms (every output equal to ReLU(conv + bias), checked);
 multiplications per layer and in total, and Proposal 2's ratios against each baseline -> snapea_mults.png.
 The PE array: cycles of the two-sided (`default`) and one-sided (`one_sided`) presets on the same layers
-(golden schedule, the RTL checked bit- and cycle-exact on the first image), and Yosys area of `small`.
+(golden schedule, the RTL checked bit- and cycle-exact on the first image), and Yosys area of `small` and
+area and Fmax of `pe` (one PE of the default's datapath).
 """
 
 import argparse
@@ -108,7 +109,7 @@ def main(argv=None):
                                        for name in ("conv2d", "compressed", "snapea", "proposal1")},
               "report_figures": {"conv2d": 5.26, "compressed": 1.23, "snapea": 2.52},
               "pe_images": PE_IMAGES,
-              "area": {"small": synthesize(preset("snapea", "small")),
+              "area": {"small": synthesize(preset("snapea", "small")), "pe": synthesize(preset("snapea", "pe")),
                        "default": "not synthesized: its input memory has n_pe·window combinational read ports, "
                                   "which Yosys maps to flip-flops and multiplexers (a banked SRAM would be needed)"}}
     for s in sweep:

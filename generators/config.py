@@ -521,6 +521,8 @@ CATALOG = {
         "default": SnapeaConfig(name="default"),
         "one_sided": SnapeaConfig(name="one_sided", two_sided=False, window=4),
         "small": SnapeaConfig(name="small", lanes=2, window=4, n_pe=2, max_entries=64, max_x=256, max_pixels=64),
+        # One PE of the default's datapath with small memories: it fits an LFE5U-25F, so it gets an Fmax.
+        "pe": SnapeaConfig(name="pe", n_pe=1, max_entries=64, max_x=128, max_pixels=64),
     },
     # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
     "mor": {

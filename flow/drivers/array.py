@@ -10,7 +10,7 @@ from golden.dbb import dbb_compress, dense_split
 from golden.systolic import array_cycles, array_gemm, check_gemm, fold_steps, folds, pad_reduction, weight_passes
 
 from ..pack import pack, unpack
-from .stream import ALL_ONES, DEPTH, Job, StreamDriver
+from .stream import DEPTH, Job, StreamDriver
 
 __all__ = ["ArrayDriver"]
 
@@ -135,28 +135,15 @@ class ArrayDriver(StreamDriver):
             y[m0:m0 + cfg.pixels, n0:n0 + cfg.channels] = tile.reshape(cfg.pixels, cfg.channels)
         return y[:m, :n]
 
-    def run(self, args, **patterns):
-        """RTL ``({"y"}, cycles)`` of one GEMM or convolution."""
-        return self.run_batch([args], **patterns)[0]
+    def layer_jobs(self, args, **job_options):
+        """The harness jobs of one GEMM or convolution (``jobs``' plan)."""
+        return [self.job(args, tiles, **job_options) for tiles, _ in self.jobs(self.cfg, args)]
 
-    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
-        """RTL ``({"y"}, cycles)`` of each args of ``batch``, all in one simulator process.
-
-        ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure (see Job).
-        """
-        jobs, plans = [], []
-        for args in batch:
-            plan = self.jobs(self.cfg, args)
-            plans.append(plan)
-            jobs += [self.job(args, tiles, in_pattern=in_pattern, out_pattern=out_pattern) for tiles, _ in plan]
-        results = iter(self.target.run(jobs))
-        outputs = []
-        for args, plan in zip(batch, plans):
-            done = [next(results) for _ in plan]
-            tiles = [tile for job_tiles, _ in plan for tile in job_tiles]
-            y = self.decode([word for r in done for word in r.words], tiles, args["a"].shape[0], args["w"].shape[1])
-            outputs.append(({"y": self._shape(self.cfg, y, args["out_shape"])}, sum(r.cycles for r in done)))
-        return outputs
+    def layer_outputs(self, args, results):
+        """RTL ``({"y"}, cycles)`` of one GEMM or convolution from its jobs' results."""
+        tiles = [tile for job_tiles, _ in self.jobs(self.cfg, args) for tile in job_tiles]
+        y = self.decode([word for r in results for word in r.words], tiles, args["a"].shape[0], args["w"].shape[1])
+        return {"y": self._shape(self.cfg, y, args["out_shape"])}, sum(r.cycles for r in results)
 
     def job(self, args, tiles, **job_options):
         """The harness job streaming the folds of ``tiles``; each fold's last word yields cfg.rows results."""

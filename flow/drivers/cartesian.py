@@ -7,7 +7,7 @@ from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_
 from golden.checks import InputError
 
 from ..pack import pack, unpack
-from .stream import ALL_ONES, Job, StreamDriver, require_keys
+from .stream import Job, StreamDriver, require_keys
 
 __all__ = ["PeDriver"]
 
@@ -73,35 +73,24 @@ class PeDriver(StreamDriver):
         y = flat.reshape(cfg.full_h, cfg.full_w, cfg.filters).transpose(2, 0, 1)
         return y[:n_filters, :h + cfg.r - 1, :w + cfg.s - 1], int(fields["mults"][-1]), int(fields["stalls"][-1])
 
-    def run(self, args, **patterns):
-        """RTL ``({"y", "mults", "stalls"}, cycles)`` of one layer."""
-        return self.run_batch([args], **patterns)[0]
-
-    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
-        """RTL ``({"y", "mults", "stalls"}, cycles)`` of each layer of ``batch``, all in one simulator process.
-
-        ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure (see Job).
-        """
+    def layer_jobs(self, args, **job_options):
+        """One job per piece (filter group × planar tile): its op stream; ``end`` yields the drained rows."""
         cfg = self.cfg
-        jobs, places = [], []
-        for args in batch:
-            places.append([])
-            for group, h0, w0, tile, w_group, tile_bias in pieces(cfg, **args):
-                ops = tile_ops(cfg, tile, w_group, tile_bias)
-                if len(ops) > self.depth:
-                    raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {self.depth}")
-                jobs.append(Job(self.words(ops), in_pattern=in_pattern, out_pattern=out_pattern,
-                                yields=[cfg.depth if op.kind == "end" else 0 for op in ops]))
-                places[-1].append((group, h0, w0, w_group.shape[0], tile.shape[1:]))
-        results = iter(self.target.run(jobs))
-        outputs = []
-        for args, layer_places in zip(batch, places):
-            placed, mults, stalls, cycles = [], 0, 0, 0
-            for group, h0, w0, n_filters, (h, wd) in layer_places:
-                result = next(results)
-                tile_y, tile_mults, tile_stalls = self.decode(result.words, n_filters, h, wd)
-                placed.append((group, h0, w0, tile_y))
-                mults, stalls, cycles = mults + tile_mults, stalls + tile_stalls, cycles + result.cycles
-            y = overlap_add(cfg, args["x"], args["w"], args["bias"], placed)
-            outputs.append(({"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, cycles))
-        return outputs
+        jobs = []
+        for _, _, _, tile, w_group, tile_bias in pieces(cfg, **args):
+            ops = tile_ops(cfg, tile, w_group, tile_bias)
+            if len(ops) > self.depth:
+                raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {self.depth}")
+            jobs.append(Job(self.words(ops), yields=[cfg.depth if op.kind == "end" else 0 for op in ops],
+                            **job_options))
+        return jobs
+
+    def layer_outputs(self, args, results):
+        """RTL ``({"y", "mults", "stalls"}, cycles)`` of one layer: its tiles overlap-added."""
+        placed, mults, stalls = [], 0, 0
+        for (group, h0, w0, tile, w_group, _), result in zip(pieces(self.cfg, **args), results):
+            tile_y, tile_mults, tile_stalls = self.decode(result.words, w_group.shape[0], *tile.shape[1:])
+            placed.append((group, h0, w0, tile_y))
+            mults, stalls = mults + tile_mults, stalls + tile_stalls
+        y = overlap_add(self.cfg, args["x"], args["w"], args["bias"], placed)
+        return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)

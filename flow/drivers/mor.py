@@ -8,7 +8,7 @@ from golden.mor import check_mor
 from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs
 
 from ..pack import blank, pack, unpack
-from .stream import ALL_ONES, Job, StreamDriver, require_keys
+from .stream import Job, StreamDriver, require_keys
 
 __all__ = ["MorDriver"]
 
@@ -119,29 +119,19 @@ class MorDriver(StreamDriver):
             fields["run"][end], yields[end] = 1, (run.stop - run.start) * n_out
         return pack(self.in_layout, fields), yields
 
-    def run(self, args, **patterns):
-        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of one layer."""
-        return self.run_batch([args], **patterns)[0]
+    def layer_jobs(self, args, **job_options):
+        """One job per group of runs: the layer load, then the runs' input words."""
+        x2 = args["x"].reshape(-1, args["x"].shape[-1])
+        n_out, n_in = args["w"].shape
+        load = self.load_words(args)
+        jobs = []
+        for job in self.job_runs(self.cfg, len(x2), n_in, n_out):
+            words, yields = self.input_words(x2, job, n_out)
+            jobs.append(Job(load + words, yields=[0] * len(load) + yields, **job_options))
+        return jobs
 
-    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
-        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of each layer of ``batch``, all in one
-        simulator process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
-        jobs, counts = [], []
-        for args in batch:
-            x2 = args["x"].reshape(-1, args["x"].shape[-1])
-            n_out, n_in = args["w"].shape
-            load = self.load_words(args)
-            layer_jobs = self.job_runs(self.cfg, len(x2), n_in, n_out)
-            for job in layer_jobs:
-                words, yields = self.input_words(x2, job, n_out)
-                jobs.append(Job(load + words, in_pattern=in_pattern, out_pattern=out_pattern,
-                                yields=[0] * len(load) + yields))
-            counts.append(len(layer_jobs))
-        results = iter(self.target.run(jobs))
-        return [self.decode(args, [next(results) for _ in range(count)]) for args, count in zip(batch, counts)]
-
-    def decode(self, args, results):
-        """One layer's outputs from its jobs' results."""
+    def layer_outputs(self, args, results):
+        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of one layer from its jobs' results."""
         n_out = args["w"].shape[0]
         x = args["x"]
         fields = [unpack(self.out_layout, result.words) for result in results]

@@ -9,7 +9,7 @@ from golden.snapea import check_snapea, weight_order
 from golden.snapea_pe import array_job_cycles, pe_layer
 
 from ..pack import blank, pack, unpack
-from .stream import ALL_ONES, Job, StreamDriver, require_keys
+from .stream import Job, StreamDriver, require_keys
 
 __all__ = ["SnapeaDriver"]
 
@@ -100,36 +100,25 @@ class SnapeaDriver(StreamDriver):
                 fields[name][i] = value
         return pack(self.in_layout, fields)
 
-    def run(self, args, **patterns):
-        """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of one layer."""
-        return self.run_batch([args], **patterns)[0]
+    def layer_jobs(self, args, **job_options):
+        """One job per filter group; its go word yields every output of the group."""
+        _, h_out, w_out = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
+        jobs = []
+        for group in self.groups(self.cfg, len(args["w"])):
+            words = self.words(args, group)
+            jobs.append(Job(words, yields=[0] * (len(words) - 1) + [len(args["w"][group]) * h_out * w_out],
+                            **job_options))
+        return jobs
 
-    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
-        """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of each layer of ``batch``, all in
-        one simulator process. ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure."""
-        jobs, counts = [], []
-        for args in batch:
-            shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
-            groups = self.groups(self.cfg, len(args["w"]))
-            for group in groups:
-                words = self.words(args, group)
-                n_out = len(args["w"][group]) * shape[1] * shape[2]
-                jobs.append(Job(words, in_pattern=in_pattern, out_pattern=out_pattern,
-                                yields=[0] * (len(words) - 1) + [n_out]))
-            counts.append(len(groups))
-        results = iter(self.target.run(jobs))
-        outputs = []
-        for args, count in zip(batch, counts):
-            shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
-            layer_results = [next(results) for _ in range(count)]
-            fields = [unpack(self.out_layout, result.words) for result in layer_results]
-            y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
-            pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
-            pixel_cycles = np.concatenate([f["cycles"] for f in fields]).astype(np.int64).reshape(shape)
-            outputs.append(({"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults,
-                             "pixel_cycles": pixel_cycles},
-                            sum(result.cycles for result in layer_results)))
-        return outputs
+    def layer_outputs(self, args, results):
+        """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of one layer from its jobs' results."""
+        shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
+        fields = [unpack(self.out_layout, result.words) for result in results]
+        y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
+        pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
+        pixel_cycles = np.concatenate([f["cycles"] for f in fields]).astype(np.int64).reshape(shape)
+        return {"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults,
+                "pixel_cycles": pixel_cycles}, sum(result.cycles for result in results)
 
 def pe_shape(x, w, pad, stride):
     """(F, H', W') of the layer's output."""

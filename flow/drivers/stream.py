@@ -128,6 +128,21 @@ class StreamDriver:
         """Multipliers of the preset (SPEC §9 ``hw_macs``)."""
         return cfg.macs
 
+    def run(self, args, **patterns):
+        """RTL ``(outputs, cycles)`` of one validated input."""
+        return self.run_batch([args], **patterns)[0]
+
+    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``(outputs, cycles)`` of each validated input of ``batch``, all in one simulator process.
+
+        ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure (see Job). Subclasses
+        give ``layer_jobs(args, **job_options)`` (the harness jobs of one input) and
+        ``layer_outputs(args, results)`` (its outputs and cycles from those jobs' results).
+        """
+        per_input = [self.layer_jobs(args, in_pattern=in_pattern, out_pattern=out_pattern) for args in batch]
+        results = iter(self.target.run([job for jobs in per_input for job in jobs]))
+        return [self.layer_outputs(args, [next(results) for _ in jobs]) for args, jobs in zip(batch, per_input)]
+
     def __init__(self, cfg, sim, *, waves=False):
         self.cfg = cfg
         self.sim = sim

@@ -8,14 +8,10 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
+from .muxes import select
 from .ram import Ram
 
 __all__ = ["CartesianPE"]
-
-
-def _select(one_hot, values):
-    """The value whose bit is set in ``one_hot`` (zero if none): an AND-OR multiplexer."""
-    return reduce(operator.or_, (Mux(one_hot[k], value, 0) for k, value in enumerate(values)))
 
 
 def _row_width(cfg):
@@ -133,8 +129,8 @@ class CartesianPE(wiring.Component):
                     want.eq(Cat(*(pending[q][k] & (d_bank[q][k] == b) for k in range(lanes)))),
                     grant.eq(want & (~want + 1)),  # the lowest wanting lane
                     bank_hit[q][b].eq(want.any()),
-                    bank_row[q][b].eq(_select(grant, d_row[q])),
-                    bank_value[q][b].eq(_select(grant, d_product)),
+                    bank_row[q][b].eq(select((grant[k], row) for k, row in enumerate(d_row[q]))),
+                    bank_value[q][b].eq(select((grant[k], product) for k, product in enumerate(d_product))),
                 ]
                 grants.append(grant)
             m.d.comb += granted[q].eq(reduce(operator.or_, grants))

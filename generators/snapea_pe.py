@@ -1,20 +1,14 @@
 """SnaPEA exact-mode early-termination PE array (SPEC §7): one filter per PE, all PEs in parallel."""
 
-import operator
-from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .muxes import select
 from .snapea_ports import KINDS, X_PER_WORD, entry_layout, op_layout, result_layout
 
 __all__ = ["SnapeaArray"]
-
-
-def _any_of(pairs, width):
-    """The value whose condition holds (zero if none): an AND-OR multiplexer over (condition, value)."""
-    return reduce(operator.or_, (Mux(cond, value, 0) for cond, value in pairs), Signal(width))
 
 
 class SnapeaArray(wiring.Component):
@@ -156,15 +150,14 @@ class SnapeaArray(wiring.Component):
                 m.d.comb += taken[i].eq(elig[i] & (prefix[i] < cfg.lanes) & ~terminate)
             group = []
             for j in range(cfg.lanes):
-                lane_w = _any_of([(taken[i] & (prefix[i] == j), w_val[i]) for i in range(cfg.window)], 8)
-                lane_x = _any_of([(taken[i] & (prefix[i] == j), x_val[i]) for i in range(cfg.window)], 8)
+                lane_w = select((taken[i] & (prefix[i] == j), w_val[i]) for i in range(cfg.window))
+                lane_x = select((taken[i] & (prefix[i] == j), x_val[i]) for i in range(cfg.window))
                 product = Signal(signed(16), name=f"pe{k}_product{j}")
                 m.d.comb += product.eq(lane_w.as_signed() * lane_x.as_signed())
                 group.append(product)
             n_taken = Signal(range(cfg.lanes + 1), name=f"pe{k}_taken")
             m.d.comb += n_taken.eq(Mux(terminate, 0, Mux(eligible_total > cfg.lanes, cfg.lanes, eligible_total)))
-            last_taken = _any_of([(taken[i] & (prefix[i] == cfg.lanes - 1), i + 1) for i in range(cfg.window)],
-                                 (cfg.window + 1).bit_length())
+            last_taken = select((taken[i] & (prefix[i] == cfg.lanes - 1), i + 1) for i in range(cfg.window))
             in_window = sum(valid)
             next_ptr = Signal.like(ptr, name=f"pe{k}_next_ptr")
             m.d.comb += next_ptr.eq(ptr + Mux(eligible_total > cfg.lanes, last_taken, in_window))
@@ -203,8 +196,7 @@ class SnapeaArray(wiring.Component):
         for r_rd in results:
             m.d.comb += r_rd.addr.eq(out_p)
         m.d.comb += [self.y.valid.eq(draining),
-                     self.y.payload.eq(_any_of([(out_f == k, r_rd.data.as_value()) for k, r_rd in enumerate(results)],
-                                               result_layout(cfg).size))]
+                     self.y.payload.eq(select((out_f == k, r_rd.data.as_value()) for k, r_rd in enumerate(results)))]
         with m.If(fire):
             with m.If(out_p == n_pixels - 1):
                 m.d.sync += [out_p.eq(0), out_f.eq(out_f + 1)]

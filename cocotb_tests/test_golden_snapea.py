@@ -96,7 +96,7 @@ def test_large_negative_bias_stops_before_the_negative_phase(rng):
 
 @pytest.mark.parametrize("change, message", [
     (lambda x, w, b: (np.where(x == x.max(), -1, x).astype(np.int8), w, b), "is negative; SnaPEA's early termination"),
-    (lambda x, w, b: (x, w, b.astype(np.int64)), "bias must be int32 [4]"),
+    (lambda x, w, b: (x, w, b.astype(np.int64)), "bias must have dtype int32, not int64"),
     (lambda x, w, b: (x, w, np.full(4, 2**31 - 10, np.int32)), "accumulator could reach"),
     (lambda x, w, b: (x.astype(np.int16), w, b), "x must have dtype int8"),
 ])

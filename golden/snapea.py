@@ -17,7 +17,7 @@ groups the negative phase as the PE does (a sign check after each group of ``lan
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .checks import InputError
+from .checks import InputError, require_array
 from .conv import check_conv, conv2d
 from .quant import fits
 
@@ -41,9 +41,7 @@ def check_snapea(x, w, bias, pad, stride, *, acc_width=32):
     """Refuse what the terminating algorithms cannot run exactly: shapes and dtypes, a negative activation,
     a missing or mistyped bias, and a layer whose accumulator could leave ``acc_width`` bits."""
     check_conv(x, w, pad, stride)
-    if not isinstance(bias, np.ndarray) or bias.dtype != np.int32 or bias.shape != (w.shape[0],):
-        raise InputError(f"bias must be int32 [{w.shape[0]}], not {getattr(bias, 'dtype', type(bias).__name__)} "
-                         f"{list(getattr(bias, 'shape', []))}")
+    require_array("bias", bias, dtype=np.int32, shape=(w.shape[0],))
     if (x < 0).any():
         c, h, wd = (int(i) for i in np.argwhere(x < 0)[0])
         raise InputError(f"x[{c}, {h}, {wd}] = {x[c, h, wd]} is negative; SnaPEA's early termination is exact "

@@ -18,7 +18,7 @@ from generators.config import CATALOG, VARIANTS
 from golden.dbb import wdbb_prune
 from golden.systolic import array_gemm, fold_steps, folds
 
-PRESETS = [(variant, name) for variant in VARIANTS for name in ("default", "small")]
+PRESETS = [(variant, name) for variant in VARIANTS for name in ("default", "small")] + [("sa", "mac64")]
 ICARUS_PIXELS = 16
 _drivers = {}
 

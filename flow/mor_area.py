@@ -4,7 +4,7 @@ from amaranth.hdl import Shape
 
 from generators.mor_engine import ram_specs
 
-from .synth import synthesize
+from .area import preset_area
 
 __all__ = ["engine_area"]
 
@@ -13,11 +13,11 @@ def engine_area(cfg):
     """Generic Yosys cells of the engine with its RAMs as black boxes, the binCUs' share of the logic,
     and the RAM bits with the binary memories' share (the paper's 5.3% counts both, in silicon area)."""
     rams = ram_specs(cfg)
-    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=[f"{cfg.module}_{kind}" for kind in rams])
+    area = preset_area(cfg)
     bits = {kind: n * depth * Shape.cast(shape).width for kind, (shape, depth, n) in rams.items()}
     binary_bits = bits["bin_weights"] + bits["bin_inputs"] + bits["table"] * cfg.n_bincu // rams["table"][2]
-    logic = result["generic_cells"] - sum(n for _, _, n in rams.values())
-    bincu = cfg.n_bincu * result["cells_per_module"][f"{cfg.module}_bincu"]
+    logic = area["logic_cells"]
+    bincu = cfg.n_bincu * area["cells_per_module"][f"{cfg.module}_bincu"]
     return {"logic_cells": logic, "bincu_cells": bincu, "bincu_logic_fraction": bincu / logic,
             "ram_bits": bits, "binary_ram_fraction": binary_bits / sum(bits.values()),
-            "cells_per_module": result["cells_per_module"]}
+            "cells_per_module": area["cells_per_module"]}

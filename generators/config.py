@@ -498,8 +498,9 @@ CATALOG = {
         "wide": DapConfig(name="wide", bz=16, nnz_max=8, stage_regs=True),
     },
     # Equal MAC counts across variants: default 16 MACs, paper 2048 (S2TA Table 1); small ones for fast tests.
+    # mac64: the dense baseline at the MoR engine's 64 MACs (the demo's speedup_vs_dense).
     "sa": _arrays("sa", default=dict(rows=4, cols=4), small=dict(rows=2, cols=3),
-                  paper=dict(rows=32, cols=64)),
+                  paper=dict(rows=32, cols=64), mac64=dict(rows=8, cols=8)),
     "sa_zvcg": _arrays("sa_zvcg", default=dict(rows=4, cols=4), small=dict(rows=2, cols=3),
                        paper=dict(rows=32, cols=64)),
     "s2ta_w": _arrays("s2ta_w", default=dict(a=1, b=4, c=1, rows=2, cols=2),

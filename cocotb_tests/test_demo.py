@@ -1,0 +1,96 @@
+"""The demo end to end (one test image, real Verilator runs) and the result cache it reuses."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flow import result_cache
+from flow.demo import TECHNIQUES, demo
+
+FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "multiplications", "area")
+PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "s2ta_speedup_vs_density", "cscnn_products", "mor_categories",
+         "snapea_mults")
+
+
+def test_result_cache_keys_on_every_input_and_keeps_only_what_it_is_told(tmp_path, monkeypatch):
+    monkeypatch.setattr(result_cache, "RESULTS", tmp_path)
+    calls = []
+
+    def step(x, *, scale):
+        calls.append(1)
+        return {"sum": int(x.sum()) * scale}
+
+    x = np.arange(6, dtype=np.int8)
+    assert result_cache.cached("s", step, x, scale=2) == ({"sum": 30}, False)
+    assert result_cache.cached("s", step, x, scale=2) == ({"sum": 30}, True)
+    for other in (x.astype(np.int16), x.reshape(2, 3), x + 1):
+        assert result_cache.cached("s", step, other, scale=2)[1] is False, other
+    assert result_cache.cached("s", step, x, scale=3) == ({"sum": 45}, False)
+    assert result_cache.cached("s", step, x, scale=2, fresh=True) == ({"sum": 30}, False)
+    before = len(calls)
+    assert result_cache.cached("s", step, x, scale=4, keep=lambda r: False)[1] is False
+    assert result_cache.cached("s", step, x, scale=4, keep=lambda r: False)[1] is False
+    assert len(calls) == before + 2
+    assert result_cache.digest({"a": 1, "b": 2}) == result_cache.digest({"b": 2, "a": 1})
+    with pytest.raises(TypeError, match="cannot digest"):
+        result_cache.digest(object())
+
+
+def _summary(path):
+    return json.loads((path / "summary.json").read_text())
+
+
+def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
+    """One test image through all five techniques' RTL (re-simulated) and the dense baselines."""
+    assert demo(images=1, synth=False, fresh=True, out_dir=tmp_path, log=lambda *_: None) == 0
+    summary = _summary(tmp_path)
+    assert summary["bit_exact"] and summary["dataset"]["images"] == 1
+    assert set(summary["presets"]) >= set(TECHNIQUES) and summary["seeds"]["cnn"] == 0
+    for name in TECHNIQUES:
+        t = summary[name]
+        assert all(field in t for field in FIELDS), name
+        assert t["rtl_bit_exact"] is True and t["rtl_layers_checked"] >= 3, name
+        assert t["cycles"] == sum(r["cycles"] for r in t["layers"]) > 0
+        assert all(r["cycles"] == r["golden_cycles"] and r["images"] == 1 for r in t["layers"])
+        assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])
+        assert t["dense_baseline"]["macs"] == t["preset"]["macs"]
+        assert 0.9 < t["accuracy"] <= 1 and t["multiplications"] > 0
+    assert summary["dense"]["speedup_vs_dense"] == 1
+    # the sparse techniques form fewer products than the dense array on the same layers
+    assert all(summary[name]["multiplications"] < summary["dense"]["multiplications"]
+               for name in ("s2ta", "cscnn", "snapea"))
+    report = (tmp_path / "report.md").read_text()
+    assert "Every technique's RTL matched golden." in report and "| MoR | mor_default (64 MACs)" in report
+    for plot in PLOTS:
+        assert (tmp_path / f"{plot}.png").stat().st_size > 10_000, plot
+
+
+def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp_path, monkeypatch, capsys):
+    """A golden model that disagrees with the RTL in one output: exit 1, the mismatch in the log, summary and
+    report, the waveform kept, and the failing result never cached."""
+    from flow.drivers.mor import MorDriver
+
+    original = MorDriver.golden
+
+    def disagreeing(cls, cfg, args):
+        out, cycles = original(cfg, args)
+        y = out["y"].copy()
+        y[0, 1] += 1
+        return {**out, "y": y}, cycles
+
+    monkeypatch.setattr(MorDriver, "golden", classmethod(disagreeing))
+    assert demo(images=1, synth=False, fresh=["mor"], out_dir=tmp_path, log=lambda *_: None) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo:")]
+    assert errors and all("mor MISMATCH on mor_default" in line for line in errors), errors
+    assert "layer conv1: first mismatch at image 0: y[0, 1]" in errors[0]
+    waveform = errors[0].rsplit("waveform kept at ", 1)[1]
+    assert Path(waveform).stat().st_size > 0
+    summary = _summary(tmp_path)
+    assert not summary["bit_exact"] and not summary["mor"]["rtl_bit_exact"]
+    assert all(summary[name]["rtl_bit_exact"] for name in TECHNIQUES if name != "mor")
+    assert summary["mor"]["layers"][0]["waveform"] == waveform
+    assert "RTL MISMATCHES" in (tmp_path / "report.md").read_text()
+    monkeypatch.undo()  # the failing result was not cached: the same inputs re-simulate and pass
+    assert demo(images=1, synth=False, out_dir=tmp_path, log=lambda *_: None) == 0

@@ -94,3 +94,23 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
     assert "RTL MISMATCHES" in (tmp_path / "report.md").read_text()
     monkeypatch.undo()  # the failing result was not cached: the same inputs re-simulate and pass
     assert demo(images=1, synth=False, out_dir=tmp_path, log=lambda *_: None) == 0
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"images": 0}, "images must be between 1 and the 360 test images, not 0"),
+    ({"images": 361}, "not 361"),
+    ({"images": 2.5}, "not 2.5"),
+    ({"fresh": ["mor", "scnn"]}, "fresh names techniques of dense, s2ta, cscnn, mor, snapea, not ['scnn']"),
+])
+def test_demo_refuses_bad_arguments_before_doing_anything(kwargs, message, tmp_path):
+    with pytest.raises(ValueError) as error:
+        demo(out_dir=tmp_path / "out", log=lambda *_: None, **kwargs)
+    assert message in str(error.value) and not (tmp_path / "out").exists()
+
+
+def test_cli_demo_refusal_is_one_line_with_exit_2(capsys):
+    from flow.cli import main
+
+    assert main(["demo", "--images", "0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "zeroskip demo: images must be between 1 and the 360 test images, not 0"]

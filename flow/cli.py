@@ -107,7 +107,12 @@ def parser():
         "[n_out, n_in], bias, m_q, b_q int32 [n_out], proxy int [n_out] (-1 for a proxy), enable bool "
         "[n_out]; OUT.npz has post-ReLU y int32, skipped, macs, run_cycles. snapea: x int8 [C, H, W] >= 0, "
         "w int8 [F, C, R, S], bias int32 [F], pad, optional stride; OUT.npz has post-ReLU y int32, mults, "
-        "pixel_mults, pixel_cycles. Every OUT.npz also has cycles, hw_macs, golden_match."))
+        "pixel_mults, pixel_cycles. Every OUT.npz also has cycles, hw_macs, golden_match. Refused with exit 2, "
+        "besides wrong keys, dtypes and shapes: weights over the W-DBB bound without dense_w (s2ta); a "
+        "filter that is not centrosymmetric (cscnn_pe); a proxy pointing at a member or out of range, a possible "
+        "32-bit overflow, n_in > max_in or n_out > max_out (mor); a negative activation, a possible overflow, a "
+        "layer beyond the preset's memories, a pad or stride that is not an integer scalar (snapea). "
+        "'zeroskip presets BLOCK' lists a block's presets and their limits."))
     c.add_argument("block", choices=blocks)
     c.add_argument("--preset", help="preset name (default: the block's default)")
     c.add_argument("--sim", choices=SIMULATORS, default="verilator")

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from generators.config import default_preset, preset
+from generators.config import preset
 from models import digits
 from models.centrosymmetric import fine_tune_centrosymmetric
 from models.dbb_training import DbbConfig
@@ -125,9 +125,9 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
 
 
 def _s2ta_density_sweep(cfg, qnet, image, nnz_a):
-    """Golden cycle-model speedup of ``cfg`` over ``sa`` at equal MACs on each conv layer of one image, for
+    """Golden cycle-model speedup of ``cfg`` over the dense ``sa`` at equal MACs on each conv layer of one image, for
     every nnz_a the preset runs (the model equals the RTL's cycles, tested): S2TA's speedup vs density."""
-    sa = default_preset("sa")
+    sa = preset(*DENSE_AT_MACS[cfg.macs])
     rows = []
     for layer in qnet.convs:
         x = conv_inputs(qnet, image[None], nnz_a=nnz_a)[layer.name][0]

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from generators.config import preset
 from golden.mor_engine import engine_layer
-from models.mor import THRESHOLDS, mor_forward
+from models.mor import THRESHOLDS, mor_evaluate
 
 from .mor_area import engine_area
 from .mor_check import check_mor_layers, engine_inputs
@@ -34,16 +34,10 @@ def threshold_sweep(net, layer_tables, images, labels):
     """Per T: test accuracy, fractions of neurons skipped / mispredicted / zero but computed, MACs saved."""
     rows = []
     for threshold in tqdm(THRESHOLDS, desc="thresholds", leave=False):
-        totals, correct = {}, 0
-        for image, label in zip(images, labels):
-            logits, stats = mor_forward(net.qnet, layer_tables, threshold, image)
-            correct += int(np.argmax(logits)) == label
-            for layer in stats.values():
-                for key, value in layer.items():
-                    totals[key] = totals.get(key, 0) + value
+        accuracy, counts = mor_evaluate(net.qnet, layer_tables, threshold, images, labels)
+        totals = {key: sum(layer[key] for layer in counts.values()) for key in next(iter(counts.values()))}
         neurons = totals["neurons"]
-        rows.append({"threshold": threshold, "accuracy": correct / len(images),
-                     "accuracy_loss": net.int8_accuracy - correct / len(images),
+        rows.append({"threshold": threshold, "accuracy": accuracy, "accuracy_loss": net.int8_accuracy - accuracy,
                      "skipped": totals["skipped"] / neurons, "mispredicted": totals["mispredicted"] / neurons,
                      "correct_zero": (totals["skipped"] - totals["mispredicted"]) / neurons,
                      "zero_missed": totals["zero_missed"] / neurons,

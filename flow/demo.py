@@ -23,7 +23,7 @@ from generators.config import preset
 from models import digits
 from models.centrosymmetric import fine_tune_centrosymmetric
 from models.dbb_training import DbbConfig
-from models.mor import mor_forward
+from models.mor import mor_evaluate
 from models.pruning import fine_tune_pruned
 
 from .area import preset_area
@@ -140,19 +140,6 @@ def _s2ta_density_sweep(cfg, qnet, image, nnz_a):
     return rows
 
 
-def _mor_golden(net, layer_tables, threshold):
-    """Test accuracy of the skipping network and each conv layer's prediction categories over the test set."""
-    correct, counts = 0, {}
-    for image, label in zip(net.data.x_test, net.data.y_test):
-        logits, stats = mor_forward(net.qnet, layer_tables, threshold, image)
-        correct += int(logits.argmax()) == label
-        for layer, values in stats.items():
-            total = counts.setdefault(layer, dict.fromkeys(values, 0))
-            for key, value in values.items():
-                total[key] += int(value)
-    return correct / len(net.data.y_test), counts
-
-
 def _seeds(net):
     def default(fn):
         return inspect.signature(fn).parameters["seed"].default
@@ -234,7 +221,7 @@ def demo(*, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR
 
     with progress.stage("mor: tables, skipping network on the test set, mor engine RTL with and without predictor"):
         layer_tables, threshold, _ = mor_tables(net, log=progress.detail)
-        accuracy, categories = _mor_golden(net, layer_tables, threshold)
+        accuracy, categories = mor_evaluate(net.qnet, layer_tables, threshold, net.data.x_test, net.data.y_test)
         rows = rtl.check("mor", "technique", check_mor_layers, cfgs["mor"],
                          engine_inputs(net.qnet, layer_tables, threshold, x))
         base = rtl.check("mor", "same engine, no predictor", check_mor_layers, cfgs["mor"],

@@ -14,8 +14,8 @@ from golden.conv import conv_as_gemm
 from golden.mor import binary_dot, mor_layer
 from golden.quant import requantize
 
-__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "tables", "mor_forward", "THRESHOLDS",
-           "choose_threshold"]
+__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "tables", "mor_forward", "mor_evaluate",
+           "THRESHOLDS", "choose_threshold"]
 
 THRESHOLDS = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))  # 1.0 ... 0.6 (MoR Fig. 6)
 
@@ -133,13 +133,25 @@ def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
     return logits, stats
 
 
+def mor_evaluate(qnet, mor_tables, threshold, images, labels):
+    """(accuracy of the skipping network on ``images``, {conv layer: ``mor_forward``'s counts summed over them})."""
+    correct, counts = 0, {}
+    for image, label in zip(images, labels):
+        logits, stats = mor_forward(qnet, mor_tables, threshold, image)
+        correct += int(np.argmax(logits)) == label
+        for layer, values in stats.items():
+            total = counts.setdefault(layer, dict.fromkeys(values, 0))
+            for key, value in values.items():
+                total[key] += int(value)
+    return correct / len(labels), counts
+
+
 def choose_threshold(qnet, mor_tables, images, labels, *, budget=0.005):
     """The lowest T of THRESHOLDS whose accuracy on ``images`` (training data) stays within ``budget``
     of the exact network's; returns (T, [(T, accuracy), ...])."""
     exact = qnet.accuracy(images, labels)
     sweep = []
     for threshold in THRESHOLDS:
-        predictions = [int(np.argmax(mor_forward(qnet, mor_tables, threshold, img)[0])) for img in images]
-        sweep.append((threshold, float((np.array(predictions) == labels).mean())))
+        sweep.append((threshold, float(mor_evaluate(qnet, mor_tables, threshold, images, labels)[0])))
     within = [t for t, acc in sweep if acc >= exact - budget]
     return (min(within) if within else max(THRESHOLDS)), sweep

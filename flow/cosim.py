@@ -11,7 +11,7 @@ from golden.checks import InputError
 
 from .drivers import DRIVERS
 
-__all__ = ["cosim", "first_mismatch", "keep_waveform", "batch_mismatches", "Mismatch"]
+__all__ = ["cosim", "first_mismatch", "keep_waveform", "batch_mismatches", "rows_bit_exact", "Mismatch"]
 
 
 class Mismatch:
@@ -56,6 +56,11 @@ def batch_mismatches(driver_cls, cfg, sim, batch, results, goldens):
     i, mismatch = bad[0]
     return {"mismatches": len(bad), "first_mismatch": f"image {i}: {mismatch}",
             "waveform": str(keep_waveform(driver_cls, cfg, sim, batch[i], mismatch))}
+
+
+def rows_bit_exact(rows):
+    """Whether every per-layer check row (the ``*_check`` modules') matched golden in outputs and in cycles."""
+    return all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
 
 
 def load_inputs(path):

@@ -27,6 +27,7 @@ from models.mor import mor_evaluate
 from models.pruning import fine_tune_pruned
 
 from .area import preset_area
+from .cosim import rows_bit_exact
 from .cscnn_check import check_pe_layers
 from .cscnn_network import PRUNING, cscnn_models, table_ii
 from .demo_report import write_report
@@ -75,10 +76,6 @@ class _Progress:
         self.say(f"{name}: {self.stages[name]:.1f} s")
 
 
-def _bit_exact(rows):
-    return all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
-
-
 class _Rtl:
     """RTL checks of one demo run: each cached by its inputs and sources, re-simulated for the techniques in
     ``fresh``; all recorded."""
@@ -89,9 +86,9 @@ class _Rtl:
     def check(self, technique, role, step, cfg, *args, **kw):
         t = time.perf_counter()
         rows, reused = cached(f"{cfg.module}-{self.sim}", step, cfg, self.sim, *args, fresh=technique in self.fresh,
-                              keep=_bit_exact, log=self.progress.detail, **kw)
+                              keep=rows_bit_exact, log=self.progress.detail, **kw)
         self.checks.append({"technique": technique, "role": role, "module": cfg.module, "rows": rows})
-        bad = sum(not _bit_exact([r]) for r in rows)
+        bad = sum(not rows_bit_exact([r]) for r in rows)
         how = "reused (same Verilog, inputs and golden)" if reused else f"simulated in {time.perf_counter() - t:.1f} s"
         self.progress.detail(f"{technique}: {cfg.module} ({role}) on {self.sim}: {len(rows)} layers, "
                              f"{'all bit-exact' if not bad else f'{bad} MISMATCHING'}, "
@@ -102,7 +99,7 @@ class _Rtl:
 def _layers(rows, baseline):
     return [{"layer": r["layer"], "images": r["images"], "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": b["cycles"], "speedup_vs_dense": b["cycles"] / r["cycles"],
-             "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": _bit_exact([r]),
+             "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
              "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r, b in zip(rows, baseline)]
 
 
@@ -113,7 +110,7 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
     own = [c for c in checks if c["technique"] == name]
     return {
         "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
-        "rtl_bit_exact": all(_bit_exact(c["rows"]) for c in own),
+        "rtl_bit_exact": all(rows_bit_exact(c["rows"]) for c in own),
         "rtl_layers_checked": sum(len(c["rows"]) for c in own),
         "rtl_checks": [f"{c['module']} ({c['role']})" for c in own],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
@@ -154,7 +151,7 @@ def _failures(checks):
     lines = []
     for check in checks:
         for r in check["rows"]:
-            if not _bit_exact([r]):
+            if not rows_bit_exact([r]):
                 where = (f"first mismatch at {r['first_mismatch']}; waveform kept at {r['waveform']}"
                          if r["first_mismatch"] else f"cycles {r['cycles']} but golden {r['golden_cycles']}")
                 lines.append(f"demo: {check['technique']} MISMATCH on {check['module']} ({check['role']}) layer "

@@ -4,7 +4,7 @@ import numpy as np
 
 from models.mor import mor_forward, neuron_inputs
 
-from .cosim import batch_mismatches
+from .cosim import batch_mismatches, rows_bit_exact
 from .drivers.mor import MorDriver
 from .network import conv_inputs
 
@@ -59,7 +59,7 @@ def check_mor_layers(cfg, sim, layers, *, log=print):
             "cycles": int(sum(c for _, c in results)), "golden_cycles": int(sum(c for _, c in goldens)),
             **batch_mismatches(MorDriver, cfg, sim, batch, results, goldens),
         }
-        row["bit_exact"] = row["mismatches"] == 0 and row["cycles"] == row["golden_cycles"]
+        row["bit_exact"] = rows_bit_exact([row])
         rows.append(row)
         log(f"  {cfg.module} {name}: {len(batch)} images on {sim}, {row['mismatches']} mismatches, "
             f"{row['skipped']}/{row['neurons']} skipped, {row['run_cycles']} run cycles "

@@ -25,3 +25,22 @@ def rng(seed):
 @pytest.fixture(scope="session", autouse=True)
 def simulators_on_path():
     toolchain.prepare()
+
+
+@pytest.fixture
+def corrupt_golden(monkeypatch):
+    """Make a driver's golden model disagree with the RTL at one output element, a stand-in for a faulty RTL:
+    ``corrupt_golden(Driver, "y", (2, 1, 3), change=lambda v: v + 1, when=lambda args: True)``."""
+    def corrupt(driver_cls, output, index, *, change=lambda v: v + 1, when=lambda args: True):
+        real = driver_cls.golden
+
+        def golden(cfg, args):
+            outputs, cycles = real(cfg, args)
+            if when(args):
+                outputs = {**outputs, output: outputs[output].copy()}
+                outputs[output][index] = change(outputs[output][index])
+            return outputs, cycles
+
+        monkeypatch.setattr(driver_cls, "golden", staticmethod(golden))
+
+    return corrupt

@@ -123,17 +123,9 @@ def test_cosim_refuses_unreadable_input(tmp_path, capsys):
     assert not (tmp_path / "out.npz").exists()
 
 
-def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, monkeypatch):
+def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, corrupt_golden):
     """A corrupted expectation stands in for a faulty RTL: exit 1, OUT.npz kept, coordinates, waveform."""
-    real_golden = DapDriver.golden
-
-    def corrupted(cfg, args):
-        outputs, cycles = real_golden(cfg, args)
-        outputs["values"] = outputs["values"].copy()
-        outputs["values"][7, 1] ^= 0x10
-        return outputs, cycles
-
-    monkeypatch.setattr(DapDriver, "golden", staticmethod(corrupted))
+    corrupt_golden(DapDriver, "values", (7, 1), change=lambda v: v ^ 0x10)
     blocks = np.tile(np.array([9, -3, 4, 0, 8, 1, -2, 5], np.int8), (20, 1))
     out = tmp_path / "out.npz"
     assert main(["cosim", "dap", "--sim", "icarus", "--inputs",
@@ -195,20 +187,11 @@ def test_cosim_array_refuses_invalid_input(block, arrays, message, tmp_path, cap
     assert not out.exists()
 
 
-def test_cosim_array_mismatch_names_output_coordinates(tmp_path, capsys, monkeypatch):
+def test_cosim_array_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_golden):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
     from flow.drivers.array import ArrayDriver
 
-    real_golden = ArrayDriver.golden
-
-    def corrupted(cfg, args):
-        outputs, cycles = real_golden(cfg, args)
-        if args["out_shape"] is not None:
-            outputs["y"] = outputs["y"].copy()
-            outputs["y"][2, 1, 3] += 1
-        return outputs, cycles
-
-    monkeypatch.setattr(ArrayDriver, "golden", staticmethod(corrupted))
+    corrupt_golden(ArrayDriver, "y", (2, 1, 3), when=lambda args: args["out_shape"] is not None)
     x = np.arange(2 * 5 * 5, dtype=np.int8).reshape(2, 5, 5)
     inputs = _write(tmp_path / "in.npz", x=x, w=np.ones((4, 2, 3, 3), np.int8), pad=np.int64(1))
     out = tmp_path / "out.npz"
@@ -278,19 +261,11 @@ def test_cosim_cscnn_refuses_invalid_input(change, message, tmp_path, capsys, rn
     assert not out.exists()
 
 
-def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, monkeypatch, rng):
+def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, u, v] and a kept waveform."""
     from flow.drivers.cartesian import PeDriver
 
-    real_golden = PeDriver.golden
-
-    def corrupted(cfg, args):
-        outputs, cycles = real_golden(cfg, args)
-        outputs["y"] = outputs["y"].copy()
-        outputs["y"][4, 9, 2] += 1
-        return outputs, cycles
-
-    monkeypatch.setattr(PeDriver, "golden", staticmethod(corrupted))
+    corrupt_golden(PeDriver, "y", (4, 9, 2))
     x, w, bias = _symmetric_layer(rng)
     out = tmp_path / "out.npz"
     assert main(["cosim", "scnn_pe", "--sim", "icarus", "--inputs", _write(tmp_path / "in.npz", x=x, w=w, bias=bias),
@@ -386,19 +361,11 @@ def test_cosim_mor_refuses_more_neurons_than_the_preset(tmp_path, capsys, rng):
     assert not out.exists()
 
 
-def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, monkeypatch, rng):
+def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with skipped[v, n] and a kept waveform."""
     from flow.drivers.mor import MorDriver
 
-    real_golden = MorDriver.golden.__func__
-
-    def corrupted(cls, cfg, args):
-        outputs, cycles = real_golden(cls, cfg, args)
-        outputs["skipped"] = outputs["skipped"].copy()
-        outputs["skipped"][2, 4] ^= True
-        return outputs, cycles
-
-    monkeypatch.setattr(MorDriver, "golden", classmethod(corrupted))
+    corrupt_golden(MorDriver, "skipped", (2, 4), change=lambda v: not v)
     out = tmp_path / "out.npz"
     assert main(["cosim", "mor", "--preset", "small", "--sim", "icarus", "--inputs",
                  _write(tmp_path / "in.npz", **_mor_layer(rng)), "--out", str(out)]) == 1
@@ -463,19 +430,11 @@ def test_cosim_snapea_refuses_invalid_input(change, message, tmp_path, capsys, r
     assert not out.exists()
 
 
-def test_cosim_snapea_mismatch_names_the_output(tmp_path, capsys, monkeypatch, rng):
+def test_cosim_snapea_mismatch_names_the_output(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
     from flow.drivers.snapea import SnapeaDriver
 
-    real_golden = SnapeaDriver.golden.__func__
-
-    def corrupted(cls, cfg, args):
-        outputs, cycles = real_golden(cls, cfg, args)
-        outputs["y"] = outputs["y"].copy()
-        outputs["y"][2, 3, 1] += 1
-        return outputs, cycles
-
-    monkeypatch.setattr(SnapeaDriver, "golden", classmethod(corrupted))
+    corrupt_golden(SnapeaDriver, "y", (2, 3, 1))
     out = tmp_path / "out.npz"
     assert main(["cosim", "snapea", "--preset", "small", "--sim", "icarus", "--inputs",
                  _write(tmp_path / "in.npz", **_snapea_layer(rng)), "--out", str(out)]) == 1

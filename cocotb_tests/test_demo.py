@@ -67,20 +67,13 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert (tmp_path / f"{plot}.png").stat().st_size > 10_000, plot
 
 
-def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp_path, monkeypatch, capsys):
+def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp_path, monkeypatch, capsys,
+                                                                             corrupt_golden):
     """A golden model that disagrees with the RTL in one output: exit 1, the mismatch in the log, summary and
     report, the waveform kept, and the failing result never cached."""
     from flow.drivers.mor import MorDriver
 
-    original = MorDriver.golden
-
-    def disagreeing(cls, cfg, args):
-        out, cycles = original(cfg, args)
-        y = out["y"].copy()
-        y[0, 1] += 1
-        return {**out, "y": y}, cycles
-
-    monkeypatch.setattr(MorDriver, "golden", classmethod(disagreeing))
+    corrupt_golden(MorDriver, "y", (0, 1))
     assert demo(images=1, synth=False, fresh=["mor"], out_dir=tmp_path, log=lambda *_: None) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo:")]
     assert errors and all("mor MISMATCH on mor_default" in line for line in errors), errors

@@ -90,6 +90,7 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
 
 
 @pytest.mark.parametrize("kwargs,message", [
+    ({"sim": "xcelium"}, "sim must be one of verilator, icarus, not 'xcelium'"),
     ({"images": 0}, "images must be between 1 and the 360 test images, not 0"),
     ({"images": 361}, "not 361"),
     ({"images": 2.5}, "not 2.5"),

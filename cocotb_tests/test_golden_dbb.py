@@ -118,7 +118,7 @@ def test_golden_refuses_bad_input(call, message):
 
 
 def test_filter_blocks_follow_the_conv_gemm_order(rng):
-    """filter_blocks are the K-blocks of each column of conv_as_gemm's weight matrix (SPEC §1)."""
+    """filter_blocks are the K-blocks of each column of conv_as_gemm's weight matrix (docs/conventions.md)."""
     from golden.conv import conv_as_gemm
     from golden.dbb import filter_blocks
 

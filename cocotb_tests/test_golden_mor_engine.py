@@ -47,7 +47,7 @@ def test_a_member_waits_for_its_proxys_decision():
 
 
 def test_schedule_skips_what_the_skip_rule_skips(rng):
-    """The schedule's routing (proxy decision, enable, binCU outcome) skips exactly SPEC §6's neurons."""
+    """The schedule's routing (proxy decision, enable, binCU outcome) skips exactly docs/mor.md's neurons."""
     cfg = MorConfig(name="t", n_cu=3, mac_width=4, n_bincu=2, bits_per_cycle=8, max_in=64, max_out=32)
     for _ in range(20):
         n_out, n_in = int(rng.integers(1, 33)), int(rng.integers(1, 65))

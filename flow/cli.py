@@ -2,7 +2,9 @@
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
@@ -77,8 +79,17 @@ def _demo(args):
     return demo(sim=args.sim, images=args.images, synth=not args.no_synth, fresh=args.fresh)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with command-line errors in one line (the usage stays behind ``--help``)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser():
-    p = argparse.ArgumentParser(prog="zeroskip", description=(
+    from .drivers import DRIVERS
+
+    p = _Parser(prog="zeroskip", description=(
         "Generators, golden models and co-simulation of computation-skipping CNN accelerator blocks."))
     sub = p.add_subparsers(dest="command", required=True)
     blocks = list(CATALOG)
@@ -113,7 +124,7 @@ def parser():
         "32-bit overflow, n_in > max_in or n_out > max_out (mor); a negative activation, a possible overflow, a "
         "layer beyond the preset's memories, a pad or stride that is not an integer scalar (snapea). "
         "'zeroskip presets BLOCK' lists a block's presets and their limits."))
-    c.add_argument("block", choices=blocks)
+    c.add_argument("block", choices=list(DRIVERS))
     c.add_argument("--preset", help="preset name (default: the block's default)")
     c.add_argument("--sim", choices=SIMULATORS, default="verilator")
     c.add_argument("--inputs", required=True, help="input .npz")
@@ -153,14 +164,30 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    """Exit 0 done, 1 RTL differs from golden (only), 2 invalid input, 3 a tool failed or an internal
+    error, 130 interrupted; every error is one line on stderr (``ZS_TRACEBACK=1`` adds the traceback)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a command-line error already printed in one line
+        return done.code
+    except KeyboardInterrupt:
+        return 130
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"zeroskip {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, TypeError) as error:
         print(f"zeroskip {args.command}: {error}", file=sys.stderr)
         return 2
     except (SimulationError, ToolError, RuntimeError) as error:
         print(f"zeroskip {args.command}: {error}", file=sys.stderr)
+        return 3
+    except Exception as error:  # a crash must not look like a mismatch (1) or a refusal (2)
+        if os.environ.get("ZS_TRACEBACK"):
+            traceback.print_exc()
+        print(f"zeroskip {args.command}: internal error: {type(error).__name__}: {error} "
+              "(set ZS_TRACEBACK=1 for the traceback)", file=sys.stderr)
         return 3
 
 

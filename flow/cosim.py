@@ -1,8 +1,6 @@
-"""`zeroskip cosim`: run a block's RTL on IN.npz, compare with golden, write OUT.npz (SPEC §9)."""
+"""`zeroskip cosim`: run a block's RTL on IN.npz, compare with golden, write OUT.npz (docs/cosim.md)."""
 
 import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +8,8 @@ from generators.config import preset
 from golden.checks import InputError
 
 from .drivers import DRIVERS
+from .npz import check_output, read_npz, write_npz
+from .runner import SIMULATORS
 
 __all__ = ["cosim", "first_mismatch", "keep_waveform", "batch_mismatches", "rows_bit_exact", "Mismatch"]
 
@@ -43,7 +43,7 @@ def keep_waveform(driver_cls, cfg, sim, args, mismatch):
     """Re-run the piece holding ``mismatch`` with waves on; return the waveform's path."""
     driver = driver_cls(cfg, sim, waves=True)
     driver.run(driver_cls.piece(cfg, args, mismatch.name, mismatch.index))
-    return driver.target.build.waves_path
+    return driver.target.last_run.waves_path
 
 
 def batch_mismatches(driver_cls, cfg, sim, batch, results, goldens):
@@ -63,35 +63,28 @@ def rows_bit_exact(rows):
     return all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
 
 
-def load_inputs(path):
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(f"cannot read {path} as .npz: {error}") from error
-
-
 def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, log=print):
-    """Exit status per SPEC §9: 0 match, 1 RTL differs from golden, 2 invalid input."""
+    """Exit status per docs/cosim.md: 0 match, 1 RTL differs from golden, 2 invalid input (one line on
+    stderr, nothing written, refused before any simulation)."""
     try:
         if block not in DRIVERS:
             raise InputError(f"no co-simulation for block {block!r}; blocks are {', '.join(DRIVERS)}")
+        if sim not in SIMULATORS:
+            raise InputError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
         cfg = preset(block, preset_name)
         driver_cls = DRIVERS[block]
-        out_path = Path(out_path)
-        if not out_path.parent.is_dir():
-            raise InputError(f"output folder {out_path.parent} does not exist")
-        args = driver_cls.validate(cfg, load_inputs(inputs_path))
-    except (InputError, ValueError) as error:
+        out_path = check_output(out_path, inputs=[inputs_path])
+        args = driver_cls.validate(cfg, read_npz(inputs_path))
+        golden, golden_cycles = driver_cls.golden(cfg, args)
+    except (InputError, ValueError, TypeError) as error:
         print(f"zeroskip cosim: {error}", file=sys.stderr)
         return 2
-    golden, golden_cycles = driver_cls.golden(cfg, args)
     driver = driver_cls(cfg, sim, waves=waves)
     rtl, cycles = driver.run(args)
     mismatch = first_mismatch(rtl, golden)
     match = mismatch is None and cycles == golden_cycles
-    np.savez(out_path, **rtl, cycles=np.int64(cycles), hw_macs=np.int64(driver_cls.hw_macs(cfg)),
-             golden_match=np.bool_(match))
+    write_npz(out_path, {**rtl, "cycles": np.int64(cycles), "hw_macs": np.int64(driver_cls.hw_macs(cfg)),
+                         "golden_match": np.bool_(match)})
     if match:
         log(f"{block}/{cfg.name} on {sim}: RTL == golden, {cycles} cycles -> {out_path}")
         return 0

@@ -177,7 +177,7 @@ def write_report(summary, out_dir):
         "**" + ("Every technique's RTL matched golden." if summary["bit_exact"] else "RTL MISMATCHES: see below.")
         + "**", "",
         table, "",
-        "- *cycles*: RTL cycles of all conv layers (first input word accepted to last result word, per SPEC §9).",
+        "- *cycles*: RTL cycles of all conv layers (first input word accepted to last result word, per docs/cosim.md).",
         "- *speedup vs dense*: cycles of the dense `sa` array with the same MAC count on the dense INT8 network, "
         "over the technique's. A dense array's cycles depend only on layer shapes.",
         "- *multiplications*: products the technique's hardware forms (RTL counters for the PEs and the MoR "

@@ -49,5 +49,5 @@ def conv_inputs(qnet, images, **kw):
 
 
 def dap_layer_blocks(activations, bz):
-    """All images' activation blocks of one layer (SPEC §1 channel blocking), int8 [n, bz]."""
+    """All images' activation blocks of one layer (docs/conventions.md channel blocking), int8 [n, bz]."""
     return np.concatenate([channel_blocks(x, bz) for x in activations])

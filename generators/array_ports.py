@@ -1,4 +1,4 @@
-"""Payload layouts of the systolic arrays (SPEC §4): input steps, operand buses, result words."""
+"""Payload layouts of the systolic arrays (docs/arrays.md): input steps, operand buses, result words."""
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
@@ -18,7 +18,7 @@ def step_layout(cfg):
 
     ``sa``/``sa_zvcg``: one reduction element, ``act[rows][a]`` and ``wgt[cols][c]``.
     ``s2ta_w``: one K-block, dense ``act[rows][a][bz]`` and W-DBB ``wgt_values[cols][c][b]`` with
-    ``wgt_mask[cols][c]`` (SPEC §2 format). ``s2ta_aw``: as ``s2ta_w`` plus the run-time ``nnz``
+    ``wgt_mask[cols][c]`` (docs/conventions.md format). ``s2ta_aw``: as ``s2ta_w`` plus the run-time ``nnz``
     (1..nnz_max, or bz for dense activations). ``last`` marks a fold's final step.
     """
     if cfg.scalar:

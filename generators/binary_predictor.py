@@ -1,4 +1,4 @@
-"""Mixture-of-Rookies binCU (SPEC §6): XNOR-popcount of sign bits, fixed-point line, predict-zero."""
+"""Mixture-of-Rookies binCU (docs/mor.md): XNOR-popcount of sign bits, fixed-point line, predict-zero."""
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring

@@ -1,4 +1,4 @@
-"""Cartesian-product PE (SPEC §5): SCNN's PE, or with reuse CSCNN's (dual-weight products into AB1)."""
+"""Cartesian-product PE (docs/cscnn.md): SCNN's PE, or with reuse CSCNN's (dual-weight products into AB1)."""
 
 import operator
 from functools import reduce
@@ -20,7 +20,7 @@ def _row_width(cfg):
 
 class CartesianPE(wiring.Component):
     """A ``px × py`` multiplier array fed with compressed weight and activation vectors of one input
-    channel at a time, scattering products into banked accumulators (SPEC §5, golden.cartesian_pe).
+    channel at a time, scattering products into banked accumulators (docs/cscnn.md, golden.cartesian_pe).
 
     Input ``op`` (stream of ``op_layout``): bias, activation-vector, weight-vector and end ops. A weight
     vector is multiplied with each stored activation vector in turn (a *pair*: px·py products whose

@@ -1,4 +1,4 @@
-"""Payload layouts of the Cartesian-product PE (SPEC §5): operand ops in, drained output rows out."""
+"""Payload layouts of the Cartesian-product PE (docs/cscnn.md): operand ops in, drained output rows out."""
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data

@@ -16,7 +16,7 @@ def _require_int(name, value, low, high=None):
 
 
 class _Preset:
-    """What every block config shares: a preset name, its module name, SPEC parameters and a dict form."""
+    """What every block config shares: a preset name, its module name, documented parameters and a dict form."""
 
     def _check_name(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -27,7 +27,7 @@ class _Preset:
         return f"{self.block}_{self.name}"
 
     def params(self):
-        """Parameters under SPEC's names (everything but ``name``)."""
+        """Parameters under their documented names (everything but ``name``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
     def to_dict(self):
@@ -36,7 +36,7 @@ class _Preset:
 
 @dataclass(frozen=True, kw_only=True)
 class DapConfig(_Preset):
-    """Dynamic activation pruning cascade (SPEC §3).
+    """Dynamic activation pruning cascade (docs/dap.md).
 
     Parameters
     ----------
@@ -86,7 +86,7 @@ VARIANTS = ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw")
 
 @dataclass(frozen=True, kw_only=True)
 class ArrayConfig(_Preset):
-    """Output-stationary systolic array of tensor PEs, ``a×b×c_rows×cols`` (SPEC §4).
+    """Output-stationary systolic array of tensor PEs, ``a×b×c_rows×cols`` (docs/arrays.md).
 
     Parameters
     ----------
@@ -209,7 +209,7 @@ class ArrayConfig(_Preset):
 
 @dataclass(frozen=True, kw_only=True)
 class BinCuConfig(_Preset):
-    """Mixture-of-Rookies binary prediction unit (binCU, SPEC §6).
+    """Mixture-of-Rookies binary prediction unit (binCU, docs/mor.md).
 
     Parameters
     ----------
@@ -245,7 +245,7 @@ class BinCuConfig(_Preset):
 
 @dataclass(frozen=True, kw_only=True)
 class MorConfig(_Preset):
-    """Mixture-of-Rookies layer engine (SPEC §6, MoR §4): CUs, binCUs and the neurons controller.
+    """Mixture-of-Rookies layer engine (docs/mor.md, MoR §4): CUs, binCUs and the neurons controller.
 
     Parameters
     ----------
@@ -323,7 +323,7 @@ class MorConfig(_Preset):
 
 @dataclass(frozen=True, kw_only=True)
 class SnapeaConfig(_Preset):
-    """SnaPEA exact-mode early-termination PE array (SPEC §7): each PE computes one filter's outputs.
+    """SnaPEA exact-mode early-termination PE array (docs/snapea.md): each PE computes one filter's outputs.
 
     Parameters
     ----------
@@ -392,7 +392,7 @@ def _require_power_of_two(name, value, low, high):
 
 @dataclass(frozen=True, kw_only=True)
 class PeConfig(_Preset):
-    """Cartesian-product PE (SPEC §5): the SCNN PE, or with ``reuse`` the CSCNN PE.
+    """Cartesian-product PE (docs/cscnn.md): the SCNN PE, or with ``reuse`` the CSCNN PE.
 
     Parameters
     ----------
@@ -404,7 +404,7 @@ class PeConfig(_Preset):
     px, py : int
         The multiplier array: px non-zero weights times py non-zero activations per cycle.
     banks : int
-        Accumulator banks per buffer, a power of two (SPEC: 2·px·py).
+        Accumulator banks per buffer, a power of two (the paper: 2·px·py).
     filters : int
         Output channels one tile accumulates (a power of two, at most ``banks``).
     tile_h, tile_w : int

@@ -1,4 +1,4 @@
-"""DAP: a cascade of magnitude-maxpool stages that DBB-compresses one activation block (SPEC §3)."""
+"""DAP: a cascade of magnitude-maxpool stages that DBB-compresses one activation block (docs/dap.md)."""
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -16,7 +16,7 @@ def dap_input_layout(cfg):
 
 
 def dap_output_layout(cfg):
-    """One compressed DBB block: kept values in position order, then the BZ-bit mask (SPEC §2).
+    """One compressed DBB block: kept values in position order, then the BZ-bit mask (docs/conventions.md).
 
     With ``cfg.dense_out`` the input block follows as ``dense`` (for a dense-activation bypass).
     """

@@ -1,6 +1,8 @@
 """Deterministic Verilog emission with a JSON sidecar, written only when the content changed."""
 
 import json
+import os
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -9,16 +11,33 @@ from amaranth.lib import wiring
 
 from .registry import build
 
-__all__ = ["emit", "port_table", "write_if_changed"]
+__all__ = ["convert", "emit", "port_table", "write_if_changed"]
+
+# Yosys writes a memory's initial contents as one assignment per word, even when every word is
+# zero (Amaranth's default). A 16,384-word memory becomes 16,384 lines that Verilator compiles
+# into megabytes of start-up code. No block reads a word it has not written (a real SRAM holds
+# no reset value either), so all-zero initialisers are dropped; other contents are kept.
+_ZERO_INIT = re.compile(r"^  initial begin\n(?:    (?:\\\S+ |\w+)\[\d+\] = \d+'s?[bdh]0+;\n)+  end\n", re.MULTILINE)
+
+
+def convert(component, name):
+    """Verilog of ``component`` as module ``name``, without all-zero memory initialisers."""
+    return _ZERO_INIT.sub("", verilog.convert(component, name=name, emit_src=False))
 
 
 def write_if_changed(path, text):
-    """Write ``text`` to ``path`` unless it already holds exactly that; return True if written."""
+    """Write ``text`` to ``path`` unless it already holds exactly that; return True if written.
+
+    The file is replaced atomically, so a concurrent reader (another test worker) sees the old
+    or the new text, never a partial one.
+    """
     path = Path(path)
     if path.exists() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
     return True
 
 
@@ -36,8 +55,8 @@ def emit(cfg, out_dir):
     component = build(cfg)
     # Repeated leaves (a grid's PEs) are emitted once and instantiated, keeping emission linear.
     leaves = component.leaves() if hasattr(component, "leaves") else []
-    text = "".join(verilog.convert(leaf, name=name, emit_src=False) for name, leaf in leaves)
-    text += verilog.convert(component, name=cfg.module, emit_src=False)
+    text = "".join(convert(leaf, name) for name, leaf in leaves)
+    text += convert(component, cfg.module)
     out_dir = Path(out_dir)
     v_path = out_dir / f"{cfg.module}.v"
     write_if_changed(v_path, text)

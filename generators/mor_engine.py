@@ -1,4 +1,4 @@
-"""Mixture-of-Rookies layer engine (SPEC §6, MoR §4): CUs, binCUs and the neurons controller."""
+"""Mixture-of-Rookies layer engine (docs/mor.md, MoR §4): CUs, binCUs and the neurons controller."""
 
 from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring

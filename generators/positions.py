@@ -1,4 +1,4 @@
-"""Mask-to-positions decoding of a DBB block: the position of each kept value slot (SPEC §2)."""
+"""Mask-to-positions decoding of a DBB block: the position of each kept value slot (docs/conventions.md)."""
 
 from amaranth.hdl import Cat, Signal
 

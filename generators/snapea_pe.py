@@ -1,4 +1,4 @@
-"""SnaPEA exact-mode early-termination PE array (SPEC §7): one filter per PE, all PEs in parallel."""
+"""SnaPEA exact-mode early-termination PE array (docs/snapea.md): one filter per PE, all PEs in parallel."""
 
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -12,7 +12,7 @@ __all__ = ["SnapeaArray"]
 
 
 class SnapeaArray(wiring.Component):
-    """``n_pe`` PEs; PE k walks filter k's weights in SPEC §7's order for every output pixel in raster
+    """``n_pe`` PEs; PE k walks filter k's weights in docs/snapea.md's order for every output pixel in raster
     order (the schedule of ``golden.snapea_pe``): per cycle it looks at the next ``window`` entries of
     the current phase, takes the first ``lanes`` eligible ones (two-sided: non-zero activation) into
     its ``lanes`` multipliers and accumulates; in the negative phase a negative accumulator ends the

@@ -23,7 +23,7 @@ def op_layout(cfg):
       ``n_pixels`` = ho·wo.
     - x: ``x`` = the next 8 activations of x [C, H, W] in memory order (zero-padded at the end).
     - filter (one per PE in order): ``n_entries``, ``n_first`` (its positive weights) and ``bias``.
-    - entry (``n_entries`` after their filter, SPEC §7's order): ``entry``.
+    - entry (``n_entries`` after their filter, docs/snapea.md's order): ``entry``.
     - go: start computing.
     """
     return data.StructLayout({

@@ -1,4 +1,4 @@
-"""One output-stationary systolic array skeleton for every variant of SPEC §4 (sa, sa_zvcg, s2ta_w, s2ta_aw)."""
+"""One output-stationary systolic array skeleton for every variant of docs/arrays.md (sa, sa_zvcg, s2ta_w, s2ta_aw)."""
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring

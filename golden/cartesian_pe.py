@@ -1,4 +1,4 @@
-"""Cartesian-product PE (SPEC §5): compressed operands, CCU coordinates, banked scatter, AB0/AB1, PPU.
+"""Cartesian-product PE (docs/cscnn.md): compressed operands, CCU coordinates, banked scatter, AB0/AB1, PPU.
 
 Compressed operand format (one tile, one input channel c, one group of ``cfg.filters`` filters):
 

@@ -6,7 +6,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .checks import InputError, require_int8
 from .quant import wrap
 
-__all__ = ["conv2d", "conv_as_gemm", "conv_output_size", "check_conv", "linear"]
+__all__ = ["MAX_ELEMENTS", "conv2d", "conv_as_gemm", "conv_output_size", "check_conv", "linear"]
+
+MAX_ELEMENTS = 1 << 26  # of a padded input or its im2col matrix: refused beyond, before allocating
 
 
 def conv_output_size(size, kernel, pad, stride):
@@ -30,7 +32,7 @@ def conv2d(x, w, *, pad=0, stride=1, bias=None, acc_width=32):
 
 
 def conv_as_gemm(x, w, *, pad=0, stride=1, c_block=1):
-    """Convolution lowered to a GEMM (im2col, SPEC §1): ``(a [M, K], wmat [K, F], (F, H', W'))``.
+    """Convolution lowered to a GEMM (im2col, docs/conventions.md): ``(a [M, K], wmat [K, F], (F, H', W'))``.
 
     M = output pixels row-major; the reduction runs channel-fastest per filter tap with the
     channels zero-padded per tap to ``C' = ceil(C / c_block) · c_block``: k = (r·S + s)·C' + c,
@@ -61,9 +63,15 @@ def check_conv(x, w, pad, stride):
     if isinstance(pad, bool) or isinstance(stride, bool) or not isinstance(pad, (int, np.integer)) \
             or not isinstance(stride, (int, np.integer)) or pad < 0 or stride < 1:
         raise InputError(f"pad must be an integer >= 0 and stride >= 1, not pad={pad!r}, stride={stride!r}")
-    if x.shape[1] + 2 * pad < w.shape[2] or x.shape[2] + 2 * pad < w.shape[3]:
-        raise InputError(f"a {w.shape[2]}x{w.shape[3]} filter does not fit a {x.shape[1]}x{x.shape[2]} input "
-                         f"padded by {pad}")
+    c, h, wd = x.shape
+    _, _, r, s = w.shape
+    if h + 2 * pad < r or wd + 2 * pad < s:
+        raise InputError(f"a {r}x{s} filter does not fit a {h}x{wd} input padded by {pad}")
+    padded = c * (h + 2 * pad) * (wd + 2 * pad)
+    lowered = conv_output_size(h, r, pad, stride) * conv_output_size(wd, s, pad, stride) * r * s * c
+    if max(padded, lowered) > MAX_ELEMENTS:
+        raise InputError(f"x {list(x.shape)} padded by {pad} with {r}x{s} filters needs {max(padded, lowered)} "
+                         f"elements, more than the {MAX_ELEMENTS} a convolution may take (is pad {pad} meant?)")
 
 
 def linear(x, w, *, bias=None, acc_width=32):

@@ -1,4 +1,4 @@
-"""CSCNN filter rules (SPEC §5): centrosymmetry, the canonical half, and Cartesian-product counts."""
+"""CSCNN filter rules (docs/cscnn.md): centrosymmetry, the canonical half, and Cartesian-product counts."""
 
 import numpy as np
 

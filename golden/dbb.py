@@ -1,4 +1,4 @@
-"""Density-bound blocks (SPEC §2): the top-k rule, compression, W-DBB pruning and DAP."""
+"""Density-bound blocks (docs/conventions.md): the top-k rule, compression, W-DBB pruning and DAP."""
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def dbb_decompress(values, mask, bz):
 
 
 def dense_split(blocks, nnz):
-    """Dense-weight fallback (SPEC §4): each block as ceil(BZ/nnz) sub-blocks, the p-th keeping
+    """Dense-weight fallback (docs/arrays.md): each block as ceil(BZ/nnz) sub-blocks, the p-th keeping
     positions p·nnz .. p·nnz + nnz - 1. ``blocks`` [n, BZ] -> [n · passes, BZ], a block's
     sub-blocks consecutive; each meets the nnz/BZ bound and together they sum to the block.
     """
@@ -117,14 +117,14 @@ def dap(cfg, blocks, nnz):
 
 
 def dap_cycles(cfg, n_blocks):
-    """Cycles of ``n_blocks`` streamed back to back with no back-pressure (SPEC §9 counting)."""
+    """Cycles of ``n_blocks`` streamed back to back with no back-pressure (docs/cosim.md counting)."""
     return n_blocks + cfg.latency if n_blocks else 0
 
 
 def channel_blocks(x, bz):
     """Activation blocks of a conv input as S2TA blocks them: per pixel, channels padded to a multiple of bz.
 
-    ``x`` int8 [C, H, W] -> int8 [H * W * ceil(C / bz), bz], pixels in row-major order (SPEC §1).
+    ``x`` int8 [C, H, W] -> int8 [H * W * ceil(C / bz), bz], pixels in row-major order (docs/conventions.md).
     """
     require_int8("x", x, ndim=3)
     c, h, w = x.shape
@@ -137,7 +137,7 @@ def channel_blocks(x, bz):
 def filter_blocks(w, bz):
     """Weight blocks of conv filters as S2TA blocks them: per filter tap, input channels padded to bz.
 
-    ``w`` int8 [F, C, R, S] -> int8 [F * R * S * ceil(C / bz), bz] (the W-DBB blocks of SPEC §1).
+    ``w`` int8 [F, C, R, S] -> int8 [F * R * S * ceil(C / bz), bz] (the W-DBB blocks of docs/conventions.md).
     """
     require_int8("w", w, ndim=4)
     return np.concatenate([channel_blocks(filt, bz) for filt in w])

@@ -1,4 +1,4 @@
-"""Mixture-of-Rookies (SPEC §6): binarized dot products and the proxy + binary ReLU-zero skip rule."""
+"""Mixture-of-Rookies (docs/mor.md): binarized dot products and the proxy + binary ReLU-zero skip rule."""
 
 import numpy as np
 
@@ -62,6 +62,8 @@ def check_mor(x, w, bias, proxy, m_q, b_q, enable, *, acc_width=32):
     require_int8("w", w, ndim=2)
     x2 = x.reshape(-1, x.shape[-1])
     n_out, n_in = w.shape
+    if n_out == 0 or n_in == 0 or x2.shape[0] == 0:
+        raise InputError(f"x {list(x.shape)} and w {list(w.shape)} must not be empty")
     if x2.shape[1] != n_in:
         raise InputError(f"x has {x2.shape[1]} inputs but w has {n_in}")
     require_array("bias", bias, dtype=np.int32, shape=(n_out,))

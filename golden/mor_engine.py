@@ -1,4 +1,4 @@
-"""The Mixture-of-Rookies layer engine's DNN format and exact schedule (MoR §4, SPEC §6).
+"""The Mixture-of-Rookies layer engine's DNN format and exact schedule (MoR §4, docs/mor.md).
 
 DNN format (MoR §4.2): neurons are stored proxies first (ascending index), then the members of each
 proxy in turn (ascending index); a proxy carries its cluster size. A *position* is a neuron's place

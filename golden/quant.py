@@ -1,4 +1,4 @@
-"""Integer-only arithmetic between layers (SPEC §1): accumulator wrap-around and requantization."""
+"""Integer-only arithmetic between layers (docs/conventions.md): accumulator wrap-around and requantization."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""SnaPEA exact mode and the predictive-sparse algorithms of the seed report (SPEC §7), with multiplication counts.
+"""SnaPEA exact mode and the predictive-sparse algorithms of the seed report (docs/snapea.md), with product counts.
 
 All five compute ``ReLU(conv2d(x, w) + bias)`` (int32 [F, H', W']) and count the products they form:
 
@@ -7,7 +7,7 @@ All five compute ``ReLU(conv2d(x, w) + bias)`` (int32 [F, H', W']) and count the
 - ``snapea``: per filter, weights ≥ 0 first (zeros too, in (c, r, s) order), then the negative ones by
   descending magnitude; accumulate the first phase, add the bias, then stop before the next negative
   product once the partial sum is < 0 (the output is then 0). Every tap of the order is multiplied.
-- ``proposal1``: SnaPEA over the non-zero weights only (SPEC §7's offline order, ``weight_order``).
+- ``proposal1``: SnaPEA over the non-zero weights only (docs/snapea.md's offline order, ``weight_order``).
 - ``proposal2``: Proposal 1 that also skips pairs whose activation is zero.
 
 The terminating three require x ≥ 0 (post-ReLU activations): only then is stopping exact. ``lanes``

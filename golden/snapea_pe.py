@@ -1,7 +1,7 @@
-"""The SnaPEA early-termination PE's exact schedule (SPEC §7): lanes MACs per cycle over a filter's sorted
+"""The SnaPEA early-termination PE's exact schedule (docs/snapea.md): lanes MACs per cycle over a filter's sorted
 weights, with a look-ahead window that skips zero activations in two-sided mode.
 
-Per output pixel the PE walks its filter's entries in SPEC §7's order (``weight_order``: zero weights
+Per output pixel the PE walks its filter's entries in docs/snapea.md's order (``weight_order``: zero weights
 dropped, positives, then negatives by descending magnitude), starting from acc = bias. Each cycle:
 
 - In the negative phase, if acc < 0 the pixel ends (output 0) and the cycle does nothing else.

@@ -1,4 +1,4 @@
-"""What the systolic arrays compute (SPEC §4): GEMM with DBB semantics, fold tiling, exact cycle model.
+"""What the systolic arrays compute (docs/arrays.md): GEMM with DBB semantics, fold tiling, exact cycle model.
 
 A fold is one tile of ``cfg.pixels × cfg.channels`` outputs (GEMM rows × columns) computed over
 the whole reduction; folds run M-major. ``sa`` variants take one reduction element per PE step
@@ -34,7 +34,7 @@ def pad_reduction(x, bz, axis):
 
 
 def dap_rows(a, nnz, bz):
-    """``a`` [M, K] with every K-block of every row DAP-pruned at ``nnz`` (the top-k rule of SPEC §2)."""
+    """``a`` [M, K] with every K-block of every row DAP-pruned at ``nnz`` (the top-k rule of docs/conventions.md)."""
     padded = pad_reduction(a, bz, 1)
     blocks = padded.reshape(-1, bz)
     kept = np.where(topk_mask(blocks, nnz), blocks, np.int8(0)).reshape(padded.shape)
@@ -103,7 +103,7 @@ def folds(cfg, m, n):
 def array_cycles(cfg, steps):
     """RTL cycles of folds of ``steps`` PE steps each, streamed back to back without back-pressure.
 
-    Counted as SPEC §9: from the cycle the first step is accepted to the one of the last
+    Counted as docs/cosim.md: from the cycle the first step is accepted to the one of the last
     result word, both included. The first PE step enters ``front_latency`` cycles after it
     is accepted; a fold's last step enters no sooner than ``min_fold_steps`` after the
     previous fold's (so drains overlap compute); the last result word follows ``latency``

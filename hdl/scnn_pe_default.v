@@ -26,21 +26,6 @@ module scnn_pe_default_bank(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   wire [31:0] wr__data;
   wire wr__en;
   reg [31:0] mem [12:0];
-  initial begin
-    mem[0] = 32'd0;
-    mem[1] = 32'd0;
-    mem[2] = 32'd0;
-    mem[3] = 32'd0;
-    mem[4] = 32'd0;
-    mem[5] = 32'd0;
-    mem[6] = 32'd0;
-    mem[7] = 32'd0;
-    mem[8] = 32'd0;
-    mem[9] = 32'd0;
-    mem[10] = 32'd0;
-    mem[11] = 32'd0;
-    mem[12] = 32'd0;
-  end
   always @(posedge clk) begin
     if (we)
       mem[waddr] <= wdata;
@@ -4463,24 +4448,6 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   output y__valid;
   reg y__valid = 1'h0;
   reg [59:0] acts [15:0];
-  initial begin
-    acts[0] = 60'h000000000000000;
-    acts[1] = 60'h000000000000000;
-    acts[2] = 60'h000000000000000;
-    acts[3] = 60'h000000000000000;
-    acts[4] = 60'h000000000000000;
-    acts[5] = 60'h000000000000000;
-    acts[6] = 60'h000000000000000;
-    acts[7] = 60'h000000000000000;
-    acts[8] = 60'h000000000000000;
-    acts[9] = 60'h000000000000000;
-    acts[10] = 60'h000000000000000;
-    acts[11] = 60'h000000000000000;
-    acts[12] = 60'h000000000000000;
-    acts[13] = 60'h000000000000000;
-    acts[14] = 60'h000000000000000;
-    acts[15] = 60'h000000000000000;
-  end
   always @(posedge clk) begin
     if (act_wr__en)
       acts[act_wr__addr] <= act_wr__data;

@@ -1,6 +1,6 @@
 """S2TA training (S2TA §3.2, §5): W-DBB magnitude pruning with fine-tuning, and DAP-aware fine-tuning.
 
-Blocks run along input channels per pixel / filter tap (SPEC §1); the first (C = 1) conv stays
+Blocks run along input channels per pixel / filter tap (docs/conventions.md); the first (C = 1) conv stays
 dense and the classifier is not pruned. The top-k rule is ``topk_mask_torch``, tested equal to
 golden's ``topk_mask``.
 """

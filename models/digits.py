@@ -14,7 +14,7 @@ TEST_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Digits:
-    """Images quantized to 0..127 (int8 [N, 1, 8, 8], the first layer's input, SPEC §1) and labels."""
+    """Images quantized to 0..127 (int8 [N, 1, 8, 8], the first layer's input, docs/conventions.md) and labels."""
 
     x_train: np.ndarray
     y_train: np.ndarray

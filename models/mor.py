@@ -1,6 +1,6 @@
-"""Mixture-of-Rookies offline stage (MoR §3.2, SPEC §6): profiling, angle clustering, threshold, skipping inference.
+"""Mixture-of-Rookies offline stage (MoR §3.2, docs/mor.md): profiling, angle clustering, threshold, skipping inference.
 
-A neuron is a conv filter at one output pixel; its input vector is that pixel's im2col row (SPEC §1
+A neuron is a conv filter at one output pixel; its input vector is that pixel's im2col row (docs/conventions.md
 order, unpadded). Fit, threshold and clusters are per filter, shared by all its pixels. Profiling
 uses the exact INT8 network's real layer inputs on training images; the classifier (no ReLU) is
 never predicted.

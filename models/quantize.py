@@ -1,4 +1,4 @@
-"""Symmetric INT8 post-training quantization and the integer-only network (SPEC §1), via golden's rules."""
+"""Symmetric INT8 post-training quantization and the integer-only network (docs/conventions.md), via golden's rules."""
 
 import math
 from dataclasses import dataclass

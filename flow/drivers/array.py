@@ -1,16 +1,16 @@
-"""Co-simulation driver of the systolic arrays (SPEC §9 blocks `sa`, `sa_zvcg`, `s2ta_w`, `s2ta_aw`)."""
+"""Co-simulation driver of the systolic arrays (docs/cosim.md blocks `sa`, `sa_zvcg`, `s2ta_w`, `s2ta_aw`)."""
 
 import numpy as np
 from amaranth.lib import data
 
 from generators.array_ports import result_layout, step_layout
-from golden.checks import InputError, require_array
+from golden.checks import InputError
 from golden.conv import conv_as_gemm
 from golden.dbb import dbb_compress, dense_split
 from golden.systolic import array_cycles, array_gemm, check_gemm, fold_steps, folds, pad_reduction, weight_passes
 
 from ..pack import pack, unpack
-from .stream import DEPTH, Job, StreamDriver
+from .stream import DEPTH, Job, StreamDriver, scalar_input
 
 __all__ = ["ArrayDriver"]
 
@@ -20,7 +20,7 @@ class ArrayDriver(StreamDriver):
 
     A GEMM is cut into folds (output tiles, the only split that composes exactly); each fold
     streams every reduction step, and folds are grouped into harness jobs of at most DEPTH
-    steps. A convolution is lowered to a GEMM first (SPEC §1 order; channels padded per tap to
+    steps. A convolution is lowered to a GEMM first (docs/conventions.md order; channels padded per tap to
     bz for the s2ta variants). Throughput: one PE step per clock once a job is loaded.
     """
 
@@ -30,23 +30,13 @@ class ArrayDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """GEMM ``{"a", "w"}`` or conv ``{"x", "w", "pad", "stride"}`` (+ ``nnz_a``, ``dense_w``) -> GEMM args."""
-        def scalar(key, default):
-            if key not in inputs:
-                return default
-            value = require_array(key, np.asarray(inputs[key]))
-            if value.ndim != 0:
-                raise InputError(f"{key} must be a scalar, not shape {list(value.shape)}")
-            return value.item()
-
         if "w" not in inputs or ("a" in inputs) == ("x" in inputs):
             raise InputError(f"{cfg.variant} needs a and w (GEMM) or x and w (conv), not {sorted(inputs)}")
-        dense_w = scalar("dense_w", False)
-        if not isinstance(dense_w, bool):
-            raise InputError(f"dense_w must be a bool, not {dense_w!r}")
-        nnz_a = scalar("nnz_a", None)
+        dense_w = scalar_input(inputs, "dense_w", bool, False)
+        nnz_a = scalar_input(inputs, "nnz_a", int) if cfg.variant == "s2ta_aw" or "nnz_a" in inputs else None
         out_shape = None
         if "x" in inputs:
-            pad, stride = scalar("pad", 0), scalar("stride", 1)
+            pad, stride = scalar_input(inputs, "pad", int, 0), scalar_input(inputs, "stride", int, 1)
             a, w, out_shape = conv_as_gemm(inputs["x"], inputs["w"], pad=pad, stride=stride,
                                            c_block=1 if cfg.scalar else cfg.bz)
         else:

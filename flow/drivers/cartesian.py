@@ -1,4 +1,4 @@
-"""Co-simulation driver of the Cartesian-product PEs (SPEC §9 blocks `scnn_pe`, `cscnn_pe`)."""
+"""Co-simulation driver of the Cartesian-product PEs (docs/cosim.md blocks `scnn_pe`, `cscnn_pe`)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Co-simulation driver of the DAP cascade (SPEC §9 block `dap`)."""
+"""Co-simulation driver of the DAP cascade (docs/cosim.md block `dap`)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Co-simulation driver of the Mixture-of-Rookies engine (SPEC §9 block `mor`)."""
+"""Co-simulation driver of the Mixture-of-Rookies engine (docs/cosim.md block `mor`)."""
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class MorDriver(StreamDriver):
 
     @staticmethod
     def validate(cfg, inputs):
-        """SPEC §9's `mor` inputs; InputError if a key, dtype, shape or range is wrong or the layer
+        """docs/cosim.md's `mor` inputs; InputError if a key, dtype, shape or range is wrong or the layer
         does not fit the preset (n_in ≤ max_in, n_out ≤ max_out)."""
         args = require_keys("mor", inputs, KEYS)
         check_mor(*(args[key] for key in KEYS))

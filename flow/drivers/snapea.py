@@ -1,4 +1,4 @@
-"""Co-simulation driver of the SnaPEA PE array (SPEC §9 block `snapea`)."""
+"""Co-simulation driver of the SnaPEA PE array (docs/cosim.md block `snapea`)."""
 
 import numpy as np
 
@@ -9,7 +9,7 @@ from golden.snapea import check_snapea, weight_order
 from golden.snapea_pe import array_job_cycles, pe_layer
 
 from ..pack import blank, pack, unpack
-from .stream import Job, StreamDriver, require_keys
+from .stream import Job, StreamDriver, require_keys, scalar_input
 
 __all__ = ["SnapeaDriver"]
 
@@ -30,8 +30,8 @@ class SnapeaDriver(StreamDriver):
         """``x`` int8 [C, H, W] ≥ 0, ``w`` int8 [F, C, R, S], ``bias`` int32 [F], ``pad``, optional
         ``stride``; InputError if invalid or beyond the preset."""
         args = require_keys("snapea", inputs, ("x", "w", "bias", "pad"))
-        args["pad"] = _integer(args["pad"])
-        args["stride"] = _integer(inputs["stride"]) if "stride" in inputs else 1
+        args["pad"] = scalar_input(inputs, "pad", int)
+        args["stride"] = scalar_input(inputs, "stride", int, 1)
         x, w = args["x"], args["w"]
         check_snapea(x, w, args["bias"], args["pad"], args["stride"])
         _, h_out, w_out = pe_shape(x, w, args["pad"], args["stride"])
@@ -124,9 +124,3 @@ def pe_shape(x, w, pad, stride):
     """(F, H', W') of the layer's output."""
     return len(w), conv_output_size(x.shape[1], w.shape[2], pad, stride), conv_output_size(x.shape[2], w.shape[3],
                                                                                             pad, stride)
-
-
-def _integer(value):
-    """A scalar integer (numpy or Python) as int; anything else as given, for check_conv to refuse."""
-    array = np.asarray(value)
-    return int(array) if array.ndim == 0 and np.issubdtype(array.dtype, np.integer) else value

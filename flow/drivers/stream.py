@@ -6,16 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import verilog
 
-from generators.emit import emit, write_if_changed
+from generators.emit import convert, emit, write_if_changed
 from generators.harness import StreamHarness
 from golden.checks import InputError
 
 from .. import runner
 from ..pack import from_hex, to_hex
 
-__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys"]
+__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys", "scalar_input"]
 
 DEPTH = 16384  # words per harness memory: a job holds at most this many items
 ALL_ONES = 0xFFFF_FFFF
@@ -66,8 +65,9 @@ class StreamTarget:
                                 in_width=in_width, out_width=out_width, depth=depth)
         self.toplevel = f"harness_{cfg.module}"
         harness_path = hdl_dir / f"{self.toplevel}.v"
-        write_if_changed(harness_path, verilog.convert(harness, name=self.toplevel, emit_src=False))
+        write_if_changed(harness_path, convert(harness, self.toplevel))
         self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
+        self.last_run = None  # the latest runner.Run (its folder holds the waveform when waves are on)
 
     def run(self, jobs, *, timeout_cycles=None):
         """Run ``jobs`` in one simulator process; return a JobResult per job."""
@@ -92,8 +92,8 @@ class StreamTarget:
             stim_path = Path(tmp) / "stim.npz"
             resp_path = Path(tmp) / "resp.npz"
             np.savez(stim_path, **stim)
-            runner.run(self.build, "flow.benches.stream", {"ZS_STIM": stim_path, "ZS_RESP": resp_path,
-                                                            "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")})
+            env = {"ZS_STIM": stim_path, "ZS_RESP": resp_path, "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")}
+            self.last_run = runner.run(self.build, "flow.benches.stream", env)
             resp = dict(np.load(resp_path))
         self.sim_seconds = float(resp["sim_seconds"])
         # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
@@ -113,6 +113,22 @@ def require_keys(block, inputs, keys):
     return {key: inputs[key] for key in keys}
 
 
+def scalar_input(inputs, key, kind, default=None):
+    """``inputs[key]`` as a Python int or bool (``kind``), or ``default`` when absent; InputError for an
+    array, a float or a string (``pad`` = 1.5 is refused, never truncated)."""
+    what = "a bool scalar" if kind is bool else "an integer scalar"
+    if key not in inputs:
+        if default is None:
+            raise InputError(f"missing input {key!r} ({what})")
+        return default
+    value = np.asarray(inputs[key])
+    if value.ndim != 0:
+        raise InputError(f"{key} must be {what}, not an array of shape {list(value.shape)}")
+    if not (value.dtype == np.bool_ if kind is bool else np.issubdtype(value.dtype, np.integer)):
+        raise InputError(f"{key} must be {what}, not {value.dtype} {value.item()!r}")
+    return kind(value.item())
+
+
 class StreamDriver:
     """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
 
@@ -125,7 +141,7 @@ class StreamDriver:
 
     @staticmethod
     def hw_macs(cfg):
-        """Multipliers of the preset (SPEC §9 ``hw_macs``)."""
+        """Multipliers of the preset (docs/cosim.md ``hw_macs``)."""
         return cfg.macs
 
     def run(self, args, **patterns):

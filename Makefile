@@ -40,16 +40,16 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 sim: setup
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) cocotb_tests -k rtl
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup cocotb_tests -k rtl
 
 synth: setup
 	$(ZS) synth
 
 test: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --durations=15 cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --durations=15 cocotb_tests
 
 test-all: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --durations=15 -m "" cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --durations=15 -m "" cocotb_tests
 
 compare: setup
 	$(ZS) compare

@@ -9,6 +9,18 @@ import pytest
 from flow import toolchain
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that must share one worker (``xdist_group``: training caches, Yosys's first compile) go first,
+    longest group first, so the other worker takes the many short tests and neither ends alone."""
+    order = {"training": 0, "yosys": 1}
+
+    def rank(item):
+        mark = item.get_closest_marker("xdist_group")
+        return order.get(mark.args[0] if mark and mark.args else mark.kwargs.get("name"), 2) if mark else 3
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def seed(request):
     """SEED from the environment, else a fresh one; printed so a failure can be replayed."""

@@ -18,6 +18,8 @@ from generators.config import CATALOG, VARIANTS
 from golden.dbb import wdbb_prune
 from golden.systolic import array_gemm, fold_steps, folds
 
+from .matrix import on_simulators
+
 PRESETS = [(variant, name) for variant in VARIANTS for name in ("default", "small")] + [("sa", "mac64")]
 ICARUS_PIXELS = 16
 _drivers = {}
@@ -131,8 +133,7 @@ def check(cfg, batch, results, labels):
         assert cycles == golden_cycles, f"{cfg.module} {label}: RTL {cycles} cycles, cycle model {golden_cycles}"
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("variant,preset", PRESETS)
+@pytest.mark.parametrize("variant,preset,sim", on_simulators(PRESETS, icarus=lambda p: p[1] == "small"))
 def test_array_rtl_matches_golden(variant, preset, sim, rng):
     """Random GEMMs and the named edge cases: exact outputs, exact cycles, every coverage point hit."""
     cfg = CATALOG[variant][preset]
@@ -216,8 +217,7 @@ def network():
     return load_network(log=lambda *_: None)
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant,sim", on_simulators(VARIANTS))
 def test_array_rtl_real_conv_layers(variant, sim, network):
     """Every conv layer of the digits CNN on one test image: W-DBB-pruned weights (the C = 1 layer
     dense in dense-weight mode), real activations (DAP'd by the RTL for s2ta_aw). Icarus runs the

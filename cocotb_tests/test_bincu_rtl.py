@@ -9,6 +9,8 @@ from flow.runner import SIMULATORS
 from generators.config import CATALOG
 from golden.mor import binary_dot, bincu_chunks
 
+from .matrix import on_simulators
+
 PRESETS = list(CATALOG["bincu"].values())
 INT32 = (-2**31, 2**31)
 _drivers = {}
@@ -47,8 +49,7 @@ def test_chunks_hold_the_sign_bits_in_order(rng):
     assert 2 * agree - 13 == binary_dot(x[None], w[None])[0, 0]
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small"]))
 def test_random_neurons(cfg, sim, rng):
     b = cfg.bits_per_cycle
     for n in sorted({1, b - 1 or 1, b, b + 1, 2 * b + 3, cfg.max_in}):
@@ -56,8 +57,7 @@ def test_random_neurons(cfg, sim, rng):
             check(cfg, sim, neurons(rng, 12, n))
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small"]))
 def test_named_edge_cases(cfg, sim, rng):
     n, count = cfg.bits_per_cycle + 2, 6
     zeros = np.zeros((count, n), np.int8)

@@ -21,12 +21,15 @@ from golden.cartesian_pe import bank_of, pe_tile, tile_ops
 from golden.conv import conv2d
 from golden.cscnn import mirror_canonical
 
+from .matrix import on_simulators
+
 PRESETS = [CATALOG[block][name] for block in PE_BLOCKS for name in ("small", "default")]
 # Odd/even filter sizes, a multiplier array that is not square, one filter per tile, ReLU in the PPU.
 EVEN = PeConfig(name="even", reuse=True, px=3, py=2, banks=4, filters=1, tile_h=3, tile_w=6, r=2, s=4)
 RELU = dataclasses.replace(CATALOG["scnn_pe"]["small"], name="relu", relu=True)
 CONFIGS = [*PRESETS, EVEN, RELU]
 REAL_IMAGES = {"verilator": 3, "icarus": 1}
+ON_ICARUS = ["small", "even", "relu"]  # in make test; the default presets on Icarus in make test-all
 _drivers = {}
 
 
@@ -69,15 +72,13 @@ def cases(rng, cfg):
     ]
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(CONFIGS, icarus=ON_ICARUS))
 def test_random_layers(cfg, sim, rng):
     for inputs in cases(rng, cfg):
         check(cfg, sim, inputs)
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=ON_ICARUS))
 def test_named_edge_cases(cfg, sim, rng):
     base = layer(rng, cfg, 3, cfg.filters, cfg.tile_h, cfg.tile_w)
     zero_x = {**base, "x": np.zeros_like(base["x"])}
@@ -90,8 +91,7 @@ def test_named_edge_cases(cfg, sim, rng):
     check(cfg, sim, {**base, "w": np.zeros_like(base["w"])})
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=ON_ICARUS))
 def test_forced_bank_conflicts(cfg, sim, rng):
     """Activations only where tap (0, 0) of filter 0 lands in bank 0, dense weights: products pile onto few banks."""
     inputs = layer(rng, cfg, 2, cfg.filters, cfg.tile_h, cfg.tile_w, density=1.0, low=1, high=128)
@@ -120,8 +120,7 @@ def real_layers():
     return qnet, conv_inputs(qnet, images)
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("block", PE_BLOCKS)
+@pytest.mark.parametrize("block,sim", on_simulators(PE_BLOCKS))
 def test_real_centrosymmetric_layers(block, sim, real_layers):
     cfg = CATALOG[block]["default"]
     qnet, acts = real_layers

@@ -6,9 +6,10 @@ import pytest
 from flow.cosim import first_mismatch
 from flow.drivers.dap import DapDriver
 from flow.drivers.stream import Job
-from flow.runner import SIMULATORS
 from generators.config import CATALOG
 from golden.dbb import dap
+
+from .matrix import on_simulators
 
 N_RANDOM = 10_000
 
@@ -74,8 +75,7 @@ def assert_equal(rtl, golden, what):
     assert mismatch is None, f"{what}: first mismatch at {mismatch}"
 
 
-@pytest.mark.parametrize("preset_name", list(CATALOG["dap"]))
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("preset_name,sim", on_simulators(list(CATALOG["dap"]), icarus=["small", "comb"]))
 def test_dap_rtl(sim, preset_name, rng):
     cfg = CATALOG["dap"][preset_name]
     driver = DapDriver(cfg, sim)

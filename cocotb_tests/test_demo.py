@@ -9,6 +9,9 @@ import pytest
 from flow import result_cache
 from flow.demo import TECHNIQUES, demo
 
+# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+pytestmark = pytest.mark.xdist_group("training")
+
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "multiplications", "area")
 PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "s2ta_speedup_vs_density", "cscnn_products", "mor_categories",
          "snapea_mults")

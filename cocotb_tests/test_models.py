@@ -1,11 +1,15 @@
 """The digits CNN: data set, training, INT8 export through golden's integer rules."""
 
 import numpy as np
+import pytest
 import torch
 
 from flow.network import CACHE, conv_inputs, load_network
 from models import cnn, digits
 from models.quantize import multiplier
+
+# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+pytestmark = pytest.mark.xdist_group("training")
 
 
 def test_dataset_split_is_fixed_and_quantized():

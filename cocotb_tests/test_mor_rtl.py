@@ -8,6 +8,8 @@ from flow.drivers.mor import MorDriver
 from flow.runner import SIMULATORS
 from generators.config import CATALOG
 
+from .matrix import REAL_LAYER_SIMS, on_simulators
+
 PRESETS = list(CATALOG["mor"].values())
 REAL_VECTORS = {"icarus": 16, "verilator": None}  # input vectors per real layer (None: the whole layer)
 _drivers = {}
@@ -51,8 +53,7 @@ def check(cfg, sim, inputs, **patterns):
     return golden
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small"]))
 def test_random_layers(cfg, sim, rng):
     """Vector lengths around mac_width and bits_per_cycle (most not a multiple of bits_per_cycle)."""
     skipped = 0
@@ -87,8 +88,7 @@ def _edge_layers(cfg, rng):
     }
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small"]))
 def test_named_edge_layers(cfg, sim, rng):
     for name, inputs in _edge_layers(cfg, rng).items():
         golden = check(cfg, sim, inputs)
@@ -144,7 +144,7 @@ def real_layers():
     return out
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", REAL_LAYER_SIMS)
 def test_real_digits_layers(sim, real_layers):
     cfg = CATALOG["mor"]["default"]
     skipped = 0

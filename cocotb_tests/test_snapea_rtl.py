@@ -9,6 +9,8 @@ from flow.runner import SIMULATORS
 from generators.config import CATALOG
 from golden.conv import conv2d
 
+from .matrix import on_simulators
+
 PRESETS = list(CATALOG["snapea"].values())
 _drivers = {}
 
@@ -41,8 +43,7 @@ def check(cfg, sim, inputs, **patterns):
     return golden, golden_cycles
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small", "one_sided"]))
 def test_random_layers(cfg, sim, rng):
     """Sparse and dense layers, padding 0..2, stride 1 and 2, more filters than PEs."""
     for pad, stride, x_zeros in ((0, 1, 0.5), (1, 1, 0.0), (2, 2, 0.3), (1, 2, 0.8)):
@@ -65,8 +66,7 @@ def _edge_layers(cfg, rng):
     }
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", PRESETS, ids=lambda cfg: cfg.module)
+@pytest.mark.parametrize("cfg,sim", on_simulators(PRESETS, icarus=["small", "one_sided"]))
 def test_named_edge_layers(cfg, sim, rng):
     for name, inputs in _edge_layers(cfg, rng).items():
         golden, _ = check(cfg, sim, inputs)
@@ -101,8 +101,7 @@ def real_layers():
                          "stride": np.int64(conv.stride)}) for conv in qnet.convs]
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("preset", ["default", "one_sided"])
+@pytest.mark.parametrize("preset,sim", on_simulators(["default", "one_sided"]))
 def test_real_pruned_digits_layers(preset, sim, real_layers):
     cfg = CATALOG["snapea"][preset]
     for _, inputs in real_layers:

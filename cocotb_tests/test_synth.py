@@ -1,7 +1,12 @@
 """Real Yosys and nextpnr-ecp5 on the default DAP preset (what `make synth` runs)."""
 
+import pytest
+
 from flow.synth import synthesize
 from generators.config import CATALOG
+
+# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+pytestmark = pytest.mark.xdist_group("yosys")
 
 
 def test_synthesis_reports_cells_luts_and_fmax():

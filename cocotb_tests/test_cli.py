@@ -101,7 +101,7 @@ def test_cosim_scalar_nnz_and_other_preset(tmp_path):
     (dict(blocks=np.zeros((4, 8), np.int8)), "missing input 'nnz'"),
     (dict(blocks=np.zeros((4, 8), np.int16), nnz=np.int64(2)), "dtype int8"),
     (dict(blocks=np.zeros((4, 4), np.int8), nnz=np.int64(2)), "shape"),
-    (dict(blocks=np.zeros((0, 8), np.int8), nnz=np.int64(2)), "n >= 1"),
+    (dict(blocks=np.zeros((0, 8), np.int8), nnz=np.int64(2)), "array 'blocks' is empty (shape [0, 8])"),
     (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.int64(0)), "between 1 and 5"),
     (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.int64(6)), "between 1 and 5"),
     (dict(blocks=np.zeros((4, 8), np.int8), nnz=np.ones(3, np.int64)), "shape"),
@@ -119,7 +119,7 @@ def test_cosim_refuses_unreadable_input(tmp_path, capsys):
     bad = tmp_path / "in.npz"
     bad.write_text("not a zip")
     assert main(["cosim", "dap", "--inputs", str(bad), "--out", str(tmp_path / "out.npz")]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "is not an .npz archive" in capsys.readouterr().err
     assert not (tmp_path / "out.npz").exists()
 
 

@@ -22,6 +22,10 @@ def _generate(args):
 
     out = Path(args.out)
     configs = [preset(args.block, args.preset)] if args.block else [default_preset(b) for b in CATALOG]
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder for the Verilog and JSON sidecars")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     for cfg in configs:
         print(emit(cfg, out))
     return 0

@@ -10,8 +10,9 @@ from flow import toolchain
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that must share one worker (``xdist_group``: training caches, Yosys's first compile) go first,
-    longest group first, so the other worker takes the many short tests and neither ends alone."""
+    """The long tests (marked ``xdist_group``: training, Yosys's first compile) go first, so no worker ends
+    alone on one. (``--dist loadgroup`` was meant to keep each group on one worker; measured, it does not yet:
+    checkpoint locks keep two workers from training the same model twice.)"""
     order = {"training": 0, "yosys": 1}
 
     def rank(item):

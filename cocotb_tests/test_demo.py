@@ -9,7 +9,7 @@ import pytest
 from flow import result_cache
 from flow.demo import TECHNIQUES, demo
 
-# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
 pytestmark = pytest.mark.xdist_group("training")
 
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "multiplications", "area")

@@ -8,7 +8,7 @@ from flow.network import CACHE, conv_inputs, load_network
 from models import cnn, digits
 from models.quantize import multiplier
 
-# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
 pytestmark = pytest.mark.xdist_group("training")
 
 

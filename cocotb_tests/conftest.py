@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from flow import toolchain
+from flow.harness import toolchain
 
 
 def pytest_collection_modifyitems(items):

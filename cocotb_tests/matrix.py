@@ -8,7 +8,7 @@ the rest in `make test-all` (marked slow), so nothing is dropped.
 
 import pytest
 
-from flow.runner import SIMULATORS
+from flow.harness.runner import SIMULATORS
 
 __all__ = ["on_simulators", "REAL_LAYER_SIMS"]
 

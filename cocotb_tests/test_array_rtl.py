@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 
-from flow.cosim import first_mismatch
-from flow.drivers.array import ArrayDriver
-from flow.network import conv_inputs, load_network
-from flow.pack import unpack
-from flow.runner import SIMULATORS
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.array import ArrayDriver
+from flow.harness.network import conv_inputs, load_network
+from flow.harness.pack import unpack
+from flow.harness.runner import SIMULATORS
 from generators.config import CATALOG, VARIANTS
 from golden.dbb import wdbb_prune
 from golden.systolic import array_gemm, fold_steps, folds

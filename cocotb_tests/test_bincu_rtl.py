@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flow.cosim import first_mismatch
-from flow.drivers.bincu import BinCuDriver
-from flow.runner import SIMULATORS
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.bincu import BinCuDriver
+from flow.harness.runner import SIMULATORS
 from generators.config import CATALOG
 from golden.mor import binary_dot, bincu_chunks
 

@@ -10,12 +10,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flow.cosim import first_mismatch
-from flow.cscnn_network import cscnn_models
-from flow.drivers.cartesian import PeDriver
-from flow.drivers.stream import Job
-from flow.network import conv_inputs, load_network
-from flow.runner import SIMULATORS
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.cartesian import PeDriver
+from flow.harness.drivers.stream import Job
+from flow.harness.network import conv_inputs, load_network
+from flow.harness.runner import SIMULATORS
+from flow.techniques.cscnn import cscnn_models
 from generators.config import CATALOG, PE_BLOCKS, PeConfig
 from golden.cartesian_pe import bank_of, pe_tile, tile_ops
 from golden.conv import conv2d

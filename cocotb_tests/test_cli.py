@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from flow.cli import main
-from flow.drivers.dap import DapDriver
+from flow.harness.drivers.dap import DapDriver
 from generators.config import CATALOG, DapConfig
 from golden.dbb import dap
 
@@ -139,7 +139,7 @@ def test_cosim_reports_a_mismatch_and_keeps_waves(tmp_path, capsys, corrupt_gold
 
 def test_cosim_array_conv_and_gemm(tmp_path, rng):
     """An sa conv on Icarus and an s2ta_aw GEMM on Verilator: exit 0, y and cycles of the golden models."""
-    from flow.drivers.array import ArrayDriver
+    from flow.harness.drivers.array import ArrayDriver
     from golden.conv import conv2d
     from golden.dbb import wdbb_prune
 
@@ -189,7 +189,7 @@ def test_cosim_array_refuses_invalid_input(block, arrays, message, tmp_path, cap
 
 def test_cosim_array_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_golden):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
-    from flow.drivers.array import ArrayDriver
+    from flow.harness.drivers.array import ArrayDriver
 
     corrupt_golden(ArrayDriver, "y", (2, 1, 3), when=lambda args: args["out_shape"] is not None)
     x = np.arange(2 * 5 * 5, dtype=np.int8).reshape(2, 5, 5)
@@ -228,7 +228,7 @@ def _symmetric_layer(rng, c=2, f=5, h=9, w=10):
 @pytest.mark.parametrize("block, sim", [("scnn_pe", "icarus"), ("cscnn_pe", "verilator")])
 def test_cosim_pe_full_mode_with_bias(block, sim, tmp_path, rng):
     """A layer of two planar tiles and two filter groups: exit 0, y = full-mode conv + bias, counters of golden."""
-    from flow.drivers.cartesian import PeDriver
+    from flow.harness.drivers.cartesian import PeDriver
     from golden.conv import conv2d
 
     x, w, bias = _symmetric_layer(rng)
@@ -263,7 +263,7 @@ def test_cosim_cscnn_refuses_invalid_input(change, message, tmp_path, capsys, rn
 
 def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, u, v] and a kept waveform."""
-    from flow.drivers.cartesian import PeDriver
+    from flow.harness.drivers.cartesian import PeDriver
 
     corrupt_golden(PeDriver, "y", (4, 9, 2))
     x, w, bias = _symmetric_layer(rng)
@@ -364,7 +364,7 @@ def test_cosim_mor_refuses_more_neurons_than_the_preset(tmp_path, capsys, rng):
 
 def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with skipped[v, n] and a kept waveform."""
-    from flow.drivers.mor import MorDriver
+    from flow.harness.drivers.mor import MorDriver
 
     corrupt_golden(MorDriver, "skipped", (2, 4), change=lambda v: not v)
     out = tmp_path / "out.npz"
@@ -433,7 +433,7 @@ def test_cosim_snapea_refuses_invalid_input(change, message, tmp_path, capsys, r
 
 def test_cosim_snapea_mismatch_names_the_output(tmp_path, capsys, corrupt_golden, rng):
     """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, p, q] and a kept waveform."""
-    from flow.drivers.snapea import SnapeaDriver
+    from flow.harness.drivers.snapea import SnapeaDriver
 
     corrupt_golden(SnapeaDriver, "y", (2, 3, 1))
     out = tmp_path / "out.npz"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flow.cosim import first_mismatch
-from flow.drivers.dap import DapDriver
-from flow.drivers.stream import Job
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.dap import DapDriver
+from flow.harness.drivers.stream import Job
 from generators.config import CATALOG
 from golden.dbb import dap
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flow import result_cache
-from flow.demo import TECHNIQUES, demo
+from flow.harness import result_cache
+from flow.report.evaluate import demo
+from flow.techniques import TECHNIQUES
 
 # Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
 pytestmark = pytest.mark.xdist_group("training")
@@ -74,7 +75,7 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
                                                                              corrupt_golden):
     """A golden model that disagrees with the RTL in one output: exit 1, the mismatch in the log, summary and
     report, the waveform kept, and the failing result never cached."""
-    from flow.drivers.mor import MorDriver
+    from flow.harness.drivers.mor import MorDriver
 
     corrupt_golden(MorDriver, "y", (0, 1))
     assert demo(images=1, synth=False, fresh=["mor"], out_dir=tmp_path, log=lambda *_: None) == 1

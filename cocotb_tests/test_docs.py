@@ -69,7 +69,7 @@ def test_docs_cover_every_block_its_parameters_and_presets(block):
 
 
 def test_cosim_page_lists_every_cosim_block():
-    from flow.drivers import DRIVERS
+    from flow.harness.drivers import DRIVERS
 
     text = (DOCS / "cosim.md").read_text()
     assert [b for b in DRIVERS if f"`{b}`" not in text] == []

@@ -58,7 +58,7 @@ def test_reuse_refuses_a_non_centrosymmetric_filter(rng):
 
 
 def test_centrosymmetric_retraining_keeps_duals_tied_and_pruned_together():
-    from flow.network import CACHE, load_network
+    from flow.harness.network import CACHE, load_network
     from models import cnn
     from models.centrosymmetric import fine_tune_centrosymmetric
     from models.quantize import quantize

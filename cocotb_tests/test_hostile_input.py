@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flow.cli import main
-from flow.drivers.stream import StreamTarget
+from flow.harness.drivers.stream import StreamTarget
 
 
 def _write(path, **arrays):
@@ -143,7 +143,7 @@ def test_generate_refuses_a_file_or_a_missing_parent_as_out(tmp_path, capsys):
 
 
 def test_cosim_help_offers_only_blocks_it_runs(capsys):
-    from flow.drivers import DRIVERS
+    from flow.harness.drivers import DRIVERS
 
     assert main(["cosim", "--help"]) == 0
     usage = capsys.readouterr().out.split("\n\n")[0]
@@ -164,7 +164,7 @@ def test_out_is_written_exactly_where_named(tmp_path, capsys):
 
 def test_a_crash_is_exit_3_in_one_line_never_1(tmp_path, capsys, monkeypatch):
     """An internal error (here a golden model that divides by zero) is not a mismatch."""
-    from flow.drivers.dap import DapDriver
+    from flow.harness.drivers.dap import DapDriver
 
     def broken(cfg, args):
         return 1 // 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from flow.network import CACHE, conv_inputs, load_network
+from flow.harness.network import CACHE, conv_inputs, load_network
 from models import cnn, digits
 from models.quantize import multiplier
 
@@ -57,7 +57,7 @@ def test_topk_mask_torch_equals_golden(rng):
 
 def test_s2ta_fine_tuning_meets_the_bounds_within_a_point_of_dense():
     """S2TA Table 3 on the digits CNN: W-DBB 4/8 and DAP per layer, INT8, within 1 point of dense."""
-    from flow.s2ta_network import s2ta_models
+    from flow.techniques.s2ta import s2ta_models
     from golden.dbb import filter_blocks
 
     net = load_network(log=lambda *_: None)
@@ -89,7 +89,7 @@ def test_global_pruning_removes_the_smallest_weights_across_layers():
 
 def test_pruned_models_hold_their_sparsity_and_accuracy():
     """The report's four settings: zero INT8 conv weights at least the target, within a point of dense."""
-    from flow.snapea_network import pruned_models
+    from flow.techniques.snapea import pruned_models
 
     net = load_network()
     for sparsity, model in pruned_models(net).items():

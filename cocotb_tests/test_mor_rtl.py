@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flow.cosim import first_mismatch
-from flow.drivers.mor import MorDriver
-from flow.runner import SIMULATORS
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.mor import MorDriver
+from flow.harness.runner import SIMULATORS
 from generators.config import CATALOG
 
 from .matrix import REAL_LAYER_SIMS, on_simulators
@@ -128,7 +128,7 @@ def test_predictor_saves_cycles_on_the_same_engine(rng):
 def real_layers():
     """The digits CNN's conv layers: real INT8 inputs of two test images as im2col rows, with tables
     profiled on training images and T = 0.6 (the sweep's lowest, so the most skipping)."""
-    from flow.network import conv_inputs, load_network
+    from flow.harness.network import conv_inputs, load_network
     from models.mor import neuron_inputs, tables
 
     net = load_network()

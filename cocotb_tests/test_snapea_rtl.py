@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from flow.cosim import first_mismatch
-from flow.drivers.snapea import SnapeaDriver
-from flow.runner import SIMULATORS
+from flow.harness.cosim import first_mismatch
+from flow.harness.drivers.snapea import SnapeaDriver
+from flow.harness.runner import SIMULATORS
 from generators.config import CATALOG
 from golden.conv import conv2d
 
@@ -91,8 +91,8 @@ def test_two_sided_takes_fewer_cycles_and_products_than_one_sided(rng):
 @pytest.fixture(scope="module")
 def real_layers():
     """The 50%-pruned digits CNN's conv layers with the real INT8 inputs of one test image."""
-    from flow.network import conv_inputs, load_network
-    from flow.snapea_network import pruned_models
+    from flow.harness.network import conv_inputs, load_network
+    from flow.techniques.snapea import pruned_models
 
     net = load_network()
     qnet = pruned_models(net)[0.5].qnet

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flow.synth import synthesize
+from flow.synth.yosys import synthesize
 from generators.config import CATALOG
 
 # Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
@@ -40,7 +40,7 @@ def test_pe_area_splits_into_logic_and_accumulator_banks():
 
 def test_mor_area_keeps_rams_as_black_boxes_and_counts_the_bincus():
     """Each RAM replica is one black-box cell; logic is the rest; the binCU leaf is counted per instance."""
-    from flow.mor_area import engine_area
+    from flow.techniques.mor import engine_area
     from generators.mor_engine import ram_specs
 
     cfg = CATALOG["mor"]["small"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
 
-from .runner import REPO, SIMULATORS, SimulationError
-from .toolchain import ToolError
+from .harness.runner import REPO, SIMULATORS, SimulationError
+from .harness.toolchain import ToolError
 
 __all__ = ["main"]
 
@@ -48,13 +48,13 @@ def _presets(args):
 
 
 def _cosim(args):
-    from .cosim import cosim
+    from .harness.cosim import cosim
 
     return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves)
 
 
 def _synth(args):
-    from .synth import SYNTH_DIR, markdown_table, synthesize
+    from .synth.yosys import SYNTH_DIR, markdown_table, synthesize
 
     blocks = [args.block] if args.block else list(CATALOG)
     configs = [preset(b, args.preset) for b in blocks] if args.preset else \
@@ -72,13 +72,13 @@ def _synth(args):
 
 
 def _compare(args):
-    from .compare import compare
+    from .report.compare import compare
 
     return compare(sims=args.sim or SIMULATORS, images=args.images, array_images=args.array_images)
 
 
 def _demo(args):
-    from .demo import demo
+    from .report.evaluate import demo
 
     return demo(sim=args.sim, images=args.images, synth=not args.no_synth, fresh=args.fresh)
 
@@ -91,7 +91,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
-    from .drivers import DRIVERS
+    from .harness.drivers import DRIVERS
 
     p = _Parser(prog="zeroskip", description=(
         "Generators, golden models and co-simulation of computation-skipping CNN accelerator blocks."))

@@ -1,0 +1,1 @@
+"""Benchmarks that write JSON + plots under reports/ (``python -m flow.bench.NAME``)."""

@@ -1,0 +1,194 @@
+"""Benchmark of the Cartesian-product PEs, CSCNN vs SCNN: Table II, products, cycles, area -> reports/bench/cscnn.json.
+
+Real layers and the 3x3 synthetic sweep run on the RTL (Verilator, each run checked bit-exact and
+cycle-exact against golden); the 5x5 sweep, which no preset holds, comes from the golden PE model
+and its cycle model, which the tests hold equal to the RTL.
+"""
+
+import argparse
+import dataclasses
+import json
+
+import matplotlib
+import numpy as np
+from tqdm import tqdm
+
+from generators.config import CATALOG, PE_BLOCKS
+from golden.cartesian_pe import pe_conv
+from golden.cscnn import canonical_mask, mirror_canonical
+
+from ..harness.cosim import first_mismatch
+from ..harness.drivers.cartesian import PeDriver
+from ..harness.network import conv_inputs, load_network
+from ..harness.runner import REPO
+from ..synth.yosys import synthesize
+from ..techniques.cscnn import cscnn_models, table_ii
+
+__all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area"]
+
+BENCH_DIR = REPO / "reports" / "bench"
+DENSITIES = (0.1, 0.25, 0.5, 0.75, 1.0)
+_drivers = {}
+
+
+def run_checked(cfg, inputs, sim="verilator"):
+    """RTL ``{"mults", "stalls", "cycles"}`` of one layer, refusing to report a run that differs from golden."""
+    args = PeDriver.validate(cfg, inputs)
+    golden, golden_cycles = PeDriver.golden(cfg, args)
+    if (cfg, sim) not in _drivers:
+        _drivers[cfg, sim] = PeDriver(cfg, sim)
+    rtl, cycles = _drivers[cfg, sim].run(args)
+    if first_mismatch(rtl, golden) is not None or cycles != golden_cycles:
+        raise RuntimeError(f"{cfg.module}: RTL differs from golden ({first_mismatch(rtl, golden)}, "
+                           f"{cycles} vs {golden_cycles} cycles)")
+    return {"mults": int(rtl["mults"]), "stalls": int(rtl["stalls"]), "cycles": cycles}
+
+
+def _pair(scnn, cscnn):
+    return {**{f"scnn_{k}": v for k, v in scnn.items()}, **{f"cscnn_{k}": v for k, v in cscnn.items()},
+            "mults_ratio": round(cscnn["mults"] / max(1, scnn["mults"]), 4),
+            "cycles_ratio": round(cscnn["cycles"] / scnn["cycles"], 4)}
+
+
+def _sum(runs):
+    return {key: sum(run[key] for run in runs) for key in runs[0]}
+
+
+def real_layer_table(models, images, *, log=print):
+    """Per centrosymmetric model and conv layer: both PEs' RTL products/stalls/cycles over ``images``."""
+    rows = []
+    for name in ("centrosymmetric", "cs_pruned"):
+        qnet = models[name].qnet
+        acts = conv_inputs(qnet, images)
+        for layer in tqdm(qnet.convs, desc=f"{name} layers", leave=False):
+            runs = {block: _sum([run_checked(CATALOG[block]["default"], {"x": x, "w": layer.w, "bias": layer.bias})
+                                 for x in acts[layer.name]]) for block in PE_BLOCKS}
+            rows.append({"model": name, "layer": layer.name, "images": len(images),
+                         **_pair(runs["scnn_pe"], runs["cscnn_pe"])})
+            log(f"  {name} {layer.name}: CSCNN forms {rows[-1]['mults_ratio']:.3f} of SCNN's products in "
+                f"{rows[-1]['cycles_ratio']:.3f} of its cycles")
+    return rows
+
+
+def _synthetic(rng, r, s, w_density, a_density, channels=8, filters=8, size=8):
+    """Post-ReLU activations and centrosymmetric weights pruned by dual pair, at the given densities."""
+    x = np.where(rng.random((channels, size, size)) < a_density, rng.integers(1, 128, (channels, size, size)), 0)
+    w = rng.integers(-127, 128, (filters, channels, r, s))
+    w[w == 0] = 1
+    kept = rng.random(w.shape) < w_density
+    return {"x": x.astype(np.int8), "w": mirror_canonical(np.where(kept & canonical_mask(r, s), w, 0)).astype(np.int8),
+            "bias": np.zeros(filters, np.int32)}
+
+
+def density_sweep(*, seed=0, log=print):
+    """Products and cycles of both PEs over weight x activation density, 3x3 (RTL) and 5x5 (golden model)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    points = [(r, wd, ad) for r in (3, 5) for wd in DENSITIES for ad in DENSITIES]
+    for r, wd, ad in tqdm(points, desc="density sweep", leave=False):
+        inputs = _synthetic(rng, r, r, wd, ad)
+        runs = {}
+        for block in PE_BLOCKS:
+            cfg = CATALOG[block]["default"]
+            if r == cfg.r:
+                runs[block] = run_checked(cfg, inputs)
+            else:
+                out = pe_conv(dataclasses.replace(cfg, r=r, s=r), **inputs)
+                runs[block] = {k: out[k] for k in ("mults", "stalls", "cycles")}
+        rows.append({"filter": f"{r}x{r}", "source": "rtl" if r == 3 else "golden model",
+                     "weight_density": wd, "activation_density": ad, **_pair(runs["scnn_pe"], runs["cscnn_pe"])})
+    dense = [row for row in rows if row["weight_density"] == 1.0]
+    for size in ("3x3", "5x5"):
+        ratios = [row["mults_ratio"] for row in dense if row["filter"] == size]
+        log(f"  {size}, dense weights: CSCNN forms {min(ratios):.3f}..{max(ratios):.3f} of SCNN's products")
+    return rows
+
+
+def pe_area(*, ecp5=True, log=print):
+    """Yosys figures of both PEs: logic (generic cells without the accumulator banks) and ECP5 LUT4/FF of the
+    default (4x4) presets; Fmax from nextpnr-ecp5 on the small (2x2) presets, the defaults' crossbars being
+    too congested to route in reasonable time."""
+    rows = []
+    for block in PE_BLOCKS:
+        for name in ("default", "small"):
+            cfg = CATALOG[block][name]
+            pnr = ecp5 and name == "small"
+            log(f"  synthesizing {cfg.module}" + (" (ECP5, nextpnr)" if pnr else " (ECP5)" if ecp5 else " (generic)"))
+            r = synthesize(cfg, ecp5=ecp5, pnr=pnr)
+            bank_cells = r["cells_per_module"][f"{cfg.module}_bank"] * cfg.banks * cfg.buffers
+            rows.append({"block": block, "preset": name, "module": cfg.module, "multipliers": cfg.macs,
+                         "accumulator_bits": cfg.banks * cfg.buffers * cfg.depth * 32,
+                         "generic_cells": r["generic_cells"], "bank_cells": bank_cells,
+                         "logic_cells": r["generic_cells"] - bank_cells, "ecp5_lut4": r["ecp5_lut4"],
+                         "ecp5_ff": r["ecp5_ff"], "fmax_mhz": r["fmax_mhz"]})
+    overhead = {}
+    for name in ("default", "small"):
+        scnn, cscnn = (next(r for r in rows if r["block"] == b and r["preset"] == name) for b in PE_BLOCKS)
+        overhead[name] = {key: round(cscnn[key] / scnn[key] - 1, 4)
+                          for key in ("logic_cells", "ecp5_lut4", "ecp5_ff", "accumulator_bits") if scnn[key]}
+    log(f"  CSCNN PE overhead over SCNN (default): {overhead['default']} (paper: 17.7% of PE area, SRAM included)")
+    return {"pes": rows, "cscnn_overhead": overhead, "paper_overhead": 0.177}
+
+
+def _plot(report, path):
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for size, style in (("3x3", "o-"), ("5x5", "s--")):
+        for ad in (0.25, 1.0):
+            sel = [r for r in report["sweep"] if r["filter"] == size and r["activation_density"] == ad]
+            left.plot([r["weight_density"] for r in sel], [r["mults_ratio"] for r in sel], style,
+                      label=f"{size}, activation density {ad}")
+    left.axhline(5 / 9, color="k", lw=1, ls=":", label="5/9")
+    left.axhline(13 / 25, color="grey", lw=1, ls=":", label="13/25")
+    left.set_xlabel("weight density (dual pairs kept)")
+    left.set_ylabel("CSCNN / SCNN products")
+    left.set_title("products formed, synthetic layers")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    rows = report["real_layers"]
+    labels = [f"{r['model']} {r['layer']}" for r in rows]
+    xs = np.arange(len(rows))
+    right.bar(xs - 0.2, [r["mults_ratio"] for r in rows], 0.4, label="products")
+    right.bar(xs + 0.2, [r["cycles_ratio"] for r in rows], 0.4, label="cycles")
+    right.set_xticks(xs, labels, fontsize=7, rotation=30, ha="right")
+    right.set_ylabel("CSCNN PE / SCNN PE (RTL)")
+    right.set_title("digits CNN layers, Verilator, bit-exact")
+    right.legend()
+    right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=5, help="test images per real layer (default 5)")
+    p.add_argument("--no-synth", action="store_true", help="skip the area table")
+    p.add_argument("--no-ecp5", action="store_true", help="generic cells only (no ECP5 LUTs / Fmax)")
+    args = p.parse_args(argv)
+
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / "cscnn.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    network = load_network()
+    models = cscnn_models(network)
+    report["table_ii"] = table_ii(models, network.data.x_test)
+    for row in report["table_ii"]:
+        print(f"  Table II {row['model']}: accuracy {row['accuracy']:.2%}, {row['conv_weights']} conv weights "
+              f"({row['weight_reduction']}x fewer), {row['product_reduction']}x fewer products")
+    print("real layers (RTL, Verilator)")
+    report["real_layers"] = real_layer_table(models, network.data.x_test[:args.images], log=tqdm.write)
+    print("density sweep")
+    report["sweep"] = density_sweep()
+    _plot(report, BENCH_DIR / "cscnn_products.png")
+    if not args.no_synth:
+        print("area (Yosys)")
+        report["area"] = pe_area(ecp5=not args.no_ecp5)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {path} and cscnn_products.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Runs jobs of packed words through a streaming block inside StreamHarness on a simulator."""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generators.emit import convert, emit, write_if_changed
+from generators.harness import StreamHarness
+from golden.checks import InputError
+
+from .. import runner
+from ..pack import from_hex, to_hex
+
+__all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys", "scalar_input"]
+
+DEPTH = 16384  # words per harness memory: a job holds at most this many items
+ALL_ONES = 0xFFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Job:
+    """Words to stream, the valid/ready patterns (bit 0 first, rotating) and an optional reset cycle.
+
+    ``yields[i]`` is how many output words input word i produces (default one each); the
+    harness waits for their sum, or after a reset for the outputs of the words not yet sent.
+    """
+
+    words: list
+    in_pattern: int = ALL_ONES
+    out_pattern: int = ALL_ONES
+    reset_at: int = -1
+    yields: list | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    words: list
+    cycles: int  # first input transfer to last output transfer, both included
+    first_in: int
+    n_in_at_reset: int
+    n_out_at_reset: int
+
+
+class StreamTarget:
+    """A block config's emitted Verilog wrapped in StreamHarness, built once for ``sim``.
+
+    Parameters
+    ----------
+    cfg : a block config from ``generators.config``
+    in_port, out_port : str
+        Stream members of the block's component.
+    in_width, out_width : int
+        Payload widths of those streams.
+    """
+
+    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH):
+        self.cfg = cfg
+        self.depth = depth
+        hdl_dir = runner.SIM_BUILD / "hdl"
+        dut_path = emit(cfg, hdl_dir)
+        harness = StreamHarness(module=cfg.module, in_port=in_port, out_port=out_port,
+                                in_width=in_width, out_width=out_width, depth=depth)
+        self.toplevel = f"harness_{cfg.module}"
+        harness_path = hdl_dir / f"{self.toplevel}.v"
+        write_if_changed(harness_path, convert(harness, self.toplevel))
+        self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
+        self.last_run = None  # the latest runner.Run (its folder holds the waveform when waves are on)
+
+    def run(self, jobs, *, timeout_cycles=None):
+        """Run ``jobs`` in one simulator process; return a JobResult per job."""
+        for job in jobs:
+            if len(job.words) > self.depth:
+                raise ValueError(f"a job holds at most {self.depth} items, not {len(job.words)}")
+            if job.yields is not None and len(job.yields) != len(job.words):
+                raise ValueError(f"a job needs one yield per word, not {len(job.yields)} for {len(job.words)}")
+            if job.yields is not None and sum(job.yields) > self.depth:
+                raise ValueError(f"a job produces at most {self.depth} words, not {sum(job.yields)}")
+        longest = max(len(job.words) for job in jobs)
+        budget = timeout_cycles or 64 * (longest + 64)
+        stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
+        for j, job in enumerate(jobs):
+            stim[f"job{j}_words"] = to_hex(job.words)
+            stim[f"job{j}_in_pattern"] = np.uint32(job.in_pattern)
+            stim[f"job{j}_out_pattern"] = np.uint32(job.out_pattern)
+            stim[f"job{j}_reset_at"] = job.reset_at
+            stim[f"job{j}_yields"] = np.ones(len(job.words), np.int64) if job.yields is None else \
+                np.asarray(job.yields, np.int64)
+        with tempfile.TemporaryDirectory(dir=self.build.build_dir) as tmp:
+            stim_path = Path(tmp) / "stim.npz"
+            resp_path = Path(tmp) / "resp.npz"
+            np.savez(stim_path, **stim)
+            env = {"ZS_STIM": stim_path, "ZS_RESP": resp_path, "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")}
+            self.last_run = runner.run(self.build, "flow.harness.benches.stream", env)
+            resp = dict(np.load(resp_path))
+        self.sim_seconds = float(resp["sim_seconds"])
+        # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
+        self.phase_seconds = sum(resp[f"job{j}_seconds"] for j in range(len(jobs)))
+        return [JobResult(words=from_hex(resp[f"job{j}_words"]), cycles=int(resp[f"job{j}_cycles"]),
+                          first_in=int(resp[f"job{j}_first_in"]),
+                          n_in_at_reset=int(resp[f"job{j}_n_in_at_reset"]),
+                          n_out_at_reset=int(resp[f"job{j}_n_out_at_reset"]))
+                for j in range(len(jobs))]
+
+
+def require_keys(block, inputs, keys):
+    """``{key: inputs[key]}`` for ``keys``; InputError naming the first one missing."""
+    missing = [key for key in keys if key not in inputs]
+    if missing:
+        raise InputError(f"missing input {missing[0]!r} ({block} needs {', '.join(keys)})")
+    return {key: inputs[key] for key in keys}
+
+
+def scalar_input(inputs, key, kind, default=None):
+    """``inputs[key]`` as a Python int or bool (``kind``), or ``default`` when absent; InputError for an
+    array, a float or a string (``pad`` = 1.5 is refused, never truncated)."""
+    what = "a bool scalar" if kind is bool else "an integer scalar"
+    if key not in inputs:
+        if default is None:
+            raise InputError(f"missing input {key!r} ({what})")
+        return default
+    value = np.asarray(inputs[key])
+    if value.ndim != 0:
+        raise InputError(f"{key} must be {what}, not an array of shape {list(value.shape)}")
+    if not (value.dtype == np.bool_ if kind is bool else np.issubdtype(value.dtype, np.integer)):
+        raise InputError(f"{key} must be {what}, not {value.dtype} {value.item()!r}")
+    return kind(value.item())
+
+
+class StreamDriver:
+    """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
+
+    Subclasses set ``in_port``/``out_port`` and the payload layouts ``input_layout(cfg)`` and
+    ``output_layout(cfg)``; ``depth`` is the words each harness memory holds.
+    """
+
+    in_port = out_port = None
+    depth = DEPTH
+
+    @staticmethod
+    def hw_macs(cfg):
+        """Multipliers of the preset (docs/cosim.md ``hw_macs``)."""
+        return cfg.macs
+
+    def run(self, args, **patterns):
+        """RTL ``(outputs, cycles)`` of one validated input."""
+        return self.run_batch([args], **patterns)[0]
+
+    def run_batch(self, batch, *, in_pattern=ALL_ONES, out_pattern=ALL_ONES):
+        """RTL ``(outputs, cycles)`` of each validated input of ``batch``, all in one simulator process.
+
+        ``in_pattern``/``out_pattern`` add input bubbles and output back-pressure (see Job). Subclasses
+        give ``layer_jobs(args, **job_options)`` (the harness jobs of one input) and
+        ``layer_outputs(args, results)`` (its outputs and cycles from those jobs' results).
+        """
+        per_input = [self.layer_jobs(args, in_pattern=in_pattern, out_pattern=out_pattern) for args in batch]
+        results = iter(self.target.run([job for jobs in per_input for job in jobs]))
+        return [self.layer_outputs(args, [next(results) for _ in jobs]) for args, jobs in zip(batch, per_input)]
+
+    def __init__(self, cfg, sim, *, waves=False):
+        self.cfg = cfg
+        self.sim = sim
+        self.in_layout = self.input_layout(cfg)
+        self.out_layout = self.output_layout(cfg)
+        self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
+                                   out_width=self.out_layout.size, sim=sim, waves=waves,
+                                   depth=self.depth)

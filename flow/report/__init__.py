@@ -1,0 +1,1 @@
+"""Summaries, report.md and plots: ``evaluate``/``demo`` and ``compare`` loop over the techniques."""

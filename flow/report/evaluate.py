@@ -1,0 +1,213 @@
+"""`zeroskip evaluate` and `zeroskip demo`: a network through every technique's model, RTL and synthesis, one
+side-by-side report.
+
+For each technique of ``flow.techniques.TECHNIQUES`` (the keys of summary.json: ``dense``, ``s2ta``, ``cscnn``,
+``mor``, ``snapea``) every conv layer of the same test images runs on its RTL, checked against golden;
+``speedup_vs_dense`` divides the cycles of the dense ``sa`` array with the same MAC count on the dense network
+(``flow.techniques.dense.DENSE_AT_MACS``) by the technique's cycles.
+"""
+
+import dataclasses
+import inspect
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+
+from models import digits
+from models.centrosymmetric import fine_tune_centrosymmetric
+from models.dbb_training import DbbConfig
+from models.pruning import fine_tune_pruned
+
+from ..harness.cosim import rows_bit_exact
+from ..harness.network import load_network
+from ..harness.result_cache import cached
+from ..harness.runner import REPO, SIMULATORS
+from ..synth.area import preset_area
+from ..techniques import TECHNIQUES, Run
+from ..techniques.dense import DENSE_AT_MACS
+from .markdown import write_report
+
+__all__ = ["demo", "evaluate", "DEMO_DIR"]
+
+DEMO_DIR = REPO / "reports" / "demo"
+
+
+class _Progress:
+    """Per-stage lines with the elapsed time, and each stage's wall time."""
+
+    def __init__(self, log):
+        self.log, self.start, self.stages = log, time.perf_counter(), {}
+
+    def say(self, text):
+        self.log(f"[{time.perf_counter() - self.start:6.1f} s] {text}")
+
+    def detail(self, text):
+        self.log(f"           {text}")
+
+    @contextmanager
+    def stage(self, name):
+        t = time.perf_counter()
+        self.say(f"{name}")
+        yield
+        self.stages[name] = round(time.perf_counter() - t, 1)
+        self.say(f"{name}: {self.stages[name]:.1f} s")
+
+
+class _Rtl:
+    """RTL checks of one demo run: each cached by its inputs and sources, re-simulated for the techniques in
+    ``fresh``; all recorded."""
+
+    def __init__(self, sim, fresh, progress):
+        self.sim, self.fresh, self.progress, self.checks = sim, fresh, progress, []
+
+    def check(self, technique, role, step, cfg, *args, **kw):
+        t = time.perf_counter()
+        rows, reused = cached(f"{cfg.module}-{self.sim}", step, cfg, self.sim, *args, fresh=technique in self.fresh,
+                              keep=rows_bit_exact, log=self.progress.detail, **kw)
+        self.checks.append({"technique": technique, "role": role, "module": cfg.module, "rows": rows})
+        bad = sum(not rows_bit_exact([r]) for r in rows)
+        how = "reused (same Verilog, inputs and golden)" if reused else f"simulated in {time.perf_counter() - t:.1f} s"
+        self.progress.detail(f"{technique}: {cfg.module} ({role}) on {self.sim}: {len(rows)} layers, "
+                             f"{'all bit-exact' if not bad else f'{bad} MISMATCHING'}, "
+                             f"{sum(r['cycles'] for r in rows)} cycles; {how}")
+        return rows
+
+
+def _layers(rows, baseline):
+    return [{"layer": r["layer"], "images": r["images"], "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
+             "dense_cycles": b["cycles"], "speedup_vs_dense": b["cycles"] / r["cycles"],
+             "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
+             "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r, b in zip(rows, baseline)]
+
+
+def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra):
+    layers = _layers(rows, baseline)
+    cycles = sum(r["cycles"] for r in layers)
+    dense_cycles = sum(r["dense_cycles"] for r in layers)
+    own = [c for c in checks if c["technique"] == name]
+    return {
+        "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
+        "rtl_bit_exact": all(rows_bit_exact(c["rows"]) for c in own),
+        "rtl_layers_checked": sum(len(c["rows"]) for c in own),
+        "rtl_checks": [f"{c['module']} ({c['role']})" for c in own],
+        "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
+                                             "cycles": dense_cycles},
+        "speedup_vs_dense": dense_cycles / cycles,
+        "multiplications": sum(r["multiplications"] for r in layers),
+        "area": None, "layers": layers, **extra,
+    }
+
+
+def _seeds(net):
+    def default(fn):
+        return inspect.signature(fn).parameters["seed"].default
+
+    return {"cnn": net.cnn.seed, "data_split": digits.SPLIT_SEED,
+            "dbb_fine_tune": next(f.default for f in dataclasses.fields(DbbConfig) if f.name == "seed"),
+            "centrosymmetric_fine_tune": default(fine_tune_centrosymmetric),
+            "pruning_fine_tune": default(fine_tune_pruned)}
+
+
+def _failures(checks, command):
+    lines = []
+    for check in checks:
+        for r in check["rows"]:
+            if not rows_bit_exact([r]):
+                where = (f"first mismatch at {r['first_mismatch']}; waveform kept at {r['waveform']}"
+                         if r["first_mismatch"] else f"cycles {r['cycles']} but golden {r['golden_cycles']}")
+                lines.append(f"{command}: {check['technique']} MISMATCH on {check['module']} ({check['role']}) layer "
+                             f"{r['layer']}: {where}")
+    return lines
+
+
+def evaluate(*, techniques=None, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR,
+             title="zeroskip demo report", command="evaluate", log=print):
+    """Run ``techniques`` (names, default all) on the network and write ``out_dir``/{summary.json, report.md,
+    *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
+    with its layer, technique, coordinates and waveform, and marked in the summary and report). ``fresh``
+    (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    names = list(TECHNIQUES) if techniques is None else list(techniques)
+    unknown = [n for n in names if n not in TECHNIQUES]
+    if unknown or not names:
+        raise ValueError(f"techniques are {', '.join(TECHNIQUES)}, not {','.join(unknown) or 'none'}")
+    if "dense" not in names:
+        names.insert(0, "dense")  # every technique's speedup is against the dense baselines
+    names = [n for n in TECHNIQUES if n in names]
+    fresh = set(names) if fresh is True else set(fresh or ())
+    if not fresh <= set(TECHNIQUES):
+        raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")
+    test_images = len(digits.load().y_test)
+    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= test_images:
+        raise ValueError(f"images must be between 1 and the {test_images} test images, not {images!r}")
+    progress = _Progress(log)
+    chosen = [TECHNIQUES[n] for n in names]
+    areas = None
+    if synth:  # synthesis runs in a second process, beside the simulations (cached by each preset's Verilog)
+        pool = ProcessPoolExecutor(max_workers=1)
+        wanted = {cfg.module: cfg for t in chosen for cfg in t.areas()}
+        areas = {module: pool.submit(preset_area, cfg) for module, cfg in wanted.items()}
+        progress.say(f"synthesis of {', '.join(areas)} started in the background")
+    rtl = _Rtl(sim, fresh, progress)
+
+    with progress.stage("network: train or reuse the digits CNN, INT8 export"):
+        net = load_network(log=progress.detail)
+    run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail)
+    results = {}
+    for technique in chosen:
+        with progress.stage(technique.stage):
+            result = technique.run(run)
+        cfg = technique.cfg
+        baseline_cfg = _dense_at(cfg.macs)
+        results[technique.name] = _technique(
+            technique.name, model=result.model, accuracy=result.accuracy, cfg=cfg, rows=result.rows,
+            baseline_cfg=baseline_cfg, baseline=run.baselines[cfg.macs], checks=rtl.checks, extra=result.extra)
+
+    if synth:
+        with progress.stage("synthesis (Yosys generic cells; RAM leaves kept as SRAM macros)"):
+            done = {module: future.result() for module, future in areas.items()}
+            pool.shutdown()
+            for technique in chosen:
+                results[technique.name].update(technique.area(done))
+            for module, r in done.items():
+                progress.detail(f"{module}: {r['logic_cells']} logic cells, {r['ram_bits']} RAM bits")
+
+    failures = _failures(rtl.checks, command)
+    summary = {
+        **results,
+        "bit_exact": not failures,
+        "dataset": {"name": "sklearn load_digits (8x8 handwritten digits)", "train": len(net.data.y_train),
+                    "test": len(net.data.y_test), "rtl_images": f"test images 0..{images - 1}", "images": images},
+        "network": {"channels": list(net.cnn.channels), "epochs": net.cnn.epochs},
+        "presets": {name: results[name]["preset"]["module"] for name in names} |
+                   {f"dense_at_{macs}_macs": _dense_at(macs).module for macs in DENSE_AT_MACS},
+        "seeds": _seeds(net),
+        "sim": sim,
+        "stages_seconds": progress.stages,
+        "wall_seconds": round(time.perf_counter() - progress.start, 1),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    overview = write_report(summary, out_dir, title=title)
+    print()
+    print(overview)
+    print()
+    for line in failures:
+        print(line, file=sys.stderr)
+    progress.say(f"{'all techniques bit-exact' if not failures else f'{len(failures)} MISMATCHING layer(s)'}; "
+                 f"wrote {out_dir / 'summary.json'}, {out_dir / 'report.md'} and plots")
+    return 1 if failures else 0
+
+
+def _dense_at(macs):
+    from generators.config import preset
+
+    return preset(*DENSE_AT_MACS[macs])
+
+
+def demo(*, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR, log=print):
+    """``evaluate`` of every technique on the digits network into reports/demo/."""
+    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, out_dir=out_dir, command="demo", log=log)

@@ -1,0 +1,166 @@
+"""The evaluation's report: report.md with the summary and per-layer tables, each technique's section, and the
+matplotlib plots."""
+
+import matplotlib
+
+from ..techniques import TECHNIQUES
+
+__all__ = ["write_report", "summary_table", "table", "grouped", "save"]
+
+
+def table(rows, columns):
+    """A markdown table of ``rows``, ``columns`` being (title, row -> text) pairs."""
+    head = "| " + " | ".join(title for title, _ in columns) + " |"
+    rule = "|" + "---|" * len(columns)
+    return "\n".join([head, rule, *("| " + " | ".join(fmt(r) for _, fmt in columns) + " |" for r in rows)])
+
+
+def _techniques(summary):
+    return [(key, summary[key]) for key in TECHNIQUES if key in summary]
+
+
+def _other_baselines(summary):
+    """{module: (technique key, its entry)} of the dense baselines at MAC counts other than dense's own."""
+    own = summary["dense"]["dense_baseline"]["module"] if "dense" in summary else None
+    found = {}
+    for key, t in _techniques(summary):
+        found.setdefault(t["dense_baseline"]["module"], (key, t))
+    return {module: kt for module, kt in found.items() if module != own}
+
+
+def _area(t):
+    area = t["area"]
+    if area is None:
+        return "not run (--no-synth)"
+    if area.get("not_synthesized"):
+        return f"not synthesized; one PE: {area['one_pe']['logic_cells']}"
+    return f"{area['logic_cells']}" + (f" + {area['ram_bits']} RAM bits" if area["ram_bits"] else "")
+
+
+def summary_table(summary):
+    """The one-row-per-technique table of the demo (markdown)."""
+    return table(_techniques(summary), [
+        ("technique", lambda kt: TECHNIQUES[kt[0]].title),
+        ("preset", lambda kt: f"{kt[1]['preset']['module']} ({kt[1]['preset']['macs']} MACs)"),
+        ("test accuracy", lambda kt: f"{kt[1]['accuracy']:.2%}"),
+        ("RTL bit-exact", lambda kt: f"{'yes' if kt[1]['rtl_bit_exact'] else 'NO'} "
+                                     f"({kt[1]['rtl_layers_checked']} layer runs)"),
+        ("cycles", lambda kt: str(kt[1]["cycles"])),
+        ("dense at equal MACs",
+         lambda kt: f"{kt[1]['dense_baseline']['cycles']} ({kt[1]['dense_baseline']['module']})"),
+        ("speedup vs dense", lambda kt: f"{kt[1]['speedup_vs_dense']:.2f}x"),
+        ("multiplications", lambda kt: str(kt[1]["multiplications"])),
+        ("logic cells (Yosys generic)", lambda kt: _area(kt[1])),
+    ])
+
+
+def _layer_table(summary):
+    rows = [{"t": key, **layer} for key, t in _techniques(summary) for layer in t["layers"]]
+    return table(rows, [
+        ("technique", lambda r: TECHNIQUES[r["t"]].title), ("layer", lambda r: r["layer"]),
+        ("RTL cycles", lambda r: str(r["cycles"])), ("golden cycles", lambda r: str(r["golden_cycles"])),
+        ("dense cycles (equal MACs)", lambda r: str(r["dense_cycles"])),
+        ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
+        ("multiplications", lambda r: str(r["multiplications"])),
+        ("bit-exact", lambda r: "yes" if r["bit_exact"] else f"NO: {r['first_mismatch']} ({r['waveform']})"),
+    ])
+
+
+def _plot_cycles(plt, summary, path):
+    series, styles = {}, {}
+    for key, t in _techniques(summary):
+        label = f"{TECHNIQUES[key].title} ({t['preset']['module']})"
+        series[label], styles[label] = [r["cycles"] for r in t["layers"]], {"color": TECHNIQUES[key].color}
+    for module, (_, t) in _other_baselines(summary).items():
+        label = f"dense at {t['dense_baseline']['macs']} MACs ({module})"
+        series[label] = [r["dense_cycles"] for r in t["layers"]]
+        styles[label] = {"color": TECHNIQUES["dense"].color, "hatch": "//", "edgecolor": "white"}
+    first = _techniques(summary)[0][1]
+    grouped(plt, path, [r["layer"] for r in first["layers"]], series, styles=styles, log=True,
+             ylabel=f"RTL cycles, {summary['dataset']['images']} test images",
+             title=f"Per-layer cycles by technique ({summary['sim']}, "
+                   f"{'all bit-exact' if summary['bit_exact'] else 'MISMATCHES: see the report'})")
+
+
+def save(plt, fig, ax, path, *, legend=True, **placement):
+    if legend:
+        ax.legend(fontsize=8, **placement)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_accuracy(plt, summary, path):
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for i, (key, t) in enumerate(_techniques(summary)):
+        ax.scatter(t["cycles"], 100 * t["accuracy"], s=60, color=TECHNIQUES[key].color)
+        ax.annotate(f"{TECHNIQUES[key].title}, {t['preset']['macs']} MACs: {t['speedup_vs_dense']:.2f}x vs dense",
+                    (t["cycles"], 100 * t["accuracy"]), textcoords="offset points", xytext=(6, 10 - 14 * (i % 2)),
+                    fontsize=8)
+    if "dense" in summary:
+        for module, (_, t) in _other_baselines(summary).items():
+            base, accuracy = t["dense_baseline"], 100 * summary["dense"]["accuracy"]
+            ax.scatter(base["cycles"], accuracy, s=60, facecolors="none", edgecolors=TECHNIQUES["dense"].color)
+            ax.annotate(f"dense, {base['macs']} MACs ({module})", (base["cycles"], accuracy),
+                        textcoords="offset points", xytext=(6, -12), fontsize=8)
+    ax.margins(x=0.3, y=0.15)
+    ax.set_xlabel(f"RTL cycles, all conv layers, {summary['dataset']['images']} test images")
+    ax.set_ylabel(f"test accuracy (%), {summary['dataset']['test']} images")
+    ax.set_title("Accuracy vs cycles")
+    save(plt, fig, ax, path, legend=False)
+
+
+def grouped(plt, path, layers, series, *, ylabel, title, log=False, styles=None):
+    """Bars per layer, one per series ({label: values}); ``styles`` maps a label to extra bar arguments."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([j + i * width for j in range(len(layers))], values, width, label=label, **(styles or {}).get(label, {}))
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(layers))], layers)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    save(plt, fig, ax, path)
+
+
+def write_report(summary, out_dir, *, title="zeroskip demo report"):
+    """Write ``out_dir``/report.md and its PNGs from an evaluation's ``summary``; return the summary table."""
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _plot_cycles(plt, summary, out_dir / "cycles_by_layer.png")
+    _plot_accuracy(plt, summary, out_dir / "accuracy_vs_cycles.png")
+    sections = []
+    for key, t in _techniques(summary):
+        lines = TECHNIQUES[key].section(t, summary, out_dir, plt)
+        if lines:
+            sections += [f"## {TECHNIQUES[key].title}", "", *lines, ""]
+    overview = summary_table(summary)
+    data = summary["dataset"]
+    lines = [
+        f"# {title}", "",
+        f"{data['name']}: {data['train']} training and {data['test']} test images. RTL: every conv layer of "
+        f"{data['rtl_images']} on {summary['sim']}, checked bit- and cycle-exact against the golden models. "
+        f"Accuracy: golden models on the whole test set. Seeds: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["seeds"].items()) + ".", "",
+        "**" + ("Every technique's RTL matched golden." if summary["bit_exact"] else "RTL MISMATCHES: see below.")
+        + "**", "",
+        overview, "",
+        "- *cycles*: RTL cycles of all conv layers (first input word accepted to last result word, per docs/cosim.md).",
+        "- *speedup vs dense*: cycles of the dense `sa` array with the same MAC count on the dense INT8 network, "
+        "over the technique's. A dense array's cycles depend only on layer shapes.",
+        "- *multiplications*: products the technique's hardware forms (RTL counters for the PEs and the MoR "
+        "engine; one per output per PE step for the arrays).",
+        "- *logic cells*: Yosys generic cells with hierarchy; RAM leaves are black boxes counted in bits.", "",
+        "![cycles by layer](cycles_by_layer.png) ![accuracy vs cycles](accuracy_vs_cycles.png)", "",
+        "## Per layer", "", _layer_table(summary), "",
+        *sections,
+        "## Wall time", "",
+        table(list(summary["stages_seconds"].items()),
+              [("stage", lambda kv: kv[0]), ("seconds", lambda kv: f"{kv[1]:.1f}")]),
+        "", f"Whole run: {summary['wall_seconds']:.1f} s.", "",
+    ]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    return overview

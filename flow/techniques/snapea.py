@@ -1,0 +1,138 @@
+"""SnaPEA: the network globally magnitude-pruned at the seed report's sparsities (fine-tuned, cached, INT8), its
+sign-sorted exact mode on the two-sided ``snapea`` array beside the one-sided one, and the algorithms' counts."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from generators.config import preset
+from golden.snapea import ALGORITHMS, run_algorithm
+from models import cnn
+from models.pruning import SPARSITIES, load_or_fine_tune_pruned
+from models.quantize import QuantizedNet, quantize
+
+from ..harness.check import check_layers, summed
+from ..harness.drivers.snapea import SnapeaDriver
+from ..harness.network import CACHE, conv_inputs
+from . import Result, Technique
+
+__all__ = ["PrunedModel", "pruned_models", "multiplications", "check_snapea_layers", "RTL_SPARSITY", "TECHNIQUE"]
+
+ORDER = 4
+ALGORITHMS_SHOWN = ("conv2d", "compressed", "snapea", "proposal1", "proposal2")
+UNSYNTHESIZED = ("its memories have combinational read ports (n_pe·window on the input memory), which "
+                 "Yosys builds from flip-flops and multiplexers, taking longer than the whole demo; "
+                 "python -m flow.bench.snapea synthesizes it (generic cells)")
+
+RTL_SPARSITY = 0.5  # the pruned network the demo and compare run on the PE arrays (the report's middle setting)
+
+
+@dataclass(frozen=True)
+class PrunedModel:
+    sparsity: float           # the global pruning target
+    qnet: QuantizedNet
+    accuracy: float           # INT8 test accuracy
+    zero_weights: float       # measured fraction of zero INT8 conv weights
+    reused: bool
+
+
+def pruned_models(net, *, log=print):
+    """{sparsity: PrunedModel} for SPARSITIES; 0 is ``net``'s own INT8 network (no fine-tuning)."""
+    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    out = {}
+    for sparsity in SPARSITIES:
+        start = time.perf_counter()
+        if sparsity == 0:
+            qnet, reused, accuracy = net.qnet, True, net.int8_accuracy
+        else:
+            model, reused = load_or_fine_tune_pruned(
+                base, net.cnn.key(), net.data, CACHE, sparsity,
+                progress=lambda it, s=sparsity: tqdm(it, desc=f"fine-tune {s:.0%} pruned", leave=False))
+            qnet = quantize(model, net.data.x_train)
+            accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
+        weights = np.concatenate([layer.w.reshape(-1) for layer in qnet.convs])
+        out[sparsity] = PrunedModel(sparsity, qnet, accuracy, float((weights == 0).mean()), reused)
+        log(f"  {sparsity:.0%} global pruning: {'reused' if reused else 'fine-tuned'} in "
+            f"{time.perf_counter() - start:.1f} s, {out[sparsity].zero_weights:.1%} zero INT8 conv weights, "
+            f"INT8 test accuracy {accuracy:.2%}")
+    return out
+
+
+def multiplications(qnet, images):
+    """Per conv layer: multiplications of each algorithm summed over ``images``, and the activation sparsity."""
+    acts = conv_inputs(qnet, images)
+    rows = []
+    for layer in qnet.convs:
+        row = {"layer": layer.name, "activation_zeros": float((acts[layer.name] == 0).mean()),
+               "weight_zeros": float((layer.w == 0).mean()), **{name: 0 for name in ALGORITHMS}}
+        for x in acts[layer.name]:
+            outputs = {name: run_algorithm(name, x, layer.w, layer.bias, pad=layer.pad, stride=layer.stride)
+                       for name in ALGORITHMS}
+            for name, out in outputs.items():
+                if not np.array_equal(out["y"], outputs["conv2d"]["y"]):
+                    raise AssertionError(f"{name} differs from ReLU(conv2d + bias) on {layer.name}")
+                row[name] += out["mults"]
+        rows.append(row)
+    return rows
+
+
+def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
+    """One row per conv layer on a SnaPEA array: images, products, RTL and golden cycles (summed), mismatches."""
+    acts = conv_inputs(qnet, images)
+    layers = {layer.name: [SnapeaDriver.validate(cfg, {"x": x, "w": layer.w, "bias": layer.bias, "pad": layer.pad,
+                                                        "stride": layer.stride}) for x in acts[layer.name]]
+              for layer in qnet.convs}
+    return check_layers(SnapeaDriver, cfg, sim, layers, log=log,
+                        fields=lambda name, batch, results, goldens: {"mults": summed(results, "mults")})
+
+
+class Snapea(Technique):
+    name, title, color = "snapea", "SnaPEA", "tab:red"
+    block = ("snapea", "default")
+    stage = "snapea: global pruning, sign-sorted weights, snapea RTL two- and one-sided"
+
+    def run(self, run):
+        models = pruned_models(run.net, log=run.log)
+        chosen = models[RTL_SPARSITY].qnet
+        rows = run.check(self.name, "technique", check_snapea_layers, self.cfg, chosen, run.images)
+        one = run.check(self.name, "one-sided", check_snapea_layers, preset("snapea", "one_sided"), chosen,
+                        run.images)
+        return Result(f"{RTL_SPARSITY:.0%} global magnitude pruning, fine-tuned, exact mode",
+                      models[RTL_SPARSITY].accuracy, rows,
+                      {"model_accuracy": {f"{s:.2f}": m.accuracy for s, m in models.items()},
+                       "algorithms": multiplications(chosen, run.images),
+                       "one_sided": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"]}
+                                     for r in one]})
+
+    def areas(self):
+        return [preset("snapea", "pe")]  # the whole array's memories take Yosys too long (UNSYNTHESIZED)
+
+    def area(self, results):
+        return {"area": {"module": self.cfg.module, "logic_cells": None, "not_synthesized": UNSYNTHESIZED,
+                         "one_pe": results[preset("snapea", "pe").module]}}
+
+    def section(self, entry, summary, out_dir, plt):
+        from ..report.markdown import grouped, table
+
+        grouped(plt, out_dir / "snapea_mults.png", [r["layer"] for r in entry["layers"]],
+                {**{name: [r[name] for r in entry["algorithms"]] for name in ALGORITHMS_SHOWN},
+                 "two-sided PE array (RTL)": [r["multiplications"] for r in entry["layers"]]},
+                ylabel="multiplications", title="SnaPEA: multiplications by algorithm (the pruned network)", log=True)
+        return [
+            "INT8 test accuracy by global sparsity: "
+            + ", ".join(f"{float(s):.0%} {a:.2%}" for s, a in entry["model_accuracy"].items()) + ".", "",
+            table(entry["algorithms"], [("layer", lambda r: r["layer"]),
+                                        *((f"{n} mults", lambda r, n=n: str(r[n])) for n in ALGORITHMS_SHOWN)]), "",
+            table(list(zip(entry["layers"], entry["one_sided"])), [
+                ("layer (RTL)", lambda p: p[0]["layer"]),
+                ("two-sided products", lambda p: str(p[0]["multiplications"])),
+                ("one-sided products", lambda p: str(p[1]["multiplications"])),
+                ("two-sided cycles", lambda p: str(p[0]["cycles"])),
+                ("one-sided cycles", lambda p: str(p[1]["cycles"])),
+                ("speedup", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x")]), "",
+            "![SnaPEA multiplications](snapea_mults.png)"]
+
+
+TECHNIQUE = Snapea()

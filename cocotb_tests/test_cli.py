@@ -351,15 +351,44 @@ def test_cosim_mor_refuses_invalid_input(change, message, tmp_path, capsys, rng)
     assert not out.exists()
 
 
-def test_cosim_mor_refuses_more_neurons_than_the_preset(tmp_path, capsys, rng):
-    args = _mor_layer(rng, n_out=16) | {"proxy": np.full(17, -1, np.int64), "w": np.zeros((17, 21), np.int8),
-                                          "bias": np.zeros(17, np.int32), "m_q": np.zeros(17, np.int32),
-                                          "b_q": np.zeros(17, np.int32), "enable": np.ones(17, bool)}
+def test_cosim_mor_refuses_a_cluster_larger_than_the_preset(tmp_path, capsys, rng):
+    """Clusters are never split (docs/cosim.md): one proxy with 16 members cannot run on max_out 16."""
+    n = 17
+    args = _mor_layer(rng, n_out=16) | {"proxy": np.array([-1] + [0] * (n - 1), np.int64),
+                                          "w": np.zeros((n, 21), np.int8), "bias": np.zeros(n, np.int32),
+                                          "m_q": np.zeros(n, np.int32), "b_q": np.zeros(n, np.int32),
+                                          "enable": np.ones(n, bool)}
     out = tmp_path / "out.npz"
     assert main(["cosim", "mor", "--preset", "small", "--inputs", _write(tmp_path / "in.npz", **args),
                  "--out", str(out)]) == 2
-    assert "17 neurons do not fit mor_small (max_out 16)" in capsys.readouterr().err
+    assert "a cluster of 17 neurons does not fit mor_small (max_out 16); clusters are never split" in \
+        capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cosim_mor_runs_more_neurons_than_the_preset_in_pieces_of_whole_clusters(tmp_path, rng):
+    """40 neurons in clusters of 1 to 5 on max_out 16: pieces of whole clusters, outputs and skips equal to
+    the unsplit skip rule's, MACs summed over the pieces."""
+    from generators.config import preset
+    from golden.mor import mor_layer
+
+    n_out, sizes = 40, [1, 3, 5, 2, 4, 1, 5, 3, 2, 4, 5, 5]
+    proxy, k = [], 0
+    for size in sizes:
+        proxy += [-1] + [k] * (size - 1)
+        k += size
+    args = _mor_layer(rng, n_out=16) | {
+        "w": rng.integers(-128, 128, (n_out, 21)).astype(np.int8),
+        "bias": rng.integers(-2000, 500, n_out).astype(np.int32),
+        "proxy": np.array(proxy, np.int64), "m_q": rng.integers(0, 40, n_out).astype(np.int32),
+        "b_q": rng.integers(-4000, 500, n_out).astype(np.int32), "enable": np.ones(n_out, bool)}
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "mor", "--preset", "small", "--inputs", _write(tmp_path / "in.npz", **args),
+                 "--out", str(out)]) == 0
+    result, want = np.load(out), mor_layer(**args)
+    assert preset("mor", "small").max_out == 16 and bool(result["golden_match"])
+    assert np.array_equal(result["y"], want["y"]) and np.array_equal(result["skipped"], want["skipped"])
+    assert int(result["macs"]) == int(want["macs"]) and want["skipped"].any()
 
 
 def test_cosim_mor_mismatch_names_the_neuron(tmp_path, capsys, corrupt_golden, rng):

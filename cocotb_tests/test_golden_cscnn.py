@@ -58,13 +58,12 @@ def test_reuse_refuses_a_non_centrosymmetric_filter(rng):
 
 
 def test_centrosymmetric_retraining_keeps_duals_tied_and_pruned_together():
-    from flow.harness.network import CACHE, load_network
-    from models import cnn
+    from flow.harness.network import load_network
     from models.centrosymmetric import fine_tune_centrosymmetric
     from models.quantize import quantize
 
     net = load_network(log=lambda *_: None)
-    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    base = net.model
     for sparsity in (0.0, 0.5):
         qnet = quantize(fine_tune_centrosymmetric(base, net.data, sparsity=sparsity, epochs=5), net.data.x_train)
         for layer in qnet.convs:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from flow.harness.network import CACHE, conv_inputs, load_network
-from models import cnn, digits
+from flow.harness.network import conv_inputs, load_network
+from models import cnn, datasets
 from models.quantize import multiplier
 
 # Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.xdist_group("training")
 
 
 def test_dataset_split_is_fixed_and_quantized():
-    a, b = digits.load(), digits.load()
+    a, b = datasets.load_digits(), datasets.load_digits()
     assert (a.x_test == b.x_test).all() and len(a.y_train) + len(a.y_test) == 1797
     assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
 
@@ -21,7 +21,7 @@ def test_dataset_split_is_fixed_and_quantized():
 def test_trained_network_float_and_int8_accuracy():
     net = load_network(log=lambda *_: None)
     assert net.float_accuracy >= 0.95 and net.int8_accuracy >= 0.95
-    for layer in net.qnet.layers:
+    for layer in net.qnet.computes:
         assert layer.w.dtype == np.int8 and np.abs(layer.w).max() <= 127 and layer.bias.dtype == np.int32
     acts = conv_inputs(net.qnet, net.data.x_test[:3])
     assert [a.shape[1] for a in acts.values()] == [1, 16, 32]
@@ -32,7 +32,7 @@ def test_int8_network_tracks_float_network():
     """The integer-only forward pass agrees with the float model on most test images."""
     net = load_network(log=lambda *_: None)
     model_pred = net.qnet.predict(net.data.x_test[:100])
-    model, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    model = net.model
     with torch.no_grad():
         ref = model(torch.from_numpy(net.data.x_test[:100].astype(np.float32) / 127)).argmax(1).numpy()
     assert (model_pred == ref).mean() >= 0.97
@@ -77,7 +77,7 @@ def test_global_pruning_removes_the_smallest_weights_across_layers():
     from models.pruning import global_magnitude_masks
 
     torch.manual_seed(0)
-    model = cnn.DigitsCNN(cnn.CnnConfig())
+    model = cnn.build(cnn.CnnConfig())
     total = sum(conv.weight.numel() for conv in model.convs)
     for sparsity in (0.0, 0.25, 0.5, 0.75):
         masks = global_magnitude_masks(model, sparsity)

@@ -1,4 +1,4 @@
-"""The `zeroskip` command line: generate, presets, cosim, synth, compare, demo."""
+"""The `zeroskip` command line: generate, presets, cosim, synth, compare, evaluate, demo."""
 
 import argparse
 import json
@@ -77,6 +77,22 @@ def _compare(args):
     return compare(sims=args.sim or SIMULATORS, images=args.images, array_images=args.array_images)
 
 
+def _evaluate(args):
+    from .report.evaluate import EVALUATE_DIR, evaluate
+
+    techniques = [t for t in args.techniques.split(",") if t] if args.techniques else None
+    if args.model and args.network:
+        raise ValueError("give --network or --model/--data, not both")
+    name = Path(args.model).stem if args.model else args.network or "digits"
+    out = Path(args.out) if args.out else EVALUATE_DIR / name
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder for summary.json, report.md and the plots")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
+    return evaluate(args.network or "digits", model=args.model, data=args.data, techniques=techniques, sim=args.sim,
+                    images=args.images, synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}")
+
+
 def _demo(args):
     from .report.evaluate import demo
 
@@ -150,16 +166,34 @@ def parser():
     m.add_argument("--array-images", type=int, default=1, help="test images run through every array")
     m.set_defaults(func=_compare)
 
+    e = sub.add_parser(
+        "evaluate", help="a network through every technique's model and RTL (checked against golden), one report",
+        description="Train or reuse a built-in network, or import yours from ONNX; derive each technique's model "
+                    "and its test accuracy; run every layer (conv and fc) of the first IMAGES test images through "
+                    "each technique's RTL and the dense systolic baseline at equal MACs, checked bit- and "
+                    "cycle-exact against golden; synthesize the presets; write OUT/summary.json, report.md and "
+                    "plots. Exit 0 when everything matched, 1 on a mismatch, 2 for invalid input (nothing "
+                    "written), 3 when a tool failed.")
+    e.add_argument("--network", help="built-in network: digits or lenet5 (default digits)")
+    e.add_argument("--model", help="your CNN as ONNX (torch.onnx.export, dynamo or legacy); needs --data")
+    e.add_argument("--data", help="its DATA.npz: x float32 [N, C, H, W] (>= 0), optional y, x_train, y_train")
+    e.add_argument("--techniques", help="comma-separated techniques (default all; dense always runs as the baseline)")
+    e.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    e.add_argument("--images", type=int, default=8, help="test images whose layers run on the RTL (default 8)")
+    e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
+    e.add_argument("--out", help="output folder (default reports/evaluate/NAME)")
+    e.set_defaults(func=_evaluate)
+
     d = sub.add_parser(
         "demo", help="the main job: every technique's model, RTL (checked against golden) and synthesis, one report",
         description="Train or reuse the digits CNN; derive the dense, S2TA, CSCNN, MoR and SnaPEA models and "
-                    "their test accuracy; run every conv layer of the first IMAGES test images through each "
+                    "their test accuracy; run every layer (conv and fc) of the first IMAGES test images through each "
                     "technique's RTL and the dense systolic baseline at equal MACs, checked bit- and cycle-exact "
                     "against golden; synthesize the presets; write reports/demo/summary.json, report.md and plots. "
                     "Checkpoints, builds, synthesis and RTL results are cached by what produced them. "
                     "Exit 0 when everything matched, 1 on a mismatch (layer, technique, coordinates, waveform).")
     d.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    d.add_argument("--images", type=int, default=8, help="test images whose conv layers run on the RTL (default 8)")
+    d.add_argument("--images", type=int, default=8, help="test images whose layers run on the RTL (default 8)")
     d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     d.add_argument("--fresh", action="store_true",
                    help="re-simulate every RTL check instead of reusing results cached for the same Verilog and inputs")

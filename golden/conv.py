@@ -6,7 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .checks import InputError, require_int8
 from .quant import wrap
 
-__all__ = ["MAX_ELEMENTS", "conv2d", "conv_as_gemm", "conv_output_size", "check_conv", "linear"]
+__all__ = ["MAX_ELEMENTS", "conv2d", "conv_as_gemm", "conv_output_size", "check_conv", "linear", "pool2d"]
 
 MAX_ELEMENTS = 1 << 26  # of a padded input or its im2col matrix: refused beyond, before allocating
 
@@ -90,3 +90,23 @@ def _bias(bias, n):
     if not isinstance(bias, np.ndarray) or bias.dtype != np.int32 or bias.shape != (n,):
         raise InputError(f"bias must be int32 of shape [{n}]")
     return bias.astype(np.int64)
+
+
+def pool2d(x, kind, *, kernel, stride, pad=0):
+    """Max (``kind`` "max") or average ("avg") pooling of a post-ReLU int8 [C, H, W] (≥ 0) with a
+    ``kernel`` (kh, kw) window. Max pads with 0 (no larger than any input); average divides the window's
+    sum, padding included (torch's default), by kh·kw rounding half up: ``(sum + n // 2) // n``. int8 out."""
+    require_int8("x", x, ndim=3)
+    if (x < 0).any():
+        raise InputError("pooling takes post-ReLU activations (>= 0)")
+    kh, kw = kernel
+    if x.shape[1] + 2 * pad < kh or x.shape[2] + 2 * pad < kw:
+        raise InputError(f"a {kh}x{kw} pooling window does not fit a {x.shape[1]}x{x.shape[2]} input padded by {pad}")
+    xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    if kind == "max":
+        return windows.max(axis=(3, 4)).astype(np.int8)
+    if kind == "avg":
+        n = kh * kw
+        return ((windows.sum(axis=(3, 4)) + n // 2) // n).astype(np.int8)
+    raise InputError(f"pooling kind must be max or avg, not {kind!r}")

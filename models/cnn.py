@@ -1,7 +1,10 @@
-"""The digits CNN: three 3x3 conv + ReLU layers and a linear classifier, trained on CPU in seconds."""
+"""Networks as data: a CNN is a sequence of supported torch layers (``Net``) plus its data set. Built in: ``digits``
+(three 3x3 conv + ReLU layers and a linear classifier on the 8x8 digits) and ``lenet5`` (LeNet-5 on MNIST).
+Training is deterministic: fixed seeds, one thread, deterministic algorithms."""
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,37 +14,88 @@ from torch import nn
 
 from .checkpoint import load_or_make
 
-__all__ = ["CnnConfig", "DigitsCNN", "train", "fit", "load_or_train", "accuracy", "float_images"]
+__all__ = ["CnnConfig", "Net", "NETWORKS", "SUPPORTED", "build", "train", "fit", "load_or_train", "accuracy",
+           "float_images", "deterministic"]
+
+SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
+             nn.Linear, nn.Dropout, nn.Identity)
+
+
+class Net(nn.Module):
+    """A CNN as a sequence of ``SUPPORTED`` layers, taking float images (int8 0..127 / 127, ``float_images``)
+    multiplied by ``input_scale`` (1 for the built-in networks; an imported model's input range otherwise).
+    ``train_shift``: its training recipe shifts each batch by up to that many pixels (``fit``), 0 for none."""
+
+    def __init__(self, layers, *, input_scale=1.0, train_shift=0):
+        super().__init__()
+        self.input_scale, self.train_shift = float(input_scale), int(train_shift)
+        for layer in layers:
+            if not isinstance(layer, SUPPORTED):
+                raise ValueError(f"unsupported layer {type(layer).__name__}; supported: "
+                                 f"{', '.join(t.__name__ for t in SUPPORTED)}")
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def convs(self):
+        return [m for m in self.layers if isinstance(m, nn.Conv2d)]
+
+    def forward(self, x, *, capture=None):
+        """``capture`` list gets every ReLU's output (the activations INT8 calibration scales)."""
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
+        for layer in self.layers:
+            x = layer(x)
+            if capture is not None and isinstance(layer, nn.ReLU):
+                capture.append(x)
+        return x
+
+
+def _digits(cfg):
+    chans = (1, *cfg.channels)
+    layers = []
+    for i in range(len(chans) - 1):
+        layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1), nn.ReLU()]
+    return [*layers, nn.Flatten(), nn.Linear(chans[-1] * 64, 10)]
+
+
+def _lenet5(cfg):
+    c1, c2, f1, f2 = cfg.channels
+    return [nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * 16, f1), nn.ReLU(), nn.Linear(f1, f2), nn.ReLU(), nn.Linear(f2, 10)]
+
+
+NETWORKS = {  # name: (data set, layers builder, default training settings)
+    "digits": ("digits", _digits, {"channels": (16, 32, 32), "epochs": 40}),
+    # random ±2-pixel shifts: 96.6% -> 97.3% on a validation split held out of the training images
+    "lenet5": ("mnist", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 20, "shift": 2}),
+}
 
 
 @dataclass(frozen=True)
 class CnnConfig:
+    network: str = "digits"
     channels: tuple = (16, 32, 32)
     epochs: int = 40
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0
+    shift: int = 0  # training augmentation: random shifts of each batch by up to this many pixels
+
+    @classmethod
+    def of(cls, network):
+        """The built-in network's training settings."""
+        if network not in NETWORKS:
+            raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
+        return cls(network=network, **NETWORKS[network][2])
 
     def key(self):
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-class DigitsCNN(nn.Module):
-    """conv(1->c1) -> conv(c1->c2) -> conv(c2->c3), 3x3, pad 1, ReLU each; flatten; linear(c3*64 -> 10)."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        chans = (1, *cfg.channels)
-        self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(len(chans) - 1))
-        self.fc = nn.Linear(chans[-1] * 64, 10)
-
-    def forward(self, x, *, capture=None):
-        """``x`` float [N, 1, 8, 8] in 0..1; ``capture`` list gets each conv layer's post-ReLU output."""
-        for conv in self.convs:
-            x = torch.relu(conv(x))
-            if capture is not None:
-                capture.append(x)
-        return self.fc(x.flatten(1))
+def build(cfg):
+    """A fresh ``Net`` of ``cfg``'s built-in network, initialised from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    return Net(NETWORKS[cfg.network][1](cfg), train_shift=cfg.shift)
 
 
 def float_images(x_q):
@@ -49,38 +103,56 @@ def float_images(x_q):
     return torch.from_numpy(x_q.astype(np.float32) / 127)
 
 
+@contextmanager
+def deterministic():
+    """One thread and deterministic algorithms while inside: the same figures on any machine."""
+    threads, algorithms = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(algorithms)
+
+
 def fit(model, data, *, epochs, lr, batch, seed, after_step=None, progress=None):
-    """Adam on the training split, deterministic for ``seed``; ``after_step(model)`` runs after each update."""
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    x = float_images(data.x_train)
-    y = torch.from_numpy(data.y_train)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs) if progress is None else progress(range(epochs)):
-        model.train()
-        for idx in torch.randperm(len(x), generator=gen).split(batch):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-            if after_step is not None:
-                with torch.no_grad():
-                    after_step(model)
-    model.eval()
+    """Adam on the training split, deterministic for ``seed``; ``after_step(model)`` runs after each update. A
+    ``Net`` with ``train_shift`` has each batch rolled by a random shift of up to that many pixels."""
+    shift = getattr(model, "train_shift", 0)
+    with deterministic():
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        x = float_images(data.x_train)
+        y = torch.from_numpy(data.y_train)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(epochs) if progress is None else progress(range(epochs)):
+            model.train()
+            for idx in torch.randperm(len(x), generator=gen).split(batch):
+                xb = x[idx]
+                if shift:
+                    xb = torch.roll(xb, torch.randint(-shift, shift + 1, (2,), generator=gen).tolist(), (2, 3))
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xb), y[idx]).backward()
+                opt.step()
+                if after_step is not None:
+                    with torch.no_grad():
+                        after_step(model)
+        model.eval()
     return model
 
 
 def train(cfg, data, *, progress=None):
-    """A fresh DigitsCNN trained for ``cfg.epochs``; deterministic for a given cfg.seed."""
-    torch.manual_seed(cfg.seed)
-    return fit(DigitsCNN(cfg), data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed, progress=progress)
+    """A fresh network trained for ``cfg.epochs``; deterministic for a given cfg.seed."""
+    return fit(build(cfg), data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed, progress=progress)
 
 
 def accuracy(model, x_q, y):
-    with torch.no_grad():
+    with torch.no_grad(), deterministic():
         return float((model(float_images(x_q)).argmax(1).numpy() == y).mean())
 
 
 def load_or_train(cfg, data, cache_dir, *, progress=None):
     """The model for ``cfg``, from ``cache_dir`` when a checkpoint keyed by cfg exists, else trained and saved."""
-    return load_or_make(Path(cache_dir) / f"digits_cnn-{cfg.key()}.pt", DigitsCNN(cfg),
+    return load_or_make(Path(cache_dir) / f"{cfg.network}_cnn-{cfg.key()}.pt", build(cfg),
                         lambda: train(cfg, data, progress=progress))

@@ -14,8 +14,8 @@ from golden.conv import conv_as_gemm
 from golden.mor import binary_dot, mor_layer
 from golden.quant import requantize
 
-__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "tables", "mor_forward", "mor_evaluate",
-           "THRESHOLDS", "choose_threshold"]
+__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "tables", "exact_args", "mor_forward",
+           "mor_evaluate", "THRESHOLDS", "choose_threshold"]
 
 THRESHOLDS = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))  # 1.0 ... 0.6 (MoR Fig. 6)
 
@@ -101,11 +101,18 @@ def tables(qnet, layer_inputs):
     return out
 
 
+def exact_args(x, w, bias):
+    """``mor_layer``'s arguments that compute every neuron (each its own proxy, none skipped)."""
+    n_out = len(w)
+    return {"x": x, "w": w, "bias": bias, "proxy": np.full(n_out, -1, np.int64), "m_q": np.zeros(n_out, np.int32),
+            "b_q": np.zeros(n_out, np.int32), "enable": np.zeros(n_out, bool)}
+
+
 def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
     """Logits of one int8 image with every conv layer under the skip rule, and per-layer counts.
 
     ``layer_args``, if a dict, receives each conv layer's skip-rule inputs (``mor_layer``'s arguments,
-    the ``mor`` engine's inputs) under its name.
+    the ``mor`` engine's inputs) under its name, and each fc layer's ``exact_args``.
 
     Counts per conv layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
     ``mispredicted`` (skipped but truly positive), ``zero_missed`` (computed, truly zero),
@@ -113,8 +120,10 @@ def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
     """
     x, stats = image, {}
     for layer in qnet.layers:
-        if layer.kind != "conv":
-            logits = layer.w.astype(np.int64) @ x.reshape(-1).astype(np.int64) + layer.bias
+        if layer.kind != "conv":  # fc layers run exactly (no tables), pooling moves activations
+            if layer.kind == "fc" and layer_args is not None:
+                layer_args[layer.name] = exact_args(x.reshape(-1), layer.w, layer.bias)
+            x = qnet.forward(x, layers=[layer])[0]
             continue
         t = mor_tables[layer.name]
         a, w, (_, h, wd) = neuron_inputs(layer, x)
@@ -130,7 +139,7 @@ def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
                              "zero_missed": int((zero & ~out["skipped"]).sum()),
                              "nonzero_computed": int((~zero & ~out["skipped"]).sum()),
                              "macs": out["macs"], "dense_macs": a.shape[0] * w.shape[0] * w.shape[1]}
-    return logits, stats
+    return x, stats
 
 
 def mor_evaluate(qnet, mor_tables, threshold, images, labels):

@@ -20,7 +20,7 @@ from models.mor import THRESHOLDS, mor_evaluate
 
 from ..harness.network import load_network
 from ..harness.runner import REPO
-from ..techniques.mor import check_mor_layers, engine_area, engine_inputs, mor_tables
+from ..techniques.mor import check_mor_layers, engine_area, engine_inputs, layer_notes, mor_tables
 
 __all__ = ["threshold_sweep", "engine_cycles"]
 
@@ -50,7 +50,7 @@ def engine_cycles(cfg, qnet, layer_tables, threshold, images):
     modes = {mode: engine_inputs(qnet, layer_tables, threshold, images, predictor=mode == "predictor")
              for mode in ("predictor", "no_predictor")}
     rows = []
-    for name in modes["predictor"]:
+    for name in (layer.name for layer in qnet.convs):
         row = {"layer": name}
         for mode, layers in modes.items():
             outs = [engine_layer(cfg, **args) for args in tqdm(layers[name], desc=f"{name} {mode}", leave=False)]
@@ -133,7 +133,8 @@ def main(argv=None):
                         "layers": engine_cycles(cfg, net.qnet, layer_tables, threshold, net.data.x_test)}
     rtl = {mode: check_mor_layers(cfg, "verilator", engine_inputs(net.qnet, layer_tables, threshold,
                                                                   net.data.x_test[:RTL_IMAGES],
-                                                                  predictor=mode == "predictor"))
+                                                                  predictor=mode == "predictor"),
+                                  notes=layer_notes(net.qnet))
            for mode in ("predictor", "no_predictor")}
     report["engine"]["rtl"] = {"images": RTL_IMAGES, **rtl}
     total = {mode: sum(r[f"{mode}_run_cycles"] for r in report["engine"]["layers"])

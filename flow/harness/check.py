@@ -22,7 +22,7 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
                "cycles": int(sum(c for _, c in results)), "golden_cycles": int(sum(c for _, c in goldens)),
                **batch_mismatches(driver_cls, cfg, sim, batch, results, goldens)}
         rows.append(row)
-        log(f"  {cfg.module} {name}: {len(batch)} images on {sim}, {row['mismatches']} mismatches, "
+        log(f"  {cfg.module} {name}: {row['images']} images on {sim}, {row['mismatches']} mismatches, "
             f"{row['cycles']} cycles (model {row['golden_cycles']})")
     return rows
 

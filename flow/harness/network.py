@@ -1,52 +1,158 @@
 """A trained network as the flows use it: cached training, INT8 export, real layer inputs."""
 
+import hashlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from golden.checks import InputError
 from golden.dbb import channel_blocks
-from models import cnn, digits
+from models import cnn
+from models.datasets import DATASETS, Dataset
+from models.onnx_import import load_onnx
 from models.quantize import QuantizedNet, quantize
 
+from .npz import read_npz
 from .runner import REPO
 
-__all__ = ["CACHE", "Network", "load_network", "conv_inputs", "dap_layer_blocks"]
+__all__ = ["CACHE", "Network", "load_network", "load_onnx_network", "conv_inputs", "layer_inputs", "as_conv",
+           "relu_passes", "TWO_PASSES", "dap_layer_blocks"]
 
 CACHE = REPO / "reports" / "cache"
 
 
 @dataclass(frozen=True)
 class Network:
+    """A network as the techniques take it: its data, float model (the base every technique derives from), the key
+    of what produced that model (for the checkpoints derived from it), its INT8 form and accuracies, how it is
+    described in a summary (``meta``) and whether fine-tuning is possible (``post_training`` when no training
+    data came with it: techniques then apply pruning and constraints without retraining, and say so)."""
+
     name: str
-    data: digits.Digits
+    data: Dataset
+    model: object
+    key: str
     qnet: QuantizedNet
     float_accuracy: float
     int8_accuracy: float
-    cnn: cnn.CnnConfig
-    reused: bool
+    meta: dict
+    post_training: bool = False
+    reused: bool = True
+
+    def fine_tune_epochs(self, epochs):
+        """``epochs`` of fine-tuning, or none for a post-training network."""
+        return 0 if self.post_training else epochs
 
 
-def load_network(cfg=None, *, log=print):
-    """Train (or reuse the checkpoint keyed by ``cfg``), quantize, and measure test accuracy."""
-    cfg = cfg or cnn.CnnConfig()
+def load_network(name="digits", *, cfg=None, log=print):
+    """The built-in network ``name`` trained (or the checkpoint keyed by ``cfg`` reused), quantized, with its
+    test accuracy."""
+    cfg = cfg or cnn.CnnConfig.of(name)
     start = time.perf_counter()
-    data = digits.load()
+    data = DATASETS[cnn.NETWORKS[cfg.network][0]]()
     model, reused = cnn.load_or_train(cfg, data, CACHE, progress=lambda it: tqdm(it, desc="train", leave=False))
     qnet = quantize(model, data.x_train)
-    net = Network("digits", data, qnet, cnn.accuracy(model, data.x_test, data.y_test),
-                  qnet.accuracy(data.x_test, data.y_test), cfg, reused)
-    log(f"network: {'reused' if reused else 'trained'} digits CNN {cfg.channels} in "
+    net = Network(cfg.network, data, model, cfg.key(), qnet, cnn.accuracy(model, data.x_test, data.y_test),
+                  qnet.accuracy(data.x_test, data.y_test),
+                  {"name": cfg.network, "channels": list(cfg.channels), "epochs": cfg.epochs, "seed": cfg.seed},
+                  reused=reused)
+    log(f"network: {'reused' if reused else 'trained'} {cfg.network} CNN {cfg.channels} in "
         f"{time.perf_counter() - start:.1f} s; test accuracy float {net.float_accuracy:.2%}, "
         f"INT8 {net.int8_accuracy:.2%}")
+    return net
+
+
+def _float_images(data, key, shape):
+    x = data[key]
+    if x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != shape or not len(x):
+        raise InputError(f"{key} must be float32 [N, {', '.join(map(str, shape))}] as the model takes it, not "
+                         f"{x.dtype} {list(x.shape)}")
+    if not np.isfinite(x).all() or x.min() < 0:
+        raise InputError(f"{key} must be finite and non-negative (zeroskip's INT8 input is 0..127)")
+    return x
+
+
+def _labels(data, key, n):
+    y = data[key]
+    if y.dtype != np.int64 or y.shape != (n,) or y.min() < 0:
+        raise InputError(f"{key} must be int64 [{n}] class indices, not {y.dtype} {list(y.shape)}")
+    return y
+
+
+def load_onnx_network(model_path, data_path, *, log=print):
+    """A user's ONNX model with its DATA.npz (docs/flow.md): ``x`` float32 [N, C, H, W] as the model takes it
+    (non-negative), optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float
+    model), optional ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses
+    ``x`` and techniques apply post-training). InputError or ValueError (one line) before anything runs."""
+    start = time.perf_counter()
+    model, shape = load_onnx(model_path)
+    arrays = read_npz(data_path)
+    unknown = sorted(set(arrays) - {"x", "y", "x_train", "y_train"})
+    if "x" not in arrays or unknown:
+        raise InputError(f"{data_path} must hold x (and optionally y, x_train, y_train), not {sorted(arrays)}")
+    if ("x_train" in arrays) != ("y_train" in arrays):
+        raise InputError(f"{data_path} must hold both x_train and y_train, or neither")
+    x = _float_images(arrays, "x", shape)
+    x_train = _float_images(arrays, "x_train", shape) if "x_train" in arrays else None
+    scale = float(max(x.max(), 0 if x_train is None else x_train.max())) / 127 or 1.0
+    model.input_scale = scale * 127
+
+    def quantized(images):
+        return np.clip(np.floor(images / scale + 0.5), 0, 127).astype(np.int8)
+
+    with torch.no_grad():
+        float_top1 = model(torch.from_numpy(x)).argmax(1).numpy()
+    y = _labels(arrays, "y", len(x)) if "y" in arrays else float_top1
+    train = (quantized(x_train), _labels(arrays, "y_train", len(x_train))) if x_train is not None else (quantized(x), y)
+    data = Dataset(f"{Path(data_path).name} ({len(x)} images{'' if 'y' in arrays else ', float top-1 as labels'})",
+                   *train, quantized(x), y)
+    qnet = quantize(model, data.x_train)
+    key = hashlib.sha256(Path(model_path).read_bytes() + Path(data_path).read_bytes()).hexdigest()[:12]
+    net = Network(Path(model_path).stem, data, model, key, qnet, float((float_top1 == y).mean()),
+                  qnet.accuracy(data.x_test, data.y_test),
+                  {"name": Path(model_path).name, "onnx_sha256_12": key, "input_scale": scale,
+                   "labels": "y" if "y" in arrays else "float model top-1"}, post_training=x_train is None)
+    log(f"network: imported {Path(model_path).name} ({len(qnet.computes)} compute layers) in "
+        f"{time.perf_counter() - start:.1f} s; accuracy float {net.float_accuracy:.2%}, INT8 {net.int8_accuracy:.2%}"
+        + ("; no training data: techniques apply post-training" if net.post_training else ""))
     return net
 
 
 def conv_inputs(qnet, images, **kw):
     """{conv layer name: int8 [n_images, C, H, W]} of the real activations entering each conv layer."""
     per_image = [qnet.forward(img, **kw)[1] for img in images]
-    return {name: np.stack([inputs[name] for inputs in per_image]) for name in per_image[0]}
+    return {layer.name: np.stack([inputs[layer.name] for inputs in per_image]) for layer in qnet.convs}
+
+
+def layer_inputs(qnet, images, **kw):
+    """{compute layer name: int8 [n_images, ...]} of the real activations entering every conv ([C, H, W]) and
+    fc ([n_in]) layer."""
+    per_image = [qnet.forward(img, **kw)[1] for img in images]
+    return {layer.name: np.stack([inputs[layer.name] for inputs in per_image]) for layer in qnet.computes}
+
+
+def as_conv(layer, x):
+    """``(x, w)`` of a compute layer as a convolution: an fc layer is a 1×1 convolution of its inputs as
+    channels of a 1×1 plane."""
+    if layer.kind == "conv":
+        return x, layer.w
+    return x.reshape(-1, 1, 1), layer.w[:, :, None, None]
+
+
+def relu_passes(layer, w, bias):
+    """The (w, bias) passes that give a compute layer's output on a block whose outputs are post-ReLU: one for a
+    ReLU layer; two for the classifier (no ReLU), as z = relu(z) − relu(−z): (w, bias) then (−w, −bias)
+    (weights are within ±127, so −w is int8)."""
+    if layer.relu:
+        return [(w, bias)]
+    return [(w, bias), ((-w).astype(np.int8), (-bias.astype(np.int64)).astype(np.int32))]
+
+
+TWO_PASSES = "no ReLU (classifier): relu(z) and relu(-z) in two passes"
 
 
 def dap_layer_blocks(activations, bz):

@@ -6,7 +6,7 @@ from ..harness.cosim import rows_bit_exact
 from ..harness.network import load_network
 from ..techniques.cscnn import check_pe_layers, cscnn_models
 from ..techniques.dense import check_array_layers
-from ..techniques.mor import check_mor_layers, engine_inputs, mor_tables
+from ..techniques.mor import check_mor_layers, engine_inputs, layer_notes, mor_tables
 from ..techniques.s2ta import check_dap_layers, s2ta_models
 from ..techniques.snapea import RTL_SPARSITY, check_snapea_layers, pruned_models
 
@@ -44,7 +44,7 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
             rows = check_pe_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
             table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned") for r in rows]
         mor = default_preset("mor")
-        rows = check_mor_layers(mor, sim, mor_layers, log=log)
+        rows = check_mor_layers(mor, sim, mor_layers, notes=layer_notes(net.qnet), log=log)
         table += [(f"mor/{mor.name}", sim, r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
                   for r in rows]
         for name in ("default", "one_sided"):

@@ -2,7 +2,7 @@
 side-by-side report.
 
 For each technique of ``flow.techniques.TECHNIQUES`` (the keys of summary.json: ``dense``, ``s2ta``, ``cscnn``,
-``mor``, ``snapea``) every conv layer of the same test images runs on its RTL, checked against golden;
+``mor``, ``snapea``) every layer (conv and fc) of the same test images runs on its RTL, checked against golden;
 ``speedup_vs_dense`` divides the cycles of the dense ``sa`` array with the same MAC count on the dense network
 (``flow.techniques.dense.DENSE_AT_MACS``) by the technique's cycles.
 """
@@ -15,13 +15,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
-from models import digits
+from models import datasets
 from models.centrosymmetric import fine_tune_centrosymmetric
+from models.cnn import NETWORKS
 from models.dbb_training import DbbConfig
 from models.pruning import fine_tune_pruned
 
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import load_network
+from ..harness.network import load_network, load_onnx_network
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
@@ -29,9 +30,10 @@ from ..techniques import TECHNIQUES, Run
 from ..techniques.dense import DENSE_AT_MACS
 from .markdown import write_report
 
-__all__ = ["demo", "evaluate", "DEMO_DIR"]
+__all__ = ["demo", "evaluate", "DEMO_DIR", "EVALUATE_DIR"]
 
 DEMO_DIR = REPO / "reports" / "demo"
+EVALUATE_DIR = REPO / "reports" / "evaluate"
 
 
 class _Progress:
@@ -76,10 +78,12 @@ class _Rtl:
 
 
 def _layers(rows, baseline):
-    return [{"layer": r["layer"], "images": r["images"], "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
-             "dense_cycles": b["cycles"], "speedup_vs_dense": b["cycles"] / r["cycles"],
+    base = {b["layer"]: b for b in baseline}
+    return [{"layer": r["layer"], **{k: r[k] for k in ("preset", "fallback") if r.get(k)}, "images": r["images"],
+             "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
+             "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
              "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
-             "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r, b in zip(rows, baseline)]
+             "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r in rows]
 
 
 def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra):
@@ -104,7 +108,7 @@ def _seeds(net):
     def default(fn):
         return inspect.signature(fn).parameters["seed"].default
 
-    return {"cnn": net.cnn.seed, "data_split": digits.SPLIT_SEED,
+    return {"cnn": net.meta.get("seed"), "data_split": datasets.SPLIT_SEED,
             "dbb_fine_tune": next(f.default for f in dataclasses.fields(DbbConfig) if f.name == "seed"),
             "centrosymmetric_fine_tune": default(fine_tune_centrosymmetric),
             "pruning_fine_tune": default(fine_tune_pruned)}
@@ -122,10 +126,11 @@ def _failures(checks, command):
     return lines
 
 
-def evaluate(*, techniques=None, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR,
-             title="zeroskip demo report", command="evaluate", log=print):
-    """Run ``techniques`` (names, default all) on the network and write ``out_dir``/{summary.json, report.md,
-    *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
+def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=8, synth=True,
+             fresh=False, out_dir=DEMO_DIR, title="zeroskip demo report", command="evaluate", log=print):
+    """Run ``techniques`` (names, default all) on the built-in ``network``, or on the ONNX ``model`` with its
+    ``data`` (.npz, ``harness.network.load_onnx_network``), and write ``out_dir``/{summary.json,
+    report.md, *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
     with its layer, technique, coordinates and waveform, and marked in the summary and report). ``fresh``
     (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results."""
     if sim not in SIMULATORS:
@@ -140,10 +145,19 @@ def evaluate(*, techniques=None, sim="verilator", images=8, synth=True, fresh=Fa
     fresh = set(names) if fresh is True else set(fresh or ())
     if not fresh <= set(TECHNIQUES):
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")
-    test_images = len(digits.load().y_test)
-    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= test_images:
-        raise ValueError(f"images must be between 1 and the {test_images} test images, not {images!r}")
+    if (model is None) != (data is None):
+        raise ValueError("an ONNX model needs its data: give both --model and --data")
+    if model is None and network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f"images must be a positive integer, not {images!r}")
     progress = _Progress(log)
+    with progress.stage(f"network: {'import ' + str(model) if model else f'train or reuse the {network} CNN'}, "
+                        "INT8 export"):
+        net = load_onnx_network(model, data, log=progress.detail) if model else load_network(network,
+                                                                                            log=progress.detail)
+    if images > len(net.data.y_test):
+        raise ValueError(f"images must be between 1 and the {len(net.data.y_test)} test images, not {images!r}")
     chosen = [TECHNIQUES[n] for n in names]
     areas = None
     if synth:  # synthesis runs in a second process, beside the simulations (cached by each preset's Verilog)
@@ -153,8 +167,6 @@ def evaluate(*, techniques=None, sim="verilator", images=8, synth=True, fresh=Fa
         progress.say(f"synthesis of {', '.join(areas)} started in the background")
     rtl = _Rtl(sim, fresh, progress)
 
-    with progress.stage("network: train or reuse the digits CNN, INT8 export"):
-        net = load_network(log=progress.detail)
     run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail)
     results = {}
     for technique in chosen:
@@ -179,9 +191,9 @@ def evaluate(*, techniques=None, sim="verilator", images=8, synth=True, fresh=Fa
     summary = {
         **results,
         "bit_exact": not failures,
-        "dataset": {"name": "sklearn load_digits (8x8 handwritten digits)", "train": len(net.data.y_train),
+        "dataset": {"name": net.data.name, "train": len(net.data.y_train),
                     "test": len(net.data.y_test), "rtl_images": f"test images 0..{images - 1}", "images": images},
-        "network": {"channels": list(net.cnn.channels), "epochs": net.cnn.epochs},
+        "network": net.meta,
         "presets": {name: results[name]["preset"]["module"] for name in names} |
                    {f"dense_at_{macs}_macs": _dense_at(macs).module for macs in DENSE_AT_MACS},
         "seeds": _seeds(net),

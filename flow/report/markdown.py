@@ -105,7 +105,7 @@ def _plot_accuracy(plt, summary, path):
             ax.annotate(f"dense, {base['macs']} MACs ({module})", (base["cycles"], accuracy),
                         textcoords="offset points", xytext=(6, -12), fontsize=8)
     ax.margins(x=0.3, y=0.15)
-    ax.set_xlabel(f"RTL cycles, all conv layers, {summary['dataset']['images']} test images")
+    ax.set_xlabel(f"RTL cycles, all layers, {summary['dataset']['images']} test images")
     ax.set_ylabel(f"test accuracy (%), {summary['dataset']['test']} images")
     ax.set_title("Accuracy vs cycles")
     save(plt, fig, ax, path, legend=False)
@@ -141,14 +141,15 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
     data = summary["dataset"]
     lines = [
         f"# {title}", "",
-        f"{data['name']}: {data['train']} training and {data['test']} test images. RTL: every conv layer of "
+        f"{data['name']}: {data['train']} training and {data['test']} test images. RTL: every layer (conv and fc) of "
         f"{data['rtl_images']} on {summary['sim']}, checked bit- and cycle-exact against the golden models. "
         f"Accuracy: golden models on the whole test set. Seeds: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["seeds"].items()) + ".", "",
         "**" + ("Every technique's RTL matched golden." if summary["bit_exact"] else "RTL MISMATCHES: see below.")
         + "**", "",
         overview, "",
-        "- *cycles*: RTL cycles of all conv layers (first input word accepted to last result word, per docs/cosim.md).",
+        "- *cycles*: RTL cycles of all layers, conv and fc (first input word accepted to last result word, per "
+        "docs/cosim.md).",
         "- *speedup vs dense*: cycles of the dense `sa` array with the same MAC count on the dense INT8 network, "
         "over the technique's. A dense array's cycles depend only on layer shapes.",
         "- *multiplications*: products the technique's hardware forms (RTL counters for the PEs and the MoR "

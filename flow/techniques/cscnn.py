@@ -1,6 +1,7 @@
 """CSCNN: the network retrained with centrosymmetric filters and dual-pruned (Table II style: dense,
 centrosymmetric, centrosymmetric + dual pruning) on the ``cscnn_pe``, beside the ``scnn_pe`` on the same network."""
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -9,13 +10,12 @@ from tqdm import tqdm
 
 from generators.config import preset
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
-from models import cnn
 from models.centrosymmetric import load_or_fine_tune_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.check import check_layers, summed
 from ..harness.drivers.cartesian import PeDriver
-from ..harness.network import CACHE, conv_inputs
+from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
 from . import Result, Technique
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "check_pe_layers", "PRUNING", "TECHNIQUE"]
@@ -38,12 +38,12 @@ def cscnn_models(net, *, log=print):
 
     Every conv layer of the digits CNN has unit stride, so all are centrosymmetric; the classifier is not.
     """
-    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    base = net.model
     models = {"dense": CscnnModel("dense", net.qnet, net.int8_accuracy, True)}
     for name, sparsity in (("centrosymmetric", 0.0), ("cs_pruned", PRUNING)):
         start = time.perf_counter()
         model, reused = load_or_fine_tune_centrosymmetric(
-            base, net.cnn.key(), net.data, CACHE, sparsity=sparsity,
+            base, net.key, net.data, CACHE, sparsity=sparsity, epochs=net.fine_tune_epochs(15),
             progress=lambda it, n=name: tqdm(it, desc=f"retrain {n}", leave=False))
         qnet = quantize(model, net.data.x_train)
         for layer in qnet.convs:
@@ -86,14 +86,28 @@ def table_ii(models, images):
 
 
 def check_pe_layers(cfg, sim, qnet, images, *, log=print):
-    """One row per conv layer on a Cartesian-product PE: images, products, stalls, RTL and golden cycles
-    (summed), mismatches. The PE computes the full-mode pre-activation output; the layer's padded output is
-    its centre."""
-    acts = conv_inputs(qnet, images)
-    layers = {layer.name: [PeDriver.validate(cfg, {"x": x, "w": layer.w, "bias": layer.bias})
-                           for x in acts[layer.name]] for layer in qnet.convs}
-    return check_layers(PeDriver, cfg, sim, layers, log=log, fields=lambda name, batch, results, goldens: {
-        "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
+    """One row per compute layer on a Cartesian-product PE (an fc layer as a 1×1 convolution): images, products,
+    stalls, RTL and golden cycles (summed), mismatches. The PE computes the full-mode pre-activation output; the
+    layer's padded output is its centre."""
+    acts = layer_inputs(qnet, images)
+    rows = []
+    for layer in qnet.computes:
+        w = as_conv(layer, acts[layer.name][0])[1]
+        variant = kernel_variant(cfg, w.shape[2:])
+        batch = [PeDriver.validate(variant, {"x": as_conv(layer, x)[0], "w": w, "bias": layer.bias})
+                 for x in acts[layer.name]]
+        rows += check_layers(PeDriver, variant, sim, {layer.name: batch}, log=log,
+                             fields=lambda name, batch, results, goldens, v=variant: {
+                                 "preset": v.module, "mults": summed(results, "mults"),
+                                 "stalls": summed(results, "stalls")})
+    return rows
+
+
+def kernel_variant(cfg, kernel):
+    """``cfg`` for an R×S ``kernel``: itself when its filter size matches, else the same PE with r, s = R, S (the
+    filter size is structural: a variant preset ``<name>_<R>x<S>``, its own Verilog)."""
+    r, s = (int(k) for k in kernel)
+    return cfg if (cfg.r, cfg.s) == (r, s) else dataclasses.replace(cfg, name=f"{cfg.name}_{r}x{s}", r=r, s=s)
 
 
 class Cscnn(Technique):

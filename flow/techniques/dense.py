@@ -10,7 +10,7 @@ from golden.systolic import fold_steps
 
 from ..harness.check import check_layers
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import conv_inputs
+from ..harness.network import layer_inputs
 from . import Result, Technique
 
 __all__ = ["check_array_layers", "DENSE_AT_MACS", "TECHNIQUE"]
@@ -20,28 +20,36 @@ DENSE_AT_MACS = {16: ("sa", "default"), 64: ("sa", "mac64")}  # the dense baseli
 
 
 def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
-    """One row per conv layer: images checked, RTL and golden cycles (summed over images), mismatches, and
-    ``mults``: products the array forms for the layer's outputs (one per output per PE step; idle PEs of
-    partial folds not counted).
+    """One row per compute layer (conv, and fc as a GEMM of one row): images checked, RTL and golden cycles
+    (summed over images), mismatches, and ``mults``: products the array forms for the layer's outputs (one per
+    output per PE step; idle PEs of partial folds not counted).
 
-    The C = 1 layer runs in dense-weight mode on the s2ta variants; ``nnz_a`` (layer name ->
-    nnz) is applied by golden to earlier layers and by the RTL to each s2ta_aw layer's input.
+    On the s2ta variants the C = 1 layer and the fc layers run in dense-weight mode (``fallback`` says so);
+    ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by the RTL to each s2ta_aw
+    conv layer's input.
     """
-    acts = conv_inputs(qnet, images, nnz_a=nnz_a)
-    layers = {}
-    for layer in qnet.convs:
+    acts = layer_inputs(qnet, images, nnz_a=nnz_a)
+    layers, fallback = {}, {}
+    for layer in qnet.computes:
         batch = []
         for x in acts[layer.name]:
-            conv = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
-            if not cfg.scalar:
-                conv["dense_w"] = np.bool_(x.shape[0] == 1)
-            if cfg.variant == "s2ta_aw":
-                conv["nnz_a"] = np.int64(nnz_a[layer.name])
-            batch.append(ArrayDriver.validate(cfg, conv))
+            if layer.kind == "conv":
+                args = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+            else:  # a GEMM of one input row
+                args = {"a": x[None], "w": np.ascontiguousarray(layer.w.T)}
+            if not cfg.scalar:  # W-DBB covers the conv layers after the first; C = 1 and fc layers are dense
+                args["dense_w"] = np.bool_(layer.kind == "fc" or x.shape[0] == 1)
+            if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
+                args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
+            batch.append(ArrayDriver.validate(cfg, args))
         layers[layer.name] = batch
+        if not cfg.scalar and args["dense_w"]:
+            fallback[layer.name] = "dense-weight mode" + (", dense activations" if layer.kind == "fc" else
+                                                          " (C = 1)")
 
     def fields(name, batch, results, goldens):
-        return {"nnz_a": None if nnz_a is None else nnz_a.get(name), "dense_w": bool(batch[0]["dense_w"]),
+        return {"fallback": fallback.get(name), "nnz_a": None if nnz_a is None else nnz_a.get(name),
+                "dense_w": bool(batch[0]["dense_w"]),
                 "macs_dense": int(sum(a["a"].size * a["w"].shape[1] for a in batch)),
                 "mults": int(sum(a["a"].shape[0] * a["w"].shape[1] *
                                  fold_steps(cfg, a["a"].shape[1], nnz_a=a["nnz_a"], dense_w=a["dense_w"])

@@ -1,6 +1,7 @@
 """Mixture-of-Rookies: the INT8 network with predictor tables (profiled on training images, T chosen on further
 ones, cached) on the ``mor`` engine, with and without its predictor, and the engine's area split."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -8,16 +9,26 @@ import numpy as np
 from amaranth.hdl import Shape
 
 from generators.mor_engine import ram_specs
-from models.mor import THRESHOLDS, MorTables, choose_threshold, mor_evaluate, mor_forward, neuron_inputs, tables
+from models.mor import (
+    THRESHOLDS,
+    MorTables,
+    choose_threshold,
+    exact_args,
+    mor_evaluate,
+    mor_forward,
+    neuron_inputs,
+    tables,
+)
 
 from ..harness.check import check_layers, summed
 from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.mor import MorDriver
-from ..harness.network import CACHE, conv_inputs
+from ..harness.network import CACHE, TWO_PASSES, conv_inputs, relu_passes
 from ..synth.area import preset_area
 from . import Result, Technique
 
-__all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "check_mor_layers", "engine_area",
+__all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "layer_notes", "input_variant",
+           "check_mor_layers", "engine_area",
            "TECHNIQUE"]
 
 ORDER = 3
@@ -69,41 +80,67 @@ def mor_tables(net, *, log=print):
 
 
 def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
-    """{conv layer name: [engine inputs per image]}.
+    """{compute layer name: [engine inputs per image]} (the classifier's two sign-split passes per image:
+    ``layer_notes``).
 
     With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates)
-    with the profiled tables at ``threshold``. Without: the exact network's inputs on the same engine
-    with every neuron a proxy, so nothing waits and nothing is skipped.
+    with the profiled tables at ``threshold`` on the conv layers; the fc layers have no tables and compute
+    every neuron. Without: the exact network's inputs on the same engine with every neuron a proxy, so
+    nothing waits and nothing is skipped.
     """
-    layers = {layer.name: [] for layer in qnet.convs}
-    if predictor:
-        for image in images:
-            args = {}
+    layers = {layer.name: [] for layer in qnet.computes}
+    for image in images:
+        args = {}
+        if predictor:
             mor_forward(qnet, layer_tables, threshold, image, layer_args=args)
-            for name, layer_args in args.items():
-                layers[name].append(layer_args)
-        return layers
-    acts = conv_inputs(qnet, images)
-    for layer in qnet.convs:
-        n_out = len(layer.w)
-        for x in acts[layer.name]:
-            a, w, _ = neuron_inputs(layer, x)
-            layers[layer.name].append({"x": a, "w": w, "bias": layer.bias, "proxy": np.full(n_out, -1, np.int64),
-                                       "m_q": np.zeros(n_out, np.int32), "b_q": np.zeros(n_out, np.int32),
-                                       "enable": np.zeros(n_out, bool)})
+        else:
+            inputs = qnet.forward(image)[1]
+            for layer in qnet.computes:
+                x, w = ((neuron_inputs(layer, inputs[layer.name])[:2]) if layer.kind == "conv" else
+                        (inputs[layer.name], layer.w))
+                args[layer.name] = exact_args(x, w, layer.bias)
+        for layer in qnet.computes:
+            layer_args = args[layer.name]
+            layers[layer.name] += [{**layer_args, "w": w, "bias": bias}
+                                   for w, bias in relu_passes(layer, layer_args["w"], layer_args["bias"])]
     return layers
 
 
-def check_mor_layers(cfg, sim, layers, *, log=print):
-    """One row per conv layer of ``layers`` (from ``engine_inputs``): images, neurons skipped, MACs, run cycles
-    and harness cycles (RTL, summed over images) with the golden model's, and mismatches."""
-    layers = {name: [MorDriver.validate(cfg, args) for args in batch] for name, batch in layers.items()}
-    rows = check_layers(MorDriver, cfg, sim, layers, log=log, fields=lambda name, batch, results, goldens: {
-        "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)),
-        "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
-        "macs": summed(results, "macs"),
-        "run_cycles": int(sum(rtl["run_cycles"].sum() for rtl, _ in results)),
-        "golden_run_cycles": int(sum(g["run_cycles"].sum() for g, _ in goldens))})
+def layer_notes(qnet):
+    """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers."""
+    return {layer.name: (len(relu_passes(layer, layer.w, layer.bias)),
+                         "; ".join(note for note in ("no predictor tables (fc)" if layer.kind == "fc" else None,
+                                                     None if layer.relu else TWO_PASSES) if note) or None)
+            for layer in qnet.computes}
+
+
+def input_variant(cfg, n_in):
+    """``cfg`` when ``n_in`` fits ``max_in``, else the same engine with ``max_in`` the next power of two (the
+    input and weight memories are structural: a variant preset ``<name>_in<max_in>``; a reduction is never
+    split, docs/cosim.md)."""
+    if n_in <= cfg.max_in:
+        return cfg
+    max_in = 1 << (n_in - 1).bit_length()
+    return dataclasses.replace(cfg, name=f"{cfg.name}_in{max_in}", max_in=max_in)
+
+
+def check_mor_layers(cfg, sim, layers, *, notes=None, log=print):
+    """One row per layer of ``layers`` (from ``engine_inputs``; ``notes`` from ``layer_notes``): images, neurons
+    skipped, MACs, run cycles and harness cycles (RTL, summed over images) with the golden model's, and
+    mismatches."""
+    rows = []
+    for name, batch in layers.items():
+        passes, fallback = (notes or {}).get(name, (1, None))
+        variant = input_variant(cfg, batch[0]["w"].shape[1])
+        batch = [MorDriver.validate(variant, args) for args in batch]
+        rows += check_layers(MorDriver, variant, sim, {name: batch}, log=log,
+                             fields=lambda name, batch, results, goldens, v=variant, p=passes, f=fallback: {
+                                 "images": len(batch) // p, "preset": v.module, "fallback": f,
+                                 "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)) // p,
+                                 "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
+                                 "macs": summed(results, "macs"),
+                                 "run_cycles": int(sum(rtl["run_cycles"].sum() for rtl, _ in results)),
+                                 "golden_run_cycles": int(sum(g["run_cycles"].sum() for g, _ in goldens))})
     return [{**row, "bit_exact": rows_bit_exact([row])} for row in rows]
 
 
@@ -147,10 +184,11 @@ class Mor(Technique):
         net, cfg = run.net, self.cfg
         layer_tables, threshold, _ = mor_tables(net, log=run.log)
         accuracy, categories = mor_evaluate(net.qnet, layer_tables, threshold, net.data.x_test, net.data.y_test)
+        notes = layer_notes(net.qnet)
         rows = run.check(self.name, "technique", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images))
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images), notes=notes)
         base = run.check(self.name, "same engine, no predictor", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images, predictor=False))
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images, predictor=False), notes=notes)
         return Result(f"INT8 CNN with MoR predictor tables, T = {threshold}", accuracy, rows,
                       {"threshold": threshold, "categories": categories,
                        "run_cycles": sum(r["run_cycles"] for r in rows),

@@ -9,7 +9,6 @@ from tqdm import tqdm
 
 from generators.config import default_preset, preset
 from golden.dbb import dap, dbb_bound_ok, filter_blocks
-from models import cnn
 from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
 from models.quantize import QuantizedNet, quantize
 
@@ -44,16 +43,17 @@ def s2ta_models(net, *, log=print):
     non-zeros per block of the dense INT8 network's real activations on training images.
     """
     cfg = default_preset("s2ta_aw")
-    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    base = net.model
     acts = conv_inputs(net.qnet, net.data.x_train[:CALIBRATION_IMAGES])
     nnz_a = choose_nnz_a(acts, cfg.bz, cfg.nnz_max)
     log(f"S2TA models: nnz_a from measured activation density {nnz_a}, nnz_w {cfg.b}/{cfg.bz}")
     models = {"dense": S2taModel("dense", net.qnet, None, None, net.int8_accuracy, True)}
-    for name, dbb in [("w_dbb", DbbConfig(nnz_w=cfg.b, bz=cfg.bz)),
-                      ("a_dbb", DbbConfig(nnz_w=None, nnz_a=tuple(nnz_a.values()), bz=cfg.bz)),
-                      ("aw_dbb", DbbConfig(nnz_w=cfg.b, nnz_a=tuple(nnz_a.values()), bz=cfg.bz))]:
+    epochs = net.fine_tune_epochs(DbbConfig().epochs)
+    for name, dbb in [("w_dbb", DbbConfig(nnz_w=cfg.b, bz=cfg.bz, epochs=epochs)),
+                      ("a_dbb", DbbConfig(nnz_w=None, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs)),
+                      ("aw_dbb", DbbConfig(nnz_w=cfg.b, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs))]:
         start = time.perf_counter()
-        model, reused = load_or_fine_tune(base, net.cnn.key(), net.data, dbb, CACHE,
+        model, reused = load_or_fine_tune(base, net.key, net.data, dbb, CACHE,
                                           progress=lambda it, n=name: tqdm(it, desc=f"fine-tune {n}", leave=False))
         qnet = quantize(model, net.data.x_train)
         layer_nnz = nnz_a if dbb.nnz_a is not None else None

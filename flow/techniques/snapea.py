@@ -1,6 +1,7 @@
 """SnaPEA: the network globally magnitude-pruned at the seed report's sparsities (fine-tuned, cached, INT8), its
 sign-sorted exact mode on the two-sided ``snapea`` array beside the one-sided one, and the algorithms' counts."""
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -9,13 +10,12 @@ from tqdm import tqdm
 
 from generators.config import preset
 from golden.snapea import ALGORITHMS, run_algorithm
-from models import cnn
 from models.pruning import SPARSITIES, load_or_fine_tune_pruned
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.check import check_layers, summed
-from ..harness.drivers.snapea import SnapeaDriver
-from ..harness.network import CACHE, conv_inputs
+from ..harness.drivers.snapea import SnapeaDriver, pe_shape
+from ..harness.network import CACHE, TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
 from . import Result, Technique
 
 __all__ = ["PrunedModel", "pruned_models", "multiplications", "check_snapea_layers", "RTL_SPARSITY", "TECHNIQUE"]
@@ -40,7 +40,7 @@ class PrunedModel:
 
 def pruned_models(net, *, log=print):
     """{sparsity: PrunedModel} for SPARSITIES; 0 is ``net``'s own INT8 network (no fine-tuning)."""
-    base, _ = cnn.load_or_train(net.cnn, net.data, CACHE)
+    base = net.model
     out = {}
     for sparsity in SPARSITIES:
         start = time.perf_counter()
@@ -48,7 +48,7 @@ def pruned_models(net, *, log=print):
             qnet, reused, accuracy = net.qnet, True, net.int8_accuracy
         else:
             model, reused = load_or_fine_tune_pruned(
-                base, net.cnn.key(), net.data, CACHE, sparsity,
+                base, net.key, net.data, CACHE, sparsity, epochs=net.fine_tune_epochs(15),
                 progress=lambda it, s=sparsity: tqdm(it, desc=f"fine-tune {s:.0%} pruned", leave=False))
             qnet = quantize(model, net.data.x_train)
             accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
@@ -79,13 +79,39 @@ def multiplications(qnet, images):
 
 
 def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
-    """One row per conv layer on a SnaPEA array: images, products, RTL and golden cycles (summed), mismatches."""
-    acts = conv_inputs(qnet, images)
-    layers = {layer.name: [SnapeaDriver.validate(cfg, {"x": x, "w": layer.w, "bias": layer.bias, "pad": layer.pad,
-                                                        "stride": layer.stride}) for x in acts[layer.name]]
-              for layer in qnet.convs}
-    return check_layers(SnapeaDriver, cfg, sim, layers, log=log,
-                        fields=lambda name, batch, results, goldens: {"mults": summed(results, "mults")})
+    """One row per compute layer on a SnaPEA array (an fc layer as a 1×1 convolution; the classifier, which has
+    no ReLU, in two sign-split passes): images, products, RTL and golden cycles (summed), mismatches."""
+    acts = layer_inputs(qnet, images)
+    rows = []
+    for layer in qnet.computes:
+        w = as_conv(layer, acts[layer.name][0])[1]
+        passes = relu_passes(layer, w, layer.bias)
+        variant = memory_variant(cfg, as_conv(layer, acts[layer.name][0])[0], w, layer.pad, layer.stride)
+        batch = [SnapeaDriver.validate(variant, {"x": as_conv(layer, x)[0], "w": pw, "bias": pb, "pad": layer.pad,
+                                                 "stride": layer.stride})
+                 for x in acts[layer.name] for pw, pb in passes]
+        n_passes = len(passes)
+        rows += check_layers(SnapeaDriver, variant, sim, {layer.name: batch}, log=log,
+                             fields=lambda name, batch, results, goldens, v=variant, p=n_passes: {
+                                 "images": len(batch) // p, "preset": v.module,
+                                 "fallback": TWO_PASSES if p > 1 else None,
+                                 "mults": summed(results, "mults")})
+    return rows
+
+
+def memory_variant(cfg, x, w, pad, stride):
+    """``cfg`` when the layer fits its memories, else the same array with the input, output-pixel and weight
+    memories grown to the next power of two that holds them (memory depths are structural: a variant preset
+    ``<name>_x<max_x>_p<max_pixels>_e<max_entries>``, its own Verilog). A reduction is never split
+    (docs/cosim.md)."""
+    _, h_out, w_out = pe_shape(x, w, pad, stride)
+    entries = int((w != 0).reshape(len(w), -1).sum(axis=1).max())
+    need = {"max_x": max(8, int(x.size)), "max_pixels": h_out * w_out, "max_entries": entries}
+    grown = {k: max(getattr(cfg, k), 1 << (v - 1).bit_length()) for k, v in need.items()}
+    if all(grown[k] == getattr(cfg, k) for k in grown):
+        return cfg
+    name = f"{cfg.name}_x{grown['max_x']}_p{grown['max_pixels']}_e{grown['max_entries']}"
+    return dataclasses.replace(cfg, name=name, **grown)
 
 
 class Snapea(Technique):
@@ -116,9 +142,10 @@ class Snapea(Technique):
     def section(self, entry, summary, out_dir, plt):
         from ..report.markdown import grouped, table
 
-        grouped(plt, out_dir / "snapea_mults.png", [r["layer"] for r in entry["layers"]],
+        rtl = {r["layer"]: r["multiplications"] for r in entry["layers"]}
+        grouped(plt, out_dir / "snapea_mults.png", [r["layer"] for r in entry["algorithms"]],
                 {**{name: [r[name] for r in entry["algorithms"]] for name in ALGORITHMS_SHOWN},
-                 "two-sided PE array (RTL)": [r["multiplications"] for r in entry["layers"]]},
+                 "two-sided PE array (RTL)": [rtl[r["layer"]] for r in entry["algorithms"]]},
                 ylabel="multiplications", title="SnaPEA: multiplications by algorithm (the pruned network)", log=True)
         return [
             "INT8 test accuracy by global sparsity: "

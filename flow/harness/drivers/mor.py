@@ -18,7 +18,8 @@ KEYS = ("x", "w", "bias", "proxy", "m_q", "b_q", "enable")
 class MorDriver(StreamDriver):
     """Runs layers through the engine: each job loads the layer (header, tables, weights in DNN order)
     and then as many runs of up to ``max_vectors`` input vectors as the harness holds; vectors split
-    across runs and jobs, never a neuron.
+    across runs and jobs, never a neuron. A layer of more than ``max_out`` neurons runs in pieces of
+    whole clusters (``parts``), one after another.
 
     Throughput: n_cu·mac_width MACs per cycle while running; loading is one word per cycle.
     """
@@ -30,21 +31,61 @@ class MorDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """docs/cosim.md's `mor` inputs; InputError if a key, dtype, shape or range is wrong or the layer
-        does not fit the preset (n_in ≤ max_in, n_out ≤ max_out)."""
+        does not fit the preset (n_in ≤ max_in, every cluster ≤ max_out neurons)."""
         args = require_keys("mor", inputs, KEYS)
         check_mor(*(args[key] for key in KEYS))
         n_out, n_in = args["w"].shape
         if n_in > cfg.max_in:
             raise InputError(f"an input vector of {n_in} does not fit {cfg.module} (max_in {cfg.max_in})")
-        if n_out > cfg.max_out:
-            raise InputError(f"{n_out} neurons do not fit {cfg.module} (max_out {cfg.max_out})")
+        order, sizes = dnn_order(args["proxy"])
+        if n_out > cfg.max_out and sizes.max(initial=0) + 1 > cfg.max_out:
+            raise InputError(f"a cluster of {sizes.max() + 1} neurons does not fit {cfg.module} (max_out "
+                             f"{cfg.max_out}); clusters are never split")
         return args
+
+    @staticmethod
+    def parts(cfg, args):
+        """The layer's neurons in pieces of at most ``max_out``, each holding whole clusters (a proxy and its
+        members, DNN order, packed first-fit in order): a list of (neuron indices, the piece's args with
+        proxies renumbered). One piece when the layer fits."""
+        n_out = len(args["w"])
+        if n_out <= cfg.max_out:
+            return [(np.arange(n_out), args)]
+        proxy = np.asarray(args["proxy"])
+        clusters = [np.concatenate([[k], np.flatnonzero(proxy == k)]) for k in np.flatnonzero(proxy == -1)]
+        groups, current = [], []
+        for cluster in clusters:
+            if sum(map(len, current)) + len(cluster) > cfg.max_out:
+                groups.append(current)
+                current = []
+            current.append(cluster)
+        groups.append(current)
+        out = []
+        for group in groups:
+            idx = np.sort(np.concatenate(group))
+            local = np.full(n_out, -1, np.int64)
+            local[idx] = np.arange(len(idx))
+            piece_proxy = np.where(proxy[idx] == -1, -1, local[np.maximum(proxy[idx], 0)])
+            out.append((idx, {**{k: args[k][idx] for k in ("w", "bias", "m_q", "b_q", "enable")},
+                              "x": args["x"], "proxy": piece_proxy.astype(args["proxy"].dtype)}))
+        return out
+
+    @classmethod
+    def combine(cls, cfg, args, outputs):
+        """One layer's ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` from its pieces' (in ``parts`` order)."""
+        n_out = len(args["w"])
+        shape = args["x"].shape[:-1] + (n_out,)
+        y, skipped = np.zeros(shape, np.int32), np.zeros(shape, bool)
+        for (idx, _), (out, _) in zip(cls.parts(cfg, args), outputs):
+            y[..., idx], skipped[..., idx] = out["y"], out["skipped"]
+        return {"y": y, "skipped": skipped, "macs": np.int64(sum(out["macs"] for out, _ in outputs)),
+                "run_cycles": np.sum([out["run_cycles"] for out, _ in outputs], axis=0)}, sum(c for _, c in outputs)
 
     @classmethod
     def job_runs(cls, cfg, n_vectors, n_in, n_out):
         """Runs of input vectors (``golden.mor_engine.runs``) grouped into jobs: the layer load plus the
         runs' input words, and their outputs, fit the harness."""
-        words, per_run = -(-n_in // cfg.mac_width), cfg.max_vectors
+        words, per_run = -(-n_in // cfg.mac_width), min(cfg.max_vectors, n_vectors)
         per_job = min((cls.depth - 1 - n_out - n_out * words) // (per_run * words), cls.depth // (per_run * n_out))
         if per_job < 1:
             raise InputError(f"a layer of {n_out}×{n_in} with runs of {per_run} vectors does not fit the "
@@ -54,7 +95,11 @@ class MorDriver(StreamDriver):
 
     @classmethod
     def golden(cls, cfg, args):
-        """``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of the golden engine."""
+        """``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of the golden engine, piece by piece (``parts``)."""
+        return cls.combine(cfg, args, [cls.golden_piece(cfg, piece) for _, piece in cls.parts(cfg, args)])
+
+    @classmethod
+    def golden_piece(cls, cfg, args):
         out = engine_layer(cfg, **args)
         n_out, n_in = args["w"].shape
         n_vectors = args["x"].size // n_in
@@ -65,9 +110,12 @@ class MorDriver(StreamDriver):
             r += len(job)
         return out, cycles
 
-    @staticmethod
-    def piece(cfg, args, output, index):
-        """The run holding ``output[index]``."""
+    @classmethod
+    def piece(cls, cfg, args, output, index):
+        """The run (of the piece of neurons) holding ``output[index]``."""
+        parts = cls.parts(cfg, args)
+        neuron = index[-1] if output in ("y", "skipped") and index else 0
+        args = next(piece for idx, piece in parts if neuron in idx)
         if args["x"].ndim == 1 or output == "macs":
             return args
         if output == "run_cycles":
@@ -120,6 +168,20 @@ class MorDriver(StreamDriver):
         return pack(self.in_layout, fields), yields
 
     def layer_jobs(self, args, **job_options):
+        """The jobs of every piece (``parts``) in turn."""
+        return [job for _, piece in self.parts(self.cfg, args) for job in self.piece_jobs(piece, **job_options)]
+
+    def layer_outputs(self, args, results):
+        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of one layer from its pieces' jobs' results."""
+        outputs, results = [], list(results)
+        for _, piece in self.parts(self.cfg, args):
+            n_out, n_in = piece["w"].shape
+            n_jobs = len(self.job_runs(self.cfg, piece["x"].size // n_in, n_in, n_out))
+            outputs.append(self.piece_outputs(piece, results[:n_jobs]))
+            results = results[n_jobs:]
+        return self.combine(self.cfg, args, outputs)
+
+    def piece_jobs(self, args, **job_options):
         """One job per group of runs: the layer load, then the runs' input words."""
         x2 = args["x"].reshape(-1, args["x"].shape[-1])
         n_out, n_in = args["w"].shape
@@ -130,8 +192,8 @@ class MorDriver(StreamDriver):
             jobs.append(Job(load + words, yields=[0] * len(load) + yields, **job_options))
         return jobs
 
-    def layer_outputs(self, args, results):
-        """RTL ``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of one layer from its jobs' results."""
+    def piece_outputs(self, args, results):
+        """RTL outputs and cycles of one piece from its jobs' results."""
         n_out = args["w"].shape[0]
         x = args["x"]
         fields = [unpack(self.out_layout, result.words) for result in results]

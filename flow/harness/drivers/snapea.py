@@ -25,6 +25,17 @@ class SnapeaDriver(StreamDriver):
     depth = 4096
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
+    def __init__(self, cfg, sim, *, waves=False):
+        self.depth = self.harness_depth(cfg)
+        super().__init__(cfg, sim, waves=waves)
+
+    @classmethod
+    def harness_depth(cls, cfg):
+        """Words of the harness memories: 4096, or the next power of two holding one job of the largest layer the
+        preset takes (header, x, ``n_pe`` filters of ``max_entries`` weights, go)."""
+        words = 2 + -(-cfg.max_x // X_PER_WORD) + cfg.n_pe * (1 + cfg.max_entries)
+        return max(cls.depth, 1 << (words - 1).bit_length())
+
     @staticmethod
     def validate(cfg, inputs):
         """``x`` int8 [C, H, W] ≥ 0, ``w`` int8 [F, C, R, S], ``bias`` int32 [F], ``pad``, optional

@@ -1,0 +1,282 @@
+"""Networks as data: pooling and BatchNorm folding against torch, the generic INT8 network, deterministic training."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from golden.checks import InputError
+from golden.conv import pool2d
+from models import cnn
+from models.datasets import load_digits, load_mnist
+from models.quantize import quantize
+
+
+@pytest.mark.parametrize("kind,kernel,stride,pad", [("max", 2, 2, 0), ("max", 3, 2, 1), ("avg", 2, 2, 0),
+                                                    ("avg", 3, 1, 1), ("avg", 3, 3, 0)])
+def test_pool2d_matches_torch(kind, kernel, stride, pad):
+    """Max pooling equals torch's; average pooling equals torch's mean (padding counted) rounded half up."""
+    rng = np.random.default_rng(kernel * 10 + stride + pad)
+    x = rng.integers(0, 128, (3, 9, 11)).astype(np.int8)
+    t = torch.from_numpy(x.astype(np.float64))[None]
+    got = pool2d(x, kind, kernel=(kernel, kernel), stride=stride, pad=pad)
+    if kind == "max":
+        want = nn.functional.max_pool2d(t, kernel, stride, pad)[0].numpy()
+    else:
+        want = np.floor(nn.functional.avg_pool2d(t, kernel, stride, pad)[0].numpy() + 0.5)
+    assert got.dtype == np.int8 and np.array_equal(got, want.astype(np.int8))
+
+
+def test_pool2d_refuses_negative_activations_and_unknown_kinds():
+    with pytest.raises(InputError, match="post-ReLU"):
+        pool2d(np.full((1, 2, 2), -1, np.int8), "max", kernel=(2, 2), stride=2)
+    with pytest.raises(InputError, match="max or avg"):
+        pool2d(np.zeros((1, 2, 2), np.int8), "min", kernel=(2, 2), stride=2)
+
+
+def _odd_net():
+    """5x5 and 3x3 convs, BatchNorm, max and average pooling, global average pooling, an FC of 40 neurons."""
+    torch.manual_seed(1)
+    net = cnn.Net([nn.Conv2d(1, 8, 5, padding=2), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                   nn.Conv2d(8, 12, 3, stride=1, padding=1), nn.BatchNorm2d(12), nn.ReLU(), nn.AvgPool2d(2),
+                   nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                   nn.Dropout(0.1), nn.Linear(16, 40), nn.ReLU(), nn.Linear(40, 10)])
+    with torch.no_grad():  # non-trivial running statistics, so folding BatchNorm matters
+        for bn in (m for m in net.layers if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def test_int8_network_follows_the_float_model_through_every_layer_kind():
+    """The INT8 form of a net with BatchNorm, pooling of each kind and a 40-neuron FC: dequantized logits
+    close to the float model's, and the same top-1 on most images."""
+    net = _odd_net()
+    data = load_digits()
+    qnet = quantize(net, data.x_train[:400])
+    assert [layer.kind for layer in qnet.layers] == ["conv", "maxpool", "conv", "avgpool", "conv", "avgpool",
+                                                      "flatten", "fc", "fc"]
+    x = data.x_test[:100]
+    with torch.no_grad():
+        want = net(cnn.float_images(x)).numpy()
+    got = np.stack([qnet.forward(img)[0] for img in x]).astype(np.float64)
+    scale = np.abs(want).max() / np.abs(got).max()
+    assert np.corrcoef(want.ravel(), got.ravel() * scale)[0, 1] > 0.98
+    assert (want.argmax(1) == got.argmax(1)).mean() >= 0.9
+
+
+@pytest.mark.parametrize("layers,message", [
+    ([nn.Conv2d(1, 4, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(144, 10)], "unsupported layer Sigmoid"),
+    ([nn.Conv2d(1, 4, 3, groups=1, dilation=2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10)], "dilation"),
+    ([nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(144, 10)], "conv layer 1 is not followed by a ReLU"),
+    ([nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(36, 10)], "ceil_mode"),
+])
+def test_unsupported_layers_are_refused_in_one_line(layers, message):
+    with pytest.raises(ValueError, match=message):
+        quantize(cnn.Net(layers), load_digits().x_train[:10])
+
+
+def test_training_is_deterministic_whatever_the_thread_count():
+    """The same seed gives the same weights bit for bit whether torch was set to 1 or 2 threads."""
+    data = load_digits()
+    cfg = cnn.CnnConfig(epochs=1)
+    weights = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (2, 1):
+            torch.set_num_threads(n)
+            model = cnn.train(cfg, data)
+            weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_mnist_ships_inside_a_package_with_a_fixed_stratified_split():
+    a, b = load_mnist(), load_mnist()
+    assert a.x_train.shape == (4000, 1, 28, 28) and a.x_test.shape == (1000, 1, 28, 28)
+    assert np.array_equal(a.x_test, b.x_test) and (np.bincount(a.y_test) == 100).all()
+    assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--network", "alexnet"], "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5"),
+    (["--techniques", "dense,scnn"], "zeroskip evaluate: techniques are dense, s2ta, cscnn, mor, snapea, not scnn"),
+    (["--network", "lenet5", "--images", "1001"], "images must be between 1 and the 1000 test images, not 1001"),
+])
+def test_evaluate_refuses_bad_arguments_in_one_line_with_exit_2(argv, message, tmp_path, capsys):
+    from flow.cli import main
+
+    out = tmp_path / "out"
+    assert main(["evaluate", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
+
+
+class _UserCnn(nn.Module):
+    """A user's CNN as people write it: BatchNorm, 5x5 and 3x3 convs, max-pooling, a 40-neuron FC."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn = nn.Conv2d(1, 8, 5, padding=2), nn.BatchNorm2d(8)
+        self.c2, self.fc1, self.fc2 = nn.Conv2d(8, 12, 3, padding=1), nn.Linear(12 * 2 * 2, 40), nn.Linear(40, 10)
+
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.bn(self.c1(x))), 2)
+        x = torch.max_pool2d(torch.relu(self.c2(x)), 2)
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+@pytest.fixture(scope="module")
+def user_cnn():
+    """The user's CNN trained briefly on the digits (deterministic), in eval mode."""
+    data = load_digits()
+    torch.manual_seed(0)
+    model = _UserCnn()
+    return cnn.fit(model, data, epochs=8, lr=3e-3, batch=64, seed=0), data
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_onnx_import_matches_onnxruntime_and_quantizes_within_2_points(dynamo, user_cnn, tmp_path):
+    """Both exporters' graphs import to the same torch form: the imported float model equals onnxruntime on the
+    file, and its INT8 form is within 2 points of the float model's accuracy."""
+    import warnings
+
+    import onnxruntime
+
+    from models.onnx_import import load_onnx
+
+    model, data = user_cnn
+    path = tmp_path / "user.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=dynamo,
+                          **({"optimize": False} if dynamo else {}))
+    net, shape = load_onnx(path)
+    assert shape == (1, 8, 8)
+    x = cnn.float_images(data.x_test)
+    session = onnxruntime.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    reference = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).numpy(), reference, rtol=1e-4, atol=1e-4)
+    float_accuracy = float((reference.argmax(1) == data.y_test).mean())
+    int8_accuracy = quantize(net, data.x_train).accuracy(data.x_test, data.y_test)
+    assert float_accuracy > 0.85 and int8_accuracy >= float_accuracy - 0.02
+
+
+def test_onnx_import_refuses_an_unsupported_op_naming_it_and_its_node(tmp_path):
+    import warnings
+
+    from models.onnx_import import load_onnx
+
+    class Sig(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            return torch.sigmoid(self.c(x)).flatten(1)
+
+    path = tmp_path / "sig.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Sig().eval(), (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False)
+    with pytest.raises(ValueError, match=r"unsupported op Sigmoid at node '/Sigmoid'"):
+        load_onnx(path)
+    (tmp_path / "junk.onnx").write_text("not a model")
+    with pytest.raises(ValueError, match="is not a valid ONNX model"):
+        load_onnx(tmp_path / "junk.onnx")
+
+
+def test_relu_passes_give_the_classifier_exactly():
+    """A block with post-ReLU outputs computes a no-ReLU layer as relu(z) - relu(-z) of two passes."""
+    from flow.harness.network import relu_passes
+    from models.quantize import QLayer
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-127, 128, (10, 30)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 10).astype(np.int32)
+    x = rng.integers(0, 128, 30).astype(np.int64)
+    (wp, bp), (wn, bn) = relu_passes(QLayer("fc", "fc", w, bias, relu=False), w, bias)
+    z = w.astype(np.int64) @ x + bias
+    relu = [np.maximum(a.astype(np.int64) @ x + b, 0) for a, b in ((wp, bp), (wn, bn))]
+    assert wn.dtype == np.int8 and bn.dtype == np.int32 and np.array_equal(relu[0] - relu[1], z)
+    assert len(relu_passes(QLayer("fc", "fc", w, bias, relu=True), w, bias)) == 1
+
+
+@pytest.mark.xdist_group("training")
+def test_evaluate_runs_a_users_onnx_cnn_bit_exact_on_every_technique(user_cnn, tmp_path):
+    """The user's CNN (BatchNorm, 5x5 and 3x3 convs, max-pooling, a 40-neuron FC), exported by torch's dynamo
+    exporter, with its data: every conv and fc layer bit-exact on all five techniques' RTL, INT8 accuracy within
+    2 points of the float model (onnxruntime)."""
+    import json
+    import warnings
+
+    import onnxruntime
+
+    from flow.cli import main
+
+    model, data = user_cnn
+    path = tmp_path / "user.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=True, optimize=False)
+    x = cnn.float_images(data.x_test).numpy()
+    np.savez(tmp_path / "data.npz", x=x, y=data.y_test, x_train=cnn.float_images(data.x_train).numpy(),
+             y_train=data.y_train)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--images", "1",
+                 "--no-synth", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    session = onnxruntime.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    onnx_accuracy = float(np.mean([session.run(None, {name: x[i:i + 1]})[0].argmax() == data.y_test[i]
+                                   for i in range(len(x))]))
+    assert summary["bit_exact"] and summary["dense"]["accuracy"] >= onnx_accuracy - 0.02
+    for technique in ("dense", "s2ta", "cscnn", "mor", "snapea"):
+        t = summary[technique]
+        assert t["rtl_bit_exact"] and [r["layer"] for r in t["layers"]] == ["conv1", "conv2", "fc1", "fc2"]
+        assert t["accuracy"] >= summary["dense"]["accuracy"] - 0.05, technique
+    assert summary["cscnn"]["layers"][0]["preset"] == "cscnn_pe_default_5x5"
+    assert summary["snapea"]["layers"][-1]["fallback"].startswith("no ReLU")
+
+
+def test_evaluate_refuses_an_onnx_model_with_an_unsupported_op(tmp_path, capsys):
+    import warnings
+
+    from flow.cli import main
+
+    path = tmp_path / "tanh.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(72, 10)).eval(),
+                          (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False)
+    np.savez(tmp_path / "data.npz", x=np.zeros((4, 1, 8, 8), np.float32))
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unsupported op Tanh at node" in err[0] and not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("training")
+def test_evaluate_lenet5_on_mnist_every_layer_bit_exact(tmp_path):
+    """LeNet-5 on the held-out MNIST images: every conv and fc layer of two images bit-exact on all five
+    techniques' RTL (5x5 Cartesian PEs, MoR's 120-neuron layer in pieces, SnaPEA's 28x28 input), INT8
+    accuracy at least 97% and every technique within 2 points of it (make test-all: it trains LeNet-5 and
+    builds the per-layer variants)."""
+    import json
+
+    from flow.cli import main
+
+    out = tmp_path / "lenet5"
+    assert main(["evaluate", "--network", "lenet5", "--images", "2", "--no-synth", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bit_exact"] and summary["dense"]["accuracy"] >= 0.97
+    for technique in ("dense", "s2ta", "cscnn", "mor", "snapea"):
+        t = summary[technique]
+        assert [r["layer"] for r in t["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+        assert t["rtl_bit_exact"] and t["accuracy"] >= summary["dense"]["accuracy"] - 0.02, technique

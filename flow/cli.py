@@ -87,7 +87,7 @@ def _evaluate(args):
     out = Path(args.out) if args.out else EVALUATE_DIR / name
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; name a folder for summary.json, report.md and the plots")
-    if not out.parent.is_dir():
+    if args.out and not out.parent.is_dir():
         raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     return evaluate(args.network or "digits", model=args.model, data=args.data, techniques=techniques, sim=args.sim,
                     images=args.images, synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}")

@@ -57,14 +57,17 @@ class QuantizedNet:
         kernel = layer.kernel or x.shape[1:]  # global average pooling: the whole plane
         return pool2d(x, layer.kind[:3], kernel=kernel, stride=layer.stride, pad=layer.pad)
 
-    def forward(self, x, *, nnz_a=None, bz=8, acc_width=32, layers=None):
+    def forward(self, x, *, nnz_a=None, bz=None, acc_width=32, layers=None):
         """Logits (int64 [n_classes]) of one int8 [C, H, W] image, and each compute layer's int8 input (conv
         inputs before DAP; fc inputs flattened).
 
-        ``nnz_a`` (a dict: conv layer name -> nnz) applies DAP with blocks of ``bz`` to those layers' inputs.
+        ``nnz_a`` (a dict: conv layer name -> nnz) applies DAP with blocks of ``bz`` (the preset's, required with
+        ``nnz_a``) to those layers' inputs.
         ``layers`` (default all) runs a part of the network. Raises OverflowError if an accumulator leaves
         ``acc_width`` bits (flows assert none does).
         """
+        if nnz_a and bz is None:
+            raise ValueError("nnz_a needs bz, the block size of the preset that applies DAP")
         inputs = {}
         for layer in self.layers if layers is None else layers:
             if layer.kind not in ("conv", "fc"):

@@ -50,7 +50,7 @@ def throughput_ratio(qnet, images, nnz_a, *, layer_index=2, log=print):
     """cycles/s of cocotb+Verilator and of a plain Verilator binary on one real layer; both bit-exact."""
     cfg = default_preset("s2ta_aw")
     layer = qnet.convs[layer_index]
-    x = conv_inputs(qnet, images[:1], nnz_a=nnz_a)[layer.name][0]
+    x = conv_inputs(qnet, images[:1], nnz_a=nnz_a, bz=cfg.bz)[layer.name][0]
     args = ArrayDriver.validate(cfg, {"x": x, "w": layer.w, "pad": np.int64(layer.pad),
                                       "stride": np.int64(layer.stride), "nnz_a": np.int64(nnz_a[layer.name]),
                                       "dense_w": np.bool_(False)})

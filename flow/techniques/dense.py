@@ -28,7 +28,7 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
     ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by the RTL to each s2ta_aw
     conv layer's input.
     """
-    acts = layer_inputs(qnet, images, nnz_a=nnz_a)
+    acts = layer_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz)
     layers, fallback = {}, {}
     for layer in qnet.computes:
         batch = []

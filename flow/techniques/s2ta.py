@@ -60,7 +60,7 @@ def s2ta_models(net, *, log=print):
         if dbb.nnz_w is not None:
             for layer in qnet.convs[1:]:
                 assert dbb_bound_ok(filter_blocks(layer.w, cfg.bz), dbb.nnz_w).all(), f"{layer.name} breaks W-DBB"
-        accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz)
+        accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz, bz=cfg.bz)
         models[name] = S2taModel(name, qnet, layer_nnz, dbb.nnz_w, accuracy, reused)
         log(f"  {name}: {'reused' if reused else 'fine-tuned'} in {time.perf_counter() - start:.1f} s, "
             f"INT8 test accuracy {accuracy:.2%}")
@@ -75,7 +75,7 @@ def check_dap_layers(cfg, sim, qnet, images, nnz_values, *, nnz_a=None, log=prin
     """
     driver = DapDriver(cfg, sim)
     rows = []
-    for layer, acts in conv_inputs(qnet, images, nnz_a=nnz_a).items():
+    for layer, acts in conv_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz).items():
         base = dap_layer_blocks(acts, cfg.bz)
         blocks = np.concatenate([base] * len(nnz_values))
         nnz = np.repeat(np.asarray(nnz_values, dtype=np.int64), len(base))
@@ -104,7 +104,7 @@ def density_sweep(cfg, qnet, image, nnz_a):
     sa = preset(*DENSE_AT_MACS[cfg.macs])
     rows = []
     for layer in qnet.convs:
-        x = conv_inputs(qnet, image[None], nnz_a=nnz_a)[layer.name][0]
+        x = conv_inputs(qnet, image[None], nnz_a=nnz_a, bz=cfg.bz)[layer.name][0]
         conv = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
         base = ArrayDriver.golden(sa, ArrayDriver.validate(sa, conv))[1]
         for nnz in [*range(1, cfg.nnz_max + 1), cfg.bz]:

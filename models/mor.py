@@ -14,15 +14,15 @@ from golden.conv import conv_as_gemm
 from golden.mor import binary_dot, mor_layer
 from golden.quant import requantize
 
-__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "tables", "exact_args", "mor_forward",
-           "mor_evaluate", "THRESHOLDS", "choose_threshold"]
+__all__ = ["MorTables", "neuron_inputs", "profile", "proxy_clusters", "predicted", "tables", "exact_args",
+           "mor_forward", "mor_evaluate", "THRESHOLDS", "choose_threshold"]
 
 THRESHOLDS = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))  # 1.0 ... 0.6 (MoR Fig. 6)
 
 
 @dataclass(frozen=True)
 class MorTables:
-    """One conv layer's predictor tables (per filter): the fit, its correlation and the clusters."""
+    """One layer's predictor tables (per filter or neuron): the fit, its correlation and the clusters."""
 
     proxy: np.ndarray        # int64 [F], -1 for proxies
     m_q: np.ndarray          # int32 [F], slope with ``fraction_bits`` fractional bits
@@ -36,15 +36,18 @@ class MorTables:
 
 
 def neuron_inputs(layer, x):
-    """``(a, w, (F, H', W'))``: int8 [pixels, R·S·C] input vectors of ``layer``'s neurons for one input
-    ``x`` [C, H, W] and their weights [F, R·S·C] in the same order."""
+    """``(a, w, (F, H', W'))``: int8 [pixels, R·S·C] input vectors of a conv ``layer``'s neurons for one input
+    ``x`` [C, H, W] and their weights [F, R·S·C] in the same order; for an fc layer ``(x [1, n_in], w, (F,))``."""
+    if layer.kind == "fc":
+        return x.reshape(1, -1), layer.w, (len(layer.w),)
     a, wmat, shape = conv_as_gemm(x, layer.w, pad=layer.pad, stride=layer.stride)
     return a, np.ascontiguousarray(wmat.T), shape
 
 
 def profile(layer, inputs):
-    """Per filter: Pearson c, least-squares slope m and intercept b of the exact accumulator (bias included)
-    against p_bin over every pixel of ``inputs`` (the layer's real int8 inputs [N, C, H, W])."""
+    """Per filter (neuron): Pearson c, least-squares slope m and intercept b of the exact accumulator (bias
+    included) against p_bin over every pixel of ``inputs`` (the layer's real int8 inputs, [N, C, H, W] or
+    [N, n_in])."""
     rows = [neuron_inputs(layer, x)[:2] for x in inputs]
     a = np.concatenate([r[0] for r in rows])
     w = rows[0][1]
@@ -91,10 +94,16 @@ def _fixed_point(m, b):
     return np.round(m * scale).astype(np.int32), np.round(b * scale).astype(np.int32), bits
 
 
+def predicted(qnet):
+    """The layers the predictor serves: every compute layer followed by a ReLU (conv and hidden fc)."""
+    return [layer for layer in qnet.computes if layer.relu]
+
+
 def tables(qnet, layer_inputs):
-    """{conv layer name: MorTables} profiled on ``layer_inputs`` (conv_inputs of training images)."""
+    """{layer name: MorTables} of the ``predicted`` layers, profiled on ``layer_inputs`` (each compute layer's
+    inputs on training images)."""
     out = {}
-    for layer in qnet.convs:
+    for layer in predicted(qnet):
         c, m, b = profile(layer, layer_inputs[layer.name])
         m_q, b_q, bits = _fixed_point(m, b)
         out[layer.name] = MorTables(proxy_clusters(layer.w.reshape(len(layer.w), -1)), m_q, b_q, c, bits)
@@ -109,30 +118,31 @@ def exact_args(x, w, bias):
 
 
 def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
-    """Logits of one int8 image with every conv layer under the skip rule, and per-layer counts.
+    """Logits of one int8 image with every ``predicted`` layer (conv and hidden fc) under the skip rule, and
+    per-layer counts.
 
-    ``layer_args``, if a dict, receives each conv layer's skip-rule inputs (``mor_layer``'s arguments,
-    the ``mor`` engine's inputs) under its name, and each fc layer's ``exact_args``.
+    ``layer_args``, if a dict, receives each predicted layer's skip-rule inputs (``mor_layer``'s arguments,
+    the ``mor`` engine's inputs) under its name, and the classifier's ``exact_args``.
 
-    Counts per conv layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
+    Counts per predicted layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
     ``mispredicted`` (skipped but truly positive), ``zero_missed`` (computed, truly zero),
     ``nonzero_computed``, ``macs`` (performed) and ``dense_macs``.
     """
     x, stats = image, {}
     for layer in qnet.layers:
-        if layer.kind != "conv":  # fc layers run exactly (no tables), pooling moves activations
+        if layer.name not in mor_tables:  # the classifier runs exactly, pooling moves activations
             if layer.kind == "fc" and layer_args is not None:
-                layer_args[layer.name] = exact_args(x.reshape(-1), layer.w, layer.bias)
+                layer_args[layer.name] = exact_args(*neuron_inputs(layer, x)[:2], layer.bias)
             x = qnet.forward(x, layers=[layer])[0]
             continue
         t = mor_tables[layer.name]
-        a, w, (_, h, wd) = neuron_inputs(layer, x)
+        a, w, shape = neuron_inputs(layer, x)
         args = {"x": a, "w": w, "bias": layer.bias, "proxy": t.proxy, "m_q": t.m_q, "b_q": t.b_q,
                 "enable": t.enable(threshold)}
         if layer_args is not None:
             layer_args[layer.name] = args
         out = mor_layer(**args)
-        x = requantize(out["y"], layer.mult, layer.shift).T.reshape(-1, h, wd)
+        x = requantize(out["y"], layer.mult, layer.shift).T.reshape(shape)
         zero = out["exact"] <= 0
         stats[layer.name] = {"neurons": out["skipped"].size, "skipped": int(out["skipped"].sum()),
                              "mispredicted": int(out["mispredicted"].sum()),

@@ -23,7 +23,7 @@ from models.mor import (
 from ..harness.check import check_layers, summed
 from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.mor import MorDriver
-from ..harness.network import CACHE, TWO_PASSES, conv_inputs, relu_passes
+from ..harness.network import CACHE, TWO_PASSES, layer_inputs, relu_passes
 from ..synth.area import preset_area
 from . import Result, Technique
 
@@ -60,7 +60,7 @@ def mor_tables(net, *, log=print):
         log(f"  MoR tables reused ({path.name}), T = {threshold}")
         return layer_tables, threshold, sweep
     train = net.data.x_train
-    layer_tables = tables(net.qnet, conv_inputs(net.qnet, train[:PROFILE_IMAGES]))
+    layer_tables = tables(net.qnet, layer_inputs(net.qnet, train[:PROFILE_IMAGES]))
     chosen = slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES)
     threshold, sweep = choose_threshold(net.qnet, layer_tables, train[chosen], net.data.y_train[chosen])
     for name, t in layer_tables.items():
@@ -84,9 +84,9 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
     ``layer_notes``).
 
     With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates)
-    with the profiled tables at ``threshold`` on the conv layers; the fc layers have no tables and compute
-    every neuron. Without: the exact network's inputs on the same engine with every neuron a proxy, so
-    nothing waits and nothing is skipped.
+    with the profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the
+    classifier computes every neuron. Without: the exact network's inputs on the same engine with every
+    neuron a proxy, so nothing waits and nothing is skipped.
     """
     layers = {layer.name: [] for layer in qnet.computes}
     for image in images:
@@ -96,9 +96,7 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
         else:
             inputs = qnet.forward(image)[1]
             for layer in qnet.computes:
-                x, w = ((neuron_inputs(layer, inputs[layer.name])[:2]) if layer.kind == "conv" else
-                        (inputs[layer.name], layer.w))
-                args[layer.name] = exact_args(x, w, layer.bias)
+                args[layer.name] = exact_args(*neuron_inputs(layer, inputs[layer.name])[:2], layer.bias)
         for layer in qnet.computes:
             layer_args = args[layer.name]
             layers[layer.name] += [{**layer_args, "w": w, "bias": bias}
@@ -109,8 +107,7 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
 def layer_notes(qnet):
     """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers."""
     return {layer.name: (len(relu_passes(layer, layer.w, layer.bias)),
-                         "; ".join(note for note in ("no predictor tables (fc)" if layer.kind == "fc" else None,
-                                                     None if layer.relu else TWO_PASSES) if note) or None)
+                         None if layer.relu else f"no predictor (nothing to skip); {TWO_PASSES}")
             for layer in qnet.computes}
 
 

@@ -10,10 +10,10 @@ from flow.harness import toolchain
 
 
 def pytest_collection_modifyitems(items):
-    """The long tests (marked ``xdist_group``: training, Yosys's first compile) go first, so no worker ends
-    alone on one. (``--dist loadgroup`` was meant to keep each group on one worker; measured, it does not yet:
-    checkpoint locks keep two workers from training the same model twice.)"""
-    order = {"training": 0, "yosys": 1}
+    """The long tests (marked ``xdist_group``: training, the demo runs, the ONNX evaluation, Yosys's first
+    compile) go first, so no worker ends alone on one; ``--dist loadgroup`` keeps each group on one worker, so
+    the longest have groups of their own. Checkpoint locks keep two workers from training the same model twice."""
+    order = {"training": 0, "demo": 0, "demo_mismatch": 0, "onnx": 0, "yosys": 1}
 
     def rank(item):
         mark = item.get_closest_marker("xdist_group")

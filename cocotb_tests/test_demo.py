@@ -46,6 +46,7 @@ def _summary(path):
     return json.loads((path / "summary.json").read_text())
 
 
+@pytest.mark.xdist_group("demo")  # the long tests in groups of their own, so the two workers share them
 def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
     """One test image through all five techniques' RTL (re-simulated) and the dense baselines."""
     assert demo(images=1, synth=False, fresh=True, out_dir=tmp_path, log=lambda *_: None) == 0
@@ -71,6 +72,7 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert (tmp_path / f"{plot}.png").stat().st_size > 10_000, plot
 
 
+@pytest.mark.xdist_group("demo_mismatch")
 def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp_path, monkeypatch, capsys,
                                                                              corrupt_golden):
     """A golden model that disagrees with the RTL in one output: exit 1, the mismatch in the log, summary and

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from models import datasets
 from models.centrosymmetric import fine_tune_centrosymmetric
 from models.cnn import NETWORKS
+from models.datasets import DATASETS
 from models.dbb_training import DbbConfig
 from models.pruning import fine_tune_pruned
 
@@ -149,15 +150,17 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         raise ValueError("an ONNX model needs its data: give both --model and --data")
     if model is None and network not in NETWORKS:
         raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
-    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-        raise ValueError(f"images must be a positive integer, not {images!r}")
     progress = _Progress(log)
-    with progress.stage(f"network: {'import ' + str(model) if model else f'train or reuse the {network} CNN'}, "
-                        "INT8 export"):
-        net = load_onnx_network(model, data, log=progress.detail) if model else load_network(network,
-                                                                                            log=progress.detail)
-    if images > len(net.data.y_test):
-        raise ValueError(f"images must be between 1 and the {len(net.data.y_test)} test images, not {images!r}")
+    net = None
+    if model:  # the import checks the model and its data before anything runs
+        with progress.stage(f"network: import {model}, INT8 export"):
+            net = load_onnx_network(model, data, log=progress.detail)
+    test_images = len(net.data.y_test if net else DATASETS[NETWORKS[network][0]]().y_test)
+    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= test_images:
+        raise ValueError(f"images must be between 1 and the {test_images} test images, not {images!r}")
+    if net is None:
+        with progress.stage(f"network: train or reuse the {network} CNN, INT8 export"):
+            net = load_network(network, log=progress.detail)
     chosen = [TECHNIQUES[n] for n in names]
     areas = None
     if synth:  # synthesis runs in a second process, beside the simulations (cached by each preset's Verilog)

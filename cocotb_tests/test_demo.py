@@ -79,7 +79,7 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
     report, the waveform kept, and the failing result never cached."""
     from flow.harness.drivers.mor import MorDriver
 
-    corrupt_golden(MorDriver, "y", (0, 1))
+    corrupt_golden(MorDriver, "y", (0, 1), when=lambda args: args["w"].shape[1] == 9)  # conv1 (3x3x1) only
     run = dict(techniques=["mor"], images=1, synth=False, out_dir=tmp_path, command="demo", log=lambda *_: None)
     assert evaluate(fresh=["mor"], **run) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo:")]

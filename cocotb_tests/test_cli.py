@@ -367,8 +367,8 @@ def test_cosim_mor_refuses_a_cluster_larger_than_the_preset(tmp_path, capsys, rn
 
 
 def test_cosim_mor_runs_more_neurons_than_the_preset_in_pieces_of_whole_clusters(tmp_path, rng):
-    """40 neurons in clusters of 1 to 5 on max_out 16: pieces of whole clusters, outputs and skips equal to
-    the unsplit skip rule's, MACs summed over the pieces."""
+    """40 neurons in clusters of 1 to 5 on max_out 16 (Icarus): pieces of whole clusters, outputs and skips equal
+    to the unsplit skip rule's, MACs summed over the pieces."""
     from generators.config import preset
     from golden.mor import mor_layer
 
@@ -383,8 +383,8 @@ def test_cosim_mor_runs_more_neurons_than_the_preset_in_pieces_of_whole_clusters
         "proxy": np.array(proxy, np.int64), "m_q": rng.integers(0, 40, n_out).astype(np.int32),
         "b_q": rng.integers(-4000, 500, n_out).astype(np.int32), "enable": np.ones(n_out, bool)}
     out = tmp_path / "out.npz"
-    assert main(["cosim", "mor", "--preset", "small", "--inputs", _write(tmp_path / "in.npz", **args),
-                 "--out", str(out)]) == 0
+    assert main(["cosim", "mor", "--preset", "small", "--sim", "icarus",
+                 "--inputs", _write(tmp_path / "in.npz", **args), "--out", str(out)]) == 0
     result, want = np.load(out), mor_layer(**args)
     assert preset("mor", "small").max_out == 16 and bool(result["golden_match"])
     assert np.array_equal(result["y"], want["y"]) and np.array_equal(result["skipped"], want["skipped"])

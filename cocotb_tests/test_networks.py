@@ -79,9 +79,10 @@ def test_unsupported_layers_are_refused_in_one_line(layers, message):
 
 
 def test_training_is_deterministic_whatever_the_thread_count():
-    """The same seed gives the same weights bit for bit whether torch was set to 1 or 2 threads."""
+    """The same seed gives the same weights bit for bit whether torch was set to 1 or 2 threads (LeNet-5's recipe:
+    shifts, AdamW, one-cycle)."""
     data = load_digits()
-    cfg = cnn.CnnConfig(epochs=1)
+    cfg = cnn.CnnConfig(epochs=1, shift=1, weight_decay=1e-2, schedule="onecycle")
     weights = []
     threads = torch.get_num_threads()
     try:
@@ -92,6 +93,11 @@ def test_training_is_deterministic_whatever_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(weights[0], weights[1])
+
+
+def test_unknown_learning_rate_schedule_is_refused():
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'; schedules are constant, onecycle"):
+        cnn.train(cnn.CnnConfig(epochs=1, schedule="cosine"), load_digits())
 
 
 def test_mnist_ships_inside_a_package_with_a_fixed_stratified_split():
@@ -275,6 +281,32 @@ def test_evaluate_refuses_an_onnx_model_with_an_unsupported_op(tmp_path, capsys)
     assert len(err) == 1 and "unsupported op Tanh at node" in err[0] and not out.exists()
 
 
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": -np.ones((4, 1, 8, 8), np.float32)}, "x must be finite and non-negative"),
+    ({"x": np.zeros((4, 1, 8, 8))}, "x must be float32 [N, 1, 8, 8] as the model takes it, not float64"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "y": np.array([0, 1, 2, 10])},
+     "y must be class indices 0..9 (the model has 10 outputs), not 0..10"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "y": np.zeros(4, np.int32)}, "y must be int64 [4] class indices"),
+    ({"x": np.zeros((4, 1, 8, 8), np.float32), "x_train": np.zeros((4, 1, 8, 8), np.float32)},
+     "must hold both x_train and y_train, or neither"),
+])
+def test_evaluate_refuses_bad_data_in_one_line(tmp_path, capsys, arrays, message):
+    import warnings
+
+    from flow.cli import main
+
+    path = tmp_path / "cnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 10)).eval(),
+                          (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False)
+    np.savez(tmp_path / "data.npz", **arrays)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("training")
 def test_evaluate_lenet5_on_mnist_every_layer_bit_exact(tmp_path):
@@ -297,9 +329,10 @@ def test_evaluate_lenet5_on_mnist_every_layer_bit_exact(tmp_path):
 
 
 @pytest.mark.xdist_group("training")
-@pytest.mark.xfail(reason="issue 16 asks >= 97%; measured 96.5% (float 96.4%) with the recipe chosen on a "
-                          "validation split (models/cnn.py NETWORKS); an XPASS means the target is met")
 def test_lenet5_int8_accuracy_reaches_97_percent_on_held_out_mnist():
+    """The recipe was chosen on a validation split of the training images (models/cnn.py NETWORKS); the 1,000
+    held-out test images are only measured."""
     from flow.harness.network import load_network
 
-    assert load_network("lenet5", log=lambda *_: None).int8_accuracy >= 0.97
+    net = load_network("lenet5", log=lambda *_: None)
+    assert net.int8_accuracy >= 0.97 and abs(net.int8_accuracy - net.float_accuracy) <= 0.01

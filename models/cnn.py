@@ -66,8 +66,10 @@ def _lenet5(cfg):
 
 NETWORKS = {  # name: (data set, layers builder, default training settings)
     "digits": ("digits", _digits, {"channels": (16, 32, 32), "epochs": 40}),
-    # random ±2-pixel shifts: 96.6% -> 97.3% on a validation split held out of the training images
-    "lenet5": ("mnist", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 20, "shift": 2}),
+    # chosen on a validation split held out of the training images (mean INT8 accuracy of seeds 0-2, 3,200
+    # training images): Adam, 20 epochs 97.6%; + ±2-pixel shifts, AdamW, one-cycle, batch 32, 30 epochs 98.3%
+    "lenet5": ("mnist", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 30, "shift": 2, "batch": 32, "lr": 3e-3,
+                                  "weight_decay": 1e-2, "schedule": "onecycle"}),
 }
 
 
@@ -80,6 +82,8 @@ class CnnConfig:
     lr: float = 2e-3
     seed: int = 0
     shift: int = 0  # training augmentation: random shifts of each batch by up to this many pixels
+    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay, else Adam
+    schedule: str = "constant"  # learning rate: "constant" or "onecycle" (peak lr, torch's OneCycleLR)
 
     @classmethod
     def of(cls, network):
@@ -116,13 +120,23 @@ def deterministic():
         torch.use_deterministic_algorithms(algorithms)
 
 
-def fit(model, data, *, epochs, lr, batch, seed, after_step=None, progress=None):
-    """Adam on the training split, deterministic for ``seed``; ``after_step(model)`` runs after each update. A
-    ``Net`` with ``train_shift`` has each batch rolled by a random shift of up to that many pixels."""
+SCHEDULES = ("constant", "onecycle")
+
+
+def fit(model, data, *, epochs, lr, batch, seed, weight_decay=0.0, schedule="constant", after_step=None,
+        progress=None):
+    """Adam (AdamW when ``weight_decay``) on the training split, deterministic for ``seed``, at a constant ``lr`` or
+    a one-cycle schedule peaking at it; ``after_step(model)`` runs after each update. A ``Net`` with
+    ``train_shift`` has each batch rolled by a random shift of up to that many pixels."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; schedules are {', '.join(SCHEDULES)}")
     shift = getattr(model, "train_shift", 0)
     with deterministic():
         torch.manual_seed(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = (torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay
+               else torch.optim.Adam(model.parameters(), lr=lr))
+        steps = epochs * -(-len(data.x_train) // batch)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps) if schedule == "onecycle" else None
         x = float_images(data.x_train)
         y = torch.from_numpy(data.y_train)
         gen = torch.Generator().manual_seed(seed)
@@ -135,6 +149,8 @@ def fit(model, data, *, epochs, lr, batch, seed, after_step=None, progress=None)
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(xb), y[idx]).backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 if after_step is not None:
                     with torch.no_grad():
                         after_step(model)
@@ -144,7 +160,8 @@ def fit(model, data, *, epochs, lr, batch, seed, after_step=None, progress=None)
 
 def train(cfg, data, *, progress=None):
     """A fresh network trained for ``cfg.epochs``; deterministic for a given cfg.seed."""
-    return fit(build(cfg), data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed, progress=progress)
+    return fit(build(cfg), data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
+               weight_decay=cfg.weight_decay, schedule=cfg.schedule, progress=progress)
 
 
 def accuracy(model, x_q, y):

@@ -76,10 +76,13 @@ def _float_images(data, key, shape):
     return x
 
 
-def _labels(data, key, n):
+def _labels(data, key, n, classes):
     y = data[key]
-    if y.dtype != np.int64 or y.shape != (n,) or y.min() < 0:
+    if y.dtype != np.int64 or y.shape != (n,):
         raise InputError(f"{key} must be int64 [{n}] class indices, not {y.dtype} {list(y.shape)}")
+    if y.min() < 0 or y.max() >= classes:
+        raise InputError(f"{key} must be class indices 0..{classes - 1} (the model has {classes} outputs), not "
+                         f"{y.min()}..{y.max()}")
     return y
 
 
@@ -105,9 +108,11 @@ def load_onnx_network(model_path, data_path, *, log=print):
         return np.clip(np.floor(images / scale + 0.5), 0, 127).astype(np.int8)
 
     with torch.no_grad():
-        float_top1 = model(torch.from_numpy(x)).argmax(1).numpy()
-    y = _labels(arrays, "y", len(x)) if "y" in arrays else float_top1
-    train = (quantized(x_train), _labels(arrays, "y_train", len(x_train))) if x_train is not None else (quantized(x), y)
+        logits = model(torch.from_numpy(x))
+    float_top1, classes = logits.argmax(1).numpy(), logits.shape[1]
+    y = _labels(arrays, "y", len(x), classes) if "y" in arrays else float_top1
+    train = ((quantized(x_train), _labels(arrays, "y_train", len(x_train), classes)) if x_train is not None
+             else (quantized(x), y))
     data = Dataset(f"{Path(data_path).name} ({len(x)} images{'' if 'y' in arrays else ', float top-1 as labels'})",
                    *train, quantized(x), y)
     qnet = quantize(model, data.x_train)

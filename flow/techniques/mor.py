@@ -167,7 +167,7 @@ def _plot_categories(plt, mor):
         values = [100 * part(mor["categories"][layer]) / mor["categories"][layer]["neurons"] for layer in layers]
         ax.bar(layers, values, bottom=bottom, label=label)
         bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_ylabel("% of conv neurons, whole test set")
+    ax.set_ylabel("% of the layer's neurons, whole test set")
     ax.set_title(f"MoR zero-prediction categories (T = {mor['threshold']})")
     return fig, ax
 

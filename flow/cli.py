@@ -1,4 +1,4 @@
-"""The `zeroskip` command line: generate, presets, cosim, synth, compare, evaluate, demo."""
+"""The `zeroskip` command line: generate, presets, cosim, synth, compare, evaluate, train, holistic, demo."""
 
 import argparse
 import json
@@ -93,6 +93,32 @@ def _evaluate(args):
                     images=args.images, synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}")
 
 
+def _train(args):
+    from .report.holistic import train
+
+    return train(args.network, args.target, args.method, budget=args.budget, images=args.images, sim=args.sim,
+                 epochs=args.epochs, steps=args.steps, out_dir=_out_dir(args.out))
+
+
+def _holistic(args):
+    from .report.holistic import holistic
+
+    return holistic([n for n in args.networks.split(",") if n], [t for t in args.targets.split(",") if t],
+                    budget=args.budget, images=args.images, sim=args.sim, epochs=args.epochs, steps=args.steps,
+                    out_dir=_out_dir(args.out))
+
+
+def _out_dir(out):
+    if out is None:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; name a folder")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
+    return out
+
+
 def _demo(args):
     from .report.evaluate import demo
 
@@ -183,6 +209,39 @@ def parser():
     e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     e.add_argument("--out", help="output folder (default reports/evaluate/NAME)")
     e.set_defaults(func=_evaluate)
+
+    def training_options(t):
+        t.add_argument("--budget", type=float, default=1.0,
+                       help="INT8 test accuracy points the regularised network may lose against the "
+                            "unregularised fine-tuning (default 1)")
+        t.add_argument("--images", type=int, default=2, help="test images whose conv layers run on the RTL")
+        t.add_argument("--sim", choices=SIMULATORS, default="verilator")
+        t.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs per trained network (default 8)")
+        t.add_argument("--steps", type=int, default=4,
+                       help="bisection steps of the strength search after its two ends (default 4)")
+        t.add_argument("--out", help="output folder")
+
+    t = sub.add_parser("train", help="fine-tune a network with a sparsity regulariser for a target, measure on RTL",
+                       description="Fine-tune a built-in network with METHOD (none, l1, targeting or holistic: "
+                                   "cost-weighted L1 + Hoyer from the target's fitted cycle model), the global "
+                                   "strength searched to the accuracy budget; run its conv layers on the target's "
+                                   "RTL against golden; write OUT/train.json (default reports/train/). Exit 0, 1 "
+                                   "on an RTL mismatch, 2 for invalid input (before any training).")
+    t.add_argument("--network", required=True, help="built-in network: digits or lenet5")
+    t.add_argument("--target", required=True, help="BLOCK[/PRESET]: cscnn_pe, scnn_pe or snapea (two-sided)")
+    t.add_argument("--method", required=True, help="none, l1, targeting or holistic")
+    training_options(t)
+    t.set_defaults(func=_train)
+
+    h = sub.add_parser("holistic", help="the holistic experiment: methods x targets x networks on RTL",
+                       description="For each network and target: the per-layer cycle model (fitted on golden, "
+                                   "confirmed on RTL), the four methods trained to the same budget and measured "
+                                   "on RTL; writes OUT/summary.json, report.md and plots (default "
+                                   "reports/holistic/). Exit 0, 1 on an RTL mismatch, 2 for invalid input.")
+    h.add_argument("--networks", default="digits,lenet5", help="comma-separated (default digits,lenet5)")
+    h.add_argument("--targets", default="cscnn_pe,scnn_pe,snapea", help="comma-separated BLOCK[/PRESET]")
+    training_options(h)
+    h.set_defaults(func=_holistic)
 
     d = sub.add_parser(
         "demo", help="the main job: every technique's model, RTL (checked against golden) and synthesis, one report",

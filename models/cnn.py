@@ -123,11 +123,12 @@ def deterministic():
 SCHEDULES = ("constant", "onecycle")
 
 
-def fit(model, data, *, epochs, lr, batch, seed, weight_decay=0.0, schedule="constant", after_step=None,
+def fit(model, data, *, epochs, lr, batch, seed, weight_decay=0.0, schedule="constant", penalty=None, after_step=None,
         progress=None):
     """Adam (AdamW when ``weight_decay``) on the training split, deterministic for ``seed``, at a constant ``lr`` or
-    a one-cycle schedule peaking at it; ``after_step(model)`` runs after each update. A ``Net`` with
-    ``train_shift`` has each batch rolled by a random shift of up to that many pixels."""
+    a one-cycle schedule peaking at it; ``penalty(relu_outputs)`` (a ``Net``'s captured ReLU outputs) is added to
+    the loss, and ``after_step(model)`` runs after each update. A ``Net`` with ``train_shift`` has each batch
+    rolled by a random shift of up to that many pixels."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; schedules are {', '.join(SCHEDULES)}")
     shift = getattr(model, "train_shift", 0)
@@ -147,7 +148,12 @@ def fit(model, data, *, epochs, lr, batch, seed, weight_decay=0.0, schedule="con
                 if shift:
                     xb = torch.roll(xb, torch.randint(-shift, shift + 1, (2,), generator=gen).tolist(), (2, 3))
                 opt.zero_grad()
-                nn.functional.cross_entropy(model(xb), y[idx]).backward()
+                if penalty is None:
+                    loss = nn.functional.cross_entropy(model(xb), y[idx])
+                else:
+                    captured = []
+                    loss = nn.functional.cross_entropy(model(xb, capture=captured), y[idx]) + penalty(captured)
+                loss.backward()
                 opt.step()
                 if sched is not None:
                     sched.step()

@@ -6,13 +6,16 @@ technique's model from the network (fine-tuning, pruning, tables; cached), runs 
 images on its RTL through ``Run.check`` (checked against golden, cached by inputs and sources) and returns a
 ``Result``; ``areas`` names the presets it wants synthesized and ``area`` reads its figure from their results;
 ``section`` writes its part of report.md. Modules are found in this package and ordered by ``ORDER``.
+
+A technique whose blocks' cycles respond to activation density lists them in ``targets`` ({block: ``Target``}),
+which the holistic cost model and training (``flow.report.holistic``) take from ``TARGETS``.
 """
 
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
 
-__all__ = ["Technique", "Result", "Run", "TECHNIQUES"]
+__all__ = ["Technique", "Target", "Result", "Run", "TECHNIQUES", "TARGETS"]
 
 
 @dataclass
@@ -40,12 +43,30 @@ class Run:
     baselines: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A block whose cycles fall with its input activations' density (SPEC §8), for the holistic flow.
+
+    ``driver``: its StreamDriver class. ``jobs(cfg, qnet, acts, layers)``: {layer: (the preset or variant that
+    runs it, [validated driver args, one per image], row fields for ``check_layers``)} for the named compute
+    layers of ``qnet`` with inputs ``acts`` ({layer: int8 [n_images, ...]}). ``centrosymmetric``: it takes
+    centrosymmetric filters only. ``accepts(cfg)``: None, or why a preset does not respond to input density.
+    """
+
+    driver: type
+    jobs: object
+    centrosymmetric: bool = False
+    accepts: object = lambda cfg: None
+
+
 class Technique:
     """The protocol. ``name``: the summary key; ``title``: its display name; ``color``: its plot colour;
-    ``block``: (block, preset) that runs it; ``stage``: what its run does, for progress."""
+    ``block``: (block, preset) that runs it; ``stage``: what its run does, for progress; ``targets``: its blocks
+    for the holistic flow."""
 
     name = title = color = stage = ""
     block = ("", "default")
+    targets = {}
 
     @property
     def cfg(self):
@@ -80,3 +101,4 @@ def _discover():
 
 
 TECHNIQUES = _discover()
+TARGETS = {block: target for technique in TECHNIQUES.values() for block, target in technique.targets.items()}

@@ -16,9 +16,9 @@ from models.quantize import QuantizedNet, quantize
 from ..harness.check import check_layers, summed
 from ..harness.drivers.cartesian import PeDriver
 from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
-from . import Result, Technique
+from . import Result, Target, Technique
 
-__all__ = ["CscnnModel", "cscnn_models", "table_ii", "check_pe_layers", "PRUNING", "TECHNIQUE"]
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "pe_jobs", "check_pe_layers", "PRUNING", "TECHNIQUE"]
 
 ORDER = 2
 
@@ -85,22 +85,29 @@ def table_ii(models, images):
     return rows
 
 
-def check_pe_layers(cfg, sim, qnet, images, *, log=print):
-    """One row per compute layer on a Cartesian-product PE (an fc layer as a 1×1 convolution): images, products,
-    stalls, RTL and golden cycles (summed), mismatches. The PE computes the full-mode pre-activation output; the
-    layer's padded output is its centre."""
-    acts = layer_inputs(qnet, images)
-    rows = []
+def pe_jobs(cfg, qnet, acts, layers):
+    """``Target.jobs`` of a Cartesian-product PE: each named layer (an fc layer as a 1×1 convolution) on ``cfg`` or
+    its kernel variant."""
+    jobs = {}
     for layer in qnet.computes:
+        if layer.name not in layers:
+            continue
         w = as_conv(layer, acts[layer.name][0])[1]
         variant = kernel_variant(cfg, w.shape[2:])
         batch = [PeDriver.validate(variant, {"x": as_conv(layer, x)[0], "w": w, "bias": layer.bias})
                  for x in acts[layer.name]]
-        rows += check_layers(PeDriver, variant, sim, {layer.name: batch}, log=log,
-                             fields=lambda name, batch, results, goldens, v=variant: {
-                                 "preset": v.module, "mults": summed(results, "mults"),
-                                 "stalls": summed(results, "stalls")})
-    return rows
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant: {
+            "preset": v.module, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
+    return jobs
+
+
+def check_pe_layers(cfg, sim, qnet, images, *, log=print):
+    """One row per compute layer on a Cartesian-product PE (an fc layer as a 1×1 convolution): images, products,
+    stalls, RTL and golden cycles (summed), mismatches. The PE computes the full-mode pre-activation output; the
+    layer's padded output is its centre."""
+    jobs = pe_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+    return [row for name, (variant, batch, fields) in jobs.items()
+            for row in check_layers(PeDriver, variant, sim, {name: batch}, fields=fields, log=log)]
 
 
 def kernel_variant(cfg, kernel):
@@ -113,6 +120,7 @@ def kernel_variant(cfg, kernel):
 class Cscnn(Technique):
     name, title, color = "cscnn", "CSCNN", "tab:green"
     block = ("cscnn_pe", "default")
+    targets = {"cscnn_pe": Target(PeDriver, pe_jobs, centrosymmetric=True), "scnn_pe": Target(PeDriver, pe_jobs)}
     stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn_pe and scnn_pe RTL"
 
     def run(self, run):

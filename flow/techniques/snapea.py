@@ -16,9 +16,10 @@ from models.quantize import QuantizedNet, quantize
 from ..harness.check import check_layers, summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE, TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
-from . import Result, Technique
+from . import Result, Target, Technique
 
-__all__ = ["PrunedModel", "pruned_models", "multiplications", "check_snapea_layers", "RTL_SPARSITY", "TECHNIQUE"]
+__all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "check_snapea_layers", "RTL_SPARSITY",
+           "TECHNIQUE"]
 
 ORDER = 4
 ALGORITHMS_SHOWN = ("conv2d", "compressed", "snapea", "proposal1", "proposal2")
@@ -78,12 +79,13 @@ def multiplications(qnet, images):
     return rows
 
 
-def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
-    """One row per compute layer on a SnaPEA array (an fc layer as a 1×1 convolution; the classifier, which has
-    no ReLU, in two sign-split passes): images, products, RTL and golden cycles (summed), mismatches."""
-    acts = layer_inputs(qnet, images)
-    rows = []
+def snapea_jobs(cfg, qnet, acts, layers):
+    """``Target.jobs`` of a SnaPEA array: each named layer (an fc layer as a 1×1 convolution; the classifier, which
+    has no ReLU, in two sign-split passes per image) on ``cfg`` or its memory variant."""
+    jobs = {}
     for layer in qnet.computes:
+        if layer.name not in layers:
+            continue
         w = as_conv(layer, acts[layer.name][0])[1]
         passes = relu_passes(layer, w, layer.bias)
         variant = memory_variant(cfg, as_conv(layer, acts[layer.name][0])[0], w, layer.pad, layer.stride)
@@ -91,12 +93,18 @@ def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
                                                  "stride": layer.stride})
                  for x in acts[layer.name] for pw, pb in passes]
         n_passes = len(passes)
-        rows += check_layers(SnapeaDriver, variant, sim, {layer.name: batch}, log=log,
-                             fields=lambda name, batch, results, goldens, v=variant, p=n_passes: {
-                                 "images": len(batch) // p, "preset": v.module,
-                                 "fallback": TWO_PASSES if p > 1 else None,
-                                 "mults": summed(results, "mults")})
-    return rows
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, p=n_passes: {
+            "images": len(batch) // p, "preset": v.module, "fallback": TWO_PASSES if p > 1 else None,
+            "mults": summed(results, "mults")})
+    return jobs
+
+
+def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
+    """One row per compute layer on a SnaPEA array (``snapea_jobs``): images, products, RTL and golden cycles
+    (summed), mismatches."""
+    jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+    return [row for name, (variant, batch, fields) in jobs.items()
+            for row in check_layers(SnapeaDriver, variant, sim, {name: batch}, fields=fields, log=log)]
 
 
 def memory_variant(cfg, x, w, pad, stride):
@@ -117,6 +125,9 @@ def memory_variant(cfg, x, w, pad, stride):
 class Snapea(Technique):
     name, title, color = "snapea", "SnaPEA", "tab:red"
     block = ("snapea", "default")
+    # one-sided early termination responds to negative pre-activations, not input density (SPEC §8)
+    targets = {"snapea": Target(SnapeaDriver, snapea_jobs, accepts=lambda cfg: None if cfg.two_sided else
+                                "one-sided SnaPEA responds to negative pre-activations, not input density")}
     stage = "snapea: global pruning, sign-sorted weights, snapea RTL two- and one-sided"
 
     def run(self, run):

@@ -17,6 +17,7 @@ from ..pack import from_hex, to_hex
 __all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys", "scalar_input"]
 
 DEPTH = 16384  # words per harness memory: a job holds at most this many items
+_EMITTED = set()  # what this process already emitted (Verilog depends only on the config): emission takes seconds
 ALL_ONES = 0xFFFF_FFFF
 
 
@@ -60,12 +61,15 @@ class StreamTarget:
         self.cfg = cfg
         self.depth = depth
         hdl_dir = runner.SIM_BUILD / "hdl"
-        dut_path = emit(cfg, hdl_dir)
-        harness = StreamHarness(module=cfg.module, in_port=in_port, out_port=out_port,
-                                in_width=in_width, out_width=out_width, depth=depth)
         self.toplevel = f"harness_{cfg.module}"
-        harness_path = hdl_dir / f"{self.toplevel}.v"
-        write_if_changed(harness_path, convert(harness, self.toplevel))
+        dut_path, harness_path = hdl_dir / f"{cfg.module}.v", hdl_dir / f"{self.toplevel}.v"
+        key = (cfg, in_port, out_port, in_width, out_width, depth, hdl_dir)
+        if key not in _EMITTED or not (dut_path.exists() and harness_path.exists()):
+            emit(cfg, hdl_dir)
+            harness = StreamHarness(module=cfg.module, in_port=in_port, out_port=out_port,
+                                    in_width=in_width, out_width=out_width, depth=depth)
+            write_if_changed(harness_path, convert(harness, self.toplevel))
+            _EMITTED.add(key)
         self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
         self.last_run = None  # the latest runner.Run (its folder holds the waveform when waves are on)
 

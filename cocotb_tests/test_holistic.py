@@ -1,0 +1,121 @@
+"""The holistic flow (SPEC §8): regularisers against hand-computed values, the strength search, the activation
+thinning, and `zeroskip train` end to end on the digits network with real RTL (few epochs; the experiment itself
+is a benchmark: zeroskip holistic)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flow.cli import main
+from flow.report.holistic import KEEP, thin
+from models import cnn
+from models.holistic import Regulariser, conv_relus, hoyer, l1, search_strength
+
+
+@pytest.mark.parametrize("row, density", [([1, 0, 0, 0], 0.25), ([1, 1, 1, 1], 1.0), ([2, 1, 0, 0], 9 / 20),
+                                          ([0, 0, 0, 0], 0.0), ([-3, 0, 3, 0], 0.5)])
+def test_hoyer_is_the_squared_l1_over_n_times_the_squared_l2(row, density):
+    x = torch.tensor([row], dtype=torch.float64)
+    assert hoyer(x).item() == pytest.approx(density)
+    assert l1(x).item() == pytest.approx(sum(abs(v) for v in row) / 4)
+
+
+def test_regularised_layers_are_the_convs_fed_by_a_relu():
+    digits = cnn.build(cnn.CnnConfig())
+    lenet = cnn.build(cnn.CnnConfig.of("lenet5"))
+    assert conv_relus(digits) == {1: 0, 2: 1}      # conv2 and conv3 see ReLU 1 and 2; conv1 the image
+    assert conv_relus(lenet) == {1: 0}             # conv2 sees ReLU 1 through max-pooling
+
+
+def test_penalty_weights_each_layer_by_strength_and_weight():
+    model = cnn.build(cnn.CnnConfig())
+    acts = [torch.rand(2, 4, 3, 3) for _ in range(3)]
+    reg = Regulariser("holistic", 2.0, ((1, 0.5), (2, 1.5)))
+    want = 2.0 * (0.5 * (l1(acts[0]) + hoyer(acts[0])) + 1.5 * (l1(acts[1]) + hoyer(acts[1])))
+    assert reg.penalty(model)(acts).item() == pytest.approx(want.item())
+    assert Regulariser("none").penalty(model) is None and Regulariser("l1", 0.0, ((1, 1.0),)).penalty(model) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(method="l2"), "unknown method 'l2'; methods are none, l1, targeting, holistic"),
+    (dict(method="l1", strength=-1.0), "strength must be finite and non-negative, not -1.0"),
+    (dict(method="l1", strength=math.nan), "strength must be finite and non-negative"),
+])
+def test_invalid_regulariser_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Regulariser(**kwargs)
+
+
+def test_strength_search_finds_the_largest_strength_within_the_floor():
+    calls = []
+
+    def score(s):
+        calls.append(s)
+        return 1.0 - s / 100          # accuracy falls with strength; floor 0.9 is met up to s = 10
+
+    strength, tried = search_strength(score, 0.9, lo=0.01, hi=100.0, steps=8)
+    assert 10 / (10_000 ** (1 / 2 ** 8)) <= strength <= 10 and score(strength) >= 0.9
+    assert len(calls) == 2 + 8 + 1 and set(tried) == set(calls[:-1])
+    assert search_strength(lambda s: 1.0, 0.9, hi=100.0)[0] == 100.0      # even the strongest is within budget
+    assert search_strength(lambda s: 0.5, 0.9)[0] == 0.0                   # even the weakest is not
+
+
+def test_thinning_zeroes_the_smallest_nonzero_activations(rng):
+    x = rng.integers(0, 128, (3, 5, 5)).astype(np.int8)
+    nonzero = np.count_nonzero(x)
+    for keep in KEEP:
+        y = thin(x, keep)
+        assert y.dtype == x.dtype and np.count_nonzero(y) == round(keep * nonzero)
+        kept = y != 0
+        assert np.array_equal(y[kept], x[kept])                      # survivors unchanged
+        assert not kept.any() or x[~kept].max() <= y[kept].min()      # every zeroed value is no larger
+    assert np.array_equal(thin(x, 1.0), x) and not thin(x, 0.0).any()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l2"],
+     "unknown method 'l2'; methods are none, l1, targeting, holistic"),
+    (["train", "--network", "digits", "--target", "sa", "--method", "l1"],
+     "unknown target 'sa'; targets are cscnn_pe, scnn_pe, snapea"),
+    (["train", "--network", "digits", "--target", "snapea/one_sided", "--method", "l1"],
+     "target snapea/one_sided: one-sided SnaPEA responds to negative pre-activations, not input density"),
+    (["train", "--network", "digits", "--target", "scnn_pe/huge", "--method", "l1"], "unknown preset 'huge' of scnn_pe"),
+    (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l1", "--budget", "0"],
+     "budget must be a positive number of accuracy points, not 0.0"),
+    (["holistic", "--networks", "digits", "--budget", "-1"], "budget must be a positive number of accuracy points"),
+    (["holistic", "--networks", "alexnet"], "unknown network 'alexnet'; networks are digits, lenet5"),
+    (["holistic", "--networks", "digits", "--epochs", "0"], "epochs must be an integer of at least 1, not 0"),
+])
+def test_bad_training_input_is_refused_in_one_line_before_any_training(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.xdist_group("demo_mismatch")  # after the demo-mismatch test on its worker: the digits CNN is trained
+def test_train_holistic_on_the_cscnn_pe_fits_the_cost_model_and_measures_on_rtl(tmp_path):
+    """`zeroskip train` with one epoch per fine-tuning: the cost model's fits on golden cycles, its RTL
+    confirmations and the trained network's conv layers on the cscnn_pe's RTL, all exact."""
+    out = tmp_path / "train"
+    assert main(["train", "--network", "digits", "--target", "cscnn_pe", "--method", "holistic", "--epochs", "1",
+                 "--steps", "0", "--images", "1", "--out", str(out)]) == 0
+    figures = json.loads((out / "train.json").read_text())
+    assert figures["rtl_bit_exact"] and figures["rtl_cycles"] == figures["golden_cycles"] > 0
+    assert [r["layer"] for r in figures["layers"]] == ["conv1", "conv2", "conv3"]
+    assert all(r["mismatches"] == 0 and r["images"] == 1 for r in figures["layers"])
+    cost = figures["cost_model"]
+    assert set(cost) == {"conv1", "conv2", "conv3"}
+    for fit in cost.values():
+        assert fit["slope"] > 0 and 0.9 < fit["r2"] <= 1 and 0 <= fit["heldout_error"] < 0.5
+    assert set(figures["weights"]) == {"conv2", "conv3"}
+    assert sum(figures["weights"].values()) == pytest.approx(2.0)     # slopes scaled to mean 1
+    assert figures["weights"]["conv3"] / figures["weights"]["conv2"] == pytest.approx(
+        cost["conv3"]["slope"] / cost["conv2"]["slope"])
+    if figures["strength"] > 0:
+        assert figures["accuracy"] >= figures["floor"]
+    assert all(0 <= d <= 1 for d in figures["densities"].values())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flow.cli import main
-from flow.report.holistic import KEEP, thin
+from flow.report.holistic import FITTED, KEEP, linear_fit, thin
 from models import cnn
 from models.holistic import Regulariser, conv_relus, hoyer, l1, search_strength
 
@@ -75,6 +75,15 @@ def test_thinning_zeroes_the_smallest_nonzero_activations(rng):
     assert np.array_equal(thin(x, 1.0), x) and not thin(x, 0.0).any()
 
 
+def test_linear_fit_recovers_a_line_and_measures_held_out_error():
+    line = [{"keep": k, "density": k / 2, "cycles": 300 * k / 2 + 40} for k in KEEP]
+    fit = linear_fit(line, "cycles")
+    assert fit["slope"] == pytest.approx(300) and fit["intercept"] == pytest.approx(40)
+    assert fit["r2"] == pytest.approx(1) and fit["heldout_error"] == pytest.approx(0, abs=1e-9)
+    bent = [dict(p, cycles=p["cycles"] * (1.1 if p["keep"] not in FITTED else 1)) for p in line]
+    assert linear_fit(bent, "cycles")["heldout_error"] == pytest.approx(0.1 / 1.1)   # only the held-out moved
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l2"],
      "unknown method 'l2'; methods are none, l1, targeting, holistic"),
@@ -82,7 +91,8 @@ def test_thinning_zeroes_the_smallest_nonzero_activations(rng):
      "unknown target 'sa'; targets are cscnn_pe, scnn_pe, snapea"),
     (["train", "--network", "digits", "--target", "snapea/one_sided", "--method", "l1"],
      "target snapea/one_sided: one-sided SnaPEA responds to negative pre-activations, not input density"),
-    (["train", "--network", "digits", "--target", "scnn_pe/huge", "--method", "l1"], "unknown preset 'huge' of scnn_pe"),
+    (["train", "--network", "digits", "--target", "scnn_pe/huge", "--method", "l1"],
+     "unknown preset 'huge' of scnn_pe"),
     (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l1", "--budget", "0"],
      "budget must be a positive number of accuracy points, not 0.0"),
     (["holistic", "--networks", "digits", "--budget", "-1"], "budget must be a positive number of accuracy points"),
@@ -98,24 +108,46 @@ def test_bad_training_input_is_refused_in_one_line_before_any_training(argv, mes
 
 
 @pytest.mark.xdist_group("demo_mismatch")  # after the demo-mismatch test on its worker: the digits CNN is trained
-def test_train_holistic_on_the_cscnn_pe_fits_the_cost_model_and_measures_on_rtl(tmp_path):
-    """`zeroskip train` with one epoch per fine-tuning: the cost model's fits on golden cycles, its RTL
-    confirmations and the trained network's conv layers on the cscnn_pe's RTL, all exact."""
-    out = tmp_path / "train"
-    assert main(["train", "--network", "digits", "--target", "cscnn_pe", "--method", "holistic", "--epochs", "1",
-                 "--steps", "0", "--images", "1", "--out", str(out)]) == 0
-    figures = json.loads((out / "train.json").read_text())
-    assert figures["rtl_bit_exact"] and figures["rtl_cycles"] == figures["golden_cycles"] > 0
-    assert [r["layer"] for r in figures["layers"]] == ["conv1", "conv2", "conv3"]
-    assert all(r["mismatches"] == 0 and r["images"] == 1 for r in figures["layers"])
-    cost = figures["cost_model"]
+def test_holistic_experiment_fits_trains_and_measures_every_method_on_rtl(tmp_path):
+    """`zeroskip holistic` on digits and the cscnn_pe with one epoch per fine-tuning and no bisection steps: the
+    cost model's fits on golden cycles and its RTL confirmations, every method's network on the RTL, all exact;
+    the summary's schema and the report with its plots."""
+    out = tmp_path / "holistic"
+    assert main(["holistic", "--networks", "digits", "--targets", "cscnn_pe", "--epochs", "1", "--steps", "0",
+                 "--images", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cost = summary["cost_model"]["digits"]["cscnn_pe"]
     assert set(cost) == {"conv1", "conv2", "conv3"}
     for fit in cost.values():
         assert fit["slope"] > 0 and 0.9 < fit["r2"] <= 1 and 0 <= fit["heldout_error"] < 0.5
-    assert set(figures["weights"]) == {"conv2", "conv3"}
-    assert sum(figures["weights"].values()) == pytest.approx(2.0)     # slopes scaled to mean 1
-    assert figures["weights"]["conv3"] / figures["weights"]["conv2"] == pytest.approx(
-        cost["conv3"]["slope"] / cost["conv2"]["slope"])
-    if figures["strength"] > 0:
-        assert figures["accuracy"] >= figures["floor"]
-    assert all(0 <= d <= 1 for d in figures["densities"].values())
+        on_rtl = [p for p in fit["points"] if "rtl" in p]
+        assert len(on_rtl) == 2 and all(p["rtl"]["cycles"] == p["cycles"] and not p["rtl"]["mismatches"]
+                                        for p in on_rtl)
+        densities = [p["density"] for p in fit["points"]]
+        assert densities == sorted(densities, reverse=True) and len(set(densities)) == len(densities)
+    methods = summary["digits"]["cscnn_pe"]
+    assert list(methods) == ["none", "l1", "targeting", "holistic"]
+    for name, m in methods.items():
+        assert m["rtl_bit_exact"] and m["rtl_cycles"] == m["golden_cycles"] > 0, name
+        assert [r["layer"] for r in m["layers"]] == ["conv1", "conv2", "conv3"]
+        assert m["strength"] == 0 or m["accuracy"] >= m["floor"], name
+    weights = methods["holistic"]["weights"]
+    if weights:  # slopes scaled to mean 1 over the regularised layers (conv2, conv3)
+        assert set(weights) == {"conv2", "conv3"} and sum(weights.values()) == pytest.approx(2.0)
+        assert weights["conv3"] / weights["conv2"] == pytest.approx(cost["conv3"]["slope"] / cost["conv2"]["slope"])
+    assert methods["none"]["strength"] == 0 and methods["none"]["weights"] == {}
+    report = (out / "report.md").read_text()
+    assert "Worst held-out error" in report and "| cscnn_pe | holistic |" in report
+    for plot in ("pareto", "densities"):
+        assert (out / f"{plot}.png").stat().st_size > 10_000, plot
+
+
+@pytest.mark.xdist_group("demo_mismatch")
+def test_train_writes_one_methods_figures(tmp_path):
+    out = tmp_path / "train"
+    assert main(["train", "--network", "digits", "--target", "scnn_pe", "--method", "l1", "--epochs", "1",
+                 "--steps", "0", "--images", "1", "--out", str(out)]) == 0
+    figures = json.loads((out / "train.json").read_text())
+    assert figures["method"] == "l1" and figures["target"] == "scnn_pe" and figures["rtl_bit_exact"]
+    assert set(figures["weights"]) in ({"conv2", "conv3"}, set()) and "cost_model" not in figures
+    assert figures["checkpoint"].endswith(".pt")

@@ -25,8 +25,8 @@ from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network
 from ..harness.runner import REPO, SIMULATORS
 from ..techniques import TARGETS
 
-__all__ = ["parse_target", "thin", "fit_cost_model", "train_method", "train", "holistic", "DEFAULT_TARGETS",
-           "write_report", "HOLISTIC_DIR", "TRAIN_DIR"]
+__all__ = ["parse_target", "thin", "fit_cost_model", "linear_fit", "train_method", "train", "holistic",
+           "write_report", "DEFAULT_TARGETS", "HOLISTIC_DIR", "TRAIN_DIR"]
 
 HOLISTIC_DIR = REPO / "reports" / "holistic"
 TRAIN_DIR = REPO / "reports" / "train"
@@ -83,10 +83,9 @@ def _layer_jobs(block, cfg, qnet, name, x):
 
 
 def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
-    """{conv layer: {slope, intercept, r2, heldout_error, points, rtl}}: cycles per image = slope·D + intercept,
-    D the layer's input density, fitted by least squares on the golden cycles at the FITTED thinnings of the real
-    activations of ``images``; ``heldout_error`` the largest relative error at the other thinnings; ``rtl`` the
-    ON_RTL thinnings run on the RTL (cycles and mismatches)."""
+    """{conv layer: {slope, intercept, r2, heldout_error, points}}: cycles per image = slope·D + intercept, D the
+    layer's input density (``linear_fit``), from the golden cycles at the KEEP thinnings of the real activations of
+    ``images``; the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
     acts = layer_inputs(qnet, images)
     driver, model = TARGETS[block].driver, {}
     for layer in qnet.convs:
@@ -100,18 +99,25 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
                 row = check_layers(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
                 point["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
             points.append(point)
-        fitted = [p for p in points if p["keep"] in FITTED]
-        d, c = np.array([p["density"] for p in fitted]), np.array([p["cycles"] for p in fitted])
-        slope, intercept = np.polyfit(d, c, 1)
-        residual, spread = float(((c - (slope * d + intercept)) ** 2).sum()), float(((c - c.mean()) ** 2).sum())
-        held = [abs(slope * p["density"] + intercept - p["cycles"]) / p["cycles"] for p in points
-                if p["keep"] not in FITTED]
-        model[layer.name] = {"slope": float(slope), "intercept": float(intercept),
-                             "r2": 1.0 - residual / spread if spread else 1.0, "heldout_error": float(max(held)),
-                             "points": points}
-        log(f"  cost model {cfg.module} {layer.name}: cycles/image = {slope:.0f}·D + {intercept:.0f}, "
-            f"R² {model[layer.name]['r2']:.4f}, held-out error {max(held):.2%}")
+        model[layer.name] = {**linear_fit(points, "cycles"), "points": points}
+        f = model[layer.name]
+        log(f"  cost model {cfg.module} {layer.name}: cycles/image = {f['slope']:.0f}·D + {f['intercept']:.0f}, "
+            f"R² {f['r2']:.4f}, held-out error {f['heldout_error']:.2%}")
     return model
+
+
+def linear_fit(points, measure):
+    """{slope, intercept, r2, heldout_error} of ``measure`` = slope·density + intercept, least squares over the
+    FITTED points; ``heldout_error`` the largest relative error at the others. Energy, once measured per point, is
+    one more call."""
+    fitted = [p for p in points if p["keep"] in FITTED]
+    d, y = np.array([p["density"] for p in fitted]), np.array([p[measure] for p in fitted])
+    slope, intercept = np.polyfit(d, y, 1)
+    residual, spread = float(((y - (slope * d + intercept)) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
+    held = [abs(slope * p["density"] + intercept - p[measure]) / p[measure]
+            for p in points if p["keep"] not in FITTED]
+    return {"slope": float(slope), "intercept": float(intercept), "r2": 1.0 - residual / spread if spread else 1.0,
+            "heldout_error": float(max(held))}
 
 
 def _base(net, block, *, log):

@@ -1,4 +1,4 @@
-"""The holistic flow (SPEC §8): regularisers against hand-computed values, the strength search, the activation
+"""The holistic flow (docs/flow.md): regularisers against hand-computed values, the strength search, the activation
 thinning, and `zeroskip train` end to end on the digits network with real RTL (few epochs; the experiment itself
 is a benchmark: zeroskip holistic)."""
 

@@ -1,4 +1,4 @@
-"""Cost-aware activation-sparsity training (the holistic paper's Eqs. 5-8, SPEC §8): L1, Hoyer and their hybrid on
+"""Cost-aware activation-sparsity training (the holistic paper's Eqs. 5-8; docs/flow.md): L1, Hoyer and their hybrid on
 the post-ReLU activations entering conv layers, per-layer weights from a cost model, one global strength searched
 to an accuracy budget.
 

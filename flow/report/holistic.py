@@ -1,9 +1,9 @@
-"""`zeroskip train` and `zeroskip holistic` (SPEC §8): the holistic paper's loop on our RTL.
+"""`zeroskip train` and `zeroskip holistic` (docs/flow.md, Holistic training): the holistic paper's loop on our RTL.
 
 Per network and target block: a cycle model per conv layer, fitted on the target's golden cycle model (which the
 RTL tests prove exact) at real activations thinned to several densities and confirmed on RTL; networks fine-tuned
 with ``none``, ``l1``, ``targeting`` and ``holistic`` regularisation, one global strength each searched until the
-INT8 test accuracy is ``budget`` points below the unregularised fine-tuning's (SPEC §8: the same budget on the same
+INT8 test accuracy is ``budget`` points below the unregularised fine-tuning's (the same budget on the same
 images for every method); and every conv layer of fixed test images of each result run on the target's RTL,
 bit-exact against golden. Targets are the ``TARGETS`` techniques list.
 """

@@ -45,7 +45,7 @@ class Run:
 
 @dataclass(frozen=True)
 class Target:
-    """A block whose cycles fall with its input activations' density (SPEC §8), for the holistic flow.
+    """A block whose cycles fall with its input activations' density, for the holistic flow.
 
     ``driver``: its StreamDriver class. ``jobs(cfg, qnet, acts, layers)``: {layer: (the preset or variant that
     runs it, [validated driver args, one per image], row fields for ``check_layers``)} for the named compute

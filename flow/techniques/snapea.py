@@ -125,7 +125,7 @@ def memory_variant(cfg, x, w, pad, stride):
 class Snapea(Technique):
     name, title, color = "snapea", "SnaPEA", "tab:red"
     block = ("snapea", "default")
-    # one-sided early termination responds to negative pre-activations, not input density (SPEC §8)
+    # one-sided early termination responds to negative pre-activations, not input density
     targets = {"snapea": Target(SnapeaDriver, snapea_jobs, accepts=lambda cfg: None if cfg.two_sided else
                                 "one-sided SnaPEA responds to negative pre-activations, not input density")}
     stage = "snapea: global pruning, sign-sorted weights, snapea RTL two- and one-sided"

@@ -59,8 +59,11 @@ def test_strength_search_finds_the_largest_strength_within_the_floor():
     strength, tried = search_strength(score, 0.9, lo=0.01, hi=100.0, steps=8)
     assert 10 / (10_000 ** (1 / 2 ** 8)) <= strength <= 10 and score(strength) >= 0.9
     assert len(calls) == 2 + 8 + 1 and set(tried) == set(calls[:-1])
-    assert search_strength(lambda s: 1.0, 0.9, hi=100.0)[0] == 100.0      # even the strongest is within budget
-    assert search_strength(lambda s: 0.5, 0.9)[0] == 0.0                   # even the weakest is not
+    strength, tried = search_strength(lambda s: 1.0 - s / 1e5, 0.9, hi=100.0, steps=2)   # within up to 1e4
+    assert list(tried)[:3] == [100.0, 1000.0, 10_000.0] and strength == 10_000.0
+    strength, tried = search_strength(lambda s: 1.0 - s / 1e4, 0.9, hi=100.0, steps=3)   # within up to 1e3
+    assert list(tried)[:3] == [100.0, 1000.0, 10_000.0] and 1000.0 / 10 ** (1 / 8) < strength <= 1000.0
+    assert search_strength(lambda s: 0.5, 0.9)[0] == 0.0                   # even the weakest is not within
 
 
 def test_thinning_zeroes_the_smallest_nonzero_activations(rng):

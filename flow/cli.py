@@ -218,7 +218,7 @@ def parser():
         t.add_argument("--sim", choices=SIMULATORS, default="verilator")
         t.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs per trained network (default 8)")
         t.add_argument("--steps", type=int, default=4,
-                       help="bisection steps of the strength search after its two ends (default 4)")
+                       help="bisection steps of the strength search after its bracket is found (default 4)")
         t.add_argument("--out", help="output folder")
 
     t = sub.add_parser("train", help="fine-tune a network with a sparsity regulariser for a target, measure on RTL",

@@ -104,10 +104,11 @@ def load_or_fine_tune_regularised(model, base_key, data, cache_dir, reg, *, epoc
     return model, reused, path
 
 
-def search_strength(score, floor, *, lo=0.01, hi=100.0, steps=4):
-    """The largest strength found in [lo, hi] whose ``score(strength)`` (a trained network's accuracy) is at least
-    ``floor``, by bisection on a log scale over ``steps`` trainings after the two ends; 0.0 when even ``lo`` falls
-    below. Returns ``(strength, {strength: score})``."""
+def search_strength(score, floor, *, lo=0.01, hi=100.0, steps=4, limit=1e4):
+    """The largest strength found whose ``score(strength)`` (a trained network's accuracy) is at least ``floor``:
+    ``hi`` is raised tenfold while it stays within (up to ``limit``), then bisection on a log scale between the
+    last strength within and the first beyond, over ``steps`` trainings; 0.0 when even ``lo`` falls below.
+    Returns ``(strength, {strength: score})``."""
     tried = {}
 
     def ok(s):
@@ -115,8 +116,12 @@ def search_strength(score, floor, *, lo=0.01, hi=100.0, steps=4):
         return tried[s] >= floor
 
     if ok(hi):
-        return hi, tried
-    if not ok(lo):
+        while ok(hi * 10):
+            hi *= 10
+            if hi >= limit:
+                return hi, tried
+        lo, hi = hi, hi * 10
+    elif not ok(lo):
         return 0.0, tried
     for _ in range(steps):
         mid = math.sqrt(lo * hi)

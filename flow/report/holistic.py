@@ -278,7 +278,7 @@ def write_report(summary, out_dir):
     lines = ["# zeroskip holistic training: cost-aware activation sparsity on our RTL", "",
              f"Budget: {s['budget_points']} point(s) of INT8 test accuracy below the unregularised fine-tuning "
              f"(`none`), the same for every method; one global strength per method searched by bisection "
-             f"({s['search_steps']} steps after the two ends, {s['epochs']} epochs each); RTL cycles: every conv "
+             f"({s['search_steps']} steps once bracketed, {s['epochs']} epochs each); RTL cycles: every conv "
              f"layer of the first {s['images']} test images on {s['sim']}, checked bit-exact against golden.", ""]
     fig, axes = plt.subplots(1, len(networks), figsize=(6.2 * len(networks), 4.4), squeeze=False)
     for ax, network in zip(axes[0], networks):

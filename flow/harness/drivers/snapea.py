@@ -25,9 +25,9 @@ class SnapeaDriver(StreamDriver):
     depth = 4096
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
-    def __init__(self, cfg, sim, *, waves=False):
+    def __init__(self, cfg, sim, *, waves=False, gates=None):
         self.depth = self.harness_depth(cfg)
-        super().__init__(cfg, sim, waves=waves)
+        super().__init__(cfg, sim, waves=waves, gates=gates)
 
     @classmethod
     def harness_depth(cls, cfg):

@@ -17,6 +17,16 @@ from ..pack import from_hex, to_hex
 __all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys", "scalar_input"]
 
 DEPTH = 16384  # words per harness memory: a job holds at most this many items
+TOGGLES = "zs_toggles"
+_DUMPER = """module {root};
+  reg [8*1024-1:0] path;
+  initial if ($value$plusargs("{root}=%s", path)) begin
+    $dumpfile(path);
+    $dumpvars(1, {top});
+    $dumpvars(0, {top}.dut);
+  end
+endmodule
+"""
 _EMITTED = set()  # what this process already emitted (Verilog depends only on the config): emission takes seconds
 ALL_ONES = 0xFFFF_FFFF
 
@@ -57,7 +67,8 @@ class StreamTarget:
         Payload widths of those streams.
     """
 
-    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH):
+    def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH,
+                 gates=None):
         self.cfg = cfg
         self.depth = depth
         hdl_dir = runner.SIM_BUILD / "hdl"
@@ -70,11 +81,20 @@ class StreamTarget:
                                     in_width=in_width, out_width=out_width, depth=depth)
             write_if_changed(harness_path, convert(harness, self.toplevel))
             _EMITTED.add(key)
-        self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
+        if gates is None:
+            self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
+        else:  # the module's gate-level netlist in place of its RTL, and a dumper of its toggles
+            if sim != "icarus":
+                raise ValueError("gate-level simulation runs on Icarus (the cell models use UDPs)")
+            dumper = hdl_dir / f"{TOGGLES}_{cfg.module}.v"
+            write_if_changed(dumper, _DUMPER.format(root=TOGGLES, top=self.toplevel))
+            self.build = runner.build([*gates, dumper, harness_path], self.toplevel, sim, waves=waves,
+                                      roots=(TOGGLES,))
         self.last_run = None  # the latest runner.Run (its folder holds the waveform when waves are on)
 
-    def run(self, jobs, *, timeout_cycles=None):
-        """Run ``jobs`` in one simulator process; return a JobResult per job."""
+    def run(self, jobs, *, timeout_cycles=None, toggles=None):
+        """Run ``jobs`` in one simulator process; return a JobResult per job. ``toggles``: a path where a
+        gate-level build writes the VCD of the harness's ports and every net of the design under test."""
         for job in jobs:
             if len(job.words) > self.depth:
                 raise ValueError(f"a job holds at most {self.depth} items, not {len(job.words)}")
@@ -97,7 +117,8 @@ class StreamTarget:
             resp_path = Path(tmp) / "resp.npz"
             np.savez(stim_path, **stim)
             env = {"ZS_STIM": stim_path, "ZS_RESP": resp_path, "COCOTB_RANDOM_SEED": os.environ.get("SEED", "1")}
-            self.last_run = runner.run(self.build, "flow.harness.benches.stream", env)
+            plusargs = [f"+{TOGGLES}={toggles}"] if toggles else []
+            self.last_run = runner.run(self.build, "flow.harness.benches.stream", env, plusargs=plusargs)
             resp = dict(np.load(resp_path))
         self.sim_seconds = float(resp["sim_seconds"])
         # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
@@ -163,11 +184,11 @@ class StreamDriver:
         results = iter(self.target.run([job for jobs in per_input for job in jobs]))
         return [self.layer_outputs(args, [next(results) for _ in jobs]) for args, jobs in zip(batch, per_input)]
 
-    def __init__(self, cfg, sim, *, waves=False):
+    def __init__(self, cfg, sim, *, waves=False, gates=None):
         self.cfg = cfg
         self.sim = sim
         self.in_layout = self.input_layout(cfg)
         self.out_layout = self.output_layout(cfg)
         self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
                                    out_width=self.out_layout.size, sim=sim, waves=waves,
-                                   depth=self.depth)
+                                   depth=self.depth, gates=gates)

@@ -1,0 +1,58 @@
+"""Energy on OSU 0.18 µm (docs/flow.md, Energy): the Liberty library read right, a block mapped to its cells, and
+the gate-level netlist simulated on Icarus inside the co-simulation harness — equal to golden, with energy from
+its toggles that falls with activation density."""
+
+import numpy as np
+import pytest
+
+from flow.harness.drivers.array import ArrayDriver
+from flow.synth.cells import map_to_cells
+from flow.synth.energy import gate_driver, measure_energy
+from flow.synth.liberty import osu018
+from generators.config import preset
+
+
+def test_the_osu018_library_is_read_with_its_cells_pins_and_energy_tables():
+    lib = osu018()
+    assert lib.name == "osu018_stdcells" and lib.voltage == 1.8 and len(lib.cells) == 32
+    and2 = lib.cells["AND2X1"]                     # figures as the .lib states them
+    assert and2.area == 32 and and2.leakage == pytest.approx(0.0746794)
+    assert and2.inputs == {"A": pytest.approx(0.0129077), "B": pytest.approx(0.0125298)} and and2.outputs == ("Y",)
+    loads, slews, rise, fall = and2.energy["Y", "A"]
+    assert list(loads) == [0.005, 0.0125, 0.025, 0.075, 0.15] and list(slews) == [0.06, 0.18, 0.42, 0.6, 1.2]
+    at = and2.transition_energy("Y", 0.025, 0.42)  # on the grid: the mean of both related pins' rise and fall
+    rise_b, fall_b = and2.energy["Y", "B"][2:]
+    assert at == pytest.approx(np.mean([rise[2, 2], fall[2, 2], rise_b[2, 2], fall_b[2, 2]]))
+    assert and2.transition_energy("Y", 0.0, 0.0) == and2.transition_energy("Y", 0.005, 0.06)   # clamped
+    dff = lib.cells["DFFPOSX1"]
+    assert ("CLK", "") in dff.energy and dff.transition_energy("CLK", 0, 0.18) > 0   # the clock pin's own energy
+
+
+@pytest.fixture(scope="module")
+def sa_small_gates():
+    cfg = preset("sa", "small")
+    return cfg, map_to_cells(cfg), *gate_driver(ArrayDriver, cfg)
+
+
+def test_a_block_maps_to_library_cells_with_yosys_area(sa_small_gates):
+    cfg, cells, _, netlist = sa_small_gates
+    lib = osu018()
+    assert set(cells["cells_by_type"]) <= set(lib.cells) and cells["cells"] == len(netlist.cells)
+    assert cells["area_um2"] > 0 and cells["area_um2"] == pytest.approx(cells["yosys_area_um2"])
+    assert cells["cells_by_type"]["DFFPOSX1"] >= cfg.rows * cfg.cols * cfg.acc_width   # accumulators at least
+
+
+def test_gate_level_netlist_equals_golden_and_its_energy_falls_with_density(sa_small_gates, rng):
+    cfg, _, driver, netlist = sa_small_gates
+    w = rng.integers(-128, 128, (48, cfg.cols)).astype(np.int8)
+    a = rng.integers(-128, 128, (4, 48))
+    keep = rng.random(a.shape)
+    energy = {}
+    for density in (1.0, 0.5, 0.0):
+        args = ArrayDriver.validate(cfg, {"a": np.where(keep < density, a, 0).astype(np.int8), "w": w})
+        e = measure_energy(driver, netlist, args)   # raises if the netlist's outputs differ from golden
+        assert e["rtl_cycles"] == ArrayDriver.golden(cfg, args)[1] and abs(e["cycles"] - e["rtl_cycles"]) <= 1
+        assert e["switching_pj"] > 0 and e["internal_pj"] > 0 and e["leakage_pj"] > 0
+        assert e["energy_pj"] == pytest.approx(e["switching_pj"] + e["internal_pj"] + e["leakage_pj"])
+        energy[density] = e["energy_pj"]
+    assert energy[1.0] > energy[0.5] > energy[0.0]

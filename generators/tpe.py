@@ -1,6 +1,6 @@
 """Tensor PE of the systolic arrays: operand registers, a variant's datapath, accumulators and a drain shadow."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,7 +51,9 @@ class TensorPE(wiring.Component):
     the datapath's contribution; on a fold's ``last`` step the sum goes to the shadow register
     instead and the accumulator restarts at 0, so the next fold computes while the shadows
     drain downwards (``shift``: shadow <= ``drain_in``). ``en`` low freezes every register.
-    ``sa_zvcg`` enables the accumulator register only when both operands are non-zero.
+    ``sa_zvcg`` clocks its accumulators only in cycles that update them (both operands non-zero, or a fold's last
+    step, or reset): the update is registered on the falling edge and ANDed with the clock (a latch-free clock
+    gate), so a zero operand costs the accumulator flip-flops no clock edge; cycles are those of ``sa``.
 
     Latency: a step's contribution is in the accumulator 2 cycles after it reaches ``act_in``.
     Throughput: one step per cycle.
@@ -103,11 +105,25 @@ class TensorPE(wiring.Component):
                 total = Signal(signed(cfg.acc_width), name=f"total_{p}_{q}")
                 m.d.comb += total.eq(acc + contribution)
                 update = self.en & valid if nonzero is None else self.en & valid & (nonzero | last)
+                acc_domain = "sync" if nonzero is None else self._gated_domain(m, update, f"acc_{p}_{q}")
                 with m.If(update):
                     with m.If(last):
-                        m.d.sync += [shadow[k].eq(total), acc.eq(0)]
+                        m.d.sync += shadow[k].eq(total)
+                        m.d[acc_domain] += acc.eq(0)
                     with m.Else():
-                        m.d.sync += acc.eq(total)
+                        m.d[acc_domain] += acc.eq(total)
                 with m.If(self.en & self.shift & ~(valid & last)):
                     m.d.sync += shadow[k].eq(self.drain_in[k])
         return m
+
+    @staticmethod
+    def _gated_domain(m, update, name):
+        """A clock domain ``name`` ticking with ``sync`` only when ``update`` (or reset) holds: the condition is
+        registered on the falling edge, so the gated clock has no glitch."""
+        neg = ClockDomain(f"{name}_neg", clk_edge="neg", local=True, reset_less=True)
+        gated = ClockDomain(f"{name}_gated", local=True)
+        m.domains += [neg, gated]
+        enable = Signal(name=f"{name}_clock_enable")
+        m.d.comb += [neg.clk.eq(ClockSignal()), gated.clk.eq(ClockSignal() & enable), gated.rst.eq(ResetSignal())]
+        m.d[neg.name] += enable.eq(update | ResetSignal())
+        return gated.name

@@ -8,14 +8,27 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire \$10 ;
   wire [15:0] \$11 ;
   wire [32:0] \$12 ;
-  reg [7:0] \$13 ;
-  reg [7:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg [31:0] \$17 ;
-  reg [31:0] \$18 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg \$28 ;
+  reg \$29 ;
   wire \$3 ;
+  reg [31:0] \$30 ;
+  reg [31:0] \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
@@ -23,6 +36,10 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire \$8 ;
   wire \$9 ;
   reg [31:0] acc_0_0 = 32'd0;
+  reg acc_0_0_clock_enable = 1'h0;
+  wire acc_0_0_gated_clk;
+  wire acc_0_0_gated_rst;
+  wire acc_0_0_neg_clk;
   (* init = 8'h00 *)
   wire [7:0] act;
   wire [7:0] \act[0] ;
@@ -83,77 +100,93 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   assign \$10  = \$7  & \$9 ;
   assign \$11  = $signed(act_out) * $signed(wgt_out);
   assign \$12  = $signed(acc_0_0) + $signed(\$11 );
+  assign acc_0_0_gated_clk = clk & acc_0_0_clock_enable;
+  assign \$13  = en & valid_out;
+  assign \$14  = | act_out;
+  assign \$15  = | wgt_out;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = \$16  | last_out;
+  assign \$18  = \$13  & \$17 ;
+  assign \$19  = \$18  | rst;
+  assign \$20  = en & valid_out;
+  assign \$21  = | act_out;
+  assign \$22  = | wgt_out;
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = \$23  | last_out;
+  assign \$25  = \$20  & \$24 ;
   always @(posedge clk)
-    act_out <= \$13 ;
+    act_out <= \$26 ;
   always @(posedge clk)
-    wgt_out <= \$14 ;
+    wgt_out <= \$27 ;
   always @(posedge clk)
-    valid_out <= \$15 ;
+    valid_out <= \$28 ;
   always @(posedge clk)
-    last_out <= \$16 ;
+    last_out <= \$29 ;
   always @(posedge clk)
-    drain_out <= \$17 ;
-  always @(posedge clk)
-    acc_0_0 <= \$18 ;
+    drain_out <= \$30 ;
+  always @(negedge clk)
+    acc_0_0_clock_enable <= \$19 ;
+  always @(posedge acc_0_0_gated_clk)
+    acc_0_0 <= \$31 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$13  = act_out;
+    \$26  = act_out;
     if (en) begin
-      \$13  = act_in;
+      \$26  = act_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$14  = wgt_out;
+    \$27  = wgt_out;
     if (en) begin
-      \$14  = wgt_in;
+      \$27  = wgt_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$15  = valid_out;
+    \$28  = valid_out;
     if (en) begin
-      \$15  = valid_in;
+      \$28  = valid_in;
     end
     if (rst) begin
-      \$15  = 1'h0;
+      \$28  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$16  = last_out;
+    \$29  = last_out;
     if (en) begin
-      \$16  = last_in;
+      \$29  = last_in;
     end
     if (rst) begin
-      \$16  = 1'h0;
+      \$29  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$17  = drain_out;
+    \$30  = drain_out;
     if (\$6 ) begin
       if (last_out) begin
-        \$17  = \$12 [31:0];
+        \$30  = \$12 [31:0];
       end
     end
     if (\$10 ) begin
-      \$17  = drain_in;
+      \$30  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$18  = acc_0_0;
-    if (\$6 ) begin
+    \$31  = acc_0_0;
+    if (\$25 ) begin
       (* full_case = 32'd1 *)
       if (last_out) begin
-        \$18  = 32'd0;
+        \$31  = 32'd0;
       end else begin
-        \$18  = \$12 [31:0];
+        \$31  = \$12 [31:0];
       end
     end
     if (rst) begin
-      \$18  = 32'd0;
+      \$31  = 32'd0;
     end
   end
   assign act = act_out;
@@ -162,6 +195,8 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   assign last = last_out;
   assign shadow = drain_out;
   assign total_0_0 = \$12 [31:0];
+  assign acc_0_0_neg_clk = clk;
+  assign acc_0_0_gated_rst = rst;
   assign \act_in[0]  = act_in;
   assign \wgt_in[0]  = wgt_in;
   assign \act_out[0]  = act_out;

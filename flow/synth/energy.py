@@ -1,7 +1,8 @@
 """Gate-level energy on OSU 0.18 µm: a block's netlist (``cells.map_to_cells``) simulated on Icarus inside the
 co-simulation harness, each cell pin's toggles read from a VCD while a job runs, and energy computed from the
-library: ½·C·V² per toggle of every cell-driven net (C = the input-pin capacitances it drives; wires not
-modelled) plus each cell's internal energy per pin transition (its tables at the driven load and a nominal input
+library: ½·C·V² per toggle of every net that drives cell inputs (cell outputs and the block's input ports, its
+clock tree among them; C = the input-pin capacitances on the net, wires not modelled) plus each cell's internal
+energy per pin transition (its tables at the driven load and a nominal input
 slew, SLEW_NS) plus leakage over the run at a nominal clock (CLOCK_NS). Relative energy, OSU 0.18 µm at 1.8 V.
 """
 
@@ -109,19 +110,21 @@ def vcd_toggles(path, *, top, dut="dut", start="start", done="done", clock="clk"
 
 
 def energy_of(netlist, toggles, cycles, lib):
-    """``{"switching_pj", "internal_pj", "leakage_pj", "energy_pj", "cycles"}`` of a run's ``toggles``."""
+    """``{"switching_pj", "internal_pj", "leakage_pj", "energy_pj", "cycles"}`` of a run's ``toggles``: every net
+    that drives cell inputs (cell outputs and the block's input ports, the clock among them) is charged once per
+    toggle; internal energy per cell pin transition."""
     v2 = lib.voltage ** 2
-    switching = internal = 0.0
+    internal, net_toggles = 0.0, {}
     for instance, cell_type in netlist.cells.items():
         cell, counts = lib.cells[cell_type], toggles.get(instance, {})
         for pin, (direction, bit) in netlist.pins[instance].items():
             n = counts.get(pin, 0)
             if not n:
                 continue
-            load = netlist.load_pf.get(bit, 0.0) if direction == "output" else 0.0
-            if direction == "output":
-                switching += 0.5 * load * v2 * n
-            internal += cell.transition_energy(pin, load, SLEW_NS) * n
+            net_toggles[bit] = max(net_toggles.get(bit, 0), n)
+            internal += cell.transition_energy(pin, netlist.load_pf.get(bit, 0.0) if direction == "output" else 0.0,
+                                               SLEW_NS) * n
+    switching = sum(0.5 * netlist.load_pf.get(bit, 0.0) * v2 * n for bit, n in net_toggles.items())
     leakage = sum(lib.cells[t].leakage for t in netlist.cells.values()) * 1e-9 * cycles * CLOCK_NS * 1e-9 * 1e12
     return {"switching_pj": switching, "internal_pj": internal, "leakage_pj": leakage,
             "energy_pj": switching + internal + leakage, "cycles": cycles}

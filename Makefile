@@ -78,3 +78,4 @@ bench: setup
 	$(PY) -m flow.bench.cscnn
 	$(PY) -m flow.bench.mor
 	$(PY) -m flow.bench.snapea
+	$(PY) -m flow.bench.energy

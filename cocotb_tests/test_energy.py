@@ -75,3 +75,25 @@ def test_zero_value_clock_gating_saves_energy_on_sparse_activations_at_equal_cyc
         assert sa["rtl_cycles"] == zvcg["rtl_cycles"]
         ratio[density] = zvcg["energy_pj"] / sa["energy_pj"]
     assert ratio[0.3] < 0.95 and ratio[0.3] < ratio[1.0] < 1.02, ratio
+
+
+@pytest.mark.parametrize("block", ["scnn_pe", pytest.param("cscnn_pe", marks=pytest.mark.slow)])
+def test_cartesian_pe_energy_falls_with_activation_density(block, rng):
+    """The PE's gate-level netlist equals golden, and its energy falls as its input activations get sparser."""
+    from flow.harness.drivers.cartesian import PeDriver
+    from golden.cscnn import mirror_canonical
+
+    cfg = preset(block, "small")
+    driver, netlist = gate_driver(PeDriver, cfg)
+    x = rng.integers(1, 128, (4, cfg.tile_h, cfg.tile_w))
+    w = rng.integers(-128, 128, (cfg.filters, 4, cfg.r, cfg.s)).astype(np.int8)
+    w = mirror_canonical(w) if cfg.reuse else w
+    keep = rng.random(x.shape)
+    energy = {}
+    for density in (1.0, 0.5, 0.2):
+        args = PeDriver.validate(cfg, {"x": np.where(keep < density, x, 0).astype(np.int8), "w": w,
+                                       "bias": rng.integers(-999, 999, cfg.filters).astype(np.int32)})
+        e = measure_energy(driver, netlist, args)
+        assert e["rtl_cycles"] == PeDriver.golden(cfg, args)[1]
+        energy[density] = e["energy_pj"]
+    assert energy[1.0] > energy[0.5] > energy[0.2]

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from flow.cli import main
-from flow.report.holistic import FITTED, KEEP, linear_fit, thin
+from flow.harness.network import thin
+from flow.report.holistic import FITTED, KEEP, linear_fit
 from models import cnn
 from models.holistic import Regulariser, conv_relus, hoyer, l1, search_strength
 

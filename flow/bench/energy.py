@@ -20,9 +20,8 @@ from golden.conv import conv_as_gemm
 from golden.systolic import zvcg_updates
 
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import conv_inputs, load_network
+from ..harness.network import conv_inputs, load_network, thin
 from ..harness.runner import REPO
-from ..report.holistic import thin
 from ..synth.energy import gate_driver, measure_energy
 
 __all__ = ["ENERGY_DIR", "array_workloads", "calibrate_array", "ACTIONS"]

@@ -20,7 +20,7 @@ from .npz import read_npz
 from .runner import REPO
 
 __all__ = ["CACHE", "Network", "load_network", "load_onnx_network", "conv_inputs", "layer_inputs", "as_conv",
-           "relu_passes", "TWO_PASSES", "dap_layer_blocks"]
+           "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks"]
 
 CACHE = REPO / "reports" / "cache"
 
@@ -158,6 +158,15 @@ def relu_passes(layer, w, bias):
 
 
 TWO_PASSES = "no ReLU (classifier): relu(z) and relu(-z) in two passes"
+
+
+def thin(x, keep):
+    """``x`` with its smallest non-zero activations zeroed so that ``keep`` of them remain (ties in flat order)."""
+    flat = x.reshape(-1).copy()
+    nonzero = np.flatnonzero(flat)
+    order = nonzero[np.argsort(flat[nonzero], kind="stable")]
+    flat[order[:len(nonzero) - int(round(keep * len(nonzero)))]] = 0
+    return flat.reshape(x.shape)
 
 
 def dap_layer_blocks(activations, bz):

@@ -21,11 +21,11 @@ from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_
 from models.quantize import quantize
 
 from ..harness.check import check_layers
-from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network
+from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network, thin
 from ..harness.runner import REPO, SIMULATORS
 from ..techniques import TARGETS
 
-__all__ = ["parse_target", "thin", "fit_cost_model", "linear_fit", "train_method", "train", "holistic",
+__all__ = ["parse_target", "fit_cost_model", "linear_fit", "train_method", "train", "holistic",
            "write_report", "DEFAULT_TARGETS", "HOLISTIC_DIR", "TRAIN_DIR"]
 
 HOLISTIC_DIR = REPO / "reports" / "holistic"
@@ -67,15 +67,6 @@ def _check_settings(networks, targets, budget, images, epochs, steps, sim):
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     return parsed
-
-
-def thin(x, keep):
-    """``x`` with its smallest non-zero activations zeroed so that ``keep`` of them remain (ties in flat order)."""
-    flat = x.reshape(-1).copy()
-    nonzero = np.flatnonzero(flat)
-    order = nonzero[np.argsort(flat[nonzero], kind="stable")]
-    flat[order[:len(nonzero) - int(round(keep * len(nonzero)))]] = 0
-    return flat.reshape(x.shape)
 
 
 def _layer_jobs(block, cfg, qnet, name, x):

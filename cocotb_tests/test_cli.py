@@ -151,6 +151,7 @@ def test_cosim_array_conv_and_gemm(tmp_path, rng):
     result = np.load(out)
     assert result["y"].dtype == np.int32 and np.array_equal(result["y"], conv2d(x, w, pad=1))
     assert result["golden_match"] and result["hw_macs"] == CATALOG["sa"]["default"].macs
+    assert result["energy_pj"].dtype == np.float64 and result["energy_pj"] > 0
 
     cfg = CATALOG["s2ta_aw"]["default"]
     a = rng.integers(-128, 128, (7, 21)).astype(np.int8)

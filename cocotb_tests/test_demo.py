@@ -13,9 +13,10 @@ from flow.techniques import TECHNIQUES
 # Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
 pytestmark = pytest.mark.xdist_group("training")
 
-FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "multiplications", "area")
-PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "s2ta_speedup_vs_density", "cscnn_products", "mor_categories",
-         "snapea_mults")
+FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "energy_pj",
+          "energy_vs_dense", "multiplications", "area")
+PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "s2ta_speedup_vs_density", "cscnn_products",
+         "mor_categories", "snapea_mults")
 
 
 def test_result_cache_keys_on_every_input_and_keeps_only_what_it_is_told(tmp_path, monkeypatch):
@@ -61,13 +62,16 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert all(r["cycles"] == r["golden_cycles"] and r["images"] == 1 for r in t["layers"])
         assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])
         assert t["dense_baseline"]["macs"] == t["preset"]["macs"]
+        assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] for r in t["layers"])) and t["energy_pj"] > 0
+        assert t["energy_vs_dense"] == pytest.approx(t["energy_pj"] / t["dense_baseline"]["energy_pj"])
         assert 0.9 < t["accuracy"] <= 1 and t["multiplications"] > 0
-    assert summary["dense"]["speedup_vs_dense"] == 1
+    assert summary["dense"]["speedup_vs_dense"] == 1 and summary["dense"]["energy_vs_dense"] == 1
     # the sparse techniques form fewer products than the dense array on the same layers
     assert all(summary[name]["multiplications"] < summary["dense"]["multiplications"]
                for name in ("s2ta", "cscnn", "snapea"))
     report = (tmp_path / "report.md").read_text()
     assert "Every technique's RTL matched golden." in report and "| MoR | mor_default (64 MACs)" in report
+    assert "relative energy, OSU 0.18 µm" in report
     for plot in PLOTS:
         assert (tmp_path / f"{plot}.png").stat().st_size > 10_000, plot
 

@@ -1,11 +1,15 @@
 """Energy on OSU 0.18 µm (docs/flow.md, Energy): the Liberty library read right, a block mapped to its cells, and
 the gate-level netlist simulated on Icarus inside the co-simulation harness — equal to golden, with energy from
-its toggles that falls with activation density."""
+its toggles that falls with activation density — and the per-action models calibrated from it."""
+
+import json
 
 import numpy as np
 import pytest
 
+from flow.harness.drivers import DRIVERS
 from flow.harness.drivers.array import ArrayDriver
+from flow.synth.calibration import CALIBRATED, TABLE, actions, digest, energy_model
 from flow.synth.cells import map_to_cells
 from flow.synth.energy import gate_driver, measure_energy
 from flow.synth.liberty import osu018
@@ -79,7 +83,8 @@ def test_zero_value_clock_gating_saves_energy_on_sparse_activations_at_equal_cyc
 
 @pytest.mark.parametrize("block", ["scnn_pe", pytest.param("cscnn_pe", marks=pytest.mark.slow)])
 def test_cartesian_pe_energy_falls_with_activation_density(block, rng):
-    """The PE's gate-level netlist equals golden, and its energy falls as its input activations get sparser."""
+    """The PE's gate-level netlist equals golden, its energy falls as its input activations get sparser, and the
+    per-action model predicts it."""
     from flow.harness.drivers.cartesian import PeDriver
     from golden.cscnn import mirror_canonical
 
@@ -96,4 +101,41 @@ def test_cartesian_pe_energy_falls_with_activation_density(block, rng):
         e = measure_energy(driver, netlist, args)
         assert e["rtl_cycles"] == PeDriver.golden(cfg, args)[1]
         energy[density] = e["energy_pj"]
+        model = _model_pj(cfg, args, e["cycles"])   # random operands: the calibration saw real data only
+        assert abs(model - e["energy_pj"]) < 0.15 * e["energy_pj"], (density, model, e["energy_pj"])
     assert energy[1.0] > energy[0.5] > energy[0.2]
+
+
+def test_every_block_has_a_current_calibration_within_ten_percent_on_held_out_densities():
+    """The committed per-action table holds every calibrated preset of every block that co-simulates, calibrated on
+    today's Verilog and library (else `make energy`), with non-negative energies and a held-out error of at most
+    10%."""
+    table = json.loads(TABLE.read_text())
+    assert set(CALIBRATED) == set(DRIVERS)
+    assert set(table) == {f"{block}/{name}" for block, names in CALIBRATED.items() for name in names}
+    for key, entry in table.items():
+        assert entry["digest"] == digest(*key.split("/")), f"{key}'s calibration is stale: run make energy"
+        assert entry["heldout_error"] <= 0.10, key
+        assert entry["per_action_pj"]["clock"] > 0 and min(entry["per_action_pj"].values()) >= 0, key
+
+
+def _model_pj(cfg, args, cycles):
+    per_action = energy_model(cfg)["per_action_pj"]
+    counts = actions(cfg, args, DRIVERS[cfg.block].golden(cfg, args)[0], cycles)
+    return sum(per_action[a] * n for a, n in counts.items())
+
+
+def test_the_per_action_model_predicts_the_gate_level_energy_of_unseen_operands(sa_small_gates, rng):
+    """Random post-ReLU activations and weights (the calibration saw real digits data only) at three densities, on
+    both sa and sa_zvcg: the model, from counts alone, within 15% of the gate-level energy."""
+    for block in ("sa", "sa_zvcg"):
+        cfg = preset(block, "small")
+        driver, netlist = sa_small_gates[2:] if block == "sa" else gate_driver(ArrayDriver, cfg)
+        w = rng.integers(-64, 64, (60, cfg.cols)).astype(np.int8)
+        a = rng.integers(1, 100, (5, 60))
+        keep = rng.random(a.shape)
+        for density in (0.9, 0.5, 0.15):
+            args = ArrayDriver.validate(cfg, {"a": np.where(keep < density, a, 0).astype(np.int8), "w": w})
+            e = measure_energy(driver, netlist, args)
+            model = _model_pj(cfg, args, e["cycles"])
+            assert abs(model - e["energy_pj"]) < 0.15 * e["energy_pj"], (block, density, model, e["energy_pj"])

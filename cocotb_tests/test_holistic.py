@@ -11,7 +11,7 @@ import torch
 
 from flow.cli import main
 from flow.harness.network import thin
-from flow.report.holistic import FITTED, KEEP, linear_fit
+from flow.report.holistic import ALPHA, BETA, FITTED, KEEP, linear_fit
 from models import cnn
 from models.holistic import Regulariser, conv_relus, hoyer, l1, search_strength
 
@@ -124,6 +124,8 @@ def test_holistic_experiment_fits_trains_and_measures_every_method_on_rtl(tmp_pa
     assert set(cost) == {"conv1", "conv2", "conv3"}
     for fit in cost.values():
         assert fit["slope"] > 0 and 0.9 < fit["r2"] <= 1 and 0 <= fit["heldout_error"] < 0.5
+        energy = fit["energy"]   # pJ per image from the per-action model: falls with density too
+        assert energy["slope"] > 0 and 0.9 < energy["r2"] <= 1 and all(p["energy_pj"] > 0 for p in fit["points"])
         on_rtl = [p for p in fit["points"] if "rtl" in p]
         assert len(on_rtl) == 2 and all(p["rtl"]["cycles"] == p["cycles"] and not p["rtl"]["mismatches"]
                                         for p in on_rtl)
@@ -132,13 +134,16 @@ def test_holistic_experiment_fits_trains_and_measures_every_method_on_rtl(tmp_pa
     methods = summary["digits"]["cscnn_pe"]
     assert list(methods) == ["none", "l1", "targeting", "holistic"]
     for name, m in methods.items():
-        assert m["rtl_bit_exact"] and m["rtl_cycles"] == m["golden_cycles"] > 0, name
+        assert m["rtl_bit_exact"] and m["rtl_cycles"] == m["golden_cycles"] > 0 and m["energy_pj"] > 0, name
         assert [r["layer"] for r in m["layers"]] == ["conv1", "conv2", "conv3"]
         assert m["strength"] == 0 or m["accuracy"] >= m["floor"], name
     weights = methods["holistic"]["weights"]
-    if weights:  # slopes scaled to mean 1 over the regularised layers (conv2, conv3)
-        assert set(weights) == {"conv2", "conv3"} and sum(weights.values()) == pytest.approx(2.0)
-        assert weights["conv3"] / weights["conv2"] == pytest.approx(cost["conv3"]["slope"] / cost["conv2"]["slope"])
+    if weights:  # α·e_l + β·c_l, each slope scaled to mean 1 over the regularised layers (conv2, conv3)
+        layers = ("conv2", "conv3")
+        e, c = ({k: slope(cost[k]) for k in layers} for slope in (lambda f: f["energy"]["slope"], lambda f: f["slope"]))
+        terms = {k: ALPHA * e[k] / np.mean(list(e.values())) + BETA * c[k] / np.mean(list(c.values())) for k in layers}
+        assert set(weights) == set(layers) and sum(weights.values()) == pytest.approx(2.0)
+        assert weights["conv3"] / weights["conv2"] == pytest.approx(terms["conv3"] / terms["conv2"])
     assert methods["none"]["strength"] == 0 and methods["none"]["weights"] == {}
     report = (out / "report.md").read_text()
     assert "Worst held-out error" in report and "| cscnn_pe | holistic |" in report

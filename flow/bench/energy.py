@@ -1,11 +1,10 @@
-"""Energy calibration of the dense arrays on OSU 0.18 µm -> reports/energy/ (JSON + plot).
+"""Energy calibration of every block on OSU 0.18 µm -> reports/energy/ (JSON + plots) and the committed table.
 
-``sa`` and ``sa_zvcg`` (their small presets: gate-level simulation of the default ones takes too long) run
-GEMMs of the digits network's real conv2 activations and weights, thinned to several densities, as gate-level
-netlists on Icarus (``flow.synth.energy``). Per-action energies are fitted by least squares on some densities
-and checked on the others: E = e_cycle·cycles + e_update·accumulator updates with both operands non-zero (or a
-fold's last step), the counts from the golden models (``golden.systolic.zvcg_updates``, the cycle model); two
-reduction lengths separate the two. `python -m flow.bench.energy`.
+Each CALIBRATED preset runs real digits-network layer data at several activation densities as a gate-level netlist
+on Icarus; its per-action energies are fitted and checked on held-out densities (``flow.synth.calibration``;
+gate-level runs cached by Verilog and library). Where a block has two calibrated presets, the small one's model is
+also checked on the larger one's runs: the error of costing an uncalibrated preset by extrapolation. Refreshes
+``flow.synth.calibration.TABLE``. `python -m flow.bench.energy` (`make energy`).
 """
 
 import argparse
@@ -13,102 +12,108 @@ import json
 
 import matplotlib
 import numpy as np
-from tqdm import tqdm
 
-from generators.config import preset
-from golden.conv import conv_as_gemm
-from golden.systolic import zvcg_updates
-
-from ..harness.drivers.array import ArrayDriver
-from ..harness.network import conv_inputs, load_network, thin
+from ..harness.network import load_network
 from ..harness.runner import REPO
-from ..synth.energy import gate_driver, measure_energy
+from ..report.markdown import ENERGY_LABEL
+from ..synth.calibration import CALIBRATED, HELD_OUT, TABLE, calibrate
 
-__all__ = ["ENERGY_DIR", "array_workloads", "calibrate_array", "ACTIONS"]
+__all__ = ["ENERGY_DIR", "extrapolation"]
 
 ENERGY_DIR = REPO / "reports" / "energy"
-KEEP = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.0)   # fractions of the real non-zero activations kept
-HELD_OUT = (0.8, 0.45, 0.2)
-LENGTHS = (36, 72)                                  # reduction lengths (taps × channels) of the workloads
-ACTIONS = ("cycle", "update")
 
 
-def array_workloads(net, cfg, *, pixels=4):
-    """{(k, keep): GEMM args}: the ``pixels`` output pixels with the most non-zero inputs × ``cfg.cols`` filters ×
-    the first ``k`` of LENGTHS taps of the digits network's real conv2 (its INT8 inputs, lowered to a GEMM, and
-    weights), thinned to ``keep``."""
-    layer = net.qnet.convs[1]
-    x = conv_inputs(net.qnet, net.data.x_test[:1])[layer.name][0]
-    a, w, _ = conv_as_gemm(x, layer.w, pad=layer.pad, stride=layer.stride, c_block=1)
-    a = a[np.sort(np.argsort(-(a[:, :max(LENGTHS)] != 0).sum(axis=1), kind="stable")[:pixels])]  # the densest
-    return {(k, keep): ArrayDriver.validate(cfg, {"a": thin(a[:, :k], keep), "w": w[:k, :cfg.cols]})
-            for k in LENGTHS for keep in KEEP}
-
-
-def _counts(cfg, args, cycles):
-    suppressed, steps = zvcg_updates(cfg, args["a"], args["w"])
-    return {"cycle": cycles, "update": steps - suppressed}
-
-
-def calibrate_array(block, net, *, log=print):
-    """Gate-level energy of ``block``'s small preset on the workloads, the per-action fit and its held-out error."""
-    cfg = preset(block, "small")
-    driver, netlist = gate_driver(ArrayDriver, cfg)
-    points = []
-    for (k, keep), args in tqdm(array_workloads(net, cfg).items(), desc=f"gate-level {cfg.module}", leave=False):
-        e = measure_energy(driver, netlist, args)
-        points.append({"k": k, "keep": keep, "density": float(np.count_nonzero(args["a"]) / args["a"].size),
-                       "counts": _counts(cfg, args, e["rtl_cycles"]), **e})
-    fitted = [p for p in points if p["keep"] not in HELD_OUT]
-    x = np.array([[p["counts"][a] for a in ACTIONS] for p in fitted], float)
-    y = np.array([p["energy_pj"] for p in fitted])
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    per_action = dict(zip(ACTIONS, map(float, coef)))
-    for p in points:
-        p["model_pj"] = sum(per_action[a] * p["counts"][a] for a in ACTIONS)
-        p["error"] = abs(p["model_pj"] - p["energy_pj"]) / p["energy_pj"]
-    held = [p["error"] for p in points if p["keep"] in HELD_OUT]
-    log(f"  {cfg.module}: " + ", ".join(f"{a} {v:.3f} pJ" for a, v in per_action.items())
-        + f"; held-out error ≤ {max(held):.2%}")
-    return {"module": cfg.module, "cells": len(netlist.cells), "per_action_pj": per_action,
-            "heldout_error": max(held), "points": points}
+def extrapolation(small, large):
+    """The small preset's per-action model on the larger preset's gate-level points (their counts scale with its
+    clock units): its worst error, what costing an uncalibrated preset by extrapolation risks."""
+    errors = [abs(sum(small["per_action_pj"][a] * n for a, n in p["counts"].items()) - p["energy_pj"]) / p["energy_pj"]
+              for p in large["points"]]
+    return {"from": small["preset"], "to": large["preset"], "error": max(errors)}
 
 
 def _plot(results, path):
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, (block, r) in enumerate(results.items()):
-        for k, style in zip(LENGTHS, ("-", ":")):
-            points = [p for p in r["points"] if p["k"] == k]
+    fig, axes = plt.subplots(-(-len(results) // 4), 4, figsize=(15, 3.2 * -(-len(results) // 4)), squeeze=False)
+    for ax, r in zip(axes.flat, results.values()):
+        for i, shape in enumerate(dict.fromkeys(p["shape"] for p in r["points"])):
+            points = [p for p in r["points"] if p["shape"] == shape]
             d = [p["density"] for p in points]
-            ax.plot(d, [p["energy_pj"] for p in points], "o", color=f"C{i}", label=f"{block} K={k} gate level")
-            ax.plot(d, [p["model_pj"] for p in points], "x" + style, color=f"C{i}", label=f"{block} K={k} model")
-    ax.set_xlabel("activation density (real digits conv2 inputs, thinned)")
-    ax.set_ylabel("energy per GEMM (pJ, relative energy, OSU 0.18 µm)")
-    ax.set_title("dense arrays: gate-level energy and the per-action model")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+            held = [p for p in points if p["keep"] in HELD_OUT]
+            ax.plot(d, [p["energy_pj"] for p in points], "o", color=f"C{i}", label=f"{shape}: gate level")
+            ax.plot(d, [p["model_pj"] for p in points], "x:", color=f"C{i}", label=f"{shape}: per-action model")
+            ax.plot([p["density"] for p in held], [p["energy_pj"] for p in held], "s", mfc="none", ms=10,
+                    color=f"C{i}")
+        ax.set_title(f"{r['preset']}: held-out error ≤ {r['heldout_error']:.1%}", fontsize=9)
+        ax.set_xlabel("activation density", fontsize=8)
+        ax.set_ylabel(f"pJ per run ({ENERGY_LABEL})", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in axes.flat[len(results):]:
+        ax.axis("off")
+    fig.suptitle("Gate-level energy (circles; squares: held out) and the fitted per-action model (crosses)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_breakdown(results, path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    names = list(dict.fromkeys(a for r in results.values() for a in r["per_action_pj"]))
+    bottom = np.zeros(len(results))
+    for i, name in enumerate(names):
+        share = []
+        for r in results.values():
+            point = max(r["points"], key=lambda p: (p["keep"] == 1.0, p["energy_pj"]))  # the densest, largest run
+            share.append(point["by_action_pj"].get(name, 0.0) / point["model_pj"] if point["model_pj"] else 0.0)
+        ax.bar(range(len(results)), share, bottom=bottom, label=name, color=f"C{i}")
+        bottom += share
+    ax.set_xticks(range(len(results)), [r["preset"] for r in results.values()], rotation=20, fontsize=8)
+    ax.set_ylabel("share of the model's energy")
+    ax.set_title(f"Energy by action at full density, largest calibration workload ({ENERGY_LABEL})")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv=None):
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="re-measure cached gate-level runs")
+    args = parser.parse_args(argv)
     net = load_network("digits")
-    results = {block: calibrate_array(block, net) for block in ("sa", "sa_zvcg")}
+    results = {f"{block}/{name}": calibrate(block, name, net=net, force=args.force)
+               for block, names in CALIBRATED.items() for name in names}
     ENERGY_DIR.mkdir(parents=True, exist_ok=True)
-    (ENERGY_DIR / "arrays.json").write_text(json.dumps(results, indent=1))
-    _plot(results, ENERGY_DIR / "arrays.png")
-    for keep in KEEP:
-        sa, zvcg = (next(p for p in results[b]["points"] if p["keep"] == keep and p["k"] == LENGTHS[-1])
+    for r in results.values():
+        (ENERGY_DIR / f"{r['preset']}.json").write_text(json.dumps(r, indent=1))
+        print(f"  {r['preset']} ({r['cells']} cells): " + ", ".join(f"{a} {v:.2f} pJ" for a, v in
+                                                                     r["per_action_pj"].items())
+              + f"; held-out error ≤ {r['heldout_error']:.2%} (fitted ≤ {r['fitted_error']:.2%})")
+    checks = {block: extrapolation(results[f"{block}/{names[0]}"], results[f"{block}/{names[-1]}"])
+              for block, names in CALIBRATED.items() if len(names) > 1}
+    for check in checks.values():
+        print(f"  {check['from']}'s model on {check['to']}'s gate-level runs: error ≤ {check['error']:.2%}")
+    summary = {"calibrations": {key: {k: r[k] for k in ("preset", "digest", "cells", "area_um2", "clock_units",
+                                                          "per_action_pj", "heldout_error", "fitted_error")}
+                                for key, r in results.items()},
+               "extrapolation": checks}
+    (ENERGY_DIR / "calibration.json").write_text(json.dumps(summary, indent=1))
+    TABLE.write_text(json.dumps({key: {k: r[k] for k in ("preset", "digest", "per_action_pj", "heldout_error")}
+                                 for key, r in results.items()}, indent=1, sort_keys=True) + "\n")
+    matplotlib.use("Agg")
+    _plot(results, ENERGY_DIR / "calibration.png")
+    _plot_breakdown(results, ENERGY_DIR / "breakdown.png")
+    for keep in (1.0, 0.3, 0.0):
+        sa, zvcg = (next(p for p in results[f"{b}/default"]["points"] if p["keep"] == keep and p["shape"] == "K=72")
                     for b in ("sa", "sa_zvcg"))
-        print(f"  K={LENGTHS[-1]} keep {keep:.2f} (density {sa['density']:.2f}): sa {sa['energy_pj']:.0f} pJ, sa_zvcg "
-              f"{zvcg['energy_pj']:.0f} pJ ({zvcg['energy_pj'] / sa['energy_pj']:.3f}x), cycles {sa['rtl_cycles']} "
-              f"= {zvcg['rtl_cycles']}")
-    print(f"wrote {ENERGY_DIR / 'arrays.json'} and arrays.png")
+        print(f"  default presets, K=72 keep {keep:.2f} (density {sa['density']:.2f}): sa {sa['energy_pj']:.0f} pJ, "
+              f"sa_zvcg {zvcg['energy_pj']:.0f} pJ ({zvcg['energy_pj'] / sa['energy_pj']:.3f}x), cycles "
+              f"{sa['rtl_cycles']} = {zvcg['rtl_cycles']}")
+    print(f"wrote {ENERGY_DIR}/calibration.json, calibration.png, breakdown.png, one JSON per preset; {TABLE}")
 
 
 if __name__ == "__main__":

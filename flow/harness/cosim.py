@@ -83,10 +83,13 @@ def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, log=pr
     rtl, cycles = driver.run(args)
     mismatch = first_mismatch(rtl, golden)
     match = mismatch is None and cycles == golden_cycles
+    from ..synth.calibration import energy_pj  # here: the calibration imports this module
+
+    energy = energy_pj(cfg, args, golden, golden_cycles, log=log)
     write_npz(out_path, {**rtl, "cycles": np.int64(cycles), "hw_macs": np.int64(driver_cls.hw_macs(cfg)),
-                         "golden_match": np.bool_(match)})
+                         "energy_pj": np.float64(energy), "golden_match": np.bool_(match)})
     if match:
-        log(f"{block}/{cfg.name} on {sim}: RTL == golden, {cycles} cycles -> {out_path}")
+        log(f"{block}/{cfg.name} on {sim}: RTL == golden, {cycles} cycles, {energy:.0f} pJ (OSU 0.18 µm) -> {out_path}")
         return 0
     if mismatch is None:
         print(f"zeroskip cosim: RTL took {cycles} cycles, the golden cycle model {golden_cycles}", file=sys.stderr)

@@ -4,7 +4,8 @@ side-by-side report.
 For each technique of ``flow.techniques.TECHNIQUES`` (the keys of summary.json: ``dense``, ``s2ta``, ``cscnn``,
 ``mor``, ``snapea``) every layer (conv and fc) of the same test images runs on its RTL, checked against golden;
 ``speedup_vs_dense`` divides the cycles of the dense ``sa`` array with the same MAC count on the dense network
-(``flow.techniques.dense.DENSE_AT_MACS``) by the technique's cycles.
+(``flow.techniques.dense.DENSE_AT_MACS``) by the technique's cycles; ``energy_vs_dense`` divides the technique's
+energy by that array's (relative energy, OSU 0.18 µm: ``flow.synth.calibration``).
 """
 
 import dataclasses
@@ -83,6 +84,8 @@ def _layers(rows, baseline):
     return [{"layer": r["layer"], **{k: r[k] for k in ("preset", "fallback") if r.get(k)}, "images": r["images"],
              "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
+             "energy_pj": r["energy_pj"], "dense_energy_pj": base[r["layer"]]["energy_pj"],
+             "energy_vs_dense": r["energy_pj"] / base[r["layer"]]["energy_pj"],
              "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
              "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r in rows]
 
@@ -91,6 +94,7 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
     layers = _layers(rows, baseline)
     cycles = sum(r["cycles"] for r in layers)
     dense_cycles = sum(r["dense_cycles"] for r in layers)
+    energy, dense_energy = sum(r["energy_pj"] for r in layers), sum(r["dense_energy_pj"] for r in layers)
     own = [c for c in checks if c["technique"] == name]
     return {
         "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
@@ -98,8 +102,8 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
         "rtl_layers_checked": sum(len(c["rows"]) for c in own),
         "rtl_checks": [f"{c['module']} ({c['role']})" for c in own],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
-                                             "cycles": dense_cycles},
-        "speedup_vs_dense": dense_cycles / cycles,
+                                             "cycles": dense_cycles, "energy_pj": dense_energy},
+        "speedup_vs_dense": dense_cycles / cycles, "energy_pj": energy, "energy_vs_dense": energy / dense_energy,
         "multiplications": sum(r["multiplications"] for r in layers),
         "area": None, "layers": layers, **extra,
     }

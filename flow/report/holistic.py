@@ -23,10 +23,11 @@ from models.quantize import quantize
 from ..harness.check import check_layers
 from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network, thin
 from ..harness.runner import REPO, SIMULATORS
+from ..synth.calibration import energy_pj
 from ..techniques import TARGETS
 
-__all__ = ["parse_target", "fit_cost_model", "linear_fit", "train_method", "train", "holistic",
-           "write_report", "DEFAULT_TARGETS", "HOLISTIC_DIR", "TRAIN_DIR"]
+__all__ = ["parse_target", "fit_cost_model", "linear_fit", "measure", "train_method", "train", "holistic",
+           "write_report", "DEFAULT_TARGETS", "HOLISTIC_DIR", "TRAIN_DIR", "ALPHA", "BETA"]
 
 HOLISTIC_DIR = REPO / "reports" / "holistic"
 TRAIN_DIR = REPO / "reports" / "train"
@@ -35,6 +36,7 @@ KEEP = (1.0, 0.85, 0.7, 0.55, 0.4, 0.3, 0.2, 0.1)  # fractions of a layer's non-
 FITTED = (1.0, 0.7, 0.4, 0.2, 0.1)                  # the densities fitted; the others are held out
 ON_RTL = (1.0, 0.4)                                 # the densities confirmed on RTL
 DENSITY_IMAGES = 200                                # test images whose conv-input densities are reported
+ALPHA, BETA = 0.5, 0.5                              # the paper's weights of energy (α) and cycles (β) in λ_l
 
 
 def parse_target(text):
@@ -74,9 +76,10 @@ def _layer_jobs(block, cfg, qnet, name, x):
 
 
 def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
-    """{conv layer: {slope, intercept, r2, heldout_error, points}}: cycles per image = slope·D + intercept, D the
-    layer's input density (``linear_fit``), from the golden cycles at the KEEP thinnings of the real activations of
-    ``images``; the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
+    """{conv layer: {slope, intercept, r2, heldout_error, energy, points}}: cycles per image = slope·D + intercept, D
+    the layer's input density (``linear_fit``), from the golden cycles at the KEEP thinnings of the real activations
+    of ``images``, and ``energy`` the same fit of pJ per image (the block's per-action energy model on the golden
+    counts); the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
     acts = layer_inputs(qnet, images)
     driver, model = TARGETS[block].driver, {}
     for layer in qnet.convs:
@@ -84,16 +87,21 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
         for keep in KEEP:
             x = np.stack([thin(a, keep) for a in acts[layer.name]])
             variant, batch, fields = _layer_jobs(block, cfg, qnet, layer.name, x)
-            cycles = sum(driver.golden(variant, args)[1] for args in batch) / len(images)
-            point = {"keep": keep, "density": float(np.count_nonzero(x) / x.size), "cycles": float(cycles)}
+            goldens = [driver.golden(variant, args) for args in batch]
+            point = {"keep": keep, "density": float(np.count_nonzero(x) / x.size),
+                     "cycles": sum(c for _, c in goldens) / len(images),
+                     "energy_pj": sum(energy_pj(variant, args, *g, log=log) for args, g in zip(batch, goldens))
+                     / len(images)}
             if keep in ON_RTL:
                 row = check_layers(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
                 point["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
             points.append(point)
-        model[layer.name] = {**linear_fit(points, "cycles"), "points": points}
-        f = model[layer.name]
+        model[layer.name] = {**linear_fit(points, "cycles"), "energy": linear_fit(points, "energy_pj"),
+                             "points": points}
+        f, e = model[layer.name], model[layer.name]["energy"]
         log(f"  cost model {cfg.module} {layer.name}: cycles/image = {f['slope']:.0f}·D + {f['intercept']:.0f}, "
-            f"R² {f['r2']:.4f}, held-out error {f['heldout_error']:.2%}")
+            f"R² {f['r2']:.4f}, held-out error {f['heldout_error']:.2%}; pJ/image = {e['slope']:.0f}·D + "
+            f"{e['intercept']:.0f}, R² {e['r2']:.4f}, held-out error {e['heldout_error']:.2%}")
     return model
 
 
@@ -123,16 +131,22 @@ def _base(net, block, *, log):
 
 
 def _weights(method, base, qnet, cost):
-    """Per regularised conv index: 1 for the uniform methods; for ``holistic`` the fitted slope (cycles per unit
-    density, clipped at 0), scaled to mean 1 over the regularised layers."""
+    """Per regularised conv index: 1 for the uniform methods; for ``holistic`` λ_l ∝ α·e_l + β·c_l, e_l and c_l the
+    fitted energy and cycle slopes (per unit density, clipped at 0) each scaled to mean 1 over the regularised
+    layers (so α and β weigh two unitless terms), the sum scaled to mean 1."""
     layers = sorted(conv_relus(base))
     if method != "holistic":
         return tuple((c, 1.0) for c in layers)
-    slopes = {c: max(cost[qnet.convs[c].name]["slope"], 0.0) for c in layers}
-    mean = sum(slopes.values()) / len(slopes) if slopes else 0.0
+    terms = {c: 0.0 for c in layers}
+    for weight, slope in ((ALPHA, lambda f: f["energy"]["slope"]), (BETA, lambda f: f["slope"])):
+        slopes = {c: max(slope(cost[qnet.convs[c].name]), 0.0) for c in layers}
+        mean = sum(slopes.values()) / len(slopes) if slopes else 0.0
+        for c in layers:
+            terms[c] += weight * slopes[c] / mean if mean > 0 else 0.0
+    mean = sum(terms.values()) / len(terms) if terms else 0.0
     if mean <= 0:
         raise ValueError("the cost model gives no regularised layer a positive slope: holistic has nothing to weigh")
-    return tuple((c, s / mean) for c, s in slopes.items())
+    return tuple((c, t / mean) for c, t in terms.items())
 
 
 def measure(block, cfg, qnet, images, sim, *, log=print):
@@ -178,11 +192,13 @@ def train_method(net, block, cfg, method, *, budget, epochs, steps, images, sim,
     densities = {name: float(np.count_nonzero(x) / x.size)
                  for name, x in conv_inputs(qnet, net.data.x_test[:DENSITY_IMAGES]).items()}
     return {"accuracy": accuracy, "floor": floor, "rtl_cycles": int(cycles), "golden_cycles": int(golden),
+            "energy_pj": sum(r["energy_pj"] for r in rows),
             "rtl_bit_exact": exact, "densities": densities, "strength": reg.strength,
             "weights": {qnet.convs[c].name: w for c, w in reg.weights},
             "tried": {f"{s:.6g}": a for s, a in tried.items()},
             "checkpoint": str(path), "layers": [{k: r[k] for k in ("layer", "images", "cycles", "golden_cycles",
-                                                                   "mismatches", "preset")} for r in rows]}
+                                                                   "energy_pj", "mismatches", "preset")}
+                                                for r in rows]}
 
 
 def train(network, target, method, *, budget=1.0, images=2, sim="verilator", epochs=8, steps=4, out_dir=None,
@@ -278,7 +294,8 @@ def write_report(summary, out_dir):
             by_method = summary[network][target]
             none = by_method["none"]["rtl_cycles"]
             for method, m in by_method.items():
-                rows.append({"target": target, "method": method, **m, "speedup": none / m["rtl_cycles"]})
+                rows.append({"target": target, "method": method, **m, "speedup": none / m["rtl_cycles"],
+                             "energy_vs_none": m["energy_pj"] / by_method["none"]["energy_pj"]})
                 ax.scatter(m["rtl_cycles"], 100 * m["accuracy"], marker=MARKERS[method], s=70, color=f"C{i}",
                            label=f"{target} {method}")
             front = _pareto([(m["rtl_cycles"], m["accuracy"]) for m in by_method.values()])
@@ -295,6 +312,8 @@ def write_report(summary, out_dir):
             ("floor", lambda r: f"{r['floor']:.2%}"),
             ("strength", lambda r: f"{r['strength']:.3g}"), ("RTL cycles", lambda r: str(r["rtl_cycles"])),
             ("speedup vs none", lambda r: f"{r['speedup']:.3f}x"),
+            ("energy vs none (relative energy, OSU 0.18 µm)",
+             lambda r: f"{r['energy_vs_none']:.3f}x"),
             ("bit-exact", lambda r: "yes" if r["rtl_bit_exact"] else "NO"),
             ("conv-input densities", lambda r: ", ".join(f"{k} {v:.2f}" for k, v in r["densities"].items()))]), ""]
     fig.tight_layout()
@@ -304,7 +323,9 @@ def write_report(summary, out_dir):
     fits = [{"network": n, "target": t, "layer": layer, **f} for n, by_target in summary["cost_model"].items()
             for t, layers in by_target.items() for layer, f in layers.items()]
     worst = max(fits, key=lambda f: f["heldout_error"])
-    lines += ["## Cost model", "", "Cycles per image = slope·D + intercept, D the conv layer's input density, "
+    lines += ["## Cost model", "", "Cycles (and pJ, the block's per-action energy model) per image = slope·D + "
+              "intercept, D the conv layer's input density; holistic weighs layers by α·e_l + β·c_l "
+              f"(α = {ALPHA}, β = {BETA}, each slope scaled to mean 1), "
               "fitted on the golden cycle model at real activations thinned to keep "
               f"{', '.join(map(str, s['keep_fitted']))} of their non-zeros; held-out at "
               f"{', '.join(map(str, s['keep_held_out']))}; RTL cycles at {', '.join(map(str, s['keep_on_rtl']))}.",
@@ -313,6 +334,8 @@ def write_report(summary, out_dir):
                   ("layer", lambda f: f["layer"]), ("slope", lambda f: f"{f['slope']:.0f}"),
                   ("intercept", lambda f: f"{f['intercept']:.0f}"), ("R²", lambda f: f"{f['r2']:.4f}"),
                   ("held-out error", lambda f: f"{f['heldout_error']:.2%}"),
+                  ("pJ slope", lambda f: f"{f['energy']['slope']:.0f}"),
+                  ("pJ held-out error", lambda f: f"{f['energy']['heldout_error']:.2%}"),
                   ("RTL = golden", lambda f: "yes" if all(p["rtl"]["cycles"] == p["cycles"] and
                                                          not p["rtl"]["mismatches"]
                                                          for p in f["points"] if "rtl" in p) else "NO")]), "",

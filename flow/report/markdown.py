@@ -5,7 +5,9 @@ import matplotlib
 
 from ..techniques import TECHNIQUES
 
-__all__ = ["write_report", "summary_table", "table", "grouped", "save"]
+__all__ = ["write_report", "summary_table", "table", "grouped", "save", "ENERGY_LABEL"]
+
+ENERGY_LABEL = "relative energy, OSU 0.18 µm"
 
 
 def table(rows, columns):
@@ -49,6 +51,7 @@ def summary_table(summary):
         ("dense at equal MACs",
          lambda kt: f"{kt[1]['dense_baseline']['cycles']} ({kt[1]['dense_baseline']['module']})"),
         ("speedup vs dense", lambda kt: f"{kt[1]['speedup_vs_dense']:.2f}x"),
+        (ENERGY_LABEL, lambda kt: f"{kt[1]['energy_pj'] / 1e6:.3f} µJ ({kt[1]['energy_vs_dense']:.2f}x dense)"),
         ("multiplications", lambda kt: str(kt[1]["multiplications"])),
         ("logic cells (Yosys generic)", lambda kt: _area(kt[1])),
     ])
@@ -61,6 +64,7 @@ def _layer_table(summary):
         ("RTL cycles", lambda r: str(r["cycles"])), ("golden cycles", lambda r: str(r["golden_cycles"])),
         ("dense cycles (equal MACs)", lambda r: str(r["dense_cycles"])),
         ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
+        ("energy vs dense", lambda r: f"{r['energy_vs_dense']:.2f}x"),
         ("multiplications", lambda r: str(r["multiplications"])),
         ("bit-exact", lambda r: "yes" if r["bit_exact"] else f"NO: {r['first_mismatch']} ({r['waveform']})"),
     ])
@@ -80,6 +84,15 @@ def _plot_cycles(plt, summary, path):
              ylabel=f"RTL cycles, {summary['dataset']['images']} test images",
              title=f"Per-layer cycles by technique ({summary['sim']}, "
                    f"{'all bit-exact' if summary['bit_exact'] else 'MISMATCHES: see the report'})")
+
+
+def _plot_energy(plt, summary, path):
+    series = {f"{TECHNIQUES[key].title} ({t['preset']['module']})": [r["energy_vs_dense"] for r in t["layers"]]
+              for key, t in _techniques(summary)}
+    styles = {label: {"color": TECHNIQUES[key].color} for label, (key, _) in zip(series, _techniques(summary))}
+    first = _techniques(summary)[0][1]
+    grouped(plt, path, [r["layer"] for r in first["layers"]], series, styles=styles,
+            ylabel=f"{ENERGY_LABEL} vs dense at equal MACs", title="Per-layer energy by technique (dense = 1)")
 
 
 def save(plt, fig, ax, path, *, legend=True, **placement):
@@ -132,6 +145,7 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
 
     _plot_cycles(plt, summary, out_dir / "cycles_by_layer.png")
     _plot_accuracy(plt, summary, out_dir / "accuracy_vs_cycles.png")
+    _plot_energy(plt, summary, out_dir / "energy_by_layer.png")
     sections = []
     for key, t in _techniques(summary):
         lines = TECHNIQUES[key].section(t, summary, out_dir, plt)
@@ -152,10 +166,14 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
         "docs/cosim.md).",
         "- *speedup vs dense*: cycles of the dense `sa` array with the same MAC count on the dense INT8 network, "
         "over the technique's. A dense array's cycles depend only on layer shapes.",
+        f"- *{ENERGY_LABEL}*: the RTL runs' energy from each block's per-action energies (calibrated on its "
+        "gate-level netlist, docs/flow.md Energy) × the golden models' counts; × dense: over the dense array's at "
+        "equal MACs.",
         "- *multiplications*: products the technique's hardware forms (RTL counters for the PEs and the MoR "
         "engine; one per output per PE step for the arrays).",
         "- *logic cells*: Yosys generic cells with hierarchy; RAM leaves are black boxes counted in bits.", "",
-        "![cycles by layer](cycles_by_layer.png) ![accuracy vs cycles](accuracy_vs_cycles.png)", "",
+        "![cycles by layer](cycles_by_layer.png) ![accuracy vs cycles](accuracy_vs_cycles.png) "
+        "![energy by layer](energy_by_layer.png)", "",
         "## Per layer", "", _layer_table(summary), "",
         *sections,
         "## Wall time", "",

@@ -7,7 +7,16 @@ from generators.array_ports import result_layout, step_layout
 from golden.checks import InputError
 from golden.conv import conv_as_gemm
 from golden.dbb import dbb_compress, dense_split
-from golden.systolic import array_cycles, array_gemm, check_gemm, fold_steps, folds, pad_reduction, weight_passes
+from golden.systolic import (
+    array_cycles,
+    array_gemm,
+    check_gemm,
+    dap_rows,
+    fold_steps,
+    folds,
+    pad_reduction,
+    weight_passes,
+)
 
 from ..pack import pack, unpack
 from .stream import DEPTH, Job, StreamDriver, scalar_input
@@ -54,6 +63,19 @@ class ArrayDriver(StreamDriver):
         y = array_gemm(cfg, args["a"], args["w"], nnz_a=args["nnz_a"], dense_w=args["dense_w"])
         cycles = sum(array_cycles(cfg, [job_steps] * len(job)) for job, job_steps in ArrayDriver.jobs(cfg, args))
         return {"y": ArrayDriver._shape(cfg, y, args["out_shape"])}, cycles
+
+    @staticmethod
+    def events(cfg, args, golden):
+        """``product``: multiplications with both operands non-zero; ``toggle``: bits that differ between consecutive
+        activations of each row along the reduction (8-bit two's complement; the activity of the operand buses),
+        once per fold of columns; both after the DAP on s2ta_aw."""
+        a, nnz_a = args["a"], args["nnz_a"]
+        if nnz_a is not None and nnz_a < cfg.bz:
+            a = dap_rows(a, nnz_a, cfg.bz)
+        flips = np.unpackbits((a[:, 1:] ^ a[:, :-1]).view(np.uint8)).sum(dtype=np.int64)
+        column_folds = -(-args["w"].shape[1] // cfg.channels)
+        return {"product": int(((a != 0).astype(np.int64) @ (args["w"] != 0).astype(np.int64)).sum()),
+                "toggle": int(flips) * column_folds}
 
     @staticmethod
     def _shape(cfg, y, out_shape):

@@ -39,6 +39,11 @@ class PeDriver(StreamDriver):
         return {"y": out["y"], "mults": np.int64(out["mults"]), "stalls": np.int64(out["stalls"])}, out["cycles"]
 
     @staticmethod
+    def events(cfg, args, golden):
+        """``product``: products formed (non-zero activation × non-zero weight; a dual pair's shared one once)."""
+        return {"product": int(golden["mults"])}
+
+    @staticmethod
     def piece(cfg, args, output, index):
         """The single-tile layer holding ``output[index]`` (its group and the first tile covering it)."""
         f, u, v = index if len(index) == 3 else (0, 0, 0)

@@ -28,6 +28,15 @@ class DapDriver(StreamDriver):
         return 0  # a pruner: nnz_max * (bz - 1) magnitude comparators, no multipliers
 
     @staticmethod
+    def clock_units(cfg):
+        return cfg.bz * cfg.nnz_max   # a compare stage per kept value, each as wide as the block
+
+    @staticmethod
+    def events(cfg, args, golden):
+        """``nonzero``: non-zero input activations."""
+        return {"nonzero": int(np.count_nonzero(args["blocks"]))}
+
+    @staticmethod
     def validate(cfg, inputs):
         """``{"blocks": int8 [n, bz], "nnz": int64 [n]}`` from an IN.npz mapping; InputError if invalid."""
         require_keys("dap", inputs, ("blocks", "nnz"))
@@ -65,8 +74,11 @@ class DapDriver(StreamDriver):
         fields = unpack(self.out_layout, words)
         return {"values": fields["values"].astype(np.int8), "mask": fields["mask"].astype(np.uint32)}
 
-    def run(self, args):
-        """RTL ``({"values", "mask"}, cycles)`` for any number of blocks."""
+    def layer_jobs(self, args, **job_options):
+        """Jobs of up to DEPTH blocks each."""
         words = self.words(args["blocks"], args["nnz"])
-        results = self.target.run([Job(words[i:i + DEPTH]) for i in range(0, len(words), DEPTH)])
+        return [Job(words[i:i + DEPTH], **job_options) for i in range(0, len(words), DEPTH)]
+
+    def layer_outputs(self, args, results):
+        """RTL ``({"values", "mask"}, cycles)`` of any number of blocks from their jobs' results."""
         return self.decode([w for r in results for w in r.words]), sum(r.cycles for r in results)

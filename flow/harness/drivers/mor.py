@@ -98,6 +98,15 @@ class MorDriver(StreamDriver):
         """``({"y", "skipped", "macs", "run_cycles"}, cycles)`` of the golden engine, piece by piece (``parts``)."""
         return cls.combine(cfg, args, [cls.golden_piece(cfg, piece) for _, piece in cls.parts(cfg, args)])
 
+    @staticmethod
+    def events(cfg, args, golden):
+        """``mac``: multiply-accumulates of the computed neurons; ``product``: those with both operands non-zero;
+        ``skip``: neurons predicted zero and skipped."""
+        x = (args["x"].reshape(-1, args["w"].shape[1]) != 0).astype(np.int64)
+        both = x @ (args["w"] != 0).astype(np.int64).T          # [vectors, neurons]
+        skipped = golden["skipped"].reshape(both.shape)
+        return {"mac": int(golden["macs"]), "product": int(both[~skipped].sum()), "skip": int(skipped.sum())}
+
     @classmethod
     def golden_piece(cls, cfg, args):
         out = engine_layer(cfg, **args)

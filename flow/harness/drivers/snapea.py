@@ -69,6 +69,11 @@ class SnapeaDriver(StreamDriver):
                 "pixel_cycles": out["cycles"]}, cycles
 
     @staticmethod
+    def events(cfg, args, golden):
+        """``mult``: multiplications performed (a terminated pixel's remaining ones are not)."""
+        return {"mult": int(golden["mults"])}
+
+    @staticmethod
     def groups(cfg, n_filters):
         return [slice(f, min(f + cfg.n_pe, n_filters)) for f in range(0, n_filters, cfg.n_pe)]
 

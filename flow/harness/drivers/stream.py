@@ -169,6 +169,17 @@ class StreamDriver:
         """Multipliers of the preset (docs/cosim.md ``hw_macs``)."""
         return cfg.macs
 
+    @classmethod
+    def clock_units(cls, cfg):
+        """What the energy model's per-cycle cost scales with across presets of the block: its multipliers."""
+        return cls.hw_macs(cfg)
+
+    @staticmethod
+    def events(cfg, args, golden):
+        """{event: count} of one run that the energy model charges besides clocked cycles, from the validated
+        ``args`` and the golden outputs."""
+        raise NotImplementedError
+
     def run(self, args, **patterns):
         """RTL ``(outputs, cycles)`` of one validated input."""
         return self.run_batch([args], **patterns)[0]

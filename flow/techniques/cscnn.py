@@ -131,8 +131,8 @@ class Cscnn(Technique):
                          run.images)
         return Result(f"centrosymmetric, retrained, dual-pruned {PRUNING:.0%}", models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
-                       "scnn_pe": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"]}
-                                   for r in scnn]})
+                       "scnn_pe": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
+                                    "energy_pj": r["energy_pj"]} for r in scnn]})
 
     def section(self, entry, summary, out_dir, plt):
         from ..report.markdown import grouped, table
@@ -153,7 +153,8 @@ class Cscnn(Technique):
                 ("layer", lambda p: p[0]["layer"]), ("cscnn_pe products", lambda p: str(p[0]["multiplications"])),
                 ("scnn_pe products", lambda p: str(p[1]["multiplications"])),
                 ("cscnn_pe cycles", lambda p: str(p[0]["cycles"])), ("scnn_pe cycles", lambda p: str(p[1]["cycles"])),
-                ("speedup over SCNN", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x")]), "",
+                ("speedup over SCNN", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x"),
+                ("energy vs SCNN", lambda p: f"{p[0]['energy_pj'] / p[1]['energy_pj']:.2f}x")]), "",
             "![CSCNN products](cscnn_products.png)"]
 
 

@@ -190,7 +190,7 @@ class Mor(Technique):
                       {"threshold": threshold, "categories": categories,
                        "run_cycles": sum(r["run_cycles"] for r in rows),
                        "no_predictor": [{"layer": r["layer"], "cycles": r["cycles"], "run_cycles": r["run_cycles"],
-                                         "multiplications": r["macs"]} for r in base]})
+                                         "multiplications": r["macs"], "energy_pj": r["energy_pj"]} for r in base]})
 
     def area(self, results):
         area = results[self.cfg.module]
@@ -212,7 +212,8 @@ class Mor(Technique):
                 ("layer (RTL)", lambda p: p[0]["layer"]), ("MACs", lambda p: str(p[0]["multiplications"])),
                 ("MACs, no predictor", lambda p: str(p[1]["multiplications"])),
                 ("cycles", lambda p: str(p[0]["cycles"])), ("cycles, no predictor", lambda p: str(p[1]["cycles"])),
-                ("speedup from the predictor", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x")]), "",
+                ("speedup from the predictor", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x"),
+                ("energy vs no predictor", lambda p: f"{p[0]['energy_pj'] / p[1]['energy_pj']:.2f}x")]), "",
             "![MoR categories](mor_categories.png)"]
 
 

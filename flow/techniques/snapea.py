@@ -140,8 +140,8 @@ class Snapea(Technique):
                       models[RTL_SPARSITY].accuracy, rows,
                       {"model_accuracy": {f"{s:.2f}": m.accuracy for s, m in models.items()},
                        "algorithms": multiplications(chosen, run.images),
-                       "one_sided": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"]}
-                                     for r in one]})
+                       "one_sided": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
+                                      "energy_pj": r["energy_pj"]} for r in one]})
 
     def areas(self):
         return [preset("snapea", "pe")]  # the whole array's memories take Yosys too long (UNSYNTHESIZED)
@@ -169,7 +169,8 @@ class Snapea(Technique):
                 ("one-sided products", lambda p: str(p[1]["multiplications"])),
                 ("two-sided cycles", lambda p: str(p[0]["cycles"])),
                 ("one-sided cycles", lambda p: str(p[1]["cycles"])),
-                ("speedup", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x")]), "",
+                ("speedup", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x"),
+                ("energy vs one-sided", lambda p: f"{p[0]['energy_pj'] / p[1]['energy_pj']:.2f}x")]), "",
             "![SnaPEA multiplications](snapea_mults.png)"]
 
 

@@ -79,6 +79,7 @@ bench: setup
 	$(PY) -m flow.bench.mor
 	$(PY) -m flow.bench.snapea
 	$(PY) -m flow.bench.energy
+	$(PY) -m flow.bench.hardware
 
 # Every block's per-action energy, calibrated at gate level on OSU 0.18 um (cached); refreshes the committed table.
 energy: setup

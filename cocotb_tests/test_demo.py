@@ -14,7 +14,7 @@ from flow.techniques import TECHNIQUES
 pytestmark = pytest.mark.xdist_group("training")
 
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "energy_pj",
-          "energy_vs_dense", "multiplications", "area")
+          "energy_vs_dense", "energy_calibration", "multiplications", "area")
 PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "s2ta_speedup_vs_density", "cscnn_products",
          "mor_categories", "snapea_mults")
 
@@ -72,6 +72,8 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "Every technique's RTL matched golden." in report and "| MoR | mor_default (64 MACs)" in report
     assert "relative energy, OSU 0.18 µm" in report
+    assert summary["dense"]["energy_calibration"] == "sa_default"       # calibrated at gate level itself
+    assert "extrapolated from mor_small" in report                      # the MoR default is too large to be
     for plot in PLOTS:
         assert (tmp_path / f"{plot}.png").stat().st_size > 10_000, plot
 

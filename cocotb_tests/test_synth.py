@@ -2,6 +2,7 @@
 
 import pytest
 
+from flow.harness.runner import REPO
 from flow.synth.yosys import synthesize
 from generators.config import CATALOG
 
@@ -15,6 +16,10 @@ def test_synthesis_reports_cells_luts_and_fmax():
     assert result["module"] == cfg.module and result["generic_cells"] > 0
     assert result["ecp5_ff"] > 0 and result["ecp5_lut4"] > 0
     assert result["fmax_mhz"] is not None and result["fmax_mhz"] > 10
+    path = result["critical_path"]       # where to pipeline: registers of the design, the path that sets Fmax
+    verilog = (REPO / "hdl" / f"{cfg.module}.v").read_text()
+    assert path["from"] in verilog and path["to"] in verilog and path["hops"] > 2
+    assert 1000 / path["delay_ns"] == pytest.approx(result["fmax_mhz"], rel=0.05)
 
 
 def test_zvcg_tpe_has_the_gating_logic_the_plain_one_lacks():

@@ -28,6 +28,7 @@ from ..harness.network import load_network, load_onnx_network
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
+from ..synth.calibration import energy_model
 from ..techniques import TECHNIQUES, Run
 from ..techniques.dense import DENSE_AT_MACS
 from .markdown import write_report
@@ -104,6 +105,7 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
                                              "cycles": dense_cycles, "energy_pj": dense_energy},
         "speedup_vs_dense": dense_cycles / cycles, "energy_pj": energy, "energy_vs_dense": energy / dense_energy,
+        "energy_calibration": energy_model(cfg)["preset"],
         "multiplications": sum(r["multiplications"] for r in layers),
         "area": None, "layers": layers, **extra,
     }

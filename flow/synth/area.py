@@ -19,14 +19,14 @@ def ram_leaves(cfg):
     return {name: (ports["rdata"][1], ports["raddr"][1]) for name, ports in leaves.items() if set(ports) == _RAM_PORTS}
 
 
-def preset_area(cfg):
+def preset_area(cfg, *, force=False):
     """Yosys ``synth`` of ``cfg``'s module (hierarchy kept, cached by its Verilog) with the RAM leaves as black boxes.
 
     Returns ``logic_cells`` (generic cells without the RAMs), ``ram_instances`` per leaf,
     ``ram_bits`` (the RAMs' addressable bits), ``cells_per_module`` and ``generic_by_type``.
     """
     rams = ram_leaves(cfg)
-    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=sorted(rams))
+    result = synthesize(cfg, ecp5=False, pnr=False, blackbox=sorted(rams), force=force)
     instances = {leaf: result["generic_by_type"].get(leaf, 0) for leaf in rams}
     return {"module": result["module"], "logic_cells": result["generic_cells"] - sum(instances.values()),
             "ram_instances": instances,

@@ -15,7 +15,7 @@ from generators.synth_shell import SynthShell
 
 from ..harness.runner import REPO
 
-__all__ = ["SYNTH_DIR", "synthesize", "markdown_table"]
+__all__ = ["SYNTH_DIR", "synthesize", "critical_path", "markdown_table"]
 
 SYNTH_DIR = REPO / "reports" / "synth"
 _BIN = Path(sys.executable).parent
@@ -44,8 +44,8 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
     distinct module is synthesized once and counted per instance, so paper-scale arrays stay
     tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
-    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F
-    (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F and its
+    ``critical_path`` (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
     ``blackbox`` names leaf modules (SRAM macros in a real flow) kept as one cell per instance, generic only.
@@ -61,7 +61,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     if pnr:
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
-    key = json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ, sorted(blackbox)])
+    key = json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ, sorted(blackbox)] + (["critical_path"] if pnr else []))
     digest = hashlib.sha256((text + key).encode()).hexdigest()[:16]
     cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
@@ -89,6 +89,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         "ecp5_cells": None,
         "fmax_mhz": None,
         "pnr_skipped": None,
+        "critical_path": None,
     }
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
@@ -102,9 +103,29 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
              work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
         report = json.loads((work / "report.json").read_text())
         result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
+        result["critical_path"] = critical_path(report)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _register(cell):
+    """The design's register (or memory) name of a placed cell: the shell's ``dut.`` and the mapping's suffixes go."""
+    name = cell.removeprefix("dut.")
+    for suffix in ("_TRELLIS_FF_Q", "_DPR16X4", "_TRELLIS_DPR16X4", "_LUT4_Z", "_CCU2C"):
+        name = name.split(suffix)[0]
+    return name
+
+
+def critical_path(report):
+    """``{"from", "to", "delay_ns", "hops"}`` of nextpnr's slowest register-to-register path in ``report`` (the
+    path between clock edges with the largest delay; None when there is none): where to pipeline."""
+    paths = [c for c in report.get("critical_paths", []) if "<async>" not in (c["from"], c["to"])]
+    if not paths:
+        return None
+    path = max(paths, key=lambda c: sum(step["delay"] for step in c["path"]))["path"]
+    return {"from": _register(path[0]["from"]["cell"]), "to": _register(path[-1]["to"]["cell"]),
+            "delay_ns": round(sum(step["delay"] for step in path), 3), "hops": len(path)}
 
 
 def _ecp5(top, json_path):
@@ -115,12 +136,15 @@ def _ecp5(top, json_path):
 
 
 def markdown_table(results):
-    lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz, LFE5U-25F) |", "|---|---|---|---|---|"]
+    lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz, LFE5U-25F) | critical path |",
+             "|---|---|---|---|---|---|"]
     def cell(value, fmt="{}"):
         return "-" if value is None else fmt.format(value)
 
     for r in results:
         fmax = f"not placed: {r['pnr_skipped']}" if r.get("pnr_skipped") else cell(r["fmax_mhz"], "{:.1f}")
+        path = r.get("critical_path")
+        where = "-" if not path else f"{path['from']} → {path['to']} ({path['delay_ns']:.1f} ns)"
         lines.append(f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
-                     f"{fmax} |")
+                     f"{fmax} | {where} |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""The hardware table: what every block costs and how fast each technique runs -> reports/bench/hardware.json, .md.
+
+Per block: the catalog default's Yosys generic logic cells and RAM bits (RAM leaves as SRAM macros) with the
+synthesis wall time, and the smallest placeable preset's (one PE for SnaPEA) ECP5 LUT4/FF, nextpnr-ecp5 Fmax on
+the LFE5U-25F and its critical path; per technique and layer of the digits network and LeNet-5: RTL cycles
+against the dense ``sa`` array with the same MAC count (``zeroskip evaluate``, bit-exact, cached). Every future
+change to the hardware shows here what it cost. `python -m flow.bench.hardware [--force]`.
+"""
+
+import argparse
+import json
+import time
+
+from tqdm import tqdm
+
+from generators.config import CATALOG, preset
+
+from ..harness.runner import REPO
+from ..report.evaluate import evaluate
+from ..report.markdown import table
+from ..synth.area import preset_area
+from ..synth.yosys import synthesize
+from ..techniques import TECHNIQUES
+
+__all__ = ["BENCH_DIR", "PLACED", "NETWORKS", "hardware"]
+
+BENCH_DIR = REPO / "reports" / "bench"
+PLACED = {"dap": "small", "sa": "small", "sa_zvcg": "small", "s2ta_w": "small", "s2ta_aw": "small",
+          "scnn_pe": "small", "cscnn_pe": "small", "bincu": "small", "snapea": "pe", "mor": "small"}
+NETWORKS = {"digits": 8, "lenet5": 2}   # network: test images whose layers run on RTL
+
+
+def _blocks(force, log):
+    rows = []
+    for block in tqdm(CATALOG, desc="synthesis", leave=False):
+        start = time.perf_counter()
+        area = preset_area(preset(block, "default"), force=force)
+        seconds = time.perf_counter() - start
+        placed = synthesize(preset(block, PLACED[block]), force=force)
+        rows.append({"block": block, "default": area["module"], "logic_cells": area["logic_cells"],
+                     "ram_bits": area["ram_bits"], "synth_seconds": round(seconds, 1),
+                     "placed": placed["module"], "lut4": placed["ecp5_lut4"], "ff": placed["ecp5_ff"],
+                     "fmax_mhz": placed["fmax_mhz"], "pnr_skipped": placed["pnr_skipped"],
+                     "critical_path": placed["critical_path"]})
+        log(f"  {block}: {area['module']} {area['logic_cells']} cells + {area['ram_bits']} RAM bits in "
+            f"{seconds:.0f} s; {placed['module']} {placed['fmax_mhz']} MHz")
+    return rows
+
+
+def _speedups(log):
+    out = {}
+    for network, images in NETWORKS.items():
+        out_dir = BENCH_DIR / f"hardware_{network}"
+        status = evaluate(network, images=images, synth=False, out_dir=out_dir, log=lambda *a: None)
+        summary = json.loads((out_dir / "summary.json").read_text())
+        out[network] = {key: {"preset": summary[key]["preset"]["module"], "bit_exact": summary[key]["rtl_bit_exact"],
+                              "layers": {r["layer"]: round(r["speedup_vs_dense"], 3) for r in summary[key]["layers"]}}
+                        for key in TECHNIQUES if key in summary}
+        log(f"  {network}: evaluate exit {status}")
+    return out
+
+
+def hardware(*, force=False, log=print):
+    """The table's rows ({"blocks", "speedup_vs_dense"}), written to reports/bench/hardware.json and .md."""
+    result = {"blocks": _blocks(force, log), "speedup_vs_dense": _speedups(log)}
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "hardware.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["# Hardware table", "", table(result["blocks"], [
+        ("block", lambda r: r["block"]), ("default", lambda r: r["default"]),
+        ("logic cells (generic)", lambda r: str(r["logic_cells"])), ("RAM bits", lambda r: str(r["ram_bits"])),
+        ("synthesis s" if force else "synthesis s (from cache where cached)", lambda r: f"{r['synth_seconds']:.0f}"),
+        ("placed preset", lambda r: r["placed"]),
+        ("LUT4", lambda r: str(r["lut4"])), ("FF", lambda r: str(r["ff"])),
+        ("Fmax MHz (LFE5U-25F)", lambda r: f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else f"not placed: "
+                                                                                        f"{r['pnr_skipped']}"),
+        ("critical path", lambda r: "-" if not r["critical_path"] else
+         f"{r['critical_path']['from']} → {r['critical_path']['to']} ({r['critical_path']['delay_ns']:.1f} ns)")]),
+        ""]
+    for network, techniques in result["speedup_vs_dense"].items():
+        layers = list(next(iter(techniques.values()))["layers"])
+        lines += [f"## Cycles vs dense at equal MACs: {network}", "", table(list(techniques.items()), [
+            ("technique", lambda kv: kv[0]), ("preset", lambda kv: kv[1]["preset"]),
+            *((layer, lambda kv, layer=layer: f"{kv[1]['layers'][layer]:.2f}x") for layer in layers),
+            ("bit-exact", lambda kv: "yes" if kv[1]["bit_exact"] else "NO")]), ""]
+    (BENCH_DIR / "hardware.md").write_text("\n".join(lines))
+    log(f"wrote {BENCH_DIR / 'hardware.json'} and hardware.md")
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="re-run cached syntheses (true synthesis times)")
+    hardware(force=parser.parse_args(argv).force)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..harness.network import load_network
 from ..harness.runner import REPO
-from ..report.markdown import ENERGY_LABEL
+from ..report.markdown import ENERGY_LABEL, save
 from ..synth.calibration import CALIBRATED, HELD_OUT, TABLE, calibrate
 
 __all__ = ["ENERGY_DIR", "extrapolation"]
@@ -73,11 +73,7 @@ def _plot_breakdown(results, path):
     ax.set_xticks(range(len(results)), [r["preset"] for r in results.values()], rotation=20, fontsize=8)
     ax.set_ylabel("share of the model's energy")
     ax.set_title(f"Energy by action at full density, largest calibration workload ({ENERGY_LABEL})")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(plt, fig, ax, path)
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ import pytest
 
 from golden.checks import InputError
 from golden.conv import conv2d
-from golden.snapea import ALGORITHMS, run_algorithm, terminating_layer, weight_order
+from golden.snapea import ALGORITHMS, pixel_windows, run_algorithm, terminating_layer, weight_order
 from golden.snapea_pe import pe_layer, pe_pixel
 
 
@@ -115,27 +115,43 @@ def test_pe_schedule_is_exact(lanes, window, two_sided, rng):
         assert np.array_equal(out["y"], np.maximum(conv2d(x, w, pad=1, bias=bias), 0))
 
 
-@pytest.mark.parametrize("lanes", [1, 2, 4])
-def test_pe_groups_are_the_algorithms_groups(lanes, rng):
-    """One-sided with no look-ahead, and two-sided with an unbounded one, group products exactly as
-    terminating_layer(lanes) does, so they form the same multiplications."""
+def test_one_lane_pe_forms_the_algorithms_products(rng):
+    """One lane without look-ahead checks the sign after every product, as terminating_layer(lanes=1) does, so
+    one-sided it forms exactly Proposal 1's products."""
     x, w, bias = layer(rng)
-    one = pe_layer(x, w, bias, pad=1, lanes=lanes, window=lanes, two_sided=False)
-    two = pe_layer(x, w, bias, pad=1, lanes=lanes, window=10**6, two_sided=True)
-    assert np.array_equal(one["mults"], terminating_layer(x, w, bias, pad=1, lanes=lanes)["mults"])
-    assert np.array_equal(two["mults"], terminating_layer(x, w, bias, pad=1, lanes=lanes, skip_zero_x=True)["mults"])
+    one = pe_layer(x, w, bias, pad=1, lanes=1, window=1, two_sided=False)
+    assert np.array_equal(one["mults"], terminating_layer(x, w, bias, pad=1)["mults"])
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+def test_groups_form_at_most_a_group_more_products(lanes, rng):
+    """A sign check per group stops at most one group (lanes products: the group that crosses into the
+    negative phase may hold only negative products) after Proposal 2's per-product check, and never takes
+    more than the non-terminating count."""
+    x, w, bias = layer(rng)
+    pe = pe_layer(x, w, bias, pad=1, lanes=lanes, window=10**6, two_sided=True)["mults"]
+    per_product = terminating_layer(x, w, bias, pad=1, skip_zero_x=True)["mults"]
+    assert (pe >= per_product).all() and (pe <= per_product + lanes).all()
+    a, _ = pixel_windows(x, w.shape[1:], 1, 1)
+    every = ((a != 0).astype(np.int64) @ (w.reshape(len(w), -1) != 0).T.astype(np.int64)).T.reshape(pe.shape)
+    assert (pe <= every).all()
 
 
 def test_pe_pixel_hand_worked():
-    """lanes 2, window 4, two-sided. Positives w = 1 1 1 1 1 with x = 0 5 0 3 2: cycle 1 takes
-    entries 1 and 3 (window 0..3) and moves past 3; cycle 2 takes 4 (acc = -20 + 10 = -10). Negative
-    phase: cycle 3 sees acc < 0 and ends the pixel: output 0, 3 products, 3 cycles. One-sided with
-    the same window takes 2 per cycle: 0 1 | 2 3 | 4, then stops: 5 products, 4 cycles."""
+    """lanes 2, window 4. Positives w = 1 1 1 1 1 then -2 -3, x = 0 5 0 3 2 | 7 1, bias -20. Two-sided:
+    cycle 1 takes entries 1 and 3 (window 0..3; acc = -12) and moves past the window; cycle 2 sees 4, 5, 6
+    eligible and takes 4 and 5 (acc = -12 + 2 - 14 = -24), is past the positives with acc < 0 and ends the
+    pixel: output 0, 4 products, 2 cycles. One-sided takes 2 a cycle: 0 1 | 2 3 | 4 5, then stops: 6
+    products, 3 cycles."""
     weights = np.array([1, 1, 1, 1, 1, -2, -3], np.int64)
     acts = np.array([0, 5, 0, 3, 2, 7, 1], np.int64)
-    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=True) == (0, 3, 3)
-    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=False) == (0, 5, 4)
-    # A positive bias runs through: 10 - 14 - 3 = -7 -> 0 after the negative group (no stop: acc was 10).
-    assert pe_pixel(weights, acts, 5, 0, lanes=2, window=4, two_sided=True) == (0, 5, 3)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=True) == (0, 4, 2)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=False) == (0, 6, 3)
+    # A positive bias: 0 + 8 = 8, then 8 + 2 - 14 = -4 < 0 with entry 6 left: stop after 2 cycles.
+    assert pe_pixel(weights, acts, 5, 0, lanes=2, window=4, two_sided=True) == (0, 4, 2)
+    # Bias 20 keeps acc >= 0 (28, then 16), so the walk reaches the end: 16 - 3 = 13 in cycle 3.
+    assert pe_pixel(weights, acts, 5, 20, lanes=2, window=4, two_sided=True) == (13, 5, 3)
+    # No positive entry and a negative bias: the first cycle ends the pixel with no product.
+    assert pe_pixel(weights[5:], acts[5:], 0, -1, lanes=2, window=4, two_sided=True) == (0, 0, 1)
     assert pe_pixel(np.array([], np.int64), np.array([], np.int64), 0, 9, lanes=2, window=4,
                     two_sided=True) == (9, 0, 1)

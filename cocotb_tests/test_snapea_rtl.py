@@ -72,7 +72,8 @@ def test_named_edge_layers(cfg, sim, rng):
         golden, _ = check(cfg, sim, inputs)
         if name == "large negative bias":
             positives = (inputs["w"] > 0).reshape(len(inputs["w"]), -1).sum(axis=1)
-            assert (golden["pixel_mults"] <= positives[:, None, None]).all()  # stopped before any negative
+            # stopped by the end of the group that crosses into the negatives
+            assert (golden["pixel_mults"] <= positives[:, None, None] + cfg.lanes).all()
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)

@@ -13,18 +13,18 @@ __all__ = ["SnapeaArray"]
 
 class SnapeaArray(wiring.Component):
     """``n_pe`` PEs; PE k walks filter k's weights in docs/snapea.md's order for every output pixel in raster
-    order (the schedule of ``golden.snapea_pe``): per cycle it looks at the next ``window`` entries of
-    the current phase, takes the first ``lanes`` eligible ones (two-sided: non-zero activation) into
-    its ``lanes`` multipliers and accumulates; in the negative phase a negative accumulator ends the
-    pixel (output 0). Activations come from one shared input memory (padding reads as zero).
+    order (the schedule of ``golden.snapea_pe``): per cycle it looks at the next ``window`` entries, takes
+    the first ``lanes`` eligible ones (two-sided: non-zero activation) into its ``lanes`` multipliers and
+    accumulates; once past the positive entries a negative accumulator ends the pixel (output 0).
+    Activations come from one shared input memory (padding reads as zero), kept across jobs.
 
-    Input ``op`` (``op_layout``): a header, x [C, H, W] 8 values a word, per PE its filter word and
-    sorted entries, then go. Output ``y`` (``result_layout``): after every PE is done, filter by
-    filter, one word per output pixel (ReLU output, products taken and cycles spent).
+    Input ``op`` (``op_layout``): a header, x [C, H, W] 8 values a word (none: keep the last job's), per PE
+    its filter word and sorted entries, then go. Output ``y`` (``result_layout``): one word per output pixel
+    in raster order holding every PE's result, streamed while the PEs run.
 
-    Throughput: ``lanes`` MACs per PE per cycle. Latency: a pixel takes its groups, plus one cycle
-    if it terminates; the array runs until its slowest PE is done, then streams n_filters·H'·W' words.
-    Input is not taken while computing or streaming.
+    Throughput: ``lanes`` MACs per PE per cycle. Latency: a pixel takes exactly its groups; its output word
+    is valid the cycle after its slowest PE ends it (at most one word a cycle). Input is not taken from go
+    until the job's last output word is taken.
 
     Parameters
     ----------
@@ -44,13 +44,14 @@ class SnapeaArray(wiring.Component):
         op = self.op.payload
         x_words = cfg.max_x // X_PER_WORD
         entry_bits = max(1, (cfg.max_entries - 1).bit_length())
+        pe_result = data.StructLayout({name: field.shape.elem_shape for name, field in result_layout(cfg)})
 
         h, w, wo = Signal.like(op.h), Signal.like(op.w), Signal.like(op.wo)
         stride, pad, row_step, row_origin = Signal.like(op.stride), Signal.like(op.pad), Signal.like(op.row_step), \
             Signal.like(op.row_origin)
         n_filters, n_pixels = Signal.like(op.n_filters), Signal.like(op.n_pixels)
 
-        loading, running, draining = Signal(init=1), Signal(), Signal()
+        loading, running = Signal(init=1), Signal()
         take = Signal()
         m.d.comb += [self.op.ready.eq(loading), take.eq(self.op.valid & loading)]
         is_kind = {kind: take & (op.kind == code) for kind, code in KINDS.items()}
@@ -77,7 +78,8 @@ class SnapeaArray(wiring.Component):
         with m.If(start):
             m.d.sync += [loading.eq(0), running.eq(1)]
 
-        finishing, results = [], []
+        out_p = Signal.like(op.n_pixels)  # the next output pixel
+        ready, results = [], []
         for k in range(cfg.n_pe):
             n_entries = Signal.like(op.n_entries, name=f"pe{k}_n")
             n_first = Signal.like(op.n_first, name=f"pe{k}_n_first")
@@ -89,7 +91,7 @@ class SnapeaArray(wiring.Component):
             e_wr = emem.write_port()
             m.d.comb += [e_wr.addr.eq(entry_ptr), e_wr.data.eq(op.entry),
                          e_wr.en.eq(is_kind["entry"] & (load_pe == k + 1))]
-            rmem = memory.Memory(shape=result_layout(cfg), depth=cfg.max_pixels, init=[])
+            rmem = memory.Memory(shape=pe_result, depth=cfg.max_pixels, init=[])
             m.submodules[f"pe{k}_results"] = rmem
             r_wr = rmem.write_port()
             r_rd = rmem.read_port(domain="comb")
@@ -106,8 +108,6 @@ class SnapeaArray(wiring.Component):
             row0, col0 = Signal(signed(10), name=f"pe{k}_row0"), Signal(signed(10), name=f"pe{k}_col0")
             base_row = Signal(signed(18), name=f"pe{k}_base_row")  # origin of the current output row
 
-            first_phase = ptr < n_first
-            phase_end = Mux(first_phase, n_first, n_entries)
             valid, elig, x_val, w_val = [], [], [], []
             for i in range(cfg.window):
                 e_rd = emem.read_port(domain="comb")
@@ -115,7 +115,7 @@ class SnapeaArray(wiring.Component):
                 entry = e_rd.data
                 m.d.comb += e_rd.addr.eq(index)
                 ok = Signal(name=f"pe{k}_valid{i}")
-                m.d.comb += ok.eq(index < phase_end)
+                m.d.comb += ok.eq(index < n_entries)
                 r_pos, c_pos = Signal(signed(11), name=f"pe{k}_r{i}"), Signal(signed(11), name=f"pe{k}_c{i}")
                 m.d.comb += [r_pos.eq(row0 + entry.r), c_pos.eq(col0 + entry.s)]
                 inside = (r_pos >= 0) & (r_pos < h) & (c_pos >= 0) & (c_pos < w)
@@ -144,7 +144,7 @@ class SnapeaArray(wiring.Component):
                 count = nxt
             eligible_total = count
             terminate = Signal(name=f"pe{k}_terminate")
-            m.d.comb += terminate.eq(~first_phase & (ptr < n_entries) & acc[-1])
+            m.d.comb += terminate.eq((ptr >= n_first) & (ptr < n_entries) & acc[-1])  # ptr = 0 only: see pixel_done
             taken = [Signal(name=f"pe{k}_take{i}") for i in range(cfg.window)]
             for i in range(cfg.window):
                 m.d.comb += taken[i].eq(elig[i] & (prefix[i] < cfg.lanes) & ~terminate)
@@ -164,9 +164,10 @@ class SnapeaArray(wiring.Component):
             new_acc = Signal(signed(32), name=f"pe{k}_new_acc")
             m.d.comb += new_acc.eq(acc + sum(group))
             pixel_done = Signal(name=f"pe{k}_pixel_done")
-            m.d.comb += pixel_done.eq(running & ~done & (terminate | (next_ptr >= n_entries)))
+            m.d.comb += pixel_done.eq(running & ~done & (terminate | (next_ptr >= n_entries) |
+                                                         ((next_ptr >= n_first) & new_acc[-1])))
             last_pixel = pixel == n_pixels - 1
-            finishing.append(done | (pixel_done & last_pixel))
+            ready.append(done | (pixel > out_p))
 
             m.d.comb += [r_wr.addr.eq(pixel), r_wr.en.eq(pixel_done),
                          r_wr.data.y.eq(Mux(terminate | new_acc[-1], 0, new_acc)),
@@ -187,21 +188,17 @@ class SnapeaArray(wiring.Component):
                 with m.Else():
                     m.d.sync += [ptr.eq(next_ptr), acc.eq(new_acc), mults.eq(mults + n_taken), spent.eq(spent + 1)]
 
-        with m.If(running & Cat(*finishing).all()):
-            m.d.sync += [running.eq(0), draining.eq(1)]
-
-        # Output: filter by filter, pixel by pixel, from the result memories.
-        out_f, out_p = Signal(range(cfg.n_pe + 1)), Signal.like(op.n_pixels)
+        # Output: pixel by pixel as every PE has written it, all PEs' results in one word.
         fire = self.y.valid & self.y.ready
-        for r_rd in results:
+        m.d.comb += self.y.valid.eq(running & Cat(*ready).all())
+        for k, r_rd in enumerate(results):
             m.d.comb += r_rd.addr.eq(out_p)
-        m.d.comb += [self.y.valid.eq(draining),
-                     self.y.payload.eq(select((out_f == k, r_rd.data.as_value()) for k, r_rd in enumerate(results)))]
+            for name in ("y", "mults", "cycles"):
+                m.d.comb += self.y.payload[name][k].eq(Mux(k < n_filters, r_rd.data[name], 0))
+        with m.If(start):
+            m.d.sync += out_p.eq(0)
         with m.If(fire):
+            m.d.sync += out_p.eq(out_p + 1)
             with m.If(out_p == n_pixels - 1):
-                m.d.sync += [out_p.eq(0), out_f.eq(out_f + 1)]
-                with m.If(out_f == n_filters - 1):
-                    m.d.sync += [out_f.eq(0), draining.eq(0), loading.eq(1)]
-            with m.Else():
-                m.d.sync += out_p.eq(out_p + 1)
+                m.d.sync += [running.eq(0), loading.eq(1)]
         return m

@@ -21,7 +21,8 @@ def op_layout(cfg):
     - header: input ``h``, ``w``; output ``ho``, ``wo``; ``stride``; ``pad``; ``row_step`` = stride·w;
       ``row_origin`` = -pad·w (memory offset of the first output row's window row); ``n_filters`` (≤ n_pe);
       ``n_pixels`` = ho·wo.
-    - x: ``x`` = the next 8 activations of x [C, H, W] in memory order (zero-padded at the end).
+    - x: ``x`` = the next 8 activations of x [C, H, W] in memory order (zero-padded at the end); a job
+      without x words computes on the previous job's x.
     - filter (one per PE in order): ``n_entries``, ``n_first`` (its positive weights) and ``bias``.
     - entry (``n_entries`` after their filter, docs/snapea.md's order): ``entry``.
     - go: start computing.
@@ -39,7 +40,8 @@ def op_layout(cfg):
 
 
 def result_layout(cfg):
-    """One output pixel of one filter (filter by filter, pixels in raster order): post-ReLU ``y``, the
-    products it took and the cycles its PE spent on it."""
-    return data.StructLayout({"y": signed(32), "mults": unsigned(cfg.max_entries.bit_length()),
-                              "cycles": unsigned((cfg.max_entries + 1).bit_length())})
+    """One output pixel (raster order) of every PE: per PE its filter's post-ReLU ``y``, the products it took and
+    the cycles the PE spent on it (zero for the PEs beyond the job's ``n_filters``)."""
+    return data.StructLayout({"y": data.ArrayLayout(signed(32), cfg.n_pe),
+                              "mults": data.ArrayLayout(unsigned(cfg.max_entries.bit_length()), cfg.n_pe),
+                              "cycles": data.ArrayLayout(unsigned((cfg.max_entries + 1).bit_length()), cfg.n_pe)})

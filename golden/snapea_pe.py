@@ -4,16 +4,17 @@ weights, with a look-ahead window that skips zero activations in two-sided mode.
 Per output pixel the PE walks its filter's entries in docs/snapea.md's order (``weight_order``: zero weights
 dropped, positives, then negatives by descending magnitude), starting from acc = bias. Each cycle:
 
-- In the negative phase, if acc < 0 the pixel ends (output 0) and the cycle does nothing else.
-- The window is the next ``window`` entries, clipped at the end of the current phase. Eligible entries
-  are all of them (one-sided) or those whose activation is non-zero (two-sided; padding is zero). The
-  first ``lanes`` eligible entries are multiplied and added to acc; the walk moves past the last one
-  taken when more were eligible, else past the window.
-- When the walk reaches the end of the list the pixel ends (output ReLU(acc)) in that cycle; an
-  empty list takes one cycle.
+- The window is the next ``window`` entries (a group may cross from the positive into the negative phase).
+  Eligible entries are all of them (one-sided) or those whose activation is non-zero (two-sided; padding is
+  zero). The first ``lanes`` eligible entries are multiplied and added to acc; the walk moves past the last
+  one taken when more were eligible, else past the window.
+- The pixel ends in that cycle when the walk reaches the end of the list (output ReLU(acc)), or when it has
+  passed every positive entry and acc < 0 (output 0: what is left is negative). A pixel with no positive
+  entry and a negative bias ends in its first cycle with no product; an empty list takes one cycle.
 
-So each pixel costs its groups plus one cycle if it terminates; ``mults`` counts products accumulated.
-With ``window`` = ``lanes`` one-sided, the groups are exactly ``golden.snapea.terminating_layer``'s.
+So each pixel costs exactly its groups; ``mults`` counts products accumulated. The sign check follows every
+group once the positive phase is in acc, which keeps the output exact. One lane without look-ahead (one-sided,
+``window`` = 1) forms exactly ``golden.snapea.terminating_layer``'s products.
 """
 
 import numpy as np
@@ -28,15 +29,15 @@ def pe_pixel(weights, acts, n_first, bias, *, lanes, window, two_sided):
     acc, mults, cycles, ptr, n = int(bias), 0, 0, 0, len(weights)
     while True:
         cycles += 1
-        if ptr >= n_first and acc < 0 and ptr < n:
+        if ptr >= n_first and acc < 0 and ptr < n:  # only at ptr = 0: later groups are checked as they end
             return 0, mults, cycles
-        end = min(ptr + window, n_first if ptr < n_first else n)
+        end = min(ptr + window, n)
         eligible = [i for i in range(ptr, end) if not two_sided or acts[i] != 0]
         taken = eligible[:lanes]
         acc += sum(int(weights[i]) * int(acts[i]) for i in taken)
         mults += len(taken)
         ptr = taken[-1] + 1 if len(eligible) > lanes else end
-        if ptr >= n:
+        if ptr >= n or (ptr >= n_first and acc < 0):
             return max(acc, 0), mults, cycles
 
 
@@ -58,7 +59,9 @@ def pe_layer(x, w, bias, *, pad, stride=1, lanes, window, two_sided):
 
 
 def array_job_cycles(n_words, pixel_cycles):
-    """Harness cycles of one array job at full rate: its ``n_words`` input words (header, x, filters,
-    entries, go), then the slowest PE's pixels (``pixel_cycles`` [filters, pixels]), then one output
-    word per filter and pixel."""
-    return n_words + int(pixel_cycles.sum(axis=1).max()) + pixel_cycles.size
+    """Harness cycles of one array job at full rate: its ``n_words`` input words (header, x, filters, entries,
+    go; the go word's cycle starts the PEs), then the PEs' pixels (``pixel_cycles`` [filters, pixels]) with
+    one output word per pixel streamed as they finish: pixel p's word is valid the cycle after its slowest PE
+    wrote it, and one cycle after pixel p - 1's."""
+    finished = n_words - 1 + np.cumsum(pixel_cycles, axis=1).max(axis=0)  # the cycle each pixel's last PE ends it
+    return len(finished) + 1 + int((finished - np.arange(len(finished))).max())

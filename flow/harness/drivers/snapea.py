@@ -15,10 +15,11 @@ __all__ = ["SnapeaDriver"]
 
 
 class SnapeaDriver(StreamDriver):
-    """Runs a conv layer through the array, ``n_pe`` filters a job (each job loads x again).
+    """Runs a conv layer through the array, ``n_pe`` filters a job; the first job of a layer loads x, the others
+    keep it.
 
     Throughput: ``lanes`` MACs per PE per cycle; loading is one word per cycle (8 activations or one
-    sorted weight).
+    sorted weight); one output word per pixel holds the job's ``n_pe`` filters.
     """
 
     in_port, out_port = "op", "y"
@@ -79,8 +80,10 @@ class SnapeaDriver(StreamDriver):
 
     @staticmethod
     def job_words(cfg, args, group):
-        """Input words of one job: header, x, each filter's word and non-zero weights, go."""
-        return 2 + -(-args["x"].size // X_PER_WORD) + sum(1 + int((wf != 0).sum()) for wf in args["w"][group])
+        """Input words of one job: header, x (the layer's first job only), each filter's word and non-zero
+        weights, go."""
+        x_words = -(-args["x"].size // X_PER_WORD) if group.start == 0 else 0
+        return 2 + x_words + sum(1 + int((wf != 0).sum()) for wf in args["w"][group])
 
     @staticmethod
     def piece(cfg, args, output, index):
@@ -94,11 +97,11 @@ class SnapeaDriver(StreamDriver):
         x, w, bias = args["x"], args["w"][group], args["bias"][group]
         c, h, wd = x.shape
         _, h_out, w_out = pe_shape(x, args["w"], args["pad"], args["stride"])
-        x_words = -(-x.size // X_PER_WORD)
+        x_words = -(-x.size // X_PER_WORD) if group.start == 0 else 0
         rows = [("header", dict(h=h, w=wd, ho=h_out, wo=w_out, stride=args["stride"], pad=args["pad"],
                                 row_step=args["stride"] * wd, row_origin=-args["pad"] * wd, n_filters=len(w),
                                 n_pixels=h_out * w_out))]
-        flat = np.zeros(x_words * X_PER_WORD, np.int64)
+        flat = np.zeros(-(-x.size // X_PER_WORD) * X_PER_WORD, np.int64)
         flat[:x.size] = x.reshape(-1)
         rows += [("x", {"x": flat[i * X_PER_WORD:(i + 1) * X_PER_WORD]}) for i in range(x_words)]
         for f in range(len(w)):
@@ -117,22 +120,25 @@ class SnapeaDriver(StreamDriver):
         return pack(self.in_layout, fields)
 
     def layer_jobs(self, args, **job_options):
-        """One job per filter group; its go word yields every output of the group."""
+        """One job per filter group; its go word yields one output word per pixel."""
         _, h_out, w_out = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
         jobs = []
         for group in self.groups(self.cfg, len(args["w"])):
             words = self.words(args, group)
-            jobs.append(Job(words, yields=[0] * (len(words) - 1) + [len(args["w"][group]) * h_out * w_out],
-                            **job_options))
+            jobs.append(Job(words, yields=[0] * (len(words) - 1) + [h_out * w_out], **job_options))
         return jobs
 
     def layer_outputs(self, args, results):
         """RTL ``({"y", "mults", "pixel_mults", "pixel_cycles"}, cycles)`` of one layer from its jobs' results."""
         shape = pe_shape(args["x"], args["w"], args["pad"], args["stride"])
+        groups = self.groups(self.cfg, len(args["w"]))
         fields = [unpack(self.out_layout, result.words) for result in results]
-        y = np.concatenate([f["y"] for f in fields]).astype(np.int32).reshape(shape)
-        pixel_mults = np.concatenate([f["mults"] for f in fields]).astype(np.int64).reshape(shape)
-        pixel_cycles = np.concatenate([f["cycles"] for f in fields]).astype(np.int64).reshape(shape)
+
+        def filters(name, dtype):  # [pixels, n_pe] per job -> [F, H', W']
+            return np.concatenate([f[name][:, :g.stop - g.start].T for f, g in zip(fields, groups)]).astype(
+                dtype).reshape(shape)
+
+        y, pixel_mults, pixel_cycles = filters("y", np.int32), filters("mults", np.int64), filters("cycles", np.int64)
         return {"y": y, "mults": np.int64(pixel_mults.sum()), "pixel_mults": pixel_mults,
                 "pixel_cycles": pixel_cycles}, sum(result.cycles for result in results)
 

@@ -8,11 +8,13 @@ from golden.mor import mor_layer
 from golden.mor_engine import dnn_order, engine_layer, engine_schedule, job_cycles, runs
 
 
-def test_dnn_order_puts_proxies_first_then_members_by_cluster():
-    proxy = np.array([3, -1, 1, -1, 3, 1, -1])
+def test_dnn_order_puts_proxies_first_largest_cluster_first_then_members_by_cluster():
+    proxy = np.array([3, -1, 1, -1, 3, 1, -1, 3])
     order, sizes = dnn_order(proxy)
-    assert order.tolist() == [1, 3, 6, 2, 5, 0, 4]
-    assert sizes.tolist() == [2, 2, 0]
+    assert order.tolist() == [3, 1, 6, 0, 4, 7, 2, 5]
+    assert sizes.tolist() == [3, 2, 0]
+    order, sizes = dnn_order(np.array([3, -1, 1, -1, 3, 1, -1]))  # equal clusters keep index order
+    assert order.tolist() == [1, 3, 6, 2, 5, 0, 4] and sizes.tolist() == [2, 2, 0]
 
 
 def test_one_cu_runs_neurons_back_to_back():
@@ -72,4 +74,11 @@ def test_schedule_skips_what_the_skip_rule_skips(rng):
 def test_runs_hold_max_vectors_consecutive_vectors():
     cfg = MorConfig(name="t", max_vectors=4)
     assert runs(cfg, 10) == [slice(0, 4), slice(4, 8), slice(8, 10)]
-    assert job_cycles(cfg, 16, 3, [4, 2], [50, 30]) == 1 + 3 + 3 * 2 + 4 * (2 + 3) + 50 + 2 * (2 + 3) + 30
+    # C = 2 words a vector. The layer's 10 words take cycles 0-9; run 0's 8 input words 10-17; it starts in 18
+    # and computes 19-68; its 12 outputs stream 69-80. Run 1's 4 words load meanwhile (18-21) and it starts
+    # when the engine is free (69), computes 70-99 and streams 100-105: 106 cycles.
+    assert job_cycles(cfg, 16, 3, [4, 2], [50, 30]) == 106
+    # Output-bound runs of 6 neurons: layer 0-18; run 0 loads 19-26, starts 27, computes 28-29, streams 24 words
+    # 30-53; run 1 loads 27-34, starts 35, computes 36-37, streams 54-77; run 2 loads 35-42 but starts only when
+    # run 0's results buffer is out (54), computes 55-56 and streams after run 1 (78-101): 102 cycles.
+    assert job_cycles(cfg, 16, 6, [4, 4, 4], [2, 2, 2]) == 102

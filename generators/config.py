@@ -527,7 +527,7 @@ CATALOG = {
     },
     # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
     "mor": {
-        "default": MorConfig(name="default"),
+        "default": MorConfig(name="default", max_vectors=16),
         "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16,
                            max_vectors=4),
     },

@@ -29,15 +29,17 @@ def _lowest(flags):
 
 
 def ram_specs(cfg):
-    """{kind: (word shape, depth, instances)} of the engine's RAM leaves (one replica per reader)."""
+    """{kind: (word shape, depth, instances)} of the engine's RAM leaves (one replica per reader). Inputs and
+    results have two buffers (the top address bit), so a run loads and streams while its neighbours compute."""
     pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
+    runs = (1 << vector_bits(cfg)) + cfg.max_vectors  # buffer 1 starts at 2**vector_bits
     return {
         "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word, cfg.n_cu),
-        "inputs": (unsigned(8 * cfg.mac_width), cfg.max_vectors << word, cfg.n_cu),
+        "inputs": (unsigned(8 * cfg.mac_width), runs << word, cfg.n_cu),
         "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword, cfg.n_bincu),
-        "bin_inputs": (unsigned(cfg.bits_per_cycle), cfg.max_vectors << bword, cfg.n_bincu),
+        "bin_inputs": (unsigned(cfg.bits_per_cycle), runs << bword, cfg.n_bincu),
         "table": (table_layout(cfg), 1 << pos, cfg.n_cu + cfg.n_bincu),
-        "results": (unsigned(32), cfg.max_vectors << pos, 1),
+        "results": (unsigned(32), runs << pos, 1),
     }
 
 
@@ -61,9 +63,11 @@ class MorEngine(wiring.Component):
     Output ``y`` (``result_layout``): after the run, vector by vector, one word per neuron in original
     index order, with the run's cycles and MACs.
 
-    Throughput: n_cu·mac_width MACs per cycle while running, one issue per cycle. Latency: a loaded
-    word per cycle; the run; one output word per cycle. Input is not taken during the run or the
-    output.
+    Runs overlap through two input and two result buffers: run r + 1's vectors load while run r computes
+    and run r - 1's outputs stream; a run starts (one cycle) once its vectors are in, the CUs are free and
+    its result buffer is out. Throughput: n_cu·mac_width MACs per cycle while running, one issue per cycle.
+    Latency: a loaded word per cycle; the start cycle, the run; one output word per cycle. Layer words
+    (header, tables, weights) are taken only when no run is loaded, running or streaming.
 
     Parameters
     ----------
@@ -114,11 +118,14 @@ class MorEngine(wiring.Component):
         enable = Signal(cfg.max_out)
         sizes = Array(Signal.like(op.size, name=f"size{k}") for k in range(cfg.max_out))
 
-        # Loading state.
-        loading = Signal(init=1)
-        draining = Signal()
+        # Buffers: input words go to in_buf, the run computes on comp_buf, outputs stream from out_buf.
+        in_buf, comp_buf, out_buf = Signal(), Signal(), Signal()
+        in_full, out_full = Signal(2), Signal(2)  # per buffer: a loaded run not yet computed; results not yet out
         running = Signal()
-        m.d.comb += running.eq(~loading & ~draining)
+        in_vectors = [Signal(vec_w + 1, name=f"in{b}_vectors") for b in range(2)]
+        in_target = [Signal(neurons_w, name=f"in{b}_target") for b in range(2)]
+        idle = Signal()
+        m.d.comb += idle.eq(~running & ~in_full.any() & ~out_full.any())
         table_pos = Signal(pos_w)
         w_pos, w_word, w_sub, w_bin = Signal(pos_w), Signal(word_bits(cfg)), Signal(range(group)), \
             Signal(bin_word_bits(cfg))
@@ -127,7 +134,8 @@ class MorEngine(wiring.Component):
         x_target = Signal(neurons_w)           # their neurons: x_vec · n_out
         w_bits_acc, x_bits_acc = Signal(cfg.bits_per_cycle), Signal(cfg.bits_per_cycle)
         take = Signal()
-        m.d.comb += [self.op.ready.eq(loading), take.eq(self.op.valid & loading)]
+        m.d.comb += [self.op.ready.eq(Mux(op.kind == KINDS["input"], ~in_full.bit_select(in_buf, 1), idle)),
+                     take.eq(self.op.valid & self.op.ready)]
         is_kind = {kind: take & (op.kind == code) for kind, code in KINDS.items()}
         row_end = w_word == words - 1
 
@@ -160,6 +168,11 @@ class MorEngine(wiring.Component):
                          x_bits_acc.eq(Mux(x_flush, 0, x_binary)), x_bin.eq(Mux(op.last, 0, x_bin + x_flush))]
             with m.If(op.last):
                 m.d.sync += [x_vec.eq(Mux(op.run, 0, x_vec + 1)), x_target.eq(Mux(op.run, 0, x_target + n_out))]
+            with m.If(op.last & op.run):
+                m.d.sync += [in_full.bit_select(in_buf, 1).eq(1), in_buf.eq(~in_buf)]
+                for b in range(2):
+                    with m.If(in_buf == b):
+                        m.d.sync += [in_vectors[b].eq(x_vec + 1), in_target[b].eq(x_target + n_out)]
 
         def load(ports, kind, address, value, flush=1):
             m.d.comb += [ports["waddr"].eq(address), ports["wdata"].eq(value), ports["we"].eq(is_kind[kind] & flush)]
@@ -171,8 +184,12 @@ class MorEngine(wiring.Component):
         walk_q, walk_k, walk_v, member = Signal(neurons_w), Signal(pos_w + 1), Signal(vec_w + 1), Signal(pos_w + 1)
         left, decided, done = Signal.like(op.size), Signal(neurons_w), Signal(neurons_w)
         neurons = cfg.max_vectors * cfg.max_out
-        proxy_zero, skipped = Signal(neurons), Signal(neurons)  # by completion order; by Cat(idx, v)
+        proxy_zero = Signal(neurons)  # by completion order
+        skipped = [Signal(neurons, name=f"skipped{b}") for b in range(2)]  # per result buffer, by Cat(idx, v)
         run_cycles, macs = Signal(32), Signal(32)
+        out_vectors = [Signal(vec_w + 1, name=f"out{b}_vectors") for b in range(2)]
+        out_cycles = [Signal(32, name=f"out{b}_run_cycles") for b in range(2)]
+        out_macs = [Signal(32, name=f"out{b}_macs") for b in range(2)]
         m.submodules.rejected = rejected = fifo.SyncFIFO(width=pos_w + vec_w, depth=neurons)
 
         # Walker over the members of decided clusters.
@@ -221,14 +238,14 @@ class MorEngine(wiring.Component):
             xram = self._ram(m, "inputs", f"cu{i}_inputs")
             tram = self._ram(m, "table", f"cu{i}_table")
             load(wram, "weight", Cat(w_word, w_pos), op.data.as_value())
-            load(xram, "input", Cat(x_word, x_vec[:vec_w]), op.data.as_value())
+            load(xram, "input", Cat(x_word, x_vec[:vec_w], in_buf), op.data.as_value())
             load(tram, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos, a_word = Signal(name=f"cu{i}_a_valid"), Signal(pos_w, name=f"cu{i}_a_pos"), \
                 Signal(word_bits(cfg), name=f"cu{i}_a_word")
             a_v = Signal(vec_w, name=f"cu{i}_a_v")
             a_last = a_word == words - 1
             m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
-                         xram["raddr"].eq(Cat(a_word, a_v)), tram["raddr"].eq(a_pos)]
+                         xram["raddr"].eq(Cat(a_word, a_v, comp_buf)), tram["raddr"].eq(a_pos)]
             with m.If(cu_issue & (cu_pick == i)):
                 m.d.sync += [a_valid.eq(1), a_pos.eq(issue_pos), a_v.eq(issue_v), a_word.eq(0)]
             with m.Elif(a_valid):
@@ -261,13 +278,13 @@ class MorEngine(wiring.Component):
             bx = self._ram(m, "bin_inputs", f"bincu{j}_inputs")
             bt = self._ram(m, "table", f"bincu{j}_table")
             load(bw, "weight", Cat(w_bin, w_pos), w_binary, w_flush)
-            load(bx, "input", Cat(x_bin, x_vec[:vec_w]), x_binary, x_flush)
+            load(bx, "input", Cat(x_bin, x_vec[:vec_w], in_buf), x_binary, x_flush)
             load(bt, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos = Signal(name=f"bincu{j}_a_valid"), Signal(pos_w, name=f"bincu{j}_a_pos")
             a_word, a_v = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word"), Signal(vec_w, name=f"bincu{j}_a_v")
             a_last = a_word == bin_words - 1
             m.d.comb += [lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
-                         bx["raddr"].eq(Cat(a_word, a_v)), bt["raddr"].eq(a_pos)]
+                         bx["raddr"].eq(Cat(a_word, a_v, comp_buf)), bt["raddr"].eq(a_pos)]
             with m.If(lane_issue & (lane_pick == j)):
                 m.d.sync += [a_valid.eq(1), a_pos.eq(member[:pos_w]), a_v.eq(walk_v), a_word.eq(0)]
             with m.Elif(a_valid):
@@ -298,7 +315,7 @@ class MorEngine(wiring.Component):
         cu_done, skip_done = Signal(), Signal()
         for c_valid, c_acc, c_idx, c_v, c_pos in completion:
             with m.If(c_valid):
-                m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(Cat(c_idx, c_v)),
+                m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(Cat(c_idx, c_v, comp_buf)),
                              yram["wdata"].eq(Mux(c_acc[-1], 0, c_acc))]
                 with m.If(c_pos < n_proxies):
                     m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], 1).eq(c_acc <= 0),
@@ -307,36 +324,48 @@ class MorEngine(wiring.Component):
             with m.If(pred_valid):
                 with m.If(zero):
                     m.d.comb += skip_done.eq(1)
-                    m.d.sync += skipped.bit_select(Cat(d_idx, d_v), 1).eq(1)
+                    for b in range(2):
+                        with m.If(comp_buf == b):
+                            m.d.sync += skipped[b].bit_select(Cat(d_idx, d_v), 1).eq(1)
                 with m.Else():
                     m.d.comb += [rejected.w_en.eq(1), rejected.w_data.eq(Cat(d_pos, d_v))]
         finished = Signal.like(done)
         m.d.comb += finished.eq(done + cu_done + skip_done)
         with m.If(running):
             m.d.sync += [done.eq(finished), run_cycles.eq(run_cycles + 1), macs.eq(macs + Mux(cu_done, n_in, 0))]
-            with m.If(finished == run_target):
-                m.d.sync += draining.eq(1)
+            with m.If(finished == run_target):  # the run's last completion: hand its results to the output
+                m.d.sync += [running.eq(0), in_full.bit_select(comp_buf, 1).eq(0),
+                             out_full.bit_select(comp_buf, 1).eq(1), comp_buf.eq(~comp_buf)]
+                for b in range(2):
+                    with m.If(comp_buf == b):
+                        m.d.sync += [out_vectors[b].eq(run_vectors), out_cycles[b].eq(run_cycles + 1),
+                                     out_macs[b].eq(macs + Mux(cu_done, n_in, 0))]
 
-        # Starting a run on its final input word.
-        with m.If(is_kind["input"] & op.last & op.run):
-            m.d.sync += [loading.eq(0), run_vectors.eq(x_vec + 1), run_target.eq(x_target + n_out),
-                         proxy_k.eq(0), proxy_v.eq(0), walk_q.eq(0), walk_k.eq(0), walk_v.eq(0),
+        # Starting a run: its vectors are in, the CUs are free and its result buffer is out.
+        with m.If(~running & in_full.bit_select(comp_buf, 1) & ~out_full.bit_select(comp_buf, 1)):
+            m.d.sync += [running.eq(1), proxy_k.eq(0), proxy_v.eq(0), walk_q.eq(0), walk_k.eq(0), walk_v.eq(0),
                          left.eq(sizes[0]), member.eq(n_proxies), decided.eq(0), done.eq(0), proxy_zero.eq(0),
-                         skipped.eq(0), run_cycles.eq(0), macs.eq(0)]
+                         run_cycles.eq(0), macs.eq(0)]
+            for b in range(2):
+                with m.If(comp_buf == b):
+                    m.d.sync += [run_vectors.eq(in_vectors[b]), run_target.eq(in_target[b]), skipped[b].eq(0)]
 
         # Output: vector by vector, one word per neuron in index order, read ahead from the results RAM.
         out_idx, out_v = Signal(pos_w), Signal(vec_w)
         fire = self.y.valid & self.y.ready
         last_idx = out_idx == n_out - 1
-        next_idx, next_v = Mux(last_idx, 0, out_idx + 1), Mux(last_idx, out_v + 1, out_v)
-        m.d.comb += [yram["raddr"].eq(Mux(draining, Mux(fire, Cat(next_idx[:pos_w], next_v[:vec_w]),
-                                                           Cat(out_idx, out_v)), 0)),
-                     self.y.valid.eq(draining),
-                     self.y.payload.skipped.eq(skipped.bit_select(Cat(out_idx, out_v), 1)),
+        last_word = last_idx & (out_v == Mux(out_buf, out_vectors[1], out_vectors[0]) - 1)
+        next_idx, next_v = Mux(last_idx, 0, out_idx + 1), Mux(last_word, 0, Mux(last_idx, out_v + 1, out_v))
+        m.d.comb += [yram["raddr"].eq(Mux(fire, Cat(next_idx[:pos_w], next_v[:vec_w], out_buf ^ last_word),
+                                          Cat(out_idx, out_v, out_buf))),
+                     self.y.valid.eq(out_full.bit_select(out_buf, 1)),
+                     self.y.payload.skipped.eq(Mux(out_buf, skipped[1], skipped[0]).bit_select(Cat(out_idx, out_v),
+                                                                                               1)),
                      self.y.payload.y.eq(Mux(self.y.payload.skipped, 0, yram["rdata"])),
-                     self.y.payload.run_cycles.eq(run_cycles), self.y.payload.macs.eq(macs)]
+                     self.y.payload.run_cycles.eq(Mux(out_buf, out_cycles[1], out_cycles[0])),
+                     self.y.payload.macs.eq(Mux(out_buf, out_macs[1], out_macs[0]))]
         with m.If(fire):
             m.d.sync += [out_idx.eq(next_idx), out_v.eq(next_v)]
-            with m.If(last_idx & (out_v == run_vectors - 1)):
-                m.d.sync += [out_idx.eq(0), out_v.eq(0), draining.eq(0), loading.eq(1)]
+            with m.If(last_word):
+                m.d.sync += [out_full.bit_select(out_buf, 1).eq(0), out_buf.eq(~out_buf)]
         return m

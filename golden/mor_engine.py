@@ -1,8 +1,9 @@
 """The Mixture-of-Rookies layer engine's DNN format and exact schedule (MoR §4, docs/mor.md).
 
-DNN format (MoR §4.2): neurons are stored proxies first (ascending index), then the members of each
-proxy in turn (ascending index); a proxy carries its cluster size. A *position* is a neuron's place
-in that order.
+DNN format (MoR §4.2): neurons are stored proxies first (largest cluster first, ties by ascending index: the
+proxies whose members wait on them are decided early, so a run does not end waiting on a late decision), then
+the members of each proxy in turn (ascending index); a proxy carries its cluster size. A *position* is a
+neuron's place in that order.
 
 A *run* computes every neuron of up to ``max_vectors`` input vectors (MoR §4.1's input window): in
 run order, all proxies (vector by vector), then the members of proxy q = v·n_proxies + k (cluster k of
@@ -36,9 +37,11 @@ __all__ = ["dnn_order", "engine_schedule", "job_cycles", "runs", "engine_layer"]
 
 
 def dnn_order(proxy):
-    """``(order, sizes)``: original neuron index of each position, and each proxy's cluster size."""
+    """``(order, sizes)``: original neuron index of each position, and each proxy's cluster size (descending)."""
     proxy = np.asarray(proxy)
     proxies = np.flatnonzero(proxy == -1)
+    sizes = np.array([(proxy == k).sum() for k in proxies], np.int64)
+    proxies = proxies[np.argsort(-sizes, kind="stable")]  # largest clusters first, ties by index
     members = [np.flatnonzero(proxy == k) for k in proxies]
     order = np.concatenate([proxies, *members]).astype(np.int64)
     return order, np.array([len(m) for m in members], np.int64)
@@ -109,10 +112,26 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
 
 
 def job_cycles(cfg, n_in, n_out, run_vectors, run_cycles):
-    """Harness cycles of one job at full rate: a header, n_out table words and n_out·C weight words,
-    then per run its vectors' words (C each), its run cycles and its outputs (n_out per vector)."""
+    """Harness cycles of one job at full rate: a header, n_out table words and n_out·C weight words, then the
+    runs, overlapped (two input buffers, two result buffers): run r's vectors (C words each) load while run
+    r - 1 computes, into a buffer freed when run r - 2's computation ended; run r starts the cycle after its
+    last word once the engine is free and run r - 2's outputs are out, computes for its run cycles from the
+    next cycle, and streams its outputs (n_out per vector) after run r - 1's."""
     words = -(-n_in // cfg.mac_width)
-    return 1 + n_out + n_out * words + sum(v * (words + n_out) + r for v, r in zip(run_vectors, run_cycles))
+    loaded = 1 + n_out + n_out * words         # first cycle after the layer's words
+    input_free, results_free = [0, 0], [0, 0]  # first cycle each buffer takes a run
+    engine_free = output_free = 0
+    last_out = loaded - 1
+    for r, (vectors, cycles) in enumerate(zip(run_vectors, run_cycles)):
+        b = r % 2
+        last_in = max(loaded, input_free[b]) + vectors * words - 1
+        loaded = last_in + 1
+        start = max(last_in + 1, engine_free, results_free[b])
+        end = start + int(cycles)              # the run's last completion
+        input_free[b] = engine_free = end + 1
+        last_out = max(end + 1, output_free) + vectors * n_out - 1
+        output_free = results_free[b] = last_out + 1
+    return last_out + 1
 
 
 def runs(cfg, n_vectors):

@@ -53,9 +53,9 @@ endmodule
 module mor_default_inputs(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   input clk;
   wire clk;
-  input [8:0] raddr;
-  wire [8:0] raddr;
-  wire [8:0] rd__addr;
+  input [10:0] raddr;
+  wire [10:0] raddr;
+  wire [10:0] rd__addr;
   wire [63:0] rd__data;
   wire rd__en;
   output [63:0] rdata;
@@ -64,16 +64,16 @@ module mor_default_inputs(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   wire ren;
   input rst;
   wire rst;
-  input [8:0] waddr;
-  wire [8:0] waddr;
+  input [10:0] waddr;
+  wire [10:0] waddr;
   input [63:0] wdata;
   wire [63:0] wdata;
   input we;
   wire we;
-  wire [8:0] wr__addr;
+  wire [10:0] wr__addr;
   wire [63:0] wr__data;
   wire wr__en;
-  reg [63:0] mem [511:0];
+  reg [63:0] mem [2047:0];
   always @(posedge clk) begin
     if (we)
       mem[waddr] <= wdata;
@@ -149,9 +149,9 @@ endmodule
 module mor_default_bin_inputs(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   input clk;
   wire clk;
-  input [5:0] raddr;
-  wire [5:0] raddr;
-  wire [5:0] rd__addr;
+  input [7:0] raddr;
+  wire [7:0] raddr;
+  wire [7:0] rd__addr;
   wire [63:0] rd__data;
   wire rd__en;
   output [63:0] rdata;
@@ -160,16 +160,16 @@ module mor_default_bin_inputs(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   wire ren;
   input rst;
   wire rst;
-  input [5:0] waddr;
-  wire [5:0] waddr;
+  input [7:0] waddr;
+  wire [7:0] waddr;
   input [63:0] wdata;
   wire [63:0] wdata;
   input we;
   wire we;
-  wire [5:0] wr__addr;
+  wire [7:0] wr__addr;
   wire [63:0] wr__data;
   wire wr__en;
-  reg [63:0] mem [63:0];
+  reg [63:0] mem [255:0];
   always @(posedge clk) begin
     if (we)
       mem[waddr] <= wdata;
@@ -277,9 +277,9 @@ endmodule
 module mor_default_results(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   input clk;
   wire clk;
-  input [7:0] raddr;
-  wire [7:0] raddr;
-  wire [7:0] rd__addr;
+  input [9:0] raddr;
+  wire [9:0] raddr;
+  wire [9:0] rd__addr;
   wire [31:0] rd__data;
   wire rd__en;
   output [31:0] rdata;
@@ -288,16 +288,16 @@ module mor_default_results(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   wire ren;
   input rst;
   wire rst;
-  input [7:0] waddr;
-  wire [7:0] waddr;
+  input [9:0] waddr;
+  wire [9:0] waddr;
   input [31:0] wdata;
   wire [31:0] wdata;
   input we;
   wire we;
-  wire [7:0] wr__addr;
+  wire [9:0] wr__addr;
   wire [31:0] wr__data;
   wire wr__en;
-  reg [31:0] mem [255:0];
+  reg [31:0] mem [1023:0];
   always @(posedge clk) begin
     if (we)
       mem[waddr] <= wdata;
@@ -1293,514 +1293,584 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [15:0] \$100 ;
-  wire [6:0] \$1000 ;
-  wire \$1001 ;
-  wire [7:0] \$1002 ;
-  wire \$1003 ;
-  wire \$1004 ;
-  wire [32:0] \$1005 ;
+  wire [18:0] \$100 ;
+  wire [2:0] \$1000 ;
+  wire [2:0] \$1001 ;
+  wire [2:0] \$1002 ;
+  wire [2:0] \$1003 ;
+  wire [2:0] \$1004 ;
+  wire [2:0] \$1005 ;
   wire [2:0] \$1006 ;
-  wire [2:0] \$1007 ;
-  wire [2:0] \$1008 ;
-  wire [2:0] \$1009 ;
-  wire [22:0] \$101 ;
-  wire [2:0] \$1010 ;
-  wire [2:0] \$1011 ;
-  wire [2:0] \$1012 ;
-  wire [2:0] \$1013 ;
-  wire \$1014 ;
+  wire \$1007 ;
+  wire \$1008 ;
+  wire [7:0] \$1009 ;
+  wire [15:0] \$101 ;
+  wire \$1010 ;
+  wire \$1011 ;
+  wire [6:0] \$1012 ;
+  wire \$1013 ;
+  wire [7:0] \$1014 ;
   wire \$1015 ;
-  wire [7:0] \$1016 ;
-  wire \$1017 ;
-  wire \$1018 ;
-  wire [6:0] \$1019 ;
-  wire [15:0] \$102 ;
-  wire \$1020 ;
-  wire [7:0] \$1021 ;
-  wire \$1022 ;
-  wire \$1023 ;
-  wire [32:0] \$1024 ;
+  wire \$1016 ;
+  wire [32:0] \$1017 ;
+  wire [2:0] \$1018 ;
+  wire [2:0] \$1019 ;
+  wire [19:0] \$102 ;
+  wire [2:0] \$1020 ;
+  wire [2:0] \$1021 ;
+  wire [2:0] \$1022 ;
+  wire [2:0] \$1023 ;
+  wire [2:0] \$1024 ;
   wire [2:0] \$1025 ;
-  wire [2:0] \$1026 ;
-  wire [2:0] \$1027 ;
-  wire [2:0] \$1028 ;
-  wire [2:0] \$1029 ;
-  wire [23:0] \$103 ;
-  wire [2:0] \$1030 ;
-  wire [2:0] \$1031 ;
-  wire [2:0] \$1032 ;
-  wire \$1033 ;
+  wire \$1026 ;
+  wire \$1027 ;
+  wire [7:0] \$1028 ;
+  wire \$1029 ;
+  wire [15:0] \$103 ;
+  wire \$1030 ;
+  wire [6:0] \$1031 ;
+  wire \$1032 ;
+  wire [7:0] \$1033 ;
   wire \$1034 ;
-  wire [7:0] \$1035 ;
-  wire \$1036 ;
-  wire \$1037 ;
-  wire [6:0] \$1038 ;
-  wire \$1039 ;
-  wire [32:0] \$104 ;
-  wire [7:0] \$1040 ;
-  wire \$1041 ;
-  wire \$1042 ;
-  wire [32:0] \$1043 ;
+  wire \$1035 ;
+  wire [32:0] \$1036 ;
+  wire [2:0] \$1037 ;
+  wire [2:0] \$1038 ;
+  wire [2:0] \$1039 ;
+  wire [20:0] \$104 ;
+  wire [2:0] \$1040 ;
+  wire [2:0] \$1041 ;
+  wire [2:0] \$1042 ;
+  wire [2:0] \$1043 ;
   wire [2:0] \$1044 ;
-  wire [2:0] \$1045 ;
-  wire [2:0] \$1046 ;
-  wire [2:0] \$1047 ;
-  wire [2:0] \$1048 ;
-  wire [2:0] \$1049 ;
-  wire \$105 ;
-  wire [2:0] \$1050 ;
-  wire [2:0] \$1051 ;
-  wire \$1052 ;
+  wire \$1045 ;
+  wire \$1046 ;
+  wire [7:0] \$1047 ;
+  wire \$1048 ;
+  wire \$1049 ;
+  wire [15:0] \$105 ;
+  wire [6:0] \$1050 ;
+  wire \$1051 ;
+  wire [7:0] \$1052 ;
   wire \$1053 ;
-  wire [7:0] \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire [6:0] \$1057 ;
-  wire \$1058 ;
-  wire [7:0] \$1059 ;
-  wire \$106 ;
-  wire \$1060 ;
-  wire \$1061 ;
-  wire [32:0] \$1062 ;
-  wire \$1063 ;
+  wire \$1054 ;
+  wire [32:0] \$1055 ;
+  wire [2:0] \$1056 ;
+  wire [2:0] \$1057 ;
+  wire [2:0] \$1058 ;
+  wire [2:0] \$1059 ;
+  wire [21:0] \$106 ;
+  wire [2:0] \$1060 ;
+  wire [2:0] \$1061 ;
+  wire [2:0] \$1062 ;
+  wire [2:0] \$1063 ;
   wire \$1064 ;
   wire \$1065 ;
-  wire \$1066 ;
-  wire [4:0] \$1067 ;
+  wire [7:0] \$1066 ;
+  wire \$1067 ;
   wire \$1068 ;
-  wire \$1069 ;
-  wire \$107 ;
-  wire [3:0] \$1070 ;
-  wire [4:0] \$1071 ;
+  wire [6:0] \$1069 ;
+  wire [15:0] \$107 ;
+  wire \$1070 ;
+  wire [7:0] \$1071 ;
   wire \$1072 ;
   wire \$1073 ;
-  wire \$1074 ;
-  wire \$1075 ;
-  wire \$1076 ;
-  wire [4:0] \$1077 ;
-  wire \$1078 ;
-  wire \$1079 ;
-  wire \$108 ;
-  wire [3:0] \$1080 ;
-  wire [4:0] \$1081 ;
-  wire \$1082 ;
+  wire [32:0] \$1074 ;
+  wire [2:0] \$1075 ;
+  wire [2:0] \$1076 ;
+  wire [2:0] \$1077 ;
+  wire [2:0] \$1078 ;
+  wire [2:0] \$1079 ;
+  wire [22:0] \$108 ;
+  wire [2:0] \$1080 ;
+  wire [2:0] \$1081 ;
+  wire [2:0] \$1082 ;
   wire \$1083 ;
   wire \$1084 ;
-  wire [9:0] \$1085 ;
+  wire [7:0] \$1085 ;
   wire \$1086 ;
   wire \$1087 ;
-  wire [9:0] \$1088 ;
+  wire [6:0] \$1088 ;
   wire \$1089 ;
-  wire \$109 ;
-  wire \$1090 ;
-  wire [9:0] \$1091 ;
+  wire [15:0] \$109 ;
+  wire [7:0] \$1090 ;
+  wire \$1091 ;
   wire \$1092 ;
-  wire \$1093 ;
-  wire [9:0] \$1094 ;
+  wire [32:0] \$1093 ;
+  wire \$1094 ;
   wire \$1095 ;
   wire \$1096 ;
-  wire [9:0] \$1097 ;
-  wire \$1098 ;
+  wire \$1097 ;
+  wire [4:0] \$1098 ;
   wire \$1099 ;
   wire \$11 ;
-  wire \$110 ;
-  wire [9:0] \$1100 ;
-  wire \$1101 ;
-  wire \$1102 ;
-  wire [9:0] \$1103 ;
+  wire [23:0] \$110 ;
+  wire \$1100 ;
+  wire [3:0] \$1101 ;
+  wire [4:0] \$1102 ;
+  wire \$1103 ;
   wire \$1104 ;
   wire \$1105 ;
-  wire [9:0] \$1106 ;
-  wire [32:0] \$1107 ;
-  wire [9:0] \$1108 ;
-  wire [32:0] \$1109 ;
-  wire \$111 ;
+  wire \$1106 ;
+  wire \$1107 ;
+  wire [4:0] \$1108 ;
+  wire \$1109 ;
+  wire [32:0] \$111 ;
   wire \$1110 ;
-  wire \$1111 ;
-  wire \$1112 ;
+  wire [3:0] \$1111 ;
+  wire [4:0] \$1112 ;
   wire \$1113 ;
   wire \$1114 ;
-  wire [4:0] \$1115 ;
-  wire [9:0] \$1116 ;
+  wire \$1115 ;
+  wire [10:0] \$1116 ;
   wire \$1117 ;
-  wire [6:0] \$1118 ;
-  wire \$1119 ;
-  wire [7:0] \$112 ;
-  wire [5:0] \$1120 ;
-  wire [5:0] \$1121 ;
-  wire [6:0] \$1122 ;
+  wire \$1118 ;
+  wire [10:0] \$1119 ;
+  wire \$112 ;
+  wire \$1120 ;
+  wire \$1121 ;
+  wire [10:0] \$1122 ;
   wire \$1123 ;
-  wire [3:0] \$1124 ;
-  wire [3:0] \$1125 ;
-  wire [6:0] \$1126 ;
+  wire \$1124 ;
+  wire [10:0] \$1125 ;
+  wire \$1126 ;
   wire \$1127 ;
-  wire [4:0] \$1128 ;
+  wire [10:0] \$1128 ;
   wire \$1129 ;
   wire \$113 ;
   wire \$1130 ;
-  wire \$1131 ;
+  wire [10:0] \$1131 ;
   wire \$1132 ;
-  reg [9:0] \$1133 ;
-  reg [5:0] \$1134 ;
-  reg [5:0] \$1135 ;
-  reg [6:0] \$1136 ;
-  reg [3:0] \$1137 ;
-  reg [6:0] \$1138 ;
-  reg [4:0] \$1139 ;
-  wire [31:0] \$114 ;
-  reg [4:0] \$1140 ;
-  reg [5:0] \$1141 ;
-  reg [2:0] \$1142 ;
-  reg [2:0] \$1143 ;
-  reg [63:0] \$1144 ;
-  reg [5:0] \$1145 ;
-  reg [2:0] \$1146 ;
-  reg [2:0] \$1147 ;
-  reg [63:0] \$1148 ;
-  reg [3:0] \$1149 ;
-  wire [15:0] \$115 ;
-  reg [8:0] \$1150 ;
-  reg [31:0] \$1151 ;
-  reg [5:0] \$1152 ;
-  reg [5:0] \$1153 ;
-  reg [5:0] \$1154 ;
-  reg [5:0] \$1155 ;
-  reg [5:0] \$1156 ;
-  reg [5:0] \$1157 ;
-  reg [5:0] \$1158 ;
-  reg [5:0] \$1159 ;
-  wire [16:0] \$116 ;
-  reg [5:0] \$1160 ;
-  reg [5:0] \$1161 ;
-  reg [5:0] \$1162 ;
-  reg [5:0] \$1163 ;
-  reg [5:0] \$1164 ;
-  reg [5:0] \$1165 ;
-  reg [5:0] \$1166 ;
-  reg [5:0] \$1167 ;
-  reg [5:0] \$1168 ;
-  reg [5:0] \$1169 ;
-  wire [15:0] \$117 ;
-  reg [5:0] \$1170 ;
-  reg [5:0] \$1171 ;
-  reg [5:0] \$1172 ;
-  reg [5:0] \$1173 ;
-  reg [5:0] \$1174 ;
-  reg [5:0] \$1175 ;
-  reg [5:0] \$1176 ;
-  reg [5:0] \$1177 ;
-  reg [5:0] \$1178 ;
-  reg [5:0] \$1179 ;
-  wire [17:0] \$118 ;
-  reg [5:0] \$1180 ;
-  reg [5:0] \$1181 ;
-  reg [5:0] \$1182 ;
-  reg [5:0] \$1183 ;
-  reg [5:0] \$1184 ;
-  reg [3:0] \$1185 ;
-  reg [5:0] \$1186 ;
-  reg [5:0] \$1187 ;
-  reg [8:0] \$1188 ;
+  wire \$1133 ;
+  wire [10:0] \$1134 ;
+  wire \$1135 ;
+  wire \$1136 ;
+  wire [10:0] \$1137 ;
+  wire \$1138 ;
+  wire \$1139 ;
+  wire \$114 ;
+  wire \$1140 ;
+  wire \$1141 ;
+  wire [32:0] \$1142 ;
+  wire [9:0] \$1143 ;
+  wire [32:0] \$1144 ;
+  wire \$1145 ;
+  wire \$1146 ;
+  wire \$1147 ;
+  wire [32:0] \$1148 ;
+  wire [9:0] \$1149 ;
+  wire \$115 ;
+  wire [32:0] \$1150 ;
+  wire \$1151 ;
+  wire [32:0] \$1152 ;
+  wire [9:0] \$1153 ;
+  wire [32:0] \$1154 ;
+  wire \$1155 ;
+  wire \$1156 ;
+  wire \$1157 ;
+  wire \$1158 ;
+  wire \$1159 ;
+  wire \$116 ;
+  wire \$1160 ;
+  wire \$1161 ;
+  wire \$1162 ;
+  wire \$1163 ;
+  wire [6:0] \$1164 ;
+  wire \$1165 ;
+  wire [5:0] \$1166 ;
+  wire [5:0] \$1167 ;
+  wire [6:0] \$1168 ;
+  wire \$1169 ;
+  wire \$117 ;
+  wire [4:0] \$1170 ;
+  wire [5:0] \$1171 ;
+  wire \$1172 ;
+  wire \$1173 ;
+  wire [6:0] \$1174 ;
+  wire \$1175 ;
+  wire [4:0] \$1176 ;
+  wire [4:0] \$1177 ;
+  wire [4:0] \$1178 ;
+  wire [6:0] \$1179 ;
+  wire \$118 ;
+  wire \$1180 ;
+  wire [4:0] \$1181 ;
+  wire [5:0] \$1182 ;
+  wire \$1183 ;
+  wire \$1184 ;
+  wire \$1185 ;
+  wire \$1186 ;
+  wire \$1187 ;
+  reg [9:0] \$1188 ;
   reg [5:0] \$1189 ;
-  wire [15:0] \$119 ;
-  reg [3:0] \$1190 ;
-  reg \$1191 ;
-  reg [4:0] \$1192 ;
-  reg [2:0] \$1193 ;
-  reg [5:0] \$1194 ;
-  reg \$1195 ;
-  reg \$1196 ;
-  reg \$1197 ;
-  reg [4:0] \$1198 ;
-  reg [2:0] \$1199 ;
+  wire [7:0] \$119 ;
+  reg [5:0] \$1190 ;
+  reg [6:0] \$1191 ;
+  reg [3:0] \$1192 ;
+  reg [6:0] \$1193 ;
+  reg [4:0] \$1194 ;
+  reg [4:0] \$1195 ;
+  reg [5:0] \$1196 ;
+  reg [2:0] \$1197 ;
+  reg [2:0] \$1198 ;
+  reg [63:0] \$1199 ;
   wire \$12 ;
-  wire [18:0] \$120 ;
-  reg [31:0] \$1200 ;
-  reg \$1201 ;
-  reg [31:0] \$1202 ;
-  reg [4:0] \$1203 ;
+  wire \$120 ;
+  reg [5:0] \$1200 ;
+  reg [2:0] \$1201 ;
+  reg [2:0] \$1202 ;
+  reg [63:0] \$1203 ;
   reg [4:0] \$1204 ;
-  reg [2:0] \$1205 ;
-  reg \$1206 ;
-  reg [4:0] \$1207 ;
-  reg [2:0] \$1208 ;
+  reg [9:0] \$1205 ;
+  reg [31:0] \$1206 ;
+  reg [5:0] \$1207 ;
+  reg [5:0] \$1208 ;
   reg [5:0] \$1209 ;
-  wire [15:0] \$121 ;
-  reg \$1210 ;
-  reg \$1211 ;
-  reg \$1212 ;
-  reg [4:0] \$1213 ;
-  reg [2:0] \$1214 ;
-  reg [31:0] \$1215 ;
-  reg \$1216 ;
-  reg [31:0] \$1217 ;
-  reg [4:0] \$1218 ;
-  reg [4:0] \$1219 ;
-  wire [19:0] \$122 ;
-  reg [2:0] \$1220 ;
-  reg \$1221 ;
-  reg [4:0] \$1222 ;
-  reg [2:0] \$1223 ;
+  wire [31:0] \$121 ;
+  reg [5:0] \$1210 ;
+  reg [5:0] \$1211 ;
+  reg [5:0] \$1212 ;
+  reg [5:0] \$1213 ;
+  reg [5:0] \$1214 ;
+  reg [5:0] \$1215 ;
+  reg [5:0] \$1216 ;
+  reg [5:0] \$1217 ;
+  reg [5:0] \$1218 ;
+  reg [5:0] \$1219 ;
+  wire [15:0] \$122 ;
+  reg [5:0] \$1220 ;
+  reg [5:0] \$1221 ;
+  reg [5:0] \$1222 ;
+  reg [5:0] \$1223 ;
   reg [5:0] \$1224 ;
-  reg \$1225 ;
-  reg \$1226 ;
-  reg \$1227 ;
-  reg [4:0] \$1228 ;
-  reg [2:0] \$1229 ;
-  wire [15:0] \$123 ;
-  reg [31:0] \$1230 ;
-  reg \$1231 ;
-  reg [31:0] \$1232 ;
-  reg [4:0] \$1233 ;
-  reg [4:0] \$1234 ;
-  reg [2:0] \$1235 ;
-  reg \$1236 ;
-  reg [4:0] \$1237 ;
-  reg [2:0] \$1238 ;
-  reg [5:0] \$1239 ;
-  wire [20:0] \$124 ;
+  reg [5:0] \$1225 ;
+  reg [5:0] \$1226 ;
+  reg [5:0] \$1227 ;
+  reg [5:0] \$1228 ;
+  reg [5:0] \$1229 ;
+  wire [16:0] \$123 ;
+  reg [5:0] \$1230 ;
+  reg [5:0] \$1231 ;
+  reg [5:0] \$1232 ;
+  reg [5:0] \$1233 ;
+  reg [5:0] \$1234 ;
+  reg [5:0] \$1235 ;
+  reg [5:0] \$1236 ;
+  reg [5:0] \$1237 ;
+  reg [5:0] \$1238 ;
+  reg [1:0] \$1239 ;
+  wire [15:0] \$124 ;
   reg \$1240 ;
-  reg \$1241 ;
-  reg \$1242 ;
+  reg [4:0] \$1241 ;
+  reg [9:0] \$1242 ;
   reg [4:0] \$1243 ;
-  reg [2:0] \$1244 ;
-  reg [31:0] \$1245 ;
-  reg \$1246 ;
-  reg [31:0] \$1247 ;
-  reg [4:0] \$1248 ;
-  reg [4:0] \$1249 ;
-  wire [15:0] \$125 ;
-  reg [2:0] \$1250 ;
-  reg \$1251 ;
-  reg [4:0] \$1252 ;
-  reg [2:0] \$1253 ;
-  reg [5:0] \$1254 ;
-  reg \$1255 ;
+  reg [9:0] \$1244 ;
+  reg [5:0] \$1245 ;
+  reg [4:0] \$1246 ;
+  reg [5:0] \$1247 ;
+  reg [5:0] \$1248 ;
+  reg [9:0] \$1249 ;
+  wire [17:0] \$125 ;
+  reg [5:0] \$1250 ;
+  reg [4:0] \$1251 ;
+  reg \$1252 ;
+  reg [4:0] \$1253 ;
+  reg [3:0] \$1254 ;
+  reg [5:0] \$1255 ;
   reg \$1256 ;
   reg \$1257 ;
-  reg [4:0] \$1258 ;
-  reg [2:0] \$1259 ;
-  wire [21:0] \$126 ;
-  reg [31:0] \$1260 ;
-  reg \$1261 ;
-  reg [31:0] \$1262 ;
-  reg [4:0] \$1263 ;
+  reg \$1258 ;
+  reg [4:0] \$1259 ;
+  wire [15:0] \$126 ;
+  reg [3:0] \$1260 ;
+  reg [31:0] \$1261 ;
+  reg \$1262 ;
+  reg [31:0] \$1263 ;
   reg [4:0] \$1264 ;
-  reg [2:0] \$1265 ;
-  reg \$1266 ;
-  reg [4:0] \$1267 ;
-  reg [2:0] \$1268 ;
-  reg [5:0] \$1269 ;
-  wire [15:0] \$127 ;
-  reg \$1270 ;
+  reg [4:0] \$1265 ;
+  reg [3:0] \$1266 ;
+  reg \$1267 ;
+  reg [4:0] \$1268 ;
+  reg [3:0] \$1269 ;
+  wire [18:0] \$127 ;
+  reg [5:0] \$1270 ;
   reg \$1271 ;
   reg \$1272 ;
-  reg [4:0] \$1273 ;
-  reg [2:0] \$1274 ;
-  reg [31:0] \$1275 ;
-  reg \$1276 ;
-  reg [31:0] \$1277 ;
-  reg [4:0] \$1278 ;
+  reg \$1273 ;
+  reg [4:0] \$1274 ;
+  reg [3:0] \$1275 ;
+  reg [31:0] \$1276 ;
+  reg \$1277 ;
+  reg [31:0] \$1278 ;
   reg [4:0] \$1279 ;
-  wire [22:0] \$128 ;
-  reg [2:0] \$1280 ;
-  reg \$1281 ;
-  reg [4:0] \$1282 ;
-  reg [2:0] \$1283 ;
-  reg [5:0] \$1284 ;
-  reg \$1285 ;
+  wire [15:0] \$128 ;
+  reg [4:0] \$1280 ;
+  reg [3:0] \$1281 ;
+  reg \$1282 ;
+  reg [4:0] \$1283 ;
+  reg [3:0] \$1284 ;
+  reg [5:0] \$1285 ;
   reg \$1286 ;
   reg \$1287 ;
-  reg [4:0] \$1288 ;
-  reg [2:0] \$1289 ;
-  wire [15:0] \$129 ;
-  reg [31:0] \$1290 ;
-  reg \$1291 ;
-  reg [31:0] \$1292 ;
-  reg [4:0] \$1293 ;
+  reg \$1288 ;
+  reg [4:0] \$1289 ;
+  wire [19:0] \$129 ;
+  reg [3:0] \$1290 ;
+  reg [31:0] \$1291 ;
+  reg \$1292 ;
+  reg [31:0] \$1293 ;
   reg [4:0] \$1294 ;
-  reg [2:0] \$1295 ;
-  reg \$1296 ;
-  reg [4:0] \$1297 ;
-  reg [2:0] \$1298 ;
-  reg [5:0] \$1299 ;
+  reg [4:0] \$1295 ;
+  reg [3:0] \$1296 ;
+  reg \$1297 ;
+  reg [4:0] \$1298 ;
+  reg [3:0] \$1299 ;
   wire \$13 ;
-  wire [23:0] \$130 ;
-  reg \$1300 ;
+  wire [15:0] \$130 ;
+  reg [5:0] \$1300 ;
   reg \$1301 ;
   reg \$1302 ;
-  reg [4:0] \$1303 ;
-  reg [2:0] \$1304 ;
-  reg [31:0] \$1305 ;
-  reg \$1306 ;
-  reg [31:0] \$1307 ;
-  reg [4:0] \$1308 ;
+  reg \$1303 ;
+  reg [4:0] \$1304 ;
+  reg [3:0] \$1305 ;
+  reg [31:0] \$1306 ;
+  reg \$1307 ;
+  reg [31:0] \$1308 ;
   reg [4:0] \$1309 ;
-  wire [32:0] \$131 ;
-  reg [2:0] \$1310 ;
-  reg \$1311 ;
-  reg [4:0] \$1312 ;
-  reg [2:0] \$1313 ;
-  reg [2:0] \$1314 ;
-  reg \$1315 ;
+  wire [20:0] \$131 ;
+  reg [4:0] \$1310 ;
+  reg [3:0] \$1311 ;
+  reg \$1312 ;
+  reg [4:0] \$1313 ;
+  reg [3:0] \$1314 ;
+  reg [5:0] \$1315 ;
   reg \$1316 ;
-  reg [4:0] \$1317 ;
-  reg [2:0] \$1318 ;
-  reg [12:0] \$1319 ;
-  wire \$132 ;
-  reg [12:0] \$1320 ;
-  reg \$1321 ;
-  reg [4:0] \$1322 ;
-  reg [2:0] \$1323 ;
-  reg [2:0] \$1324 ;
-  reg \$1325 ;
-  reg \$1326 ;
-  reg [4:0] \$1327 ;
-  reg [2:0] \$1328 ;
-  reg [12:0] \$1329 ;
-  wire \$133 ;
-  reg [12:0] \$1330 ;
-  reg [255:0] \$1331 ;
-  reg [8:0] \$1332 ;
-  reg [255:0] \$1333 ;
-  reg [8:0] \$1334 ;
-  reg [31:0] \$1335 ;
+  reg \$1317 ;
+  reg \$1318 ;
+  reg [4:0] \$1319 ;
+  wire [15:0] \$132 ;
+  reg [3:0] \$1320 ;
+  reg [31:0] \$1321 ;
+  reg \$1322 ;
+  reg [31:0] \$1323 ;
+  reg [4:0] \$1324 ;
+  reg [4:0] \$1325 ;
+  reg [3:0] \$1326 ;
+  reg \$1327 ;
+  reg [4:0] \$1328 ;
+  reg [3:0] \$1329 ;
+  wire [21:0] \$133 ;
+  reg [5:0] \$1330 ;
+  reg \$1331 ;
+  reg \$1332 ;
+  reg \$1333 ;
+  reg [4:0] \$1334 ;
+  reg [3:0] \$1335 ;
   reg [31:0] \$1336 ;
   reg \$1337 ;
-  reg \$1338 ;
-  reg [3:0] \$1339 ;
-  wire \$134 ;
-  reg [8:0] \$1340 ;
-  reg [4:0] \$1341 ;
-  reg [2:0] \$1342 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [7:0] \$139 ;
+  reg [31:0] \$1338 ;
+  reg [4:0] \$1339 ;
+  wire [15:0] \$134 ;
+  reg [4:0] \$1340 ;
+  reg [3:0] \$1341 ;
+  reg \$1342 ;
+  reg [4:0] \$1343 ;
+  reg [3:0] \$1344 ;
+  reg [5:0] \$1345 ;
+  reg \$1346 ;
+  reg \$1347 ;
+  reg \$1348 ;
+  reg [4:0] \$1349 ;
+  wire [22:0] \$135 ;
+  reg [3:0] \$1350 ;
+  reg [31:0] \$1351 ;
+  reg \$1352 ;
+  reg [31:0] \$1353 ;
+  reg [4:0] \$1354 ;
+  reg [4:0] \$1355 ;
+  reg [3:0] \$1356 ;
+  reg \$1357 ;
+  reg [4:0] \$1358 ;
+  reg [3:0] \$1359 ;
+  wire [15:0] \$136 ;
+  reg [5:0] \$1360 ;
+  reg \$1361 ;
+  reg \$1362 ;
+  reg \$1363 ;
+  reg [4:0] \$1364 ;
+  reg [3:0] \$1365 ;
+  reg [31:0] \$1366 ;
+  reg \$1367 ;
+  reg [31:0] \$1368 ;
+  reg [4:0] \$1369 ;
+  wire [23:0] \$137 ;
+  reg [4:0] \$1370 ;
+  reg [3:0] \$1371 ;
+  reg \$1372 ;
+  reg [4:0] \$1373 ;
+  reg [3:0] \$1374 ;
+  reg [2:0] \$1375 ;
+  reg \$1376 ;
+  reg \$1377 ;
+  reg [4:0] \$1378 ;
+  reg [3:0] \$1379 ;
+  wire [32:0] \$138 ;
+  reg [13:0] \$1380 ;
+  reg [13:0] \$1381 ;
+  reg \$1382 ;
+  reg [4:0] \$1383 ;
+  reg [3:0] \$1384 ;
+  reg [2:0] \$1385 ;
+  reg \$1386 ;
+  reg \$1387 ;
+  reg [4:0] \$1388 ;
+  reg [3:0] \$1389 ;
+  wire \$139 ;
+  reg [13:0] \$1390 ;
+  reg [13:0] \$1391 ;
+  reg [511:0] \$1392 ;
+  reg [9:0] \$1393 ;
+  reg [511:0] \$1394 ;
+  reg [511:0] \$1395 ;
+  reg [9:0] \$1396 ;
+  reg [31:0] \$1397 ;
+  reg [31:0] \$1398 ;
+  reg \$1399 ;
   wire \$14 ;
   wire \$140 ;
-  wire [31:0] \$141 ;
-  wire [15:0] \$142 ;
-  wire [16:0] \$143 ;
-  wire [15:0] \$144 ;
-  wire [17:0] \$145 ;
-  wire [15:0] \$146 ;
-  wire [18:0] \$147 ;
-  wire [15:0] \$148 ;
-  wire [19:0] \$149 ;
+  reg [1:0] \$1400 ;
+  reg \$1401 ;
+  reg [4:0] \$1402 ;
+  reg [31:0] \$1403 ;
+  reg [31:0] \$1404 ;
+  reg [4:0] \$1405 ;
+  reg [31:0] \$1406 ;
+  reg [31:0] \$1407 ;
+  reg [4:0] \$1408 ;
+  reg [9:0] \$1409 ;
+  wire \$141 ;
+  reg [4:0] \$1410 ;
+  reg [3:0] \$1411 ;
+  reg \$1412 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire [7:0] \$146 ;
+  wire \$147 ;
+  wire [31:0] \$148 ;
+  wire [15:0] \$149 ;
   wire \$15 ;
-  wire [15:0] \$150 ;
-  wire [20:0] \$151 ;
-  wire [15:0] \$152 ;
-  wire [21:0] \$153 ;
-  wire [15:0] \$154 ;
-  wire [22:0] \$155 ;
-  wire [15:0] \$156 ;
-  wire [23:0] \$157 ;
-  wire [32:0] \$158 ;
-  wire \$159 ;
+  wire [16:0] \$150 ;
+  wire [15:0] \$151 ;
+  wire [17:0] \$152 ;
+  wire [15:0] \$153 ;
+  wire [18:0] \$154 ;
+  wire [15:0] \$155 ;
+  wire [19:0] \$156 ;
+  wire [15:0] \$157 ;
+  wire [20:0] \$158 ;
+  wire [15:0] \$159 ;
   wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire [7:0] \$166 ;
+  wire [21:0] \$160 ;
+  wire [15:0] \$161 ;
+  wire [22:0] \$162 ;
+  wire [15:0] \$163 ;
+  wire [23:0] \$164 ;
+  wire [32:0] \$165 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [31:0] \$168 ;
-  wire [15:0] \$169 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
-  wire [16:0] \$170 ;
-  wire [15:0] \$171 ;
-  wire [17:0] \$172 ;
-  wire [15:0] \$173 ;
-  wire [18:0] \$174 ;
-  wire [15:0] \$175 ;
-  wire [19:0] \$176 ;
-  wire [15:0] \$177 ;
-  wire [20:0] \$178 ;
-  wire [15:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire [7:0] \$173 ;
+  wire \$174 ;
+  wire [31:0] \$175 ;
+  wire [15:0] \$176 ;
+  wire [16:0] \$177 ;
+  wire [15:0] \$178 ;
+  wire [17:0] \$179 ;
   wire \$18 ;
-  wire [21:0] \$180 ;
-  wire [15:0] \$181 ;
-  wire [22:0] \$182 ;
-  wire [15:0] \$183 ;
-  wire [23:0] \$184 ;
-  wire [32:0] \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
+  wire [15:0] \$180 ;
+  wire [18:0] \$181 ;
+  wire [15:0] \$182 ;
+  wire [19:0] \$183 ;
+  wire [15:0] \$184 ;
+  wire [20:0] \$185 ;
+  wire [15:0] \$186 ;
+  wire [21:0] \$187 ;
+  wire [15:0] \$188 ;
+  wire [22:0] \$189 ;
   wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire [7:0] \$193 ;
+  wire [15:0] \$190 ;
+  wire [23:0] \$191 ;
+  wire [32:0] \$192 ;
+  wire \$193 ;
   wire \$194 ;
-  wire [31:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [16:0] \$197 ;
-  wire [15:0] \$198 ;
-  wire [17:0] \$199 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [15:0] \$200 ;
-  wire [18:0] \$201 ;
-  wire [15:0] \$202 ;
-  wire [19:0] \$203 ;
-  wire [15:0] \$204 ;
-  wire [20:0] \$205 ;
-  wire [15:0] \$206 ;
-  wire [21:0] \$207 ;
-  wire [15:0] \$208 ;
-  wire [22:0] \$209 ;
+  wire [7:0] \$200 ;
+  wire \$201 ;
+  wire [31:0] \$202 ;
+  wire [15:0] \$203 ;
+  wire [16:0] \$204 ;
+  wire [15:0] \$205 ;
+  wire [17:0] \$206 ;
+  wire [15:0] \$207 ;
+  wire [18:0] \$208 ;
+  wire [15:0] \$209 ;
   wire \$21 ;
-  wire [15:0] \$210 ;
-  wire [23:0] \$211 ;
-  wire [32:0] \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
+  wire [19:0] \$210 ;
+  wire [15:0] \$211 ;
+  wire [20:0] \$212 ;
+  wire [15:0] \$213 ;
+  wire [21:0] \$214 ;
+  wire [15:0] \$215 ;
+  wire [22:0] \$216 ;
+  wire [15:0] \$217 ;
+  wire [23:0] \$218 ;
+  wire [32:0] \$219 ;
   wire \$22 ;
-  wire [7:0] \$220 ;
+  wire \$220 ;
   wire \$221 ;
-  wire [31:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [16:0] \$224 ;
-  wire [15:0] \$225 ;
-  wire [17:0] \$226 ;
-  wire [15:0] \$227 ;
-  wire [18:0] \$228 ;
-  wire [15:0] \$229 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire [7:0] \$227 ;
+  wire \$228 ;
+  wire [31:0] \$229 ;
   wire \$23 ;
-  wire [19:0] \$230 ;
-  wire [15:0] \$231 ;
-  wire [20:0] \$232 ;
-  wire [15:0] \$233 ;
-  wire [21:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire [22:0] \$236 ;
-  wire [15:0] \$237 ;
-  wire [23:0] \$238 ;
-  wire [32:0] \$239 ;
+  wire [15:0] \$230 ;
+  wire [16:0] \$231 ;
+  wire [15:0] \$232 ;
+  wire [17:0] \$233 ;
+  wire [15:0] \$234 ;
+  wire [18:0] \$235 ;
+  wire [15:0] \$236 ;
+  wire [19:0] \$237 ;
+  wire [15:0] \$238 ;
+  wire [20:0] \$239 ;
   wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
+  wire [15:0] \$240 ;
+  wire [21:0] \$241 ;
+  wire [15:0] \$242 ;
+  wire [22:0] \$243 ;
+  wire [15:0] \$244 ;
+  wire [23:0] \$245 ;
+  wire [32:0] \$246 ;
   wire \$247 ;
   wire \$248 ;
-  wire [7:0] \$249 ;
+  wire \$249 ;
   wire \$25 ;
   wire \$250 ;
   wire \$251 ;
@@ -1808,10 +1878,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$253 ;
   wire \$254 ;
   wire \$255 ;
-  wire \$256 ;
+  wire [7:0] \$256 ;
   wire \$257 ;
   wire \$258 ;
-  wire [7:0] \$259 ;
+  wire \$259 ;
   wire \$26 ;
   wire \$260 ;
   wire \$261 ;
@@ -1819,10 +1889,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$263 ;
   wire \$264 ;
   wire \$265 ;
-  wire \$266 ;
+  wire [7:0] \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire [7:0] \$269 ;
+  wire \$269 ;
   wire \$27 ;
   wire \$270 ;
   wire \$271 ;
@@ -1830,10 +1900,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$273 ;
   wire \$274 ;
   wire \$275 ;
-  wire \$276 ;
+  wire [7:0] \$276 ;
   wire \$277 ;
   wire \$278 ;
-  wire [7:0] \$279 ;
+  wire \$279 ;
   wire \$28 ;
   wire \$280 ;
   wire \$281 ;
@@ -1841,10 +1911,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$283 ;
   wire \$284 ;
   wire \$285 ;
-  wire \$286 ;
+  wire [7:0] \$286 ;
   wire \$287 ;
   wire \$288 ;
-  wire [7:0] \$289 ;
+  wire \$289 ;
   wire \$29 ;
   wire \$290 ;
   wire \$291 ;
@@ -1852,10 +1922,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$293 ;
   wire \$294 ;
   wire \$295 ;
-  wire \$296 ;
+  wire [7:0] \$296 ;
   wire \$297 ;
   wire \$298 ;
-  wire [7:0] \$299 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
@@ -1864,388 +1934,388 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$303 ;
   wire \$304 ;
   wire \$305 ;
-  wire \$306 ;
+  wire [7:0] \$306 ;
   wire \$307 ;
   wire \$308 ;
-  wire [7:0] \$309 ;
-  wire [7:0] \$31 ;
+  wire \$309 ;
+  wire \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
   wire \$313 ;
   wire \$314 ;
   wire \$315 ;
-  wire \$316 ;
+  wire [7:0] \$316 ;
   wire \$317 ;
   wire \$318 ;
-  wire [7:0] \$319 ;
+  wire \$319 ;
   wire \$32 ;
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire [7:0] \$323 ;
+  wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire \$326 ;
+  wire [7:0] \$326 ;
   wire \$327 ;
   wire \$328 ;
   wire \$329 ;
-  wire [31:0] \$33 ;
-  wire \$330 ;
+  wire \$33 ;
+  wire [7:0] \$330 ;
   wire \$331 ;
   wire \$332 ;
   wire \$333 ;
   wire \$334 ;
-  wire [7:0] \$335 ;
+  wire \$335 ;
   wire \$336 ;
   wire \$337 ;
   wire \$338 ;
   wire \$339 ;
-  wire [15:0] \$34 ;
+  wire \$34 ;
   wire \$340 ;
   wire \$341 ;
-  wire \$342 ;
+  wire [7:0] \$342 ;
   wire \$343 ;
   wire \$344 ;
-  wire [7:0] \$345 ;
+  wire \$345 ;
   wire \$346 ;
   wire \$347 ;
   wire \$348 ;
   wire \$349 ;
-  wire [16:0] \$35 ;
+  wire \$35 ;
   wire \$350 ;
   wire \$351 ;
-  wire \$352 ;
+  wire [7:0] \$352 ;
   wire \$353 ;
   wire \$354 ;
-  wire [7:0] \$355 ;
+  wire \$355 ;
   wire \$356 ;
   wire \$357 ;
   wire \$358 ;
   wire \$359 ;
-  wire [15:0] \$36 ;
+  wire \$36 ;
   wire \$360 ;
   wire \$361 ;
-  wire \$362 ;
+  wire [7:0] \$362 ;
   wire \$363 ;
   wire \$364 ;
-  wire [7:0] \$365 ;
+  wire \$365 ;
   wire \$366 ;
   wire \$367 ;
   wire \$368 ;
   wire \$369 ;
-  wire [17:0] \$37 ;
+  wire \$37 ;
   wire \$370 ;
   wire \$371 ;
-  wire \$372 ;
+  wire [7:0] \$372 ;
   wire \$373 ;
   wire \$374 ;
-  wire [7:0] \$375 ;
+  wire \$375 ;
   wire \$376 ;
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [15:0] \$38 ;
+  wire [7:0] \$38 ;
   wire \$380 ;
   wire \$381 ;
-  wire \$382 ;
+  wire [7:0] \$382 ;
   wire \$383 ;
   wire \$384 ;
-  wire [7:0] \$385 ;
+  wire \$385 ;
   wire \$386 ;
   wire \$387 ;
   wire \$388 ;
   wire \$389 ;
-  wire [18:0] \$39 ;
+  wire \$39 ;
   wire \$390 ;
   wire \$391 ;
-  wire \$392 ;
+  wire [7:0] \$392 ;
   wire \$393 ;
   wire \$394 ;
-  wire [7:0] \$395 ;
+  wire \$395 ;
   wire \$396 ;
   wire \$397 ;
   wire \$398 ;
   wire \$399 ;
   wire \$4 ;
-  wire [15:0] \$40 ;
+  wire [31:0] \$40 ;
   wire \$400 ;
   wire \$401 ;
-  wire \$402 ;
+  wire [7:0] \$402 ;
   wire \$403 ;
   wire \$404 ;
-  wire [7:0] \$405 ;
+  wire \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
-  wire [7:0] \$409 ;
-  wire [19:0] \$41 ;
+  wire \$409 ;
+  wire [15:0] \$41 ;
   wire \$410 ;
   wire \$411 ;
-  wire \$412 ;
+  wire [7:0] \$412 ;
   wire \$413 ;
   wire \$414 ;
-  wire [4:0] \$415 ;
-  wire \$416 ;
-  wire [6:0] \$417 ;
+  wire \$415 ;
+  wire [7:0] \$416 ;
+  wire \$417 ;
   wire \$418 ;
   wire \$419 ;
-  wire [15:0] \$42 ;
+  wire [16:0] \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire \$422 ;
+  wire [4:0] \$422 ;
   wire \$423 ;
-  wire \$424 ;
+  wire [6:0] \$424 ;
   wire \$425 ;
   wire \$426 ;
-  wire [7:0] \$427 ;
+  wire \$427 ;
   wire \$428 ;
   wire \$429 ;
-  wire [20:0] \$43 ;
+  wire [15:0] \$43 ;
   wire \$430 ;
   wire \$431 ;
   wire \$432 ;
   wire \$433 ;
-  wire \$434 ;
+  wire [7:0] \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire [7:0] \$437 ;
+  wire \$437 ;
   wire \$438 ;
   wire \$439 ;
-  wire [15:0] \$44 ;
+  wire [17:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
   wire \$442 ;
   wire \$443 ;
-  wire \$444 ;
+  wire [7:0] \$444 ;
   wire \$445 ;
   wire \$446 ;
-  wire [7:0] \$447 ;
+  wire \$447 ;
   wire \$448 ;
   wire \$449 ;
-  wire [21:0] \$45 ;
+  wire [15:0] \$45 ;
   wire \$450 ;
   wire \$451 ;
   wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
+  wire [7:0] \$454 ;
   wire \$455 ;
   wire \$456 ;
-  wire [7:0] \$457 ;
+  wire \$457 ;
   wire \$458 ;
   wire \$459 ;
-  wire [15:0] \$46 ;
+  wire [18:0] \$46 ;
   wire \$460 ;
   wire \$461 ;
   wire \$462 ;
   wire \$463 ;
-  wire \$464 ;
+  wire [7:0] \$464 ;
   wire \$465 ;
   wire \$466 ;
-  wire [7:0] \$467 ;
+  wire \$467 ;
   wire \$468 ;
   wire \$469 ;
-  wire [22:0] \$47 ;
+  wire [15:0] \$47 ;
   wire \$470 ;
   wire \$471 ;
   wire \$472 ;
   wire \$473 ;
-  wire \$474 ;
+  wire [7:0] \$474 ;
   wire \$475 ;
   wire \$476 ;
-  wire [7:0] \$477 ;
+  wire \$477 ;
   wire \$478 ;
   wire \$479 ;
-  wire [15:0] \$48 ;
+  wire [19:0] \$48 ;
   wire \$480 ;
   wire \$481 ;
   wire \$482 ;
   wire \$483 ;
-  wire \$484 ;
+  wire [7:0] \$484 ;
   wire \$485 ;
   wire \$486 ;
-  wire [7:0] \$487 ;
+  wire \$487 ;
   wire \$488 ;
   wire \$489 ;
-  wire [23:0] \$49 ;
+  wire [15:0] \$49 ;
   wire \$490 ;
   wire \$491 ;
   wire \$492 ;
   wire \$493 ;
-  wire \$494 ;
+  wire [7:0] \$494 ;
   wire \$495 ;
   wire \$496 ;
-  wire [7:0] \$497 ;
+  wire \$497 ;
   wire \$498 ;
   wire \$499 ;
   wire \$5 ;
-  wire [32:0] \$50 ;
+  wire [20:0] \$50 ;
   wire \$500 ;
-  wire [7:0] \$501 ;
+  wire \$501 ;
   wire \$502 ;
   wire \$503 ;
-  wire \$504 ;
+  wire [7:0] \$504 ;
   wire \$505 ;
   wire \$506 ;
   wire \$507 ;
-  wire \$508 ;
+  wire [7:0] \$508 ;
   wire \$509 ;
-  wire \$51 ;
+  wire [15:0] \$51 ;
   wire \$510 ;
   wire \$511 ;
   wire \$512 ;
-  wire [7:0] \$513 ;
+  wire \$513 ;
   wire \$514 ;
   wire \$515 ;
   wire \$516 ;
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire \$52 ;
-  wire \$520 ;
+  wire [21:0] \$52 ;
+  wire [7:0] \$520 ;
   wire \$521 ;
   wire \$522 ;
-  wire [7:0] \$523 ;
+  wire \$523 ;
   wire \$524 ;
   wire \$525 ;
   wire \$526 ;
   wire \$527 ;
   wire \$528 ;
   wire \$529 ;
-  wire \$53 ;
-  wire \$530 ;
+  wire [15:0] \$53 ;
+  wire [7:0] \$530 ;
   wire \$531 ;
   wire \$532 ;
-  wire [7:0] \$533 ;
+  wire \$533 ;
   wire \$534 ;
   wire \$535 ;
   wire \$536 ;
   wire \$537 ;
   wire \$538 ;
   wire \$539 ;
-  wire \$54 ;
-  wire \$540 ;
+  wire [22:0] \$54 ;
+  wire [7:0] \$540 ;
   wire \$541 ;
   wire \$542 ;
-  wire [7:0] \$543 ;
+  wire \$543 ;
   wire \$544 ;
   wire \$545 ;
   wire \$546 ;
   wire \$547 ;
   wire \$548 ;
   wire \$549 ;
-  wire \$55 ;
-  wire \$550 ;
+  wire [15:0] \$55 ;
+  wire [7:0] \$550 ;
   wire \$551 ;
   wire \$552 ;
-  wire [7:0] \$553 ;
+  wire \$553 ;
   wire \$554 ;
   wire \$555 ;
   wire \$556 ;
   wire \$557 ;
   wire \$558 ;
   wire \$559 ;
-  wire \$56 ;
-  wire \$560 ;
+  wire [23:0] \$56 ;
+  wire [7:0] \$560 ;
   wire \$561 ;
   wire \$562 ;
-  wire [7:0] \$563 ;
+  wire \$563 ;
   wire \$564 ;
   wire \$565 ;
   wire \$566 ;
   wire \$567 ;
   wire \$568 ;
   wire \$569 ;
-  wire \$57 ;
-  wire \$570 ;
+  wire [32:0] \$57 ;
+  wire [7:0] \$570 ;
   wire \$571 ;
   wire \$572 ;
-  wire [7:0] \$573 ;
+  wire \$573 ;
   wire \$574 ;
   wire \$575 ;
   wire \$576 ;
   wire \$577 ;
   wire \$578 ;
   wire \$579 ;
-  wire [7:0] \$58 ;
-  wire \$580 ;
+  wire \$58 ;
+  wire [7:0] \$580 ;
   wire \$581 ;
   wire \$582 ;
-  wire [7:0] \$583 ;
+  wire \$583 ;
   wire \$584 ;
   wire \$585 ;
   wire \$586 ;
-  wire [7:0] \$587 ;
+  wire \$587 ;
   wire \$588 ;
   wire \$589 ;
   wire \$59 ;
-  wire \$590 ;
+  wire [7:0] \$590 ;
   wire \$591 ;
   wire \$592 ;
-  wire [4:0] \$593 ;
-  wire \$594 ;
-  wire [6:0] \$595 ;
-  wire [31:0] \$596 ;
-  wire [31:0] \$597 ;
-  wire [31:0] \$598 ;
-  wire [31:0] \$599 ;
+  wire \$593 ;
+  wire [7:0] \$594 ;
+  wire \$595 ;
+  wire \$596 ;
+  wire \$597 ;
+  wire \$598 ;
+  wire \$599 ;
   wire \$6 ;
-  wire [31:0] \$60 ;
-  wire [31:0] \$600 ;
-  wire [31:0] \$601 ;
-  wire [31:0] \$602 ;
+  wire \$60 ;
+  wire [4:0] \$600 ;
+  wire \$601 ;
+  wire [6:0] \$602 ;
   wire [31:0] \$603 ;
-  wire [9:0] \$604 ;
-  wire [10:0] \$605 ;
-  wire \$606 ;
-  wire [6:0] \$607 ;
-  wire \$608 ;
-  wire [5:0] \$609 ;
-  wire [15:0] \$61 ;
-  wire [5:0] \$610 ;
-  wire [6:0] \$611 ;
-  wire \$612 ;
-  wire [3:0] \$613 ;
-  wire [3:0] \$614 ;
-  wire [7:0] \$615 ;
-  wire \$616 ;
-  wire [31:0] \$617 ;
-  wire \$618 ;
+  wire [31:0] \$604 ;
+  wire [31:0] \$605 ;
+  wire [31:0] \$606 ;
+  wire [31:0] \$607 ;
+  wire [31:0] \$608 ;
+  wire [31:0] \$609 ;
+  wire \$61 ;
+  wire [31:0] \$610 ;
+  wire [10:0] \$611 ;
+  wire [11:0] \$612 ;
+  wire \$613 ;
+  wire [6:0] \$614 ;
+  wire \$615 ;
+  wire [5:0] \$616 ;
+  wire [5:0] \$617 ;
+  wire [6:0] \$618 ;
   wire \$619 ;
-  wire [16:0] \$62 ;
-  wire \$620 ;
-  wire \$621 ;
-  wire [5:0] \$622 ;
+  wire \$62 ;
+  wire [4:0] \$620 ;
+  wire [5:0] \$621 ;
+  wire \$622 ;
   wire \$623 ;
-  wire \$624 ;
+  wire [6:0] \$624 ;
   wire \$625 ;
-  wire \$626 ;
-  wire \$627 ;
-  wire \$628 ;
-  wire \$629 ;
-  wire [15:0] \$63 ;
+  wire [4:0] \$626 ;
+  wire [4:0] \$627 ;
+  wire [4:0] \$628 ;
+  wire [6:0] \$629 ;
+  wire \$63 ;
   wire \$630 ;
-  wire \$631 ;
-  wire \$632 ;
+  wire [4:0] \$631 ;
+  wire [5:0] \$632 ;
   wire \$633 ;
   wire \$634 ;
   wire \$635 ;
-  wire \$636 ;
+  wire [511:0] \$636 ;
   wire \$637 ;
-  wire \$638 ;
-  wire \$639 ;
-  wire [17:0] \$64 ;
-  wire \$640 ;
+  wire [31:0] \$638 ;
+  wire [31:0] \$639 ;
+  wire \$64 ;
+  wire [31:0] \$640 ;
   wire \$641 ;
   wire \$642 ;
   wire \$643 ;
   wire \$644 ;
-  wire \$645 ;
+  wire [5:0] \$645 ;
   wire \$646 ;
   wire \$647 ;
   wire \$648 ;
   wire \$649 ;
-  wire [15:0] \$65 ;
+  wire [7:0] \$65 ;
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
@@ -2253,23 +2323,23 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$654 ;
   wire \$655 ;
   wire \$656 ;
-  wire [7:0] \$657 ;
+  wire \$657 ;
   wire \$658 ;
-  wire [6:0] \$659 ;
-  wire [18:0] \$66 ;
-  wire [6:0] \$660 ;
-  wire [7:0] \$661 ;
+  wire \$659 ;
+  wire \$66 ;
+  wire \$660 ;
+  wire \$661 ;
   wire \$662 ;
-  wire [5:0] \$663 ;
+  wire \$663 ;
   wire \$664 ;
-  wire [7:0] \$665 ;
+  wire \$665 ;
   wire \$666 ;
   wire \$667 ;
-  wire [3:0] \$668 ;
-  wire [3:0] \$669 ;
-  wire [15:0] \$67 ;
+  wire \$668 ;
+  wire \$669 ;
+  wire [31:0] \$67 ;
   wire \$670 ;
-  wire [7:0] \$671 ;
+  wire \$671 ;
   wire \$672 ;
   wire \$673 ;
   wire \$674 ;
@@ -2278,218 +2348,218 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$677 ;
   wire \$678 ;
   wire \$679 ;
-  wire [19:0] \$68 ;
-  wire \$680 ;
+  wire [15:0] \$68 ;
+  wire [7:0] \$680 ;
   wire \$681 ;
-  wire \$682 ;
-  wire [7:0] \$683 ;
-  wire \$684 ;
+  wire [6:0] \$682 ;
+  wire [6:0] \$683 ;
+  wire [7:0] \$684 ;
   wire \$685 ;
-  wire \$686 ;
+  wire [5:0] \$686 ;
   wire \$687 ;
-  wire \$688 ;
+  wire [7:0] \$688 ;
   wire \$689 ;
-  wire [15:0] \$69 ;
+  wire [16:0] \$69 ;
   wire \$690 ;
-  wire \$691 ;
-  wire \$692 ;
-  wire [7:0] \$693 ;
-  wire \$694 ;
+  wire [3:0] \$691 ;
+  wire [3:0] \$692 ;
+  wire \$693 ;
+  wire [7:0] \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
   wire \$699 ;
   wire \$7 ;
-  wire [20:0] \$70 ;
+  wire [15:0] \$70 ;
   wire \$700 ;
   wire \$701 ;
   wire \$702 ;
-  wire [7:0] \$703 ;
+  wire \$703 ;
   wire \$704 ;
   wire \$705 ;
-  wire \$706 ;
+  wire [7:0] \$706 ;
   wire \$707 ;
   wire \$708 ;
   wire \$709 ;
-  wire [15:0] \$71 ;
+  wire [17:0] \$71 ;
   wire \$710 ;
   wire \$711 ;
   wire \$712 ;
-  wire [7:0] \$713 ;
+  wire \$713 ;
   wire \$714 ;
   wire \$715 ;
-  wire \$716 ;
+  wire [7:0] \$716 ;
   wire \$717 ;
   wire \$718 ;
   wire \$719 ;
-  wire [21:0] \$72 ;
+  wire [15:0] \$72 ;
   wire \$720 ;
   wire \$721 ;
   wire \$722 ;
-  wire [7:0] \$723 ;
+  wire \$723 ;
   wire \$724 ;
   wire \$725 ;
-  wire \$726 ;
+  wire [7:0] \$726 ;
   wire \$727 ;
   wire \$728 ;
   wire \$729 ;
-  wire [15:0] \$73 ;
+  wire [18:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
   wire \$732 ;
-  wire [7:0] \$733 ;
+  wire \$733 ;
   wire \$734 ;
   wire \$735 ;
-  wire \$736 ;
+  wire [7:0] \$736 ;
   wire \$737 ;
   wire \$738 ;
   wire \$739 ;
-  wire [22:0] \$74 ;
+  wire [15:0] \$74 ;
   wire \$740 ;
   wire \$741 ;
   wire \$742 ;
-  wire [7:0] \$743 ;
+  wire \$743 ;
   wire \$744 ;
   wire \$745 ;
-  wire \$746 ;
+  wire [7:0] \$746 ;
   wire \$747 ;
   wire \$748 ;
   wire \$749 ;
-  wire [15:0] \$75 ;
+  wire [19:0] \$75 ;
   wire \$750 ;
   wire \$751 ;
   wire \$752 ;
-  wire [7:0] \$753 ;
-  wire [63:0] \$754 ;
-  wire [7:0] \$755 ;
-  wire \$756 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire [7:0] \$756 ;
   wire \$757 ;
-  wire [7:0] \$758 ;
+  wire \$758 ;
   wire \$759 ;
-  wire [23:0] \$76 ;
+  wire [15:0] \$76 ;
   wire \$760 ;
-  wire [3:0] \$761 ;
-  wire [3:0] \$762 ;
+  wire \$761 ;
+  wire \$762 ;
   wire \$763 ;
   wire \$764 ;
-  wire [6:0] \$765 ;
-  wire [6:0] \$766 ;
+  wire \$765 ;
+  wire [7:0] \$766 ;
   wire \$767 ;
-  wire [7:0] \$768 ;
+  wire \$768 ;
   wire \$769 ;
-  wire [32:0] \$77 ;
+  wire [20:0] \$77 ;
   wire \$770 ;
-  wire [3:0] \$771 ;
-  wire [3:0] \$772 ;
+  wire \$771 ;
+  wire \$772 ;
   wire \$773 ;
-  wire [7:0] \$774 ;
+  wire \$774 ;
   wire \$775 ;
-  wire \$776 ;
-  wire \$777 ;
-  wire \$778 ;
+  wire [7:0] \$776 ;
+  wire [63:0] \$777 ;
+  wire [7:0] \$778 ;
   wire \$779 ;
-  wire \$78 ;
+  wire [15:0] \$78 ;
   wire \$780 ;
-  wire \$781 ;
+  wire [7:0] \$781 ;
   wire \$782 ;
   wire \$783 ;
-  wire \$784 ;
-  wire \$785 ;
-  wire [7:0] \$786 ;
+  wire [3:0] \$784 ;
+  wire [3:0] \$785 ;
+  wire \$786 ;
   wire \$787 ;
-  wire \$788 ;
-  wire \$789 ;
-  wire \$79 ;
+  wire [6:0] \$788 ;
+  wire [6:0] \$789 ;
+  wire [21:0] \$79 ;
   wire \$790 ;
-  wire \$791 ;
+  wire [7:0] \$791 ;
   wire \$792 ;
   wire \$793 ;
-  wire \$794 ;
-  wire \$795 ;
-  wire [7:0] \$796 ;
-  wire \$797 ;
+  wire [3:0] \$794 ;
+  wire [3:0] \$795 ;
+  wire \$796 ;
+  wire [7:0] \$797 ;
   wire \$798 ;
   wire \$799 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [15:0] \$80 ;
   wire \$800 ;
   wire \$801 ;
   wire \$802 ;
   wire \$803 ;
   wire \$804 ;
   wire \$805 ;
-  wire [7:0] \$806 ;
+  wire \$806 ;
   wire \$807 ;
   wire \$808 ;
-  wire \$809 ;
-  wire \$81 ;
+  wire [7:0] \$809 ;
+  wire [22:0] \$81 ;
   wire \$810 ;
   wire \$811 ;
   wire \$812 ;
   wire \$813 ;
   wire \$814 ;
   wire \$815 ;
-  wire [7:0] \$816 ;
+  wire \$816 ;
   wire \$817 ;
   wire \$818 ;
-  wire \$819 ;
-  wire \$82 ;
+  wire [7:0] \$819 ;
+  wire [15:0] \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
   wire \$825 ;
-  wire [7:0] \$826 ;
+  wire \$826 ;
   wire \$827 ;
   wire \$828 ;
-  wire \$829 ;
-  wire \$83 ;
+  wire [7:0] \$829 ;
+  wire [23:0] \$83 ;
   wire \$830 ;
   wire \$831 ;
   wire \$832 ;
   wire \$833 ;
   wire \$834 ;
   wire \$835 ;
-  wire [7:0] \$836 ;
+  wire \$836 ;
   wire \$837 ;
   wire \$838 ;
-  wire \$839 ;
-  wire \$84 ;
+  wire [7:0] \$839 ;
+  wire [32:0] \$84 ;
   wire \$840 ;
   wire \$841 ;
   wire \$842 ;
   wire \$843 ;
   wire \$844 ;
   wire \$845 ;
-  wire [7:0] \$846 ;
+  wire \$846 ;
   wire \$847 ;
   wire \$848 ;
-  wire \$849 ;
-  wire [7:0] \$85 ;
+  wire [7:0] \$849 ;
+  wire \$85 ;
   wire \$850 ;
   wire \$851 ;
   wire \$852 ;
   wire \$853 ;
   wire \$854 ;
   wire \$855 ;
-  wire [7:0] \$856 ;
-  wire [63:0] \$857 ;
+  wire \$856 ;
+  wire \$857 ;
   wire \$858 ;
   wire [7:0] \$859 ;
   wire \$86 ;
   wire \$860 ;
   wire \$861 ;
-  wire [3:0] \$862 ;
-  wire [3:0] \$863 ;
-  wire [4:0] \$864 ;
-  wire [4:0] \$865 ;
-  wire [9:0] \$866 ;
-  wire [9:0] \$867 ;
+  wire \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
   wire \$868 ;
-  wire \$869 ;
-  wire [31:0] \$87 ;
+  wire [7:0] \$869 ;
+  wire \$87 ;
   wire \$870 ;
   wire \$871 ;
   wire \$872 ;
@@ -2499,170 +2569,172 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
-  wire \$879 ;
-  wire [15:0] \$88 ;
-  wire [6:0] \$880 ;
+  wire [7:0] \$879 ;
+  wire \$88 ;
+  wire [63:0] \$880 ;
   wire \$881 ;
-  wire [6:0] \$882 ;
-  wire [6:0] \$883 ;
-  wire [6:0] \$884 ;
-  wire \$885 ;
-  wire [4:0] \$886 ;
-  wire [6:0] \$887 ;
-  wire [6:0] \$888 ;
-  wire \$889 ;
-  wire [16:0] \$89 ;
-  wire \$890 ;
+  wire [7:0] \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire [3:0] \$885 ;
+  wire [3:0] \$886 ;
+  wire [5:0] \$887 ;
+  wire [5:0] \$888 ;
+  wire [10:0] \$889 ;
+  wire \$89 ;
+  wire [10:0] \$890 ;
   wire \$891 ;
   wire \$892 ;
   wire \$893 ;
-  wire \$894 ;
-  wire \$895 ;
-  wire [9:0] \$896 ;
-  wire [6:0] \$897 ;
-  wire \$898 ;
-  wire [6:0] \$899 ;
+  wire [5:0] \$894 ;
+  wire [10:0] \$895 ;
+  wire \$896 ;
+  wire [5:0] \$897 ;
+  wire [10:0] \$898 ;
+  wire \$899 ;
   wire \$9 ;
-  wire [15:0] \$90 ;
-  wire [6:0] \$900 ;
-  wire [6:0] \$901 ;
+  wire \$90 ;
+  wire \$900 ;
+  wire \$901 ;
   wire \$902 ;
-  wire [4:0] \$903 ;
-  wire [6:0] \$904 ;
+  wire \$903 ;
+  wire \$904 ;
   wire \$905 ;
-  wire [6:0] \$906 ;
-  wire [6:0] \$907 ;
-  reg [5:0] \$908 ;
-  wire [6:0] \$909 ;
-  wire [17:0] \$91 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
+  wire \$91 ;
   wire \$910 ;
-  wire [2:0] \$911 ;
-  wire [2:0] \$912 ;
-  wire [2:0] \$913 ;
-  wire [2:0] \$914 ;
-  wire [2:0] \$915 ;
-  wire [2:0] \$916 ;
-  wire [2:0] \$917 ;
-  wire [2:0] \$918 ;
-  wire \$919 ;
-  wire [15:0] \$92 ;
+  wire [6:0] \$911 ;
+  wire \$912 ;
+  wire [6:0] \$913 ;
+  wire [6:0] \$914 ;
+  wire [6:0] \$915 ;
+  wire \$916 ;
+  wire [5:0] \$917 ;
+  wire [6:0] \$918 ;
+  wire [6:0] \$919 ;
+  wire [7:0] \$92 ;
   wire \$920 ;
-  wire [7:0] \$921 ;
+  wire \$921 ;
   wire \$922 ;
   wire \$923 ;
-  wire [6:0] \$924 ;
+  wire \$924 ;
   wire \$925 ;
-  wire [7:0] \$926 ;
-  wire \$927 ;
-  wire \$928 ;
-  wire [32:0] \$929 ;
-  wire [18:0] \$93 ;
-  wire [2:0] \$930 ;
-  wire [2:0] \$931 ;
-  wire [2:0] \$932 ;
-  wire [2:0] \$933 ;
-  wire [2:0] \$934 ;
-  wire [2:0] \$935 ;
-  wire [2:0] \$936 ;
-  wire [2:0] \$937 ;
-  wire \$938 ;
-  wire \$939 ;
-  wire [15:0] \$94 ;
-  wire [7:0] \$940 ;
+  wire \$926 ;
+  wire [10:0] \$927 ;
+  wire [6:0] \$928 ;
+  wire \$929 ;
+  wire \$93 ;
+  wire [6:0] \$930 ;
+  wire [6:0] \$931 ;
+  wire [6:0] \$932 ;
+  wire \$933 ;
+  wire [5:0] \$934 ;
+  wire [6:0] \$935 ;
+  wire \$936 ;
+  wire [6:0] \$937 ;
+  wire [6:0] \$938 ;
+  reg [5:0] \$939 ;
+  wire [31:0] \$94 ;
+  wire [6:0] \$940 ;
   wire \$941 ;
-  wire \$942 ;
-  wire [6:0] \$943 ;
-  wire \$944 ;
-  wire [7:0] \$945 ;
-  wire \$946 ;
-  wire \$947 ;
-  wire [32:0] \$948 ;
+  wire [2:0] \$942 ;
+  wire [2:0] \$943 ;
+  wire [2:0] \$944 ;
+  wire [2:0] \$945 ;
+  wire [2:0] \$946 ;
+  wire [2:0] \$947 ;
+  wire [2:0] \$948 ;
   wire [2:0] \$949 ;
-  wire [19:0] \$95 ;
-  wire [2:0] \$950 ;
-  wire [2:0] \$951 ;
-  wire [2:0] \$952 ;
-  wire [2:0] \$953 ;
-  wire [2:0] \$954 ;
-  wire [2:0] \$955 ;
-  wire [2:0] \$956 ;
-  wire \$957 ;
+  wire [15:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire [7:0] \$952 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire [6:0] \$955 ;
+  wire \$956 ;
+  wire [7:0] \$957 ;
   wire \$958 ;
-  wire [7:0] \$959 ;
-  wire [15:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire [6:0] \$962 ;
-  wire \$963 ;
-  wire [7:0] \$964 ;
-  wire \$965 ;
-  wire \$966 ;
-  wire [32:0] \$967 ;
+  wire \$959 ;
+  wire [16:0] \$96 ;
+  wire [32:0] \$960 ;
+  wire [2:0] \$961 ;
+  wire [2:0] \$962 ;
+  wire [2:0] \$963 ;
+  wire [2:0] \$964 ;
+  wire [2:0] \$965 ;
+  wire [2:0] \$966 ;
+  wire [2:0] \$967 ;
   wire [2:0] \$968 ;
-  wire [2:0] \$969 ;
-  wire [20:0] \$97 ;
-  wire [2:0] \$970 ;
-  wire [2:0] \$971 ;
-  wire [2:0] \$972 ;
-  wire [2:0] \$973 ;
-  wire [2:0] \$974 ;
-  wire [2:0] \$975 ;
-  wire \$976 ;
+  wire \$969 ;
+  wire [15:0] \$97 ;
+  wire \$970 ;
+  wire [7:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire [6:0] \$974 ;
+  wire \$975 ;
+  wire [7:0] \$976 ;
   wire \$977 ;
-  wire [7:0] \$978 ;
-  wire \$979 ;
-  wire [15:0] \$98 ;
-  wire \$980 ;
-  wire [6:0] \$981 ;
-  wire \$982 ;
-  wire [7:0] \$983 ;
-  wire \$984 ;
-  wire \$985 ;
-  wire [32:0] \$986 ;
+  wire \$978 ;
+  wire [32:0] \$979 ;
+  wire [17:0] \$98 ;
+  wire [2:0] \$980 ;
+  wire [2:0] \$981 ;
+  wire [2:0] \$982 ;
+  wire [2:0] \$983 ;
+  wire [2:0] \$984 ;
+  wire [2:0] \$985 ;
+  wire [2:0] \$986 ;
   wire [2:0] \$987 ;
-  wire [2:0] \$988 ;
-  wire [2:0] \$989 ;
-  wire [21:0] \$99 ;
-  wire [2:0] \$990 ;
-  wire [2:0] \$991 ;
-  wire [2:0] \$992 ;
-  wire [2:0] \$993 ;
-  wire [2:0] \$994 ;
-  wire \$995 ;
+  wire \$988 ;
+  wire \$989 ;
+  wire [15:0] \$99 ;
+  wire [7:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire [6:0] \$993 ;
+  wire \$994 ;
+  wire [7:0] \$995 ;
   wire \$996 ;
-  wire [7:0] \$997 ;
-  wire \$998 ;
-  wire \$999 ;
+  wire \$997 ;
+  wire [32:0] \$998 ;
+  wire [2:0] \$999 ;
   reg [5:0] \$like  = 6'h00;
-  reg [3:0] \$like$231  = 4'h0;
-  reg [5:0] \$like$314  = 6'h00;
-  reg [6:0] \$like$56  = 7'h00;
-  reg [8:0] \$signal  = 9'h000;
-  reg [2:0] \$signal$215  = 3'h0;
-  reg [2:0] \$signal$217  = 3'h0;
-  reg [63:0] \$signal$218  = 64'h0000000000000000;
-  reg [8:0] \$signal$22  = 9'h000;
-  reg [2:0] \$signal$223  = 3'h0;
-  reg [255:0] \$signal$24  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [5:0] \$signal$26  = 6'h00;
-  reg \$signal$265 ;
-  reg [3:0] \$signal$28  = 4'h0;
-  reg [4:0] \$signal$30 ;
-  reg [4:0] \$signal$312  = 5'h00;
-  reg [31:0] \$signal$317  = 32'd0;
-  reg [3:0] \$signal$34  = 4'h0;
-  reg [5:0] \$signal$354  = 6'h00;
-  reg [5:0] \$signal$36  = 6'h00;
-  reg [5:0] \$signal$41  = 6'h00;
-  reg [4:0] \$signal$42  = 5'h00;
-  reg [5:0] \$signal$46  = 6'h00;
+  reg [3:0] \$like$234  = 4'h0;
+  reg [5:0] \$like$318  = 6'h00;
+  reg [6:0] \$like$58  = 7'h00;
+  reg [1:0] \$signal  = 2'h0;
+  reg \$signal$12  = 1'h0;
+  reg [2:0] \$signal$218  = 3'h0;
+  reg [2:0] \$signal$220  = 3'h0;
+  reg [63:0] \$signal$221  = 64'h0000000000000000;
+  reg [2:0] \$signal$226  = 3'h0;
+  reg [9:0] \$signal$23  = 10'h000;
+  reg [9:0] \$signal$24  = 10'h000;
+  reg \$signal$268 ;
+  reg [5:0] \$signal$28  = 6'h00;
+  reg [4:0] \$signal$30  = 5'h00;
+  reg [4:0] \$signal$315  = 5'h00;
+  reg [4:0] \$signal$32 ;
+  reg [4:0] \$signal$36  = 5'h00;
+  reg [5:0] \$signal$367  = 6'h00;
+  reg [5:0] \$signal$38  = 6'h00;
+  reg [31:0] \$signal$426  = 32'd0;
+  reg [5:0] \$signal$43  = 6'h00;
+  reg [4:0] \$signal$44  = 5'h00;
+  reg [5:0] \$signal$48  = 6'h00;
+  reg \$signal$63  = 1'h0;
   reg [4:0] bincu0_a_pos = 5'h00;
-  reg [2:0] bincu0_a_v = 3'h0;
+  reg [3:0] bincu0_a_v = 4'h0;
   reg bincu0_a_valid = 1'h0;
   reg [2:0] bincu0_a_word = 3'h0;
   reg bincu0_b_last = 1'h0;
   reg [4:0] bincu0_b_pos = 5'h00;
-  reg [2:0] bincu0_b_v = 3'h0;
+  reg [3:0] bincu0_b_v = 4'h0;
   reg bincu0_b_valid = 1'h0;
   wire [199:0] bincu0_chunk;
   wire [31:0] \bincu0_chunk.b_q ;
@@ -2799,12 +2871,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \bincu0_chunk.x_bits[7] ;
   wire \bincu0_chunk.x_bits[8] ;
   wire \bincu0_chunk.x_bits[9] ;
-  reg [12:0] bincu0_d1 = 13'h0000;
-  reg [12:0] bincu0_d2 = 13'h0000;
+  reg [13:0] bincu0_d1 = 14'h0000;
+  reg [13:0] bincu0_d2 = 14'h0000;
   wire bincu0_free;
-  wire [5:0] bincu0_inputs_raddr;
+  wire [7:0] bincu0_inputs_raddr;
   wire [63:0] bincu0_inputs_rdata;
-  wire [5:0] bincu0_inputs_waddr;
+  wire [7:0] bincu0_inputs_waddr;
   wire [63:0] bincu0_inputs_wdata;
   wire bincu0_inputs_we;
   wire [11:0] bincu0_pred;
@@ -2832,12 +2904,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] bincu0_weights_wdata;
   wire bincu0_weights_we;
   reg [4:0] bincu1_a_pos = 5'h00;
-  reg [2:0] bincu1_a_v = 3'h0;
+  reg [3:0] bincu1_a_v = 4'h0;
   reg bincu1_a_valid = 1'h0;
   reg [2:0] bincu1_a_word = 3'h0;
   reg bincu1_b_last = 1'h0;
   reg [4:0] bincu1_b_pos = 5'h00;
-  reg [2:0] bincu1_b_v = 3'h0;
+  reg [3:0] bincu1_b_v = 4'h0;
   reg bincu1_b_valid = 1'h0;
   wire [199:0] bincu1_chunk;
   wire [31:0] \bincu1_chunk.b_q ;
@@ -2974,12 +3046,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \bincu1_chunk.x_bits[7] ;
   wire \bincu1_chunk.x_bits[8] ;
   wire \bincu1_chunk.x_bits[9] ;
-  reg [12:0] bincu1_d1 = 13'h0000;
-  reg [12:0] bincu1_d2 = 13'h0000;
+  reg [13:0] bincu1_d1 = 14'h0000;
+  reg [13:0] bincu1_d2 = 14'h0000;
   wire bincu1_free;
-  wire [5:0] bincu1_inputs_raddr;
+  wire [7:0] bincu1_inputs_raddr;
   wire [63:0] bincu1_inputs_rdata;
-  wire [5:0] bincu1_inputs_waddr;
+  wire [7:0] bincu1_inputs_waddr;
   wire [63:0] bincu1_inputs_wdata;
   wire bincu1_inputs_we;
   wire [11:0] bincu1_pred;
@@ -3009,24 +3081,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   input clk;
   wire clk;
   reg [4:0] cu0_a_pos = 5'h00;
-  reg [2:0] cu0_a_v = 3'h0;
+  reg [3:0] cu0_a_v = 4'h0;
   reg cu0_a_valid = 1'h0;
   reg [5:0] cu0_a_word = 6'h00;
   wire [31:0] cu0_acc;
   reg cu0_b_first = 1'h0;
   reg cu0_b_last = 1'h0;
   reg [4:0] cu0_b_pos = 5'h00;
-  reg [2:0] cu0_b_v = 3'h0;
+  reg [3:0] cu0_b_v = 4'h0;
   reg cu0_b_valid = 1'h0;
   reg [31:0] cu0_c_acc = 32'd0;
   reg [4:0] cu0_c_idx = 5'h00;
   reg [4:0] cu0_c_pos = 5'h00;
-  reg [2:0] cu0_c_v = 3'h0;
+  reg [3:0] cu0_c_v = 4'h0;
   reg cu0_c_valid = 1'h0;
   wire cu0_free;
-  wire [8:0] cu0_inputs_raddr;
+  wire [10:0] cu0_inputs_raddr;
   wire [63:0] cu0_inputs_rdata;
-  wire [8:0] cu0_inputs_waddr;
+  wire [10:0] cu0_inputs_waddr;
   wire [63:0] cu0_inputs_wdata;
   wire cu0_inputs_we;
   reg [31:0] cu0_psum = 32'd0;
@@ -3050,24 +3122,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu0_weights_wdata;
   wire cu0_weights_we;
   reg [4:0] cu1_a_pos = 5'h00;
-  reg [2:0] cu1_a_v = 3'h0;
+  reg [3:0] cu1_a_v = 4'h0;
   reg cu1_a_valid = 1'h0;
   reg [5:0] cu1_a_word = 6'h00;
   wire [31:0] cu1_acc;
   reg cu1_b_first = 1'h0;
   reg cu1_b_last = 1'h0;
   reg [4:0] cu1_b_pos = 5'h00;
-  reg [2:0] cu1_b_v = 3'h0;
+  reg [3:0] cu1_b_v = 4'h0;
   reg cu1_b_valid = 1'h0;
   reg [31:0] cu1_c_acc = 32'd0;
   reg [4:0] cu1_c_idx = 5'h00;
   reg [4:0] cu1_c_pos = 5'h00;
-  reg [2:0] cu1_c_v = 3'h0;
+  reg [3:0] cu1_c_v = 4'h0;
   reg cu1_c_valid = 1'h0;
   wire cu1_free;
-  wire [8:0] cu1_inputs_raddr;
+  wire [10:0] cu1_inputs_raddr;
   wire [63:0] cu1_inputs_rdata;
-  wire [8:0] cu1_inputs_waddr;
+  wire [10:0] cu1_inputs_waddr;
   wire [63:0] cu1_inputs_wdata;
   wire cu1_inputs_we;
   reg [31:0] cu1_psum = 32'd0;
@@ -3092,24 +3164,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu1_weights_wdata;
   wire cu1_weights_we;
   reg [4:0] cu2_a_pos = 5'h00;
-  reg [2:0] cu2_a_v = 3'h0;
+  reg [3:0] cu2_a_v = 4'h0;
   reg cu2_a_valid = 1'h0;
   reg [5:0] cu2_a_word = 6'h00;
   wire [31:0] cu2_acc;
   reg cu2_b_first = 1'h0;
   reg cu2_b_last = 1'h0;
   reg [4:0] cu2_b_pos = 5'h00;
-  reg [2:0] cu2_b_v = 3'h0;
+  reg [3:0] cu2_b_v = 4'h0;
   reg cu2_b_valid = 1'h0;
   reg [31:0] cu2_c_acc = 32'd0;
   reg [4:0] cu2_c_idx = 5'h00;
   reg [4:0] cu2_c_pos = 5'h00;
-  reg [2:0] cu2_c_v = 3'h0;
+  reg [3:0] cu2_c_v = 4'h0;
   reg cu2_c_valid = 1'h0;
   wire cu2_free;
-  wire [8:0] cu2_inputs_raddr;
+  wire [10:0] cu2_inputs_raddr;
   wire [63:0] cu2_inputs_rdata;
-  wire [8:0] cu2_inputs_waddr;
+  wire [10:0] cu2_inputs_waddr;
   wire [63:0] cu2_inputs_wdata;
   wire cu2_inputs_we;
   reg [31:0] cu2_psum = 32'd0;
@@ -3134,24 +3206,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu2_weights_wdata;
   wire cu2_weights_we;
   reg [4:0] cu3_a_pos = 5'h00;
-  reg [2:0] cu3_a_v = 3'h0;
+  reg [3:0] cu3_a_v = 4'h0;
   reg cu3_a_valid = 1'h0;
   reg [5:0] cu3_a_word = 6'h00;
   wire [31:0] cu3_acc;
   reg cu3_b_first = 1'h0;
   reg cu3_b_last = 1'h0;
   reg [4:0] cu3_b_pos = 5'h00;
-  reg [2:0] cu3_b_v = 3'h0;
+  reg [3:0] cu3_b_v = 4'h0;
   reg cu3_b_valid = 1'h0;
   reg [31:0] cu3_c_acc = 32'd0;
   reg [4:0] cu3_c_idx = 5'h00;
   reg [4:0] cu3_c_pos = 5'h00;
-  reg [2:0] cu3_c_v = 3'h0;
+  reg [3:0] cu3_c_v = 4'h0;
   reg cu3_c_valid = 1'h0;
   wire cu3_free;
-  wire [8:0] cu3_inputs_raddr;
+  wire [10:0] cu3_inputs_raddr;
   wire [63:0] cu3_inputs_rdata;
-  wire [8:0] cu3_inputs_waddr;
+  wire [10:0] cu3_inputs_waddr;
   wire [63:0] cu3_inputs_wdata;
   wire cu3_inputs_we;
   reg [31:0] cu3_psum = 32'd0;
@@ -3176,24 +3248,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu3_weights_wdata;
   wire cu3_weights_we;
   reg [4:0] cu4_a_pos = 5'h00;
-  reg [2:0] cu4_a_v = 3'h0;
+  reg [3:0] cu4_a_v = 4'h0;
   reg cu4_a_valid = 1'h0;
   reg [5:0] cu4_a_word = 6'h00;
   wire [31:0] cu4_acc;
   reg cu4_b_first = 1'h0;
   reg cu4_b_last = 1'h0;
   reg [4:0] cu4_b_pos = 5'h00;
-  reg [2:0] cu4_b_v = 3'h0;
+  reg [3:0] cu4_b_v = 4'h0;
   reg cu4_b_valid = 1'h0;
   reg [31:0] cu4_c_acc = 32'd0;
   reg [4:0] cu4_c_idx = 5'h00;
   reg [4:0] cu4_c_pos = 5'h00;
-  reg [2:0] cu4_c_v = 3'h0;
+  reg [3:0] cu4_c_v = 4'h0;
   reg cu4_c_valid = 1'h0;
   wire cu4_free;
-  wire [8:0] cu4_inputs_raddr;
+  wire [10:0] cu4_inputs_raddr;
   wire [63:0] cu4_inputs_rdata;
-  wire [8:0] cu4_inputs_waddr;
+  wire [10:0] cu4_inputs_waddr;
   wire [63:0] cu4_inputs_wdata;
   wire cu4_inputs_we;
   reg [31:0] cu4_psum = 32'd0;
@@ -3218,24 +3290,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu4_weights_wdata;
   wire cu4_weights_we;
   reg [4:0] cu5_a_pos = 5'h00;
-  reg [2:0] cu5_a_v = 3'h0;
+  reg [3:0] cu5_a_v = 4'h0;
   reg cu5_a_valid = 1'h0;
   reg [5:0] cu5_a_word = 6'h00;
   wire [31:0] cu5_acc;
   reg cu5_b_first = 1'h0;
   reg cu5_b_last = 1'h0;
   reg [4:0] cu5_b_pos = 5'h00;
-  reg [2:0] cu5_b_v = 3'h0;
+  reg [3:0] cu5_b_v = 4'h0;
   reg cu5_b_valid = 1'h0;
   reg [31:0] cu5_c_acc = 32'd0;
   reg [4:0] cu5_c_idx = 5'h00;
   reg [4:0] cu5_c_pos = 5'h00;
-  reg [2:0] cu5_c_v = 3'h0;
+  reg [3:0] cu5_c_v = 4'h0;
   reg cu5_c_valid = 1'h0;
   wire cu5_free;
-  wire [8:0] cu5_inputs_raddr;
+  wire [10:0] cu5_inputs_raddr;
   wire [63:0] cu5_inputs_rdata;
-  wire [8:0] cu5_inputs_waddr;
+  wire [10:0] cu5_inputs_waddr;
   wire [63:0] cu5_inputs_wdata;
   wire cu5_inputs_we;
   reg [31:0] cu5_psum = 32'd0;
@@ -3260,24 +3332,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu5_weights_wdata;
   wire cu5_weights_we;
   reg [4:0] cu6_a_pos = 5'h00;
-  reg [2:0] cu6_a_v = 3'h0;
+  reg [3:0] cu6_a_v = 4'h0;
   reg cu6_a_valid = 1'h0;
   reg [5:0] cu6_a_word = 6'h00;
   wire [31:0] cu6_acc;
   reg cu6_b_first = 1'h0;
   reg cu6_b_last = 1'h0;
   reg [4:0] cu6_b_pos = 5'h00;
-  reg [2:0] cu6_b_v = 3'h0;
+  reg [3:0] cu6_b_v = 4'h0;
   reg cu6_b_valid = 1'h0;
   reg [31:0] cu6_c_acc = 32'd0;
   reg [4:0] cu6_c_idx = 5'h00;
   reg [4:0] cu6_c_pos = 5'h00;
-  reg [2:0] cu6_c_v = 3'h0;
+  reg [3:0] cu6_c_v = 4'h0;
   reg cu6_c_valid = 1'h0;
   wire cu6_free;
-  wire [8:0] cu6_inputs_raddr;
+  wire [10:0] cu6_inputs_raddr;
   wire [63:0] cu6_inputs_rdata;
-  wire [8:0] cu6_inputs_waddr;
+  wire [10:0] cu6_inputs_waddr;
   wire [63:0] cu6_inputs_wdata;
   wire cu6_inputs_we;
   reg [31:0] cu6_psum = 32'd0;
@@ -3302,24 +3374,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu6_weights_wdata;
   wire cu6_weights_we;
   reg [4:0] cu7_a_pos = 5'h00;
-  reg [2:0] cu7_a_v = 3'h0;
+  reg [3:0] cu7_a_v = 4'h0;
   reg cu7_a_valid = 1'h0;
   reg [5:0] cu7_a_word = 6'h00;
   wire [31:0] cu7_acc;
   reg cu7_b_first = 1'h0;
   reg cu7_b_last = 1'h0;
   reg [4:0] cu7_b_pos = 5'h00;
-  reg [2:0] cu7_b_v = 3'h0;
+  reg [3:0] cu7_b_v = 4'h0;
   reg cu7_b_valid = 1'h0;
   reg [31:0] cu7_c_acc = 32'd0;
   reg [4:0] cu7_c_idx = 5'h00;
   reg [4:0] cu7_c_pos = 5'h00;
-  reg [2:0] cu7_c_v = 3'h0;
+  reg [3:0] cu7_c_v = 4'h0;
   reg cu7_c_valid = 1'h0;
   wire cu7_free;
-  wire [8:0] cu7_inputs_raddr;
+  wire [10:0] cu7_inputs_raddr;
   wire [63:0] cu7_inputs_rdata;
-  wire [8:0] cu7_inputs_waddr;
+  wire [10:0] cu7_inputs_waddr;
   wire [63:0] cu7_inputs_wdata;
   wire cu7_inputs_we;
   reg [31:0] cu7_psum = 32'd0;
@@ -3344,17 +3416,18 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu7_weights_wdata;
   wire cu7_weights_we;
   reg cu_issue;
-  reg [8:0] done = 9'h000;
-  (* init = 1'h0 *)
-  wire draining;
+  reg [9:0] done = 10'h000;
   reg [31:0] enable = 32'd0;
-  wire [8:0] finished;
+  wire [9:0] finished;
+  wire idle;
+  reg [9:0] in0_target = 10'h000;
+  reg [4:0] in0_vectors = 5'h00;
+  reg [9:0] in1_target = 10'h000;
+  reg [4:0] in1_vectors = 5'h00;
   wire [2:0] index;
-  wire \index$404 ;
-  reg [2:0] issue_v;
+  wire \index$417 ;
+  reg [3:0] issue_v;
   wire lane_issue;
-  (* init = 1'h1 *)
-  wire loading;
   reg [31:0] macs = 32'd0;
   reg [9:0] n_in = 10'h000;
   reg [5:0] n_proxies = 6'h00;
@@ -3386,23 +3459,32 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [6:0] \op__payload.tail_bits ;
   wire [6:0] \op__payload.words ;
   output op__ready;
-  reg op__ready = 1'h1;
+  wire op__ready;
   input op__valid;
   wire op__valid;
-  reg [2:0] out_v = 3'h0;
-  reg [3:0] proxy_v = 4'h0;
-  wire [7:0] r_data;
+  reg [31:0] out0_macs = 32'd0;
+  reg [31:0] out0_run_cycles = 32'd0;
+  reg [4:0] out0_vectors = 5'h00;
+  reg [31:0] out1_macs = 32'd0;
+  reg [31:0] out1_run_cycles = 32'd0;
+  reg [4:0] out1_vectors = 5'h00;
+  reg out_buf = 1'h0;
+  reg [1:0] out_full = 2'h0;
+  reg [3:0] out_v = 4'h0;
+  reg [4:0] proxy_v = 5'h00;
+  reg [511:0] proxy_zero = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [8:0] r_data;
   reg r_en;
   wire r_rdy;
-  wire [7:0] results_raddr;
+  wire [9:0] results_raddr;
   wire [31:0] results_rdata;
-  reg [7:0] results_waddr;
+  reg [9:0] results_waddr;
   reg [31:0] results_wdata;
   reg results_we;
   input rst;
   wire rst;
-  reg [8:0] run_target = 9'h000;
-  wire running;
+  reg [9:0] run_target = 10'h000;
+  reg running = 1'h0;
   reg [5:0] size0 = 6'h00;
   reg [5:0] size1 = 6'h00;
   reg [5:0] size10 = 6'h00;
@@ -3436,18 +3518,19 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [5:0] size8 = 6'h00;
   reg [5:0] size9 = 6'h00;
   reg skip_done;
-  reg [255:0] skipped = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [511:0] skipped0 = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg [511:0] skipped1 = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 5'h00 *)
   wire [4:0] table_pos;
   reg [6:0] tail_bits = 7'h00;
   wire take;
-  reg [7:0] w_data;
+  reg [8:0] w_data;
   reg w_en;
   reg walker_taken;
   reg [2:0] x_bin = 3'h0;
   reg [63:0] x_bits_acc = 64'h0000000000000000;
-  reg [8:0] x_target = 9'h000;
-  reg [3:0] x_vec = 4'h0;
+  reg [9:0] x_target = 10'h000;
+  reg [4:0] x_vec = 5'h00;
   output [96:0] y__payload;
   wire [96:0] y__payload;
   wire [31:0] \y__payload.macs ;
@@ -3457,1576 +3540,1658 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   input y__ready;
   wire y__ready;
   output y__valid;
-  reg y__valid = 1'h0;
-  assign \$1  = ~ op__ready;
-  assign \$2  = ~ y__valid;
-  assign running = \$1  & \$2 ;
+  wire y__valid;
+  assign \$1  = ~ running;
+  assign \$2  = | \$signal ;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = | out_full;
+  assign \$6  = ~ \$5 ;
+  assign idle = \$4  & \$6 ;
+  assign \$7  = op__payload[1:0] == 2'h3;
+  assign \$8  = \$signal  >> \$signal$12 ;
+  assign \$9  = ~ \$8 ;
+  assign op__ready = \$7  ? \$9  : idle;
   assign take = op__valid & op__ready;
-  assign \$3  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
-  assign \$4  = running & \$3 ;
-  assign \$5  = \$signal  < \$signal$22 ;
-  assign \$6  = running & \$5 ;
-  assign \$7  = | \$like ;
-  assign \$8  = \$6  & \$7 ;
-  assign \$9  = \$signal$24  >> \$signal [7:0];
-  assign \$10  = enable >> \$signal$26 [4:0];
-  assign \$11  = \$9  & \$10 ;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$8  & \$12 ;
-  assign \$14  = proxy_v < \$signal$28 ;
-  assign \$15  = \$signal  < \$signal$22 ;
-  assign \$16  = running & \$15 ;
-  assign \$17  = | \$like ;
+  assign \$10  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
+  assign \$11  = running & \$10 ;
+  assign \$12  = \$signal$23  < \$signal$24 ;
+  assign \$13  = running & \$12 ;
+  assign \$14  = | \$like ;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = proxy_zero >> \$signal$23 [8:0];
+  assign \$17  = enable >> \$signal$28 [4:0];
   assign \$18  = \$16  & \$17 ;
-  assign \$19  = \$signal$24  >> \$signal [7:0];
-  assign \$20  = enable >> \$signal$26 [4:0];
-  assign \$21  = \$19  & \$20 ;
-  assign \$22  = \$18  & \$21 ;
-  assign \$23  = | { bincu1_free, bincu0_free };
-  assign lane_issue = \$22  & \$23 ;
-  assign \$24  = op__payload[1:0] == 2'h2;
-  assign \$25  = take & \$24 ;
-  assign \$26  = op__payload[1:0] == 2'h3;
-  assign \$27  = take & \$26 ;
-  assign \$28  = op__payload[1:0] == 1'h1;
-  assign \$29  = take & \$28 ;
-  assign \$30  = ~ cu0_a_valid;
-  assign \$31  = \$like$56  - 1'h1;
-  assign \$32  = cu0_a_word == \$31 ;
-  assign cu0_free = \$30  | \$32 ;
-  assign \$33  = cu0_b_first ? 32'd0 : cu0_psum;
-  assign \$34  = $signed(cu0_weights_rdata[7:0]) * $signed(cu0_inputs_rdata[7:0]);
-  assign \$35  = $signed(1'h0) + $signed(\$34 );
-  assign \$36  = $signed(cu0_weights_rdata[15:8]) * $signed(cu0_inputs_rdata[15:8]);
-  assign \$37  = $signed(\$35 ) + $signed(\$36 );
-  assign \$38  = $signed(cu0_weights_rdata[23:16]) * $signed(cu0_inputs_rdata[23:16]);
-  assign \$39  = $signed(\$37 ) + $signed(\$38 );
-  assign \$40  = $signed(cu0_weights_rdata[31:24]) * $signed(cu0_inputs_rdata[31:24]);
-  assign \$41  = $signed(\$39 ) + $signed(\$40 );
-  assign \$42  = $signed(cu0_weights_rdata[39:32]) * $signed(cu0_inputs_rdata[39:32]);
-  assign \$43  = $signed(\$41 ) + $signed(\$42 );
-  assign \$44  = $signed(cu0_weights_rdata[47:40]) * $signed(cu0_inputs_rdata[47:40]);
-  assign \$45  = $signed(\$43 ) + $signed(\$44 );
-  assign \$46  = $signed(cu0_weights_rdata[55:48]) * $signed(cu0_inputs_rdata[55:48]);
-  assign \$47  = $signed(\$45 ) + $signed(\$46 );
-  assign \$48  = $signed(cu0_weights_rdata[63:56]) * $signed(cu0_inputs_rdata[63:56]);
-  assign \$49  = $signed(\$47 ) + $signed(\$48 );
-  assign \$50  = $signed(\$33 ) + $signed(\$49 );
-  assign \$51  = op__payload[1:0] == 2'h2;
-  assign \$52  = take & \$51 ;
-  assign \$53  = op__payload[1:0] == 2'h3;
-  assign \$54  = take & \$53 ;
-  assign \$55  = op__payload[1:0] == 1'h1;
-  assign \$56  = take & \$55 ;
-  assign \$57  = ~ cu1_a_valid;
-  assign \$58  = \$like$56  - 1'h1;
-  assign \$59  = cu1_a_word == \$58 ;
-  assign cu1_free = \$57  | \$59 ;
-  assign \$60  = cu1_b_first ? 32'd0 : cu1_psum;
-  assign \$61  = $signed(cu1_weights_rdata[7:0]) * $signed(cu1_inputs_rdata[7:0]);
-  assign \$62  = $signed(1'h0) + $signed(\$61 );
-  assign \$63  = $signed(cu1_weights_rdata[15:8]) * $signed(cu1_inputs_rdata[15:8]);
-  assign \$64  = $signed(\$62 ) + $signed(\$63 );
-  assign \$65  = $signed(cu1_weights_rdata[23:16]) * $signed(cu1_inputs_rdata[23:16]);
-  assign \$66  = $signed(\$64 ) + $signed(\$65 );
-  assign \$67  = $signed(cu1_weights_rdata[31:24]) * $signed(cu1_inputs_rdata[31:24]);
-  assign \$68  = $signed(\$66 ) + $signed(\$67 );
-  assign \$69  = $signed(cu1_weights_rdata[39:32]) * $signed(cu1_inputs_rdata[39:32]);
-  assign \$70  = $signed(\$68 ) + $signed(\$69 );
-  assign \$71  = $signed(cu1_weights_rdata[47:40]) * $signed(cu1_inputs_rdata[47:40]);
-  assign \$72  = $signed(\$70 ) + $signed(\$71 );
-  assign \$73  = $signed(cu1_weights_rdata[55:48]) * $signed(cu1_inputs_rdata[55:48]);
-  assign \$74  = $signed(\$72 ) + $signed(\$73 );
-  assign \$75  = $signed(cu1_weights_rdata[63:56]) * $signed(cu1_inputs_rdata[63:56]);
-  assign \$76  = $signed(\$74 ) + $signed(\$75 );
-  assign \$77  = $signed(\$60 ) + $signed(\$76 );
-  assign \$78  = op__payload[1:0] == 2'h2;
-  assign \$79  = take & \$78 ;
-  assign \$80  = op__payload[1:0] == 2'h3;
-  assign \$81  = take & \$80 ;
-  assign \$82  = op__payload[1:0] == 1'h1;
-  assign \$83  = take & \$82 ;
-  assign \$84  = ~ cu2_a_valid;
-  assign \$85  = \$like$56  - 1'h1;
-  assign \$86  = cu2_a_word == \$85 ;
-  assign cu2_free = \$84  | \$86 ;
-  assign \$87  = cu2_b_first ? 32'd0 : cu2_psum;
-  assign \$88  = $signed(cu2_weights_rdata[7:0]) * $signed(cu2_inputs_rdata[7:0]);
-  assign \$89  = $signed(1'h0) + $signed(\$88 );
-  assign \$90  = $signed(cu2_weights_rdata[15:8]) * $signed(cu2_inputs_rdata[15:8]);
-  assign \$91  = $signed(\$89 ) + $signed(\$90 );
-  assign \$92  = $signed(cu2_weights_rdata[23:16]) * $signed(cu2_inputs_rdata[23:16]);
-  assign \$93  = $signed(\$91 ) + $signed(\$92 );
-  assign \$94  = $signed(cu2_weights_rdata[31:24]) * $signed(cu2_inputs_rdata[31:24]);
-  assign \$95  = $signed(\$93 ) + $signed(\$94 );
-  assign \$96  = $signed(cu2_weights_rdata[39:32]) * $signed(cu2_inputs_rdata[39:32]);
-  assign \$97  = $signed(\$95 ) + $signed(\$96 );
-  assign \$98  = $signed(cu2_weights_rdata[47:40]) * $signed(cu2_inputs_rdata[47:40]);
-  assign \$99  = $signed(\$97 ) + $signed(\$98 );
-  assign \$100  = $signed(cu2_weights_rdata[55:48]) * $signed(cu2_inputs_rdata[55:48]);
-  assign \$101  = $signed(\$99 ) + $signed(\$100 );
-  assign \$102  = $signed(cu2_weights_rdata[63:56]) * $signed(cu2_inputs_rdata[63:56]);
-  assign \$103  = $signed(\$101 ) + $signed(\$102 );
-  assign \$104  = $signed(\$87 ) + $signed(\$103 );
-  assign \$105  = op__payload[1:0] == 2'h2;
-  assign \$106  = take & \$105 ;
-  assign \$107  = op__payload[1:0] == 2'h3;
-  assign \$108  = take & \$107 ;
-  assign \$109  = op__payload[1:0] == 1'h1;
-  assign \$110  = take & \$109 ;
-  assign \$111  = ~ cu3_a_valid;
-  assign \$112  = \$like$56  - 1'h1;
-  assign \$113  = cu3_a_word == \$112 ;
-  assign cu3_free = \$111  | \$113 ;
-  assign \$114  = cu3_b_first ? 32'd0 : cu3_psum;
-  assign \$115  = $signed(cu3_weights_rdata[7:0]) * $signed(cu3_inputs_rdata[7:0]);
-  assign \$116  = $signed(1'h0) + $signed(\$115 );
-  assign \$117  = $signed(cu3_weights_rdata[15:8]) * $signed(cu3_inputs_rdata[15:8]);
-  assign \$118  = $signed(\$116 ) + $signed(\$117 );
-  assign \$119  = $signed(cu3_weights_rdata[23:16]) * $signed(cu3_inputs_rdata[23:16]);
-  assign \$120  = $signed(\$118 ) + $signed(\$119 );
-  assign \$121  = $signed(cu3_weights_rdata[31:24]) * $signed(cu3_inputs_rdata[31:24]);
-  assign \$122  = $signed(\$120 ) + $signed(\$121 );
-  assign \$123  = $signed(cu3_weights_rdata[39:32]) * $signed(cu3_inputs_rdata[39:32]);
-  assign \$124  = $signed(\$122 ) + $signed(\$123 );
-  assign \$125  = $signed(cu3_weights_rdata[47:40]) * $signed(cu3_inputs_rdata[47:40]);
-  assign \$126  = $signed(\$124 ) + $signed(\$125 );
-  assign \$127  = $signed(cu3_weights_rdata[55:48]) * $signed(cu3_inputs_rdata[55:48]);
-  assign \$128  = $signed(\$126 ) + $signed(\$127 );
-  assign \$129  = $signed(cu3_weights_rdata[63:56]) * $signed(cu3_inputs_rdata[63:56]);
-  assign \$130  = $signed(\$128 ) + $signed(\$129 );
-  assign \$131  = $signed(\$114 ) + $signed(\$130 );
-  assign \$132  = op__payload[1:0] == 2'h2;
-  assign \$133  = take & \$132 ;
-  assign \$134  = op__payload[1:0] == 2'h3;
-  assign \$135  = take & \$134 ;
-  assign \$136  = op__payload[1:0] == 1'h1;
-  assign \$137  = take & \$136 ;
-  assign \$138  = ~ cu4_a_valid;
-  assign \$139  = \$like$56  - 1'h1;
-  assign \$140  = cu4_a_word == \$139 ;
-  assign cu4_free = \$138  | \$140 ;
-  assign \$141  = cu4_b_first ? 32'd0 : cu4_psum;
-  assign \$142  = $signed(cu4_weights_rdata[7:0]) * $signed(cu4_inputs_rdata[7:0]);
-  assign \$143  = $signed(1'h0) + $signed(\$142 );
-  assign \$144  = $signed(cu4_weights_rdata[15:8]) * $signed(cu4_inputs_rdata[15:8]);
-  assign \$145  = $signed(\$143 ) + $signed(\$144 );
-  assign \$146  = $signed(cu4_weights_rdata[23:16]) * $signed(cu4_inputs_rdata[23:16]);
-  assign \$147  = $signed(\$145 ) + $signed(\$146 );
-  assign \$148  = $signed(cu4_weights_rdata[31:24]) * $signed(cu4_inputs_rdata[31:24]);
-  assign \$149  = $signed(\$147 ) + $signed(\$148 );
-  assign \$150  = $signed(cu4_weights_rdata[39:32]) * $signed(cu4_inputs_rdata[39:32]);
-  assign \$151  = $signed(\$149 ) + $signed(\$150 );
-  assign \$152  = $signed(cu4_weights_rdata[47:40]) * $signed(cu4_inputs_rdata[47:40]);
-  assign \$153  = $signed(\$151 ) + $signed(\$152 );
-  assign \$154  = $signed(cu4_weights_rdata[55:48]) * $signed(cu4_inputs_rdata[55:48]);
-  assign \$155  = $signed(\$153 ) + $signed(\$154 );
-  assign \$156  = $signed(cu4_weights_rdata[63:56]) * $signed(cu4_inputs_rdata[63:56]);
-  assign \$157  = $signed(\$155 ) + $signed(\$156 );
-  assign \$158  = $signed(\$141 ) + $signed(\$157 );
-  assign \$159  = op__payload[1:0] == 2'h2;
-  assign \$160  = take & \$159 ;
-  assign \$161  = op__payload[1:0] == 2'h3;
-  assign \$162  = take & \$161 ;
-  assign \$163  = op__payload[1:0] == 1'h1;
-  assign \$164  = take & \$163 ;
-  assign \$165  = ~ cu5_a_valid;
-  assign \$166  = \$like$56  - 1'h1;
-  assign \$167  = cu5_a_word == \$166 ;
-  assign cu5_free = \$165  | \$167 ;
-  assign \$168  = cu5_b_first ? 32'd0 : cu5_psum;
-  assign \$169  = $signed(cu5_weights_rdata[7:0]) * $signed(cu5_inputs_rdata[7:0]);
-  assign \$170  = $signed(1'h0) + $signed(\$169 );
-  assign \$171  = $signed(cu5_weights_rdata[15:8]) * $signed(cu5_inputs_rdata[15:8]);
-  assign \$172  = $signed(\$170 ) + $signed(\$171 );
-  assign \$173  = $signed(cu5_weights_rdata[23:16]) * $signed(cu5_inputs_rdata[23:16]);
-  assign \$174  = $signed(\$172 ) + $signed(\$173 );
-  assign \$175  = $signed(cu5_weights_rdata[31:24]) * $signed(cu5_inputs_rdata[31:24]);
-  assign \$176  = $signed(\$174 ) + $signed(\$175 );
-  assign \$177  = $signed(cu5_weights_rdata[39:32]) * $signed(cu5_inputs_rdata[39:32]);
-  assign \$178  = $signed(\$176 ) + $signed(\$177 );
-  assign \$179  = $signed(cu5_weights_rdata[47:40]) * $signed(cu5_inputs_rdata[47:40]);
-  assign \$180  = $signed(\$178 ) + $signed(\$179 );
-  assign \$181  = $signed(cu5_weights_rdata[55:48]) * $signed(cu5_inputs_rdata[55:48]);
-  assign \$182  = $signed(\$180 ) + $signed(\$181 );
-  assign \$183  = $signed(cu5_weights_rdata[63:56]) * $signed(cu5_inputs_rdata[63:56]);
-  assign \$184  = $signed(\$182 ) + $signed(\$183 );
-  assign \$185  = $signed(\$168 ) + $signed(\$184 );
-  assign \$186  = op__payload[1:0] == 2'h2;
-  assign \$187  = take & \$186 ;
-  assign \$188  = op__payload[1:0] == 2'h3;
-  assign \$189  = take & \$188 ;
-  assign \$190  = op__payload[1:0] == 1'h1;
-  assign \$191  = take & \$190 ;
-  assign \$192  = ~ cu6_a_valid;
-  assign \$193  = \$like$56  - 1'h1;
-  assign \$194  = cu6_a_word == \$193 ;
-  assign cu6_free = \$192  | \$194 ;
-  assign \$195  = cu6_b_first ? 32'd0 : cu6_psum;
-  assign \$196  = $signed(cu6_weights_rdata[7:0]) * $signed(cu6_inputs_rdata[7:0]);
-  assign \$197  = $signed(1'h0) + $signed(\$196 );
-  assign \$198  = $signed(cu6_weights_rdata[15:8]) * $signed(cu6_inputs_rdata[15:8]);
-  assign \$199  = $signed(\$197 ) + $signed(\$198 );
-  assign \$200  = $signed(cu6_weights_rdata[23:16]) * $signed(cu6_inputs_rdata[23:16]);
-  assign \$201  = $signed(\$199 ) + $signed(\$200 );
-  assign \$202  = $signed(cu6_weights_rdata[31:24]) * $signed(cu6_inputs_rdata[31:24]);
-  assign \$203  = $signed(\$201 ) + $signed(\$202 );
-  assign \$204  = $signed(cu6_weights_rdata[39:32]) * $signed(cu6_inputs_rdata[39:32]);
-  assign \$205  = $signed(\$203 ) + $signed(\$204 );
-  assign \$206  = $signed(cu6_weights_rdata[47:40]) * $signed(cu6_inputs_rdata[47:40]);
-  assign \$207  = $signed(\$205 ) + $signed(\$206 );
-  assign \$208  = $signed(cu6_weights_rdata[55:48]) * $signed(cu6_inputs_rdata[55:48]);
-  assign \$209  = $signed(\$207 ) + $signed(\$208 );
-  assign \$210  = $signed(cu6_weights_rdata[63:56]) * $signed(cu6_inputs_rdata[63:56]);
-  assign \$211  = $signed(\$209 ) + $signed(\$210 );
-  assign \$212  = $signed(\$195 ) + $signed(\$211 );
-  assign \$213  = op__payload[1:0] == 2'h2;
-  assign \$214  = take & \$213 ;
-  assign \$215  = op__payload[1:0] == 2'h3;
-  assign \$216  = take & \$215 ;
-  assign \$217  = op__payload[1:0] == 1'h1;
-  assign \$218  = take & \$217 ;
-  assign \$219  = ~ cu7_a_valid;
-  assign \$220  = \$like$56  - 1'h1;
-  assign \$221  = cu7_a_word == \$220 ;
-  assign cu7_free = \$219  | \$221 ;
-  assign \$222  = cu7_b_first ? 32'd0 : cu7_psum;
-  assign \$223  = $signed(cu7_weights_rdata[7:0]) * $signed(cu7_inputs_rdata[7:0]);
-  assign \$224  = $signed(1'h0) + $signed(\$223 );
-  assign \$225  = $signed(cu7_weights_rdata[15:8]) * $signed(cu7_inputs_rdata[15:8]);
-  assign \$226  = $signed(\$224 ) + $signed(\$225 );
-  assign \$227  = $signed(cu7_weights_rdata[23:16]) * $signed(cu7_inputs_rdata[23:16]);
-  assign \$228  = $signed(\$226 ) + $signed(\$227 );
-  assign \$229  = $signed(cu7_weights_rdata[31:24]) * $signed(cu7_inputs_rdata[31:24]);
-  assign \$230  = $signed(\$228 ) + $signed(\$229 );
-  assign \$231  = $signed(cu7_weights_rdata[39:32]) * $signed(cu7_inputs_rdata[39:32]);
-  assign \$232  = $signed(\$230 ) + $signed(\$231 );
-  assign \$233  = $signed(cu7_weights_rdata[47:40]) * $signed(cu7_inputs_rdata[47:40]);
-  assign \$234  = $signed(\$232 ) + $signed(\$233 );
-  assign \$235  = $signed(cu7_weights_rdata[55:48]) * $signed(cu7_inputs_rdata[55:48]);
-  assign \$236  = $signed(\$234 ) + $signed(\$235 );
-  assign \$237  = $signed(cu7_weights_rdata[63:56]) * $signed(cu7_inputs_rdata[63:56]);
-  assign \$238  = $signed(\$236 ) + $signed(\$237 );
-  assign \$239  = $signed(\$222 ) + $signed(\$238 );
-  assign \$240  = ! \$signal$217 ;
-  assign \$241  = ~ op__payload[159];
-  assign \$242  = ~ op__payload[167];
-  assign \$243  = ~ op__payload[175];
-  assign \$244  = ~ op__payload[183];
-  assign \$245  = ~ op__payload[191];
-  assign \$246  = ~ op__payload[199];
-  assign \$247  = ~ op__payload[207];
-  assign \$248  = ~ op__payload[215];
-  assign \$249  = \$240  ? { \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241  } : \$signal$218 [7:0];
-  assign \$250  = \$signal$217  == 1'h1;
-  assign \$251  = ~ op__payload[159];
-  assign \$252  = ~ op__payload[167];
-  assign \$253  = ~ op__payload[175];
-  assign \$254  = ~ op__payload[183];
-  assign \$255  = ~ op__payload[191];
-  assign \$256  = ~ op__payload[199];
-  assign \$257  = ~ op__payload[207];
-  assign \$258  = ~ op__payload[215];
-  assign \$259  = \$250  ? { \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251  } : \$signal$218 [15:8];
-  assign \$260  = \$signal$217  == 2'h2;
-  assign \$261  = ~ op__payload[159];
-  assign \$262  = ~ op__payload[167];
-  assign \$263  = ~ op__payload[175];
-  assign \$264  = ~ op__payload[183];
-  assign \$265  = ~ op__payload[191];
-  assign \$266  = ~ op__payload[199];
-  assign \$267  = ~ op__payload[207];
-  assign \$268  = ~ op__payload[215];
-  assign \$269  = \$260  ? { \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261  } : \$signal$218 [23:16];
-  assign \$270  = \$signal$217  == 2'h3;
-  assign \$271  = ~ op__payload[159];
-  assign \$272  = ~ op__payload[167];
-  assign \$273  = ~ op__payload[175];
-  assign \$274  = ~ op__payload[183];
-  assign \$275  = ~ op__payload[191];
-  assign \$276  = ~ op__payload[199];
-  assign \$277  = ~ op__payload[207];
-  assign \$278  = ~ op__payload[215];
-  assign \$279  = \$270  ? { \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271  } : \$signal$218 [31:24];
-  assign \$280  = \$signal$217  == 3'h4;
-  assign \$281  = ~ op__payload[159];
-  assign \$282  = ~ op__payload[167];
-  assign \$283  = ~ op__payload[175];
-  assign \$284  = ~ op__payload[183];
-  assign \$285  = ~ op__payload[191];
-  assign \$286  = ~ op__payload[199];
-  assign \$287  = ~ op__payload[207];
-  assign \$288  = ~ op__payload[215];
-  assign \$289  = \$280  ? { \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281  } : \$signal$218 [39:32];
-  assign \$290  = \$signal$217  == 3'h5;
-  assign \$291  = ~ op__payload[159];
-  assign \$292  = ~ op__payload[167];
-  assign \$293  = ~ op__payload[175];
-  assign \$294  = ~ op__payload[183];
-  assign \$295  = ~ op__payload[191];
-  assign \$296  = ~ op__payload[199];
-  assign \$297  = ~ op__payload[207];
-  assign \$298  = ~ op__payload[215];
-  assign \$299  = \$290  ? { \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291  } : \$signal$218 [47:40];
-  assign \$300  = \$signal$217  == 3'h6;
-  assign \$301  = ~ op__payload[159];
-  assign \$302  = ~ op__payload[167];
-  assign \$303  = ~ op__payload[175];
-  assign \$304  = ~ op__payload[183];
-  assign \$305  = ~ op__payload[191];
-  assign \$306  = ~ op__payload[199];
-  assign \$307  = ~ op__payload[207];
-  assign \$308  = ~ op__payload[215];
-  assign \$309  = \$300  ? { \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301  } : \$signal$218 [55:48];
-  assign \$310  = \$signal$217  == 3'h7;
-  assign \$311  = ~ op__payload[159];
-  assign \$312  = ~ op__payload[167];
-  assign \$313  = ~ op__payload[175];
-  assign \$314  = ~ op__payload[183];
-  assign \$315  = ~ op__payload[191];
-  assign \$316  = ~ op__payload[199];
-  assign \$317  = ~ op__payload[207];
-  assign \$318  = ~ op__payload[215];
-  assign \$319  = \$310  ? { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311  } : \$signal$218 [63:56];
-  assign \$320  = op__payload[1:0] == 2'h2;
-  assign \$321  = take & \$320 ;
-  assign \$322  = \$signal$217  == 3'h7;
-  assign \$323  = \$like$56  - 1'h1;
-  assign \$324  = \$signal$41  == \$323 ;
-  assign \$325  = \$322  | \$324 ;
-  assign bincu0_weights_we = \$321  & \$325 ;
-  assign \$326  = ! \$signal$223 ;
-  assign \$327  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$328  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$329  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$330  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$331  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$332  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$333  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$334  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$335  = \$326  ? { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327  } : x_bits_acc[7:0];
-  assign \$336  = \$signal$223  == 1'h1;
-  assign \$337  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$338  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$339  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$340  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$341  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$342  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$343  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$344  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$345  = \$336  ? { \$344 , \$343 , \$342 , \$341 , \$340 , \$339 , \$338 , \$337  } : x_bits_acc[15:8];
-  assign \$346  = \$signal$223  == 2'h2;
-  assign \$347  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$348  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$349  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$350  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$351  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$352  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$353  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$354  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$355  = \$346  ? { \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347  } : x_bits_acc[23:16];
-  assign \$356  = \$signal$223  == 2'h3;
-  assign \$357  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$358  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$359  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$360  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$361  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$362  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$363  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$364  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$365  = \$356  ? { \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357  } : x_bits_acc[31:24];
-  assign \$366  = \$signal$223  == 3'h4;
-  assign \$367  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$368  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$369  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$370  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$371  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$372  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$373  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$374  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$375  = \$366  ? { \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367  } : x_bits_acc[39:32];
-  assign \$376  = \$signal$223  == 3'h5;
-  assign \$377  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$378  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$379  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$380  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$381  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$382  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$383  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$384  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$385  = \$376  ? { \$384 , \$383 , \$382 , \$381 , \$380 , \$379 , \$378 , \$377  } : x_bits_acc[47:40];
-  assign \$386  = \$signal$223  == 3'h6;
-  assign \$387  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$388  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$389  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$390  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$391  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$392  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$393  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$394  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$395  = \$386  ? { \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387  } : x_bits_acc[55:48];
-  assign \$396  = \$signal$223  == 3'h7;
-  assign \$397  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$398  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$399  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$400  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$401  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$402  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$403  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$404  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$405  = \$396  ? { \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397  } : x_bits_acc[63:56];
-  assign \$406  = op__payload[1:0] == 2'h3;
-  assign \$407  = take & \$406 ;
-  assign \$408  = \$signal$223  == 3'h7;
-  assign \$409  = \$like$56  - 1'h1;
-  assign \$410  = \$signal$46  == \$409 ;
-  assign \$411  = \$408  | \$410 ;
-  assign bincu0_inputs_we = \$407  & \$411 ;
-  assign \$412  = op__payload[1:0] == 1'h1;
-  assign \$413  = take & \$412 ;
-  assign \$414  = ~ bincu0_a_valid;
-  assign \$415  = \$like$231  - 1'h1;
-  assign \$416  = bincu0_a_word == \$415 ;
-  assign bincu0_free = \$414  | \$416 ;
-  assign \$417  = bincu0_b_last ? tail_bits : 7'h40;
-  assign \$418  = ! \$signal$217 ;
-  assign \$419  = ~ op__payload[159];
-  assign \$420  = ~ op__payload[167];
-  assign \$421  = ~ op__payload[175];
-  assign \$422  = ~ op__payload[183];
-  assign \$423  = ~ op__payload[191];
-  assign \$424  = ~ op__payload[199];
-  assign \$425  = ~ op__payload[207];
-  assign \$426  = ~ op__payload[215];
-  assign \$427  = \$418  ? { \$426 , \$425 , \$424 , \$423 , \$422 , \$421 , \$420 , \$419  } : \$signal$218 [7:0];
-  assign \$428  = \$signal$217  == 1'h1;
-  assign \$429  = ~ op__payload[159];
-  assign \$430  = ~ op__payload[167];
-  assign \$431  = ~ op__payload[175];
-  assign \$432  = ~ op__payload[183];
-  assign \$433  = ~ op__payload[191];
-  assign \$434  = ~ op__payload[199];
-  assign \$435  = ~ op__payload[207];
-  assign \$436  = ~ op__payload[215];
-  assign \$437  = \$428  ? { \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429  } : \$signal$218 [15:8];
-  assign \$438  = \$signal$217  == 2'h2;
-  assign \$439  = ~ op__payload[159];
-  assign \$440  = ~ op__payload[167];
-  assign \$441  = ~ op__payload[175];
-  assign \$442  = ~ op__payload[183];
-  assign \$443  = ~ op__payload[191];
-  assign \$444  = ~ op__payload[199];
-  assign \$445  = ~ op__payload[207];
-  assign \$446  = ~ op__payload[215];
-  assign \$447  = \$438  ? { \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439  } : \$signal$218 [23:16];
-  assign \$448  = \$signal$217  == 2'h3;
-  assign \$449  = ~ op__payload[159];
-  assign \$450  = ~ op__payload[167];
-  assign \$451  = ~ op__payload[175];
-  assign \$452  = ~ op__payload[183];
-  assign \$453  = ~ op__payload[191];
-  assign \$454  = ~ op__payload[199];
-  assign \$455  = ~ op__payload[207];
-  assign \$456  = ~ op__payload[215];
-  assign \$457  = \$448  ? { \$456 , \$455 , \$454 , \$453 , \$452 , \$451 , \$450 , \$449  } : \$signal$218 [31:24];
-  assign \$458  = \$signal$217  == 3'h4;
-  assign \$459  = ~ op__payload[159];
-  assign \$460  = ~ op__payload[167];
-  assign \$461  = ~ op__payload[175];
-  assign \$462  = ~ op__payload[183];
-  assign \$463  = ~ op__payload[191];
-  assign \$464  = ~ op__payload[199];
-  assign \$465  = ~ op__payload[207];
-  assign \$466  = ~ op__payload[215];
-  assign \$467  = \$458  ? { \$466 , \$465 , \$464 , \$463 , \$462 , \$461 , \$460 , \$459  } : \$signal$218 [39:32];
-  assign \$468  = \$signal$217  == 3'h5;
-  assign \$469  = ~ op__payload[159];
-  assign \$470  = ~ op__payload[167];
-  assign \$471  = ~ op__payload[175];
-  assign \$472  = ~ op__payload[183];
-  assign \$473  = ~ op__payload[191];
-  assign \$474  = ~ op__payload[199];
-  assign \$475  = ~ op__payload[207];
-  assign \$476  = ~ op__payload[215];
-  assign \$477  = \$468  ? { \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469  } : \$signal$218 [47:40];
-  assign \$478  = \$signal$217  == 3'h6;
-  assign \$479  = ~ op__payload[159];
-  assign \$480  = ~ op__payload[167];
-  assign \$481  = ~ op__payload[175];
-  assign \$482  = ~ op__payload[183];
-  assign \$483  = ~ op__payload[191];
-  assign \$484  = ~ op__payload[199];
-  assign \$485  = ~ op__payload[207];
-  assign \$486  = ~ op__payload[215];
-  assign \$487  = \$478  ? { \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479  } : \$signal$218 [55:48];
-  assign \$488  = \$signal$217  == 3'h7;
-  assign \$489  = ~ op__payload[159];
-  assign \$490  = ~ op__payload[167];
-  assign \$491  = ~ op__payload[175];
-  assign \$492  = ~ op__payload[183];
-  assign \$493  = ~ op__payload[191];
-  assign \$494  = ~ op__payload[199];
-  assign \$495  = ~ op__payload[207];
-  assign \$496  = ~ op__payload[215];
-  assign \$497  = \$488  ? { \$496 , \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489  } : \$signal$218 [63:56];
-  assign \$498  = op__payload[1:0] == 2'h2;
-  assign \$499  = take & \$498 ;
-  assign \$500  = \$signal$217  == 3'h7;
-  assign \$501  = \$like$56  - 1'h1;
-  assign \$502  = \$signal$41  == \$501 ;
-  assign \$503  = \$500  | \$502 ;
-  assign bincu1_weights_we = \$499  & \$503 ;
-  assign \$504  = ! \$signal$223 ;
-  assign \$505  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$506  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$507  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$508  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$509  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$510  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$511  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$512  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$513  = \$504  ? { \$512 , \$511 , \$510 , \$509 , \$508 , \$507 , \$506 , \$505  } : x_bits_acc[7:0];
-  assign \$514  = \$signal$223  == 1'h1;
-  assign \$515  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$516  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$517  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$518  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$519  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$520  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$521  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$522  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$523  = \$514  ? { \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515  } : x_bits_acc[15:8];
-  assign \$524  = \$signal$223  == 2'h2;
-  assign \$525  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$526  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$527  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$528  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$529  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$530  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$531  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$532  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$533  = \$524  ? { \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525  } : x_bits_acc[23:16];
-  assign \$534  = \$signal$223  == 2'h3;
-  assign \$535  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$536  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$537  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$538  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$539  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$540  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$541  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$542  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$543  = \$534  ? { \$542 , \$541 , \$540 , \$539 , \$538 , \$537 , \$536 , \$535  } : x_bits_acc[31:24];
-  assign \$544  = \$signal$223  == 3'h4;
-  assign \$545  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$546  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$547  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$548  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$549  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$550  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$551  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$552  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$553  = \$544  ? { \$552 , \$551 , \$550 , \$549 , \$548 , \$547 , \$546 , \$545  } : x_bits_acc[39:32];
-  assign \$554  = \$signal$223  == 3'h5;
-  assign \$555  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$556  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$557  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$558  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$559  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$560  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$561  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$562  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$563  = \$554  ? { \$562 , \$561 , \$560 , \$559 , \$558 , \$557 , \$556 , \$555  } : x_bits_acc[47:40];
-  assign \$564  = \$signal$223  == 3'h6;
-  assign \$565  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$566  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$567  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$568  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$569  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$570  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$571  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$572  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$573  = \$564  ? { \$572 , \$571 , \$570 , \$569 , \$568 , \$567 , \$566 , \$565  } : x_bits_acc[55:48];
-  assign \$574  = \$signal$223  == 3'h7;
-  assign \$575  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$576  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$577  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$578  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$579  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$580  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$581  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$582  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$583  = \$574  ? { \$582 , \$581 , \$580 , \$579 , \$578 , \$577 , \$576 , \$575  } : x_bits_acc[63:56];
-  assign \$584  = op__payload[1:0] == 2'h3;
-  assign \$585  = take & \$584 ;
-  assign \$586  = \$signal$223  == 3'h7;
-  assign \$587  = \$like$56  - 1'h1;
-  assign \$588  = \$signal$46  == \$587 ;
-  assign \$589  = \$586  | \$588 ;
-  assign bincu1_inputs_we = \$585  & \$589 ;
-  assign \$590  = op__payload[1:0] == 1'h1;
-  assign \$591  = take & \$590 ;
-  assign \$592  = ~ bincu1_a_valid;
-  assign \$593  = \$like$231  - 1'h1;
-  assign \$594  = bincu1_a_word == \$593 ;
-  assign bincu1_free = \$592  | \$594 ;
-  assign \$595  = bincu1_b_last ? tail_bits : 7'h40;
-  assign \$596  = cu0_c_acc[31] ? 32'd0 : cu0_c_acc;
-  assign \$597  = cu1_c_acc[31] ? 32'd0 : cu1_c_acc;
-  assign \$598  = cu2_c_acc[31] ? 32'd0 : cu2_c_acc;
-  assign \$599  = cu3_c_acc[31] ? 32'd0 : cu3_c_acc;
-  assign \$600  = cu4_c_acc[31] ? 32'd0 : cu4_c_acc;
-  assign \$601  = cu5_c_acc[31] ? 32'd0 : cu5_c_acc;
-  assign \$602  = cu6_c_acc[31] ? 32'd0 : cu6_c_acc;
-  assign \$603  = cu7_c_acc[31] ? 32'd0 : cu7_c_acc;
-  assign \$604  = done + \$signal$265 ;
-  assign \$605  = \$604  + skip_done;
-  assign \$606  = y__valid & y__ready;
-  assign \$607  = \$like$314  - 1'h1;
-  assign \$608  = \$signal$312  == \$607 ;
-  assign \$609  = \$signal$312  + 1'h1;
-  assign \$610  = \$608  ? 6'h00 : \$609 ;
-  assign \$611  = \$like$314  - 1'h1;
-  assign \$612  = \$signal$312  == \$611 ;
-  assign \$613  = out_v + 1'h1;
-  assign \$614  = \$612  ? \$613  : { 1'h0, out_v };
-  assign \$615  = \$606  ? { \$614 [2:0], \$610 [4:0] } : { out_v, \$signal$312  };
-  assign results_raddr = y__valid ? \$615  : 8'h00;
-  assign \$616  = skipped >> { out_v, \$signal$312  };
-  assign \$617  = y__payload[32] ? 32'd0 : results_rdata;
-  assign \$618  = ! op__payload[1:0];
-  assign \$619  = take & \$618 ;
-  assign \$620  = op__payload[1:0] == 1'h1;
-  assign \$621  = take & \$620 ;
-  assign \$622  = cu0_table_waddr + 1'h1;
-  assign \$623  = ! cu0_table_waddr;
-  assign \$624  = cu0_table_waddr == 1'h1;
-  assign \$625  = cu0_table_waddr == 2'h2;
-  assign \$626  = cu0_table_waddr == 2'h3;
-  assign \$627  = cu0_table_waddr == 3'h4;
-  assign \$628  = cu0_table_waddr == 3'h5;
-  assign \$629  = cu0_table_waddr == 3'h6;
-  assign \$630  = cu0_table_waddr == 3'h7;
-  assign \$631  = cu0_table_waddr == 4'h8;
-  assign \$632  = cu0_table_waddr == 4'h9;
-  assign \$633  = cu0_table_waddr == 4'ha;
-  assign \$634  = cu0_table_waddr == 4'hb;
-  assign \$635  = cu0_table_waddr == 4'hc;
-  assign \$636  = cu0_table_waddr == 4'hd;
-  assign \$637  = cu0_table_waddr == 4'he;
-  assign \$638  = cu0_table_waddr == 4'hf;
-  assign \$639  = cu0_table_waddr == 5'h10;
-  assign \$640  = cu0_table_waddr == 5'h11;
-  assign \$641  = cu0_table_waddr == 5'h12;
-  assign \$642  = cu0_table_waddr == 5'h13;
-  assign \$643  = cu0_table_waddr == 5'h14;
-  assign \$644  = cu0_table_waddr == 5'h15;
-  assign \$645  = cu0_table_waddr == 5'h16;
-  assign \$646  = cu0_table_waddr == 5'h17;
-  assign \$647  = cu0_table_waddr == 5'h18;
-  assign \$648  = cu0_table_waddr == 5'h19;
-  assign \$649  = cu0_table_waddr == 5'h1a;
-  assign \$650  = cu0_table_waddr == 5'h1b;
-  assign \$651  = cu0_table_waddr == 5'h1c;
-  assign \$652  = cu0_table_waddr == 5'h1d;
-  assign \$653  = cu0_table_waddr == 5'h1e;
-  assign \$654  = cu0_table_waddr == 5'h1f;
-  assign \$655  = op__payload[1:0] == 2'h2;
-  assign \$656  = take & \$655 ;
-  assign \$657  = \$like$56  - 1'h1;
-  assign \$658  = \$signal$41  == \$657 ;
-  assign \$659  = \$signal$41  + 1'h1;
-  assign \$660  = \$658  ? 7'h00 : \$659 ;
-  assign \$661  = \$like$56  - 1'h1;
-  assign \$662  = \$signal$41  == \$661 ;
-  assign \$663  = \$signal$42  + \$662 ;
-  assign \$664  = \$signal$217  == 3'h7;
-  assign \$665  = \$like$56  - 1'h1;
-  assign \$666  = \$signal$41  == \$665 ;
-  assign \$667  = \$664  | \$666 ;
-  assign \$668  = \$signal$217  + 1'h1;
-  assign \$669  = \$667  ? 4'h0 : \$668 ;
-  assign \$670  = \$signal$217  == 3'h7;
-  assign \$671  = \$like$56  - 1'h1;
-  assign \$672  = \$signal$41  == \$671 ;
-  assign \$673  = \$670  | \$672 ;
-  assign \$674  = ! \$signal$217 ;
-  assign \$675  = ~ op__payload[159];
-  assign \$676  = ~ op__payload[167];
-  assign \$677  = ~ op__payload[175];
-  assign \$678  = ~ op__payload[183];
-  assign \$679  = ~ op__payload[191];
-  assign \$680  = ~ op__payload[199];
-  assign \$681  = ~ op__payload[207];
-  assign \$682  = ~ op__payload[215];
-  assign \$683  = \$674  ? { \$682 , \$681 , \$680 , \$679 , \$678 , \$677 , \$676 , \$675  } : \$signal$218 [7:0];
-  assign \$684  = \$signal$217  == 1'h1;
-  assign \$685  = ~ op__payload[159];
-  assign \$686  = ~ op__payload[167];
-  assign \$687  = ~ op__payload[175];
-  assign \$688  = ~ op__payload[183];
-  assign \$689  = ~ op__payload[191];
-  assign \$690  = ~ op__payload[199];
-  assign \$691  = ~ op__payload[207];
-  assign \$692  = ~ op__payload[215];
-  assign \$693  = \$684  ? { \$692 , \$691 , \$690 , \$689 , \$688 , \$687 , \$686 , \$685  } : \$signal$218 [15:8];
-  assign \$694  = \$signal$217  == 2'h2;
-  assign \$695  = ~ op__payload[159];
-  assign \$696  = ~ op__payload[167];
-  assign \$697  = ~ op__payload[175];
-  assign \$698  = ~ op__payload[183];
-  assign \$699  = ~ op__payload[191];
-  assign \$700  = ~ op__payload[199];
-  assign \$701  = ~ op__payload[207];
-  assign \$702  = ~ op__payload[215];
-  assign \$703  = \$694  ? { \$702 , \$701 , \$700 , \$699 , \$698 , \$697 , \$696 , \$695  } : \$signal$218 [23:16];
-  assign \$704  = \$signal$217  == 2'h3;
-  assign \$705  = ~ op__payload[159];
-  assign \$706  = ~ op__payload[167];
-  assign \$707  = ~ op__payload[175];
-  assign \$708  = ~ op__payload[183];
-  assign \$709  = ~ op__payload[191];
-  assign \$710  = ~ op__payload[199];
-  assign \$711  = ~ op__payload[207];
-  assign \$712  = ~ op__payload[215];
-  assign \$713  = \$704  ? { \$712 , \$711 , \$710 , \$709 , \$708 , \$707 , \$706 , \$705  } : \$signal$218 [31:24];
-  assign \$714  = \$signal$217  == 3'h4;
-  assign \$715  = ~ op__payload[159];
-  assign \$716  = ~ op__payload[167];
-  assign \$717  = ~ op__payload[175];
-  assign \$718  = ~ op__payload[183];
-  assign \$719  = ~ op__payload[191];
-  assign \$720  = ~ op__payload[199];
-  assign \$721  = ~ op__payload[207];
-  assign \$722  = ~ op__payload[215];
-  assign \$723  = \$714  ? { \$722 , \$721 , \$720 , \$719 , \$718 , \$717 , \$716 , \$715  } : \$signal$218 [39:32];
-  assign \$724  = \$signal$217  == 3'h5;
-  assign \$725  = ~ op__payload[159];
-  assign \$726  = ~ op__payload[167];
-  assign \$727  = ~ op__payload[175];
-  assign \$728  = ~ op__payload[183];
-  assign \$729  = ~ op__payload[191];
-  assign \$730  = ~ op__payload[199];
-  assign \$731  = ~ op__payload[207];
-  assign \$732  = ~ op__payload[215];
-  assign \$733  = \$724  ? { \$732 , \$731 , \$730 , \$729 , \$728 , \$727 , \$726 , \$725  } : \$signal$218 [47:40];
-  assign \$734  = \$signal$217  == 3'h6;
-  assign \$735  = ~ op__payload[159];
-  assign \$736  = ~ op__payload[167];
-  assign \$737  = ~ op__payload[175];
-  assign \$738  = ~ op__payload[183];
-  assign \$739  = ~ op__payload[191];
-  assign \$740  = ~ op__payload[199];
-  assign \$741  = ~ op__payload[207];
-  assign \$742  = ~ op__payload[215];
-  assign \$743  = \$734  ? { \$742 , \$741 , \$740 , \$739 , \$738 , \$737 , \$736 , \$735  } : \$signal$218 [55:48];
-  assign \$744  = \$signal$217  == 3'h7;
-  assign \$745  = ~ op__payload[159];
-  assign \$746  = ~ op__payload[167];
-  assign \$747  = ~ op__payload[175];
-  assign \$748  = ~ op__payload[183];
-  assign \$749  = ~ op__payload[191];
-  assign \$750  = ~ op__payload[199];
-  assign \$751  = ~ op__payload[207];
-  assign \$752  = ~ op__payload[215];
-  assign \$753  = \$744  ? { \$752 , \$751 , \$750 , \$749 , \$748 , \$747 , \$746 , \$745  } : \$signal$218 [63:56];
-  assign \$754  = \$673  ? 64'h0000000000000000 : { \$753 , \$743 , \$733 , \$723 , \$713 , \$703 , \$693 , \$683  };
-  assign \$755  = \$like$56  - 1'h1;
-  assign \$756  = \$signal$41  == \$755 ;
-  assign \$757  = \$signal$217  == 3'h7;
-  assign \$758  = \$like$56  - 1'h1;
-  assign \$759  = \$signal$41  == \$758 ;
-  assign \$760  = \$757  | \$759 ;
-  assign \$761  = \$signal$215  + \$760 ;
-  assign \$762  = \$756  ? 4'h0 : \$761 ;
-  assign \$763  = op__payload[1:0] == 2'h3;
-  assign \$764  = take & \$763 ;
-  assign \$765  = \$signal$46  + 1'h1;
-  assign \$766  = op__payload[2] ? 7'h00 : \$765 ;
-  assign \$767  = \$signal$223  == 3'h7;
-  assign \$768  = \$like$56  - 1'h1;
-  assign \$769  = \$signal$46  == \$768 ;
-  assign \$770  = \$767  | \$769 ;
-  assign \$771  = \$signal$223  + 1'h1;
-  assign \$772  = \$770  ? 4'h0 : \$771 ;
-  assign \$773  = \$signal$223  == 3'h7;
-  assign \$774  = \$like$56  - 1'h1;
-  assign \$775  = \$signal$46  == \$774 ;
-  assign \$776  = \$773  | \$775 ;
-  assign \$777  = ! \$signal$223 ;
-  assign \$778  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$779  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$780  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$781  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$782  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$783  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$784  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$785  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$786  = \$777  ? { \$785 , \$784 , \$783 , \$782 , \$781 , \$780 , \$779 , \$778  } : x_bits_acc[7:0];
-  assign \$787  = \$signal$223  == 1'h1;
-  assign \$788  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$789  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$790  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$791  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$792  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$793  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$794  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$795  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$796  = \$787  ? { \$795 , \$794 , \$793 , \$792 , \$791 , \$790 , \$789 , \$788  } : x_bits_acc[15:8];
-  assign \$797  = \$signal$223  == 2'h2;
-  assign \$798  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$799  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$800  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$801  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$802  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$803  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$804  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$805  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$806  = \$797  ? { \$805 , \$804 , \$803 , \$802 , \$801 , \$800 , \$799 , \$798  } : x_bits_acc[23:16];
-  assign \$807  = \$signal$223  == 2'h3;
-  assign \$808  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$809  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$810  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$811  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$812  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$813  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$814  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$815  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$816  = \$807  ? { \$815 , \$814 , \$813 , \$812 , \$811 , \$810 , \$809 , \$808  } : x_bits_acc[31:24];
-  assign \$817  = \$signal$223  == 3'h4;
-  assign \$818  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$819  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$820  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$821  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$822  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$823  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$824  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$825  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$826  = \$817  ? { \$825 , \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818  } : x_bits_acc[39:32];
-  assign \$827  = \$signal$223  == 3'h5;
-  assign \$828  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$829  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$830  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$831  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$832  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$833  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$834  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$835  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$836  = \$827  ? { \$835 , \$834 , \$833 , \$832 , \$831 , \$830 , \$829 , \$828  } : x_bits_acc[47:40];
-  assign \$837  = \$signal$223  == 3'h6;
-  assign \$838  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$839  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$840  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$841  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$842  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$843  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$844  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$845  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$846  = \$837  ? { \$845 , \$844 , \$843 , \$842 , \$841 , \$840 , \$839 , \$838  } : x_bits_acc[55:48];
-  assign \$847  = \$signal$223  == 3'h7;
-  assign \$848  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$849  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$850  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$851  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$852  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$853  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$854  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$855  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$856  = \$847  ? { \$855 , \$854 , \$853 , \$852 , \$851 , \$850 , \$849 , \$848  } : x_bits_acc[63:56];
-  assign \$857  = \$776  ? 64'h0000000000000000 : { \$856 , \$846 , \$836 , \$826 , \$816 , \$806 , \$796 , \$786  };
-  assign \$858  = \$signal$223  == 3'h7;
-  assign \$859  = \$like$56  - 1'h1;
-  assign \$860  = \$signal$46  == \$859 ;
-  assign \$861  = \$858  | \$860 ;
-  assign \$862  = x_bin + \$861 ;
-  assign \$863  = op__payload[2] ? 4'h0 : \$862 ;
-  assign \$864  = x_vec + 1'h1;
-  assign \$865  = op__payload[3] ? 5'h00 : \$864 ;
-  assign \$866  = x_target + \$like$314 ;
-  assign \$867  = op__payload[3] ? 10'h000 : \$866 ;
-  assign \$868  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
-  assign \$869  = running & \$868 ;
-  assign \$870  = \$signal  < \$signal$22 ;
-  assign \$871  = running & \$870 ;
-  assign \$872  = | \$like ;
-  assign \$873  = \$871  & \$872 ;
-  assign \$874  = \$signal$24  >> \$signal [7:0];
-  assign \$875  = enable >> \$signal$26 [4:0];
-  assign \$876  = \$874  & \$875 ;
-  assign \$877  = ~ \$876 ;
-  assign \$878  = \$873  & \$877 ;
-  assign \$879  = proxy_v < \$signal$28 ;
-  assign \$880  = n_proxies - 1'h1;
-  assign \$881  = \$signal$36  == \$880 ;
-  assign \$882  = \$signal$36  + 1'h1;
-  assign \$883  = \$881  ? 7'h00 : \$882 ;
-  assign \$884  = n_proxies - 1'h1;
-  assign \$885  = \$signal$36  == \$884 ;
-  assign \$886  = proxy_v + \$885 ;
-  assign \$887  = \$signal$26  + 1'h1;
-  assign \$888  = \$like  - 1'h1;
-  assign \$889  = \$signal  < \$signal$22 ;
-  assign \$890  = running & \$889 ;
-  assign \$891  = ! \$like ;
-  assign \$892  = \$890  & \$891 ;
-  assign \$893  = \$like  == 1'h1;
-  assign \$894  = walker_taken & \$893 ;
-  assign \$895  = \$892  | \$894 ;
-  assign \$896  = \$signal  + 1'h1;
-  assign \$897  = n_proxies - 1'h1;
-  assign \$898  = \$signal$354  == \$897 ;
-  assign \$899  = \$signal$354  + 1'h1;
-  assign \$900  = \$898  ? 7'h00 : \$899 ;
-  assign \$901  = n_proxies - 1'h1;
-  assign \$902  = \$signal$354  == \$901 ;
-  assign \$903  = \$signal$34  + \$902 ;
-  assign \$904  = n_proxies - 1'h1;
-  assign \$905  = \$signal$354  == \$904 ;
-  assign \$906  = \$signal$354  + 1'h1;
-  assign \$907  = \$905  ? 7'h00 : \$906 ;
-  assign \$909  = n_proxies - 1'h1;
-  assign \$910  = \$signal$354  == \$909 ;
-  assign \$911  = cu7_free ? 3'h7 : 3'h0;
-  assign \$912  = cu6_free ? 3'h6 : \$911 ;
-  assign \$913  = cu5_free ? 3'h5 : \$912 ;
-  assign \$914  = cu4_free ? 3'h4 : \$913 ;
-  assign \$915  = cu3_free ? 3'h3 : \$914 ;
-  assign \$916  = cu2_free ? 3'h2 : \$915 ;
-  assign \$917  = cu1_free ? 3'h1 : \$916 ;
-  assign \$918  = cu0_free ? 3'h0 : \$917 ;
-  assign \$919  = ! \$918 ;
-  assign \$920  = cu_issue & \$919 ;
-  assign \$921  = \$like$56  - 1'h1;
-  assign \$922  = cu0_a_word == \$921 ;
-  assign \$923  = ~ \$922 ;
-  assign \$924  = cu0_a_word + 1'h1;
-  assign \$925  = ! cu0_a_word;
-  assign \$926  = \$like$56  - 1'h1;
-  assign \$927  = cu0_a_word == \$926 ;
-  assign \$928  = cu0_b_valid & cu0_b_last;
-  assign \$929  = $signed(\$50 [31:0]) + $signed(cu0_table_rdata[36:5]);
-  assign \$930  = cu7_free ? 3'h7 : 3'h0;
-  assign \$931  = cu6_free ? 3'h6 : \$930 ;
-  assign \$932  = cu5_free ? 3'h5 : \$931 ;
-  assign \$933  = cu4_free ? 3'h4 : \$932 ;
-  assign \$934  = cu3_free ? 3'h3 : \$933 ;
-  assign \$935  = cu2_free ? 3'h2 : \$934 ;
-  assign \$936  = cu1_free ? 3'h1 : \$935 ;
-  assign \$937  = cu0_free ? 3'h0 : \$936 ;
-  assign \$938  = \$937  == 1'h1;
-  assign \$939  = cu_issue & \$938 ;
-  assign \$940  = \$like$56  - 1'h1;
-  assign \$941  = cu1_a_word == \$940 ;
-  assign \$942  = ~ \$941 ;
-  assign \$943  = cu1_a_word + 1'h1;
-  assign \$944  = ! cu1_a_word;
-  assign \$945  = \$like$56  - 1'h1;
-  assign \$946  = cu1_a_word == \$945 ;
-  assign \$947  = cu1_b_valid & cu1_b_last;
-  assign \$948  = $signed(\$77 [31:0]) + $signed(cu1_table_rdata[36:5]);
-  assign \$949  = cu7_free ? 3'h7 : 3'h0;
-  assign \$950  = cu6_free ? 3'h6 : \$949 ;
-  assign \$951  = cu5_free ? 3'h5 : \$950 ;
-  assign \$952  = cu4_free ? 3'h4 : \$951 ;
-  assign \$953  = cu3_free ? 3'h3 : \$952 ;
-  assign \$954  = cu2_free ? 3'h2 : \$953 ;
-  assign \$955  = cu1_free ? 3'h1 : \$954 ;
-  assign \$956  = cu0_free ? 3'h0 : \$955 ;
-  assign \$957  = \$956  == 2'h2;
-  assign \$958  = cu_issue & \$957 ;
-  assign \$959  = \$like$56  - 1'h1;
-  assign \$960  = cu2_a_word == \$959 ;
-  assign \$961  = ~ \$960 ;
-  assign \$962  = cu2_a_word + 1'h1;
-  assign \$963  = ! cu2_a_word;
-  assign \$964  = \$like$56  - 1'h1;
-  assign \$965  = cu2_a_word == \$964 ;
-  assign \$966  = cu2_b_valid & cu2_b_last;
-  assign \$967  = $signed(\$104 [31:0]) + $signed(cu2_table_rdata[36:5]);
-  assign \$968  = cu7_free ? 3'h7 : 3'h0;
-  assign \$969  = cu6_free ? 3'h6 : \$968 ;
-  assign \$970  = cu5_free ? 3'h5 : \$969 ;
-  assign \$971  = cu4_free ? 3'h4 : \$970 ;
-  assign \$972  = cu3_free ? 3'h3 : \$971 ;
-  assign \$973  = cu2_free ? 3'h2 : \$972 ;
-  assign \$974  = cu1_free ? 3'h1 : \$973 ;
-  assign \$975  = cu0_free ? 3'h0 : \$974 ;
-  assign \$976  = \$975  == 2'h3;
-  assign \$977  = cu_issue & \$976 ;
-  assign \$978  = \$like$56  - 1'h1;
-  assign \$979  = cu3_a_word == \$978 ;
-  assign \$980  = ~ \$979 ;
-  assign \$981  = cu3_a_word + 1'h1;
-  assign \$982  = ! cu3_a_word;
-  assign \$983  = \$like$56  - 1'h1;
-  assign \$984  = cu3_a_word == \$983 ;
-  assign \$985  = cu3_b_valid & cu3_b_last;
-  assign \$986  = $signed(\$131 [31:0]) + $signed(cu3_table_rdata[36:5]);
-  assign \$987  = cu7_free ? 3'h7 : 3'h0;
-  assign \$988  = cu6_free ? 3'h6 : \$987 ;
-  assign \$989  = cu5_free ? 3'h5 : \$988 ;
-  assign \$990  = cu4_free ? 3'h4 : \$989 ;
-  assign \$991  = cu3_free ? 3'h3 : \$990 ;
-  assign \$992  = cu2_free ? 3'h2 : \$991 ;
-  assign \$993  = cu1_free ? 3'h1 : \$992 ;
-  assign \$994  = cu0_free ? 3'h0 : \$993 ;
-  assign \$995  = \$994  == 3'h4;
-  assign \$996  = cu_issue & \$995 ;
-  assign \$997  = \$like$56  - 1'h1;
-  assign \$998  = cu4_a_word == \$997 ;
-  assign \$999  = ~ \$998 ;
-  assign \$1000  = cu4_a_word + 1'h1;
-  assign \$1001  = ! cu4_a_word;
-  assign \$1002  = \$like$56  - 1'h1;
-  assign \$1003  = cu4_a_word == \$1002 ;
-  assign \$1004  = cu4_b_valid & cu4_b_last;
-  assign \$1005  = $signed(\$158 [31:0]) + $signed(cu4_table_rdata[36:5]);
-  assign \$1006  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1007  = cu6_free ? 3'h6 : \$1006 ;
-  assign \$1008  = cu5_free ? 3'h5 : \$1007 ;
-  assign \$1009  = cu4_free ? 3'h4 : \$1008 ;
-  assign \$1010  = cu3_free ? 3'h3 : \$1009 ;
-  assign \$1011  = cu2_free ? 3'h2 : \$1010 ;
-  assign \$1012  = cu1_free ? 3'h1 : \$1011 ;
-  assign \$1013  = cu0_free ? 3'h0 : \$1012 ;
-  assign \$1014  = \$1013  == 3'h5;
-  assign \$1015  = cu_issue & \$1014 ;
-  assign \$1016  = \$like$56  - 1'h1;
-  assign \$1017  = cu5_a_word == \$1016 ;
-  assign \$1018  = ~ \$1017 ;
-  assign \$1019  = cu5_a_word + 1'h1;
-  assign \$1020  = ! cu5_a_word;
-  assign \$1021  = \$like$56  - 1'h1;
-  assign \$1022  = cu5_a_word == \$1021 ;
-  assign \$1023  = cu5_b_valid & cu5_b_last;
-  assign \$1024  = $signed(\$185 [31:0]) + $signed(cu5_table_rdata[36:5]);
-  assign \$1025  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1026  = cu6_free ? 3'h6 : \$1025 ;
-  assign \$1027  = cu5_free ? 3'h5 : \$1026 ;
-  assign \$1028  = cu4_free ? 3'h4 : \$1027 ;
-  assign \$1029  = cu3_free ? 3'h3 : \$1028 ;
-  assign \$1030  = cu2_free ? 3'h2 : \$1029 ;
-  assign \$1031  = cu1_free ? 3'h1 : \$1030 ;
-  assign \$1032  = cu0_free ? 3'h0 : \$1031 ;
-  assign \$1033  = \$1032  == 3'h6;
-  assign \$1034  = cu_issue & \$1033 ;
-  assign \$1035  = \$like$56  - 1'h1;
-  assign \$1036  = cu6_a_word == \$1035 ;
-  assign \$1037  = ~ \$1036 ;
-  assign \$1038  = cu6_a_word + 1'h1;
-  assign \$1039  = ! cu6_a_word;
-  assign \$1040  = \$like$56  - 1'h1;
-  assign \$1041  = cu6_a_word == \$1040 ;
-  assign \$1042  = cu6_b_valid & cu6_b_last;
-  assign \$1043  = $signed(\$212 [31:0]) + $signed(cu6_table_rdata[36:5]);
-  assign \$1044  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1045  = cu6_free ? 3'h6 : \$1044 ;
-  assign \$1046  = cu5_free ? 3'h5 : \$1045 ;
-  assign \$1047  = cu4_free ? 3'h4 : \$1046 ;
-  assign \$1048  = cu3_free ? 3'h3 : \$1047 ;
-  assign \$1049  = cu2_free ? 3'h2 : \$1048 ;
-  assign \$1050  = cu1_free ? 3'h1 : \$1049 ;
-  assign \$1051  = cu0_free ? 3'h0 : \$1050 ;
-  assign \$1052  = \$1051  == 3'h7;
-  assign \$1053  = cu_issue & \$1052 ;
-  assign \$1054  = \$like$56  - 1'h1;
-  assign \$1055  = cu7_a_word == \$1054 ;
-  assign \$1056  = ~ \$1055 ;
-  assign \$1057  = cu7_a_word + 1'h1;
-  assign \$1058  = ! cu7_a_word;
-  assign \$1059  = \$like$56  - 1'h1;
-  assign \$1060  = cu7_a_word == \$1059 ;
-  assign \$1061  = cu7_b_valid & cu7_b_last;
-  assign \$1062  = $signed(\$239 [31:0]) + $signed(cu7_table_rdata[36:5]);
-  assign \$1063  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1064  = bincu0_free ? 1'h0 : \$1063 ;
-  assign \$1065  = ! \$1064 ;
-  assign \$1066  = lane_issue & \$1065 ;
-  assign \$1067  = \$like$231  - 1'h1;
-  assign \$1068  = bincu0_a_word == \$1067 ;
-  assign \$1069  = ~ \$1068 ;
-  assign \$1070  = bincu0_a_word + 1'h1;
-  assign \$1071  = \$like$231  - 1'h1;
-  assign \$1072  = bincu0_a_word == \$1071 ;
-  assign \$1073  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1074  = bincu0_free ? 1'h0 : \$1073 ;
-  assign \$1076  = lane_issue & \$1075 ;
-  assign \$1077  = \$like$231  - 1'h1;
-  assign \$1078  = bincu1_a_word == \$1077 ;
-  assign \$1079  = ~ \$1078 ;
-  assign \$1080  = bincu1_a_word + 1'h1;
-  assign \$1081  = \$like$231  - 1'h1;
-  assign \$1082  = bincu1_a_word == \$1081 ;
-  assign \$1083  = cu0_c_pos < n_proxies;
-  assign \$1084  = $signed(cu0_c_acc) <= $signed(1'h0);
-  assign \$1085  = \$signal$22  + 1'h1;
-  assign \$1086  = cu1_c_pos < n_proxies;
-  assign \$1087  = $signed(cu1_c_acc) <= $signed(1'h0);
-  assign \$1088  = \$signal$22  + 1'h1;
-  assign \$1089  = cu2_c_pos < n_proxies;
-  assign \$1090  = $signed(cu2_c_acc) <= $signed(1'h0);
-  assign \$1091  = \$signal$22  + 1'h1;
-  assign \$1092  = cu3_c_pos < n_proxies;
-  assign \$1093  = $signed(cu3_c_acc) <= $signed(1'h0);
-  assign \$1094  = \$signal$22  + 1'h1;
-  assign \$1095  = cu4_c_pos < n_proxies;
-  assign \$1096  = $signed(cu4_c_acc) <= $signed(1'h0);
-  assign \$1097  = \$signal$22  + 1'h1;
-  assign \$1098  = cu5_c_pos < n_proxies;
-  assign \$1099  = $signed(cu5_c_acc) <= $signed(1'h0);
-  assign \$1100  = \$signal$22  + 1'h1;
-  assign \$1101  = cu6_c_pos < n_proxies;
-  assign \$1102  = $signed(cu6_c_acc) <= $signed(1'h0);
-  assign \$1103  = \$signal$22  + 1'h1;
-  assign \$1104  = cu7_c_pos < n_proxies;
-  assign \$1105  = $signed(cu7_c_acc) <= $signed(1'h0);
-  assign \$1106  = \$signal$22  + 1'h1;
-  assign \$1107  = \$signal$317  + 1'h1;
-  assign \$1108  = \$signal$265  ? n_in : 10'h000;
-  assign \$1109  = macs + \$1108 ;
-  assign \$1110  = \$605 [8:0] == run_target;
-  assign \$1111  = op__payload[1:0] == 2'h3;
-  assign \$1112  = take & \$1111 ;
-  assign \$1113  = \$1112  & op__payload[2];
-  assign \$1114  = \$1113  & op__payload[3];
-  assign \$1115  = x_vec + 1'h1;
-  assign \$1116  = x_target + \$like$314 ;
-  assign \$1117  = y__valid & y__ready;
-  assign \$1118  = \$like$314  - 1'h1;
-  assign \$1119  = \$signal$312  == \$1118 ;
-  assign \$1120  = \$signal$312  + 1'h1;
-  assign \$1121  = \$1119  ? 6'h00 : \$1120 ;
-  assign \$1122  = \$like$314  - 1'h1;
-  assign \$1123  = \$signal$312  == \$1122 ;
-  assign \$1124  = out_v + 1'h1;
-  assign \$1125  = \$1123  ? \$1124  : { 1'h0, out_v };
-  assign \$1126  = \$like$314  - 1'h1;
-  assign \$1127  = \$signal$312  == \$1126 ;
-  assign \$1128  = \$signal$28  - 1'h1;
-  assign \$1129  = out_v == \$1128 ;
-  assign \$1130  = \$1127  & \$1129 ;
-  always @(posedge clk)
-    n_in <= \$1133 ;
-  always @(posedge clk)
-    \$like$314  <= \$1134 ;
-  always @(posedge clk)
-    n_proxies <= \$1135 ;
-  always @(posedge clk)
-    \$like$56  <= \$1136 ;
-  always @(posedge clk)
-    \$like$231  <= \$1137 ;
-  always @(posedge clk)
-    tail_bits <= \$1138 ;
-  always @(posedge clk)
-    cu0_table_waddr <= \$1139 ;
-  always @(posedge clk)
-    \$signal$42  <= \$1140 ;
-  always @(posedge clk)
-    \$signal$41  <= \$1141 ;
-  always @(posedge clk)
-    \$signal$217  <= \$1142 ;
-  always @(posedge clk)
-    \$signal$215  <= \$1143 ;
-  always @(posedge clk)
-    \$signal$218  <= \$1144 ;
-  always @(posedge clk)
-    \$signal$46  <= \$1145 ;
-  always @(posedge clk)
-    \$signal$223  <= \$1146 ;
-  always @(posedge clk)
-    x_bin <= \$1147 ;
-  always @(posedge clk)
-    x_bits_acc <= \$1148 ;
-  always @(posedge clk)
-    x_vec <= \$1149 ;
-  always @(posedge clk)
-    x_target <= \$1150 ;
-  always @(posedge clk)
-    enable <= \$1151 ;
-  always @(posedge clk)
-    size0 <= \$1152 ;
-  always @(posedge clk)
-    size1 <= \$1153 ;
-  always @(posedge clk)
-    size2 <= \$1154 ;
-  always @(posedge clk)
-    size3 <= \$1155 ;
-  always @(posedge clk)
-    size4 <= \$1156 ;
-  always @(posedge clk)
-    size5 <= \$1157 ;
-  always @(posedge clk)
-    size6 <= \$1158 ;
-  always @(posedge clk)
-    size7 <= \$1159 ;
-  always @(posedge clk)
-    size8 <= \$1160 ;
-  always @(posedge clk)
-    size9 <= \$1161 ;
-  always @(posedge clk)
-    size10 <= \$1162 ;
-  always @(posedge clk)
-    size11 <= \$1163 ;
-  always @(posedge clk)
-    size12 <= \$1164 ;
-  always @(posedge clk)
-    size13 <= \$1165 ;
-  always @(posedge clk)
-    size14 <= \$1166 ;
-  always @(posedge clk)
-    size15 <= \$1167 ;
-  always @(posedge clk)
-    size16 <= \$1168 ;
-  always @(posedge clk)
-    size17 <= \$1169 ;
-  always @(posedge clk)
-    size18 <= \$1170 ;
-  always @(posedge clk)
-    size19 <= \$1171 ;
-  always @(posedge clk)
-    size20 <= \$1172 ;
-  always @(posedge clk)
-    size21 <= \$1173 ;
-  always @(posedge clk)
-    size22 <= \$1174 ;
-  always @(posedge clk)
-    size23 <= \$1175 ;
-  always @(posedge clk)
-    size24 <= \$1176 ;
-  always @(posedge clk)
-    size25 <= \$1177 ;
-  always @(posedge clk)
-    size26 <= \$1178 ;
-  always @(posedge clk)
-    size27 <= \$1179 ;
-  always @(posedge clk)
-    size28 <= \$1180 ;
-  always @(posedge clk)
-    size29 <= \$1181 ;
-  always @(posedge clk)
-    size30 <= \$1182 ;
-  always @(posedge clk)
-    size31 <= \$1183 ;
-  always @(posedge clk)
-    \$signal$36  <= \$1184 ;
-  always @(posedge clk)
-    proxy_v <= \$1185 ;
-  always @(posedge clk)
-    \$signal$26  <= \$1186 ;
-  always @(posedge clk)
-    \$like  <= \$1187 ;
-  always @(posedge clk)
-    \$signal  <= \$1188 ;
-  always @(posedge clk)
-    \$signal$354  <= \$1189 ;
-  always @(posedge clk)
-    \$signal$34  <= \$1190 ;
-  always @(posedge clk)
-    cu0_a_valid <= \$1191 ;
-  always @(posedge clk)
-    cu0_a_pos <= \$1192 ;
-  always @(posedge clk)
-    cu0_a_v <= \$1193 ;
-  always @(posedge clk)
-    cu0_a_word <= \$1194 ;
-  always @(posedge clk)
-    cu0_b_valid <= \$1195 ;
-  always @(posedge clk)
-    cu0_b_first <= \$1196 ;
-  always @(posedge clk)
-    cu0_b_last <= \$1197 ;
-  always @(posedge clk)
-    cu0_b_pos <= \$1198 ;
-  always @(posedge clk)
-    cu0_b_v <= \$1199 ;
-  always @(posedge clk)
-    cu0_psum <= \$1200 ;
-  always @(posedge clk)
-    cu0_c_valid <= \$1201 ;
-  always @(posedge clk)
-    cu0_c_acc <= \$1202 ;
-  always @(posedge clk)
-    cu0_c_idx <= \$1203 ;
-  always @(posedge clk)
-    cu0_c_pos <= \$1204 ;
-  always @(posedge clk)
-    cu0_c_v <= \$1205 ;
-  always @(posedge clk)
-    cu1_a_valid <= \$1206 ;
-  always @(posedge clk)
-    cu1_a_pos <= \$1207 ;
-  always @(posedge clk)
-    cu1_a_v <= \$1208 ;
-  always @(posedge clk)
-    cu1_a_word <= \$1209 ;
-  always @(posedge clk)
-    cu1_b_valid <= \$1210 ;
-  always @(posedge clk)
-    cu1_b_first <= \$1211 ;
-  always @(posedge clk)
-    cu1_b_last <= \$1212 ;
-  always @(posedge clk)
-    cu1_b_pos <= \$1213 ;
-  always @(posedge clk)
-    cu1_b_v <= \$1214 ;
-  always @(posedge clk)
-    cu1_psum <= \$1215 ;
-  always @(posedge clk)
-    cu1_c_valid <= \$1216 ;
-  always @(posedge clk)
-    cu1_c_acc <= \$1217 ;
-  always @(posedge clk)
-    cu1_c_idx <= \$1218 ;
-  always @(posedge clk)
-    cu1_c_pos <= \$1219 ;
-  always @(posedge clk)
-    cu1_c_v <= \$1220 ;
-  always @(posedge clk)
-    cu2_a_valid <= \$1221 ;
-  always @(posedge clk)
-    cu2_a_pos <= \$1222 ;
-  always @(posedge clk)
-    cu2_a_v <= \$1223 ;
-  always @(posedge clk)
-    cu2_a_word <= \$1224 ;
-  always @(posedge clk)
-    cu2_b_valid <= \$1225 ;
-  always @(posedge clk)
-    cu2_b_first <= \$1226 ;
-  always @(posedge clk)
-    cu2_b_last <= \$1227 ;
-  always @(posedge clk)
-    cu2_b_pos <= \$1228 ;
-  always @(posedge clk)
-    cu2_b_v <= \$1229 ;
-  always @(posedge clk)
-    cu2_psum <= \$1230 ;
-  always @(posedge clk)
-    cu2_c_valid <= \$1231 ;
-  always @(posedge clk)
-    cu2_c_acc <= \$1232 ;
-  always @(posedge clk)
-    cu2_c_idx <= \$1233 ;
-  always @(posedge clk)
-    cu2_c_pos <= \$1234 ;
-  always @(posedge clk)
-    cu2_c_v <= \$1235 ;
-  always @(posedge clk)
-    cu3_a_valid <= \$1236 ;
-  always @(posedge clk)
-    cu3_a_pos <= \$1237 ;
-  always @(posedge clk)
-    cu3_a_v <= \$1238 ;
-  always @(posedge clk)
-    cu3_a_word <= \$1239 ;
-  always @(posedge clk)
-    cu3_b_valid <= \$1240 ;
-  always @(posedge clk)
-    cu3_b_first <= \$1241 ;
-  always @(posedge clk)
-    cu3_b_last <= \$1242 ;
-  always @(posedge clk)
-    cu3_b_pos <= \$1243 ;
-  always @(posedge clk)
-    cu3_b_v <= \$1244 ;
-  always @(posedge clk)
-    cu3_psum <= \$1245 ;
-  always @(posedge clk)
-    cu3_c_valid <= \$1246 ;
-  always @(posedge clk)
-    cu3_c_acc <= \$1247 ;
-  always @(posedge clk)
-    cu3_c_idx <= \$1248 ;
-  always @(posedge clk)
-    cu3_c_pos <= \$1249 ;
-  always @(posedge clk)
-    cu3_c_v <= \$1250 ;
-  always @(posedge clk)
-    cu4_a_valid <= \$1251 ;
-  always @(posedge clk)
-    cu4_a_pos <= \$1252 ;
-  always @(posedge clk)
-    cu4_a_v <= \$1253 ;
-  always @(posedge clk)
-    cu4_a_word <= \$1254 ;
-  always @(posedge clk)
-    cu4_b_valid <= \$1255 ;
-  always @(posedge clk)
-    cu4_b_first <= \$1256 ;
-  always @(posedge clk)
-    cu4_b_last <= \$1257 ;
-  always @(posedge clk)
-    cu4_b_pos <= \$1258 ;
-  always @(posedge clk)
-    cu4_b_v <= \$1259 ;
-  always @(posedge clk)
-    cu4_psum <= \$1260 ;
-  always @(posedge clk)
-    cu4_c_valid <= \$1261 ;
-  always @(posedge clk)
-    cu4_c_acc <= \$1262 ;
-  always @(posedge clk)
-    cu4_c_idx <= \$1263 ;
-  always @(posedge clk)
-    cu4_c_pos <= \$1264 ;
-  always @(posedge clk)
-    cu4_c_v <= \$1265 ;
-  always @(posedge clk)
-    cu5_a_valid <= \$1266 ;
-  always @(posedge clk)
-    cu5_a_pos <= \$1267 ;
-  always @(posedge clk)
-    cu5_a_v <= \$1268 ;
-  always @(posedge clk)
-    cu5_a_word <= \$1269 ;
-  always @(posedge clk)
-    cu5_b_valid <= \$1270 ;
-  always @(posedge clk)
-    cu5_b_first <= \$1271 ;
-  always @(posedge clk)
-    cu5_b_last <= \$1272 ;
-  always @(posedge clk)
-    cu5_b_pos <= \$1273 ;
-  always @(posedge clk)
-    cu5_b_v <= \$1274 ;
-  always @(posedge clk)
-    cu5_psum <= \$1275 ;
-  always @(posedge clk)
-    cu5_c_valid <= \$1276 ;
-  always @(posedge clk)
-    cu5_c_acc <= \$1277 ;
-  always @(posedge clk)
-    cu5_c_idx <= \$1278 ;
-  always @(posedge clk)
-    cu5_c_pos <= \$1279 ;
-  always @(posedge clk)
-    cu5_c_v <= \$1280 ;
-  always @(posedge clk)
-    cu6_a_valid <= \$1281 ;
-  always @(posedge clk)
-    cu6_a_pos <= \$1282 ;
-  always @(posedge clk)
-    cu6_a_v <= \$1283 ;
-  always @(posedge clk)
-    cu6_a_word <= \$1284 ;
-  always @(posedge clk)
-    cu6_b_valid <= \$1285 ;
-  always @(posedge clk)
-    cu6_b_first <= \$1286 ;
-  always @(posedge clk)
-    cu6_b_last <= \$1287 ;
-  always @(posedge clk)
-    cu6_b_pos <= \$1288 ;
-  always @(posedge clk)
-    cu6_b_v <= \$1289 ;
-  always @(posedge clk)
-    cu6_psum <= \$1290 ;
-  always @(posedge clk)
-    cu6_c_valid <= \$1291 ;
-  always @(posedge clk)
-    cu6_c_acc <= \$1292 ;
-  always @(posedge clk)
-    cu6_c_idx <= \$1293 ;
-  always @(posedge clk)
-    cu6_c_pos <= \$1294 ;
-  always @(posedge clk)
-    cu6_c_v <= \$1295 ;
-  always @(posedge clk)
-    cu7_a_valid <= \$1296 ;
-  always @(posedge clk)
-    cu7_a_pos <= \$1297 ;
-  always @(posedge clk)
-    cu7_a_v <= \$1298 ;
-  always @(posedge clk)
-    cu7_a_word <= \$1299 ;
-  always @(posedge clk)
-    cu7_b_valid <= \$1300 ;
-  always @(posedge clk)
-    cu7_b_first <= \$1301 ;
-  always @(posedge clk)
-    cu7_b_last <= \$1302 ;
-  always @(posedge clk)
-    cu7_b_pos <= \$1303 ;
-  always @(posedge clk)
-    cu7_b_v <= \$1304 ;
-  always @(posedge clk)
-    cu7_psum <= \$1305 ;
-  always @(posedge clk)
-    cu7_c_valid <= \$1306 ;
-  always @(posedge clk)
-    cu7_c_acc <= \$1307 ;
-  always @(posedge clk)
-    cu7_c_idx <= \$1308 ;
-  always @(posedge clk)
-    cu7_c_pos <= \$1309 ;
-  always @(posedge clk)
-    cu7_c_v <= \$1310 ;
-  always @(posedge clk)
-    bincu0_a_valid <= \$1311 ;
-  always @(posedge clk)
-    bincu0_a_pos <= \$1312 ;
-  always @(posedge clk)
-    bincu0_a_v <= \$1313 ;
-  always @(posedge clk)
-    bincu0_a_word <= \$1314 ;
-  always @(posedge clk)
-    bincu0_b_valid <= \$1315 ;
-  always @(posedge clk)
-    bincu0_b_last <= \$1316 ;
-  always @(posedge clk)
-    bincu0_b_pos <= \$1317 ;
-  always @(posedge clk)
-    bincu0_b_v <= \$1318 ;
-  always @(posedge clk)
-    bincu0_d1 <= \$1319 ;
-  always @(posedge clk)
-    bincu0_d2 <= \$1320 ;
-  always @(posedge clk)
-    bincu1_a_valid <= \$1321 ;
-  always @(posedge clk)
-    bincu1_a_pos <= \$1322 ;
-  always @(posedge clk)
-    bincu1_a_v <= \$1323 ;
-  always @(posedge clk)
-    bincu1_a_word <= \$1324 ;
-  always @(posedge clk)
-    bincu1_b_valid <= \$1325 ;
-  always @(posedge clk)
-    bincu1_b_last <= \$1326 ;
-  always @(posedge clk)
-    bincu1_b_pos <= \$1327 ;
-  always @(posedge clk)
-    bincu1_b_v <= \$1328 ;
-  always @(posedge clk)
-    bincu1_d1 <= \$1329 ;
-  always @(posedge clk)
-    bincu1_d2 <= \$1330 ;
-  always @(posedge clk)
-    \$signal$24  <= \$1331 ;
-  always @(posedge clk)
-    \$signal$22  <= \$1332 ;
-  always @(posedge clk)
-    skipped <= \$1333 ;
-  always @(posedge clk)
-    done <= \$1334 ;
-  always @(posedge clk)
-    \$signal$317  <= \$1335 ;
-  always @(posedge clk)
-    macs <= \$1336 ;
-  always @(posedge clk)
-    y__valid <= \$1337 ;
-  always @(posedge clk)
-    op__ready <= \$1338 ;
-  always @(posedge clk)
-    \$signal$28  <= \$1339 ;
-  always @(posedge clk)
-    run_target <= \$1340 ;
-  always @(posedge clk)
-    \$signal$312  <= \$1341 ;
-  always @(posedge clk)
-    out_v <= \$1342 ;
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$15  & \$19 ;
+  assign \$21  = proxy_v < \$signal$30 ;
+  assign \$22  = \$signal$23  < \$signal$24 ;
+  assign \$23  = running & \$22 ;
+  assign \$24  = | \$like ;
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = proxy_zero >> \$signal$23 [8:0];
+  assign \$27  = enable >> \$signal$28 [4:0];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = \$25  & \$28 ;
+  assign \$30  = | { bincu1_free, bincu0_free };
+  assign lane_issue = \$29  & \$30 ;
+  assign \$31  = op__payload[1:0] == 2'h2;
+  assign \$32  = take & \$31 ;
+  assign \$33  = op__payload[1:0] == 2'h3;
+  assign \$34  = take & \$33 ;
+  assign \$35  = op__payload[1:0] == 1'h1;
+  assign \$36  = take & \$35 ;
+  assign \$37  = ~ cu0_a_valid;
+  assign \$38  = \$like$58  - 1'h1;
+  assign \$39  = cu0_a_word == \$38 ;
+  assign cu0_free = \$37  | \$39 ;
+  assign \$40  = cu0_b_first ? 32'd0 : cu0_psum;
+  assign \$41  = $signed(cu0_weights_rdata[7:0]) * $signed(cu0_inputs_rdata[7:0]);
+  assign \$42  = $signed(1'h0) + $signed(\$41 );
+  assign \$43  = $signed(cu0_weights_rdata[15:8]) * $signed(cu0_inputs_rdata[15:8]);
+  assign \$44  = $signed(\$42 ) + $signed(\$43 );
+  assign \$45  = $signed(cu0_weights_rdata[23:16]) * $signed(cu0_inputs_rdata[23:16]);
+  assign \$46  = $signed(\$44 ) + $signed(\$45 );
+  assign \$47  = $signed(cu0_weights_rdata[31:24]) * $signed(cu0_inputs_rdata[31:24]);
+  assign \$48  = $signed(\$46 ) + $signed(\$47 );
+  assign \$49  = $signed(cu0_weights_rdata[39:32]) * $signed(cu0_inputs_rdata[39:32]);
+  assign \$50  = $signed(\$48 ) + $signed(\$49 );
+  assign \$51  = $signed(cu0_weights_rdata[47:40]) * $signed(cu0_inputs_rdata[47:40]);
+  assign \$52  = $signed(\$50 ) + $signed(\$51 );
+  assign \$53  = $signed(cu0_weights_rdata[55:48]) * $signed(cu0_inputs_rdata[55:48]);
+  assign \$54  = $signed(\$52 ) + $signed(\$53 );
+  assign \$55  = $signed(cu0_weights_rdata[63:56]) * $signed(cu0_inputs_rdata[63:56]);
+  assign \$56  = $signed(\$54 ) + $signed(\$55 );
+  assign \$57  = $signed(\$40 ) + $signed(\$56 );
+  assign \$58  = op__payload[1:0] == 2'h2;
+  assign \$59  = take & \$58 ;
+  assign \$60  = op__payload[1:0] == 2'h3;
+  assign \$61  = take & \$60 ;
+  assign \$62  = op__payload[1:0] == 1'h1;
+  assign \$63  = take & \$62 ;
+  assign \$64  = ~ cu1_a_valid;
+  assign \$65  = \$like$58  - 1'h1;
+  assign \$66  = cu1_a_word == \$65 ;
+  assign cu1_free = \$64  | \$66 ;
+  assign \$67  = cu1_b_first ? 32'd0 : cu1_psum;
+  assign \$68  = $signed(cu1_weights_rdata[7:0]) * $signed(cu1_inputs_rdata[7:0]);
+  assign \$69  = $signed(1'h0) + $signed(\$68 );
+  assign \$70  = $signed(cu1_weights_rdata[15:8]) * $signed(cu1_inputs_rdata[15:8]);
+  assign \$71  = $signed(\$69 ) + $signed(\$70 );
+  assign \$72  = $signed(cu1_weights_rdata[23:16]) * $signed(cu1_inputs_rdata[23:16]);
+  assign \$73  = $signed(\$71 ) + $signed(\$72 );
+  assign \$74  = $signed(cu1_weights_rdata[31:24]) * $signed(cu1_inputs_rdata[31:24]);
+  assign \$75  = $signed(\$73 ) + $signed(\$74 );
+  assign \$76  = $signed(cu1_weights_rdata[39:32]) * $signed(cu1_inputs_rdata[39:32]);
+  assign \$77  = $signed(\$75 ) + $signed(\$76 );
+  assign \$78  = $signed(cu1_weights_rdata[47:40]) * $signed(cu1_inputs_rdata[47:40]);
+  assign \$79  = $signed(\$77 ) + $signed(\$78 );
+  assign \$80  = $signed(cu1_weights_rdata[55:48]) * $signed(cu1_inputs_rdata[55:48]);
+  assign \$81  = $signed(\$79 ) + $signed(\$80 );
+  assign \$82  = $signed(cu1_weights_rdata[63:56]) * $signed(cu1_inputs_rdata[63:56]);
+  assign \$83  = $signed(\$81 ) + $signed(\$82 );
+  assign \$84  = $signed(\$67 ) + $signed(\$83 );
+  assign \$85  = op__payload[1:0] == 2'h2;
+  assign \$86  = take & \$85 ;
+  assign \$87  = op__payload[1:0] == 2'h3;
+  assign \$88  = take & \$87 ;
+  assign \$89  = op__payload[1:0] == 1'h1;
+  assign \$90  = take & \$89 ;
+  assign \$91  = ~ cu2_a_valid;
+  assign \$92  = \$like$58  - 1'h1;
+  assign \$93  = cu2_a_word == \$92 ;
+  assign cu2_free = \$91  | \$93 ;
+  assign \$94  = cu2_b_first ? 32'd0 : cu2_psum;
+  assign \$95  = $signed(cu2_weights_rdata[7:0]) * $signed(cu2_inputs_rdata[7:0]);
+  assign \$96  = $signed(1'h0) + $signed(\$95 );
+  assign \$97  = $signed(cu2_weights_rdata[15:8]) * $signed(cu2_inputs_rdata[15:8]);
+  assign \$98  = $signed(\$96 ) + $signed(\$97 );
+  assign \$99  = $signed(cu2_weights_rdata[23:16]) * $signed(cu2_inputs_rdata[23:16]);
+  assign \$100  = $signed(\$98 ) + $signed(\$99 );
+  assign \$101  = $signed(cu2_weights_rdata[31:24]) * $signed(cu2_inputs_rdata[31:24]);
+  assign \$102  = $signed(\$100 ) + $signed(\$101 );
+  assign \$103  = $signed(cu2_weights_rdata[39:32]) * $signed(cu2_inputs_rdata[39:32]);
+  assign \$104  = $signed(\$102 ) + $signed(\$103 );
+  assign \$105  = $signed(cu2_weights_rdata[47:40]) * $signed(cu2_inputs_rdata[47:40]);
+  assign \$106  = $signed(\$104 ) + $signed(\$105 );
+  assign \$107  = $signed(cu2_weights_rdata[55:48]) * $signed(cu2_inputs_rdata[55:48]);
+  assign \$108  = $signed(\$106 ) + $signed(\$107 );
+  assign \$109  = $signed(cu2_weights_rdata[63:56]) * $signed(cu2_inputs_rdata[63:56]);
+  assign \$110  = $signed(\$108 ) + $signed(\$109 );
+  assign \$111  = $signed(\$94 ) + $signed(\$110 );
+  assign \$112  = op__payload[1:0] == 2'h2;
+  assign \$113  = take & \$112 ;
+  assign \$114  = op__payload[1:0] == 2'h3;
+  assign \$115  = take & \$114 ;
+  assign \$116  = op__payload[1:0] == 1'h1;
+  assign \$117  = take & \$116 ;
+  assign \$118  = ~ cu3_a_valid;
+  assign \$119  = \$like$58  - 1'h1;
+  assign \$120  = cu3_a_word == \$119 ;
+  assign cu3_free = \$118  | \$120 ;
+  assign \$121  = cu3_b_first ? 32'd0 : cu3_psum;
+  assign \$122  = $signed(cu3_weights_rdata[7:0]) * $signed(cu3_inputs_rdata[7:0]);
+  assign \$123  = $signed(1'h0) + $signed(\$122 );
+  assign \$124  = $signed(cu3_weights_rdata[15:8]) * $signed(cu3_inputs_rdata[15:8]);
+  assign \$125  = $signed(\$123 ) + $signed(\$124 );
+  assign \$126  = $signed(cu3_weights_rdata[23:16]) * $signed(cu3_inputs_rdata[23:16]);
+  assign \$127  = $signed(\$125 ) + $signed(\$126 );
+  assign \$128  = $signed(cu3_weights_rdata[31:24]) * $signed(cu3_inputs_rdata[31:24]);
+  assign \$129  = $signed(\$127 ) + $signed(\$128 );
+  assign \$130  = $signed(cu3_weights_rdata[39:32]) * $signed(cu3_inputs_rdata[39:32]);
+  assign \$131  = $signed(\$129 ) + $signed(\$130 );
+  assign \$132  = $signed(cu3_weights_rdata[47:40]) * $signed(cu3_inputs_rdata[47:40]);
+  assign \$133  = $signed(\$131 ) + $signed(\$132 );
+  assign \$134  = $signed(cu3_weights_rdata[55:48]) * $signed(cu3_inputs_rdata[55:48]);
+  assign \$135  = $signed(\$133 ) + $signed(\$134 );
+  assign \$136  = $signed(cu3_weights_rdata[63:56]) * $signed(cu3_inputs_rdata[63:56]);
+  assign \$137  = $signed(\$135 ) + $signed(\$136 );
+  assign \$138  = $signed(\$121 ) + $signed(\$137 );
+  assign \$139  = op__payload[1:0] == 2'h2;
+  assign \$140  = take & \$139 ;
+  assign \$141  = op__payload[1:0] == 2'h3;
+  assign \$142  = take & \$141 ;
+  assign \$143  = op__payload[1:0] == 1'h1;
+  assign \$144  = take & \$143 ;
+  assign \$145  = ~ cu4_a_valid;
+  assign \$146  = \$like$58  - 1'h1;
+  assign \$147  = cu4_a_word == \$146 ;
+  assign cu4_free = \$145  | \$147 ;
+  assign \$148  = cu4_b_first ? 32'd0 : cu4_psum;
+  assign \$149  = $signed(cu4_weights_rdata[7:0]) * $signed(cu4_inputs_rdata[7:0]);
+  assign \$150  = $signed(1'h0) + $signed(\$149 );
+  assign \$151  = $signed(cu4_weights_rdata[15:8]) * $signed(cu4_inputs_rdata[15:8]);
+  assign \$152  = $signed(\$150 ) + $signed(\$151 );
+  assign \$153  = $signed(cu4_weights_rdata[23:16]) * $signed(cu4_inputs_rdata[23:16]);
+  assign \$154  = $signed(\$152 ) + $signed(\$153 );
+  assign \$155  = $signed(cu4_weights_rdata[31:24]) * $signed(cu4_inputs_rdata[31:24]);
+  assign \$156  = $signed(\$154 ) + $signed(\$155 );
+  assign \$157  = $signed(cu4_weights_rdata[39:32]) * $signed(cu4_inputs_rdata[39:32]);
+  assign \$158  = $signed(\$156 ) + $signed(\$157 );
+  assign \$159  = $signed(cu4_weights_rdata[47:40]) * $signed(cu4_inputs_rdata[47:40]);
+  assign \$160  = $signed(\$158 ) + $signed(\$159 );
+  assign \$161  = $signed(cu4_weights_rdata[55:48]) * $signed(cu4_inputs_rdata[55:48]);
+  assign \$162  = $signed(\$160 ) + $signed(\$161 );
+  assign \$163  = $signed(cu4_weights_rdata[63:56]) * $signed(cu4_inputs_rdata[63:56]);
+  assign \$164  = $signed(\$162 ) + $signed(\$163 );
+  assign \$165  = $signed(\$148 ) + $signed(\$164 );
+  assign \$166  = op__payload[1:0] == 2'h2;
+  assign \$167  = take & \$166 ;
+  assign \$168  = op__payload[1:0] == 2'h3;
+  assign \$169  = take & \$168 ;
+  assign \$170  = op__payload[1:0] == 1'h1;
+  assign \$171  = take & \$170 ;
+  assign \$172  = ~ cu5_a_valid;
+  assign \$173  = \$like$58  - 1'h1;
+  assign \$174  = cu5_a_word == \$173 ;
+  assign cu5_free = \$172  | \$174 ;
+  assign \$175  = cu5_b_first ? 32'd0 : cu5_psum;
+  assign \$176  = $signed(cu5_weights_rdata[7:0]) * $signed(cu5_inputs_rdata[7:0]);
+  assign \$177  = $signed(1'h0) + $signed(\$176 );
+  assign \$178  = $signed(cu5_weights_rdata[15:8]) * $signed(cu5_inputs_rdata[15:8]);
+  assign \$179  = $signed(\$177 ) + $signed(\$178 );
+  assign \$180  = $signed(cu5_weights_rdata[23:16]) * $signed(cu5_inputs_rdata[23:16]);
+  assign \$181  = $signed(\$179 ) + $signed(\$180 );
+  assign \$182  = $signed(cu5_weights_rdata[31:24]) * $signed(cu5_inputs_rdata[31:24]);
+  assign \$183  = $signed(\$181 ) + $signed(\$182 );
+  assign \$184  = $signed(cu5_weights_rdata[39:32]) * $signed(cu5_inputs_rdata[39:32]);
+  assign \$185  = $signed(\$183 ) + $signed(\$184 );
+  assign \$186  = $signed(cu5_weights_rdata[47:40]) * $signed(cu5_inputs_rdata[47:40]);
+  assign \$187  = $signed(\$185 ) + $signed(\$186 );
+  assign \$188  = $signed(cu5_weights_rdata[55:48]) * $signed(cu5_inputs_rdata[55:48]);
+  assign \$189  = $signed(\$187 ) + $signed(\$188 );
+  assign \$190  = $signed(cu5_weights_rdata[63:56]) * $signed(cu5_inputs_rdata[63:56]);
+  assign \$191  = $signed(\$189 ) + $signed(\$190 );
+  assign \$192  = $signed(\$175 ) + $signed(\$191 );
+  assign \$193  = op__payload[1:0] == 2'h2;
+  assign \$194  = take & \$193 ;
+  assign \$195  = op__payload[1:0] == 2'h3;
+  assign \$196  = take & \$195 ;
+  assign \$197  = op__payload[1:0] == 1'h1;
+  assign \$198  = take & \$197 ;
+  assign \$199  = ~ cu6_a_valid;
+  assign \$200  = \$like$58  - 1'h1;
+  assign \$201  = cu6_a_word == \$200 ;
+  assign cu6_free = \$199  | \$201 ;
+  assign \$202  = cu6_b_first ? 32'd0 : cu6_psum;
+  assign \$203  = $signed(cu6_weights_rdata[7:0]) * $signed(cu6_inputs_rdata[7:0]);
+  assign \$204  = $signed(1'h0) + $signed(\$203 );
+  assign \$205  = $signed(cu6_weights_rdata[15:8]) * $signed(cu6_inputs_rdata[15:8]);
+  assign \$206  = $signed(\$204 ) + $signed(\$205 );
+  assign \$207  = $signed(cu6_weights_rdata[23:16]) * $signed(cu6_inputs_rdata[23:16]);
+  assign \$208  = $signed(\$206 ) + $signed(\$207 );
+  assign \$209  = $signed(cu6_weights_rdata[31:24]) * $signed(cu6_inputs_rdata[31:24]);
+  assign \$210  = $signed(\$208 ) + $signed(\$209 );
+  assign \$211  = $signed(cu6_weights_rdata[39:32]) * $signed(cu6_inputs_rdata[39:32]);
+  assign \$212  = $signed(\$210 ) + $signed(\$211 );
+  assign \$213  = $signed(cu6_weights_rdata[47:40]) * $signed(cu6_inputs_rdata[47:40]);
+  assign \$214  = $signed(\$212 ) + $signed(\$213 );
+  assign \$215  = $signed(cu6_weights_rdata[55:48]) * $signed(cu6_inputs_rdata[55:48]);
+  assign \$216  = $signed(\$214 ) + $signed(\$215 );
+  assign \$217  = $signed(cu6_weights_rdata[63:56]) * $signed(cu6_inputs_rdata[63:56]);
+  assign \$218  = $signed(\$216 ) + $signed(\$217 );
+  assign \$219  = $signed(\$202 ) + $signed(\$218 );
+  assign \$220  = op__payload[1:0] == 2'h2;
+  assign \$221  = take & \$220 ;
+  assign \$222  = op__payload[1:0] == 2'h3;
+  assign \$223  = take & \$222 ;
+  assign \$224  = op__payload[1:0] == 1'h1;
+  assign \$225  = take & \$224 ;
+  assign \$226  = ~ cu7_a_valid;
+  assign \$227  = \$like$58  - 1'h1;
+  assign \$228  = cu7_a_word == \$227 ;
+  assign cu7_free = \$226  | \$228 ;
+  assign \$229  = cu7_b_first ? 32'd0 : cu7_psum;
+  assign \$230  = $signed(cu7_weights_rdata[7:0]) * $signed(cu7_inputs_rdata[7:0]);
+  assign \$231  = $signed(1'h0) + $signed(\$230 );
+  assign \$232  = $signed(cu7_weights_rdata[15:8]) * $signed(cu7_inputs_rdata[15:8]);
+  assign \$233  = $signed(\$231 ) + $signed(\$232 );
+  assign \$234  = $signed(cu7_weights_rdata[23:16]) * $signed(cu7_inputs_rdata[23:16]);
+  assign \$235  = $signed(\$233 ) + $signed(\$234 );
+  assign \$236  = $signed(cu7_weights_rdata[31:24]) * $signed(cu7_inputs_rdata[31:24]);
+  assign \$237  = $signed(\$235 ) + $signed(\$236 );
+  assign \$238  = $signed(cu7_weights_rdata[39:32]) * $signed(cu7_inputs_rdata[39:32]);
+  assign \$239  = $signed(\$237 ) + $signed(\$238 );
+  assign \$240  = $signed(cu7_weights_rdata[47:40]) * $signed(cu7_inputs_rdata[47:40]);
+  assign \$241  = $signed(\$239 ) + $signed(\$240 );
+  assign \$242  = $signed(cu7_weights_rdata[55:48]) * $signed(cu7_inputs_rdata[55:48]);
+  assign \$243  = $signed(\$241 ) + $signed(\$242 );
+  assign \$244  = $signed(cu7_weights_rdata[63:56]) * $signed(cu7_inputs_rdata[63:56]);
+  assign \$245  = $signed(\$243 ) + $signed(\$244 );
+  assign \$246  = $signed(\$229 ) + $signed(\$245 );
+  assign \$247  = ! \$signal$220 ;
+  assign \$248  = ~ op__payload[159];
+  assign \$249  = ~ op__payload[167];
+  assign \$250  = ~ op__payload[175];
+  assign \$251  = ~ op__payload[183];
+  assign \$252  = ~ op__payload[191];
+  assign \$253  = ~ op__payload[199];
+  assign \$254  = ~ op__payload[207];
+  assign \$255  = ~ op__payload[215];
+  assign \$256  = \$247  ? { \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248  } : \$signal$221 [7:0];
+  assign \$257  = \$signal$220  == 1'h1;
+  assign \$258  = ~ op__payload[159];
+  assign \$259  = ~ op__payload[167];
+  assign \$260  = ~ op__payload[175];
+  assign \$261  = ~ op__payload[183];
+  assign \$262  = ~ op__payload[191];
+  assign \$263  = ~ op__payload[199];
+  assign \$264  = ~ op__payload[207];
+  assign \$265  = ~ op__payload[215];
+  assign \$266  = \$257  ? { \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258  } : \$signal$221 [15:8];
+  assign \$267  = \$signal$220  == 2'h2;
+  assign \$268  = ~ op__payload[159];
+  assign \$269  = ~ op__payload[167];
+  assign \$270  = ~ op__payload[175];
+  assign \$271  = ~ op__payload[183];
+  assign \$272  = ~ op__payload[191];
+  assign \$273  = ~ op__payload[199];
+  assign \$274  = ~ op__payload[207];
+  assign \$275  = ~ op__payload[215];
+  assign \$276  = \$267  ? { \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268  } : \$signal$221 [23:16];
+  assign \$277  = \$signal$220  == 2'h3;
+  assign \$278  = ~ op__payload[159];
+  assign \$279  = ~ op__payload[167];
+  assign \$280  = ~ op__payload[175];
+  assign \$281  = ~ op__payload[183];
+  assign \$282  = ~ op__payload[191];
+  assign \$283  = ~ op__payload[199];
+  assign \$284  = ~ op__payload[207];
+  assign \$285  = ~ op__payload[215];
+  assign \$286  = \$277  ? { \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278  } : \$signal$221 [31:24];
+  assign \$287  = \$signal$220  == 3'h4;
+  assign \$288  = ~ op__payload[159];
+  assign \$289  = ~ op__payload[167];
+  assign \$290  = ~ op__payload[175];
+  assign \$291  = ~ op__payload[183];
+  assign \$292  = ~ op__payload[191];
+  assign \$293  = ~ op__payload[199];
+  assign \$294  = ~ op__payload[207];
+  assign \$295  = ~ op__payload[215];
+  assign \$296  = \$287  ? { \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288  } : \$signal$221 [39:32];
+  assign \$297  = \$signal$220  == 3'h5;
+  assign \$298  = ~ op__payload[159];
+  assign \$299  = ~ op__payload[167];
+  assign \$300  = ~ op__payload[175];
+  assign \$301  = ~ op__payload[183];
+  assign \$302  = ~ op__payload[191];
+  assign \$303  = ~ op__payload[199];
+  assign \$304  = ~ op__payload[207];
+  assign \$305  = ~ op__payload[215];
+  assign \$306  = \$297  ? { \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298  } : \$signal$221 [47:40];
+  assign \$307  = \$signal$220  == 3'h6;
+  assign \$308  = ~ op__payload[159];
+  assign \$309  = ~ op__payload[167];
+  assign \$310  = ~ op__payload[175];
+  assign \$311  = ~ op__payload[183];
+  assign \$312  = ~ op__payload[191];
+  assign \$313  = ~ op__payload[199];
+  assign \$314  = ~ op__payload[207];
+  assign \$315  = ~ op__payload[215];
+  assign \$316  = \$307  ? { \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  } : \$signal$221 [55:48];
+  assign \$317  = \$signal$220  == 3'h7;
+  assign \$318  = ~ op__payload[159];
+  assign \$319  = ~ op__payload[167];
+  assign \$320  = ~ op__payload[175];
+  assign \$321  = ~ op__payload[183];
+  assign \$322  = ~ op__payload[191];
+  assign \$323  = ~ op__payload[199];
+  assign \$324  = ~ op__payload[207];
+  assign \$325  = ~ op__payload[215];
+  assign \$326  = \$317  ? { \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318  } : \$signal$221 [63:56];
+  assign \$327  = op__payload[1:0] == 2'h2;
+  assign \$328  = take & \$327 ;
+  assign \$329  = \$signal$220  == 3'h7;
+  assign \$330  = \$like$58  - 1'h1;
+  assign \$331  = \$signal$43  == \$330 ;
+  assign \$332  = \$329  | \$331 ;
+  assign bincu0_weights_we = \$328  & \$332 ;
+  assign \$333  = ! \$signal$226 ;
+  assign \$334  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$335  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$336  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$337  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$338  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$339  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$340  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$341  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$342  = \$333  ? { \$341 , \$340 , \$339 , \$338 , \$337 , \$336 , \$335 , \$334  } : x_bits_acc[7:0];
+  assign \$343  = \$signal$226  == 1'h1;
+  assign \$344  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$345  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$346  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$347  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$348  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$349  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$350  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$351  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$352  = \$343  ? { \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344  } : x_bits_acc[15:8];
+  assign \$353  = \$signal$226  == 2'h2;
+  assign \$354  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$355  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$356  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$357  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$358  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$359  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$360  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$361  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$362  = \$353  ? { \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354  } : x_bits_acc[23:16];
+  assign \$363  = \$signal$226  == 2'h3;
+  assign \$364  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$365  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$366  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$367  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$368  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$369  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$370  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$371  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$372  = \$363  ? { \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364  } : x_bits_acc[31:24];
+  assign \$373  = \$signal$226  == 3'h4;
+  assign \$374  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$375  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$376  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$377  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$378  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$379  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$380  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$381  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$382  = \$373  ? { \$381 , \$380 , \$379 , \$378 , \$377 , \$376 , \$375 , \$374  } : x_bits_acc[39:32];
+  assign \$383  = \$signal$226  == 3'h5;
+  assign \$384  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$385  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$386  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$387  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$388  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$389  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$390  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$391  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$392  = \$383  ? { \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385 , \$384  } : x_bits_acc[47:40];
+  assign \$393  = \$signal$226  == 3'h6;
+  assign \$394  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$395  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$396  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$397  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$398  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$399  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$400  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$401  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$402  = \$393  ? { \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394  } : x_bits_acc[55:48];
+  assign \$403  = \$signal$226  == 3'h7;
+  assign \$404  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$405  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$406  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$407  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$408  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$409  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$410  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$411  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$412  = \$403  ? { \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404  } : x_bits_acc[63:56];
+  assign \$413  = op__payload[1:0] == 2'h3;
+  assign \$414  = take & \$413 ;
+  assign \$415  = \$signal$226  == 3'h7;
+  assign \$416  = \$like$58  - 1'h1;
+  assign \$417  = \$signal$48  == \$416 ;
+  assign \$418  = \$415  | \$417 ;
+  assign bincu0_inputs_we = \$414  & \$418 ;
+  assign \$419  = op__payload[1:0] == 1'h1;
+  assign \$420  = take & \$419 ;
+  assign \$421  = ~ bincu0_a_valid;
+  assign \$422  = \$like$234  - 1'h1;
+  assign \$423  = bincu0_a_word == \$422 ;
+  assign bincu0_free = \$421  | \$423 ;
+  assign \$424  = bincu0_b_last ? tail_bits : 7'h40;
+  assign \$425  = ! \$signal$220 ;
+  assign \$426  = ~ op__payload[159];
+  assign \$427  = ~ op__payload[167];
+  assign \$428  = ~ op__payload[175];
+  assign \$429  = ~ op__payload[183];
+  assign \$430  = ~ op__payload[191];
+  assign \$431  = ~ op__payload[199];
+  assign \$432  = ~ op__payload[207];
+  assign \$433  = ~ op__payload[215];
+  assign \$434  = \$425  ? { \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426  } : \$signal$221 [7:0];
+  assign \$435  = \$signal$220  == 1'h1;
+  assign \$436  = ~ op__payload[159];
+  assign \$437  = ~ op__payload[167];
+  assign \$438  = ~ op__payload[175];
+  assign \$439  = ~ op__payload[183];
+  assign \$440  = ~ op__payload[191];
+  assign \$441  = ~ op__payload[199];
+  assign \$442  = ~ op__payload[207];
+  assign \$443  = ~ op__payload[215];
+  assign \$444  = \$435  ? { \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436  } : \$signal$221 [15:8];
+  assign \$445  = \$signal$220  == 2'h2;
+  assign \$446  = ~ op__payload[159];
+  assign \$447  = ~ op__payload[167];
+  assign \$448  = ~ op__payload[175];
+  assign \$449  = ~ op__payload[183];
+  assign \$450  = ~ op__payload[191];
+  assign \$451  = ~ op__payload[199];
+  assign \$452  = ~ op__payload[207];
+  assign \$453  = ~ op__payload[215];
+  assign \$454  = \$445  ? { \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446  } : \$signal$221 [23:16];
+  assign \$455  = \$signal$220  == 2'h3;
+  assign \$456  = ~ op__payload[159];
+  assign \$457  = ~ op__payload[167];
+  assign \$458  = ~ op__payload[175];
+  assign \$459  = ~ op__payload[183];
+  assign \$460  = ~ op__payload[191];
+  assign \$461  = ~ op__payload[199];
+  assign \$462  = ~ op__payload[207];
+  assign \$463  = ~ op__payload[215];
+  assign \$464  = \$455  ? { \$463 , \$462 , \$461 , \$460 , \$459 , \$458 , \$457 , \$456  } : \$signal$221 [31:24];
+  assign \$465  = \$signal$220  == 3'h4;
+  assign \$466  = ~ op__payload[159];
+  assign \$467  = ~ op__payload[167];
+  assign \$468  = ~ op__payload[175];
+  assign \$469  = ~ op__payload[183];
+  assign \$470  = ~ op__payload[191];
+  assign \$471  = ~ op__payload[199];
+  assign \$472  = ~ op__payload[207];
+  assign \$473  = ~ op__payload[215];
+  assign \$474  = \$465  ? { \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467 , \$466  } : \$signal$221 [39:32];
+  assign \$475  = \$signal$220  == 3'h5;
+  assign \$476  = ~ op__payload[159];
+  assign \$477  = ~ op__payload[167];
+  assign \$478  = ~ op__payload[175];
+  assign \$479  = ~ op__payload[183];
+  assign \$480  = ~ op__payload[191];
+  assign \$481  = ~ op__payload[199];
+  assign \$482  = ~ op__payload[207];
+  assign \$483  = ~ op__payload[215];
+  assign \$484  = \$475  ? { \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476  } : \$signal$221 [47:40];
+  assign \$485  = \$signal$220  == 3'h6;
+  assign \$486  = ~ op__payload[159];
+  assign \$487  = ~ op__payload[167];
+  assign \$488  = ~ op__payload[175];
+  assign \$489  = ~ op__payload[183];
+  assign \$490  = ~ op__payload[191];
+  assign \$491  = ~ op__payload[199];
+  assign \$492  = ~ op__payload[207];
+  assign \$493  = ~ op__payload[215];
+  assign \$494  = \$485  ? { \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486  } : \$signal$221 [55:48];
+  assign \$495  = \$signal$220  == 3'h7;
+  assign \$496  = ~ op__payload[159];
+  assign \$497  = ~ op__payload[167];
+  assign \$498  = ~ op__payload[175];
+  assign \$499  = ~ op__payload[183];
+  assign \$500  = ~ op__payload[191];
+  assign \$501  = ~ op__payload[199];
+  assign \$502  = ~ op__payload[207];
+  assign \$503  = ~ op__payload[215];
+  assign \$504  = \$495  ? { \$503 , \$502 , \$501 , \$500 , \$499 , \$498 , \$497 , \$496  } : \$signal$221 [63:56];
+  assign \$505  = op__payload[1:0] == 2'h2;
+  assign \$506  = take & \$505 ;
+  assign \$507  = \$signal$220  == 3'h7;
+  assign \$508  = \$like$58  - 1'h1;
+  assign \$509  = \$signal$43  == \$508 ;
+  assign \$510  = \$507  | \$509 ;
+  assign bincu1_weights_we = \$506  & \$510 ;
+  assign \$511  = ! \$signal$226 ;
+  assign \$512  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$513  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$514  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$515  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$516  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$517  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$518  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$519  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$520  = \$511  ? { \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512  } : x_bits_acc[7:0];
+  assign \$521  = \$signal$226  == 1'h1;
+  assign \$522  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$523  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$524  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$525  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$526  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$527  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$528  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$529  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$530  = \$521  ? { \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522  } : x_bits_acc[15:8];
+  assign \$531  = \$signal$226  == 2'h2;
+  assign \$532  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$533  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$534  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$535  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$536  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$537  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$538  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$539  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$540  = \$531  ? { \$539 , \$538 , \$537 , \$536 , \$535 , \$534 , \$533 , \$532  } : x_bits_acc[23:16];
+  assign \$541  = \$signal$226  == 2'h3;
+  assign \$542  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$543  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$544  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$545  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$546  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$547  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$548  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$549  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$550  = \$541  ? { \$549 , \$548 , \$547 , \$546 , \$545 , \$544 , \$543 , \$542  } : x_bits_acc[31:24];
+  assign \$551  = \$signal$226  == 3'h4;
+  assign \$552  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$553  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$554  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$555  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$556  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$557  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$558  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$559  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$560  = \$551  ? { \$559 , \$558 , \$557 , \$556 , \$555 , \$554 , \$553 , \$552  } : x_bits_acc[39:32];
+  assign \$561  = \$signal$226  == 3'h5;
+  assign \$562  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$563  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$564  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$565  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$566  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$567  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$568  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$569  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$570  = \$561  ? { \$569 , \$568 , \$567 , \$566 , \$565 , \$564 , \$563 , \$562  } : x_bits_acc[47:40];
+  assign \$571  = \$signal$226  == 3'h6;
+  assign \$572  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$573  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$574  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$575  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$576  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$577  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$578  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$579  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$580  = \$571  ? { \$579 , \$578 , \$577 , \$576 , \$575 , \$574 , \$573 , \$572  } : x_bits_acc[55:48];
+  assign \$581  = \$signal$226  == 3'h7;
+  assign \$582  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$583  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$584  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$585  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$586  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$587  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$588  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$589  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$590  = \$581  ? { \$589 , \$588 , \$587 , \$586 , \$585 , \$584 , \$583 , \$582  } : x_bits_acc[63:56];
+  assign \$591  = op__payload[1:0] == 2'h3;
+  assign \$592  = take & \$591 ;
+  assign \$593  = \$signal$226  == 3'h7;
+  assign \$594  = \$like$58  - 1'h1;
+  assign \$595  = \$signal$48  == \$594 ;
+  assign \$596  = \$593  | \$595 ;
+  assign bincu1_inputs_we = \$592  & \$596 ;
+  assign \$597  = op__payload[1:0] == 1'h1;
+  assign \$598  = take & \$597 ;
+  assign \$599  = ~ bincu1_a_valid;
+  assign \$600  = \$like$234  - 1'h1;
+  assign \$601  = bincu1_a_word == \$600 ;
+  assign bincu1_free = \$599  | \$601 ;
+  assign \$602  = bincu1_b_last ? tail_bits : 7'h40;
+  assign \$603  = cu0_c_acc[31] ? 32'd0 : cu0_c_acc;
+  assign \$604  = cu1_c_acc[31] ? 32'd0 : cu1_c_acc;
+  assign \$605  = cu2_c_acc[31] ? 32'd0 : cu2_c_acc;
+  assign \$606  = cu3_c_acc[31] ? 32'd0 : cu3_c_acc;
+  assign \$607  = cu4_c_acc[31] ? 32'd0 : cu4_c_acc;
+  assign \$608  = cu5_c_acc[31] ? 32'd0 : cu5_c_acc;
+  assign \$609  = cu6_c_acc[31] ? 32'd0 : cu6_c_acc;
+  assign \$610  = cu7_c_acc[31] ? 32'd0 : cu7_c_acc;
+  assign \$611  = done + \$signal$268 ;
+  assign \$612  = \$611  + skip_done;
+  assign \$613  = y__valid & y__ready;
+  assign \$614  = \$like$318  - 1'h1;
+  assign \$615  = \$signal$315  == \$614 ;
+  assign \$616  = \$signal$315  + 1'h1;
+  assign \$617  = \$615  ? 6'h00 : \$616 ;
+  assign \$618  = \$like$318  - 1'h1;
+  assign \$619  = \$signal$315  == \$618 ;
+  assign \$620  = out_buf ? out1_vectors : out0_vectors;
+  assign \$621  = \$620  - 1'h1;
+  assign \$622  = out_v == \$621 ;
+  assign \$623  = \$619  & \$622 ;
+  assign \$624  = \$like$318  - 1'h1;
+  assign \$625  = \$signal$315  == \$624 ;
+  assign \$626  = out_v + 1'h1;
+  assign \$627  = \$625  ? \$626  : { 1'h0, out_v };
+  assign \$628  = \$623  ? 5'h00 : \$627 ;
+  assign \$629  = \$like$318  - 1'h1;
+  assign \$630  = \$signal$315  == \$629 ;
+  assign \$631  = out_buf ? out1_vectors : out0_vectors;
+  assign \$632  = \$631  - 1'h1;
+  assign \$633  = out_v == \$632 ;
+  assign \$634  = \$630  & \$633 ;
+  assign \$635  = out_buf ^ \$634 ;
+  assign results_raddr = \$613  ? { \$635 , \$628 [3:0], \$617 [4:0] } : { out_buf, out_v, \$signal$315  };
+  assign y__valid = out_full >> out_buf;
+  assign \$636  = out_buf ? skipped1 : skipped0;
+  assign \$637  = \$636  >> { out_v, \$signal$315  };
+  assign \$638  = y__payload[32] ? 32'd0 : results_rdata;
+  assign \$639  = out_buf ? out1_run_cycles : out0_run_cycles;
+  assign \$640  = out_buf ? out1_macs : out0_macs;
+  assign \$641  = ! op__payload[1:0];
+  assign \$642  = take & \$641 ;
+  assign \$643  = op__payload[1:0] == 1'h1;
+  assign \$644  = take & \$643 ;
+  assign \$645  = cu0_table_waddr + 1'h1;
+  assign \$646  = ! cu0_table_waddr;
+  assign \$647  = cu0_table_waddr == 1'h1;
+  assign \$648  = cu0_table_waddr == 2'h2;
+  assign \$649  = cu0_table_waddr == 2'h3;
+  assign \$650  = cu0_table_waddr == 3'h4;
+  assign \$651  = cu0_table_waddr == 3'h5;
+  assign \$652  = cu0_table_waddr == 3'h6;
+  assign \$653  = cu0_table_waddr == 3'h7;
+  assign \$654  = cu0_table_waddr == 4'h8;
+  assign \$655  = cu0_table_waddr == 4'h9;
+  assign \$656  = cu0_table_waddr == 4'ha;
+  assign \$657  = cu0_table_waddr == 4'hb;
+  assign \$658  = cu0_table_waddr == 4'hc;
+  assign \$659  = cu0_table_waddr == 4'hd;
+  assign \$660  = cu0_table_waddr == 4'he;
+  assign \$661  = cu0_table_waddr == 4'hf;
+  assign \$662  = cu0_table_waddr == 5'h10;
+  assign \$663  = cu0_table_waddr == 5'h11;
+  assign \$664  = cu0_table_waddr == 5'h12;
+  assign \$665  = cu0_table_waddr == 5'h13;
+  assign \$666  = cu0_table_waddr == 5'h14;
+  assign \$667  = cu0_table_waddr == 5'h15;
+  assign \$668  = cu0_table_waddr == 5'h16;
+  assign \$669  = cu0_table_waddr == 5'h17;
+  assign \$670  = cu0_table_waddr == 5'h18;
+  assign \$671  = cu0_table_waddr == 5'h19;
+  assign \$672  = cu0_table_waddr == 5'h1a;
+  assign \$673  = cu0_table_waddr == 5'h1b;
+  assign \$674  = cu0_table_waddr == 5'h1c;
+  assign \$675  = cu0_table_waddr == 5'h1d;
+  assign \$676  = cu0_table_waddr == 5'h1e;
+  assign \$677  = cu0_table_waddr == 5'h1f;
+  assign \$678  = op__payload[1:0] == 2'h2;
+  assign \$679  = take & \$678 ;
+  assign \$680  = \$like$58  - 1'h1;
+  assign \$681  = \$signal$43  == \$680 ;
+  assign \$682  = \$signal$43  + 1'h1;
+  assign \$683  = \$681  ? 7'h00 : \$682 ;
+  assign \$684  = \$like$58  - 1'h1;
+  assign \$685  = \$signal$43  == \$684 ;
+  assign \$686  = \$signal$44  + \$685 ;
+  assign \$687  = \$signal$220  == 3'h7;
+  assign \$688  = \$like$58  - 1'h1;
+  assign \$689  = \$signal$43  == \$688 ;
+  assign \$690  = \$687  | \$689 ;
+  assign \$691  = \$signal$220  + 1'h1;
+  assign \$692  = \$690  ? 4'h0 : \$691 ;
+  assign \$693  = \$signal$220  == 3'h7;
+  assign \$694  = \$like$58  - 1'h1;
+  assign \$695  = \$signal$43  == \$694 ;
+  assign \$696  = \$693  | \$695 ;
+  assign \$697  = ! \$signal$220 ;
+  assign \$698  = ~ op__payload[159];
+  assign \$699  = ~ op__payload[167];
+  assign \$700  = ~ op__payload[175];
+  assign \$701  = ~ op__payload[183];
+  assign \$702  = ~ op__payload[191];
+  assign \$703  = ~ op__payload[199];
+  assign \$704  = ~ op__payload[207];
+  assign \$705  = ~ op__payload[215];
+  assign \$706  = \$697  ? { \$705 , \$704 , \$703 , \$702 , \$701 , \$700 , \$699 , \$698  } : \$signal$221 [7:0];
+  assign \$707  = \$signal$220  == 1'h1;
+  assign \$708  = ~ op__payload[159];
+  assign \$709  = ~ op__payload[167];
+  assign \$710  = ~ op__payload[175];
+  assign \$711  = ~ op__payload[183];
+  assign \$712  = ~ op__payload[191];
+  assign \$713  = ~ op__payload[199];
+  assign \$714  = ~ op__payload[207];
+  assign \$715  = ~ op__payload[215];
+  assign \$716  = \$707  ? { \$715 , \$714 , \$713 , \$712 , \$711 , \$710 , \$709 , \$708  } : \$signal$221 [15:8];
+  assign \$717  = \$signal$220  == 2'h2;
+  assign \$718  = ~ op__payload[159];
+  assign \$719  = ~ op__payload[167];
+  assign \$720  = ~ op__payload[175];
+  assign \$721  = ~ op__payload[183];
+  assign \$722  = ~ op__payload[191];
+  assign \$723  = ~ op__payload[199];
+  assign \$724  = ~ op__payload[207];
+  assign \$725  = ~ op__payload[215];
+  assign \$726  = \$717  ? { \$725 , \$724 , \$723 , \$722 , \$721 , \$720 , \$719 , \$718  } : \$signal$221 [23:16];
+  assign \$727  = \$signal$220  == 2'h3;
+  assign \$728  = ~ op__payload[159];
+  assign \$729  = ~ op__payload[167];
+  assign \$730  = ~ op__payload[175];
+  assign \$731  = ~ op__payload[183];
+  assign \$732  = ~ op__payload[191];
+  assign \$733  = ~ op__payload[199];
+  assign \$734  = ~ op__payload[207];
+  assign \$735  = ~ op__payload[215];
+  assign \$736  = \$727  ? { \$735 , \$734 , \$733 , \$732 , \$731 , \$730 , \$729 , \$728  } : \$signal$221 [31:24];
+  assign \$737  = \$signal$220  == 3'h4;
+  assign \$738  = ~ op__payload[159];
+  assign \$739  = ~ op__payload[167];
+  assign \$740  = ~ op__payload[175];
+  assign \$741  = ~ op__payload[183];
+  assign \$742  = ~ op__payload[191];
+  assign \$743  = ~ op__payload[199];
+  assign \$744  = ~ op__payload[207];
+  assign \$745  = ~ op__payload[215];
+  assign \$746  = \$737  ? { \$745 , \$744 , \$743 , \$742 , \$741 , \$740 , \$739 , \$738  } : \$signal$221 [39:32];
+  assign \$747  = \$signal$220  == 3'h5;
+  assign \$748  = ~ op__payload[159];
+  assign \$749  = ~ op__payload[167];
+  assign \$750  = ~ op__payload[175];
+  assign \$751  = ~ op__payload[183];
+  assign \$752  = ~ op__payload[191];
+  assign \$753  = ~ op__payload[199];
+  assign \$754  = ~ op__payload[207];
+  assign \$755  = ~ op__payload[215];
+  assign \$756  = \$747  ? { \$755 , \$754 , \$753 , \$752 , \$751 , \$750 , \$749 , \$748  } : \$signal$221 [47:40];
+  assign \$757  = \$signal$220  == 3'h6;
+  assign \$758  = ~ op__payload[159];
+  assign \$759  = ~ op__payload[167];
+  assign \$760  = ~ op__payload[175];
+  assign \$761  = ~ op__payload[183];
+  assign \$762  = ~ op__payload[191];
+  assign \$763  = ~ op__payload[199];
+  assign \$764  = ~ op__payload[207];
+  assign \$765  = ~ op__payload[215];
+  assign \$766  = \$757  ? { \$765 , \$764 , \$763 , \$762 , \$761 , \$760 , \$759 , \$758  } : \$signal$221 [55:48];
+  assign \$767  = \$signal$220  == 3'h7;
+  assign \$768  = ~ op__payload[159];
+  assign \$769  = ~ op__payload[167];
+  assign \$770  = ~ op__payload[175];
+  assign \$771  = ~ op__payload[183];
+  assign \$772  = ~ op__payload[191];
+  assign \$773  = ~ op__payload[199];
+  assign \$774  = ~ op__payload[207];
+  assign \$775  = ~ op__payload[215];
+  assign \$776  = \$767  ? { \$775 , \$774 , \$773 , \$772 , \$771 , \$770 , \$769 , \$768  } : \$signal$221 [63:56];
+  assign \$777  = \$696  ? 64'h0000000000000000 : { \$776 , \$766 , \$756 , \$746 , \$736 , \$726 , \$716 , \$706  };
+  assign \$778  = \$like$58  - 1'h1;
+  assign \$779  = \$signal$43  == \$778 ;
+  assign \$780  = \$signal$220  == 3'h7;
+  assign \$781  = \$like$58  - 1'h1;
+  assign \$782  = \$signal$43  == \$781 ;
+  assign \$783  = \$780  | \$782 ;
+  assign \$784  = \$signal$218  + \$783 ;
+  assign \$785  = \$779  ? 4'h0 : \$784 ;
+  assign \$786  = op__payload[1:0] == 2'h3;
+  assign \$787  = take & \$786 ;
+  assign \$788  = \$signal$48  + 1'h1;
+  assign \$789  = op__payload[2] ? 7'h00 : \$788 ;
+  assign \$790  = \$signal$226  == 3'h7;
+  assign \$791  = \$like$58  - 1'h1;
+  assign \$792  = \$signal$48  == \$791 ;
+  assign \$793  = \$790  | \$792 ;
+  assign \$794  = \$signal$226  + 1'h1;
+  assign \$795  = \$793  ? 4'h0 : \$794 ;
+  assign \$796  = \$signal$226  == 3'h7;
+  assign \$797  = \$like$58  - 1'h1;
+  assign \$798  = \$signal$48  == \$797 ;
+  assign \$799  = \$796  | \$798 ;
+  assign \$800  = ! \$signal$226 ;
+  assign \$801  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$802  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$803  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$804  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$805  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$806  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$807  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$808  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$809  = \$800  ? { \$808 , \$807 , \$806 , \$805 , \$804 , \$803 , \$802 , \$801  } : x_bits_acc[7:0];
+  assign \$810  = \$signal$226  == 1'h1;
+  assign \$811  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$812  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$813  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$814  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$815  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$816  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$817  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$818  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$819  = \$810  ? { \$818 , \$817 , \$816 , \$815 , \$814 , \$813 , \$812 , \$811  } : x_bits_acc[15:8];
+  assign \$820  = \$signal$226  == 2'h2;
+  assign \$821  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$822  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$823  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$824  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$825  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$826  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$827  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$828  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$829  = \$820  ? { \$828 , \$827 , \$826 , \$825 , \$824 , \$823 , \$822 , \$821  } : x_bits_acc[23:16];
+  assign \$830  = \$signal$226  == 2'h3;
+  assign \$831  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$832  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$833  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$834  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$835  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$836  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$837  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$838  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$839  = \$830  ? { \$838 , \$837 , \$836 , \$835 , \$834 , \$833 , \$832 , \$831  } : x_bits_acc[31:24];
+  assign \$840  = \$signal$226  == 3'h4;
+  assign \$841  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$842  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$843  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$844  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$845  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$846  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$847  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$848  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$849  = \$840  ? { \$848 , \$847 , \$846 , \$845 , \$844 , \$843 , \$842 , \$841  } : x_bits_acc[39:32];
+  assign \$850  = \$signal$226  == 3'h5;
+  assign \$851  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$852  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$853  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$854  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$855  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$856  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$857  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$858  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$859  = \$850  ? { \$858 , \$857 , \$856 , \$855 , \$854 , \$853 , \$852 , \$851  } : x_bits_acc[47:40];
+  assign \$860  = \$signal$226  == 3'h6;
+  assign \$861  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$862  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$863  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$864  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$865  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$866  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$867  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$868  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$869  = \$860  ? { \$868 , \$867 , \$866 , \$865 , \$864 , \$863 , \$862 , \$861  } : x_bits_acc[55:48];
+  assign \$870  = \$signal$226  == 3'h7;
+  assign \$871  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$872  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$873  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$874  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$875  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$876  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$877  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$878  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$879  = \$870  ? { \$878 , \$877 , \$876 , \$875 , \$874 , \$873 , \$872 , \$871  } : x_bits_acc[63:56];
+  assign \$880  = \$799  ? 64'h0000000000000000 : { \$879 , \$869 , \$859 , \$849 , \$839 , \$829 , \$819 , \$809  };
+  assign \$881  = \$signal$226  == 3'h7;
+  assign \$882  = \$like$58  - 1'h1;
+  assign \$883  = \$signal$48  == \$882 ;
+  assign \$884  = \$881  | \$883 ;
+  assign \$885  = x_bin + \$884 ;
+  assign \$886  = op__payload[2] ? 4'h0 : \$885 ;
+  assign \$887  = x_vec + 1'h1;
+  assign \$888  = op__payload[3] ? 6'h00 : \$887 ;
+  assign \$889  = x_target + \$like$318 ;
+  assign \$890  = op__payload[3] ? 11'h000 : \$889 ;
+  assign \$891  = op__payload[2] & op__payload[3];
+  assign \$892  = ~ \$signal$12 ;
+  assign \$893  = ! \$signal$12 ;
+  assign \$894  = x_vec + 1'h1;
+  assign \$895  = x_target + \$like$318 ;
+  assign \$897  = x_vec + 1'h1;
+  assign \$898  = x_target + \$like$318 ;
+  assign \$899  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
+  assign \$900  = running & \$899 ;
+  assign \$901  = \$signal$23  < \$signal$24 ;
+  assign \$902  = running & \$901 ;
+  assign \$903  = | \$like ;
+  assign \$904  = \$902  & \$903 ;
+  assign \$905  = proxy_zero >> \$signal$23 [8:0];
+  assign \$906  = enable >> \$signal$28 [4:0];
+  assign \$907  = \$905  & \$906 ;
+  assign \$908  = ~ \$907 ;
+  assign \$909  = \$904  & \$908 ;
+  assign \$910  = proxy_v < \$signal$30 ;
+  assign \$911  = n_proxies - 1'h1;
+  assign \$912  = \$signal$38  == \$911 ;
+  assign \$913  = \$signal$38  + 1'h1;
+  assign \$914  = \$912  ? 7'h00 : \$913 ;
+  assign \$915  = n_proxies - 1'h1;
+  assign \$916  = \$signal$38  == \$915 ;
+  assign \$917  = proxy_v + \$916 ;
+  assign \$918  = \$signal$28  + 1'h1;
+  assign \$919  = \$like  - 1'h1;
+  assign \$920  = \$signal$23  < \$signal$24 ;
+  assign \$921  = running & \$920 ;
+  assign \$922  = ! \$like ;
+  assign \$923  = \$921  & \$922 ;
+  assign \$924  = \$like  == 1'h1;
+  assign \$925  = walker_taken & \$924 ;
+  assign \$926  = \$923  | \$925 ;
+  assign \$927  = \$signal$23  + 1'h1;
+  assign \$928  = n_proxies - 1'h1;
+  assign \$929  = \$signal$367  == \$928 ;
+  assign \$930  = \$signal$367  + 1'h1;
+  assign \$931  = \$929  ? 7'h00 : \$930 ;
+  assign \$932  = n_proxies - 1'h1;
+  assign \$933  = \$signal$367  == \$932 ;
+  assign \$934  = \$signal$36  + \$933 ;
+  assign \$935  = n_proxies - 1'h1;
+  assign \$936  = \$signal$367  == \$935 ;
+  assign \$937  = \$signal$367  + 1'h1;
+  assign \$938  = \$936  ? 7'h00 : \$937 ;
+  assign \$940  = n_proxies - 1'h1;
+  assign \$941  = \$signal$367  == \$940 ;
+  assign \$942  = cu7_free ? 3'h7 : 3'h0;
+  assign \$943  = cu6_free ? 3'h6 : \$942 ;
+  assign \$944  = cu5_free ? 3'h5 : \$943 ;
+  assign \$945  = cu4_free ? 3'h4 : \$944 ;
+  assign \$946  = cu3_free ? 3'h3 : \$945 ;
+  assign \$947  = cu2_free ? 3'h2 : \$946 ;
+  assign \$948  = cu1_free ? 3'h1 : \$947 ;
+  assign \$949  = cu0_free ? 3'h0 : \$948 ;
+  assign \$950  = ! \$949 ;
+  assign \$951  = cu_issue & \$950 ;
+  assign \$952  = \$like$58  - 1'h1;
+  assign \$953  = cu0_a_word == \$952 ;
+  assign \$954  = ~ \$953 ;
+  assign \$955  = cu0_a_word + 1'h1;
+  assign \$956  = ! cu0_a_word;
+  assign \$957  = \$like$58  - 1'h1;
+  assign \$958  = cu0_a_word == \$957 ;
+  assign \$959  = cu0_b_valid & cu0_b_last;
+  assign \$960  = $signed(\$57 [31:0]) + $signed(cu0_table_rdata[36:5]);
+  assign \$961  = cu7_free ? 3'h7 : 3'h0;
+  assign \$962  = cu6_free ? 3'h6 : \$961 ;
+  assign \$963  = cu5_free ? 3'h5 : \$962 ;
+  assign \$964  = cu4_free ? 3'h4 : \$963 ;
+  assign \$965  = cu3_free ? 3'h3 : \$964 ;
+  assign \$966  = cu2_free ? 3'h2 : \$965 ;
+  assign \$967  = cu1_free ? 3'h1 : \$966 ;
+  assign \$968  = cu0_free ? 3'h0 : \$967 ;
+  assign \$969  = \$968  == 1'h1;
+  assign \$970  = cu_issue & \$969 ;
+  assign \$971  = \$like$58  - 1'h1;
+  assign \$972  = cu1_a_word == \$971 ;
+  assign \$973  = ~ \$972 ;
+  assign \$974  = cu1_a_word + 1'h1;
+  assign \$975  = ! cu1_a_word;
+  assign \$976  = \$like$58  - 1'h1;
+  assign \$977  = cu1_a_word == \$976 ;
+  assign \$978  = cu1_b_valid & cu1_b_last;
+  assign \$979  = $signed(\$84 [31:0]) + $signed(cu1_table_rdata[36:5]);
+  assign \$980  = cu7_free ? 3'h7 : 3'h0;
+  assign \$981  = cu6_free ? 3'h6 : \$980 ;
+  assign \$982  = cu5_free ? 3'h5 : \$981 ;
+  assign \$983  = cu4_free ? 3'h4 : \$982 ;
+  assign \$984  = cu3_free ? 3'h3 : \$983 ;
+  assign \$985  = cu2_free ? 3'h2 : \$984 ;
+  assign \$986  = cu1_free ? 3'h1 : \$985 ;
+  assign \$987  = cu0_free ? 3'h0 : \$986 ;
+  assign \$988  = \$987  == 2'h2;
+  assign \$989  = cu_issue & \$988 ;
+  assign \$990  = \$like$58  - 1'h1;
+  assign \$991  = cu2_a_word == \$990 ;
+  assign \$992  = ~ \$991 ;
+  assign \$993  = cu2_a_word + 1'h1;
+  assign \$994  = ! cu2_a_word;
+  assign \$995  = \$like$58  - 1'h1;
+  assign \$996  = cu2_a_word == \$995 ;
+  assign \$997  = cu2_b_valid & cu2_b_last;
+  assign \$998  = $signed(\$111 [31:0]) + $signed(cu2_table_rdata[36:5]);
+  assign \$999  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1000  = cu6_free ? 3'h6 : \$999 ;
+  assign \$1001  = cu5_free ? 3'h5 : \$1000 ;
+  assign \$1002  = cu4_free ? 3'h4 : \$1001 ;
+  assign \$1003  = cu3_free ? 3'h3 : \$1002 ;
+  assign \$1004  = cu2_free ? 3'h2 : \$1003 ;
+  assign \$1005  = cu1_free ? 3'h1 : \$1004 ;
+  assign \$1006  = cu0_free ? 3'h0 : \$1005 ;
+  assign \$1007  = \$1006  == 2'h3;
+  assign \$1008  = cu_issue & \$1007 ;
+  assign \$1009  = \$like$58  - 1'h1;
+  assign \$1010  = cu3_a_word == \$1009 ;
+  assign \$1011  = ~ \$1010 ;
+  assign \$1012  = cu3_a_word + 1'h1;
+  assign \$1013  = ! cu3_a_word;
+  assign \$1014  = \$like$58  - 1'h1;
+  assign \$1015  = cu3_a_word == \$1014 ;
+  assign \$1016  = cu3_b_valid & cu3_b_last;
+  assign \$1017  = $signed(\$138 [31:0]) + $signed(cu3_table_rdata[36:5]);
+  assign \$1018  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1019  = cu6_free ? 3'h6 : \$1018 ;
+  assign \$1020  = cu5_free ? 3'h5 : \$1019 ;
+  assign \$1021  = cu4_free ? 3'h4 : \$1020 ;
+  assign \$1022  = cu3_free ? 3'h3 : \$1021 ;
+  assign \$1023  = cu2_free ? 3'h2 : \$1022 ;
+  assign \$1024  = cu1_free ? 3'h1 : \$1023 ;
+  assign \$1025  = cu0_free ? 3'h0 : \$1024 ;
+  assign \$1026  = \$1025  == 3'h4;
+  assign \$1027  = cu_issue & \$1026 ;
+  assign \$1028  = \$like$58  - 1'h1;
+  assign \$1029  = cu4_a_word == \$1028 ;
+  assign \$1030  = ~ \$1029 ;
+  assign \$1031  = cu4_a_word + 1'h1;
+  assign \$1032  = ! cu4_a_word;
+  assign \$1033  = \$like$58  - 1'h1;
+  assign \$1034  = cu4_a_word == \$1033 ;
+  assign \$1035  = cu4_b_valid & cu4_b_last;
+  assign \$1036  = $signed(\$165 [31:0]) + $signed(cu4_table_rdata[36:5]);
+  assign \$1037  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1038  = cu6_free ? 3'h6 : \$1037 ;
+  assign \$1039  = cu5_free ? 3'h5 : \$1038 ;
+  assign \$1040  = cu4_free ? 3'h4 : \$1039 ;
+  assign \$1041  = cu3_free ? 3'h3 : \$1040 ;
+  assign \$1042  = cu2_free ? 3'h2 : \$1041 ;
+  assign \$1043  = cu1_free ? 3'h1 : \$1042 ;
+  assign \$1044  = cu0_free ? 3'h0 : \$1043 ;
+  assign \$1045  = \$1044  == 3'h5;
+  assign \$1046  = cu_issue & \$1045 ;
+  assign \$1047  = \$like$58  - 1'h1;
+  assign \$1048  = cu5_a_word == \$1047 ;
+  assign \$1049  = ~ \$1048 ;
+  assign \$1050  = cu5_a_word + 1'h1;
+  assign \$1051  = ! cu5_a_word;
+  assign \$1052  = \$like$58  - 1'h1;
+  assign \$1053  = cu5_a_word == \$1052 ;
+  assign \$1054  = cu5_b_valid & cu5_b_last;
+  assign \$1055  = $signed(\$192 [31:0]) + $signed(cu5_table_rdata[36:5]);
+  assign \$1056  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1057  = cu6_free ? 3'h6 : \$1056 ;
+  assign \$1058  = cu5_free ? 3'h5 : \$1057 ;
+  assign \$1059  = cu4_free ? 3'h4 : \$1058 ;
+  assign \$1060  = cu3_free ? 3'h3 : \$1059 ;
+  assign \$1061  = cu2_free ? 3'h2 : \$1060 ;
+  assign \$1062  = cu1_free ? 3'h1 : \$1061 ;
+  assign \$1063  = cu0_free ? 3'h0 : \$1062 ;
+  assign \$1064  = \$1063  == 3'h6;
+  assign \$1065  = cu_issue & \$1064 ;
+  assign \$1066  = \$like$58  - 1'h1;
+  assign \$1067  = cu6_a_word == \$1066 ;
+  assign \$1068  = ~ \$1067 ;
+  assign \$1069  = cu6_a_word + 1'h1;
+  assign \$1070  = ! cu6_a_word;
+  assign \$1071  = \$like$58  - 1'h1;
+  assign \$1072  = cu6_a_word == \$1071 ;
+  assign \$1073  = cu6_b_valid & cu6_b_last;
+  assign \$1074  = $signed(\$219 [31:0]) + $signed(cu6_table_rdata[36:5]);
+  assign \$1075  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1076  = cu6_free ? 3'h6 : \$1075 ;
+  assign \$1077  = cu5_free ? 3'h5 : \$1076 ;
+  assign \$1078  = cu4_free ? 3'h4 : \$1077 ;
+  assign \$1079  = cu3_free ? 3'h3 : \$1078 ;
+  assign \$1080  = cu2_free ? 3'h2 : \$1079 ;
+  assign \$1081  = cu1_free ? 3'h1 : \$1080 ;
+  assign \$1082  = cu0_free ? 3'h0 : \$1081 ;
+  assign \$1083  = \$1082  == 3'h7;
+  assign \$1084  = cu_issue & \$1083 ;
+  assign \$1085  = \$like$58  - 1'h1;
+  assign \$1086  = cu7_a_word == \$1085 ;
+  assign \$1087  = ~ \$1086 ;
+  assign \$1088  = cu7_a_word + 1'h1;
+  assign \$1089  = ! cu7_a_word;
+  assign \$1090  = \$like$58  - 1'h1;
+  assign \$1091  = cu7_a_word == \$1090 ;
+  assign \$1092  = cu7_b_valid & cu7_b_last;
+  assign \$1093  = $signed(\$246 [31:0]) + $signed(cu7_table_rdata[36:5]);
+  assign \$1094  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1095  = bincu0_free ? 1'h0 : \$1094 ;
+  assign \$1096  = ! \$1095 ;
+  assign \$1097  = lane_issue & \$1096 ;
+  assign \$1098  = \$like$234  - 1'h1;
+  assign \$1099  = bincu0_a_word == \$1098 ;
+  assign \$1100  = ~ \$1099 ;
+  assign \$1101  = bincu0_a_word + 1'h1;
+  assign \$1102  = \$like$234  - 1'h1;
+  assign \$1103  = bincu0_a_word == \$1102 ;
+  assign \$1104  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1105  = bincu0_free ? 1'h0 : \$1104 ;
+  assign \$1107  = lane_issue & \$1106 ;
+  assign \$1108  = \$like$234  - 1'h1;
+  assign \$1109  = bincu1_a_word == \$1108 ;
+  assign \$1110  = ~ \$1109 ;
+  assign \$1111  = bincu1_a_word + 1'h1;
+  assign \$1112  = \$like$234  - 1'h1;
+  assign \$1113  = bincu1_a_word == \$1112 ;
+  assign \$1114  = cu0_c_pos < n_proxies;
+  assign \$1115  = $signed(cu0_c_acc) <= $signed(1'h0);
+  assign \$1116  = \$signal$24  + 1'h1;
+  assign \$1117  = cu1_c_pos < n_proxies;
+  assign \$1118  = $signed(cu1_c_acc) <= $signed(1'h0);
+  assign \$1119  = \$signal$24  + 1'h1;
+  assign \$1120  = cu2_c_pos < n_proxies;
+  assign \$1121  = $signed(cu2_c_acc) <= $signed(1'h0);
+  assign \$1122  = \$signal$24  + 1'h1;
+  assign \$1123  = cu3_c_pos < n_proxies;
+  assign \$1124  = $signed(cu3_c_acc) <= $signed(1'h0);
+  assign \$1125  = \$signal$24  + 1'h1;
+  assign \$1126  = cu4_c_pos < n_proxies;
+  assign \$1127  = $signed(cu4_c_acc) <= $signed(1'h0);
+  assign \$1128  = \$signal$24  + 1'h1;
+  assign \$1129  = cu5_c_pos < n_proxies;
+  assign \$1130  = $signed(cu5_c_acc) <= $signed(1'h0);
+  assign \$1131  = \$signal$24  + 1'h1;
+  assign \$1132  = cu6_c_pos < n_proxies;
+  assign \$1133  = $signed(cu6_c_acc) <= $signed(1'h0);
+  assign \$1134  = \$signal$24  + 1'h1;
+  assign \$1135  = cu7_c_pos < n_proxies;
+  assign \$1136  = $signed(cu7_c_acc) <= $signed(1'h0);
+  assign \$1137  = \$signal$24  + 1'h1;
+  assign \$1138  = ! \$signal$63 ;
+  assign \$1140  = ! \$signal$63 ;
+  assign \$1142  = \$signal$426  + 1'h1;
+  assign \$1143  = \$signal$268  ? n_in : 10'h000;
+  assign \$1144  = macs + \$1143 ;
+  assign \$1145  = \$612 [9:0] == run_target;
+  assign \$1146  = ~ \$signal$63 ;
+  assign \$1147  = ! \$signal$63 ;
+  assign \$1148  = \$signal$426  + 1'h1;
+  assign \$1149  = \$signal$268  ? n_in : 10'h000;
+  assign \$1150  = macs + \$1149 ;
+  assign \$1152  = \$signal$426  + 1'h1;
+  assign \$1153  = \$signal$268  ? n_in : 10'h000;
+  assign \$1154  = macs + \$1153 ;
+  assign \$1155  = ~ running;
+  assign \$1156  = \$signal  >> \$signal$63 ;
+  assign \$1157  = \$1155  & \$1156 ;
+  assign \$1158  = out_full >> \$signal$63 ;
+  assign \$1159  = ~ \$1158 ;
+  assign \$1160  = \$1157  & \$1159 ;
+  assign \$1161  = ! \$signal$63 ;
+  assign \$1163  = y__valid & y__ready;
+  assign \$1164  = \$like$318  - 1'h1;
+  assign \$1165  = \$signal$315  == \$1164 ;
+  assign \$1166  = \$signal$315  + 1'h1;
+  assign \$1167  = \$1165  ? 6'h00 : \$1166 ;
+  assign \$1168  = \$like$318  - 1'h1;
+  assign \$1169  = \$signal$315  == \$1168 ;
+  assign \$1170  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1171  = \$1170  - 1'h1;
+  assign \$1172  = out_v == \$1171 ;
+  assign \$1173  = \$1169  & \$1172 ;
+  assign \$1174  = \$like$318  - 1'h1;
+  assign \$1175  = \$signal$315  == \$1174 ;
+  assign \$1176  = out_v + 1'h1;
+  assign \$1177  = \$1175  ? \$1176  : { 1'h0, out_v };
+  assign \$1178  = \$1173  ? 5'h00 : \$1177 ;
+  assign \$1179  = \$like$318  - 1'h1;
+  assign \$1180  = \$signal$315  == \$1179 ;
+  assign \$1181  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1182  = \$1181  - 1'h1;
+  assign \$1183  = out_v == \$1182 ;
+  assign \$1184  = \$1180  & \$1183 ;
+  assign \$1185  = ~ out_buf;
+  always @(posedge clk)
+    n_in <= \$1188 ;
+  always @(posedge clk)
+    \$like$318  <= \$1189 ;
+  always @(posedge clk)
+    n_proxies <= \$1190 ;
+  always @(posedge clk)
+    \$like$58  <= \$1191 ;
+  always @(posedge clk)
+    \$like$234  <= \$1192 ;
+  always @(posedge clk)
+    tail_bits <= \$1193 ;
+  always @(posedge clk)
+    cu0_table_waddr <= \$1194 ;
+  always @(posedge clk)
+    \$signal$44  <= \$1195 ;
+  always @(posedge clk)
+    \$signal$43  <= \$1196 ;
+  always @(posedge clk)
+    \$signal$220  <= \$1197 ;
+  always @(posedge clk)
+    \$signal$218  <= \$1198 ;
+  always @(posedge clk)
+    \$signal$221  <= \$1199 ;
+  always @(posedge clk)
+    \$signal$48  <= \$1200 ;
+  always @(posedge clk)
+    \$signal$226  <= \$1201 ;
+  always @(posedge clk)
+    x_bin <= \$1202 ;
+  always @(posedge clk)
+    x_bits_acc <= \$1203 ;
+  always @(posedge clk)
+    x_vec <= \$1204 ;
+  always @(posedge clk)
+    x_target <= \$1205 ;
+  always @(posedge clk)
+    enable <= \$1206 ;
+  always @(posedge clk)
+    size0 <= \$1207 ;
+  always @(posedge clk)
+    size1 <= \$1208 ;
+  always @(posedge clk)
+    size2 <= \$1209 ;
+  always @(posedge clk)
+    size3 <= \$1210 ;
+  always @(posedge clk)
+    size4 <= \$1211 ;
+  always @(posedge clk)
+    size5 <= \$1212 ;
+  always @(posedge clk)
+    size6 <= \$1213 ;
+  always @(posedge clk)
+    size7 <= \$1214 ;
+  always @(posedge clk)
+    size8 <= \$1215 ;
+  always @(posedge clk)
+    size9 <= \$1216 ;
+  always @(posedge clk)
+    size10 <= \$1217 ;
+  always @(posedge clk)
+    size11 <= \$1218 ;
+  always @(posedge clk)
+    size12 <= \$1219 ;
+  always @(posedge clk)
+    size13 <= \$1220 ;
+  always @(posedge clk)
+    size14 <= \$1221 ;
+  always @(posedge clk)
+    size15 <= \$1222 ;
+  always @(posedge clk)
+    size16 <= \$1223 ;
+  always @(posedge clk)
+    size17 <= \$1224 ;
+  always @(posedge clk)
+    size18 <= \$1225 ;
+  always @(posedge clk)
+    size19 <= \$1226 ;
+  always @(posedge clk)
+    size20 <= \$1227 ;
+  always @(posedge clk)
+    size21 <= \$1228 ;
+  always @(posedge clk)
+    size22 <= \$1229 ;
+  always @(posedge clk)
+    size23 <= \$1230 ;
+  always @(posedge clk)
+    size24 <= \$1231 ;
+  always @(posedge clk)
+    size25 <= \$1232 ;
+  always @(posedge clk)
+    size26 <= \$1233 ;
+  always @(posedge clk)
+    size27 <= \$1234 ;
+  always @(posedge clk)
+    size28 <= \$1235 ;
+  always @(posedge clk)
+    size29 <= \$1236 ;
+  always @(posedge clk)
+    size30 <= \$1237 ;
+  always @(posedge clk)
+    size31 <= \$1238 ;
+  always @(posedge clk)
+    \$signal  <= \$1239 ;
+  always @(posedge clk)
+    \$signal$12  <= \$1240 ;
+  always @(posedge clk)
+    in0_vectors <= \$1241 ;
+  always @(posedge clk)
+    in0_target <= \$1242 ;
+  always @(posedge clk)
+    in1_vectors <= \$1243 ;
+  always @(posedge clk)
+    in1_target <= \$1244 ;
+  always @(posedge clk)
+    \$signal$38  <= \$1245 ;
+  always @(posedge clk)
+    proxy_v <= \$1246 ;
+  always @(posedge clk)
+    \$signal$28  <= \$1247 ;
+  always @(posedge clk)
+    \$like  <= \$1248 ;
+  always @(posedge clk)
+    \$signal$23  <= \$1249 ;
+  always @(posedge clk)
+    \$signal$367  <= \$1250 ;
+  always @(posedge clk)
+    \$signal$36  <= \$1251 ;
+  always @(posedge clk)
+    cu0_a_valid <= \$1252 ;
+  always @(posedge clk)
+    cu0_a_pos <= \$1253 ;
+  always @(posedge clk)
+    cu0_a_v <= \$1254 ;
+  always @(posedge clk)
+    cu0_a_word <= \$1255 ;
+  always @(posedge clk)
+    cu0_b_valid <= \$1256 ;
+  always @(posedge clk)
+    cu0_b_first <= \$1257 ;
+  always @(posedge clk)
+    cu0_b_last <= \$1258 ;
+  always @(posedge clk)
+    cu0_b_pos <= \$1259 ;
+  always @(posedge clk)
+    cu0_b_v <= \$1260 ;
+  always @(posedge clk)
+    cu0_psum <= \$1261 ;
+  always @(posedge clk)
+    cu0_c_valid <= \$1262 ;
+  always @(posedge clk)
+    cu0_c_acc <= \$1263 ;
+  always @(posedge clk)
+    cu0_c_idx <= \$1264 ;
+  always @(posedge clk)
+    cu0_c_pos <= \$1265 ;
+  always @(posedge clk)
+    cu0_c_v <= \$1266 ;
+  always @(posedge clk)
+    cu1_a_valid <= \$1267 ;
+  always @(posedge clk)
+    cu1_a_pos <= \$1268 ;
+  always @(posedge clk)
+    cu1_a_v <= \$1269 ;
+  always @(posedge clk)
+    cu1_a_word <= \$1270 ;
+  always @(posedge clk)
+    cu1_b_valid <= \$1271 ;
+  always @(posedge clk)
+    cu1_b_first <= \$1272 ;
+  always @(posedge clk)
+    cu1_b_last <= \$1273 ;
+  always @(posedge clk)
+    cu1_b_pos <= \$1274 ;
+  always @(posedge clk)
+    cu1_b_v <= \$1275 ;
+  always @(posedge clk)
+    cu1_psum <= \$1276 ;
+  always @(posedge clk)
+    cu1_c_valid <= \$1277 ;
+  always @(posedge clk)
+    cu1_c_acc <= \$1278 ;
+  always @(posedge clk)
+    cu1_c_idx <= \$1279 ;
+  always @(posedge clk)
+    cu1_c_pos <= \$1280 ;
+  always @(posedge clk)
+    cu1_c_v <= \$1281 ;
+  always @(posedge clk)
+    cu2_a_valid <= \$1282 ;
+  always @(posedge clk)
+    cu2_a_pos <= \$1283 ;
+  always @(posedge clk)
+    cu2_a_v <= \$1284 ;
+  always @(posedge clk)
+    cu2_a_word <= \$1285 ;
+  always @(posedge clk)
+    cu2_b_valid <= \$1286 ;
+  always @(posedge clk)
+    cu2_b_first <= \$1287 ;
+  always @(posedge clk)
+    cu2_b_last <= \$1288 ;
+  always @(posedge clk)
+    cu2_b_pos <= \$1289 ;
+  always @(posedge clk)
+    cu2_b_v <= \$1290 ;
+  always @(posedge clk)
+    cu2_psum <= \$1291 ;
+  always @(posedge clk)
+    cu2_c_valid <= \$1292 ;
+  always @(posedge clk)
+    cu2_c_acc <= \$1293 ;
+  always @(posedge clk)
+    cu2_c_idx <= \$1294 ;
+  always @(posedge clk)
+    cu2_c_pos <= \$1295 ;
+  always @(posedge clk)
+    cu2_c_v <= \$1296 ;
+  always @(posedge clk)
+    cu3_a_valid <= \$1297 ;
+  always @(posedge clk)
+    cu3_a_pos <= \$1298 ;
+  always @(posedge clk)
+    cu3_a_v <= \$1299 ;
+  always @(posedge clk)
+    cu3_a_word <= \$1300 ;
+  always @(posedge clk)
+    cu3_b_valid <= \$1301 ;
+  always @(posedge clk)
+    cu3_b_first <= \$1302 ;
+  always @(posedge clk)
+    cu3_b_last <= \$1303 ;
+  always @(posedge clk)
+    cu3_b_pos <= \$1304 ;
+  always @(posedge clk)
+    cu3_b_v <= \$1305 ;
+  always @(posedge clk)
+    cu3_psum <= \$1306 ;
+  always @(posedge clk)
+    cu3_c_valid <= \$1307 ;
+  always @(posedge clk)
+    cu3_c_acc <= \$1308 ;
+  always @(posedge clk)
+    cu3_c_idx <= \$1309 ;
+  always @(posedge clk)
+    cu3_c_pos <= \$1310 ;
+  always @(posedge clk)
+    cu3_c_v <= \$1311 ;
+  always @(posedge clk)
+    cu4_a_valid <= \$1312 ;
+  always @(posedge clk)
+    cu4_a_pos <= \$1313 ;
+  always @(posedge clk)
+    cu4_a_v <= \$1314 ;
+  always @(posedge clk)
+    cu4_a_word <= \$1315 ;
+  always @(posedge clk)
+    cu4_b_valid <= \$1316 ;
+  always @(posedge clk)
+    cu4_b_first <= \$1317 ;
+  always @(posedge clk)
+    cu4_b_last <= \$1318 ;
+  always @(posedge clk)
+    cu4_b_pos <= \$1319 ;
+  always @(posedge clk)
+    cu4_b_v <= \$1320 ;
+  always @(posedge clk)
+    cu4_psum <= \$1321 ;
+  always @(posedge clk)
+    cu4_c_valid <= \$1322 ;
+  always @(posedge clk)
+    cu4_c_acc <= \$1323 ;
+  always @(posedge clk)
+    cu4_c_idx <= \$1324 ;
+  always @(posedge clk)
+    cu4_c_pos <= \$1325 ;
+  always @(posedge clk)
+    cu4_c_v <= \$1326 ;
+  always @(posedge clk)
+    cu5_a_valid <= \$1327 ;
+  always @(posedge clk)
+    cu5_a_pos <= \$1328 ;
+  always @(posedge clk)
+    cu5_a_v <= \$1329 ;
+  always @(posedge clk)
+    cu5_a_word <= \$1330 ;
+  always @(posedge clk)
+    cu5_b_valid <= \$1331 ;
+  always @(posedge clk)
+    cu5_b_first <= \$1332 ;
+  always @(posedge clk)
+    cu5_b_last <= \$1333 ;
+  always @(posedge clk)
+    cu5_b_pos <= \$1334 ;
+  always @(posedge clk)
+    cu5_b_v <= \$1335 ;
+  always @(posedge clk)
+    cu5_psum <= \$1336 ;
+  always @(posedge clk)
+    cu5_c_valid <= \$1337 ;
+  always @(posedge clk)
+    cu5_c_acc <= \$1338 ;
+  always @(posedge clk)
+    cu5_c_idx <= \$1339 ;
+  always @(posedge clk)
+    cu5_c_pos <= \$1340 ;
+  always @(posedge clk)
+    cu5_c_v <= \$1341 ;
+  always @(posedge clk)
+    cu6_a_valid <= \$1342 ;
+  always @(posedge clk)
+    cu6_a_pos <= \$1343 ;
+  always @(posedge clk)
+    cu6_a_v <= \$1344 ;
+  always @(posedge clk)
+    cu6_a_word <= \$1345 ;
+  always @(posedge clk)
+    cu6_b_valid <= \$1346 ;
+  always @(posedge clk)
+    cu6_b_first <= \$1347 ;
+  always @(posedge clk)
+    cu6_b_last <= \$1348 ;
+  always @(posedge clk)
+    cu6_b_pos <= \$1349 ;
+  always @(posedge clk)
+    cu6_b_v <= \$1350 ;
+  always @(posedge clk)
+    cu6_psum <= \$1351 ;
+  always @(posedge clk)
+    cu6_c_valid <= \$1352 ;
+  always @(posedge clk)
+    cu6_c_acc <= \$1353 ;
+  always @(posedge clk)
+    cu6_c_idx <= \$1354 ;
+  always @(posedge clk)
+    cu6_c_pos <= \$1355 ;
+  always @(posedge clk)
+    cu6_c_v <= \$1356 ;
+  always @(posedge clk)
+    cu7_a_valid <= \$1357 ;
+  always @(posedge clk)
+    cu7_a_pos <= \$1358 ;
+  always @(posedge clk)
+    cu7_a_v <= \$1359 ;
+  always @(posedge clk)
+    cu7_a_word <= \$1360 ;
+  always @(posedge clk)
+    cu7_b_valid <= \$1361 ;
+  always @(posedge clk)
+    cu7_b_first <= \$1362 ;
+  always @(posedge clk)
+    cu7_b_last <= \$1363 ;
+  always @(posedge clk)
+    cu7_b_pos <= \$1364 ;
+  always @(posedge clk)
+    cu7_b_v <= \$1365 ;
+  always @(posedge clk)
+    cu7_psum <= \$1366 ;
+  always @(posedge clk)
+    cu7_c_valid <= \$1367 ;
+  always @(posedge clk)
+    cu7_c_acc <= \$1368 ;
+  always @(posedge clk)
+    cu7_c_idx <= \$1369 ;
+  always @(posedge clk)
+    cu7_c_pos <= \$1370 ;
+  always @(posedge clk)
+    cu7_c_v <= \$1371 ;
+  always @(posedge clk)
+    bincu0_a_valid <= \$1372 ;
+  always @(posedge clk)
+    bincu0_a_pos <= \$1373 ;
+  always @(posedge clk)
+    bincu0_a_v <= \$1374 ;
+  always @(posedge clk)
+    bincu0_a_word <= \$1375 ;
+  always @(posedge clk)
+    bincu0_b_valid <= \$1376 ;
+  always @(posedge clk)
+    bincu0_b_last <= \$1377 ;
+  always @(posedge clk)
+    bincu0_b_pos <= \$1378 ;
+  always @(posedge clk)
+    bincu0_b_v <= \$1379 ;
+  always @(posedge clk)
+    bincu0_d1 <= \$1380 ;
+  always @(posedge clk)
+    bincu0_d2 <= \$1381 ;
+  always @(posedge clk)
+    bincu1_a_valid <= \$1382 ;
+  always @(posedge clk)
+    bincu1_a_pos <= \$1383 ;
+  always @(posedge clk)
+    bincu1_a_v <= \$1384 ;
+  always @(posedge clk)
+    bincu1_a_word <= \$1385 ;
+  always @(posedge clk)
+    bincu1_b_valid <= \$1386 ;
+  always @(posedge clk)
+    bincu1_b_last <= \$1387 ;
+  always @(posedge clk)
+    bincu1_b_pos <= \$1388 ;
+  always @(posedge clk)
+    bincu1_b_v <= \$1389 ;
+  always @(posedge clk)
+    bincu1_d1 <= \$1390 ;
+  always @(posedge clk)
+    bincu1_d2 <= \$1391 ;
+  always @(posedge clk)
+    proxy_zero <= \$1392 ;
+  always @(posedge clk)
+    \$signal$24  <= \$1393 ;
+  always @(posedge clk)
+    skipped0 <= \$1394 ;
+  always @(posedge clk)
+    skipped1 <= \$1395 ;
+  always @(posedge clk)
+    done <= \$1396 ;
+  always @(posedge clk)
+    \$signal$426  <= \$1397 ;
+  always @(posedge clk)
+    macs <= \$1398 ;
+  always @(posedge clk)
+    running <= \$1399 ;
+  always @(posedge clk)
+    out_full <= \$1400 ;
+  always @(posedge clk)
+    \$signal$63  <= \$1401 ;
+  always @(posedge clk)
+    out0_vectors <= \$1402 ;
+  always @(posedge clk)
+    out0_run_cycles <= \$1403 ;
+  always @(posedge clk)
+    out0_macs <= \$1404 ;
+  always @(posedge clk)
+    out1_vectors <= \$1405 ;
+  always @(posedge clk)
+    out1_run_cycles <= \$1406 ;
+  always @(posedge clk)
+    out1_macs <= \$1407 ;
+  always @(posedge clk)
+    \$signal$30  <= \$1408 ;
+  always @(posedge clk)
+    run_target <= \$1409 ;
+  always @(posedge clk)
+    \$signal$315  <= \$1410 ;
+  always @(posedge clk)
+    out_v <= \$1411 ;
+  always @(posedge clk)
+    out_buf <= \$1412 ;
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk),
-    .chunk__ready(\$1131 ),
+    .chunk__ready(\$1186 ),
     .chunk__valid(bincu0_b_valid),
     .clk(clk),
     .pred__payload(bincu0_pred),
@@ -5036,12 +5201,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bin_inputs bincu0_inputs (
     .clk(clk),
-    .raddr({ bincu0_a_v, bincu0_a_word }),
+    .raddr({ \$signal$63 , bincu0_a_v, bincu0_a_word }),
     .rdata(bincu0_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], x_bin }),
-    .wdata({ \$405 , \$395 , \$385 , \$375 , \$365 , \$355 , \$345 , \$335  }),
+    .waddr({ \$signal$12 , x_vec[3:0], x_bin }),
+    .wdata({ \$412 , \$402 , \$392 , \$382 , \$372 , \$362 , \$352 , \$342  }),
     .we(bincu0_inputs_we)
   );
   mor_default_table bincu0_table (
@@ -5060,13 +5225,13 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(bincu0_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$215  }),
-    .wdata({ \$319 , \$309 , \$299 , \$289 , \$279 , \$269 , \$259 , \$249  }),
+    .waddr({ \$signal$44 , \$signal$218  }),
+    .wdata({ \$326 , \$316 , \$306 , \$296 , \$286 , \$276 , \$266 , \$256  }),
     .we(bincu0_weights_we)
   );
   mor_default_bincu bincu1 (
     .chunk__payload(bincu1_chunk),
-    .chunk__ready(\$1132 ),
+    .chunk__ready(\$1187 ),
     .chunk__valid(bincu1_b_valid),
     .clk(clk),
     .pred__payload(bincu1_pred),
@@ -5076,12 +5241,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bin_inputs bincu1_inputs (
     .clk(clk),
-    .raddr({ bincu1_a_v, bincu1_a_word }),
+    .raddr({ \$signal$63 , bincu1_a_v, bincu1_a_word }),
     .rdata(bincu1_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], x_bin }),
-    .wdata({ \$583 , \$573 , \$563 , \$553 , \$543 , \$533 , \$523 , \$513  }),
+    .waddr({ \$signal$12 , x_vec[3:0], x_bin }),
+    .wdata({ \$590 , \$580 , \$570 , \$560 , \$550 , \$540 , \$530 , \$520  }),
     .we(bincu1_inputs_we)
   );
   mor_default_table bincu1_table (
@@ -5100,17 +5265,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(bincu1_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$215  }),
-    .wdata({ \$497 , \$487 , \$477 , \$467 , \$457 , \$447 , \$437 , \$427  }),
+    .waddr({ \$signal$44 , \$signal$218  }),
+    .wdata({ \$504 , \$494 , \$484 , \$474 , \$464 , \$454 , \$444 , \$434  }),
     .we(bincu1_weights_we)
   );
   mor_default_inputs cu0_inputs (
     .clk(clk),
-    .raddr({ cu0_a_v, cu0_a_word }),
+    .raddr({ \$signal$63 , cu0_a_v, cu0_a_word }),
     .rdata(cu0_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu0_inputs_we)
   );
@@ -5130,17 +5295,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu0_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu0_weights_we)
   );
   mor_default_inputs cu1_inputs (
     .clk(clk),
-    .raddr({ cu1_a_v, cu1_a_word }),
+    .raddr({ \$signal$63 , cu1_a_v, cu1_a_word }),
     .rdata(cu1_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu1_inputs_we)
   );
@@ -5160,17 +5325,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu1_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu1_weights_we)
   );
   mor_default_inputs cu2_inputs (
     .clk(clk),
-    .raddr({ cu2_a_v, cu2_a_word }),
+    .raddr({ \$signal$63 , cu2_a_v, cu2_a_word }),
     .rdata(cu2_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu2_inputs_we)
   );
@@ -5190,17 +5355,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu2_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu2_weights_we)
   );
   mor_default_inputs cu3_inputs (
     .clk(clk),
-    .raddr({ cu3_a_v, cu3_a_word }),
+    .raddr({ \$signal$63 , cu3_a_v, cu3_a_word }),
     .rdata(cu3_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu3_inputs_we)
   );
@@ -5220,17 +5385,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu3_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu3_weights_we)
   );
   mor_default_inputs cu4_inputs (
     .clk(clk),
-    .raddr({ cu4_a_v, cu4_a_word }),
+    .raddr({ \$signal$63 , cu4_a_v, cu4_a_word }),
     .rdata(cu4_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu4_inputs_we)
   );
@@ -5250,17 +5415,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu4_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu4_weights_we)
   );
   mor_default_inputs cu5_inputs (
     .clk(clk),
-    .raddr({ cu5_a_v, cu5_a_word }),
+    .raddr({ \$signal$63 , cu5_a_v, cu5_a_word }),
     .rdata(cu5_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu5_inputs_we)
   );
@@ -5280,17 +5445,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu5_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu5_weights_we)
   );
   mor_default_inputs cu6_inputs (
     .clk(clk),
-    .raddr({ cu6_a_v, cu6_a_word }),
+    .raddr({ \$signal$63 , cu6_a_v, cu6_a_word }),
     .rdata(cu6_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu6_inputs_we)
   );
@@ -5310,17 +5475,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu6_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu6_weights_we)
   );
   mor_default_inputs cu7_inputs (
     .clk(clk),
-    .raddr({ cu7_a_v, cu7_a_word }),
+    .raddr({ \$signal$63 , cu7_a_v, cu7_a_word }),
     .rdata(cu7_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ x_vec[2:0], \$signal$46  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
     .wdata(op__payload[215:152]),
     .we(cu7_inputs_we)
   );
@@ -5340,7 +5505,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu7_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$42 , \$signal$41  }),
+    .waddr({ \$signal$44 , \$signal$43  }),
     .wdata(op__payload[215:152]),
     .we(cu7_weights_we)
   );
@@ -5366,116 +5531,116 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (\$907 [4:0])
+    casez (\$938 [4:0])
       5'h00:
-          \$908  = size0;
+          \$939  = size0;
       5'h01:
-          \$908  = size1;
+          \$939  = size1;
       5'h02:
-          \$908  = size2;
+          \$939  = size2;
       5'h03:
-          \$908  = size3;
+          \$939  = size3;
       5'h04:
-          \$908  = size4;
+          \$939  = size4;
       5'h05:
-          \$908  = size5;
+          \$939  = size5;
       5'h06:
-          \$908  = size6;
+          \$939  = size6;
       5'h07:
-          \$908  = size7;
+          \$939  = size7;
       5'h08:
-          \$908  = size8;
+          \$939  = size8;
       5'h09:
-          \$908  = size9;
+          \$939  = size9;
       5'h0a:
-          \$908  = size10;
+          \$939  = size10;
       5'h0b:
-          \$908  = size11;
+          \$939  = size11;
       5'h0c:
-          \$908  = size12;
+          \$939  = size12;
       5'h0d:
-          \$908  = size13;
+          \$939  = size13;
       5'h0e:
-          \$908  = size14;
+          \$939  = size14;
       5'h0f:
-          \$908  = size15;
+          \$939  = size15;
       5'h10:
-          \$908  = size16;
+          \$939  = size16;
       5'h11:
-          \$908  = size17;
+          \$939  = size17;
       5'h12:
-          \$908  = size18;
+          \$939  = size18;
       5'h13:
-          \$908  = size19;
+          \$939  = size19;
       5'h14:
-          \$908  = size20;
+          \$939  = size20;
       5'h15:
-          \$908  = size21;
+          \$939  = size21;
       5'h16:
-          \$908  = size22;
+          \$939  = size22;
       5'h17:
-          \$908  = size23;
+          \$939  = size23;
       5'h18:
-          \$908  = size24;
+          \$939  = size24;
       5'h19:
-          \$908  = size25;
+          \$939  = size25;
       5'h1a:
-          \$908  = size26;
+          \$939  = size26;
       5'h1b:
-          \$908  = size27;
+          \$939  = size27;
       5'h1c:
-          \$908  = size28;
+          \$939  = size28;
       5'h1d:
-          \$908  = size29;
+          \$939  = size29;
       5'h1e:
-          \$908  = size30;
+          \$939  = size30;
       5'h1f:
-          \$908  = size31;
+          \$939  = size31;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     cu_issue = 1'h0;
-    if (\$4 ) begin
+    if (\$11 ) begin
       if (r_rdy) begin
         cu_issue = 1'h1;
-      end else if (\$13 ) begin
+      end else if (\$20 ) begin
         cu_issue = 1'h1;
-      end else if (\$14 ) begin
+      end else if (\$21 ) begin
         cu_issue = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$30  = 5'h00;
-    if (\$4 ) begin
+    \$signal$32  = 5'h00;
+    if (\$11 ) begin
       if (r_rdy) begin
-        \$signal$30  = r_data[4:0];
-      end else if (\$13 ) begin
-        \$signal$30  = \$signal$26 [4:0];
-      end else if (\$14 ) begin
-        \$signal$30  = \$signal$36 [4:0];
+        \$signal$32  = r_data[4:0];
+      end else if (\$20 ) begin
+        \$signal$32  = \$signal$28 [4:0];
+      end else if (\$21 ) begin
+        \$signal$32  = \$signal$38 [4:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    issue_v = 3'h0;
-    if (\$4 ) begin
+    issue_v = 4'h0;
+    if (\$11 ) begin
       if (r_rdy) begin
-        issue_v = r_data[7:5];
-      end else if (\$13 ) begin
-        issue_v = \$signal$34 [2:0];
-      end else if (\$14 ) begin
-        issue_v = proxy_v[2:0];
+        issue_v = r_data[8:5];
+      end else if (\$20 ) begin
+        issue_v = \$signal$36 [3:0];
+      end else if (\$21 ) begin
+        issue_v = proxy_v[3:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     r_en = 1'h0;
-    if (\$4 ) begin
+    if (\$11 ) begin
       if (r_rdy) begin
         r_en = 1'h1;
       end
@@ -5484,9 +5649,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     walker_taken = 1'h0;
-    if (\$4 ) begin
+    if (\$11 ) begin
       if (r_rdy) begin
-      end else if (\$13 ) begin
+      end else if (\$20 ) begin
         walker_taken = 1'h1;
       end
     end
@@ -5496,30 +5661,30 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$265  = 1'h0;
+    \$signal$268  = 1'h0;
     if (cu0_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu1_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu2_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu3_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu4_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu5_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu6_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
     if (cu7_c_valid) begin
-      \$signal$265  = 1'h1;
+      \$signal$268  = 1'h1;
     end
   end
   always @* begin
@@ -5552,58 +5717,58 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    results_waddr = 8'h00;
+    results_waddr = 10'h000;
     if (cu0_c_valid) begin
-      results_waddr = { cu0_c_v, cu0_c_idx };
+      results_waddr = { \$signal$63 , cu0_c_v, cu0_c_idx };
     end
     if (cu1_c_valid) begin
-      results_waddr = { cu1_c_v, cu1_c_idx };
+      results_waddr = { \$signal$63 , cu1_c_v, cu1_c_idx };
     end
     if (cu2_c_valid) begin
-      results_waddr = { cu2_c_v, cu2_c_idx };
+      results_waddr = { \$signal$63 , cu2_c_v, cu2_c_idx };
     end
     if (cu3_c_valid) begin
-      results_waddr = { cu3_c_v, cu3_c_idx };
+      results_waddr = { \$signal$63 , cu3_c_v, cu3_c_idx };
     end
     if (cu4_c_valid) begin
-      results_waddr = { cu4_c_v, cu4_c_idx };
+      results_waddr = { \$signal$63 , cu4_c_v, cu4_c_idx };
     end
     if (cu5_c_valid) begin
-      results_waddr = { cu5_c_v, cu5_c_idx };
+      results_waddr = { \$signal$63 , cu5_c_v, cu5_c_idx };
     end
     if (cu6_c_valid) begin
-      results_waddr = { cu6_c_v, cu6_c_idx };
+      results_waddr = { \$signal$63 , cu6_c_v, cu6_c_idx };
     end
     if (cu7_c_valid) begin
-      results_waddr = { cu7_c_v, cu7_c_idx };
+      results_waddr = { \$signal$63 , cu7_c_v, cu7_c_idx };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     results_wdata = 32'd0;
     if (cu0_c_valid) begin
-      results_wdata = \$596 ;
+      results_wdata = \$603 ;
     end
     if (cu1_c_valid) begin
-      results_wdata = \$597 ;
+      results_wdata = \$604 ;
     end
     if (cu2_c_valid) begin
-      results_wdata = \$598 ;
+      results_wdata = \$605 ;
     end
     if (cu3_c_valid) begin
-      results_wdata = \$599 ;
+      results_wdata = \$606 ;
     end
     if (cu4_c_valid) begin
-      results_wdata = \$600 ;
+      results_wdata = \$607 ;
     end
     if (cu5_c_valid) begin
-      results_wdata = \$601 ;
+      results_wdata = \$608 ;
     end
     if (cu6_c_valid) begin
-      results_wdata = \$602 ;
+      results_wdata = \$609 ;
     end
     if (cu7_c_valid) begin
-      results_wdata = \$603 ;
+      results_wdata = \$610 ;
     end
   end
   always @* begin
@@ -5640,820 +5805,37 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    w_data = 8'h00;
+    w_data = 9'h000;
     if (bincu0_pred_valid) begin
       (* full_case = 32'd1 *)
       if (bincu0_pred[11]) begin
       end else begin
-        w_data = { bincu0_d2[7:5], bincu0_d2[12:8] };
+        w_data = { bincu0_d2[8:5], bincu0_d2[13:9] };
       end
     end
     if (bincu1_pred_valid) begin
       (* full_case = 32'd1 *)
       if (bincu1_pred[11]) begin
       end else begin
-        w_data = { bincu1_d2[7:5], bincu1_d2[12:8] };
+        w_data = { bincu1_d2[8:5], bincu1_d2[13:9] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1133  = n_in;
-    if (\$619 ) begin
-      \$1133  = op__payload[13:4];
+    \$1188  = n_in;
+    if (\$642 ) begin
+      \$1188  = op__payload[13:4];
     end
     if (rst) begin
-      \$1133  = 10'h000;
+      \$1188  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1134  = \$like$314 ;
-    if (\$619 ) begin
-      \$1134  = op__payload[19:14];
-    end
-    if (rst) begin
-      \$1134  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1135  = n_proxies;
-    if (\$619 ) begin
-      \$1135  = op__payload[25:20];
-    end
-    if (rst) begin
-      \$1135  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1136  = \$like$56 ;
-    if (\$619 ) begin
-      \$1136  = op__payload[32:26];
-    end
-    if (rst) begin
-      \$1136  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1137  = \$like$231 ;
-    if (\$619 ) begin
-      \$1137  = op__payload[36:33];
-    end
-    if (rst) begin
-      \$1137  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1138  = tail_bits;
-    if (\$619 ) begin
-      \$1138  = op__payload[43:37];
-    end
-    if (rst) begin
-      \$1138  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1139  = cu0_table_waddr;
-    if (\$619 ) begin
-      \$1139  = 5'h00;
-    end
-    if (\$621 ) begin
-      \$1139  = \$622 [4:0];
-    end
-    if (rst) begin
-      \$1139  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1140  = \$signal$42 ;
-    if (\$619 ) begin
-      \$1140  = 5'h00;
-    end
-    if (\$656 ) begin
-      \$1140  = \$663 [4:0];
-    end
-    if (rst) begin
-      \$1140  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1141  = \$signal$41 ;
-    if (\$619 ) begin
-      \$1141  = 6'h00;
-    end
-    if (\$656 ) begin
-      \$1141  = \$660 [5:0];
-    end
-    if (rst) begin
-      \$1141  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1142  = \$signal$217 ;
-    if (\$619 ) begin
-      \$1142  = 3'h0;
-    end
-    if (\$656 ) begin
-      \$1142  = \$669 [2:0];
-    end
-    if (rst) begin
-      \$1142  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1143  = \$signal$215 ;
-    if (\$619 ) begin
-      \$1143  = 3'h0;
-    end
-    if (\$656 ) begin
-      \$1143  = \$762 [2:0];
-    end
-    if (rst) begin
-      \$1143  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1144  = \$signal$218 ;
-    if (\$619 ) begin
-      \$1144  = 64'h0000000000000000;
-    end
-    if (\$656 ) begin
-      \$1144  = \$754 ;
-    end
-    if (rst) begin
-      \$1144  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1145  = \$signal$46 ;
-    if (\$619 ) begin
-      \$1145  = 6'h00;
-    end
-    if (\$764 ) begin
-      \$1145  = \$766 [5:0];
-    end
-    if (rst) begin
-      \$1145  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1146  = \$signal$223 ;
-    if (\$619 ) begin
-      \$1146  = 3'h0;
-    end
-    if (\$764 ) begin
-      \$1146  = \$772 [2:0];
-    end
-    if (rst) begin
-      \$1146  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1147  = x_bin;
-    if (\$619 ) begin
-      \$1147  = 3'h0;
-    end
-    if (\$764 ) begin
-      \$1147  = \$863 [2:0];
-    end
-    if (rst) begin
-      \$1147  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1148  = x_bits_acc;
-    if (\$619 ) begin
-      \$1148  = 64'h0000000000000000;
-    end
-    if (\$764 ) begin
-      \$1148  = \$857 ;
-    end
-    if (rst) begin
-      \$1148  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1149  = x_vec;
-    if (\$619 ) begin
-      \$1149  = 4'h0;
-    end
-    if (\$764 ) begin
-      if (op__payload[2]) begin
-        \$1149  = \$865 [3:0];
-      end
-    end
-    if (rst) begin
-      \$1149  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1150  = x_target;
-    if (\$619 ) begin
-      \$1150  = 9'h000;
-    end
-    if (\$764 ) begin
-      if (op__payload[2]) begin
-        \$1150  = \$867 [8:0];
-      end
-    end
-    if (rst) begin
-      \$1150  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1151  = enable;
-    if (\$621 ) begin
-      if (\$623 ) begin
-        \$1151 [0] = op__payload[145];
-      end
-      if (\$624 ) begin
-        \$1151 [1] = op__payload[145];
-      end
-      if (\$625 ) begin
-        \$1151 [2] = op__payload[145];
-      end
-      if (\$626 ) begin
-        \$1151 [3] = op__payload[145];
-      end
-      if (\$627 ) begin
-        \$1151 [4] = op__payload[145];
-      end
-      if (\$628 ) begin
-        \$1151 [5] = op__payload[145];
-      end
-      if (\$629 ) begin
-        \$1151 [6] = op__payload[145];
-      end
-      if (\$630 ) begin
-        \$1151 [7] = op__payload[145];
-      end
-      if (\$631 ) begin
-        \$1151 [8] = op__payload[145];
-      end
-      if (\$632 ) begin
-        \$1151 [9] = op__payload[145];
-      end
-      if (\$633 ) begin
-        \$1151 [10] = op__payload[145];
-      end
-      if (\$634 ) begin
-        \$1151 [11] = op__payload[145];
-      end
-      if (\$635 ) begin
-        \$1151 [12] = op__payload[145];
-      end
-      if (\$636 ) begin
-        \$1151 [13] = op__payload[145];
-      end
-      if (\$637 ) begin
-        \$1151 [14] = op__payload[145];
-      end
-      if (\$638 ) begin
-        \$1151 [15] = op__payload[145];
-      end
-      if (\$639 ) begin
-        \$1151 [16] = op__payload[145];
-      end
-      if (\$640 ) begin
-        \$1151 [17] = op__payload[145];
-      end
-      if (\$641 ) begin
-        \$1151 [18] = op__payload[145];
-      end
-      if (\$642 ) begin
-        \$1151 [19] = op__payload[145];
-      end
-      if (\$643 ) begin
-        \$1151 [20] = op__payload[145];
-      end
-      if (\$644 ) begin
-        \$1151 [21] = op__payload[145];
-      end
-      if (\$645 ) begin
-        \$1151 [22] = op__payload[145];
-      end
-      if (\$646 ) begin
-        \$1151 [23] = op__payload[145];
-      end
-      if (\$647 ) begin
-        \$1151 [24] = op__payload[145];
-      end
-      if (\$648 ) begin
-        \$1151 [25] = op__payload[145];
-      end
-      if (\$649 ) begin
-        \$1151 [26] = op__payload[145];
-      end
-      if (\$650 ) begin
-        \$1151 [27] = op__payload[145];
-      end
-      if (\$651 ) begin
-        \$1151 [28] = op__payload[145];
-      end
-      if (\$652 ) begin
-        \$1151 [29] = op__payload[145];
-      end
-      if (\$653 ) begin
-        \$1151 [30] = op__payload[145];
-      end
-      if (\$654 ) begin
-        \$1151 [31] = op__payload[145];
-      end
-    end
-    if (rst) begin
-      \$1151  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1152  = size0;
-    if (\$621 ) begin
-      if (\$623 ) begin
-        \$1152  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1152  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1153  = size1;
-    if (\$621 ) begin
-      if (\$624 ) begin
-        \$1153  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1153  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1154  = size2;
-    if (\$621 ) begin
-      if (\$625 ) begin
-        \$1154  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1154  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1155  = size3;
-    if (\$621 ) begin
-      if (\$626 ) begin
-        \$1155  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1155  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1156  = size4;
-    if (\$621 ) begin
-      if (\$627 ) begin
-        \$1156  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1156  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1157  = size5;
-    if (\$621 ) begin
-      if (\$628 ) begin
-        \$1157  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1157  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1158  = size6;
-    if (\$621 ) begin
-      if (\$629 ) begin
-        \$1158  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1158  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1159  = size7;
-    if (\$621 ) begin
-      if (\$630 ) begin
-        \$1159  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1159  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1160  = size8;
-    if (\$621 ) begin
-      if (\$631 ) begin
-        \$1160  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1160  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1161  = size9;
-    if (\$621 ) begin
-      if (\$632 ) begin
-        \$1161  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1161  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1162  = size10;
-    if (\$621 ) begin
-      if (\$633 ) begin
-        \$1162  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1162  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1163  = size11;
-    if (\$621 ) begin
-      if (\$634 ) begin
-        \$1163  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1163  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1164  = size12;
-    if (\$621 ) begin
-      if (\$635 ) begin
-        \$1164  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1164  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1165  = size13;
-    if (\$621 ) begin
-      if (\$636 ) begin
-        \$1165  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1165  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1166  = size14;
-    if (\$621 ) begin
-      if (\$637 ) begin
-        \$1166  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1166  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1167  = size15;
-    if (\$621 ) begin
-      if (\$638 ) begin
-        \$1167  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1167  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1168  = size16;
-    if (\$621 ) begin
-      if (\$639 ) begin
-        \$1168  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1168  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1169  = size17;
-    if (\$621 ) begin
-      if (\$640 ) begin
-        \$1169  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1169  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1170  = size18;
-    if (\$621 ) begin
-      if (\$641 ) begin
-        \$1170  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1170  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1171  = size19;
-    if (\$621 ) begin
-      if (\$642 ) begin
-        \$1171  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1171  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1172  = size20;
-    if (\$621 ) begin
-      if (\$643 ) begin
-        \$1172  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1172  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1173  = size21;
-    if (\$621 ) begin
-      if (\$644 ) begin
-        \$1173  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1173  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1174  = size22;
-    if (\$621 ) begin
-      if (\$645 ) begin
-        \$1174  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1174  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1175  = size23;
-    if (\$621 ) begin
-      if (\$646 ) begin
-        \$1175  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1175  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1176  = size24;
-    if (\$621 ) begin
-      if (\$647 ) begin
-        \$1176  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1176  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1177  = size25;
-    if (\$621 ) begin
-      if (\$648 ) begin
-        \$1177  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1177  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1178  = size26;
-    if (\$621 ) begin
-      if (\$649 ) begin
-        \$1178  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1178  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1179  = size27;
-    if (\$621 ) begin
-      if (\$650 ) begin
-        \$1179  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1179  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1180  = size28;
-    if (\$621 ) begin
-      if (\$651 ) begin
-        \$1180  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1180  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1181  = size29;
-    if (\$621 ) begin
-      if (\$652 ) begin
-        \$1181  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1181  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1182  = size30;
-    if (\$621 ) begin
-      if (\$653 ) begin
-        \$1182  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1182  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1183  = size31;
-    if (\$621 ) begin
-      if (\$654 ) begin
-        \$1183  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1183  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1184  = \$signal$36 ;
-    if (\$869 ) begin
-      if (r_rdy) begin
-      end else if (\$878 ) begin
-      end else if (\$879 ) begin
-        \$1184  = \$883 [5:0];
-      end
-    end
-    if (\$1114 ) begin
-      \$1184  = 6'h00;
-    end
-    if (rst) begin
-      \$1184  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1185  = proxy_v;
-    if (\$869 ) begin
-      if (r_rdy) begin
-      end else if (\$878 ) begin
-      end else if (\$879 ) begin
-        \$1185  = \$886 [3:0];
-      end
-    end
-    if (\$1114 ) begin
-      \$1185  = 4'h0;
-    end
-    if (rst) begin
-      \$1185  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1186  = \$signal$26 ;
-    if (walker_taken) begin
-      \$1186  = \$887 [5:0];
-    end
-    if (\$895 ) begin
-      if (\$910 ) begin
-        \$1186  = n_proxies;
-      end
-    end
-    if (\$1114 ) begin
-      \$1186  = n_proxies;
-    end
-    if (rst) begin
-      \$1186  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1187  = \$like ;
-    if (walker_taken) begin
-      \$1187  = \$888 [5:0];
-    end
-    if (\$895 ) begin
-      \$1187  = \$908 ;
-    end
-    if (\$1114 ) begin
-      \$1187  = size0;
-    end
-    if (rst) begin
-      \$1187  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1188  = \$signal ;
-    if (\$895 ) begin
-      \$1188  = \$896 [8:0];
-    end
-    if (\$1114 ) begin
-      \$1188  = 9'h000;
-    end
-    if (rst) begin
-      \$1188  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1189  = \$signal$354 ;
-    if (\$895 ) begin
-      \$1189  = \$900 [5:0];
-    end
-    if (\$1114 ) begin
-      \$1189  = 6'h00;
+    \$1189  = \$like$318 ;
+    if (\$642 ) begin
+      \$1189  = op__payload[19:14];
     end
     if (rst) begin
       \$1189  = 6'h00;
@@ -6461,6475 +5843,1601 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1190  = \$signal$34 ;
-    if (\$895 ) begin
-      \$1190  = \$903 [3:0];
-    end
-    if (\$1114 ) begin
-      \$1190  = 4'h0;
+    \$1190  = n_proxies;
+    if (\$642 ) begin
+      \$1190  = op__payload[25:20];
     end
     if (rst) begin
-      \$1190  = 4'h0;
+      \$1190  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1191  = cu0_a_valid;
-    if (\$920 ) begin
-      \$1191  = 1'h1;
-    end else if (cu0_a_valid) begin
-      \$1191  = \$923 ;
+    \$1191  = \$like$58 ;
+    if (\$642 ) begin
+      \$1191  = op__payload[32:26];
     end
     if (rst) begin
-      \$1191  = 1'h0;
+      \$1191  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1192  = cu0_a_pos;
-    if (\$920 ) begin
-      \$1192  = \$signal$30 ;
+    \$1192  = \$like$234 ;
+    if (\$642 ) begin
+      \$1192  = op__payload[36:33];
     end
     if (rst) begin
-      \$1192  = 5'h00;
+      \$1192  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1193  = cu0_a_v;
-    if (\$920 ) begin
-      \$1193  = issue_v;
+    \$1193  = tail_bits;
+    if (\$642 ) begin
+      \$1193  = op__payload[43:37];
     end
     if (rst) begin
-      \$1193  = 3'h0;
+      \$1193  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1194  = cu0_a_word;
-    if (\$920 ) begin
-      \$1194  = 6'h00;
-    end else if (cu0_a_valid) begin
-      \$1194  = \$924 [5:0];
+    \$1194  = cu0_table_waddr;
+    if (\$642 ) begin
+      \$1194  = 5'h00;
+    end
+    if (\$644 ) begin
+      \$1194  = \$645 [4:0];
     end
     if (rst) begin
-      \$1194  = 6'h00;
+      \$1194  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1195  = cu0_a_valid;
+    \$1195  = \$signal$44 ;
+    if (\$642 ) begin
+      \$1195  = 5'h00;
+    end
+    if (\$679 ) begin
+      \$1195  = \$686 [4:0];
+    end
     if (rst) begin
-      \$1195  = 1'h0;
+      \$1195  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1196  = \$925 ;
+    \$1196  = \$signal$43 ;
+    if (\$642 ) begin
+      \$1196  = 6'h00;
+    end
+    if (\$679 ) begin
+      \$1196  = \$683 [5:0];
+    end
     if (rst) begin
-      \$1196  = 1'h0;
+      \$1196  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1197  = \$927 ;
+    \$1197  = \$signal$220 ;
+    if (\$642 ) begin
+      \$1197  = 3'h0;
+    end
+    if (\$679 ) begin
+      \$1197  = \$692 [2:0];
+    end
     if (rst) begin
-      \$1197  = 1'h0;
+      \$1197  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1198  = cu0_a_pos;
+    \$1198  = \$signal$218 ;
+    if (\$642 ) begin
+      \$1198  = 3'h0;
+    end
+    if (\$679 ) begin
+      \$1198  = \$785 [2:0];
+    end
     if (rst) begin
-      \$1198  = 5'h00;
+      \$1198  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1199  = cu0_a_v;
+    \$1199  = \$signal$221 ;
+    if (\$642 ) begin
+      \$1199  = 64'h0000000000000000;
+    end
+    if (\$679 ) begin
+      \$1199  = \$777 ;
+    end
     if (rst) begin
-      \$1199  = 3'h0;
+      \$1199  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1200  = cu0_psum;
-    if (cu0_b_valid) begin
-      \$1200  = \$50 [31:0];
+    \$1200  = \$signal$48 ;
+    if (\$642 ) begin
+      \$1200  = 6'h00;
+    end
+    if (\$787 ) begin
+      \$1200  = \$789 [5:0];
     end
     if (rst) begin
-      \$1200  = 32'd0;
+      \$1200  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1201  = \$928 ;
+    \$1201  = \$signal$226 ;
+    if (\$642 ) begin
+      \$1201  = 3'h0;
+    end
+    if (\$787 ) begin
+      \$1201  = \$795 [2:0];
+    end
     if (rst) begin
-      \$1201  = 1'h0;
+      \$1201  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1202  = \$929 [31:0];
+    \$1202  = x_bin;
+    if (\$642 ) begin
+      \$1202  = 3'h0;
+    end
+    if (\$787 ) begin
+      \$1202  = \$886 [2:0];
+    end
     if (rst) begin
-      \$1202  = 32'd0;
+      \$1202  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1203  = cu0_table_rdata[4:0];
+    \$1203  = x_bits_acc;
+    if (\$642 ) begin
+      \$1203  = 64'h0000000000000000;
+    end
+    if (\$787 ) begin
+      \$1203  = \$880 ;
+    end
     if (rst) begin
-      \$1203  = 5'h00;
+      \$1203  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1204  = cu0_b_pos;
+    \$1204  = x_vec;
+    if (\$642 ) begin
+      \$1204  = 5'h00;
+    end
+    if (\$787 ) begin
+      if (op__payload[2]) begin
+        \$1204  = \$888 [4:0];
+      end
+    end
     if (rst) begin
       \$1204  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1205  = cu0_b_v;
+    \$1205  = x_target;
+    if (\$642 ) begin
+      \$1205  = 10'h000;
+    end
+    if (\$787 ) begin
+      if (op__payload[2]) begin
+        \$1205  = \$890 [9:0];
+      end
+    end
     if (rst) begin
-      \$1205  = 3'h0;
+      \$1205  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1206  = cu1_a_valid;
-    if (\$939 ) begin
-      \$1206  = 1'h1;
-    end else if (cu1_a_valid) begin
-      \$1206  = \$942 ;
+    \$1206  = enable;
+    if (\$644 ) begin
+      if (\$646 ) begin
+        \$1206 [0] = op__payload[145];
+      end
+      if (\$647 ) begin
+        \$1206 [1] = op__payload[145];
+      end
+      if (\$648 ) begin
+        \$1206 [2] = op__payload[145];
+      end
+      if (\$649 ) begin
+        \$1206 [3] = op__payload[145];
+      end
+      if (\$650 ) begin
+        \$1206 [4] = op__payload[145];
+      end
+      if (\$651 ) begin
+        \$1206 [5] = op__payload[145];
+      end
+      if (\$652 ) begin
+        \$1206 [6] = op__payload[145];
+      end
+      if (\$653 ) begin
+        \$1206 [7] = op__payload[145];
+      end
+      if (\$654 ) begin
+        \$1206 [8] = op__payload[145];
+      end
+      if (\$655 ) begin
+        \$1206 [9] = op__payload[145];
+      end
+      if (\$656 ) begin
+        \$1206 [10] = op__payload[145];
+      end
+      if (\$657 ) begin
+        \$1206 [11] = op__payload[145];
+      end
+      if (\$658 ) begin
+        \$1206 [12] = op__payload[145];
+      end
+      if (\$659 ) begin
+        \$1206 [13] = op__payload[145];
+      end
+      if (\$660 ) begin
+        \$1206 [14] = op__payload[145];
+      end
+      if (\$661 ) begin
+        \$1206 [15] = op__payload[145];
+      end
+      if (\$662 ) begin
+        \$1206 [16] = op__payload[145];
+      end
+      if (\$663 ) begin
+        \$1206 [17] = op__payload[145];
+      end
+      if (\$664 ) begin
+        \$1206 [18] = op__payload[145];
+      end
+      if (\$665 ) begin
+        \$1206 [19] = op__payload[145];
+      end
+      if (\$666 ) begin
+        \$1206 [20] = op__payload[145];
+      end
+      if (\$667 ) begin
+        \$1206 [21] = op__payload[145];
+      end
+      if (\$668 ) begin
+        \$1206 [22] = op__payload[145];
+      end
+      if (\$669 ) begin
+        \$1206 [23] = op__payload[145];
+      end
+      if (\$670 ) begin
+        \$1206 [24] = op__payload[145];
+      end
+      if (\$671 ) begin
+        \$1206 [25] = op__payload[145];
+      end
+      if (\$672 ) begin
+        \$1206 [26] = op__payload[145];
+      end
+      if (\$673 ) begin
+        \$1206 [27] = op__payload[145];
+      end
+      if (\$674 ) begin
+        \$1206 [28] = op__payload[145];
+      end
+      if (\$675 ) begin
+        \$1206 [29] = op__payload[145];
+      end
+      if (\$676 ) begin
+        \$1206 [30] = op__payload[145];
+      end
+      if (\$677 ) begin
+        \$1206 [31] = op__payload[145];
+      end
     end
     if (rst) begin
-      \$1206  = 1'h0;
+      \$1206  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1207  = cu1_a_pos;
-    if (\$939 ) begin
-      \$1207  = \$signal$30 ;
+    \$1207  = size0;
+    if (\$644 ) begin
+      if (\$646 ) begin
+        \$1207  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1207  = 5'h00;
+      \$1207  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1208  = cu1_a_v;
-    if (\$939 ) begin
-      \$1208  = issue_v;
+    \$1208  = size1;
+    if (\$644 ) begin
+      if (\$647 ) begin
+        \$1208  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1208  = 3'h0;
+      \$1208  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1209  = cu1_a_word;
-    if (\$939 ) begin
+    \$1209  = size2;
+    if (\$644 ) begin
+      if (\$648 ) begin
+        \$1209  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
       \$1209  = 6'h00;
-    end else if (cu1_a_valid) begin
-      \$1209  = \$943 [5:0];
-    end
-    if (rst) begin
-      \$1209  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1210  = cu1_a_valid;
+    \$1210  = size3;
+    if (\$644 ) begin
+      if (\$649 ) begin
+        \$1210  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1210  = 1'h0;
+      \$1210  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1211  = \$944 ;
+    \$1211  = size4;
+    if (\$644 ) begin
+      if (\$650 ) begin
+        \$1211  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1211  = 1'h0;
+      \$1211  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1212  = \$946 ;
+    \$1212  = size5;
+    if (\$644 ) begin
+      if (\$651 ) begin
+        \$1212  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1212  = 1'h0;
+      \$1212  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1213  = cu1_a_pos;
+    \$1213  = size6;
+    if (\$644 ) begin
+      if (\$652 ) begin
+        \$1213  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1213  = 5'h00;
+      \$1213  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1214  = cu1_a_v;
+    \$1214  = size7;
+    if (\$644 ) begin
+      if (\$653 ) begin
+        \$1214  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1214  = 3'h0;
+      \$1214  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1215  = cu1_psum;
-    if (cu1_b_valid) begin
-      \$1215  = \$77 [31:0];
+    \$1215  = size8;
+    if (\$644 ) begin
+      if (\$654 ) begin
+        \$1215  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1215  = 32'd0;
+      \$1215  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1216  = \$947 ;
+    \$1216  = size9;
+    if (\$644 ) begin
+      if (\$655 ) begin
+        \$1216  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1216  = 1'h0;
+      \$1216  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1217  = \$948 [31:0];
+    \$1217  = size10;
+    if (\$644 ) begin
+      if (\$656 ) begin
+        \$1217  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1217  = 32'd0;
+      \$1217  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1218  = cu1_table_rdata[4:0];
+    \$1218  = size11;
+    if (\$644 ) begin
+      if (\$657 ) begin
+        \$1218  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1218  = 5'h00;
+      \$1218  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1219  = cu1_b_pos;
+    \$1219  = size12;
+    if (\$644 ) begin
+      if (\$658 ) begin
+        \$1219  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1219  = 5'h00;
+      \$1219  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1220  = cu1_b_v;
+    \$1220  = size13;
+    if (\$644 ) begin
+      if (\$659 ) begin
+        \$1220  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1220  = 3'h0;
+      \$1220  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1221  = cu2_a_valid;
-    if (\$958 ) begin
-      \$1221  = 1'h1;
-    end else if (cu2_a_valid) begin
-      \$1221  = \$961 ;
+    \$1221  = size14;
+    if (\$644 ) begin
+      if (\$660 ) begin
+        \$1221  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1221  = 1'h0;
+      \$1221  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1222  = cu2_a_pos;
-    if (\$958 ) begin
-      \$1222  = \$signal$30 ;
+    \$1222  = size15;
+    if (\$644 ) begin
+      if (\$661 ) begin
+        \$1222  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1222  = 5'h00;
+      \$1222  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1223  = cu2_a_v;
-    if (\$958 ) begin
-      \$1223  = issue_v;
+    \$1223  = size16;
+    if (\$644 ) begin
+      if (\$662 ) begin
+        \$1223  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1223  = 3'h0;
+      \$1223  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1224  = cu2_a_word;
-    if (\$958 ) begin
+    \$1224  = size17;
+    if (\$644 ) begin
+      if (\$663 ) begin
+        \$1224  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
       \$1224  = 6'h00;
-    end else if (cu2_a_valid) begin
-      \$1224  = \$962 [5:0];
-    end
-    if (rst) begin
-      \$1224  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1225  = cu2_a_valid;
+    \$1225  = size18;
+    if (\$644 ) begin
+      if (\$664 ) begin
+        \$1225  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1225  = 1'h0;
+      \$1225  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1226  = \$963 ;
+    \$1226  = size19;
+    if (\$644 ) begin
+      if (\$665 ) begin
+        \$1226  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1226  = 1'h0;
+      \$1226  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1227  = \$965 ;
+    \$1227  = size20;
+    if (\$644 ) begin
+      if (\$666 ) begin
+        \$1227  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1227  = 1'h0;
+      \$1227  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1228  = cu2_a_pos;
+    \$1228  = size21;
+    if (\$644 ) begin
+      if (\$667 ) begin
+        \$1228  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1228  = 5'h00;
+      \$1228  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1229  = cu2_a_v;
+    \$1229  = size22;
+    if (\$644 ) begin
+      if (\$668 ) begin
+        \$1229  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1229  = 3'h0;
+      \$1229  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1230  = cu2_psum;
-    if (cu2_b_valid) begin
-      \$1230  = \$104 [31:0];
+    \$1230  = size23;
+    if (\$644 ) begin
+      if (\$669 ) begin
+        \$1230  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1230  = 32'd0;
+      \$1230  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1231  = \$966 ;
+    \$1231  = size24;
+    if (\$644 ) begin
+      if (\$670 ) begin
+        \$1231  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1231  = 1'h0;
+      \$1231  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1232  = \$967 [31:0];
+    \$1232  = size25;
+    if (\$644 ) begin
+      if (\$671 ) begin
+        \$1232  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1232  = 32'd0;
+      \$1232  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1233  = cu2_table_rdata[4:0];
+    \$1233  = size26;
+    if (\$644 ) begin
+      if (\$672 ) begin
+        \$1233  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1233  = 5'h00;
+      \$1233  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1234  = cu2_b_pos;
+    \$1234  = size27;
+    if (\$644 ) begin
+      if (\$673 ) begin
+        \$1234  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1234  = 5'h00;
+      \$1234  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1235  = cu2_b_v;
+    \$1235  = size28;
+    if (\$644 ) begin
+      if (\$674 ) begin
+        \$1235  = op__payload[151:146];
+      end
+    end
     if (rst) begin
-      \$1235  = 3'h0;
+      \$1235  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1236  = cu3_a_valid;
-    if (\$977 ) begin
-      \$1236  = 1'h1;
-    end else if (cu3_a_valid) begin
-      \$1236  = \$980 ;
+    \$1236  = size29;
+    if (\$644 ) begin
+      if (\$675 ) begin
+        \$1236  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1236  = 1'h0;
+      \$1236  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1237  = cu3_a_pos;
-    if (\$977 ) begin
-      \$1237  = \$signal$30 ;
+    \$1237  = size30;
+    if (\$644 ) begin
+      if (\$676 ) begin
+        \$1237  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1237  = 5'h00;
+      \$1237  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1238  = cu3_a_v;
-    if (\$977 ) begin
-      \$1238  = issue_v;
+    \$1238  = size31;
+    if (\$644 ) begin
+      if (\$677 ) begin
+        \$1238  = op__payload[151:146];
+      end
     end
     if (rst) begin
-      \$1238  = 3'h0;
+      \$1238  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1239  = cu3_a_word;
-    if (\$977 ) begin
-      \$1239  = 6'h00;
-    end else if (cu3_a_valid) begin
-      \$1239  = \$981 [5:0];
+    \$1239  = \$signal ;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$12 )
+          1'h0:
+              \$1239 [0] = 1'h1;
+          1'h1:
+              \$1239 [1] = 1'h1;
+        endcase
+      end
+    end
+    if (running) begin
+      if (\$1145 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$63 )
+          1'h0:
+              \$1239 [0] = 1'h0;
+          1'h1:
+              \$1239 [1] = 1'h0;
+        endcase
+      end
     end
     if (rst) begin
-      \$1239  = 6'h00;
+      \$1239  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1240  = cu3_a_valid;
+    \$1240  = \$signal$12 ;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        \$1240  = \$892 ;
+      end
+    end
     if (rst) begin
       \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1241  = \$982 ;
+    \$1241  = in0_vectors;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        if (\$893 ) begin
+          \$1241  = \$894 [4:0];
+        end
+      end
+    end
     if (rst) begin
-      \$1241  = 1'h0;
+      \$1241  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1242  = \$984 ;
+    \$1242  = in0_target;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        if (\$893 ) begin
+          \$1242  = \$895 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$1242  = 1'h0;
+      \$1242  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1243  = cu3_a_pos;
+    \$1243  = in1_vectors;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        if (\$896 ) begin
+          \$1243  = \$897 [4:0];
+        end
+      end
+    end
     if (rst) begin
       \$1243  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1244  = cu3_a_v;
+    \$1244  = in1_target;
+    if (\$787 ) begin
+      if (\$891 ) begin
+        if (\$896 ) begin
+          \$1244  = \$898 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$1244  = 3'h0;
+      \$1244  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1245  = cu3_psum;
-    if (cu3_b_valid) begin
-      \$1245  = \$131 [31:0];
+    \$1245  = \$signal$38 ;
+    if (\$900 ) begin
+      if (r_rdy) begin
+      end else if (\$909 ) begin
+      end else if (\$910 ) begin
+        \$1245  = \$914 [5:0];
+      end
+    end
+    if (\$1160 ) begin
+      \$1245  = 6'h00;
     end
     if (rst) begin
-      \$1245  = 32'd0;
+      \$1245  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1246  = \$985 ;
+    \$1246  = proxy_v;
+    if (\$900 ) begin
+      if (r_rdy) begin
+      end else if (\$909 ) begin
+      end else if (\$910 ) begin
+        \$1246  = \$917 [4:0];
+      end
+    end
+    if (\$1160 ) begin
+      \$1246  = 5'h00;
+    end
     if (rst) begin
-      \$1246  = 1'h0;
+      \$1246  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1247  = \$986 [31:0];
+    \$1247  = \$signal$28 ;
+    if (walker_taken) begin
+      \$1247  = \$918 [5:0];
+    end
+    if (\$926 ) begin
+      if (\$941 ) begin
+        \$1247  = n_proxies;
+      end
+    end
+    if (\$1160 ) begin
+      \$1247  = n_proxies;
+    end
     if (rst) begin
-      \$1247  = 32'd0;
+      \$1247  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1248  = cu3_table_rdata[4:0];
+    \$1248  = \$like ;
+    if (walker_taken) begin
+      \$1248  = \$919 [5:0];
+    end
+    if (\$926 ) begin
+      \$1248  = \$939 ;
+    end
+    if (\$1160 ) begin
+      \$1248  = size0;
+    end
     if (rst) begin
-      \$1248  = 5'h00;
+      \$1248  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1249  = cu3_b_pos;
+    \$1249  = \$signal$23 ;
+    if (\$926 ) begin
+      \$1249  = \$927 [9:0];
+    end
+    if (\$1160 ) begin
+      \$1249  = 10'h000;
+    end
     if (rst) begin
-      \$1249  = 5'h00;
+      \$1249  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1250  = cu3_b_v;
+    \$1250  = \$signal$367 ;
+    if (\$926 ) begin
+      \$1250  = \$931 [5:0];
+    end
+    if (\$1160 ) begin
+      \$1250  = 6'h00;
+    end
     if (rst) begin
-      \$1250  = 3'h0;
+      \$1250  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1251  = cu4_a_valid;
-    if (\$996 ) begin
-      \$1251  = 1'h1;
-    end else if (cu4_a_valid) begin
-      \$1251  = \$999 ;
+    \$1251  = \$signal$36 ;
+    if (\$926 ) begin
+      \$1251  = \$934 [4:0];
+    end
+    if (\$1160 ) begin
+      \$1251  = 5'h00;
     end
     if (rst) begin
-      \$1251  = 1'h0;
+      \$1251  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1252  = cu4_a_pos;
-    if (\$996 ) begin
-      \$1252  = \$signal$30 ;
+    \$1252  = cu0_a_valid;
+    if (\$951 ) begin
+      \$1252  = 1'h1;
+    end else if (cu0_a_valid) begin
+      \$1252  = \$954 ;
     end
     if (rst) begin
-      \$1252  = 5'h00;
+      \$1252  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1253  = cu4_a_v;
-    if (\$996 ) begin
-      \$1253  = issue_v;
+    \$1253  = cu0_a_pos;
+    if (\$951 ) begin
+      \$1253  = \$signal$32 ;
     end
     if (rst) begin
-      \$1253  = 3'h0;
+      \$1253  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1254  = cu4_a_word;
-    if (\$996 ) begin
-      \$1254  = 6'h00;
-    end else if (cu4_a_valid) begin
-      \$1254  = \$1000 [5:0];
+    \$1254  = cu0_a_v;
+    if (\$951 ) begin
+      \$1254  = issue_v;
     end
     if (rst) begin
-      \$1254  = 6'h00;
+      \$1254  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1255  = cu4_a_valid;
+    \$1255  = cu0_a_word;
+    if (\$951 ) begin
+      \$1255  = 6'h00;
+    end else if (cu0_a_valid) begin
+      \$1255  = \$955 [5:0];
+    end
     if (rst) begin
-      \$1255  = 1'h0;
+      \$1255  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1256  = \$1001 ;
+    \$1256  = cu0_a_valid;
     if (rst) begin
       \$1256  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1257  = \$1003 ;
+    \$1257  = \$956 ;
     if (rst) begin
       \$1257  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1258  = cu4_a_pos;
+    \$1258  = \$958 ;
     if (rst) begin
-      \$1258  = 5'h00;
+      \$1258  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1259  = cu4_a_v;
+    \$1259  = cu0_a_pos;
     if (rst) begin
-      \$1259  = 3'h0;
+      \$1259  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1260  = cu4_psum;
-    if (cu4_b_valid) begin
-      \$1260  = \$158 [31:0];
-    end
+    \$1260  = cu0_a_v;
     if (rst) begin
-      \$1260  = 32'd0;
+      \$1260  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1261  = \$1004 ;
+    \$1261  = cu0_psum;
+    if (cu0_b_valid) begin
+      \$1261  = \$57 [31:0];
+    end
     if (rst) begin
-      \$1261  = 1'h0;
+      \$1261  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1262  = \$1005 [31:0];
+    \$1262  = \$959 ;
     if (rst) begin
-      \$1262  = 32'd0;
+      \$1262  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1263  = cu4_table_rdata[4:0];
+    \$1263  = \$960 [31:0];
     if (rst) begin
-      \$1263  = 5'h00;
+      \$1263  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1264  = cu4_b_pos;
+    \$1264  = cu0_table_rdata[4:0];
     if (rst) begin
       \$1264  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1265  = cu4_b_v;
+    \$1265  = cu0_b_pos;
     if (rst) begin
-      \$1265  = 3'h0;
+      \$1265  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1266  = cu5_a_valid;
-    if (\$1015 ) begin
-      \$1266  = 1'h1;
-    end else if (cu5_a_valid) begin
-      \$1266  = \$1018 ;
-    end
+    \$1266  = cu0_b_v;
     if (rst) begin
-      \$1266  = 1'h0;
+      \$1266  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1267  = cu5_a_pos;
-    if (\$1015 ) begin
-      \$1267  = \$signal$30 ;
+    \$1267  = cu1_a_valid;
+    if (\$970 ) begin
+      \$1267  = 1'h1;
+    end else if (cu1_a_valid) begin
+      \$1267  = \$973 ;
     end
     if (rst) begin
-      \$1267  = 5'h00;
+      \$1267  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1268  = cu5_a_v;
-    if (\$1015 ) begin
-      \$1268  = issue_v;
+    \$1268  = cu1_a_pos;
+    if (\$970 ) begin
+      \$1268  = \$signal$32 ;
     end
     if (rst) begin
-      \$1268  = 3'h0;
+      \$1268  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1269  = cu5_a_word;
-    if (\$1015 ) begin
-      \$1269  = 6'h00;
-    end else if (cu5_a_valid) begin
-      \$1269  = \$1019 [5:0];
+    \$1269  = cu1_a_v;
+    if (\$970 ) begin
+      \$1269  = issue_v;
     end
     if (rst) begin
-      \$1269  = 6'h00;
+      \$1269  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1270  = cu5_a_valid;
+    \$1270  = cu1_a_word;
+    if (\$970 ) begin
+      \$1270  = 6'h00;
+    end else if (cu1_a_valid) begin
+      \$1270  = \$974 [5:0];
+    end
     if (rst) begin
-      \$1270  = 1'h0;
+      \$1270  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1271  = \$1020 ;
+    \$1271  = cu1_a_valid;
     if (rst) begin
       \$1271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1272  = \$1022 ;
+    \$1272  = \$975 ;
     if (rst) begin
       \$1272  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1273  = cu5_a_pos;
+    \$1273  = \$977 ;
     if (rst) begin
-      \$1273  = 5'h00;
+      \$1273  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1274  = cu5_a_v;
+    \$1274  = cu1_a_pos;
     if (rst) begin
-      \$1274  = 3'h0;
+      \$1274  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1275  = cu5_psum;
-    if (cu5_b_valid) begin
-      \$1275  = \$185 [31:0];
-    end
+    \$1275  = cu1_a_v;
     if (rst) begin
-      \$1275  = 32'd0;
+      \$1275  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1276  = \$1023 ;
+    \$1276  = cu1_psum;
+    if (cu1_b_valid) begin
+      \$1276  = \$84 [31:0];
+    end
     if (rst) begin
-      \$1276  = 1'h0;
+      \$1276  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1277  = \$1024 [31:0];
+    \$1277  = \$978 ;
     if (rst) begin
-      \$1277  = 32'd0;
+      \$1277  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1278  = cu5_table_rdata[4:0];
+    \$1278  = \$979 [31:0];
     if (rst) begin
-      \$1278  = 5'h00;
+      \$1278  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1279  = cu5_b_pos;
+    \$1279  = cu1_table_rdata[4:0];
     if (rst) begin
       \$1279  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1280  = cu5_b_v;
+    \$1280  = cu1_b_pos;
     if (rst) begin
-      \$1280  = 3'h0;
+      \$1280  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1281  = cu6_a_valid;
-    if (\$1034 ) begin
-      \$1281  = 1'h1;
-    end else if (cu6_a_valid) begin
-      \$1281  = \$1037 ;
-    end
+    \$1281  = cu1_b_v;
     if (rst) begin
-      \$1281  = 1'h0;
+      \$1281  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1282  = cu6_a_pos;
-    if (\$1034 ) begin
-      \$1282  = \$signal$30 ;
+    \$1282  = cu2_a_valid;
+    if (\$989 ) begin
+      \$1282  = 1'h1;
+    end else if (cu2_a_valid) begin
+      \$1282  = \$992 ;
     end
     if (rst) begin
-      \$1282  = 5'h00;
+      \$1282  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1283  = cu6_a_v;
-    if (\$1034 ) begin
-      \$1283  = issue_v;
+    \$1283  = cu2_a_pos;
+    if (\$989 ) begin
+      \$1283  = \$signal$32 ;
     end
     if (rst) begin
-      \$1283  = 3'h0;
+      \$1283  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1284  = cu6_a_word;
-    if (\$1034 ) begin
-      \$1284  = 6'h00;
-    end else if (cu6_a_valid) begin
-      \$1284  = \$1038 [5:0];
+    \$1284  = cu2_a_v;
+    if (\$989 ) begin
+      \$1284  = issue_v;
     end
     if (rst) begin
-      \$1284  = 6'h00;
+      \$1284  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1285  = cu6_a_valid;
+    \$1285  = cu2_a_word;
+    if (\$989 ) begin
+      \$1285  = 6'h00;
+    end else if (cu2_a_valid) begin
+      \$1285  = \$993 [5:0];
+    end
     if (rst) begin
-      \$1285  = 1'h0;
+      \$1285  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1286  = \$1039 ;
+    \$1286  = cu2_a_valid;
     if (rst) begin
       \$1286  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1287  = \$1041 ;
+    \$1287  = \$994 ;
     if (rst) begin
       \$1287  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1288  = cu6_a_pos;
+    \$1288  = \$996 ;
     if (rst) begin
-      \$1288  = 5'h00;
+      \$1288  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1289  = cu6_a_v;
+    \$1289  = cu2_a_pos;
     if (rst) begin
-      \$1289  = 3'h0;
+      \$1289  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1290  = cu6_psum;
-    if (cu6_b_valid) begin
-      \$1290  = \$212 [31:0];
-    end
+    \$1290  = cu2_a_v;
     if (rst) begin
-      \$1290  = 32'd0;
+      \$1290  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1291  = \$1042 ;
+    \$1291  = cu2_psum;
+    if (cu2_b_valid) begin
+      \$1291  = \$111 [31:0];
+    end
     if (rst) begin
-      \$1291  = 1'h0;
+      \$1291  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1292  = \$1043 [31:0];
+    \$1292  = \$997 ;
     if (rst) begin
-      \$1292  = 32'd0;
+      \$1292  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1293  = cu6_table_rdata[4:0];
+    \$1293  = \$998 [31:0];
     if (rst) begin
-      \$1293  = 5'h00;
+      \$1293  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1294  = cu6_b_pos;
+    \$1294  = cu2_table_rdata[4:0];
     if (rst) begin
       \$1294  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1295  = cu6_b_v;
+    \$1295  = cu2_b_pos;
     if (rst) begin
-      \$1295  = 3'h0;
+      \$1295  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1296  = cu7_a_valid;
-    if (\$1053 ) begin
-      \$1296  = 1'h1;
-    end else if (cu7_a_valid) begin
-      \$1296  = \$1056 ;
-    end
+    \$1296  = cu2_b_v;
     if (rst) begin
-      \$1296  = 1'h0;
+      \$1296  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1297  = cu7_a_pos;
-    if (\$1053 ) begin
-      \$1297  = \$signal$30 ;
+    \$1297  = cu3_a_valid;
+    if (\$1008 ) begin
+      \$1297  = 1'h1;
+    end else if (cu3_a_valid) begin
+      \$1297  = \$1011 ;
     end
     if (rst) begin
-      \$1297  = 5'h00;
+      \$1297  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1298  = cu7_a_v;
-    if (\$1053 ) begin
-      \$1298  = issue_v;
+    \$1298  = cu3_a_pos;
+    if (\$1008 ) begin
+      \$1298  = \$signal$32 ;
     end
     if (rst) begin
-      \$1298  = 3'h0;
+      \$1298  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1299  = cu7_a_word;
-    if (\$1053 ) begin
-      \$1299  = 6'h00;
-    end else if (cu7_a_valid) begin
-      \$1299  = \$1057 [5:0];
+    \$1299  = cu3_a_v;
+    if (\$1008 ) begin
+      \$1299  = issue_v;
     end
     if (rst) begin
-      \$1299  = 6'h00;
+      \$1299  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1300  = cu7_a_valid;
+    \$1300  = cu3_a_word;
+    if (\$1008 ) begin
+      \$1300  = 6'h00;
+    end else if (cu3_a_valid) begin
+      \$1300  = \$1012 [5:0];
+    end
     if (rst) begin
-      \$1300  = 1'h0;
+      \$1300  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1301  = \$1058 ;
+    \$1301  = cu3_a_valid;
     if (rst) begin
       \$1301  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1302  = \$1060 ;
+    \$1302  = \$1013 ;
     if (rst) begin
       \$1302  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1303  = cu7_a_pos;
+    \$1303  = \$1015 ;
     if (rst) begin
-      \$1303  = 5'h00;
+      \$1303  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1304  = cu7_a_v;
+    \$1304  = cu3_a_pos;
     if (rst) begin
-      \$1304  = 3'h0;
+      \$1304  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1305  = cu7_psum;
-    if (cu7_b_valid) begin
-      \$1305  = \$239 [31:0];
-    end
+    \$1305  = cu3_a_v;
     if (rst) begin
-      \$1305  = 32'd0;
+      \$1305  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1306  = \$1061 ;
+    \$1306  = cu3_psum;
+    if (cu3_b_valid) begin
+      \$1306  = \$138 [31:0];
+    end
     if (rst) begin
-      \$1306  = 1'h0;
+      \$1306  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1307  = \$1062 [31:0];
+    \$1307  = \$1016 ;
     if (rst) begin
-      \$1307  = 32'd0;
+      \$1307  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1308  = cu7_table_rdata[4:0];
+    \$1308  = \$1017 [31:0];
     if (rst) begin
-      \$1308  = 5'h00;
+      \$1308  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1309  = cu7_b_pos;
+    \$1309  = cu3_table_rdata[4:0];
     if (rst) begin
       \$1309  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1310  = cu7_b_v;
+    \$1310  = cu3_b_pos;
     if (rst) begin
-      \$1310  = 3'h0;
+      \$1310  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1311  = bincu0_a_valid;
-    if (\$1066 ) begin
-      \$1311  = 1'h1;
-    end else if (bincu0_a_valid) begin
-      \$1311  = \$1069 ;
-    end
+    \$1311  = cu3_b_v;
     if (rst) begin
-      \$1311  = 1'h0;
+      \$1311  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1312  = bincu0_a_pos;
-    if (\$1066 ) begin
-      \$1312  = \$signal$26 [4:0];
+    \$1312  = cu4_a_valid;
+    if (\$1027 ) begin
+      \$1312  = 1'h1;
+    end else if (cu4_a_valid) begin
+      \$1312  = \$1030 ;
     end
     if (rst) begin
-      \$1312  = 5'h00;
+      \$1312  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1313  = bincu0_a_v;
-    if (\$1066 ) begin
-      \$1313  = \$signal$34 [2:0];
+    \$1313  = cu4_a_pos;
+    if (\$1027 ) begin
+      \$1313  = \$signal$32 ;
     end
     if (rst) begin
-      \$1313  = 3'h0;
+      \$1313  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1314  = bincu0_a_word;
-    if (\$1066 ) begin
-      \$1314  = 3'h0;
-    end else if (bincu0_a_valid) begin
-      \$1314  = \$1070 [2:0];
+    \$1314  = cu4_a_v;
+    if (\$1027 ) begin
+      \$1314  = issue_v;
     end
     if (rst) begin
-      \$1314  = 3'h0;
+      \$1314  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1315  = bincu0_a_valid;
+    \$1315  = cu4_a_word;
+    if (\$1027 ) begin
+      \$1315  = 6'h00;
+    end else if (cu4_a_valid) begin
+      \$1315  = \$1031 [5:0];
+    end
     if (rst) begin
-      \$1315  = 1'h0;
+      \$1315  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1316  = \$1072 ;
+    \$1316  = cu4_a_valid;
     if (rst) begin
       \$1316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1317  = bincu0_a_pos;
+    \$1317  = \$1032 ;
     if (rst) begin
-      \$1317  = 5'h00;
+      \$1317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1318  = bincu0_a_v;
+    \$1318  = \$1034 ;
     if (rst) begin
-      \$1318  = 3'h0;
+      \$1318  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1319  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+    \$1319  = cu4_a_pos;
     if (rst) begin
-      \$1319  = 13'h0000;
+      \$1319  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1320  = bincu0_d1;
+    \$1320  = cu4_a_v;
     if (rst) begin
-      \$1320  = 13'h0000;
+      \$1320  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1321  = bincu1_a_valid;
-    if (\$1076 ) begin
-      \$1321  = 1'h1;
-    end else if (bincu1_a_valid) begin
-      \$1321  = \$1079 ;
+    \$1321  = cu4_psum;
+    if (cu4_b_valid) begin
+      \$1321  = \$165 [31:0];
     end
     if (rst) begin
-      \$1321  = 1'h0;
+      \$1321  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1322  = bincu1_a_pos;
-    if (\$1076 ) begin
-      \$1322  = \$signal$26 [4:0];
-    end
+    \$1322  = \$1035 ;
     if (rst) begin
-      \$1322  = 5'h00;
+      \$1322  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1323  = bincu1_a_v;
-    if (\$1076 ) begin
-      \$1323  = \$signal$34 [2:0];
-    end
+    \$1323  = \$1036 [31:0];
     if (rst) begin
-      \$1323  = 3'h0;
+      \$1323  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1324  = bincu1_a_word;
-    if (\$1076 ) begin
-      \$1324  = 3'h0;
-    end else if (bincu1_a_valid) begin
-      \$1324  = \$1080 [2:0];
-    end
+    \$1324  = cu4_table_rdata[4:0];
     if (rst) begin
-      \$1324  = 3'h0;
+      \$1324  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1325  = bincu1_a_valid;
+    \$1325  = cu4_b_pos;
     if (rst) begin
-      \$1325  = 1'h0;
+      \$1325  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1326  = \$1082 ;
+    \$1326  = cu4_b_v;
     if (rst) begin
-      \$1326  = 1'h0;
+      \$1326  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1327  = bincu1_a_pos;
+    \$1327  = cu5_a_valid;
+    if (\$1046 ) begin
+      \$1327  = 1'h1;
+    end else if (cu5_a_valid) begin
+      \$1327  = \$1049 ;
+    end
     if (rst) begin
-      \$1327  = 5'h00;
+      \$1327  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1328  = bincu1_a_v;
+    \$1328  = cu5_a_pos;
+    if (\$1046 ) begin
+      \$1328  = \$signal$32 ;
+    end
     if (rst) begin
-      \$1328  = 3'h0;
+      \$1328  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1329  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+    \$1329  = cu5_a_v;
+    if (\$1046 ) begin
+      \$1329  = issue_v;
+    end
     if (rst) begin
-      \$1329  = 13'h0000;
+      \$1329  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1330  = bincu1_d1;
+    \$1330  = cu5_a_word;
+    if (\$1046 ) begin
+      \$1330  = 6'h00;
+    end else if (cu5_a_valid) begin
+      \$1330  = \$1050 [5:0];
+    end
     if (rst) begin
-      \$1330  = 13'h0000;
+      \$1330  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1331  = \$signal$24 ;
-    if (cu0_c_valid) begin
-      if (\$1083 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1084 ;
-          8'h01:
-              \$1331 [1] = \$1084 ;
-          8'h02:
-              \$1331 [2] = \$1084 ;
-          8'h03:
-              \$1331 [3] = \$1084 ;
-          8'h04:
-              \$1331 [4] = \$1084 ;
-          8'h05:
-              \$1331 [5] = \$1084 ;
-          8'h06:
-              \$1331 [6] = \$1084 ;
-          8'h07:
-              \$1331 [7] = \$1084 ;
-          8'h08:
-              \$1331 [8] = \$1084 ;
-          8'h09:
-              \$1331 [9] = \$1084 ;
-          8'h0a:
-              \$1331 [10] = \$1084 ;
-          8'h0b:
-              \$1331 [11] = \$1084 ;
-          8'h0c:
-              \$1331 [12] = \$1084 ;
-          8'h0d:
-              \$1331 [13] = \$1084 ;
-          8'h0e:
-              \$1331 [14] = \$1084 ;
-          8'h0f:
-              \$1331 [15] = \$1084 ;
-          8'h10:
-              \$1331 [16] = \$1084 ;
-          8'h11:
-              \$1331 [17] = \$1084 ;
-          8'h12:
-              \$1331 [18] = \$1084 ;
-          8'h13:
-              \$1331 [19] = \$1084 ;
-          8'h14:
-              \$1331 [20] = \$1084 ;
-          8'h15:
-              \$1331 [21] = \$1084 ;
-          8'h16:
-              \$1331 [22] = \$1084 ;
-          8'h17:
-              \$1331 [23] = \$1084 ;
-          8'h18:
-              \$1331 [24] = \$1084 ;
-          8'h19:
-              \$1331 [25] = \$1084 ;
-          8'h1a:
-              \$1331 [26] = \$1084 ;
-          8'h1b:
-              \$1331 [27] = \$1084 ;
-          8'h1c:
-              \$1331 [28] = \$1084 ;
-          8'h1d:
-              \$1331 [29] = \$1084 ;
-          8'h1e:
-              \$1331 [30] = \$1084 ;
-          8'h1f:
-              \$1331 [31] = \$1084 ;
-          8'h20:
-              \$1331 [32] = \$1084 ;
-          8'h21:
-              \$1331 [33] = \$1084 ;
-          8'h22:
-              \$1331 [34] = \$1084 ;
-          8'h23:
-              \$1331 [35] = \$1084 ;
-          8'h24:
-              \$1331 [36] = \$1084 ;
-          8'h25:
-              \$1331 [37] = \$1084 ;
-          8'h26:
-              \$1331 [38] = \$1084 ;
-          8'h27:
-              \$1331 [39] = \$1084 ;
-          8'h28:
-              \$1331 [40] = \$1084 ;
-          8'h29:
-              \$1331 [41] = \$1084 ;
-          8'h2a:
-              \$1331 [42] = \$1084 ;
-          8'h2b:
-              \$1331 [43] = \$1084 ;
-          8'h2c:
-              \$1331 [44] = \$1084 ;
-          8'h2d:
-              \$1331 [45] = \$1084 ;
-          8'h2e:
-              \$1331 [46] = \$1084 ;
-          8'h2f:
-              \$1331 [47] = \$1084 ;
-          8'h30:
-              \$1331 [48] = \$1084 ;
-          8'h31:
-              \$1331 [49] = \$1084 ;
-          8'h32:
-              \$1331 [50] = \$1084 ;
-          8'h33:
-              \$1331 [51] = \$1084 ;
-          8'h34:
-              \$1331 [52] = \$1084 ;
-          8'h35:
-              \$1331 [53] = \$1084 ;
-          8'h36:
-              \$1331 [54] = \$1084 ;
-          8'h37:
-              \$1331 [55] = \$1084 ;
-          8'h38:
-              \$1331 [56] = \$1084 ;
-          8'h39:
-              \$1331 [57] = \$1084 ;
-          8'h3a:
-              \$1331 [58] = \$1084 ;
-          8'h3b:
-              \$1331 [59] = \$1084 ;
-          8'h3c:
-              \$1331 [60] = \$1084 ;
-          8'h3d:
-              \$1331 [61] = \$1084 ;
-          8'h3e:
-              \$1331 [62] = \$1084 ;
-          8'h3f:
-              \$1331 [63] = \$1084 ;
-          8'h40:
-              \$1331 [64] = \$1084 ;
-          8'h41:
-              \$1331 [65] = \$1084 ;
-          8'h42:
-              \$1331 [66] = \$1084 ;
-          8'h43:
-              \$1331 [67] = \$1084 ;
-          8'h44:
-              \$1331 [68] = \$1084 ;
-          8'h45:
-              \$1331 [69] = \$1084 ;
-          8'h46:
-              \$1331 [70] = \$1084 ;
-          8'h47:
-              \$1331 [71] = \$1084 ;
-          8'h48:
-              \$1331 [72] = \$1084 ;
-          8'h49:
-              \$1331 [73] = \$1084 ;
-          8'h4a:
-              \$1331 [74] = \$1084 ;
-          8'h4b:
-              \$1331 [75] = \$1084 ;
-          8'h4c:
-              \$1331 [76] = \$1084 ;
-          8'h4d:
-              \$1331 [77] = \$1084 ;
-          8'h4e:
-              \$1331 [78] = \$1084 ;
-          8'h4f:
-              \$1331 [79] = \$1084 ;
-          8'h50:
-              \$1331 [80] = \$1084 ;
-          8'h51:
-              \$1331 [81] = \$1084 ;
-          8'h52:
-              \$1331 [82] = \$1084 ;
-          8'h53:
-              \$1331 [83] = \$1084 ;
-          8'h54:
-              \$1331 [84] = \$1084 ;
-          8'h55:
-              \$1331 [85] = \$1084 ;
-          8'h56:
-              \$1331 [86] = \$1084 ;
-          8'h57:
-              \$1331 [87] = \$1084 ;
-          8'h58:
-              \$1331 [88] = \$1084 ;
-          8'h59:
-              \$1331 [89] = \$1084 ;
-          8'h5a:
-              \$1331 [90] = \$1084 ;
-          8'h5b:
-              \$1331 [91] = \$1084 ;
-          8'h5c:
-              \$1331 [92] = \$1084 ;
-          8'h5d:
-              \$1331 [93] = \$1084 ;
-          8'h5e:
-              \$1331 [94] = \$1084 ;
-          8'h5f:
-              \$1331 [95] = \$1084 ;
-          8'h60:
-              \$1331 [96] = \$1084 ;
-          8'h61:
-              \$1331 [97] = \$1084 ;
-          8'h62:
-              \$1331 [98] = \$1084 ;
-          8'h63:
-              \$1331 [99] = \$1084 ;
-          8'h64:
-              \$1331 [100] = \$1084 ;
-          8'h65:
-              \$1331 [101] = \$1084 ;
-          8'h66:
-              \$1331 [102] = \$1084 ;
-          8'h67:
-              \$1331 [103] = \$1084 ;
-          8'h68:
-              \$1331 [104] = \$1084 ;
-          8'h69:
-              \$1331 [105] = \$1084 ;
-          8'h6a:
-              \$1331 [106] = \$1084 ;
-          8'h6b:
-              \$1331 [107] = \$1084 ;
-          8'h6c:
-              \$1331 [108] = \$1084 ;
-          8'h6d:
-              \$1331 [109] = \$1084 ;
-          8'h6e:
-              \$1331 [110] = \$1084 ;
-          8'h6f:
-              \$1331 [111] = \$1084 ;
-          8'h70:
-              \$1331 [112] = \$1084 ;
-          8'h71:
-              \$1331 [113] = \$1084 ;
-          8'h72:
-              \$1331 [114] = \$1084 ;
-          8'h73:
-              \$1331 [115] = \$1084 ;
-          8'h74:
-              \$1331 [116] = \$1084 ;
-          8'h75:
-              \$1331 [117] = \$1084 ;
-          8'h76:
-              \$1331 [118] = \$1084 ;
-          8'h77:
-              \$1331 [119] = \$1084 ;
-          8'h78:
-              \$1331 [120] = \$1084 ;
-          8'h79:
-              \$1331 [121] = \$1084 ;
-          8'h7a:
-              \$1331 [122] = \$1084 ;
-          8'h7b:
-              \$1331 [123] = \$1084 ;
-          8'h7c:
-              \$1331 [124] = \$1084 ;
-          8'h7d:
-              \$1331 [125] = \$1084 ;
-          8'h7e:
-              \$1331 [126] = \$1084 ;
-          8'h7f:
-              \$1331 [127] = \$1084 ;
-          8'h80:
-              \$1331 [128] = \$1084 ;
-          8'h81:
-              \$1331 [129] = \$1084 ;
-          8'h82:
-              \$1331 [130] = \$1084 ;
-          8'h83:
-              \$1331 [131] = \$1084 ;
-          8'h84:
-              \$1331 [132] = \$1084 ;
-          8'h85:
-              \$1331 [133] = \$1084 ;
-          8'h86:
-              \$1331 [134] = \$1084 ;
-          8'h87:
-              \$1331 [135] = \$1084 ;
-          8'h88:
-              \$1331 [136] = \$1084 ;
-          8'h89:
-              \$1331 [137] = \$1084 ;
-          8'h8a:
-              \$1331 [138] = \$1084 ;
-          8'h8b:
-              \$1331 [139] = \$1084 ;
-          8'h8c:
-              \$1331 [140] = \$1084 ;
-          8'h8d:
-              \$1331 [141] = \$1084 ;
-          8'h8e:
-              \$1331 [142] = \$1084 ;
-          8'h8f:
-              \$1331 [143] = \$1084 ;
-          8'h90:
-              \$1331 [144] = \$1084 ;
-          8'h91:
-              \$1331 [145] = \$1084 ;
-          8'h92:
-              \$1331 [146] = \$1084 ;
-          8'h93:
-              \$1331 [147] = \$1084 ;
-          8'h94:
-              \$1331 [148] = \$1084 ;
-          8'h95:
-              \$1331 [149] = \$1084 ;
-          8'h96:
-              \$1331 [150] = \$1084 ;
-          8'h97:
-              \$1331 [151] = \$1084 ;
-          8'h98:
-              \$1331 [152] = \$1084 ;
-          8'h99:
-              \$1331 [153] = \$1084 ;
-          8'h9a:
-              \$1331 [154] = \$1084 ;
-          8'h9b:
-              \$1331 [155] = \$1084 ;
-          8'h9c:
-              \$1331 [156] = \$1084 ;
-          8'h9d:
-              \$1331 [157] = \$1084 ;
-          8'h9e:
-              \$1331 [158] = \$1084 ;
-          8'h9f:
-              \$1331 [159] = \$1084 ;
-          8'ha0:
-              \$1331 [160] = \$1084 ;
-          8'ha1:
-              \$1331 [161] = \$1084 ;
-          8'ha2:
-              \$1331 [162] = \$1084 ;
-          8'ha3:
-              \$1331 [163] = \$1084 ;
-          8'ha4:
-              \$1331 [164] = \$1084 ;
-          8'ha5:
-              \$1331 [165] = \$1084 ;
-          8'ha6:
-              \$1331 [166] = \$1084 ;
-          8'ha7:
-              \$1331 [167] = \$1084 ;
-          8'ha8:
-              \$1331 [168] = \$1084 ;
-          8'ha9:
-              \$1331 [169] = \$1084 ;
-          8'haa:
-              \$1331 [170] = \$1084 ;
-          8'hab:
-              \$1331 [171] = \$1084 ;
-          8'hac:
-              \$1331 [172] = \$1084 ;
-          8'had:
-              \$1331 [173] = \$1084 ;
-          8'hae:
-              \$1331 [174] = \$1084 ;
-          8'haf:
-              \$1331 [175] = \$1084 ;
-          8'hb0:
-              \$1331 [176] = \$1084 ;
-          8'hb1:
-              \$1331 [177] = \$1084 ;
-          8'hb2:
-              \$1331 [178] = \$1084 ;
-          8'hb3:
-              \$1331 [179] = \$1084 ;
-          8'hb4:
-              \$1331 [180] = \$1084 ;
-          8'hb5:
-              \$1331 [181] = \$1084 ;
-          8'hb6:
-              \$1331 [182] = \$1084 ;
-          8'hb7:
-              \$1331 [183] = \$1084 ;
-          8'hb8:
-              \$1331 [184] = \$1084 ;
-          8'hb9:
-              \$1331 [185] = \$1084 ;
-          8'hba:
-              \$1331 [186] = \$1084 ;
-          8'hbb:
-              \$1331 [187] = \$1084 ;
-          8'hbc:
-              \$1331 [188] = \$1084 ;
-          8'hbd:
-              \$1331 [189] = \$1084 ;
-          8'hbe:
-              \$1331 [190] = \$1084 ;
-          8'hbf:
-              \$1331 [191] = \$1084 ;
-          8'hc0:
-              \$1331 [192] = \$1084 ;
-          8'hc1:
-              \$1331 [193] = \$1084 ;
-          8'hc2:
-              \$1331 [194] = \$1084 ;
-          8'hc3:
-              \$1331 [195] = \$1084 ;
-          8'hc4:
-              \$1331 [196] = \$1084 ;
-          8'hc5:
-              \$1331 [197] = \$1084 ;
-          8'hc6:
-              \$1331 [198] = \$1084 ;
-          8'hc7:
-              \$1331 [199] = \$1084 ;
-          8'hc8:
-              \$1331 [200] = \$1084 ;
-          8'hc9:
-              \$1331 [201] = \$1084 ;
-          8'hca:
-              \$1331 [202] = \$1084 ;
-          8'hcb:
-              \$1331 [203] = \$1084 ;
-          8'hcc:
-              \$1331 [204] = \$1084 ;
-          8'hcd:
-              \$1331 [205] = \$1084 ;
-          8'hce:
-              \$1331 [206] = \$1084 ;
-          8'hcf:
-              \$1331 [207] = \$1084 ;
-          8'hd0:
-              \$1331 [208] = \$1084 ;
-          8'hd1:
-              \$1331 [209] = \$1084 ;
-          8'hd2:
-              \$1331 [210] = \$1084 ;
-          8'hd3:
-              \$1331 [211] = \$1084 ;
-          8'hd4:
-              \$1331 [212] = \$1084 ;
-          8'hd5:
-              \$1331 [213] = \$1084 ;
-          8'hd6:
-              \$1331 [214] = \$1084 ;
-          8'hd7:
-              \$1331 [215] = \$1084 ;
-          8'hd8:
-              \$1331 [216] = \$1084 ;
-          8'hd9:
-              \$1331 [217] = \$1084 ;
-          8'hda:
-              \$1331 [218] = \$1084 ;
-          8'hdb:
-              \$1331 [219] = \$1084 ;
-          8'hdc:
-              \$1331 [220] = \$1084 ;
-          8'hdd:
-              \$1331 [221] = \$1084 ;
-          8'hde:
-              \$1331 [222] = \$1084 ;
-          8'hdf:
-              \$1331 [223] = \$1084 ;
-          8'he0:
-              \$1331 [224] = \$1084 ;
-          8'he1:
-              \$1331 [225] = \$1084 ;
-          8'he2:
-              \$1331 [226] = \$1084 ;
-          8'he3:
-              \$1331 [227] = \$1084 ;
-          8'he4:
-              \$1331 [228] = \$1084 ;
-          8'he5:
-              \$1331 [229] = \$1084 ;
-          8'he6:
-              \$1331 [230] = \$1084 ;
-          8'he7:
-              \$1331 [231] = \$1084 ;
-          8'he8:
-              \$1331 [232] = \$1084 ;
-          8'he9:
-              \$1331 [233] = \$1084 ;
-          8'hea:
-              \$1331 [234] = \$1084 ;
-          8'heb:
-              \$1331 [235] = \$1084 ;
-          8'hec:
-              \$1331 [236] = \$1084 ;
-          8'hed:
-              \$1331 [237] = \$1084 ;
-          8'hee:
-              \$1331 [238] = \$1084 ;
-          8'hef:
-              \$1331 [239] = \$1084 ;
-          8'hf0:
-              \$1331 [240] = \$1084 ;
-          8'hf1:
-              \$1331 [241] = \$1084 ;
-          8'hf2:
-              \$1331 [242] = \$1084 ;
-          8'hf3:
-              \$1331 [243] = \$1084 ;
-          8'hf4:
-              \$1331 [244] = \$1084 ;
-          8'hf5:
-              \$1331 [245] = \$1084 ;
-          8'hf6:
-              \$1331 [246] = \$1084 ;
-          8'hf7:
-              \$1331 [247] = \$1084 ;
-          8'hf8:
-              \$1331 [248] = \$1084 ;
-          8'hf9:
-              \$1331 [249] = \$1084 ;
-          8'hfa:
-              \$1331 [250] = \$1084 ;
-          8'hfb:
-              \$1331 [251] = \$1084 ;
-          8'hfc:
-              \$1331 [252] = \$1084 ;
-          8'hfd:
-              \$1331 [253] = \$1084 ;
-          8'hfe:
-              \$1331 [254] = \$1084 ;
-          8'hff:
-              \$1331 [255] = \$1084 ;
-        endcase
-      end
-    end
-    if (cu1_c_valid) begin
-      if (\$1086 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1087 ;
-          8'h01:
-              \$1331 [1] = \$1087 ;
-          8'h02:
-              \$1331 [2] = \$1087 ;
-          8'h03:
-              \$1331 [3] = \$1087 ;
-          8'h04:
-              \$1331 [4] = \$1087 ;
-          8'h05:
-              \$1331 [5] = \$1087 ;
-          8'h06:
-              \$1331 [6] = \$1087 ;
-          8'h07:
-              \$1331 [7] = \$1087 ;
-          8'h08:
-              \$1331 [8] = \$1087 ;
-          8'h09:
-              \$1331 [9] = \$1087 ;
-          8'h0a:
-              \$1331 [10] = \$1087 ;
-          8'h0b:
-              \$1331 [11] = \$1087 ;
-          8'h0c:
-              \$1331 [12] = \$1087 ;
-          8'h0d:
-              \$1331 [13] = \$1087 ;
-          8'h0e:
-              \$1331 [14] = \$1087 ;
-          8'h0f:
-              \$1331 [15] = \$1087 ;
-          8'h10:
-              \$1331 [16] = \$1087 ;
-          8'h11:
-              \$1331 [17] = \$1087 ;
-          8'h12:
-              \$1331 [18] = \$1087 ;
-          8'h13:
-              \$1331 [19] = \$1087 ;
-          8'h14:
-              \$1331 [20] = \$1087 ;
-          8'h15:
-              \$1331 [21] = \$1087 ;
-          8'h16:
-              \$1331 [22] = \$1087 ;
-          8'h17:
-              \$1331 [23] = \$1087 ;
-          8'h18:
-              \$1331 [24] = \$1087 ;
-          8'h19:
-              \$1331 [25] = \$1087 ;
-          8'h1a:
-              \$1331 [26] = \$1087 ;
-          8'h1b:
-              \$1331 [27] = \$1087 ;
-          8'h1c:
-              \$1331 [28] = \$1087 ;
-          8'h1d:
-              \$1331 [29] = \$1087 ;
-          8'h1e:
-              \$1331 [30] = \$1087 ;
-          8'h1f:
-              \$1331 [31] = \$1087 ;
-          8'h20:
-              \$1331 [32] = \$1087 ;
-          8'h21:
-              \$1331 [33] = \$1087 ;
-          8'h22:
-              \$1331 [34] = \$1087 ;
-          8'h23:
-              \$1331 [35] = \$1087 ;
-          8'h24:
-              \$1331 [36] = \$1087 ;
-          8'h25:
-              \$1331 [37] = \$1087 ;
-          8'h26:
-              \$1331 [38] = \$1087 ;
-          8'h27:
-              \$1331 [39] = \$1087 ;
-          8'h28:
-              \$1331 [40] = \$1087 ;
-          8'h29:
-              \$1331 [41] = \$1087 ;
-          8'h2a:
-              \$1331 [42] = \$1087 ;
-          8'h2b:
-              \$1331 [43] = \$1087 ;
-          8'h2c:
-              \$1331 [44] = \$1087 ;
-          8'h2d:
-              \$1331 [45] = \$1087 ;
-          8'h2e:
-              \$1331 [46] = \$1087 ;
-          8'h2f:
-              \$1331 [47] = \$1087 ;
-          8'h30:
-              \$1331 [48] = \$1087 ;
-          8'h31:
-              \$1331 [49] = \$1087 ;
-          8'h32:
-              \$1331 [50] = \$1087 ;
-          8'h33:
-              \$1331 [51] = \$1087 ;
-          8'h34:
-              \$1331 [52] = \$1087 ;
-          8'h35:
-              \$1331 [53] = \$1087 ;
-          8'h36:
-              \$1331 [54] = \$1087 ;
-          8'h37:
-              \$1331 [55] = \$1087 ;
-          8'h38:
-              \$1331 [56] = \$1087 ;
-          8'h39:
-              \$1331 [57] = \$1087 ;
-          8'h3a:
-              \$1331 [58] = \$1087 ;
-          8'h3b:
-              \$1331 [59] = \$1087 ;
-          8'h3c:
-              \$1331 [60] = \$1087 ;
-          8'h3d:
-              \$1331 [61] = \$1087 ;
-          8'h3e:
-              \$1331 [62] = \$1087 ;
-          8'h3f:
-              \$1331 [63] = \$1087 ;
-          8'h40:
-              \$1331 [64] = \$1087 ;
-          8'h41:
-              \$1331 [65] = \$1087 ;
-          8'h42:
-              \$1331 [66] = \$1087 ;
-          8'h43:
-              \$1331 [67] = \$1087 ;
-          8'h44:
-              \$1331 [68] = \$1087 ;
-          8'h45:
-              \$1331 [69] = \$1087 ;
-          8'h46:
-              \$1331 [70] = \$1087 ;
-          8'h47:
-              \$1331 [71] = \$1087 ;
-          8'h48:
-              \$1331 [72] = \$1087 ;
-          8'h49:
-              \$1331 [73] = \$1087 ;
-          8'h4a:
-              \$1331 [74] = \$1087 ;
-          8'h4b:
-              \$1331 [75] = \$1087 ;
-          8'h4c:
-              \$1331 [76] = \$1087 ;
-          8'h4d:
-              \$1331 [77] = \$1087 ;
-          8'h4e:
-              \$1331 [78] = \$1087 ;
-          8'h4f:
-              \$1331 [79] = \$1087 ;
-          8'h50:
-              \$1331 [80] = \$1087 ;
-          8'h51:
-              \$1331 [81] = \$1087 ;
-          8'h52:
-              \$1331 [82] = \$1087 ;
-          8'h53:
-              \$1331 [83] = \$1087 ;
-          8'h54:
-              \$1331 [84] = \$1087 ;
-          8'h55:
-              \$1331 [85] = \$1087 ;
-          8'h56:
-              \$1331 [86] = \$1087 ;
-          8'h57:
-              \$1331 [87] = \$1087 ;
-          8'h58:
-              \$1331 [88] = \$1087 ;
-          8'h59:
-              \$1331 [89] = \$1087 ;
-          8'h5a:
-              \$1331 [90] = \$1087 ;
-          8'h5b:
-              \$1331 [91] = \$1087 ;
-          8'h5c:
-              \$1331 [92] = \$1087 ;
-          8'h5d:
-              \$1331 [93] = \$1087 ;
-          8'h5e:
-              \$1331 [94] = \$1087 ;
-          8'h5f:
-              \$1331 [95] = \$1087 ;
-          8'h60:
-              \$1331 [96] = \$1087 ;
-          8'h61:
-              \$1331 [97] = \$1087 ;
-          8'h62:
-              \$1331 [98] = \$1087 ;
-          8'h63:
-              \$1331 [99] = \$1087 ;
-          8'h64:
-              \$1331 [100] = \$1087 ;
-          8'h65:
-              \$1331 [101] = \$1087 ;
-          8'h66:
-              \$1331 [102] = \$1087 ;
-          8'h67:
-              \$1331 [103] = \$1087 ;
-          8'h68:
-              \$1331 [104] = \$1087 ;
-          8'h69:
-              \$1331 [105] = \$1087 ;
-          8'h6a:
-              \$1331 [106] = \$1087 ;
-          8'h6b:
-              \$1331 [107] = \$1087 ;
-          8'h6c:
-              \$1331 [108] = \$1087 ;
-          8'h6d:
-              \$1331 [109] = \$1087 ;
-          8'h6e:
-              \$1331 [110] = \$1087 ;
-          8'h6f:
-              \$1331 [111] = \$1087 ;
-          8'h70:
-              \$1331 [112] = \$1087 ;
-          8'h71:
-              \$1331 [113] = \$1087 ;
-          8'h72:
-              \$1331 [114] = \$1087 ;
-          8'h73:
-              \$1331 [115] = \$1087 ;
-          8'h74:
-              \$1331 [116] = \$1087 ;
-          8'h75:
-              \$1331 [117] = \$1087 ;
-          8'h76:
-              \$1331 [118] = \$1087 ;
-          8'h77:
-              \$1331 [119] = \$1087 ;
-          8'h78:
-              \$1331 [120] = \$1087 ;
-          8'h79:
-              \$1331 [121] = \$1087 ;
-          8'h7a:
-              \$1331 [122] = \$1087 ;
-          8'h7b:
-              \$1331 [123] = \$1087 ;
-          8'h7c:
-              \$1331 [124] = \$1087 ;
-          8'h7d:
-              \$1331 [125] = \$1087 ;
-          8'h7e:
-              \$1331 [126] = \$1087 ;
-          8'h7f:
-              \$1331 [127] = \$1087 ;
-          8'h80:
-              \$1331 [128] = \$1087 ;
-          8'h81:
-              \$1331 [129] = \$1087 ;
-          8'h82:
-              \$1331 [130] = \$1087 ;
-          8'h83:
-              \$1331 [131] = \$1087 ;
-          8'h84:
-              \$1331 [132] = \$1087 ;
-          8'h85:
-              \$1331 [133] = \$1087 ;
-          8'h86:
-              \$1331 [134] = \$1087 ;
-          8'h87:
-              \$1331 [135] = \$1087 ;
-          8'h88:
-              \$1331 [136] = \$1087 ;
-          8'h89:
-              \$1331 [137] = \$1087 ;
-          8'h8a:
-              \$1331 [138] = \$1087 ;
-          8'h8b:
-              \$1331 [139] = \$1087 ;
-          8'h8c:
-              \$1331 [140] = \$1087 ;
-          8'h8d:
-              \$1331 [141] = \$1087 ;
-          8'h8e:
-              \$1331 [142] = \$1087 ;
-          8'h8f:
-              \$1331 [143] = \$1087 ;
-          8'h90:
-              \$1331 [144] = \$1087 ;
-          8'h91:
-              \$1331 [145] = \$1087 ;
-          8'h92:
-              \$1331 [146] = \$1087 ;
-          8'h93:
-              \$1331 [147] = \$1087 ;
-          8'h94:
-              \$1331 [148] = \$1087 ;
-          8'h95:
-              \$1331 [149] = \$1087 ;
-          8'h96:
-              \$1331 [150] = \$1087 ;
-          8'h97:
-              \$1331 [151] = \$1087 ;
-          8'h98:
-              \$1331 [152] = \$1087 ;
-          8'h99:
-              \$1331 [153] = \$1087 ;
-          8'h9a:
-              \$1331 [154] = \$1087 ;
-          8'h9b:
-              \$1331 [155] = \$1087 ;
-          8'h9c:
-              \$1331 [156] = \$1087 ;
-          8'h9d:
-              \$1331 [157] = \$1087 ;
-          8'h9e:
-              \$1331 [158] = \$1087 ;
-          8'h9f:
-              \$1331 [159] = \$1087 ;
-          8'ha0:
-              \$1331 [160] = \$1087 ;
-          8'ha1:
-              \$1331 [161] = \$1087 ;
-          8'ha2:
-              \$1331 [162] = \$1087 ;
-          8'ha3:
-              \$1331 [163] = \$1087 ;
-          8'ha4:
-              \$1331 [164] = \$1087 ;
-          8'ha5:
-              \$1331 [165] = \$1087 ;
-          8'ha6:
-              \$1331 [166] = \$1087 ;
-          8'ha7:
-              \$1331 [167] = \$1087 ;
-          8'ha8:
-              \$1331 [168] = \$1087 ;
-          8'ha9:
-              \$1331 [169] = \$1087 ;
-          8'haa:
-              \$1331 [170] = \$1087 ;
-          8'hab:
-              \$1331 [171] = \$1087 ;
-          8'hac:
-              \$1331 [172] = \$1087 ;
-          8'had:
-              \$1331 [173] = \$1087 ;
-          8'hae:
-              \$1331 [174] = \$1087 ;
-          8'haf:
-              \$1331 [175] = \$1087 ;
-          8'hb0:
-              \$1331 [176] = \$1087 ;
-          8'hb1:
-              \$1331 [177] = \$1087 ;
-          8'hb2:
-              \$1331 [178] = \$1087 ;
-          8'hb3:
-              \$1331 [179] = \$1087 ;
-          8'hb4:
-              \$1331 [180] = \$1087 ;
-          8'hb5:
-              \$1331 [181] = \$1087 ;
-          8'hb6:
-              \$1331 [182] = \$1087 ;
-          8'hb7:
-              \$1331 [183] = \$1087 ;
-          8'hb8:
-              \$1331 [184] = \$1087 ;
-          8'hb9:
-              \$1331 [185] = \$1087 ;
-          8'hba:
-              \$1331 [186] = \$1087 ;
-          8'hbb:
-              \$1331 [187] = \$1087 ;
-          8'hbc:
-              \$1331 [188] = \$1087 ;
-          8'hbd:
-              \$1331 [189] = \$1087 ;
-          8'hbe:
-              \$1331 [190] = \$1087 ;
-          8'hbf:
-              \$1331 [191] = \$1087 ;
-          8'hc0:
-              \$1331 [192] = \$1087 ;
-          8'hc1:
-              \$1331 [193] = \$1087 ;
-          8'hc2:
-              \$1331 [194] = \$1087 ;
-          8'hc3:
-              \$1331 [195] = \$1087 ;
-          8'hc4:
-              \$1331 [196] = \$1087 ;
-          8'hc5:
-              \$1331 [197] = \$1087 ;
-          8'hc6:
-              \$1331 [198] = \$1087 ;
-          8'hc7:
-              \$1331 [199] = \$1087 ;
-          8'hc8:
-              \$1331 [200] = \$1087 ;
-          8'hc9:
-              \$1331 [201] = \$1087 ;
-          8'hca:
-              \$1331 [202] = \$1087 ;
-          8'hcb:
-              \$1331 [203] = \$1087 ;
-          8'hcc:
-              \$1331 [204] = \$1087 ;
-          8'hcd:
-              \$1331 [205] = \$1087 ;
-          8'hce:
-              \$1331 [206] = \$1087 ;
-          8'hcf:
-              \$1331 [207] = \$1087 ;
-          8'hd0:
-              \$1331 [208] = \$1087 ;
-          8'hd1:
-              \$1331 [209] = \$1087 ;
-          8'hd2:
-              \$1331 [210] = \$1087 ;
-          8'hd3:
-              \$1331 [211] = \$1087 ;
-          8'hd4:
-              \$1331 [212] = \$1087 ;
-          8'hd5:
-              \$1331 [213] = \$1087 ;
-          8'hd6:
-              \$1331 [214] = \$1087 ;
-          8'hd7:
-              \$1331 [215] = \$1087 ;
-          8'hd8:
-              \$1331 [216] = \$1087 ;
-          8'hd9:
-              \$1331 [217] = \$1087 ;
-          8'hda:
-              \$1331 [218] = \$1087 ;
-          8'hdb:
-              \$1331 [219] = \$1087 ;
-          8'hdc:
-              \$1331 [220] = \$1087 ;
-          8'hdd:
-              \$1331 [221] = \$1087 ;
-          8'hde:
-              \$1331 [222] = \$1087 ;
-          8'hdf:
-              \$1331 [223] = \$1087 ;
-          8'he0:
-              \$1331 [224] = \$1087 ;
-          8'he1:
-              \$1331 [225] = \$1087 ;
-          8'he2:
-              \$1331 [226] = \$1087 ;
-          8'he3:
-              \$1331 [227] = \$1087 ;
-          8'he4:
-              \$1331 [228] = \$1087 ;
-          8'he5:
-              \$1331 [229] = \$1087 ;
-          8'he6:
-              \$1331 [230] = \$1087 ;
-          8'he7:
-              \$1331 [231] = \$1087 ;
-          8'he8:
-              \$1331 [232] = \$1087 ;
-          8'he9:
-              \$1331 [233] = \$1087 ;
-          8'hea:
-              \$1331 [234] = \$1087 ;
-          8'heb:
-              \$1331 [235] = \$1087 ;
-          8'hec:
-              \$1331 [236] = \$1087 ;
-          8'hed:
-              \$1331 [237] = \$1087 ;
-          8'hee:
-              \$1331 [238] = \$1087 ;
-          8'hef:
-              \$1331 [239] = \$1087 ;
-          8'hf0:
-              \$1331 [240] = \$1087 ;
-          8'hf1:
-              \$1331 [241] = \$1087 ;
-          8'hf2:
-              \$1331 [242] = \$1087 ;
-          8'hf3:
-              \$1331 [243] = \$1087 ;
-          8'hf4:
-              \$1331 [244] = \$1087 ;
-          8'hf5:
-              \$1331 [245] = \$1087 ;
-          8'hf6:
-              \$1331 [246] = \$1087 ;
-          8'hf7:
-              \$1331 [247] = \$1087 ;
-          8'hf8:
-              \$1331 [248] = \$1087 ;
-          8'hf9:
-              \$1331 [249] = \$1087 ;
-          8'hfa:
-              \$1331 [250] = \$1087 ;
-          8'hfb:
-              \$1331 [251] = \$1087 ;
-          8'hfc:
-              \$1331 [252] = \$1087 ;
-          8'hfd:
-              \$1331 [253] = \$1087 ;
-          8'hfe:
-              \$1331 [254] = \$1087 ;
-          8'hff:
-              \$1331 [255] = \$1087 ;
-        endcase
-      end
-    end
-    if (cu2_c_valid) begin
-      if (\$1089 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1090 ;
-          8'h01:
-              \$1331 [1] = \$1090 ;
-          8'h02:
-              \$1331 [2] = \$1090 ;
-          8'h03:
-              \$1331 [3] = \$1090 ;
-          8'h04:
-              \$1331 [4] = \$1090 ;
-          8'h05:
-              \$1331 [5] = \$1090 ;
-          8'h06:
-              \$1331 [6] = \$1090 ;
-          8'h07:
-              \$1331 [7] = \$1090 ;
-          8'h08:
-              \$1331 [8] = \$1090 ;
-          8'h09:
-              \$1331 [9] = \$1090 ;
-          8'h0a:
-              \$1331 [10] = \$1090 ;
-          8'h0b:
-              \$1331 [11] = \$1090 ;
-          8'h0c:
-              \$1331 [12] = \$1090 ;
-          8'h0d:
-              \$1331 [13] = \$1090 ;
-          8'h0e:
-              \$1331 [14] = \$1090 ;
-          8'h0f:
-              \$1331 [15] = \$1090 ;
-          8'h10:
-              \$1331 [16] = \$1090 ;
-          8'h11:
-              \$1331 [17] = \$1090 ;
-          8'h12:
-              \$1331 [18] = \$1090 ;
-          8'h13:
-              \$1331 [19] = \$1090 ;
-          8'h14:
-              \$1331 [20] = \$1090 ;
-          8'h15:
-              \$1331 [21] = \$1090 ;
-          8'h16:
-              \$1331 [22] = \$1090 ;
-          8'h17:
-              \$1331 [23] = \$1090 ;
-          8'h18:
-              \$1331 [24] = \$1090 ;
-          8'h19:
-              \$1331 [25] = \$1090 ;
-          8'h1a:
-              \$1331 [26] = \$1090 ;
-          8'h1b:
-              \$1331 [27] = \$1090 ;
-          8'h1c:
-              \$1331 [28] = \$1090 ;
-          8'h1d:
-              \$1331 [29] = \$1090 ;
-          8'h1e:
-              \$1331 [30] = \$1090 ;
-          8'h1f:
-              \$1331 [31] = \$1090 ;
-          8'h20:
-              \$1331 [32] = \$1090 ;
-          8'h21:
-              \$1331 [33] = \$1090 ;
-          8'h22:
-              \$1331 [34] = \$1090 ;
-          8'h23:
-              \$1331 [35] = \$1090 ;
-          8'h24:
-              \$1331 [36] = \$1090 ;
-          8'h25:
-              \$1331 [37] = \$1090 ;
-          8'h26:
-              \$1331 [38] = \$1090 ;
-          8'h27:
-              \$1331 [39] = \$1090 ;
-          8'h28:
-              \$1331 [40] = \$1090 ;
-          8'h29:
-              \$1331 [41] = \$1090 ;
-          8'h2a:
-              \$1331 [42] = \$1090 ;
-          8'h2b:
-              \$1331 [43] = \$1090 ;
-          8'h2c:
-              \$1331 [44] = \$1090 ;
-          8'h2d:
-              \$1331 [45] = \$1090 ;
-          8'h2e:
-              \$1331 [46] = \$1090 ;
-          8'h2f:
-              \$1331 [47] = \$1090 ;
-          8'h30:
-              \$1331 [48] = \$1090 ;
-          8'h31:
-              \$1331 [49] = \$1090 ;
-          8'h32:
-              \$1331 [50] = \$1090 ;
-          8'h33:
-              \$1331 [51] = \$1090 ;
-          8'h34:
-              \$1331 [52] = \$1090 ;
-          8'h35:
-              \$1331 [53] = \$1090 ;
-          8'h36:
-              \$1331 [54] = \$1090 ;
-          8'h37:
-              \$1331 [55] = \$1090 ;
-          8'h38:
-              \$1331 [56] = \$1090 ;
-          8'h39:
-              \$1331 [57] = \$1090 ;
-          8'h3a:
-              \$1331 [58] = \$1090 ;
-          8'h3b:
-              \$1331 [59] = \$1090 ;
-          8'h3c:
-              \$1331 [60] = \$1090 ;
-          8'h3d:
-              \$1331 [61] = \$1090 ;
-          8'h3e:
-              \$1331 [62] = \$1090 ;
-          8'h3f:
-              \$1331 [63] = \$1090 ;
-          8'h40:
-              \$1331 [64] = \$1090 ;
-          8'h41:
-              \$1331 [65] = \$1090 ;
-          8'h42:
-              \$1331 [66] = \$1090 ;
-          8'h43:
-              \$1331 [67] = \$1090 ;
-          8'h44:
-              \$1331 [68] = \$1090 ;
-          8'h45:
-              \$1331 [69] = \$1090 ;
-          8'h46:
-              \$1331 [70] = \$1090 ;
-          8'h47:
-              \$1331 [71] = \$1090 ;
-          8'h48:
-              \$1331 [72] = \$1090 ;
-          8'h49:
-              \$1331 [73] = \$1090 ;
-          8'h4a:
-              \$1331 [74] = \$1090 ;
-          8'h4b:
-              \$1331 [75] = \$1090 ;
-          8'h4c:
-              \$1331 [76] = \$1090 ;
-          8'h4d:
-              \$1331 [77] = \$1090 ;
-          8'h4e:
-              \$1331 [78] = \$1090 ;
-          8'h4f:
-              \$1331 [79] = \$1090 ;
-          8'h50:
-              \$1331 [80] = \$1090 ;
-          8'h51:
-              \$1331 [81] = \$1090 ;
-          8'h52:
-              \$1331 [82] = \$1090 ;
-          8'h53:
-              \$1331 [83] = \$1090 ;
-          8'h54:
-              \$1331 [84] = \$1090 ;
-          8'h55:
-              \$1331 [85] = \$1090 ;
-          8'h56:
-              \$1331 [86] = \$1090 ;
-          8'h57:
-              \$1331 [87] = \$1090 ;
-          8'h58:
-              \$1331 [88] = \$1090 ;
-          8'h59:
-              \$1331 [89] = \$1090 ;
-          8'h5a:
-              \$1331 [90] = \$1090 ;
-          8'h5b:
-              \$1331 [91] = \$1090 ;
-          8'h5c:
-              \$1331 [92] = \$1090 ;
-          8'h5d:
-              \$1331 [93] = \$1090 ;
-          8'h5e:
-              \$1331 [94] = \$1090 ;
-          8'h5f:
-              \$1331 [95] = \$1090 ;
-          8'h60:
-              \$1331 [96] = \$1090 ;
-          8'h61:
-              \$1331 [97] = \$1090 ;
-          8'h62:
-              \$1331 [98] = \$1090 ;
-          8'h63:
-              \$1331 [99] = \$1090 ;
-          8'h64:
-              \$1331 [100] = \$1090 ;
-          8'h65:
-              \$1331 [101] = \$1090 ;
-          8'h66:
-              \$1331 [102] = \$1090 ;
-          8'h67:
-              \$1331 [103] = \$1090 ;
-          8'h68:
-              \$1331 [104] = \$1090 ;
-          8'h69:
-              \$1331 [105] = \$1090 ;
-          8'h6a:
-              \$1331 [106] = \$1090 ;
-          8'h6b:
-              \$1331 [107] = \$1090 ;
-          8'h6c:
-              \$1331 [108] = \$1090 ;
-          8'h6d:
-              \$1331 [109] = \$1090 ;
-          8'h6e:
-              \$1331 [110] = \$1090 ;
-          8'h6f:
-              \$1331 [111] = \$1090 ;
-          8'h70:
-              \$1331 [112] = \$1090 ;
-          8'h71:
-              \$1331 [113] = \$1090 ;
-          8'h72:
-              \$1331 [114] = \$1090 ;
-          8'h73:
-              \$1331 [115] = \$1090 ;
-          8'h74:
-              \$1331 [116] = \$1090 ;
-          8'h75:
-              \$1331 [117] = \$1090 ;
-          8'h76:
-              \$1331 [118] = \$1090 ;
-          8'h77:
-              \$1331 [119] = \$1090 ;
-          8'h78:
-              \$1331 [120] = \$1090 ;
-          8'h79:
-              \$1331 [121] = \$1090 ;
-          8'h7a:
-              \$1331 [122] = \$1090 ;
-          8'h7b:
-              \$1331 [123] = \$1090 ;
-          8'h7c:
-              \$1331 [124] = \$1090 ;
-          8'h7d:
-              \$1331 [125] = \$1090 ;
-          8'h7e:
-              \$1331 [126] = \$1090 ;
-          8'h7f:
-              \$1331 [127] = \$1090 ;
-          8'h80:
-              \$1331 [128] = \$1090 ;
-          8'h81:
-              \$1331 [129] = \$1090 ;
-          8'h82:
-              \$1331 [130] = \$1090 ;
-          8'h83:
-              \$1331 [131] = \$1090 ;
-          8'h84:
-              \$1331 [132] = \$1090 ;
-          8'h85:
-              \$1331 [133] = \$1090 ;
-          8'h86:
-              \$1331 [134] = \$1090 ;
-          8'h87:
-              \$1331 [135] = \$1090 ;
-          8'h88:
-              \$1331 [136] = \$1090 ;
-          8'h89:
-              \$1331 [137] = \$1090 ;
-          8'h8a:
-              \$1331 [138] = \$1090 ;
-          8'h8b:
-              \$1331 [139] = \$1090 ;
-          8'h8c:
-              \$1331 [140] = \$1090 ;
-          8'h8d:
-              \$1331 [141] = \$1090 ;
-          8'h8e:
-              \$1331 [142] = \$1090 ;
-          8'h8f:
-              \$1331 [143] = \$1090 ;
-          8'h90:
-              \$1331 [144] = \$1090 ;
-          8'h91:
-              \$1331 [145] = \$1090 ;
-          8'h92:
-              \$1331 [146] = \$1090 ;
-          8'h93:
-              \$1331 [147] = \$1090 ;
-          8'h94:
-              \$1331 [148] = \$1090 ;
-          8'h95:
-              \$1331 [149] = \$1090 ;
-          8'h96:
-              \$1331 [150] = \$1090 ;
-          8'h97:
-              \$1331 [151] = \$1090 ;
-          8'h98:
-              \$1331 [152] = \$1090 ;
-          8'h99:
-              \$1331 [153] = \$1090 ;
-          8'h9a:
-              \$1331 [154] = \$1090 ;
-          8'h9b:
-              \$1331 [155] = \$1090 ;
-          8'h9c:
-              \$1331 [156] = \$1090 ;
-          8'h9d:
-              \$1331 [157] = \$1090 ;
-          8'h9e:
-              \$1331 [158] = \$1090 ;
-          8'h9f:
-              \$1331 [159] = \$1090 ;
-          8'ha0:
-              \$1331 [160] = \$1090 ;
-          8'ha1:
-              \$1331 [161] = \$1090 ;
-          8'ha2:
-              \$1331 [162] = \$1090 ;
-          8'ha3:
-              \$1331 [163] = \$1090 ;
-          8'ha4:
-              \$1331 [164] = \$1090 ;
-          8'ha5:
-              \$1331 [165] = \$1090 ;
-          8'ha6:
-              \$1331 [166] = \$1090 ;
-          8'ha7:
-              \$1331 [167] = \$1090 ;
-          8'ha8:
-              \$1331 [168] = \$1090 ;
-          8'ha9:
-              \$1331 [169] = \$1090 ;
-          8'haa:
-              \$1331 [170] = \$1090 ;
-          8'hab:
-              \$1331 [171] = \$1090 ;
-          8'hac:
-              \$1331 [172] = \$1090 ;
-          8'had:
-              \$1331 [173] = \$1090 ;
-          8'hae:
-              \$1331 [174] = \$1090 ;
-          8'haf:
-              \$1331 [175] = \$1090 ;
-          8'hb0:
-              \$1331 [176] = \$1090 ;
-          8'hb1:
-              \$1331 [177] = \$1090 ;
-          8'hb2:
-              \$1331 [178] = \$1090 ;
-          8'hb3:
-              \$1331 [179] = \$1090 ;
-          8'hb4:
-              \$1331 [180] = \$1090 ;
-          8'hb5:
-              \$1331 [181] = \$1090 ;
-          8'hb6:
-              \$1331 [182] = \$1090 ;
-          8'hb7:
-              \$1331 [183] = \$1090 ;
-          8'hb8:
-              \$1331 [184] = \$1090 ;
-          8'hb9:
-              \$1331 [185] = \$1090 ;
-          8'hba:
-              \$1331 [186] = \$1090 ;
-          8'hbb:
-              \$1331 [187] = \$1090 ;
-          8'hbc:
-              \$1331 [188] = \$1090 ;
-          8'hbd:
-              \$1331 [189] = \$1090 ;
-          8'hbe:
-              \$1331 [190] = \$1090 ;
-          8'hbf:
-              \$1331 [191] = \$1090 ;
-          8'hc0:
-              \$1331 [192] = \$1090 ;
-          8'hc1:
-              \$1331 [193] = \$1090 ;
-          8'hc2:
-              \$1331 [194] = \$1090 ;
-          8'hc3:
-              \$1331 [195] = \$1090 ;
-          8'hc4:
-              \$1331 [196] = \$1090 ;
-          8'hc5:
-              \$1331 [197] = \$1090 ;
-          8'hc6:
-              \$1331 [198] = \$1090 ;
-          8'hc7:
-              \$1331 [199] = \$1090 ;
-          8'hc8:
-              \$1331 [200] = \$1090 ;
-          8'hc9:
-              \$1331 [201] = \$1090 ;
-          8'hca:
-              \$1331 [202] = \$1090 ;
-          8'hcb:
-              \$1331 [203] = \$1090 ;
-          8'hcc:
-              \$1331 [204] = \$1090 ;
-          8'hcd:
-              \$1331 [205] = \$1090 ;
-          8'hce:
-              \$1331 [206] = \$1090 ;
-          8'hcf:
-              \$1331 [207] = \$1090 ;
-          8'hd0:
-              \$1331 [208] = \$1090 ;
-          8'hd1:
-              \$1331 [209] = \$1090 ;
-          8'hd2:
-              \$1331 [210] = \$1090 ;
-          8'hd3:
-              \$1331 [211] = \$1090 ;
-          8'hd4:
-              \$1331 [212] = \$1090 ;
-          8'hd5:
-              \$1331 [213] = \$1090 ;
-          8'hd6:
-              \$1331 [214] = \$1090 ;
-          8'hd7:
-              \$1331 [215] = \$1090 ;
-          8'hd8:
-              \$1331 [216] = \$1090 ;
-          8'hd9:
-              \$1331 [217] = \$1090 ;
-          8'hda:
-              \$1331 [218] = \$1090 ;
-          8'hdb:
-              \$1331 [219] = \$1090 ;
-          8'hdc:
-              \$1331 [220] = \$1090 ;
-          8'hdd:
-              \$1331 [221] = \$1090 ;
-          8'hde:
-              \$1331 [222] = \$1090 ;
-          8'hdf:
-              \$1331 [223] = \$1090 ;
-          8'he0:
-              \$1331 [224] = \$1090 ;
-          8'he1:
-              \$1331 [225] = \$1090 ;
-          8'he2:
-              \$1331 [226] = \$1090 ;
-          8'he3:
-              \$1331 [227] = \$1090 ;
-          8'he4:
-              \$1331 [228] = \$1090 ;
-          8'he5:
-              \$1331 [229] = \$1090 ;
-          8'he6:
-              \$1331 [230] = \$1090 ;
-          8'he7:
-              \$1331 [231] = \$1090 ;
-          8'he8:
-              \$1331 [232] = \$1090 ;
-          8'he9:
-              \$1331 [233] = \$1090 ;
-          8'hea:
-              \$1331 [234] = \$1090 ;
-          8'heb:
-              \$1331 [235] = \$1090 ;
-          8'hec:
-              \$1331 [236] = \$1090 ;
-          8'hed:
-              \$1331 [237] = \$1090 ;
-          8'hee:
-              \$1331 [238] = \$1090 ;
-          8'hef:
-              \$1331 [239] = \$1090 ;
-          8'hf0:
-              \$1331 [240] = \$1090 ;
-          8'hf1:
-              \$1331 [241] = \$1090 ;
-          8'hf2:
-              \$1331 [242] = \$1090 ;
-          8'hf3:
-              \$1331 [243] = \$1090 ;
-          8'hf4:
-              \$1331 [244] = \$1090 ;
-          8'hf5:
-              \$1331 [245] = \$1090 ;
-          8'hf6:
-              \$1331 [246] = \$1090 ;
-          8'hf7:
-              \$1331 [247] = \$1090 ;
-          8'hf8:
-              \$1331 [248] = \$1090 ;
-          8'hf9:
-              \$1331 [249] = \$1090 ;
-          8'hfa:
-              \$1331 [250] = \$1090 ;
-          8'hfb:
-              \$1331 [251] = \$1090 ;
-          8'hfc:
-              \$1331 [252] = \$1090 ;
-          8'hfd:
-              \$1331 [253] = \$1090 ;
-          8'hfe:
-              \$1331 [254] = \$1090 ;
-          8'hff:
-              \$1331 [255] = \$1090 ;
-        endcase
-      end
-    end
-    if (cu3_c_valid) begin
-      if (\$1092 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1093 ;
-          8'h01:
-              \$1331 [1] = \$1093 ;
-          8'h02:
-              \$1331 [2] = \$1093 ;
-          8'h03:
-              \$1331 [3] = \$1093 ;
-          8'h04:
-              \$1331 [4] = \$1093 ;
-          8'h05:
-              \$1331 [5] = \$1093 ;
-          8'h06:
-              \$1331 [6] = \$1093 ;
-          8'h07:
-              \$1331 [7] = \$1093 ;
-          8'h08:
-              \$1331 [8] = \$1093 ;
-          8'h09:
-              \$1331 [9] = \$1093 ;
-          8'h0a:
-              \$1331 [10] = \$1093 ;
-          8'h0b:
-              \$1331 [11] = \$1093 ;
-          8'h0c:
-              \$1331 [12] = \$1093 ;
-          8'h0d:
-              \$1331 [13] = \$1093 ;
-          8'h0e:
-              \$1331 [14] = \$1093 ;
-          8'h0f:
-              \$1331 [15] = \$1093 ;
-          8'h10:
-              \$1331 [16] = \$1093 ;
-          8'h11:
-              \$1331 [17] = \$1093 ;
-          8'h12:
-              \$1331 [18] = \$1093 ;
-          8'h13:
-              \$1331 [19] = \$1093 ;
-          8'h14:
-              \$1331 [20] = \$1093 ;
-          8'h15:
-              \$1331 [21] = \$1093 ;
-          8'h16:
-              \$1331 [22] = \$1093 ;
-          8'h17:
-              \$1331 [23] = \$1093 ;
-          8'h18:
-              \$1331 [24] = \$1093 ;
-          8'h19:
-              \$1331 [25] = \$1093 ;
-          8'h1a:
-              \$1331 [26] = \$1093 ;
-          8'h1b:
-              \$1331 [27] = \$1093 ;
-          8'h1c:
-              \$1331 [28] = \$1093 ;
-          8'h1d:
-              \$1331 [29] = \$1093 ;
-          8'h1e:
-              \$1331 [30] = \$1093 ;
-          8'h1f:
-              \$1331 [31] = \$1093 ;
-          8'h20:
-              \$1331 [32] = \$1093 ;
-          8'h21:
-              \$1331 [33] = \$1093 ;
-          8'h22:
-              \$1331 [34] = \$1093 ;
-          8'h23:
-              \$1331 [35] = \$1093 ;
-          8'h24:
-              \$1331 [36] = \$1093 ;
-          8'h25:
-              \$1331 [37] = \$1093 ;
-          8'h26:
-              \$1331 [38] = \$1093 ;
-          8'h27:
-              \$1331 [39] = \$1093 ;
-          8'h28:
-              \$1331 [40] = \$1093 ;
-          8'h29:
-              \$1331 [41] = \$1093 ;
-          8'h2a:
-              \$1331 [42] = \$1093 ;
-          8'h2b:
-              \$1331 [43] = \$1093 ;
-          8'h2c:
-              \$1331 [44] = \$1093 ;
-          8'h2d:
-              \$1331 [45] = \$1093 ;
-          8'h2e:
-              \$1331 [46] = \$1093 ;
-          8'h2f:
-              \$1331 [47] = \$1093 ;
-          8'h30:
-              \$1331 [48] = \$1093 ;
-          8'h31:
-              \$1331 [49] = \$1093 ;
-          8'h32:
-              \$1331 [50] = \$1093 ;
-          8'h33:
-              \$1331 [51] = \$1093 ;
-          8'h34:
-              \$1331 [52] = \$1093 ;
-          8'h35:
-              \$1331 [53] = \$1093 ;
-          8'h36:
-              \$1331 [54] = \$1093 ;
-          8'h37:
-              \$1331 [55] = \$1093 ;
-          8'h38:
-              \$1331 [56] = \$1093 ;
-          8'h39:
-              \$1331 [57] = \$1093 ;
-          8'h3a:
-              \$1331 [58] = \$1093 ;
-          8'h3b:
-              \$1331 [59] = \$1093 ;
-          8'h3c:
-              \$1331 [60] = \$1093 ;
-          8'h3d:
-              \$1331 [61] = \$1093 ;
-          8'h3e:
-              \$1331 [62] = \$1093 ;
-          8'h3f:
-              \$1331 [63] = \$1093 ;
-          8'h40:
-              \$1331 [64] = \$1093 ;
-          8'h41:
-              \$1331 [65] = \$1093 ;
-          8'h42:
-              \$1331 [66] = \$1093 ;
-          8'h43:
-              \$1331 [67] = \$1093 ;
-          8'h44:
-              \$1331 [68] = \$1093 ;
-          8'h45:
-              \$1331 [69] = \$1093 ;
-          8'h46:
-              \$1331 [70] = \$1093 ;
-          8'h47:
-              \$1331 [71] = \$1093 ;
-          8'h48:
-              \$1331 [72] = \$1093 ;
-          8'h49:
-              \$1331 [73] = \$1093 ;
-          8'h4a:
-              \$1331 [74] = \$1093 ;
-          8'h4b:
-              \$1331 [75] = \$1093 ;
-          8'h4c:
-              \$1331 [76] = \$1093 ;
-          8'h4d:
-              \$1331 [77] = \$1093 ;
-          8'h4e:
-              \$1331 [78] = \$1093 ;
-          8'h4f:
-              \$1331 [79] = \$1093 ;
-          8'h50:
-              \$1331 [80] = \$1093 ;
-          8'h51:
-              \$1331 [81] = \$1093 ;
-          8'h52:
-              \$1331 [82] = \$1093 ;
-          8'h53:
-              \$1331 [83] = \$1093 ;
-          8'h54:
-              \$1331 [84] = \$1093 ;
-          8'h55:
-              \$1331 [85] = \$1093 ;
-          8'h56:
-              \$1331 [86] = \$1093 ;
-          8'h57:
-              \$1331 [87] = \$1093 ;
-          8'h58:
-              \$1331 [88] = \$1093 ;
-          8'h59:
-              \$1331 [89] = \$1093 ;
-          8'h5a:
-              \$1331 [90] = \$1093 ;
-          8'h5b:
-              \$1331 [91] = \$1093 ;
-          8'h5c:
-              \$1331 [92] = \$1093 ;
-          8'h5d:
-              \$1331 [93] = \$1093 ;
-          8'h5e:
-              \$1331 [94] = \$1093 ;
-          8'h5f:
-              \$1331 [95] = \$1093 ;
-          8'h60:
-              \$1331 [96] = \$1093 ;
-          8'h61:
-              \$1331 [97] = \$1093 ;
-          8'h62:
-              \$1331 [98] = \$1093 ;
-          8'h63:
-              \$1331 [99] = \$1093 ;
-          8'h64:
-              \$1331 [100] = \$1093 ;
-          8'h65:
-              \$1331 [101] = \$1093 ;
-          8'h66:
-              \$1331 [102] = \$1093 ;
-          8'h67:
-              \$1331 [103] = \$1093 ;
-          8'h68:
-              \$1331 [104] = \$1093 ;
-          8'h69:
-              \$1331 [105] = \$1093 ;
-          8'h6a:
-              \$1331 [106] = \$1093 ;
-          8'h6b:
-              \$1331 [107] = \$1093 ;
-          8'h6c:
-              \$1331 [108] = \$1093 ;
-          8'h6d:
-              \$1331 [109] = \$1093 ;
-          8'h6e:
-              \$1331 [110] = \$1093 ;
-          8'h6f:
-              \$1331 [111] = \$1093 ;
-          8'h70:
-              \$1331 [112] = \$1093 ;
-          8'h71:
-              \$1331 [113] = \$1093 ;
-          8'h72:
-              \$1331 [114] = \$1093 ;
-          8'h73:
-              \$1331 [115] = \$1093 ;
-          8'h74:
-              \$1331 [116] = \$1093 ;
-          8'h75:
-              \$1331 [117] = \$1093 ;
-          8'h76:
-              \$1331 [118] = \$1093 ;
-          8'h77:
-              \$1331 [119] = \$1093 ;
-          8'h78:
-              \$1331 [120] = \$1093 ;
-          8'h79:
-              \$1331 [121] = \$1093 ;
-          8'h7a:
-              \$1331 [122] = \$1093 ;
-          8'h7b:
-              \$1331 [123] = \$1093 ;
-          8'h7c:
-              \$1331 [124] = \$1093 ;
-          8'h7d:
-              \$1331 [125] = \$1093 ;
-          8'h7e:
-              \$1331 [126] = \$1093 ;
-          8'h7f:
-              \$1331 [127] = \$1093 ;
-          8'h80:
-              \$1331 [128] = \$1093 ;
-          8'h81:
-              \$1331 [129] = \$1093 ;
-          8'h82:
-              \$1331 [130] = \$1093 ;
-          8'h83:
-              \$1331 [131] = \$1093 ;
-          8'h84:
-              \$1331 [132] = \$1093 ;
-          8'h85:
-              \$1331 [133] = \$1093 ;
-          8'h86:
-              \$1331 [134] = \$1093 ;
-          8'h87:
-              \$1331 [135] = \$1093 ;
-          8'h88:
-              \$1331 [136] = \$1093 ;
-          8'h89:
-              \$1331 [137] = \$1093 ;
-          8'h8a:
-              \$1331 [138] = \$1093 ;
-          8'h8b:
-              \$1331 [139] = \$1093 ;
-          8'h8c:
-              \$1331 [140] = \$1093 ;
-          8'h8d:
-              \$1331 [141] = \$1093 ;
-          8'h8e:
-              \$1331 [142] = \$1093 ;
-          8'h8f:
-              \$1331 [143] = \$1093 ;
-          8'h90:
-              \$1331 [144] = \$1093 ;
-          8'h91:
-              \$1331 [145] = \$1093 ;
-          8'h92:
-              \$1331 [146] = \$1093 ;
-          8'h93:
-              \$1331 [147] = \$1093 ;
-          8'h94:
-              \$1331 [148] = \$1093 ;
-          8'h95:
-              \$1331 [149] = \$1093 ;
-          8'h96:
-              \$1331 [150] = \$1093 ;
-          8'h97:
-              \$1331 [151] = \$1093 ;
-          8'h98:
-              \$1331 [152] = \$1093 ;
-          8'h99:
-              \$1331 [153] = \$1093 ;
-          8'h9a:
-              \$1331 [154] = \$1093 ;
-          8'h9b:
-              \$1331 [155] = \$1093 ;
-          8'h9c:
-              \$1331 [156] = \$1093 ;
-          8'h9d:
-              \$1331 [157] = \$1093 ;
-          8'h9e:
-              \$1331 [158] = \$1093 ;
-          8'h9f:
-              \$1331 [159] = \$1093 ;
-          8'ha0:
-              \$1331 [160] = \$1093 ;
-          8'ha1:
-              \$1331 [161] = \$1093 ;
-          8'ha2:
-              \$1331 [162] = \$1093 ;
-          8'ha3:
-              \$1331 [163] = \$1093 ;
-          8'ha4:
-              \$1331 [164] = \$1093 ;
-          8'ha5:
-              \$1331 [165] = \$1093 ;
-          8'ha6:
-              \$1331 [166] = \$1093 ;
-          8'ha7:
-              \$1331 [167] = \$1093 ;
-          8'ha8:
-              \$1331 [168] = \$1093 ;
-          8'ha9:
-              \$1331 [169] = \$1093 ;
-          8'haa:
-              \$1331 [170] = \$1093 ;
-          8'hab:
-              \$1331 [171] = \$1093 ;
-          8'hac:
-              \$1331 [172] = \$1093 ;
-          8'had:
-              \$1331 [173] = \$1093 ;
-          8'hae:
-              \$1331 [174] = \$1093 ;
-          8'haf:
-              \$1331 [175] = \$1093 ;
-          8'hb0:
-              \$1331 [176] = \$1093 ;
-          8'hb1:
-              \$1331 [177] = \$1093 ;
-          8'hb2:
-              \$1331 [178] = \$1093 ;
-          8'hb3:
-              \$1331 [179] = \$1093 ;
-          8'hb4:
-              \$1331 [180] = \$1093 ;
-          8'hb5:
-              \$1331 [181] = \$1093 ;
-          8'hb6:
-              \$1331 [182] = \$1093 ;
-          8'hb7:
-              \$1331 [183] = \$1093 ;
-          8'hb8:
-              \$1331 [184] = \$1093 ;
-          8'hb9:
-              \$1331 [185] = \$1093 ;
-          8'hba:
-              \$1331 [186] = \$1093 ;
-          8'hbb:
-              \$1331 [187] = \$1093 ;
-          8'hbc:
-              \$1331 [188] = \$1093 ;
-          8'hbd:
-              \$1331 [189] = \$1093 ;
-          8'hbe:
-              \$1331 [190] = \$1093 ;
-          8'hbf:
-              \$1331 [191] = \$1093 ;
-          8'hc0:
-              \$1331 [192] = \$1093 ;
-          8'hc1:
-              \$1331 [193] = \$1093 ;
-          8'hc2:
-              \$1331 [194] = \$1093 ;
-          8'hc3:
-              \$1331 [195] = \$1093 ;
-          8'hc4:
-              \$1331 [196] = \$1093 ;
-          8'hc5:
-              \$1331 [197] = \$1093 ;
-          8'hc6:
-              \$1331 [198] = \$1093 ;
-          8'hc7:
-              \$1331 [199] = \$1093 ;
-          8'hc8:
-              \$1331 [200] = \$1093 ;
-          8'hc9:
-              \$1331 [201] = \$1093 ;
-          8'hca:
-              \$1331 [202] = \$1093 ;
-          8'hcb:
-              \$1331 [203] = \$1093 ;
-          8'hcc:
-              \$1331 [204] = \$1093 ;
-          8'hcd:
-              \$1331 [205] = \$1093 ;
-          8'hce:
-              \$1331 [206] = \$1093 ;
-          8'hcf:
-              \$1331 [207] = \$1093 ;
-          8'hd0:
-              \$1331 [208] = \$1093 ;
-          8'hd1:
-              \$1331 [209] = \$1093 ;
-          8'hd2:
-              \$1331 [210] = \$1093 ;
-          8'hd3:
-              \$1331 [211] = \$1093 ;
-          8'hd4:
-              \$1331 [212] = \$1093 ;
-          8'hd5:
-              \$1331 [213] = \$1093 ;
-          8'hd6:
-              \$1331 [214] = \$1093 ;
-          8'hd7:
-              \$1331 [215] = \$1093 ;
-          8'hd8:
-              \$1331 [216] = \$1093 ;
-          8'hd9:
-              \$1331 [217] = \$1093 ;
-          8'hda:
-              \$1331 [218] = \$1093 ;
-          8'hdb:
-              \$1331 [219] = \$1093 ;
-          8'hdc:
-              \$1331 [220] = \$1093 ;
-          8'hdd:
-              \$1331 [221] = \$1093 ;
-          8'hde:
-              \$1331 [222] = \$1093 ;
-          8'hdf:
-              \$1331 [223] = \$1093 ;
-          8'he0:
-              \$1331 [224] = \$1093 ;
-          8'he1:
-              \$1331 [225] = \$1093 ;
-          8'he2:
-              \$1331 [226] = \$1093 ;
-          8'he3:
-              \$1331 [227] = \$1093 ;
-          8'he4:
-              \$1331 [228] = \$1093 ;
-          8'he5:
-              \$1331 [229] = \$1093 ;
-          8'he6:
-              \$1331 [230] = \$1093 ;
-          8'he7:
-              \$1331 [231] = \$1093 ;
-          8'he8:
-              \$1331 [232] = \$1093 ;
-          8'he9:
-              \$1331 [233] = \$1093 ;
-          8'hea:
-              \$1331 [234] = \$1093 ;
-          8'heb:
-              \$1331 [235] = \$1093 ;
-          8'hec:
-              \$1331 [236] = \$1093 ;
-          8'hed:
-              \$1331 [237] = \$1093 ;
-          8'hee:
-              \$1331 [238] = \$1093 ;
-          8'hef:
-              \$1331 [239] = \$1093 ;
-          8'hf0:
-              \$1331 [240] = \$1093 ;
-          8'hf1:
-              \$1331 [241] = \$1093 ;
-          8'hf2:
-              \$1331 [242] = \$1093 ;
-          8'hf3:
-              \$1331 [243] = \$1093 ;
-          8'hf4:
-              \$1331 [244] = \$1093 ;
-          8'hf5:
-              \$1331 [245] = \$1093 ;
-          8'hf6:
-              \$1331 [246] = \$1093 ;
-          8'hf7:
-              \$1331 [247] = \$1093 ;
-          8'hf8:
-              \$1331 [248] = \$1093 ;
-          8'hf9:
-              \$1331 [249] = \$1093 ;
-          8'hfa:
-              \$1331 [250] = \$1093 ;
-          8'hfb:
-              \$1331 [251] = \$1093 ;
-          8'hfc:
-              \$1331 [252] = \$1093 ;
-          8'hfd:
-              \$1331 [253] = \$1093 ;
-          8'hfe:
-              \$1331 [254] = \$1093 ;
-          8'hff:
-              \$1331 [255] = \$1093 ;
-        endcase
-      end
-    end
-    if (cu4_c_valid) begin
-      if (\$1095 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1096 ;
-          8'h01:
-              \$1331 [1] = \$1096 ;
-          8'h02:
-              \$1331 [2] = \$1096 ;
-          8'h03:
-              \$1331 [3] = \$1096 ;
-          8'h04:
-              \$1331 [4] = \$1096 ;
-          8'h05:
-              \$1331 [5] = \$1096 ;
-          8'h06:
-              \$1331 [6] = \$1096 ;
-          8'h07:
-              \$1331 [7] = \$1096 ;
-          8'h08:
-              \$1331 [8] = \$1096 ;
-          8'h09:
-              \$1331 [9] = \$1096 ;
-          8'h0a:
-              \$1331 [10] = \$1096 ;
-          8'h0b:
-              \$1331 [11] = \$1096 ;
-          8'h0c:
-              \$1331 [12] = \$1096 ;
-          8'h0d:
-              \$1331 [13] = \$1096 ;
-          8'h0e:
-              \$1331 [14] = \$1096 ;
-          8'h0f:
-              \$1331 [15] = \$1096 ;
-          8'h10:
-              \$1331 [16] = \$1096 ;
-          8'h11:
-              \$1331 [17] = \$1096 ;
-          8'h12:
-              \$1331 [18] = \$1096 ;
-          8'h13:
-              \$1331 [19] = \$1096 ;
-          8'h14:
-              \$1331 [20] = \$1096 ;
-          8'h15:
-              \$1331 [21] = \$1096 ;
-          8'h16:
-              \$1331 [22] = \$1096 ;
-          8'h17:
-              \$1331 [23] = \$1096 ;
-          8'h18:
-              \$1331 [24] = \$1096 ;
-          8'h19:
-              \$1331 [25] = \$1096 ;
-          8'h1a:
-              \$1331 [26] = \$1096 ;
-          8'h1b:
-              \$1331 [27] = \$1096 ;
-          8'h1c:
-              \$1331 [28] = \$1096 ;
-          8'h1d:
-              \$1331 [29] = \$1096 ;
-          8'h1e:
-              \$1331 [30] = \$1096 ;
-          8'h1f:
-              \$1331 [31] = \$1096 ;
-          8'h20:
-              \$1331 [32] = \$1096 ;
-          8'h21:
-              \$1331 [33] = \$1096 ;
-          8'h22:
-              \$1331 [34] = \$1096 ;
-          8'h23:
-              \$1331 [35] = \$1096 ;
-          8'h24:
-              \$1331 [36] = \$1096 ;
-          8'h25:
-              \$1331 [37] = \$1096 ;
-          8'h26:
-              \$1331 [38] = \$1096 ;
-          8'h27:
-              \$1331 [39] = \$1096 ;
-          8'h28:
-              \$1331 [40] = \$1096 ;
-          8'h29:
-              \$1331 [41] = \$1096 ;
-          8'h2a:
-              \$1331 [42] = \$1096 ;
-          8'h2b:
-              \$1331 [43] = \$1096 ;
-          8'h2c:
-              \$1331 [44] = \$1096 ;
-          8'h2d:
-              \$1331 [45] = \$1096 ;
-          8'h2e:
-              \$1331 [46] = \$1096 ;
-          8'h2f:
-              \$1331 [47] = \$1096 ;
-          8'h30:
-              \$1331 [48] = \$1096 ;
-          8'h31:
-              \$1331 [49] = \$1096 ;
-          8'h32:
-              \$1331 [50] = \$1096 ;
-          8'h33:
-              \$1331 [51] = \$1096 ;
-          8'h34:
-              \$1331 [52] = \$1096 ;
-          8'h35:
-              \$1331 [53] = \$1096 ;
-          8'h36:
-              \$1331 [54] = \$1096 ;
-          8'h37:
-              \$1331 [55] = \$1096 ;
-          8'h38:
-              \$1331 [56] = \$1096 ;
-          8'h39:
-              \$1331 [57] = \$1096 ;
-          8'h3a:
-              \$1331 [58] = \$1096 ;
-          8'h3b:
-              \$1331 [59] = \$1096 ;
-          8'h3c:
-              \$1331 [60] = \$1096 ;
-          8'h3d:
-              \$1331 [61] = \$1096 ;
-          8'h3e:
-              \$1331 [62] = \$1096 ;
-          8'h3f:
-              \$1331 [63] = \$1096 ;
-          8'h40:
-              \$1331 [64] = \$1096 ;
-          8'h41:
-              \$1331 [65] = \$1096 ;
-          8'h42:
-              \$1331 [66] = \$1096 ;
-          8'h43:
-              \$1331 [67] = \$1096 ;
-          8'h44:
-              \$1331 [68] = \$1096 ;
-          8'h45:
-              \$1331 [69] = \$1096 ;
-          8'h46:
-              \$1331 [70] = \$1096 ;
-          8'h47:
-              \$1331 [71] = \$1096 ;
-          8'h48:
-              \$1331 [72] = \$1096 ;
-          8'h49:
-              \$1331 [73] = \$1096 ;
-          8'h4a:
-              \$1331 [74] = \$1096 ;
-          8'h4b:
-              \$1331 [75] = \$1096 ;
-          8'h4c:
-              \$1331 [76] = \$1096 ;
-          8'h4d:
-              \$1331 [77] = \$1096 ;
-          8'h4e:
-              \$1331 [78] = \$1096 ;
-          8'h4f:
-              \$1331 [79] = \$1096 ;
-          8'h50:
-              \$1331 [80] = \$1096 ;
-          8'h51:
-              \$1331 [81] = \$1096 ;
-          8'h52:
-              \$1331 [82] = \$1096 ;
-          8'h53:
-              \$1331 [83] = \$1096 ;
-          8'h54:
-              \$1331 [84] = \$1096 ;
-          8'h55:
-              \$1331 [85] = \$1096 ;
-          8'h56:
-              \$1331 [86] = \$1096 ;
-          8'h57:
-              \$1331 [87] = \$1096 ;
-          8'h58:
-              \$1331 [88] = \$1096 ;
-          8'h59:
-              \$1331 [89] = \$1096 ;
-          8'h5a:
-              \$1331 [90] = \$1096 ;
-          8'h5b:
-              \$1331 [91] = \$1096 ;
-          8'h5c:
-              \$1331 [92] = \$1096 ;
-          8'h5d:
-              \$1331 [93] = \$1096 ;
-          8'h5e:
-              \$1331 [94] = \$1096 ;
-          8'h5f:
-              \$1331 [95] = \$1096 ;
-          8'h60:
-              \$1331 [96] = \$1096 ;
-          8'h61:
-              \$1331 [97] = \$1096 ;
-          8'h62:
-              \$1331 [98] = \$1096 ;
-          8'h63:
-              \$1331 [99] = \$1096 ;
-          8'h64:
-              \$1331 [100] = \$1096 ;
-          8'h65:
-              \$1331 [101] = \$1096 ;
-          8'h66:
-              \$1331 [102] = \$1096 ;
-          8'h67:
-              \$1331 [103] = \$1096 ;
-          8'h68:
-              \$1331 [104] = \$1096 ;
-          8'h69:
-              \$1331 [105] = \$1096 ;
-          8'h6a:
-              \$1331 [106] = \$1096 ;
-          8'h6b:
-              \$1331 [107] = \$1096 ;
-          8'h6c:
-              \$1331 [108] = \$1096 ;
-          8'h6d:
-              \$1331 [109] = \$1096 ;
-          8'h6e:
-              \$1331 [110] = \$1096 ;
-          8'h6f:
-              \$1331 [111] = \$1096 ;
-          8'h70:
-              \$1331 [112] = \$1096 ;
-          8'h71:
-              \$1331 [113] = \$1096 ;
-          8'h72:
-              \$1331 [114] = \$1096 ;
-          8'h73:
-              \$1331 [115] = \$1096 ;
-          8'h74:
-              \$1331 [116] = \$1096 ;
-          8'h75:
-              \$1331 [117] = \$1096 ;
-          8'h76:
-              \$1331 [118] = \$1096 ;
-          8'h77:
-              \$1331 [119] = \$1096 ;
-          8'h78:
-              \$1331 [120] = \$1096 ;
-          8'h79:
-              \$1331 [121] = \$1096 ;
-          8'h7a:
-              \$1331 [122] = \$1096 ;
-          8'h7b:
-              \$1331 [123] = \$1096 ;
-          8'h7c:
-              \$1331 [124] = \$1096 ;
-          8'h7d:
-              \$1331 [125] = \$1096 ;
-          8'h7e:
-              \$1331 [126] = \$1096 ;
-          8'h7f:
-              \$1331 [127] = \$1096 ;
-          8'h80:
-              \$1331 [128] = \$1096 ;
-          8'h81:
-              \$1331 [129] = \$1096 ;
-          8'h82:
-              \$1331 [130] = \$1096 ;
-          8'h83:
-              \$1331 [131] = \$1096 ;
-          8'h84:
-              \$1331 [132] = \$1096 ;
-          8'h85:
-              \$1331 [133] = \$1096 ;
-          8'h86:
-              \$1331 [134] = \$1096 ;
-          8'h87:
-              \$1331 [135] = \$1096 ;
-          8'h88:
-              \$1331 [136] = \$1096 ;
-          8'h89:
-              \$1331 [137] = \$1096 ;
-          8'h8a:
-              \$1331 [138] = \$1096 ;
-          8'h8b:
-              \$1331 [139] = \$1096 ;
-          8'h8c:
-              \$1331 [140] = \$1096 ;
-          8'h8d:
-              \$1331 [141] = \$1096 ;
-          8'h8e:
-              \$1331 [142] = \$1096 ;
-          8'h8f:
-              \$1331 [143] = \$1096 ;
-          8'h90:
-              \$1331 [144] = \$1096 ;
-          8'h91:
-              \$1331 [145] = \$1096 ;
-          8'h92:
-              \$1331 [146] = \$1096 ;
-          8'h93:
-              \$1331 [147] = \$1096 ;
-          8'h94:
-              \$1331 [148] = \$1096 ;
-          8'h95:
-              \$1331 [149] = \$1096 ;
-          8'h96:
-              \$1331 [150] = \$1096 ;
-          8'h97:
-              \$1331 [151] = \$1096 ;
-          8'h98:
-              \$1331 [152] = \$1096 ;
-          8'h99:
-              \$1331 [153] = \$1096 ;
-          8'h9a:
-              \$1331 [154] = \$1096 ;
-          8'h9b:
-              \$1331 [155] = \$1096 ;
-          8'h9c:
-              \$1331 [156] = \$1096 ;
-          8'h9d:
-              \$1331 [157] = \$1096 ;
-          8'h9e:
-              \$1331 [158] = \$1096 ;
-          8'h9f:
-              \$1331 [159] = \$1096 ;
-          8'ha0:
-              \$1331 [160] = \$1096 ;
-          8'ha1:
-              \$1331 [161] = \$1096 ;
-          8'ha2:
-              \$1331 [162] = \$1096 ;
-          8'ha3:
-              \$1331 [163] = \$1096 ;
-          8'ha4:
-              \$1331 [164] = \$1096 ;
-          8'ha5:
-              \$1331 [165] = \$1096 ;
-          8'ha6:
-              \$1331 [166] = \$1096 ;
-          8'ha7:
-              \$1331 [167] = \$1096 ;
-          8'ha8:
-              \$1331 [168] = \$1096 ;
-          8'ha9:
-              \$1331 [169] = \$1096 ;
-          8'haa:
-              \$1331 [170] = \$1096 ;
-          8'hab:
-              \$1331 [171] = \$1096 ;
-          8'hac:
-              \$1331 [172] = \$1096 ;
-          8'had:
-              \$1331 [173] = \$1096 ;
-          8'hae:
-              \$1331 [174] = \$1096 ;
-          8'haf:
-              \$1331 [175] = \$1096 ;
-          8'hb0:
-              \$1331 [176] = \$1096 ;
-          8'hb1:
-              \$1331 [177] = \$1096 ;
-          8'hb2:
-              \$1331 [178] = \$1096 ;
-          8'hb3:
-              \$1331 [179] = \$1096 ;
-          8'hb4:
-              \$1331 [180] = \$1096 ;
-          8'hb5:
-              \$1331 [181] = \$1096 ;
-          8'hb6:
-              \$1331 [182] = \$1096 ;
-          8'hb7:
-              \$1331 [183] = \$1096 ;
-          8'hb8:
-              \$1331 [184] = \$1096 ;
-          8'hb9:
-              \$1331 [185] = \$1096 ;
-          8'hba:
-              \$1331 [186] = \$1096 ;
-          8'hbb:
-              \$1331 [187] = \$1096 ;
-          8'hbc:
-              \$1331 [188] = \$1096 ;
-          8'hbd:
-              \$1331 [189] = \$1096 ;
-          8'hbe:
-              \$1331 [190] = \$1096 ;
-          8'hbf:
-              \$1331 [191] = \$1096 ;
-          8'hc0:
-              \$1331 [192] = \$1096 ;
-          8'hc1:
-              \$1331 [193] = \$1096 ;
-          8'hc2:
-              \$1331 [194] = \$1096 ;
-          8'hc3:
-              \$1331 [195] = \$1096 ;
-          8'hc4:
-              \$1331 [196] = \$1096 ;
-          8'hc5:
-              \$1331 [197] = \$1096 ;
-          8'hc6:
-              \$1331 [198] = \$1096 ;
-          8'hc7:
-              \$1331 [199] = \$1096 ;
-          8'hc8:
-              \$1331 [200] = \$1096 ;
-          8'hc9:
-              \$1331 [201] = \$1096 ;
-          8'hca:
-              \$1331 [202] = \$1096 ;
-          8'hcb:
-              \$1331 [203] = \$1096 ;
-          8'hcc:
-              \$1331 [204] = \$1096 ;
-          8'hcd:
-              \$1331 [205] = \$1096 ;
-          8'hce:
-              \$1331 [206] = \$1096 ;
-          8'hcf:
-              \$1331 [207] = \$1096 ;
-          8'hd0:
-              \$1331 [208] = \$1096 ;
-          8'hd1:
-              \$1331 [209] = \$1096 ;
-          8'hd2:
-              \$1331 [210] = \$1096 ;
-          8'hd3:
-              \$1331 [211] = \$1096 ;
-          8'hd4:
-              \$1331 [212] = \$1096 ;
-          8'hd5:
-              \$1331 [213] = \$1096 ;
-          8'hd6:
-              \$1331 [214] = \$1096 ;
-          8'hd7:
-              \$1331 [215] = \$1096 ;
-          8'hd8:
-              \$1331 [216] = \$1096 ;
-          8'hd9:
-              \$1331 [217] = \$1096 ;
-          8'hda:
-              \$1331 [218] = \$1096 ;
-          8'hdb:
-              \$1331 [219] = \$1096 ;
-          8'hdc:
-              \$1331 [220] = \$1096 ;
-          8'hdd:
-              \$1331 [221] = \$1096 ;
-          8'hde:
-              \$1331 [222] = \$1096 ;
-          8'hdf:
-              \$1331 [223] = \$1096 ;
-          8'he0:
-              \$1331 [224] = \$1096 ;
-          8'he1:
-              \$1331 [225] = \$1096 ;
-          8'he2:
-              \$1331 [226] = \$1096 ;
-          8'he3:
-              \$1331 [227] = \$1096 ;
-          8'he4:
-              \$1331 [228] = \$1096 ;
-          8'he5:
-              \$1331 [229] = \$1096 ;
-          8'he6:
-              \$1331 [230] = \$1096 ;
-          8'he7:
-              \$1331 [231] = \$1096 ;
-          8'he8:
-              \$1331 [232] = \$1096 ;
-          8'he9:
-              \$1331 [233] = \$1096 ;
-          8'hea:
-              \$1331 [234] = \$1096 ;
-          8'heb:
-              \$1331 [235] = \$1096 ;
-          8'hec:
-              \$1331 [236] = \$1096 ;
-          8'hed:
-              \$1331 [237] = \$1096 ;
-          8'hee:
-              \$1331 [238] = \$1096 ;
-          8'hef:
-              \$1331 [239] = \$1096 ;
-          8'hf0:
-              \$1331 [240] = \$1096 ;
-          8'hf1:
-              \$1331 [241] = \$1096 ;
-          8'hf2:
-              \$1331 [242] = \$1096 ;
-          8'hf3:
-              \$1331 [243] = \$1096 ;
-          8'hf4:
-              \$1331 [244] = \$1096 ;
-          8'hf5:
-              \$1331 [245] = \$1096 ;
-          8'hf6:
-              \$1331 [246] = \$1096 ;
-          8'hf7:
-              \$1331 [247] = \$1096 ;
-          8'hf8:
-              \$1331 [248] = \$1096 ;
-          8'hf9:
-              \$1331 [249] = \$1096 ;
-          8'hfa:
-              \$1331 [250] = \$1096 ;
-          8'hfb:
-              \$1331 [251] = \$1096 ;
-          8'hfc:
-              \$1331 [252] = \$1096 ;
-          8'hfd:
-              \$1331 [253] = \$1096 ;
-          8'hfe:
-              \$1331 [254] = \$1096 ;
-          8'hff:
-              \$1331 [255] = \$1096 ;
-        endcase
-      end
-    end
-    if (cu5_c_valid) begin
-      if (\$1098 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1099 ;
-          8'h01:
-              \$1331 [1] = \$1099 ;
-          8'h02:
-              \$1331 [2] = \$1099 ;
-          8'h03:
-              \$1331 [3] = \$1099 ;
-          8'h04:
-              \$1331 [4] = \$1099 ;
-          8'h05:
-              \$1331 [5] = \$1099 ;
-          8'h06:
-              \$1331 [6] = \$1099 ;
-          8'h07:
-              \$1331 [7] = \$1099 ;
-          8'h08:
-              \$1331 [8] = \$1099 ;
-          8'h09:
-              \$1331 [9] = \$1099 ;
-          8'h0a:
-              \$1331 [10] = \$1099 ;
-          8'h0b:
-              \$1331 [11] = \$1099 ;
-          8'h0c:
-              \$1331 [12] = \$1099 ;
-          8'h0d:
-              \$1331 [13] = \$1099 ;
-          8'h0e:
-              \$1331 [14] = \$1099 ;
-          8'h0f:
-              \$1331 [15] = \$1099 ;
-          8'h10:
-              \$1331 [16] = \$1099 ;
-          8'h11:
-              \$1331 [17] = \$1099 ;
-          8'h12:
-              \$1331 [18] = \$1099 ;
-          8'h13:
-              \$1331 [19] = \$1099 ;
-          8'h14:
-              \$1331 [20] = \$1099 ;
-          8'h15:
-              \$1331 [21] = \$1099 ;
-          8'h16:
-              \$1331 [22] = \$1099 ;
-          8'h17:
-              \$1331 [23] = \$1099 ;
-          8'h18:
-              \$1331 [24] = \$1099 ;
-          8'h19:
-              \$1331 [25] = \$1099 ;
-          8'h1a:
-              \$1331 [26] = \$1099 ;
-          8'h1b:
-              \$1331 [27] = \$1099 ;
-          8'h1c:
-              \$1331 [28] = \$1099 ;
-          8'h1d:
-              \$1331 [29] = \$1099 ;
-          8'h1e:
-              \$1331 [30] = \$1099 ;
-          8'h1f:
-              \$1331 [31] = \$1099 ;
-          8'h20:
-              \$1331 [32] = \$1099 ;
-          8'h21:
-              \$1331 [33] = \$1099 ;
-          8'h22:
-              \$1331 [34] = \$1099 ;
-          8'h23:
-              \$1331 [35] = \$1099 ;
-          8'h24:
-              \$1331 [36] = \$1099 ;
-          8'h25:
-              \$1331 [37] = \$1099 ;
-          8'h26:
-              \$1331 [38] = \$1099 ;
-          8'h27:
-              \$1331 [39] = \$1099 ;
-          8'h28:
-              \$1331 [40] = \$1099 ;
-          8'h29:
-              \$1331 [41] = \$1099 ;
-          8'h2a:
-              \$1331 [42] = \$1099 ;
-          8'h2b:
-              \$1331 [43] = \$1099 ;
-          8'h2c:
-              \$1331 [44] = \$1099 ;
-          8'h2d:
-              \$1331 [45] = \$1099 ;
-          8'h2e:
-              \$1331 [46] = \$1099 ;
-          8'h2f:
-              \$1331 [47] = \$1099 ;
-          8'h30:
-              \$1331 [48] = \$1099 ;
-          8'h31:
-              \$1331 [49] = \$1099 ;
-          8'h32:
-              \$1331 [50] = \$1099 ;
-          8'h33:
-              \$1331 [51] = \$1099 ;
-          8'h34:
-              \$1331 [52] = \$1099 ;
-          8'h35:
-              \$1331 [53] = \$1099 ;
-          8'h36:
-              \$1331 [54] = \$1099 ;
-          8'h37:
-              \$1331 [55] = \$1099 ;
-          8'h38:
-              \$1331 [56] = \$1099 ;
-          8'h39:
-              \$1331 [57] = \$1099 ;
-          8'h3a:
-              \$1331 [58] = \$1099 ;
-          8'h3b:
-              \$1331 [59] = \$1099 ;
-          8'h3c:
-              \$1331 [60] = \$1099 ;
-          8'h3d:
-              \$1331 [61] = \$1099 ;
-          8'h3e:
-              \$1331 [62] = \$1099 ;
-          8'h3f:
-              \$1331 [63] = \$1099 ;
-          8'h40:
-              \$1331 [64] = \$1099 ;
-          8'h41:
-              \$1331 [65] = \$1099 ;
-          8'h42:
-              \$1331 [66] = \$1099 ;
-          8'h43:
-              \$1331 [67] = \$1099 ;
-          8'h44:
-              \$1331 [68] = \$1099 ;
-          8'h45:
-              \$1331 [69] = \$1099 ;
-          8'h46:
-              \$1331 [70] = \$1099 ;
-          8'h47:
-              \$1331 [71] = \$1099 ;
-          8'h48:
-              \$1331 [72] = \$1099 ;
-          8'h49:
-              \$1331 [73] = \$1099 ;
-          8'h4a:
-              \$1331 [74] = \$1099 ;
-          8'h4b:
-              \$1331 [75] = \$1099 ;
-          8'h4c:
-              \$1331 [76] = \$1099 ;
-          8'h4d:
-              \$1331 [77] = \$1099 ;
-          8'h4e:
-              \$1331 [78] = \$1099 ;
-          8'h4f:
-              \$1331 [79] = \$1099 ;
-          8'h50:
-              \$1331 [80] = \$1099 ;
-          8'h51:
-              \$1331 [81] = \$1099 ;
-          8'h52:
-              \$1331 [82] = \$1099 ;
-          8'h53:
-              \$1331 [83] = \$1099 ;
-          8'h54:
-              \$1331 [84] = \$1099 ;
-          8'h55:
-              \$1331 [85] = \$1099 ;
-          8'h56:
-              \$1331 [86] = \$1099 ;
-          8'h57:
-              \$1331 [87] = \$1099 ;
-          8'h58:
-              \$1331 [88] = \$1099 ;
-          8'h59:
-              \$1331 [89] = \$1099 ;
-          8'h5a:
-              \$1331 [90] = \$1099 ;
-          8'h5b:
-              \$1331 [91] = \$1099 ;
-          8'h5c:
-              \$1331 [92] = \$1099 ;
-          8'h5d:
-              \$1331 [93] = \$1099 ;
-          8'h5e:
-              \$1331 [94] = \$1099 ;
-          8'h5f:
-              \$1331 [95] = \$1099 ;
-          8'h60:
-              \$1331 [96] = \$1099 ;
-          8'h61:
-              \$1331 [97] = \$1099 ;
-          8'h62:
-              \$1331 [98] = \$1099 ;
-          8'h63:
-              \$1331 [99] = \$1099 ;
-          8'h64:
-              \$1331 [100] = \$1099 ;
-          8'h65:
-              \$1331 [101] = \$1099 ;
-          8'h66:
-              \$1331 [102] = \$1099 ;
-          8'h67:
-              \$1331 [103] = \$1099 ;
-          8'h68:
-              \$1331 [104] = \$1099 ;
-          8'h69:
-              \$1331 [105] = \$1099 ;
-          8'h6a:
-              \$1331 [106] = \$1099 ;
-          8'h6b:
-              \$1331 [107] = \$1099 ;
-          8'h6c:
-              \$1331 [108] = \$1099 ;
-          8'h6d:
-              \$1331 [109] = \$1099 ;
-          8'h6e:
-              \$1331 [110] = \$1099 ;
-          8'h6f:
-              \$1331 [111] = \$1099 ;
-          8'h70:
-              \$1331 [112] = \$1099 ;
-          8'h71:
-              \$1331 [113] = \$1099 ;
-          8'h72:
-              \$1331 [114] = \$1099 ;
-          8'h73:
-              \$1331 [115] = \$1099 ;
-          8'h74:
-              \$1331 [116] = \$1099 ;
-          8'h75:
-              \$1331 [117] = \$1099 ;
-          8'h76:
-              \$1331 [118] = \$1099 ;
-          8'h77:
-              \$1331 [119] = \$1099 ;
-          8'h78:
-              \$1331 [120] = \$1099 ;
-          8'h79:
-              \$1331 [121] = \$1099 ;
-          8'h7a:
-              \$1331 [122] = \$1099 ;
-          8'h7b:
-              \$1331 [123] = \$1099 ;
-          8'h7c:
-              \$1331 [124] = \$1099 ;
-          8'h7d:
-              \$1331 [125] = \$1099 ;
-          8'h7e:
-              \$1331 [126] = \$1099 ;
-          8'h7f:
-              \$1331 [127] = \$1099 ;
-          8'h80:
-              \$1331 [128] = \$1099 ;
-          8'h81:
-              \$1331 [129] = \$1099 ;
-          8'h82:
-              \$1331 [130] = \$1099 ;
-          8'h83:
-              \$1331 [131] = \$1099 ;
-          8'h84:
-              \$1331 [132] = \$1099 ;
-          8'h85:
-              \$1331 [133] = \$1099 ;
-          8'h86:
-              \$1331 [134] = \$1099 ;
-          8'h87:
-              \$1331 [135] = \$1099 ;
-          8'h88:
-              \$1331 [136] = \$1099 ;
-          8'h89:
-              \$1331 [137] = \$1099 ;
-          8'h8a:
-              \$1331 [138] = \$1099 ;
-          8'h8b:
-              \$1331 [139] = \$1099 ;
-          8'h8c:
-              \$1331 [140] = \$1099 ;
-          8'h8d:
-              \$1331 [141] = \$1099 ;
-          8'h8e:
-              \$1331 [142] = \$1099 ;
-          8'h8f:
-              \$1331 [143] = \$1099 ;
-          8'h90:
-              \$1331 [144] = \$1099 ;
-          8'h91:
-              \$1331 [145] = \$1099 ;
-          8'h92:
-              \$1331 [146] = \$1099 ;
-          8'h93:
-              \$1331 [147] = \$1099 ;
-          8'h94:
-              \$1331 [148] = \$1099 ;
-          8'h95:
-              \$1331 [149] = \$1099 ;
-          8'h96:
-              \$1331 [150] = \$1099 ;
-          8'h97:
-              \$1331 [151] = \$1099 ;
-          8'h98:
-              \$1331 [152] = \$1099 ;
-          8'h99:
-              \$1331 [153] = \$1099 ;
-          8'h9a:
-              \$1331 [154] = \$1099 ;
-          8'h9b:
-              \$1331 [155] = \$1099 ;
-          8'h9c:
-              \$1331 [156] = \$1099 ;
-          8'h9d:
-              \$1331 [157] = \$1099 ;
-          8'h9e:
-              \$1331 [158] = \$1099 ;
-          8'h9f:
-              \$1331 [159] = \$1099 ;
-          8'ha0:
-              \$1331 [160] = \$1099 ;
-          8'ha1:
-              \$1331 [161] = \$1099 ;
-          8'ha2:
-              \$1331 [162] = \$1099 ;
-          8'ha3:
-              \$1331 [163] = \$1099 ;
-          8'ha4:
-              \$1331 [164] = \$1099 ;
-          8'ha5:
-              \$1331 [165] = \$1099 ;
-          8'ha6:
-              \$1331 [166] = \$1099 ;
-          8'ha7:
-              \$1331 [167] = \$1099 ;
-          8'ha8:
-              \$1331 [168] = \$1099 ;
-          8'ha9:
-              \$1331 [169] = \$1099 ;
-          8'haa:
-              \$1331 [170] = \$1099 ;
-          8'hab:
-              \$1331 [171] = \$1099 ;
-          8'hac:
-              \$1331 [172] = \$1099 ;
-          8'had:
-              \$1331 [173] = \$1099 ;
-          8'hae:
-              \$1331 [174] = \$1099 ;
-          8'haf:
-              \$1331 [175] = \$1099 ;
-          8'hb0:
-              \$1331 [176] = \$1099 ;
-          8'hb1:
-              \$1331 [177] = \$1099 ;
-          8'hb2:
-              \$1331 [178] = \$1099 ;
-          8'hb3:
-              \$1331 [179] = \$1099 ;
-          8'hb4:
-              \$1331 [180] = \$1099 ;
-          8'hb5:
-              \$1331 [181] = \$1099 ;
-          8'hb6:
-              \$1331 [182] = \$1099 ;
-          8'hb7:
-              \$1331 [183] = \$1099 ;
-          8'hb8:
-              \$1331 [184] = \$1099 ;
-          8'hb9:
-              \$1331 [185] = \$1099 ;
-          8'hba:
-              \$1331 [186] = \$1099 ;
-          8'hbb:
-              \$1331 [187] = \$1099 ;
-          8'hbc:
-              \$1331 [188] = \$1099 ;
-          8'hbd:
-              \$1331 [189] = \$1099 ;
-          8'hbe:
-              \$1331 [190] = \$1099 ;
-          8'hbf:
-              \$1331 [191] = \$1099 ;
-          8'hc0:
-              \$1331 [192] = \$1099 ;
-          8'hc1:
-              \$1331 [193] = \$1099 ;
-          8'hc2:
-              \$1331 [194] = \$1099 ;
-          8'hc3:
-              \$1331 [195] = \$1099 ;
-          8'hc4:
-              \$1331 [196] = \$1099 ;
-          8'hc5:
-              \$1331 [197] = \$1099 ;
-          8'hc6:
-              \$1331 [198] = \$1099 ;
-          8'hc7:
-              \$1331 [199] = \$1099 ;
-          8'hc8:
-              \$1331 [200] = \$1099 ;
-          8'hc9:
-              \$1331 [201] = \$1099 ;
-          8'hca:
-              \$1331 [202] = \$1099 ;
-          8'hcb:
-              \$1331 [203] = \$1099 ;
-          8'hcc:
-              \$1331 [204] = \$1099 ;
-          8'hcd:
-              \$1331 [205] = \$1099 ;
-          8'hce:
-              \$1331 [206] = \$1099 ;
-          8'hcf:
-              \$1331 [207] = \$1099 ;
-          8'hd0:
-              \$1331 [208] = \$1099 ;
-          8'hd1:
-              \$1331 [209] = \$1099 ;
-          8'hd2:
-              \$1331 [210] = \$1099 ;
-          8'hd3:
-              \$1331 [211] = \$1099 ;
-          8'hd4:
-              \$1331 [212] = \$1099 ;
-          8'hd5:
-              \$1331 [213] = \$1099 ;
-          8'hd6:
-              \$1331 [214] = \$1099 ;
-          8'hd7:
-              \$1331 [215] = \$1099 ;
-          8'hd8:
-              \$1331 [216] = \$1099 ;
-          8'hd9:
-              \$1331 [217] = \$1099 ;
-          8'hda:
-              \$1331 [218] = \$1099 ;
-          8'hdb:
-              \$1331 [219] = \$1099 ;
-          8'hdc:
-              \$1331 [220] = \$1099 ;
-          8'hdd:
-              \$1331 [221] = \$1099 ;
-          8'hde:
-              \$1331 [222] = \$1099 ;
-          8'hdf:
-              \$1331 [223] = \$1099 ;
-          8'he0:
-              \$1331 [224] = \$1099 ;
-          8'he1:
-              \$1331 [225] = \$1099 ;
-          8'he2:
-              \$1331 [226] = \$1099 ;
-          8'he3:
-              \$1331 [227] = \$1099 ;
-          8'he4:
-              \$1331 [228] = \$1099 ;
-          8'he5:
-              \$1331 [229] = \$1099 ;
-          8'he6:
-              \$1331 [230] = \$1099 ;
-          8'he7:
-              \$1331 [231] = \$1099 ;
-          8'he8:
-              \$1331 [232] = \$1099 ;
-          8'he9:
-              \$1331 [233] = \$1099 ;
-          8'hea:
-              \$1331 [234] = \$1099 ;
-          8'heb:
-              \$1331 [235] = \$1099 ;
-          8'hec:
-              \$1331 [236] = \$1099 ;
-          8'hed:
-              \$1331 [237] = \$1099 ;
-          8'hee:
-              \$1331 [238] = \$1099 ;
-          8'hef:
-              \$1331 [239] = \$1099 ;
-          8'hf0:
-              \$1331 [240] = \$1099 ;
-          8'hf1:
-              \$1331 [241] = \$1099 ;
-          8'hf2:
-              \$1331 [242] = \$1099 ;
-          8'hf3:
-              \$1331 [243] = \$1099 ;
-          8'hf4:
-              \$1331 [244] = \$1099 ;
-          8'hf5:
-              \$1331 [245] = \$1099 ;
-          8'hf6:
-              \$1331 [246] = \$1099 ;
-          8'hf7:
-              \$1331 [247] = \$1099 ;
-          8'hf8:
-              \$1331 [248] = \$1099 ;
-          8'hf9:
-              \$1331 [249] = \$1099 ;
-          8'hfa:
-              \$1331 [250] = \$1099 ;
-          8'hfb:
-              \$1331 [251] = \$1099 ;
-          8'hfc:
-              \$1331 [252] = \$1099 ;
-          8'hfd:
-              \$1331 [253] = \$1099 ;
-          8'hfe:
-              \$1331 [254] = \$1099 ;
-          8'hff:
-              \$1331 [255] = \$1099 ;
-        endcase
-      end
-    end
-    if (cu6_c_valid) begin
-      if (\$1101 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1102 ;
-          8'h01:
-              \$1331 [1] = \$1102 ;
-          8'h02:
-              \$1331 [2] = \$1102 ;
-          8'h03:
-              \$1331 [3] = \$1102 ;
-          8'h04:
-              \$1331 [4] = \$1102 ;
-          8'h05:
-              \$1331 [5] = \$1102 ;
-          8'h06:
-              \$1331 [6] = \$1102 ;
-          8'h07:
-              \$1331 [7] = \$1102 ;
-          8'h08:
-              \$1331 [8] = \$1102 ;
-          8'h09:
-              \$1331 [9] = \$1102 ;
-          8'h0a:
-              \$1331 [10] = \$1102 ;
-          8'h0b:
-              \$1331 [11] = \$1102 ;
-          8'h0c:
-              \$1331 [12] = \$1102 ;
-          8'h0d:
-              \$1331 [13] = \$1102 ;
-          8'h0e:
-              \$1331 [14] = \$1102 ;
-          8'h0f:
-              \$1331 [15] = \$1102 ;
-          8'h10:
-              \$1331 [16] = \$1102 ;
-          8'h11:
-              \$1331 [17] = \$1102 ;
-          8'h12:
-              \$1331 [18] = \$1102 ;
-          8'h13:
-              \$1331 [19] = \$1102 ;
-          8'h14:
-              \$1331 [20] = \$1102 ;
-          8'h15:
-              \$1331 [21] = \$1102 ;
-          8'h16:
-              \$1331 [22] = \$1102 ;
-          8'h17:
-              \$1331 [23] = \$1102 ;
-          8'h18:
-              \$1331 [24] = \$1102 ;
-          8'h19:
-              \$1331 [25] = \$1102 ;
-          8'h1a:
-              \$1331 [26] = \$1102 ;
-          8'h1b:
-              \$1331 [27] = \$1102 ;
-          8'h1c:
-              \$1331 [28] = \$1102 ;
-          8'h1d:
-              \$1331 [29] = \$1102 ;
-          8'h1e:
-              \$1331 [30] = \$1102 ;
-          8'h1f:
-              \$1331 [31] = \$1102 ;
-          8'h20:
-              \$1331 [32] = \$1102 ;
-          8'h21:
-              \$1331 [33] = \$1102 ;
-          8'h22:
-              \$1331 [34] = \$1102 ;
-          8'h23:
-              \$1331 [35] = \$1102 ;
-          8'h24:
-              \$1331 [36] = \$1102 ;
-          8'h25:
-              \$1331 [37] = \$1102 ;
-          8'h26:
-              \$1331 [38] = \$1102 ;
-          8'h27:
-              \$1331 [39] = \$1102 ;
-          8'h28:
-              \$1331 [40] = \$1102 ;
-          8'h29:
-              \$1331 [41] = \$1102 ;
-          8'h2a:
-              \$1331 [42] = \$1102 ;
-          8'h2b:
-              \$1331 [43] = \$1102 ;
-          8'h2c:
-              \$1331 [44] = \$1102 ;
-          8'h2d:
-              \$1331 [45] = \$1102 ;
-          8'h2e:
-              \$1331 [46] = \$1102 ;
-          8'h2f:
-              \$1331 [47] = \$1102 ;
-          8'h30:
-              \$1331 [48] = \$1102 ;
-          8'h31:
-              \$1331 [49] = \$1102 ;
-          8'h32:
-              \$1331 [50] = \$1102 ;
-          8'h33:
-              \$1331 [51] = \$1102 ;
-          8'h34:
-              \$1331 [52] = \$1102 ;
-          8'h35:
-              \$1331 [53] = \$1102 ;
-          8'h36:
-              \$1331 [54] = \$1102 ;
-          8'h37:
-              \$1331 [55] = \$1102 ;
-          8'h38:
-              \$1331 [56] = \$1102 ;
-          8'h39:
-              \$1331 [57] = \$1102 ;
-          8'h3a:
-              \$1331 [58] = \$1102 ;
-          8'h3b:
-              \$1331 [59] = \$1102 ;
-          8'h3c:
-              \$1331 [60] = \$1102 ;
-          8'h3d:
-              \$1331 [61] = \$1102 ;
-          8'h3e:
-              \$1331 [62] = \$1102 ;
-          8'h3f:
-              \$1331 [63] = \$1102 ;
-          8'h40:
-              \$1331 [64] = \$1102 ;
-          8'h41:
-              \$1331 [65] = \$1102 ;
-          8'h42:
-              \$1331 [66] = \$1102 ;
-          8'h43:
-              \$1331 [67] = \$1102 ;
-          8'h44:
-              \$1331 [68] = \$1102 ;
-          8'h45:
-              \$1331 [69] = \$1102 ;
-          8'h46:
-              \$1331 [70] = \$1102 ;
-          8'h47:
-              \$1331 [71] = \$1102 ;
-          8'h48:
-              \$1331 [72] = \$1102 ;
-          8'h49:
-              \$1331 [73] = \$1102 ;
-          8'h4a:
-              \$1331 [74] = \$1102 ;
-          8'h4b:
-              \$1331 [75] = \$1102 ;
-          8'h4c:
-              \$1331 [76] = \$1102 ;
-          8'h4d:
-              \$1331 [77] = \$1102 ;
-          8'h4e:
-              \$1331 [78] = \$1102 ;
-          8'h4f:
-              \$1331 [79] = \$1102 ;
-          8'h50:
-              \$1331 [80] = \$1102 ;
-          8'h51:
-              \$1331 [81] = \$1102 ;
-          8'h52:
-              \$1331 [82] = \$1102 ;
-          8'h53:
-              \$1331 [83] = \$1102 ;
-          8'h54:
-              \$1331 [84] = \$1102 ;
-          8'h55:
-              \$1331 [85] = \$1102 ;
-          8'h56:
-              \$1331 [86] = \$1102 ;
-          8'h57:
-              \$1331 [87] = \$1102 ;
-          8'h58:
-              \$1331 [88] = \$1102 ;
-          8'h59:
-              \$1331 [89] = \$1102 ;
-          8'h5a:
-              \$1331 [90] = \$1102 ;
-          8'h5b:
-              \$1331 [91] = \$1102 ;
-          8'h5c:
-              \$1331 [92] = \$1102 ;
-          8'h5d:
-              \$1331 [93] = \$1102 ;
-          8'h5e:
-              \$1331 [94] = \$1102 ;
-          8'h5f:
-              \$1331 [95] = \$1102 ;
-          8'h60:
-              \$1331 [96] = \$1102 ;
-          8'h61:
-              \$1331 [97] = \$1102 ;
-          8'h62:
-              \$1331 [98] = \$1102 ;
-          8'h63:
-              \$1331 [99] = \$1102 ;
-          8'h64:
-              \$1331 [100] = \$1102 ;
-          8'h65:
-              \$1331 [101] = \$1102 ;
-          8'h66:
-              \$1331 [102] = \$1102 ;
-          8'h67:
-              \$1331 [103] = \$1102 ;
-          8'h68:
-              \$1331 [104] = \$1102 ;
-          8'h69:
-              \$1331 [105] = \$1102 ;
-          8'h6a:
-              \$1331 [106] = \$1102 ;
-          8'h6b:
-              \$1331 [107] = \$1102 ;
-          8'h6c:
-              \$1331 [108] = \$1102 ;
-          8'h6d:
-              \$1331 [109] = \$1102 ;
-          8'h6e:
-              \$1331 [110] = \$1102 ;
-          8'h6f:
-              \$1331 [111] = \$1102 ;
-          8'h70:
-              \$1331 [112] = \$1102 ;
-          8'h71:
-              \$1331 [113] = \$1102 ;
-          8'h72:
-              \$1331 [114] = \$1102 ;
-          8'h73:
-              \$1331 [115] = \$1102 ;
-          8'h74:
-              \$1331 [116] = \$1102 ;
-          8'h75:
-              \$1331 [117] = \$1102 ;
-          8'h76:
-              \$1331 [118] = \$1102 ;
-          8'h77:
-              \$1331 [119] = \$1102 ;
-          8'h78:
-              \$1331 [120] = \$1102 ;
-          8'h79:
-              \$1331 [121] = \$1102 ;
-          8'h7a:
-              \$1331 [122] = \$1102 ;
-          8'h7b:
-              \$1331 [123] = \$1102 ;
-          8'h7c:
-              \$1331 [124] = \$1102 ;
-          8'h7d:
-              \$1331 [125] = \$1102 ;
-          8'h7e:
-              \$1331 [126] = \$1102 ;
-          8'h7f:
-              \$1331 [127] = \$1102 ;
-          8'h80:
-              \$1331 [128] = \$1102 ;
-          8'h81:
-              \$1331 [129] = \$1102 ;
-          8'h82:
-              \$1331 [130] = \$1102 ;
-          8'h83:
-              \$1331 [131] = \$1102 ;
-          8'h84:
-              \$1331 [132] = \$1102 ;
-          8'h85:
-              \$1331 [133] = \$1102 ;
-          8'h86:
-              \$1331 [134] = \$1102 ;
-          8'h87:
-              \$1331 [135] = \$1102 ;
-          8'h88:
-              \$1331 [136] = \$1102 ;
-          8'h89:
-              \$1331 [137] = \$1102 ;
-          8'h8a:
-              \$1331 [138] = \$1102 ;
-          8'h8b:
-              \$1331 [139] = \$1102 ;
-          8'h8c:
-              \$1331 [140] = \$1102 ;
-          8'h8d:
-              \$1331 [141] = \$1102 ;
-          8'h8e:
-              \$1331 [142] = \$1102 ;
-          8'h8f:
-              \$1331 [143] = \$1102 ;
-          8'h90:
-              \$1331 [144] = \$1102 ;
-          8'h91:
-              \$1331 [145] = \$1102 ;
-          8'h92:
-              \$1331 [146] = \$1102 ;
-          8'h93:
-              \$1331 [147] = \$1102 ;
-          8'h94:
-              \$1331 [148] = \$1102 ;
-          8'h95:
-              \$1331 [149] = \$1102 ;
-          8'h96:
-              \$1331 [150] = \$1102 ;
-          8'h97:
-              \$1331 [151] = \$1102 ;
-          8'h98:
-              \$1331 [152] = \$1102 ;
-          8'h99:
-              \$1331 [153] = \$1102 ;
-          8'h9a:
-              \$1331 [154] = \$1102 ;
-          8'h9b:
-              \$1331 [155] = \$1102 ;
-          8'h9c:
-              \$1331 [156] = \$1102 ;
-          8'h9d:
-              \$1331 [157] = \$1102 ;
-          8'h9e:
-              \$1331 [158] = \$1102 ;
-          8'h9f:
-              \$1331 [159] = \$1102 ;
-          8'ha0:
-              \$1331 [160] = \$1102 ;
-          8'ha1:
-              \$1331 [161] = \$1102 ;
-          8'ha2:
-              \$1331 [162] = \$1102 ;
-          8'ha3:
-              \$1331 [163] = \$1102 ;
-          8'ha4:
-              \$1331 [164] = \$1102 ;
-          8'ha5:
-              \$1331 [165] = \$1102 ;
-          8'ha6:
-              \$1331 [166] = \$1102 ;
-          8'ha7:
-              \$1331 [167] = \$1102 ;
-          8'ha8:
-              \$1331 [168] = \$1102 ;
-          8'ha9:
-              \$1331 [169] = \$1102 ;
-          8'haa:
-              \$1331 [170] = \$1102 ;
-          8'hab:
-              \$1331 [171] = \$1102 ;
-          8'hac:
-              \$1331 [172] = \$1102 ;
-          8'had:
-              \$1331 [173] = \$1102 ;
-          8'hae:
-              \$1331 [174] = \$1102 ;
-          8'haf:
-              \$1331 [175] = \$1102 ;
-          8'hb0:
-              \$1331 [176] = \$1102 ;
-          8'hb1:
-              \$1331 [177] = \$1102 ;
-          8'hb2:
-              \$1331 [178] = \$1102 ;
-          8'hb3:
-              \$1331 [179] = \$1102 ;
-          8'hb4:
-              \$1331 [180] = \$1102 ;
-          8'hb5:
-              \$1331 [181] = \$1102 ;
-          8'hb6:
-              \$1331 [182] = \$1102 ;
-          8'hb7:
-              \$1331 [183] = \$1102 ;
-          8'hb8:
-              \$1331 [184] = \$1102 ;
-          8'hb9:
-              \$1331 [185] = \$1102 ;
-          8'hba:
-              \$1331 [186] = \$1102 ;
-          8'hbb:
-              \$1331 [187] = \$1102 ;
-          8'hbc:
-              \$1331 [188] = \$1102 ;
-          8'hbd:
-              \$1331 [189] = \$1102 ;
-          8'hbe:
-              \$1331 [190] = \$1102 ;
-          8'hbf:
-              \$1331 [191] = \$1102 ;
-          8'hc0:
-              \$1331 [192] = \$1102 ;
-          8'hc1:
-              \$1331 [193] = \$1102 ;
-          8'hc2:
-              \$1331 [194] = \$1102 ;
-          8'hc3:
-              \$1331 [195] = \$1102 ;
-          8'hc4:
-              \$1331 [196] = \$1102 ;
-          8'hc5:
-              \$1331 [197] = \$1102 ;
-          8'hc6:
-              \$1331 [198] = \$1102 ;
-          8'hc7:
-              \$1331 [199] = \$1102 ;
-          8'hc8:
-              \$1331 [200] = \$1102 ;
-          8'hc9:
-              \$1331 [201] = \$1102 ;
-          8'hca:
-              \$1331 [202] = \$1102 ;
-          8'hcb:
-              \$1331 [203] = \$1102 ;
-          8'hcc:
-              \$1331 [204] = \$1102 ;
-          8'hcd:
-              \$1331 [205] = \$1102 ;
-          8'hce:
-              \$1331 [206] = \$1102 ;
-          8'hcf:
-              \$1331 [207] = \$1102 ;
-          8'hd0:
-              \$1331 [208] = \$1102 ;
-          8'hd1:
-              \$1331 [209] = \$1102 ;
-          8'hd2:
-              \$1331 [210] = \$1102 ;
-          8'hd3:
-              \$1331 [211] = \$1102 ;
-          8'hd4:
-              \$1331 [212] = \$1102 ;
-          8'hd5:
-              \$1331 [213] = \$1102 ;
-          8'hd6:
-              \$1331 [214] = \$1102 ;
-          8'hd7:
-              \$1331 [215] = \$1102 ;
-          8'hd8:
-              \$1331 [216] = \$1102 ;
-          8'hd9:
-              \$1331 [217] = \$1102 ;
-          8'hda:
-              \$1331 [218] = \$1102 ;
-          8'hdb:
-              \$1331 [219] = \$1102 ;
-          8'hdc:
-              \$1331 [220] = \$1102 ;
-          8'hdd:
-              \$1331 [221] = \$1102 ;
-          8'hde:
-              \$1331 [222] = \$1102 ;
-          8'hdf:
-              \$1331 [223] = \$1102 ;
-          8'he0:
-              \$1331 [224] = \$1102 ;
-          8'he1:
-              \$1331 [225] = \$1102 ;
-          8'he2:
-              \$1331 [226] = \$1102 ;
-          8'he3:
-              \$1331 [227] = \$1102 ;
-          8'he4:
-              \$1331 [228] = \$1102 ;
-          8'he5:
-              \$1331 [229] = \$1102 ;
-          8'he6:
-              \$1331 [230] = \$1102 ;
-          8'he7:
-              \$1331 [231] = \$1102 ;
-          8'he8:
-              \$1331 [232] = \$1102 ;
-          8'he9:
-              \$1331 [233] = \$1102 ;
-          8'hea:
-              \$1331 [234] = \$1102 ;
-          8'heb:
-              \$1331 [235] = \$1102 ;
-          8'hec:
-              \$1331 [236] = \$1102 ;
-          8'hed:
-              \$1331 [237] = \$1102 ;
-          8'hee:
-              \$1331 [238] = \$1102 ;
-          8'hef:
-              \$1331 [239] = \$1102 ;
-          8'hf0:
-              \$1331 [240] = \$1102 ;
-          8'hf1:
-              \$1331 [241] = \$1102 ;
-          8'hf2:
-              \$1331 [242] = \$1102 ;
-          8'hf3:
-              \$1331 [243] = \$1102 ;
-          8'hf4:
-              \$1331 [244] = \$1102 ;
-          8'hf5:
-              \$1331 [245] = \$1102 ;
-          8'hf6:
-              \$1331 [246] = \$1102 ;
-          8'hf7:
-              \$1331 [247] = \$1102 ;
-          8'hf8:
-              \$1331 [248] = \$1102 ;
-          8'hf9:
-              \$1331 [249] = \$1102 ;
-          8'hfa:
-              \$1331 [250] = \$1102 ;
-          8'hfb:
-              \$1331 [251] = \$1102 ;
-          8'hfc:
-              \$1331 [252] = \$1102 ;
-          8'hfd:
-              \$1331 [253] = \$1102 ;
-          8'hfe:
-              \$1331 [254] = \$1102 ;
-          8'hff:
-              \$1331 [255] = \$1102 ;
-        endcase
-      end
-    end
-    if (cu7_c_valid) begin
-      if (\$1104 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$22 [7:0])
-          8'h00:
-              \$1331 [0] = \$1105 ;
-          8'h01:
-              \$1331 [1] = \$1105 ;
-          8'h02:
-              \$1331 [2] = \$1105 ;
-          8'h03:
-              \$1331 [3] = \$1105 ;
-          8'h04:
-              \$1331 [4] = \$1105 ;
-          8'h05:
-              \$1331 [5] = \$1105 ;
-          8'h06:
-              \$1331 [6] = \$1105 ;
-          8'h07:
-              \$1331 [7] = \$1105 ;
-          8'h08:
-              \$1331 [8] = \$1105 ;
-          8'h09:
-              \$1331 [9] = \$1105 ;
-          8'h0a:
-              \$1331 [10] = \$1105 ;
-          8'h0b:
-              \$1331 [11] = \$1105 ;
-          8'h0c:
-              \$1331 [12] = \$1105 ;
-          8'h0d:
-              \$1331 [13] = \$1105 ;
-          8'h0e:
-              \$1331 [14] = \$1105 ;
-          8'h0f:
-              \$1331 [15] = \$1105 ;
-          8'h10:
-              \$1331 [16] = \$1105 ;
-          8'h11:
-              \$1331 [17] = \$1105 ;
-          8'h12:
-              \$1331 [18] = \$1105 ;
-          8'h13:
-              \$1331 [19] = \$1105 ;
-          8'h14:
-              \$1331 [20] = \$1105 ;
-          8'h15:
-              \$1331 [21] = \$1105 ;
-          8'h16:
-              \$1331 [22] = \$1105 ;
-          8'h17:
-              \$1331 [23] = \$1105 ;
-          8'h18:
-              \$1331 [24] = \$1105 ;
-          8'h19:
-              \$1331 [25] = \$1105 ;
-          8'h1a:
-              \$1331 [26] = \$1105 ;
-          8'h1b:
-              \$1331 [27] = \$1105 ;
-          8'h1c:
-              \$1331 [28] = \$1105 ;
-          8'h1d:
-              \$1331 [29] = \$1105 ;
-          8'h1e:
-              \$1331 [30] = \$1105 ;
-          8'h1f:
-              \$1331 [31] = \$1105 ;
-          8'h20:
-              \$1331 [32] = \$1105 ;
-          8'h21:
-              \$1331 [33] = \$1105 ;
-          8'h22:
-              \$1331 [34] = \$1105 ;
-          8'h23:
-              \$1331 [35] = \$1105 ;
-          8'h24:
-              \$1331 [36] = \$1105 ;
-          8'h25:
-              \$1331 [37] = \$1105 ;
-          8'h26:
-              \$1331 [38] = \$1105 ;
-          8'h27:
-              \$1331 [39] = \$1105 ;
-          8'h28:
-              \$1331 [40] = \$1105 ;
-          8'h29:
-              \$1331 [41] = \$1105 ;
-          8'h2a:
-              \$1331 [42] = \$1105 ;
-          8'h2b:
-              \$1331 [43] = \$1105 ;
-          8'h2c:
-              \$1331 [44] = \$1105 ;
-          8'h2d:
-              \$1331 [45] = \$1105 ;
-          8'h2e:
-              \$1331 [46] = \$1105 ;
-          8'h2f:
-              \$1331 [47] = \$1105 ;
-          8'h30:
-              \$1331 [48] = \$1105 ;
-          8'h31:
-              \$1331 [49] = \$1105 ;
-          8'h32:
-              \$1331 [50] = \$1105 ;
-          8'h33:
-              \$1331 [51] = \$1105 ;
-          8'h34:
-              \$1331 [52] = \$1105 ;
-          8'h35:
-              \$1331 [53] = \$1105 ;
-          8'h36:
-              \$1331 [54] = \$1105 ;
-          8'h37:
-              \$1331 [55] = \$1105 ;
-          8'h38:
-              \$1331 [56] = \$1105 ;
-          8'h39:
-              \$1331 [57] = \$1105 ;
-          8'h3a:
-              \$1331 [58] = \$1105 ;
-          8'h3b:
-              \$1331 [59] = \$1105 ;
-          8'h3c:
-              \$1331 [60] = \$1105 ;
-          8'h3d:
-              \$1331 [61] = \$1105 ;
-          8'h3e:
-              \$1331 [62] = \$1105 ;
-          8'h3f:
-              \$1331 [63] = \$1105 ;
-          8'h40:
-              \$1331 [64] = \$1105 ;
-          8'h41:
-              \$1331 [65] = \$1105 ;
-          8'h42:
-              \$1331 [66] = \$1105 ;
-          8'h43:
-              \$1331 [67] = \$1105 ;
-          8'h44:
-              \$1331 [68] = \$1105 ;
-          8'h45:
-              \$1331 [69] = \$1105 ;
-          8'h46:
-              \$1331 [70] = \$1105 ;
-          8'h47:
-              \$1331 [71] = \$1105 ;
-          8'h48:
-              \$1331 [72] = \$1105 ;
-          8'h49:
-              \$1331 [73] = \$1105 ;
-          8'h4a:
-              \$1331 [74] = \$1105 ;
-          8'h4b:
-              \$1331 [75] = \$1105 ;
-          8'h4c:
-              \$1331 [76] = \$1105 ;
-          8'h4d:
-              \$1331 [77] = \$1105 ;
-          8'h4e:
-              \$1331 [78] = \$1105 ;
-          8'h4f:
-              \$1331 [79] = \$1105 ;
-          8'h50:
-              \$1331 [80] = \$1105 ;
-          8'h51:
-              \$1331 [81] = \$1105 ;
-          8'h52:
-              \$1331 [82] = \$1105 ;
-          8'h53:
-              \$1331 [83] = \$1105 ;
-          8'h54:
-              \$1331 [84] = \$1105 ;
-          8'h55:
-              \$1331 [85] = \$1105 ;
-          8'h56:
-              \$1331 [86] = \$1105 ;
-          8'h57:
-              \$1331 [87] = \$1105 ;
-          8'h58:
-              \$1331 [88] = \$1105 ;
-          8'h59:
-              \$1331 [89] = \$1105 ;
-          8'h5a:
-              \$1331 [90] = \$1105 ;
-          8'h5b:
-              \$1331 [91] = \$1105 ;
-          8'h5c:
-              \$1331 [92] = \$1105 ;
-          8'h5d:
-              \$1331 [93] = \$1105 ;
-          8'h5e:
-              \$1331 [94] = \$1105 ;
-          8'h5f:
-              \$1331 [95] = \$1105 ;
-          8'h60:
-              \$1331 [96] = \$1105 ;
-          8'h61:
-              \$1331 [97] = \$1105 ;
-          8'h62:
-              \$1331 [98] = \$1105 ;
-          8'h63:
-              \$1331 [99] = \$1105 ;
-          8'h64:
-              \$1331 [100] = \$1105 ;
-          8'h65:
-              \$1331 [101] = \$1105 ;
-          8'h66:
-              \$1331 [102] = \$1105 ;
-          8'h67:
-              \$1331 [103] = \$1105 ;
-          8'h68:
-              \$1331 [104] = \$1105 ;
-          8'h69:
-              \$1331 [105] = \$1105 ;
-          8'h6a:
-              \$1331 [106] = \$1105 ;
-          8'h6b:
-              \$1331 [107] = \$1105 ;
-          8'h6c:
-              \$1331 [108] = \$1105 ;
-          8'h6d:
-              \$1331 [109] = \$1105 ;
-          8'h6e:
-              \$1331 [110] = \$1105 ;
-          8'h6f:
-              \$1331 [111] = \$1105 ;
-          8'h70:
-              \$1331 [112] = \$1105 ;
-          8'h71:
-              \$1331 [113] = \$1105 ;
-          8'h72:
-              \$1331 [114] = \$1105 ;
-          8'h73:
-              \$1331 [115] = \$1105 ;
-          8'h74:
-              \$1331 [116] = \$1105 ;
-          8'h75:
-              \$1331 [117] = \$1105 ;
-          8'h76:
-              \$1331 [118] = \$1105 ;
-          8'h77:
-              \$1331 [119] = \$1105 ;
-          8'h78:
-              \$1331 [120] = \$1105 ;
-          8'h79:
-              \$1331 [121] = \$1105 ;
-          8'h7a:
-              \$1331 [122] = \$1105 ;
-          8'h7b:
-              \$1331 [123] = \$1105 ;
-          8'h7c:
-              \$1331 [124] = \$1105 ;
-          8'h7d:
-              \$1331 [125] = \$1105 ;
-          8'h7e:
-              \$1331 [126] = \$1105 ;
-          8'h7f:
-              \$1331 [127] = \$1105 ;
-          8'h80:
-              \$1331 [128] = \$1105 ;
-          8'h81:
-              \$1331 [129] = \$1105 ;
-          8'h82:
-              \$1331 [130] = \$1105 ;
-          8'h83:
-              \$1331 [131] = \$1105 ;
-          8'h84:
-              \$1331 [132] = \$1105 ;
-          8'h85:
-              \$1331 [133] = \$1105 ;
-          8'h86:
-              \$1331 [134] = \$1105 ;
-          8'h87:
-              \$1331 [135] = \$1105 ;
-          8'h88:
-              \$1331 [136] = \$1105 ;
-          8'h89:
-              \$1331 [137] = \$1105 ;
-          8'h8a:
-              \$1331 [138] = \$1105 ;
-          8'h8b:
-              \$1331 [139] = \$1105 ;
-          8'h8c:
-              \$1331 [140] = \$1105 ;
-          8'h8d:
-              \$1331 [141] = \$1105 ;
-          8'h8e:
-              \$1331 [142] = \$1105 ;
-          8'h8f:
-              \$1331 [143] = \$1105 ;
-          8'h90:
-              \$1331 [144] = \$1105 ;
-          8'h91:
-              \$1331 [145] = \$1105 ;
-          8'h92:
-              \$1331 [146] = \$1105 ;
-          8'h93:
-              \$1331 [147] = \$1105 ;
-          8'h94:
-              \$1331 [148] = \$1105 ;
-          8'h95:
-              \$1331 [149] = \$1105 ;
-          8'h96:
-              \$1331 [150] = \$1105 ;
-          8'h97:
-              \$1331 [151] = \$1105 ;
-          8'h98:
-              \$1331 [152] = \$1105 ;
-          8'h99:
-              \$1331 [153] = \$1105 ;
-          8'h9a:
-              \$1331 [154] = \$1105 ;
-          8'h9b:
-              \$1331 [155] = \$1105 ;
-          8'h9c:
-              \$1331 [156] = \$1105 ;
-          8'h9d:
-              \$1331 [157] = \$1105 ;
-          8'h9e:
-              \$1331 [158] = \$1105 ;
-          8'h9f:
-              \$1331 [159] = \$1105 ;
-          8'ha0:
-              \$1331 [160] = \$1105 ;
-          8'ha1:
-              \$1331 [161] = \$1105 ;
-          8'ha2:
-              \$1331 [162] = \$1105 ;
-          8'ha3:
-              \$1331 [163] = \$1105 ;
-          8'ha4:
-              \$1331 [164] = \$1105 ;
-          8'ha5:
-              \$1331 [165] = \$1105 ;
-          8'ha6:
-              \$1331 [166] = \$1105 ;
-          8'ha7:
-              \$1331 [167] = \$1105 ;
-          8'ha8:
-              \$1331 [168] = \$1105 ;
-          8'ha9:
-              \$1331 [169] = \$1105 ;
-          8'haa:
-              \$1331 [170] = \$1105 ;
-          8'hab:
-              \$1331 [171] = \$1105 ;
-          8'hac:
-              \$1331 [172] = \$1105 ;
-          8'had:
-              \$1331 [173] = \$1105 ;
-          8'hae:
-              \$1331 [174] = \$1105 ;
-          8'haf:
-              \$1331 [175] = \$1105 ;
-          8'hb0:
-              \$1331 [176] = \$1105 ;
-          8'hb1:
-              \$1331 [177] = \$1105 ;
-          8'hb2:
-              \$1331 [178] = \$1105 ;
-          8'hb3:
-              \$1331 [179] = \$1105 ;
-          8'hb4:
-              \$1331 [180] = \$1105 ;
-          8'hb5:
-              \$1331 [181] = \$1105 ;
-          8'hb6:
-              \$1331 [182] = \$1105 ;
-          8'hb7:
-              \$1331 [183] = \$1105 ;
-          8'hb8:
-              \$1331 [184] = \$1105 ;
-          8'hb9:
-              \$1331 [185] = \$1105 ;
-          8'hba:
-              \$1331 [186] = \$1105 ;
-          8'hbb:
-              \$1331 [187] = \$1105 ;
-          8'hbc:
-              \$1331 [188] = \$1105 ;
-          8'hbd:
-              \$1331 [189] = \$1105 ;
-          8'hbe:
-              \$1331 [190] = \$1105 ;
-          8'hbf:
-              \$1331 [191] = \$1105 ;
-          8'hc0:
-              \$1331 [192] = \$1105 ;
-          8'hc1:
-              \$1331 [193] = \$1105 ;
-          8'hc2:
-              \$1331 [194] = \$1105 ;
-          8'hc3:
-              \$1331 [195] = \$1105 ;
-          8'hc4:
-              \$1331 [196] = \$1105 ;
-          8'hc5:
-              \$1331 [197] = \$1105 ;
-          8'hc6:
-              \$1331 [198] = \$1105 ;
-          8'hc7:
-              \$1331 [199] = \$1105 ;
-          8'hc8:
-              \$1331 [200] = \$1105 ;
-          8'hc9:
-              \$1331 [201] = \$1105 ;
-          8'hca:
-              \$1331 [202] = \$1105 ;
-          8'hcb:
-              \$1331 [203] = \$1105 ;
-          8'hcc:
-              \$1331 [204] = \$1105 ;
-          8'hcd:
-              \$1331 [205] = \$1105 ;
-          8'hce:
-              \$1331 [206] = \$1105 ;
-          8'hcf:
-              \$1331 [207] = \$1105 ;
-          8'hd0:
-              \$1331 [208] = \$1105 ;
-          8'hd1:
-              \$1331 [209] = \$1105 ;
-          8'hd2:
-              \$1331 [210] = \$1105 ;
-          8'hd3:
-              \$1331 [211] = \$1105 ;
-          8'hd4:
-              \$1331 [212] = \$1105 ;
-          8'hd5:
-              \$1331 [213] = \$1105 ;
-          8'hd6:
-              \$1331 [214] = \$1105 ;
-          8'hd7:
-              \$1331 [215] = \$1105 ;
-          8'hd8:
-              \$1331 [216] = \$1105 ;
-          8'hd9:
-              \$1331 [217] = \$1105 ;
-          8'hda:
-              \$1331 [218] = \$1105 ;
-          8'hdb:
-              \$1331 [219] = \$1105 ;
-          8'hdc:
-              \$1331 [220] = \$1105 ;
-          8'hdd:
-              \$1331 [221] = \$1105 ;
-          8'hde:
-              \$1331 [222] = \$1105 ;
-          8'hdf:
-              \$1331 [223] = \$1105 ;
-          8'he0:
-              \$1331 [224] = \$1105 ;
-          8'he1:
-              \$1331 [225] = \$1105 ;
-          8'he2:
-              \$1331 [226] = \$1105 ;
-          8'he3:
-              \$1331 [227] = \$1105 ;
-          8'he4:
-              \$1331 [228] = \$1105 ;
-          8'he5:
-              \$1331 [229] = \$1105 ;
-          8'he6:
-              \$1331 [230] = \$1105 ;
-          8'he7:
-              \$1331 [231] = \$1105 ;
-          8'he8:
-              \$1331 [232] = \$1105 ;
-          8'he9:
-              \$1331 [233] = \$1105 ;
-          8'hea:
-              \$1331 [234] = \$1105 ;
-          8'heb:
-              \$1331 [235] = \$1105 ;
-          8'hec:
-              \$1331 [236] = \$1105 ;
-          8'hed:
-              \$1331 [237] = \$1105 ;
-          8'hee:
-              \$1331 [238] = \$1105 ;
-          8'hef:
-              \$1331 [239] = \$1105 ;
-          8'hf0:
-              \$1331 [240] = \$1105 ;
-          8'hf1:
-              \$1331 [241] = \$1105 ;
-          8'hf2:
-              \$1331 [242] = \$1105 ;
-          8'hf3:
-              \$1331 [243] = \$1105 ;
-          8'hf4:
-              \$1331 [244] = \$1105 ;
-          8'hf5:
-              \$1331 [245] = \$1105 ;
-          8'hf6:
-              \$1331 [246] = \$1105 ;
-          8'hf7:
-              \$1331 [247] = \$1105 ;
-          8'hf8:
-              \$1331 [248] = \$1105 ;
-          8'hf9:
-              \$1331 [249] = \$1105 ;
-          8'hfa:
-              \$1331 [250] = \$1105 ;
-          8'hfb:
-              \$1331 [251] = \$1105 ;
-          8'hfc:
-              \$1331 [252] = \$1105 ;
-          8'hfd:
-              \$1331 [253] = \$1105 ;
-          8'hfe:
-              \$1331 [254] = \$1105 ;
-          8'hff:
-              \$1331 [255] = \$1105 ;
-        endcase
-      end
-    end
-    if (\$1114 ) begin
-      \$1331  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
+    \$1331  = cu5_a_valid;
     if (rst) begin
-      \$1331  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$1331  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1332  = \$signal$22 ;
-    if (cu0_c_valid) begin
-      if (\$1083 ) begin
-        \$1332  = \$1085 [8:0];
-      end
-    end
-    if (cu1_c_valid) begin
-      if (\$1086 ) begin
-        \$1332  = \$1088 [8:0];
-      end
-    end
-    if (cu2_c_valid) begin
-      if (\$1089 ) begin
-        \$1332  = \$1091 [8:0];
-      end
-    end
-    if (cu3_c_valid) begin
-      if (\$1092 ) begin
-        \$1332  = \$1094 [8:0];
-      end
-    end
-    if (cu4_c_valid) begin
-      if (\$1095 ) begin
-        \$1332  = \$1097 [8:0];
-      end
-    end
-    if (cu5_c_valid) begin
-      if (\$1098 ) begin
-        \$1332  = \$1100 [8:0];
-      end
-    end
-    if (cu6_c_valid) begin
-      if (\$1101 ) begin
-        \$1332  = \$1103 [8:0];
-      end
-    end
-    if (cu7_c_valid) begin
-      if (\$1104 ) begin
-        \$1332  = \$1106 [8:0];
-      end
-    end
-    if (\$1114 ) begin
-      \$1332  = 9'h000;
-    end
+    \$1332  = \$1051 ;
     if (rst) begin
-      \$1332  = 9'h000;
+      \$1332  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1333  = skipped;
-    if (bincu0_pred_valid) begin
-      if (bincu0_pred[11]) begin
-        (* full_case = 32'd1 *)
-        casez (bincu0_d2[7:0])
-          8'h00:
-              \$1333 [0] = 1'h1;
-          8'h01:
-              \$1333 [1] = 1'h1;
-          8'h02:
-              \$1333 [2] = 1'h1;
-          8'h03:
-              \$1333 [3] = 1'h1;
-          8'h04:
-              \$1333 [4] = 1'h1;
-          8'h05:
-              \$1333 [5] = 1'h1;
-          8'h06:
-              \$1333 [6] = 1'h1;
-          8'h07:
-              \$1333 [7] = 1'h1;
-          8'h08:
-              \$1333 [8] = 1'h1;
-          8'h09:
-              \$1333 [9] = 1'h1;
-          8'h0a:
-              \$1333 [10] = 1'h1;
-          8'h0b:
-              \$1333 [11] = 1'h1;
-          8'h0c:
-              \$1333 [12] = 1'h1;
-          8'h0d:
-              \$1333 [13] = 1'h1;
-          8'h0e:
-              \$1333 [14] = 1'h1;
-          8'h0f:
-              \$1333 [15] = 1'h1;
-          8'h10:
-              \$1333 [16] = 1'h1;
-          8'h11:
-              \$1333 [17] = 1'h1;
-          8'h12:
-              \$1333 [18] = 1'h1;
-          8'h13:
-              \$1333 [19] = 1'h1;
-          8'h14:
-              \$1333 [20] = 1'h1;
-          8'h15:
-              \$1333 [21] = 1'h1;
-          8'h16:
-              \$1333 [22] = 1'h1;
-          8'h17:
-              \$1333 [23] = 1'h1;
-          8'h18:
-              \$1333 [24] = 1'h1;
-          8'h19:
-              \$1333 [25] = 1'h1;
-          8'h1a:
-              \$1333 [26] = 1'h1;
-          8'h1b:
-              \$1333 [27] = 1'h1;
-          8'h1c:
-              \$1333 [28] = 1'h1;
-          8'h1d:
-              \$1333 [29] = 1'h1;
-          8'h1e:
-              \$1333 [30] = 1'h1;
-          8'h1f:
-              \$1333 [31] = 1'h1;
-          8'h20:
-              \$1333 [32] = 1'h1;
-          8'h21:
-              \$1333 [33] = 1'h1;
-          8'h22:
-              \$1333 [34] = 1'h1;
-          8'h23:
-              \$1333 [35] = 1'h1;
-          8'h24:
-              \$1333 [36] = 1'h1;
-          8'h25:
-              \$1333 [37] = 1'h1;
-          8'h26:
-              \$1333 [38] = 1'h1;
-          8'h27:
-              \$1333 [39] = 1'h1;
-          8'h28:
-              \$1333 [40] = 1'h1;
-          8'h29:
-              \$1333 [41] = 1'h1;
-          8'h2a:
-              \$1333 [42] = 1'h1;
-          8'h2b:
-              \$1333 [43] = 1'h1;
-          8'h2c:
-              \$1333 [44] = 1'h1;
-          8'h2d:
-              \$1333 [45] = 1'h1;
-          8'h2e:
-              \$1333 [46] = 1'h1;
-          8'h2f:
-              \$1333 [47] = 1'h1;
-          8'h30:
-              \$1333 [48] = 1'h1;
-          8'h31:
-              \$1333 [49] = 1'h1;
-          8'h32:
-              \$1333 [50] = 1'h1;
-          8'h33:
-              \$1333 [51] = 1'h1;
-          8'h34:
-              \$1333 [52] = 1'h1;
-          8'h35:
-              \$1333 [53] = 1'h1;
-          8'h36:
-              \$1333 [54] = 1'h1;
-          8'h37:
-              \$1333 [55] = 1'h1;
-          8'h38:
-              \$1333 [56] = 1'h1;
-          8'h39:
-              \$1333 [57] = 1'h1;
-          8'h3a:
-              \$1333 [58] = 1'h1;
-          8'h3b:
-              \$1333 [59] = 1'h1;
-          8'h3c:
-              \$1333 [60] = 1'h1;
-          8'h3d:
-              \$1333 [61] = 1'h1;
-          8'h3e:
-              \$1333 [62] = 1'h1;
-          8'h3f:
-              \$1333 [63] = 1'h1;
-          8'h40:
-              \$1333 [64] = 1'h1;
-          8'h41:
-              \$1333 [65] = 1'h1;
-          8'h42:
-              \$1333 [66] = 1'h1;
-          8'h43:
-              \$1333 [67] = 1'h1;
-          8'h44:
-              \$1333 [68] = 1'h1;
-          8'h45:
-              \$1333 [69] = 1'h1;
-          8'h46:
-              \$1333 [70] = 1'h1;
-          8'h47:
-              \$1333 [71] = 1'h1;
-          8'h48:
-              \$1333 [72] = 1'h1;
-          8'h49:
-              \$1333 [73] = 1'h1;
-          8'h4a:
-              \$1333 [74] = 1'h1;
-          8'h4b:
-              \$1333 [75] = 1'h1;
-          8'h4c:
-              \$1333 [76] = 1'h1;
-          8'h4d:
-              \$1333 [77] = 1'h1;
-          8'h4e:
-              \$1333 [78] = 1'h1;
-          8'h4f:
-              \$1333 [79] = 1'h1;
-          8'h50:
-              \$1333 [80] = 1'h1;
-          8'h51:
-              \$1333 [81] = 1'h1;
-          8'h52:
-              \$1333 [82] = 1'h1;
-          8'h53:
-              \$1333 [83] = 1'h1;
-          8'h54:
-              \$1333 [84] = 1'h1;
-          8'h55:
-              \$1333 [85] = 1'h1;
-          8'h56:
-              \$1333 [86] = 1'h1;
-          8'h57:
-              \$1333 [87] = 1'h1;
-          8'h58:
-              \$1333 [88] = 1'h1;
-          8'h59:
-              \$1333 [89] = 1'h1;
-          8'h5a:
-              \$1333 [90] = 1'h1;
-          8'h5b:
-              \$1333 [91] = 1'h1;
-          8'h5c:
-              \$1333 [92] = 1'h1;
-          8'h5d:
-              \$1333 [93] = 1'h1;
-          8'h5e:
-              \$1333 [94] = 1'h1;
-          8'h5f:
-              \$1333 [95] = 1'h1;
-          8'h60:
-              \$1333 [96] = 1'h1;
-          8'h61:
-              \$1333 [97] = 1'h1;
-          8'h62:
-              \$1333 [98] = 1'h1;
-          8'h63:
-              \$1333 [99] = 1'h1;
-          8'h64:
-              \$1333 [100] = 1'h1;
-          8'h65:
-              \$1333 [101] = 1'h1;
-          8'h66:
-              \$1333 [102] = 1'h1;
-          8'h67:
-              \$1333 [103] = 1'h1;
-          8'h68:
-              \$1333 [104] = 1'h1;
-          8'h69:
-              \$1333 [105] = 1'h1;
-          8'h6a:
-              \$1333 [106] = 1'h1;
-          8'h6b:
-              \$1333 [107] = 1'h1;
-          8'h6c:
-              \$1333 [108] = 1'h1;
-          8'h6d:
-              \$1333 [109] = 1'h1;
-          8'h6e:
-              \$1333 [110] = 1'h1;
-          8'h6f:
-              \$1333 [111] = 1'h1;
-          8'h70:
-              \$1333 [112] = 1'h1;
-          8'h71:
-              \$1333 [113] = 1'h1;
-          8'h72:
-              \$1333 [114] = 1'h1;
-          8'h73:
-              \$1333 [115] = 1'h1;
-          8'h74:
-              \$1333 [116] = 1'h1;
-          8'h75:
-              \$1333 [117] = 1'h1;
-          8'h76:
-              \$1333 [118] = 1'h1;
-          8'h77:
-              \$1333 [119] = 1'h1;
-          8'h78:
-              \$1333 [120] = 1'h1;
-          8'h79:
-              \$1333 [121] = 1'h1;
-          8'h7a:
-              \$1333 [122] = 1'h1;
-          8'h7b:
-              \$1333 [123] = 1'h1;
-          8'h7c:
-              \$1333 [124] = 1'h1;
-          8'h7d:
-              \$1333 [125] = 1'h1;
-          8'h7e:
-              \$1333 [126] = 1'h1;
-          8'h7f:
-              \$1333 [127] = 1'h1;
-          8'h80:
-              \$1333 [128] = 1'h1;
-          8'h81:
-              \$1333 [129] = 1'h1;
-          8'h82:
-              \$1333 [130] = 1'h1;
-          8'h83:
-              \$1333 [131] = 1'h1;
-          8'h84:
-              \$1333 [132] = 1'h1;
-          8'h85:
-              \$1333 [133] = 1'h1;
-          8'h86:
-              \$1333 [134] = 1'h1;
-          8'h87:
-              \$1333 [135] = 1'h1;
-          8'h88:
-              \$1333 [136] = 1'h1;
-          8'h89:
-              \$1333 [137] = 1'h1;
-          8'h8a:
-              \$1333 [138] = 1'h1;
-          8'h8b:
-              \$1333 [139] = 1'h1;
-          8'h8c:
-              \$1333 [140] = 1'h1;
-          8'h8d:
-              \$1333 [141] = 1'h1;
-          8'h8e:
-              \$1333 [142] = 1'h1;
-          8'h8f:
-              \$1333 [143] = 1'h1;
-          8'h90:
-              \$1333 [144] = 1'h1;
-          8'h91:
-              \$1333 [145] = 1'h1;
-          8'h92:
-              \$1333 [146] = 1'h1;
-          8'h93:
-              \$1333 [147] = 1'h1;
-          8'h94:
-              \$1333 [148] = 1'h1;
-          8'h95:
-              \$1333 [149] = 1'h1;
-          8'h96:
-              \$1333 [150] = 1'h1;
-          8'h97:
-              \$1333 [151] = 1'h1;
-          8'h98:
-              \$1333 [152] = 1'h1;
-          8'h99:
-              \$1333 [153] = 1'h1;
-          8'h9a:
-              \$1333 [154] = 1'h1;
-          8'h9b:
-              \$1333 [155] = 1'h1;
-          8'h9c:
-              \$1333 [156] = 1'h1;
-          8'h9d:
-              \$1333 [157] = 1'h1;
-          8'h9e:
-              \$1333 [158] = 1'h1;
-          8'h9f:
-              \$1333 [159] = 1'h1;
-          8'ha0:
-              \$1333 [160] = 1'h1;
-          8'ha1:
-              \$1333 [161] = 1'h1;
-          8'ha2:
-              \$1333 [162] = 1'h1;
-          8'ha3:
-              \$1333 [163] = 1'h1;
-          8'ha4:
-              \$1333 [164] = 1'h1;
-          8'ha5:
-              \$1333 [165] = 1'h1;
-          8'ha6:
-              \$1333 [166] = 1'h1;
-          8'ha7:
-              \$1333 [167] = 1'h1;
-          8'ha8:
-              \$1333 [168] = 1'h1;
-          8'ha9:
-              \$1333 [169] = 1'h1;
-          8'haa:
-              \$1333 [170] = 1'h1;
-          8'hab:
-              \$1333 [171] = 1'h1;
-          8'hac:
-              \$1333 [172] = 1'h1;
-          8'had:
-              \$1333 [173] = 1'h1;
-          8'hae:
-              \$1333 [174] = 1'h1;
-          8'haf:
-              \$1333 [175] = 1'h1;
-          8'hb0:
-              \$1333 [176] = 1'h1;
-          8'hb1:
-              \$1333 [177] = 1'h1;
-          8'hb2:
-              \$1333 [178] = 1'h1;
-          8'hb3:
-              \$1333 [179] = 1'h1;
-          8'hb4:
-              \$1333 [180] = 1'h1;
-          8'hb5:
-              \$1333 [181] = 1'h1;
-          8'hb6:
-              \$1333 [182] = 1'h1;
-          8'hb7:
-              \$1333 [183] = 1'h1;
-          8'hb8:
-              \$1333 [184] = 1'h1;
-          8'hb9:
-              \$1333 [185] = 1'h1;
-          8'hba:
-              \$1333 [186] = 1'h1;
-          8'hbb:
-              \$1333 [187] = 1'h1;
-          8'hbc:
-              \$1333 [188] = 1'h1;
-          8'hbd:
-              \$1333 [189] = 1'h1;
-          8'hbe:
-              \$1333 [190] = 1'h1;
-          8'hbf:
-              \$1333 [191] = 1'h1;
-          8'hc0:
-              \$1333 [192] = 1'h1;
-          8'hc1:
-              \$1333 [193] = 1'h1;
-          8'hc2:
-              \$1333 [194] = 1'h1;
-          8'hc3:
-              \$1333 [195] = 1'h1;
-          8'hc4:
-              \$1333 [196] = 1'h1;
-          8'hc5:
-              \$1333 [197] = 1'h1;
-          8'hc6:
-              \$1333 [198] = 1'h1;
-          8'hc7:
-              \$1333 [199] = 1'h1;
-          8'hc8:
-              \$1333 [200] = 1'h1;
-          8'hc9:
-              \$1333 [201] = 1'h1;
-          8'hca:
-              \$1333 [202] = 1'h1;
-          8'hcb:
-              \$1333 [203] = 1'h1;
-          8'hcc:
-              \$1333 [204] = 1'h1;
-          8'hcd:
-              \$1333 [205] = 1'h1;
-          8'hce:
-              \$1333 [206] = 1'h1;
-          8'hcf:
-              \$1333 [207] = 1'h1;
-          8'hd0:
-              \$1333 [208] = 1'h1;
-          8'hd1:
-              \$1333 [209] = 1'h1;
-          8'hd2:
-              \$1333 [210] = 1'h1;
-          8'hd3:
-              \$1333 [211] = 1'h1;
-          8'hd4:
-              \$1333 [212] = 1'h1;
-          8'hd5:
-              \$1333 [213] = 1'h1;
-          8'hd6:
-              \$1333 [214] = 1'h1;
-          8'hd7:
-              \$1333 [215] = 1'h1;
-          8'hd8:
-              \$1333 [216] = 1'h1;
-          8'hd9:
-              \$1333 [217] = 1'h1;
-          8'hda:
-              \$1333 [218] = 1'h1;
-          8'hdb:
-              \$1333 [219] = 1'h1;
-          8'hdc:
-              \$1333 [220] = 1'h1;
-          8'hdd:
-              \$1333 [221] = 1'h1;
-          8'hde:
-              \$1333 [222] = 1'h1;
-          8'hdf:
-              \$1333 [223] = 1'h1;
-          8'he0:
-              \$1333 [224] = 1'h1;
-          8'he1:
-              \$1333 [225] = 1'h1;
-          8'he2:
-              \$1333 [226] = 1'h1;
-          8'he3:
-              \$1333 [227] = 1'h1;
-          8'he4:
-              \$1333 [228] = 1'h1;
-          8'he5:
-              \$1333 [229] = 1'h1;
-          8'he6:
-              \$1333 [230] = 1'h1;
-          8'he7:
-              \$1333 [231] = 1'h1;
-          8'he8:
-              \$1333 [232] = 1'h1;
-          8'he9:
-              \$1333 [233] = 1'h1;
-          8'hea:
-              \$1333 [234] = 1'h1;
-          8'heb:
-              \$1333 [235] = 1'h1;
-          8'hec:
-              \$1333 [236] = 1'h1;
-          8'hed:
-              \$1333 [237] = 1'h1;
-          8'hee:
-              \$1333 [238] = 1'h1;
-          8'hef:
-              \$1333 [239] = 1'h1;
-          8'hf0:
-              \$1333 [240] = 1'h1;
-          8'hf1:
-              \$1333 [241] = 1'h1;
-          8'hf2:
-              \$1333 [242] = 1'h1;
-          8'hf3:
-              \$1333 [243] = 1'h1;
-          8'hf4:
-              \$1333 [244] = 1'h1;
-          8'hf5:
-              \$1333 [245] = 1'h1;
-          8'hf6:
-              \$1333 [246] = 1'h1;
-          8'hf7:
-              \$1333 [247] = 1'h1;
-          8'hf8:
-              \$1333 [248] = 1'h1;
-          8'hf9:
-              \$1333 [249] = 1'h1;
-          8'hfa:
-              \$1333 [250] = 1'h1;
-          8'hfb:
-              \$1333 [251] = 1'h1;
-          8'hfc:
-              \$1333 [252] = 1'h1;
-          8'hfd:
-              \$1333 [253] = 1'h1;
-          8'hfe:
-              \$1333 [254] = 1'h1;
-          8'hff:
-              \$1333 [255] = 1'h1;
-        endcase
-      end
-    end
-    if (bincu1_pred_valid) begin
-      if (bincu1_pred[11]) begin
-        (* full_case = 32'd1 *)
-        casez (bincu1_d2[7:0])
-          8'h00:
-              \$1333 [0] = 1'h1;
-          8'h01:
-              \$1333 [1] = 1'h1;
-          8'h02:
-              \$1333 [2] = 1'h1;
-          8'h03:
-              \$1333 [3] = 1'h1;
-          8'h04:
-              \$1333 [4] = 1'h1;
-          8'h05:
-              \$1333 [5] = 1'h1;
-          8'h06:
-              \$1333 [6] = 1'h1;
-          8'h07:
-              \$1333 [7] = 1'h1;
-          8'h08:
-              \$1333 [8] = 1'h1;
-          8'h09:
-              \$1333 [9] = 1'h1;
-          8'h0a:
-              \$1333 [10] = 1'h1;
-          8'h0b:
-              \$1333 [11] = 1'h1;
-          8'h0c:
-              \$1333 [12] = 1'h1;
-          8'h0d:
-              \$1333 [13] = 1'h1;
-          8'h0e:
-              \$1333 [14] = 1'h1;
-          8'h0f:
-              \$1333 [15] = 1'h1;
-          8'h10:
-              \$1333 [16] = 1'h1;
-          8'h11:
-              \$1333 [17] = 1'h1;
-          8'h12:
-              \$1333 [18] = 1'h1;
-          8'h13:
-              \$1333 [19] = 1'h1;
-          8'h14:
-              \$1333 [20] = 1'h1;
-          8'h15:
-              \$1333 [21] = 1'h1;
-          8'h16:
-              \$1333 [22] = 1'h1;
-          8'h17:
-              \$1333 [23] = 1'h1;
-          8'h18:
-              \$1333 [24] = 1'h1;
-          8'h19:
-              \$1333 [25] = 1'h1;
-          8'h1a:
-              \$1333 [26] = 1'h1;
-          8'h1b:
-              \$1333 [27] = 1'h1;
-          8'h1c:
-              \$1333 [28] = 1'h1;
-          8'h1d:
-              \$1333 [29] = 1'h1;
-          8'h1e:
-              \$1333 [30] = 1'h1;
-          8'h1f:
-              \$1333 [31] = 1'h1;
-          8'h20:
-              \$1333 [32] = 1'h1;
-          8'h21:
-              \$1333 [33] = 1'h1;
-          8'h22:
-              \$1333 [34] = 1'h1;
-          8'h23:
-              \$1333 [35] = 1'h1;
-          8'h24:
-              \$1333 [36] = 1'h1;
-          8'h25:
-              \$1333 [37] = 1'h1;
-          8'h26:
-              \$1333 [38] = 1'h1;
-          8'h27:
-              \$1333 [39] = 1'h1;
-          8'h28:
-              \$1333 [40] = 1'h1;
-          8'h29:
-              \$1333 [41] = 1'h1;
-          8'h2a:
-              \$1333 [42] = 1'h1;
-          8'h2b:
-              \$1333 [43] = 1'h1;
-          8'h2c:
-              \$1333 [44] = 1'h1;
-          8'h2d:
-              \$1333 [45] = 1'h1;
-          8'h2e:
-              \$1333 [46] = 1'h1;
-          8'h2f:
-              \$1333 [47] = 1'h1;
-          8'h30:
-              \$1333 [48] = 1'h1;
-          8'h31:
-              \$1333 [49] = 1'h1;
-          8'h32:
-              \$1333 [50] = 1'h1;
-          8'h33:
-              \$1333 [51] = 1'h1;
-          8'h34:
-              \$1333 [52] = 1'h1;
-          8'h35:
-              \$1333 [53] = 1'h1;
-          8'h36:
-              \$1333 [54] = 1'h1;
-          8'h37:
-              \$1333 [55] = 1'h1;
-          8'h38:
-              \$1333 [56] = 1'h1;
-          8'h39:
-              \$1333 [57] = 1'h1;
-          8'h3a:
-              \$1333 [58] = 1'h1;
-          8'h3b:
-              \$1333 [59] = 1'h1;
-          8'h3c:
-              \$1333 [60] = 1'h1;
-          8'h3d:
-              \$1333 [61] = 1'h1;
-          8'h3e:
-              \$1333 [62] = 1'h1;
-          8'h3f:
-              \$1333 [63] = 1'h1;
-          8'h40:
-              \$1333 [64] = 1'h1;
-          8'h41:
-              \$1333 [65] = 1'h1;
-          8'h42:
-              \$1333 [66] = 1'h1;
-          8'h43:
-              \$1333 [67] = 1'h1;
-          8'h44:
-              \$1333 [68] = 1'h1;
-          8'h45:
-              \$1333 [69] = 1'h1;
-          8'h46:
-              \$1333 [70] = 1'h1;
-          8'h47:
-              \$1333 [71] = 1'h1;
-          8'h48:
-              \$1333 [72] = 1'h1;
-          8'h49:
-              \$1333 [73] = 1'h1;
-          8'h4a:
-              \$1333 [74] = 1'h1;
-          8'h4b:
-              \$1333 [75] = 1'h1;
-          8'h4c:
-              \$1333 [76] = 1'h1;
-          8'h4d:
-              \$1333 [77] = 1'h1;
-          8'h4e:
-              \$1333 [78] = 1'h1;
-          8'h4f:
-              \$1333 [79] = 1'h1;
-          8'h50:
-              \$1333 [80] = 1'h1;
-          8'h51:
-              \$1333 [81] = 1'h1;
-          8'h52:
-              \$1333 [82] = 1'h1;
-          8'h53:
-              \$1333 [83] = 1'h1;
-          8'h54:
-              \$1333 [84] = 1'h1;
-          8'h55:
-              \$1333 [85] = 1'h1;
-          8'h56:
-              \$1333 [86] = 1'h1;
-          8'h57:
-              \$1333 [87] = 1'h1;
-          8'h58:
-              \$1333 [88] = 1'h1;
-          8'h59:
-              \$1333 [89] = 1'h1;
-          8'h5a:
-              \$1333 [90] = 1'h1;
-          8'h5b:
-              \$1333 [91] = 1'h1;
-          8'h5c:
-              \$1333 [92] = 1'h1;
-          8'h5d:
-              \$1333 [93] = 1'h1;
-          8'h5e:
-              \$1333 [94] = 1'h1;
-          8'h5f:
-              \$1333 [95] = 1'h1;
-          8'h60:
-              \$1333 [96] = 1'h1;
-          8'h61:
-              \$1333 [97] = 1'h1;
-          8'h62:
-              \$1333 [98] = 1'h1;
-          8'h63:
-              \$1333 [99] = 1'h1;
-          8'h64:
-              \$1333 [100] = 1'h1;
-          8'h65:
-              \$1333 [101] = 1'h1;
-          8'h66:
-              \$1333 [102] = 1'h1;
-          8'h67:
-              \$1333 [103] = 1'h1;
-          8'h68:
-              \$1333 [104] = 1'h1;
-          8'h69:
-              \$1333 [105] = 1'h1;
-          8'h6a:
-              \$1333 [106] = 1'h1;
-          8'h6b:
-              \$1333 [107] = 1'h1;
-          8'h6c:
-              \$1333 [108] = 1'h1;
-          8'h6d:
-              \$1333 [109] = 1'h1;
-          8'h6e:
-              \$1333 [110] = 1'h1;
-          8'h6f:
-              \$1333 [111] = 1'h1;
-          8'h70:
-              \$1333 [112] = 1'h1;
-          8'h71:
-              \$1333 [113] = 1'h1;
-          8'h72:
-              \$1333 [114] = 1'h1;
-          8'h73:
-              \$1333 [115] = 1'h1;
-          8'h74:
-              \$1333 [116] = 1'h1;
-          8'h75:
-              \$1333 [117] = 1'h1;
-          8'h76:
-              \$1333 [118] = 1'h1;
-          8'h77:
-              \$1333 [119] = 1'h1;
-          8'h78:
-              \$1333 [120] = 1'h1;
-          8'h79:
-              \$1333 [121] = 1'h1;
-          8'h7a:
-              \$1333 [122] = 1'h1;
-          8'h7b:
-              \$1333 [123] = 1'h1;
-          8'h7c:
-              \$1333 [124] = 1'h1;
-          8'h7d:
-              \$1333 [125] = 1'h1;
-          8'h7e:
-              \$1333 [126] = 1'h1;
-          8'h7f:
-              \$1333 [127] = 1'h1;
-          8'h80:
-              \$1333 [128] = 1'h1;
-          8'h81:
-              \$1333 [129] = 1'h1;
-          8'h82:
-              \$1333 [130] = 1'h1;
-          8'h83:
-              \$1333 [131] = 1'h1;
-          8'h84:
-              \$1333 [132] = 1'h1;
-          8'h85:
-              \$1333 [133] = 1'h1;
-          8'h86:
-              \$1333 [134] = 1'h1;
-          8'h87:
-              \$1333 [135] = 1'h1;
-          8'h88:
-              \$1333 [136] = 1'h1;
-          8'h89:
-              \$1333 [137] = 1'h1;
-          8'h8a:
-              \$1333 [138] = 1'h1;
-          8'h8b:
-              \$1333 [139] = 1'h1;
-          8'h8c:
-              \$1333 [140] = 1'h1;
-          8'h8d:
-              \$1333 [141] = 1'h1;
-          8'h8e:
-              \$1333 [142] = 1'h1;
-          8'h8f:
-              \$1333 [143] = 1'h1;
-          8'h90:
-              \$1333 [144] = 1'h1;
-          8'h91:
-              \$1333 [145] = 1'h1;
-          8'h92:
-              \$1333 [146] = 1'h1;
-          8'h93:
-              \$1333 [147] = 1'h1;
-          8'h94:
-              \$1333 [148] = 1'h1;
-          8'h95:
-              \$1333 [149] = 1'h1;
-          8'h96:
-              \$1333 [150] = 1'h1;
-          8'h97:
-              \$1333 [151] = 1'h1;
-          8'h98:
-              \$1333 [152] = 1'h1;
-          8'h99:
-              \$1333 [153] = 1'h1;
-          8'h9a:
-              \$1333 [154] = 1'h1;
-          8'h9b:
-              \$1333 [155] = 1'h1;
-          8'h9c:
-              \$1333 [156] = 1'h1;
-          8'h9d:
-              \$1333 [157] = 1'h1;
-          8'h9e:
-              \$1333 [158] = 1'h1;
-          8'h9f:
-              \$1333 [159] = 1'h1;
-          8'ha0:
-              \$1333 [160] = 1'h1;
-          8'ha1:
-              \$1333 [161] = 1'h1;
-          8'ha2:
-              \$1333 [162] = 1'h1;
-          8'ha3:
-              \$1333 [163] = 1'h1;
-          8'ha4:
-              \$1333 [164] = 1'h1;
-          8'ha5:
-              \$1333 [165] = 1'h1;
-          8'ha6:
-              \$1333 [166] = 1'h1;
-          8'ha7:
-              \$1333 [167] = 1'h1;
-          8'ha8:
-              \$1333 [168] = 1'h1;
-          8'ha9:
-              \$1333 [169] = 1'h1;
-          8'haa:
-              \$1333 [170] = 1'h1;
-          8'hab:
-              \$1333 [171] = 1'h1;
-          8'hac:
-              \$1333 [172] = 1'h1;
-          8'had:
-              \$1333 [173] = 1'h1;
-          8'hae:
-              \$1333 [174] = 1'h1;
-          8'haf:
-              \$1333 [175] = 1'h1;
-          8'hb0:
-              \$1333 [176] = 1'h1;
-          8'hb1:
-              \$1333 [177] = 1'h1;
-          8'hb2:
-              \$1333 [178] = 1'h1;
-          8'hb3:
-              \$1333 [179] = 1'h1;
-          8'hb4:
-              \$1333 [180] = 1'h1;
-          8'hb5:
-              \$1333 [181] = 1'h1;
-          8'hb6:
-              \$1333 [182] = 1'h1;
-          8'hb7:
-              \$1333 [183] = 1'h1;
-          8'hb8:
-              \$1333 [184] = 1'h1;
-          8'hb9:
-              \$1333 [185] = 1'h1;
-          8'hba:
-              \$1333 [186] = 1'h1;
-          8'hbb:
-              \$1333 [187] = 1'h1;
-          8'hbc:
-              \$1333 [188] = 1'h1;
-          8'hbd:
-              \$1333 [189] = 1'h1;
-          8'hbe:
-              \$1333 [190] = 1'h1;
-          8'hbf:
-              \$1333 [191] = 1'h1;
-          8'hc0:
-              \$1333 [192] = 1'h1;
-          8'hc1:
-              \$1333 [193] = 1'h1;
-          8'hc2:
-              \$1333 [194] = 1'h1;
-          8'hc3:
-              \$1333 [195] = 1'h1;
-          8'hc4:
-              \$1333 [196] = 1'h1;
-          8'hc5:
-              \$1333 [197] = 1'h1;
-          8'hc6:
-              \$1333 [198] = 1'h1;
-          8'hc7:
-              \$1333 [199] = 1'h1;
-          8'hc8:
-              \$1333 [200] = 1'h1;
-          8'hc9:
-              \$1333 [201] = 1'h1;
-          8'hca:
-              \$1333 [202] = 1'h1;
-          8'hcb:
-              \$1333 [203] = 1'h1;
-          8'hcc:
-              \$1333 [204] = 1'h1;
-          8'hcd:
-              \$1333 [205] = 1'h1;
-          8'hce:
-              \$1333 [206] = 1'h1;
-          8'hcf:
-              \$1333 [207] = 1'h1;
-          8'hd0:
-              \$1333 [208] = 1'h1;
-          8'hd1:
-              \$1333 [209] = 1'h1;
-          8'hd2:
-              \$1333 [210] = 1'h1;
-          8'hd3:
-              \$1333 [211] = 1'h1;
-          8'hd4:
-              \$1333 [212] = 1'h1;
-          8'hd5:
-              \$1333 [213] = 1'h1;
-          8'hd6:
-              \$1333 [214] = 1'h1;
-          8'hd7:
-              \$1333 [215] = 1'h1;
-          8'hd8:
-              \$1333 [216] = 1'h1;
-          8'hd9:
-              \$1333 [217] = 1'h1;
-          8'hda:
-              \$1333 [218] = 1'h1;
-          8'hdb:
-              \$1333 [219] = 1'h1;
-          8'hdc:
-              \$1333 [220] = 1'h1;
-          8'hdd:
-              \$1333 [221] = 1'h1;
-          8'hde:
-              \$1333 [222] = 1'h1;
-          8'hdf:
-              \$1333 [223] = 1'h1;
-          8'he0:
-              \$1333 [224] = 1'h1;
-          8'he1:
-              \$1333 [225] = 1'h1;
-          8'he2:
-              \$1333 [226] = 1'h1;
-          8'he3:
-              \$1333 [227] = 1'h1;
-          8'he4:
-              \$1333 [228] = 1'h1;
-          8'he5:
-              \$1333 [229] = 1'h1;
-          8'he6:
-              \$1333 [230] = 1'h1;
-          8'he7:
-              \$1333 [231] = 1'h1;
-          8'he8:
-              \$1333 [232] = 1'h1;
-          8'he9:
-              \$1333 [233] = 1'h1;
-          8'hea:
-              \$1333 [234] = 1'h1;
-          8'heb:
-              \$1333 [235] = 1'h1;
-          8'hec:
-              \$1333 [236] = 1'h1;
-          8'hed:
-              \$1333 [237] = 1'h1;
-          8'hee:
-              \$1333 [238] = 1'h1;
-          8'hef:
-              \$1333 [239] = 1'h1;
-          8'hf0:
-              \$1333 [240] = 1'h1;
-          8'hf1:
-              \$1333 [241] = 1'h1;
-          8'hf2:
-              \$1333 [242] = 1'h1;
-          8'hf3:
-              \$1333 [243] = 1'h1;
-          8'hf4:
-              \$1333 [244] = 1'h1;
-          8'hf5:
-              \$1333 [245] = 1'h1;
-          8'hf6:
-              \$1333 [246] = 1'h1;
-          8'hf7:
-              \$1333 [247] = 1'h1;
-          8'hf8:
-              \$1333 [248] = 1'h1;
-          8'hf9:
-              \$1333 [249] = 1'h1;
-          8'hfa:
-              \$1333 [250] = 1'h1;
-          8'hfb:
-              \$1333 [251] = 1'h1;
-          8'hfc:
-              \$1333 [252] = 1'h1;
-          8'hfd:
-              \$1333 [253] = 1'h1;
-          8'hfe:
-              \$1333 [254] = 1'h1;
-          8'hff:
-              \$1333 [255] = 1'h1;
-        endcase
-      end
-    end
-    if (\$1114 ) begin
-      \$1333  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    end
+    \$1333  = \$1053 ;
     if (rst) begin
-      \$1333  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$1333  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1334  = done;
-    if (running) begin
-      \$1334  = \$605 [8:0];
-    end
-    if (\$1114 ) begin
-      \$1334  = 9'h000;
-    end
+    \$1334  = cu5_a_pos;
     if (rst) begin
-      \$1334  = 9'h000;
+      \$1334  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1335  = \$signal$317 ;
-    if (running) begin
-      \$1335  = \$1107 [31:0];
-    end
-    if (\$1114 ) begin
-      \$1335  = 32'd0;
-    end
+    \$1335  = cu5_a_v;
     if (rst) begin
-      \$1335  = 32'd0;
+      \$1335  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1336  = macs;
-    if (running) begin
-      \$1336  = \$1109 [31:0];
-    end
-    if (\$1114 ) begin
-      \$1336  = 32'd0;
+    \$1336  = cu5_psum;
+    if (cu5_b_valid) begin
+      \$1336  = \$192 [31:0];
     end
     if (rst) begin
       \$1336  = 32'd0;
@@ -12937,185 +7445,13265 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1337  = y__valid;
-    if (running) begin
-      if (\$1110 ) begin
-        \$1337  = 1'h1;
-      end
-    end
-    if (\$1117 ) begin
-      if (\$1130 ) begin
-        \$1337  = 1'h0;
-      end
-    end
+    \$1337  = \$1054 ;
     if (rst) begin
       \$1337  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1338  = op__ready;
-    if (\$1114 ) begin
-      \$1338  = 1'h0;
+    \$1338  = \$1055 [31:0];
+    if (rst) begin
+      \$1338  = 32'd0;
     end
-    if (\$1117 ) begin
-      if (\$1130 ) begin
-        \$1338  = 1'h1;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1339  = cu5_table_rdata[4:0];
+    if (rst) begin
+      \$1339  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1340  = cu5_b_pos;
+    if (rst) begin
+      \$1340  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1341  = cu5_b_v;
+    if (rst) begin
+      \$1341  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1342  = cu6_a_valid;
+    if (\$1065 ) begin
+      \$1342  = 1'h1;
+    end else if (cu6_a_valid) begin
+      \$1342  = \$1068 ;
+    end
+    if (rst) begin
+      \$1342  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1343  = cu6_a_pos;
+    if (\$1065 ) begin
+      \$1343  = \$signal$32 ;
+    end
+    if (rst) begin
+      \$1343  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1344  = cu6_a_v;
+    if (\$1065 ) begin
+      \$1344  = issue_v;
+    end
+    if (rst) begin
+      \$1344  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1345  = cu6_a_word;
+    if (\$1065 ) begin
+      \$1345  = 6'h00;
+    end else if (cu6_a_valid) begin
+      \$1345  = \$1069 [5:0];
+    end
+    if (rst) begin
+      \$1345  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1346  = cu6_a_valid;
+    if (rst) begin
+      \$1346  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1347  = \$1070 ;
+    if (rst) begin
+      \$1347  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1348  = \$1072 ;
+    if (rst) begin
+      \$1348  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1349  = cu6_a_pos;
+    if (rst) begin
+      \$1349  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1350  = cu6_a_v;
+    if (rst) begin
+      \$1350  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1351  = cu6_psum;
+    if (cu6_b_valid) begin
+      \$1351  = \$219 [31:0];
+    end
+    if (rst) begin
+      \$1351  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1352  = \$1073 ;
+    if (rst) begin
+      \$1352  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1353  = \$1074 [31:0];
+    if (rst) begin
+      \$1353  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1354  = cu6_table_rdata[4:0];
+    if (rst) begin
+      \$1354  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1355  = cu6_b_pos;
+    if (rst) begin
+      \$1355  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1356  = cu6_b_v;
+    if (rst) begin
+      \$1356  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1357  = cu7_a_valid;
+    if (\$1084 ) begin
+      \$1357  = 1'h1;
+    end else if (cu7_a_valid) begin
+      \$1357  = \$1087 ;
+    end
+    if (rst) begin
+      \$1357  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1358  = cu7_a_pos;
+    if (\$1084 ) begin
+      \$1358  = \$signal$32 ;
+    end
+    if (rst) begin
+      \$1358  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1359  = cu7_a_v;
+    if (\$1084 ) begin
+      \$1359  = issue_v;
+    end
+    if (rst) begin
+      \$1359  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1360  = cu7_a_word;
+    if (\$1084 ) begin
+      \$1360  = 6'h00;
+    end else if (cu7_a_valid) begin
+      \$1360  = \$1088 [5:0];
+    end
+    if (rst) begin
+      \$1360  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1361  = cu7_a_valid;
+    if (rst) begin
+      \$1361  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1362  = \$1089 ;
+    if (rst) begin
+      \$1362  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1363  = \$1091 ;
+    if (rst) begin
+      \$1363  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1364  = cu7_a_pos;
+    if (rst) begin
+      \$1364  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1365  = cu7_a_v;
+    if (rst) begin
+      \$1365  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1366  = cu7_psum;
+    if (cu7_b_valid) begin
+      \$1366  = \$246 [31:0];
+    end
+    if (rst) begin
+      \$1366  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1367  = \$1092 ;
+    if (rst) begin
+      \$1367  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1368  = \$1093 [31:0];
+    if (rst) begin
+      \$1368  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1369  = cu7_table_rdata[4:0];
+    if (rst) begin
+      \$1369  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1370  = cu7_b_pos;
+    if (rst) begin
+      \$1370  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1371  = cu7_b_v;
+    if (rst) begin
+      \$1371  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1372  = bincu0_a_valid;
+    if (\$1097 ) begin
+      \$1372  = 1'h1;
+    end else if (bincu0_a_valid) begin
+      \$1372  = \$1100 ;
+    end
+    if (rst) begin
+      \$1372  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1373  = bincu0_a_pos;
+    if (\$1097 ) begin
+      \$1373  = \$signal$28 [4:0];
+    end
+    if (rst) begin
+      \$1373  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1374  = bincu0_a_v;
+    if (\$1097 ) begin
+      \$1374  = \$signal$36 [3:0];
+    end
+    if (rst) begin
+      \$1374  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1375  = bincu0_a_word;
+    if (\$1097 ) begin
+      \$1375  = 3'h0;
+    end else if (bincu0_a_valid) begin
+      \$1375  = \$1101 [2:0];
+    end
+    if (rst) begin
+      \$1375  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1376  = bincu0_a_valid;
+    if (rst) begin
+      \$1376  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1377  = \$1103 ;
+    if (rst) begin
+      \$1377  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1378  = bincu0_a_pos;
+    if (rst) begin
+      \$1378  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1379  = bincu0_a_v;
+    if (rst) begin
+      \$1379  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1380  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+    if (rst) begin
+      \$1380  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1381  = bincu0_d1;
+    if (rst) begin
+      \$1381  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1382  = bincu1_a_valid;
+    if (\$1107 ) begin
+      \$1382  = 1'h1;
+    end else if (bincu1_a_valid) begin
+      \$1382  = \$1110 ;
+    end
+    if (rst) begin
+      \$1382  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1383  = bincu1_a_pos;
+    if (\$1107 ) begin
+      \$1383  = \$signal$28 [4:0];
+    end
+    if (rst) begin
+      \$1383  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1384  = bincu1_a_v;
+    if (\$1107 ) begin
+      \$1384  = \$signal$36 [3:0];
+    end
+    if (rst) begin
+      \$1384  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1385  = bincu1_a_word;
+    if (\$1107 ) begin
+      \$1385  = 3'h0;
+    end else if (bincu1_a_valid) begin
+      \$1385  = \$1111 [2:0];
+    end
+    if (rst) begin
+      \$1385  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1386  = bincu1_a_valid;
+    if (rst) begin
+      \$1386  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1387  = \$1113 ;
+    if (rst) begin
+      \$1387  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1388  = bincu1_a_pos;
+    if (rst) begin
+      \$1388  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1389  = bincu1_a_v;
+    if (rst) begin
+      \$1389  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1390  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+    if (rst) begin
+      \$1390  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1391  = bincu1_d1;
+    if (rst) begin
+      \$1391  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1392  = proxy_zero;
+    if (cu0_c_valid) begin
+      if (\$1114 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1115 ;
+          9'h001:
+              \$1392 [1] = \$1115 ;
+          9'h002:
+              \$1392 [2] = \$1115 ;
+          9'h003:
+              \$1392 [3] = \$1115 ;
+          9'h004:
+              \$1392 [4] = \$1115 ;
+          9'h005:
+              \$1392 [5] = \$1115 ;
+          9'h006:
+              \$1392 [6] = \$1115 ;
+          9'h007:
+              \$1392 [7] = \$1115 ;
+          9'h008:
+              \$1392 [8] = \$1115 ;
+          9'h009:
+              \$1392 [9] = \$1115 ;
+          9'h00a:
+              \$1392 [10] = \$1115 ;
+          9'h00b:
+              \$1392 [11] = \$1115 ;
+          9'h00c:
+              \$1392 [12] = \$1115 ;
+          9'h00d:
+              \$1392 [13] = \$1115 ;
+          9'h00e:
+              \$1392 [14] = \$1115 ;
+          9'h00f:
+              \$1392 [15] = \$1115 ;
+          9'h010:
+              \$1392 [16] = \$1115 ;
+          9'h011:
+              \$1392 [17] = \$1115 ;
+          9'h012:
+              \$1392 [18] = \$1115 ;
+          9'h013:
+              \$1392 [19] = \$1115 ;
+          9'h014:
+              \$1392 [20] = \$1115 ;
+          9'h015:
+              \$1392 [21] = \$1115 ;
+          9'h016:
+              \$1392 [22] = \$1115 ;
+          9'h017:
+              \$1392 [23] = \$1115 ;
+          9'h018:
+              \$1392 [24] = \$1115 ;
+          9'h019:
+              \$1392 [25] = \$1115 ;
+          9'h01a:
+              \$1392 [26] = \$1115 ;
+          9'h01b:
+              \$1392 [27] = \$1115 ;
+          9'h01c:
+              \$1392 [28] = \$1115 ;
+          9'h01d:
+              \$1392 [29] = \$1115 ;
+          9'h01e:
+              \$1392 [30] = \$1115 ;
+          9'h01f:
+              \$1392 [31] = \$1115 ;
+          9'h020:
+              \$1392 [32] = \$1115 ;
+          9'h021:
+              \$1392 [33] = \$1115 ;
+          9'h022:
+              \$1392 [34] = \$1115 ;
+          9'h023:
+              \$1392 [35] = \$1115 ;
+          9'h024:
+              \$1392 [36] = \$1115 ;
+          9'h025:
+              \$1392 [37] = \$1115 ;
+          9'h026:
+              \$1392 [38] = \$1115 ;
+          9'h027:
+              \$1392 [39] = \$1115 ;
+          9'h028:
+              \$1392 [40] = \$1115 ;
+          9'h029:
+              \$1392 [41] = \$1115 ;
+          9'h02a:
+              \$1392 [42] = \$1115 ;
+          9'h02b:
+              \$1392 [43] = \$1115 ;
+          9'h02c:
+              \$1392 [44] = \$1115 ;
+          9'h02d:
+              \$1392 [45] = \$1115 ;
+          9'h02e:
+              \$1392 [46] = \$1115 ;
+          9'h02f:
+              \$1392 [47] = \$1115 ;
+          9'h030:
+              \$1392 [48] = \$1115 ;
+          9'h031:
+              \$1392 [49] = \$1115 ;
+          9'h032:
+              \$1392 [50] = \$1115 ;
+          9'h033:
+              \$1392 [51] = \$1115 ;
+          9'h034:
+              \$1392 [52] = \$1115 ;
+          9'h035:
+              \$1392 [53] = \$1115 ;
+          9'h036:
+              \$1392 [54] = \$1115 ;
+          9'h037:
+              \$1392 [55] = \$1115 ;
+          9'h038:
+              \$1392 [56] = \$1115 ;
+          9'h039:
+              \$1392 [57] = \$1115 ;
+          9'h03a:
+              \$1392 [58] = \$1115 ;
+          9'h03b:
+              \$1392 [59] = \$1115 ;
+          9'h03c:
+              \$1392 [60] = \$1115 ;
+          9'h03d:
+              \$1392 [61] = \$1115 ;
+          9'h03e:
+              \$1392 [62] = \$1115 ;
+          9'h03f:
+              \$1392 [63] = \$1115 ;
+          9'h040:
+              \$1392 [64] = \$1115 ;
+          9'h041:
+              \$1392 [65] = \$1115 ;
+          9'h042:
+              \$1392 [66] = \$1115 ;
+          9'h043:
+              \$1392 [67] = \$1115 ;
+          9'h044:
+              \$1392 [68] = \$1115 ;
+          9'h045:
+              \$1392 [69] = \$1115 ;
+          9'h046:
+              \$1392 [70] = \$1115 ;
+          9'h047:
+              \$1392 [71] = \$1115 ;
+          9'h048:
+              \$1392 [72] = \$1115 ;
+          9'h049:
+              \$1392 [73] = \$1115 ;
+          9'h04a:
+              \$1392 [74] = \$1115 ;
+          9'h04b:
+              \$1392 [75] = \$1115 ;
+          9'h04c:
+              \$1392 [76] = \$1115 ;
+          9'h04d:
+              \$1392 [77] = \$1115 ;
+          9'h04e:
+              \$1392 [78] = \$1115 ;
+          9'h04f:
+              \$1392 [79] = \$1115 ;
+          9'h050:
+              \$1392 [80] = \$1115 ;
+          9'h051:
+              \$1392 [81] = \$1115 ;
+          9'h052:
+              \$1392 [82] = \$1115 ;
+          9'h053:
+              \$1392 [83] = \$1115 ;
+          9'h054:
+              \$1392 [84] = \$1115 ;
+          9'h055:
+              \$1392 [85] = \$1115 ;
+          9'h056:
+              \$1392 [86] = \$1115 ;
+          9'h057:
+              \$1392 [87] = \$1115 ;
+          9'h058:
+              \$1392 [88] = \$1115 ;
+          9'h059:
+              \$1392 [89] = \$1115 ;
+          9'h05a:
+              \$1392 [90] = \$1115 ;
+          9'h05b:
+              \$1392 [91] = \$1115 ;
+          9'h05c:
+              \$1392 [92] = \$1115 ;
+          9'h05d:
+              \$1392 [93] = \$1115 ;
+          9'h05e:
+              \$1392 [94] = \$1115 ;
+          9'h05f:
+              \$1392 [95] = \$1115 ;
+          9'h060:
+              \$1392 [96] = \$1115 ;
+          9'h061:
+              \$1392 [97] = \$1115 ;
+          9'h062:
+              \$1392 [98] = \$1115 ;
+          9'h063:
+              \$1392 [99] = \$1115 ;
+          9'h064:
+              \$1392 [100] = \$1115 ;
+          9'h065:
+              \$1392 [101] = \$1115 ;
+          9'h066:
+              \$1392 [102] = \$1115 ;
+          9'h067:
+              \$1392 [103] = \$1115 ;
+          9'h068:
+              \$1392 [104] = \$1115 ;
+          9'h069:
+              \$1392 [105] = \$1115 ;
+          9'h06a:
+              \$1392 [106] = \$1115 ;
+          9'h06b:
+              \$1392 [107] = \$1115 ;
+          9'h06c:
+              \$1392 [108] = \$1115 ;
+          9'h06d:
+              \$1392 [109] = \$1115 ;
+          9'h06e:
+              \$1392 [110] = \$1115 ;
+          9'h06f:
+              \$1392 [111] = \$1115 ;
+          9'h070:
+              \$1392 [112] = \$1115 ;
+          9'h071:
+              \$1392 [113] = \$1115 ;
+          9'h072:
+              \$1392 [114] = \$1115 ;
+          9'h073:
+              \$1392 [115] = \$1115 ;
+          9'h074:
+              \$1392 [116] = \$1115 ;
+          9'h075:
+              \$1392 [117] = \$1115 ;
+          9'h076:
+              \$1392 [118] = \$1115 ;
+          9'h077:
+              \$1392 [119] = \$1115 ;
+          9'h078:
+              \$1392 [120] = \$1115 ;
+          9'h079:
+              \$1392 [121] = \$1115 ;
+          9'h07a:
+              \$1392 [122] = \$1115 ;
+          9'h07b:
+              \$1392 [123] = \$1115 ;
+          9'h07c:
+              \$1392 [124] = \$1115 ;
+          9'h07d:
+              \$1392 [125] = \$1115 ;
+          9'h07e:
+              \$1392 [126] = \$1115 ;
+          9'h07f:
+              \$1392 [127] = \$1115 ;
+          9'h080:
+              \$1392 [128] = \$1115 ;
+          9'h081:
+              \$1392 [129] = \$1115 ;
+          9'h082:
+              \$1392 [130] = \$1115 ;
+          9'h083:
+              \$1392 [131] = \$1115 ;
+          9'h084:
+              \$1392 [132] = \$1115 ;
+          9'h085:
+              \$1392 [133] = \$1115 ;
+          9'h086:
+              \$1392 [134] = \$1115 ;
+          9'h087:
+              \$1392 [135] = \$1115 ;
+          9'h088:
+              \$1392 [136] = \$1115 ;
+          9'h089:
+              \$1392 [137] = \$1115 ;
+          9'h08a:
+              \$1392 [138] = \$1115 ;
+          9'h08b:
+              \$1392 [139] = \$1115 ;
+          9'h08c:
+              \$1392 [140] = \$1115 ;
+          9'h08d:
+              \$1392 [141] = \$1115 ;
+          9'h08e:
+              \$1392 [142] = \$1115 ;
+          9'h08f:
+              \$1392 [143] = \$1115 ;
+          9'h090:
+              \$1392 [144] = \$1115 ;
+          9'h091:
+              \$1392 [145] = \$1115 ;
+          9'h092:
+              \$1392 [146] = \$1115 ;
+          9'h093:
+              \$1392 [147] = \$1115 ;
+          9'h094:
+              \$1392 [148] = \$1115 ;
+          9'h095:
+              \$1392 [149] = \$1115 ;
+          9'h096:
+              \$1392 [150] = \$1115 ;
+          9'h097:
+              \$1392 [151] = \$1115 ;
+          9'h098:
+              \$1392 [152] = \$1115 ;
+          9'h099:
+              \$1392 [153] = \$1115 ;
+          9'h09a:
+              \$1392 [154] = \$1115 ;
+          9'h09b:
+              \$1392 [155] = \$1115 ;
+          9'h09c:
+              \$1392 [156] = \$1115 ;
+          9'h09d:
+              \$1392 [157] = \$1115 ;
+          9'h09e:
+              \$1392 [158] = \$1115 ;
+          9'h09f:
+              \$1392 [159] = \$1115 ;
+          9'h0a0:
+              \$1392 [160] = \$1115 ;
+          9'h0a1:
+              \$1392 [161] = \$1115 ;
+          9'h0a2:
+              \$1392 [162] = \$1115 ;
+          9'h0a3:
+              \$1392 [163] = \$1115 ;
+          9'h0a4:
+              \$1392 [164] = \$1115 ;
+          9'h0a5:
+              \$1392 [165] = \$1115 ;
+          9'h0a6:
+              \$1392 [166] = \$1115 ;
+          9'h0a7:
+              \$1392 [167] = \$1115 ;
+          9'h0a8:
+              \$1392 [168] = \$1115 ;
+          9'h0a9:
+              \$1392 [169] = \$1115 ;
+          9'h0aa:
+              \$1392 [170] = \$1115 ;
+          9'h0ab:
+              \$1392 [171] = \$1115 ;
+          9'h0ac:
+              \$1392 [172] = \$1115 ;
+          9'h0ad:
+              \$1392 [173] = \$1115 ;
+          9'h0ae:
+              \$1392 [174] = \$1115 ;
+          9'h0af:
+              \$1392 [175] = \$1115 ;
+          9'h0b0:
+              \$1392 [176] = \$1115 ;
+          9'h0b1:
+              \$1392 [177] = \$1115 ;
+          9'h0b2:
+              \$1392 [178] = \$1115 ;
+          9'h0b3:
+              \$1392 [179] = \$1115 ;
+          9'h0b4:
+              \$1392 [180] = \$1115 ;
+          9'h0b5:
+              \$1392 [181] = \$1115 ;
+          9'h0b6:
+              \$1392 [182] = \$1115 ;
+          9'h0b7:
+              \$1392 [183] = \$1115 ;
+          9'h0b8:
+              \$1392 [184] = \$1115 ;
+          9'h0b9:
+              \$1392 [185] = \$1115 ;
+          9'h0ba:
+              \$1392 [186] = \$1115 ;
+          9'h0bb:
+              \$1392 [187] = \$1115 ;
+          9'h0bc:
+              \$1392 [188] = \$1115 ;
+          9'h0bd:
+              \$1392 [189] = \$1115 ;
+          9'h0be:
+              \$1392 [190] = \$1115 ;
+          9'h0bf:
+              \$1392 [191] = \$1115 ;
+          9'h0c0:
+              \$1392 [192] = \$1115 ;
+          9'h0c1:
+              \$1392 [193] = \$1115 ;
+          9'h0c2:
+              \$1392 [194] = \$1115 ;
+          9'h0c3:
+              \$1392 [195] = \$1115 ;
+          9'h0c4:
+              \$1392 [196] = \$1115 ;
+          9'h0c5:
+              \$1392 [197] = \$1115 ;
+          9'h0c6:
+              \$1392 [198] = \$1115 ;
+          9'h0c7:
+              \$1392 [199] = \$1115 ;
+          9'h0c8:
+              \$1392 [200] = \$1115 ;
+          9'h0c9:
+              \$1392 [201] = \$1115 ;
+          9'h0ca:
+              \$1392 [202] = \$1115 ;
+          9'h0cb:
+              \$1392 [203] = \$1115 ;
+          9'h0cc:
+              \$1392 [204] = \$1115 ;
+          9'h0cd:
+              \$1392 [205] = \$1115 ;
+          9'h0ce:
+              \$1392 [206] = \$1115 ;
+          9'h0cf:
+              \$1392 [207] = \$1115 ;
+          9'h0d0:
+              \$1392 [208] = \$1115 ;
+          9'h0d1:
+              \$1392 [209] = \$1115 ;
+          9'h0d2:
+              \$1392 [210] = \$1115 ;
+          9'h0d3:
+              \$1392 [211] = \$1115 ;
+          9'h0d4:
+              \$1392 [212] = \$1115 ;
+          9'h0d5:
+              \$1392 [213] = \$1115 ;
+          9'h0d6:
+              \$1392 [214] = \$1115 ;
+          9'h0d7:
+              \$1392 [215] = \$1115 ;
+          9'h0d8:
+              \$1392 [216] = \$1115 ;
+          9'h0d9:
+              \$1392 [217] = \$1115 ;
+          9'h0da:
+              \$1392 [218] = \$1115 ;
+          9'h0db:
+              \$1392 [219] = \$1115 ;
+          9'h0dc:
+              \$1392 [220] = \$1115 ;
+          9'h0dd:
+              \$1392 [221] = \$1115 ;
+          9'h0de:
+              \$1392 [222] = \$1115 ;
+          9'h0df:
+              \$1392 [223] = \$1115 ;
+          9'h0e0:
+              \$1392 [224] = \$1115 ;
+          9'h0e1:
+              \$1392 [225] = \$1115 ;
+          9'h0e2:
+              \$1392 [226] = \$1115 ;
+          9'h0e3:
+              \$1392 [227] = \$1115 ;
+          9'h0e4:
+              \$1392 [228] = \$1115 ;
+          9'h0e5:
+              \$1392 [229] = \$1115 ;
+          9'h0e6:
+              \$1392 [230] = \$1115 ;
+          9'h0e7:
+              \$1392 [231] = \$1115 ;
+          9'h0e8:
+              \$1392 [232] = \$1115 ;
+          9'h0e9:
+              \$1392 [233] = \$1115 ;
+          9'h0ea:
+              \$1392 [234] = \$1115 ;
+          9'h0eb:
+              \$1392 [235] = \$1115 ;
+          9'h0ec:
+              \$1392 [236] = \$1115 ;
+          9'h0ed:
+              \$1392 [237] = \$1115 ;
+          9'h0ee:
+              \$1392 [238] = \$1115 ;
+          9'h0ef:
+              \$1392 [239] = \$1115 ;
+          9'h0f0:
+              \$1392 [240] = \$1115 ;
+          9'h0f1:
+              \$1392 [241] = \$1115 ;
+          9'h0f2:
+              \$1392 [242] = \$1115 ;
+          9'h0f3:
+              \$1392 [243] = \$1115 ;
+          9'h0f4:
+              \$1392 [244] = \$1115 ;
+          9'h0f5:
+              \$1392 [245] = \$1115 ;
+          9'h0f6:
+              \$1392 [246] = \$1115 ;
+          9'h0f7:
+              \$1392 [247] = \$1115 ;
+          9'h0f8:
+              \$1392 [248] = \$1115 ;
+          9'h0f9:
+              \$1392 [249] = \$1115 ;
+          9'h0fa:
+              \$1392 [250] = \$1115 ;
+          9'h0fb:
+              \$1392 [251] = \$1115 ;
+          9'h0fc:
+              \$1392 [252] = \$1115 ;
+          9'h0fd:
+              \$1392 [253] = \$1115 ;
+          9'h0fe:
+              \$1392 [254] = \$1115 ;
+          9'h0ff:
+              \$1392 [255] = \$1115 ;
+          9'h100:
+              \$1392 [256] = \$1115 ;
+          9'h101:
+              \$1392 [257] = \$1115 ;
+          9'h102:
+              \$1392 [258] = \$1115 ;
+          9'h103:
+              \$1392 [259] = \$1115 ;
+          9'h104:
+              \$1392 [260] = \$1115 ;
+          9'h105:
+              \$1392 [261] = \$1115 ;
+          9'h106:
+              \$1392 [262] = \$1115 ;
+          9'h107:
+              \$1392 [263] = \$1115 ;
+          9'h108:
+              \$1392 [264] = \$1115 ;
+          9'h109:
+              \$1392 [265] = \$1115 ;
+          9'h10a:
+              \$1392 [266] = \$1115 ;
+          9'h10b:
+              \$1392 [267] = \$1115 ;
+          9'h10c:
+              \$1392 [268] = \$1115 ;
+          9'h10d:
+              \$1392 [269] = \$1115 ;
+          9'h10e:
+              \$1392 [270] = \$1115 ;
+          9'h10f:
+              \$1392 [271] = \$1115 ;
+          9'h110:
+              \$1392 [272] = \$1115 ;
+          9'h111:
+              \$1392 [273] = \$1115 ;
+          9'h112:
+              \$1392 [274] = \$1115 ;
+          9'h113:
+              \$1392 [275] = \$1115 ;
+          9'h114:
+              \$1392 [276] = \$1115 ;
+          9'h115:
+              \$1392 [277] = \$1115 ;
+          9'h116:
+              \$1392 [278] = \$1115 ;
+          9'h117:
+              \$1392 [279] = \$1115 ;
+          9'h118:
+              \$1392 [280] = \$1115 ;
+          9'h119:
+              \$1392 [281] = \$1115 ;
+          9'h11a:
+              \$1392 [282] = \$1115 ;
+          9'h11b:
+              \$1392 [283] = \$1115 ;
+          9'h11c:
+              \$1392 [284] = \$1115 ;
+          9'h11d:
+              \$1392 [285] = \$1115 ;
+          9'h11e:
+              \$1392 [286] = \$1115 ;
+          9'h11f:
+              \$1392 [287] = \$1115 ;
+          9'h120:
+              \$1392 [288] = \$1115 ;
+          9'h121:
+              \$1392 [289] = \$1115 ;
+          9'h122:
+              \$1392 [290] = \$1115 ;
+          9'h123:
+              \$1392 [291] = \$1115 ;
+          9'h124:
+              \$1392 [292] = \$1115 ;
+          9'h125:
+              \$1392 [293] = \$1115 ;
+          9'h126:
+              \$1392 [294] = \$1115 ;
+          9'h127:
+              \$1392 [295] = \$1115 ;
+          9'h128:
+              \$1392 [296] = \$1115 ;
+          9'h129:
+              \$1392 [297] = \$1115 ;
+          9'h12a:
+              \$1392 [298] = \$1115 ;
+          9'h12b:
+              \$1392 [299] = \$1115 ;
+          9'h12c:
+              \$1392 [300] = \$1115 ;
+          9'h12d:
+              \$1392 [301] = \$1115 ;
+          9'h12e:
+              \$1392 [302] = \$1115 ;
+          9'h12f:
+              \$1392 [303] = \$1115 ;
+          9'h130:
+              \$1392 [304] = \$1115 ;
+          9'h131:
+              \$1392 [305] = \$1115 ;
+          9'h132:
+              \$1392 [306] = \$1115 ;
+          9'h133:
+              \$1392 [307] = \$1115 ;
+          9'h134:
+              \$1392 [308] = \$1115 ;
+          9'h135:
+              \$1392 [309] = \$1115 ;
+          9'h136:
+              \$1392 [310] = \$1115 ;
+          9'h137:
+              \$1392 [311] = \$1115 ;
+          9'h138:
+              \$1392 [312] = \$1115 ;
+          9'h139:
+              \$1392 [313] = \$1115 ;
+          9'h13a:
+              \$1392 [314] = \$1115 ;
+          9'h13b:
+              \$1392 [315] = \$1115 ;
+          9'h13c:
+              \$1392 [316] = \$1115 ;
+          9'h13d:
+              \$1392 [317] = \$1115 ;
+          9'h13e:
+              \$1392 [318] = \$1115 ;
+          9'h13f:
+              \$1392 [319] = \$1115 ;
+          9'h140:
+              \$1392 [320] = \$1115 ;
+          9'h141:
+              \$1392 [321] = \$1115 ;
+          9'h142:
+              \$1392 [322] = \$1115 ;
+          9'h143:
+              \$1392 [323] = \$1115 ;
+          9'h144:
+              \$1392 [324] = \$1115 ;
+          9'h145:
+              \$1392 [325] = \$1115 ;
+          9'h146:
+              \$1392 [326] = \$1115 ;
+          9'h147:
+              \$1392 [327] = \$1115 ;
+          9'h148:
+              \$1392 [328] = \$1115 ;
+          9'h149:
+              \$1392 [329] = \$1115 ;
+          9'h14a:
+              \$1392 [330] = \$1115 ;
+          9'h14b:
+              \$1392 [331] = \$1115 ;
+          9'h14c:
+              \$1392 [332] = \$1115 ;
+          9'h14d:
+              \$1392 [333] = \$1115 ;
+          9'h14e:
+              \$1392 [334] = \$1115 ;
+          9'h14f:
+              \$1392 [335] = \$1115 ;
+          9'h150:
+              \$1392 [336] = \$1115 ;
+          9'h151:
+              \$1392 [337] = \$1115 ;
+          9'h152:
+              \$1392 [338] = \$1115 ;
+          9'h153:
+              \$1392 [339] = \$1115 ;
+          9'h154:
+              \$1392 [340] = \$1115 ;
+          9'h155:
+              \$1392 [341] = \$1115 ;
+          9'h156:
+              \$1392 [342] = \$1115 ;
+          9'h157:
+              \$1392 [343] = \$1115 ;
+          9'h158:
+              \$1392 [344] = \$1115 ;
+          9'h159:
+              \$1392 [345] = \$1115 ;
+          9'h15a:
+              \$1392 [346] = \$1115 ;
+          9'h15b:
+              \$1392 [347] = \$1115 ;
+          9'h15c:
+              \$1392 [348] = \$1115 ;
+          9'h15d:
+              \$1392 [349] = \$1115 ;
+          9'h15e:
+              \$1392 [350] = \$1115 ;
+          9'h15f:
+              \$1392 [351] = \$1115 ;
+          9'h160:
+              \$1392 [352] = \$1115 ;
+          9'h161:
+              \$1392 [353] = \$1115 ;
+          9'h162:
+              \$1392 [354] = \$1115 ;
+          9'h163:
+              \$1392 [355] = \$1115 ;
+          9'h164:
+              \$1392 [356] = \$1115 ;
+          9'h165:
+              \$1392 [357] = \$1115 ;
+          9'h166:
+              \$1392 [358] = \$1115 ;
+          9'h167:
+              \$1392 [359] = \$1115 ;
+          9'h168:
+              \$1392 [360] = \$1115 ;
+          9'h169:
+              \$1392 [361] = \$1115 ;
+          9'h16a:
+              \$1392 [362] = \$1115 ;
+          9'h16b:
+              \$1392 [363] = \$1115 ;
+          9'h16c:
+              \$1392 [364] = \$1115 ;
+          9'h16d:
+              \$1392 [365] = \$1115 ;
+          9'h16e:
+              \$1392 [366] = \$1115 ;
+          9'h16f:
+              \$1392 [367] = \$1115 ;
+          9'h170:
+              \$1392 [368] = \$1115 ;
+          9'h171:
+              \$1392 [369] = \$1115 ;
+          9'h172:
+              \$1392 [370] = \$1115 ;
+          9'h173:
+              \$1392 [371] = \$1115 ;
+          9'h174:
+              \$1392 [372] = \$1115 ;
+          9'h175:
+              \$1392 [373] = \$1115 ;
+          9'h176:
+              \$1392 [374] = \$1115 ;
+          9'h177:
+              \$1392 [375] = \$1115 ;
+          9'h178:
+              \$1392 [376] = \$1115 ;
+          9'h179:
+              \$1392 [377] = \$1115 ;
+          9'h17a:
+              \$1392 [378] = \$1115 ;
+          9'h17b:
+              \$1392 [379] = \$1115 ;
+          9'h17c:
+              \$1392 [380] = \$1115 ;
+          9'h17d:
+              \$1392 [381] = \$1115 ;
+          9'h17e:
+              \$1392 [382] = \$1115 ;
+          9'h17f:
+              \$1392 [383] = \$1115 ;
+          9'h180:
+              \$1392 [384] = \$1115 ;
+          9'h181:
+              \$1392 [385] = \$1115 ;
+          9'h182:
+              \$1392 [386] = \$1115 ;
+          9'h183:
+              \$1392 [387] = \$1115 ;
+          9'h184:
+              \$1392 [388] = \$1115 ;
+          9'h185:
+              \$1392 [389] = \$1115 ;
+          9'h186:
+              \$1392 [390] = \$1115 ;
+          9'h187:
+              \$1392 [391] = \$1115 ;
+          9'h188:
+              \$1392 [392] = \$1115 ;
+          9'h189:
+              \$1392 [393] = \$1115 ;
+          9'h18a:
+              \$1392 [394] = \$1115 ;
+          9'h18b:
+              \$1392 [395] = \$1115 ;
+          9'h18c:
+              \$1392 [396] = \$1115 ;
+          9'h18d:
+              \$1392 [397] = \$1115 ;
+          9'h18e:
+              \$1392 [398] = \$1115 ;
+          9'h18f:
+              \$1392 [399] = \$1115 ;
+          9'h190:
+              \$1392 [400] = \$1115 ;
+          9'h191:
+              \$1392 [401] = \$1115 ;
+          9'h192:
+              \$1392 [402] = \$1115 ;
+          9'h193:
+              \$1392 [403] = \$1115 ;
+          9'h194:
+              \$1392 [404] = \$1115 ;
+          9'h195:
+              \$1392 [405] = \$1115 ;
+          9'h196:
+              \$1392 [406] = \$1115 ;
+          9'h197:
+              \$1392 [407] = \$1115 ;
+          9'h198:
+              \$1392 [408] = \$1115 ;
+          9'h199:
+              \$1392 [409] = \$1115 ;
+          9'h19a:
+              \$1392 [410] = \$1115 ;
+          9'h19b:
+              \$1392 [411] = \$1115 ;
+          9'h19c:
+              \$1392 [412] = \$1115 ;
+          9'h19d:
+              \$1392 [413] = \$1115 ;
+          9'h19e:
+              \$1392 [414] = \$1115 ;
+          9'h19f:
+              \$1392 [415] = \$1115 ;
+          9'h1a0:
+              \$1392 [416] = \$1115 ;
+          9'h1a1:
+              \$1392 [417] = \$1115 ;
+          9'h1a2:
+              \$1392 [418] = \$1115 ;
+          9'h1a3:
+              \$1392 [419] = \$1115 ;
+          9'h1a4:
+              \$1392 [420] = \$1115 ;
+          9'h1a5:
+              \$1392 [421] = \$1115 ;
+          9'h1a6:
+              \$1392 [422] = \$1115 ;
+          9'h1a7:
+              \$1392 [423] = \$1115 ;
+          9'h1a8:
+              \$1392 [424] = \$1115 ;
+          9'h1a9:
+              \$1392 [425] = \$1115 ;
+          9'h1aa:
+              \$1392 [426] = \$1115 ;
+          9'h1ab:
+              \$1392 [427] = \$1115 ;
+          9'h1ac:
+              \$1392 [428] = \$1115 ;
+          9'h1ad:
+              \$1392 [429] = \$1115 ;
+          9'h1ae:
+              \$1392 [430] = \$1115 ;
+          9'h1af:
+              \$1392 [431] = \$1115 ;
+          9'h1b0:
+              \$1392 [432] = \$1115 ;
+          9'h1b1:
+              \$1392 [433] = \$1115 ;
+          9'h1b2:
+              \$1392 [434] = \$1115 ;
+          9'h1b3:
+              \$1392 [435] = \$1115 ;
+          9'h1b4:
+              \$1392 [436] = \$1115 ;
+          9'h1b5:
+              \$1392 [437] = \$1115 ;
+          9'h1b6:
+              \$1392 [438] = \$1115 ;
+          9'h1b7:
+              \$1392 [439] = \$1115 ;
+          9'h1b8:
+              \$1392 [440] = \$1115 ;
+          9'h1b9:
+              \$1392 [441] = \$1115 ;
+          9'h1ba:
+              \$1392 [442] = \$1115 ;
+          9'h1bb:
+              \$1392 [443] = \$1115 ;
+          9'h1bc:
+              \$1392 [444] = \$1115 ;
+          9'h1bd:
+              \$1392 [445] = \$1115 ;
+          9'h1be:
+              \$1392 [446] = \$1115 ;
+          9'h1bf:
+              \$1392 [447] = \$1115 ;
+          9'h1c0:
+              \$1392 [448] = \$1115 ;
+          9'h1c1:
+              \$1392 [449] = \$1115 ;
+          9'h1c2:
+              \$1392 [450] = \$1115 ;
+          9'h1c3:
+              \$1392 [451] = \$1115 ;
+          9'h1c4:
+              \$1392 [452] = \$1115 ;
+          9'h1c5:
+              \$1392 [453] = \$1115 ;
+          9'h1c6:
+              \$1392 [454] = \$1115 ;
+          9'h1c7:
+              \$1392 [455] = \$1115 ;
+          9'h1c8:
+              \$1392 [456] = \$1115 ;
+          9'h1c9:
+              \$1392 [457] = \$1115 ;
+          9'h1ca:
+              \$1392 [458] = \$1115 ;
+          9'h1cb:
+              \$1392 [459] = \$1115 ;
+          9'h1cc:
+              \$1392 [460] = \$1115 ;
+          9'h1cd:
+              \$1392 [461] = \$1115 ;
+          9'h1ce:
+              \$1392 [462] = \$1115 ;
+          9'h1cf:
+              \$1392 [463] = \$1115 ;
+          9'h1d0:
+              \$1392 [464] = \$1115 ;
+          9'h1d1:
+              \$1392 [465] = \$1115 ;
+          9'h1d2:
+              \$1392 [466] = \$1115 ;
+          9'h1d3:
+              \$1392 [467] = \$1115 ;
+          9'h1d4:
+              \$1392 [468] = \$1115 ;
+          9'h1d5:
+              \$1392 [469] = \$1115 ;
+          9'h1d6:
+              \$1392 [470] = \$1115 ;
+          9'h1d7:
+              \$1392 [471] = \$1115 ;
+          9'h1d8:
+              \$1392 [472] = \$1115 ;
+          9'h1d9:
+              \$1392 [473] = \$1115 ;
+          9'h1da:
+              \$1392 [474] = \$1115 ;
+          9'h1db:
+              \$1392 [475] = \$1115 ;
+          9'h1dc:
+              \$1392 [476] = \$1115 ;
+          9'h1dd:
+              \$1392 [477] = \$1115 ;
+          9'h1de:
+              \$1392 [478] = \$1115 ;
+          9'h1df:
+              \$1392 [479] = \$1115 ;
+          9'h1e0:
+              \$1392 [480] = \$1115 ;
+          9'h1e1:
+              \$1392 [481] = \$1115 ;
+          9'h1e2:
+              \$1392 [482] = \$1115 ;
+          9'h1e3:
+              \$1392 [483] = \$1115 ;
+          9'h1e4:
+              \$1392 [484] = \$1115 ;
+          9'h1e5:
+              \$1392 [485] = \$1115 ;
+          9'h1e6:
+              \$1392 [486] = \$1115 ;
+          9'h1e7:
+              \$1392 [487] = \$1115 ;
+          9'h1e8:
+              \$1392 [488] = \$1115 ;
+          9'h1e9:
+              \$1392 [489] = \$1115 ;
+          9'h1ea:
+              \$1392 [490] = \$1115 ;
+          9'h1eb:
+              \$1392 [491] = \$1115 ;
+          9'h1ec:
+              \$1392 [492] = \$1115 ;
+          9'h1ed:
+              \$1392 [493] = \$1115 ;
+          9'h1ee:
+              \$1392 [494] = \$1115 ;
+          9'h1ef:
+              \$1392 [495] = \$1115 ;
+          9'h1f0:
+              \$1392 [496] = \$1115 ;
+          9'h1f1:
+              \$1392 [497] = \$1115 ;
+          9'h1f2:
+              \$1392 [498] = \$1115 ;
+          9'h1f3:
+              \$1392 [499] = \$1115 ;
+          9'h1f4:
+              \$1392 [500] = \$1115 ;
+          9'h1f5:
+              \$1392 [501] = \$1115 ;
+          9'h1f6:
+              \$1392 [502] = \$1115 ;
+          9'h1f7:
+              \$1392 [503] = \$1115 ;
+          9'h1f8:
+              \$1392 [504] = \$1115 ;
+          9'h1f9:
+              \$1392 [505] = \$1115 ;
+          9'h1fa:
+              \$1392 [506] = \$1115 ;
+          9'h1fb:
+              \$1392 [507] = \$1115 ;
+          9'h1fc:
+              \$1392 [508] = \$1115 ;
+          9'h1fd:
+              \$1392 [509] = \$1115 ;
+          9'h1fe:
+              \$1392 [510] = \$1115 ;
+          9'h1ff:
+              \$1392 [511] = \$1115 ;
+        endcase
+      end
+    end
+    if (cu1_c_valid) begin
+      if (\$1117 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1118 ;
+          9'h001:
+              \$1392 [1] = \$1118 ;
+          9'h002:
+              \$1392 [2] = \$1118 ;
+          9'h003:
+              \$1392 [3] = \$1118 ;
+          9'h004:
+              \$1392 [4] = \$1118 ;
+          9'h005:
+              \$1392 [5] = \$1118 ;
+          9'h006:
+              \$1392 [6] = \$1118 ;
+          9'h007:
+              \$1392 [7] = \$1118 ;
+          9'h008:
+              \$1392 [8] = \$1118 ;
+          9'h009:
+              \$1392 [9] = \$1118 ;
+          9'h00a:
+              \$1392 [10] = \$1118 ;
+          9'h00b:
+              \$1392 [11] = \$1118 ;
+          9'h00c:
+              \$1392 [12] = \$1118 ;
+          9'h00d:
+              \$1392 [13] = \$1118 ;
+          9'h00e:
+              \$1392 [14] = \$1118 ;
+          9'h00f:
+              \$1392 [15] = \$1118 ;
+          9'h010:
+              \$1392 [16] = \$1118 ;
+          9'h011:
+              \$1392 [17] = \$1118 ;
+          9'h012:
+              \$1392 [18] = \$1118 ;
+          9'h013:
+              \$1392 [19] = \$1118 ;
+          9'h014:
+              \$1392 [20] = \$1118 ;
+          9'h015:
+              \$1392 [21] = \$1118 ;
+          9'h016:
+              \$1392 [22] = \$1118 ;
+          9'h017:
+              \$1392 [23] = \$1118 ;
+          9'h018:
+              \$1392 [24] = \$1118 ;
+          9'h019:
+              \$1392 [25] = \$1118 ;
+          9'h01a:
+              \$1392 [26] = \$1118 ;
+          9'h01b:
+              \$1392 [27] = \$1118 ;
+          9'h01c:
+              \$1392 [28] = \$1118 ;
+          9'h01d:
+              \$1392 [29] = \$1118 ;
+          9'h01e:
+              \$1392 [30] = \$1118 ;
+          9'h01f:
+              \$1392 [31] = \$1118 ;
+          9'h020:
+              \$1392 [32] = \$1118 ;
+          9'h021:
+              \$1392 [33] = \$1118 ;
+          9'h022:
+              \$1392 [34] = \$1118 ;
+          9'h023:
+              \$1392 [35] = \$1118 ;
+          9'h024:
+              \$1392 [36] = \$1118 ;
+          9'h025:
+              \$1392 [37] = \$1118 ;
+          9'h026:
+              \$1392 [38] = \$1118 ;
+          9'h027:
+              \$1392 [39] = \$1118 ;
+          9'h028:
+              \$1392 [40] = \$1118 ;
+          9'h029:
+              \$1392 [41] = \$1118 ;
+          9'h02a:
+              \$1392 [42] = \$1118 ;
+          9'h02b:
+              \$1392 [43] = \$1118 ;
+          9'h02c:
+              \$1392 [44] = \$1118 ;
+          9'h02d:
+              \$1392 [45] = \$1118 ;
+          9'h02e:
+              \$1392 [46] = \$1118 ;
+          9'h02f:
+              \$1392 [47] = \$1118 ;
+          9'h030:
+              \$1392 [48] = \$1118 ;
+          9'h031:
+              \$1392 [49] = \$1118 ;
+          9'h032:
+              \$1392 [50] = \$1118 ;
+          9'h033:
+              \$1392 [51] = \$1118 ;
+          9'h034:
+              \$1392 [52] = \$1118 ;
+          9'h035:
+              \$1392 [53] = \$1118 ;
+          9'h036:
+              \$1392 [54] = \$1118 ;
+          9'h037:
+              \$1392 [55] = \$1118 ;
+          9'h038:
+              \$1392 [56] = \$1118 ;
+          9'h039:
+              \$1392 [57] = \$1118 ;
+          9'h03a:
+              \$1392 [58] = \$1118 ;
+          9'h03b:
+              \$1392 [59] = \$1118 ;
+          9'h03c:
+              \$1392 [60] = \$1118 ;
+          9'h03d:
+              \$1392 [61] = \$1118 ;
+          9'h03e:
+              \$1392 [62] = \$1118 ;
+          9'h03f:
+              \$1392 [63] = \$1118 ;
+          9'h040:
+              \$1392 [64] = \$1118 ;
+          9'h041:
+              \$1392 [65] = \$1118 ;
+          9'h042:
+              \$1392 [66] = \$1118 ;
+          9'h043:
+              \$1392 [67] = \$1118 ;
+          9'h044:
+              \$1392 [68] = \$1118 ;
+          9'h045:
+              \$1392 [69] = \$1118 ;
+          9'h046:
+              \$1392 [70] = \$1118 ;
+          9'h047:
+              \$1392 [71] = \$1118 ;
+          9'h048:
+              \$1392 [72] = \$1118 ;
+          9'h049:
+              \$1392 [73] = \$1118 ;
+          9'h04a:
+              \$1392 [74] = \$1118 ;
+          9'h04b:
+              \$1392 [75] = \$1118 ;
+          9'h04c:
+              \$1392 [76] = \$1118 ;
+          9'h04d:
+              \$1392 [77] = \$1118 ;
+          9'h04e:
+              \$1392 [78] = \$1118 ;
+          9'h04f:
+              \$1392 [79] = \$1118 ;
+          9'h050:
+              \$1392 [80] = \$1118 ;
+          9'h051:
+              \$1392 [81] = \$1118 ;
+          9'h052:
+              \$1392 [82] = \$1118 ;
+          9'h053:
+              \$1392 [83] = \$1118 ;
+          9'h054:
+              \$1392 [84] = \$1118 ;
+          9'h055:
+              \$1392 [85] = \$1118 ;
+          9'h056:
+              \$1392 [86] = \$1118 ;
+          9'h057:
+              \$1392 [87] = \$1118 ;
+          9'h058:
+              \$1392 [88] = \$1118 ;
+          9'h059:
+              \$1392 [89] = \$1118 ;
+          9'h05a:
+              \$1392 [90] = \$1118 ;
+          9'h05b:
+              \$1392 [91] = \$1118 ;
+          9'h05c:
+              \$1392 [92] = \$1118 ;
+          9'h05d:
+              \$1392 [93] = \$1118 ;
+          9'h05e:
+              \$1392 [94] = \$1118 ;
+          9'h05f:
+              \$1392 [95] = \$1118 ;
+          9'h060:
+              \$1392 [96] = \$1118 ;
+          9'h061:
+              \$1392 [97] = \$1118 ;
+          9'h062:
+              \$1392 [98] = \$1118 ;
+          9'h063:
+              \$1392 [99] = \$1118 ;
+          9'h064:
+              \$1392 [100] = \$1118 ;
+          9'h065:
+              \$1392 [101] = \$1118 ;
+          9'h066:
+              \$1392 [102] = \$1118 ;
+          9'h067:
+              \$1392 [103] = \$1118 ;
+          9'h068:
+              \$1392 [104] = \$1118 ;
+          9'h069:
+              \$1392 [105] = \$1118 ;
+          9'h06a:
+              \$1392 [106] = \$1118 ;
+          9'h06b:
+              \$1392 [107] = \$1118 ;
+          9'h06c:
+              \$1392 [108] = \$1118 ;
+          9'h06d:
+              \$1392 [109] = \$1118 ;
+          9'h06e:
+              \$1392 [110] = \$1118 ;
+          9'h06f:
+              \$1392 [111] = \$1118 ;
+          9'h070:
+              \$1392 [112] = \$1118 ;
+          9'h071:
+              \$1392 [113] = \$1118 ;
+          9'h072:
+              \$1392 [114] = \$1118 ;
+          9'h073:
+              \$1392 [115] = \$1118 ;
+          9'h074:
+              \$1392 [116] = \$1118 ;
+          9'h075:
+              \$1392 [117] = \$1118 ;
+          9'h076:
+              \$1392 [118] = \$1118 ;
+          9'h077:
+              \$1392 [119] = \$1118 ;
+          9'h078:
+              \$1392 [120] = \$1118 ;
+          9'h079:
+              \$1392 [121] = \$1118 ;
+          9'h07a:
+              \$1392 [122] = \$1118 ;
+          9'h07b:
+              \$1392 [123] = \$1118 ;
+          9'h07c:
+              \$1392 [124] = \$1118 ;
+          9'h07d:
+              \$1392 [125] = \$1118 ;
+          9'h07e:
+              \$1392 [126] = \$1118 ;
+          9'h07f:
+              \$1392 [127] = \$1118 ;
+          9'h080:
+              \$1392 [128] = \$1118 ;
+          9'h081:
+              \$1392 [129] = \$1118 ;
+          9'h082:
+              \$1392 [130] = \$1118 ;
+          9'h083:
+              \$1392 [131] = \$1118 ;
+          9'h084:
+              \$1392 [132] = \$1118 ;
+          9'h085:
+              \$1392 [133] = \$1118 ;
+          9'h086:
+              \$1392 [134] = \$1118 ;
+          9'h087:
+              \$1392 [135] = \$1118 ;
+          9'h088:
+              \$1392 [136] = \$1118 ;
+          9'h089:
+              \$1392 [137] = \$1118 ;
+          9'h08a:
+              \$1392 [138] = \$1118 ;
+          9'h08b:
+              \$1392 [139] = \$1118 ;
+          9'h08c:
+              \$1392 [140] = \$1118 ;
+          9'h08d:
+              \$1392 [141] = \$1118 ;
+          9'h08e:
+              \$1392 [142] = \$1118 ;
+          9'h08f:
+              \$1392 [143] = \$1118 ;
+          9'h090:
+              \$1392 [144] = \$1118 ;
+          9'h091:
+              \$1392 [145] = \$1118 ;
+          9'h092:
+              \$1392 [146] = \$1118 ;
+          9'h093:
+              \$1392 [147] = \$1118 ;
+          9'h094:
+              \$1392 [148] = \$1118 ;
+          9'h095:
+              \$1392 [149] = \$1118 ;
+          9'h096:
+              \$1392 [150] = \$1118 ;
+          9'h097:
+              \$1392 [151] = \$1118 ;
+          9'h098:
+              \$1392 [152] = \$1118 ;
+          9'h099:
+              \$1392 [153] = \$1118 ;
+          9'h09a:
+              \$1392 [154] = \$1118 ;
+          9'h09b:
+              \$1392 [155] = \$1118 ;
+          9'h09c:
+              \$1392 [156] = \$1118 ;
+          9'h09d:
+              \$1392 [157] = \$1118 ;
+          9'h09e:
+              \$1392 [158] = \$1118 ;
+          9'h09f:
+              \$1392 [159] = \$1118 ;
+          9'h0a0:
+              \$1392 [160] = \$1118 ;
+          9'h0a1:
+              \$1392 [161] = \$1118 ;
+          9'h0a2:
+              \$1392 [162] = \$1118 ;
+          9'h0a3:
+              \$1392 [163] = \$1118 ;
+          9'h0a4:
+              \$1392 [164] = \$1118 ;
+          9'h0a5:
+              \$1392 [165] = \$1118 ;
+          9'h0a6:
+              \$1392 [166] = \$1118 ;
+          9'h0a7:
+              \$1392 [167] = \$1118 ;
+          9'h0a8:
+              \$1392 [168] = \$1118 ;
+          9'h0a9:
+              \$1392 [169] = \$1118 ;
+          9'h0aa:
+              \$1392 [170] = \$1118 ;
+          9'h0ab:
+              \$1392 [171] = \$1118 ;
+          9'h0ac:
+              \$1392 [172] = \$1118 ;
+          9'h0ad:
+              \$1392 [173] = \$1118 ;
+          9'h0ae:
+              \$1392 [174] = \$1118 ;
+          9'h0af:
+              \$1392 [175] = \$1118 ;
+          9'h0b0:
+              \$1392 [176] = \$1118 ;
+          9'h0b1:
+              \$1392 [177] = \$1118 ;
+          9'h0b2:
+              \$1392 [178] = \$1118 ;
+          9'h0b3:
+              \$1392 [179] = \$1118 ;
+          9'h0b4:
+              \$1392 [180] = \$1118 ;
+          9'h0b5:
+              \$1392 [181] = \$1118 ;
+          9'h0b6:
+              \$1392 [182] = \$1118 ;
+          9'h0b7:
+              \$1392 [183] = \$1118 ;
+          9'h0b8:
+              \$1392 [184] = \$1118 ;
+          9'h0b9:
+              \$1392 [185] = \$1118 ;
+          9'h0ba:
+              \$1392 [186] = \$1118 ;
+          9'h0bb:
+              \$1392 [187] = \$1118 ;
+          9'h0bc:
+              \$1392 [188] = \$1118 ;
+          9'h0bd:
+              \$1392 [189] = \$1118 ;
+          9'h0be:
+              \$1392 [190] = \$1118 ;
+          9'h0bf:
+              \$1392 [191] = \$1118 ;
+          9'h0c0:
+              \$1392 [192] = \$1118 ;
+          9'h0c1:
+              \$1392 [193] = \$1118 ;
+          9'h0c2:
+              \$1392 [194] = \$1118 ;
+          9'h0c3:
+              \$1392 [195] = \$1118 ;
+          9'h0c4:
+              \$1392 [196] = \$1118 ;
+          9'h0c5:
+              \$1392 [197] = \$1118 ;
+          9'h0c6:
+              \$1392 [198] = \$1118 ;
+          9'h0c7:
+              \$1392 [199] = \$1118 ;
+          9'h0c8:
+              \$1392 [200] = \$1118 ;
+          9'h0c9:
+              \$1392 [201] = \$1118 ;
+          9'h0ca:
+              \$1392 [202] = \$1118 ;
+          9'h0cb:
+              \$1392 [203] = \$1118 ;
+          9'h0cc:
+              \$1392 [204] = \$1118 ;
+          9'h0cd:
+              \$1392 [205] = \$1118 ;
+          9'h0ce:
+              \$1392 [206] = \$1118 ;
+          9'h0cf:
+              \$1392 [207] = \$1118 ;
+          9'h0d0:
+              \$1392 [208] = \$1118 ;
+          9'h0d1:
+              \$1392 [209] = \$1118 ;
+          9'h0d2:
+              \$1392 [210] = \$1118 ;
+          9'h0d3:
+              \$1392 [211] = \$1118 ;
+          9'h0d4:
+              \$1392 [212] = \$1118 ;
+          9'h0d5:
+              \$1392 [213] = \$1118 ;
+          9'h0d6:
+              \$1392 [214] = \$1118 ;
+          9'h0d7:
+              \$1392 [215] = \$1118 ;
+          9'h0d8:
+              \$1392 [216] = \$1118 ;
+          9'h0d9:
+              \$1392 [217] = \$1118 ;
+          9'h0da:
+              \$1392 [218] = \$1118 ;
+          9'h0db:
+              \$1392 [219] = \$1118 ;
+          9'h0dc:
+              \$1392 [220] = \$1118 ;
+          9'h0dd:
+              \$1392 [221] = \$1118 ;
+          9'h0de:
+              \$1392 [222] = \$1118 ;
+          9'h0df:
+              \$1392 [223] = \$1118 ;
+          9'h0e0:
+              \$1392 [224] = \$1118 ;
+          9'h0e1:
+              \$1392 [225] = \$1118 ;
+          9'h0e2:
+              \$1392 [226] = \$1118 ;
+          9'h0e3:
+              \$1392 [227] = \$1118 ;
+          9'h0e4:
+              \$1392 [228] = \$1118 ;
+          9'h0e5:
+              \$1392 [229] = \$1118 ;
+          9'h0e6:
+              \$1392 [230] = \$1118 ;
+          9'h0e7:
+              \$1392 [231] = \$1118 ;
+          9'h0e8:
+              \$1392 [232] = \$1118 ;
+          9'h0e9:
+              \$1392 [233] = \$1118 ;
+          9'h0ea:
+              \$1392 [234] = \$1118 ;
+          9'h0eb:
+              \$1392 [235] = \$1118 ;
+          9'h0ec:
+              \$1392 [236] = \$1118 ;
+          9'h0ed:
+              \$1392 [237] = \$1118 ;
+          9'h0ee:
+              \$1392 [238] = \$1118 ;
+          9'h0ef:
+              \$1392 [239] = \$1118 ;
+          9'h0f0:
+              \$1392 [240] = \$1118 ;
+          9'h0f1:
+              \$1392 [241] = \$1118 ;
+          9'h0f2:
+              \$1392 [242] = \$1118 ;
+          9'h0f3:
+              \$1392 [243] = \$1118 ;
+          9'h0f4:
+              \$1392 [244] = \$1118 ;
+          9'h0f5:
+              \$1392 [245] = \$1118 ;
+          9'h0f6:
+              \$1392 [246] = \$1118 ;
+          9'h0f7:
+              \$1392 [247] = \$1118 ;
+          9'h0f8:
+              \$1392 [248] = \$1118 ;
+          9'h0f9:
+              \$1392 [249] = \$1118 ;
+          9'h0fa:
+              \$1392 [250] = \$1118 ;
+          9'h0fb:
+              \$1392 [251] = \$1118 ;
+          9'h0fc:
+              \$1392 [252] = \$1118 ;
+          9'h0fd:
+              \$1392 [253] = \$1118 ;
+          9'h0fe:
+              \$1392 [254] = \$1118 ;
+          9'h0ff:
+              \$1392 [255] = \$1118 ;
+          9'h100:
+              \$1392 [256] = \$1118 ;
+          9'h101:
+              \$1392 [257] = \$1118 ;
+          9'h102:
+              \$1392 [258] = \$1118 ;
+          9'h103:
+              \$1392 [259] = \$1118 ;
+          9'h104:
+              \$1392 [260] = \$1118 ;
+          9'h105:
+              \$1392 [261] = \$1118 ;
+          9'h106:
+              \$1392 [262] = \$1118 ;
+          9'h107:
+              \$1392 [263] = \$1118 ;
+          9'h108:
+              \$1392 [264] = \$1118 ;
+          9'h109:
+              \$1392 [265] = \$1118 ;
+          9'h10a:
+              \$1392 [266] = \$1118 ;
+          9'h10b:
+              \$1392 [267] = \$1118 ;
+          9'h10c:
+              \$1392 [268] = \$1118 ;
+          9'h10d:
+              \$1392 [269] = \$1118 ;
+          9'h10e:
+              \$1392 [270] = \$1118 ;
+          9'h10f:
+              \$1392 [271] = \$1118 ;
+          9'h110:
+              \$1392 [272] = \$1118 ;
+          9'h111:
+              \$1392 [273] = \$1118 ;
+          9'h112:
+              \$1392 [274] = \$1118 ;
+          9'h113:
+              \$1392 [275] = \$1118 ;
+          9'h114:
+              \$1392 [276] = \$1118 ;
+          9'h115:
+              \$1392 [277] = \$1118 ;
+          9'h116:
+              \$1392 [278] = \$1118 ;
+          9'h117:
+              \$1392 [279] = \$1118 ;
+          9'h118:
+              \$1392 [280] = \$1118 ;
+          9'h119:
+              \$1392 [281] = \$1118 ;
+          9'h11a:
+              \$1392 [282] = \$1118 ;
+          9'h11b:
+              \$1392 [283] = \$1118 ;
+          9'h11c:
+              \$1392 [284] = \$1118 ;
+          9'h11d:
+              \$1392 [285] = \$1118 ;
+          9'h11e:
+              \$1392 [286] = \$1118 ;
+          9'h11f:
+              \$1392 [287] = \$1118 ;
+          9'h120:
+              \$1392 [288] = \$1118 ;
+          9'h121:
+              \$1392 [289] = \$1118 ;
+          9'h122:
+              \$1392 [290] = \$1118 ;
+          9'h123:
+              \$1392 [291] = \$1118 ;
+          9'h124:
+              \$1392 [292] = \$1118 ;
+          9'h125:
+              \$1392 [293] = \$1118 ;
+          9'h126:
+              \$1392 [294] = \$1118 ;
+          9'h127:
+              \$1392 [295] = \$1118 ;
+          9'h128:
+              \$1392 [296] = \$1118 ;
+          9'h129:
+              \$1392 [297] = \$1118 ;
+          9'h12a:
+              \$1392 [298] = \$1118 ;
+          9'h12b:
+              \$1392 [299] = \$1118 ;
+          9'h12c:
+              \$1392 [300] = \$1118 ;
+          9'h12d:
+              \$1392 [301] = \$1118 ;
+          9'h12e:
+              \$1392 [302] = \$1118 ;
+          9'h12f:
+              \$1392 [303] = \$1118 ;
+          9'h130:
+              \$1392 [304] = \$1118 ;
+          9'h131:
+              \$1392 [305] = \$1118 ;
+          9'h132:
+              \$1392 [306] = \$1118 ;
+          9'h133:
+              \$1392 [307] = \$1118 ;
+          9'h134:
+              \$1392 [308] = \$1118 ;
+          9'h135:
+              \$1392 [309] = \$1118 ;
+          9'h136:
+              \$1392 [310] = \$1118 ;
+          9'h137:
+              \$1392 [311] = \$1118 ;
+          9'h138:
+              \$1392 [312] = \$1118 ;
+          9'h139:
+              \$1392 [313] = \$1118 ;
+          9'h13a:
+              \$1392 [314] = \$1118 ;
+          9'h13b:
+              \$1392 [315] = \$1118 ;
+          9'h13c:
+              \$1392 [316] = \$1118 ;
+          9'h13d:
+              \$1392 [317] = \$1118 ;
+          9'h13e:
+              \$1392 [318] = \$1118 ;
+          9'h13f:
+              \$1392 [319] = \$1118 ;
+          9'h140:
+              \$1392 [320] = \$1118 ;
+          9'h141:
+              \$1392 [321] = \$1118 ;
+          9'h142:
+              \$1392 [322] = \$1118 ;
+          9'h143:
+              \$1392 [323] = \$1118 ;
+          9'h144:
+              \$1392 [324] = \$1118 ;
+          9'h145:
+              \$1392 [325] = \$1118 ;
+          9'h146:
+              \$1392 [326] = \$1118 ;
+          9'h147:
+              \$1392 [327] = \$1118 ;
+          9'h148:
+              \$1392 [328] = \$1118 ;
+          9'h149:
+              \$1392 [329] = \$1118 ;
+          9'h14a:
+              \$1392 [330] = \$1118 ;
+          9'h14b:
+              \$1392 [331] = \$1118 ;
+          9'h14c:
+              \$1392 [332] = \$1118 ;
+          9'h14d:
+              \$1392 [333] = \$1118 ;
+          9'h14e:
+              \$1392 [334] = \$1118 ;
+          9'h14f:
+              \$1392 [335] = \$1118 ;
+          9'h150:
+              \$1392 [336] = \$1118 ;
+          9'h151:
+              \$1392 [337] = \$1118 ;
+          9'h152:
+              \$1392 [338] = \$1118 ;
+          9'h153:
+              \$1392 [339] = \$1118 ;
+          9'h154:
+              \$1392 [340] = \$1118 ;
+          9'h155:
+              \$1392 [341] = \$1118 ;
+          9'h156:
+              \$1392 [342] = \$1118 ;
+          9'h157:
+              \$1392 [343] = \$1118 ;
+          9'h158:
+              \$1392 [344] = \$1118 ;
+          9'h159:
+              \$1392 [345] = \$1118 ;
+          9'h15a:
+              \$1392 [346] = \$1118 ;
+          9'h15b:
+              \$1392 [347] = \$1118 ;
+          9'h15c:
+              \$1392 [348] = \$1118 ;
+          9'h15d:
+              \$1392 [349] = \$1118 ;
+          9'h15e:
+              \$1392 [350] = \$1118 ;
+          9'h15f:
+              \$1392 [351] = \$1118 ;
+          9'h160:
+              \$1392 [352] = \$1118 ;
+          9'h161:
+              \$1392 [353] = \$1118 ;
+          9'h162:
+              \$1392 [354] = \$1118 ;
+          9'h163:
+              \$1392 [355] = \$1118 ;
+          9'h164:
+              \$1392 [356] = \$1118 ;
+          9'h165:
+              \$1392 [357] = \$1118 ;
+          9'h166:
+              \$1392 [358] = \$1118 ;
+          9'h167:
+              \$1392 [359] = \$1118 ;
+          9'h168:
+              \$1392 [360] = \$1118 ;
+          9'h169:
+              \$1392 [361] = \$1118 ;
+          9'h16a:
+              \$1392 [362] = \$1118 ;
+          9'h16b:
+              \$1392 [363] = \$1118 ;
+          9'h16c:
+              \$1392 [364] = \$1118 ;
+          9'h16d:
+              \$1392 [365] = \$1118 ;
+          9'h16e:
+              \$1392 [366] = \$1118 ;
+          9'h16f:
+              \$1392 [367] = \$1118 ;
+          9'h170:
+              \$1392 [368] = \$1118 ;
+          9'h171:
+              \$1392 [369] = \$1118 ;
+          9'h172:
+              \$1392 [370] = \$1118 ;
+          9'h173:
+              \$1392 [371] = \$1118 ;
+          9'h174:
+              \$1392 [372] = \$1118 ;
+          9'h175:
+              \$1392 [373] = \$1118 ;
+          9'h176:
+              \$1392 [374] = \$1118 ;
+          9'h177:
+              \$1392 [375] = \$1118 ;
+          9'h178:
+              \$1392 [376] = \$1118 ;
+          9'h179:
+              \$1392 [377] = \$1118 ;
+          9'h17a:
+              \$1392 [378] = \$1118 ;
+          9'h17b:
+              \$1392 [379] = \$1118 ;
+          9'h17c:
+              \$1392 [380] = \$1118 ;
+          9'h17d:
+              \$1392 [381] = \$1118 ;
+          9'h17e:
+              \$1392 [382] = \$1118 ;
+          9'h17f:
+              \$1392 [383] = \$1118 ;
+          9'h180:
+              \$1392 [384] = \$1118 ;
+          9'h181:
+              \$1392 [385] = \$1118 ;
+          9'h182:
+              \$1392 [386] = \$1118 ;
+          9'h183:
+              \$1392 [387] = \$1118 ;
+          9'h184:
+              \$1392 [388] = \$1118 ;
+          9'h185:
+              \$1392 [389] = \$1118 ;
+          9'h186:
+              \$1392 [390] = \$1118 ;
+          9'h187:
+              \$1392 [391] = \$1118 ;
+          9'h188:
+              \$1392 [392] = \$1118 ;
+          9'h189:
+              \$1392 [393] = \$1118 ;
+          9'h18a:
+              \$1392 [394] = \$1118 ;
+          9'h18b:
+              \$1392 [395] = \$1118 ;
+          9'h18c:
+              \$1392 [396] = \$1118 ;
+          9'h18d:
+              \$1392 [397] = \$1118 ;
+          9'h18e:
+              \$1392 [398] = \$1118 ;
+          9'h18f:
+              \$1392 [399] = \$1118 ;
+          9'h190:
+              \$1392 [400] = \$1118 ;
+          9'h191:
+              \$1392 [401] = \$1118 ;
+          9'h192:
+              \$1392 [402] = \$1118 ;
+          9'h193:
+              \$1392 [403] = \$1118 ;
+          9'h194:
+              \$1392 [404] = \$1118 ;
+          9'h195:
+              \$1392 [405] = \$1118 ;
+          9'h196:
+              \$1392 [406] = \$1118 ;
+          9'h197:
+              \$1392 [407] = \$1118 ;
+          9'h198:
+              \$1392 [408] = \$1118 ;
+          9'h199:
+              \$1392 [409] = \$1118 ;
+          9'h19a:
+              \$1392 [410] = \$1118 ;
+          9'h19b:
+              \$1392 [411] = \$1118 ;
+          9'h19c:
+              \$1392 [412] = \$1118 ;
+          9'h19d:
+              \$1392 [413] = \$1118 ;
+          9'h19e:
+              \$1392 [414] = \$1118 ;
+          9'h19f:
+              \$1392 [415] = \$1118 ;
+          9'h1a0:
+              \$1392 [416] = \$1118 ;
+          9'h1a1:
+              \$1392 [417] = \$1118 ;
+          9'h1a2:
+              \$1392 [418] = \$1118 ;
+          9'h1a3:
+              \$1392 [419] = \$1118 ;
+          9'h1a4:
+              \$1392 [420] = \$1118 ;
+          9'h1a5:
+              \$1392 [421] = \$1118 ;
+          9'h1a6:
+              \$1392 [422] = \$1118 ;
+          9'h1a7:
+              \$1392 [423] = \$1118 ;
+          9'h1a8:
+              \$1392 [424] = \$1118 ;
+          9'h1a9:
+              \$1392 [425] = \$1118 ;
+          9'h1aa:
+              \$1392 [426] = \$1118 ;
+          9'h1ab:
+              \$1392 [427] = \$1118 ;
+          9'h1ac:
+              \$1392 [428] = \$1118 ;
+          9'h1ad:
+              \$1392 [429] = \$1118 ;
+          9'h1ae:
+              \$1392 [430] = \$1118 ;
+          9'h1af:
+              \$1392 [431] = \$1118 ;
+          9'h1b0:
+              \$1392 [432] = \$1118 ;
+          9'h1b1:
+              \$1392 [433] = \$1118 ;
+          9'h1b2:
+              \$1392 [434] = \$1118 ;
+          9'h1b3:
+              \$1392 [435] = \$1118 ;
+          9'h1b4:
+              \$1392 [436] = \$1118 ;
+          9'h1b5:
+              \$1392 [437] = \$1118 ;
+          9'h1b6:
+              \$1392 [438] = \$1118 ;
+          9'h1b7:
+              \$1392 [439] = \$1118 ;
+          9'h1b8:
+              \$1392 [440] = \$1118 ;
+          9'h1b9:
+              \$1392 [441] = \$1118 ;
+          9'h1ba:
+              \$1392 [442] = \$1118 ;
+          9'h1bb:
+              \$1392 [443] = \$1118 ;
+          9'h1bc:
+              \$1392 [444] = \$1118 ;
+          9'h1bd:
+              \$1392 [445] = \$1118 ;
+          9'h1be:
+              \$1392 [446] = \$1118 ;
+          9'h1bf:
+              \$1392 [447] = \$1118 ;
+          9'h1c0:
+              \$1392 [448] = \$1118 ;
+          9'h1c1:
+              \$1392 [449] = \$1118 ;
+          9'h1c2:
+              \$1392 [450] = \$1118 ;
+          9'h1c3:
+              \$1392 [451] = \$1118 ;
+          9'h1c4:
+              \$1392 [452] = \$1118 ;
+          9'h1c5:
+              \$1392 [453] = \$1118 ;
+          9'h1c6:
+              \$1392 [454] = \$1118 ;
+          9'h1c7:
+              \$1392 [455] = \$1118 ;
+          9'h1c8:
+              \$1392 [456] = \$1118 ;
+          9'h1c9:
+              \$1392 [457] = \$1118 ;
+          9'h1ca:
+              \$1392 [458] = \$1118 ;
+          9'h1cb:
+              \$1392 [459] = \$1118 ;
+          9'h1cc:
+              \$1392 [460] = \$1118 ;
+          9'h1cd:
+              \$1392 [461] = \$1118 ;
+          9'h1ce:
+              \$1392 [462] = \$1118 ;
+          9'h1cf:
+              \$1392 [463] = \$1118 ;
+          9'h1d0:
+              \$1392 [464] = \$1118 ;
+          9'h1d1:
+              \$1392 [465] = \$1118 ;
+          9'h1d2:
+              \$1392 [466] = \$1118 ;
+          9'h1d3:
+              \$1392 [467] = \$1118 ;
+          9'h1d4:
+              \$1392 [468] = \$1118 ;
+          9'h1d5:
+              \$1392 [469] = \$1118 ;
+          9'h1d6:
+              \$1392 [470] = \$1118 ;
+          9'h1d7:
+              \$1392 [471] = \$1118 ;
+          9'h1d8:
+              \$1392 [472] = \$1118 ;
+          9'h1d9:
+              \$1392 [473] = \$1118 ;
+          9'h1da:
+              \$1392 [474] = \$1118 ;
+          9'h1db:
+              \$1392 [475] = \$1118 ;
+          9'h1dc:
+              \$1392 [476] = \$1118 ;
+          9'h1dd:
+              \$1392 [477] = \$1118 ;
+          9'h1de:
+              \$1392 [478] = \$1118 ;
+          9'h1df:
+              \$1392 [479] = \$1118 ;
+          9'h1e0:
+              \$1392 [480] = \$1118 ;
+          9'h1e1:
+              \$1392 [481] = \$1118 ;
+          9'h1e2:
+              \$1392 [482] = \$1118 ;
+          9'h1e3:
+              \$1392 [483] = \$1118 ;
+          9'h1e4:
+              \$1392 [484] = \$1118 ;
+          9'h1e5:
+              \$1392 [485] = \$1118 ;
+          9'h1e6:
+              \$1392 [486] = \$1118 ;
+          9'h1e7:
+              \$1392 [487] = \$1118 ;
+          9'h1e8:
+              \$1392 [488] = \$1118 ;
+          9'h1e9:
+              \$1392 [489] = \$1118 ;
+          9'h1ea:
+              \$1392 [490] = \$1118 ;
+          9'h1eb:
+              \$1392 [491] = \$1118 ;
+          9'h1ec:
+              \$1392 [492] = \$1118 ;
+          9'h1ed:
+              \$1392 [493] = \$1118 ;
+          9'h1ee:
+              \$1392 [494] = \$1118 ;
+          9'h1ef:
+              \$1392 [495] = \$1118 ;
+          9'h1f0:
+              \$1392 [496] = \$1118 ;
+          9'h1f1:
+              \$1392 [497] = \$1118 ;
+          9'h1f2:
+              \$1392 [498] = \$1118 ;
+          9'h1f3:
+              \$1392 [499] = \$1118 ;
+          9'h1f4:
+              \$1392 [500] = \$1118 ;
+          9'h1f5:
+              \$1392 [501] = \$1118 ;
+          9'h1f6:
+              \$1392 [502] = \$1118 ;
+          9'h1f7:
+              \$1392 [503] = \$1118 ;
+          9'h1f8:
+              \$1392 [504] = \$1118 ;
+          9'h1f9:
+              \$1392 [505] = \$1118 ;
+          9'h1fa:
+              \$1392 [506] = \$1118 ;
+          9'h1fb:
+              \$1392 [507] = \$1118 ;
+          9'h1fc:
+              \$1392 [508] = \$1118 ;
+          9'h1fd:
+              \$1392 [509] = \$1118 ;
+          9'h1fe:
+              \$1392 [510] = \$1118 ;
+          9'h1ff:
+              \$1392 [511] = \$1118 ;
+        endcase
+      end
+    end
+    if (cu2_c_valid) begin
+      if (\$1120 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1121 ;
+          9'h001:
+              \$1392 [1] = \$1121 ;
+          9'h002:
+              \$1392 [2] = \$1121 ;
+          9'h003:
+              \$1392 [3] = \$1121 ;
+          9'h004:
+              \$1392 [4] = \$1121 ;
+          9'h005:
+              \$1392 [5] = \$1121 ;
+          9'h006:
+              \$1392 [6] = \$1121 ;
+          9'h007:
+              \$1392 [7] = \$1121 ;
+          9'h008:
+              \$1392 [8] = \$1121 ;
+          9'h009:
+              \$1392 [9] = \$1121 ;
+          9'h00a:
+              \$1392 [10] = \$1121 ;
+          9'h00b:
+              \$1392 [11] = \$1121 ;
+          9'h00c:
+              \$1392 [12] = \$1121 ;
+          9'h00d:
+              \$1392 [13] = \$1121 ;
+          9'h00e:
+              \$1392 [14] = \$1121 ;
+          9'h00f:
+              \$1392 [15] = \$1121 ;
+          9'h010:
+              \$1392 [16] = \$1121 ;
+          9'h011:
+              \$1392 [17] = \$1121 ;
+          9'h012:
+              \$1392 [18] = \$1121 ;
+          9'h013:
+              \$1392 [19] = \$1121 ;
+          9'h014:
+              \$1392 [20] = \$1121 ;
+          9'h015:
+              \$1392 [21] = \$1121 ;
+          9'h016:
+              \$1392 [22] = \$1121 ;
+          9'h017:
+              \$1392 [23] = \$1121 ;
+          9'h018:
+              \$1392 [24] = \$1121 ;
+          9'h019:
+              \$1392 [25] = \$1121 ;
+          9'h01a:
+              \$1392 [26] = \$1121 ;
+          9'h01b:
+              \$1392 [27] = \$1121 ;
+          9'h01c:
+              \$1392 [28] = \$1121 ;
+          9'h01d:
+              \$1392 [29] = \$1121 ;
+          9'h01e:
+              \$1392 [30] = \$1121 ;
+          9'h01f:
+              \$1392 [31] = \$1121 ;
+          9'h020:
+              \$1392 [32] = \$1121 ;
+          9'h021:
+              \$1392 [33] = \$1121 ;
+          9'h022:
+              \$1392 [34] = \$1121 ;
+          9'h023:
+              \$1392 [35] = \$1121 ;
+          9'h024:
+              \$1392 [36] = \$1121 ;
+          9'h025:
+              \$1392 [37] = \$1121 ;
+          9'h026:
+              \$1392 [38] = \$1121 ;
+          9'h027:
+              \$1392 [39] = \$1121 ;
+          9'h028:
+              \$1392 [40] = \$1121 ;
+          9'h029:
+              \$1392 [41] = \$1121 ;
+          9'h02a:
+              \$1392 [42] = \$1121 ;
+          9'h02b:
+              \$1392 [43] = \$1121 ;
+          9'h02c:
+              \$1392 [44] = \$1121 ;
+          9'h02d:
+              \$1392 [45] = \$1121 ;
+          9'h02e:
+              \$1392 [46] = \$1121 ;
+          9'h02f:
+              \$1392 [47] = \$1121 ;
+          9'h030:
+              \$1392 [48] = \$1121 ;
+          9'h031:
+              \$1392 [49] = \$1121 ;
+          9'h032:
+              \$1392 [50] = \$1121 ;
+          9'h033:
+              \$1392 [51] = \$1121 ;
+          9'h034:
+              \$1392 [52] = \$1121 ;
+          9'h035:
+              \$1392 [53] = \$1121 ;
+          9'h036:
+              \$1392 [54] = \$1121 ;
+          9'h037:
+              \$1392 [55] = \$1121 ;
+          9'h038:
+              \$1392 [56] = \$1121 ;
+          9'h039:
+              \$1392 [57] = \$1121 ;
+          9'h03a:
+              \$1392 [58] = \$1121 ;
+          9'h03b:
+              \$1392 [59] = \$1121 ;
+          9'h03c:
+              \$1392 [60] = \$1121 ;
+          9'h03d:
+              \$1392 [61] = \$1121 ;
+          9'h03e:
+              \$1392 [62] = \$1121 ;
+          9'h03f:
+              \$1392 [63] = \$1121 ;
+          9'h040:
+              \$1392 [64] = \$1121 ;
+          9'h041:
+              \$1392 [65] = \$1121 ;
+          9'h042:
+              \$1392 [66] = \$1121 ;
+          9'h043:
+              \$1392 [67] = \$1121 ;
+          9'h044:
+              \$1392 [68] = \$1121 ;
+          9'h045:
+              \$1392 [69] = \$1121 ;
+          9'h046:
+              \$1392 [70] = \$1121 ;
+          9'h047:
+              \$1392 [71] = \$1121 ;
+          9'h048:
+              \$1392 [72] = \$1121 ;
+          9'h049:
+              \$1392 [73] = \$1121 ;
+          9'h04a:
+              \$1392 [74] = \$1121 ;
+          9'h04b:
+              \$1392 [75] = \$1121 ;
+          9'h04c:
+              \$1392 [76] = \$1121 ;
+          9'h04d:
+              \$1392 [77] = \$1121 ;
+          9'h04e:
+              \$1392 [78] = \$1121 ;
+          9'h04f:
+              \$1392 [79] = \$1121 ;
+          9'h050:
+              \$1392 [80] = \$1121 ;
+          9'h051:
+              \$1392 [81] = \$1121 ;
+          9'h052:
+              \$1392 [82] = \$1121 ;
+          9'h053:
+              \$1392 [83] = \$1121 ;
+          9'h054:
+              \$1392 [84] = \$1121 ;
+          9'h055:
+              \$1392 [85] = \$1121 ;
+          9'h056:
+              \$1392 [86] = \$1121 ;
+          9'h057:
+              \$1392 [87] = \$1121 ;
+          9'h058:
+              \$1392 [88] = \$1121 ;
+          9'h059:
+              \$1392 [89] = \$1121 ;
+          9'h05a:
+              \$1392 [90] = \$1121 ;
+          9'h05b:
+              \$1392 [91] = \$1121 ;
+          9'h05c:
+              \$1392 [92] = \$1121 ;
+          9'h05d:
+              \$1392 [93] = \$1121 ;
+          9'h05e:
+              \$1392 [94] = \$1121 ;
+          9'h05f:
+              \$1392 [95] = \$1121 ;
+          9'h060:
+              \$1392 [96] = \$1121 ;
+          9'h061:
+              \$1392 [97] = \$1121 ;
+          9'h062:
+              \$1392 [98] = \$1121 ;
+          9'h063:
+              \$1392 [99] = \$1121 ;
+          9'h064:
+              \$1392 [100] = \$1121 ;
+          9'h065:
+              \$1392 [101] = \$1121 ;
+          9'h066:
+              \$1392 [102] = \$1121 ;
+          9'h067:
+              \$1392 [103] = \$1121 ;
+          9'h068:
+              \$1392 [104] = \$1121 ;
+          9'h069:
+              \$1392 [105] = \$1121 ;
+          9'h06a:
+              \$1392 [106] = \$1121 ;
+          9'h06b:
+              \$1392 [107] = \$1121 ;
+          9'h06c:
+              \$1392 [108] = \$1121 ;
+          9'h06d:
+              \$1392 [109] = \$1121 ;
+          9'h06e:
+              \$1392 [110] = \$1121 ;
+          9'h06f:
+              \$1392 [111] = \$1121 ;
+          9'h070:
+              \$1392 [112] = \$1121 ;
+          9'h071:
+              \$1392 [113] = \$1121 ;
+          9'h072:
+              \$1392 [114] = \$1121 ;
+          9'h073:
+              \$1392 [115] = \$1121 ;
+          9'h074:
+              \$1392 [116] = \$1121 ;
+          9'h075:
+              \$1392 [117] = \$1121 ;
+          9'h076:
+              \$1392 [118] = \$1121 ;
+          9'h077:
+              \$1392 [119] = \$1121 ;
+          9'h078:
+              \$1392 [120] = \$1121 ;
+          9'h079:
+              \$1392 [121] = \$1121 ;
+          9'h07a:
+              \$1392 [122] = \$1121 ;
+          9'h07b:
+              \$1392 [123] = \$1121 ;
+          9'h07c:
+              \$1392 [124] = \$1121 ;
+          9'h07d:
+              \$1392 [125] = \$1121 ;
+          9'h07e:
+              \$1392 [126] = \$1121 ;
+          9'h07f:
+              \$1392 [127] = \$1121 ;
+          9'h080:
+              \$1392 [128] = \$1121 ;
+          9'h081:
+              \$1392 [129] = \$1121 ;
+          9'h082:
+              \$1392 [130] = \$1121 ;
+          9'h083:
+              \$1392 [131] = \$1121 ;
+          9'h084:
+              \$1392 [132] = \$1121 ;
+          9'h085:
+              \$1392 [133] = \$1121 ;
+          9'h086:
+              \$1392 [134] = \$1121 ;
+          9'h087:
+              \$1392 [135] = \$1121 ;
+          9'h088:
+              \$1392 [136] = \$1121 ;
+          9'h089:
+              \$1392 [137] = \$1121 ;
+          9'h08a:
+              \$1392 [138] = \$1121 ;
+          9'h08b:
+              \$1392 [139] = \$1121 ;
+          9'h08c:
+              \$1392 [140] = \$1121 ;
+          9'h08d:
+              \$1392 [141] = \$1121 ;
+          9'h08e:
+              \$1392 [142] = \$1121 ;
+          9'h08f:
+              \$1392 [143] = \$1121 ;
+          9'h090:
+              \$1392 [144] = \$1121 ;
+          9'h091:
+              \$1392 [145] = \$1121 ;
+          9'h092:
+              \$1392 [146] = \$1121 ;
+          9'h093:
+              \$1392 [147] = \$1121 ;
+          9'h094:
+              \$1392 [148] = \$1121 ;
+          9'h095:
+              \$1392 [149] = \$1121 ;
+          9'h096:
+              \$1392 [150] = \$1121 ;
+          9'h097:
+              \$1392 [151] = \$1121 ;
+          9'h098:
+              \$1392 [152] = \$1121 ;
+          9'h099:
+              \$1392 [153] = \$1121 ;
+          9'h09a:
+              \$1392 [154] = \$1121 ;
+          9'h09b:
+              \$1392 [155] = \$1121 ;
+          9'h09c:
+              \$1392 [156] = \$1121 ;
+          9'h09d:
+              \$1392 [157] = \$1121 ;
+          9'h09e:
+              \$1392 [158] = \$1121 ;
+          9'h09f:
+              \$1392 [159] = \$1121 ;
+          9'h0a0:
+              \$1392 [160] = \$1121 ;
+          9'h0a1:
+              \$1392 [161] = \$1121 ;
+          9'h0a2:
+              \$1392 [162] = \$1121 ;
+          9'h0a3:
+              \$1392 [163] = \$1121 ;
+          9'h0a4:
+              \$1392 [164] = \$1121 ;
+          9'h0a5:
+              \$1392 [165] = \$1121 ;
+          9'h0a6:
+              \$1392 [166] = \$1121 ;
+          9'h0a7:
+              \$1392 [167] = \$1121 ;
+          9'h0a8:
+              \$1392 [168] = \$1121 ;
+          9'h0a9:
+              \$1392 [169] = \$1121 ;
+          9'h0aa:
+              \$1392 [170] = \$1121 ;
+          9'h0ab:
+              \$1392 [171] = \$1121 ;
+          9'h0ac:
+              \$1392 [172] = \$1121 ;
+          9'h0ad:
+              \$1392 [173] = \$1121 ;
+          9'h0ae:
+              \$1392 [174] = \$1121 ;
+          9'h0af:
+              \$1392 [175] = \$1121 ;
+          9'h0b0:
+              \$1392 [176] = \$1121 ;
+          9'h0b1:
+              \$1392 [177] = \$1121 ;
+          9'h0b2:
+              \$1392 [178] = \$1121 ;
+          9'h0b3:
+              \$1392 [179] = \$1121 ;
+          9'h0b4:
+              \$1392 [180] = \$1121 ;
+          9'h0b5:
+              \$1392 [181] = \$1121 ;
+          9'h0b6:
+              \$1392 [182] = \$1121 ;
+          9'h0b7:
+              \$1392 [183] = \$1121 ;
+          9'h0b8:
+              \$1392 [184] = \$1121 ;
+          9'h0b9:
+              \$1392 [185] = \$1121 ;
+          9'h0ba:
+              \$1392 [186] = \$1121 ;
+          9'h0bb:
+              \$1392 [187] = \$1121 ;
+          9'h0bc:
+              \$1392 [188] = \$1121 ;
+          9'h0bd:
+              \$1392 [189] = \$1121 ;
+          9'h0be:
+              \$1392 [190] = \$1121 ;
+          9'h0bf:
+              \$1392 [191] = \$1121 ;
+          9'h0c0:
+              \$1392 [192] = \$1121 ;
+          9'h0c1:
+              \$1392 [193] = \$1121 ;
+          9'h0c2:
+              \$1392 [194] = \$1121 ;
+          9'h0c3:
+              \$1392 [195] = \$1121 ;
+          9'h0c4:
+              \$1392 [196] = \$1121 ;
+          9'h0c5:
+              \$1392 [197] = \$1121 ;
+          9'h0c6:
+              \$1392 [198] = \$1121 ;
+          9'h0c7:
+              \$1392 [199] = \$1121 ;
+          9'h0c8:
+              \$1392 [200] = \$1121 ;
+          9'h0c9:
+              \$1392 [201] = \$1121 ;
+          9'h0ca:
+              \$1392 [202] = \$1121 ;
+          9'h0cb:
+              \$1392 [203] = \$1121 ;
+          9'h0cc:
+              \$1392 [204] = \$1121 ;
+          9'h0cd:
+              \$1392 [205] = \$1121 ;
+          9'h0ce:
+              \$1392 [206] = \$1121 ;
+          9'h0cf:
+              \$1392 [207] = \$1121 ;
+          9'h0d0:
+              \$1392 [208] = \$1121 ;
+          9'h0d1:
+              \$1392 [209] = \$1121 ;
+          9'h0d2:
+              \$1392 [210] = \$1121 ;
+          9'h0d3:
+              \$1392 [211] = \$1121 ;
+          9'h0d4:
+              \$1392 [212] = \$1121 ;
+          9'h0d5:
+              \$1392 [213] = \$1121 ;
+          9'h0d6:
+              \$1392 [214] = \$1121 ;
+          9'h0d7:
+              \$1392 [215] = \$1121 ;
+          9'h0d8:
+              \$1392 [216] = \$1121 ;
+          9'h0d9:
+              \$1392 [217] = \$1121 ;
+          9'h0da:
+              \$1392 [218] = \$1121 ;
+          9'h0db:
+              \$1392 [219] = \$1121 ;
+          9'h0dc:
+              \$1392 [220] = \$1121 ;
+          9'h0dd:
+              \$1392 [221] = \$1121 ;
+          9'h0de:
+              \$1392 [222] = \$1121 ;
+          9'h0df:
+              \$1392 [223] = \$1121 ;
+          9'h0e0:
+              \$1392 [224] = \$1121 ;
+          9'h0e1:
+              \$1392 [225] = \$1121 ;
+          9'h0e2:
+              \$1392 [226] = \$1121 ;
+          9'h0e3:
+              \$1392 [227] = \$1121 ;
+          9'h0e4:
+              \$1392 [228] = \$1121 ;
+          9'h0e5:
+              \$1392 [229] = \$1121 ;
+          9'h0e6:
+              \$1392 [230] = \$1121 ;
+          9'h0e7:
+              \$1392 [231] = \$1121 ;
+          9'h0e8:
+              \$1392 [232] = \$1121 ;
+          9'h0e9:
+              \$1392 [233] = \$1121 ;
+          9'h0ea:
+              \$1392 [234] = \$1121 ;
+          9'h0eb:
+              \$1392 [235] = \$1121 ;
+          9'h0ec:
+              \$1392 [236] = \$1121 ;
+          9'h0ed:
+              \$1392 [237] = \$1121 ;
+          9'h0ee:
+              \$1392 [238] = \$1121 ;
+          9'h0ef:
+              \$1392 [239] = \$1121 ;
+          9'h0f0:
+              \$1392 [240] = \$1121 ;
+          9'h0f1:
+              \$1392 [241] = \$1121 ;
+          9'h0f2:
+              \$1392 [242] = \$1121 ;
+          9'h0f3:
+              \$1392 [243] = \$1121 ;
+          9'h0f4:
+              \$1392 [244] = \$1121 ;
+          9'h0f5:
+              \$1392 [245] = \$1121 ;
+          9'h0f6:
+              \$1392 [246] = \$1121 ;
+          9'h0f7:
+              \$1392 [247] = \$1121 ;
+          9'h0f8:
+              \$1392 [248] = \$1121 ;
+          9'h0f9:
+              \$1392 [249] = \$1121 ;
+          9'h0fa:
+              \$1392 [250] = \$1121 ;
+          9'h0fb:
+              \$1392 [251] = \$1121 ;
+          9'h0fc:
+              \$1392 [252] = \$1121 ;
+          9'h0fd:
+              \$1392 [253] = \$1121 ;
+          9'h0fe:
+              \$1392 [254] = \$1121 ;
+          9'h0ff:
+              \$1392 [255] = \$1121 ;
+          9'h100:
+              \$1392 [256] = \$1121 ;
+          9'h101:
+              \$1392 [257] = \$1121 ;
+          9'h102:
+              \$1392 [258] = \$1121 ;
+          9'h103:
+              \$1392 [259] = \$1121 ;
+          9'h104:
+              \$1392 [260] = \$1121 ;
+          9'h105:
+              \$1392 [261] = \$1121 ;
+          9'h106:
+              \$1392 [262] = \$1121 ;
+          9'h107:
+              \$1392 [263] = \$1121 ;
+          9'h108:
+              \$1392 [264] = \$1121 ;
+          9'h109:
+              \$1392 [265] = \$1121 ;
+          9'h10a:
+              \$1392 [266] = \$1121 ;
+          9'h10b:
+              \$1392 [267] = \$1121 ;
+          9'h10c:
+              \$1392 [268] = \$1121 ;
+          9'h10d:
+              \$1392 [269] = \$1121 ;
+          9'h10e:
+              \$1392 [270] = \$1121 ;
+          9'h10f:
+              \$1392 [271] = \$1121 ;
+          9'h110:
+              \$1392 [272] = \$1121 ;
+          9'h111:
+              \$1392 [273] = \$1121 ;
+          9'h112:
+              \$1392 [274] = \$1121 ;
+          9'h113:
+              \$1392 [275] = \$1121 ;
+          9'h114:
+              \$1392 [276] = \$1121 ;
+          9'h115:
+              \$1392 [277] = \$1121 ;
+          9'h116:
+              \$1392 [278] = \$1121 ;
+          9'h117:
+              \$1392 [279] = \$1121 ;
+          9'h118:
+              \$1392 [280] = \$1121 ;
+          9'h119:
+              \$1392 [281] = \$1121 ;
+          9'h11a:
+              \$1392 [282] = \$1121 ;
+          9'h11b:
+              \$1392 [283] = \$1121 ;
+          9'h11c:
+              \$1392 [284] = \$1121 ;
+          9'h11d:
+              \$1392 [285] = \$1121 ;
+          9'h11e:
+              \$1392 [286] = \$1121 ;
+          9'h11f:
+              \$1392 [287] = \$1121 ;
+          9'h120:
+              \$1392 [288] = \$1121 ;
+          9'h121:
+              \$1392 [289] = \$1121 ;
+          9'h122:
+              \$1392 [290] = \$1121 ;
+          9'h123:
+              \$1392 [291] = \$1121 ;
+          9'h124:
+              \$1392 [292] = \$1121 ;
+          9'h125:
+              \$1392 [293] = \$1121 ;
+          9'h126:
+              \$1392 [294] = \$1121 ;
+          9'h127:
+              \$1392 [295] = \$1121 ;
+          9'h128:
+              \$1392 [296] = \$1121 ;
+          9'h129:
+              \$1392 [297] = \$1121 ;
+          9'h12a:
+              \$1392 [298] = \$1121 ;
+          9'h12b:
+              \$1392 [299] = \$1121 ;
+          9'h12c:
+              \$1392 [300] = \$1121 ;
+          9'h12d:
+              \$1392 [301] = \$1121 ;
+          9'h12e:
+              \$1392 [302] = \$1121 ;
+          9'h12f:
+              \$1392 [303] = \$1121 ;
+          9'h130:
+              \$1392 [304] = \$1121 ;
+          9'h131:
+              \$1392 [305] = \$1121 ;
+          9'h132:
+              \$1392 [306] = \$1121 ;
+          9'h133:
+              \$1392 [307] = \$1121 ;
+          9'h134:
+              \$1392 [308] = \$1121 ;
+          9'h135:
+              \$1392 [309] = \$1121 ;
+          9'h136:
+              \$1392 [310] = \$1121 ;
+          9'h137:
+              \$1392 [311] = \$1121 ;
+          9'h138:
+              \$1392 [312] = \$1121 ;
+          9'h139:
+              \$1392 [313] = \$1121 ;
+          9'h13a:
+              \$1392 [314] = \$1121 ;
+          9'h13b:
+              \$1392 [315] = \$1121 ;
+          9'h13c:
+              \$1392 [316] = \$1121 ;
+          9'h13d:
+              \$1392 [317] = \$1121 ;
+          9'h13e:
+              \$1392 [318] = \$1121 ;
+          9'h13f:
+              \$1392 [319] = \$1121 ;
+          9'h140:
+              \$1392 [320] = \$1121 ;
+          9'h141:
+              \$1392 [321] = \$1121 ;
+          9'h142:
+              \$1392 [322] = \$1121 ;
+          9'h143:
+              \$1392 [323] = \$1121 ;
+          9'h144:
+              \$1392 [324] = \$1121 ;
+          9'h145:
+              \$1392 [325] = \$1121 ;
+          9'h146:
+              \$1392 [326] = \$1121 ;
+          9'h147:
+              \$1392 [327] = \$1121 ;
+          9'h148:
+              \$1392 [328] = \$1121 ;
+          9'h149:
+              \$1392 [329] = \$1121 ;
+          9'h14a:
+              \$1392 [330] = \$1121 ;
+          9'h14b:
+              \$1392 [331] = \$1121 ;
+          9'h14c:
+              \$1392 [332] = \$1121 ;
+          9'h14d:
+              \$1392 [333] = \$1121 ;
+          9'h14e:
+              \$1392 [334] = \$1121 ;
+          9'h14f:
+              \$1392 [335] = \$1121 ;
+          9'h150:
+              \$1392 [336] = \$1121 ;
+          9'h151:
+              \$1392 [337] = \$1121 ;
+          9'h152:
+              \$1392 [338] = \$1121 ;
+          9'h153:
+              \$1392 [339] = \$1121 ;
+          9'h154:
+              \$1392 [340] = \$1121 ;
+          9'h155:
+              \$1392 [341] = \$1121 ;
+          9'h156:
+              \$1392 [342] = \$1121 ;
+          9'h157:
+              \$1392 [343] = \$1121 ;
+          9'h158:
+              \$1392 [344] = \$1121 ;
+          9'h159:
+              \$1392 [345] = \$1121 ;
+          9'h15a:
+              \$1392 [346] = \$1121 ;
+          9'h15b:
+              \$1392 [347] = \$1121 ;
+          9'h15c:
+              \$1392 [348] = \$1121 ;
+          9'h15d:
+              \$1392 [349] = \$1121 ;
+          9'h15e:
+              \$1392 [350] = \$1121 ;
+          9'h15f:
+              \$1392 [351] = \$1121 ;
+          9'h160:
+              \$1392 [352] = \$1121 ;
+          9'h161:
+              \$1392 [353] = \$1121 ;
+          9'h162:
+              \$1392 [354] = \$1121 ;
+          9'h163:
+              \$1392 [355] = \$1121 ;
+          9'h164:
+              \$1392 [356] = \$1121 ;
+          9'h165:
+              \$1392 [357] = \$1121 ;
+          9'h166:
+              \$1392 [358] = \$1121 ;
+          9'h167:
+              \$1392 [359] = \$1121 ;
+          9'h168:
+              \$1392 [360] = \$1121 ;
+          9'h169:
+              \$1392 [361] = \$1121 ;
+          9'h16a:
+              \$1392 [362] = \$1121 ;
+          9'h16b:
+              \$1392 [363] = \$1121 ;
+          9'h16c:
+              \$1392 [364] = \$1121 ;
+          9'h16d:
+              \$1392 [365] = \$1121 ;
+          9'h16e:
+              \$1392 [366] = \$1121 ;
+          9'h16f:
+              \$1392 [367] = \$1121 ;
+          9'h170:
+              \$1392 [368] = \$1121 ;
+          9'h171:
+              \$1392 [369] = \$1121 ;
+          9'h172:
+              \$1392 [370] = \$1121 ;
+          9'h173:
+              \$1392 [371] = \$1121 ;
+          9'h174:
+              \$1392 [372] = \$1121 ;
+          9'h175:
+              \$1392 [373] = \$1121 ;
+          9'h176:
+              \$1392 [374] = \$1121 ;
+          9'h177:
+              \$1392 [375] = \$1121 ;
+          9'h178:
+              \$1392 [376] = \$1121 ;
+          9'h179:
+              \$1392 [377] = \$1121 ;
+          9'h17a:
+              \$1392 [378] = \$1121 ;
+          9'h17b:
+              \$1392 [379] = \$1121 ;
+          9'h17c:
+              \$1392 [380] = \$1121 ;
+          9'h17d:
+              \$1392 [381] = \$1121 ;
+          9'h17e:
+              \$1392 [382] = \$1121 ;
+          9'h17f:
+              \$1392 [383] = \$1121 ;
+          9'h180:
+              \$1392 [384] = \$1121 ;
+          9'h181:
+              \$1392 [385] = \$1121 ;
+          9'h182:
+              \$1392 [386] = \$1121 ;
+          9'h183:
+              \$1392 [387] = \$1121 ;
+          9'h184:
+              \$1392 [388] = \$1121 ;
+          9'h185:
+              \$1392 [389] = \$1121 ;
+          9'h186:
+              \$1392 [390] = \$1121 ;
+          9'h187:
+              \$1392 [391] = \$1121 ;
+          9'h188:
+              \$1392 [392] = \$1121 ;
+          9'h189:
+              \$1392 [393] = \$1121 ;
+          9'h18a:
+              \$1392 [394] = \$1121 ;
+          9'h18b:
+              \$1392 [395] = \$1121 ;
+          9'h18c:
+              \$1392 [396] = \$1121 ;
+          9'h18d:
+              \$1392 [397] = \$1121 ;
+          9'h18e:
+              \$1392 [398] = \$1121 ;
+          9'h18f:
+              \$1392 [399] = \$1121 ;
+          9'h190:
+              \$1392 [400] = \$1121 ;
+          9'h191:
+              \$1392 [401] = \$1121 ;
+          9'h192:
+              \$1392 [402] = \$1121 ;
+          9'h193:
+              \$1392 [403] = \$1121 ;
+          9'h194:
+              \$1392 [404] = \$1121 ;
+          9'h195:
+              \$1392 [405] = \$1121 ;
+          9'h196:
+              \$1392 [406] = \$1121 ;
+          9'h197:
+              \$1392 [407] = \$1121 ;
+          9'h198:
+              \$1392 [408] = \$1121 ;
+          9'h199:
+              \$1392 [409] = \$1121 ;
+          9'h19a:
+              \$1392 [410] = \$1121 ;
+          9'h19b:
+              \$1392 [411] = \$1121 ;
+          9'h19c:
+              \$1392 [412] = \$1121 ;
+          9'h19d:
+              \$1392 [413] = \$1121 ;
+          9'h19e:
+              \$1392 [414] = \$1121 ;
+          9'h19f:
+              \$1392 [415] = \$1121 ;
+          9'h1a0:
+              \$1392 [416] = \$1121 ;
+          9'h1a1:
+              \$1392 [417] = \$1121 ;
+          9'h1a2:
+              \$1392 [418] = \$1121 ;
+          9'h1a3:
+              \$1392 [419] = \$1121 ;
+          9'h1a4:
+              \$1392 [420] = \$1121 ;
+          9'h1a5:
+              \$1392 [421] = \$1121 ;
+          9'h1a6:
+              \$1392 [422] = \$1121 ;
+          9'h1a7:
+              \$1392 [423] = \$1121 ;
+          9'h1a8:
+              \$1392 [424] = \$1121 ;
+          9'h1a9:
+              \$1392 [425] = \$1121 ;
+          9'h1aa:
+              \$1392 [426] = \$1121 ;
+          9'h1ab:
+              \$1392 [427] = \$1121 ;
+          9'h1ac:
+              \$1392 [428] = \$1121 ;
+          9'h1ad:
+              \$1392 [429] = \$1121 ;
+          9'h1ae:
+              \$1392 [430] = \$1121 ;
+          9'h1af:
+              \$1392 [431] = \$1121 ;
+          9'h1b0:
+              \$1392 [432] = \$1121 ;
+          9'h1b1:
+              \$1392 [433] = \$1121 ;
+          9'h1b2:
+              \$1392 [434] = \$1121 ;
+          9'h1b3:
+              \$1392 [435] = \$1121 ;
+          9'h1b4:
+              \$1392 [436] = \$1121 ;
+          9'h1b5:
+              \$1392 [437] = \$1121 ;
+          9'h1b6:
+              \$1392 [438] = \$1121 ;
+          9'h1b7:
+              \$1392 [439] = \$1121 ;
+          9'h1b8:
+              \$1392 [440] = \$1121 ;
+          9'h1b9:
+              \$1392 [441] = \$1121 ;
+          9'h1ba:
+              \$1392 [442] = \$1121 ;
+          9'h1bb:
+              \$1392 [443] = \$1121 ;
+          9'h1bc:
+              \$1392 [444] = \$1121 ;
+          9'h1bd:
+              \$1392 [445] = \$1121 ;
+          9'h1be:
+              \$1392 [446] = \$1121 ;
+          9'h1bf:
+              \$1392 [447] = \$1121 ;
+          9'h1c0:
+              \$1392 [448] = \$1121 ;
+          9'h1c1:
+              \$1392 [449] = \$1121 ;
+          9'h1c2:
+              \$1392 [450] = \$1121 ;
+          9'h1c3:
+              \$1392 [451] = \$1121 ;
+          9'h1c4:
+              \$1392 [452] = \$1121 ;
+          9'h1c5:
+              \$1392 [453] = \$1121 ;
+          9'h1c6:
+              \$1392 [454] = \$1121 ;
+          9'h1c7:
+              \$1392 [455] = \$1121 ;
+          9'h1c8:
+              \$1392 [456] = \$1121 ;
+          9'h1c9:
+              \$1392 [457] = \$1121 ;
+          9'h1ca:
+              \$1392 [458] = \$1121 ;
+          9'h1cb:
+              \$1392 [459] = \$1121 ;
+          9'h1cc:
+              \$1392 [460] = \$1121 ;
+          9'h1cd:
+              \$1392 [461] = \$1121 ;
+          9'h1ce:
+              \$1392 [462] = \$1121 ;
+          9'h1cf:
+              \$1392 [463] = \$1121 ;
+          9'h1d0:
+              \$1392 [464] = \$1121 ;
+          9'h1d1:
+              \$1392 [465] = \$1121 ;
+          9'h1d2:
+              \$1392 [466] = \$1121 ;
+          9'h1d3:
+              \$1392 [467] = \$1121 ;
+          9'h1d4:
+              \$1392 [468] = \$1121 ;
+          9'h1d5:
+              \$1392 [469] = \$1121 ;
+          9'h1d6:
+              \$1392 [470] = \$1121 ;
+          9'h1d7:
+              \$1392 [471] = \$1121 ;
+          9'h1d8:
+              \$1392 [472] = \$1121 ;
+          9'h1d9:
+              \$1392 [473] = \$1121 ;
+          9'h1da:
+              \$1392 [474] = \$1121 ;
+          9'h1db:
+              \$1392 [475] = \$1121 ;
+          9'h1dc:
+              \$1392 [476] = \$1121 ;
+          9'h1dd:
+              \$1392 [477] = \$1121 ;
+          9'h1de:
+              \$1392 [478] = \$1121 ;
+          9'h1df:
+              \$1392 [479] = \$1121 ;
+          9'h1e0:
+              \$1392 [480] = \$1121 ;
+          9'h1e1:
+              \$1392 [481] = \$1121 ;
+          9'h1e2:
+              \$1392 [482] = \$1121 ;
+          9'h1e3:
+              \$1392 [483] = \$1121 ;
+          9'h1e4:
+              \$1392 [484] = \$1121 ;
+          9'h1e5:
+              \$1392 [485] = \$1121 ;
+          9'h1e6:
+              \$1392 [486] = \$1121 ;
+          9'h1e7:
+              \$1392 [487] = \$1121 ;
+          9'h1e8:
+              \$1392 [488] = \$1121 ;
+          9'h1e9:
+              \$1392 [489] = \$1121 ;
+          9'h1ea:
+              \$1392 [490] = \$1121 ;
+          9'h1eb:
+              \$1392 [491] = \$1121 ;
+          9'h1ec:
+              \$1392 [492] = \$1121 ;
+          9'h1ed:
+              \$1392 [493] = \$1121 ;
+          9'h1ee:
+              \$1392 [494] = \$1121 ;
+          9'h1ef:
+              \$1392 [495] = \$1121 ;
+          9'h1f0:
+              \$1392 [496] = \$1121 ;
+          9'h1f1:
+              \$1392 [497] = \$1121 ;
+          9'h1f2:
+              \$1392 [498] = \$1121 ;
+          9'h1f3:
+              \$1392 [499] = \$1121 ;
+          9'h1f4:
+              \$1392 [500] = \$1121 ;
+          9'h1f5:
+              \$1392 [501] = \$1121 ;
+          9'h1f6:
+              \$1392 [502] = \$1121 ;
+          9'h1f7:
+              \$1392 [503] = \$1121 ;
+          9'h1f8:
+              \$1392 [504] = \$1121 ;
+          9'h1f9:
+              \$1392 [505] = \$1121 ;
+          9'h1fa:
+              \$1392 [506] = \$1121 ;
+          9'h1fb:
+              \$1392 [507] = \$1121 ;
+          9'h1fc:
+              \$1392 [508] = \$1121 ;
+          9'h1fd:
+              \$1392 [509] = \$1121 ;
+          9'h1fe:
+              \$1392 [510] = \$1121 ;
+          9'h1ff:
+              \$1392 [511] = \$1121 ;
+        endcase
+      end
+    end
+    if (cu3_c_valid) begin
+      if (\$1123 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1124 ;
+          9'h001:
+              \$1392 [1] = \$1124 ;
+          9'h002:
+              \$1392 [2] = \$1124 ;
+          9'h003:
+              \$1392 [3] = \$1124 ;
+          9'h004:
+              \$1392 [4] = \$1124 ;
+          9'h005:
+              \$1392 [5] = \$1124 ;
+          9'h006:
+              \$1392 [6] = \$1124 ;
+          9'h007:
+              \$1392 [7] = \$1124 ;
+          9'h008:
+              \$1392 [8] = \$1124 ;
+          9'h009:
+              \$1392 [9] = \$1124 ;
+          9'h00a:
+              \$1392 [10] = \$1124 ;
+          9'h00b:
+              \$1392 [11] = \$1124 ;
+          9'h00c:
+              \$1392 [12] = \$1124 ;
+          9'h00d:
+              \$1392 [13] = \$1124 ;
+          9'h00e:
+              \$1392 [14] = \$1124 ;
+          9'h00f:
+              \$1392 [15] = \$1124 ;
+          9'h010:
+              \$1392 [16] = \$1124 ;
+          9'h011:
+              \$1392 [17] = \$1124 ;
+          9'h012:
+              \$1392 [18] = \$1124 ;
+          9'h013:
+              \$1392 [19] = \$1124 ;
+          9'h014:
+              \$1392 [20] = \$1124 ;
+          9'h015:
+              \$1392 [21] = \$1124 ;
+          9'h016:
+              \$1392 [22] = \$1124 ;
+          9'h017:
+              \$1392 [23] = \$1124 ;
+          9'h018:
+              \$1392 [24] = \$1124 ;
+          9'h019:
+              \$1392 [25] = \$1124 ;
+          9'h01a:
+              \$1392 [26] = \$1124 ;
+          9'h01b:
+              \$1392 [27] = \$1124 ;
+          9'h01c:
+              \$1392 [28] = \$1124 ;
+          9'h01d:
+              \$1392 [29] = \$1124 ;
+          9'h01e:
+              \$1392 [30] = \$1124 ;
+          9'h01f:
+              \$1392 [31] = \$1124 ;
+          9'h020:
+              \$1392 [32] = \$1124 ;
+          9'h021:
+              \$1392 [33] = \$1124 ;
+          9'h022:
+              \$1392 [34] = \$1124 ;
+          9'h023:
+              \$1392 [35] = \$1124 ;
+          9'h024:
+              \$1392 [36] = \$1124 ;
+          9'h025:
+              \$1392 [37] = \$1124 ;
+          9'h026:
+              \$1392 [38] = \$1124 ;
+          9'h027:
+              \$1392 [39] = \$1124 ;
+          9'h028:
+              \$1392 [40] = \$1124 ;
+          9'h029:
+              \$1392 [41] = \$1124 ;
+          9'h02a:
+              \$1392 [42] = \$1124 ;
+          9'h02b:
+              \$1392 [43] = \$1124 ;
+          9'h02c:
+              \$1392 [44] = \$1124 ;
+          9'h02d:
+              \$1392 [45] = \$1124 ;
+          9'h02e:
+              \$1392 [46] = \$1124 ;
+          9'h02f:
+              \$1392 [47] = \$1124 ;
+          9'h030:
+              \$1392 [48] = \$1124 ;
+          9'h031:
+              \$1392 [49] = \$1124 ;
+          9'h032:
+              \$1392 [50] = \$1124 ;
+          9'h033:
+              \$1392 [51] = \$1124 ;
+          9'h034:
+              \$1392 [52] = \$1124 ;
+          9'h035:
+              \$1392 [53] = \$1124 ;
+          9'h036:
+              \$1392 [54] = \$1124 ;
+          9'h037:
+              \$1392 [55] = \$1124 ;
+          9'h038:
+              \$1392 [56] = \$1124 ;
+          9'h039:
+              \$1392 [57] = \$1124 ;
+          9'h03a:
+              \$1392 [58] = \$1124 ;
+          9'h03b:
+              \$1392 [59] = \$1124 ;
+          9'h03c:
+              \$1392 [60] = \$1124 ;
+          9'h03d:
+              \$1392 [61] = \$1124 ;
+          9'h03e:
+              \$1392 [62] = \$1124 ;
+          9'h03f:
+              \$1392 [63] = \$1124 ;
+          9'h040:
+              \$1392 [64] = \$1124 ;
+          9'h041:
+              \$1392 [65] = \$1124 ;
+          9'h042:
+              \$1392 [66] = \$1124 ;
+          9'h043:
+              \$1392 [67] = \$1124 ;
+          9'h044:
+              \$1392 [68] = \$1124 ;
+          9'h045:
+              \$1392 [69] = \$1124 ;
+          9'h046:
+              \$1392 [70] = \$1124 ;
+          9'h047:
+              \$1392 [71] = \$1124 ;
+          9'h048:
+              \$1392 [72] = \$1124 ;
+          9'h049:
+              \$1392 [73] = \$1124 ;
+          9'h04a:
+              \$1392 [74] = \$1124 ;
+          9'h04b:
+              \$1392 [75] = \$1124 ;
+          9'h04c:
+              \$1392 [76] = \$1124 ;
+          9'h04d:
+              \$1392 [77] = \$1124 ;
+          9'h04e:
+              \$1392 [78] = \$1124 ;
+          9'h04f:
+              \$1392 [79] = \$1124 ;
+          9'h050:
+              \$1392 [80] = \$1124 ;
+          9'h051:
+              \$1392 [81] = \$1124 ;
+          9'h052:
+              \$1392 [82] = \$1124 ;
+          9'h053:
+              \$1392 [83] = \$1124 ;
+          9'h054:
+              \$1392 [84] = \$1124 ;
+          9'h055:
+              \$1392 [85] = \$1124 ;
+          9'h056:
+              \$1392 [86] = \$1124 ;
+          9'h057:
+              \$1392 [87] = \$1124 ;
+          9'h058:
+              \$1392 [88] = \$1124 ;
+          9'h059:
+              \$1392 [89] = \$1124 ;
+          9'h05a:
+              \$1392 [90] = \$1124 ;
+          9'h05b:
+              \$1392 [91] = \$1124 ;
+          9'h05c:
+              \$1392 [92] = \$1124 ;
+          9'h05d:
+              \$1392 [93] = \$1124 ;
+          9'h05e:
+              \$1392 [94] = \$1124 ;
+          9'h05f:
+              \$1392 [95] = \$1124 ;
+          9'h060:
+              \$1392 [96] = \$1124 ;
+          9'h061:
+              \$1392 [97] = \$1124 ;
+          9'h062:
+              \$1392 [98] = \$1124 ;
+          9'h063:
+              \$1392 [99] = \$1124 ;
+          9'h064:
+              \$1392 [100] = \$1124 ;
+          9'h065:
+              \$1392 [101] = \$1124 ;
+          9'h066:
+              \$1392 [102] = \$1124 ;
+          9'h067:
+              \$1392 [103] = \$1124 ;
+          9'h068:
+              \$1392 [104] = \$1124 ;
+          9'h069:
+              \$1392 [105] = \$1124 ;
+          9'h06a:
+              \$1392 [106] = \$1124 ;
+          9'h06b:
+              \$1392 [107] = \$1124 ;
+          9'h06c:
+              \$1392 [108] = \$1124 ;
+          9'h06d:
+              \$1392 [109] = \$1124 ;
+          9'h06e:
+              \$1392 [110] = \$1124 ;
+          9'h06f:
+              \$1392 [111] = \$1124 ;
+          9'h070:
+              \$1392 [112] = \$1124 ;
+          9'h071:
+              \$1392 [113] = \$1124 ;
+          9'h072:
+              \$1392 [114] = \$1124 ;
+          9'h073:
+              \$1392 [115] = \$1124 ;
+          9'h074:
+              \$1392 [116] = \$1124 ;
+          9'h075:
+              \$1392 [117] = \$1124 ;
+          9'h076:
+              \$1392 [118] = \$1124 ;
+          9'h077:
+              \$1392 [119] = \$1124 ;
+          9'h078:
+              \$1392 [120] = \$1124 ;
+          9'h079:
+              \$1392 [121] = \$1124 ;
+          9'h07a:
+              \$1392 [122] = \$1124 ;
+          9'h07b:
+              \$1392 [123] = \$1124 ;
+          9'h07c:
+              \$1392 [124] = \$1124 ;
+          9'h07d:
+              \$1392 [125] = \$1124 ;
+          9'h07e:
+              \$1392 [126] = \$1124 ;
+          9'h07f:
+              \$1392 [127] = \$1124 ;
+          9'h080:
+              \$1392 [128] = \$1124 ;
+          9'h081:
+              \$1392 [129] = \$1124 ;
+          9'h082:
+              \$1392 [130] = \$1124 ;
+          9'h083:
+              \$1392 [131] = \$1124 ;
+          9'h084:
+              \$1392 [132] = \$1124 ;
+          9'h085:
+              \$1392 [133] = \$1124 ;
+          9'h086:
+              \$1392 [134] = \$1124 ;
+          9'h087:
+              \$1392 [135] = \$1124 ;
+          9'h088:
+              \$1392 [136] = \$1124 ;
+          9'h089:
+              \$1392 [137] = \$1124 ;
+          9'h08a:
+              \$1392 [138] = \$1124 ;
+          9'h08b:
+              \$1392 [139] = \$1124 ;
+          9'h08c:
+              \$1392 [140] = \$1124 ;
+          9'h08d:
+              \$1392 [141] = \$1124 ;
+          9'h08e:
+              \$1392 [142] = \$1124 ;
+          9'h08f:
+              \$1392 [143] = \$1124 ;
+          9'h090:
+              \$1392 [144] = \$1124 ;
+          9'h091:
+              \$1392 [145] = \$1124 ;
+          9'h092:
+              \$1392 [146] = \$1124 ;
+          9'h093:
+              \$1392 [147] = \$1124 ;
+          9'h094:
+              \$1392 [148] = \$1124 ;
+          9'h095:
+              \$1392 [149] = \$1124 ;
+          9'h096:
+              \$1392 [150] = \$1124 ;
+          9'h097:
+              \$1392 [151] = \$1124 ;
+          9'h098:
+              \$1392 [152] = \$1124 ;
+          9'h099:
+              \$1392 [153] = \$1124 ;
+          9'h09a:
+              \$1392 [154] = \$1124 ;
+          9'h09b:
+              \$1392 [155] = \$1124 ;
+          9'h09c:
+              \$1392 [156] = \$1124 ;
+          9'h09d:
+              \$1392 [157] = \$1124 ;
+          9'h09e:
+              \$1392 [158] = \$1124 ;
+          9'h09f:
+              \$1392 [159] = \$1124 ;
+          9'h0a0:
+              \$1392 [160] = \$1124 ;
+          9'h0a1:
+              \$1392 [161] = \$1124 ;
+          9'h0a2:
+              \$1392 [162] = \$1124 ;
+          9'h0a3:
+              \$1392 [163] = \$1124 ;
+          9'h0a4:
+              \$1392 [164] = \$1124 ;
+          9'h0a5:
+              \$1392 [165] = \$1124 ;
+          9'h0a6:
+              \$1392 [166] = \$1124 ;
+          9'h0a7:
+              \$1392 [167] = \$1124 ;
+          9'h0a8:
+              \$1392 [168] = \$1124 ;
+          9'h0a9:
+              \$1392 [169] = \$1124 ;
+          9'h0aa:
+              \$1392 [170] = \$1124 ;
+          9'h0ab:
+              \$1392 [171] = \$1124 ;
+          9'h0ac:
+              \$1392 [172] = \$1124 ;
+          9'h0ad:
+              \$1392 [173] = \$1124 ;
+          9'h0ae:
+              \$1392 [174] = \$1124 ;
+          9'h0af:
+              \$1392 [175] = \$1124 ;
+          9'h0b0:
+              \$1392 [176] = \$1124 ;
+          9'h0b1:
+              \$1392 [177] = \$1124 ;
+          9'h0b2:
+              \$1392 [178] = \$1124 ;
+          9'h0b3:
+              \$1392 [179] = \$1124 ;
+          9'h0b4:
+              \$1392 [180] = \$1124 ;
+          9'h0b5:
+              \$1392 [181] = \$1124 ;
+          9'h0b6:
+              \$1392 [182] = \$1124 ;
+          9'h0b7:
+              \$1392 [183] = \$1124 ;
+          9'h0b8:
+              \$1392 [184] = \$1124 ;
+          9'h0b9:
+              \$1392 [185] = \$1124 ;
+          9'h0ba:
+              \$1392 [186] = \$1124 ;
+          9'h0bb:
+              \$1392 [187] = \$1124 ;
+          9'h0bc:
+              \$1392 [188] = \$1124 ;
+          9'h0bd:
+              \$1392 [189] = \$1124 ;
+          9'h0be:
+              \$1392 [190] = \$1124 ;
+          9'h0bf:
+              \$1392 [191] = \$1124 ;
+          9'h0c0:
+              \$1392 [192] = \$1124 ;
+          9'h0c1:
+              \$1392 [193] = \$1124 ;
+          9'h0c2:
+              \$1392 [194] = \$1124 ;
+          9'h0c3:
+              \$1392 [195] = \$1124 ;
+          9'h0c4:
+              \$1392 [196] = \$1124 ;
+          9'h0c5:
+              \$1392 [197] = \$1124 ;
+          9'h0c6:
+              \$1392 [198] = \$1124 ;
+          9'h0c7:
+              \$1392 [199] = \$1124 ;
+          9'h0c8:
+              \$1392 [200] = \$1124 ;
+          9'h0c9:
+              \$1392 [201] = \$1124 ;
+          9'h0ca:
+              \$1392 [202] = \$1124 ;
+          9'h0cb:
+              \$1392 [203] = \$1124 ;
+          9'h0cc:
+              \$1392 [204] = \$1124 ;
+          9'h0cd:
+              \$1392 [205] = \$1124 ;
+          9'h0ce:
+              \$1392 [206] = \$1124 ;
+          9'h0cf:
+              \$1392 [207] = \$1124 ;
+          9'h0d0:
+              \$1392 [208] = \$1124 ;
+          9'h0d1:
+              \$1392 [209] = \$1124 ;
+          9'h0d2:
+              \$1392 [210] = \$1124 ;
+          9'h0d3:
+              \$1392 [211] = \$1124 ;
+          9'h0d4:
+              \$1392 [212] = \$1124 ;
+          9'h0d5:
+              \$1392 [213] = \$1124 ;
+          9'h0d6:
+              \$1392 [214] = \$1124 ;
+          9'h0d7:
+              \$1392 [215] = \$1124 ;
+          9'h0d8:
+              \$1392 [216] = \$1124 ;
+          9'h0d9:
+              \$1392 [217] = \$1124 ;
+          9'h0da:
+              \$1392 [218] = \$1124 ;
+          9'h0db:
+              \$1392 [219] = \$1124 ;
+          9'h0dc:
+              \$1392 [220] = \$1124 ;
+          9'h0dd:
+              \$1392 [221] = \$1124 ;
+          9'h0de:
+              \$1392 [222] = \$1124 ;
+          9'h0df:
+              \$1392 [223] = \$1124 ;
+          9'h0e0:
+              \$1392 [224] = \$1124 ;
+          9'h0e1:
+              \$1392 [225] = \$1124 ;
+          9'h0e2:
+              \$1392 [226] = \$1124 ;
+          9'h0e3:
+              \$1392 [227] = \$1124 ;
+          9'h0e4:
+              \$1392 [228] = \$1124 ;
+          9'h0e5:
+              \$1392 [229] = \$1124 ;
+          9'h0e6:
+              \$1392 [230] = \$1124 ;
+          9'h0e7:
+              \$1392 [231] = \$1124 ;
+          9'h0e8:
+              \$1392 [232] = \$1124 ;
+          9'h0e9:
+              \$1392 [233] = \$1124 ;
+          9'h0ea:
+              \$1392 [234] = \$1124 ;
+          9'h0eb:
+              \$1392 [235] = \$1124 ;
+          9'h0ec:
+              \$1392 [236] = \$1124 ;
+          9'h0ed:
+              \$1392 [237] = \$1124 ;
+          9'h0ee:
+              \$1392 [238] = \$1124 ;
+          9'h0ef:
+              \$1392 [239] = \$1124 ;
+          9'h0f0:
+              \$1392 [240] = \$1124 ;
+          9'h0f1:
+              \$1392 [241] = \$1124 ;
+          9'h0f2:
+              \$1392 [242] = \$1124 ;
+          9'h0f3:
+              \$1392 [243] = \$1124 ;
+          9'h0f4:
+              \$1392 [244] = \$1124 ;
+          9'h0f5:
+              \$1392 [245] = \$1124 ;
+          9'h0f6:
+              \$1392 [246] = \$1124 ;
+          9'h0f7:
+              \$1392 [247] = \$1124 ;
+          9'h0f8:
+              \$1392 [248] = \$1124 ;
+          9'h0f9:
+              \$1392 [249] = \$1124 ;
+          9'h0fa:
+              \$1392 [250] = \$1124 ;
+          9'h0fb:
+              \$1392 [251] = \$1124 ;
+          9'h0fc:
+              \$1392 [252] = \$1124 ;
+          9'h0fd:
+              \$1392 [253] = \$1124 ;
+          9'h0fe:
+              \$1392 [254] = \$1124 ;
+          9'h0ff:
+              \$1392 [255] = \$1124 ;
+          9'h100:
+              \$1392 [256] = \$1124 ;
+          9'h101:
+              \$1392 [257] = \$1124 ;
+          9'h102:
+              \$1392 [258] = \$1124 ;
+          9'h103:
+              \$1392 [259] = \$1124 ;
+          9'h104:
+              \$1392 [260] = \$1124 ;
+          9'h105:
+              \$1392 [261] = \$1124 ;
+          9'h106:
+              \$1392 [262] = \$1124 ;
+          9'h107:
+              \$1392 [263] = \$1124 ;
+          9'h108:
+              \$1392 [264] = \$1124 ;
+          9'h109:
+              \$1392 [265] = \$1124 ;
+          9'h10a:
+              \$1392 [266] = \$1124 ;
+          9'h10b:
+              \$1392 [267] = \$1124 ;
+          9'h10c:
+              \$1392 [268] = \$1124 ;
+          9'h10d:
+              \$1392 [269] = \$1124 ;
+          9'h10e:
+              \$1392 [270] = \$1124 ;
+          9'h10f:
+              \$1392 [271] = \$1124 ;
+          9'h110:
+              \$1392 [272] = \$1124 ;
+          9'h111:
+              \$1392 [273] = \$1124 ;
+          9'h112:
+              \$1392 [274] = \$1124 ;
+          9'h113:
+              \$1392 [275] = \$1124 ;
+          9'h114:
+              \$1392 [276] = \$1124 ;
+          9'h115:
+              \$1392 [277] = \$1124 ;
+          9'h116:
+              \$1392 [278] = \$1124 ;
+          9'h117:
+              \$1392 [279] = \$1124 ;
+          9'h118:
+              \$1392 [280] = \$1124 ;
+          9'h119:
+              \$1392 [281] = \$1124 ;
+          9'h11a:
+              \$1392 [282] = \$1124 ;
+          9'h11b:
+              \$1392 [283] = \$1124 ;
+          9'h11c:
+              \$1392 [284] = \$1124 ;
+          9'h11d:
+              \$1392 [285] = \$1124 ;
+          9'h11e:
+              \$1392 [286] = \$1124 ;
+          9'h11f:
+              \$1392 [287] = \$1124 ;
+          9'h120:
+              \$1392 [288] = \$1124 ;
+          9'h121:
+              \$1392 [289] = \$1124 ;
+          9'h122:
+              \$1392 [290] = \$1124 ;
+          9'h123:
+              \$1392 [291] = \$1124 ;
+          9'h124:
+              \$1392 [292] = \$1124 ;
+          9'h125:
+              \$1392 [293] = \$1124 ;
+          9'h126:
+              \$1392 [294] = \$1124 ;
+          9'h127:
+              \$1392 [295] = \$1124 ;
+          9'h128:
+              \$1392 [296] = \$1124 ;
+          9'h129:
+              \$1392 [297] = \$1124 ;
+          9'h12a:
+              \$1392 [298] = \$1124 ;
+          9'h12b:
+              \$1392 [299] = \$1124 ;
+          9'h12c:
+              \$1392 [300] = \$1124 ;
+          9'h12d:
+              \$1392 [301] = \$1124 ;
+          9'h12e:
+              \$1392 [302] = \$1124 ;
+          9'h12f:
+              \$1392 [303] = \$1124 ;
+          9'h130:
+              \$1392 [304] = \$1124 ;
+          9'h131:
+              \$1392 [305] = \$1124 ;
+          9'h132:
+              \$1392 [306] = \$1124 ;
+          9'h133:
+              \$1392 [307] = \$1124 ;
+          9'h134:
+              \$1392 [308] = \$1124 ;
+          9'h135:
+              \$1392 [309] = \$1124 ;
+          9'h136:
+              \$1392 [310] = \$1124 ;
+          9'h137:
+              \$1392 [311] = \$1124 ;
+          9'h138:
+              \$1392 [312] = \$1124 ;
+          9'h139:
+              \$1392 [313] = \$1124 ;
+          9'h13a:
+              \$1392 [314] = \$1124 ;
+          9'h13b:
+              \$1392 [315] = \$1124 ;
+          9'h13c:
+              \$1392 [316] = \$1124 ;
+          9'h13d:
+              \$1392 [317] = \$1124 ;
+          9'h13e:
+              \$1392 [318] = \$1124 ;
+          9'h13f:
+              \$1392 [319] = \$1124 ;
+          9'h140:
+              \$1392 [320] = \$1124 ;
+          9'h141:
+              \$1392 [321] = \$1124 ;
+          9'h142:
+              \$1392 [322] = \$1124 ;
+          9'h143:
+              \$1392 [323] = \$1124 ;
+          9'h144:
+              \$1392 [324] = \$1124 ;
+          9'h145:
+              \$1392 [325] = \$1124 ;
+          9'h146:
+              \$1392 [326] = \$1124 ;
+          9'h147:
+              \$1392 [327] = \$1124 ;
+          9'h148:
+              \$1392 [328] = \$1124 ;
+          9'h149:
+              \$1392 [329] = \$1124 ;
+          9'h14a:
+              \$1392 [330] = \$1124 ;
+          9'h14b:
+              \$1392 [331] = \$1124 ;
+          9'h14c:
+              \$1392 [332] = \$1124 ;
+          9'h14d:
+              \$1392 [333] = \$1124 ;
+          9'h14e:
+              \$1392 [334] = \$1124 ;
+          9'h14f:
+              \$1392 [335] = \$1124 ;
+          9'h150:
+              \$1392 [336] = \$1124 ;
+          9'h151:
+              \$1392 [337] = \$1124 ;
+          9'h152:
+              \$1392 [338] = \$1124 ;
+          9'h153:
+              \$1392 [339] = \$1124 ;
+          9'h154:
+              \$1392 [340] = \$1124 ;
+          9'h155:
+              \$1392 [341] = \$1124 ;
+          9'h156:
+              \$1392 [342] = \$1124 ;
+          9'h157:
+              \$1392 [343] = \$1124 ;
+          9'h158:
+              \$1392 [344] = \$1124 ;
+          9'h159:
+              \$1392 [345] = \$1124 ;
+          9'h15a:
+              \$1392 [346] = \$1124 ;
+          9'h15b:
+              \$1392 [347] = \$1124 ;
+          9'h15c:
+              \$1392 [348] = \$1124 ;
+          9'h15d:
+              \$1392 [349] = \$1124 ;
+          9'h15e:
+              \$1392 [350] = \$1124 ;
+          9'h15f:
+              \$1392 [351] = \$1124 ;
+          9'h160:
+              \$1392 [352] = \$1124 ;
+          9'h161:
+              \$1392 [353] = \$1124 ;
+          9'h162:
+              \$1392 [354] = \$1124 ;
+          9'h163:
+              \$1392 [355] = \$1124 ;
+          9'h164:
+              \$1392 [356] = \$1124 ;
+          9'h165:
+              \$1392 [357] = \$1124 ;
+          9'h166:
+              \$1392 [358] = \$1124 ;
+          9'h167:
+              \$1392 [359] = \$1124 ;
+          9'h168:
+              \$1392 [360] = \$1124 ;
+          9'h169:
+              \$1392 [361] = \$1124 ;
+          9'h16a:
+              \$1392 [362] = \$1124 ;
+          9'h16b:
+              \$1392 [363] = \$1124 ;
+          9'h16c:
+              \$1392 [364] = \$1124 ;
+          9'h16d:
+              \$1392 [365] = \$1124 ;
+          9'h16e:
+              \$1392 [366] = \$1124 ;
+          9'h16f:
+              \$1392 [367] = \$1124 ;
+          9'h170:
+              \$1392 [368] = \$1124 ;
+          9'h171:
+              \$1392 [369] = \$1124 ;
+          9'h172:
+              \$1392 [370] = \$1124 ;
+          9'h173:
+              \$1392 [371] = \$1124 ;
+          9'h174:
+              \$1392 [372] = \$1124 ;
+          9'h175:
+              \$1392 [373] = \$1124 ;
+          9'h176:
+              \$1392 [374] = \$1124 ;
+          9'h177:
+              \$1392 [375] = \$1124 ;
+          9'h178:
+              \$1392 [376] = \$1124 ;
+          9'h179:
+              \$1392 [377] = \$1124 ;
+          9'h17a:
+              \$1392 [378] = \$1124 ;
+          9'h17b:
+              \$1392 [379] = \$1124 ;
+          9'h17c:
+              \$1392 [380] = \$1124 ;
+          9'h17d:
+              \$1392 [381] = \$1124 ;
+          9'h17e:
+              \$1392 [382] = \$1124 ;
+          9'h17f:
+              \$1392 [383] = \$1124 ;
+          9'h180:
+              \$1392 [384] = \$1124 ;
+          9'h181:
+              \$1392 [385] = \$1124 ;
+          9'h182:
+              \$1392 [386] = \$1124 ;
+          9'h183:
+              \$1392 [387] = \$1124 ;
+          9'h184:
+              \$1392 [388] = \$1124 ;
+          9'h185:
+              \$1392 [389] = \$1124 ;
+          9'h186:
+              \$1392 [390] = \$1124 ;
+          9'h187:
+              \$1392 [391] = \$1124 ;
+          9'h188:
+              \$1392 [392] = \$1124 ;
+          9'h189:
+              \$1392 [393] = \$1124 ;
+          9'h18a:
+              \$1392 [394] = \$1124 ;
+          9'h18b:
+              \$1392 [395] = \$1124 ;
+          9'h18c:
+              \$1392 [396] = \$1124 ;
+          9'h18d:
+              \$1392 [397] = \$1124 ;
+          9'h18e:
+              \$1392 [398] = \$1124 ;
+          9'h18f:
+              \$1392 [399] = \$1124 ;
+          9'h190:
+              \$1392 [400] = \$1124 ;
+          9'h191:
+              \$1392 [401] = \$1124 ;
+          9'h192:
+              \$1392 [402] = \$1124 ;
+          9'h193:
+              \$1392 [403] = \$1124 ;
+          9'h194:
+              \$1392 [404] = \$1124 ;
+          9'h195:
+              \$1392 [405] = \$1124 ;
+          9'h196:
+              \$1392 [406] = \$1124 ;
+          9'h197:
+              \$1392 [407] = \$1124 ;
+          9'h198:
+              \$1392 [408] = \$1124 ;
+          9'h199:
+              \$1392 [409] = \$1124 ;
+          9'h19a:
+              \$1392 [410] = \$1124 ;
+          9'h19b:
+              \$1392 [411] = \$1124 ;
+          9'h19c:
+              \$1392 [412] = \$1124 ;
+          9'h19d:
+              \$1392 [413] = \$1124 ;
+          9'h19e:
+              \$1392 [414] = \$1124 ;
+          9'h19f:
+              \$1392 [415] = \$1124 ;
+          9'h1a0:
+              \$1392 [416] = \$1124 ;
+          9'h1a1:
+              \$1392 [417] = \$1124 ;
+          9'h1a2:
+              \$1392 [418] = \$1124 ;
+          9'h1a3:
+              \$1392 [419] = \$1124 ;
+          9'h1a4:
+              \$1392 [420] = \$1124 ;
+          9'h1a5:
+              \$1392 [421] = \$1124 ;
+          9'h1a6:
+              \$1392 [422] = \$1124 ;
+          9'h1a7:
+              \$1392 [423] = \$1124 ;
+          9'h1a8:
+              \$1392 [424] = \$1124 ;
+          9'h1a9:
+              \$1392 [425] = \$1124 ;
+          9'h1aa:
+              \$1392 [426] = \$1124 ;
+          9'h1ab:
+              \$1392 [427] = \$1124 ;
+          9'h1ac:
+              \$1392 [428] = \$1124 ;
+          9'h1ad:
+              \$1392 [429] = \$1124 ;
+          9'h1ae:
+              \$1392 [430] = \$1124 ;
+          9'h1af:
+              \$1392 [431] = \$1124 ;
+          9'h1b0:
+              \$1392 [432] = \$1124 ;
+          9'h1b1:
+              \$1392 [433] = \$1124 ;
+          9'h1b2:
+              \$1392 [434] = \$1124 ;
+          9'h1b3:
+              \$1392 [435] = \$1124 ;
+          9'h1b4:
+              \$1392 [436] = \$1124 ;
+          9'h1b5:
+              \$1392 [437] = \$1124 ;
+          9'h1b6:
+              \$1392 [438] = \$1124 ;
+          9'h1b7:
+              \$1392 [439] = \$1124 ;
+          9'h1b8:
+              \$1392 [440] = \$1124 ;
+          9'h1b9:
+              \$1392 [441] = \$1124 ;
+          9'h1ba:
+              \$1392 [442] = \$1124 ;
+          9'h1bb:
+              \$1392 [443] = \$1124 ;
+          9'h1bc:
+              \$1392 [444] = \$1124 ;
+          9'h1bd:
+              \$1392 [445] = \$1124 ;
+          9'h1be:
+              \$1392 [446] = \$1124 ;
+          9'h1bf:
+              \$1392 [447] = \$1124 ;
+          9'h1c0:
+              \$1392 [448] = \$1124 ;
+          9'h1c1:
+              \$1392 [449] = \$1124 ;
+          9'h1c2:
+              \$1392 [450] = \$1124 ;
+          9'h1c3:
+              \$1392 [451] = \$1124 ;
+          9'h1c4:
+              \$1392 [452] = \$1124 ;
+          9'h1c5:
+              \$1392 [453] = \$1124 ;
+          9'h1c6:
+              \$1392 [454] = \$1124 ;
+          9'h1c7:
+              \$1392 [455] = \$1124 ;
+          9'h1c8:
+              \$1392 [456] = \$1124 ;
+          9'h1c9:
+              \$1392 [457] = \$1124 ;
+          9'h1ca:
+              \$1392 [458] = \$1124 ;
+          9'h1cb:
+              \$1392 [459] = \$1124 ;
+          9'h1cc:
+              \$1392 [460] = \$1124 ;
+          9'h1cd:
+              \$1392 [461] = \$1124 ;
+          9'h1ce:
+              \$1392 [462] = \$1124 ;
+          9'h1cf:
+              \$1392 [463] = \$1124 ;
+          9'h1d0:
+              \$1392 [464] = \$1124 ;
+          9'h1d1:
+              \$1392 [465] = \$1124 ;
+          9'h1d2:
+              \$1392 [466] = \$1124 ;
+          9'h1d3:
+              \$1392 [467] = \$1124 ;
+          9'h1d4:
+              \$1392 [468] = \$1124 ;
+          9'h1d5:
+              \$1392 [469] = \$1124 ;
+          9'h1d6:
+              \$1392 [470] = \$1124 ;
+          9'h1d7:
+              \$1392 [471] = \$1124 ;
+          9'h1d8:
+              \$1392 [472] = \$1124 ;
+          9'h1d9:
+              \$1392 [473] = \$1124 ;
+          9'h1da:
+              \$1392 [474] = \$1124 ;
+          9'h1db:
+              \$1392 [475] = \$1124 ;
+          9'h1dc:
+              \$1392 [476] = \$1124 ;
+          9'h1dd:
+              \$1392 [477] = \$1124 ;
+          9'h1de:
+              \$1392 [478] = \$1124 ;
+          9'h1df:
+              \$1392 [479] = \$1124 ;
+          9'h1e0:
+              \$1392 [480] = \$1124 ;
+          9'h1e1:
+              \$1392 [481] = \$1124 ;
+          9'h1e2:
+              \$1392 [482] = \$1124 ;
+          9'h1e3:
+              \$1392 [483] = \$1124 ;
+          9'h1e4:
+              \$1392 [484] = \$1124 ;
+          9'h1e5:
+              \$1392 [485] = \$1124 ;
+          9'h1e6:
+              \$1392 [486] = \$1124 ;
+          9'h1e7:
+              \$1392 [487] = \$1124 ;
+          9'h1e8:
+              \$1392 [488] = \$1124 ;
+          9'h1e9:
+              \$1392 [489] = \$1124 ;
+          9'h1ea:
+              \$1392 [490] = \$1124 ;
+          9'h1eb:
+              \$1392 [491] = \$1124 ;
+          9'h1ec:
+              \$1392 [492] = \$1124 ;
+          9'h1ed:
+              \$1392 [493] = \$1124 ;
+          9'h1ee:
+              \$1392 [494] = \$1124 ;
+          9'h1ef:
+              \$1392 [495] = \$1124 ;
+          9'h1f0:
+              \$1392 [496] = \$1124 ;
+          9'h1f1:
+              \$1392 [497] = \$1124 ;
+          9'h1f2:
+              \$1392 [498] = \$1124 ;
+          9'h1f3:
+              \$1392 [499] = \$1124 ;
+          9'h1f4:
+              \$1392 [500] = \$1124 ;
+          9'h1f5:
+              \$1392 [501] = \$1124 ;
+          9'h1f6:
+              \$1392 [502] = \$1124 ;
+          9'h1f7:
+              \$1392 [503] = \$1124 ;
+          9'h1f8:
+              \$1392 [504] = \$1124 ;
+          9'h1f9:
+              \$1392 [505] = \$1124 ;
+          9'h1fa:
+              \$1392 [506] = \$1124 ;
+          9'h1fb:
+              \$1392 [507] = \$1124 ;
+          9'h1fc:
+              \$1392 [508] = \$1124 ;
+          9'h1fd:
+              \$1392 [509] = \$1124 ;
+          9'h1fe:
+              \$1392 [510] = \$1124 ;
+          9'h1ff:
+              \$1392 [511] = \$1124 ;
+        endcase
+      end
+    end
+    if (cu4_c_valid) begin
+      if (\$1126 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1127 ;
+          9'h001:
+              \$1392 [1] = \$1127 ;
+          9'h002:
+              \$1392 [2] = \$1127 ;
+          9'h003:
+              \$1392 [3] = \$1127 ;
+          9'h004:
+              \$1392 [4] = \$1127 ;
+          9'h005:
+              \$1392 [5] = \$1127 ;
+          9'h006:
+              \$1392 [6] = \$1127 ;
+          9'h007:
+              \$1392 [7] = \$1127 ;
+          9'h008:
+              \$1392 [8] = \$1127 ;
+          9'h009:
+              \$1392 [9] = \$1127 ;
+          9'h00a:
+              \$1392 [10] = \$1127 ;
+          9'h00b:
+              \$1392 [11] = \$1127 ;
+          9'h00c:
+              \$1392 [12] = \$1127 ;
+          9'h00d:
+              \$1392 [13] = \$1127 ;
+          9'h00e:
+              \$1392 [14] = \$1127 ;
+          9'h00f:
+              \$1392 [15] = \$1127 ;
+          9'h010:
+              \$1392 [16] = \$1127 ;
+          9'h011:
+              \$1392 [17] = \$1127 ;
+          9'h012:
+              \$1392 [18] = \$1127 ;
+          9'h013:
+              \$1392 [19] = \$1127 ;
+          9'h014:
+              \$1392 [20] = \$1127 ;
+          9'h015:
+              \$1392 [21] = \$1127 ;
+          9'h016:
+              \$1392 [22] = \$1127 ;
+          9'h017:
+              \$1392 [23] = \$1127 ;
+          9'h018:
+              \$1392 [24] = \$1127 ;
+          9'h019:
+              \$1392 [25] = \$1127 ;
+          9'h01a:
+              \$1392 [26] = \$1127 ;
+          9'h01b:
+              \$1392 [27] = \$1127 ;
+          9'h01c:
+              \$1392 [28] = \$1127 ;
+          9'h01d:
+              \$1392 [29] = \$1127 ;
+          9'h01e:
+              \$1392 [30] = \$1127 ;
+          9'h01f:
+              \$1392 [31] = \$1127 ;
+          9'h020:
+              \$1392 [32] = \$1127 ;
+          9'h021:
+              \$1392 [33] = \$1127 ;
+          9'h022:
+              \$1392 [34] = \$1127 ;
+          9'h023:
+              \$1392 [35] = \$1127 ;
+          9'h024:
+              \$1392 [36] = \$1127 ;
+          9'h025:
+              \$1392 [37] = \$1127 ;
+          9'h026:
+              \$1392 [38] = \$1127 ;
+          9'h027:
+              \$1392 [39] = \$1127 ;
+          9'h028:
+              \$1392 [40] = \$1127 ;
+          9'h029:
+              \$1392 [41] = \$1127 ;
+          9'h02a:
+              \$1392 [42] = \$1127 ;
+          9'h02b:
+              \$1392 [43] = \$1127 ;
+          9'h02c:
+              \$1392 [44] = \$1127 ;
+          9'h02d:
+              \$1392 [45] = \$1127 ;
+          9'h02e:
+              \$1392 [46] = \$1127 ;
+          9'h02f:
+              \$1392 [47] = \$1127 ;
+          9'h030:
+              \$1392 [48] = \$1127 ;
+          9'h031:
+              \$1392 [49] = \$1127 ;
+          9'h032:
+              \$1392 [50] = \$1127 ;
+          9'h033:
+              \$1392 [51] = \$1127 ;
+          9'h034:
+              \$1392 [52] = \$1127 ;
+          9'h035:
+              \$1392 [53] = \$1127 ;
+          9'h036:
+              \$1392 [54] = \$1127 ;
+          9'h037:
+              \$1392 [55] = \$1127 ;
+          9'h038:
+              \$1392 [56] = \$1127 ;
+          9'h039:
+              \$1392 [57] = \$1127 ;
+          9'h03a:
+              \$1392 [58] = \$1127 ;
+          9'h03b:
+              \$1392 [59] = \$1127 ;
+          9'h03c:
+              \$1392 [60] = \$1127 ;
+          9'h03d:
+              \$1392 [61] = \$1127 ;
+          9'h03e:
+              \$1392 [62] = \$1127 ;
+          9'h03f:
+              \$1392 [63] = \$1127 ;
+          9'h040:
+              \$1392 [64] = \$1127 ;
+          9'h041:
+              \$1392 [65] = \$1127 ;
+          9'h042:
+              \$1392 [66] = \$1127 ;
+          9'h043:
+              \$1392 [67] = \$1127 ;
+          9'h044:
+              \$1392 [68] = \$1127 ;
+          9'h045:
+              \$1392 [69] = \$1127 ;
+          9'h046:
+              \$1392 [70] = \$1127 ;
+          9'h047:
+              \$1392 [71] = \$1127 ;
+          9'h048:
+              \$1392 [72] = \$1127 ;
+          9'h049:
+              \$1392 [73] = \$1127 ;
+          9'h04a:
+              \$1392 [74] = \$1127 ;
+          9'h04b:
+              \$1392 [75] = \$1127 ;
+          9'h04c:
+              \$1392 [76] = \$1127 ;
+          9'h04d:
+              \$1392 [77] = \$1127 ;
+          9'h04e:
+              \$1392 [78] = \$1127 ;
+          9'h04f:
+              \$1392 [79] = \$1127 ;
+          9'h050:
+              \$1392 [80] = \$1127 ;
+          9'h051:
+              \$1392 [81] = \$1127 ;
+          9'h052:
+              \$1392 [82] = \$1127 ;
+          9'h053:
+              \$1392 [83] = \$1127 ;
+          9'h054:
+              \$1392 [84] = \$1127 ;
+          9'h055:
+              \$1392 [85] = \$1127 ;
+          9'h056:
+              \$1392 [86] = \$1127 ;
+          9'h057:
+              \$1392 [87] = \$1127 ;
+          9'h058:
+              \$1392 [88] = \$1127 ;
+          9'h059:
+              \$1392 [89] = \$1127 ;
+          9'h05a:
+              \$1392 [90] = \$1127 ;
+          9'h05b:
+              \$1392 [91] = \$1127 ;
+          9'h05c:
+              \$1392 [92] = \$1127 ;
+          9'h05d:
+              \$1392 [93] = \$1127 ;
+          9'h05e:
+              \$1392 [94] = \$1127 ;
+          9'h05f:
+              \$1392 [95] = \$1127 ;
+          9'h060:
+              \$1392 [96] = \$1127 ;
+          9'h061:
+              \$1392 [97] = \$1127 ;
+          9'h062:
+              \$1392 [98] = \$1127 ;
+          9'h063:
+              \$1392 [99] = \$1127 ;
+          9'h064:
+              \$1392 [100] = \$1127 ;
+          9'h065:
+              \$1392 [101] = \$1127 ;
+          9'h066:
+              \$1392 [102] = \$1127 ;
+          9'h067:
+              \$1392 [103] = \$1127 ;
+          9'h068:
+              \$1392 [104] = \$1127 ;
+          9'h069:
+              \$1392 [105] = \$1127 ;
+          9'h06a:
+              \$1392 [106] = \$1127 ;
+          9'h06b:
+              \$1392 [107] = \$1127 ;
+          9'h06c:
+              \$1392 [108] = \$1127 ;
+          9'h06d:
+              \$1392 [109] = \$1127 ;
+          9'h06e:
+              \$1392 [110] = \$1127 ;
+          9'h06f:
+              \$1392 [111] = \$1127 ;
+          9'h070:
+              \$1392 [112] = \$1127 ;
+          9'h071:
+              \$1392 [113] = \$1127 ;
+          9'h072:
+              \$1392 [114] = \$1127 ;
+          9'h073:
+              \$1392 [115] = \$1127 ;
+          9'h074:
+              \$1392 [116] = \$1127 ;
+          9'h075:
+              \$1392 [117] = \$1127 ;
+          9'h076:
+              \$1392 [118] = \$1127 ;
+          9'h077:
+              \$1392 [119] = \$1127 ;
+          9'h078:
+              \$1392 [120] = \$1127 ;
+          9'h079:
+              \$1392 [121] = \$1127 ;
+          9'h07a:
+              \$1392 [122] = \$1127 ;
+          9'h07b:
+              \$1392 [123] = \$1127 ;
+          9'h07c:
+              \$1392 [124] = \$1127 ;
+          9'h07d:
+              \$1392 [125] = \$1127 ;
+          9'h07e:
+              \$1392 [126] = \$1127 ;
+          9'h07f:
+              \$1392 [127] = \$1127 ;
+          9'h080:
+              \$1392 [128] = \$1127 ;
+          9'h081:
+              \$1392 [129] = \$1127 ;
+          9'h082:
+              \$1392 [130] = \$1127 ;
+          9'h083:
+              \$1392 [131] = \$1127 ;
+          9'h084:
+              \$1392 [132] = \$1127 ;
+          9'h085:
+              \$1392 [133] = \$1127 ;
+          9'h086:
+              \$1392 [134] = \$1127 ;
+          9'h087:
+              \$1392 [135] = \$1127 ;
+          9'h088:
+              \$1392 [136] = \$1127 ;
+          9'h089:
+              \$1392 [137] = \$1127 ;
+          9'h08a:
+              \$1392 [138] = \$1127 ;
+          9'h08b:
+              \$1392 [139] = \$1127 ;
+          9'h08c:
+              \$1392 [140] = \$1127 ;
+          9'h08d:
+              \$1392 [141] = \$1127 ;
+          9'h08e:
+              \$1392 [142] = \$1127 ;
+          9'h08f:
+              \$1392 [143] = \$1127 ;
+          9'h090:
+              \$1392 [144] = \$1127 ;
+          9'h091:
+              \$1392 [145] = \$1127 ;
+          9'h092:
+              \$1392 [146] = \$1127 ;
+          9'h093:
+              \$1392 [147] = \$1127 ;
+          9'h094:
+              \$1392 [148] = \$1127 ;
+          9'h095:
+              \$1392 [149] = \$1127 ;
+          9'h096:
+              \$1392 [150] = \$1127 ;
+          9'h097:
+              \$1392 [151] = \$1127 ;
+          9'h098:
+              \$1392 [152] = \$1127 ;
+          9'h099:
+              \$1392 [153] = \$1127 ;
+          9'h09a:
+              \$1392 [154] = \$1127 ;
+          9'h09b:
+              \$1392 [155] = \$1127 ;
+          9'h09c:
+              \$1392 [156] = \$1127 ;
+          9'h09d:
+              \$1392 [157] = \$1127 ;
+          9'h09e:
+              \$1392 [158] = \$1127 ;
+          9'h09f:
+              \$1392 [159] = \$1127 ;
+          9'h0a0:
+              \$1392 [160] = \$1127 ;
+          9'h0a1:
+              \$1392 [161] = \$1127 ;
+          9'h0a2:
+              \$1392 [162] = \$1127 ;
+          9'h0a3:
+              \$1392 [163] = \$1127 ;
+          9'h0a4:
+              \$1392 [164] = \$1127 ;
+          9'h0a5:
+              \$1392 [165] = \$1127 ;
+          9'h0a6:
+              \$1392 [166] = \$1127 ;
+          9'h0a7:
+              \$1392 [167] = \$1127 ;
+          9'h0a8:
+              \$1392 [168] = \$1127 ;
+          9'h0a9:
+              \$1392 [169] = \$1127 ;
+          9'h0aa:
+              \$1392 [170] = \$1127 ;
+          9'h0ab:
+              \$1392 [171] = \$1127 ;
+          9'h0ac:
+              \$1392 [172] = \$1127 ;
+          9'h0ad:
+              \$1392 [173] = \$1127 ;
+          9'h0ae:
+              \$1392 [174] = \$1127 ;
+          9'h0af:
+              \$1392 [175] = \$1127 ;
+          9'h0b0:
+              \$1392 [176] = \$1127 ;
+          9'h0b1:
+              \$1392 [177] = \$1127 ;
+          9'h0b2:
+              \$1392 [178] = \$1127 ;
+          9'h0b3:
+              \$1392 [179] = \$1127 ;
+          9'h0b4:
+              \$1392 [180] = \$1127 ;
+          9'h0b5:
+              \$1392 [181] = \$1127 ;
+          9'h0b6:
+              \$1392 [182] = \$1127 ;
+          9'h0b7:
+              \$1392 [183] = \$1127 ;
+          9'h0b8:
+              \$1392 [184] = \$1127 ;
+          9'h0b9:
+              \$1392 [185] = \$1127 ;
+          9'h0ba:
+              \$1392 [186] = \$1127 ;
+          9'h0bb:
+              \$1392 [187] = \$1127 ;
+          9'h0bc:
+              \$1392 [188] = \$1127 ;
+          9'h0bd:
+              \$1392 [189] = \$1127 ;
+          9'h0be:
+              \$1392 [190] = \$1127 ;
+          9'h0bf:
+              \$1392 [191] = \$1127 ;
+          9'h0c0:
+              \$1392 [192] = \$1127 ;
+          9'h0c1:
+              \$1392 [193] = \$1127 ;
+          9'h0c2:
+              \$1392 [194] = \$1127 ;
+          9'h0c3:
+              \$1392 [195] = \$1127 ;
+          9'h0c4:
+              \$1392 [196] = \$1127 ;
+          9'h0c5:
+              \$1392 [197] = \$1127 ;
+          9'h0c6:
+              \$1392 [198] = \$1127 ;
+          9'h0c7:
+              \$1392 [199] = \$1127 ;
+          9'h0c8:
+              \$1392 [200] = \$1127 ;
+          9'h0c9:
+              \$1392 [201] = \$1127 ;
+          9'h0ca:
+              \$1392 [202] = \$1127 ;
+          9'h0cb:
+              \$1392 [203] = \$1127 ;
+          9'h0cc:
+              \$1392 [204] = \$1127 ;
+          9'h0cd:
+              \$1392 [205] = \$1127 ;
+          9'h0ce:
+              \$1392 [206] = \$1127 ;
+          9'h0cf:
+              \$1392 [207] = \$1127 ;
+          9'h0d0:
+              \$1392 [208] = \$1127 ;
+          9'h0d1:
+              \$1392 [209] = \$1127 ;
+          9'h0d2:
+              \$1392 [210] = \$1127 ;
+          9'h0d3:
+              \$1392 [211] = \$1127 ;
+          9'h0d4:
+              \$1392 [212] = \$1127 ;
+          9'h0d5:
+              \$1392 [213] = \$1127 ;
+          9'h0d6:
+              \$1392 [214] = \$1127 ;
+          9'h0d7:
+              \$1392 [215] = \$1127 ;
+          9'h0d8:
+              \$1392 [216] = \$1127 ;
+          9'h0d9:
+              \$1392 [217] = \$1127 ;
+          9'h0da:
+              \$1392 [218] = \$1127 ;
+          9'h0db:
+              \$1392 [219] = \$1127 ;
+          9'h0dc:
+              \$1392 [220] = \$1127 ;
+          9'h0dd:
+              \$1392 [221] = \$1127 ;
+          9'h0de:
+              \$1392 [222] = \$1127 ;
+          9'h0df:
+              \$1392 [223] = \$1127 ;
+          9'h0e0:
+              \$1392 [224] = \$1127 ;
+          9'h0e1:
+              \$1392 [225] = \$1127 ;
+          9'h0e2:
+              \$1392 [226] = \$1127 ;
+          9'h0e3:
+              \$1392 [227] = \$1127 ;
+          9'h0e4:
+              \$1392 [228] = \$1127 ;
+          9'h0e5:
+              \$1392 [229] = \$1127 ;
+          9'h0e6:
+              \$1392 [230] = \$1127 ;
+          9'h0e7:
+              \$1392 [231] = \$1127 ;
+          9'h0e8:
+              \$1392 [232] = \$1127 ;
+          9'h0e9:
+              \$1392 [233] = \$1127 ;
+          9'h0ea:
+              \$1392 [234] = \$1127 ;
+          9'h0eb:
+              \$1392 [235] = \$1127 ;
+          9'h0ec:
+              \$1392 [236] = \$1127 ;
+          9'h0ed:
+              \$1392 [237] = \$1127 ;
+          9'h0ee:
+              \$1392 [238] = \$1127 ;
+          9'h0ef:
+              \$1392 [239] = \$1127 ;
+          9'h0f0:
+              \$1392 [240] = \$1127 ;
+          9'h0f1:
+              \$1392 [241] = \$1127 ;
+          9'h0f2:
+              \$1392 [242] = \$1127 ;
+          9'h0f3:
+              \$1392 [243] = \$1127 ;
+          9'h0f4:
+              \$1392 [244] = \$1127 ;
+          9'h0f5:
+              \$1392 [245] = \$1127 ;
+          9'h0f6:
+              \$1392 [246] = \$1127 ;
+          9'h0f7:
+              \$1392 [247] = \$1127 ;
+          9'h0f8:
+              \$1392 [248] = \$1127 ;
+          9'h0f9:
+              \$1392 [249] = \$1127 ;
+          9'h0fa:
+              \$1392 [250] = \$1127 ;
+          9'h0fb:
+              \$1392 [251] = \$1127 ;
+          9'h0fc:
+              \$1392 [252] = \$1127 ;
+          9'h0fd:
+              \$1392 [253] = \$1127 ;
+          9'h0fe:
+              \$1392 [254] = \$1127 ;
+          9'h0ff:
+              \$1392 [255] = \$1127 ;
+          9'h100:
+              \$1392 [256] = \$1127 ;
+          9'h101:
+              \$1392 [257] = \$1127 ;
+          9'h102:
+              \$1392 [258] = \$1127 ;
+          9'h103:
+              \$1392 [259] = \$1127 ;
+          9'h104:
+              \$1392 [260] = \$1127 ;
+          9'h105:
+              \$1392 [261] = \$1127 ;
+          9'h106:
+              \$1392 [262] = \$1127 ;
+          9'h107:
+              \$1392 [263] = \$1127 ;
+          9'h108:
+              \$1392 [264] = \$1127 ;
+          9'h109:
+              \$1392 [265] = \$1127 ;
+          9'h10a:
+              \$1392 [266] = \$1127 ;
+          9'h10b:
+              \$1392 [267] = \$1127 ;
+          9'h10c:
+              \$1392 [268] = \$1127 ;
+          9'h10d:
+              \$1392 [269] = \$1127 ;
+          9'h10e:
+              \$1392 [270] = \$1127 ;
+          9'h10f:
+              \$1392 [271] = \$1127 ;
+          9'h110:
+              \$1392 [272] = \$1127 ;
+          9'h111:
+              \$1392 [273] = \$1127 ;
+          9'h112:
+              \$1392 [274] = \$1127 ;
+          9'h113:
+              \$1392 [275] = \$1127 ;
+          9'h114:
+              \$1392 [276] = \$1127 ;
+          9'h115:
+              \$1392 [277] = \$1127 ;
+          9'h116:
+              \$1392 [278] = \$1127 ;
+          9'h117:
+              \$1392 [279] = \$1127 ;
+          9'h118:
+              \$1392 [280] = \$1127 ;
+          9'h119:
+              \$1392 [281] = \$1127 ;
+          9'h11a:
+              \$1392 [282] = \$1127 ;
+          9'h11b:
+              \$1392 [283] = \$1127 ;
+          9'h11c:
+              \$1392 [284] = \$1127 ;
+          9'h11d:
+              \$1392 [285] = \$1127 ;
+          9'h11e:
+              \$1392 [286] = \$1127 ;
+          9'h11f:
+              \$1392 [287] = \$1127 ;
+          9'h120:
+              \$1392 [288] = \$1127 ;
+          9'h121:
+              \$1392 [289] = \$1127 ;
+          9'h122:
+              \$1392 [290] = \$1127 ;
+          9'h123:
+              \$1392 [291] = \$1127 ;
+          9'h124:
+              \$1392 [292] = \$1127 ;
+          9'h125:
+              \$1392 [293] = \$1127 ;
+          9'h126:
+              \$1392 [294] = \$1127 ;
+          9'h127:
+              \$1392 [295] = \$1127 ;
+          9'h128:
+              \$1392 [296] = \$1127 ;
+          9'h129:
+              \$1392 [297] = \$1127 ;
+          9'h12a:
+              \$1392 [298] = \$1127 ;
+          9'h12b:
+              \$1392 [299] = \$1127 ;
+          9'h12c:
+              \$1392 [300] = \$1127 ;
+          9'h12d:
+              \$1392 [301] = \$1127 ;
+          9'h12e:
+              \$1392 [302] = \$1127 ;
+          9'h12f:
+              \$1392 [303] = \$1127 ;
+          9'h130:
+              \$1392 [304] = \$1127 ;
+          9'h131:
+              \$1392 [305] = \$1127 ;
+          9'h132:
+              \$1392 [306] = \$1127 ;
+          9'h133:
+              \$1392 [307] = \$1127 ;
+          9'h134:
+              \$1392 [308] = \$1127 ;
+          9'h135:
+              \$1392 [309] = \$1127 ;
+          9'h136:
+              \$1392 [310] = \$1127 ;
+          9'h137:
+              \$1392 [311] = \$1127 ;
+          9'h138:
+              \$1392 [312] = \$1127 ;
+          9'h139:
+              \$1392 [313] = \$1127 ;
+          9'h13a:
+              \$1392 [314] = \$1127 ;
+          9'h13b:
+              \$1392 [315] = \$1127 ;
+          9'h13c:
+              \$1392 [316] = \$1127 ;
+          9'h13d:
+              \$1392 [317] = \$1127 ;
+          9'h13e:
+              \$1392 [318] = \$1127 ;
+          9'h13f:
+              \$1392 [319] = \$1127 ;
+          9'h140:
+              \$1392 [320] = \$1127 ;
+          9'h141:
+              \$1392 [321] = \$1127 ;
+          9'h142:
+              \$1392 [322] = \$1127 ;
+          9'h143:
+              \$1392 [323] = \$1127 ;
+          9'h144:
+              \$1392 [324] = \$1127 ;
+          9'h145:
+              \$1392 [325] = \$1127 ;
+          9'h146:
+              \$1392 [326] = \$1127 ;
+          9'h147:
+              \$1392 [327] = \$1127 ;
+          9'h148:
+              \$1392 [328] = \$1127 ;
+          9'h149:
+              \$1392 [329] = \$1127 ;
+          9'h14a:
+              \$1392 [330] = \$1127 ;
+          9'h14b:
+              \$1392 [331] = \$1127 ;
+          9'h14c:
+              \$1392 [332] = \$1127 ;
+          9'h14d:
+              \$1392 [333] = \$1127 ;
+          9'h14e:
+              \$1392 [334] = \$1127 ;
+          9'h14f:
+              \$1392 [335] = \$1127 ;
+          9'h150:
+              \$1392 [336] = \$1127 ;
+          9'h151:
+              \$1392 [337] = \$1127 ;
+          9'h152:
+              \$1392 [338] = \$1127 ;
+          9'h153:
+              \$1392 [339] = \$1127 ;
+          9'h154:
+              \$1392 [340] = \$1127 ;
+          9'h155:
+              \$1392 [341] = \$1127 ;
+          9'h156:
+              \$1392 [342] = \$1127 ;
+          9'h157:
+              \$1392 [343] = \$1127 ;
+          9'h158:
+              \$1392 [344] = \$1127 ;
+          9'h159:
+              \$1392 [345] = \$1127 ;
+          9'h15a:
+              \$1392 [346] = \$1127 ;
+          9'h15b:
+              \$1392 [347] = \$1127 ;
+          9'h15c:
+              \$1392 [348] = \$1127 ;
+          9'h15d:
+              \$1392 [349] = \$1127 ;
+          9'h15e:
+              \$1392 [350] = \$1127 ;
+          9'h15f:
+              \$1392 [351] = \$1127 ;
+          9'h160:
+              \$1392 [352] = \$1127 ;
+          9'h161:
+              \$1392 [353] = \$1127 ;
+          9'h162:
+              \$1392 [354] = \$1127 ;
+          9'h163:
+              \$1392 [355] = \$1127 ;
+          9'h164:
+              \$1392 [356] = \$1127 ;
+          9'h165:
+              \$1392 [357] = \$1127 ;
+          9'h166:
+              \$1392 [358] = \$1127 ;
+          9'h167:
+              \$1392 [359] = \$1127 ;
+          9'h168:
+              \$1392 [360] = \$1127 ;
+          9'h169:
+              \$1392 [361] = \$1127 ;
+          9'h16a:
+              \$1392 [362] = \$1127 ;
+          9'h16b:
+              \$1392 [363] = \$1127 ;
+          9'h16c:
+              \$1392 [364] = \$1127 ;
+          9'h16d:
+              \$1392 [365] = \$1127 ;
+          9'h16e:
+              \$1392 [366] = \$1127 ;
+          9'h16f:
+              \$1392 [367] = \$1127 ;
+          9'h170:
+              \$1392 [368] = \$1127 ;
+          9'h171:
+              \$1392 [369] = \$1127 ;
+          9'h172:
+              \$1392 [370] = \$1127 ;
+          9'h173:
+              \$1392 [371] = \$1127 ;
+          9'h174:
+              \$1392 [372] = \$1127 ;
+          9'h175:
+              \$1392 [373] = \$1127 ;
+          9'h176:
+              \$1392 [374] = \$1127 ;
+          9'h177:
+              \$1392 [375] = \$1127 ;
+          9'h178:
+              \$1392 [376] = \$1127 ;
+          9'h179:
+              \$1392 [377] = \$1127 ;
+          9'h17a:
+              \$1392 [378] = \$1127 ;
+          9'h17b:
+              \$1392 [379] = \$1127 ;
+          9'h17c:
+              \$1392 [380] = \$1127 ;
+          9'h17d:
+              \$1392 [381] = \$1127 ;
+          9'h17e:
+              \$1392 [382] = \$1127 ;
+          9'h17f:
+              \$1392 [383] = \$1127 ;
+          9'h180:
+              \$1392 [384] = \$1127 ;
+          9'h181:
+              \$1392 [385] = \$1127 ;
+          9'h182:
+              \$1392 [386] = \$1127 ;
+          9'h183:
+              \$1392 [387] = \$1127 ;
+          9'h184:
+              \$1392 [388] = \$1127 ;
+          9'h185:
+              \$1392 [389] = \$1127 ;
+          9'h186:
+              \$1392 [390] = \$1127 ;
+          9'h187:
+              \$1392 [391] = \$1127 ;
+          9'h188:
+              \$1392 [392] = \$1127 ;
+          9'h189:
+              \$1392 [393] = \$1127 ;
+          9'h18a:
+              \$1392 [394] = \$1127 ;
+          9'h18b:
+              \$1392 [395] = \$1127 ;
+          9'h18c:
+              \$1392 [396] = \$1127 ;
+          9'h18d:
+              \$1392 [397] = \$1127 ;
+          9'h18e:
+              \$1392 [398] = \$1127 ;
+          9'h18f:
+              \$1392 [399] = \$1127 ;
+          9'h190:
+              \$1392 [400] = \$1127 ;
+          9'h191:
+              \$1392 [401] = \$1127 ;
+          9'h192:
+              \$1392 [402] = \$1127 ;
+          9'h193:
+              \$1392 [403] = \$1127 ;
+          9'h194:
+              \$1392 [404] = \$1127 ;
+          9'h195:
+              \$1392 [405] = \$1127 ;
+          9'h196:
+              \$1392 [406] = \$1127 ;
+          9'h197:
+              \$1392 [407] = \$1127 ;
+          9'h198:
+              \$1392 [408] = \$1127 ;
+          9'h199:
+              \$1392 [409] = \$1127 ;
+          9'h19a:
+              \$1392 [410] = \$1127 ;
+          9'h19b:
+              \$1392 [411] = \$1127 ;
+          9'h19c:
+              \$1392 [412] = \$1127 ;
+          9'h19d:
+              \$1392 [413] = \$1127 ;
+          9'h19e:
+              \$1392 [414] = \$1127 ;
+          9'h19f:
+              \$1392 [415] = \$1127 ;
+          9'h1a0:
+              \$1392 [416] = \$1127 ;
+          9'h1a1:
+              \$1392 [417] = \$1127 ;
+          9'h1a2:
+              \$1392 [418] = \$1127 ;
+          9'h1a3:
+              \$1392 [419] = \$1127 ;
+          9'h1a4:
+              \$1392 [420] = \$1127 ;
+          9'h1a5:
+              \$1392 [421] = \$1127 ;
+          9'h1a6:
+              \$1392 [422] = \$1127 ;
+          9'h1a7:
+              \$1392 [423] = \$1127 ;
+          9'h1a8:
+              \$1392 [424] = \$1127 ;
+          9'h1a9:
+              \$1392 [425] = \$1127 ;
+          9'h1aa:
+              \$1392 [426] = \$1127 ;
+          9'h1ab:
+              \$1392 [427] = \$1127 ;
+          9'h1ac:
+              \$1392 [428] = \$1127 ;
+          9'h1ad:
+              \$1392 [429] = \$1127 ;
+          9'h1ae:
+              \$1392 [430] = \$1127 ;
+          9'h1af:
+              \$1392 [431] = \$1127 ;
+          9'h1b0:
+              \$1392 [432] = \$1127 ;
+          9'h1b1:
+              \$1392 [433] = \$1127 ;
+          9'h1b2:
+              \$1392 [434] = \$1127 ;
+          9'h1b3:
+              \$1392 [435] = \$1127 ;
+          9'h1b4:
+              \$1392 [436] = \$1127 ;
+          9'h1b5:
+              \$1392 [437] = \$1127 ;
+          9'h1b6:
+              \$1392 [438] = \$1127 ;
+          9'h1b7:
+              \$1392 [439] = \$1127 ;
+          9'h1b8:
+              \$1392 [440] = \$1127 ;
+          9'h1b9:
+              \$1392 [441] = \$1127 ;
+          9'h1ba:
+              \$1392 [442] = \$1127 ;
+          9'h1bb:
+              \$1392 [443] = \$1127 ;
+          9'h1bc:
+              \$1392 [444] = \$1127 ;
+          9'h1bd:
+              \$1392 [445] = \$1127 ;
+          9'h1be:
+              \$1392 [446] = \$1127 ;
+          9'h1bf:
+              \$1392 [447] = \$1127 ;
+          9'h1c0:
+              \$1392 [448] = \$1127 ;
+          9'h1c1:
+              \$1392 [449] = \$1127 ;
+          9'h1c2:
+              \$1392 [450] = \$1127 ;
+          9'h1c3:
+              \$1392 [451] = \$1127 ;
+          9'h1c4:
+              \$1392 [452] = \$1127 ;
+          9'h1c5:
+              \$1392 [453] = \$1127 ;
+          9'h1c6:
+              \$1392 [454] = \$1127 ;
+          9'h1c7:
+              \$1392 [455] = \$1127 ;
+          9'h1c8:
+              \$1392 [456] = \$1127 ;
+          9'h1c9:
+              \$1392 [457] = \$1127 ;
+          9'h1ca:
+              \$1392 [458] = \$1127 ;
+          9'h1cb:
+              \$1392 [459] = \$1127 ;
+          9'h1cc:
+              \$1392 [460] = \$1127 ;
+          9'h1cd:
+              \$1392 [461] = \$1127 ;
+          9'h1ce:
+              \$1392 [462] = \$1127 ;
+          9'h1cf:
+              \$1392 [463] = \$1127 ;
+          9'h1d0:
+              \$1392 [464] = \$1127 ;
+          9'h1d1:
+              \$1392 [465] = \$1127 ;
+          9'h1d2:
+              \$1392 [466] = \$1127 ;
+          9'h1d3:
+              \$1392 [467] = \$1127 ;
+          9'h1d4:
+              \$1392 [468] = \$1127 ;
+          9'h1d5:
+              \$1392 [469] = \$1127 ;
+          9'h1d6:
+              \$1392 [470] = \$1127 ;
+          9'h1d7:
+              \$1392 [471] = \$1127 ;
+          9'h1d8:
+              \$1392 [472] = \$1127 ;
+          9'h1d9:
+              \$1392 [473] = \$1127 ;
+          9'h1da:
+              \$1392 [474] = \$1127 ;
+          9'h1db:
+              \$1392 [475] = \$1127 ;
+          9'h1dc:
+              \$1392 [476] = \$1127 ;
+          9'h1dd:
+              \$1392 [477] = \$1127 ;
+          9'h1de:
+              \$1392 [478] = \$1127 ;
+          9'h1df:
+              \$1392 [479] = \$1127 ;
+          9'h1e0:
+              \$1392 [480] = \$1127 ;
+          9'h1e1:
+              \$1392 [481] = \$1127 ;
+          9'h1e2:
+              \$1392 [482] = \$1127 ;
+          9'h1e3:
+              \$1392 [483] = \$1127 ;
+          9'h1e4:
+              \$1392 [484] = \$1127 ;
+          9'h1e5:
+              \$1392 [485] = \$1127 ;
+          9'h1e6:
+              \$1392 [486] = \$1127 ;
+          9'h1e7:
+              \$1392 [487] = \$1127 ;
+          9'h1e8:
+              \$1392 [488] = \$1127 ;
+          9'h1e9:
+              \$1392 [489] = \$1127 ;
+          9'h1ea:
+              \$1392 [490] = \$1127 ;
+          9'h1eb:
+              \$1392 [491] = \$1127 ;
+          9'h1ec:
+              \$1392 [492] = \$1127 ;
+          9'h1ed:
+              \$1392 [493] = \$1127 ;
+          9'h1ee:
+              \$1392 [494] = \$1127 ;
+          9'h1ef:
+              \$1392 [495] = \$1127 ;
+          9'h1f0:
+              \$1392 [496] = \$1127 ;
+          9'h1f1:
+              \$1392 [497] = \$1127 ;
+          9'h1f2:
+              \$1392 [498] = \$1127 ;
+          9'h1f3:
+              \$1392 [499] = \$1127 ;
+          9'h1f4:
+              \$1392 [500] = \$1127 ;
+          9'h1f5:
+              \$1392 [501] = \$1127 ;
+          9'h1f6:
+              \$1392 [502] = \$1127 ;
+          9'h1f7:
+              \$1392 [503] = \$1127 ;
+          9'h1f8:
+              \$1392 [504] = \$1127 ;
+          9'h1f9:
+              \$1392 [505] = \$1127 ;
+          9'h1fa:
+              \$1392 [506] = \$1127 ;
+          9'h1fb:
+              \$1392 [507] = \$1127 ;
+          9'h1fc:
+              \$1392 [508] = \$1127 ;
+          9'h1fd:
+              \$1392 [509] = \$1127 ;
+          9'h1fe:
+              \$1392 [510] = \$1127 ;
+          9'h1ff:
+              \$1392 [511] = \$1127 ;
+        endcase
+      end
+    end
+    if (cu5_c_valid) begin
+      if (\$1129 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1130 ;
+          9'h001:
+              \$1392 [1] = \$1130 ;
+          9'h002:
+              \$1392 [2] = \$1130 ;
+          9'h003:
+              \$1392 [3] = \$1130 ;
+          9'h004:
+              \$1392 [4] = \$1130 ;
+          9'h005:
+              \$1392 [5] = \$1130 ;
+          9'h006:
+              \$1392 [6] = \$1130 ;
+          9'h007:
+              \$1392 [7] = \$1130 ;
+          9'h008:
+              \$1392 [8] = \$1130 ;
+          9'h009:
+              \$1392 [9] = \$1130 ;
+          9'h00a:
+              \$1392 [10] = \$1130 ;
+          9'h00b:
+              \$1392 [11] = \$1130 ;
+          9'h00c:
+              \$1392 [12] = \$1130 ;
+          9'h00d:
+              \$1392 [13] = \$1130 ;
+          9'h00e:
+              \$1392 [14] = \$1130 ;
+          9'h00f:
+              \$1392 [15] = \$1130 ;
+          9'h010:
+              \$1392 [16] = \$1130 ;
+          9'h011:
+              \$1392 [17] = \$1130 ;
+          9'h012:
+              \$1392 [18] = \$1130 ;
+          9'h013:
+              \$1392 [19] = \$1130 ;
+          9'h014:
+              \$1392 [20] = \$1130 ;
+          9'h015:
+              \$1392 [21] = \$1130 ;
+          9'h016:
+              \$1392 [22] = \$1130 ;
+          9'h017:
+              \$1392 [23] = \$1130 ;
+          9'h018:
+              \$1392 [24] = \$1130 ;
+          9'h019:
+              \$1392 [25] = \$1130 ;
+          9'h01a:
+              \$1392 [26] = \$1130 ;
+          9'h01b:
+              \$1392 [27] = \$1130 ;
+          9'h01c:
+              \$1392 [28] = \$1130 ;
+          9'h01d:
+              \$1392 [29] = \$1130 ;
+          9'h01e:
+              \$1392 [30] = \$1130 ;
+          9'h01f:
+              \$1392 [31] = \$1130 ;
+          9'h020:
+              \$1392 [32] = \$1130 ;
+          9'h021:
+              \$1392 [33] = \$1130 ;
+          9'h022:
+              \$1392 [34] = \$1130 ;
+          9'h023:
+              \$1392 [35] = \$1130 ;
+          9'h024:
+              \$1392 [36] = \$1130 ;
+          9'h025:
+              \$1392 [37] = \$1130 ;
+          9'h026:
+              \$1392 [38] = \$1130 ;
+          9'h027:
+              \$1392 [39] = \$1130 ;
+          9'h028:
+              \$1392 [40] = \$1130 ;
+          9'h029:
+              \$1392 [41] = \$1130 ;
+          9'h02a:
+              \$1392 [42] = \$1130 ;
+          9'h02b:
+              \$1392 [43] = \$1130 ;
+          9'h02c:
+              \$1392 [44] = \$1130 ;
+          9'h02d:
+              \$1392 [45] = \$1130 ;
+          9'h02e:
+              \$1392 [46] = \$1130 ;
+          9'h02f:
+              \$1392 [47] = \$1130 ;
+          9'h030:
+              \$1392 [48] = \$1130 ;
+          9'h031:
+              \$1392 [49] = \$1130 ;
+          9'h032:
+              \$1392 [50] = \$1130 ;
+          9'h033:
+              \$1392 [51] = \$1130 ;
+          9'h034:
+              \$1392 [52] = \$1130 ;
+          9'h035:
+              \$1392 [53] = \$1130 ;
+          9'h036:
+              \$1392 [54] = \$1130 ;
+          9'h037:
+              \$1392 [55] = \$1130 ;
+          9'h038:
+              \$1392 [56] = \$1130 ;
+          9'h039:
+              \$1392 [57] = \$1130 ;
+          9'h03a:
+              \$1392 [58] = \$1130 ;
+          9'h03b:
+              \$1392 [59] = \$1130 ;
+          9'h03c:
+              \$1392 [60] = \$1130 ;
+          9'h03d:
+              \$1392 [61] = \$1130 ;
+          9'h03e:
+              \$1392 [62] = \$1130 ;
+          9'h03f:
+              \$1392 [63] = \$1130 ;
+          9'h040:
+              \$1392 [64] = \$1130 ;
+          9'h041:
+              \$1392 [65] = \$1130 ;
+          9'h042:
+              \$1392 [66] = \$1130 ;
+          9'h043:
+              \$1392 [67] = \$1130 ;
+          9'h044:
+              \$1392 [68] = \$1130 ;
+          9'h045:
+              \$1392 [69] = \$1130 ;
+          9'h046:
+              \$1392 [70] = \$1130 ;
+          9'h047:
+              \$1392 [71] = \$1130 ;
+          9'h048:
+              \$1392 [72] = \$1130 ;
+          9'h049:
+              \$1392 [73] = \$1130 ;
+          9'h04a:
+              \$1392 [74] = \$1130 ;
+          9'h04b:
+              \$1392 [75] = \$1130 ;
+          9'h04c:
+              \$1392 [76] = \$1130 ;
+          9'h04d:
+              \$1392 [77] = \$1130 ;
+          9'h04e:
+              \$1392 [78] = \$1130 ;
+          9'h04f:
+              \$1392 [79] = \$1130 ;
+          9'h050:
+              \$1392 [80] = \$1130 ;
+          9'h051:
+              \$1392 [81] = \$1130 ;
+          9'h052:
+              \$1392 [82] = \$1130 ;
+          9'h053:
+              \$1392 [83] = \$1130 ;
+          9'h054:
+              \$1392 [84] = \$1130 ;
+          9'h055:
+              \$1392 [85] = \$1130 ;
+          9'h056:
+              \$1392 [86] = \$1130 ;
+          9'h057:
+              \$1392 [87] = \$1130 ;
+          9'h058:
+              \$1392 [88] = \$1130 ;
+          9'h059:
+              \$1392 [89] = \$1130 ;
+          9'h05a:
+              \$1392 [90] = \$1130 ;
+          9'h05b:
+              \$1392 [91] = \$1130 ;
+          9'h05c:
+              \$1392 [92] = \$1130 ;
+          9'h05d:
+              \$1392 [93] = \$1130 ;
+          9'h05e:
+              \$1392 [94] = \$1130 ;
+          9'h05f:
+              \$1392 [95] = \$1130 ;
+          9'h060:
+              \$1392 [96] = \$1130 ;
+          9'h061:
+              \$1392 [97] = \$1130 ;
+          9'h062:
+              \$1392 [98] = \$1130 ;
+          9'h063:
+              \$1392 [99] = \$1130 ;
+          9'h064:
+              \$1392 [100] = \$1130 ;
+          9'h065:
+              \$1392 [101] = \$1130 ;
+          9'h066:
+              \$1392 [102] = \$1130 ;
+          9'h067:
+              \$1392 [103] = \$1130 ;
+          9'h068:
+              \$1392 [104] = \$1130 ;
+          9'h069:
+              \$1392 [105] = \$1130 ;
+          9'h06a:
+              \$1392 [106] = \$1130 ;
+          9'h06b:
+              \$1392 [107] = \$1130 ;
+          9'h06c:
+              \$1392 [108] = \$1130 ;
+          9'h06d:
+              \$1392 [109] = \$1130 ;
+          9'h06e:
+              \$1392 [110] = \$1130 ;
+          9'h06f:
+              \$1392 [111] = \$1130 ;
+          9'h070:
+              \$1392 [112] = \$1130 ;
+          9'h071:
+              \$1392 [113] = \$1130 ;
+          9'h072:
+              \$1392 [114] = \$1130 ;
+          9'h073:
+              \$1392 [115] = \$1130 ;
+          9'h074:
+              \$1392 [116] = \$1130 ;
+          9'h075:
+              \$1392 [117] = \$1130 ;
+          9'h076:
+              \$1392 [118] = \$1130 ;
+          9'h077:
+              \$1392 [119] = \$1130 ;
+          9'h078:
+              \$1392 [120] = \$1130 ;
+          9'h079:
+              \$1392 [121] = \$1130 ;
+          9'h07a:
+              \$1392 [122] = \$1130 ;
+          9'h07b:
+              \$1392 [123] = \$1130 ;
+          9'h07c:
+              \$1392 [124] = \$1130 ;
+          9'h07d:
+              \$1392 [125] = \$1130 ;
+          9'h07e:
+              \$1392 [126] = \$1130 ;
+          9'h07f:
+              \$1392 [127] = \$1130 ;
+          9'h080:
+              \$1392 [128] = \$1130 ;
+          9'h081:
+              \$1392 [129] = \$1130 ;
+          9'h082:
+              \$1392 [130] = \$1130 ;
+          9'h083:
+              \$1392 [131] = \$1130 ;
+          9'h084:
+              \$1392 [132] = \$1130 ;
+          9'h085:
+              \$1392 [133] = \$1130 ;
+          9'h086:
+              \$1392 [134] = \$1130 ;
+          9'h087:
+              \$1392 [135] = \$1130 ;
+          9'h088:
+              \$1392 [136] = \$1130 ;
+          9'h089:
+              \$1392 [137] = \$1130 ;
+          9'h08a:
+              \$1392 [138] = \$1130 ;
+          9'h08b:
+              \$1392 [139] = \$1130 ;
+          9'h08c:
+              \$1392 [140] = \$1130 ;
+          9'h08d:
+              \$1392 [141] = \$1130 ;
+          9'h08e:
+              \$1392 [142] = \$1130 ;
+          9'h08f:
+              \$1392 [143] = \$1130 ;
+          9'h090:
+              \$1392 [144] = \$1130 ;
+          9'h091:
+              \$1392 [145] = \$1130 ;
+          9'h092:
+              \$1392 [146] = \$1130 ;
+          9'h093:
+              \$1392 [147] = \$1130 ;
+          9'h094:
+              \$1392 [148] = \$1130 ;
+          9'h095:
+              \$1392 [149] = \$1130 ;
+          9'h096:
+              \$1392 [150] = \$1130 ;
+          9'h097:
+              \$1392 [151] = \$1130 ;
+          9'h098:
+              \$1392 [152] = \$1130 ;
+          9'h099:
+              \$1392 [153] = \$1130 ;
+          9'h09a:
+              \$1392 [154] = \$1130 ;
+          9'h09b:
+              \$1392 [155] = \$1130 ;
+          9'h09c:
+              \$1392 [156] = \$1130 ;
+          9'h09d:
+              \$1392 [157] = \$1130 ;
+          9'h09e:
+              \$1392 [158] = \$1130 ;
+          9'h09f:
+              \$1392 [159] = \$1130 ;
+          9'h0a0:
+              \$1392 [160] = \$1130 ;
+          9'h0a1:
+              \$1392 [161] = \$1130 ;
+          9'h0a2:
+              \$1392 [162] = \$1130 ;
+          9'h0a3:
+              \$1392 [163] = \$1130 ;
+          9'h0a4:
+              \$1392 [164] = \$1130 ;
+          9'h0a5:
+              \$1392 [165] = \$1130 ;
+          9'h0a6:
+              \$1392 [166] = \$1130 ;
+          9'h0a7:
+              \$1392 [167] = \$1130 ;
+          9'h0a8:
+              \$1392 [168] = \$1130 ;
+          9'h0a9:
+              \$1392 [169] = \$1130 ;
+          9'h0aa:
+              \$1392 [170] = \$1130 ;
+          9'h0ab:
+              \$1392 [171] = \$1130 ;
+          9'h0ac:
+              \$1392 [172] = \$1130 ;
+          9'h0ad:
+              \$1392 [173] = \$1130 ;
+          9'h0ae:
+              \$1392 [174] = \$1130 ;
+          9'h0af:
+              \$1392 [175] = \$1130 ;
+          9'h0b0:
+              \$1392 [176] = \$1130 ;
+          9'h0b1:
+              \$1392 [177] = \$1130 ;
+          9'h0b2:
+              \$1392 [178] = \$1130 ;
+          9'h0b3:
+              \$1392 [179] = \$1130 ;
+          9'h0b4:
+              \$1392 [180] = \$1130 ;
+          9'h0b5:
+              \$1392 [181] = \$1130 ;
+          9'h0b6:
+              \$1392 [182] = \$1130 ;
+          9'h0b7:
+              \$1392 [183] = \$1130 ;
+          9'h0b8:
+              \$1392 [184] = \$1130 ;
+          9'h0b9:
+              \$1392 [185] = \$1130 ;
+          9'h0ba:
+              \$1392 [186] = \$1130 ;
+          9'h0bb:
+              \$1392 [187] = \$1130 ;
+          9'h0bc:
+              \$1392 [188] = \$1130 ;
+          9'h0bd:
+              \$1392 [189] = \$1130 ;
+          9'h0be:
+              \$1392 [190] = \$1130 ;
+          9'h0bf:
+              \$1392 [191] = \$1130 ;
+          9'h0c0:
+              \$1392 [192] = \$1130 ;
+          9'h0c1:
+              \$1392 [193] = \$1130 ;
+          9'h0c2:
+              \$1392 [194] = \$1130 ;
+          9'h0c3:
+              \$1392 [195] = \$1130 ;
+          9'h0c4:
+              \$1392 [196] = \$1130 ;
+          9'h0c5:
+              \$1392 [197] = \$1130 ;
+          9'h0c6:
+              \$1392 [198] = \$1130 ;
+          9'h0c7:
+              \$1392 [199] = \$1130 ;
+          9'h0c8:
+              \$1392 [200] = \$1130 ;
+          9'h0c9:
+              \$1392 [201] = \$1130 ;
+          9'h0ca:
+              \$1392 [202] = \$1130 ;
+          9'h0cb:
+              \$1392 [203] = \$1130 ;
+          9'h0cc:
+              \$1392 [204] = \$1130 ;
+          9'h0cd:
+              \$1392 [205] = \$1130 ;
+          9'h0ce:
+              \$1392 [206] = \$1130 ;
+          9'h0cf:
+              \$1392 [207] = \$1130 ;
+          9'h0d0:
+              \$1392 [208] = \$1130 ;
+          9'h0d1:
+              \$1392 [209] = \$1130 ;
+          9'h0d2:
+              \$1392 [210] = \$1130 ;
+          9'h0d3:
+              \$1392 [211] = \$1130 ;
+          9'h0d4:
+              \$1392 [212] = \$1130 ;
+          9'h0d5:
+              \$1392 [213] = \$1130 ;
+          9'h0d6:
+              \$1392 [214] = \$1130 ;
+          9'h0d7:
+              \$1392 [215] = \$1130 ;
+          9'h0d8:
+              \$1392 [216] = \$1130 ;
+          9'h0d9:
+              \$1392 [217] = \$1130 ;
+          9'h0da:
+              \$1392 [218] = \$1130 ;
+          9'h0db:
+              \$1392 [219] = \$1130 ;
+          9'h0dc:
+              \$1392 [220] = \$1130 ;
+          9'h0dd:
+              \$1392 [221] = \$1130 ;
+          9'h0de:
+              \$1392 [222] = \$1130 ;
+          9'h0df:
+              \$1392 [223] = \$1130 ;
+          9'h0e0:
+              \$1392 [224] = \$1130 ;
+          9'h0e1:
+              \$1392 [225] = \$1130 ;
+          9'h0e2:
+              \$1392 [226] = \$1130 ;
+          9'h0e3:
+              \$1392 [227] = \$1130 ;
+          9'h0e4:
+              \$1392 [228] = \$1130 ;
+          9'h0e5:
+              \$1392 [229] = \$1130 ;
+          9'h0e6:
+              \$1392 [230] = \$1130 ;
+          9'h0e7:
+              \$1392 [231] = \$1130 ;
+          9'h0e8:
+              \$1392 [232] = \$1130 ;
+          9'h0e9:
+              \$1392 [233] = \$1130 ;
+          9'h0ea:
+              \$1392 [234] = \$1130 ;
+          9'h0eb:
+              \$1392 [235] = \$1130 ;
+          9'h0ec:
+              \$1392 [236] = \$1130 ;
+          9'h0ed:
+              \$1392 [237] = \$1130 ;
+          9'h0ee:
+              \$1392 [238] = \$1130 ;
+          9'h0ef:
+              \$1392 [239] = \$1130 ;
+          9'h0f0:
+              \$1392 [240] = \$1130 ;
+          9'h0f1:
+              \$1392 [241] = \$1130 ;
+          9'h0f2:
+              \$1392 [242] = \$1130 ;
+          9'h0f3:
+              \$1392 [243] = \$1130 ;
+          9'h0f4:
+              \$1392 [244] = \$1130 ;
+          9'h0f5:
+              \$1392 [245] = \$1130 ;
+          9'h0f6:
+              \$1392 [246] = \$1130 ;
+          9'h0f7:
+              \$1392 [247] = \$1130 ;
+          9'h0f8:
+              \$1392 [248] = \$1130 ;
+          9'h0f9:
+              \$1392 [249] = \$1130 ;
+          9'h0fa:
+              \$1392 [250] = \$1130 ;
+          9'h0fb:
+              \$1392 [251] = \$1130 ;
+          9'h0fc:
+              \$1392 [252] = \$1130 ;
+          9'h0fd:
+              \$1392 [253] = \$1130 ;
+          9'h0fe:
+              \$1392 [254] = \$1130 ;
+          9'h0ff:
+              \$1392 [255] = \$1130 ;
+          9'h100:
+              \$1392 [256] = \$1130 ;
+          9'h101:
+              \$1392 [257] = \$1130 ;
+          9'h102:
+              \$1392 [258] = \$1130 ;
+          9'h103:
+              \$1392 [259] = \$1130 ;
+          9'h104:
+              \$1392 [260] = \$1130 ;
+          9'h105:
+              \$1392 [261] = \$1130 ;
+          9'h106:
+              \$1392 [262] = \$1130 ;
+          9'h107:
+              \$1392 [263] = \$1130 ;
+          9'h108:
+              \$1392 [264] = \$1130 ;
+          9'h109:
+              \$1392 [265] = \$1130 ;
+          9'h10a:
+              \$1392 [266] = \$1130 ;
+          9'h10b:
+              \$1392 [267] = \$1130 ;
+          9'h10c:
+              \$1392 [268] = \$1130 ;
+          9'h10d:
+              \$1392 [269] = \$1130 ;
+          9'h10e:
+              \$1392 [270] = \$1130 ;
+          9'h10f:
+              \$1392 [271] = \$1130 ;
+          9'h110:
+              \$1392 [272] = \$1130 ;
+          9'h111:
+              \$1392 [273] = \$1130 ;
+          9'h112:
+              \$1392 [274] = \$1130 ;
+          9'h113:
+              \$1392 [275] = \$1130 ;
+          9'h114:
+              \$1392 [276] = \$1130 ;
+          9'h115:
+              \$1392 [277] = \$1130 ;
+          9'h116:
+              \$1392 [278] = \$1130 ;
+          9'h117:
+              \$1392 [279] = \$1130 ;
+          9'h118:
+              \$1392 [280] = \$1130 ;
+          9'h119:
+              \$1392 [281] = \$1130 ;
+          9'h11a:
+              \$1392 [282] = \$1130 ;
+          9'h11b:
+              \$1392 [283] = \$1130 ;
+          9'h11c:
+              \$1392 [284] = \$1130 ;
+          9'h11d:
+              \$1392 [285] = \$1130 ;
+          9'h11e:
+              \$1392 [286] = \$1130 ;
+          9'h11f:
+              \$1392 [287] = \$1130 ;
+          9'h120:
+              \$1392 [288] = \$1130 ;
+          9'h121:
+              \$1392 [289] = \$1130 ;
+          9'h122:
+              \$1392 [290] = \$1130 ;
+          9'h123:
+              \$1392 [291] = \$1130 ;
+          9'h124:
+              \$1392 [292] = \$1130 ;
+          9'h125:
+              \$1392 [293] = \$1130 ;
+          9'h126:
+              \$1392 [294] = \$1130 ;
+          9'h127:
+              \$1392 [295] = \$1130 ;
+          9'h128:
+              \$1392 [296] = \$1130 ;
+          9'h129:
+              \$1392 [297] = \$1130 ;
+          9'h12a:
+              \$1392 [298] = \$1130 ;
+          9'h12b:
+              \$1392 [299] = \$1130 ;
+          9'h12c:
+              \$1392 [300] = \$1130 ;
+          9'h12d:
+              \$1392 [301] = \$1130 ;
+          9'h12e:
+              \$1392 [302] = \$1130 ;
+          9'h12f:
+              \$1392 [303] = \$1130 ;
+          9'h130:
+              \$1392 [304] = \$1130 ;
+          9'h131:
+              \$1392 [305] = \$1130 ;
+          9'h132:
+              \$1392 [306] = \$1130 ;
+          9'h133:
+              \$1392 [307] = \$1130 ;
+          9'h134:
+              \$1392 [308] = \$1130 ;
+          9'h135:
+              \$1392 [309] = \$1130 ;
+          9'h136:
+              \$1392 [310] = \$1130 ;
+          9'h137:
+              \$1392 [311] = \$1130 ;
+          9'h138:
+              \$1392 [312] = \$1130 ;
+          9'h139:
+              \$1392 [313] = \$1130 ;
+          9'h13a:
+              \$1392 [314] = \$1130 ;
+          9'h13b:
+              \$1392 [315] = \$1130 ;
+          9'h13c:
+              \$1392 [316] = \$1130 ;
+          9'h13d:
+              \$1392 [317] = \$1130 ;
+          9'h13e:
+              \$1392 [318] = \$1130 ;
+          9'h13f:
+              \$1392 [319] = \$1130 ;
+          9'h140:
+              \$1392 [320] = \$1130 ;
+          9'h141:
+              \$1392 [321] = \$1130 ;
+          9'h142:
+              \$1392 [322] = \$1130 ;
+          9'h143:
+              \$1392 [323] = \$1130 ;
+          9'h144:
+              \$1392 [324] = \$1130 ;
+          9'h145:
+              \$1392 [325] = \$1130 ;
+          9'h146:
+              \$1392 [326] = \$1130 ;
+          9'h147:
+              \$1392 [327] = \$1130 ;
+          9'h148:
+              \$1392 [328] = \$1130 ;
+          9'h149:
+              \$1392 [329] = \$1130 ;
+          9'h14a:
+              \$1392 [330] = \$1130 ;
+          9'h14b:
+              \$1392 [331] = \$1130 ;
+          9'h14c:
+              \$1392 [332] = \$1130 ;
+          9'h14d:
+              \$1392 [333] = \$1130 ;
+          9'h14e:
+              \$1392 [334] = \$1130 ;
+          9'h14f:
+              \$1392 [335] = \$1130 ;
+          9'h150:
+              \$1392 [336] = \$1130 ;
+          9'h151:
+              \$1392 [337] = \$1130 ;
+          9'h152:
+              \$1392 [338] = \$1130 ;
+          9'h153:
+              \$1392 [339] = \$1130 ;
+          9'h154:
+              \$1392 [340] = \$1130 ;
+          9'h155:
+              \$1392 [341] = \$1130 ;
+          9'h156:
+              \$1392 [342] = \$1130 ;
+          9'h157:
+              \$1392 [343] = \$1130 ;
+          9'h158:
+              \$1392 [344] = \$1130 ;
+          9'h159:
+              \$1392 [345] = \$1130 ;
+          9'h15a:
+              \$1392 [346] = \$1130 ;
+          9'h15b:
+              \$1392 [347] = \$1130 ;
+          9'h15c:
+              \$1392 [348] = \$1130 ;
+          9'h15d:
+              \$1392 [349] = \$1130 ;
+          9'h15e:
+              \$1392 [350] = \$1130 ;
+          9'h15f:
+              \$1392 [351] = \$1130 ;
+          9'h160:
+              \$1392 [352] = \$1130 ;
+          9'h161:
+              \$1392 [353] = \$1130 ;
+          9'h162:
+              \$1392 [354] = \$1130 ;
+          9'h163:
+              \$1392 [355] = \$1130 ;
+          9'h164:
+              \$1392 [356] = \$1130 ;
+          9'h165:
+              \$1392 [357] = \$1130 ;
+          9'h166:
+              \$1392 [358] = \$1130 ;
+          9'h167:
+              \$1392 [359] = \$1130 ;
+          9'h168:
+              \$1392 [360] = \$1130 ;
+          9'h169:
+              \$1392 [361] = \$1130 ;
+          9'h16a:
+              \$1392 [362] = \$1130 ;
+          9'h16b:
+              \$1392 [363] = \$1130 ;
+          9'h16c:
+              \$1392 [364] = \$1130 ;
+          9'h16d:
+              \$1392 [365] = \$1130 ;
+          9'h16e:
+              \$1392 [366] = \$1130 ;
+          9'h16f:
+              \$1392 [367] = \$1130 ;
+          9'h170:
+              \$1392 [368] = \$1130 ;
+          9'h171:
+              \$1392 [369] = \$1130 ;
+          9'h172:
+              \$1392 [370] = \$1130 ;
+          9'h173:
+              \$1392 [371] = \$1130 ;
+          9'h174:
+              \$1392 [372] = \$1130 ;
+          9'h175:
+              \$1392 [373] = \$1130 ;
+          9'h176:
+              \$1392 [374] = \$1130 ;
+          9'h177:
+              \$1392 [375] = \$1130 ;
+          9'h178:
+              \$1392 [376] = \$1130 ;
+          9'h179:
+              \$1392 [377] = \$1130 ;
+          9'h17a:
+              \$1392 [378] = \$1130 ;
+          9'h17b:
+              \$1392 [379] = \$1130 ;
+          9'h17c:
+              \$1392 [380] = \$1130 ;
+          9'h17d:
+              \$1392 [381] = \$1130 ;
+          9'h17e:
+              \$1392 [382] = \$1130 ;
+          9'h17f:
+              \$1392 [383] = \$1130 ;
+          9'h180:
+              \$1392 [384] = \$1130 ;
+          9'h181:
+              \$1392 [385] = \$1130 ;
+          9'h182:
+              \$1392 [386] = \$1130 ;
+          9'h183:
+              \$1392 [387] = \$1130 ;
+          9'h184:
+              \$1392 [388] = \$1130 ;
+          9'h185:
+              \$1392 [389] = \$1130 ;
+          9'h186:
+              \$1392 [390] = \$1130 ;
+          9'h187:
+              \$1392 [391] = \$1130 ;
+          9'h188:
+              \$1392 [392] = \$1130 ;
+          9'h189:
+              \$1392 [393] = \$1130 ;
+          9'h18a:
+              \$1392 [394] = \$1130 ;
+          9'h18b:
+              \$1392 [395] = \$1130 ;
+          9'h18c:
+              \$1392 [396] = \$1130 ;
+          9'h18d:
+              \$1392 [397] = \$1130 ;
+          9'h18e:
+              \$1392 [398] = \$1130 ;
+          9'h18f:
+              \$1392 [399] = \$1130 ;
+          9'h190:
+              \$1392 [400] = \$1130 ;
+          9'h191:
+              \$1392 [401] = \$1130 ;
+          9'h192:
+              \$1392 [402] = \$1130 ;
+          9'h193:
+              \$1392 [403] = \$1130 ;
+          9'h194:
+              \$1392 [404] = \$1130 ;
+          9'h195:
+              \$1392 [405] = \$1130 ;
+          9'h196:
+              \$1392 [406] = \$1130 ;
+          9'h197:
+              \$1392 [407] = \$1130 ;
+          9'h198:
+              \$1392 [408] = \$1130 ;
+          9'h199:
+              \$1392 [409] = \$1130 ;
+          9'h19a:
+              \$1392 [410] = \$1130 ;
+          9'h19b:
+              \$1392 [411] = \$1130 ;
+          9'h19c:
+              \$1392 [412] = \$1130 ;
+          9'h19d:
+              \$1392 [413] = \$1130 ;
+          9'h19e:
+              \$1392 [414] = \$1130 ;
+          9'h19f:
+              \$1392 [415] = \$1130 ;
+          9'h1a0:
+              \$1392 [416] = \$1130 ;
+          9'h1a1:
+              \$1392 [417] = \$1130 ;
+          9'h1a2:
+              \$1392 [418] = \$1130 ;
+          9'h1a3:
+              \$1392 [419] = \$1130 ;
+          9'h1a4:
+              \$1392 [420] = \$1130 ;
+          9'h1a5:
+              \$1392 [421] = \$1130 ;
+          9'h1a6:
+              \$1392 [422] = \$1130 ;
+          9'h1a7:
+              \$1392 [423] = \$1130 ;
+          9'h1a8:
+              \$1392 [424] = \$1130 ;
+          9'h1a9:
+              \$1392 [425] = \$1130 ;
+          9'h1aa:
+              \$1392 [426] = \$1130 ;
+          9'h1ab:
+              \$1392 [427] = \$1130 ;
+          9'h1ac:
+              \$1392 [428] = \$1130 ;
+          9'h1ad:
+              \$1392 [429] = \$1130 ;
+          9'h1ae:
+              \$1392 [430] = \$1130 ;
+          9'h1af:
+              \$1392 [431] = \$1130 ;
+          9'h1b0:
+              \$1392 [432] = \$1130 ;
+          9'h1b1:
+              \$1392 [433] = \$1130 ;
+          9'h1b2:
+              \$1392 [434] = \$1130 ;
+          9'h1b3:
+              \$1392 [435] = \$1130 ;
+          9'h1b4:
+              \$1392 [436] = \$1130 ;
+          9'h1b5:
+              \$1392 [437] = \$1130 ;
+          9'h1b6:
+              \$1392 [438] = \$1130 ;
+          9'h1b7:
+              \$1392 [439] = \$1130 ;
+          9'h1b8:
+              \$1392 [440] = \$1130 ;
+          9'h1b9:
+              \$1392 [441] = \$1130 ;
+          9'h1ba:
+              \$1392 [442] = \$1130 ;
+          9'h1bb:
+              \$1392 [443] = \$1130 ;
+          9'h1bc:
+              \$1392 [444] = \$1130 ;
+          9'h1bd:
+              \$1392 [445] = \$1130 ;
+          9'h1be:
+              \$1392 [446] = \$1130 ;
+          9'h1bf:
+              \$1392 [447] = \$1130 ;
+          9'h1c0:
+              \$1392 [448] = \$1130 ;
+          9'h1c1:
+              \$1392 [449] = \$1130 ;
+          9'h1c2:
+              \$1392 [450] = \$1130 ;
+          9'h1c3:
+              \$1392 [451] = \$1130 ;
+          9'h1c4:
+              \$1392 [452] = \$1130 ;
+          9'h1c5:
+              \$1392 [453] = \$1130 ;
+          9'h1c6:
+              \$1392 [454] = \$1130 ;
+          9'h1c7:
+              \$1392 [455] = \$1130 ;
+          9'h1c8:
+              \$1392 [456] = \$1130 ;
+          9'h1c9:
+              \$1392 [457] = \$1130 ;
+          9'h1ca:
+              \$1392 [458] = \$1130 ;
+          9'h1cb:
+              \$1392 [459] = \$1130 ;
+          9'h1cc:
+              \$1392 [460] = \$1130 ;
+          9'h1cd:
+              \$1392 [461] = \$1130 ;
+          9'h1ce:
+              \$1392 [462] = \$1130 ;
+          9'h1cf:
+              \$1392 [463] = \$1130 ;
+          9'h1d0:
+              \$1392 [464] = \$1130 ;
+          9'h1d1:
+              \$1392 [465] = \$1130 ;
+          9'h1d2:
+              \$1392 [466] = \$1130 ;
+          9'h1d3:
+              \$1392 [467] = \$1130 ;
+          9'h1d4:
+              \$1392 [468] = \$1130 ;
+          9'h1d5:
+              \$1392 [469] = \$1130 ;
+          9'h1d6:
+              \$1392 [470] = \$1130 ;
+          9'h1d7:
+              \$1392 [471] = \$1130 ;
+          9'h1d8:
+              \$1392 [472] = \$1130 ;
+          9'h1d9:
+              \$1392 [473] = \$1130 ;
+          9'h1da:
+              \$1392 [474] = \$1130 ;
+          9'h1db:
+              \$1392 [475] = \$1130 ;
+          9'h1dc:
+              \$1392 [476] = \$1130 ;
+          9'h1dd:
+              \$1392 [477] = \$1130 ;
+          9'h1de:
+              \$1392 [478] = \$1130 ;
+          9'h1df:
+              \$1392 [479] = \$1130 ;
+          9'h1e0:
+              \$1392 [480] = \$1130 ;
+          9'h1e1:
+              \$1392 [481] = \$1130 ;
+          9'h1e2:
+              \$1392 [482] = \$1130 ;
+          9'h1e3:
+              \$1392 [483] = \$1130 ;
+          9'h1e4:
+              \$1392 [484] = \$1130 ;
+          9'h1e5:
+              \$1392 [485] = \$1130 ;
+          9'h1e6:
+              \$1392 [486] = \$1130 ;
+          9'h1e7:
+              \$1392 [487] = \$1130 ;
+          9'h1e8:
+              \$1392 [488] = \$1130 ;
+          9'h1e9:
+              \$1392 [489] = \$1130 ;
+          9'h1ea:
+              \$1392 [490] = \$1130 ;
+          9'h1eb:
+              \$1392 [491] = \$1130 ;
+          9'h1ec:
+              \$1392 [492] = \$1130 ;
+          9'h1ed:
+              \$1392 [493] = \$1130 ;
+          9'h1ee:
+              \$1392 [494] = \$1130 ;
+          9'h1ef:
+              \$1392 [495] = \$1130 ;
+          9'h1f0:
+              \$1392 [496] = \$1130 ;
+          9'h1f1:
+              \$1392 [497] = \$1130 ;
+          9'h1f2:
+              \$1392 [498] = \$1130 ;
+          9'h1f3:
+              \$1392 [499] = \$1130 ;
+          9'h1f4:
+              \$1392 [500] = \$1130 ;
+          9'h1f5:
+              \$1392 [501] = \$1130 ;
+          9'h1f6:
+              \$1392 [502] = \$1130 ;
+          9'h1f7:
+              \$1392 [503] = \$1130 ;
+          9'h1f8:
+              \$1392 [504] = \$1130 ;
+          9'h1f9:
+              \$1392 [505] = \$1130 ;
+          9'h1fa:
+              \$1392 [506] = \$1130 ;
+          9'h1fb:
+              \$1392 [507] = \$1130 ;
+          9'h1fc:
+              \$1392 [508] = \$1130 ;
+          9'h1fd:
+              \$1392 [509] = \$1130 ;
+          9'h1fe:
+              \$1392 [510] = \$1130 ;
+          9'h1ff:
+              \$1392 [511] = \$1130 ;
+        endcase
+      end
+    end
+    if (cu6_c_valid) begin
+      if (\$1132 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1133 ;
+          9'h001:
+              \$1392 [1] = \$1133 ;
+          9'h002:
+              \$1392 [2] = \$1133 ;
+          9'h003:
+              \$1392 [3] = \$1133 ;
+          9'h004:
+              \$1392 [4] = \$1133 ;
+          9'h005:
+              \$1392 [5] = \$1133 ;
+          9'h006:
+              \$1392 [6] = \$1133 ;
+          9'h007:
+              \$1392 [7] = \$1133 ;
+          9'h008:
+              \$1392 [8] = \$1133 ;
+          9'h009:
+              \$1392 [9] = \$1133 ;
+          9'h00a:
+              \$1392 [10] = \$1133 ;
+          9'h00b:
+              \$1392 [11] = \$1133 ;
+          9'h00c:
+              \$1392 [12] = \$1133 ;
+          9'h00d:
+              \$1392 [13] = \$1133 ;
+          9'h00e:
+              \$1392 [14] = \$1133 ;
+          9'h00f:
+              \$1392 [15] = \$1133 ;
+          9'h010:
+              \$1392 [16] = \$1133 ;
+          9'h011:
+              \$1392 [17] = \$1133 ;
+          9'h012:
+              \$1392 [18] = \$1133 ;
+          9'h013:
+              \$1392 [19] = \$1133 ;
+          9'h014:
+              \$1392 [20] = \$1133 ;
+          9'h015:
+              \$1392 [21] = \$1133 ;
+          9'h016:
+              \$1392 [22] = \$1133 ;
+          9'h017:
+              \$1392 [23] = \$1133 ;
+          9'h018:
+              \$1392 [24] = \$1133 ;
+          9'h019:
+              \$1392 [25] = \$1133 ;
+          9'h01a:
+              \$1392 [26] = \$1133 ;
+          9'h01b:
+              \$1392 [27] = \$1133 ;
+          9'h01c:
+              \$1392 [28] = \$1133 ;
+          9'h01d:
+              \$1392 [29] = \$1133 ;
+          9'h01e:
+              \$1392 [30] = \$1133 ;
+          9'h01f:
+              \$1392 [31] = \$1133 ;
+          9'h020:
+              \$1392 [32] = \$1133 ;
+          9'h021:
+              \$1392 [33] = \$1133 ;
+          9'h022:
+              \$1392 [34] = \$1133 ;
+          9'h023:
+              \$1392 [35] = \$1133 ;
+          9'h024:
+              \$1392 [36] = \$1133 ;
+          9'h025:
+              \$1392 [37] = \$1133 ;
+          9'h026:
+              \$1392 [38] = \$1133 ;
+          9'h027:
+              \$1392 [39] = \$1133 ;
+          9'h028:
+              \$1392 [40] = \$1133 ;
+          9'h029:
+              \$1392 [41] = \$1133 ;
+          9'h02a:
+              \$1392 [42] = \$1133 ;
+          9'h02b:
+              \$1392 [43] = \$1133 ;
+          9'h02c:
+              \$1392 [44] = \$1133 ;
+          9'h02d:
+              \$1392 [45] = \$1133 ;
+          9'h02e:
+              \$1392 [46] = \$1133 ;
+          9'h02f:
+              \$1392 [47] = \$1133 ;
+          9'h030:
+              \$1392 [48] = \$1133 ;
+          9'h031:
+              \$1392 [49] = \$1133 ;
+          9'h032:
+              \$1392 [50] = \$1133 ;
+          9'h033:
+              \$1392 [51] = \$1133 ;
+          9'h034:
+              \$1392 [52] = \$1133 ;
+          9'h035:
+              \$1392 [53] = \$1133 ;
+          9'h036:
+              \$1392 [54] = \$1133 ;
+          9'h037:
+              \$1392 [55] = \$1133 ;
+          9'h038:
+              \$1392 [56] = \$1133 ;
+          9'h039:
+              \$1392 [57] = \$1133 ;
+          9'h03a:
+              \$1392 [58] = \$1133 ;
+          9'h03b:
+              \$1392 [59] = \$1133 ;
+          9'h03c:
+              \$1392 [60] = \$1133 ;
+          9'h03d:
+              \$1392 [61] = \$1133 ;
+          9'h03e:
+              \$1392 [62] = \$1133 ;
+          9'h03f:
+              \$1392 [63] = \$1133 ;
+          9'h040:
+              \$1392 [64] = \$1133 ;
+          9'h041:
+              \$1392 [65] = \$1133 ;
+          9'h042:
+              \$1392 [66] = \$1133 ;
+          9'h043:
+              \$1392 [67] = \$1133 ;
+          9'h044:
+              \$1392 [68] = \$1133 ;
+          9'h045:
+              \$1392 [69] = \$1133 ;
+          9'h046:
+              \$1392 [70] = \$1133 ;
+          9'h047:
+              \$1392 [71] = \$1133 ;
+          9'h048:
+              \$1392 [72] = \$1133 ;
+          9'h049:
+              \$1392 [73] = \$1133 ;
+          9'h04a:
+              \$1392 [74] = \$1133 ;
+          9'h04b:
+              \$1392 [75] = \$1133 ;
+          9'h04c:
+              \$1392 [76] = \$1133 ;
+          9'h04d:
+              \$1392 [77] = \$1133 ;
+          9'h04e:
+              \$1392 [78] = \$1133 ;
+          9'h04f:
+              \$1392 [79] = \$1133 ;
+          9'h050:
+              \$1392 [80] = \$1133 ;
+          9'h051:
+              \$1392 [81] = \$1133 ;
+          9'h052:
+              \$1392 [82] = \$1133 ;
+          9'h053:
+              \$1392 [83] = \$1133 ;
+          9'h054:
+              \$1392 [84] = \$1133 ;
+          9'h055:
+              \$1392 [85] = \$1133 ;
+          9'h056:
+              \$1392 [86] = \$1133 ;
+          9'h057:
+              \$1392 [87] = \$1133 ;
+          9'h058:
+              \$1392 [88] = \$1133 ;
+          9'h059:
+              \$1392 [89] = \$1133 ;
+          9'h05a:
+              \$1392 [90] = \$1133 ;
+          9'h05b:
+              \$1392 [91] = \$1133 ;
+          9'h05c:
+              \$1392 [92] = \$1133 ;
+          9'h05d:
+              \$1392 [93] = \$1133 ;
+          9'h05e:
+              \$1392 [94] = \$1133 ;
+          9'h05f:
+              \$1392 [95] = \$1133 ;
+          9'h060:
+              \$1392 [96] = \$1133 ;
+          9'h061:
+              \$1392 [97] = \$1133 ;
+          9'h062:
+              \$1392 [98] = \$1133 ;
+          9'h063:
+              \$1392 [99] = \$1133 ;
+          9'h064:
+              \$1392 [100] = \$1133 ;
+          9'h065:
+              \$1392 [101] = \$1133 ;
+          9'h066:
+              \$1392 [102] = \$1133 ;
+          9'h067:
+              \$1392 [103] = \$1133 ;
+          9'h068:
+              \$1392 [104] = \$1133 ;
+          9'h069:
+              \$1392 [105] = \$1133 ;
+          9'h06a:
+              \$1392 [106] = \$1133 ;
+          9'h06b:
+              \$1392 [107] = \$1133 ;
+          9'h06c:
+              \$1392 [108] = \$1133 ;
+          9'h06d:
+              \$1392 [109] = \$1133 ;
+          9'h06e:
+              \$1392 [110] = \$1133 ;
+          9'h06f:
+              \$1392 [111] = \$1133 ;
+          9'h070:
+              \$1392 [112] = \$1133 ;
+          9'h071:
+              \$1392 [113] = \$1133 ;
+          9'h072:
+              \$1392 [114] = \$1133 ;
+          9'h073:
+              \$1392 [115] = \$1133 ;
+          9'h074:
+              \$1392 [116] = \$1133 ;
+          9'h075:
+              \$1392 [117] = \$1133 ;
+          9'h076:
+              \$1392 [118] = \$1133 ;
+          9'h077:
+              \$1392 [119] = \$1133 ;
+          9'h078:
+              \$1392 [120] = \$1133 ;
+          9'h079:
+              \$1392 [121] = \$1133 ;
+          9'h07a:
+              \$1392 [122] = \$1133 ;
+          9'h07b:
+              \$1392 [123] = \$1133 ;
+          9'h07c:
+              \$1392 [124] = \$1133 ;
+          9'h07d:
+              \$1392 [125] = \$1133 ;
+          9'h07e:
+              \$1392 [126] = \$1133 ;
+          9'h07f:
+              \$1392 [127] = \$1133 ;
+          9'h080:
+              \$1392 [128] = \$1133 ;
+          9'h081:
+              \$1392 [129] = \$1133 ;
+          9'h082:
+              \$1392 [130] = \$1133 ;
+          9'h083:
+              \$1392 [131] = \$1133 ;
+          9'h084:
+              \$1392 [132] = \$1133 ;
+          9'h085:
+              \$1392 [133] = \$1133 ;
+          9'h086:
+              \$1392 [134] = \$1133 ;
+          9'h087:
+              \$1392 [135] = \$1133 ;
+          9'h088:
+              \$1392 [136] = \$1133 ;
+          9'h089:
+              \$1392 [137] = \$1133 ;
+          9'h08a:
+              \$1392 [138] = \$1133 ;
+          9'h08b:
+              \$1392 [139] = \$1133 ;
+          9'h08c:
+              \$1392 [140] = \$1133 ;
+          9'h08d:
+              \$1392 [141] = \$1133 ;
+          9'h08e:
+              \$1392 [142] = \$1133 ;
+          9'h08f:
+              \$1392 [143] = \$1133 ;
+          9'h090:
+              \$1392 [144] = \$1133 ;
+          9'h091:
+              \$1392 [145] = \$1133 ;
+          9'h092:
+              \$1392 [146] = \$1133 ;
+          9'h093:
+              \$1392 [147] = \$1133 ;
+          9'h094:
+              \$1392 [148] = \$1133 ;
+          9'h095:
+              \$1392 [149] = \$1133 ;
+          9'h096:
+              \$1392 [150] = \$1133 ;
+          9'h097:
+              \$1392 [151] = \$1133 ;
+          9'h098:
+              \$1392 [152] = \$1133 ;
+          9'h099:
+              \$1392 [153] = \$1133 ;
+          9'h09a:
+              \$1392 [154] = \$1133 ;
+          9'h09b:
+              \$1392 [155] = \$1133 ;
+          9'h09c:
+              \$1392 [156] = \$1133 ;
+          9'h09d:
+              \$1392 [157] = \$1133 ;
+          9'h09e:
+              \$1392 [158] = \$1133 ;
+          9'h09f:
+              \$1392 [159] = \$1133 ;
+          9'h0a0:
+              \$1392 [160] = \$1133 ;
+          9'h0a1:
+              \$1392 [161] = \$1133 ;
+          9'h0a2:
+              \$1392 [162] = \$1133 ;
+          9'h0a3:
+              \$1392 [163] = \$1133 ;
+          9'h0a4:
+              \$1392 [164] = \$1133 ;
+          9'h0a5:
+              \$1392 [165] = \$1133 ;
+          9'h0a6:
+              \$1392 [166] = \$1133 ;
+          9'h0a7:
+              \$1392 [167] = \$1133 ;
+          9'h0a8:
+              \$1392 [168] = \$1133 ;
+          9'h0a9:
+              \$1392 [169] = \$1133 ;
+          9'h0aa:
+              \$1392 [170] = \$1133 ;
+          9'h0ab:
+              \$1392 [171] = \$1133 ;
+          9'h0ac:
+              \$1392 [172] = \$1133 ;
+          9'h0ad:
+              \$1392 [173] = \$1133 ;
+          9'h0ae:
+              \$1392 [174] = \$1133 ;
+          9'h0af:
+              \$1392 [175] = \$1133 ;
+          9'h0b0:
+              \$1392 [176] = \$1133 ;
+          9'h0b1:
+              \$1392 [177] = \$1133 ;
+          9'h0b2:
+              \$1392 [178] = \$1133 ;
+          9'h0b3:
+              \$1392 [179] = \$1133 ;
+          9'h0b4:
+              \$1392 [180] = \$1133 ;
+          9'h0b5:
+              \$1392 [181] = \$1133 ;
+          9'h0b6:
+              \$1392 [182] = \$1133 ;
+          9'h0b7:
+              \$1392 [183] = \$1133 ;
+          9'h0b8:
+              \$1392 [184] = \$1133 ;
+          9'h0b9:
+              \$1392 [185] = \$1133 ;
+          9'h0ba:
+              \$1392 [186] = \$1133 ;
+          9'h0bb:
+              \$1392 [187] = \$1133 ;
+          9'h0bc:
+              \$1392 [188] = \$1133 ;
+          9'h0bd:
+              \$1392 [189] = \$1133 ;
+          9'h0be:
+              \$1392 [190] = \$1133 ;
+          9'h0bf:
+              \$1392 [191] = \$1133 ;
+          9'h0c0:
+              \$1392 [192] = \$1133 ;
+          9'h0c1:
+              \$1392 [193] = \$1133 ;
+          9'h0c2:
+              \$1392 [194] = \$1133 ;
+          9'h0c3:
+              \$1392 [195] = \$1133 ;
+          9'h0c4:
+              \$1392 [196] = \$1133 ;
+          9'h0c5:
+              \$1392 [197] = \$1133 ;
+          9'h0c6:
+              \$1392 [198] = \$1133 ;
+          9'h0c7:
+              \$1392 [199] = \$1133 ;
+          9'h0c8:
+              \$1392 [200] = \$1133 ;
+          9'h0c9:
+              \$1392 [201] = \$1133 ;
+          9'h0ca:
+              \$1392 [202] = \$1133 ;
+          9'h0cb:
+              \$1392 [203] = \$1133 ;
+          9'h0cc:
+              \$1392 [204] = \$1133 ;
+          9'h0cd:
+              \$1392 [205] = \$1133 ;
+          9'h0ce:
+              \$1392 [206] = \$1133 ;
+          9'h0cf:
+              \$1392 [207] = \$1133 ;
+          9'h0d0:
+              \$1392 [208] = \$1133 ;
+          9'h0d1:
+              \$1392 [209] = \$1133 ;
+          9'h0d2:
+              \$1392 [210] = \$1133 ;
+          9'h0d3:
+              \$1392 [211] = \$1133 ;
+          9'h0d4:
+              \$1392 [212] = \$1133 ;
+          9'h0d5:
+              \$1392 [213] = \$1133 ;
+          9'h0d6:
+              \$1392 [214] = \$1133 ;
+          9'h0d7:
+              \$1392 [215] = \$1133 ;
+          9'h0d8:
+              \$1392 [216] = \$1133 ;
+          9'h0d9:
+              \$1392 [217] = \$1133 ;
+          9'h0da:
+              \$1392 [218] = \$1133 ;
+          9'h0db:
+              \$1392 [219] = \$1133 ;
+          9'h0dc:
+              \$1392 [220] = \$1133 ;
+          9'h0dd:
+              \$1392 [221] = \$1133 ;
+          9'h0de:
+              \$1392 [222] = \$1133 ;
+          9'h0df:
+              \$1392 [223] = \$1133 ;
+          9'h0e0:
+              \$1392 [224] = \$1133 ;
+          9'h0e1:
+              \$1392 [225] = \$1133 ;
+          9'h0e2:
+              \$1392 [226] = \$1133 ;
+          9'h0e3:
+              \$1392 [227] = \$1133 ;
+          9'h0e4:
+              \$1392 [228] = \$1133 ;
+          9'h0e5:
+              \$1392 [229] = \$1133 ;
+          9'h0e6:
+              \$1392 [230] = \$1133 ;
+          9'h0e7:
+              \$1392 [231] = \$1133 ;
+          9'h0e8:
+              \$1392 [232] = \$1133 ;
+          9'h0e9:
+              \$1392 [233] = \$1133 ;
+          9'h0ea:
+              \$1392 [234] = \$1133 ;
+          9'h0eb:
+              \$1392 [235] = \$1133 ;
+          9'h0ec:
+              \$1392 [236] = \$1133 ;
+          9'h0ed:
+              \$1392 [237] = \$1133 ;
+          9'h0ee:
+              \$1392 [238] = \$1133 ;
+          9'h0ef:
+              \$1392 [239] = \$1133 ;
+          9'h0f0:
+              \$1392 [240] = \$1133 ;
+          9'h0f1:
+              \$1392 [241] = \$1133 ;
+          9'h0f2:
+              \$1392 [242] = \$1133 ;
+          9'h0f3:
+              \$1392 [243] = \$1133 ;
+          9'h0f4:
+              \$1392 [244] = \$1133 ;
+          9'h0f5:
+              \$1392 [245] = \$1133 ;
+          9'h0f6:
+              \$1392 [246] = \$1133 ;
+          9'h0f7:
+              \$1392 [247] = \$1133 ;
+          9'h0f8:
+              \$1392 [248] = \$1133 ;
+          9'h0f9:
+              \$1392 [249] = \$1133 ;
+          9'h0fa:
+              \$1392 [250] = \$1133 ;
+          9'h0fb:
+              \$1392 [251] = \$1133 ;
+          9'h0fc:
+              \$1392 [252] = \$1133 ;
+          9'h0fd:
+              \$1392 [253] = \$1133 ;
+          9'h0fe:
+              \$1392 [254] = \$1133 ;
+          9'h0ff:
+              \$1392 [255] = \$1133 ;
+          9'h100:
+              \$1392 [256] = \$1133 ;
+          9'h101:
+              \$1392 [257] = \$1133 ;
+          9'h102:
+              \$1392 [258] = \$1133 ;
+          9'h103:
+              \$1392 [259] = \$1133 ;
+          9'h104:
+              \$1392 [260] = \$1133 ;
+          9'h105:
+              \$1392 [261] = \$1133 ;
+          9'h106:
+              \$1392 [262] = \$1133 ;
+          9'h107:
+              \$1392 [263] = \$1133 ;
+          9'h108:
+              \$1392 [264] = \$1133 ;
+          9'h109:
+              \$1392 [265] = \$1133 ;
+          9'h10a:
+              \$1392 [266] = \$1133 ;
+          9'h10b:
+              \$1392 [267] = \$1133 ;
+          9'h10c:
+              \$1392 [268] = \$1133 ;
+          9'h10d:
+              \$1392 [269] = \$1133 ;
+          9'h10e:
+              \$1392 [270] = \$1133 ;
+          9'h10f:
+              \$1392 [271] = \$1133 ;
+          9'h110:
+              \$1392 [272] = \$1133 ;
+          9'h111:
+              \$1392 [273] = \$1133 ;
+          9'h112:
+              \$1392 [274] = \$1133 ;
+          9'h113:
+              \$1392 [275] = \$1133 ;
+          9'h114:
+              \$1392 [276] = \$1133 ;
+          9'h115:
+              \$1392 [277] = \$1133 ;
+          9'h116:
+              \$1392 [278] = \$1133 ;
+          9'h117:
+              \$1392 [279] = \$1133 ;
+          9'h118:
+              \$1392 [280] = \$1133 ;
+          9'h119:
+              \$1392 [281] = \$1133 ;
+          9'h11a:
+              \$1392 [282] = \$1133 ;
+          9'h11b:
+              \$1392 [283] = \$1133 ;
+          9'h11c:
+              \$1392 [284] = \$1133 ;
+          9'h11d:
+              \$1392 [285] = \$1133 ;
+          9'h11e:
+              \$1392 [286] = \$1133 ;
+          9'h11f:
+              \$1392 [287] = \$1133 ;
+          9'h120:
+              \$1392 [288] = \$1133 ;
+          9'h121:
+              \$1392 [289] = \$1133 ;
+          9'h122:
+              \$1392 [290] = \$1133 ;
+          9'h123:
+              \$1392 [291] = \$1133 ;
+          9'h124:
+              \$1392 [292] = \$1133 ;
+          9'h125:
+              \$1392 [293] = \$1133 ;
+          9'h126:
+              \$1392 [294] = \$1133 ;
+          9'h127:
+              \$1392 [295] = \$1133 ;
+          9'h128:
+              \$1392 [296] = \$1133 ;
+          9'h129:
+              \$1392 [297] = \$1133 ;
+          9'h12a:
+              \$1392 [298] = \$1133 ;
+          9'h12b:
+              \$1392 [299] = \$1133 ;
+          9'h12c:
+              \$1392 [300] = \$1133 ;
+          9'h12d:
+              \$1392 [301] = \$1133 ;
+          9'h12e:
+              \$1392 [302] = \$1133 ;
+          9'h12f:
+              \$1392 [303] = \$1133 ;
+          9'h130:
+              \$1392 [304] = \$1133 ;
+          9'h131:
+              \$1392 [305] = \$1133 ;
+          9'h132:
+              \$1392 [306] = \$1133 ;
+          9'h133:
+              \$1392 [307] = \$1133 ;
+          9'h134:
+              \$1392 [308] = \$1133 ;
+          9'h135:
+              \$1392 [309] = \$1133 ;
+          9'h136:
+              \$1392 [310] = \$1133 ;
+          9'h137:
+              \$1392 [311] = \$1133 ;
+          9'h138:
+              \$1392 [312] = \$1133 ;
+          9'h139:
+              \$1392 [313] = \$1133 ;
+          9'h13a:
+              \$1392 [314] = \$1133 ;
+          9'h13b:
+              \$1392 [315] = \$1133 ;
+          9'h13c:
+              \$1392 [316] = \$1133 ;
+          9'h13d:
+              \$1392 [317] = \$1133 ;
+          9'h13e:
+              \$1392 [318] = \$1133 ;
+          9'h13f:
+              \$1392 [319] = \$1133 ;
+          9'h140:
+              \$1392 [320] = \$1133 ;
+          9'h141:
+              \$1392 [321] = \$1133 ;
+          9'h142:
+              \$1392 [322] = \$1133 ;
+          9'h143:
+              \$1392 [323] = \$1133 ;
+          9'h144:
+              \$1392 [324] = \$1133 ;
+          9'h145:
+              \$1392 [325] = \$1133 ;
+          9'h146:
+              \$1392 [326] = \$1133 ;
+          9'h147:
+              \$1392 [327] = \$1133 ;
+          9'h148:
+              \$1392 [328] = \$1133 ;
+          9'h149:
+              \$1392 [329] = \$1133 ;
+          9'h14a:
+              \$1392 [330] = \$1133 ;
+          9'h14b:
+              \$1392 [331] = \$1133 ;
+          9'h14c:
+              \$1392 [332] = \$1133 ;
+          9'h14d:
+              \$1392 [333] = \$1133 ;
+          9'h14e:
+              \$1392 [334] = \$1133 ;
+          9'h14f:
+              \$1392 [335] = \$1133 ;
+          9'h150:
+              \$1392 [336] = \$1133 ;
+          9'h151:
+              \$1392 [337] = \$1133 ;
+          9'h152:
+              \$1392 [338] = \$1133 ;
+          9'h153:
+              \$1392 [339] = \$1133 ;
+          9'h154:
+              \$1392 [340] = \$1133 ;
+          9'h155:
+              \$1392 [341] = \$1133 ;
+          9'h156:
+              \$1392 [342] = \$1133 ;
+          9'h157:
+              \$1392 [343] = \$1133 ;
+          9'h158:
+              \$1392 [344] = \$1133 ;
+          9'h159:
+              \$1392 [345] = \$1133 ;
+          9'h15a:
+              \$1392 [346] = \$1133 ;
+          9'h15b:
+              \$1392 [347] = \$1133 ;
+          9'h15c:
+              \$1392 [348] = \$1133 ;
+          9'h15d:
+              \$1392 [349] = \$1133 ;
+          9'h15e:
+              \$1392 [350] = \$1133 ;
+          9'h15f:
+              \$1392 [351] = \$1133 ;
+          9'h160:
+              \$1392 [352] = \$1133 ;
+          9'h161:
+              \$1392 [353] = \$1133 ;
+          9'h162:
+              \$1392 [354] = \$1133 ;
+          9'h163:
+              \$1392 [355] = \$1133 ;
+          9'h164:
+              \$1392 [356] = \$1133 ;
+          9'h165:
+              \$1392 [357] = \$1133 ;
+          9'h166:
+              \$1392 [358] = \$1133 ;
+          9'h167:
+              \$1392 [359] = \$1133 ;
+          9'h168:
+              \$1392 [360] = \$1133 ;
+          9'h169:
+              \$1392 [361] = \$1133 ;
+          9'h16a:
+              \$1392 [362] = \$1133 ;
+          9'h16b:
+              \$1392 [363] = \$1133 ;
+          9'h16c:
+              \$1392 [364] = \$1133 ;
+          9'h16d:
+              \$1392 [365] = \$1133 ;
+          9'h16e:
+              \$1392 [366] = \$1133 ;
+          9'h16f:
+              \$1392 [367] = \$1133 ;
+          9'h170:
+              \$1392 [368] = \$1133 ;
+          9'h171:
+              \$1392 [369] = \$1133 ;
+          9'h172:
+              \$1392 [370] = \$1133 ;
+          9'h173:
+              \$1392 [371] = \$1133 ;
+          9'h174:
+              \$1392 [372] = \$1133 ;
+          9'h175:
+              \$1392 [373] = \$1133 ;
+          9'h176:
+              \$1392 [374] = \$1133 ;
+          9'h177:
+              \$1392 [375] = \$1133 ;
+          9'h178:
+              \$1392 [376] = \$1133 ;
+          9'h179:
+              \$1392 [377] = \$1133 ;
+          9'h17a:
+              \$1392 [378] = \$1133 ;
+          9'h17b:
+              \$1392 [379] = \$1133 ;
+          9'h17c:
+              \$1392 [380] = \$1133 ;
+          9'h17d:
+              \$1392 [381] = \$1133 ;
+          9'h17e:
+              \$1392 [382] = \$1133 ;
+          9'h17f:
+              \$1392 [383] = \$1133 ;
+          9'h180:
+              \$1392 [384] = \$1133 ;
+          9'h181:
+              \$1392 [385] = \$1133 ;
+          9'h182:
+              \$1392 [386] = \$1133 ;
+          9'h183:
+              \$1392 [387] = \$1133 ;
+          9'h184:
+              \$1392 [388] = \$1133 ;
+          9'h185:
+              \$1392 [389] = \$1133 ;
+          9'h186:
+              \$1392 [390] = \$1133 ;
+          9'h187:
+              \$1392 [391] = \$1133 ;
+          9'h188:
+              \$1392 [392] = \$1133 ;
+          9'h189:
+              \$1392 [393] = \$1133 ;
+          9'h18a:
+              \$1392 [394] = \$1133 ;
+          9'h18b:
+              \$1392 [395] = \$1133 ;
+          9'h18c:
+              \$1392 [396] = \$1133 ;
+          9'h18d:
+              \$1392 [397] = \$1133 ;
+          9'h18e:
+              \$1392 [398] = \$1133 ;
+          9'h18f:
+              \$1392 [399] = \$1133 ;
+          9'h190:
+              \$1392 [400] = \$1133 ;
+          9'h191:
+              \$1392 [401] = \$1133 ;
+          9'h192:
+              \$1392 [402] = \$1133 ;
+          9'h193:
+              \$1392 [403] = \$1133 ;
+          9'h194:
+              \$1392 [404] = \$1133 ;
+          9'h195:
+              \$1392 [405] = \$1133 ;
+          9'h196:
+              \$1392 [406] = \$1133 ;
+          9'h197:
+              \$1392 [407] = \$1133 ;
+          9'h198:
+              \$1392 [408] = \$1133 ;
+          9'h199:
+              \$1392 [409] = \$1133 ;
+          9'h19a:
+              \$1392 [410] = \$1133 ;
+          9'h19b:
+              \$1392 [411] = \$1133 ;
+          9'h19c:
+              \$1392 [412] = \$1133 ;
+          9'h19d:
+              \$1392 [413] = \$1133 ;
+          9'h19e:
+              \$1392 [414] = \$1133 ;
+          9'h19f:
+              \$1392 [415] = \$1133 ;
+          9'h1a0:
+              \$1392 [416] = \$1133 ;
+          9'h1a1:
+              \$1392 [417] = \$1133 ;
+          9'h1a2:
+              \$1392 [418] = \$1133 ;
+          9'h1a3:
+              \$1392 [419] = \$1133 ;
+          9'h1a4:
+              \$1392 [420] = \$1133 ;
+          9'h1a5:
+              \$1392 [421] = \$1133 ;
+          9'h1a6:
+              \$1392 [422] = \$1133 ;
+          9'h1a7:
+              \$1392 [423] = \$1133 ;
+          9'h1a8:
+              \$1392 [424] = \$1133 ;
+          9'h1a9:
+              \$1392 [425] = \$1133 ;
+          9'h1aa:
+              \$1392 [426] = \$1133 ;
+          9'h1ab:
+              \$1392 [427] = \$1133 ;
+          9'h1ac:
+              \$1392 [428] = \$1133 ;
+          9'h1ad:
+              \$1392 [429] = \$1133 ;
+          9'h1ae:
+              \$1392 [430] = \$1133 ;
+          9'h1af:
+              \$1392 [431] = \$1133 ;
+          9'h1b0:
+              \$1392 [432] = \$1133 ;
+          9'h1b1:
+              \$1392 [433] = \$1133 ;
+          9'h1b2:
+              \$1392 [434] = \$1133 ;
+          9'h1b3:
+              \$1392 [435] = \$1133 ;
+          9'h1b4:
+              \$1392 [436] = \$1133 ;
+          9'h1b5:
+              \$1392 [437] = \$1133 ;
+          9'h1b6:
+              \$1392 [438] = \$1133 ;
+          9'h1b7:
+              \$1392 [439] = \$1133 ;
+          9'h1b8:
+              \$1392 [440] = \$1133 ;
+          9'h1b9:
+              \$1392 [441] = \$1133 ;
+          9'h1ba:
+              \$1392 [442] = \$1133 ;
+          9'h1bb:
+              \$1392 [443] = \$1133 ;
+          9'h1bc:
+              \$1392 [444] = \$1133 ;
+          9'h1bd:
+              \$1392 [445] = \$1133 ;
+          9'h1be:
+              \$1392 [446] = \$1133 ;
+          9'h1bf:
+              \$1392 [447] = \$1133 ;
+          9'h1c0:
+              \$1392 [448] = \$1133 ;
+          9'h1c1:
+              \$1392 [449] = \$1133 ;
+          9'h1c2:
+              \$1392 [450] = \$1133 ;
+          9'h1c3:
+              \$1392 [451] = \$1133 ;
+          9'h1c4:
+              \$1392 [452] = \$1133 ;
+          9'h1c5:
+              \$1392 [453] = \$1133 ;
+          9'h1c6:
+              \$1392 [454] = \$1133 ;
+          9'h1c7:
+              \$1392 [455] = \$1133 ;
+          9'h1c8:
+              \$1392 [456] = \$1133 ;
+          9'h1c9:
+              \$1392 [457] = \$1133 ;
+          9'h1ca:
+              \$1392 [458] = \$1133 ;
+          9'h1cb:
+              \$1392 [459] = \$1133 ;
+          9'h1cc:
+              \$1392 [460] = \$1133 ;
+          9'h1cd:
+              \$1392 [461] = \$1133 ;
+          9'h1ce:
+              \$1392 [462] = \$1133 ;
+          9'h1cf:
+              \$1392 [463] = \$1133 ;
+          9'h1d0:
+              \$1392 [464] = \$1133 ;
+          9'h1d1:
+              \$1392 [465] = \$1133 ;
+          9'h1d2:
+              \$1392 [466] = \$1133 ;
+          9'h1d3:
+              \$1392 [467] = \$1133 ;
+          9'h1d4:
+              \$1392 [468] = \$1133 ;
+          9'h1d5:
+              \$1392 [469] = \$1133 ;
+          9'h1d6:
+              \$1392 [470] = \$1133 ;
+          9'h1d7:
+              \$1392 [471] = \$1133 ;
+          9'h1d8:
+              \$1392 [472] = \$1133 ;
+          9'h1d9:
+              \$1392 [473] = \$1133 ;
+          9'h1da:
+              \$1392 [474] = \$1133 ;
+          9'h1db:
+              \$1392 [475] = \$1133 ;
+          9'h1dc:
+              \$1392 [476] = \$1133 ;
+          9'h1dd:
+              \$1392 [477] = \$1133 ;
+          9'h1de:
+              \$1392 [478] = \$1133 ;
+          9'h1df:
+              \$1392 [479] = \$1133 ;
+          9'h1e0:
+              \$1392 [480] = \$1133 ;
+          9'h1e1:
+              \$1392 [481] = \$1133 ;
+          9'h1e2:
+              \$1392 [482] = \$1133 ;
+          9'h1e3:
+              \$1392 [483] = \$1133 ;
+          9'h1e4:
+              \$1392 [484] = \$1133 ;
+          9'h1e5:
+              \$1392 [485] = \$1133 ;
+          9'h1e6:
+              \$1392 [486] = \$1133 ;
+          9'h1e7:
+              \$1392 [487] = \$1133 ;
+          9'h1e8:
+              \$1392 [488] = \$1133 ;
+          9'h1e9:
+              \$1392 [489] = \$1133 ;
+          9'h1ea:
+              \$1392 [490] = \$1133 ;
+          9'h1eb:
+              \$1392 [491] = \$1133 ;
+          9'h1ec:
+              \$1392 [492] = \$1133 ;
+          9'h1ed:
+              \$1392 [493] = \$1133 ;
+          9'h1ee:
+              \$1392 [494] = \$1133 ;
+          9'h1ef:
+              \$1392 [495] = \$1133 ;
+          9'h1f0:
+              \$1392 [496] = \$1133 ;
+          9'h1f1:
+              \$1392 [497] = \$1133 ;
+          9'h1f2:
+              \$1392 [498] = \$1133 ;
+          9'h1f3:
+              \$1392 [499] = \$1133 ;
+          9'h1f4:
+              \$1392 [500] = \$1133 ;
+          9'h1f5:
+              \$1392 [501] = \$1133 ;
+          9'h1f6:
+              \$1392 [502] = \$1133 ;
+          9'h1f7:
+              \$1392 [503] = \$1133 ;
+          9'h1f8:
+              \$1392 [504] = \$1133 ;
+          9'h1f9:
+              \$1392 [505] = \$1133 ;
+          9'h1fa:
+              \$1392 [506] = \$1133 ;
+          9'h1fb:
+              \$1392 [507] = \$1133 ;
+          9'h1fc:
+              \$1392 [508] = \$1133 ;
+          9'h1fd:
+              \$1392 [509] = \$1133 ;
+          9'h1fe:
+              \$1392 [510] = \$1133 ;
+          9'h1ff:
+              \$1392 [511] = \$1133 ;
+        endcase
+      end
+    end
+    if (cu7_c_valid) begin
+      if (\$1135 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$24 [8:0])
+          9'h000:
+              \$1392 [0] = \$1136 ;
+          9'h001:
+              \$1392 [1] = \$1136 ;
+          9'h002:
+              \$1392 [2] = \$1136 ;
+          9'h003:
+              \$1392 [3] = \$1136 ;
+          9'h004:
+              \$1392 [4] = \$1136 ;
+          9'h005:
+              \$1392 [5] = \$1136 ;
+          9'h006:
+              \$1392 [6] = \$1136 ;
+          9'h007:
+              \$1392 [7] = \$1136 ;
+          9'h008:
+              \$1392 [8] = \$1136 ;
+          9'h009:
+              \$1392 [9] = \$1136 ;
+          9'h00a:
+              \$1392 [10] = \$1136 ;
+          9'h00b:
+              \$1392 [11] = \$1136 ;
+          9'h00c:
+              \$1392 [12] = \$1136 ;
+          9'h00d:
+              \$1392 [13] = \$1136 ;
+          9'h00e:
+              \$1392 [14] = \$1136 ;
+          9'h00f:
+              \$1392 [15] = \$1136 ;
+          9'h010:
+              \$1392 [16] = \$1136 ;
+          9'h011:
+              \$1392 [17] = \$1136 ;
+          9'h012:
+              \$1392 [18] = \$1136 ;
+          9'h013:
+              \$1392 [19] = \$1136 ;
+          9'h014:
+              \$1392 [20] = \$1136 ;
+          9'h015:
+              \$1392 [21] = \$1136 ;
+          9'h016:
+              \$1392 [22] = \$1136 ;
+          9'h017:
+              \$1392 [23] = \$1136 ;
+          9'h018:
+              \$1392 [24] = \$1136 ;
+          9'h019:
+              \$1392 [25] = \$1136 ;
+          9'h01a:
+              \$1392 [26] = \$1136 ;
+          9'h01b:
+              \$1392 [27] = \$1136 ;
+          9'h01c:
+              \$1392 [28] = \$1136 ;
+          9'h01d:
+              \$1392 [29] = \$1136 ;
+          9'h01e:
+              \$1392 [30] = \$1136 ;
+          9'h01f:
+              \$1392 [31] = \$1136 ;
+          9'h020:
+              \$1392 [32] = \$1136 ;
+          9'h021:
+              \$1392 [33] = \$1136 ;
+          9'h022:
+              \$1392 [34] = \$1136 ;
+          9'h023:
+              \$1392 [35] = \$1136 ;
+          9'h024:
+              \$1392 [36] = \$1136 ;
+          9'h025:
+              \$1392 [37] = \$1136 ;
+          9'h026:
+              \$1392 [38] = \$1136 ;
+          9'h027:
+              \$1392 [39] = \$1136 ;
+          9'h028:
+              \$1392 [40] = \$1136 ;
+          9'h029:
+              \$1392 [41] = \$1136 ;
+          9'h02a:
+              \$1392 [42] = \$1136 ;
+          9'h02b:
+              \$1392 [43] = \$1136 ;
+          9'h02c:
+              \$1392 [44] = \$1136 ;
+          9'h02d:
+              \$1392 [45] = \$1136 ;
+          9'h02e:
+              \$1392 [46] = \$1136 ;
+          9'h02f:
+              \$1392 [47] = \$1136 ;
+          9'h030:
+              \$1392 [48] = \$1136 ;
+          9'h031:
+              \$1392 [49] = \$1136 ;
+          9'h032:
+              \$1392 [50] = \$1136 ;
+          9'h033:
+              \$1392 [51] = \$1136 ;
+          9'h034:
+              \$1392 [52] = \$1136 ;
+          9'h035:
+              \$1392 [53] = \$1136 ;
+          9'h036:
+              \$1392 [54] = \$1136 ;
+          9'h037:
+              \$1392 [55] = \$1136 ;
+          9'h038:
+              \$1392 [56] = \$1136 ;
+          9'h039:
+              \$1392 [57] = \$1136 ;
+          9'h03a:
+              \$1392 [58] = \$1136 ;
+          9'h03b:
+              \$1392 [59] = \$1136 ;
+          9'h03c:
+              \$1392 [60] = \$1136 ;
+          9'h03d:
+              \$1392 [61] = \$1136 ;
+          9'h03e:
+              \$1392 [62] = \$1136 ;
+          9'h03f:
+              \$1392 [63] = \$1136 ;
+          9'h040:
+              \$1392 [64] = \$1136 ;
+          9'h041:
+              \$1392 [65] = \$1136 ;
+          9'h042:
+              \$1392 [66] = \$1136 ;
+          9'h043:
+              \$1392 [67] = \$1136 ;
+          9'h044:
+              \$1392 [68] = \$1136 ;
+          9'h045:
+              \$1392 [69] = \$1136 ;
+          9'h046:
+              \$1392 [70] = \$1136 ;
+          9'h047:
+              \$1392 [71] = \$1136 ;
+          9'h048:
+              \$1392 [72] = \$1136 ;
+          9'h049:
+              \$1392 [73] = \$1136 ;
+          9'h04a:
+              \$1392 [74] = \$1136 ;
+          9'h04b:
+              \$1392 [75] = \$1136 ;
+          9'h04c:
+              \$1392 [76] = \$1136 ;
+          9'h04d:
+              \$1392 [77] = \$1136 ;
+          9'h04e:
+              \$1392 [78] = \$1136 ;
+          9'h04f:
+              \$1392 [79] = \$1136 ;
+          9'h050:
+              \$1392 [80] = \$1136 ;
+          9'h051:
+              \$1392 [81] = \$1136 ;
+          9'h052:
+              \$1392 [82] = \$1136 ;
+          9'h053:
+              \$1392 [83] = \$1136 ;
+          9'h054:
+              \$1392 [84] = \$1136 ;
+          9'h055:
+              \$1392 [85] = \$1136 ;
+          9'h056:
+              \$1392 [86] = \$1136 ;
+          9'h057:
+              \$1392 [87] = \$1136 ;
+          9'h058:
+              \$1392 [88] = \$1136 ;
+          9'h059:
+              \$1392 [89] = \$1136 ;
+          9'h05a:
+              \$1392 [90] = \$1136 ;
+          9'h05b:
+              \$1392 [91] = \$1136 ;
+          9'h05c:
+              \$1392 [92] = \$1136 ;
+          9'h05d:
+              \$1392 [93] = \$1136 ;
+          9'h05e:
+              \$1392 [94] = \$1136 ;
+          9'h05f:
+              \$1392 [95] = \$1136 ;
+          9'h060:
+              \$1392 [96] = \$1136 ;
+          9'h061:
+              \$1392 [97] = \$1136 ;
+          9'h062:
+              \$1392 [98] = \$1136 ;
+          9'h063:
+              \$1392 [99] = \$1136 ;
+          9'h064:
+              \$1392 [100] = \$1136 ;
+          9'h065:
+              \$1392 [101] = \$1136 ;
+          9'h066:
+              \$1392 [102] = \$1136 ;
+          9'h067:
+              \$1392 [103] = \$1136 ;
+          9'h068:
+              \$1392 [104] = \$1136 ;
+          9'h069:
+              \$1392 [105] = \$1136 ;
+          9'h06a:
+              \$1392 [106] = \$1136 ;
+          9'h06b:
+              \$1392 [107] = \$1136 ;
+          9'h06c:
+              \$1392 [108] = \$1136 ;
+          9'h06d:
+              \$1392 [109] = \$1136 ;
+          9'h06e:
+              \$1392 [110] = \$1136 ;
+          9'h06f:
+              \$1392 [111] = \$1136 ;
+          9'h070:
+              \$1392 [112] = \$1136 ;
+          9'h071:
+              \$1392 [113] = \$1136 ;
+          9'h072:
+              \$1392 [114] = \$1136 ;
+          9'h073:
+              \$1392 [115] = \$1136 ;
+          9'h074:
+              \$1392 [116] = \$1136 ;
+          9'h075:
+              \$1392 [117] = \$1136 ;
+          9'h076:
+              \$1392 [118] = \$1136 ;
+          9'h077:
+              \$1392 [119] = \$1136 ;
+          9'h078:
+              \$1392 [120] = \$1136 ;
+          9'h079:
+              \$1392 [121] = \$1136 ;
+          9'h07a:
+              \$1392 [122] = \$1136 ;
+          9'h07b:
+              \$1392 [123] = \$1136 ;
+          9'h07c:
+              \$1392 [124] = \$1136 ;
+          9'h07d:
+              \$1392 [125] = \$1136 ;
+          9'h07e:
+              \$1392 [126] = \$1136 ;
+          9'h07f:
+              \$1392 [127] = \$1136 ;
+          9'h080:
+              \$1392 [128] = \$1136 ;
+          9'h081:
+              \$1392 [129] = \$1136 ;
+          9'h082:
+              \$1392 [130] = \$1136 ;
+          9'h083:
+              \$1392 [131] = \$1136 ;
+          9'h084:
+              \$1392 [132] = \$1136 ;
+          9'h085:
+              \$1392 [133] = \$1136 ;
+          9'h086:
+              \$1392 [134] = \$1136 ;
+          9'h087:
+              \$1392 [135] = \$1136 ;
+          9'h088:
+              \$1392 [136] = \$1136 ;
+          9'h089:
+              \$1392 [137] = \$1136 ;
+          9'h08a:
+              \$1392 [138] = \$1136 ;
+          9'h08b:
+              \$1392 [139] = \$1136 ;
+          9'h08c:
+              \$1392 [140] = \$1136 ;
+          9'h08d:
+              \$1392 [141] = \$1136 ;
+          9'h08e:
+              \$1392 [142] = \$1136 ;
+          9'h08f:
+              \$1392 [143] = \$1136 ;
+          9'h090:
+              \$1392 [144] = \$1136 ;
+          9'h091:
+              \$1392 [145] = \$1136 ;
+          9'h092:
+              \$1392 [146] = \$1136 ;
+          9'h093:
+              \$1392 [147] = \$1136 ;
+          9'h094:
+              \$1392 [148] = \$1136 ;
+          9'h095:
+              \$1392 [149] = \$1136 ;
+          9'h096:
+              \$1392 [150] = \$1136 ;
+          9'h097:
+              \$1392 [151] = \$1136 ;
+          9'h098:
+              \$1392 [152] = \$1136 ;
+          9'h099:
+              \$1392 [153] = \$1136 ;
+          9'h09a:
+              \$1392 [154] = \$1136 ;
+          9'h09b:
+              \$1392 [155] = \$1136 ;
+          9'h09c:
+              \$1392 [156] = \$1136 ;
+          9'h09d:
+              \$1392 [157] = \$1136 ;
+          9'h09e:
+              \$1392 [158] = \$1136 ;
+          9'h09f:
+              \$1392 [159] = \$1136 ;
+          9'h0a0:
+              \$1392 [160] = \$1136 ;
+          9'h0a1:
+              \$1392 [161] = \$1136 ;
+          9'h0a2:
+              \$1392 [162] = \$1136 ;
+          9'h0a3:
+              \$1392 [163] = \$1136 ;
+          9'h0a4:
+              \$1392 [164] = \$1136 ;
+          9'h0a5:
+              \$1392 [165] = \$1136 ;
+          9'h0a6:
+              \$1392 [166] = \$1136 ;
+          9'h0a7:
+              \$1392 [167] = \$1136 ;
+          9'h0a8:
+              \$1392 [168] = \$1136 ;
+          9'h0a9:
+              \$1392 [169] = \$1136 ;
+          9'h0aa:
+              \$1392 [170] = \$1136 ;
+          9'h0ab:
+              \$1392 [171] = \$1136 ;
+          9'h0ac:
+              \$1392 [172] = \$1136 ;
+          9'h0ad:
+              \$1392 [173] = \$1136 ;
+          9'h0ae:
+              \$1392 [174] = \$1136 ;
+          9'h0af:
+              \$1392 [175] = \$1136 ;
+          9'h0b0:
+              \$1392 [176] = \$1136 ;
+          9'h0b1:
+              \$1392 [177] = \$1136 ;
+          9'h0b2:
+              \$1392 [178] = \$1136 ;
+          9'h0b3:
+              \$1392 [179] = \$1136 ;
+          9'h0b4:
+              \$1392 [180] = \$1136 ;
+          9'h0b5:
+              \$1392 [181] = \$1136 ;
+          9'h0b6:
+              \$1392 [182] = \$1136 ;
+          9'h0b7:
+              \$1392 [183] = \$1136 ;
+          9'h0b8:
+              \$1392 [184] = \$1136 ;
+          9'h0b9:
+              \$1392 [185] = \$1136 ;
+          9'h0ba:
+              \$1392 [186] = \$1136 ;
+          9'h0bb:
+              \$1392 [187] = \$1136 ;
+          9'h0bc:
+              \$1392 [188] = \$1136 ;
+          9'h0bd:
+              \$1392 [189] = \$1136 ;
+          9'h0be:
+              \$1392 [190] = \$1136 ;
+          9'h0bf:
+              \$1392 [191] = \$1136 ;
+          9'h0c0:
+              \$1392 [192] = \$1136 ;
+          9'h0c1:
+              \$1392 [193] = \$1136 ;
+          9'h0c2:
+              \$1392 [194] = \$1136 ;
+          9'h0c3:
+              \$1392 [195] = \$1136 ;
+          9'h0c4:
+              \$1392 [196] = \$1136 ;
+          9'h0c5:
+              \$1392 [197] = \$1136 ;
+          9'h0c6:
+              \$1392 [198] = \$1136 ;
+          9'h0c7:
+              \$1392 [199] = \$1136 ;
+          9'h0c8:
+              \$1392 [200] = \$1136 ;
+          9'h0c9:
+              \$1392 [201] = \$1136 ;
+          9'h0ca:
+              \$1392 [202] = \$1136 ;
+          9'h0cb:
+              \$1392 [203] = \$1136 ;
+          9'h0cc:
+              \$1392 [204] = \$1136 ;
+          9'h0cd:
+              \$1392 [205] = \$1136 ;
+          9'h0ce:
+              \$1392 [206] = \$1136 ;
+          9'h0cf:
+              \$1392 [207] = \$1136 ;
+          9'h0d0:
+              \$1392 [208] = \$1136 ;
+          9'h0d1:
+              \$1392 [209] = \$1136 ;
+          9'h0d2:
+              \$1392 [210] = \$1136 ;
+          9'h0d3:
+              \$1392 [211] = \$1136 ;
+          9'h0d4:
+              \$1392 [212] = \$1136 ;
+          9'h0d5:
+              \$1392 [213] = \$1136 ;
+          9'h0d6:
+              \$1392 [214] = \$1136 ;
+          9'h0d7:
+              \$1392 [215] = \$1136 ;
+          9'h0d8:
+              \$1392 [216] = \$1136 ;
+          9'h0d9:
+              \$1392 [217] = \$1136 ;
+          9'h0da:
+              \$1392 [218] = \$1136 ;
+          9'h0db:
+              \$1392 [219] = \$1136 ;
+          9'h0dc:
+              \$1392 [220] = \$1136 ;
+          9'h0dd:
+              \$1392 [221] = \$1136 ;
+          9'h0de:
+              \$1392 [222] = \$1136 ;
+          9'h0df:
+              \$1392 [223] = \$1136 ;
+          9'h0e0:
+              \$1392 [224] = \$1136 ;
+          9'h0e1:
+              \$1392 [225] = \$1136 ;
+          9'h0e2:
+              \$1392 [226] = \$1136 ;
+          9'h0e3:
+              \$1392 [227] = \$1136 ;
+          9'h0e4:
+              \$1392 [228] = \$1136 ;
+          9'h0e5:
+              \$1392 [229] = \$1136 ;
+          9'h0e6:
+              \$1392 [230] = \$1136 ;
+          9'h0e7:
+              \$1392 [231] = \$1136 ;
+          9'h0e8:
+              \$1392 [232] = \$1136 ;
+          9'h0e9:
+              \$1392 [233] = \$1136 ;
+          9'h0ea:
+              \$1392 [234] = \$1136 ;
+          9'h0eb:
+              \$1392 [235] = \$1136 ;
+          9'h0ec:
+              \$1392 [236] = \$1136 ;
+          9'h0ed:
+              \$1392 [237] = \$1136 ;
+          9'h0ee:
+              \$1392 [238] = \$1136 ;
+          9'h0ef:
+              \$1392 [239] = \$1136 ;
+          9'h0f0:
+              \$1392 [240] = \$1136 ;
+          9'h0f1:
+              \$1392 [241] = \$1136 ;
+          9'h0f2:
+              \$1392 [242] = \$1136 ;
+          9'h0f3:
+              \$1392 [243] = \$1136 ;
+          9'h0f4:
+              \$1392 [244] = \$1136 ;
+          9'h0f5:
+              \$1392 [245] = \$1136 ;
+          9'h0f6:
+              \$1392 [246] = \$1136 ;
+          9'h0f7:
+              \$1392 [247] = \$1136 ;
+          9'h0f8:
+              \$1392 [248] = \$1136 ;
+          9'h0f9:
+              \$1392 [249] = \$1136 ;
+          9'h0fa:
+              \$1392 [250] = \$1136 ;
+          9'h0fb:
+              \$1392 [251] = \$1136 ;
+          9'h0fc:
+              \$1392 [252] = \$1136 ;
+          9'h0fd:
+              \$1392 [253] = \$1136 ;
+          9'h0fe:
+              \$1392 [254] = \$1136 ;
+          9'h0ff:
+              \$1392 [255] = \$1136 ;
+          9'h100:
+              \$1392 [256] = \$1136 ;
+          9'h101:
+              \$1392 [257] = \$1136 ;
+          9'h102:
+              \$1392 [258] = \$1136 ;
+          9'h103:
+              \$1392 [259] = \$1136 ;
+          9'h104:
+              \$1392 [260] = \$1136 ;
+          9'h105:
+              \$1392 [261] = \$1136 ;
+          9'h106:
+              \$1392 [262] = \$1136 ;
+          9'h107:
+              \$1392 [263] = \$1136 ;
+          9'h108:
+              \$1392 [264] = \$1136 ;
+          9'h109:
+              \$1392 [265] = \$1136 ;
+          9'h10a:
+              \$1392 [266] = \$1136 ;
+          9'h10b:
+              \$1392 [267] = \$1136 ;
+          9'h10c:
+              \$1392 [268] = \$1136 ;
+          9'h10d:
+              \$1392 [269] = \$1136 ;
+          9'h10e:
+              \$1392 [270] = \$1136 ;
+          9'h10f:
+              \$1392 [271] = \$1136 ;
+          9'h110:
+              \$1392 [272] = \$1136 ;
+          9'h111:
+              \$1392 [273] = \$1136 ;
+          9'h112:
+              \$1392 [274] = \$1136 ;
+          9'h113:
+              \$1392 [275] = \$1136 ;
+          9'h114:
+              \$1392 [276] = \$1136 ;
+          9'h115:
+              \$1392 [277] = \$1136 ;
+          9'h116:
+              \$1392 [278] = \$1136 ;
+          9'h117:
+              \$1392 [279] = \$1136 ;
+          9'h118:
+              \$1392 [280] = \$1136 ;
+          9'h119:
+              \$1392 [281] = \$1136 ;
+          9'h11a:
+              \$1392 [282] = \$1136 ;
+          9'h11b:
+              \$1392 [283] = \$1136 ;
+          9'h11c:
+              \$1392 [284] = \$1136 ;
+          9'h11d:
+              \$1392 [285] = \$1136 ;
+          9'h11e:
+              \$1392 [286] = \$1136 ;
+          9'h11f:
+              \$1392 [287] = \$1136 ;
+          9'h120:
+              \$1392 [288] = \$1136 ;
+          9'h121:
+              \$1392 [289] = \$1136 ;
+          9'h122:
+              \$1392 [290] = \$1136 ;
+          9'h123:
+              \$1392 [291] = \$1136 ;
+          9'h124:
+              \$1392 [292] = \$1136 ;
+          9'h125:
+              \$1392 [293] = \$1136 ;
+          9'h126:
+              \$1392 [294] = \$1136 ;
+          9'h127:
+              \$1392 [295] = \$1136 ;
+          9'h128:
+              \$1392 [296] = \$1136 ;
+          9'h129:
+              \$1392 [297] = \$1136 ;
+          9'h12a:
+              \$1392 [298] = \$1136 ;
+          9'h12b:
+              \$1392 [299] = \$1136 ;
+          9'h12c:
+              \$1392 [300] = \$1136 ;
+          9'h12d:
+              \$1392 [301] = \$1136 ;
+          9'h12e:
+              \$1392 [302] = \$1136 ;
+          9'h12f:
+              \$1392 [303] = \$1136 ;
+          9'h130:
+              \$1392 [304] = \$1136 ;
+          9'h131:
+              \$1392 [305] = \$1136 ;
+          9'h132:
+              \$1392 [306] = \$1136 ;
+          9'h133:
+              \$1392 [307] = \$1136 ;
+          9'h134:
+              \$1392 [308] = \$1136 ;
+          9'h135:
+              \$1392 [309] = \$1136 ;
+          9'h136:
+              \$1392 [310] = \$1136 ;
+          9'h137:
+              \$1392 [311] = \$1136 ;
+          9'h138:
+              \$1392 [312] = \$1136 ;
+          9'h139:
+              \$1392 [313] = \$1136 ;
+          9'h13a:
+              \$1392 [314] = \$1136 ;
+          9'h13b:
+              \$1392 [315] = \$1136 ;
+          9'h13c:
+              \$1392 [316] = \$1136 ;
+          9'h13d:
+              \$1392 [317] = \$1136 ;
+          9'h13e:
+              \$1392 [318] = \$1136 ;
+          9'h13f:
+              \$1392 [319] = \$1136 ;
+          9'h140:
+              \$1392 [320] = \$1136 ;
+          9'h141:
+              \$1392 [321] = \$1136 ;
+          9'h142:
+              \$1392 [322] = \$1136 ;
+          9'h143:
+              \$1392 [323] = \$1136 ;
+          9'h144:
+              \$1392 [324] = \$1136 ;
+          9'h145:
+              \$1392 [325] = \$1136 ;
+          9'h146:
+              \$1392 [326] = \$1136 ;
+          9'h147:
+              \$1392 [327] = \$1136 ;
+          9'h148:
+              \$1392 [328] = \$1136 ;
+          9'h149:
+              \$1392 [329] = \$1136 ;
+          9'h14a:
+              \$1392 [330] = \$1136 ;
+          9'h14b:
+              \$1392 [331] = \$1136 ;
+          9'h14c:
+              \$1392 [332] = \$1136 ;
+          9'h14d:
+              \$1392 [333] = \$1136 ;
+          9'h14e:
+              \$1392 [334] = \$1136 ;
+          9'h14f:
+              \$1392 [335] = \$1136 ;
+          9'h150:
+              \$1392 [336] = \$1136 ;
+          9'h151:
+              \$1392 [337] = \$1136 ;
+          9'h152:
+              \$1392 [338] = \$1136 ;
+          9'h153:
+              \$1392 [339] = \$1136 ;
+          9'h154:
+              \$1392 [340] = \$1136 ;
+          9'h155:
+              \$1392 [341] = \$1136 ;
+          9'h156:
+              \$1392 [342] = \$1136 ;
+          9'h157:
+              \$1392 [343] = \$1136 ;
+          9'h158:
+              \$1392 [344] = \$1136 ;
+          9'h159:
+              \$1392 [345] = \$1136 ;
+          9'h15a:
+              \$1392 [346] = \$1136 ;
+          9'h15b:
+              \$1392 [347] = \$1136 ;
+          9'h15c:
+              \$1392 [348] = \$1136 ;
+          9'h15d:
+              \$1392 [349] = \$1136 ;
+          9'h15e:
+              \$1392 [350] = \$1136 ;
+          9'h15f:
+              \$1392 [351] = \$1136 ;
+          9'h160:
+              \$1392 [352] = \$1136 ;
+          9'h161:
+              \$1392 [353] = \$1136 ;
+          9'h162:
+              \$1392 [354] = \$1136 ;
+          9'h163:
+              \$1392 [355] = \$1136 ;
+          9'h164:
+              \$1392 [356] = \$1136 ;
+          9'h165:
+              \$1392 [357] = \$1136 ;
+          9'h166:
+              \$1392 [358] = \$1136 ;
+          9'h167:
+              \$1392 [359] = \$1136 ;
+          9'h168:
+              \$1392 [360] = \$1136 ;
+          9'h169:
+              \$1392 [361] = \$1136 ;
+          9'h16a:
+              \$1392 [362] = \$1136 ;
+          9'h16b:
+              \$1392 [363] = \$1136 ;
+          9'h16c:
+              \$1392 [364] = \$1136 ;
+          9'h16d:
+              \$1392 [365] = \$1136 ;
+          9'h16e:
+              \$1392 [366] = \$1136 ;
+          9'h16f:
+              \$1392 [367] = \$1136 ;
+          9'h170:
+              \$1392 [368] = \$1136 ;
+          9'h171:
+              \$1392 [369] = \$1136 ;
+          9'h172:
+              \$1392 [370] = \$1136 ;
+          9'h173:
+              \$1392 [371] = \$1136 ;
+          9'h174:
+              \$1392 [372] = \$1136 ;
+          9'h175:
+              \$1392 [373] = \$1136 ;
+          9'h176:
+              \$1392 [374] = \$1136 ;
+          9'h177:
+              \$1392 [375] = \$1136 ;
+          9'h178:
+              \$1392 [376] = \$1136 ;
+          9'h179:
+              \$1392 [377] = \$1136 ;
+          9'h17a:
+              \$1392 [378] = \$1136 ;
+          9'h17b:
+              \$1392 [379] = \$1136 ;
+          9'h17c:
+              \$1392 [380] = \$1136 ;
+          9'h17d:
+              \$1392 [381] = \$1136 ;
+          9'h17e:
+              \$1392 [382] = \$1136 ;
+          9'h17f:
+              \$1392 [383] = \$1136 ;
+          9'h180:
+              \$1392 [384] = \$1136 ;
+          9'h181:
+              \$1392 [385] = \$1136 ;
+          9'h182:
+              \$1392 [386] = \$1136 ;
+          9'h183:
+              \$1392 [387] = \$1136 ;
+          9'h184:
+              \$1392 [388] = \$1136 ;
+          9'h185:
+              \$1392 [389] = \$1136 ;
+          9'h186:
+              \$1392 [390] = \$1136 ;
+          9'h187:
+              \$1392 [391] = \$1136 ;
+          9'h188:
+              \$1392 [392] = \$1136 ;
+          9'h189:
+              \$1392 [393] = \$1136 ;
+          9'h18a:
+              \$1392 [394] = \$1136 ;
+          9'h18b:
+              \$1392 [395] = \$1136 ;
+          9'h18c:
+              \$1392 [396] = \$1136 ;
+          9'h18d:
+              \$1392 [397] = \$1136 ;
+          9'h18e:
+              \$1392 [398] = \$1136 ;
+          9'h18f:
+              \$1392 [399] = \$1136 ;
+          9'h190:
+              \$1392 [400] = \$1136 ;
+          9'h191:
+              \$1392 [401] = \$1136 ;
+          9'h192:
+              \$1392 [402] = \$1136 ;
+          9'h193:
+              \$1392 [403] = \$1136 ;
+          9'h194:
+              \$1392 [404] = \$1136 ;
+          9'h195:
+              \$1392 [405] = \$1136 ;
+          9'h196:
+              \$1392 [406] = \$1136 ;
+          9'h197:
+              \$1392 [407] = \$1136 ;
+          9'h198:
+              \$1392 [408] = \$1136 ;
+          9'h199:
+              \$1392 [409] = \$1136 ;
+          9'h19a:
+              \$1392 [410] = \$1136 ;
+          9'h19b:
+              \$1392 [411] = \$1136 ;
+          9'h19c:
+              \$1392 [412] = \$1136 ;
+          9'h19d:
+              \$1392 [413] = \$1136 ;
+          9'h19e:
+              \$1392 [414] = \$1136 ;
+          9'h19f:
+              \$1392 [415] = \$1136 ;
+          9'h1a0:
+              \$1392 [416] = \$1136 ;
+          9'h1a1:
+              \$1392 [417] = \$1136 ;
+          9'h1a2:
+              \$1392 [418] = \$1136 ;
+          9'h1a3:
+              \$1392 [419] = \$1136 ;
+          9'h1a4:
+              \$1392 [420] = \$1136 ;
+          9'h1a5:
+              \$1392 [421] = \$1136 ;
+          9'h1a6:
+              \$1392 [422] = \$1136 ;
+          9'h1a7:
+              \$1392 [423] = \$1136 ;
+          9'h1a8:
+              \$1392 [424] = \$1136 ;
+          9'h1a9:
+              \$1392 [425] = \$1136 ;
+          9'h1aa:
+              \$1392 [426] = \$1136 ;
+          9'h1ab:
+              \$1392 [427] = \$1136 ;
+          9'h1ac:
+              \$1392 [428] = \$1136 ;
+          9'h1ad:
+              \$1392 [429] = \$1136 ;
+          9'h1ae:
+              \$1392 [430] = \$1136 ;
+          9'h1af:
+              \$1392 [431] = \$1136 ;
+          9'h1b0:
+              \$1392 [432] = \$1136 ;
+          9'h1b1:
+              \$1392 [433] = \$1136 ;
+          9'h1b2:
+              \$1392 [434] = \$1136 ;
+          9'h1b3:
+              \$1392 [435] = \$1136 ;
+          9'h1b4:
+              \$1392 [436] = \$1136 ;
+          9'h1b5:
+              \$1392 [437] = \$1136 ;
+          9'h1b6:
+              \$1392 [438] = \$1136 ;
+          9'h1b7:
+              \$1392 [439] = \$1136 ;
+          9'h1b8:
+              \$1392 [440] = \$1136 ;
+          9'h1b9:
+              \$1392 [441] = \$1136 ;
+          9'h1ba:
+              \$1392 [442] = \$1136 ;
+          9'h1bb:
+              \$1392 [443] = \$1136 ;
+          9'h1bc:
+              \$1392 [444] = \$1136 ;
+          9'h1bd:
+              \$1392 [445] = \$1136 ;
+          9'h1be:
+              \$1392 [446] = \$1136 ;
+          9'h1bf:
+              \$1392 [447] = \$1136 ;
+          9'h1c0:
+              \$1392 [448] = \$1136 ;
+          9'h1c1:
+              \$1392 [449] = \$1136 ;
+          9'h1c2:
+              \$1392 [450] = \$1136 ;
+          9'h1c3:
+              \$1392 [451] = \$1136 ;
+          9'h1c4:
+              \$1392 [452] = \$1136 ;
+          9'h1c5:
+              \$1392 [453] = \$1136 ;
+          9'h1c6:
+              \$1392 [454] = \$1136 ;
+          9'h1c7:
+              \$1392 [455] = \$1136 ;
+          9'h1c8:
+              \$1392 [456] = \$1136 ;
+          9'h1c9:
+              \$1392 [457] = \$1136 ;
+          9'h1ca:
+              \$1392 [458] = \$1136 ;
+          9'h1cb:
+              \$1392 [459] = \$1136 ;
+          9'h1cc:
+              \$1392 [460] = \$1136 ;
+          9'h1cd:
+              \$1392 [461] = \$1136 ;
+          9'h1ce:
+              \$1392 [462] = \$1136 ;
+          9'h1cf:
+              \$1392 [463] = \$1136 ;
+          9'h1d0:
+              \$1392 [464] = \$1136 ;
+          9'h1d1:
+              \$1392 [465] = \$1136 ;
+          9'h1d2:
+              \$1392 [466] = \$1136 ;
+          9'h1d3:
+              \$1392 [467] = \$1136 ;
+          9'h1d4:
+              \$1392 [468] = \$1136 ;
+          9'h1d5:
+              \$1392 [469] = \$1136 ;
+          9'h1d6:
+              \$1392 [470] = \$1136 ;
+          9'h1d7:
+              \$1392 [471] = \$1136 ;
+          9'h1d8:
+              \$1392 [472] = \$1136 ;
+          9'h1d9:
+              \$1392 [473] = \$1136 ;
+          9'h1da:
+              \$1392 [474] = \$1136 ;
+          9'h1db:
+              \$1392 [475] = \$1136 ;
+          9'h1dc:
+              \$1392 [476] = \$1136 ;
+          9'h1dd:
+              \$1392 [477] = \$1136 ;
+          9'h1de:
+              \$1392 [478] = \$1136 ;
+          9'h1df:
+              \$1392 [479] = \$1136 ;
+          9'h1e0:
+              \$1392 [480] = \$1136 ;
+          9'h1e1:
+              \$1392 [481] = \$1136 ;
+          9'h1e2:
+              \$1392 [482] = \$1136 ;
+          9'h1e3:
+              \$1392 [483] = \$1136 ;
+          9'h1e4:
+              \$1392 [484] = \$1136 ;
+          9'h1e5:
+              \$1392 [485] = \$1136 ;
+          9'h1e6:
+              \$1392 [486] = \$1136 ;
+          9'h1e7:
+              \$1392 [487] = \$1136 ;
+          9'h1e8:
+              \$1392 [488] = \$1136 ;
+          9'h1e9:
+              \$1392 [489] = \$1136 ;
+          9'h1ea:
+              \$1392 [490] = \$1136 ;
+          9'h1eb:
+              \$1392 [491] = \$1136 ;
+          9'h1ec:
+              \$1392 [492] = \$1136 ;
+          9'h1ed:
+              \$1392 [493] = \$1136 ;
+          9'h1ee:
+              \$1392 [494] = \$1136 ;
+          9'h1ef:
+              \$1392 [495] = \$1136 ;
+          9'h1f0:
+              \$1392 [496] = \$1136 ;
+          9'h1f1:
+              \$1392 [497] = \$1136 ;
+          9'h1f2:
+              \$1392 [498] = \$1136 ;
+          9'h1f3:
+              \$1392 [499] = \$1136 ;
+          9'h1f4:
+              \$1392 [500] = \$1136 ;
+          9'h1f5:
+              \$1392 [501] = \$1136 ;
+          9'h1f6:
+              \$1392 [502] = \$1136 ;
+          9'h1f7:
+              \$1392 [503] = \$1136 ;
+          9'h1f8:
+              \$1392 [504] = \$1136 ;
+          9'h1f9:
+              \$1392 [505] = \$1136 ;
+          9'h1fa:
+              \$1392 [506] = \$1136 ;
+          9'h1fb:
+              \$1392 [507] = \$1136 ;
+          9'h1fc:
+              \$1392 [508] = \$1136 ;
+          9'h1fd:
+              \$1392 [509] = \$1136 ;
+          9'h1fe:
+              \$1392 [510] = \$1136 ;
+          9'h1ff:
+              \$1392 [511] = \$1136 ;
+        endcase
+      end
+    end
+    if (\$1160 ) begin
+      \$1392  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+    if (rst) begin
+      \$1392  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1393  = \$signal$24 ;
+    if (cu0_c_valid) begin
+      if (\$1114 ) begin
+        \$1393  = \$1116 [9:0];
+      end
+    end
+    if (cu1_c_valid) begin
+      if (\$1117 ) begin
+        \$1393  = \$1119 [9:0];
+      end
+    end
+    if (cu2_c_valid) begin
+      if (\$1120 ) begin
+        \$1393  = \$1122 [9:0];
+      end
+    end
+    if (cu3_c_valid) begin
+      if (\$1123 ) begin
+        \$1393  = \$1125 [9:0];
+      end
+    end
+    if (cu4_c_valid) begin
+      if (\$1126 ) begin
+        \$1393  = \$1128 [9:0];
+      end
+    end
+    if (cu5_c_valid) begin
+      if (\$1129 ) begin
+        \$1393  = \$1131 [9:0];
+      end
+    end
+    if (cu6_c_valid) begin
+      if (\$1132 ) begin
+        \$1393  = \$1134 [9:0];
+      end
+    end
+    if (cu7_c_valid) begin
+      if (\$1135 ) begin
+        \$1393  = \$1137 [9:0];
+      end
+    end
+    if (\$1160 ) begin
+      \$1393  = 10'h000;
+    end
+    if (rst) begin
+      \$1393  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1394  = skipped0;
+    if (bincu0_pred_valid) begin
+      if (bincu0_pred[11]) begin
+        if (\$1138 ) begin
+          (* full_case = 32'd1 *)
+          casez (bincu0_d2[8:0])
+            9'h000:
+                \$1394 [0] = 1'h1;
+            9'h001:
+                \$1394 [1] = 1'h1;
+            9'h002:
+                \$1394 [2] = 1'h1;
+            9'h003:
+                \$1394 [3] = 1'h1;
+            9'h004:
+                \$1394 [4] = 1'h1;
+            9'h005:
+                \$1394 [5] = 1'h1;
+            9'h006:
+                \$1394 [6] = 1'h1;
+            9'h007:
+                \$1394 [7] = 1'h1;
+            9'h008:
+                \$1394 [8] = 1'h1;
+            9'h009:
+                \$1394 [9] = 1'h1;
+            9'h00a:
+                \$1394 [10] = 1'h1;
+            9'h00b:
+                \$1394 [11] = 1'h1;
+            9'h00c:
+                \$1394 [12] = 1'h1;
+            9'h00d:
+                \$1394 [13] = 1'h1;
+            9'h00e:
+                \$1394 [14] = 1'h1;
+            9'h00f:
+                \$1394 [15] = 1'h1;
+            9'h010:
+                \$1394 [16] = 1'h1;
+            9'h011:
+                \$1394 [17] = 1'h1;
+            9'h012:
+                \$1394 [18] = 1'h1;
+            9'h013:
+                \$1394 [19] = 1'h1;
+            9'h014:
+                \$1394 [20] = 1'h1;
+            9'h015:
+                \$1394 [21] = 1'h1;
+            9'h016:
+                \$1394 [22] = 1'h1;
+            9'h017:
+                \$1394 [23] = 1'h1;
+            9'h018:
+                \$1394 [24] = 1'h1;
+            9'h019:
+                \$1394 [25] = 1'h1;
+            9'h01a:
+                \$1394 [26] = 1'h1;
+            9'h01b:
+                \$1394 [27] = 1'h1;
+            9'h01c:
+                \$1394 [28] = 1'h1;
+            9'h01d:
+                \$1394 [29] = 1'h1;
+            9'h01e:
+                \$1394 [30] = 1'h1;
+            9'h01f:
+                \$1394 [31] = 1'h1;
+            9'h020:
+                \$1394 [32] = 1'h1;
+            9'h021:
+                \$1394 [33] = 1'h1;
+            9'h022:
+                \$1394 [34] = 1'h1;
+            9'h023:
+                \$1394 [35] = 1'h1;
+            9'h024:
+                \$1394 [36] = 1'h1;
+            9'h025:
+                \$1394 [37] = 1'h1;
+            9'h026:
+                \$1394 [38] = 1'h1;
+            9'h027:
+                \$1394 [39] = 1'h1;
+            9'h028:
+                \$1394 [40] = 1'h1;
+            9'h029:
+                \$1394 [41] = 1'h1;
+            9'h02a:
+                \$1394 [42] = 1'h1;
+            9'h02b:
+                \$1394 [43] = 1'h1;
+            9'h02c:
+                \$1394 [44] = 1'h1;
+            9'h02d:
+                \$1394 [45] = 1'h1;
+            9'h02e:
+                \$1394 [46] = 1'h1;
+            9'h02f:
+                \$1394 [47] = 1'h1;
+            9'h030:
+                \$1394 [48] = 1'h1;
+            9'h031:
+                \$1394 [49] = 1'h1;
+            9'h032:
+                \$1394 [50] = 1'h1;
+            9'h033:
+                \$1394 [51] = 1'h1;
+            9'h034:
+                \$1394 [52] = 1'h1;
+            9'h035:
+                \$1394 [53] = 1'h1;
+            9'h036:
+                \$1394 [54] = 1'h1;
+            9'h037:
+                \$1394 [55] = 1'h1;
+            9'h038:
+                \$1394 [56] = 1'h1;
+            9'h039:
+                \$1394 [57] = 1'h1;
+            9'h03a:
+                \$1394 [58] = 1'h1;
+            9'h03b:
+                \$1394 [59] = 1'h1;
+            9'h03c:
+                \$1394 [60] = 1'h1;
+            9'h03d:
+                \$1394 [61] = 1'h1;
+            9'h03e:
+                \$1394 [62] = 1'h1;
+            9'h03f:
+                \$1394 [63] = 1'h1;
+            9'h040:
+                \$1394 [64] = 1'h1;
+            9'h041:
+                \$1394 [65] = 1'h1;
+            9'h042:
+                \$1394 [66] = 1'h1;
+            9'h043:
+                \$1394 [67] = 1'h1;
+            9'h044:
+                \$1394 [68] = 1'h1;
+            9'h045:
+                \$1394 [69] = 1'h1;
+            9'h046:
+                \$1394 [70] = 1'h1;
+            9'h047:
+                \$1394 [71] = 1'h1;
+            9'h048:
+                \$1394 [72] = 1'h1;
+            9'h049:
+                \$1394 [73] = 1'h1;
+            9'h04a:
+                \$1394 [74] = 1'h1;
+            9'h04b:
+                \$1394 [75] = 1'h1;
+            9'h04c:
+                \$1394 [76] = 1'h1;
+            9'h04d:
+                \$1394 [77] = 1'h1;
+            9'h04e:
+                \$1394 [78] = 1'h1;
+            9'h04f:
+                \$1394 [79] = 1'h1;
+            9'h050:
+                \$1394 [80] = 1'h1;
+            9'h051:
+                \$1394 [81] = 1'h1;
+            9'h052:
+                \$1394 [82] = 1'h1;
+            9'h053:
+                \$1394 [83] = 1'h1;
+            9'h054:
+                \$1394 [84] = 1'h1;
+            9'h055:
+                \$1394 [85] = 1'h1;
+            9'h056:
+                \$1394 [86] = 1'h1;
+            9'h057:
+                \$1394 [87] = 1'h1;
+            9'h058:
+                \$1394 [88] = 1'h1;
+            9'h059:
+                \$1394 [89] = 1'h1;
+            9'h05a:
+                \$1394 [90] = 1'h1;
+            9'h05b:
+                \$1394 [91] = 1'h1;
+            9'h05c:
+                \$1394 [92] = 1'h1;
+            9'h05d:
+                \$1394 [93] = 1'h1;
+            9'h05e:
+                \$1394 [94] = 1'h1;
+            9'h05f:
+                \$1394 [95] = 1'h1;
+            9'h060:
+                \$1394 [96] = 1'h1;
+            9'h061:
+                \$1394 [97] = 1'h1;
+            9'h062:
+                \$1394 [98] = 1'h1;
+            9'h063:
+                \$1394 [99] = 1'h1;
+            9'h064:
+                \$1394 [100] = 1'h1;
+            9'h065:
+                \$1394 [101] = 1'h1;
+            9'h066:
+                \$1394 [102] = 1'h1;
+            9'h067:
+                \$1394 [103] = 1'h1;
+            9'h068:
+                \$1394 [104] = 1'h1;
+            9'h069:
+                \$1394 [105] = 1'h1;
+            9'h06a:
+                \$1394 [106] = 1'h1;
+            9'h06b:
+                \$1394 [107] = 1'h1;
+            9'h06c:
+                \$1394 [108] = 1'h1;
+            9'h06d:
+                \$1394 [109] = 1'h1;
+            9'h06e:
+                \$1394 [110] = 1'h1;
+            9'h06f:
+                \$1394 [111] = 1'h1;
+            9'h070:
+                \$1394 [112] = 1'h1;
+            9'h071:
+                \$1394 [113] = 1'h1;
+            9'h072:
+                \$1394 [114] = 1'h1;
+            9'h073:
+                \$1394 [115] = 1'h1;
+            9'h074:
+                \$1394 [116] = 1'h1;
+            9'h075:
+                \$1394 [117] = 1'h1;
+            9'h076:
+                \$1394 [118] = 1'h1;
+            9'h077:
+                \$1394 [119] = 1'h1;
+            9'h078:
+                \$1394 [120] = 1'h1;
+            9'h079:
+                \$1394 [121] = 1'h1;
+            9'h07a:
+                \$1394 [122] = 1'h1;
+            9'h07b:
+                \$1394 [123] = 1'h1;
+            9'h07c:
+                \$1394 [124] = 1'h1;
+            9'h07d:
+                \$1394 [125] = 1'h1;
+            9'h07e:
+                \$1394 [126] = 1'h1;
+            9'h07f:
+                \$1394 [127] = 1'h1;
+            9'h080:
+                \$1394 [128] = 1'h1;
+            9'h081:
+                \$1394 [129] = 1'h1;
+            9'h082:
+                \$1394 [130] = 1'h1;
+            9'h083:
+                \$1394 [131] = 1'h1;
+            9'h084:
+                \$1394 [132] = 1'h1;
+            9'h085:
+                \$1394 [133] = 1'h1;
+            9'h086:
+                \$1394 [134] = 1'h1;
+            9'h087:
+                \$1394 [135] = 1'h1;
+            9'h088:
+                \$1394 [136] = 1'h1;
+            9'h089:
+                \$1394 [137] = 1'h1;
+            9'h08a:
+                \$1394 [138] = 1'h1;
+            9'h08b:
+                \$1394 [139] = 1'h1;
+            9'h08c:
+                \$1394 [140] = 1'h1;
+            9'h08d:
+                \$1394 [141] = 1'h1;
+            9'h08e:
+                \$1394 [142] = 1'h1;
+            9'h08f:
+                \$1394 [143] = 1'h1;
+            9'h090:
+                \$1394 [144] = 1'h1;
+            9'h091:
+                \$1394 [145] = 1'h1;
+            9'h092:
+                \$1394 [146] = 1'h1;
+            9'h093:
+                \$1394 [147] = 1'h1;
+            9'h094:
+                \$1394 [148] = 1'h1;
+            9'h095:
+                \$1394 [149] = 1'h1;
+            9'h096:
+                \$1394 [150] = 1'h1;
+            9'h097:
+                \$1394 [151] = 1'h1;
+            9'h098:
+                \$1394 [152] = 1'h1;
+            9'h099:
+                \$1394 [153] = 1'h1;
+            9'h09a:
+                \$1394 [154] = 1'h1;
+            9'h09b:
+                \$1394 [155] = 1'h1;
+            9'h09c:
+                \$1394 [156] = 1'h1;
+            9'h09d:
+                \$1394 [157] = 1'h1;
+            9'h09e:
+                \$1394 [158] = 1'h1;
+            9'h09f:
+                \$1394 [159] = 1'h1;
+            9'h0a0:
+                \$1394 [160] = 1'h1;
+            9'h0a1:
+                \$1394 [161] = 1'h1;
+            9'h0a2:
+                \$1394 [162] = 1'h1;
+            9'h0a3:
+                \$1394 [163] = 1'h1;
+            9'h0a4:
+                \$1394 [164] = 1'h1;
+            9'h0a5:
+                \$1394 [165] = 1'h1;
+            9'h0a6:
+                \$1394 [166] = 1'h1;
+            9'h0a7:
+                \$1394 [167] = 1'h1;
+            9'h0a8:
+                \$1394 [168] = 1'h1;
+            9'h0a9:
+                \$1394 [169] = 1'h1;
+            9'h0aa:
+                \$1394 [170] = 1'h1;
+            9'h0ab:
+                \$1394 [171] = 1'h1;
+            9'h0ac:
+                \$1394 [172] = 1'h1;
+            9'h0ad:
+                \$1394 [173] = 1'h1;
+            9'h0ae:
+                \$1394 [174] = 1'h1;
+            9'h0af:
+                \$1394 [175] = 1'h1;
+            9'h0b0:
+                \$1394 [176] = 1'h1;
+            9'h0b1:
+                \$1394 [177] = 1'h1;
+            9'h0b2:
+                \$1394 [178] = 1'h1;
+            9'h0b3:
+                \$1394 [179] = 1'h1;
+            9'h0b4:
+                \$1394 [180] = 1'h1;
+            9'h0b5:
+                \$1394 [181] = 1'h1;
+            9'h0b6:
+                \$1394 [182] = 1'h1;
+            9'h0b7:
+                \$1394 [183] = 1'h1;
+            9'h0b8:
+                \$1394 [184] = 1'h1;
+            9'h0b9:
+                \$1394 [185] = 1'h1;
+            9'h0ba:
+                \$1394 [186] = 1'h1;
+            9'h0bb:
+                \$1394 [187] = 1'h1;
+            9'h0bc:
+                \$1394 [188] = 1'h1;
+            9'h0bd:
+                \$1394 [189] = 1'h1;
+            9'h0be:
+                \$1394 [190] = 1'h1;
+            9'h0bf:
+                \$1394 [191] = 1'h1;
+            9'h0c0:
+                \$1394 [192] = 1'h1;
+            9'h0c1:
+                \$1394 [193] = 1'h1;
+            9'h0c2:
+                \$1394 [194] = 1'h1;
+            9'h0c3:
+                \$1394 [195] = 1'h1;
+            9'h0c4:
+                \$1394 [196] = 1'h1;
+            9'h0c5:
+                \$1394 [197] = 1'h1;
+            9'h0c6:
+                \$1394 [198] = 1'h1;
+            9'h0c7:
+                \$1394 [199] = 1'h1;
+            9'h0c8:
+                \$1394 [200] = 1'h1;
+            9'h0c9:
+                \$1394 [201] = 1'h1;
+            9'h0ca:
+                \$1394 [202] = 1'h1;
+            9'h0cb:
+                \$1394 [203] = 1'h1;
+            9'h0cc:
+                \$1394 [204] = 1'h1;
+            9'h0cd:
+                \$1394 [205] = 1'h1;
+            9'h0ce:
+                \$1394 [206] = 1'h1;
+            9'h0cf:
+                \$1394 [207] = 1'h1;
+            9'h0d0:
+                \$1394 [208] = 1'h1;
+            9'h0d1:
+                \$1394 [209] = 1'h1;
+            9'h0d2:
+                \$1394 [210] = 1'h1;
+            9'h0d3:
+                \$1394 [211] = 1'h1;
+            9'h0d4:
+                \$1394 [212] = 1'h1;
+            9'h0d5:
+                \$1394 [213] = 1'h1;
+            9'h0d6:
+                \$1394 [214] = 1'h1;
+            9'h0d7:
+                \$1394 [215] = 1'h1;
+            9'h0d8:
+                \$1394 [216] = 1'h1;
+            9'h0d9:
+                \$1394 [217] = 1'h1;
+            9'h0da:
+                \$1394 [218] = 1'h1;
+            9'h0db:
+                \$1394 [219] = 1'h1;
+            9'h0dc:
+                \$1394 [220] = 1'h1;
+            9'h0dd:
+                \$1394 [221] = 1'h1;
+            9'h0de:
+                \$1394 [222] = 1'h1;
+            9'h0df:
+                \$1394 [223] = 1'h1;
+            9'h0e0:
+                \$1394 [224] = 1'h1;
+            9'h0e1:
+                \$1394 [225] = 1'h1;
+            9'h0e2:
+                \$1394 [226] = 1'h1;
+            9'h0e3:
+                \$1394 [227] = 1'h1;
+            9'h0e4:
+                \$1394 [228] = 1'h1;
+            9'h0e5:
+                \$1394 [229] = 1'h1;
+            9'h0e6:
+                \$1394 [230] = 1'h1;
+            9'h0e7:
+                \$1394 [231] = 1'h1;
+            9'h0e8:
+                \$1394 [232] = 1'h1;
+            9'h0e9:
+                \$1394 [233] = 1'h1;
+            9'h0ea:
+                \$1394 [234] = 1'h1;
+            9'h0eb:
+                \$1394 [235] = 1'h1;
+            9'h0ec:
+                \$1394 [236] = 1'h1;
+            9'h0ed:
+                \$1394 [237] = 1'h1;
+            9'h0ee:
+                \$1394 [238] = 1'h1;
+            9'h0ef:
+                \$1394 [239] = 1'h1;
+            9'h0f0:
+                \$1394 [240] = 1'h1;
+            9'h0f1:
+                \$1394 [241] = 1'h1;
+            9'h0f2:
+                \$1394 [242] = 1'h1;
+            9'h0f3:
+                \$1394 [243] = 1'h1;
+            9'h0f4:
+                \$1394 [244] = 1'h1;
+            9'h0f5:
+                \$1394 [245] = 1'h1;
+            9'h0f6:
+                \$1394 [246] = 1'h1;
+            9'h0f7:
+                \$1394 [247] = 1'h1;
+            9'h0f8:
+                \$1394 [248] = 1'h1;
+            9'h0f9:
+                \$1394 [249] = 1'h1;
+            9'h0fa:
+                \$1394 [250] = 1'h1;
+            9'h0fb:
+                \$1394 [251] = 1'h1;
+            9'h0fc:
+                \$1394 [252] = 1'h1;
+            9'h0fd:
+                \$1394 [253] = 1'h1;
+            9'h0fe:
+                \$1394 [254] = 1'h1;
+            9'h0ff:
+                \$1394 [255] = 1'h1;
+            9'h100:
+                \$1394 [256] = 1'h1;
+            9'h101:
+                \$1394 [257] = 1'h1;
+            9'h102:
+                \$1394 [258] = 1'h1;
+            9'h103:
+                \$1394 [259] = 1'h1;
+            9'h104:
+                \$1394 [260] = 1'h1;
+            9'h105:
+                \$1394 [261] = 1'h1;
+            9'h106:
+                \$1394 [262] = 1'h1;
+            9'h107:
+                \$1394 [263] = 1'h1;
+            9'h108:
+                \$1394 [264] = 1'h1;
+            9'h109:
+                \$1394 [265] = 1'h1;
+            9'h10a:
+                \$1394 [266] = 1'h1;
+            9'h10b:
+                \$1394 [267] = 1'h1;
+            9'h10c:
+                \$1394 [268] = 1'h1;
+            9'h10d:
+                \$1394 [269] = 1'h1;
+            9'h10e:
+                \$1394 [270] = 1'h1;
+            9'h10f:
+                \$1394 [271] = 1'h1;
+            9'h110:
+                \$1394 [272] = 1'h1;
+            9'h111:
+                \$1394 [273] = 1'h1;
+            9'h112:
+                \$1394 [274] = 1'h1;
+            9'h113:
+                \$1394 [275] = 1'h1;
+            9'h114:
+                \$1394 [276] = 1'h1;
+            9'h115:
+                \$1394 [277] = 1'h1;
+            9'h116:
+                \$1394 [278] = 1'h1;
+            9'h117:
+                \$1394 [279] = 1'h1;
+            9'h118:
+                \$1394 [280] = 1'h1;
+            9'h119:
+                \$1394 [281] = 1'h1;
+            9'h11a:
+                \$1394 [282] = 1'h1;
+            9'h11b:
+                \$1394 [283] = 1'h1;
+            9'h11c:
+                \$1394 [284] = 1'h1;
+            9'h11d:
+                \$1394 [285] = 1'h1;
+            9'h11e:
+                \$1394 [286] = 1'h1;
+            9'h11f:
+                \$1394 [287] = 1'h1;
+            9'h120:
+                \$1394 [288] = 1'h1;
+            9'h121:
+                \$1394 [289] = 1'h1;
+            9'h122:
+                \$1394 [290] = 1'h1;
+            9'h123:
+                \$1394 [291] = 1'h1;
+            9'h124:
+                \$1394 [292] = 1'h1;
+            9'h125:
+                \$1394 [293] = 1'h1;
+            9'h126:
+                \$1394 [294] = 1'h1;
+            9'h127:
+                \$1394 [295] = 1'h1;
+            9'h128:
+                \$1394 [296] = 1'h1;
+            9'h129:
+                \$1394 [297] = 1'h1;
+            9'h12a:
+                \$1394 [298] = 1'h1;
+            9'h12b:
+                \$1394 [299] = 1'h1;
+            9'h12c:
+                \$1394 [300] = 1'h1;
+            9'h12d:
+                \$1394 [301] = 1'h1;
+            9'h12e:
+                \$1394 [302] = 1'h1;
+            9'h12f:
+                \$1394 [303] = 1'h1;
+            9'h130:
+                \$1394 [304] = 1'h1;
+            9'h131:
+                \$1394 [305] = 1'h1;
+            9'h132:
+                \$1394 [306] = 1'h1;
+            9'h133:
+                \$1394 [307] = 1'h1;
+            9'h134:
+                \$1394 [308] = 1'h1;
+            9'h135:
+                \$1394 [309] = 1'h1;
+            9'h136:
+                \$1394 [310] = 1'h1;
+            9'h137:
+                \$1394 [311] = 1'h1;
+            9'h138:
+                \$1394 [312] = 1'h1;
+            9'h139:
+                \$1394 [313] = 1'h1;
+            9'h13a:
+                \$1394 [314] = 1'h1;
+            9'h13b:
+                \$1394 [315] = 1'h1;
+            9'h13c:
+                \$1394 [316] = 1'h1;
+            9'h13d:
+                \$1394 [317] = 1'h1;
+            9'h13e:
+                \$1394 [318] = 1'h1;
+            9'h13f:
+                \$1394 [319] = 1'h1;
+            9'h140:
+                \$1394 [320] = 1'h1;
+            9'h141:
+                \$1394 [321] = 1'h1;
+            9'h142:
+                \$1394 [322] = 1'h1;
+            9'h143:
+                \$1394 [323] = 1'h1;
+            9'h144:
+                \$1394 [324] = 1'h1;
+            9'h145:
+                \$1394 [325] = 1'h1;
+            9'h146:
+                \$1394 [326] = 1'h1;
+            9'h147:
+                \$1394 [327] = 1'h1;
+            9'h148:
+                \$1394 [328] = 1'h1;
+            9'h149:
+                \$1394 [329] = 1'h1;
+            9'h14a:
+                \$1394 [330] = 1'h1;
+            9'h14b:
+                \$1394 [331] = 1'h1;
+            9'h14c:
+                \$1394 [332] = 1'h1;
+            9'h14d:
+                \$1394 [333] = 1'h1;
+            9'h14e:
+                \$1394 [334] = 1'h1;
+            9'h14f:
+                \$1394 [335] = 1'h1;
+            9'h150:
+                \$1394 [336] = 1'h1;
+            9'h151:
+                \$1394 [337] = 1'h1;
+            9'h152:
+                \$1394 [338] = 1'h1;
+            9'h153:
+                \$1394 [339] = 1'h1;
+            9'h154:
+                \$1394 [340] = 1'h1;
+            9'h155:
+                \$1394 [341] = 1'h1;
+            9'h156:
+                \$1394 [342] = 1'h1;
+            9'h157:
+                \$1394 [343] = 1'h1;
+            9'h158:
+                \$1394 [344] = 1'h1;
+            9'h159:
+                \$1394 [345] = 1'h1;
+            9'h15a:
+                \$1394 [346] = 1'h1;
+            9'h15b:
+                \$1394 [347] = 1'h1;
+            9'h15c:
+                \$1394 [348] = 1'h1;
+            9'h15d:
+                \$1394 [349] = 1'h1;
+            9'h15e:
+                \$1394 [350] = 1'h1;
+            9'h15f:
+                \$1394 [351] = 1'h1;
+            9'h160:
+                \$1394 [352] = 1'h1;
+            9'h161:
+                \$1394 [353] = 1'h1;
+            9'h162:
+                \$1394 [354] = 1'h1;
+            9'h163:
+                \$1394 [355] = 1'h1;
+            9'h164:
+                \$1394 [356] = 1'h1;
+            9'h165:
+                \$1394 [357] = 1'h1;
+            9'h166:
+                \$1394 [358] = 1'h1;
+            9'h167:
+                \$1394 [359] = 1'h1;
+            9'h168:
+                \$1394 [360] = 1'h1;
+            9'h169:
+                \$1394 [361] = 1'h1;
+            9'h16a:
+                \$1394 [362] = 1'h1;
+            9'h16b:
+                \$1394 [363] = 1'h1;
+            9'h16c:
+                \$1394 [364] = 1'h1;
+            9'h16d:
+                \$1394 [365] = 1'h1;
+            9'h16e:
+                \$1394 [366] = 1'h1;
+            9'h16f:
+                \$1394 [367] = 1'h1;
+            9'h170:
+                \$1394 [368] = 1'h1;
+            9'h171:
+                \$1394 [369] = 1'h1;
+            9'h172:
+                \$1394 [370] = 1'h1;
+            9'h173:
+                \$1394 [371] = 1'h1;
+            9'h174:
+                \$1394 [372] = 1'h1;
+            9'h175:
+                \$1394 [373] = 1'h1;
+            9'h176:
+                \$1394 [374] = 1'h1;
+            9'h177:
+                \$1394 [375] = 1'h1;
+            9'h178:
+                \$1394 [376] = 1'h1;
+            9'h179:
+                \$1394 [377] = 1'h1;
+            9'h17a:
+                \$1394 [378] = 1'h1;
+            9'h17b:
+                \$1394 [379] = 1'h1;
+            9'h17c:
+                \$1394 [380] = 1'h1;
+            9'h17d:
+                \$1394 [381] = 1'h1;
+            9'h17e:
+                \$1394 [382] = 1'h1;
+            9'h17f:
+                \$1394 [383] = 1'h1;
+            9'h180:
+                \$1394 [384] = 1'h1;
+            9'h181:
+                \$1394 [385] = 1'h1;
+            9'h182:
+                \$1394 [386] = 1'h1;
+            9'h183:
+                \$1394 [387] = 1'h1;
+            9'h184:
+                \$1394 [388] = 1'h1;
+            9'h185:
+                \$1394 [389] = 1'h1;
+            9'h186:
+                \$1394 [390] = 1'h1;
+            9'h187:
+                \$1394 [391] = 1'h1;
+            9'h188:
+                \$1394 [392] = 1'h1;
+            9'h189:
+                \$1394 [393] = 1'h1;
+            9'h18a:
+                \$1394 [394] = 1'h1;
+            9'h18b:
+                \$1394 [395] = 1'h1;
+            9'h18c:
+                \$1394 [396] = 1'h1;
+            9'h18d:
+                \$1394 [397] = 1'h1;
+            9'h18e:
+                \$1394 [398] = 1'h1;
+            9'h18f:
+                \$1394 [399] = 1'h1;
+            9'h190:
+                \$1394 [400] = 1'h1;
+            9'h191:
+                \$1394 [401] = 1'h1;
+            9'h192:
+                \$1394 [402] = 1'h1;
+            9'h193:
+                \$1394 [403] = 1'h1;
+            9'h194:
+                \$1394 [404] = 1'h1;
+            9'h195:
+                \$1394 [405] = 1'h1;
+            9'h196:
+                \$1394 [406] = 1'h1;
+            9'h197:
+                \$1394 [407] = 1'h1;
+            9'h198:
+                \$1394 [408] = 1'h1;
+            9'h199:
+                \$1394 [409] = 1'h1;
+            9'h19a:
+                \$1394 [410] = 1'h1;
+            9'h19b:
+                \$1394 [411] = 1'h1;
+            9'h19c:
+                \$1394 [412] = 1'h1;
+            9'h19d:
+                \$1394 [413] = 1'h1;
+            9'h19e:
+                \$1394 [414] = 1'h1;
+            9'h19f:
+                \$1394 [415] = 1'h1;
+            9'h1a0:
+                \$1394 [416] = 1'h1;
+            9'h1a1:
+                \$1394 [417] = 1'h1;
+            9'h1a2:
+                \$1394 [418] = 1'h1;
+            9'h1a3:
+                \$1394 [419] = 1'h1;
+            9'h1a4:
+                \$1394 [420] = 1'h1;
+            9'h1a5:
+                \$1394 [421] = 1'h1;
+            9'h1a6:
+                \$1394 [422] = 1'h1;
+            9'h1a7:
+                \$1394 [423] = 1'h1;
+            9'h1a8:
+                \$1394 [424] = 1'h1;
+            9'h1a9:
+                \$1394 [425] = 1'h1;
+            9'h1aa:
+                \$1394 [426] = 1'h1;
+            9'h1ab:
+                \$1394 [427] = 1'h1;
+            9'h1ac:
+                \$1394 [428] = 1'h1;
+            9'h1ad:
+                \$1394 [429] = 1'h1;
+            9'h1ae:
+                \$1394 [430] = 1'h1;
+            9'h1af:
+                \$1394 [431] = 1'h1;
+            9'h1b0:
+                \$1394 [432] = 1'h1;
+            9'h1b1:
+                \$1394 [433] = 1'h1;
+            9'h1b2:
+                \$1394 [434] = 1'h1;
+            9'h1b3:
+                \$1394 [435] = 1'h1;
+            9'h1b4:
+                \$1394 [436] = 1'h1;
+            9'h1b5:
+                \$1394 [437] = 1'h1;
+            9'h1b6:
+                \$1394 [438] = 1'h1;
+            9'h1b7:
+                \$1394 [439] = 1'h1;
+            9'h1b8:
+                \$1394 [440] = 1'h1;
+            9'h1b9:
+                \$1394 [441] = 1'h1;
+            9'h1ba:
+                \$1394 [442] = 1'h1;
+            9'h1bb:
+                \$1394 [443] = 1'h1;
+            9'h1bc:
+                \$1394 [444] = 1'h1;
+            9'h1bd:
+                \$1394 [445] = 1'h1;
+            9'h1be:
+                \$1394 [446] = 1'h1;
+            9'h1bf:
+                \$1394 [447] = 1'h1;
+            9'h1c0:
+                \$1394 [448] = 1'h1;
+            9'h1c1:
+                \$1394 [449] = 1'h1;
+            9'h1c2:
+                \$1394 [450] = 1'h1;
+            9'h1c3:
+                \$1394 [451] = 1'h1;
+            9'h1c4:
+                \$1394 [452] = 1'h1;
+            9'h1c5:
+                \$1394 [453] = 1'h1;
+            9'h1c6:
+                \$1394 [454] = 1'h1;
+            9'h1c7:
+                \$1394 [455] = 1'h1;
+            9'h1c8:
+                \$1394 [456] = 1'h1;
+            9'h1c9:
+                \$1394 [457] = 1'h1;
+            9'h1ca:
+                \$1394 [458] = 1'h1;
+            9'h1cb:
+                \$1394 [459] = 1'h1;
+            9'h1cc:
+                \$1394 [460] = 1'h1;
+            9'h1cd:
+                \$1394 [461] = 1'h1;
+            9'h1ce:
+                \$1394 [462] = 1'h1;
+            9'h1cf:
+                \$1394 [463] = 1'h1;
+            9'h1d0:
+                \$1394 [464] = 1'h1;
+            9'h1d1:
+                \$1394 [465] = 1'h1;
+            9'h1d2:
+                \$1394 [466] = 1'h1;
+            9'h1d3:
+                \$1394 [467] = 1'h1;
+            9'h1d4:
+                \$1394 [468] = 1'h1;
+            9'h1d5:
+                \$1394 [469] = 1'h1;
+            9'h1d6:
+                \$1394 [470] = 1'h1;
+            9'h1d7:
+                \$1394 [471] = 1'h1;
+            9'h1d8:
+                \$1394 [472] = 1'h1;
+            9'h1d9:
+                \$1394 [473] = 1'h1;
+            9'h1da:
+                \$1394 [474] = 1'h1;
+            9'h1db:
+                \$1394 [475] = 1'h1;
+            9'h1dc:
+                \$1394 [476] = 1'h1;
+            9'h1dd:
+                \$1394 [477] = 1'h1;
+            9'h1de:
+                \$1394 [478] = 1'h1;
+            9'h1df:
+                \$1394 [479] = 1'h1;
+            9'h1e0:
+                \$1394 [480] = 1'h1;
+            9'h1e1:
+                \$1394 [481] = 1'h1;
+            9'h1e2:
+                \$1394 [482] = 1'h1;
+            9'h1e3:
+                \$1394 [483] = 1'h1;
+            9'h1e4:
+                \$1394 [484] = 1'h1;
+            9'h1e5:
+                \$1394 [485] = 1'h1;
+            9'h1e6:
+                \$1394 [486] = 1'h1;
+            9'h1e7:
+                \$1394 [487] = 1'h1;
+            9'h1e8:
+                \$1394 [488] = 1'h1;
+            9'h1e9:
+                \$1394 [489] = 1'h1;
+            9'h1ea:
+                \$1394 [490] = 1'h1;
+            9'h1eb:
+                \$1394 [491] = 1'h1;
+            9'h1ec:
+                \$1394 [492] = 1'h1;
+            9'h1ed:
+                \$1394 [493] = 1'h1;
+            9'h1ee:
+                \$1394 [494] = 1'h1;
+            9'h1ef:
+                \$1394 [495] = 1'h1;
+            9'h1f0:
+                \$1394 [496] = 1'h1;
+            9'h1f1:
+                \$1394 [497] = 1'h1;
+            9'h1f2:
+                \$1394 [498] = 1'h1;
+            9'h1f3:
+                \$1394 [499] = 1'h1;
+            9'h1f4:
+                \$1394 [500] = 1'h1;
+            9'h1f5:
+                \$1394 [501] = 1'h1;
+            9'h1f6:
+                \$1394 [502] = 1'h1;
+            9'h1f7:
+                \$1394 [503] = 1'h1;
+            9'h1f8:
+                \$1394 [504] = 1'h1;
+            9'h1f9:
+                \$1394 [505] = 1'h1;
+            9'h1fa:
+                \$1394 [506] = 1'h1;
+            9'h1fb:
+                \$1394 [507] = 1'h1;
+            9'h1fc:
+                \$1394 [508] = 1'h1;
+            9'h1fd:
+                \$1394 [509] = 1'h1;
+            9'h1fe:
+                \$1394 [510] = 1'h1;
+            9'h1ff:
+                \$1394 [511] = 1'h1;
+          endcase
+        end
+      end
+    end
+    if (bincu1_pred_valid) begin
+      if (bincu1_pred[11]) begin
+        if (\$1140 ) begin
+          (* full_case = 32'd1 *)
+          casez (bincu1_d2[8:0])
+            9'h000:
+                \$1394 [0] = 1'h1;
+            9'h001:
+                \$1394 [1] = 1'h1;
+            9'h002:
+                \$1394 [2] = 1'h1;
+            9'h003:
+                \$1394 [3] = 1'h1;
+            9'h004:
+                \$1394 [4] = 1'h1;
+            9'h005:
+                \$1394 [5] = 1'h1;
+            9'h006:
+                \$1394 [6] = 1'h1;
+            9'h007:
+                \$1394 [7] = 1'h1;
+            9'h008:
+                \$1394 [8] = 1'h1;
+            9'h009:
+                \$1394 [9] = 1'h1;
+            9'h00a:
+                \$1394 [10] = 1'h1;
+            9'h00b:
+                \$1394 [11] = 1'h1;
+            9'h00c:
+                \$1394 [12] = 1'h1;
+            9'h00d:
+                \$1394 [13] = 1'h1;
+            9'h00e:
+                \$1394 [14] = 1'h1;
+            9'h00f:
+                \$1394 [15] = 1'h1;
+            9'h010:
+                \$1394 [16] = 1'h1;
+            9'h011:
+                \$1394 [17] = 1'h1;
+            9'h012:
+                \$1394 [18] = 1'h1;
+            9'h013:
+                \$1394 [19] = 1'h1;
+            9'h014:
+                \$1394 [20] = 1'h1;
+            9'h015:
+                \$1394 [21] = 1'h1;
+            9'h016:
+                \$1394 [22] = 1'h1;
+            9'h017:
+                \$1394 [23] = 1'h1;
+            9'h018:
+                \$1394 [24] = 1'h1;
+            9'h019:
+                \$1394 [25] = 1'h1;
+            9'h01a:
+                \$1394 [26] = 1'h1;
+            9'h01b:
+                \$1394 [27] = 1'h1;
+            9'h01c:
+                \$1394 [28] = 1'h1;
+            9'h01d:
+                \$1394 [29] = 1'h1;
+            9'h01e:
+                \$1394 [30] = 1'h1;
+            9'h01f:
+                \$1394 [31] = 1'h1;
+            9'h020:
+                \$1394 [32] = 1'h1;
+            9'h021:
+                \$1394 [33] = 1'h1;
+            9'h022:
+                \$1394 [34] = 1'h1;
+            9'h023:
+                \$1394 [35] = 1'h1;
+            9'h024:
+                \$1394 [36] = 1'h1;
+            9'h025:
+                \$1394 [37] = 1'h1;
+            9'h026:
+                \$1394 [38] = 1'h1;
+            9'h027:
+                \$1394 [39] = 1'h1;
+            9'h028:
+                \$1394 [40] = 1'h1;
+            9'h029:
+                \$1394 [41] = 1'h1;
+            9'h02a:
+                \$1394 [42] = 1'h1;
+            9'h02b:
+                \$1394 [43] = 1'h1;
+            9'h02c:
+                \$1394 [44] = 1'h1;
+            9'h02d:
+                \$1394 [45] = 1'h1;
+            9'h02e:
+                \$1394 [46] = 1'h1;
+            9'h02f:
+                \$1394 [47] = 1'h1;
+            9'h030:
+                \$1394 [48] = 1'h1;
+            9'h031:
+                \$1394 [49] = 1'h1;
+            9'h032:
+                \$1394 [50] = 1'h1;
+            9'h033:
+                \$1394 [51] = 1'h1;
+            9'h034:
+                \$1394 [52] = 1'h1;
+            9'h035:
+                \$1394 [53] = 1'h1;
+            9'h036:
+                \$1394 [54] = 1'h1;
+            9'h037:
+                \$1394 [55] = 1'h1;
+            9'h038:
+                \$1394 [56] = 1'h1;
+            9'h039:
+                \$1394 [57] = 1'h1;
+            9'h03a:
+                \$1394 [58] = 1'h1;
+            9'h03b:
+                \$1394 [59] = 1'h1;
+            9'h03c:
+                \$1394 [60] = 1'h1;
+            9'h03d:
+                \$1394 [61] = 1'h1;
+            9'h03e:
+                \$1394 [62] = 1'h1;
+            9'h03f:
+                \$1394 [63] = 1'h1;
+            9'h040:
+                \$1394 [64] = 1'h1;
+            9'h041:
+                \$1394 [65] = 1'h1;
+            9'h042:
+                \$1394 [66] = 1'h1;
+            9'h043:
+                \$1394 [67] = 1'h1;
+            9'h044:
+                \$1394 [68] = 1'h1;
+            9'h045:
+                \$1394 [69] = 1'h1;
+            9'h046:
+                \$1394 [70] = 1'h1;
+            9'h047:
+                \$1394 [71] = 1'h1;
+            9'h048:
+                \$1394 [72] = 1'h1;
+            9'h049:
+                \$1394 [73] = 1'h1;
+            9'h04a:
+                \$1394 [74] = 1'h1;
+            9'h04b:
+                \$1394 [75] = 1'h1;
+            9'h04c:
+                \$1394 [76] = 1'h1;
+            9'h04d:
+                \$1394 [77] = 1'h1;
+            9'h04e:
+                \$1394 [78] = 1'h1;
+            9'h04f:
+                \$1394 [79] = 1'h1;
+            9'h050:
+                \$1394 [80] = 1'h1;
+            9'h051:
+                \$1394 [81] = 1'h1;
+            9'h052:
+                \$1394 [82] = 1'h1;
+            9'h053:
+                \$1394 [83] = 1'h1;
+            9'h054:
+                \$1394 [84] = 1'h1;
+            9'h055:
+                \$1394 [85] = 1'h1;
+            9'h056:
+                \$1394 [86] = 1'h1;
+            9'h057:
+                \$1394 [87] = 1'h1;
+            9'h058:
+                \$1394 [88] = 1'h1;
+            9'h059:
+                \$1394 [89] = 1'h1;
+            9'h05a:
+                \$1394 [90] = 1'h1;
+            9'h05b:
+                \$1394 [91] = 1'h1;
+            9'h05c:
+                \$1394 [92] = 1'h1;
+            9'h05d:
+                \$1394 [93] = 1'h1;
+            9'h05e:
+                \$1394 [94] = 1'h1;
+            9'h05f:
+                \$1394 [95] = 1'h1;
+            9'h060:
+                \$1394 [96] = 1'h1;
+            9'h061:
+                \$1394 [97] = 1'h1;
+            9'h062:
+                \$1394 [98] = 1'h1;
+            9'h063:
+                \$1394 [99] = 1'h1;
+            9'h064:
+                \$1394 [100] = 1'h1;
+            9'h065:
+                \$1394 [101] = 1'h1;
+            9'h066:
+                \$1394 [102] = 1'h1;
+            9'h067:
+                \$1394 [103] = 1'h1;
+            9'h068:
+                \$1394 [104] = 1'h1;
+            9'h069:
+                \$1394 [105] = 1'h1;
+            9'h06a:
+                \$1394 [106] = 1'h1;
+            9'h06b:
+                \$1394 [107] = 1'h1;
+            9'h06c:
+                \$1394 [108] = 1'h1;
+            9'h06d:
+                \$1394 [109] = 1'h1;
+            9'h06e:
+                \$1394 [110] = 1'h1;
+            9'h06f:
+                \$1394 [111] = 1'h1;
+            9'h070:
+                \$1394 [112] = 1'h1;
+            9'h071:
+                \$1394 [113] = 1'h1;
+            9'h072:
+                \$1394 [114] = 1'h1;
+            9'h073:
+                \$1394 [115] = 1'h1;
+            9'h074:
+                \$1394 [116] = 1'h1;
+            9'h075:
+                \$1394 [117] = 1'h1;
+            9'h076:
+                \$1394 [118] = 1'h1;
+            9'h077:
+                \$1394 [119] = 1'h1;
+            9'h078:
+                \$1394 [120] = 1'h1;
+            9'h079:
+                \$1394 [121] = 1'h1;
+            9'h07a:
+                \$1394 [122] = 1'h1;
+            9'h07b:
+                \$1394 [123] = 1'h1;
+            9'h07c:
+                \$1394 [124] = 1'h1;
+            9'h07d:
+                \$1394 [125] = 1'h1;
+            9'h07e:
+                \$1394 [126] = 1'h1;
+            9'h07f:
+                \$1394 [127] = 1'h1;
+            9'h080:
+                \$1394 [128] = 1'h1;
+            9'h081:
+                \$1394 [129] = 1'h1;
+            9'h082:
+                \$1394 [130] = 1'h1;
+            9'h083:
+                \$1394 [131] = 1'h1;
+            9'h084:
+                \$1394 [132] = 1'h1;
+            9'h085:
+                \$1394 [133] = 1'h1;
+            9'h086:
+                \$1394 [134] = 1'h1;
+            9'h087:
+                \$1394 [135] = 1'h1;
+            9'h088:
+                \$1394 [136] = 1'h1;
+            9'h089:
+                \$1394 [137] = 1'h1;
+            9'h08a:
+                \$1394 [138] = 1'h1;
+            9'h08b:
+                \$1394 [139] = 1'h1;
+            9'h08c:
+                \$1394 [140] = 1'h1;
+            9'h08d:
+                \$1394 [141] = 1'h1;
+            9'h08e:
+                \$1394 [142] = 1'h1;
+            9'h08f:
+                \$1394 [143] = 1'h1;
+            9'h090:
+                \$1394 [144] = 1'h1;
+            9'h091:
+                \$1394 [145] = 1'h1;
+            9'h092:
+                \$1394 [146] = 1'h1;
+            9'h093:
+                \$1394 [147] = 1'h1;
+            9'h094:
+                \$1394 [148] = 1'h1;
+            9'h095:
+                \$1394 [149] = 1'h1;
+            9'h096:
+                \$1394 [150] = 1'h1;
+            9'h097:
+                \$1394 [151] = 1'h1;
+            9'h098:
+                \$1394 [152] = 1'h1;
+            9'h099:
+                \$1394 [153] = 1'h1;
+            9'h09a:
+                \$1394 [154] = 1'h1;
+            9'h09b:
+                \$1394 [155] = 1'h1;
+            9'h09c:
+                \$1394 [156] = 1'h1;
+            9'h09d:
+                \$1394 [157] = 1'h1;
+            9'h09e:
+                \$1394 [158] = 1'h1;
+            9'h09f:
+                \$1394 [159] = 1'h1;
+            9'h0a0:
+                \$1394 [160] = 1'h1;
+            9'h0a1:
+                \$1394 [161] = 1'h1;
+            9'h0a2:
+                \$1394 [162] = 1'h1;
+            9'h0a3:
+                \$1394 [163] = 1'h1;
+            9'h0a4:
+                \$1394 [164] = 1'h1;
+            9'h0a5:
+                \$1394 [165] = 1'h1;
+            9'h0a6:
+                \$1394 [166] = 1'h1;
+            9'h0a7:
+                \$1394 [167] = 1'h1;
+            9'h0a8:
+                \$1394 [168] = 1'h1;
+            9'h0a9:
+                \$1394 [169] = 1'h1;
+            9'h0aa:
+                \$1394 [170] = 1'h1;
+            9'h0ab:
+                \$1394 [171] = 1'h1;
+            9'h0ac:
+                \$1394 [172] = 1'h1;
+            9'h0ad:
+                \$1394 [173] = 1'h1;
+            9'h0ae:
+                \$1394 [174] = 1'h1;
+            9'h0af:
+                \$1394 [175] = 1'h1;
+            9'h0b0:
+                \$1394 [176] = 1'h1;
+            9'h0b1:
+                \$1394 [177] = 1'h1;
+            9'h0b2:
+                \$1394 [178] = 1'h1;
+            9'h0b3:
+                \$1394 [179] = 1'h1;
+            9'h0b4:
+                \$1394 [180] = 1'h1;
+            9'h0b5:
+                \$1394 [181] = 1'h1;
+            9'h0b6:
+                \$1394 [182] = 1'h1;
+            9'h0b7:
+                \$1394 [183] = 1'h1;
+            9'h0b8:
+                \$1394 [184] = 1'h1;
+            9'h0b9:
+                \$1394 [185] = 1'h1;
+            9'h0ba:
+                \$1394 [186] = 1'h1;
+            9'h0bb:
+                \$1394 [187] = 1'h1;
+            9'h0bc:
+                \$1394 [188] = 1'h1;
+            9'h0bd:
+                \$1394 [189] = 1'h1;
+            9'h0be:
+                \$1394 [190] = 1'h1;
+            9'h0bf:
+                \$1394 [191] = 1'h1;
+            9'h0c0:
+                \$1394 [192] = 1'h1;
+            9'h0c1:
+                \$1394 [193] = 1'h1;
+            9'h0c2:
+                \$1394 [194] = 1'h1;
+            9'h0c3:
+                \$1394 [195] = 1'h1;
+            9'h0c4:
+                \$1394 [196] = 1'h1;
+            9'h0c5:
+                \$1394 [197] = 1'h1;
+            9'h0c6:
+                \$1394 [198] = 1'h1;
+            9'h0c7:
+                \$1394 [199] = 1'h1;
+            9'h0c8:
+                \$1394 [200] = 1'h1;
+            9'h0c9:
+                \$1394 [201] = 1'h1;
+            9'h0ca:
+                \$1394 [202] = 1'h1;
+            9'h0cb:
+                \$1394 [203] = 1'h1;
+            9'h0cc:
+                \$1394 [204] = 1'h1;
+            9'h0cd:
+                \$1394 [205] = 1'h1;
+            9'h0ce:
+                \$1394 [206] = 1'h1;
+            9'h0cf:
+                \$1394 [207] = 1'h1;
+            9'h0d0:
+                \$1394 [208] = 1'h1;
+            9'h0d1:
+                \$1394 [209] = 1'h1;
+            9'h0d2:
+                \$1394 [210] = 1'h1;
+            9'h0d3:
+                \$1394 [211] = 1'h1;
+            9'h0d4:
+                \$1394 [212] = 1'h1;
+            9'h0d5:
+                \$1394 [213] = 1'h1;
+            9'h0d6:
+                \$1394 [214] = 1'h1;
+            9'h0d7:
+                \$1394 [215] = 1'h1;
+            9'h0d8:
+                \$1394 [216] = 1'h1;
+            9'h0d9:
+                \$1394 [217] = 1'h1;
+            9'h0da:
+                \$1394 [218] = 1'h1;
+            9'h0db:
+                \$1394 [219] = 1'h1;
+            9'h0dc:
+                \$1394 [220] = 1'h1;
+            9'h0dd:
+                \$1394 [221] = 1'h1;
+            9'h0de:
+                \$1394 [222] = 1'h1;
+            9'h0df:
+                \$1394 [223] = 1'h1;
+            9'h0e0:
+                \$1394 [224] = 1'h1;
+            9'h0e1:
+                \$1394 [225] = 1'h1;
+            9'h0e2:
+                \$1394 [226] = 1'h1;
+            9'h0e3:
+                \$1394 [227] = 1'h1;
+            9'h0e4:
+                \$1394 [228] = 1'h1;
+            9'h0e5:
+                \$1394 [229] = 1'h1;
+            9'h0e6:
+                \$1394 [230] = 1'h1;
+            9'h0e7:
+                \$1394 [231] = 1'h1;
+            9'h0e8:
+                \$1394 [232] = 1'h1;
+            9'h0e9:
+                \$1394 [233] = 1'h1;
+            9'h0ea:
+                \$1394 [234] = 1'h1;
+            9'h0eb:
+                \$1394 [235] = 1'h1;
+            9'h0ec:
+                \$1394 [236] = 1'h1;
+            9'h0ed:
+                \$1394 [237] = 1'h1;
+            9'h0ee:
+                \$1394 [238] = 1'h1;
+            9'h0ef:
+                \$1394 [239] = 1'h1;
+            9'h0f0:
+                \$1394 [240] = 1'h1;
+            9'h0f1:
+                \$1394 [241] = 1'h1;
+            9'h0f2:
+                \$1394 [242] = 1'h1;
+            9'h0f3:
+                \$1394 [243] = 1'h1;
+            9'h0f4:
+                \$1394 [244] = 1'h1;
+            9'h0f5:
+                \$1394 [245] = 1'h1;
+            9'h0f6:
+                \$1394 [246] = 1'h1;
+            9'h0f7:
+                \$1394 [247] = 1'h1;
+            9'h0f8:
+                \$1394 [248] = 1'h1;
+            9'h0f9:
+                \$1394 [249] = 1'h1;
+            9'h0fa:
+                \$1394 [250] = 1'h1;
+            9'h0fb:
+                \$1394 [251] = 1'h1;
+            9'h0fc:
+                \$1394 [252] = 1'h1;
+            9'h0fd:
+                \$1394 [253] = 1'h1;
+            9'h0fe:
+                \$1394 [254] = 1'h1;
+            9'h0ff:
+                \$1394 [255] = 1'h1;
+            9'h100:
+                \$1394 [256] = 1'h1;
+            9'h101:
+                \$1394 [257] = 1'h1;
+            9'h102:
+                \$1394 [258] = 1'h1;
+            9'h103:
+                \$1394 [259] = 1'h1;
+            9'h104:
+                \$1394 [260] = 1'h1;
+            9'h105:
+                \$1394 [261] = 1'h1;
+            9'h106:
+                \$1394 [262] = 1'h1;
+            9'h107:
+                \$1394 [263] = 1'h1;
+            9'h108:
+                \$1394 [264] = 1'h1;
+            9'h109:
+                \$1394 [265] = 1'h1;
+            9'h10a:
+                \$1394 [266] = 1'h1;
+            9'h10b:
+                \$1394 [267] = 1'h1;
+            9'h10c:
+                \$1394 [268] = 1'h1;
+            9'h10d:
+                \$1394 [269] = 1'h1;
+            9'h10e:
+                \$1394 [270] = 1'h1;
+            9'h10f:
+                \$1394 [271] = 1'h1;
+            9'h110:
+                \$1394 [272] = 1'h1;
+            9'h111:
+                \$1394 [273] = 1'h1;
+            9'h112:
+                \$1394 [274] = 1'h1;
+            9'h113:
+                \$1394 [275] = 1'h1;
+            9'h114:
+                \$1394 [276] = 1'h1;
+            9'h115:
+                \$1394 [277] = 1'h1;
+            9'h116:
+                \$1394 [278] = 1'h1;
+            9'h117:
+                \$1394 [279] = 1'h1;
+            9'h118:
+                \$1394 [280] = 1'h1;
+            9'h119:
+                \$1394 [281] = 1'h1;
+            9'h11a:
+                \$1394 [282] = 1'h1;
+            9'h11b:
+                \$1394 [283] = 1'h1;
+            9'h11c:
+                \$1394 [284] = 1'h1;
+            9'h11d:
+                \$1394 [285] = 1'h1;
+            9'h11e:
+                \$1394 [286] = 1'h1;
+            9'h11f:
+                \$1394 [287] = 1'h1;
+            9'h120:
+                \$1394 [288] = 1'h1;
+            9'h121:
+                \$1394 [289] = 1'h1;
+            9'h122:
+                \$1394 [290] = 1'h1;
+            9'h123:
+                \$1394 [291] = 1'h1;
+            9'h124:
+                \$1394 [292] = 1'h1;
+            9'h125:
+                \$1394 [293] = 1'h1;
+            9'h126:
+                \$1394 [294] = 1'h1;
+            9'h127:
+                \$1394 [295] = 1'h1;
+            9'h128:
+                \$1394 [296] = 1'h1;
+            9'h129:
+                \$1394 [297] = 1'h1;
+            9'h12a:
+                \$1394 [298] = 1'h1;
+            9'h12b:
+                \$1394 [299] = 1'h1;
+            9'h12c:
+                \$1394 [300] = 1'h1;
+            9'h12d:
+                \$1394 [301] = 1'h1;
+            9'h12e:
+                \$1394 [302] = 1'h1;
+            9'h12f:
+                \$1394 [303] = 1'h1;
+            9'h130:
+                \$1394 [304] = 1'h1;
+            9'h131:
+                \$1394 [305] = 1'h1;
+            9'h132:
+                \$1394 [306] = 1'h1;
+            9'h133:
+                \$1394 [307] = 1'h1;
+            9'h134:
+                \$1394 [308] = 1'h1;
+            9'h135:
+                \$1394 [309] = 1'h1;
+            9'h136:
+                \$1394 [310] = 1'h1;
+            9'h137:
+                \$1394 [311] = 1'h1;
+            9'h138:
+                \$1394 [312] = 1'h1;
+            9'h139:
+                \$1394 [313] = 1'h1;
+            9'h13a:
+                \$1394 [314] = 1'h1;
+            9'h13b:
+                \$1394 [315] = 1'h1;
+            9'h13c:
+                \$1394 [316] = 1'h1;
+            9'h13d:
+                \$1394 [317] = 1'h1;
+            9'h13e:
+                \$1394 [318] = 1'h1;
+            9'h13f:
+                \$1394 [319] = 1'h1;
+            9'h140:
+                \$1394 [320] = 1'h1;
+            9'h141:
+                \$1394 [321] = 1'h1;
+            9'h142:
+                \$1394 [322] = 1'h1;
+            9'h143:
+                \$1394 [323] = 1'h1;
+            9'h144:
+                \$1394 [324] = 1'h1;
+            9'h145:
+                \$1394 [325] = 1'h1;
+            9'h146:
+                \$1394 [326] = 1'h1;
+            9'h147:
+                \$1394 [327] = 1'h1;
+            9'h148:
+                \$1394 [328] = 1'h1;
+            9'h149:
+                \$1394 [329] = 1'h1;
+            9'h14a:
+                \$1394 [330] = 1'h1;
+            9'h14b:
+                \$1394 [331] = 1'h1;
+            9'h14c:
+                \$1394 [332] = 1'h1;
+            9'h14d:
+                \$1394 [333] = 1'h1;
+            9'h14e:
+                \$1394 [334] = 1'h1;
+            9'h14f:
+                \$1394 [335] = 1'h1;
+            9'h150:
+                \$1394 [336] = 1'h1;
+            9'h151:
+                \$1394 [337] = 1'h1;
+            9'h152:
+                \$1394 [338] = 1'h1;
+            9'h153:
+                \$1394 [339] = 1'h1;
+            9'h154:
+                \$1394 [340] = 1'h1;
+            9'h155:
+                \$1394 [341] = 1'h1;
+            9'h156:
+                \$1394 [342] = 1'h1;
+            9'h157:
+                \$1394 [343] = 1'h1;
+            9'h158:
+                \$1394 [344] = 1'h1;
+            9'h159:
+                \$1394 [345] = 1'h1;
+            9'h15a:
+                \$1394 [346] = 1'h1;
+            9'h15b:
+                \$1394 [347] = 1'h1;
+            9'h15c:
+                \$1394 [348] = 1'h1;
+            9'h15d:
+                \$1394 [349] = 1'h1;
+            9'h15e:
+                \$1394 [350] = 1'h1;
+            9'h15f:
+                \$1394 [351] = 1'h1;
+            9'h160:
+                \$1394 [352] = 1'h1;
+            9'h161:
+                \$1394 [353] = 1'h1;
+            9'h162:
+                \$1394 [354] = 1'h1;
+            9'h163:
+                \$1394 [355] = 1'h1;
+            9'h164:
+                \$1394 [356] = 1'h1;
+            9'h165:
+                \$1394 [357] = 1'h1;
+            9'h166:
+                \$1394 [358] = 1'h1;
+            9'h167:
+                \$1394 [359] = 1'h1;
+            9'h168:
+                \$1394 [360] = 1'h1;
+            9'h169:
+                \$1394 [361] = 1'h1;
+            9'h16a:
+                \$1394 [362] = 1'h1;
+            9'h16b:
+                \$1394 [363] = 1'h1;
+            9'h16c:
+                \$1394 [364] = 1'h1;
+            9'h16d:
+                \$1394 [365] = 1'h1;
+            9'h16e:
+                \$1394 [366] = 1'h1;
+            9'h16f:
+                \$1394 [367] = 1'h1;
+            9'h170:
+                \$1394 [368] = 1'h1;
+            9'h171:
+                \$1394 [369] = 1'h1;
+            9'h172:
+                \$1394 [370] = 1'h1;
+            9'h173:
+                \$1394 [371] = 1'h1;
+            9'h174:
+                \$1394 [372] = 1'h1;
+            9'h175:
+                \$1394 [373] = 1'h1;
+            9'h176:
+                \$1394 [374] = 1'h1;
+            9'h177:
+                \$1394 [375] = 1'h1;
+            9'h178:
+                \$1394 [376] = 1'h1;
+            9'h179:
+                \$1394 [377] = 1'h1;
+            9'h17a:
+                \$1394 [378] = 1'h1;
+            9'h17b:
+                \$1394 [379] = 1'h1;
+            9'h17c:
+                \$1394 [380] = 1'h1;
+            9'h17d:
+                \$1394 [381] = 1'h1;
+            9'h17e:
+                \$1394 [382] = 1'h1;
+            9'h17f:
+                \$1394 [383] = 1'h1;
+            9'h180:
+                \$1394 [384] = 1'h1;
+            9'h181:
+                \$1394 [385] = 1'h1;
+            9'h182:
+                \$1394 [386] = 1'h1;
+            9'h183:
+                \$1394 [387] = 1'h1;
+            9'h184:
+                \$1394 [388] = 1'h1;
+            9'h185:
+                \$1394 [389] = 1'h1;
+            9'h186:
+                \$1394 [390] = 1'h1;
+            9'h187:
+                \$1394 [391] = 1'h1;
+            9'h188:
+                \$1394 [392] = 1'h1;
+            9'h189:
+                \$1394 [393] = 1'h1;
+            9'h18a:
+                \$1394 [394] = 1'h1;
+            9'h18b:
+                \$1394 [395] = 1'h1;
+            9'h18c:
+                \$1394 [396] = 1'h1;
+            9'h18d:
+                \$1394 [397] = 1'h1;
+            9'h18e:
+                \$1394 [398] = 1'h1;
+            9'h18f:
+                \$1394 [399] = 1'h1;
+            9'h190:
+                \$1394 [400] = 1'h1;
+            9'h191:
+                \$1394 [401] = 1'h1;
+            9'h192:
+                \$1394 [402] = 1'h1;
+            9'h193:
+                \$1394 [403] = 1'h1;
+            9'h194:
+                \$1394 [404] = 1'h1;
+            9'h195:
+                \$1394 [405] = 1'h1;
+            9'h196:
+                \$1394 [406] = 1'h1;
+            9'h197:
+                \$1394 [407] = 1'h1;
+            9'h198:
+                \$1394 [408] = 1'h1;
+            9'h199:
+                \$1394 [409] = 1'h1;
+            9'h19a:
+                \$1394 [410] = 1'h1;
+            9'h19b:
+                \$1394 [411] = 1'h1;
+            9'h19c:
+                \$1394 [412] = 1'h1;
+            9'h19d:
+                \$1394 [413] = 1'h1;
+            9'h19e:
+                \$1394 [414] = 1'h1;
+            9'h19f:
+                \$1394 [415] = 1'h1;
+            9'h1a0:
+                \$1394 [416] = 1'h1;
+            9'h1a1:
+                \$1394 [417] = 1'h1;
+            9'h1a2:
+                \$1394 [418] = 1'h1;
+            9'h1a3:
+                \$1394 [419] = 1'h1;
+            9'h1a4:
+                \$1394 [420] = 1'h1;
+            9'h1a5:
+                \$1394 [421] = 1'h1;
+            9'h1a6:
+                \$1394 [422] = 1'h1;
+            9'h1a7:
+                \$1394 [423] = 1'h1;
+            9'h1a8:
+                \$1394 [424] = 1'h1;
+            9'h1a9:
+                \$1394 [425] = 1'h1;
+            9'h1aa:
+                \$1394 [426] = 1'h1;
+            9'h1ab:
+                \$1394 [427] = 1'h1;
+            9'h1ac:
+                \$1394 [428] = 1'h1;
+            9'h1ad:
+                \$1394 [429] = 1'h1;
+            9'h1ae:
+                \$1394 [430] = 1'h1;
+            9'h1af:
+                \$1394 [431] = 1'h1;
+            9'h1b0:
+                \$1394 [432] = 1'h1;
+            9'h1b1:
+                \$1394 [433] = 1'h1;
+            9'h1b2:
+                \$1394 [434] = 1'h1;
+            9'h1b3:
+                \$1394 [435] = 1'h1;
+            9'h1b4:
+                \$1394 [436] = 1'h1;
+            9'h1b5:
+                \$1394 [437] = 1'h1;
+            9'h1b6:
+                \$1394 [438] = 1'h1;
+            9'h1b7:
+                \$1394 [439] = 1'h1;
+            9'h1b8:
+                \$1394 [440] = 1'h1;
+            9'h1b9:
+                \$1394 [441] = 1'h1;
+            9'h1ba:
+                \$1394 [442] = 1'h1;
+            9'h1bb:
+                \$1394 [443] = 1'h1;
+            9'h1bc:
+                \$1394 [444] = 1'h1;
+            9'h1bd:
+                \$1394 [445] = 1'h1;
+            9'h1be:
+                \$1394 [446] = 1'h1;
+            9'h1bf:
+                \$1394 [447] = 1'h1;
+            9'h1c0:
+                \$1394 [448] = 1'h1;
+            9'h1c1:
+                \$1394 [449] = 1'h1;
+            9'h1c2:
+                \$1394 [450] = 1'h1;
+            9'h1c3:
+                \$1394 [451] = 1'h1;
+            9'h1c4:
+                \$1394 [452] = 1'h1;
+            9'h1c5:
+                \$1394 [453] = 1'h1;
+            9'h1c6:
+                \$1394 [454] = 1'h1;
+            9'h1c7:
+                \$1394 [455] = 1'h1;
+            9'h1c8:
+                \$1394 [456] = 1'h1;
+            9'h1c9:
+                \$1394 [457] = 1'h1;
+            9'h1ca:
+                \$1394 [458] = 1'h1;
+            9'h1cb:
+                \$1394 [459] = 1'h1;
+            9'h1cc:
+                \$1394 [460] = 1'h1;
+            9'h1cd:
+                \$1394 [461] = 1'h1;
+            9'h1ce:
+                \$1394 [462] = 1'h1;
+            9'h1cf:
+                \$1394 [463] = 1'h1;
+            9'h1d0:
+                \$1394 [464] = 1'h1;
+            9'h1d1:
+                \$1394 [465] = 1'h1;
+            9'h1d2:
+                \$1394 [466] = 1'h1;
+            9'h1d3:
+                \$1394 [467] = 1'h1;
+            9'h1d4:
+                \$1394 [468] = 1'h1;
+            9'h1d5:
+                \$1394 [469] = 1'h1;
+            9'h1d6:
+                \$1394 [470] = 1'h1;
+            9'h1d7:
+                \$1394 [471] = 1'h1;
+            9'h1d8:
+                \$1394 [472] = 1'h1;
+            9'h1d9:
+                \$1394 [473] = 1'h1;
+            9'h1da:
+                \$1394 [474] = 1'h1;
+            9'h1db:
+                \$1394 [475] = 1'h1;
+            9'h1dc:
+                \$1394 [476] = 1'h1;
+            9'h1dd:
+                \$1394 [477] = 1'h1;
+            9'h1de:
+                \$1394 [478] = 1'h1;
+            9'h1df:
+                \$1394 [479] = 1'h1;
+            9'h1e0:
+                \$1394 [480] = 1'h1;
+            9'h1e1:
+                \$1394 [481] = 1'h1;
+            9'h1e2:
+                \$1394 [482] = 1'h1;
+            9'h1e3:
+                \$1394 [483] = 1'h1;
+            9'h1e4:
+                \$1394 [484] = 1'h1;
+            9'h1e5:
+                \$1394 [485] = 1'h1;
+            9'h1e6:
+                \$1394 [486] = 1'h1;
+            9'h1e7:
+                \$1394 [487] = 1'h1;
+            9'h1e8:
+                \$1394 [488] = 1'h1;
+            9'h1e9:
+                \$1394 [489] = 1'h1;
+            9'h1ea:
+                \$1394 [490] = 1'h1;
+            9'h1eb:
+                \$1394 [491] = 1'h1;
+            9'h1ec:
+                \$1394 [492] = 1'h1;
+            9'h1ed:
+                \$1394 [493] = 1'h1;
+            9'h1ee:
+                \$1394 [494] = 1'h1;
+            9'h1ef:
+                \$1394 [495] = 1'h1;
+            9'h1f0:
+                \$1394 [496] = 1'h1;
+            9'h1f1:
+                \$1394 [497] = 1'h1;
+            9'h1f2:
+                \$1394 [498] = 1'h1;
+            9'h1f3:
+                \$1394 [499] = 1'h1;
+            9'h1f4:
+                \$1394 [500] = 1'h1;
+            9'h1f5:
+                \$1394 [501] = 1'h1;
+            9'h1f6:
+                \$1394 [502] = 1'h1;
+            9'h1f7:
+                \$1394 [503] = 1'h1;
+            9'h1f8:
+                \$1394 [504] = 1'h1;
+            9'h1f9:
+                \$1394 [505] = 1'h1;
+            9'h1fa:
+                \$1394 [506] = 1'h1;
+            9'h1fb:
+                \$1394 [507] = 1'h1;
+            9'h1fc:
+                \$1394 [508] = 1'h1;
+            9'h1fd:
+                \$1394 [509] = 1'h1;
+            9'h1fe:
+                \$1394 [510] = 1'h1;
+            9'h1ff:
+                \$1394 [511] = 1'h1;
+          endcase
+        end
+      end
+    end
+    if (\$1160 ) begin
+      if (\$1161 ) begin
+        \$1394  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1338  = 1'h1;
+      \$1394  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1339  = \$signal$28 ;
-    if (\$1114 ) begin
-      \$1339  = \$1115 [3:0];
+    \$1395  = skipped1;
+    if (bincu0_pred_valid) begin
+      if (bincu0_pred[11]) begin
+        if (\$1139 ) begin
+          (* full_case = 32'd1 *)
+          casez (bincu0_d2[8:0])
+            9'h000:
+                \$1395 [0] = 1'h1;
+            9'h001:
+                \$1395 [1] = 1'h1;
+            9'h002:
+                \$1395 [2] = 1'h1;
+            9'h003:
+                \$1395 [3] = 1'h1;
+            9'h004:
+                \$1395 [4] = 1'h1;
+            9'h005:
+                \$1395 [5] = 1'h1;
+            9'h006:
+                \$1395 [6] = 1'h1;
+            9'h007:
+                \$1395 [7] = 1'h1;
+            9'h008:
+                \$1395 [8] = 1'h1;
+            9'h009:
+                \$1395 [9] = 1'h1;
+            9'h00a:
+                \$1395 [10] = 1'h1;
+            9'h00b:
+                \$1395 [11] = 1'h1;
+            9'h00c:
+                \$1395 [12] = 1'h1;
+            9'h00d:
+                \$1395 [13] = 1'h1;
+            9'h00e:
+                \$1395 [14] = 1'h1;
+            9'h00f:
+                \$1395 [15] = 1'h1;
+            9'h010:
+                \$1395 [16] = 1'h1;
+            9'h011:
+                \$1395 [17] = 1'h1;
+            9'h012:
+                \$1395 [18] = 1'h1;
+            9'h013:
+                \$1395 [19] = 1'h1;
+            9'h014:
+                \$1395 [20] = 1'h1;
+            9'h015:
+                \$1395 [21] = 1'h1;
+            9'h016:
+                \$1395 [22] = 1'h1;
+            9'h017:
+                \$1395 [23] = 1'h1;
+            9'h018:
+                \$1395 [24] = 1'h1;
+            9'h019:
+                \$1395 [25] = 1'h1;
+            9'h01a:
+                \$1395 [26] = 1'h1;
+            9'h01b:
+                \$1395 [27] = 1'h1;
+            9'h01c:
+                \$1395 [28] = 1'h1;
+            9'h01d:
+                \$1395 [29] = 1'h1;
+            9'h01e:
+                \$1395 [30] = 1'h1;
+            9'h01f:
+                \$1395 [31] = 1'h1;
+            9'h020:
+                \$1395 [32] = 1'h1;
+            9'h021:
+                \$1395 [33] = 1'h1;
+            9'h022:
+                \$1395 [34] = 1'h1;
+            9'h023:
+                \$1395 [35] = 1'h1;
+            9'h024:
+                \$1395 [36] = 1'h1;
+            9'h025:
+                \$1395 [37] = 1'h1;
+            9'h026:
+                \$1395 [38] = 1'h1;
+            9'h027:
+                \$1395 [39] = 1'h1;
+            9'h028:
+                \$1395 [40] = 1'h1;
+            9'h029:
+                \$1395 [41] = 1'h1;
+            9'h02a:
+                \$1395 [42] = 1'h1;
+            9'h02b:
+                \$1395 [43] = 1'h1;
+            9'h02c:
+                \$1395 [44] = 1'h1;
+            9'h02d:
+                \$1395 [45] = 1'h1;
+            9'h02e:
+                \$1395 [46] = 1'h1;
+            9'h02f:
+                \$1395 [47] = 1'h1;
+            9'h030:
+                \$1395 [48] = 1'h1;
+            9'h031:
+                \$1395 [49] = 1'h1;
+            9'h032:
+                \$1395 [50] = 1'h1;
+            9'h033:
+                \$1395 [51] = 1'h1;
+            9'h034:
+                \$1395 [52] = 1'h1;
+            9'h035:
+                \$1395 [53] = 1'h1;
+            9'h036:
+                \$1395 [54] = 1'h1;
+            9'h037:
+                \$1395 [55] = 1'h1;
+            9'h038:
+                \$1395 [56] = 1'h1;
+            9'h039:
+                \$1395 [57] = 1'h1;
+            9'h03a:
+                \$1395 [58] = 1'h1;
+            9'h03b:
+                \$1395 [59] = 1'h1;
+            9'h03c:
+                \$1395 [60] = 1'h1;
+            9'h03d:
+                \$1395 [61] = 1'h1;
+            9'h03e:
+                \$1395 [62] = 1'h1;
+            9'h03f:
+                \$1395 [63] = 1'h1;
+            9'h040:
+                \$1395 [64] = 1'h1;
+            9'h041:
+                \$1395 [65] = 1'h1;
+            9'h042:
+                \$1395 [66] = 1'h1;
+            9'h043:
+                \$1395 [67] = 1'h1;
+            9'h044:
+                \$1395 [68] = 1'h1;
+            9'h045:
+                \$1395 [69] = 1'h1;
+            9'h046:
+                \$1395 [70] = 1'h1;
+            9'h047:
+                \$1395 [71] = 1'h1;
+            9'h048:
+                \$1395 [72] = 1'h1;
+            9'h049:
+                \$1395 [73] = 1'h1;
+            9'h04a:
+                \$1395 [74] = 1'h1;
+            9'h04b:
+                \$1395 [75] = 1'h1;
+            9'h04c:
+                \$1395 [76] = 1'h1;
+            9'h04d:
+                \$1395 [77] = 1'h1;
+            9'h04e:
+                \$1395 [78] = 1'h1;
+            9'h04f:
+                \$1395 [79] = 1'h1;
+            9'h050:
+                \$1395 [80] = 1'h1;
+            9'h051:
+                \$1395 [81] = 1'h1;
+            9'h052:
+                \$1395 [82] = 1'h1;
+            9'h053:
+                \$1395 [83] = 1'h1;
+            9'h054:
+                \$1395 [84] = 1'h1;
+            9'h055:
+                \$1395 [85] = 1'h1;
+            9'h056:
+                \$1395 [86] = 1'h1;
+            9'h057:
+                \$1395 [87] = 1'h1;
+            9'h058:
+                \$1395 [88] = 1'h1;
+            9'h059:
+                \$1395 [89] = 1'h1;
+            9'h05a:
+                \$1395 [90] = 1'h1;
+            9'h05b:
+                \$1395 [91] = 1'h1;
+            9'h05c:
+                \$1395 [92] = 1'h1;
+            9'h05d:
+                \$1395 [93] = 1'h1;
+            9'h05e:
+                \$1395 [94] = 1'h1;
+            9'h05f:
+                \$1395 [95] = 1'h1;
+            9'h060:
+                \$1395 [96] = 1'h1;
+            9'h061:
+                \$1395 [97] = 1'h1;
+            9'h062:
+                \$1395 [98] = 1'h1;
+            9'h063:
+                \$1395 [99] = 1'h1;
+            9'h064:
+                \$1395 [100] = 1'h1;
+            9'h065:
+                \$1395 [101] = 1'h1;
+            9'h066:
+                \$1395 [102] = 1'h1;
+            9'h067:
+                \$1395 [103] = 1'h1;
+            9'h068:
+                \$1395 [104] = 1'h1;
+            9'h069:
+                \$1395 [105] = 1'h1;
+            9'h06a:
+                \$1395 [106] = 1'h1;
+            9'h06b:
+                \$1395 [107] = 1'h1;
+            9'h06c:
+                \$1395 [108] = 1'h1;
+            9'h06d:
+                \$1395 [109] = 1'h1;
+            9'h06e:
+                \$1395 [110] = 1'h1;
+            9'h06f:
+                \$1395 [111] = 1'h1;
+            9'h070:
+                \$1395 [112] = 1'h1;
+            9'h071:
+                \$1395 [113] = 1'h1;
+            9'h072:
+                \$1395 [114] = 1'h1;
+            9'h073:
+                \$1395 [115] = 1'h1;
+            9'h074:
+                \$1395 [116] = 1'h1;
+            9'h075:
+                \$1395 [117] = 1'h1;
+            9'h076:
+                \$1395 [118] = 1'h1;
+            9'h077:
+                \$1395 [119] = 1'h1;
+            9'h078:
+                \$1395 [120] = 1'h1;
+            9'h079:
+                \$1395 [121] = 1'h1;
+            9'h07a:
+                \$1395 [122] = 1'h1;
+            9'h07b:
+                \$1395 [123] = 1'h1;
+            9'h07c:
+                \$1395 [124] = 1'h1;
+            9'h07d:
+                \$1395 [125] = 1'h1;
+            9'h07e:
+                \$1395 [126] = 1'h1;
+            9'h07f:
+                \$1395 [127] = 1'h1;
+            9'h080:
+                \$1395 [128] = 1'h1;
+            9'h081:
+                \$1395 [129] = 1'h1;
+            9'h082:
+                \$1395 [130] = 1'h1;
+            9'h083:
+                \$1395 [131] = 1'h1;
+            9'h084:
+                \$1395 [132] = 1'h1;
+            9'h085:
+                \$1395 [133] = 1'h1;
+            9'h086:
+                \$1395 [134] = 1'h1;
+            9'h087:
+                \$1395 [135] = 1'h1;
+            9'h088:
+                \$1395 [136] = 1'h1;
+            9'h089:
+                \$1395 [137] = 1'h1;
+            9'h08a:
+                \$1395 [138] = 1'h1;
+            9'h08b:
+                \$1395 [139] = 1'h1;
+            9'h08c:
+                \$1395 [140] = 1'h1;
+            9'h08d:
+                \$1395 [141] = 1'h1;
+            9'h08e:
+                \$1395 [142] = 1'h1;
+            9'h08f:
+                \$1395 [143] = 1'h1;
+            9'h090:
+                \$1395 [144] = 1'h1;
+            9'h091:
+                \$1395 [145] = 1'h1;
+            9'h092:
+                \$1395 [146] = 1'h1;
+            9'h093:
+                \$1395 [147] = 1'h1;
+            9'h094:
+                \$1395 [148] = 1'h1;
+            9'h095:
+                \$1395 [149] = 1'h1;
+            9'h096:
+                \$1395 [150] = 1'h1;
+            9'h097:
+                \$1395 [151] = 1'h1;
+            9'h098:
+                \$1395 [152] = 1'h1;
+            9'h099:
+                \$1395 [153] = 1'h1;
+            9'h09a:
+                \$1395 [154] = 1'h1;
+            9'h09b:
+                \$1395 [155] = 1'h1;
+            9'h09c:
+                \$1395 [156] = 1'h1;
+            9'h09d:
+                \$1395 [157] = 1'h1;
+            9'h09e:
+                \$1395 [158] = 1'h1;
+            9'h09f:
+                \$1395 [159] = 1'h1;
+            9'h0a0:
+                \$1395 [160] = 1'h1;
+            9'h0a1:
+                \$1395 [161] = 1'h1;
+            9'h0a2:
+                \$1395 [162] = 1'h1;
+            9'h0a3:
+                \$1395 [163] = 1'h1;
+            9'h0a4:
+                \$1395 [164] = 1'h1;
+            9'h0a5:
+                \$1395 [165] = 1'h1;
+            9'h0a6:
+                \$1395 [166] = 1'h1;
+            9'h0a7:
+                \$1395 [167] = 1'h1;
+            9'h0a8:
+                \$1395 [168] = 1'h1;
+            9'h0a9:
+                \$1395 [169] = 1'h1;
+            9'h0aa:
+                \$1395 [170] = 1'h1;
+            9'h0ab:
+                \$1395 [171] = 1'h1;
+            9'h0ac:
+                \$1395 [172] = 1'h1;
+            9'h0ad:
+                \$1395 [173] = 1'h1;
+            9'h0ae:
+                \$1395 [174] = 1'h1;
+            9'h0af:
+                \$1395 [175] = 1'h1;
+            9'h0b0:
+                \$1395 [176] = 1'h1;
+            9'h0b1:
+                \$1395 [177] = 1'h1;
+            9'h0b2:
+                \$1395 [178] = 1'h1;
+            9'h0b3:
+                \$1395 [179] = 1'h1;
+            9'h0b4:
+                \$1395 [180] = 1'h1;
+            9'h0b5:
+                \$1395 [181] = 1'h1;
+            9'h0b6:
+                \$1395 [182] = 1'h1;
+            9'h0b7:
+                \$1395 [183] = 1'h1;
+            9'h0b8:
+                \$1395 [184] = 1'h1;
+            9'h0b9:
+                \$1395 [185] = 1'h1;
+            9'h0ba:
+                \$1395 [186] = 1'h1;
+            9'h0bb:
+                \$1395 [187] = 1'h1;
+            9'h0bc:
+                \$1395 [188] = 1'h1;
+            9'h0bd:
+                \$1395 [189] = 1'h1;
+            9'h0be:
+                \$1395 [190] = 1'h1;
+            9'h0bf:
+                \$1395 [191] = 1'h1;
+            9'h0c0:
+                \$1395 [192] = 1'h1;
+            9'h0c1:
+                \$1395 [193] = 1'h1;
+            9'h0c2:
+                \$1395 [194] = 1'h1;
+            9'h0c3:
+                \$1395 [195] = 1'h1;
+            9'h0c4:
+                \$1395 [196] = 1'h1;
+            9'h0c5:
+                \$1395 [197] = 1'h1;
+            9'h0c6:
+                \$1395 [198] = 1'h1;
+            9'h0c7:
+                \$1395 [199] = 1'h1;
+            9'h0c8:
+                \$1395 [200] = 1'h1;
+            9'h0c9:
+                \$1395 [201] = 1'h1;
+            9'h0ca:
+                \$1395 [202] = 1'h1;
+            9'h0cb:
+                \$1395 [203] = 1'h1;
+            9'h0cc:
+                \$1395 [204] = 1'h1;
+            9'h0cd:
+                \$1395 [205] = 1'h1;
+            9'h0ce:
+                \$1395 [206] = 1'h1;
+            9'h0cf:
+                \$1395 [207] = 1'h1;
+            9'h0d0:
+                \$1395 [208] = 1'h1;
+            9'h0d1:
+                \$1395 [209] = 1'h1;
+            9'h0d2:
+                \$1395 [210] = 1'h1;
+            9'h0d3:
+                \$1395 [211] = 1'h1;
+            9'h0d4:
+                \$1395 [212] = 1'h1;
+            9'h0d5:
+                \$1395 [213] = 1'h1;
+            9'h0d6:
+                \$1395 [214] = 1'h1;
+            9'h0d7:
+                \$1395 [215] = 1'h1;
+            9'h0d8:
+                \$1395 [216] = 1'h1;
+            9'h0d9:
+                \$1395 [217] = 1'h1;
+            9'h0da:
+                \$1395 [218] = 1'h1;
+            9'h0db:
+                \$1395 [219] = 1'h1;
+            9'h0dc:
+                \$1395 [220] = 1'h1;
+            9'h0dd:
+                \$1395 [221] = 1'h1;
+            9'h0de:
+                \$1395 [222] = 1'h1;
+            9'h0df:
+                \$1395 [223] = 1'h1;
+            9'h0e0:
+                \$1395 [224] = 1'h1;
+            9'h0e1:
+                \$1395 [225] = 1'h1;
+            9'h0e2:
+                \$1395 [226] = 1'h1;
+            9'h0e3:
+                \$1395 [227] = 1'h1;
+            9'h0e4:
+                \$1395 [228] = 1'h1;
+            9'h0e5:
+                \$1395 [229] = 1'h1;
+            9'h0e6:
+                \$1395 [230] = 1'h1;
+            9'h0e7:
+                \$1395 [231] = 1'h1;
+            9'h0e8:
+                \$1395 [232] = 1'h1;
+            9'h0e9:
+                \$1395 [233] = 1'h1;
+            9'h0ea:
+                \$1395 [234] = 1'h1;
+            9'h0eb:
+                \$1395 [235] = 1'h1;
+            9'h0ec:
+                \$1395 [236] = 1'h1;
+            9'h0ed:
+                \$1395 [237] = 1'h1;
+            9'h0ee:
+                \$1395 [238] = 1'h1;
+            9'h0ef:
+                \$1395 [239] = 1'h1;
+            9'h0f0:
+                \$1395 [240] = 1'h1;
+            9'h0f1:
+                \$1395 [241] = 1'h1;
+            9'h0f2:
+                \$1395 [242] = 1'h1;
+            9'h0f3:
+                \$1395 [243] = 1'h1;
+            9'h0f4:
+                \$1395 [244] = 1'h1;
+            9'h0f5:
+                \$1395 [245] = 1'h1;
+            9'h0f6:
+                \$1395 [246] = 1'h1;
+            9'h0f7:
+                \$1395 [247] = 1'h1;
+            9'h0f8:
+                \$1395 [248] = 1'h1;
+            9'h0f9:
+                \$1395 [249] = 1'h1;
+            9'h0fa:
+                \$1395 [250] = 1'h1;
+            9'h0fb:
+                \$1395 [251] = 1'h1;
+            9'h0fc:
+                \$1395 [252] = 1'h1;
+            9'h0fd:
+                \$1395 [253] = 1'h1;
+            9'h0fe:
+                \$1395 [254] = 1'h1;
+            9'h0ff:
+                \$1395 [255] = 1'h1;
+            9'h100:
+                \$1395 [256] = 1'h1;
+            9'h101:
+                \$1395 [257] = 1'h1;
+            9'h102:
+                \$1395 [258] = 1'h1;
+            9'h103:
+                \$1395 [259] = 1'h1;
+            9'h104:
+                \$1395 [260] = 1'h1;
+            9'h105:
+                \$1395 [261] = 1'h1;
+            9'h106:
+                \$1395 [262] = 1'h1;
+            9'h107:
+                \$1395 [263] = 1'h1;
+            9'h108:
+                \$1395 [264] = 1'h1;
+            9'h109:
+                \$1395 [265] = 1'h1;
+            9'h10a:
+                \$1395 [266] = 1'h1;
+            9'h10b:
+                \$1395 [267] = 1'h1;
+            9'h10c:
+                \$1395 [268] = 1'h1;
+            9'h10d:
+                \$1395 [269] = 1'h1;
+            9'h10e:
+                \$1395 [270] = 1'h1;
+            9'h10f:
+                \$1395 [271] = 1'h1;
+            9'h110:
+                \$1395 [272] = 1'h1;
+            9'h111:
+                \$1395 [273] = 1'h1;
+            9'h112:
+                \$1395 [274] = 1'h1;
+            9'h113:
+                \$1395 [275] = 1'h1;
+            9'h114:
+                \$1395 [276] = 1'h1;
+            9'h115:
+                \$1395 [277] = 1'h1;
+            9'h116:
+                \$1395 [278] = 1'h1;
+            9'h117:
+                \$1395 [279] = 1'h1;
+            9'h118:
+                \$1395 [280] = 1'h1;
+            9'h119:
+                \$1395 [281] = 1'h1;
+            9'h11a:
+                \$1395 [282] = 1'h1;
+            9'h11b:
+                \$1395 [283] = 1'h1;
+            9'h11c:
+                \$1395 [284] = 1'h1;
+            9'h11d:
+                \$1395 [285] = 1'h1;
+            9'h11e:
+                \$1395 [286] = 1'h1;
+            9'h11f:
+                \$1395 [287] = 1'h1;
+            9'h120:
+                \$1395 [288] = 1'h1;
+            9'h121:
+                \$1395 [289] = 1'h1;
+            9'h122:
+                \$1395 [290] = 1'h1;
+            9'h123:
+                \$1395 [291] = 1'h1;
+            9'h124:
+                \$1395 [292] = 1'h1;
+            9'h125:
+                \$1395 [293] = 1'h1;
+            9'h126:
+                \$1395 [294] = 1'h1;
+            9'h127:
+                \$1395 [295] = 1'h1;
+            9'h128:
+                \$1395 [296] = 1'h1;
+            9'h129:
+                \$1395 [297] = 1'h1;
+            9'h12a:
+                \$1395 [298] = 1'h1;
+            9'h12b:
+                \$1395 [299] = 1'h1;
+            9'h12c:
+                \$1395 [300] = 1'h1;
+            9'h12d:
+                \$1395 [301] = 1'h1;
+            9'h12e:
+                \$1395 [302] = 1'h1;
+            9'h12f:
+                \$1395 [303] = 1'h1;
+            9'h130:
+                \$1395 [304] = 1'h1;
+            9'h131:
+                \$1395 [305] = 1'h1;
+            9'h132:
+                \$1395 [306] = 1'h1;
+            9'h133:
+                \$1395 [307] = 1'h1;
+            9'h134:
+                \$1395 [308] = 1'h1;
+            9'h135:
+                \$1395 [309] = 1'h1;
+            9'h136:
+                \$1395 [310] = 1'h1;
+            9'h137:
+                \$1395 [311] = 1'h1;
+            9'h138:
+                \$1395 [312] = 1'h1;
+            9'h139:
+                \$1395 [313] = 1'h1;
+            9'h13a:
+                \$1395 [314] = 1'h1;
+            9'h13b:
+                \$1395 [315] = 1'h1;
+            9'h13c:
+                \$1395 [316] = 1'h1;
+            9'h13d:
+                \$1395 [317] = 1'h1;
+            9'h13e:
+                \$1395 [318] = 1'h1;
+            9'h13f:
+                \$1395 [319] = 1'h1;
+            9'h140:
+                \$1395 [320] = 1'h1;
+            9'h141:
+                \$1395 [321] = 1'h1;
+            9'h142:
+                \$1395 [322] = 1'h1;
+            9'h143:
+                \$1395 [323] = 1'h1;
+            9'h144:
+                \$1395 [324] = 1'h1;
+            9'h145:
+                \$1395 [325] = 1'h1;
+            9'h146:
+                \$1395 [326] = 1'h1;
+            9'h147:
+                \$1395 [327] = 1'h1;
+            9'h148:
+                \$1395 [328] = 1'h1;
+            9'h149:
+                \$1395 [329] = 1'h1;
+            9'h14a:
+                \$1395 [330] = 1'h1;
+            9'h14b:
+                \$1395 [331] = 1'h1;
+            9'h14c:
+                \$1395 [332] = 1'h1;
+            9'h14d:
+                \$1395 [333] = 1'h1;
+            9'h14e:
+                \$1395 [334] = 1'h1;
+            9'h14f:
+                \$1395 [335] = 1'h1;
+            9'h150:
+                \$1395 [336] = 1'h1;
+            9'h151:
+                \$1395 [337] = 1'h1;
+            9'h152:
+                \$1395 [338] = 1'h1;
+            9'h153:
+                \$1395 [339] = 1'h1;
+            9'h154:
+                \$1395 [340] = 1'h1;
+            9'h155:
+                \$1395 [341] = 1'h1;
+            9'h156:
+                \$1395 [342] = 1'h1;
+            9'h157:
+                \$1395 [343] = 1'h1;
+            9'h158:
+                \$1395 [344] = 1'h1;
+            9'h159:
+                \$1395 [345] = 1'h1;
+            9'h15a:
+                \$1395 [346] = 1'h1;
+            9'h15b:
+                \$1395 [347] = 1'h1;
+            9'h15c:
+                \$1395 [348] = 1'h1;
+            9'h15d:
+                \$1395 [349] = 1'h1;
+            9'h15e:
+                \$1395 [350] = 1'h1;
+            9'h15f:
+                \$1395 [351] = 1'h1;
+            9'h160:
+                \$1395 [352] = 1'h1;
+            9'h161:
+                \$1395 [353] = 1'h1;
+            9'h162:
+                \$1395 [354] = 1'h1;
+            9'h163:
+                \$1395 [355] = 1'h1;
+            9'h164:
+                \$1395 [356] = 1'h1;
+            9'h165:
+                \$1395 [357] = 1'h1;
+            9'h166:
+                \$1395 [358] = 1'h1;
+            9'h167:
+                \$1395 [359] = 1'h1;
+            9'h168:
+                \$1395 [360] = 1'h1;
+            9'h169:
+                \$1395 [361] = 1'h1;
+            9'h16a:
+                \$1395 [362] = 1'h1;
+            9'h16b:
+                \$1395 [363] = 1'h1;
+            9'h16c:
+                \$1395 [364] = 1'h1;
+            9'h16d:
+                \$1395 [365] = 1'h1;
+            9'h16e:
+                \$1395 [366] = 1'h1;
+            9'h16f:
+                \$1395 [367] = 1'h1;
+            9'h170:
+                \$1395 [368] = 1'h1;
+            9'h171:
+                \$1395 [369] = 1'h1;
+            9'h172:
+                \$1395 [370] = 1'h1;
+            9'h173:
+                \$1395 [371] = 1'h1;
+            9'h174:
+                \$1395 [372] = 1'h1;
+            9'h175:
+                \$1395 [373] = 1'h1;
+            9'h176:
+                \$1395 [374] = 1'h1;
+            9'h177:
+                \$1395 [375] = 1'h1;
+            9'h178:
+                \$1395 [376] = 1'h1;
+            9'h179:
+                \$1395 [377] = 1'h1;
+            9'h17a:
+                \$1395 [378] = 1'h1;
+            9'h17b:
+                \$1395 [379] = 1'h1;
+            9'h17c:
+                \$1395 [380] = 1'h1;
+            9'h17d:
+                \$1395 [381] = 1'h1;
+            9'h17e:
+                \$1395 [382] = 1'h1;
+            9'h17f:
+                \$1395 [383] = 1'h1;
+            9'h180:
+                \$1395 [384] = 1'h1;
+            9'h181:
+                \$1395 [385] = 1'h1;
+            9'h182:
+                \$1395 [386] = 1'h1;
+            9'h183:
+                \$1395 [387] = 1'h1;
+            9'h184:
+                \$1395 [388] = 1'h1;
+            9'h185:
+                \$1395 [389] = 1'h1;
+            9'h186:
+                \$1395 [390] = 1'h1;
+            9'h187:
+                \$1395 [391] = 1'h1;
+            9'h188:
+                \$1395 [392] = 1'h1;
+            9'h189:
+                \$1395 [393] = 1'h1;
+            9'h18a:
+                \$1395 [394] = 1'h1;
+            9'h18b:
+                \$1395 [395] = 1'h1;
+            9'h18c:
+                \$1395 [396] = 1'h1;
+            9'h18d:
+                \$1395 [397] = 1'h1;
+            9'h18e:
+                \$1395 [398] = 1'h1;
+            9'h18f:
+                \$1395 [399] = 1'h1;
+            9'h190:
+                \$1395 [400] = 1'h1;
+            9'h191:
+                \$1395 [401] = 1'h1;
+            9'h192:
+                \$1395 [402] = 1'h1;
+            9'h193:
+                \$1395 [403] = 1'h1;
+            9'h194:
+                \$1395 [404] = 1'h1;
+            9'h195:
+                \$1395 [405] = 1'h1;
+            9'h196:
+                \$1395 [406] = 1'h1;
+            9'h197:
+                \$1395 [407] = 1'h1;
+            9'h198:
+                \$1395 [408] = 1'h1;
+            9'h199:
+                \$1395 [409] = 1'h1;
+            9'h19a:
+                \$1395 [410] = 1'h1;
+            9'h19b:
+                \$1395 [411] = 1'h1;
+            9'h19c:
+                \$1395 [412] = 1'h1;
+            9'h19d:
+                \$1395 [413] = 1'h1;
+            9'h19e:
+                \$1395 [414] = 1'h1;
+            9'h19f:
+                \$1395 [415] = 1'h1;
+            9'h1a0:
+                \$1395 [416] = 1'h1;
+            9'h1a1:
+                \$1395 [417] = 1'h1;
+            9'h1a2:
+                \$1395 [418] = 1'h1;
+            9'h1a3:
+                \$1395 [419] = 1'h1;
+            9'h1a4:
+                \$1395 [420] = 1'h1;
+            9'h1a5:
+                \$1395 [421] = 1'h1;
+            9'h1a6:
+                \$1395 [422] = 1'h1;
+            9'h1a7:
+                \$1395 [423] = 1'h1;
+            9'h1a8:
+                \$1395 [424] = 1'h1;
+            9'h1a9:
+                \$1395 [425] = 1'h1;
+            9'h1aa:
+                \$1395 [426] = 1'h1;
+            9'h1ab:
+                \$1395 [427] = 1'h1;
+            9'h1ac:
+                \$1395 [428] = 1'h1;
+            9'h1ad:
+                \$1395 [429] = 1'h1;
+            9'h1ae:
+                \$1395 [430] = 1'h1;
+            9'h1af:
+                \$1395 [431] = 1'h1;
+            9'h1b0:
+                \$1395 [432] = 1'h1;
+            9'h1b1:
+                \$1395 [433] = 1'h1;
+            9'h1b2:
+                \$1395 [434] = 1'h1;
+            9'h1b3:
+                \$1395 [435] = 1'h1;
+            9'h1b4:
+                \$1395 [436] = 1'h1;
+            9'h1b5:
+                \$1395 [437] = 1'h1;
+            9'h1b6:
+                \$1395 [438] = 1'h1;
+            9'h1b7:
+                \$1395 [439] = 1'h1;
+            9'h1b8:
+                \$1395 [440] = 1'h1;
+            9'h1b9:
+                \$1395 [441] = 1'h1;
+            9'h1ba:
+                \$1395 [442] = 1'h1;
+            9'h1bb:
+                \$1395 [443] = 1'h1;
+            9'h1bc:
+                \$1395 [444] = 1'h1;
+            9'h1bd:
+                \$1395 [445] = 1'h1;
+            9'h1be:
+                \$1395 [446] = 1'h1;
+            9'h1bf:
+                \$1395 [447] = 1'h1;
+            9'h1c0:
+                \$1395 [448] = 1'h1;
+            9'h1c1:
+                \$1395 [449] = 1'h1;
+            9'h1c2:
+                \$1395 [450] = 1'h1;
+            9'h1c3:
+                \$1395 [451] = 1'h1;
+            9'h1c4:
+                \$1395 [452] = 1'h1;
+            9'h1c5:
+                \$1395 [453] = 1'h1;
+            9'h1c6:
+                \$1395 [454] = 1'h1;
+            9'h1c7:
+                \$1395 [455] = 1'h1;
+            9'h1c8:
+                \$1395 [456] = 1'h1;
+            9'h1c9:
+                \$1395 [457] = 1'h1;
+            9'h1ca:
+                \$1395 [458] = 1'h1;
+            9'h1cb:
+                \$1395 [459] = 1'h1;
+            9'h1cc:
+                \$1395 [460] = 1'h1;
+            9'h1cd:
+                \$1395 [461] = 1'h1;
+            9'h1ce:
+                \$1395 [462] = 1'h1;
+            9'h1cf:
+                \$1395 [463] = 1'h1;
+            9'h1d0:
+                \$1395 [464] = 1'h1;
+            9'h1d1:
+                \$1395 [465] = 1'h1;
+            9'h1d2:
+                \$1395 [466] = 1'h1;
+            9'h1d3:
+                \$1395 [467] = 1'h1;
+            9'h1d4:
+                \$1395 [468] = 1'h1;
+            9'h1d5:
+                \$1395 [469] = 1'h1;
+            9'h1d6:
+                \$1395 [470] = 1'h1;
+            9'h1d7:
+                \$1395 [471] = 1'h1;
+            9'h1d8:
+                \$1395 [472] = 1'h1;
+            9'h1d9:
+                \$1395 [473] = 1'h1;
+            9'h1da:
+                \$1395 [474] = 1'h1;
+            9'h1db:
+                \$1395 [475] = 1'h1;
+            9'h1dc:
+                \$1395 [476] = 1'h1;
+            9'h1dd:
+                \$1395 [477] = 1'h1;
+            9'h1de:
+                \$1395 [478] = 1'h1;
+            9'h1df:
+                \$1395 [479] = 1'h1;
+            9'h1e0:
+                \$1395 [480] = 1'h1;
+            9'h1e1:
+                \$1395 [481] = 1'h1;
+            9'h1e2:
+                \$1395 [482] = 1'h1;
+            9'h1e3:
+                \$1395 [483] = 1'h1;
+            9'h1e4:
+                \$1395 [484] = 1'h1;
+            9'h1e5:
+                \$1395 [485] = 1'h1;
+            9'h1e6:
+                \$1395 [486] = 1'h1;
+            9'h1e7:
+                \$1395 [487] = 1'h1;
+            9'h1e8:
+                \$1395 [488] = 1'h1;
+            9'h1e9:
+                \$1395 [489] = 1'h1;
+            9'h1ea:
+                \$1395 [490] = 1'h1;
+            9'h1eb:
+                \$1395 [491] = 1'h1;
+            9'h1ec:
+                \$1395 [492] = 1'h1;
+            9'h1ed:
+                \$1395 [493] = 1'h1;
+            9'h1ee:
+                \$1395 [494] = 1'h1;
+            9'h1ef:
+                \$1395 [495] = 1'h1;
+            9'h1f0:
+                \$1395 [496] = 1'h1;
+            9'h1f1:
+                \$1395 [497] = 1'h1;
+            9'h1f2:
+                \$1395 [498] = 1'h1;
+            9'h1f3:
+                \$1395 [499] = 1'h1;
+            9'h1f4:
+                \$1395 [500] = 1'h1;
+            9'h1f5:
+                \$1395 [501] = 1'h1;
+            9'h1f6:
+                \$1395 [502] = 1'h1;
+            9'h1f7:
+                \$1395 [503] = 1'h1;
+            9'h1f8:
+                \$1395 [504] = 1'h1;
+            9'h1f9:
+                \$1395 [505] = 1'h1;
+            9'h1fa:
+                \$1395 [506] = 1'h1;
+            9'h1fb:
+                \$1395 [507] = 1'h1;
+            9'h1fc:
+                \$1395 [508] = 1'h1;
+            9'h1fd:
+                \$1395 [509] = 1'h1;
+            9'h1fe:
+                \$1395 [510] = 1'h1;
+            9'h1ff:
+                \$1395 [511] = 1'h1;
+          endcase
+        end
+      end
     end
-    if (rst) begin
-      \$1339  = 4'h0;
+    if (bincu1_pred_valid) begin
+      if (bincu1_pred[11]) begin
+        if (\$1141 ) begin
+          (* full_case = 32'd1 *)
+          casez (bincu1_d2[8:0])
+            9'h000:
+                \$1395 [0] = 1'h1;
+            9'h001:
+                \$1395 [1] = 1'h1;
+            9'h002:
+                \$1395 [2] = 1'h1;
+            9'h003:
+                \$1395 [3] = 1'h1;
+            9'h004:
+                \$1395 [4] = 1'h1;
+            9'h005:
+                \$1395 [5] = 1'h1;
+            9'h006:
+                \$1395 [6] = 1'h1;
+            9'h007:
+                \$1395 [7] = 1'h1;
+            9'h008:
+                \$1395 [8] = 1'h1;
+            9'h009:
+                \$1395 [9] = 1'h1;
+            9'h00a:
+                \$1395 [10] = 1'h1;
+            9'h00b:
+                \$1395 [11] = 1'h1;
+            9'h00c:
+                \$1395 [12] = 1'h1;
+            9'h00d:
+                \$1395 [13] = 1'h1;
+            9'h00e:
+                \$1395 [14] = 1'h1;
+            9'h00f:
+                \$1395 [15] = 1'h1;
+            9'h010:
+                \$1395 [16] = 1'h1;
+            9'h011:
+                \$1395 [17] = 1'h1;
+            9'h012:
+                \$1395 [18] = 1'h1;
+            9'h013:
+                \$1395 [19] = 1'h1;
+            9'h014:
+                \$1395 [20] = 1'h1;
+            9'h015:
+                \$1395 [21] = 1'h1;
+            9'h016:
+                \$1395 [22] = 1'h1;
+            9'h017:
+                \$1395 [23] = 1'h1;
+            9'h018:
+                \$1395 [24] = 1'h1;
+            9'h019:
+                \$1395 [25] = 1'h1;
+            9'h01a:
+                \$1395 [26] = 1'h1;
+            9'h01b:
+                \$1395 [27] = 1'h1;
+            9'h01c:
+                \$1395 [28] = 1'h1;
+            9'h01d:
+                \$1395 [29] = 1'h1;
+            9'h01e:
+                \$1395 [30] = 1'h1;
+            9'h01f:
+                \$1395 [31] = 1'h1;
+            9'h020:
+                \$1395 [32] = 1'h1;
+            9'h021:
+                \$1395 [33] = 1'h1;
+            9'h022:
+                \$1395 [34] = 1'h1;
+            9'h023:
+                \$1395 [35] = 1'h1;
+            9'h024:
+                \$1395 [36] = 1'h1;
+            9'h025:
+                \$1395 [37] = 1'h1;
+            9'h026:
+                \$1395 [38] = 1'h1;
+            9'h027:
+                \$1395 [39] = 1'h1;
+            9'h028:
+                \$1395 [40] = 1'h1;
+            9'h029:
+                \$1395 [41] = 1'h1;
+            9'h02a:
+                \$1395 [42] = 1'h1;
+            9'h02b:
+                \$1395 [43] = 1'h1;
+            9'h02c:
+                \$1395 [44] = 1'h1;
+            9'h02d:
+                \$1395 [45] = 1'h1;
+            9'h02e:
+                \$1395 [46] = 1'h1;
+            9'h02f:
+                \$1395 [47] = 1'h1;
+            9'h030:
+                \$1395 [48] = 1'h1;
+            9'h031:
+                \$1395 [49] = 1'h1;
+            9'h032:
+                \$1395 [50] = 1'h1;
+            9'h033:
+                \$1395 [51] = 1'h1;
+            9'h034:
+                \$1395 [52] = 1'h1;
+            9'h035:
+                \$1395 [53] = 1'h1;
+            9'h036:
+                \$1395 [54] = 1'h1;
+            9'h037:
+                \$1395 [55] = 1'h1;
+            9'h038:
+                \$1395 [56] = 1'h1;
+            9'h039:
+                \$1395 [57] = 1'h1;
+            9'h03a:
+                \$1395 [58] = 1'h1;
+            9'h03b:
+                \$1395 [59] = 1'h1;
+            9'h03c:
+                \$1395 [60] = 1'h1;
+            9'h03d:
+                \$1395 [61] = 1'h1;
+            9'h03e:
+                \$1395 [62] = 1'h1;
+            9'h03f:
+                \$1395 [63] = 1'h1;
+            9'h040:
+                \$1395 [64] = 1'h1;
+            9'h041:
+                \$1395 [65] = 1'h1;
+            9'h042:
+                \$1395 [66] = 1'h1;
+            9'h043:
+                \$1395 [67] = 1'h1;
+            9'h044:
+                \$1395 [68] = 1'h1;
+            9'h045:
+                \$1395 [69] = 1'h1;
+            9'h046:
+                \$1395 [70] = 1'h1;
+            9'h047:
+                \$1395 [71] = 1'h1;
+            9'h048:
+                \$1395 [72] = 1'h1;
+            9'h049:
+                \$1395 [73] = 1'h1;
+            9'h04a:
+                \$1395 [74] = 1'h1;
+            9'h04b:
+                \$1395 [75] = 1'h1;
+            9'h04c:
+                \$1395 [76] = 1'h1;
+            9'h04d:
+                \$1395 [77] = 1'h1;
+            9'h04e:
+                \$1395 [78] = 1'h1;
+            9'h04f:
+                \$1395 [79] = 1'h1;
+            9'h050:
+                \$1395 [80] = 1'h1;
+            9'h051:
+                \$1395 [81] = 1'h1;
+            9'h052:
+                \$1395 [82] = 1'h1;
+            9'h053:
+                \$1395 [83] = 1'h1;
+            9'h054:
+                \$1395 [84] = 1'h1;
+            9'h055:
+                \$1395 [85] = 1'h1;
+            9'h056:
+                \$1395 [86] = 1'h1;
+            9'h057:
+                \$1395 [87] = 1'h1;
+            9'h058:
+                \$1395 [88] = 1'h1;
+            9'h059:
+                \$1395 [89] = 1'h1;
+            9'h05a:
+                \$1395 [90] = 1'h1;
+            9'h05b:
+                \$1395 [91] = 1'h1;
+            9'h05c:
+                \$1395 [92] = 1'h1;
+            9'h05d:
+                \$1395 [93] = 1'h1;
+            9'h05e:
+                \$1395 [94] = 1'h1;
+            9'h05f:
+                \$1395 [95] = 1'h1;
+            9'h060:
+                \$1395 [96] = 1'h1;
+            9'h061:
+                \$1395 [97] = 1'h1;
+            9'h062:
+                \$1395 [98] = 1'h1;
+            9'h063:
+                \$1395 [99] = 1'h1;
+            9'h064:
+                \$1395 [100] = 1'h1;
+            9'h065:
+                \$1395 [101] = 1'h1;
+            9'h066:
+                \$1395 [102] = 1'h1;
+            9'h067:
+                \$1395 [103] = 1'h1;
+            9'h068:
+                \$1395 [104] = 1'h1;
+            9'h069:
+                \$1395 [105] = 1'h1;
+            9'h06a:
+                \$1395 [106] = 1'h1;
+            9'h06b:
+                \$1395 [107] = 1'h1;
+            9'h06c:
+                \$1395 [108] = 1'h1;
+            9'h06d:
+                \$1395 [109] = 1'h1;
+            9'h06e:
+                \$1395 [110] = 1'h1;
+            9'h06f:
+                \$1395 [111] = 1'h1;
+            9'h070:
+                \$1395 [112] = 1'h1;
+            9'h071:
+                \$1395 [113] = 1'h1;
+            9'h072:
+                \$1395 [114] = 1'h1;
+            9'h073:
+                \$1395 [115] = 1'h1;
+            9'h074:
+                \$1395 [116] = 1'h1;
+            9'h075:
+                \$1395 [117] = 1'h1;
+            9'h076:
+                \$1395 [118] = 1'h1;
+            9'h077:
+                \$1395 [119] = 1'h1;
+            9'h078:
+                \$1395 [120] = 1'h1;
+            9'h079:
+                \$1395 [121] = 1'h1;
+            9'h07a:
+                \$1395 [122] = 1'h1;
+            9'h07b:
+                \$1395 [123] = 1'h1;
+            9'h07c:
+                \$1395 [124] = 1'h1;
+            9'h07d:
+                \$1395 [125] = 1'h1;
+            9'h07e:
+                \$1395 [126] = 1'h1;
+            9'h07f:
+                \$1395 [127] = 1'h1;
+            9'h080:
+                \$1395 [128] = 1'h1;
+            9'h081:
+                \$1395 [129] = 1'h1;
+            9'h082:
+                \$1395 [130] = 1'h1;
+            9'h083:
+                \$1395 [131] = 1'h1;
+            9'h084:
+                \$1395 [132] = 1'h1;
+            9'h085:
+                \$1395 [133] = 1'h1;
+            9'h086:
+                \$1395 [134] = 1'h1;
+            9'h087:
+                \$1395 [135] = 1'h1;
+            9'h088:
+                \$1395 [136] = 1'h1;
+            9'h089:
+                \$1395 [137] = 1'h1;
+            9'h08a:
+                \$1395 [138] = 1'h1;
+            9'h08b:
+                \$1395 [139] = 1'h1;
+            9'h08c:
+                \$1395 [140] = 1'h1;
+            9'h08d:
+                \$1395 [141] = 1'h1;
+            9'h08e:
+                \$1395 [142] = 1'h1;
+            9'h08f:
+                \$1395 [143] = 1'h1;
+            9'h090:
+                \$1395 [144] = 1'h1;
+            9'h091:
+                \$1395 [145] = 1'h1;
+            9'h092:
+                \$1395 [146] = 1'h1;
+            9'h093:
+                \$1395 [147] = 1'h1;
+            9'h094:
+                \$1395 [148] = 1'h1;
+            9'h095:
+                \$1395 [149] = 1'h1;
+            9'h096:
+                \$1395 [150] = 1'h1;
+            9'h097:
+                \$1395 [151] = 1'h1;
+            9'h098:
+                \$1395 [152] = 1'h1;
+            9'h099:
+                \$1395 [153] = 1'h1;
+            9'h09a:
+                \$1395 [154] = 1'h1;
+            9'h09b:
+                \$1395 [155] = 1'h1;
+            9'h09c:
+                \$1395 [156] = 1'h1;
+            9'h09d:
+                \$1395 [157] = 1'h1;
+            9'h09e:
+                \$1395 [158] = 1'h1;
+            9'h09f:
+                \$1395 [159] = 1'h1;
+            9'h0a0:
+                \$1395 [160] = 1'h1;
+            9'h0a1:
+                \$1395 [161] = 1'h1;
+            9'h0a2:
+                \$1395 [162] = 1'h1;
+            9'h0a3:
+                \$1395 [163] = 1'h1;
+            9'h0a4:
+                \$1395 [164] = 1'h1;
+            9'h0a5:
+                \$1395 [165] = 1'h1;
+            9'h0a6:
+                \$1395 [166] = 1'h1;
+            9'h0a7:
+                \$1395 [167] = 1'h1;
+            9'h0a8:
+                \$1395 [168] = 1'h1;
+            9'h0a9:
+                \$1395 [169] = 1'h1;
+            9'h0aa:
+                \$1395 [170] = 1'h1;
+            9'h0ab:
+                \$1395 [171] = 1'h1;
+            9'h0ac:
+                \$1395 [172] = 1'h1;
+            9'h0ad:
+                \$1395 [173] = 1'h1;
+            9'h0ae:
+                \$1395 [174] = 1'h1;
+            9'h0af:
+                \$1395 [175] = 1'h1;
+            9'h0b0:
+                \$1395 [176] = 1'h1;
+            9'h0b1:
+                \$1395 [177] = 1'h1;
+            9'h0b2:
+                \$1395 [178] = 1'h1;
+            9'h0b3:
+                \$1395 [179] = 1'h1;
+            9'h0b4:
+                \$1395 [180] = 1'h1;
+            9'h0b5:
+                \$1395 [181] = 1'h1;
+            9'h0b6:
+                \$1395 [182] = 1'h1;
+            9'h0b7:
+                \$1395 [183] = 1'h1;
+            9'h0b8:
+                \$1395 [184] = 1'h1;
+            9'h0b9:
+                \$1395 [185] = 1'h1;
+            9'h0ba:
+                \$1395 [186] = 1'h1;
+            9'h0bb:
+                \$1395 [187] = 1'h1;
+            9'h0bc:
+                \$1395 [188] = 1'h1;
+            9'h0bd:
+                \$1395 [189] = 1'h1;
+            9'h0be:
+                \$1395 [190] = 1'h1;
+            9'h0bf:
+                \$1395 [191] = 1'h1;
+            9'h0c0:
+                \$1395 [192] = 1'h1;
+            9'h0c1:
+                \$1395 [193] = 1'h1;
+            9'h0c2:
+                \$1395 [194] = 1'h1;
+            9'h0c3:
+                \$1395 [195] = 1'h1;
+            9'h0c4:
+                \$1395 [196] = 1'h1;
+            9'h0c5:
+                \$1395 [197] = 1'h1;
+            9'h0c6:
+                \$1395 [198] = 1'h1;
+            9'h0c7:
+                \$1395 [199] = 1'h1;
+            9'h0c8:
+                \$1395 [200] = 1'h1;
+            9'h0c9:
+                \$1395 [201] = 1'h1;
+            9'h0ca:
+                \$1395 [202] = 1'h1;
+            9'h0cb:
+                \$1395 [203] = 1'h1;
+            9'h0cc:
+                \$1395 [204] = 1'h1;
+            9'h0cd:
+                \$1395 [205] = 1'h1;
+            9'h0ce:
+                \$1395 [206] = 1'h1;
+            9'h0cf:
+                \$1395 [207] = 1'h1;
+            9'h0d0:
+                \$1395 [208] = 1'h1;
+            9'h0d1:
+                \$1395 [209] = 1'h1;
+            9'h0d2:
+                \$1395 [210] = 1'h1;
+            9'h0d3:
+                \$1395 [211] = 1'h1;
+            9'h0d4:
+                \$1395 [212] = 1'h1;
+            9'h0d5:
+                \$1395 [213] = 1'h1;
+            9'h0d6:
+                \$1395 [214] = 1'h1;
+            9'h0d7:
+                \$1395 [215] = 1'h1;
+            9'h0d8:
+                \$1395 [216] = 1'h1;
+            9'h0d9:
+                \$1395 [217] = 1'h1;
+            9'h0da:
+                \$1395 [218] = 1'h1;
+            9'h0db:
+                \$1395 [219] = 1'h1;
+            9'h0dc:
+                \$1395 [220] = 1'h1;
+            9'h0dd:
+                \$1395 [221] = 1'h1;
+            9'h0de:
+                \$1395 [222] = 1'h1;
+            9'h0df:
+                \$1395 [223] = 1'h1;
+            9'h0e0:
+                \$1395 [224] = 1'h1;
+            9'h0e1:
+                \$1395 [225] = 1'h1;
+            9'h0e2:
+                \$1395 [226] = 1'h1;
+            9'h0e3:
+                \$1395 [227] = 1'h1;
+            9'h0e4:
+                \$1395 [228] = 1'h1;
+            9'h0e5:
+                \$1395 [229] = 1'h1;
+            9'h0e6:
+                \$1395 [230] = 1'h1;
+            9'h0e7:
+                \$1395 [231] = 1'h1;
+            9'h0e8:
+                \$1395 [232] = 1'h1;
+            9'h0e9:
+                \$1395 [233] = 1'h1;
+            9'h0ea:
+                \$1395 [234] = 1'h1;
+            9'h0eb:
+                \$1395 [235] = 1'h1;
+            9'h0ec:
+                \$1395 [236] = 1'h1;
+            9'h0ed:
+                \$1395 [237] = 1'h1;
+            9'h0ee:
+                \$1395 [238] = 1'h1;
+            9'h0ef:
+                \$1395 [239] = 1'h1;
+            9'h0f0:
+                \$1395 [240] = 1'h1;
+            9'h0f1:
+                \$1395 [241] = 1'h1;
+            9'h0f2:
+                \$1395 [242] = 1'h1;
+            9'h0f3:
+                \$1395 [243] = 1'h1;
+            9'h0f4:
+                \$1395 [244] = 1'h1;
+            9'h0f5:
+                \$1395 [245] = 1'h1;
+            9'h0f6:
+                \$1395 [246] = 1'h1;
+            9'h0f7:
+                \$1395 [247] = 1'h1;
+            9'h0f8:
+                \$1395 [248] = 1'h1;
+            9'h0f9:
+                \$1395 [249] = 1'h1;
+            9'h0fa:
+                \$1395 [250] = 1'h1;
+            9'h0fb:
+                \$1395 [251] = 1'h1;
+            9'h0fc:
+                \$1395 [252] = 1'h1;
+            9'h0fd:
+                \$1395 [253] = 1'h1;
+            9'h0fe:
+                \$1395 [254] = 1'h1;
+            9'h0ff:
+                \$1395 [255] = 1'h1;
+            9'h100:
+                \$1395 [256] = 1'h1;
+            9'h101:
+                \$1395 [257] = 1'h1;
+            9'h102:
+                \$1395 [258] = 1'h1;
+            9'h103:
+                \$1395 [259] = 1'h1;
+            9'h104:
+                \$1395 [260] = 1'h1;
+            9'h105:
+                \$1395 [261] = 1'h1;
+            9'h106:
+                \$1395 [262] = 1'h1;
+            9'h107:
+                \$1395 [263] = 1'h1;
+            9'h108:
+                \$1395 [264] = 1'h1;
+            9'h109:
+                \$1395 [265] = 1'h1;
+            9'h10a:
+                \$1395 [266] = 1'h1;
+            9'h10b:
+                \$1395 [267] = 1'h1;
+            9'h10c:
+                \$1395 [268] = 1'h1;
+            9'h10d:
+                \$1395 [269] = 1'h1;
+            9'h10e:
+                \$1395 [270] = 1'h1;
+            9'h10f:
+                \$1395 [271] = 1'h1;
+            9'h110:
+                \$1395 [272] = 1'h1;
+            9'h111:
+                \$1395 [273] = 1'h1;
+            9'h112:
+                \$1395 [274] = 1'h1;
+            9'h113:
+                \$1395 [275] = 1'h1;
+            9'h114:
+                \$1395 [276] = 1'h1;
+            9'h115:
+                \$1395 [277] = 1'h1;
+            9'h116:
+                \$1395 [278] = 1'h1;
+            9'h117:
+                \$1395 [279] = 1'h1;
+            9'h118:
+                \$1395 [280] = 1'h1;
+            9'h119:
+                \$1395 [281] = 1'h1;
+            9'h11a:
+                \$1395 [282] = 1'h1;
+            9'h11b:
+                \$1395 [283] = 1'h1;
+            9'h11c:
+                \$1395 [284] = 1'h1;
+            9'h11d:
+                \$1395 [285] = 1'h1;
+            9'h11e:
+                \$1395 [286] = 1'h1;
+            9'h11f:
+                \$1395 [287] = 1'h1;
+            9'h120:
+                \$1395 [288] = 1'h1;
+            9'h121:
+                \$1395 [289] = 1'h1;
+            9'h122:
+                \$1395 [290] = 1'h1;
+            9'h123:
+                \$1395 [291] = 1'h1;
+            9'h124:
+                \$1395 [292] = 1'h1;
+            9'h125:
+                \$1395 [293] = 1'h1;
+            9'h126:
+                \$1395 [294] = 1'h1;
+            9'h127:
+                \$1395 [295] = 1'h1;
+            9'h128:
+                \$1395 [296] = 1'h1;
+            9'h129:
+                \$1395 [297] = 1'h1;
+            9'h12a:
+                \$1395 [298] = 1'h1;
+            9'h12b:
+                \$1395 [299] = 1'h1;
+            9'h12c:
+                \$1395 [300] = 1'h1;
+            9'h12d:
+                \$1395 [301] = 1'h1;
+            9'h12e:
+                \$1395 [302] = 1'h1;
+            9'h12f:
+                \$1395 [303] = 1'h1;
+            9'h130:
+                \$1395 [304] = 1'h1;
+            9'h131:
+                \$1395 [305] = 1'h1;
+            9'h132:
+                \$1395 [306] = 1'h1;
+            9'h133:
+                \$1395 [307] = 1'h1;
+            9'h134:
+                \$1395 [308] = 1'h1;
+            9'h135:
+                \$1395 [309] = 1'h1;
+            9'h136:
+                \$1395 [310] = 1'h1;
+            9'h137:
+                \$1395 [311] = 1'h1;
+            9'h138:
+                \$1395 [312] = 1'h1;
+            9'h139:
+                \$1395 [313] = 1'h1;
+            9'h13a:
+                \$1395 [314] = 1'h1;
+            9'h13b:
+                \$1395 [315] = 1'h1;
+            9'h13c:
+                \$1395 [316] = 1'h1;
+            9'h13d:
+                \$1395 [317] = 1'h1;
+            9'h13e:
+                \$1395 [318] = 1'h1;
+            9'h13f:
+                \$1395 [319] = 1'h1;
+            9'h140:
+                \$1395 [320] = 1'h1;
+            9'h141:
+                \$1395 [321] = 1'h1;
+            9'h142:
+                \$1395 [322] = 1'h1;
+            9'h143:
+                \$1395 [323] = 1'h1;
+            9'h144:
+                \$1395 [324] = 1'h1;
+            9'h145:
+                \$1395 [325] = 1'h1;
+            9'h146:
+                \$1395 [326] = 1'h1;
+            9'h147:
+                \$1395 [327] = 1'h1;
+            9'h148:
+                \$1395 [328] = 1'h1;
+            9'h149:
+                \$1395 [329] = 1'h1;
+            9'h14a:
+                \$1395 [330] = 1'h1;
+            9'h14b:
+                \$1395 [331] = 1'h1;
+            9'h14c:
+                \$1395 [332] = 1'h1;
+            9'h14d:
+                \$1395 [333] = 1'h1;
+            9'h14e:
+                \$1395 [334] = 1'h1;
+            9'h14f:
+                \$1395 [335] = 1'h1;
+            9'h150:
+                \$1395 [336] = 1'h1;
+            9'h151:
+                \$1395 [337] = 1'h1;
+            9'h152:
+                \$1395 [338] = 1'h1;
+            9'h153:
+                \$1395 [339] = 1'h1;
+            9'h154:
+                \$1395 [340] = 1'h1;
+            9'h155:
+                \$1395 [341] = 1'h1;
+            9'h156:
+                \$1395 [342] = 1'h1;
+            9'h157:
+                \$1395 [343] = 1'h1;
+            9'h158:
+                \$1395 [344] = 1'h1;
+            9'h159:
+                \$1395 [345] = 1'h1;
+            9'h15a:
+                \$1395 [346] = 1'h1;
+            9'h15b:
+                \$1395 [347] = 1'h1;
+            9'h15c:
+                \$1395 [348] = 1'h1;
+            9'h15d:
+                \$1395 [349] = 1'h1;
+            9'h15e:
+                \$1395 [350] = 1'h1;
+            9'h15f:
+                \$1395 [351] = 1'h1;
+            9'h160:
+                \$1395 [352] = 1'h1;
+            9'h161:
+                \$1395 [353] = 1'h1;
+            9'h162:
+                \$1395 [354] = 1'h1;
+            9'h163:
+                \$1395 [355] = 1'h1;
+            9'h164:
+                \$1395 [356] = 1'h1;
+            9'h165:
+                \$1395 [357] = 1'h1;
+            9'h166:
+                \$1395 [358] = 1'h1;
+            9'h167:
+                \$1395 [359] = 1'h1;
+            9'h168:
+                \$1395 [360] = 1'h1;
+            9'h169:
+                \$1395 [361] = 1'h1;
+            9'h16a:
+                \$1395 [362] = 1'h1;
+            9'h16b:
+                \$1395 [363] = 1'h1;
+            9'h16c:
+                \$1395 [364] = 1'h1;
+            9'h16d:
+                \$1395 [365] = 1'h1;
+            9'h16e:
+                \$1395 [366] = 1'h1;
+            9'h16f:
+                \$1395 [367] = 1'h1;
+            9'h170:
+                \$1395 [368] = 1'h1;
+            9'h171:
+                \$1395 [369] = 1'h1;
+            9'h172:
+                \$1395 [370] = 1'h1;
+            9'h173:
+                \$1395 [371] = 1'h1;
+            9'h174:
+                \$1395 [372] = 1'h1;
+            9'h175:
+                \$1395 [373] = 1'h1;
+            9'h176:
+                \$1395 [374] = 1'h1;
+            9'h177:
+                \$1395 [375] = 1'h1;
+            9'h178:
+                \$1395 [376] = 1'h1;
+            9'h179:
+                \$1395 [377] = 1'h1;
+            9'h17a:
+                \$1395 [378] = 1'h1;
+            9'h17b:
+                \$1395 [379] = 1'h1;
+            9'h17c:
+                \$1395 [380] = 1'h1;
+            9'h17d:
+                \$1395 [381] = 1'h1;
+            9'h17e:
+                \$1395 [382] = 1'h1;
+            9'h17f:
+                \$1395 [383] = 1'h1;
+            9'h180:
+                \$1395 [384] = 1'h1;
+            9'h181:
+                \$1395 [385] = 1'h1;
+            9'h182:
+                \$1395 [386] = 1'h1;
+            9'h183:
+                \$1395 [387] = 1'h1;
+            9'h184:
+                \$1395 [388] = 1'h1;
+            9'h185:
+                \$1395 [389] = 1'h1;
+            9'h186:
+                \$1395 [390] = 1'h1;
+            9'h187:
+                \$1395 [391] = 1'h1;
+            9'h188:
+                \$1395 [392] = 1'h1;
+            9'h189:
+                \$1395 [393] = 1'h1;
+            9'h18a:
+                \$1395 [394] = 1'h1;
+            9'h18b:
+                \$1395 [395] = 1'h1;
+            9'h18c:
+                \$1395 [396] = 1'h1;
+            9'h18d:
+                \$1395 [397] = 1'h1;
+            9'h18e:
+                \$1395 [398] = 1'h1;
+            9'h18f:
+                \$1395 [399] = 1'h1;
+            9'h190:
+                \$1395 [400] = 1'h1;
+            9'h191:
+                \$1395 [401] = 1'h1;
+            9'h192:
+                \$1395 [402] = 1'h1;
+            9'h193:
+                \$1395 [403] = 1'h1;
+            9'h194:
+                \$1395 [404] = 1'h1;
+            9'h195:
+                \$1395 [405] = 1'h1;
+            9'h196:
+                \$1395 [406] = 1'h1;
+            9'h197:
+                \$1395 [407] = 1'h1;
+            9'h198:
+                \$1395 [408] = 1'h1;
+            9'h199:
+                \$1395 [409] = 1'h1;
+            9'h19a:
+                \$1395 [410] = 1'h1;
+            9'h19b:
+                \$1395 [411] = 1'h1;
+            9'h19c:
+                \$1395 [412] = 1'h1;
+            9'h19d:
+                \$1395 [413] = 1'h1;
+            9'h19e:
+                \$1395 [414] = 1'h1;
+            9'h19f:
+                \$1395 [415] = 1'h1;
+            9'h1a0:
+                \$1395 [416] = 1'h1;
+            9'h1a1:
+                \$1395 [417] = 1'h1;
+            9'h1a2:
+                \$1395 [418] = 1'h1;
+            9'h1a3:
+                \$1395 [419] = 1'h1;
+            9'h1a4:
+                \$1395 [420] = 1'h1;
+            9'h1a5:
+                \$1395 [421] = 1'h1;
+            9'h1a6:
+                \$1395 [422] = 1'h1;
+            9'h1a7:
+                \$1395 [423] = 1'h1;
+            9'h1a8:
+                \$1395 [424] = 1'h1;
+            9'h1a9:
+                \$1395 [425] = 1'h1;
+            9'h1aa:
+                \$1395 [426] = 1'h1;
+            9'h1ab:
+                \$1395 [427] = 1'h1;
+            9'h1ac:
+                \$1395 [428] = 1'h1;
+            9'h1ad:
+                \$1395 [429] = 1'h1;
+            9'h1ae:
+                \$1395 [430] = 1'h1;
+            9'h1af:
+                \$1395 [431] = 1'h1;
+            9'h1b0:
+                \$1395 [432] = 1'h1;
+            9'h1b1:
+                \$1395 [433] = 1'h1;
+            9'h1b2:
+                \$1395 [434] = 1'h1;
+            9'h1b3:
+                \$1395 [435] = 1'h1;
+            9'h1b4:
+                \$1395 [436] = 1'h1;
+            9'h1b5:
+                \$1395 [437] = 1'h1;
+            9'h1b6:
+                \$1395 [438] = 1'h1;
+            9'h1b7:
+                \$1395 [439] = 1'h1;
+            9'h1b8:
+                \$1395 [440] = 1'h1;
+            9'h1b9:
+                \$1395 [441] = 1'h1;
+            9'h1ba:
+                \$1395 [442] = 1'h1;
+            9'h1bb:
+                \$1395 [443] = 1'h1;
+            9'h1bc:
+                \$1395 [444] = 1'h1;
+            9'h1bd:
+                \$1395 [445] = 1'h1;
+            9'h1be:
+                \$1395 [446] = 1'h1;
+            9'h1bf:
+                \$1395 [447] = 1'h1;
+            9'h1c0:
+                \$1395 [448] = 1'h1;
+            9'h1c1:
+                \$1395 [449] = 1'h1;
+            9'h1c2:
+                \$1395 [450] = 1'h1;
+            9'h1c3:
+                \$1395 [451] = 1'h1;
+            9'h1c4:
+                \$1395 [452] = 1'h1;
+            9'h1c5:
+                \$1395 [453] = 1'h1;
+            9'h1c6:
+                \$1395 [454] = 1'h1;
+            9'h1c7:
+                \$1395 [455] = 1'h1;
+            9'h1c8:
+                \$1395 [456] = 1'h1;
+            9'h1c9:
+                \$1395 [457] = 1'h1;
+            9'h1ca:
+                \$1395 [458] = 1'h1;
+            9'h1cb:
+                \$1395 [459] = 1'h1;
+            9'h1cc:
+                \$1395 [460] = 1'h1;
+            9'h1cd:
+                \$1395 [461] = 1'h1;
+            9'h1ce:
+                \$1395 [462] = 1'h1;
+            9'h1cf:
+                \$1395 [463] = 1'h1;
+            9'h1d0:
+                \$1395 [464] = 1'h1;
+            9'h1d1:
+                \$1395 [465] = 1'h1;
+            9'h1d2:
+                \$1395 [466] = 1'h1;
+            9'h1d3:
+                \$1395 [467] = 1'h1;
+            9'h1d4:
+                \$1395 [468] = 1'h1;
+            9'h1d5:
+                \$1395 [469] = 1'h1;
+            9'h1d6:
+                \$1395 [470] = 1'h1;
+            9'h1d7:
+                \$1395 [471] = 1'h1;
+            9'h1d8:
+                \$1395 [472] = 1'h1;
+            9'h1d9:
+                \$1395 [473] = 1'h1;
+            9'h1da:
+                \$1395 [474] = 1'h1;
+            9'h1db:
+                \$1395 [475] = 1'h1;
+            9'h1dc:
+                \$1395 [476] = 1'h1;
+            9'h1dd:
+                \$1395 [477] = 1'h1;
+            9'h1de:
+                \$1395 [478] = 1'h1;
+            9'h1df:
+                \$1395 [479] = 1'h1;
+            9'h1e0:
+                \$1395 [480] = 1'h1;
+            9'h1e1:
+                \$1395 [481] = 1'h1;
+            9'h1e2:
+                \$1395 [482] = 1'h1;
+            9'h1e3:
+                \$1395 [483] = 1'h1;
+            9'h1e4:
+                \$1395 [484] = 1'h1;
+            9'h1e5:
+                \$1395 [485] = 1'h1;
+            9'h1e6:
+                \$1395 [486] = 1'h1;
+            9'h1e7:
+                \$1395 [487] = 1'h1;
+            9'h1e8:
+                \$1395 [488] = 1'h1;
+            9'h1e9:
+                \$1395 [489] = 1'h1;
+            9'h1ea:
+                \$1395 [490] = 1'h1;
+            9'h1eb:
+                \$1395 [491] = 1'h1;
+            9'h1ec:
+                \$1395 [492] = 1'h1;
+            9'h1ed:
+                \$1395 [493] = 1'h1;
+            9'h1ee:
+                \$1395 [494] = 1'h1;
+            9'h1ef:
+                \$1395 [495] = 1'h1;
+            9'h1f0:
+                \$1395 [496] = 1'h1;
+            9'h1f1:
+                \$1395 [497] = 1'h1;
+            9'h1f2:
+                \$1395 [498] = 1'h1;
+            9'h1f3:
+                \$1395 [499] = 1'h1;
+            9'h1f4:
+                \$1395 [500] = 1'h1;
+            9'h1f5:
+                \$1395 [501] = 1'h1;
+            9'h1f6:
+                \$1395 [502] = 1'h1;
+            9'h1f7:
+                \$1395 [503] = 1'h1;
+            9'h1f8:
+                \$1395 [504] = 1'h1;
+            9'h1f9:
+                \$1395 [505] = 1'h1;
+            9'h1fa:
+                \$1395 [506] = 1'h1;
+            9'h1fb:
+                \$1395 [507] = 1'h1;
+            9'h1fc:
+                \$1395 [508] = 1'h1;
+            9'h1fd:
+                \$1395 [509] = 1'h1;
+            9'h1fe:
+                \$1395 [510] = 1'h1;
+            9'h1ff:
+                \$1395 [511] = 1'h1;
+          endcase
+        end
+      end
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1340  = run_target;
-    if (\$1114 ) begin
-      \$1340  = \$1116 [8:0];
-    end
-    if (rst) begin
-      \$1340  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1341  = \$signal$312 ;
-    if (\$1117 ) begin
-      \$1341  = \$1121 [4:0];
-      if (\$1130 ) begin
-        \$1341  = 5'h00;
+    if (\$1160 ) begin
+      if (\$1162 ) begin
+        \$1395  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1341  = 5'h00;
+      \$1395  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1342  = out_v;
-    if (\$1117 ) begin
-      \$1342  = \$1125 [2:0];
-      if (\$1130 ) begin
-        \$1342  = 3'h0;
+    \$1396  = done;
+    if (running) begin
+      \$1396  = \$612 [9:0];
+    end
+    if (\$1160 ) begin
+      \$1396  = 10'h000;
+    end
+    if (rst) begin
+      \$1396  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1397  = \$signal$426 ;
+    if (running) begin
+      \$1397  = \$1142 [31:0];
+    end
+    if (\$1160 ) begin
+      \$1397  = 32'd0;
+    end
+    if (rst) begin
+      \$1397  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1398  = macs;
+    if (running) begin
+      \$1398  = \$1144 [31:0];
+    end
+    if (\$1160 ) begin
+      \$1398  = 32'd0;
+    end
+    if (rst) begin
+      \$1398  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1399  = running;
+    if (running) begin
+      if (\$1145 ) begin
+        \$1399  = 1'h0;
+      end
+    end
+    if (\$1160 ) begin
+      \$1399  = 1'h1;
+    end
+    if (rst) begin
+      \$1399  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1400  = out_full;
+    if (running) begin
+      if (\$1145 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$63 )
+          1'h0:
+              \$1400 [0] = 1'h1;
+          1'h1:
+              \$1400 [1] = 1'h1;
+        endcase
+      end
+    end
+    if (\$1163 ) begin
+      if (\$1184 ) begin
+        (* full_case = 32'd1 *)
+        casez (out_buf)
+          1'h0:
+              \$1400 [0] = 1'h0;
+          1'h1:
+              \$1400 [1] = 1'h0;
+        endcase
       end
     end
     if (rst) begin
-      \$1342  = 3'h0;
+      \$1400  = 2'h0;
     end
   end
-  assign loading = op__ready;
-  assign draining = y__valid;
-  assign cu0_weights_waddr = { \$signal$42 , \$signal$41  };
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1401  = \$signal$63 ;
+    if (running) begin
+      if (\$1145 ) begin
+        \$1401  = \$1146 ;
+      end
+    end
+    if (rst) begin
+      \$1401  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1402  = out0_vectors;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1147 ) begin
+          \$1402  = \$signal$30 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$1402  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1403  = out0_run_cycles;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1147 ) begin
+          \$1403  = \$1148 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1403  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1404  = out0_macs;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1147 ) begin
+          \$1404  = \$1150 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1404  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1405  = out1_vectors;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1405  = \$signal$30 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$1405  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1406  = out1_run_cycles;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1406  = \$1152 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1406  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1407  = out1_macs;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1407  = \$1154 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1407  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1408  = \$signal$30 ;
+    if (\$1160 ) begin
+      if (\$1161 ) begin
+        \$1408  = in0_vectors;
+      end
+      if (\$1162 ) begin
+        \$1408  = in1_vectors;
+      end
+    end
+    if (rst) begin
+      \$1408  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1409  = run_target;
+    if (\$1160 ) begin
+      if (\$1161 ) begin
+        \$1409  = in0_target;
+      end
+      if (\$1162 ) begin
+        \$1409  = in1_target;
+      end
+    end
+    if (rst) begin
+      \$1409  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1410  = \$signal$315 ;
+    if (\$1163 ) begin
+      \$1410  = \$1167 [4:0];
+    end
+    if (rst) begin
+      \$1410  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1411  = out_v;
+    if (\$1163 ) begin
+      \$1411  = \$1178 [3:0];
+    end
+    if (rst) begin
+      \$1411  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1412  = out_buf;
+    if (\$1163 ) begin
+      if (\$1184 ) begin
+        \$1412  = \$1185 ;
+      end
+    end
+    if (rst) begin
+      \$1412  = 1'h0;
+    end
+  end
+  assign cu0_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu0_weights_wdata = op__payload[215:152];
-  assign cu0_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu0_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu0_inputs_wdata = op__payload[215:152];
   assign table_pos = cu0_table_waddr;
   assign cu0_table_wdata = op__payload[144:44];
   assign cu0_weights_raddr = { cu0_a_pos, cu0_a_word };
-  assign cu0_inputs_raddr = { cu0_a_v, cu0_a_word };
+  assign cu0_inputs_raddr = { \$signal$63 , cu0_a_v, cu0_a_word };
   assign cu0_table_raddr = cu0_a_pos;
-  assign cu0_acc = \$50 [31:0];
-  assign cu1_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu0_acc = \$57 [31:0];
+  assign cu1_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu1_weights_wdata = op__payload[215:152];
-  assign cu1_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu1_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu1_inputs_wdata = op__payload[215:152];
   assign cu1_table_waddr = cu0_table_waddr;
   assign cu1_table_wdata = op__payload[144:44];
   assign cu1_weights_raddr = { cu1_a_pos, cu1_a_word };
-  assign cu1_inputs_raddr = { cu1_a_v, cu1_a_word };
+  assign cu1_inputs_raddr = { \$signal$63 , cu1_a_v, cu1_a_word };
   assign cu1_table_raddr = cu1_a_pos;
-  assign cu1_acc = \$77 [31:0];
-  assign cu2_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu1_acc = \$84 [31:0];
+  assign cu2_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu2_weights_wdata = op__payload[215:152];
-  assign cu2_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu2_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu2_inputs_wdata = op__payload[215:152];
   assign cu2_table_waddr = cu0_table_waddr;
   assign cu2_table_wdata = op__payload[144:44];
   assign cu2_weights_raddr = { cu2_a_pos, cu2_a_word };
-  assign cu2_inputs_raddr = { cu2_a_v, cu2_a_word };
+  assign cu2_inputs_raddr = { \$signal$63 , cu2_a_v, cu2_a_word };
   assign cu2_table_raddr = cu2_a_pos;
-  assign cu2_acc = \$104 [31:0];
-  assign cu3_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu2_acc = \$111 [31:0];
+  assign cu3_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu3_weights_wdata = op__payload[215:152];
-  assign cu3_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu3_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu3_inputs_wdata = op__payload[215:152];
   assign cu3_table_waddr = cu0_table_waddr;
   assign cu3_table_wdata = op__payload[144:44];
   assign cu3_weights_raddr = { cu3_a_pos, cu3_a_word };
-  assign cu3_inputs_raddr = { cu3_a_v, cu3_a_word };
+  assign cu3_inputs_raddr = { \$signal$63 , cu3_a_v, cu3_a_word };
   assign cu3_table_raddr = cu3_a_pos;
-  assign cu3_acc = \$131 [31:0];
-  assign cu4_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu3_acc = \$138 [31:0];
+  assign cu4_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu4_weights_wdata = op__payload[215:152];
-  assign cu4_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu4_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu4_inputs_wdata = op__payload[215:152];
   assign cu4_table_waddr = cu0_table_waddr;
   assign cu4_table_wdata = op__payload[144:44];
   assign cu4_weights_raddr = { cu4_a_pos, cu4_a_word };
-  assign cu4_inputs_raddr = { cu4_a_v, cu4_a_word };
+  assign cu4_inputs_raddr = { \$signal$63 , cu4_a_v, cu4_a_word };
   assign cu4_table_raddr = cu4_a_pos;
-  assign cu4_acc = \$158 [31:0];
-  assign cu5_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu4_acc = \$165 [31:0];
+  assign cu5_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu5_weights_wdata = op__payload[215:152];
-  assign cu5_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu5_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu5_inputs_wdata = op__payload[215:152];
   assign cu5_table_waddr = cu0_table_waddr;
   assign cu5_table_wdata = op__payload[144:44];
   assign cu5_weights_raddr = { cu5_a_pos, cu5_a_word };
-  assign cu5_inputs_raddr = { cu5_a_v, cu5_a_word };
+  assign cu5_inputs_raddr = { \$signal$63 , cu5_a_v, cu5_a_word };
   assign cu5_table_raddr = cu5_a_pos;
-  assign cu5_acc = \$185 [31:0];
-  assign cu6_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu5_acc = \$192 [31:0];
+  assign cu6_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu6_weights_wdata = op__payload[215:152];
-  assign cu6_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu6_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu6_inputs_wdata = op__payload[215:152];
   assign cu6_table_waddr = cu0_table_waddr;
   assign cu6_table_wdata = op__payload[144:44];
   assign cu6_weights_raddr = { cu6_a_pos, cu6_a_word };
-  assign cu6_inputs_raddr = { cu6_a_v, cu6_a_word };
+  assign cu6_inputs_raddr = { \$signal$63 , cu6_a_v, cu6_a_word };
   assign cu6_table_raddr = cu6_a_pos;
-  assign cu6_acc = \$212 [31:0];
-  assign cu7_weights_waddr = { \$signal$42 , \$signal$41  };
+  assign cu6_acc = \$219 [31:0];
+  assign cu7_weights_waddr = { \$signal$44 , \$signal$43  };
   assign cu7_weights_wdata = op__payload[215:152];
-  assign cu7_inputs_waddr = { x_vec[2:0], \$signal$46  };
+  assign cu7_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
   assign cu7_inputs_wdata = op__payload[215:152];
   assign cu7_table_waddr = cu0_table_waddr;
   assign cu7_table_wdata = op__payload[144:44];
   assign cu7_weights_raddr = { cu7_a_pos, cu7_a_word };
-  assign cu7_inputs_raddr = { cu7_a_v, cu7_a_word };
+  assign cu7_inputs_raddr = { \$signal$63 , cu7_a_v, cu7_a_word };
   assign cu7_table_raddr = cu7_a_pos;
-  assign cu7_acc = \$239 [31:0];
-  assign bincu0_weights_waddr = { \$signal$42 , \$signal$215  };
-  assign bincu0_weights_wdata = { \$319 , \$309 , \$299 , \$289 , \$279 , \$269 , \$259 , \$249  };
-  assign bincu0_inputs_waddr = { x_vec[2:0], x_bin };
-  assign bincu0_inputs_wdata = { \$405 , \$395 , \$385 , \$375 , \$365 , \$355 , \$345 , \$335  };
+  assign cu7_acc = \$246 [31:0];
+  assign bincu0_weights_waddr = { \$signal$44 , \$signal$218  };
+  assign bincu0_weights_wdata = { \$326 , \$316 , \$306 , \$296 , \$286 , \$276 , \$266 , \$256  };
+  assign bincu0_inputs_waddr = { \$signal$12 , x_vec[3:0], x_bin };
+  assign bincu0_inputs_wdata = { \$412 , \$402 , \$392 , \$382 , \$372 , \$362 , \$352 , \$342  };
   assign bincu0_table_waddr = cu0_table_waddr;
   assign bincu0_table_wdata = op__payload[144:44];
   assign bincu0_weights_raddr = { bincu0_a_pos, bincu0_a_word };
-  assign bincu0_inputs_raddr = { bincu0_a_v, bincu0_a_word };
+  assign bincu0_inputs_raddr = { \$signal$63 , bincu0_a_v, bincu0_a_word };
   assign bincu0_table_raddr = bincu0_a_pos;
-  assign bincu1_weights_waddr = { \$signal$42 , \$signal$215  };
-  assign bincu1_weights_wdata = { \$497 , \$487 , \$477 , \$467 , \$457 , \$447 , \$437 , \$427  };
-  assign bincu1_inputs_waddr = { x_vec[2:0], x_bin };
-  assign bincu1_inputs_wdata = { \$583 , \$573 , \$563 , \$553 , \$543 , \$533 , \$523 , \$513  };
+  assign bincu1_weights_waddr = { \$signal$44 , \$signal$218  };
+  assign bincu1_weights_wdata = { \$504 , \$494 , \$484 , \$474 , \$464 , \$454 , \$444 , \$434  };
+  assign bincu1_inputs_waddr = { \$signal$12 , x_vec[3:0], x_bin };
+  assign bincu1_inputs_wdata = { \$590 , \$580 , \$570 , \$560 , \$550 , \$540 , \$530 , \$520  };
   assign bincu1_table_waddr = cu0_table_waddr;
   assign bincu1_table_wdata = op__payload[144:44];
   assign bincu1_weights_raddr = { bincu1_a_pos, bincu1_a_word };
-  assign bincu1_inputs_raddr = { bincu1_a_v, bincu1_a_word };
+  assign bincu1_inputs_raddr = { \$signal$63 , bincu1_a_v, bincu1_a_word };
   assign bincu1_table_raddr = bincu1_a_pos;
-  assign finished = \$605 [8:0];
+  assign finished = \$612 [9:0];
   assign index = 3'h0;
-  assign \index$404  = 1'h0;
+  assign \index$417  = 1'h0;
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.last  = op__payload[2];
   assign \op__payload.run  = op__payload[3];
@@ -13497,49 +21085,54 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \cu7_table_rdata.bias  = cu7_table_rdata[36:5];
   assign \cu7_table_rdata.m_q  = cu7_table_rdata[68:37];
   assign \cu7_table_rdata.b_q  = cu7_table_rdata[100:69];
-  assign y__payload[96:65] = macs;
-  assign y__payload[64:33] = \$signal$317 ;
-  assign y__payload[31:0] = \$617 ;
-  assign y__payload[32] = \$616 ;
+  assign y__payload[96:65] = \$640 ;
+  assign y__payload[64:33] = \$639 ;
+  assign y__payload[31:0] = \$638 ;
+  assign y__payload[32] = \$637 ;
   assign bincu1_chunk[199:168] = bincu1_table_rdata[100:69];
   assign bincu1_chunk[167:136] = bincu1_table_rdata[68:37];
-  assign bincu1_chunk[134:128] = \$595 ;
+  assign bincu1_chunk[134:128] = \$602 ;
   assign bincu1_chunk[135] = bincu1_b_last;
   assign bincu1_chunk[127:64] = bincu1_weights_rdata;
   assign bincu1_chunk[63:0] = bincu1_inputs_rdata;
   assign bincu0_chunk[199:168] = bincu0_table_rdata[100:69];
   assign bincu0_chunk[167:136] = bincu0_table_rdata[68:37];
-  assign bincu0_chunk[134:128] = \$417 ;
+  assign bincu0_chunk[134:128] = \$424 ;
   assign bincu0_chunk[135] = bincu0_b_last;
   assign bincu0_chunk[127:64] = bincu0_weights_rdata;
   assign bincu0_chunk[63:0] = bincu0_inputs_rdata;
-  assign cu0_weights_we = \$25 ;
-  assign cu0_inputs_we = \$27 ;
-  assign cu0_table_we = \$29 ;
-  assign cu1_weights_we = \$52 ;
-  assign cu1_inputs_we = \$54 ;
-  assign cu1_table_we = \$56 ;
-  assign cu2_weights_we = \$79 ;
-  assign cu2_inputs_we = \$81 ;
-  assign cu2_table_we = \$83 ;
-  assign cu3_weights_we = \$106 ;
-  assign cu3_inputs_we = \$108 ;
-  assign cu3_table_we = \$110 ;
-  assign cu4_weights_we = \$133 ;
-  assign cu4_inputs_we = \$135 ;
-  assign cu4_table_we = \$137 ;
-  assign cu5_weights_we = \$160 ;
-  assign cu5_inputs_we = \$162 ;
-  assign cu5_table_we = \$164 ;
-  assign cu6_weights_we = \$187 ;
-  assign cu6_inputs_we = \$189 ;
-  assign cu6_table_we = \$191 ;
-  assign cu7_weights_we = \$214 ;
-  assign cu7_inputs_we = \$216 ;
-  assign cu7_table_we = \$218 ;
-  assign bincu0_table_we = \$413 ;
-  assign bincu1_table_we = \$591 ;
-  assign \$1075  = \$1074 ;
+  assign cu0_weights_we = \$32 ;
+  assign cu0_inputs_we = \$34 ;
+  assign cu0_table_we = \$36 ;
+  assign cu1_weights_we = \$59 ;
+  assign cu1_inputs_we = \$61 ;
+  assign cu1_table_we = \$63 ;
+  assign cu2_weights_we = \$86 ;
+  assign cu2_inputs_we = \$88 ;
+  assign cu2_table_we = \$90 ;
+  assign cu3_weights_we = \$113 ;
+  assign cu3_inputs_we = \$115 ;
+  assign cu3_table_we = \$117 ;
+  assign cu4_weights_we = \$140 ;
+  assign cu4_inputs_we = \$142 ;
+  assign cu4_table_we = \$144 ;
+  assign cu5_weights_we = \$167 ;
+  assign cu5_inputs_we = \$169 ;
+  assign cu5_table_we = \$171 ;
+  assign cu6_weights_we = \$194 ;
+  assign cu6_inputs_we = \$196 ;
+  assign cu6_table_we = \$198 ;
+  assign cu7_weights_we = \$221 ;
+  assign cu7_inputs_we = \$223 ;
+  assign cu7_table_we = \$225 ;
+  assign bincu0_table_we = \$420 ;
+  assign bincu1_table_we = \$598 ;
+  assign \$896  = \$signal$12 ;
+  assign \$1106  = \$1105 ;
+  assign \$1139  = \$signal$63 ;
+  assign \$1141  = \$signal$63 ;
+  assign \$1151  = \$signal$63 ;
+  assign \$1162  = \$signal$63 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13550,54 +21143,54 @@ module \mor_default.rejected (rst, r_rdy, r_data, r_en, w_en, w_port__data, clk)
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [9:0] \$14 ;
-  reg [7:0] \$15 ;
-  reg [7:0] \$16 ;
-  reg [8:0] \$17 ;
-  wire [8:0] \$2 ;
+  wire [10:0] \$14 ;
+  reg [8:0] \$15 ;
+  reg [8:0] \$16 ;
+  reg [9:0] \$17 ;
+  wire [9:0] \$2 ;
   wire \$3 ;
-  wire [8:0] \$4 ;
+  wire [9:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire [9:0] \$9 ;
+  wire [10:0] \$9 ;
   input clk;
   wire clk;
-  (* init = 8'h00 *)
-  wire [7:0] consume;
-  reg [8:0] level = 9'h000;
-  (* init = 8'h00 *)
-  wire [7:0] produce;
-  output [7:0] r_data;
-  wire [7:0] r_data;
+  (* init = 9'h000 *)
+  wire [8:0] consume;
+  reg [9:0] level = 10'h000;
+  (* init = 9'h000 *)
+  wire [8:0] produce;
+  output [8:0] r_data;
+  wire [8:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 9'h000 *)
-  wire [8:0] r_level;
-  reg [7:0] r_port__addr = 8'h00;
-  wire [7:0] r_port__data;
+  (* init = 10'h000 *)
+  wire [9:0] r_level;
+  reg [8:0] r_port__addr = 9'h000;
+  wire [8:0] r_port__data;
   output r_rdy;
   wire r_rdy;
   input rst;
   wire rst;
-  wire [7:0] w_data;
+  wire [8:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 9'h000 *)
-  wire [8:0] w_level;
-  reg [7:0] w_port__addr = 8'h00;
-  input [7:0] w_port__data;
-  wire [7:0] w_port__data;
+  (* init = 10'h000 *)
+  wire [9:0] w_level;
+  reg [8:0] w_port__addr = 9'h000;
+  input [8:0] w_port__data;
+  wire [8:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [7:0] storage [255:0];
+  reg [8:0] storage [511:0];
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 9'h100;
+  assign w_rdy = level != 10'h200;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
@@ -13624,33 +21217,33 @@ module \mor_default.rejected (rst, r_rdy, r_data, r_en, w_en, w_port__data, clk)
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [7:0];
+      \$15  = \$2 [8:0];
     end
     if (rst) begin
-      \$15  = 8'h00;
+      \$15  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
-      \$16  = \$4 [7:0];
+      \$16  = \$4 [8:0];
     end
     if (rst) begin
-      \$16  = 8'h00;
+      \$16  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = level;
     if (\$8 ) begin
-      \$17  = \$9 [8:0];
+      \$17  = \$9 [9:0];
     end
     if (\$13 ) begin
-      \$17  = \$14 [8:0];
+      \$17  = \$14 [9:0];
     end
     if (rst) begin
-      \$17  = 9'h000;
+      \$17  = 10'h000;
     end
   end
   assign w_level = level;

@@ -54,8 +54,16 @@ def _speedups(log):
         status = evaluate(network, images=images, synth=False, out_dir=out_dir, log=lambda *a: None)
         summary = json.loads((out_dir / "summary.json").read_text())
         out[network] = {key: {"preset": summary[key]["preset"]["module"], "bit_exact": summary[key]["rtl_bit_exact"],
-                              "layers": {r["layer"]: round(r["speedup_vs_dense"], 3) for r in summary[key]["layers"]}}
+                              "layers": {r["layer"]: round(r["speedup_vs_dense"], 3) for r in summary[key]["layers"]},
+                              "fallbacks": {r["layer"]: r["fallback"] for r in summary[key]["layers"]
+                                            if r.get("fallback")}}
                         for key in TECHNIQUES if key in summary}
+        if "mor" in summary:  # the engine without its predictor, and what the predictor's skips buy
+            out[network]["mor"]["predictor"] = [
+                {"layer": r["layer"], "no_predictor_vs_dense": round(r["dense_cycles"] / base["cycles"], 3),
+                 "macs_skipped": round(1 - r["multiplications"] / base["multiplications"], 4),
+                 "cycle_gain": round(1 - r["cycles"] / base["cycles"], 4)}
+                for r, base in zip(summary["mor"]["layers"], summary["mor"]["no_predictor"])]
         log(f"  {network}: evaluate exit {status}")
     return out
 
@@ -82,6 +90,17 @@ def hardware(*, force=False, log=print):
             ("technique", lambda kv: kv[0]), ("preset", lambda kv: kv[1]["preset"]),
             *((layer, lambda kv, layer=layer: f"{kv[1]['layers'][layer]:.2f}x") for layer in layers),
             ("bit-exact", lambda kv: "yes" if kv[1]["bit_exact"] else "NO")]), ""]
+        lines += [f"- {key} {layer}: {why}" for key, t in techniques.items() for layer, why in t["fallbacks"].items()]
+        if "predictor" in techniques.get("mor", {}):
+            lines += ["", f"MoR's engine on {network}: without its predictor vs dense, and the predictor's cycle gain "
+                      "against the fraction of MACs it skips:", "", table(techniques["mor"]["predictor"], [
+                          ("layer", lambda r: r["layer"]),
+                          ("no predictor vs dense", lambda r: f"{r['no_predictor_vs_dense']:.2f}x"),
+                          ("MACs skipped", lambda r: f"{r['macs_skipped']:.1%}"),
+                          ("cycle gain", lambda r: f"{r['cycle_gain']:.1%}"),
+                          ("gain / skipped", lambda r: f"{r['cycle_gain'] / r['macs_skipped']:.2f}"
+                           if r["macs_skipped"] else "-")])]
+        lines.append("")
     (BENCH_DIR / "hardware.md").write_text("\n".join(lines))
     log(f"wrote {BENCH_DIR / 'hardware.json'} and hardware.md")
     return result

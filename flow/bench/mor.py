@@ -134,7 +134,7 @@ def main(argv=None):
     rtl = {mode: check_mor_layers(cfg, "verilator", engine_inputs(net.qnet, layer_tables, threshold,
                                                                   net.data.x_test[:RTL_IMAGES],
                                                                   predictor=mode == "predictor"),
-                                  notes=layer_notes(net.qnet))
+                                  images=RTL_IMAGES, notes=layer_notes(net.qnet))
            for mode in ("predictor", "no_predictor")}
     report["engine"]["rtl"] = {"images": RTL_IMAGES, **rtl}
     total = {mode: sum(r[f"{mode}_run_cycles"] for r in report["engine"]["layers"])

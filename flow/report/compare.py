@@ -44,7 +44,7 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
             rows = check_pe_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
             table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned") for r in rows]
         mor = default_preset("mor")
-        rows = check_mor_layers(mor, sim, mor_layers, notes=layer_notes(net.qnet), log=log)
+        rows = check_mor_layers(mor, sim, mor_layers, images=array_images, notes=layer_notes(net.qnet), log=log)
         table += [(f"mor/{mor.name}", sim, r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
                   for r in rows]
         for name in ("default", "one_sided"):

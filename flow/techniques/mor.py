@@ -80,8 +80,9 @@ def mor_tables(net, *, log=print):
 
 
 def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
-    """{compute layer name: [engine inputs per image]} (the classifier's two sign-split passes per image:
-    ``layer_notes``).
+    """{compute layer name: [engine inputs per pass]}: one pass (the classifier two sign-split ones:
+    ``layer_notes``) holding every image's input vectors one after another, so the engine loads the layer's
+    weights once for the whole batch (weight-stationary) and runs its vectors in runs of ``max_vectors``.
 
     With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates)
     with the profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the
@@ -99,9 +100,20 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
                 args[layer.name] = exact_args(*neuron_inputs(layer, inputs[layer.name])[:2], layer.bias)
         for layer in qnet.computes:
             layer_args = args[layer.name]
-            layers[layer.name] += [{**layer_args, "w": w, "bias": bias}
-                                   for w, bias in relu_passes(layer, layer_args["w"], layer_args["bias"])]
-    return layers
+            layers[layer.name].append([{**layer_args, "w": w, "bias": bias}
+                                       for w, bias in relu_passes(layer, layer_args["w"], layer_args["bias"])])
+    return {name: [_stacked([image[k] for image in per_image]) for k in range(len(per_image[0]))]
+            for name, per_image in layers.items()}
+
+
+def _stacked(per_image):
+    """One engine input with every image's vectors [Σ P, n_in] after one another (the tables are the layer's)."""
+    first = per_image[0]
+    for args in per_image[1:]:
+        if any(not np.array_equal(args[key], first[key]) for key in first if key != "x"):
+            raise AssertionError("the MoR tables differ between images of one layer")
+    n_in = first["w"].shape[1]
+    return {**first, "x": np.concatenate([args["x"].reshape(-1, n_in) for args in per_image])}
 
 
 def layer_notes(qnet):
@@ -121,10 +133,10 @@ def input_variant(cfg, n_in):
     return dataclasses.replace(cfg, name=f"{cfg.name}_in{max_in}", max_in=max_in)
 
 
-def check_mor_layers(cfg, sim, layers, *, notes=None, log=print):
-    """One row per layer of ``layers`` (from ``engine_inputs``; ``notes`` from ``layer_notes``): images, neurons
-    skipped, MACs, run cycles and harness cycles (RTL, summed over images) with the golden model's, and
-    mismatches."""
+def check_mor_layers(cfg, sim, layers, *, images, notes=None, log=print):
+    """One row per layer of ``layers`` (from ``engine_inputs`` over ``images`` images; ``notes`` from
+    ``layer_notes``): images, neurons skipped, MACs, run cycles and harness cycles (RTL, summed over passes)
+    with the golden model's, and mismatches."""
     rows = []
     for name, batch in layers.items():
         passes, fallback = (notes or {}).get(name, (1, None))
@@ -132,7 +144,7 @@ def check_mor_layers(cfg, sim, layers, *, notes=None, log=print):
         batch = [MorDriver.validate(variant, args) for args in batch]
         rows += check_layers(MorDriver, variant, sim, {name: batch}, log=log,
                              fields=lambda name, batch, results, goldens, v=variant, p=passes, f=fallback: {
-                                 "images": len(batch) // p, "preset": v.module, "fallback": f,
+                                 "images": images, "preset": v.module, "fallback": f,
                                  "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)) // p,
                                  "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
                                  "macs": summed(results, "macs"),
@@ -183,9 +195,11 @@ class Mor(Technique):
         accuracy, categories = mor_evaluate(net.qnet, layer_tables, threshold, net.data.x_test, net.data.y_test)
         notes = layer_notes(net.qnet)
         rows = run.check(self.name, "technique", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images), notes=notes)
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images), images=len(run.images),
+                         notes=notes)
         base = run.check(self.name, "same engine, no predictor", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images, predictor=False), notes=notes)
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images, predictor=False),
+                         images=len(run.images), notes=notes)
         return Result(f"INT8 CNN with MoR predictor tables, T = {threshold}", accuracy, rows,
                       {"threshold": threshold, "categories": categories,
                        "run_cycles": sum(r["run_cycles"] for r in rows),

@@ -28,6 +28,18 @@ class MorDriver(StreamDriver):
     depth = 4096
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
+    def __init__(self, cfg, sim, *, waves=False, gates=None):
+        self.depth = self.harness_depth(cfg)
+        super().__init__(cfg, sim, waves=waves, gates=gates)
+
+    @classmethod
+    def harness_depth(cls, cfg):
+        """Words of the harness memories: 4096, or the next power of two holding the load of the largest layer the
+        preset takes and 16 full runs of it, so the weights stay loaded across many runs of a batch."""
+        chunks = cfg.chunks
+        words = 1 + cfg.max_out + cfg.max_out * chunks + 16 * cfg.max_vectors * chunks
+        return max(cls.depth, 1 << (words - 1).bit_length())
+
     @staticmethod
     def validate(cfg, inputs):
         """docs/cosim.md's `mor` inputs; InputError if a key, dtype, shape or range is wrong or the layer
@@ -86,10 +98,11 @@ class MorDriver(StreamDriver):
         """Runs of input vectors (``golden.mor_engine.runs``) grouped into jobs: the layer load plus the
         runs' input words, and their outputs, fit the harness."""
         words, per_run = -(-n_in // cfg.mac_width), min(cfg.max_vectors, n_vectors)
-        per_job = min((cls.depth - 1 - n_out - n_out * words) // (per_run * words), cls.depth // (per_run * n_out))
+        depth = cls.harness_depth(cfg)
+        per_job = min((depth - 1 - n_out - n_out * words) // (per_run * words), depth // (per_run * n_out))
         if per_job < 1:
             raise InputError(f"a layer of {n_out}×{n_in} with runs of {per_run} vectors does not fit the "
-                             f"harness's {cls.depth} words")
+                             f"harness's {depth} words")
         all_runs = runs(cfg, n_vectors)
         return [all_runs[j:j + per_job] for j in range(0, len(all_runs), per_job)]
 

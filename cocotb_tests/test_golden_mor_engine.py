@@ -26,11 +26,11 @@ def test_one_cu_runs_neurons_back_to_back():
         assert run == n * words + 3 and not skipped.any()
 
 
-@pytest.mark.parametrize("predicted_zero, run", [(True, 10), (False, 15)])
+@pytest.mark.parametrize("predicted_zero, run", [(True, 12), (False, 17)])
 def test_proxy_then_binary_prediction(predicted_zero, run):
     """One proxy (zero) and one enabled member, C = 2, CB = 1: the proxy is issued at 0 and completes at 4;
-    the member is walked at 5 and predicted at 5 + 1 + 3 = 9. Zero ends the run there; otherwise it is
-    taken from the rejected queue at 10 and completes at 10 + 2 + 2 = 14."""
+    the member is walked at 5 and predicted at 5 + 1 + 1 + 4 (the binCU's latency) = 11. Zero ends the run
+    there; otherwise it is taken from the rejected queue at 12 and completes at 12 + 2 + 2 = 16."""
     cfg = MorConfig(name="t", n_cu=1, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
     got, skipped = engine_schedule(cfg, 8, np.array([1]), np.array([False, True]),
                                    np.array([False, predicted_zero]))

@@ -88,8 +88,8 @@ def test_sa_cycle_model_vs_scalesim_formula():
     for m, n, k in [(16, 16, 64), (37, 9, 100), (4, 4, 7)]:
         f = len(folds(cfg, m, n))
         ours = array_cycles(cfg, [k] * f)
-        assert ours == f * k + 2 * cfg.rows + cfg.cols - 1
-        assert sa_scalesim_cycles(cfg, m, n, k) - ours == f * (cfg.rows + cfg.cols - 2) - (2 * cfg.rows + cfg.cols)
+        assert ours == f * k + 2 * cfg.rows + cfg.cols
+        assert sa_scalesim_cycles(cfg, m, n, k) - ours == f * (cfg.rows + cfg.cols - 2) - (2 * cfg.rows + cfg.cols + 1)
 
 
 def test_short_folds_are_spaced_by_min_fold_steps():

@@ -27,11 +27,11 @@ def bincu_output_layout(cfg):
 
 class BinaryPredictor(wiring.Component):
     """binCU: per chunk, ``2·popcount(XNOR(x_bits, w_bits)) - count`` accumulates into p_bin; after a
-    neuron's last chunk the estimate ``m_q·p_bin + b_q`` (exact, 64-bit) is tested for < 0.
+    neuron's last chunk the estimate ``m_q·p_bin + b_q`` (exact) is tested for < 0.
 
     Throughput: ``bits_per_cycle`` bits per cycle, neurons back to back. Latency: a neuron's
-    prediction is valid 2 cycles after its last chunk is accepted. While ``pred`` is valid and not
-    ready the unit holds.
+    prediction is valid 4 cycles after its last chunk is accepted (popcount, accumulate, m_q·p_bin, + b_q
+    and sign). While ``pred`` is valid and not ready the unit holds.
 
     Parameters
     ----------
@@ -58,21 +58,28 @@ class BinaryPredictor(wiring.Component):
         contribution = Signal(signed(cfg.bits_per_cycle.bit_length() + 2))
         m.d.comb += contribution.eq(2 * sum(agree[i] for i in range(cfg.bits_per_cycle)) - chunk.count)
 
+        # Popcount stage: the chunk's contribution is registered, then accumulated.
+        part, part_valid, part_last = Signal.like(contribution), Signal(), Signal()
+        part_m_q, part_b_q = Signal(signed(32)), Signal(signed(32))
         acc = Signal(signed(cfg.p_width))
-        fresh = Signal(init=1)  # the next chunk starts a neuron
+        fresh = Signal(init=1)  # the next contribution starts a neuron
         total = Signal(signed(cfg.p_width))
-        m.d.comb += total.eq(contribution + Mux(fresh, 0, acc))
+        m.d.comb += total.eq(part + Mux(fresh, 0, acc))
 
         p_bin = Signal(signed(cfg.p_width))
         m_q, b_q = Signal(signed(32)), Signal(signed(32))
         p_valid = Signal()
+        line, line_b_q = Signal(signed(32 + cfg.p_width)), Signal(signed(32))
+        line_p_bin, line_valid = Signal(signed(cfg.p_width)), Signal()
         with m.If(en):
-            m.d.sync += p_valid.eq(self.chunk.valid & chunk.last)
-            with m.If(self.chunk.valid):
-                m.d.sync += [acc.eq(total), fresh.eq(chunk.last)]
-                with m.If(chunk.last):
-                    m.d.sync += [p_bin.eq(total), m_q.eq(chunk.m_q), b_q.eq(chunk.b_q)]
-            estimate = m_q * p_bin + b_q
-            m.d.sync += [self.pred.valid.eq(p_valid), self.pred.payload.p_bin.eq(p_bin),
-                         self.pred.payload.zero.eq(estimate < 0)]
+            m.d.sync += [part.eq(contribution), part_valid.eq(self.chunk.valid), part_last.eq(chunk.last),
+                         part_m_q.eq(chunk.m_q), part_b_q.eq(chunk.b_q), p_valid.eq(part_valid & part_last)]
+            with m.If(part_valid):
+                m.d.sync += [acc.eq(total), fresh.eq(part_last)]
+                with m.If(part_last):
+                    m.d.sync += [p_bin.eq(total), m_q.eq(part_m_q), b_q.eq(part_b_q)]
+            # Line stage: m_q·p_bin registered, then + b_q tested for < 0.
+            m.d.sync += [line.eq(m_q * p_bin), line_b_q.eq(b_q), line_p_bin.eq(p_bin), line_valid.eq(p_valid),
+                         self.pred.valid.eq(line_valid), self.pred.payload.p_bin.eq(line_p_bin),
+                         self.pred.payload.zero.eq(line + line_b_q < 0)]
         return m

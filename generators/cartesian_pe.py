@@ -26,15 +26,17 @@ class CartesianPE(wiring.Component):
     vector is multiplied with each stored activation vector in turn (a *pair*: px·py products whose
     CCU coordinates are ``(f, x-r+R-1, y-s+S-1)`` and, with reuse off the centre tap, the dual's
     ``(f, x+r, y+s)``). The dispatch stage holds a pair while per-bank arbiters (lowest lane first)
-    send one product per bank per cycle into AB0 (and AB1) through a two-stage read-add-write.
+    grant one product per bank per cycle; the grants are registered, then go into AB0 (and AB1)
+    through a two-stage read-add-write.
     ``end`` drains: each bank row goes through the PPU (AB0 + AB1 + bias, optional ReLU) into an
     output word and is cleared. After reset the banks are cleared (``cfg.depth`` cycles).
     Output ``y``: ``cfg.depth`` words per tile of ``cfg.banks`` outputs, plus the tile's ``mults``
     and ``stalls`` counters.
 
     Throughput: one pair per cycle without bank conflicts (each conflict adds a stall cycle); one
-    op per cycle otherwise. Latency: the drain starts the cycle after the last pair's final
-    dispatch and shows row k at k + 2 cycles (``cfg.depth + 1`` cycles to the last row).
+    op per cycle otherwise. Latency: the drain starts two cycles after the last pair's final
+    dispatch (its grants pass the arbitration stage) and shows row k at k + 2 cycles (``cfg.depth + 1``
+    cycles to the last row).
     Composing into an array: ``op`` vectors may be broadcast to several PEs, a PE's filters are
     its output-channel group, and its full-mode tile includes the halo its neighbours add.
 
@@ -74,16 +76,17 @@ class CartesianPE(wiring.Component):
         stalls = Signal(32)
 
         # Activation vectors of the current channel, and the weight vector being paired with them.
+        # The vector at act_index is read ahead: the registered read port loads it as act_index moves.
         m.submodules.acts = acts = memory.Memory(shape=act_vector_layout(cfg), depth=max(2, cfg.act_slots), init=[])
-        act_rd = acts.read_port(domain="comb")
         act_wr = acts.write_port()
+        act_rd = acts.read_port(transparent_for=(act_wr,))
+        m.d.comb += act_rd.en.eq(0)  # read only as act_index moves (below)
         n_act = Signal(range(cfg.act_slots + 1))
         act_index = Signal(range(max(2, cfg.act_slots)))
         wgt = Signal(wgt_vector_layout(cfg))
         wgt_busy = Signal()
         biases = [Signal(signed(32), name=f"bias_{f}") for f in range(cfg.filters)]
         act = data.View(act_vector_layout(cfg), act_rd.data)
-        m.d.comb += act_rd.addr.eq(act_index)
 
         # The pair at the dispatch stage's input: products, valid lanes and bank addresses.
         buffers = range(cfg.buffers)
@@ -134,16 +137,24 @@ class CartesianPE(wiring.Component):
                 ]
                 grants.append(grant)
             m.d.comb += granted[q].eq(reduce(operator.or_, grants))
+        # d_done: every pending lane gets its bank this cycle, i.e. no two pending lanes share a bank: the pair's
+        # lane-by-lane "same bank" bits are registered as it loads, so neither the arbiters nor a comparator is on
+        # the path to the loads and the op handshake.
+        lane_pairs = [(q, k, j) for q in buffers for k in range(lanes) for j in range(k + 1, lanes)]
+        same_bank = Signal(max(1, len(lane_pairs)))
+        conflicts = [pending[q][k] & pending[q][j] & same_bank[i] for i, (q, k, j) in enumerate(lane_pairs)]
         d_done = Signal()
         d_load = Signal()
         last_pair = Signal()
         m.d.comb += [
-            d_done.eq(d_valid & ~Cat(*(pending[q] & ~granted[q] for q in buffers)).any()),
+            d_done.eq(d_valid & ~Cat(*conflicts).any()),
             d_load.eq(wgt_busy & (~d_valid | d_done)),
             last_pair.eq(act_index == n_act - 1),
         ]
         with m.If(d_load):
-            m.d.sync += [d_valid.eq(1), mults.eq(mults + sum(lane_valid[0]))]
+            m.d.sync += [d_valid.eq(1), mults.eq(mults + sum(lane_valid[0])),
+                         same_bank.eq(Cat(*(address[q][k][:bank_bits] == address[q][j][:bank_bits]
+                                            for q, k, j in lane_pairs)))]
             for k in range(lanes):
                 m.d.sync += d_product[k].eq(product[k])
             for q in buffers:
@@ -151,6 +162,7 @@ class CartesianPE(wiring.Component):
                 for k in range(lanes):
                     m.d.sync += [d_bank[q][k].eq(address[q][k][:bank_bits]), d_row[q][k].eq(address[q][k][bank_bits:])]
             m.d.sync += act_index.eq(act_index + 1)
+            m.d.comb += [act_rd.addr.eq(act_index + 1), act_rd.en.eq(1)]
             with m.If(last_pair):
                 m.d.sync += wgt_busy.eq(0)
         with m.Elif(d_done):
@@ -166,9 +178,13 @@ class CartesianPE(wiring.Component):
         ppu_row = Signal(row_width)
         ppu_stall = Signal()
         drain_read = Signal()
+        d_flush = Signal()     # the dispatch stage was busy last cycle: its last grants are in the arbitration stage
+        draining = Signal()    # the banks' read ports are the drain's
+        m.d.sync += d_flush.eq(d_valid)
         m.d.comb += [
             ppu_stall.eq(self.y.valid & ~self.y.ready),
-            drain_read.eq(end_pending & ~d_valid & ~(ppu_valid & ppu_stall)),
+            draining.eq(end_pending & ~d_valid & ~d_flush),
+            drain_read.eq(draining & ~(ppu_valid & ppu_stall)),
         ]
         with m.If(drain_read):
             m.d.sync += [ppu_valid.eq(1), ppu_row.eq(drain_row), drain_row.eq(drain_row + 1)]
@@ -183,7 +199,8 @@ class CartesianPE(wiring.Component):
         with m.Elif(self.y.ready):
             m.d.sync += self.y.valid.eq(0)
 
-        # Banks: read-add-write of granted products (read this cycle, write the sum the next).
+        # Banks: granted products are registered (arbitration stage), then read-add-write (read the cycle after the
+        # grant, write the sum the next; a read sees a write to its row in the same cycle).
         rdata = [[] for q in buffers]
         for q in buffers:
             for b in range(cfg.banks):
@@ -191,11 +208,13 @@ class CartesianPE(wiring.Component):
                     Signal(signed(32), name=f"rdata{q}_{b}")
                 waddr, wdata, we = Signal(row_width, name=f"waddr{q}_{b}"), \
                     Signal(signed(32), name=f"wdata{q}_{b}"), Signal(name=f"we{q}_{b}")
+                arb_valid, arb_row = Signal(name=f"arb_valid{q}_{b}"), Signal(row_width, name=f"arb_row{q}_{b}")
+                arb_value = Signal(signed(16), name=f"arb_value{q}_{b}")
                 add_valid, add_row = Signal(name=f"add_valid{q}_{b}"), Signal(row_width, name=f"add_row{q}_{b}")
                 add_value = Signal(signed(16), name=f"add_value{q}_{b}")
-                m.d.sync += [add_valid.eq(bank_hit[q][b]), add_row.eq(bank_row[q][b]),
-                             add_value.eq(bank_value[q][b])]
-                m.d.comb += [raddr.eq(Mux(end_pending & ~d_valid, drain_row, bank_row[q][b])),
+                m.d.sync += [arb_valid.eq(bank_hit[q][b]), arb_row.eq(bank_row[q][b]), arb_value.eq(bank_value[q][b]),
+                             add_valid.eq(arb_valid), add_row.eq(arb_row), add_value.eq(arb_value)]
+                m.d.comb += [raddr.eq(Mux(draining, drain_row, arb_row)),
                              ren.eq(~(ppu_valid & ppu_stall))]
                 with m.If(add_valid):
                     m.d.comb += [waddr.eq(add_row), wdata.eq(out + add_value), we.eq(1)]
@@ -228,6 +247,7 @@ class CartesianPE(wiring.Component):
                 m.d.sync += n_act.eq(slot + 1)
             with m.Elif(op.kind == KINDS["wgt"]):
                 m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
+                m.d.comb += [act_rd.addr.eq(0), act_rd.en.eq(1)]
             with m.Elif(op.kind == KINDS["bias"]):
                 for f in range(cfg.filters):
                     with m.If(op.bias_f == f):

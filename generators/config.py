@@ -199,9 +199,19 @@ class ArrayConfig(_Preset):
         return self.rows + self.cols - 1
 
     @property
+    def select_stage(self):
+        """The DBB variants register each TPE's operands out of their muxes before multiplying."""
+        return self.variant in ("s2ta_w", "s2ta_aw")
+
+    @property
+    def tpe_stages(self):
+        """Pipeline stages between a TPE's operand registers and its accumulators (select, product)."""
+        return 1 + self.select_stage
+
+    @property
     def latency(self):
         """Cycles from the last step of a fold entering the array to its last result word (no stalls)."""
-        return 2 * self.rows + self.cols - 1
+        return 2 * self.rows + self.cols - 1 + self.tpe_stages
 
     def notation(self):
         return f"{self.a}x{self.b}x{self.c}_{self.rows}x{self.cols}"
@@ -240,7 +250,7 @@ class BinCuConfig(_Preset):
     @property
     def latency(self):
         """Cycles from a neuron's last chunk accepted to its prediction valid."""
-        return 2
+        return 4
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,6 @@
 """DAP: a cascade of magnitude-maxpool stages that DBB-compresses one activation block (docs/dap.md)."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,10 +32,11 @@ def dap_output_layout(cfg):
 class DapCascade(wiring.Component):
     """Top-k magnitude pruner for one DBB block: ``nnz_max`` maxpool stages, then compaction.
 
-    Stage k picks the largest magnitude among the positions not yet picked (BZ-1
-    comparators, ties to the lower position) when k < nnz and that magnitude is
-    non-zero; otherwise it is bypassed. The mask of picked positions drives a
-    position-order compaction into ``nnz_max`` slots (unused slots are 0).
+    Stage k picks the largest magnitude among the positions not yet picked (ties to the
+    lower position) when k < nnz and that magnitude is non-zero; otherwise it is bypassed.
+    The BZ·(BZ-1)/2 magnitude comparisons are made once per block, ahead of stage 0, and ride
+    along the stages, so a stage is AND/OR logic of depth ~log BZ rather than a comparator tree.
+    The mask of picked positions drives a position-order compaction into ``nnz_max`` slots (unused slots are 0).
     An ``nnz`` of 0 keeps nothing; one above ``nnz_max`` behaves as ``nnz_max``.
 
     Handshake: valid/ready streams (``amaranth.lib.stream``). The pipeline moves
@@ -79,14 +80,15 @@ class DapCascade(wiring.Component):
         valid = self.act.valid
         values = self.act.payload.values
         nnz = self.act.payload.nnz
+        ranks = self._ranks(m, values)
         picked = Const(0, cfg.bz)
         for k in range(cfg.nnz_max):
-            pick = self._stage_pick(m, k, values, picked)
+            pick = self._stage_pick(m, k, ranks, picked)
             picked_next = Signal(cfg.bz, name=f"picked_{k}")
             m.d.comb += picked_next.eq(picked | Mux(nnz > k, pick, 0))
             if cfg.stage_regs or k == cfg.nnz_max - 1:
-                valid, values, nnz, picked = self._register(
-                    m, k, advance, valid, values, nnz, picked_next)
+                valid, values, nnz, ranks, picked = self._register(
+                    m, k, advance, valid, values, nnz, ranks, picked_next)
             else:
                 picked = picked_next
 
@@ -99,50 +101,53 @@ class DapCascade(wiring.Component):
         self._compact(m, values, picked)
         return m
 
-    def _stage_pick(self, m, k, values, picked):
-        """One-hot position of the largest remaining magnitude, 0 when none is non-zero."""
+    def _ranks(self, m, values):
+        """The block's magnitude order, computed once: bit (i, j) of ``beats`` (i < j) says position i's magnitude
+        is ≥ position j's (ties go to the lower position), and ``nonzero`` which magnitudes are non-zero."""
         cfg = self.cfg
-        index_width = max(1, (cfg.bz - 1).bit_length())
-        nodes = []
+        magnitudes = []
         for i in range(cfg.bz):
-            magnitude = Signal(8, name=f"mag_{k}_{i}")  # |-128| = 128 fits 8 unsigned bits
-            value = values[i]
-            m.d.comb += magnitude.eq(Mux(picked[i], 0, Mux(value < 0, -value, value)))
-            nodes.append((magnitude, Const(i, index_width)))
-        level = 0
-        while len(nodes) > 1:
-            merged = []
-            for j in range(0, len(nodes), 2):
-                (mag_lo, idx_lo), (mag_hi, idx_hi) = nodes[j], nodes[j + 1]
-                mag = Signal(8, name=f"max_{k}_{level}_{j // 2}")
-                idx = Signal(index_width, name=f"arg_{k}_{level}_{j // 2}")
-                lower_wins = mag_lo >= mag_hi  # ties go to the lower position
-                m.d.comb += [
-                    mag.eq(Mux(lower_wins, mag_lo, mag_hi)),
-                    idx.eq(Mux(lower_wins, idx_lo, idx_hi)),
-                ]
-                merged.append((mag, idx))
-            nodes = merged
-            level += 1
-        mag, idx = nodes[0]
+            magnitude = Signal(8, name=f"mag_{i}")  # |-128| = 128 fits 8 unsigned bits
+            m.d.comb += magnitude.eq(Mux(values[i] < 0, -values[i], values[i]))
+            magnitudes.append(magnitude)
+        pairs = [(i, j) for i in range(cfg.bz) for j in range(i + 1, cfg.bz)]
+        ranks = Signal(data.StructLayout({"beats": max(1, len(pairs)), "nonzero": cfg.bz}), name="ranks")
+        for bit, (i, j) in enumerate(pairs):
+            m.d.comb += ranks.beats[bit].eq(magnitudes[i] >= magnitudes[j])
+        m.d.comb += ranks.nonzero.eq(Cat(*(magnitude != 0 for magnitude in magnitudes)))
+        return ranks
+
+    def _stage_pick(self, m, k, ranks, picked):
+        """One-hot position of the largest remaining magnitude (ties to the lower position), 0 when none is
+        non-zero: the position that beats every other not yet picked, from the block's ranks (no comparator)."""
+        cfg = self.cfg
+        pairs = {(i, j): bit for bit, (i, j) in enumerate((i, j) for i in range(cfg.bz) for j in range(i + 1, cfg.bz))}
         pick = Signal(cfg.bz, name=f"pick_{k}")
-        m.d.comb += pick.eq(Mux(mag == 0, 0, Const(1, cfg.bz) << idx))
+        for i in range(cfg.bz):
+            wins = ~picked[i] & ranks.nonzero[i]
+            for j in range(cfg.bz):
+                if j != i:
+                    beats = ranks.beats[pairs[i, j]] if i < j else ~ranks.beats[pairs[j, i]]
+                    wins = wins & (picked[j] | beats)
+            m.d.comb += pick[i].eq(wins)
         return pick
 
-    def _register(self, m, k, advance, valid, values, nnz, picked):
+    def _register(self, m, k, advance, valid, values, nnz, ranks, picked):
         cfg = self.cfg
         r_valid = Signal(name=f"s{k}_valid")
         r_values = Signal(data.ArrayLayout(signed(8), cfg.bz), name=f"s{k}_values")
         r_nnz = Signal(cfg.nnz_width, name=f"s{k}_nnz")
+        r_ranks = Signal.like(ranks, name=f"s{k}_ranks")
         r_picked = Signal(cfg.bz, name=f"s{k}_picked")
         with m.If(advance):
             m.d.sync += [
                 r_valid.eq(valid),
                 r_values.eq(values),
                 r_nnz.eq(nnz),
+                r_ranks.eq(ranks),
                 r_picked.eq(picked),
             ]
-        return r_valid, r_values, r_nnz, r_picked
+        return r_valid, r_values, r_nnz, r_ranks, r_picked
 
     def _compact(self, m, values, picked):
         """Slot j takes the value at the j-th picked position (ascending)."""

@@ -5,6 +5,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .binary_predictor import BinaryPredictor, bincu_input_layout, bincu_output_layout
+from .delay import delay
 from .mor_ports import (
     KINDS,
     bin_word_bits,
@@ -271,7 +272,7 @@ class MorEngine(wiring.Component):
                          c_pos.eq(b_pos), c_v.eq(b_v)]
             completion.append((c_valid, c_acc, c_idx, c_v, c_pos))
 
-        # Binary CUs: address stage, chunk into the binCU, prediction 2 cycles after the last chunk.
+        # Binary CUs: address stage, chunk into the binCU, prediction its latency after the last chunk.
         prediction = []  # (valid, zero, idx, v, pos) per binCU
         for j in range(cfg.n_bincu):
             bw = self._ram(m, "bin_weights", f"bincu{j}_weights")
@@ -303,11 +304,9 @@ class MorEngine(wiring.Component):
                 f"{cfg.module}_bincu", i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_chunk__valid=b_valid, i_chunk__payload=chunk, o_chunk__ready=Signal(name=f"bincu{j}_ready"),
                 o_pred__valid=pred_valid, i_pred__ready=Const(1), o_pred__payload=pred)
-            # The neuron a prediction belongs to: its last chunk's, 2 cycles on.
-            d1 = Signal(2 * pos_w + vec_w, name=f"bincu{j}_d1")
-            d2 = Signal(2 * pos_w + vec_w, name=f"bincu{j}_d2")
-            m.d.sync += [d1.eq(Cat(entry.idx, b_v, b_pos)), d2.eq(d1)]
-            prediction.append((pred_valid, pred.zero, d2[:pos_w], d2[pos_w:pos_w + vec_w], d2[pos_w + vec_w:]))
+            # The neuron a prediction belongs to: its last chunk's, the binCU's latency on.
+            tag = delay(m, Cat(entry.idx, b_v, b_pos), cfg.bincu.latency, Const(1), f"bincu{j}_tag")
+            prediction.append((pred_valid, pred.zero, tag[:pos_w], tag[pos_w:pos_w + vec_w], tag[pos_w + vec_w:]))
 
         # Completions: at most one CU and one binCU per cycle (one issue of each kind per cycle,
         # each with a fixed latency); proxies complete in issue order.

@@ -111,12 +111,13 @@ class SystolicArray(wiring.Component):
                     o_drain_out=drain[i][j].as_value(),
                 )
 
-        # Drain: once the last PE holds a fold's final step, every shadow is captured; word k is
+        # Drain: once the last PE's final stage holds a fold's final step, every shadow is captured; word k is
         # the bottom row, and sending it moves rows i > k down by one. Rows i <= k are done, so
         # the next fold may capture into them while the rest drains.
         draining = Signal()
         word = Signal(range(max(2, cfg.rows)))
-        done = valid_out[-1][-1] & last_out[-1][-1]
+        # the last PE's final stage holds the fold's final step tpe_stages cycles after its operand registers do
+        done = delay(m, valid_out[-1][-1] & last_out[-1][-1], cfg.tpe_stages, en, "done", reset_less=False)
         y_fire = self.y.valid & self.y.ready
         m.d.comb += self.y.valid.eq(draining)
         for i in range(1, cfg.rows):  # row 0 has nothing above it to take

@@ -1,6 +1,6 @@
 """Tensor PE of the systolic arrays: operand registers, a variant's datapath, accumulators and a drain shadow."""
 
-from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,21 +11,18 @@ __all__ = ["TensorPE"]
 
 def _scalar_mac(act, wgt, p, q):
     """``sa``: act × wgt."""
-    return act[p] * wgt[q], None
+    return [(act[p], wgt[q])], None
 
 
 def _scalar_mac_zvcg(act, wgt, p, q):
     """``sa_zvcg``: act × wgt, with the accumulator enabled only when both operands are non-zero."""
-    return act[p] * wgt[q], (act[p] != 0) & (wgt[q] != 0)
+    return [(act[p], wgt[q])], (act[p] != 0) & (wgt[q] != 0)
 
 
 def _dot_product(act, wgt, p, q):
     """``s2ta_w`` DP{b}M{bz}: each weight slot muxes its activation out of the dense block."""
     slots = wgt[q]
-    total = 0
-    for s in range(len(slots.values)):
-        total = total + slots.values[s] * act[p][slots.pos[s]]
-    return total, None
+    return [(slots.values[s], act[p][slots.pos[s]]) for s in range(len(slots.values))], None
 
 
 def _outer_product(act, wgt, p, q):
@@ -35,10 +32,11 @@ def _outer_product(act, wgt, p, q):
     weight = matches[0]
     for match in matches[1:]:
         weight = weight | match  # unused slots hold 0, so at most one term is non-zero
-    return act[p].value * weight, None
+    return [(act[p].value, weight)], None
 
 
-# Each datapath gives (contribution of step to accumulator (p, q), ZVCG register enable or None).
+# Each datapath gives (the int8 operand pairs a step multiplies for accumulator (p, q), ZVCG register enable or
+# None).
 DATAPATHS = {"sa": _scalar_mac, "sa_zvcg": _scalar_mac_zvcg, "s2ta_w": _dot_product, "s2ta_aw": _outer_product}
 
 
@@ -47,15 +45,17 @@ class TensorPE(wiring.Component):
 
     Operands arrive from the left (``act_in``, with ``valid_in``/``last_in``) and the top
     (``wgt_in``) and are registered, which is also what the right and lower neighbours see
-    (``*_out``). In the cycle after a valid step is registered, each accumulator (p, q) adds
-    the datapath's contribution; on a fold's ``last`` step the sum goes to the shadow register
-    instead and the accumulator restarts at 0, so the next fold computes while the shadows
-    drain downwards (``shift``: shadow <= ``drain_in``). ``en`` low freezes every register.
+    (``*_out``). The DBB variants (``cfg.select_stage``) then register each accumulator (p, q)'s
+    operand pairs out of their muxes (the select stage); the next cycle registers the products (the
+    product stage), and the cycle after adds them to the accumulator; on a fold's ``last`` step the
+    sum goes to the shadow register instead and the accumulator restarts at 0, so the next fold
+    computes while the shadows drain downwards (``shift``: shadow <= ``drain_in``). ``en`` low
+    freezes every register.
     ``sa_zvcg`` clocks its accumulators only in cycles that update them (both operands non-zero, or a fold's last
     step, or reset): the update is registered on the falling edge and ANDed with the clock (a latch-free clock
     gate), so a zero operand costs the accumulator flip-flops no clock edge; cycles are those of ``sa``.
 
-    Latency: a step's contribution is in the accumulator 2 cycles after it reaches ``act_in``.
+    Latency: a step's contribution is in the accumulator ``cfg.tpe_stages + 2`` cycles after it reaches ``act_in``.
     Throughput: one step per cycle.
 
     Parameters
@@ -96,25 +96,44 @@ class TensorPE(wiring.Component):
             self.drain_out.eq(shadow),
         ]
 
+        # Pipeline: the operand select stage (DBB variants: the datapath's muxes), then the product stage (each
+        # accumulator's products), then the accumulator's adder, each its own register-to-register path.
+        s_valid, s_last = self._stage(m, [valid, last], "select") if cfg.select_stage else (valid, last)
+        p_valid, p_last = self._stage(m, [s_valid, s_last], "product")
         datapath = DATAPATHS[cfg.variant]
         for p in range(cfg.a):
             for q in range(cfg.c):
                 k = p * cfg.c + q
                 acc = Signal(signed(cfg.acc_width), name=f"acc_{p}_{q}")
-                contribution, nonzero = datapath(act, wgt, p, q)
+                pairs, nonzero = datapath(act, wgt, p, q)
+                gated = nonzero is not None
+                nonzero = Const(1) if nonzero is None else nonzero
+                if cfg.select_stage:
+                    *flat, nonzero = self._stage(m, [*(x for pair in pairs for x in pair), nonzero], f"select_{p}_{q}",
+                                                 [signed(8)] * (2 * len(pairs)) + [1])
+                    pairs = list(zip(flat[::2], flat[1::2]))
+                *products, p_nonzero = self._stage(m, [*(x * y for x, y in pairs), nonzero], f"product_{p}_{q}",
+                                                   [signed(16)] * len(pairs) + [1])  # int8 × int8
                 total = Signal(signed(cfg.acc_width), name=f"total_{p}_{q}")
-                m.d.comb += total.eq(acc + contribution)
-                update = self.en & valid if nonzero is None else self.en & valid & (nonzero | last)
-                acc_domain = "sync" if nonzero is None else self._gated_domain(m, update, f"acc_{p}_{q}")
+                m.d.comb += total.eq(acc + sum(products))
+                update = self.en & p_valid & (p_nonzero | p_last) if gated else self.en & p_valid
+                acc_domain = self._gated_domain(m, update, f"acc_{p}_{q}") if gated else "sync"
                 with m.If(update):
-                    with m.If(last):
+                    with m.If(p_last):
                         m.d.sync += shadow[k].eq(total)
                         m.d[acc_domain] += acc.eq(0)
                     with m.Else():
                         m.d[acc_domain] += acc.eq(total)
-                with m.If(self.en & self.shift & ~(valid & last)):
+                with m.If(self.en & self.shift & ~(p_valid & p_last)):
                     m.d.sync += shadow[k].eq(self.drain_in[k])
         return m
+
+    def _stage(self, m, values, name, shapes=None):
+        """Pipeline registers of ``values`` (one bit each unless ``shapes`` says), loaded while ``en``."""
+        regs = [Signal(shape, name=f"{name}_{i}") for i, shape in enumerate(shapes or [1] * len(values))]
+        with m.If(self.en):
+            m.d.sync += [reg.eq(value) for reg, value in zip(regs, values)]
+        return regs
 
     @staticmethod
     def _gated_domain(m, update, name):

@@ -23,8 +23,9 @@ Cycle model (no bubbles, no back-pressure; cycle 0 accepts the first op): ``bias
 take one cycle each; a weight vector accepted in cycle t loads its first pair into the dispatch
 stage in cycle max(t+1, the cycle the stage finishes its current pair), each further pair when the
 one before finishes, and the next op is accepted in the cycle its last pair loads. The drain starts
-the cycle after both the ``end`` op and the last pair's final cycle, reads one row per cycle and
-shows a row two cycles after its read: cycles = drain start + depth + 2.
+the cycle after the ``end`` op and two cycles after the last pair's final cycle (its grants pass the
+arbitration stage), reads one row per cycle and shows a row two cycles after its read: cycles = drain
+start + depth + 2.
 """
 
 from dataclasses import dataclass
@@ -128,6 +129,7 @@ def pe_tile(cfg, x, w, bias):
     mults = stalls = 0
     t = 0                 # cycle in which the next op is accepted
     dispatch_free = 0     # first cycle in which the dispatch stage can load a pair
+    dispatched = False    # a pair went through the dispatch stage
     stored = None
     for op in tile_ops(cfg, x, w, bias):
         if op.kind == "act":
@@ -143,11 +145,12 @@ def pe_tile(cfg, x, w, bias):
             first_load = max(t + 1, dispatch_free)
             last_load = first_load + int(cost[:-1].sum())
             dispatch_free = last_load + int(cost[-1])
+            dispatched = True
             t = last_load
         elif op.kind == "bias":
             t += 1
         else:
-            drain_start = max(t + 1, dispatch_free + 1)
+            drain_start = max(t + 1, dispatch_free + 2 if dispatched else 0)
             cycles = drain_start + cfg.depth + 2
     y = wrap(ab[0] + ab[1] + np.asarray(bias, np.int64)[:, None, None])
     if cfg.relu:

@@ -15,8 +15,8 @@ decision taken on the state at the start of the cycle:
 - A CU takes a neuron in cycle t and is free again at ``t + C`` (C = ⌈n_in / mac_width⌉ words); the
   neuron completes (result written, a proxy's decision acc + bias ≤ 0 visible from the next cycle)
   at ``t + C + 2``. A binCU lane takes a member at t, is free at ``t + CB`` (CB = ⌈n_in /
-  bits_per_cycle⌉) and predicts at ``t + CB + 3``: zero completes the member as skipped, otherwise it
-  joins the *rejected* queue, from which it can be taken from the next cycle.
+  bits_per_cycle⌉) and predicts at ``t + CB + 1 + L`` (L = 4, the binCU's latency): zero completes the
+  member as skipped, otherwise it joins the *rejected* queue, from which it can be taken from the next cycle.
 - The walker goes through the members in DNN order, one cluster at a time once its proxy's decision
   is visible: a member goes to a binCU when its proxy decided zero and it is enabled, else to a CU.
   Taking a cluster's last member moves to the next cluster in the same cycle; an empty cluster
@@ -99,11 +99,12 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
         lane = next((i for i in range(cfg.n_bincu) if lane_free[i] <= t), None)
         if walker is not None and route_bin[walker] and lane is not None:
             lane_free[lane] = t + bin_words
+            predicted_at = t + bin_words + 1 + cfg.bincu.latency
             if predicted_zero[walker]:
                 skipped[walker] = True
-                complete(t + bin_words + 3)
+                complete(predicted_at)
             else:
-                rejected.append((t + bin_words + 4, walker))
+                rejected.append((predicted_at + 1, walker))
             take()
         done += completions.pop(t, 0)
         if done == n_out:

@@ -78,17 +78,31 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   wire [42:0] \$74 ;
   wire [43:0] \$75 ;
   wire \$76 ;
-  reg \$77 ;
-  reg [10:0] \$78 ;
+  reg [6:0] \$77 ;
+  reg \$78 ;
   reg \$79 ;
   wire [1:0] \$8 ;
-  reg [10:0] \$80 ;
+  reg [31:0] \$80 ;
   reg [31:0] \$81 ;
-  reg [31:0] \$82 ;
-  reg \$83 ;
-  reg [11:0] \$84 ;
+  reg \$82 ;
+  reg [10:0] \$83 ;
+  reg \$84 ;
+  reg [10:0] \$85 ;
+  reg [31:0] \$86 ;
+  reg [31:0] \$87 ;
+  reg [42:0] \$88 ;
+  reg [31:0] \$89 ;
   wire [15:0] \$9 ;
-  reg [31:0] \$signal  = 32'd0;
+  reg [10:0] \$90 ;
+  reg \$91 ;
+  reg \$92 ;
+  reg [11:0] \$93 ;
+  reg [6:0] \$like  = 7'h00;
+  reg \$signal  = 1'h0;
+  reg [31:0] \$signal$17  = 32'd0;
+  reg [31:0] \$signal$21  = 32'd0;
+  reg [42:0] \$signal$23  = 43'h00000000000;
+  reg [10:0] \$signal$25  = 11'h000;
   reg [10:0] acc = 11'h000;
   reg [31:0] b_q = 32'd0;
   input [101:0] chunk__payload;
@@ -140,9 +154,13 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   wire [6:0] contribution;
   wire en;
   reg fresh = 1'h1;
+  reg [31:0] line_b_q = 32'd0;
+  reg line_valid = 1'h0;
   wire [15:0] mask;
   reg [10:0] p_bin = 11'h000;
   reg p_valid = 1'h0;
+  reg [31:0] part_b_q = 32'd0;
+  reg part_last = 1'h0;
   output [11:0] pred__payload;
   reg [11:0] pred__payload = 12'h000;
   wire [10:0] \pred__payload.p_bin ;
@@ -154,6 +172,15 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   input rst;
   wire rst;
   wire [10:0] total;
+  assign \$6  = ~ \$5 ;
+  assign \$7  = \$6  & \$4 [15:0];
+  assign \$8  = 1'h0 + \$7 [0];
+  assign \$9  = chunk__payload[15:0] ^ chunk__payload[31:16];
+  assign \$10  = ~ \$9 ;
+  assign \$11  = \$10  & \$4 [15:0];
+  assign \$12  = \$8  + \$11 [1];
+  assign \$13  = chunk__payload[15:0] ^ chunk__payload[31:16];
+  assign \$14  = ~ \$13 ;
   assign \$15  = \$14  & \$4 [15:0];
   assign \$16  = \$12  + \$15 [2];
   assign \$17  = chunk__payload[15:0] ^ chunk__payload[31:16];
@@ -211,99 +238,96 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   assign \$69  = 2'h2 * \$68 ;
   assign \$70  = \$69  - chunk__payload[36:32];
   assign \$71  = fresh ? 11'h000 : acc;
-  assign \$72  = $signed(\$70 [6:0]) + $signed(\$71 );
-  assign \$73  = chunk__valid & chunk__payload[37];
-  assign \$74  = $signed(\$signal ) * $signed(p_bin);
-  assign \$75  = $signed(\$74 ) + $signed(b_q);
+  assign \$72  = $signed(\$like ) + $signed(\$71 );
+  assign \$73  = \$signal  & part_last;
+  assign \$74  = $signed(\$signal$21 ) * $signed(p_bin);
+  assign \$75  = $signed(\$signal$23 ) + $signed(line_b_q);
   assign \$76  = $signed(\$75 ) < $signed(1'h0);
   always @(posedge clk)
-    p_valid <= \$77 ;
+    \$like  <= \$77 ;
   always @(posedge clk)
-    acc <= \$78 ;
+    \$signal  <= \$78 ;
   always @(posedge clk)
-    fresh <= \$79 ;
+    part_last <= \$79 ;
   always @(posedge clk)
-    p_bin <= \$80 ;
+    \$signal$17  <= \$80 ;
   always @(posedge clk)
-    \$signal  <= \$81 ;
+    part_b_q <= \$81 ;
   always @(posedge clk)
-    b_q <= \$82 ;
+    p_valid <= \$82 ;
   always @(posedge clk)
-    pred__valid <= \$83 ;
+    acc <= \$83 ;
   always @(posedge clk)
-    pred__payload <= \$84 ;
+    fresh <= \$84 ;
+  always @(posedge clk)
+    p_bin <= \$85 ;
+  always @(posedge clk)
+    \$signal$21  <= \$86 ;
+  always @(posedge clk)
+    b_q <= \$87 ;
+  always @(posedge clk)
+    \$signal$23  <= \$88 ;
+  always @(posedge clk)
+    line_b_q <= \$89 ;
+  always @(posedge clk)
+    \$signal$25  <= \$90 ;
+  always @(posedge clk)
+    line_valid <= \$91 ;
+  always @(posedge clk)
+    pred__valid <= \$92 ;
+  always @(posedge clk)
+    pred__payload <= \$93 ;
   assign \$1  = ~ pred__ready;
   assign \$2  = pred__valid & \$1 ;
   assign chunk__ready = ~ \$2 ;
   assign \$3  = 1'h1 << chunk__payload[36:32];
   assign \$4  = \$3  - 1'h1;
   assign \$5  = chunk__payload[15:0] ^ chunk__payload[31:16];
-  assign \$6  = ~ \$5 ;
-  assign \$7  = \$6  & \$4 [15:0];
-  assign \$8  = 1'h0 + \$7 [0];
-  assign \$9  = chunk__payload[15:0] ^ chunk__payload[31:16];
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$10  & \$4 [15:0];
-  assign \$12  = \$8  + \$11 [1];
-  assign \$13  = chunk__payload[15:0] ^ chunk__payload[31:16];
-  assign \$14  = ~ \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$77  = p_valid;
+    \$77  = \$like ;
     if (chunk__ready) begin
-      \$77  = \$73 ;
+      \$77  = \$70 [6:0];
     end
     if (rst) begin
-      \$77  = 1'h0;
+      \$77  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$78  = acc;
+    \$78  = \$signal ;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        \$78  = \$72 [10:0];
-      end
+      \$78  = chunk__valid;
     end
     if (rst) begin
-      \$78  = 11'h000;
+      \$78  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = fresh;
+    \$79  = part_last;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        \$79  = chunk__payload[37];
-      end
+      \$79  = chunk__payload[37];
     end
     if (rst) begin
-      \$79  = 1'h1;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = p_bin;
+    \$80  = \$signal$17 ;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[37]) begin
-          \$80  = \$72 [10:0];
-        end
-      end
+      \$80  = chunk__payload[69:38];
     end
     if (rst) begin
-      \$80  = 11'h000;
+      \$80  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = \$signal ;
+    \$81  = part_b_q;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[37]) begin
-          \$81  = chunk__payload[69:38];
-        end
-      end
+      \$81  = chunk__payload[101:70];
     end
     if (rst) begin
       \$81  = 32'd0;
@@ -311,37 +335,139 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = b_q;
+    \$82  = p_valid;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[37]) begin
-          \$82  = chunk__payload[101:70];
+      \$82  = \$73 ;
+    end
+    if (rst) begin
+      \$82  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$83  = acc;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        \$83  = \$72 [10:0];
+      end
+    end
+    if (rst) begin
+      \$83  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = fresh;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        \$84  = part_last;
+      end
+    end
+    if (rst) begin
+      \$84  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$85  = p_bin;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        if (part_last) begin
+          \$85  = \$72 [10:0];
         end
       end
     end
     if (rst) begin
-      \$82  = 32'd0;
+      \$85  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = pred__valid;
+    \$86  = \$signal$21 ;
     if (chunk__ready) begin
-      \$83  = p_valid;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$86  = \$signal$17 ;
+        end
+      end
     end
     if (rst) begin
-      \$83  = 1'h0;
+      \$86  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = pred__payload;
+    \$87  = b_q;
     if (chunk__ready) begin
-      \$84 [10:0] = p_bin;
-      \$84 [11] = \$76 ;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$87  = part_b_q;
+        end
+      end
     end
     if (rst) begin
-      \$84  = 12'h000;
+      \$87  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$88  = \$signal$23 ;
+    if (chunk__ready) begin
+      \$88  = \$74 ;
+    end
+    if (rst) begin
+      \$88  = 43'h00000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$89  = line_b_q;
+    if (chunk__ready) begin
+      \$89  = b_q;
+    end
+    if (rst) begin
+      \$89  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$90  = \$signal$25 ;
+    if (chunk__ready) begin
+      \$90  = p_bin;
+    end
+    if (rst) begin
+      \$90  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = line_valid;
+    if (chunk__ready) begin
+      \$91  = p_valid;
+    end
+    if (rst) begin
+      \$91  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$92  = pred__valid;
+    if (chunk__ready) begin
+      \$92  = line_valid;
+    end
+    if (rst) begin
+      \$92  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$93  = pred__payload;
+    if (chunk__ready) begin
+      \$93 [10:0] = \$signal$25 ;
+      \$93 [11] = \$76 ;
+    end
+    if (rst) begin
+      \$93  = 12'h000;
     end
   end
   assign en = chunk__ready;

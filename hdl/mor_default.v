@@ -512,16 +512,25 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire [42:0] \$266 ;
   wire [43:0] \$267 ;
   wire \$268 ;
-  reg \$269 ;
+  reg [8:0] \$269 ;
   wire [63:0] \$27 ;
-  reg [10:0] \$270 ;
+  reg \$270 ;
   reg \$271 ;
-  reg [10:0] \$272 ;
+  reg [31:0] \$272 ;
   reg [31:0] \$273 ;
-  reg [31:0] \$274 ;
-  reg \$275 ;
-  reg [11:0] \$276 ;
+  reg \$274 ;
+  reg [10:0] \$275 ;
+  reg \$276 ;
+  reg [10:0] \$277 ;
+  reg [31:0] \$278 ;
+  reg [31:0] \$279 ;
   wire [6:0] \$28 ;
+  reg [42:0] \$280 ;
+  reg [31:0] \$281 ;
+  reg [10:0] \$282 ;
+  reg \$283 ;
+  reg \$284 ;
+  reg [11:0] \$285 ;
   wire [63:0] \$29 ;
   wire [191:0] \$3 ;
   wire [63:0] \$30 ;
@@ -600,7 +609,12 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire [63:0] \$97 ;
   wire [63:0] \$98 ;
   wire [63:0] \$99 ;
-  reg [31:0] \$signal  = 32'd0;
+  reg [8:0] \$like  = 9'h000;
+  reg \$signal  = 1'h0;
+  reg [31:0] \$signal$17  = 32'd0;
+  reg [31:0] \$signal$21  = 32'd0;
+  reg [42:0] \$signal$23  = 43'h00000000000;
+  reg [10:0] \$signal$25  = 11'h000;
   reg [10:0] acc = 11'h000;
   reg [31:0] b_q = 32'd0;
   input [199:0] chunk__payload;
@@ -748,9 +762,13 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire [8:0] contribution;
   wire en;
   reg fresh = 1'h1;
+  reg [31:0] line_b_q = 32'd0;
+  reg line_valid = 1'h0;
   wire [63:0] mask;
   reg [10:0] p_bin = 11'h000;
   reg p_valid = 1'h0;
+  reg [31:0] part_b_q = 32'd0;
+  reg part_last = 1'h0;
   output [11:0] pred__payload;
   reg [11:0] pred__payload = 12'h000;
   wire [10:0] \pred__payload.p_bin ;
@@ -1026,84 +1044,90 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   assign \$261  = 2'h2 * \$260 ;
   assign \$262  = \$261  - chunk__payload[134:128];
   assign \$263  = fresh ? 11'h000 : acc;
-  assign \$264  = $signed(\$262 [8:0]) + $signed(\$263 );
-  assign \$265  = chunk__valid & chunk__payload[135];
-  assign \$266  = $signed(\$signal ) * $signed(p_bin);
-  assign \$267  = $signed(\$266 ) + $signed(b_q);
+  assign \$264  = $signed(\$like ) + $signed(\$263 );
+  assign \$265  = \$signal  & part_last;
+  assign \$266  = $signed(\$signal$21 ) * $signed(p_bin);
+  assign \$267  = $signed(\$signal$23 ) + $signed(line_b_q);
   assign \$268  = $signed(\$267 ) < $signed(1'h0);
   always @(posedge clk)
-    p_valid <= \$269 ;
+    \$like  <= \$269 ;
   always @(posedge clk)
-    acc <= \$270 ;
+    \$signal  <= \$270 ;
   always @(posedge clk)
-    fresh <= \$271 ;
+    part_last <= \$271 ;
   always @(posedge clk)
-    p_bin <= \$272 ;
+    \$signal$17  <= \$272 ;
   always @(posedge clk)
-    \$signal  <= \$273 ;
+    part_b_q <= \$273 ;
   always @(posedge clk)
-    b_q <= \$274 ;
+    p_valid <= \$274 ;
   always @(posedge clk)
-    pred__valid <= \$275 ;
+    acc <= \$275 ;
   always @(posedge clk)
-    pred__payload <= \$276 ;
+    fresh <= \$276 ;
+  always @(posedge clk)
+    p_bin <= \$277 ;
+  always @(posedge clk)
+    \$signal$21  <= \$278 ;
+  always @(posedge clk)
+    b_q <= \$279 ;
+  always @(posedge clk)
+    \$signal$23  <= \$280 ;
+  always @(posedge clk)
+    line_b_q <= \$281 ;
+  always @(posedge clk)
+    \$signal$25  <= \$282 ;
+  always @(posedge clk)
+    line_valid <= \$283 ;
+  always @(posedge clk)
+    pred__valid <= \$284 ;
+  always @(posedge clk)
+    pred__payload <= \$285 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = p_valid;
+    \$269  = \$like ;
     if (chunk__ready) begin
-      \$269  = \$265 ;
+      \$269  = \$262 [8:0];
     end
     if (rst) begin
-      \$269  = 1'h0;
+      \$269  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = acc;
+    \$270  = \$signal ;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        \$270  = \$264 [10:0];
-      end
+      \$270  = chunk__valid;
     end
     if (rst) begin
-      \$270  = 11'h000;
+      \$270  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = fresh;
+    \$271  = part_last;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        \$271  = chunk__payload[135];
-      end
+      \$271  = chunk__payload[135];
     end
     if (rst) begin
-      \$271  = 1'h1;
+      \$271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = p_bin;
+    \$272  = \$signal$17 ;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[135]) begin
-          \$272  = \$264 [10:0];
-        end
-      end
+      \$272  = chunk__payload[167:136];
     end
     if (rst) begin
-      \$272  = 11'h000;
+      \$272  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = \$signal ;
+    \$273  = part_b_q;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[135]) begin
-          \$273  = chunk__payload[167:136];
-        end
-      end
+      \$273  = chunk__payload[199:168];
     end
     if (rst) begin
       \$273  = 32'd0;
@@ -1111,37 +1135,139 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = b_q;
+    \$274  = p_valid;
     if (chunk__ready) begin
-      if (chunk__valid) begin
-        if (chunk__payload[135]) begin
-          \$274  = chunk__payload[199:168];
+      \$274  = \$265 ;
+    end
+    if (rst) begin
+      \$274  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$275  = acc;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        \$275  = \$264 [10:0];
+      end
+    end
+    if (rst) begin
+      \$275  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$276  = fresh;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        \$276  = part_last;
+      end
+    end
+    if (rst) begin
+      \$276  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$277  = p_bin;
+    if (chunk__ready) begin
+      if (\$signal ) begin
+        if (part_last) begin
+          \$277  = \$264 [10:0];
         end
       end
     end
     if (rst) begin
-      \$274  = 32'd0;
+      \$277  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = pred__valid;
+    \$278  = \$signal$21 ;
     if (chunk__ready) begin
-      \$275  = p_valid;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$278  = \$signal$17 ;
+        end
+      end
     end
     if (rst) begin
-      \$275  = 1'h0;
+      \$278  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = pred__payload;
+    \$279  = b_q;
     if (chunk__ready) begin
-      \$276 [10:0] = p_bin;
-      \$276 [11] = \$268 ;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$279  = part_b_q;
+        end
+      end
     end
     if (rst) begin
-      \$276  = 12'h000;
+      \$279  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$280  = \$signal$23 ;
+    if (chunk__ready) begin
+      \$280  = \$266 ;
+    end
+    if (rst) begin
+      \$280  = 43'h00000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$281  = line_b_q;
+    if (chunk__ready) begin
+      \$281  = b_q;
+    end
+    if (rst) begin
+      \$281  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$282  = \$signal$25 ;
+    if (chunk__ready) begin
+      \$282  = p_bin;
+    end
+    if (rst) begin
+      \$282  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$283  = line_valid;
+    if (chunk__ready) begin
+      \$283  = p_valid;
+    end
+    if (rst) begin
+      \$283  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$284  = pred__valid;
+    if (chunk__ready) begin
+      \$284  = line_valid;
+    end
+    if (rst) begin
+      \$284  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$285  = pred__payload;
+    if (chunk__ready) begin
+      \$285 [10:0] = \$signal$25 ;
+      \$285 [11] = \$268 ;
+    end
+    if (rst) begin
+      \$285  = 12'h000;
     end
   end
   assign en = chunk__ready;
@@ -1715,43 +1841,47 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [4:0] \$1378 ;
   reg [3:0] \$1379 ;
   wire [32:0] \$138 ;
-  reg [13:0] \$1380 ;
-  reg [13:0] \$1381 ;
-  reg \$1382 ;
-  reg [4:0] \$1383 ;
-  reg [3:0] \$1384 ;
-  reg [2:0] \$1385 ;
-  reg \$1386 ;
-  reg \$1387 ;
-  reg [4:0] \$1388 ;
-  reg [3:0] \$1389 ;
+  wire [13:0] \$1380 ;
+  wire [13:0] \$1381 ;
+  wire [13:0] \$1382 ;
+  wire [13:0] \$1383 ;
+  reg \$1384 ;
+  reg [4:0] \$1385 ;
+  reg [3:0] \$1386 ;
+  reg [2:0] \$1387 ;
+  reg \$1388 ;
+  reg \$1389 ;
   wire \$139 ;
-  reg [13:0] \$1390 ;
-  reg [13:0] \$1391 ;
-  reg [511:0] \$1392 ;
-  reg [9:0] \$1393 ;
-  reg [511:0] \$1394 ;
-  reg [511:0] \$1395 ;
-  reg [9:0] \$1396 ;
-  reg [31:0] \$1397 ;
-  reg [31:0] \$1398 ;
-  reg \$1399 ;
+  reg [4:0] \$1390 ;
+  reg [3:0] \$1391 ;
+  wire [13:0] \$1392 ;
+  wire [13:0] \$1393 ;
+  wire [13:0] \$1394 ;
+  wire [13:0] \$1395 ;
+  reg [511:0] \$1396 ;
+  reg [9:0] \$1397 ;
+  reg [511:0] \$1398 ;
+  reg [511:0] \$1399 ;
   wire \$14 ;
   wire \$140 ;
-  reg [1:0] \$1400 ;
-  reg \$1401 ;
-  reg [4:0] \$1402 ;
-  reg [31:0] \$1403 ;
-  reg [31:0] \$1404 ;
-  reg [4:0] \$1405 ;
-  reg [31:0] \$1406 ;
+  reg [9:0] \$1400 ;
+  reg [31:0] \$1401 ;
+  reg [31:0] \$1402 ;
+  reg \$1403 ;
+  reg [1:0] \$1404 ;
+  reg \$1405 ;
+  reg [4:0] \$1406 ;
   reg [31:0] \$1407 ;
-  reg [4:0] \$1408 ;
-  reg [9:0] \$1409 ;
+  reg [31:0] \$1408 ;
+  reg [4:0] \$1409 ;
   wire \$141 ;
-  reg [4:0] \$1410 ;
-  reg [3:0] \$1411 ;
-  reg \$1412 ;
+  reg [31:0] \$1410 ;
+  reg [31:0] \$1411 ;
+  reg [4:0] \$1412 ;
+  reg [9:0] \$1413 ;
+  reg [4:0] \$1414 ;
+  reg [3:0] \$1415 ;
+  reg \$1416 ;
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
@@ -2723,8 +2853,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [4:0] \$signal$36  = 5'h00;
   reg [5:0] \$signal$367  = 6'h00;
   reg [5:0] \$signal$38  = 6'h00;
-  reg [31:0] \$signal$426  = 32'd0;
   reg [5:0] \$signal$43  = 6'h00;
+  reg [31:0] \$signal$430  = 32'd0;
   reg [4:0] \$signal$44  = 5'h00;
   reg [5:0] \$signal$48  = 6'h00;
   reg \$signal$63  = 1'h0;
@@ -2871,8 +3001,6 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \bincu0_chunk.x_bits[7] ;
   wire \bincu0_chunk.x_bits[8] ;
   wire \bincu0_chunk.x_bits[9] ;
-  reg [13:0] bincu0_d1 = 14'h0000;
-  reg [13:0] bincu0_d2 = 14'h0000;
   wire bincu0_free;
   wire [7:0] bincu0_inputs_raddr;
   wire [63:0] bincu0_inputs_rdata;
@@ -2898,6 +3026,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [4:0] \bincu0_table_wdata.idx ;
   wire [31:0] \bincu0_table_wdata.m_q ;
   wire bincu0_table_we;
+  reg [13:0] bincu0_tag_d0 = 14'h0000;
+  reg [13:0] bincu0_tag_d1 = 14'h0000;
+  reg [13:0] bincu0_tag_d2 = 14'h0000;
+  reg [13:0] bincu0_tag_d3 = 14'h0000;
   wire [7:0] bincu0_weights_raddr;
   wire [63:0] bincu0_weights_rdata;
   wire [7:0] bincu0_weights_waddr;
@@ -3046,8 +3178,6 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \bincu1_chunk.x_bits[7] ;
   wire \bincu1_chunk.x_bits[8] ;
   wire \bincu1_chunk.x_bits[9] ;
-  reg [13:0] bincu1_d1 = 14'h0000;
-  reg [13:0] bincu1_d2 = 14'h0000;
   wire bincu1_free;
   wire [7:0] bincu1_inputs_raddr;
   wire [63:0] bincu1_inputs_rdata;
@@ -3073,6 +3203,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [4:0] \bincu1_table_wdata.idx ;
   wire [31:0] \bincu1_table_wdata.m_q ;
   wire bincu1_table_we;
+  reg [13:0] bincu1_tag_d0 = 14'h0000;
+  reg [13:0] bincu1_tag_d1 = 14'h0000;
+  reg [13:0] bincu1_tag_d2 = 14'h0000;
+  reg [13:0] bincu1_tag_d3 = 14'h0000;
   wire [7:0] bincu1_weights_raddr;
   wire [63:0] bincu1_weights_rdata;
   wire [7:0] bincu1_weights_waddr;
@@ -4697,16 +4831,16 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$1137  = \$signal$24  + 1'h1;
   assign \$1138  = ! \$signal$63 ;
   assign \$1140  = ! \$signal$63 ;
-  assign \$1142  = \$signal$426  + 1'h1;
+  assign \$1142  = \$signal$430  + 1'h1;
   assign \$1143  = \$signal$268  ? n_in : 10'h000;
   assign \$1144  = macs + \$1143 ;
   assign \$1145  = \$612 [9:0] == run_target;
   assign \$1146  = ~ \$signal$63 ;
   assign \$1147  = ! \$signal$63 ;
-  assign \$1148  = \$signal$426  + 1'h1;
+  assign \$1148  = \$signal$430  + 1'h1;
   assign \$1149  = \$signal$268  ? n_in : 10'h000;
   assign \$1150  = macs + \$1149 ;
-  assign \$1152  = \$signal$426  + 1'h1;
+  assign \$1152  = \$signal$430  + 1'h1;
   assign \$1153  = \$signal$268  ? n_in : 10'h000;
   assign \$1154  = macs + \$1153 ;
   assign \$1155  = ~ running;
@@ -5124,71 +5258,79 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @(posedge clk)
     bincu0_b_v <= \$1379 ;
   always @(posedge clk)
-    bincu0_d1 <= \$1380 ;
+    bincu0_tag_d0 <= \$1380 ;
   always @(posedge clk)
-    bincu0_d2 <= \$1381 ;
+    bincu0_tag_d1 <= \$1381 ;
   always @(posedge clk)
-    bincu1_a_valid <= \$1382 ;
+    bincu0_tag_d2 <= \$1382 ;
   always @(posedge clk)
-    bincu1_a_pos <= \$1383 ;
+    bincu0_tag_d3 <= \$1383 ;
   always @(posedge clk)
-    bincu1_a_v <= \$1384 ;
+    bincu1_a_valid <= \$1384 ;
   always @(posedge clk)
-    bincu1_a_word <= \$1385 ;
+    bincu1_a_pos <= \$1385 ;
   always @(posedge clk)
-    bincu1_b_valid <= \$1386 ;
+    bincu1_a_v <= \$1386 ;
   always @(posedge clk)
-    bincu1_b_last <= \$1387 ;
+    bincu1_a_word <= \$1387 ;
   always @(posedge clk)
-    bincu1_b_pos <= \$1388 ;
+    bincu1_b_valid <= \$1388 ;
   always @(posedge clk)
-    bincu1_b_v <= \$1389 ;
+    bincu1_b_last <= \$1389 ;
   always @(posedge clk)
-    bincu1_d1 <= \$1390 ;
+    bincu1_b_pos <= \$1390 ;
   always @(posedge clk)
-    bincu1_d2 <= \$1391 ;
+    bincu1_b_v <= \$1391 ;
   always @(posedge clk)
-    proxy_zero <= \$1392 ;
+    bincu1_tag_d0 <= \$1392 ;
   always @(posedge clk)
-    \$signal$24  <= \$1393 ;
+    bincu1_tag_d1 <= \$1393 ;
   always @(posedge clk)
-    skipped0 <= \$1394 ;
+    bincu1_tag_d2 <= \$1394 ;
   always @(posedge clk)
-    skipped1 <= \$1395 ;
+    bincu1_tag_d3 <= \$1395 ;
   always @(posedge clk)
-    done <= \$1396 ;
+    proxy_zero <= \$1396 ;
   always @(posedge clk)
-    \$signal$426  <= \$1397 ;
+    \$signal$24  <= \$1397 ;
   always @(posedge clk)
-    macs <= \$1398 ;
+    skipped0 <= \$1398 ;
   always @(posedge clk)
-    running <= \$1399 ;
+    skipped1 <= \$1399 ;
   always @(posedge clk)
-    out_full <= \$1400 ;
+    done <= \$1400 ;
   always @(posedge clk)
-    \$signal$63  <= \$1401 ;
+    \$signal$430  <= \$1401 ;
   always @(posedge clk)
-    out0_vectors <= \$1402 ;
+    macs <= \$1402 ;
   always @(posedge clk)
-    out0_run_cycles <= \$1403 ;
+    running <= \$1403 ;
   always @(posedge clk)
-    out0_macs <= \$1404 ;
+    out_full <= \$1404 ;
   always @(posedge clk)
-    out1_vectors <= \$1405 ;
+    \$signal$63  <= \$1405 ;
   always @(posedge clk)
-    out1_run_cycles <= \$1406 ;
+    out0_vectors <= \$1406 ;
   always @(posedge clk)
-    out1_macs <= \$1407 ;
+    out0_run_cycles <= \$1407 ;
   always @(posedge clk)
-    \$signal$30  <= \$1408 ;
+    out0_macs <= \$1408 ;
   always @(posedge clk)
-    run_target <= \$1409 ;
+    out1_vectors <= \$1409 ;
   always @(posedge clk)
-    \$signal$315  <= \$1410 ;
+    out1_run_cycles <= \$1410 ;
   always @(posedge clk)
-    out_v <= \$1411 ;
+    out1_macs <= \$1411 ;
   always @(posedge clk)
-    out_buf <= \$1412 ;
+    \$signal$30  <= \$1412 ;
+  always @(posedge clk)
+    run_target <= \$1413 ;
+  always @(posedge clk)
+    \$signal$315  <= \$1414 ;
+  always @(posedge clk)
+    out_v <= \$1415 ;
+  always @(posedge clk)
+    out_buf <= \$1416 ;
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk),
     .chunk__ready(\$1186 ),
@@ -5810,14 +5952,14 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
       (* full_case = 32'd1 *)
       if (bincu0_pred[11]) begin
       end else begin
-        w_data = { bincu0_d2[8:5], bincu0_d2[13:9] };
+        w_data = { bincu0_tag_d3[8:5], bincu0_tag_d3[13:9] };
       end
     end
     if (bincu1_pred_valid) begin
       (* full_case = 32'd1 *)
       if (bincu1_pred[11]) begin
       end else begin
-        w_data = { bincu1_d2[8:5], bincu1_d2[13:9] };
+        w_data = { bincu1_tag_d3[8:5], bincu1_tag_d3[13:9] };
       end
     end
   end
@@ -7800,1135 +7942,1107 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1380  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
-    if (rst) begin
-      \$1380  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1381  = bincu0_d1;
-    if (rst) begin
-      \$1381  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1382  = bincu1_a_valid;
+    \$1384  = bincu1_a_valid;
     if (\$1107 ) begin
-      \$1382  = 1'h1;
+      \$1384  = 1'h1;
     end else if (bincu1_a_valid) begin
-      \$1382  = \$1110 ;
+      \$1384  = \$1110 ;
     end
     if (rst) begin
-      \$1382  = 1'h0;
+      \$1384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1383  = bincu1_a_pos;
+    \$1385  = bincu1_a_pos;
     if (\$1107 ) begin
-      \$1383  = \$signal$28 [4:0];
+      \$1385  = \$signal$28 [4:0];
     end
     if (rst) begin
-      \$1383  = 5'h00;
+      \$1385  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1384  = bincu1_a_v;
+    \$1386  = bincu1_a_v;
     if (\$1107 ) begin
-      \$1384  = \$signal$36 [3:0];
+      \$1386  = \$signal$36 [3:0];
     end
     if (rst) begin
-      \$1384  = 4'h0;
+      \$1386  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1385  = bincu1_a_word;
+    \$1387  = bincu1_a_word;
     if (\$1107 ) begin
-      \$1385  = 3'h0;
+      \$1387  = 3'h0;
     end else if (bincu1_a_valid) begin
-      \$1385  = \$1111 [2:0];
+      \$1387  = \$1111 [2:0];
     end
     if (rst) begin
-      \$1385  = 3'h0;
+      \$1387  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1386  = bincu1_a_valid;
+    \$1388  = bincu1_a_valid;
     if (rst) begin
-      \$1386  = 1'h0;
+      \$1388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1387  = \$1113 ;
+    \$1389  = \$1113 ;
     if (rst) begin
-      \$1387  = 1'h0;
+      \$1389  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1388  = bincu1_a_pos;
+    \$1390  = bincu1_a_pos;
     if (rst) begin
-      \$1388  = 5'h00;
+      \$1390  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1389  = bincu1_a_v;
+    \$1391  = bincu1_a_v;
     if (rst) begin
-      \$1389  = 4'h0;
+      \$1391  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1390  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
-    if (rst) begin
-      \$1390  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1391  = bincu1_d1;
-    if (rst) begin
-      \$1391  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1392  = proxy_zero;
+    \$1396  = proxy_zero;
     if (cu0_c_valid) begin
       if (\$1114 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1115 ;
+              \$1396 [0] = \$1115 ;
           9'h001:
-              \$1392 [1] = \$1115 ;
+              \$1396 [1] = \$1115 ;
           9'h002:
-              \$1392 [2] = \$1115 ;
+              \$1396 [2] = \$1115 ;
           9'h003:
-              \$1392 [3] = \$1115 ;
+              \$1396 [3] = \$1115 ;
           9'h004:
-              \$1392 [4] = \$1115 ;
+              \$1396 [4] = \$1115 ;
           9'h005:
-              \$1392 [5] = \$1115 ;
+              \$1396 [5] = \$1115 ;
           9'h006:
-              \$1392 [6] = \$1115 ;
+              \$1396 [6] = \$1115 ;
           9'h007:
-              \$1392 [7] = \$1115 ;
+              \$1396 [7] = \$1115 ;
           9'h008:
-              \$1392 [8] = \$1115 ;
+              \$1396 [8] = \$1115 ;
           9'h009:
-              \$1392 [9] = \$1115 ;
+              \$1396 [9] = \$1115 ;
           9'h00a:
-              \$1392 [10] = \$1115 ;
+              \$1396 [10] = \$1115 ;
           9'h00b:
-              \$1392 [11] = \$1115 ;
+              \$1396 [11] = \$1115 ;
           9'h00c:
-              \$1392 [12] = \$1115 ;
+              \$1396 [12] = \$1115 ;
           9'h00d:
-              \$1392 [13] = \$1115 ;
+              \$1396 [13] = \$1115 ;
           9'h00e:
-              \$1392 [14] = \$1115 ;
+              \$1396 [14] = \$1115 ;
           9'h00f:
-              \$1392 [15] = \$1115 ;
+              \$1396 [15] = \$1115 ;
           9'h010:
-              \$1392 [16] = \$1115 ;
+              \$1396 [16] = \$1115 ;
           9'h011:
-              \$1392 [17] = \$1115 ;
+              \$1396 [17] = \$1115 ;
           9'h012:
-              \$1392 [18] = \$1115 ;
+              \$1396 [18] = \$1115 ;
           9'h013:
-              \$1392 [19] = \$1115 ;
+              \$1396 [19] = \$1115 ;
           9'h014:
-              \$1392 [20] = \$1115 ;
+              \$1396 [20] = \$1115 ;
           9'h015:
-              \$1392 [21] = \$1115 ;
+              \$1396 [21] = \$1115 ;
           9'h016:
-              \$1392 [22] = \$1115 ;
+              \$1396 [22] = \$1115 ;
           9'h017:
-              \$1392 [23] = \$1115 ;
+              \$1396 [23] = \$1115 ;
           9'h018:
-              \$1392 [24] = \$1115 ;
+              \$1396 [24] = \$1115 ;
           9'h019:
-              \$1392 [25] = \$1115 ;
+              \$1396 [25] = \$1115 ;
           9'h01a:
-              \$1392 [26] = \$1115 ;
+              \$1396 [26] = \$1115 ;
           9'h01b:
-              \$1392 [27] = \$1115 ;
+              \$1396 [27] = \$1115 ;
           9'h01c:
-              \$1392 [28] = \$1115 ;
+              \$1396 [28] = \$1115 ;
           9'h01d:
-              \$1392 [29] = \$1115 ;
+              \$1396 [29] = \$1115 ;
           9'h01e:
-              \$1392 [30] = \$1115 ;
+              \$1396 [30] = \$1115 ;
           9'h01f:
-              \$1392 [31] = \$1115 ;
+              \$1396 [31] = \$1115 ;
           9'h020:
-              \$1392 [32] = \$1115 ;
+              \$1396 [32] = \$1115 ;
           9'h021:
-              \$1392 [33] = \$1115 ;
+              \$1396 [33] = \$1115 ;
           9'h022:
-              \$1392 [34] = \$1115 ;
+              \$1396 [34] = \$1115 ;
           9'h023:
-              \$1392 [35] = \$1115 ;
+              \$1396 [35] = \$1115 ;
           9'h024:
-              \$1392 [36] = \$1115 ;
+              \$1396 [36] = \$1115 ;
           9'h025:
-              \$1392 [37] = \$1115 ;
+              \$1396 [37] = \$1115 ;
           9'h026:
-              \$1392 [38] = \$1115 ;
+              \$1396 [38] = \$1115 ;
           9'h027:
-              \$1392 [39] = \$1115 ;
+              \$1396 [39] = \$1115 ;
           9'h028:
-              \$1392 [40] = \$1115 ;
+              \$1396 [40] = \$1115 ;
           9'h029:
-              \$1392 [41] = \$1115 ;
+              \$1396 [41] = \$1115 ;
           9'h02a:
-              \$1392 [42] = \$1115 ;
+              \$1396 [42] = \$1115 ;
           9'h02b:
-              \$1392 [43] = \$1115 ;
+              \$1396 [43] = \$1115 ;
           9'h02c:
-              \$1392 [44] = \$1115 ;
+              \$1396 [44] = \$1115 ;
           9'h02d:
-              \$1392 [45] = \$1115 ;
+              \$1396 [45] = \$1115 ;
           9'h02e:
-              \$1392 [46] = \$1115 ;
+              \$1396 [46] = \$1115 ;
           9'h02f:
-              \$1392 [47] = \$1115 ;
+              \$1396 [47] = \$1115 ;
           9'h030:
-              \$1392 [48] = \$1115 ;
+              \$1396 [48] = \$1115 ;
           9'h031:
-              \$1392 [49] = \$1115 ;
+              \$1396 [49] = \$1115 ;
           9'h032:
-              \$1392 [50] = \$1115 ;
+              \$1396 [50] = \$1115 ;
           9'h033:
-              \$1392 [51] = \$1115 ;
+              \$1396 [51] = \$1115 ;
           9'h034:
-              \$1392 [52] = \$1115 ;
+              \$1396 [52] = \$1115 ;
           9'h035:
-              \$1392 [53] = \$1115 ;
+              \$1396 [53] = \$1115 ;
           9'h036:
-              \$1392 [54] = \$1115 ;
+              \$1396 [54] = \$1115 ;
           9'h037:
-              \$1392 [55] = \$1115 ;
+              \$1396 [55] = \$1115 ;
           9'h038:
-              \$1392 [56] = \$1115 ;
+              \$1396 [56] = \$1115 ;
           9'h039:
-              \$1392 [57] = \$1115 ;
+              \$1396 [57] = \$1115 ;
           9'h03a:
-              \$1392 [58] = \$1115 ;
+              \$1396 [58] = \$1115 ;
           9'h03b:
-              \$1392 [59] = \$1115 ;
+              \$1396 [59] = \$1115 ;
           9'h03c:
-              \$1392 [60] = \$1115 ;
+              \$1396 [60] = \$1115 ;
           9'h03d:
-              \$1392 [61] = \$1115 ;
+              \$1396 [61] = \$1115 ;
           9'h03e:
-              \$1392 [62] = \$1115 ;
+              \$1396 [62] = \$1115 ;
           9'h03f:
-              \$1392 [63] = \$1115 ;
+              \$1396 [63] = \$1115 ;
           9'h040:
-              \$1392 [64] = \$1115 ;
+              \$1396 [64] = \$1115 ;
           9'h041:
-              \$1392 [65] = \$1115 ;
+              \$1396 [65] = \$1115 ;
           9'h042:
-              \$1392 [66] = \$1115 ;
+              \$1396 [66] = \$1115 ;
           9'h043:
-              \$1392 [67] = \$1115 ;
+              \$1396 [67] = \$1115 ;
           9'h044:
-              \$1392 [68] = \$1115 ;
+              \$1396 [68] = \$1115 ;
           9'h045:
-              \$1392 [69] = \$1115 ;
+              \$1396 [69] = \$1115 ;
           9'h046:
-              \$1392 [70] = \$1115 ;
+              \$1396 [70] = \$1115 ;
           9'h047:
-              \$1392 [71] = \$1115 ;
+              \$1396 [71] = \$1115 ;
           9'h048:
-              \$1392 [72] = \$1115 ;
+              \$1396 [72] = \$1115 ;
           9'h049:
-              \$1392 [73] = \$1115 ;
+              \$1396 [73] = \$1115 ;
           9'h04a:
-              \$1392 [74] = \$1115 ;
+              \$1396 [74] = \$1115 ;
           9'h04b:
-              \$1392 [75] = \$1115 ;
+              \$1396 [75] = \$1115 ;
           9'h04c:
-              \$1392 [76] = \$1115 ;
+              \$1396 [76] = \$1115 ;
           9'h04d:
-              \$1392 [77] = \$1115 ;
+              \$1396 [77] = \$1115 ;
           9'h04e:
-              \$1392 [78] = \$1115 ;
+              \$1396 [78] = \$1115 ;
           9'h04f:
-              \$1392 [79] = \$1115 ;
+              \$1396 [79] = \$1115 ;
           9'h050:
-              \$1392 [80] = \$1115 ;
+              \$1396 [80] = \$1115 ;
           9'h051:
-              \$1392 [81] = \$1115 ;
+              \$1396 [81] = \$1115 ;
           9'h052:
-              \$1392 [82] = \$1115 ;
+              \$1396 [82] = \$1115 ;
           9'h053:
-              \$1392 [83] = \$1115 ;
+              \$1396 [83] = \$1115 ;
           9'h054:
-              \$1392 [84] = \$1115 ;
+              \$1396 [84] = \$1115 ;
           9'h055:
-              \$1392 [85] = \$1115 ;
+              \$1396 [85] = \$1115 ;
           9'h056:
-              \$1392 [86] = \$1115 ;
+              \$1396 [86] = \$1115 ;
           9'h057:
-              \$1392 [87] = \$1115 ;
+              \$1396 [87] = \$1115 ;
           9'h058:
-              \$1392 [88] = \$1115 ;
+              \$1396 [88] = \$1115 ;
           9'h059:
-              \$1392 [89] = \$1115 ;
+              \$1396 [89] = \$1115 ;
           9'h05a:
-              \$1392 [90] = \$1115 ;
+              \$1396 [90] = \$1115 ;
           9'h05b:
-              \$1392 [91] = \$1115 ;
+              \$1396 [91] = \$1115 ;
           9'h05c:
-              \$1392 [92] = \$1115 ;
+              \$1396 [92] = \$1115 ;
           9'h05d:
-              \$1392 [93] = \$1115 ;
+              \$1396 [93] = \$1115 ;
           9'h05e:
-              \$1392 [94] = \$1115 ;
+              \$1396 [94] = \$1115 ;
           9'h05f:
-              \$1392 [95] = \$1115 ;
+              \$1396 [95] = \$1115 ;
           9'h060:
-              \$1392 [96] = \$1115 ;
+              \$1396 [96] = \$1115 ;
           9'h061:
-              \$1392 [97] = \$1115 ;
+              \$1396 [97] = \$1115 ;
           9'h062:
-              \$1392 [98] = \$1115 ;
+              \$1396 [98] = \$1115 ;
           9'h063:
-              \$1392 [99] = \$1115 ;
+              \$1396 [99] = \$1115 ;
           9'h064:
-              \$1392 [100] = \$1115 ;
+              \$1396 [100] = \$1115 ;
           9'h065:
-              \$1392 [101] = \$1115 ;
+              \$1396 [101] = \$1115 ;
           9'h066:
-              \$1392 [102] = \$1115 ;
+              \$1396 [102] = \$1115 ;
           9'h067:
-              \$1392 [103] = \$1115 ;
+              \$1396 [103] = \$1115 ;
           9'h068:
-              \$1392 [104] = \$1115 ;
+              \$1396 [104] = \$1115 ;
           9'h069:
-              \$1392 [105] = \$1115 ;
+              \$1396 [105] = \$1115 ;
           9'h06a:
-              \$1392 [106] = \$1115 ;
+              \$1396 [106] = \$1115 ;
           9'h06b:
-              \$1392 [107] = \$1115 ;
+              \$1396 [107] = \$1115 ;
           9'h06c:
-              \$1392 [108] = \$1115 ;
+              \$1396 [108] = \$1115 ;
           9'h06d:
-              \$1392 [109] = \$1115 ;
+              \$1396 [109] = \$1115 ;
           9'h06e:
-              \$1392 [110] = \$1115 ;
+              \$1396 [110] = \$1115 ;
           9'h06f:
-              \$1392 [111] = \$1115 ;
+              \$1396 [111] = \$1115 ;
           9'h070:
-              \$1392 [112] = \$1115 ;
+              \$1396 [112] = \$1115 ;
           9'h071:
-              \$1392 [113] = \$1115 ;
+              \$1396 [113] = \$1115 ;
           9'h072:
-              \$1392 [114] = \$1115 ;
+              \$1396 [114] = \$1115 ;
           9'h073:
-              \$1392 [115] = \$1115 ;
+              \$1396 [115] = \$1115 ;
           9'h074:
-              \$1392 [116] = \$1115 ;
+              \$1396 [116] = \$1115 ;
           9'h075:
-              \$1392 [117] = \$1115 ;
+              \$1396 [117] = \$1115 ;
           9'h076:
-              \$1392 [118] = \$1115 ;
+              \$1396 [118] = \$1115 ;
           9'h077:
-              \$1392 [119] = \$1115 ;
+              \$1396 [119] = \$1115 ;
           9'h078:
-              \$1392 [120] = \$1115 ;
+              \$1396 [120] = \$1115 ;
           9'h079:
-              \$1392 [121] = \$1115 ;
+              \$1396 [121] = \$1115 ;
           9'h07a:
-              \$1392 [122] = \$1115 ;
+              \$1396 [122] = \$1115 ;
           9'h07b:
-              \$1392 [123] = \$1115 ;
+              \$1396 [123] = \$1115 ;
           9'h07c:
-              \$1392 [124] = \$1115 ;
+              \$1396 [124] = \$1115 ;
           9'h07d:
-              \$1392 [125] = \$1115 ;
+              \$1396 [125] = \$1115 ;
           9'h07e:
-              \$1392 [126] = \$1115 ;
+              \$1396 [126] = \$1115 ;
           9'h07f:
-              \$1392 [127] = \$1115 ;
+              \$1396 [127] = \$1115 ;
           9'h080:
-              \$1392 [128] = \$1115 ;
+              \$1396 [128] = \$1115 ;
           9'h081:
-              \$1392 [129] = \$1115 ;
+              \$1396 [129] = \$1115 ;
           9'h082:
-              \$1392 [130] = \$1115 ;
+              \$1396 [130] = \$1115 ;
           9'h083:
-              \$1392 [131] = \$1115 ;
+              \$1396 [131] = \$1115 ;
           9'h084:
-              \$1392 [132] = \$1115 ;
+              \$1396 [132] = \$1115 ;
           9'h085:
-              \$1392 [133] = \$1115 ;
+              \$1396 [133] = \$1115 ;
           9'h086:
-              \$1392 [134] = \$1115 ;
+              \$1396 [134] = \$1115 ;
           9'h087:
-              \$1392 [135] = \$1115 ;
+              \$1396 [135] = \$1115 ;
           9'h088:
-              \$1392 [136] = \$1115 ;
+              \$1396 [136] = \$1115 ;
           9'h089:
-              \$1392 [137] = \$1115 ;
+              \$1396 [137] = \$1115 ;
           9'h08a:
-              \$1392 [138] = \$1115 ;
+              \$1396 [138] = \$1115 ;
           9'h08b:
-              \$1392 [139] = \$1115 ;
+              \$1396 [139] = \$1115 ;
           9'h08c:
-              \$1392 [140] = \$1115 ;
+              \$1396 [140] = \$1115 ;
           9'h08d:
-              \$1392 [141] = \$1115 ;
+              \$1396 [141] = \$1115 ;
           9'h08e:
-              \$1392 [142] = \$1115 ;
+              \$1396 [142] = \$1115 ;
           9'h08f:
-              \$1392 [143] = \$1115 ;
+              \$1396 [143] = \$1115 ;
           9'h090:
-              \$1392 [144] = \$1115 ;
+              \$1396 [144] = \$1115 ;
           9'h091:
-              \$1392 [145] = \$1115 ;
+              \$1396 [145] = \$1115 ;
           9'h092:
-              \$1392 [146] = \$1115 ;
+              \$1396 [146] = \$1115 ;
           9'h093:
-              \$1392 [147] = \$1115 ;
+              \$1396 [147] = \$1115 ;
           9'h094:
-              \$1392 [148] = \$1115 ;
+              \$1396 [148] = \$1115 ;
           9'h095:
-              \$1392 [149] = \$1115 ;
+              \$1396 [149] = \$1115 ;
           9'h096:
-              \$1392 [150] = \$1115 ;
+              \$1396 [150] = \$1115 ;
           9'h097:
-              \$1392 [151] = \$1115 ;
+              \$1396 [151] = \$1115 ;
           9'h098:
-              \$1392 [152] = \$1115 ;
+              \$1396 [152] = \$1115 ;
           9'h099:
-              \$1392 [153] = \$1115 ;
+              \$1396 [153] = \$1115 ;
           9'h09a:
-              \$1392 [154] = \$1115 ;
+              \$1396 [154] = \$1115 ;
           9'h09b:
-              \$1392 [155] = \$1115 ;
+              \$1396 [155] = \$1115 ;
           9'h09c:
-              \$1392 [156] = \$1115 ;
+              \$1396 [156] = \$1115 ;
           9'h09d:
-              \$1392 [157] = \$1115 ;
+              \$1396 [157] = \$1115 ;
           9'h09e:
-              \$1392 [158] = \$1115 ;
+              \$1396 [158] = \$1115 ;
           9'h09f:
-              \$1392 [159] = \$1115 ;
+              \$1396 [159] = \$1115 ;
           9'h0a0:
-              \$1392 [160] = \$1115 ;
+              \$1396 [160] = \$1115 ;
           9'h0a1:
-              \$1392 [161] = \$1115 ;
+              \$1396 [161] = \$1115 ;
           9'h0a2:
-              \$1392 [162] = \$1115 ;
+              \$1396 [162] = \$1115 ;
           9'h0a3:
-              \$1392 [163] = \$1115 ;
+              \$1396 [163] = \$1115 ;
           9'h0a4:
-              \$1392 [164] = \$1115 ;
+              \$1396 [164] = \$1115 ;
           9'h0a5:
-              \$1392 [165] = \$1115 ;
+              \$1396 [165] = \$1115 ;
           9'h0a6:
-              \$1392 [166] = \$1115 ;
+              \$1396 [166] = \$1115 ;
           9'h0a7:
-              \$1392 [167] = \$1115 ;
+              \$1396 [167] = \$1115 ;
           9'h0a8:
-              \$1392 [168] = \$1115 ;
+              \$1396 [168] = \$1115 ;
           9'h0a9:
-              \$1392 [169] = \$1115 ;
+              \$1396 [169] = \$1115 ;
           9'h0aa:
-              \$1392 [170] = \$1115 ;
+              \$1396 [170] = \$1115 ;
           9'h0ab:
-              \$1392 [171] = \$1115 ;
+              \$1396 [171] = \$1115 ;
           9'h0ac:
-              \$1392 [172] = \$1115 ;
+              \$1396 [172] = \$1115 ;
           9'h0ad:
-              \$1392 [173] = \$1115 ;
+              \$1396 [173] = \$1115 ;
           9'h0ae:
-              \$1392 [174] = \$1115 ;
+              \$1396 [174] = \$1115 ;
           9'h0af:
-              \$1392 [175] = \$1115 ;
+              \$1396 [175] = \$1115 ;
           9'h0b0:
-              \$1392 [176] = \$1115 ;
+              \$1396 [176] = \$1115 ;
           9'h0b1:
-              \$1392 [177] = \$1115 ;
+              \$1396 [177] = \$1115 ;
           9'h0b2:
-              \$1392 [178] = \$1115 ;
+              \$1396 [178] = \$1115 ;
           9'h0b3:
-              \$1392 [179] = \$1115 ;
+              \$1396 [179] = \$1115 ;
           9'h0b4:
-              \$1392 [180] = \$1115 ;
+              \$1396 [180] = \$1115 ;
           9'h0b5:
-              \$1392 [181] = \$1115 ;
+              \$1396 [181] = \$1115 ;
           9'h0b6:
-              \$1392 [182] = \$1115 ;
+              \$1396 [182] = \$1115 ;
           9'h0b7:
-              \$1392 [183] = \$1115 ;
+              \$1396 [183] = \$1115 ;
           9'h0b8:
-              \$1392 [184] = \$1115 ;
+              \$1396 [184] = \$1115 ;
           9'h0b9:
-              \$1392 [185] = \$1115 ;
+              \$1396 [185] = \$1115 ;
           9'h0ba:
-              \$1392 [186] = \$1115 ;
+              \$1396 [186] = \$1115 ;
           9'h0bb:
-              \$1392 [187] = \$1115 ;
+              \$1396 [187] = \$1115 ;
           9'h0bc:
-              \$1392 [188] = \$1115 ;
+              \$1396 [188] = \$1115 ;
           9'h0bd:
-              \$1392 [189] = \$1115 ;
+              \$1396 [189] = \$1115 ;
           9'h0be:
-              \$1392 [190] = \$1115 ;
+              \$1396 [190] = \$1115 ;
           9'h0bf:
-              \$1392 [191] = \$1115 ;
+              \$1396 [191] = \$1115 ;
           9'h0c0:
-              \$1392 [192] = \$1115 ;
+              \$1396 [192] = \$1115 ;
           9'h0c1:
-              \$1392 [193] = \$1115 ;
+              \$1396 [193] = \$1115 ;
           9'h0c2:
-              \$1392 [194] = \$1115 ;
+              \$1396 [194] = \$1115 ;
           9'h0c3:
-              \$1392 [195] = \$1115 ;
+              \$1396 [195] = \$1115 ;
           9'h0c4:
-              \$1392 [196] = \$1115 ;
+              \$1396 [196] = \$1115 ;
           9'h0c5:
-              \$1392 [197] = \$1115 ;
+              \$1396 [197] = \$1115 ;
           9'h0c6:
-              \$1392 [198] = \$1115 ;
+              \$1396 [198] = \$1115 ;
           9'h0c7:
-              \$1392 [199] = \$1115 ;
+              \$1396 [199] = \$1115 ;
           9'h0c8:
-              \$1392 [200] = \$1115 ;
+              \$1396 [200] = \$1115 ;
           9'h0c9:
-              \$1392 [201] = \$1115 ;
+              \$1396 [201] = \$1115 ;
           9'h0ca:
-              \$1392 [202] = \$1115 ;
+              \$1396 [202] = \$1115 ;
           9'h0cb:
-              \$1392 [203] = \$1115 ;
+              \$1396 [203] = \$1115 ;
           9'h0cc:
-              \$1392 [204] = \$1115 ;
+              \$1396 [204] = \$1115 ;
           9'h0cd:
-              \$1392 [205] = \$1115 ;
+              \$1396 [205] = \$1115 ;
           9'h0ce:
-              \$1392 [206] = \$1115 ;
+              \$1396 [206] = \$1115 ;
           9'h0cf:
-              \$1392 [207] = \$1115 ;
+              \$1396 [207] = \$1115 ;
           9'h0d0:
-              \$1392 [208] = \$1115 ;
+              \$1396 [208] = \$1115 ;
           9'h0d1:
-              \$1392 [209] = \$1115 ;
+              \$1396 [209] = \$1115 ;
           9'h0d2:
-              \$1392 [210] = \$1115 ;
+              \$1396 [210] = \$1115 ;
           9'h0d3:
-              \$1392 [211] = \$1115 ;
+              \$1396 [211] = \$1115 ;
           9'h0d4:
-              \$1392 [212] = \$1115 ;
+              \$1396 [212] = \$1115 ;
           9'h0d5:
-              \$1392 [213] = \$1115 ;
+              \$1396 [213] = \$1115 ;
           9'h0d6:
-              \$1392 [214] = \$1115 ;
+              \$1396 [214] = \$1115 ;
           9'h0d7:
-              \$1392 [215] = \$1115 ;
+              \$1396 [215] = \$1115 ;
           9'h0d8:
-              \$1392 [216] = \$1115 ;
+              \$1396 [216] = \$1115 ;
           9'h0d9:
-              \$1392 [217] = \$1115 ;
+              \$1396 [217] = \$1115 ;
           9'h0da:
-              \$1392 [218] = \$1115 ;
+              \$1396 [218] = \$1115 ;
           9'h0db:
-              \$1392 [219] = \$1115 ;
+              \$1396 [219] = \$1115 ;
           9'h0dc:
-              \$1392 [220] = \$1115 ;
+              \$1396 [220] = \$1115 ;
           9'h0dd:
-              \$1392 [221] = \$1115 ;
+              \$1396 [221] = \$1115 ;
           9'h0de:
-              \$1392 [222] = \$1115 ;
+              \$1396 [222] = \$1115 ;
           9'h0df:
-              \$1392 [223] = \$1115 ;
+              \$1396 [223] = \$1115 ;
           9'h0e0:
-              \$1392 [224] = \$1115 ;
+              \$1396 [224] = \$1115 ;
           9'h0e1:
-              \$1392 [225] = \$1115 ;
+              \$1396 [225] = \$1115 ;
           9'h0e2:
-              \$1392 [226] = \$1115 ;
+              \$1396 [226] = \$1115 ;
           9'h0e3:
-              \$1392 [227] = \$1115 ;
+              \$1396 [227] = \$1115 ;
           9'h0e4:
-              \$1392 [228] = \$1115 ;
+              \$1396 [228] = \$1115 ;
           9'h0e5:
-              \$1392 [229] = \$1115 ;
+              \$1396 [229] = \$1115 ;
           9'h0e6:
-              \$1392 [230] = \$1115 ;
+              \$1396 [230] = \$1115 ;
           9'h0e7:
-              \$1392 [231] = \$1115 ;
+              \$1396 [231] = \$1115 ;
           9'h0e8:
-              \$1392 [232] = \$1115 ;
+              \$1396 [232] = \$1115 ;
           9'h0e9:
-              \$1392 [233] = \$1115 ;
+              \$1396 [233] = \$1115 ;
           9'h0ea:
-              \$1392 [234] = \$1115 ;
+              \$1396 [234] = \$1115 ;
           9'h0eb:
-              \$1392 [235] = \$1115 ;
+              \$1396 [235] = \$1115 ;
           9'h0ec:
-              \$1392 [236] = \$1115 ;
+              \$1396 [236] = \$1115 ;
           9'h0ed:
-              \$1392 [237] = \$1115 ;
+              \$1396 [237] = \$1115 ;
           9'h0ee:
-              \$1392 [238] = \$1115 ;
+              \$1396 [238] = \$1115 ;
           9'h0ef:
-              \$1392 [239] = \$1115 ;
+              \$1396 [239] = \$1115 ;
           9'h0f0:
-              \$1392 [240] = \$1115 ;
+              \$1396 [240] = \$1115 ;
           9'h0f1:
-              \$1392 [241] = \$1115 ;
+              \$1396 [241] = \$1115 ;
           9'h0f2:
-              \$1392 [242] = \$1115 ;
+              \$1396 [242] = \$1115 ;
           9'h0f3:
-              \$1392 [243] = \$1115 ;
+              \$1396 [243] = \$1115 ;
           9'h0f4:
-              \$1392 [244] = \$1115 ;
+              \$1396 [244] = \$1115 ;
           9'h0f5:
-              \$1392 [245] = \$1115 ;
+              \$1396 [245] = \$1115 ;
           9'h0f6:
-              \$1392 [246] = \$1115 ;
+              \$1396 [246] = \$1115 ;
           9'h0f7:
-              \$1392 [247] = \$1115 ;
+              \$1396 [247] = \$1115 ;
           9'h0f8:
-              \$1392 [248] = \$1115 ;
+              \$1396 [248] = \$1115 ;
           9'h0f9:
-              \$1392 [249] = \$1115 ;
+              \$1396 [249] = \$1115 ;
           9'h0fa:
-              \$1392 [250] = \$1115 ;
+              \$1396 [250] = \$1115 ;
           9'h0fb:
-              \$1392 [251] = \$1115 ;
+              \$1396 [251] = \$1115 ;
           9'h0fc:
-              \$1392 [252] = \$1115 ;
+              \$1396 [252] = \$1115 ;
           9'h0fd:
-              \$1392 [253] = \$1115 ;
+              \$1396 [253] = \$1115 ;
           9'h0fe:
-              \$1392 [254] = \$1115 ;
+              \$1396 [254] = \$1115 ;
           9'h0ff:
-              \$1392 [255] = \$1115 ;
+              \$1396 [255] = \$1115 ;
           9'h100:
-              \$1392 [256] = \$1115 ;
+              \$1396 [256] = \$1115 ;
           9'h101:
-              \$1392 [257] = \$1115 ;
+              \$1396 [257] = \$1115 ;
           9'h102:
-              \$1392 [258] = \$1115 ;
+              \$1396 [258] = \$1115 ;
           9'h103:
-              \$1392 [259] = \$1115 ;
+              \$1396 [259] = \$1115 ;
           9'h104:
-              \$1392 [260] = \$1115 ;
+              \$1396 [260] = \$1115 ;
           9'h105:
-              \$1392 [261] = \$1115 ;
+              \$1396 [261] = \$1115 ;
           9'h106:
-              \$1392 [262] = \$1115 ;
+              \$1396 [262] = \$1115 ;
           9'h107:
-              \$1392 [263] = \$1115 ;
+              \$1396 [263] = \$1115 ;
           9'h108:
-              \$1392 [264] = \$1115 ;
+              \$1396 [264] = \$1115 ;
           9'h109:
-              \$1392 [265] = \$1115 ;
+              \$1396 [265] = \$1115 ;
           9'h10a:
-              \$1392 [266] = \$1115 ;
+              \$1396 [266] = \$1115 ;
           9'h10b:
-              \$1392 [267] = \$1115 ;
+              \$1396 [267] = \$1115 ;
           9'h10c:
-              \$1392 [268] = \$1115 ;
+              \$1396 [268] = \$1115 ;
           9'h10d:
-              \$1392 [269] = \$1115 ;
+              \$1396 [269] = \$1115 ;
           9'h10e:
-              \$1392 [270] = \$1115 ;
+              \$1396 [270] = \$1115 ;
           9'h10f:
-              \$1392 [271] = \$1115 ;
+              \$1396 [271] = \$1115 ;
           9'h110:
-              \$1392 [272] = \$1115 ;
+              \$1396 [272] = \$1115 ;
           9'h111:
-              \$1392 [273] = \$1115 ;
+              \$1396 [273] = \$1115 ;
           9'h112:
-              \$1392 [274] = \$1115 ;
+              \$1396 [274] = \$1115 ;
           9'h113:
-              \$1392 [275] = \$1115 ;
+              \$1396 [275] = \$1115 ;
           9'h114:
-              \$1392 [276] = \$1115 ;
+              \$1396 [276] = \$1115 ;
           9'h115:
-              \$1392 [277] = \$1115 ;
+              \$1396 [277] = \$1115 ;
           9'h116:
-              \$1392 [278] = \$1115 ;
+              \$1396 [278] = \$1115 ;
           9'h117:
-              \$1392 [279] = \$1115 ;
+              \$1396 [279] = \$1115 ;
           9'h118:
-              \$1392 [280] = \$1115 ;
+              \$1396 [280] = \$1115 ;
           9'h119:
-              \$1392 [281] = \$1115 ;
+              \$1396 [281] = \$1115 ;
           9'h11a:
-              \$1392 [282] = \$1115 ;
+              \$1396 [282] = \$1115 ;
           9'h11b:
-              \$1392 [283] = \$1115 ;
+              \$1396 [283] = \$1115 ;
           9'h11c:
-              \$1392 [284] = \$1115 ;
+              \$1396 [284] = \$1115 ;
           9'h11d:
-              \$1392 [285] = \$1115 ;
+              \$1396 [285] = \$1115 ;
           9'h11e:
-              \$1392 [286] = \$1115 ;
+              \$1396 [286] = \$1115 ;
           9'h11f:
-              \$1392 [287] = \$1115 ;
+              \$1396 [287] = \$1115 ;
           9'h120:
-              \$1392 [288] = \$1115 ;
+              \$1396 [288] = \$1115 ;
           9'h121:
-              \$1392 [289] = \$1115 ;
+              \$1396 [289] = \$1115 ;
           9'h122:
-              \$1392 [290] = \$1115 ;
+              \$1396 [290] = \$1115 ;
           9'h123:
-              \$1392 [291] = \$1115 ;
+              \$1396 [291] = \$1115 ;
           9'h124:
-              \$1392 [292] = \$1115 ;
+              \$1396 [292] = \$1115 ;
           9'h125:
-              \$1392 [293] = \$1115 ;
+              \$1396 [293] = \$1115 ;
           9'h126:
-              \$1392 [294] = \$1115 ;
+              \$1396 [294] = \$1115 ;
           9'h127:
-              \$1392 [295] = \$1115 ;
+              \$1396 [295] = \$1115 ;
           9'h128:
-              \$1392 [296] = \$1115 ;
+              \$1396 [296] = \$1115 ;
           9'h129:
-              \$1392 [297] = \$1115 ;
+              \$1396 [297] = \$1115 ;
           9'h12a:
-              \$1392 [298] = \$1115 ;
+              \$1396 [298] = \$1115 ;
           9'h12b:
-              \$1392 [299] = \$1115 ;
+              \$1396 [299] = \$1115 ;
           9'h12c:
-              \$1392 [300] = \$1115 ;
+              \$1396 [300] = \$1115 ;
           9'h12d:
-              \$1392 [301] = \$1115 ;
+              \$1396 [301] = \$1115 ;
           9'h12e:
-              \$1392 [302] = \$1115 ;
+              \$1396 [302] = \$1115 ;
           9'h12f:
-              \$1392 [303] = \$1115 ;
+              \$1396 [303] = \$1115 ;
           9'h130:
-              \$1392 [304] = \$1115 ;
+              \$1396 [304] = \$1115 ;
           9'h131:
-              \$1392 [305] = \$1115 ;
+              \$1396 [305] = \$1115 ;
           9'h132:
-              \$1392 [306] = \$1115 ;
+              \$1396 [306] = \$1115 ;
           9'h133:
-              \$1392 [307] = \$1115 ;
+              \$1396 [307] = \$1115 ;
           9'h134:
-              \$1392 [308] = \$1115 ;
+              \$1396 [308] = \$1115 ;
           9'h135:
-              \$1392 [309] = \$1115 ;
+              \$1396 [309] = \$1115 ;
           9'h136:
-              \$1392 [310] = \$1115 ;
+              \$1396 [310] = \$1115 ;
           9'h137:
-              \$1392 [311] = \$1115 ;
+              \$1396 [311] = \$1115 ;
           9'h138:
-              \$1392 [312] = \$1115 ;
+              \$1396 [312] = \$1115 ;
           9'h139:
-              \$1392 [313] = \$1115 ;
+              \$1396 [313] = \$1115 ;
           9'h13a:
-              \$1392 [314] = \$1115 ;
+              \$1396 [314] = \$1115 ;
           9'h13b:
-              \$1392 [315] = \$1115 ;
+              \$1396 [315] = \$1115 ;
           9'h13c:
-              \$1392 [316] = \$1115 ;
+              \$1396 [316] = \$1115 ;
           9'h13d:
-              \$1392 [317] = \$1115 ;
+              \$1396 [317] = \$1115 ;
           9'h13e:
-              \$1392 [318] = \$1115 ;
+              \$1396 [318] = \$1115 ;
           9'h13f:
-              \$1392 [319] = \$1115 ;
+              \$1396 [319] = \$1115 ;
           9'h140:
-              \$1392 [320] = \$1115 ;
+              \$1396 [320] = \$1115 ;
           9'h141:
-              \$1392 [321] = \$1115 ;
+              \$1396 [321] = \$1115 ;
           9'h142:
-              \$1392 [322] = \$1115 ;
+              \$1396 [322] = \$1115 ;
           9'h143:
-              \$1392 [323] = \$1115 ;
+              \$1396 [323] = \$1115 ;
           9'h144:
-              \$1392 [324] = \$1115 ;
+              \$1396 [324] = \$1115 ;
           9'h145:
-              \$1392 [325] = \$1115 ;
+              \$1396 [325] = \$1115 ;
           9'h146:
-              \$1392 [326] = \$1115 ;
+              \$1396 [326] = \$1115 ;
           9'h147:
-              \$1392 [327] = \$1115 ;
+              \$1396 [327] = \$1115 ;
           9'h148:
-              \$1392 [328] = \$1115 ;
+              \$1396 [328] = \$1115 ;
           9'h149:
-              \$1392 [329] = \$1115 ;
+              \$1396 [329] = \$1115 ;
           9'h14a:
-              \$1392 [330] = \$1115 ;
+              \$1396 [330] = \$1115 ;
           9'h14b:
-              \$1392 [331] = \$1115 ;
+              \$1396 [331] = \$1115 ;
           9'h14c:
-              \$1392 [332] = \$1115 ;
+              \$1396 [332] = \$1115 ;
           9'h14d:
-              \$1392 [333] = \$1115 ;
+              \$1396 [333] = \$1115 ;
           9'h14e:
-              \$1392 [334] = \$1115 ;
+              \$1396 [334] = \$1115 ;
           9'h14f:
-              \$1392 [335] = \$1115 ;
+              \$1396 [335] = \$1115 ;
           9'h150:
-              \$1392 [336] = \$1115 ;
+              \$1396 [336] = \$1115 ;
           9'h151:
-              \$1392 [337] = \$1115 ;
+              \$1396 [337] = \$1115 ;
           9'h152:
-              \$1392 [338] = \$1115 ;
+              \$1396 [338] = \$1115 ;
           9'h153:
-              \$1392 [339] = \$1115 ;
+              \$1396 [339] = \$1115 ;
           9'h154:
-              \$1392 [340] = \$1115 ;
+              \$1396 [340] = \$1115 ;
           9'h155:
-              \$1392 [341] = \$1115 ;
+              \$1396 [341] = \$1115 ;
           9'h156:
-              \$1392 [342] = \$1115 ;
+              \$1396 [342] = \$1115 ;
           9'h157:
-              \$1392 [343] = \$1115 ;
+              \$1396 [343] = \$1115 ;
           9'h158:
-              \$1392 [344] = \$1115 ;
+              \$1396 [344] = \$1115 ;
           9'h159:
-              \$1392 [345] = \$1115 ;
+              \$1396 [345] = \$1115 ;
           9'h15a:
-              \$1392 [346] = \$1115 ;
+              \$1396 [346] = \$1115 ;
           9'h15b:
-              \$1392 [347] = \$1115 ;
+              \$1396 [347] = \$1115 ;
           9'h15c:
-              \$1392 [348] = \$1115 ;
+              \$1396 [348] = \$1115 ;
           9'h15d:
-              \$1392 [349] = \$1115 ;
+              \$1396 [349] = \$1115 ;
           9'h15e:
-              \$1392 [350] = \$1115 ;
+              \$1396 [350] = \$1115 ;
           9'h15f:
-              \$1392 [351] = \$1115 ;
+              \$1396 [351] = \$1115 ;
           9'h160:
-              \$1392 [352] = \$1115 ;
+              \$1396 [352] = \$1115 ;
           9'h161:
-              \$1392 [353] = \$1115 ;
+              \$1396 [353] = \$1115 ;
           9'h162:
-              \$1392 [354] = \$1115 ;
+              \$1396 [354] = \$1115 ;
           9'h163:
-              \$1392 [355] = \$1115 ;
+              \$1396 [355] = \$1115 ;
           9'h164:
-              \$1392 [356] = \$1115 ;
+              \$1396 [356] = \$1115 ;
           9'h165:
-              \$1392 [357] = \$1115 ;
+              \$1396 [357] = \$1115 ;
           9'h166:
-              \$1392 [358] = \$1115 ;
+              \$1396 [358] = \$1115 ;
           9'h167:
-              \$1392 [359] = \$1115 ;
+              \$1396 [359] = \$1115 ;
           9'h168:
-              \$1392 [360] = \$1115 ;
+              \$1396 [360] = \$1115 ;
           9'h169:
-              \$1392 [361] = \$1115 ;
+              \$1396 [361] = \$1115 ;
           9'h16a:
-              \$1392 [362] = \$1115 ;
+              \$1396 [362] = \$1115 ;
           9'h16b:
-              \$1392 [363] = \$1115 ;
+              \$1396 [363] = \$1115 ;
           9'h16c:
-              \$1392 [364] = \$1115 ;
+              \$1396 [364] = \$1115 ;
           9'h16d:
-              \$1392 [365] = \$1115 ;
+              \$1396 [365] = \$1115 ;
           9'h16e:
-              \$1392 [366] = \$1115 ;
+              \$1396 [366] = \$1115 ;
           9'h16f:
-              \$1392 [367] = \$1115 ;
+              \$1396 [367] = \$1115 ;
           9'h170:
-              \$1392 [368] = \$1115 ;
+              \$1396 [368] = \$1115 ;
           9'h171:
-              \$1392 [369] = \$1115 ;
+              \$1396 [369] = \$1115 ;
           9'h172:
-              \$1392 [370] = \$1115 ;
+              \$1396 [370] = \$1115 ;
           9'h173:
-              \$1392 [371] = \$1115 ;
+              \$1396 [371] = \$1115 ;
           9'h174:
-              \$1392 [372] = \$1115 ;
+              \$1396 [372] = \$1115 ;
           9'h175:
-              \$1392 [373] = \$1115 ;
+              \$1396 [373] = \$1115 ;
           9'h176:
-              \$1392 [374] = \$1115 ;
+              \$1396 [374] = \$1115 ;
           9'h177:
-              \$1392 [375] = \$1115 ;
+              \$1396 [375] = \$1115 ;
           9'h178:
-              \$1392 [376] = \$1115 ;
+              \$1396 [376] = \$1115 ;
           9'h179:
-              \$1392 [377] = \$1115 ;
+              \$1396 [377] = \$1115 ;
           9'h17a:
-              \$1392 [378] = \$1115 ;
+              \$1396 [378] = \$1115 ;
           9'h17b:
-              \$1392 [379] = \$1115 ;
+              \$1396 [379] = \$1115 ;
           9'h17c:
-              \$1392 [380] = \$1115 ;
+              \$1396 [380] = \$1115 ;
           9'h17d:
-              \$1392 [381] = \$1115 ;
+              \$1396 [381] = \$1115 ;
           9'h17e:
-              \$1392 [382] = \$1115 ;
+              \$1396 [382] = \$1115 ;
           9'h17f:
-              \$1392 [383] = \$1115 ;
+              \$1396 [383] = \$1115 ;
           9'h180:
-              \$1392 [384] = \$1115 ;
+              \$1396 [384] = \$1115 ;
           9'h181:
-              \$1392 [385] = \$1115 ;
+              \$1396 [385] = \$1115 ;
           9'h182:
-              \$1392 [386] = \$1115 ;
+              \$1396 [386] = \$1115 ;
           9'h183:
-              \$1392 [387] = \$1115 ;
+              \$1396 [387] = \$1115 ;
           9'h184:
-              \$1392 [388] = \$1115 ;
+              \$1396 [388] = \$1115 ;
           9'h185:
-              \$1392 [389] = \$1115 ;
+              \$1396 [389] = \$1115 ;
           9'h186:
-              \$1392 [390] = \$1115 ;
+              \$1396 [390] = \$1115 ;
           9'h187:
-              \$1392 [391] = \$1115 ;
+              \$1396 [391] = \$1115 ;
           9'h188:
-              \$1392 [392] = \$1115 ;
+              \$1396 [392] = \$1115 ;
           9'h189:
-              \$1392 [393] = \$1115 ;
+              \$1396 [393] = \$1115 ;
           9'h18a:
-              \$1392 [394] = \$1115 ;
+              \$1396 [394] = \$1115 ;
           9'h18b:
-              \$1392 [395] = \$1115 ;
+              \$1396 [395] = \$1115 ;
           9'h18c:
-              \$1392 [396] = \$1115 ;
+              \$1396 [396] = \$1115 ;
           9'h18d:
-              \$1392 [397] = \$1115 ;
+              \$1396 [397] = \$1115 ;
           9'h18e:
-              \$1392 [398] = \$1115 ;
+              \$1396 [398] = \$1115 ;
           9'h18f:
-              \$1392 [399] = \$1115 ;
+              \$1396 [399] = \$1115 ;
           9'h190:
-              \$1392 [400] = \$1115 ;
+              \$1396 [400] = \$1115 ;
           9'h191:
-              \$1392 [401] = \$1115 ;
+              \$1396 [401] = \$1115 ;
           9'h192:
-              \$1392 [402] = \$1115 ;
+              \$1396 [402] = \$1115 ;
           9'h193:
-              \$1392 [403] = \$1115 ;
+              \$1396 [403] = \$1115 ;
           9'h194:
-              \$1392 [404] = \$1115 ;
+              \$1396 [404] = \$1115 ;
           9'h195:
-              \$1392 [405] = \$1115 ;
+              \$1396 [405] = \$1115 ;
           9'h196:
-              \$1392 [406] = \$1115 ;
+              \$1396 [406] = \$1115 ;
           9'h197:
-              \$1392 [407] = \$1115 ;
+              \$1396 [407] = \$1115 ;
           9'h198:
-              \$1392 [408] = \$1115 ;
+              \$1396 [408] = \$1115 ;
           9'h199:
-              \$1392 [409] = \$1115 ;
+              \$1396 [409] = \$1115 ;
           9'h19a:
-              \$1392 [410] = \$1115 ;
+              \$1396 [410] = \$1115 ;
           9'h19b:
-              \$1392 [411] = \$1115 ;
+              \$1396 [411] = \$1115 ;
           9'h19c:
-              \$1392 [412] = \$1115 ;
+              \$1396 [412] = \$1115 ;
           9'h19d:
-              \$1392 [413] = \$1115 ;
+              \$1396 [413] = \$1115 ;
           9'h19e:
-              \$1392 [414] = \$1115 ;
+              \$1396 [414] = \$1115 ;
           9'h19f:
-              \$1392 [415] = \$1115 ;
+              \$1396 [415] = \$1115 ;
           9'h1a0:
-              \$1392 [416] = \$1115 ;
+              \$1396 [416] = \$1115 ;
           9'h1a1:
-              \$1392 [417] = \$1115 ;
+              \$1396 [417] = \$1115 ;
           9'h1a2:
-              \$1392 [418] = \$1115 ;
+              \$1396 [418] = \$1115 ;
           9'h1a3:
-              \$1392 [419] = \$1115 ;
+              \$1396 [419] = \$1115 ;
           9'h1a4:
-              \$1392 [420] = \$1115 ;
+              \$1396 [420] = \$1115 ;
           9'h1a5:
-              \$1392 [421] = \$1115 ;
+              \$1396 [421] = \$1115 ;
           9'h1a6:
-              \$1392 [422] = \$1115 ;
+              \$1396 [422] = \$1115 ;
           9'h1a7:
-              \$1392 [423] = \$1115 ;
+              \$1396 [423] = \$1115 ;
           9'h1a8:
-              \$1392 [424] = \$1115 ;
+              \$1396 [424] = \$1115 ;
           9'h1a9:
-              \$1392 [425] = \$1115 ;
+              \$1396 [425] = \$1115 ;
           9'h1aa:
-              \$1392 [426] = \$1115 ;
+              \$1396 [426] = \$1115 ;
           9'h1ab:
-              \$1392 [427] = \$1115 ;
+              \$1396 [427] = \$1115 ;
           9'h1ac:
-              \$1392 [428] = \$1115 ;
+              \$1396 [428] = \$1115 ;
           9'h1ad:
-              \$1392 [429] = \$1115 ;
+              \$1396 [429] = \$1115 ;
           9'h1ae:
-              \$1392 [430] = \$1115 ;
+              \$1396 [430] = \$1115 ;
           9'h1af:
-              \$1392 [431] = \$1115 ;
+              \$1396 [431] = \$1115 ;
           9'h1b0:
-              \$1392 [432] = \$1115 ;
+              \$1396 [432] = \$1115 ;
           9'h1b1:
-              \$1392 [433] = \$1115 ;
+              \$1396 [433] = \$1115 ;
           9'h1b2:
-              \$1392 [434] = \$1115 ;
+              \$1396 [434] = \$1115 ;
           9'h1b3:
-              \$1392 [435] = \$1115 ;
+              \$1396 [435] = \$1115 ;
           9'h1b4:
-              \$1392 [436] = \$1115 ;
+              \$1396 [436] = \$1115 ;
           9'h1b5:
-              \$1392 [437] = \$1115 ;
+              \$1396 [437] = \$1115 ;
           9'h1b6:
-              \$1392 [438] = \$1115 ;
+              \$1396 [438] = \$1115 ;
           9'h1b7:
-              \$1392 [439] = \$1115 ;
+              \$1396 [439] = \$1115 ;
           9'h1b8:
-              \$1392 [440] = \$1115 ;
+              \$1396 [440] = \$1115 ;
           9'h1b9:
-              \$1392 [441] = \$1115 ;
+              \$1396 [441] = \$1115 ;
           9'h1ba:
-              \$1392 [442] = \$1115 ;
+              \$1396 [442] = \$1115 ;
           9'h1bb:
-              \$1392 [443] = \$1115 ;
+              \$1396 [443] = \$1115 ;
           9'h1bc:
-              \$1392 [444] = \$1115 ;
+              \$1396 [444] = \$1115 ;
           9'h1bd:
-              \$1392 [445] = \$1115 ;
+              \$1396 [445] = \$1115 ;
           9'h1be:
-              \$1392 [446] = \$1115 ;
+              \$1396 [446] = \$1115 ;
           9'h1bf:
-              \$1392 [447] = \$1115 ;
+              \$1396 [447] = \$1115 ;
           9'h1c0:
-              \$1392 [448] = \$1115 ;
+              \$1396 [448] = \$1115 ;
           9'h1c1:
-              \$1392 [449] = \$1115 ;
+              \$1396 [449] = \$1115 ;
           9'h1c2:
-              \$1392 [450] = \$1115 ;
+              \$1396 [450] = \$1115 ;
           9'h1c3:
-              \$1392 [451] = \$1115 ;
+              \$1396 [451] = \$1115 ;
           9'h1c4:
-              \$1392 [452] = \$1115 ;
+              \$1396 [452] = \$1115 ;
           9'h1c5:
-              \$1392 [453] = \$1115 ;
+              \$1396 [453] = \$1115 ;
           9'h1c6:
-              \$1392 [454] = \$1115 ;
+              \$1396 [454] = \$1115 ;
           9'h1c7:
-              \$1392 [455] = \$1115 ;
+              \$1396 [455] = \$1115 ;
           9'h1c8:
-              \$1392 [456] = \$1115 ;
+              \$1396 [456] = \$1115 ;
           9'h1c9:
-              \$1392 [457] = \$1115 ;
+              \$1396 [457] = \$1115 ;
           9'h1ca:
-              \$1392 [458] = \$1115 ;
+              \$1396 [458] = \$1115 ;
           9'h1cb:
-              \$1392 [459] = \$1115 ;
+              \$1396 [459] = \$1115 ;
           9'h1cc:
-              \$1392 [460] = \$1115 ;
+              \$1396 [460] = \$1115 ;
           9'h1cd:
-              \$1392 [461] = \$1115 ;
+              \$1396 [461] = \$1115 ;
           9'h1ce:
-              \$1392 [462] = \$1115 ;
+              \$1396 [462] = \$1115 ;
           9'h1cf:
-              \$1392 [463] = \$1115 ;
+              \$1396 [463] = \$1115 ;
           9'h1d0:
-              \$1392 [464] = \$1115 ;
+              \$1396 [464] = \$1115 ;
           9'h1d1:
-              \$1392 [465] = \$1115 ;
+              \$1396 [465] = \$1115 ;
           9'h1d2:
-              \$1392 [466] = \$1115 ;
+              \$1396 [466] = \$1115 ;
           9'h1d3:
-              \$1392 [467] = \$1115 ;
+              \$1396 [467] = \$1115 ;
           9'h1d4:
-              \$1392 [468] = \$1115 ;
+              \$1396 [468] = \$1115 ;
           9'h1d5:
-              \$1392 [469] = \$1115 ;
+              \$1396 [469] = \$1115 ;
           9'h1d6:
-              \$1392 [470] = \$1115 ;
+              \$1396 [470] = \$1115 ;
           9'h1d7:
-              \$1392 [471] = \$1115 ;
+              \$1396 [471] = \$1115 ;
           9'h1d8:
-              \$1392 [472] = \$1115 ;
+              \$1396 [472] = \$1115 ;
           9'h1d9:
-              \$1392 [473] = \$1115 ;
+              \$1396 [473] = \$1115 ;
           9'h1da:
-              \$1392 [474] = \$1115 ;
+              \$1396 [474] = \$1115 ;
           9'h1db:
-              \$1392 [475] = \$1115 ;
+              \$1396 [475] = \$1115 ;
           9'h1dc:
-              \$1392 [476] = \$1115 ;
+              \$1396 [476] = \$1115 ;
           9'h1dd:
-              \$1392 [477] = \$1115 ;
+              \$1396 [477] = \$1115 ;
           9'h1de:
-              \$1392 [478] = \$1115 ;
+              \$1396 [478] = \$1115 ;
           9'h1df:
-              \$1392 [479] = \$1115 ;
+              \$1396 [479] = \$1115 ;
           9'h1e0:
-              \$1392 [480] = \$1115 ;
+              \$1396 [480] = \$1115 ;
           9'h1e1:
-              \$1392 [481] = \$1115 ;
+              \$1396 [481] = \$1115 ;
           9'h1e2:
-              \$1392 [482] = \$1115 ;
+              \$1396 [482] = \$1115 ;
           9'h1e3:
-              \$1392 [483] = \$1115 ;
+              \$1396 [483] = \$1115 ;
           9'h1e4:
-              \$1392 [484] = \$1115 ;
+              \$1396 [484] = \$1115 ;
           9'h1e5:
-              \$1392 [485] = \$1115 ;
+              \$1396 [485] = \$1115 ;
           9'h1e6:
-              \$1392 [486] = \$1115 ;
+              \$1396 [486] = \$1115 ;
           9'h1e7:
-              \$1392 [487] = \$1115 ;
+              \$1396 [487] = \$1115 ;
           9'h1e8:
-              \$1392 [488] = \$1115 ;
+              \$1396 [488] = \$1115 ;
           9'h1e9:
-              \$1392 [489] = \$1115 ;
+              \$1396 [489] = \$1115 ;
           9'h1ea:
-              \$1392 [490] = \$1115 ;
+              \$1396 [490] = \$1115 ;
           9'h1eb:
-              \$1392 [491] = \$1115 ;
+              \$1396 [491] = \$1115 ;
           9'h1ec:
-              \$1392 [492] = \$1115 ;
+              \$1396 [492] = \$1115 ;
           9'h1ed:
-              \$1392 [493] = \$1115 ;
+              \$1396 [493] = \$1115 ;
           9'h1ee:
-              \$1392 [494] = \$1115 ;
+              \$1396 [494] = \$1115 ;
           9'h1ef:
-              \$1392 [495] = \$1115 ;
+              \$1396 [495] = \$1115 ;
           9'h1f0:
-              \$1392 [496] = \$1115 ;
+              \$1396 [496] = \$1115 ;
           9'h1f1:
-              \$1392 [497] = \$1115 ;
+              \$1396 [497] = \$1115 ;
           9'h1f2:
-              \$1392 [498] = \$1115 ;
+              \$1396 [498] = \$1115 ;
           9'h1f3:
-              \$1392 [499] = \$1115 ;
+              \$1396 [499] = \$1115 ;
           9'h1f4:
-              \$1392 [500] = \$1115 ;
+              \$1396 [500] = \$1115 ;
           9'h1f5:
-              \$1392 [501] = \$1115 ;
+              \$1396 [501] = \$1115 ;
           9'h1f6:
-              \$1392 [502] = \$1115 ;
+              \$1396 [502] = \$1115 ;
           9'h1f7:
-              \$1392 [503] = \$1115 ;
+              \$1396 [503] = \$1115 ;
           9'h1f8:
-              \$1392 [504] = \$1115 ;
+              \$1396 [504] = \$1115 ;
           9'h1f9:
-              \$1392 [505] = \$1115 ;
+              \$1396 [505] = \$1115 ;
           9'h1fa:
-              \$1392 [506] = \$1115 ;
+              \$1396 [506] = \$1115 ;
           9'h1fb:
-              \$1392 [507] = \$1115 ;
+              \$1396 [507] = \$1115 ;
           9'h1fc:
-              \$1392 [508] = \$1115 ;
+              \$1396 [508] = \$1115 ;
           9'h1fd:
-              \$1392 [509] = \$1115 ;
+              \$1396 [509] = \$1115 ;
           9'h1fe:
-              \$1392 [510] = \$1115 ;
+              \$1396 [510] = \$1115 ;
           9'h1ff:
-              \$1392 [511] = \$1115 ;
+              \$1396 [511] = \$1115 ;
         endcase
       end
     end
@@ -8937,1029 +9051,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1118 ;
+              \$1396 [0] = \$1118 ;
           9'h001:
-              \$1392 [1] = \$1118 ;
+              \$1396 [1] = \$1118 ;
           9'h002:
-              \$1392 [2] = \$1118 ;
+              \$1396 [2] = \$1118 ;
           9'h003:
-              \$1392 [3] = \$1118 ;
+              \$1396 [3] = \$1118 ;
           9'h004:
-              \$1392 [4] = \$1118 ;
+              \$1396 [4] = \$1118 ;
           9'h005:
-              \$1392 [5] = \$1118 ;
+              \$1396 [5] = \$1118 ;
           9'h006:
-              \$1392 [6] = \$1118 ;
+              \$1396 [6] = \$1118 ;
           9'h007:
-              \$1392 [7] = \$1118 ;
+              \$1396 [7] = \$1118 ;
           9'h008:
-              \$1392 [8] = \$1118 ;
+              \$1396 [8] = \$1118 ;
           9'h009:
-              \$1392 [9] = \$1118 ;
+              \$1396 [9] = \$1118 ;
           9'h00a:
-              \$1392 [10] = \$1118 ;
+              \$1396 [10] = \$1118 ;
           9'h00b:
-              \$1392 [11] = \$1118 ;
+              \$1396 [11] = \$1118 ;
           9'h00c:
-              \$1392 [12] = \$1118 ;
+              \$1396 [12] = \$1118 ;
           9'h00d:
-              \$1392 [13] = \$1118 ;
+              \$1396 [13] = \$1118 ;
           9'h00e:
-              \$1392 [14] = \$1118 ;
+              \$1396 [14] = \$1118 ;
           9'h00f:
-              \$1392 [15] = \$1118 ;
+              \$1396 [15] = \$1118 ;
           9'h010:
-              \$1392 [16] = \$1118 ;
+              \$1396 [16] = \$1118 ;
           9'h011:
-              \$1392 [17] = \$1118 ;
+              \$1396 [17] = \$1118 ;
           9'h012:
-              \$1392 [18] = \$1118 ;
+              \$1396 [18] = \$1118 ;
           9'h013:
-              \$1392 [19] = \$1118 ;
+              \$1396 [19] = \$1118 ;
           9'h014:
-              \$1392 [20] = \$1118 ;
+              \$1396 [20] = \$1118 ;
           9'h015:
-              \$1392 [21] = \$1118 ;
+              \$1396 [21] = \$1118 ;
           9'h016:
-              \$1392 [22] = \$1118 ;
+              \$1396 [22] = \$1118 ;
           9'h017:
-              \$1392 [23] = \$1118 ;
+              \$1396 [23] = \$1118 ;
           9'h018:
-              \$1392 [24] = \$1118 ;
+              \$1396 [24] = \$1118 ;
           9'h019:
-              \$1392 [25] = \$1118 ;
+              \$1396 [25] = \$1118 ;
           9'h01a:
-              \$1392 [26] = \$1118 ;
+              \$1396 [26] = \$1118 ;
           9'h01b:
-              \$1392 [27] = \$1118 ;
+              \$1396 [27] = \$1118 ;
           9'h01c:
-              \$1392 [28] = \$1118 ;
+              \$1396 [28] = \$1118 ;
           9'h01d:
-              \$1392 [29] = \$1118 ;
+              \$1396 [29] = \$1118 ;
           9'h01e:
-              \$1392 [30] = \$1118 ;
+              \$1396 [30] = \$1118 ;
           9'h01f:
-              \$1392 [31] = \$1118 ;
+              \$1396 [31] = \$1118 ;
           9'h020:
-              \$1392 [32] = \$1118 ;
+              \$1396 [32] = \$1118 ;
           9'h021:
-              \$1392 [33] = \$1118 ;
+              \$1396 [33] = \$1118 ;
           9'h022:
-              \$1392 [34] = \$1118 ;
+              \$1396 [34] = \$1118 ;
           9'h023:
-              \$1392 [35] = \$1118 ;
+              \$1396 [35] = \$1118 ;
           9'h024:
-              \$1392 [36] = \$1118 ;
+              \$1396 [36] = \$1118 ;
           9'h025:
-              \$1392 [37] = \$1118 ;
+              \$1396 [37] = \$1118 ;
           9'h026:
-              \$1392 [38] = \$1118 ;
+              \$1396 [38] = \$1118 ;
           9'h027:
-              \$1392 [39] = \$1118 ;
+              \$1396 [39] = \$1118 ;
           9'h028:
-              \$1392 [40] = \$1118 ;
+              \$1396 [40] = \$1118 ;
           9'h029:
-              \$1392 [41] = \$1118 ;
+              \$1396 [41] = \$1118 ;
           9'h02a:
-              \$1392 [42] = \$1118 ;
+              \$1396 [42] = \$1118 ;
           9'h02b:
-              \$1392 [43] = \$1118 ;
+              \$1396 [43] = \$1118 ;
           9'h02c:
-              \$1392 [44] = \$1118 ;
+              \$1396 [44] = \$1118 ;
           9'h02d:
-              \$1392 [45] = \$1118 ;
+              \$1396 [45] = \$1118 ;
           9'h02e:
-              \$1392 [46] = \$1118 ;
+              \$1396 [46] = \$1118 ;
           9'h02f:
-              \$1392 [47] = \$1118 ;
+              \$1396 [47] = \$1118 ;
           9'h030:
-              \$1392 [48] = \$1118 ;
+              \$1396 [48] = \$1118 ;
           9'h031:
-              \$1392 [49] = \$1118 ;
+              \$1396 [49] = \$1118 ;
           9'h032:
-              \$1392 [50] = \$1118 ;
+              \$1396 [50] = \$1118 ;
           9'h033:
-              \$1392 [51] = \$1118 ;
+              \$1396 [51] = \$1118 ;
           9'h034:
-              \$1392 [52] = \$1118 ;
+              \$1396 [52] = \$1118 ;
           9'h035:
-              \$1392 [53] = \$1118 ;
+              \$1396 [53] = \$1118 ;
           9'h036:
-              \$1392 [54] = \$1118 ;
+              \$1396 [54] = \$1118 ;
           9'h037:
-              \$1392 [55] = \$1118 ;
+              \$1396 [55] = \$1118 ;
           9'h038:
-              \$1392 [56] = \$1118 ;
+              \$1396 [56] = \$1118 ;
           9'h039:
-              \$1392 [57] = \$1118 ;
+              \$1396 [57] = \$1118 ;
           9'h03a:
-              \$1392 [58] = \$1118 ;
+              \$1396 [58] = \$1118 ;
           9'h03b:
-              \$1392 [59] = \$1118 ;
+              \$1396 [59] = \$1118 ;
           9'h03c:
-              \$1392 [60] = \$1118 ;
+              \$1396 [60] = \$1118 ;
           9'h03d:
-              \$1392 [61] = \$1118 ;
+              \$1396 [61] = \$1118 ;
           9'h03e:
-              \$1392 [62] = \$1118 ;
+              \$1396 [62] = \$1118 ;
           9'h03f:
-              \$1392 [63] = \$1118 ;
+              \$1396 [63] = \$1118 ;
           9'h040:
-              \$1392 [64] = \$1118 ;
+              \$1396 [64] = \$1118 ;
           9'h041:
-              \$1392 [65] = \$1118 ;
+              \$1396 [65] = \$1118 ;
           9'h042:
-              \$1392 [66] = \$1118 ;
+              \$1396 [66] = \$1118 ;
           9'h043:
-              \$1392 [67] = \$1118 ;
+              \$1396 [67] = \$1118 ;
           9'h044:
-              \$1392 [68] = \$1118 ;
+              \$1396 [68] = \$1118 ;
           9'h045:
-              \$1392 [69] = \$1118 ;
+              \$1396 [69] = \$1118 ;
           9'h046:
-              \$1392 [70] = \$1118 ;
+              \$1396 [70] = \$1118 ;
           9'h047:
-              \$1392 [71] = \$1118 ;
+              \$1396 [71] = \$1118 ;
           9'h048:
-              \$1392 [72] = \$1118 ;
+              \$1396 [72] = \$1118 ;
           9'h049:
-              \$1392 [73] = \$1118 ;
+              \$1396 [73] = \$1118 ;
           9'h04a:
-              \$1392 [74] = \$1118 ;
+              \$1396 [74] = \$1118 ;
           9'h04b:
-              \$1392 [75] = \$1118 ;
+              \$1396 [75] = \$1118 ;
           9'h04c:
-              \$1392 [76] = \$1118 ;
+              \$1396 [76] = \$1118 ;
           9'h04d:
-              \$1392 [77] = \$1118 ;
+              \$1396 [77] = \$1118 ;
           9'h04e:
-              \$1392 [78] = \$1118 ;
+              \$1396 [78] = \$1118 ;
           9'h04f:
-              \$1392 [79] = \$1118 ;
+              \$1396 [79] = \$1118 ;
           9'h050:
-              \$1392 [80] = \$1118 ;
+              \$1396 [80] = \$1118 ;
           9'h051:
-              \$1392 [81] = \$1118 ;
+              \$1396 [81] = \$1118 ;
           9'h052:
-              \$1392 [82] = \$1118 ;
+              \$1396 [82] = \$1118 ;
           9'h053:
-              \$1392 [83] = \$1118 ;
+              \$1396 [83] = \$1118 ;
           9'h054:
-              \$1392 [84] = \$1118 ;
+              \$1396 [84] = \$1118 ;
           9'h055:
-              \$1392 [85] = \$1118 ;
+              \$1396 [85] = \$1118 ;
           9'h056:
-              \$1392 [86] = \$1118 ;
+              \$1396 [86] = \$1118 ;
           9'h057:
-              \$1392 [87] = \$1118 ;
+              \$1396 [87] = \$1118 ;
           9'h058:
-              \$1392 [88] = \$1118 ;
+              \$1396 [88] = \$1118 ;
           9'h059:
-              \$1392 [89] = \$1118 ;
+              \$1396 [89] = \$1118 ;
           9'h05a:
-              \$1392 [90] = \$1118 ;
+              \$1396 [90] = \$1118 ;
           9'h05b:
-              \$1392 [91] = \$1118 ;
+              \$1396 [91] = \$1118 ;
           9'h05c:
-              \$1392 [92] = \$1118 ;
+              \$1396 [92] = \$1118 ;
           9'h05d:
-              \$1392 [93] = \$1118 ;
+              \$1396 [93] = \$1118 ;
           9'h05e:
-              \$1392 [94] = \$1118 ;
+              \$1396 [94] = \$1118 ;
           9'h05f:
-              \$1392 [95] = \$1118 ;
+              \$1396 [95] = \$1118 ;
           9'h060:
-              \$1392 [96] = \$1118 ;
+              \$1396 [96] = \$1118 ;
           9'h061:
-              \$1392 [97] = \$1118 ;
+              \$1396 [97] = \$1118 ;
           9'h062:
-              \$1392 [98] = \$1118 ;
+              \$1396 [98] = \$1118 ;
           9'h063:
-              \$1392 [99] = \$1118 ;
+              \$1396 [99] = \$1118 ;
           9'h064:
-              \$1392 [100] = \$1118 ;
+              \$1396 [100] = \$1118 ;
           9'h065:
-              \$1392 [101] = \$1118 ;
+              \$1396 [101] = \$1118 ;
           9'h066:
-              \$1392 [102] = \$1118 ;
+              \$1396 [102] = \$1118 ;
           9'h067:
-              \$1392 [103] = \$1118 ;
+              \$1396 [103] = \$1118 ;
           9'h068:
-              \$1392 [104] = \$1118 ;
+              \$1396 [104] = \$1118 ;
           9'h069:
-              \$1392 [105] = \$1118 ;
+              \$1396 [105] = \$1118 ;
           9'h06a:
-              \$1392 [106] = \$1118 ;
+              \$1396 [106] = \$1118 ;
           9'h06b:
-              \$1392 [107] = \$1118 ;
+              \$1396 [107] = \$1118 ;
           9'h06c:
-              \$1392 [108] = \$1118 ;
+              \$1396 [108] = \$1118 ;
           9'h06d:
-              \$1392 [109] = \$1118 ;
+              \$1396 [109] = \$1118 ;
           9'h06e:
-              \$1392 [110] = \$1118 ;
+              \$1396 [110] = \$1118 ;
           9'h06f:
-              \$1392 [111] = \$1118 ;
+              \$1396 [111] = \$1118 ;
           9'h070:
-              \$1392 [112] = \$1118 ;
+              \$1396 [112] = \$1118 ;
           9'h071:
-              \$1392 [113] = \$1118 ;
+              \$1396 [113] = \$1118 ;
           9'h072:
-              \$1392 [114] = \$1118 ;
+              \$1396 [114] = \$1118 ;
           9'h073:
-              \$1392 [115] = \$1118 ;
+              \$1396 [115] = \$1118 ;
           9'h074:
-              \$1392 [116] = \$1118 ;
+              \$1396 [116] = \$1118 ;
           9'h075:
-              \$1392 [117] = \$1118 ;
+              \$1396 [117] = \$1118 ;
           9'h076:
-              \$1392 [118] = \$1118 ;
+              \$1396 [118] = \$1118 ;
           9'h077:
-              \$1392 [119] = \$1118 ;
+              \$1396 [119] = \$1118 ;
           9'h078:
-              \$1392 [120] = \$1118 ;
+              \$1396 [120] = \$1118 ;
           9'h079:
-              \$1392 [121] = \$1118 ;
+              \$1396 [121] = \$1118 ;
           9'h07a:
-              \$1392 [122] = \$1118 ;
+              \$1396 [122] = \$1118 ;
           9'h07b:
-              \$1392 [123] = \$1118 ;
+              \$1396 [123] = \$1118 ;
           9'h07c:
-              \$1392 [124] = \$1118 ;
+              \$1396 [124] = \$1118 ;
           9'h07d:
-              \$1392 [125] = \$1118 ;
+              \$1396 [125] = \$1118 ;
           9'h07e:
-              \$1392 [126] = \$1118 ;
+              \$1396 [126] = \$1118 ;
           9'h07f:
-              \$1392 [127] = \$1118 ;
+              \$1396 [127] = \$1118 ;
           9'h080:
-              \$1392 [128] = \$1118 ;
+              \$1396 [128] = \$1118 ;
           9'h081:
-              \$1392 [129] = \$1118 ;
+              \$1396 [129] = \$1118 ;
           9'h082:
-              \$1392 [130] = \$1118 ;
+              \$1396 [130] = \$1118 ;
           9'h083:
-              \$1392 [131] = \$1118 ;
+              \$1396 [131] = \$1118 ;
           9'h084:
-              \$1392 [132] = \$1118 ;
+              \$1396 [132] = \$1118 ;
           9'h085:
-              \$1392 [133] = \$1118 ;
+              \$1396 [133] = \$1118 ;
           9'h086:
-              \$1392 [134] = \$1118 ;
+              \$1396 [134] = \$1118 ;
           9'h087:
-              \$1392 [135] = \$1118 ;
+              \$1396 [135] = \$1118 ;
           9'h088:
-              \$1392 [136] = \$1118 ;
+              \$1396 [136] = \$1118 ;
           9'h089:
-              \$1392 [137] = \$1118 ;
+              \$1396 [137] = \$1118 ;
           9'h08a:
-              \$1392 [138] = \$1118 ;
+              \$1396 [138] = \$1118 ;
           9'h08b:
-              \$1392 [139] = \$1118 ;
+              \$1396 [139] = \$1118 ;
           9'h08c:
-              \$1392 [140] = \$1118 ;
+              \$1396 [140] = \$1118 ;
           9'h08d:
-              \$1392 [141] = \$1118 ;
+              \$1396 [141] = \$1118 ;
           9'h08e:
-              \$1392 [142] = \$1118 ;
+              \$1396 [142] = \$1118 ;
           9'h08f:
-              \$1392 [143] = \$1118 ;
+              \$1396 [143] = \$1118 ;
           9'h090:
-              \$1392 [144] = \$1118 ;
+              \$1396 [144] = \$1118 ;
           9'h091:
-              \$1392 [145] = \$1118 ;
+              \$1396 [145] = \$1118 ;
           9'h092:
-              \$1392 [146] = \$1118 ;
+              \$1396 [146] = \$1118 ;
           9'h093:
-              \$1392 [147] = \$1118 ;
+              \$1396 [147] = \$1118 ;
           9'h094:
-              \$1392 [148] = \$1118 ;
+              \$1396 [148] = \$1118 ;
           9'h095:
-              \$1392 [149] = \$1118 ;
+              \$1396 [149] = \$1118 ;
           9'h096:
-              \$1392 [150] = \$1118 ;
+              \$1396 [150] = \$1118 ;
           9'h097:
-              \$1392 [151] = \$1118 ;
+              \$1396 [151] = \$1118 ;
           9'h098:
-              \$1392 [152] = \$1118 ;
+              \$1396 [152] = \$1118 ;
           9'h099:
-              \$1392 [153] = \$1118 ;
+              \$1396 [153] = \$1118 ;
           9'h09a:
-              \$1392 [154] = \$1118 ;
+              \$1396 [154] = \$1118 ;
           9'h09b:
-              \$1392 [155] = \$1118 ;
+              \$1396 [155] = \$1118 ;
           9'h09c:
-              \$1392 [156] = \$1118 ;
+              \$1396 [156] = \$1118 ;
           9'h09d:
-              \$1392 [157] = \$1118 ;
+              \$1396 [157] = \$1118 ;
           9'h09e:
-              \$1392 [158] = \$1118 ;
+              \$1396 [158] = \$1118 ;
           9'h09f:
-              \$1392 [159] = \$1118 ;
+              \$1396 [159] = \$1118 ;
           9'h0a0:
-              \$1392 [160] = \$1118 ;
+              \$1396 [160] = \$1118 ;
           9'h0a1:
-              \$1392 [161] = \$1118 ;
+              \$1396 [161] = \$1118 ;
           9'h0a2:
-              \$1392 [162] = \$1118 ;
+              \$1396 [162] = \$1118 ;
           9'h0a3:
-              \$1392 [163] = \$1118 ;
+              \$1396 [163] = \$1118 ;
           9'h0a4:
-              \$1392 [164] = \$1118 ;
+              \$1396 [164] = \$1118 ;
           9'h0a5:
-              \$1392 [165] = \$1118 ;
+              \$1396 [165] = \$1118 ;
           9'h0a6:
-              \$1392 [166] = \$1118 ;
+              \$1396 [166] = \$1118 ;
           9'h0a7:
-              \$1392 [167] = \$1118 ;
+              \$1396 [167] = \$1118 ;
           9'h0a8:
-              \$1392 [168] = \$1118 ;
+              \$1396 [168] = \$1118 ;
           9'h0a9:
-              \$1392 [169] = \$1118 ;
+              \$1396 [169] = \$1118 ;
           9'h0aa:
-              \$1392 [170] = \$1118 ;
+              \$1396 [170] = \$1118 ;
           9'h0ab:
-              \$1392 [171] = \$1118 ;
+              \$1396 [171] = \$1118 ;
           9'h0ac:
-              \$1392 [172] = \$1118 ;
+              \$1396 [172] = \$1118 ;
           9'h0ad:
-              \$1392 [173] = \$1118 ;
+              \$1396 [173] = \$1118 ;
           9'h0ae:
-              \$1392 [174] = \$1118 ;
+              \$1396 [174] = \$1118 ;
           9'h0af:
-              \$1392 [175] = \$1118 ;
+              \$1396 [175] = \$1118 ;
           9'h0b0:
-              \$1392 [176] = \$1118 ;
+              \$1396 [176] = \$1118 ;
           9'h0b1:
-              \$1392 [177] = \$1118 ;
+              \$1396 [177] = \$1118 ;
           9'h0b2:
-              \$1392 [178] = \$1118 ;
+              \$1396 [178] = \$1118 ;
           9'h0b3:
-              \$1392 [179] = \$1118 ;
+              \$1396 [179] = \$1118 ;
           9'h0b4:
-              \$1392 [180] = \$1118 ;
+              \$1396 [180] = \$1118 ;
           9'h0b5:
-              \$1392 [181] = \$1118 ;
+              \$1396 [181] = \$1118 ;
           9'h0b6:
-              \$1392 [182] = \$1118 ;
+              \$1396 [182] = \$1118 ;
           9'h0b7:
-              \$1392 [183] = \$1118 ;
+              \$1396 [183] = \$1118 ;
           9'h0b8:
-              \$1392 [184] = \$1118 ;
+              \$1396 [184] = \$1118 ;
           9'h0b9:
-              \$1392 [185] = \$1118 ;
+              \$1396 [185] = \$1118 ;
           9'h0ba:
-              \$1392 [186] = \$1118 ;
+              \$1396 [186] = \$1118 ;
           9'h0bb:
-              \$1392 [187] = \$1118 ;
+              \$1396 [187] = \$1118 ;
           9'h0bc:
-              \$1392 [188] = \$1118 ;
+              \$1396 [188] = \$1118 ;
           9'h0bd:
-              \$1392 [189] = \$1118 ;
+              \$1396 [189] = \$1118 ;
           9'h0be:
-              \$1392 [190] = \$1118 ;
+              \$1396 [190] = \$1118 ;
           9'h0bf:
-              \$1392 [191] = \$1118 ;
+              \$1396 [191] = \$1118 ;
           9'h0c0:
-              \$1392 [192] = \$1118 ;
+              \$1396 [192] = \$1118 ;
           9'h0c1:
-              \$1392 [193] = \$1118 ;
+              \$1396 [193] = \$1118 ;
           9'h0c2:
-              \$1392 [194] = \$1118 ;
+              \$1396 [194] = \$1118 ;
           9'h0c3:
-              \$1392 [195] = \$1118 ;
+              \$1396 [195] = \$1118 ;
           9'h0c4:
-              \$1392 [196] = \$1118 ;
+              \$1396 [196] = \$1118 ;
           9'h0c5:
-              \$1392 [197] = \$1118 ;
+              \$1396 [197] = \$1118 ;
           9'h0c6:
-              \$1392 [198] = \$1118 ;
+              \$1396 [198] = \$1118 ;
           9'h0c7:
-              \$1392 [199] = \$1118 ;
+              \$1396 [199] = \$1118 ;
           9'h0c8:
-              \$1392 [200] = \$1118 ;
+              \$1396 [200] = \$1118 ;
           9'h0c9:
-              \$1392 [201] = \$1118 ;
+              \$1396 [201] = \$1118 ;
           9'h0ca:
-              \$1392 [202] = \$1118 ;
+              \$1396 [202] = \$1118 ;
           9'h0cb:
-              \$1392 [203] = \$1118 ;
+              \$1396 [203] = \$1118 ;
           9'h0cc:
-              \$1392 [204] = \$1118 ;
+              \$1396 [204] = \$1118 ;
           9'h0cd:
-              \$1392 [205] = \$1118 ;
+              \$1396 [205] = \$1118 ;
           9'h0ce:
-              \$1392 [206] = \$1118 ;
+              \$1396 [206] = \$1118 ;
           9'h0cf:
-              \$1392 [207] = \$1118 ;
+              \$1396 [207] = \$1118 ;
           9'h0d0:
-              \$1392 [208] = \$1118 ;
+              \$1396 [208] = \$1118 ;
           9'h0d1:
-              \$1392 [209] = \$1118 ;
+              \$1396 [209] = \$1118 ;
           9'h0d2:
-              \$1392 [210] = \$1118 ;
+              \$1396 [210] = \$1118 ;
           9'h0d3:
-              \$1392 [211] = \$1118 ;
+              \$1396 [211] = \$1118 ;
           9'h0d4:
-              \$1392 [212] = \$1118 ;
+              \$1396 [212] = \$1118 ;
           9'h0d5:
-              \$1392 [213] = \$1118 ;
+              \$1396 [213] = \$1118 ;
           9'h0d6:
-              \$1392 [214] = \$1118 ;
+              \$1396 [214] = \$1118 ;
           9'h0d7:
-              \$1392 [215] = \$1118 ;
+              \$1396 [215] = \$1118 ;
           9'h0d8:
-              \$1392 [216] = \$1118 ;
+              \$1396 [216] = \$1118 ;
           9'h0d9:
-              \$1392 [217] = \$1118 ;
+              \$1396 [217] = \$1118 ;
           9'h0da:
-              \$1392 [218] = \$1118 ;
+              \$1396 [218] = \$1118 ;
           9'h0db:
-              \$1392 [219] = \$1118 ;
+              \$1396 [219] = \$1118 ;
           9'h0dc:
-              \$1392 [220] = \$1118 ;
+              \$1396 [220] = \$1118 ;
           9'h0dd:
-              \$1392 [221] = \$1118 ;
+              \$1396 [221] = \$1118 ;
           9'h0de:
-              \$1392 [222] = \$1118 ;
+              \$1396 [222] = \$1118 ;
           9'h0df:
-              \$1392 [223] = \$1118 ;
+              \$1396 [223] = \$1118 ;
           9'h0e0:
-              \$1392 [224] = \$1118 ;
+              \$1396 [224] = \$1118 ;
           9'h0e1:
-              \$1392 [225] = \$1118 ;
+              \$1396 [225] = \$1118 ;
           9'h0e2:
-              \$1392 [226] = \$1118 ;
+              \$1396 [226] = \$1118 ;
           9'h0e3:
-              \$1392 [227] = \$1118 ;
+              \$1396 [227] = \$1118 ;
           9'h0e4:
-              \$1392 [228] = \$1118 ;
+              \$1396 [228] = \$1118 ;
           9'h0e5:
-              \$1392 [229] = \$1118 ;
+              \$1396 [229] = \$1118 ;
           9'h0e6:
-              \$1392 [230] = \$1118 ;
+              \$1396 [230] = \$1118 ;
           9'h0e7:
-              \$1392 [231] = \$1118 ;
+              \$1396 [231] = \$1118 ;
           9'h0e8:
-              \$1392 [232] = \$1118 ;
+              \$1396 [232] = \$1118 ;
           9'h0e9:
-              \$1392 [233] = \$1118 ;
+              \$1396 [233] = \$1118 ;
           9'h0ea:
-              \$1392 [234] = \$1118 ;
+              \$1396 [234] = \$1118 ;
           9'h0eb:
-              \$1392 [235] = \$1118 ;
+              \$1396 [235] = \$1118 ;
           9'h0ec:
-              \$1392 [236] = \$1118 ;
+              \$1396 [236] = \$1118 ;
           9'h0ed:
-              \$1392 [237] = \$1118 ;
+              \$1396 [237] = \$1118 ;
           9'h0ee:
-              \$1392 [238] = \$1118 ;
+              \$1396 [238] = \$1118 ;
           9'h0ef:
-              \$1392 [239] = \$1118 ;
+              \$1396 [239] = \$1118 ;
           9'h0f0:
-              \$1392 [240] = \$1118 ;
+              \$1396 [240] = \$1118 ;
           9'h0f1:
-              \$1392 [241] = \$1118 ;
+              \$1396 [241] = \$1118 ;
           9'h0f2:
-              \$1392 [242] = \$1118 ;
+              \$1396 [242] = \$1118 ;
           9'h0f3:
-              \$1392 [243] = \$1118 ;
+              \$1396 [243] = \$1118 ;
           9'h0f4:
-              \$1392 [244] = \$1118 ;
+              \$1396 [244] = \$1118 ;
           9'h0f5:
-              \$1392 [245] = \$1118 ;
+              \$1396 [245] = \$1118 ;
           9'h0f6:
-              \$1392 [246] = \$1118 ;
+              \$1396 [246] = \$1118 ;
           9'h0f7:
-              \$1392 [247] = \$1118 ;
+              \$1396 [247] = \$1118 ;
           9'h0f8:
-              \$1392 [248] = \$1118 ;
+              \$1396 [248] = \$1118 ;
           9'h0f9:
-              \$1392 [249] = \$1118 ;
+              \$1396 [249] = \$1118 ;
           9'h0fa:
-              \$1392 [250] = \$1118 ;
+              \$1396 [250] = \$1118 ;
           9'h0fb:
-              \$1392 [251] = \$1118 ;
+              \$1396 [251] = \$1118 ;
           9'h0fc:
-              \$1392 [252] = \$1118 ;
+              \$1396 [252] = \$1118 ;
           9'h0fd:
-              \$1392 [253] = \$1118 ;
+              \$1396 [253] = \$1118 ;
           9'h0fe:
-              \$1392 [254] = \$1118 ;
+              \$1396 [254] = \$1118 ;
           9'h0ff:
-              \$1392 [255] = \$1118 ;
+              \$1396 [255] = \$1118 ;
           9'h100:
-              \$1392 [256] = \$1118 ;
+              \$1396 [256] = \$1118 ;
           9'h101:
-              \$1392 [257] = \$1118 ;
+              \$1396 [257] = \$1118 ;
           9'h102:
-              \$1392 [258] = \$1118 ;
+              \$1396 [258] = \$1118 ;
           9'h103:
-              \$1392 [259] = \$1118 ;
+              \$1396 [259] = \$1118 ;
           9'h104:
-              \$1392 [260] = \$1118 ;
+              \$1396 [260] = \$1118 ;
           9'h105:
-              \$1392 [261] = \$1118 ;
+              \$1396 [261] = \$1118 ;
           9'h106:
-              \$1392 [262] = \$1118 ;
+              \$1396 [262] = \$1118 ;
           9'h107:
-              \$1392 [263] = \$1118 ;
+              \$1396 [263] = \$1118 ;
           9'h108:
-              \$1392 [264] = \$1118 ;
+              \$1396 [264] = \$1118 ;
           9'h109:
-              \$1392 [265] = \$1118 ;
+              \$1396 [265] = \$1118 ;
           9'h10a:
-              \$1392 [266] = \$1118 ;
+              \$1396 [266] = \$1118 ;
           9'h10b:
-              \$1392 [267] = \$1118 ;
+              \$1396 [267] = \$1118 ;
           9'h10c:
-              \$1392 [268] = \$1118 ;
+              \$1396 [268] = \$1118 ;
           9'h10d:
-              \$1392 [269] = \$1118 ;
+              \$1396 [269] = \$1118 ;
           9'h10e:
-              \$1392 [270] = \$1118 ;
+              \$1396 [270] = \$1118 ;
           9'h10f:
-              \$1392 [271] = \$1118 ;
+              \$1396 [271] = \$1118 ;
           9'h110:
-              \$1392 [272] = \$1118 ;
+              \$1396 [272] = \$1118 ;
           9'h111:
-              \$1392 [273] = \$1118 ;
+              \$1396 [273] = \$1118 ;
           9'h112:
-              \$1392 [274] = \$1118 ;
+              \$1396 [274] = \$1118 ;
           9'h113:
-              \$1392 [275] = \$1118 ;
+              \$1396 [275] = \$1118 ;
           9'h114:
-              \$1392 [276] = \$1118 ;
+              \$1396 [276] = \$1118 ;
           9'h115:
-              \$1392 [277] = \$1118 ;
+              \$1396 [277] = \$1118 ;
           9'h116:
-              \$1392 [278] = \$1118 ;
+              \$1396 [278] = \$1118 ;
           9'h117:
-              \$1392 [279] = \$1118 ;
+              \$1396 [279] = \$1118 ;
           9'h118:
-              \$1392 [280] = \$1118 ;
+              \$1396 [280] = \$1118 ;
           9'h119:
-              \$1392 [281] = \$1118 ;
+              \$1396 [281] = \$1118 ;
           9'h11a:
-              \$1392 [282] = \$1118 ;
+              \$1396 [282] = \$1118 ;
           9'h11b:
-              \$1392 [283] = \$1118 ;
+              \$1396 [283] = \$1118 ;
           9'h11c:
-              \$1392 [284] = \$1118 ;
+              \$1396 [284] = \$1118 ;
           9'h11d:
-              \$1392 [285] = \$1118 ;
+              \$1396 [285] = \$1118 ;
           9'h11e:
-              \$1392 [286] = \$1118 ;
+              \$1396 [286] = \$1118 ;
           9'h11f:
-              \$1392 [287] = \$1118 ;
+              \$1396 [287] = \$1118 ;
           9'h120:
-              \$1392 [288] = \$1118 ;
+              \$1396 [288] = \$1118 ;
           9'h121:
-              \$1392 [289] = \$1118 ;
+              \$1396 [289] = \$1118 ;
           9'h122:
-              \$1392 [290] = \$1118 ;
+              \$1396 [290] = \$1118 ;
           9'h123:
-              \$1392 [291] = \$1118 ;
+              \$1396 [291] = \$1118 ;
           9'h124:
-              \$1392 [292] = \$1118 ;
+              \$1396 [292] = \$1118 ;
           9'h125:
-              \$1392 [293] = \$1118 ;
+              \$1396 [293] = \$1118 ;
           9'h126:
-              \$1392 [294] = \$1118 ;
+              \$1396 [294] = \$1118 ;
           9'h127:
-              \$1392 [295] = \$1118 ;
+              \$1396 [295] = \$1118 ;
           9'h128:
-              \$1392 [296] = \$1118 ;
+              \$1396 [296] = \$1118 ;
           9'h129:
-              \$1392 [297] = \$1118 ;
+              \$1396 [297] = \$1118 ;
           9'h12a:
-              \$1392 [298] = \$1118 ;
+              \$1396 [298] = \$1118 ;
           9'h12b:
-              \$1392 [299] = \$1118 ;
+              \$1396 [299] = \$1118 ;
           9'h12c:
-              \$1392 [300] = \$1118 ;
+              \$1396 [300] = \$1118 ;
           9'h12d:
-              \$1392 [301] = \$1118 ;
+              \$1396 [301] = \$1118 ;
           9'h12e:
-              \$1392 [302] = \$1118 ;
+              \$1396 [302] = \$1118 ;
           9'h12f:
-              \$1392 [303] = \$1118 ;
+              \$1396 [303] = \$1118 ;
           9'h130:
-              \$1392 [304] = \$1118 ;
+              \$1396 [304] = \$1118 ;
           9'h131:
-              \$1392 [305] = \$1118 ;
+              \$1396 [305] = \$1118 ;
           9'h132:
-              \$1392 [306] = \$1118 ;
+              \$1396 [306] = \$1118 ;
           9'h133:
-              \$1392 [307] = \$1118 ;
+              \$1396 [307] = \$1118 ;
           9'h134:
-              \$1392 [308] = \$1118 ;
+              \$1396 [308] = \$1118 ;
           9'h135:
-              \$1392 [309] = \$1118 ;
+              \$1396 [309] = \$1118 ;
           9'h136:
-              \$1392 [310] = \$1118 ;
+              \$1396 [310] = \$1118 ;
           9'h137:
-              \$1392 [311] = \$1118 ;
+              \$1396 [311] = \$1118 ;
           9'h138:
-              \$1392 [312] = \$1118 ;
+              \$1396 [312] = \$1118 ;
           9'h139:
-              \$1392 [313] = \$1118 ;
+              \$1396 [313] = \$1118 ;
           9'h13a:
-              \$1392 [314] = \$1118 ;
+              \$1396 [314] = \$1118 ;
           9'h13b:
-              \$1392 [315] = \$1118 ;
+              \$1396 [315] = \$1118 ;
           9'h13c:
-              \$1392 [316] = \$1118 ;
+              \$1396 [316] = \$1118 ;
           9'h13d:
-              \$1392 [317] = \$1118 ;
+              \$1396 [317] = \$1118 ;
           9'h13e:
-              \$1392 [318] = \$1118 ;
+              \$1396 [318] = \$1118 ;
           9'h13f:
-              \$1392 [319] = \$1118 ;
+              \$1396 [319] = \$1118 ;
           9'h140:
-              \$1392 [320] = \$1118 ;
+              \$1396 [320] = \$1118 ;
           9'h141:
-              \$1392 [321] = \$1118 ;
+              \$1396 [321] = \$1118 ;
           9'h142:
-              \$1392 [322] = \$1118 ;
+              \$1396 [322] = \$1118 ;
           9'h143:
-              \$1392 [323] = \$1118 ;
+              \$1396 [323] = \$1118 ;
           9'h144:
-              \$1392 [324] = \$1118 ;
+              \$1396 [324] = \$1118 ;
           9'h145:
-              \$1392 [325] = \$1118 ;
+              \$1396 [325] = \$1118 ;
           9'h146:
-              \$1392 [326] = \$1118 ;
+              \$1396 [326] = \$1118 ;
           9'h147:
-              \$1392 [327] = \$1118 ;
+              \$1396 [327] = \$1118 ;
           9'h148:
-              \$1392 [328] = \$1118 ;
+              \$1396 [328] = \$1118 ;
           9'h149:
-              \$1392 [329] = \$1118 ;
+              \$1396 [329] = \$1118 ;
           9'h14a:
-              \$1392 [330] = \$1118 ;
+              \$1396 [330] = \$1118 ;
           9'h14b:
-              \$1392 [331] = \$1118 ;
+              \$1396 [331] = \$1118 ;
           9'h14c:
-              \$1392 [332] = \$1118 ;
+              \$1396 [332] = \$1118 ;
           9'h14d:
-              \$1392 [333] = \$1118 ;
+              \$1396 [333] = \$1118 ;
           9'h14e:
-              \$1392 [334] = \$1118 ;
+              \$1396 [334] = \$1118 ;
           9'h14f:
-              \$1392 [335] = \$1118 ;
+              \$1396 [335] = \$1118 ;
           9'h150:
-              \$1392 [336] = \$1118 ;
+              \$1396 [336] = \$1118 ;
           9'h151:
-              \$1392 [337] = \$1118 ;
+              \$1396 [337] = \$1118 ;
           9'h152:
-              \$1392 [338] = \$1118 ;
+              \$1396 [338] = \$1118 ;
           9'h153:
-              \$1392 [339] = \$1118 ;
+              \$1396 [339] = \$1118 ;
           9'h154:
-              \$1392 [340] = \$1118 ;
+              \$1396 [340] = \$1118 ;
           9'h155:
-              \$1392 [341] = \$1118 ;
+              \$1396 [341] = \$1118 ;
           9'h156:
-              \$1392 [342] = \$1118 ;
+              \$1396 [342] = \$1118 ;
           9'h157:
-              \$1392 [343] = \$1118 ;
+              \$1396 [343] = \$1118 ;
           9'h158:
-              \$1392 [344] = \$1118 ;
+              \$1396 [344] = \$1118 ;
           9'h159:
-              \$1392 [345] = \$1118 ;
+              \$1396 [345] = \$1118 ;
           9'h15a:
-              \$1392 [346] = \$1118 ;
+              \$1396 [346] = \$1118 ;
           9'h15b:
-              \$1392 [347] = \$1118 ;
+              \$1396 [347] = \$1118 ;
           9'h15c:
-              \$1392 [348] = \$1118 ;
+              \$1396 [348] = \$1118 ;
           9'h15d:
-              \$1392 [349] = \$1118 ;
+              \$1396 [349] = \$1118 ;
           9'h15e:
-              \$1392 [350] = \$1118 ;
+              \$1396 [350] = \$1118 ;
           9'h15f:
-              \$1392 [351] = \$1118 ;
+              \$1396 [351] = \$1118 ;
           9'h160:
-              \$1392 [352] = \$1118 ;
+              \$1396 [352] = \$1118 ;
           9'h161:
-              \$1392 [353] = \$1118 ;
+              \$1396 [353] = \$1118 ;
           9'h162:
-              \$1392 [354] = \$1118 ;
+              \$1396 [354] = \$1118 ;
           9'h163:
-              \$1392 [355] = \$1118 ;
+              \$1396 [355] = \$1118 ;
           9'h164:
-              \$1392 [356] = \$1118 ;
+              \$1396 [356] = \$1118 ;
           9'h165:
-              \$1392 [357] = \$1118 ;
+              \$1396 [357] = \$1118 ;
           9'h166:
-              \$1392 [358] = \$1118 ;
+              \$1396 [358] = \$1118 ;
           9'h167:
-              \$1392 [359] = \$1118 ;
+              \$1396 [359] = \$1118 ;
           9'h168:
-              \$1392 [360] = \$1118 ;
+              \$1396 [360] = \$1118 ;
           9'h169:
-              \$1392 [361] = \$1118 ;
+              \$1396 [361] = \$1118 ;
           9'h16a:
-              \$1392 [362] = \$1118 ;
+              \$1396 [362] = \$1118 ;
           9'h16b:
-              \$1392 [363] = \$1118 ;
+              \$1396 [363] = \$1118 ;
           9'h16c:
-              \$1392 [364] = \$1118 ;
+              \$1396 [364] = \$1118 ;
           9'h16d:
-              \$1392 [365] = \$1118 ;
+              \$1396 [365] = \$1118 ;
           9'h16e:
-              \$1392 [366] = \$1118 ;
+              \$1396 [366] = \$1118 ;
           9'h16f:
-              \$1392 [367] = \$1118 ;
+              \$1396 [367] = \$1118 ;
           9'h170:
-              \$1392 [368] = \$1118 ;
+              \$1396 [368] = \$1118 ;
           9'h171:
-              \$1392 [369] = \$1118 ;
+              \$1396 [369] = \$1118 ;
           9'h172:
-              \$1392 [370] = \$1118 ;
+              \$1396 [370] = \$1118 ;
           9'h173:
-              \$1392 [371] = \$1118 ;
+              \$1396 [371] = \$1118 ;
           9'h174:
-              \$1392 [372] = \$1118 ;
+              \$1396 [372] = \$1118 ;
           9'h175:
-              \$1392 [373] = \$1118 ;
+              \$1396 [373] = \$1118 ;
           9'h176:
-              \$1392 [374] = \$1118 ;
+              \$1396 [374] = \$1118 ;
           9'h177:
-              \$1392 [375] = \$1118 ;
+              \$1396 [375] = \$1118 ;
           9'h178:
-              \$1392 [376] = \$1118 ;
+              \$1396 [376] = \$1118 ;
           9'h179:
-              \$1392 [377] = \$1118 ;
+              \$1396 [377] = \$1118 ;
           9'h17a:
-              \$1392 [378] = \$1118 ;
+              \$1396 [378] = \$1118 ;
           9'h17b:
-              \$1392 [379] = \$1118 ;
+              \$1396 [379] = \$1118 ;
           9'h17c:
-              \$1392 [380] = \$1118 ;
+              \$1396 [380] = \$1118 ;
           9'h17d:
-              \$1392 [381] = \$1118 ;
+              \$1396 [381] = \$1118 ;
           9'h17e:
-              \$1392 [382] = \$1118 ;
+              \$1396 [382] = \$1118 ;
           9'h17f:
-              \$1392 [383] = \$1118 ;
+              \$1396 [383] = \$1118 ;
           9'h180:
-              \$1392 [384] = \$1118 ;
+              \$1396 [384] = \$1118 ;
           9'h181:
-              \$1392 [385] = \$1118 ;
+              \$1396 [385] = \$1118 ;
           9'h182:
-              \$1392 [386] = \$1118 ;
+              \$1396 [386] = \$1118 ;
           9'h183:
-              \$1392 [387] = \$1118 ;
+              \$1396 [387] = \$1118 ;
           9'h184:
-              \$1392 [388] = \$1118 ;
+              \$1396 [388] = \$1118 ;
           9'h185:
-              \$1392 [389] = \$1118 ;
+              \$1396 [389] = \$1118 ;
           9'h186:
-              \$1392 [390] = \$1118 ;
+              \$1396 [390] = \$1118 ;
           9'h187:
-              \$1392 [391] = \$1118 ;
+              \$1396 [391] = \$1118 ;
           9'h188:
-              \$1392 [392] = \$1118 ;
+              \$1396 [392] = \$1118 ;
           9'h189:
-              \$1392 [393] = \$1118 ;
+              \$1396 [393] = \$1118 ;
           9'h18a:
-              \$1392 [394] = \$1118 ;
+              \$1396 [394] = \$1118 ;
           9'h18b:
-              \$1392 [395] = \$1118 ;
+              \$1396 [395] = \$1118 ;
           9'h18c:
-              \$1392 [396] = \$1118 ;
+              \$1396 [396] = \$1118 ;
           9'h18d:
-              \$1392 [397] = \$1118 ;
+              \$1396 [397] = \$1118 ;
           9'h18e:
-              \$1392 [398] = \$1118 ;
+              \$1396 [398] = \$1118 ;
           9'h18f:
-              \$1392 [399] = \$1118 ;
+              \$1396 [399] = \$1118 ;
           9'h190:
-              \$1392 [400] = \$1118 ;
+              \$1396 [400] = \$1118 ;
           9'h191:
-              \$1392 [401] = \$1118 ;
+              \$1396 [401] = \$1118 ;
           9'h192:
-              \$1392 [402] = \$1118 ;
+              \$1396 [402] = \$1118 ;
           9'h193:
-              \$1392 [403] = \$1118 ;
+              \$1396 [403] = \$1118 ;
           9'h194:
-              \$1392 [404] = \$1118 ;
+              \$1396 [404] = \$1118 ;
           9'h195:
-              \$1392 [405] = \$1118 ;
+              \$1396 [405] = \$1118 ;
           9'h196:
-              \$1392 [406] = \$1118 ;
+              \$1396 [406] = \$1118 ;
           9'h197:
-              \$1392 [407] = \$1118 ;
+              \$1396 [407] = \$1118 ;
           9'h198:
-              \$1392 [408] = \$1118 ;
+              \$1396 [408] = \$1118 ;
           9'h199:
-              \$1392 [409] = \$1118 ;
+              \$1396 [409] = \$1118 ;
           9'h19a:
-              \$1392 [410] = \$1118 ;
+              \$1396 [410] = \$1118 ;
           9'h19b:
-              \$1392 [411] = \$1118 ;
+              \$1396 [411] = \$1118 ;
           9'h19c:
-              \$1392 [412] = \$1118 ;
+              \$1396 [412] = \$1118 ;
           9'h19d:
-              \$1392 [413] = \$1118 ;
+              \$1396 [413] = \$1118 ;
           9'h19e:
-              \$1392 [414] = \$1118 ;
+              \$1396 [414] = \$1118 ;
           9'h19f:
-              \$1392 [415] = \$1118 ;
+              \$1396 [415] = \$1118 ;
           9'h1a0:
-              \$1392 [416] = \$1118 ;
+              \$1396 [416] = \$1118 ;
           9'h1a1:
-              \$1392 [417] = \$1118 ;
+              \$1396 [417] = \$1118 ;
           9'h1a2:
-              \$1392 [418] = \$1118 ;
+              \$1396 [418] = \$1118 ;
           9'h1a3:
-              \$1392 [419] = \$1118 ;
+              \$1396 [419] = \$1118 ;
           9'h1a4:
-              \$1392 [420] = \$1118 ;
+              \$1396 [420] = \$1118 ;
           9'h1a5:
-              \$1392 [421] = \$1118 ;
+              \$1396 [421] = \$1118 ;
           9'h1a6:
-              \$1392 [422] = \$1118 ;
+              \$1396 [422] = \$1118 ;
           9'h1a7:
-              \$1392 [423] = \$1118 ;
+              \$1396 [423] = \$1118 ;
           9'h1a8:
-              \$1392 [424] = \$1118 ;
+              \$1396 [424] = \$1118 ;
           9'h1a9:
-              \$1392 [425] = \$1118 ;
+              \$1396 [425] = \$1118 ;
           9'h1aa:
-              \$1392 [426] = \$1118 ;
+              \$1396 [426] = \$1118 ;
           9'h1ab:
-              \$1392 [427] = \$1118 ;
+              \$1396 [427] = \$1118 ;
           9'h1ac:
-              \$1392 [428] = \$1118 ;
+              \$1396 [428] = \$1118 ;
           9'h1ad:
-              \$1392 [429] = \$1118 ;
+              \$1396 [429] = \$1118 ;
           9'h1ae:
-              \$1392 [430] = \$1118 ;
+              \$1396 [430] = \$1118 ;
           9'h1af:
-              \$1392 [431] = \$1118 ;
+              \$1396 [431] = \$1118 ;
           9'h1b0:
-              \$1392 [432] = \$1118 ;
+              \$1396 [432] = \$1118 ;
           9'h1b1:
-              \$1392 [433] = \$1118 ;
+              \$1396 [433] = \$1118 ;
           9'h1b2:
-              \$1392 [434] = \$1118 ;
+              \$1396 [434] = \$1118 ;
           9'h1b3:
-              \$1392 [435] = \$1118 ;
+              \$1396 [435] = \$1118 ;
           9'h1b4:
-              \$1392 [436] = \$1118 ;
+              \$1396 [436] = \$1118 ;
           9'h1b5:
-              \$1392 [437] = \$1118 ;
+              \$1396 [437] = \$1118 ;
           9'h1b6:
-              \$1392 [438] = \$1118 ;
+              \$1396 [438] = \$1118 ;
           9'h1b7:
-              \$1392 [439] = \$1118 ;
+              \$1396 [439] = \$1118 ;
           9'h1b8:
-              \$1392 [440] = \$1118 ;
+              \$1396 [440] = \$1118 ;
           9'h1b9:
-              \$1392 [441] = \$1118 ;
+              \$1396 [441] = \$1118 ;
           9'h1ba:
-              \$1392 [442] = \$1118 ;
+              \$1396 [442] = \$1118 ;
           9'h1bb:
-              \$1392 [443] = \$1118 ;
+              \$1396 [443] = \$1118 ;
           9'h1bc:
-              \$1392 [444] = \$1118 ;
+              \$1396 [444] = \$1118 ;
           9'h1bd:
-              \$1392 [445] = \$1118 ;
+              \$1396 [445] = \$1118 ;
           9'h1be:
-              \$1392 [446] = \$1118 ;
+              \$1396 [446] = \$1118 ;
           9'h1bf:
-              \$1392 [447] = \$1118 ;
+              \$1396 [447] = \$1118 ;
           9'h1c0:
-              \$1392 [448] = \$1118 ;
+              \$1396 [448] = \$1118 ;
           9'h1c1:
-              \$1392 [449] = \$1118 ;
+              \$1396 [449] = \$1118 ;
           9'h1c2:
-              \$1392 [450] = \$1118 ;
+              \$1396 [450] = \$1118 ;
           9'h1c3:
-              \$1392 [451] = \$1118 ;
+              \$1396 [451] = \$1118 ;
           9'h1c4:
-              \$1392 [452] = \$1118 ;
+              \$1396 [452] = \$1118 ;
           9'h1c5:
-              \$1392 [453] = \$1118 ;
+              \$1396 [453] = \$1118 ;
           9'h1c6:
-              \$1392 [454] = \$1118 ;
+              \$1396 [454] = \$1118 ;
           9'h1c7:
-              \$1392 [455] = \$1118 ;
+              \$1396 [455] = \$1118 ;
           9'h1c8:
-              \$1392 [456] = \$1118 ;
+              \$1396 [456] = \$1118 ;
           9'h1c9:
-              \$1392 [457] = \$1118 ;
+              \$1396 [457] = \$1118 ;
           9'h1ca:
-              \$1392 [458] = \$1118 ;
+              \$1396 [458] = \$1118 ;
           9'h1cb:
-              \$1392 [459] = \$1118 ;
+              \$1396 [459] = \$1118 ;
           9'h1cc:
-              \$1392 [460] = \$1118 ;
+              \$1396 [460] = \$1118 ;
           9'h1cd:
-              \$1392 [461] = \$1118 ;
+              \$1396 [461] = \$1118 ;
           9'h1ce:
-              \$1392 [462] = \$1118 ;
+              \$1396 [462] = \$1118 ;
           9'h1cf:
-              \$1392 [463] = \$1118 ;
+              \$1396 [463] = \$1118 ;
           9'h1d0:
-              \$1392 [464] = \$1118 ;
+              \$1396 [464] = \$1118 ;
           9'h1d1:
-              \$1392 [465] = \$1118 ;
+              \$1396 [465] = \$1118 ;
           9'h1d2:
-              \$1392 [466] = \$1118 ;
+              \$1396 [466] = \$1118 ;
           9'h1d3:
-              \$1392 [467] = \$1118 ;
+              \$1396 [467] = \$1118 ;
           9'h1d4:
-              \$1392 [468] = \$1118 ;
+              \$1396 [468] = \$1118 ;
           9'h1d5:
-              \$1392 [469] = \$1118 ;
+              \$1396 [469] = \$1118 ;
           9'h1d6:
-              \$1392 [470] = \$1118 ;
+              \$1396 [470] = \$1118 ;
           9'h1d7:
-              \$1392 [471] = \$1118 ;
+              \$1396 [471] = \$1118 ;
           9'h1d8:
-              \$1392 [472] = \$1118 ;
+              \$1396 [472] = \$1118 ;
           9'h1d9:
-              \$1392 [473] = \$1118 ;
+              \$1396 [473] = \$1118 ;
           9'h1da:
-              \$1392 [474] = \$1118 ;
+              \$1396 [474] = \$1118 ;
           9'h1db:
-              \$1392 [475] = \$1118 ;
+              \$1396 [475] = \$1118 ;
           9'h1dc:
-              \$1392 [476] = \$1118 ;
+              \$1396 [476] = \$1118 ;
           9'h1dd:
-              \$1392 [477] = \$1118 ;
+              \$1396 [477] = \$1118 ;
           9'h1de:
-              \$1392 [478] = \$1118 ;
+              \$1396 [478] = \$1118 ;
           9'h1df:
-              \$1392 [479] = \$1118 ;
+              \$1396 [479] = \$1118 ;
           9'h1e0:
-              \$1392 [480] = \$1118 ;
+              \$1396 [480] = \$1118 ;
           9'h1e1:
-              \$1392 [481] = \$1118 ;
+              \$1396 [481] = \$1118 ;
           9'h1e2:
-              \$1392 [482] = \$1118 ;
+              \$1396 [482] = \$1118 ;
           9'h1e3:
-              \$1392 [483] = \$1118 ;
+              \$1396 [483] = \$1118 ;
           9'h1e4:
-              \$1392 [484] = \$1118 ;
+              \$1396 [484] = \$1118 ;
           9'h1e5:
-              \$1392 [485] = \$1118 ;
+              \$1396 [485] = \$1118 ;
           9'h1e6:
-              \$1392 [486] = \$1118 ;
+              \$1396 [486] = \$1118 ;
           9'h1e7:
-              \$1392 [487] = \$1118 ;
+              \$1396 [487] = \$1118 ;
           9'h1e8:
-              \$1392 [488] = \$1118 ;
+              \$1396 [488] = \$1118 ;
           9'h1e9:
-              \$1392 [489] = \$1118 ;
+              \$1396 [489] = \$1118 ;
           9'h1ea:
-              \$1392 [490] = \$1118 ;
+              \$1396 [490] = \$1118 ;
           9'h1eb:
-              \$1392 [491] = \$1118 ;
+              \$1396 [491] = \$1118 ;
           9'h1ec:
-              \$1392 [492] = \$1118 ;
+              \$1396 [492] = \$1118 ;
           9'h1ed:
-              \$1392 [493] = \$1118 ;
+              \$1396 [493] = \$1118 ;
           9'h1ee:
-              \$1392 [494] = \$1118 ;
+              \$1396 [494] = \$1118 ;
           9'h1ef:
-              \$1392 [495] = \$1118 ;
+              \$1396 [495] = \$1118 ;
           9'h1f0:
-              \$1392 [496] = \$1118 ;
+              \$1396 [496] = \$1118 ;
           9'h1f1:
-              \$1392 [497] = \$1118 ;
+              \$1396 [497] = \$1118 ;
           9'h1f2:
-              \$1392 [498] = \$1118 ;
+              \$1396 [498] = \$1118 ;
           9'h1f3:
-              \$1392 [499] = \$1118 ;
+              \$1396 [499] = \$1118 ;
           9'h1f4:
-              \$1392 [500] = \$1118 ;
+              \$1396 [500] = \$1118 ;
           9'h1f5:
-              \$1392 [501] = \$1118 ;
+              \$1396 [501] = \$1118 ;
           9'h1f6:
-              \$1392 [502] = \$1118 ;
+              \$1396 [502] = \$1118 ;
           9'h1f7:
-              \$1392 [503] = \$1118 ;
+              \$1396 [503] = \$1118 ;
           9'h1f8:
-              \$1392 [504] = \$1118 ;
+              \$1396 [504] = \$1118 ;
           9'h1f9:
-              \$1392 [505] = \$1118 ;
+              \$1396 [505] = \$1118 ;
           9'h1fa:
-              \$1392 [506] = \$1118 ;
+              \$1396 [506] = \$1118 ;
           9'h1fb:
-              \$1392 [507] = \$1118 ;
+              \$1396 [507] = \$1118 ;
           9'h1fc:
-              \$1392 [508] = \$1118 ;
+              \$1396 [508] = \$1118 ;
           9'h1fd:
-              \$1392 [509] = \$1118 ;
+              \$1396 [509] = \$1118 ;
           9'h1fe:
-              \$1392 [510] = \$1118 ;
+              \$1396 [510] = \$1118 ;
           9'h1ff:
-              \$1392 [511] = \$1118 ;
+              \$1396 [511] = \$1118 ;
         endcase
       end
     end
@@ -9968,1029 +10082,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1121 ;
+              \$1396 [0] = \$1121 ;
           9'h001:
-              \$1392 [1] = \$1121 ;
+              \$1396 [1] = \$1121 ;
           9'h002:
-              \$1392 [2] = \$1121 ;
+              \$1396 [2] = \$1121 ;
           9'h003:
-              \$1392 [3] = \$1121 ;
+              \$1396 [3] = \$1121 ;
           9'h004:
-              \$1392 [4] = \$1121 ;
+              \$1396 [4] = \$1121 ;
           9'h005:
-              \$1392 [5] = \$1121 ;
+              \$1396 [5] = \$1121 ;
           9'h006:
-              \$1392 [6] = \$1121 ;
+              \$1396 [6] = \$1121 ;
           9'h007:
-              \$1392 [7] = \$1121 ;
+              \$1396 [7] = \$1121 ;
           9'h008:
-              \$1392 [8] = \$1121 ;
+              \$1396 [8] = \$1121 ;
           9'h009:
-              \$1392 [9] = \$1121 ;
+              \$1396 [9] = \$1121 ;
           9'h00a:
-              \$1392 [10] = \$1121 ;
+              \$1396 [10] = \$1121 ;
           9'h00b:
-              \$1392 [11] = \$1121 ;
+              \$1396 [11] = \$1121 ;
           9'h00c:
-              \$1392 [12] = \$1121 ;
+              \$1396 [12] = \$1121 ;
           9'h00d:
-              \$1392 [13] = \$1121 ;
+              \$1396 [13] = \$1121 ;
           9'h00e:
-              \$1392 [14] = \$1121 ;
+              \$1396 [14] = \$1121 ;
           9'h00f:
-              \$1392 [15] = \$1121 ;
+              \$1396 [15] = \$1121 ;
           9'h010:
-              \$1392 [16] = \$1121 ;
+              \$1396 [16] = \$1121 ;
           9'h011:
-              \$1392 [17] = \$1121 ;
+              \$1396 [17] = \$1121 ;
           9'h012:
-              \$1392 [18] = \$1121 ;
+              \$1396 [18] = \$1121 ;
           9'h013:
-              \$1392 [19] = \$1121 ;
+              \$1396 [19] = \$1121 ;
           9'h014:
-              \$1392 [20] = \$1121 ;
+              \$1396 [20] = \$1121 ;
           9'h015:
-              \$1392 [21] = \$1121 ;
+              \$1396 [21] = \$1121 ;
           9'h016:
-              \$1392 [22] = \$1121 ;
+              \$1396 [22] = \$1121 ;
           9'h017:
-              \$1392 [23] = \$1121 ;
+              \$1396 [23] = \$1121 ;
           9'h018:
-              \$1392 [24] = \$1121 ;
+              \$1396 [24] = \$1121 ;
           9'h019:
-              \$1392 [25] = \$1121 ;
+              \$1396 [25] = \$1121 ;
           9'h01a:
-              \$1392 [26] = \$1121 ;
+              \$1396 [26] = \$1121 ;
           9'h01b:
-              \$1392 [27] = \$1121 ;
+              \$1396 [27] = \$1121 ;
           9'h01c:
-              \$1392 [28] = \$1121 ;
+              \$1396 [28] = \$1121 ;
           9'h01d:
-              \$1392 [29] = \$1121 ;
+              \$1396 [29] = \$1121 ;
           9'h01e:
-              \$1392 [30] = \$1121 ;
+              \$1396 [30] = \$1121 ;
           9'h01f:
-              \$1392 [31] = \$1121 ;
+              \$1396 [31] = \$1121 ;
           9'h020:
-              \$1392 [32] = \$1121 ;
+              \$1396 [32] = \$1121 ;
           9'h021:
-              \$1392 [33] = \$1121 ;
+              \$1396 [33] = \$1121 ;
           9'h022:
-              \$1392 [34] = \$1121 ;
+              \$1396 [34] = \$1121 ;
           9'h023:
-              \$1392 [35] = \$1121 ;
+              \$1396 [35] = \$1121 ;
           9'h024:
-              \$1392 [36] = \$1121 ;
+              \$1396 [36] = \$1121 ;
           9'h025:
-              \$1392 [37] = \$1121 ;
+              \$1396 [37] = \$1121 ;
           9'h026:
-              \$1392 [38] = \$1121 ;
+              \$1396 [38] = \$1121 ;
           9'h027:
-              \$1392 [39] = \$1121 ;
+              \$1396 [39] = \$1121 ;
           9'h028:
-              \$1392 [40] = \$1121 ;
+              \$1396 [40] = \$1121 ;
           9'h029:
-              \$1392 [41] = \$1121 ;
+              \$1396 [41] = \$1121 ;
           9'h02a:
-              \$1392 [42] = \$1121 ;
+              \$1396 [42] = \$1121 ;
           9'h02b:
-              \$1392 [43] = \$1121 ;
+              \$1396 [43] = \$1121 ;
           9'h02c:
-              \$1392 [44] = \$1121 ;
+              \$1396 [44] = \$1121 ;
           9'h02d:
-              \$1392 [45] = \$1121 ;
+              \$1396 [45] = \$1121 ;
           9'h02e:
-              \$1392 [46] = \$1121 ;
+              \$1396 [46] = \$1121 ;
           9'h02f:
-              \$1392 [47] = \$1121 ;
+              \$1396 [47] = \$1121 ;
           9'h030:
-              \$1392 [48] = \$1121 ;
+              \$1396 [48] = \$1121 ;
           9'h031:
-              \$1392 [49] = \$1121 ;
+              \$1396 [49] = \$1121 ;
           9'h032:
-              \$1392 [50] = \$1121 ;
+              \$1396 [50] = \$1121 ;
           9'h033:
-              \$1392 [51] = \$1121 ;
+              \$1396 [51] = \$1121 ;
           9'h034:
-              \$1392 [52] = \$1121 ;
+              \$1396 [52] = \$1121 ;
           9'h035:
-              \$1392 [53] = \$1121 ;
+              \$1396 [53] = \$1121 ;
           9'h036:
-              \$1392 [54] = \$1121 ;
+              \$1396 [54] = \$1121 ;
           9'h037:
-              \$1392 [55] = \$1121 ;
+              \$1396 [55] = \$1121 ;
           9'h038:
-              \$1392 [56] = \$1121 ;
+              \$1396 [56] = \$1121 ;
           9'h039:
-              \$1392 [57] = \$1121 ;
+              \$1396 [57] = \$1121 ;
           9'h03a:
-              \$1392 [58] = \$1121 ;
+              \$1396 [58] = \$1121 ;
           9'h03b:
-              \$1392 [59] = \$1121 ;
+              \$1396 [59] = \$1121 ;
           9'h03c:
-              \$1392 [60] = \$1121 ;
+              \$1396 [60] = \$1121 ;
           9'h03d:
-              \$1392 [61] = \$1121 ;
+              \$1396 [61] = \$1121 ;
           9'h03e:
-              \$1392 [62] = \$1121 ;
+              \$1396 [62] = \$1121 ;
           9'h03f:
-              \$1392 [63] = \$1121 ;
+              \$1396 [63] = \$1121 ;
           9'h040:
-              \$1392 [64] = \$1121 ;
+              \$1396 [64] = \$1121 ;
           9'h041:
-              \$1392 [65] = \$1121 ;
+              \$1396 [65] = \$1121 ;
           9'h042:
-              \$1392 [66] = \$1121 ;
+              \$1396 [66] = \$1121 ;
           9'h043:
-              \$1392 [67] = \$1121 ;
+              \$1396 [67] = \$1121 ;
           9'h044:
-              \$1392 [68] = \$1121 ;
+              \$1396 [68] = \$1121 ;
           9'h045:
-              \$1392 [69] = \$1121 ;
+              \$1396 [69] = \$1121 ;
           9'h046:
-              \$1392 [70] = \$1121 ;
+              \$1396 [70] = \$1121 ;
           9'h047:
-              \$1392 [71] = \$1121 ;
+              \$1396 [71] = \$1121 ;
           9'h048:
-              \$1392 [72] = \$1121 ;
+              \$1396 [72] = \$1121 ;
           9'h049:
-              \$1392 [73] = \$1121 ;
+              \$1396 [73] = \$1121 ;
           9'h04a:
-              \$1392 [74] = \$1121 ;
+              \$1396 [74] = \$1121 ;
           9'h04b:
-              \$1392 [75] = \$1121 ;
+              \$1396 [75] = \$1121 ;
           9'h04c:
-              \$1392 [76] = \$1121 ;
+              \$1396 [76] = \$1121 ;
           9'h04d:
-              \$1392 [77] = \$1121 ;
+              \$1396 [77] = \$1121 ;
           9'h04e:
-              \$1392 [78] = \$1121 ;
+              \$1396 [78] = \$1121 ;
           9'h04f:
-              \$1392 [79] = \$1121 ;
+              \$1396 [79] = \$1121 ;
           9'h050:
-              \$1392 [80] = \$1121 ;
+              \$1396 [80] = \$1121 ;
           9'h051:
-              \$1392 [81] = \$1121 ;
+              \$1396 [81] = \$1121 ;
           9'h052:
-              \$1392 [82] = \$1121 ;
+              \$1396 [82] = \$1121 ;
           9'h053:
-              \$1392 [83] = \$1121 ;
+              \$1396 [83] = \$1121 ;
           9'h054:
-              \$1392 [84] = \$1121 ;
+              \$1396 [84] = \$1121 ;
           9'h055:
-              \$1392 [85] = \$1121 ;
+              \$1396 [85] = \$1121 ;
           9'h056:
-              \$1392 [86] = \$1121 ;
+              \$1396 [86] = \$1121 ;
           9'h057:
-              \$1392 [87] = \$1121 ;
+              \$1396 [87] = \$1121 ;
           9'h058:
-              \$1392 [88] = \$1121 ;
+              \$1396 [88] = \$1121 ;
           9'h059:
-              \$1392 [89] = \$1121 ;
+              \$1396 [89] = \$1121 ;
           9'h05a:
-              \$1392 [90] = \$1121 ;
+              \$1396 [90] = \$1121 ;
           9'h05b:
-              \$1392 [91] = \$1121 ;
+              \$1396 [91] = \$1121 ;
           9'h05c:
-              \$1392 [92] = \$1121 ;
+              \$1396 [92] = \$1121 ;
           9'h05d:
-              \$1392 [93] = \$1121 ;
+              \$1396 [93] = \$1121 ;
           9'h05e:
-              \$1392 [94] = \$1121 ;
+              \$1396 [94] = \$1121 ;
           9'h05f:
-              \$1392 [95] = \$1121 ;
+              \$1396 [95] = \$1121 ;
           9'h060:
-              \$1392 [96] = \$1121 ;
+              \$1396 [96] = \$1121 ;
           9'h061:
-              \$1392 [97] = \$1121 ;
+              \$1396 [97] = \$1121 ;
           9'h062:
-              \$1392 [98] = \$1121 ;
+              \$1396 [98] = \$1121 ;
           9'h063:
-              \$1392 [99] = \$1121 ;
+              \$1396 [99] = \$1121 ;
           9'h064:
-              \$1392 [100] = \$1121 ;
+              \$1396 [100] = \$1121 ;
           9'h065:
-              \$1392 [101] = \$1121 ;
+              \$1396 [101] = \$1121 ;
           9'h066:
-              \$1392 [102] = \$1121 ;
+              \$1396 [102] = \$1121 ;
           9'h067:
-              \$1392 [103] = \$1121 ;
+              \$1396 [103] = \$1121 ;
           9'h068:
-              \$1392 [104] = \$1121 ;
+              \$1396 [104] = \$1121 ;
           9'h069:
-              \$1392 [105] = \$1121 ;
+              \$1396 [105] = \$1121 ;
           9'h06a:
-              \$1392 [106] = \$1121 ;
+              \$1396 [106] = \$1121 ;
           9'h06b:
-              \$1392 [107] = \$1121 ;
+              \$1396 [107] = \$1121 ;
           9'h06c:
-              \$1392 [108] = \$1121 ;
+              \$1396 [108] = \$1121 ;
           9'h06d:
-              \$1392 [109] = \$1121 ;
+              \$1396 [109] = \$1121 ;
           9'h06e:
-              \$1392 [110] = \$1121 ;
+              \$1396 [110] = \$1121 ;
           9'h06f:
-              \$1392 [111] = \$1121 ;
+              \$1396 [111] = \$1121 ;
           9'h070:
-              \$1392 [112] = \$1121 ;
+              \$1396 [112] = \$1121 ;
           9'h071:
-              \$1392 [113] = \$1121 ;
+              \$1396 [113] = \$1121 ;
           9'h072:
-              \$1392 [114] = \$1121 ;
+              \$1396 [114] = \$1121 ;
           9'h073:
-              \$1392 [115] = \$1121 ;
+              \$1396 [115] = \$1121 ;
           9'h074:
-              \$1392 [116] = \$1121 ;
+              \$1396 [116] = \$1121 ;
           9'h075:
-              \$1392 [117] = \$1121 ;
+              \$1396 [117] = \$1121 ;
           9'h076:
-              \$1392 [118] = \$1121 ;
+              \$1396 [118] = \$1121 ;
           9'h077:
-              \$1392 [119] = \$1121 ;
+              \$1396 [119] = \$1121 ;
           9'h078:
-              \$1392 [120] = \$1121 ;
+              \$1396 [120] = \$1121 ;
           9'h079:
-              \$1392 [121] = \$1121 ;
+              \$1396 [121] = \$1121 ;
           9'h07a:
-              \$1392 [122] = \$1121 ;
+              \$1396 [122] = \$1121 ;
           9'h07b:
-              \$1392 [123] = \$1121 ;
+              \$1396 [123] = \$1121 ;
           9'h07c:
-              \$1392 [124] = \$1121 ;
+              \$1396 [124] = \$1121 ;
           9'h07d:
-              \$1392 [125] = \$1121 ;
+              \$1396 [125] = \$1121 ;
           9'h07e:
-              \$1392 [126] = \$1121 ;
+              \$1396 [126] = \$1121 ;
           9'h07f:
-              \$1392 [127] = \$1121 ;
+              \$1396 [127] = \$1121 ;
           9'h080:
-              \$1392 [128] = \$1121 ;
+              \$1396 [128] = \$1121 ;
           9'h081:
-              \$1392 [129] = \$1121 ;
+              \$1396 [129] = \$1121 ;
           9'h082:
-              \$1392 [130] = \$1121 ;
+              \$1396 [130] = \$1121 ;
           9'h083:
-              \$1392 [131] = \$1121 ;
+              \$1396 [131] = \$1121 ;
           9'h084:
-              \$1392 [132] = \$1121 ;
+              \$1396 [132] = \$1121 ;
           9'h085:
-              \$1392 [133] = \$1121 ;
+              \$1396 [133] = \$1121 ;
           9'h086:
-              \$1392 [134] = \$1121 ;
+              \$1396 [134] = \$1121 ;
           9'h087:
-              \$1392 [135] = \$1121 ;
+              \$1396 [135] = \$1121 ;
           9'h088:
-              \$1392 [136] = \$1121 ;
+              \$1396 [136] = \$1121 ;
           9'h089:
-              \$1392 [137] = \$1121 ;
+              \$1396 [137] = \$1121 ;
           9'h08a:
-              \$1392 [138] = \$1121 ;
+              \$1396 [138] = \$1121 ;
           9'h08b:
-              \$1392 [139] = \$1121 ;
+              \$1396 [139] = \$1121 ;
           9'h08c:
-              \$1392 [140] = \$1121 ;
+              \$1396 [140] = \$1121 ;
           9'h08d:
-              \$1392 [141] = \$1121 ;
+              \$1396 [141] = \$1121 ;
           9'h08e:
-              \$1392 [142] = \$1121 ;
+              \$1396 [142] = \$1121 ;
           9'h08f:
-              \$1392 [143] = \$1121 ;
+              \$1396 [143] = \$1121 ;
           9'h090:
-              \$1392 [144] = \$1121 ;
+              \$1396 [144] = \$1121 ;
           9'h091:
-              \$1392 [145] = \$1121 ;
+              \$1396 [145] = \$1121 ;
           9'h092:
-              \$1392 [146] = \$1121 ;
+              \$1396 [146] = \$1121 ;
           9'h093:
-              \$1392 [147] = \$1121 ;
+              \$1396 [147] = \$1121 ;
           9'h094:
-              \$1392 [148] = \$1121 ;
+              \$1396 [148] = \$1121 ;
           9'h095:
-              \$1392 [149] = \$1121 ;
+              \$1396 [149] = \$1121 ;
           9'h096:
-              \$1392 [150] = \$1121 ;
+              \$1396 [150] = \$1121 ;
           9'h097:
-              \$1392 [151] = \$1121 ;
+              \$1396 [151] = \$1121 ;
           9'h098:
-              \$1392 [152] = \$1121 ;
+              \$1396 [152] = \$1121 ;
           9'h099:
-              \$1392 [153] = \$1121 ;
+              \$1396 [153] = \$1121 ;
           9'h09a:
-              \$1392 [154] = \$1121 ;
+              \$1396 [154] = \$1121 ;
           9'h09b:
-              \$1392 [155] = \$1121 ;
+              \$1396 [155] = \$1121 ;
           9'h09c:
-              \$1392 [156] = \$1121 ;
+              \$1396 [156] = \$1121 ;
           9'h09d:
-              \$1392 [157] = \$1121 ;
+              \$1396 [157] = \$1121 ;
           9'h09e:
-              \$1392 [158] = \$1121 ;
+              \$1396 [158] = \$1121 ;
           9'h09f:
-              \$1392 [159] = \$1121 ;
+              \$1396 [159] = \$1121 ;
           9'h0a0:
-              \$1392 [160] = \$1121 ;
+              \$1396 [160] = \$1121 ;
           9'h0a1:
-              \$1392 [161] = \$1121 ;
+              \$1396 [161] = \$1121 ;
           9'h0a2:
-              \$1392 [162] = \$1121 ;
+              \$1396 [162] = \$1121 ;
           9'h0a3:
-              \$1392 [163] = \$1121 ;
+              \$1396 [163] = \$1121 ;
           9'h0a4:
-              \$1392 [164] = \$1121 ;
+              \$1396 [164] = \$1121 ;
           9'h0a5:
-              \$1392 [165] = \$1121 ;
+              \$1396 [165] = \$1121 ;
           9'h0a6:
-              \$1392 [166] = \$1121 ;
+              \$1396 [166] = \$1121 ;
           9'h0a7:
-              \$1392 [167] = \$1121 ;
+              \$1396 [167] = \$1121 ;
           9'h0a8:
-              \$1392 [168] = \$1121 ;
+              \$1396 [168] = \$1121 ;
           9'h0a9:
-              \$1392 [169] = \$1121 ;
+              \$1396 [169] = \$1121 ;
           9'h0aa:
-              \$1392 [170] = \$1121 ;
+              \$1396 [170] = \$1121 ;
           9'h0ab:
-              \$1392 [171] = \$1121 ;
+              \$1396 [171] = \$1121 ;
           9'h0ac:
-              \$1392 [172] = \$1121 ;
+              \$1396 [172] = \$1121 ;
           9'h0ad:
-              \$1392 [173] = \$1121 ;
+              \$1396 [173] = \$1121 ;
           9'h0ae:
-              \$1392 [174] = \$1121 ;
+              \$1396 [174] = \$1121 ;
           9'h0af:
-              \$1392 [175] = \$1121 ;
+              \$1396 [175] = \$1121 ;
           9'h0b0:
-              \$1392 [176] = \$1121 ;
+              \$1396 [176] = \$1121 ;
           9'h0b1:
-              \$1392 [177] = \$1121 ;
+              \$1396 [177] = \$1121 ;
           9'h0b2:
-              \$1392 [178] = \$1121 ;
+              \$1396 [178] = \$1121 ;
           9'h0b3:
-              \$1392 [179] = \$1121 ;
+              \$1396 [179] = \$1121 ;
           9'h0b4:
-              \$1392 [180] = \$1121 ;
+              \$1396 [180] = \$1121 ;
           9'h0b5:
-              \$1392 [181] = \$1121 ;
+              \$1396 [181] = \$1121 ;
           9'h0b6:
-              \$1392 [182] = \$1121 ;
+              \$1396 [182] = \$1121 ;
           9'h0b7:
-              \$1392 [183] = \$1121 ;
+              \$1396 [183] = \$1121 ;
           9'h0b8:
-              \$1392 [184] = \$1121 ;
+              \$1396 [184] = \$1121 ;
           9'h0b9:
-              \$1392 [185] = \$1121 ;
+              \$1396 [185] = \$1121 ;
           9'h0ba:
-              \$1392 [186] = \$1121 ;
+              \$1396 [186] = \$1121 ;
           9'h0bb:
-              \$1392 [187] = \$1121 ;
+              \$1396 [187] = \$1121 ;
           9'h0bc:
-              \$1392 [188] = \$1121 ;
+              \$1396 [188] = \$1121 ;
           9'h0bd:
-              \$1392 [189] = \$1121 ;
+              \$1396 [189] = \$1121 ;
           9'h0be:
-              \$1392 [190] = \$1121 ;
+              \$1396 [190] = \$1121 ;
           9'h0bf:
-              \$1392 [191] = \$1121 ;
+              \$1396 [191] = \$1121 ;
           9'h0c0:
-              \$1392 [192] = \$1121 ;
+              \$1396 [192] = \$1121 ;
           9'h0c1:
-              \$1392 [193] = \$1121 ;
+              \$1396 [193] = \$1121 ;
           9'h0c2:
-              \$1392 [194] = \$1121 ;
+              \$1396 [194] = \$1121 ;
           9'h0c3:
-              \$1392 [195] = \$1121 ;
+              \$1396 [195] = \$1121 ;
           9'h0c4:
-              \$1392 [196] = \$1121 ;
+              \$1396 [196] = \$1121 ;
           9'h0c5:
-              \$1392 [197] = \$1121 ;
+              \$1396 [197] = \$1121 ;
           9'h0c6:
-              \$1392 [198] = \$1121 ;
+              \$1396 [198] = \$1121 ;
           9'h0c7:
-              \$1392 [199] = \$1121 ;
+              \$1396 [199] = \$1121 ;
           9'h0c8:
-              \$1392 [200] = \$1121 ;
+              \$1396 [200] = \$1121 ;
           9'h0c9:
-              \$1392 [201] = \$1121 ;
+              \$1396 [201] = \$1121 ;
           9'h0ca:
-              \$1392 [202] = \$1121 ;
+              \$1396 [202] = \$1121 ;
           9'h0cb:
-              \$1392 [203] = \$1121 ;
+              \$1396 [203] = \$1121 ;
           9'h0cc:
-              \$1392 [204] = \$1121 ;
+              \$1396 [204] = \$1121 ;
           9'h0cd:
-              \$1392 [205] = \$1121 ;
+              \$1396 [205] = \$1121 ;
           9'h0ce:
-              \$1392 [206] = \$1121 ;
+              \$1396 [206] = \$1121 ;
           9'h0cf:
-              \$1392 [207] = \$1121 ;
+              \$1396 [207] = \$1121 ;
           9'h0d0:
-              \$1392 [208] = \$1121 ;
+              \$1396 [208] = \$1121 ;
           9'h0d1:
-              \$1392 [209] = \$1121 ;
+              \$1396 [209] = \$1121 ;
           9'h0d2:
-              \$1392 [210] = \$1121 ;
+              \$1396 [210] = \$1121 ;
           9'h0d3:
-              \$1392 [211] = \$1121 ;
+              \$1396 [211] = \$1121 ;
           9'h0d4:
-              \$1392 [212] = \$1121 ;
+              \$1396 [212] = \$1121 ;
           9'h0d5:
-              \$1392 [213] = \$1121 ;
+              \$1396 [213] = \$1121 ;
           9'h0d6:
-              \$1392 [214] = \$1121 ;
+              \$1396 [214] = \$1121 ;
           9'h0d7:
-              \$1392 [215] = \$1121 ;
+              \$1396 [215] = \$1121 ;
           9'h0d8:
-              \$1392 [216] = \$1121 ;
+              \$1396 [216] = \$1121 ;
           9'h0d9:
-              \$1392 [217] = \$1121 ;
+              \$1396 [217] = \$1121 ;
           9'h0da:
-              \$1392 [218] = \$1121 ;
+              \$1396 [218] = \$1121 ;
           9'h0db:
-              \$1392 [219] = \$1121 ;
+              \$1396 [219] = \$1121 ;
           9'h0dc:
-              \$1392 [220] = \$1121 ;
+              \$1396 [220] = \$1121 ;
           9'h0dd:
-              \$1392 [221] = \$1121 ;
+              \$1396 [221] = \$1121 ;
           9'h0de:
-              \$1392 [222] = \$1121 ;
+              \$1396 [222] = \$1121 ;
           9'h0df:
-              \$1392 [223] = \$1121 ;
+              \$1396 [223] = \$1121 ;
           9'h0e0:
-              \$1392 [224] = \$1121 ;
+              \$1396 [224] = \$1121 ;
           9'h0e1:
-              \$1392 [225] = \$1121 ;
+              \$1396 [225] = \$1121 ;
           9'h0e2:
-              \$1392 [226] = \$1121 ;
+              \$1396 [226] = \$1121 ;
           9'h0e3:
-              \$1392 [227] = \$1121 ;
+              \$1396 [227] = \$1121 ;
           9'h0e4:
-              \$1392 [228] = \$1121 ;
+              \$1396 [228] = \$1121 ;
           9'h0e5:
-              \$1392 [229] = \$1121 ;
+              \$1396 [229] = \$1121 ;
           9'h0e6:
-              \$1392 [230] = \$1121 ;
+              \$1396 [230] = \$1121 ;
           9'h0e7:
-              \$1392 [231] = \$1121 ;
+              \$1396 [231] = \$1121 ;
           9'h0e8:
-              \$1392 [232] = \$1121 ;
+              \$1396 [232] = \$1121 ;
           9'h0e9:
-              \$1392 [233] = \$1121 ;
+              \$1396 [233] = \$1121 ;
           9'h0ea:
-              \$1392 [234] = \$1121 ;
+              \$1396 [234] = \$1121 ;
           9'h0eb:
-              \$1392 [235] = \$1121 ;
+              \$1396 [235] = \$1121 ;
           9'h0ec:
-              \$1392 [236] = \$1121 ;
+              \$1396 [236] = \$1121 ;
           9'h0ed:
-              \$1392 [237] = \$1121 ;
+              \$1396 [237] = \$1121 ;
           9'h0ee:
-              \$1392 [238] = \$1121 ;
+              \$1396 [238] = \$1121 ;
           9'h0ef:
-              \$1392 [239] = \$1121 ;
+              \$1396 [239] = \$1121 ;
           9'h0f0:
-              \$1392 [240] = \$1121 ;
+              \$1396 [240] = \$1121 ;
           9'h0f1:
-              \$1392 [241] = \$1121 ;
+              \$1396 [241] = \$1121 ;
           9'h0f2:
-              \$1392 [242] = \$1121 ;
+              \$1396 [242] = \$1121 ;
           9'h0f3:
-              \$1392 [243] = \$1121 ;
+              \$1396 [243] = \$1121 ;
           9'h0f4:
-              \$1392 [244] = \$1121 ;
+              \$1396 [244] = \$1121 ;
           9'h0f5:
-              \$1392 [245] = \$1121 ;
+              \$1396 [245] = \$1121 ;
           9'h0f6:
-              \$1392 [246] = \$1121 ;
+              \$1396 [246] = \$1121 ;
           9'h0f7:
-              \$1392 [247] = \$1121 ;
+              \$1396 [247] = \$1121 ;
           9'h0f8:
-              \$1392 [248] = \$1121 ;
+              \$1396 [248] = \$1121 ;
           9'h0f9:
-              \$1392 [249] = \$1121 ;
+              \$1396 [249] = \$1121 ;
           9'h0fa:
-              \$1392 [250] = \$1121 ;
+              \$1396 [250] = \$1121 ;
           9'h0fb:
-              \$1392 [251] = \$1121 ;
+              \$1396 [251] = \$1121 ;
           9'h0fc:
-              \$1392 [252] = \$1121 ;
+              \$1396 [252] = \$1121 ;
           9'h0fd:
-              \$1392 [253] = \$1121 ;
+              \$1396 [253] = \$1121 ;
           9'h0fe:
-              \$1392 [254] = \$1121 ;
+              \$1396 [254] = \$1121 ;
           9'h0ff:
-              \$1392 [255] = \$1121 ;
+              \$1396 [255] = \$1121 ;
           9'h100:
-              \$1392 [256] = \$1121 ;
+              \$1396 [256] = \$1121 ;
           9'h101:
-              \$1392 [257] = \$1121 ;
+              \$1396 [257] = \$1121 ;
           9'h102:
-              \$1392 [258] = \$1121 ;
+              \$1396 [258] = \$1121 ;
           9'h103:
-              \$1392 [259] = \$1121 ;
+              \$1396 [259] = \$1121 ;
           9'h104:
-              \$1392 [260] = \$1121 ;
+              \$1396 [260] = \$1121 ;
           9'h105:
-              \$1392 [261] = \$1121 ;
+              \$1396 [261] = \$1121 ;
           9'h106:
-              \$1392 [262] = \$1121 ;
+              \$1396 [262] = \$1121 ;
           9'h107:
-              \$1392 [263] = \$1121 ;
+              \$1396 [263] = \$1121 ;
           9'h108:
-              \$1392 [264] = \$1121 ;
+              \$1396 [264] = \$1121 ;
           9'h109:
-              \$1392 [265] = \$1121 ;
+              \$1396 [265] = \$1121 ;
           9'h10a:
-              \$1392 [266] = \$1121 ;
+              \$1396 [266] = \$1121 ;
           9'h10b:
-              \$1392 [267] = \$1121 ;
+              \$1396 [267] = \$1121 ;
           9'h10c:
-              \$1392 [268] = \$1121 ;
+              \$1396 [268] = \$1121 ;
           9'h10d:
-              \$1392 [269] = \$1121 ;
+              \$1396 [269] = \$1121 ;
           9'h10e:
-              \$1392 [270] = \$1121 ;
+              \$1396 [270] = \$1121 ;
           9'h10f:
-              \$1392 [271] = \$1121 ;
+              \$1396 [271] = \$1121 ;
           9'h110:
-              \$1392 [272] = \$1121 ;
+              \$1396 [272] = \$1121 ;
           9'h111:
-              \$1392 [273] = \$1121 ;
+              \$1396 [273] = \$1121 ;
           9'h112:
-              \$1392 [274] = \$1121 ;
+              \$1396 [274] = \$1121 ;
           9'h113:
-              \$1392 [275] = \$1121 ;
+              \$1396 [275] = \$1121 ;
           9'h114:
-              \$1392 [276] = \$1121 ;
+              \$1396 [276] = \$1121 ;
           9'h115:
-              \$1392 [277] = \$1121 ;
+              \$1396 [277] = \$1121 ;
           9'h116:
-              \$1392 [278] = \$1121 ;
+              \$1396 [278] = \$1121 ;
           9'h117:
-              \$1392 [279] = \$1121 ;
+              \$1396 [279] = \$1121 ;
           9'h118:
-              \$1392 [280] = \$1121 ;
+              \$1396 [280] = \$1121 ;
           9'h119:
-              \$1392 [281] = \$1121 ;
+              \$1396 [281] = \$1121 ;
           9'h11a:
-              \$1392 [282] = \$1121 ;
+              \$1396 [282] = \$1121 ;
           9'h11b:
-              \$1392 [283] = \$1121 ;
+              \$1396 [283] = \$1121 ;
           9'h11c:
-              \$1392 [284] = \$1121 ;
+              \$1396 [284] = \$1121 ;
           9'h11d:
-              \$1392 [285] = \$1121 ;
+              \$1396 [285] = \$1121 ;
           9'h11e:
-              \$1392 [286] = \$1121 ;
+              \$1396 [286] = \$1121 ;
           9'h11f:
-              \$1392 [287] = \$1121 ;
+              \$1396 [287] = \$1121 ;
           9'h120:
-              \$1392 [288] = \$1121 ;
+              \$1396 [288] = \$1121 ;
           9'h121:
-              \$1392 [289] = \$1121 ;
+              \$1396 [289] = \$1121 ;
           9'h122:
-              \$1392 [290] = \$1121 ;
+              \$1396 [290] = \$1121 ;
           9'h123:
-              \$1392 [291] = \$1121 ;
+              \$1396 [291] = \$1121 ;
           9'h124:
-              \$1392 [292] = \$1121 ;
+              \$1396 [292] = \$1121 ;
           9'h125:
-              \$1392 [293] = \$1121 ;
+              \$1396 [293] = \$1121 ;
           9'h126:
-              \$1392 [294] = \$1121 ;
+              \$1396 [294] = \$1121 ;
           9'h127:
-              \$1392 [295] = \$1121 ;
+              \$1396 [295] = \$1121 ;
           9'h128:
-              \$1392 [296] = \$1121 ;
+              \$1396 [296] = \$1121 ;
           9'h129:
-              \$1392 [297] = \$1121 ;
+              \$1396 [297] = \$1121 ;
           9'h12a:
-              \$1392 [298] = \$1121 ;
+              \$1396 [298] = \$1121 ;
           9'h12b:
-              \$1392 [299] = \$1121 ;
+              \$1396 [299] = \$1121 ;
           9'h12c:
-              \$1392 [300] = \$1121 ;
+              \$1396 [300] = \$1121 ;
           9'h12d:
-              \$1392 [301] = \$1121 ;
+              \$1396 [301] = \$1121 ;
           9'h12e:
-              \$1392 [302] = \$1121 ;
+              \$1396 [302] = \$1121 ;
           9'h12f:
-              \$1392 [303] = \$1121 ;
+              \$1396 [303] = \$1121 ;
           9'h130:
-              \$1392 [304] = \$1121 ;
+              \$1396 [304] = \$1121 ;
           9'h131:
-              \$1392 [305] = \$1121 ;
+              \$1396 [305] = \$1121 ;
           9'h132:
-              \$1392 [306] = \$1121 ;
+              \$1396 [306] = \$1121 ;
           9'h133:
-              \$1392 [307] = \$1121 ;
+              \$1396 [307] = \$1121 ;
           9'h134:
-              \$1392 [308] = \$1121 ;
+              \$1396 [308] = \$1121 ;
           9'h135:
-              \$1392 [309] = \$1121 ;
+              \$1396 [309] = \$1121 ;
           9'h136:
-              \$1392 [310] = \$1121 ;
+              \$1396 [310] = \$1121 ;
           9'h137:
-              \$1392 [311] = \$1121 ;
+              \$1396 [311] = \$1121 ;
           9'h138:
-              \$1392 [312] = \$1121 ;
+              \$1396 [312] = \$1121 ;
           9'h139:
-              \$1392 [313] = \$1121 ;
+              \$1396 [313] = \$1121 ;
           9'h13a:
-              \$1392 [314] = \$1121 ;
+              \$1396 [314] = \$1121 ;
           9'h13b:
-              \$1392 [315] = \$1121 ;
+              \$1396 [315] = \$1121 ;
           9'h13c:
-              \$1392 [316] = \$1121 ;
+              \$1396 [316] = \$1121 ;
           9'h13d:
-              \$1392 [317] = \$1121 ;
+              \$1396 [317] = \$1121 ;
           9'h13e:
-              \$1392 [318] = \$1121 ;
+              \$1396 [318] = \$1121 ;
           9'h13f:
-              \$1392 [319] = \$1121 ;
+              \$1396 [319] = \$1121 ;
           9'h140:
-              \$1392 [320] = \$1121 ;
+              \$1396 [320] = \$1121 ;
           9'h141:
-              \$1392 [321] = \$1121 ;
+              \$1396 [321] = \$1121 ;
           9'h142:
-              \$1392 [322] = \$1121 ;
+              \$1396 [322] = \$1121 ;
           9'h143:
-              \$1392 [323] = \$1121 ;
+              \$1396 [323] = \$1121 ;
           9'h144:
-              \$1392 [324] = \$1121 ;
+              \$1396 [324] = \$1121 ;
           9'h145:
-              \$1392 [325] = \$1121 ;
+              \$1396 [325] = \$1121 ;
           9'h146:
-              \$1392 [326] = \$1121 ;
+              \$1396 [326] = \$1121 ;
           9'h147:
-              \$1392 [327] = \$1121 ;
+              \$1396 [327] = \$1121 ;
           9'h148:
-              \$1392 [328] = \$1121 ;
+              \$1396 [328] = \$1121 ;
           9'h149:
-              \$1392 [329] = \$1121 ;
+              \$1396 [329] = \$1121 ;
           9'h14a:
-              \$1392 [330] = \$1121 ;
+              \$1396 [330] = \$1121 ;
           9'h14b:
-              \$1392 [331] = \$1121 ;
+              \$1396 [331] = \$1121 ;
           9'h14c:
-              \$1392 [332] = \$1121 ;
+              \$1396 [332] = \$1121 ;
           9'h14d:
-              \$1392 [333] = \$1121 ;
+              \$1396 [333] = \$1121 ;
           9'h14e:
-              \$1392 [334] = \$1121 ;
+              \$1396 [334] = \$1121 ;
           9'h14f:
-              \$1392 [335] = \$1121 ;
+              \$1396 [335] = \$1121 ;
           9'h150:
-              \$1392 [336] = \$1121 ;
+              \$1396 [336] = \$1121 ;
           9'h151:
-              \$1392 [337] = \$1121 ;
+              \$1396 [337] = \$1121 ;
           9'h152:
-              \$1392 [338] = \$1121 ;
+              \$1396 [338] = \$1121 ;
           9'h153:
-              \$1392 [339] = \$1121 ;
+              \$1396 [339] = \$1121 ;
           9'h154:
-              \$1392 [340] = \$1121 ;
+              \$1396 [340] = \$1121 ;
           9'h155:
-              \$1392 [341] = \$1121 ;
+              \$1396 [341] = \$1121 ;
           9'h156:
-              \$1392 [342] = \$1121 ;
+              \$1396 [342] = \$1121 ;
           9'h157:
-              \$1392 [343] = \$1121 ;
+              \$1396 [343] = \$1121 ;
           9'h158:
-              \$1392 [344] = \$1121 ;
+              \$1396 [344] = \$1121 ;
           9'h159:
-              \$1392 [345] = \$1121 ;
+              \$1396 [345] = \$1121 ;
           9'h15a:
-              \$1392 [346] = \$1121 ;
+              \$1396 [346] = \$1121 ;
           9'h15b:
-              \$1392 [347] = \$1121 ;
+              \$1396 [347] = \$1121 ;
           9'h15c:
-              \$1392 [348] = \$1121 ;
+              \$1396 [348] = \$1121 ;
           9'h15d:
-              \$1392 [349] = \$1121 ;
+              \$1396 [349] = \$1121 ;
           9'h15e:
-              \$1392 [350] = \$1121 ;
+              \$1396 [350] = \$1121 ;
           9'h15f:
-              \$1392 [351] = \$1121 ;
+              \$1396 [351] = \$1121 ;
           9'h160:
-              \$1392 [352] = \$1121 ;
+              \$1396 [352] = \$1121 ;
           9'h161:
-              \$1392 [353] = \$1121 ;
+              \$1396 [353] = \$1121 ;
           9'h162:
-              \$1392 [354] = \$1121 ;
+              \$1396 [354] = \$1121 ;
           9'h163:
-              \$1392 [355] = \$1121 ;
+              \$1396 [355] = \$1121 ;
           9'h164:
-              \$1392 [356] = \$1121 ;
+              \$1396 [356] = \$1121 ;
           9'h165:
-              \$1392 [357] = \$1121 ;
+              \$1396 [357] = \$1121 ;
           9'h166:
-              \$1392 [358] = \$1121 ;
+              \$1396 [358] = \$1121 ;
           9'h167:
-              \$1392 [359] = \$1121 ;
+              \$1396 [359] = \$1121 ;
           9'h168:
-              \$1392 [360] = \$1121 ;
+              \$1396 [360] = \$1121 ;
           9'h169:
-              \$1392 [361] = \$1121 ;
+              \$1396 [361] = \$1121 ;
           9'h16a:
-              \$1392 [362] = \$1121 ;
+              \$1396 [362] = \$1121 ;
           9'h16b:
-              \$1392 [363] = \$1121 ;
+              \$1396 [363] = \$1121 ;
           9'h16c:
-              \$1392 [364] = \$1121 ;
+              \$1396 [364] = \$1121 ;
           9'h16d:
-              \$1392 [365] = \$1121 ;
+              \$1396 [365] = \$1121 ;
           9'h16e:
-              \$1392 [366] = \$1121 ;
+              \$1396 [366] = \$1121 ;
           9'h16f:
-              \$1392 [367] = \$1121 ;
+              \$1396 [367] = \$1121 ;
           9'h170:
-              \$1392 [368] = \$1121 ;
+              \$1396 [368] = \$1121 ;
           9'h171:
-              \$1392 [369] = \$1121 ;
+              \$1396 [369] = \$1121 ;
           9'h172:
-              \$1392 [370] = \$1121 ;
+              \$1396 [370] = \$1121 ;
           9'h173:
-              \$1392 [371] = \$1121 ;
+              \$1396 [371] = \$1121 ;
           9'h174:
-              \$1392 [372] = \$1121 ;
+              \$1396 [372] = \$1121 ;
           9'h175:
-              \$1392 [373] = \$1121 ;
+              \$1396 [373] = \$1121 ;
           9'h176:
-              \$1392 [374] = \$1121 ;
+              \$1396 [374] = \$1121 ;
           9'h177:
-              \$1392 [375] = \$1121 ;
+              \$1396 [375] = \$1121 ;
           9'h178:
-              \$1392 [376] = \$1121 ;
+              \$1396 [376] = \$1121 ;
           9'h179:
-              \$1392 [377] = \$1121 ;
+              \$1396 [377] = \$1121 ;
           9'h17a:
-              \$1392 [378] = \$1121 ;
+              \$1396 [378] = \$1121 ;
           9'h17b:
-              \$1392 [379] = \$1121 ;
+              \$1396 [379] = \$1121 ;
           9'h17c:
-              \$1392 [380] = \$1121 ;
+              \$1396 [380] = \$1121 ;
           9'h17d:
-              \$1392 [381] = \$1121 ;
+              \$1396 [381] = \$1121 ;
           9'h17e:
-              \$1392 [382] = \$1121 ;
+              \$1396 [382] = \$1121 ;
           9'h17f:
-              \$1392 [383] = \$1121 ;
+              \$1396 [383] = \$1121 ;
           9'h180:
-              \$1392 [384] = \$1121 ;
+              \$1396 [384] = \$1121 ;
           9'h181:
-              \$1392 [385] = \$1121 ;
+              \$1396 [385] = \$1121 ;
           9'h182:
-              \$1392 [386] = \$1121 ;
+              \$1396 [386] = \$1121 ;
           9'h183:
-              \$1392 [387] = \$1121 ;
+              \$1396 [387] = \$1121 ;
           9'h184:
-              \$1392 [388] = \$1121 ;
+              \$1396 [388] = \$1121 ;
           9'h185:
-              \$1392 [389] = \$1121 ;
+              \$1396 [389] = \$1121 ;
           9'h186:
-              \$1392 [390] = \$1121 ;
+              \$1396 [390] = \$1121 ;
           9'h187:
-              \$1392 [391] = \$1121 ;
+              \$1396 [391] = \$1121 ;
           9'h188:
-              \$1392 [392] = \$1121 ;
+              \$1396 [392] = \$1121 ;
           9'h189:
-              \$1392 [393] = \$1121 ;
+              \$1396 [393] = \$1121 ;
           9'h18a:
-              \$1392 [394] = \$1121 ;
+              \$1396 [394] = \$1121 ;
           9'h18b:
-              \$1392 [395] = \$1121 ;
+              \$1396 [395] = \$1121 ;
           9'h18c:
-              \$1392 [396] = \$1121 ;
+              \$1396 [396] = \$1121 ;
           9'h18d:
-              \$1392 [397] = \$1121 ;
+              \$1396 [397] = \$1121 ;
           9'h18e:
-              \$1392 [398] = \$1121 ;
+              \$1396 [398] = \$1121 ;
           9'h18f:
-              \$1392 [399] = \$1121 ;
+              \$1396 [399] = \$1121 ;
           9'h190:
-              \$1392 [400] = \$1121 ;
+              \$1396 [400] = \$1121 ;
           9'h191:
-              \$1392 [401] = \$1121 ;
+              \$1396 [401] = \$1121 ;
           9'h192:
-              \$1392 [402] = \$1121 ;
+              \$1396 [402] = \$1121 ;
           9'h193:
-              \$1392 [403] = \$1121 ;
+              \$1396 [403] = \$1121 ;
           9'h194:
-              \$1392 [404] = \$1121 ;
+              \$1396 [404] = \$1121 ;
           9'h195:
-              \$1392 [405] = \$1121 ;
+              \$1396 [405] = \$1121 ;
           9'h196:
-              \$1392 [406] = \$1121 ;
+              \$1396 [406] = \$1121 ;
           9'h197:
-              \$1392 [407] = \$1121 ;
+              \$1396 [407] = \$1121 ;
           9'h198:
-              \$1392 [408] = \$1121 ;
+              \$1396 [408] = \$1121 ;
           9'h199:
-              \$1392 [409] = \$1121 ;
+              \$1396 [409] = \$1121 ;
           9'h19a:
-              \$1392 [410] = \$1121 ;
+              \$1396 [410] = \$1121 ;
           9'h19b:
-              \$1392 [411] = \$1121 ;
+              \$1396 [411] = \$1121 ;
           9'h19c:
-              \$1392 [412] = \$1121 ;
+              \$1396 [412] = \$1121 ;
           9'h19d:
-              \$1392 [413] = \$1121 ;
+              \$1396 [413] = \$1121 ;
           9'h19e:
-              \$1392 [414] = \$1121 ;
+              \$1396 [414] = \$1121 ;
           9'h19f:
-              \$1392 [415] = \$1121 ;
+              \$1396 [415] = \$1121 ;
           9'h1a0:
-              \$1392 [416] = \$1121 ;
+              \$1396 [416] = \$1121 ;
           9'h1a1:
-              \$1392 [417] = \$1121 ;
+              \$1396 [417] = \$1121 ;
           9'h1a2:
-              \$1392 [418] = \$1121 ;
+              \$1396 [418] = \$1121 ;
           9'h1a3:
-              \$1392 [419] = \$1121 ;
+              \$1396 [419] = \$1121 ;
           9'h1a4:
-              \$1392 [420] = \$1121 ;
+              \$1396 [420] = \$1121 ;
           9'h1a5:
-              \$1392 [421] = \$1121 ;
+              \$1396 [421] = \$1121 ;
           9'h1a6:
-              \$1392 [422] = \$1121 ;
+              \$1396 [422] = \$1121 ;
           9'h1a7:
-              \$1392 [423] = \$1121 ;
+              \$1396 [423] = \$1121 ;
           9'h1a8:
-              \$1392 [424] = \$1121 ;
+              \$1396 [424] = \$1121 ;
           9'h1a9:
-              \$1392 [425] = \$1121 ;
+              \$1396 [425] = \$1121 ;
           9'h1aa:
-              \$1392 [426] = \$1121 ;
+              \$1396 [426] = \$1121 ;
           9'h1ab:
-              \$1392 [427] = \$1121 ;
+              \$1396 [427] = \$1121 ;
           9'h1ac:
-              \$1392 [428] = \$1121 ;
+              \$1396 [428] = \$1121 ;
           9'h1ad:
-              \$1392 [429] = \$1121 ;
+              \$1396 [429] = \$1121 ;
           9'h1ae:
-              \$1392 [430] = \$1121 ;
+              \$1396 [430] = \$1121 ;
           9'h1af:
-              \$1392 [431] = \$1121 ;
+              \$1396 [431] = \$1121 ;
           9'h1b0:
-              \$1392 [432] = \$1121 ;
+              \$1396 [432] = \$1121 ;
           9'h1b1:
-              \$1392 [433] = \$1121 ;
+              \$1396 [433] = \$1121 ;
           9'h1b2:
-              \$1392 [434] = \$1121 ;
+              \$1396 [434] = \$1121 ;
           9'h1b3:
-              \$1392 [435] = \$1121 ;
+              \$1396 [435] = \$1121 ;
           9'h1b4:
-              \$1392 [436] = \$1121 ;
+              \$1396 [436] = \$1121 ;
           9'h1b5:
-              \$1392 [437] = \$1121 ;
+              \$1396 [437] = \$1121 ;
           9'h1b6:
-              \$1392 [438] = \$1121 ;
+              \$1396 [438] = \$1121 ;
           9'h1b7:
-              \$1392 [439] = \$1121 ;
+              \$1396 [439] = \$1121 ;
           9'h1b8:
-              \$1392 [440] = \$1121 ;
+              \$1396 [440] = \$1121 ;
           9'h1b9:
-              \$1392 [441] = \$1121 ;
+              \$1396 [441] = \$1121 ;
           9'h1ba:
-              \$1392 [442] = \$1121 ;
+              \$1396 [442] = \$1121 ;
           9'h1bb:
-              \$1392 [443] = \$1121 ;
+              \$1396 [443] = \$1121 ;
           9'h1bc:
-              \$1392 [444] = \$1121 ;
+              \$1396 [444] = \$1121 ;
           9'h1bd:
-              \$1392 [445] = \$1121 ;
+              \$1396 [445] = \$1121 ;
           9'h1be:
-              \$1392 [446] = \$1121 ;
+              \$1396 [446] = \$1121 ;
           9'h1bf:
-              \$1392 [447] = \$1121 ;
+              \$1396 [447] = \$1121 ;
           9'h1c0:
-              \$1392 [448] = \$1121 ;
+              \$1396 [448] = \$1121 ;
           9'h1c1:
-              \$1392 [449] = \$1121 ;
+              \$1396 [449] = \$1121 ;
           9'h1c2:
-              \$1392 [450] = \$1121 ;
+              \$1396 [450] = \$1121 ;
           9'h1c3:
-              \$1392 [451] = \$1121 ;
+              \$1396 [451] = \$1121 ;
           9'h1c4:
-              \$1392 [452] = \$1121 ;
+              \$1396 [452] = \$1121 ;
           9'h1c5:
-              \$1392 [453] = \$1121 ;
+              \$1396 [453] = \$1121 ;
           9'h1c6:
-              \$1392 [454] = \$1121 ;
+              \$1396 [454] = \$1121 ;
           9'h1c7:
-              \$1392 [455] = \$1121 ;
+              \$1396 [455] = \$1121 ;
           9'h1c8:
-              \$1392 [456] = \$1121 ;
+              \$1396 [456] = \$1121 ;
           9'h1c9:
-              \$1392 [457] = \$1121 ;
+              \$1396 [457] = \$1121 ;
           9'h1ca:
-              \$1392 [458] = \$1121 ;
+              \$1396 [458] = \$1121 ;
           9'h1cb:
-              \$1392 [459] = \$1121 ;
+              \$1396 [459] = \$1121 ;
           9'h1cc:
-              \$1392 [460] = \$1121 ;
+              \$1396 [460] = \$1121 ;
           9'h1cd:
-              \$1392 [461] = \$1121 ;
+              \$1396 [461] = \$1121 ;
           9'h1ce:
-              \$1392 [462] = \$1121 ;
+              \$1396 [462] = \$1121 ;
           9'h1cf:
-              \$1392 [463] = \$1121 ;
+              \$1396 [463] = \$1121 ;
           9'h1d0:
-              \$1392 [464] = \$1121 ;
+              \$1396 [464] = \$1121 ;
           9'h1d1:
-              \$1392 [465] = \$1121 ;
+              \$1396 [465] = \$1121 ;
           9'h1d2:
-              \$1392 [466] = \$1121 ;
+              \$1396 [466] = \$1121 ;
           9'h1d3:
-              \$1392 [467] = \$1121 ;
+              \$1396 [467] = \$1121 ;
           9'h1d4:
-              \$1392 [468] = \$1121 ;
+              \$1396 [468] = \$1121 ;
           9'h1d5:
-              \$1392 [469] = \$1121 ;
+              \$1396 [469] = \$1121 ;
           9'h1d6:
-              \$1392 [470] = \$1121 ;
+              \$1396 [470] = \$1121 ;
           9'h1d7:
-              \$1392 [471] = \$1121 ;
+              \$1396 [471] = \$1121 ;
           9'h1d8:
-              \$1392 [472] = \$1121 ;
+              \$1396 [472] = \$1121 ;
           9'h1d9:
-              \$1392 [473] = \$1121 ;
+              \$1396 [473] = \$1121 ;
           9'h1da:
-              \$1392 [474] = \$1121 ;
+              \$1396 [474] = \$1121 ;
           9'h1db:
-              \$1392 [475] = \$1121 ;
+              \$1396 [475] = \$1121 ;
           9'h1dc:
-              \$1392 [476] = \$1121 ;
+              \$1396 [476] = \$1121 ;
           9'h1dd:
-              \$1392 [477] = \$1121 ;
+              \$1396 [477] = \$1121 ;
           9'h1de:
-              \$1392 [478] = \$1121 ;
+              \$1396 [478] = \$1121 ;
           9'h1df:
-              \$1392 [479] = \$1121 ;
+              \$1396 [479] = \$1121 ;
           9'h1e0:
-              \$1392 [480] = \$1121 ;
+              \$1396 [480] = \$1121 ;
           9'h1e1:
-              \$1392 [481] = \$1121 ;
+              \$1396 [481] = \$1121 ;
           9'h1e2:
-              \$1392 [482] = \$1121 ;
+              \$1396 [482] = \$1121 ;
           9'h1e3:
-              \$1392 [483] = \$1121 ;
+              \$1396 [483] = \$1121 ;
           9'h1e4:
-              \$1392 [484] = \$1121 ;
+              \$1396 [484] = \$1121 ;
           9'h1e5:
-              \$1392 [485] = \$1121 ;
+              \$1396 [485] = \$1121 ;
           9'h1e6:
-              \$1392 [486] = \$1121 ;
+              \$1396 [486] = \$1121 ;
           9'h1e7:
-              \$1392 [487] = \$1121 ;
+              \$1396 [487] = \$1121 ;
           9'h1e8:
-              \$1392 [488] = \$1121 ;
+              \$1396 [488] = \$1121 ;
           9'h1e9:
-              \$1392 [489] = \$1121 ;
+              \$1396 [489] = \$1121 ;
           9'h1ea:
-              \$1392 [490] = \$1121 ;
+              \$1396 [490] = \$1121 ;
           9'h1eb:
-              \$1392 [491] = \$1121 ;
+              \$1396 [491] = \$1121 ;
           9'h1ec:
-              \$1392 [492] = \$1121 ;
+              \$1396 [492] = \$1121 ;
           9'h1ed:
-              \$1392 [493] = \$1121 ;
+              \$1396 [493] = \$1121 ;
           9'h1ee:
-              \$1392 [494] = \$1121 ;
+              \$1396 [494] = \$1121 ;
           9'h1ef:
-              \$1392 [495] = \$1121 ;
+              \$1396 [495] = \$1121 ;
           9'h1f0:
-              \$1392 [496] = \$1121 ;
+              \$1396 [496] = \$1121 ;
           9'h1f1:
-              \$1392 [497] = \$1121 ;
+              \$1396 [497] = \$1121 ;
           9'h1f2:
-              \$1392 [498] = \$1121 ;
+              \$1396 [498] = \$1121 ;
           9'h1f3:
-              \$1392 [499] = \$1121 ;
+              \$1396 [499] = \$1121 ;
           9'h1f4:
-              \$1392 [500] = \$1121 ;
+              \$1396 [500] = \$1121 ;
           9'h1f5:
-              \$1392 [501] = \$1121 ;
+              \$1396 [501] = \$1121 ;
           9'h1f6:
-              \$1392 [502] = \$1121 ;
+              \$1396 [502] = \$1121 ;
           9'h1f7:
-              \$1392 [503] = \$1121 ;
+              \$1396 [503] = \$1121 ;
           9'h1f8:
-              \$1392 [504] = \$1121 ;
+              \$1396 [504] = \$1121 ;
           9'h1f9:
-              \$1392 [505] = \$1121 ;
+              \$1396 [505] = \$1121 ;
           9'h1fa:
-              \$1392 [506] = \$1121 ;
+              \$1396 [506] = \$1121 ;
           9'h1fb:
-              \$1392 [507] = \$1121 ;
+              \$1396 [507] = \$1121 ;
           9'h1fc:
-              \$1392 [508] = \$1121 ;
+              \$1396 [508] = \$1121 ;
           9'h1fd:
-              \$1392 [509] = \$1121 ;
+              \$1396 [509] = \$1121 ;
           9'h1fe:
-              \$1392 [510] = \$1121 ;
+              \$1396 [510] = \$1121 ;
           9'h1ff:
-              \$1392 [511] = \$1121 ;
+              \$1396 [511] = \$1121 ;
         endcase
       end
     end
@@ -10999,1029 +11113,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1124 ;
+              \$1396 [0] = \$1124 ;
           9'h001:
-              \$1392 [1] = \$1124 ;
+              \$1396 [1] = \$1124 ;
           9'h002:
-              \$1392 [2] = \$1124 ;
+              \$1396 [2] = \$1124 ;
           9'h003:
-              \$1392 [3] = \$1124 ;
+              \$1396 [3] = \$1124 ;
           9'h004:
-              \$1392 [4] = \$1124 ;
+              \$1396 [4] = \$1124 ;
           9'h005:
-              \$1392 [5] = \$1124 ;
+              \$1396 [5] = \$1124 ;
           9'h006:
-              \$1392 [6] = \$1124 ;
+              \$1396 [6] = \$1124 ;
           9'h007:
-              \$1392 [7] = \$1124 ;
+              \$1396 [7] = \$1124 ;
           9'h008:
-              \$1392 [8] = \$1124 ;
+              \$1396 [8] = \$1124 ;
           9'h009:
-              \$1392 [9] = \$1124 ;
+              \$1396 [9] = \$1124 ;
           9'h00a:
-              \$1392 [10] = \$1124 ;
+              \$1396 [10] = \$1124 ;
           9'h00b:
-              \$1392 [11] = \$1124 ;
+              \$1396 [11] = \$1124 ;
           9'h00c:
-              \$1392 [12] = \$1124 ;
+              \$1396 [12] = \$1124 ;
           9'h00d:
-              \$1392 [13] = \$1124 ;
+              \$1396 [13] = \$1124 ;
           9'h00e:
-              \$1392 [14] = \$1124 ;
+              \$1396 [14] = \$1124 ;
           9'h00f:
-              \$1392 [15] = \$1124 ;
+              \$1396 [15] = \$1124 ;
           9'h010:
-              \$1392 [16] = \$1124 ;
+              \$1396 [16] = \$1124 ;
           9'h011:
-              \$1392 [17] = \$1124 ;
+              \$1396 [17] = \$1124 ;
           9'h012:
-              \$1392 [18] = \$1124 ;
+              \$1396 [18] = \$1124 ;
           9'h013:
-              \$1392 [19] = \$1124 ;
+              \$1396 [19] = \$1124 ;
           9'h014:
-              \$1392 [20] = \$1124 ;
+              \$1396 [20] = \$1124 ;
           9'h015:
-              \$1392 [21] = \$1124 ;
+              \$1396 [21] = \$1124 ;
           9'h016:
-              \$1392 [22] = \$1124 ;
+              \$1396 [22] = \$1124 ;
           9'h017:
-              \$1392 [23] = \$1124 ;
+              \$1396 [23] = \$1124 ;
           9'h018:
-              \$1392 [24] = \$1124 ;
+              \$1396 [24] = \$1124 ;
           9'h019:
-              \$1392 [25] = \$1124 ;
+              \$1396 [25] = \$1124 ;
           9'h01a:
-              \$1392 [26] = \$1124 ;
+              \$1396 [26] = \$1124 ;
           9'h01b:
-              \$1392 [27] = \$1124 ;
+              \$1396 [27] = \$1124 ;
           9'h01c:
-              \$1392 [28] = \$1124 ;
+              \$1396 [28] = \$1124 ;
           9'h01d:
-              \$1392 [29] = \$1124 ;
+              \$1396 [29] = \$1124 ;
           9'h01e:
-              \$1392 [30] = \$1124 ;
+              \$1396 [30] = \$1124 ;
           9'h01f:
-              \$1392 [31] = \$1124 ;
+              \$1396 [31] = \$1124 ;
           9'h020:
-              \$1392 [32] = \$1124 ;
+              \$1396 [32] = \$1124 ;
           9'h021:
-              \$1392 [33] = \$1124 ;
+              \$1396 [33] = \$1124 ;
           9'h022:
-              \$1392 [34] = \$1124 ;
+              \$1396 [34] = \$1124 ;
           9'h023:
-              \$1392 [35] = \$1124 ;
+              \$1396 [35] = \$1124 ;
           9'h024:
-              \$1392 [36] = \$1124 ;
+              \$1396 [36] = \$1124 ;
           9'h025:
-              \$1392 [37] = \$1124 ;
+              \$1396 [37] = \$1124 ;
           9'h026:
-              \$1392 [38] = \$1124 ;
+              \$1396 [38] = \$1124 ;
           9'h027:
-              \$1392 [39] = \$1124 ;
+              \$1396 [39] = \$1124 ;
           9'h028:
-              \$1392 [40] = \$1124 ;
+              \$1396 [40] = \$1124 ;
           9'h029:
-              \$1392 [41] = \$1124 ;
+              \$1396 [41] = \$1124 ;
           9'h02a:
-              \$1392 [42] = \$1124 ;
+              \$1396 [42] = \$1124 ;
           9'h02b:
-              \$1392 [43] = \$1124 ;
+              \$1396 [43] = \$1124 ;
           9'h02c:
-              \$1392 [44] = \$1124 ;
+              \$1396 [44] = \$1124 ;
           9'h02d:
-              \$1392 [45] = \$1124 ;
+              \$1396 [45] = \$1124 ;
           9'h02e:
-              \$1392 [46] = \$1124 ;
+              \$1396 [46] = \$1124 ;
           9'h02f:
-              \$1392 [47] = \$1124 ;
+              \$1396 [47] = \$1124 ;
           9'h030:
-              \$1392 [48] = \$1124 ;
+              \$1396 [48] = \$1124 ;
           9'h031:
-              \$1392 [49] = \$1124 ;
+              \$1396 [49] = \$1124 ;
           9'h032:
-              \$1392 [50] = \$1124 ;
+              \$1396 [50] = \$1124 ;
           9'h033:
-              \$1392 [51] = \$1124 ;
+              \$1396 [51] = \$1124 ;
           9'h034:
-              \$1392 [52] = \$1124 ;
+              \$1396 [52] = \$1124 ;
           9'h035:
-              \$1392 [53] = \$1124 ;
+              \$1396 [53] = \$1124 ;
           9'h036:
-              \$1392 [54] = \$1124 ;
+              \$1396 [54] = \$1124 ;
           9'h037:
-              \$1392 [55] = \$1124 ;
+              \$1396 [55] = \$1124 ;
           9'h038:
-              \$1392 [56] = \$1124 ;
+              \$1396 [56] = \$1124 ;
           9'h039:
-              \$1392 [57] = \$1124 ;
+              \$1396 [57] = \$1124 ;
           9'h03a:
-              \$1392 [58] = \$1124 ;
+              \$1396 [58] = \$1124 ;
           9'h03b:
-              \$1392 [59] = \$1124 ;
+              \$1396 [59] = \$1124 ;
           9'h03c:
-              \$1392 [60] = \$1124 ;
+              \$1396 [60] = \$1124 ;
           9'h03d:
-              \$1392 [61] = \$1124 ;
+              \$1396 [61] = \$1124 ;
           9'h03e:
-              \$1392 [62] = \$1124 ;
+              \$1396 [62] = \$1124 ;
           9'h03f:
-              \$1392 [63] = \$1124 ;
+              \$1396 [63] = \$1124 ;
           9'h040:
-              \$1392 [64] = \$1124 ;
+              \$1396 [64] = \$1124 ;
           9'h041:
-              \$1392 [65] = \$1124 ;
+              \$1396 [65] = \$1124 ;
           9'h042:
-              \$1392 [66] = \$1124 ;
+              \$1396 [66] = \$1124 ;
           9'h043:
-              \$1392 [67] = \$1124 ;
+              \$1396 [67] = \$1124 ;
           9'h044:
-              \$1392 [68] = \$1124 ;
+              \$1396 [68] = \$1124 ;
           9'h045:
-              \$1392 [69] = \$1124 ;
+              \$1396 [69] = \$1124 ;
           9'h046:
-              \$1392 [70] = \$1124 ;
+              \$1396 [70] = \$1124 ;
           9'h047:
-              \$1392 [71] = \$1124 ;
+              \$1396 [71] = \$1124 ;
           9'h048:
-              \$1392 [72] = \$1124 ;
+              \$1396 [72] = \$1124 ;
           9'h049:
-              \$1392 [73] = \$1124 ;
+              \$1396 [73] = \$1124 ;
           9'h04a:
-              \$1392 [74] = \$1124 ;
+              \$1396 [74] = \$1124 ;
           9'h04b:
-              \$1392 [75] = \$1124 ;
+              \$1396 [75] = \$1124 ;
           9'h04c:
-              \$1392 [76] = \$1124 ;
+              \$1396 [76] = \$1124 ;
           9'h04d:
-              \$1392 [77] = \$1124 ;
+              \$1396 [77] = \$1124 ;
           9'h04e:
-              \$1392 [78] = \$1124 ;
+              \$1396 [78] = \$1124 ;
           9'h04f:
-              \$1392 [79] = \$1124 ;
+              \$1396 [79] = \$1124 ;
           9'h050:
-              \$1392 [80] = \$1124 ;
+              \$1396 [80] = \$1124 ;
           9'h051:
-              \$1392 [81] = \$1124 ;
+              \$1396 [81] = \$1124 ;
           9'h052:
-              \$1392 [82] = \$1124 ;
+              \$1396 [82] = \$1124 ;
           9'h053:
-              \$1392 [83] = \$1124 ;
+              \$1396 [83] = \$1124 ;
           9'h054:
-              \$1392 [84] = \$1124 ;
+              \$1396 [84] = \$1124 ;
           9'h055:
-              \$1392 [85] = \$1124 ;
+              \$1396 [85] = \$1124 ;
           9'h056:
-              \$1392 [86] = \$1124 ;
+              \$1396 [86] = \$1124 ;
           9'h057:
-              \$1392 [87] = \$1124 ;
+              \$1396 [87] = \$1124 ;
           9'h058:
-              \$1392 [88] = \$1124 ;
+              \$1396 [88] = \$1124 ;
           9'h059:
-              \$1392 [89] = \$1124 ;
+              \$1396 [89] = \$1124 ;
           9'h05a:
-              \$1392 [90] = \$1124 ;
+              \$1396 [90] = \$1124 ;
           9'h05b:
-              \$1392 [91] = \$1124 ;
+              \$1396 [91] = \$1124 ;
           9'h05c:
-              \$1392 [92] = \$1124 ;
+              \$1396 [92] = \$1124 ;
           9'h05d:
-              \$1392 [93] = \$1124 ;
+              \$1396 [93] = \$1124 ;
           9'h05e:
-              \$1392 [94] = \$1124 ;
+              \$1396 [94] = \$1124 ;
           9'h05f:
-              \$1392 [95] = \$1124 ;
+              \$1396 [95] = \$1124 ;
           9'h060:
-              \$1392 [96] = \$1124 ;
+              \$1396 [96] = \$1124 ;
           9'h061:
-              \$1392 [97] = \$1124 ;
+              \$1396 [97] = \$1124 ;
           9'h062:
-              \$1392 [98] = \$1124 ;
+              \$1396 [98] = \$1124 ;
           9'h063:
-              \$1392 [99] = \$1124 ;
+              \$1396 [99] = \$1124 ;
           9'h064:
-              \$1392 [100] = \$1124 ;
+              \$1396 [100] = \$1124 ;
           9'h065:
-              \$1392 [101] = \$1124 ;
+              \$1396 [101] = \$1124 ;
           9'h066:
-              \$1392 [102] = \$1124 ;
+              \$1396 [102] = \$1124 ;
           9'h067:
-              \$1392 [103] = \$1124 ;
+              \$1396 [103] = \$1124 ;
           9'h068:
-              \$1392 [104] = \$1124 ;
+              \$1396 [104] = \$1124 ;
           9'h069:
-              \$1392 [105] = \$1124 ;
+              \$1396 [105] = \$1124 ;
           9'h06a:
-              \$1392 [106] = \$1124 ;
+              \$1396 [106] = \$1124 ;
           9'h06b:
-              \$1392 [107] = \$1124 ;
+              \$1396 [107] = \$1124 ;
           9'h06c:
-              \$1392 [108] = \$1124 ;
+              \$1396 [108] = \$1124 ;
           9'h06d:
-              \$1392 [109] = \$1124 ;
+              \$1396 [109] = \$1124 ;
           9'h06e:
-              \$1392 [110] = \$1124 ;
+              \$1396 [110] = \$1124 ;
           9'h06f:
-              \$1392 [111] = \$1124 ;
+              \$1396 [111] = \$1124 ;
           9'h070:
-              \$1392 [112] = \$1124 ;
+              \$1396 [112] = \$1124 ;
           9'h071:
-              \$1392 [113] = \$1124 ;
+              \$1396 [113] = \$1124 ;
           9'h072:
-              \$1392 [114] = \$1124 ;
+              \$1396 [114] = \$1124 ;
           9'h073:
-              \$1392 [115] = \$1124 ;
+              \$1396 [115] = \$1124 ;
           9'h074:
-              \$1392 [116] = \$1124 ;
+              \$1396 [116] = \$1124 ;
           9'h075:
-              \$1392 [117] = \$1124 ;
+              \$1396 [117] = \$1124 ;
           9'h076:
-              \$1392 [118] = \$1124 ;
+              \$1396 [118] = \$1124 ;
           9'h077:
-              \$1392 [119] = \$1124 ;
+              \$1396 [119] = \$1124 ;
           9'h078:
-              \$1392 [120] = \$1124 ;
+              \$1396 [120] = \$1124 ;
           9'h079:
-              \$1392 [121] = \$1124 ;
+              \$1396 [121] = \$1124 ;
           9'h07a:
-              \$1392 [122] = \$1124 ;
+              \$1396 [122] = \$1124 ;
           9'h07b:
-              \$1392 [123] = \$1124 ;
+              \$1396 [123] = \$1124 ;
           9'h07c:
-              \$1392 [124] = \$1124 ;
+              \$1396 [124] = \$1124 ;
           9'h07d:
-              \$1392 [125] = \$1124 ;
+              \$1396 [125] = \$1124 ;
           9'h07e:
-              \$1392 [126] = \$1124 ;
+              \$1396 [126] = \$1124 ;
           9'h07f:
-              \$1392 [127] = \$1124 ;
+              \$1396 [127] = \$1124 ;
           9'h080:
-              \$1392 [128] = \$1124 ;
+              \$1396 [128] = \$1124 ;
           9'h081:
-              \$1392 [129] = \$1124 ;
+              \$1396 [129] = \$1124 ;
           9'h082:
-              \$1392 [130] = \$1124 ;
+              \$1396 [130] = \$1124 ;
           9'h083:
-              \$1392 [131] = \$1124 ;
+              \$1396 [131] = \$1124 ;
           9'h084:
-              \$1392 [132] = \$1124 ;
+              \$1396 [132] = \$1124 ;
           9'h085:
-              \$1392 [133] = \$1124 ;
+              \$1396 [133] = \$1124 ;
           9'h086:
-              \$1392 [134] = \$1124 ;
+              \$1396 [134] = \$1124 ;
           9'h087:
-              \$1392 [135] = \$1124 ;
+              \$1396 [135] = \$1124 ;
           9'h088:
-              \$1392 [136] = \$1124 ;
+              \$1396 [136] = \$1124 ;
           9'h089:
-              \$1392 [137] = \$1124 ;
+              \$1396 [137] = \$1124 ;
           9'h08a:
-              \$1392 [138] = \$1124 ;
+              \$1396 [138] = \$1124 ;
           9'h08b:
-              \$1392 [139] = \$1124 ;
+              \$1396 [139] = \$1124 ;
           9'h08c:
-              \$1392 [140] = \$1124 ;
+              \$1396 [140] = \$1124 ;
           9'h08d:
-              \$1392 [141] = \$1124 ;
+              \$1396 [141] = \$1124 ;
           9'h08e:
-              \$1392 [142] = \$1124 ;
+              \$1396 [142] = \$1124 ;
           9'h08f:
-              \$1392 [143] = \$1124 ;
+              \$1396 [143] = \$1124 ;
           9'h090:
-              \$1392 [144] = \$1124 ;
+              \$1396 [144] = \$1124 ;
           9'h091:
-              \$1392 [145] = \$1124 ;
+              \$1396 [145] = \$1124 ;
           9'h092:
-              \$1392 [146] = \$1124 ;
+              \$1396 [146] = \$1124 ;
           9'h093:
-              \$1392 [147] = \$1124 ;
+              \$1396 [147] = \$1124 ;
           9'h094:
-              \$1392 [148] = \$1124 ;
+              \$1396 [148] = \$1124 ;
           9'h095:
-              \$1392 [149] = \$1124 ;
+              \$1396 [149] = \$1124 ;
           9'h096:
-              \$1392 [150] = \$1124 ;
+              \$1396 [150] = \$1124 ;
           9'h097:
-              \$1392 [151] = \$1124 ;
+              \$1396 [151] = \$1124 ;
           9'h098:
-              \$1392 [152] = \$1124 ;
+              \$1396 [152] = \$1124 ;
           9'h099:
-              \$1392 [153] = \$1124 ;
+              \$1396 [153] = \$1124 ;
           9'h09a:
-              \$1392 [154] = \$1124 ;
+              \$1396 [154] = \$1124 ;
           9'h09b:
-              \$1392 [155] = \$1124 ;
+              \$1396 [155] = \$1124 ;
           9'h09c:
-              \$1392 [156] = \$1124 ;
+              \$1396 [156] = \$1124 ;
           9'h09d:
-              \$1392 [157] = \$1124 ;
+              \$1396 [157] = \$1124 ;
           9'h09e:
-              \$1392 [158] = \$1124 ;
+              \$1396 [158] = \$1124 ;
           9'h09f:
-              \$1392 [159] = \$1124 ;
+              \$1396 [159] = \$1124 ;
           9'h0a0:
-              \$1392 [160] = \$1124 ;
+              \$1396 [160] = \$1124 ;
           9'h0a1:
-              \$1392 [161] = \$1124 ;
+              \$1396 [161] = \$1124 ;
           9'h0a2:
-              \$1392 [162] = \$1124 ;
+              \$1396 [162] = \$1124 ;
           9'h0a3:
-              \$1392 [163] = \$1124 ;
+              \$1396 [163] = \$1124 ;
           9'h0a4:
-              \$1392 [164] = \$1124 ;
+              \$1396 [164] = \$1124 ;
           9'h0a5:
-              \$1392 [165] = \$1124 ;
+              \$1396 [165] = \$1124 ;
           9'h0a6:
-              \$1392 [166] = \$1124 ;
+              \$1396 [166] = \$1124 ;
           9'h0a7:
-              \$1392 [167] = \$1124 ;
+              \$1396 [167] = \$1124 ;
           9'h0a8:
-              \$1392 [168] = \$1124 ;
+              \$1396 [168] = \$1124 ;
           9'h0a9:
-              \$1392 [169] = \$1124 ;
+              \$1396 [169] = \$1124 ;
           9'h0aa:
-              \$1392 [170] = \$1124 ;
+              \$1396 [170] = \$1124 ;
           9'h0ab:
-              \$1392 [171] = \$1124 ;
+              \$1396 [171] = \$1124 ;
           9'h0ac:
-              \$1392 [172] = \$1124 ;
+              \$1396 [172] = \$1124 ;
           9'h0ad:
-              \$1392 [173] = \$1124 ;
+              \$1396 [173] = \$1124 ;
           9'h0ae:
-              \$1392 [174] = \$1124 ;
+              \$1396 [174] = \$1124 ;
           9'h0af:
-              \$1392 [175] = \$1124 ;
+              \$1396 [175] = \$1124 ;
           9'h0b0:
-              \$1392 [176] = \$1124 ;
+              \$1396 [176] = \$1124 ;
           9'h0b1:
-              \$1392 [177] = \$1124 ;
+              \$1396 [177] = \$1124 ;
           9'h0b2:
-              \$1392 [178] = \$1124 ;
+              \$1396 [178] = \$1124 ;
           9'h0b3:
-              \$1392 [179] = \$1124 ;
+              \$1396 [179] = \$1124 ;
           9'h0b4:
-              \$1392 [180] = \$1124 ;
+              \$1396 [180] = \$1124 ;
           9'h0b5:
-              \$1392 [181] = \$1124 ;
+              \$1396 [181] = \$1124 ;
           9'h0b6:
-              \$1392 [182] = \$1124 ;
+              \$1396 [182] = \$1124 ;
           9'h0b7:
-              \$1392 [183] = \$1124 ;
+              \$1396 [183] = \$1124 ;
           9'h0b8:
-              \$1392 [184] = \$1124 ;
+              \$1396 [184] = \$1124 ;
           9'h0b9:
-              \$1392 [185] = \$1124 ;
+              \$1396 [185] = \$1124 ;
           9'h0ba:
-              \$1392 [186] = \$1124 ;
+              \$1396 [186] = \$1124 ;
           9'h0bb:
-              \$1392 [187] = \$1124 ;
+              \$1396 [187] = \$1124 ;
           9'h0bc:
-              \$1392 [188] = \$1124 ;
+              \$1396 [188] = \$1124 ;
           9'h0bd:
-              \$1392 [189] = \$1124 ;
+              \$1396 [189] = \$1124 ;
           9'h0be:
-              \$1392 [190] = \$1124 ;
+              \$1396 [190] = \$1124 ;
           9'h0bf:
-              \$1392 [191] = \$1124 ;
+              \$1396 [191] = \$1124 ;
           9'h0c0:
-              \$1392 [192] = \$1124 ;
+              \$1396 [192] = \$1124 ;
           9'h0c1:
-              \$1392 [193] = \$1124 ;
+              \$1396 [193] = \$1124 ;
           9'h0c2:
-              \$1392 [194] = \$1124 ;
+              \$1396 [194] = \$1124 ;
           9'h0c3:
-              \$1392 [195] = \$1124 ;
+              \$1396 [195] = \$1124 ;
           9'h0c4:
-              \$1392 [196] = \$1124 ;
+              \$1396 [196] = \$1124 ;
           9'h0c5:
-              \$1392 [197] = \$1124 ;
+              \$1396 [197] = \$1124 ;
           9'h0c6:
-              \$1392 [198] = \$1124 ;
+              \$1396 [198] = \$1124 ;
           9'h0c7:
-              \$1392 [199] = \$1124 ;
+              \$1396 [199] = \$1124 ;
           9'h0c8:
-              \$1392 [200] = \$1124 ;
+              \$1396 [200] = \$1124 ;
           9'h0c9:
-              \$1392 [201] = \$1124 ;
+              \$1396 [201] = \$1124 ;
           9'h0ca:
-              \$1392 [202] = \$1124 ;
+              \$1396 [202] = \$1124 ;
           9'h0cb:
-              \$1392 [203] = \$1124 ;
+              \$1396 [203] = \$1124 ;
           9'h0cc:
-              \$1392 [204] = \$1124 ;
+              \$1396 [204] = \$1124 ;
           9'h0cd:
-              \$1392 [205] = \$1124 ;
+              \$1396 [205] = \$1124 ;
           9'h0ce:
-              \$1392 [206] = \$1124 ;
+              \$1396 [206] = \$1124 ;
           9'h0cf:
-              \$1392 [207] = \$1124 ;
+              \$1396 [207] = \$1124 ;
           9'h0d0:
-              \$1392 [208] = \$1124 ;
+              \$1396 [208] = \$1124 ;
           9'h0d1:
-              \$1392 [209] = \$1124 ;
+              \$1396 [209] = \$1124 ;
           9'h0d2:
-              \$1392 [210] = \$1124 ;
+              \$1396 [210] = \$1124 ;
           9'h0d3:
-              \$1392 [211] = \$1124 ;
+              \$1396 [211] = \$1124 ;
           9'h0d4:
-              \$1392 [212] = \$1124 ;
+              \$1396 [212] = \$1124 ;
           9'h0d5:
-              \$1392 [213] = \$1124 ;
+              \$1396 [213] = \$1124 ;
           9'h0d6:
-              \$1392 [214] = \$1124 ;
+              \$1396 [214] = \$1124 ;
           9'h0d7:
-              \$1392 [215] = \$1124 ;
+              \$1396 [215] = \$1124 ;
           9'h0d8:
-              \$1392 [216] = \$1124 ;
+              \$1396 [216] = \$1124 ;
           9'h0d9:
-              \$1392 [217] = \$1124 ;
+              \$1396 [217] = \$1124 ;
           9'h0da:
-              \$1392 [218] = \$1124 ;
+              \$1396 [218] = \$1124 ;
           9'h0db:
-              \$1392 [219] = \$1124 ;
+              \$1396 [219] = \$1124 ;
           9'h0dc:
-              \$1392 [220] = \$1124 ;
+              \$1396 [220] = \$1124 ;
           9'h0dd:
-              \$1392 [221] = \$1124 ;
+              \$1396 [221] = \$1124 ;
           9'h0de:
-              \$1392 [222] = \$1124 ;
+              \$1396 [222] = \$1124 ;
           9'h0df:
-              \$1392 [223] = \$1124 ;
+              \$1396 [223] = \$1124 ;
           9'h0e0:
-              \$1392 [224] = \$1124 ;
+              \$1396 [224] = \$1124 ;
           9'h0e1:
-              \$1392 [225] = \$1124 ;
+              \$1396 [225] = \$1124 ;
           9'h0e2:
-              \$1392 [226] = \$1124 ;
+              \$1396 [226] = \$1124 ;
           9'h0e3:
-              \$1392 [227] = \$1124 ;
+              \$1396 [227] = \$1124 ;
           9'h0e4:
-              \$1392 [228] = \$1124 ;
+              \$1396 [228] = \$1124 ;
           9'h0e5:
-              \$1392 [229] = \$1124 ;
+              \$1396 [229] = \$1124 ;
           9'h0e6:
-              \$1392 [230] = \$1124 ;
+              \$1396 [230] = \$1124 ;
           9'h0e7:
-              \$1392 [231] = \$1124 ;
+              \$1396 [231] = \$1124 ;
           9'h0e8:
-              \$1392 [232] = \$1124 ;
+              \$1396 [232] = \$1124 ;
           9'h0e9:
-              \$1392 [233] = \$1124 ;
+              \$1396 [233] = \$1124 ;
           9'h0ea:
-              \$1392 [234] = \$1124 ;
+              \$1396 [234] = \$1124 ;
           9'h0eb:
-              \$1392 [235] = \$1124 ;
+              \$1396 [235] = \$1124 ;
           9'h0ec:
-              \$1392 [236] = \$1124 ;
+              \$1396 [236] = \$1124 ;
           9'h0ed:
-              \$1392 [237] = \$1124 ;
+              \$1396 [237] = \$1124 ;
           9'h0ee:
-              \$1392 [238] = \$1124 ;
+              \$1396 [238] = \$1124 ;
           9'h0ef:
-              \$1392 [239] = \$1124 ;
+              \$1396 [239] = \$1124 ;
           9'h0f0:
-              \$1392 [240] = \$1124 ;
+              \$1396 [240] = \$1124 ;
           9'h0f1:
-              \$1392 [241] = \$1124 ;
+              \$1396 [241] = \$1124 ;
           9'h0f2:
-              \$1392 [242] = \$1124 ;
+              \$1396 [242] = \$1124 ;
           9'h0f3:
-              \$1392 [243] = \$1124 ;
+              \$1396 [243] = \$1124 ;
           9'h0f4:
-              \$1392 [244] = \$1124 ;
+              \$1396 [244] = \$1124 ;
           9'h0f5:
-              \$1392 [245] = \$1124 ;
+              \$1396 [245] = \$1124 ;
           9'h0f6:
-              \$1392 [246] = \$1124 ;
+              \$1396 [246] = \$1124 ;
           9'h0f7:
-              \$1392 [247] = \$1124 ;
+              \$1396 [247] = \$1124 ;
           9'h0f8:
-              \$1392 [248] = \$1124 ;
+              \$1396 [248] = \$1124 ;
           9'h0f9:
-              \$1392 [249] = \$1124 ;
+              \$1396 [249] = \$1124 ;
           9'h0fa:
-              \$1392 [250] = \$1124 ;
+              \$1396 [250] = \$1124 ;
           9'h0fb:
-              \$1392 [251] = \$1124 ;
+              \$1396 [251] = \$1124 ;
           9'h0fc:
-              \$1392 [252] = \$1124 ;
+              \$1396 [252] = \$1124 ;
           9'h0fd:
-              \$1392 [253] = \$1124 ;
+              \$1396 [253] = \$1124 ;
           9'h0fe:
-              \$1392 [254] = \$1124 ;
+              \$1396 [254] = \$1124 ;
           9'h0ff:
-              \$1392 [255] = \$1124 ;
+              \$1396 [255] = \$1124 ;
           9'h100:
-              \$1392 [256] = \$1124 ;
+              \$1396 [256] = \$1124 ;
           9'h101:
-              \$1392 [257] = \$1124 ;
+              \$1396 [257] = \$1124 ;
           9'h102:
-              \$1392 [258] = \$1124 ;
+              \$1396 [258] = \$1124 ;
           9'h103:
-              \$1392 [259] = \$1124 ;
+              \$1396 [259] = \$1124 ;
           9'h104:
-              \$1392 [260] = \$1124 ;
+              \$1396 [260] = \$1124 ;
           9'h105:
-              \$1392 [261] = \$1124 ;
+              \$1396 [261] = \$1124 ;
           9'h106:
-              \$1392 [262] = \$1124 ;
+              \$1396 [262] = \$1124 ;
           9'h107:
-              \$1392 [263] = \$1124 ;
+              \$1396 [263] = \$1124 ;
           9'h108:
-              \$1392 [264] = \$1124 ;
+              \$1396 [264] = \$1124 ;
           9'h109:
-              \$1392 [265] = \$1124 ;
+              \$1396 [265] = \$1124 ;
           9'h10a:
-              \$1392 [266] = \$1124 ;
+              \$1396 [266] = \$1124 ;
           9'h10b:
-              \$1392 [267] = \$1124 ;
+              \$1396 [267] = \$1124 ;
           9'h10c:
-              \$1392 [268] = \$1124 ;
+              \$1396 [268] = \$1124 ;
           9'h10d:
-              \$1392 [269] = \$1124 ;
+              \$1396 [269] = \$1124 ;
           9'h10e:
-              \$1392 [270] = \$1124 ;
+              \$1396 [270] = \$1124 ;
           9'h10f:
-              \$1392 [271] = \$1124 ;
+              \$1396 [271] = \$1124 ;
           9'h110:
-              \$1392 [272] = \$1124 ;
+              \$1396 [272] = \$1124 ;
           9'h111:
-              \$1392 [273] = \$1124 ;
+              \$1396 [273] = \$1124 ;
           9'h112:
-              \$1392 [274] = \$1124 ;
+              \$1396 [274] = \$1124 ;
           9'h113:
-              \$1392 [275] = \$1124 ;
+              \$1396 [275] = \$1124 ;
           9'h114:
-              \$1392 [276] = \$1124 ;
+              \$1396 [276] = \$1124 ;
           9'h115:
-              \$1392 [277] = \$1124 ;
+              \$1396 [277] = \$1124 ;
           9'h116:
-              \$1392 [278] = \$1124 ;
+              \$1396 [278] = \$1124 ;
           9'h117:
-              \$1392 [279] = \$1124 ;
+              \$1396 [279] = \$1124 ;
           9'h118:
-              \$1392 [280] = \$1124 ;
+              \$1396 [280] = \$1124 ;
           9'h119:
-              \$1392 [281] = \$1124 ;
+              \$1396 [281] = \$1124 ;
           9'h11a:
-              \$1392 [282] = \$1124 ;
+              \$1396 [282] = \$1124 ;
           9'h11b:
-              \$1392 [283] = \$1124 ;
+              \$1396 [283] = \$1124 ;
           9'h11c:
-              \$1392 [284] = \$1124 ;
+              \$1396 [284] = \$1124 ;
           9'h11d:
-              \$1392 [285] = \$1124 ;
+              \$1396 [285] = \$1124 ;
           9'h11e:
-              \$1392 [286] = \$1124 ;
+              \$1396 [286] = \$1124 ;
           9'h11f:
-              \$1392 [287] = \$1124 ;
+              \$1396 [287] = \$1124 ;
           9'h120:
-              \$1392 [288] = \$1124 ;
+              \$1396 [288] = \$1124 ;
           9'h121:
-              \$1392 [289] = \$1124 ;
+              \$1396 [289] = \$1124 ;
           9'h122:
-              \$1392 [290] = \$1124 ;
+              \$1396 [290] = \$1124 ;
           9'h123:
-              \$1392 [291] = \$1124 ;
+              \$1396 [291] = \$1124 ;
           9'h124:
-              \$1392 [292] = \$1124 ;
+              \$1396 [292] = \$1124 ;
           9'h125:
-              \$1392 [293] = \$1124 ;
+              \$1396 [293] = \$1124 ;
           9'h126:
-              \$1392 [294] = \$1124 ;
+              \$1396 [294] = \$1124 ;
           9'h127:
-              \$1392 [295] = \$1124 ;
+              \$1396 [295] = \$1124 ;
           9'h128:
-              \$1392 [296] = \$1124 ;
+              \$1396 [296] = \$1124 ;
           9'h129:
-              \$1392 [297] = \$1124 ;
+              \$1396 [297] = \$1124 ;
           9'h12a:
-              \$1392 [298] = \$1124 ;
+              \$1396 [298] = \$1124 ;
           9'h12b:
-              \$1392 [299] = \$1124 ;
+              \$1396 [299] = \$1124 ;
           9'h12c:
-              \$1392 [300] = \$1124 ;
+              \$1396 [300] = \$1124 ;
           9'h12d:
-              \$1392 [301] = \$1124 ;
+              \$1396 [301] = \$1124 ;
           9'h12e:
-              \$1392 [302] = \$1124 ;
+              \$1396 [302] = \$1124 ;
           9'h12f:
-              \$1392 [303] = \$1124 ;
+              \$1396 [303] = \$1124 ;
           9'h130:
-              \$1392 [304] = \$1124 ;
+              \$1396 [304] = \$1124 ;
           9'h131:
-              \$1392 [305] = \$1124 ;
+              \$1396 [305] = \$1124 ;
           9'h132:
-              \$1392 [306] = \$1124 ;
+              \$1396 [306] = \$1124 ;
           9'h133:
-              \$1392 [307] = \$1124 ;
+              \$1396 [307] = \$1124 ;
           9'h134:
-              \$1392 [308] = \$1124 ;
+              \$1396 [308] = \$1124 ;
           9'h135:
-              \$1392 [309] = \$1124 ;
+              \$1396 [309] = \$1124 ;
           9'h136:
-              \$1392 [310] = \$1124 ;
+              \$1396 [310] = \$1124 ;
           9'h137:
-              \$1392 [311] = \$1124 ;
+              \$1396 [311] = \$1124 ;
           9'h138:
-              \$1392 [312] = \$1124 ;
+              \$1396 [312] = \$1124 ;
           9'h139:
-              \$1392 [313] = \$1124 ;
+              \$1396 [313] = \$1124 ;
           9'h13a:
-              \$1392 [314] = \$1124 ;
+              \$1396 [314] = \$1124 ;
           9'h13b:
-              \$1392 [315] = \$1124 ;
+              \$1396 [315] = \$1124 ;
           9'h13c:
-              \$1392 [316] = \$1124 ;
+              \$1396 [316] = \$1124 ;
           9'h13d:
-              \$1392 [317] = \$1124 ;
+              \$1396 [317] = \$1124 ;
           9'h13e:
-              \$1392 [318] = \$1124 ;
+              \$1396 [318] = \$1124 ;
           9'h13f:
-              \$1392 [319] = \$1124 ;
+              \$1396 [319] = \$1124 ;
           9'h140:
-              \$1392 [320] = \$1124 ;
+              \$1396 [320] = \$1124 ;
           9'h141:
-              \$1392 [321] = \$1124 ;
+              \$1396 [321] = \$1124 ;
           9'h142:
-              \$1392 [322] = \$1124 ;
+              \$1396 [322] = \$1124 ;
           9'h143:
-              \$1392 [323] = \$1124 ;
+              \$1396 [323] = \$1124 ;
           9'h144:
-              \$1392 [324] = \$1124 ;
+              \$1396 [324] = \$1124 ;
           9'h145:
-              \$1392 [325] = \$1124 ;
+              \$1396 [325] = \$1124 ;
           9'h146:
-              \$1392 [326] = \$1124 ;
+              \$1396 [326] = \$1124 ;
           9'h147:
-              \$1392 [327] = \$1124 ;
+              \$1396 [327] = \$1124 ;
           9'h148:
-              \$1392 [328] = \$1124 ;
+              \$1396 [328] = \$1124 ;
           9'h149:
-              \$1392 [329] = \$1124 ;
+              \$1396 [329] = \$1124 ;
           9'h14a:
-              \$1392 [330] = \$1124 ;
+              \$1396 [330] = \$1124 ;
           9'h14b:
-              \$1392 [331] = \$1124 ;
+              \$1396 [331] = \$1124 ;
           9'h14c:
-              \$1392 [332] = \$1124 ;
+              \$1396 [332] = \$1124 ;
           9'h14d:
-              \$1392 [333] = \$1124 ;
+              \$1396 [333] = \$1124 ;
           9'h14e:
-              \$1392 [334] = \$1124 ;
+              \$1396 [334] = \$1124 ;
           9'h14f:
-              \$1392 [335] = \$1124 ;
+              \$1396 [335] = \$1124 ;
           9'h150:
-              \$1392 [336] = \$1124 ;
+              \$1396 [336] = \$1124 ;
           9'h151:
-              \$1392 [337] = \$1124 ;
+              \$1396 [337] = \$1124 ;
           9'h152:
-              \$1392 [338] = \$1124 ;
+              \$1396 [338] = \$1124 ;
           9'h153:
-              \$1392 [339] = \$1124 ;
+              \$1396 [339] = \$1124 ;
           9'h154:
-              \$1392 [340] = \$1124 ;
+              \$1396 [340] = \$1124 ;
           9'h155:
-              \$1392 [341] = \$1124 ;
+              \$1396 [341] = \$1124 ;
           9'h156:
-              \$1392 [342] = \$1124 ;
+              \$1396 [342] = \$1124 ;
           9'h157:
-              \$1392 [343] = \$1124 ;
+              \$1396 [343] = \$1124 ;
           9'h158:
-              \$1392 [344] = \$1124 ;
+              \$1396 [344] = \$1124 ;
           9'h159:
-              \$1392 [345] = \$1124 ;
+              \$1396 [345] = \$1124 ;
           9'h15a:
-              \$1392 [346] = \$1124 ;
+              \$1396 [346] = \$1124 ;
           9'h15b:
-              \$1392 [347] = \$1124 ;
+              \$1396 [347] = \$1124 ;
           9'h15c:
-              \$1392 [348] = \$1124 ;
+              \$1396 [348] = \$1124 ;
           9'h15d:
-              \$1392 [349] = \$1124 ;
+              \$1396 [349] = \$1124 ;
           9'h15e:
-              \$1392 [350] = \$1124 ;
+              \$1396 [350] = \$1124 ;
           9'h15f:
-              \$1392 [351] = \$1124 ;
+              \$1396 [351] = \$1124 ;
           9'h160:
-              \$1392 [352] = \$1124 ;
+              \$1396 [352] = \$1124 ;
           9'h161:
-              \$1392 [353] = \$1124 ;
+              \$1396 [353] = \$1124 ;
           9'h162:
-              \$1392 [354] = \$1124 ;
+              \$1396 [354] = \$1124 ;
           9'h163:
-              \$1392 [355] = \$1124 ;
+              \$1396 [355] = \$1124 ;
           9'h164:
-              \$1392 [356] = \$1124 ;
+              \$1396 [356] = \$1124 ;
           9'h165:
-              \$1392 [357] = \$1124 ;
+              \$1396 [357] = \$1124 ;
           9'h166:
-              \$1392 [358] = \$1124 ;
+              \$1396 [358] = \$1124 ;
           9'h167:
-              \$1392 [359] = \$1124 ;
+              \$1396 [359] = \$1124 ;
           9'h168:
-              \$1392 [360] = \$1124 ;
+              \$1396 [360] = \$1124 ;
           9'h169:
-              \$1392 [361] = \$1124 ;
+              \$1396 [361] = \$1124 ;
           9'h16a:
-              \$1392 [362] = \$1124 ;
+              \$1396 [362] = \$1124 ;
           9'h16b:
-              \$1392 [363] = \$1124 ;
+              \$1396 [363] = \$1124 ;
           9'h16c:
-              \$1392 [364] = \$1124 ;
+              \$1396 [364] = \$1124 ;
           9'h16d:
-              \$1392 [365] = \$1124 ;
+              \$1396 [365] = \$1124 ;
           9'h16e:
-              \$1392 [366] = \$1124 ;
+              \$1396 [366] = \$1124 ;
           9'h16f:
-              \$1392 [367] = \$1124 ;
+              \$1396 [367] = \$1124 ;
           9'h170:
-              \$1392 [368] = \$1124 ;
+              \$1396 [368] = \$1124 ;
           9'h171:
-              \$1392 [369] = \$1124 ;
+              \$1396 [369] = \$1124 ;
           9'h172:
-              \$1392 [370] = \$1124 ;
+              \$1396 [370] = \$1124 ;
           9'h173:
-              \$1392 [371] = \$1124 ;
+              \$1396 [371] = \$1124 ;
           9'h174:
-              \$1392 [372] = \$1124 ;
+              \$1396 [372] = \$1124 ;
           9'h175:
-              \$1392 [373] = \$1124 ;
+              \$1396 [373] = \$1124 ;
           9'h176:
-              \$1392 [374] = \$1124 ;
+              \$1396 [374] = \$1124 ;
           9'h177:
-              \$1392 [375] = \$1124 ;
+              \$1396 [375] = \$1124 ;
           9'h178:
-              \$1392 [376] = \$1124 ;
+              \$1396 [376] = \$1124 ;
           9'h179:
-              \$1392 [377] = \$1124 ;
+              \$1396 [377] = \$1124 ;
           9'h17a:
-              \$1392 [378] = \$1124 ;
+              \$1396 [378] = \$1124 ;
           9'h17b:
-              \$1392 [379] = \$1124 ;
+              \$1396 [379] = \$1124 ;
           9'h17c:
-              \$1392 [380] = \$1124 ;
+              \$1396 [380] = \$1124 ;
           9'h17d:
-              \$1392 [381] = \$1124 ;
+              \$1396 [381] = \$1124 ;
           9'h17e:
-              \$1392 [382] = \$1124 ;
+              \$1396 [382] = \$1124 ;
           9'h17f:
-              \$1392 [383] = \$1124 ;
+              \$1396 [383] = \$1124 ;
           9'h180:
-              \$1392 [384] = \$1124 ;
+              \$1396 [384] = \$1124 ;
           9'h181:
-              \$1392 [385] = \$1124 ;
+              \$1396 [385] = \$1124 ;
           9'h182:
-              \$1392 [386] = \$1124 ;
+              \$1396 [386] = \$1124 ;
           9'h183:
-              \$1392 [387] = \$1124 ;
+              \$1396 [387] = \$1124 ;
           9'h184:
-              \$1392 [388] = \$1124 ;
+              \$1396 [388] = \$1124 ;
           9'h185:
-              \$1392 [389] = \$1124 ;
+              \$1396 [389] = \$1124 ;
           9'h186:
-              \$1392 [390] = \$1124 ;
+              \$1396 [390] = \$1124 ;
           9'h187:
-              \$1392 [391] = \$1124 ;
+              \$1396 [391] = \$1124 ;
           9'h188:
-              \$1392 [392] = \$1124 ;
+              \$1396 [392] = \$1124 ;
           9'h189:
-              \$1392 [393] = \$1124 ;
+              \$1396 [393] = \$1124 ;
           9'h18a:
-              \$1392 [394] = \$1124 ;
+              \$1396 [394] = \$1124 ;
           9'h18b:
-              \$1392 [395] = \$1124 ;
+              \$1396 [395] = \$1124 ;
           9'h18c:
-              \$1392 [396] = \$1124 ;
+              \$1396 [396] = \$1124 ;
           9'h18d:
-              \$1392 [397] = \$1124 ;
+              \$1396 [397] = \$1124 ;
           9'h18e:
-              \$1392 [398] = \$1124 ;
+              \$1396 [398] = \$1124 ;
           9'h18f:
-              \$1392 [399] = \$1124 ;
+              \$1396 [399] = \$1124 ;
           9'h190:
-              \$1392 [400] = \$1124 ;
+              \$1396 [400] = \$1124 ;
           9'h191:
-              \$1392 [401] = \$1124 ;
+              \$1396 [401] = \$1124 ;
           9'h192:
-              \$1392 [402] = \$1124 ;
+              \$1396 [402] = \$1124 ;
           9'h193:
-              \$1392 [403] = \$1124 ;
+              \$1396 [403] = \$1124 ;
           9'h194:
-              \$1392 [404] = \$1124 ;
+              \$1396 [404] = \$1124 ;
           9'h195:
-              \$1392 [405] = \$1124 ;
+              \$1396 [405] = \$1124 ;
           9'h196:
-              \$1392 [406] = \$1124 ;
+              \$1396 [406] = \$1124 ;
           9'h197:
-              \$1392 [407] = \$1124 ;
+              \$1396 [407] = \$1124 ;
           9'h198:
-              \$1392 [408] = \$1124 ;
+              \$1396 [408] = \$1124 ;
           9'h199:
-              \$1392 [409] = \$1124 ;
+              \$1396 [409] = \$1124 ;
           9'h19a:
-              \$1392 [410] = \$1124 ;
+              \$1396 [410] = \$1124 ;
           9'h19b:
-              \$1392 [411] = \$1124 ;
+              \$1396 [411] = \$1124 ;
           9'h19c:
-              \$1392 [412] = \$1124 ;
+              \$1396 [412] = \$1124 ;
           9'h19d:
-              \$1392 [413] = \$1124 ;
+              \$1396 [413] = \$1124 ;
           9'h19e:
-              \$1392 [414] = \$1124 ;
+              \$1396 [414] = \$1124 ;
           9'h19f:
-              \$1392 [415] = \$1124 ;
+              \$1396 [415] = \$1124 ;
           9'h1a0:
-              \$1392 [416] = \$1124 ;
+              \$1396 [416] = \$1124 ;
           9'h1a1:
-              \$1392 [417] = \$1124 ;
+              \$1396 [417] = \$1124 ;
           9'h1a2:
-              \$1392 [418] = \$1124 ;
+              \$1396 [418] = \$1124 ;
           9'h1a3:
-              \$1392 [419] = \$1124 ;
+              \$1396 [419] = \$1124 ;
           9'h1a4:
-              \$1392 [420] = \$1124 ;
+              \$1396 [420] = \$1124 ;
           9'h1a5:
-              \$1392 [421] = \$1124 ;
+              \$1396 [421] = \$1124 ;
           9'h1a6:
-              \$1392 [422] = \$1124 ;
+              \$1396 [422] = \$1124 ;
           9'h1a7:
-              \$1392 [423] = \$1124 ;
+              \$1396 [423] = \$1124 ;
           9'h1a8:
-              \$1392 [424] = \$1124 ;
+              \$1396 [424] = \$1124 ;
           9'h1a9:
-              \$1392 [425] = \$1124 ;
+              \$1396 [425] = \$1124 ;
           9'h1aa:
-              \$1392 [426] = \$1124 ;
+              \$1396 [426] = \$1124 ;
           9'h1ab:
-              \$1392 [427] = \$1124 ;
+              \$1396 [427] = \$1124 ;
           9'h1ac:
-              \$1392 [428] = \$1124 ;
+              \$1396 [428] = \$1124 ;
           9'h1ad:
-              \$1392 [429] = \$1124 ;
+              \$1396 [429] = \$1124 ;
           9'h1ae:
-              \$1392 [430] = \$1124 ;
+              \$1396 [430] = \$1124 ;
           9'h1af:
-              \$1392 [431] = \$1124 ;
+              \$1396 [431] = \$1124 ;
           9'h1b0:
-              \$1392 [432] = \$1124 ;
+              \$1396 [432] = \$1124 ;
           9'h1b1:
-              \$1392 [433] = \$1124 ;
+              \$1396 [433] = \$1124 ;
           9'h1b2:
-              \$1392 [434] = \$1124 ;
+              \$1396 [434] = \$1124 ;
           9'h1b3:
-              \$1392 [435] = \$1124 ;
+              \$1396 [435] = \$1124 ;
           9'h1b4:
-              \$1392 [436] = \$1124 ;
+              \$1396 [436] = \$1124 ;
           9'h1b5:
-              \$1392 [437] = \$1124 ;
+              \$1396 [437] = \$1124 ;
           9'h1b6:
-              \$1392 [438] = \$1124 ;
+              \$1396 [438] = \$1124 ;
           9'h1b7:
-              \$1392 [439] = \$1124 ;
+              \$1396 [439] = \$1124 ;
           9'h1b8:
-              \$1392 [440] = \$1124 ;
+              \$1396 [440] = \$1124 ;
           9'h1b9:
-              \$1392 [441] = \$1124 ;
+              \$1396 [441] = \$1124 ;
           9'h1ba:
-              \$1392 [442] = \$1124 ;
+              \$1396 [442] = \$1124 ;
           9'h1bb:
-              \$1392 [443] = \$1124 ;
+              \$1396 [443] = \$1124 ;
           9'h1bc:
-              \$1392 [444] = \$1124 ;
+              \$1396 [444] = \$1124 ;
           9'h1bd:
-              \$1392 [445] = \$1124 ;
+              \$1396 [445] = \$1124 ;
           9'h1be:
-              \$1392 [446] = \$1124 ;
+              \$1396 [446] = \$1124 ;
           9'h1bf:
-              \$1392 [447] = \$1124 ;
+              \$1396 [447] = \$1124 ;
           9'h1c0:
-              \$1392 [448] = \$1124 ;
+              \$1396 [448] = \$1124 ;
           9'h1c1:
-              \$1392 [449] = \$1124 ;
+              \$1396 [449] = \$1124 ;
           9'h1c2:
-              \$1392 [450] = \$1124 ;
+              \$1396 [450] = \$1124 ;
           9'h1c3:
-              \$1392 [451] = \$1124 ;
+              \$1396 [451] = \$1124 ;
           9'h1c4:
-              \$1392 [452] = \$1124 ;
+              \$1396 [452] = \$1124 ;
           9'h1c5:
-              \$1392 [453] = \$1124 ;
+              \$1396 [453] = \$1124 ;
           9'h1c6:
-              \$1392 [454] = \$1124 ;
+              \$1396 [454] = \$1124 ;
           9'h1c7:
-              \$1392 [455] = \$1124 ;
+              \$1396 [455] = \$1124 ;
           9'h1c8:
-              \$1392 [456] = \$1124 ;
+              \$1396 [456] = \$1124 ;
           9'h1c9:
-              \$1392 [457] = \$1124 ;
+              \$1396 [457] = \$1124 ;
           9'h1ca:
-              \$1392 [458] = \$1124 ;
+              \$1396 [458] = \$1124 ;
           9'h1cb:
-              \$1392 [459] = \$1124 ;
+              \$1396 [459] = \$1124 ;
           9'h1cc:
-              \$1392 [460] = \$1124 ;
+              \$1396 [460] = \$1124 ;
           9'h1cd:
-              \$1392 [461] = \$1124 ;
+              \$1396 [461] = \$1124 ;
           9'h1ce:
-              \$1392 [462] = \$1124 ;
+              \$1396 [462] = \$1124 ;
           9'h1cf:
-              \$1392 [463] = \$1124 ;
+              \$1396 [463] = \$1124 ;
           9'h1d0:
-              \$1392 [464] = \$1124 ;
+              \$1396 [464] = \$1124 ;
           9'h1d1:
-              \$1392 [465] = \$1124 ;
+              \$1396 [465] = \$1124 ;
           9'h1d2:
-              \$1392 [466] = \$1124 ;
+              \$1396 [466] = \$1124 ;
           9'h1d3:
-              \$1392 [467] = \$1124 ;
+              \$1396 [467] = \$1124 ;
           9'h1d4:
-              \$1392 [468] = \$1124 ;
+              \$1396 [468] = \$1124 ;
           9'h1d5:
-              \$1392 [469] = \$1124 ;
+              \$1396 [469] = \$1124 ;
           9'h1d6:
-              \$1392 [470] = \$1124 ;
+              \$1396 [470] = \$1124 ;
           9'h1d7:
-              \$1392 [471] = \$1124 ;
+              \$1396 [471] = \$1124 ;
           9'h1d8:
-              \$1392 [472] = \$1124 ;
+              \$1396 [472] = \$1124 ;
           9'h1d9:
-              \$1392 [473] = \$1124 ;
+              \$1396 [473] = \$1124 ;
           9'h1da:
-              \$1392 [474] = \$1124 ;
+              \$1396 [474] = \$1124 ;
           9'h1db:
-              \$1392 [475] = \$1124 ;
+              \$1396 [475] = \$1124 ;
           9'h1dc:
-              \$1392 [476] = \$1124 ;
+              \$1396 [476] = \$1124 ;
           9'h1dd:
-              \$1392 [477] = \$1124 ;
+              \$1396 [477] = \$1124 ;
           9'h1de:
-              \$1392 [478] = \$1124 ;
+              \$1396 [478] = \$1124 ;
           9'h1df:
-              \$1392 [479] = \$1124 ;
+              \$1396 [479] = \$1124 ;
           9'h1e0:
-              \$1392 [480] = \$1124 ;
+              \$1396 [480] = \$1124 ;
           9'h1e1:
-              \$1392 [481] = \$1124 ;
+              \$1396 [481] = \$1124 ;
           9'h1e2:
-              \$1392 [482] = \$1124 ;
+              \$1396 [482] = \$1124 ;
           9'h1e3:
-              \$1392 [483] = \$1124 ;
+              \$1396 [483] = \$1124 ;
           9'h1e4:
-              \$1392 [484] = \$1124 ;
+              \$1396 [484] = \$1124 ;
           9'h1e5:
-              \$1392 [485] = \$1124 ;
+              \$1396 [485] = \$1124 ;
           9'h1e6:
-              \$1392 [486] = \$1124 ;
+              \$1396 [486] = \$1124 ;
           9'h1e7:
-              \$1392 [487] = \$1124 ;
+              \$1396 [487] = \$1124 ;
           9'h1e8:
-              \$1392 [488] = \$1124 ;
+              \$1396 [488] = \$1124 ;
           9'h1e9:
-              \$1392 [489] = \$1124 ;
+              \$1396 [489] = \$1124 ;
           9'h1ea:
-              \$1392 [490] = \$1124 ;
+              \$1396 [490] = \$1124 ;
           9'h1eb:
-              \$1392 [491] = \$1124 ;
+              \$1396 [491] = \$1124 ;
           9'h1ec:
-              \$1392 [492] = \$1124 ;
+              \$1396 [492] = \$1124 ;
           9'h1ed:
-              \$1392 [493] = \$1124 ;
+              \$1396 [493] = \$1124 ;
           9'h1ee:
-              \$1392 [494] = \$1124 ;
+              \$1396 [494] = \$1124 ;
           9'h1ef:
-              \$1392 [495] = \$1124 ;
+              \$1396 [495] = \$1124 ;
           9'h1f0:
-              \$1392 [496] = \$1124 ;
+              \$1396 [496] = \$1124 ;
           9'h1f1:
-              \$1392 [497] = \$1124 ;
+              \$1396 [497] = \$1124 ;
           9'h1f2:
-              \$1392 [498] = \$1124 ;
+              \$1396 [498] = \$1124 ;
           9'h1f3:
-              \$1392 [499] = \$1124 ;
+              \$1396 [499] = \$1124 ;
           9'h1f4:
-              \$1392 [500] = \$1124 ;
+              \$1396 [500] = \$1124 ;
           9'h1f5:
-              \$1392 [501] = \$1124 ;
+              \$1396 [501] = \$1124 ;
           9'h1f6:
-              \$1392 [502] = \$1124 ;
+              \$1396 [502] = \$1124 ;
           9'h1f7:
-              \$1392 [503] = \$1124 ;
+              \$1396 [503] = \$1124 ;
           9'h1f8:
-              \$1392 [504] = \$1124 ;
+              \$1396 [504] = \$1124 ;
           9'h1f9:
-              \$1392 [505] = \$1124 ;
+              \$1396 [505] = \$1124 ;
           9'h1fa:
-              \$1392 [506] = \$1124 ;
+              \$1396 [506] = \$1124 ;
           9'h1fb:
-              \$1392 [507] = \$1124 ;
+              \$1396 [507] = \$1124 ;
           9'h1fc:
-              \$1392 [508] = \$1124 ;
+              \$1396 [508] = \$1124 ;
           9'h1fd:
-              \$1392 [509] = \$1124 ;
+              \$1396 [509] = \$1124 ;
           9'h1fe:
-              \$1392 [510] = \$1124 ;
+              \$1396 [510] = \$1124 ;
           9'h1ff:
-              \$1392 [511] = \$1124 ;
+              \$1396 [511] = \$1124 ;
         endcase
       end
     end
@@ -12030,1029 +12144,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1127 ;
+              \$1396 [0] = \$1127 ;
           9'h001:
-              \$1392 [1] = \$1127 ;
+              \$1396 [1] = \$1127 ;
           9'h002:
-              \$1392 [2] = \$1127 ;
+              \$1396 [2] = \$1127 ;
           9'h003:
-              \$1392 [3] = \$1127 ;
+              \$1396 [3] = \$1127 ;
           9'h004:
-              \$1392 [4] = \$1127 ;
+              \$1396 [4] = \$1127 ;
           9'h005:
-              \$1392 [5] = \$1127 ;
+              \$1396 [5] = \$1127 ;
           9'h006:
-              \$1392 [6] = \$1127 ;
+              \$1396 [6] = \$1127 ;
           9'h007:
-              \$1392 [7] = \$1127 ;
+              \$1396 [7] = \$1127 ;
           9'h008:
-              \$1392 [8] = \$1127 ;
+              \$1396 [8] = \$1127 ;
           9'h009:
-              \$1392 [9] = \$1127 ;
+              \$1396 [9] = \$1127 ;
           9'h00a:
-              \$1392 [10] = \$1127 ;
+              \$1396 [10] = \$1127 ;
           9'h00b:
-              \$1392 [11] = \$1127 ;
+              \$1396 [11] = \$1127 ;
           9'h00c:
-              \$1392 [12] = \$1127 ;
+              \$1396 [12] = \$1127 ;
           9'h00d:
-              \$1392 [13] = \$1127 ;
+              \$1396 [13] = \$1127 ;
           9'h00e:
-              \$1392 [14] = \$1127 ;
+              \$1396 [14] = \$1127 ;
           9'h00f:
-              \$1392 [15] = \$1127 ;
+              \$1396 [15] = \$1127 ;
           9'h010:
-              \$1392 [16] = \$1127 ;
+              \$1396 [16] = \$1127 ;
           9'h011:
-              \$1392 [17] = \$1127 ;
+              \$1396 [17] = \$1127 ;
           9'h012:
-              \$1392 [18] = \$1127 ;
+              \$1396 [18] = \$1127 ;
           9'h013:
-              \$1392 [19] = \$1127 ;
+              \$1396 [19] = \$1127 ;
           9'h014:
-              \$1392 [20] = \$1127 ;
+              \$1396 [20] = \$1127 ;
           9'h015:
-              \$1392 [21] = \$1127 ;
+              \$1396 [21] = \$1127 ;
           9'h016:
-              \$1392 [22] = \$1127 ;
+              \$1396 [22] = \$1127 ;
           9'h017:
-              \$1392 [23] = \$1127 ;
+              \$1396 [23] = \$1127 ;
           9'h018:
-              \$1392 [24] = \$1127 ;
+              \$1396 [24] = \$1127 ;
           9'h019:
-              \$1392 [25] = \$1127 ;
+              \$1396 [25] = \$1127 ;
           9'h01a:
-              \$1392 [26] = \$1127 ;
+              \$1396 [26] = \$1127 ;
           9'h01b:
-              \$1392 [27] = \$1127 ;
+              \$1396 [27] = \$1127 ;
           9'h01c:
-              \$1392 [28] = \$1127 ;
+              \$1396 [28] = \$1127 ;
           9'h01d:
-              \$1392 [29] = \$1127 ;
+              \$1396 [29] = \$1127 ;
           9'h01e:
-              \$1392 [30] = \$1127 ;
+              \$1396 [30] = \$1127 ;
           9'h01f:
-              \$1392 [31] = \$1127 ;
+              \$1396 [31] = \$1127 ;
           9'h020:
-              \$1392 [32] = \$1127 ;
+              \$1396 [32] = \$1127 ;
           9'h021:
-              \$1392 [33] = \$1127 ;
+              \$1396 [33] = \$1127 ;
           9'h022:
-              \$1392 [34] = \$1127 ;
+              \$1396 [34] = \$1127 ;
           9'h023:
-              \$1392 [35] = \$1127 ;
+              \$1396 [35] = \$1127 ;
           9'h024:
-              \$1392 [36] = \$1127 ;
+              \$1396 [36] = \$1127 ;
           9'h025:
-              \$1392 [37] = \$1127 ;
+              \$1396 [37] = \$1127 ;
           9'h026:
-              \$1392 [38] = \$1127 ;
+              \$1396 [38] = \$1127 ;
           9'h027:
-              \$1392 [39] = \$1127 ;
+              \$1396 [39] = \$1127 ;
           9'h028:
-              \$1392 [40] = \$1127 ;
+              \$1396 [40] = \$1127 ;
           9'h029:
-              \$1392 [41] = \$1127 ;
+              \$1396 [41] = \$1127 ;
           9'h02a:
-              \$1392 [42] = \$1127 ;
+              \$1396 [42] = \$1127 ;
           9'h02b:
-              \$1392 [43] = \$1127 ;
+              \$1396 [43] = \$1127 ;
           9'h02c:
-              \$1392 [44] = \$1127 ;
+              \$1396 [44] = \$1127 ;
           9'h02d:
-              \$1392 [45] = \$1127 ;
+              \$1396 [45] = \$1127 ;
           9'h02e:
-              \$1392 [46] = \$1127 ;
+              \$1396 [46] = \$1127 ;
           9'h02f:
-              \$1392 [47] = \$1127 ;
+              \$1396 [47] = \$1127 ;
           9'h030:
-              \$1392 [48] = \$1127 ;
+              \$1396 [48] = \$1127 ;
           9'h031:
-              \$1392 [49] = \$1127 ;
+              \$1396 [49] = \$1127 ;
           9'h032:
-              \$1392 [50] = \$1127 ;
+              \$1396 [50] = \$1127 ;
           9'h033:
-              \$1392 [51] = \$1127 ;
+              \$1396 [51] = \$1127 ;
           9'h034:
-              \$1392 [52] = \$1127 ;
+              \$1396 [52] = \$1127 ;
           9'h035:
-              \$1392 [53] = \$1127 ;
+              \$1396 [53] = \$1127 ;
           9'h036:
-              \$1392 [54] = \$1127 ;
+              \$1396 [54] = \$1127 ;
           9'h037:
-              \$1392 [55] = \$1127 ;
+              \$1396 [55] = \$1127 ;
           9'h038:
-              \$1392 [56] = \$1127 ;
+              \$1396 [56] = \$1127 ;
           9'h039:
-              \$1392 [57] = \$1127 ;
+              \$1396 [57] = \$1127 ;
           9'h03a:
-              \$1392 [58] = \$1127 ;
+              \$1396 [58] = \$1127 ;
           9'h03b:
-              \$1392 [59] = \$1127 ;
+              \$1396 [59] = \$1127 ;
           9'h03c:
-              \$1392 [60] = \$1127 ;
+              \$1396 [60] = \$1127 ;
           9'h03d:
-              \$1392 [61] = \$1127 ;
+              \$1396 [61] = \$1127 ;
           9'h03e:
-              \$1392 [62] = \$1127 ;
+              \$1396 [62] = \$1127 ;
           9'h03f:
-              \$1392 [63] = \$1127 ;
+              \$1396 [63] = \$1127 ;
           9'h040:
-              \$1392 [64] = \$1127 ;
+              \$1396 [64] = \$1127 ;
           9'h041:
-              \$1392 [65] = \$1127 ;
+              \$1396 [65] = \$1127 ;
           9'h042:
-              \$1392 [66] = \$1127 ;
+              \$1396 [66] = \$1127 ;
           9'h043:
-              \$1392 [67] = \$1127 ;
+              \$1396 [67] = \$1127 ;
           9'h044:
-              \$1392 [68] = \$1127 ;
+              \$1396 [68] = \$1127 ;
           9'h045:
-              \$1392 [69] = \$1127 ;
+              \$1396 [69] = \$1127 ;
           9'h046:
-              \$1392 [70] = \$1127 ;
+              \$1396 [70] = \$1127 ;
           9'h047:
-              \$1392 [71] = \$1127 ;
+              \$1396 [71] = \$1127 ;
           9'h048:
-              \$1392 [72] = \$1127 ;
+              \$1396 [72] = \$1127 ;
           9'h049:
-              \$1392 [73] = \$1127 ;
+              \$1396 [73] = \$1127 ;
           9'h04a:
-              \$1392 [74] = \$1127 ;
+              \$1396 [74] = \$1127 ;
           9'h04b:
-              \$1392 [75] = \$1127 ;
+              \$1396 [75] = \$1127 ;
           9'h04c:
-              \$1392 [76] = \$1127 ;
+              \$1396 [76] = \$1127 ;
           9'h04d:
-              \$1392 [77] = \$1127 ;
+              \$1396 [77] = \$1127 ;
           9'h04e:
-              \$1392 [78] = \$1127 ;
+              \$1396 [78] = \$1127 ;
           9'h04f:
-              \$1392 [79] = \$1127 ;
+              \$1396 [79] = \$1127 ;
           9'h050:
-              \$1392 [80] = \$1127 ;
+              \$1396 [80] = \$1127 ;
           9'h051:
-              \$1392 [81] = \$1127 ;
+              \$1396 [81] = \$1127 ;
           9'h052:
-              \$1392 [82] = \$1127 ;
+              \$1396 [82] = \$1127 ;
           9'h053:
-              \$1392 [83] = \$1127 ;
+              \$1396 [83] = \$1127 ;
           9'h054:
-              \$1392 [84] = \$1127 ;
+              \$1396 [84] = \$1127 ;
           9'h055:
-              \$1392 [85] = \$1127 ;
+              \$1396 [85] = \$1127 ;
           9'h056:
-              \$1392 [86] = \$1127 ;
+              \$1396 [86] = \$1127 ;
           9'h057:
-              \$1392 [87] = \$1127 ;
+              \$1396 [87] = \$1127 ;
           9'h058:
-              \$1392 [88] = \$1127 ;
+              \$1396 [88] = \$1127 ;
           9'h059:
-              \$1392 [89] = \$1127 ;
+              \$1396 [89] = \$1127 ;
           9'h05a:
-              \$1392 [90] = \$1127 ;
+              \$1396 [90] = \$1127 ;
           9'h05b:
-              \$1392 [91] = \$1127 ;
+              \$1396 [91] = \$1127 ;
           9'h05c:
-              \$1392 [92] = \$1127 ;
+              \$1396 [92] = \$1127 ;
           9'h05d:
-              \$1392 [93] = \$1127 ;
+              \$1396 [93] = \$1127 ;
           9'h05e:
-              \$1392 [94] = \$1127 ;
+              \$1396 [94] = \$1127 ;
           9'h05f:
-              \$1392 [95] = \$1127 ;
+              \$1396 [95] = \$1127 ;
           9'h060:
-              \$1392 [96] = \$1127 ;
+              \$1396 [96] = \$1127 ;
           9'h061:
-              \$1392 [97] = \$1127 ;
+              \$1396 [97] = \$1127 ;
           9'h062:
-              \$1392 [98] = \$1127 ;
+              \$1396 [98] = \$1127 ;
           9'h063:
-              \$1392 [99] = \$1127 ;
+              \$1396 [99] = \$1127 ;
           9'h064:
-              \$1392 [100] = \$1127 ;
+              \$1396 [100] = \$1127 ;
           9'h065:
-              \$1392 [101] = \$1127 ;
+              \$1396 [101] = \$1127 ;
           9'h066:
-              \$1392 [102] = \$1127 ;
+              \$1396 [102] = \$1127 ;
           9'h067:
-              \$1392 [103] = \$1127 ;
+              \$1396 [103] = \$1127 ;
           9'h068:
-              \$1392 [104] = \$1127 ;
+              \$1396 [104] = \$1127 ;
           9'h069:
-              \$1392 [105] = \$1127 ;
+              \$1396 [105] = \$1127 ;
           9'h06a:
-              \$1392 [106] = \$1127 ;
+              \$1396 [106] = \$1127 ;
           9'h06b:
-              \$1392 [107] = \$1127 ;
+              \$1396 [107] = \$1127 ;
           9'h06c:
-              \$1392 [108] = \$1127 ;
+              \$1396 [108] = \$1127 ;
           9'h06d:
-              \$1392 [109] = \$1127 ;
+              \$1396 [109] = \$1127 ;
           9'h06e:
-              \$1392 [110] = \$1127 ;
+              \$1396 [110] = \$1127 ;
           9'h06f:
-              \$1392 [111] = \$1127 ;
+              \$1396 [111] = \$1127 ;
           9'h070:
-              \$1392 [112] = \$1127 ;
+              \$1396 [112] = \$1127 ;
           9'h071:
-              \$1392 [113] = \$1127 ;
+              \$1396 [113] = \$1127 ;
           9'h072:
-              \$1392 [114] = \$1127 ;
+              \$1396 [114] = \$1127 ;
           9'h073:
-              \$1392 [115] = \$1127 ;
+              \$1396 [115] = \$1127 ;
           9'h074:
-              \$1392 [116] = \$1127 ;
+              \$1396 [116] = \$1127 ;
           9'h075:
-              \$1392 [117] = \$1127 ;
+              \$1396 [117] = \$1127 ;
           9'h076:
-              \$1392 [118] = \$1127 ;
+              \$1396 [118] = \$1127 ;
           9'h077:
-              \$1392 [119] = \$1127 ;
+              \$1396 [119] = \$1127 ;
           9'h078:
-              \$1392 [120] = \$1127 ;
+              \$1396 [120] = \$1127 ;
           9'h079:
-              \$1392 [121] = \$1127 ;
+              \$1396 [121] = \$1127 ;
           9'h07a:
-              \$1392 [122] = \$1127 ;
+              \$1396 [122] = \$1127 ;
           9'h07b:
-              \$1392 [123] = \$1127 ;
+              \$1396 [123] = \$1127 ;
           9'h07c:
-              \$1392 [124] = \$1127 ;
+              \$1396 [124] = \$1127 ;
           9'h07d:
-              \$1392 [125] = \$1127 ;
+              \$1396 [125] = \$1127 ;
           9'h07e:
-              \$1392 [126] = \$1127 ;
+              \$1396 [126] = \$1127 ;
           9'h07f:
-              \$1392 [127] = \$1127 ;
+              \$1396 [127] = \$1127 ;
           9'h080:
-              \$1392 [128] = \$1127 ;
+              \$1396 [128] = \$1127 ;
           9'h081:
-              \$1392 [129] = \$1127 ;
+              \$1396 [129] = \$1127 ;
           9'h082:
-              \$1392 [130] = \$1127 ;
+              \$1396 [130] = \$1127 ;
           9'h083:
-              \$1392 [131] = \$1127 ;
+              \$1396 [131] = \$1127 ;
           9'h084:
-              \$1392 [132] = \$1127 ;
+              \$1396 [132] = \$1127 ;
           9'h085:
-              \$1392 [133] = \$1127 ;
+              \$1396 [133] = \$1127 ;
           9'h086:
-              \$1392 [134] = \$1127 ;
+              \$1396 [134] = \$1127 ;
           9'h087:
-              \$1392 [135] = \$1127 ;
+              \$1396 [135] = \$1127 ;
           9'h088:
-              \$1392 [136] = \$1127 ;
+              \$1396 [136] = \$1127 ;
           9'h089:
-              \$1392 [137] = \$1127 ;
+              \$1396 [137] = \$1127 ;
           9'h08a:
-              \$1392 [138] = \$1127 ;
+              \$1396 [138] = \$1127 ;
           9'h08b:
-              \$1392 [139] = \$1127 ;
+              \$1396 [139] = \$1127 ;
           9'h08c:
-              \$1392 [140] = \$1127 ;
+              \$1396 [140] = \$1127 ;
           9'h08d:
-              \$1392 [141] = \$1127 ;
+              \$1396 [141] = \$1127 ;
           9'h08e:
-              \$1392 [142] = \$1127 ;
+              \$1396 [142] = \$1127 ;
           9'h08f:
-              \$1392 [143] = \$1127 ;
+              \$1396 [143] = \$1127 ;
           9'h090:
-              \$1392 [144] = \$1127 ;
+              \$1396 [144] = \$1127 ;
           9'h091:
-              \$1392 [145] = \$1127 ;
+              \$1396 [145] = \$1127 ;
           9'h092:
-              \$1392 [146] = \$1127 ;
+              \$1396 [146] = \$1127 ;
           9'h093:
-              \$1392 [147] = \$1127 ;
+              \$1396 [147] = \$1127 ;
           9'h094:
-              \$1392 [148] = \$1127 ;
+              \$1396 [148] = \$1127 ;
           9'h095:
-              \$1392 [149] = \$1127 ;
+              \$1396 [149] = \$1127 ;
           9'h096:
-              \$1392 [150] = \$1127 ;
+              \$1396 [150] = \$1127 ;
           9'h097:
-              \$1392 [151] = \$1127 ;
+              \$1396 [151] = \$1127 ;
           9'h098:
-              \$1392 [152] = \$1127 ;
+              \$1396 [152] = \$1127 ;
           9'h099:
-              \$1392 [153] = \$1127 ;
+              \$1396 [153] = \$1127 ;
           9'h09a:
-              \$1392 [154] = \$1127 ;
+              \$1396 [154] = \$1127 ;
           9'h09b:
-              \$1392 [155] = \$1127 ;
+              \$1396 [155] = \$1127 ;
           9'h09c:
-              \$1392 [156] = \$1127 ;
+              \$1396 [156] = \$1127 ;
           9'h09d:
-              \$1392 [157] = \$1127 ;
+              \$1396 [157] = \$1127 ;
           9'h09e:
-              \$1392 [158] = \$1127 ;
+              \$1396 [158] = \$1127 ;
           9'h09f:
-              \$1392 [159] = \$1127 ;
+              \$1396 [159] = \$1127 ;
           9'h0a0:
-              \$1392 [160] = \$1127 ;
+              \$1396 [160] = \$1127 ;
           9'h0a1:
-              \$1392 [161] = \$1127 ;
+              \$1396 [161] = \$1127 ;
           9'h0a2:
-              \$1392 [162] = \$1127 ;
+              \$1396 [162] = \$1127 ;
           9'h0a3:
-              \$1392 [163] = \$1127 ;
+              \$1396 [163] = \$1127 ;
           9'h0a4:
-              \$1392 [164] = \$1127 ;
+              \$1396 [164] = \$1127 ;
           9'h0a5:
-              \$1392 [165] = \$1127 ;
+              \$1396 [165] = \$1127 ;
           9'h0a6:
-              \$1392 [166] = \$1127 ;
+              \$1396 [166] = \$1127 ;
           9'h0a7:
-              \$1392 [167] = \$1127 ;
+              \$1396 [167] = \$1127 ;
           9'h0a8:
-              \$1392 [168] = \$1127 ;
+              \$1396 [168] = \$1127 ;
           9'h0a9:
-              \$1392 [169] = \$1127 ;
+              \$1396 [169] = \$1127 ;
           9'h0aa:
-              \$1392 [170] = \$1127 ;
+              \$1396 [170] = \$1127 ;
           9'h0ab:
-              \$1392 [171] = \$1127 ;
+              \$1396 [171] = \$1127 ;
           9'h0ac:
-              \$1392 [172] = \$1127 ;
+              \$1396 [172] = \$1127 ;
           9'h0ad:
-              \$1392 [173] = \$1127 ;
+              \$1396 [173] = \$1127 ;
           9'h0ae:
-              \$1392 [174] = \$1127 ;
+              \$1396 [174] = \$1127 ;
           9'h0af:
-              \$1392 [175] = \$1127 ;
+              \$1396 [175] = \$1127 ;
           9'h0b0:
-              \$1392 [176] = \$1127 ;
+              \$1396 [176] = \$1127 ;
           9'h0b1:
-              \$1392 [177] = \$1127 ;
+              \$1396 [177] = \$1127 ;
           9'h0b2:
-              \$1392 [178] = \$1127 ;
+              \$1396 [178] = \$1127 ;
           9'h0b3:
-              \$1392 [179] = \$1127 ;
+              \$1396 [179] = \$1127 ;
           9'h0b4:
-              \$1392 [180] = \$1127 ;
+              \$1396 [180] = \$1127 ;
           9'h0b5:
-              \$1392 [181] = \$1127 ;
+              \$1396 [181] = \$1127 ;
           9'h0b6:
-              \$1392 [182] = \$1127 ;
+              \$1396 [182] = \$1127 ;
           9'h0b7:
-              \$1392 [183] = \$1127 ;
+              \$1396 [183] = \$1127 ;
           9'h0b8:
-              \$1392 [184] = \$1127 ;
+              \$1396 [184] = \$1127 ;
           9'h0b9:
-              \$1392 [185] = \$1127 ;
+              \$1396 [185] = \$1127 ;
           9'h0ba:
-              \$1392 [186] = \$1127 ;
+              \$1396 [186] = \$1127 ;
           9'h0bb:
-              \$1392 [187] = \$1127 ;
+              \$1396 [187] = \$1127 ;
           9'h0bc:
-              \$1392 [188] = \$1127 ;
+              \$1396 [188] = \$1127 ;
           9'h0bd:
-              \$1392 [189] = \$1127 ;
+              \$1396 [189] = \$1127 ;
           9'h0be:
-              \$1392 [190] = \$1127 ;
+              \$1396 [190] = \$1127 ;
           9'h0bf:
-              \$1392 [191] = \$1127 ;
+              \$1396 [191] = \$1127 ;
           9'h0c0:
-              \$1392 [192] = \$1127 ;
+              \$1396 [192] = \$1127 ;
           9'h0c1:
-              \$1392 [193] = \$1127 ;
+              \$1396 [193] = \$1127 ;
           9'h0c2:
-              \$1392 [194] = \$1127 ;
+              \$1396 [194] = \$1127 ;
           9'h0c3:
-              \$1392 [195] = \$1127 ;
+              \$1396 [195] = \$1127 ;
           9'h0c4:
-              \$1392 [196] = \$1127 ;
+              \$1396 [196] = \$1127 ;
           9'h0c5:
-              \$1392 [197] = \$1127 ;
+              \$1396 [197] = \$1127 ;
           9'h0c6:
-              \$1392 [198] = \$1127 ;
+              \$1396 [198] = \$1127 ;
           9'h0c7:
-              \$1392 [199] = \$1127 ;
+              \$1396 [199] = \$1127 ;
           9'h0c8:
-              \$1392 [200] = \$1127 ;
+              \$1396 [200] = \$1127 ;
           9'h0c9:
-              \$1392 [201] = \$1127 ;
+              \$1396 [201] = \$1127 ;
           9'h0ca:
-              \$1392 [202] = \$1127 ;
+              \$1396 [202] = \$1127 ;
           9'h0cb:
-              \$1392 [203] = \$1127 ;
+              \$1396 [203] = \$1127 ;
           9'h0cc:
-              \$1392 [204] = \$1127 ;
+              \$1396 [204] = \$1127 ;
           9'h0cd:
-              \$1392 [205] = \$1127 ;
+              \$1396 [205] = \$1127 ;
           9'h0ce:
-              \$1392 [206] = \$1127 ;
+              \$1396 [206] = \$1127 ;
           9'h0cf:
-              \$1392 [207] = \$1127 ;
+              \$1396 [207] = \$1127 ;
           9'h0d0:
-              \$1392 [208] = \$1127 ;
+              \$1396 [208] = \$1127 ;
           9'h0d1:
-              \$1392 [209] = \$1127 ;
+              \$1396 [209] = \$1127 ;
           9'h0d2:
-              \$1392 [210] = \$1127 ;
+              \$1396 [210] = \$1127 ;
           9'h0d3:
-              \$1392 [211] = \$1127 ;
+              \$1396 [211] = \$1127 ;
           9'h0d4:
-              \$1392 [212] = \$1127 ;
+              \$1396 [212] = \$1127 ;
           9'h0d5:
-              \$1392 [213] = \$1127 ;
+              \$1396 [213] = \$1127 ;
           9'h0d6:
-              \$1392 [214] = \$1127 ;
+              \$1396 [214] = \$1127 ;
           9'h0d7:
-              \$1392 [215] = \$1127 ;
+              \$1396 [215] = \$1127 ;
           9'h0d8:
-              \$1392 [216] = \$1127 ;
+              \$1396 [216] = \$1127 ;
           9'h0d9:
-              \$1392 [217] = \$1127 ;
+              \$1396 [217] = \$1127 ;
           9'h0da:
-              \$1392 [218] = \$1127 ;
+              \$1396 [218] = \$1127 ;
           9'h0db:
-              \$1392 [219] = \$1127 ;
+              \$1396 [219] = \$1127 ;
           9'h0dc:
-              \$1392 [220] = \$1127 ;
+              \$1396 [220] = \$1127 ;
           9'h0dd:
-              \$1392 [221] = \$1127 ;
+              \$1396 [221] = \$1127 ;
           9'h0de:
-              \$1392 [222] = \$1127 ;
+              \$1396 [222] = \$1127 ;
           9'h0df:
-              \$1392 [223] = \$1127 ;
+              \$1396 [223] = \$1127 ;
           9'h0e0:
-              \$1392 [224] = \$1127 ;
+              \$1396 [224] = \$1127 ;
           9'h0e1:
-              \$1392 [225] = \$1127 ;
+              \$1396 [225] = \$1127 ;
           9'h0e2:
-              \$1392 [226] = \$1127 ;
+              \$1396 [226] = \$1127 ;
           9'h0e3:
-              \$1392 [227] = \$1127 ;
+              \$1396 [227] = \$1127 ;
           9'h0e4:
-              \$1392 [228] = \$1127 ;
+              \$1396 [228] = \$1127 ;
           9'h0e5:
-              \$1392 [229] = \$1127 ;
+              \$1396 [229] = \$1127 ;
           9'h0e6:
-              \$1392 [230] = \$1127 ;
+              \$1396 [230] = \$1127 ;
           9'h0e7:
-              \$1392 [231] = \$1127 ;
+              \$1396 [231] = \$1127 ;
           9'h0e8:
-              \$1392 [232] = \$1127 ;
+              \$1396 [232] = \$1127 ;
           9'h0e9:
-              \$1392 [233] = \$1127 ;
+              \$1396 [233] = \$1127 ;
           9'h0ea:
-              \$1392 [234] = \$1127 ;
+              \$1396 [234] = \$1127 ;
           9'h0eb:
-              \$1392 [235] = \$1127 ;
+              \$1396 [235] = \$1127 ;
           9'h0ec:
-              \$1392 [236] = \$1127 ;
+              \$1396 [236] = \$1127 ;
           9'h0ed:
-              \$1392 [237] = \$1127 ;
+              \$1396 [237] = \$1127 ;
           9'h0ee:
-              \$1392 [238] = \$1127 ;
+              \$1396 [238] = \$1127 ;
           9'h0ef:
-              \$1392 [239] = \$1127 ;
+              \$1396 [239] = \$1127 ;
           9'h0f0:
-              \$1392 [240] = \$1127 ;
+              \$1396 [240] = \$1127 ;
           9'h0f1:
-              \$1392 [241] = \$1127 ;
+              \$1396 [241] = \$1127 ;
           9'h0f2:
-              \$1392 [242] = \$1127 ;
+              \$1396 [242] = \$1127 ;
           9'h0f3:
-              \$1392 [243] = \$1127 ;
+              \$1396 [243] = \$1127 ;
           9'h0f4:
-              \$1392 [244] = \$1127 ;
+              \$1396 [244] = \$1127 ;
           9'h0f5:
-              \$1392 [245] = \$1127 ;
+              \$1396 [245] = \$1127 ;
           9'h0f6:
-              \$1392 [246] = \$1127 ;
+              \$1396 [246] = \$1127 ;
           9'h0f7:
-              \$1392 [247] = \$1127 ;
+              \$1396 [247] = \$1127 ;
           9'h0f8:
-              \$1392 [248] = \$1127 ;
+              \$1396 [248] = \$1127 ;
           9'h0f9:
-              \$1392 [249] = \$1127 ;
+              \$1396 [249] = \$1127 ;
           9'h0fa:
-              \$1392 [250] = \$1127 ;
+              \$1396 [250] = \$1127 ;
           9'h0fb:
-              \$1392 [251] = \$1127 ;
+              \$1396 [251] = \$1127 ;
           9'h0fc:
-              \$1392 [252] = \$1127 ;
+              \$1396 [252] = \$1127 ;
           9'h0fd:
-              \$1392 [253] = \$1127 ;
+              \$1396 [253] = \$1127 ;
           9'h0fe:
-              \$1392 [254] = \$1127 ;
+              \$1396 [254] = \$1127 ;
           9'h0ff:
-              \$1392 [255] = \$1127 ;
+              \$1396 [255] = \$1127 ;
           9'h100:
-              \$1392 [256] = \$1127 ;
+              \$1396 [256] = \$1127 ;
           9'h101:
-              \$1392 [257] = \$1127 ;
+              \$1396 [257] = \$1127 ;
           9'h102:
-              \$1392 [258] = \$1127 ;
+              \$1396 [258] = \$1127 ;
           9'h103:
-              \$1392 [259] = \$1127 ;
+              \$1396 [259] = \$1127 ;
           9'h104:
-              \$1392 [260] = \$1127 ;
+              \$1396 [260] = \$1127 ;
           9'h105:
-              \$1392 [261] = \$1127 ;
+              \$1396 [261] = \$1127 ;
           9'h106:
-              \$1392 [262] = \$1127 ;
+              \$1396 [262] = \$1127 ;
           9'h107:
-              \$1392 [263] = \$1127 ;
+              \$1396 [263] = \$1127 ;
           9'h108:
-              \$1392 [264] = \$1127 ;
+              \$1396 [264] = \$1127 ;
           9'h109:
-              \$1392 [265] = \$1127 ;
+              \$1396 [265] = \$1127 ;
           9'h10a:
-              \$1392 [266] = \$1127 ;
+              \$1396 [266] = \$1127 ;
           9'h10b:
-              \$1392 [267] = \$1127 ;
+              \$1396 [267] = \$1127 ;
           9'h10c:
-              \$1392 [268] = \$1127 ;
+              \$1396 [268] = \$1127 ;
           9'h10d:
-              \$1392 [269] = \$1127 ;
+              \$1396 [269] = \$1127 ;
           9'h10e:
-              \$1392 [270] = \$1127 ;
+              \$1396 [270] = \$1127 ;
           9'h10f:
-              \$1392 [271] = \$1127 ;
+              \$1396 [271] = \$1127 ;
           9'h110:
-              \$1392 [272] = \$1127 ;
+              \$1396 [272] = \$1127 ;
           9'h111:
-              \$1392 [273] = \$1127 ;
+              \$1396 [273] = \$1127 ;
           9'h112:
-              \$1392 [274] = \$1127 ;
+              \$1396 [274] = \$1127 ;
           9'h113:
-              \$1392 [275] = \$1127 ;
+              \$1396 [275] = \$1127 ;
           9'h114:
-              \$1392 [276] = \$1127 ;
+              \$1396 [276] = \$1127 ;
           9'h115:
-              \$1392 [277] = \$1127 ;
+              \$1396 [277] = \$1127 ;
           9'h116:
-              \$1392 [278] = \$1127 ;
+              \$1396 [278] = \$1127 ;
           9'h117:
-              \$1392 [279] = \$1127 ;
+              \$1396 [279] = \$1127 ;
           9'h118:
-              \$1392 [280] = \$1127 ;
+              \$1396 [280] = \$1127 ;
           9'h119:
-              \$1392 [281] = \$1127 ;
+              \$1396 [281] = \$1127 ;
           9'h11a:
-              \$1392 [282] = \$1127 ;
+              \$1396 [282] = \$1127 ;
           9'h11b:
-              \$1392 [283] = \$1127 ;
+              \$1396 [283] = \$1127 ;
           9'h11c:
-              \$1392 [284] = \$1127 ;
+              \$1396 [284] = \$1127 ;
           9'h11d:
-              \$1392 [285] = \$1127 ;
+              \$1396 [285] = \$1127 ;
           9'h11e:
-              \$1392 [286] = \$1127 ;
+              \$1396 [286] = \$1127 ;
           9'h11f:
-              \$1392 [287] = \$1127 ;
+              \$1396 [287] = \$1127 ;
           9'h120:
-              \$1392 [288] = \$1127 ;
+              \$1396 [288] = \$1127 ;
           9'h121:
-              \$1392 [289] = \$1127 ;
+              \$1396 [289] = \$1127 ;
           9'h122:
-              \$1392 [290] = \$1127 ;
+              \$1396 [290] = \$1127 ;
           9'h123:
-              \$1392 [291] = \$1127 ;
+              \$1396 [291] = \$1127 ;
           9'h124:
-              \$1392 [292] = \$1127 ;
+              \$1396 [292] = \$1127 ;
           9'h125:
-              \$1392 [293] = \$1127 ;
+              \$1396 [293] = \$1127 ;
           9'h126:
-              \$1392 [294] = \$1127 ;
+              \$1396 [294] = \$1127 ;
           9'h127:
-              \$1392 [295] = \$1127 ;
+              \$1396 [295] = \$1127 ;
           9'h128:
-              \$1392 [296] = \$1127 ;
+              \$1396 [296] = \$1127 ;
           9'h129:
-              \$1392 [297] = \$1127 ;
+              \$1396 [297] = \$1127 ;
           9'h12a:
-              \$1392 [298] = \$1127 ;
+              \$1396 [298] = \$1127 ;
           9'h12b:
-              \$1392 [299] = \$1127 ;
+              \$1396 [299] = \$1127 ;
           9'h12c:
-              \$1392 [300] = \$1127 ;
+              \$1396 [300] = \$1127 ;
           9'h12d:
-              \$1392 [301] = \$1127 ;
+              \$1396 [301] = \$1127 ;
           9'h12e:
-              \$1392 [302] = \$1127 ;
+              \$1396 [302] = \$1127 ;
           9'h12f:
-              \$1392 [303] = \$1127 ;
+              \$1396 [303] = \$1127 ;
           9'h130:
-              \$1392 [304] = \$1127 ;
+              \$1396 [304] = \$1127 ;
           9'h131:
-              \$1392 [305] = \$1127 ;
+              \$1396 [305] = \$1127 ;
           9'h132:
-              \$1392 [306] = \$1127 ;
+              \$1396 [306] = \$1127 ;
           9'h133:
-              \$1392 [307] = \$1127 ;
+              \$1396 [307] = \$1127 ;
           9'h134:
-              \$1392 [308] = \$1127 ;
+              \$1396 [308] = \$1127 ;
           9'h135:
-              \$1392 [309] = \$1127 ;
+              \$1396 [309] = \$1127 ;
           9'h136:
-              \$1392 [310] = \$1127 ;
+              \$1396 [310] = \$1127 ;
           9'h137:
-              \$1392 [311] = \$1127 ;
+              \$1396 [311] = \$1127 ;
           9'h138:
-              \$1392 [312] = \$1127 ;
+              \$1396 [312] = \$1127 ;
           9'h139:
-              \$1392 [313] = \$1127 ;
+              \$1396 [313] = \$1127 ;
           9'h13a:
-              \$1392 [314] = \$1127 ;
+              \$1396 [314] = \$1127 ;
           9'h13b:
-              \$1392 [315] = \$1127 ;
+              \$1396 [315] = \$1127 ;
           9'h13c:
-              \$1392 [316] = \$1127 ;
+              \$1396 [316] = \$1127 ;
           9'h13d:
-              \$1392 [317] = \$1127 ;
+              \$1396 [317] = \$1127 ;
           9'h13e:
-              \$1392 [318] = \$1127 ;
+              \$1396 [318] = \$1127 ;
           9'h13f:
-              \$1392 [319] = \$1127 ;
+              \$1396 [319] = \$1127 ;
           9'h140:
-              \$1392 [320] = \$1127 ;
+              \$1396 [320] = \$1127 ;
           9'h141:
-              \$1392 [321] = \$1127 ;
+              \$1396 [321] = \$1127 ;
           9'h142:
-              \$1392 [322] = \$1127 ;
+              \$1396 [322] = \$1127 ;
           9'h143:
-              \$1392 [323] = \$1127 ;
+              \$1396 [323] = \$1127 ;
           9'h144:
-              \$1392 [324] = \$1127 ;
+              \$1396 [324] = \$1127 ;
           9'h145:
-              \$1392 [325] = \$1127 ;
+              \$1396 [325] = \$1127 ;
           9'h146:
-              \$1392 [326] = \$1127 ;
+              \$1396 [326] = \$1127 ;
           9'h147:
-              \$1392 [327] = \$1127 ;
+              \$1396 [327] = \$1127 ;
           9'h148:
-              \$1392 [328] = \$1127 ;
+              \$1396 [328] = \$1127 ;
           9'h149:
-              \$1392 [329] = \$1127 ;
+              \$1396 [329] = \$1127 ;
           9'h14a:
-              \$1392 [330] = \$1127 ;
+              \$1396 [330] = \$1127 ;
           9'h14b:
-              \$1392 [331] = \$1127 ;
+              \$1396 [331] = \$1127 ;
           9'h14c:
-              \$1392 [332] = \$1127 ;
+              \$1396 [332] = \$1127 ;
           9'h14d:
-              \$1392 [333] = \$1127 ;
+              \$1396 [333] = \$1127 ;
           9'h14e:
-              \$1392 [334] = \$1127 ;
+              \$1396 [334] = \$1127 ;
           9'h14f:
-              \$1392 [335] = \$1127 ;
+              \$1396 [335] = \$1127 ;
           9'h150:
-              \$1392 [336] = \$1127 ;
+              \$1396 [336] = \$1127 ;
           9'h151:
-              \$1392 [337] = \$1127 ;
+              \$1396 [337] = \$1127 ;
           9'h152:
-              \$1392 [338] = \$1127 ;
+              \$1396 [338] = \$1127 ;
           9'h153:
-              \$1392 [339] = \$1127 ;
+              \$1396 [339] = \$1127 ;
           9'h154:
-              \$1392 [340] = \$1127 ;
+              \$1396 [340] = \$1127 ;
           9'h155:
-              \$1392 [341] = \$1127 ;
+              \$1396 [341] = \$1127 ;
           9'h156:
-              \$1392 [342] = \$1127 ;
+              \$1396 [342] = \$1127 ;
           9'h157:
-              \$1392 [343] = \$1127 ;
+              \$1396 [343] = \$1127 ;
           9'h158:
-              \$1392 [344] = \$1127 ;
+              \$1396 [344] = \$1127 ;
           9'h159:
-              \$1392 [345] = \$1127 ;
+              \$1396 [345] = \$1127 ;
           9'h15a:
-              \$1392 [346] = \$1127 ;
+              \$1396 [346] = \$1127 ;
           9'h15b:
-              \$1392 [347] = \$1127 ;
+              \$1396 [347] = \$1127 ;
           9'h15c:
-              \$1392 [348] = \$1127 ;
+              \$1396 [348] = \$1127 ;
           9'h15d:
-              \$1392 [349] = \$1127 ;
+              \$1396 [349] = \$1127 ;
           9'h15e:
-              \$1392 [350] = \$1127 ;
+              \$1396 [350] = \$1127 ;
           9'h15f:
-              \$1392 [351] = \$1127 ;
+              \$1396 [351] = \$1127 ;
           9'h160:
-              \$1392 [352] = \$1127 ;
+              \$1396 [352] = \$1127 ;
           9'h161:
-              \$1392 [353] = \$1127 ;
+              \$1396 [353] = \$1127 ;
           9'h162:
-              \$1392 [354] = \$1127 ;
+              \$1396 [354] = \$1127 ;
           9'h163:
-              \$1392 [355] = \$1127 ;
+              \$1396 [355] = \$1127 ;
           9'h164:
-              \$1392 [356] = \$1127 ;
+              \$1396 [356] = \$1127 ;
           9'h165:
-              \$1392 [357] = \$1127 ;
+              \$1396 [357] = \$1127 ;
           9'h166:
-              \$1392 [358] = \$1127 ;
+              \$1396 [358] = \$1127 ;
           9'h167:
-              \$1392 [359] = \$1127 ;
+              \$1396 [359] = \$1127 ;
           9'h168:
-              \$1392 [360] = \$1127 ;
+              \$1396 [360] = \$1127 ;
           9'h169:
-              \$1392 [361] = \$1127 ;
+              \$1396 [361] = \$1127 ;
           9'h16a:
-              \$1392 [362] = \$1127 ;
+              \$1396 [362] = \$1127 ;
           9'h16b:
-              \$1392 [363] = \$1127 ;
+              \$1396 [363] = \$1127 ;
           9'h16c:
-              \$1392 [364] = \$1127 ;
+              \$1396 [364] = \$1127 ;
           9'h16d:
-              \$1392 [365] = \$1127 ;
+              \$1396 [365] = \$1127 ;
           9'h16e:
-              \$1392 [366] = \$1127 ;
+              \$1396 [366] = \$1127 ;
           9'h16f:
-              \$1392 [367] = \$1127 ;
+              \$1396 [367] = \$1127 ;
           9'h170:
-              \$1392 [368] = \$1127 ;
+              \$1396 [368] = \$1127 ;
           9'h171:
-              \$1392 [369] = \$1127 ;
+              \$1396 [369] = \$1127 ;
           9'h172:
-              \$1392 [370] = \$1127 ;
+              \$1396 [370] = \$1127 ;
           9'h173:
-              \$1392 [371] = \$1127 ;
+              \$1396 [371] = \$1127 ;
           9'h174:
-              \$1392 [372] = \$1127 ;
+              \$1396 [372] = \$1127 ;
           9'h175:
-              \$1392 [373] = \$1127 ;
+              \$1396 [373] = \$1127 ;
           9'h176:
-              \$1392 [374] = \$1127 ;
+              \$1396 [374] = \$1127 ;
           9'h177:
-              \$1392 [375] = \$1127 ;
+              \$1396 [375] = \$1127 ;
           9'h178:
-              \$1392 [376] = \$1127 ;
+              \$1396 [376] = \$1127 ;
           9'h179:
-              \$1392 [377] = \$1127 ;
+              \$1396 [377] = \$1127 ;
           9'h17a:
-              \$1392 [378] = \$1127 ;
+              \$1396 [378] = \$1127 ;
           9'h17b:
-              \$1392 [379] = \$1127 ;
+              \$1396 [379] = \$1127 ;
           9'h17c:
-              \$1392 [380] = \$1127 ;
+              \$1396 [380] = \$1127 ;
           9'h17d:
-              \$1392 [381] = \$1127 ;
+              \$1396 [381] = \$1127 ;
           9'h17e:
-              \$1392 [382] = \$1127 ;
+              \$1396 [382] = \$1127 ;
           9'h17f:
-              \$1392 [383] = \$1127 ;
+              \$1396 [383] = \$1127 ;
           9'h180:
-              \$1392 [384] = \$1127 ;
+              \$1396 [384] = \$1127 ;
           9'h181:
-              \$1392 [385] = \$1127 ;
+              \$1396 [385] = \$1127 ;
           9'h182:
-              \$1392 [386] = \$1127 ;
+              \$1396 [386] = \$1127 ;
           9'h183:
-              \$1392 [387] = \$1127 ;
+              \$1396 [387] = \$1127 ;
           9'h184:
-              \$1392 [388] = \$1127 ;
+              \$1396 [388] = \$1127 ;
           9'h185:
-              \$1392 [389] = \$1127 ;
+              \$1396 [389] = \$1127 ;
           9'h186:
-              \$1392 [390] = \$1127 ;
+              \$1396 [390] = \$1127 ;
           9'h187:
-              \$1392 [391] = \$1127 ;
+              \$1396 [391] = \$1127 ;
           9'h188:
-              \$1392 [392] = \$1127 ;
+              \$1396 [392] = \$1127 ;
           9'h189:
-              \$1392 [393] = \$1127 ;
+              \$1396 [393] = \$1127 ;
           9'h18a:
-              \$1392 [394] = \$1127 ;
+              \$1396 [394] = \$1127 ;
           9'h18b:
-              \$1392 [395] = \$1127 ;
+              \$1396 [395] = \$1127 ;
           9'h18c:
-              \$1392 [396] = \$1127 ;
+              \$1396 [396] = \$1127 ;
           9'h18d:
-              \$1392 [397] = \$1127 ;
+              \$1396 [397] = \$1127 ;
           9'h18e:
-              \$1392 [398] = \$1127 ;
+              \$1396 [398] = \$1127 ;
           9'h18f:
-              \$1392 [399] = \$1127 ;
+              \$1396 [399] = \$1127 ;
           9'h190:
-              \$1392 [400] = \$1127 ;
+              \$1396 [400] = \$1127 ;
           9'h191:
-              \$1392 [401] = \$1127 ;
+              \$1396 [401] = \$1127 ;
           9'h192:
-              \$1392 [402] = \$1127 ;
+              \$1396 [402] = \$1127 ;
           9'h193:
-              \$1392 [403] = \$1127 ;
+              \$1396 [403] = \$1127 ;
           9'h194:
-              \$1392 [404] = \$1127 ;
+              \$1396 [404] = \$1127 ;
           9'h195:
-              \$1392 [405] = \$1127 ;
+              \$1396 [405] = \$1127 ;
           9'h196:
-              \$1392 [406] = \$1127 ;
+              \$1396 [406] = \$1127 ;
           9'h197:
-              \$1392 [407] = \$1127 ;
+              \$1396 [407] = \$1127 ;
           9'h198:
-              \$1392 [408] = \$1127 ;
+              \$1396 [408] = \$1127 ;
           9'h199:
-              \$1392 [409] = \$1127 ;
+              \$1396 [409] = \$1127 ;
           9'h19a:
-              \$1392 [410] = \$1127 ;
+              \$1396 [410] = \$1127 ;
           9'h19b:
-              \$1392 [411] = \$1127 ;
+              \$1396 [411] = \$1127 ;
           9'h19c:
-              \$1392 [412] = \$1127 ;
+              \$1396 [412] = \$1127 ;
           9'h19d:
-              \$1392 [413] = \$1127 ;
+              \$1396 [413] = \$1127 ;
           9'h19e:
-              \$1392 [414] = \$1127 ;
+              \$1396 [414] = \$1127 ;
           9'h19f:
-              \$1392 [415] = \$1127 ;
+              \$1396 [415] = \$1127 ;
           9'h1a0:
-              \$1392 [416] = \$1127 ;
+              \$1396 [416] = \$1127 ;
           9'h1a1:
-              \$1392 [417] = \$1127 ;
+              \$1396 [417] = \$1127 ;
           9'h1a2:
-              \$1392 [418] = \$1127 ;
+              \$1396 [418] = \$1127 ;
           9'h1a3:
-              \$1392 [419] = \$1127 ;
+              \$1396 [419] = \$1127 ;
           9'h1a4:
-              \$1392 [420] = \$1127 ;
+              \$1396 [420] = \$1127 ;
           9'h1a5:
-              \$1392 [421] = \$1127 ;
+              \$1396 [421] = \$1127 ;
           9'h1a6:
-              \$1392 [422] = \$1127 ;
+              \$1396 [422] = \$1127 ;
           9'h1a7:
-              \$1392 [423] = \$1127 ;
+              \$1396 [423] = \$1127 ;
           9'h1a8:
-              \$1392 [424] = \$1127 ;
+              \$1396 [424] = \$1127 ;
           9'h1a9:
-              \$1392 [425] = \$1127 ;
+              \$1396 [425] = \$1127 ;
           9'h1aa:
-              \$1392 [426] = \$1127 ;
+              \$1396 [426] = \$1127 ;
           9'h1ab:
-              \$1392 [427] = \$1127 ;
+              \$1396 [427] = \$1127 ;
           9'h1ac:
-              \$1392 [428] = \$1127 ;
+              \$1396 [428] = \$1127 ;
           9'h1ad:
-              \$1392 [429] = \$1127 ;
+              \$1396 [429] = \$1127 ;
           9'h1ae:
-              \$1392 [430] = \$1127 ;
+              \$1396 [430] = \$1127 ;
           9'h1af:
-              \$1392 [431] = \$1127 ;
+              \$1396 [431] = \$1127 ;
           9'h1b0:
-              \$1392 [432] = \$1127 ;
+              \$1396 [432] = \$1127 ;
           9'h1b1:
-              \$1392 [433] = \$1127 ;
+              \$1396 [433] = \$1127 ;
           9'h1b2:
-              \$1392 [434] = \$1127 ;
+              \$1396 [434] = \$1127 ;
           9'h1b3:
-              \$1392 [435] = \$1127 ;
+              \$1396 [435] = \$1127 ;
           9'h1b4:
-              \$1392 [436] = \$1127 ;
+              \$1396 [436] = \$1127 ;
           9'h1b5:
-              \$1392 [437] = \$1127 ;
+              \$1396 [437] = \$1127 ;
           9'h1b6:
-              \$1392 [438] = \$1127 ;
+              \$1396 [438] = \$1127 ;
           9'h1b7:
-              \$1392 [439] = \$1127 ;
+              \$1396 [439] = \$1127 ;
           9'h1b8:
-              \$1392 [440] = \$1127 ;
+              \$1396 [440] = \$1127 ;
           9'h1b9:
-              \$1392 [441] = \$1127 ;
+              \$1396 [441] = \$1127 ;
           9'h1ba:
-              \$1392 [442] = \$1127 ;
+              \$1396 [442] = \$1127 ;
           9'h1bb:
-              \$1392 [443] = \$1127 ;
+              \$1396 [443] = \$1127 ;
           9'h1bc:
-              \$1392 [444] = \$1127 ;
+              \$1396 [444] = \$1127 ;
           9'h1bd:
-              \$1392 [445] = \$1127 ;
+              \$1396 [445] = \$1127 ;
           9'h1be:
-              \$1392 [446] = \$1127 ;
+              \$1396 [446] = \$1127 ;
           9'h1bf:
-              \$1392 [447] = \$1127 ;
+              \$1396 [447] = \$1127 ;
           9'h1c0:
-              \$1392 [448] = \$1127 ;
+              \$1396 [448] = \$1127 ;
           9'h1c1:
-              \$1392 [449] = \$1127 ;
+              \$1396 [449] = \$1127 ;
           9'h1c2:
-              \$1392 [450] = \$1127 ;
+              \$1396 [450] = \$1127 ;
           9'h1c3:
-              \$1392 [451] = \$1127 ;
+              \$1396 [451] = \$1127 ;
           9'h1c4:
-              \$1392 [452] = \$1127 ;
+              \$1396 [452] = \$1127 ;
           9'h1c5:
-              \$1392 [453] = \$1127 ;
+              \$1396 [453] = \$1127 ;
           9'h1c6:
-              \$1392 [454] = \$1127 ;
+              \$1396 [454] = \$1127 ;
           9'h1c7:
-              \$1392 [455] = \$1127 ;
+              \$1396 [455] = \$1127 ;
           9'h1c8:
-              \$1392 [456] = \$1127 ;
+              \$1396 [456] = \$1127 ;
           9'h1c9:
-              \$1392 [457] = \$1127 ;
+              \$1396 [457] = \$1127 ;
           9'h1ca:
-              \$1392 [458] = \$1127 ;
+              \$1396 [458] = \$1127 ;
           9'h1cb:
-              \$1392 [459] = \$1127 ;
+              \$1396 [459] = \$1127 ;
           9'h1cc:
-              \$1392 [460] = \$1127 ;
+              \$1396 [460] = \$1127 ;
           9'h1cd:
-              \$1392 [461] = \$1127 ;
+              \$1396 [461] = \$1127 ;
           9'h1ce:
-              \$1392 [462] = \$1127 ;
+              \$1396 [462] = \$1127 ;
           9'h1cf:
-              \$1392 [463] = \$1127 ;
+              \$1396 [463] = \$1127 ;
           9'h1d0:
-              \$1392 [464] = \$1127 ;
+              \$1396 [464] = \$1127 ;
           9'h1d1:
-              \$1392 [465] = \$1127 ;
+              \$1396 [465] = \$1127 ;
           9'h1d2:
-              \$1392 [466] = \$1127 ;
+              \$1396 [466] = \$1127 ;
           9'h1d3:
-              \$1392 [467] = \$1127 ;
+              \$1396 [467] = \$1127 ;
           9'h1d4:
-              \$1392 [468] = \$1127 ;
+              \$1396 [468] = \$1127 ;
           9'h1d5:
-              \$1392 [469] = \$1127 ;
+              \$1396 [469] = \$1127 ;
           9'h1d6:
-              \$1392 [470] = \$1127 ;
+              \$1396 [470] = \$1127 ;
           9'h1d7:
-              \$1392 [471] = \$1127 ;
+              \$1396 [471] = \$1127 ;
           9'h1d8:
-              \$1392 [472] = \$1127 ;
+              \$1396 [472] = \$1127 ;
           9'h1d9:
-              \$1392 [473] = \$1127 ;
+              \$1396 [473] = \$1127 ;
           9'h1da:
-              \$1392 [474] = \$1127 ;
+              \$1396 [474] = \$1127 ;
           9'h1db:
-              \$1392 [475] = \$1127 ;
+              \$1396 [475] = \$1127 ;
           9'h1dc:
-              \$1392 [476] = \$1127 ;
+              \$1396 [476] = \$1127 ;
           9'h1dd:
-              \$1392 [477] = \$1127 ;
+              \$1396 [477] = \$1127 ;
           9'h1de:
-              \$1392 [478] = \$1127 ;
+              \$1396 [478] = \$1127 ;
           9'h1df:
-              \$1392 [479] = \$1127 ;
+              \$1396 [479] = \$1127 ;
           9'h1e0:
-              \$1392 [480] = \$1127 ;
+              \$1396 [480] = \$1127 ;
           9'h1e1:
-              \$1392 [481] = \$1127 ;
+              \$1396 [481] = \$1127 ;
           9'h1e2:
-              \$1392 [482] = \$1127 ;
+              \$1396 [482] = \$1127 ;
           9'h1e3:
-              \$1392 [483] = \$1127 ;
+              \$1396 [483] = \$1127 ;
           9'h1e4:
-              \$1392 [484] = \$1127 ;
+              \$1396 [484] = \$1127 ;
           9'h1e5:
-              \$1392 [485] = \$1127 ;
+              \$1396 [485] = \$1127 ;
           9'h1e6:
-              \$1392 [486] = \$1127 ;
+              \$1396 [486] = \$1127 ;
           9'h1e7:
-              \$1392 [487] = \$1127 ;
+              \$1396 [487] = \$1127 ;
           9'h1e8:
-              \$1392 [488] = \$1127 ;
+              \$1396 [488] = \$1127 ;
           9'h1e9:
-              \$1392 [489] = \$1127 ;
+              \$1396 [489] = \$1127 ;
           9'h1ea:
-              \$1392 [490] = \$1127 ;
+              \$1396 [490] = \$1127 ;
           9'h1eb:
-              \$1392 [491] = \$1127 ;
+              \$1396 [491] = \$1127 ;
           9'h1ec:
-              \$1392 [492] = \$1127 ;
+              \$1396 [492] = \$1127 ;
           9'h1ed:
-              \$1392 [493] = \$1127 ;
+              \$1396 [493] = \$1127 ;
           9'h1ee:
-              \$1392 [494] = \$1127 ;
+              \$1396 [494] = \$1127 ;
           9'h1ef:
-              \$1392 [495] = \$1127 ;
+              \$1396 [495] = \$1127 ;
           9'h1f0:
-              \$1392 [496] = \$1127 ;
+              \$1396 [496] = \$1127 ;
           9'h1f1:
-              \$1392 [497] = \$1127 ;
+              \$1396 [497] = \$1127 ;
           9'h1f2:
-              \$1392 [498] = \$1127 ;
+              \$1396 [498] = \$1127 ;
           9'h1f3:
-              \$1392 [499] = \$1127 ;
+              \$1396 [499] = \$1127 ;
           9'h1f4:
-              \$1392 [500] = \$1127 ;
+              \$1396 [500] = \$1127 ;
           9'h1f5:
-              \$1392 [501] = \$1127 ;
+              \$1396 [501] = \$1127 ;
           9'h1f6:
-              \$1392 [502] = \$1127 ;
+              \$1396 [502] = \$1127 ;
           9'h1f7:
-              \$1392 [503] = \$1127 ;
+              \$1396 [503] = \$1127 ;
           9'h1f8:
-              \$1392 [504] = \$1127 ;
+              \$1396 [504] = \$1127 ;
           9'h1f9:
-              \$1392 [505] = \$1127 ;
+              \$1396 [505] = \$1127 ;
           9'h1fa:
-              \$1392 [506] = \$1127 ;
+              \$1396 [506] = \$1127 ;
           9'h1fb:
-              \$1392 [507] = \$1127 ;
+              \$1396 [507] = \$1127 ;
           9'h1fc:
-              \$1392 [508] = \$1127 ;
+              \$1396 [508] = \$1127 ;
           9'h1fd:
-              \$1392 [509] = \$1127 ;
+              \$1396 [509] = \$1127 ;
           9'h1fe:
-              \$1392 [510] = \$1127 ;
+              \$1396 [510] = \$1127 ;
           9'h1ff:
-              \$1392 [511] = \$1127 ;
+              \$1396 [511] = \$1127 ;
         endcase
       end
     end
@@ -13061,1029 +13175,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1130 ;
+              \$1396 [0] = \$1130 ;
           9'h001:
-              \$1392 [1] = \$1130 ;
+              \$1396 [1] = \$1130 ;
           9'h002:
-              \$1392 [2] = \$1130 ;
+              \$1396 [2] = \$1130 ;
           9'h003:
-              \$1392 [3] = \$1130 ;
+              \$1396 [3] = \$1130 ;
           9'h004:
-              \$1392 [4] = \$1130 ;
+              \$1396 [4] = \$1130 ;
           9'h005:
-              \$1392 [5] = \$1130 ;
+              \$1396 [5] = \$1130 ;
           9'h006:
-              \$1392 [6] = \$1130 ;
+              \$1396 [6] = \$1130 ;
           9'h007:
-              \$1392 [7] = \$1130 ;
+              \$1396 [7] = \$1130 ;
           9'h008:
-              \$1392 [8] = \$1130 ;
+              \$1396 [8] = \$1130 ;
           9'h009:
-              \$1392 [9] = \$1130 ;
+              \$1396 [9] = \$1130 ;
           9'h00a:
-              \$1392 [10] = \$1130 ;
+              \$1396 [10] = \$1130 ;
           9'h00b:
-              \$1392 [11] = \$1130 ;
+              \$1396 [11] = \$1130 ;
           9'h00c:
-              \$1392 [12] = \$1130 ;
+              \$1396 [12] = \$1130 ;
           9'h00d:
-              \$1392 [13] = \$1130 ;
+              \$1396 [13] = \$1130 ;
           9'h00e:
-              \$1392 [14] = \$1130 ;
+              \$1396 [14] = \$1130 ;
           9'h00f:
-              \$1392 [15] = \$1130 ;
+              \$1396 [15] = \$1130 ;
           9'h010:
-              \$1392 [16] = \$1130 ;
+              \$1396 [16] = \$1130 ;
           9'h011:
-              \$1392 [17] = \$1130 ;
+              \$1396 [17] = \$1130 ;
           9'h012:
-              \$1392 [18] = \$1130 ;
+              \$1396 [18] = \$1130 ;
           9'h013:
-              \$1392 [19] = \$1130 ;
+              \$1396 [19] = \$1130 ;
           9'h014:
-              \$1392 [20] = \$1130 ;
+              \$1396 [20] = \$1130 ;
           9'h015:
-              \$1392 [21] = \$1130 ;
+              \$1396 [21] = \$1130 ;
           9'h016:
-              \$1392 [22] = \$1130 ;
+              \$1396 [22] = \$1130 ;
           9'h017:
-              \$1392 [23] = \$1130 ;
+              \$1396 [23] = \$1130 ;
           9'h018:
-              \$1392 [24] = \$1130 ;
+              \$1396 [24] = \$1130 ;
           9'h019:
-              \$1392 [25] = \$1130 ;
+              \$1396 [25] = \$1130 ;
           9'h01a:
-              \$1392 [26] = \$1130 ;
+              \$1396 [26] = \$1130 ;
           9'h01b:
-              \$1392 [27] = \$1130 ;
+              \$1396 [27] = \$1130 ;
           9'h01c:
-              \$1392 [28] = \$1130 ;
+              \$1396 [28] = \$1130 ;
           9'h01d:
-              \$1392 [29] = \$1130 ;
+              \$1396 [29] = \$1130 ;
           9'h01e:
-              \$1392 [30] = \$1130 ;
+              \$1396 [30] = \$1130 ;
           9'h01f:
-              \$1392 [31] = \$1130 ;
+              \$1396 [31] = \$1130 ;
           9'h020:
-              \$1392 [32] = \$1130 ;
+              \$1396 [32] = \$1130 ;
           9'h021:
-              \$1392 [33] = \$1130 ;
+              \$1396 [33] = \$1130 ;
           9'h022:
-              \$1392 [34] = \$1130 ;
+              \$1396 [34] = \$1130 ;
           9'h023:
-              \$1392 [35] = \$1130 ;
+              \$1396 [35] = \$1130 ;
           9'h024:
-              \$1392 [36] = \$1130 ;
+              \$1396 [36] = \$1130 ;
           9'h025:
-              \$1392 [37] = \$1130 ;
+              \$1396 [37] = \$1130 ;
           9'h026:
-              \$1392 [38] = \$1130 ;
+              \$1396 [38] = \$1130 ;
           9'h027:
-              \$1392 [39] = \$1130 ;
+              \$1396 [39] = \$1130 ;
           9'h028:
-              \$1392 [40] = \$1130 ;
+              \$1396 [40] = \$1130 ;
           9'h029:
-              \$1392 [41] = \$1130 ;
+              \$1396 [41] = \$1130 ;
           9'h02a:
-              \$1392 [42] = \$1130 ;
+              \$1396 [42] = \$1130 ;
           9'h02b:
-              \$1392 [43] = \$1130 ;
+              \$1396 [43] = \$1130 ;
           9'h02c:
-              \$1392 [44] = \$1130 ;
+              \$1396 [44] = \$1130 ;
           9'h02d:
-              \$1392 [45] = \$1130 ;
+              \$1396 [45] = \$1130 ;
           9'h02e:
-              \$1392 [46] = \$1130 ;
+              \$1396 [46] = \$1130 ;
           9'h02f:
-              \$1392 [47] = \$1130 ;
+              \$1396 [47] = \$1130 ;
           9'h030:
-              \$1392 [48] = \$1130 ;
+              \$1396 [48] = \$1130 ;
           9'h031:
-              \$1392 [49] = \$1130 ;
+              \$1396 [49] = \$1130 ;
           9'h032:
-              \$1392 [50] = \$1130 ;
+              \$1396 [50] = \$1130 ;
           9'h033:
-              \$1392 [51] = \$1130 ;
+              \$1396 [51] = \$1130 ;
           9'h034:
-              \$1392 [52] = \$1130 ;
+              \$1396 [52] = \$1130 ;
           9'h035:
-              \$1392 [53] = \$1130 ;
+              \$1396 [53] = \$1130 ;
           9'h036:
-              \$1392 [54] = \$1130 ;
+              \$1396 [54] = \$1130 ;
           9'h037:
-              \$1392 [55] = \$1130 ;
+              \$1396 [55] = \$1130 ;
           9'h038:
-              \$1392 [56] = \$1130 ;
+              \$1396 [56] = \$1130 ;
           9'h039:
-              \$1392 [57] = \$1130 ;
+              \$1396 [57] = \$1130 ;
           9'h03a:
-              \$1392 [58] = \$1130 ;
+              \$1396 [58] = \$1130 ;
           9'h03b:
-              \$1392 [59] = \$1130 ;
+              \$1396 [59] = \$1130 ;
           9'h03c:
-              \$1392 [60] = \$1130 ;
+              \$1396 [60] = \$1130 ;
           9'h03d:
-              \$1392 [61] = \$1130 ;
+              \$1396 [61] = \$1130 ;
           9'h03e:
-              \$1392 [62] = \$1130 ;
+              \$1396 [62] = \$1130 ;
           9'h03f:
-              \$1392 [63] = \$1130 ;
+              \$1396 [63] = \$1130 ;
           9'h040:
-              \$1392 [64] = \$1130 ;
+              \$1396 [64] = \$1130 ;
           9'h041:
-              \$1392 [65] = \$1130 ;
+              \$1396 [65] = \$1130 ;
           9'h042:
-              \$1392 [66] = \$1130 ;
+              \$1396 [66] = \$1130 ;
           9'h043:
-              \$1392 [67] = \$1130 ;
+              \$1396 [67] = \$1130 ;
           9'h044:
-              \$1392 [68] = \$1130 ;
+              \$1396 [68] = \$1130 ;
           9'h045:
-              \$1392 [69] = \$1130 ;
+              \$1396 [69] = \$1130 ;
           9'h046:
-              \$1392 [70] = \$1130 ;
+              \$1396 [70] = \$1130 ;
           9'h047:
-              \$1392 [71] = \$1130 ;
+              \$1396 [71] = \$1130 ;
           9'h048:
-              \$1392 [72] = \$1130 ;
+              \$1396 [72] = \$1130 ;
           9'h049:
-              \$1392 [73] = \$1130 ;
+              \$1396 [73] = \$1130 ;
           9'h04a:
-              \$1392 [74] = \$1130 ;
+              \$1396 [74] = \$1130 ;
           9'h04b:
-              \$1392 [75] = \$1130 ;
+              \$1396 [75] = \$1130 ;
           9'h04c:
-              \$1392 [76] = \$1130 ;
+              \$1396 [76] = \$1130 ;
           9'h04d:
-              \$1392 [77] = \$1130 ;
+              \$1396 [77] = \$1130 ;
           9'h04e:
-              \$1392 [78] = \$1130 ;
+              \$1396 [78] = \$1130 ;
           9'h04f:
-              \$1392 [79] = \$1130 ;
+              \$1396 [79] = \$1130 ;
           9'h050:
-              \$1392 [80] = \$1130 ;
+              \$1396 [80] = \$1130 ;
           9'h051:
-              \$1392 [81] = \$1130 ;
+              \$1396 [81] = \$1130 ;
           9'h052:
-              \$1392 [82] = \$1130 ;
+              \$1396 [82] = \$1130 ;
           9'h053:
-              \$1392 [83] = \$1130 ;
+              \$1396 [83] = \$1130 ;
           9'h054:
-              \$1392 [84] = \$1130 ;
+              \$1396 [84] = \$1130 ;
           9'h055:
-              \$1392 [85] = \$1130 ;
+              \$1396 [85] = \$1130 ;
           9'h056:
-              \$1392 [86] = \$1130 ;
+              \$1396 [86] = \$1130 ;
           9'h057:
-              \$1392 [87] = \$1130 ;
+              \$1396 [87] = \$1130 ;
           9'h058:
-              \$1392 [88] = \$1130 ;
+              \$1396 [88] = \$1130 ;
           9'h059:
-              \$1392 [89] = \$1130 ;
+              \$1396 [89] = \$1130 ;
           9'h05a:
-              \$1392 [90] = \$1130 ;
+              \$1396 [90] = \$1130 ;
           9'h05b:
-              \$1392 [91] = \$1130 ;
+              \$1396 [91] = \$1130 ;
           9'h05c:
-              \$1392 [92] = \$1130 ;
+              \$1396 [92] = \$1130 ;
           9'h05d:
-              \$1392 [93] = \$1130 ;
+              \$1396 [93] = \$1130 ;
           9'h05e:
-              \$1392 [94] = \$1130 ;
+              \$1396 [94] = \$1130 ;
           9'h05f:
-              \$1392 [95] = \$1130 ;
+              \$1396 [95] = \$1130 ;
           9'h060:
-              \$1392 [96] = \$1130 ;
+              \$1396 [96] = \$1130 ;
           9'h061:
-              \$1392 [97] = \$1130 ;
+              \$1396 [97] = \$1130 ;
           9'h062:
-              \$1392 [98] = \$1130 ;
+              \$1396 [98] = \$1130 ;
           9'h063:
-              \$1392 [99] = \$1130 ;
+              \$1396 [99] = \$1130 ;
           9'h064:
-              \$1392 [100] = \$1130 ;
+              \$1396 [100] = \$1130 ;
           9'h065:
-              \$1392 [101] = \$1130 ;
+              \$1396 [101] = \$1130 ;
           9'h066:
-              \$1392 [102] = \$1130 ;
+              \$1396 [102] = \$1130 ;
           9'h067:
-              \$1392 [103] = \$1130 ;
+              \$1396 [103] = \$1130 ;
           9'h068:
-              \$1392 [104] = \$1130 ;
+              \$1396 [104] = \$1130 ;
           9'h069:
-              \$1392 [105] = \$1130 ;
+              \$1396 [105] = \$1130 ;
           9'h06a:
-              \$1392 [106] = \$1130 ;
+              \$1396 [106] = \$1130 ;
           9'h06b:
-              \$1392 [107] = \$1130 ;
+              \$1396 [107] = \$1130 ;
           9'h06c:
-              \$1392 [108] = \$1130 ;
+              \$1396 [108] = \$1130 ;
           9'h06d:
-              \$1392 [109] = \$1130 ;
+              \$1396 [109] = \$1130 ;
           9'h06e:
-              \$1392 [110] = \$1130 ;
+              \$1396 [110] = \$1130 ;
           9'h06f:
-              \$1392 [111] = \$1130 ;
+              \$1396 [111] = \$1130 ;
           9'h070:
-              \$1392 [112] = \$1130 ;
+              \$1396 [112] = \$1130 ;
           9'h071:
-              \$1392 [113] = \$1130 ;
+              \$1396 [113] = \$1130 ;
           9'h072:
-              \$1392 [114] = \$1130 ;
+              \$1396 [114] = \$1130 ;
           9'h073:
-              \$1392 [115] = \$1130 ;
+              \$1396 [115] = \$1130 ;
           9'h074:
-              \$1392 [116] = \$1130 ;
+              \$1396 [116] = \$1130 ;
           9'h075:
-              \$1392 [117] = \$1130 ;
+              \$1396 [117] = \$1130 ;
           9'h076:
-              \$1392 [118] = \$1130 ;
+              \$1396 [118] = \$1130 ;
           9'h077:
-              \$1392 [119] = \$1130 ;
+              \$1396 [119] = \$1130 ;
           9'h078:
-              \$1392 [120] = \$1130 ;
+              \$1396 [120] = \$1130 ;
           9'h079:
-              \$1392 [121] = \$1130 ;
+              \$1396 [121] = \$1130 ;
           9'h07a:
-              \$1392 [122] = \$1130 ;
+              \$1396 [122] = \$1130 ;
           9'h07b:
-              \$1392 [123] = \$1130 ;
+              \$1396 [123] = \$1130 ;
           9'h07c:
-              \$1392 [124] = \$1130 ;
+              \$1396 [124] = \$1130 ;
           9'h07d:
-              \$1392 [125] = \$1130 ;
+              \$1396 [125] = \$1130 ;
           9'h07e:
-              \$1392 [126] = \$1130 ;
+              \$1396 [126] = \$1130 ;
           9'h07f:
-              \$1392 [127] = \$1130 ;
+              \$1396 [127] = \$1130 ;
           9'h080:
-              \$1392 [128] = \$1130 ;
+              \$1396 [128] = \$1130 ;
           9'h081:
-              \$1392 [129] = \$1130 ;
+              \$1396 [129] = \$1130 ;
           9'h082:
-              \$1392 [130] = \$1130 ;
+              \$1396 [130] = \$1130 ;
           9'h083:
-              \$1392 [131] = \$1130 ;
+              \$1396 [131] = \$1130 ;
           9'h084:
-              \$1392 [132] = \$1130 ;
+              \$1396 [132] = \$1130 ;
           9'h085:
-              \$1392 [133] = \$1130 ;
+              \$1396 [133] = \$1130 ;
           9'h086:
-              \$1392 [134] = \$1130 ;
+              \$1396 [134] = \$1130 ;
           9'h087:
-              \$1392 [135] = \$1130 ;
+              \$1396 [135] = \$1130 ;
           9'h088:
-              \$1392 [136] = \$1130 ;
+              \$1396 [136] = \$1130 ;
           9'h089:
-              \$1392 [137] = \$1130 ;
+              \$1396 [137] = \$1130 ;
           9'h08a:
-              \$1392 [138] = \$1130 ;
+              \$1396 [138] = \$1130 ;
           9'h08b:
-              \$1392 [139] = \$1130 ;
+              \$1396 [139] = \$1130 ;
           9'h08c:
-              \$1392 [140] = \$1130 ;
+              \$1396 [140] = \$1130 ;
           9'h08d:
-              \$1392 [141] = \$1130 ;
+              \$1396 [141] = \$1130 ;
           9'h08e:
-              \$1392 [142] = \$1130 ;
+              \$1396 [142] = \$1130 ;
           9'h08f:
-              \$1392 [143] = \$1130 ;
+              \$1396 [143] = \$1130 ;
           9'h090:
-              \$1392 [144] = \$1130 ;
+              \$1396 [144] = \$1130 ;
           9'h091:
-              \$1392 [145] = \$1130 ;
+              \$1396 [145] = \$1130 ;
           9'h092:
-              \$1392 [146] = \$1130 ;
+              \$1396 [146] = \$1130 ;
           9'h093:
-              \$1392 [147] = \$1130 ;
+              \$1396 [147] = \$1130 ;
           9'h094:
-              \$1392 [148] = \$1130 ;
+              \$1396 [148] = \$1130 ;
           9'h095:
-              \$1392 [149] = \$1130 ;
+              \$1396 [149] = \$1130 ;
           9'h096:
-              \$1392 [150] = \$1130 ;
+              \$1396 [150] = \$1130 ;
           9'h097:
-              \$1392 [151] = \$1130 ;
+              \$1396 [151] = \$1130 ;
           9'h098:
-              \$1392 [152] = \$1130 ;
+              \$1396 [152] = \$1130 ;
           9'h099:
-              \$1392 [153] = \$1130 ;
+              \$1396 [153] = \$1130 ;
           9'h09a:
-              \$1392 [154] = \$1130 ;
+              \$1396 [154] = \$1130 ;
           9'h09b:
-              \$1392 [155] = \$1130 ;
+              \$1396 [155] = \$1130 ;
           9'h09c:
-              \$1392 [156] = \$1130 ;
+              \$1396 [156] = \$1130 ;
           9'h09d:
-              \$1392 [157] = \$1130 ;
+              \$1396 [157] = \$1130 ;
           9'h09e:
-              \$1392 [158] = \$1130 ;
+              \$1396 [158] = \$1130 ;
           9'h09f:
-              \$1392 [159] = \$1130 ;
+              \$1396 [159] = \$1130 ;
           9'h0a0:
-              \$1392 [160] = \$1130 ;
+              \$1396 [160] = \$1130 ;
           9'h0a1:
-              \$1392 [161] = \$1130 ;
+              \$1396 [161] = \$1130 ;
           9'h0a2:
-              \$1392 [162] = \$1130 ;
+              \$1396 [162] = \$1130 ;
           9'h0a3:
-              \$1392 [163] = \$1130 ;
+              \$1396 [163] = \$1130 ;
           9'h0a4:
-              \$1392 [164] = \$1130 ;
+              \$1396 [164] = \$1130 ;
           9'h0a5:
-              \$1392 [165] = \$1130 ;
+              \$1396 [165] = \$1130 ;
           9'h0a6:
-              \$1392 [166] = \$1130 ;
+              \$1396 [166] = \$1130 ;
           9'h0a7:
-              \$1392 [167] = \$1130 ;
+              \$1396 [167] = \$1130 ;
           9'h0a8:
-              \$1392 [168] = \$1130 ;
+              \$1396 [168] = \$1130 ;
           9'h0a9:
-              \$1392 [169] = \$1130 ;
+              \$1396 [169] = \$1130 ;
           9'h0aa:
-              \$1392 [170] = \$1130 ;
+              \$1396 [170] = \$1130 ;
           9'h0ab:
-              \$1392 [171] = \$1130 ;
+              \$1396 [171] = \$1130 ;
           9'h0ac:
-              \$1392 [172] = \$1130 ;
+              \$1396 [172] = \$1130 ;
           9'h0ad:
-              \$1392 [173] = \$1130 ;
+              \$1396 [173] = \$1130 ;
           9'h0ae:
-              \$1392 [174] = \$1130 ;
+              \$1396 [174] = \$1130 ;
           9'h0af:
-              \$1392 [175] = \$1130 ;
+              \$1396 [175] = \$1130 ;
           9'h0b0:
-              \$1392 [176] = \$1130 ;
+              \$1396 [176] = \$1130 ;
           9'h0b1:
-              \$1392 [177] = \$1130 ;
+              \$1396 [177] = \$1130 ;
           9'h0b2:
-              \$1392 [178] = \$1130 ;
+              \$1396 [178] = \$1130 ;
           9'h0b3:
-              \$1392 [179] = \$1130 ;
+              \$1396 [179] = \$1130 ;
           9'h0b4:
-              \$1392 [180] = \$1130 ;
+              \$1396 [180] = \$1130 ;
           9'h0b5:
-              \$1392 [181] = \$1130 ;
+              \$1396 [181] = \$1130 ;
           9'h0b6:
-              \$1392 [182] = \$1130 ;
+              \$1396 [182] = \$1130 ;
           9'h0b7:
-              \$1392 [183] = \$1130 ;
+              \$1396 [183] = \$1130 ;
           9'h0b8:
-              \$1392 [184] = \$1130 ;
+              \$1396 [184] = \$1130 ;
           9'h0b9:
-              \$1392 [185] = \$1130 ;
+              \$1396 [185] = \$1130 ;
           9'h0ba:
-              \$1392 [186] = \$1130 ;
+              \$1396 [186] = \$1130 ;
           9'h0bb:
-              \$1392 [187] = \$1130 ;
+              \$1396 [187] = \$1130 ;
           9'h0bc:
-              \$1392 [188] = \$1130 ;
+              \$1396 [188] = \$1130 ;
           9'h0bd:
-              \$1392 [189] = \$1130 ;
+              \$1396 [189] = \$1130 ;
           9'h0be:
-              \$1392 [190] = \$1130 ;
+              \$1396 [190] = \$1130 ;
           9'h0bf:
-              \$1392 [191] = \$1130 ;
+              \$1396 [191] = \$1130 ;
           9'h0c0:
-              \$1392 [192] = \$1130 ;
+              \$1396 [192] = \$1130 ;
           9'h0c1:
-              \$1392 [193] = \$1130 ;
+              \$1396 [193] = \$1130 ;
           9'h0c2:
-              \$1392 [194] = \$1130 ;
+              \$1396 [194] = \$1130 ;
           9'h0c3:
-              \$1392 [195] = \$1130 ;
+              \$1396 [195] = \$1130 ;
           9'h0c4:
-              \$1392 [196] = \$1130 ;
+              \$1396 [196] = \$1130 ;
           9'h0c5:
-              \$1392 [197] = \$1130 ;
+              \$1396 [197] = \$1130 ;
           9'h0c6:
-              \$1392 [198] = \$1130 ;
+              \$1396 [198] = \$1130 ;
           9'h0c7:
-              \$1392 [199] = \$1130 ;
+              \$1396 [199] = \$1130 ;
           9'h0c8:
-              \$1392 [200] = \$1130 ;
+              \$1396 [200] = \$1130 ;
           9'h0c9:
-              \$1392 [201] = \$1130 ;
+              \$1396 [201] = \$1130 ;
           9'h0ca:
-              \$1392 [202] = \$1130 ;
+              \$1396 [202] = \$1130 ;
           9'h0cb:
-              \$1392 [203] = \$1130 ;
+              \$1396 [203] = \$1130 ;
           9'h0cc:
-              \$1392 [204] = \$1130 ;
+              \$1396 [204] = \$1130 ;
           9'h0cd:
-              \$1392 [205] = \$1130 ;
+              \$1396 [205] = \$1130 ;
           9'h0ce:
-              \$1392 [206] = \$1130 ;
+              \$1396 [206] = \$1130 ;
           9'h0cf:
-              \$1392 [207] = \$1130 ;
+              \$1396 [207] = \$1130 ;
           9'h0d0:
-              \$1392 [208] = \$1130 ;
+              \$1396 [208] = \$1130 ;
           9'h0d1:
-              \$1392 [209] = \$1130 ;
+              \$1396 [209] = \$1130 ;
           9'h0d2:
-              \$1392 [210] = \$1130 ;
+              \$1396 [210] = \$1130 ;
           9'h0d3:
-              \$1392 [211] = \$1130 ;
+              \$1396 [211] = \$1130 ;
           9'h0d4:
-              \$1392 [212] = \$1130 ;
+              \$1396 [212] = \$1130 ;
           9'h0d5:
-              \$1392 [213] = \$1130 ;
+              \$1396 [213] = \$1130 ;
           9'h0d6:
-              \$1392 [214] = \$1130 ;
+              \$1396 [214] = \$1130 ;
           9'h0d7:
-              \$1392 [215] = \$1130 ;
+              \$1396 [215] = \$1130 ;
           9'h0d8:
-              \$1392 [216] = \$1130 ;
+              \$1396 [216] = \$1130 ;
           9'h0d9:
-              \$1392 [217] = \$1130 ;
+              \$1396 [217] = \$1130 ;
           9'h0da:
-              \$1392 [218] = \$1130 ;
+              \$1396 [218] = \$1130 ;
           9'h0db:
-              \$1392 [219] = \$1130 ;
+              \$1396 [219] = \$1130 ;
           9'h0dc:
-              \$1392 [220] = \$1130 ;
+              \$1396 [220] = \$1130 ;
           9'h0dd:
-              \$1392 [221] = \$1130 ;
+              \$1396 [221] = \$1130 ;
           9'h0de:
-              \$1392 [222] = \$1130 ;
+              \$1396 [222] = \$1130 ;
           9'h0df:
-              \$1392 [223] = \$1130 ;
+              \$1396 [223] = \$1130 ;
           9'h0e0:
-              \$1392 [224] = \$1130 ;
+              \$1396 [224] = \$1130 ;
           9'h0e1:
-              \$1392 [225] = \$1130 ;
+              \$1396 [225] = \$1130 ;
           9'h0e2:
-              \$1392 [226] = \$1130 ;
+              \$1396 [226] = \$1130 ;
           9'h0e3:
-              \$1392 [227] = \$1130 ;
+              \$1396 [227] = \$1130 ;
           9'h0e4:
-              \$1392 [228] = \$1130 ;
+              \$1396 [228] = \$1130 ;
           9'h0e5:
-              \$1392 [229] = \$1130 ;
+              \$1396 [229] = \$1130 ;
           9'h0e6:
-              \$1392 [230] = \$1130 ;
+              \$1396 [230] = \$1130 ;
           9'h0e7:
-              \$1392 [231] = \$1130 ;
+              \$1396 [231] = \$1130 ;
           9'h0e8:
-              \$1392 [232] = \$1130 ;
+              \$1396 [232] = \$1130 ;
           9'h0e9:
-              \$1392 [233] = \$1130 ;
+              \$1396 [233] = \$1130 ;
           9'h0ea:
-              \$1392 [234] = \$1130 ;
+              \$1396 [234] = \$1130 ;
           9'h0eb:
-              \$1392 [235] = \$1130 ;
+              \$1396 [235] = \$1130 ;
           9'h0ec:
-              \$1392 [236] = \$1130 ;
+              \$1396 [236] = \$1130 ;
           9'h0ed:
-              \$1392 [237] = \$1130 ;
+              \$1396 [237] = \$1130 ;
           9'h0ee:
-              \$1392 [238] = \$1130 ;
+              \$1396 [238] = \$1130 ;
           9'h0ef:
-              \$1392 [239] = \$1130 ;
+              \$1396 [239] = \$1130 ;
           9'h0f0:
-              \$1392 [240] = \$1130 ;
+              \$1396 [240] = \$1130 ;
           9'h0f1:
-              \$1392 [241] = \$1130 ;
+              \$1396 [241] = \$1130 ;
           9'h0f2:
-              \$1392 [242] = \$1130 ;
+              \$1396 [242] = \$1130 ;
           9'h0f3:
-              \$1392 [243] = \$1130 ;
+              \$1396 [243] = \$1130 ;
           9'h0f4:
-              \$1392 [244] = \$1130 ;
+              \$1396 [244] = \$1130 ;
           9'h0f5:
-              \$1392 [245] = \$1130 ;
+              \$1396 [245] = \$1130 ;
           9'h0f6:
-              \$1392 [246] = \$1130 ;
+              \$1396 [246] = \$1130 ;
           9'h0f7:
-              \$1392 [247] = \$1130 ;
+              \$1396 [247] = \$1130 ;
           9'h0f8:
-              \$1392 [248] = \$1130 ;
+              \$1396 [248] = \$1130 ;
           9'h0f9:
-              \$1392 [249] = \$1130 ;
+              \$1396 [249] = \$1130 ;
           9'h0fa:
-              \$1392 [250] = \$1130 ;
+              \$1396 [250] = \$1130 ;
           9'h0fb:
-              \$1392 [251] = \$1130 ;
+              \$1396 [251] = \$1130 ;
           9'h0fc:
-              \$1392 [252] = \$1130 ;
+              \$1396 [252] = \$1130 ;
           9'h0fd:
-              \$1392 [253] = \$1130 ;
+              \$1396 [253] = \$1130 ;
           9'h0fe:
-              \$1392 [254] = \$1130 ;
+              \$1396 [254] = \$1130 ;
           9'h0ff:
-              \$1392 [255] = \$1130 ;
+              \$1396 [255] = \$1130 ;
           9'h100:
-              \$1392 [256] = \$1130 ;
+              \$1396 [256] = \$1130 ;
           9'h101:
-              \$1392 [257] = \$1130 ;
+              \$1396 [257] = \$1130 ;
           9'h102:
-              \$1392 [258] = \$1130 ;
+              \$1396 [258] = \$1130 ;
           9'h103:
-              \$1392 [259] = \$1130 ;
+              \$1396 [259] = \$1130 ;
           9'h104:
-              \$1392 [260] = \$1130 ;
+              \$1396 [260] = \$1130 ;
           9'h105:
-              \$1392 [261] = \$1130 ;
+              \$1396 [261] = \$1130 ;
           9'h106:
-              \$1392 [262] = \$1130 ;
+              \$1396 [262] = \$1130 ;
           9'h107:
-              \$1392 [263] = \$1130 ;
+              \$1396 [263] = \$1130 ;
           9'h108:
-              \$1392 [264] = \$1130 ;
+              \$1396 [264] = \$1130 ;
           9'h109:
-              \$1392 [265] = \$1130 ;
+              \$1396 [265] = \$1130 ;
           9'h10a:
-              \$1392 [266] = \$1130 ;
+              \$1396 [266] = \$1130 ;
           9'h10b:
-              \$1392 [267] = \$1130 ;
+              \$1396 [267] = \$1130 ;
           9'h10c:
-              \$1392 [268] = \$1130 ;
+              \$1396 [268] = \$1130 ;
           9'h10d:
-              \$1392 [269] = \$1130 ;
+              \$1396 [269] = \$1130 ;
           9'h10e:
-              \$1392 [270] = \$1130 ;
+              \$1396 [270] = \$1130 ;
           9'h10f:
-              \$1392 [271] = \$1130 ;
+              \$1396 [271] = \$1130 ;
           9'h110:
-              \$1392 [272] = \$1130 ;
+              \$1396 [272] = \$1130 ;
           9'h111:
-              \$1392 [273] = \$1130 ;
+              \$1396 [273] = \$1130 ;
           9'h112:
-              \$1392 [274] = \$1130 ;
+              \$1396 [274] = \$1130 ;
           9'h113:
-              \$1392 [275] = \$1130 ;
+              \$1396 [275] = \$1130 ;
           9'h114:
-              \$1392 [276] = \$1130 ;
+              \$1396 [276] = \$1130 ;
           9'h115:
-              \$1392 [277] = \$1130 ;
+              \$1396 [277] = \$1130 ;
           9'h116:
-              \$1392 [278] = \$1130 ;
+              \$1396 [278] = \$1130 ;
           9'h117:
-              \$1392 [279] = \$1130 ;
+              \$1396 [279] = \$1130 ;
           9'h118:
-              \$1392 [280] = \$1130 ;
+              \$1396 [280] = \$1130 ;
           9'h119:
-              \$1392 [281] = \$1130 ;
+              \$1396 [281] = \$1130 ;
           9'h11a:
-              \$1392 [282] = \$1130 ;
+              \$1396 [282] = \$1130 ;
           9'h11b:
-              \$1392 [283] = \$1130 ;
+              \$1396 [283] = \$1130 ;
           9'h11c:
-              \$1392 [284] = \$1130 ;
+              \$1396 [284] = \$1130 ;
           9'h11d:
-              \$1392 [285] = \$1130 ;
+              \$1396 [285] = \$1130 ;
           9'h11e:
-              \$1392 [286] = \$1130 ;
+              \$1396 [286] = \$1130 ;
           9'h11f:
-              \$1392 [287] = \$1130 ;
+              \$1396 [287] = \$1130 ;
           9'h120:
-              \$1392 [288] = \$1130 ;
+              \$1396 [288] = \$1130 ;
           9'h121:
-              \$1392 [289] = \$1130 ;
+              \$1396 [289] = \$1130 ;
           9'h122:
-              \$1392 [290] = \$1130 ;
+              \$1396 [290] = \$1130 ;
           9'h123:
-              \$1392 [291] = \$1130 ;
+              \$1396 [291] = \$1130 ;
           9'h124:
-              \$1392 [292] = \$1130 ;
+              \$1396 [292] = \$1130 ;
           9'h125:
-              \$1392 [293] = \$1130 ;
+              \$1396 [293] = \$1130 ;
           9'h126:
-              \$1392 [294] = \$1130 ;
+              \$1396 [294] = \$1130 ;
           9'h127:
-              \$1392 [295] = \$1130 ;
+              \$1396 [295] = \$1130 ;
           9'h128:
-              \$1392 [296] = \$1130 ;
+              \$1396 [296] = \$1130 ;
           9'h129:
-              \$1392 [297] = \$1130 ;
+              \$1396 [297] = \$1130 ;
           9'h12a:
-              \$1392 [298] = \$1130 ;
+              \$1396 [298] = \$1130 ;
           9'h12b:
-              \$1392 [299] = \$1130 ;
+              \$1396 [299] = \$1130 ;
           9'h12c:
-              \$1392 [300] = \$1130 ;
+              \$1396 [300] = \$1130 ;
           9'h12d:
-              \$1392 [301] = \$1130 ;
+              \$1396 [301] = \$1130 ;
           9'h12e:
-              \$1392 [302] = \$1130 ;
+              \$1396 [302] = \$1130 ;
           9'h12f:
-              \$1392 [303] = \$1130 ;
+              \$1396 [303] = \$1130 ;
           9'h130:
-              \$1392 [304] = \$1130 ;
+              \$1396 [304] = \$1130 ;
           9'h131:
-              \$1392 [305] = \$1130 ;
+              \$1396 [305] = \$1130 ;
           9'h132:
-              \$1392 [306] = \$1130 ;
+              \$1396 [306] = \$1130 ;
           9'h133:
-              \$1392 [307] = \$1130 ;
+              \$1396 [307] = \$1130 ;
           9'h134:
-              \$1392 [308] = \$1130 ;
+              \$1396 [308] = \$1130 ;
           9'h135:
-              \$1392 [309] = \$1130 ;
+              \$1396 [309] = \$1130 ;
           9'h136:
-              \$1392 [310] = \$1130 ;
+              \$1396 [310] = \$1130 ;
           9'h137:
-              \$1392 [311] = \$1130 ;
+              \$1396 [311] = \$1130 ;
           9'h138:
-              \$1392 [312] = \$1130 ;
+              \$1396 [312] = \$1130 ;
           9'h139:
-              \$1392 [313] = \$1130 ;
+              \$1396 [313] = \$1130 ;
           9'h13a:
-              \$1392 [314] = \$1130 ;
+              \$1396 [314] = \$1130 ;
           9'h13b:
-              \$1392 [315] = \$1130 ;
+              \$1396 [315] = \$1130 ;
           9'h13c:
-              \$1392 [316] = \$1130 ;
+              \$1396 [316] = \$1130 ;
           9'h13d:
-              \$1392 [317] = \$1130 ;
+              \$1396 [317] = \$1130 ;
           9'h13e:
-              \$1392 [318] = \$1130 ;
+              \$1396 [318] = \$1130 ;
           9'h13f:
-              \$1392 [319] = \$1130 ;
+              \$1396 [319] = \$1130 ;
           9'h140:
-              \$1392 [320] = \$1130 ;
+              \$1396 [320] = \$1130 ;
           9'h141:
-              \$1392 [321] = \$1130 ;
+              \$1396 [321] = \$1130 ;
           9'h142:
-              \$1392 [322] = \$1130 ;
+              \$1396 [322] = \$1130 ;
           9'h143:
-              \$1392 [323] = \$1130 ;
+              \$1396 [323] = \$1130 ;
           9'h144:
-              \$1392 [324] = \$1130 ;
+              \$1396 [324] = \$1130 ;
           9'h145:
-              \$1392 [325] = \$1130 ;
+              \$1396 [325] = \$1130 ;
           9'h146:
-              \$1392 [326] = \$1130 ;
+              \$1396 [326] = \$1130 ;
           9'h147:
-              \$1392 [327] = \$1130 ;
+              \$1396 [327] = \$1130 ;
           9'h148:
-              \$1392 [328] = \$1130 ;
+              \$1396 [328] = \$1130 ;
           9'h149:
-              \$1392 [329] = \$1130 ;
+              \$1396 [329] = \$1130 ;
           9'h14a:
-              \$1392 [330] = \$1130 ;
+              \$1396 [330] = \$1130 ;
           9'h14b:
-              \$1392 [331] = \$1130 ;
+              \$1396 [331] = \$1130 ;
           9'h14c:
-              \$1392 [332] = \$1130 ;
+              \$1396 [332] = \$1130 ;
           9'h14d:
-              \$1392 [333] = \$1130 ;
+              \$1396 [333] = \$1130 ;
           9'h14e:
-              \$1392 [334] = \$1130 ;
+              \$1396 [334] = \$1130 ;
           9'h14f:
-              \$1392 [335] = \$1130 ;
+              \$1396 [335] = \$1130 ;
           9'h150:
-              \$1392 [336] = \$1130 ;
+              \$1396 [336] = \$1130 ;
           9'h151:
-              \$1392 [337] = \$1130 ;
+              \$1396 [337] = \$1130 ;
           9'h152:
-              \$1392 [338] = \$1130 ;
+              \$1396 [338] = \$1130 ;
           9'h153:
-              \$1392 [339] = \$1130 ;
+              \$1396 [339] = \$1130 ;
           9'h154:
-              \$1392 [340] = \$1130 ;
+              \$1396 [340] = \$1130 ;
           9'h155:
-              \$1392 [341] = \$1130 ;
+              \$1396 [341] = \$1130 ;
           9'h156:
-              \$1392 [342] = \$1130 ;
+              \$1396 [342] = \$1130 ;
           9'h157:
-              \$1392 [343] = \$1130 ;
+              \$1396 [343] = \$1130 ;
           9'h158:
-              \$1392 [344] = \$1130 ;
+              \$1396 [344] = \$1130 ;
           9'h159:
-              \$1392 [345] = \$1130 ;
+              \$1396 [345] = \$1130 ;
           9'h15a:
-              \$1392 [346] = \$1130 ;
+              \$1396 [346] = \$1130 ;
           9'h15b:
-              \$1392 [347] = \$1130 ;
+              \$1396 [347] = \$1130 ;
           9'h15c:
-              \$1392 [348] = \$1130 ;
+              \$1396 [348] = \$1130 ;
           9'h15d:
-              \$1392 [349] = \$1130 ;
+              \$1396 [349] = \$1130 ;
           9'h15e:
-              \$1392 [350] = \$1130 ;
+              \$1396 [350] = \$1130 ;
           9'h15f:
-              \$1392 [351] = \$1130 ;
+              \$1396 [351] = \$1130 ;
           9'h160:
-              \$1392 [352] = \$1130 ;
+              \$1396 [352] = \$1130 ;
           9'h161:
-              \$1392 [353] = \$1130 ;
+              \$1396 [353] = \$1130 ;
           9'h162:
-              \$1392 [354] = \$1130 ;
+              \$1396 [354] = \$1130 ;
           9'h163:
-              \$1392 [355] = \$1130 ;
+              \$1396 [355] = \$1130 ;
           9'h164:
-              \$1392 [356] = \$1130 ;
+              \$1396 [356] = \$1130 ;
           9'h165:
-              \$1392 [357] = \$1130 ;
+              \$1396 [357] = \$1130 ;
           9'h166:
-              \$1392 [358] = \$1130 ;
+              \$1396 [358] = \$1130 ;
           9'h167:
-              \$1392 [359] = \$1130 ;
+              \$1396 [359] = \$1130 ;
           9'h168:
-              \$1392 [360] = \$1130 ;
+              \$1396 [360] = \$1130 ;
           9'h169:
-              \$1392 [361] = \$1130 ;
+              \$1396 [361] = \$1130 ;
           9'h16a:
-              \$1392 [362] = \$1130 ;
+              \$1396 [362] = \$1130 ;
           9'h16b:
-              \$1392 [363] = \$1130 ;
+              \$1396 [363] = \$1130 ;
           9'h16c:
-              \$1392 [364] = \$1130 ;
+              \$1396 [364] = \$1130 ;
           9'h16d:
-              \$1392 [365] = \$1130 ;
+              \$1396 [365] = \$1130 ;
           9'h16e:
-              \$1392 [366] = \$1130 ;
+              \$1396 [366] = \$1130 ;
           9'h16f:
-              \$1392 [367] = \$1130 ;
+              \$1396 [367] = \$1130 ;
           9'h170:
-              \$1392 [368] = \$1130 ;
+              \$1396 [368] = \$1130 ;
           9'h171:
-              \$1392 [369] = \$1130 ;
+              \$1396 [369] = \$1130 ;
           9'h172:
-              \$1392 [370] = \$1130 ;
+              \$1396 [370] = \$1130 ;
           9'h173:
-              \$1392 [371] = \$1130 ;
+              \$1396 [371] = \$1130 ;
           9'h174:
-              \$1392 [372] = \$1130 ;
+              \$1396 [372] = \$1130 ;
           9'h175:
-              \$1392 [373] = \$1130 ;
+              \$1396 [373] = \$1130 ;
           9'h176:
-              \$1392 [374] = \$1130 ;
+              \$1396 [374] = \$1130 ;
           9'h177:
-              \$1392 [375] = \$1130 ;
+              \$1396 [375] = \$1130 ;
           9'h178:
-              \$1392 [376] = \$1130 ;
+              \$1396 [376] = \$1130 ;
           9'h179:
-              \$1392 [377] = \$1130 ;
+              \$1396 [377] = \$1130 ;
           9'h17a:
-              \$1392 [378] = \$1130 ;
+              \$1396 [378] = \$1130 ;
           9'h17b:
-              \$1392 [379] = \$1130 ;
+              \$1396 [379] = \$1130 ;
           9'h17c:
-              \$1392 [380] = \$1130 ;
+              \$1396 [380] = \$1130 ;
           9'h17d:
-              \$1392 [381] = \$1130 ;
+              \$1396 [381] = \$1130 ;
           9'h17e:
-              \$1392 [382] = \$1130 ;
+              \$1396 [382] = \$1130 ;
           9'h17f:
-              \$1392 [383] = \$1130 ;
+              \$1396 [383] = \$1130 ;
           9'h180:
-              \$1392 [384] = \$1130 ;
+              \$1396 [384] = \$1130 ;
           9'h181:
-              \$1392 [385] = \$1130 ;
+              \$1396 [385] = \$1130 ;
           9'h182:
-              \$1392 [386] = \$1130 ;
+              \$1396 [386] = \$1130 ;
           9'h183:
-              \$1392 [387] = \$1130 ;
+              \$1396 [387] = \$1130 ;
           9'h184:
-              \$1392 [388] = \$1130 ;
+              \$1396 [388] = \$1130 ;
           9'h185:
-              \$1392 [389] = \$1130 ;
+              \$1396 [389] = \$1130 ;
           9'h186:
-              \$1392 [390] = \$1130 ;
+              \$1396 [390] = \$1130 ;
           9'h187:
-              \$1392 [391] = \$1130 ;
+              \$1396 [391] = \$1130 ;
           9'h188:
-              \$1392 [392] = \$1130 ;
+              \$1396 [392] = \$1130 ;
           9'h189:
-              \$1392 [393] = \$1130 ;
+              \$1396 [393] = \$1130 ;
           9'h18a:
-              \$1392 [394] = \$1130 ;
+              \$1396 [394] = \$1130 ;
           9'h18b:
-              \$1392 [395] = \$1130 ;
+              \$1396 [395] = \$1130 ;
           9'h18c:
-              \$1392 [396] = \$1130 ;
+              \$1396 [396] = \$1130 ;
           9'h18d:
-              \$1392 [397] = \$1130 ;
+              \$1396 [397] = \$1130 ;
           9'h18e:
-              \$1392 [398] = \$1130 ;
+              \$1396 [398] = \$1130 ;
           9'h18f:
-              \$1392 [399] = \$1130 ;
+              \$1396 [399] = \$1130 ;
           9'h190:
-              \$1392 [400] = \$1130 ;
+              \$1396 [400] = \$1130 ;
           9'h191:
-              \$1392 [401] = \$1130 ;
+              \$1396 [401] = \$1130 ;
           9'h192:
-              \$1392 [402] = \$1130 ;
+              \$1396 [402] = \$1130 ;
           9'h193:
-              \$1392 [403] = \$1130 ;
+              \$1396 [403] = \$1130 ;
           9'h194:
-              \$1392 [404] = \$1130 ;
+              \$1396 [404] = \$1130 ;
           9'h195:
-              \$1392 [405] = \$1130 ;
+              \$1396 [405] = \$1130 ;
           9'h196:
-              \$1392 [406] = \$1130 ;
+              \$1396 [406] = \$1130 ;
           9'h197:
-              \$1392 [407] = \$1130 ;
+              \$1396 [407] = \$1130 ;
           9'h198:
-              \$1392 [408] = \$1130 ;
+              \$1396 [408] = \$1130 ;
           9'h199:
-              \$1392 [409] = \$1130 ;
+              \$1396 [409] = \$1130 ;
           9'h19a:
-              \$1392 [410] = \$1130 ;
+              \$1396 [410] = \$1130 ;
           9'h19b:
-              \$1392 [411] = \$1130 ;
+              \$1396 [411] = \$1130 ;
           9'h19c:
-              \$1392 [412] = \$1130 ;
+              \$1396 [412] = \$1130 ;
           9'h19d:
-              \$1392 [413] = \$1130 ;
+              \$1396 [413] = \$1130 ;
           9'h19e:
-              \$1392 [414] = \$1130 ;
+              \$1396 [414] = \$1130 ;
           9'h19f:
-              \$1392 [415] = \$1130 ;
+              \$1396 [415] = \$1130 ;
           9'h1a0:
-              \$1392 [416] = \$1130 ;
+              \$1396 [416] = \$1130 ;
           9'h1a1:
-              \$1392 [417] = \$1130 ;
+              \$1396 [417] = \$1130 ;
           9'h1a2:
-              \$1392 [418] = \$1130 ;
+              \$1396 [418] = \$1130 ;
           9'h1a3:
-              \$1392 [419] = \$1130 ;
+              \$1396 [419] = \$1130 ;
           9'h1a4:
-              \$1392 [420] = \$1130 ;
+              \$1396 [420] = \$1130 ;
           9'h1a5:
-              \$1392 [421] = \$1130 ;
+              \$1396 [421] = \$1130 ;
           9'h1a6:
-              \$1392 [422] = \$1130 ;
+              \$1396 [422] = \$1130 ;
           9'h1a7:
-              \$1392 [423] = \$1130 ;
+              \$1396 [423] = \$1130 ;
           9'h1a8:
-              \$1392 [424] = \$1130 ;
+              \$1396 [424] = \$1130 ;
           9'h1a9:
-              \$1392 [425] = \$1130 ;
+              \$1396 [425] = \$1130 ;
           9'h1aa:
-              \$1392 [426] = \$1130 ;
+              \$1396 [426] = \$1130 ;
           9'h1ab:
-              \$1392 [427] = \$1130 ;
+              \$1396 [427] = \$1130 ;
           9'h1ac:
-              \$1392 [428] = \$1130 ;
+              \$1396 [428] = \$1130 ;
           9'h1ad:
-              \$1392 [429] = \$1130 ;
+              \$1396 [429] = \$1130 ;
           9'h1ae:
-              \$1392 [430] = \$1130 ;
+              \$1396 [430] = \$1130 ;
           9'h1af:
-              \$1392 [431] = \$1130 ;
+              \$1396 [431] = \$1130 ;
           9'h1b0:
-              \$1392 [432] = \$1130 ;
+              \$1396 [432] = \$1130 ;
           9'h1b1:
-              \$1392 [433] = \$1130 ;
+              \$1396 [433] = \$1130 ;
           9'h1b2:
-              \$1392 [434] = \$1130 ;
+              \$1396 [434] = \$1130 ;
           9'h1b3:
-              \$1392 [435] = \$1130 ;
+              \$1396 [435] = \$1130 ;
           9'h1b4:
-              \$1392 [436] = \$1130 ;
+              \$1396 [436] = \$1130 ;
           9'h1b5:
-              \$1392 [437] = \$1130 ;
+              \$1396 [437] = \$1130 ;
           9'h1b6:
-              \$1392 [438] = \$1130 ;
+              \$1396 [438] = \$1130 ;
           9'h1b7:
-              \$1392 [439] = \$1130 ;
+              \$1396 [439] = \$1130 ;
           9'h1b8:
-              \$1392 [440] = \$1130 ;
+              \$1396 [440] = \$1130 ;
           9'h1b9:
-              \$1392 [441] = \$1130 ;
+              \$1396 [441] = \$1130 ;
           9'h1ba:
-              \$1392 [442] = \$1130 ;
+              \$1396 [442] = \$1130 ;
           9'h1bb:
-              \$1392 [443] = \$1130 ;
+              \$1396 [443] = \$1130 ;
           9'h1bc:
-              \$1392 [444] = \$1130 ;
+              \$1396 [444] = \$1130 ;
           9'h1bd:
-              \$1392 [445] = \$1130 ;
+              \$1396 [445] = \$1130 ;
           9'h1be:
-              \$1392 [446] = \$1130 ;
+              \$1396 [446] = \$1130 ;
           9'h1bf:
-              \$1392 [447] = \$1130 ;
+              \$1396 [447] = \$1130 ;
           9'h1c0:
-              \$1392 [448] = \$1130 ;
+              \$1396 [448] = \$1130 ;
           9'h1c1:
-              \$1392 [449] = \$1130 ;
+              \$1396 [449] = \$1130 ;
           9'h1c2:
-              \$1392 [450] = \$1130 ;
+              \$1396 [450] = \$1130 ;
           9'h1c3:
-              \$1392 [451] = \$1130 ;
+              \$1396 [451] = \$1130 ;
           9'h1c4:
-              \$1392 [452] = \$1130 ;
+              \$1396 [452] = \$1130 ;
           9'h1c5:
-              \$1392 [453] = \$1130 ;
+              \$1396 [453] = \$1130 ;
           9'h1c6:
-              \$1392 [454] = \$1130 ;
+              \$1396 [454] = \$1130 ;
           9'h1c7:
-              \$1392 [455] = \$1130 ;
+              \$1396 [455] = \$1130 ;
           9'h1c8:
-              \$1392 [456] = \$1130 ;
+              \$1396 [456] = \$1130 ;
           9'h1c9:
-              \$1392 [457] = \$1130 ;
+              \$1396 [457] = \$1130 ;
           9'h1ca:
-              \$1392 [458] = \$1130 ;
+              \$1396 [458] = \$1130 ;
           9'h1cb:
-              \$1392 [459] = \$1130 ;
+              \$1396 [459] = \$1130 ;
           9'h1cc:
-              \$1392 [460] = \$1130 ;
+              \$1396 [460] = \$1130 ;
           9'h1cd:
-              \$1392 [461] = \$1130 ;
+              \$1396 [461] = \$1130 ;
           9'h1ce:
-              \$1392 [462] = \$1130 ;
+              \$1396 [462] = \$1130 ;
           9'h1cf:
-              \$1392 [463] = \$1130 ;
+              \$1396 [463] = \$1130 ;
           9'h1d0:
-              \$1392 [464] = \$1130 ;
+              \$1396 [464] = \$1130 ;
           9'h1d1:
-              \$1392 [465] = \$1130 ;
+              \$1396 [465] = \$1130 ;
           9'h1d2:
-              \$1392 [466] = \$1130 ;
+              \$1396 [466] = \$1130 ;
           9'h1d3:
-              \$1392 [467] = \$1130 ;
+              \$1396 [467] = \$1130 ;
           9'h1d4:
-              \$1392 [468] = \$1130 ;
+              \$1396 [468] = \$1130 ;
           9'h1d5:
-              \$1392 [469] = \$1130 ;
+              \$1396 [469] = \$1130 ;
           9'h1d6:
-              \$1392 [470] = \$1130 ;
+              \$1396 [470] = \$1130 ;
           9'h1d7:
-              \$1392 [471] = \$1130 ;
+              \$1396 [471] = \$1130 ;
           9'h1d8:
-              \$1392 [472] = \$1130 ;
+              \$1396 [472] = \$1130 ;
           9'h1d9:
-              \$1392 [473] = \$1130 ;
+              \$1396 [473] = \$1130 ;
           9'h1da:
-              \$1392 [474] = \$1130 ;
+              \$1396 [474] = \$1130 ;
           9'h1db:
-              \$1392 [475] = \$1130 ;
+              \$1396 [475] = \$1130 ;
           9'h1dc:
-              \$1392 [476] = \$1130 ;
+              \$1396 [476] = \$1130 ;
           9'h1dd:
-              \$1392 [477] = \$1130 ;
+              \$1396 [477] = \$1130 ;
           9'h1de:
-              \$1392 [478] = \$1130 ;
+              \$1396 [478] = \$1130 ;
           9'h1df:
-              \$1392 [479] = \$1130 ;
+              \$1396 [479] = \$1130 ;
           9'h1e0:
-              \$1392 [480] = \$1130 ;
+              \$1396 [480] = \$1130 ;
           9'h1e1:
-              \$1392 [481] = \$1130 ;
+              \$1396 [481] = \$1130 ;
           9'h1e2:
-              \$1392 [482] = \$1130 ;
+              \$1396 [482] = \$1130 ;
           9'h1e3:
-              \$1392 [483] = \$1130 ;
+              \$1396 [483] = \$1130 ;
           9'h1e4:
-              \$1392 [484] = \$1130 ;
+              \$1396 [484] = \$1130 ;
           9'h1e5:
-              \$1392 [485] = \$1130 ;
+              \$1396 [485] = \$1130 ;
           9'h1e6:
-              \$1392 [486] = \$1130 ;
+              \$1396 [486] = \$1130 ;
           9'h1e7:
-              \$1392 [487] = \$1130 ;
+              \$1396 [487] = \$1130 ;
           9'h1e8:
-              \$1392 [488] = \$1130 ;
+              \$1396 [488] = \$1130 ;
           9'h1e9:
-              \$1392 [489] = \$1130 ;
+              \$1396 [489] = \$1130 ;
           9'h1ea:
-              \$1392 [490] = \$1130 ;
+              \$1396 [490] = \$1130 ;
           9'h1eb:
-              \$1392 [491] = \$1130 ;
+              \$1396 [491] = \$1130 ;
           9'h1ec:
-              \$1392 [492] = \$1130 ;
+              \$1396 [492] = \$1130 ;
           9'h1ed:
-              \$1392 [493] = \$1130 ;
+              \$1396 [493] = \$1130 ;
           9'h1ee:
-              \$1392 [494] = \$1130 ;
+              \$1396 [494] = \$1130 ;
           9'h1ef:
-              \$1392 [495] = \$1130 ;
+              \$1396 [495] = \$1130 ;
           9'h1f0:
-              \$1392 [496] = \$1130 ;
+              \$1396 [496] = \$1130 ;
           9'h1f1:
-              \$1392 [497] = \$1130 ;
+              \$1396 [497] = \$1130 ;
           9'h1f2:
-              \$1392 [498] = \$1130 ;
+              \$1396 [498] = \$1130 ;
           9'h1f3:
-              \$1392 [499] = \$1130 ;
+              \$1396 [499] = \$1130 ;
           9'h1f4:
-              \$1392 [500] = \$1130 ;
+              \$1396 [500] = \$1130 ;
           9'h1f5:
-              \$1392 [501] = \$1130 ;
+              \$1396 [501] = \$1130 ;
           9'h1f6:
-              \$1392 [502] = \$1130 ;
+              \$1396 [502] = \$1130 ;
           9'h1f7:
-              \$1392 [503] = \$1130 ;
+              \$1396 [503] = \$1130 ;
           9'h1f8:
-              \$1392 [504] = \$1130 ;
+              \$1396 [504] = \$1130 ;
           9'h1f9:
-              \$1392 [505] = \$1130 ;
+              \$1396 [505] = \$1130 ;
           9'h1fa:
-              \$1392 [506] = \$1130 ;
+              \$1396 [506] = \$1130 ;
           9'h1fb:
-              \$1392 [507] = \$1130 ;
+              \$1396 [507] = \$1130 ;
           9'h1fc:
-              \$1392 [508] = \$1130 ;
+              \$1396 [508] = \$1130 ;
           9'h1fd:
-              \$1392 [509] = \$1130 ;
+              \$1396 [509] = \$1130 ;
           9'h1fe:
-              \$1392 [510] = \$1130 ;
+              \$1396 [510] = \$1130 ;
           9'h1ff:
-              \$1392 [511] = \$1130 ;
+              \$1396 [511] = \$1130 ;
         endcase
       end
     end
@@ -14092,1029 +14206,1029 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1133 ;
+              \$1396 [0] = \$1133 ;
           9'h001:
-              \$1392 [1] = \$1133 ;
+              \$1396 [1] = \$1133 ;
           9'h002:
-              \$1392 [2] = \$1133 ;
+              \$1396 [2] = \$1133 ;
           9'h003:
-              \$1392 [3] = \$1133 ;
+              \$1396 [3] = \$1133 ;
           9'h004:
-              \$1392 [4] = \$1133 ;
+              \$1396 [4] = \$1133 ;
           9'h005:
-              \$1392 [5] = \$1133 ;
+              \$1396 [5] = \$1133 ;
           9'h006:
-              \$1392 [6] = \$1133 ;
+              \$1396 [6] = \$1133 ;
           9'h007:
-              \$1392 [7] = \$1133 ;
+              \$1396 [7] = \$1133 ;
           9'h008:
-              \$1392 [8] = \$1133 ;
+              \$1396 [8] = \$1133 ;
           9'h009:
-              \$1392 [9] = \$1133 ;
+              \$1396 [9] = \$1133 ;
           9'h00a:
-              \$1392 [10] = \$1133 ;
+              \$1396 [10] = \$1133 ;
           9'h00b:
-              \$1392 [11] = \$1133 ;
+              \$1396 [11] = \$1133 ;
           9'h00c:
-              \$1392 [12] = \$1133 ;
+              \$1396 [12] = \$1133 ;
           9'h00d:
-              \$1392 [13] = \$1133 ;
+              \$1396 [13] = \$1133 ;
           9'h00e:
-              \$1392 [14] = \$1133 ;
+              \$1396 [14] = \$1133 ;
           9'h00f:
-              \$1392 [15] = \$1133 ;
+              \$1396 [15] = \$1133 ;
           9'h010:
-              \$1392 [16] = \$1133 ;
+              \$1396 [16] = \$1133 ;
           9'h011:
-              \$1392 [17] = \$1133 ;
+              \$1396 [17] = \$1133 ;
           9'h012:
-              \$1392 [18] = \$1133 ;
+              \$1396 [18] = \$1133 ;
           9'h013:
-              \$1392 [19] = \$1133 ;
+              \$1396 [19] = \$1133 ;
           9'h014:
-              \$1392 [20] = \$1133 ;
+              \$1396 [20] = \$1133 ;
           9'h015:
-              \$1392 [21] = \$1133 ;
+              \$1396 [21] = \$1133 ;
           9'h016:
-              \$1392 [22] = \$1133 ;
+              \$1396 [22] = \$1133 ;
           9'h017:
-              \$1392 [23] = \$1133 ;
+              \$1396 [23] = \$1133 ;
           9'h018:
-              \$1392 [24] = \$1133 ;
+              \$1396 [24] = \$1133 ;
           9'h019:
-              \$1392 [25] = \$1133 ;
+              \$1396 [25] = \$1133 ;
           9'h01a:
-              \$1392 [26] = \$1133 ;
+              \$1396 [26] = \$1133 ;
           9'h01b:
-              \$1392 [27] = \$1133 ;
+              \$1396 [27] = \$1133 ;
           9'h01c:
-              \$1392 [28] = \$1133 ;
+              \$1396 [28] = \$1133 ;
           9'h01d:
-              \$1392 [29] = \$1133 ;
+              \$1396 [29] = \$1133 ;
           9'h01e:
-              \$1392 [30] = \$1133 ;
+              \$1396 [30] = \$1133 ;
           9'h01f:
-              \$1392 [31] = \$1133 ;
+              \$1396 [31] = \$1133 ;
           9'h020:
-              \$1392 [32] = \$1133 ;
+              \$1396 [32] = \$1133 ;
           9'h021:
-              \$1392 [33] = \$1133 ;
+              \$1396 [33] = \$1133 ;
           9'h022:
-              \$1392 [34] = \$1133 ;
+              \$1396 [34] = \$1133 ;
           9'h023:
-              \$1392 [35] = \$1133 ;
+              \$1396 [35] = \$1133 ;
           9'h024:
-              \$1392 [36] = \$1133 ;
+              \$1396 [36] = \$1133 ;
           9'h025:
-              \$1392 [37] = \$1133 ;
+              \$1396 [37] = \$1133 ;
           9'h026:
-              \$1392 [38] = \$1133 ;
+              \$1396 [38] = \$1133 ;
           9'h027:
-              \$1392 [39] = \$1133 ;
+              \$1396 [39] = \$1133 ;
           9'h028:
-              \$1392 [40] = \$1133 ;
+              \$1396 [40] = \$1133 ;
           9'h029:
-              \$1392 [41] = \$1133 ;
+              \$1396 [41] = \$1133 ;
           9'h02a:
-              \$1392 [42] = \$1133 ;
+              \$1396 [42] = \$1133 ;
           9'h02b:
-              \$1392 [43] = \$1133 ;
+              \$1396 [43] = \$1133 ;
           9'h02c:
-              \$1392 [44] = \$1133 ;
+              \$1396 [44] = \$1133 ;
           9'h02d:
-              \$1392 [45] = \$1133 ;
+              \$1396 [45] = \$1133 ;
           9'h02e:
-              \$1392 [46] = \$1133 ;
+              \$1396 [46] = \$1133 ;
           9'h02f:
-              \$1392 [47] = \$1133 ;
+              \$1396 [47] = \$1133 ;
           9'h030:
-              \$1392 [48] = \$1133 ;
+              \$1396 [48] = \$1133 ;
           9'h031:
-              \$1392 [49] = \$1133 ;
+              \$1396 [49] = \$1133 ;
           9'h032:
-              \$1392 [50] = \$1133 ;
+              \$1396 [50] = \$1133 ;
           9'h033:
-              \$1392 [51] = \$1133 ;
+              \$1396 [51] = \$1133 ;
           9'h034:
-              \$1392 [52] = \$1133 ;
+              \$1396 [52] = \$1133 ;
           9'h035:
-              \$1392 [53] = \$1133 ;
+              \$1396 [53] = \$1133 ;
           9'h036:
-              \$1392 [54] = \$1133 ;
+              \$1396 [54] = \$1133 ;
           9'h037:
-              \$1392 [55] = \$1133 ;
+              \$1396 [55] = \$1133 ;
           9'h038:
-              \$1392 [56] = \$1133 ;
+              \$1396 [56] = \$1133 ;
           9'h039:
-              \$1392 [57] = \$1133 ;
+              \$1396 [57] = \$1133 ;
           9'h03a:
-              \$1392 [58] = \$1133 ;
+              \$1396 [58] = \$1133 ;
           9'h03b:
-              \$1392 [59] = \$1133 ;
+              \$1396 [59] = \$1133 ;
           9'h03c:
-              \$1392 [60] = \$1133 ;
+              \$1396 [60] = \$1133 ;
           9'h03d:
-              \$1392 [61] = \$1133 ;
+              \$1396 [61] = \$1133 ;
           9'h03e:
-              \$1392 [62] = \$1133 ;
+              \$1396 [62] = \$1133 ;
           9'h03f:
-              \$1392 [63] = \$1133 ;
+              \$1396 [63] = \$1133 ;
           9'h040:
-              \$1392 [64] = \$1133 ;
+              \$1396 [64] = \$1133 ;
           9'h041:
-              \$1392 [65] = \$1133 ;
+              \$1396 [65] = \$1133 ;
           9'h042:
-              \$1392 [66] = \$1133 ;
+              \$1396 [66] = \$1133 ;
           9'h043:
-              \$1392 [67] = \$1133 ;
+              \$1396 [67] = \$1133 ;
           9'h044:
-              \$1392 [68] = \$1133 ;
+              \$1396 [68] = \$1133 ;
           9'h045:
-              \$1392 [69] = \$1133 ;
+              \$1396 [69] = \$1133 ;
           9'h046:
-              \$1392 [70] = \$1133 ;
+              \$1396 [70] = \$1133 ;
           9'h047:
-              \$1392 [71] = \$1133 ;
+              \$1396 [71] = \$1133 ;
           9'h048:
-              \$1392 [72] = \$1133 ;
+              \$1396 [72] = \$1133 ;
           9'h049:
-              \$1392 [73] = \$1133 ;
+              \$1396 [73] = \$1133 ;
           9'h04a:
-              \$1392 [74] = \$1133 ;
+              \$1396 [74] = \$1133 ;
           9'h04b:
-              \$1392 [75] = \$1133 ;
+              \$1396 [75] = \$1133 ;
           9'h04c:
-              \$1392 [76] = \$1133 ;
+              \$1396 [76] = \$1133 ;
           9'h04d:
-              \$1392 [77] = \$1133 ;
+              \$1396 [77] = \$1133 ;
           9'h04e:
-              \$1392 [78] = \$1133 ;
+              \$1396 [78] = \$1133 ;
           9'h04f:
-              \$1392 [79] = \$1133 ;
+              \$1396 [79] = \$1133 ;
           9'h050:
-              \$1392 [80] = \$1133 ;
+              \$1396 [80] = \$1133 ;
           9'h051:
-              \$1392 [81] = \$1133 ;
+              \$1396 [81] = \$1133 ;
           9'h052:
-              \$1392 [82] = \$1133 ;
+              \$1396 [82] = \$1133 ;
           9'h053:
-              \$1392 [83] = \$1133 ;
+              \$1396 [83] = \$1133 ;
           9'h054:
-              \$1392 [84] = \$1133 ;
+              \$1396 [84] = \$1133 ;
           9'h055:
-              \$1392 [85] = \$1133 ;
+              \$1396 [85] = \$1133 ;
           9'h056:
-              \$1392 [86] = \$1133 ;
+              \$1396 [86] = \$1133 ;
           9'h057:
-              \$1392 [87] = \$1133 ;
+              \$1396 [87] = \$1133 ;
           9'h058:
-              \$1392 [88] = \$1133 ;
+              \$1396 [88] = \$1133 ;
           9'h059:
-              \$1392 [89] = \$1133 ;
+              \$1396 [89] = \$1133 ;
           9'h05a:
-              \$1392 [90] = \$1133 ;
+              \$1396 [90] = \$1133 ;
           9'h05b:
-              \$1392 [91] = \$1133 ;
+              \$1396 [91] = \$1133 ;
           9'h05c:
-              \$1392 [92] = \$1133 ;
+              \$1396 [92] = \$1133 ;
           9'h05d:
-              \$1392 [93] = \$1133 ;
+              \$1396 [93] = \$1133 ;
           9'h05e:
-              \$1392 [94] = \$1133 ;
+              \$1396 [94] = \$1133 ;
           9'h05f:
-              \$1392 [95] = \$1133 ;
+              \$1396 [95] = \$1133 ;
           9'h060:
-              \$1392 [96] = \$1133 ;
+              \$1396 [96] = \$1133 ;
           9'h061:
-              \$1392 [97] = \$1133 ;
+              \$1396 [97] = \$1133 ;
           9'h062:
-              \$1392 [98] = \$1133 ;
+              \$1396 [98] = \$1133 ;
           9'h063:
-              \$1392 [99] = \$1133 ;
+              \$1396 [99] = \$1133 ;
           9'h064:
-              \$1392 [100] = \$1133 ;
+              \$1396 [100] = \$1133 ;
           9'h065:
-              \$1392 [101] = \$1133 ;
+              \$1396 [101] = \$1133 ;
           9'h066:
-              \$1392 [102] = \$1133 ;
+              \$1396 [102] = \$1133 ;
           9'h067:
-              \$1392 [103] = \$1133 ;
+              \$1396 [103] = \$1133 ;
           9'h068:
-              \$1392 [104] = \$1133 ;
+              \$1396 [104] = \$1133 ;
           9'h069:
-              \$1392 [105] = \$1133 ;
+              \$1396 [105] = \$1133 ;
           9'h06a:
-              \$1392 [106] = \$1133 ;
+              \$1396 [106] = \$1133 ;
           9'h06b:
-              \$1392 [107] = \$1133 ;
+              \$1396 [107] = \$1133 ;
           9'h06c:
-              \$1392 [108] = \$1133 ;
+              \$1396 [108] = \$1133 ;
           9'h06d:
-              \$1392 [109] = \$1133 ;
+              \$1396 [109] = \$1133 ;
           9'h06e:
-              \$1392 [110] = \$1133 ;
+              \$1396 [110] = \$1133 ;
           9'h06f:
-              \$1392 [111] = \$1133 ;
+              \$1396 [111] = \$1133 ;
           9'h070:
-              \$1392 [112] = \$1133 ;
+              \$1396 [112] = \$1133 ;
           9'h071:
-              \$1392 [113] = \$1133 ;
+              \$1396 [113] = \$1133 ;
           9'h072:
-              \$1392 [114] = \$1133 ;
+              \$1396 [114] = \$1133 ;
           9'h073:
-              \$1392 [115] = \$1133 ;
+              \$1396 [115] = \$1133 ;
           9'h074:
-              \$1392 [116] = \$1133 ;
+              \$1396 [116] = \$1133 ;
           9'h075:
-              \$1392 [117] = \$1133 ;
+              \$1396 [117] = \$1133 ;
           9'h076:
-              \$1392 [118] = \$1133 ;
+              \$1396 [118] = \$1133 ;
           9'h077:
-              \$1392 [119] = \$1133 ;
+              \$1396 [119] = \$1133 ;
           9'h078:
-              \$1392 [120] = \$1133 ;
+              \$1396 [120] = \$1133 ;
           9'h079:
-              \$1392 [121] = \$1133 ;
+              \$1396 [121] = \$1133 ;
           9'h07a:
-              \$1392 [122] = \$1133 ;
+              \$1396 [122] = \$1133 ;
           9'h07b:
-              \$1392 [123] = \$1133 ;
+              \$1396 [123] = \$1133 ;
           9'h07c:
-              \$1392 [124] = \$1133 ;
+              \$1396 [124] = \$1133 ;
           9'h07d:
-              \$1392 [125] = \$1133 ;
+              \$1396 [125] = \$1133 ;
           9'h07e:
-              \$1392 [126] = \$1133 ;
+              \$1396 [126] = \$1133 ;
           9'h07f:
-              \$1392 [127] = \$1133 ;
+              \$1396 [127] = \$1133 ;
           9'h080:
-              \$1392 [128] = \$1133 ;
+              \$1396 [128] = \$1133 ;
           9'h081:
-              \$1392 [129] = \$1133 ;
+              \$1396 [129] = \$1133 ;
           9'h082:
-              \$1392 [130] = \$1133 ;
+              \$1396 [130] = \$1133 ;
           9'h083:
-              \$1392 [131] = \$1133 ;
+              \$1396 [131] = \$1133 ;
           9'h084:
-              \$1392 [132] = \$1133 ;
+              \$1396 [132] = \$1133 ;
           9'h085:
-              \$1392 [133] = \$1133 ;
+              \$1396 [133] = \$1133 ;
           9'h086:
-              \$1392 [134] = \$1133 ;
+              \$1396 [134] = \$1133 ;
           9'h087:
-              \$1392 [135] = \$1133 ;
+              \$1396 [135] = \$1133 ;
           9'h088:
-              \$1392 [136] = \$1133 ;
+              \$1396 [136] = \$1133 ;
           9'h089:
-              \$1392 [137] = \$1133 ;
+              \$1396 [137] = \$1133 ;
           9'h08a:
-              \$1392 [138] = \$1133 ;
+              \$1396 [138] = \$1133 ;
           9'h08b:
-              \$1392 [139] = \$1133 ;
+              \$1396 [139] = \$1133 ;
           9'h08c:
-              \$1392 [140] = \$1133 ;
+              \$1396 [140] = \$1133 ;
           9'h08d:
-              \$1392 [141] = \$1133 ;
+              \$1396 [141] = \$1133 ;
           9'h08e:
-              \$1392 [142] = \$1133 ;
+              \$1396 [142] = \$1133 ;
           9'h08f:
-              \$1392 [143] = \$1133 ;
+              \$1396 [143] = \$1133 ;
           9'h090:
-              \$1392 [144] = \$1133 ;
+              \$1396 [144] = \$1133 ;
           9'h091:
-              \$1392 [145] = \$1133 ;
+              \$1396 [145] = \$1133 ;
           9'h092:
-              \$1392 [146] = \$1133 ;
+              \$1396 [146] = \$1133 ;
           9'h093:
-              \$1392 [147] = \$1133 ;
+              \$1396 [147] = \$1133 ;
           9'h094:
-              \$1392 [148] = \$1133 ;
+              \$1396 [148] = \$1133 ;
           9'h095:
-              \$1392 [149] = \$1133 ;
+              \$1396 [149] = \$1133 ;
           9'h096:
-              \$1392 [150] = \$1133 ;
+              \$1396 [150] = \$1133 ;
           9'h097:
-              \$1392 [151] = \$1133 ;
+              \$1396 [151] = \$1133 ;
           9'h098:
-              \$1392 [152] = \$1133 ;
+              \$1396 [152] = \$1133 ;
           9'h099:
-              \$1392 [153] = \$1133 ;
+              \$1396 [153] = \$1133 ;
           9'h09a:
-              \$1392 [154] = \$1133 ;
+              \$1396 [154] = \$1133 ;
           9'h09b:
-              \$1392 [155] = \$1133 ;
+              \$1396 [155] = \$1133 ;
           9'h09c:
-              \$1392 [156] = \$1133 ;
+              \$1396 [156] = \$1133 ;
           9'h09d:
-              \$1392 [157] = \$1133 ;
+              \$1396 [157] = \$1133 ;
           9'h09e:
-              \$1392 [158] = \$1133 ;
+              \$1396 [158] = \$1133 ;
           9'h09f:
-              \$1392 [159] = \$1133 ;
+              \$1396 [159] = \$1133 ;
           9'h0a0:
-              \$1392 [160] = \$1133 ;
+              \$1396 [160] = \$1133 ;
           9'h0a1:
-              \$1392 [161] = \$1133 ;
+              \$1396 [161] = \$1133 ;
           9'h0a2:
-              \$1392 [162] = \$1133 ;
+              \$1396 [162] = \$1133 ;
           9'h0a3:
-              \$1392 [163] = \$1133 ;
+              \$1396 [163] = \$1133 ;
           9'h0a4:
-              \$1392 [164] = \$1133 ;
+              \$1396 [164] = \$1133 ;
           9'h0a5:
-              \$1392 [165] = \$1133 ;
+              \$1396 [165] = \$1133 ;
           9'h0a6:
-              \$1392 [166] = \$1133 ;
+              \$1396 [166] = \$1133 ;
           9'h0a7:
-              \$1392 [167] = \$1133 ;
+              \$1396 [167] = \$1133 ;
           9'h0a8:
-              \$1392 [168] = \$1133 ;
+              \$1396 [168] = \$1133 ;
           9'h0a9:
-              \$1392 [169] = \$1133 ;
+              \$1396 [169] = \$1133 ;
           9'h0aa:
-              \$1392 [170] = \$1133 ;
+              \$1396 [170] = \$1133 ;
           9'h0ab:
-              \$1392 [171] = \$1133 ;
+              \$1396 [171] = \$1133 ;
           9'h0ac:
-              \$1392 [172] = \$1133 ;
+              \$1396 [172] = \$1133 ;
           9'h0ad:
-              \$1392 [173] = \$1133 ;
+              \$1396 [173] = \$1133 ;
           9'h0ae:
-              \$1392 [174] = \$1133 ;
+              \$1396 [174] = \$1133 ;
           9'h0af:
-              \$1392 [175] = \$1133 ;
+              \$1396 [175] = \$1133 ;
           9'h0b0:
-              \$1392 [176] = \$1133 ;
+              \$1396 [176] = \$1133 ;
           9'h0b1:
-              \$1392 [177] = \$1133 ;
+              \$1396 [177] = \$1133 ;
           9'h0b2:
-              \$1392 [178] = \$1133 ;
+              \$1396 [178] = \$1133 ;
           9'h0b3:
-              \$1392 [179] = \$1133 ;
+              \$1396 [179] = \$1133 ;
           9'h0b4:
-              \$1392 [180] = \$1133 ;
+              \$1396 [180] = \$1133 ;
           9'h0b5:
-              \$1392 [181] = \$1133 ;
+              \$1396 [181] = \$1133 ;
           9'h0b6:
-              \$1392 [182] = \$1133 ;
+              \$1396 [182] = \$1133 ;
           9'h0b7:
-              \$1392 [183] = \$1133 ;
+              \$1396 [183] = \$1133 ;
           9'h0b8:
-              \$1392 [184] = \$1133 ;
+              \$1396 [184] = \$1133 ;
           9'h0b9:
-              \$1392 [185] = \$1133 ;
+              \$1396 [185] = \$1133 ;
           9'h0ba:
-              \$1392 [186] = \$1133 ;
+              \$1396 [186] = \$1133 ;
           9'h0bb:
-              \$1392 [187] = \$1133 ;
+              \$1396 [187] = \$1133 ;
           9'h0bc:
-              \$1392 [188] = \$1133 ;
+              \$1396 [188] = \$1133 ;
           9'h0bd:
-              \$1392 [189] = \$1133 ;
+              \$1396 [189] = \$1133 ;
           9'h0be:
-              \$1392 [190] = \$1133 ;
+              \$1396 [190] = \$1133 ;
           9'h0bf:
-              \$1392 [191] = \$1133 ;
+              \$1396 [191] = \$1133 ;
           9'h0c0:
-              \$1392 [192] = \$1133 ;
+              \$1396 [192] = \$1133 ;
           9'h0c1:
-              \$1392 [193] = \$1133 ;
+              \$1396 [193] = \$1133 ;
           9'h0c2:
-              \$1392 [194] = \$1133 ;
+              \$1396 [194] = \$1133 ;
           9'h0c3:
-              \$1392 [195] = \$1133 ;
+              \$1396 [195] = \$1133 ;
           9'h0c4:
-              \$1392 [196] = \$1133 ;
+              \$1396 [196] = \$1133 ;
           9'h0c5:
-              \$1392 [197] = \$1133 ;
+              \$1396 [197] = \$1133 ;
           9'h0c6:
-              \$1392 [198] = \$1133 ;
+              \$1396 [198] = \$1133 ;
           9'h0c7:
-              \$1392 [199] = \$1133 ;
+              \$1396 [199] = \$1133 ;
           9'h0c8:
-              \$1392 [200] = \$1133 ;
+              \$1396 [200] = \$1133 ;
           9'h0c9:
-              \$1392 [201] = \$1133 ;
+              \$1396 [201] = \$1133 ;
           9'h0ca:
-              \$1392 [202] = \$1133 ;
+              \$1396 [202] = \$1133 ;
           9'h0cb:
-              \$1392 [203] = \$1133 ;
+              \$1396 [203] = \$1133 ;
           9'h0cc:
-              \$1392 [204] = \$1133 ;
+              \$1396 [204] = \$1133 ;
           9'h0cd:
-              \$1392 [205] = \$1133 ;
+              \$1396 [205] = \$1133 ;
           9'h0ce:
-              \$1392 [206] = \$1133 ;
+              \$1396 [206] = \$1133 ;
           9'h0cf:
-              \$1392 [207] = \$1133 ;
+              \$1396 [207] = \$1133 ;
           9'h0d0:
-              \$1392 [208] = \$1133 ;
+              \$1396 [208] = \$1133 ;
           9'h0d1:
-              \$1392 [209] = \$1133 ;
+              \$1396 [209] = \$1133 ;
           9'h0d2:
-              \$1392 [210] = \$1133 ;
+              \$1396 [210] = \$1133 ;
           9'h0d3:
-              \$1392 [211] = \$1133 ;
+              \$1396 [211] = \$1133 ;
           9'h0d4:
-              \$1392 [212] = \$1133 ;
+              \$1396 [212] = \$1133 ;
           9'h0d5:
-              \$1392 [213] = \$1133 ;
+              \$1396 [213] = \$1133 ;
           9'h0d6:
-              \$1392 [214] = \$1133 ;
+              \$1396 [214] = \$1133 ;
           9'h0d7:
-              \$1392 [215] = \$1133 ;
+              \$1396 [215] = \$1133 ;
           9'h0d8:
-              \$1392 [216] = \$1133 ;
+              \$1396 [216] = \$1133 ;
           9'h0d9:
-              \$1392 [217] = \$1133 ;
+              \$1396 [217] = \$1133 ;
           9'h0da:
-              \$1392 [218] = \$1133 ;
+              \$1396 [218] = \$1133 ;
           9'h0db:
-              \$1392 [219] = \$1133 ;
+              \$1396 [219] = \$1133 ;
           9'h0dc:
-              \$1392 [220] = \$1133 ;
+              \$1396 [220] = \$1133 ;
           9'h0dd:
-              \$1392 [221] = \$1133 ;
+              \$1396 [221] = \$1133 ;
           9'h0de:
-              \$1392 [222] = \$1133 ;
+              \$1396 [222] = \$1133 ;
           9'h0df:
-              \$1392 [223] = \$1133 ;
+              \$1396 [223] = \$1133 ;
           9'h0e0:
-              \$1392 [224] = \$1133 ;
+              \$1396 [224] = \$1133 ;
           9'h0e1:
-              \$1392 [225] = \$1133 ;
+              \$1396 [225] = \$1133 ;
           9'h0e2:
-              \$1392 [226] = \$1133 ;
+              \$1396 [226] = \$1133 ;
           9'h0e3:
-              \$1392 [227] = \$1133 ;
+              \$1396 [227] = \$1133 ;
           9'h0e4:
-              \$1392 [228] = \$1133 ;
+              \$1396 [228] = \$1133 ;
           9'h0e5:
-              \$1392 [229] = \$1133 ;
+              \$1396 [229] = \$1133 ;
           9'h0e6:
-              \$1392 [230] = \$1133 ;
+              \$1396 [230] = \$1133 ;
           9'h0e7:
-              \$1392 [231] = \$1133 ;
+              \$1396 [231] = \$1133 ;
           9'h0e8:
-              \$1392 [232] = \$1133 ;
+              \$1396 [232] = \$1133 ;
           9'h0e9:
-              \$1392 [233] = \$1133 ;
+              \$1396 [233] = \$1133 ;
           9'h0ea:
-              \$1392 [234] = \$1133 ;
+              \$1396 [234] = \$1133 ;
           9'h0eb:
-              \$1392 [235] = \$1133 ;
+              \$1396 [235] = \$1133 ;
           9'h0ec:
-              \$1392 [236] = \$1133 ;
+              \$1396 [236] = \$1133 ;
           9'h0ed:
-              \$1392 [237] = \$1133 ;
+              \$1396 [237] = \$1133 ;
           9'h0ee:
-              \$1392 [238] = \$1133 ;
+              \$1396 [238] = \$1133 ;
           9'h0ef:
-              \$1392 [239] = \$1133 ;
+              \$1396 [239] = \$1133 ;
           9'h0f0:
-              \$1392 [240] = \$1133 ;
+              \$1396 [240] = \$1133 ;
           9'h0f1:
-              \$1392 [241] = \$1133 ;
+              \$1396 [241] = \$1133 ;
           9'h0f2:
-              \$1392 [242] = \$1133 ;
+              \$1396 [242] = \$1133 ;
           9'h0f3:
-              \$1392 [243] = \$1133 ;
+              \$1396 [243] = \$1133 ;
           9'h0f4:
-              \$1392 [244] = \$1133 ;
+              \$1396 [244] = \$1133 ;
           9'h0f5:
-              \$1392 [245] = \$1133 ;
+              \$1396 [245] = \$1133 ;
           9'h0f6:
-              \$1392 [246] = \$1133 ;
+              \$1396 [246] = \$1133 ;
           9'h0f7:
-              \$1392 [247] = \$1133 ;
+              \$1396 [247] = \$1133 ;
           9'h0f8:
-              \$1392 [248] = \$1133 ;
+              \$1396 [248] = \$1133 ;
           9'h0f9:
-              \$1392 [249] = \$1133 ;
+              \$1396 [249] = \$1133 ;
           9'h0fa:
-              \$1392 [250] = \$1133 ;
+              \$1396 [250] = \$1133 ;
           9'h0fb:
-              \$1392 [251] = \$1133 ;
+              \$1396 [251] = \$1133 ;
           9'h0fc:
-              \$1392 [252] = \$1133 ;
+              \$1396 [252] = \$1133 ;
           9'h0fd:
-              \$1392 [253] = \$1133 ;
+              \$1396 [253] = \$1133 ;
           9'h0fe:
-              \$1392 [254] = \$1133 ;
+              \$1396 [254] = \$1133 ;
           9'h0ff:
-              \$1392 [255] = \$1133 ;
+              \$1396 [255] = \$1133 ;
           9'h100:
-              \$1392 [256] = \$1133 ;
+              \$1396 [256] = \$1133 ;
           9'h101:
-              \$1392 [257] = \$1133 ;
+              \$1396 [257] = \$1133 ;
           9'h102:
-              \$1392 [258] = \$1133 ;
+              \$1396 [258] = \$1133 ;
           9'h103:
-              \$1392 [259] = \$1133 ;
+              \$1396 [259] = \$1133 ;
           9'h104:
-              \$1392 [260] = \$1133 ;
+              \$1396 [260] = \$1133 ;
           9'h105:
-              \$1392 [261] = \$1133 ;
+              \$1396 [261] = \$1133 ;
           9'h106:
-              \$1392 [262] = \$1133 ;
+              \$1396 [262] = \$1133 ;
           9'h107:
-              \$1392 [263] = \$1133 ;
+              \$1396 [263] = \$1133 ;
           9'h108:
-              \$1392 [264] = \$1133 ;
+              \$1396 [264] = \$1133 ;
           9'h109:
-              \$1392 [265] = \$1133 ;
+              \$1396 [265] = \$1133 ;
           9'h10a:
-              \$1392 [266] = \$1133 ;
+              \$1396 [266] = \$1133 ;
           9'h10b:
-              \$1392 [267] = \$1133 ;
+              \$1396 [267] = \$1133 ;
           9'h10c:
-              \$1392 [268] = \$1133 ;
+              \$1396 [268] = \$1133 ;
           9'h10d:
-              \$1392 [269] = \$1133 ;
+              \$1396 [269] = \$1133 ;
           9'h10e:
-              \$1392 [270] = \$1133 ;
+              \$1396 [270] = \$1133 ;
           9'h10f:
-              \$1392 [271] = \$1133 ;
+              \$1396 [271] = \$1133 ;
           9'h110:
-              \$1392 [272] = \$1133 ;
+              \$1396 [272] = \$1133 ;
           9'h111:
-              \$1392 [273] = \$1133 ;
+              \$1396 [273] = \$1133 ;
           9'h112:
-              \$1392 [274] = \$1133 ;
+              \$1396 [274] = \$1133 ;
           9'h113:
-              \$1392 [275] = \$1133 ;
+              \$1396 [275] = \$1133 ;
           9'h114:
-              \$1392 [276] = \$1133 ;
+              \$1396 [276] = \$1133 ;
           9'h115:
-              \$1392 [277] = \$1133 ;
+              \$1396 [277] = \$1133 ;
           9'h116:
-              \$1392 [278] = \$1133 ;
+              \$1396 [278] = \$1133 ;
           9'h117:
-              \$1392 [279] = \$1133 ;
+              \$1396 [279] = \$1133 ;
           9'h118:
-              \$1392 [280] = \$1133 ;
+              \$1396 [280] = \$1133 ;
           9'h119:
-              \$1392 [281] = \$1133 ;
+              \$1396 [281] = \$1133 ;
           9'h11a:
-              \$1392 [282] = \$1133 ;
+              \$1396 [282] = \$1133 ;
           9'h11b:
-              \$1392 [283] = \$1133 ;
+              \$1396 [283] = \$1133 ;
           9'h11c:
-              \$1392 [284] = \$1133 ;
+              \$1396 [284] = \$1133 ;
           9'h11d:
-              \$1392 [285] = \$1133 ;
+              \$1396 [285] = \$1133 ;
           9'h11e:
-              \$1392 [286] = \$1133 ;
+              \$1396 [286] = \$1133 ;
           9'h11f:
-              \$1392 [287] = \$1133 ;
+              \$1396 [287] = \$1133 ;
           9'h120:
-              \$1392 [288] = \$1133 ;
+              \$1396 [288] = \$1133 ;
           9'h121:
-              \$1392 [289] = \$1133 ;
+              \$1396 [289] = \$1133 ;
           9'h122:
-              \$1392 [290] = \$1133 ;
+              \$1396 [290] = \$1133 ;
           9'h123:
-              \$1392 [291] = \$1133 ;
+              \$1396 [291] = \$1133 ;
           9'h124:
-              \$1392 [292] = \$1133 ;
+              \$1396 [292] = \$1133 ;
           9'h125:
-              \$1392 [293] = \$1133 ;
+              \$1396 [293] = \$1133 ;
           9'h126:
-              \$1392 [294] = \$1133 ;
+              \$1396 [294] = \$1133 ;
           9'h127:
-              \$1392 [295] = \$1133 ;
+              \$1396 [295] = \$1133 ;
           9'h128:
-              \$1392 [296] = \$1133 ;
+              \$1396 [296] = \$1133 ;
           9'h129:
-              \$1392 [297] = \$1133 ;
+              \$1396 [297] = \$1133 ;
           9'h12a:
-              \$1392 [298] = \$1133 ;
+              \$1396 [298] = \$1133 ;
           9'h12b:
-              \$1392 [299] = \$1133 ;
+              \$1396 [299] = \$1133 ;
           9'h12c:
-              \$1392 [300] = \$1133 ;
+              \$1396 [300] = \$1133 ;
           9'h12d:
-              \$1392 [301] = \$1133 ;
+              \$1396 [301] = \$1133 ;
           9'h12e:
-              \$1392 [302] = \$1133 ;
+              \$1396 [302] = \$1133 ;
           9'h12f:
-              \$1392 [303] = \$1133 ;
+              \$1396 [303] = \$1133 ;
           9'h130:
-              \$1392 [304] = \$1133 ;
+              \$1396 [304] = \$1133 ;
           9'h131:
-              \$1392 [305] = \$1133 ;
+              \$1396 [305] = \$1133 ;
           9'h132:
-              \$1392 [306] = \$1133 ;
+              \$1396 [306] = \$1133 ;
           9'h133:
-              \$1392 [307] = \$1133 ;
+              \$1396 [307] = \$1133 ;
           9'h134:
-              \$1392 [308] = \$1133 ;
+              \$1396 [308] = \$1133 ;
           9'h135:
-              \$1392 [309] = \$1133 ;
+              \$1396 [309] = \$1133 ;
           9'h136:
-              \$1392 [310] = \$1133 ;
+              \$1396 [310] = \$1133 ;
           9'h137:
-              \$1392 [311] = \$1133 ;
+              \$1396 [311] = \$1133 ;
           9'h138:
-              \$1392 [312] = \$1133 ;
+              \$1396 [312] = \$1133 ;
           9'h139:
-              \$1392 [313] = \$1133 ;
+              \$1396 [313] = \$1133 ;
           9'h13a:
-              \$1392 [314] = \$1133 ;
+              \$1396 [314] = \$1133 ;
           9'h13b:
-              \$1392 [315] = \$1133 ;
+              \$1396 [315] = \$1133 ;
           9'h13c:
-              \$1392 [316] = \$1133 ;
+              \$1396 [316] = \$1133 ;
           9'h13d:
-              \$1392 [317] = \$1133 ;
+              \$1396 [317] = \$1133 ;
           9'h13e:
-              \$1392 [318] = \$1133 ;
+              \$1396 [318] = \$1133 ;
           9'h13f:
-              \$1392 [319] = \$1133 ;
+              \$1396 [319] = \$1133 ;
           9'h140:
-              \$1392 [320] = \$1133 ;
+              \$1396 [320] = \$1133 ;
           9'h141:
-              \$1392 [321] = \$1133 ;
+              \$1396 [321] = \$1133 ;
           9'h142:
-              \$1392 [322] = \$1133 ;
+              \$1396 [322] = \$1133 ;
           9'h143:
-              \$1392 [323] = \$1133 ;
+              \$1396 [323] = \$1133 ;
           9'h144:
-              \$1392 [324] = \$1133 ;
+              \$1396 [324] = \$1133 ;
           9'h145:
-              \$1392 [325] = \$1133 ;
+              \$1396 [325] = \$1133 ;
           9'h146:
-              \$1392 [326] = \$1133 ;
+              \$1396 [326] = \$1133 ;
           9'h147:
-              \$1392 [327] = \$1133 ;
+              \$1396 [327] = \$1133 ;
           9'h148:
-              \$1392 [328] = \$1133 ;
+              \$1396 [328] = \$1133 ;
           9'h149:
-              \$1392 [329] = \$1133 ;
+              \$1396 [329] = \$1133 ;
           9'h14a:
-              \$1392 [330] = \$1133 ;
+              \$1396 [330] = \$1133 ;
           9'h14b:
-              \$1392 [331] = \$1133 ;
+              \$1396 [331] = \$1133 ;
           9'h14c:
-              \$1392 [332] = \$1133 ;
+              \$1396 [332] = \$1133 ;
           9'h14d:
-              \$1392 [333] = \$1133 ;
+              \$1396 [333] = \$1133 ;
           9'h14e:
-              \$1392 [334] = \$1133 ;
+              \$1396 [334] = \$1133 ;
           9'h14f:
-              \$1392 [335] = \$1133 ;
+              \$1396 [335] = \$1133 ;
           9'h150:
-              \$1392 [336] = \$1133 ;
+              \$1396 [336] = \$1133 ;
           9'h151:
-              \$1392 [337] = \$1133 ;
+              \$1396 [337] = \$1133 ;
           9'h152:
-              \$1392 [338] = \$1133 ;
+              \$1396 [338] = \$1133 ;
           9'h153:
-              \$1392 [339] = \$1133 ;
+              \$1396 [339] = \$1133 ;
           9'h154:
-              \$1392 [340] = \$1133 ;
+              \$1396 [340] = \$1133 ;
           9'h155:
-              \$1392 [341] = \$1133 ;
+              \$1396 [341] = \$1133 ;
           9'h156:
-              \$1392 [342] = \$1133 ;
+              \$1396 [342] = \$1133 ;
           9'h157:
-              \$1392 [343] = \$1133 ;
+              \$1396 [343] = \$1133 ;
           9'h158:
-              \$1392 [344] = \$1133 ;
+              \$1396 [344] = \$1133 ;
           9'h159:
-              \$1392 [345] = \$1133 ;
+              \$1396 [345] = \$1133 ;
           9'h15a:
-              \$1392 [346] = \$1133 ;
+              \$1396 [346] = \$1133 ;
           9'h15b:
-              \$1392 [347] = \$1133 ;
+              \$1396 [347] = \$1133 ;
           9'h15c:
-              \$1392 [348] = \$1133 ;
+              \$1396 [348] = \$1133 ;
           9'h15d:
-              \$1392 [349] = \$1133 ;
+              \$1396 [349] = \$1133 ;
           9'h15e:
-              \$1392 [350] = \$1133 ;
+              \$1396 [350] = \$1133 ;
           9'h15f:
-              \$1392 [351] = \$1133 ;
+              \$1396 [351] = \$1133 ;
           9'h160:
-              \$1392 [352] = \$1133 ;
+              \$1396 [352] = \$1133 ;
           9'h161:
-              \$1392 [353] = \$1133 ;
+              \$1396 [353] = \$1133 ;
           9'h162:
-              \$1392 [354] = \$1133 ;
+              \$1396 [354] = \$1133 ;
           9'h163:
-              \$1392 [355] = \$1133 ;
+              \$1396 [355] = \$1133 ;
           9'h164:
-              \$1392 [356] = \$1133 ;
+              \$1396 [356] = \$1133 ;
           9'h165:
-              \$1392 [357] = \$1133 ;
+              \$1396 [357] = \$1133 ;
           9'h166:
-              \$1392 [358] = \$1133 ;
+              \$1396 [358] = \$1133 ;
           9'h167:
-              \$1392 [359] = \$1133 ;
+              \$1396 [359] = \$1133 ;
           9'h168:
-              \$1392 [360] = \$1133 ;
+              \$1396 [360] = \$1133 ;
           9'h169:
-              \$1392 [361] = \$1133 ;
+              \$1396 [361] = \$1133 ;
           9'h16a:
-              \$1392 [362] = \$1133 ;
+              \$1396 [362] = \$1133 ;
           9'h16b:
-              \$1392 [363] = \$1133 ;
+              \$1396 [363] = \$1133 ;
           9'h16c:
-              \$1392 [364] = \$1133 ;
+              \$1396 [364] = \$1133 ;
           9'h16d:
-              \$1392 [365] = \$1133 ;
+              \$1396 [365] = \$1133 ;
           9'h16e:
-              \$1392 [366] = \$1133 ;
+              \$1396 [366] = \$1133 ;
           9'h16f:
-              \$1392 [367] = \$1133 ;
+              \$1396 [367] = \$1133 ;
           9'h170:
-              \$1392 [368] = \$1133 ;
+              \$1396 [368] = \$1133 ;
           9'h171:
-              \$1392 [369] = \$1133 ;
+              \$1396 [369] = \$1133 ;
           9'h172:
-              \$1392 [370] = \$1133 ;
+              \$1396 [370] = \$1133 ;
           9'h173:
-              \$1392 [371] = \$1133 ;
+              \$1396 [371] = \$1133 ;
           9'h174:
-              \$1392 [372] = \$1133 ;
+              \$1396 [372] = \$1133 ;
           9'h175:
-              \$1392 [373] = \$1133 ;
+              \$1396 [373] = \$1133 ;
           9'h176:
-              \$1392 [374] = \$1133 ;
+              \$1396 [374] = \$1133 ;
           9'h177:
-              \$1392 [375] = \$1133 ;
+              \$1396 [375] = \$1133 ;
           9'h178:
-              \$1392 [376] = \$1133 ;
+              \$1396 [376] = \$1133 ;
           9'h179:
-              \$1392 [377] = \$1133 ;
+              \$1396 [377] = \$1133 ;
           9'h17a:
-              \$1392 [378] = \$1133 ;
+              \$1396 [378] = \$1133 ;
           9'h17b:
-              \$1392 [379] = \$1133 ;
+              \$1396 [379] = \$1133 ;
           9'h17c:
-              \$1392 [380] = \$1133 ;
+              \$1396 [380] = \$1133 ;
           9'h17d:
-              \$1392 [381] = \$1133 ;
+              \$1396 [381] = \$1133 ;
           9'h17e:
-              \$1392 [382] = \$1133 ;
+              \$1396 [382] = \$1133 ;
           9'h17f:
-              \$1392 [383] = \$1133 ;
+              \$1396 [383] = \$1133 ;
           9'h180:
-              \$1392 [384] = \$1133 ;
+              \$1396 [384] = \$1133 ;
           9'h181:
-              \$1392 [385] = \$1133 ;
+              \$1396 [385] = \$1133 ;
           9'h182:
-              \$1392 [386] = \$1133 ;
+              \$1396 [386] = \$1133 ;
           9'h183:
-              \$1392 [387] = \$1133 ;
+              \$1396 [387] = \$1133 ;
           9'h184:
-              \$1392 [388] = \$1133 ;
+              \$1396 [388] = \$1133 ;
           9'h185:
-              \$1392 [389] = \$1133 ;
+              \$1396 [389] = \$1133 ;
           9'h186:
-              \$1392 [390] = \$1133 ;
+              \$1396 [390] = \$1133 ;
           9'h187:
-              \$1392 [391] = \$1133 ;
+              \$1396 [391] = \$1133 ;
           9'h188:
-              \$1392 [392] = \$1133 ;
+              \$1396 [392] = \$1133 ;
           9'h189:
-              \$1392 [393] = \$1133 ;
+              \$1396 [393] = \$1133 ;
           9'h18a:
-              \$1392 [394] = \$1133 ;
+              \$1396 [394] = \$1133 ;
           9'h18b:
-              \$1392 [395] = \$1133 ;
+              \$1396 [395] = \$1133 ;
           9'h18c:
-              \$1392 [396] = \$1133 ;
+              \$1396 [396] = \$1133 ;
           9'h18d:
-              \$1392 [397] = \$1133 ;
+              \$1396 [397] = \$1133 ;
           9'h18e:
-              \$1392 [398] = \$1133 ;
+              \$1396 [398] = \$1133 ;
           9'h18f:
-              \$1392 [399] = \$1133 ;
+              \$1396 [399] = \$1133 ;
           9'h190:
-              \$1392 [400] = \$1133 ;
+              \$1396 [400] = \$1133 ;
           9'h191:
-              \$1392 [401] = \$1133 ;
+              \$1396 [401] = \$1133 ;
           9'h192:
-              \$1392 [402] = \$1133 ;
+              \$1396 [402] = \$1133 ;
           9'h193:
-              \$1392 [403] = \$1133 ;
+              \$1396 [403] = \$1133 ;
           9'h194:
-              \$1392 [404] = \$1133 ;
+              \$1396 [404] = \$1133 ;
           9'h195:
-              \$1392 [405] = \$1133 ;
+              \$1396 [405] = \$1133 ;
           9'h196:
-              \$1392 [406] = \$1133 ;
+              \$1396 [406] = \$1133 ;
           9'h197:
-              \$1392 [407] = \$1133 ;
+              \$1396 [407] = \$1133 ;
           9'h198:
-              \$1392 [408] = \$1133 ;
+              \$1396 [408] = \$1133 ;
           9'h199:
-              \$1392 [409] = \$1133 ;
+              \$1396 [409] = \$1133 ;
           9'h19a:
-              \$1392 [410] = \$1133 ;
+              \$1396 [410] = \$1133 ;
           9'h19b:
-              \$1392 [411] = \$1133 ;
+              \$1396 [411] = \$1133 ;
           9'h19c:
-              \$1392 [412] = \$1133 ;
+              \$1396 [412] = \$1133 ;
           9'h19d:
-              \$1392 [413] = \$1133 ;
+              \$1396 [413] = \$1133 ;
           9'h19e:
-              \$1392 [414] = \$1133 ;
+              \$1396 [414] = \$1133 ;
           9'h19f:
-              \$1392 [415] = \$1133 ;
+              \$1396 [415] = \$1133 ;
           9'h1a0:
-              \$1392 [416] = \$1133 ;
+              \$1396 [416] = \$1133 ;
           9'h1a1:
-              \$1392 [417] = \$1133 ;
+              \$1396 [417] = \$1133 ;
           9'h1a2:
-              \$1392 [418] = \$1133 ;
+              \$1396 [418] = \$1133 ;
           9'h1a3:
-              \$1392 [419] = \$1133 ;
+              \$1396 [419] = \$1133 ;
           9'h1a4:
-              \$1392 [420] = \$1133 ;
+              \$1396 [420] = \$1133 ;
           9'h1a5:
-              \$1392 [421] = \$1133 ;
+              \$1396 [421] = \$1133 ;
           9'h1a6:
-              \$1392 [422] = \$1133 ;
+              \$1396 [422] = \$1133 ;
           9'h1a7:
-              \$1392 [423] = \$1133 ;
+              \$1396 [423] = \$1133 ;
           9'h1a8:
-              \$1392 [424] = \$1133 ;
+              \$1396 [424] = \$1133 ;
           9'h1a9:
-              \$1392 [425] = \$1133 ;
+              \$1396 [425] = \$1133 ;
           9'h1aa:
-              \$1392 [426] = \$1133 ;
+              \$1396 [426] = \$1133 ;
           9'h1ab:
-              \$1392 [427] = \$1133 ;
+              \$1396 [427] = \$1133 ;
           9'h1ac:
-              \$1392 [428] = \$1133 ;
+              \$1396 [428] = \$1133 ;
           9'h1ad:
-              \$1392 [429] = \$1133 ;
+              \$1396 [429] = \$1133 ;
           9'h1ae:
-              \$1392 [430] = \$1133 ;
+              \$1396 [430] = \$1133 ;
           9'h1af:
-              \$1392 [431] = \$1133 ;
+              \$1396 [431] = \$1133 ;
           9'h1b0:
-              \$1392 [432] = \$1133 ;
+              \$1396 [432] = \$1133 ;
           9'h1b1:
-              \$1392 [433] = \$1133 ;
+              \$1396 [433] = \$1133 ;
           9'h1b2:
-              \$1392 [434] = \$1133 ;
+              \$1396 [434] = \$1133 ;
           9'h1b3:
-              \$1392 [435] = \$1133 ;
+              \$1396 [435] = \$1133 ;
           9'h1b4:
-              \$1392 [436] = \$1133 ;
+              \$1396 [436] = \$1133 ;
           9'h1b5:
-              \$1392 [437] = \$1133 ;
+              \$1396 [437] = \$1133 ;
           9'h1b6:
-              \$1392 [438] = \$1133 ;
+              \$1396 [438] = \$1133 ;
           9'h1b7:
-              \$1392 [439] = \$1133 ;
+              \$1396 [439] = \$1133 ;
           9'h1b8:
-              \$1392 [440] = \$1133 ;
+              \$1396 [440] = \$1133 ;
           9'h1b9:
-              \$1392 [441] = \$1133 ;
+              \$1396 [441] = \$1133 ;
           9'h1ba:
-              \$1392 [442] = \$1133 ;
+              \$1396 [442] = \$1133 ;
           9'h1bb:
-              \$1392 [443] = \$1133 ;
+              \$1396 [443] = \$1133 ;
           9'h1bc:
-              \$1392 [444] = \$1133 ;
+              \$1396 [444] = \$1133 ;
           9'h1bd:
-              \$1392 [445] = \$1133 ;
+              \$1396 [445] = \$1133 ;
           9'h1be:
-              \$1392 [446] = \$1133 ;
+              \$1396 [446] = \$1133 ;
           9'h1bf:
-              \$1392 [447] = \$1133 ;
+              \$1396 [447] = \$1133 ;
           9'h1c0:
-              \$1392 [448] = \$1133 ;
+              \$1396 [448] = \$1133 ;
           9'h1c1:
-              \$1392 [449] = \$1133 ;
+              \$1396 [449] = \$1133 ;
           9'h1c2:
-              \$1392 [450] = \$1133 ;
+              \$1396 [450] = \$1133 ;
           9'h1c3:
-              \$1392 [451] = \$1133 ;
+              \$1396 [451] = \$1133 ;
           9'h1c4:
-              \$1392 [452] = \$1133 ;
+              \$1396 [452] = \$1133 ;
           9'h1c5:
-              \$1392 [453] = \$1133 ;
+              \$1396 [453] = \$1133 ;
           9'h1c6:
-              \$1392 [454] = \$1133 ;
+              \$1396 [454] = \$1133 ;
           9'h1c7:
-              \$1392 [455] = \$1133 ;
+              \$1396 [455] = \$1133 ;
           9'h1c8:
-              \$1392 [456] = \$1133 ;
+              \$1396 [456] = \$1133 ;
           9'h1c9:
-              \$1392 [457] = \$1133 ;
+              \$1396 [457] = \$1133 ;
           9'h1ca:
-              \$1392 [458] = \$1133 ;
+              \$1396 [458] = \$1133 ;
           9'h1cb:
-              \$1392 [459] = \$1133 ;
+              \$1396 [459] = \$1133 ;
           9'h1cc:
-              \$1392 [460] = \$1133 ;
+              \$1396 [460] = \$1133 ;
           9'h1cd:
-              \$1392 [461] = \$1133 ;
+              \$1396 [461] = \$1133 ;
           9'h1ce:
-              \$1392 [462] = \$1133 ;
+              \$1396 [462] = \$1133 ;
           9'h1cf:
-              \$1392 [463] = \$1133 ;
+              \$1396 [463] = \$1133 ;
           9'h1d0:
-              \$1392 [464] = \$1133 ;
+              \$1396 [464] = \$1133 ;
           9'h1d1:
-              \$1392 [465] = \$1133 ;
+              \$1396 [465] = \$1133 ;
           9'h1d2:
-              \$1392 [466] = \$1133 ;
+              \$1396 [466] = \$1133 ;
           9'h1d3:
-              \$1392 [467] = \$1133 ;
+              \$1396 [467] = \$1133 ;
           9'h1d4:
-              \$1392 [468] = \$1133 ;
+              \$1396 [468] = \$1133 ;
           9'h1d5:
-              \$1392 [469] = \$1133 ;
+              \$1396 [469] = \$1133 ;
           9'h1d6:
-              \$1392 [470] = \$1133 ;
+              \$1396 [470] = \$1133 ;
           9'h1d7:
-              \$1392 [471] = \$1133 ;
+              \$1396 [471] = \$1133 ;
           9'h1d8:
-              \$1392 [472] = \$1133 ;
+              \$1396 [472] = \$1133 ;
           9'h1d9:
-              \$1392 [473] = \$1133 ;
+              \$1396 [473] = \$1133 ;
           9'h1da:
-              \$1392 [474] = \$1133 ;
+              \$1396 [474] = \$1133 ;
           9'h1db:
-              \$1392 [475] = \$1133 ;
+              \$1396 [475] = \$1133 ;
           9'h1dc:
-              \$1392 [476] = \$1133 ;
+              \$1396 [476] = \$1133 ;
           9'h1dd:
-              \$1392 [477] = \$1133 ;
+              \$1396 [477] = \$1133 ;
           9'h1de:
-              \$1392 [478] = \$1133 ;
+              \$1396 [478] = \$1133 ;
           9'h1df:
-              \$1392 [479] = \$1133 ;
+              \$1396 [479] = \$1133 ;
           9'h1e0:
-              \$1392 [480] = \$1133 ;
+              \$1396 [480] = \$1133 ;
           9'h1e1:
-              \$1392 [481] = \$1133 ;
+              \$1396 [481] = \$1133 ;
           9'h1e2:
-              \$1392 [482] = \$1133 ;
+              \$1396 [482] = \$1133 ;
           9'h1e3:
-              \$1392 [483] = \$1133 ;
+              \$1396 [483] = \$1133 ;
           9'h1e4:
-              \$1392 [484] = \$1133 ;
+              \$1396 [484] = \$1133 ;
           9'h1e5:
-              \$1392 [485] = \$1133 ;
+              \$1396 [485] = \$1133 ;
           9'h1e6:
-              \$1392 [486] = \$1133 ;
+              \$1396 [486] = \$1133 ;
           9'h1e7:
-              \$1392 [487] = \$1133 ;
+              \$1396 [487] = \$1133 ;
           9'h1e8:
-              \$1392 [488] = \$1133 ;
+              \$1396 [488] = \$1133 ;
           9'h1e9:
-              \$1392 [489] = \$1133 ;
+              \$1396 [489] = \$1133 ;
           9'h1ea:
-              \$1392 [490] = \$1133 ;
+              \$1396 [490] = \$1133 ;
           9'h1eb:
-              \$1392 [491] = \$1133 ;
+              \$1396 [491] = \$1133 ;
           9'h1ec:
-              \$1392 [492] = \$1133 ;
+              \$1396 [492] = \$1133 ;
           9'h1ed:
-              \$1392 [493] = \$1133 ;
+              \$1396 [493] = \$1133 ;
           9'h1ee:
-              \$1392 [494] = \$1133 ;
+              \$1396 [494] = \$1133 ;
           9'h1ef:
-              \$1392 [495] = \$1133 ;
+              \$1396 [495] = \$1133 ;
           9'h1f0:
-              \$1392 [496] = \$1133 ;
+              \$1396 [496] = \$1133 ;
           9'h1f1:
-              \$1392 [497] = \$1133 ;
+              \$1396 [497] = \$1133 ;
           9'h1f2:
-              \$1392 [498] = \$1133 ;
+              \$1396 [498] = \$1133 ;
           9'h1f3:
-              \$1392 [499] = \$1133 ;
+              \$1396 [499] = \$1133 ;
           9'h1f4:
-              \$1392 [500] = \$1133 ;
+              \$1396 [500] = \$1133 ;
           9'h1f5:
-              \$1392 [501] = \$1133 ;
+              \$1396 [501] = \$1133 ;
           9'h1f6:
-              \$1392 [502] = \$1133 ;
+              \$1396 [502] = \$1133 ;
           9'h1f7:
-              \$1392 [503] = \$1133 ;
+              \$1396 [503] = \$1133 ;
           9'h1f8:
-              \$1392 [504] = \$1133 ;
+              \$1396 [504] = \$1133 ;
           9'h1f9:
-              \$1392 [505] = \$1133 ;
+              \$1396 [505] = \$1133 ;
           9'h1fa:
-              \$1392 [506] = \$1133 ;
+              \$1396 [506] = \$1133 ;
           9'h1fb:
-              \$1392 [507] = \$1133 ;
+              \$1396 [507] = \$1133 ;
           9'h1fc:
-              \$1392 [508] = \$1133 ;
+              \$1396 [508] = \$1133 ;
           9'h1fd:
-              \$1392 [509] = \$1133 ;
+              \$1396 [509] = \$1133 ;
           9'h1fe:
-              \$1392 [510] = \$1133 ;
+              \$1396 [510] = \$1133 ;
           9'h1ff:
-              \$1392 [511] = \$1133 ;
+              \$1396 [511] = \$1133 ;
         endcase
       end
     end
@@ -15123,2121 +15237,2121 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1392 [0] = \$1136 ;
+              \$1396 [0] = \$1136 ;
           9'h001:
-              \$1392 [1] = \$1136 ;
+              \$1396 [1] = \$1136 ;
           9'h002:
-              \$1392 [2] = \$1136 ;
+              \$1396 [2] = \$1136 ;
           9'h003:
-              \$1392 [3] = \$1136 ;
+              \$1396 [3] = \$1136 ;
           9'h004:
-              \$1392 [4] = \$1136 ;
+              \$1396 [4] = \$1136 ;
           9'h005:
-              \$1392 [5] = \$1136 ;
+              \$1396 [5] = \$1136 ;
           9'h006:
-              \$1392 [6] = \$1136 ;
+              \$1396 [6] = \$1136 ;
           9'h007:
-              \$1392 [7] = \$1136 ;
+              \$1396 [7] = \$1136 ;
           9'h008:
-              \$1392 [8] = \$1136 ;
+              \$1396 [8] = \$1136 ;
           9'h009:
-              \$1392 [9] = \$1136 ;
+              \$1396 [9] = \$1136 ;
           9'h00a:
-              \$1392 [10] = \$1136 ;
+              \$1396 [10] = \$1136 ;
           9'h00b:
-              \$1392 [11] = \$1136 ;
+              \$1396 [11] = \$1136 ;
           9'h00c:
-              \$1392 [12] = \$1136 ;
+              \$1396 [12] = \$1136 ;
           9'h00d:
-              \$1392 [13] = \$1136 ;
+              \$1396 [13] = \$1136 ;
           9'h00e:
-              \$1392 [14] = \$1136 ;
+              \$1396 [14] = \$1136 ;
           9'h00f:
-              \$1392 [15] = \$1136 ;
+              \$1396 [15] = \$1136 ;
           9'h010:
-              \$1392 [16] = \$1136 ;
+              \$1396 [16] = \$1136 ;
           9'h011:
-              \$1392 [17] = \$1136 ;
+              \$1396 [17] = \$1136 ;
           9'h012:
-              \$1392 [18] = \$1136 ;
+              \$1396 [18] = \$1136 ;
           9'h013:
-              \$1392 [19] = \$1136 ;
+              \$1396 [19] = \$1136 ;
           9'h014:
-              \$1392 [20] = \$1136 ;
+              \$1396 [20] = \$1136 ;
           9'h015:
-              \$1392 [21] = \$1136 ;
+              \$1396 [21] = \$1136 ;
           9'h016:
-              \$1392 [22] = \$1136 ;
+              \$1396 [22] = \$1136 ;
           9'h017:
-              \$1392 [23] = \$1136 ;
+              \$1396 [23] = \$1136 ;
           9'h018:
-              \$1392 [24] = \$1136 ;
+              \$1396 [24] = \$1136 ;
           9'h019:
-              \$1392 [25] = \$1136 ;
+              \$1396 [25] = \$1136 ;
           9'h01a:
-              \$1392 [26] = \$1136 ;
+              \$1396 [26] = \$1136 ;
           9'h01b:
-              \$1392 [27] = \$1136 ;
+              \$1396 [27] = \$1136 ;
           9'h01c:
-              \$1392 [28] = \$1136 ;
+              \$1396 [28] = \$1136 ;
           9'h01d:
-              \$1392 [29] = \$1136 ;
+              \$1396 [29] = \$1136 ;
           9'h01e:
-              \$1392 [30] = \$1136 ;
+              \$1396 [30] = \$1136 ;
           9'h01f:
-              \$1392 [31] = \$1136 ;
+              \$1396 [31] = \$1136 ;
           9'h020:
-              \$1392 [32] = \$1136 ;
+              \$1396 [32] = \$1136 ;
           9'h021:
-              \$1392 [33] = \$1136 ;
+              \$1396 [33] = \$1136 ;
           9'h022:
-              \$1392 [34] = \$1136 ;
+              \$1396 [34] = \$1136 ;
           9'h023:
-              \$1392 [35] = \$1136 ;
+              \$1396 [35] = \$1136 ;
           9'h024:
-              \$1392 [36] = \$1136 ;
+              \$1396 [36] = \$1136 ;
           9'h025:
-              \$1392 [37] = \$1136 ;
+              \$1396 [37] = \$1136 ;
           9'h026:
-              \$1392 [38] = \$1136 ;
+              \$1396 [38] = \$1136 ;
           9'h027:
-              \$1392 [39] = \$1136 ;
+              \$1396 [39] = \$1136 ;
           9'h028:
-              \$1392 [40] = \$1136 ;
+              \$1396 [40] = \$1136 ;
           9'h029:
-              \$1392 [41] = \$1136 ;
+              \$1396 [41] = \$1136 ;
           9'h02a:
-              \$1392 [42] = \$1136 ;
+              \$1396 [42] = \$1136 ;
           9'h02b:
-              \$1392 [43] = \$1136 ;
+              \$1396 [43] = \$1136 ;
           9'h02c:
-              \$1392 [44] = \$1136 ;
+              \$1396 [44] = \$1136 ;
           9'h02d:
-              \$1392 [45] = \$1136 ;
+              \$1396 [45] = \$1136 ;
           9'h02e:
-              \$1392 [46] = \$1136 ;
+              \$1396 [46] = \$1136 ;
           9'h02f:
-              \$1392 [47] = \$1136 ;
+              \$1396 [47] = \$1136 ;
           9'h030:
-              \$1392 [48] = \$1136 ;
+              \$1396 [48] = \$1136 ;
           9'h031:
-              \$1392 [49] = \$1136 ;
+              \$1396 [49] = \$1136 ;
           9'h032:
-              \$1392 [50] = \$1136 ;
+              \$1396 [50] = \$1136 ;
           9'h033:
-              \$1392 [51] = \$1136 ;
+              \$1396 [51] = \$1136 ;
           9'h034:
-              \$1392 [52] = \$1136 ;
+              \$1396 [52] = \$1136 ;
           9'h035:
-              \$1392 [53] = \$1136 ;
+              \$1396 [53] = \$1136 ;
           9'h036:
-              \$1392 [54] = \$1136 ;
+              \$1396 [54] = \$1136 ;
           9'h037:
-              \$1392 [55] = \$1136 ;
+              \$1396 [55] = \$1136 ;
           9'h038:
-              \$1392 [56] = \$1136 ;
+              \$1396 [56] = \$1136 ;
           9'h039:
-              \$1392 [57] = \$1136 ;
+              \$1396 [57] = \$1136 ;
           9'h03a:
-              \$1392 [58] = \$1136 ;
+              \$1396 [58] = \$1136 ;
           9'h03b:
-              \$1392 [59] = \$1136 ;
+              \$1396 [59] = \$1136 ;
           9'h03c:
-              \$1392 [60] = \$1136 ;
+              \$1396 [60] = \$1136 ;
           9'h03d:
-              \$1392 [61] = \$1136 ;
+              \$1396 [61] = \$1136 ;
           9'h03e:
-              \$1392 [62] = \$1136 ;
+              \$1396 [62] = \$1136 ;
           9'h03f:
-              \$1392 [63] = \$1136 ;
+              \$1396 [63] = \$1136 ;
           9'h040:
-              \$1392 [64] = \$1136 ;
+              \$1396 [64] = \$1136 ;
           9'h041:
-              \$1392 [65] = \$1136 ;
+              \$1396 [65] = \$1136 ;
           9'h042:
-              \$1392 [66] = \$1136 ;
+              \$1396 [66] = \$1136 ;
           9'h043:
-              \$1392 [67] = \$1136 ;
+              \$1396 [67] = \$1136 ;
           9'h044:
-              \$1392 [68] = \$1136 ;
+              \$1396 [68] = \$1136 ;
           9'h045:
-              \$1392 [69] = \$1136 ;
+              \$1396 [69] = \$1136 ;
           9'h046:
-              \$1392 [70] = \$1136 ;
+              \$1396 [70] = \$1136 ;
           9'h047:
-              \$1392 [71] = \$1136 ;
+              \$1396 [71] = \$1136 ;
           9'h048:
-              \$1392 [72] = \$1136 ;
+              \$1396 [72] = \$1136 ;
           9'h049:
-              \$1392 [73] = \$1136 ;
+              \$1396 [73] = \$1136 ;
           9'h04a:
-              \$1392 [74] = \$1136 ;
+              \$1396 [74] = \$1136 ;
           9'h04b:
-              \$1392 [75] = \$1136 ;
+              \$1396 [75] = \$1136 ;
           9'h04c:
-              \$1392 [76] = \$1136 ;
+              \$1396 [76] = \$1136 ;
           9'h04d:
-              \$1392 [77] = \$1136 ;
+              \$1396 [77] = \$1136 ;
           9'h04e:
-              \$1392 [78] = \$1136 ;
+              \$1396 [78] = \$1136 ;
           9'h04f:
-              \$1392 [79] = \$1136 ;
+              \$1396 [79] = \$1136 ;
           9'h050:
-              \$1392 [80] = \$1136 ;
+              \$1396 [80] = \$1136 ;
           9'h051:
-              \$1392 [81] = \$1136 ;
+              \$1396 [81] = \$1136 ;
           9'h052:
-              \$1392 [82] = \$1136 ;
+              \$1396 [82] = \$1136 ;
           9'h053:
-              \$1392 [83] = \$1136 ;
+              \$1396 [83] = \$1136 ;
           9'h054:
-              \$1392 [84] = \$1136 ;
+              \$1396 [84] = \$1136 ;
           9'h055:
-              \$1392 [85] = \$1136 ;
+              \$1396 [85] = \$1136 ;
           9'h056:
-              \$1392 [86] = \$1136 ;
+              \$1396 [86] = \$1136 ;
           9'h057:
-              \$1392 [87] = \$1136 ;
+              \$1396 [87] = \$1136 ;
           9'h058:
-              \$1392 [88] = \$1136 ;
+              \$1396 [88] = \$1136 ;
           9'h059:
-              \$1392 [89] = \$1136 ;
+              \$1396 [89] = \$1136 ;
           9'h05a:
-              \$1392 [90] = \$1136 ;
+              \$1396 [90] = \$1136 ;
           9'h05b:
-              \$1392 [91] = \$1136 ;
+              \$1396 [91] = \$1136 ;
           9'h05c:
-              \$1392 [92] = \$1136 ;
+              \$1396 [92] = \$1136 ;
           9'h05d:
-              \$1392 [93] = \$1136 ;
+              \$1396 [93] = \$1136 ;
           9'h05e:
-              \$1392 [94] = \$1136 ;
+              \$1396 [94] = \$1136 ;
           9'h05f:
-              \$1392 [95] = \$1136 ;
+              \$1396 [95] = \$1136 ;
           9'h060:
-              \$1392 [96] = \$1136 ;
+              \$1396 [96] = \$1136 ;
           9'h061:
-              \$1392 [97] = \$1136 ;
+              \$1396 [97] = \$1136 ;
           9'h062:
-              \$1392 [98] = \$1136 ;
+              \$1396 [98] = \$1136 ;
           9'h063:
-              \$1392 [99] = \$1136 ;
+              \$1396 [99] = \$1136 ;
           9'h064:
-              \$1392 [100] = \$1136 ;
+              \$1396 [100] = \$1136 ;
           9'h065:
-              \$1392 [101] = \$1136 ;
+              \$1396 [101] = \$1136 ;
           9'h066:
-              \$1392 [102] = \$1136 ;
+              \$1396 [102] = \$1136 ;
           9'h067:
-              \$1392 [103] = \$1136 ;
+              \$1396 [103] = \$1136 ;
           9'h068:
-              \$1392 [104] = \$1136 ;
+              \$1396 [104] = \$1136 ;
           9'h069:
-              \$1392 [105] = \$1136 ;
+              \$1396 [105] = \$1136 ;
           9'h06a:
-              \$1392 [106] = \$1136 ;
+              \$1396 [106] = \$1136 ;
           9'h06b:
-              \$1392 [107] = \$1136 ;
+              \$1396 [107] = \$1136 ;
           9'h06c:
-              \$1392 [108] = \$1136 ;
+              \$1396 [108] = \$1136 ;
           9'h06d:
-              \$1392 [109] = \$1136 ;
+              \$1396 [109] = \$1136 ;
           9'h06e:
-              \$1392 [110] = \$1136 ;
+              \$1396 [110] = \$1136 ;
           9'h06f:
-              \$1392 [111] = \$1136 ;
+              \$1396 [111] = \$1136 ;
           9'h070:
-              \$1392 [112] = \$1136 ;
+              \$1396 [112] = \$1136 ;
           9'h071:
-              \$1392 [113] = \$1136 ;
+              \$1396 [113] = \$1136 ;
           9'h072:
-              \$1392 [114] = \$1136 ;
+              \$1396 [114] = \$1136 ;
           9'h073:
-              \$1392 [115] = \$1136 ;
+              \$1396 [115] = \$1136 ;
           9'h074:
-              \$1392 [116] = \$1136 ;
+              \$1396 [116] = \$1136 ;
           9'h075:
-              \$1392 [117] = \$1136 ;
+              \$1396 [117] = \$1136 ;
           9'h076:
-              \$1392 [118] = \$1136 ;
+              \$1396 [118] = \$1136 ;
           9'h077:
-              \$1392 [119] = \$1136 ;
+              \$1396 [119] = \$1136 ;
           9'h078:
-              \$1392 [120] = \$1136 ;
+              \$1396 [120] = \$1136 ;
           9'h079:
-              \$1392 [121] = \$1136 ;
+              \$1396 [121] = \$1136 ;
           9'h07a:
-              \$1392 [122] = \$1136 ;
+              \$1396 [122] = \$1136 ;
           9'h07b:
-              \$1392 [123] = \$1136 ;
+              \$1396 [123] = \$1136 ;
           9'h07c:
-              \$1392 [124] = \$1136 ;
+              \$1396 [124] = \$1136 ;
           9'h07d:
-              \$1392 [125] = \$1136 ;
+              \$1396 [125] = \$1136 ;
           9'h07e:
-              \$1392 [126] = \$1136 ;
+              \$1396 [126] = \$1136 ;
           9'h07f:
-              \$1392 [127] = \$1136 ;
+              \$1396 [127] = \$1136 ;
           9'h080:
-              \$1392 [128] = \$1136 ;
+              \$1396 [128] = \$1136 ;
           9'h081:
-              \$1392 [129] = \$1136 ;
+              \$1396 [129] = \$1136 ;
           9'h082:
-              \$1392 [130] = \$1136 ;
+              \$1396 [130] = \$1136 ;
           9'h083:
-              \$1392 [131] = \$1136 ;
+              \$1396 [131] = \$1136 ;
           9'h084:
-              \$1392 [132] = \$1136 ;
+              \$1396 [132] = \$1136 ;
           9'h085:
-              \$1392 [133] = \$1136 ;
+              \$1396 [133] = \$1136 ;
           9'h086:
-              \$1392 [134] = \$1136 ;
+              \$1396 [134] = \$1136 ;
           9'h087:
-              \$1392 [135] = \$1136 ;
+              \$1396 [135] = \$1136 ;
           9'h088:
-              \$1392 [136] = \$1136 ;
+              \$1396 [136] = \$1136 ;
           9'h089:
-              \$1392 [137] = \$1136 ;
+              \$1396 [137] = \$1136 ;
           9'h08a:
-              \$1392 [138] = \$1136 ;
+              \$1396 [138] = \$1136 ;
           9'h08b:
-              \$1392 [139] = \$1136 ;
+              \$1396 [139] = \$1136 ;
           9'h08c:
-              \$1392 [140] = \$1136 ;
+              \$1396 [140] = \$1136 ;
           9'h08d:
-              \$1392 [141] = \$1136 ;
+              \$1396 [141] = \$1136 ;
           9'h08e:
-              \$1392 [142] = \$1136 ;
+              \$1396 [142] = \$1136 ;
           9'h08f:
-              \$1392 [143] = \$1136 ;
+              \$1396 [143] = \$1136 ;
           9'h090:
-              \$1392 [144] = \$1136 ;
+              \$1396 [144] = \$1136 ;
           9'h091:
-              \$1392 [145] = \$1136 ;
+              \$1396 [145] = \$1136 ;
           9'h092:
-              \$1392 [146] = \$1136 ;
+              \$1396 [146] = \$1136 ;
           9'h093:
-              \$1392 [147] = \$1136 ;
+              \$1396 [147] = \$1136 ;
           9'h094:
-              \$1392 [148] = \$1136 ;
+              \$1396 [148] = \$1136 ;
           9'h095:
-              \$1392 [149] = \$1136 ;
+              \$1396 [149] = \$1136 ;
           9'h096:
-              \$1392 [150] = \$1136 ;
+              \$1396 [150] = \$1136 ;
           9'h097:
-              \$1392 [151] = \$1136 ;
+              \$1396 [151] = \$1136 ;
           9'h098:
-              \$1392 [152] = \$1136 ;
+              \$1396 [152] = \$1136 ;
           9'h099:
-              \$1392 [153] = \$1136 ;
+              \$1396 [153] = \$1136 ;
           9'h09a:
-              \$1392 [154] = \$1136 ;
+              \$1396 [154] = \$1136 ;
           9'h09b:
-              \$1392 [155] = \$1136 ;
+              \$1396 [155] = \$1136 ;
           9'h09c:
-              \$1392 [156] = \$1136 ;
+              \$1396 [156] = \$1136 ;
           9'h09d:
-              \$1392 [157] = \$1136 ;
+              \$1396 [157] = \$1136 ;
           9'h09e:
-              \$1392 [158] = \$1136 ;
+              \$1396 [158] = \$1136 ;
           9'h09f:
-              \$1392 [159] = \$1136 ;
+              \$1396 [159] = \$1136 ;
           9'h0a0:
-              \$1392 [160] = \$1136 ;
+              \$1396 [160] = \$1136 ;
           9'h0a1:
-              \$1392 [161] = \$1136 ;
+              \$1396 [161] = \$1136 ;
           9'h0a2:
-              \$1392 [162] = \$1136 ;
+              \$1396 [162] = \$1136 ;
           9'h0a3:
-              \$1392 [163] = \$1136 ;
+              \$1396 [163] = \$1136 ;
           9'h0a4:
-              \$1392 [164] = \$1136 ;
+              \$1396 [164] = \$1136 ;
           9'h0a5:
-              \$1392 [165] = \$1136 ;
+              \$1396 [165] = \$1136 ;
           9'h0a6:
-              \$1392 [166] = \$1136 ;
+              \$1396 [166] = \$1136 ;
           9'h0a7:
-              \$1392 [167] = \$1136 ;
+              \$1396 [167] = \$1136 ;
           9'h0a8:
-              \$1392 [168] = \$1136 ;
+              \$1396 [168] = \$1136 ;
           9'h0a9:
-              \$1392 [169] = \$1136 ;
+              \$1396 [169] = \$1136 ;
           9'h0aa:
-              \$1392 [170] = \$1136 ;
+              \$1396 [170] = \$1136 ;
           9'h0ab:
-              \$1392 [171] = \$1136 ;
+              \$1396 [171] = \$1136 ;
           9'h0ac:
-              \$1392 [172] = \$1136 ;
+              \$1396 [172] = \$1136 ;
           9'h0ad:
-              \$1392 [173] = \$1136 ;
+              \$1396 [173] = \$1136 ;
           9'h0ae:
-              \$1392 [174] = \$1136 ;
+              \$1396 [174] = \$1136 ;
           9'h0af:
-              \$1392 [175] = \$1136 ;
+              \$1396 [175] = \$1136 ;
           9'h0b0:
-              \$1392 [176] = \$1136 ;
+              \$1396 [176] = \$1136 ;
           9'h0b1:
-              \$1392 [177] = \$1136 ;
+              \$1396 [177] = \$1136 ;
           9'h0b2:
-              \$1392 [178] = \$1136 ;
+              \$1396 [178] = \$1136 ;
           9'h0b3:
-              \$1392 [179] = \$1136 ;
+              \$1396 [179] = \$1136 ;
           9'h0b4:
-              \$1392 [180] = \$1136 ;
+              \$1396 [180] = \$1136 ;
           9'h0b5:
-              \$1392 [181] = \$1136 ;
+              \$1396 [181] = \$1136 ;
           9'h0b6:
-              \$1392 [182] = \$1136 ;
+              \$1396 [182] = \$1136 ;
           9'h0b7:
-              \$1392 [183] = \$1136 ;
+              \$1396 [183] = \$1136 ;
           9'h0b8:
-              \$1392 [184] = \$1136 ;
+              \$1396 [184] = \$1136 ;
           9'h0b9:
-              \$1392 [185] = \$1136 ;
+              \$1396 [185] = \$1136 ;
           9'h0ba:
-              \$1392 [186] = \$1136 ;
+              \$1396 [186] = \$1136 ;
           9'h0bb:
-              \$1392 [187] = \$1136 ;
+              \$1396 [187] = \$1136 ;
           9'h0bc:
-              \$1392 [188] = \$1136 ;
+              \$1396 [188] = \$1136 ;
           9'h0bd:
-              \$1392 [189] = \$1136 ;
+              \$1396 [189] = \$1136 ;
           9'h0be:
-              \$1392 [190] = \$1136 ;
+              \$1396 [190] = \$1136 ;
           9'h0bf:
-              \$1392 [191] = \$1136 ;
+              \$1396 [191] = \$1136 ;
           9'h0c0:
-              \$1392 [192] = \$1136 ;
+              \$1396 [192] = \$1136 ;
           9'h0c1:
-              \$1392 [193] = \$1136 ;
+              \$1396 [193] = \$1136 ;
           9'h0c2:
-              \$1392 [194] = \$1136 ;
+              \$1396 [194] = \$1136 ;
           9'h0c3:
-              \$1392 [195] = \$1136 ;
+              \$1396 [195] = \$1136 ;
           9'h0c4:
-              \$1392 [196] = \$1136 ;
+              \$1396 [196] = \$1136 ;
           9'h0c5:
-              \$1392 [197] = \$1136 ;
+              \$1396 [197] = \$1136 ;
           9'h0c6:
-              \$1392 [198] = \$1136 ;
+              \$1396 [198] = \$1136 ;
           9'h0c7:
-              \$1392 [199] = \$1136 ;
+              \$1396 [199] = \$1136 ;
           9'h0c8:
-              \$1392 [200] = \$1136 ;
+              \$1396 [200] = \$1136 ;
           9'h0c9:
-              \$1392 [201] = \$1136 ;
+              \$1396 [201] = \$1136 ;
           9'h0ca:
-              \$1392 [202] = \$1136 ;
+              \$1396 [202] = \$1136 ;
           9'h0cb:
-              \$1392 [203] = \$1136 ;
+              \$1396 [203] = \$1136 ;
           9'h0cc:
-              \$1392 [204] = \$1136 ;
+              \$1396 [204] = \$1136 ;
           9'h0cd:
-              \$1392 [205] = \$1136 ;
+              \$1396 [205] = \$1136 ;
           9'h0ce:
-              \$1392 [206] = \$1136 ;
+              \$1396 [206] = \$1136 ;
           9'h0cf:
-              \$1392 [207] = \$1136 ;
+              \$1396 [207] = \$1136 ;
           9'h0d0:
-              \$1392 [208] = \$1136 ;
+              \$1396 [208] = \$1136 ;
           9'h0d1:
-              \$1392 [209] = \$1136 ;
+              \$1396 [209] = \$1136 ;
           9'h0d2:
-              \$1392 [210] = \$1136 ;
+              \$1396 [210] = \$1136 ;
           9'h0d3:
-              \$1392 [211] = \$1136 ;
+              \$1396 [211] = \$1136 ;
           9'h0d4:
-              \$1392 [212] = \$1136 ;
+              \$1396 [212] = \$1136 ;
           9'h0d5:
-              \$1392 [213] = \$1136 ;
+              \$1396 [213] = \$1136 ;
           9'h0d6:
-              \$1392 [214] = \$1136 ;
+              \$1396 [214] = \$1136 ;
           9'h0d7:
-              \$1392 [215] = \$1136 ;
+              \$1396 [215] = \$1136 ;
           9'h0d8:
-              \$1392 [216] = \$1136 ;
+              \$1396 [216] = \$1136 ;
           9'h0d9:
-              \$1392 [217] = \$1136 ;
+              \$1396 [217] = \$1136 ;
           9'h0da:
-              \$1392 [218] = \$1136 ;
+              \$1396 [218] = \$1136 ;
           9'h0db:
-              \$1392 [219] = \$1136 ;
+              \$1396 [219] = \$1136 ;
           9'h0dc:
-              \$1392 [220] = \$1136 ;
+              \$1396 [220] = \$1136 ;
           9'h0dd:
-              \$1392 [221] = \$1136 ;
+              \$1396 [221] = \$1136 ;
           9'h0de:
-              \$1392 [222] = \$1136 ;
+              \$1396 [222] = \$1136 ;
           9'h0df:
-              \$1392 [223] = \$1136 ;
+              \$1396 [223] = \$1136 ;
           9'h0e0:
-              \$1392 [224] = \$1136 ;
+              \$1396 [224] = \$1136 ;
           9'h0e1:
-              \$1392 [225] = \$1136 ;
+              \$1396 [225] = \$1136 ;
           9'h0e2:
-              \$1392 [226] = \$1136 ;
+              \$1396 [226] = \$1136 ;
           9'h0e3:
-              \$1392 [227] = \$1136 ;
+              \$1396 [227] = \$1136 ;
           9'h0e4:
-              \$1392 [228] = \$1136 ;
+              \$1396 [228] = \$1136 ;
           9'h0e5:
-              \$1392 [229] = \$1136 ;
+              \$1396 [229] = \$1136 ;
           9'h0e6:
-              \$1392 [230] = \$1136 ;
+              \$1396 [230] = \$1136 ;
           9'h0e7:
-              \$1392 [231] = \$1136 ;
+              \$1396 [231] = \$1136 ;
           9'h0e8:
-              \$1392 [232] = \$1136 ;
+              \$1396 [232] = \$1136 ;
           9'h0e9:
-              \$1392 [233] = \$1136 ;
+              \$1396 [233] = \$1136 ;
           9'h0ea:
-              \$1392 [234] = \$1136 ;
+              \$1396 [234] = \$1136 ;
           9'h0eb:
-              \$1392 [235] = \$1136 ;
+              \$1396 [235] = \$1136 ;
           9'h0ec:
-              \$1392 [236] = \$1136 ;
+              \$1396 [236] = \$1136 ;
           9'h0ed:
-              \$1392 [237] = \$1136 ;
+              \$1396 [237] = \$1136 ;
           9'h0ee:
-              \$1392 [238] = \$1136 ;
+              \$1396 [238] = \$1136 ;
           9'h0ef:
-              \$1392 [239] = \$1136 ;
+              \$1396 [239] = \$1136 ;
           9'h0f0:
-              \$1392 [240] = \$1136 ;
+              \$1396 [240] = \$1136 ;
           9'h0f1:
-              \$1392 [241] = \$1136 ;
+              \$1396 [241] = \$1136 ;
           9'h0f2:
-              \$1392 [242] = \$1136 ;
+              \$1396 [242] = \$1136 ;
           9'h0f3:
-              \$1392 [243] = \$1136 ;
+              \$1396 [243] = \$1136 ;
           9'h0f4:
-              \$1392 [244] = \$1136 ;
+              \$1396 [244] = \$1136 ;
           9'h0f5:
-              \$1392 [245] = \$1136 ;
+              \$1396 [245] = \$1136 ;
           9'h0f6:
-              \$1392 [246] = \$1136 ;
+              \$1396 [246] = \$1136 ;
           9'h0f7:
-              \$1392 [247] = \$1136 ;
+              \$1396 [247] = \$1136 ;
           9'h0f8:
-              \$1392 [248] = \$1136 ;
+              \$1396 [248] = \$1136 ;
           9'h0f9:
-              \$1392 [249] = \$1136 ;
+              \$1396 [249] = \$1136 ;
           9'h0fa:
-              \$1392 [250] = \$1136 ;
+              \$1396 [250] = \$1136 ;
           9'h0fb:
-              \$1392 [251] = \$1136 ;
+              \$1396 [251] = \$1136 ;
           9'h0fc:
-              \$1392 [252] = \$1136 ;
+              \$1396 [252] = \$1136 ;
           9'h0fd:
-              \$1392 [253] = \$1136 ;
+              \$1396 [253] = \$1136 ;
           9'h0fe:
-              \$1392 [254] = \$1136 ;
+              \$1396 [254] = \$1136 ;
           9'h0ff:
-              \$1392 [255] = \$1136 ;
+              \$1396 [255] = \$1136 ;
           9'h100:
-              \$1392 [256] = \$1136 ;
+              \$1396 [256] = \$1136 ;
           9'h101:
-              \$1392 [257] = \$1136 ;
+              \$1396 [257] = \$1136 ;
           9'h102:
-              \$1392 [258] = \$1136 ;
+              \$1396 [258] = \$1136 ;
           9'h103:
-              \$1392 [259] = \$1136 ;
+              \$1396 [259] = \$1136 ;
           9'h104:
-              \$1392 [260] = \$1136 ;
+              \$1396 [260] = \$1136 ;
           9'h105:
-              \$1392 [261] = \$1136 ;
+              \$1396 [261] = \$1136 ;
           9'h106:
-              \$1392 [262] = \$1136 ;
+              \$1396 [262] = \$1136 ;
           9'h107:
-              \$1392 [263] = \$1136 ;
+              \$1396 [263] = \$1136 ;
           9'h108:
-              \$1392 [264] = \$1136 ;
+              \$1396 [264] = \$1136 ;
           9'h109:
-              \$1392 [265] = \$1136 ;
+              \$1396 [265] = \$1136 ;
           9'h10a:
-              \$1392 [266] = \$1136 ;
+              \$1396 [266] = \$1136 ;
           9'h10b:
-              \$1392 [267] = \$1136 ;
+              \$1396 [267] = \$1136 ;
           9'h10c:
-              \$1392 [268] = \$1136 ;
+              \$1396 [268] = \$1136 ;
           9'h10d:
-              \$1392 [269] = \$1136 ;
+              \$1396 [269] = \$1136 ;
           9'h10e:
-              \$1392 [270] = \$1136 ;
+              \$1396 [270] = \$1136 ;
           9'h10f:
-              \$1392 [271] = \$1136 ;
+              \$1396 [271] = \$1136 ;
           9'h110:
-              \$1392 [272] = \$1136 ;
+              \$1396 [272] = \$1136 ;
           9'h111:
-              \$1392 [273] = \$1136 ;
+              \$1396 [273] = \$1136 ;
           9'h112:
-              \$1392 [274] = \$1136 ;
+              \$1396 [274] = \$1136 ;
           9'h113:
-              \$1392 [275] = \$1136 ;
+              \$1396 [275] = \$1136 ;
           9'h114:
-              \$1392 [276] = \$1136 ;
+              \$1396 [276] = \$1136 ;
           9'h115:
-              \$1392 [277] = \$1136 ;
+              \$1396 [277] = \$1136 ;
           9'h116:
-              \$1392 [278] = \$1136 ;
+              \$1396 [278] = \$1136 ;
           9'h117:
-              \$1392 [279] = \$1136 ;
+              \$1396 [279] = \$1136 ;
           9'h118:
-              \$1392 [280] = \$1136 ;
+              \$1396 [280] = \$1136 ;
           9'h119:
-              \$1392 [281] = \$1136 ;
+              \$1396 [281] = \$1136 ;
           9'h11a:
-              \$1392 [282] = \$1136 ;
+              \$1396 [282] = \$1136 ;
           9'h11b:
-              \$1392 [283] = \$1136 ;
+              \$1396 [283] = \$1136 ;
           9'h11c:
-              \$1392 [284] = \$1136 ;
+              \$1396 [284] = \$1136 ;
           9'h11d:
-              \$1392 [285] = \$1136 ;
+              \$1396 [285] = \$1136 ;
           9'h11e:
-              \$1392 [286] = \$1136 ;
+              \$1396 [286] = \$1136 ;
           9'h11f:
-              \$1392 [287] = \$1136 ;
+              \$1396 [287] = \$1136 ;
           9'h120:
-              \$1392 [288] = \$1136 ;
+              \$1396 [288] = \$1136 ;
           9'h121:
-              \$1392 [289] = \$1136 ;
+              \$1396 [289] = \$1136 ;
           9'h122:
-              \$1392 [290] = \$1136 ;
+              \$1396 [290] = \$1136 ;
           9'h123:
-              \$1392 [291] = \$1136 ;
+              \$1396 [291] = \$1136 ;
           9'h124:
-              \$1392 [292] = \$1136 ;
+              \$1396 [292] = \$1136 ;
           9'h125:
-              \$1392 [293] = \$1136 ;
+              \$1396 [293] = \$1136 ;
           9'h126:
-              \$1392 [294] = \$1136 ;
+              \$1396 [294] = \$1136 ;
           9'h127:
-              \$1392 [295] = \$1136 ;
+              \$1396 [295] = \$1136 ;
           9'h128:
-              \$1392 [296] = \$1136 ;
+              \$1396 [296] = \$1136 ;
           9'h129:
-              \$1392 [297] = \$1136 ;
+              \$1396 [297] = \$1136 ;
           9'h12a:
-              \$1392 [298] = \$1136 ;
+              \$1396 [298] = \$1136 ;
           9'h12b:
-              \$1392 [299] = \$1136 ;
+              \$1396 [299] = \$1136 ;
           9'h12c:
-              \$1392 [300] = \$1136 ;
+              \$1396 [300] = \$1136 ;
           9'h12d:
-              \$1392 [301] = \$1136 ;
+              \$1396 [301] = \$1136 ;
           9'h12e:
-              \$1392 [302] = \$1136 ;
+              \$1396 [302] = \$1136 ;
           9'h12f:
-              \$1392 [303] = \$1136 ;
+              \$1396 [303] = \$1136 ;
           9'h130:
-              \$1392 [304] = \$1136 ;
+              \$1396 [304] = \$1136 ;
           9'h131:
-              \$1392 [305] = \$1136 ;
+              \$1396 [305] = \$1136 ;
           9'h132:
-              \$1392 [306] = \$1136 ;
+              \$1396 [306] = \$1136 ;
           9'h133:
-              \$1392 [307] = \$1136 ;
+              \$1396 [307] = \$1136 ;
           9'h134:
-              \$1392 [308] = \$1136 ;
+              \$1396 [308] = \$1136 ;
           9'h135:
-              \$1392 [309] = \$1136 ;
+              \$1396 [309] = \$1136 ;
           9'h136:
-              \$1392 [310] = \$1136 ;
+              \$1396 [310] = \$1136 ;
           9'h137:
-              \$1392 [311] = \$1136 ;
+              \$1396 [311] = \$1136 ;
           9'h138:
-              \$1392 [312] = \$1136 ;
+              \$1396 [312] = \$1136 ;
           9'h139:
-              \$1392 [313] = \$1136 ;
+              \$1396 [313] = \$1136 ;
           9'h13a:
-              \$1392 [314] = \$1136 ;
+              \$1396 [314] = \$1136 ;
           9'h13b:
-              \$1392 [315] = \$1136 ;
+              \$1396 [315] = \$1136 ;
           9'h13c:
-              \$1392 [316] = \$1136 ;
+              \$1396 [316] = \$1136 ;
           9'h13d:
-              \$1392 [317] = \$1136 ;
+              \$1396 [317] = \$1136 ;
           9'h13e:
-              \$1392 [318] = \$1136 ;
+              \$1396 [318] = \$1136 ;
           9'h13f:
-              \$1392 [319] = \$1136 ;
+              \$1396 [319] = \$1136 ;
           9'h140:
-              \$1392 [320] = \$1136 ;
+              \$1396 [320] = \$1136 ;
           9'h141:
-              \$1392 [321] = \$1136 ;
+              \$1396 [321] = \$1136 ;
           9'h142:
-              \$1392 [322] = \$1136 ;
+              \$1396 [322] = \$1136 ;
           9'h143:
-              \$1392 [323] = \$1136 ;
+              \$1396 [323] = \$1136 ;
           9'h144:
-              \$1392 [324] = \$1136 ;
+              \$1396 [324] = \$1136 ;
           9'h145:
-              \$1392 [325] = \$1136 ;
+              \$1396 [325] = \$1136 ;
           9'h146:
-              \$1392 [326] = \$1136 ;
+              \$1396 [326] = \$1136 ;
           9'h147:
-              \$1392 [327] = \$1136 ;
+              \$1396 [327] = \$1136 ;
           9'h148:
-              \$1392 [328] = \$1136 ;
+              \$1396 [328] = \$1136 ;
           9'h149:
-              \$1392 [329] = \$1136 ;
+              \$1396 [329] = \$1136 ;
           9'h14a:
-              \$1392 [330] = \$1136 ;
+              \$1396 [330] = \$1136 ;
           9'h14b:
-              \$1392 [331] = \$1136 ;
+              \$1396 [331] = \$1136 ;
           9'h14c:
-              \$1392 [332] = \$1136 ;
+              \$1396 [332] = \$1136 ;
           9'h14d:
-              \$1392 [333] = \$1136 ;
+              \$1396 [333] = \$1136 ;
           9'h14e:
-              \$1392 [334] = \$1136 ;
+              \$1396 [334] = \$1136 ;
           9'h14f:
-              \$1392 [335] = \$1136 ;
+              \$1396 [335] = \$1136 ;
           9'h150:
-              \$1392 [336] = \$1136 ;
+              \$1396 [336] = \$1136 ;
           9'h151:
-              \$1392 [337] = \$1136 ;
+              \$1396 [337] = \$1136 ;
           9'h152:
-              \$1392 [338] = \$1136 ;
+              \$1396 [338] = \$1136 ;
           9'h153:
-              \$1392 [339] = \$1136 ;
+              \$1396 [339] = \$1136 ;
           9'h154:
-              \$1392 [340] = \$1136 ;
+              \$1396 [340] = \$1136 ;
           9'h155:
-              \$1392 [341] = \$1136 ;
+              \$1396 [341] = \$1136 ;
           9'h156:
-              \$1392 [342] = \$1136 ;
+              \$1396 [342] = \$1136 ;
           9'h157:
-              \$1392 [343] = \$1136 ;
+              \$1396 [343] = \$1136 ;
           9'h158:
-              \$1392 [344] = \$1136 ;
+              \$1396 [344] = \$1136 ;
           9'h159:
-              \$1392 [345] = \$1136 ;
+              \$1396 [345] = \$1136 ;
           9'h15a:
-              \$1392 [346] = \$1136 ;
+              \$1396 [346] = \$1136 ;
           9'h15b:
-              \$1392 [347] = \$1136 ;
+              \$1396 [347] = \$1136 ;
           9'h15c:
-              \$1392 [348] = \$1136 ;
+              \$1396 [348] = \$1136 ;
           9'h15d:
-              \$1392 [349] = \$1136 ;
+              \$1396 [349] = \$1136 ;
           9'h15e:
-              \$1392 [350] = \$1136 ;
+              \$1396 [350] = \$1136 ;
           9'h15f:
-              \$1392 [351] = \$1136 ;
+              \$1396 [351] = \$1136 ;
           9'h160:
-              \$1392 [352] = \$1136 ;
+              \$1396 [352] = \$1136 ;
           9'h161:
-              \$1392 [353] = \$1136 ;
+              \$1396 [353] = \$1136 ;
           9'h162:
-              \$1392 [354] = \$1136 ;
+              \$1396 [354] = \$1136 ;
           9'h163:
-              \$1392 [355] = \$1136 ;
+              \$1396 [355] = \$1136 ;
           9'h164:
-              \$1392 [356] = \$1136 ;
+              \$1396 [356] = \$1136 ;
           9'h165:
-              \$1392 [357] = \$1136 ;
+              \$1396 [357] = \$1136 ;
           9'h166:
-              \$1392 [358] = \$1136 ;
+              \$1396 [358] = \$1136 ;
           9'h167:
-              \$1392 [359] = \$1136 ;
+              \$1396 [359] = \$1136 ;
           9'h168:
-              \$1392 [360] = \$1136 ;
+              \$1396 [360] = \$1136 ;
           9'h169:
-              \$1392 [361] = \$1136 ;
+              \$1396 [361] = \$1136 ;
           9'h16a:
-              \$1392 [362] = \$1136 ;
+              \$1396 [362] = \$1136 ;
           9'h16b:
-              \$1392 [363] = \$1136 ;
+              \$1396 [363] = \$1136 ;
           9'h16c:
-              \$1392 [364] = \$1136 ;
+              \$1396 [364] = \$1136 ;
           9'h16d:
-              \$1392 [365] = \$1136 ;
+              \$1396 [365] = \$1136 ;
           9'h16e:
-              \$1392 [366] = \$1136 ;
+              \$1396 [366] = \$1136 ;
           9'h16f:
-              \$1392 [367] = \$1136 ;
+              \$1396 [367] = \$1136 ;
           9'h170:
-              \$1392 [368] = \$1136 ;
+              \$1396 [368] = \$1136 ;
           9'h171:
-              \$1392 [369] = \$1136 ;
+              \$1396 [369] = \$1136 ;
           9'h172:
-              \$1392 [370] = \$1136 ;
+              \$1396 [370] = \$1136 ;
           9'h173:
-              \$1392 [371] = \$1136 ;
+              \$1396 [371] = \$1136 ;
           9'h174:
-              \$1392 [372] = \$1136 ;
+              \$1396 [372] = \$1136 ;
           9'h175:
-              \$1392 [373] = \$1136 ;
+              \$1396 [373] = \$1136 ;
           9'h176:
-              \$1392 [374] = \$1136 ;
+              \$1396 [374] = \$1136 ;
           9'h177:
-              \$1392 [375] = \$1136 ;
+              \$1396 [375] = \$1136 ;
           9'h178:
-              \$1392 [376] = \$1136 ;
+              \$1396 [376] = \$1136 ;
           9'h179:
-              \$1392 [377] = \$1136 ;
+              \$1396 [377] = \$1136 ;
           9'h17a:
-              \$1392 [378] = \$1136 ;
+              \$1396 [378] = \$1136 ;
           9'h17b:
-              \$1392 [379] = \$1136 ;
+              \$1396 [379] = \$1136 ;
           9'h17c:
-              \$1392 [380] = \$1136 ;
+              \$1396 [380] = \$1136 ;
           9'h17d:
-              \$1392 [381] = \$1136 ;
+              \$1396 [381] = \$1136 ;
           9'h17e:
-              \$1392 [382] = \$1136 ;
+              \$1396 [382] = \$1136 ;
           9'h17f:
-              \$1392 [383] = \$1136 ;
+              \$1396 [383] = \$1136 ;
           9'h180:
-              \$1392 [384] = \$1136 ;
+              \$1396 [384] = \$1136 ;
           9'h181:
-              \$1392 [385] = \$1136 ;
+              \$1396 [385] = \$1136 ;
           9'h182:
-              \$1392 [386] = \$1136 ;
+              \$1396 [386] = \$1136 ;
           9'h183:
-              \$1392 [387] = \$1136 ;
+              \$1396 [387] = \$1136 ;
           9'h184:
-              \$1392 [388] = \$1136 ;
+              \$1396 [388] = \$1136 ;
           9'h185:
-              \$1392 [389] = \$1136 ;
+              \$1396 [389] = \$1136 ;
           9'h186:
-              \$1392 [390] = \$1136 ;
+              \$1396 [390] = \$1136 ;
           9'h187:
-              \$1392 [391] = \$1136 ;
+              \$1396 [391] = \$1136 ;
           9'h188:
-              \$1392 [392] = \$1136 ;
+              \$1396 [392] = \$1136 ;
           9'h189:
-              \$1392 [393] = \$1136 ;
+              \$1396 [393] = \$1136 ;
           9'h18a:
-              \$1392 [394] = \$1136 ;
+              \$1396 [394] = \$1136 ;
           9'h18b:
-              \$1392 [395] = \$1136 ;
+              \$1396 [395] = \$1136 ;
           9'h18c:
-              \$1392 [396] = \$1136 ;
+              \$1396 [396] = \$1136 ;
           9'h18d:
-              \$1392 [397] = \$1136 ;
+              \$1396 [397] = \$1136 ;
           9'h18e:
-              \$1392 [398] = \$1136 ;
+              \$1396 [398] = \$1136 ;
           9'h18f:
-              \$1392 [399] = \$1136 ;
+              \$1396 [399] = \$1136 ;
           9'h190:
-              \$1392 [400] = \$1136 ;
+              \$1396 [400] = \$1136 ;
           9'h191:
-              \$1392 [401] = \$1136 ;
+              \$1396 [401] = \$1136 ;
           9'h192:
-              \$1392 [402] = \$1136 ;
+              \$1396 [402] = \$1136 ;
           9'h193:
-              \$1392 [403] = \$1136 ;
+              \$1396 [403] = \$1136 ;
           9'h194:
-              \$1392 [404] = \$1136 ;
+              \$1396 [404] = \$1136 ;
           9'h195:
-              \$1392 [405] = \$1136 ;
+              \$1396 [405] = \$1136 ;
           9'h196:
-              \$1392 [406] = \$1136 ;
+              \$1396 [406] = \$1136 ;
           9'h197:
-              \$1392 [407] = \$1136 ;
+              \$1396 [407] = \$1136 ;
           9'h198:
-              \$1392 [408] = \$1136 ;
+              \$1396 [408] = \$1136 ;
           9'h199:
-              \$1392 [409] = \$1136 ;
+              \$1396 [409] = \$1136 ;
           9'h19a:
-              \$1392 [410] = \$1136 ;
+              \$1396 [410] = \$1136 ;
           9'h19b:
-              \$1392 [411] = \$1136 ;
+              \$1396 [411] = \$1136 ;
           9'h19c:
-              \$1392 [412] = \$1136 ;
+              \$1396 [412] = \$1136 ;
           9'h19d:
-              \$1392 [413] = \$1136 ;
+              \$1396 [413] = \$1136 ;
           9'h19e:
-              \$1392 [414] = \$1136 ;
+              \$1396 [414] = \$1136 ;
           9'h19f:
-              \$1392 [415] = \$1136 ;
+              \$1396 [415] = \$1136 ;
           9'h1a0:
-              \$1392 [416] = \$1136 ;
+              \$1396 [416] = \$1136 ;
           9'h1a1:
-              \$1392 [417] = \$1136 ;
+              \$1396 [417] = \$1136 ;
           9'h1a2:
-              \$1392 [418] = \$1136 ;
+              \$1396 [418] = \$1136 ;
           9'h1a3:
-              \$1392 [419] = \$1136 ;
+              \$1396 [419] = \$1136 ;
           9'h1a4:
-              \$1392 [420] = \$1136 ;
+              \$1396 [420] = \$1136 ;
           9'h1a5:
-              \$1392 [421] = \$1136 ;
+              \$1396 [421] = \$1136 ;
           9'h1a6:
-              \$1392 [422] = \$1136 ;
+              \$1396 [422] = \$1136 ;
           9'h1a7:
-              \$1392 [423] = \$1136 ;
+              \$1396 [423] = \$1136 ;
           9'h1a8:
-              \$1392 [424] = \$1136 ;
+              \$1396 [424] = \$1136 ;
           9'h1a9:
-              \$1392 [425] = \$1136 ;
+              \$1396 [425] = \$1136 ;
           9'h1aa:
-              \$1392 [426] = \$1136 ;
+              \$1396 [426] = \$1136 ;
           9'h1ab:
-              \$1392 [427] = \$1136 ;
+              \$1396 [427] = \$1136 ;
           9'h1ac:
-              \$1392 [428] = \$1136 ;
+              \$1396 [428] = \$1136 ;
           9'h1ad:
-              \$1392 [429] = \$1136 ;
+              \$1396 [429] = \$1136 ;
           9'h1ae:
-              \$1392 [430] = \$1136 ;
+              \$1396 [430] = \$1136 ;
           9'h1af:
-              \$1392 [431] = \$1136 ;
+              \$1396 [431] = \$1136 ;
           9'h1b0:
-              \$1392 [432] = \$1136 ;
+              \$1396 [432] = \$1136 ;
           9'h1b1:
-              \$1392 [433] = \$1136 ;
+              \$1396 [433] = \$1136 ;
           9'h1b2:
-              \$1392 [434] = \$1136 ;
+              \$1396 [434] = \$1136 ;
           9'h1b3:
-              \$1392 [435] = \$1136 ;
+              \$1396 [435] = \$1136 ;
           9'h1b4:
-              \$1392 [436] = \$1136 ;
+              \$1396 [436] = \$1136 ;
           9'h1b5:
-              \$1392 [437] = \$1136 ;
+              \$1396 [437] = \$1136 ;
           9'h1b6:
-              \$1392 [438] = \$1136 ;
+              \$1396 [438] = \$1136 ;
           9'h1b7:
-              \$1392 [439] = \$1136 ;
+              \$1396 [439] = \$1136 ;
           9'h1b8:
-              \$1392 [440] = \$1136 ;
+              \$1396 [440] = \$1136 ;
           9'h1b9:
-              \$1392 [441] = \$1136 ;
+              \$1396 [441] = \$1136 ;
           9'h1ba:
-              \$1392 [442] = \$1136 ;
+              \$1396 [442] = \$1136 ;
           9'h1bb:
-              \$1392 [443] = \$1136 ;
+              \$1396 [443] = \$1136 ;
           9'h1bc:
-              \$1392 [444] = \$1136 ;
+              \$1396 [444] = \$1136 ;
           9'h1bd:
-              \$1392 [445] = \$1136 ;
+              \$1396 [445] = \$1136 ;
           9'h1be:
-              \$1392 [446] = \$1136 ;
+              \$1396 [446] = \$1136 ;
           9'h1bf:
-              \$1392 [447] = \$1136 ;
+              \$1396 [447] = \$1136 ;
           9'h1c0:
-              \$1392 [448] = \$1136 ;
+              \$1396 [448] = \$1136 ;
           9'h1c1:
-              \$1392 [449] = \$1136 ;
+              \$1396 [449] = \$1136 ;
           9'h1c2:
-              \$1392 [450] = \$1136 ;
+              \$1396 [450] = \$1136 ;
           9'h1c3:
-              \$1392 [451] = \$1136 ;
+              \$1396 [451] = \$1136 ;
           9'h1c4:
-              \$1392 [452] = \$1136 ;
+              \$1396 [452] = \$1136 ;
           9'h1c5:
-              \$1392 [453] = \$1136 ;
+              \$1396 [453] = \$1136 ;
           9'h1c6:
-              \$1392 [454] = \$1136 ;
+              \$1396 [454] = \$1136 ;
           9'h1c7:
-              \$1392 [455] = \$1136 ;
+              \$1396 [455] = \$1136 ;
           9'h1c8:
-              \$1392 [456] = \$1136 ;
+              \$1396 [456] = \$1136 ;
           9'h1c9:
-              \$1392 [457] = \$1136 ;
+              \$1396 [457] = \$1136 ;
           9'h1ca:
-              \$1392 [458] = \$1136 ;
+              \$1396 [458] = \$1136 ;
           9'h1cb:
-              \$1392 [459] = \$1136 ;
+              \$1396 [459] = \$1136 ;
           9'h1cc:
-              \$1392 [460] = \$1136 ;
+              \$1396 [460] = \$1136 ;
           9'h1cd:
-              \$1392 [461] = \$1136 ;
+              \$1396 [461] = \$1136 ;
           9'h1ce:
-              \$1392 [462] = \$1136 ;
+              \$1396 [462] = \$1136 ;
           9'h1cf:
-              \$1392 [463] = \$1136 ;
+              \$1396 [463] = \$1136 ;
           9'h1d0:
-              \$1392 [464] = \$1136 ;
+              \$1396 [464] = \$1136 ;
           9'h1d1:
-              \$1392 [465] = \$1136 ;
+              \$1396 [465] = \$1136 ;
           9'h1d2:
-              \$1392 [466] = \$1136 ;
+              \$1396 [466] = \$1136 ;
           9'h1d3:
-              \$1392 [467] = \$1136 ;
+              \$1396 [467] = \$1136 ;
           9'h1d4:
-              \$1392 [468] = \$1136 ;
+              \$1396 [468] = \$1136 ;
           9'h1d5:
-              \$1392 [469] = \$1136 ;
+              \$1396 [469] = \$1136 ;
           9'h1d6:
-              \$1392 [470] = \$1136 ;
+              \$1396 [470] = \$1136 ;
           9'h1d7:
-              \$1392 [471] = \$1136 ;
+              \$1396 [471] = \$1136 ;
           9'h1d8:
-              \$1392 [472] = \$1136 ;
+              \$1396 [472] = \$1136 ;
           9'h1d9:
-              \$1392 [473] = \$1136 ;
+              \$1396 [473] = \$1136 ;
           9'h1da:
-              \$1392 [474] = \$1136 ;
+              \$1396 [474] = \$1136 ;
           9'h1db:
-              \$1392 [475] = \$1136 ;
+              \$1396 [475] = \$1136 ;
           9'h1dc:
-              \$1392 [476] = \$1136 ;
+              \$1396 [476] = \$1136 ;
           9'h1dd:
-              \$1392 [477] = \$1136 ;
+              \$1396 [477] = \$1136 ;
           9'h1de:
-              \$1392 [478] = \$1136 ;
+              \$1396 [478] = \$1136 ;
           9'h1df:
-              \$1392 [479] = \$1136 ;
+              \$1396 [479] = \$1136 ;
           9'h1e0:
-              \$1392 [480] = \$1136 ;
+              \$1396 [480] = \$1136 ;
           9'h1e1:
-              \$1392 [481] = \$1136 ;
+              \$1396 [481] = \$1136 ;
           9'h1e2:
-              \$1392 [482] = \$1136 ;
+              \$1396 [482] = \$1136 ;
           9'h1e3:
-              \$1392 [483] = \$1136 ;
+              \$1396 [483] = \$1136 ;
           9'h1e4:
-              \$1392 [484] = \$1136 ;
+              \$1396 [484] = \$1136 ;
           9'h1e5:
-              \$1392 [485] = \$1136 ;
+              \$1396 [485] = \$1136 ;
           9'h1e6:
-              \$1392 [486] = \$1136 ;
+              \$1396 [486] = \$1136 ;
           9'h1e7:
-              \$1392 [487] = \$1136 ;
+              \$1396 [487] = \$1136 ;
           9'h1e8:
-              \$1392 [488] = \$1136 ;
+              \$1396 [488] = \$1136 ;
           9'h1e9:
-              \$1392 [489] = \$1136 ;
+              \$1396 [489] = \$1136 ;
           9'h1ea:
-              \$1392 [490] = \$1136 ;
+              \$1396 [490] = \$1136 ;
           9'h1eb:
-              \$1392 [491] = \$1136 ;
+              \$1396 [491] = \$1136 ;
           9'h1ec:
-              \$1392 [492] = \$1136 ;
+              \$1396 [492] = \$1136 ;
           9'h1ed:
-              \$1392 [493] = \$1136 ;
+              \$1396 [493] = \$1136 ;
           9'h1ee:
-              \$1392 [494] = \$1136 ;
+              \$1396 [494] = \$1136 ;
           9'h1ef:
-              \$1392 [495] = \$1136 ;
+              \$1396 [495] = \$1136 ;
           9'h1f0:
-              \$1392 [496] = \$1136 ;
+              \$1396 [496] = \$1136 ;
           9'h1f1:
-              \$1392 [497] = \$1136 ;
+              \$1396 [497] = \$1136 ;
           9'h1f2:
-              \$1392 [498] = \$1136 ;
+              \$1396 [498] = \$1136 ;
           9'h1f3:
-              \$1392 [499] = \$1136 ;
+              \$1396 [499] = \$1136 ;
           9'h1f4:
-              \$1392 [500] = \$1136 ;
+              \$1396 [500] = \$1136 ;
           9'h1f5:
-              \$1392 [501] = \$1136 ;
+              \$1396 [501] = \$1136 ;
           9'h1f6:
-              \$1392 [502] = \$1136 ;
+              \$1396 [502] = \$1136 ;
           9'h1f7:
-              \$1392 [503] = \$1136 ;
+              \$1396 [503] = \$1136 ;
           9'h1f8:
-              \$1392 [504] = \$1136 ;
+              \$1396 [504] = \$1136 ;
           9'h1f9:
-              \$1392 [505] = \$1136 ;
+              \$1396 [505] = \$1136 ;
           9'h1fa:
-              \$1392 [506] = \$1136 ;
+              \$1396 [506] = \$1136 ;
           9'h1fb:
-              \$1392 [507] = \$1136 ;
+              \$1396 [507] = \$1136 ;
           9'h1fc:
-              \$1392 [508] = \$1136 ;
+              \$1396 [508] = \$1136 ;
           9'h1fd:
-              \$1392 [509] = \$1136 ;
+              \$1396 [509] = \$1136 ;
           9'h1fe:
-              \$1392 [510] = \$1136 ;
+              \$1396 [510] = \$1136 ;
           9'h1ff:
-              \$1392 [511] = \$1136 ;
+              \$1396 [511] = \$1136 ;
         endcase
       end
     end
     if (\$1160 ) begin
-      \$1392  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1396  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$1392  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1396  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1393  = \$signal$24 ;
+    \$1397  = \$signal$24 ;
     if (cu0_c_valid) begin
       if (\$1114 ) begin
-        \$1393  = \$1116 [9:0];
+        \$1397  = \$1116 [9:0];
       end
     end
     if (cu1_c_valid) begin
       if (\$1117 ) begin
-        \$1393  = \$1119 [9:0];
+        \$1397  = \$1119 [9:0];
       end
     end
     if (cu2_c_valid) begin
       if (\$1120 ) begin
-        \$1393  = \$1122 [9:0];
+        \$1397  = \$1122 [9:0];
       end
     end
     if (cu3_c_valid) begin
       if (\$1123 ) begin
-        \$1393  = \$1125 [9:0];
+        \$1397  = \$1125 [9:0];
       end
     end
     if (cu4_c_valid) begin
       if (\$1126 ) begin
-        \$1393  = \$1128 [9:0];
+        \$1397  = \$1128 [9:0];
       end
     end
     if (cu5_c_valid) begin
       if (\$1129 ) begin
-        \$1393  = \$1131 [9:0];
+        \$1397  = \$1131 [9:0];
       end
     end
     if (cu6_c_valid) begin
       if (\$1132 ) begin
-        \$1393  = \$1134 [9:0];
+        \$1397  = \$1134 [9:0];
       end
     end
     if (cu7_c_valid) begin
       if (\$1135 ) begin
-        \$1393  = \$1137 [9:0];
+        \$1397  = \$1137 [9:0];
       end
     end
     if (\$1160 ) begin
-      \$1393  = 10'h000;
+      \$1397  = 10'h000;
     end
     if (rst) begin
-      \$1393  = 10'h000;
+      \$1397  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1394  = skipped0;
+    \$1398  = skipped0;
     if (bincu0_pred_valid) begin
       if (bincu0_pred[11]) begin
         if (\$1138 ) begin
           (* full_case = 32'd1 *)
-          casez (bincu0_d2[8:0])
+          casez (bincu0_tag_d3[8:0])
             9'h000:
-                \$1394 [0] = 1'h1;
+                \$1398 [0] = 1'h1;
             9'h001:
-                \$1394 [1] = 1'h1;
+                \$1398 [1] = 1'h1;
             9'h002:
-                \$1394 [2] = 1'h1;
+                \$1398 [2] = 1'h1;
             9'h003:
-                \$1394 [3] = 1'h1;
+                \$1398 [3] = 1'h1;
             9'h004:
-                \$1394 [4] = 1'h1;
+                \$1398 [4] = 1'h1;
             9'h005:
-                \$1394 [5] = 1'h1;
+                \$1398 [5] = 1'h1;
             9'h006:
-                \$1394 [6] = 1'h1;
+                \$1398 [6] = 1'h1;
             9'h007:
-                \$1394 [7] = 1'h1;
+                \$1398 [7] = 1'h1;
             9'h008:
-                \$1394 [8] = 1'h1;
+                \$1398 [8] = 1'h1;
             9'h009:
-                \$1394 [9] = 1'h1;
+                \$1398 [9] = 1'h1;
             9'h00a:
-                \$1394 [10] = 1'h1;
+                \$1398 [10] = 1'h1;
             9'h00b:
-                \$1394 [11] = 1'h1;
+                \$1398 [11] = 1'h1;
             9'h00c:
-                \$1394 [12] = 1'h1;
+                \$1398 [12] = 1'h1;
             9'h00d:
-                \$1394 [13] = 1'h1;
+                \$1398 [13] = 1'h1;
             9'h00e:
-                \$1394 [14] = 1'h1;
+                \$1398 [14] = 1'h1;
             9'h00f:
-                \$1394 [15] = 1'h1;
+                \$1398 [15] = 1'h1;
             9'h010:
-                \$1394 [16] = 1'h1;
+                \$1398 [16] = 1'h1;
             9'h011:
-                \$1394 [17] = 1'h1;
+                \$1398 [17] = 1'h1;
             9'h012:
-                \$1394 [18] = 1'h1;
+                \$1398 [18] = 1'h1;
             9'h013:
-                \$1394 [19] = 1'h1;
+                \$1398 [19] = 1'h1;
             9'h014:
-                \$1394 [20] = 1'h1;
+                \$1398 [20] = 1'h1;
             9'h015:
-                \$1394 [21] = 1'h1;
+                \$1398 [21] = 1'h1;
             9'h016:
-                \$1394 [22] = 1'h1;
+                \$1398 [22] = 1'h1;
             9'h017:
-                \$1394 [23] = 1'h1;
+                \$1398 [23] = 1'h1;
             9'h018:
-                \$1394 [24] = 1'h1;
+                \$1398 [24] = 1'h1;
             9'h019:
-                \$1394 [25] = 1'h1;
+                \$1398 [25] = 1'h1;
             9'h01a:
-                \$1394 [26] = 1'h1;
+                \$1398 [26] = 1'h1;
             9'h01b:
-                \$1394 [27] = 1'h1;
+                \$1398 [27] = 1'h1;
             9'h01c:
-                \$1394 [28] = 1'h1;
+                \$1398 [28] = 1'h1;
             9'h01d:
-                \$1394 [29] = 1'h1;
+                \$1398 [29] = 1'h1;
             9'h01e:
-                \$1394 [30] = 1'h1;
+                \$1398 [30] = 1'h1;
             9'h01f:
-                \$1394 [31] = 1'h1;
+                \$1398 [31] = 1'h1;
             9'h020:
-                \$1394 [32] = 1'h1;
+                \$1398 [32] = 1'h1;
             9'h021:
-                \$1394 [33] = 1'h1;
+                \$1398 [33] = 1'h1;
             9'h022:
-                \$1394 [34] = 1'h1;
+                \$1398 [34] = 1'h1;
             9'h023:
-                \$1394 [35] = 1'h1;
+                \$1398 [35] = 1'h1;
             9'h024:
-                \$1394 [36] = 1'h1;
+                \$1398 [36] = 1'h1;
             9'h025:
-                \$1394 [37] = 1'h1;
+                \$1398 [37] = 1'h1;
             9'h026:
-                \$1394 [38] = 1'h1;
+                \$1398 [38] = 1'h1;
             9'h027:
-                \$1394 [39] = 1'h1;
+                \$1398 [39] = 1'h1;
             9'h028:
-                \$1394 [40] = 1'h1;
+                \$1398 [40] = 1'h1;
             9'h029:
-                \$1394 [41] = 1'h1;
+                \$1398 [41] = 1'h1;
             9'h02a:
-                \$1394 [42] = 1'h1;
+                \$1398 [42] = 1'h1;
             9'h02b:
-                \$1394 [43] = 1'h1;
+                \$1398 [43] = 1'h1;
             9'h02c:
-                \$1394 [44] = 1'h1;
+                \$1398 [44] = 1'h1;
             9'h02d:
-                \$1394 [45] = 1'h1;
+                \$1398 [45] = 1'h1;
             9'h02e:
-                \$1394 [46] = 1'h1;
+                \$1398 [46] = 1'h1;
             9'h02f:
-                \$1394 [47] = 1'h1;
+                \$1398 [47] = 1'h1;
             9'h030:
-                \$1394 [48] = 1'h1;
+                \$1398 [48] = 1'h1;
             9'h031:
-                \$1394 [49] = 1'h1;
+                \$1398 [49] = 1'h1;
             9'h032:
-                \$1394 [50] = 1'h1;
+                \$1398 [50] = 1'h1;
             9'h033:
-                \$1394 [51] = 1'h1;
+                \$1398 [51] = 1'h1;
             9'h034:
-                \$1394 [52] = 1'h1;
+                \$1398 [52] = 1'h1;
             9'h035:
-                \$1394 [53] = 1'h1;
+                \$1398 [53] = 1'h1;
             9'h036:
-                \$1394 [54] = 1'h1;
+                \$1398 [54] = 1'h1;
             9'h037:
-                \$1394 [55] = 1'h1;
+                \$1398 [55] = 1'h1;
             9'h038:
-                \$1394 [56] = 1'h1;
+                \$1398 [56] = 1'h1;
             9'h039:
-                \$1394 [57] = 1'h1;
+                \$1398 [57] = 1'h1;
             9'h03a:
-                \$1394 [58] = 1'h1;
+                \$1398 [58] = 1'h1;
             9'h03b:
-                \$1394 [59] = 1'h1;
+                \$1398 [59] = 1'h1;
             9'h03c:
-                \$1394 [60] = 1'h1;
+                \$1398 [60] = 1'h1;
             9'h03d:
-                \$1394 [61] = 1'h1;
+                \$1398 [61] = 1'h1;
             9'h03e:
-                \$1394 [62] = 1'h1;
+                \$1398 [62] = 1'h1;
             9'h03f:
-                \$1394 [63] = 1'h1;
+                \$1398 [63] = 1'h1;
             9'h040:
-                \$1394 [64] = 1'h1;
+                \$1398 [64] = 1'h1;
             9'h041:
-                \$1394 [65] = 1'h1;
+                \$1398 [65] = 1'h1;
             9'h042:
-                \$1394 [66] = 1'h1;
+                \$1398 [66] = 1'h1;
             9'h043:
-                \$1394 [67] = 1'h1;
+                \$1398 [67] = 1'h1;
             9'h044:
-                \$1394 [68] = 1'h1;
+                \$1398 [68] = 1'h1;
             9'h045:
-                \$1394 [69] = 1'h1;
+                \$1398 [69] = 1'h1;
             9'h046:
-                \$1394 [70] = 1'h1;
+                \$1398 [70] = 1'h1;
             9'h047:
-                \$1394 [71] = 1'h1;
+                \$1398 [71] = 1'h1;
             9'h048:
-                \$1394 [72] = 1'h1;
+                \$1398 [72] = 1'h1;
             9'h049:
-                \$1394 [73] = 1'h1;
+                \$1398 [73] = 1'h1;
             9'h04a:
-                \$1394 [74] = 1'h1;
+                \$1398 [74] = 1'h1;
             9'h04b:
-                \$1394 [75] = 1'h1;
+                \$1398 [75] = 1'h1;
             9'h04c:
-                \$1394 [76] = 1'h1;
+                \$1398 [76] = 1'h1;
             9'h04d:
-                \$1394 [77] = 1'h1;
+                \$1398 [77] = 1'h1;
             9'h04e:
-                \$1394 [78] = 1'h1;
+                \$1398 [78] = 1'h1;
             9'h04f:
-                \$1394 [79] = 1'h1;
+                \$1398 [79] = 1'h1;
             9'h050:
-                \$1394 [80] = 1'h1;
+                \$1398 [80] = 1'h1;
             9'h051:
-                \$1394 [81] = 1'h1;
+                \$1398 [81] = 1'h1;
             9'h052:
-                \$1394 [82] = 1'h1;
+                \$1398 [82] = 1'h1;
             9'h053:
-                \$1394 [83] = 1'h1;
+                \$1398 [83] = 1'h1;
             9'h054:
-                \$1394 [84] = 1'h1;
+                \$1398 [84] = 1'h1;
             9'h055:
-                \$1394 [85] = 1'h1;
+                \$1398 [85] = 1'h1;
             9'h056:
-                \$1394 [86] = 1'h1;
+                \$1398 [86] = 1'h1;
             9'h057:
-                \$1394 [87] = 1'h1;
+                \$1398 [87] = 1'h1;
             9'h058:
-                \$1394 [88] = 1'h1;
+                \$1398 [88] = 1'h1;
             9'h059:
-                \$1394 [89] = 1'h1;
+                \$1398 [89] = 1'h1;
             9'h05a:
-                \$1394 [90] = 1'h1;
+                \$1398 [90] = 1'h1;
             9'h05b:
-                \$1394 [91] = 1'h1;
+                \$1398 [91] = 1'h1;
             9'h05c:
-                \$1394 [92] = 1'h1;
+                \$1398 [92] = 1'h1;
             9'h05d:
-                \$1394 [93] = 1'h1;
+                \$1398 [93] = 1'h1;
             9'h05e:
-                \$1394 [94] = 1'h1;
+                \$1398 [94] = 1'h1;
             9'h05f:
-                \$1394 [95] = 1'h1;
+                \$1398 [95] = 1'h1;
             9'h060:
-                \$1394 [96] = 1'h1;
+                \$1398 [96] = 1'h1;
             9'h061:
-                \$1394 [97] = 1'h1;
+                \$1398 [97] = 1'h1;
             9'h062:
-                \$1394 [98] = 1'h1;
+                \$1398 [98] = 1'h1;
             9'h063:
-                \$1394 [99] = 1'h1;
+                \$1398 [99] = 1'h1;
             9'h064:
-                \$1394 [100] = 1'h1;
+                \$1398 [100] = 1'h1;
             9'h065:
-                \$1394 [101] = 1'h1;
+                \$1398 [101] = 1'h1;
             9'h066:
-                \$1394 [102] = 1'h1;
+                \$1398 [102] = 1'h1;
             9'h067:
-                \$1394 [103] = 1'h1;
+                \$1398 [103] = 1'h1;
             9'h068:
-                \$1394 [104] = 1'h1;
+                \$1398 [104] = 1'h1;
             9'h069:
-                \$1394 [105] = 1'h1;
+                \$1398 [105] = 1'h1;
             9'h06a:
-                \$1394 [106] = 1'h1;
+                \$1398 [106] = 1'h1;
             9'h06b:
-                \$1394 [107] = 1'h1;
+                \$1398 [107] = 1'h1;
             9'h06c:
-                \$1394 [108] = 1'h1;
+                \$1398 [108] = 1'h1;
             9'h06d:
-                \$1394 [109] = 1'h1;
+                \$1398 [109] = 1'h1;
             9'h06e:
-                \$1394 [110] = 1'h1;
+                \$1398 [110] = 1'h1;
             9'h06f:
-                \$1394 [111] = 1'h1;
+                \$1398 [111] = 1'h1;
             9'h070:
-                \$1394 [112] = 1'h1;
+                \$1398 [112] = 1'h1;
             9'h071:
-                \$1394 [113] = 1'h1;
+                \$1398 [113] = 1'h1;
             9'h072:
-                \$1394 [114] = 1'h1;
+                \$1398 [114] = 1'h1;
             9'h073:
-                \$1394 [115] = 1'h1;
+                \$1398 [115] = 1'h1;
             9'h074:
-                \$1394 [116] = 1'h1;
+                \$1398 [116] = 1'h1;
             9'h075:
-                \$1394 [117] = 1'h1;
+                \$1398 [117] = 1'h1;
             9'h076:
-                \$1394 [118] = 1'h1;
+                \$1398 [118] = 1'h1;
             9'h077:
-                \$1394 [119] = 1'h1;
+                \$1398 [119] = 1'h1;
             9'h078:
-                \$1394 [120] = 1'h1;
+                \$1398 [120] = 1'h1;
             9'h079:
-                \$1394 [121] = 1'h1;
+                \$1398 [121] = 1'h1;
             9'h07a:
-                \$1394 [122] = 1'h1;
+                \$1398 [122] = 1'h1;
             9'h07b:
-                \$1394 [123] = 1'h1;
+                \$1398 [123] = 1'h1;
             9'h07c:
-                \$1394 [124] = 1'h1;
+                \$1398 [124] = 1'h1;
             9'h07d:
-                \$1394 [125] = 1'h1;
+                \$1398 [125] = 1'h1;
             9'h07e:
-                \$1394 [126] = 1'h1;
+                \$1398 [126] = 1'h1;
             9'h07f:
-                \$1394 [127] = 1'h1;
+                \$1398 [127] = 1'h1;
             9'h080:
-                \$1394 [128] = 1'h1;
+                \$1398 [128] = 1'h1;
             9'h081:
-                \$1394 [129] = 1'h1;
+                \$1398 [129] = 1'h1;
             9'h082:
-                \$1394 [130] = 1'h1;
+                \$1398 [130] = 1'h1;
             9'h083:
-                \$1394 [131] = 1'h1;
+                \$1398 [131] = 1'h1;
             9'h084:
-                \$1394 [132] = 1'h1;
+                \$1398 [132] = 1'h1;
             9'h085:
-                \$1394 [133] = 1'h1;
+                \$1398 [133] = 1'h1;
             9'h086:
-                \$1394 [134] = 1'h1;
+                \$1398 [134] = 1'h1;
             9'h087:
-                \$1394 [135] = 1'h1;
+                \$1398 [135] = 1'h1;
             9'h088:
-                \$1394 [136] = 1'h1;
+                \$1398 [136] = 1'h1;
             9'h089:
-                \$1394 [137] = 1'h1;
+                \$1398 [137] = 1'h1;
             9'h08a:
-                \$1394 [138] = 1'h1;
+                \$1398 [138] = 1'h1;
             9'h08b:
-                \$1394 [139] = 1'h1;
+                \$1398 [139] = 1'h1;
             9'h08c:
-                \$1394 [140] = 1'h1;
+                \$1398 [140] = 1'h1;
             9'h08d:
-                \$1394 [141] = 1'h1;
+                \$1398 [141] = 1'h1;
             9'h08e:
-                \$1394 [142] = 1'h1;
+                \$1398 [142] = 1'h1;
             9'h08f:
-                \$1394 [143] = 1'h1;
+                \$1398 [143] = 1'h1;
             9'h090:
-                \$1394 [144] = 1'h1;
+                \$1398 [144] = 1'h1;
             9'h091:
-                \$1394 [145] = 1'h1;
+                \$1398 [145] = 1'h1;
             9'h092:
-                \$1394 [146] = 1'h1;
+                \$1398 [146] = 1'h1;
             9'h093:
-                \$1394 [147] = 1'h1;
+                \$1398 [147] = 1'h1;
             9'h094:
-                \$1394 [148] = 1'h1;
+                \$1398 [148] = 1'h1;
             9'h095:
-                \$1394 [149] = 1'h1;
+                \$1398 [149] = 1'h1;
             9'h096:
-                \$1394 [150] = 1'h1;
+                \$1398 [150] = 1'h1;
             9'h097:
-                \$1394 [151] = 1'h1;
+                \$1398 [151] = 1'h1;
             9'h098:
-                \$1394 [152] = 1'h1;
+                \$1398 [152] = 1'h1;
             9'h099:
-                \$1394 [153] = 1'h1;
+                \$1398 [153] = 1'h1;
             9'h09a:
-                \$1394 [154] = 1'h1;
+                \$1398 [154] = 1'h1;
             9'h09b:
-                \$1394 [155] = 1'h1;
+                \$1398 [155] = 1'h1;
             9'h09c:
-                \$1394 [156] = 1'h1;
+                \$1398 [156] = 1'h1;
             9'h09d:
-                \$1394 [157] = 1'h1;
+                \$1398 [157] = 1'h1;
             9'h09e:
-                \$1394 [158] = 1'h1;
+                \$1398 [158] = 1'h1;
             9'h09f:
-                \$1394 [159] = 1'h1;
+                \$1398 [159] = 1'h1;
             9'h0a0:
-                \$1394 [160] = 1'h1;
+                \$1398 [160] = 1'h1;
             9'h0a1:
-                \$1394 [161] = 1'h1;
+                \$1398 [161] = 1'h1;
             9'h0a2:
-                \$1394 [162] = 1'h1;
+                \$1398 [162] = 1'h1;
             9'h0a3:
-                \$1394 [163] = 1'h1;
+                \$1398 [163] = 1'h1;
             9'h0a4:
-                \$1394 [164] = 1'h1;
+                \$1398 [164] = 1'h1;
             9'h0a5:
-                \$1394 [165] = 1'h1;
+                \$1398 [165] = 1'h1;
             9'h0a6:
-                \$1394 [166] = 1'h1;
+                \$1398 [166] = 1'h1;
             9'h0a7:
-                \$1394 [167] = 1'h1;
+                \$1398 [167] = 1'h1;
             9'h0a8:
-                \$1394 [168] = 1'h1;
+                \$1398 [168] = 1'h1;
             9'h0a9:
-                \$1394 [169] = 1'h1;
+                \$1398 [169] = 1'h1;
             9'h0aa:
-                \$1394 [170] = 1'h1;
+                \$1398 [170] = 1'h1;
             9'h0ab:
-                \$1394 [171] = 1'h1;
+                \$1398 [171] = 1'h1;
             9'h0ac:
-                \$1394 [172] = 1'h1;
+                \$1398 [172] = 1'h1;
             9'h0ad:
-                \$1394 [173] = 1'h1;
+                \$1398 [173] = 1'h1;
             9'h0ae:
-                \$1394 [174] = 1'h1;
+                \$1398 [174] = 1'h1;
             9'h0af:
-                \$1394 [175] = 1'h1;
+                \$1398 [175] = 1'h1;
             9'h0b0:
-                \$1394 [176] = 1'h1;
+                \$1398 [176] = 1'h1;
             9'h0b1:
-                \$1394 [177] = 1'h1;
+                \$1398 [177] = 1'h1;
             9'h0b2:
-                \$1394 [178] = 1'h1;
+                \$1398 [178] = 1'h1;
             9'h0b3:
-                \$1394 [179] = 1'h1;
+                \$1398 [179] = 1'h1;
             9'h0b4:
-                \$1394 [180] = 1'h1;
+                \$1398 [180] = 1'h1;
             9'h0b5:
-                \$1394 [181] = 1'h1;
+                \$1398 [181] = 1'h1;
             9'h0b6:
-                \$1394 [182] = 1'h1;
+                \$1398 [182] = 1'h1;
             9'h0b7:
-                \$1394 [183] = 1'h1;
+                \$1398 [183] = 1'h1;
             9'h0b8:
-                \$1394 [184] = 1'h1;
+                \$1398 [184] = 1'h1;
             9'h0b9:
-                \$1394 [185] = 1'h1;
+                \$1398 [185] = 1'h1;
             9'h0ba:
-                \$1394 [186] = 1'h1;
+                \$1398 [186] = 1'h1;
             9'h0bb:
-                \$1394 [187] = 1'h1;
+                \$1398 [187] = 1'h1;
             9'h0bc:
-                \$1394 [188] = 1'h1;
+                \$1398 [188] = 1'h1;
             9'h0bd:
-                \$1394 [189] = 1'h1;
+                \$1398 [189] = 1'h1;
             9'h0be:
-                \$1394 [190] = 1'h1;
+                \$1398 [190] = 1'h1;
             9'h0bf:
-                \$1394 [191] = 1'h1;
+                \$1398 [191] = 1'h1;
             9'h0c0:
-                \$1394 [192] = 1'h1;
+                \$1398 [192] = 1'h1;
             9'h0c1:
-                \$1394 [193] = 1'h1;
+                \$1398 [193] = 1'h1;
             9'h0c2:
-                \$1394 [194] = 1'h1;
+                \$1398 [194] = 1'h1;
             9'h0c3:
-                \$1394 [195] = 1'h1;
+                \$1398 [195] = 1'h1;
             9'h0c4:
-                \$1394 [196] = 1'h1;
+                \$1398 [196] = 1'h1;
             9'h0c5:
-                \$1394 [197] = 1'h1;
+                \$1398 [197] = 1'h1;
             9'h0c6:
-                \$1394 [198] = 1'h1;
+                \$1398 [198] = 1'h1;
             9'h0c7:
-                \$1394 [199] = 1'h1;
+                \$1398 [199] = 1'h1;
             9'h0c8:
-                \$1394 [200] = 1'h1;
+                \$1398 [200] = 1'h1;
             9'h0c9:
-                \$1394 [201] = 1'h1;
+                \$1398 [201] = 1'h1;
             9'h0ca:
-                \$1394 [202] = 1'h1;
+                \$1398 [202] = 1'h1;
             9'h0cb:
-                \$1394 [203] = 1'h1;
+                \$1398 [203] = 1'h1;
             9'h0cc:
-                \$1394 [204] = 1'h1;
+                \$1398 [204] = 1'h1;
             9'h0cd:
-                \$1394 [205] = 1'h1;
+                \$1398 [205] = 1'h1;
             9'h0ce:
-                \$1394 [206] = 1'h1;
+                \$1398 [206] = 1'h1;
             9'h0cf:
-                \$1394 [207] = 1'h1;
+                \$1398 [207] = 1'h1;
             9'h0d0:
-                \$1394 [208] = 1'h1;
+                \$1398 [208] = 1'h1;
             9'h0d1:
-                \$1394 [209] = 1'h1;
+                \$1398 [209] = 1'h1;
             9'h0d2:
-                \$1394 [210] = 1'h1;
+                \$1398 [210] = 1'h1;
             9'h0d3:
-                \$1394 [211] = 1'h1;
+                \$1398 [211] = 1'h1;
             9'h0d4:
-                \$1394 [212] = 1'h1;
+                \$1398 [212] = 1'h1;
             9'h0d5:
-                \$1394 [213] = 1'h1;
+                \$1398 [213] = 1'h1;
             9'h0d6:
-                \$1394 [214] = 1'h1;
+                \$1398 [214] = 1'h1;
             9'h0d7:
-                \$1394 [215] = 1'h1;
+                \$1398 [215] = 1'h1;
             9'h0d8:
-                \$1394 [216] = 1'h1;
+                \$1398 [216] = 1'h1;
             9'h0d9:
-                \$1394 [217] = 1'h1;
+                \$1398 [217] = 1'h1;
             9'h0da:
-                \$1394 [218] = 1'h1;
+                \$1398 [218] = 1'h1;
             9'h0db:
-                \$1394 [219] = 1'h1;
+                \$1398 [219] = 1'h1;
             9'h0dc:
-                \$1394 [220] = 1'h1;
+                \$1398 [220] = 1'h1;
             9'h0dd:
-                \$1394 [221] = 1'h1;
+                \$1398 [221] = 1'h1;
             9'h0de:
-                \$1394 [222] = 1'h1;
+                \$1398 [222] = 1'h1;
             9'h0df:
-                \$1394 [223] = 1'h1;
+                \$1398 [223] = 1'h1;
             9'h0e0:
-                \$1394 [224] = 1'h1;
+                \$1398 [224] = 1'h1;
             9'h0e1:
-                \$1394 [225] = 1'h1;
+                \$1398 [225] = 1'h1;
             9'h0e2:
-                \$1394 [226] = 1'h1;
+                \$1398 [226] = 1'h1;
             9'h0e3:
-                \$1394 [227] = 1'h1;
+                \$1398 [227] = 1'h1;
             9'h0e4:
-                \$1394 [228] = 1'h1;
+                \$1398 [228] = 1'h1;
             9'h0e5:
-                \$1394 [229] = 1'h1;
+                \$1398 [229] = 1'h1;
             9'h0e6:
-                \$1394 [230] = 1'h1;
+                \$1398 [230] = 1'h1;
             9'h0e7:
-                \$1394 [231] = 1'h1;
+                \$1398 [231] = 1'h1;
             9'h0e8:
-                \$1394 [232] = 1'h1;
+                \$1398 [232] = 1'h1;
             9'h0e9:
-                \$1394 [233] = 1'h1;
+                \$1398 [233] = 1'h1;
             9'h0ea:
-                \$1394 [234] = 1'h1;
+                \$1398 [234] = 1'h1;
             9'h0eb:
-                \$1394 [235] = 1'h1;
+                \$1398 [235] = 1'h1;
             9'h0ec:
-                \$1394 [236] = 1'h1;
+                \$1398 [236] = 1'h1;
             9'h0ed:
-                \$1394 [237] = 1'h1;
+                \$1398 [237] = 1'h1;
             9'h0ee:
-                \$1394 [238] = 1'h1;
+                \$1398 [238] = 1'h1;
             9'h0ef:
-                \$1394 [239] = 1'h1;
+                \$1398 [239] = 1'h1;
             9'h0f0:
-                \$1394 [240] = 1'h1;
+                \$1398 [240] = 1'h1;
             9'h0f1:
-                \$1394 [241] = 1'h1;
+                \$1398 [241] = 1'h1;
             9'h0f2:
-                \$1394 [242] = 1'h1;
+                \$1398 [242] = 1'h1;
             9'h0f3:
-                \$1394 [243] = 1'h1;
+                \$1398 [243] = 1'h1;
             9'h0f4:
-                \$1394 [244] = 1'h1;
+                \$1398 [244] = 1'h1;
             9'h0f5:
-                \$1394 [245] = 1'h1;
+                \$1398 [245] = 1'h1;
             9'h0f6:
-                \$1394 [246] = 1'h1;
+                \$1398 [246] = 1'h1;
             9'h0f7:
-                \$1394 [247] = 1'h1;
+                \$1398 [247] = 1'h1;
             9'h0f8:
-                \$1394 [248] = 1'h1;
+                \$1398 [248] = 1'h1;
             9'h0f9:
-                \$1394 [249] = 1'h1;
+                \$1398 [249] = 1'h1;
             9'h0fa:
-                \$1394 [250] = 1'h1;
+                \$1398 [250] = 1'h1;
             9'h0fb:
-                \$1394 [251] = 1'h1;
+                \$1398 [251] = 1'h1;
             9'h0fc:
-                \$1394 [252] = 1'h1;
+                \$1398 [252] = 1'h1;
             9'h0fd:
-                \$1394 [253] = 1'h1;
+                \$1398 [253] = 1'h1;
             9'h0fe:
-                \$1394 [254] = 1'h1;
+                \$1398 [254] = 1'h1;
             9'h0ff:
-                \$1394 [255] = 1'h1;
+                \$1398 [255] = 1'h1;
             9'h100:
-                \$1394 [256] = 1'h1;
+                \$1398 [256] = 1'h1;
             9'h101:
-                \$1394 [257] = 1'h1;
+                \$1398 [257] = 1'h1;
             9'h102:
-                \$1394 [258] = 1'h1;
+                \$1398 [258] = 1'h1;
             9'h103:
-                \$1394 [259] = 1'h1;
+                \$1398 [259] = 1'h1;
             9'h104:
-                \$1394 [260] = 1'h1;
+                \$1398 [260] = 1'h1;
             9'h105:
-                \$1394 [261] = 1'h1;
+                \$1398 [261] = 1'h1;
             9'h106:
-                \$1394 [262] = 1'h1;
+                \$1398 [262] = 1'h1;
             9'h107:
-                \$1394 [263] = 1'h1;
+                \$1398 [263] = 1'h1;
             9'h108:
-                \$1394 [264] = 1'h1;
+                \$1398 [264] = 1'h1;
             9'h109:
-                \$1394 [265] = 1'h1;
+                \$1398 [265] = 1'h1;
             9'h10a:
-                \$1394 [266] = 1'h1;
+                \$1398 [266] = 1'h1;
             9'h10b:
-                \$1394 [267] = 1'h1;
+                \$1398 [267] = 1'h1;
             9'h10c:
-                \$1394 [268] = 1'h1;
+                \$1398 [268] = 1'h1;
             9'h10d:
-                \$1394 [269] = 1'h1;
+                \$1398 [269] = 1'h1;
             9'h10e:
-                \$1394 [270] = 1'h1;
+                \$1398 [270] = 1'h1;
             9'h10f:
-                \$1394 [271] = 1'h1;
+                \$1398 [271] = 1'h1;
             9'h110:
-                \$1394 [272] = 1'h1;
+                \$1398 [272] = 1'h1;
             9'h111:
-                \$1394 [273] = 1'h1;
+                \$1398 [273] = 1'h1;
             9'h112:
-                \$1394 [274] = 1'h1;
+                \$1398 [274] = 1'h1;
             9'h113:
-                \$1394 [275] = 1'h1;
+                \$1398 [275] = 1'h1;
             9'h114:
-                \$1394 [276] = 1'h1;
+                \$1398 [276] = 1'h1;
             9'h115:
-                \$1394 [277] = 1'h1;
+                \$1398 [277] = 1'h1;
             9'h116:
-                \$1394 [278] = 1'h1;
+                \$1398 [278] = 1'h1;
             9'h117:
-                \$1394 [279] = 1'h1;
+                \$1398 [279] = 1'h1;
             9'h118:
-                \$1394 [280] = 1'h1;
+                \$1398 [280] = 1'h1;
             9'h119:
-                \$1394 [281] = 1'h1;
+                \$1398 [281] = 1'h1;
             9'h11a:
-                \$1394 [282] = 1'h1;
+                \$1398 [282] = 1'h1;
             9'h11b:
-                \$1394 [283] = 1'h1;
+                \$1398 [283] = 1'h1;
             9'h11c:
-                \$1394 [284] = 1'h1;
+                \$1398 [284] = 1'h1;
             9'h11d:
-                \$1394 [285] = 1'h1;
+                \$1398 [285] = 1'h1;
             9'h11e:
-                \$1394 [286] = 1'h1;
+                \$1398 [286] = 1'h1;
             9'h11f:
-                \$1394 [287] = 1'h1;
+                \$1398 [287] = 1'h1;
             9'h120:
-                \$1394 [288] = 1'h1;
+                \$1398 [288] = 1'h1;
             9'h121:
-                \$1394 [289] = 1'h1;
+                \$1398 [289] = 1'h1;
             9'h122:
-                \$1394 [290] = 1'h1;
+                \$1398 [290] = 1'h1;
             9'h123:
-                \$1394 [291] = 1'h1;
+                \$1398 [291] = 1'h1;
             9'h124:
-                \$1394 [292] = 1'h1;
+                \$1398 [292] = 1'h1;
             9'h125:
-                \$1394 [293] = 1'h1;
+                \$1398 [293] = 1'h1;
             9'h126:
-                \$1394 [294] = 1'h1;
+                \$1398 [294] = 1'h1;
             9'h127:
-                \$1394 [295] = 1'h1;
+                \$1398 [295] = 1'h1;
             9'h128:
-                \$1394 [296] = 1'h1;
+                \$1398 [296] = 1'h1;
             9'h129:
-                \$1394 [297] = 1'h1;
+                \$1398 [297] = 1'h1;
             9'h12a:
-                \$1394 [298] = 1'h1;
+                \$1398 [298] = 1'h1;
             9'h12b:
-                \$1394 [299] = 1'h1;
+                \$1398 [299] = 1'h1;
             9'h12c:
-                \$1394 [300] = 1'h1;
+                \$1398 [300] = 1'h1;
             9'h12d:
-                \$1394 [301] = 1'h1;
+                \$1398 [301] = 1'h1;
             9'h12e:
-                \$1394 [302] = 1'h1;
+                \$1398 [302] = 1'h1;
             9'h12f:
-                \$1394 [303] = 1'h1;
+                \$1398 [303] = 1'h1;
             9'h130:
-                \$1394 [304] = 1'h1;
+                \$1398 [304] = 1'h1;
             9'h131:
-                \$1394 [305] = 1'h1;
+                \$1398 [305] = 1'h1;
             9'h132:
-                \$1394 [306] = 1'h1;
+                \$1398 [306] = 1'h1;
             9'h133:
-                \$1394 [307] = 1'h1;
+                \$1398 [307] = 1'h1;
             9'h134:
-                \$1394 [308] = 1'h1;
+                \$1398 [308] = 1'h1;
             9'h135:
-                \$1394 [309] = 1'h1;
+                \$1398 [309] = 1'h1;
             9'h136:
-                \$1394 [310] = 1'h1;
+                \$1398 [310] = 1'h1;
             9'h137:
-                \$1394 [311] = 1'h1;
+                \$1398 [311] = 1'h1;
             9'h138:
-                \$1394 [312] = 1'h1;
+                \$1398 [312] = 1'h1;
             9'h139:
-                \$1394 [313] = 1'h1;
+                \$1398 [313] = 1'h1;
             9'h13a:
-                \$1394 [314] = 1'h1;
+                \$1398 [314] = 1'h1;
             9'h13b:
-                \$1394 [315] = 1'h1;
+                \$1398 [315] = 1'h1;
             9'h13c:
-                \$1394 [316] = 1'h1;
+                \$1398 [316] = 1'h1;
             9'h13d:
-                \$1394 [317] = 1'h1;
+                \$1398 [317] = 1'h1;
             9'h13e:
-                \$1394 [318] = 1'h1;
+                \$1398 [318] = 1'h1;
             9'h13f:
-                \$1394 [319] = 1'h1;
+                \$1398 [319] = 1'h1;
             9'h140:
-                \$1394 [320] = 1'h1;
+                \$1398 [320] = 1'h1;
             9'h141:
-                \$1394 [321] = 1'h1;
+                \$1398 [321] = 1'h1;
             9'h142:
-                \$1394 [322] = 1'h1;
+                \$1398 [322] = 1'h1;
             9'h143:
-                \$1394 [323] = 1'h1;
+                \$1398 [323] = 1'h1;
             9'h144:
-                \$1394 [324] = 1'h1;
+                \$1398 [324] = 1'h1;
             9'h145:
-                \$1394 [325] = 1'h1;
+                \$1398 [325] = 1'h1;
             9'h146:
-                \$1394 [326] = 1'h1;
+                \$1398 [326] = 1'h1;
             9'h147:
-                \$1394 [327] = 1'h1;
+                \$1398 [327] = 1'h1;
             9'h148:
-                \$1394 [328] = 1'h1;
+                \$1398 [328] = 1'h1;
             9'h149:
-                \$1394 [329] = 1'h1;
+                \$1398 [329] = 1'h1;
             9'h14a:
-                \$1394 [330] = 1'h1;
+                \$1398 [330] = 1'h1;
             9'h14b:
-                \$1394 [331] = 1'h1;
+                \$1398 [331] = 1'h1;
             9'h14c:
-                \$1394 [332] = 1'h1;
+                \$1398 [332] = 1'h1;
             9'h14d:
-                \$1394 [333] = 1'h1;
+                \$1398 [333] = 1'h1;
             9'h14e:
-                \$1394 [334] = 1'h1;
+                \$1398 [334] = 1'h1;
             9'h14f:
-                \$1394 [335] = 1'h1;
+                \$1398 [335] = 1'h1;
             9'h150:
-                \$1394 [336] = 1'h1;
+                \$1398 [336] = 1'h1;
             9'h151:
-                \$1394 [337] = 1'h1;
+                \$1398 [337] = 1'h1;
             9'h152:
-                \$1394 [338] = 1'h1;
+                \$1398 [338] = 1'h1;
             9'h153:
-                \$1394 [339] = 1'h1;
+                \$1398 [339] = 1'h1;
             9'h154:
-                \$1394 [340] = 1'h1;
+                \$1398 [340] = 1'h1;
             9'h155:
-                \$1394 [341] = 1'h1;
+                \$1398 [341] = 1'h1;
             9'h156:
-                \$1394 [342] = 1'h1;
+                \$1398 [342] = 1'h1;
             9'h157:
-                \$1394 [343] = 1'h1;
+                \$1398 [343] = 1'h1;
             9'h158:
-                \$1394 [344] = 1'h1;
+                \$1398 [344] = 1'h1;
             9'h159:
-                \$1394 [345] = 1'h1;
+                \$1398 [345] = 1'h1;
             9'h15a:
-                \$1394 [346] = 1'h1;
+                \$1398 [346] = 1'h1;
             9'h15b:
-                \$1394 [347] = 1'h1;
+                \$1398 [347] = 1'h1;
             9'h15c:
-                \$1394 [348] = 1'h1;
+                \$1398 [348] = 1'h1;
             9'h15d:
-                \$1394 [349] = 1'h1;
+                \$1398 [349] = 1'h1;
             9'h15e:
-                \$1394 [350] = 1'h1;
+                \$1398 [350] = 1'h1;
             9'h15f:
-                \$1394 [351] = 1'h1;
+                \$1398 [351] = 1'h1;
             9'h160:
-                \$1394 [352] = 1'h1;
+                \$1398 [352] = 1'h1;
             9'h161:
-                \$1394 [353] = 1'h1;
+                \$1398 [353] = 1'h1;
             9'h162:
-                \$1394 [354] = 1'h1;
+                \$1398 [354] = 1'h1;
             9'h163:
-                \$1394 [355] = 1'h1;
+                \$1398 [355] = 1'h1;
             9'h164:
-                \$1394 [356] = 1'h1;
+                \$1398 [356] = 1'h1;
             9'h165:
-                \$1394 [357] = 1'h1;
+                \$1398 [357] = 1'h1;
             9'h166:
-                \$1394 [358] = 1'h1;
+                \$1398 [358] = 1'h1;
             9'h167:
-                \$1394 [359] = 1'h1;
+                \$1398 [359] = 1'h1;
             9'h168:
-                \$1394 [360] = 1'h1;
+                \$1398 [360] = 1'h1;
             9'h169:
-                \$1394 [361] = 1'h1;
+                \$1398 [361] = 1'h1;
             9'h16a:
-                \$1394 [362] = 1'h1;
+                \$1398 [362] = 1'h1;
             9'h16b:
-                \$1394 [363] = 1'h1;
+                \$1398 [363] = 1'h1;
             9'h16c:
-                \$1394 [364] = 1'h1;
+                \$1398 [364] = 1'h1;
             9'h16d:
-                \$1394 [365] = 1'h1;
+                \$1398 [365] = 1'h1;
             9'h16e:
-                \$1394 [366] = 1'h1;
+                \$1398 [366] = 1'h1;
             9'h16f:
-                \$1394 [367] = 1'h1;
+                \$1398 [367] = 1'h1;
             9'h170:
-                \$1394 [368] = 1'h1;
+                \$1398 [368] = 1'h1;
             9'h171:
-                \$1394 [369] = 1'h1;
+                \$1398 [369] = 1'h1;
             9'h172:
-                \$1394 [370] = 1'h1;
+                \$1398 [370] = 1'h1;
             9'h173:
-                \$1394 [371] = 1'h1;
+                \$1398 [371] = 1'h1;
             9'h174:
-                \$1394 [372] = 1'h1;
+                \$1398 [372] = 1'h1;
             9'h175:
-                \$1394 [373] = 1'h1;
+                \$1398 [373] = 1'h1;
             9'h176:
-                \$1394 [374] = 1'h1;
+                \$1398 [374] = 1'h1;
             9'h177:
-                \$1394 [375] = 1'h1;
+                \$1398 [375] = 1'h1;
             9'h178:
-                \$1394 [376] = 1'h1;
+                \$1398 [376] = 1'h1;
             9'h179:
-                \$1394 [377] = 1'h1;
+                \$1398 [377] = 1'h1;
             9'h17a:
-                \$1394 [378] = 1'h1;
+                \$1398 [378] = 1'h1;
             9'h17b:
-                \$1394 [379] = 1'h1;
+                \$1398 [379] = 1'h1;
             9'h17c:
-                \$1394 [380] = 1'h1;
+                \$1398 [380] = 1'h1;
             9'h17d:
-                \$1394 [381] = 1'h1;
+                \$1398 [381] = 1'h1;
             9'h17e:
-                \$1394 [382] = 1'h1;
+                \$1398 [382] = 1'h1;
             9'h17f:
-                \$1394 [383] = 1'h1;
+                \$1398 [383] = 1'h1;
             9'h180:
-                \$1394 [384] = 1'h1;
+                \$1398 [384] = 1'h1;
             9'h181:
-                \$1394 [385] = 1'h1;
+                \$1398 [385] = 1'h1;
             9'h182:
-                \$1394 [386] = 1'h1;
+                \$1398 [386] = 1'h1;
             9'h183:
-                \$1394 [387] = 1'h1;
+                \$1398 [387] = 1'h1;
             9'h184:
-                \$1394 [388] = 1'h1;
+                \$1398 [388] = 1'h1;
             9'h185:
-                \$1394 [389] = 1'h1;
+                \$1398 [389] = 1'h1;
             9'h186:
-                \$1394 [390] = 1'h1;
+                \$1398 [390] = 1'h1;
             9'h187:
-                \$1394 [391] = 1'h1;
+                \$1398 [391] = 1'h1;
             9'h188:
-                \$1394 [392] = 1'h1;
+                \$1398 [392] = 1'h1;
             9'h189:
-                \$1394 [393] = 1'h1;
+                \$1398 [393] = 1'h1;
             9'h18a:
-                \$1394 [394] = 1'h1;
+                \$1398 [394] = 1'h1;
             9'h18b:
-                \$1394 [395] = 1'h1;
+                \$1398 [395] = 1'h1;
             9'h18c:
-                \$1394 [396] = 1'h1;
+                \$1398 [396] = 1'h1;
             9'h18d:
-                \$1394 [397] = 1'h1;
+                \$1398 [397] = 1'h1;
             9'h18e:
-                \$1394 [398] = 1'h1;
+                \$1398 [398] = 1'h1;
             9'h18f:
-                \$1394 [399] = 1'h1;
+                \$1398 [399] = 1'h1;
             9'h190:
-                \$1394 [400] = 1'h1;
+                \$1398 [400] = 1'h1;
             9'h191:
-                \$1394 [401] = 1'h1;
+                \$1398 [401] = 1'h1;
             9'h192:
-                \$1394 [402] = 1'h1;
+                \$1398 [402] = 1'h1;
             9'h193:
-                \$1394 [403] = 1'h1;
+                \$1398 [403] = 1'h1;
             9'h194:
-                \$1394 [404] = 1'h1;
+                \$1398 [404] = 1'h1;
             9'h195:
-                \$1394 [405] = 1'h1;
+                \$1398 [405] = 1'h1;
             9'h196:
-                \$1394 [406] = 1'h1;
+                \$1398 [406] = 1'h1;
             9'h197:
-                \$1394 [407] = 1'h1;
+                \$1398 [407] = 1'h1;
             9'h198:
-                \$1394 [408] = 1'h1;
+                \$1398 [408] = 1'h1;
             9'h199:
-                \$1394 [409] = 1'h1;
+                \$1398 [409] = 1'h1;
             9'h19a:
-                \$1394 [410] = 1'h1;
+                \$1398 [410] = 1'h1;
             9'h19b:
-                \$1394 [411] = 1'h1;
+                \$1398 [411] = 1'h1;
             9'h19c:
-                \$1394 [412] = 1'h1;
+                \$1398 [412] = 1'h1;
             9'h19d:
-                \$1394 [413] = 1'h1;
+                \$1398 [413] = 1'h1;
             9'h19e:
-                \$1394 [414] = 1'h1;
+                \$1398 [414] = 1'h1;
             9'h19f:
-                \$1394 [415] = 1'h1;
+                \$1398 [415] = 1'h1;
             9'h1a0:
-                \$1394 [416] = 1'h1;
+                \$1398 [416] = 1'h1;
             9'h1a1:
-                \$1394 [417] = 1'h1;
+                \$1398 [417] = 1'h1;
             9'h1a2:
-                \$1394 [418] = 1'h1;
+                \$1398 [418] = 1'h1;
             9'h1a3:
-                \$1394 [419] = 1'h1;
+                \$1398 [419] = 1'h1;
             9'h1a4:
-                \$1394 [420] = 1'h1;
+                \$1398 [420] = 1'h1;
             9'h1a5:
-                \$1394 [421] = 1'h1;
+                \$1398 [421] = 1'h1;
             9'h1a6:
-                \$1394 [422] = 1'h1;
+                \$1398 [422] = 1'h1;
             9'h1a7:
-                \$1394 [423] = 1'h1;
+                \$1398 [423] = 1'h1;
             9'h1a8:
-                \$1394 [424] = 1'h1;
+                \$1398 [424] = 1'h1;
             9'h1a9:
-                \$1394 [425] = 1'h1;
+                \$1398 [425] = 1'h1;
             9'h1aa:
-                \$1394 [426] = 1'h1;
+                \$1398 [426] = 1'h1;
             9'h1ab:
-                \$1394 [427] = 1'h1;
+                \$1398 [427] = 1'h1;
             9'h1ac:
-                \$1394 [428] = 1'h1;
+                \$1398 [428] = 1'h1;
             9'h1ad:
-                \$1394 [429] = 1'h1;
+                \$1398 [429] = 1'h1;
             9'h1ae:
-                \$1394 [430] = 1'h1;
+                \$1398 [430] = 1'h1;
             9'h1af:
-                \$1394 [431] = 1'h1;
+                \$1398 [431] = 1'h1;
             9'h1b0:
-                \$1394 [432] = 1'h1;
+                \$1398 [432] = 1'h1;
             9'h1b1:
-                \$1394 [433] = 1'h1;
+                \$1398 [433] = 1'h1;
             9'h1b2:
-                \$1394 [434] = 1'h1;
+                \$1398 [434] = 1'h1;
             9'h1b3:
-                \$1394 [435] = 1'h1;
+                \$1398 [435] = 1'h1;
             9'h1b4:
-                \$1394 [436] = 1'h1;
+                \$1398 [436] = 1'h1;
             9'h1b5:
-                \$1394 [437] = 1'h1;
+                \$1398 [437] = 1'h1;
             9'h1b6:
-                \$1394 [438] = 1'h1;
+                \$1398 [438] = 1'h1;
             9'h1b7:
-                \$1394 [439] = 1'h1;
+                \$1398 [439] = 1'h1;
             9'h1b8:
-                \$1394 [440] = 1'h1;
+                \$1398 [440] = 1'h1;
             9'h1b9:
-                \$1394 [441] = 1'h1;
+                \$1398 [441] = 1'h1;
             9'h1ba:
-                \$1394 [442] = 1'h1;
+                \$1398 [442] = 1'h1;
             9'h1bb:
-                \$1394 [443] = 1'h1;
+                \$1398 [443] = 1'h1;
             9'h1bc:
-                \$1394 [444] = 1'h1;
+                \$1398 [444] = 1'h1;
             9'h1bd:
-                \$1394 [445] = 1'h1;
+                \$1398 [445] = 1'h1;
             9'h1be:
-                \$1394 [446] = 1'h1;
+                \$1398 [446] = 1'h1;
             9'h1bf:
-                \$1394 [447] = 1'h1;
+                \$1398 [447] = 1'h1;
             9'h1c0:
-                \$1394 [448] = 1'h1;
+                \$1398 [448] = 1'h1;
             9'h1c1:
-                \$1394 [449] = 1'h1;
+                \$1398 [449] = 1'h1;
             9'h1c2:
-                \$1394 [450] = 1'h1;
+                \$1398 [450] = 1'h1;
             9'h1c3:
-                \$1394 [451] = 1'h1;
+                \$1398 [451] = 1'h1;
             9'h1c4:
-                \$1394 [452] = 1'h1;
+                \$1398 [452] = 1'h1;
             9'h1c5:
-                \$1394 [453] = 1'h1;
+                \$1398 [453] = 1'h1;
             9'h1c6:
-                \$1394 [454] = 1'h1;
+                \$1398 [454] = 1'h1;
             9'h1c7:
-                \$1394 [455] = 1'h1;
+                \$1398 [455] = 1'h1;
             9'h1c8:
-                \$1394 [456] = 1'h1;
+                \$1398 [456] = 1'h1;
             9'h1c9:
-                \$1394 [457] = 1'h1;
+                \$1398 [457] = 1'h1;
             9'h1ca:
-                \$1394 [458] = 1'h1;
+                \$1398 [458] = 1'h1;
             9'h1cb:
-                \$1394 [459] = 1'h1;
+                \$1398 [459] = 1'h1;
             9'h1cc:
-                \$1394 [460] = 1'h1;
+                \$1398 [460] = 1'h1;
             9'h1cd:
-                \$1394 [461] = 1'h1;
+                \$1398 [461] = 1'h1;
             9'h1ce:
-                \$1394 [462] = 1'h1;
+                \$1398 [462] = 1'h1;
             9'h1cf:
-                \$1394 [463] = 1'h1;
+                \$1398 [463] = 1'h1;
             9'h1d0:
-                \$1394 [464] = 1'h1;
+                \$1398 [464] = 1'h1;
             9'h1d1:
-                \$1394 [465] = 1'h1;
+                \$1398 [465] = 1'h1;
             9'h1d2:
-                \$1394 [466] = 1'h1;
+                \$1398 [466] = 1'h1;
             9'h1d3:
-                \$1394 [467] = 1'h1;
+                \$1398 [467] = 1'h1;
             9'h1d4:
-                \$1394 [468] = 1'h1;
+                \$1398 [468] = 1'h1;
             9'h1d5:
-                \$1394 [469] = 1'h1;
+                \$1398 [469] = 1'h1;
             9'h1d6:
-                \$1394 [470] = 1'h1;
+                \$1398 [470] = 1'h1;
             9'h1d7:
-                \$1394 [471] = 1'h1;
+                \$1398 [471] = 1'h1;
             9'h1d8:
-                \$1394 [472] = 1'h1;
+                \$1398 [472] = 1'h1;
             9'h1d9:
-                \$1394 [473] = 1'h1;
+                \$1398 [473] = 1'h1;
             9'h1da:
-                \$1394 [474] = 1'h1;
+                \$1398 [474] = 1'h1;
             9'h1db:
-                \$1394 [475] = 1'h1;
+                \$1398 [475] = 1'h1;
             9'h1dc:
-                \$1394 [476] = 1'h1;
+                \$1398 [476] = 1'h1;
             9'h1dd:
-                \$1394 [477] = 1'h1;
+                \$1398 [477] = 1'h1;
             9'h1de:
-                \$1394 [478] = 1'h1;
+                \$1398 [478] = 1'h1;
             9'h1df:
-                \$1394 [479] = 1'h1;
+                \$1398 [479] = 1'h1;
             9'h1e0:
-                \$1394 [480] = 1'h1;
+                \$1398 [480] = 1'h1;
             9'h1e1:
-                \$1394 [481] = 1'h1;
+                \$1398 [481] = 1'h1;
             9'h1e2:
-                \$1394 [482] = 1'h1;
+                \$1398 [482] = 1'h1;
             9'h1e3:
-                \$1394 [483] = 1'h1;
+                \$1398 [483] = 1'h1;
             9'h1e4:
-                \$1394 [484] = 1'h1;
+                \$1398 [484] = 1'h1;
             9'h1e5:
-                \$1394 [485] = 1'h1;
+                \$1398 [485] = 1'h1;
             9'h1e6:
-                \$1394 [486] = 1'h1;
+                \$1398 [486] = 1'h1;
             9'h1e7:
-                \$1394 [487] = 1'h1;
+                \$1398 [487] = 1'h1;
             9'h1e8:
-                \$1394 [488] = 1'h1;
+                \$1398 [488] = 1'h1;
             9'h1e9:
-                \$1394 [489] = 1'h1;
+                \$1398 [489] = 1'h1;
             9'h1ea:
-                \$1394 [490] = 1'h1;
+                \$1398 [490] = 1'h1;
             9'h1eb:
-                \$1394 [491] = 1'h1;
+                \$1398 [491] = 1'h1;
             9'h1ec:
-                \$1394 [492] = 1'h1;
+                \$1398 [492] = 1'h1;
             9'h1ed:
-                \$1394 [493] = 1'h1;
+                \$1398 [493] = 1'h1;
             9'h1ee:
-                \$1394 [494] = 1'h1;
+                \$1398 [494] = 1'h1;
             9'h1ef:
-                \$1394 [495] = 1'h1;
+                \$1398 [495] = 1'h1;
             9'h1f0:
-                \$1394 [496] = 1'h1;
+                \$1398 [496] = 1'h1;
             9'h1f1:
-                \$1394 [497] = 1'h1;
+                \$1398 [497] = 1'h1;
             9'h1f2:
-                \$1394 [498] = 1'h1;
+                \$1398 [498] = 1'h1;
             9'h1f3:
-                \$1394 [499] = 1'h1;
+                \$1398 [499] = 1'h1;
             9'h1f4:
-                \$1394 [500] = 1'h1;
+                \$1398 [500] = 1'h1;
             9'h1f5:
-                \$1394 [501] = 1'h1;
+                \$1398 [501] = 1'h1;
             9'h1f6:
-                \$1394 [502] = 1'h1;
+                \$1398 [502] = 1'h1;
             9'h1f7:
-                \$1394 [503] = 1'h1;
+                \$1398 [503] = 1'h1;
             9'h1f8:
-                \$1394 [504] = 1'h1;
+                \$1398 [504] = 1'h1;
             9'h1f9:
-                \$1394 [505] = 1'h1;
+                \$1398 [505] = 1'h1;
             9'h1fa:
-                \$1394 [506] = 1'h1;
+                \$1398 [506] = 1'h1;
             9'h1fb:
-                \$1394 [507] = 1'h1;
+                \$1398 [507] = 1'h1;
             9'h1fc:
-                \$1394 [508] = 1'h1;
+                \$1398 [508] = 1'h1;
             9'h1fd:
-                \$1394 [509] = 1'h1;
+                \$1398 [509] = 1'h1;
             9'h1fe:
-                \$1394 [510] = 1'h1;
+                \$1398 [510] = 1'h1;
             9'h1ff:
-                \$1394 [511] = 1'h1;
+                \$1398 [511] = 1'h1;
           endcase
         end
       end
@@ -17246,2076 +17360,2076 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
       if (bincu1_pred[11]) begin
         if (\$1140 ) begin
           (* full_case = 32'd1 *)
-          casez (bincu1_d2[8:0])
+          casez (bincu1_tag_d3[8:0])
             9'h000:
-                \$1394 [0] = 1'h1;
+                \$1398 [0] = 1'h1;
             9'h001:
-                \$1394 [1] = 1'h1;
+                \$1398 [1] = 1'h1;
             9'h002:
-                \$1394 [2] = 1'h1;
+                \$1398 [2] = 1'h1;
             9'h003:
-                \$1394 [3] = 1'h1;
+                \$1398 [3] = 1'h1;
             9'h004:
-                \$1394 [4] = 1'h1;
+                \$1398 [4] = 1'h1;
             9'h005:
-                \$1394 [5] = 1'h1;
+                \$1398 [5] = 1'h1;
             9'h006:
-                \$1394 [6] = 1'h1;
+                \$1398 [6] = 1'h1;
             9'h007:
-                \$1394 [7] = 1'h1;
+                \$1398 [7] = 1'h1;
             9'h008:
-                \$1394 [8] = 1'h1;
+                \$1398 [8] = 1'h1;
             9'h009:
-                \$1394 [9] = 1'h1;
+                \$1398 [9] = 1'h1;
             9'h00a:
-                \$1394 [10] = 1'h1;
+                \$1398 [10] = 1'h1;
             9'h00b:
-                \$1394 [11] = 1'h1;
+                \$1398 [11] = 1'h1;
             9'h00c:
-                \$1394 [12] = 1'h1;
+                \$1398 [12] = 1'h1;
             9'h00d:
-                \$1394 [13] = 1'h1;
+                \$1398 [13] = 1'h1;
             9'h00e:
-                \$1394 [14] = 1'h1;
+                \$1398 [14] = 1'h1;
             9'h00f:
-                \$1394 [15] = 1'h1;
+                \$1398 [15] = 1'h1;
             9'h010:
-                \$1394 [16] = 1'h1;
+                \$1398 [16] = 1'h1;
             9'h011:
-                \$1394 [17] = 1'h1;
+                \$1398 [17] = 1'h1;
             9'h012:
-                \$1394 [18] = 1'h1;
+                \$1398 [18] = 1'h1;
             9'h013:
-                \$1394 [19] = 1'h1;
+                \$1398 [19] = 1'h1;
             9'h014:
-                \$1394 [20] = 1'h1;
+                \$1398 [20] = 1'h1;
             9'h015:
-                \$1394 [21] = 1'h1;
+                \$1398 [21] = 1'h1;
             9'h016:
-                \$1394 [22] = 1'h1;
+                \$1398 [22] = 1'h1;
             9'h017:
-                \$1394 [23] = 1'h1;
+                \$1398 [23] = 1'h1;
             9'h018:
-                \$1394 [24] = 1'h1;
+                \$1398 [24] = 1'h1;
             9'h019:
-                \$1394 [25] = 1'h1;
+                \$1398 [25] = 1'h1;
             9'h01a:
-                \$1394 [26] = 1'h1;
+                \$1398 [26] = 1'h1;
             9'h01b:
-                \$1394 [27] = 1'h1;
+                \$1398 [27] = 1'h1;
             9'h01c:
-                \$1394 [28] = 1'h1;
+                \$1398 [28] = 1'h1;
             9'h01d:
-                \$1394 [29] = 1'h1;
+                \$1398 [29] = 1'h1;
             9'h01e:
-                \$1394 [30] = 1'h1;
+                \$1398 [30] = 1'h1;
             9'h01f:
-                \$1394 [31] = 1'h1;
+                \$1398 [31] = 1'h1;
             9'h020:
-                \$1394 [32] = 1'h1;
+                \$1398 [32] = 1'h1;
             9'h021:
-                \$1394 [33] = 1'h1;
+                \$1398 [33] = 1'h1;
             9'h022:
-                \$1394 [34] = 1'h1;
+                \$1398 [34] = 1'h1;
             9'h023:
-                \$1394 [35] = 1'h1;
+                \$1398 [35] = 1'h1;
             9'h024:
-                \$1394 [36] = 1'h1;
+                \$1398 [36] = 1'h1;
             9'h025:
-                \$1394 [37] = 1'h1;
+                \$1398 [37] = 1'h1;
             9'h026:
-                \$1394 [38] = 1'h1;
+                \$1398 [38] = 1'h1;
             9'h027:
-                \$1394 [39] = 1'h1;
+                \$1398 [39] = 1'h1;
             9'h028:
-                \$1394 [40] = 1'h1;
+                \$1398 [40] = 1'h1;
             9'h029:
-                \$1394 [41] = 1'h1;
+                \$1398 [41] = 1'h1;
             9'h02a:
-                \$1394 [42] = 1'h1;
+                \$1398 [42] = 1'h1;
             9'h02b:
-                \$1394 [43] = 1'h1;
+                \$1398 [43] = 1'h1;
             9'h02c:
-                \$1394 [44] = 1'h1;
+                \$1398 [44] = 1'h1;
             9'h02d:
-                \$1394 [45] = 1'h1;
+                \$1398 [45] = 1'h1;
             9'h02e:
-                \$1394 [46] = 1'h1;
+                \$1398 [46] = 1'h1;
             9'h02f:
-                \$1394 [47] = 1'h1;
+                \$1398 [47] = 1'h1;
             9'h030:
-                \$1394 [48] = 1'h1;
+                \$1398 [48] = 1'h1;
             9'h031:
-                \$1394 [49] = 1'h1;
+                \$1398 [49] = 1'h1;
             9'h032:
-                \$1394 [50] = 1'h1;
+                \$1398 [50] = 1'h1;
             9'h033:
-                \$1394 [51] = 1'h1;
+                \$1398 [51] = 1'h1;
             9'h034:
-                \$1394 [52] = 1'h1;
+                \$1398 [52] = 1'h1;
             9'h035:
-                \$1394 [53] = 1'h1;
+                \$1398 [53] = 1'h1;
             9'h036:
-                \$1394 [54] = 1'h1;
+                \$1398 [54] = 1'h1;
             9'h037:
-                \$1394 [55] = 1'h1;
+                \$1398 [55] = 1'h1;
             9'h038:
-                \$1394 [56] = 1'h1;
+                \$1398 [56] = 1'h1;
             9'h039:
-                \$1394 [57] = 1'h1;
+                \$1398 [57] = 1'h1;
             9'h03a:
-                \$1394 [58] = 1'h1;
+                \$1398 [58] = 1'h1;
             9'h03b:
-                \$1394 [59] = 1'h1;
+                \$1398 [59] = 1'h1;
             9'h03c:
-                \$1394 [60] = 1'h1;
+                \$1398 [60] = 1'h1;
             9'h03d:
-                \$1394 [61] = 1'h1;
+                \$1398 [61] = 1'h1;
             9'h03e:
-                \$1394 [62] = 1'h1;
+                \$1398 [62] = 1'h1;
             9'h03f:
-                \$1394 [63] = 1'h1;
+                \$1398 [63] = 1'h1;
             9'h040:
-                \$1394 [64] = 1'h1;
+                \$1398 [64] = 1'h1;
             9'h041:
-                \$1394 [65] = 1'h1;
+                \$1398 [65] = 1'h1;
             9'h042:
-                \$1394 [66] = 1'h1;
+                \$1398 [66] = 1'h1;
             9'h043:
-                \$1394 [67] = 1'h1;
+                \$1398 [67] = 1'h1;
             9'h044:
-                \$1394 [68] = 1'h1;
+                \$1398 [68] = 1'h1;
             9'h045:
-                \$1394 [69] = 1'h1;
+                \$1398 [69] = 1'h1;
             9'h046:
-                \$1394 [70] = 1'h1;
+                \$1398 [70] = 1'h1;
             9'h047:
-                \$1394 [71] = 1'h1;
+                \$1398 [71] = 1'h1;
             9'h048:
-                \$1394 [72] = 1'h1;
+                \$1398 [72] = 1'h1;
             9'h049:
-                \$1394 [73] = 1'h1;
+                \$1398 [73] = 1'h1;
             9'h04a:
-                \$1394 [74] = 1'h1;
+                \$1398 [74] = 1'h1;
             9'h04b:
-                \$1394 [75] = 1'h1;
+                \$1398 [75] = 1'h1;
             9'h04c:
-                \$1394 [76] = 1'h1;
+                \$1398 [76] = 1'h1;
             9'h04d:
-                \$1394 [77] = 1'h1;
+                \$1398 [77] = 1'h1;
             9'h04e:
-                \$1394 [78] = 1'h1;
+                \$1398 [78] = 1'h1;
             9'h04f:
-                \$1394 [79] = 1'h1;
+                \$1398 [79] = 1'h1;
             9'h050:
-                \$1394 [80] = 1'h1;
+                \$1398 [80] = 1'h1;
             9'h051:
-                \$1394 [81] = 1'h1;
+                \$1398 [81] = 1'h1;
             9'h052:
-                \$1394 [82] = 1'h1;
+                \$1398 [82] = 1'h1;
             9'h053:
-                \$1394 [83] = 1'h1;
+                \$1398 [83] = 1'h1;
             9'h054:
-                \$1394 [84] = 1'h1;
+                \$1398 [84] = 1'h1;
             9'h055:
-                \$1394 [85] = 1'h1;
+                \$1398 [85] = 1'h1;
             9'h056:
-                \$1394 [86] = 1'h1;
+                \$1398 [86] = 1'h1;
             9'h057:
-                \$1394 [87] = 1'h1;
+                \$1398 [87] = 1'h1;
             9'h058:
-                \$1394 [88] = 1'h1;
+                \$1398 [88] = 1'h1;
             9'h059:
-                \$1394 [89] = 1'h1;
+                \$1398 [89] = 1'h1;
             9'h05a:
-                \$1394 [90] = 1'h1;
+                \$1398 [90] = 1'h1;
             9'h05b:
-                \$1394 [91] = 1'h1;
+                \$1398 [91] = 1'h1;
             9'h05c:
-                \$1394 [92] = 1'h1;
+                \$1398 [92] = 1'h1;
             9'h05d:
-                \$1394 [93] = 1'h1;
+                \$1398 [93] = 1'h1;
             9'h05e:
-                \$1394 [94] = 1'h1;
+                \$1398 [94] = 1'h1;
             9'h05f:
-                \$1394 [95] = 1'h1;
+                \$1398 [95] = 1'h1;
             9'h060:
-                \$1394 [96] = 1'h1;
+                \$1398 [96] = 1'h1;
             9'h061:
-                \$1394 [97] = 1'h1;
+                \$1398 [97] = 1'h1;
             9'h062:
-                \$1394 [98] = 1'h1;
+                \$1398 [98] = 1'h1;
             9'h063:
-                \$1394 [99] = 1'h1;
+                \$1398 [99] = 1'h1;
             9'h064:
-                \$1394 [100] = 1'h1;
+                \$1398 [100] = 1'h1;
             9'h065:
-                \$1394 [101] = 1'h1;
+                \$1398 [101] = 1'h1;
             9'h066:
-                \$1394 [102] = 1'h1;
+                \$1398 [102] = 1'h1;
             9'h067:
-                \$1394 [103] = 1'h1;
+                \$1398 [103] = 1'h1;
             9'h068:
-                \$1394 [104] = 1'h1;
+                \$1398 [104] = 1'h1;
             9'h069:
-                \$1394 [105] = 1'h1;
+                \$1398 [105] = 1'h1;
             9'h06a:
-                \$1394 [106] = 1'h1;
+                \$1398 [106] = 1'h1;
             9'h06b:
-                \$1394 [107] = 1'h1;
+                \$1398 [107] = 1'h1;
             9'h06c:
-                \$1394 [108] = 1'h1;
+                \$1398 [108] = 1'h1;
             9'h06d:
-                \$1394 [109] = 1'h1;
+                \$1398 [109] = 1'h1;
             9'h06e:
-                \$1394 [110] = 1'h1;
+                \$1398 [110] = 1'h1;
             9'h06f:
-                \$1394 [111] = 1'h1;
+                \$1398 [111] = 1'h1;
             9'h070:
-                \$1394 [112] = 1'h1;
+                \$1398 [112] = 1'h1;
             9'h071:
-                \$1394 [113] = 1'h1;
+                \$1398 [113] = 1'h1;
             9'h072:
-                \$1394 [114] = 1'h1;
+                \$1398 [114] = 1'h1;
             9'h073:
-                \$1394 [115] = 1'h1;
+                \$1398 [115] = 1'h1;
             9'h074:
-                \$1394 [116] = 1'h1;
+                \$1398 [116] = 1'h1;
             9'h075:
-                \$1394 [117] = 1'h1;
+                \$1398 [117] = 1'h1;
             9'h076:
-                \$1394 [118] = 1'h1;
+                \$1398 [118] = 1'h1;
             9'h077:
-                \$1394 [119] = 1'h1;
+                \$1398 [119] = 1'h1;
             9'h078:
-                \$1394 [120] = 1'h1;
+                \$1398 [120] = 1'h1;
             9'h079:
-                \$1394 [121] = 1'h1;
+                \$1398 [121] = 1'h1;
             9'h07a:
-                \$1394 [122] = 1'h1;
+                \$1398 [122] = 1'h1;
             9'h07b:
-                \$1394 [123] = 1'h1;
+                \$1398 [123] = 1'h1;
             9'h07c:
-                \$1394 [124] = 1'h1;
+                \$1398 [124] = 1'h1;
             9'h07d:
-                \$1394 [125] = 1'h1;
+                \$1398 [125] = 1'h1;
             9'h07e:
-                \$1394 [126] = 1'h1;
+                \$1398 [126] = 1'h1;
             9'h07f:
-                \$1394 [127] = 1'h1;
+                \$1398 [127] = 1'h1;
             9'h080:
-                \$1394 [128] = 1'h1;
+                \$1398 [128] = 1'h1;
             9'h081:
-                \$1394 [129] = 1'h1;
+                \$1398 [129] = 1'h1;
             9'h082:
-                \$1394 [130] = 1'h1;
+                \$1398 [130] = 1'h1;
             9'h083:
-                \$1394 [131] = 1'h1;
+                \$1398 [131] = 1'h1;
             9'h084:
-                \$1394 [132] = 1'h1;
+                \$1398 [132] = 1'h1;
             9'h085:
-                \$1394 [133] = 1'h1;
+                \$1398 [133] = 1'h1;
             9'h086:
-                \$1394 [134] = 1'h1;
+                \$1398 [134] = 1'h1;
             9'h087:
-                \$1394 [135] = 1'h1;
+                \$1398 [135] = 1'h1;
             9'h088:
-                \$1394 [136] = 1'h1;
+                \$1398 [136] = 1'h1;
             9'h089:
-                \$1394 [137] = 1'h1;
+                \$1398 [137] = 1'h1;
             9'h08a:
-                \$1394 [138] = 1'h1;
+                \$1398 [138] = 1'h1;
             9'h08b:
-                \$1394 [139] = 1'h1;
+                \$1398 [139] = 1'h1;
             9'h08c:
-                \$1394 [140] = 1'h1;
+                \$1398 [140] = 1'h1;
             9'h08d:
-                \$1394 [141] = 1'h1;
+                \$1398 [141] = 1'h1;
             9'h08e:
-                \$1394 [142] = 1'h1;
+                \$1398 [142] = 1'h1;
             9'h08f:
-                \$1394 [143] = 1'h1;
+                \$1398 [143] = 1'h1;
             9'h090:
-                \$1394 [144] = 1'h1;
+                \$1398 [144] = 1'h1;
             9'h091:
-                \$1394 [145] = 1'h1;
+                \$1398 [145] = 1'h1;
             9'h092:
-                \$1394 [146] = 1'h1;
+                \$1398 [146] = 1'h1;
             9'h093:
-                \$1394 [147] = 1'h1;
+                \$1398 [147] = 1'h1;
             9'h094:
-                \$1394 [148] = 1'h1;
+                \$1398 [148] = 1'h1;
             9'h095:
-                \$1394 [149] = 1'h1;
+                \$1398 [149] = 1'h1;
             9'h096:
-                \$1394 [150] = 1'h1;
+                \$1398 [150] = 1'h1;
             9'h097:
-                \$1394 [151] = 1'h1;
+                \$1398 [151] = 1'h1;
             9'h098:
-                \$1394 [152] = 1'h1;
+                \$1398 [152] = 1'h1;
             9'h099:
-                \$1394 [153] = 1'h1;
+                \$1398 [153] = 1'h1;
             9'h09a:
-                \$1394 [154] = 1'h1;
+                \$1398 [154] = 1'h1;
             9'h09b:
-                \$1394 [155] = 1'h1;
+                \$1398 [155] = 1'h1;
             9'h09c:
-                \$1394 [156] = 1'h1;
+                \$1398 [156] = 1'h1;
             9'h09d:
-                \$1394 [157] = 1'h1;
+                \$1398 [157] = 1'h1;
             9'h09e:
-                \$1394 [158] = 1'h1;
+                \$1398 [158] = 1'h1;
             9'h09f:
-                \$1394 [159] = 1'h1;
+                \$1398 [159] = 1'h1;
             9'h0a0:
-                \$1394 [160] = 1'h1;
+                \$1398 [160] = 1'h1;
             9'h0a1:
-                \$1394 [161] = 1'h1;
+                \$1398 [161] = 1'h1;
             9'h0a2:
-                \$1394 [162] = 1'h1;
+                \$1398 [162] = 1'h1;
             9'h0a3:
-                \$1394 [163] = 1'h1;
+                \$1398 [163] = 1'h1;
             9'h0a4:
-                \$1394 [164] = 1'h1;
+                \$1398 [164] = 1'h1;
             9'h0a5:
-                \$1394 [165] = 1'h1;
+                \$1398 [165] = 1'h1;
             9'h0a6:
-                \$1394 [166] = 1'h1;
+                \$1398 [166] = 1'h1;
             9'h0a7:
-                \$1394 [167] = 1'h1;
+                \$1398 [167] = 1'h1;
             9'h0a8:
-                \$1394 [168] = 1'h1;
+                \$1398 [168] = 1'h1;
             9'h0a9:
-                \$1394 [169] = 1'h1;
+                \$1398 [169] = 1'h1;
             9'h0aa:
-                \$1394 [170] = 1'h1;
+                \$1398 [170] = 1'h1;
             9'h0ab:
-                \$1394 [171] = 1'h1;
+                \$1398 [171] = 1'h1;
             9'h0ac:
-                \$1394 [172] = 1'h1;
+                \$1398 [172] = 1'h1;
             9'h0ad:
-                \$1394 [173] = 1'h1;
+                \$1398 [173] = 1'h1;
             9'h0ae:
-                \$1394 [174] = 1'h1;
+                \$1398 [174] = 1'h1;
             9'h0af:
-                \$1394 [175] = 1'h1;
+                \$1398 [175] = 1'h1;
             9'h0b0:
-                \$1394 [176] = 1'h1;
+                \$1398 [176] = 1'h1;
             9'h0b1:
-                \$1394 [177] = 1'h1;
+                \$1398 [177] = 1'h1;
             9'h0b2:
-                \$1394 [178] = 1'h1;
+                \$1398 [178] = 1'h1;
             9'h0b3:
-                \$1394 [179] = 1'h1;
+                \$1398 [179] = 1'h1;
             9'h0b4:
-                \$1394 [180] = 1'h1;
+                \$1398 [180] = 1'h1;
             9'h0b5:
-                \$1394 [181] = 1'h1;
+                \$1398 [181] = 1'h1;
             9'h0b6:
-                \$1394 [182] = 1'h1;
+                \$1398 [182] = 1'h1;
             9'h0b7:
-                \$1394 [183] = 1'h1;
+                \$1398 [183] = 1'h1;
             9'h0b8:
-                \$1394 [184] = 1'h1;
+                \$1398 [184] = 1'h1;
             9'h0b9:
-                \$1394 [185] = 1'h1;
+                \$1398 [185] = 1'h1;
             9'h0ba:
-                \$1394 [186] = 1'h1;
+                \$1398 [186] = 1'h1;
             9'h0bb:
-                \$1394 [187] = 1'h1;
+                \$1398 [187] = 1'h1;
             9'h0bc:
-                \$1394 [188] = 1'h1;
+                \$1398 [188] = 1'h1;
             9'h0bd:
-                \$1394 [189] = 1'h1;
+                \$1398 [189] = 1'h1;
             9'h0be:
-                \$1394 [190] = 1'h1;
+                \$1398 [190] = 1'h1;
             9'h0bf:
-                \$1394 [191] = 1'h1;
+                \$1398 [191] = 1'h1;
             9'h0c0:
-                \$1394 [192] = 1'h1;
+                \$1398 [192] = 1'h1;
             9'h0c1:
-                \$1394 [193] = 1'h1;
+                \$1398 [193] = 1'h1;
             9'h0c2:
-                \$1394 [194] = 1'h1;
+                \$1398 [194] = 1'h1;
             9'h0c3:
-                \$1394 [195] = 1'h1;
+                \$1398 [195] = 1'h1;
             9'h0c4:
-                \$1394 [196] = 1'h1;
+                \$1398 [196] = 1'h1;
             9'h0c5:
-                \$1394 [197] = 1'h1;
+                \$1398 [197] = 1'h1;
             9'h0c6:
-                \$1394 [198] = 1'h1;
+                \$1398 [198] = 1'h1;
             9'h0c7:
-                \$1394 [199] = 1'h1;
+                \$1398 [199] = 1'h1;
             9'h0c8:
-                \$1394 [200] = 1'h1;
+                \$1398 [200] = 1'h1;
             9'h0c9:
-                \$1394 [201] = 1'h1;
+                \$1398 [201] = 1'h1;
             9'h0ca:
-                \$1394 [202] = 1'h1;
+                \$1398 [202] = 1'h1;
             9'h0cb:
-                \$1394 [203] = 1'h1;
+                \$1398 [203] = 1'h1;
             9'h0cc:
-                \$1394 [204] = 1'h1;
+                \$1398 [204] = 1'h1;
             9'h0cd:
-                \$1394 [205] = 1'h1;
+                \$1398 [205] = 1'h1;
             9'h0ce:
-                \$1394 [206] = 1'h1;
+                \$1398 [206] = 1'h1;
             9'h0cf:
-                \$1394 [207] = 1'h1;
+                \$1398 [207] = 1'h1;
             9'h0d0:
-                \$1394 [208] = 1'h1;
+                \$1398 [208] = 1'h1;
             9'h0d1:
-                \$1394 [209] = 1'h1;
+                \$1398 [209] = 1'h1;
             9'h0d2:
-                \$1394 [210] = 1'h1;
+                \$1398 [210] = 1'h1;
             9'h0d3:
-                \$1394 [211] = 1'h1;
+                \$1398 [211] = 1'h1;
             9'h0d4:
-                \$1394 [212] = 1'h1;
+                \$1398 [212] = 1'h1;
             9'h0d5:
-                \$1394 [213] = 1'h1;
+                \$1398 [213] = 1'h1;
             9'h0d6:
-                \$1394 [214] = 1'h1;
+                \$1398 [214] = 1'h1;
             9'h0d7:
-                \$1394 [215] = 1'h1;
+                \$1398 [215] = 1'h1;
             9'h0d8:
-                \$1394 [216] = 1'h1;
+                \$1398 [216] = 1'h1;
             9'h0d9:
-                \$1394 [217] = 1'h1;
+                \$1398 [217] = 1'h1;
             9'h0da:
-                \$1394 [218] = 1'h1;
+                \$1398 [218] = 1'h1;
             9'h0db:
-                \$1394 [219] = 1'h1;
+                \$1398 [219] = 1'h1;
             9'h0dc:
-                \$1394 [220] = 1'h1;
+                \$1398 [220] = 1'h1;
             9'h0dd:
-                \$1394 [221] = 1'h1;
+                \$1398 [221] = 1'h1;
             9'h0de:
-                \$1394 [222] = 1'h1;
+                \$1398 [222] = 1'h1;
             9'h0df:
-                \$1394 [223] = 1'h1;
+                \$1398 [223] = 1'h1;
             9'h0e0:
-                \$1394 [224] = 1'h1;
+                \$1398 [224] = 1'h1;
             9'h0e1:
-                \$1394 [225] = 1'h1;
+                \$1398 [225] = 1'h1;
             9'h0e2:
-                \$1394 [226] = 1'h1;
+                \$1398 [226] = 1'h1;
             9'h0e3:
-                \$1394 [227] = 1'h1;
+                \$1398 [227] = 1'h1;
             9'h0e4:
-                \$1394 [228] = 1'h1;
+                \$1398 [228] = 1'h1;
             9'h0e5:
-                \$1394 [229] = 1'h1;
+                \$1398 [229] = 1'h1;
             9'h0e6:
-                \$1394 [230] = 1'h1;
+                \$1398 [230] = 1'h1;
             9'h0e7:
-                \$1394 [231] = 1'h1;
+                \$1398 [231] = 1'h1;
             9'h0e8:
-                \$1394 [232] = 1'h1;
+                \$1398 [232] = 1'h1;
             9'h0e9:
-                \$1394 [233] = 1'h1;
+                \$1398 [233] = 1'h1;
             9'h0ea:
-                \$1394 [234] = 1'h1;
+                \$1398 [234] = 1'h1;
             9'h0eb:
-                \$1394 [235] = 1'h1;
+                \$1398 [235] = 1'h1;
             9'h0ec:
-                \$1394 [236] = 1'h1;
+                \$1398 [236] = 1'h1;
             9'h0ed:
-                \$1394 [237] = 1'h1;
+                \$1398 [237] = 1'h1;
             9'h0ee:
-                \$1394 [238] = 1'h1;
+                \$1398 [238] = 1'h1;
             9'h0ef:
-                \$1394 [239] = 1'h1;
+                \$1398 [239] = 1'h1;
             9'h0f0:
-                \$1394 [240] = 1'h1;
+                \$1398 [240] = 1'h1;
             9'h0f1:
-                \$1394 [241] = 1'h1;
+                \$1398 [241] = 1'h1;
             9'h0f2:
-                \$1394 [242] = 1'h1;
+                \$1398 [242] = 1'h1;
             9'h0f3:
-                \$1394 [243] = 1'h1;
+                \$1398 [243] = 1'h1;
             9'h0f4:
-                \$1394 [244] = 1'h1;
+                \$1398 [244] = 1'h1;
             9'h0f5:
-                \$1394 [245] = 1'h1;
+                \$1398 [245] = 1'h1;
             9'h0f6:
-                \$1394 [246] = 1'h1;
+                \$1398 [246] = 1'h1;
             9'h0f7:
-                \$1394 [247] = 1'h1;
+                \$1398 [247] = 1'h1;
             9'h0f8:
-                \$1394 [248] = 1'h1;
+                \$1398 [248] = 1'h1;
             9'h0f9:
-                \$1394 [249] = 1'h1;
+                \$1398 [249] = 1'h1;
             9'h0fa:
-                \$1394 [250] = 1'h1;
+                \$1398 [250] = 1'h1;
             9'h0fb:
-                \$1394 [251] = 1'h1;
+                \$1398 [251] = 1'h1;
             9'h0fc:
-                \$1394 [252] = 1'h1;
+                \$1398 [252] = 1'h1;
             9'h0fd:
-                \$1394 [253] = 1'h1;
+                \$1398 [253] = 1'h1;
             9'h0fe:
-                \$1394 [254] = 1'h1;
+                \$1398 [254] = 1'h1;
             9'h0ff:
-                \$1394 [255] = 1'h1;
+                \$1398 [255] = 1'h1;
             9'h100:
-                \$1394 [256] = 1'h1;
+                \$1398 [256] = 1'h1;
             9'h101:
-                \$1394 [257] = 1'h1;
+                \$1398 [257] = 1'h1;
             9'h102:
-                \$1394 [258] = 1'h1;
+                \$1398 [258] = 1'h1;
             9'h103:
-                \$1394 [259] = 1'h1;
+                \$1398 [259] = 1'h1;
             9'h104:
-                \$1394 [260] = 1'h1;
+                \$1398 [260] = 1'h1;
             9'h105:
-                \$1394 [261] = 1'h1;
+                \$1398 [261] = 1'h1;
             9'h106:
-                \$1394 [262] = 1'h1;
+                \$1398 [262] = 1'h1;
             9'h107:
-                \$1394 [263] = 1'h1;
+                \$1398 [263] = 1'h1;
             9'h108:
-                \$1394 [264] = 1'h1;
+                \$1398 [264] = 1'h1;
             9'h109:
-                \$1394 [265] = 1'h1;
+                \$1398 [265] = 1'h1;
             9'h10a:
-                \$1394 [266] = 1'h1;
+                \$1398 [266] = 1'h1;
             9'h10b:
-                \$1394 [267] = 1'h1;
+                \$1398 [267] = 1'h1;
             9'h10c:
-                \$1394 [268] = 1'h1;
+                \$1398 [268] = 1'h1;
             9'h10d:
-                \$1394 [269] = 1'h1;
+                \$1398 [269] = 1'h1;
             9'h10e:
-                \$1394 [270] = 1'h1;
+                \$1398 [270] = 1'h1;
             9'h10f:
-                \$1394 [271] = 1'h1;
+                \$1398 [271] = 1'h1;
             9'h110:
-                \$1394 [272] = 1'h1;
+                \$1398 [272] = 1'h1;
             9'h111:
-                \$1394 [273] = 1'h1;
+                \$1398 [273] = 1'h1;
             9'h112:
-                \$1394 [274] = 1'h1;
+                \$1398 [274] = 1'h1;
             9'h113:
-                \$1394 [275] = 1'h1;
+                \$1398 [275] = 1'h1;
             9'h114:
-                \$1394 [276] = 1'h1;
+                \$1398 [276] = 1'h1;
             9'h115:
-                \$1394 [277] = 1'h1;
+                \$1398 [277] = 1'h1;
             9'h116:
-                \$1394 [278] = 1'h1;
+                \$1398 [278] = 1'h1;
             9'h117:
-                \$1394 [279] = 1'h1;
+                \$1398 [279] = 1'h1;
             9'h118:
-                \$1394 [280] = 1'h1;
+                \$1398 [280] = 1'h1;
             9'h119:
-                \$1394 [281] = 1'h1;
+                \$1398 [281] = 1'h1;
             9'h11a:
-                \$1394 [282] = 1'h1;
+                \$1398 [282] = 1'h1;
             9'h11b:
-                \$1394 [283] = 1'h1;
+                \$1398 [283] = 1'h1;
             9'h11c:
-                \$1394 [284] = 1'h1;
+                \$1398 [284] = 1'h1;
             9'h11d:
-                \$1394 [285] = 1'h1;
+                \$1398 [285] = 1'h1;
             9'h11e:
-                \$1394 [286] = 1'h1;
+                \$1398 [286] = 1'h1;
             9'h11f:
-                \$1394 [287] = 1'h1;
+                \$1398 [287] = 1'h1;
             9'h120:
-                \$1394 [288] = 1'h1;
+                \$1398 [288] = 1'h1;
             9'h121:
-                \$1394 [289] = 1'h1;
+                \$1398 [289] = 1'h1;
             9'h122:
-                \$1394 [290] = 1'h1;
+                \$1398 [290] = 1'h1;
             9'h123:
-                \$1394 [291] = 1'h1;
+                \$1398 [291] = 1'h1;
             9'h124:
-                \$1394 [292] = 1'h1;
+                \$1398 [292] = 1'h1;
             9'h125:
-                \$1394 [293] = 1'h1;
+                \$1398 [293] = 1'h1;
             9'h126:
-                \$1394 [294] = 1'h1;
+                \$1398 [294] = 1'h1;
             9'h127:
-                \$1394 [295] = 1'h1;
+                \$1398 [295] = 1'h1;
             9'h128:
-                \$1394 [296] = 1'h1;
+                \$1398 [296] = 1'h1;
             9'h129:
-                \$1394 [297] = 1'h1;
+                \$1398 [297] = 1'h1;
             9'h12a:
-                \$1394 [298] = 1'h1;
+                \$1398 [298] = 1'h1;
             9'h12b:
-                \$1394 [299] = 1'h1;
+                \$1398 [299] = 1'h1;
             9'h12c:
-                \$1394 [300] = 1'h1;
+                \$1398 [300] = 1'h1;
             9'h12d:
-                \$1394 [301] = 1'h1;
+                \$1398 [301] = 1'h1;
             9'h12e:
-                \$1394 [302] = 1'h1;
+                \$1398 [302] = 1'h1;
             9'h12f:
-                \$1394 [303] = 1'h1;
+                \$1398 [303] = 1'h1;
             9'h130:
-                \$1394 [304] = 1'h1;
+                \$1398 [304] = 1'h1;
             9'h131:
-                \$1394 [305] = 1'h1;
+                \$1398 [305] = 1'h1;
             9'h132:
-                \$1394 [306] = 1'h1;
+                \$1398 [306] = 1'h1;
             9'h133:
-                \$1394 [307] = 1'h1;
+                \$1398 [307] = 1'h1;
             9'h134:
-                \$1394 [308] = 1'h1;
+                \$1398 [308] = 1'h1;
             9'h135:
-                \$1394 [309] = 1'h1;
+                \$1398 [309] = 1'h1;
             9'h136:
-                \$1394 [310] = 1'h1;
+                \$1398 [310] = 1'h1;
             9'h137:
-                \$1394 [311] = 1'h1;
+                \$1398 [311] = 1'h1;
             9'h138:
-                \$1394 [312] = 1'h1;
+                \$1398 [312] = 1'h1;
             9'h139:
-                \$1394 [313] = 1'h1;
+                \$1398 [313] = 1'h1;
             9'h13a:
-                \$1394 [314] = 1'h1;
+                \$1398 [314] = 1'h1;
             9'h13b:
-                \$1394 [315] = 1'h1;
+                \$1398 [315] = 1'h1;
             9'h13c:
-                \$1394 [316] = 1'h1;
+                \$1398 [316] = 1'h1;
             9'h13d:
-                \$1394 [317] = 1'h1;
+                \$1398 [317] = 1'h1;
             9'h13e:
-                \$1394 [318] = 1'h1;
+                \$1398 [318] = 1'h1;
             9'h13f:
-                \$1394 [319] = 1'h1;
+                \$1398 [319] = 1'h1;
             9'h140:
-                \$1394 [320] = 1'h1;
+                \$1398 [320] = 1'h1;
             9'h141:
-                \$1394 [321] = 1'h1;
+                \$1398 [321] = 1'h1;
             9'h142:
-                \$1394 [322] = 1'h1;
+                \$1398 [322] = 1'h1;
             9'h143:
-                \$1394 [323] = 1'h1;
+                \$1398 [323] = 1'h1;
             9'h144:
-                \$1394 [324] = 1'h1;
+                \$1398 [324] = 1'h1;
             9'h145:
-                \$1394 [325] = 1'h1;
+                \$1398 [325] = 1'h1;
             9'h146:
-                \$1394 [326] = 1'h1;
+                \$1398 [326] = 1'h1;
             9'h147:
-                \$1394 [327] = 1'h1;
+                \$1398 [327] = 1'h1;
             9'h148:
-                \$1394 [328] = 1'h1;
+                \$1398 [328] = 1'h1;
             9'h149:
-                \$1394 [329] = 1'h1;
+                \$1398 [329] = 1'h1;
             9'h14a:
-                \$1394 [330] = 1'h1;
+                \$1398 [330] = 1'h1;
             9'h14b:
-                \$1394 [331] = 1'h1;
+                \$1398 [331] = 1'h1;
             9'h14c:
-                \$1394 [332] = 1'h1;
+                \$1398 [332] = 1'h1;
             9'h14d:
-                \$1394 [333] = 1'h1;
+                \$1398 [333] = 1'h1;
             9'h14e:
-                \$1394 [334] = 1'h1;
+                \$1398 [334] = 1'h1;
             9'h14f:
-                \$1394 [335] = 1'h1;
+                \$1398 [335] = 1'h1;
             9'h150:
-                \$1394 [336] = 1'h1;
+                \$1398 [336] = 1'h1;
             9'h151:
-                \$1394 [337] = 1'h1;
+                \$1398 [337] = 1'h1;
             9'h152:
-                \$1394 [338] = 1'h1;
+                \$1398 [338] = 1'h1;
             9'h153:
-                \$1394 [339] = 1'h1;
+                \$1398 [339] = 1'h1;
             9'h154:
-                \$1394 [340] = 1'h1;
+                \$1398 [340] = 1'h1;
             9'h155:
-                \$1394 [341] = 1'h1;
+                \$1398 [341] = 1'h1;
             9'h156:
-                \$1394 [342] = 1'h1;
+                \$1398 [342] = 1'h1;
             9'h157:
-                \$1394 [343] = 1'h1;
+                \$1398 [343] = 1'h1;
             9'h158:
-                \$1394 [344] = 1'h1;
+                \$1398 [344] = 1'h1;
             9'h159:
-                \$1394 [345] = 1'h1;
+                \$1398 [345] = 1'h1;
             9'h15a:
-                \$1394 [346] = 1'h1;
+                \$1398 [346] = 1'h1;
             9'h15b:
-                \$1394 [347] = 1'h1;
+                \$1398 [347] = 1'h1;
             9'h15c:
-                \$1394 [348] = 1'h1;
+                \$1398 [348] = 1'h1;
             9'h15d:
-                \$1394 [349] = 1'h1;
+                \$1398 [349] = 1'h1;
             9'h15e:
-                \$1394 [350] = 1'h1;
+                \$1398 [350] = 1'h1;
             9'h15f:
-                \$1394 [351] = 1'h1;
+                \$1398 [351] = 1'h1;
             9'h160:
-                \$1394 [352] = 1'h1;
+                \$1398 [352] = 1'h1;
             9'h161:
-                \$1394 [353] = 1'h1;
+                \$1398 [353] = 1'h1;
             9'h162:
-                \$1394 [354] = 1'h1;
+                \$1398 [354] = 1'h1;
             9'h163:
-                \$1394 [355] = 1'h1;
+                \$1398 [355] = 1'h1;
             9'h164:
-                \$1394 [356] = 1'h1;
+                \$1398 [356] = 1'h1;
             9'h165:
-                \$1394 [357] = 1'h1;
+                \$1398 [357] = 1'h1;
             9'h166:
-                \$1394 [358] = 1'h1;
+                \$1398 [358] = 1'h1;
             9'h167:
-                \$1394 [359] = 1'h1;
+                \$1398 [359] = 1'h1;
             9'h168:
-                \$1394 [360] = 1'h1;
+                \$1398 [360] = 1'h1;
             9'h169:
-                \$1394 [361] = 1'h1;
+                \$1398 [361] = 1'h1;
             9'h16a:
-                \$1394 [362] = 1'h1;
+                \$1398 [362] = 1'h1;
             9'h16b:
-                \$1394 [363] = 1'h1;
+                \$1398 [363] = 1'h1;
             9'h16c:
-                \$1394 [364] = 1'h1;
+                \$1398 [364] = 1'h1;
             9'h16d:
-                \$1394 [365] = 1'h1;
+                \$1398 [365] = 1'h1;
             9'h16e:
-                \$1394 [366] = 1'h1;
+                \$1398 [366] = 1'h1;
             9'h16f:
-                \$1394 [367] = 1'h1;
+                \$1398 [367] = 1'h1;
             9'h170:
-                \$1394 [368] = 1'h1;
+                \$1398 [368] = 1'h1;
             9'h171:
-                \$1394 [369] = 1'h1;
+                \$1398 [369] = 1'h1;
             9'h172:
-                \$1394 [370] = 1'h1;
+                \$1398 [370] = 1'h1;
             9'h173:
-                \$1394 [371] = 1'h1;
+                \$1398 [371] = 1'h1;
             9'h174:
-                \$1394 [372] = 1'h1;
+                \$1398 [372] = 1'h1;
             9'h175:
-                \$1394 [373] = 1'h1;
+                \$1398 [373] = 1'h1;
             9'h176:
-                \$1394 [374] = 1'h1;
+                \$1398 [374] = 1'h1;
             9'h177:
-                \$1394 [375] = 1'h1;
+                \$1398 [375] = 1'h1;
             9'h178:
-                \$1394 [376] = 1'h1;
+                \$1398 [376] = 1'h1;
             9'h179:
-                \$1394 [377] = 1'h1;
+                \$1398 [377] = 1'h1;
             9'h17a:
-                \$1394 [378] = 1'h1;
+                \$1398 [378] = 1'h1;
             9'h17b:
-                \$1394 [379] = 1'h1;
+                \$1398 [379] = 1'h1;
             9'h17c:
-                \$1394 [380] = 1'h1;
+                \$1398 [380] = 1'h1;
             9'h17d:
-                \$1394 [381] = 1'h1;
+                \$1398 [381] = 1'h1;
             9'h17e:
-                \$1394 [382] = 1'h1;
+                \$1398 [382] = 1'h1;
             9'h17f:
-                \$1394 [383] = 1'h1;
+                \$1398 [383] = 1'h1;
             9'h180:
-                \$1394 [384] = 1'h1;
+                \$1398 [384] = 1'h1;
             9'h181:
-                \$1394 [385] = 1'h1;
+                \$1398 [385] = 1'h1;
             9'h182:
-                \$1394 [386] = 1'h1;
+                \$1398 [386] = 1'h1;
             9'h183:
-                \$1394 [387] = 1'h1;
+                \$1398 [387] = 1'h1;
             9'h184:
-                \$1394 [388] = 1'h1;
+                \$1398 [388] = 1'h1;
             9'h185:
-                \$1394 [389] = 1'h1;
+                \$1398 [389] = 1'h1;
             9'h186:
-                \$1394 [390] = 1'h1;
+                \$1398 [390] = 1'h1;
             9'h187:
-                \$1394 [391] = 1'h1;
+                \$1398 [391] = 1'h1;
             9'h188:
-                \$1394 [392] = 1'h1;
+                \$1398 [392] = 1'h1;
             9'h189:
-                \$1394 [393] = 1'h1;
+                \$1398 [393] = 1'h1;
             9'h18a:
-                \$1394 [394] = 1'h1;
+                \$1398 [394] = 1'h1;
             9'h18b:
-                \$1394 [395] = 1'h1;
+                \$1398 [395] = 1'h1;
             9'h18c:
-                \$1394 [396] = 1'h1;
+                \$1398 [396] = 1'h1;
             9'h18d:
-                \$1394 [397] = 1'h1;
+                \$1398 [397] = 1'h1;
             9'h18e:
-                \$1394 [398] = 1'h1;
+                \$1398 [398] = 1'h1;
             9'h18f:
-                \$1394 [399] = 1'h1;
+                \$1398 [399] = 1'h1;
             9'h190:
-                \$1394 [400] = 1'h1;
+                \$1398 [400] = 1'h1;
             9'h191:
-                \$1394 [401] = 1'h1;
+                \$1398 [401] = 1'h1;
             9'h192:
-                \$1394 [402] = 1'h1;
+                \$1398 [402] = 1'h1;
             9'h193:
-                \$1394 [403] = 1'h1;
+                \$1398 [403] = 1'h1;
             9'h194:
-                \$1394 [404] = 1'h1;
+                \$1398 [404] = 1'h1;
             9'h195:
-                \$1394 [405] = 1'h1;
+                \$1398 [405] = 1'h1;
             9'h196:
-                \$1394 [406] = 1'h1;
+                \$1398 [406] = 1'h1;
             9'h197:
-                \$1394 [407] = 1'h1;
+                \$1398 [407] = 1'h1;
             9'h198:
-                \$1394 [408] = 1'h1;
+                \$1398 [408] = 1'h1;
             9'h199:
-                \$1394 [409] = 1'h1;
+                \$1398 [409] = 1'h1;
             9'h19a:
-                \$1394 [410] = 1'h1;
+                \$1398 [410] = 1'h1;
             9'h19b:
-                \$1394 [411] = 1'h1;
+                \$1398 [411] = 1'h1;
             9'h19c:
-                \$1394 [412] = 1'h1;
+                \$1398 [412] = 1'h1;
             9'h19d:
-                \$1394 [413] = 1'h1;
+                \$1398 [413] = 1'h1;
             9'h19e:
-                \$1394 [414] = 1'h1;
+                \$1398 [414] = 1'h1;
             9'h19f:
-                \$1394 [415] = 1'h1;
+                \$1398 [415] = 1'h1;
             9'h1a0:
-                \$1394 [416] = 1'h1;
+                \$1398 [416] = 1'h1;
             9'h1a1:
-                \$1394 [417] = 1'h1;
+                \$1398 [417] = 1'h1;
             9'h1a2:
-                \$1394 [418] = 1'h1;
+                \$1398 [418] = 1'h1;
             9'h1a3:
-                \$1394 [419] = 1'h1;
+                \$1398 [419] = 1'h1;
             9'h1a4:
-                \$1394 [420] = 1'h1;
+                \$1398 [420] = 1'h1;
             9'h1a5:
-                \$1394 [421] = 1'h1;
+                \$1398 [421] = 1'h1;
             9'h1a6:
-                \$1394 [422] = 1'h1;
+                \$1398 [422] = 1'h1;
             9'h1a7:
-                \$1394 [423] = 1'h1;
+                \$1398 [423] = 1'h1;
             9'h1a8:
-                \$1394 [424] = 1'h1;
+                \$1398 [424] = 1'h1;
             9'h1a9:
-                \$1394 [425] = 1'h1;
+                \$1398 [425] = 1'h1;
             9'h1aa:
-                \$1394 [426] = 1'h1;
+                \$1398 [426] = 1'h1;
             9'h1ab:
-                \$1394 [427] = 1'h1;
+                \$1398 [427] = 1'h1;
             9'h1ac:
-                \$1394 [428] = 1'h1;
+                \$1398 [428] = 1'h1;
             9'h1ad:
-                \$1394 [429] = 1'h1;
+                \$1398 [429] = 1'h1;
             9'h1ae:
-                \$1394 [430] = 1'h1;
+                \$1398 [430] = 1'h1;
             9'h1af:
-                \$1394 [431] = 1'h1;
+                \$1398 [431] = 1'h1;
             9'h1b0:
-                \$1394 [432] = 1'h1;
+                \$1398 [432] = 1'h1;
             9'h1b1:
-                \$1394 [433] = 1'h1;
+                \$1398 [433] = 1'h1;
             9'h1b2:
-                \$1394 [434] = 1'h1;
+                \$1398 [434] = 1'h1;
             9'h1b3:
-                \$1394 [435] = 1'h1;
+                \$1398 [435] = 1'h1;
             9'h1b4:
-                \$1394 [436] = 1'h1;
+                \$1398 [436] = 1'h1;
             9'h1b5:
-                \$1394 [437] = 1'h1;
+                \$1398 [437] = 1'h1;
             9'h1b6:
-                \$1394 [438] = 1'h1;
+                \$1398 [438] = 1'h1;
             9'h1b7:
-                \$1394 [439] = 1'h1;
+                \$1398 [439] = 1'h1;
             9'h1b8:
-                \$1394 [440] = 1'h1;
+                \$1398 [440] = 1'h1;
             9'h1b9:
-                \$1394 [441] = 1'h1;
+                \$1398 [441] = 1'h1;
             9'h1ba:
-                \$1394 [442] = 1'h1;
+                \$1398 [442] = 1'h1;
             9'h1bb:
-                \$1394 [443] = 1'h1;
+                \$1398 [443] = 1'h1;
             9'h1bc:
-                \$1394 [444] = 1'h1;
+                \$1398 [444] = 1'h1;
             9'h1bd:
-                \$1394 [445] = 1'h1;
+                \$1398 [445] = 1'h1;
             9'h1be:
-                \$1394 [446] = 1'h1;
+                \$1398 [446] = 1'h1;
             9'h1bf:
-                \$1394 [447] = 1'h1;
+                \$1398 [447] = 1'h1;
             9'h1c0:
-                \$1394 [448] = 1'h1;
+                \$1398 [448] = 1'h1;
             9'h1c1:
-                \$1394 [449] = 1'h1;
+                \$1398 [449] = 1'h1;
             9'h1c2:
-                \$1394 [450] = 1'h1;
+                \$1398 [450] = 1'h1;
             9'h1c3:
-                \$1394 [451] = 1'h1;
+                \$1398 [451] = 1'h1;
             9'h1c4:
-                \$1394 [452] = 1'h1;
+                \$1398 [452] = 1'h1;
             9'h1c5:
-                \$1394 [453] = 1'h1;
+                \$1398 [453] = 1'h1;
             9'h1c6:
-                \$1394 [454] = 1'h1;
+                \$1398 [454] = 1'h1;
             9'h1c7:
-                \$1394 [455] = 1'h1;
+                \$1398 [455] = 1'h1;
             9'h1c8:
-                \$1394 [456] = 1'h1;
+                \$1398 [456] = 1'h1;
             9'h1c9:
-                \$1394 [457] = 1'h1;
+                \$1398 [457] = 1'h1;
             9'h1ca:
-                \$1394 [458] = 1'h1;
+                \$1398 [458] = 1'h1;
             9'h1cb:
-                \$1394 [459] = 1'h1;
+                \$1398 [459] = 1'h1;
             9'h1cc:
-                \$1394 [460] = 1'h1;
+                \$1398 [460] = 1'h1;
             9'h1cd:
-                \$1394 [461] = 1'h1;
+                \$1398 [461] = 1'h1;
             9'h1ce:
-                \$1394 [462] = 1'h1;
+                \$1398 [462] = 1'h1;
             9'h1cf:
-                \$1394 [463] = 1'h1;
+                \$1398 [463] = 1'h1;
             9'h1d0:
-                \$1394 [464] = 1'h1;
+                \$1398 [464] = 1'h1;
             9'h1d1:
-                \$1394 [465] = 1'h1;
+                \$1398 [465] = 1'h1;
             9'h1d2:
-                \$1394 [466] = 1'h1;
+                \$1398 [466] = 1'h1;
             9'h1d3:
-                \$1394 [467] = 1'h1;
+                \$1398 [467] = 1'h1;
             9'h1d4:
-                \$1394 [468] = 1'h1;
+                \$1398 [468] = 1'h1;
             9'h1d5:
-                \$1394 [469] = 1'h1;
+                \$1398 [469] = 1'h1;
             9'h1d6:
-                \$1394 [470] = 1'h1;
+                \$1398 [470] = 1'h1;
             9'h1d7:
-                \$1394 [471] = 1'h1;
+                \$1398 [471] = 1'h1;
             9'h1d8:
-                \$1394 [472] = 1'h1;
+                \$1398 [472] = 1'h1;
             9'h1d9:
-                \$1394 [473] = 1'h1;
+                \$1398 [473] = 1'h1;
             9'h1da:
-                \$1394 [474] = 1'h1;
+                \$1398 [474] = 1'h1;
             9'h1db:
-                \$1394 [475] = 1'h1;
+                \$1398 [475] = 1'h1;
             9'h1dc:
-                \$1394 [476] = 1'h1;
+                \$1398 [476] = 1'h1;
             9'h1dd:
-                \$1394 [477] = 1'h1;
+                \$1398 [477] = 1'h1;
             9'h1de:
-                \$1394 [478] = 1'h1;
+                \$1398 [478] = 1'h1;
             9'h1df:
-                \$1394 [479] = 1'h1;
+                \$1398 [479] = 1'h1;
             9'h1e0:
-                \$1394 [480] = 1'h1;
+                \$1398 [480] = 1'h1;
             9'h1e1:
-                \$1394 [481] = 1'h1;
+                \$1398 [481] = 1'h1;
             9'h1e2:
-                \$1394 [482] = 1'h1;
+                \$1398 [482] = 1'h1;
             9'h1e3:
-                \$1394 [483] = 1'h1;
+                \$1398 [483] = 1'h1;
             9'h1e4:
-                \$1394 [484] = 1'h1;
+                \$1398 [484] = 1'h1;
             9'h1e5:
-                \$1394 [485] = 1'h1;
+                \$1398 [485] = 1'h1;
             9'h1e6:
-                \$1394 [486] = 1'h1;
+                \$1398 [486] = 1'h1;
             9'h1e7:
-                \$1394 [487] = 1'h1;
+                \$1398 [487] = 1'h1;
             9'h1e8:
-                \$1394 [488] = 1'h1;
+                \$1398 [488] = 1'h1;
             9'h1e9:
-                \$1394 [489] = 1'h1;
+                \$1398 [489] = 1'h1;
             9'h1ea:
-                \$1394 [490] = 1'h1;
+                \$1398 [490] = 1'h1;
             9'h1eb:
-                \$1394 [491] = 1'h1;
+                \$1398 [491] = 1'h1;
             9'h1ec:
-                \$1394 [492] = 1'h1;
+                \$1398 [492] = 1'h1;
             9'h1ed:
-                \$1394 [493] = 1'h1;
+                \$1398 [493] = 1'h1;
             9'h1ee:
-                \$1394 [494] = 1'h1;
+                \$1398 [494] = 1'h1;
             9'h1ef:
-                \$1394 [495] = 1'h1;
+                \$1398 [495] = 1'h1;
             9'h1f0:
-                \$1394 [496] = 1'h1;
+                \$1398 [496] = 1'h1;
             9'h1f1:
-                \$1394 [497] = 1'h1;
+                \$1398 [497] = 1'h1;
             9'h1f2:
-                \$1394 [498] = 1'h1;
+                \$1398 [498] = 1'h1;
             9'h1f3:
-                \$1394 [499] = 1'h1;
+                \$1398 [499] = 1'h1;
             9'h1f4:
-                \$1394 [500] = 1'h1;
+                \$1398 [500] = 1'h1;
             9'h1f5:
-                \$1394 [501] = 1'h1;
+                \$1398 [501] = 1'h1;
             9'h1f6:
-                \$1394 [502] = 1'h1;
+                \$1398 [502] = 1'h1;
             9'h1f7:
-                \$1394 [503] = 1'h1;
+                \$1398 [503] = 1'h1;
             9'h1f8:
-                \$1394 [504] = 1'h1;
+                \$1398 [504] = 1'h1;
             9'h1f9:
-                \$1394 [505] = 1'h1;
+                \$1398 [505] = 1'h1;
             9'h1fa:
-                \$1394 [506] = 1'h1;
+                \$1398 [506] = 1'h1;
             9'h1fb:
-                \$1394 [507] = 1'h1;
+                \$1398 [507] = 1'h1;
             9'h1fc:
-                \$1394 [508] = 1'h1;
+                \$1398 [508] = 1'h1;
             9'h1fd:
-                \$1394 [509] = 1'h1;
+                \$1398 [509] = 1'h1;
             9'h1fe:
-                \$1394 [510] = 1'h1;
+                \$1398 [510] = 1'h1;
             9'h1ff:
-                \$1394 [511] = 1'h1;
+                \$1398 [511] = 1'h1;
           endcase
         end
       end
     end
     if (\$1160 ) begin
       if (\$1161 ) begin
-        \$1394  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+        \$1398  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1394  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1398  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1395  = skipped1;
+    \$1399  = skipped1;
     if (bincu0_pred_valid) begin
       if (bincu0_pred[11]) begin
         if (\$1139 ) begin
           (* full_case = 32'd1 *)
-          casez (bincu0_d2[8:0])
+          casez (bincu0_tag_d3[8:0])
             9'h000:
-                \$1395 [0] = 1'h1;
+                \$1399 [0] = 1'h1;
             9'h001:
-                \$1395 [1] = 1'h1;
+                \$1399 [1] = 1'h1;
             9'h002:
-                \$1395 [2] = 1'h1;
+                \$1399 [2] = 1'h1;
             9'h003:
-                \$1395 [3] = 1'h1;
+                \$1399 [3] = 1'h1;
             9'h004:
-                \$1395 [4] = 1'h1;
+                \$1399 [4] = 1'h1;
             9'h005:
-                \$1395 [5] = 1'h1;
+                \$1399 [5] = 1'h1;
             9'h006:
-                \$1395 [6] = 1'h1;
+                \$1399 [6] = 1'h1;
             9'h007:
-                \$1395 [7] = 1'h1;
+                \$1399 [7] = 1'h1;
             9'h008:
-                \$1395 [8] = 1'h1;
+                \$1399 [8] = 1'h1;
             9'h009:
-                \$1395 [9] = 1'h1;
+                \$1399 [9] = 1'h1;
             9'h00a:
-                \$1395 [10] = 1'h1;
+                \$1399 [10] = 1'h1;
             9'h00b:
-                \$1395 [11] = 1'h1;
+                \$1399 [11] = 1'h1;
             9'h00c:
-                \$1395 [12] = 1'h1;
+                \$1399 [12] = 1'h1;
             9'h00d:
-                \$1395 [13] = 1'h1;
+                \$1399 [13] = 1'h1;
             9'h00e:
-                \$1395 [14] = 1'h1;
+                \$1399 [14] = 1'h1;
             9'h00f:
-                \$1395 [15] = 1'h1;
+                \$1399 [15] = 1'h1;
             9'h010:
-                \$1395 [16] = 1'h1;
+                \$1399 [16] = 1'h1;
             9'h011:
-                \$1395 [17] = 1'h1;
+                \$1399 [17] = 1'h1;
             9'h012:
-                \$1395 [18] = 1'h1;
+                \$1399 [18] = 1'h1;
             9'h013:
-                \$1395 [19] = 1'h1;
+                \$1399 [19] = 1'h1;
             9'h014:
-                \$1395 [20] = 1'h1;
+                \$1399 [20] = 1'h1;
             9'h015:
-                \$1395 [21] = 1'h1;
+                \$1399 [21] = 1'h1;
             9'h016:
-                \$1395 [22] = 1'h1;
+                \$1399 [22] = 1'h1;
             9'h017:
-                \$1395 [23] = 1'h1;
+                \$1399 [23] = 1'h1;
             9'h018:
-                \$1395 [24] = 1'h1;
+                \$1399 [24] = 1'h1;
             9'h019:
-                \$1395 [25] = 1'h1;
+                \$1399 [25] = 1'h1;
             9'h01a:
-                \$1395 [26] = 1'h1;
+                \$1399 [26] = 1'h1;
             9'h01b:
-                \$1395 [27] = 1'h1;
+                \$1399 [27] = 1'h1;
             9'h01c:
-                \$1395 [28] = 1'h1;
+                \$1399 [28] = 1'h1;
             9'h01d:
-                \$1395 [29] = 1'h1;
+                \$1399 [29] = 1'h1;
             9'h01e:
-                \$1395 [30] = 1'h1;
+                \$1399 [30] = 1'h1;
             9'h01f:
-                \$1395 [31] = 1'h1;
+                \$1399 [31] = 1'h1;
             9'h020:
-                \$1395 [32] = 1'h1;
+                \$1399 [32] = 1'h1;
             9'h021:
-                \$1395 [33] = 1'h1;
+                \$1399 [33] = 1'h1;
             9'h022:
-                \$1395 [34] = 1'h1;
+                \$1399 [34] = 1'h1;
             9'h023:
-                \$1395 [35] = 1'h1;
+                \$1399 [35] = 1'h1;
             9'h024:
-                \$1395 [36] = 1'h1;
+                \$1399 [36] = 1'h1;
             9'h025:
-                \$1395 [37] = 1'h1;
+                \$1399 [37] = 1'h1;
             9'h026:
-                \$1395 [38] = 1'h1;
+                \$1399 [38] = 1'h1;
             9'h027:
-                \$1395 [39] = 1'h1;
+                \$1399 [39] = 1'h1;
             9'h028:
-                \$1395 [40] = 1'h1;
+                \$1399 [40] = 1'h1;
             9'h029:
-                \$1395 [41] = 1'h1;
+                \$1399 [41] = 1'h1;
             9'h02a:
-                \$1395 [42] = 1'h1;
+                \$1399 [42] = 1'h1;
             9'h02b:
-                \$1395 [43] = 1'h1;
+                \$1399 [43] = 1'h1;
             9'h02c:
-                \$1395 [44] = 1'h1;
+                \$1399 [44] = 1'h1;
             9'h02d:
-                \$1395 [45] = 1'h1;
+                \$1399 [45] = 1'h1;
             9'h02e:
-                \$1395 [46] = 1'h1;
+                \$1399 [46] = 1'h1;
             9'h02f:
-                \$1395 [47] = 1'h1;
+                \$1399 [47] = 1'h1;
             9'h030:
-                \$1395 [48] = 1'h1;
+                \$1399 [48] = 1'h1;
             9'h031:
-                \$1395 [49] = 1'h1;
+                \$1399 [49] = 1'h1;
             9'h032:
-                \$1395 [50] = 1'h1;
+                \$1399 [50] = 1'h1;
             9'h033:
-                \$1395 [51] = 1'h1;
+                \$1399 [51] = 1'h1;
             9'h034:
-                \$1395 [52] = 1'h1;
+                \$1399 [52] = 1'h1;
             9'h035:
-                \$1395 [53] = 1'h1;
+                \$1399 [53] = 1'h1;
             9'h036:
-                \$1395 [54] = 1'h1;
+                \$1399 [54] = 1'h1;
             9'h037:
-                \$1395 [55] = 1'h1;
+                \$1399 [55] = 1'h1;
             9'h038:
-                \$1395 [56] = 1'h1;
+                \$1399 [56] = 1'h1;
             9'h039:
-                \$1395 [57] = 1'h1;
+                \$1399 [57] = 1'h1;
             9'h03a:
-                \$1395 [58] = 1'h1;
+                \$1399 [58] = 1'h1;
             9'h03b:
-                \$1395 [59] = 1'h1;
+                \$1399 [59] = 1'h1;
             9'h03c:
-                \$1395 [60] = 1'h1;
+                \$1399 [60] = 1'h1;
             9'h03d:
-                \$1395 [61] = 1'h1;
+                \$1399 [61] = 1'h1;
             9'h03e:
-                \$1395 [62] = 1'h1;
+                \$1399 [62] = 1'h1;
             9'h03f:
-                \$1395 [63] = 1'h1;
+                \$1399 [63] = 1'h1;
             9'h040:
-                \$1395 [64] = 1'h1;
+                \$1399 [64] = 1'h1;
             9'h041:
-                \$1395 [65] = 1'h1;
+                \$1399 [65] = 1'h1;
             9'h042:
-                \$1395 [66] = 1'h1;
+                \$1399 [66] = 1'h1;
             9'h043:
-                \$1395 [67] = 1'h1;
+                \$1399 [67] = 1'h1;
             9'h044:
-                \$1395 [68] = 1'h1;
+                \$1399 [68] = 1'h1;
             9'h045:
-                \$1395 [69] = 1'h1;
+                \$1399 [69] = 1'h1;
             9'h046:
-                \$1395 [70] = 1'h1;
+                \$1399 [70] = 1'h1;
             9'h047:
-                \$1395 [71] = 1'h1;
+                \$1399 [71] = 1'h1;
             9'h048:
-                \$1395 [72] = 1'h1;
+                \$1399 [72] = 1'h1;
             9'h049:
-                \$1395 [73] = 1'h1;
+                \$1399 [73] = 1'h1;
             9'h04a:
-                \$1395 [74] = 1'h1;
+                \$1399 [74] = 1'h1;
             9'h04b:
-                \$1395 [75] = 1'h1;
+                \$1399 [75] = 1'h1;
             9'h04c:
-                \$1395 [76] = 1'h1;
+                \$1399 [76] = 1'h1;
             9'h04d:
-                \$1395 [77] = 1'h1;
+                \$1399 [77] = 1'h1;
             9'h04e:
-                \$1395 [78] = 1'h1;
+                \$1399 [78] = 1'h1;
             9'h04f:
-                \$1395 [79] = 1'h1;
+                \$1399 [79] = 1'h1;
             9'h050:
-                \$1395 [80] = 1'h1;
+                \$1399 [80] = 1'h1;
             9'h051:
-                \$1395 [81] = 1'h1;
+                \$1399 [81] = 1'h1;
             9'h052:
-                \$1395 [82] = 1'h1;
+                \$1399 [82] = 1'h1;
             9'h053:
-                \$1395 [83] = 1'h1;
+                \$1399 [83] = 1'h1;
             9'h054:
-                \$1395 [84] = 1'h1;
+                \$1399 [84] = 1'h1;
             9'h055:
-                \$1395 [85] = 1'h1;
+                \$1399 [85] = 1'h1;
             9'h056:
-                \$1395 [86] = 1'h1;
+                \$1399 [86] = 1'h1;
             9'h057:
-                \$1395 [87] = 1'h1;
+                \$1399 [87] = 1'h1;
             9'h058:
-                \$1395 [88] = 1'h1;
+                \$1399 [88] = 1'h1;
             9'h059:
-                \$1395 [89] = 1'h1;
+                \$1399 [89] = 1'h1;
             9'h05a:
-                \$1395 [90] = 1'h1;
+                \$1399 [90] = 1'h1;
             9'h05b:
-                \$1395 [91] = 1'h1;
+                \$1399 [91] = 1'h1;
             9'h05c:
-                \$1395 [92] = 1'h1;
+                \$1399 [92] = 1'h1;
             9'h05d:
-                \$1395 [93] = 1'h1;
+                \$1399 [93] = 1'h1;
             9'h05e:
-                \$1395 [94] = 1'h1;
+                \$1399 [94] = 1'h1;
             9'h05f:
-                \$1395 [95] = 1'h1;
+                \$1399 [95] = 1'h1;
             9'h060:
-                \$1395 [96] = 1'h1;
+                \$1399 [96] = 1'h1;
             9'h061:
-                \$1395 [97] = 1'h1;
+                \$1399 [97] = 1'h1;
             9'h062:
-                \$1395 [98] = 1'h1;
+                \$1399 [98] = 1'h1;
             9'h063:
-                \$1395 [99] = 1'h1;
+                \$1399 [99] = 1'h1;
             9'h064:
-                \$1395 [100] = 1'h1;
+                \$1399 [100] = 1'h1;
             9'h065:
-                \$1395 [101] = 1'h1;
+                \$1399 [101] = 1'h1;
             9'h066:
-                \$1395 [102] = 1'h1;
+                \$1399 [102] = 1'h1;
             9'h067:
-                \$1395 [103] = 1'h1;
+                \$1399 [103] = 1'h1;
             9'h068:
-                \$1395 [104] = 1'h1;
+                \$1399 [104] = 1'h1;
             9'h069:
-                \$1395 [105] = 1'h1;
+                \$1399 [105] = 1'h1;
             9'h06a:
-                \$1395 [106] = 1'h1;
+                \$1399 [106] = 1'h1;
             9'h06b:
-                \$1395 [107] = 1'h1;
+                \$1399 [107] = 1'h1;
             9'h06c:
-                \$1395 [108] = 1'h1;
+                \$1399 [108] = 1'h1;
             9'h06d:
-                \$1395 [109] = 1'h1;
+                \$1399 [109] = 1'h1;
             9'h06e:
-                \$1395 [110] = 1'h1;
+                \$1399 [110] = 1'h1;
             9'h06f:
-                \$1395 [111] = 1'h1;
+                \$1399 [111] = 1'h1;
             9'h070:
-                \$1395 [112] = 1'h1;
+                \$1399 [112] = 1'h1;
             9'h071:
-                \$1395 [113] = 1'h1;
+                \$1399 [113] = 1'h1;
             9'h072:
-                \$1395 [114] = 1'h1;
+                \$1399 [114] = 1'h1;
             9'h073:
-                \$1395 [115] = 1'h1;
+                \$1399 [115] = 1'h1;
             9'h074:
-                \$1395 [116] = 1'h1;
+                \$1399 [116] = 1'h1;
             9'h075:
-                \$1395 [117] = 1'h1;
+                \$1399 [117] = 1'h1;
             9'h076:
-                \$1395 [118] = 1'h1;
+                \$1399 [118] = 1'h1;
             9'h077:
-                \$1395 [119] = 1'h1;
+                \$1399 [119] = 1'h1;
             9'h078:
-                \$1395 [120] = 1'h1;
+                \$1399 [120] = 1'h1;
             9'h079:
-                \$1395 [121] = 1'h1;
+                \$1399 [121] = 1'h1;
             9'h07a:
-                \$1395 [122] = 1'h1;
+                \$1399 [122] = 1'h1;
             9'h07b:
-                \$1395 [123] = 1'h1;
+                \$1399 [123] = 1'h1;
             9'h07c:
-                \$1395 [124] = 1'h1;
+                \$1399 [124] = 1'h1;
             9'h07d:
-                \$1395 [125] = 1'h1;
+                \$1399 [125] = 1'h1;
             9'h07e:
-                \$1395 [126] = 1'h1;
+                \$1399 [126] = 1'h1;
             9'h07f:
-                \$1395 [127] = 1'h1;
+                \$1399 [127] = 1'h1;
             9'h080:
-                \$1395 [128] = 1'h1;
+                \$1399 [128] = 1'h1;
             9'h081:
-                \$1395 [129] = 1'h1;
+                \$1399 [129] = 1'h1;
             9'h082:
-                \$1395 [130] = 1'h1;
+                \$1399 [130] = 1'h1;
             9'h083:
-                \$1395 [131] = 1'h1;
+                \$1399 [131] = 1'h1;
             9'h084:
-                \$1395 [132] = 1'h1;
+                \$1399 [132] = 1'h1;
             9'h085:
-                \$1395 [133] = 1'h1;
+                \$1399 [133] = 1'h1;
             9'h086:
-                \$1395 [134] = 1'h1;
+                \$1399 [134] = 1'h1;
             9'h087:
-                \$1395 [135] = 1'h1;
+                \$1399 [135] = 1'h1;
             9'h088:
-                \$1395 [136] = 1'h1;
+                \$1399 [136] = 1'h1;
             9'h089:
-                \$1395 [137] = 1'h1;
+                \$1399 [137] = 1'h1;
             9'h08a:
-                \$1395 [138] = 1'h1;
+                \$1399 [138] = 1'h1;
             9'h08b:
-                \$1395 [139] = 1'h1;
+                \$1399 [139] = 1'h1;
             9'h08c:
-                \$1395 [140] = 1'h1;
+                \$1399 [140] = 1'h1;
             9'h08d:
-                \$1395 [141] = 1'h1;
+                \$1399 [141] = 1'h1;
             9'h08e:
-                \$1395 [142] = 1'h1;
+                \$1399 [142] = 1'h1;
             9'h08f:
-                \$1395 [143] = 1'h1;
+                \$1399 [143] = 1'h1;
             9'h090:
-                \$1395 [144] = 1'h1;
+                \$1399 [144] = 1'h1;
             9'h091:
-                \$1395 [145] = 1'h1;
+                \$1399 [145] = 1'h1;
             9'h092:
-                \$1395 [146] = 1'h1;
+                \$1399 [146] = 1'h1;
             9'h093:
-                \$1395 [147] = 1'h1;
+                \$1399 [147] = 1'h1;
             9'h094:
-                \$1395 [148] = 1'h1;
+                \$1399 [148] = 1'h1;
             9'h095:
-                \$1395 [149] = 1'h1;
+                \$1399 [149] = 1'h1;
             9'h096:
-                \$1395 [150] = 1'h1;
+                \$1399 [150] = 1'h1;
             9'h097:
-                \$1395 [151] = 1'h1;
+                \$1399 [151] = 1'h1;
             9'h098:
-                \$1395 [152] = 1'h1;
+                \$1399 [152] = 1'h1;
             9'h099:
-                \$1395 [153] = 1'h1;
+                \$1399 [153] = 1'h1;
             9'h09a:
-                \$1395 [154] = 1'h1;
+                \$1399 [154] = 1'h1;
             9'h09b:
-                \$1395 [155] = 1'h1;
+                \$1399 [155] = 1'h1;
             9'h09c:
-                \$1395 [156] = 1'h1;
+                \$1399 [156] = 1'h1;
             9'h09d:
-                \$1395 [157] = 1'h1;
+                \$1399 [157] = 1'h1;
             9'h09e:
-                \$1395 [158] = 1'h1;
+                \$1399 [158] = 1'h1;
             9'h09f:
-                \$1395 [159] = 1'h1;
+                \$1399 [159] = 1'h1;
             9'h0a0:
-                \$1395 [160] = 1'h1;
+                \$1399 [160] = 1'h1;
             9'h0a1:
-                \$1395 [161] = 1'h1;
+                \$1399 [161] = 1'h1;
             9'h0a2:
-                \$1395 [162] = 1'h1;
+                \$1399 [162] = 1'h1;
             9'h0a3:
-                \$1395 [163] = 1'h1;
+                \$1399 [163] = 1'h1;
             9'h0a4:
-                \$1395 [164] = 1'h1;
+                \$1399 [164] = 1'h1;
             9'h0a5:
-                \$1395 [165] = 1'h1;
+                \$1399 [165] = 1'h1;
             9'h0a6:
-                \$1395 [166] = 1'h1;
+                \$1399 [166] = 1'h1;
             9'h0a7:
-                \$1395 [167] = 1'h1;
+                \$1399 [167] = 1'h1;
             9'h0a8:
-                \$1395 [168] = 1'h1;
+                \$1399 [168] = 1'h1;
             9'h0a9:
-                \$1395 [169] = 1'h1;
+                \$1399 [169] = 1'h1;
             9'h0aa:
-                \$1395 [170] = 1'h1;
+                \$1399 [170] = 1'h1;
             9'h0ab:
-                \$1395 [171] = 1'h1;
+                \$1399 [171] = 1'h1;
             9'h0ac:
-                \$1395 [172] = 1'h1;
+                \$1399 [172] = 1'h1;
             9'h0ad:
-                \$1395 [173] = 1'h1;
+                \$1399 [173] = 1'h1;
             9'h0ae:
-                \$1395 [174] = 1'h1;
+                \$1399 [174] = 1'h1;
             9'h0af:
-                \$1395 [175] = 1'h1;
+                \$1399 [175] = 1'h1;
             9'h0b0:
-                \$1395 [176] = 1'h1;
+                \$1399 [176] = 1'h1;
             9'h0b1:
-                \$1395 [177] = 1'h1;
+                \$1399 [177] = 1'h1;
             9'h0b2:
-                \$1395 [178] = 1'h1;
+                \$1399 [178] = 1'h1;
             9'h0b3:
-                \$1395 [179] = 1'h1;
+                \$1399 [179] = 1'h1;
             9'h0b4:
-                \$1395 [180] = 1'h1;
+                \$1399 [180] = 1'h1;
             9'h0b5:
-                \$1395 [181] = 1'h1;
+                \$1399 [181] = 1'h1;
             9'h0b6:
-                \$1395 [182] = 1'h1;
+                \$1399 [182] = 1'h1;
             9'h0b7:
-                \$1395 [183] = 1'h1;
+                \$1399 [183] = 1'h1;
             9'h0b8:
-                \$1395 [184] = 1'h1;
+                \$1399 [184] = 1'h1;
             9'h0b9:
-                \$1395 [185] = 1'h1;
+                \$1399 [185] = 1'h1;
             9'h0ba:
-                \$1395 [186] = 1'h1;
+                \$1399 [186] = 1'h1;
             9'h0bb:
-                \$1395 [187] = 1'h1;
+                \$1399 [187] = 1'h1;
             9'h0bc:
-                \$1395 [188] = 1'h1;
+                \$1399 [188] = 1'h1;
             9'h0bd:
-                \$1395 [189] = 1'h1;
+                \$1399 [189] = 1'h1;
             9'h0be:
-                \$1395 [190] = 1'h1;
+                \$1399 [190] = 1'h1;
             9'h0bf:
-                \$1395 [191] = 1'h1;
+                \$1399 [191] = 1'h1;
             9'h0c0:
-                \$1395 [192] = 1'h1;
+                \$1399 [192] = 1'h1;
             9'h0c1:
-                \$1395 [193] = 1'h1;
+                \$1399 [193] = 1'h1;
             9'h0c2:
-                \$1395 [194] = 1'h1;
+                \$1399 [194] = 1'h1;
             9'h0c3:
-                \$1395 [195] = 1'h1;
+                \$1399 [195] = 1'h1;
             9'h0c4:
-                \$1395 [196] = 1'h1;
+                \$1399 [196] = 1'h1;
             9'h0c5:
-                \$1395 [197] = 1'h1;
+                \$1399 [197] = 1'h1;
             9'h0c6:
-                \$1395 [198] = 1'h1;
+                \$1399 [198] = 1'h1;
             9'h0c7:
-                \$1395 [199] = 1'h1;
+                \$1399 [199] = 1'h1;
             9'h0c8:
-                \$1395 [200] = 1'h1;
+                \$1399 [200] = 1'h1;
             9'h0c9:
-                \$1395 [201] = 1'h1;
+                \$1399 [201] = 1'h1;
             9'h0ca:
-                \$1395 [202] = 1'h1;
+                \$1399 [202] = 1'h1;
             9'h0cb:
-                \$1395 [203] = 1'h1;
+                \$1399 [203] = 1'h1;
             9'h0cc:
-                \$1395 [204] = 1'h1;
+                \$1399 [204] = 1'h1;
             9'h0cd:
-                \$1395 [205] = 1'h1;
+                \$1399 [205] = 1'h1;
             9'h0ce:
-                \$1395 [206] = 1'h1;
+                \$1399 [206] = 1'h1;
             9'h0cf:
-                \$1395 [207] = 1'h1;
+                \$1399 [207] = 1'h1;
             9'h0d0:
-                \$1395 [208] = 1'h1;
+                \$1399 [208] = 1'h1;
             9'h0d1:
-                \$1395 [209] = 1'h1;
+                \$1399 [209] = 1'h1;
             9'h0d2:
-                \$1395 [210] = 1'h1;
+                \$1399 [210] = 1'h1;
             9'h0d3:
-                \$1395 [211] = 1'h1;
+                \$1399 [211] = 1'h1;
             9'h0d4:
-                \$1395 [212] = 1'h1;
+                \$1399 [212] = 1'h1;
             9'h0d5:
-                \$1395 [213] = 1'h1;
+                \$1399 [213] = 1'h1;
             9'h0d6:
-                \$1395 [214] = 1'h1;
+                \$1399 [214] = 1'h1;
             9'h0d7:
-                \$1395 [215] = 1'h1;
+                \$1399 [215] = 1'h1;
             9'h0d8:
-                \$1395 [216] = 1'h1;
+                \$1399 [216] = 1'h1;
             9'h0d9:
-                \$1395 [217] = 1'h1;
+                \$1399 [217] = 1'h1;
             9'h0da:
-                \$1395 [218] = 1'h1;
+                \$1399 [218] = 1'h1;
             9'h0db:
-                \$1395 [219] = 1'h1;
+                \$1399 [219] = 1'h1;
             9'h0dc:
-                \$1395 [220] = 1'h1;
+                \$1399 [220] = 1'h1;
             9'h0dd:
-                \$1395 [221] = 1'h1;
+                \$1399 [221] = 1'h1;
             9'h0de:
-                \$1395 [222] = 1'h1;
+                \$1399 [222] = 1'h1;
             9'h0df:
-                \$1395 [223] = 1'h1;
+                \$1399 [223] = 1'h1;
             9'h0e0:
-                \$1395 [224] = 1'h1;
+                \$1399 [224] = 1'h1;
             9'h0e1:
-                \$1395 [225] = 1'h1;
+                \$1399 [225] = 1'h1;
             9'h0e2:
-                \$1395 [226] = 1'h1;
+                \$1399 [226] = 1'h1;
             9'h0e3:
-                \$1395 [227] = 1'h1;
+                \$1399 [227] = 1'h1;
             9'h0e4:
-                \$1395 [228] = 1'h1;
+                \$1399 [228] = 1'h1;
             9'h0e5:
-                \$1395 [229] = 1'h1;
+                \$1399 [229] = 1'h1;
             9'h0e6:
-                \$1395 [230] = 1'h1;
+                \$1399 [230] = 1'h1;
             9'h0e7:
-                \$1395 [231] = 1'h1;
+                \$1399 [231] = 1'h1;
             9'h0e8:
-                \$1395 [232] = 1'h1;
+                \$1399 [232] = 1'h1;
             9'h0e9:
-                \$1395 [233] = 1'h1;
+                \$1399 [233] = 1'h1;
             9'h0ea:
-                \$1395 [234] = 1'h1;
+                \$1399 [234] = 1'h1;
             9'h0eb:
-                \$1395 [235] = 1'h1;
+                \$1399 [235] = 1'h1;
             9'h0ec:
-                \$1395 [236] = 1'h1;
+                \$1399 [236] = 1'h1;
             9'h0ed:
-                \$1395 [237] = 1'h1;
+                \$1399 [237] = 1'h1;
             9'h0ee:
-                \$1395 [238] = 1'h1;
+                \$1399 [238] = 1'h1;
             9'h0ef:
-                \$1395 [239] = 1'h1;
+                \$1399 [239] = 1'h1;
             9'h0f0:
-                \$1395 [240] = 1'h1;
+                \$1399 [240] = 1'h1;
             9'h0f1:
-                \$1395 [241] = 1'h1;
+                \$1399 [241] = 1'h1;
             9'h0f2:
-                \$1395 [242] = 1'h1;
+                \$1399 [242] = 1'h1;
             9'h0f3:
-                \$1395 [243] = 1'h1;
+                \$1399 [243] = 1'h1;
             9'h0f4:
-                \$1395 [244] = 1'h1;
+                \$1399 [244] = 1'h1;
             9'h0f5:
-                \$1395 [245] = 1'h1;
+                \$1399 [245] = 1'h1;
             9'h0f6:
-                \$1395 [246] = 1'h1;
+                \$1399 [246] = 1'h1;
             9'h0f7:
-                \$1395 [247] = 1'h1;
+                \$1399 [247] = 1'h1;
             9'h0f8:
-                \$1395 [248] = 1'h1;
+                \$1399 [248] = 1'h1;
             9'h0f9:
-                \$1395 [249] = 1'h1;
+                \$1399 [249] = 1'h1;
             9'h0fa:
-                \$1395 [250] = 1'h1;
+                \$1399 [250] = 1'h1;
             9'h0fb:
-                \$1395 [251] = 1'h1;
+                \$1399 [251] = 1'h1;
             9'h0fc:
-                \$1395 [252] = 1'h1;
+                \$1399 [252] = 1'h1;
             9'h0fd:
-                \$1395 [253] = 1'h1;
+                \$1399 [253] = 1'h1;
             9'h0fe:
-                \$1395 [254] = 1'h1;
+                \$1399 [254] = 1'h1;
             9'h0ff:
-                \$1395 [255] = 1'h1;
+                \$1399 [255] = 1'h1;
             9'h100:
-                \$1395 [256] = 1'h1;
+                \$1399 [256] = 1'h1;
             9'h101:
-                \$1395 [257] = 1'h1;
+                \$1399 [257] = 1'h1;
             9'h102:
-                \$1395 [258] = 1'h1;
+                \$1399 [258] = 1'h1;
             9'h103:
-                \$1395 [259] = 1'h1;
+                \$1399 [259] = 1'h1;
             9'h104:
-                \$1395 [260] = 1'h1;
+                \$1399 [260] = 1'h1;
             9'h105:
-                \$1395 [261] = 1'h1;
+                \$1399 [261] = 1'h1;
             9'h106:
-                \$1395 [262] = 1'h1;
+                \$1399 [262] = 1'h1;
             9'h107:
-                \$1395 [263] = 1'h1;
+                \$1399 [263] = 1'h1;
             9'h108:
-                \$1395 [264] = 1'h1;
+                \$1399 [264] = 1'h1;
             9'h109:
-                \$1395 [265] = 1'h1;
+                \$1399 [265] = 1'h1;
             9'h10a:
-                \$1395 [266] = 1'h1;
+                \$1399 [266] = 1'h1;
             9'h10b:
-                \$1395 [267] = 1'h1;
+                \$1399 [267] = 1'h1;
             9'h10c:
-                \$1395 [268] = 1'h1;
+                \$1399 [268] = 1'h1;
             9'h10d:
-                \$1395 [269] = 1'h1;
+                \$1399 [269] = 1'h1;
             9'h10e:
-                \$1395 [270] = 1'h1;
+                \$1399 [270] = 1'h1;
             9'h10f:
-                \$1395 [271] = 1'h1;
+                \$1399 [271] = 1'h1;
             9'h110:
-                \$1395 [272] = 1'h1;
+                \$1399 [272] = 1'h1;
             9'h111:
-                \$1395 [273] = 1'h1;
+                \$1399 [273] = 1'h1;
             9'h112:
-                \$1395 [274] = 1'h1;
+                \$1399 [274] = 1'h1;
             9'h113:
-                \$1395 [275] = 1'h1;
+                \$1399 [275] = 1'h1;
             9'h114:
-                \$1395 [276] = 1'h1;
+                \$1399 [276] = 1'h1;
             9'h115:
-                \$1395 [277] = 1'h1;
+                \$1399 [277] = 1'h1;
             9'h116:
-                \$1395 [278] = 1'h1;
+                \$1399 [278] = 1'h1;
             9'h117:
-                \$1395 [279] = 1'h1;
+                \$1399 [279] = 1'h1;
             9'h118:
-                \$1395 [280] = 1'h1;
+                \$1399 [280] = 1'h1;
             9'h119:
-                \$1395 [281] = 1'h1;
+                \$1399 [281] = 1'h1;
             9'h11a:
-                \$1395 [282] = 1'h1;
+                \$1399 [282] = 1'h1;
             9'h11b:
-                \$1395 [283] = 1'h1;
+                \$1399 [283] = 1'h1;
             9'h11c:
-                \$1395 [284] = 1'h1;
+                \$1399 [284] = 1'h1;
             9'h11d:
-                \$1395 [285] = 1'h1;
+                \$1399 [285] = 1'h1;
             9'h11e:
-                \$1395 [286] = 1'h1;
+                \$1399 [286] = 1'h1;
             9'h11f:
-                \$1395 [287] = 1'h1;
+                \$1399 [287] = 1'h1;
             9'h120:
-                \$1395 [288] = 1'h1;
+                \$1399 [288] = 1'h1;
             9'h121:
-                \$1395 [289] = 1'h1;
+                \$1399 [289] = 1'h1;
             9'h122:
-                \$1395 [290] = 1'h1;
+                \$1399 [290] = 1'h1;
             9'h123:
-                \$1395 [291] = 1'h1;
+                \$1399 [291] = 1'h1;
             9'h124:
-                \$1395 [292] = 1'h1;
+                \$1399 [292] = 1'h1;
             9'h125:
-                \$1395 [293] = 1'h1;
+                \$1399 [293] = 1'h1;
             9'h126:
-                \$1395 [294] = 1'h1;
+                \$1399 [294] = 1'h1;
             9'h127:
-                \$1395 [295] = 1'h1;
+                \$1399 [295] = 1'h1;
             9'h128:
-                \$1395 [296] = 1'h1;
+                \$1399 [296] = 1'h1;
             9'h129:
-                \$1395 [297] = 1'h1;
+                \$1399 [297] = 1'h1;
             9'h12a:
-                \$1395 [298] = 1'h1;
+                \$1399 [298] = 1'h1;
             9'h12b:
-                \$1395 [299] = 1'h1;
+                \$1399 [299] = 1'h1;
             9'h12c:
-                \$1395 [300] = 1'h1;
+                \$1399 [300] = 1'h1;
             9'h12d:
-                \$1395 [301] = 1'h1;
+                \$1399 [301] = 1'h1;
             9'h12e:
-                \$1395 [302] = 1'h1;
+                \$1399 [302] = 1'h1;
             9'h12f:
-                \$1395 [303] = 1'h1;
+                \$1399 [303] = 1'h1;
             9'h130:
-                \$1395 [304] = 1'h1;
+                \$1399 [304] = 1'h1;
             9'h131:
-                \$1395 [305] = 1'h1;
+                \$1399 [305] = 1'h1;
             9'h132:
-                \$1395 [306] = 1'h1;
+                \$1399 [306] = 1'h1;
             9'h133:
-                \$1395 [307] = 1'h1;
+                \$1399 [307] = 1'h1;
             9'h134:
-                \$1395 [308] = 1'h1;
+                \$1399 [308] = 1'h1;
             9'h135:
-                \$1395 [309] = 1'h1;
+                \$1399 [309] = 1'h1;
             9'h136:
-                \$1395 [310] = 1'h1;
+                \$1399 [310] = 1'h1;
             9'h137:
-                \$1395 [311] = 1'h1;
+                \$1399 [311] = 1'h1;
             9'h138:
-                \$1395 [312] = 1'h1;
+                \$1399 [312] = 1'h1;
             9'h139:
-                \$1395 [313] = 1'h1;
+                \$1399 [313] = 1'h1;
             9'h13a:
-                \$1395 [314] = 1'h1;
+                \$1399 [314] = 1'h1;
             9'h13b:
-                \$1395 [315] = 1'h1;
+                \$1399 [315] = 1'h1;
             9'h13c:
-                \$1395 [316] = 1'h1;
+                \$1399 [316] = 1'h1;
             9'h13d:
-                \$1395 [317] = 1'h1;
+                \$1399 [317] = 1'h1;
             9'h13e:
-                \$1395 [318] = 1'h1;
+                \$1399 [318] = 1'h1;
             9'h13f:
-                \$1395 [319] = 1'h1;
+                \$1399 [319] = 1'h1;
             9'h140:
-                \$1395 [320] = 1'h1;
+                \$1399 [320] = 1'h1;
             9'h141:
-                \$1395 [321] = 1'h1;
+                \$1399 [321] = 1'h1;
             9'h142:
-                \$1395 [322] = 1'h1;
+                \$1399 [322] = 1'h1;
             9'h143:
-                \$1395 [323] = 1'h1;
+                \$1399 [323] = 1'h1;
             9'h144:
-                \$1395 [324] = 1'h1;
+                \$1399 [324] = 1'h1;
             9'h145:
-                \$1395 [325] = 1'h1;
+                \$1399 [325] = 1'h1;
             9'h146:
-                \$1395 [326] = 1'h1;
+                \$1399 [326] = 1'h1;
             9'h147:
-                \$1395 [327] = 1'h1;
+                \$1399 [327] = 1'h1;
             9'h148:
-                \$1395 [328] = 1'h1;
+                \$1399 [328] = 1'h1;
             9'h149:
-                \$1395 [329] = 1'h1;
+                \$1399 [329] = 1'h1;
             9'h14a:
-                \$1395 [330] = 1'h1;
+                \$1399 [330] = 1'h1;
             9'h14b:
-                \$1395 [331] = 1'h1;
+                \$1399 [331] = 1'h1;
             9'h14c:
-                \$1395 [332] = 1'h1;
+                \$1399 [332] = 1'h1;
             9'h14d:
-                \$1395 [333] = 1'h1;
+                \$1399 [333] = 1'h1;
             9'h14e:
-                \$1395 [334] = 1'h1;
+                \$1399 [334] = 1'h1;
             9'h14f:
-                \$1395 [335] = 1'h1;
+                \$1399 [335] = 1'h1;
             9'h150:
-                \$1395 [336] = 1'h1;
+                \$1399 [336] = 1'h1;
             9'h151:
-                \$1395 [337] = 1'h1;
+                \$1399 [337] = 1'h1;
             9'h152:
-                \$1395 [338] = 1'h1;
+                \$1399 [338] = 1'h1;
             9'h153:
-                \$1395 [339] = 1'h1;
+                \$1399 [339] = 1'h1;
             9'h154:
-                \$1395 [340] = 1'h1;
+                \$1399 [340] = 1'h1;
             9'h155:
-                \$1395 [341] = 1'h1;
+                \$1399 [341] = 1'h1;
             9'h156:
-                \$1395 [342] = 1'h1;
+                \$1399 [342] = 1'h1;
             9'h157:
-                \$1395 [343] = 1'h1;
+                \$1399 [343] = 1'h1;
             9'h158:
-                \$1395 [344] = 1'h1;
+                \$1399 [344] = 1'h1;
             9'h159:
-                \$1395 [345] = 1'h1;
+                \$1399 [345] = 1'h1;
             9'h15a:
-                \$1395 [346] = 1'h1;
+                \$1399 [346] = 1'h1;
             9'h15b:
-                \$1395 [347] = 1'h1;
+                \$1399 [347] = 1'h1;
             9'h15c:
-                \$1395 [348] = 1'h1;
+                \$1399 [348] = 1'h1;
             9'h15d:
-                \$1395 [349] = 1'h1;
+                \$1399 [349] = 1'h1;
             9'h15e:
-                \$1395 [350] = 1'h1;
+                \$1399 [350] = 1'h1;
             9'h15f:
-                \$1395 [351] = 1'h1;
+                \$1399 [351] = 1'h1;
             9'h160:
-                \$1395 [352] = 1'h1;
+                \$1399 [352] = 1'h1;
             9'h161:
-                \$1395 [353] = 1'h1;
+                \$1399 [353] = 1'h1;
             9'h162:
-                \$1395 [354] = 1'h1;
+                \$1399 [354] = 1'h1;
             9'h163:
-                \$1395 [355] = 1'h1;
+                \$1399 [355] = 1'h1;
             9'h164:
-                \$1395 [356] = 1'h1;
+                \$1399 [356] = 1'h1;
             9'h165:
-                \$1395 [357] = 1'h1;
+                \$1399 [357] = 1'h1;
             9'h166:
-                \$1395 [358] = 1'h1;
+                \$1399 [358] = 1'h1;
             9'h167:
-                \$1395 [359] = 1'h1;
+                \$1399 [359] = 1'h1;
             9'h168:
-                \$1395 [360] = 1'h1;
+                \$1399 [360] = 1'h1;
             9'h169:
-                \$1395 [361] = 1'h1;
+                \$1399 [361] = 1'h1;
             9'h16a:
-                \$1395 [362] = 1'h1;
+                \$1399 [362] = 1'h1;
             9'h16b:
-                \$1395 [363] = 1'h1;
+                \$1399 [363] = 1'h1;
             9'h16c:
-                \$1395 [364] = 1'h1;
+                \$1399 [364] = 1'h1;
             9'h16d:
-                \$1395 [365] = 1'h1;
+                \$1399 [365] = 1'h1;
             9'h16e:
-                \$1395 [366] = 1'h1;
+                \$1399 [366] = 1'h1;
             9'h16f:
-                \$1395 [367] = 1'h1;
+                \$1399 [367] = 1'h1;
             9'h170:
-                \$1395 [368] = 1'h1;
+                \$1399 [368] = 1'h1;
             9'h171:
-                \$1395 [369] = 1'h1;
+                \$1399 [369] = 1'h1;
             9'h172:
-                \$1395 [370] = 1'h1;
+                \$1399 [370] = 1'h1;
             9'h173:
-                \$1395 [371] = 1'h1;
+                \$1399 [371] = 1'h1;
             9'h174:
-                \$1395 [372] = 1'h1;
+                \$1399 [372] = 1'h1;
             9'h175:
-                \$1395 [373] = 1'h1;
+                \$1399 [373] = 1'h1;
             9'h176:
-                \$1395 [374] = 1'h1;
+                \$1399 [374] = 1'h1;
             9'h177:
-                \$1395 [375] = 1'h1;
+                \$1399 [375] = 1'h1;
             9'h178:
-                \$1395 [376] = 1'h1;
+                \$1399 [376] = 1'h1;
             9'h179:
-                \$1395 [377] = 1'h1;
+                \$1399 [377] = 1'h1;
             9'h17a:
-                \$1395 [378] = 1'h1;
+                \$1399 [378] = 1'h1;
             9'h17b:
-                \$1395 [379] = 1'h1;
+                \$1399 [379] = 1'h1;
             9'h17c:
-                \$1395 [380] = 1'h1;
+                \$1399 [380] = 1'h1;
             9'h17d:
-                \$1395 [381] = 1'h1;
+                \$1399 [381] = 1'h1;
             9'h17e:
-                \$1395 [382] = 1'h1;
+                \$1399 [382] = 1'h1;
             9'h17f:
-                \$1395 [383] = 1'h1;
+                \$1399 [383] = 1'h1;
             9'h180:
-                \$1395 [384] = 1'h1;
+                \$1399 [384] = 1'h1;
             9'h181:
-                \$1395 [385] = 1'h1;
+                \$1399 [385] = 1'h1;
             9'h182:
-                \$1395 [386] = 1'h1;
+                \$1399 [386] = 1'h1;
             9'h183:
-                \$1395 [387] = 1'h1;
+                \$1399 [387] = 1'h1;
             9'h184:
-                \$1395 [388] = 1'h1;
+                \$1399 [388] = 1'h1;
             9'h185:
-                \$1395 [389] = 1'h1;
+                \$1399 [389] = 1'h1;
             9'h186:
-                \$1395 [390] = 1'h1;
+                \$1399 [390] = 1'h1;
             9'h187:
-                \$1395 [391] = 1'h1;
+                \$1399 [391] = 1'h1;
             9'h188:
-                \$1395 [392] = 1'h1;
+                \$1399 [392] = 1'h1;
             9'h189:
-                \$1395 [393] = 1'h1;
+                \$1399 [393] = 1'h1;
             9'h18a:
-                \$1395 [394] = 1'h1;
+                \$1399 [394] = 1'h1;
             9'h18b:
-                \$1395 [395] = 1'h1;
+                \$1399 [395] = 1'h1;
             9'h18c:
-                \$1395 [396] = 1'h1;
+                \$1399 [396] = 1'h1;
             9'h18d:
-                \$1395 [397] = 1'h1;
+                \$1399 [397] = 1'h1;
             9'h18e:
-                \$1395 [398] = 1'h1;
+                \$1399 [398] = 1'h1;
             9'h18f:
-                \$1395 [399] = 1'h1;
+                \$1399 [399] = 1'h1;
             9'h190:
-                \$1395 [400] = 1'h1;
+                \$1399 [400] = 1'h1;
             9'h191:
-                \$1395 [401] = 1'h1;
+                \$1399 [401] = 1'h1;
             9'h192:
-                \$1395 [402] = 1'h1;
+                \$1399 [402] = 1'h1;
             9'h193:
-                \$1395 [403] = 1'h1;
+                \$1399 [403] = 1'h1;
             9'h194:
-                \$1395 [404] = 1'h1;
+                \$1399 [404] = 1'h1;
             9'h195:
-                \$1395 [405] = 1'h1;
+                \$1399 [405] = 1'h1;
             9'h196:
-                \$1395 [406] = 1'h1;
+                \$1399 [406] = 1'h1;
             9'h197:
-                \$1395 [407] = 1'h1;
+                \$1399 [407] = 1'h1;
             9'h198:
-                \$1395 [408] = 1'h1;
+                \$1399 [408] = 1'h1;
             9'h199:
-                \$1395 [409] = 1'h1;
+                \$1399 [409] = 1'h1;
             9'h19a:
-                \$1395 [410] = 1'h1;
+                \$1399 [410] = 1'h1;
             9'h19b:
-                \$1395 [411] = 1'h1;
+                \$1399 [411] = 1'h1;
             9'h19c:
-                \$1395 [412] = 1'h1;
+                \$1399 [412] = 1'h1;
             9'h19d:
-                \$1395 [413] = 1'h1;
+                \$1399 [413] = 1'h1;
             9'h19e:
-                \$1395 [414] = 1'h1;
+                \$1399 [414] = 1'h1;
             9'h19f:
-                \$1395 [415] = 1'h1;
+                \$1399 [415] = 1'h1;
             9'h1a0:
-                \$1395 [416] = 1'h1;
+                \$1399 [416] = 1'h1;
             9'h1a1:
-                \$1395 [417] = 1'h1;
+                \$1399 [417] = 1'h1;
             9'h1a2:
-                \$1395 [418] = 1'h1;
+                \$1399 [418] = 1'h1;
             9'h1a3:
-                \$1395 [419] = 1'h1;
+                \$1399 [419] = 1'h1;
             9'h1a4:
-                \$1395 [420] = 1'h1;
+                \$1399 [420] = 1'h1;
             9'h1a5:
-                \$1395 [421] = 1'h1;
+                \$1399 [421] = 1'h1;
             9'h1a6:
-                \$1395 [422] = 1'h1;
+                \$1399 [422] = 1'h1;
             9'h1a7:
-                \$1395 [423] = 1'h1;
+                \$1399 [423] = 1'h1;
             9'h1a8:
-                \$1395 [424] = 1'h1;
+                \$1399 [424] = 1'h1;
             9'h1a9:
-                \$1395 [425] = 1'h1;
+                \$1399 [425] = 1'h1;
             9'h1aa:
-                \$1395 [426] = 1'h1;
+                \$1399 [426] = 1'h1;
             9'h1ab:
-                \$1395 [427] = 1'h1;
+                \$1399 [427] = 1'h1;
             9'h1ac:
-                \$1395 [428] = 1'h1;
+                \$1399 [428] = 1'h1;
             9'h1ad:
-                \$1395 [429] = 1'h1;
+                \$1399 [429] = 1'h1;
             9'h1ae:
-                \$1395 [430] = 1'h1;
+                \$1399 [430] = 1'h1;
             9'h1af:
-                \$1395 [431] = 1'h1;
+                \$1399 [431] = 1'h1;
             9'h1b0:
-                \$1395 [432] = 1'h1;
+                \$1399 [432] = 1'h1;
             9'h1b1:
-                \$1395 [433] = 1'h1;
+                \$1399 [433] = 1'h1;
             9'h1b2:
-                \$1395 [434] = 1'h1;
+                \$1399 [434] = 1'h1;
             9'h1b3:
-                \$1395 [435] = 1'h1;
+                \$1399 [435] = 1'h1;
             9'h1b4:
-                \$1395 [436] = 1'h1;
+                \$1399 [436] = 1'h1;
             9'h1b5:
-                \$1395 [437] = 1'h1;
+                \$1399 [437] = 1'h1;
             9'h1b6:
-                \$1395 [438] = 1'h1;
+                \$1399 [438] = 1'h1;
             9'h1b7:
-                \$1395 [439] = 1'h1;
+                \$1399 [439] = 1'h1;
             9'h1b8:
-                \$1395 [440] = 1'h1;
+                \$1399 [440] = 1'h1;
             9'h1b9:
-                \$1395 [441] = 1'h1;
+                \$1399 [441] = 1'h1;
             9'h1ba:
-                \$1395 [442] = 1'h1;
+                \$1399 [442] = 1'h1;
             9'h1bb:
-                \$1395 [443] = 1'h1;
+                \$1399 [443] = 1'h1;
             9'h1bc:
-                \$1395 [444] = 1'h1;
+                \$1399 [444] = 1'h1;
             9'h1bd:
-                \$1395 [445] = 1'h1;
+                \$1399 [445] = 1'h1;
             9'h1be:
-                \$1395 [446] = 1'h1;
+                \$1399 [446] = 1'h1;
             9'h1bf:
-                \$1395 [447] = 1'h1;
+                \$1399 [447] = 1'h1;
             9'h1c0:
-                \$1395 [448] = 1'h1;
+                \$1399 [448] = 1'h1;
             9'h1c1:
-                \$1395 [449] = 1'h1;
+                \$1399 [449] = 1'h1;
             9'h1c2:
-                \$1395 [450] = 1'h1;
+                \$1399 [450] = 1'h1;
             9'h1c3:
-                \$1395 [451] = 1'h1;
+                \$1399 [451] = 1'h1;
             9'h1c4:
-                \$1395 [452] = 1'h1;
+                \$1399 [452] = 1'h1;
             9'h1c5:
-                \$1395 [453] = 1'h1;
+                \$1399 [453] = 1'h1;
             9'h1c6:
-                \$1395 [454] = 1'h1;
+                \$1399 [454] = 1'h1;
             9'h1c7:
-                \$1395 [455] = 1'h1;
+                \$1399 [455] = 1'h1;
             9'h1c8:
-                \$1395 [456] = 1'h1;
+                \$1399 [456] = 1'h1;
             9'h1c9:
-                \$1395 [457] = 1'h1;
+                \$1399 [457] = 1'h1;
             9'h1ca:
-                \$1395 [458] = 1'h1;
+                \$1399 [458] = 1'h1;
             9'h1cb:
-                \$1395 [459] = 1'h1;
+                \$1399 [459] = 1'h1;
             9'h1cc:
-                \$1395 [460] = 1'h1;
+                \$1399 [460] = 1'h1;
             9'h1cd:
-                \$1395 [461] = 1'h1;
+                \$1399 [461] = 1'h1;
             9'h1ce:
-                \$1395 [462] = 1'h1;
+                \$1399 [462] = 1'h1;
             9'h1cf:
-                \$1395 [463] = 1'h1;
+                \$1399 [463] = 1'h1;
             9'h1d0:
-                \$1395 [464] = 1'h1;
+                \$1399 [464] = 1'h1;
             9'h1d1:
-                \$1395 [465] = 1'h1;
+                \$1399 [465] = 1'h1;
             9'h1d2:
-                \$1395 [466] = 1'h1;
+                \$1399 [466] = 1'h1;
             9'h1d3:
-                \$1395 [467] = 1'h1;
+                \$1399 [467] = 1'h1;
             9'h1d4:
-                \$1395 [468] = 1'h1;
+                \$1399 [468] = 1'h1;
             9'h1d5:
-                \$1395 [469] = 1'h1;
+                \$1399 [469] = 1'h1;
             9'h1d6:
-                \$1395 [470] = 1'h1;
+                \$1399 [470] = 1'h1;
             9'h1d7:
-                \$1395 [471] = 1'h1;
+                \$1399 [471] = 1'h1;
             9'h1d8:
-                \$1395 [472] = 1'h1;
+                \$1399 [472] = 1'h1;
             9'h1d9:
-                \$1395 [473] = 1'h1;
+                \$1399 [473] = 1'h1;
             9'h1da:
-                \$1395 [474] = 1'h1;
+                \$1399 [474] = 1'h1;
             9'h1db:
-                \$1395 [475] = 1'h1;
+                \$1399 [475] = 1'h1;
             9'h1dc:
-                \$1395 [476] = 1'h1;
+                \$1399 [476] = 1'h1;
             9'h1dd:
-                \$1395 [477] = 1'h1;
+                \$1399 [477] = 1'h1;
             9'h1de:
-                \$1395 [478] = 1'h1;
+                \$1399 [478] = 1'h1;
             9'h1df:
-                \$1395 [479] = 1'h1;
+                \$1399 [479] = 1'h1;
             9'h1e0:
-                \$1395 [480] = 1'h1;
+                \$1399 [480] = 1'h1;
             9'h1e1:
-                \$1395 [481] = 1'h1;
+                \$1399 [481] = 1'h1;
             9'h1e2:
-                \$1395 [482] = 1'h1;
+                \$1399 [482] = 1'h1;
             9'h1e3:
-                \$1395 [483] = 1'h1;
+                \$1399 [483] = 1'h1;
             9'h1e4:
-                \$1395 [484] = 1'h1;
+                \$1399 [484] = 1'h1;
             9'h1e5:
-                \$1395 [485] = 1'h1;
+                \$1399 [485] = 1'h1;
             9'h1e6:
-                \$1395 [486] = 1'h1;
+                \$1399 [486] = 1'h1;
             9'h1e7:
-                \$1395 [487] = 1'h1;
+                \$1399 [487] = 1'h1;
             9'h1e8:
-                \$1395 [488] = 1'h1;
+                \$1399 [488] = 1'h1;
             9'h1e9:
-                \$1395 [489] = 1'h1;
+                \$1399 [489] = 1'h1;
             9'h1ea:
-                \$1395 [490] = 1'h1;
+                \$1399 [490] = 1'h1;
             9'h1eb:
-                \$1395 [491] = 1'h1;
+                \$1399 [491] = 1'h1;
             9'h1ec:
-                \$1395 [492] = 1'h1;
+                \$1399 [492] = 1'h1;
             9'h1ed:
-                \$1395 [493] = 1'h1;
+                \$1399 [493] = 1'h1;
             9'h1ee:
-                \$1395 [494] = 1'h1;
+                \$1399 [494] = 1'h1;
             9'h1ef:
-                \$1395 [495] = 1'h1;
+                \$1399 [495] = 1'h1;
             9'h1f0:
-                \$1395 [496] = 1'h1;
+                \$1399 [496] = 1'h1;
             9'h1f1:
-                \$1395 [497] = 1'h1;
+                \$1399 [497] = 1'h1;
             9'h1f2:
-                \$1395 [498] = 1'h1;
+                \$1399 [498] = 1'h1;
             9'h1f3:
-                \$1395 [499] = 1'h1;
+                \$1399 [499] = 1'h1;
             9'h1f4:
-                \$1395 [500] = 1'h1;
+                \$1399 [500] = 1'h1;
             9'h1f5:
-                \$1395 [501] = 1'h1;
+                \$1399 [501] = 1'h1;
             9'h1f6:
-                \$1395 [502] = 1'h1;
+                \$1399 [502] = 1'h1;
             9'h1f7:
-                \$1395 [503] = 1'h1;
+                \$1399 [503] = 1'h1;
             9'h1f8:
-                \$1395 [504] = 1'h1;
+                \$1399 [504] = 1'h1;
             9'h1f9:
-                \$1395 [505] = 1'h1;
+                \$1399 [505] = 1'h1;
             9'h1fa:
-                \$1395 [506] = 1'h1;
+                \$1399 [506] = 1'h1;
             9'h1fb:
-                \$1395 [507] = 1'h1;
+                \$1399 [507] = 1'h1;
             9'h1fc:
-                \$1395 [508] = 1'h1;
+                \$1399 [508] = 1'h1;
             9'h1fd:
-                \$1395 [509] = 1'h1;
+                \$1399 [509] = 1'h1;
             9'h1fe:
-                \$1395 [510] = 1'h1;
+                \$1399 [510] = 1'h1;
             9'h1ff:
-                \$1395 [511] = 1'h1;
+                \$1399 [511] = 1'h1;
           endcase
         end
       end
@@ -19324,1109 +19438,1109 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
       if (bincu1_pred[11]) begin
         if (\$1141 ) begin
           (* full_case = 32'd1 *)
-          casez (bincu1_d2[8:0])
+          casez (bincu1_tag_d3[8:0])
             9'h000:
-                \$1395 [0] = 1'h1;
+                \$1399 [0] = 1'h1;
             9'h001:
-                \$1395 [1] = 1'h1;
+                \$1399 [1] = 1'h1;
             9'h002:
-                \$1395 [2] = 1'h1;
+                \$1399 [2] = 1'h1;
             9'h003:
-                \$1395 [3] = 1'h1;
+                \$1399 [3] = 1'h1;
             9'h004:
-                \$1395 [4] = 1'h1;
+                \$1399 [4] = 1'h1;
             9'h005:
-                \$1395 [5] = 1'h1;
+                \$1399 [5] = 1'h1;
             9'h006:
-                \$1395 [6] = 1'h1;
+                \$1399 [6] = 1'h1;
             9'h007:
-                \$1395 [7] = 1'h1;
+                \$1399 [7] = 1'h1;
             9'h008:
-                \$1395 [8] = 1'h1;
+                \$1399 [8] = 1'h1;
             9'h009:
-                \$1395 [9] = 1'h1;
+                \$1399 [9] = 1'h1;
             9'h00a:
-                \$1395 [10] = 1'h1;
+                \$1399 [10] = 1'h1;
             9'h00b:
-                \$1395 [11] = 1'h1;
+                \$1399 [11] = 1'h1;
             9'h00c:
-                \$1395 [12] = 1'h1;
+                \$1399 [12] = 1'h1;
             9'h00d:
-                \$1395 [13] = 1'h1;
+                \$1399 [13] = 1'h1;
             9'h00e:
-                \$1395 [14] = 1'h1;
+                \$1399 [14] = 1'h1;
             9'h00f:
-                \$1395 [15] = 1'h1;
+                \$1399 [15] = 1'h1;
             9'h010:
-                \$1395 [16] = 1'h1;
+                \$1399 [16] = 1'h1;
             9'h011:
-                \$1395 [17] = 1'h1;
+                \$1399 [17] = 1'h1;
             9'h012:
-                \$1395 [18] = 1'h1;
+                \$1399 [18] = 1'h1;
             9'h013:
-                \$1395 [19] = 1'h1;
+                \$1399 [19] = 1'h1;
             9'h014:
-                \$1395 [20] = 1'h1;
+                \$1399 [20] = 1'h1;
             9'h015:
-                \$1395 [21] = 1'h1;
+                \$1399 [21] = 1'h1;
             9'h016:
-                \$1395 [22] = 1'h1;
+                \$1399 [22] = 1'h1;
             9'h017:
-                \$1395 [23] = 1'h1;
+                \$1399 [23] = 1'h1;
             9'h018:
-                \$1395 [24] = 1'h1;
+                \$1399 [24] = 1'h1;
             9'h019:
-                \$1395 [25] = 1'h1;
+                \$1399 [25] = 1'h1;
             9'h01a:
-                \$1395 [26] = 1'h1;
+                \$1399 [26] = 1'h1;
             9'h01b:
-                \$1395 [27] = 1'h1;
+                \$1399 [27] = 1'h1;
             9'h01c:
-                \$1395 [28] = 1'h1;
+                \$1399 [28] = 1'h1;
             9'h01d:
-                \$1395 [29] = 1'h1;
+                \$1399 [29] = 1'h1;
             9'h01e:
-                \$1395 [30] = 1'h1;
+                \$1399 [30] = 1'h1;
             9'h01f:
-                \$1395 [31] = 1'h1;
+                \$1399 [31] = 1'h1;
             9'h020:
-                \$1395 [32] = 1'h1;
+                \$1399 [32] = 1'h1;
             9'h021:
-                \$1395 [33] = 1'h1;
+                \$1399 [33] = 1'h1;
             9'h022:
-                \$1395 [34] = 1'h1;
+                \$1399 [34] = 1'h1;
             9'h023:
-                \$1395 [35] = 1'h1;
+                \$1399 [35] = 1'h1;
             9'h024:
-                \$1395 [36] = 1'h1;
+                \$1399 [36] = 1'h1;
             9'h025:
-                \$1395 [37] = 1'h1;
+                \$1399 [37] = 1'h1;
             9'h026:
-                \$1395 [38] = 1'h1;
+                \$1399 [38] = 1'h1;
             9'h027:
-                \$1395 [39] = 1'h1;
+                \$1399 [39] = 1'h1;
             9'h028:
-                \$1395 [40] = 1'h1;
+                \$1399 [40] = 1'h1;
             9'h029:
-                \$1395 [41] = 1'h1;
+                \$1399 [41] = 1'h1;
             9'h02a:
-                \$1395 [42] = 1'h1;
+                \$1399 [42] = 1'h1;
             9'h02b:
-                \$1395 [43] = 1'h1;
+                \$1399 [43] = 1'h1;
             9'h02c:
-                \$1395 [44] = 1'h1;
+                \$1399 [44] = 1'h1;
             9'h02d:
-                \$1395 [45] = 1'h1;
+                \$1399 [45] = 1'h1;
             9'h02e:
-                \$1395 [46] = 1'h1;
+                \$1399 [46] = 1'h1;
             9'h02f:
-                \$1395 [47] = 1'h1;
+                \$1399 [47] = 1'h1;
             9'h030:
-                \$1395 [48] = 1'h1;
+                \$1399 [48] = 1'h1;
             9'h031:
-                \$1395 [49] = 1'h1;
+                \$1399 [49] = 1'h1;
             9'h032:
-                \$1395 [50] = 1'h1;
+                \$1399 [50] = 1'h1;
             9'h033:
-                \$1395 [51] = 1'h1;
+                \$1399 [51] = 1'h1;
             9'h034:
-                \$1395 [52] = 1'h1;
+                \$1399 [52] = 1'h1;
             9'h035:
-                \$1395 [53] = 1'h1;
+                \$1399 [53] = 1'h1;
             9'h036:
-                \$1395 [54] = 1'h1;
+                \$1399 [54] = 1'h1;
             9'h037:
-                \$1395 [55] = 1'h1;
+                \$1399 [55] = 1'h1;
             9'h038:
-                \$1395 [56] = 1'h1;
+                \$1399 [56] = 1'h1;
             9'h039:
-                \$1395 [57] = 1'h1;
+                \$1399 [57] = 1'h1;
             9'h03a:
-                \$1395 [58] = 1'h1;
+                \$1399 [58] = 1'h1;
             9'h03b:
-                \$1395 [59] = 1'h1;
+                \$1399 [59] = 1'h1;
             9'h03c:
-                \$1395 [60] = 1'h1;
+                \$1399 [60] = 1'h1;
             9'h03d:
-                \$1395 [61] = 1'h1;
+                \$1399 [61] = 1'h1;
             9'h03e:
-                \$1395 [62] = 1'h1;
+                \$1399 [62] = 1'h1;
             9'h03f:
-                \$1395 [63] = 1'h1;
+                \$1399 [63] = 1'h1;
             9'h040:
-                \$1395 [64] = 1'h1;
+                \$1399 [64] = 1'h1;
             9'h041:
-                \$1395 [65] = 1'h1;
+                \$1399 [65] = 1'h1;
             9'h042:
-                \$1395 [66] = 1'h1;
+                \$1399 [66] = 1'h1;
             9'h043:
-                \$1395 [67] = 1'h1;
+                \$1399 [67] = 1'h1;
             9'h044:
-                \$1395 [68] = 1'h1;
+                \$1399 [68] = 1'h1;
             9'h045:
-                \$1395 [69] = 1'h1;
+                \$1399 [69] = 1'h1;
             9'h046:
-                \$1395 [70] = 1'h1;
+                \$1399 [70] = 1'h1;
             9'h047:
-                \$1395 [71] = 1'h1;
+                \$1399 [71] = 1'h1;
             9'h048:
-                \$1395 [72] = 1'h1;
+                \$1399 [72] = 1'h1;
             9'h049:
-                \$1395 [73] = 1'h1;
+                \$1399 [73] = 1'h1;
             9'h04a:
-                \$1395 [74] = 1'h1;
+                \$1399 [74] = 1'h1;
             9'h04b:
-                \$1395 [75] = 1'h1;
+                \$1399 [75] = 1'h1;
             9'h04c:
-                \$1395 [76] = 1'h1;
+                \$1399 [76] = 1'h1;
             9'h04d:
-                \$1395 [77] = 1'h1;
+                \$1399 [77] = 1'h1;
             9'h04e:
-                \$1395 [78] = 1'h1;
+                \$1399 [78] = 1'h1;
             9'h04f:
-                \$1395 [79] = 1'h1;
+                \$1399 [79] = 1'h1;
             9'h050:
-                \$1395 [80] = 1'h1;
+                \$1399 [80] = 1'h1;
             9'h051:
-                \$1395 [81] = 1'h1;
+                \$1399 [81] = 1'h1;
             9'h052:
-                \$1395 [82] = 1'h1;
+                \$1399 [82] = 1'h1;
             9'h053:
-                \$1395 [83] = 1'h1;
+                \$1399 [83] = 1'h1;
             9'h054:
-                \$1395 [84] = 1'h1;
+                \$1399 [84] = 1'h1;
             9'h055:
-                \$1395 [85] = 1'h1;
+                \$1399 [85] = 1'h1;
             9'h056:
-                \$1395 [86] = 1'h1;
+                \$1399 [86] = 1'h1;
             9'h057:
-                \$1395 [87] = 1'h1;
+                \$1399 [87] = 1'h1;
             9'h058:
-                \$1395 [88] = 1'h1;
+                \$1399 [88] = 1'h1;
             9'h059:
-                \$1395 [89] = 1'h1;
+                \$1399 [89] = 1'h1;
             9'h05a:
-                \$1395 [90] = 1'h1;
+                \$1399 [90] = 1'h1;
             9'h05b:
-                \$1395 [91] = 1'h1;
+                \$1399 [91] = 1'h1;
             9'h05c:
-                \$1395 [92] = 1'h1;
+                \$1399 [92] = 1'h1;
             9'h05d:
-                \$1395 [93] = 1'h1;
+                \$1399 [93] = 1'h1;
             9'h05e:
-                \$1395 [94] = 1'h1;
+                \$1399 [94] = 1'h1;
             9'h05f:
-                \$1395 [95] = 1'h1;
+                \$1399 [95] = 1'h1;
             9'h060:
-                \$1395 [96] = 1'h1;
+                \$1399 [96] = 1'h1;
             9'h061:
-                \$1395 [97] = 1'h1;
+                \$1399 [97] = 1'h1;
             9'h062:
-                \$1395 [98] = 1'h1;
+                \$1399 [98] = 1'h1;
             9'h063:
-                \$1395 [99] = 1'h1;
+                \$1399 [99] = 1'h1;
             9'h064:
-                \$1395 [100] = 1'h1;
+                \$1399 [100] = 1'h1;
             9'h065:
-                \$1395 [101] = 1'h1;
+                \$1399 [101] = 1'h1;
             9'h066:
-                \$1395 [102] = 1'h1;
+                \$1399 [102] = 1'h1;
             9'h067:
-                \$1395 [103] = 1'h1;
+                \$1399 [103] = 1'h1;
             9'h068:
-                \$1395 [104] = 1'h1;
+                \$1399 [104] = 1'h1;
             9'h069:
-                \$1395 [105] = 1'h1;
+                \$1399 [105] = 1'h1;
             9'h06a:
-                \$1395 [106] = 1'h1;
+                \$1399 [106] = 1'h1;
             9'h06b:
-                \$1395 [107] = 1'h1;
+                \$1399 [107] = 1'h1;
             9'h06c:
-                \$1395 [108] = 1'h1;
+                \$1399 [108] = 1'h1;
             9'h06d:
-                \$1395 [109] = 1'h1;
+                \$1399 [109] = 1'h1;
             9'h06e:
-                \$1395 [110] = 1'h1;
+                \$1399 [110] = 1'h1;
             9'h06f:
-                \$1395 [111] = 1'h1;
+                \$1399 [111] = 1'h1;
             9'h070:
-                \$1395 [112] = 1'h1;
+                \$1399 [112] = 1'h1;
             9'h071:
-                \$1395 [113] = 1'h1;
+                \$1399 [113] = 1'h1;
             9'h072:
-                \$1395 [114] = 1'h1;
+                \$1399 [114] = 1'h1;
             9'h073:
-                \$1395 [115] = 1'h1;
+                \$1399 [115] = 1'h1;
             9'h074:
-                \$1395 [116] = 1'h1;
+                \$1399 [116] = 1'h1;
             9'h075:
-                \$1395 [117] = 1'h1;
+                \$1399 [117] = 1'h1;
             9'h076:
-                \$1395 [118] = 1'h1;
+                \$1399 [118] = 1'h1;
             9'h077:
-                \$1395 [119] = 1'h1;
+                \$1399 [119] = 1'h1;
             9'h078:
-                \$1395 [120] = 1'h1;
+                \$1399 [120] = 1'h1;
             9'h079:
-                \$1395 [121] = 1'h1;
+                \$1399 [121] = 1'h1;
             9'h07a:
-                \$1395 [122] = 1'h1;
+                \$1399 [122] = 1'h1;
             9'h07b:
-                \$1395 [123] = 1'h1;
+                \$1399 [123] = 1'h1;
             9'h07c:
-                \$1395 [124] = 1'h1;
+                \$1399 [124] = 1'h1;
             9'h07d:
-                \$1395 [125] = 1'h1;
+                \$1399 [125] = 1'h1;
             9'h07e:
-                \$1395 [126] = 1'h1;
+                \$1399 [126] = 1'h1;
             9'h07f:
-                \$1395 [127] = 1'h1;
+                \$1399 [127] = 1'h1;
             9'h080:
-                \$1395 [128] = 1'h1;
+                \$1399 [128] = 1'h1;
             9'h081:
-                \$1395 [129] = 1'h1;
+                \$1399 [129] = 1'h1;
             9'h082:
-                \$1395 [130] = 1'h1;
+                \$1399 [130] = 1'h1;
             9'h083:
-                \$1395 [131] = 1'h1;
+                \$1399 [131] = 1'h1;
             9'h084:
-                \$1395 [132] = 1'h1;
+                \$1399 [132] = 1'h1;
             9'h085:
-                \$1395 [133] = 1'h1;
+                \$1399 [133] = 1'h1;
             9'h086:
-                \$1395 [134] = 1'h1;
+                \$1399 [134] = 1'h1;
             9'h087:
-                \$1395 [135] = 1'h1;
+                \$1399 [135] = 1'h1;
             9'h088:
-                \$1395 [136] = 1'h1;
+                \$1399 [136] = 1'h1;
             9'h089:
-                \$1395 [137] = 1'h1;
+                \$1399 [137] = 1'h1;
             9'h08a:
-                \$1395 [138] = 1'h1;
+                \$1399 [138] = 1'h1;
             9'h08b:
-                \$1395 [139] = 1'h1;
+                \$1399 [139] = 1'h1;
             9'h08c:
-                \$1395 [140] = 1'h1;
+                \$1399 [140] = 1'h1;
             9'h08d:
-                \$1395 [141] = 1'h1;
+                \$1399 [141] = 1'h1;
             9'h08e:
-                \$1395 [142] = 1'h1;
+                \$1399 [142] = 1'h1;
             9'h08f:
-                \$1395 [143] = 1'h1;
+                \$1399 [143] = 1'h1;
             9'h090:
-                \$1395 [144] = 1'h1;
+                \$1399 [144] = 1'h1;
             9'h091:
-                \$1395 [145] = 1'h1;
+                \$1399 [145] = 1'h1;
             9'h092:
-                \$1395 [146] = 1'h1;
+                \$1399 [146] = 1'h1;
             9'h093:
-                \$1395 [147] = 1'h1;
+                \$1399 [147] = 1'h1;
             9'h094:
-                \$1395 [148] = 1'h1;
+                \$1399 [148] = 1'h1;
             9'h095:
-                \$1395 [149] = 1'h1;
+                \$1399 [149] = 1'h1;
             9'h096:
-                \$1395 [150] = 1'h1;
+                \$1399 [150] = 1'h1;
             9'h097:
-                \$1395 [151] = 1'h1;
+                \$1399 [151] = 1'h1;
             9'h098:
-                \$1395 [152] = 1'h1;
+                \$1399 [152] = 1'h1;
             9'h099:
-                \$1395 [153] = 1'h1;
+                \$1399 [153] = 1'h1;
             9'h09a:
-                \$1395 [154] = 1'h1;
+                \$1399 [154] = 1'h1;
             9'h09b:
-                \$1395 [155] = 1'h1;
+                \$1399 [155] = 1'h1;
             9'h09c:
-                \$1395 [156] = 1'h1;
+                \$1399 [156] = 1'h1;
             9'h09d:
-                \$1395 [157] = 1'h1;
+                \$1399 [157] = 1'h1;
             9'h09e:
-                \$1395 [158] = 1'h1;
+                \$1399 [158] = 1'h1;
             9'h09f:
-                \$1395 [159] = 1'h1;
+                \$1399 [159] = 1'h1;
             9'h0a0:
-                \$1395 [160] = 1'h1;
+                \$1399 [160] = 1'h1;
             9'h0a1:
-                \$1395 [161] = 1'h1;
+                \$1399 [161] = 1'h1;
             9'h0a2:
-                \$1395 [162] = 1'h1;
+                \$1399 [162] = 1'h1;
             9'h0a3:
-                \$1395 [163] = 1'h1;
+                \$1399 [163] = 1'h1;
             9'h0a4:
-                \$1395 [164] = 1'h1;
+                \$1399 [164] = 1'h1;
             9'h0a5:
-                \$1395 [165] = 1'h1;
+                \$1399 [165] = 1'h1;
             9'h0a6:
-                \$1395 [166] = 1'h1;
+                \$1399 [166] = 1'h1;
             9'h0a7:
-                \$1395 [167] = 1'h1;
+                \$1399 [167] = 1'h1;
             9'h0a8:
-                \$1395 [168] = 1'h1;
+                \$1399 [168] = 1'h1;
             9'h0a9:
-                \$1395 [169] = 1'h1;
+                \$1399 [169] = 1'h1;
             9'h0aa:
-                \$1395 [170] = 1'h1;
+                \$1399 [170] = 1'h1;
             9'h0ab:
-                \$1395 [171] = 1'h1;
+                \$1399 [171] = 1'h1;
             9'h0ac:
-                \$1395 [172] = 1'h1;
+                \$1399 [172] = 1'h1;
             9'h0ad:
-                \$1395 [173] = 1'h1;
+                \$1399 [173] = 1'h1;
             9'h0ae:
-                \$1395 [174] = 1'h1;
+                \$1399 [174] = 1'h1;
             9'h0af:
-                \$1395 [175] = 1'h1;
+                \$1399 [175] = 1'h1;
             9'h0b0:
-                \$1395 [176] = 1'h1;
+                \$1399 [176] = 1'h1;
             9'h0b1:
-                \$1395 [177] = 1'h1;
+                \$1399 [177] = 1'h1;
             9'h0b2:
-                \$1395 [178] = 1'h1;
+                \$1399 [178] = 1'h1;
             9'h0b3:
-                \$1395 [179] = 1'h1;
+                \$1399 [179] = 1'h1;
             9'h0b4:
-                \$1395 [180] = 1'h1;
+                \$1399 [180] = 1'h1;
             9'h0b5:
-                \$1395 [181] = 1'h1;
+                \$1399 [181] = 1'h1;
             9'h0b6:
-                \$1395 [182] = 1'h1;
+                \$1399 [182] = 1'h1;
             9'h0b7:
-                \$1395 [183] = 1'h1;
+                \$1399 [183] = 1'h1;
             9'h0b8:
-                \$1395 [184] = 1'h1;
+                \$1399 [184] = 1'h1;
             9'h0b9:
-                \$1395 [185] = 1'h1;
+                \$1399 [185] = 1'h1;
             9'h0ba:
-                \$1395 [186] = 1'h1;
+                \$1399 [186] = 1'h1;
             9'h0bb:
-                \$1395 [187] = 1'h1;
+                \$1399 [187] = 1'h1;
             9'h0bc:
-                \$1395 [188] = 1'h1;
+                \$1399 [188] = 1'h1;
             9'h0bd:
-                \$1395 [189] = 1'h1;
+                \$1399 [189] = 1'h1;
             9'h0be:
-                \$1395 [190] = 1'h1;
+                \$1399 [190] = 1'h1;
             9'h0bf:
-                \$1395 [191] = 1'h1;
+                \$1399 [191] = 1'h1;
             9'h0c0:
-                \$1395 [192] = 1'h1;
+                \$1399 [192] = 1'h1;
             9'h0c1:
-                \$1395 [193] = 1'h1;
+                \$1399 [193] = 1'h1;
             9'h0c2:
-                \$1395 [194] = 1'h1;
+                \$1399 [194] = 1'h1;
             9'h0c3:
-                \$1395 [195] = 1'h1;
+                \$1399 [195] = 1'h1;
             9'h0c4:
-                \$1395 [196] = 1'h1;
+                \$1399 [196] = 1'h1;
             9'h0c5:
-                \$1395 [197] = 1'h1;
+                \$1399 [197] = 1'h1;
             9'h0c6:
-                \$1395 [198] = 1'h1;
+                \$1399 [198] = 1'h1;
             9'h0c7:
-                \$1395 [199] = 1'h1;
+                \$1399 [199] = 1'h1;
             9'h0c8:
-                \$1395 [200] = 1'h1;
+                \$1399 [200] = 1'h1;
             9'h0c9:
-                \$1395 [201] = 1'h1;
+                \$1399 [201] = 1'h1;
             9'h0ca:
-                \$1395 [202] = 1'h1;
+                \$1399 [202] = 1'h1;
             9'h0cb:
-                \$1395 [203] = 1'h1;
+                \$1399 [203] = 1'h1;
             9'h0cc:
-                \$1395 [204] = 1'h1;
+                \$1399 [204] = 1'h1;
             9'h0cd:
-                \$1395 [205] = 1'h1;
+                \$1399 [205] = 1'h1;
             9'h0ce:
-                \$1395 [206] = 1'h1;
+                \$1399 [206] = 1'h1;
             9'h0cf:
-                \$1395 [207] = 1'h1;
+                \$1399 [207] = 1'h1;
             9'h0d0:
-                \$1395 [208] = 1'h1;
+                \$1399 [208] = 1'h1;
             9'h0d1:
-                \$1395 [209] = 1'h1;
+                \$1399 [209] = 1'h1;
             9'h0d2:
-                \$1395 [210] = 1'h1;
+                \$1399 [210] = 1'h1;
             9'h0d3:
-                \$1395 [211] = 1'h1;
+                \$1399 [211] = 1'h1;
             9'h0d4:
-                \$1395 [212] = 1'h1;
+                \$1399 [212] = 1'h1;
             9'h0d5:
-                \$1395 [213] = 1'h1;
+                \$1399 [213] = 1'h1;
             9'h0d6:
-                \$1395 [214] = 1'h1;
+                \$1399 [214] = 1'h1;
             9'h0d7:
-                \$1395 [215] = 1'h1;
+                \$1399 [215] = 1'h1;
             9'h0d8:
-                \$1395 [216] = 1'h1;
+                \$1399 [216] = 1'h1;
             9'h0d9:
-                \$1395 [217] = 1'h1;
+                \$1399 [217] = 1'h1;
             9'h0da:
-                \$1395 [218] = 1'h1;
+                \$1399 [218] = 1'h1;
             9'h0db:
-                \$1395 [219] = 1'h1;
+                \$1399 [219] = 1'h1;
             9'h0dc:
-                \$1395 [220] = 1'h1;
+                \$1399 [220] = 1'h1;
             9'h0dd:
-                \$1395 [221] = 1'h1;
+                \$1399 [221] = 1'h1;
             9'h0de:
-                \$1395 [222] = 1'h1;
+                \$1399 [222] = 1'h1;
             9'h0df:
-                \$1395 [223] = 1'h1;
+                \$1399 [223] = 1'h1;
             9'h0e0:
-                \$1395 [224] = 1'h1;
+                \$1399 [224] = 1'h1;
             9'h0e1:
-                \$1395 [225] = 1'h1;
+                \$1399 [225] = 1'h1;
             9'h0e2:
-                \$1395 [226] = 1'h1;
+                \$1399 [226] = 1'h1;
             9'h0e3:
-                \$1395 [227] = 1'h1;
+                \$1399 [227] = 1'h1;
             9'h0e4:
-                \$1395 [228] = 1'h1;
+                \$1399 [228] = 1'h1;
             9'h0e5:
-                \$1395 [229] = 1'h1;
+                \$1399 [229] = 1'h1;
             9'h0e6:
-                \$1395 [230] = 1'h1;
+                \$1399 [230] = 1'h1;
             9'h0e7:
-                \$1395 [231] = 1'h1;
+                \$1399 [231] = 1'h1;
             9'h0e8:
-                \$1395 [232] = 1'h1;
+                \$1399 [232] = 1'h1;
             9'h0e9:
-                \$1395 [233] = 1'h1;
+                \$1399 [233] = 1'h1;
             9'h0ea:
-                \$1395 [234] = 1'h1;
+                \$1399 [234] = 1'h1;
             9'h0eb:
-                \$1395 [235] = 1'h1;
+                \$1399 [235] = 1'h1;
             9'h0ec:
-                \$1395 [236] = 1'h1;
+                \$1399 [236] = 1'h1;
             9'h0ed:
-                \$1395 [237] = 1'h1;
+                \$1399 [237] = 1'h1;
             9'h0ee:
-                \$1395 [238] = 1'h1;
+                \$1399 [238] = 1'h1;
             9'h0ef:
-                \$1395 [239] = 1'h1;
+                \$1399 [239] = 1'h1;
             9'h0f0:
-                \$1395 [240] = 1'h1;
+                \$1399 [240] = 1'h1;
             9'h0f1:
-                \$1395 [241] = 1'h1;
+                \$1399 [241] = 1'h1;
             9'h0f2:
-                \$1395 [242] = 1'h1;
+                \$1399 [242] = 1'h1;
             9'h0f3:
-                \$1395 [243] = 1'h1;
+                \$1399 [243] = 1'h1;
             9'h0f4:
-                \$1395 [244] = 1'h1;
+                \$1399 [244] = 1'h1;
             9'h0f5:
-                \$1395 [245] = 1'h1;
+                \$1399 [245] = 1'h1;
             9'h0f6:
-                \$1395 [246] = 1'h1;
+                \$1399 [246] = 1'h1;
             9'h0f7:
-                \$1395 [247] = 1'h1;
+                \$1399 [247] = 1'h1;
             9'h0f8:
-                \$1395 [248] = 1'h1;
+                \$1399 [248] = 1'h1;
             9'h0f9:
-                \$1395 [249] = 1'h1;
+                \$1399 [249] = 1'h1;
             9'h0fa:
-                \$1395 [250] = 1'h1;
+                \$1399 [250] = 1'h1;
             9'h0fb:
-                \$1395 [251] = 1'h1;
+                \$1399 [251] = 1'h1;
             9'h0fc:
-                \$1395 [252] = 1'h1;
+                \$1399 [252] = 1'h1;
             9'h0fd:
-                \$1395 [253] = 1'h1;
+                \$1399 [253] = 1'h1;
             9'h0fe:
-                \$1395 [254] = 1'h1;
+                \$1399 [254] = 1'h1;
             9'h0ff:
-                \$1395 [255] = 1'h1;
+                \$1399 [255] = 1'h1;
             9'h100:
-                \$1395 [256] = 1'h1;
+                \$1399 [256] = 1'h1;
             9'h101:
-                \$1395 [257] = 1'h1;
+                \$1399 [257] = 1'h1;
             9'h102:
-                \$1395 [258] = 1'h1;
+                \$1399 [258] = 1'h1;
             9'h103:
-                \$1395 [259] = 1'h1;
+                \$1399 [259] = 1'h1;
             9'h104:
-                \$1395 [260] = 1'h1;
+                \$1399 [260] = 1'h1;
             9'h105:
-                \$1395 [261] = 1'h1;
+                \$1399 [261] = 1'h1;
             9'h106:
-                \$1395 [262] = 1'h1;
+                \$1399 [262] = 1'h1;
             9'h107:
-                \$1395 [263] = 1'h1;
+                \$1399 [263] = 1'h1;
             9'h108:
-                \$1395 [264] = 1'h1;
+                \$1399 [264] = 1'h1;
             9'h109:
-                \$1395 [265] = 1'h1;
+                \$1399 [265] = 1'h1;
             9'h10a:
-                \$1395 [266] = 1'h1;
+                \$1399 [266] = 1'h1;
             9'h10b:
-                \$1395 [267] = 1'h1;
+                \$1399 [267] = 1'h1;
             9'h10c:
-                \$1395 [268] = 1'h1;
+                \$1399 [268] = 1'h1;
             9'h10d:
-                \$1395 [269] = 1'h1;
+                \$1399 [269] = 1'h1;
             9'h10e:
-                \$1395 [270] = 1'h1;
+                \$1399 [270] = 1'h1;
             9'h10f:
-                \$1395 [271] = 1'h1;
+                \$1399 [271] = 1'h1;
             9'h110:
-                \$1395 [272] = 1'h1;
+                \$1399 [272] = 1'h1;
             9'h111:
-                \$1395 [273] = 1'h1;
+                \$1399 [273] = 1'h1;
             9'h112:
-                \$1395 [274] = 1'h1;
+                \$1399 [274] = 1'h1;
             9'h113:
-                \$1395 [275] = 1'h1;
+                \$1399 [275] = 1'h1;
             9'h114:
-                \$1395 [276] = 1'h1;
+                \$1399 [276] = 1'h1;
             9'h115:
-                \$1395 [277] = 1'h1;
+                \$1399 [277] = 1'h1;
             9'h116:
-                \$1395 [278] = 1'h1;
+                \$1399 [278] = 1'h1;
             9'h117:
-                \$1395 [279] = 1'h1;
+                \$1399 [279] = 1'h1;
             9'h118:
-                \$1395 [280] = 1'h1;
+                \$1399 [280] = 1'h1;
             9'h119:
-                \$1395 [281] = 1'h1;
+                \$1399 [281] = 1'h1;
             9'h11a:
-                \$1395 [282] = 1'h1;
+                \$1399 [282] = 1'h1;
             9'h11b:
-                \$1395 [283] = 1'h1;
+                \$1399 [283] = 1'h1;
             9'h11c:
-                \$1395 [284] = 1'h1;
+                \$1399 [284] = 1'h1;
             9'h11d:
-                \$1395 [285] = 1'h1;
+                \$1399 [285] = 1'h1;
             9'h11e:
-                \$1395 [286] = 1'h1;
+                \$1399 [286] = 1'h1;
             9'h11f:
-                \$1395 [287] = 1'h1;
+                \$1399 [287] = 1'h1;
             9'h120:
-                \$1395 [288] = 1'h1;
+                \$1399 [288] = 1'h1;
             9'h121:
-                \$1395 [289] = 1'h1;
+                \$1399 [289] = 1'h1;
             9'h122:
-                \$1395 [290] = 1'h1;
+                \$1399 [290] = 1'h1;
             9'h123:
-                \$1395 [291] = 1'h1;
+                \$1399 [291] = 1'h1;
             9'h124:
-                \$1395 [292] = 1'h1;
+                \$1399 [292] = 1'h1;
             9'h125:
-                \$1395 [293] = 1'h1;
+                \$1399 [293] = 1'h1;
             9'h126:
-                \$1395 [294] = 1'h1;
+                \$1399 [294] = 1'h1;
             9'h127:
-                \$1395 [295] = 1'h1;
+                \$1399 [295] = 1'h1;
             9'h128:
-                \$1395 [296] = 1'h1;
+                \$1399 [296] = 1'h1;
             9'h129:
-                \$1395 [297] = 1'h1;
+                \$1399 [297] = 1'h1;
             9'h12a:
-                \$1395 [298] = 1'h1;
+                \$1399 [298] = 1'h1;
             9'h12b:
-                \$1395 [299] = 1'h1;
+                \$1399 [299] = 1'h1;
             9'h12c:
-                \$1395 [300] = 1'h1;
+                \$1399 [300] = 1'h1;
             9'h12d:
-                \$1395 [301] = 1'h1;
+                \$1399 [301] = 1'h1;
             9'h12e:
-                \$1395 [302] = 1'h1;
+                \$1399 [302] = 1'h1;
             9'h12f:
-                \$1395 [303] = 1'h1;
+                \$1399 [303] = 1'h1;
             9'h130:
-                \$1395 [304] = 1'h1;
+                \$1399 [304] = 1'h1;
             9'h131:
-                \$1395 [305] = 1'h1;
+                \$1399 [305] = 1'h1;
             9'h132:
-                \$1395 [306] = 1'h1;
+                \$1399 [306] = 1'h1;
             9'h133:
-                \$1395 [307] = 1'h1;
+                \$1399 [307] = 1'h1;
             9'h134:
-                \$1395 [308] = 1'h1;
+                \$1399 [308] = 1'h1;
             9'h135:
-                \$1395 [309] = 1'h1;
+                \$1399 [309] = 1'h1;
             9'h136:
-                \$1395 [310] = 1'h1;
+                \$1399 [310] = 1'h1;
             9'h137:
-                \$1395 [311] = 1'h1;
+                \$1399 [311] = 1'h1;
             9'h138:
-                \$1395 [312] = 1'h1;
+                \$1399 [312] = 1'h1;
             9'h139:
-                \$1395 [313] = 1'h1;
+                \$1399 [313] = 1'h1;
             9'h13a:
-                \$1395 [314] = 1'h1;
+                \$1399 [314] = 1'h1;
             9'h13b:
-                \$1395 [315] = 1'h1;
+                \$1399 [315] = 1'h1;
             9'h13c:
-                \$1395 [316] = 1'h1;
+                \$1399 [316] = 1'h1;
             9'h13d:
-                \$1395 [317] = 1'h1;
+                \$1399 [317] = 1'h1;
             9'h13e:
-                \$1395 [318] = 1'h1;
+                \$1399 [318] = 1'h1;
             9'h13f:
-                \$1395 [319] = 1'h1;
+                \$1399 [319] = 1'h1;
             9'h140:
-                \$1395 [320] = 1'h1;
+                \$1399 [320] = 1'h1;
             9'h141:
-                \$1395 [321] = 1'h1;
+                \$1399 [321] = 1'h1;
             9'h142:
-                \$1395 [322] = 1'h1;
+                \$1399 [322] = 1'h1;
             9'h143:
-                \$1395 [323] = 1'h1;
+                \$1399 [323] = 1'h1;
             9'h144:
-                \$1395 [324] = 1'h1;
+                \$1399 [324] = 1'h1;
             9'h145:
-                \$1395 [325] = 1'h1;
+                \$1399 [325] = 1'h1;
             9'h146:
-                \$1395 [326] = 1'h1;
+                \$1399 [326] = 1'h1;
             9'h147:
-                \$1395 [327] = 1'h1;
+                \$1399 [327] = 1'h1;
             9'h148:
-                \$1395 [328] = 1'h1;
+                \$1399 [328] = 1'h1;
             9'h149:
-                \$1395 [329] = 1'h1;
+                \$1399 [329] = 1'h1;
             9'h14a:
-                \$1395 [330] = 1'h1;
+                \$1399 [330] = 1'h1;
             9'h14b:
-                \$1395 [331] = 1'h1;
+                \$1399 [331] = 1'h1;
             9'h14c:
-                \$1395 [332] = 1'h1;
+                \$1399 [332] = 1'h1;
             9'h14d:
-                \$1395 [333] = 1'h1;
+                \$1399 [333] = 1'h1;
             9'h14e:
-                \$1395 [334] = 1'h1;
+                \$1399 [334] = 1'h1;
             9'h14f:
-                \$1395 [335] = 1'h1;
+                \$1399 [335] = 1'h1;
             9'h150:
-                \$1395 [336] = 1'h1;
+                \$1399 [336] = 1'h1;
             9'h151:
-                \$1395 [337] = 1'h1;
+                \$1399 [337] = 1'h1;
             9'h152:
-                \$1395 [338] = 1'h1;
+                \$1399 [338] = 1'h1;
             9'h153:
-                \$1395 [339] = 1'h1;
+                \$1399 [339] = 1'h1;
             9'h154:
-                \$1395 [340] = 1'h1;
+                \$1399 [340] = 1'h1;
             9'h155:
-                \$1395 [341] = 1'h1;
+                \$1399 [341] = 1'h1;
             9'h156:
-                \$1395 [342] = 1'h1;
+                \$1399 [342] = 1'h1;
             9'h157:
-                \$1395 [343] = 1'h1;
+                \$1399 [343] = 1'h1;
             9'h158:
-                \$1395 [344] = 1'h1;
+                \$1399 [344] = 1'h1;
             9'h159:
-                \$1395 [345] = 1'h1;
+                \$1399 [345] = 1'h1;
             9'h15a:
-                \$1395 [346] = 1'h1;
+                \$1399 [346] = 1'h1;
             9'h15b:
-                \$1395 [347] = 1'h1;
+                \$1399 [347] = 1'h1;
             9'h15c:
-                \$1395 [348] = 1'h1;
+                \$1399 [348] = 1'h1;
             9'h15d:
-                \$1395 [349] = 1'h1;
+                \$1399 [349] = 1'h1;
             9'h15e:
-                \$1395 [350] = 1'h1;
+                \$1399 [350] = 1'h1;
             9'h15f:
-                \$1395 [351] = 1'h1;
+                \$1399 [351] = 1'h1;
             9'h160:
-                \$1395 [352] = 1'h1;
+                \$1399 [352] = 1'h1;
             9'h161:
-                \$1395 [353] = 1'h1;
+                \$1399 [353] = 1'h1;
             9'h162:
-                \$1395 [354] = 1'h1;
+                \$1399 [354] = 1'h1;
             9'h163:
-                \$1395 [355] = 1'h1;
+                \$1399 [355] = 1'h1;
             9'h164:
-                \$1395 [356] = 1'h1;
+                \$1399 [356] = 1'h1;
             9'h165:
-                \$1395 [357] = 1'h1;
+                \$1399 [357] = 1'h1;
             9'h166:
-                \$1395 [358] = 1'h1;
+                \$1399 [358] = 1'h1;
             9'h167:
-                \$1395 [359] = 1'h1;
+                \$1399 [359] = 1'h1;
             9'h168:
-                \$1395 [360] = 1'h1;
+                \$1399 [360] = 1'h1;
             9'h169:
-                \$1395 [361] = 1'h1;
+                \$1399 [361] = 1'h1;
             9'h16a:
-                \$1395 [362] = 1'h1;
+                \$1399 [362] = 1'h1;
             9'h16b:
-                \$1395 [363] = 1'h1;
+                \$1399 [363] = 1'h1;
             9'h16c:
-                \$1395 [364] = 1'h1;
+                \$1399 [364] = 1'h1;
             9'h16d:
-                \$1395 [365] = 1'h1;
+                \$1399 [365] = 1'h1;
             9'h16e:
-                \$1395 [366] = 1'h1;
+                \$1399 [366] = 1'h1;
             9'h16f:
-                \$1395 [367] = 1'h1;
+                \$1399 [367] = 1'h1;
             9'h170:
-                \$1395 [368] = 1'h1;
+                \$1399 [368] = 1'h1;
             9'h171:
-                \$1395 [369] = 1'h1;
+                \$1399 [369] = 1'h1;
             9'h172:
-                \$1395 [370] = 1'h1;
+                \$1399 [370] = 1'h1;
             9'h173:
-                \$1395 [371] = 1'h1;
+                \$1399 [371] = 1'h1;
             9'h174:
-                \$1395 [372] = 1'h1;
+                \$1399 [372] = 1'h1;
             9'h175:
-                \$1395 [373] = 1'h1;
+                \$1399 [373] = 1'h1;
             9'h176:
-                \$1395 [374] = 1'h1;
+                \$1399 [374] = 1'h1;
             9'h177:
-                \$1395 [375] = 1'h1;
+                \$1399 [375] = 1'h1;
             9'h178:
-                \$1395 [376] = 1'h1;
+                \$1399 [376] = 1'h1;
             9'h179:
-                \$1395 [377] = 1'h1;
+                \$1399 [377] = 1'h1;
             9'h17a:
-                \$1395 [378] = 1'h1;
+                \$1399 [378] = 1'h1;
             9'h17b:
-                \$1395 [379] = 1'h1;
+                \$1399 [379] = 1'h1;
             9'h17c:
-                \$1395 [380] = 1'h1;
+                \$1399 [380] = 1'h1;
             9'h17d:
-                \$1395 [381] = 1'h1;
+                \$1399 [381] = 1'h1;
             9'h17e:
-                \$1395 [382] = 1'h1;
+                \$1399 [382] = 1'h1;
             9'h17f:
-                \$1395 [383] = 1'h1;
+                \$1399 [383] = 1'h1;
             9'h180:
-                \$1395 [384] = 1'h1;
+                \$1399 [384] = 1'h1;
             9'h181:
-                \$1395 [385] = 1'h1;
+                \$1399 [385] = 1'h1;
             9'h182:
-                \$1395 [386] = 1'h1;
+                \$1399 [386] = 1'h1;
             9'h183:
-                \$1395 [387] = 1'h1;
+                \$1399 [387] = 1'h1;
             9'h184:
-                \$1395 [388] = 1'h1;
+                \$1399 [388] = 1'h1;
             9'h185:
-                \$1395 [389] = 1'h1;
+                \$1399 [389] = 1'h1;
             9'h186:
-                \$1395 [390] = 1'h1;
+                \$1399 [390] = 1'h1;
             9'h187:
-                \$1395 [391] = 1'h1;
+                \$1399 [391] = 1'h1;
             9'h188:
-                \$1395 [392] = 1'h1;
+                \$1399 [392] = 1'h1;
             9'h189:
-                \$1395 [393] = 1'h1;
+                \$1399 [393] = 1'h1;
             9'h18a:
-                \$1395 [394] = 1'h1;
+                \$1399 [394] = 1'h1;
             9'h18b:
-                \$1395 [395] = 1'h1;
+                \$1399 [395] = 1'h1;
             9'h18c:
-                \$1395 [396] = 1'h1;
+                \$1399 [396] = 1'h1;
             9'h18d:
-                \$1395 [397] = 1'h1;
+                \$1399 [397] = 1'h1;
             9'h18e:
-                \$1395 [398] = 1'h1;
+                \$1399 [398] = 1'h1;
             9'h18f:
-                \$1395 [399] = 1'h1;
+                \$1399 [399] = 1'h1;
             9'h190:
-                \$1395 [400] = 1'h1;
+                \$1399 [400] = 1'h1;
             9'h191:
-                \$1395 [401] = 1'h1;
+                \$1399 [401] = 1'h1;
             9'h192:
-                \$1395 [402] = 1'h1;
+                \$1399 [402] = 1'h1;
             9'h193:
-                \$1395 [403] = 1'h1;
+                \$1399 [403] = 1'h1;
             9'h194:
-                \$1395 [404] = 1'h1;
+                \$1399 [404] = 1'h1;
             9'h195:
-                \$1395 [405] = 1'h1;
+                \$1399 [405] = 1'h1;
             9'h196:
-                \$1395 [406] = 1'h1;
+                \$1399 [406] = 1'h1;
             9'h197:
-                \$1395 [407] = 1'h1;
+                \$1399 [407] = 1'h1;
             9'h198:
-                \$1395 [408] = 1'h1;
+                \$1399 [408] = 1'h1;
             9'h199:
-                \$1395 [409] = 1'h1;
+                \$1399 [409] = 1'h1;
             9'h19a:
-                \$1395 [410] = 1'h1;
+                \$1399 [410] = 1'h1;
             9'h19b:
-                \$1395 [411] = 1'h1;
+                \$1399 [411] = 1'h1;
             9'h19c:
-                \$1395 [412] = 1'h1;
+                \$1399 [412] = 1'h1;
             9'h19d:
-                \$1395 [413] = 1'h1;
+                \$1399 [413] = 1'h1;
             9'h19e:
-                \$1395 [414] = 1'h1;
+                \$1399 [414] = 1'h1;
             9'h19f:
-                \$1395 [415] = 1'h1;
+                \$1399 [415] = 1'h1;
             9'h1a0:
-                \$1395 [416] = 1'h1;
+                \$1399 [416] = 1'h1;
             9'h1a1:
-                \$1395 [417] = 1'h1;
+                \$1399 [417] = 1'h1;
             9'h1a2:
-                \$1395 [418] = 1'h1;
+                \$1399 [418] = 1'h1;
             9'h1a3:
-                \$1395 [419] = 1'h1;
+                \$1399 [419] = 1'h1;
             9'h1a4:
-                \$1395 [420] = 1'h1;
+                \$1399 [420] = 1'h1;
             9'h1a5:
-                \$1395 [421] = 1'h1;
+                \$1399 [421] = 1'h1;
             9'h1a6:
-                \$1395 [422] = 1'h1;
+                \$1399 [422] = 1'h1;
             9'h1a7:
-                \$1395 [423] = 1'h1;
+                \$1399 [423] = 1'h1;
             9'h1a8:
-                \$1395 [424] = 1'h1;
+                \$1399 [424] = 1'h1;
             9'h1a9:
-                \$1395 [425] = 1'h1;
+                \$1399 [425] = 1'h1;
             9'h1aa:
-                \$1395 [426] = 1'h1;
+                \$1399 [426] = 1'h1;
             9'h1ab:
-                \$1395 [427] = 1'h1;
+                \$1399 [427] = 1'h1;
             9'h1ac:
-                \$1395 [428] = 1'h1;
+                \$1399 [428] = 1'h1;
             9'h1ad:
-                \$1395 [429] = 1'h1;
+                \$1399 [429] = 1'h1;
             9'h1ae:
-                \$1395 [430] = 1'h1;
+                \$1399 [430] = 1'h1;
             9'h1af:
-                \$1395 [431] = 1'h1;
+                \$1399 [431] = 1'h1;
             9'h1b0:
-                \$1395 [432] = 1'h1;
+                \$1399 [432] = 1'h1;
             9'h1b1:
-                \$1395 [433] = 1'h1;
+                \$1399 [433] = 1'h1;
             9'h1b2:
-                \$1395 [434] = 1'h1;
+                \$1399 [434] = 1'h1;
             9'h1b3:
-                \$1395 [435] = 1'h1;
+                \$1399 [435] = 1'h1;
             9'h1b4:
-                \$1395 [436] = 1'h1;
+                \$1399 [436] = 1'h1;
             9'h1b5:
-                \$1395 [437] = 1'h1;
+                \$1399 [437] = 1'h1;
             9'h1b6:
-                \$1395 [438] = 1'h1;
+                \$1399 [438] = 1'h1;
             9'h1b7:
-                \$1395 [439] = 1'h1;
+                \$1399 [439] = 1'h1;
             9'h1b8:
-                \$1395 [440] = 1'h1;
+                \$1399 [440] = 1'h1;
             9'h1b9:
-                \$1395 [441] = 1'h1;
+                \$1399 [441] = 1'h1;
             9'h1ba:
-                \$1395 [442] = 1'h1;
+                \$1399 [442] = 1'h1;
             9'h1bb:
-                \$1395 [443] = 1'h1;
+                \$1399 [443] = 1'h1;
             9'h1bc:
-                \$1395 [444] = 1'h1;
+                \$1399 [444] = 1'h1;
             9'h1bd:
-                \$1395 [445] = 1'h1;
+                \$1399 [445] = 1'h1;
             9'h1be:
-                \$1395 [446] = 1'h1;
+                \$1399 [446] = 1'h1;
             9'h1bf:
-                \$1395 [447] = 1'h1;
+                \$1399 [447] = 1'h1;
             9'h1c0:
-                \$1395 [448] = 1'h1;
+                \$1399 [448] = 1'h1;
             9'h1c1:
-                \$1395 [449] = 1'h1;
+                \$1399 [449] = 1'h1;
             9'h1c2:
-                \$1395 [450] = 1'h1;
+                \$1399 [450] = 1'h1;
             9'h1c3:
-                \$1395 [451] = 1'h1;
+                \$1399 [451] = 1'h1;
             9'h1c4:
-                \$1395 [452] = 1'h1;
+                \$1399 [452] = 1'h1;
             9'h1c5:
-                \$1395 [453] = 1'h1;
+                \$1399 [453] = 1'h1;
             9'h1c6:
-                \$1395 [454] = 1'h1;
+                \$1399 [454] = 1'h1;
             9'h1c7:
-                \$1395 [455] = 1'h1;
+                \$1399 [455] = 1'h1;
             9'h1c8:
-                \$1395 [456] = 1'h1;
+                \$1399 [456] = 1'h1;
             9'h1c9:
-                \$1395 [457] = 1'h1;
+                \$1399 [457] = 1'h1;
             9'h1ca:
-                \$1395 [458] = 1'h1;
+                \$1399 [458] = 1'h1;
             9'h1cb:
-                \$1395 [459] = 1'h1;
+                \$1399 [459] = 1'h1;
             9'h1cc:
-                \$1395 [460] = 1'h1;
+                \$1399 [460] = 1'h1;
             9'h1cd:
-                \$1395 [461] = 1'h1;
+                \$1399 [461] = 1'h1;
             9'h1ce:
-                \$1395 [462] = 1'h1;
+                \$1399 [462] = 1'h1;
             9'h1cf:
-                \$1395 [463] = 1'h1;
+                \$1399 [463] = 1'h1;
             9'h1d0:
-                \$1395 [464] = 1'h1;
+                \$1399 [464] = 1'h1;
             9'h1d1:
-                \$1395 [465] = 1'h1;
+                \$1399 [465] = 1'h1;
             9'h1d2:
-                \$1395 [466] = 1'h1;
+                \$1399 [466] = 1'h1;
             9'h1d3:
-                \$1395 [467] = 1'h1;
+                \$1399 [467] = 1'h1;
             9'h1d4:
-                \$1395 [468] = 1'h1;
+                \$1399 [468] = 1'h1;
             9'h1d5:
-                \$1395 [469] = 1'h1;
+                \$1399 [469] = 1'h1;
             9'h1d6:
-                \$1395 [470] = 1'h1;
+                \$1399 [470] = 1'h1;
             9'h1d7:
-                \$1395 [471] = 1'h1;
+                \$1399 [471] = 1'h1;
             9'h1d8:
-                \$1395 [472] = 1'h1;
+                \$1399 [472] = 1'h1;
             9'h1d9:
-                \$1395 [473] = 1'h1;
+                \$1399 [473] = 1'h1;
             9'h1da:
-                \$1395 [474] = 1'h1;
+                \$1399 [474] = 1'h1;
             9'h1db:
-                \$1395 [475] = 1'h1;
+                \$1399 [475] = 1'h1;
             9'h1dc:
-                \$1395 [476] = 1'h1;
+                \$1399 [476] = 1'h1;
             9'h1dd:
-                \$1395 [477] = 1'h1;
+                \$1399 [477] = 1'h1;
             9'h1de:
-                \$1395 [478] = 1'h1;
+                \$1399 [478] = 1'h1;
             9'h1df:
-                \$1395 [479] = 1'h1;
+                \$1399 [479] = 1'h1;
             9'h1e0:
-                \$1395 [480] = 1'h1;
+                \$1399 [480] = 1'h1;
             9'h1e1:
-                \$1395 [481] = 1'h1;
+                \$1399 [481] = 1'h1;
             9'h1e2:
-                \$1395 [482] = 1'h1;
+                \$1399 [482] = 1'h1;
             9'h1e3:
-                \$1395 [483] = 1'h1;
+                \$1399 [483] = 1'h1;
             9'h1e4:
-                \$1395 [484] = 1'h1;
+                \$1399 [484] = 1'h1;
             9'h1e5:
-                \$1395 [485] = 1'h1;
+                \$1399 [485] = 1'h1;
             9'h1e6:
-                \$1395 [486] = 1'h1;
+                \$1399 [486] = 1'h1;
             9'h1e7:
-                \$1395 [487] = 1'h1;
+                \$1399 [487] = 1'h1;
             9'h1e8:
-                \$1395 [488] = 1'h1;
+                \$1399 [488] = 1'h1;
             9'h1e9:
-                \$1395 [489] = 1'h1;
+                \$1399 [489] = 1'h1;
             9'h1ea:
-                \$1395 [490] = 1'h1;
+                \$1399 [490] = 1'h1;
             9'h1eb:
-                \$1395 [491] = 1'h1;
+                \$1399 [491] = 1'h1;
             9'h1ec:
-                \$1395 [492] = 1'h1;
+                \$1399 [492] = 1'h1;
             9'h1ed:
-                \$1395 [493] = 1'h1;
+                \$1399 [493] = 1'h1;
             9'h1ee:
-                \$1395 [494] = 1'h1;
+                \$1399 [494] = 1'h1;
             9'h1ef:
-                \$1395 [495] = 1'h1;
+                \$1399 [495] = 1'h1;
             9'h1f0:
-                \$1395 [496] = 1'h1;
+                \$1399 [496] = 1'h1;
             9'h1f1:
-                \$1395 [497] = 1'h1;
+                \$1399 [497] = 1'h1;
             9'h1f2:
-                \$1395 [498] = 1'h1;
+                \$1399 [498] = 1'h1;
             9'h1f3:
-                \$1395 [499] = 1'h1;
+                \$1399 [499] = 1'h1;
             9'h1f4:
-                \$1395 [500] = 1'h1;
+                \$1399 [500] = 1'h1;
             9'h1f5:
-                \$1395 [501] = 1'h1;
+                \$1399 [501] = 1'h1;
             9'h1f6:
-                \$1395 [502] = 1'h1;
+                \$1399 [502] = 1'h1;
             9'h1f7:
-                \$1395 [503] = 1'h1;
+                \$1399 [503] = 1'h1;
             9'h1f8:
-                \$1395 [504] = 1'h1;
+                \$1399 [504] = 1'h1;
             9'h1f9:
-                \$1395 [505] = 1'h1;
+                \$1399 [505] = 1'h1;
             9'h1fa:
-                \$1395 [506] = 1'h1;
+                \$1399 [506] = 1'h1;
             9'h1fb:
-                \$1395 [507] = 1'h1;
+                \$1399 [507] = 1'h1;
             9'h1fc:
-                \$1395 [508] = 1'h1;
+                \$1399 [508] = 1'h1;
             9'h1fd:
-                \$1395 [509] = 1'h1;
+                \$1399 [509] = 1'h1;
             9'h1fe:
-                \$1395 [510] = 1'h1;
+                \$1399 [510] = 1'h1;
             9'h1ff:
-                \$1395 [511] = 1'h1;
+                \$1399 [511] = 1'h1;
           endcase
         end
       end
     end
     if (\$1160 ) begin
       if (\$1162 ) begin
-        \$1395  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+        \$1399  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1395  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1399  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1396  = done;
+    \$1400  = done;
     if (running) begin
-      \$1396  = \$612 [9:0];
+      \$1400  = \$612 [9:0];
     end
     if (\$1160 ) begin
-      \$1396  = 10'h000;
+      \$1400  = 10'h000;
     end
     if (rst) begin
-      \$1396  = 10'h000;
+      \$1400  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1397  = \$signal$426 ;
+    \$1401  = \$signal$430 ;
     if (running) begin
-      \$1397  = \$1142 [31:0];
+      \$1401  = \$1142 [31:0];
     end
     if (\$1160 ) begin
-      \$1397  = 32'd0;
+      \$1401  = 32'd0;
     end
     if (rst) begin
-      \$1397  = 32'd0;
+      \$1401  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1398  = macs;
+    \$1402  = macs;
     if (running) begin
-      \$1398  = \$1144 [31:0];
+      \$1402  = \$1144 [31:0];
     end
     if (\$1160 ) begin
-      \$1398  = 32'd0;
+      \$1402  = 32'd0;
     end
     if (rst) begin
-      \$1398  = 32'd0;
+      \$1402  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1399  = running;
+    \$1403  = running;
     if (running) begin
       if (\$1145 ) begin
-        \$1399  = 1'h0;
+        \$1403  = 1'h0;
       end
     end
     if (\$1160 ) begin
-      \$1399  = 1'h1;
+      \$1403  = 1'h1;
     end
     if (rst) begin
-      \$1399  = 1'h0;
+      \$1403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1400  = out_full;
+    \$1404  = out_full;
     if (running) begin
       if (\$1145 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$63 )
           1'h0:
-              \$1400 [0] = 1'h1;
+              \$1404 [0] = 1'h1;
           1'h1:
-              \$1400 [1] = 1'h1;
+              \$1404 [1] = 1'h1;
         endcase
       end
     end
@@ -20435,105 +20549,49 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
         (* full_case = 32'd1 *)
         casez (out_buf)
           1'h0:
-              \$1400 [0] = 1'h0;
+              \$1404 [0] = 1'h0;
           1'h1:
-              \$1400 [1] = 1'h0;
+              \$1404 [1] = 1'h0;
         endcase
       end
     end
     if (rst) begin
-      \$1400  = 2'h0;
+      \$1404  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1401  = \$signal$63 ;
+    \$1405  = \$signal$63 ;
     if (running) begin
       if (\$1145 ) begin
-        \$1401  = \$1146 ;
+        \$1405  = \$1146 ;
       end
     end
     if (rst) begin
-      \$1401  = 1'h0;
+      \$1405  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1402  = out0_vectors;
+    \$1406  = out0_vectors;
     if (running) begin
       if (\$1145 ) begin
         if (\$1147 ) begin
-          \$1402  = \$signal$30 ;
+          \$1406  = \$signal$30 ;
         end
       end
     end
     if (rst) begin
-      \$1402  = 5'h00;
+      \$1406  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1403  = out0_run_cycles;
+    \$1407  = out0_run_cycles;
     if (running) begin
       if (\$1145 ) begin
         if (\$1147 ) begin
-          \$1403  = \$1148 [31:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$1403  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1404  = out0_macs;
-    if (running) begin
-      if (\$1145 ) begin
-        if (\$1147 ) begin
-          \$1404  = \$1150 [31:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$1404  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1405  = out1_vectors;
-    if (running) begin
-      if (\$1145 ) begin
-        if (\$1151 ) begin
-          \$1405  = \$signal$30 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$1405  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1406  = out1_run_cycles;
-    if (running) begin
-      if (\$1145 ) begin
-        if (\$1151 ) begin
-          \$1406  = \$1152 [31:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$1406  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1407  = out1_macs;
-    if (running) begin
-      if (\$1145 ) begin
-        if (\$1151 ) begin
-          \$1407  = \$1154 [31:0];
+          \$1407  = \$1148 [31:0];
         end
       end
     end
@@ -20543,64 +20601,120 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1408  = \$signal$30 ;
+    \$1408  = out0_macs;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1147 ) begin
+          \$1408  = \$1150 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1408  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1409  = out1_vectors;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1409  = \$signal$30 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$1409  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1410  = out1_run_cycles;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1410  = \$1152 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1410  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1411  = out1_macs;
+    if (running) begin
+      if (\$1145 ) begin
+        if (\$1151 ) begin
+          \$1411  = \$1154 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1411  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1412  = \$signal$30 ;
     if (\$1160 ) begin
       if (\$1161 ) begin
-        \$1408  = in0_vectors;
+        \$1412  = in0_vectors;
       end
       if (\$1162 ) begin
-        \$1408  = in1_vectors;
+        \$1412  = in1_vectors;
       end
     end
     if (rst) begin
-      \$1408  = 5'h00;
+      \$1412  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1409  = run_target;
+    \$1413  = run_target;
     if (\$1160 ) begin
       if (\$1161 ) begin
-        \$1409  = in0_target;
+        \$1413  = in0_target;
       end
       if (\$1162 ) begin
-        \$1409  = in1_target;
+        \$1413  = in1_target;
       end
     end
     if (rst) begin
-      \$1409  = 10'h000;
+      \$1413  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1410  = \$signal$315 ;
+    \$1414  = \$signal$315 ;
     if (\$1163 ) begin
-      \$1410  = \$1167 [4:0];
+      \$1414  = \$1167 [4:0];
     end
     if (rst) begin
-      \$1410  = 5'h00;
+      \$1414  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1411  = out_v;
+    \$1415  = out_v;
     if (\$1163 ) begin
-      \$1411  = \$1178 [3:0];
+      \$1415  = \$1178 [3:0];
     end
     if (rst) begin
-      \$1411  = 4'h0;
+      \$1415  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1412  = out_buf;
+    \$1416  = out_buf;
     if (\$1163 ) begin
       if (\$1184 ) begin
-        \$1412  = \$1185 ;
+        \$1416  = \$1185 ;
       end
     end
     if (rst) begin
-      \$1412  = 1'h0;
+      \$1416  = 1'h0;
     end
   end
   assign cu0_weights_waddr = { \$signal$44 , \$signal$43  };
@@ -21085,6 +21199,14 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \cu7_table_rdata.bias  = cu7_table_rdata[36:5];
   assign \cu7_table_rdata.m_q  = cu7_table_rdata[68:37];
   assign \cu7_table_rdata.b_q  = cu7_table_rdata[100:69];
+  assign \$1395  = bincu1_tag_d2;
+  assign \$1394  = bincu1_tag_d1;
+  assign \$1393  = bincu1_tag_d0;
+  assign \$1392  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+  assign \$1383  = bincu0_tag_d2;
+  assign \$1382  = bincu0_tag_d1;
+  assign \$1381  = bincu0_tag_d0;
+  assign \$1380  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
   assign y__payload[96:65] = \$640 ;
   assign y__payload[64:33] = \$639 ;
   assign y__payload[31:0] = \$638 ;

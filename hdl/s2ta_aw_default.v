@@ -5,19 +5,29 @@
 module s2ta_aw_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, rst, act_out, valid_out, last_out, wgt_out, drain_out, en);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
+  wire [7:0] \$10 ;
+  reg \$100 ;
+  reg [15:0] \$101 ;
+  reg \$102 ;
+  reg [31:0] \$103 ;
+  reg [7:0] \$104 ;
+  reg [7:0] \$105 ;
+  reg \$106 ;
+  reg [15:0] \$107 ;
+  reg \$108 ;
+  reg [31:0] \$109 ;
+  wire [7:0] \$11 ;
+  wire [15:0] \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
+  wire [7:0] \$19 ;
+  wire [7:0] \$2 ;
   wire \$20 ;
-  wire \$21 ;
+  wire [7:0] \$21 ;
   wire [7:0] \$22 ;
   wire \$23 ;
   wire [7:0] \$24 ;
@@ -25,66 +35,84 @@ module s2ta_aw_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire \$26 ;
   wire [7:0] \$27 ;
   wire [7:0] \$28 ;
-  wire \$29 ;
+  wire [15:0] \$29 ;
   wire \$3 ;
-  wire [7:0] \$30 ;
-  wire [7:0] \$31 ;
-  wire [15:0] \$32 ;
-  wire [32:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
-  wire [7:0] \$35 ;
-  wire \$36 ;
-  wire [7:0] \$37 ;
+  wire \$35 ;
+  wire [7:0] \$36 ;
+  wire \$37 ;
   wire [7:0] \$38 ;
-  wire \$39 ;
-  wire \$4 ;
-  wire [7:0] \$40 ;
+  wire [7:0] \$39 ;
+  wire [7:0] \$4 ;
+  wire \$40 ;
   wire [7:0] \$41 ;
-  wire \$42 ;
-  wire [7:0] \$43 ;
+  wire [7:0] \$42 ;
+  wire \$43 ;
   wire [7:0] \$44 ;
-  wire [15:0] \$45 ;
-  wire [32:0] \$46 ;
+  wire [7:0] \$45 ;
+  wire [15:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [7:0] \$51 ;
+  wire [7:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
   wire \$52 ;
   wire [7:0] \$53 ;
-  wire [7:0] \$54 ;
-  wire \$55 ;
+  wire \$54 ;
+  wire [7:0] \$55 ;
   wire [7:0] \$56 ;
-  wire [7:0] \$57 ;
-  wire [15:0] \$58 ;
-  wire [32:0] \$59 ;
+  wire \$57 ;
+  wire [7:0] \$58 ;
+  wire [7:0] \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire [7:0] \$61 ;
-  wire \$62 ;
-  wire [7:0] \$63 ;
-  wire [7:0] \$64 ;
+  wire [7:0] \$62 ;
+  wire [15:0] \$63 ;
+  wire \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [7:0] \$67 ;
+  wire \$66 ;
+  wire \$67 ;
   wire \$68 ;
-  wire [7:0] \$69 ;
-  wire \$7 ;
-  wire [7:0] \$70 ;
-  wire [15:0] \$71 ;
+  wire [16:0] \$69 ;
+  wire [7:0] \$7 ;
+  wire [32:0] \$70 ;
+  wire [16:0] \$71 ;
   wire [32:0] \$72 ;
-  reg [21:0] \$73 ;
-  reg [87:0] \$74 ;
-  reg \$75 ;
-  reg \$76 ;
-  reg [127:0] \$77 ;
-  reg [31:0] \$78 ;
-  reg [31:0] \$79 ;
-  wire \$8 ;
-  reg [31:0] \$80 ;
-  reg [31:0] \$81 ;
+  wire [16:0] \$73 ;
+  wire [32:0] \$74 ;
+  wire [16:0] \$75 ;
+  wire [32:0] \$76 ;
+  reg [21:0] \$77 ;
+  reg [87:0] \$78 ;
+  reg \$79 ;
+  wire [7:0] \$8 ;
+  reg \$80 ;
+  reg \$81 ;
+  reg \$82 ;
+  reg \$83 ;
+  reg \$84 ;
+  reg [7:0] \$85 ;
+  reg [7:0] \$86 ;
+  reg \$87 ;
+  reg [15:0] \$88 ;
+  reg \$89 ;
   wire \$9 ;
+  reg [127:0] \$90 ;
+  reg [31:0] \$91 ;
+  reg [7:0] \$92 ;
+  reg [7:0] \$93 ;
+  reg \$94 ;
+  reg [15:0] \$95 ;
+  reg \$96 ;
+  reg [31:0] \$97 ;
+  reg [7:0] \$98 ;
+  reg [7:0] \$99 ;
   reg [31:0] acc_0_0 = 32'd0;
   reg [31:0] acc_0_1 = 32'd0;
   reg [31:0] acc_1_0 = 32'd0;
@@ -135,8 +163,32 @@ module s2ta_aw_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg product_0 = 1'h0;
+  reg [15:0] product_0_0_0 = 16'h0000;
+  reg product_0_0_1 = 1'h0;
+  reg [15:0] product_0_1_0 = 16'h0000;
+  reg product_0_1_1 = 1'h0;
+  reg product_1 = 1'h0;
+  reg [15:0] product_1_0_0 = 16'h0000;
+  reg product_1_0_1 = 1'h0;
+  reg [15:0] product_1_1_0 = 16'h0000;
+  reg product_1_1_1 = 1'h0;
   input rst;
   wire rst;
+  reg select_0 = 1'h0;
+  reg [7:0] select_0_0_0 = 8'h00;
+  reg [7:0] select_0_0_1 = 8'h00;
+  reg select_0_0_2 = 1'h0;
+  reg [7:0] select_0_1_0 = 8'h00;
+  reg [7:0] select_0_1_1 = 8'h00;
+  reg select_0_1_2 = 1'h0;
+  reg select_1 = 1'h0;
+  reg [7:0] select_1_0_0 = 8'h00;
+  reg [7:0] select_1_0_1 = 8'h00;
+  reg select_1_0_2 = 1'h0;
+  reg [7:0] select_1_1_0 = 8'h00;
+  reg [7:0] select_1_1_1 = 8'h00;
+  reg select_1_1_2 = 1'h0;
   (* init = 128'h00000000000000000000000000000000 *)
   wire [127:0] shadow;
   wire [31:0] \shadow[0] ;
@@ -227,224 +279,516 @@ module s2ta_aw_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire [7:0] \wgt_out[1].values[1] ;
   wire [7:0] \wgt_out[1].values[2] ;
   wire [7:0] \wgt_out[1].values[3] ;
-  assign \$19  = ~ \$18 ;
-  assign \$20  = \$17  & \$19 ;
-  assign \$21  = wgt_out[34:32] == act_out[10:8];
-  assign \$22  = \$21  ? wgt_out[7:0] : 8'h00;
-  assign \$23  = wgt_out[37:35] == act_out[10:8];
-  assign \$24  = \$23  ? wgt_out[15:8] : 8'h00;
+  assign \$1  = wgt_out[34:32] == act_out[10:8];
+  assign \$2  = \$1  ? wgt_out[7:0] : 8'h00;
+  assign \$3  = wgt_out[37:35] == act_out[10:8];
+  assign \$4  = \$3  ? wgt_out[15:8] : 8'h00;
+  assign \$5  = \$2  | \$4 ;
+  assign \$6  = wgt_out[40:38] == act_out[10:8];
+  assign \$7  = \$6  ? wgt_out[23:16] : 8'h00;
+  assign \$8  = \$5  | \$7 ;
+  assign \$9  = wgt_out[43:41] == act_out[10:8];
+  assign \$10  = \$9  ? wgt_out[31:24] : 8'h00;
+  assign \$11  = \$8  | \$10 ;
+  assign \$12  = $signed(select_0_0_0) * $signed(select_0_0_1);
+  assign \$13  = en & product_0;
+  assign \$14  = en & shift;
+  assign \$15  = product_0 & product_1;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = wgt_out[78:76] == act_out[10:8];
+  assign \$19  = \$18  ? wgt_out[51:44] : 8'h00;
+  assign \$20  = wgt_out[81:79] == act_out[10:8];
+  assign \$21  = \$20  ? wgt_out[59:52] : 8'h00;
+  assign \$22  = \$19  | \$21 ;
+  assign \$23  = wgt_out[84:82] == act_out[10:8];
+  assign \$24  = \$23  ? wgt_out[67:60] : 8'h00;
   assign \$25  = \$22  | \$24 ;
-  assign \$26  = wgt_out[40:38] == act_out[10:8];
-  assign \$27  = \$26  ? wgt_out[23:16] : 8'h00;
+  assign \$26  = wgt_out[87:85] == act_out[10:8];
+  assign \$27  = \$26  ? wgt_out[75:68] : 8'h00;
   assign \$28  = \$25  | \$27 ;
-  assign \$29  = wgt_out[43:41] == act_out[10:8];
-  assign \$30  = \$29  ? wgt_out[31:24] : 8'h00;
-  assign \$31  = \$28  | \$30 ;
-  assign \$32  = $signed(act_out[7:0]) * $signed(\$31 );
-  assign \$33  = $signed(acc_0_0) + $signed(\$32 );
-  assign \$34  = wgt_out[78:76] == act_out[10:8];
-  assign \$35  = \$34  ? wgt_out[51:44] : 8'h00;
-  assign \$36  = wgt_out[81:79] == act_out[10:8];
-  assign \$37  = \$36  ? wgt_out[59:52] : 8'h00;
-  assign \$38  = \$35  | \$37 ;
-  assign \$39  = wgt_out[84:82] == act_out[10:8];
-  assign \$40  = \$39  ? wgt_out[67:60] : 8'h00;
-  assign \$41  = \$38  | \$40 ;
-  assign \$42  = wgt_out[87:85] == act_out[10:8];
-  assign \$43  = \$42  ? wgt_out[75:68] : 8'h00;
-  assign \$44  = \$41  | \$43 ;
-  assign \$45  = $signed(act_out[7:0]) * $signed(\$44 );
-  assign \$46  = $signed(acc_0_1) + $signed(\$45 );
-  assign \$47  = wgt_out[34:32] == act_out[21:19];
-  assign \$48  = \$47  ? wgt_out[7:0] : 8'h00;
-  assign \$49  = wgt_out[37:35] == act_out[21:19];
-  assign \$50  = \$49  ? wgt_out[15:8] : 8'h00;
-  assign \$51  = \$48  | \$50 ;
-  assign \$52  = wgt_out[40:38] == act_out[21:19];
-  assign \$53  = \$52  ? wgt_out[23:16] : 8'h00;
-  assign \$54  = \$51  | \$53 ;
-  assign \$55  = wgt_out[43:41] == act_out[21:19];
-  assign \$56  = \$55  ? wgt_out[31:24] : 8'h00;
-  assign \$57  = \$54  | \$56 ;
-  assign \$58  = $signed(act_out[18:11]) * $signed(\$57 );
-  assign \$59  = $signed(acc_1_0) + $signed(\$58 );
-  assign \$60  = wgt_out[78:76] == act_out[21:19];
-  assign \$61  = \$60  ? wgt_out[51:44] : 8'h00;
-  assign \$62  = wgt_out[81:79] == act_out[21:19];
-  assign \$63  = \$62  ? wgt_out[59:52] : 8'h00;
-  assign \$64  = \$61  | \$63 ;
-  assign \$65  = wgt_out[84:82] == act_out[21:19];
-  assign \$66  = \$65  ? wgt_out[67:60] : 8'h00;
-  assign \$67  = \$64  | \$66 ;
-  assign \$68  = wgt_out[87:85] == act_out[21:19];
-  assign \$69  = \$68  ? wgt_out[75:68] : 8'h00;
-  assign \$70  = \$67  | \$69 ;
-  assign \$71  = $signed(act_out[18:11]) * $signed(\$70 );
-  assign \$72  = $signed(acc_1_1) + $signed(\$71 );
+  assign \$29  = $signed(select_0_1_0) * $signed(select_0_1_1);
+  assign \$30  = en & product_0;
+  assign \$31  = en & shift;
+  assign \$32  = product_0 & product_1;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$31  & \$33 ;
+  assign \$35  = wgt_out[34:32] == act_out[21:19];
+  assign \$36  = \$35  ? wgt_out[7:0] : 8'h00;
+  assign \$37  = wgt_out[37:35] == act_out[21:19];
+  assign \$38  = \$37  ? wgt_out[15:8] : 8'h00;
+  assign \$39  = \$36  | \$38 ;
+  assign \$40  = wgt_out[40:38] == act_out[21:19];
+  assign \$41  = \$40  ? wgt_out[23:16] : 8'h00;
+  assign \$42  = \$39  | \$41 ;
+  assign \$43  = wgt_out[43:41] == act_out[21:19];
+  assign \$44  = \$43  ? wgt_out[31:24] : 8'h00;
+  assign \$45  = \$42  | \$44 ;
+  assign \$46  = $signed(select_1_0_0) * $signed(select_1_0_1);
+  assign \$47  = en & product_0;
+  assign \$48  = en & shift;
+  assign \$49  = product_0 & product_1;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$48  & \$50 ;
+  assign \$52  = wgt_out[78:76] == act_out[21:19];
+  assign \$53  = \$52  ? wgt_out[51:44] : 8'h00;
+  assign \$54  = wgt_out[81:79] == act_out[21:19];
+  assign \$55  = \$54  ? wgt_out[59:52] : 8'h00;
+  assign \$56  = \$53  | \$55 ;
+  assign \$57  = wgt_out[84:82] == act_out[21:19];
+  assign \$58  = \$57  ? wgt_out[67:60] : 8'h00;
+  assign \$59  = \$56  | \$58 ;
+  assign \$60  = wgt_out[87:85] == act_out[21:19];
+  assign \$61  = \$60  ? wgt_out[75:68] : 8'h00;
+  assign \$62  = \$59  | \$61 ;
+  assign \$63  = $signed(select_1_1_0) * $signed(select_1_1_1);
+  assign \$64  = en & product_0;
+  assign \$65  = en & shift;
+  assign \$66  = product_0 & product_1;
+  assign \$67  = ~ \$66 ;
+  assign \$68  = \$65  & \$67 ;
+  assign \$69  = $signed(1'h0) + $signed(product_0_0_0);
+  assign \$70  = $signed(acc_0_0) + $signed(\$69 );
+  assign \$71  = $signed(1'h0) + $signed(product_0_1_0);
+  assign \$72  = $signed(acc_0_1) + $signed(\$71 );
+  assign \$73  = $signed(1'h0) + $signed(product_1_0_0);
+  assign \$74  = $signed(acc_1_0) + $signed(\$73 );
+  assign \$75  = $signed(1'h0) + $signed(product_1_1_0);
+  assign \$76  = $signed(acc_1_1) + $signed(\$75 );
   always @(posedge clk)
-    act_out <= \$73 ;
+    act_out <= \$77 ;
   always @(posedge clk)
-    wgt_out <= \$74 ;
+    wgt_out <= \$78 ;
   always @(posedge clk)
-    valid_out <= \$75 ;
+    valid_out <= \$79 ;
   always @(posedge clk)
-    last_out <= \$76 ;
+    last_out <= \$80 ;
   always @(posedge clk)
-    drain_out <= \$77 ;
+    select_0 <= \$81 ;
   always @(posedge clk)
-    acc_0_0 <= \$78 ;
+    select_1 <= \$82 ;
   always @(posedge clk)
-    acc_0_1 <= \$79 ;
+    product_0 <= \$83 ;
   always @(posedge clk)
-    acc_1_0 <= \$80 ;
+    product_1 <= \$84 ;
   always @(posedge clk)
-    acc_1_1 <= \$81 ;
-  assign \$1  = en & valid_out;
-  assign \$2  = en & shift;
-  assign \$3  = valid_out & last_out;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = en & valid_out;
-  assign \$7  = en & shift;
-  assign \$8  = valid_out & last_out;
-  assign \$9  = ~ \$8 ;
-  assign \$10  = \$7  & \$9 ;
-  assign \$11  = en & valid_out;
-  assign \$12  = en & shift;
-  assign \$13  = valid_out & last_out;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$12  & \$14 ;
-  assign \$16  = en & valid_out;
-  assign \$17  = en & shift;
-  assign \$18  = valid_out & last_out;
+    select_0_0_0 <= \$85 ;
+  always @(posedge clk)
+    select_0_0_1 <= \$86 ;
+  always @(posedge clk)
+    select_0_0_2 <= \$87 ;
+  always @(posedge clk)
+    product_0_0_0 <= \$88 ;
+  always @(posedge clk)
+    product_0_0_1 <= \$89 ;
+  always @(posedge clk)
+    drain_out <= \$90 ;
+  always @(posedge clk)
+    acc_0_0 <= \$91 ;
+  always @(posedge clk)
+    select_0_1_0 <= \$92 ;
+  always @(posedge clk)
+    select_0_1_1 <= \$93 ;
+  always @(posedge clk)
+    select_0_1_2 <= \$94 ;
+  always @(posedge clk)
+    product_0_1_0 <= \$95 ;
+  always @(posedge clk)
+    product_0_1_1 <= \$96 ;
+  always @(posedge clk)
+    acc_0_1 <= \$97 ;
+  always @(posedge clk)
+    select_1_0_0 <= \$98 ;
+  always @(posedge clk)
+    select_1_0_1 <= \$99 ;
+  always @(posedge clk)
+    select_1_0_2 <= \$100 ;
+  always @(posedge clk)
+    product_1_0_0 <= \$101 ;
+  always @(posedge clk)
+    product_1_0_1 <= \$102 ;
+  always @(posedge clk)
+    acc_1_0 <= \$103 ;
+  always @(posedge clk)
+    select_1_1_0 <= \$104 ;
+  always @(posedge clk)
+    select_1_1_1 <= \$105 ;
+  always @(posedge clk)
+    select_1_1_2 <= \$106 ;
+  always @(posedge clk)
+    product_1_1_0 <= \$107 ;
+  always @(posedge clk)
+    product_1_1_1 <= \$108 ;
+  always @(posedge clk)
+    acc_1_1 <= \$109 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$73  = act_out;
+    \$77  = act_out;
     if (en) begin
-      \$73  = act_in;
+      \$77  = act_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$74  = wgt_out;
+    \$78  = wgt_out;
     if (en) begin
-      \$74  = wgt_in;
+      \$78  = wgt_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$75  = valid_out;
+    \$79  = valid_out;
     if (en) begin
-      \$75  = valid_in;
+      \$79  = valid_in;
     end
     if (rst) begin
-      \$75  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$76  = last_out;
+    \$80  = last_out;
     if (en) begin
-      \$76  = last_in;
+      \$80  = last_in;
     end
     if (rst) begin
-      \$76  = 1'h0;
+      \$80  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$77  = drain_out;
-    if (\$1 ) begin
-      if (last_out) begin
-        \$77 [31:0] = \$33 [31:0];
-      end
+    \$81  = select_0;
+    if (en) begin
+      \$81  = valid_out;
     end
-    if (\$5 ) begin
-      \$77 [31:0] = drain_in[31:0];
-    end
-    if (\$6 ) begin
-      if (last_out) begin
-        \$77 [63:32] = \$46 [31:0];
-      end
-    end
-    if (\$10 ) begin
-      \$77 [63:32] = drain_in[63:32];
-    end
-    if (\$11 ) begin
-      if (last_out) begin
-        \$77 [95:64] = \$59 [31:0];
-      end
-    end
-    if (\$15 ) begin
-      \$77 [95:64] = drain_in[95:64];
-    end
-    if (\$16 ) begin
-      if (last_out) begin
-        \$77 [127:96] = \$72 [31:0];
-      end
-    end
-    if (\$20 ) begin
-      \$77 [127:96] = drain_in[127:96];
+    if (rst) begin
+      \$81  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$78  = acc_0_0;
-    if (\$1 ) begin
+    \$82  = select_1;
+    if (en) begin
+      \$82  = last_out;
+    end
+    if (rst) begin
+      \$82  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$83  = product_0;
+    if (en) begin
+      \$83  = select_0;
+    end
+    if (rst) begin
+      \$83  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = product_1;
+    if (en) begin
+      \$84  = select_1;
+    end
+    if (rst) begin
+      \$84  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$85  = select_0_0_0;
+    if (en) begin
+      \$85  = act_out[7:0];
+    end
+    if (rst) begin
+      \$85  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$86  = select_0_0_1;
+    if (en) begin
+      \$86  = \$11 ;
+    end
+    if (rst) begin
+      \$86  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$87  = select_0_0_2;
+    if (en) begin
+      \$87  = 1'h1;
+    end
+    if (rst) begin
+      \$87  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$88  = product_0_0_0;
+    if (en) begin
+      \$88  = \$12 ;
+    end
+    if (rst) begin
+      \$88  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$89  = product_0_0_1;
+    if (en) begin
+      \$89  = select_0_0_2;
+    end
+    if (rst) begin
+      \$89  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$90  = drain_out;
+    if (\$13 ) begin
+      if (product_1) begin
+        \$90 [31:0] = \$70 [31:0];
+      end
+    end
+    if (\$17 ) begin
+      \$90 [31:0] = drain_in[31:0];
+    end
+    if (\$30 ) begin
+      if (product_1) begin
+        \$90 [63:32] = \$72 [31:0];
+      end
+    end
+    if (\$34 ) begin
+      \$90 [63:32] = drain_in[63:32];
+    end
+    if (\$47 ) begin
+      if (product_1) begin
+        \$90 [95:64] = \$74 [31:0];
+      end
+    end
+    if (\$51 ) begin
+      \$90 [95:64] = drain_in[95:64];
+    end
+    if (\$64 ) begin
+      if (product_1) begin
+        \$90 [127:96] = \$76 [31:0];
+      end
+    end
+    if (\$68 ) begin
+      \$90 [127:96] = drain_in[127:96];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = acc_0_0;
+    if (\$13 ) begin
       (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$78  = 32'd0;
+      if (product_1) begin
+        \$91  = 32'd0;
       end else begin
-        \$78  = \$33 [31:0];
+        \$91  = \$70 [31:0];
       end
     end
     if (rst) begin
-      \$78  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = acc_0_1;
-    if (\$6 ) begin
-      (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$79  = 32'd0;
-      end else begin
-        \$79  = \$46 [31:0];
-      end
+    \$92  = select_0_1_0;
+    if (en) begin
+      \$92  = act_out[7:0];
     end
     if (rst) begin
-      \$79  = 32'd0;
+      \$92  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = acc_1_0;
-    if (\$11 ) begin
-      (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$80  = 32'd0;
-      end else begin
-        \$80  = \$59 [31:0];
-      end
+    \$93  = select_0_1_1;
+    if (en) begin
+      \$93  = \$28 ;
     end
     if (rst) begin
-      \$80  = 32'd0;
+      \$93  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = acc_1_1;
-    if (\$16 ) begin
+    \$94  = select_0_1_2;
+    if (en) begin
+      \$94  = 1'h1;
+    end
+    if (rst) begin
+      \$94  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$95  = product_0_1_0;
+    if (en) begin
+      \$95  = \$29 ;
+    end
+    if (rst) begin
+      \$95  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$96  = product_0_1_1;
+    if (en) begin
+      \$96  = select_0_1_2;
+    end
+    if (rst) begin
+      \$96  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$97  = acc_0_1;
+    if (\$30 ) begin
       (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$81  = 32'd0;
+      if (product_1) begin
+        \$97  = 32'd0;
       end else begin
-        \$81  = \$72 [31:0];
+        \$97  = \$72 [31:0];
       end
     end
     if (rst) begin
-      \$81  = 32'd0;
+      \$97  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$98  = select_1_0_0;
+    if (en) begin
+      \$98  = act_out[18:11];
+    end
+    if (rst) begin
+      \$98  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$99  = select_1_0_1;
+    if (en) begin
+      \$99  = \$45 ;
+    end
+    if (rst) begin
+      \$99  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$100  = select_1_0_2;
+    if (en) begin
+      \$100  = 1'h1;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$101  = product_1_0_0;
+    if (en) begin
+      \$101  = \$46 ;
+    end
+    if (rst) begin
+      \$101  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$102  = product_1_0_1;
+    if (en) begin
+      \$102  = select_1_0_2;
+    end
+    if (rst) begin
+      \$102  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$103  = acc_1_0;
+    if (\$47 ) begin
+      (* full_case = 32'd1 *)
+      if (product_1) begin
+        \$103  = 32'd0;
+      end else begin
+        \$103  = \$74 [31:0];
+      end
+    end
+    if (rst) begin
+      \$103  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$104  = select_1_1_0;
+    if (en) begin
+      \$104  = act_out[18:11];
+    end
+    if (rst) begin
+      \$104  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$105  = select_1_1_1;
+    if (en) begin
+      \$105  = \$62 ;
+    end
+    if (rst) begin
+      \$105  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$106  = select_1_1_2;
+    if (en) begin
+      \$106  = 1'h1;
+    end
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$107  = product_1_1_0;
+    if (en) begin
+      \$107  = \$63 ;
+    end
+    if (rst) begin
+      \$107  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$108  = product_1_1_1;
+    if (en) begin
+      \$108  = select_1_1_2;
+    end
+    if (rst) begin
+      \$108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$109  = acc_1_1;
+    if (\$64 ) begin
+      (* full_case = 32'd1 *)
+      if (product_1) begin
+        \$109  = 32'd0;
+      end else begin
+        \$109  = \$76 [31:0];
+      end
+    end
+    if (rst) begin
+      \$109  = 32'd0;
     end
   end
   assign act = act_out;
@@ -452,10 +796,10 @@ module s2ta_aw_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   assign valid = valid_out;
   assign last = last_out;
   assign shadow = drain_out;
-  assign total_0_0 = \$33 [31:0];
-  assign total_0_1 = \$46 [31:0];
-  assign total_1_0 = \$59 [31:0];
-  assign total_1_1 = \$72 [31:0];
+  assign total_0_0 = \$70 [31:0];
+  assign total_0_1 = \$72 [31:0];
+  assign total_1_0 = \$74 [31:0];
+  assign total_1_1 = \$76 [31:0];
   assign \act_in[0]  = act_in[10:0];
   assign \act_in[0].value  = act_in[7:0];
   assign \act_in[0].pos  = act_in[10:8];
@@ -560,46 +904,105 @@ endmodule
 module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__payload, dbb__valid, act__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [14:0] \$100 ;
-  wire [14:0] \$101 ;
+  wire [8:0] \$10 ;
+  wire \$100 ;
+  wire \$1000 ;
+  wire [7:0] \$1001 ;
+  wire [7:0] \$1002 ;
+  wire \$1003 ;
+  wire \$1004 ;
+  wire [7:0] \$1005 ;
+  wire \$1006 ;
+  wire \$1007 ;
+  wire [7:0] \$1008 ;
+  wire [7:0] \$1009 ;
+  wire \$101 ;
+  wire \$1010 ;
+  wire \$1011 ;
+  wire [7:0] \$1012 ;
+  wire [7:0] \$1013 ;
+  wire \$1014 ;
+  wire \$1015 ;
+  wire [7:0] \$1016 ;
+  wire [7:0] \$1017 ;
+  wire \$1018 ;
+  wire \$1019 ;
   wire \$102 ;
-  wire [7:0] \$103 ;
+  wire [7:0] \$1020 ;
+  wire [7:0] \$1021 ;
+  wire \$1022 ;
+  wire \$1023 ;
+  wire [7:0] \$1024 ;
+  wire [7:0] \$1025 ;
+  wire \$1026 ;
+  wire \$1027 ;
+  wire [7:0] \$1028 ;
+  wire [7:0] \$1029 ;
+  wire \$103 ;
+  wire \$1030 ;
+  wire \$1031 ;
+  wire [7:0] \$1032 ;
+  wire [7:0] \$1033 ;
+  reg \$1034 ;
+  reg [63:0] \$1035 ;
+  reg [2:0] \$1036 ;
+  reg [35:0] \$1037 ;
+  reg [7:0] \$1038 ;
+  reg \$1039 ;
   wire \$104 ;
-  wire [8:0] \$105 ;
-  wire [8:0] \$106 ;
-  wire [8:0] \$107 ;
+  reg [63:0] \$1040 ;
+  reg [2:0] \$1041 ;
+  reg [35:0] \$1042 ;
+  reg [7:0] \$1043 ;
+  reg \$1044 ;
+  reg [63:0] \$1045 ;
+  reg [2:0] \$1046 ;
+  reg [35:0] \$1047 ;
+  reg [7:0] \$1048 ;
+  reg \$1049 ;
+  wire \$105 ;
+  reg [63:0] \$1050 ;
+  reg [2:0] \$1051 ;
+  reg [35:0] \$1052 ;
+  reg [7:0] \$1053 ;
+  reg \$1054 ;
+  reg [63:0] \$1055 ;
+  reg [2:0] \$1056 ;
+  reg [35:0] \$1057 ;
+  reg [7:0] \$1058 ;
+  wire \$106 ;
+  wire \$107 ;
   wire \$108 ;
-  wire [8:0] \$109 ;
-  wire [8:0] \$11 ;
-  wire [8:0] \$110 ;
-  wire [8:0] \$111 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [8:0] \$113 ;
-  wire [8:0] \$114 ;
-  wire [8:0] \$115 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
   wire \$116 ;
-  wire [8:0] \$117 ;
-  wire [8:0] \$118 ;
-  wire [8:0] \$119 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire [8:0] \$12 ;
   wire \$120 ;
-  wire [8:0] \$121 ;
-  wire [8:0] \$122 ;
-  wire [8:0] \$123 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
   wire \$124 ;
-  wire [8:0] \$125 ;
-  wire [8:0] \$126 ;
-  wire [8:0] \$127 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
   wire \$128 ;
-  wire [8:0] \$129 ;
+  wire \$129 ;
   wire [8:0] \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
+  wire \$130 ;
+  wire \$131 ;
   wire \$132 ;
-  wire [8:0] \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
   wire \$136 ;
   wire \$137 ;
   wire \$138 ;
@@ -617,45 +1020,45 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire \$149 ;
   wire [8:0] \$15 ;
   wire \$150 ;
-  wire [14:0] \$151 ;
-  wire [14:0] \$152 ;
+  wire \$151 ;
+  wire \$152 ;
   wire \$153 ;
-  wire [7:0] \$154 ;
+  wire \$154 ;
   wire \$155 ;
-  wire [8:0] \$156 ;
-  wire [8:0] \$157 ;
-  wire [8:0] \$158 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
   wire \$159 ;
   wire [8:0] \$16 ;
-  wire [8:0] \$160 ;
-  wire [8:0] \$161 ;
-  wire [8:0] \$162 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
   wire \$163 ;
-  wire [8:0] \$164 ;
-  wire [8:0] \$165 ;
-  wire [8:0] \$166 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [8:0] \$168 ;
-  wire [8:0] \$169 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$170 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire \$170 ;
   wire \$171 ;
-  wire [8:0] \$172 ;
-  wire [8:0] \$173 ;
-  wire [8:0] \$174 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
   wire \$175 ;
-  wire [8:0] \$176 ;
-  wire [8:0] \$177 ;
-  wire [8:0] \$178 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
   wire \$179 ;
-  wire \$18 ;
-  wire [8:0] \$180 ;
-  wire [8:0] \$181 ;
-  wire [8:0] \$182 ;
+  wire [8:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
   wire \$183 ;
-  wire [8:0] \$184 ;
-  wire [8:0] \$185 ;
-  wire [8:0] \$186 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
@@ -671,48 +1074,48 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire [8:0] \$20 ;
+  wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [14:0] \$202 ;
-  wire [14:0] \$203 ;
+  wire \$202 ;
+  wire \$203 ;
   wire \$204 ;
-  wire [7:0] \$205 ;
+  wire \$205 ;
   wire \$206 ;
-  wire [8:0] \$207 ;
-  wire [8:0] \$208 ;
-  wire [8:0] \$209 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire [8:0] \$21 ;
   wire \$210 ;
-  wire [8:0] \$211 ;
-  wire [8:0] \$212 ;
-  wire [8:0] \$213 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
   wire \$214 ;
-  wire [8:0] \$215 ;
-  wire [8:0] \$216 ;
-  wire [8:0] \$217 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
   wire \$218 ;
-  wire [8:0] \$219 ;
-  wire \$22 ;
-  wire [8:0] \$220 ;
-  wire [8:0] \$221 ;
+  wire [7:0] \$219 ;
+  wire [8:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
   wire \$222 ;
-  wire [8:0] \$223 ;
-  wire [8:0] \$224 ;
-  wire [8:0] \$225 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire [8:0] \$227 ;
-  wire [8:0] \$228 ;
-  wire [8:0] \$229 ;
-  wire [8:0] \$23 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
   wire \$230 ;
-  wire [8:0] \$231 ;
-  wire [8:0] \$232 ;
-  wire [8:0] \$233 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
   wire \$234 ;
-  wire [8:0] \$235 ;
-  wire [8:0] \$236 ;
-  wire [8:0] \$237 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
   wire \$238 ;
   wire \$239 ;
   wire [8:0] \$24 ;
@@ -730,293 +1133,834 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire \$250 ;
   wire \$251 ;
   wire \$252 ;
-  wire [14:0] \$253 ;
-  wire [14:0] \$254 ;
+  wire \$253 ;
+  wire \$254 ;
   wire \$255 ;
-  wire [7:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [2:0] \$259 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire [1:0] \$260 ;
-  wire [2:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [2:0] \$263 ;
-  wire [3:0] \$264 ;
-  wire [4:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [2:0] \$267 ;
-  wire [3:0] \$268 ;
-  wire [4:0] \$269 ;
-  wire [8:0] \$27 ;
-  wire [5:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [2:0] \$272 ;
-  wire [3:0] \$273 ;
-  wire [4:0] \$274 ;
-  wire [5:0] \$275 ;
-  wire [6:0] \$276 ;
-  wire [1:0] \$277 ;
-  wire [2:0] \$278 ;
-  wire [3:0] \$279 ;
-  wire [8:0] \$28 ;
-  wire [4:0] \$280 ;
-  wire [5:0] \$281 ;
-  wire [6:0] \$282 ;
-  wire [7:0] \$283 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
   wire \$284 ;
   wire \$285 ;
-  wire [7:0] \$286 ;
+  wire \$286 ;
   wire \$287 ;
   wire \$288 ;
-  wire [7:0] \$289 ;
-  wire [8:0] \$29 ;
-  wire [7:0] \$290 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
   wire \$291 ;
   wire \$292 ;
-  wire [7:0] \$293 ;
-  wire [7:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
   wire \$296 ;
-  wire [7:0] \$297 ;
-  wire [7:0] \$298 ;
+  wire \$297 ;
+  wire \$298 ;
   wire \$299 ;
   wire [8:0] \$3 ;
   wire \$30 ;
   wire \$300 ;
-  wire [7:0] \$301 ;
-  wire [7:0] \$302 ;
+  wire \$301 ;
+  wire \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [7:0] \$305 ;
-  wire [7:0] \$306 ;
+  wire \$305 ;
+  wire \$306 ;
   wire \$307 ;
   wire \$308 ;
-  wire [7:0] \$309 ;
-  wire [8:0] \$31 ;
-  wire [7:0] \$310 ;
+  wire \$309 ;
+  wire \$31 ;
+  wire \$310 ;
   wire \$311 ;
   wire \$312 ;
-  wire [7:0] \$313 ;
-  wire [7:0] \$314 ;
+  wire \$313 ;
+  wire \$314 ;
   wire \$315 ;
   wire \$316 ;
-  wire [7:0] \$317 ;
+  wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire [8:0] \$32 ;
-  wire [7:0] \$320 ;
-  wire [7:0] \$321 ;
+  wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
   wire \$323 ;
-  wire [7:0] \$324 ;
-  wire [7:0] \$325 ;
+  wire \$324 ;
+  wire \$325 ;
   wire \$326 ;
   wire \$327 ;
-  wire [7:0] \$328 ;
-  wire [7:0] \$329 ;
-  wire [8:0] \$33 ;
+  wire \$328 ;
+  wire \$329 ;
+  wire \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire [7:0] \$332 ;
-  wire [7:0] \$333 ;
+  wire \$332 ;
+  wire \$333 ;
   wire \$334 ;
   wire \$335 ;
-  wire [7:0] \$336 ;
-  wire [7:0] \$337 ;
+  wire \$336 ;
+  wire \$337 ;
   wire \$338 ;
   wire \$339 ;
   wire \$34 ;
-  wire [7:0] \$340 ;
-  wire [7:0] \$341 ;
+  wire \$340 ;
+  wire \$341 ;
   wire \$342 ;
   wire \$343 ;
-  wire [7:0] \$344 ;
-  wire [7:0] \$345 ;
+  wire \$344 ;
+  wire \$345 ;
   wire \$346 ;
   wire \$347 ;
-  wire [7:0] \$348 ;
+  wire \$348 ;
   wire \$349 ;
   wire \$35 ;
   wire \$350 ;
-  wire [7:0] \$351 ;
-  wire [7:0] \$352 ;
+  wire \$351 ;
+  wire \$352 ;
   wire \$353 ;
   wire \$354 ;
-  wire [7:0] \$355 ;
-  wire [7:0] \$356 ;
+  wire \$355 ;
+  wire \$356 ;
   wire \$357 ;
   wire \$358 ;
-  wire [7:0] \$359 ;
+  wire \$359 ;
   wire \$36 ;
-  wire [7:0] \$360 ;
+  wire \$360 ;
   wire \$361 ;
   wire \$362 ;
-  wire [7:0] \$363 ;
-  wire [7:0] \$364 ;
+  wire \$363 ;
+  wire \$364 ;
   wire \$365 ;
   wire \$366 ;
-  wire [7:0] \$367 ;
-  wire [7:0] \$368 ;
+  wire \$367 ;
+  wire \$368 ;
   wire \$369 ;
   wire \$37 ;
   wire \$370 ;
-  wire [7:0] \$371 ;
-  wire [7:0] \$372 ;
+  wire \$371 ;
+  wire \$372 ;
   wire \$373 ;
   wire \$374 ;
-  wire [7:0] \$375 ;
-  wire [7:0] \$376 ;
-  wire \$377 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire [7:0] \$377 ;
   wire \$378 ;
-  wire [7:0] \$379 ;
+  wire \$379 ;
   wire \$38 ;
   wire \$380 ;
   wire \$381 ;
-  wire [7:0] \$382 ;
-  wire [7:0] \$383 ;
+  wire \$382 ;
+  wire \$383 ;
   wire \$384 ;
   wire \$385 ;
-  wire [7:0] \$386 ;
-  wire [7:0] \$387 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire \$39 ;
-  wire [7:0] \$390 ;
-  wire [7:0] \$391 ;
+  wire \$390 ;
+  wire \$391 ;
   wire \$392 ;
   wire \$393 ;
-  wire [7:0] \$394 ;
-  wire [7:0] \$395 ;
+  wire \$394 ;
+  wire \$395 ;
   wire \$396 ;
   wire \$397 ;
-  wire [7:0] \$398 ;
-  wire [7:0] \$399 ;
+  wire \$398 ;
+  wire \$399 ;
   wire [8:0] \$4 ;
   wire \$40 ;
   wire \$400 ;
   wire \$401 ;
-  wire [7:0] \$402 ;
-  wire [7:0] \$403 ;
+  wire \$402 ;
+  wire \$403 ;
   wire \$404 ;
   wire \$405 ;
-  wire [7:0] \$406 ;
-  wire [7:0] \$407 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
   wire \$409 ;
   wire \$41 ;
-  wire [7:0] \$410 ;
+  wire \$410 ;
   wire \$411 ;
   wire \$412 ;
-  wire [7:0] \$413 ;
-  wire [7:0] \$414 ;
+  wire \$413 ;
+  wire \$414 ;
   wire \$415 ;
   wire \$416 ;
-  wire [7:0] \$417 ;
-  wire [7:0] \$418 ;
+  wire \$417 ;
+  wire \$418 ;
   wire \$419 ;
   wire \$42 ;
   wire \$420 ;
-  wire [7:0] \$421 ;
-  wire [7:0] \$422 ;
+  wire \$421 ;
+  wire \$422 ;
   wire \$423 ;
   wire \$424 ;
-  wire [7:0] \$425 ;
-  wire [7:0] \$426 ;
+  wire \$425 ;
+  wire \$426 ;
   wire \$427 ;
   wire \$428 ;
-  wire [7:0] \$429 ;
+  wire \$429 ;
   wire \$43 ;
-  wire [7:0] \$430 ;
+  wire \$430 ;
   wire \$431 ;
   wire \$432 ;
-  wire [7:0] \$433 ;
-  wire [7:0] \$434 ;
+  wire \$433 ;
+  wire \$434 ;
   wire \$435 ;
   wire \$436 ;
-  wire [7:0] \$437 ;
-  wire [7:0] \$438 ;
-  reg \$439 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
   wire \$44 ;
-  reg [63:0] \$440 ;
-  reg [2:0] \$441 ;
-  reg [7:0] \$442 ;
-  reg \$443 ;
-  reg [63:0] \$444 ;
-  reg [2:0] \$445 ;
-  reg [7:0] \$446 ;
-  reg \$447 ;
-  reg [63:0] \$448 ;
-  reg [2:0] \$449 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
   wire \$45 ;
-  reg [7:0] \$450 ;
-  reg \$451 ;
-  reg [63:0] \$452 ;
-  reg [2:0] \$453 ;
-  reg [7:0] \$454 ;
-  reg \$455 ;
-  reg [63:0] \$456 ;
-  reg [2:0] \$457 ;
-  reg [7:0] \$458 ;
+  wire \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
+  wire \$458 ;
+  wire \$459 ;
   wire \$46 ;
+  wire \$460 ;
+  wire \$461 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
   wire \$47 ;
+  wire \$470 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
+  wire \$474 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
   wire \$48 ;
-  wire [14:0] \$49 ;
-  wire [8:0] \$5 ;
-  wire [14:0] \$50 ;
+  wire \$480 ;
+  wire \$481 ;
+  wire \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire \$489 ;
+  wire \$49 ;
+  wire \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire \$498 ;
+  wire \$499 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  wire \$507 ;
+  wire \$508 ;
+  wire \$509 ;
   wire \$51 ;
-  wire [7:0] \$52 ;
+  wire \$510 ;
+  wire \$511 ;
+  wire \$512 ;
+  wire \$513 ;
+  wire \$514 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
+  wire \$52 ;
+  wire \$520 ;
+  wire \$521 ;
+  wire \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
+  wire \$529 ;
   wire \$53 ;
-  wire [8:0] \$54 ;
-  wire [8:0] \$55 ;
-  wire [8:0] \$56 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire [7:0] \$535 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
+  wire \$54 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  wire \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire \$546 ;
+  wire \$547 ;
+  wire \$548 ;
+  wire \$549 ;
+  wire \$55 ;
+  wire \$550 ;
+  wire \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
+  wire \$555 ;
+  wire \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire \$559 ;
+  wire \$56 ;
+  wire \$560 ;
+  wire \$561 ;
+  wire \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire \$565 ;
+  wire \$566 ;
+  wire \$567 ;
+  wire \$568 ;
+  wire \$569 ;
   wire \$57 ;
-  wire [8:0] \$58 ;
-  wire [8:0] \$59 ;
-  wire \$6 ;
-  wire [8:0] \$60 ;
+  wire \$570 ;
+  wire \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire \$574 ;
+  wire \$575 ;
+  wire \$576 ;
+  wire \$577 ;
+  wire \$578 ;
+  wire \$579 ;
+  wire \$58 ;
+  wire \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire \$583 ;
+  wire \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire \$587 ;
+  wire \$588 ;
+  wire \$589 ;
+  wire \$59 ;
+  wire \$590 ;
+  wire \$591 ;
+  wire \$592 ;
+  wire \$593 ;
+  wire \$594 ;
+  wire \$595 ;
+  wire \$596 ;
+  wire \$597 ;
+  wire \$598 ;
+  wire \$599 ;
+  wire [8:0] \$6 ;
+  wire \$60 ;
+  wire \$600 ;
+  wire \$601 ;
+  wire \$602 ;
+  wire \$603 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
-  wire [8:0] \$62 ;
-  wire [8:0] \$63 ;
-  wire [8:0] \$64 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
+  wire \$617 ;
+  wire \$618 ;
+  wire \$619 ;
+  wire \$62 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire \$623 ;
+  wire \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire \$63 ;
+  wire \$630 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
+  wire \$635 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
+  wire \$64 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
+  wire \$643 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
+  wire \$649 ;
   wire \$65 ;
-  wire [8:0] \$66 ;
-  wire [8:0] \$67 ;
-  wire [8:0] \$68 ;
+  wire \$650 ;
+  wire \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
+  wire \$657 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire \$66 ;
+  wire \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire \$663 ;
+  wire \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
+  wire \$67 ;
+  wire \$670 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
+  wire \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
   wire \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire [7:0] \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
   wire [8:0] \$7 ;
-  wire [8:0] \$70 ;
-  wire [8:0] \$71 ;
-  wire [8:0] \$72 ;
+  wire \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
+  wire \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
+  wire \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
   wire \$73 ;
-  wire [8:0] \$74 ;
-  wire [8:0] \$75 ;
-  wire [8:0] \$76 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
+  wire \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire \$749 ;
+  wire \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire \$759 ;
+  wire \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire \$768 ;
+  wire \$769 ;
   wire \$77 ;
-  wire [8:0] \$78 ;
-  wire [8:0] \$79 ;
-  wire [8:0] \$8 ;
-  wire [8:0] \$80 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire \$773 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
+  wire \$78 ;
+  wire \$780 ;
+  wire \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire \$787 ;
+  wire \$788 ;
+  wire \$789 ;
+  wire \$79 ;
+  wire \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
+  wire \$8 ;
+  wire \$80 ;
+  wire \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
   wire \$81 ;
-  wire [8:0] \$82 ;
-  wire [8:0] \$83 ;
-  wire [8:0] \$84 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
+  wire \$819 ;
+  wire \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
+  wire \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
+  wire \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire \$845 ;
+  wire \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
   wire \$85 ;
+  wire \$850 ;
+  wire [7:0] \$851 ;
+  wire [1:0] \$852 ;
+  wire [1:0] \$853 ;
+  wire [2:0] \$854 ;
+  wire [1:0] \$855 ;
+  wire [2:0] \$856 ;
+  wire [1:0] \$857 ;
+  wire [2:0] \$858 ;
+  wire [3:0] \$859 ;
   wire \$86 ;
+  wire [4:0] \$860 ;
+  wire [1:0] \$861 ;
+  wire [2:0] \$862 ;
+  wire [3:0] \$863 ;
+  wire [4:0] \$864 ;
+  wire [5:0] \$865 ;
+  wire [1:0] \$866 ;
+  wire [2:0] \$867 ;
+  wire [3:0] \$868 ;
+  wire [4:0] \$869 ;
   wire \$87 ;
+  wire [5:0] \$870 ;
+  wire [6:0] \$871 ;
+  wire [1:0] \$872 ;
+  wire [2:0] \$873 ;
+  wire [3:0] \$874 ;
+  wire [4:0] \$875 ;
+  wire [5:0] \$876 ;
+  wire [6:0] \$877 ;
+  wire [7:0] \$878 ;
+  wire \$879 ;
   wire \$88 ;
+  wire \$880 ;
+  wire [7:0] \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire [7:0] \$884 ;
+  wire [7:0] \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire [7:0] \$888 ;
+  wire [7:0] \$889 ;
   wire \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire [7:0] \$892 ;
+  wire [7:0] \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire [7:0] \$896 ;
+  wire [7:0] \$897 ;
+  wire \$898 ;
+  wire \$899 ;
   wire [8:0] \$9 ;
   wire \$90 ;
+  wire [7:0] \$900 ;
+  wire [7:0] \$901 ;
+  wire \$902 ;
+  wire \$903 ;
+  wire [7:0] \$904 ;
+  wire [7:0] \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire [7:0] \$908 ;
+  wire [7:0] \$909 ;
   wire \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire [7:0] \$912 ;
+  wire \$913 ;
+  wire \$914 ;
+  wire [7:0] \$915 ;
+  wire [7:0] \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire [7:0] \$919 ;
   wire \$92 ;
+  wire [7:0] \$920 ;
+  wire \$921 ;
+  wire \$922 ;
+  wire [7:0] \$923 ;
+  wire [7:0] \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire [7:0] \$927 ;
+  wire [7:0] \$928 ;
+  wire \$929 ;
   wire \$93 ;
+  wire \$930 ;
+  wire [7:0] \$931 ;
+  wire [7:0] \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire [7:0] \$935 ;
+  wire [7:0] \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire [7:0] \$939 ;
   wire \$94 ;
+  wire [7:0] \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire [7:0] \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire [7:0] \$946 ;
+  wire [7:0] \$947 ;
+  wire \$948 ;
+  wire \$949 ;
   wire \$95 ;
+  wire [7:0] \$950 ;
+  wire [7:0] \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire [7:0] \$954 ;
+  wire [7:0] \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire [7:0] \$958 ;
+  wire [7:0] \$959 ;
   wire \$96 ;
+  wire \$960 ;
+  wire \$961 ;
+  wire [7:0] \$962 ;
+  wire [7:0] \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire [7:0] \$966 ;
+  wire [7:0] \$967 ;
+  wire \$968 ;
+  wire \$969 ;
   wire \$97 ;
+  wire [7:0] \$970 ;
+  wire [7:0] \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire [7:0] \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire [7:0] \$977 ;
+  wire [7:0] \$978 ;
+  wire \$979 ;
   wire \$98 ;
+  wire \$980 ;
+  wire [7:0] \$981 ;
+  wire [7:0] \$982 ;
+  wire \$983 ;
+  wire \$984 ;
+  wire [7:0] \$985 ;
+  wire [7:0] \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire [7:0] \$989 ;
   wire \$99 ;
+  wire [7:0] \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire [7:0] \$993 ;
+  wire [7:0] \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire [7:0] \$997 ;
+  wire [7:0] \$998 ;
+  wire \$999 ;
   input [66:0] act__payload;
   wire [66:0] act__payload;
   wire [2:0] \act__payload.nnz ;
@@ -1034,41 +1978,6 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   input act__valid;
   wire act__valid;
   wire advance;
-  wire [2:0] arg_0_0_0;
-  wire [2:0] arg_0_0_1;
-  wire [2:0] arg_0_0_2;
-  wire [2:0] arg_0_0_3;
-  wire [2:0] arg_0_1_0;
-  wire [2:0] arg_0_1_1;
-  wire [2:0] arg_0_2_0;
-  wire [2:0] arg_1_0_0;
-  wire [2:0] arg_1_0_1;
-  wire [2:0] arg_1_0_2;
-  wire [2:0] arg_1_0_3;
-  wire [2:0] arg_1_1_0;
-  wire [2:0] arg_1_1_1;
-  wire [2:0] arg_1_2_0;
-  wire [2:0] arg_2_0_0;
-  wire [2:0] arg_2_0_1;
-  wire [2:0] arg_2_0_2;
-  wire [2:0] arg_2_0_3;
-  wire [2:0] arg_2_1_0;
-  wire [2:0] arg_2_1_1;
-  wire [2:0] arg_2_2_0;
-  wire [2:0] arg_3_0_0;
-  wire [2:0] arg_3_0_1;
-  wire [2:0] arg_3_0_2;
-  wire [2:0] arg_3_0_3;
-  wire [2:0] arg_3_1_0;
-  wire [2:0] arg_3_1_1;
-  wire [2:0] arg_3_2_0;
-  wire [2:0] arg_4_0_0;
-  wire [2:0] arg_4_0_1;
-  wire [2:0] arg_4_0_2;
-  wire [2:0] arg_4_0_3;
-  wire [2:0] arg_4_1_0;
-  wire [2:0] arg_4_1_1;
-  wire [2:0] arg_4_2_0;
   input clk;
   wire clk;
   output [111:0] dbb__payload;
@@ -1093,81 +2002,14 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire dbb__ready;
   output dbb__valid;
   reg dbb__valid = 1'h0;
-  wire [7:0] mag_0_0;
-  wire [7:0] mag_0_1;
-  wire [7:0] mag_0_2;
-  wire [7:0] mag_0_3;
-  wire [7:0] mag_0_4;
-  wire [7:0] mag_0_5;
-  wire [7:0] mag_0_6;
-  wire [7:0] mag_0_7;
-  wire [7:0] mag_1_0;
-  wire [7:0] mag_1_1;
-  wire [7:0] mag_1_2;
-  wire [7:0] mag_1_3;
-  wire [7:0] mag_1_4;
-  wire [7:0] mag_1_5;
-  wire [7:0] mag_1_6;
-  wire [7:0] mag_1_7;
-  wire [7:0] mag_2_0;
-  wire [7:0] mag_2_1;
-  wire [7:0] mag_2_2;
-  wire [7:0] mag_2_3;
-  wire [7:0] mag_2_4;
-  wire [7:0] mag_2_5;
-  wire [7:0] mag_2_6;
-  wire [7:0] mag_2_7;
-  wire [7:0] mag_3_0;
-  wire [7:0] mag_3_1;
-  wire [7:0] mag_3_2;
-  wire [7:0] mag_3_3;
-  wire [7:0] mag_3_4;
-  wire [7:0] mag_3_5;
-  wire [7:0] mag_3_6;
-  wire [7:0] mag_3_7;
-  wire [7:0] mag_4_0;
-  wire [7:0] mag_4_1;
-  wire [7:0] mag_4_2;
-  wire [7:0] mag_4_3;
-  wire [7:0] mag_4_4;
-  wire [7:0] mag_4_5;
-  wire [7:0] mag_4_6;
-  wire [7:0] mag_4_7;
-  wire [7:0] max_0_0_0;
-  wire [7:0] max_0_0_1;
-  wire [7:0] max_0_0_2;
-  wire [7:0] max_0_0_3;
-  wire [7:0] max_0_1_0;
-  wire [7:0] max_0_1_1;
-  wire [7:0] max_0_2_0;
-  wire [7:0] max_1_0_0;
-  wire [7:0] max_1_0_1;
-  wire [7:0] max_1_0_2;
-  wire [7:0] max_1_0_3;
-  wire [7:0] max_1_1_0;
-  wire [7:0] max_1_1_1;
-  wire [7:0] max_1_2_0;
-  wire [7:0] max_2_0_0;
-  wire [7:0] max_2_0_1;
-  wire [7:0] max_2_0_2;
-  wire [7:0] max_2_0_3;
-  wire [7:0] max_2_1_0;
-  wire [7:0] max_2_1_1;
-  wire [7:0] max_2_2_0;
-  wire [7:0] max_3_0_0;
-  wire [7:0] max_3_0_1;
-  wire [7:0] max_3_0_2;
-  wire [7:0] max_3_0_3;
-  wire [7:0] max_3_1_0;
-  wire [7:0] max_3_1_1;
-  wire [7:0] max_3_2_0;
-  wire [7:0] max_4_0_0;
-  wire [7:0] max_4_0_1;
-  wire [7:0] max_4_0_2;
-  wire [7:0] max_4_0_3;
-  wire [7:0] max_4_1_0;
-  wire [7:0] max_4_1_1;
-  wire [7:0] max_4_2_0;
+  wire [7:0] mag_0;
+  wire [7:0] mag_1;
+  wire [7:0] mag_2;
+  wire [7:0] mag_3;
+  wire [7:0] mag_4;
+  wire [7:0] mag_5;
+  wire [7:0] mag_6;
+  wire [7:0] mag_7;
   wire [7:0] pick_0;
   wire [7:0] pick_1;
   wire [7:0] pick_2;
@@ -1186,10 +2028,16 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [3:0] rank_5;
   wire [3:0] rank_6;
   wire [3:0] rank_7;
+  wire [35:0] ranks;
+  wire [27:0] \ranks.beats ;
+  wire [7:0] \ranks.nonzero ;
   input rst;
   wire rst;
   reg [2:0] s0_nnz = 3'h0;
   reg [7:0] s0_picked = 8'h00;
+  reg [35:0] s0_ranks = 36'h000000000;
+  wire [27:0] \s0_ranks.beats ;
+  wire [7:0] \s0_ranks.nonzero ;
   reg s0_valid = 1'h0;
   reg [63:0] s0_values = 64'h0000000000000000;
   wire [7:0] \s0_values[0] ;
@@ -1202,6 +2050,9 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [7:0] \s0_values[7] ;
   reg [2:0] s1_nnz = 3'h0;
   reg [7:0] s1_picked = 8'h00;
+  reg [35:0] s1_ranks = 36'h000000000;
+  wire [27:0] \s1_ranks.beats ;
+  wire [7:0] \s1_ranks.nonzero ;
   reg s1_valid = 1'h0;
   reg [63:0] s1_values = 64'h0000000000000000;
   wire [7:0] \s1_values[0] ;
@@ -1214,6 +2065,9 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [7:0] \s1_values[7] ;
   reg [2:0] s2_nnz = 3'h0;
   reg [7:0] s2_picked = 8'h00;
+  reg [35:0] s2_ranks = 36'h000000000;
+  wire [27:0] \s2_ranks.beats ;
+  wire [7:0] \s2_ranks.nonzero ;
   reg s2_valid = 1'h0;
   reg [63:0] s2_values = 64'h0000000000000000;
   wire [7:0] \s2_values[0] ;
@@ -1226,6 +2080,9 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [7:0] \s2_values[7] ;
   reg [2:0] s3_nnz = 3'h0;
   reg [7:0] s3_picked = 8'h00;
+  reg [35:0] s3_ranks = 36'h000000000;
+  wire [27:0] \s3_ranks.beats ;
+  wire [7:0] \s3_ranks.nonzero ;
   reg s3_valid = 1'h0;
   reg [63:0] s3_values = 64'h0000000000000000;
   wire [7:0] \s3_values[0] ;
@@ -1238,6 +2095,9 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [7:0] \s3_values[7] ;
   reg [2:0] s4_nnz = 3'h0;
   reg [7:0] s4_picked = 8'h00;
+  reg [35:0] s4_ranks = 36'h000000000;
+  wire [27:0] \s4_ranks.beats ;
+  wire [7:0] \s4_ranks.nonzero ;
   (* init = 1'h0 *)
   wire s4_valid;
   reg [63:0] s4_values = 64'h0000000000000000;
@@ -1249,784 +2109,1268 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   wire [7:0] \s4_values[5] ;
   wire [7:0] \s4_values[6] ;
   wire [7:0] \s4_values[7] ;
-  always @(posedge clk)
-    s3_valid <= \$451 ;
-  always @(posedge clk)
-    s3_values <= \$452 ;
-  always @(posedge clk)
-    s3_nnz <= \$453 ;
-  always @(posedge clk)
-    s3_picked <= \$454 ;
-  always @(posedge clk)
-    dbb__valid <= \$455 ;
-  always @(posedge clk)
-    s4_values <= \$456 ;
-  always @(posedge clk)
-    s4_nnz <= \$457 ;
-  always @(posedge clk)
-    s4_picked <= \$458 ;
   assign \$1  = ~ dbb__valid;
   assign act__ready = \$1  | dbb__ready;
   assign \$2  = $signed(act__payload[7:0]) < $signed(1'h0);
   assign \$3  = - $signed(act__payload[7:0]);
   assign \$4  = \$2  ? \$3  : { act__payload[7], act__payload[7:0] };
-  assign \$6  = $signed(act__payload[15:8]) < $signed(1'h0);
-  assign \$7  = - $signed(act__payload[15:8]);
-  assign \$8  = \$6  ? \$7  : { act__payload[15], act__payload[15:8] };
-  assign \$10  = $signed(act__payload[23:16]) < $signed(1'h0);
-  assign \$11  = - $signed(act__payload[23:16]);
-  assign \$12  = \$10  ? \$11  : { act__payload[23], act__payload[23:16] };
-  assign \$14  = $signed(act__payload[31:24]) < $signed(1'h0);
-  assign \$15  = - $signed(act__payload[31:24]);
-  assign \$16  = \$14  ? \$15  : { act__payload[31], act__payload[31:24] };
-  assign \$18  = $signed(act__payload[39:32]) < $signed(1'h0);
-  assign \$19  = - $signed(act__payload[39:32]);
-  assign \$20  = \$18  ? \$19  : { act__payload[39], act__payload[39:32] };
-  assign \$22  = $signed(act__payload[47:40]) < $signed(1'h0);
-  assign \$23  = - $signed(act__payload[47:40]);
-  assign \$24  = \$22  ? \$23  : { act__payload[47], act__payload[47:40] };
-  assign \$26  = $signed(act__payload[55:48]) < $signed(1'h0);
-  assign \$27  = - $signed(act__payload[55:48]);
-  assign \$28  = \$26  ? \$27  : { act__payload[55], act__payload[55:48] };
-  assign \$30  = $signed(act__payload[63:56]) < $signed(1'h0);
-  assign \$31  = - $signed(act__payload[63:56]);
-  assign \$32  = \$30  ? \$31  : { act__payload[63], act__payload[63:56] };
-  assign \$34  = \$5 [7:0] >= \$9 [7:0];
-  assign max_0_0_0 = \$34  ? \$5 [7:0] : \$9 [7:0];
-  assign \$35  = \$5 [7:0] >= \$9 [7:0];
-  assign arg_0_0_0 = \$35  ? 3'h0 : 3'h1;
-  assign \$36  = \$13 [7:0] >= \$17 [7:0];
-  assign max_0_0_1 = \$36  ? \$13 [7:0] : \$17 [7:0];
-  assign \$37  = \$13 [7:0] >= \$17 [7:0];
-  assign arg_0_0_1 = \$37  ? 3'h2 : 3'h3;
-  assign \$38  = \$21 [7:0] >= \$25 [7:0];
-  assign max_0_0_2 = \$38  ? \$21 [7:0] : \$25 [7:0];
-  assign \$39  = \$21 [7:0] >= \$25 [7:0];
-  assign arg_0_0_2 = \$39  ? 3'h4 : 3'h5;
-  assign \$40  = \$29 [7:0] >= \$33 [7:0];
-  assign max_0_0_3 = \$40  ? \$29 [7:0] : \$33 [7:0];
-  assign \$41  = \$29 [7:0] >= \$33 [7:0];
-  assign arg_0_0_3 = \$41  ? 3'h6 : 3'h7;
-  assign \$42  = max_0_0_0 >= max_0_0_1;
-  assign max_0_1_0 = \$42  ? max_0_0_0 : max_0_0_1;
-  assign \$43  = max_0_0_0 >= max_0_0_1;
-  assign arg_0_1_0 = \$43  ? arg_0_0_0 : arg_0_0_1;
-  assign \$44  = max_0_0_2 >= max_0_0_3;
-  assign max_0_1_1 = \$44  ? max_0_0_2 : max_0_0_3;
-  assign \$45  = max_0_0_2 >= max_0_0_3;
-  assign arg_0_1_1 = \$45  ? arg_0_0_2 : arg_0_0_3;
-  assign \$46  = max_0_1_0 >= max_0_1_1;
-  assign max_0_2_0 = \$46  ? max_0_1_0 : max_0_1_1;
-  assign \$47  = max_0_1_0 >= max_0_1_1;
-  assign arg_0_2_0 = \$47  ? arg_0_1_0 : arg_0_1_1;
-  assign \$48  = ! max_0_2_0;
-  assign \$49  = 1'h1 << arg_0_2_0;
-  assign \$50  = \$48  ? 15'h0000 : \$49 ;
-  assign \$51  = act__payload[66:64] > 1'h0;
-  assign \$52  = \$51  ? \$50 [7:0] : 8'h00;
-  assign \$53  = $signed(s0_values[7:0]) < $signed(1'h0);
-  assign \$54  = - $signed(s0_values[7:0]);
-  assign \$55  = \$53  ? \$54  : { s0_values[7], s0_values[7:0] };
-  assign \$56  = s0_picked[0] ? 9'h000 : \$55 ;
-  assign \$57  = $signed(s0_values[15:8]) < $signed(1'h0);
-  assign \$58  = - $signed(s0_values[15:8]);
-  assign \$59  = \$57  ? \$58  : { s0_values[15], s0_values[15:8] };
-  assign \$60  = s0_picked[1] ? 9'h000 : \$59 ;
-  assign \$61  = $signed(s0_values[23:16]) < $signed(1'h0);
-  assign \$62  = - $signed(s0_values[23:16]);
-  assign \$63  = \$61  ? \$62  : { s0_values[23], s0_values[23:16] };
-  assign \$64  = s0_picked[2] ? 9'h000 : \$63 ;
-  assign \$65  = $signed(s0_values[31:24]) < $signed(1'h0);
-  assign \$66  = - $signed(s0_values[31:24]);
-  assign \$67  = \$65  ? \$66  : { s0_values[31], s0_values[31:24] };
-  assign \$68  = s0_picked[3] ? 9'h000 : \$67 ;
-  assign \$69  = $signed(s0_values[39:32]) < $signed(1'h0);
-  assign \$70  = - $signed(s0_values[39:32]);
-  assign \$71  = \$69  ? \$70  : { s0_values[39], s0_values[39:32] };
-  assign \$72  = s0_picked[4] ? 9'h000 : \$71 ;
-  assign \$73  = $signed(s0_values[47:40]) < $signed(1'h0);
-  assign \$74  = - $signed(s0_values[47:40]);
-  assign \$75  = \$73  ? \$74  : { s0_values[47], s0_values[47:40] };
-  assign \$76  = s0_picked[5] ? 9'h000 : \$75 ;
-  assign \$77  = $signed(s0_values[55:48]) < $signed(1'h0);
-  assign \$78  = - $signed(s0_values[55:48]);
-  assign \$79  = \$77  ? \$78  : { s0_values[55], s0_values[55:48] };
-  assign \$80  = s0_picked[6] ? 9'h000 : \$79 ;
-  assign \$81  = $signed(s0_values[63:56]) < $signed(1'h0);
-  assign \$82  = - $signed(s0_values[63:56]);
-  assign \$83  = \$81  ? \$82  : { s0_values[63], s0_values[63:56] };
-  assign \$84  = s0_picked[7] ? 9'h000 : \$83 ;
-  assign \$85  = \$56 [7:0] >= \$60 [7:0];
-  assign max_1_0_0 = \$85  ? \$56 [7:0] : \$60 [7:0];
-  assign \$86  = \$56 [7:0] >= \$60 [7:0];
-  assign arg_1_0_0 = \$86  ? 3'h0 : 3'h1;
-  assign \$87  = \$64 [7:0] >= \$68 [7:0];
-  assign max_1_0_1 = \$87  ? \$64 [7:0] : \$68 [7:0];
-  assign \$88  = \$64 [7:0] >= \$68 [7:0];
-  assign arg_1_0_1 = \$88  ? 3'h2 : 3'h3;
-  assign \$89  = \$72 [7:0] >= \$76 [7:0];
-  assign max_1_0_2 = \$89  ? \$72 [7:0] : \$76 [7:0];
-  assign \$90  = \$72 [7:0] >= \$76 [7:0];
-  assign arg_1_0_2 = \$90  ? 3'h4 : 3'h5;
-  assign \$91  = \$80 [7:0] >= \$84 [7:0];
-  assign max_1_0_3 = \$91  ? \$80 [7:0] : \$84 [7:0];
-  assign \$92  = \$80 [7:0] >= \$84 [7:0];
-  assign arg_1_0_3 = \$92  ? 3'h6 : 3'h7;
-  assign \$93  = max_1_0_0 >= max_1_0_1;
-  assign max_1_1_0 = \$93  ? max_1_0_0 : max_1_0_1;
-  assign \$94  = max_1_0_0 >= max_1_0_1;
-  assign arg_1_1_0 = \$94  ? arg_1_0_0 : arg_1_0_1;
-  assign \$95  = max_1_0_2 >= max_1_0_3;
-  assign max_1_1_1 = \$95  ? max_1_0_2 : max_1_0_3;
-  assign \$96  = max_1_0_2 >= max_1_0_3;
-  assign arg_1_1_1 = \$96  ? arg_1_0_2 : arg_1_0_3;
-  assign \$97  = max_1_1_0 >= max_1_1_1;
-  assign max_1_2_0 = \$97  ? max_1_1_0 : max_1_1_1;
-  assign \$98  = max_1_1_0 >= max_1_1_1;
-  assign arg_1_2_0 = \$98  ? arg_1_1_0 : arg_1_1_1;
-  assign \$99  = ! max_1_2_0;
-  assign \$100  = 1'h1 << arg_1_2_0;
-  assign \$101  = \$99  ? 15'h0000 : \$100 ;
-  assign \$102  = s0_nnz > 1'h1;
-  assign \$103  = \$102  ? \$101 [7:0] : 8'h00;
-  assign picked_1 = s0_picked | \$103 ;
-  assign \$104  = $signed(s1_values[7:0]) < $signed(1'h0);
-  assign \$105  = - $signed(s1_values[7:0]);
-  assign \$106  = \$104  ? \$105  : { s1_values[7], s1_values[7:0] };
-  assign \$107  = s1_picked[0] ? 9'h000 : \$106 ;
-  assign \$108  = $signed(s1_values[15:8]) < $signed(1'h0);
-  assign \$109  = - $signed(s1_values[15:8]);
-  assign \$110  = \$108  ? \$109  : { s1_values[15], s1_values[15:8] };
-  assign \$111  = s1_picked[1] ? 9'h000 : \$110 ;
-  assign \$112  = $signed(s1_values[23:16]) < $signed(1'h0);
-  assign \$113  = - $signed(s1_values[23:16]);
-  assign \$114  = \$112  ? \$113  : { s1_values[23], s1_values[23:16] };
-  assign \$115  = s1_picked[2] ? 9'h000 : \$114 ;
-  assign \$116  = $signed(s1_values[31:24]) < $signed(1'h0);
-  assign \$117  = - $signed(s1_values[31:24]);
-  assign \$118  = \$116  ? \$117  : { s1_values[31], s1_values[31:24] };
-  assign \$119  = s1_picked[3] ? 9'h000 : \$118 ;
-  assign \$120  = $signed(s1_values[39:32]) < $signed(1'h0);
-  assign \$121  = - $signed(s1_values[39:32]);
-  assign \$122  = \$120  ? \$121  : { s1_values[39], s1_values[39:32] };
-  assign \$123  = s1_picked[4] ? 9'h000 : \$122 ;
-  assign \$124  = $signed(s1_values[47:40]) < $signed(1'h0);
-  assign \$125  = - $signed(s1_values[47:40]);
-  assign \$126  = \$124  ? \$125  : { s1_values[47], s1_values[47:40] };
-  assign \$127  = s1_picked[5] ? 9'h000 : \$126 ;
-  assign \$128  = $signed(s1_values[55:48]) < $signed(1'h0);
-  assign \$129  = - $signed(s1_values[55:48]);
-  assign \$130  = \$128  ? \$129  : { s1_values[55], s1_values[55:48] };
-  assign \$131  = s1_picked[6] ? 9'h000 : \$130 ;
-  assign \$132  = $signed(s1_values[63:56]) < $signed(1'h0);
-  assign \$133  = - $signed(s1_values[63:56]);
-  assign \$134  = \$132  ? \$133  : { s1_values[63], s1_values[63:56] };
-  assign \$135  = s1_picked[7] ? 9'h000 : \$134 ;
-  assign \$136  = \$107 [7:0] >= \$111 [7:0];
-  assign max_2_0_0 = \$136  ? \$107 [7:0] : \$111 [7:0];
-  assign \$137  = \$107 [7:0] >= \$111 [7:0];
-  assign arg_2_0_0 = \$137  ? 3'h0 : 3'h1;
-  assign \$138  = \$115 [7:0] >= \$119 [7:0];
-  assign max_2_0_1 = \$138  ? \$115 [7:0] : \$119 [7:0];
-  assign \$139  = \$115 [7:0] >= \$119 [7:0];
-  assign arg_2_0_1 = \$139  ? 3'h2 : 3'h3;
-  assign \$140  = \$123 [7:0] >= \$127 [7:0];
-  assign max_2_0_2 = \$140  ? \$123 [7:0] : \$127 [7:0];
-  assign \$141  = \$123 [7:0] >= \$127 [7:0];
-  assign arg_2_0_2 = \$141  ? 3'h4 : 3'h5;
-  assign \$142  = \$131 [7:0] >= \$135 [7:0];
-  assign max_2_0_3 = \$142  ? \$131 [7:0] : \$135 [7:0];
-  assign \$143  = \$131 [7:0] >= \$135 [7:0];
-  assign arg_2_0_3 = \$143  ? 3'h6 : 3'h7;
-  assign \$144  = max_2_0_0 >= max_2_0_1;
-  assign max_2_1_0 = \$144  ? max_2_0_0 : max_2_0_1;
-  assign \$145  = max_2_0_0 >= max_2_0_1;
-  assign arg_2_1_0 = \$145  ? arg_2_0_0 : arg_2_0_1;
-  assign \$146  = max_2_0_2 >= max_2_0_3;
-  assign max_2_1_1 = \$146  ? max_2_0_2 : max_2_0_3;
-  assign \$147  = max_2_0_2 >= max_2_0_3;
-  assign arg_2_1_1 = \$147  ? arg_2_0_2 : arg_2_0_3;
-  assign \$148  = max_2_1_0 >= max_2_1_1;
-  assign max_2_2_0 = \$148  ? max_2_1_0 : max_2_1_1;
-  assign \$149  = max_2_1_0 >= max_2_1_1;
-  assign arg_2_2_0 = \$149  ? arg_2_1_0 : arg_2_1_1;
-  assign \$150  = ! max_2_2_0;
-  assign \$151  = 1'h1 << arg_2_2_0;
-  assign \$152  = \$150  ? 15'h0000 : \$151 ;
-  assign \$153  = s1_nnz > 2'h2;
-  assign \$154  = \$153  ? \$152 [7:0] : 8'h00;
-  assign picked_2 = s1_picked | \$154 ;
-  assign \$155  = $signed(s2_values[7:0]) < $signed(1'h0);
-  assign \$156  = - $signed(s2_values[7:0]);
-  assign \$157  = \$155  ? \$156  : { s2_values[7], s2_values[7:0] };
-  assign \$158  = s2_picked[0] ? 9'h000 : \$157 ;
-  assign \$159  = $signed(s2_values[15:8]) < $signed(1'h0);
-  assign \$160  = - $signed(s2_values[15:8]);
-  assign \$161  = \$159  ? \$160  : { s2_values[15], s2_values[15:8] };
-  assign \$162  = s2_picked[1] ? 9'h000 : \$161 ;
-  assign \$163  = $signed(s2_values[23:16]) < $signed(1'h0);
-  assign \$164  = - $signed(s2_values[23:16]);
-  assign \$165  = \$163  ? \$164  : { s2_values[23], s2_values[23:16] };
-  assign \$166  = s2_picked[2] ? 9'h000 : \$165 ;
-  assign \$167  = $signed(s2_values[31:24]) < $signed(1'h0);
-  assign \$168  = - $signed(s2_values[31:24]);
-  assign \$169  = \$167  ? \$168  : { s2_values[31], s2_values[31:24] };
-  assign \$170  = s2_picked[3] ? 9'h000 : \$169 ;
-  assign \$171  = $signed(s2_values[39:32]) < $signed(1'h0);
-  assign \$172  = - $signed(s2_values[39:32]);
-  assign \$173  = \$171  ? \$172  : { s2_values[39], s2_values[39:32] };
-  assign \$174  = s2_picked[4] ? 9'h000 : \$173 ;
-  assign \$175  = $signed(s2_values[47:40]) < $signed(1'h0);
-  assign \$176  = - $signed(s2_values[47:40]);
-  assign \$177  = \$175  ? \$176  : { s2_values[47], s2_values[47:40] };
-  assign \$178  = s2_picked[5] ? 9'h000 : \$177 ;
-  assign \$179  = $signed(s2_values[55:48]) < $signed(1'h0);
-  assign \$180  = - $signed(s2_values[55:48]);
-  assign \$181  = \$179  ? \$180  : { s2_values[55], s2_values[55:48] };
-  assign \$182  = s2_picked[6] ? 9'h000 : \$181 ;
-  assign \$183  = $signed(s2_values[63:56]) < $signed(1'h0);
-  assign \$184  = - $signed(s2_values[63:56]);
-  assign \$185  = \$183  ? \$184  : { s2_values[63], s2_values[63:56] };
-  assign \$186  = s2_picked[7] ? 9'h000 : \$185 ;
-  assign \$187  = \$158 [7:0] >= \$162 [7:0];
-  assign max_3_0_0 = \$187  ? \$158 [7:0] : \$162 [7:0];
-  assign \$188  = \$158 [7:0] >= \$162 [7:0];
-  assign arg_3_0_0 = \$188  ? 3'h0 : 3'h1;
-  assign \$189  = \$166 [7:0] >= \$170 [7:0];
-  assign max_3_0_1 = \$189  ? \$166 [7:0] : \$170 [7:0];
-  assign \$190  = \$166 [7:0] >= \$170 [7:0];
-  assign arg_3_0_1 = \$190  ? 3'h2 : 3'h3;
-  assign \$191  = \$174 [7:0] >= \$178 [7:0];
-  assign max_3_0_2 = \$191  ? \$174 [7:0] : \$178 [7:0];
-  assign \$192  = \$174 [7:0] >= \$178 [7:0];
-  assign arg_3_0_2 = \$192  ? 3'h4 : 3'h5;
-  assign \$193  = \$182 [7:0] >= \$186 [7:0];
-  assign max_3_0_3 = \$193  ? \$182 [7:0] : \$186 [7:0];
-  assign \$194  = \$182 [7:0] >= \$186 [7:0];
-  assign arg_3_0_3 = \$194  ? 3'h6 : 3'h7;
-  assign \$195  = max_3_0_0 >= max_3_0_1;
-  assign max_3_1_0 = \$195  ? max_3_0_0 : max_3_0_1;
-  assign \$196  = max_3_0_0 >= max_3_0_1;
-  assign arg_3_1_0 = \$196  ? arg_3_0_0 : arg_3_0_1;
-  assign \$197  = max_3_0_2 >= max_3_0_3;
-  assign max_3_1_1 = \$197  ? max_3_0_2 : max_3_0_3;
-  assign \$198  = max_3_0_2 >= max_3_0_3;
-  assign arg_3_1_1 = \$198  ? arg_3_0_2 : arg_3_0_3;
-  assign \$199  = max_3_1_0 >= max_3_1_1;
-  assign max_3_2_0 = \$199  ? max_3_1_0 : max_3_1_1;
-  assign \$200  = max_3_1_0 >= max_3_1_1;
-  assign arg_3_2_0 = \$200  ? arg_3_1_0 : arg_3_1_1;
-  assign \$201  = ! max_3_2_0;
-  assign \$202  = 1'h1 << arg_3_2_0;
-  assign \$203  = \$201  ? 15'h0000 : \$202 ;
-  assign \$204  = s2_nnz > 2'h3;
-  assign \$205  = \$204  ? \$203 [7:0] : 8'h00;
-  assign picked_3 = s2_picked | \$205 ;
-  assign \$206  = $signed(s3_values[7:0]) < $signed(1'h0);
-  assign \$207  = - $signed(s3_values[7:0]);
-  assign \$208  = \$206  ? \$207  : { s3_values[7], s3_values[7:0] };
-  assign \$209  = s3_picked[0] ? 9'h000 : \$208 ;
-  assign \$210  = $signed(s3_values[15:8]) < $signed(1'h0);
-  assign \$211  = - $signed(s3_values[15:8]);
-  assign \$212  = \$210  ? \$211  : { s3_values[15], s3_values[15:8] };
-  assign \$213  = s3_picked[1] ? 9'h000 : \$212 ;
-  assign \$214  = $signed(s3_values[23:16]) < $signed(1'h0);
-  assign \$215  = - $signed(s3_values[23:16]);
-  assign \$216  = \$214  ? \$215  : { s3_values[23], s3_values[23:16] };
-  assign \$217  = s3_picked[2] ? 9'h000 : \$216 ;
-  assign \$218  = $signed(s3_values[31:24]) < $signed(1'h0);
-  assign \$219  = - $signed(s3_values[31:24]);
-  assign \$220  = \$218  ? \$219  : { s3_values[31], s3_values[31:24] };
-  assign \$221  = s3_picked[3] ? 9'h000 : \$220 ;
-  assign \$222  = $signed(s3_values[39:32]) < $signed(1'h0);
-  assign \$223  = - $signed(s3_values[39:32]);
-  assign \$224  = \$222  ? \$223  : { s3_values[39], s3_values[39:32] };
-  assign \$225  = s3_picked[4] ? 9'h000 : \$224 ;
-  assign \$226  = $signed(s3_values[47:40]) < $signed(1'h0);
-  assign \$227  = - $signed(s3_values[47:40]);
-  assign \$228  = \$226  ? \$227  : { s3_values[47], s3_values[47:40] };
-  assign \$229  = s3_picked[5] ? 9'h000 : \$228 ;
-  assign \$230  = $signed(s3_values[55:48]) < $signed(1'h0);
-  assign \$231  = - $signed(s3_values[55:48]);
-  assign \$232  = \$230  ? \$231  : { s3_values[55], s3_values[55:48] };
-  assign \$233  = s3_picked[6] ? 9'h000 : \$232 ;
-  assign \$234  = $signed(s3_values[63:56]) < $signed(1'h0);
-  assign \$235  = - $signed(s3_values[63:56]);
-  assign \$236  = \$234  ? \$235  : { s3_values[63], s3_values[63:56] };
-  assign \$237  = s3_picked[7] ? 9'h000 : \$236 ;
-  assign \$238  = \$209 [7:0] >= \$213 [7:0];
-  assign max_4_0_0 = \$238  ? \$209 [7:0] : \$213 [7:0];
-  assign \$239  = \$209 [7:0] >= \$213 [7:0];
-  assign arg_4_0_0 = \$239  ? 3'h0 : 3'h1;
-  assign \$240  = \$217 [7:0] >= \$221 [7:0];
-  assign max_4_0_1 = \$240  ? \$217 [7:0] : \$221 [7:0];
-  assign \$241  = \$217 [7:0] >= \$221 [7:0];
-  assign arg_4_0_1 = \$241  ? 3'h2 : 3'h3;
-  assign \$242  = \$225 [7:0] >= \$229 [7:0];
-  assign max_4_0_2 = \$242  ? \$225 [7:0] : \$229 [7:0];
-  assign \$243  = \$225 [7:0] >= \$229 [7:0];
-  assign arg_4_0_2 = \$243  ? 3'h4 : 3'h5;
-  assign \$244  = \$233 [7:0] >= \$237 [7:0];
-  assign max_4_0_3 = \$244  ? \$233 [7:0] : \$237 [7:0];
-  assign \$245  = \$233 [7:0] >= \$237 [7:0];
-  assign arg_4_0_3 = \$245  ? 3'h6 : 3'h7;
-  assign \$246  = max_4_0_0 >= max_4_0_1;
-  assign max_4_1_0 = \$246  ? max_4_0_0 : max_4_0_1;
-  assign \$247  = max_4_0_0 >= max_4_0_1;
-  assign arg_4_1_0 = \$247  ? arg_4_0_0 : arg_4_0_1;
-  assign \$248  = max_4_0_2 >= max_4_0_3;
-  assign max_4_1_1 = \$248  ? max_4_0_2 : max_4_0_3;
-  assign \$249  = max_4_0_2 >= max_4_0_3;
-  assign arg_4_1_1 = \$249  ? arg_4_0_2 : arg_4_0_3;
-  assign \$250  = max_4_1_0 >= max_4_1_1;
-  assign max_4_2_0 = \$250  ? max_4_1_0 : max_4_1_1;
-  assign \$251  = max_4_1_0 >= max_4_1_1;
-  assign arg_4_2_0 = \$251  ? arg_4_1_0 : arg_4_1_1;
-  assign \$252  = ! max_4_2_0;
-  assign \$253  = 1'h1 << arg_4_2_0;
-  assign \$254  = \$252  ? 15'h0000 : \$253 ;
-  assign \$255  = s3_nnz > 3'h4;
-  assign \$256  = \$255  ? \$254 [7:0] : 8'h00;
-  assign picked_4 = s3_picked | \$256 ;
-  assign \$257  = 1'h0 + s4_picked[0];
-  assign \$258  = 1'h0 + s4_picked[0];
-  assign \$259  = \$258  + s4_picked[1];
-  assign \$260  = 1'h0 + s4_picked[0];
-  assign \$261  = \$260  + s4_picked[1];
-  assign rank_3 = \$261  + s4_picked[2];
-  assign \$262  = 1'h0 + s4_picked[0];
-  assign \$263  = \$262  + s4_picked[1];
-  assign \$264  = \$263  + s4_picked[2];
-  assign \$265  = \$264  + s4_picked[3];
-  assign \$266  = 1'h0 + s4_picked[0];
-  assign \$267  = \$266  + s4_picked[1];
-  assign \$268  = \$267  + s4_picked[2];
-  assign \$269  = \$268  + s4_picked[3];
-  assign \$270  = \$269  + s4_picked[4];
-  assign \$271  = 1'h0 + s4_picked[0];
-  assign \$272  = \$271  + s4_picked[1];
-  assign \$273  = \$272  + s4_picked[2];
-  assign \$274  = \$273  + s4_picked[3];
-  assign \$275  = \$274  + s4_picked[4];
-  assign \$276  = \$275  + s4_picked[5];
-  assign \$277  = 1'h0 + s4_picked[0];
-  assign \$278  = \$277  + s4_picked[1];
-  assign \$279  = \$278  + s4_picked[2];
-  assign \$280  = \$279  + s4_picked[3];
-  assign \$281  = \$280  + s4_picked[4];
-  assign \$282  = \$281  + s4_picked[5];
-  assign \$283  = \$282  + s4_picked[6];
-  assign \$286  = \$285  ? s4_values[7:0] : 8'h00;
-  assign \$287  = ! \$257 ;
-  assign \$288  = s4_picked[1] & \$287 ;
-  assign \$289  = \$288  ? s4_values[15:8] : 8'h00;
-  assign \$290  = \$286  | \$289 ;
-  assign \$291  = ! \$259 ;
-  assign \$292  = s4_picked[2] & \$291 ;
-  assign \$293  = \$292  ? s4_values[23:16] : 8'h00;
-  assign \$294  = \$290  | \$293 ;
-  assign \$295  = ! rank_3;
-  assign \$296  = s4_picked[3] & \$295 ;
-  assign \$297  = \$296  ? s4_values[31:24] : 8'h00;
-  assign \$298  = \$294  | \$297 ;
-  assign \$299  = ! \$265 [3:0];
-  assign \$300  = s4_picked[4] & \$299 ;
-  assign \$301  = \$300  ? s4_values[39:32] : 8'h00;
-  assign \$302  = \$298  | \$301 ;
-  assign \$303  = ! \$270 [3:0];
-  assign \$304  = s4_picked[5] & \$303 ;
-  assign \$305  = \$304  ? s4_values[47:40] : 8'h00;
-  assign \$306  = \$302  | \$305 ;
-  assign \$307  = ! \$276 [3:0];
-  assign \$308  = s4_picked[6] & \$307 ;
-  assign \$309  = \$308  ? s4_values[55:48] : 8'h00;
-  assign \$310  = \$306  | \$309 ;
-  assign \$311  = ! \$283 [3:0];
-  assign \$312  = s4_picked[7] & \$311 ;
-  assign \$313  = \$312  ? s4_values[63:56] : 8'h00;
-  assign \$314  = \$310  | \$313 ;
-  assign \$318  = \$257  == 1'h1;
-  assign \$319  = s4_picked[1] & \$318 ;
-  assign \$320  = \$319  ? s4_values[15:8] : 8'h00;
-  assign \$322  = \$259  == 1'h1;
-  assign \$323  = s4_picked[2] & \$322 ;
-  assign \$324  = \$323  ? s4_values[23:16] : 8'h00;
-  assign \$325  = \$321  | \$324 ;
-  assign \$326  = rank_3 == 1'h1;
-  assign \$327  = s4_picked[3] & \$326 ;
-  assign \$328  = \$327  ? s4_values[31:24] : 8'h00;
-  assign \$329  = \$325  | \$328 ;
-  assign \$330  = \$265 [3:0] == 1'h1;
-  assign \$331  = s4_picked[4] & \$330 ;
-  assign \$332  = \$331  ? s4_values[39:32] : 8'h00;
-  assign \$333  = \$329  | \$332 ;
-  assign \$334  = \$270 [3:0] == 1'h1;
-  assign \$335  = s4_picked[5] & \$334 ;
-  assign \$336  = \$335  ? s4_values[47:40] : 8'h00;
-  assign \$337  = \$333  | \$336 ;
-  assign \$338  = \$276 [3:0] == 1'h1;
-  assign \$339  = s4_picked[6] & \$338 ;
-  assign \$340  = \$339  ? s4_values[55:48] : 8'h00;
-  assign \$341  = \$337  | \$340 ;
-  assign \$342  = \$283 [3:0] == 1'h1;
-  assign \$343  = s4_picked[7] & \$342 ;
-  assign \$344  = \$343  ? s4_values[63:56] : 8'h00;
-  assign \$345  = \$341  | \$344 ;
-  assign \$349  = \$257  == 2'h2;
-  assign \$350  = s4_picked[1] & \$349 ;
-  assign \$351  = \$350  ? s4_values[15:8] : 8'h00;
-  assign \$353  = \$259  == 2'h2;
-  assign \$354  = s4_picked[2] & \$353 ;
-  assign \$355  = \$354  ? s4_values[23:16] : 8'h00;
-  assign \$356  = \$352  | \$355 ;
-  assign \$357  = rank_3 == 2'h2;
-  assign \$358  = s4_picked[3] & \$357 ;
-  assign \$359  = \$358  ? s4_values[31:24] : 8'h00;
-  assign \$360  = \$356  | \$359 ;
-  assign \$361  = \$265 [3:0] == 2'h2;
-  assign \$362  = s4_picked[4] & \$361 ;
-  assign \$363  = \$362  ? s4_values[39:32] : 8'h00;
-  assign \$364  = \$360  | \$363 ;
-  assign \$365  = \$270 [3:0] == 2'h2;
-  assign \$366  = s4_picked[5] & \$365 ;
-  assign \$367  = \$366  ? s4_values[47:40] : 8'h00;
-  assign \$368  = \$364  | \$367 ;
-  assign \$369  = \$276 [3:0] == 2'h2;
-  assign \$370  = s4_picked[6] & \$369 ;
-  assign \$371  = \$370  ? s4_values[55:48] : 8'h00;
-  assign \$372  = \$368  | \$371 ;
-  assign \$373  = \$283 [3:0] == 2'h2;
-  assign \$374  = s4_picked[7] & \$373 ;
-  assign \$375  = \$374  ? s4_values[63:56] : 8'h00;
-  assign \$376  = \$372  | \$375 ;
-  assign \$380  = \$257  == 2'h3;
-  assign \$381  = s4_picked[1] & \$380 ;
-  assign \$382  = \$381  ? s4_values[15:8] : 8'h00;
-  assign \$384  = \$259  == 2'h3;
-  assign \$385  = s4_picked[2] & \$384 ;
-  assign \$386  = \$385  ? s4_values[23:16] : 8'h00;
-  assign \$387  = \$383  | \$386 ;
-  assign \$388  = rank_3 == 2'h3;
-  assign \$389  = s4_picked[3] & \$388 ;
-  assign \$390  = \$389  ? s4_values[31:24] : 8'h00;
-  assign \$391  = \$387  | \$390 ;
-  assign \$392  = \$265 [3:0] == 2'h3;
-  assign \$393  = s4_picked[4] & \$392 ;
-  assign \$394  = \$393  ? s4_values[39:32] : 8'h00;
-  assign \$395  = \$391  | \$394 ;
-  assign \$396  = \$270 [3:0] == 2'h3;
-  assign \$397  = s4_picked[5] & \$396 ;
-  assign \$398  = \$397  ? s4_values[47:40] : 8'h00;
-  assign \$399  = \$395  | \$398 ;
-  assign \$400  = \$276 [3:0] == 2'h3;
-  assign \$401  = s4_picked[6] & \$400 ;
-  assign \$402  = \$401  ? s4_values[55:48] : 8'h00;
-  assign \$403  = \$399  | \$402 ;
-  assign \$404  = \$283 [3:0] == 2'h3;
-  assign \$405  = s4_picked[7] & \$404 ;
-  assign \$406  = \$405  ? s4_values[63:56] : 8'h00;
-  assign \$407  = \$403  | \$406 ;
-  assign \$415  = \$259  == 3'h4;
-  assign \$416  = s4_picked[2] & \$415 ;
-  assign \$417  = \$416  ? s4_values[23:16] : 8'h00;
-  assign \$419  = rank_3 == 3'h4;
-  assign \$420  = s4_picked[3] & \$419 ;
-  assign \$421  = \$420  ? s4_values[31:24] : 8'h00;
-  assign \$422  = \$418  | \$421 ;
-  assign \$423  = \$265 [3:0] == 3'h4;
-  assign \$424  = s4_picked[4] & \$423 ;
-  assign \$425  = \$424  ? s4_values[39:32] : 8'h00;
-  assign \$426  = \$422  | \$425 ;
-  assign \$427  = \$270 [3:0] == 3'h4;
-  assign \$428  = s4_picked[5] & \$427 ;
-  assign \$429  = \$428  ? s4_values[47:40] : 8'h00;
-  assign \$430  = \$426  | \$429 ;
-  assign \$431  = \$276 [3:0] == 3'h4;
-  assign \$432  = s4_picked[6] & \$431 ;
-  assign \$433  = \$432  ? s4_values[55:48] : 8'h00;
-  assign \$434  = \$430  | \$433 ;
-  assign \$435  = \$283 [3:0] == 3'h4;
-  assign \$436  = s4_picked[7] & \$435 ;
-  assign \$437  = \$436  ? s4_values[63:56] : 8'h00;
-  assign \$438  = \$434  | \$437 ;
+  assign \$5  = $signed(act__payload[15:8]) < $signed(1'h0);
+  assign \$6  = - $signed(act__payload[15:8]);
+  assign \$7  = \$5  ? \$6  : { act__payload[15], act__payload[15:8] };
+  assign \$8  = $signed(act__payload[23:16]) < $signed(1'h0);
+  assign \$9  = - $signed(act__payload[23:16]);
+  assign \$10  = \$8  ? \$9  : { act__payload[23], act__payload[23:16] };
+  assign \$11  = $signed(act__payload[31:24]) < $signed(1'h0);
+  assign \$12  = - $signed(act__payload[31:24]);
+  assign \$13  = \$11  ? \$12  : { act__payload[31], act__payload[31:24] };
+  assign \$14  = $signed(act__payload[39:32]) < $signed(1'h0);
+  assign \$15  = - $signed(act__payload[39:32]);
+  assign \$16  = \$14  ? \$15  : { act__payload[39], act__payload[39:32] };
+  assign \$17  = $signed(act__payload[47:40]) < $signed(1'h0);
+  assign \$18  = - $signed(act__payload[47:40]);
+  assign \$19  = \$17  ? \$18  : { act__payload[47], act__payload[47:40] };
+  assign \$20  = $signed(act__payload[55:48]) < $signed(1'h0);
+  assign \$21  = - $signed(act__payload[55:48]);
+  assign \$22  = \$20  ? \$21  : { act__payload[55], act__payload[55:48] };
+  assign \$23  = $signed(act__payload[63:56]) < $signed(1'h0);
+  assign \$24  = - $signed(act__payload[63:56]);
+  assign \$25  = \$23  ? \$24  : { act__payload[63], act__payload[63:56] };
+  assign \$26  = \$4 [7:0] >= \$7 [7:0];
+  assign \$27  = \$4 [7:0] >= \$10 [7:0];
+  assign \$28  = \$4 [7:0] >= \$13 [7:0];
+  assign \$29  = \$4 [7:0] >= \$16 [7:0];
+  assign \$30  = \$4 [7:0] >= \$19 [7:0];
+  assign \$31  = \$4 [7:0] >= \$22 [7:0];
+  assign \$32  = \$4 [7:0] >= \$25 [7:0];
+  assign \$33  = \$7 [7:0] >= \$10 [7:0];
+  assign \$34  = \$7 [7:0] >= \$13 [7:0];
+  assign \$35  = \$7 [7:0] >= \$16 [7:0];
+  assign \$36  = \$7 [7:0] >= \$19 [7:0];
+  assign \$37  = \$7 [7:0] >= \$22 [7:0];
+  assign \$38  = \$7 [7:0] >= \$25 [7:0];
+  assign \$39  = \$10 [7:0] >= \$13 [7:0];
+  assign \$40  = \$10 [7:0] >= \$16 [7:0];
+  assign \$41  = \$10 [7:0] >= \$19 [7:0];
+  assign \$42  = \$10 [7:0] >= \$22 [7:0];
+  assign \$43  = \$10 [7:0] >= \$25 [7:0];
+  assign \$44  = \$13 [7:0] >= \$16 [7:0];
+  assign \$45  = \$13 [7:0] >= \$19 [7:0];
+  assign \$46  = \$13 [7:0] >= \$22 [7:0];
+  assign \$47  = \$13 [7:0] >= \$25 [7:0];
+  assign \$48  = \$16 [7:0] >= \$19 [7:0];
+  assign \$49  = \$16 [7:0] >= \$22 [7:0];
+  assign \$50  = \$16 [7:0] >= \$25 [7:0];
+  assign \$51  = \$19 [7:0] >= \$22 [7:0];
+  assign \$52  = \$19 [7:0] >= \$25 [7:0];
+  assign \$53  = \$22 [7:0] >= \$25 [7:0];
+  assign \$54  = | \$4 [7:0];
+  assign \$55  = | \$7 [7:0];
+  assign \$56  = | \$10 [7:0];
+  assign \$57  = | \$13 [7:0];
+  assign \$58  = | \$16 [7:0];
+  assign \$59  = | \$19 [7:0];
+  assign \$60  = | \$22 [7:0];
+  assign \$61  = | \$25 [7:0];
+  assign \$65  = \$63  & \$64 ;
+  assign \$67  = \$65  & \$66 ;
+  assign \$69  = \$67  & \$68 ;
+  assign \$71  = \$69  & \$70 ;
+  assign \$73  = \$71  & \$72 ;
+  assign \$75  = \$73  & \$74 ;
+  assign \$77  = \$75  & \$76 ;
+  assign \$80  = ~ ranks[0];
+  assign \$82  = \$79  & \$81 ;
+  assign \$84  = \$82  & \$83 ;
+  assign \$86  = \$84  & \$85 ;
+  assign \$88  = \$86  & \$87 ;
+  assign \$90  = \$88  & \$89 ;
+  assign \$92  = \$90  & \$91 ;
+  assign \$94  = \$92  & \$93 ;
+  assign \$97  = ~ ranks[1];
+  assign \$99  = \$96  & \$98 ;
+  assign \$100  = ~ ranks[7];
+  assign \$102  = \$99  & \$101 ;
+  assign \$104  = \$102  & \$103 ;
+  assign \$106  = \$104  & \$105 ;
+  assign \$108  = \$106  & \$107 ;
+  assign \$110  = \$108  & \$109 ;
+  assign \$112  = \$110  & \$111 ;
+  assign \$115  = ~ ranks[2];
+  assign \$117  = \$114  & \$116 ;
+  assign \$118  = ~ ranks[8];
+  assign \$120  = \$117  & \$119 ;
+  assign \$121  = ~ ranks[13];
+  assign \$123  = \$120  & \$122 ;
+  assign \$125  = \$123  & \$124 ;
+  assign \$127  = \$125  & \$126 ;
+  assign \$129  = \$127  & \$128 ;
+  assign \$131  = \$129  & \$130 ;
+  assign \$134  = ~ ranks[3];
+  assign \$136  = \$133  & \$135 ;
+  assign \$137  = ~ ranks[9];
+  assign \$139  = \$136  & \$138 ;
+  assign \$140  = ~ ranks[14];
+  assign \$142  = \$139  & \$141 ;
+  assign \$143  = ~ ranks[18];
+  assign \$145  = \$142  & \$144 ;
+  assign \$147  = \$145  & \$146 ;
+  assign \$149  = \$147  & \$148 ;
+  assign \$151  = \$149  & \$150 ;
+  assign \$154  = ~ ranks[4];
+  assign \$156  = \$153  & \$155 ;
+  assign \$157  = ~ ranks[10];
+  assign \$159  = \$156  & \$158 ;
+  assign \$160  = ~ ranks[15];
+  assign \$162  = \$159  & \$161 ;
+  assign \$163  = ~ ranks[19];
+  assign \$165  = \$162  & \$164 ;
+  assign \$166  = ~ ranks[22];
+  assign \$168  = \$165  & \$167 ;
+  assign \$170  = \$168  & \$169 ;
+  assign \$172  = \$170  & \$171 ;
+  assign \$175  = ~ ranks[5];
+  assign \$177  = \$174  & \$176 ;
+  assign \$178  = ~ ranks[11];
+  assign \$180  = \$177  & \$179 ;
+  assign \$181  = ~ ranks[16];
+  assign \$183  = \$180  & \$182 ;
+  assign \$184  = ~ ranks[20];
+  assign \$186  = \$183  & \$185 ;
+  assign \$187  = ~ ranks[23];
+  assign \$189  = \$186  & \$188 ;
+  assign \$190  = ~ ranks[25];
+  assign \$192  = \$189  & \$191 ;
+  assign \$194  = \$192  & \$193 ;
+  assign \$197  = ~ ranks[6];
+  assign \$199  = \$196  & \$198 ;
+  assign \$200  = ~ ranks[12];
+  assign \$202  = \$199  & \$201 ;
+  assign \$203  = ~ ranks[17];
+  assign \$205  = \$202  & \$204 ;
+  assign \$206  = ~ ranks[21];
+  assign \$208  = \$205  & \$207 ;
+  assign \$209  = ~ ranks[24];
+  assign \$211  = \$208  & \$210 ;
+  assign \$212  = ~ ranks[26];
+  assign \$214  = \$211  & \$213 ;
+  assign \$215  = ~ ranks[27];
+  assign \$217  = \$214  & \$216 ;
+  assign \$218  = act__payload[66:64] > 1'h0;
+  assign \$219  = \$218  ? pick_0 : 8'h00;
+  assign \$220  = ~ s0_picked[0];
+  assign \$221  = \$220  & s0_ranks[28];
+  assign \$222  = s0_picked[1] | s0_ranks[0];
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = s0_picked[2] | s0_ranks[1];
+  assign \$225  = \$223  & \$224 ;
+  assign \$226  = s0_picked[3] | s0_ranks[2];
+  assign \$227  = \$225  & \$226 ;
+  assign \$228  = s0_picked[4] | s0_ranks[3];
+  assign \$229  = \$227  & \$228 ;
+  assign \$230  = s0_picked[5] | s0_ranks[4];
+  assign \$231  = \$229  & \$230 ;
+  assign \$232  = s0_picked[6] | s0_ranks[5];
+  assign \$233  = \$231  & \$232 ;
+  assign \$234  = s0_picked[7] | s0_ranks[6];
+  assign \$235  = \$233  & \$234 ;
+  assign \$236  = ~ s0_picked[1];
+  assign \$237  = \$236  & s0_ranks[29];
+  assign \$238  = ~ s0_ranks[0];
+  assign \$239  = s0_picked[0] | \$238 ;
+  assign \$240  = \$237  & \$239 ;
+  assign \$241  = s0_picked[2] | s0_ranks[7];
+  assign \$242  = \$240  & \$241 ;
+  assign \$243  = s0_picked[3] | s0_ranks[8];
+  assign \$244  = \$242  & \$243 ;
+  assign \$245  = s0_picked[4] | s0_ranks[9];
+  assign \$246  = \$244  & \$245 ;
+  assign \$247  = s0_picked[5] | s0_ranks[10];
+  assign \$248  = \$246  & \$247 ;
+  assign \$249  = s0_picked[6] | s0_ranks[11];
+  assign \$250  = \$248  & \$249 ;
+  assign \$251  = s0_picked[7] | s0_ranks[12];
+  assign \$252  = \$250  & \$251 ;
+  assign \$253  = ~ s0_picked[2];
+  assign \$254  = \$253  & s0_ranks[30];
+  assign \$255  = ~ s0_ranks[1];
+  assign \$256  = s0_picked[0] | \$255 ;
+  assign \$257  = \$254  & \$256 ;
+  assign \$258  = ~ s0_ranks[7];
+  assign \$259  = s0_picked[1] | \$258 ;
+  assign \$260  = \$257  & \$259 ;
+  assign \$261  = s0_picked[3] | s0_ranks[13];
+  assign \$262  = \$260  & \$261 ;
+  assign \$263  = s0_picked[4] | s0_ranks[14];
+  assign \$264  = \$262  & \$263 ;
+  assign \$265  = s0_picked[5] | s0_ranks[15];
+  assign \$266  = \$264  & \$265 ;
+  assign \$267  = s0_picked[6] | s0_ranks[16];
+  assign \$268  = \$266  & \$267 ;
+  assign \$269  = s0_picked[7] | s0_ranks[17];
+  assign \$270  = \$268  & \$269 ;
+  assign \$271  = ~ s0_picked[3];
+  assign \$272  = \$271  & s0_ranks[31];
+  assign \$273  = ~ s0_ranks[2];
+  assign \$274  = s0_picked[0] | \$273 ;
+  assign \$275  = \$272  & \$274 ;
+  assign \$276  = ~ s0_ranks[8];
+  assign \$277  = s0_picked[1] | \$276 ;
+  assign \$278  = \$275  & \$277 ;
+  assign \$279  = ~ s0_ranks[13];
+  assign \$280  = s0_picked[2] | \$279 ;
+  assign \$281  = \$278  & \$280 ;
+  assign \$282  = s0_picked[4] | s0_ranks[18];
+  assign \$283  = \$281  & \$282 ;
+  assign \$284  = s0_picked[5] | s0_ranks[19];
+  assign \$285  = \$283  & \$284 ;
+  assign \$286  = s0_picked[6] | s0_ranks[20];
+  assign \$287  = \$285  & \$286 ;
+  assign \$288  = s0_picked[7] | s0_ranks[21];
+  assign \$289  = \$287  & \$288 ;
+  assign \$290  = ~ s0_picked[4];
+  assign \$291  = \$290  & s0_ranks[32];
+  assign \$292  = ~ s0_ranks[3];
+  assign \$293  = s0_picked[0] | \$292 ;
+  assign \$294  = \$291  & \$293 ;
+  assign \$295  = ~ s0_ranks[9];
+  assign \$296  = s0_picked[1] | \$295 ;
+  assign \$297  = \$294  & \$296 ;
+  assign \$298  = ~ s0_ranks[14];
+  assign \$299  = s0_picked[2] | \$298 ;
+  assign \$300  = \$297  & \$299 ;
+  assign \$301  = ~ s0_ranks[18];
+  assign \$302  = s0_picked[3] | \$301 ;
+  assign \$303  = \$300  & \$302 ;
+  assign \$304  = s0_picked[5] | s0_ranks[22];
+  assign \$305  = \$303  & \$304 ;
+  assign \$306  = s0_picked[6] | s0_ranks[23];
+  assign \$307  = \$305  & \$306 ;
+  assign \$308  = s0_picked[7] | s0_ranks[24];
+  assign \$309  = \$307  & \$308 ;
+  assign \$310  = ~ s0_picked[5];
+  assign \$311  = \$310  & s0_ranks[33];
+  assign \$312  = ~ s0_ranks[4];
+  assign \$313  = s0_picked[0] | \$312 ;
+  assign \$314  = \$311  & \$313 ;
+  assign \$315  = ~ s0_ranks[10];
+  assign \$316  = s0_picked[1] | \$315 ;
+  assign \$317  = \$314  & \$316 ;
+  assign \$318  = ~ s0_ranks[15];
+  assign \$319  = s0_picked[2] | \$318 ;
+  assign \$320  = \$317  & \$319 ;
+  assign \$321  = ~ s0_ranks[19];
+  assign \$322  = s0_picked[3] | \$321 ;
+  assign \$323  = \$320  & \$322 ;
+  assign \$324  = ~ s0_ranks[22];
+  assign \$325  = s0_picked[4] | \$324 ;
+  assign \$326  = \$323  & \$325 ;
+  assign \$327  = s0_picked[6] | s0_ranks[25];
+  assign \$328  = \$326  & \$327 ;
+  assign \$329  = s0_picked[7] | s0_ranks[26];
+  assign \$330  = \$328  & \$329 ;
+  assign \$331  = ~ s0_picked[6];
+  assign \$332  = \$331  & s0_ranks[34];
+  assign \$333  = ~ s0_ranks[5];
+  assign \$334  = s0_picked[0] | \$333 ;
+  assign \$335  = \$332  & \$334 ;
+  assign \$336  = ~ s0_ranks[11];
+  assign \$337  = s0_picked[1] | \$336 ;
+  assign \$338  = \$335  & \$337 ;
+  assign \$339  = ~ s0_ranks[16];
+  assign \$340  = s0_picked[2] | \$339 ;
+  assign \$341  = \$338  & \$340 ;
+  assign \$342  = ~ s0_ranks[20];
+  assign \$343  = s0_picked[3] | \$342 ;
+  assign \$344  = \$341  & \$343 ;
+  assign \$345  = ~ s0_ranks[23];
+  assign \$346  = s0_picked[4] | \$345 ;
+  assign \$347  = \$344  & \$346 ;
+  assign \$348  = ~ s0_ranks[25];
+  assign \$349  = s0_picked[5] | \$348 ;
+  assign \$350  = \$347  & \$349 ;
+  assign \$351  = s0_picked[7] | s0_ranks[27];
+  assign \$352  = \$350  & \$351 ;
+  assign \$353  = ~ s0_picked[7];
+  assign \$354  = \$353  & s0_ranks[35];
+  assign \$355  = ~ s0_ranks[6];
+  assign \$356  = s0_picked[0] | \$355 ;
+  assign \$357  = \$354  & \$356 ;
+  assign \$358  = ~ s0_ranks[12];
+  assign \$359  = s0_picked[1] | \$358 ;
+  assign \$360  = \$357  & \$359 ;
+  assign \$361  = ~ s0_ranks[17];
+  assign \$362  = s0_picked[2] | \$361 ;
+  assign \$363  = \$360  & \$362 ;
+  assign \$364  = ~ s0_ranks[21];
+  assign \$365  = s0_picked[3] | \$364 ;
+  assign \$366  = \$363  & \$365 ;
+  assign \$367  = ~ s0_ranks[24];
+  assign \$368  = s0_picked[4] | \$367 ;
+  assign \$369  = \$366  & \$368 ;
+  assign \$370  = ~ s0_ranks[26];
+  assign \$371  = s0_picked[5] | \$370 ;
+  assign \$372  = \$369  & \$371 ;
+  assign \$373  = ~ s0_ranks[27];
+  assign \$374  = s0_picked[6] | \$373 ;
+  assign \$375  = \$372  & \$374 ;
+  assign \$376  = s0_nnz > 1'h1;
+  assign \$377  = \$376  ? pick_1 : 8'h00;
+  assign picked_1 = s0_picked | \$377 ;
+  assign \$378  = ~ s1_picked[0];
+  assign \$379  = \$378  & s1_ranks[28];
+  assign \$380  = s1_picked[1] | s1_ranks[0];
+  assign \$381  = \$379  & \$380 ;
+  assign \$382  = s1_picked[2] | s1_ranks[1];
+  assign \$383  = \$381  & \$382 ;
+  assign \$384  = s1_picked[3] | s1_ranks[2];
+  assign \$385  = \$383  & \$384 ;
+  assign \$386  = s1_picked[4] | s1_ranks[3];
+  assign \$387  = \$385  & \$386 ;
+  assign \$388  = s1_picked[5] | s1_ranks[4];
+  assign \$389  = \$387  & \$388 ;
+  assign \$390  = s1_picked[6] | s1_ranks[5];
+  assign \$391  = \$389  & \$390 ;
+  assign \$392  = s1_picked[7] | s1_ranks[6];
+  assign \$393  = \$391  & \$392 ;
+  assign \$394  = ~ s1_picked[1];
+  assign \$395  = \$394  & s1_ranks[29];
+  assign \$396  = ~ s1_ranks[0];
+  assign \$397  = s1_picked[0] | \$396 ;
+  assign \$398  = \$395  & \$397 ;
+  assign \$399  = s1_picked[2] | s1_ranks[7];
+  assign \$400  = \$398  & \$399 ;
+  assign \$401  = s1_picked[3] | s1_ranks[8];
+  assign \$402  = \$400  & \$401 ;
+  assign \$403  = s1_picked[4] | s1_ranks[9];
+  assign \$404  = \$402  & \$403 ;
+  assign \$405  = s1_picked[5] | s1_ranks[10];
+  assign \$406  = \$404  & \$405 ;
+  assign \$407  = s1_picked[6] | s1_ranks[11];
+  assign \$408  = \$406  & \$407 ;
+  assign \$409  = s1_picked[7] | s1_ranks[12];
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = ~ s1_picked[2];
+  assign \$412  = \$411  & s1_ranks[30];
+  assign \$413  = ~ s1_ranks[1];
+  assign \$414  = s1_picked[0] | \$413 ;
+  assign \$415  = \$412  & \$414 ;
+  assign \$416  = ~ s1_ranks[7];
+  assign \$417  = s1_picked[1] | \$416 ;
+  assign \$418  = \$415  & \$417 ;
+  assign \$419  = s1_picked[3] | s1_ranks[13];
+  assign \$420  = \$418  & \$419 ;
+  assign \$421  = s1_picked[4] | s1_ranks[14];
+  assign \$422  = \$420  & \$421 ;
+  assign \$423  = s1_picked[5] | s1_ranks[15];
+  assign \$424  = \$422  & \$423 ;
+  assign \$425  = s1_picked[6] | s1_ranks[16];
+  assign \$426  = \$424  & \$425 ;
+  assign \$427  = s1_picked[7] | s1_ranks[17];
+  assign \$428  = \$426  & \$427 ;
+  assign \$429  = ~ s1_picked[3];
+  assign \$430  = \$429  & s1_ranks[31];
+  assign \$431  = ~ s1_ranks[2];
+  assign \$432  = s1_picked[0] | \$431 ;
+  assign \$433  = \$430  & \$432 ;
+  assign \$434  = ~ s1_ranks[8];
+  assign \$435  = s1_picked[1] | \$434 ;
+  assign \$436  = \$433  & \$435 ;
+  assign \$437  = ~ s1_ranks[13];
+  assign \$438  = s1_picked[2] | \$437 ;
+  assign \$439  = \$436  & \$438 ;
+  assign \$440  = s1_picked[4] | s1_ranks[18];
+  assign \$441  = \$439  & \$440 ;
+  assign \$442  = s1_picked[5] | s1_ranks[19];
+  assign \$443  = \$441  & \$442 ;
+  assign \$444  = s1_picked[6] | s1_ranks[20];
+  assign \$445  = \$443  & \$444 ;
+  assign \$446  = s1_picked[7] | s1_ranks[21];
+  assign \$447  = \$445  & \$446 ;
+  assign \$448  = ~ s1_picked[4];
+  assign \$449  = \$448  & s1_ranks[32];
+  assign \$450  = ~ s1_ranks[3];
+  assign \$451  = s1_picked[0] | \$450 ;
+  assign \$452  = \$449  & \$451 ;
+  assign \$453  = ~ s1_ranks[9];
+  assign \$454  = s1_picked[1] | \$453 ;
+  assign \$455  = \$452  & \$454 ;
+  assign \$456  = ~ s1_ranks[14];
+  assign \$457  = s1_picked[2] | \$456 ;
+  assign \$458  = \$455  & \$457 ;
+  assign \$459  = ~ s1_ranks[18];
+  assign \$460  = s1_picked[3] | \$459 ;
+  assign \$461  = \$458  & \$460 ;
+  assign \$462  = s1_picked[5] | s1_ranks[22];
+  assign \$463  = \$461  & \$462 ;
+  assign \$464  = s1_picked[6] | s1_ranks[23];
+  assign \$465  = \$463  & \$464 ;
+  assign \$466  = s1_picked[7] | s1_ranks[24];
+  assign \$467  = \$465  & \$466 ;
+  assign \$468  = ~ s1_picked[5];
+  assign \$469  = \$468  & s1_ranks[33];
+  assign \$470  = ~ s1_ranks[4];
+  assign \$471  = s1_picked[0] | \$470 ;
+  assign \$472  = \$469  & \$471 ;
+  assign \$473  = ~ s1_ranks[10];
+  assign \$474  = s1_picked[1] | \$473 ;
+  assign \$475  = \$472  & \$474 ;
+  assign \$476  = ~ s1_ranks[15];
+  assign \$477  = s1_picked[2] | \$476 ;
+  assign \$478  = \$475  & \$477 ;
+  assign \$479  = ~ s1_ranks[19];
+  assign \$480  = s1_picked[3] | \$479 ;
+  assign \$481  = \$478  & \$480 ;
+  assign \$482  = ~ s1_ranks[22];
+  assign \$483  = s1_picked[4] | \$482 ;
+  assign \$484  = \$481  & \$483 ;
+  assign \$485  = s1_picked[6] | s1_ranks[25];
+  assign \$486  = \$484  & \$485 ;
+  assign \$487  = s1_picked[7] | s1_ranks[26];
+  assign \$488  = \$486  & \$487 ;
+  assign \$489  = ~ s1_picked[6];
+  assign \$490  = \$489  & s1_ranks[34];
+  assign \$491  = ~ s1_ranks[5];
+  assign \$492  = s1_picked[0] | \$491 ;
+  assign \$493  = \$490  & \$492 ;
+  assign \$494  = ~ s1_ranks[11];
+  assign \$495  = s1_picked[1] | \$494 ;
+  assign \$496  = \$493  & \$495 ;
+  assign \$497  = ~ s1_ranks[16];
+  assign \$498  = s1_picked[2] | \$497 ;
+  assign \$499  = \$496  & \$498 ;
+  assign \$500  = ~ s1_ranks[20];
+  assign \$501  = s1_picked[3] | \$500 ;
+  assign \$502  = \$499  & \$501 ;
+  assign \$503  = ~ s1_ranks[23];
+  assign \$504  = s1_picked[4] | \$503 ;
+  assign \$505  = \$502  & \$504 ;
+  assign \$506  = ~ s1_ranks[25];
+  assign \$507  = s1_picked[5] | \$506 ;
+  assign \$508  = \$505  & \$507 ;
+  assign \$509  = s1_picked[7] | s1_ranks[27];
+  assign \$510  = \$508  & \$509 ;
+  assign \$511  = ~ s1_picked[7];
+  assign \$512  = \$511  & s1_ranks[35];
+  assign \$513  = ~ s1_ranks[6];
+  assign \$514  = s1_picked[0] | \$513 ;
+  assign \$515  = \$512  & \$514 ;
+  assign \$516  = ~ s1_ranks[12];
+  assign \$517  = s1_picked[1] | \$516 ;
+  assign \$518  = \$515  & \$517 ;
+  assign \$519  = ~ s1_ranks[17];
+  assign \$520  = s1_picked[2] | \$519 ;
+  assign \$521  = \$518  & \$520 ;
+  assign \$522  = ~ s1_ranks[21];
+  assign \$523  = s1_picked[3] | \$522 ;
+  assign \$524  = \$521  & \$523 ;
+  assign \$525  = ~ s1_ranks[24];
+  assign \$526  = s1_picked[4] | \$525 ;
+  assign \$527  = \$524  & \$526 ;
+  assign \$528  = ~ s1_ranks[26];
+  assign \$529  = s1_picked[5] | \$528 ;
+  assign \$530  = \$527  & \$529 ;
+  assign \$531  = ~ s1_ranks[27];
+  assign \$532  = s1_picked[6] | \$531 ;
+  assign \$533  = \$530  & \$532 ;
+  assign \$534  = s1_nnz > 2'h2;
+  assign \$535  = \$534  ? pick_2 : 8'h00;
+  assign picked_2 = s1_picked | \$535 ;
+  assign \$536  = ~ s2_picked[0];
+  assign \$537  = \$536  & s2_ranks[28];
+  assign \$538  = s2_picked[1] | s2_ranks[0];
+  assign \$539  = \$537  & \$538 ;
+  assign \$540  = s2_picked[2] | s2_ranks[1];
+  assign \$541  = \$539  & \$540 ;
+  assign \$542  = s2_picked[3] | s2_ranks[2];
+  assign \$543  = \$541  & \$542 ;
+  assign \$544  = s2_picked[4] | s2_ranks[3];
+  assign \$545  = \$543  & \$544 ;
+  assign \$546  = s2_picked[5] | s2_ranks[4];
+  assign \$547  = \$545  & \$546 ;
+  assign \$548  = s2_picked[6] | s2_ranks[5];
+  assign \$549  = \$547  & \$548 ;
+  assign \$550  = s2_picked[7] | s2_ranks[6];
+  assign \$551  = \$549  & \$550 ;
+  assign \$552  = ~ s2_picked[1];
+  assign \$553  = \$552  & s2_ranks[29];
+  assign \$554  = ~ s2_ranks[0];
+  assign \$555  = s2_picked[0] | \$554 ;
+  assign \$556  = \$553  & \$555 ;
+  assign \$557  = s2_picked[2] | s2_ranks[7];
+  assign \$558  = \$556  & \$557 ;
+  assign \$559  = s2_picked[3] | s2_ranks[8];
+  assign \$560  = \$558  & \$559 ;
+  assign \$561  = s2_picked[4] | s2_ranks[9];
+  assign \$562  = \$560  & \$561 ;
+  assign \$563  = s2_picked[5] | s2_ranks[10];
+  assign \$564  = \$562  & \$563 ;
+  assign \$565  = s2_picked[6] | s2_ranks[11];
+  assign \$566  = \$564  & \$565 ;
+  assign \$567  = s2_picked[7] | s2_ranks[12];
+  assign \$568  = \$566  & \$567 ;
+  assign \$569  = ~ s2_picked[2];
+  assign \$570  = \$569  & s2_ranks[30];
+  assign \$571  = ~ s2_ranks[1];
+  assign \$572  = s2_picked[0] | \$571 ;
+  assign \$573  = \$570  & \$572 ;
+  assign \$574  = ~ s2_ranks[7];
+  assign \$575  = s2_picked[1] | \$574 ;
+  assign \$576  = \$573  & \$575 ;
+  assign \$577  = s2_picked[3] | s2_ranks[13];
+  assign \$578  = \$576  & \$577 ;
+  assign \$579  = s2_picked[4] | s2_ranks[14];
+  assign \$580  = \$578  & \$579 ;
+  assign \$581  = s2_picked[5] | s2_ranks[15];
+  assign \$582  = \$580  & \$581 ;
+  assign \$583  = s2_picked[6] | s2_ranks[16];
+  assign \$584  = \$582  & \$583 ;
+  assign \$585  = s2_picked[7] | s2_ranks[17];
+  assign \$586  = \$584  & \$585 ;
+  assign \$587  = ~ s2_picked[3];
+  assign \$588  = \$587  & s2_ranks[31];
+  assign \$589  = ~ s2_ranks[2];
+  assign \$590  = s2_picked[0] | \$589 ;
+  assign \$591  = \$588  & \$590 ;
+  assign \$592  = ~ s2_ranks[8];
+  assign \$593  = s2_picked[1] | \$592 ;
+  assign \$594  = \$591  & \$593 ;
+  assign \$595  = ~ s2_ranks[13];
+  assign \$596  = s2_picked[2] | \$595 ;
+  assign \$597  = \$594  & \$596 ;
+  assign \$598  = s2_picked[4] | s2_ranks[18];
+  assign \$599  = \$597  & \$598 ;
+  assign \$600  = s2_picked[5] | s2_ranks[19];
+  assign \$601  = \$599  & \$600 ;
+  assign \$602  = s2_picked[6] | s2_ranks[20];
+  assign \$603  = \$601  & \$602 ;
+  assign \$604  = s2_picked[7] | s2_ranks[21];
+  assign \$605  = \$603  & \$604 ;
+  assign \$606  = ~ s2_picked[4];
+  assign \$607  = \$606  & s2_ranks[32];
+  assign \$608  = ~ s2_ranks[3];
+  assign \$609  = s2_picked[0] | \$608 ;
+  assign \$610  = \$607  & \$609 ;
+  assign \$611  = ~ s2_ranks[9];
+  assign \$612  = s2_picked[1] | \$611 ;
+  assign \$613  = \$610  & \$612 ;
+  assign \$614  = ~ s2_ranks[14];
+  assign \$615  = s2_picked[2] | \$614 ;
+  assign \$616  = \$613  & \$615 ;
+  assign \$617  = ~ s2_ranks[18];
+  assign \$618  = s2_picked[3] | \$617 ;
+  assign \$619  = \$616  & \$618 ;
+  assign \$620  = s2_picked[5] | s2_ranks[22];
+  assign \$621  = \$619  & \$620 ;
+  assign \$622  = s2_picked[6] | s2_ranks[23];
+  assign \$623  = \$621  & \$622 ;
+  assign \$624  = s2_picked[7] | s2_ranks[24];
+  assign \$625  = \$623  & \$624 ;
+  assign \$626  = ~ s2_picked[5];
+  assign \$627  = \$626  & s2_ranks[33];
+  assign \$628  = ~ s2_ranks[4];
+  assign \$629  = s2_picked[0] | \$628 ;
+  assign \$630  = \$627  & \$629 ;
+  assign \$631  = ~ s2_ranks[10];
+  assign \$632  = s2_picked[1] | \$631 ;
+  assign \$633  = \$630  & \$632 ;
+  assign \$634  = ~ s2_ranks[15];
+  assign \$635  = s2_picked[2] | \$634 ;
+  assign \$636  = \$633  & \$635 ;
+  assign \$637  = ~ s2_ranks[19];
+  assign \$638  = s2_picked[3] | \$637 ;
+  assign \$639  = \$636  & \$638 ;
+  assign \$640  = ~ s2_ranks[22];
+  assign \$641  = s2_picked[4] | \$640 ;
+  assign \$642  = \$639  & \$641 ;
+  assign \$643  = s2_picked[6] | s2_ranks[25];
+  assign \$644  = \$642  & \$643 ;
+  assign \$645  = s2_picked[7] | s2_ranks[26];
+  assign \$646  = \$644  & \$645 ;
+  assign \$647  = ~ s2_picked[6];
+  assign \$648  = \$647  & s2_ranks[34];
+  assign \$649  = ~ s2_ranks[5];
+  assign \$650  = s2_picked[0] | \$649 ;
+  assign \$651  = \$648  & \$650 ;
+  assign \$652  = ~ s2_ranks[11];
+  assign \$653  = s2_picked[1] | \$652 ;
+  assign \$654  = \$651  & \$653 ;
+  assign \$655  = ~ s2_ranks[16];
+  assign \$656  = s2_picked[2] | \$655 ;
+  assign \$657  = \$654  & \$656 ;
+  assign \$658  = ~ s2_ranks[20];
+  assign \$659  = s2_picked[3] | \$658 ;
+  assign \$660  = \$657  & \$659 ;
+  assign \$661  = ~ s2_ranks[23];
+  assign \$662  = s2_picked[4] | \$661 ;
+  assign \$663  = \$660  & \$662 ;
+  assign \$664  = ~ s2_ranks[25];
+  assign \$665  = s2_picked[5] | \$664 ;
+  assign \$666  = \$663  & \$665 ;
+  assign \$667  = s2_picked[7] | s2_ranks[27];
+  assign \$668  = \$666  & \$667 ;
+  assign \$669  = ~ s2_picked[7];
+  assign \$670  = \$669  & s2_ranks[35];
+  assign \$671  = ~ s2_ranks[6];
+  assign \$672  = s2_picked[0] | \$671 ;
+  assign \$673  = \$670  & \$672 ;
+  assign \$674  = ~ s2_ranks[12];
+  assign \$675  = s2_picked[1] | \$674 ;
+  assign \$676  = \$673  & \$675 ;
+  assign \$677  = ~ s2_ranks[17];
+  assign \$678  = s2_picked[2] | \$677 ;
+  assign \$679  = \$676  & \$678 ;
+  assign \$680  = ~ s2_ranks[21];
+  assign \$681  = s2_picked[3] | \$680 ;
+  assign \$682  = \$679  & \$681 ;
+  assign \$683  = ~ s2_ranks[24];
+  assign \$684  = s2_picked[4] | \$683 ;
+  assign \$685  = \$682  & \$684 ;
+  assign \$686  = ~ s2_ranks[26];
+  assign \$687  = s2_picked[5] | \$686 ;
+  assign \$688  = \$685  & \$687 ;
+  assign \$689  = ~ s2_ranks[27];
+  assign \$690  = s2_picked[6] | \$689 ;
+  assign \$691  = \$688  & \$690 ;
+  assign \$692  = s2_nnz > 2'h3;
+  assign \$693  = \$692  ? pick_3 : 8'h00;
+  assign picked_3 = s2_picked | \$693 ;
+  assign \$694  = ~ s3_picked[0];
+  assign \$695  = \$694  & s3_ranks[28];
+  assign \$696  = s3_picked[1] | s3_ranks[0];
+  assign \$697  = \$695  & \$696 ;
+  assign \$698  = s3_picked[2] | s3_ranks[1];
+  assign \$699  = \$697  & \$698 ;
+  assign \$700  = s3_picked[3] | s3_ranks[2];
+  assign \$701  = \$699  & \$700 ;
+  assign \$702  = s3_picked[4] | s3_ranks[3];
+  assign \$703  = \$701  & \$702 ;
+  assign \$704  = s3_picked[5] | s3_ranks[4];
+  assign \$705  = \$703  & \$704 ;
+  assign \$706  = s3_picked[6] | s3_ranks[5];
+  assign \$707  = \$705  & \$706 ;
+  assign \$708  = s3_picked[7] | s3_ranks[6];
+  assign \$709  = \$707  & \$708 ;
+  assign \$710  = ~ s3_picked[1];
+  assign \$711  = \$710  & s3_ranks[29];
+  assign \$712  = ~ s3_ranks[0];
+  assign \$713  = s3_picked[0] | \$712 ;
+  assign \$714  = \$711  & \$713 ;
+  assign \$715  = s3_picked[2] | s3_ranks[7];
+  assign \$716  = \$714  & \$715 ;
+  assign \$717  = s3_picked[3] | s3_ranks[8];
+  assign \$718  = \$716  & \$717 ;
+  assign \$719  = s3_picked[4] | s3_ranks[9];
+  assign \$720  = \$718  & \$719 ;
+  assign \$721  = s3_picked[5] | s3_ranks[10];
+  assign \$722  = \$720  & \$721 ;
+  assign \$723  = s3_picked[6] | s3_ranks[11];
+  assign \$724  = \$722  & \$723 ;
+  assign \$725  = s3_picked[7] | s3_ranks[12];
+  assign \$726  = \$724  & \$725 ;
+  assign \$727  = ~ s3_picked[2];
+  assign \$728  = \$727  & s3_ranks[30];
+  assign \$729  = ~ s3_ranks[1];
+  assign \$730  = s3_picked[0] | \$729 ;
+  assign \$731  = \$728  & \$730 ;
+  assign \$732  = ~ s3_ranks[7];
+  assign \$733  = s3_picked[1] | \$732 ;
+  assign \$734  = \$731  & \$733 ;
+  assign \$735  = s3_picked[3] | s3_ranks[13];
+  assign \$736  = \$734  & \$735 ;
+  assign \$737  = s3_picked[4] | s3_ranks[14];
+  assign \$738  = \$736  & \$737 ;
+  assign \$739  = s3_picked[5] | s3_ranks[15];
+  assign \$740  = \$738  & \$739 ;
+  assign \$741  = s3_picked[6] | s3_ranks[16];
+  assign \$742  = \$740  & \$741 ;
+  assign \$743  = s3_picked[7] | s3_ranks[17];
+  assign \$744  = \$742  & \$743 ;
+  assign \$745  = ~ s3_picked[3];
+  assign \$746  = \$745  & s3_ranks[31];
+  assign \$747  = ~ s3_ranks[2];
+  assign \$748  = s3_picked[0] | \$747 ;
+  assign \$749  = \$746  & \$748 ;
+  assign \$750  = ~ s3_ranks[8];
+  assign \$751  = s3_picked[1] | \$750 ;
+  assign \$752  = \$749  & \$751 ;
+  assign \$753  = ~ s3_ranks[13];
+  assign \$754  = s3_picked[2] | \$753 ;
+  assign \$755  = \$752  & \$754 ;
+  assign \$756  = s3_picked[4] | s3_ranks[18];
+  assign \$757  = \$755  & \$756 ;
+  assign \$758  = s3_picked[5] | s3_ranks[19];
+  assign \$759  = \$757  & \$758 ;
+  assign \$760  = s3_picked[6] | s3_ranks[20];
+  assign \$761  = \$759  & \$760 ;
+  assign \$762  = s3_picked[7] | s3_ranks[21];
+  assign \$763  = \$761  & \$762 ;
+  assign \$764  = ~ s3_picked[4];
+  assign \$765  = \$764  & s3_ranks[32];
+  assign \$766  = ~ s3_ranks[3];
+  assign \$767  = s3_picked[0] | \$766 ;
+  assign \$768  = \$765  & \$767 ;
+  assign \$769  = ~ s3_ranks[9];
+  assign \$770  = s3_picked[1] | \$769 ;
+  assign \$771  = \$768  & \$770 ;
+  assign \$772  = ~ s3_ranks[14];
+  assign \$773  = s3_picked[2] | \$772 ;
+  assign \$774  = \$771  & \$773 ;
+  assign \$775  = ~ s3_ranks[18];
+  assign \$776  = s3_picked[3] | \$775 ;
+  assign \$777  = \$774  & \$776 ;
+  assign \$778  = s3_picked[5] | s3_ranks[22];
+  assign \$779  = \$777  & \$778 ;
+  assign \$780  = s3_picked[6] | s3_ranks[23];
+  assign \$781  = \$779  & \$780 ;
+  assign \$782  = s3_picked[7] | s3_ranks[24];
+  assign \$783  = \$781  & \$782 ;
+  assign \$784  = ~ s3_picked[5];
+  assign \$785  = \$784  & s3_ranks[33];
+  assign \$786  = ~ s3_ranks[4];
+  assign \$787  = s3_picked[0] | \$786 ;
+  assign \$788  = \$785  & \$787 ;
+  assign \$789  = ~ s3_ranks[10];
+  assign \$790  = s3_picked[1] | \$789 ;
+  assign \$791  = \$788  & \$790 ;
+  assign \$792  = ~ s3_ranks[15];
+  assign \$793  = s3_picked[2] | \$792 ;
+  assign \$794  = \$791  & \$793 ;
+  assign \$795  = ~ s3_ranks[19];
+  assign \$796  = s3_picked[3] | \$795 ;
+  assign \$797  = \$794  & \$796 ;
+  assign \$798  = ~ s3_ranks[22];
+  assign \$799  = s3_picked[4] | \$798 ;
+  assign \$800  = \$797  & \$799 ;
+  assign \$801  = s3_picked[6] | s3_ranks[25];
+  assign \$802  = \$800  & \$801 ;
+  assign \$803  = s3_picked[7] | s3_ranks[26];
+  assign \$804  = \$802  & \$803 ;
+  assign \$805  = ~ s3_picked[6];
+  assign \$806  = \$805  & s3_ranks[34];
+  assign \$807  = ~ s3_ranks[5];
+  assign \$808  = s3_picked[0] | \$807 ;
+  assign \$809  = \$806  & \$808 ;
+  assign \$810  = ~ s3_ranks[11];
+  assign \$811  = s3_picked[1] | \$810 ;
+  assign \$812  = \$809  & \$811 ;
+  assign \$813  = ~ s3_ranks[16];
+  assign \$814  = s3_picked[2] | \$813 ;
+  assign \$815  = \$812  & \$814 ;
+  assign \$816  = ~ s3_ranks[20];
+  assign \$817  = s3_picked[3] | \$816 ;
+  assign \$818  = \$815  & \$817 ;
+  assign \$819  = ~ s3_ranks[23];
+  assign \$820  = s3_picked[4] | \$819 ;
+  assign \$821  = \$818  & \$820 ;
+  assign \$822  = ~ s3_ranks[25];
+  assign \$823  = s3_picked[5] | \$822 ;
+  assign \$824  = \$821  & \$823 ;
+  assign \$825  = s3_picked[7] | s3_ranks[27];
+  assign \$826  = \$824  & \$825 ;
+  assign \$827  = ~ s3_picked[7];
+  assign \$828  = \$827  & s3_ranks[35];
+  assign \$829  = ~ s3_ranks[6];
+  assign \$830  = s3_picked[0] | \$829 ;
+  assign \$831  = \$828  & \$830 ;
+  assign \$832  = ~ s3_ranks[12];
+  assign \$833  = s3_picked[1] | \$832 ;
+  assign \$834  = \$831  & \$833 ;
+  assign \$835  = ~ s3_ranks[17];
+  assign \$836  = s3_picked[2] | \$835 ;
+  assign \$837  = \$834  & \$836 ;
+  assign \$838  = ~ s3_ranks[21];
+  assign \$839  = s3_picked[3] | \$838 ;
+  assign \$840  = \$837  & \$839 ;
+  assign \$841  = ~ s3_ranks[24];
+  assign \$842  = s3_picked[4] | \$841 ;
+  assign \$843  = \$840  & \$842 ;
+  assign \$844  = ~ s3_ranks[26];
+  assign \$845  = s3_picked[5] | \$844 ;
+  assign \$846  = \$843  & \$845 ;
+  assign \$847  = ~ s3_ranks[27];
+  assign \$848  = s3_picked[6] | \$847 ;
+  assign \$849  = \$846  & \$848 ;
+  assign \$850  = s3_nnz > 3'h4;
+  assign \$851  = \$850  ? pick_4 : 8'h00;
+  assign picked_4 = s3_picked | \$851 ;
+  assign \$852  = 1'h0 + s4_picked[0];
+  assign \$853  = 1'h0 + s4_picked[0];
+  assign \$854  = \$853  + s4_picked[1];
+  assign \$855  = 1'h0 + s4_picked[0];
+  assign \$856  = \$855  + s4_picked[1];
+  assign rank_3 = \$856  + s4_picked[2];
+  assign \$857  = 1'h0 + s4_picked[0];
+  assign \$858  = \$857  + s4_picked[1];
+  assign \$859  = \$858  + s4_picked[2];
+  assign \$860  = \$859  + s4_picked[3];
+  assign \$861  = 1'h0 + s4_picked[0];
+  assign \$862  = \$861  + s4_picked[1];
+  assign \$863  = \$862  + s4_picked[2];
+  assign \$864  = \$863  + s4_picked[3];
+  assign \$865  = \$864  + s4_picked[4];
+  assign \$866  = 1'h0 + s4_picked[0];
+  assign \$867  = \$866  + s4_picked[1];
+  assign \$868  = \$867  + s4_picked[2];
+  assign \$869  = \$868  + s4_picked[3];
+  assign \$870  = \$869  + s4_picked[4];
+  assign \$871  = \$870  + s4_picked[5];
+  assign \$872  = 1'h0 + s4_picked[0];
+  assign \$873  = \$872  + s4_picked[1];
+  assign \$874  = \$873  + s4_picked[2];
+  assign \$875  = \$874  + s4_picked[3];
+  assign \$876  = \$875  + s4_picked[4];
+  assign \$877  = \$876  + s4_picked[5];
+  assign \$878  = \$877  + s4_picked[6];
+  assign \$881  = \$880  ? s4_values[7:0] : 8'h00;
+  assign \$882  = ! \$852 ;
+  assign \$883  = s4_picked[1] & \$882 ;
+  assign \$884  = \$883  ? s4_values[15:8] : 8'h00;
+  assign \$885  = \$881  | \$884 ;
+  assign \$886  = ! \$854 ;
+  assign \$887  = s4_picked[2] & \$886 ;
+  assign \$888  = \$887  ? s4_values[23:16] : 8'h00;
+  assign \$889  = \$885  | \$888 ;
+  assign \$890  = ! rank_3;
+  assign \$891  = s4_picked[3] & \$890 ;
+  assign \$892  = \$891  ? s4_values[31:24] : 8'h00;
+  assign \$893  = \$889  | \$892 ;
+  assign \$894  = ! \$860 [3:0];
+  assign \$895  = s4_picked[4] & \$894 ;
+  assign \$896  = \$895  ? s4_values[39:32] : 8'h00;
+  assign \$897  = \$893  | \$896 ;
+  assign \$898  = ! \$865 [3:0];
+  assign \$899  = s4_picked[5] & \$898 ;
+  assign \$900  = \$899  ? s4_values[47:40] : 8'h00;
+  assign \$901  = \$897  | \$900 ;
+  assign \$902  = ! \$871 [3:0];
+  assign \$903  = s4_picked[6] & \$902 ;
+  assign \$904  = \$903  ? s4_values[55:48] : 8'h00;
+  assign \$905  = \$901  | \$904 ;
+  assign \$906  = ! \$878 [3:0];
+  assign \$907  = s4_picked[7] & \$906 ;
+  assign \$908  = \$907  ? s4_values[63:56] : 8'h00;
+  assign \$909  = \$905  | \$908 ;
+  assign \$913  = \$852  == 1'h1;
+  assign \$914  = s4_picked[1] & \$913 ;
+  assign \$915  = \$914  ? s4_values[15:8] : 8'h00;
+  assign \$917  = \$854  == 1'h1;
+  assign \$918  = s4_picked[2] & \$917 ;
+  assign \$919  = \$918  ? s4_values[23:16] : 8'h00;
+  assign \$920  = \$916  | \$919 ;
+  assign \$921  = rank_3 == 1'h1;
+  assign \$922  = s4_picked[3] & \$921 ;
+  assign \$923  = \$922  ? s4_values[31:24] : 8'h00;
+  assign \$924  = \$920  | \$923 ;
+  assign \$925  = \$860 [3:0] == 1'h1;
+  assign \$926  = s4_picked[4] & \$925 ;
+  assign \$927  = \$926  ? s4_values[39:32] : 8'h00;
+  assign \$928  = \$924  | \$927 ;
+  assign \$929  = \$865 [3:0] == 1'h1;
+  assign \$930  = s4_picked[5] & \$929 ;
+  assign \$931  = \$930  ? s4_values[47:40] : 8'h00;
+  assign \$932  = \$928  | \$931 ;
+  assign \$933  = \$871 [3:0] == 1'h1;
+  assign \$934  = s4_picked[6] & \$933 ;
+  assign \$935  = \$934  ? s4_values[55:48] : 8'h00;
+  assign \$936  = \$932  | \$935 ;
+  assign \$937  = \$878 [3:0] == 1'h1;
+  assign \$938  = s4_picked[7] & \$937 ;
+  assign \$939  = \$938  ? s4_values[63:56] : 8'h00;
+  assign \$940  = \$936  | \$939 ;
+  assign \$944  = \$852  == 2'h2;
+  assign \$945  = s4_picked[1] & \$944 ;
+  assign \$946  = \$945  ? s4_values[15:8] : 8'h00;
+  assign \$948  = \$854  == 2'h2;
+  assign \$949  = s4_picked[2] & \$948 ;
+  assign \$950  = \$949  ? s4_values[23:16] : 8'h00;
+  assign \$951  = \$947  | \$950 ;
+  assign \$952  = rank_3 == 2'h2;
+  assign \$953  = s4_picked[3] & \$952 ;
+  assign \$954  = \$953  ? s4_values[31:24] : 8'h00;
+  assign \$955  = \$951  | \$954 ;
+  assign \$956  = \$860 [3:0] == 2'h2;
+  assign \$957  = s4_picked[4] & \$956 ;
+  assign \$958  = \$957  ? s4_values[39:32] : 8'h00;
+  assign \$959  = \$955  | \$958 ;
+  assign \$960  = \$865 [3:0] == 2'h2;
+  assign \$961  = s4_picked[5] & \$960 ;
+  assign \$962  = \$961  ? s4_values[47:40] : 8'h00;
+  assign \$963  = \$959  | \$962 ;
+  assign \$964  = \$871 [3:0] == 2'h2;
+  assign \$965  = s4_picked[6] & \$964 ;
+  assign \$966  = \$965  ? s4_values[55:48] : 8'h00;
+  assign \$967  = \$963  | \$966 ;
+  assign \$968  = \$878 [3:0] == 2'h2;
+  assign \$969  = s4_picked[7] & \$968 ;
+  assign \$970  = \$969  ? s4_values[63:56] : 8'h00;
+  assign \$971  = \$967  | \$970 ;
+  assign \$975  = \$852  == 2'h3;
+  assign \$976  = s4_picked[1] & \$975 ;
+  assign \$977  = \$976  ? s4_values[15:8] : 8'h00;
+  assign \$979  = \$854  == 2'h3;
+  assign \$980  = s4_picked[2] & \$979 ;
+  assign \$981  = \$980  ? s4_values[23:16] : 8'h00;
+  assign \$982  = \$978  | \$981 ;
+  assign \$983  = rank_3 == 2'h3;
+  assign \$984  = s4_picked[3] & \$983 ;
+  assign \$985  = \$984  ? s4_values[31:24] : 8'h00;
+  assign \$986  = \$982  | \$985 ;
+  assign \$987  = \$860 [3:0] == 2'h3;
+  assign \$988  = s4_picked[4] & \$987 ;
+  assign \$989  = \$988  ? s4_values[39:32] : 8'h00;
+  assign \$990  = \$986  | \$989 ;
+  assign \$991  = \$865 [3:0] == 2'h3;
+  assign \$992  = s4_picked[5] & \$991 ;
+  assign \$993  = \$992  ? s4_values[47:40] : 8'h00;
+  assign \$994  = \$990  | \$993 ;
+  assign \$995  = \$871 [3:0] == 2'h3;
+  assign \$996  = s4_picked[6] & \$995 ;
+  assign \$997  = \$996  ? s4_values[55:48] : 8'h00;
+  assign \$998  = \$994  | \$997 ;
+  assign \$999  = \$878 [3:0] == 2'h3;
+  assign \$1000  = s4_picked[7] & \$999 ;
+  assign \$1001  = \$1000  ? s4_values[63:56] : 8'h00;
+  assign \$1002  = \$998  | \$1001 ;
+  assign \$1010  = \$854  == 3'h4;
+  assign \$1011  = s4_picked[2] & \$1010 ;
+  assign \$1012  = \$1011  ? s4_values[23:16] : 8'h00;
+  assign \$1014  = rank_3 == 3'h4;
+  assign \$1015  = s4_picked[3] & \$1014 ;
+  assign \$1016  = \$1015  ? s4_values[31:24] : 8'h00;
+  assign \$1017  = \$1013  | \$1016 ;
+  assign \$1018  = \$860 [3:0] == 3'h4;
+  assign \$1019  = s4_picked[4] & \$1018 ;
+  assign \$1020  = \$1019  ? s4_values[39:32] : 8'h00;
+  assign \$1021  = \$1017  | \$1020 ;
+  assign \$1022  = \$865 [3:0] == 3'h4;
+  assign \$1023  = s4_picked[5] & \$1022 ;
+  assign \$1024  = \$1023  ? s4_values[47:40] : 8'h00;
+  assign \$1025  = \$1021  | \$1024 ;
+  assign \$1026  = \$871 [3:0] == 3'h4;
+  assign \$1027  = s4_picked[6] & \$1026 ;
+  assign \$1028  = \$1027  ? s4_values[55:48] : 8'h00;
+  assign \$1029  = \$1025  | \$1028 ;
+  assign \$1030  = \$878 [3:0] == 3'h4;
+  assign \$1031  = s4_picked[7] & \$1030 ;
+  assign \$1032  = \$1031  ? s4_values[63:56] : 8'h00;
+  assign \$1033  = \$1029  | \$1032 ;
   always @(posedge clk)
-    s0_valid <= \$439 ;
+    s0_valid <= \$1034 ;
   always @(posedge clk)
-    s0_values <= \$440 ;
+    s0_values <= \$1035 ;
   always @(posedge clk)
-    s0_nnz <= \$441 ;
+    s0_nnz <= \$1036 ;
   always @(posedge clk)
-    s0_picked <= \$442 ;
+    s0_ranks <= \$1037 ;
   always @(posedge clk)
-    s1_valid <= \$443 ;
+    s0_picked <= \$1038 ;
   always @(posedge clk)
-    s1_values <= \$444 ;
+    s1_valid <= \$1039 ;
   always @(posedge clk)
-    s1_nnz <= \$445 ;
+    s1_values <= \$1040 ;
   always @(posedge clk)
-    s1_picked <= \$446 ;
+    s1_nnz <= \$1041 ;
   always @(posedge clk)
-    s2_valid <= \$447 ;
+    s1_ranks <= \$1042 ;
   always @(posedge clk)
-    s2_values <= \$448 ;
+    s1_picked <= \$1043 ;
   always @(posedge clk)
-    s2_nnz <= \$449 ;
+    s2_valid <= \$1044 ;
   always @(posedge clk)
-    s2_picked <= \$450 ;
+    s2_values <= \$1045 ;
+  always @(posedge clk)
+    s2_nnz <= \$1046 ;
+  always @(posedge clk)
+    s2_ranks <= \$1047 ;
+  always @(posedge clk)
+    s2_picked <= \$1048 ;
+  always @(posedge clk)
+    s3_valid <= \$1049 ;
+  always @(posedge clk)
+    s3_values <= \$1050 ;
+  always @(posedge clk)
+    s3_nnz <= \$1051 ;
+  always @(posedge clk)
+    s3_ranks <= \$1052 ;
+  always @(posedge clk)
+    s3_picked <= \$1053 ;
+  always @(posedge clk)
+    dbb__valid <= \$1054 ;
+  always @(posedge clk)
+    s4_values <= \$1055 ;
+  always @(posedge clk)
+    s4_nnz <= \$1056 ;
+  always @(posedge clk)
+    s4_ranks <= \$1057 ;
+  always @(posedge clk)
+    s4_picked <= \$1058 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$452  = s3_values;
+    \$1034  = s0_valid;
     if (act__ready) begin
-      \$452  = s2_values;
+      \$1034  = act__valid;
     end
     if (rst) begin
-      \$452  = 64'h0000000000000000;
+      \$1034  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$453  = s3_nnz;
+    \$1035  = s0_values;
     if (act__ready) begin
-      \$453  = s2_nnz;
+      \$1035  = act__payload[63:0];
     end
     if (rst) begin
-      \$453  = 3'h0;
+      \$1035  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$454  = s3_picked;
+    \$1036  = s0_nnz;
     if (act__ready) begin
-      \$454  = picked_3;
+      \$1036  = act__payload[66:64];
     end
     if (rst) begin
-      \$454  = 8'h00;
+      \$1036  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$455  = dbb__valid;
+    \$1037  = s0_ranks;
     if (act__ready) begin
-      \$455  = s3_valid;
+      \$1037  = ranks;
     end
     if (rst) begin
-      \$455  = 1'h0;
+      \$1037  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$456  = s4_values;
+    \$1038  = s0_picked;
     if (act__ready) begin
-      \$456  = s3_values;
+      \$1038  = picked_0;
     end
     if (rst) begin
-      \$456  = 64'h0000000000000000;
+      \$1038  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$457  = s4_nnz;
+    \$1039  = s1_valid;
     if (act__ready) begin
-      \$457  = s3_nnz;
+      \$1039  = s0_valid;
     end
     if (rst) begin
-      \$457  = 3'h0;
+      \$1039  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$458  = s4_picked;
+    \$1040  = s1_values;
     if (act__ready) begin
-      \$458  = picked_4;
+      \$1040  = s0_values;
     end
     if (rst) begin
-      \$458  = 8'h00;
+      \$1040  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$439  = s0_valid;
+    \$1041  = s1_nnz;
     if (act__ready) begin
-      \$439  = act__valid;
+      \$1041  = s0_nnz;
     end
     if (rst) begin
-      \$439  = 1'h0;
+      \$1041  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$440  = s0_values;
+    \$1042  = s1_ranks;
     if (act__ready) begin
-      \$440  = act__payload[63:0];
+      \$1042  = s0_ranks;
     end
     if (rst) begin
-      \$440  = 64'h0000000000000000;
+      \$1042  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$441  = s0_nnz;
+    \$1043  = s1_picked;
     if (act__ready) begin
-      \$441  = act__payload[66:64];
+      \$1043  = picked_1;
     end
     if (rst) begin
-      \$441  = 3'h0;
+      \$1043  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$442  = s0_picked;
+    \$1044  = s2_valid;
     if (act__ready) begin
-      \$442  = picked_0;
+      \$1044  = s1_valid;
     end
     if (rst) begin
-      \$442  = 8'h00;
+      \$1044  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$443  = s1_valid;
+    \$1045  = s2_values;
     if (act__ready) begin
-      \$443  = s0_valid;
+      \$1045  = s1_values;
     end
     if (rst) begin
-      \$443  = 1'h0;
+      \$1045  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$444  = s1_values;
+    \$1046  = s2_nnz;
     if (act__ready) begin
-      \$444  = s0_values;
+      \$1046  = s1_nnz;
     end
     if (rst) begin
-      \$444  = 64'h0000000000000000;
+      \$1046  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$445  = s1_nnz;
+    \$1047  = s2_ranks;
     if (act__ready) begin
-      \$445  = s0_nnz;
+      \$1047  = s1_ranks;
     end
     if (rst) begin
-      \$445  = 3'h0;
+      \$1047  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$446  = s1_picked;
+    \$1048  = s2_picked;
     if (act__ready) begin
-      \$446  = picked_1;
+      \$1048  = picked_2;
     end
     if (rst) begin
-      \$446  = 8'h00;
+      \$1048  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$447  = s2_valid;
+    \$1049  = s3_valid;
     if (act__ready) begin
-      \$447  = s1_valid;
+      \$1049  = s2_valid;
     end
     if (rst) begin
-      \$447  = 1'h0;
+      \$1049  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$448  = s2_values;
+    \$1050  = s3_values;
     if (act__ready) begin
-      \$448  = s1_values;
+      \$1050  = s2_values;
     end
     if (rst) begin
-      \$448  = 64'h0000000000000000;
+      \$1050  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$449  = s2_nnz;
+    \$1051  = s3_nnz;
     if (act__ready) begin
-      \$449  = s1_nnz;
+      \$1051  = s2_nnz;
     end
     if (rst) begin
-      \$449  = 3'h0;
+      \$1051  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$450  = s2_picked;
+    \$1052  = s3_ranks;
     if (act__ready) begin
-      \$450  = picked_2;
+      \$1052  = s2_ranks;
     end
     if (rst) begin
-      \$450  = 8'h00;
+      \$1052  = 36'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$451  = s3_valid;
+    \$1053  = s3_picked;
     if (act__ready) begin
-      \$451  = s2_valid;
+      \$1053  = picked_3;
     end
     if (rst) begin
-      \$451  = 1'h0;
+      \$1053  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1054  = dbb__valid;
+    if (act__ready) begin
+      \$1054  = s3_valid;
+    end
+    if (rst) begin
+      \$1054  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1055  = s4_values;
+    if (act__ready) begin
+      \$1055  = s3_values;
+    end
+    if (rst) begin
+      \$1055  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1056  = s4_nnz;
+    if (act__ready) begin
+      \$1056  = s3_nnz;
+    end
+    if (rst) begin
+      \$1056  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1057  = s4_ranks;
+    if (act__ready) begin
+      \$1057  = s3_ranks;
+    end
+    if (rst) begin
+      \$1057  = 36'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1058  = s4_picked;
+    if (act__ready) begin
+      \$1058  = picked_4;
+    end
+    if (rst) begin
+      \$1058  = 8'h00;
     end
   end
   assign advance = act__ready;
-  assign mag_0_0 = \$5 [7:0];
-  assign mag_0_1 = \$9 [7:0];
-  assign mag_0_2 = \$13 [7:0];
-  assign mag_0_3 = \$17 [7:0];
-  assign mag_0_4 = \$21 [7:0];
-  assign mag_0_5 = \$25 [7:0];
-  assign mag_0_6 = \$29 [7:0];
-  assign mag_0_7 = \$33 [7:0];
-  assign pick_0 = \$50 [7:0];
-  assign mag_1_0 = \$56 [7:0];
-  assign mag_1_1 = \$60 [7:0];
-  assign mag_1_2 = \$64 [7:0];
-  assign mag_1_3 = \$68 [7:0];
-  assign mag_1_4 = \$72 [7:0];
-  assign mag_1_5 = \$76 [7:0];
-  assign mag_1_6 = \$80 [7:0];
-  assign mag_1_7 = \$84 [7:0];
-  assign pick_1 = \$101 [7:0];
-  assign mag_2_0 = \$107 [7:0];
-  assign mag_2_1 = \$111 [7:0];
-  assign mag_2_2 = \$115 [7:0];
-  assign mag_2_3 = \$119 [7:0];
-  assign mag_2_4 = \$123 [7:0];
-  assign mag_2_5 = \$127 [7:0];
-  assign mag_2_6 = \$131 [7:0];
-  assign mag_2_7 = \$135 [7:0];
-  assign pick_2 = \$152 [7:0];
-  assign mag_3_0 = \$158 [7:0];
-  assign mag_3_1 = \$162 [7:0];
-  assign mag_3_2 = \$166 [7:0];
-  assign mag_3_3 = \$170 [7:0];
-  assign mag_3_4 = \$174 [7:0];
-  assign mag_3_5 = \$178 [7:0];
-  assign mag_3_6 = \$182 [7:0];
-  assign mag_3_7 = \$186 [7:0];
-  assign pick_3 = \$203 [7:0];
-  assign mag_4_0 = \$209 [7:0];
-  assign mag_4_1 = \$213 [7:0];
-  assign mag_4_2 = \$217 [7:0];
-  assign mag_4_3 = \$221 [7:0];
-  assign mag_4_4 = \$225 [7:0];
-  assign mag_4_5 = \$229 [7:0];
-  assign mag_4_6 = \$233 [7:0];
-  assign mag_4_7 = \$237 [7:0];
-  assign pick_4 = \$254 [7:0];
+  assign mag_0 = \$4 [7:0];
+  assign mag_1 = \$7 [7:0];
+  assign mag_2 = \$10 [7:0];
+  assign mag_3 = \$13 [7:0];
+  assign mag_4 = \$16 [7:0];
+  assign mag_5 = \$19 [7:0];
+  assign mag_6 = \$22 [7:0];
+  assign mag_7 = \$25 [7:0];
   assign s4_valid = dbb__valid;
   assign rank_0 = 4'h0;
-  assign rank_1 = { 2'h0, \$257  };
-  assign rank_2 = { 1'h0, \$259  };
-  assign rank_4 = \$265 [3:0];
-  assign rank_5 = \$270 [3:0];
-  assign rank_6 = \$276 [3:0];
-  assign rank_7 = \$283 [3:0];
+  assign rank_1 = { 2'h0, \$852  };
+  assign rank_2 = { 1'h0, \$854  };
+  assign rank_4 = \$860 [3:0];
+  assign rank_5 = \$865 [3:0];
+  assign rank_6 = \$871 [3:0];
+  assign rank_7 = \$878 [3:0];
   assign \act__payload.values  = act__payload[63:0];
   assign \act__payload.values[0]  = act__payload[7:0];
   assign \act__payload.values[1]  = act__payload[15:8];
@@ -2053,6 +3397,24 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   assign \dbb__payload.dense[5]  = dbb__payload[95:88];
   assign \dbb__payload.dense[6]  = dbb__payload[103:96];
   assign \dbb__payload.dense[7]  = dbb__payload[111:104];
+  assign \ranks.beats  = ranks[27:0];
+  assign \ranks.nonzero  = ranks[35:28];
+  assign \s0_ranks.beats  = s0_ranks[27:0];
+  assign \s0_ranks.nonzero  = s0_ranks[35:28];
+  assign \s1_ranks.beats  = s1_ranks[27:0];
+  assign \s1_ranks.nonzero  = s1_ranks[35:28];
+  assign \s2_ranks.beats  = s2_ranks[27:0];
+  assign \s2_ranks.nonzero  = s2_ranks[35:28];
+  assign \s3_ranks.beats  = s3_ranks[27:0];
+  assign \s3_ranks.nonzero  = s3_ranks[35:28];
+  assign \s4_values[0]  = s4_values[7:0];
+  assign \s4_values[1]  = s4_values[15:8];
+  assign \s4_values[2]  = s4_values[23:16];
+  assign \s4_values[3]  = s4_values[31:24];
+  assign \s4_values[4]  = s4_values[39:32];
+  assign \s4_values[5]  = s4_values[47:40];
+  assign \s4_values[6]  = s4_values[55:48];
+  assign \s4_values[7]  = s4_values[63:56];
   assign \s0_values[0]  = s0_values[7:0];
   assign \s0_values[1]  = s0_values[15:8];
   assign \s0_values[2]  = s0_values[23:16];
@@ -2085,52 +3447,179 @@ module s2ta_aw_default_dap(act__valid, dbb__ready, clk, rst, act__ready, dbb__pa
   assign \s3_values[5]  = s3_values[47:40];
   assign \s3_values[6]  = s3_values[55:48];
   assign \s3_values[7]  = s3_values[63:56];
-  assign \s4_values[0]  = s4_values[7:0];
-  assign \s4_values[1]  = s4_values[15:8];
-  assign \s4_values[2]  = s4_values[23:16];
-  assign \s4_values[3]  = s4_values[31:24];
-  assign \s4_values[4]  = s4_values[39:32];
-  assign \s4_values[5]  = s4_values[47:40];
-  assign \s4_values[6]  = s4_values[55:48];
-  assign \s4_values[7]  = s4_values[63:56];
-  assign dbb__payload[39:32] = \$438 ;
-  assign dbb__payload[31:24] = \$407 ;
-  assign dbb__payload[23:16] = \$376 ;
-  assign dbb__payload[15:8] = \$345 ;
-  assign dbb__payload[7:0] = \$314 ;
+  assign \s4_ranks.beats  = s4_ranks[27:0];
+  assign \s4_ranks.nonzero  = s4_ranks[35:28];
+  assign dbb__payload[39:32] = \$1033 ;
+  assign dbb__payload[31:24] = \$1002 ;
+  assign dbb__payload[23:16] = \$971 ;
+  assign dbb__payload[15:8] = \$940 ;
+  assign dbb__payload[7:0] = \$909 ;
   assign dbb__payload[111:48] = s4_values;
   assign dbb__payload[47:40] = s4_picked;
-  assign \$5  = \$4 ;
-  assign \$9  = \$8 ;
-  assign \$13  = \$12 ;
-  assign \$17  = \$16 ;
-  assign \$21  = \$20 ;
-  assign \$25  = \$24 ;
-  assign \$29  = \$28 ;
-  assign \$33  = \$32 ;
-  assign picked_0 = \$52 ;
-  assign \$284  = 1'h1;
-  assign \$285  = s4_picked[0];
-  assign \$315  = 1'h0;
-  assign \$316  = 1'h0;
-  assign \$317  = 8'h00;
-  assign \$321  = \$320 ;
-  assign \$346  = 1'h0;
-  assign \$347  = 1'h0;
-  assign \$348  = 8'h00;
-  assign \$352  = \$351 ;
-  assign \$377  = 1'h0;
-  assign \$378  = 1'h0;
-  assign \$379  = 8'h00;
-  assign \$383  = \$382 ;
-  assign \$408  = 1'h0;
-  assign \$409  = 1'h0;
-  assign \$410  = 8'h00;
-  assign \$411  = 1'h0;
-  assign \$412  = 1'h0;
-  assign \$413  = 8'h00;
-  assign \$414  = 8'h00;
-  assign \$418  = \$417 ;
+  assign pick_4[7] = \$849 ;
+  assign pick_4[6] = \$826 ;
+  assign pick_4[5] = \$804 ;
+  assign pick_4[4] = \$783 ;
+  assign pick_4[3] = \$763 ;
+  assign pick_4[2] = \$744 ;
+  assign pick_4[1] = \$726 ;
+  assign pick_4[0] = \$709 ;
+  assign pick_3[7] = \$691 ;
+  assign pick_3[6] = \$668 ;
+  assign pick_3[5] = \$646 ;
+  assign pick_3[4] = \$625 ;
+  assign pick_3[3] = \$605 ;
+  assign pick_3[2] = \$586 ;
+  assign pick_3[1] = \$568 ;
+  assign pick_3[0] = \$551 ;
+  assign pick_2[7] = \$533 ;
+  assign pick_2[6] = \$510 ;
+  assign pick_2[5] = \$488 ;
+  assign pick_2[4] = \$467 ;
+  assign pick_2[3] = \$447 ;
+  assign pick_2[2] = \$428 ;
+  assign pick_2[1] = \$410 ;
+  assign pick_2[0] = \$393 ;
+  assign pick_1[7] = \$375 ;
+  assign pick_1[6] = \$352 ;
+  assign pick_1[5] = \$330 ;
+  assign pick_1[4] = \$309 ;
+  assign pick_1[3] = \$289 ;
+  assign pick_1[2] = \$270 ;
+  assign pick_1[1] = \$252 ;
+  assign pick_1[0] = \$235 ;
+  assign pick_0[7] = \$217 ;
+  assign pick_0[6] = \$194 ;
+  assign pick_0[5] = \$172 ;
+  assign pick_0[4] = \$151 ;
+  assign pick_0[3] = \$131 ;
+  assign pick_0[2] = \$112 ;
+  assign pick_0[1] = \$94 ;
+  assign pick_0[0] = \$77 ;
+  assign ranks[35:28] = { \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54  };
+  assign ranks[27] = \$53 ;
+  assign ranks[26] = \$52 ;
+  assign ranks[25] = \$51 ;
+  assign ranks[24] = \$50 ;
+  assign ranks[23] = \$49 ;
+  assign ranks[22] = \$48 ;
+  assign ranks[21] = \$47 ;
+  assign ranks[20] = \$46 ;
+  assign ranks[19] = \$45 ;
+  assign ranks[18] = \$44 ;
+  assign ranks[17] = \$43 ;
+  assign ranks[16] = \$42 ;
+  assign ranks[15] = \$41 ;
+  assign ranks[14] = \$40 ;
+  assign ranks[13] = \$39 ;
+  assign ranks[12] = \$38 ;
+  assign ranks[11] = \$37 ;
+  assign ranks[10] = \$36 ;
+  assign ranks[9] = \$35 ;
+  assign ranks[8] = \$34 ;
+  assign ranks[7] = \$33 ;
+  assign ranks[6] = \$32 ;
+  assign ranks[5] = \$31 ;
+  assign ranks[4] = \$30 ;
+  assign ranks[3] = \$29 ;
+  assign ranks[2] = \$28 ;
+  assign ranks[1] = \$27 ;
+  assign ranks[0] = \$26 ;
+  assign \$62  = 1'h1;
+  assign \$63  = \$54 ;
+  assign \$64  = \$26 ;
+  assign \$66  = \$27 ;
+  assign \$68  = \$28 ;
+  assign \$70  = \$29 ;
+  assign \$72  = \$30 ;
+  assign \$74  = \$31 ;
+  assign \$76  = \$32 ;
+  assign \$78  = 1'h1;
+  assign \$79  = \$55 ;
+  assign \$81  = \$80 ;
+  assign \$83  = \$33 ;
+  assign \$85  = \$34 ;
+  assign \$87  = \$35 ;
+  assign \$89  = \$36 ;
+  assign \$91  = \$37 ;
+  assign \$93  = \$38 ;
+  assign \$95  = 1'h1;
+  assign \$96  = \$56 ;
+  assign \$98  = \$97 ;
+  assign \$101  = \$100 ;
+  assign \$103  = \$39 ;
+  assign \$105  = \$40 ;
+  assign \$107  = \$41 ;
+  assign \$109  = \$42 ;
+  assign \$111  = \$43 ;
+  assign \$113  = 1'h1;
+  assign \$114  = \$57 ;
+  assign \$116  = \$115 ;
+  assign \$119  = \$118 ;
+  assign \$122  = \$121 ;
+  assign \$124  = \$44 ;
+  assign \$126  = \$45 ;
+  assign \$128  = \$46 ;
+  assign \$130  = \$47 ;
+  assign \$132  = 1'h1;
+  assign \$133  = \$58 ;
+  assign \$135  = \$134 ;
+  assign \$138  = \$137 ;
+  assign \$141  = \$140 ;
+  assign \$144  = \$143 ;
+  assign \$146  = \$48 ;
+  assign \$148  = \$49 ;
+  assign \$150  = \$50 ;
+  assign \$152  = 1'h1;
+  assign \$153  = \$59 ;
+  assign \$155  = \$154 ;
+  assign \$158  = \$157 ;
+  assign \$161  = \$160 ;
+  assign \$164  = \$163 ;
+  assign \$167  = \$166 ;
+  assign \$169  = \$51 ;
+  assign \$171  = \$52 ;
+  assign \$173  = 1'h1;
+  assign \$174  = \$60 ;
+  assign \$176  = \$175 ;
+  assign \$179  = \$178 ;
+  assign \$182  = \$181 ;
+  assign \$185  = \$184 ;
+  assign \$188  = \$187 ;
+  assign \$191  = \$190 ;
+  assign \$193  = \$53 ;
+  assign \$195  = 1'h1;
+  assign \$196  = \$61 ;
+  assign \$198  = \$197 ;
+  assign \$201  = \$200 ;
+  assign \$204  = \$203 ;
+  assign \$207  = \$206 ;
+  assign \$210  = \$209 ;
+  assign \$213  = \$212 ;
+  assign \$216  = \$215 ;
+  assign picked_0 = \$219 ;
+  assign \$879  = 1'h1;
+  assign \$880  = s4_picked[0];
+  assign \$910  = 1'h0;
+  assign \$911  = 1'h0;
+  assign \$912  = 8'h00;
+  assign \$916  = \$915 ;
+  assign \$941  = 1'h0;
+  assign \$942  = 1'h0;
+  assign \$943  = 8'h00;
+  assign \$947  = \$946 ;
+  assign \$972  = 1'h0;
+  assign \$973  = 1'h0;
+  assign \$974  = 8'h00;
+  assign \$978  = \$977 ;
+  assign \$1003  = 1'h0;
+  assign \$1004  = 1'h0;
+  assign \$1005  = 8'h00;
+  assign \$1006  = 1'h0;
+  assign \$1007  = 1'h0;
+  assign \$1008  = 8'h00;
+  assign \$1009  = 8'h00;
+  assign \$1013  = \$1012 ;
 endmodule
 /* Generated by Amaranth Yosys 0.50 (PyPI ver 0.50.0.0.post130, git sha1 b5170e139) */
 
@@ -2463,6 +3952,8 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   reg \$1289 ;
   wire \$129 ;
   reg \$1290 ;
+  reg \$1291 ;
+  reg \$1292 ;
   wire [3:0] \$13 ;
   wire \$130 ;
   wire \$131 ;
@@ -3490,6 +4981,8 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   wire [7:0] \col_wgt1[1].values[1] ;
   wire [7:0] \col_wgt1[1].values[2] ;
   wire [7:0] \col_wgt1[1].values[3] ;
+  reg done_d0 = 1'h0;
+  reg done_d1 = 1'h0;
   wire [127:0] drain_0_0;
   wire [31:0] \drain_0_0[0] ;
   wire [31:0] \drain_0_0[1] ;
@@ -5036,7 +6529,7 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   assign \$1270  = since_last + 1'h1;
   assign \$1271  = fire & sub__payload[204];
   assign \$1272  = valid_1_1 & last_1_1;
-  assign \$1273  = en & \$1272 ;
+  assign \$1273  = en & done_d1;
   assign \$1274  = y__valid & y__ready;
   assign \$1275  = word + 1'h1;
   assign \$1277  = fire & sub__payload[204];
@@ -5051,9 +6544,13 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   always @(posedge clk)
     skew_wgt1_d0 <= \$1288 ;
   always @(posedge clk)
-    y__valid <= \$1289 ;
+    done_d0 <= \$1289 ;
   always @(posedge clk)
-    word <= \$1290 ;
+    done_d1 <= \$1290 ;
+  always @(posedge clk)
+    y__valid <= \$1291 ;
+  always @(posedge clk)
+    word <= \$1292 ;
   s2ta_aw_default_tpe pe_0_0 (
     .act_in(sub__payload[21:0]),
     .act_out(act_0_0),
@@ -5178,13 +6675,9 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1289  = y__valid;
-    if (\$1273 ) begin
-      \$1289  = 1'h1;
-    end else if (\$1274 ) begin
-      if (\$1276 ) begin
-        \$1289  = 1'h0;
-      end
+    \$1289  = done_d0;
+    if (en) begin
+      \$1289  = \$1272 ;
     end
     if (rst) begin
       \$1289  = 1'h0;
@@ -5192,14 +6685,38 @@ module s2ta_aw_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1290  = word;
-    if (\$1273 ) begin
-      \$1290  = 1'h0;
-    end else if (\$1274 ) begin
-      \$1290  = \$1275 [0];
+    \$1290  = done_d1;
+    if (en) begin
+      \$1290  = done_d0;
     end
     if (rst) begin
       \$1290  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1291  = y__valid;
+    if (\$1273 ) begin
+      \$1291  = 1'h1;
+    end else if (\$1274 ) begin
+      if (\$1276 ) begin
+        \$1291  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$1291  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1292  = word;
+    if (\$1273 ) begin
+      \$1292  = 1'h0;
+    end else if (\$1274 ) begin
+      \$1292  = \$1275 [0];
+    end
+    if (rst) begin
+      \$1292  = 1'h0;
     end
   end
   assign \step__payload$9  = step__payload;

@@ -4,34 +4,52 @@
 (* generator = "Amaranth" *)
 module s2ta_w_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, rst, act_out, valid_out, last_out, wgt_out, drain_out, en);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
-  wire [15:0] \$10 ;
-  wire [17:0] \$11 ;
-  wire [7:0] \$12 ;
-  wire [15:0] \$13 ;
-  wire [18:0] \$14 ;
-  wire [7:0] \$15 ;
-  wire [15:0] \$16 ;
+  wire [7:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire [16:0] \$14 ;
+  wire [17:0] \$15 ;
+  wire [18:0] \$16 ;
   wire [19:0] \$17 ;
   wire [32:0] \$18 ;
   reg [63:0] \$19 ;
-  wire \$2 ;
+  wire [7:0] \$2 ;
   reg [43:0] \$20 ;
   reg \$21 ;
   reg \$22 ;
-  reg [31:0] \$23 ;
-  reg [31:0] \$24 ;
-  wire \$3 ;
-  wire [6:0] \$30 ;
-  wire [6:0] \$35 ;
-  wire \$4 ;
-  wire [6:0] \$40 ;
-  wire [6:0] \$45 ;
-  wire \$5 ;
-  wire [7:0] \$6 ;
+  reg \$23 ;
+  reg \$24 ;
+  reg \$25 ;
+  reg \$26 ;
+  reg [7:0] \$27 ;
+  reg [7:0] \$28 ;
+  reg [7:0] \$29 ;
+  wire [7:0] \$3 ;
+  reg [7:0] \$30 ;
+  reg [7:0] \$31 ;
+  reg [7:0] \$32 ;
+  reg [7:0] \$33 ;
+  reg [7:0] \$34 ;
+  reg \$35 ;
+  reg [15:0] \$36 ;
+  reg [15:0] \$37 ;
+  reg [15:0] \$38 ;
+  reg [15:0] \$39 ;
+  wire [7:0] \$4 ;
+  reg \$40 ;
+  reg [31:0] \$41 ;
+  reg [31:0] \$42 ;
+  wire [6:0] \$43 ;
+  wire [6:0] \$46 ;
+  wire [6:0] \$49 ;
+  wire [15:0] \$5 ;
+  wire [6:0] \$52 ;
+  wire [15:0] \$6 ;
   wire [15:0] \$7 ;
-  wire [16:0] \$8 ;
-  wire [7:0] \$9 ;
+  wire [15:0] \$8 ;
+  wire \$9 ;
   reg [31:0] acc_0_0 = 32'd0;
   (* init = 64'h0000000000000000 *)
   wire [63:0] act;
@@ -82,8 +100,26 @@ module s2ta_w_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, cl
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg product_0 = 1'h0;
+  reg [15:0] product_0_0_0 = 16'h0000;
+  reg [15:0] product_0_0_1 = 16'h0000;
+  reg [15:0] product_0_0_2 = 16'h0000;
+  reg [15:0] product_0_0_3 = 16'h0000;
+  reg product_0_0_4 = 1'h0;
+  reg product_1 = 1'h0;
   input rst;
   wire rst;
+  reg select_0 = 1'h0;
+  reg [7:0] select_0_0_0 = 8'h00;
+  reg [7:0] select_0_0_1 = 8'h00;
+  reg [7:0] select_0_0_2 = 8'h00;
+  reg [7:0] select_0_0_3 = 8'h00;
+  reg [7:0] select_0_0_4 = 8'h00;
+  reg [7:0] select_0_0_5 = 8'h00;
+  reg [7:0] select_0_0_6 = 8'h00;
+  reg [7:0] select_0_0_7 = 8'h00;
+  reg select_0_0_8 = 1'h0;
+  reg select_1 = 1'h0;
   (* init = 32'd0 *)
   wire [31:0] shadow;
   wire [31:0] \shadow[0] ;
@@ -135,27 +171,45 @@ module s2ta_w_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, cl
   wire [7:0] \wgt_out[0].values[1] ;
   wire [7:0] \wgt_out[0].values[2] ;
   wire [7:0] \wgt_out[0].values[3] ;
-  assign \$1  = en & valid_out;
-  assign \$2  = en & shift;
-  assign \$3  = valid_out & last_out;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$30  = wgt_out[34:32] * 4'h8;
-  assign \$6  = act_out >> \$30 ;
-  assign \$7  = $signed(wgt_out[7:0]) * $signed(\$6 );
-  assign \$8  = $signed(1'h0) + $signed(\$7 );
-  assign \$35  = wgt_out[37:35] * 4'h8;
-  assign \$9  = act_out >> \$35 ;
-  assign \$10  = $signed(wgt_out[15:8]) * $signed(\$9 );
-  assign \$11  = $signed(\$8 ) + $signed(\$10 );
-  assign \$40  = wgt_out[40:38] * 4'h8;
-  assign \$12  = act_out >> \$40 ;
-  assign \$13  = $signed(wgt_out[23:16]) * $signed(\$12 );
-  assign \$14  = $signed(\$11 ) + $signed(\$13 );
-  assign \$45  = wgt_out[43:41] * 4'h8;
-  assign \$15  = act_out >> \$45 ;
-  assign \$16  = $signed(wgt_out[31:24]) * $signed(\$15 );
-  assign \$17  = $signed(\$14 ) + $signed(\$16 );
+  always @(posedge clk)
+    select_0_0_7 <= \$34 ;
+  always @(posedge clk)
+    select_0_0_8 <= \$35 ;
+  always @(posedge clk)
+    product_0_0_0 <= \$36 ;
+  always @(posedge clk)
+    product_0_0_1 <= \$37 ;
+  always @(posedge clk)
+    product_0_0_2 <= \$38 ;
+  always @(posedge clk)
+    product_0_0_3 <= \$39 ;
+  always @(posedge clk)
+    product_0_0_4 <= \$40 ;
+  always @(posedge clk)
+    drain_out <= \$41 ;
+  always @(posedge clk)
+    acc_0_0 <= \$42 ;
+  assign \$43  = wgt_out[34:32] * 4'h8;
+  assign \$1  = act_out >> \$43 ;
+  assign \$46  = wgt_out[37:35] * 4'h8;
+  assign \$2  = act_out >> \$46 ;
+  assign \$49  = wgt_out[40:38] * 4'h8;
+  assign \$3  = act_out >> \$49 ;
+  assign \$52  = wgt_out[43:41] * 4'h8;
+  assign \$4  = act_out >> \$52 ;
+  assign \$5  = $signed(select_0_0_0) * $signed(select_0_0_1);
+  assign \$6  = $signed(select_0_0_2) * $signed(select_0_0_3);
+  assign \$7  = $signed(select_0_0_4) * $signed(select_0_0_5);
+  assign \$8  = $signed(select_0_0_6) * $signed(select_0_0_7);
+  assign \$9  = en & product_0;
+  assign \$10  = en & shift;
+  assign \$11  = product_0 & product_1;
+  assign \$12  = ~ \$11 ;
+  assign \$13  = \$10  & \$12 ;
+  assign \$14  = $signed(1'h0) + $signed(product_0_0_0);
+  assign \$15  = $signed(\$14 ) + $signed(product_0_0_1);
+  assign \$16  = $signed(\$15 ) + $signed(product_0_0_2);
+  assign \$17  = $signed(\$16 ) + $signed(product_0_0_3);
   assign \$18  = $signed(acc_0_0) + $signed(\$17 );
   always @(posedge clk)
     act_out <= \$19 ;
@@ -166,9 +220,114 @@ module s2ta_w_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, cl
   always @(posedge clk)
     last_out <= \$22 ;
   always @(posedge clk)
-    drain_out <= \$23 ;
+    select_0 <= \$23 ;
   always @(posedge clk)
-    acc_0_0 <= \$24 ;
+    select_1 <= \$24 ;
+  always @(posedge clk)
+    product_0 <= \$25 ;
+  always @(posedge clk)
+    product_1 <= \$26 ;
+  always @(posedge clk)
+    select_0_0_0 <= \$27 ;
+  always @(posedge clk)
+    select_0_0_1 <= \$28 ;
+  always @(posedge clk)
+    select_0_0_2 <= \$29 ;
+  always @(posedge clk)
+    select_0_0_3 <= \$30 ;
+  always @(posedge clk)
+    select_0_0_4 <= \$31 ;
+  always @(posedge clk)
+    select_0_0_5 <= \$32 ;
+  always @(posedge clk)
+    select_0_0_6 <= \$33 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$35  = select_0_0_8;
+    if (en) begin
+      \$35  = 1'h1;
+    end
+    if (rst) begin
+      \$35  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$36  = product_0_0_0;
+    if (en) begin
+      \$36  = \$5 ;
+    end
+    if (rst) begin
+      \$36  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$37  = product_0_0_1;
+    if (en) begin
+      \$37  = \$6 ;
+    end
+    if (rst) begin
+      \$37  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$38  = product_0_0_2;
+    if (en) begin
+      \$38  = \$7 ;
+    end
+    if (rst) begin
+      \$38  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$39  = product_0_0_3;
+    if (en) begin
+      \$39  = \$8 ;
+    end
+    if (rst) begin
+      \$39  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$40  = product_0_0_4;
+    if (en) begin
+      \$40  = select_0_0_8;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$41  = drain_out;
+    if (\$9 ) begin
+      if (product_1) begin
+        \$41  = \$18 [31:0];
+      end
+    end
+    if (\$13 ) begin
+      \$41  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$42  = acc_0_0;
+    if (\$9 ) begin
+      (* full_case = 32'd1 *)
+      if (product_1) begin
+        \$42  = 32'd0;
+      end else begin
+        \$42  = \$18 [31:0];
+      end
+    end
+    if (rst) begin
+      \$42  = 32'd0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$19  = act_out;
@@ -205,29 +364,122 @@ module s2ta_w_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, cl
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$23  = drain_out;
-    if (\$1 ) begin
-      if (last_out) begin
-        \$23  = \$18 [31:0];
-      end
+    \$23  = select_0;
+    if (en) begin
+      \$23  = valid_out;
     end
-    if (\$5 ) begin
-      \$23  = drain_in;
+    if (rst) begin
+      \$23  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$24  = acc_0_0;
-    if (\$1 ) begin
-      (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$24  = 32'd0;
-      end else begin
-        \$24  = \$18 [31:0];
-      end
+    \$24  = select_1;
+    if (en) begin
+      \$24  = last_out;
     end
     if (rst) begin
-      \$24  = 32'd0;
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$25  = product_0;
+    if (en) begin
+      \$25  = select_0;
+    end
+    if (rst) begin
+      \$25  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$26  = product_1;
+    if (en) begin
+      \$26  = select_1;
+    end
+    if (rst) begin
+      \$26  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$27  = select_0_0_0;
+    if (en) begin
+      \$27  = wgt_out[7:0];
+    end
+    if (rst) begin
+      \$27  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$28  = select_0_0_1;
+    if (en) begin
+      \$28  = \$1 ;
+    end
+    if (rst) begin
+      \$28  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$29  = select_0_0_2;
+    if (en) begin
+      \$29  = wgt_out[15:8];
+    end
+    if (rst) begin
+      \$29  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$30  = select_0_0_3;
+    if (en) begin
+      \$30  = \$2 ;
+    end
+    if (rst) begin
+      \$30  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$31  = select_0_0_4;
+    if (en) begin
+      \$31  = wgt_out[23:16];
+    end
+    if (rst) begin
+      \$31  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$32  = select_0_0_5;
+    if (en) begin
+      \$32  = \$3 ;
+    end
+    if (rst) begin
+      \$32  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$33  = select_0_0_6;
+    if (en) begin
+      \$33  = wgt_out[31:24];
+    end
+    if (rst) begin
+      \$33  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$34  = select_0_0_7;
+    if (en) begin
+      \$34  = \$4 ;
+    end
+    if (rst) begin
+      \$34  = 8'h00;
     end
   end
   assign act = act_out;
@@ -930,6 +1182,8 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   reg \$659 ;
   wire \$66 ;
   reg \$660 ;
+  reg \$661 ;
+  reg \$662 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
@@ -1012,6 +1266,8 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   wire [7:0] \col_wgt1[0].values[1] ;
   wire [7:0] \col_wgt1[0].values[2] ;
   wire [7:0] \col_wgt1[0].values[3] ;
+  reg done_d0 = 1'h0;
+  reg done_d1 = 1'h0;
   wire [31:0] drain_0_0;
   wire [31:0] \drain_0_0[0] ;
   wire [31:0] drain_0_1;
@@ -1212,6 +1468,8 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   wire y__ready;
   output y__valid;
   reg y__valid = 1'h0;
+  assign wmask_1_0_rank3 = \$325  + step__payload[202];
+  assign \$326  = 1'h0 + step__payload[200];
   assign \$327  = \$326  + step__payload[201];
   assign \$328  = \$327  + step__payload[202];
   assign \$329  = \$328  + step__payload[203];
@@ -1497,7 +1755,7 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   assign \$640  = since_last + 1'h1;
   assign \$641  = fire & step__payload[208];
   assign \$642  = valid_1_1 & last_1_1;
-  assign \$643  = en & \$642 ;
+  assign \$643  = en & done_d1;
   assign \$644  = y__valid & y__ready;
   assign \$645  = word + 1'h1;
   assign \$647  = fire & step__payload[208];
@@ -1512,9 +1770,13 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   always @(posedge clk)
     skew_wgt1_d0 <= \$658 ;
   always @(posedge clk)
-    y__valid <= \$659 ;
+    done_d0 <= \$659 ;
   always @(posedge clk)
-    word <= \$660 ;
+    done_d1 <= \$660 ;
+  always @(posedge clk)
+    y__valid <= \$661 ;
+  always @(posedge clk)
+    word <= \$662 ;
   assign \$1  = ~ y__ready;
   assign \$2  = y__valid & \$1 ;
   assign en = ~ \$2 ;
@@ -1812,8 +2074,6 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   assign \$323  = \$322  + step__payload[201];
   assign \$324  = 1'h0 + step__payload[200];
   assign \$325  = \$324  + step__payload[201];
-  assign wmask_1_0_rank3 = \$325  + step__payload[202];
-  assign \$326  = 1'h0 + step__payload[200];
   s2ta_w_default_tpe pe_0_0 (
     .act_in(step__payload[63:0]),
     .act_out(act_0_0),
@@ -1928,13 +2188,9 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$659  = y__valid;
-    if (\$643 ) begin
-      \$659  = 1'h1;
-    end else if (\$644 ) begin
-      if (\$646 ) begin
-        \$659  = 1'h0;
-      end
+    \$659  = done_d0;
+    if (en) begin
+      \$659  = \$642 ;
     end
     if (rst) begin
       \$659  = 1'h0;
@@ -1942,14 +2198,38 @@ module s2ta_w_default(step__valid, y__ready, clk, rst, step__ready, y__payload, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$660  = word;
-    if (\$643 ) begin
-      \$660  = 1'h0;
-    end else if (\$644 ) begin
-      \$660  = \$645 [0];
+    \$660  = done_d1;
+    if (en) begin
+      \$660  = done_d0;
     end
     if (rst) begin
       \$660  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$661  = y__valid;
+    if (\$643 ) begin
+      \$661  = 1'h1;
+    end else if (\$644 ) begin
+      if (\$646 ) begin
+        \$661  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$661  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$662  = word;
+    if (\$643 ) begin
+      \$662  = 1'h0;
+    end else if (\$644 ) begin
+      \$662  = \$645 [0];
+    end
+    if (rst) begin
+      \$662  = 1'h0;
     end
   end
   assign feed = step__payload;

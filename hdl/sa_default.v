@@ -4,18 +4,23 @@
 (* generator = "Amaranth" *)
 module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, rst, act_out, valid_out, last_out, wgt_out, drain_out, en);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
-  reg \$10 ;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
   reg \$11 ;
-  reg [31:0] \$12 ;
-  reg [31:0] \$13 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [15:0] \$15 ;
+  reg \$16 ;
+  reg [31:0] \$17 ;
+  reg [31:0] \$18 ;
   wire \$2 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [32:0] \$7 ;
-  reg [7:0] \$8 ;
+  wire \$6 ;
+  wire [16:0] \$7 ;
+  wire [32:0] \$8 ;
   reg [7:0] \$9 ;
   reg [31:0] acc_0_0 = 32'd0;
   (* init = 8'h00 *)
@@ -43,6 +48,10 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg product_0 = 1'h0;
+  reg [15:0] product_0_0_0 = 16'h0000;
+  reg product_0_0_1 = 1'h0;
+  reg product_1 = 1'h0;
   input rst;
   wire rst;
   (* init = 32'd0 *)
@@ -66,54 +75,53 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   output [7:0] wgt_out;
   reg [7:0] wgt_out = 8'h00;
   wire [7:0] \wgt_out[0] ;
-  assign \$1  = en & valid_out;
-  assign \$2  = en & shift;
-  assign \$3  = valid_out & last_out;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = $signed(act_out) * $signed(wgt_out);
-  assign \$7  = $signed(acc_0_0) + $signed(\$6 );
+  assign \$1  = $signed(act_out) * $signed(wgt_out);
+  assign \$2  = en & product_0;
+  assign \$3  = en & shift;
+  assign \$4  = product_0 & product_1;
+  assign \$5  = ~ \$4 ;
+  assign \$6  = \$3  & \$5 ;
+  assign \$7  = $signed(1'h0) + $signed(product_0_0_0);
+  assign \$8  = $signed(acc_0_0) + $signed(\$7 );
   always @(posedge clk)
-    act_out <= \$8 ;
+    act_out <= \$9 ;
   always @(posedge clk)
-    wgt_out <= \$9 ;
+    wgt_out <= \$10 ;
   always @(posedge clk)
-    valid_out <= \$10 ;
+    valid_out <= \$11 ;
   always @(posedge clk)
-    last_out <= \$11 ;
+    last_out <= \$12 ;
   always @(posedge clk)
-    drain_out <= \$12 ;
+    product_0 <= \$13 ;
   always @(posedge clk)
-    acc_0_0 <= \$13 ;
+    product_1 <= \$14 ;
+  always @(posedge clk)
+    product_0_0_0 <= \$15 ;
+  always @(posedge clk)
+    product_0_0_1 <= \$16 ;
+  always @(posedge clk)
+    drain_out <= \$17 ;
+  always @(posedge clk)
+    acc_0_0 <= \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$8  = act_out;
+    \$9  = act_out;
     if (en) begin
-      \$8  = act_in;
+      \$9  = act_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$9  = wgt_out;
+    \$10  = wgt_out;
     if (en) begin
-      \$9  = wgt_in;
+      \$10  = wgt_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$10  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$10  = valid_in;
-    end
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$11  = last_out;
-    if (en) begin
-      \$11  = last_in;
+      \$11  = valid_in;
     end
     if (rst) begin
       \$11  = 1'h0;
@@ -121,29 +129,79 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$12  = drain_out;
-    if (\$1 ) begin
-      if (last_out) begin
-        \$12  = \$7 [31:0];
-      end
+    \$12  = last_out;
+    if (en) begin
+      \$12  = last_in;
     end
-    if (\$5 ) begin
-      \$12  = drain_in;
+    if (rst) begin
+      \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$13  = acc_0_0;
-    if (\$1 ) begin
+    \$13  = product_0;
+    if (en) begin
+      \$13  = valid_out;
+    end
+    if (rst) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$14  = product_1;
+    if (en) begin
+      \$14  = last_out;
+    end
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$15  = product_0_0_0;
+    if (en) begin
+      \$15  = \$1 ;
+    end
+    if (rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$16  = product_0_0_1;
+    if (en) begin
+      \$16  = 1'h1;
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$17  = drain_out;
+    if (\$2 ) begin
+      if (product_1) begin
+        \$17  = \$8 [31:0];
+      end
+    end
+    if (\$6 ) begin
+      \$17  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$18  = acc_0_0;
+    if (\$2 ) begin
       (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$13  = 32'd0;
+      if (product_1) begin
+        \$18  = 32'd0;
       end else begin
-        \$13  = \$7 [31:0];
+        \$18  = \$8 [31:0];
       end
     end
     if (rst) begin
-      \$13  = 32'd0;
+      \$18  = 32'd0;
     end
   end
   assign act = act_out;
@@ -151,7 +209,7 @@ module sa_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, r
   assign valid = valid_out;
   assign last = last_out;
   assign shadow = drain_out;
-  assign total_0_0 = \$7 [31:0];
+  assign total_0_0 = \$8 [31:0];
   assign \act_in[0]  = act_in;
   assign \wgt_in[0]  = wgt_in;
   assign \act_out[0]  = act_out;
@@ -228,7 +286,8 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   reg [7:0] \$61 ;
   reg [7:0] \$62 ;
   reg \$63 ;
-  reg [1:0] \$64 ;
+  reg \$64 ;
+  reg [1:0] \$65 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -266,6 +325,7 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   wire [7:0] \col_wgt2[0] ;
   wire [7:0] col_wgt3;
   wire [7:0] \col_wgt3[0] ;
+  reg done_d0 = 1'h0;
   wire [31:0] drain_0_0;
   wire [31:0] \drain_0_0[0] ;
   wire [31:0] drain_0_1;
@@ -499,9 +559,11 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   always @(posedge clk)
     skew_wgt3_d2 <= \$62 ;
   always @(posedge clk)
-    y__valid <= \$63 ;
+    done_d0 <= \$63 ;
   always @(posedge clk)
-    word <= \$64 ;
+    y__valid <= \$64 ;
+  always @(posedge clk)
+    word <= \$65 ;
   assign \$1  = ~ y__ready;
   assign \$2  = y__valid & \$1 ;
   assign en = ~ \$2 ;
@@ -526,7 +588,7 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   assign \$16  = fire & step__payload[64];
   assign \$17  = fire & step__payload[64];
   assign \$18  = valid_3_3 & last_3_3;
-  assign \$19  = en & \$18 ;
+  assign \$19  = en & done_d0;
   assign \$20  = y__valid & y__ready;
   assign \$21  = word + 1'h1;
   assign \$22  = word == 2'h3;
@@ -793,6 +855,16 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$40  = skew_valid1_d0;
+    if (en) begin
+      \$40  = fire;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$41  = skew_last1_d0;
     if (en) begin
       \$41  = \$15 ;
@@ -980,13 +1052,9 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$63  = y__valid;
-    if (\$19 ) begin
-      \$63  = 1'h1;
-    end else if (\$20 ) begin
-      if (\$22 ) begin
-        \$63  = 1'h0;
-      end
+    \$63  = done_d0;
+    if (en) begin
+      \$63  = \$18 ;
     end
     if (rst) begin
       \$63  = 1'h0;
@@ -994,14 +1062,28 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$64  = word;
+    \$64  = y__valid;
     if (\$19 ) begin
-      \$64  = 2'h0;
+      \$64  = 1'h1;
     end else if (\$20 ) begin
-      \$64  = \$21 [1:0];
+      if (\$22 ) begin
+        \$64  = 1'h0;
+      end
     end
     if (rst) begin
-      \$64  = 2'h0;
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$65  = word;
+    if (\$19 ) begin
+      \$65  = 2'h0;
+    end else if (\$20 ) begin
+      \$65  = \$21 [1:0];
+    end
+    if (rst) begin
+      \$65  = 2'h0;
     end
   end
   always @* begin
@@ -1023,16 +1105,6 @@ module sa_default(step__valid, y__ready, clk, rst, step__ready, y__payload, y__v
     \$39  = skew_act1_d0;
     if (en) begin
       \$39  = step__payload[15:8];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = skew_valid1_d0;
-    if (en) begin
-      \$40  = fire;
-    end
-    if (rst) begin
-      \$40  = 1'h0;
     end
   end
   assign feed = step__payload;

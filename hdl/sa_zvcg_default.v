@@ -4,11 +4,11 @@
 (* generator = "Amaranth" *)
 module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, clk, rst, act_out, valid_out, last_out, wgt_out, drain_out, en);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
+  wire [15:0] \$1 ;
   wire \$10 ;
-  wire [15:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire \$13 ;
+  wire \$11 ;
+  wire [16:0] \$12 ;
+  wire [32:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -17,18 +17,17 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  reg [7:0] \$26 ;
-  reg [7:0] \$27 ;
+  reg [7:0] \$21 ;
+  reg [7:0] \$22 ;
+  reg \$23 ;
+  reg \$24 ;
+  reg \$25 ;
+  reg \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg \$29 ;
+  reg [31:0] \$29 ;
   wire \$3 ;
   reg [31:0] \$30 ;
-  reg [31:0] \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
@@ -65,6 +64,10 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
+  reg product_0 = 1'h0;
+  reg [15:0] product_0_0_0 = 16'h0000;
+  reg product_0_0_1 = 1'h0;
+  reg product_1 = 1'h0;
   input rst;
   wire rst;
   (* init = 32'd0 *)
@@ -88,65 +91,118 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   output [7:0] wgt_out;
   reg [7:0] wgt_out = 8'h00;
   wire [7:0] \wgt_out[0] ;
-  assign \$1  = en & valid_out;
+  assign \$1  = $signed(act_out) * $signed(wgt_out);
   assign \$2  = | act_out;
   assign \$3  = | wgt_out;
   assign \$4  = \$2  & \$3 ;
-  assign \$5  = \$4  | last_out;
-  assign \$6  = \$1  & \$5 ;
-  assign \$7  = en & shift;
-  assign \$8  = valid_out & last_out;
-  assign \$9  = ~ \$8 ;
-  assign \$10  = \$7  & \$9 ;
-  assign \$11  = $signed(act_out) * $signed(wgt_out);
-  assign \$12  = $signed(acc_0_0) + $signed(\$11 );
+  assign \$5  = en & product_0;
+  assign \$6  = product_0_0_1 | product_1;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = en & shift;
+  assign \$9  = product_0 & product_1;
+  assign \$10  = ~ \$9 ;
+  assign \$11  = \$8  & \$10 ;
+  assign \$12  = $signed(1'h0) + $signed(product_0_0_0);
+  assign \$13  = $signed(acc_0_0) + $signed(\$12 );
   assign acc_0_0_gated_clk = clk & acc_0_0_clock_enable;
-  assign \$13  = en & valid_out;
-  assign \$14  = | act_out;
-  assign \$15  = | wgt_out;
+  assign \$14  = en & product_0;
+  assign \$15  = product_0_0_1 | product_1;
   assign \$16  = \$14  & \$15 ;
-  assign \$17  = \$16  | last_out;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = \$18  | rst;
-  assign \$20  = en & valid_out;
-  assign \$21  = | act_out;
-  assign \$22  = | wgt_out;
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = \$23  | last_out;
-  assign \$25  = \$20  & \$24 ;
+  assign \$17  = \$16  | rst;
+  assign \$18  = en & product_0;
+  assign \$19  = product_0_0_1 | product_1;
+  assign \$20  = \$18  & \$19 ;
   always @(posedge clk)
-    act_out <= \$26 ;
+    act_out <= \$21 ;
   always @(posedge clk)
-    wgt_out <= \$27 ;
+    wgt_out <= \$22 ;
   always @(posedge clk)
-    valid_out <= \$28 ;
+    valid_out <= \$23 ;
   always @(posedge clk)
-    last_out <= \$29 ;
+    last_out <= \$24 ;
   always @(posedge clk)
-    drain_out <= \$30 ;
+    product_0 <= \$25 ;
+  always @(posedge clk)
+    product_1 <= \$26 ;
+  always @(posedge clk)
+    product_0_0_0 <= \$27 ;
+  always @(posedge clk)
+    product_0_0_1 <= \$28 ;
+  always @(posedge clk)
+    drain_out <= \$29 ;
   always @(negedge clk)
-    acc_0_0_clock_enable <= \$19 ;
+    acc_0_0_clock_enable <= \$17 ;
   always @(posedge acc_0_0_gated_clk)
-    acc_0_0 <= \$31 ;
+    acc_0_0 <= \$30 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$26  = act_out;
+    \$21  = act_out;
     if (en) begin
-      \$26  = act_in;
+      \$21  = act_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$27  = wgt_out;
+    \$22  = wgt_out;
     if (en) begin
-      \$27  = wgt_in;
+      \$22  = wgt_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$28  = valid_out;
+    \$23  = valid_out;
     if (en) begin
-      \$28  = valid_in;
+      \$23  = valid_in;
+    end
+    if (rst) begin
+      \$23  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$24  = last_out;
+    if (en) begin
+      \$24  = last_in;
+    end
+    if (rst) begin
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$25  = product_0;
+    if (en) begin
+      \$25  = valid_out;
+    end
+    if (rst) begin
+      \$25  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$26  = product_1;
+    if (en) begin
+      \$26  = last_out;
+    end
+    if (rst) begin
+      \$26  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$27  = product_0_0_0;
+    if (en) begin
+      \$27  = \$1 ;
+    end
+    if (rst) begin
+      \$27  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$28  = product_0_0_1;
+    if (en) begin
+      \$28  = \$4 ;
     end
     if (rst) begin
       \$28  = 1'h0;
@@ -154,39 +210,29 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$29  = last_out;
-    if (en) begin
-      \$29  = last_in;
-    end
-    if (rst) begin
-      \$29  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$30  = drain_out;
-    if (\$6 ) begin
-      if (last_out) begin
-        \$30  = \$12 [31:0];
+    \$29  = drain_out;
+    if (\$7 ) begin
+      if (product_1) begin
+        \$29  = \$13 [31:0];
       end
     end
-    if (\$10 ) begin
-      \$30  = drain_in;
+    if (\$11 ) begin
+      \$29  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$31  = acc_0_0;
-    if (\$25 ) begin
+    \$30  = acc_0_0;
+    if (\$20 ) begin
       (* full_case = 32'd1 *)
-      if (last_out) begin
-        \$31  = 32'd0;
+      if (product_1) begin
+        \$30  = 32'd0;
       end else begin
-        \$31  = \$12 [31:0];
+        \$30  = \$13 [31:0];
       end
     end
     if (rst) begin
-      \$31  = 32'd0;
+      \$30  = 32'd0;
     end
   end
   assign act = act_out;
@@ -194,7 +240,7 @@ module sa_zvcg_default_tpe(act_in, valid_in, last_in, wgt_in, shift, drain_in, c
   assign valid = valid_out;
   assign last = last_out;
   assign shadow = drain_out;
-  assign total_0_0 = \$12 [31:0];
+  assign total_0_0 = \$13 [31:0];
   assign acc_0_0_neg_clk = clk;
   assign acc_0_0_gated_rst = rst;
   assign \act_in[0]  = act_in;
@@ -273,7 +319,8 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   reg [7:0] \$61 ;
   reg [7:0] \$62 ;
   reg \$63 ;
-  reg [1:0] \$64 ;
+  reg \$64 ;
+  reg [1:0] \$65 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -311,6 +358,7 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   wire [7:0] \col_wgt2[0] ;
   wire [7:0] col_wgt3;
   wire [7:0] \col_wgt3[0] ;
+  reg done_d0 = 1'h0;
   wire [31:0] drain_0_0;
   wire [31:0] \drain_0_0[0] ;
   wire [31:0] drain_0_1;
@@ -544,9 +592,11 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   always @(posedge clk)
     skew_wgt3_d2 <= \$62 ;
   always @(posedge clk)
-    y__valid <= \$63 ;
+    done_d0 <= \$63 ;
   always @(posedge clk)
-    word <= \$64 ;
+    y__valid <= \$64 ;
+  always @(posedge clk)
+    word <= \$65 ;
   assign \$1  = ~ y__ready;
   assign \$2  = y__valid & \$1 ;
   assign en = ~ \$2 ;
@@ -571,7 +621,7 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   assign \$16  = fire & step__payload[64];
   assign \$17  = fire & step__payload[64];
   assign \$18  = valid_3_3 & last_3_3;
-  assign \$19  = en & \$18 ;
+  assign \$19  = en & done_d0;
   assign \$20  = y__valid & y__ready;
   assign \$21  = word + 1'h1;
   assign \$22  = word == 2'h3;
@@ -838,6 +888,16 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$40  = skew_valid1_d0;
+    if (en) begin
+      \$40  = fire;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$41  = skew_last1_d0;
     if (en) begin
       \$41  = \$15 ;
@@ -1025,13 +1085,9 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$63  = y__valid;
-    if (\$19 ) begin
-      \$63  = 1'h1;
-    end else if (\$20 ) begin
-      if (\$22 ) begin
-        \$63  = 1'h0;
-      end
+    \$63  = done_d0;
+    if (en) begin
+      \$63  = \$18 ;
     end
     if (rst) begin
       \$63  = 1'h0;
@@ -1039,14 +1095,28 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$64  = word;
+    \$64  = y__valid;
     if (\$19 ) begin
-      \$64  = 2'h0;
+      \$64  = 1'h1;
     end else if (\$20 ) begin
-      \$64  = \$21 [1:0];
+      if (\$22 ) begin
+        \$64  = 1'h0;
+      end
     end
     if (rst) begin
-      \$64  = 2'h0;
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$65  = word;
+    if (\$19 ) begin
+      \$65  = 2'h0;
+    end else if (\$20 ) begin
+      \$65  = \$21 [1:0];
+    end
+    if (rst) begin
+      \$65  = 2'h0;
     end
   end
   always @* begin
@@ -1068,16 +1138,6 @@ module sa_zvcg_default(step__valid, y__ready, clk, rst, step__ready, y__payload,
     \$39  = skew_act1_d0;
     if (en) begin
       \$39  = step__payload[15:8];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$40  = skew_valid1_d0;
-    if (en) begin
-      \$40  = fire;
-    end
-    if (rst) begin
-      \$40  = 1'h0;
     end
   end
   assign feed = step__payload;

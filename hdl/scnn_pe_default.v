@@ -2461,14 +2461,14 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$3164 ;
   wire [15:0] \$3165 ;
   wire [15:0] \$3166 ;
-  wire [15:0] \$3167 ;
-  wire [15:0] \$3168 ;
+  wire \$3167 ;
+  wire \$3168 ;
   wire \$3169 ;
   wire \$317 ;
   wire \$3170 ;
   wire \$3171 ;
   wire \$3172 ;
-  wire [5:0] \$3173 ;
+  wire \$3173 ;
   wire \$3174 ;
   wire \$3175 ;
   wire \$3176 ;
@@ -2479,216 +2479,216 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3180 ;
   wire \$3181 ;
   wire \$3182 ;
-  wire [32:0] \$3183 ;
+  wire \$3183 ;
   wire \$3184 ;
   wire \$3185 ;
   wire \$3186 ;
-  wire [32:0] \$3187 ;
+  wire \$3187 ;
   wire \$3188 ;
   wire \$3189 ;
   wire [15:0] \$319 ;
   wire \$3190 ;
-  wire [32:0] \$3191 ;
+  wire \$3191 ;
   wire \$3192 ;
   wire \$3193 ;
   wire \$3194 ;
-  wire [32:0] \$3195 ;
+  wire \$3195 ;
   wire \$3196 ;
   wire \$3197 ;
   wire \$3198 ;
-  wire [32:0] \$3199 ;
+  wire \$3199 ;
   wire [4:0] \$32 ;
   wire [16:0] \$320 ;
   wire \$3200 ;
   wire \$3201 ;
   wire \$3202 ;
-  wire [32:0] \$3203 ;
+  wire \$3203 ;
   wire \$3204 ;
   wire \$3205 ;
   wire \$3206 ;
-  wire [32:0] \$3207 ;
+  wire \$3207 ;
   wire \$3208 ;
   wire \$3209 ;
   wire [16:0] \$321 ;
   wire \$3210 ;
-  wire [32:0] \$3211 ;
+  wire \$3211 ;
   wire \$3212 ;
   wire \$3213 ;
   wire \$3214 ;
-  wire [32:0] \$3215 ;
+  wire \$3215 ;
   wire \$3216 ;
   wire \$3217 ;
   wire \$3218 ;
-  wire [32:0] \$3219 ;
+  wire \$3219 ;
   wire [3:0] \$322 ;
   wire \$3220 ;
   wire \$3221 ;
   wire \$3222 ;
-  wire [32:0] \$3223 ;
+  wire \$3223 ;
   wire \$3224 ;
   wire \$3225 ;
   wire \$3226 ;
-  wire [32:0] \$3227 ;
+  wire \$3227 ;
   wire \$3228 ;
   wire \$3229 ;
   wire [3:0] \$323 ;
   wire \$3230 ;
-  wire [32:0] \$3231 ;
+  wire \$3231 ;
   wire \$3232 ;
   wire \$3233 ;
   wire \$3234 ;
-  wire [32:0] \$3235 ;
+  wire \$3235 ;
   wire \$3236 ;
   wire \$3237 ;
   wire \$3238 ;
-  wire [32:0] \$3239 ;
+  wire \$3239 ;
   wire [3:0] \$324 ;
   wire \$3240 ;
   wire \$3241 ;
   wire \$3242 ;
-  wire [32:0] \$3243 ;
+  wire \$3243 ;
   wire \$3244 ;
   wire \$3245 ;
   wire \$3246 ;
-  wire [32:0] \$3247 ;
+  wire \$3247 ;
   wire \$3248 ;
   wire \$3249 ;
   wire [3:0] \$325 ;
   wire \$3250 ;
-  wire [32:0] \$3251 ;
+  wire \$3251 ;
   wire \$3252 ;
   wire \$3253 ;
   wire \$3254 ;
-  wire [32:0] \$3255 ;
+  wire \$3255 ;
   wire \$3256 ;
   wire \$3257 ;
   wire \$3258 ;
-  wire [32:0] \$3259 ;
+  wire \$3259 ;
   wire [3:0] \$326 ;
   wire \$3260 ;
   wire \$3261 ;
   wire \$3262 ;
-  wire [32:0] \$3263 ;
+  wire \$3263 ;
   wire \$3264 ;
   wire \$3265 ;
   wire \$3266 ;
-  wire [32:0] \$3267 ;
+  wire \$3267 ;
   wire \$3268 ;
   wire \$3269 ;
   wire [3:0] \$327 ;
   wire \$3270 ;
-  wire [32:0] \$3271 ;
+  wire \$3271 ;
   wire \$3272 ;
   wire \$3273 ;
   wire \$3274 ;
-  wire [32:0] \$3275 ;
+  wire \$3275 ;
   wire \$3276 ;
   wire \$3277 ;
   wire \$3278 ;
-  wire [32:0] \$3279 ;
+  wire \$3279 ;
   wire [3:0] \$328 ;
   wire \$3280 ;
   wire \$3281 ;
   wire \$3282 ;
-  wire [32:0] \$3283 ;
+  wire \$3283 ;
   wire \$3284 ;
   wire \$3285 ;
   wire \$3286 ;
-  wire [32:0] \$3287 ;
+  wire \$3287 ;
   wire \$3288 ;
   wire \$3289 ;
   wire [3:0] \$329 ;
   wire \$3290 ;
-  wire [32:0] \$3291 ;
+  wire \$3291 ;
   wire \$3292 ;
   wire \$3293 ;
   wire \$3294 ;
-  wire [32:0] \$3295 ;
+  wire \$3295 ;
   wire \$3296 ;
   wire \$3297 ;
   wire \$3298 ;
-  wire [32:0] \$3299 ;
+  wire \$3299 ;
   wire [3:0] \$33 ;
   wire [3:0] \$330 ;
   wire \$3300 ;
   wire \$3301 ;
   wire \$3302 ;
-  wire [32:0] \$3303 ;
+  wire \$3303 ;
   wire \$3304 ;
   wire \$3305 ;
   wire \$3306 ;
-  wire [32:0] \$3307 ;
-  wire [32:0] \$3308 ;
-  wire [33:0] \$3309 ;
+  wire \$3307 ;
+  wire \$3308 ;
+  wire \$3309 ;
   wire [3:0] \$331 ;
-  wire [32:0] \$3310 ;
-  wire [33:0] \$3311 ;
-  wire [32:0] \$3312 ;
-  wire [33:0] \$3313 ;
-  wire [32:0] \$3314 ;
-  wire [33:0] \$3315 ;
-  wire [32:0] \$3316 ;
-  wire [33:0] \$3317 ;
-  wire [32:0] \$3318 ;
-  wire [33:0] \$3319 ;
+  wire \$3310 ;
+  wire \$3311 ;
+  wire \$3312 ;
+  wire \$3313 ;
+  wire \$3314 ;
+  wire \$3315 ;
+  wire \$3316 ;
+  wire \$3317 ;
+  wire \$3318 ;
+  wire \$3319 ;
   wire [3:0] \$332 ;
-  wire [32:0] \$3320 ;
-  wire [33:0] \$3321 ;
-  wire [32:0] \$3322 ;
-  wire [33:0] \$3323 ;
-  wire [32:0] \$3324 ;
-  wire [33:0] \$3325 ;
-  wire [32:0] \$3326 ;
-  wire [33:0] \$3327 ;
-  wire [32:0] \$3328 ;
-  wire [33:0] \$3329 ;
+  wire \$3320 ;
+  wire \$3321 ;
+  wire \$3322 ;
+  wire \$3323 ;
+  wire \$3324 ;
+  wire \$3325 ;
+  wire \$3326 ;
+  wire \$3327 ;
+  wire \$3328 ;
+  wire \$3329 ;
   wire [3:0] \$333 ;
-  wire [32:0] \$3330 ;
-  wire [33:0] \$3331 ;
-  wire [32:0] \$3332 ;
-  wire [33:0] \$3333 ;
-  wire [32:0] \$3334 ;
-  wire [33:0] \$3335 ;
-  wire [32:0] \$3336 ;
-  wire [33:0] \$3337 ;
-  wire [32:0] \$3338 ;
-  wire [33:0] \$3339 ;
+  wire \$3330 ;
+  wire \$3331 ;
+  wire \$3332 ;
+  wire \$3333 ;
+  wire \$3334 ;
+  wire \$3335 ;
+  wire \$3336 ;
+  wire \$3337 ;
+  wire \$3338 ;
+  wire \$3339 ;
   wire [3:0] \$334 ;
-  wire [32:0] \$3340 ;
-  wire [33:0] \$3341 ;
-  wire [32:0] \$3342 ;
-  wire [33:0] \$3343 ;
-  wire [32:0] \$3344 ;
-  wire [33:0] \$3345 ;
-  wire [32:0] \$3346 ;
-  wire [33:0] \$3347 ;
-  wire [32:0] \$3348 ;
-  wire [33:0] \$3349 ;
+  wire \$3340 ;
+  wire \$3341 ;
+  wire \$3342 ;
+  wire \$3343 ;
+  wire \$3344 ;
+  wire \$3345 ;
+  wire \$3346 ;
+  wire \$3347 ;
+  wire \$3348 ;
+  wire \$3349 ;
   wire [3:0] \$335 ;
-  wire [32:0] \$3350 ;
-  wire [33:0] \$3351 ;
-  wire [32:0] \$3352 ;
-  wire [33:0] \$3353 ;
-  wire [32:0] \$3354 ;
-  wire [33:0] \$3355 ;
-  wire [32:0] \$3356 ;
-  wire [33:0] \$3357 ;
-  wire [32:0] \$3358 ;
-  wire [33:0] \$3359 ;
+  wire \$3350 ;
+  wire \$3351 ;
+  wire \$3352 ;
+  wire \$3353 ;
+  wire \$3354 ;
+  wire \$3355 ;
+  wire \$3356 ;
+  wire \$3357 ;
+  wire \$3358 ;
+  wire \$3359 ;
   wire [3:0] \$336 ;
-  wire [32:0] \$3360 ;
-  wire [33:0] \$3361 ;
-  wire [32:0] \$3362 ;
-  wire [33:0] \$3363 ;
-  wire [32:0] \$3364 ;
-  wire [33:0] \$3365 ;
-  wire [32:0] \$3366 ;
-  wire [33:0] \$3367 ;
-  wire [32:0] \$3368 ;
-  wire [33:0] \$3369 ;
+  wire \$3360 ;
+  wire \$3361 ;
+  wire \$3362 ;
+  wire \$3363 ;
+  wire \$3364 ;
+  wire \$3365 ;
+  wire \$3366 ;
+  wire \$3367 ;
+  wire \$3368 ;
+  wire \$3369 ;
   wire [3:0] \$337 ;
-  wire [32:0] \$3370 ;
-  wire [33:0] \$3371 ;
+  wire \$3370 ;
+  wire \$3371 ;
   wire \$3372 ;
   wire \$3373 ;
   wire \$3374 ;
@@ -2702,277 +2702,671 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3381 ;
   wire \$3382 ;
   wire \$3383 ;
-  wire [4:0] \$3384 ;
-  wire [1:0] \$3385 ;
-  wire [2:0] \$3386 ;
-  wire [3:0] \$3387 ;
-  wire [4:0] \$3388 ;
-  wire [5:0] \$3389 ;
+  wire \$3384 ;
+  wire \$3385 ;
+  wire \$3386 ;
+  wire \$3387 ;
+  wire \$3388 ;
+  wire \$3389 ;
   wire [3:0] \$339 ;
-  wire [6:0] \$3390 ;
-  wire [7:0] \$3391 ;
-  wire [8:0] \$3392 ;
-  wire [9:0] \$3393 ;
-  wire [10:0] \$3394 ;
-  wire [11:0] \$3395 ;
-  wire [12:0] \$3396 ;
-  wire [13:0] \$3397 ;
-  wire [14:0] \$3398 ;
-  wire [15:0] \$3399 ;
+  wire \$3390 ;
+  wire \$3391 ;
+  wire \$3392 ;
+  wire \$3393 ;
+  wire \$3394 ;
+  wire \$3395 ;
+  wire \$3396 ;
+  wire \$3397 ;
+  wire \$3398 ;
+  wire \$3399 ;
   wire [4:0] \$34 ;
   wire [3:0] \$340 ;
-  wire [16:0] \$3400 ;
-  wire [32:0] \$3401 ;
-  wire [4:0] \$3402 ;
-  wire [15:0] \$3403 ;
-  wire [15:0] \$3404 ;
+  wire \$3400 ;
+  wire \$3401 ;
+  wire \$3402 ;
+  wire \$3403 ;
+  wire \$3404 ;
   wire \$3405 ;
   wire \$3406 ;
-  wire [32:0] \$3407 ;
+  wire \$3407 ;
   wire \$3408 ;
-  wire [4:0] \$3409 ;
+  wire \$3409 ;
   wire [3:0] \$341 ;
   wire \$3410 ;
-  wire [4:0] \$3411 ;
-  wire \$3412 ;
+  wire [5:0] \$3411 ;
+  wire [4:0] \$3412 ;
   wire \$3413 ;
   wire \$3414 ;
   wire \$3415 ;
   wire \$3416 ;
-  wire [4:0] \$3417 ;
-  wire [5:0] \$3418 ;
+  wire \$3417 ;
+  wire \$3418 ;
   wire \$3419 ;
   wire [3:0] \$342 ;
   wire \$3420 ;
-  wire \$3421 ;
+  wire [32:0] \$3421 ;
   wire \$3422 ;
-  wire \$3423 ;
-  reg \$3424 ;
-  reg [31:0] \$3425 ;
-  reg [15:0] \$3426 ;
-  reg [15:0] \$3427 ;
-  reg [15:0] \$3428 ;
-  reg [15:0] \$3429 ;
+  wire [32:0] \$3423 ;
+  wire \$3424 ;
+  wire [32:0] \$3425 ;
+  wire \$3426 ;
+  wire [32:0] \$3427 ;
+  wire \$3428 ;
+  wire [32:0] \$3429 ;
   wire [3:0] \$343 ;
-  reg [15:0] \$3430 ;
-  reg [15:0] \$3431 ;
-  reg [15:0] \$3432 ;
-  reg [15:0] \$3433 ;
-  reg [15:0] \$3434 ;
-  reg [15:0] \$3435 ;
-  reg [15:0] \$3436 ;
-  reg [15:0] \$3437 ;
-  reg [15:0] \$3438 ;
-  reg [15:0] \$3439 ;
+  wire \$3430 ;
+  wire [32:0] \$3431 ;
+  wire \$3432 ;
+  wire [32:0] \$3433 ;
+  wire \$3434 ;
+  wire [32:0] \$3435 ;
+  wire \$3436 ;
+  wire [32:0] \$3437 ;
+  wire \$3438 ;
+  wire [32:0] \$3439 ;
   wire [3:0] \$344 ;
-  reg [15:0] \$3440 ;
-  reg [15:0] \$3441 ;
-  reg [15:0] \$3442 ;
-  reg [4:0] \$3443 ;
-  reg [3:0] \$3444 ;
-  reg [4:0] \$3445 ;
-  reg [3:0] \$3446 ;
-  reg [4:0] \$3447 ;
-  reg [3:0] \$3448 ;
-  reg [4:0] \$3449 ;
+  wire \$3440 ;
+  wire [32:0] \$3441 ;
+  wire \$3442 ;
+  wire [32:0] \$3443 ;
+  wire \$3444 ;
+  wire [32:0] \$3445 ;
+  wire \$3446 ;
+  wire [32:0] \$3447 ;
+  wire \$3448 ;
+  wire [32:0] \$3449 ;
   wire [3:0] \$345 ;
-  reg [3:0] \$3450 ;
-  reg [4:0] \$3451 ;
-  reg [3:0] \$3452 ;
-  reg [4:0] \$3453 ;
-  reg [3:0] \$3454 ;
-  reg [4:0] \$3455 ;
-  reg [3:0] \$3456 ;
-  reg [4:0] \$3457 ;
-  reg [3:0] \$3458 ;
-  reg [4:0] \$3459 ;
+  wire \$3450 ;
+  wire [32:0] \$3451 ;
+  wire \$3452 ;
+  wire [32:0] \$3453 ;
+  wire \$3454 ;
+  wire [32:0] \$3455 ;
+  wire \$3456 ;
+  wire [32:0] \$3457 ;
+  wire \$3458 ;
+  wire [32:0] \$3459 ;
   wire [3:0] \$346 ;
-  reg [3:0] \$3460 ;
-  reg [4:0] \$3461 ;
-  reg [3:0] \$3462 ;
-  reg [4:0] \$3463 ;
-  reg [3:0] \$3464 ;
-  reg [4:0] \$3465 ;
-  reg [3:0] \$3466 ;
-  reg [4:0] \$3467 ;
-  reg [3:0] \$3468 ;
-  reg [4:0] \$3469 ;
+  wire \$3460 ;
+  wire [32:0] \$3461 ;
+  wire \$3462 ;
+  wire [32:0] \$3463 ;
+  wire \$3464 ;
+  wire [32:0] \$3465 ;
+  wire \$3466 ;
+  wire [32:0] \$3467 ;
+  wire \$3468 ;
+  wire [32:0] \$3469 ;
   wire [3:0] \$347 ;
-  reg [3:0] \$3470 ;
-  reg [4:0] \$3471 ;
-  reg [3:0] \$3472 ;
-  reg [4:0] \$3473 ;
-  reg [3:0] \$3474 ;
-  reg [3:0] \$3475 ;
-  reg \$3476 ;
-  reg [31:0] \$3477 ;
-  reg \$3478 ;
-  reg [3:0] \$3479 ;
+  wire \$3470 ;
+  wire [32:0] \$3471 ;
+  wire \$3472 ;
+  wire [32:0] \$3473 ;
+  wire \$3474 ;
+  wire [32:0] \$3475 ;
+  wire \$3476 ;
+  wire [32:0] \$3477 ;
+  wire \$3478 ;
+  wire [32:0] \$3479 ;
   wire [3:0] \$348 ;
-  reg [3:0] \$3480 ;
-  reg \$3481 ;
-  reg \$3482 ;
-  reg \$3483 ;
-  reg [1087:0] \$3484 ;
-  reg \$3485 ;
-  reg [3:0] \$3486 ;
-  reg [15:0] \$3487 ;
-  reg \$3488 ;
-  reg [3:0] \$3489 ;
+  wire \$3480 ;
+  wire [32:0] \$3481 ;
+  wire \$3482 ;
+  wire [32:0] \$3483 ;
+  wire [32:0] \$3484 ;
+  wire [33:0] \$3485 ;
+  wire [32:0] \$3486 ;
+  wire [33:0] \$3487 ;
+  wire [32:0] \$3488 ;
+  wire [33:0] \$3489 ;
   wire [3:0] \$349 ;
-  reg [15:0] \$3490 ;
-  reg \$3491 ;
-  reg [3:0] \$3492 ;
-  reg [15:0] \$3493 ;
-  reg \$3494 ;
-  reg [3:0] \$3495 ;
-  reg [15:0] \$3496 ;
-  reg \$3497 ;
-  reg [3:0] \$3498 ;
-  reg [15:0] \$3499 ;
+  wire [32:0] \$3490 ;
+  wire [33:0] \$3491 ;
+  wire [32:0] \$3492 ;
+  wire [33:0] \$3493 ;
+  wire [32:0] \$3494 ;
+  wire [33:0] \$3495 ;
+  wire [32:0] \$3496 ;
+  wire [33:0] \$3497 ;
+  wire [32:0] \$3498 ;
+  wire [33:0] \$3499 ;
   wire [7:0] \$35 ;
   wire [3:0] \$350 ;
-  reg \$3500 ;
-  reg [3:0] \$3501 ;
-  reg [15:0] \$3502 ;
-  reg \$3503 ;
-  reg [3:0] \$3504 ;
-  reg [15:0] \$3505 ;
-  reg \$3506 ;
-  reg [3:0] \$3507 ;
-  reg [15:0] \$3508 ;
-  reg \$3509 ;
+  wire [32:0] \$3500 ;
+  wire [33:0] \$3501 ;
+  wire [32:0] \$3502 ;
+  wire [33:0] \$3503 ;
+  wire [32:0] \$3504 ;
+  wire [33:0] \$3505 ;
+  wire [32:0] \$3506 ;
+  wire [33:0] \$3507 ;
+  wire [32:0] \$3508 ;
+  wire [33:0] \$3509 ;
   wire [3:0] \$351 ;
-  reg [3:0] \$3510 ;
-  reg [15:0] \$3511 ;
-  reg \$3512 ;
-  reg [3:0] \$3513 ;
-  reg [15:0] \$3514 ;
-  reg \$3515 ;
-  reg [3:0] \$3516 ;
-  reg [15:0] \$3517 ;
-  reg \$3518 ;
-  reg [3:0] \$3519 ;
+  wire [32:0] \$3510 ;
+  wire [33:0] \$3511 ;
+  wire [32:0] \$3512 ;
+  wire [33:0] \$3513 ;
+  wire [32:0] \$3514 ;
+  wire [33:0] \$3515 ;
+  wire [32:0] \$3516 ;
+  wire [33:0] \$3517 ;
+  wire [32:0] \$3518 ;
+  wire [33:0] \$3519 ;
   wire [15:0] \$352 ;
-  reg [15:0] \$3520 ;
-  reg \$3521 ;
-  reg [3:0] \$3522 ;
-  reg [15:0] \$3523 ;
-  reg \$3524 ;
-  reg [3:0] \$3525 ;
-  reg [15:0] \$3526 ;
-  reg \$3527 ;
-  reg [3:0] \$3528 ;
-  reg [15:0] \$3529 ;
+  wire [32:0] \$3520 ;
+  wire [33:0] \$3521 ;
+  wire [32:0] \$3522 ;
+  wire [33:0] \$3523 ;
+  wire [32:0] \$3524 ;
+  wire [33:0] \$3525 ;
+  wire [32:0] \$3526 ;
+  wire [33:0] \$3527 ;
+  wire [32:0] \$3528 ;
+  wire [33:0] \$3529 ;
   wire [15:0] \$353 ;
-  reg \$3530 ;
-  reg [3:0] \$3531 ;
-  reg [15:0] \$3532 ;
-  reg \$3533 ;
-  reg [3:0] \$3534 ;
-  reg [15:0] \$3535 ;
-  reg \$3536 ;
-  reg [3:0] \$3537 ;
-  reg [15:0] \$3538 ;
-  reg \$3539 ;
+  wire [32:0] \$3530 ;
+  wire [33:0] \$3531 ;
+  wire [32:0] \$3532 ;
+  wire [33:0] \$3533 ;
+  wire [32:0] \$3534 ;
+  wire [33:0] \$3535 ;
+  wire [32:0] \$3536 ;
+  wire [33:0] \$3537 ;
+  wire [32:0] \$3538 ;
+  wire [33:0] \$3539 ;
   wire [15:0] \$354 ;
-  reg [3:0] \$3540 ;
-  reg [15:0] \$3541 ;
-  reg \$3542 ;
-  reg [3:0] \$3543 ;
-  reg [15:0] \$3544 ;
-  reg \$3545 ;
-  reg [3:0] \$3546 ;
-  reg [15:0] \$3547 ;
-  reg \$3548 ;
-  reg [3:0] \$3549 ;
+  wire [32:0] \$3540 ;
+  wire [33:0] \$3541 ;
+  wire [32:0] \$3542 ;
+  wire [33:0] \$3543 ;
+  wire [32:0] \$3544 ;
+  wire [33:0] \$3545 ;
+  wire [32:0] \$3546 ;
+  wire [33:0] \$3547 ;
+  wire \$3548 ;
+  wire \$3549 ;
   wire [15:0] \$355 ;
-  reg [15:0] \$3550 ;
-  reg \$3551 ;
-  reg [3:0] \$3552 ;
-  reg [15:0] \$3553 ;
-  reg \$3554 ;
-  reg [3:0] \$3555 ;
-  reg [15:0] \$3556 ;
-  reg \$3557 ;
-  reg [3:0] \$3558 ;
-  reg [15:0] \$3559 ;
+  wire \$3550 ;
+  wire \$3551 ;
+  wire \$3552 ;
+  wire \$3553 ;
+  wire \$3554 ;
+  wire \$3555 ;
+  wire \$3556 ;
+  wire \$3557 ;
+  wire \$3558 ;
+  wire \$3559 ;
   wire [15:0] \$356 ;
-  reg \$3560 ;
-  reg [3:0] \$3561 ;
-  reg [15:0] \$3562 ;
-  reg \$3563 ;
-  reg [3:0] \$3564 ;
-  reg [15:0] \$3565 ;
-  reg \$3566 ;
-  reg [3:0] \$3567 ;
-  reg [15:0] \$3568 ;
-  reg \$3569 ;
+  wire [4:0] \$3560 ;
+  wire [1:0] \$3561 ;
+  wire [2:0] \$3562 ;
+  wire [3:0] \$3563 ;
+  wire [4:0] \$3564 ;
+  wire [5:0] \$3565 ;
+  wire [6:0] \$3566 ;
+  wire [7:0] \$3567 ;
+  wire [8:0] \$3568 ;
+  wire [9:0] \$3569 ;
   wire [15:0] \$357 ;
-  reg [3:0] \$3570 ;
-  reg [15:0] \$3571 ;
-  reg \$3572 ;
-  reg [3:0] \$3573 ;
-  reg [15:0] \$3574 ;
-  reg \$3575 ;
-  reg [3:0] \$3576 ;
-  reg [15:0] \$3577 ;
-  reg \$3578 ;
-  reg [3:0] \$3579 ;
+  wire [10:0] \$3570 ;
+  wire [11:0] \$3571 ;
+  wire [12:0] \$3572 ;
+  wire [13:0] \$3573 ;
+  wire [14:0] \$3574 ;
+  wire [15:0] \$3575 ;
+  wire [16:0] \$3576 ;
+  wire [32:0] \$3577 ;
+  wire \$3578 ;
+  wire \$3579 ;
   wire [15:0] \$358 ;
-  reg [15:0] \$3580 ;
-  reg [3:0] \$3581 ;
-  reg \$3582 ;
-  reg [4:0] \$3583 ;
-  reg [59:0] \$3584 ;
-  reg [31:0] \$3585 ;
-  reg [31:0] \$3586 ;
-  reg [31:0] \$3587 ;
-  reg [31:0] \$3588 ;
+  wire \$3580 ;
+  wire \$3581 ;
+  wire \$3582 ;
+  wire \$3583 ;
+  wire \$3584 ;
+  wire \$3585 ;
+  wire \$3586 ;
+  wire \$3587 ;
+  wire \$3588 ;
+  wire \$3589 ;
   wire [15:0] \$359 ;
+  wire \$3590 ;
+  wire \$3591 ;
+  wire \$3592 ;
+  wire \$3593 ;
+  wire \$3594 ;
+  wire \$3595 ;
+  wire \$3596 ;
+  wire \$3597 ;
+  wire \$3598 ;
+  wire \$3599 ;
   wire [8:0] \$36 ;
   wire [15:0] \$360 ;
+  wire \$3600 ;
+  wire \$3601 ;
+  wire \$3602 ;
+  wire \$3603 ;
+  wire \$3604 ;
+  wire \$3605 ;
+  wire \$3606 ;
+  wire \$3607 ;
+  wire \$3608 ;
+  wire \$3609 ;
   wire [15:0] \$361 ;
+  wire \$3610 ;
+  wire \$3611 ;
+  wire \$3612 ;
+  wire \$3613 ;
+  wire \$3614 ;
+  wire \$3615 ;
+  wire \$3616 ;
+  wire \$3617 ;
+  wire \$3618 ;
+  wire \$3619 ;
   wire [15:0] \$362 ;
+  wire \$3620 ;
+  wire \$3621 ;
+  wire \$3622 ;
+  wire \$3623 ;
+  wire \$3624 ;
+  wire \$3625 ;
+  wire \$3626 ;
+  wire \$3627 ;
+  wire \$3628 ;
+  wire \$3629 ;
   wire [15:0] \$363 ;
+  wire \$3630 ;
+  wire \$3631 ;
+  wire \$3632 ;
+  wire \$3633 ;
+  wire \$3634 ;
+  wire \$3635 ;
+  wire \$3636 ;
+  wire \$3637 ;
+  wire \$3638 ;
+  wire \$3639 ;
   wire [15:0] \$364 ;
+  wire \$3640 ;
+  wire \$3641 ;
+  wire \$3642 ;
+  wire \$3643 ;
+  wire \$3644 ;
+  wire \$3645 ;
+  wire \$3646 ;
+  wire \$3647 ;
+  wire \$3648 ;
+  wire \$3649 ;
   wire [15:0] \$365 ;
+  wire \$3650 ;
+  wire \$3651 ;
+  wire \$3652 ;
+  wire \$3653 ;
+  wire \$3654 ;
+  wire \$3655 ;
+  wire \$3656 ;
+  wire \$3657 ;
+  wire \$3658 ;
+  wire \$3659 ;
   wire [15:0] \$366 ;
+  wire \$3660 ;
+  wire \$3661 ;
+  wire \$3662 ;
+  wire \$3663 ;
+  wire \$3664 ;
+  wire \$3665 ;
+  wire \$3666 ;
+  wire \$3667 ;
+  wire \$3668 ;
+  wire \$3669 ;
   wire [15:0] \$367 ;
+  wire \$3670 ;
+  wire \$3671 ;
+  wire \$3672 ;
+  wire \$3673 ;
+  wire \$3674 ;
+  wire \$3675 ;
+  wire \$3676 ;
+  wire \$3677 ;
+  wire \$3678 ;
+  wire \$3679 ;
   wire [15:0] \$368 ;
+  wire \$3680 ;
+  wire \$3681 ;
+  wire \$3682 ;
+  wire \$3683 ;
+  wire \$3684 ;
+  wire \$3685 ;
+  wire \$3686 ;
+  wire \$3687 ;
+  wire \$3688 ;
+  wire \$3689 ;
   wire [15:0] \$369 ;
+  wire \$3690 ;
+  wire \$3691 ;
+  wire \$3692 ;
+  wire \$3693 ;
+  wire \$3694 ;
+  wire \$3695 ;
+  wire \$3696 ;
+  wire \$3697 ;
+  wire [4:0] \$3698 ;
+  wire [15:0] \$3699 ;
   wire [3:0] \$37 ;
   wire [15:0] \$370 ;
+  wire [15:0] \$3700 ;
+  wire \$3701 ;
+  wire \$3702 ;
+  wire [32:0] \$3703 ;
+  wire \$3704 ;
+  wire [4:0] \$3705 ;
+  wire \$3706 ;
+  wire [4:0] \$3707 ;
+  wire \$3708 ;
+  wire \$3709 ;
   wire [15:0] \$371 ;
+  wire \$3710 ;
+  wire \$3711 ;
+  wire \$3712 ;
+  wire [4:0] \$3713 ;
+  wire [5:0] \$3714 ;
+  wire \$3715 ;
+  wire \$3716 ;
+  wire \$3717 ;
+  wire \$3718 ;
+  wire \$3719 ;
   wire [15:0] \$372 ;
+  reg \$3720 ;
+  reg [31:0] \$3721 ;
+  reg [119:0] \$3722 ;
+  reg [15:0] \$3723 ;
+  reg [15:0] \$3724 ;
+  reg [15:0] \$3725 ;
+  reg [15:0] \$3726 ;
+  reg [15:0] \$3727 ;
+  reg [15:0] \$3728 ;
+  reg [15:0] \$3729 ;
   wire [15:0] \$373 ;
+  reg [15:0] \$3730 ;
+  reg [15:0] \$3731 ;
+  reg [15:0] \$3732 ;
+  reg [15:0] \$3733 ;
+  reg [15:0] \$3734 ;
+  reg [15:0] \$3735 ;
+  reg [15:0] \$3736 ;
+  reg [15:0] \$3737 ;
+  reg [15:0] \$3738 ;
+  reg [15:0] \$3739 ;
   wire [15:0] \$374 ;
+  reg [4:0] \$3740 ;
+  reg [3:0] \$3741 ;
+  reg [4:0] \$3742 ;
+  reg [3:0] \$3743 ;
+  reg [4:0] \$3744 ;
+  reg [3:0] \$3745 ;
+  reg [4:0] \$3746 ;
+  reg [3:0] \$3747 ;
+  reg [4:0] \$3748 ;
+  reg [3:0] \$3749 ;
   wire [15:0] \$375 ;
+  reg [4:0] \$3750 ;
+  reg [3:0] \$3751 ;
+  reg [4:0] \$3752 ;
+  reg [3:0] \$3753 ;
+  reg [4:0] \$3754 ;
+  reg [3:0] \$3755 ;
+  reg [4:0] \$3756 ;
+  reg [3:0] \$3757 ;
+  reg [4:0] \$3758 ;
+  reg [3:0] \$3759 ;
   wire [15:0] \$376 ;
+  reg [4:0] \$3760 ;
+  reg [3:0] \$3761 ;
+  reg [4:0] \$3762 ;
+  reg [3:0] \$3763 ;
+  reg [4:0] \$3764 ;
+  reg [3:0] \$3765 ;
+  reg [4:0] \$3766 ;
+  reg [3:0] \$3767 ;
+  reg [4:0] \$3768 ;
+  reg [3:0] \$3769 ;
   wire [15:0] \$377 ;
+  reg [4:0] \$3770 ;
+  reg [3:0] \$3771 ;
+  reg [3:0] \$3772 ;
+  reg \$3773 ;
+  reg [31:0] \$3774 ;
+  reg \$3775 ;
+  reg \$3776 ;
+  reg [3:0] \$3777 ;
+  reg [3:0] \$3778 ;
+  reg \$3779 ;
   wire [15:0] \$378 ;
+  reg \$3780 ;
+  reg \$3781 ;
+  reg [1087:0] \$3782 ;
+  reg \$3783 ;
+  reg [3:0] \$3784 ;
+  reg [15:0] \$3785 ;
+  reg \$3786 ;
+  reg [3:0] \$3787 ;
+  reg [15:0] \$3788 ;
+  reg \$3789 ;
   wire [15:0] \$379 ;
+  reg [3:0] \$3790 ;
+  reg [15:0] \$3791 ;
+  reg \$3792 ;
+  reg [3:0] \$3793 ;
+  reg [15:0] \$3794 ;
+  reg \$3795 ;
+  reg [3:0] \$3796 ;
+  reg [15:0] \$3797 ;
+  reg \$3798 ;
+  reg [3:0] \$3799 ;
   wire [4:0] \$38 ;
   wire [15:0] \$380 ;
+  reg [15:0] \$3800 ;
+  reg \$3801 ;
+  reg [3:0] \$3802 ;
+  reg [15:0] \$3803 ;
+  reg \$3804 ;
+  reg [3:0] \$3805 ;
+  reg [15:0] \$3806 ;
+  reg \$3807 ;
+  reg [3:0] \$3808 ;
+  reg [15:0] \$3809 ;
   wire [15:0] \$381 ;
+  reg \$3810 ;
+  reg [3:0] \$3811 ;
+  reg [15:0] \$3812 ;
+  reg \$3813 ;
+  reg [3:0] \$3814 ;
+  reg [15:0] \$3815 ;
+  reg \$3816 ;
+  reg [3:0] \$3817 ;
+  reg [15:0] \$3818 ;
+  reg \$3819 ;
   wire \$382 ;
+  reg [3:0] \$3820 ;
+  reg [15:0] \$3821 ;
+  reg \$3822 ;
+  reg [3:0] \$3823 ;
+  reg [15:0] \$3824 ;
+  reg \$3825 ;
+  reg [3:0] \$3826 ;
+  reg [15:0] \$3827 ;
+  reg \$3828 ;
+  reg [3:0] \$3829 ;
   wire \$383 ;
+  reg [15:0] \$3830 ;
+  reg \$3831 ;
+  reg [3:0] \$3832 ;
+  reg [15:0] \$3833 ;
+  reg \$3834 ;
+  reg [3:0] \$3835 ;
+  reg [15:0] \$3836 ;
+  reg \$3837 ;
+  reg [3:0] \$3838 ;
+  reg [15:0] \$3839 ;
   wire \$384 ;
+  reg \$3840 ;
+  reg [3:0] \$3841 ;
+  reg [15:0] \$3842 ;
+  reg \$3843 ;
+  reg [3:0] \$3844 ;
+  reg [15:0] \$3845 ;
+  reg \$3846 ;
+  reg [3:0] \$3847 ;
+  reg [15:0] \$3848 ;
+  reg \$3849 ;
   wire \$385 ;
+  reg [3:0] \$3850 ;
+  reg [15:0] \$3851 ;
+  reg \$3852 ;
+  reg [3:0] \$3853 ;
+  reg [15:0] \$3854 ;
+  reg \$3855 ;
+  reg [3:0] \$3856 ;
+  reg [15:0] \$3857 ;
+  reg \$3858 ;
+  reg [3:0] \$3859 ;
   wire \$386 ;
+  reg [15:0] \$3860 ;
+  reg \$3861 ;
+  reg [3:0] \$3862 ;
+  reg [15:0] \$3863 ;
+  reg \$3864 ;
+  reg [3:0] \$3865 ;
+  reg [15:0] \$3866 ;
+  reg \$3867 ;
+  reg [3:0] \$3868 ;
+  reg [15:0] \$3869 ;
   wire \$387 ;
+  reg \$3870 ;
+  reg [3:0] \$3871 ;
+  reg [15:0] \$3872 ;
+  reg \$3873 ;
+  reg [3:0] \$3874 ;
+  reg [15:0] \$3875 ;
+  reg \$3876 ;
+  reg [3:0] \$3877 ;
+  reg [15:0] \$3878 ;
+  reg \$3879 ;
   wire \$388 ;
+  reg [3:0] \$3880 ;
+  reg [15:0] \$3881 ;
+  reg \$3882 ;
+  reg [3:0] \$3883 ;
+  reg [15:0] \$3884 ;
+  reg \$3885 ;
+  reg [3:0] \$3886 ;
+  reg [15:0] \$3887 ;
+  reg \$3888 ;
+  reg [3:0] \$3889 ;
   wire \$389 ;
+  reg [15:0] \$3890 ;
+  reg \$3891 ;
+  reg [3:0] \$3892 ;
+  reg [15:0] \$3893 ;
+  reg \$3894 ;
+  reg [3:0] \$3895 ;
+  reg [15:0] \$3896 ;
+  reg \$3897 ;
+  reg [3:0] \$3898 ;
+  reg [15:0] \$3899 ;
   wire [3:0] \$39 ;
   wire \$390 ;
+  reg \$3900 ;
+  reg [3:0] \$3901 ;
+  reg [15:0] \$3902 ;
+  reg \$3903 ;
+  reg [3:0] \$3904 ;
+  reg [15:0] \$3905 ;
+  reg \$3906 ;
+  reg [3:0] \$3907 ;
+  reg [15:0] \$3908 ;
+  reg \$3909 ;
   wire \$391 ;
+  reg [3:0] \$3910 ;
+  reg [15:0] \$3911 ;
+  reg \$3912 ;
+  reg [3:0] \$3913 ;
+  reg [15:0] \$3914 ;
+  reg \$3915 ;
+  reg [3:0] \$3916 ;
+  reg [15:0] \$3917 ;
+  reg \$3918 ;
+  reg [3:0] \$3919 ;
   wire \$392 ;
+  reg [15:0] \$3920 ;
+  reg \$3921 ;
+  reg [3:0] \$3922 ;
+  reg [15:0] \$3923 ;
+  reg \$3924 ;
+  reg [3:0] \$3925 ;
+  reg [15:0] \$3926 ;
+  reg \$3927 ;
+  reg [3:0] \$3928 ;
+  reg [15:0] \$3929 ;
   wire \$393 ;
+  reg \$3930 ;
+  reg [3:0] \$3931 ;
+  reg [15:0] \$3932 ;
+  reg \$3933 ;
+  reg [3:0] \$3934 ;
+  reg [15:0] \$3935 ;
+  reg \$3936 ;
+  reg [3:0] \$3937 ;
+  reg [15:0] \$3938 ;
+  reg \$3939 ;
   wire \$394 ;
+  reg [3:0] \$3940 ;
+  reg [15:0] \$3941 ;
+  reg \$3942 ;
+  reg [3:0] \$3943 ;
+  reg [15:0] \$3944 ;
+  reg \$3945 ;
+  reg [3:0] \$3946 ;
+  reg [15:0] \$3947 ;
+  reg \$3948 ;
+  reg [3:0] \$3949 ;
   wire \$395 ;
+  reg [15:0] \$3950 ;
+  reg \$3951 ;
+  reg [3:0] \$3952 ;
+  reg [15:0] \$3953 ;
+  reg \$3954 ;
+  reg [3:0] \$3955 ;
+  reg [15:0] \$3956 ;
+  reg \$3957 ;
+  reg [3:0] \$3958 ;
+  reg [15:0] \$3959 ;
   wire \$396 ;
+  reg \$3960 ;
+  reg [3:0] \$3961 ;
+  reg [15:0] \$3962 ;
+  reg \$3963 ;
+  reg [3:0] \$3964 ;
+  reg [15:0] \$3965 ;
+  reg \$3966 ;
+  reg [3:0] \$3967 ;
+  reg [15:0] \$3968 ;
+  reg \$3969 ;
   wire \$397 ;
+  reg [3:0] \$3970 ;
+  reg [15:0] \$3971 ;
+  reg \$3972 ;
+  reg [3:0] \$3973 ;
+  reg [15:0] \$3974 ;
+  reg [3:0] \$3975 ;
+  reg \$3976 ;
+  reg [4:0] \$3977 ;
+  reg [59:0] \$3978 ;
+  reg [31:0] \$3979 ;
   wire \$398 ;
+  reg [31:0] \$3980 ;
+  reg [31:0] \$3981 ;
+  reg [31:0] \$3982 ;
   wire \$399 ;
   wire [4:0] \$4 ;
   wire [4:0] \$40 ;
@@ -3640,9 +4034,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$997 ;
   wire [3:0] \$998 ;
   wire [3:0] \$999 ;
-  (* init = 4'h0 *)
-  wire [3:0] act_index;
-  reg [3:0] act_rd__addr = 4'h0;
+  reg [3:0] act_index = 4'h0;
+  reg [3:0] act_rd__addr;
   wire [59:0] act_rd__data;
   wire [3:0] \act_rd__data.valid ;
   wire \act_rd__data.valid[0] ;
@@ -3664,6 +4057,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [2:0] \act_rd__data.y[1] ;
   wire [2:0] \act_rd__data.y[2] ;
   wire [2:0] \act_rd__data.y[3] ;
+  reg act_rd__en;
   reg [3:0] act_wr__addr;
   reg [59:0] act_wr__data;
   wire [3:0] \act_wr__data.valid ;
@@ -3799,6 +4193,102 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [8:0] address0_7;
   wire [8:0] address0_8;
   wire [8:0] address0_9;
+  reg [3:0] arb_row0_0 = 4'h0;
+  reg [3:0] arb_row0_1 = 4'h0;
+  reg [3:0] arb_row0_10 = 4'h0;
+  reg [3:0] arb_row0_11 = 4'h0;
+  reg [3:0] arb_row0_12 = 4'h0;
+  reg [3:0] arb_row0_13 = 4'h0;
+  reg [3:0] arb_row0_14 = 4'h0;
+  reg [3:0] arb_row0_15 = 4'h0;
+  reg [3:0] arb_row0_16 = 4'h0;
+  reg [3:0] arb_row0_17 = 4'h0;
+  reg [3:0] arb_row0_18 = 4'h0;
+  reg [3:0] arb_row0_19 = 4'h0;
+  reg [3:0] arb_row0_2 = 4'h0;
+  reg [3:0] arb_row0_20 = 4'h0;
+  reg [3:0] arb_row0_21 = 4'h0;
+  reg [3:0] arb_row0_22 = 4'h0;
+  reg [3:0] arb_row0_23 = 4'h0;
+  reg [3:0] arb_row0_24 = 4'h0;
+  reg [3:0] arb_row0_25 = 4'h0;
+  reg [3:0] arb_row0_26 = 4'h0;
+  reg [3:0] arb_row0_27 = 4'h0;
+  reg [3:0] arb_row0_28 = 4'h0;
+  reg [3:0] arb_row0_29 = 4'h0;
+  reg [3:0] arb_row0_3 = 4'h0;
+  reg [3:0] arb_row0_30 = 4'h0;
+  reg [3:0] arb_row0_31 = 4'h0;
+  reg [3:0] arb_row0_4 = 4'h0;
+  reg [3:0] arb_row0_5 = 4'h0;
+  reg [3:0] arb_row0_6 = 4'h0;
+  reg [3:0] arb_row0_7 = 4'h0;
+  reg [3:0] arb_row0_8 = 4'h0;
+  reg [3:0] arb_row0_9 = 4'h0;
+  reg arb_valid0_0 = 1'h0;
+  reg arb_valid0_1 = 1'h0;
+  reg arb_valid0_10 = 1'h0;
+  reg arb_valid0_11 = 1'h0;
+  reg arb_valid0_12 = 1'h0;
+  reg arb_valid0_13 = 1'h0;
+  reg arb_valid0_14 = 1'h0;
+  reg arb_valid0_15 = 1'h0;
+  reg arb_valid0_16 = 1'h0;
+  reg arb_valid0_17 = 1'h0;
+  reg arb_valid0_18 = 1'h0;
+  reg arb_valid0_19 = 1'h0;
+  reg arb_valid0_2 = 1'h0;
+  reg arb_valid0_20 = 1'h0;
+  reg arb_valid0_21 = 1'h0;
+  reg arb_valid0_22 = 1'h0;
+  reg arb_valid0_23 = 1'h0;
+  reg arb_valid0_24 = 1'h0;
+  reg arb_valid0_25 = 1'h0;
+  reg arb_valid0_26 = 1'h0;
+  reg arb_valid0_27 = 1'h0;
+  reg arb_valid0_28 = 1'h0;
+  reg arb_valid0_29 = 1'h0;
+  reg arb_valid0_3 = 1'h0;
+  reg arb_valid0_30 = 1'h0;
+  reg arb_valid0_31 = 1'h0;
+  reg arb_valid0_4 = 1'h0;
+  reg arb_valid0_5 = 1'h0;
+  reg arb_valid0_6 = 1'h0;
+  reg arb_valid0_7 = 1'h0;
+  reg arb_valid0_8 = 1'h0;
+  reg arb_valid0_9 = 1'h0;
+  reg [15:0] arb_value0_0 = 16'h0000;
+  reg [15:0] arb_value0_1 = 16'h0000;
+  reg [15:0] arb_value0_10 = 16'h0000;
+  reg [15:0] arb_value0_11 = 16'h0000;
+  reg [15:0] arb_value0_12 = 16'h0000;
+  reg [15:0] arb_value0_13 = 16'h0000;
+  reg [15:0] arb_value0_14 = 16'h0000;
+  reg [15:0] arb_value0_15 = 16'h0000;
+  reg [15:0] arb_value0_16 = 16'h0000;
+  reg [15:0] arb_value0_17 = 16'h0000;
+  reg [15:0] arb_value0_18 = 16'h0000;
+  reg [15:0] arb_value0_19 = 16'h0000;
+  reg [15:0] arb_value0_2 = 16'h0000;
+  reg [15:0] arb_value0_20 = 16'h0000;
+  reg [15:0] arb_value0_21 = 16'h0000;
+  reg [15:0] arb_value0_22 = 16'h0000;
+  reg [15:0] arb_value0_23 = 16'h0000;
+  reg [15:0] arb_value0_24 = 16'h0000;
+  reg [15:0] arb_value0_25 = 16'h0000;
+  reg [15:0] arb_value0_26 = 16'h0000;
+  reg [15:0] arb_value0_27 = 16'h0000;
+  reg [15:0] arb_value0_28 = 16'h0000;
+  reg [15:0] arb_value0_29 = 16'h0000;
+  reg [15:0] arb_value0_3 = 16'h0000;
+  reg [15:0] arb_value0_30 = 16'h0000;
+  reg [15:0] arb_value0_31 = 16'h0000;
+  reg [15:0] arb_value0_4 = 16'h0000;
+  reg [15:0] arb_value0_5 = 16'h0000;
+  reg [15:0] arb_value0_6 = 16'h0000;
+  reg [15:0] arb_value0_7 = 16'h0000;
+  reg [15:0] arb_value0_8 = 16'h0000;
+  reg [15:0] arb_value0_9 = 16'h0000;
   reg [31:0] bias_0 = 32'd0;
   reg [31:0] bias_1 = 32'd0;
   reg [31:0] bias_2 = 32'd0;
@@ -3824,6 +4314,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   reg [4:0] d_bank0_8 = 5'h00;
   reg [4:0] d_bank0_9 = 5'h00;
   wire d_done;
+  reg d_flush = 1'h0;
   wire d_load;
   reg [15:0] d_product_0 = 16'h0000;
   reg [15:0] d_product_1 = 16'h0000;
@@ -3860,6 +4351,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   reg d_valid = 1'h0;
   wire drain_read;
   reg [3:0] drain_row = 4'h0;
+  wire draining;
   reg end_pending = 1'h0;
   reg fresh = 1'h1;
   wire [15:0] grant0_0;
@@ -4170,6 +4662,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] row0_9;
   input rst;
   wire rst;
+  reg [119:0] same_bank = 120'h000000000000000000000000000000;
   reg [31:0] stalls = 32'd0;
   wire [3:0] u0_0;
   wire [3:0] u0_1;
@@ -4452,7 +4945,15 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (act_wr__en)
       acts[act_wr__addr] <= act_wr__data;
   end
-  assign act_rd__data = acts[act_rd__addr];
+  reg [59:0] _0_;
+  always @(posedge clk) begin
+    if (act_rd__en) begin
+      _0_ <= acts[act_rd__addr];
+      if (act_wr__en && act_rd__addr == act_wr__addr)
+        _0_ <= act_wr__data;
+    end
+  end
+  assign act_rd__data = _0_;
   assign product_0 = $signed(wgt[7:0]) * $signed(act_rd__data[7:0]);
   assign valid0_0 = wgt[56] & act_rd__data[56];
   assign \$1  = act_rd__data[34:32] + 2'h2;
@@ -7748,664 +8249,1157 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign \$3165  = \$3164  | \$2886 [15:0];
   assign \$3166  = \$3165  | \$2981 [15:0];
   assign granted0 = \$3166  | \$3076 [15:0];
-  assign \$3167  = ~ granted0;
-  assign \$3168  = pending0 & \$3167 ;
-  assign \$3169  = | \$3168 ;
-  assign \$3170  = ~ \$3169 ;
-  assign d_done = d_valid & \$3170 ;
-  assign \$3171  = ~ d_valid;
-  assign \$3172  = \$3171  | d_done;
-  assign d_load = wgt_busy & \$3172 ;
-  assign \$3173  = n_act - 1'h1;
-  assign last_pair = act_rd__addr == \$3173 ;
-  assign \$3174  = ~ y__ready;
-  assign ppu_stall = y__valid & \$3174 ;
-  assign \$3175  = ~ d_valid;
-  assign \$3176  = end_pending & \$3175 ;
-  assign \$3177  = ppu_valid & ppu_stall;
-  assign \$3178  = ~ \$3177 ;
-  assign drain_read = \$3176  & \$3178 ;
-  assign \$3179  = ~ ppu_stall;
-  assign ppu_move = ppu_valid & \$3179 ;
-  assign \$3180  = ~ d_valid;
-  assign \$3181  = end_pending & \$3180 ;
-  assign raddr0_0 = \$3181  ? drain_row : row0_0;
-  assign \$3182  = ppu_valid & ppu_stall;
-  assign ren0_0 = ~ \$3182 ;
-  assign \$3183  = $signed(rdata0_0) + $signed(add_value0_0);
-  assign \$3184  = ~ d_valid;
-  assign \$3185  = end_pending & \$3184 ;
-  assign raddr0_1 = \$3185  ? drain_row : row0_1;
-  assign \$3186  = ppu_valid & ppu_stall;
-  assign ren0_1 = ~ \$3186 ;
-  assign \$3187  = $signed(rdata0_1) + $signed(add_value0_1);
-  assign \$3188  = ~ d_valid;
-  assign \$3189  = end_pending & \$3188 ;
-  assign raddr0_2 = \$3189  ? drain_row : row0_2;
-  assign \$3190  = ppu_valid & ppu_stall;
-  assign ren0_2 = ~ \$3190 ;
-  assign \$3191  = $signed(rdata0_2) + $signed(add_value0_2);
-  assign \$3192  = ~ d_valid;
-  assign \$3193  = end_pending & \$3192 ;
-  assign raddr0_3 = \$3193  ? drain_row : row0_3;
-  assign \$3194  = ppu_valid & ppu_stall;
-  assign ren0_3 = ~ \$3194 ;
-  assign \$3195  = $signed(rdata0_3) + $signed(add_value0_3);
-  assign \$3196  = ~ d_valid;
-  assign \$3197  = end_pending & \$3196 ;
-  assign raddr0_4 = \$3197  ? drain_row : row0_4;
-  assign \$3198  = ppu_valid & ppu_stall;
-  assign ren0_4 = ~ \$3198 ;
-  assign \$3199  = $signed(rdata0_4) + $signed(add_value0_4);
-  assign \$3200  = ~ d_valid;
-  assign \$3201  = end_pending & \$3200 ;
-  assign raddr0_5 = \$3201  ? drain_row : row0_5;
-  assign \$3202  = ppu_valid & ppu_stall;
-  assign ren0_5 = ~ \$3202 ;
-  assign \$3203  = $signed(rdata0_5) + $signed(add_value0_5);
-  assign \$3204  = ~ d_valid;
-  assign \$3205  = end_pending & \$3204 ;
-  assign raddr0_6 = \$3205  ? drain_row : row0_6;
-  assign \$3206  = ppu_valid & ppu_stall;
-  assign ren0_6 = ~ \$3206 ;
-  assign \$3207  = $signed(rdata0_6) + $signed(add_value0_6);
-  assign \$3208  = ~ d_valid;
-  assign \$3209  = end_pending & \$3208 ;
-  assign raddr0_7 = \$3209  ? drain_row : row0_7;
-  assign \$3210  = ppu_valid & ppu_stall;
-  assign ren0_7 = ~ \$3210 ;
-  assign \$3211  = $signed(rdata0_7) + $signed(add_value0_7);
-  assign \$3212  = ~ d_valid;
-  assign \$3213  = end_pending & \$3212 ;
-  assign raddr0_8 = \$3213  ? drain_row : row0_8;
-  assign \$3214  = ppu_valid & ppu_stall;
-  assign ren0_8 = ~ \$3214 ;
-  assign \$3215  = $signed(rdata0_8) + $signed(add_value0_8);
-  assign \$3216  = ~ d_valid;
-  assign \$3217  = end_pending & \$3216 ;
-  assign raddr0_9 = \$3217  ? drain_row : row0_9;
-  assign \$3218  = ppu_valid & ppu_stall;
-  assign ren0_9 = ~ \$3218 ;
-  assign \$3219  = $signed(rdata0_9) + $signed(add_value0_9);
-  assign \$3220  = ~ d_valid;
-  assign \$3221  = end_pending & \$3220 ;
-  assign raddr0_10 = \$3221  ? drain_row : row0_10;
-  assign \$3222  = ppu_valid & ppu_stall;
-  assign ren0_10 = ~ \$3222 ;
-  assign \$3223  = $signed(rdata0_10) + $signed(add_value0_10);
-  assign \$3224  = ~ d_valid;
-  assign \$3225  = end_pending & \$3224 ;
-  assign raddr0_11 = \$3225  ? drain_row : row0_11;
-  assign \$3226  = ppu_valid & ppu_stall;
-  assign ren0_11 = ~ \$3226 ;
-  assign \$3227  = $signed(rdata0_11) + $signed(add_value0_11);
-  assign \$3228  = ~ d_valid;
-  assign \$3229  = end_pending & \$3228 ;
-  assign raddr0_12 = \$3229  ? drain_row : row0_12;
-  assign \$3230  = ppu_valid & ppu_stall;
-  assign ren0_12 = ~ \$3230 ;
-  assign \$3231  = $signed(rdata0_12) + $signed(add_value0_12);
-  assign \$3232  = ~ d_valid;
-  assign \$3233  = end_pending & \$3232 ;
-  assign raddr0_13 = \$3233  ? drain_row : row0_13;
-  assign \$3234  = ppu_valid & ppu_stall;
-  assign ren0_13 = ~ \$3234 ;
-  assign \$3235  = $signed(rdata0_13) + $signed(add_value0_13);
-  assign \$3236  = ~ d_valid;
-  assign \$3237  = end_pending & \$3236 ;
-  assign raddr0_14 = \$3237  ? drain_row : row0_14;
-  assign \$3238  = ppu_valid & ppu_stall;
-  assign ren0_14 = ~ \$3238 ;
-  assign \$3239  = $signed(rdata0_14) + $signed(add_value0_14);
-  assign \$3240  = ~ d_valid;
-  assign \$3241  = end_pending & \$3240 ;
-  assign raddr0_15 = \$3241  ? drain_row : row0_15;
-  assign \$3242  = ppu_valid & ppu_stall;
-  assign ren0_15 = ~ \$3242 ;
-  assign \$3243  = $signed(rdata0_15) + $signed(add_value0_15);
-  assign \$3244  = ~ d_valid;
-  assign \$3245  = end_pending & \$3244 ;
-  assign raddr0_16 = \$3245  ? drain_row : row0_16;
-  assign \$3246  = ppu_valid & ppu_stall;
-  assign ren0_16 = ~ \$3246 ;
-  assign \$3247  = $signed(rdata0_16) + $signed(add_value0_16);
-  assign \$3248  = ~ d_valid;
-  assign \$3249  = end_pending & \$3248 ;
-  assign raddr0_17 = \$3249  ? drain_row : row0_17;
-  assign \$3250  = ppu_valid & ppu_stall;
-  assign ren0_17 = ~ \$3250 ;
-  assign \$3251  = $signed(rdata0_17) + $signed(add_value0_17);
-  assign \$3252  = ~ d_valid;
-  assign \$3253  = end_pending & \$3252 ;
-  assign raddr0_18 = \$3253  ? drain_row : row0_18;
-  assign \$3254  = ppu_valid & ppu_stall;
-  assign ren0_18 = ~ \$3254 ;
-  assign \$3255  = $signed(rdata0_18) + $signed(add_value0_18);
-  assign \$3256  = ~ d_valid;
-  assign \$3257  = end_pending & \$3256 ;
-  assign raddr0_19 = \$3257  ? drain_row : row0_19;
-  assign \$3258  = ppu_valid & ppu_stall;
-  assign ren0_19 = ~ \$3258 ;
-  assign \$3259  = $signed(rdata0_19) + $signed(add_value0_19);
-  assign \$3260  = ~ d_valid;
-  assign \$3261  = end_pending & \$3260 ;
-  assign raddr0_20 = \$3261  ? drain_row : row0_20;
-  assign \$3262  = ppu_valid & ppu_stall;
-  assign ren0_20 = ~ \$3262 ;
-  assign \$3263  = $signed(rdata0_20) + $signed(add_value0_20);
-  assign \$3264  = ~ d_valid;
-  assign \$3265  = end_pending & \$3264 ;
-  assign raddr0_21 = \$3265  ? drain_row : row0_21;
-  assign \$3266  = ppu_valid & ppu_stall;
-  assign ren0_21 = ~ \$3266 ;
-  assign \$3267  = $signed(rdata0_21) + $signed(add_value0_21);
-  assign \$3268  = ~ d_valid;
-  assign \$3269  = end_pending & \$3268 ;
-  assign raddr0_22 = \$3269  ? drain_row : row0_22;
-  assign \$3270  = ppu_valid & ppu_stall;
-  assign ren0_22 = ~ \$3270 ;
-  assign \$3271  = $signed(rdata0_22) + $signed(add_value0_22);
-  assign \$3272  = ~ d_valid;
-  assign \$3273  = end_pending & \$3272 ;
-  assign raddr0_23 = \$3273  ? drain_row : row0_23;
-  assign \$3274  = ppu_valid & ppu_stall;
-  assign ren0_23 = ~ \$3274 ;
-  assign \$3275  = $signed(rdata0_23) + $signed(add_value0_23);
-  assign \$3276  = ~ d_valid;
-  assign \$3277  = end_pending & \$3276 ;
-  assign raddr0_24 = \$3277  ? drain_row : row0_24;
-  assign \$3278  = ppu_valid & ppu_stall;
-  assign ren0_24 = ~ \$3278 ;
-  assign \$3279  = $signed(rdata0_24) + $signed(add_value0_24);
-  assign \$3280  = ~ d_valid;
-  assign \$3281  = end_pending & \$3280 ;
-  assign raddr0_25 = \$3281  ? drain_row : row0_25;
-  assign \$3282  = ppu_valid & ppu_stall;
-  assign ren0_25 = ~ \$3282 ;
-  assign \$3283  = $signed(rdata0_25) + $signed(add_value0_25);
-  assign \$3284  = ~ d_valid;
-  assign \$3285  = end_pending & \$3284 ;
-  assign raddr0_26 = \$3285  ? drain_row : row0_26;
-  assign \$3286  = ppu_valid & ppu_stall;
-  assign ren0_26 = ~ \$3286 ;
-  assign \$3287  = $signed(rdata0_26) + $signed(add_value0_26);
-  assign \$3288  = ~ d_valid;
-  assign \$3289  = end_pending & \$3288 ;
-  assign raddr0_27 = \$3289  ? drain_row : row0_27;
-  assign \$3290  = ppu_valid & ppu_stall;
-  assign ren0_27 = ~ \$3290 ;
-  assign \$3291  = $signed(rdata0_27) + $signed(add_value0_27);
-  assign \$3292  = ~ d_valid;
-  assign \$3293  = end_pending & \$3292 ;
-  assign raddr0_28 = \$3293  ? drain_row : row0_28;
-  assign \$3294  = ppu_valid & ppu_stall;
-  assign ren0_28 = ~ \$3294 ;
-  assign \$3295  = $signed(rdata0_28) + $signed(add_value0_28);
-  assign \$3296  = ~ d_valid;
-  assign \$3297  = end_pending & \$3296 ;
-  assign raddr0_29 = \$3297  ? drain_row : row0_29;
-  assign \$3298  = ppu_valid & ppu_stall;
-  assign ren0_29 = ~ \$3298 ;
-  assign \$3299  = $signed(rdata0_29) + $signed(add_value0_29);
-  assign \$3300  = ~ d_valid;
-  assign \$3301  = end_pending & \$3300 ;
-  assign raddr0_30 = \$3301  ? drain_row : row0_30;
-  assign \$3302  = ppu_valid & ppu_stall;
-  assign ren0_30 = ~ \$3302 ;
-  assign \$3303  = $signed(rdata0_30) + $signed(add_value0_30);
-  assign \$3304  = ~ d_valid;
-  assign \$3305  = end_pending & \$3304 ;
-  assign raddr0_31 = \$3305  ? drain_row : row0_31;
-  assign \$3306  = ppu_valid & ppu_stall;
-  assign ren0_31 = ~ \$3306 ;
-  assign \$3307  = $signed(rdata0_31) + $signed(add_value0_31);
-  assign \$3308  = $signed(1'h0) + $signed(rdata0_0);
-  assign \$3309  = $signed(\$3308 ) + $signed(bias_0);
-  assign \$3310  = $signed(1'h0) + $signed(rdata0_1);
-  assign \$3311  = $signed(\$3310 ) + $signed(bias_1);
-  assign \$3312  = $signed(1'h0) + $signed(rdata0_2);
-  assign \$3313  = $signed(\$3312 ) + $signed(bias_2);
-  assign \$3314  = $signed(1'h0) + $signed(rdata0_3);
-  assign \$3315  = $signed(\$3314 ) + $signed(bias_3);
-  assign \$3316  = $signed(1'h0) + $signed(rdata0_4);
-  assign \$3317  = $signed(\$3316 ) + $signed(bias_0);
-  assign \$3318  = $signed(1'h0) + $signed(rdata0_5);
-  assign \$3319  = $signed(\$3318 ) + $signed(bias_1);
-  assign \$3320  = $signed(1'h0) + $signed(rdata0_6);
-  assign \$3321  = $signed(\$3320 ) + $signed(bias_2);
-  assign \$3322  = $signed(1'h0) + $signed(rdata0_7);
-  assign \$3323  = $signed(\$3322 ) + $signed(bias_3);
-  assign \$3324  = $signed(1'h0) + $signed(rdata0_8);
-  assign \$3325  = $signed(\$3324 ) + $signed(bias_0);
-  assign \$3326  = $signed(1'h0) + $signed(rdata0_9);
-  assign \$3327  = $signed(\$3326 ) + $signed(bias_1);
-  assign \$3328  = $signed(1'h0) + $signed(rdata0_10);
-  assign \$3329  = $signed(\$3328 ) + $signed(bias_2);
-  assign \$3330  = $signed(1'h0) + $signed(rdata0_11);
-  assign \$3331  = $signed(\$3330 ) + $signed(bias_3);
-  assign \$3332  = $signed(1'h0) + $signed(rdata0_12);
-  assign \$3333  = $signed(\$3332 ) + $signed(bias_0);
-  assign \$3334  = $signed(1'h0) + $signed(rdata0_13);
-  assign \$3335  = $signed(\$3334 ) + $signed(bias_1);
-  assign \$3336  = $signed(1'h0) + $signed(rdata0_14);
-  assign \$3337  = $signed(\$3336 ) + $signed(bias_2);
-  assign \$3338  = $signed(1'h0) + $signed(rdata0_15);
-  assign \$3339  = $signed(\$3338 ) + $signed(bias_3);
-  assign \$3340  = $signed(1'h0) + $signed(rdata0_16);
-  assign \$3341  = $signed(\$3340 ) + $signed(bias_0);
-  assign \$3342  = $signed(1'h0) + $signed(rdata0_17);
-  assign \$3343  = $signed(\$3342 ) + $signed(bias_1);
-  assign \$3344  = $signed(1'h0) + $signed(rdata0_18);
-  assign \$3345  = $signed(\$3344 ) + $signed(bias_2);
-  assign \$3346  = $signed(1'h0) + $signed(rdata0_19);
-  assign \$3347  = $signed(\$3346 ) + $signed(bias_3);
-  assign \$3348  = $signed(1'h0) + $signed(rdata0_20);
-  assign \$3349  = $signed(\$3348 ) + $signed(bias_0);
-  assign \$3350  = $signed(1'h0) + $signed(rdata0_21);
-  assign \$3351  = $signed(\$3350 ) + $signed(bias_1);
-  assign \$3352  = $signed(1'h0) + $signed(rdata0_22);
-  assign \$3353  = $signed(\$3352 ) + $signed(bias_2);
-  assign \$3354  = $signed(1'h0) + $signed(rdata0_23);
-  assign \$3355  = $signed(\$3354 ) + $signed(bias_3);
-  assign \$3356  = $signed(1'h0) + $signed(rdata0_24);
-  assign \$3357  = $signed(\$3356 ) + $signed(bias_0);
-  assign \$3358  = $signed(1'h0) + $signed(rdata0_25);
-  assign \$3359  = $signed(\$3358 ) + $signed(bias_1);
-  assign \$3360  = $signed(1'h0) + $signed(rdata0_26);
-  assign \$3361  = $signed(\$3360 ) + $signed(bias_2);
-  assign \$3362  = $signed(1'h0) + $signed(rdata0_27);
-  assign \$3363  = $signed(\$3362 ) + $signed(bias_3);
-  assign \$3364  = $signed(1'h0) + $signed(rdata0_28);
-  assign \$3365  = $signed(\$3364 ) + $signed(bias_0);
-  assign \$3366  = $signed(1'h0) + $signed(rdata0_29);
-  assign \$3367  = $signed(\$3366 ) + $signed(bias_1);
-  assign \$3368  = $signed(1'h0) + $signed(rdata0_30);
-  assign \$3369  = $signed(\$3368 ) + $signed(bias_2);
-  assign \$3370  = $signed(1'h0) + $signed(rdata0_31);
-  assign \$3371  = $signed(\$3370 ) + $signed(bias_3);
-  assign \$3372  = ~ clearing;
-  assign \$3373  = ~ end_pending;
-  assign \$3374  = \$3372  & \$3373 ;
-  assign \$3375  = ~ ppu_valid;
-  assign \$3376  = \$3374  & \$3375 ;
-  assign \$3377  = ~ wgt_busy;
-  assign \$3378  = d_load & last_pair;
-  assign \$3379  = \$3377  | \$3378 ;
-  assign op__ready = \$3376  & \$3379 ;
-  assign \$3380  = op__valid & op__ready;
-  assign \$3381  = ! op__payload[1:0];
-  assign \$3382  = op__payload[1:0] == 1'h1;
-  assign \$3383  = op__payload[1:0] == 2'h2;
-  assign \$3384  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3385  = 1'h0 + valid0_0;
-  assign \$3386  = \$3385  + valid0_1;
-  assign \$3387  = \$3386  + valid0_2;
-  assign \$3388  = \$3387  + valid0_3;
-  assign \$3389  = \$3388  + valid0_4;
-  assign \$3390  = \$3389  + valid0_5;
-  assign \$3391  = \$3390  + valid0_6;
-  assign \$3392  = \$3391  + valid0_7;
-  assign \$3393  = \$3392  + valid0_8;
-  assign \$3394  = \$3393  + valid0_9;
-  assign \$3395  = \$3394  + valid0_10;
-  assign \$3396  = \$3395  + valid0_11;
-  assign \$3397  = \$3396  + valid0_12;
-  assign \$3398  = \$3397  + valid0_13;
-  assign \$3399  = \$3398  + valid0_14;
-  assign \$3400  = \$3399  + valid0_15;
-  assign \$3401  = mults + \$3400 ;
-  assign \$3402  = act_rd__addr + 1'h1;
-  assign \$3403  = ~ granted0;
-  assign \$3404  = pending0 & \$3403 ;
-  assign \$3405  = ~ d_done;
-  assign \$3406  = d_valid & \$3405 ;
-  assign \$3407  = stalls + 1'h1;
-  assign \$3408  = ~ ppu_stall;
-  assign \$3409  = drain_row + 1'h1;
-  assign \$3410  = drain_row == 4'hc;
-  assign \$3411  = clear_row + 1'h1;
-  assign \$3412  = clear_row == 4'hc;
-  assign \$3413  = op__valid & op__ready;
-  assign \$3414  = ! op__payload[1:0];
-  assign \$3415  = op__payload[1:0] == 1'h1;
-  assign \$3416  = op__payload[1:0] == 2'h2;
-  assign \$3417  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3418  = \$3417  + 1'h1;
-  assign \$3419  = | n_act;
-  assign \$3420  = ! op__payload[124:123];
-  assign \$3421  = op__payload[124:123] == 1'h1;
-  assign \$3422  = op__payload[124:123] == 2'h2;
-  assign \$3423  = op__payload[124:123] == 2'h3;
-  always @(posedge clk)
-    d_valid <= \$3424 ;
-  always @(posedge clk)
-    mults <= \$3425 ;
-  always @(posedge clk)
-    d_product_0 <= \$3426 ;
-  always @(posedge clk)
-    d_product_1 <= \$3427 ;
-  always @(posedge clk)
-    d_product_2 <= \$3428 ;
-  always @(posedge clk)
-    d_product_3 <= \$3429 ;
-  always @(posedge clk)
-    d_product_4 <= \$3430 ;
-  always @(posedge clk)
-    d_product_5 <= \$3431 ;
-  always @(posedge clk)
-    d_product_6 <= \$3432 ;
-  always @(posedge clk)
-    d_product_7 <= \$3433 ;
-  always @(posedge clk)
-    d_product_8 <= \$3434 ;
-  always @(posedge clk)
-    d_product_9 <= \$3435 ;
-  always @(posedge clk)
-    d_product_10 <= \$3436 ;
-  always @(posedge clk)
-    d_product_11 <= \$3437 ;
-  always @(posedge clk)
-    d_product_12 <= \$3438 ;
-  always @(posedge clk)
-    d_product_13 <= \$3439 ;
-  always @(posedge clk)
-    d_product_14 <= \$3440 ;
-  always @(posedge clk)
-    d_product_15 <= \$3441 ;
-  always @(posedge clk)
-    pending0 <= \$3442 ;
-  always @(posedge clk)
-    d_bank0_0 <= \$3443 ;
-  always @(posedge clk)
-    d_row0_0 <= \$3444 ;
-  always @(posedge clk)
-    d_bank0_1 <= \$3445 ;
-  always @(posedge clk)
-    d_row0_1 <= \$3446 ;
-  always @(posedge clk)
-    d_bank0_2 <= \$3447 ;
-  always @(posedge clk)
-    d_row0_2 <= \$3448 ;
-  always @(posedge clk)
-    d_bank0_3 <= \$3449 ;
-  always @(posedge clk)
-    d_row0_3 <= \$3450 ;
-  always @(posedge clk)
-    d_bank0_4 <= \$3451 ;
-  always @(posedge clk)
-    d_row0_4 <= \$3452 ;
-  always @(posedge clk)
-    d_bank0_5 <= \$3453 ;
-  always @(posedge clk)
-    d_row0_5 <= \$3454 ;
-  always @(posedge clk)
-    d_bank0_6 <= \$3455 ;
-  always @(posedge clk)
-    d_row0_6 <= \$3456 ;
-  always @(posedge clk)
-    d_bank0_7 <= \$3457 ;
-  always @(posedge clk)
-    d_row0_7 <= \$3458 ;
-  always @(posedge clk)
-    d_bank0_8 <= \$3459 ;
-  always @(posedge clk)
-    d_row0_8 <= \$3460 ;
-  always @(posedge clk)
-    d_bank0_9 <= \$3461 ;
-  always @(posedge clk)
-    d_row0_9 <= \$3462 ;
-  always @(posedge clk)
-    d_bank0_10 <= \$3463 ;
-  always @(posedge clk)
-    d_row0_10 <= \$3464 ;
-  always @(posedge clk)
-    d_bank0_11 <= \$3465 ;
-  always @(posedge clk)
-    d_row0_11 <= \$3466 ;
-  always @(posedge clk)
-    d_bank0_12 <= \$3467 ;
-  always @(posedge clk)
-    d_row0_12 <= \$3468 ;
-  always @(posedge clk)
-    d_bank0_13 <= \$3469 ;
-  always @(posedge clk)
-    d_row0_13 <= \$3470 ;
-  always @(posedge clk)
-    d_bank0_14 <= \$3471 ;
-  always @(posedge clk)
-    d_row0_14 <= \$3472 ;
-  always @(posedge clk)
-    d_bank0_15 <= \$3473 ;
-  always @(posedge clk)
-    d_row0_15 <= \$3474 ;
-  always @(posedge clk)
-    act_rd__addr <= \$3475 ;
-  always @(posedge clk)
-    wgt_busy <= \$3476 ;
-  always @(posedge clk)
-    stalls <= \$3477 ;
-  always @(posedge clk)
-    ppu_valid <= \$3478 ;
-  always @(posedge clk)
-    ppu_row <= \$3479 ;
-  always @(posedge clk)
-    drain_row <= \$3480 ;
-  always @(posedge clk)
-    end_pending <= \$3481 ;
-  always @(posedge clk)
-    fresh <= \$3482 ;
-  always @(posedge clk)
-    y__valid <= \$3483 ;
-  always @(posedge clk)
-    y__payload <= \$3484 ;
-  always @(posedge clk)
-    add_valid0_0 <= \$3485 ;
-  always @(posedge clk)
-    add_row0_0 <= \$3486 ;
-  always @(posedge clk)
-    add_value0_0 <= \$3487 ;
+  assign \$3167  = pending0[0] & pending0[1];
+  assign \$3168  = \$3167  & same_bank[0];
+  assign \$3169  = pending0[0] & pending0[2];
+  assign \$3170  = \$3169  & same_bank[1];
+  assign \$3171  = pending0[0] & pending0[3];
+  assign \$3172  = \$3171  & same_bank[2];
+  assign \$3173  = pending0[0] & pending0[4];
+  assign \$3174  = \$3173  & same_bank[3];
+  assign \$3175  = pending0[0] & pending0[5];
+  assign \$3176  = \$3175  & same_bank[4];
+  assign \$3177  = pending0[0] & pending0[6];
+  assign \$3178  = \$3177  & same_bank[5];
+  assign \$3179  = pending0[0] & pending0[7];
+  assign \$3180  = \$3179  & same_bank[6];
+  assign \$3181  = pending0[0] & pending0[8];
+  assign \$3182  = \$3181  & same_bank[7];
+  assign \$3183  = pending0[0] & pending0[9];
+  assign \$3184  = \$3183  & same_bank[8];
+  assign \$3185  = pending0[0] & pending0[10];
+  assign \$3186  = \$3185  & same_bank[9];
+  assign \$3187  = pending0[0] & pending0[11];
+  assign \$3188  = \$3187  & same_bank[10];
+  assign \$3189  = pending0[0] & pending0[12];
+  assign \$3190  = \$3189  & same_bank[11];
+  assign \$3191  = pending0[0] & pending0[13];
+  assign \$3192  = \$3191  & same_bank[12];
+  assign \$3193  = pending0[0] & pending0[14];
+  assign \$3194  = \$3193  & same_bank[13];
+  assign \$3195  = pending0[0] & pending0[15];
+  assign \$3196  = \$3195  & same_bank[14];
+  assign \$3197  = pending0[1] & pending0[2];
+  assign \$3198  = \$3197  & same_bank[15];
+  assign \$3199  = pending0[1] & pending0[3];
+  assign \$3200  = \$3199  & same_bank[16];
+  assign \$3201  = pending0[1] & pending0[4];
+  assign \$3202  = \$3201  & same_bank[17];
+  assign \$3203  = pending0[1] & pending0[5];
+  assign \$3204  = \$3203  & same_bank[18];
+  assign \$3205  = pending0[1] & pending0[6];
+  assign \$3206  = \$3205  & same_bank[19];
+  assign \$3207  = pending0[1] & pending0[7];
+  assign \$3208  = \$3207  & same_bank[20];
+  assign \$3209  = pending0[1] & pending0[8];
+  assign \$3210  = \$3209  & same_bank[21];
+  assign \$3211  = pending0[1] & pending0[9];
+  assign \$3212  = \$3211  & same_bank[22];
+  assign \$3213  = pending0[1] & pending0[10];
+  assign \$3214  = \$3213  & same_bank[23];
+  assign \$3215  = pending0[1] & pending0[11];
+  assign \$3216  = \$3215  & same_bank[24];
+  assign \$3217  = pending0[1] & pending0[12];
+  assign \$3218  = \$3217  & same_bank[25];
+  assign \$3219  = pending0[1] & pending0[13];
+  assign \$3220  = \$3219  & same_bank[26];
+  assign \$3221  = pending0[1] & pending0[14];
+  assign \$3222  = \$3221  & same_bank[27];
+  assign \$3223  = pending0[1] & pending0[15];
+  assign \$3224  = \$3223  & same_bank[28];
+  assign \$3225  = pending0[2] & pending0[3];
+  assign \$3226  = \$3225  & same_bank[29];
+  assign \$3227  = pending0[2] & pending0[4];
+  assign \$3228  = \$3227  & same_bank[30];
+  assign \$3229  = pending0[2] & pending0[5];
+  assign \$3230  = \$3229  & same_bank[31];
+  assign \$3231  = pending0[2] & pending0[6];
+  assign \$3232  = \$3231  & same_bank[32];
+  assign \$3233  = pending0[2] & pending0[7];
+  assign \$3234  = \$3233  & same_bank[33];
+  assign \$3235  = pending0[2] & pending0[8];
+  assign \$3236  = \$3235  & same_bank[34];
+  assign \$3237  = pending0[2] & pending0[9];
+  assign \$3238  = \$3237  & same_bank[35];
+  assign \$3239  = pending0[2] & pending0[10];
+  assign \$3240  = \$3239  & same_bank[36];
+  assign \$3241  = pending0[2] & pending0[11];
+  assign \$3242  = \$3241  & same_bank[37];
+  assign \$3243  = pending0[2] & pending0[12];
+  assign \$3244  = \$3243  & same_bank[38];
+  assign \$3245  = pending0[2] & pending0[13];
+  assign \$3246  = \$3245  & same_bank[39];
+  assign \$3247  = pending0[2] & pending0[14];
+  assign \$3248  = \$3247  & same_bank[40];
+  assign \$3249  = pending0[2] & pending0[15];
+  assign \$3250  = \$3249  & same_bank[41];
+  assign \$3251  = pending0[3] & pending0[4];
+  assign \$3252  = \$3251  & same_bank[42];
+  assign \$3253  = pending0[3] & pending0[5];
+  assign \$3254  = \$3253  & same_bank[43];
+  assign \$3255  = pending0[3] & pending0[6];
+  assign \$3256  = \$3255  & same_bank[44];
+  assign \$3257  = pending0[3] & pending0[7];
+  assign \$3258  = \$3257  & same_bank[45];
+  assign \$3259  = pending0[3] & pending0[8];
+  assign \$3260  = \$3259  & same_bank[46];
+  assign \$3261  = pending0[3] & pending0[9];
+  assign \$3262  = \$3261  & same_bank[47];
+  assign \$3263  = pending0[3] & pending0[10];
+  assign \$3264  = \$3263  & same_bank[48];
+  assign \$3265  = pending0[3] & pending0[11];
+  assign \$3266  = \$3265  & same_bank[49];
+  assign \$3267  = pending0[3] & pending0[12];
+  assign \$3268  = \$3267  & same_bank[50];
+  assign \$3269  = pending0[3] & pending0[13];
+  assign \$3270  = \$3269  & same_bank[51];
+  assign \$3271  = pending0[3] & pending0[14];
+  assign \$3272  = \$3271  & same_bank[52];
+  assign \$3273  = pending0[3] & pending0[15];
+  assign \$3274  = \$3273  & same_bank[53];
+  assign \$3275  = pending0[4] & pending0[5];
+  assign \$3276  = \$3275  & same_bank[54];
+  assign \$3277  = pending0[4] & pending0[6];
+  assign \$3278  = \$3277  & same_bank[55];
+  assign \$3279  = pending0[4] & pending0[7];
+  assign \$3280  = \$3279  & same_bank[56];
+  assign \$3281  = pending0[4] & pending0[8];
+  assign \$3282  = \$3281  & same_bank[57];
+  assign \$3283  = pending0[4] & pending0[9];
+  assign \$3284  = \$3283  & same_bank[58];
+  assign \$3285  = pending0[4] & pending0[10];
+  assign \$3286  = \$3285  & same_bank[59];
+  assign \$3287  = pending0[4] & pending0[11];
+  assign \$3288  = \$3287  & same_bank[60];
+  assign \$3289  = pending0[4] & pending0[12];
+  assign \$3290  = \$3289  & same_bank[61];
+  assign \$3291  = pending0[4] & pending0[13];
+  assign \$3292  = \$3291  & same_bank[62];
+  assign \$3293  = pending0[4] & pending0[14];
+  assign \$3294  = \$3293  & same_bank[63];
+  assign \$3295  = pending0[4] & pending0[15];
+  assign \$3296  = \$3295  & same_bank[64];
+  assign \$3297  = pending0[5] & pending0[6];
+  assign \$3298  = \$3297  & same_bank[65];
+  assign \$3299  = pending0[5] & pending0[7];
+  assign \$3300  = \$3299  & same_bank[66];
+  assign \$3301  = pending0[5] & pending0[8];
+  assign \$3302  = \$3301  & same_bank[67];
+  assign \$3303  = pending0[5] & pending0[9];
+  assign \$3304  = \$3303  & same_bank[68];
+  assign \$3305  = pending0[5] & pending0[10];
+  assign \$3306  = \$3305  & same_bank[69];
+  assign \$3307  = pending0[5] & pending0[11];
+  assign \$3308  = \$3307  & same_bank[70];
+  assign \$3309  = pending0[5] & pending0[12];
+  assign \$3310  = \$3309  & same_bank[71];
+  assign \$3311  = pending0[5] & pending0[13];
+  assign \$3312  = \$3311  & same_bank[72];
+  assign \$3313  = pending0[5] & pending0[14];
+  assign \$3314  = \$3313  & same_bank[73];
+  assign \$3315  = pending0[5] & pending0[15];
+  assign \$3316  = \$3315  & same_bank[74];
+  assign \$3317  = pending0[6] & pending0[7];
+  assign \$3318  = \$3317  & same_bank[75];
+  assign \$3319  = pending0[6] & pending0[8];
+  assign \$3320  = \$3319  & same_bank[76];
+  assign \$3321  = pending0[6] & pending0[9];
+  assign \$3322  = \$3321  & same_bank[77];
+  assign \$3323  = pending0[6] & pending0[10];
+  assign \$3324  = \$3323  & same_bank[78];
+  assign \$3325  = pending0[6] & pending0[11];
+  assign \$3326  = \$3325  & same_bank[79];
+  assign \$3327  = pending0[6] & pending0[12];
+  assign \$3328  = \$3327  & same_bank[80];
+  assign \$3329  = pending0[6] & pending0[13];
+  assign \$3330  = \$3329  & same_bank[81];
+  assign \$3331  = pending0[6] & pending0[14];
+  assign \$3332  = \$3331  & same_bank[82];
+  assign \$3333  = pending0[6] & pending0[15];
+  assign \$3334  = \$3333  & same_bank[83];
+  assign \$3335  = pending0[7] & pending0[8];
+  assign \$3336  = \$3335  & same_bank[84];
+  assign \$3337  = pending0[7] & pending0[9];
+  assign \$3338  = \$3337  & same_bank[85];
+  assign \$3339  = pending0[7] & pending0[10];
+  assign \$3340  = \$3339  & same_bank[86];
+  assign \$3341  = pending0[7] & pending0[11];
+  assign \$3342  = \$3341  & same_bank[87];
+  assign \$3343  = pending0[7] & pending0[12];
+  assign \$3344  = \$3343  & same_bank[88];
+  assign \$3345  = pending0[7] & pending0[13];
+  assign \$3346  = \$3345  & same_bank[89];
+  assign \$3347  = pending0[7] & pending0[14];
+  assign \$3348  = \$3347  & same_bank[90];
+  assign \$3349  = pending0[7] & pending0[15];
+  assign \$3350  = \$3349  & same_bank[91];
+  assign \$3351  = pending0[8] & pending0[9];
+  assign \$3352  = \$3351  & same_bank[92];
+  assign \$3353  = pending0[8] & pending0[10];
+  assign \$3354  = \$3353  & same_bank[93];
+  assign \$3355  = pending0[8] & pending0[11];
+  assign \$3356  = \$3355  & same_bank[94];
+  assign \$3357  = pending0[8] & pending0[12];
+  assign \$3358  = \$3357  & same_bank[95];
+  assign \$3359  = pending0[8] & pending0[13];
+  assign \$3360  = \$3359  & same_bank[96];
+  assign \$3361  = pending0[8] & pending0[14];
+  assign \$3362  = \$3361  & same_bank[97];
+  assign \$3363  = pending0[8] & pending0[15];
+  assign \$3364  = \$3363  & same_bank[98];
+  assign \$3365  = pending0[9] & pending0[10];
+  assign \$3366  = \$3365  & same_bank[99];
+  assign \$3367  = pending0[9] & pending0[11];
+  assign \$3368  = \$3367  & same_bank[100];
+  assign \$3369  = pending0[9] & pending0[12];
+  assign \$3370  = \$3369  & same_bank[101];
+  assign \$3371  = pending0[9] & pending0[13];
+  assign \$3372  = \$3371  & same_bank[102];
+  assign \$3373  = pending0[9] & pending0[14];
+  assign \$3374  = \$3373  & same_bank[103];
+  assign \$3375  = pending0[9] & pending0[15];
+  assign \$3376  = \$3375  & same_bank[104];
+  assign \$3377  = pending0[10] & pending0[11];
+  assign \$3378  = \$3377  & same_bank[105];
+  assign \$3379  = pending0[10] & pending0[12];
+  assign \$3380  = \$3379  & same_bank[106];
+  assign \$3381  = pending0[10] & pending0[13];
+  assign \$3382  = \$3381  & same_bank[107];
+  assign \$3383  = pending0[10] & pending0[14];
+  assign \$3384  = \$3383  & same_bank[108];
+  assign \$3385  = pending0[10] & pending0[15];
+  assign \$3386  = \$3385  & same_bank[109];
+  assign \$3387  = pending0[11] & pending0[12];
+  assign \$3388  = \$3387  & same_bank[110];
+  assign \$3389  = pending0[11] & pending0[13];
+  assign \$3390  = \$3389  & same_bank[111];
+  assign \$3391  = pending0[11] & pending0[14];
+  assign \$3392  = \$3391  & same_bank[112];
+  assign \$3393  = pending0[11] & pending0[15];
+  assign \$3394  = \$3393  & same_bank[113];
+  assign \$3395  = pending0[12] & pending0[13];
+  assign \$3396  = \$3395  & same_bank[114];
+  assign \$3397  = pending0[12] & pending0[14];
+  assign \$3398  = \$3397  & same_bank[115];
+  assign \$3399  = pending0[12] & pending0[15];
+  assign \$3400  = \$3399  & same_bank[116];
+  assign \$3401  = pending0[13] & pending0[14];
+  assign \$3402  = \$3401  & same_bank[117];
+  assign \$3403  = pending0[13] & pending0[15];
+  assign \$3404  = \$3403  & same_bank[118];
+  assign \$3405  = pending0[14] & pending0[15];
+  assign \$3406  = \$3405  & same_bank[119];
+  assign \$3407  = | { \$3406 , \$3404 , \$3402 , \$3400 , \$3398 , \$3396 , \$3394 , \$3392 , \$3390 , \$3388 , \$3386 , \$3384 , \$3382 , \$3380 , \$3378 , \$3376 , \$3374 , \$3372 , \$3370 , \$3368 , \$3366 , \$3364 , \$3362 , \$3360 , \$3358 , \$3356 , \$3354 , \$3352 , \$3350 , \$3348 , \$3346 , \$3344 , \$3342 , \$3340 , \$3338 , \$3336 , \$3334 , \$3332 , \$3330 , \$3328 , \$3326 , \$3324 , \$3322 , \$3320 , \$3318 , \$3316 , \$3314 , \$3312 , \$3310 , \$3308 , \$3306 , \$3304 , \$3302 , \$3300 , \$3298 , \$3296 , \$3294 , \$3292 , \$3290 , \$3288 , \$3286 , \$3284 , \$3282 , \$3280 , \$3278 , \$3276 , \$3274 , \$3272 , \$3270 , \$3268 , \$3266 , \$3264 , \$3262 , \$3260 , \$3258 , \$3256 , \$3254 , \$3252 , \$3250 , \$3248 , \$3246 , \$3244 , \$3242 , \$3240 , \$3238 , \$3236 , \$3234 , \$3232 , \$3230 , \$3228 , \$3226 , \$3224 , \$3222 , \$3220 , \$3218 , \$3216 , \$3214 , \$3212 , \$3210 , \$3208 , \$3206 , \$3204 , \$3202 , \$3200 , \$3198 , \$3196 , \$3194 , \$3192 , \$3190 , \$3188 , \$3186 , \$3184 , \$3182 , \$3180 , \$3178 , \$3176 , \$3174 , \$3172 , \$3170 , \$3168  };
+  assign \$3408  = ~ \$3407 ;
+  assign d_done = d_valid & \$3408 ;
+  assign \$3409  = ~ d_valid;
+  assign \$3410  = \$3409  | d_done;
+  assign d_load = wgt_busy & \$3410 ;
+  assign \$3411  = n_act - 1'h1;
+  assign last_pair = act_index == \$3411 ;
+  assign \$3412  = act_index + 1'h1;
+  assign \$3413  = ~ y__ready;
+  assign ppu_stall = y__valid & \$3413 ;
+  assign \$3414  = ~ d_valid;
+  assign \$3415  = end_pending & \$3414 ;
+  assign \$3416  = ~ d_flush;
+  assign draining = \$3415  & \$3416 ;
+  assign \$3417  = ppu_valid & ppu_stall;
+  assign \$3418  = ~ \$3417 ;
+  assign drain_read = draining & \$3418 ;
+  assign \$3419  = ~ ppu_stall;
+  assign ppu_move = ppu_valid & \$3419 ;
+  assign raddr0_0 = draining ? drain_row : arb_row0_0;
+  assign \$3420  = ppu_valid & ppu_stall;
+  assign ren0_0 = ~ \$3420 ;
+  assign \$3421  = $signed(rdata0_0) + $signed(add_value0_0);
+  assign raddr0_1 = draining ? drain_row : arb_row0_1;
+  assign \$3422  = ppu_valid & ppu_stall;
+  assign ren0_1 = ~ \$3422 ;
+  assign \$3423  = $signed(rdata0_1) + $signed(add_value0_1);
+  assign raddr0_2 = draining ? drain_row : arb_row0_2;
+  assign \$3424  = ppu_valid & ppu_stall;
+  assign ren0_2 = ~ \$3424 ;
+  assign \$3425  = $signed(rdata0_2) + $signed(add_value0_2);
+  assign raddr0_3 = draining ? drain_row : arb_row0_3;
+  assign \$3426  = ppu_valid & ppu_stall;
+  assign ren0_3 = ~ \$3426 ;
+  assign \$3427  = $signed(rdata0_3) + $signed(add_value0_3);
+  assign raddr0_4 = draining ? drain_row : arb_row0_4;
+  assign \$3428  = ppu_valid & ppu_stall;
+  assign ren0_4 = ~ \$3428 ;
+  assign \$3429  = $signed(rdata0_4) + $signed(add_value0_4);
+  assign raddr0_5 = draining ? drain_row : arb_row0_5;
+  assign \$3430  = ppu_valid & ppu_stall;
+  assign ren0_5 = ~ \$3430 ;
+  assign \$3431  = $signed(rdata0_5) + $signed(add_value0_5);
+  assign raddr0_6 = draining ? drain_row : arb_row0_6;
+  assign \$3432  = ppu_valid & ppu_stall;
+  assign ren0_6 = ~ \$3432 ;
+  assign \$3433  = $signed(rdata0_6) + $signed(add_value0_6);
+  assign raddr0_7 = draining ? drain_row : arb_row0_7;
+  assign \$3434  = ppu_valid & ppu_stall;
+  assign ren0_7 = ~ \$3434 ;
+  assign \$3435  = $signed(rdata0_7) + $signed(add_value0_7);
+  assign raddr0_8 = draining ? drain_row : arb_row0_8;
+  assign \$3436  = ppu_valid & ppu_stall;
+  assign ren0_8 = ~ \$3436 ;
+  assign \$3437  = $signed(rdata0_8) + $signed(add_value0_8);
+  assign raddr0_9 = draining ? drain_row : arb_row0_9;
+  assign \$3438  = ppu_valid & ppu_stall;
+  assign ren0_9 = ~ \$3438 ;
+  assign \$3439  = $signed(rdata0_9) + $signed(add_value0_9);
+  assign raddr0_10 = draining ? drain_row : arb_row0_10;
+  assign \$3440  = ppu_valid & ppu_stall;
+  assign ren0_10 = ~ \$3440 ;
+  assign \$3441  = $signed(rdata0_10) + $signed(add_value0_10);
+  assign raddr0_11 = draining ? drain_row : arb_row0_11;
+  assign \$3442  = ppu_valid & ppu_stall;
+  assign ren0_11 = ~ \$3442 ;
+  assign \$3443  = $signed(rdata0_11) + $signed(add_value0_11);
+  assign raddr0_12 = draining ? drain_row : arb_row0_12;
+  assign \$3444  = ppu_valid & ppu_stall;
+  assign ren0_12 = ~ \$3444 ;
+  assign \$3445  = $signed(rdata0_12) + $signed(add_value0_12);
+  assign raddr0_13 = draining ? drain_row : arb_row0_13;
+  assign \$3446  = ppu_valid & ppu_stall;
+  assign ren0_13 = ~ \$3446 ;
+  assign \$3447  = $signed(rdata0_13) + $signed(add_value0_13);
+  assign raddr0_14 = draining ? drain_row : arb_row0_14;
+  assign \$3448  = ppu_valid & ppu_stall;
+  assign ren0_14 = ~ \$3448 ;
+  assign \$3449  = $signed(rdata0_14) + $signed(add_value0_14);
+  assign raddr0_15 = draining ? drain_row : arb_row0_15;
+  assign \$3450  = ppu_valid & ppu_stall;
+  assign ren0_15 = ~ \$3450 ;
+  assign \$3451  = $signed(rdata0_15) + $signed(add_value0_15);
+  assign raddr0_16 = draining ? drain_row : arb_row0_16;
+  assign \$3452  = ppu_valid & ppu_stall;
+  assign ren0_16 = ~ \$3452 ;
+  assign \$3453  = $signed(rdata0_16) + $signed(add_value0_16);
+  assign raddr0_17 = draining ? drain_row : arb_row0_17;
+  assign \$3454  = ppu_valid & ppu_stall;
+  assign ren0_17 = ~ \$3454 ;
+  assign \$3455  = $signed(rdata0_17) + $signed(add_value0_17);
+  assign raddr0_18 = draining ? drain_row : arb_row0_18;
+  assign \$3456  = ppu_valid & ppu_stall;
+  assign ren0_18 = ~ \$3456 ;
+  assign \$3457  = $signed(rdata0_18) + $signed(add_value0_18);
+  assign raddr0_19 = draining ? drain_row : arb_row0_19;
+  assign \$3458  = ppu_valid & ppu_stall;
+  assign ren0_19 = ~ \$3458 ;
+  assign \$3459  = $signed(rdata0_19) + $signed(add_value0_19);
+  assign raddr0_20 = draining ? drain_row : arb_row0_20;
+  assign \$3460  = ppu_valid & ppu_stall;
+  assign ren0_20 = ~ \$3460 ;
+  assign \$3461  = $signed(rdata0_20) + $signed(add_value0_20);
+  assign raddr0_21 = draining ? drain_row : arb_row0_21;
+  assign \$3462  = ppu_valid & ppu_stall;
+  assign ren0_21 = ~ \$3462 ;
+  assign \$3463  = $signed(rdata0_21) + $signed(add_value0_21);
+  assign raddr0_22 = draining ? drain_row : arb_row0_22;
+  assign \$3464  = ppu_valid & ppu_stall;
+  assign ren0_22 = ~ \$3464 ;
+  assign \$3465  = $signed(rdata0_22) + $signed(add_value0_22);
+  assign raddr0_23 = draining ? drain_row : arb_row0_23;
+  assign \$3466  = ppu_valid & ppu_stall;
+  assign ren0_23 = ~ \$3466 ;
+  assign \$3467  = $signed(rdata0_23) + $signed(add_value0_23);
+  assign raddr0_24 = draining ? drain_row : arb_row0_24;
+  assign \$3468  = ppu_valid & ppu_stall;
+  assign ren0_24 = ~ \$3468 ;
+  assign \$3469  = $signed(rdata0_24) + $signed(add_value0_24);
+  assign raddr0_25 = draining ? drain_row : arb_row0_25;
+  assign \$3470  = ppu_valid & ppu_stall;
+  assign ren0_25 = ~ \$3470 ;
+  assign \$3471  = $signed(rdata0_25) + $signed(add_value0_25);
+  assign raddr0_26 = draining ? drain_row : arb_row0_26;
+  assign \$3472  = ppu_valid & ppu_stall;
+  assign ren0_26 = ~ \$3472 ;
+  assign \$3473  = $signed(rdata0_26) + $signed(add_value0_26);
+  assign raddr0_27 = draining ? drain_row : arb_row0_27;
+  assign \$3474  = ppu_valid & ppu_stall;
+  assign ren0_27 = ~ \$3474 ;
+  assign \$3475  = $signed(rdata0_27) + $signed(add_value0_27);
+  assign raddr0_28 = draining ? drain_row : arb_row0_28;
+  assign \$3476  = ppu_valid & ppu_stall;
+  assign ren0_28 = ~ \$3476 ;
+  assign \$3477  = $signed(rdata0_28) + $signed(add_value0_28);
+  assign raddr0_29 = draining ? drain_row : arb_row0_29;
+  assign \$3478  = ppu_valid & ppu_stall;
+  assign ren0_29 = ~ \$3478 ;
+  assign \$3479  = $signed(rdata0_29) + $signed(add_value0_29);
+  assign raddr0_30 = draining ? drain_row : arb_row0_30;
+  assign \$3480  = ppu_valid & ppu_stall;
+  assign ren0_30 = ~ \$3480 ;
+  assign \$3481  = $signed(rdata0_30) + $signed(add_value0_30);
+  assign raddr0_31 = draining ? drain_row : arb_row0_31;
+  assign \$3482  = ppu_valid & ppu_stall;
+  assign ren0_31 = ~ \$3482 ;
+  assign \$3483  = $signed(rdata0_31) + $signed(add_value0_31);
+  assign \$3484  = $signed(1'h0) + $signed(rdata0_0);
+  assign \$3485  = $signed(\$3484 ) + $signed(bias_0);
+  assign \$3486  = $signed(1'h0) + $signed(rdata0_1);
+  assign \$3487  = $signed(\$3486 ) + $signed(bias_1);
+  assign \$3488  = $signed(1'h0) + $signed(rdata0_2);
+  assign \$3489  = $signed(\$3488 ) + $signed(bias_2);
+  assign \$3490  = $signed(1'h0) + $signed(rdata0_3);
+  assign \$3491  = $signed(\$3490 ) + $signed(bias_3);
+  assign \$3492  = $signed(1'h0) + $signed(rdata0_4);
+  assign \$3493  = $signed(\$3492 ) + $signed(bias_0);
+  assign \$3494  = $signed(1'h0) + $signed(rdata0_5);
+  assign \$3495  = $signed(\$3494 ) + $signed(bias_1);
+  assign \$3496  = $signed(1'h0) + $signed(rdata0_6);
+  assign \$3497  = $signed(\$3496 ) + $signed(bias_2);
+  assign \$3498  = $signed(1'h0) + $signed(rdata0_7);
+  assign \$3499  = $signed(\$3498 ) + $signed(bias_3);
+  assign \$3500  = $signed(1'h0) + $signed(rdata0_8);
+  assign \$3501  = $signed(\$3500 ) + $signed(bias_0);
+  assign \$3502  = $signed(1'h0) + $signed(rdata0_9);
+  assign \$3503  = $signed(\$3502 ) + $signed(bias_1);
+  assign \$3504  = $signed(1'h0) + $signed(rdata0_10);
+  assign \$3505  = $signed(\$3504 ) + $signed(bias_2);
+  assign \$3506  = $signed(1'h0) + $signed(rdata0_11);
+  assign \$3507  = $signed(\$3506 ) + $signed(bias_3);
+  assign \$3508  = $signed(1'h0) + $signed(rdata0_12);
+  assign \$3509  = $signed(\$3508 ) + $signed(bias_0);
+  assign \$3510  = $signed(1'h0) + $signed(rdata0_13);
+  assign \$3511  = $signed(\$3510 ) + $signed(bias_1);
+  assign \$3512  = $signed(1'h0) + $signed(rdata0_14);
+  assign \$3513  = $signed(\$3512 ) + $signed(bias_2);
+  assign \$3514  = $signed(1'h0) + $signed(rdata0_15);
+  assign \$3515  = $signed(\$3514 ) + $signed(bias_3);
+  assign \$3516  = $signed(1'h0) + $signed(rdata0_16);
+  assign \$3517  = $signed(\$3516 ) + $signed(bias_0);
+  assign \$3518  = $signed(1'h0) + $signed(rdata0_17);
+  assign \$3519  = $signed(\$3518 ) + $signed(bias_1);
+  assign \$3520  = $signed(1'h0) + $signed(rdata0_18);
+  assign \$3521  = $signed(\$3520 ) + $signed(bias_2);
+  assign \$3522  = $signed(1'h0) + $signed(rdata0_19);
+  assign \$3523  = $signed(\$3522 ) + $signed(bias_3);
+  assign \$3524  = $signed(1'h0) + $signed(rdata0_20);
+  assign \$3525  = $signed(\$3524 ) + $signed(bias_0);
+  assign \$3526  = $signed(1'h0) + $signed(rdata0_21);
+  assign \$3527  = $signed(\$3526 ) + $signed(bias_1);
+  assign \$3528  = $signed(1'h0) + $signed(rdata0_22);
+  assign \$3529  = $signed(\$3528 ) + $signed(bias_2);
+  assign \$3530  = $signed(1'h0) + $signed(rdata0_23);
+  assign \$3531  = $signed(\$3530 ) + $signed(bias_3);
+  assign \$3532  = $signed(1'h0) + $signed(rdata0_24);
+  assign \$3533  = $signed(\$3532 ) + $signed(bias_0);
+  assign \$3534  = $signed(1'h0) + $signed(rdata0_25);
+  assign \$3535  = $signed(\$3534 ) + $signed(bias_1);
+  assign \$3536  = $signed(1'h0) + $signed(rdata0_26);
+  assign \$3537  = $signed(\$3536 ) + $signed(bias_2);
+  assign \$3538  = $signed(1'h0) + $signed(rdata0_27);
+  assign \$3539  = $signed(\$3538 ) + $signed(bias_3);
+  assign \$3540  = $signed(1'h0) + $signed(rdata0_28);
+  assign \$3541  = $signed(\$3540 ) + $signed(bias_0);
+  assign \$3542  = $signed(1'h0) + $signed(rdata0_29);
+  assign \$3543  = $signed(\$3542 ) + $signed(bias_1);
+  assign \$3544  = $signed(1'h0) + $signed(rdata0_30);
+  assign \$3545  = $signed(\$3544 ) + $signed(bias_2);
+  assign \$3546  = $signed(1'h0) + $signed(rdata0_31);
+  assign \$3547  = $signed(\$3546 ) + $signed(bias_3);
+  assign \$3548  = ~ clearing;
+  assign \$3549  = ~ end_pending;
+  assign \$3550  = \$3548  & \$3549 ;
+  assign \$3551  = ~ ppu_valid;
+  assign \$3552  = \$3550  & \$3551 ;
+  assign \$3553  = ~ wgt_busy;
+  assign \$3554  = d_load & last_pair;
+  assign \$3555  = \$3553  | \$3554 ;
+  assign op__ready = \$3552  & \$3555 ;
+  assign \$3556  = op__valid & op__ready;
+  assign \$3557  = ! op__payload[1:0];
+  assign \$3558  = op__payload[1:0] == 1'h1;
+  assign \$3559  = op__payload[1:0] == 2'h2;
+  assign \$3560  = op__payload[2] ? 5'h00 : n_act;
+  assign \$3561  = 1'h0 + valid0_0;
+  assign \$3562  = \$3561  + valid0_1;
+  assign \$3563  = \$3562  + valid0_2;
+  assign \$3564  = \$3563  + valid0_3;
+  assign \$3565  = \$3564  + valid0_4;
+  assign \$3566  = \$3565  + valid0_5;
+  assign \$3567  = \$3566  + valid0_6;
+  assign \$3568  = \$3567  + valid0_7;
+  assign \$3569  = \$3568  + valid0_8;
+  assign \$3570  = \$3569  + valid0_9;
+  assign \$3571  = \$3570  + valid0_10;
+  assign \$3572  = \$3571  + valid0_11;
+  assign \$3573  = \$3572  + valid0_12;
+  assign \$3574  = \$3573  + valid0_13;
+  assign \$3575  = \$3574  + valid0_14;
+  assign \$3576  = \$3575  + valid0_15;
+  assign \$3577  = mults + \$3576 ;
+  assign \$3578  = \$6 [2:0] == \$12 [2:0];
+  assign \$3579  = \$6 [2:0] == \$18 [2:0];
+  assign \$3580  = \$6 [2:0] == \$24 [2:0];
+  assign \$3581  = { \$6 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
+  assign \$3582  = { \$6 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
+  assign \$3583  = { \$6 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
+  assign \$3584  = { \$6 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
+  assign \$3585  = { \$6 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3586  = { \$6 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3587  = { \$6 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3588  = { \$6 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3589  = { \$6 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3590  = { \$6 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3591  = { \$6 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3592  = { \$6 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3593  = \$12 [2:0] == \$18 [2:0];
+  assign \$3594  = \$12 [2:0] == \$24 [2:0];
+  assign \$3595  = { \$12 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
+  assign \$3596  = { \$12 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
+  assign \$3597  = { \$12 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
+  assign \$3598  = { \$12 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
+  assign \$3599  = { \$12 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3600  = { \$12 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3601  = { \$12 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3602  = { \$12 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3603  = { \$12 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3604  = { \$12 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3605  = { \$12 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3606  = { \$12 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3607  = \$18 [2:0] == \$24 [2:0];
+  assign \$3608  = { \$18 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
+  assign \$3609  = { \$18 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
+  assign \$3610  = { \$18 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
+  assign \$3611  = { \$18 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
+  assign \$3612  = { \$18 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3613  = { \$18 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3614  = { \$18 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3615  = { \$18 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3616  = { \$18 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3617  = { \$18 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3618  = { \$18 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3619  = { \$18 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3620  = { \$24 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
+  assign \$3621  = { \$24 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
+  assign \$3622  = { \$24 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
+  assign \$3623  = { \$24 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
+  assign \$3624  = { \$24 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3625  = { \$24 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3626  = { \$24 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3627  = { \$24 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3628  = { \$24 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3629  = { \$24 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3630  = { \$24 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3631  = { \$24 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3632  = \$30 [2:0] == \$36 [2:0];
+  assign \$3633  = \$30 [2:0] == \$42 [2:0];
+  assign \$3634  = \$30 [2:0] == \$48 [2:0];
+  assign \$3635  = { \$30 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3636  = { \$30 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3637  = { \$30 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3638  = { \$30 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3639  = { \$30 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3640  = { \$30 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3641  = { \$30 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3642  = { \$30 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3643  = \$36 [2:0] == \$42 [2:0];
+  assign \$3644  = \$36 [2:0] == \$48 [2:0];
+  assign \$3645  = { \$36 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3646  = { \$36 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3647  = { \$36 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3648  = { \$36 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3649  = { \$36 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3650  = { \$36 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3651  = { \$36 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3652  = { \$36 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3653  = \$42 [2:0] == \$48 [2:0];
+  assign \$3654  = { \$42 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3655  = { \$42 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3656  = { \$42 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3657  = { \$42 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3658  = { \$42 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3659  = { \$42 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3660  = { \$42 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3661  = { \$42 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3662  = { \$48 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
+  assign \$3663  = { \$48 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
+  assign \$3664  = { \$48 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
+  assign \$3665  = { \$48 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
+  assign \$3666  = { \$48 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3667  = { \$48 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3668  = { \$48 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3669  = { \$48 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3670  = \$54 [2:0] == \$60 [2:0];
+  assign \$3671  = \$54 [2:0] == \$66 [2:0];
+  assign \$3672  = \$54 [2:0] == \$72 [2:0];
+  assign \$3673  = { \$54 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3674  = { \$54 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3675  = { \$54 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3676  = { \$54 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3677  = \$60 [2:0] == \$66 [2:0];
+  assign \$3678  = \$60 [2:0] == \$72 [2:0];
+  assign \$3679  = { \$60 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3680  = { \$60 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3681  = { \$60 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3682  = { \$60 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3683  = \$66 [2:0] == \$72 [2:0];
+  assign \$3684  = { \$66 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3685  = { \$66 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3686  = { \$66 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3687  = { \$66 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3688  = { \$72 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
+  assign \$3689  = { \$72 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
+  assign \$3690  = { \$72 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
+  assign \$3691  = { \$72 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
+  assign \$3692  = \$78 [2:0] == \$84 [2:0];
+  assign \$3693  = \$78 [2:0] == \$90 [2:0];
+  assign \$3694  = \$78 [2:0] == \$96 [2:0];
+  assign \$3695  = \$84 [2:0] == \$90 [2:0];
+  assign \$3696  = \$84 [2:0] == \$96 [2:0];
+  assign \$3697  = \$90 [2:0] == \$96 [2:0];
+  assign \$3698  = act_index + 1'h1;
+  assign \$3699  = ~ granted0;
+  assign \$3700  = pending0 & \$3699 ;
+  assign \$3701  = ~ d_done;
+  assign \$3702  = d_valid & \$3701 ;
+  assign \$3703  = stalls + 1'h1;
+  assign \$3704  = ~ ppu_stall;
+  assign \$3705  = drain_row + 1'h1;
+  assign \$3706  = drain_row == 4'hc;
+  assign \$3707  = clear_row + 1'h1;
+  assign \$3708  = clear_row == 4'hc;
+  assign \$3709  = op__valid & op__ready;
+  assign \$3710  = ! op__payload[1:0];
+  assign \$3711  = op__payload[1:0] == 1'h1;
+  assign \$3712  = op__payload[1:0] == 2'h2;
+  assign \$3713  = op__payload[2] ? 5'h00 : n_act;
+  assign \$3714  = \$3713  + 1'h1;
+  assign \$3715  = | n_act;
+  assign \$3716  = ! op__payload[124:123];
+  assign \$3717  = op__payload[124:123] == 1'h1;
+  assign \$3718  = op__payload[124:123] == 2'h2;
+  assign \$3719  = op__payload[124:123] == 2'h3;
+  always @(posedge clk)
+    d_valid <= \$3720 ;
+  always @(posedge clk)
+    mults <= \$3721 ;
+  always @(posedge clk)
+    same_bank <= \$3722 ;
+  always @(posedge clk)
+    d_product_0 <= \$3723 ;
+  always @(posedge clk)
+    d_product_1 <= \$3724 ;
+  always @(posedge clk)
+    d_product_2 <= \$3725 ;
+  always @(posedge clk)
+    d_product_3 <= \$3726 ;
+  always @(posedge clk)
+    d_product_4 <= \$3727 ;
+  always @(posedge clk)
+    d_product_5 <= \$3728 ;
+  always @(posedge clk)
+    d_product_6 <= \$3729 ;
+  always @(posedge clk)
+    d_product_7 <= \$3730 ;
+  always @(posedge clk)
+    d_product_8 <= \$3731 ;
+  always @(posedge clk)
+    d_product_9 <= \$3732 ;
+  always @(posedge clk)
+    d_product_10 <= \$3733 ;
+  always @(posedge clk)
+    d_product_11 <= \$3734 ;
+  always @(posedge clk)
+    d_product_12 <= \$3735 ;
+  always @(posedge clk)
+    d_product_13 <= \$3736 ;
+  always @(posedge clk)
+    d_product_14 <= \$3737 ;
+  always @(posedge clk)
+    d_product_15 <= \$3738 ;
+  always @(posedge clk)
+    pending0 <= \$3739 ;
+  always @(posedge clk)
+    d_bank0_0 <= \$3740 ;
+  always @(posedge clk)
+    d_row0_0 <= \$3741 ;
+  always @(posedge clk)
+    d_bank0_1 <= \$3742 ;
+  always @(posedge clk)
+    d_row0_1 <= \$3743 ;
+  always @(posedge clk)
+    d_bank0_2 <= \$3744 ;
+  always @(posedge clk)
+    d_row0_2 <= \$3745 ;
+  always @(posedge clk)
+    d_bank0_3 <= \$3746 ;
+  always @(posedge clk)
+    d_row0_3 <= \$3747 ;
+  always @(posedge clk)
+    d_bank0_4 <= \$3748 ;
+  always @(posedge clk)
+    d_row0_4 <= \$3749 ;
+  always @(posedge clk)
+    d_bank0_5 <= \$3750 ;
+  always @(posedge clk)
+    d_row0_5 <= \$3751 ;
+  always @(posedge clk)
+    d_bank0_6 <= \$3752 ;
+  always @(posedge clk)
+    d_row0_6 <= \$3753 ;
+  always @(posedge clk)
+    d_bank0_7 <= \$3754 ;
+  always @(posedge clk)
+    d_row0_7 <= \$3755 ;
+  always @(posedge clk)
+    d_bank0_8 <= \$3756 ;
+  always @(posedge clk)
+    d_row0_8 <= \$3757 ;
+  always @(posedge clk)
+    d_bank0_9 <= \$3758 ;
+  always @(posedge clk)
+    d_row0_9 <= \$3759 ;
+  always @(posedge clk)
+    d_bank0_10 <= \$3760 ;
+  always @(posedge clk)
+    d_row0_10 <= \$3761 ;
+  always @(posedge clk)
+    d_bank0_11 <= \$3762 ;
+  always @(posedge clk)
+    d_row0_11 <= \$3763 ;
+  always @(posedge clk)
+    d_bank0_12 <= \$3764 ;
+  always @(posedge clk)
+    d_row0_12 <= \$3765 ;
+  always @(posedge clk)
+    d_bank0_13 <= \$3766 ;
+  always @(posedge clk)
+    d_row0_13 <= \$3767 ;
+  always @(posedge clk)
+    d_bank0_14 <= \$3768 ;
+  always @(posedge clk)
+    d_row0_14 <= \$3769 ;
+  always @(posedge clk)
+    d_bank0_15 <= \$3770 ;
+  always @(posedge clk)
+    d_row0_15 <= \$3771 ;
+  always @(posedge clk)
+    act_index <= \$3772 ;
+  always @(posedge clk)
+    wgt_busy <= \$3773 ;
+  always @(posedge clk)
+    stalls <= \$3774 ;
+  always @(posedge clk)
+    d_flush <= \$3775 ;
+  always @(posedge clk)
+    ppu_valid <= \$3776 ;
+  always @(posedge clk)
+    ppu_row <= \$3777 ;
+  always @(posedge clk)
+    drain_row <= \$3778 ;
+  always @(posedge clk)
+    end_pending <= \$3779 ;
+  always @(posedge clk)
+    fresh <= \$3780 ;
+  always @(posedge clk)
+    y__valid <= \$3781 ;
+  always @(posedge clk)
+    y__payload <= \$3782 ;
+  always @(posedge clk)
+    arb_valid0_0 <= \$3783 ;
+  always @(posedge clk)
+    arb_row0_0 <= \$3784 ;
+  always @(posedge clk)
+    arb_value0_0 <= \$3785 ;
+  always @(posedge clk)
+    add_valid0_0 <= \$3786 ;
+  always @(posedge clk)
+    add_row0_0 <= \$3787 ;
+  always @(posedge clk)
+    add_value0_0 <= \$3788 ;
+  always @(posedge clk)
+    arb_valid0_1 <= \$3789 ;
+  always @(posedge clk)
+    arb_row0_1 <= \$3790 ;
+  always @(posedge clk)
+    arb_value0_1 <= \$3791 ;
+  always @(posedge clk)
+    add_valid0_1 <= \$3792 ;
+  always @(posedge clk)
+    add_row0_1 <= \$3793 ;
+  always @(posedge clk)
+    add_value0_1 <= \$3794 ;
+  always @(posedge clk)
+    arb_valid0_2 <= \$3795 ;
+  always @(posedge clk)
+    arb_row0_2 <= \$3796 ;
+  always @(posedge clk)
+    arb_value0_2 <= \$3797 ;
+  always @(posedge clk)
+    add_valid0_2 <= \$3798 ;
+  always @(posedge clk)
+    add_row0_2 <= \$3799 ;
+  always @(posedge clk)
+    add_value0_2 <= \$3800 ;
+  always @(posedge clk)
+    arb_valid0_3 <= \$3801 ;
+  always @(posedge clk)
+    arb_row0_3 <= \$3802 ;
+  always @(posedge clk)
+    arb_value0_3 <= \$3803 ;
+  always @(posedge clk)
+    add_valid0_3 <= \$3804 ;
+  always @(posedge clk)
+    add_row0_3 <= \$3805 ;
+  always @(posedge clk)
+    add_value0_3 <= \$3806 ;
+  always @(posedge clk)
+    arb_valid0_4 <= \$3807 ;
+  always @(posedge clk)
+    arb_row0_4 <= \$3808 ;
+  always @(posedge clk)
+    arb_value0_4 <= \$3809 ;
+  always @(posedge clk)
+    add_valid0_4 <= \$3810 ;
+  always @(posedge clk)
+    add_row0_4 <= \$3811 ;
+  always @(posedge clk)
+    add_value0_4 <= \$3812 ;
+  always @(posedge clk)
+    arb_valid0_5 <= \$3813 ;
+  always @(posedge clk)
+    arb_row0_5 <= \$3814 ;
+  always @(posedge clk)
+    arb_value0_5 <= \$3815 ;
+  always @(posedge clk)
+    add_valid0_5 <= \$3816 ;
+  always @(posedge clk)
+    add_row0_5 <= \$3817 ;
+  always @(posedge clk)
+    add_value0_5 <= \$3818 ;
+  always @(posedge clk)
+    arb_valid0_6 <= \$3819 ;
+  always @(posedge clk)
+    arb_row0_6 <= \$3820 ;
+  always @(posedge clk)
+    arb_value0_6 <= \$3821 ;
+  always @(posedge clk)
+    add_valid0_6 <= \$3822 ;
+  always @(posedge clk)
+    add_row0_6 <= \$3823 ;
+  always @(posedge clk)
+    add_value0_6 <= \$3824 ;
+  always @(posedge clk)
+    arb_valid0_7 <= \$3825 ;
+  always @(posedge clk)
+    arb_row0_7 <= \$3826 ;
+  always @(posedge clk)
+    arb_value0_7 <= \$3827 ;
+  always @(posedge clk)
+    add_valid0_7 <= \$3828 ;
+  always @(posedge clk)
+    add_row0_7 <= \$3829 ;
+  always @(posedge clk)
+    add_value0_7 <= \$3830 ;
+  always @(posedge clk)
+    arb_valid0_8 <= \$3831 ;
+  always @(posedge clk)
+    arb_row0_8 <= \$3832 ;
+  always @(posedge clk)
+    arb_value0_8 <= \$3833 ;
+  always @(posedge clk)
+    add_valid0_8 <= \$3834 ;
+  always @(posedge clk)
+    add_row0_8 <= \$3835 ;
+  always @(posedge clk)
+    add_value0_8 <= \$3836 ;
+  always @(posedge clk)
+    arb_valid0_9 <= \$3837 ;
+  always @(posedge clk)
+    arb_row0_9 <= \$3838 ;
+  always @(posedge clk)
+    arb_value0_9 <= \$3839 ;
+  always @(posedge clk)
+    add_valid0_9 <= \$3840 ;
+  always @(posedge clk)
+    add_row0_9 <= \$3841 ;
+  always @(posedge clk)
+    add_value0_9 <= \$3842 ;
+  always @(posedge clk)
+    arb_valid0_10 <= \$3843 ;
+  always @(posedge clk)
+    arb_row0_10 <= \$3844 ;
+  always @(posedge clk)
+    arb_value0_10 <= \$3845 ;
+  always @(posedge clk)
+    add_valid0_10 <= \$3846 ;
+  always @(posedge clk)
+    add_row0_10 <= \$3847 ;
+  always @(posedge clk)
+    add_value0_10 <= \$3848 ;
+  always @(posedge clk)
+    arb_valid0_11 <= \$3849 ;
+  always @(posedge clk)
+    arb_row0_11 <= \$3850 ;
+  always @(posedge clk)
+    arb_value0_11 <= \$3851 ;
+  always @(posedge clk)
+    add_valid0_11 <= \$3852 ;
+  always @(posedge clk)
+    add_row0_11 <= \$3853 ;
+  always @(posedge clk)
+    add_value0_11 <= \$3854 ;
+  always @(posedge clk)
+    arb_valid0_12 <= \$3855 ;
+  always @(posedge clk)
+    arb_row0_12 <= \$3856 ;
+  always @(posedge clk)
+    arb_value0_12 <= \$3857 ;
+  always @(posedge clk)
+    add_valid0_12 <= \$3858 ;
+  always @(posedge clk)
+    add_row0_12 <= \$3859 ;
+  always @(posedge clk)
+    add_value0_12 <= \$3860 ;
+  always @(posedge clk)
+    arb_valid0_13 <= \$3861 ;
+  always @(posedge clk)
+    arb_row0_13 <= \$3862 ;
+  always @(posedge clk)
+    arb_value0_13 <= \$3863 ;
+  always @(posedge clk)
+    add_valid0_13 <= \$3864 ;
+  always @(posedge clk)
+    add_row0_13 <= \$3865 ;
+  always @(posedge clk)
+    add_value0_13 <= \$3866 ;
+  always @(posedge clk)
+    arb_valid0_14 <= \$3867 ;
+  always @(posedge clk)
+    arb_row0_14 <= \$3868 ;
+  always @(posedge clk)
+    arb_value0_14 <= \$3869 ;
+  always @(posedge clk)
+    add_valid0_14 <= \$3870 ;
+  always @(posedge clk)
+    add_row0_14 <= \$3871 ;
+  always @(posedge clk)
+    add_value0_14 <= \$3872 ;
+  always @(posedge clk)
+    arb_valid0_15 <= \$3873 ;
+  always @(posedge clk)
+    arb_row0_15 <= \$3874 ;
+  always @(posedge clk)
+    arb_value0_15 <= \$3875 ;
+  always @(posedge clk)
+    add_valid0_15 <= \$3876 ;
+  always @(posedge clk)
+    add_row0_15 <= \$3877 ;
+  always @(posedge clk)
+    add_value0_15 <= \$3878 ;
+  always @(posedge clk)
+    arb_valid0_16 <= \$3879 ;
+  always @(posedge clk)
+    arb_row0_16 <= \$3880 ;
+  always @(posedge clk)
+    arb_value0_16 <= \$3881 ;
+  always @(posedge clk)
+    add_valid0_16 <= \$3882 ;
+  always @(posedge clk)
+    add_row0_16 <= \$3883 ;
+  always @(posedge clk)
+    add_value0_16 <= \$3884 ;
+  always @(posedge clk)
+    arb_valid0_17 <= \$3885 ;
+  always @(posedge clk)
+    arb_row0_17 <= \$3886 ;
+  always @(posedge clk)
+    arb_value0_17 <= \$3887 ;
+  always @(posedge clk)
+    add_valid0_17 <= \$3888 ;
+  always @(posedge clk)
+    add_row0_17 <= \$3889 ;
+  always @(posedge clk)
+    add_value0_17 <= \$3890 ;
+  always @(posedge clk)
+    arb_valid0_18 <= \$3891 ;
+  always @(posedge clk)
+    arb_row0_18 <= \$3892 ;
+  always @(posedge clk)
+    arb_value0_18 <= \$3893 ;
+  always @(posedge clk)
+    add_valid0_18 <= \$3894 ;
+  always @(posedge clk)
+    add_row0_18 <= \$3895 ;
+  always @(posedge clk)
+    add_value0_18 <= \$3896 ;
+  always @(posedge clk)
+    arb_valid0_19 <= \$3897 ;
+  always @(posedge clk)
+    arb_row0_19 <= \$3898 ;
+  always @(posedge clk)
+    arb_value0_19 <= \$3899 ;
+  always @(posedge clk)
+    add_valid0_19 <= \$3900 ;
+  always @(posedge clk)
+    add_row0_19 <= \$3901 ;
+  always @(posedge clk)
+    add_value0_19 <= \$3902 ;
+  always @(posedge clk)
+    arb_valid0_20 <= \$3903 ;
+  always @(posedge clk)
+    arb_row0_20 <= \$3904 ;
+  always @(posedge clk)
+    arb_value0_20 <= \$3905 ;
+  always @(posedge clk)
+    add_valid0_20 <= \$3906 ;
+  always @(posedge clk)
+    add_row0_20 <= \$3907 ;
+  always @(posedge clk)
+    add_value0_20 <= \$3908 ;
+  always @(posedge clk)
+    arb_valid0_21 <= \$3909 ;
+  always @(posedge clk)
+    arb_row0_21 <= \$3910 ;
+  always @(posedge clk)
+    arb_value0_21 <= \$3911 ;
+  always @(posedge clk)
+    add_valid0_21 <= \$3912 ;
+  always @(posedge clk)
+    add_row0_21 <= \$3913 ;
+  always @(posedge clk)
+    add_value0_21 <= \$3914 ;
+  always @(posedge clk)
+    arb_valid0_22 <= \$3915 ;
+  always @(posedge clk)
+    arb_row0_22 <= \$3916 ;
+  always @(posedge clk)
+    arb_value0_22 <= \$3917 ;
+  always @(posedge clk)
+    add_valid0_22 <= \$3918 ;
+  always @(posedge clk)
+    add_row0_22 <= \$3919 ;
+  always @(posedge clk)
+    add_value0_22 <= \$3920 ;
+  always @(posedge clk)
+    arb_valid0_23 <= \$3921 ;
+  always @(posedge clk)
+    arb_row0_23 <= \$3922 ;
+  always @(posedge clk)
+    arb_value0_23 <= \$3923 ;
+  always @(posedge clk)
+    add_valid0_23 <= \$3924 ;
+  always @(posedge clk)
+    add_row0_23 <= \$3925 ;
+  always @(posedge clk)
+    add_value0_23 <= \$3926 ;
+  always @(posedge clk)
+    arb_valid0_24 <= \$3927 ;
+  always @(posedge clk)
+    arb_row0_24 <= \$3928 ;
+  always @(posedge clk)
+    arb_value0_24 <= \$3929 ;
+  always @(posedge clk)
+    add_valid0_24 <= \$3930 ;
+  always @(posedge clk)
+    add_row0_24 <= \$3931 ;
+  always @(posedge clk)
+    add_value0_24 <= \$3932 ;
   always @(posedge clk)
-    add_valid0_1 <= \$3488 ;
+    arb_valid0_25 <= \$3933 ;
   always @(posedge clk)
-    add_row0_1 <= \$3489 ;
+    arb_row0_25 <= \$3934 ;
   always @(posedge clk)
-    add_value0_1 <= \$3490 ;
+    arb_value0_25 <= \$3935 ;
   always @(posedge clk)
-    add_valid0_2 <= \$3491 ;
+    add_valid0_25 <= \$3936 ;
   always @(posedge clk)
-    add_row0_2 <= \$3492 ;
+    add_row0_25 <= \$3937 ;
   always @(posedge clk)
-    add_value0_2 <= \$3493 ;
+    add_value0_25 <= \$3938 ;
   always @(posedge clk)
-    add_valid0_3 <= \$3494 ;
+    arb_valid0_26 <= \$3939 ;
   always @(posedge clk)
-    add_row0_3 <= \$3495 ;
+    arb_row0_26 <= \$3940 ;
   always @(posedge clk)
-    add_value0_3 <= \$3496 ;
+    arb_value0_26 <= \$3941 ;
   always @(posedge clk)
-    add_valid0_4 <= \$3497 ;
+    add_valid0_26 <= \$3942 ;
   always @(posedge clk)
-    add_row0_4 <= \$3498 ;
+    add_row0_26 <= \$3943 ;
   always @(posedge clk)
-    add_value0_4 <= \$3499 ;
+    add_value0_26 <= \$3944 ;
   always @(posedge clk)
-    add_valid0_5 <= \$3500 ;
+    arb_valid0_27 <= \$3945 ;
   always @(posedge clk)
-    add_row0_5 <= \$3501 ;
+    arb_row0_27 <= \$3946 ;
   always @(posedge clk)
-    add_value0_5 <= \$3502 ;
+    arb_value0_27 <= \$3947 ;
   always @(posedge clk)
-    add_valid0_6 <= \$3503 ;
+    add_valid0_27 <= \$3948 ;
   always @(posedge clk)
-    add_row0_6 <= \$3504 ;
+    add_row0_27 <= \$3949 ;
   always @(posedge clk)
-    add_value0_6 <= \$3505 ;
+    add_value0_27 <= \$3950 ;
   always @(posedge clk)
-    add_valid0_7 <= \$3506 ;
+    arb_valid0_28 <= \$3951 ;
   always @(posedge clk)
-    add_row0_7 <= \$3507 ;
+    arb_row0_28 <= \$3952 ;
   always @(posedge clk)
-    add_value0_7 <= \$3508 ;
+    arb_value0_28 <= \$3953 ;
   always @(posedge clk)
-    add_valid0_8 <= \$3509 ;
+    add_valid0_28 <= \$3954 ;
   always @(posedge clk)
-    add_row0_8 <= \$3510 ;
+    add_row0_28 <= \$3955 ;
   always @(posedge clk)
-    add_value0_8 <= \$3511 ;
+    add_value0_28 <= \$3956 ;
   always @(posedge clk)
-    add_valid0_9 <= \$3512 ;
+    arb_valid0_29 <= \$3957 ;
   always @(posedge clk)
-    add_row0_9 <= \$3513 ;
+    arb_row0_29 <= \$3958 ;
   always @(posedge clk)
-    add_value0_9 <= \$3514 ;
+    arb_value0_29 <= \$3959 ;
   always @(posedge clk)
-    add_valid0_10 <= \$3515 ;
+    add_valid0_29 <= \$3960 ;
   always @(posedge clk)
-    add_row0_10 <= \$3516 ;
+    add_row0_29 <= \$3961 ;
   always @(posedge clk)
-    add_value0_10 <= \$3517 ;
+    add_value0_29 <= \$3962 ;
   always @(posedge clk)
-    add_valid0_11 <= \$3518 ;
+    arb_valid0_30 <= \$3963 ;
   always @(posedge clk)
-    add_row0_11 <= \$3519 ;
+    arb_row0_30 <= \$3964 ;
   always @(posedge clk)
-    add_value0_11 <= \$3520 ;
+    arb_value0_30 <= \$3965 ;
   always @(posedge clk)
-    add_valid0_12 <= \$3521 ;
+    add_valid0_30 <= \$3966 ;
   always @(posedge clk)
-    add_row0_12 <= \$3522 ;
+    add_row0_30 <= \$3967 ;
   always @(posedge clk)
-    add_value0_12 <= \$3523 ;
+    add_value0_30 <= \$3968 ;
   always @(posedge clk)
-    add_valid0_13 <= \$3524 ;
+    arb_valid0_31 <= \$3969 ;
   always @(posedge clk)
-    add_row0_13 <= \$3525 ;
+    arb_row0_31 <= \$3970 ;
   always @(posedge clk)
-    add_value0_13 <= \$3526 ;
+    arb_value0_31 <= \$3971 ;
   always @(posedge clk)
-    add_valid0_14 <= \$3527 ;
+    add_valid0_31 <= \$3972 ;
   always @(posedge clk)
-    add_row0_14 <= \$3528 ;
+    add_row0_31 <= \$3973 ;
   always @(posedge clk)
-    add_value0_14 <= \$3529 ;
+    add_value0_31 <= \$3974 ;
   always @(posedge clk)
-    add_valid0_15 <= \$3530 ;
+    clear_row <= \$3975 ;
   always @(posedge clk)
-    add_row0_15 <= \$3531 ;
+    clearing <= \$3976 ;
   always @(posedge clk)
-    add_value0_15 <= \$3532 ;
+    n_act <= \$3977 ;
   always @(posedge clk)
-    add_valid0_16 <= \$3533 ;
+    wgt <= \$3978 ;
   always @(posedge clk)
-    add_row0_16 <= \$3534 ;
+    bias_0 <= \$3979 ;
   always @(posedge clk)
-    add_value0_16 <= \$3535 ;
+    bias_1 <= \$3980 ;
   always @(posedge clk)
-    add_valid0_17 <= \$3536 ;
+    bias_2 <= \$3981 ;
   always @(posedge clk)
-    add_row0_17 <= \$3537 ;
-  always @(posedge clk)
-    add_value0_17 <= \$3538 ;
-  always @(posedge clk)
-    add_valid0_18 <= \$3539 ;
-  always @(posedge clk)
-    add_row0_18 <= \$3540 ;
-  always @(posedge clk)
-    add_value0_18 <= \$3541 ;
-  always @(posedge clk)
-    add_valid0_19 <= \$3542 ;
-  always @(posedge clk)
-    add_row0_19 <= \$3543 ;
-  always @(posedge clk)
-    add_value0_19 <= \$3544 ;
-  always @(posedge clk)
-    add_valid0_20 <= \$3545 ;
-  always @(posedge clk)
-    add_row0_20 <= \$3546 ;
-  always @(posedge clk)
-    add_value0_20 <= \$3547 ;
-  always @(posedge clk)
-    add_valid0_21 <= \$3548 ;
-  always @(posedge clk)
-    add_row0_21 <= \$3549 ;
-  always @(posedge clk)
-    add_value0_21 <= \$3550 ;
-  always @(posedge clk)
-    add_valid0_22 <= \$3551 ;
-  always @(posedge clk)
-    add_row0_22 <= \$3552 ;
-  always @(posedge clk)
-    add_value0_22 <= \$3553 ;
-  always @(posedge clk)
-    add_valid0_23 <= \$3554 ;
-  always @(posedge clk)
-    add_row0_23 <= \$3555 ;
-  always @(posedge clk)
-    add_value0_23 <= \$3556 ;
-  always @(posedge clk)
-    add_valid0_24 <= \$3557 ;
-  always @(posedge clk)
-    add_row0_24 <= \$3558 ;
-  always @(posedge clk)
-    add_value0_24 <= \$3559 ;
-  always @(posedge clk)
-    add_valid0_25 <= \$3560 ;
-  always @(posedge clk)
-    add_row0_25 <= \$3561 ;
-  always @(posedge clk)
-    add_value0_25 <= \$3562 ;
-  always @(posedge clk)
-    add_valid0_26 <= \$3563 ;
-  always @(posedge clk)
-    add_row0_26 <= \$3564 ;
-  always @(posedge clk)
-    add_value0_26 <= \$3565 ;
-  always @(posedge clk)
-    add_valid0_27 <= \$3566 ;
-  always @(posedge clk)
-    add_row0_27 <= \$3567 ;
-  always @(posedge clk)
-    add_value0_27 <= \$3568 ;
-  always @(posedge clk)
-    add_valid0_28 <= \$3569 ;
-  always @(posedge clk)
-    add_row0_28 <= \$3570 ;
-  always @(posedge clk)
-    add_value0_28 <= \$3571 ;
-  always @(posedge clk)
-    add_valid0_29 <= \$3572 ;
-  always @(posedge clk)
-    add_row0_29 <= \$3573 ;
-  always @(posedge clk)
-    add_value0_29 <= \$3574 ;
-  always @(posedge clk)
-    add_valid0_30 <= \$3575 ;
-  always @(posedge clk)
-    add_row0_30 <= \$3576 ;
-  always @(posedge clk)
-    add_value0_30 <= \$3577 ;
-  always @(posedge clk)
-    add_valid0_31 <= \$3578 ;
-  always @(posedge clk)
-    add_row0_31 <= \$3579 ;
-  always @(posedge clk)
-    add_value0_31 <= \$3580 ;
-  always @(posedge clk)
-    clear_row <= \$3581 ;
-  always @(posedge clk)
-    clearing <= \$3582 ;
-  always @(posedge clk)
-    n_act <= \$3583 ;
-  always @(posedge clk)
-    wgt <= \$3584 ;
-  always @(posedge clk)
-    bias_0 <= \$3585 ;
-  always @(posedge clk)
-    bias_1 <= \$3586 ;
-  always @(posedge clk)
-    bias_2 <= \$3587 ;
-  always @(posedge clk)
-    bias_3 <= \$3588 ;
+    bias_3 <= \$3982 ;
   scnn_pe_default_bank bank0_0 (
     .clk(clk),
     .raddr(raddr0_0),
@@ -8728,6 +9722,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    act_rd__en = 1'h0;
+    if (d_load) begin
+      act_rd__en = 1'h1;
+    end
+    if (\$3556 ) begin
+      if (\$3557 ) begin
+      end else if (\$3558 ) begin
+        act_rd__en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    act_rd__addr = 4'h0;
+    if (d_load) begin
+      act_rd__addr = \$3412 [3:0];
+    end
+    if (\$3556 ) begin
+      if (\$3557 ) begin
+      end else if (\$3558 ) begin
+        act_rd__addr = 4'h0;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     waddr0_0 = 4'h0;
     if (add_valid0_0) begin
       waddr0_0 = add_row0_0;
@@ -8741,7 +9761,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_0 = 32'd0;
     if (add_valid0_0) begin
-      wdata0_0 = \$3183 [31:0];
+      wdata0_0 = \$3421 [31:0];
     end else if (ppu_move) begin
       wdata0_0 = 32'd0;
     end else if (clearing) begin
@@ -8774,7 +9794,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_1 = 32'd0;
     if (add_valid0_1) begin
-      wdata0_1 = \$3187 [31:0];
+      wdata0_1 = \$3423 [31:0];
     end else if (ppu_move) begin
       wdata0_1 = 32'd0;
     end else if (clearing) begin
@@ -8807,7 +9827,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_2 = 32'd0;
     if (add_valid0_2) begin
-      wdata0_2 = \$3191 [31:0];
+      wdata0_2 = \$3425 [31:0];
     end else if (ppu_move) begin
       wdata0_2 = 32'd0;
     end else if (clearing) begin
@@ -8840,7 +9860,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_3 = 32'd0;
     if (add_valid0_3) begin
-      wdata0_3 = \$3195 [31:0];
+      wdata0_3 = \$3427 [31:0];
     end else if (ppu_move) begin
       wdata0_3 = 32'd0;
     end else if (clearing) begin
@@ -8873,7 +9893,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_4 = 32'd0;
     if (add_valid0_4) begin
-      wdata0_4 = \$3199 [31:0];
+      wdata0_4 = \$3429 [31:0];
     end else if (ppu_move) begin
       wdata0_4 = 32'd0;
     end else if (clearing) begin
@@ -8906,7 +9926,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_5 = 32'd0;
     if (add_valid0_5) begin
-      wdata0_5 = \$3203 [31:0];
+      wdata0_5 = \$3431 [31:0];
     end else if (ppu_move) begin
       wdata0_5 = 32'd0;
     end else if (clearing) begin
@@ -8939,7 +9959,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_6 = 32'd0;
     if (add_valid0_6) begin
-      wdata0_6 = \$3207 [31:0];
+      wdata0_6 = \$3433 [31:0];
     end else if (ppu_move) begin
       wdata0_6 = 32'd0;
     end else if (clearing) begin
@@ -8972,7 +9992,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_7 = 32'd0;
     if (add_valid0_7) begin
-      wdata0_7 = \$3211 [31:0];
+      wdata0_7 = \$3435 [31:0];
     end else if (ppu_move) begin
       wdata0_7 = 32'd0;
     end else if (clearing) begin
@@ -9005,7 +10025,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_8 = 32'd0;
     if (add_valid0_8) begin
-      wdata0_8 = \$3215 [31:0];
+      wdata0_8 = \$3437 [31:0];
     end else if (ppu_move) begin
       wdata0_8 = 32'd0;
     end else if (clearing) begin
@@ -9038,7 +10058,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_9 = 32'd0;
     if (add_valid0_9) begin
-      wdata0_9 = \$3219 [31:0];
+      wdata0_9 = \$3439 [31:0];
     end else if (ppu_move) begin
       wdata0_9 = 32'd0;
     end else if (clearing) begin
@@ -9071,7 +10091,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_10 = 32'd0;
     if (add_valid0_10) begin
-      wdata0_10 = \$3223 [31:0];
+      wdata0_10 = \$3441 [31:0];
     end else if (ppu_move) begin
       wdata0_10 = 32'd0;
     end else if (clearing) begin
@@ -9104,7 +10124,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_11 = 32'd0;
     if (add_valid0_11) begin
-      wdata0_11 = \$3227 [31:0];
+      wdata0_11 = \$3443 [31:0];
     end else if (ppu_move) begin
       wdata0_11 = 32'd0;
     end else if (clearing) begin
@@ -9137,7 +10157,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_12 = 32'd0;
     if (add_valid0_12) begin
-      wdata0_12 = \$3231 [31:0];
+      wdata0_12 = \$3445 [31:0];
     end else if (ppu_move) begin
       wdata0_12 = 32'd0;
     end else if (clearing) begin
@@ -9170,7 +10190,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_13 = 32'd0;
     if (add_valid0_13) begin
-      wdata0_13 = \$3235 [31:0];
+      wdata0_13 = \$3447 [31:0];
     end else if (ppu_move) begin
       wdata0_13 = 32'd0;
     end else if (clearing) begin
@@ -9203,7 +10223,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_14 = 32'd0;
     if (add_valid0_14) begin
-      wdata0_14 = \$3239 [31:0];
+      wdata0_14 = \$3449 [31:0];
     end else if (ppu_move) begin
       wdata0_14 = 32'd0;
     end else if (clearing) begin
@@ -9236,7 +10256,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_15 = 32'd0;
     if (add_valid0_15) begin
-      wdata0_15 = \$3243 [31:0];
+      wdata0_15 = \$3451 [31:0];
     end else if (ppu_move) begin
       wdata0_15 = 32'd0;
     end else if (clearing) begin
@@ -9269,7 +10289,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_16 = 32'd0;
     if (add_valid0_16) begin
-      wdata0_16 = \$3247 [31:0];
+      wdata0_16 = \$3453 [31:0];
     end else if (ppu_move) begin
       wdata0_16 = 32'd0;
     end else if (clearing) begin
@@ -9302,7 +10322,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_17 = 32'd0;
     if (add_valid0_17) begin
-      wdata0_17 = \$3251 [31:0];
+      wdata0_17 = \$3455 [31:0];
     end else if (ppu_move) begin
       wdata0_17 = 32'd0;
     end else if (clearing) begin
@@ -9335,7 +10355,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_18 = 32'd0;
     if (add_valid0_18) begin
-      wdata0_18 = \$3255 [31:0];
+      wdata0_18 = \$3457 [31:0];
     end else if (ppu_move) begin
       wdata0_18 = 32'd0;
     end else if (clearing) begin
@@ -9368,7 +10388,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_19 = 32'd0;
     if (add_valid0_19) begin
-      wdata0_19 = \$3259 [31:0];
+      wdata0_19 = \$3459 [31:0];
     end else if (ppu_move) begin
       wdata0_19 = 32'd0;
     end else if (clearing) begin
@@ -9401,7 +10421,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_20 = 32'd0;
     if (add_valid0_20) begin
-      wdata0_20 = \$3263 [31:0];
+      wdata0_20 = \$3461 [31:0];
     end else if (ppu_move) begin
       wdata0_20 = 32'd0;
     end else if (clearing) begin
@@ -9434,7 +10454,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_21 = 32'd0;
     if (add_valid0_21) begin
-      wdata0_21 = \$3267 [31:0];
+      wdata0_21 = \$3463 [31:0];
     end else if (ppu_move) begin
       wdata0_21 = 32'd0;
     end else if (clearing) begin
@@ -9467,7 +10487,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_22 = 32'd0;
     if (add_valid0_22) begin
-      wdata0_22 = \$3271 [31:0];
+      wdata0_22 = \$3465 [31:0];
     end else if (ppu_move) begin
       wdata0_22 = 32'd0;
     end else if (clearing) begin
@@ -9500,7 +10520,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_23 = 32'd0;
     if (add_valid0_23) begin
-      wdata0_23 = \$3275 [31:0];
+      wdata0_23 = \$3467 [31:0];
     end else if (ppu_move) begin
       wdata0_23 = 32'd0;
     end else if (clearing) begin
@@ -9533,7 +10553,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_24 = 32'd0;
     if (add_valid0_24) begin
-      wdata0_24 = \$3279 [31:0];
+      wdata0_24 = \$3469 [31:0];
     end else if (ppu_move) begin
       wdata0_24 = 32'd0;
     end else if (clearing) begin
@@ -9566,7 +10586,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_25 = 32'd0;
     if (add_valid0_25) begin
-      wdata0_25 = \$3283 [31:0];
+      wdata0_25 = \$3471 [31:0];
     end else if (ppu_move) begin
       wdata0_25 = 32'd0;
     end else if (clearing) begin
@@ -9599,7 +10619,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_26 = 32'd0;
     if (add_valid0_26) begin
-      wdata0_26 = \$3287 [31:0];
+      wdata0_26 = \$3473 [31:0];
     end else if (ppu_move) begin
       wdata0_26 = 32'd0;
     end else if (clearing) begin
@@ -9632,7 +10652,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_27 = 32'd0;
     if (add_valid0_27) begin
-      wdata0_27 = \$3291 [31:0];
+      wdata0_27 = \$3475 [31:0];
     end else if (ppu_move) begin
       wdata0_27 = 32'd0;
     end else if (clearing) begin
@@ -9665,7 +10685,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_28 = 32'd0;
     if (add_valid0_28) begin
-      wdata0_28 = \$3295 [31:0];
+      wdata0_28 = \$3477 [31:0];
     end else if (ppu_move) begin
       wdata0_28 = 32'd0;
     end else if (clearing) begin
@@ -9698,7 +10718,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_29 = 32'd0;
     if (add_valid0_29) begin
-      wdata0_29 = \$3299 [31:0];
+      wdata0_29 = \$3479 [31:0];
     end else if (ppu_move) begin
       wdata0_29 = 32'd0;
     end else if (clearing) begin
@@ -9731,7 +10751,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_30 = 32'd0;
     if (add_valid0_30) begin
-      wdata0_30 = \$3303 [31:0];
+      wdata0_30 = \$3481 [31:0];
     end else if (ppu_move) begin
       wdata0_30 = 32'd0;
     end else if (clearing) begin
@@ -9764,7 +10784,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_31 = 32'd0;
     if (add_valid0_31) begin
-      wdata0_31 = \$3307 [31:0];
+      wdata0_31 = \$3483 [31:0];
     end else if (ppu_move) begin
       wdata0_31 = 32'd0;
     end else if (clearing) begin
@@ -9785,17 +10805,17 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__addr = 4'h0;
-    if (\$3380 ) begin
-      if (\$3381 ) begin
-        act_wr__addr = \$3384 [3:0];
+    if (\$3556 ) begin
+      if (\$3557 ) begin
+        act_wr__addr = \$3560 [3:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__data = 60'h000000000000000;
-    if (\$3380 ) begin
-      if (\$3381 ) begin
+    if (\$3556 ) begin
+      if (\$3557 ) begin
         act_wr__data = op__payload[62:3];
       end
     end
@@ -9803,1502 +10823,2190 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__en = 1'h0;
-    if (\$3380 ) begin
-      if (\$3381 ) begin
+    if (\$3556 ) begin
+      if (\$3557 ) begin
         act_wr__en = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3424  = d_valid;
+    \$3720  = d_valid;
     if (d_load) begin
-      \$3424  = 1'h1;
+      \$3720  = 1'h1;
     end else if (d_done) begin
-      \$3424  = 1'h0;
+      \$3720  = 1'h0;
     end
     if (rst) begin
-      \$3424  = 1'h0;
+      \$3720  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3425  = mults;
+    \$3721  = mults;
     if (d_load) begin
-      \$3425  = \$3401 [31:0];
+      \$3721  = \$3577 [31:0];
     end
-    if (\$3413 ) begin
+    if (\$3709 ) begin
       if (fresh) begin
-        \$3425  = 32'd0;
+        \$3721  = 32'd0;
       end
     end
     if (rst) begin
-      \$3425  = 32'd0;
+      \$3721  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3426  = d_product_0;
+    \$3722  = same_bank;
     if (d_load) begin
-      \$3426  = product_0;
+      \$3722  = { \$3697 , \$3696 , \$3695 , \$3694 , \$3693 , \$3692 , \$3691 , \$3690 , \$3689 , \$3688 , \$3687 , \$3686 , \$3685 , \$3684 , \$3683 , \$3682 , \$3681 , \$3680 , \$3679 , \$3678 , \$3677 , \$3676 , \$3675 , \$3674 , \$3673 , \$3672 , \$3671 , \$3670 , \$3669 , \$3668 , \$3667 , \$3666 , \$3665 , \$3664 , \$3663 , \$3662 , \$3661 , \$3660 , \$3659 , \$3658 , \$3657 , \$3656 , \$3655 , \$3654 , \$3653 , \$3652 , \$3651 , \$3650 , \$3649 , \$3648 , \$3647 , \$3646 , \$3645 , \$3644 , \$3643 , \$3642 , \$3641 , \$3640 , \$3639 , \$3638 , \$3637 , \$3636 , \$3635 , \$3634 , \$3633 , \$3632 , \$3631 , \$3630 , \$3629 , \$3628 , \$3627 , \$3626 , \$3625 , \$3624 , \$3623 , \$3622 , \$3621 , \$3620 , \$3619 , \$3618 , \$3617 , \$3616 , \$3615 , \$3614 , \$3613 , \$3612 , \$3611 , \$3610 , \$3609 , \$3608 , \$3607 , \$3606 , \$3605 , \$3604 , \$3603 , \$3602 , \$3601 , \$3600 , \$3599 , \$3598 , \$3597 , \$3596 , \$3595 , \$3594 , \$3593 , \$3592 , \$3591 , \$3590 , \$3589 , \$3588 , \$3587 , \$3586 , \$3585 , \$3584 , \$3583 , \$3582 , \$3581 , \$3580 , \$3579 , \$3578  };
     end
     if (rst) begin
-      \$3426  = 16'h0000;
+      \$3722  = 120'h000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3427  = d_product_1;
+    \$3723  = d_product_0;
     if (d_load) begin
-      \$3427  = product_1;
+      \$3723  = product_0;
     end
     if (rst) begin
-      \$3427  = 16'h0000;
+      \$3723  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3428  = d_product_2;
+    \$3724  = d_product_1;
     if (d_load) begin
-      \$3428  = product_2;
+      \$3724  = product_1;
     end
     if (rst) begin
-      \$3428  = 16'h0000;
+      \$3724  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3429  = d_product_3;
+    \$3725  = d_product_2;
     if (d_load) begin
-      \$3429  = product_3;
+      \$3725  = product_2;
     end
     if (rst) begin
-      \$3429  = 16'h0000;
+      \$3725  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3430  = d_product_4;
+    \$3726  = d_product_3;
     if (d_load) begin
-      \$3430  = product_4;
+      \$3726  = product_3;
     end
     if (rst) begin
-      \$3430  = 16'h0000;
+      \$3726  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3431  = d_product_5;
+    \$3727  = d_product_4;
     if (d_load) begin
-      \$3431  = product_5;
+      \$3727  = product_4;
     end
     if (rst) begin
-      \$3431  = 16'h0000;
+      \$3727  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3432  = d_product_6;
+    \$3728  = d_product_5;
     if (d_load) begin
-      \$3432  = product_6;
+      \$3728  = product_5;
     end
     if (rst) begin
-      \$3432  = 16'h0000;
+      \$3728  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3433  = d_product_7;
+    \$3729  = d_product_6;
     if (d_load) begin
-      \$3433  = product_7;
+      \$3729  = product_6;
     end
     if (rst) begin
-      \$3433  = 16'h0000;
+      \$3729  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3434  = d_product_8;
+    \$3730  = d_product_7;
     if (d_load) begin
-      \$3434  = product_8;
+      \$3730  = product_7;
     end
     if (rst) begin
-      \$3434  = 16'h0000;
+      \$3730  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3435  = d_product_9;
+    \$3731  = d_product_8;
     if (d_load) begin
-      \$3435  = product_9;
+      \$3731  = product_8;
     end
     if (rst) begin
-      \$3435  = 16'h0000;
+      \$3731  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3436  = d_product_10;
+    \$3732  = d_product_9;
     if (d_load) begin
-      \$3436  = product_10;
+      \$3732  = product_9;
     end
     if (rst) begin
-      \$3436  = 16'h0000;
+      \$3732  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3437  = d_product_11;
+    \$3733  = d_product_10;
     if (d_load) begin
-      \$3437  = product_11;
+      \$3733  = product_10;
     end
     if (rst) begin
-      \$3437  = 16'h0000;
+      \$3733  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3438  = d_product_12;
+    \$3734  = d_product_11;
     if (d_load) begin
-      \$3438  = product_12;
+      \$3734  = product_11;
     end
     if (rst) begin
-      \$3438  = 16'h0000;
+      \$3734  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3439  = d_product_13;
+    \$3735  = d_product_12;
     if (d_load) begin
-      \$3439  = product_13;
+      \$3735  = product_12;
     end
     if (rst) begin
-      \$3439  = 16'h0000;
+      \$3735  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3440  = d_product_14;
+    \$3736  = d_product_13;
     if (d_load) begin
-      \$3440  = product_14;
+      \$3736  = product_13;
     end
     if (rst) begin
-      \$3440  = 16'h0000;
+      \$3736  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3441  = d_product_15;
+    \$3737  = d_product_14;
     if (d_load) begin
-      \$3441  = product_15;
+      \$3737  = product_14;
     end
     if (rst) begin
-      \$3441  = 16'h0000;
+      \$3737  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3738  = d_product_15;
+    if (d_load) begin
+      \$3738  = product_15;
+    end
+    if (rst) begin
+      \$3738  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (d_load) begin
-      \$3442  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
+      \$3739  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
     end else if (d_done) begin
-      \$3442  = 16'h0000;
+      \$3739  = 16'h0000;
     end else begin
-      \$3442  = \$3404 ;
+      \$3739  = \$3700 ;
     end
     if (rst) begin
-      \$3442  = 16'h0000;
+      \$3739  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3443  = d_bank0_0;
+    \$3740  = d_bank0_0;
     if (d_load) begin
-      \$3443  = { \$6 [2:0], wgt[33:32] };
+      \$3740  = { \$6 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3443  = 5'h00;
+      \$3740  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3444  = d_row0_0;
+    \$3741  = d_row0_0;
     if (d_load) begin
-      \$3444  = \$6 [6:3];
+      \$3741  = \$6 [6:3];
     end
     if (rst) begin
-      \$3444  = 4'h0;
+      \$3741  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3445  = d_bank0_1;
+    \$3742  = d_bank0_1;
     if (d_load) begin
-      \$3445  = { \$12 [2:0], wgt[33:32] };
+      \$3742  = { \$12 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3445  = 5'h00;
+      \$3742  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3446  = d_row0_1;
+    \$3743  = d_row0_1;
     if (d_load) begin
-      \$3446  = \$12 [6:3];
+      \$3743  = \$12 [6:3];
     end
     if (rst) begin
-      \$3446  = 4'h0;
+      \$3743  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3447  = d_bank0_2;
+    \$3744  = d_bank0_2;
     if (d_load) begin
-      \$3447  = { \$18 [2:0], wgt[33:32] };
+      \$3744  = { \$18 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3447  = 5'h00;
+      \$3744  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3448  = d_row0_2;
+    \$3745  = d_row0_2;
     if (d_load) begin
-      \$3448  = \$18 [6:3];
+      \$3745  = \$18 [6:3];
     end
     if (rst) begin
-      \$3448  = 4'h0;
+      \$3745  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3449  = d_bank0_3;
+    \$3746  = d_bank0_3;
     if (d_load) begin
-      \$3449  = { \$24 [2:0], wgt[33:32] };
+      \$3746  = { \$24 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3449  = 5'h00;
+      \$3746  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3450  = d_row0_3;
+    \$3747  = d_row0_3;
     if (d_load) begin
-      \$3450  = \$24 [6:3];
+      \$3747  = \$24 [6:3];
     end
     if (rst) begin
-      \$3450  = 4'h0;
+      \$3747  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3451  = d_bank0_4;
+    \$3748  = d_bank0_4;
     if (d_load) begin
-      \$3451  = { \$30 [2:0], wgt[35:34] };
+      \$3748  = { \$30 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3451  = 5'h00;
+      \$3748  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3452  = d_row0_4;
+    \$3749  = d_row0_4;
     if (d_load) begin
-      \$3452  = \$30 [6:3];
+      \$3749  = \$30 [6:3];
     end
     if (rst) begin
-      \$3452  = 4'h0;
+      \$3749  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3453  = d_bank0_5;
+    \$3750  = d_bank0_5;
     if (d_load) begin
-      \$3453  = { \$36 [2:0], wgt[35:34] };
+      \$3750  = { \$36 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3453  = 5'h00;
+      \$3750  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3454  = d_row0_5;
+    \$3751  = d_row0_5;
     if (d_load) begin
-      \$3454  = \$36 [6:3];
+      \$3751  = \$36 [6:3];
     end
     if (rst) begin
-      \$3454  = 4'h0;
+      \$3751  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3455  = d_bank0_6;
+    \$3752  = d_bank0_6;
     if (d_load) begin
-      \$3455  = { \$42 [2:0], wgt[35:34] };
+      \$3752  = { \$42 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3455  = 5'h00;
+      \$3752  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3456  = d_row0_6;
+    \$3753  = d_row0_6;
     if (d_load) begin
-      \$3456  = \$42 [6:3];
+      \$3753  = \$42 [6:3];
     end
     if (rst) begin
-      \$3456  = 4'h0;
+      \$3753  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3457  = d_bank0_7;
+    \$3754  = d_bank0_7;
     if (d_load) begin
-      \$3457  = { \$48 [2:0], wgt[35:34] };
+      \$3754  = { \$48 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3457  = 5'h00;
+      \$3754  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3458  = d_row0_7;
+    \$3755  = d_row0_7;
     if (d_load) begin
-      \$3458  = \$48 [6:3];
+      \$3755  = \$48 [6:3];
     end
     if (rst) begin
-      \$3458  = 4'h0;
+      \$3755  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3459  = d_bank0_8;
+    \$3756  = d_bank0_8;
     if (d_load) begin
-      \$3459  = { \$54 [2:0], wgt[37:36] };
+      \$3756  = { \$54 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3459  = 5'h00;
+      \$3756  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3460  = d_row0_8;
+    \$3757  = d_row0_8;
     if (d_load) begin
-      \$3460  = \$54 [6:3];
+      \$3757  = \$54 [6:3];
     end
     if (rst) begin
-      \$3460  = 4'h0;
+      \$3757  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3461  = d_bank0_9;
+    \$3758  = d_bank0_9;
     if (d_load) begin
-      \$3461  = { \$60 [2:0], wgt[37:36] };
+      \$3758  = { \$60 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3461  = 5'h00;
+      \$3758  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3462  = d_row0_9;
+    \$3759  = d_row0_9;
     if (d_load) begin
-      \$3462  = \$60 [6:3];
+      \$3759  = \$60 [6:3];
     end
     if (rst) begin
-      \$3462  = 4'h0;
+      \$3759  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3463  = d_bank0_10;
+    \$3760  = d_bank0_10;
     if (d_load) begin
-      \$3463  = { \$66 [2:0], wgt[37:36] };
+      \$3760  = { \$66 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3463  = 5'h00;
+      \$3760  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3464  = d_row0_10;
+    \$3761  = d_row0_10;
     if (d_load) begin
-      \$3464  = \$66 [6:3];
+      \$3761  = \$66 [6:3];
     end
     if (rst) begin
-      \$3464  = 4'h0;
+      \$3761  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3465  = d_bank0_11;
+    \$3762  = d_bank0_11;
     if (d_load) begin
-      \$3465  = { \$72 [2:0], wgt[37:36] };
+      \$3762  = { \$72 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3465  = 5'h00;
+      \$3762  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3466  = d_row0_11;
+    \$3763  = d_row0_11;
     if (d_load) begin
-      \$3466  = \$72 [6:3];
+      \$3763  = \$72 [6:3];
     end
     if (rst) begin
-      \$3466  = 4'h0;
+      \$3763  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3467  = d_bank0_12;
+    \$3764  = d_bank0_12;
     if (d_load) begin
-      \$3467  = { \$78 [2:0], wgt[39:38] };
+      \$3764  = { \$78 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3467  = 5'h00;
+      \$3764  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3468  = d_row0_12;
+    \$3765  = d_row0_12;
     if (d_load) begin
-      \$3468  = \$78 [6:3];
+      \$3765  = \$78 [6:3];
     end
     if (rst) begin
-      \$3468  = 4'h0;
+      \$3765  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3469  = d_bank0_13;
+    \$3766  = d_bank0_13;
     if (d_load) begin
-      \$3469  = { \$84 [2:0], wgt[39:38] };
+      \$3766  = { \$84 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3469  = 5'h00;
+      \$3766  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3470  = d_row0_13;
+    \$3767  = d_row0_13;
     if (d_load) begin
-      \$3470  = \$84 [6:3];
+      \$3767  = \$84 [6:3];
     end
     if (rst) begin
-      \$3470  = 4'h0;
+      \$3767  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3471  = d_bank0_14;
+    \$3768  = d_bank0_14;
     if (d_load) begin
-      \$3471  = { \$90 [2:0], wgt[39:38] };
+      \$3768  = { \$90 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3471  = 5'h00;
+      \$3768  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3472  = d_row0_14;
+    \$3769  = d_row0_14;
     if (d_load) begin
-      \$3472  = \$90 [6:3];
+      \$3769  = \$90 [6:3];
     end
     if (rst) begin
-      \$3472  = 4'h0;
+      \$3769  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3473  = d_bank0_15;
+    \$3770  = d_bank0_15;
     if (d_load) begin
-      \$3473  = { \$96 [2:0], wgt[39:38] };
+      \$3770  = { \$96 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3473  = 5'h00;
+      \$3770  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3474  = d_row0_15;
+    \$3771  = d_row0_15;
     if (d_load) begin
-      \$3474  = \$96 [6:3];
+      \$3771  = \$96 [6:3];
     end
     if (rst) begin
-      \$3474  = 4'h0;
+      \$3771  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3475  = act_rd__addr;
+    \$3772  = act_index;
     if (d_load) begin
-      \$3475  = \$3402 [3:0];
+      \$3772  = \$3698 [3:0];
     end
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-        \$3475  = 4'h0;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+        \$3772  = 4'h0;
       end
     end
     if (rst) begin
-      \$3475  = 4'h0;
+      \$3772  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3476  = wgt_busy;
+    \$3773  = wgt_busy;
     if (d_load) begin
       if (last_pair) begin
-        \$3476  = 1'h0;
+        \$3773  = 1'h0;
       end
     end
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-        \$3476  = \$3419 ;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+        \$3773  = \$3715 ;
       end
     end
     if (rst) begin
-      \$3476  = 1'h0;
+      \$3773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3477  = stalls;
-    if (\$3406 ) begin
-      \$3477  = \$3407 [31:0];
+    \$3774  = stalls;
+    if (\$3702 ) begin
+      \$3774  = \$3703 [31:0];
     end
-    if (\$3413 ) begin
+    if (\$3709 ) begin
       if (fresh) begin
-        \$3477  = 32'd0;
+        \$3774  = 32'd0;
       end
     end
     if (rst) begin
-      \$3477  = 32'd0;
+      \$3774  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3478  = ppu_valid;
+    \$3775  = d_valid;
+    if (rst) begin
+      \$3775  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3776  = ppu_valid;
     if (drain_read) begin
-      \$3478  = 1'h1;
-    end else if (\$3408 ) begin
-      \$3478  = 1'h0;
+      \$3776  = 1'h1;
+    end else if (\$3704 ) begin
+      \$3776  = 1'h0;
     end
     if (rst) begin
-      \$3478  = 1'h0;
+      \$3776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3479  = ppu_row;
+    \$3777  = ppu_row;
     if (drain_read) begin
-      \$3479  = drain_row;
+      \$3777  = drain_row;
     end
     if (rst) begin
-      \$3479  = 4'h0;
+      \$3777  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3480  = drain_row;
+    \$3778  = drain_row;
     if (drain_read) begin
-      \$3480  = \$3409 [3:0];
+      \$3778  = \$3705 [3:0];
     end
-    if (\$3413 ) begin
+    if (\$3709 ) begin
       (* full_case = 32'd1 *)
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
       end else begin
-        \$3480  = 4'h0;
+        \$3778  = 4'h0;
       end
     end
     if (rst) begin
-      \$3480  = 4'h0;
+      \$3778  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3481  = end_pending;
+    \$3779  = end_pending;
     if (drain_read) begin
-      if (\$3410 ) begin
-        \$3481  = 1'h0;
+      if (\$3706 ) begin
+        \$3779  = 1'h0;
       end
     end
-    if (\$3413 ) begin
+    if (\$3709 ) begin
       (* full_case = 32'd1 *)
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
       end else begin
-        \$3481  = 1'h1;
+        \$3779  = 1'h1;
       end
     end
     if (rst) begin
-      \$3481  = 1'h0;
+      \$3779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3482  = fresh;
+    \$3780  = fresh;
     if (drain_read) begin
-      if (\$3410 ) begin
-        \$3482  = 1'h1;
+      if (\$3706 ) begin
+        \$3780  = 1'h1;
       end
     end
-    if (\$3413 ) begin
+    if (\$3709 ) begin
       if (fresh) begin
-        \$3482  = 1'h0;
+        \$3780  = 1'h0;
       end
     end
     if (rst) begin
-      \$3482  = 1'h1;
+      \$3780  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3483  = y__valid;
+    \$3781  = y__valid;
     if (ppu_move) begin
-      \$3483  = 1'h1;
+      \$3781  = 1'h1;
     end else if (y__ready) begin
-      \$3483  = 1'h0;
+      \$3781  = 1'h0;
     end
     if (rst) begin
-      \$3483  = 1'h0;
+      \$3781  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3484  = y__payload;
+    \$3782  = y__payload;
     if (ppu_move) begin
-      \$3484 [1055:1024] = mults;
-      \$3484 [1087:1056] = stalls;
+      \$3782 [1055:1024] = mults;
+      \$3782 [1087:1056] = stalls;
     end
     if (ppu_move) begin
-      \$3484 [31:0] = \$3309 [31:0];
-      \$3484 [63:32] = \$3311 [31:0];
-      \$3484 [95:64] = \$3313 [31:0];
-      \$3484 [127:96] = \$3315 [31:0];
-      \$3484 [159:128] = \$3317 [31:0];
-      \$3484 [191:160] = \$3319 [31:0];
-      \$3484 [223:192] = \$3321 [31:0];
-      \$3484 [255:224] = \$3323 [31:0];
-      \$3484 [287:256] = \$3325 [31:0];
-      \$3484 [319:288] = \$3327 [31:0];
-      \$3484 [351:320] = \$3329 [31:0];
-      \$3484 [383:352] = \$3331 [31:0];
-      \$3484 [415:384] = \$3333 [31:0];
-      \$3484 [447:416] = \$3335 [31:0];
-      \$3484 [479:448] = \$3337 [31:0];
-      \$3484 [511:480] = \$3339 [31:0];
-      \$3484 [543:512] = \$3341 [31:0];
-      \$3484 [575:544] = \$3343 [31:0];
-      \$3484 [607:576] = \$3345 [31:0];
-      \$3484 [639:608] = \$3347 [31:0];
-      \$3484 [671:640] = \$3349 [31:0];
-      \$3484 [703:672] = \$3351 [31:0];
-      \$3484 [735:704] = \$3353 [31:0];
-      \$3484 [767:736] = \$3355 [31:0];
-      \$3484 [799:768] = \$3357 [31:0];
-      \$3484 [831:800] = \$3359 [31:0];
-      \$3484 [863:832] = \$3361 [31:0];
-      \$3484 [895:864] = \$3363 [31:0];
-      \$3484 [927:896] = \$3365 [31:0];
-      \$3484 [959:928] = \$3367 [31:0];
-      \$3484 [991:960] = \$3369 [31:0];
-      \$3484 [1023:992] = \$3371 [31:0];
+      \$3782 [31:0] = \$3485 [31:0];
+      \$3782 [63:32] = \$3487 [31:0];
+      \$3782 [95:64] = \$3489 [31:0];
+      \$3782 [127:96] = \$3491 [31:0];
+      \$3782 [159:128] = \$3493 [31:0];
+      \$3782 [191:160] = \$3495 [31:0];
+      \$3782 [223:192] = \$3497 [31:0];
+      \$3782 [255:224] = \$3499 [31:0];
+      \$3782 [287:256] = \$3501 [31:0];
+      \$3782 [319:288] = \$3503 [31:0];
+      \$3782 [351:320] = \$3505 [31:0];
+      \$3782 [383:352] = \$3507 [31:0];
+      \$3782 [415:384] = \$3509 [31:0];
+      \$3782 [447:416] = \$3511 [31:0];
+      \$3782 [479:448] = \$3513 [31:0];
+      \$3782 [511:480] = \$3515 [31:0];
+      \$3782 [543:512] = \$3517 [31:0];
+      \$3782 [575:544] = \$3519 [31:0];
+      \$3782 [607:576] = \$3521 [31:0];
+      \$3782 [639:608] = \$3523 [31:0];
+      \$3782 [671:640] = \$3525 [31:0];
+      \$3782 [703:672] = \$3527 [31:0];
+      \$3782 [735:704] = \$3529 [31:0];
+      \$3782 [767:736] = \$3531 [31:0];
+      \$3782 [799:768] = \$3533 [31:0];
+      \$3782 [831:800] = \$3535 [31:0];
+      \$3782 [863:832] = \$3537 [31:0];
+      \$3782 [895:864] = \$3539 [31:0];
+      \$3782 [927:896] = \$3541 [31:0];
+      \$3782 [959:928] = \$3543 [31:0];
+      \$3782 [991:960] = \$3545 [31:0];
+      \$3782 [1023:992] = \$3547 [31:0];
     end
     if (rst) begin
-      \$3484  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$3782  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3485  = hit0_0;
+    \$3783  = hit0_0;
     if (rst) begin
-      \$3485  = 1'h0;
+      \$3783  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3486  = row0_0;
+    \$3784  = row0_0;
     if (rst) begin
-      \$3486  = 4'h0;
+      \$3784  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3487  = value0_0;
+    \$3785  = value0_0;
     if (rst) begin
-      \$3487  = 16'h0000;
+      \$3785  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3488  = hit0_1;
+    \$3786  = arb_valid0_0;
     if (rst) begin
-      \$3488  = 1'h0;
+      \$3786  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3489  = row0_1;
+    \$3787  = arb_row0_0;
     if (rst) begin
-      \$3489  = 4'h0;
+      \$3787  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3490  = value0_1;
+    \$3788  = arb_value0_0;
     if (rst) begin
-      \$3490  = 16'h0000;
+      \$3788  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3491  = hit0_2;
+    \$3789  = hit0_1;
     if (rst) begin
-      \$3491  = 1'h0;
+      \$3789  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3492  = row0_2;
+    \$3790  = row0_1;
     if (rst) begin
-      \$3492  = 4'h0;
+      \$3790  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3493  = value0_2;
+    \$3791  = value0_1;
     if (rst) begin
-      \$3493  = 16'h0000;
+      \$3791  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3494  = hit0_3;
+    \$3792  = arb_valid0_1;
     if (rst) begin
-      \$3494  = 1'h0;
+      \$3792  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3495  = row0_3;
+    \$3793  = arb_row0_1;
     if (rst) begin
-      \$3495  = 4'h0;
+      \$3793  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3496  = value0_3;
+    \$3794  = arb_value0_1;
     if (rst) begin
-      \$3496  = 16'h0000;
+      \$3794  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3497  = hit0_4;
+    \$3795  = hit0_2;
     if (rst) begin
-      \$3497  = 1'h0;
+      \$3795  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3498  = row0_4;
+    \$3796  = row0_2;
     if (rst) begin
-      \$3498  = 4'h0;
+      \$3796  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3499  = value0_4;
+    \$3797  = value0_2;
     if (rst) begin
-      \$3499  = 16'h0000;
+      \$3797  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3500  = hit0_5;
+    \$3798  = arb_valid0_2;
     if (rst) begin
-      \$3500  = 1'h0;
+      \$3798  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3501  = row0_5;
+    \$3799  = arb_row0_2;
     if (rst) begin
-      \$3501  = 4'h0;
+      \$3799  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3502  = value0_5;
+    \$3800  = arb_value0_2;
     if (rst) begin
-      \$3502  = 16'h0000;
+      \$3800  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3503  = hit0_6;
+    \$3801  = hit0_3;
     if (rst) begin
-      \$3503  = 1'h0;
+      \$3801  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3504  = row0_6;
+    \$3802  = row0_3;
     if (rst) begin
-      \$3504  = 4'h0;
+      \$3802  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3505  = value0_6;
+    \$3803  = value0_3;
     if (rst) begin
-      \$3505  = 16'h0000;
+      \$3803  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3506  = hit0_7;
+    \$3804  = arb_valid0_3;
     if (rst) begin
-      \$3506  = 1'h0;
+      \$3804  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3507  = row0_7;
+    \$3805  = arb_row0_3;
     if (rst) begin
-      \$3507  = 4'h0;
+      \$3805  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3508  = value0_7;
+    \$3806  = arb_value0_3;
     if (rst) begin
-      \$3508  = 16'h0000;
+      \$3806  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3509  = hit0_8;
+    \$3807  = hit0_4;
     if (rst) begin
-      \$3509  = 1'h0;
+      \$3807  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3510  = row0_8;
+    \$3808  = row0_4;
     if (rst) begin
-      \$3510  = 4'h0;
+      \$3808  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3511  = value0_8;
+    \$3809  = value0_4;
     if (rst) begin
-      \$3511  = 16'h0000;
+      \$3809  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3512  = hit0_9;
+    \$3810  = arb_valid0_4;
     if (rst) begin
-      \$3512  = 1'h0;
+      \$3810  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3513  = row0_9;
+    \$3811  = arb_row0_4;
     if (rst) begin
-      \$3513  = 4'h0;
+      \$3811  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3514  = value0_9;
+    \$3812  = arb_value0_4;
     if (rst) begin
-      \$3514  = 16'h0000;
+      \$3812  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3515  = hit0_10;
+    \$3813  = hit0_5;
     if (rst) begin
-      \$3515  = 1'h0;
+      \$3813  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3516  = row0_10;
+    \$3814  = row0_5;
     if (rst) begin
-      \$3516  = 4'h0;
+      \$3814  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3517  = value0_10;
+    \$3815  = value0_5;
     if (rst) begin
-      \$3517  = 16'h0000;
+      \$3815  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3518  = hit0_11;
+    \$3816  = arb_valid0_5;
     if (rst) begin
-      \$3518  = 1'h0;
+      \$3816  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3519  = row0_11;
+    \$3817  = arb_row0_5;
     if (rst) begin
-      \$3519  = 4'h0;
+      \$3817  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3520  = value0_11;
+    \$3818  = arb_value0_5;
     if (rst) begin
-      \$3520  = 16'h0000;
+      \$3818  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3521  = hit0_12;
+    \$3819  = hit0_6;
     if (rst) begin
-      \$3521  = 1'h0;
+      \$3819  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3522  = row0_12;
+    \$3820  = row0_6;
     if (rst) begin
-      \$3522  = 4'h0;
+      \$3820  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3523  = value0_12;
+    \$3821  = value0_6;
     if (rst) begin
-      \$3523  = 16'h0000;
+      \$3821  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3524  = hit0_13;
+    \$3822  = arb_valid0_6;
     if (rst) begin
-      \$3524  = 1'h0;
+      \$3822  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3525  = row0_13;
+    \$3823  = arb_row0_6;
     if (rst) begin
-      \$3525  = 4'h0;
+      \$3823  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3526  = value0_13;
+    \$3824  = arb_value0_6;
     if (rst) begin
-      \$3526  = 16'h0000;
+      \$3824  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3527  = hit0_14;
+    \$3825  = hit0_7;
     if (rst) begin
-      \$3527  = 1'h0;
+      \$3825  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3528  = row0_14;
+    \$3826  = row0_7;
     if (rst) begin
-      \$3528  = 4'h0;
+      \$3826  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3529  = value0_14;
+    \$3827  = value0_7;
     if (rst) begin
-      \$3529  = 16'h0000;
+      \$3827  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3530  = hit0_15;
+    \$3828  = arb_valid0_7;
     if (rst) begin
-      \$3530  = 1'h0;
+      \$3828  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3531  = row0_15;
+    \$3829  = arb_row0_7;
     if (rst) begin
-      \$3531  = 4'h0;
+      \$3829  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3532  = value0_15;
+    \$3830  = arb_value0_7;
     if (rst) begin
-      \$3532  = 16'h0000;
+      \$3830  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3533  = hit0_16;
+    \$3831  = hit0_8;
     if (rst) begin
-      \$3533  = 1'h0;
+      \$3831  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3534  = row0_16;
+    \$3832  = row0_8;
     if (rst) begin
-      \$3534  = 4'h0;
+      \$3832  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3535  = value0_16;
+    \$3833  = value0_8;
     if (rst) begin
-      \$3535  = 16'h0000;
+      \$3833  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3536  = hit0_17;
+    \$3834  = arb_valid0_8;
     if (rst) begin
-      \$3536  = 1'h0;
+      \$3834  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3537  = row0_17;
+    \$3835  = arb_row0_8;
     if (rst) begin
-      \$3537  = 4'h0;
+      \$3835  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3538  = value0_17;
+    \$3836  = arb_value0_8;
     if (rst) begin
-      \$3538  = 16'h0000;
+      \$3836  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3539  = hit0_18;
+    \$3837  = hit0_9;
     if (rst) begin
-      \$3539  = 1'h0;
+      \$3837  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3540  = row0_18;
+    \$3838  = row0_9;
     if (rst) begin
-      \$3540  = 4'h0;
+      \$3838  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3541  = value0_18;
+    \$3839  = value0_9;
     if (rst) begin
-      \$3541  = 16'h0000;
+      \$3839  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3542  = hit0_19;
+    \$3840  = arb_valid0_9;
     if (rst) begin
-      \$3542  = 1'h0;
+      \$3840  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3543  = row0_19;
+    \$3841  = arb_row0_9;
     if (rst) begin
-      \$3543  = 4'h0;
+      \$3841  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3544  = value0_19;
+    \$3842  = arb_value0_9;
     if (rst) begin
-      \$3544  = 16'h0000;
+      \$3842  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3545  = hit0_20;
+    \$3843  = hit0_10;
     if (rst) begin
-      \$3545  = 1'h0;
+      \$3843  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3546  = row0_20;
+    \$3844  = row0_10;
     if (rst) begin
-      \$3546  = 4'h0;
+      \$3844  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3547  = value0_20;
+    \$3845  = value0_10;
     if (rst) begin
-      \$3547  = 16'h0000;
+      \$3845  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3548  = hit0_21;
+    \$3846  = arb_valid0_10;
     if (rst) begin
-      \$3548  = 1'h0;
+      \$3846  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3549  = row0_21;
+    \$3847  = arb_row0_10;
     if (rst) begin
-      \$3549  = 4'h0;
+      \$3847  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3550  = value0_21;
+    \$3848  = arb_value0_10;
     if (rst) begin
-      \$3550  = 16'h0000;
+      \$3848  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3551  = hit0_22;
+    \$3849  = hit0_11;
     if (rst) begin
-      \$3551  = 1'h0;
+      \$3849  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3552  = row0_22;
+    \$3850  = row0_11;
     if (rst) begin
-      \$3552  = 4'h0;
+      \$3850  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3553  = value0_22;
+    \$3851  = value0_11;
     if (rst) begin
-      \$3553  = 16'h0000;
+      \$3851  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3554  = hit0_23;
+    \$3852  = arb_valid0_11;
     if (rst) begin
-      \$3554  = 1'h0;
+      \$3852  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3555  = row0_23;
+    \$3853  = arb_row0_11;
     if (rst) begin
-      \$3555  = 4'h0;
+      \$3853  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3556  = value0_23;
+    \$3854  = arb_value0_11;
     if (rst) begin
-      \$3556  = 16'h0000;
+      \$3854  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3557  = hit0_24;
+    \$3855  = hit0_12;
     if (rst) begin
-      \$3557  = 1'h0;
+      \$3855  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3558  = row0_24;
+    \$3856  = row0_12;
     if (rst) begin
-      \$3558  = 4'h0;
+      \$3856  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3559  = value0_24;
+    \$3857  = value0_12;
     if (rst) begin
-      \$3559  = 16'h0000;
+      \$3857  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3560  = hit0_25;
+    \$3858  = arb_valid0_12;
     if (rst) begin
-      \$3560  = 1'h0;
+      \$3858  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3561  = row0_25;
+    \$3859  = arb_row0_12;
     if (rst) begin
-      \$3561  = 4'h0;
+      \$3859  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3562  = value0_25;
+    \$3860  = arb_value0_12;
     if (rst) begin
-      \$3562  = 16'h0000;
+      \$3860  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3563  = hit0_26;
+    \$3861  = hit0_13;
     if (rst) begin
-      \$3563  = 1'h0;
+      \$3861  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3564  = row0_26;
+    \$3862  = row0_13;
     if (rst) begin
-      \$3564  = 4'h0;
+      \$3862  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3565  = value0_26;
+    \$3863  = value0_13;
     if (rst) begin
-      \$3565  = 16'h0000;
+      \$3863  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3566  = hit0_27;
+    \$3864  = arb_valid0_13;
     if (rst) begin
-      \$3566  = 1'h0;
+      \$3864  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3567  = row0_27;
+    \$3865  = arb_row0_13;
     if (rst) begin
-      \$3567  = 4'h0;
+      \$3865  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3568  = value0_27;
+    \$3866  = arb_value0_13;
     if (rst) begin
-      \$3568  = 16'h0000;
+      \$3866  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3569  = hit0_28;
+    \$3867  = hit0_14;
     if (rst) begin
-      \$3569  = 1'h0;
+      \$3867  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3570  = row0_28;
+    \$3868  = row0_14;
     if (rst) begin
-      \$3570  = 4'h0;
+      \$3868  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3571  = value0_28;
+    \$3869  = value0_14;
     if (rst) begin
-      \$3571  = 16'h0000;
+      \$3869  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3572  = hit0_29;
+    \$3870  = arb_valid0_14;
     if (rst) begin
-      \$3572  = 1'h0;
+      \$3870  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3573  = row0_29;
+    \$3871  = arb_row0_14;
     if (rst) begin
-      \$3573  = 4'h0;
+      \$3871  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3574  = value0_29;
+    \$3872  = arb_value0_14;
     if (rst) begin
-      \$3574  = 16'h0000;
+      \$3872  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3575  = hit0_30;
+    \$3873  = hit0_15;
     if (rst) begin
-      \$3575  = 1'h0;
+      \$3873  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3576  = row0_30;
+    \$3874  = row0_15;
     if (rst) begin
-      \$3576  = 4'h0;
+      \$3874  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3577  = value0_30;
+    \$3875  = value0_15;
     if (rst) begin
-      \$3577  = 16'h0000;
+      \$3875  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3578  = hit0_31;
+    \$3876  = arb_valid0_15;
     if (rst) begin
-      \$3578  = 1'h0;
+      \$3876  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3579  = row0_31;
+    \$3877  = arb_row0_15;
     if (rst) begin
-      \$3579  = 4'h0;
+      \$3877  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3580  = value0_31;
+    \$3878  = arb_value0_15;
     if (rst) begin
-      \$3580  = 16'h0000;
+      \$3878  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3581  = clear_row;
+    \$3879  = hit0_16;
+    if (rst) begin
+      \$3879  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3880  = row0_16;
+    if (rst) begin
+      \$3880  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3881  = value0_16;
+    if (rst) begin
+      \$3881  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3882  = arb_valid0_16;
+    if (rst) begin
+      \$3882  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3883  = arb_row0_16;
+    if (rst) begin
+      \$3883  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3884  = arb_value0_16;
+    if (rst) begin
+      \$3884  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3885  = hit0_17;
+    if (rst) begin
+      \$3885  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3886  = row0_17;
+    if (rst) begin
+      \$3886  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3887  = value0_17;
+    if (rst) begin
+      \$3887  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3888  = arb_valid0_17;
+    if (rst) begin
+      \$3888  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3889  = arb_row0_17;
+    if (rst) begin
+      \$3889  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3890  = arb_value0_17;
+    if (rst) begin
+      \$3890  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3891  = hit0_18;
+    if (rst) begin
+      \$3891  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3892  = row0_18;
+    if (rst) begin
+      \$3892  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3893  = value0_18;
+    if (rst) begin
+      \$3893  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3894  = arb_valid0_18;
+    if (rst) begin
+      \$3894  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3895  = arb_row0_18;
+    if (rst) begin
+      \$3895  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3896  = arb_value0_18;
+    if (rst) begin
+      \$3896  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3897  = hit0_19;
+    if (rst) begin
+      \$3897  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3898  = row0_19;
+    if (rst) begin
+      \$3898  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3899  = value0_19;
+    if (rst) begin
+      \$3899  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3900  = arb_valid0_19;
+    if (rst) begin
+      \$3900  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3901  = arb_row0_19;
+    if (rst) begin
+      \$3901  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3902  = arb_value0_19;
+    if (rst) begin
+      \$3902  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3903  = hit0_20;
+    if (rst) begin
+      \$3903  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3904  = row0_20;
+    if (rst) begin
+      \$3904  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3905  = value0_20;
+    if (rst) begin
+      \$3905  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3906  = arb_valid0_20;
+    if (rst) begin
+      \$3906  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3907  = arb_row0_20;
+    if (rst) begin
+      \$3907  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3908  = arb_value0_20;
+    if (rst) begin
+      \$3908  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3909  = hit0_21;
+    if (rst) begin
+      \$3909  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3910  = row0_21;
+    if (rst) begin
+      \$3910  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3911  = value0_21;
+    if (rst) begin
+      \$3911  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3912  = arb_valid0_21;
+    if (rst) begin
+      \$3912  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3913  = arb_row0_21;
+    if (rst) begin
+      \$3913  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3914  = arb_value0_21;
+    if (rst) begin
+      \$3914  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3915  = hit0_22;
+    if (rst) begin
+      \$3915  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3916  = row0_22;
+    if (rst) begin
+      \$3916  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3917  = value0_22;
+    if (rst) begin
+      \$3917  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3918  = arb_valid0_22;
+    if (rst) begin
+      \$3918  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3919  = arb_row0_22;
+    if (rst) begin
+      \$3919  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3920  = arb_value0_22;
+    if (rst) begin
+      \$3920  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3921  = hit0_23;
+    if (rst) begin
+      \$3921  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3922  = row0_23;
+    if (rst) begin
+      \$3922  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3923  = value0_23;
+    if (rst) begin
+      \$3923  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3924  = arb_valid0_23;
+    if (rst) begin
+      \$3924  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3925  = arb_row0_23;
+    if (rst) begin
+      \$3925  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3926  = arb_value0_23;
+    if (rst) begin
+      \$3926  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3927  = hit0_24;
+    if (rst) begin
+      \$3927  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3928  = row0_24;
+    if (rst) begin
+      \$3928  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3929  = value0_24;
+    if (rst) begin
+      \$3929  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3930  = arb_valid0_24;
+    if (rst) begin
+      \$3930  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3931  = arb_row0_24;
+    if (rst) begin
+      \$3931  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3932  = arb_value0_24;
+    if (rst) begin
+      \$3932  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3933  = hit0_25;
+    if (rst) begin
+      \$3933  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3934  = row0_25;
+    if (rst) begin
+      \$3934  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3935  = value0_25;
+    if (rst) begin
+      \$3935  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3936  = arb_valid0_25;
+    if (rst) begin
+      \$3936  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3937  = arb_row0_25;
+    if (rst) begin
+      \$3937  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3938  = arb_value0_25;
+    if (rst) begin
+      \$3938  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3939  = hit0_26;
+    if (rst) begin
+      \$3939  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3940  = row0_26;
+    if (rst) begin
+      \$3940  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3941  = value0_26;
+    if (rst) begin
+      \$3941  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3942  = arb_valid0_26;
+    if (rst) begin
+      \$3942  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3943  = arb_row0_26;
+    if (rst) begin
+      \$3943  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3944  = arb_value0_26;
+    if (rst) begin
+      \$3944  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3945  = hit0_27;
+    if (rst) begin
+      \$3945  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3946  = row0_27;
+    if (rst) begin
+      \$3946  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3947  = value0_27;
+    if (rst) begin
+      \$3947  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3948  = arb_valid0_27;
+    if (rst) begin
+      \$3948  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3949  = arb_row0_27;
+    if (rst) begin
+      \$3949  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3950  = arb_value0_27;
+    if (rst) begin
+      \$3950  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3951  = hit0_28;
+    if (rst) begin
+      \$3951  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3952  = row0_28;
+    if (rst) begin
+      \$3952  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3953  = value0_28;
+    if (rst) begin
+      \$3953  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3954  = arb_valid0_28;
+    if (rst) begin
+      \$3954  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3955  = arb_row0_28;
+    if (rst) begin
+      \$3955  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3956  = arb_value0_28;
+    if (rst) begin
+      \$3956  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3957  = hit0_29;
+    if (rst) begin
+      \$3957  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3958  = row0_29;
+    if (rst) begin
+      \$3958  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3959  = value0_29;
+    if (rst) begin
+      \$3959  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3960  = arb_valid0_29;
+    if (rst) begin
+      \$3960  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3961  = arb_row0_29;
+    if (rst) begin
+      \$3961  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3962  = arb_value0_29;
+    if (rst) begin
+      \$3962  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3963  = hit0_30;
+    if (rst) begin
+      \$3963  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3964  = row0_30;
+    if (rst) begin
+      \$3964  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3965  = value0_30;
+    if (rst) begin
+      \$3965  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3966  = arb_valid0_30;
+    if (rst) begin
+      \$3966  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3967  = arb_row0_30;
+    if (rst) begin
+      \$3967  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3968  = arb_value0_30;
+    if (rst) begin
+      \$3968  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3969  = hit0_31;
+    if (rst) begin
+      \$3969  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3970  = row0_31;
+    if (rst) begin
+      \$3970  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3971  = value0_31;
+    if (rst) begin
+      \$3971  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3972  = arb_valid0_31;
+    if (rst) begin
+      \$3972  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3973  = arb_row0_31;
+    if (rst) begin
+      \$3973  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3974  = arb_value0_31;
+    if (rst) begin
+      \$3974  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3975  = clear_row;
     if (clearing) begin
-      \$3581  = \$3411 [3:0];
+      \$3975  = \$3707 [3:0];
     end
     if (rst) begin
-      \$3581  = 4'h0;
+      \$3975  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3582  = clearing;
+    \$3976  = clearing;
     if (clearing) begin
-      if (\$3412 ) begin
-        \$3582  = 1'h0;
+      if (\$3708 ) begin
+        \$3976  = 1'h0;
       end
     end
     if (rst) begin
-      \$3582  = 1'h1;
+      \$3976  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3583  = n_act;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-        \$3583  = \$3418 [4:0];
+    \$3977  = n_act;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+        \$3977  = \$3714 [4:0];
       end
     end
     if (rst) begin
-      \$3583  = 5'h00;
+      \$3977  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3584  = wgt;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-        \$3584  = op__payload[122:63];
+    \$3978  = wgt;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+        \$3978  = op__payload[122:63];
       end
     end
     if (rst) begin
-      \$3584  = 60'h000000000000000;
+      \$3978  = 60'h000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3585  = bias_0;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
-        if (\$3420 ) begin
-          \$3585  = op__payload[156:125];
+    \$3979  = bias_0;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
+        if (\$3716 ) begin
+          \$3979  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3585  = 32'd0;
+      \$3979  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3586  = bias_1;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
-        if (\$3421 ) begin
-          \$3586  = op__payload[156:125];
+    \$3980  = bias_1;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
+        if (\$3717 ) begin
+          \$3980  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3586  = 32'd0;
+      \$3980  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3587  = bias_2;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
-        if (\$3422 ) begin
-          \$3587  = op__payload[156:125];
+    \$3981  = bias_2;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
+        if (\$3718 ) begin
+          \$3981  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3587  = 32'd0;
+      \$3981  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3588  = bias_3;
-    if (\$3413 ) begin
-      if (\$3414 ) begin
-      end else if (\$3415 ) begin
-      end else if (\$3416 ) begin
-        if (\$3423 ) begin
-          \$3588  = op__payload[156:125];
+    \$3982  = bias_3;
+    if (\$3709 ) begin
+      if (\$3710 ) begin
+      end else if (\$3711 ) begin
+      end else if (\$3712 ) begin
+        if (\$3719 ) begin
+          \$3982  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3588  = 32'd0;
+      \$3982  = 32'd0;
     end
   end
-  assign act_index = act_rd__addr;
   assign u0_0 = \$2 [3:0];
   assign v0_0 = \$4 [3:0];
   assign address0_0 = { \$6 [6:0], wgt[33:32] };
@@ -11411,38 +13119,38 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign grant0_30 = \$2981 [15:0];
   assign want0_31 = { \$3073 , \$3071 , \$3069 , \$3067 , \$3065 , \$3063 , \$3061 , \$3059 , \$3057 , \$3055 , \$3053 , \$3051 , \$3049 , \$3047 , \$3045 , \$3043  };
   assign grant0_31 = \$3076 [15:0];
-  assign ppu_0 = \$3309 [31:0];
-  assign ppu_1 = \$3311 [31:0];
-  assign ppu_2 = \$3313 [31:0];
-  assign ppu_3 = \$3315 [31:0];
-  assign ppu_4 = \$3317 [31:0];
-  assign ppu_5 = \$3319 [31:0];
-  assign ppu_6 = \$3321 [31:0];
-  assign ppu_7 = \$3323 [31:0];
-  assign ppu_8 = \$3325 [31:0];
-  assign ppu_9 = \$3327 [31:0];
-  assign ppu_10 = \$3329 [31:0];
-  assign ppu_11 = \$3331 [31:0];
-  assign ppu_12 = \$3333 [31:0];
-  assign ppu_13 = \$3335 [31:0];
-  assign ppu_14 = \$3337 [31:0];
-  assign ppu_15 = \$3339 [31:0];
-  assign ppu_16 = \$3341 [31:0];
-  assign ppu_17 = \$3343 [31:0];
-  assign ppu_18 = \$3345 [31:0];
-  assign ppu_19 = \$3347 [31:0];
-  assign ppu_20 = \$3349 [31:0];
-  assign ppu_21 = \$3351 [31:0];
-  assign ppu_22 = \$3353 [31:0];
-  assign ppu_23 = \$3355 [31:0];
-  assign ppu_24 = \$3357 [31:0];
-  assign ppu_25 = \$3359 [31:0];
-  assign ppu_26 = \$3361 [31:0];
-  assign ppu_27 = \$3363 [31:0];
-  assign ppu_28 = \$3365 [31:0];
-  assign ppu_29 = \$3367 [31:0];
-  assign ppu_30 = \$3369 [31:0];
-  assign ppu_31 = \$3371 [31:0];
+  assign ppu_0 = \$3485 [31:0];
+  assign ppu_1 = \$3487 [31:0];
+  assign ppu_2 = \$3489 [31:0];
+  assign ppu_3 = \$3491 [31:0];
+  assign ppu_4 = \$3493 [31:0];
+  assign ppu_5 = \$3495 [31:0];
+  assign ppu_6 = \$3497 [31:0];
+  assign ppu_7 = \$3499 [31:0];
+  assign ppu_8 = \$3501 [31:0];
+  assign ppu_9 = \$3503 [31:0];
+  assign ppu_10 = \$3505 [31:0];
+  assign ppu_11 = \$3507 [31:0];
+  assign ppu_12 = \$3509 [31:0];
+  assign ppu_13 = \$3511 [31:0];
+  assign ppu_14 = \$3513 [31:0];
+  assign ppu_15 = \$3515 [31:0];
+  assign ppu_16 = \$3517 [31:0];
+  assign ppu_17 = \$3519 [31:0];
+  assign ppu_18 = \$3521 [31:0];
+  assign ppu_19 = \$3523 [31:0];
+  assign ppu_20 = \$3525 [31:0];
+  assign ppu_21 = \$3527 [31:0];
+  assign ppu_22 = \$3529 [31:0];
+  assign ppu_23 = \$3531 [31:0];
+  assign ppu_24 = \$3533 [31:0];
+  assign ppu_25 = \$3535 [31:0];
+  assign ppu_26 = \$3537 [31:0];
+  assign ppu_27 = \$3539 [31:0];
+  assign ppu_28 = \$3541 [31:0];
+  assign ppu_29 = \$3543 [31:0];
+  assign ppu_30 = \$3545 [31:0];
+  assign ppu_31 = \$3547 [31:0];
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.first  = op__payload[2];
   assign \op__payload.act  = op__payload[62:3];

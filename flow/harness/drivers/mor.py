@@ -25,7 +25,7 @@ class MorDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
-    depth = 4096
+    depth, max_depth = 4096, 32768
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
     def __init__(self, cfg, sim, *, waves=False, gates=None):
@@ -34,11 +34,14 @@ class MorDriver(StreamDriver):
 
     @classmethod
     def harness_depth(cls, cfg):
-        """Words of the harness memories: 4096, or the next power of two holding the load of the largest layer the
-        preset takes and 16 full runs of it, so the weights stay loaded across many runs of a batch."""
-        chunks = cfg.chunks
-        words = 1 + cfg.max_out + cfg.max_out * chunks + 16 * cfg.max_vectors * chunks
-        return max(cls.depth, 1 << (words - 1).bit_length())
+        """Words of the harness memories: the next power of two holding the load of the largest layer the preset
+        takes and 16 full runs of it, so the weights stay loaded across many runs of a batch; at least 4096, and
+        at most 32768 unless the load and one run need more (deeper harnesses cost minutes of Verilog conversion
+        and compilation; a layer then runs as more jobs, each loading its weights)."""
+        def words(n_runs):
+            n = 1 + cfg.max_out + cfg.max_out * cfg.chunks + n_runs * cfg.max_vectors * cfg.chunks
+            return 1 << (n - 1).bit_length()
+        return max(cls.depth, min(cls.max_depth, words(16)), words(1))
 
     @staticmethod
     def validate(cfg, inputs):

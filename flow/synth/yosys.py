@@ -109,8 +109,11 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     return result
 
 
-def _register(cell):
-    """The design's register (or memory) name of a placed cell: the shell's ``dut.`` and the mapping's suffixes go."""
+def _register(cell, port):
+    """The design's register (or memory) name of a placed cell: the shell's ``dut.`` and the mapping's suffixes go;
+    a register of the shell itself is the design's ``port`` ("inputs" or "outputs"), unregistered there."""
+    if not cell.startswith("dut."):
+        return port
     name = cell.removeprefix("dut.")
     for suffix in ("_TRELLIS_FF_Q", "_DPR16X4", "_TRELLIS_DPR16X4", "_LUT4_Z", "_CCU2C"):
         name = name.split(suffix)[0]
@@ -119,12 +122,13 @@ def _register(cell):
 
 def critical_path(report):
     """``{"from", "to", "delay_ns", "hops"}`` of nextpnr's slowest register-to-register path in ``report`` (the
-    path between clock edges with the largest delay; None when there is none): where to pipeline."""
+    path between clock edges with the largest delay; None when there is none): where to pipeline. A path from or
+    to the shell around the design says "inputs" or "outputs" (the design's ports are unregistered there)."""
     paths = [c for c in report.get("critical_paths", []) if "<async>" not in (c["from"], c["to"])]
     if not paths:
         return None
     path = max(paths, key=lambda c: sum(step["delay"] for step in c["path"]))["path"]
-    return {"from": _register(path[0]["from"]["cell"]), "to": _register(path[-1]["to"]["cell"]),
+    return {"from": _register(path[0]["from"]["cell"], "inputs"), "to": _register(path[-1]["to"]["cell"], "outputs"),
             "delay_ns": round(sum(step["delay"] for step in path), 3), "hops": len(path)}
 
 

@@ -101,6 +101,10 @@ class DapCascade(wiring.Component):
         self._compact(m, values, picked)
         return m
 
+    def _pairs(self):
+        """Position pairs (i, j), i < j, in the order of the ``beats`` bits."""
+        return [(i, j) for i in range(self.cfg.bz) for j in range(i + 1, self.cfg.bz)]
+
     def _ranks(self, m, values):
         """The block's magnitude order, computed once: bit (i, j) of ``beats`` (i < j) says position i's magnitude
         is ≥ position j's (ties go to the lower position), and ``nonzero`` which magnitudes are non-zero."""
@@ -110,7 +114,7 @@ class DapCascade(wiring.Component):
             magnitude = Signal(8, name=f"mag_{i}")  # |-128| = 128 fits 8 unsigned bits
             m.d.comb += magnitude.eq(Mux(values[i] < 0, -values[i], values[i]))
             magnitudes.append(magnitude)
-        pairs = [(i, j) for i in range(cfg.bz) for j in range(i + 1, cfg.bz)]
+        pairs = self._pairs()
         ranks = Signal(data.StructLayout({"beats": max(1, len(pairs)), "nonzero": cfg.bz}), name="ranks")
         for bit, (i, j) in enumerate(pairs):
             m.d.comb += ranks.beats[bit].eq(magnitudes[i] >= magnitudes[j])
@@ -121,7 +125,7 @@ class DapCascade(wiring.Component):
         """One-hot position of the largest remaining magnitude (ties to the lower position), 0 when none is
         non-zero: the position that beats every other not yet picked, from the block's ranks (no comparator)."""
         cfg = self.cfg
-        pairs = {(i, j): bit for bit, (i, j) in enumerate((i, j) for i in range(cfg.bz) for j in range(i + 1, cfg.bz))}
+        pairs = {pair: bit for bit, pair in enumerate(self._pairs())}
         pick = Signal(cfg.bz, name=f"pick_{k}")
         for i in range(cfg.bz):
             wins = ~picked[i] & ranks.nonzero[i]

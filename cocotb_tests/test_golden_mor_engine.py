@@ -18,19 +18,20 @@ def test_dnn_order_puts_proxies_first_largest_cluster_first_then_members_by_clus
 
 
 def test_one_cu_runs_neurons_back_to_back():
-    """n_cu = 1, no members: neuron k is issued at k·C and the last completes at (n-1)·C + C + 2."""
+    """n_cu = 1, no members: neuron k is issued at k·C and the last completes at (n-1)·C + C + 5 (its words'
+    RAM data, operand, product and sum stages, then the result)."""
     cfg = MorConfig(name="t", n_cu=1, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
     for n, n_in in ((1, 1), (5, 9), (16, 64)):
         words = -(-n_in // 4)
         run, skipped = engine_schedule(cfg, n_in, np.zeros(n, np.int64), np.zeros(n, bool), np.zeros(n, bool))
-        assert run == n * words + 3 and not skipped.any()
+        assert cfg.cu_stages == 5 and run == n * words + 6 and not skipped.any()
 
 
-@pytest.mark.parametrize("predicted_zero, run", [(True, 12), (False, 17)])
+@pytest.mark.parametrize("predicted_zero, run", [(True, 16), (False, 24)])
 def test_proxy_then_binary_prediction(predicted_zero, run):
-    """One proxy (zero) and one enabled member, C = 2, CB = 1: the proxy is issued at 0 and completes at 4;
-    the member is walked at 5 and predicted at 5 + 1 + 1 + 4 (the binCU's latency) = 11. Zero ends the run
-    there; otherwise it is taken from the rejected queue at 12 and completes at 12 + 2 + 2 = 16."""
+    """One proxy (zero) and one enabled member, C = 2, CB = 1: the proxy is issued at 0 and completes at 0 + 2 + 5
+    = 7; the member is walked at 8 and predicted at 8 + 1 + 2 (RAM data, chunk) + 4 (the binCU's latency) = 15.
+    Zero ends the run there; otherwise it is taken from the rejected queue at 16 and completes at 16 + 2 + 5."""
     cfg = MorConfig(name="t", n_cu=1, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
     got, skipped = engine_schedule(cfg, 8, np.array([1]), np.array([False, True]),
                                    np.array([False, predicted_zero]))
@@ -39,13 +40,13 @@ def test_proxy_then_binary_prediction(predicted_zero, run):
 
 def test_a_member_waits_for_its_proxys_decision():
     """Two CUs, C = 4, proxies 0..3 and one member of proxy 0 (to a CU). Proxies issue at 0, 1, 4, 5
-    (completing at 6, 7, 10, 11); proxy 0's decision is visible at 7, when no CU is free; the member
-    takes CU 0 at 8 and completes at 14, so the run is 15 cycles."""
+    (completing at 9, 10, 13, 14); proxy 0's decision is visible at 10, CU 0 free since 8 takes the member then
+    and it completes at 10 + 4 + 5 = 19, so the run is 20 cycles."""
     cfg = MorConfig(name="t", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16)
     sizes = np.array([1, 0, 0, 0])
     route_bin = np.zeros(5, bool)
     run, _ = engine_schedule(cfg, 16, sizes, route_bin, np.zeros(5, bool))
-    assert run == 15
+    assert run == 20
 
 
 def test_schedule_skips_what_the_skip_rule_skips(rng):

@@ -8,7 +8,7 @@ import pytest
 from golden.checks import InputError
 from golden.conv import conv2d
 from golden.snapea import ALGORITHMS, pixel_windows, run_algorithm, terminating_layer, weight_order
-from golden.snapea_pe import pe_layer, pe_pixel
+from golden.snapea_pe import FETCH_STAGES, GROUP_STAGES, Pixel, pe_layer, pe_pixel, pe_schedule
 
 
 def brute_force(x, w, bias, pad, *, keep_zeros, skip_zero_x, lanes=1):
@@ -138,20 +138,42 @@ def test_groups_form_at_most_a_group_more_products(lanes, rng):
 
 
 def test_pe_pixel_hand_worked():
-    """lanes 2, window 4. Positives w = 1 1 1 1 1 then -2 -3, x = 0 5 0 3 2 | 7 1, bias -20. Two-sided:
-    cycle 1 takes entries 1 and 3 (window 0..3; acc = -12) and moves past the window; cycle 2 sees 4, 5, 6
-    eligible and takes 4 and 5 (acc = -12 + 2 - 14 = -24), is past the positives with acc < 0 and ends the
-    pixel: output 0, 4 products, 2 cycles. One-sided takes 2 a cycle: 0 1 | 2 3 | 4 5, then stops: 6
-    products, 3 cycles."""
+    """lanes 2, window 4. Positives w = 1 1 1 1 1 then -2 -3, x = 0 5 0 3 2 | 7 1, bias -20; rows 0..3 and 4..6.
+    Two-sided: row 0 has entries 1 and 3 eligible, one group (acc = -12, only 4 entries behind it: no check);
+    row 1 has 4, 5, 6 eligible, two groups: the first takes 4 and 5 (acc = -12 + 2 - 14 = -24) and leaves 6
+    entries behind it, every positive one, with acc < 0: the pixel ends early at group 1 with 4 products.
+    One-sided takes 2 a group: 0 1 | 2 3 | 4 5, then stops: 6 products, ended by group 2."""
     weights = np.array([1, 1, 1, 1, 1, -2, -3], np.int64)
     acts = np.array([0, 5, 0, 3, 2, 7, 1], np.int64)
-    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=True) == (0, 4, 2)
-    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=False) == (0, 6, 3)
-    # A positive bias: 0 + 8 = 8, then 8 + 2 - 14 = -4 < 0 with entry 6 left: stop after 2 cycles.
-    assert pe_pixel(weights, acts, 5, 0, lanes=2, window=4, two_sided=True) == (0, 4, 2)
-    # Bias 20 keeps acc >= 0 (28, then 16), so the walk reaches the end: 16 - 3 = 13 in cycle 3.
-    assert pe_pixel(weights, acts, 5, 20, lanes=2, window=4, two_sided=True) == (13, 5, 3)
-    # No positive entry and a negative bias: the first cycle ends the pixel with no product.
-    assert pe_pixel(weights[5:], acts[5:], 0, -1, lanes=2, window=4, two_sided=True) == (0, 0, 1)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=True) == (0, 4, (1, 2), 1, True)
+    assert pe_pixel(weights, acts, 5, -20, lanes=2, window=4, two_sided=False) == (0, 6, (2, 2), 2, True)
+    # A zero bias: 0 + 8 = 8, then 8 + 2 - 14 = -4 < 0 with entry 6 left: ended by group 1.
+    assert pe_pixel(weights, acts, 5, 0, lanes=2, window=4, two_sided=True) == (0, 4, (1, 2), 1, True)
+    # Bias 20 keeps acc >= 0 (28, then 16), so the walk reaches the end: 16 - 3 = 13 after the last group.
+    assert pe_pixel(weights, acts, 5, 20, lanes=2, window=4, two_sided=True) == (13, 5, (1, 2), 2, False)
+    # No positive entry and a negative bias: the first group ends the pixel with no product.
+    assert pe_pixel(weights[5:], acts[5:], 0, -1, lanes=2, window=4, two_sided=True) == (0, 0, (1,), 0, False)
+    assert pe_pixel(weights[5:], acts[5:], 0, -1, lanes=1, window=4, two_sided=True) == (0, 0, (2,), 0, True)
+    # An empty filter: one empty row, one group, ReLU(bias).
     assert pe_pixel(np.array([], np.int64), np.array([], np.int64), 0, 9, lanes=2, window=4,
-                    two_sided=True) == (9, 0, 1)
+                    two_sided=True) == (9, 0, (1,), 0, False)
+
+
+def test_pe_schedule_hand_worked():
+    """Rows are fetched from cycle 1 and issue FETCH_STAGES = 4 cycles later (cycle 5 on); a group's sum reaches the
+    accumulator GROUP_STAGES = 3 cycles after its issue, which writes the result then."""
+    assert FETCH_STAGES == 4 and GROUP_STAGES == 3
+    one_group = Pixel(0, 0, (1,), 0, False)
+    # One group a pixel: results at 8, 9, 10. A row of two groups holds the fetch pipeline a cycle.
+    assert pe_schedule([one_group] * 3) == [8, 9, 10]
+    assert pe_schedule([Pixel(0, 0, (2,), 1, False), one_group]) == [9, 10]
+    # Pixel 0 (six rows) ends early at its first group (issued at 5, ended at 8); the kill acts at 9. Fetching got to
+    # pixel 1 at cycle 7, so at 9 the stages hold F (1, 2), S1 (1, 1), S2 (1, 0), S3 (0, 5) and the row stage
+    # (0, 4), which issues a group the accumulator drops; the kill drops (0, 5), an empty slot at 10; pixel 1's
+    # six rows issue at 11..16 and its last group ends it at 19.
+    six = (1,) * 6
+    assert pe_schedule([Pixel(0, 0, six, 0, True), Pixel(0, 0, six, 5, False)]) == [8, 19]
+    # Killed while fetching is still in the pixel: pixel 0 (nine rows) ends at 8 and at 9, with F at (0, 8), the
+    # kill drops that row; F goes to (1, 0) in cycle 10, which issues at 14 and ends at 17.
+    nine = (1,) * 9
+    assert pe_schedule([Pixel(0, 0, nine, 0, True), Pixel(0, 0, nine, 0, True)]) == [8, 17]

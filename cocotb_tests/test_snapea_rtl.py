@@ -82,7 +82,7 @@ def test_bubbles_and_back_pressure(sim, rng):
 
 
 def test_two_sided_takes_fewer_cycles_and_products_than_one_sided(rng):
-    """The same layer on `default` (two-sided, window 8) and `one_sided` (window 4): equal outputs."""
+    """The same layer on `default` (two-sided, window 9) and `one_sided` (window 4): equal outputs."""
     inputs = layer(rng, c=8, h=8, wd=8, f=4, x_zeros=0.5)
     two, two_cycles = check(CATALOG["snapea"]["default"], "verilator", inputs)
     one, one_cycles = check(CATALOG["snapea"]["one_sided"], "verilator", inputs)

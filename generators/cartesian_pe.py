@@ -3,7 +3,7 @@
 import operator
 from functools import reduce
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,6 +16,11 @@ __all__ = ["CartesianPE"]
 
 def _row_width(cfg):
     return max(1, (cfg.depth - 1).bit_length())
+
+
+def _times(value, constant):
+    """``value`` · ``constant`` as shifted adds (a few carry chains rather than a multiplier block)."""
+    return sum(value << k for k in range(constant.bit_length()) if constant >> k & 1)
 
 
 class CartesianPE(wiring.Component):
@@ -77,7 +82,12 @@ class CartesianPE(wiring.Component):
 
         # Activation vectors of the current channel, and the weight vector being paired with them.
         # The vector at act_index is read ahead: the registered read port loads it as act_index moves.
-        m.submodules.acts = acts = memory.Memory(shape=act_vector_layout(cfg), depth=max(2, cfg.act_slots), init=[])
+        # Each slot also keeps its lanes' plane offsets x·full_w + y, so a pair's bank addresses are one add away
+        # from the read port.
+        act_bits = act_vector_layout(cfg).size
+        offset_shape = unsigned((cfg.full_h * cfg.full_w - 1).bit_length())
+        m.submodules.acts = acts = memory.Memory(shape=act_bits + cfg.py * offset_shape.width,
+                                                 depth=max(2, cfg.act_slots), init=[])
         act_wr = acts.write_port()
         act_rd = acts.read_port(transparent_for=(act_wr,))
         m.d.comb += act_rd.en.eq(0)  # read only as act_index moves (below)
@@ -86,7 +96,11 @@ class CartesianPE(wiring.Component):
         wgt = Signal(wgt_vector_layout(cfg))
         wgt_busy = Signal()
         biases = [Signal(signed(32), name=f"bias_{f}") for f in range(cfg.filters)]
-        act = data.View(act_vector_layout(cfg), act_rd.data)
+        act = data.View(act_vector_layout(cfg), act_rd.data[:act_bits])
+        act_offset = [act_rd.data[act_bits + j * offset_shape.width:][:offset_shape.width] for j in range(cfg.py)]
+        # The weight lanes' offsets (R-1-r)·full_w + (S-1-s) (and r·full_w + s for the dual), set as the vector loads.
+        wgt_offset = [[Signal(offset_shape, name=f"wgt_offset{q}_{i}") for i in range(cfg.px)]
+                      for q in range(cfg.buffers)]
 
         # The pair at the dispatch stage's input: products, valid lanes and bank addresses.
         buffers = range(cfg.buffers)
@@ -98,21 +112,17 @@ class CartesianPE(wiring.Component):
             for j in range(cfg.py):
                 k = i * cfg.py + j
                 r, s, f = wgt.r[i], wgt.s[i], wgt.f[i]
-                x, y = act.x[j], act.y[j]
                 m.d.comb += [product[k].eq(wgt.value[i] * act.value[j]),
                              lane_valid[0][k].eq(wgt.valid[i] & act.valid[j])]
-                coords = [(x + (cfg.r - 1) - r, y + (cfg.s - 1) - s)]
                 if cfg.reuse:
                     centre = Const(0) if cfg.r % 2 == 0 or cfg.s % 2 == 0 else \
                         (r == (cfg.r - 1) // 2) & (s == (cfg.s - 1) // 2)
-                    coords.append((x + r, y + s))
                     m.d.comb += lane_valid[1][k].eq(lane_valid[0][k] & ~centre)
-                for q, (u, v) in enumerate(coords):
-                    u_sig = Signal(range(cfg.full_h), name=f"u{q}_{k}")
-                    v_sig = Signal(range(cfg.full_w), name=f"v{q}_{k}")
-                    m.d.comb += [u_sig.eq(u), v_sig.eq(v)]
-                    linear = u_sig * cfg.full_w + v_sig
-                    m.d.comb += address[q][k].eq(Cat(f[:filter_bits], linear) if filter_bits else linear)
+                # Output (x + R-1-r, y + S-1-s), and (x + r, y + s) for the dual, row-major in the full plane.
+                for q in buffers:
+                    linear = Signal(offset_shape, name=f"linear{q}_{k}")
+                    m.d.comb += [linear.eq(act_offset[j] + wgt_offset[q][i]),
+                                 address[q][k].eq(Cat(f[:filter_bits], linear) if filter_bits else linear)]
 
         # Dispatch stage: one pair, its pending lanes per buffer, per-bank lowest-lane arbiters.
         d_valid = Signal()
@@ -236,6 +246,9 @@ class CartesianPE(wiring.Component):
             with m.If(clear_row == cfg.depth - 1):
                 m.d.sync += clearing.eq(0)
 
+        act_offset_in = [Signal(offset_shape, name=f"act_offset_in{j}") for j in range(cfg.py)]
+        m.d.comb += [act_offset_in[j].eq(_times(op.act.x[j], cfg.full_w) + op.act.y[j]) for j in range(cfg.py)]
+
         # Taking ops: while no drain is pending or in the PPU, and the weight vector's last pair is loading.
         m.d.comb += self.op.ready.eq(~clearing & ~end_pending & ~ppu_valid & (~wgt_busy | (d_load & last_pair)))
         with m.If(self.op.valid & self.op.ready):
@@ -243,10 +256,16 @@ class CartesianPE(wiring.Component):
                 m.d.sync += [fresh.eq(0), mults.eq(0), stalls.eq(0)]
             with m.If(op.kind == KINDS["act"]):
                 slot = Mux(op.first, 0, n_act)
-                m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(op.act), act_wr.en.eq(1)]
+                m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(Cat(op.act.as_value(), *act_offset_in)),
+                             act_wr.en.eq(1)]
                 m.d.sync += n_act.eq(slot + 1)
             with m.Elif(op.kind == KINDS["wgt"]):
                 m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
+                for i in range(cfg.px):
+                    tap_r, tap_s = op.wgt.r[i], op.wgt.s[i]
+                    m.d.sync += wgt_offset[0][i].eq(_times(cfg.r - 1 - tap_r, cfg.full_w) + (cfg.s - 1 - tap_s))
+                    if cfg.reuse:
+                        m.d.sync += wgt_offset[1][i].eq(_times(tap_r, cfg.full_w) + tap_s)
                 m.d.comb += [act_rd.addr.eq(0), act_rd.en.eq(1)]
             with m.Elif(op.kind == KINDS["bias"]):
                 for f in range(cfg.filters):

@@ -325,10 +325,13 @@ class MorConfig(_Preset):
         """Multipliers in the engine."""
         return self.n_cu * self.mac_width
 
+    cu_stages = 5  # a CU's stages after a neuron's last word address: RAM data, operands, products, sum, result
+    bin_stages = 2  # a binCU lane's stages before its binCU: RAM data, chunk
+
     @property
     def latency(self):
-        """Cycles from a neuron issued to a CU to its result: one per loaded word plus 2."""
-        return self.chunks + 2
+        """Cycles from a neuron issued to a CU to its result: one per loaded word plus ``cu_stages``."""
+        return self.chunks + self.cu_stages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -366,6 +369,8 @@ class SnapeaConfig(_Preset):
     max_pixels: int = 256
 
     block = "snapea"
+    fetch_stages = 4  # a row's fetch: entry read, activation read, activation register, eligibility and ranks
+    group_stages = 3  # a group's operands, products and sum before the accumulator
 
     def __post_init__(self):
         self._check_name()
@@ -387,8 +392,25 @@ class SnapeaConfig(_Preset):
 
     @property
     def latency(self):
-        """Cycles from the start of a pixel to its result at the fastest (one group)."""
-        return 1
+        """Cycles from go to the first pixel's result write at the fastest (its one group): the row's fetch,
+        the group's issue and stages, the accumulator."""
+        return self.fetch_stages + 1 + self.group_stages
+
+    @property
+    def tag_bits(self):
+        """Low bits of a pixel index that tell apart the pixels in a PE's stages (at most one per stage)."""
+        return (self.latency + 1).bit_length()
+
+    @property
+    def rows(self):
+        """Rows of ``window`` entries of the longest filter."""
+        return -(-self.max_entries // self.window)
+
+    @property
+    def max_pixel_cycles(self):
+        """Most cycles between two of a PE's pixel results: every group of a filter's rows (a row takes at most
+        ceil(window / lanes)) plus a refill of the pipeline."""
+        return self.rows * -(-self.window // self.lanes) + self.latency
 
 
 PE_BLOCKS = ("scnn_pe", "cscnn_pe")
@@ -529,11 +551,11 @@ CATALOG = {
     },
     # 4 PEs of 4 MACs; every digits conv layer fits (C·H·W ≤ 2048, C·R·S ≤ 288, 64 pixels).
     "snapea": {
-        "default": SnapeaConfig(name="default"),
+        "default": SnapeaConfig(name="default", window=9),
         "one_sided": SnapeaConfig(name="one_sided", two_sided=False, window=4),
         "small": SnapeaConfig(name="small", lanes=2, window=4, n_pe=2, max_entries=64, max_x=256, max_pixels=64),
         # One PE of the default's datapath with small memories: it fits an LFE5U-25F, so it gets an Fmax.
-        "pe": SnapeaConfig(name="pe", n_pe=1, max_entries=64, max_x=128, max_pixels=64),
+        "pe": SnapeaConfig(name="pe", window=9, n_pe=1, max_entries=64, max_x=128, max_pixels=64),
     },
     # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
     "mor": {

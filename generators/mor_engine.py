@@ -16,7 +16,7 @@ from .mor_ports import (
     vector_bits,
     word_bits,
 )
-from .ram import Ram, address_bits
+from .ram import Ram, ram_instance
 
 __all__ = ["MorEngine", "ram_specs"]
 
@@ -57,9 +57,11 @@ class MorEngine(wiring.Component):
     In a run the controller issues one neuron per cycle to the lowest free CU (the binCUs' rejected
     members first, then members whose proxy is done, then the next proxy, vector by vector) and one
     member per cycle to the lowest free binCU (members whose proxy decided zero and that are
-    enabled). A CU takes ``words`` cycles per neuron and completes 2 cycles after its last one (y =
-    ReLU(acc + bias)); a binCU takes ``bin_words`` cycles and predicts 3 cycles after its last one:
-    zero skips the member (y = 0), otherwise it queues for a CU.
+    enabled). A CU takes ``words`` cycles per neuron and completes ``cfg.cu_stages`` cycles after its last
+    one (y = ReLU(bias + acc); its words pass RAM data, operand, product and sum stages); a binCU takes
+    ``bin_words`` cycles and predicts ``cfg.bin_stages + cfg.bincu.latency`` cycles after its last one (its
+    chunks pass RAM data and chunk stages before the binCU): zero skips the
+    member (y = 0), otherwise it queues for a CU.
 
     Output ``y`` (``result_layout``): after the run, vector by vector, one word per neuron in original
     index order, with the run's cycles and MACs.
@@ -91,18 +93,7 @@ class MorEngine(wiring.Component):
     def _ram(self, m, kind, name):
         """An instance of RAM leaf ``kind``; returns its port signals."""
         shape, depth, _ = ram_specs(self.cfg)[kind]
-        ports = {
-            "raddr": Signal(address_bits(depth), name=f"{name}_raddr"),
-            "rdata": Signal(shape, name=f"{name}_rdata"),
-            "waddr": Signal(address_bits(depth), name=f"{name}_waddr"),
-            "wdata": Signal(shape, name=f"{name}_wdata"),
-            "we": Signal(name=f"{name}_we"),
-        }
-        m.submodules[name] = Instance(
-            f"{self.cfg.module}_{kind}", i_clk=ClockSignal(), i_rst=ResetSignal(), i_ren=Const(1),
-            i_raddr=ports["raddr"], o_rdata=ports["rdata"], i_waddr=ports["waddr"], i_wdata=ports["wdata"],
-            i_we=ports["we"])
-        return ports
+        return ram_instance(m, f"{self.cfg.module}_{kind}", shape, depth, name)
 
     def elaborate(self, platform):
         m = Module()
@@ -232,8 +223,10 @@ class MorEngine(wiring.Component):
             with m.If(last_cluster):
                 m.d.sync += member.eq(n_proxies)
 
-        # Compute units: address stage A, data stage B (MAC into psum), completion stage C.
+        # Compute units: address stage A, data stage B (the RAMs' words), operands O, products P, their sum S (into
+        # acc, which starts at the bias), completion C (cfg.cu_stages after A's last word).
         completion = []  # (valid, acc, idx, v, pos) per CU
+        meta_w = 3 + pos_w + vec_w
         for i in range(cfg.n_cu):
             wram = self._ram(m, "weights", f"cu{i}_weights")
             xram = self._ram(m, "inputs", f"cu{i}_inputs")
@@ -246,30 +239,37 @@ class MorEngine(wiring.Component):
             a_v = Signal(vec_w, name=f"cu{i}_a_v")
             a_last = a_word == words - 1
             m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
-                         xram["raddr"].eq(Cat(a_word, a_v, comp_buf)), tram["raddr"].eq(a_pos)]
+                         xram["raddr"].eq(Cat(a_word, a_v, comp_buf))]
             with m.If(cu_issue & (cu_pick == i)):
                 m.d.sync += [a_valid.eq(1), a_pos.eq(issue_pos), a_v.eq(issue_v), a_word.eq(0)]
             with m.Elif(a_valid):
                 m.d.sync += [a_valid.eq(~a_last), a_word.eq(a_word + 1)]
-            b_valid, b_first, b_last = Signal(name=f"cu{i}_b_valid"), Signal(name=f"cu{i}_b_first"), \
-                Signal(name=f"cu{i}_b_last")
-            b_pos, b_v = Signal(pos_w, name=f"cu{i}_b_pos"), Signal(vec_w, name=f"cu{i}_b_v")
-            m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_word == 0), b_last.eq(a_last), b_pos.eq(a_pos),
-                         b_v.eq(a_v)]
-            w_row = data.View(op_layout(cfg)["data"].shape, wram["rdata"])
-            x_row = data.View(op_layout(cfg)["data"].shape, xram["rdata"])
-            dot = sum(w_row[lane] * x_row[lane] for lane in range(mw))
+            # (valid, first word, last word, position, vector) riding along the stages.
+            b_meta = delay(m, Cat(a_valid, a_word == 0, a_last, a_pos, a_v), 1, Const(1), f"cu{i}_b", reset_less=False)
+            o_meta = delay(m, b_meta, 1, Const(1), f"cu{i}_o", reset_less=False)
+            p_meta = delay(m, o_meta, 1, Const(1), f"cu{i}_p", reset_less=False)
+            s_meta = delay(m, p_meta, 1, Const(1), f"cu{i}_s", reset_less=False)
+            s_valid, s_first, s_last, s_pos, s_v = (s_meta[0], s_meta[1], s_meta[2], s_meta[3:3 + pos_w],
+                                                    s_meta[3 + pos_w:meta_w])
+            row_shape = op_layout(cfg)["data"].shape
+            w_row, x_row = Signal(row_shape, name=f"cu{i}_o_w"), Signal(row_shape, name=f"cu{i}_o_x")
+            m.d.sync += [w_row.eq(wram["rdata"]), x_row.eq(xram["rdata"])]
+            products = [Signal(signed(16), name=f"cu{i}_p_product{lane}") for lane in range(mw)]
+            m.d.sync += [products[lane].eq(w_row[lane] * x_row[lane]) for lane in range(mw)]
+            dot = Signal(signed(16 + mw.bit_length()), name=f"cu{i}_s_dot")
+            m.d.sync += dot.eq(sum(products))
+            m.d.comb += tram["raddr"].eq(p_meta[3:3 + pos_w])  # the neuron's bias and index, read for stage S
+            entry = data.View(table_layout(cfg), tram["rdata"])
             psum = Signal(signed(32), name=f"cu{i}_psum")
             acc = Signal(signed(32), name=f"cu{i}_acc")
-            m.d.comb += acc.eq(Mux(b_first, 0, psum) + dot)
-            with m.If(b_valid):
+            m.d.comb += acc.eq(Mux(s_first, entry.bias, psum) + dot)
+            with m.If(s_valid):
                 m.d.sync += psum.eq(acc)
-            entry = data.View(table_layout(cfg), tram["rdata"])
             c_valid, c_acc = Signal(name=f"cu{i}_c_valid"), Signal(signed(32), name=f"cu{i}_c_acc")
             c_idx, c_pos = Signal(pos_w, name=f"cu{i}_c_idx"), Signal(pos_w, name=f"cu{i}_c_pos")
             c_v = Signal(vec_w, name=f"cu{i}_c_v")
-            m.d.sync += [c_valid.eq(b_valid & b_last), c_acc.eq(acc + entry.bias), c_idx.eq(entry.idx),
-                         c_pos.eq(b_pos), c_v.eq(b_v)]
+            m.d.sync += [c_valid.eq(s_valid & s_last), c_acc.eq(acc), c_idx.eq(entry.idx), c_pos.eq(s_pos),
+                         c_v.eq(s_v)]
             completion.append((c_valid, c_acc, c_idx, c_v, c_pos))
 
         # Binary CUs: address stage, chunk into the binCU, prediction its latency after the last chunk.
@@ -300,12 +300,18 @@ class MorEngine(wiring.Component):
             m.d.comb += [chunk.x_bits.eq(bx["rdata"]), chunk.w_bits.eq(bw["rdata"]), chunk.last.eq(b_last),
                          chunk.count.eq(Mux(b_last, tail_bits, cfg.bits_per_cycle)), chunk.m_q.eq(entry.m_q),
                          chunk.b_q.eq(entry.b_q)]
+            # The chunk stage registers the chunk (and its neuron), so the binCU's first stage starts at a register.
+            chunk_valid = Signal(name=f"bincu{j}_chunk_valid")
+            chunk_reg = Signal.like(chunk, name=f"bincu{j}_chunk_reg")
+            m.d.sync += [chunk_valid.eq(b_valid), chunk_reg.eq(chunk)]
             m.submodules[f"bincu{j}"] = Instance(
                 f"{cfg.module}_bincu", i_clk=ClockSignal(), i_rst=ResetSignal(),
-                i_chunk__valid=b_valid, i_chunk__payload=chunk, o_chunk__ready=Signal(name=f"bincu{j}_ready"),
-                o_pred__valid=pred_valid, i_pred__ready=Const(1), o_pred__payload=pred)
-            # The neuron a prediction belongs to: its last chunk's, the binCU's latency on.
-            tag = delay(m, Cat(entry.idx, b_v, b_pos), cfg.bincu.latency, Const(1), f"bincu{j}_tag")
+                i_chunk__valid=chunk_valid, i_chunk__payload=chunk_reg,
+                o_chunk__ready=Signal(name=f"bincu{j}_ready"), o_pred__valid=pred_valid, i_pred__ready=Const(1),
+                o_pred__payload=pred)
+            # The neuron a prediction belongs to: its last chunk's, the chunk stage and the binCU's latency on.
+            tag = delay(m, Cat(entry.idx, b_v, b_pos), cfg.bin_stages - 1 + cfg.bincu.latency, Const(1),
+                        f"bincu{j}_tag")
             prediction.append((pred_valid, pred.zero, tag[:pos_w], tag[pos_w:pos_w + vec_w], tag[pos_w + vec_w:]))
 
         # Completions: at most one CU and one binCU per cycle (one issue of each kind per cycle,

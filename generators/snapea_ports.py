@@ -41,7 +41,8 @@ def op_layout(cfg):
 
 def result_layout(cfg):
     """One output pixel (raster order) of every PE: per PE its filter's post-ReLU ``y``, the products it took and
-    the cycles the PE spent on it (zero for the PEs beyond the job's ``n_filters``)."""
+    the PE's cycles from its previous pixel's result (the go cycle for the first) to this one's (zero for the PEs
+    beyond the job's ``n_filters``)."""
     return data.StructLayout({"y": data.ArrayLayout(signed(32), cfg.n_pe),
                               "mults": data.ArrayLayout(unsigned(cfg.max_entries.bit_length()), cfg.n_pe),
-                              "cycles": data.ArrayLayout(unsigned((cfg.max_entries + 1).bit_length()), cfg.n_pe)})
+                              "cycles": data.ArrayLayout(unsigned(cfg.max_pixel_cycles.bit_length()), cfg.n_pe)})

@@ -14,9 +14,10 @@ decision taken on the state at the start of the cycle:
 
 - A CU takes a neuron in cycle t and is free again at ``t + C`` (C = ⌈n_in / mac_width⌉ words); the
   neuron completes (result written, a proxy's decision acc + bias ≤ 0 visible from the next cycle)
-  at ``t + C + 2``. A binCU lane takes a member at t, is free at ``t + CB`` (CB = ⌈n_in /
-  bits_per_cycle⌉) and predicts at ``t + CB + 1 + L`` (L = 4, the binCU's latency): zero completes the
-  member as skipped, otherwise it joins the *rejected* queue, from which it can be taken from the next cycle.
+  at ``t + C + S`` (S = 5, ``MorConfig.cu_stages``). A binCU lane takes a member at t, is free at
+  ``t + CB`` (CB = ⌈n_in / bits_per_cycle⌉) and predicts at ``t + CB + 2 + L`` (2 =
+  ``MorConfig.bin_stages``, L = 4 the binCU's latency): zero completes the member as skipped, otherwise
+  it joins the *rejected* queue, from which it can be taken from the next cycle.
 - The walker goes through the members in DNN order, one cluster at a time once its proxy's decision
   is visible: a member goes to a binCU when its proxy decided zero and it is enabled, else to a CU.
   Taking a cluster's last member moves to the next cluster in the same cycle; an empty cluster
@@ -92,14 +93,14 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero):
                 take()
             elif next_proxy < n_p:
                 pos, next_proxy = next_proxy, next_proxy + 1
-                proxy_done_at.append(t + words + 2)
+                proxy_done_at.append(t + words + cfg.cu_stages)
             if pos is not None:
                 cu_free[cu] = t + words
-                complete(t + words + 2)
+                complete(t + words + cfg.cu_stages)
         lane = next((i for i in range(cfg.n_bincu) if lane_free[i] <= t), None)
         if walker is not None and route_bin[walker] and lane is not None:
             lane_free[lane] = t + bin_words
-            predicted_at = t + bin_words + 1 + cfg.bincu.latency
+            predicted_at = t + bin_words + cfg.bin_stages + cfg.bincu.latency
             if predicted_zero[walker]:
                 skipped[walker] = True
                 complete(predicted_at)

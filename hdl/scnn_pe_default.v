@@ -52,11 +52,11 @@ endmodule
 (* generator = "Amaranth" *)
 module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire [3:0] \$1 ;
-  wire [4:0] \$10 ;
-  wire \$100 ;
-  wire [3:0] \$1000 ;
-  wire [3:0] \$1001 ;
+  wire [7:0] \$1 ;
+  wire [7:0] \$10 ;
+  wire [15:0] \$100 ;
+  wire [16:0] \$1000 ;
+  wire [16:0] \$1001 ;
   wire [3:0] \$1002 ;
   wire [3:0] \$1003 ;
   wire [3:0] \$1004 ;
@@ -65,7 +65,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1007 ;
   wire [3:0] \$1008 ;
   wire [3:0] \$1009 ;
-  wire \$101 ;
+  wire [15:0] \$101 ;
   wire [3:0] \$1010 ;
   wire [3:0] \$1011 ;
   wire [3:0] \$1012 ;
@@ -73,23 +73,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1014 ;
   wire [3:0] \$1015 ;
   wire [3:0] \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [15:0] \$1018 ;
-  wire [15:0] \$1019 ;
-  wire \$102 ;
-  wire [15:0] \$1020 ;
-  wire [15:0] \$1021 ;
-  wire [15:0] \$1022 ;
-  wire [15:0] \$1023 ;
-  wire [15:0] \$1024 ;
-  wire [15:0] \$1025 ;
-  wire [15:0] \$1026 ;
-  wire [15:0] \$1027 ;
-  wire [15:0] \$1028 ;
-  wire [15:0] \$1029 ;
-  wire \$103 ;
-  wire [15:0] \$1030 ;
-  wire [15:0] \$1031 ;
+  wire [3:0] \$1017 ;
+  wire [3:0] \$1018 ;
+  wire [3:0] \$1019 ;
+  wire [15:0] \$102 ;
+  wire [3:0] \$1020 ;
+  wire [3:0] \$1021 ;
+  wire [3:0] \$1022 ;
+  wire [3:0] \$1023 ;
+  wire [3:0] \$1024 ;
+  wire [3:0] \$1025 ;
+  wire [3:0] \$1026 ;
+  wire [3:0] \$1027 ;
+  wire [3:0] \$1028 ;
+  wire [3:0] \$1029 ;
+  wire [15:0] \$103 ;
+  wire [3:0] \$1030 ;
+  wire [3:0] \$1031 ;
   wire [15:0] \$1032 ;
   wire [15:0] \$1033 ;
   wire [15:0] \$1034 ;
@@ -98,7 +98,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1037 ;
   wire [15:0] \$1038 ;
   wire [15:0] \$1039 ;
-  wire \$104 ;
+  wire [15:0] \$104 ;
   wire [15:0] \$1040 ;
   wire [15:0] \$1041 ;
   wire [15:0] \$1042 ;
@@ -106,23 +106,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1044 ;
   wire [15:0] \$1045 ;
   wire [15:0] \$1046 ;
-  wire \$1047 ;
-  wire \$1048 ;
-  wire \$1049 ;
-  wire \$105 ;
-  wire \$1050 ;
-  wire \$1051 ;
-  wire \$1052 ;
-  wire \$1053 ;
-  wire \$1054 ;
-  wire \$1055 ;
-  wire \$1056 ;
-  wire \$1057 ;
-  wire \$1058 ;
-  wire \$1059 ;
-  wire \$106 ;
-  wire \$1060 ;
-  wire \$1061 ;
+  wire [15:0] \$1047 ;
+  wire [15:0] \$1048 ;
+  wire [15:0] \$1049 ;
+  wire [15:0] \$105 ;
+  wire [15:0] \$1050 ;
+  wire [15:0] \$1051 ;
+  wire [15:0] \$1052 ;
+  wire [15:0] \$1053 ;
+  wire [15:0] \$1054 ;
+  wire [15:0] \$1055 ;
+  wire [15:0] \$1056 ;
+  wire [15:0] \$1057 ;
+  wire [15:0] \$1058 ;
+  wire [15:0] \$1059 ;
+  wire [15:0] \$106 ;
+  wire [15:0] \$1060 ;
+  wire [15:0] \$1061 ;
   wire \$1062 ;
   wire \$1063 ;
   wire \$1064 ;
@@ -131,7 +131,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1067 ;
   wire \$1068 ;
   wire \$1069 ;
-  wire \$107 ;
+  wire [15:0] \$107 ;
   wire \$1070 ;
   wire \$1071 ;
   wire \$1072 ;
@@ -141,31 +141,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1076 ;
   wire \$1077 ;
   wire \$1078 ;
-  wire [15:0] \$1079 ;
-  wire \$108 ;
-  wire [16:0] \$1080 ;
-  wire [16:0] \$1081 ;
-  wire [3:0] \$1082 ;
-  wire [3:0] \$1083 ;
-  wire [3:0] \$1084 ;
-  wire [3:0] \$1085 ;
-  wire [3:0] \$1086 ;
-  wire [3:0] \$1087 ;
-  wire [3:0] \$1088 ;
-  wire [3:0] \$1089 ;
-  wire \$109 ;
-  wire [3:0] \$1090 ;
-  wire [3:0] \$1091 ;
-  wire [3:0] \$1092 ;
-  wire [3:0] \$1093 ;
-  wire [3:0] \$1094 ;
-  wire [3:0] \$1095 ;
-  wire [3:0] \$1096 ;
+  wire \$1079 ;
+  wire [15:0] \$108 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire \$1082 ;
+  wire \$1083 ;
+  wire \$1084 ;
+  wire \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire \$1089 ;
+  wire [15:0] \$109 ;
+  wire \$1090 ;
+  wire \$1091 ;
+  wire \$1092 ;
+  wire \$1093 ;
+  wire [15:0] \$1094 ;
+  wire [16:0] \$1095 ;
+  wire [16:0] \$1096 ;
   wire [3:0] \$1097 ;
   wire [3:0] \$1098 ;
   wire [3:0] \$1099 ;
   wire [7:0] \$11 ;
-  wire \$110 ;
+  wire [15:0] \$110 ;
   wire [3:0] \$1100 ;
   wire [3:0] \$1101 ;
   wire [3:0] \$1102 ;
@@ -176,25 +176,25 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1107 ;
   wire [3:0] \$1108 ;
   wire [3:0] \$1109 ;
-  wire \$111 ;
+  wire [15:0] \$111 ;
   wire [3:0] \$1110 ;
   wire [3:0] \$1111 ;
-  wire [15:0] \$1112 ;
-  wire [15:0] \$1113 ;
-  wire [15:0] \$1114 ;
-  wire [15:0] \$1115 ;
-  wire [15:0] \$1116 ;
-  wire [15:0] \$1117 ;
-  wire [15:0] \$1118 ;
-  wire [15:0] \$1119 ;
+  wire [3:0] \$1112 ;
+  wire [3:0] \$1113 ;
+  wire [3:0] \$1114 ;
+  wire [3:0] \$1115 ;
+  wire [3:0] \$1116 ;
+  wire [3:0] \$1117 ;
+  wire [3:0] \$1118 ;
+  wire [3:0] \$1119 ;
   wire \$112 ;
-  wire [15:0] \$1120 ;
-  wire [15:0] \$1121 ;
-  wire [15:0] \$1122 ;
-  wire [15:0] \$1123 ;
-  wire [15:0] \$1124 ;
-  wire [15:0] \$1125 ;
-  wire [15:0] \$1126 ;
+  wire [3:0] \$1120 ;
+  wire [3:0] \$1121 ;
+  wire [3:0] \$1122 ;
+  wire [3:0] \$1123 ;
+  wire [3:0] \$1124 ;
+  wire [3:0] \$1125 ;
+  wire [3:0] \$1126 ;
   wire [15:0] \$1127 ;
   wire [15:0] \$1128 ;
   wire [15:0] \$1129 ;
@@ -212,22 +212,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$114 ;
   wire [15:0] \$1140 ;
   wire [15:0] \$1141 ;
-  wire \$1142 ;
-  wire \$1143 ;
-  wire \$1144 ;
-  wire \$1145 ;
-  wire \$1146 ;
-  wire \$1147 ;
-  wire \$1148 ;
-  wire \$1149 ;
+  wire [15:0] \$1142 ;
+  wire [15:0] \$1143 ;
+  wire [15:0] \$1144 ;
+  wire [15:0] \$1145 ;
+  wire [15:0] \$1146 ;
+  wire [15:0] \$1147 ;
+  wire [15:0] \$1148 ;
+  wire [15:0] \$1149 ;
   wire \$115 ;
-  wire \$1150 ;
-  wire \$1151 ;
-  wire \$1152 ;
-  wire \$1153 ;
-  wire \$1154 ;
-  wire \$1155 ;
-  wire \$1156 ;
+  wire [15:0] \$1150 ;
+  wire [15:0] \$1151 ;
+  wire [15:0] \$1152 ;
+  wire [15:0] \$1153 ;
+  wire [15:0] \$1154 ;
+  wire [15:0] \$1155 ;
+  wire [15:0] \$1156 ;
   wire \$1157 ;
   wire \$1158 ;
   wire \$1159 ;
@@ -247,26 +247,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1171 ;
   wire \$1172 ;
   wire \$1173 ;
-  wire [15:0] \$1174 ;
-  wire [16:0] \$1175 ;
-  wire [16:0] \$1176 ;
-  wire [3:0] \$1177 ;
-  wire [3:0] \$1178 ;
-  wire [3:0] \$1179 ;
+  wire \$1174 ;
+  wire \$1175 ;
+  wire \$1176 ;
+  wire \$1177 ;
+  wire \$1178 ;
+  wire \$1179 ;
   wire \$118 ;
-  wire [3:0] \$1180 ;
-  wire [3:0] \$1181 ;
-  wire [3:0] \$1182 ;
-  wire [3:0] \$1183 ;
-  wire [3:0] \$1184 ;
-  wire [3:0] \$1185 ;
-  wire [3:0] \$1186 ;
-  wire [3:0] \$1187 ;
-  wire [3:0] \$1188 ;
-  wire [3:0] \$1189 ;
+  wire \$1180 ;
+  wire \$1181 ;
+  wire \$1182 ;
+  wire \$1183 ;
+  wire \$1184 ;
+  wire \$1185 ;
+  wire \$1186 ;
+  wire \$1187 ;
+  wire \$1188 ;
+  wire [15:0] \$1189 ;
   wire \$119 ;
-  wire [3:0] \$1190 ;
-  wire [3:0] \$1191 ;
+  wire [16:0] \$1190 ;
+  wire [16:0] \$1191 ;
   wire [3:0] \$1192 ;
   wire [3:0] \$1193 ;
   wire [3:0] \$1194 ;
@@ -275,7 +275,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1197 ;
   wire [3:0] \$1198 ;
   wire [3:0] \$1199 ;
-  wire [8:0] \$12 ;
+  wire [7:0] \$12 ;
   wire \$120 ;
   wire [3:0] \$1200 ;
   wire [3:0] \$1201 ;
@@ -284,23 +284,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1204 ;
   wire [3:0] \$1205 ;
   wire [3:0] \$1206 ;
-  wire [15:0] \$1207 ;
-  wire [15:0] \$1208 ;
-  wire [15:0] \$1209 ;
+  wire [3:0] \$1207 ;
+  wire [3:0] \$1208 ;
+  wire [3:0] \$1209 ;
   wire \$121 ;
-  wire [15:0] \$1210 ;
-  wire [15:0] \$1211 ;
-  wire [15:0] \$1212 ;
-  wire [15:0] \$1213 ;
-  wire [15:0] \$1214 ;
-  wire [15:0] \$1215 ;
-  wire [15:0] \$1216 ;
-  wire [15:0] \$1217 ;
-  wire [15:0] \$1218 ;
-  wire [15:0] \$1219 ;
+  wire [3:0] \$1210 ;
+  wire [3:0] \$1211 ;
+  wire [3:0] \$1212 ;
+  wire [3:0] \$1213 ;
+  wire [3:0] \$1214 ;
+  wire [3:0] \$1215 ;
+  wire [3:0] \$1216 ;
+  wire [3:0] \$1217 ;
+  wire [3:0] \$1218 ;
+  wire [3:0] \$1219 ;
   wire \$122 ;
-  wire [15:0] \$1220 ;
-  wire [15:0] \$1221 ;
+  wire [3:0] \$1220 ;
+  wire [3:0] \$1221 ;
   wire [15:0] \$1222 ;
   wire [15:0] \$1223 ;
   wire [15:0] \$1224 ;
@@ -317,23 +317,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1234 ;
   wire [15:0] \$1235 ;
   wire [15:0] \$1236 ;
-  wire \$1237 ;
-  wire \$1238 ;
-  wire \$1239 ;
+  wire [15:0] \$1237 ;
+  wire [15:0] \$1238 ;
+  wire [15:0] \$1239 ;
   wire \$124 ;
-  wire \$1240 ;
-  wire \$1241 ;
-  wire \$1242 ;
-  wire \$1243 ;
-  wire \$1244 ;
-  wire \$1245 ;
-  wire \$1246 ;
-  wire \$1247 ;
-  wire \$1248 ;
-  wire \$1249 ;
+  wire [15:0] \$1240 ;
+  wire [15:0] \$1241 ;
+  wire [15:0] \$1242 ;
+  wire [15:0] \$1243 ;
+  wire [15:0] \$1244 ;
+  wire [15:0] \$1245 ;
+  wire [15:0] \$1246 ;
+  wire [15:0] \$1247 ;
+  wire [15:0] \$1248 ;
+  wire [15:0] \$1249 ;
   wire \$125 ;
-  wire \$1250 ;
-  wire \$1251 ;
+  wire [15:0] \$1250 ;
+  wire [15:0] \$1251 ;
   wire \$1252 ;
   wire \$1253 ;
   wire \$1254 ;
@@ -352,30 +352,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1266 ;
   wire \$1267 ;
   wire \$1268 ;
-  wire [15:0] \$1269 ;
+  wire \$1269 ;
   wire \$127 ;
-  wire [16:0] \$1270 ;
-  wire [16:0] \$1271 ;
-  wire [3:0] \$1272 ;
-  wire [3:0] \$1273 ;
-  wire [3:0] \$1274 ;
-  wire [3:0] \$1275 ;
-  wire [3:0] \$1276 ;
-  wire [3:0] \$1277 ;
-  wire [3:0] \$1278 ;
-  wire [3:0] \$1279 ;
+  wire \$1270 ;
+  wire \$1271 ;
+  wire \$1272 ;
+  wire \$1273 ;
+  wire \$1274 ;
+  wire \$1275 ;
+  wire \$1276 ;
+  wire \$1277 ;
+  wire \$1278 ;
+  wire \$1279 ;
   wire \$128 ;
-  wire [3:0] \$1280 ;
-  wire [3:0] \$1281 ;
-  wire [3:0] \$1282 ;
-  wire [3:0] \$1283 ;
-  wire [3:0] \$1284 ;
-  wire [3:0] \$1285 ;
-  wire [3:0] \$1286 ;
+  wire \$1280 ;
+  wire \$1281 ;
+  wire \$1282 ;
+  wire \$1283 ;
+  wire [15:0] \$1284 ;
+  wire [16:0] \$1285 ;
+  wire [16:0] \$1286 ;
   wire [3:0] \$1287 ;
   wire [3:0] \$1288 ;
   wire [3:0] \$1289 ;
-  wire [15:0] \$129 ;
+  wire \$129 ;
   wire [3:0] \$1290 ;
   wire [3:0] \$1291 ;
   wire [3:0] \$1292 ;
@@ -386,30 +386,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1297 ;
   wire [3:0] \$1298 ;
   wire [3:0] \$1299 ;
-  wire [3:0] \$13 ;
-  wire [16:0] \$130 ;
+  wire [7:0] \$13 ;
+  wire \$130 ;
   wire [3:0] \$1300 ;
   wire [3:0] \$1301 ;
-  wire [15:0] \$1302 ;
-  wire [15:0] \$1303 ;
-  wire [15:0] \$1304 ;
-  wire [15:0] \$1305 ;
-  wire [15:0] \$1306 ;
-  wire [15:0] \$1307 ;
-  wire [15:0] \$1308 ;
-  wire [15:0] \$1309 ;
-  wire [16:0] \$131 ;
-  wire [15:0] \$1310 ;
-  wire [15:0] \$1311 ;
-  wire [15:0] \$1312 ;
-  wire [15:0] \$1313 ;
-  wire [15:0] \$1314 ;
-  wire [15:0] \$1315 ;
-  wire [15:0] \$1316 ;
+  wire [3:0] \$1302 ;
+  wire [3:0] \$1303 ;
+  wire [3:0] \$1304 ;
+  wire [3:0] \$1305 ;
+  wire [3:0] \$1306 ;
+  wire [3:0] \$1307 ;
+  wire [3:0] \$1308 ;
+  wire [3:0] \$1309 ;
+  wire \$131 ;
+  wire [3:0] \$1310 ;
+  wire [3:0] \$1311 ;
+  wire [3:0] \$1312 ;
+  wire [3:0] \$1313 ;
+  wire [3:0] \$1314 ;
+  wire [3:0] \$1315 ;
+  wire [3:0] \$1316 ;
   wire [15:0] \$1317 ;
   wire [15:0] \$1318 ;
   wire [15:0] \$1319 ;
-  wire [3:0] \$132 ;
+  wire \$132 ;
   wire [15:0] \$1320 ;
   wire [15:0] \$1321 ;
   wire [15:0] \$1322 ;
@@ -420,29 +420,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1327 ;
   wire [15:0] \$1328 ;
   wire [15:0] \$1329 ;
-  wire [3:0] \$133 ;
+  wire \$133 ;
   wire [15:0] \$1330 ;
   wire [15:0] \$1331 ;
-  wire \$1332 ;
-  wire \$1333 ;
-  wire \$1334 ;
-  wire \$1335 ;
-  wire \$1336 ;
-  wire \$1337 ;
-  wire \$1338 ;
-  wire \$1339 ;
-  wire [3:0] \$134 ;
-  wire \$1340 ;
-  wire \$1341 ;
-  wire \$1342 ;
-  wire \$1343 ;
-  wire \$1344 ;
-  wire \$1345 ;
-  wire \$1346 ;
+  wire [15:0] \$1332 ;
+  wire [15:0] \$1333 ;
+  wire [15:0] \$1334 ;
+  wire [15:0] \$1335 ;
+  wire [15:0] \$1336 ;
+  wire [15:0] \$1337 ;
+  wire [15:0] \$1338 ;
+  wire [15:0] \$1339 ;
+  wire \$134 ;
+  wire [15:0] \$1340 ;
+  wire [15:0] \$1341 ;
+  wire [15:0] \$1342 ;
+  wire [15:0] \$1343 ;
+  wire [15:0] \$1344 ;
+  wire [15:0] \$1345 ;
+  wire [15:0] \$1346 ;
   wire \$1347 ;
   wire \$1348 ;
   wire \$1349 ;
-  wire [3:0] \$135 ;
+  wire \$135 ;
   wire \$1350 ;
   wire \$1351 ;
   wire \$1352 ;
@@ -453,31 +453,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1357 ;
   wire \$1358 ;
   wire \$1359 ;
-  wire [3:0] \$136 ;
+  wire \$136 ;
   wire \$1360 ;
   wire \$1361 ;
   wire \$1362 ;
   wire \$1363 ;
-  wire [15:0] \$1364 ;
-  wire [16:0] \$1365 ;
-  wire [16:0] \$1366 ;
-  wire [3:0] \$1367 ;
-  wire [3:0] \$1368 ;
-  wire [3:0] \$1369 ;
-  wire [3:0] \$137 ;
-  wire [3:0] \$1370 ;
-  wire [3:0] \$1371 ;
-  wire [3:0] \$1372 ;
-  wire [3:0] \$1373 ;
-  wire [3:0] \$1374 ;
-  wire [3:0] \$1375 ;
-  wire [3:0] \$1376 ;
-  wire [3:0] \$1377 ;
-  wire [3:0] \$1378 ;
-  wire [3:0] \$1379 ;
-  wire [3:0] \$138 ;
-  wire [3:0] \$1380 ;
-  wire [3:0] \$1381 ;
+  wire \$1364 ;
+  wire \$1365 ;
+  wire \$1366 ;
+  wire \$1367 ;
+  wire \$1368 ;
+  wire \$1369 ;
+  wire \$137 ;
+  wire \$1370 ;
+  wire \$1371 ;
+  wire \$1372 ;
+  wire \$1373 ;
+  wire \$1374 ;
+  wire \$1375 ;
+  wire \$1376 ;
+  wire \$1377 ;
+  wire \$1378 ;
+  wire [15:0] \$1379 ;
+  wire \$138 ;
+  wire [16:0] \$1380 ;
+  wire [16:0] \$1381 ;
   wire [3:0] \$1382 ;
   wire [3:0] \$1383 ;
   wire [3:0] \$1384 ;
@@ -486,7 +486,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1387 ;
   wire [3:0] \$1388 ;
   wire [3:0] \$1389 ;
-  wire [3:0] \$139 ;
+  wire \$139 ;
   wire [3:0] \$1390 ;
   wire [3:0] \$1391 ;
   wire [3:0] \$1392 ;
@@ -494,24 +494,24 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1394 ;
   wire [3:0] \$1395 ;
   wire [3:0] \$1396 ;
-  wire [15:0] \$1397 ;
-  wire [15:0] \$1398 ;
-  wire [15:0] \$1399 ;
-  wire [4:0] \$14 ;
-  wire [3:0] \$140 ;
-  wire [15:0] \$1400 ;
-  wire [15:0] \$1401 ;
-  wire [15:0] \$1402 ;
-  wire [15:0] \$1403 ;
-  wire [15:0] \$1404 ;
-  wire [15:0] \$1405 ;
-  wire [15:0] \$1406 ;
-  wire [15:0] \$1407 ;
-  wire [15:0] \$1408 ;
-  wire [15:0] \$1409 ;
-  wire [3:0] \$141 ;
-  wire [15:0] \$1410 ;
-  wire [15:0] \$1411 ;
+  wire [3:0] \$1397 ;
+  wire [3:0] \$1398 ;
+  wire [3:0] \$1399 ;
+  wire [7:0] \$14 ;
+  wire \$140 ;
+  wire [3:0] \$1400 ;
+  wire [3:0] \$1401 ;
+  wire [3:0] \$1402 ;
+  wire [3:0] \$1403 ;
+  wire [3:0] \$1404 ;
+  wire [3:0] \$1405 ;
+  wire [3:0] \$1406 ;
+  wire [3:0] \$1407 ;
+  wire [3:0] \$1408 ;
+  wire [3:0] \$1409 ;
+  wire \$141 ;
+  wire [3:0] \$1410 ;
+  wire [3:0] \$1411 ;
   wire [15:0] \$1412 ;
   wire [15:0] \$1413 ;
   wire [15:0] \$1414 ;
@@ -520,7 +520,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1417 ;
   wire [15:0] \$1418 ;
   wire [15:0] \$1419 ;
-  wire [3:0] \$142 ;
+  wire \$142 ;
   wire [15:0] \$1420 ;
   wire [15:0] \$1421 ;
   wire [15:0] \$1422 ;
@@ -528,23 +528,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1424 ;
   wire [15:0] \$1425 ;
   wire [15:0] \$1426 ;
-  wire \$1427 ;
-  wire \$1428 ;
-  wire \$1429 ;
-  wire [3:0] \$143 ;
-  wire \$1430 ;
-  wire \$1431 ;
-  wire \$1432 ;
-  wire \$1433 ;
-  wire \$1434 ;
-  wire \$1435 ;
-  wire \$1436 ;
-  wire \$1437 ;
-  wire \$1438 ;
-  wire \$1439 ;
-  wire [3:0] \$144 ;
-  wire \$1440 ;
-  wire \$1441 ;
+  wire [15:0] \$1427 ;
+  wire [15:0] \$1428 ;
+  wire [15:0] \$1429 ;
+  wire \$143 ;
+  wire [15:0] \$1430 ;
+  wire [15:0] \$1431 ;
+  wire [15:0] \$1432 ;
+  wire [15:0] \$1433 ;
+  wire [15:0] \$1434 ;
+  wire [15:0] \$1435 ;
+  wire [15:0] \$1436 ;
+  wire [15:0] \$1437 ;
+  wire [15:0] \$1438 ;
+  wire [15:0] \$1439 ;
+  wire [15:0] \$144 ;
+  wire [15:0] \$1440 ;
+  wire [15:0] \$1441 ;
   wire \$1442 ;
   wire \$1443 ;
   wire \$1444 ;
@@ -553,7 +553,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1447 ;
   wire \$1448 ;
   wire \$1449 ;
-  wire [3:0] \$145 ;
+  wire [16:0] \$145 ;
   wire \$1450 ;
   wire \$1451 ;
   wire \$1452 ;
@@ -563,26 +563,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1456 ;
   wire \$1457 ;
   wire \$1458 ;
-  wire [15:0] \$1459 ;
-  wire [3:0] \$146 ;
-  wire [16:0] \$1460 ;
-  wire [16:0] \$1461 ;
-  wire [3:0] \$1462 ;
-  wire [3:0] \$1463 ;
-  wire [3:0] \$1464 ;
-  wire [3:0] \$1465 ;
-  wire [3:0] \$1466 ;
-  wire [3:0] \$1467 ;
-  wire [3:0] \$1468 ;
-  wire [3:0] \$1469 ;
+  wire \$1459 ;
+  wire [16:0] \$146 ;
+  wire \$1460 ;
+  wire \$1461 ;
+  wire \$1462 ;
+  wire \$1463 ;
+  wire \$1464 ;
+  wire \$1465 ;
+  wire \$1466 ;
+  wire \$1467 ;
+  wire \$1468 ;
+  wire \$1469 ;
   wire [3:0] \$147 ;
-  wire [3:0] \$1470 ;
-  wire [3:0] \$1471 ;
-  wire [3:0] \$1472 ;
-  wire [3:0] \$1473 ;
-  wire [3:0] \$1474 ;
-  wire [3:0] \$1475 ;
-  wire [3:0] \$1476 ;
+  wire \$1470 ;
+  wire \$1471 ;
+  wire \$1472 ;
+  wire \$1473 ;
+  wire [15:0] \$1474 ;
+  wire [16:0] \$1475 ;
+  wire [16:0] \$1476 ;
   wire [3:0] \$1477 ;
   wire [3:0] \$1478 ;
   wire [3:0] \$1479 ;
@@ -600,23 +600,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$149 ;
   wire [3:0] \$1490 ;
   wire [3:0] \$1491 ;
-  wire [15:0] \$1492 ;
-  wire [15:0] \$1493 ;
-  wire [15:0] \$1494 ;
-  wire [15:0] \$1495 ;
-  wire [15:0] \$1496 ;
-  wire [15:0] \$1497 ;
-  wire [15:0] \$1498 ;
-  wire [15:0] \$1499 ;
-  wire [3:0] \$15 ;
+  wire [3:0] \$1492 ;
+  wire [3:0] \$1493 ;
+  wire [3:0] \$1494 ;
+  wire [3:0] \$1495 ;
+  wire [3:0] \$1496 ;
+  wire [3:0] \$1497 ;
+  wire [3:0] \$1498 ;
+  wire [3:0] \$1499 ;
+  wire [7:0] \$15 ;
   wire [3:0] \$150 ;
-  wire [15:0] \$1500 ;
-  wire [15:0] \$1501 ;
-  wire [15:0] \$1502 ;
-  wire [15:0] \$1503 ;
-  wire [15:0] \$1504 ;
-  wire [15:0] \$1505 ;
-  wire [15:0] \$1506 ;
+  wire [3:0] \$1500 ;
+  wire [3:0] \$1501 ;
+  wire [3:0] \$1502 ;
+  wire [3:0] \$1503 ;
+  wire [3:0] \$1504 ;
+  wire [3:0] \$1505 ;
+  wire [3:0] \$1506 ;
   wire [15:0] \$1507 ;
   wire [15:0] \$1508 ;
   wire [15:0] \$1509 ;
@@ -634,22 +634,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$152 ;
   wire [15:0] \$1520 ;
   wire [15:0] \$1521 ;
-  wire \$1522 ;
-  wire \$1523 ;
-  wire \$1524 ;
-  wire \$1525 ;
-  wire \$1526 ;
-  wire \$1527 ;
-  wire \$1528 ;
-  wire \$1529 ;
+  wire [15:0] \$1522 ;
+  wire [15:0] \$1523 ;
+  wire [15:0] \$1524 ;
+  wire [15:0] \$1525 ;
+  wire [15:0] \$1526 ;
+  wire [15:0] \$1527 ;
+  wire [15:0] \$1528 ;
+  wire [15:0] \$1529 ;
   wire [3:0] \$153 ;
-  wire \$1530 ;
-  wire \$1531 ;
-  wire \$1532 ;
-  wire \$1533 ;
-  wire \$1534 ;
-  wire \$1535 ;
-  wire \$1536 ;
+  wire [15:0] \$1530 ;
+  wire [15:0] \$1531 ;
+  wire [15:0] \$1532 ;
+  wire [15:0] \$1533 ;
+  wire [15:0] \$1534 ;
+  wire [15:0] \$1535 ;
+  wire [15:0] \$1536 ;
   wire \$1537 ;
   wire \$1538 ;
   wire \$1539 ;
@@ -669,26 +669,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1551 ;
   wire \$1552 ;
   wire \$1553 ;
-  wire [15:0] \$1554 ;
-  wire [16:0] \$1555 ;
-  wire [16:0] \$1556 ;
-  wire [3:0] \$1557 ;
-  wire [3:0] \$1558 ;
-  wire [3:0] \$1559 ;
+  wire \$1554 ;
+  wire \$1555 ;
+  wire \$1556 ;
+  wire \$1557 ;
+  wire \$1558 ;
+  wire \$1559 ;
   wire [3:0] \$156 ;
-  wire [3:0] \$1560 ;
-  wire [3:0] \$1561 ;
-  wire [3:0] \$1562 ;
-  wire [3:0] \$1563 ;
-  wire [3:0] \$1564 ;
-  wire [3:0] \$1565 ;
-  wire [3:0] \$1566 ;
-  wire [3:0] \$1567 ;
-  wire [3:0] \$1568 ;
-  wire [3:0] \$1569 ;
+  wire \$1560 ;
+  wire \$1561 ;
+  wire \$1562 ;
+  wire \$1563 ;
+  wire \$1564 ;
+  wire \$1565 ;
+  wire \$1566 ;
+  wire \$1567 ;
+  wire \$1568 ;
+  wire [15:0] \$1569 ;
   wire [3:0] \$157 ;
-  wire [3:0] \$1570 ;
-  wire [3:0] \$1571 ;
+  wire [16:0] \$1570 ;
+  wire [16:0] \$1571 ;
   wire [3:0] \$1572 ;
   wire [3:0] \$1573 ;
   wire [3:0] \$1574 ;
@@ -705,24 +705,24 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1584 ;
   wire [3:0] \$1585 ;
   wire [3:0] \$1586 ;
-  wire [15:0] \$1587 ;
-  wire [15:0] \$1588 ;
-  wire [15:0] \$1589 ;
+  wire [3:0] \$1587 ;
+  wire [3:0] \$1588 ;
+  wire [3:0] \$1589 ;
   wire [3:0] \$159 ;
-  wire [15:0] \$1590 ;
-  wire [15:0] \$1591 ;
-  wire [15:0] \$1592 ;
-  wire [15:0] \$1593 ;
-  wire [15:0] \$1594 ;
-  wire [15:0] \$1595 ;
-  wire [15:0] \$1596 ;
-  wire [15:0] \$1597 ;
-  wire [15:0] \$1598 ;
-  wire [15:0] \$1599 ;
-  wire [4:0] \$16 ;
+  wire [3:0] \$1590 ;
+  wire [3:0] \$1591 ;
+  wire [3:0] \$1592 ;
+  wire [3:0] \$1593 ;
+  wire [3:0] \$1594 ;
+  wire [3:0] \$1595 ;
+  wire [3:0] \$1596 ;
+  wire [3:0] \$1597 ;
+  wire [3:0] \$1598 ;
+  wire [3:0] \$1599 ;
+  wire [7:0] \$16 ;
   wire [3:0] \$160 ;
-  wire [15:0] \$1600 ;
-  wire [15:0] \$1601 ;
+  wire [3:0] \$1600 ;
+  wire [3:0] \$1601 ;
   wire [15:0] \$1602 ;
   wire [15:0] \$1603 ;
   wire [15:0] \$1604 ;
@@ -739,23 +739,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1614 ;
   wire [15:0] \$1615 ;
   wire [15:0] \$1616 ;
-  wire \$1617 ;
-  wire \$1618 ;
-  wire \$1619 ;
-  wire [15:0] \$162 ;
-  wire \$1620 ;
-  wire \$1621 ;
-  wire \$1622 ;
-  wire \$1623 ;
-  wire \$1624 ;
-  wire \$1625 ;
-  wire \$1626 ;
-  wire \$1627 ;
-  wire \$1628 ;
-  wire \$1629 ;
-  wire [15:0] \$163 ;
-  wire \$1630 ;
-  wire \$1631 ;
+  wire [15:0] \$1617 ;
+  wire [15:0] \$1618 ;
+  wire [15:0] \$1619 ;
+  wire [3:0] \$162 ;
+  wire [15:0] \$1620 ;
+  wire [15:0] \$1621 ;
+  wire [15:0] \$1622 ;
+  wire [15:0] \$1623 ;
+  wire [15:0] \$1624 ;
+  wire [15:0] \$1625 ;
+  wire [15:0] \$1626 ;
+  wire [15:0] \$1627 ;
+  wire [15:0] \$1628 ;
+  wire [15:0] \$1629 ;
+  wire [3:0] \$163 ;
+  wire [15:0] \$1630 ;
+  wire [15:0] \$1631 ;
   wire \$1632 ;
   wire \$1633 ;
   wire \$1634 ;
@@ -764,7 +764,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1637 ;
   wire \$1638 ;
   wire \$1639 ;
-  wire [15:0] \$164 ;
+  wire [3:0] \$164 ;
   wire \$1640 ;
   wire \$1641 ;
   wire \$1642 ;
@@ -774,30 +774,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1646 ;
   wire \$1647 ;
   wire \$1648 ;
-  wire [15:0] \$1649 ;
-  wire [15:0] \$165 ;
-  wire [16:0] \$1650 ;
-  wire [16:0] \$1651 ;
-  wire [3:0] \$1652 ;
-  wire [3:0] \$1653 ;
-  wire [3:0] \$1654 ;
-  wire [3:0] \$1655 ;
-  wire [3:0] \$1656 ;
-  wire [3:0] \$1657 ;
-  wire [3:0] \$1658 ;
-  wire [3:0] \$1659 ;
-  wire [15:0] \$166 ;
-  wire [3:0] \$1660 ;
-  wire [3:0] \$1661 ;
-  wire [3:0] \$1662 ;
-  wire [3:0] \$1663 ;
-  wire [3:0] \$1664 ;
-  wire [3:0] \$1665 ;
-  wire [3:0] \$1666 ;
+  wire \$1649 ;
+  wire [3:0] \$165 ;
+  wire \$1650 ;
+  wire \$1651 ;
+  wire \$1652 ;
+  wire \$1653 ;
+  wire \$1654 ;
+  wire \$1655 ;
+  wire \$1656 ;
+  wire \$1657 ;
+  wire \$1658 ;
+  wire \$1659 ;
+  wire [3:0] \$166 ;
+  wire \$1660 ;
+  wire \$1661 ;
+  wire \$1662 ;
+  wire \$1663 ;
+  wire [15:0] \$1664 ;
+  wire [16:0] \$1665 ;
+  wire [16:0] \$1666 ;
   wire [3:0] \$1667 ;
   wire [3:0] \$1668 ;
   wire [3:0] \$1669 ;
-  wire [15:0] \$167 ;
+  wire [3:0] \$167 ;
   wire [3:0] \$1670 ;
   wire [3:0] \$1671 ;
   wire [3:0] \$1672 ;
@@ -808,30 +808,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1677 ;
   wire [3:0] \$1678 ;
   wire [3:0] \$1679 ;
-  wire [15:0] \$168 ;
+  wire [3:0] \$168 ;
   wire [3:0] \$1680 ;
   wire [3:0] \$1681 ;
-  wire [15:0] \$1682 ;
-  wire [15:0] \$1683 ;
-  wire [15:0] \$1684 ;
-  wire [15:0] \$1685 ;
-  wire [15:0] \$1686 ;
-  wire [15:0] \$1687 ;
-  wire [15:0] \$1688 ;
-  wire [15:0] \$1689 ;
-  wire [15:0] \$169 ;
-  wire [15:0] \$1690 ;
-  wire [15:0] \$1691 ;
-  wire [15:0] \$1692 ;
-  wire [15:0] \$1693 ;
-  wire [15:0] \$1694 ;
-  wire [15:0] \$1695 ;
-  wire [15:0] \$1696 ;
+  wire [3:0] \$1682 ;
+  wire [3:0] \$1683 ;
+  wire [3:0] \$1684 ;
+  wire [3:0] \$1685 ;
+  wire [3:0] \$1686 ;
+  wire [3:0] \$1687 ;
+  wire [3:0] \$1688 ;
+  wire [3:0] \$1689 ;
+  wire [3:0] \$169 ;
+  wire [3:0] \$1690 ;
+  wire [3:0] \$1691 ;
+  wire [3:0] \$1692 ;
+  wire [3:0] \$1693 ;
+  wire [3:0] \$1694 ;
+  wire [3:0] \$1695 ;
+  wire [3:0] \$1696 ;
   wire [15:0] \$1697 ;
   wire [15:0] \$1698 ;
   wire [15:0] \$1699 ;
-  wire [7:0] \$17 ;
-  wire [15:0] \$170 ;
+  wire \$17 ;
+  wire [3:0] \$170 ;
   wire [15:0] \$1700 ;
   wire [15:0] \$1701 ;
   wire [15:0] \$1702 ;
@@ -842,29 +842,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1707 ;
   wire [15:0] \$1708 ;
   wire [15:0] \$1709 ;
-  wire [15:0] \$171 ;
+  wire [3:0] \$171 ;
   wire [15:0] \$1710 ;
   wire [15:0] \$1711 ;
-  wire \$1712 ;
-  wire \$1713 ;
-  wire \$1714 ;
-  wire \$1715 ;
-  wire \$1716 ;
-  wire \$1717 ;
-  wire \$1718 ;
-  wire \$1719 ;
-  wire [15:0] \$172 ;
-  wire \$1720 ;
-  wire \$1721 ;
-  wire \$1722 ;
-  wire \$1723 ;
-  wire \$1724 ;
-  wire \$1725 ;
-  wire \$1726 ;
+  wire [15:0] \$1712 ;
+  wire [15:0] \$1713 ;
+  wire [15:0] \$1714 ;
+  wire [15:0] \$1715 ;
+  wire [15:0] \$1716 ;
+  wire [15:0] \$1717 ;
+  wire [15:0] \$1718 ;
+  wire [15:0] \$1719 ;
+  wire [3:0] \$172 ;
+  wire [15:0] \$1720 ;
+  wire [15:0] \$1721 ;
+  wire [15:0] \$1722 ;
+  wire [15:0] \$1723 ;
+  wire [15:0] \$1724 ;
+  wire [15:0] \$1725 ;
+  wire [15:0] \$1726 ;
   wire \$1727 ;
   wire \$1728 ;
   wire \$1729 ;
-  wire [15:0] \$173 ;
+  wire [3:0] \$173 ;
   wire \$1730 ;
   wire \$1731 ;
   wire \$1732 ;
@@ -875,31 +875,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1737 ;
   wire \$1738 ;
   wire \$1739 ;
-  wire [15:0] \$174 ;
+  wire [3:0] \$174 ;
   wire \$1740 ;
   wire \$1741 ;
   wire \$1742 ;
   wire \$1743 ;
-  wire [15:0] \$1744 ;
-  wire [16:0] \$1745 ;
-  wire [16:0] \$1746 ;
-  wire [3:0] \$1747 ;
-  wire [3:0] \$1748 ;
-  wire [3:0] \$1749 ;
-  wire [15:0] \$175 ;
-  wire [3:0] \$1750 ;
-  wire [3:0] \$1751 ;
-  wire [3:0] \$1752 ;
-  wire [3:0] \$1753 ;
-  wire [3:0] \$1754 ;
-  wire [3:0] \$1755 ;
-  wire [3:0] \$1756 ;
-  wire [3:0] \$1757 ;
-  wire [3:0] \$1758 ;
-  wire [3:0] \$1759 ;
-  wire [15:0] \$176 ;
-  wire [3:0] \$1760 ;
-  wire [3:0] \$1761 ;
+  wire \$1744 ;
+  wire \$1745 ;
+  wire \$1746 ;
+  wire \$1747 ;
+  wire \$1748 ;
+  wire \$1749 ;
+  wire [3:0] \$175 ;
+  wire \$1750 ;
+  wire \$1751 ;
+  wire \$1752 ;
+  wire \$1753 ;
+  wire \$1754 ;
+  wire \$1755 ;
+  wire \$1756 ;
+  wire \$1757 ;
+  wire \$1758 ;
+  wire [15:0] \$1759 ;
+  wire [3:0] \$176 ;
+  wire [16:0] \$1760 ;
+  wire [16:0] \$1761 ;
   wire [3:0] \$1762 ;
   wire [3:0] \$1763 ;
   wire [3:0] \$1764 ;
@@ -916,23 +916,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1774 ;
   wire [3:0] \$1775 ;
   wire [3:0] \$1776 ;
-  wire [15:0] \$1777 ;
-  wire [15:0] \$1778 ;
-  wire [15:0] \$1779 ;
+  wire [3:0] \$1777 ;
+  wire [3:0] \$1778 ;
+  wire [3:0] \$1779 ;
   wire [15:0] \$178 ;
-  wire [15:0] \$1780 ;
-  wire [15:0] \$1781 ;
-  wire [15:0] \$1782 ;
-  wire [15:0] \$1783 ;
-  wire [15:0] \$1784 ;
-  wire [15:0] \$1785 ;
-  wire [15:0] \$1786 ;
-  wire [15:0] \$1787 ;
-  wire [15:0] \$1788 ;
-  wire [15:0] \$1789 ;
+  wire [3:0] \$1780 ;
+  wire [3:0] \$1781 ;
+  wire [3:0] \$1782 ;
+  wire [3:0] \$1783 ;
+  wire [3:0] \$1784 ;
+  wire [3:0] \$1785 ;
+  wire [3:0] \$1786 ;
+  wire [3:0] \$1787 ;
+  wire [3:0] \$1788 ;
+  wire [3:0] \$1789 ;
   wire [15:0] \$179 ;
-  wire [15:0] \$1790 ;
-  wire [15:0] \$1791 ;
+  wire [3:0] \$1790 ;
+  wire [3:0] \$1791 ;
   wire [15:0] \$1792 ;
   wire [15:0] \$1793 ;
   wire [15:0] \$1794 ;
@@ -941,7 +941,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1797 ;
   wire [15:0] \$1798 ;
   wire [15:0] \$1799 ;
-  wire [8:0] \$18 ;
+  wire \$18 ;
   wire [15:0] \$180 ;
   wire [15:0] \$1800 ;
   wire [15:0] \$1801 ;
@@ -950,23 +950,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1804 ;
   wire [15:0] \$1805 ;
   wire [15:0] \$1806 ;
-  wire \$1807 ;
-  wire \$1808 ;
-  wire \$1809 ;
+  wire [15:0] \$1807 ;
+  wire [15:0] \$1808 ;
+  wire [15:0] \$1809 ;
   wire [15:0] \$181 ;
-  wire \$1810 ;
-  wire \$1811 ;
-  wire \$1812 ;
-  wire \$1813 ;
-  wire \$1814 ;
-  wire \$1815 ;
-  wire \$1816 ;
-  wire \$1817 ;
-  wire \$1818 ;
-  wire \$1819 ;
+  wire [15:0] \$1810 ;
+  wire [15:0] \$1811 ;
+  wire [15:0] \$1812 ;
+  wire [15:0] \$1813 ;
+  wire [15:0] \$1814 ;
+  wire [15:0] \$1815 ;
+  wire [15:0] \$1816 ;
+  wire [15:0] \$1817 ;
+  wire [15:0] \$1818 ;
+  wire [15:0] \$1819 ;
   wire [15:0] \$182 ;
-  wire \$1820 ;
-  wire \$1821 ;
+  wire [15:0] \$1820 ;
+  wire [15:0] \$1821 ;
   wire \$1822 ;
   wire \$1823 ;
   wire \$1824 ;
@@ -985,26 +985,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1836 ;
   wire \$1837 ;
   wire \$1838 ;
-  wire [15:0] \$1839 ;
+  wire \$1839 ;
   wire [15:0] \$184 ;
-  wire [16:0] \$1840 ;
-  wire [16:0] \$1841 ;
-  wire [3:0] \$1842 ;
-  wire [3:0] \$1843 ;
-  wire [3:0] \$1844 ;
-  wire [3:0] \$1845 ;
-  wire [3:0] \$1846 ;
-  wire [3:0] \$1847 ;
-  wire [3:0] \$1848 ;
-  wire [3:0] \$1849 ;
+  wire \$1840 ;
+  wire \$1841 ;
+  wire \$1842 ;
+  wire \$1843 ;
+  wire \$1844 ;
+  wire \$1845 ;
+  wire \$1846 ;
+  wire \$1847 ;
+  wire \$1848 ;
+  wire \$1849 ;
   wire [15:0] \$185 ;
-  wire [3:0] \$1850 ;
-  wire [3:0] \$1851 ;
-  wire [3:0] \$1852 ;
-  wire [3:0] \$1853 ;
-  wire [3:0] \$1854 ;
-  wire [3:0] \$1855 ;
-  wire [3:0] \$1856 ;
+  wire \$1850 ;
+  wire \$1851 ;
+  wire \$1852 ;
+  wire \$1853 ;
+  wire [15:0] \$1854 ;
+  wire [16:0] \$1855 ;
+  wire [16:0] \$1856 ;
   wire [3:0] \$1857 ;
   wire [3:0] \$1858 ;
   wire [3:0] \$1859 ;
@@ -1022,22 +1022,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$187 ;
   wire [3:0] \$1870 ;
   wire [3:0] \$1871 ;
-  wire [15:0] \$1872 ;
-  wire [15:0] \$1873 ;
-  wire [15:0] \$1874 ;
-  wire [15:0] \$1875 ;
-  wire [15:0] \$1876 ;
-  wire [15:0] \$1877 ;
-  wire [15:0] \$1878 ;
-  wire [15:0] \$1879 ;
+  wire [3:0] \$1872 ;
+  wire [3:0] \$1873 ;
+  wire [3:0] \$1874 ;
+  wire [3:0] \$1875 ;
+  wire [3:0] \$1876 ;
+  wire [3:0] \$1877 ;
+  wire [3:0] \$1878 ;
+  wire [3:0] \$1879 ;
   wire [15:0] \$188 ;
-  wire [15:0] \$1880 ;
-  wire [15:0] \$1881 ;
-  wire [15:0] \$1882 ;
-  wire [15:0] \$1883 ;
-  wire [15:0] \$1884 ;
-  wire [15:0] \$1885 ;
-  wire [15:0] \$1886 ;
+  wire [3:0] \$1880 ;
+  wire [3:0] \$1881 ;
+  wire [3:0] \$1882 ;
+  wire [3:0] \$1883 ;
+  wire [3:0] \$1884 ;
+  wire [3:0] \$1885 ;
+  wire [3:0] \$1886 ;
   wire [15:0] \$1887 ;
   wire [15:0] \$1888 ;
   wire [15:0] \$1889 ;
@@ -1052,30 +1052,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1897 ;
   wire [15:0] \$1898 ;
   wire [15:0] \$1899 ;
-  wire [3:0] \$19 ;
+  wire \$19 ;
   wire [15:0] \$190 ;
   wire [15:0] \$1900 ;
   wire [15:0] \$1901 ;
-  wire \$1902 ;
-  wire \$1903 ;
-  wire \$1904 ;
-  wire \$1905 ;
-  wire \$1906 ;
-  wire \$1907 ;
-  wire \$1908 ;
-  wire \$1909 ;
+  wire [15:0] \$1902 ;
+  wire [15:0] \$1903 ;
+  wire [15:0] \$1904 ;
+  wire [15:0] \$1905 ;
+  wire [15:0] \$1906 ;
+  wire [15:0] \$1907 ;
+  wire [15:0] \$1908 ;
+  wire [15:0] \$1909 ;
   wire [15:0] \$191 ;
-  wire \$1910 ;
-  wire \$1911 ;
-  wire \$1912 ;
-  wire \$1913 ;
-  wire \$1914 ;
-  wire \$1915 ;
-  wire \$1916 ;
+  wire [15:0] \$1910 ;
+  wire [15:0] \$1911 ;
+  wire [15:0] \$1912 ;
+  wire [15:0] \$1913 ;
+  wire [15:0] \$1914 ;
+  wire [15:0] \$1915 ;
+  wire [15:0] \$1916 ;
   wire \$1917 ;
   wire \$1918 ;
   wire \$1919 ;
-  wire \$192 ;
+  wire [15:0] \$192 ;
   wire \$1920 ;
   wire \$1921 ;
   wire \$1922 ;
@@ -1086,31 +1086,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1927 ;
   wire \$1928 ;
   wire \$1929 ;
-  wire \$193 ;
+  wire [15:0] \$193 ;
   wire \$1930 ;
   wire \$1931 ;
   wire \$1932 ;
   wire \$1933 ;
-  wire [15:0] \$1934 ;
-  wire [16:0] \$1935 ;
-  wire [16:0] \$1936 ;
-  wire [3:0] \$1937 ;
-  wire [3:0] \$1938 ;
-  wire [3:0] \$1939 ;
-  wire \$194 ;
-  wire [3:0] \$1940 ;
-  wire [3:0] \$1941 ;
-  wire [3:0] \$1942 ;
-  wire [3:0] \$1943 ;
-  wire [3:0] \$1944 ;
-  wire [3:0] \$1945 ;
-  wire [3:0] \$1946 ;
-  wire [3:0] \$1947 ;
-  wire [3:0] \$1948 ;
-  wire [3:0] \$1949 ;
-  wire \$195 ;
-  wire [3:0] \$1950 ;
-  wire [3:0] \$1951 ;
+  wire \$1934 ;
+  wire \$1935 ;
+  wire \$1936 ;
+  wire \$1937 ;
+  wire \$1938 ;
+  wire \$1939 ;
+  wire [15:0] \$194 ;
+  wire \$1940 ;
+  wire \$1941 ;
+  wire \$1942 ;
+  wire \$1943 ;
+  wire \$1944 ;
+  wire \$1945 ;
+  wire \$1946 ;
+  wire \$1947 ;
+  wire \$1948 ;
+  wire [15:0] \$1949 ;
+  wire [15:0] \$195 ;
+  wire [16:0] \$1950 ;
+  wire [16:0] \$1951 ;
   wire [3:0] \$1952 ;
   wire [3:0] \$1953 ;
   wire [3:0] \$1954 ;
@@ -1119,7 +1119,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1957 ;
   wire [3:0] \$1958 ;
   wire [3:0] \$1959 ;
-  wire \$196 ;
+  wire [15:0] \$196 ;
   wire [3:0] \$1960 ;
   wire [3:0] \$1961 ;
   wire [3:0] \$1962 ;
@@ -1127,23 +1127,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1964 ;
   wire [3:0] \$1965 ;
   wire [3:0] \$1966 ;
-  wire [15:0] \$1967 ;
-  wire [15:0] \$1968 ;
-  wire [15:0] \$1969 ;
-  wire \$197 ;
-  wire [15:0] \$1970 ;
-  wire [15:0] \$1971 ;
-  wire [15:0] \$1972 ;
-  wire [15:0] \$1973 ;
-  wire [15:0] \$1974 ;
-  wire [15:0] \$1975 ;
-  wire [15:0] \$1976 ;
-  wire [15:0] \$1977 ;
-  wire [15:0] \$1978 ;
-  wire [15:0] \$1979 ;
-  wire \$198 ;
-  wire [15:0] \$1980 ;
-  wire [15:0] \$1981 ;
+  wire [3:0] \$1967 ;
+  wire [3:0] \$1968 ;
+  wire [3:0] \$1969 ;
+  wire [15:0] \$197 ;
+  wire [3:0] \$1970 ;
+  wire [3:0] \$1971 ;
+  wire [3:0] \$1972 ;
+  wire [3:0] \$1973 ;
+  wire [3:0] \$1974 ;
+  wire [3:0] \$1975 ;
+  wire [3:0] \$1976 ;
+  wire [3:0] \$1977 ;
+  wire [3:0] \$1978 ;
+  wire [3:0] \$1979 ;
+  wire [15:0] \$198 ;
+  wire [3:0] \$1980 ;
+  wire [3:0] \$1981 ;
   wire [15:0] \$1982 ;
   wire [15:0] \$1983 ;
   wire [15:0] \$1984 ;
@@ -1152,7 +1152,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1987 ;
   wire [15:0] \$1988 ;
   wire [15:0] \$1989 ;
-  wire \$199 ;
+  wire [15:0] \$199 ;
   wire [15:0] \$1990 ;
   wire [15:0] \$1991 ;
   wire [15:0] \$1992 ;
@@ -1160,25 +1160,25 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1994 ;
   wire [15:0] \$1995 ;
   wire [15:0] \$1996 ;
-  wire \$1997 ;
-  wire \$1998 ;
-  wire \$1999 ;
-  wire [4:0] \$2 ;
-  wire [4:0] \$20 ;
-  wire \$200 ;
-  wire \$2000 ;
-  wire \$2001 ;
-  wire \$2002 ;
-  wire \$2003 ;
-  wire \$2004 ;
-  wire \$2005 ;
-  wire \$2006 ;
-  wire \$2007 ;
-  wire \$2008 ;
-  wire \$2009 ;
-  wire \$201 ;
-  wire \$2010 ;
-  wire \$2011 ;
+  wire [15:0] \$1997 ;
+  wire [15:0] \$1998 ;
+  wire [15:0] \$1999 ;
+  wire [7:0] \$2 ;
+  wire \$20 ;
+  wire [15:0] \$200 ;
+  wire [15:0] \$2000 ;
+  wire [15:0] \$2001 ;
+  wire [15:0] \$2002 ;
+  wire [15:0] \$2003 ;
+  wire [15:0] \$2004 ;
+  wire [15:0] \$2005 ;
+  wire [15:0] \$2006 ;
+  wire [15:0] \$2007 ;
+  wire [15:0] \$2008 ;
+  wire [15:0] \$2009 ;
+  wire [15:0] \$201 ;
+  wire [15:0] \$2010 ;
+  wire [15:0] \$2011 ;
   wire \$2012 ;
   wire \$2013 ;
   wire \$2014 ;
@@ -1187,7 +1187,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2017 ;
   wire \$2018 ;
   wire \$2019 ;
-  wire \$202 ;
+  wire [15:0] \$202 ;
   wire \$2020 ;
   wire \$2021 ;
   wire \$2022 ;
@@ -1197,30 +1197,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2026 ;
   wire \$2027 ;
   wire \$2028 ;
-  wire [15:0] \$2029 ;
-  wire \$203 ;
-  wire [16:0] \$2030 ;
-  wire [16:0] \$2031 ;
-  wire [3:0] \$2032 ;
-  wire [3:0] \$2033 ;
-  wire [3:0] \$2034 ;
-  wire [3:0] \$2035 ;
-  wire [3:0] \$2036 ;
-  wire [3:0] \$2037 ;
-  wire [3:0] \$2038 ;
-  wire [3:0] \$2039 ;
-  wire \$204 ;
-  wire [3:0] \$2040 ;
-  wire [3:0] \$2041 ;
-  wire [3:0] \$2042 ;
-  wire [3:0] \$2043 ;
-  wire [3:0] \$2044 ;
-  wire [3:0] \$2045 ;
-  wire [3:0] \$2046 ;
+  wire \$2029 ;
+  wire [15:0] \$203 ;
+  wire \$2030 ;
+  wire \$2031 ;
+  wire \$2032 ;
+  wire \$2033 ;
+  wire \$2034 ;
+  wire \$2035 ;
+  wire \$2036 ;
+  wire \$2037 ;
+  wire \$2038 ;
+  wire \$2039 ;
+  wire [15:0] \$204 ;
+  wire \$2040 ;
+  wire \$2041 ;
+  wire \$2042 ;
+  wire \$2043 ;
+  wire [15:0] \$2044 ;
+  wire [16:0] \$2045 ;
+  wire [16:0] \$2046 ;
   wire [3:0] \$2047 ;
   wire [3:0] \$2048 ;
   wire [3:0] \$2049 ;
-  wire \$205 ;
+  wire [15:0] \$205 ;
   wire [3:0] \$2050 ;
   wire [3:0] \$2051 ;
   wire [3:0] \$2052 ;
@@ -1231,25 +1231,25 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2057 ;
   wire [3:0] \$2058 ;
   wire [3:0] \$2059 ;
-  wire \$206 ;
+  wire [15:0] \$206 ;
   wire [3:0] \$2060 ;
   wire [3:0] \$2061 ;
-  wire [15:0] \$2062 ;
-  wire [15:0] \$2063 ;
-  wire [15:0] \$2064 ;
-  wire [15:0] \$2065 ;
-  wire [15:0] \$2066 ;
-  wire [15:0] \$2067 ;
-  wire [15:0] \$2068 ;
-  wire [15:0] \$2069 ;
+  wire [3:0] \$2062 ;
+  wire [3:0] \$2063 ;
+  wire [3:0] \$2064 ;
+  wire [3:0] \$2065 ;
+  wire [3:0] \$2066 ;
+  wire [3:0] \$2067 ;
+  wire [3:0] \$2068 ;
+  wire [3:0] \$2069 ;
   wire \$207 ;
-  wire [15:0] \$2070 ;
-  wire [15:0] \$2071 ;
-  wire [15:0] \$2072 ;
-  wire [15:0] \$2073 ;
-  wire [15:0] \$2074 ;
-  wire [15:0] \$2075 ;
-  wire [15:0] \$2076 ;
+  wire [3:0] \$2070 ;
+  wire [3:0] \$2071 ;
+  wire [3:0] \$2072 ;
+  wire [3:0] \$2073 ;
+  wire [3:0] \$2074 ;
+  wire [3:0] \$2075 ;
+  wire [3:0] \$2076 ;
   wire [15:0] \$2077 ;
   wire [15:0] \$2078 ;
   wire [15:0] \$2079 ;
@@ -1267,23 +1267,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$209 ;
   wire [15:0] \$2090 ;
   wire [15:0] \$2091 ;
-  wire \$2092 ;
-  wire \$2093 ;
-  wire \$2094 ;
-  wire \$2095 ;
-  wire \$2096 ;
-  wire \$2097 ;
-  wire \$2098 ;
-  wire \$2099 ;
-  wire [3:0] \$21 ;
+  wire [15:0] \$2092 ;
+  wire [15:0] \$2093 ;
+  wire [15:0] \$2094 ;
+  wire [15:0] \$2095 ;
+  wire [15:0] \$2096 ;
+  wire [15:0] \$2097 ;
+  wire [15:0] \$2098 ;
+  wire [15:0] \$2099 ;
+  wire \$21 ;
   wire \$210 ;
-  wire \$2100 ;
-  wire \$2101 ;
-  wire \$2102 ;
-  wire \$2103 ;
-  wire \$2104 ;
-  wire \$2105 ;
-  wire \$2106 ;
+  wire [15:0] \$2100 ;
+  wire [15:0] \$2101 ;
+  wire [15:0] \$2102 ;
+  wire [15:0] \$2103 ;
+  wire [15:0] \$2104 ;
+  wire [15:0] \$2105 ;
+  wire [15:0] \$2106 ;
   wire \$2107 ;
   wire \$2108 ;
   wire \$2109 ;
@@ -1303,26 +1303,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2121 ;
   wire \$2122 ;
   wire \$2123 ;
-  wire [15:0] \$2124 ;
-  wire [16:0] \$2125 ;
-  wire [16:0] \$2126 ;
-  wire [3:0] \$2127 ;
-  wire [3:0] \$2128 ;
-  wire [3:0] \$2129 ;
+  wire \$2124 ;
+  wire \$2125 ;
+  wire \$2126 ;
+  wire \$2127 ;
+  wire \$2128 ;
+  wire \$2129 ;
   wire \$213 ;
-  wire [3:0] \$2130 ;
-  wire [3:0] \$2131 ;
-  wire [3:0] \$2132 ;
-  wire [3:0] \$2133 ;
-  wire [3:0] \$2134 ;
-  wire [3:0] \$2135 ;
-  wire [3:0] \$2136 ;
-  wire [3:0] \$2137 ;
-  wire [3:0] \$2138 ;
-  wire [3:0] \$2139 ;
+  wire \$2130 ;
+  wire \$2131 ;
+  wire \$2132 ;
+  wire \$2133 ;
+  wire \$2134 ;
+  wire \$2135 ;
+  wire \$2136 ;
+  wire \$2137 ;
+  wire \$2138 ;
+  wire [15:0] \$2139 ;
   wire \$214 ;
-  wire [3:0] \$2140 ;
-  wire [3:0] \$2141 ;
+  wire [16:0] \$2140 ;
+  wire [16:0] \$2141 ;
   wire [3:0] \$2142 ;
   wire [3:0] \$2143 ;
   wire [3:0] \$2144 ;
@@ -1339,23 +1339,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2154 ;
   wire [3:0] \$2155 ;
   wire [3:0] \$2156 ;
-  wire [15:0] \$2157 ;
-  wire [15:0] \$2158 ;
-  wire [15:0] \$2159 ;
+  wire [3:0] \$2157 ;
+  wire [3:0] \$2158 ;
+  wire [3:0] \$2159 ;
   wire \$216 ;
-  wire [15:0] \$2160 ;
-  wire [15:0] \$2161 ;
-  wire [15:0] \$2162 ;
-  wire [15:0] \$2163 ;
-  wire [15:0] \$2164 ;
-  wire [15:0] \$2165 ;
-  wire [15:0] \$2166 ;
-  wire [15:0] \$2167 ;
-  wire [15:0] \$2168 ;
-  wire [15:0] \$2169 ;
+  wire [3:0] \$2160 ;
+  wire [3:0] \$2161 ;
+  wire [3:0] \$2162 ;
+  wire [3:0] \$2163 ;
+  wire [3:0] \$2164 ;
+  wire [3:0] \$2165 ;
+  wire [3:0] \$2166 ;
+  wire [3:0] \$2167 ;
+  wire [3:0] \$2168 ;
+  wire [3:0] \$2169 ;
   wire \$217 ;
-  wire [15:0] \$2170 ;
-  wire [15:0] \$2171 ;
+  wire [3:0] \$2170 ;
+  wire [3:0] \$2171 ;
   wire [15:0] \$2172 ;
   wire [15:0] \$2173 ;
   wire [15:0] \$2174 ;
@@ -1372,24 +1372,24 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2184 ;
   wire [15:0] \$2185 ;
   wire [15:0] \$2186 ;
-  wire \$2187 ;
-  wire \$2188 ;
-  wire \$2189 ;
+  wire [15:0] \$2187 ;
+  wire [15:0] \$2188 ;
+  wire [15:0] \$2189 ;
   wire \$219 ;
-  wire \$2190 ;
-  wire \$2191 ;
-  wire \$2192 ;
-  wire \$2193 ;
-  wire \$2194 ;
-  wire \$2195 ;
-  wire \$2196 ;
-  wire \$2197 ;
-  wire \$2198 ;
-  wire \$2199 ;
-  wire [4:0] \$22 ;
+  wire [15:0] \$2190 ;
+  wire [15:0] \$2191 ;
+  wire [15:0] \$2192 ;
+  wire [15:0] \$2193 ;
+  wire [15:0] \$2194 ;
+  wire [15:0] \$2195 ;
+  wire [15:0] \$2196 ;
+  wire [15:0] \$2197 ;
+  wire [15:0] \$2198 ;
+  wire [15:0] \$2199 ;
+  wire \$22 ;
   wire \$220 ;
-  wire \$2200 ;
-  wire \$2201 ;
+  wire [15:0] \$2200 ;
+  wire [15:0] \$2201 ;
   wire \$2202 ;
   wire \$2203 ;
   wire \$2204 ;
@@ -1408,30 +1408,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2216 ;
   wire \$2217 ;
   wire \$2218 ;
-  wire [15:0] \$2219 ;
+  wire \$2219 ;
   wire \$222 ;
-  wire [16:0] \$2220 ;
-  wire [16:0] \$2221 ;
-  wire [3:0] \$2222 ;
-  wire [3:0] \$2223 ;
-  wire [3:0] \$2224 ;
-  wire [3:0] \$2225 ;
-  wire [3:0] \$2226 ;
-  wire [3:0] \$2227 ;
-  wire [3:0] \$2228 ;
-  wire [3:0] \$2229 ;
+  wire \$2220 ;
+  wire \$2221 ;
+  wire \$2222 ;
+  wire \$2223 ;
+  wire \$2224 ;
+  wire \$2225 ;
+  wire \$2226 ;
+  wire \$2227 ;
+  wire \$2228 ;
+  wire \$2229 ;
   wire \$223 ;
-  wire [3:0] \$2230 ;
-  wire [3:0] \$2231 ;
-  wire [3:0] \$2232 ;
-  wire [3:0] \$2233 ;
-  wire [3:0] \$2234 ;
-  wire [3:0] \$2235 ;
-  wire [3:0] \$2236 ;
+  wire \$2230 ;
+  wire \$2231 ;
+  wire \$2232 ;
+  wire \$2233 ;
+  wire [15:0] \$2234 ;
+  wire [16:0] \$2235 ;
+  wire [16:0] \$2236 ;
   wire [3:0] \$2237 ;
   wire [3:0] \$2238 ;
   wire [3:0] \$2239 ;
-  wire [15:0] \$224 ;
+  wire \$224 ;
   wire [3:0] \$2240 ;
   wire [3:0] \$2241 ;
   wire [3:0] \$2242 ;
@@ -1442,29 +1442,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2247 ;
   wire [3:0] \$2248 ;
   wire [3:0] \$2249 ;
-  wire [16:0] \$225 ;
+  wire \$225 ;
   wire [3:0] \$2250 ;
   wire [3:0] \$2251 ;
-  wire [15:0] \$2252 ;
-  wire [15:0] \$2253 ;
-  wire [15:0] \$2254 ;
-  wire [15:0] \$2255 ;
-  wire [15:0] \$2256 ;
-  wire [15:0] \$2257 ;
-  wire [15:0] \$2258 ;
-  wire [15:0] \$2259 ;
-  wire [16:0] \$226 ;
-  wire [15:0] \$2260 ;
-  wire [15:0] \$2261 ;
-  wire [15:0] \$2262 ;
-  wire [15:0] \$2263 ;
-  wire [15:0] \$2264 ;
-  wire [15:0] \$2265 ;
-  wire [15:0] \$2266 ;
+  wire [3:0] \$2252 ;
+  wire [3:0] \$2253 ;
+  wire [3:0] \$2254 ;
+  wire [3:0] \$2255 ;
+  wire [3:0] \$2256 ;
+  wire [3:0] \$2257 ;
+  wire [3:0] \$2258 ;
+  wire [3:0] \$2259 ;
+  wire \$226 ;
+  wire [3:0] \$2260 ;
+  wire [3:0] \$2261 ;
+  wire [3:0] \$2262 ;
+  wire [3:0] \$2263 ;
+  wire [3:0] \$2264 ;
+  wire [3:0] \$2265 ;
+  wire [3:0] \$2266 ;
   wire [15:0] \$2267 ;
   wire [15:0] \$2268 ;
   wire [15:0] \$2269 ;
-  wire [3:0] \$227 ;
+  wire \$227 ;
   wire [15:0] \$2270 ;
   wire [15:0] \$2271 ;
   wire [15:0] \$2272 ;
@@ -1475,30 +1475,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2277 ;
   wire [15:0] \$2278 ;
   wire [15:0] \$2279 ;
-  wire [3:0] \$228 ;
+  wire \$228 ;
   wire [15:0] \$2280 ;
   wire [15:0] \$2281 ;
-  wire \$2282 ;
-  wire \$2283 ;
-  wire \$2284 ;
-  wire \$2285 ;
-  wire \$2286 ;
-  wire \$2287 ;
-  wire \$2288 ;
-  wire \$2289 ;
-  wire [3:0] \$229 ;
-  wire \$2290 ;
-  wire \$2291 ;
-  wire \$2292 ;
-  wire \$2293 ;
-  wire \$2294 ;
-  wire \$2295 ;
-  wire \$2296 ;
+  wire [15:0] \$2282 ;
+  wire [15:0] \$2283 ;
+  wire [15:0] \$2284 ;
+  wire [15:0] \$2285 ;
+  wire [15:0] \$2286 ;
+  wire [15:0] \$2287 ;
+  wire [15:0] \$2288 ;
+  wire [15:0] \$2289 ;
+  wire \$229 ;
+  wire [15:0] \$2290 ;
+  wire [15:0] \$2291 ;
+  wire [15:0] \$2292 ;
+  wire [15:0] \$2293 ;
+  wire [15:0] \$2294 ;
+  wire [15:0] \$2295 ;
+  wire [15:0] \$2296 ;
   wire \$2297 ;
   wire \$2298 ;
   wire \$2299 ;
-  wire [7:0] \$23 ;
-  wire [3:0] \$230 ;
+  wire \$23 ;
+  wire \$230 ;
   wire \$2300 ;
   wire \$2301 ;
   wire \$2302 ;
@@ -1509,31 +1509,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2307 ;
   wire \$2308 ;
   wire \$2309 ;
-  wire [3:0] \$231 ;
+  wire \$231 ;
   wire \$2310 ;
   wire \$2311 ;
   wire \$2312 ;
   wire \$2313 ;
-  wire [15:0] \$2314 ;
-  wire [16:0] \$2315 ;
-  wire [16:0] \$2316 ;
-  wire [3:0] \$2317 ;
-  wire [3:0] \$2318 ;
-  wire [3:0] \$2319 ;
-  wire [3:0] \$232 ;
-  wire [3:0] \$2320 ;
-  wire [3:0] \$2321 ;
-  wire [3:0] \$2322 ;
-  wire [3:0] \$2323 ;
-  wire [3:0] \$2324 ;
-  wire [3:0] \$2325 ;
-  wire [3:0] \$2326 ;
-  wire [3:0] \$2327 ;
-  wire [3:0] \$2328 ;
-  wire [3:0] \$2329 ;
-  wire [3:0] \$233 ;
-  wire [3:0] \$2330 ;
-  wire [3:0] \$2331 ;
+  wire \$2314 ;
+  wire \$2315 ;
+  wire \$2316 ;
+  wire \$2317 ;
+  wire \$2318 ;
+  wire \$2319 ;
+  wire \$232 ;
+  wire \$2320 ;
+  wire \$2321 ;
+  wire \$2322 ;
+  wire \$2323 ;
+  wire \$2324 ;
+  wire \$2325 ;
+  wire \$2326 ;
+  wire \$2327 ;
+  wire \$2328 ;
+  wire [15:0] \$2329 ;
+  wire \$233 ;
+  wire [16:0] \$2330 ;
+  wire [16:0] \$2331 ;
   wire [3:0] \$2332 ;
   wire [3:0] \$2333 ;
   wire [3:0] \$2334 ;
@@ -1542,7 +1542,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2337 ;
   wire [3:0] \$2338 ;
   wire [3:0] \$2339 ;
-  wire [3:0] \$234 ;
+  wire \$234 ;
   wire [3:0] \$2340 ;
   wire [3:0] \$2341 ;
   wire [3:0] \$2342 ;
@@ -1550,23 +1550,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2344 ;
   wire [3:0] \$2345 ;
   wire [3:0] \$2346 ;
-  wire [15:0] \$2347 ;
-  wire [15:0] \$2348 ;
-  wire [15:0] \$2349 ;
-  wire [3:0] \$235 ;
-  wire [15:0] \$2350 ;
-  wire [15:0] \$2351 ;
-  wire [15:0] \$2352 ;
-  wire [15:0] \$2353 ;
-  wire [15:0] \$2354 ;
-  wire [15:0] \$2355 ;
-  wire [15:0] \$2356 ;
-  wire [15:0] \$2357 ;
-  wire [15:0] \$2358 ;
-  wire [15:0] \$2359 ;
-  wire [3:0] \$236 ;
-  wire [15:0] \$2360 ;
-  wire [15:0] \$2361 ;
+  wire [3:0] \$2347 ;
+  wire [3:0] \$2348 ;
+  wire [3:0] \$2349 ;
+  wire \$235 ;
+  wire [3:0] \$2350 ;
+  wire [3:0] \$2351 ;
+  wire [3:0] \$2352 ;
+  wire [3:0] \$2353 ;
+  wire [3:0] \$2354 ;
+  wire [3:0] \$2355 ;
+  wire [3:0] \$2356 ;
+  wire [3:0] \$2357 ;
+  wire [3:0] \$2358 ;
+  wire [3:0] \$2359 ;
+  wire \$236 ;
+  wire [3:0] \$2360 ;
+  wire [3:0] \$2361 ;
   wire [15:0] \$2362 ;
   wire [15:0] \$2363 ;
   wire [15:0] \$2364 ;
@@ -1575,7 +1575,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2367 ;
   wire [15:0] \$2368 ;
   wire [15:0] \$2369 ;
-  wire [3:0] \$237 ;
+  wire \$237 ;
   wire [15:0] \$2370 ;
   wire [15:0] \$2371 ;
   wire [15:0] \$2372 ;
@@ -1583,23 +1583,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2374 ;
   wire [15:0] \$2375 ;
   wire [15:0] \$2376 ;
-  wire \$2377 ;
-  wire \$2378 ;
-  wire \$2379 ;
-  wire [3:0] \$238 ;
-  wire \$2380 ;
-  wire \$2381 ;
-  wire \$2382 ;
-  wire \$2383 ;
-  wire \$2384 ;
-  wire \$2385 ;
-  wire \$2386 ;
-  wire \$2387 ;
-  wire \$2388 ;
-  wire \$2389 ;
-  wire [3:0] \$239 ;
-  wire \$2390 ;
-  wire \$2391 ;
+  wire [15:0] \$2377 ;
+  wire [15:0] \$2378 ;
+  wire [15:0] \$2379 ;
+  wire \$238 ;
+  wire [15:0] \$2380 ;
+  wire [15:0] \$2381 ;
+  wire [15:0] \$2382 ;
+  wire [15:0] \$2383 ;
+  wire [15:0] \$2384 ;
+  wire [15:0] \$2385 ;
+  wire [15:0] \$2386 ;
+  wire [15:0] \$2387 ;
+  wire [15:0] \$2388 ;
+  wire [15:0] \$2389 ;
+  wire [15:0] \$239 ;
+  wire [15:0] \$2390 ;
+  wire [15:0] \$2391 ;
   wire \$2392 ;
   wire \$2393 ;
   wire \$2394 ;
@@ -1608,8 +1608,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2397 ;
   wire \$2398 ;
   wire \$2399 ;
-  wire [8:0] \$24 ;
-  wire [3:0] \$240 ;
+  wire \$24 ;
+  wire [16:0] \$240 ;
   wire \$2400 ;
   wire \$2401 ;
   wire \$2402 ;
@@ -1619,26 +1619,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2406 ;
   wire \$2407 ;
   wire \$2408 ;
-  wire [15:0] \$2409 ;
-  wire [3:0] \$241 ;
-  wire [16:0] \$2410 ;
-  wire [16:0] \$2411 ;
-  wire [3:0] \$2412 ;
-  wire [3:0] \$2413 ;
-  wire [3:0] \$2414 ;
-  wire [3:0] \$2415 ;
-  wire [3:0] \$2416 ;
-  wire [3:0] \$2417 ;
-  wire [3:0] \$2418 ;
-  wire [3:0] \$2419 ;
+  wire \$2409 ;
+  wire [16:0] \$241 ;
+  wire \$2410 ;
+  wire \$2411 ;
+  wire \$2412 ;
+  wire \$2413 ;
+  wire \$2414 ;
+  wire \$2415 ;
+  wire \$2416 ;
+  wire \$2417 ;
+  wire \$2418 ;
+  wire \$2419 ;
   wire [3:0] \$242 ;
-  wire [3:0] \$2420 ;
-  wire [3:0] \$2421 ;
-  wire [3:0] \$2422 ;
-  wire [3:0] \$2423 ;
-  wire [3:0] \$2424 ;
-  wire [3:0] \$2425 ;
-  wire [3:0] \$2426 ;
+  wire \$2420 ;
+  wire \$2421 ;
+  wire \$2422 ;
+  wire \$2423 ;
+  wire [15:0] \$2424 ;
+  wire [16:0] \$2425 ;
+  wire [16:0] \$2426 ;
   wire [3:0] \$2427 ;
   wire [3:0] \$2428 ;
   wire [3:0] \$2429 ;
@@ -1656,22 +1656,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$244 ;
   wire [3:0] \$2440 ;
   wire [3:0] \$2441 ;
-  wire [15:0] \$2442 ;
-  wire [15:0] \$2443 ;
-  wire [15:0] \$2444 ;
-  wire [15:0] \$2445 ;
-  wire [15:0] \$2446 ;
-  wire [15:0] \$2447 ;
-  wire [15:0] \$2448 ;
-  wire [15:0] \$2449 ;
+  wire [3:0] \$2442 ;
+  wire [3:0] \$2443 ;
+  wire [3:0] \$2444 ;
+  wire [3:0] \$2445 ;
+  wire [3:0] \$2446 ;
+  wire [3:0] \$2447 ;
+  wire [3:0] \$2448 ;
+  wire [3:0] \$2449 ;
   wire [3:0] \$245 ;
-  wire [15:0] \$2450 ;
-  wire [15:0] \$2451 ;
-  wire [15:0] \$2452 ;
-  wire [15:0] \$2453 ;
-  wire [15:0] \$2454 ;
-  wire [15:0] \$2455 ;
-  wire [15:0] \$2456 ;
+  wire [3:0] \$2450 ;
+  wire [3:0] \$2451 ;
+  wire [3:0] \$2452 ;
+  wire [3:0] \$2453 ;
+  wire [3:0] \$2454 ;
+  wire [3:0] \$2455 ;
+  wire [3:0] \$2456 ;
   wire [15:0] \$2457 ;
   wire [15:0] \$2458 ;
   wire [15:0] \$2459 ;
@@ -1689,22 +1689,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$247 ;
   wire [15:0] \$2470 ;
   wire [15:0] \$2471 ;
-  wire \$2472 ;
-  wire \$2473 ;
-  wire \$2474 ;
-  wire \$2475 ;
-  wire \$2476 ;
-  wire \$2477 ;
-  wire \$2478 ;
-  wire \$2479 ;
+  wire [15:0] \$2472 ;
+  wire [15:0] \$2473 ;
+  wire [15:0] \$2474 ;
+  wire [15:0] \$2475 ;
+  wire [15:0] \$2476 ;
+  wire [15:0] \$2477 ;
+  wire [15:0] \$2478 ;
+  wire [15:0] \$2479 ;
   wire [3:0] \$248 ;
-  wire \$2480 ;
-  wire \$2481 ;
-  wire \$2482 ;
-  wire \$2483 ;
-  wire \$2484 ;
-  wire \$2485 ;
-  wire \$2486 ;
+  wire [15:0] \$2480 ;
+  wire [15:0] \$2481 ;
+  wire [15:0] \$2482 ;
+  wire [15:0] \$2483 ;
+  wire [15:0] \$2484 ;
+  wire [15:0] \$2485 ;
+  wire [15:0] \$2486 ;
   wire \$2487 ;
   wire \$2488 ;
   wire \$2489 ;
@@ -1719,32 +1719,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2497 ;
   wire \$2498 ;
   wire \$2499 ;
-  wire [3:0] \$25 ;
+  wire \$25 ;
   wire [3:0] \$250 ;
   wire \$2500 ;
   wire \$2501 ;
   wire \$2502 ;
   wire \$2503 ;
-  wire [15:0] \$2504 ;
-  wire [16:0] \$2505 ;
-  wire [16:0] \$2506 ;
-  wire [3:0] \$2507 ;
-  wire [3:0] \$2508 ;
-  wire [3:0] \$2509 ;
+  wire \$2504 ;
+  wire \$2505 ;
+  wire \$2506 ;
+  wire \$2507 ;
+  wire \$2508 ;
+  wire \$2509 ;
   wire [3:0] \$251 ;
-  wire [3:0] \$2510 ;
-  wire [3:0] \$2511 ;
-  wire [3:0] \$2512 ;
-  wire [3:0] \$2513 ;
-  wire [3:0] \$2514 ;
-  wire [3:0] \$2515 ;
-  wire [3:0] \$2516 ;
-  wire [3:0] \$2517 ;
-  wire [3:0] \$2518 ;
-  wire [3:0] \$2519 ;
+  wire \$2510 ;
+  wire \$2511 ;
+  wire \$2512 ;
+  wire \$2513 ;
+  wire \$2514 ;
+  wire \$2515 ;
+  wire \$2516 ;
+  wire \$2517 ;
+  wire \$2518 ;
+  wire [15:0] \$2519 ;
   wire [3:0] \$252 ;
-  wire [3:0] \$2520 ;
-  wire [3:0] \$2521 ;
+  wire [16:0] \$2520 ;
+  wire [16:0] \$2521 ;
   wire [3:0] \$2522 ;
   wire [3:0] \$2523 ;
   wire [3:0] \$2524 ;
@@ -1761,23 +1761,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2534 ;
   wire [3:0] \$2535 ;
   wire [3:0] \$2536 ;
-  wire [15:0] \$2537 ;
-  wire [15:0] \$2538 ;
-  wire [15:0] \$2539 ;
+  wire [3:0] \$2537 ;
+  wire [3:0] \$2538 ;
+  wire [3:0] \$2539 ;
   wire [3:0] \$254 ;
-  wire [15:0] \$2540 ;
-  wire [15:0] \$2541 ;
-  wire [15:0] \$2542 ;
-  wire [15:0] \$2543 ;
-  wire [15:0] \$2544 ;
-  wire [15:0] \$2545 ;
-  wire [15:0] \$2546 ;
-  wire [15:0] \$2547 ;
-  wire [15:0] \$2548 ;
-  wire [15:0] \$2549 ;
+  wire [3:0] \$2540 ;
+  wire [3:0] \$2541 ;
+  wire [3:0] \$2542 ;
+  wire [3:0] \$2543 ;
+  wire [3:0] \$2544 ;
+  wire [3:0] \$2545 ;
+  wire [3:0] \$2546 ;
+  wire [3:0] \$2547 ;
+  wire [3:0] \$2548 ;
+  wire [3:0] \$2549 ;
   wire [3:0] \$255 ;
-  wire [15:0] \$2550 ;
-  wire [15:0] \$2551 ;
+  wire [3:0] \$2550 ;
+  wire [3:0] \$2551 ;
   wire [15:0] \$2552 ;
   wire [15:0] \$2553 ;
   wire [15:0] \$2554 ;
@@ -1794,23 +1794,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2564 ;
   wire [15:0] \$2565 ;
   wire [15:0] \$2566 ;
-  wire \$2567 ;
-  wire \$2568 ;
-  wire \$2569 ;
-  wire [15:0] \$257 ;
-  wire \$2570 ;
-  wire \$2571 ;
-  wire \$2572 ;
-  wire \$2573 ;
-  wire \$2574 ;
-  wire \$2575 ;
-  wire \$2576 ;
-  wire \$2577 ;
-  wire \$2578 ;
-  wire \$2579 ;
-  wire [15:0] \$258 ;
-  wire \$2580 ;
-  wire \$2581 ;
+  wire [15:0] \$2567 ;
+  wire [15:0] \$2568 ;
+  wire [15:0] \$2569 ;
+  wire [3:0] \$257 ;
+  wire [15:0] \$2570 ;
+  wire [15:0] \$2571 ;
+  wire [15:0] \$2572 ;
+  wire [15:0] \$2573 ;
+  wire [15:0] \$2574 ;
+  wire [15:0] \$2575 ;
+  wire [15:0] \$2576 ;
+  wire [15:0] \$2577 ;
+  wire [15:0] \$2578 ;
+  wire [15:0] \$2579 ;
+  wire [3:0] \$258 ;
+  wire [15:0] \$2580 ;
+  wire [15:0] \$2581 ;
   wire \$2582 ;
   wire \$2583 ;
   wire \$2584 ;
@@ -1819,7 +1819,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2587 ;
   wire \$2588 ;
   wire \$2589 ;
-  wire [15:0] \$259 ;
+  wire [3:0] \$259 ;
   wire \$2590 ;
   wire \$2591 ;
   wire \$2592 ;
@@ -1829,31 +1829,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2596 ;
   wire \$2597 ;
   wire \$2598 ;
-  wire [15:0] \$2599 ;
-  wire [4:0] \$26 ;
-  wire [15:0] \$260 ;
-  wire [16:0] \$2600 ;
-  wire [16:0] \$2601 ;
-  wire [3:0] \$2602 ;
-  wire [3:0] \$2603 ;
-  wire [3:0] \$2604 ;
-  wire [3:0] \$2605 ;
-  wire [3:0] \$2606 ;
-  wire [3:0] \$2607 ;
-  wire [3:0] \$2608 ;
-  wire [3:0] \$2609 ;
-  wire [15:0] \$261 ;
-  wire [3:0] \$2610 ;
-  wire [3:0] \$2611 ;
-  wire [3:0] \$2612 ;
-  wire [3:0] \$2613 ;
-  wire [3:0] \$2614 ;
-  wire [3:0] \$2615 ;
-  wire [3:0] \$2616 ;
+  wire \$2599 ;
+  wire \$26 ;
+  wire [3:0] \$260 ;
+  wire \$2600 ;
+  wire \$2601 ;
+  wire \$2602 ;
+  wire \$2603 ;
+  wire \$2604 ;
+  wire \$2605 ;
+  wire \$2606 ;
+  wire \$2607 ;
+  wire \$2608 ;
+  wire \$2609 ;
+  wire [3:0] \$261 ;
+  wire \$2610 ;
+  wire \$2611 ;
+  wire \$2612 ;
+  wire \$2613 ;
+  wire [15:0] \$2614 ;
+  wire [16:0] \$2615 ;
+  wire [16:0] \$2616 ;
   wire [3:0] \$2617 ;
   wire [3:0] \$2618 ;
   wire [3:0] \$2619 ;
-  wire [15:0] \$262 ;
+  wire [3:0] \$262 ;
   wire [3:0] \$2620 ;
   wire [3:0] \$2621 ;
   wire [3:0] \$2622 ;
@@ -1864,29 +1864,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2627 ;
   wire [3:0] \$2628 ;
   wire [3:0] \$2629 ;
-  wire [15:0] \$263 ;
+  wire [3:0] \$263 ;
   wire [3:0] \$2630 ;
   wire [3:0] \$2631 ;
-  wire [15:0] \$2632 ;
-  wire [15:0] \$2633 ;
-  wire [15:0] \$2634 ;
-  wire [15:0] \$2635 ;
-  wire [15:0] \$2636 ;
-  wire [15:0] \$2637 ;
-  wire [15:0] \$2638 ;
-  wire [15:0] \$2639 ;
-  wire [15:0] \$264 ;
-  wire [15:0] \$2640 ;
-  wire [15:0] \$2641 ;
-  wire [15:0] \$2642 ;
-  wire [15:0] \$2643 ;
-  wire [15:0] \$2644 ;
-  wire [15:0] \$2645 ;
-  wire [15:0] \$2646 ;
+  wire [3:0] \$2632 ;
+  wire [3:0] \$2633 ;
+  wire [3:0] \$2634 ;
+  wire [3:0] \$2635 ;
+  wire [3:0] \$2636 ;
+  wire [3:0] \$2637 ;
+  wire [3:0] \$2638 ;
+  wire [3:0] \$2639 ;
+  wire [3:0] \$264 ;
+  wire [3:0] \$2640 ;
+  wire [3:0] \$2641 ;
+  wire [3:0] \$2642 ;
+  wire [3:0] \$2643 ;
+  wire [3:0] \$2644 ;
+  wire [3:0] \$2645 ;
+  wire [3:0] \$2646 ;
   wire [15:0] \$2647 ;
   wire [15:0] \$2648 ;
   wire [15:0] \$2649 ;
-  wire [15:0] \$265 ;
+  wire [3:0] \$265 ;
   wire [15:0] \$2650 ;
   wire [15:0] \$2651 ;
   wire [15:0] \$2652 ;
@@ -1897,29 +1897,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2657 ;
   wire [15:0] \$2658 ;
   wire [15:0] \$2659 ;
-  wire [15:0] \$266 ;
+  wire [3:0] \$266 ;
   wire [15:0] \$2660 ;
   wire [15:0] \$2661 ;
-  wire \$2662 ;
-  wire \$2663 ;
-  wire \$2664 ;
-  wire \$2665 ;
-  wire \$2666 ;
-  wire \$2667 ;
-  wire \$2668 ;
-  wire \$2669 ;
-  wire [15:0] \$267 ;
-  wire \$2670 ;
-  wire \$2671 ;
-  wire \$2672 ;
-  wire \$2673 ;
-  wire \$2674 ;
-  wire \$2675 ;
-  wire \$2676 ;
+  wire [15:0] \$2662 ;
+  wire [15:0] \$2663 ;
+  wire [15:0] \$2664 ;
+  wire [15:0] \$2665 ;
+  wire [15:0] \$2666 ;
+  wire [15:0] \$2667 ;
+  wire [15:0] \$2668 ;
+  wire [15:0] \$2669 ;
+  wire [3:0] \$267 ;
+  wire [15:0] \$2670 ;
+  wire [15:0] \$2671 ;
+  wire [15:0] \$2672 ;
+  wire [15:0] \$2673 ;
+  wire [15:0] \$2674 ;
+  wire [15:0] \$2675 ;
+  wire [15:0] \$2676 ;
   wire \$2677 ;
   wire \$2678 ;
   wire \$2679 ;
-  wire [15:0] \$268 ;
+  wire [3:0] \$268 ;
   wire \$2680 ;
   wire \$2681 ;
   wire \$2682 ;
@@ -1930,32 +1930,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2687 ;
   wire \$2688 ;
   wire \$2689 ;
-  wire [15:0] \$269 ;
+  wire [3:0] \$269 ;
   wire \$2690 ;
   wire \$2691 ;
   wire \$2692 ;
   wire \$2693 ;
-  wire [15:0] \$2694 ;
-  wire [16:0] \$2695 ;
-  wire [16:0] \$2696 ;
-  wire [3:0] \$2697 ;
-  wire [3:0] \$2698 ;
-  wire [3:0] \$2699 ;
-  wire [3:0] \$27 ;
-  wire [15:0] \$270 ;
-  wire [3:0] \$2700 ;
-  wire [3:0] \$2701 ;
-  wire [3:0] \$2702 ;
-  wire [3:0] \$2703 ;
-  wire [3:0] \$2704 ;
-  wire [3:0] \$2705 ;
-  wire [3:0] \$2706 ;
-  wire [3:0] \$2707 ;
-  wire [3:0] \$2708 ;
-  wire [3:0] \$2709 ;
-  wire [15:0] \$271 ;
-  wire [3:0] \$2710 ;
-  wire [3:0] \$2711 ;
+  wire \$2694 ;
+  wire \$2695 ;
+  wire \$2696 ;
+  wire \$2697 ;
+  wire \$2698 ;
+  wire \$2699 ;
+  wire \$27 ;
+  wire [3:0] \$270 ;
+  wire \$2700 ;
+  wire \$2701 ;
+  wire \$2702 ;
+  wire \$2703 ;
+  wire \$2704 ;
+  wire \$2705 ;
+  wire \$2706 ;
+  wire \$2707 ;
+  wire \$2708 ;
+  wire [15:0] \$2709 ;
+  wire [3:0] \$271 ;
+  wire [16:0] \$2710 ;
+  wire [16:0] \$2711 ;
   wire [3:0] \$2712 ;
   wire [3:0] \$2713 ;
   wire [3:0] \$2714 ;
@@ -1972,23 +1972,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2724 ;
   wire [3:0] \$2725 ;
   wire [3:0] \$2726 ;
-  wire [15:0] \$2727 ;
-  wire [15:0] \$2728 ;
-  wire [15:0] \$2729 ;
+  wire [3:0] \$2727 ;
+  wire [3:0] \$2728 ;
+  wire [3:0] \$2729 ;
   wire [15:0] \$273 ;
-  wire [15:0] \$2730 ;
-  wire [15:0] \$2731 ;
-  wire [15:0] \$2732 ;
-  wire [15:0] \$2733 ;
-  wire [15:0] \$2734 ;
-  wire [15:0] \$2735 ;
-  wire [15:0] \$2736 ;
-  wire [15:0] \$2737 ;
-  wire [15:0] \$2738 ;
-  wire [15:0] \$2739 ;
+  wire [3:0] \$2730 ;
+  wire [3:0] \$2731 ;
+  wire [3:0] \$2732 ;
+  wire [3:0] \$2733 ;
+  wire [3:0] \$2734 ;
+  wire [3:0] \$2735 ;
+  wire [3:0] \$2736 ;
+  wire [3:0] \$2737 ;
+  wire [3:0] \$2738 ;
+  wire [3:0] \$2739 ;
   wire [15:0] \$274 ;
-  wire [15:0] \$2740 ;
-  wire [15:0] \$2741 ;
+  wire [3:0] \$2740 ;
+  wire [3:0] \$2741 ;
   wire [15:0] \$2742 ;
   wire [15:0] \$2743 ;
   wire [15:0] \$2744 ;
@@ -2005,23 +2005,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2754 ;
   wire [15:0] \$2755 ;
   wire [15:0] \$2756 ;
-  wire \$2757 ;
-  wire \$2758 ;
-  wire \$2759 ;
+  wire [15:0] \$2757 ;
+  wire [15:0] \$2758 ;
+  wire [15:0] \$2759 ;
   wire [15:0] \$276 ;
-  wire \$2760 ;
-  wire \$2761 ;
-  wire \$2762 ;
-  wire \$2763 ;
-  wire \$2764 ;
-  wire \$2765 ;
-  wire \$2766 ;
-  wire \$2767 ;
-  wire \$2768 ;
-  wire \$2769 ;
+  wire [15:0] \$2760 ;
+  wire [15:0] \$2761 ;
+  wire [15:0] \$2762 ;
+  wire [15:0] \$2763 ;
+  wire [15:0] \$2764 ;
+  wire [15:0] \$2765 ;
+  wire [15:0] \$2766 ;
+  wire [15:0] \$2767 ;
+  wire [15:0] \$2768 ;
+  wire [15:0] \$2769 ;
   wire [15:0] \$277 ;
-  wire \$2770 ;
-  wire \$2771 ;
+  wire [15:0] \$2770 ;
+  wire [15:0] \$2771 ;
   wire \$2772 ;
   wire \$2773 ;
   wire \$2774 ;
@@ -2040,27 +2040,27 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2786 ;
   wire \$2787 ;
   wire \$2788 ;
-  wire [15:0] \$2789 ;
+  wire \$2789 ;
   wire [15:0] \$279 ;
-  wire [16:0] \$2790 ;
-  wire [16:0] \$2791 ;
-  wire [3:0] \$2792 ;
-  wire [3:0] \$2793 ;
-  wire [3:0] \$2794 ;
-  wire [3:0] \$2795 ;
-  wire [3:0] \$2796 ;
-  wire [3:0] \$2797 ;
-  wire [3:0] \$2798 ;
-  wire [3:0] \$2799 ;
-  wire [4:0] \$28 ;
+  wire \$2790 ;
+  wire \$2791 ;
+  wire \$2792 ;
+  wire \$2793 ;
+  wire \$2794 ;
+  wire \$2795 ;
+  wire \$2796 ;
+  wire \$2797 ;
+  wire \$2798 ;
+  wire \$2799 ;
+  wire \$28 ;
   wire [15:0] \$280 ;
-  wire [3:0] \$2800 ;
-  wire [3:0] \$2801 ;
-  wire [3:0] \$2802 ;
-  wire [3:0] \$2803 ;
-  wire [3:0] \$2804 ;
-  wire [3:0] \$2805 ;
-  wire [3:0] \$2806 ;
+  wire \$2800 ;
+  wire \$2801 ;
+  wire \$2802 ;
+  wire \$2803 ;
+  wire [15:0] \$2804 ;
+  wire [16:0] \$2805 ;
+  wire [16:0] \$2806 ;
   wire [3:0] \$2807 ;
   wire [3:0] \$2808 ;
   wire [3:0] \$2809 ;
@@ -2078,22 +2078,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$282 ;
   wire [3:0] \$2820 ;
   wire [3:0] \$2821 ;
-  wire [15:0] \$2822 ;
-  wire [15:0] \$2823 ;
-  wire [15:0] \$2824 ;
-  wire [15:0] \$2825 ;
-  wire [15:0] \$2826 ;
-  wire [15:0] \$2827 ;
-  wire [15:0] \$2828 ;
-  wire [15:0] \$2829 ;
+  wire [3:0] \$2822 ;
+  wire [3:0] \$2823 ;
+  wire [3:0] \$2824 ;
+  wire [3:0] \$2825 ;
+  wire [3:0] \$2826 ;
+  wire [3:0] \$2827 ;
+  wire [3:0] \$2828 ;
+  wire [3:0] \$2829 ;
   wire [15:0] \$283 ;
-  wire [15:0] \$2830 ;
-  wire [15:0] \$2831 ;
-  wire [15:0] \$2832 ;
-  wire [15:0] \$2833 ;
-  wire [15:0] \$2834 ;
-  wire [15:0] \$2835 ;
-  wire [15:0] \$2836 ;
+  wire [3:0] \$2830 ;
+  wire [3:0] \$2831 ;
+  wire [3:0] \$2832 ;
+  wire [3:0] \$2833 ;
+  wire [3:0] \$2834 ;
+  wire [3:0] \$2835 ;
+  wire [3:0] \$2836 ;
   wire [15:0] \$2837 ;
   wire [15:0] \$2838 ;
   wire [15:0] \$2839 ;
@@ -2111,26 +2111,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$285 ;
   wire [15:0] \$2850 ;
   wire [15:0] \$2851 ;
-  wire \$2852 ;
-  wire \$2853 ;
-  wire \$2854 ;
-  wire \$2855 ;
-  wire \$2856 ;
-  wire \$2857 ;
-  wire \$2858 ;
-  wire \$2859 ;
+  wire [15:0] \$2852 ;
+  wire [15:0] \$2853 ;
+  wire [15:0] \$2854 ;
+  wire [15:0] \$2855 ;
+  wire [15:0] \$2856 ;
+  wire [15:0] \$2857 ;
+  wire [15:0] \$2858 ;
+  wire [15:0] \$2859 ;
   wire [15:0] \$286 ;
-  wire \$2860 ;
-  wire \$2861 ;
-  wire \$2862 ;
-  wire \$2863 ;
-  wire \$2864 ;
-  wire \$2865 ;
-  wire \$2866 ;
+  wire [15:0] \$2860 ;
+  wire [15:0] \$2861 ;
+  wire [15:0] \$2862 ;
+  wire [15:0] \$2863 ;
+  wire [15:0] \$2864 ;
+  wire [15:0] \$2865 ;
+  wire [15:0] \$2866 ;
   wire \$2867 ;
   wire \$2868 ;
   wire \$2869 ;
-  wire \$287 ;
+  wire [15:0] \$287 ;
   wire \$2870 ;
   wire \$2871 ;
   wire \$2872 ;
@@ -2141,32 +2141,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2877 ;
   wire \$2878 ;
   wire \$2879 ;
-  wire \$288 ;
+  wire [15:0] \$288 ;
   wire \$2880 ;
   wire \$2881 ;
   wire \$2882 ;
   wire \$2883 ;
-  wire [15:0] \$2884 ;
-  wire [16:0] \$2885 ;
-  wire [16:0] \$2886 ;
-  wire [3:0] \$2887 ;
-  wire [3:0] \$2888 ;
-  wire [3:0] \$2889 ;
-  wire \$289 ;
-  wire [3:0] \$2890 ;
-  wire [3:0] \$2891 ;
-  wire [3:0] \$2892 ;
-  wire [3:0] \$2893 ;
-  wire [3:0] \$2894 ;
-  wire [3:0] \$2895 ;
-  wire [3:0] \$2896 ;
-  wire [3:0] \$2897 ;
-  wire [3:0] \$2898 ;
-  wire [3:0] \$2899 ;
-  wire [7:0] \$29 ;
-  wire \$290 ;
-  wire [3:0] \$2900 ;
-  wire [3:0] \$2901 ;
+  wire \$2884 ;
+  wire \$2885 ;
+  wire \$2886 ;
+  wire \$2887 ;
+  wire \$2888 ;
+  wire \$2889 ;
+  wire [15:0] \$289 ;
+  wire \$2890 ;
+  wire \$2891 ;
+  wire \$2892 ;
+  wire \$2893 ;
+  wire \$2894 ;
+  wire \$2895 ;
+  wire \$2896 ;
+  wire \$2897 ;
+  wire \$2898 ;
+  wire [15:0] \$2899 ;
+  wire \$29 ;
+  wire [15:0] \$290 ;
+  wire [16:0] \$2900 ;
+  wire [16:0] \$2901 ;
   wire [3:0] \$2902 ;
   wire [3:0] \$2903 ;
   wire [3:0] \$2904 ;
@@ -2175,7 +2175,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2907 ;
   wire [3:0] \$2908 ;
   wire [3:0] \$2909 ;
-  wire \$291 ;
+  wire [15:0] \$291 ;
   wire [3:0] \$2910 ;
   wire [3:0] \$2911 ;
   wire [3:0] \$2912 ;
@@ -2183,23 +2183,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2914 ;
   wire [3:0] \$2915 ;
   wire [3:0] \$2916 ;
-  wire [15:0] \$2917 ;
-  wire [15:0] \$2918 ;
-  wire [15:0] \$2919 ;
-  wire \$292 ;
-  wire [15:0] \$2920 ;
-  wire [15:0] \$2921 ;
-  wire [15:0] \$2922 ;
-  wire [15:0] \$2923 ;
-  wire [15:0] \$2924 ;
-  wire [15:0] \$2925 ;
-  wire [15:0] \$2926 ;
-  wire [15:0] \$2927 ;
-  wire [15:0] \$2928 ;
-  wire [15:0] \$2929 ;
-  wire \$293 ;
-  wire [15:0] \$2930 ;
-  wire [15:0] \$2931 ;
+  wire [3:0] \$2917 ;
+  wire [3:0] \$2918 ;
+  wire [3:0] \$2919 ;
+  wire [15:0] \$292 ;
+  wire [3:0] \$2920 ;
+  wire [3:0] \$2921 ;
+  wire [3:0] \$2922 ;
+  wire [3:0] \$2923 ;
+  wire [3:0] \$2924 ;
+  wire [3:0] \$2925 ;
+  wire [3:0] \$2926 ;
+  wire [3:0] \$2927 ;
+  wire [3:0] \$2928 ;
+  wire [3:0] \$2929 ;
+  wire [15:0] \$293 ;
+  wire [3:0] \$2930 ;
+  wire [3:0] \$2931 ;
   wire [15:0] \$2932 ;
   wire [15:0] \$2933 ;
   wire [15:0] \$2934 ;
@@ -2208,7 +2208,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2937 ;
   wire [15:0] \$2938 ;
   wire [15:0] \$2939 ;
-  wire \$294 ;
+  wire [15:0] \$294 ;
   wire [15:0] \$2940 ;
   wire [15:0] \$2941 ;
   wire [15:0] \$2942 ;
@@ -2216,23 +2216,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2944 ;
   wire [15:0] \$2945 ;
   wire [15:0] \$2946 ;
-  wire \$2947 ;
-  wire \$2948 ;
-  wire \$2949 ;
-  wire \$295 ;
-  wire \$2950 ;
-  wire \$2951 ;
-  wire \$2952 ;
-  wire \$2953 ;
-  wire \$2954 ;
-  wire \$2955 ;
-  wire \$2956 ;
-  wire \$2957 ;
-  wire \$2958 ;
-  wire \$2959 ;
-  wire \$296 ;
-  wire \$2960 ;
-  wire \$2961 ;
+  wire [15:0] \$2947 ;
+  wire [15:0] \$2948 ;
+  wire [15:0] \$2949 ;
+  wire [15:0] \$295 ;
+  wire [15:0] \$2950 ;
+  wire [15:0] \$2951 ;
+  wire [15:0] \$2952 ;
+  wire [15:0] \$2953 ;
+  wire [15:0] \$2954 ;
+  wire [15:0] \$2955 ;
+  wire [15:0] \$2956 ;
+  wire [15:0] \$2957 ;
+  wire [15:0] \$2958 ;
+  wire [15:0] \$2959 ;
+  wire [15:0] \$296 ;
+  wire [15:0] \$2960 ;
+  wire [15:0] \$2961 ;
   wire \$2962 ;
   wire \$2963 ;
   wire \$2964 ;
@@ -2241,7 +2241,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2967 ;
   wire \$2968 ;
   wire \$2969 ;
-  wire \$297 ;
+  wire [15:0] \$297 ;
   wire \$2970 ;
   wire \$2971 ;
   wire \$2972 ;
@@ -2251,32 +2251,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2976 ;
   wire \$2977 ;
   wire \$2978 ;
-  wire [15:0] \$2979 ;
-  wire \$298 ;
-  wire [16:0] \$2980 ;
-  wire [16:0] \$2981 ;
-  wire [3:0] \$2982 ;
-  wire [3:0] \$2983 ;
-  wire [3:0] \$2984 ;
-  wire [3:0] \$2985 ;
-  wire [3:0] \$2986 ;
-  wire [3:0] \$2987 ;
-  wire [3:0] \$2988 ;
-  wire [3:0] \$2989 ;
-  wire \$299 ;
-  wire [3:0] \$2990 ;
-  wire [3:0] \$2991 ;
-  wire [3:0] \$2992 ;
-  wire [3:0] \$2993 ;
-  wire [3:0] \$2994 ;
-  wire [3:0] \$2995 ;
-  wire [3:0] \$2996 ;
+  wire \$2979 ;
+  wire [15:0] \$298 ;
+  wire \$2980 ;
+  wire \$2981 ;
+  wire \$2982 ;
+  wire \$2983 ;
+  wire \$2984 ;
+  wire \$2985 ;
+  wire \$2986 ;
+  wire \$2987 ;
+  wire \$2988 ;
+  wire \$2989 ;
+  wire [15:0] \$299 ;
+  wire \$2990 ;
+  wire \$2991 ;
+  wire \$2992 ;
+  wire \$2993 ;
+  wire [15:0] \$2994 ;
+  wire [16:0] \$2995 ;
+  wire [16:0] \$2996 ;
   wire [3:0] \$2997 ;
   wire [3:0] \$2998 ;
   wire [3:0] \$2999 ;
-  wire [3:0] \$3 ;
-  wire [8:0] \$30 ;
-  wire \$300 ;
+  wire [7:0] \$3 ;
+  wire \$30 ;
+  wire [15:0] \$300 ;
   wire [3:0] \$3000 ;
   wire [3:0] \$3001 ;
   wire [3:0] \$3002 ;
@@ -2287,25 +2287,25 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$3007 ;
   wire [3:0] \$3008 ;
   wire [3:0] \$3009 ;
-  wire \$301 ;
+  wire [15:0] \$301 ;
   wire [3:0] \$3010 ;
   wire [3:0] \$3011 ;
-  wire [15:0] \$3012 ;
-  wire [15:0] \$3013 ;
-  wire [15:0] \$3014 ;
-  wire [15:0] \$3015 ;
-  wire [15:0] \$3016 ;
-  wire [15:0] \$3017 ;
-  wire [15:0] \$3018 ;
-  wire [15:0] \$3019 ;
+  wire [3:0] \$3012 ;
+  wire [3:0] \$3013 ;
+  wire [3:0] \$3014 ;
+  wire [3:0] \$3015 ;
+  wire [3:0] \$3016 ;
+  wire [3:0] \$3017 ;
+  wire [3:0] \$3018 ;
+  wire [3:0] \$3019 ;
   wire \$302 ;
-  wire [15:0] \$3020 ;
-  wire [15:0] \$3021 ;
-  wire [15:0] \$3022 ;
-  wire [15:0] \$3023 ;
-  wire [15:0] \$3024 ;
-  wire [15:0] \$3025 ;
-  wire [15:0] \$3026 ;
+  wire [3:0] \$3020 ;
+  wire [3:0] \$3021 ;
+  wire [3:0] \$3022 ;
+  wire [3:0] \$3023 ;
+  wire [3:0] \$3024 ;
+  wire [3:0] \$3025 ;
+  wire [3:0] \$3026 ;
   wire [15:0] \$3027 ;
   wire [15:0] \$3028 ;
   wire [15:0] \$3029 ;
@@ -2323,144 +2323,144 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$304 ;
   wire [15:0] \$3040 ;
   wire [15:0] \$3041 ;
-  wire \$3042 ;
-  wire \$3043 ;
-  wire \$3044 ;
-  wire \$3045 ;
-  wire \$3046 ;
-  wire \$3047 ;
-  wire \$3048 ;
-  wire \$3049 ;
+  wire [15:0] \$3042 ;
+  wire [15:0] \$3043 ;
+  wire [15:0] \$3044 ;
+  wire [15:0] \$3045 ;
+  wire [15:0] \$3046 ;
+  wire [15:0] \$3047 ;
+  wire [15:0] \$3048 ;
+  wire [15:0] \$3049 ;
   wire \$305 ;
-  wire \$3050 ;
-  wire \$3051 ;
-  wire \$3052 ;
-  wire \$3053 ;
-  wire \$3054 ;
-  wire \$3055 ;
-  wire \$3056 ;
-  wire \$3057 ;
-  wire \$3058 ;
-  wire \$3059 ;
+  wire [15:0] \$3050 ;
+  wire [15:0] \$3051 ;
+  wire [15:0] \$3052 ;
+  wire [15:0] \$3053 ;
+  wire [15:0] \$3054 ;
+  wire [15:0] \$3055 ;
+  wire [15:0] \$3056 ;
+  wire [15:0] \$3057 ;
+  wire [15:0] \$3058 ;
+  wire [15:0] \$3059 ;
   wire \$306 ;
-  wire \$3060 ;
-  wire \$3061 ;
-  wire \$3062 ;
-  wire \$3063 ;
-  wire \$3064 ;
-  wire \$3065 ;
-  wire \$3066 ;
-  wire \$3067 ;
-  wire \$3068 ;
-  wire \$3069 ;
+  wire [15:0] \$3060 ;
+  wire [15:0] \$3061 ;
+  wire [15:0] \$3062 ;
+  wire [15:0] \$3063 ;
+  wire [15:0] \$3064 ;
+  wire [15:0] \$3065 ;
+  wire [15:0] \$3066 ;
+  wire [15:0] \$3067 ;
+  wire [15:0] \$3068 ;
+  wire [15:0] \$3069 ;
   wire \$307 ;
-  wire \$3070 ;
-  wire \$3071 ;
-  wire \$3072 ;
-  wire \$3073 ;
+  wire [15:0] \$3070 ;
+  wire [15:0] \$3071 ;
+  wire [15:0] \$3072 ;
+  wire [15:0] \$3073 ;
   wire [15:0] \$3074 ;
-  wire [16:0] \$3075 ;
-  wire [16:0] \$3076 ;
-  wire [3:0] \$3077 ;
-  wire [3:0] \$3078 ;
-  wire [3:0] \$3079 ;
+  wire [15:0] \$3075 ;
+  wire [15:0] \$3076 ;
+  wire [15:0] \$3077 ;
+  wire [15:0] \$3078 ;
+  wire [15:0] \$3079 ;
   wire \$308 ;
-  wire [3:0] \$3080 ;
-  wire [3:0] \$3081 ;
-  wire [3:0] \$3082 ;
-  wire [3:0] \$3083 ;
-  wire [3:0] \$3084 ;
-  wire [3:0] \$3085 ;
-  wire [3:0] \$3086 ;
-  wire [3:0] \$3087 ;
-  wire [3:0] \$3088 ;
-  wire [3:0] \$3089 ;
+  wire [15:0] \$3080 ;
+  wire [15:0] \$3081 ;
+  wire [15:0] \$3082 ;
+  wire [15:0] \$3083 ;
+  wire [15:0] \$3084 ;
+  wire [15:0] \$3085 ;
+  wire [15:0] \$3086 ;
+  wire \$3087 ;
+  wire \$3088 ;
+  wire \$3089 ;
   wire \$309 ;
-  wire [3:0] \$3090 ;
-  wire [3:0] \$3091 ;
-  wire [3:0] \$3092 ;
-  wire [3:0] \$3093 ;
-  wire [3:0] \$3094 ;
-  wire [3:0] \$3095 ;
-  wire [3:0] \$3096 ;
-  wire [3:0] \$3097 ;
-  wire [3:0] \$3098 ;
-  wire [3:0] \$3099 ;
-  wire [3:0] \$31 ;
+  wire \$3090 ;
+  wire \$3091 ;
+  wire \$3092 ;
+  wire \$3093 ;
+  wire \$3094 ;
+  wire \$3095 ;
+  wire \$3096 ;
+  wire \$3097 ;
+  wire \$3098 ;
+  wire \$3099 ;
+  wire \$31 ;
   wire \$310 ;
-  wire [3:0] \$3100 ;
-  wire [3:0] \$3101 ;
-  wire [3:0] \$3102 ;
-  wire [3:0] \$3103 ;
-  wire [3:0] \$3104 ;
-  wire [3:0] \$3105 ;
-  wire [3:0] \$3106 ;
-  wire [15:0] \$3107 ;
-  wire [15:0] \$3108 ;
-  wire [15:0] \$3109 ;
+  wire \$3100 ;
+  wire \$3101 ;
+  wire \$3102 ;
+  wire \$3103 ;
+  wire \$3104 ;
+  wire \$3105 ;
+  wire \$3106 ;
+  wire \$3107 ;
+  wire \$3108 ;
+  wire \$3109 ;
   wire \$311 ;
-  wire [15:0] \$3110 ;
-  wire [15:0] \$3111 ;
-  wire [15:0] \$3112 ;
-  wire [15:0] \$3113 ;
-  wire [15:0] \$3114 ;
-  wire [15:0] \$3115 ;
-  wire [15:0] \$3116 ;
-  wire [15:0] \$3117 ;
-  wire [15:0] \$3118 ;
-  wire [15:0] \$3119 ;
+  wire \$3110 ;
+  wire \$3111 ;
+  wire \$3112 ;
+  wire \$3113 ;
+  wire \$3114 ;
+  wire \$3115 ;
+  wire \$3116 ;
+  wire \$3117 ;
+  wire \$3118 ;
+  wire \$3119 ;
   wire \$312 ;
-  wire [15:0] \$3120 ;
-  wire [15:0] \$3121 ;
-  wire [15:0] \$3122 ;
-  wire [15:0] \$3123 ;
-  wire [15:0] \$3124 ;
-  wire [15:0] \$3125 ;
-  wire [15:0] \$3126 ;
-  wire [15:0] \$3127 ;
-  wire [15:0] \$3128 ;
-  wire [15:0] \$3129 ;
+  wire \$3120 ;
+  wire \$3121 ;
+  wire \$3122 ;
+  wire \$3123 ;
+  wire \$3124 ;
+  wire \$3125 ;
+  wire \$3126 ;
+  wire \$3127 ;
+  wire \$3128 ;
+  wire \$3129 ;
   wire \$313 ;
-  wire [15:0] \$3130 ;
-  wire [15:0] \$3131 ;
-  wire [15:0] \$3132 ;
-  wire [15:0] \$3133 ;
-  wire [15:0] \$3134 ;
-  wire [15:0] \$3135 ;
-  wire [15:0] \$3136 ;
-  wire [15:0] \$3137 ;
-  wire [15:0] \$3138 ;
-  wire [15:0] \$3139 ;
+  wire \$3130 ;
+  wire \$3131 ;
+  wire \$3132 ;
+  wire \$3133 ;
+  wire \$3134 ;
+  wire \$3135 ;
+  wire \$3136 ;
+  wire \$3137 ;
+  wire \$3138 ;
+  wire \$3139 ;
   wire \$314 ;
-  wire [15:0] \$3140 ;
-  wire [15:0] \$3141 ;
-  wire [15:0] \$3142 ;
-  wire [15:0] \$3143 ;
-  wire [15:0] \$3144 ;
-  wire [15:0] \$3145 ;
-  wire [15:0] \$3146 ;
-  wire [15:0] \$3147 ;
-  wire [15:0] \$3148 ;
-  wire [15:0] \$3149 ;
+  wire \$3140 ;
+  wire \$3141 ;
+  wire \$3142 ;
+  wire \$3143 ;
+  wire \$3144 ;
+  wire \$3145 ;
+  wire \$3146 ;
+  wire \$3147 ;
+  wire \$3148 ;
+  wire \$3149 ;
   wire \$315 ;
-  wire [15:0] \$3150 ;
-  wire [15:0] \$3151 ;
-  wire [15:0] \$3152 ;
-  wire [15:0] \$3153 ;
-  wire [15:0] \$3154 ;
-  wire [15:0] \$3155 ;
-  wire [15:0] \$3156 ;
-  wire [15:0] \$3157 ;
-  wire [15:0] \$3158 ;
-  wire [15:0] \$3159 ;
+  wire \$3150 ;
+  wire \$3151 ;
+  wire \$3152 ;
+  wire \$3153 ;
+  wire \$3154 ;
+  wire \$3155 ;
+  wire \$3156 ;
+  wire \$3157 ;
+  wire \$3158 ;
+  wire \$3159 ;
   wire \$316 ;
-  wire [15:0] \$3160 ;
-  wire [15:0] \$3161 ;
-  wire [15:0] \$3162 ;
-  wire [15:0] \$3163 ;
-  wire [15:0] \$3164 ;
-  wire [15:0] \$3165 ;
-  wire [15:0] \$3166 ;
+  wire \$3160 ;
+  wire \$3161 ;
+  wire \$3162 ;
+  wire \$3163 ;
+  wire \$3164 ;
+  wire \$3165 ;
+  wire \$3166 ;
   wire \$3167 ;
   wire \$3168 ;
   wire \$3169 ;
@@ -2486,7 +2486,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3187 ;
   wire \$3188 ;
   wire \$3189 ;
-  wire [15:0] \$319 ;
+  wire \$319 ;
   wire \$3190 ;
   wire \$3191 ;
   wire \$3192 ;
@@ -2497,8 +2497,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3197 ;
   wire \$3198 ;
   wire \$3199 ;
-  wire [4:0] \$32 ;
-  wire [16:0] \$320 ;
+  wire \$32 ;
+  wire \$320 ;
   wire \$3200 ;
   wire \$3201 ;
   wire \$3202 ;
@@ -2509,7 +2509,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3207 ;
   wire \$3208 ;
   wire \$3209 ;
-  wire [16:0] \$321 ;
+  wire \$321 ;
   wire \$3210 ;
   wire \$3211 ;
   wire \$3212 ;
@@ -2520,7 +2520,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3217 ;
   wire \$3218 ;
   wire \$3219 ;
-  wire [3:0] \$322 ;
+  wire \$322 ;
   wire \$3220 ;
   wire \$3221 ;
   wire \$3222 ;
@@ -2531,7 +2531,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3227 ;
   wire \$3228 ;
   wire \$3229 ;
-  wire [3:0] \$323 ;
+  wire \$323 ;
   wire \$3230 ;
   wire \$3231 ;
   wire \$3232 ;
@@ -2542,7 +2542,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3237 ;
   wire \$3238 ;
   wire \$3239 ;
-  wire [3:0] \$324 ;
+  wire \$324 ;
   wire \$3240 ;
   wire \$3241 ;
   wire \$3242 ;
@@ -2553,7 +2553,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3247 ;
   wire \$3248 ;
   wire \$3249 ;
-  wire [3:0] \$325 ;
+  wire \$325 ;
   wire \$3250 ;
   wire \$3251 ;
   wire \$3252 ;
@@ -2564,7 +2564,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3257 ;
   wire \$3258 ;
   wire \$3259 ;
-  wire [3:0] \$326 ;
+  wire \$326 ;
   wire \$3260 ;
   wire \$3261 ;
   wire \$3262 ;
@@ -2575,7 +2575,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3267 ;
   wire \$3268 ;
   wire \$3269 ;
-  wire [3:0] \$327 ;
+  wire \$327 ;
   wire \$3270 ;
   wire \$3271 ;
   wire \$3272 ;
@@ -2586,7 +2586,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3277 ;
   wire \$3278 ;
   wire \$3279 ;
-  wire [3:0] \$328 ;
+  wire \$328 ;
   wire \$3280 ;
   wire \$3281 ;
   wire \$3282 ;
@@ -2597,7 +2597,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3287 ;
   wire \$3288 ;
   wire \$3289 ;
-  wire [3:0] \$329 ;
+  wire \$329 ;
   wire \$3290 ;
   wire \$3291 ;
   wire \$3292 ;
@@ -2608,8 +2608,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3297 ;
   wire \$3298 ;
   wire \$3299 ;
-  wire [3:0] \$33 ;
-  wire [3:0] \$330 ;
+  wire \$33 ;
+  wire \$330 ;
   wire \$3300 ;
   wire \$3301 ;
   wire \$3302 ;
@@ -2620,7 +2620,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3307 ;
   wire \$3308 ;
   wire \$3309 ;
-  wire [3:0] \$331 ;
+  wire \$331 ;
   wire \$3310 ;
   wire \$3311 ;
   wire \$3312 ;
@@ -2631,7 +2631,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3317 ;
   wire \$3318 ;
   wire \$3319 ;
-  wire [3:0] \$332 ;
+  wire \$332 ;
   wire \$3320 ;
   wire \$3321 ;
   wire \$3322 ;
@@ -2642,10 +2642,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3327 ;
   wire \$3328 ;
   wire \$3329 ;
-  wire [3:0] \$333 ;
+  wire \$333 ;
   wire \$3330 ;
-  wire \$3331 ;
-  wire \$3332 ;
+  wire [5:0] \$3331 ;
+  wire [4:0] \$3332 ;
   wire \$3333 ;
   wire \$3334 ;
   wire \$3335 ;
@@ -2653,240 +2653,240 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3337 ;
   wire \$3338 ;
   wire \$3339 ;
-  wire [3:0] \$334 ;
+  wire [15:0] \$334 ;
   wire \$3340 ;
-  wire \$3341 ;
+  wire [32:0] \$3341 ;
   wire \$3342 ;
-  wire \$3343 ;
+  wire [32:0] \$3343 ;
   wire \$3344 ;
-  wire \$3345 ;
+  wire [32:0] \$3345 ;
   wire \$3346 ;
-  wire \$3347 ;
+  wire [32:0] \$3347 ;
   wire \$3348 ;
-  wire \$3349 ;
-  wire [3:0] \$335 ;
+  wire [32:0] \$3349 ;
+  wire [16:0] \$335 ;
   wire \$3350 ;
-  wire \$3351 ;
+  wire [32:0] \$3351 ;
   wire \$3352 ;
-  wire \$3353 ;
+  wire [32:0] \$3353 ;
   wire \$3354 ;
-  wire \$3355 ;
+  wire [32:0] \$3355 ;
   wire \$3356 ;
-  wire \$3357 ;
+  wire [32:0] \$3357 ;
   wire \$3358 ;
-  wire \$3359 ;
-  wire [3:0] \$336 ;
+  wire [32:0] \$3359 ;
+  wire [16:0] \$336 ;
   wire \$3360 ;
-  wire \$3361 ;
+  wire [32:0] \$3361 ;
   wire \$3362 ;
-  wire \$3363 ;
+  wire [32:0] \$3363 ;
   wire \$3364 ;
-  wire \$3365 ;
+  wire [32:0] \$3365 ;
   wire \$3366 ;
-  wire \$3367 ;
+  wire [32:0] \$3367 ;
   wire \$3368 ;
-  wire \$3369 ;
+  wire [32:0] \$3369 ;
   wire [3:0] \$337 ;
   wire \$3370 ;
-  wire \$3371 ;
+  wire [32:0] \$3371 ;
   wire \$3372 ;
-  wire \$3373 ;
+  wire [32:0] \$3373 ;
   wire \$3374 ;
-  wire \$3375 ;
+  wire [32:0] \$3375 ;
   wire \$3376 ;
-  wire \$3377 ;
+  wire [32:0] \$3377 ;
   wire \$3378 ;
-  wire \$3379 ;
+  wire [32:0] \$3379 ;
   wire [3:0] \$338 ;
   wire \$3380 ;
-  wire \$3381 ;
+  wire [32:0] \$3381 ;
   wire \$3382 ;
-  wire \$3383 ;
+  wire [32:0] \$3383 ;
   wire \$3384 ;
-  wire \$3385 ;
+  wire [32:0] \$3385 ;
   wire \$3386 ;
-  wire \$3387 ;
+  wire [32:0] \$3387 ;
   wire \$3388 ;
-  wire \$3389 ;
+  wire [32:0] \$3389 ;
   wire [3:0] \$339 ;
   wire \$3390 ;
-  wire \$3391 ;
+  wire [32:0] \$3391 ;
   wire \$3392 ;
-  wire \$3393 ;
+  wire [32:0] \$3393 ;
   wire \$3394 ;
-  wire \$3395 ;
+  wire [32:0] \$3395 ;
   wire \$3396 ;
-  wire \$3397 ;
+  wire [32:0] \$3397 ;
   wire \$3398 ;
-  wire \$3399 ;
-  wire [4:0] \$34 ;
+  wire [32:0] \$3399 ;
+  wire \$34 ;
   wire [3:0] \$340 ;
   wire \$3400 ;
-  wire \$3401 ;
+  wire [32:0] \$3401 ;
   wire \$3402 ;
-  wire \$3403 ;
-  wire \$3404 ;
-  wire \$3405 ;
-  wire \$3406 ;
-  wire \$3407 ;
-  wire \$3408 ;
-  wire \$3409 ;
+  wire [32:0] \$3403 ;
+  wire [32:0] \$3404 ;
+  wire [33:0] \$3405 ;
+  wire [32:0] \$3406 ;
+  wire [33:0] \$3407 ;
+  wire [32:0] \$3408 ;
+  wire [33:0] \$3409 ;
   wire [3:0] \$341 ;
-  wire \$3410 ;
-  wire [5:0] \$3411 ;
-  wire [4:0] \$3412 ;
-  wire \$3413 ;
-  wire \$3414 ;
-  wire \$3415 ;
-  wire \$3416 ;
-  wire \$3417 ;
-  wire \$3418 ;
-  wire \$3419 ;
+  wire [32:0] \$3410 ;
+  wire [33:0] \$3411 ;
+  wire [32:0] \$3412 ;
+  wire [33:0] \$3413 ;
+  wire [32:0] \$3414 ;
+  wire [33:0] \$3415 ;
+  wire [32:0] \$3416 ;
+  wire [33:0] \$3417 ;
+  wire [32:0] \$3418 ;
+  wire [33:0] \$3419 ;
   wire [3:0] \$342 ;
-  wire \$3420 ;
-  wire [32:0] \$3421 ;
-  wire \$3422 ;
-  wire [32:0] \$3423 ;
-  wire \$3424 ;
-  wire [32:0] \$3425 ;
-  wire \$3426 ;
-  wire [32:0] \$3427 ;
-  wire \$3428 ;
-  wire [32:0] \$3429 ;
+  wire [32:0] \$3420 ;
+  wire [33:0] \$3421 ;
+  wire [32:0] \$3422 ;
+  wire [33:0] \$3423 ;
+  wire [32:0] \$3424 ;
+  wire [33:0] \$3425 ;
+  wire [32:0] \$3426 ;
+  wire [33:0] \$3427 ;
+  wire [32:0] \$3428 ;
+  wire [33:0] \$3429 ;
   wire [3:0] \$343 ;
-  wire \$3430 ;
-  wire [32:0] \$3431 ;
-  wire \$3432 ;
-  wire [32:0] \$3433 ;
-  wire \$3434 ;
-  wire [32:0] \$3435 ;
-  wire \$3436 ;
-  wire [32:0] \$3437 ;
-  wire \$3438 ;
-  wire [32:0] \$3439 ;
+  wire [32:0] \$3430 ;
+  wire [33:0] \$3431 ;
+  wire [32:0] \$3432 ;
+  wire [33:0] \$3433 ;
+  wire [32:0] \$3434 ;
+  wire [33:0] \$3435 ;
+  wire [32:0] \$3436 ;
+  wire [33:0] \$3437 ;
+  wire [32:0] \$3438 ;
+  wire [33:0] \$3439 ;
   wire [3:0] \$344 ;
-  wire \$3440 ;
-  wire [32:0] \$3441 ;
-  wire \$3442 ;
-  wire [32:0] \$3443 ;
-  wire \$3444 ;
-  wire [32:0] \$3445 ;
-  wire \$3446 ;
-  wire [32:0] \$3447 ;
-  wire \$3448 ;
-  wire [32:0] \$3449 ;
+  wire [32:0] \$3440 ;
+  wire [33:0] \$3441 ;
+  wire [32:0] \$3442 ;
+  wire [33:0] \$3443 ;
+  wire [32:0] \$3444 ;
+  wire [33:0] \$3445 ;
+  wire [32:0] \$3446 ;
+  wire [33:0] \$3447 ;
+  wire [32:0] \$3448 ;
+  wire [33:0] \$3449 ;
   wire [3:0] \$345 ;
-  wire \$3450 ;
-  wire [32:0] \$3451 ;
-  wire \$3452 ;
-  wire [32:0] \$3453 ;
-  wire \$3454 ;
-  wire [32:0] \$3455 ;
-  wire \$3456 ;
-  wire [32:0] \$3457 ;
-  wire \$3458 ;
-  wire [32:0] \$3459 ;
+  wire [32:0] \$3450 ;
+  wire [33:0] \$3451 ;
+  wire [32:0] \$3452 ;
+  wire [33:0] \$3453 ;
+  wire [32:0] \$3454 ;
+  wire [33:0] \$3455 ;
+  wire [32:0] \$3456 ;
+  wire [33:0] \$3457 ;
+  wire [32:0] \$3458 ;
+  wire [33:0] \$3459 ;
   wire [3:0] \$346 ;
-  wire \$3460 ;
-  wire [32:0] \$3461 ;
-  wire \$3462 ;
-  wire [32:0] \$3463 ;
-  wire \$3464 ;
-  wire [32:0] \$3465 ;
-  wire \$3466 ;
-  wire [32:0] \$3467 ;
-  wire \$3468 ;
-  wire [32:0] \$3469 ;
+  wire [32:0] \$3460 ;
+  wire [33:0] \$3461 ;
+  wire [32:0] \$3462 ;
+  wire [33:0] \$3463 ;
+  wire [32:0] \$3464 ;
+  wire [33:0] \$3465 ;
+  wire [32:0] \$3466 ;
+  wire [33:0] \$3467 ;
+  wire [3:0] \$3468 ;
+  wire [4:0] \$3469 ;
   wire [3:0] \$347 ;
-  wire \$3470 ;
-  wire [32:0] \$3471 ;
-  wire \$3472 ;
-  wire [32:0] \$3473 ;
-  wire \$3474 ;
-  wire [32:0] \$3475 ;
-  wire \$3476 ;
-  wire [32:0] \$3477 ;
-  wire \$3478 ;
-  wire [32:0] \$3479 ;
+  wire [5:0] \$3470 ;
+  wire [6:0] \$3471 ;
+  wire [7:0] \$3472 ;
+  wire [3:0] \$3473 ;
+  wire [4:0] \$3474 ;
+  wire [5:0] \$3475 ;
+  wire [6:0] \$3476 ;
+  wire [7:0] \$3477 ;
+  wire [3:0] \$3478 ;
+  wire [4:0] \$3479 ;
   wire [3:0] \$348 ;
-  wire \$3480 ;
-  wire [32:0] \$3481 ;
-  wire \$3482 ;
-  wire [32:0] \$3483 ;
-  wire [32:0] \$3484 ;
-  wire [33:0] \$3485 ;
-  wire [32:0] \$3486 ;
-  wire [33:0] \$3487 ;
-  wire [32:0] \$3488 ;
-  wire [33:0] \$3489 ;
+  wire [5:0] \$3480 ;
+  wire [6:0] \$3481 ;
+  wire [7:0] \$3482 ;
+  wire [3:0] \$3483 ;
+  wire [4:0] \$3484 ;
+  wire [5:0] \$3485 ;
+  wire [6:0] \$3486 ;
+  wire [7:0] \$3487 ;
+  wire \$3488 ;
+  wire \$3489 ;
   wire [3:0] \$349 ;
-  wire [32:0] \$3490 ;
-  wire [33:0] \$3491 ;
-  wire [32:0] \$3492 ;
-  wire [33:0] \$3493 ;
-  wire [32:0] \$3494 ;
-  wire [33:0] \$3495 ;
-  wire [32:0] \$3496 ;
-  wire [33:0] \$3497 ;
-  wire [32:0] \$3498 ;
-  wire [33:0] \$3499 ;
-  wire [7:0] \$35 ;
+  wire \$3490 ;
+  wire \$3491 ;
+  wire \$3492 ;
+  wire \$3493 ;
+  wire \$3494 ;
+  wire \$3495 ;
+  wire \$3496 ;
+  wire \$3497 ;
+  wire \$3498 ;
+  wire \$3499 ;
+  wire \$35 ;
   wire [3:0] \$350 ;
-  wire [32:0] \$3500 ;
-  wire [33:0] \$3501 ;
-  wire [32:0] \$3502 ;
-  wire [33:0] \$3503 ;
-  wire [32:0] \$3504 ;
-  wire [33:0] \$3505 ;
-  wire [32:0] \$3506 ;
-  wire [33:0] \$3507 ;
-  wire [32:0] \$3508 ;
-  wire [33:0] \$3509 ;
+  wire [4:0] \$3500 ;
+  wire [1:0] \$3501 ;
+  wire [2:0] \$3502 ;
+  wire [3:0] \$3503 ;
+  wire [4:0] \$3504 ;
+  wire [5:0] \$3505 ;
+  wire [6:0] \$3506 ;
+  wire [7:0] \$3507 ;
+  wire [8:0] \$3508 ;
+  wire [9:0] \$3509 ;
   wire [3:0] \$351 ;
-  wire [32:0] \$3510 ;
-  wire [33:0] \$3511 ;
-  wire [32:0] \$3512 ;
-  wire [33:0] \$3513 ;
-  wire [32:0] \$3514 ;
-  wire [33:0] \$3515 ;
-  wire [32:0] \$3516 ;
-  wire [33:0] \$3517 ;
-  wire [32:0] \$3518 ;
-  wire [33:0] \$3519 ;
-  wire [15:0] \$352 ;
-  wire [32:0] \$3520 ;
-  wire [33:0] \$3521 ;
-  wire [32:0] \$3522 ;
-  wire [33:0] \$3523 ;
-  wire [32:0] \$3524 ;
-  wire [33:0] \$3525 ;
-  wire [32:0] \$3526 ;
-  wire [33:0] \$3527 ;
-  wire [32:0] \$3528 ;
-  wire [33:0] \$3529 ;
-  wire [15:0] \$353 ;
-  wire [32:0] \$3530 ;
-  wire [33:0] \$3531 ;
-  wire [32:0] \$3532 ;
-  wire [33:0] \$3533 ;
-  wire [32:0] \$3534 ;
-  wire [33:0] \$3535 ;
-  wire [32:0] \$3536 ;
-  wire [33:0] \$3537 ;
-  wire [32:0] \$3538 ;
-  wire [33:0] \$3539 ;
-  wire [15:0] \$354 ;
-  wire [32:0] \$3540 ;
-  wire [33:0] \$3541 ;
-  wire [32:0] \$3542 ;
-  wire [33:0] \$3543 ;
-  wire [32:0] \$3544 ;
-  wire [33:0] \$3545 ;
-  wire [32:0] \$3546 ;
-  wire [33:0] \$3547 ;
+  wire [10:0] \$3510 ;
+  wire [11:0] \$3511 ;
+  wire [12:0] \$3512 ;
+  wire [13:0] \$3513 ;
+  wire [14:0] \$3514 ;
+  wire [15:0] \$3515 ;
+  wire [16:0] \$3516 ;
+  wire [32:0] \$3517 ;
+  wire \$3518 ;
+  wire \$3519 ;
+  wire [3:0] \$352 ;
+  wire \$3520 ;
+  wire \$3521 ;
+  wire \$3522 ;
+  wire \$3523 ;
+  wire \$3524 ;
+  wire \$3525 ;
+  wire \$3526 ;
+  wire \$3527 ;
+  wire \$3528 ;
+  wire \$3529 ;
+  wire [3:0] \$353 ;
+  wire \$3530 ;
+  wire \$3531 ;
+  wire \$3532 ;
+  wire \$3533 ;
+  wire \$3534 ;
+  wire \$3535 ;
+  wire \$3536 ;
+  wire \$3537 ;
+  wire \$3538 ;
+  wire \$3539 ;
+  wire [3:0] \$354 ;
+  wire \$3540 ;
+  wire \$3541 ;
+  wire \$3542 ;
+  wire \$3543 ;
+  wire \$3544 ;
+  wire \$3545 ;
+  wire \$3546 ;
+  wire \$3547 ;
   wire \$3548 ;
   wire \$3549 ;
-  wire [15:0] \$355 ;
+  wire [3:0] \$355 ;
   wire \$3550 ;
   wire \$3551 ;
   wire \$3552 ;
@@ -2897,29 +2897,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3557 ;
   wire \$3558 ;
   wire \$3559 ;
-  wire [15:0] \$356 ;
-  wire [4:0] \$3560 ;
-  wire [1:0] \$3561 ;
-  wire [2:0] \$3562 ;
-  wire [3:0] \$3563 ;
-  wire [4:0] \$3564 ;
-  wire [5:0] \$3565 ;
-  wire [6:0] \$3566 ;
-  wire [7:0] \$3567 ;
-  wire [8:0] \$3568 ;
-  wire [9:0] \$3569 ;
-  wire [15:0] \$357 ;
-  wire [10:0] \$3570 ;
-  wire [11:0] \$3571 ;
-  wire [12:0] \$3572 ;
-  wire [13:0] \$3573 ;
-  wire [14:0] \$3574 ;
-  wire [15:0] \$3575 ;
-  wire [16:0] \$3576 ;
-  wire [32:0] \$3577 ;
+  wire [3:0] \$356 ;
+  wire \$3560 ;
+  wire \$3561 ;
+  wire \$3562 ;
+  wire \$3563 ;
+  wire \$3564 ;
+  wire \$3565 ;
+  wire \$3566 ;
+  wire \$3567 ;
+  wire \$3568 ;
+  wire \$3569 ;
+  wire [3:0] \$357 ;
+  wire \$3570 ;
+  wire \$3571 ;
+  wire \$3572 ;
+  wire \$3573 ;
+  wire \$3574 ;
+  wire \$3575 ;
+  wire \$3576 ;
+  wire \$3577 ;
   wire \$3578 ;
   wire \$3579 ;
-  wire [15:0] \$358 ;
+  wire [3:0] \$358 ;
   wire \$3580 ;
   wire \$3581 ;
   wire \$3582 ;
@@ -2930,7 +2930,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3587 ;
   wire \$3588 ;
   wire \$3589 ;
-  wire [15:0] \$359 ;
+  wire [3:0] \$359 ;
   wire \$3590 ;
   wire \$3591 ;
   wire \$3592 ;
@@ -2941,8 +2941,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3597 ;
   wire \$3598 ;
   wire \$3599 ;
-  wire [8:0] \$36 ;
-  wire [15:0] \$360 ;
+  wire \$36 ;
+  wire [3:0] \$360 ;
   wire \$3600 ;
   wire \$3601 ;
   wire \$3602 ;
@@ -2953,7 +2953,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3607 ;
   wire \$3608 ;
   wire \$3609 ;
-  wire [15:0] \$361 ;
+  wire [3:0] \$361 ;
   wire \$3610 ;
   wire \$3611 ;
   wire \$3612 ;
@@ -2964,7 +2964,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3617 ;
   wire \$3618 ;
   wire \$3619 ;
-  wire [15:0] \$362 ;
+  wire [3:0] \$362 ;
   wire \$3620 ;
   wire \$3621 ;
   wire \$3622 ;
@@ -2975,7 +2975,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3627 ;
   wire \$3628 ;
   wire \$3629 ;
-  wire [15:0] \$363 ;
+  wire [3:0] \$363 ;
   wire \$3630 ;
   wire \$3631 ;
   wire \$3632 ;
@@ -2984,392 +2984,368 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3635 ;
   wire \$3636 ;
   wire \$3637 ;
-  wire \$3638 ;
-  wire \$3639 ;
-  wire [15:0] \$364 ;
-  wire \$3640 ;
+  wire [4:0] \$3638 ;
+  wire [15:0] \$3639 ;
+  wire [3:0] \$364 ;
+  wire [15:0] \$3640 ;
   wire \$3641 ;
   wire \$3642 ;
-  wire \$3643 ;
+  wire [32:0] \$3643 ;
   wire \$3644 ;
-  wire \$3645 ;
+  wire [4:0] \$3645 ;
   wire \$3646 ;
-  wire \$3647 ;
+  wire [4:0] \$3647 ;
   wire \$3648 ;
   wire \$3649 ;
-  wire [15:0] \$365 ;
+  wire [3:0] \$365 ;
   wire \$3650 ;
   wire \$3651 ;
   wire \$3652 ;
-  wire \$3653 ;
-  wire \$3654 ;
+  wire [4:0] \$3653 ;
+  wire [5:0] \$3654 ;
   wire \$3655 ;
-  wire \$3656 ;
-  wire \$3657 ;
-  wire \$3658 ;
-  wire \$3659 ;
-  wire [15:0] \$366 ;
-  wire \$3660 ;
-  wire \$3661 ;
-  wire \$3662 ;
-  wire \$3663 ;
-  wire \$3664 ;
-  wire \$3665 ;
-  wire \$3666 ;
-  wire \$3667 ;
-  wire \$3668 ;
-  wire \$3669 ;
+  wire [2:0] \$3656 ;
+  wire [3:0] \$3657 ;
+  wire [4:0] \$3658 ;
+  wire [2:0] \$3659 ;
+  wire [3:0] \$366 ;
+  wire [5:0] \$3660 ;
+  wire [6:0] \$3661 ;
+  wire [2:0] \$3662 ;
+  wire [7:0] \$3663 ;
+  wire [2:0] \$3664 ;
+  wire [3:0] \$3665 ;
+  wire [4:0] \$3666 ;
+  wire [2:0] \$3667 ;
+  wire [5:0] \$3668 ;
+  wire [6:0] \$3669 ;
   wire [15:0] \$367 ;
-  wire \$3670 ;
-  wire \$3671 ;
-  wire \$3672 ;
-  wire \$3673 ;
-  wire \$3674 ;
-  wire \$3675 ;
-  wire \$3676 ;
-  wire \$3677 ;
-  wire \$3678 ;
-  wire \$3679 ;
+  wire [2:0] \$3670 ;
+  wire [7:0] \$3671 ;
+  wire [2:0] \$3672 ;
+  wire [3:0] \$3673 ;
+  wire [4:0] \$3674 ;
+  wire [2:0] \$3675 ;
+  wire [5:0] \$3676 ;
+  wire [6:0] \$3677 ;
+  wire [2:0] \$3678 ;
+  wire [7:0] \$3679 ;
   wire [15:0] \$368 ;
-  wire \$3680 ;
-  wire \$3681 ;
-  wire \$3682 ;
-  wire \$3683 ;
-  wire \$3684 ;
-  wire \$3685 ;
-  wire \$3686 ;
-  wire \$3687 ;
+  wire [2:0] \$3680 ;
+  wire [3:0] \$3681 ;
+  wire [4:0] \$3682 ;
+  wire [2:0] \$3683 ;
+  wire [5:0] \$3684 ;
+  wire [6:0] \$3685 ;
+  wire [2:0] \$3686 ;
+  wire [7:0] \$3687 ;
   wire \$3688 ;
   wire \$3689 ;
   wire [15:0] \$369 ;
   wire \$3690 ;
   wire \$3691 ;
-  wire \$3692 ;
-  wire \$3693 ;
-  wire \$3694 ;
-  wire \$3695 ;
-  wire \$3696 ;
-  wire \$3697 ;
-  wire [4:0] \$3698 ;
-  wire [15:0] \$3699 ;
-  wire [3:0] \$37 ;
+  reg \$3692 ;
+  reg [31:0] \$3693 ;
+  reg [119:0] \$3694 ;
+  reg [15:0] \$3695 ;
+  reg [15:0] \$3696 ;
+  reg [15:0] \$3697 ;
+  reg [15:0] \$3698 ;
+  reg [15:0] \$3699 ;
+  wire \$37 ;
   wire [15:0] \$370 ;
-  wire [15:0] \$3700 ;
-  wire \$3701 ;
-  wire \$3702 ;
-  wire [32:0] \$3703 ;
-  wire \$3704 ;
-  wire [4:0] \$3705 ;
-  wire \$3706 ;
-  wire [4:0] \$3707 ;
-  wire \$3708 ;
-  wire \$3709 ;
+  reg [15:0] \$3700 ;
+  reg [15:0] \$3701 ;
+  reg [15:0] \$3702 ;
+  reg [15:0] \$3703 ;
+  reg [15:0] \$3704 ;
+  reg [15:0] \$3705 ;
+  reg [15:0] \$3706 ;
+  reg [15:0] \$3707 ;
+  reg [15:0] \$3708 ;
+  reg [15:0] \$3709 ;
   wire [15:0] \$371 ;
-  wire \$3710 ;
-  wire \$3711 ;
-  wire \$3712 ;
-  wire [4:0] \$3713 ;
-  wire [5:0] \$3714 ;
-  wire \$3715 ;
-  wire \$3716 ;
-  wire \$3717 ;
-  wire \$3718 ;
-  wire \$3719 ;
+  reg [15:0] \$3710 ;
+  reg [15:0] \$3711 ;
+  reg [4:0] \$3712 ;
+  reg [3:0] \$3713 ;
+  reg [4:0] \$3714 ;
+  reg [3:0] \$3715 ;
+  reg [4:0] \$3716 ;
+  reg [3:0] \$3717 ;
+  reg [4:0] \$3718 ;
+  reg [3:0] \$3719 ;
   wire [15:0] \$372 ;
-  reg \$3720 ;
-  reg [31:0] \$3721 ;
-  reg [119:0] \$3722 ;
-  reg [15:0] \$3723 ;
-  reg [15:0] \$3724 ;
-  reg [15:0] \$3725 ;
-  reg [15:0] \$3726 ;
-  reg [15:0] \$3727 ;
-  reg [15:0] \$3728 ;
-  reg [15:0] \$3729 ;
+  reg [4:0] \$3720 ;
+  reg [3:0] \$3721 ;
+  reg [4:0] \$3722 ;
+  reg [3:0] \$3723 ;
+  reg [4:0] \$3724 ;
+  reg [3:0] \$3725 ;
+  reg [4:0] \$3726 ;
+  reg [3:0] \$3727 ;
+  reg [4:0] \$3728 ;
+  reg [3:0] \$3729 ;
   wire [15:0] \$373 ;
-  reg [15:0] \$3730 ;
-  reg [15:0] \$3731 ;
-  reg [15:0] \$3732 ;
-  reg [15:0] \$3733 ;
-  reg [15:0] \$3734 ;
-  reg [15:0] \$3735 ;
-  reg [15:0] \$3736 ;
-  reg [15:0] \$3737 ;
-  reg [15:0] \$3738 ;
-  reg [15:0] \$3739 ;
+  reg [4:0] \$3730 ;
+  reg [3:0] \$3731 ;
+  reg [4:0] \$3732 ;
+  reg [3:0] \$3733 ;
+  reg [4:0] \$3734 ;
+  reg [3:0] \$3735 ;
+  reg [4:0] \$3736 ;
+  reg [3:0] \$3737 ;
+  reg [4:0] \$3738 ;
+  reg [3:0] \$3739 ;
   wire [15:0] \$374 ;
   reg [4:0] \$3740 ;
   reg [3:0] \$3741 ;
   reg [4:0] \$3742 ;
   reg [3:0] \$3743 ;
-  reg [4:0] \$3744 ;
-  reg [3:0] \$3745 ;
-  reg [4:0] \$3746 ;
-  reg [3:0] \$3747 ;
-  reg [4:0] \$3748 ;
+  reg [3:0] \$3744 ;
+  reg \$3745 ;
+  reg [31:0] \$3746 ;
+  reg \$3747 ;
+  reg \$3748 ;
   reg [3:0] \$3749 ;
   wire [15:0] \$375 ;
-  reg [4:0] \$3750 ;
-  reg [3:0] \$3751 ;
-  reg [4:0] \$3752 ;
-  reg [3:0] \$3753 ;
-  reg [4:0] \$3754 ;
-  reg [3:0] \$3755 ;
-  reg [4:0] \$3756 ;
-  reg [3:0] \$3757 ;
-  reg [4:0] \$3758 ;
+  reg [3:0] \$3750 ;
+  reg \$3751 ;
+  reg \$3752 ;
+  reg \$3753 ;
+  reg [1087:0] \$3754 ;
+  reg \$3755 ;
+  reg [3:0] \$3756 ;
+  reg [15:0] \$3757 ;
+  reg \$3758 ;
   reg [3:0] \$3759 ;
   wire [15:0] \$376 ;
-  reg [4:0] \$3760 ;
-  reg [3:0] \$3761 ;
-  reg [4:0] \$3762 ;
-  reg [3:0] \$3763 ;
-  reg [4:0] \$3764 ;
+  reg [15:0] \$3760 ;
+  reg \$3761 ;
+  reg [3:0] \$3762 ;
+  reg [15:0] \$3763 ;
+  reg \$3764 ;
   reg [3:0] \$3765 ;
-  reg [4:0] \$3766 ;
-  reg [3:0] \$3767 ;
-  reg [4:0] \$3768 ;
-  reg [3:0] \$3769 ;
+  reg [15:0] \$3766 ;
+  reg \$3767 ;
+  reg [3:0] \$3768 ;
+  reg [15:0] \$3769 ;
   wire [15:0] \$377 ;
-  reg [4:0] \$3770 ;
+  reg \$3770 ;
   reg [3:0] \$3771 ;
-  reg [3:0] \$3772 ;
+  reg [15:0] \$3772 ;
   reg \$3773 ;
-  reg [31:0] \$3774 ;
-  reg \$3775 ;
+  reg [3:0] \$3774 ;
+  reg [15:0] \$3775 ;
   reg \$3776 ;
   reg [3:0] \$3777 ;
-  reg [3:0] \$3778 ;
+  reg [15:0] \$3778 ;
   reg \$3779 ;
   wire [15:0] \$378 ;
-  reg \$3780 ;
-  reg \$3781 ;
-  reg [1087:0] \$3782 ;
-  reg \$3783 ;
-  reg [3:0] \$3784 ;
-  reg [15:0] \$3785 ;
-  reg \$3786 ;
-  reg [3:0] \$3787 ;
-  reg [15:0] \$3788 ;
-  reg \$3789 ;
+  reg [3:0] \$3780 ;
+  reg [15:0] \$3781 ;
+  reg \$3782 ;
+  reg [3:0] \$3783 ;
+  reg [15:0] \$3784 ;
+  reg \$3785 ;
+  reg [3:0] \$3786 ;
+  reg [15:0] \$3787 ;
+  reg \$3788 ;
+  reg [3:0] \$3789 ;
   wire [15:0] \$379 ;
-  reg [3:0] \$3790 ;
-  reg [15:0] \$3791 ;
-  reg \$3792 ;
-  reg [3:0] \$3793 ;
-  reg [15:0] \$3794 ;
-  reg \$3795 ;
-  reg [3:0] \$3796 ;
-  reg [15:0] \$3797 ;
-  reg \$3798 ;
-  reg [3:0] \$3799 ;
-  wire [4:0] \$38 ;
+  reg [15:0] \$3790 ;
+  reg \$3791 ;
+  reg [3:0] \$3792 ;
+  reg [15:0] \$3793 ;
+  reg \$3794 ;
+  reg [3:0] \$3795 ;
+  reg [15:0] \$3796 ;
+  reg \$3797 ;
+  reg [3:0] \$3798 ;
+  reg [15:0] \$3799 ;
+  wire \$38 ;
   wire [15:0] \$380 ;
-  reg [15:0] \$3800 ;
-  reg \$3801 ;
-  reg [3:0] \$3802 ;
-  reg [15:0] \$3803 ;
-  reg \$3804 ;
-  reg [3:0] \$3805 ;
-  reg [15:0] \$3806 ;
-  reg \$3807 ;
-  reg [3:0] \$3808 ;
-  reg [15:0] \$3809 ;
+  reg \$3800 ;
+  reg [3:0] \$3801 ;
+  reg [15:0] \$3802 ;
+  reg \$3803 ;
+  reg [3:0] \$3804 ;
+  reg [15:0] \$3805 ;
+  reg \$3806 ;
+  reg [3:0] \$3807 ;
+  reg [15:0] \$3808 ;
+  reg \$3809 ;
   wire [15:0] \$381 ;
-  reg \$3810 ;
-  reg [3:0] \$3811 ;
-  reg [15:0] \$3812 ;
-  reg \$3813 ;
-  reg [3:0] \$3814 ;
-  reg [15:0] \$3815 ;
-  reg \$3816 ;
-  reg [3:0] \$3817 ;
-  reg [15:0] \$3818 ;
-  reg \$3819 ;
-  wire \$382 ;
-  reg [3:0] \$3820 ;
-  reg [15:0] \$3821 ;
-  reg \$3822 ;
-  reg [3:0] \$3823 ;
-  reg [15:0] \$3824 ;
-  reg \$3825 ;
-  reg [3:0] \$3826 ;
-  reg [15:0] \$3827 ;
-  reg \$3828 ;
-  reg [3:0] \$3829 ;
-  wire \$383 ;
-  reg [15:0] \$3830 ;
-  reg \$3831 ;
-  reg [3:0] \$3832 ;
-  reg [15:0] \$3833 ;
-  reg \$3834 ;
-  reg [3:0] \$3835 ;
-  reg [15:0] \$3836 ;
-  reg \$3837 ;
-  reg [3:0] \$3838 ;
-  reg [15:0] \$3839 ;
-  wire \$384 ;
-  reg \$3840 ;
-  reg [3:0] \$3841 ;
-  reg [15:0] \$3842 ;
-  reg \$3843 ;
-  reg [3:0] \$3844 ;
-  reg [15:0] \$3845 ;
-  reg \$3846 ;
-  reg [3:0] \$3847 ;
-  reg [15:0] \$3848 ;
-  reg \$3849 ;
-  wire \$385 ;
-  reg [3:0] \$3850 ;
-  reg [15:0] \$3851 ;
-  reg \$3852 ;
-  reg [3:0] \$3853 ;
-  reg [15:0] \$3854 ;
-  reg \$3855 ;
-  reg [3:0] \$3856 ;
-  reg [15:0] \$3857 ;
-  reg \$3858 ;
-  reg [3:0] \$3859 ;
-  wire \$386 ;
-  reg [15:0] \$3860 ;
-  reg \$3861 ;
-  reg [3:0] \$3862 ;
-  reg [15:0] \$3863 ;
-  reg \$3864 ;
-  reg [3:0] \$3865 ;
-  reg [15:0] \$3866 ;
-  reg \$3867 ;
-  reg [3:0] \$3868 ;
-  reg [15:0] \$3869 ;
-  wire \$387 ;
-  reg \$3870 ;
-  reg [3:0] \$3871 ;
-  reg [15:0] \$3872 ;
-  reg \$3873 ;
-  reg [3:0] \$3874 ;
-  reg [15:0] \$3875 ;
-  reg \$3876 ;
-  reg [3:0] \$3877 ;
-  reg [15:0] \$3878 ;
-  reg \$3879 ;
-  wire \$388 ;
-  reg [3:0] \$3880 ;
-  reg [15:0] \$3881 ;
-  reg \$3882 ;
-  reg [3:0] \$3883 ;
-  reg [15:0] \$3884 ;
-  reg \$3885 ;
-  reg [3:0] \$3886 ;
-  reg [15:0] \$3887 ;
-  reg \$3888 ;
-  reg [3:0] \$3889 ;
-  wire \$389 ;
-  reg [15:0] \$3890 ;
-  reg \$3891 ;
-  reg [3:0] \$3892 ;
-  reg [15:0] \$3893 ;
-  reg \$3894 ;
-  reg [3:0] \$3895 ;
-  reg [15:0] \$3896 ;
-  reg \$3897 ;
-  reg [3:0] \$3898 ;
-  reg [15:0] \$3899 ;
-  wire [3:0] \$39 ;
-  wire \$390 ;
-  reg \$3900 ;
-  reg [3:0] \$3901 ;
-  reg [15:0] \$3902 ;
-  reg \$3903 ;
-  reg [3:0] \$3904 ;
-  reg [15:0] \$3905 ;
-  reg \$3906 ;
-  reg [3:0] \$3907 ;
-  reg [15:0] \$3908 ;
-  reg \$3909 ;
-  wire \$391 ;
-  reg [3:0] \$3910 ;
-  reg [15:0] \$3911 ;
-  reg \$3912 ;
-  reg [3:0] \$3913 ;
-  reg [15:0] \$3914 ;
-  reg \$3915 ;
-  reg [3:0] \$3916 ;
-  reg [15:0] \$3917 ;
-  reg \$3918 ;
-  reg [3:0] \$3919 ;
-  wire \$392 ;
-  reg [15:0] \$3920 ;
-  reg \$3921 ;
-  reg [3:0] \$3922 ;
-  reg [15:0] \$3923 ;
-  reg \$3924 ;
-  reg [3:0] \$3925 ;
-  reg [15:0] \$3926 ;
-  reg \$3927 ;
-  reg [3:0] \$3928 ;
-  reg [15:0] \$3929 ;
-  wire \$393 ;
-  reg \$3930 ;
-  reg [3:0] \$3931 ;
-  reg [15:0] \$3932 ;
-  reg \$3933 ;
-  reg [3:0] \$3934 ;
-  reg [15:0] \$3935 ;
-  reg \$3936 ;
-  reg [3:0] \$3937 ;
-  reg [15:0] \$3938 ;
-  reg \$3939 ;
-  wire \$394 ;
-  reg [3:0] \$3940 ;
-  reg [15:0] \$3941 ;
-  reg \$3942 ;
-  reg [3:0] \$3943 ;
-  reg [15:0] \$3944 ;
-  reg \$3945 ;
-  reg [3:0] \$3946 ;
-  reg [15:0] \$3947 ;
+  reg [3:0] \$3810 ;
+  reg [15:0] \$3811 ;
+  reg \$3812 ;
+  reg [3:0] \$3813 ;
+  reg [15:0] \$3814 ;
+  reg \$3815 ;
+  reg [3:0] \$3816 ;
+  reg [15:0] \$3817 ;
+  reg \$3818 ;
+  reg [3:0] \$3819 ;
+  wire [15:0] \$382 ;
+  reg [15:0] \$3820 ;
+  reg \$3821 ;
+  reg [3:0] \$3822 ;
+  reg [15:0] \$3823 ;
+  reg \$3824 ;
+  reg [3:0] \$3825 ;
+  reg [15:0] \$3826 ;
+  reg \$3827 ;
+  reg [3:0] \$3828 ;
+  reg [15:0] \$3829 ;
+  wire [15:0] \$383 ;
+  reg \$3830 ;
+  reg [3:0] \$3831 ;
+  reg [15:0] \$3832 ;
+  reg \$3833 ;
+  reg [3:0] \$3834 ;
+  reg [15:0] \$3835 ;
+  reg \$3836 ;
+  reg [3:0] \$3837 ;
+  reg [15:0] \$3838 ;
+  reg \$3839 ;
+  wire [15:0] \$384 ;
+  reg [3:0] \$3840 ;
+  reg [15:0] \$3841 ;
+  reg \$3842 ;
+  reg [3:0] \$3843 ;
+  reg [15:0] \$3844 ;
+  reg \$3845 ;
+  reg [3:0] \$3846 ;
+  reg [15:0] \$3847 ;
+  reg \$3848 ;
+  reg [3:0] \$3849 ;
+  wire [15:0] \$385 ;
+  reg [15:0] \$3850 ;
+  reg \$3851 ;
+  reg [3:0] \$3852 ;
+  reg [15:0] \$3853 ;
+  reg \$3854 ;
+  reg [3:0] \$3855 ;
+  reg [15:0] \$3856 ;
+  reg \$3857 ;
+  reg [3:0] \$3858 ;
+  reg [15:0] \$3859 ;
+  wire [15:0] \$386 ;
+  reg \$3860 ;
+  reg [3:0] \$3861 ;
+  reg [15:0] \$3862 ;
+  reg \$3863 ;
+  reg [3:0] \$3864 ;
+  reg [15:0] \$3865 ;
+  reg \$3866 ;
+  reg [3:0] \$3867 ;
+  reg [15:0] \$3868 ;
+  reg \$3869 ;
+  wire [15:0] \$387 ;
+  reg [3:0] \$3870 ;
+  reg [15:0] \$3871 ;
+  reg \$3872 ;
+  reg [3:0] \$3873 ;
+  reg [15:0] \$3874 ;
+  reg \$3875 ;
+  reg [3:0] \$3876 ;
+  reg [15:0] \$3877 ;
+  reg \$3878 ;
+  reg [3:0] \$3879 ;
+  wire [15:0] \$388 ;
+  reg [15:0] \$3880 ;
+  reg \$3881 ;
+  reg [3:0] \$3882 ;
+  reg [15:0] \$3883 ;
+  reg \$3884 ;
+  reg [3:0] \$3885 ;
+  reg [15:0] \$3886 ;
+  reg \$3887 ;
+  reg [3:0] \$3888 ;
+  reg [15:0] \$3889 ;
+  wire [15:0] \$389 ;
+  reg \$3890 ;
+  reg [3:0] \$3891 ;
+  reg [15:0] \$3892 ;
+  reg \$3893 ;
+  reg [3:0] \$3894 ;
+  reg [15:0] \$3895 ;
+  reg \$3896 ;
+  reg [3:0] \$3897 ;
+  reg [15:0] \$3898 ;
+  reg \$3899 ;
+  wire \$39 ;
+  wire [15:0] \$390 ;
+  reg [3:0] \$3900 ;
+  reg [15:0] \$3901 ;
+  reg \$3902 ;
+  reg [3:0] \$3903 ;
+  reg [15:0] \$3904 ;
+  reg \$3905 ;
+  reg [3:0] \$3906 ;
+  reg [15:0] \$3907 ;
+  reg \$3908 ;
+  reg [3:0] \$3909 ;
+  wire [15:0] \$391 ;
+  reg [15:0] \$3910 ;
+  reg \$3911 ;
+  reg [3:0] \$3912 ;
+  reg [15:0] \$3913 ;
+  reg \$3914 ;
+  reg [3:0] \$3915 ;
+  reg [15:0] \$3916 ;
+  reg \$3917 ;
+  reg [3:0] \$3918 ;
+  reg [15:0] \$3919 ;
+  wire [15:0] \$392 ;
+  reg \$3920 ;
+  reg [3:0] \$3921 ;
+  reg [15:0] \$3922 ;
+  reg \$3923 ;
+  reg [3:0] \$3924 ;
+  reg [15:0] \$3925 ;
+  reg \$3926 ;
+  reg [3:0] \$3927 ;
+  reg [15:0] \$3928 ;
+  reg \$3929 ;
+  wire [15:0] \$393 ;
+  reg [3:0] \$3930 ;
+  reg [15:0] \$3931 ;
+  reg \$3932 ;
+  reg [3:0] \$3933 ;
+  reg [15:0] \$3934 ;
+  reg \$3935 ;
+  reg [3:0] \$3936 ;
+  reg [15:0] \$3937 ;
+  reg \$3938 ;
+  reg [3:0] \$3939 ;
+  wire [15:0] \$394 ;
+  reg [15:0] \$3940 ;
+  reg \$3941 ;
+  reg [3:0] \$3942 ;
+  reg [15:0] \$3943 ;
+  reg \$3944 ;
+  reg [3:0] \$3945 ;
+  reg [15:0] \$3946 ;
+  reg [3:0] \$3947 ;
   reg \$3948 ;
-  reg [3:0] \$3949 ;
-  wire \$395 ;
-  reg [15:0] \$3950 ;
-  reg \$3951 ;
-  reg [3:0] \$3952 ;
-  reg [15:0] \$3953 ;
-  reg \$3954 ;
-  reg [3:0] \$3955 ;
-  reg [15:0] \$3956 ;
-  reg \$3957 ;
-  reg [3:0] \$3958 ;
-  reg [15:0] \$3959 ;
-  wire \$396 ;
-  reg \$3960 ;
-  reg [3:0] \$3961 ;
-  reg [15:0] \$3962 ;
-  reg \$3963 ;
-  reg [3:0] \$3964 ;
-  reg [15:0] \$3965 ;
-  reg \$3966 ;
-  reg [3:0] \$3967 ;
-  reg [15:0] \$3968 ;
-  reg \$3969 ;
+  reg [4:0] \$3949 ;
+  wire [15:0] \$395 ;
+  reg [59:0] \$3950 ;
+  reg [6:0] \$3951 ;
+  reg [6:0] \$3952 ;
+  reg [6:0] \$3953 ;
+  reg [6:0] \$3954 ;
+  reg [31:0] \$3955 ;
+  reg [31:0] \$3956 ;
+  reg [31:0] \$3957 ;
+  reg [31:0] \$3958 ;
+  wire [15:0] \$396 ;
   wire \$397 ;
-  reg [3:0] \$3970 ;
-  reg [15:0] \$3971 ;
-  reg \$3972 ;
-  reg [3:0] \$3973 ;
-  reg [15:0] \$3974 ;
-  reg [3:0] \$3975 ;
-  reg \$3976 ;
-  reg [4:0] \$3977 ;
-  reg [59:0] \$3978 ;
-  reg [31:0] \$3979 ;
   wire \$398 ;
-  reg [31:0] \$3980 ;
-  reg [31:0] \$3981 ;
-  reg [31:0] \$3982 ;
   wire \$399 ;
-  wire [4:0] \$4 ;
-  wire [4:0] \$40 ;
+  wire [7:0] \$4 ;
+  wire \$40 ;
   wire \$400 ;
   wire \$401 ;
   wire \$402 ;
@@ -3380,31 +3356,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [7:0] \$41 ;
+  wire \$41 ;
   wire \$410 ;
   wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [15:0] \$414 ;
-  wire [16:0] \$415 ;
-  wire [16:0] \$416 ;
-  wire [3:0] \$417 ;
-  wire [3:0] \$418 ;
-  wire [3:0] \$419 ;
-  wire [8:0] \$42 ;
-  wire [3:0] \$420 ;
-  wire [3:0] \$421 ;
-  wire [3:0] \$422 ;
-  wire [3:0] \$423 ;
-  wire [3:0] \$424 ;
-  wire [3:0] \$425 ;
-  wire [3:0] \$426 ;
-  wire [3:0] \$427 ;
-  wire [3:0] \$428 ;
-  wire [3:0] \$429 ;
-  wire [3:0] \$43 ;
-  wire [3:0] \$430 ;
-  wire [3:0] \$431 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
+  wire \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire [15:0] \$429 ;
+  wire \$43 ;
+  wire [16:0] \$430 ;
+  wire [16:0] \$431 ;
   wire [3:0] \$432 ;
   wire [3:0] \$433 ;
   wire [3:0] \$434 ;
@@ -3413,7 +3389,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$437 ;
   wire [3:0] \$438 ;
   wire [3:0] \$439 ;
-  wire [4:0] \$44 ;
+  wire \$44 ;
   wire [3:0] \$440 ;
   wire [3:0] \$441 ;
   wire [3:0] \$442 ;
@@ -3421,23 +3397,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$444 ;
   wire [3:0] \$445 ;
   wire [3:0] \$446 ;
-  wire [15:0] \$447 ;
-  wire [15:0] \$448 ;
-  wire [15:0] \$449 ;
-  wire [3:0] \$45 ;
-  wire [15:0] \$450 ;
-  wire [15:0] \$451 ;
-  wire [15:0] \$452 ;
-  wire [15:0] \$453 ;
-  wire [15:0] \$454 ;
-  wire [15:0] \$455 ;
-  wire [15:0] \$456 ;
-  wire [15:0] \$457 ;
-  wire [15:0] \$458 ;
-  wire [15:0] \$459 ;
-  wire [4:0] \$46 ;
-  wire [15:0] \$460 ;
-  wire [15:0] \$461 ;
+  wire [3:0] \$447 ;
+  wire [3:0] \$448 ;
+  wire [3:0] \$449 ;
+  wire \$45 ;
+  wire [3:0] \$450 ;
+  wire [3:0] \$451 ;
+  wire [3:0] \$452 ;
+  wire [3:0] \$453 ;
+  wire [3:0] \$454 ;
+  wire [3:0] \$455 ;
+  wire [3:0] \$456 ;
+  wire [3:0] \$457 ;
+  wire [3:0] \$458 ;
+  wire [3:0] \$459 ;
+  wire \$46 ;
+  wire [3:0] \$460 ;
+  wire [3:0] \$461 ;
   wire [15:0] \$462 ;
   wire [15:0] \$463 ;
   wire [15:0] \$464 ;
@@ -3446,7 +3422,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$467 ;
   wire [15:0] \$468 ;
   wire [15:0] \$469 ;
-  wire [7:0] \$47 ;
+  wire \$47 ;
   wire [15:0] \$470 ;
   wire [15:0] \$471 ;
   wire [15:0] \$472 ;
@@ -3454,23 +3430,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$474 ;
   wire [15:0] \$475 ;
   wire [15:0] \$476 ;
-  wire \$477 ;
-  wire \$478 ;
-  wire \$479 ;
-  wire [8:0] \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  wire \$485 ;
-  wire \$486 ;
-  wire \$487 ;
-  wire \$488 ;
-  wire \$489 ;
-  wire [3:0] \$49 ;
-  wire \$490 ;
-  wire \$491 ;
+  wire [15:0] \$477 ;
+  wire [15:0] \$478 ;
+  wire [15:0] \$479 ;
+  wire \$48 ;
+  wire [15:0] \$480 ;
+  wire [15:0] \$481 ;
+  wire [15:0] \$482 ;
+  wire [15:0] \$483 ;
+  wire [15:0] \$484 ;
+  wire [15:0] \$485 ;
+  wire [15:0] \$486 ;
+  wire [15:0] \$487 ;
+  wire [15:0] \$488 ;
+  wire [15:0] \$489 ;
+  wire [15:0] \$49 ;
+  wire [15:0] \$490 ;
+  wire [15:0] \$491 ;
   wire \$492 ;
   wire \$493 ;
   wire \$494 ;
@@ -3480,7 +3456,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$498 ;
   wire \$499 ;
   wire [7:0] \$5 ;
-  wire [4:0] \$50 ;
+  wire [16:0] \$50 ;
   wire \$500 ;
   wire \$501 ;
   wire \$502 ;
@@ -3490,30 +3466,30 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$506 ;
   wire \$507 ;
   wire \$508 ;
-  wire [15:0] \$509 ;
-  wire [3:0] \$51 ;
-  wire [16:0] \$510 ;
-  wire [16:0] \$511 ;
-  wire [3:0] \$512 ;
-  wire [3:0] \$513 ;
-  wire [3:0] \$514 ;
-  wire [3:0] \$515 ;
-  wire [3:0] \$516 ;
-  wire [3:0] \$517 ;
-  wire [3:0] \$518 ;
-  wire [3:0] \$519 ;
-  wire [4:0] \$52 ;
-  wire [3:0] \$520 ;
-  wire [3:0] \$521 ;
-  wire [3:0] \$522 ;
-  wire [3:0] \$523 ;
-  wire [3:0] \$524 ;
-  wire [3:0] \$525 ;
-  wire [3:0] \$526 ;
+  wire \$509 ;
+  wire [16:0] \$51 ;
+  wire \$510 ;
+  wire \$511 ;
+  wire \$512 ;
+  wire \$513 ;
+  wire \$514 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
+  wire [3:0] \$52 ;
+  wire \$520 ;
+  wire \$521 ;
+  wire \$522 ;
+  wire \$523 ;
+  wire [15:0] \$524 ;
+  wire [16:0] \$525 ;
+  wire [16:0] \$526 ;
   wire [3:0] \$527 ;
   wire [3:0] \$528 ;
   wire [3:0] \$529 ;
-  wire [7:0] \$53 ;
+  wire [3:0] \$53 ;
   wire [3:0] \$530 ;
   wire [3:0] \$531 ;
   wire [3:0] \$532 ;
@@ -3524,29 +3500,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$537 ;
   wire [3:0] \$538 ;
   wire [3:0] \$539 ;
-  wire [8:0] \$54 ;
+  wire [3:0] \$54 ;
   wire [3:0] \$540 ;
   wire [3:0] \$541 ;
-  wire [15:0] \$542 ;
-  wire [15:0] \$543 ;
-  wire [15:0] \$544 ;
-  wire [15:0] \$545 ;
-  wire [15:0] \$546 ;
-  wire [15:0] \$547 ;
-  wire [15:0] \$548 ;
-  wire [15:0] \$549 ;
+  wire [3:0] \$542 ;
+  wire [3:0] \$543 ;
+  wire [3:0] \$544 ;
+  wire [3:0] \$545 ;
+  wire [3:0] \$546 ;
+  wire [3:0] \$547 ;
+  wire [3:0] \$548 ;
+  wire [3:0] \$549 ;
   wire [3:0] \$55 ;
-  wire [15:0] \$550 ;
-  wire [15:0] \$551 ;
-  wire [15:0] \$552 ;
-  wire [15:0] \$553 ;
-  wire [15:0] \$554 ;
-  wire [15:0] \$555 ;
-  wire [15:0] \$556 ;
+  wire [3:0] \$550 ;
+  wire [3:0] \$551 ;
+  wire [3:0] \$552 ;
+  wire [3:0] \$553 ;
+  wire [3:0] \$554 ;
+  wire [3:0] \$555 ;
+  wire [3:0] \$556 ;
   wire [15:0] \$557 ;
   wire [15:0] \$558 ;
   wire [15:0] \$559 ;
-  wire [4:0] \$56 ;
+  wire [3:0] \$56 ;
   wire [15:0] \$560 ;
   wire [15:0] \$561 ;
   wire [15:0] \$562 ;
@@ -3560,26 +3536,26 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$57 ;
   wire [15:0] \$570 ;
   wire [15:0] \$571 ;
-  wire \$572 ;
-  wire \$573 ;
-  wire \$574 ;
-  wire \$575 ;
-  wire \$576 ;
-  wire \$577 ;
-  wire \$578 ;
-  wire \$579 ;
-  wire [4:0] \$58 ;
-  wire \$580 ;
-  wire \$581 ;
-  wire \$582 ;
-  wire \$583 ;
-  wire \$584 ;
-  wire \$585 ;
-  wire \$586 ;
+  wire [15:0] \$572 ;
+  wire [15:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [15:0] \$575 ;
+  wire [15:0] \$576 ;
+  wire [15:0] \$577 ;
+  wire [15:0] \$578 ;
+  wire [15:0] \$579 ;
+  wire [3:0] \$58 ;
+  wire [15:0] \$580 ;
+  wire [15:0] \$581 ;
+  wire [15:0] \$582 ;
+  wire [15:0] \$583 ;
+  wire [15:0] \$584 ;
+  wire [15:0] \$585 ;
+  wire [15:0] \$586 ;
   wire \$587 ;
   wire \$588 ;
   wire \$589 ;
-  wire [7:0] \$59 ;
+  wire [3:0] \$59 ;
   wire \$590 ;
   wire \$591 ;
   wire \$592 ;
@@ -3590,32 +3566,32 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$597 ;
   wire \$598 ;
   wire \$599 ;
-  wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire [7:0] \$6 ;
+  wire [3:0] \$60 ;
   wire \$600 ;
   wire \$601 ;
   wire \$602 ;
   wire \$603 ;
-  wire [15:0] \$604 ;
-  wire [16:0] \$605 ;
-  wire [16:0] \$606 ;
-  wire [3:0] \$607 ;
-  wire [3:0] \$608 ;
-  wire [3:0] \$609 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire [3:0] \$61 ;
-  wire [3:0] \$610 ;
-  wire [3:0] \$611 ;
-  wire [3:0] \$612 ;
-  wire [3:0] \$613 ;
-  wire [3:0] \$614 ;
-  wire [3:0] \$615 ;
-  wire [3:0] \$616 ;
-  wire [3:0] \$617 ;
-  wire [3:0] \$618 ;
-  wire [3:0] \$619 ;
-  wire [4:0] \$62 ;
-  wire [3:0] \$620 ;
-  wire [3:0] \$621 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
+  wire \$617 ;
+  wire \$618 ;
+  wire [15:0] \$619 ;
+  wire [3:0] \$62 ;
+  wire [16:0] \$620 ;
+  wire [16:0] \$621 ;
   wire [3:0] \$622 ;
   wire [3:0] \$623 ;
   wire [3:0] \$624 ;
@@ -3632,23 +3608,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$634 ;
   wire [3:0] \$635 ;
   wire [3:0] \$636 ;
-  wire [15:0] \$637 ;
-  wire [15:0] \$638 ;
-  wire [15:0] \$639 ;
-  wire [4:0] \$64 ;
-  wire [15:0] \$640 ;
-  wire [15:0] \$641 ;
-  wire [15:0] \$642 ;
-  wire [15:0] \$643 ;
-  wire [15:0] \$644 ;
-  wire [15:0] \$645 ;
-  wire [15:0] \$646 ;
-  wire [15:0] \$647 ;
-  wire [15:0] \$648 ;
-  wire [15:0] \$649 ;
-  wire [7:0] \$65 ;
-  wire [15:0] \$650 ;
-  wire [15:0] \$651 ;
+  wire [3:0] \$637 ;
+  wire [3:0] \$638 ;
+  wire [3:0] \$639 ;
+  wire [3:0] \$64 ;
+  wire [3:0] \$640 ;
+  wire [3:0] \$641 ;
+  wire [3:0] \$642 ;
+  wire [3:0] \$643 ;
+  wire [3:0] \$644 ;
+  wire [3:0] \$645 ;
+  wire [3:0] \$646 ;
+  wire [3:0] \$647 ;
+  wire [3:0] \$648 ;
+  wire [3:0] \$649 ;
+  wire [3:0] \$65 ;
+  wire [3:0] \$650 ;
+  wire [3:0] \$651 ;
   wire [15:0] \$652 ;
   wire [15:0] \$653 ;
   wire [15:0] \$654 ;
@@ -3657,7 +3633,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$657 ;
   wire [15:0] \$658 ;
   wire [15:0] \$659 ;
-  wire [8:0] \$66 ;
+  wire [3:0] \$66 ;
   wire [15:0] \$660 ;
   wire [15:0] \$661 ;
   wire [15:0] \$662 ;
@@ -3665,23 +3641,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$664 ;
   wire [15:0] \$665 ;
   wire [15:0] \$666 ;
-  wire \$667 ;
-  wire \$668 ;
-  wire \$669 ;
+  wire [15:0] \$667 ;
+  wire [15:0] \$668 ;
+  wire [15:0] \$669 ;
   wire [3:0] \$67 ;
-  wire \$670 ;
-  wire \$671 ;
-  wire \$672 ;
-  wire \$673 ;
-  wire \$674 ;
-  wire \$675 ;
-  wire \$676 ;
-  wire \$677 ;
-  wire \$678 ;
-  wire \$679 ;
-  wire [4:0] \$68 ;
-  wire \$680 ;
-  wire \$681 ;
+  wire [15:0] \$670 ;
+  wire [15:0] \$671 ;
+  wire [15:0] \$672 ;
+  wire [15:0] \$673 ;
+  wire [15:0] \$674 ;
+  wire [15:0] \$675 ;
+  wire [15:0] \$676 ;
+  wire [15:0] \$677 ;
+  wire [15:0] \$678 ;
+  wire [15:0] \$679 ;
+  wire [3:0] \$68 ;
+  wire [15:0] \$680 ;
+  wire [15:0] \$681 ;
   wire \$682 ;
   wire \$683 ;
   wire \$684 ;
@@ -3700,31 +3676,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$696 ;
   wire \$697 ;
   wire \$698 ;
-  wire [15:0] \$699 ;
-  wire [3:0] \$7 ;
-  wire [4:0] \$70 ;
-  wire [16:0] \$700 ;
-  wire [16:0] \$701 ;
-  wire [3:0] \$702 ;
-  wire [3:0] \$703 ;
-  wire [3:0] \$704 ;
-  wire [3:0] \$705 ;
-  wire [3:0] \$706 ;
-  wire [3:0] \$707 ;
-  wire [3:0] \$708 ;
-  wire [3:0] \$709 ;
-  wire [7:0] \$71 ;
-  wire [3:0] \$710 ;
-  wire [3:0] \$711 ;
-  wire [3:0] \$712 ;
-  wire [3:0] \$713 ;
-  wire [3:0] \$714 ;
-  wire [3:0] \$715 ;
-  wire [3:0] \$716 ;
+  wire \$699 ;
+  wire [7:0] \$7 ;
+  wire [3:0] \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
+  wire [3:0] \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire [15:0] \$714 ;
+  wire [16:0] \$715 ;
+  wire [16:0] \$716 ;
   wire [3:0] \$717 ;
   wire [3:0] \$718 ;
   wire [3:0] \$719 ;
-  wire [8:0] \$72 ;
+  wire [3:0] \$72 ;
   wire [3:0] \$720 ;
   wire [3:0] \$721 ;
   wire [3:0] \$722 ;
@@ -3738,22 +3714,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$73 ;
   wire [3:0] \$730 ;
   wire [3:0] \$731 ;
-  wire [15:0] \$732 ;
-  wire [15:0] \$733 ;
-  wire [15:0] \$734 ;
-  wire [15:0] \$735 ;
-  wire [15:0] \$736 ;
-  wire [15:0] \$737 ;
-  wire [15:0] \$738 ;
-  wire [15:0] \$739 ;
-  wire [4:0] \$74 ;
-  wire [15:0] \$740 ;
-  wire [15:0] \$741 ;
-  wire [15:0] \$742 ;
-  wire [15:0] \$743 ;
-  wire [15:0] \$744 ;
-  wire [15:0] \$745 ;
-  wire [15:0] \$746 ;
+  wire [3:0] \$732 ;
+  wire [3:0] \$733 ;
+  wire [3:0] \$734 ;
+  wire [3:0] \$735 ;
+  wire [3:0] \$736 ;
+  wire [3:0] \$737 ;
+  wire [3:0] \$738 ;
+  wire [3:0] \$739 ;
+  wire [3:0] \$74 ;
+  wire [3:0] \$740 ;
+  wire [3:0] \$741 ;
+  wire [3:0] \$742 ;
+  wire [3:0] \$743 ;
+  wire [3:0] \$744 ;
+  wire [3:0] \$745 ;
+  wire [3:0] \$746 ;
   wire [15:0] \$747 ;
   wire [15:0] \$748 ;
   wire [15:0] \$749 ;
@@ -3768,29 +3744,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$757 ;
   wire [15:0] \$758 ;
   wire [15:0] \$759 ;
-  wire [4:0] \$76 ;
+  wire [3:0] \$76 ;
   wire [15:0] \$760 ;
   wire [15:0] \$761 ;
-  wire \$762 ;
-  wire \$763 ;
-  wire \$764 ;
-  wire \$765 ;
-  wire \$766 ;
-  wire \$767 ;
-  wire \$768 ;
-  wire \$769 ;
-  wire [7:0] \$77 ;
-  wire \$770 ;
-  wire \$771 ;
-  wire \$772 ;
-  wire \$773 ;
-  wire \$774 ;
-  wire \$775 ;
-  wire \$776 ;
+  wire [15:0] \$762 ;
+  wire [15:0] \$763 ;
+  wire [15:0] \$764 ;
+  wire [15:0] \$765 ;
+  wire [15:0] \$766 ;
+  wire [15:0] \$767 ;
+  wire [15:0] \$768 ;
+  wire [15:0] \$769 ;
+  wire [3:0] \$77 ;
+  wire [15:0] \$770 ;
+  wire [15:0] \$771 ;
+  wire [15:0] \$772 ;
+  wire [15:0] \$773 ;
+  wire [15:0] \$774 ;
+  wire [15:0] \$775 ;
+  wire [15:0] \$776 ;
   wire \$777 ;
   wire \$778 ;
   wire \$779 ;
-  wire [8:0] \$78 ;
+  wire [3:0] \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
@@ -3806,27 +3782,27 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$791 ;
   wire \$792 ;
   wire \$793 ;
-  wire [15:0] \$794 ;
-  wire [16:0] \$795 ;
-  wire [16:0] \$796 ;
-  wire [3:0] \$797 ;
-  wire [3:0] \$798 ;
-  wire [3:0] \$799 ;
-  wire [4:0] \$8 ;
-  wire [4:0] \$80 ;
-  wire [3:0] \$800 ;
-  wire [3:0] \$801 ;
-  wire [3:0] \$802 ;
-  wire [3:0] \$803 ;
-  wire [3:0] \$804 ;
-  wire [3:0] \$805 ;
-  wire [3:0] \$806 ;
-  wire [3:0] \$807 ;
-  wire [3:0] \$808 ;
-  wire [3:0] \$809 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
+  wire [7:0] \$8 ;
+  wire [3:0] \$80 ;
+  wire \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire [15:0] \$809 ;
   wire [3:0] \$81 ;
-  wire [3:0] \$810 ;
-  wire [3:0] \$811 ;
+  wire [16:0] \$810 ;
+  wire [16:0] \$811 ;
   wire [3:0] \$812 ;
   wire [3:0] \$813 ;
   wire [3:0] \$814 ;
@@ -3835,7 +3811,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$817 ;
   wire [3:0] \$818 ;
   wire [3:0] \$819 ;
-  wire [4:0] \$82 ;
+  wire [15:0] \$82 ;
   wire [3:0] \$820 ;
   wire [3:0] \$821 ;
   wire [3:0] \$822 ;
@@ -3843,23 +3819,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$824 ;
   wire [3:0] \$825 ;
   wire [3:0] \$826 ;
-  wire [15:0] \$827 ;
-  wire [15:0] \$828 ;
-  wire [15:0] \$829 ;
-  wire [7:0] \$83 ;
-  wire [15:0] \$830 ;
-  wire [15:0] \$831 ;
-  wire [15:0] \$832 ;
-  wire [15:0] \$833 ;
-  wire [15:0] \$834 ;
-  wire [15:0] \$835 ;
-  wire [15:0] \$836 ;
-  wire [15:0] \$837 ;
-  wire [15:0] \$838 ;
-  wire [15:0] \$839 ;
-  wire [8:0] \$84 ;
-  wire [15:0] \$840 ;
-  wire [15:0] \$841 ;
+  wire [3:0] \$827 ;
+  wire [3:0] \$828 ;
+  wire [3:0] \$829 ;
+  wire [15:0] \$83 ;
+  wire [3:0] \$830 ;
+  wire [3:0] \$831 ;
+  wire [3:0] \$832 ;
+  wire [3:0] \$833 ;
+  wire [3:0] \$834 ;
+  wire [3:0] \$835 ;
+  wire [3:0] \$836 ;
+  wire [3:0] \$837 ;
+  wire [3:0] \$838 ;
+  wire [3:0] \$839 ;
+  wire [15:0] \$84 ;
+  wire [3:0] \$840 ;
+  wire [3:0] \$841 ;
   wire [15:0] \$842 ;
   wire [15:0] \$843 ;
   wire [15:0] \$844 ;
@@ -3868,7 +3844,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$847 ;
   wire [15:0] \$848 ;
   wire [15:0] \$849 ;
-  wire [3:0] \$85 ;
+  wire [15:0] \$85 ;
   wire [15:0] \$850 ;
   wire [15:0] \$851 ;
   wire [15:0] \$852 ;
@@ -3876,23 +3852,23 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$854 ;
   wire [15:0] \$855 ;
   wire [15:0] \$856 ;
-  wire \$857 ;
-  wire \$858 ;
-  wire \$859 ;
-  wire [4:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire \$865 ;
-  wire \$866 ;
-  wire \$867 ;
-  wire \$868 ;
-  wire \$869 ;
-  wire [3:0] \$87 ;
-  wire \$870 ;
-  wire \$871 ;
+  wire [15:0] \$857 ;
+  wire [15:0] \$858 ;
+  wire [15:0] \$859 ;
+  wire [15:0] \$86 ;
+  wire [15:0] \$860 ;
+  wire [15:0] \$861 ;
+  wire [15:0] \$862 ;
+  wire [15:0] \$863 ;
+  wire [15:0] \$864 ;
+  wire [15:0] \$865 ;
+  wire [15:0] \$866 ;
+  wire [15:0] \$867 ;
+  wire [15:0] \$868 ;
+  wire [15:0] \$869 ;
+  wire [15:0] \$87 ;
+  wire [15:0] \$870 ;
+  wire [15:0] \$871 ;
   wire \$872 ;
   wire \$873 ;
   wire \$874 ;
@@ -3901,7 +3877,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$877 ;
   wire \$878 ;
   wire \$879 ;
-  wire [4:0] \$88 ;
+  wire [15:0] \$88 ;
   wire \$880 ;
   wire \$881 ;
   wire \$882 ;
@@ -3911,31 +3887,31 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$886 ;
   wire \$887 ;
   wire \$888 ;
-  wire [15:0] \$889 ;
-  wire [7:0] \$89 ;
-  wire [16:0] \$890 ;
-  wire [16:0] \$891 ;
-  wire [3:0] \$892 ;
-  wire [3:0] \$893 ;
-  wire [3:0] \$894 ;
-  wire [3:0] \$895 ;
-  wire [3:0] \$896 ;
-  wire [3:0] \$897 ;
-  wire [3:0] \$898 ;
-  wire [3:0] \$899 ;
-  wire [3:0] \$9 ;
-  wire [8:0] \$90 ;
-  wire [3:0] \$900 ;
-  wire [3:0] \$901 ;
-  wire [3:0] \$902 ;
-  wire [3:0] \$903 ;
-  wire [3:0] \$904 ;
-  wire [3:0] \$905 ;
-  wire [3:0] \$906 ;
+  wire \$889 ;
+  wire [15:0] \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
+  wire [7:0] \$9 ;
+  wire [15:0] \$90 ;
+  wire \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire \$903 ;
+  wire [15:0] \$904 ;
+  wire [16:0] \$905 ;
+  wire [16:0] \$906 ;
   wire [3:0] \$907 ;
   wire [3:0] \$908 ;
   wire [3:0] \$909 ;
-  wire [3:0] \$91 ;
+  wire [15:0] \$91 ;
   wire [3:0] \$910 ;
   wire [3:0] \$911 ;
   wire [3:0] \$912 ;
@@ -3946,29 +3922,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$917 ;
   wire [3:0] \$918 ;
   wire [3:0] \$919 ;
-  wire [4:0] \$92 ;
+  wire [15:0] \$92 ;
   wire [3:0] \$920 ;
   wire [3:0] \$921 ;
-  wire [15:0] \$922 ;
-  wire [15:0] \$923 ;
-  wire [15:0] \$924 ;
-  wire [15:0] \$925 ;
-  wire [15:0] \$926 ;
-  wire [15:0] \$927 ;
-  wire [15:0] \$928 ;
-  wire [15:0] \$929 ;
-  wire [3:0] \$93 ;
-  wire [15:0] \$930 ;
-  wire [15:0] \$931 ;
-  wire [15:0] \$932 ;
-  wire [15:0] \$933 ;
-  wire [15:0] \$934 ;
-  wire [15:0] \$935 ;
-  wire [15:0] \$936 ;
+  wire [3:0] \$922 ;
+  wire [3:0] \$923 ;
+  wire [3:0] \$924 ;
+  wire [3:0] \$925 ;
+  wire [3:0] \$926 ;
+  wire [3:0] \$927 ;
+  wire [3:0] \$928 ;
+  wire [3:0] \$929 ;
+  wire [15:0] \$93 ;
+  wire [3:0] \$930 ;
+  wire [3:0] \$931 ;
+  wire [3:0] \$932 ;
+  wire [3:0] \$933 ;
+  wire [3:0] \$934 ;
+  wire [3:0] \$935 ;
+  wire [3:0] \$936 ;
   wire [15:0] \$937 ;
   wire [15:0] \$938 ;
   wire [15:0] \$939 ;
-  wire [4:0] \$94 ;
+  wire [15:0] \$94 ;
   wire [15:0] \$940 ;
   wire [15:0] \$941 ;
   wire [15:0] \$942 ;
@@ -3979,29 +3955,29 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$947 ;
   wire [15:0] \$948 ;
   wire [15:0] \$949 ;
-  wire [7:0] \$95 ;
+  wire [15:0] \$95 ;
   wire [15:0] \$950 ;
   wire [15:0] \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire \$955 ;
-  wire \$956 ;
-  wire \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire [8:0] \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire \$964 ;
-  wire \$965 ;
-  wire \$966 ;
+  wire [15:0] \$952 ;
+  wire [15:0] \$953 ;
+  wire [15:0] \$954 ;
+  wire [15:0] \$955 ;
+  wire [15:0] \$956 ;
+  wire [15:0] \$957 ;
+  wire [15:0] \$958 ;
+  wire [15:0] \$959 ;
+  wire [15:0] \$96 ;
+  wire [15:0] \$960 ;
+  wire [15:0] \$961 ;
+  wire [15:0] \$962 ;
+  wire [15:0] \$963 ;
+  wire [15:0] \$964 ;
+  wire [15:0] \$965 ;
+  wire [15:0] \$966 ;
   wire \$967 ;
   wire \$968 ;
   wire \$969 ;
-  wire \$97 ;
+  wire [15:0] \$97 ;
   wire \$970 ;
   wire \$971 ;
   wire \$972 ;
@@ -4012,74 +3988,38 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$977 ;
   wire \$978 ;
   wire \$979 ;
-  wire \$98 ;
+  wire [15:0] \$98 ;
   wire \$980 ;
   wire \$981 ;
   wire \$982 ;
   wire \$983 ;
-  wire [15:0] \$984 ;
-  wire [16:0] \$985 ;
-  wire [16:0] \$986 ;
-  wire [3:0] \$987 ;
-  wire [3:0] \$988 ;
-  wire [3:0] \$989 ;
-  wire \$99 ;
-  wire [3:0] \$990 ;
-  wire [3:0] \$991 ;
-  wire [3:0] \$992 ;
-  wire [3:0] \$993 ;
-  wire [3:0] \$994 ;
-  wire [3:0] \$995 ;
-  wire [3:0] \$996 ;
-  wire [3:0] \$997 ;
-  wire [3:0] \$998 ;
-  wire [3:0] \$999 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire \$989 ;
+  wire [15:0] \$99 ;
+  wire \$990 ;
+  wire \$991 ;
+  wire \$992 ;
+  wire \$993 ;
+  wire \$994 ;
+  wire \$995 ;
+  wire \$996 ;
+  wire \$997 ;
+  wire \$998 ;
+  wire [15:0] \$999 ;
   reg [3:0] act_index = 4'h0;
+  wire [6:0] act_offset_in0;
+  wire [6:0] act_offset_in1;
+  wire [6:0] act_offset_in2;
+  wire [6:0] act_offset_in3;
   reg [3:0] act_rd__addr;
-  wire [59:0] act_rd__data;
-  wire [3:0] \act_rd__data.valid ;
-  wire \act_rd__data.valid[0] ;
-  wire \act_rd__data.valid[1] ;
-  wire \act_rd__data.valid[2] ;
-  wire \act_rd__data.valid[3] ;
-  wire [31:0] \act_rd__data.value ;
-  wire [7:0] \act_rd__data.value[0] ;
-  wire [7:0] \act_rd__data.value[1] ;
-  wire [7:0] \act_rd__data.value[2] ;
-  wire [7:0] \act_rd__data.value[3] ;
-  wire [11:0] \act_rd__data.x ;
-  wire [2:0] \act_rd__data.x[0] ;
-  wire [2:0] \act_rd__data.x[1] ;
-  wire [2:0] \act_rd__data.x[2] ;
-  wire [2:0] \act_rd__data.x[3] ;
-  wire [11:0] \act_rd__data.y ;
-  wire [2:0] \act_rd__data.y[0] ;
-  wire [2:0] \act_rd__data.y[1] ;
-  wire [2:0] \act_rd__data.y[2] ;
-  wire [2:0] \act_rd__data.y[3] ;
+  wire [87:0] act_rd__data;
   reg act_rd__en;
   reg [3:0] act_wr__addr;
-  reg [59:0] act_wr__data;
-  wire [3:0] \act_wr__data.valid ;
-  wire \act_wr__data.valid[0] ;
-  wire \act_wr__data.valid[1] ;
-  wire \act_wr__data.valid[2] ;
-  wire \act_wr__data.valid[3] ;
-  wire [31:0] \act_wr__data.value ;
-  wire [7:0] \act_wr__data.value[0] ;
-  wire [7:0] \act_wr__data.value[1] ;
-  wire [7:0] \act_wr__data.value[2] ;
-  wire [7:0] \act_wr__data.value[3] ;
-  wire [11:0] \act_wr__data.x ;
-  wire [2:0] \act_wr__data.x[0] ;
-  wire [2:0] \act_wr__data.x[1] ;
-  wire [2:0] \act_wr__data.x[2] ;
-  wire [2:0] \act_wr__data.x[3] ;
-  wire [11:0] \act_wr__data.y ;
-  wire [2:0] \act_wr__data.y[0] ;
-  wire [2:0] \act_wr__data.y[1] ;
-  wire [2:0] \act_wr__data.y[2] ;
-  wire [2:0] \act_wr__data.y[3] ;
+  reg [87:0] act_wr__data;
   reg act_wr__en;
   reg [3:0] add_row0_0 = 4'h0;
   reg [3:0] add_row0_1 = 4'h0;
@@ -4420,6 +4360,22 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire hit0_8;
   wire hit0_9;
   wire last_pair;
+  wire [6:0] linear0_0;
+  wire [6:0] linear0_1;
+  wire [6:0] linear0_10;
+  wire [6:0] linear0_11;
+  wire [6:0] linear0_12;
+  wire [6:0] linear0_13;
+  wire [6:0] linear0_14;
+  wire [6:0] linear0_15;
+  wire [6:0] linear0_2;
+  wire [6:0] linear0_3;
+  wire [6:0] linear0_4;
+  wire [6:0] linear0_5;
+  wire [6:0] linear0_6;
+  wire [6:0] linear0_7;
+  wire [6:0] linear0_8;
+  wire [6:0] linear0_9;
   reg [31:0] mults = 32'd0;
   reg [4:0] n_act = 5'h00;
   input [156:0] op__payload;
@@ -4664,38 +4620,6 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire rst;
   reg [119:0] same_bank = 120'h000000000000000000000000000000;
   reg [31:0] stalls = 32'd0;
-  wire [3:0] u0_0;
-  wire [3:0] u0_1;
-  wire [3:0] u0_10;
-  wire [3:0] u0_11;
-  wire [3:0] u0_12;
-  wire [3:0] u0_13;
-  wire [3:0] u0_14;
-  wire [3:0] u0_15;
-  wire [3:0] u0_2;
-  wire [3:0] u0_3;
-  wire [3:0] u0_4;
-  wire [3:0] u0_5;
-  wire [3:0] u0_6;
-  wire [3:0] u0_7;
-  wire [3:0] u0_8;
-  wire [3:0] u0_9;
-  wire [3:0] v0_0;
-  wire [3:0] v0_1;
-  wire [3:0] v0_10;
-  wire [3:0] v0_11;
-  wire [3:0] v0_12;
-  wire [3:0] v0_13;
-  wire [3:0] v0_14;
-  wire [3:0] v0_15;
-  wire [3:0] v0_2;
-  wire [3:0] v0_3;
-  wire [3:0] v0_4;
-  wire [3:0] v0_5;
-  wire [3:0] v0_6;
-  wire [3:0] v0_7;
-  wire [3:0] v0_8;
-  wire [3:0] v0_9;
   wire valid0_0;
   wire valid0_1;
   wire valid0_10;
@@ -4899,6 +4823,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [7:0] \wgt.value[2] ;
   wire [7:0] \wgt.value[3] ;
   reg wgt_busy = 1'h0;
+  reg [6:0] wgt_offset0_0 = 7'h00;
+  reg [6:0] wgt_offset0_1 = 7'h00;
+  reg [6:0] wgt_offset0_2 = 7'h00;
+  reg [6:0] wgt_offset0_3 = 7'h00;
   output [1087:0] y__payload;
   reg [1087:0] y__payload = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   wire [31:0] \y__payload.mults ;
@@ -4940,12 +4868,12 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire y__ready;
   output y__valid;
   reg y__valid = 1'h0;
-  reg [59:0] acts [15:0];
+  reg [87:0] acts [15:0];
   always @(posedge clk) begin
     if (act_wr__en)
       acts[act_wr__addr] <= act_wr__data;
   end
-  reg [59:0] _0_;
+  reg [87:0] _0_;
   always @(posedge clk) begin
     if (act_rd__en) begin
       _0_ <= acts[act_rd__addr];
@@ -4956,4450 +4884,4414 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign act_rd__data = _0_;
   assign product_0 = $signed(wgt[7:0]) * $signed(act_rd__data[7:0]);
   assign valid0_0 = wgt[56] & act_rd__data[56];
-  assign \$1  = act_rd__data[34:32] + 2'h2;
-  assign \$2  = \$1  - wgt[41:40];
-  assign \$3  = act_rd__data[46:44] + 2'h2;
-  assign \$4  = \$3  - wgt[49:48];
-  assign \$5  = \$2 [3:0] * 4'ha;
-  assign \$6  = \$5  + \$4 [3:0];
+  assign \$1  = act_rd__data[66:60] + wgt_offset0_0;
   assign product_1 = $signed(wgt[7:0]) * $signed(act_rd__data[15:8]);
   assign valid0_1 = wgt[56] & act_rd__data[57];
-  assign \$7  = act_rd__data[37:35] + 2'h2;
-  assign \$8  = \$7  - wgt[41:40];
-  assign \$9  = act_rd__data[49:47] + 2'h2;
-  assign \$10  = \$9  - wgt[49:48];
-  assign \$11  = \$8 [3:0] * 4'ha;
-  assign \$12  = \$11  + \$10 [3:0];
+  assign \$2  = act_rd__data[73:67] + wgt_offset0_0;
   assign product_2 = $signed(wgt[7:0]) * $signed(act_rd__data[23:16]);
   assign valid0_2 = wgt[56] & act_rd__data[58];
-  assign \$13  = act_rd__data[40:38] + 2'h2;
-  assign \$14  = \$13  - wgt[41:40];
-  assign \$15  = act_rd__data[52:50] + 2'h2;
-  assign \$16  = \$15  - wgt[49:48];
-  assign \$17  = \$14 [3:0] * 4'ha;
-  assign \$18  = \$17  + \$16 [3:0];
+  assign \$3  = act_rd__data[80:74] + wgt_offset0_0;
   assign product_3 = $signed(wgt[7:0]) * $signed(act_rd__data[31:24]);
   assign valid0_3 = wgt[56] & act_rd__data[59];
-  assign \$19  = act_rd__data[43:41] + 2'h2;
-  assign \$20  = \$19  - wgt[41:40];
-  assign \$21  = act_rd__data[55:53] + 2'h2;
-  assign \$22  = \$21  - wgt[49:48];
-  assign \$23  = \$20 [3:0] * 4'ha;
-  assign \$24  = \$23  + \$22 [3:0];
+  assign \$4  = act_rd__data[87:81] + wgt_offset0_0;
   assign product_4 = $signed(wgt[15:8]) * $signed(act_rd__data[7:0]);
   assign valid0_4 = wgt[57] & act_rd__data[56];
-  assign \$25  = act_rd__data[34:32] + 2'h2;
-  assign \$26  = \$25  - wgt[43:42];
-  assign \$27  = act_rd__data[46:44] + 2'h2;
-  assign \$28  = \$27  - wgt[51:50];
-  assign \$29  = \$26 [3:0] * 4'ha;
-  assign \$30  = \$29  + \$28 [3:0];
+  assign \$5  = act_rd__data[66:60] + wgt_offset0_1;
   assign product_5 = $signed(wgt[15:8]) * $signed(act_rd__data[15:8]);
   assign valid0_5 = wgt[57] & act_rd__data[57];
-  assign \$31  = act_rd__data[37:35] + 2'h2;
-  assign \$32  = \$31  - wgt[43:42];
-  assign \$33  = act_rd__data[49:47] + 2'h2;
-  assign \$34  = \$33  - wgt[51:50];
-  assign \$35  = \$32 [3:0] * 4'ha;
-  assign \$36  = \$35  + \$34 [3:0];
+  assign \$6  = act_rd__data[73:67] + wgt_offset0_1;
   assign product_6 = $signed(wgt[15:8]) * $signed(act_rd__data[23:16]);
   assign valid0_6 = wgt[57] & act_rd__data[58];
-  assign \$37  = act_rd__data[40:38] + 2'h2;
-  assign \$38  = \$37  - wgt[43:42];
-  assign \$39  = act_rd__data[52:50] + 2'h2;
-  assign \$40  = \$39  - wgt[51:50];
-  assign \$41  = \$38 [3:0] * 4'ha;
-  assign \$42  = \$41  + \$40 [3:0];
+  assign \$7  = act_rd__data[80:74] + wgt_offset0_1;
   assign product_7 = $signed(wgt[15:8]) * $signed(act_rd__data[31:24]);
   assign valid0_7 = wgt[57] & act_rd__data[59];
-  assign \$43  = act_rd__data[43:41] + 2'h2;
-  assign \$44  = \$43  - wgt[43:42];
-  assign \$45  = act_rd__data[55:53] + 2'h2;
-  assign \$46  = \$45  - wgt[51:50];
-  assign \$47  = \$44 [3:0] * 4'ha;
-  assign \$48  = \$47  + \$46 [3:0];
+  assign \$8  = act_rd__data[87:81] + wgt_offset0_1;
   assign product_8 = $signed(wgt[23:16]) * $signed(act_rd__data[7:0]);
   assign valid0_8 = wgt[58] & act_rd__data[56];
-  assign \$49  = act_rd__data[34:32] + 2'h2;
-  assign \$50  = \$49  - wgt[45:44];
-  assign \$51  = act_rd__data[46:44] + 2'h2;
-  assign \$52  = \$51  - wgt[53:52];
-  assign \$53  = \$50 [3:0] * 4'ha;
-  assign \$54  = \$53  + \$52 [3:0];
+  assign \$9  = act_rd__data[66:60] + wgt_offset0_2;
   assign product_9 = $signed(wgt[23:16]) * $signed(act_rd__data[15:8]);
   assign valid0_9 = wgt[58] & act_rd__data[57];
-  assign \$55  = act_rd__data[37:35] + 2'h2;
-  assign \$56  = \$55  - wgt[45:44];
-  assign \$57  = act_rd__data[49:47] + 2'h2;
-  assign \$58  = \$57  - wgt[53:52];
-  assign \$59  = \$56 [3:0] * 4'ha;
-  assign \$60  = \$59  + \$58 [3:0];
+  assign \$10  = act_rd__data[73:67] + wgt_offset0_2;
   assign product_10 = $signed(wgt[23:16]) * $signed(act_rd__data[23:16]);
   assign valid0_10 = wgt[58] & act_rd__data[58];
-  assign \$61  = act_rd__data[40:38] + 2'h2;
-  assign \$62  = \$61  - wgt[45:44];
-  assign \$63  = act_rd__data[52:50] + 2'h2;
-  assign \$64  = \$63  - wgt[53:52];
-  assign \$65  = \$62 [3:0] * 4'ha;
-  assign \$66  = \$65  + \$64 [3:0];
+  assign \$11  = act_rd__data[80:74] + wgt_offset0_2;
   assign product_11 = $signed(wgt[23:16]) * $signed(act_rd__data[31:24]);
   assign valid0_11 = wgt[58] & act_rd__data[59];
-  assign \$67  = act_rd__data[43:41] + 2'h2;
-  assign \$68  = \$67  - wgt[45:44];
-  assign \$69  = act_rd__data[55:53] + 2'h2;
-  assign \$70  = \$69  - wgt[53:52];
-  assign \$71  = \$68 [3:0] * 4'ha;
-  assign \$72  = \$71  + \$70 [3:0];
+  assign \$12  = act_rd__data[87:81] + wgt_offset0_2;
   assign product_12 = $signed(wgt[31:24]) * $signed(act_rd__data[7:0]);
   assign valid0_12 = wgt[59] & act_rd__data[56];
-  assign \$73  = act_rd__data[34:32] + 2'h2;
-  assign \$74  = \$73  - wgt[47:46];
-  assign \$75  = act_rd__data[46:44] + 2'h2;
-  assign \$76  = \$75  - wgt[55:54];
-  assign \$77  = \$74 [3:0] * 4'ha;
-  assign \$78  = \$77  + \$76 [3:0];
+  assign \$13  = act_rd__data[66:60] + wgt_offset0_3;
   assign product_13 = $signed(wgt[31:24]) * $signed(act_rd__data[15:8]);
   assign valid0_13 = wgt[59] & act_rd__data[57];
-  assign \$79  = act_rd__data[37:35] + 2'h2;
-  assign \$80  = \$79  - wgt[47:46];
-  assign \$81  = act_rd__data[49:47] + 2'h2;
-  assign \$82  = \$81  - wgt[55:54];
-  assign \$83  = \$80 [3:0] * 4'ha;
-  assign \$84  = \$83  + \$82 [3:0];
+  assign \$14  = act_rd__data[73:67] + wgt_offset0_3;
   assign product_14 = $signed(wgt[31:24]) * $signed(act_rd__data[23:16]);
   assign valid0_14 = wgt[59] & act_rd__data[58];
-  assign \$85  = act_rd__data[40:38] + 2'h2;
-  assign \$86  = \$85  - wgt[47:46];
-  assign \$87  = act_rd__data[52:50] + 2'h2;
-  assign \$88  = \$87  - wgt[55:54];
-  assign \$89  = \$86 [3:0] * 4'ha;
-  assign \$90  = \$89  + \$88 [3:0];
+  assign \$15  = act_rd__data[80:74] + wgt_offset0_3;
   assign product_15 = $signed(wgt[31:24]) * $signed(act_rd__data[31:24]);
   assign valid0_15 = wgt[59] & act_rd__data[59];
-  assign \$91  = act_rd__data[43:41] + 2'h2;
-  assign \$92  = \$91  - wgt[47:46];
-  assign \$93  = act_rd__data[55:53] + 2'h2;
-  assign \$94  = \$93  - wgt[55:54];
-  assign \$95  = \$92 [3:0] * 4'ha;
-  assign \$96  = \$95  + \$94 [3:0];
-  assign \$97  = ! d_bank0_0;
-  assign \$98  = pending0[0] & \$97 ;
-  assign \$99  = ! d_bank0_1;
-  assign \$100  = pending0[1] & \$99 ;
-  assign \$101  = ! d_bank0_2;
-  assign \$102  = pending0[2] & \$101 ;
-  assign \$103  = ! d_bank0_3;
-  assign \$104  = pending0[3] & \$103 ;
-  assign \$105  = ! d_bank0_4;
-  assign \$106  = pending0[4] & \$105 ;
-  assign \$107  = ! d_bank0_5;
-  assign \$108  = pending0[5] & \$107 ;
-  assign \$109  = ! d_bank0_6;
-  assign \$110  = pending0[6] & \$109 ;
-  assign \$111  = ! d_bank0_7;
-  assign \$112  = pending0[7] & \$111 ;
-  assign \$113  = ! d_bank0_8;
-  assign \$114  = pending0[8] & \$113 ;
-  assign \$115  = ! d_bank0_9;
-  assign \$116  = pending0[9] & \$115 ;
-  assign \$117  = ! d_bank0_10;
-  assign \$118  = pending0[10] & \$117 ;
-  assign \$119  = ! d_bank0_11;
-  assign \$120  = pending0[11] & \$119 ;
-  assign \$121  = ! d_bank0_12;
-  assign \$122  = pending0[12] & \$121 ;
-  assign \$123  = ! d_bank0_13;
-  assign \$124  = pending0[13] & \$123 ;
-  assign \$125  = ! d_bank0_14;
-  assign \$126  = pending0[14] & \$125 ;
-  assign \$127  = ! d_bank0_15;
-  assign \$128  = pending0[15] & \$127 ;
-  assign \$129  = ~ { \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114 , \$112 , \$110 , \$108 , \$106 , \$104 , \$102 , \$100 , \$98  };
-  assign \$130  = \$129  + 1'h1;
-  assign \$131  = { 1'h0, \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114 , \$112 , \$110 , \$108 , \$106 , \$104 , \$102 , \$100 , \$98  } & \$130 ;
-  assign hit0_0 = | { \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114 , \$112 , \$110 , \$108 , \$106 , \$104 , \$102 , \$100 , \$98  };
-  assign \$132  = \$131 [0] ? d_row0_0 : 4'h0;
-  assign \$133  = \$131 [1] ? d_row0_1 : 4'h0;
-  assign \$134  = \$132  | \$133 ;
-  assign \$135  = \$131 [2] ? d_row0_2 : 4'h0;
-  assign \$136  = \$134  | \$135 ;
-  assign \$137  = \$131 [3] ? d_row0_3 : 4'h0;
-  assign \$138  = \$136  | \$137 ;
-  assign \$139  = \$131 [4] ? d_row0_4 : 4'h0;
-  assign \$140  = \$138  | \$139 ;
-  assign \$141  = \$131 [5] ? d_row0_5 : 4'h0;
-  assign \$142  = \$140  | \$141 ;
-  assign \$143  = \$131 [6] ? d_row0_6 : 4'h0;
-  assign \$144  = \$142  | \$143 ;
-  assign \$145  = \$131 [7] ? d_row0_7 : 4'h0;
-  assign \$146  = \$144  | \$145 ;
-  assign \$147  = \$131 [8] ? d_row0_8 : 4'h0;
-  assign \$148  = \$146  | \$147 ;
-  assign \$149  = \$131 [9] ? d_row0_9 : 4'h0;
-  assign \$150  = \$148  | \$149 ;
-  assign \$151  = \$131 [10] ? d_row0_10 : 4'h0;
-  assign \$152  = \$150  | \$151 ;
-  assign \$153  = \$131 [11] ? d_row0_11 : 4'h0;
-  assign \$154  = \$152  | \$153 ;
-  assign \$155  = \$131 [12] ? d_row0_12 : 4'h0;
-  assign \$156  = \$154  | \$155 ;
-  assign \$157  = \$131 [13] ? d_row0_13 : 4'h0;
-  assign \$158  = \$156  | \$157 ;
-  assign \$159  = \$131 [14] ? d_row0_14 : 4'h0;
-  assign \$160  = \$158  | \$159 ;
-  assign \$161  = \$131 [15] ? d_row0_15 : 4'h0;
-  assign row0_0 = \$160  | \$161 ;
-  assign \$162  = \$131 [0] ? d_product_0 : 16'h0000;
-  assign \$163  = \$131 [1] ? d_product_1 : 16'h0000;
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = \$131 [2] ? d_product_2 : 16'h0000;
-  assign \$166  = \$164  | \$165 ;
-  assign \$167  = \$131 [3] ? d_product_3 : 16'h0000;
-  assign \$168  = \$166  | \$167 ;
-  assign \$169  = \$131 [4] ? d_product_4 : 16'h0000;
-  assign \$170  = \$168  | \$169 ;
-  assign \$171  = \$131 [5] ? d_product_5 : 16'h0000;
-  assign \$172  = \$170  | \$171 ;
-  assign \$173  = \$131 [6] ? d_product_6 : 16'h0000;
-  assign \$174  = \$172  | \$173 ;
-  assign \$175  = \$131 [7] ? d_product_7 : 16'h0000;
-  assign \$176  = \$174  | \$175 ;
-  assign \$177  = \$131 [8] ? d_product_8 : 16'h0000;
-  assign \$178  = \$176  | \$177 ;
-  assign \$179  = \$131 [9] ? d_product_9 : 16'h0000;
-  assign \$180  = \$178  | \$179 ;
-  assign \$181  = \$131 [10] ? d_product_10 : 16'h0000;
-  assign \$182  = \$180  | \$181 ;
-  assign \$183  = \$131 [11] ? d_product_11 : 16'h0000;
-  assign \$184  = \$182  | \$183 ;
-  assign \$185  = \$131 [12] ? d_product_12 : 16'h0000;
-  assign \$186  = \$184  | \$185 ;
-  assign \$187  = \$131 [13] ? d_product_13 : 16'h0000;
-  assign \$188  = \$186  | \$187 ;
-  assign \$189  = \$131 [14] ? d_product_14 : 16'h0000;
-  assign \$190  = \$188  | \$189 ;
-  assign \$191  = \$131 [15] ? d_product_15 : 16'h0000;
-  assign value0_0 = \$190  | \$191 ;
-  assign \$192  = d_bank0_0 == 1'h1;
-  assign \$193  = pending0[0] & \$192 ;
-  assign \$194  = d_bank0_1 == 1'h1;
-  assign \$195  = pending0[1] & \$194 ;
-  assign \$196  = d_bank0_2 == 1'h1;
-  assign \$197  = pending0[2] & \$196 ;
-  assign \$198  = d_bank0_3 == 1'h1;
-  assign \$199  = pending0[3] & \$198 ;
-  assign \$200  = d_bank0_4 == 1'h1;
-  assign \$201  = pending0[4] & \$200 ;
-  assign \$202  = d_bank0_5 == 1'h1;
-  assign \$203  = pending0[5] & \$202 ;
-  assign \$204  = d_bank0_6 == 1'h1;
-  assign \$205  = pending0[6] & \$204 ;
-  assign \$206  = d_bank0_7 == 1'h1;
-  assign \$207  = pending0[7] & \$206 ;
-  assign \$208  = d_bank0_8 == 1'h1;
-  assign \$209  = pending0[8] & \$208 ;
-  assign \$210  = d_bank0_9 == 1'h1;
-  assign \$211  = pending0[9] & \$210 ;
-  assign \$212  = d_bank0_10 == 1'h1;
-  assign \$213  = pending0[10] & \$212 ;
-  assign \$214  = d_bank0_11 == 1'h1;
-  assign \$215  = pending0[11] & \$214 ;
-  assign \$216  = d_bank0_12 == 1'h1;
-  assign \$217  = pending0[12] & \$216 ;
-  assign \$218  = d_bank0_13 == 1'h1;
-  assign \$219  = pending0[13] & \$218 ;
-  assign \$220  = d_bank0_14 == 1'h1;
-  assign \$221  = pending0[14] & \$220 ;
-  assign \$222  = d_bank0_15 == 1'h1;
-  assign \$223  = pending0[15] & \$222 ;
-  assign \$224  = ~ { \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209 , \$207 , \$205 , \$203 , \$201 , \$199 , \$197 , \$195 , \$193  };
-  assign \$225  = \$224  + 1'h1;
-  assign \$226  = { 1'h0, \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209 , \$207 , \$205 , \$203 , \$201 , \$199 , \$197 , \$195 , \$193  } & \$225 ;
-  assign hit0_1 = | { \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209 , \$207 , \$205 , \$203 , \$201 , \$199 , \$197 , \$195 , \$193  };
-  assign \$227  = \$226 [0] ? d_row0_0 : 4'h0;
-  assign \$228  = \$226 [1] ? d_row0_1 : 4'h0;
-  assign \$229  = \$227  | \$228 ;
-  assign \$230  = \$226 [2] ? d_row0_2 : 4'h0;
-  assign \$231  = \$229  | \$230 ;
-  assign \$232  = \$226 [3] ? d_row0_3 : 4'h0;
-  assign \$233  = \$231  | \$232 ;
-  assign \$234  = \$226 [4] ? d_row0_4 : 4'h0;
-  assign \$235  = \$233  | \$234 ;
-  assign \$236  = \$226 [5] ? d_row0_5 : 4'h0;
-  assign \$237  = \$235  | \$236 ;
-  assign \$238  = \$226 [6] ? d_row0_6 : 4'h0;
-  assign \$239  = \$237  | \$238 ;
-  assign \$240  = \$226 [7] ? d_row0_7 : 4'h0;
-  assign \$241  = \$239  | \$240 ;
-  assign \$242  = \$226 [8] ? d_row0_8 : 4'h0;
-  assign \$243  = \$241  | \$242 ;
-  assign \$244  = \$226 [9] ? d_row0_9 : 4'h0;
-  assign \$245  = \$243  | \$244 ;
-  assign \$246  = \$226 [10] ? d_row0_10 : 4'h0;
-  assign \$247  = \$245  | \$246 ;
-  assign \$248  = \$226 [11] ? d_row0_11 : 4'h0;
-  assign \$249  = \$247  | \$248 ;
-  assign \$250  = \$226 [12] ? d_row0_12 : 4'h0;
-  assign \$251  = \$249  | \$250 ;
-  assign \$252  = \$226 [13] ? d_row0_13 : 4'h0;
-  assign \$253  = \$251  | \$252 ;
-  assign \$254  = \$226 [14] ? d_row0_14 : 4'h0;
-  assign \$255  = \$253  | \$254 ;
-  assign \$256  = \$226 [15] ? d_row0_15 : 4'h0;
-  assign row0_1 = \$255  | \$256 ;
-  assign \$257  = \$226 [0] ? d_product_0 : 16'h0000;
-  assign \$258  = \$226 [1] ? d_product_1 : 16'h0000;
-  assign \$259  = \$257  | \$258 ;
-  assign \$260  = \$226 [2] ? d_product_2 : 16'h0000;
-  assign \$261  = \$259  | \$260 ;
-  assign \$262  = \$226 [3] ? d_product_3 : 16'h0000;
-  assign \$263  = \$261  | \$262 ;
-  assign \$264  = \$226 [4] ? d_product_4 : 16'h0000;
-  assign \$265  = \$263  | \$264 ;
-  assign \$266  = \$226 [5] ? d_product_5 : 16'h0000;
-  assign \$267  = \$265  | \$266 ;
-  assign \$268  = \$226 [6] ? d_product_6 : 16'h0000;
-  assign \$269  = \$267  | \$268 ;
-  assign \$270  = \$226 [7] ? d_product_7 : 16'h0000;
-  assign \$271  = \$269  | \$270 ;
-  assign \$272  = \$226 [8] ? d_product_8 : 16'h0000;
-  assign \$273  = \$271  | \$272 ;
-  assign \$274  = \$226 [9] ? d_product_9 : 16'h0000;
-  assign \$275  = \$273  | \$274 ;
-  assign \$276  = \$226 [10] ? d_product_10 : 16'h0000;
-  assign \$277  = \$275  | \$276 ;
-  assign \$278  = \$226 [11] ? d_product_11 : 16'h0000;
-  assign \$279  = \$277  | \$278 ;
-  assign \$280  = \$226 [12] ? d_product_12 : 16'h0000;
-  assign \$281  = \$279  | \$280 ;
-  assign \$282  = \$226 [13] ? d_product_13 : 16'h0000;
-  assign \$283  = \$281  | \$282 ;
-  assign \$284  = \$226 [14] ? d_product_14 : 16'h0000;
-  assign \$285  = \$283  | \$284 ;
-  assign \$286  = \$226 [15] ? d_product_15 : 16'h0000;
-  assign value0_1 = \$285  | \$286 ;
-  assign \$287  = d_bank0_0 == 2'h2;
-  assign \$288  = pending0[0] & \$287 ;
-  assign \$289  = d_bank0_1 == 2'h2;
-  assign \$290  = pending0[1] & \$289 ;
-  assign \$291  = d_bank0_2 == 2'h2;
-  assign \$292  = pending0[2] & \$291 ;
-  assign \$293  = d_bank0_3 == 2'h2;
-  assign \$294  = pending0[3] & \$293 ;
-  assign \$295  = d_bank0_4 == 2'h2;
-  assign \$296  = pending0[4] & \$295 ;
-  assign \$297  = d_bank0_5 == 2'h2;
-  assign \$298  = pending0[5] & \$297 ;
-  assign \$299  = d_bank0_6 == 2'h2;
-  assign \$300  = pending0[6] & \$299 ;
-  assign \$301  = d_bank0_7 == 2'h2;
-  assign \$302  = pending0[7] & \$301 ;
-  assign \$303  = d_bank0_8 == 2'h2;
-  assign \$304  = pending0[8] & \$303 ;
-  assign \$305  = d_bank0_9 == 2'h2;
-  assign \$306  = pending0[9] & \$305 ;
-  assign \$307  = d_bank0_10 == 2'h2;
-  assign \$308  = pending0[10] & \$307 ;
-  assign \$309  = d_bank0_11 == 2'h2;
-  assign \$310  = pending0[11] & \$309 ;
-  assign \$311  = d_bank0_12 == 2'h2;
-  assign \$312  = pending0[12] & \$311 ;
-  assign \$313  = d_bank0_13 == 2'h2;
-  assign \$314  = pending0[13] & \$313 ;
-  assign \$315  = d_bank0_14 == 2'h2;
-  assign \$316  = pending0[14] & \$315 ;
-  assign \$317  = d_bank0_15 == 2'h2;
-  assign \$318  = pending0[15] & \$317 ;
-  assign \$319  = ~ { \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304 , \$302 , \$300 , \$298 , \$296 , \$294 , \$292 , \$290 , \$288  };
-  assign \$320  = \$319  + 1'h1;
-  assign \$321  = { 1'h0, \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304 , \$302 , \$300 , \$298 , \$296 , \$294 , \$292 , \$290 , \$288  } & \$320 ;
-  assign hit0_2 = | { \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304 , \$302 , \$300 , \$298 , \$296 , \$294 , \$292 , \$290 , \$288  };
-  assign \$322  = \$321 [0] ? d_row0_0 : 4'h0;
-  assign \$323  = \$321 [1] ? d_row0_1 : 4'h0;
-  assign \$324  = \$322  | \$323 ;
-  assign \$325  = \$321 [2] ? d_row0_2 : 4'h0;
-  assign \$326  = \$324  | \$325 ;
-  assign \$327  = \$321 [3] ? d_row0_3 : 4'h0;
-  assign \$328  = \$326  | \$327 ;
-  assign \$329  = \$321 [4] ? d_row0_4 : 4'h0;
-  assign \$330  = \$328  | \$329 ;
-  assign \$331  = \$321 [5] ? d_row0_5 : 4'h0;
-  assign \$332  = \$330  | \$331 ;
-  assign \$333  = \$321 [6] ? d_row0_6 : 4'h0;
-  assign \$334  = \$332  | \$333 ;
-  assign \$335  = \$321 [7] ? d_row0_7 : 4'h0;
-  assign \$336  = \$334  | \$335 ;
-  assign \$337  = \$321 [8] ? d_row0_8 : 4'h0;
-  assign \$338  = \$336  | \$337 ;
-  assign \$339  = \$321 [9] ? d_row0_9 : 4'h0;
-  assign \$340  = \$338  | \$339 ;
-  assign \$341  = \$321 [10] ? d_row0_10 : 4'h0;
-  assign \$342  = \$340  | \$341 ;
-  assign \$343  = \$321 [11] ? d_row0_11 : 4'h0;
-  assign \$344  = \$342  | \$343 ;
-  assign \$345  = \$321 [12] ? d_row0_12 : 4'h0;
-  assign \$346  = \$344  | \$345 ;
-  assign \$347  = \$321 [13] ? d_row0_13 : 4'h0;
-  assign \$348  = \$346  | \$347 ;
-  assign \$349  = \$321 [14] ? d_row0_14 : 4'h0;
-  assign \$350  = \$348  | \$349 ;
-  assign \$351  = \$321 [15] ? d_row0_15 : 4'h0;
-  assign row0_2 = \$350  | \$351 ;
-  assign \$352  = \$321 [0] ? d_product_0 : 16'h0000;
-  assign \$353  = \$321 [1] ? d_product_1 : 16'h0000;
-  assign \$354  = \$352  | \$353 ;
-  assign \$355  = \$321 [2] ? d_product_2 : 16'h0000;
-  assign \$356  = \$354  | \$355 ;
-  assign \$357  = \$321 [3] ? d_product_3 : 16'h0000;
-  assign \$358  = \$356  | \$357 ;
-  assign \$359  = \$321 [4] ? d_product_4 : 16'h0000;
-  assign \$360  = \$358  | \$359 ;
-  assign \$361  = \$321 [5] ? d_product_5 : 16'h0000;
-  assign \$362  = \$360  | \$361 ;
-  assign \$363  = \$321 [6] ? d_product_6 : 16'h0000;
-  assign \$364  = \$362  | \$363 ;
-  assign \$365  = \$321 [7] ? d_product_7 : 16'h0000;
-  assign \$366  = \$364  | \$365 ;
-  assign \$367  = \$321 [8] ? d_product_8 : 16'h0000;
-  assign \$368  = \$366  | \$367 ;
-  assign \$369  = \$321 [9] ? d_product_9 : 16'h0000;
-  assign \$370  = \$368  | \$369 ;
-  assign \$371  = \$321 [10] ? d_product_10 : 16'h0000;
-  assign \$372  = \$370  | \$371 ;
-  assign \$373  = \$321 [11] ? d_product_11 : 16'h0000;
-  assign \$374  = \$372  | \$373 ;
-  assign \$375  = \$321 [12] ? d_product_12 : 16'h0000;
-  assign \$376  = \$374  | \$375 ;
-  assign \$377  = \$321 [13] ? d_product_13 : 16'h0000;
-  assign \$378  = \$376  | \$377 ;
-  assign \$379  = \$321 [14] ? d_product_14 : 16'h0000;
-  assign \$380  = \$378  | \$379 ;
-  assign \$381  = \$321 [15] ? d_product_15 : 16'h0000;
-  assign value0_2 = \$380  | \$381 ;
-  assign \$382  = d_bank0_0 == 2'h3;
-  assign \$383  = pending0[0] & \$382 ;
-  assign \$384  = d_bank0_1 == 2'h3;
-  assign \$385  = pending0[1] & \$384 ;
-  assign \$386  = d_bank0_2 == 2'h3;
-  assign \$387  = pending0[2] & \$386 ;
-  assign \$388  = d_bank0_3 == 2'h3;
-  assign \$389  = pending0[3] & \$388 ;
-  assign \$390  = d_bank0_4 == 2'h3;
-  assign \$391  = pending0[4] & \$390 ;
-  assign \$392  = d_bank0_5 == 2'h3;
-  assign \$393  = pending0[5] & \$392 ;
-  assign \$394  = d_bank0_6 == 2'h3;
-  assign \$395  = pending0[6] & \$394 ;
-  assign \$396  = d_bank0_7 == 2'h3;
-  assign \$397  = pending0[7] & \$396 ;
-  assign \$398  = d_bank0_8 == 2'h3;
-  assign \$399  = pending0[8] & \$398 ;
-  assign \$400  = d_bank0_9 == 2'h3;
-  assign \$401  = pending0[9] & \$400 ;
-  assign \$402  = d_bank0_10 == 2'h3;
-  assign \$403  = pending0[10] & \$402 ;
-  assign \$404  = d_bank0_11 == 2'h3;
-  assign \$405  = pending0[11] & \$404 ;
-  assign \$406  = d_bank0_12 == 2'h3;
-  assign \$407  = pending0[12] & \$406 ;
-  assign \$408  = d_bank0_13 == 2'h3;
-  assign \$409  = pending0[13] & \$408 ;
-  assign \$410  = d_bank0_14 == 2'h3;
-  assign \$411  = pending0[14] & \$410 ;
-  assign \$412  = d_bank0_15 == 2'h3;
-  assign \$413  = pending0[15] & \$412 ;
-  assign \$414  = ~ { \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399 , \$397 , \$395 , \$393 , \$391 , \$389 , \$387 , \$385 , \$383  };
-  assign \$415  = \$414  + 1'h1;
-  assign \$416  = { 1'h0, \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399 , \$397 , \$395 , \$393 , \$391 , \$389 , \$387 , \$385 , \$383  } & \$415 ;
-  assign hit0_3 = | { \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399 , \$397 , \$395 , \$393 , \$391 , \$389 , \$387 , \$385 , \$383  };
-  assign \$417  = \$416 [0] ? d_row0_0 : 4'h0;
-  assign \$418  = \$416 [1] ? d_row0_1 : 4'h0;
-  assign \$419  = \$417  | \$418 ;
-  assign \$420  = \$416 [2] ? d_row0_2 : 4'h0;
-  assign \$421  = \$419  | \$420 ;
-  assign \$422  = \$416 [3] ? d_row0_3 : 4'h0;
-  assign \$423  = \$421  | \$422 ;
-  assign \$424  = \$416 [4] ? d_row0_4 : 4'h0;
-  assign \$425  = \$423  | \$424 ;
-  assign \$426  = \$416 [5] ? d_row0_5 : 4'h0;
-  assign \$427  = \$425  | \$426 ;
-  assign \$428  = \$416 [6] ? d_row0_6 : 4'h0;
-  assign \$429  = \$427  | \$428 ;
-  assign \$430  = \$416 [7] ? d_row0_7 : 4'h0;
-  assign \$431  = \$429  | \$430 ;
-  assign \$432  = \$416 [8] ? d_row0_8 : 4'h0;
-  assign \$433  = \$431  | \$432 ;
-  assign \$434  = \$416 [9] ? d_row0_9 : 4'h0;
-  assign \$435  = \$433  | \$434 ;
-  assign \$436  = \$416 [10] ? d_row0_10 : 4'h0;
-  assign \$437  = \$435  | \$436 ;
-  assign \$438  = \$416 [11] ? d_row0_11 : 4'h0;
-  assign \$439  = \$437  | \$438 ;
-  assign \$440  = \$416 [12] ? d_row0_12 : 4'h0;
-  assign \$441  = \$439  | \$440 ;
-  assign \$442  = \$416 [13] ? d_row0_13 : 4'h0;
-  assign \$443  = \$441  | \$442 ;
-  assign \$444  = \$416 [14] ? d_row0_14 : 4'h0;
-  assign \$445  = \$443  | \$444 ;
-  assign \$446  = \$416 [15] ? d_row0_15 : 4'h0;
-  assign row0_3 = \$445  | \$446 ;
-  assign \$447  = \$416 [0] ? d_product_0 : 16'h0000;
-  assign \$448  = \$416 [1] ? d_product_1 : 16'h0000;
-  assign \$449  = \$447  | \$448 ;
-  assign \$450  = \$416 [2] ? d_product_2 : 16'h0000;
-  assign \$451  = \$449  | \$450 ;
-  assign \$452  = \$416 [3] ? d_product_3 : 16'h0000;
-  assign \$453  = \$451  | \$452 ;
-  assign \$454  = \$416 [4] ? d_product_4 : 16'h0000;
-  assign \$455  = \$453  | \$454 ;
-  assign \$456  = \$416 [5] ? d_product_5 : 16'h0000;
-  assign \$457  = \$455  | \$456 ;
-  assign \$458  = \$416 [6] ? d_product_6 : 16'h0000;
-  assign \$459  = \$457  | \$458 ;
-  assign \$460  = \$416 [7] ? d_product_7 : 16'h0000;
-  assign \$461  = \$459  | \$460 ;
-  assign \$462  = \$416 [8] ? d_product_8 : 16'h0000;
-  assign \$463  = \$461  | \$462 ;
-  assign \$464  = \$416 [9] ? d_product_9 : 16'h0000;
-  assign \$465  = \$463  | \$464 ;
-  assign \$466  = \$416 [10] ? d_product_10 : 16'h0000;
-  assign \$467  = \$465  | \$466 ;
-  assign \$468  = \$416 [11] ? d_product_11 : 16'h0000;
-  assign \$469  = \$467  | \$468 ;
-  assign \$470  = \$416 [12] ? d_product_12 : 16'h0000;
-  assign \$471  = \$469  | \$470 ;
-  assign \$472  = \$416 [13] ? d_product_13 : 16'h0000;
-  assign \$473  = \$471  | \$472 ;
-  assign \$474  = \$416 [14] ? d_product_14 : 16'h0000;
-  assign \$475  = \$473  | \$474 ;
-  assign \$476  = \$416 [15] ? d_product_15 : 16'h0000;
-  assign value0_3 = \$475  | \$476 ;
-  assign \$477  = d_bank0_0 == 3'h4;
-  assign \$478  = pending0[0] & \$477 ;
-  assign \$479  = d_bank0_1 == 3'h4;
-  assign \$480  = pending0[1] & \$479 ;
-  assign \$481  = d_bank0_2 == 3'h4;
-  assign \$482  = pending0[2] & \$481 ;
-  assign \$483  = d_bank0_3 == 3'h4;
-  assign \$484  = pending0[3] & \$483 ;
-  assign \$485  = d_bank0_4 == 3'h4;
-  assign \$486  = pending0[4] & \$485 ;
-  assign \$487  = d_bank0_5 == 3'h4;
-  assign \$488  = pending0[5] & \$487 ;
-  assign \$489  = d_bank0_6 == 3'h4;
-  assign \$490  = pending0[6] & \$489 ;
-  assign \$491  = d_bank0_7 == 3'h4;
-  assign \$492  = pending0[7] & \$491 ;
-  assign \$493  = d_bank0_8 == 3'h4;
-  assign \$494  = pending0[8] & \$493 ;
-  assign \$495  = d_bank0_9 == 3'h4;
-  assign \$496  = pending0[9] & \$495 ;
-  assign \$497  = d_bank0_10 == 3'h4;
-  assign \$498  = pending0[10] & \$497 ;
-  assign \$499  = d_bank0_11 == 3'h4;
-  assign \$500  = pending0[11] & \$499 ;
-  assign \$501  = d_bank0_12 == 3'h4;
-  assign \$502  = pending0[12] & \$501 ;
-  assign \$503  = d_bank0_13 == 3'h4;
-  assign \$504  = pending0[13] & \$503 ;
-  assign \$505  = d_bank0_14 == 3'h4;
-  assign \$506  = pending0[14] & \$505 ;
-  assign \$507  = d_bank0_15 == 3'h4;
-  assign \$508  = pending0[15] & \$507 ;
-  assign \$509  = ~ { \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494 , \$492 , \$490 , \$488 , \$486 , \$484 , \$482 , \$480 , \$478  };
-  assign \$510  = \$509  + 1'h1;
-  assign \$511  = { 1'h0, \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494 , \$492 , \$490 , \$488 , \$486 , \$484 , \$482 , \$480 , \$478  } & \$510 ;
-  assign hit0_4 = | { \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494 , \$492 , \$490 , \$488 , \$486 , \$484 , \$482 , \$480 , \$478  };
-  assign \$512  = \$511 [0] ? d_row0_0 : 4'h0;
-  assign \$513  = \$511 [1] ? d_row0_1 : 4'h0;
-  assign \$514  = \$512  | \$513 ;
-  assign \$515  = \$511 [2] ? d_row0_2 : 4'h0;
-  assign \$516  = \$514  | \$515 ;
-  assign \$517  = \$511 [3] ? d_row0_3 : 4'h0;
-  assign \$518  = \$516  | \$517 ;
-  assign \$519  = \$511 [4] ? d_row0_4 : 4'h0;
-  assign \$520  = \$518  | \$519 ;
-  assign \$521  = \$511 [5] ? d_row0_5 : 4'h0;
-  assign \$522  = \$520  | \$521 ;
-  assign \$523  = \$511 [6] ? d_row0_6 : 4'h0;
-  assign \$524  = \$522  | \$523 ;
-  assign \$525  = \$511 [7] ? d_row0_7 : 4'h0;
-  assign \$526  = \$524  | \$525 ;
-  assign \$527  = \$511 [8] ? d_row0_8 : 4'h0;
-  assign \$528  = \$526  | \$527 ;
-  assign \$529  = \$511 [9] ? d_row0_9 : 4'h0;
-  assign \$530  = \$528  | \$529 ;
-  assign \$531  = \$511 [10] ? d_row0_10 : 4'h0;
-  assign \$532  = \$530  | \$531 ;
-  assign \$533  = \$511 [11] ? d_row0_11 : 4'h0;
-  assign \$534  = \$532  | \$533 ;
-  assign \$535  = \$511 [12] ? d_row0_12 : 4'h0;
-  assign \$536  = \$534  | \$535 ;
-  assign \$537  = \$511 [13] ? d_row0_13 : 4'h0;
-  assign \$538  = \$536  | \$537 ;
-  assign \$539  = \$511 [14] ? d_row0_14 : 4'h0;
-  assign \$540  = \$538  | \$539 ;
-  assign \$541  = \$511 [15] ? d_row0_15 : 4'h0;
-  assign row0_4 = \$540  | \$541 ;
-  assign \$542  = \$511 [0] ? d_product_0 : 16'h0000;
-  assign \$543  = \$511 [1] ? d_product_1 : 16'h0000;
-  assign \$544  = \$542  | \$543 ;
-  assign \$545  = \$511 [2] ? d_product_2 : 16'h0000;
-  assign \$546  = \$544  | \$545 ;
-  assign \$547  = \$511 [3] ? d_product_3 : 16'h0000;
-  assign \$548  = \$546  | \$547 ;
-  assign \$549  = \$511 [4] ? d_product_4 : 16'h0000;
-  assign \$550  = \$548  | \$549 ;
-  assign \$551  = \$511 [5] ? d_product_5 : 16'h0000;
-  assign \$552  = \$550  | \$551 ;
-  assign \$553  = \$511 [6] ? d_product_6 : 16'h0000;
-  assign \$554  = \$552  | \$553 ;
-  assign \$555  = \$511 [7] ? d_product_7 : 16'h0000;
-  assign \$556  = \$554  | \$555 ;
-  assign \$557  = \$511 [8] ? d_product_8 : 16'h0000;
-  assign \$558  = \$556  | \$557 ;
-  assign \$559  = \$511 [9] ? d_product_9 : 16'h0000;
-  assign \$560  = \$558  | \$559 ;
-  assign \$561  = \$511 [10] ? d_product_10 : 16'h0000;
-  assign \$562  = \$560  | \$561 ;
-  assign \$563  = \$511 [11] ? d_product_11 : 16'h0000;
-  assign \$564  = \$562  | \$563 ;
-  assign \$565  = \$511 [12] ? d_product_12 : 16'h0000;
-  assign \$566  = \$564  | \$565 ;
-  assign \$567  = \$511 [13] ? d_product_13 : 16'h0000;
-  assign \$568  = \$566  | \$567 ;
-  assign \$569  = \$511 [14] ? d_product_14 : 16'h0000;
-  assign \$570  = \$568  | \$569 ;
-  assign \$571  = \$511 [15] ? d_product_15 : 16'h0000;
-  assign value0_4 = \$570  | \$571 ;
-  assign \$572  = d_bank0_0 == 3'h5;
-  assign \$573  = pending0[0] & \$572 ;
-  assign \$574  = d_bank0_1 == 3'h5;
-  assign \$575  = pending0[1] & \$574 ;
-  assign \$576  = d_bank0_2 == 3'h5;
-  assign \$577  = pending0[2] & \$576 ;
-  assign \$578  = d_bank0_3 == 3'h5;
-  assign \$579  = pending0[3] & \$578 ;
-  assign \$580  = d_bank0_4 == 3'h5;
-  assign \$581  = pending0[4] & \$580 ;
-  assign \$582  = d_bank0_5 == 3'h5;
-  assign \$583  = pending0[5] & \$582 ;
-  assign \$584  = d_bank0_6 == 3'h5;
-  assign \$585  = pending0[6] & \$584 ;
-  assign \$586  = d_bank0_7 == 3'h5;
-  assign \$587  = pending0[7] & \$586 ;
-  assign \$588  = d_bank0_8 == 3'h5;
-  assign \$589  = pending0[8] & \$588 ;
-  assign \$590  = d_bank0_9 == 3'h5;
-  assign \$591  = pending0[9] & \$590 ;
-  assign \$592  = d_bank0_10 == 3'h5;
-  assign \$593  = pending0[10] & \$592 ;
-  assign \$594  = d_bank0_11 == 3'h5;
-  assign \$595  = pending0[11] & \$594 ;
-  assign \$596  = d_bank0_12 == 3'h5;
-  assign \$597  = pending0[12] & \$596 ;
-  assign \$598  = d_bank0_13 == 3'h5;
-  assign \$599  = pending0[13] & \$598 ;
-  assign \$600  = d_bank0_14 == 3'h5;
-  assign \$601  = pending0[14] & \$600 ;
-  assign \$602  = d_bank0_15 == 3'h5;
-  assign \$603  = pending0[15] & \$602 ;
-  assign \$604  = ~ { \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589 , \$587 , \$585 , \$583 , \$581 , \$579 , \$577 , \$575 , \$573  };
-  assign \$605  = \$604  + 1'h1;
-  assign \$606  = { 1'h0, \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589 , \$587 , \$585 , \$583 , \$581 , \$579 , \$577 , \$575 , \$573  } & \$605 ;
-  assign hit0_5 = | { \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589 , \$587 , \$585 , \$583 , \$581 , \$579 , \$577 , \$575 , \$573  };
-  assign \$607  = \$606 [0] ? d_row0_0 : 4'h0;
-  assign \$608  = \$606 [1] ? d_row0_1 : 4'h0;
-  assign \$609  = \$607  | \$608 ;
-  assign \$610  = \$606 [2] ? d_row0_2 : 4'h0;
-  assign \$611  = \$609  | \$610 ;
-  assign \$612  = \$606 [3] ? d_row0_3 : 4'h0;
-  assign \$613  = \$611  | \$612 ;
-  assign \$614  = \$606 [4] ? d_row0_4 : 4'h0;
-  assign \$615  = \$613  | \$614 ;
-  assign \$616  = \$606 [5] ? d_row0_5 : 4'h0;
-  assign \$617  = \$615  | \$616 ;
-  assign \$618  = \$606 [6] ? d_row0_6 : 4'h0;
-  assign \$619  = \$617  | \$618 ;
-  assign \$620  = \$606 [7] ? d_row0_7 : 4'h0;
-  assign \$621  = \$619  | \$620 ;
-  assign \$622  = \$606 [8] ? d_row0_8 : 4'h0;
-  assign \$623  = \$621  | \$622 ;
-  assign \$624  = \$606 [9] ? d_row0_9 : 4'h0;
-  assign \$625  = \$623  | \$624 ;
-  assign \$626  = \$606 [10] ? d_row0_10 : 4'h0;
-  assign \$627  = \$625  | \$626 ;
-  assign \$628  = \$606 [11] ? d_row0_11 : 4'h0;
-  assign \$629  = \$627  | \$628 ;
-  assign \$630  = \$606 [12] ? d_row0_12 : 4'h0;
-  assign \$631  = \$629  | \$630 ;
-  assign \$632  = \$606 [13] ? d_row0_13 : 4'h0;
-  assign \$633  = \$631  | \$632 ;
-  assign \$634  = \$606 [14] ? d_row0_14 : 4'h0;
-  assign \$635  = \$633  | \$634 ;
-  assign \$636  = \$606 [15] ? d_row0_15 : 4'h0;
-  assign row0_5 = \$635  | \$636 ;
-  assign \$637  = \$606 [0] ? d_product_0 : 16'h0000;
-  assign \$638  = \$606 [1] ? d_product_1 : 16'h0000;
-  assign \$639  = \$637  | \$638 ;
-  assign \$640  = \$606 [2] ? d_product_2 : 16'h0000;
-  assign \$641  = \$639  | \$640 ;
-  assign \$642  = \$606 [3] ? d_product_3 : 16'h0000;
-  assign \$643  = \$641  | \$642 ;
-  assign \$644  = \$606 [4] ? d_product_4 : 16'h0000;
-  assign \$645  = \$643  | \$644 ;
-  assign \$646  = \$606 [5] ? d_product_5 : 16'h0000;
-  assign \$647  = \$645  | \$646 ;
-  assign \$648  = \$606 [6] ? d_product_6 : 16'h0000;
-  assign \$649  = \$647  | \$648 ;
-  assign \$650  = \$606 [7] ? d_product_7 : 16'h0000;
-  assign \$651  = \$649  | \$650 ;
-  assign \$652  = \$606 [8] ? d_product_8 : 16'h0000;
-  assign \$653  = \$651  | \$652 ;
-  assign \$654  = \$606 [9] ? d_product_9 : 16'h0000;
-  assign \$655  = \$653  | \$654 ;
-  assign \$656  = \$606 [10] ? d_product_10 : 16'h0000;
-  assign \$657  = \$655  | \$656 ;
-  assign \$658  = \$606 [11] ? d_product_11 : 16'h0000;
-  assign \$659  = \$657  | \$658 ;
-  assign \$660  = \$606 [12] ? d_product_12 : 16'h0000;
-  assign \$661  = \$659  | \$660 ;
-  assign \$662  = \$606 [13] ? d_product_13 : 16'h0000;
-  assign \$663  = \$661  | \$662 ;
-  assign \$664  = \$606 [14] ? d_product_14 : 16'h0000;
-  assign \$665  = \$663  | \$664 ;
-  assign \$666  = \$606 [15] ? d_product_15 : 16'h0000;
-  assign value0_5 = \$665  | \$666 ;
-  assign \$667  = d_bank0_0 == 3'h6;
-  assign \$668  = pending0[0] & \$667 ;
-  assign \$669  = d_bank0_1 == 3'h6;
-  assign \$670  = pending0[1] & \$669 ;
-  assign \$671  = d_bank0_2 == 3'h6;
-  assign \$672  = pending0[2] & \$671 ;
-  assign \$673  = d_bank0_3 == 3'h6;
-  assign \$674  = pending0[3] & \$673 ;
-  assign \$675  = d_bank0_4 == 3'h6;
-  assign \$676  = pending0[4] & \$675 ;
-  assign \$677  = d_bank0_5 == 3'h6;
-  assign \$678  = pending0[5] & \$677 ;
-  assign \$679  = d_bank0_6 == 3'h6;
-  assign \$680  = pending0[6] & \$679 ;
-  assign \$681  = d_bank0_7 == 3'h6;
-  assign \$682  = pending0[7] & \$681 ;
-  assign \$683  = d_bank0_8 == 3'h6;
-  assign \$684  = pending0[8] & \$683 ;
-  assign \$685  = d_bank0_9 == 3'h6;
-  assign \$686  = pending0[9] & \$685 ;
-  assign \$687  = d_bank0_10 == 3'h6;
-  assign \$688  = pending0[10] & \$687 ;
-  assign \$689  = d_bank0_11 == 3'h6;
-  assign \$690  = pending0[11] & \$689 ;
-  assign \$691  = d_bank0_12 == 3'h6;
-  assign \$692  = pending0[12] & \$691 ;
-  assign \$693  = d_bank0_13 == 3'h6;
-  assign \$694  = pending0[13] & \$693 ;
-  assign \$695  = d_bank0_14 == 3'h6;
-  assign \$696  = pending0[14] & \$695 ;
-  assign \$697  = d_bank0_15 == 3'h6;
-  assign \$698  = pending0[15] & \$697 ;
-  assign \$699  = ~ { \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684 , \$682 , \$680 , \$678 , \$676 , \$674 , \$672 , \$670 , \$668  };
-  assign \$700  = \$699  + 1'h1;
-  assign \$701  = { 1'h0, \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684 , \$682 , \$680 , \$678 , \$676 , \$674 , \$672 , \$670 , \$668  } & \$700 ;
-  assign hit0_6 = | { \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684 , \$682 , \$680 , \$678 , \$676 , \$674 , \$672 , \$670 , \$668  };
-  assign \$702  = \$701 [0] ? d_row0_0 : 4'h0;
-  assign \$703  = \$701 [1] ? d_row0_1 : 4'h0;
-  assign \$704  = \$702  | \$703 ;
-  assign \$705  = \$701 [2] ? d_row0_2 : 4'h0;
-  assign \$706  = \$704  | \$705 ;
-  assign \$707  = \$701 [3] ? d_row0_3 : 4'h0;
-  assign \$708  = \$706  | \$707 ;
-  assign \$709  = \$701 [4] ? d_row0_4 : 4'h0;
-  assign \$710  = \$708  | \$709 ;
-  assign \$711  = \$701 [5] ? d_row0_5 : 4'h0;
-  assign \$712  = \$710  | \$711 ;
-  assign \$713  = \$701 [6] ? d_row0_6 : 4'h0;
-  assign \$714  = \$712  | \$713 ;
-  assign \$715  = \$701 [7] ? d_row0_7 : 4'h0;
-  assign \$716  = \$714  | \$715 ;
-  assign \$717  = \$701 [8] ? d_row0_8 : 4'h0;
-  assign \$718  = \$716  | \$717 ;
-  assign \$719  = \$701 [9] ? d_row0_9 : 4'h0;
-  assign \$720  = \$718  | \$719 ;
-  assign \$721  = \$701 [10] ? d_row0_10 : 4'h0;
-  assign \$722  = \$720  | \$721 ;
-  assign \$723  = \$701 [11] ? d_row0_11 : 4'h0;
-  assign \$724  = \$722  | \$723 ;
-  assign \$725  = \$701 [12] ? d_row0_12 : 4'h0;
-  assign \$726  = \$724  | \$725 ;
-  assign \$727  = \$701 [13] ? d_row0_13 : 4'h0;
-  assign \$728  = \$726  | \$727 ;
-  assign \$729  = \$701 [14] ? d_row0_14 : 4'h0;
-  assign \$730  = \$728  | \$729 ;
-  assign \$731  = \$701 [15] ? d_row0_15 : 4'h0;
-  assign row0_6 = \$730  | \$731 ;
-  assign \$732  = \$701 [0] ? d_product_0 : 16'h0000;
-  assign \$733  = \$701 [1] ? d_product_1 : 16'h0000;
-  assign \$734  = \$732  | \$733 ;
-  assign \$735  = \$701 [2] ? d_product_2 : 16'h0000;
-  assign \$736  = \$734  | \$735 ;
-  assign \$737  = \$701 [3] ? d_product_3 : 16'h0000;
-  assign \$738  = \$736  | \$737 ;
-  assign \$739  = \$701 [4] ? d_product_4 : 16'h0000;
-  assign \$740  = \$738  | \$739 ;
-  assign \$741  = \$701 [5] ? d_product_5 : 16'h0000;
-  assign \$742  = \$740  | \$741 ;
-  assign \$743  = \$701 [6] ? d_product_6 : 16'h0000;
-  assign \$744  = \$742  | \$743 ;
-  assign \$745  = \$701 [7] ? d_product_7 : 16'h0000;
-  assign \$746  = \$744  | \$745 ;
-  assign \$747  = \$701 [8] ? d_product_8 : 16'h0000;
-  assign \$748  = \$746  | \$747 ;
-  assign \$749  = \$701 [9] ? d_product_9 : 16'h0000;
-  assign \$750  = \$748  | \$749 ;
-  assign \$751  = \$701 [10] ? d_product_10 : 16'h0000;
-  assign \$752  = \$750  | \$751 ;
-  assign \$753  = \$701 [11] ? d_product_11 : 16'h0000;
-  assign \$754  = \$752  | \$753 ;
-  assign \$755  = \$701 [12] ? d_product_12 : 16'h0000;
-  assign \$756  = \$754  | \$755 ;
-  assign \$757  = \$701 [13] ? d_product_13 : 16'h0000;
-  assign \$758  = \$756  | \$757 ;
-  assign \$759  = \$701 [14] ? d_product_14 : 16'h0000;
-  assign \$760  = \$758  | \$759 ;
-  assign \$761  = \$701 [15] ? d_product_15 : 16'h0000;
-  assign value0_6 = \$760  | \$761 ;
-  assign \$762  = d_bank0_0 == 3'h7;
-  assign \$763  = pending0[0] & \$762 ;
-  assign \$764  = d_bank0_1 == 3'h7;
-  assign \$765  = pending0[1] & \$764 ;
-  assign \$766  = d_bank0_2 == 3'h7;
-  assign \$767  = pending0[2] & \$766 ;
-  assign \$768  = d_bank0_3 == 3'h7;
-  assign \$769  = pending0[3] & \$768 ;
-  assign \$770  = d_bank0_4 == 3'h7;
-  assign \$771  = pending0[4] & \$770 ;
-  assign \$772  = d_bank0_5 == 3'h7;
-  assign \$773  = pending0[5] & \$772 ;
-  assign \$774  = d_bank0_6 == 3'h7;
-  assign \$775  = pending0[6] & \$774 ;
-  assign \$776  = d_bank0_7 == 3'h7;
-  assign \$777  = pending0[7] & \$776 ;
-  assign \$778  = d_bank0_8 == 3'h7;
-  assign \$779  = pending0[8] & \$778 ;
-  assign \$780  = d_bank0_9 == 3'h7;
-  assign \$781  = pending0[9] & \$780 ;
-  assign \$782  = d_bank0_10 == 3'h7;
-  assign \$783  = pending0[10] & \$782 ;
-  assign \$784  = d_bank0_11 == 3'h7;
-  assign \$785  = pending0[11] & \$784 ;
-  assign \$786  = d_bank0_12 == 3'h7;
-  assign \$787  = pending0[12] & \$786 ;
-  assign \$788  = d_bank0_13 == 3'h7;
-  assign \$789  = pending0[13] & \$788 ;
-  assign \$790  = d_bank0_14 == 3'h7;
-  assign \$791  = pending0[14] & \$790 ;
-  assign \$792  = d_bank0_15 == 3'h7;
-  assign \$793  = pending0[15] & \$792 ;
-  assign \$794  = ~ { \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779 , \$777 , \$775 , \$773 , \$771 , \$769 , \$767 , \$765 , \$763  };
-  assign \$795  = \$794  + 1'h1;
-  assign \$796  = { 1'h0, \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779 , \$777 , \$775 , \$773 , \$771 , \$769 , \$767 , \$765 , \$763  } & \$795 ;
-  assign hit0_7 = | { \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779 , \$777 , \$775 , \$773 , \$771 , \$769 , \$767 , \$765 , \$763  };
-  assign \$797  = \$796 [0] ? d_row0_0 : 4'h0;
-  assign \$798  = \$796 [1] ? d_row0_1 : 4'h0;
-  assign \$799  = \$797  | \$798 ;
-  assign \$800  = \$796 [2] ? d_row0_2 : 4'h0;
-  assign \$801  = \$799  | \$800 ;
-  assign \$802  = \$796 [3] ? d_row0_3 : 4'h0;
-  assign \$803  = \$801  | \$802 ;
-  assign \$804  = \$796 [4] ? d_row0_4 : 4'h0;
-  assign \$805  = \$803  | \$804 ;
-  assign \$806  = \$796 [5] ? d_row0_5 : 4'h0;
-  assign \$807  = \$805  | \$806 ;
-  assign \$808  = \$796 [6] ? d_row0_6 : 4'h0;
-  assign \$809  = \$807  | \$808 ;
-  assign \$810  = \$796 [7] ? d_row0_7 : 4'h0;
-  assign \$811  = \$809  | \$810 ;
-  assign \$812  = \$796 [8] ? d_row0_8 : 4'h0;
-  assign \$813  = \$811  | \$812 ;
-  assign \$814  = \$796 [9] ? d_row0_9 : 4'h0;
-  assign \$815  = \$813  | \$814 ;
-  assign \$816  = \$796 [10] ? d_row0_10 : 4'h0;
-  assign \$817  = \$815  | \$816 ;
-  assign \$818  = \$796 [11] ? d_row0_11 : 4'h0;
-  assign \$819  = \$817  | \$818 ;
-  assign \$820  = \$796 [12] ? d_row0_12 : 4'h0;
-  assign \$821  = \$819  | \$820 ;
-  assign \$822  = \$796 [13] ? d_row0_13 : 4'h0;
-  assign \$823  = \$821  | \$822 ;
-  assign \$824  = \$796 [14] ? d_row0_14 : 4'h0;
-  assign \$825  = \$823  | \$824 ;
-  assign \$826  = \$796 [15] ? d_row0_15 : 4'h0;
-  assign row0_7 = \$825  | \$826 ;
-  assign \$827  = \$796 [0] ? d_product_0 : 16'h0000;
-  assign \$828  = \$796 [1] ? d_product_1 : 16'h0000;
-  assign \$829  = \$827  | \$828 ;
-  assign \$830  = \$796 [2] ? d_product_2 : 16'h0000;
-  assign \$831  = \$829  | \$830 ;
-  assign \$832  = \$796 [3] ? d_product_3 : 16'h0000;
-  assign \$833  = \$831  | \$832 ;
-  assign \$834  = \$796 [4] ? d_product_4 : 16'h0000;
-  assign \$835  = \$833  | \$834 ;
-  assign \$836  = \$796 [5] ? d_product_5 : 16'h0000;
-  assign \$837  = \$835  | \$836 ;
-  assign \$838  = \$796 [6] ? d_product_6 : 16'h0000;
-  assign \$839  = \$837  | \$838 ;
-  assign \$840  = \$796 [7] ? d_product_7 : 16'h0000;
-  assign \$841  = \$839  | \$840 ;
-  assign \$842  = \$796 [8] ? d_product_8 : 16'h0000;
-  assign \$843  = \$841  | \$842 ;
-  assign \$844  = \$796 [9] ? d_product_9 : 16'h0000;
-  assign \$845  = \$843  | \$844 ;
-  assign \$846  = \$796 [10] ? d_product_10 : 16'h0000;
-  assign \$847  = \$845  | \$846 ;
-  assign \$848  = \$796 [11] ? d_product_11 : 16'h0000;
-  assign \$849  = \$847  | \$848 ;
-  assign \$850  = \$796 [12] ? d_product_12 : 16'h0000;
-  assign \$851  = \$849  | \$850 ;
-  assign \$852  = \$796 [13] ? d_product_13 : 16'h0000;
-  assign \$853  = \$851  | \$852 ;
-  assign \$854  = \$796 [14] ? d_product_14 : 16'h0000;
-  assign \$855  = \$853  | \$854 ;
-  assign \$856  = \$796 [15] ? d_product_15 : 16'h0000;
-  assign value0_7 = \$855  | \$856 ;
-  assign \$857  = d_bank0_0 == 4'h8;
-  assign \$858  = pending0[0] & \$857 ;
-  assign \$859  = d_bank0_1 == 4'h8;
-  assign \$860  = pending0[1] & \$859 ;
-  assign \$861  = d_bank0_2 == 4'h8;
-  assign \$862  = pending0[2] & \$861 ;
-  assign \$863  = d_bank0_3 == 4'h8;
-  assign \$864  = pending0[3] & \$863 ;
-  assign \$865  = d_bank0_4 == 4'h8;
-  assign \$866  = pending0[4] & \$865 ;
-  assign \$867  = d_bank0_5 == 4'h8;
-  assign \$868  = pending0[5] & \$867 ;
-  assign \$869  = d_bank0_6 == 4'h8;
-  assign \$870  = pending0[6] & \$869 ;
-  assign \$871  = d_bank0_7 == 4'h8;
-  assign \$872  = pending0[7] & \$871 ;
-  assign \$873  = d_bank0_8 == 4'h8;
-  assign \$874  = pending0[8] & \$873 ;
-  assign \$875  = d_bank0_9 == 4'h8;
-  assign \$876  = pending0[9] & \$875 ;
-  assign \$877  = d_bank0_10 == 4'h8;
-  assign \$878  = pending0[10] & \$877 ;
-  assign \$879  = d_bank0_11 == 4'h8;
-  assign \$880  = pending0[11] & \$879 ;
-  assign \$881  = d_bank0_12 == 4'h8;
-  assign \$882  = pending0[12] & \$881 ;
-  assign \$883  = d_bank0_13 == 4'h8;
-  assign \$884  = pending0[13] & \$883 ;
-  assign \$885  = d_bank0_14 == 4'h8;
-  assign \$886  = pending0[14] & \$885 ;
-  assign \$887  = d_bank0_15 == 4'h8;
-  assign \$888  = pending0[15] & \$887 ;
-  assign \$889  = ~ { \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874 , \$872 , \$870 , \$868 , \$866 , \$864 , \$862 , \$860 , \$858  };
-  assign \$890  = \$889  + 1'h1;
-  assign \$891  = { 1'h0, \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874 , \$872 , \$870 , \$868 , \$866 , \$864 , \$862 , \$860 , \$858  } & \$890 ;
-  assign hit0_8 = | { \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874 , \$872 , \$870 , \$868 , \$866 , \$864 , \$862 , \$860 , \$858  };
-  assign \$892  = \$891 [0] ? d_row0_0 : 4'h0;
-  assign \$893  = \$891 [1] ? d_row0_1 : 4'h0;
-  assign \$894  = \$892  | \$893 ;
-  assign \$895  = \$891 [2] ? d_row0_2 : 4'h0;
-  assign \$896  = \$894  | \$895 ;
-  assign \$897  = \$891 [3] ? d_row0_3 : 4'h0;
-  assign \$898  = \$896  | \$897 ;
-  assign \$899  = \$891 [4] ? d_row0_4 : 4'h0;
-  assign \$900  = \$898  | \$899 ;
-  assign \$901  = \$891 [5] ? d_row0_5 : 4'h0;
-  assign \$902  = \$900  | \$901 ;
-  assign \$903  = \$891 [6] ? d_row0_6 : 4'h0;
-  assign \$904  = \$902  | \$903 ;
-  assign \$905  = \$891 [7] ? d_row0_7 : 4'h0;
-  assign \$906  = \$904  | \$905 ;
-  assign \$907  = \$891 [8] ? d_row0_8 : 4'h0;
-  assign \$908  = \$906  | \$907 ;
-  assign \$909  = \$891 [9] ? d_row0_9 : 4'h0;
-  assign \$910  = \$908  | \$909 ;
-  assign \$911  = \$891 [10] ? d_row0_10 : 4'h0;
-  assign \$912  = \$910  | \$911 ;
-  assign \$913  = \$891 [11] ? d_row0_11 : 4'h0;
-  assign \$914  = \$912  | \$913 ;
-  assign \$915  = \$891 [12] ? d_row0_12 : 4'h0;
-  assign \$916  = \$914  | \$915 ;
-  assign \$917  = \$891 [13] ? d_row0_13 : 4'h0;
-  assign \$918  = \$916  | \$917 ;
-  assign \$919  = \$891 [14] ? d_row0_14 : 4'h0;
-  assign \$920  = \$918  | \$919 ;
-  assign \$921  = \$891 [15] ? d_row0_15 : 4'h0;
-  assign row0_8 = \$920  | \$921 ;
-  assign \$922  = \$891 [0] ? d_product_0 : 16'h0000;
-  assign \$923  = \$891 [1] ? d_product_1 : 16'h0000;
-  assign \$924  = \$922  | \$923 ;
-  assign \$925  = \$891 [2] ? d_product_2 : 16'h0000;
-  assign \$926  = \$924  | \$925 ;
-  assign \$927  = \$891 [3] ? d_product_3 : 16'h0000;
-  assign \$928  = \$926  | \$927 ;
-  assign \$929  = \$891 [4] ? d_product_4 : 16'h0000;
-  assign \$930  = \$928  | \$929 ;
-  assign \$931  = \$891 [5] ? d_product_5 : 16'h0000;
-  assign \$932  = \$930  | \$931 ;
-  assign \$933  = \$891 [6] ? d_product_6 : 16'h0000;
-  assign \$934  = \$932  | \$933 ;
-  assign \$935  = \$891 [7] ? d_product_7 : 16'h0000;
-  assign \$936  = \$934  | \$935 ;
-  assign \$937  = \$891 [8] ? d_product_8 : 16'h0000;
-  assign \$938  = \$936  | \$937 ;
-  assign \$939  = \$891 [9] ? d_product_9 : 16'h0000;
-  assign \$940  = \$938  | \$939 ;
-  assign \$941  = \$891 [10] ? d_product_10 : 16'h0000;
-  assign \$942  = \$940  | \$941 ;
-  assign \$943  = \$891 [11] ? d_product_11 : 16'h0000;
-  assign \$944  = \$942  | \$943 ;
-  assign \$945  = \$891 [12] ? d_product_12 : 16'h0000;
-  assign \$946  = \$944  | \$945 ;
-  assign \$947  = \$891 [13] ? d_product_13 : 16'h0000;
-  assign \$948  = \$946  | \$947 ;
-  assign \$949  = \$891 [14] ? d_product_14 : 16'h0000;
-  assign \$950  = \$948  | \$949 ;
-  assign \$951  = \$891 [15] ? d_product_15 : 16'h0000;
-  assign value0_8 = \$950  | \$951 ;
-  assign \$952  = d_bank0_0 == 4'h9;
-  assign \$953  = pending0[0] & \$952 ;
-  assign \$954  = d_bank0_1 == 4'h9;
-  assign \$955  = pending0[1] & \$954 ;
-  assign \$956  = d_bank0_2 == 4'h9;
-  assign \$957  = pending0[2] & \$956 ;
-  assign \$958  = d_bank0_3 == 4'h9;
-  assign \$959  = pending0[3] & \$958 ;
-  assign \$960  = d_bank0_4 == 4'h9;
-  assign \$961  = pending0[4] & \$960 ;
-  assign \$962  = d_bank0_5 == 4'h9;
-  assign \$963  = pending0[5] & \$962 ;
-  assign \$964  = d_bank0_6 == 4'h9;
-  assign \$965  = pending0[6] & \$964 ;
-  assign \$966  = d_bank0_7 == 4'h9;
-  assign \$967  = pending0[7] & \$966 ;
-  assign \$968  = d_bank0_8 == 4'h9;
-  assign \$969  = pending0[8] & \$968 ;
-  assign \$970  = d_bank0_9 == 4'h9;
-  assign \$971  = pending0[9] & \$970 ;
-  assign \$972  = d_bank0_10 == 4'h9;
-  assign \$973  = pending0[10] & \$972 ;
-  assign \$974  = d_bank0_11 == 4'h9;
-  assign \$975  = pending0[11] & \$974 ;
-  assign \$976  = d_bank0_12 == 4'h9;
-  assign \$977  = pending0[12] & \$976 ;
-  assign \$978  = d_bank0_13 == 4'h9;
-  assign \$979  = pending0[13] & \$978 ;
-  assign \$980  = d_bank0_14 == 4'h9;
-  assign \$981  = pending0[14] & \$980 ;
-  assign \$982  = d_bank0_15 == 4'h9;
-  assign \$983  = pending0[15] & \$982 ;
-  assign \$984  = ~ { \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969 , \$967 , \$965 , \$963 , \$961 , \$959 , \$957 , \$955 , \$953  };
-  assign \$985  = \$984  + 1'h1;
-  assign \$986  = { 1'h0, \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969 , \$967 , \$965 , \$963 , \$961 , \$959 , \$957 , \$955 , \$953  } & \$985 ;
-  assign hit0_9 = | { \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969 , \$967 , \$965 , \$963 , \$961 , \$959 , \$957 , \$955 , \$953  };
-  assign \$987  = \$986 [0] ? d_row0_0 : 4'h0;
-  assign \$988  = \$986 [1] ? d_row0_1 : 4'h0;
-  assign \$989  = \$987  | \$988 ;
-  assign \$990  = \$986 [2] ? d_row0_2 : 4'h0;
-  assign \$991  = \$989  | \$990 ;
-  assign \$992  = \$986 [3] ? d_row0_3 : 4'h0;
-  assign \$993  = \$991  | \$992 ;
-  assign \$994  = \$986 [4] ? d_row0_4 : 4'h0;
-  assign \$995  = \$993  | \$994 ;
-  assign \$996  = \$986 [5] ? d_row0_5 : 4'h0;
-  assign \$997  = \$995  | \$996 ;
-  assign \$998  = \$986 [6] ? d_row0_6 : 4'h0;
-  assign \$999  = \$997  | \$998 ;
-  assign \$1000  = \$986 [7] ? d_row0_7 : 4'h0;
-  assign \$1001  = \$999  | \$1000 ;
-  assign \$1002  = \$986 [8] ? d_row0_8 : 4'h0;
-  assign \$1003  = \$1001  | \$1002 ;
-  assign \$1004  = \$986 [9] ? d_row0_9 : 4'h0;
-  assign \$1005  = \$1003  | \$1004 ;
-  assign \$1006  = \$986 [10] ? d_row0_10 : 4'h0;
-  assign \$1007  = \$1005  | \$1006 ;
-  assign \$1008  = \$986 [11] ? d_row0_11 : 4'h0;
-  assign \$1009  = \$1007  | \$1008 ;
-  assign \$1010  = \$986 [12] ? d_row0_12 : 4'h0;
-  assign \$1011  = \$1009  | \$1010 ;
-  assign \$1012  = \$986 [13] ? d_row0_13 : 4'h0;
-  assign \$1013  = \$1011  | \$1012 ;
-  assign \$1014  = \$986 [14] ? d_row0_14 : 4'h0;
-  assign \$1015  = \$1013  | \$1014 ;
-  assign \$1016  = \$986 [15] ? d_row0_15 : 4'h0;
-  assign row0_9 = \$1015  | \$1016 ;
-  assign \$1017  = \$986 [0] ? d_product_0 : 16'h0000;
-  assign \$1018  = \$986 [1] ? d_product_1 : 16'h0000;
-  assign \$1019  = \$1017  | \$1018 ;
-  assign \$1020  = \$986 [2] ? d_product_2 : 16'h0000;
-  assign \$1021  = \$1019  | \$1020 ;
-  assign \$1022  = \$986 [3] ? d_product_3 : 16'h0000;
-  assign \$1023  = \$1021  | \$1022 ;
-  assign \$1024  = \$986 [4] ? d_product_4 : 16'h0000;
-  assign \$1025  = \$1023  | \$1024 ;
-  assign \$1026  = \$986 [5] ? d_product_5 : 16'h0000;
-  assign \$1027  = \$1025  | \$1026 ;
-  assign \$1028  = \$986 [6] ? d_product_6 : 16'h0000;
-  assign \$1029  = \$1027  | \$1028 ;
-  assign \$1030  = \$986 [7] ? d_product_7 : 16'h0000;
-  assign \$1031  = \$1029  | \$1030 ;
-  assign \$1032  = \$986 [8] ? d_product_8 : 16'h0000;
-  assign \$1033  = \$1031  | \$1032 ;
-  assign \$1034  = \$986 [9] ? d_product_9 : 16'h0000;
-  assign \$1035  = \$1033  | \$1034 ;
-  assign \$1036  = \$986 [10] ? d_product_10 : 16'h0000;
-  assign \$1037  = \$1035  | \$1036 ;
-  assign \$1038  = \$986 [11] ? d_product_11 : 16'h0000;
-  assign \$1039  = \$1037  | \$1038 ;
-  assign \$1040  = \$986 [12] ? d_product_12 : 16'h0000;
-  assign \$1041  = \$1039  | \$1040 ;
-  assign \$1042  = \$986 [13] ? d_product_13 : 16'h0000;
-  assign \$1043  = \$1041  | \$1042 ;
-  assign \$1044  = \$986 [14] ? d_product_14 : 16'h0000;
-  assign \$1045  = \$1043  | \$1044 ;
-  assign \$1046  = \$986 [15] ? d_product_15 : 16'h0000;
-  assign value0_9 = \$1045  | \$1046 ;
-  assign \$1047  = d_bank0_0 == 4'ha;
-  assign \$1048  = pending0[0] & \$1047 ;
-  assign \$1049  = d_bank0_1 == 4'ha;
-  assign \$1050  = pending0[1] & \$1049 ;
-  assign \$1051  = d_bank0_2 == 4'ha;
-  assign \$1052  = pending0[2] & \$1051 ;
-  assign \$1053  = d_bank0_3 == 4'ha;
-  assign \$1054  = pending0[3] & \$1053 ;
-  assign \$1055  = d_bank0_4 == 4'ha;
-  assign \$1056  = pending0[4] & \$1055 ;
-  assign \$1057  = d_bank0_5 == 4'ha;
-  assign \$1058  = pending0[5] & \$1057 ;
-  assign \$1059  = d_bank0_6 == 4'ha;
-  assign \$1060  = pending0[6] & \$1059 ;
-  assign \$1061  = d_bank0_7 == 4'ha;
-  assign \$1062  = pending0[7] & \$1061 ;
-  assign \$1063  = d_bank0_8 == 4'ha;
-  assign \$1064  = pending0[8] & \$1063 ;
-  assign \$1065  = d_bank0_9 == 4'ha;
-  assign \$1066  = pending0[9] & \$1065 ;
-  assign \$1067  = d_bank0_10 == 4'ha;
-  assign \$1068  = pending0[10] & \$1067 ;
-  assign \$1069  = d_bank0_11 == 4'ha;
-  assign \$1070  = pending0[11] & \$1069 ;
-  assign \$1071  = d_bank0_12 == 4'ha;
-  assign \$1072  = pending0[12] & \$1071 ;
-  assign \$1073  = d_bank0_13 == 4'ha;
-  assign \$1074  = pending0[13] & \$1073 ;
-  assign \$1075  = d_bank0_14 == 4'ha;
-  assign \$1076  = pending0[14] & \$1075 ;
-  assign \$1077  = d_bank0_15 == 4'ha;
-  assign \$1078  = pending0[15] & \$1077 ;
-  assign \$1079  = ~ { \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064 , \$1062 , \$1060 , \$1058 , \$1056 , \$1054 , \$1052 , \$1050 , \$1048  };
-  assign \$1080  = \$1079  + 1'h1;
-  assign \$1081  = { 1'h0, \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064 , \$1062 , \$1060 , \$1058 , \$1056 , \$1054 , \$1052 , \$1050 , \$1048  } & \$1080 ;
-  assign hit0_10 = | { \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064 , \$1062 , \$1060 , \$1058 , \$1056 , \$1054 , \$1052 , \$1050 , \$1048  };
-  assign \$1082  = \$1081 [0] ? d_row0_0 : 4'h0;
-  assign \$1083  = \$1081 [1] ? d_row0_1 : 4'h0;
-  assign \$1084  = \$1082  | \$1083 ;
-  assign \$1085  = \$1081 [2] ? d_row0_2 : 4'h0;
-  assign \$1086  = \$1084  | \$1085 ;
-  assign \$1087  = \$1081 [3] ? d_row0_3 : 4'h0;
-  assign \$1088  = \$1086  | \$1087 ;
-  assign \$1089  = \$1081 [4] ? d_row0_4 : 4'h0;
-  assign \$1090  = \$1088  | \$1089 ;
-  assign \$1091  = \$1081 [5] ? d_row0_5 : 4'h0;
-  assign \$1092  = \$1090  | \$1091 ;
-  assign \$1093  = \$1081 [6] ? d_row0_6 : 4'h0;
-  assign \$1094  = \$1092  | \$1093 ;
-  assign \$1095  = \$1081 [7] ? d_row0_7 : 4'h0;
-  assign \$1096  = \$1094  | \$1095 ;
-  assign \$1097  = \$1081 [8] ? d_row0_8 : 4'h0;
-  assign \$1098  = \$1096  | \$1097 ;
-  assign \$1099  = \$1081 [9] ? d_row0_9 : 4'h0;
-  assign \$1100  = \$1098  | \$1099 ;
-  assign \$1101  = \$1081 [10] ? d_row0_10 : 4'h0;
-  assign \$1102  = \$1100  | \$1101 ;
-  assign \$1103  = \$1081 [11] ? d_row0_11 : 4'h0;
-  assign \$1104  = \$1102  | \$1103 ;
-  assign \$1105  = \$1081 [12] ? d_row0_12 : 4'h0;
-  assign \$1106  = \$1104  | \$1105 ;
-  assign \$1107  = \$1081 [13] ? d_row0_13 : 4'h0;
-  assign \$1108  = \$1106  | \$1107 ;
-  assign \$1109  = \$1081 [14] ? d_row0_14 : 4'h0;
-  assign \$1110  = \$1108  | \$1109 ;
-  assign \$1111  = \$1081 [15] ? d_row0_15 : 4'h0;
-  assign row0_10 = \$1110  | \$1111 ;
-  assign \$1112  = \$1081 [0] ? d_product_0 : 16'h0000;
-  assign \$1113  = \$1081 [1] ? d_product_1 : 16'h0000;
-  assign \$1114  = \$1112  | \$1113 ;
-  assign \$1115  = \$1081 [2] ? d_product_2 : 16'h0000;
-  assign \$1116  = \$1114  | \$1115 ;
-  assign \$1117  = \$1081 [3] ? d_product_3 : 16'h0000;
-  assign \$1118  = \$1116  | \$1117 ;
-  assign \$1119  = \$1081 [4] ? d_product_4 : 16'h0000;
-  assign \$1120  = \$1118  | \$1119 ;
-  assign \$1121  = \$1081 [5] ? d_product_5 : 16'h0000;
-  assign \$1122  = \$1120  | \$1121 ;
-  assign \$1123  = \$1081 [6] ? d_product_6 : 16'h0000;
-  assign \$1124  = \$1122  | \$1123 ;
-  assign \$1125  = \$1081 [7] ? d_product_7 : 16'h0000;
-  assign \$1126  = \$1124  | \$1125 ;
-  assign \$1127  = \$1081 [8] ? d_product_8 : 16'h0000;
-  assign \$1128  = \$1126  | \$1127 ;
-  assign \$1129  = \$1081 [9] ? d_product_9 : 16'h0000;
-  assign \$1130  = \$1128  | \$1129 ;
-  assign \$1131  = \$1081 [10] ? d_product_10 : 16'h0000;
-  assign \$1132  = \$1130  | \$1131 ;
-  assign \$1133  = \$1081 [11] ? d_product_11 : 16'h0000;
-  assign \$1134  = \$1132  | \$1133 ;
-  assign \$1135  = \$1081 [12] ? d_product_12 : 16'h0000;
-  assign \$1136  = \$1134  | \$1135 ;
-  assign \$1137  = \$1081 [13] ? d_product_13 : 16'h0000;
-  assign \$1138  = \$1136  | \$1137 ;
-  assign \$1139  = \$1081 [14] ? d_product_14 : 16'h0000;
-  assign \$1140  = \$1138  | \$1139 ;
-  assign \$1141  = \$1081 [15] ? d_product_15 : 16'h0000;
-  assign value0_10 = \$1140  | \$1141 ;
-  assign \$1142  = d_bank0_0 == 4'hb;
-  assign \$1143  = pending0[0] & \$1142 ;
-  assign \$1144  = d_bank0_1 == 4'hb;
-  assign \$1145  = pending0[1] & \$1144 ;
-  assign \$1146  = d_bank0_2 == 4'hb;
-  assign \$1147  = pending0[2] & \$1146 ;
-  assign \$1148  = d_bank0_3 == 4'hb;
-  assign \$1149  = pending0[3] & \$1148 ;
-  assign \$1150  = d_bank0_4 == 4'hb;
-  assign \$1151  = pending0[4] & \$1150 ;
-  assign \$1152  = d_bank0_5 == 4'hb;
-  assign \$1153  = pending0[5] & \$1152 ;
-  assign \$1154  = d_bank0_6 == 4'hb;
-  assign \$1155  = pending0[6] & \$1154 ;
-  assign \$1156  = d_bank0_7 == 4'hb;
-  assign \$1157  = pending0[7] & \$1156 ;
-  assign \$1158  = d_bank0_8 == 4'hb;
-  assign \$1159  = pending0[8] & \$1158 ;
-  assign \$1160  = d_bank0_9 == 4'hb;
-  assign \$1161  = pending0[9] & \$1160 ;
-  assign \$1162  = d_bank0_10 == 4'hb;
-  assign \$1163  = pending0[10] & \$1162 ;
-  assign \$1164  = d_bank0_11 == 4'hb;
-  assign \$1165  = pending0[11] & \$1164 ;
-  assign \$1166  = d_bank0_12 == 4'hb;
-  assign \$1167  = pending0[12] & \$1166 ;
-  assign \$1168  = d_bank0_13 == 4'hb;
-  assign \$1169  = pending0[13] & \$1168 ;
-  assign \$1170  = d_bank0_14 == 4'hb;
-  assign \$1171  = pending0[14] & \$1170 ;
-  assign \$1172  = d_bank0_15 == 4'hb;
-  assign \$1173  = pending0[15] & \$1172 ;
-  assign \$1174  = ~ { \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159 , \$1157 , \$1155 , \$1153 , \$1151 , \$1149 , \$1147 , \$1145 , \$1143  };
-  assign \$1175  = \$1174  + 1'h1;
-  assign \$1176  = { 1'h0, \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159 , \$1157 , \$1155 , \$1153 , \$1151 , \$1149 , \$1147 , \$1145 , \$1143  } & \$1175 ;
-  assign hit0_11 = | { \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159 , \$1157 , \$1155 , \$1153 , \$1151 , \$1149 , \$1147 , \$1145 , \$1143  };
-  assign \$1177  = \$1176 [0] ? d_row0_0 : 4'h0;
-  assign \$1178  = \$1176 [1] ? d_row0_1 : 4'h0;
-  assign \$1179  = \$1177  | \$1178 ;
-  assign \$1180  = \$1176 [2] ? d_row0_2 : 4'h0;
-  assign \$1181  = \$1179  | \$1180 ;
-  assign \$1182  = \$1176 [3] ? d_row0_3 : 4'h0;
-  assign \$1183  = \$1181  | \$1182 ;
-  assign \$1184  = \$1176 [4] ? d_row0_4 : 4'h0;
-  assign \$1185  = \$1183  | \$1184 ;
-  assign \$1186  = \$1176 [5] ? d_row0_5 : 4'h0;
-  assign \$1187  = \$1185  | \$1186 ;
-  assign \$1188  = \$1176 [6] ? d_row0_6 : 4'h0;
-  assign \$1189  = \$1187  | \$1188 ;
-  assign \$1190  = \$1176 [7] ? d_row0_7 : 4'h0;
-  assign \$1191  = \$1189  | \$1190 ;
-  assign \$1192  = \$1176 [8] ? d_row0_8 : 4'h0;
-  assign \$1193  = \$1191  | \$1192 ;
-  assign \$1194  = \$1176 [9] ? d_row0_9 : 4'h0;
-  assign \$1195  = \$1193  | \$1194 ;
-  assign \$1196  = \$1176 [10] ? d_row0_10 : 4'h0;
-  assign \$1197  = \$1195  | \$1196 ;
-  assign \$1198  = \$1176 [11] ? d_row0_11 : 4'h0;
-  assign \$1199  = \$1197  | \$1198 ;
-  assign \$1200  = \$1176 [12] ? d_row0_12 : 4'h0;
-  assign \$1201  = \$1199  | \$1200 ;
-  assign \$1202  = \$1176 [13] ? d_row0_13 : 4'h0;
-  assign \$1203  = \$1201  | \$1202 ;
-  assign \$1204  = \$1176 [14] ? d_row0_14 : 4'h0;
-  assign \$1205  = \$1203  | \$1204 ;
-  assign \$1206  = \$1176 [15] ? d_row0_15 : 4'h0;
-  assign row0_11 = \$1205  | \$1206 ;
-  assign \$1207  = \$1176 [0] ? d_product_0 : 16'h0000;
-  assign \$1208  = \$1176 [1] ? d_product_1 : 16'h0000;
-  assign \$1209  = \$1207  | \$1208 ;
-  assign \$1210  = \$1176 [2] ? d_product_2 : 16'h0000;
-  assign \$1211  = \$1209  | \$1210 ;
-  assign \$1212  = \$1176 [3] ? d_product_3 : 16'h0000;
-  assign \$1213  = \$1211  | \$1212 ;
-  assign \$1214  = \$1176 [4] ? d_product_4 : 16'h0000;
-  assign \$1215  = \$1213  | \$1214 ;
-  assign \$1216  = \$1176 [5] ? d_product_5 : 16'h0000;
-  assign \$1217  = \$1215  | \$1216 ;
-  assign \$1218  = \$1176 [6] ? d_product_6 : 16'h0000;
-  assign \$1219  = \$1217  | \$1218 ;
-  assign \$1220  = \$1176 [7] ? d_product_7 : 16'h0000;
-  assign \$1221  = \$1219  | \$1220 ;
-  assign \$1222  = \$1176 [8] ? d_product_8 : 16'h0000;
-  assign \$1223  = \$1221  | \$1222 ;
-  assign \$1224  = \$1176 [9] ? d_product_9 : 16'h0000;
-  assign \$1225  = \$1223  | \$1224 ;
-  assign \$1226  = \$1176 [10] ? d_product_10 : 16'h0000;
-  assign \$1227  = \$1225  | \$1226 ;
-  assign \$1228  = \$1176 [11] ? d_product_11 : 16'h0000;
-  assign \$1229  = \$1227  | \$1228 ;
-  assign \$1230  = \$1176 [12] ? d_product_12 : 16'h0000;
-  assign \$1231  = \$1229  | \$1230 ;
-  assign \$1232  = \$1176 [13] ? d_product_13 : 16'h0000;
-  assign \$1233  = \$1231  | \$1232 ;
-  assign \$1234  = \$1176 [14] ? d_product_14 : 16'h0000;
-  assign \$1235  = \$1233  | \$1234 ;
-  assign \$1236  = \$1176 [15] ? d_product_15 : 16'h0000;
-  assign value0_11 = \$1235  | \$1236 ;
-  assign \$1237  = d_bank0_0 == 4'hc;
-  assign \$1238  = pending0[0] & \$1237 ;
-  assign \$1239  = d_bank0_1 == 4'hc;
-  assign \$1240  = pending0[1] & \$1239 ;
-  assign \$1241  = d_bank0_2 == 4'hc;
-  assign \$1242  = pending0[2] & \$1241 ;
-  assign \$1243  = d_bank0_3 == 4'hc;
-  assign \$1244  = pending0[3] & \$1243 ;
-  assign \$1245  = d_bank0_4 == 4'hc;
-  assign \$1246  = pending0[4] & \$1245 ;
-  assign \$1247  = d_bank0_5 == 4'hc;
-  assign \$1248  = pending0[5] & \$1247 ;
-  assign \$1249  = d_bank0_6 == 4'hc;
-  assign \$1250  = pending0[6] & \$1249 ;
-  assign \$1251  = d_bank0_7 == 4'hc;
-  assign \$1252  = pending0[7] & \$1251 ;
-  assign \$1253  = d_bank0_8 == 4'hc;
-  assign \$1254  = pending0[8] & \$1253 ;
-  assign \$1255  = d_bank0_9 == 4'hc;
-  assign \$1256  = pending0[9] & \$1255 ;
-  assign \$1257  = d_bank0_10 == 4'hc;
-  assign \$1258  = pending0[10] & \$1257 ;
-  assign \$1259  = d_bank0_11 == 4'hc;
-  assign \$1260  = pending0[11] & \$1259 ;
-  assign \$1261  = d_bank0_12 == 4'hc;
-  assign \$1262  = pending0[12] & \$1261 ;
-  assign \$1263  = d_bank0_13 == 4'hc;
-  assign \$1264  = pending0[13] & \$1263 ;
-  assign \$1265  = d_bank0_14 == 4'hc;
-  assign \$1266  = pending0[14] & \$1265 ;
-  assign \$1267  = d_bank0_15 == 4'hc;
-  assign \$1268  = pending0[15] & \$1267 ;
-  assign \$1269  = ~ { \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254 , \$1252 , \$1250 , \$1248 , \$1246 , \$1244 , \$1242 , \$1240 , \$1238  };
-  assign \$1270  = \$1269  + 1'h1;
-  assign \$1271  = { 1'h0, \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254 , \$1252 , \$1250 , \$1248 , \$1246 , \$1244 , \$1242 , \$1240 , \$1238  } & \$1270 ;
-  assign hit0_12 = | { \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254 , \$1252 , \$1250 , \$1248 , \$1246 , \$1244 , \$1242 , \$1240 , \$1238  };
-  assign \$1272  = \$1271 [0] ? d_row0_0 : 4'h0;
-  assign \$1273  = \$1271 [1] ? d_row0_1 : 4'h0;
-  assign \$1274  = \$1272  | \$1273 ;
-  assign \$1275  = \$1271 [2] ? d_row0_2 : 4'h0;
-  assign \$1276  = \$1274  | \$1275 ;
-  assign \$1277  = \$1271 [3] ? d_row0_3 : 4'h0;
-  assign \$1278  = \$1276  | \$1277 ;
-  assign \$1279  = \$1271 [4] ? d_row0_4 : 4'h0;
-  assign \$1280  = \$1278  | \$1279 ;
-  assign \$1281  = \$1271 [5] ? d_row0_5 : 4'h0;
-  assign \$1282  = \$1280  | \$1281 ;
-  assign \$1283  = \$1271 [6] ? d_row0_6 : 4'h0;
-  assign \$1284  = \$1282  | \$1283 ;
-  assign \$1285  = \$1271 [7] ? d_row0_7 : 4'h0;
-  assign \$1286  = \$1284  | \$1285 ;
-  assign \$1287  = \$1271 [8] ? d_row0_8 : 4'h0;
-  assign \$1288  = \$1286  | \$1287 ;
-  assign \$1289  = \$1271 [9] ? d_row0_9 : 4'h0;
-  assign \$1290  = \$1288  | \$1289 ;
-  assign \$1291  = \$1271 [10] ? d_row0_10 : 4'h0;
-  assign \$1292  = \$1290  | \$1291 ;
-  assign \$1293  = \$1271 [11] ? d_row0_11 : 4'h0;
-  assign \$1294  = \$1292  | \$1293 ;
-  assign \$1295  = \$1271 [12] ? d_row0_12 : 4'h0;
-  assign \$1296  = \$1294  | \$1295 ;
-  assign \$1297  = \$1271 [13] ? d_row0_13 : 4'h0;
-  assign \$1298  = \$1296  | \$1297 ;
-  assign \$1299  = \$1271 [14] ? d_row0_14 : 4'h0;
-  assign \$1300  = \$1298  | \$1299 ;
-  assign \$1301  = \$1271 [15] ? d_row0_15 : 4'h0;
-  assign row0_12 = \$1300  | \$1301 ;
-  assign \$1302  = \$1271 [0] ? d_product_0 : 16'h0000;
-  assign \$1303  = \$1271 [1] ? d_product_1 : 16'h0000;
-  assign \$1304  = \$1302  | \$1303 ;
-  assign \$1305  = \$1271 [2] ? d_product_2 : 16'h0000;
-  assign \$1306  = \$1304  | \$1305 ;
-  assign \$1307  = \$1271 [3] ? d_product_3 : 16'h0000;
-  assign \$1308  = \$1306  | \$1307 ;
-  assign \$1309  = \$1271 [4] ? d_product_4 : 16'h0000;
-  assign \$1310  = \$1308  | \$1309 ;
-  assign \$1311  = \$1271 [5] ? d_product_5 : 16'h0000;
-  assign \$1312  = \$1310  | \$1311 ;
-  assign \$1313  = \$1271 [6] ? d_product_6 : 16'h0000;
-  assign \$1314  = \$1312  | \$1313 ;
-  assign \$1315  = \$1271 [7] ? d_product_7 : 16'h0000;
-  assign \$1316  = \$1314  | \$1315 ;
-  assign \$1317  = \$1271 [8] ? d_product_8 : 16'h0000;
-  assign \$1318  = \$1316  | \$1317 ;
-  assign \$1319  = \$1271 [9] ? d_product_9 : 16'h0000;
-  assign \$1320  = \$1318  | \$1319 ;
-  assign \$1321  = \$1271 [10] ? d_product_10 : 16'h0000;
-  assign \$1322  = \$1320  | \$1321 ;
-  assign \$1323  = \$1271 [11] ? d_product_11 : 16'h0000;
-  assign \$1324  = \$1322  | \$1323 ;
-  assign \$1325  = \$1271 [12] ? d_product_12 : 16'h0000;
-  assign \$1326  = \$1324  | \$1325 ;
-  assign \$1327  = \$1271 [13] ? d_product_13 : 16'h0000;
-  assign \$1328  = \$1326  | \$1327 ;
-  assign \$1329  = \$1271 [14] ? d_product_14 : 16'h0000;
-  assign \$1330  = \$1328  | \$1329 ;
-  assign \$1331  = \$1271 [15] ? d_product_15 : 16'h0000;
-  assign value0_12 = \$1330  | \$1331 ;
-  assign \$1332  = d_bank0_0 == 4'hd;
-  assign \$1333  = pending0[0] & \$1332 ;
-  assign \$1334  = d_bank0_1 == 4'hd;
-  assign \$1335  = pending0[1] & \$1334 ;
-  assign \$1336  = d_bank0_2 == 4'hd;
-  assign \$1337  = pending0[2] & \$1336 ;
-  assign \$1338  = d_bank0_3 == 4'hd;
-  assign \$1339  = pending0[3] & \$1338 ;
-  assign \$1340  = d_bank0_4 == 4'hd;
-  assign \$1341  = pending0[4] & \$1340 ;
-  assign \$1342  = d_bank0_5 == 4'hd;
-  assign \$1343  = pending0[5] & \$1342 ;
-  assign \$1344  = d_bank0_6 == 4'hd;
-  assign \$1345  = pending0[6] & \$1344 ;
-  assign \$1346  = d_bank0_7 == 4'hd;
-  assign \$1347  = pending0[7] & \$1346 ;
-  assign \$1348  = d_bank0_8 == 4'hd;
-  assign \$1349  = pending0[8] & \$1348 ;
-  assign \$1350  = d_bank0_9 == 4'hd;
-  assign \$1351  = pending0[9] & \$1350 ;
-  assign \$1352  = d_bank0_10 == 4'hd;
-  assign \$1353  = pending0[10] & \$1352 ;
-  assign \$1354  = d_bank0_11 == 4'hd;
-  assign \$1355  = pending0[11] & \$1354 ;
-  assign \$1356  = d_bank0_12 == 4'hd;
-  assign \$1357  = pending0[12] & \$1356 ;
-  assign \$1358  = d_bank0_13 == 4'hd;
-  assign \$1359  = pending0[13] & \$1358 ;
-  assign \$1360  = d_bank0_14 == 4'hd;
-  assign \$1361  = pending0[14] & \$1360 ;
-  assign \$1362  = d_bank0_15 == 4'hd;
-  assign \$1363  = pending0[15] & \$1362 ;
-  assign \$1364  = ~ { \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349 , \$1347 , \$1345 , \$1343 , \$1341 , \$1339 , \$1337 , \$1335 , \$1333  };
-  assign \$1365  = \$1364  + 1'h1;
-  assign \$1366  = { 1'h0, \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349 , \$1347 , \$1345 , \$1343 , \$1341 , \$1339 , \$1337 , \$1335 , \$1333  } & \$1365 ;
-  assign hit0_13 = | { \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349 , \$1347 , \$1345 , \$1343 , \$1341 , \$1339 , \$1337 , \$1335 , \$1333  };
-  assign \$1367  = \$1366 [0] ? d_row0_0 : 4'h0;
-  assign \$1368  = \$1366 [1] ? d_row0_1 : 4'h0;
-  assign \$1369  = \$1367  | \$1368 ;
-  assign \$1370  = \$1366 [2] ? d_row0_2 : 4'h0;
-  assign \$1371  = \$1369  | \$1370 ;
-  assign \$1372  = \$1366 [3] ? d_row0_3 : 4'h0;
-  assign \$1373  = \$1371  | \$1372 ;
-  assign \$1374  = \$1366 [4] ? d_row0_4 : 4'h0;
-  assign \$1375  = \$1373  | \$1374 ;
-  assign \$1376  = \$1366 [5] ? d_row0_5 : 4'h0;
-  assign \$1377  = \$1375  | \$1376 ;
-  assign \$1378  = \$1366 [6] ? d_row0_6 : 4'h0;
-  assign \$1379  = \$1377  | \$1378 ;
-  assign \$1380  = \$1366 [7] ? d_row0_7 : 4'h0;
-  assign \$1381  = \$1379  | \$1380 ;
-  assign \$1382  = \$1366 [8] ? d_row0_8 : 4'h0;
-  assign \$1383  = \$1381  | \$1382 ;
-  assign \$1384  = \$1366 [9] ? d_row0_9 : 4'h0;
-  assign \$1385  = \$1383  | \$1384 ;
-  assign \$1386  = \$1366 [10] ? d_row0_10 : 4'h0;
-  assign \$1387  = \$1385  | \$1386 ;
-  assign \$1388  = \$1366 [11] ? d_row0_11 : 4'h0;
-  assign \$1389  = \$1387  | \$1388 ;
-  assign \$1390  = \$1366 [12] ? d_row0_12 : 4'h0;
-  assign \$1391  = \$1389  | \$1390 ;
-  assign \$1392  = \$1366 [13] ? d_row0_13 : 4'h0;
-  assign \$1393  = \$1391  | \$1392 ;
-  assign \$1394  = \$1366 [14] ? d_row0_14 : 4'h0;
-  assign \$1395  = \$1393  | \$1394 ;
-  assign \$1396  = \$1366 [15] ? d_row0_15 : 4'h0;
-  assign row0_13 = \$1395  | \$1396 ;
-  assign \$1397  = \$1366 [0] ? d_product_0 : 16'h0000;
-  assign \$1398  = \$1366 [1] ? d_product_1 : 16'h0000;
-  assign \$1399  = \$1397  | \$1398 ;
-  assign \$1400  = \$1366 [2] ? d_product_2 : 16'h0000;
-  assign \$1401  = \$1399  | \$1400 ;
-  assign \$1402  = \$1366 [3] ? d_product_3 : 16'h0000;
-  assign \$1403  = \$1401  | \$1402 ;
-  assign \$1404  = \$1366 [4] ? d_product_4 : 16'h0000;
-  assign \$1405  = \$1403  | \$1404 ;
-  assign \$1406  = \$1366 [5] ? d_product_5 : 16'h0000;
-  assign \$1407  = \$1405  | \$1406 ;
-  assign \$1408  = \$1366 [6] ? d_product_6 : 16'h0000;
-  assign \$1409  = \$1407  | \$1408 ;
-  assign \$1410  = \$1366 [7] ? d_product_7 : 16'h0000;
-  assign \$1411  = \$1409  | \$1410 ;
-  assign \$1412  = \$1366 [8] ? d_product_8 : 16'h0000;
-  assign \$1413  = \$1411  | \$1412 ;
-  assign \$1414  = \$1366 [9] ? d_product_9 : 16'h0000;
-  assign \$1415  = \$1413  | \$1414 ;
-  assign \$1416  = \$1366 [10] ? d_product_10 : 16'h0000;
-  assign \$1417  = \$1415  | \$1416 ;
-  assign \$1418  = \$1366 [11] ? d_product_11 : 16'h0000;
-  assign \$1419  = \$1417  | \$1418 ;
-  assign \$1420  = \$1366 [12] ? d_product_12 : 16'h0000;
-  assign \$1421  = \$1419  | \$1420 ;
-  assign \$1422  = \$1366 [13] ? d_product_13 : 16'h0000;
-  assign \$1423  = \$1421  | \$1422 ;
-  assign \$1424  = \$1366 [14] ? d_product_14 : 16'h0000;
-  assign \$1425  = \$1423  | \$1424 ;
-  assign \$1426  = \$1366 [15] ? d_product_15 : 16'h0000;
-  assign value0_13 = \$1425  | \$1426 ;
-  assign \$1427  = d_bank0_0 == 4'he;
-  assign \$1428  = pending0[0] & \$1427 ;
-  assign \$1429  = d_bank0_1 == 4'he;
-  assign \$1430  = pending0[1] & \$1429 ;
-  assign \$1431  = d_bank0_2 == 4'he;
-  assign \$1432  = pending0[2] & \$1431 ;
-  assign \$1433  = d_bank0_3 == 4'he;
-  assign \$1434  = pending0[3] & \$1433 ;
-  assign \$1435  = d_bank0_4 == 4'he;
-  assign \$1436  = pending0[4] & \$1435 ;
-  assign \$1437  = d_bank0_5 == 4'he;
-  assign \$1438  = pending0[5] & \$1437 ;
-  assign \$1439  = d_bank0_6 == 4'he;
-  assign \$1440  = pending0[6] & \$1439 ;
-  assign \$1441  = d_bank0_7 == 4'he;
-  assign \$1442  = pending0[7] & \$1441 ;
-  assign \$1443  = d_bank0_8 == 4'he;
-  assign \$1444  = pending0[8] & \$1443 ;
-  assign \$1445  = d_bank0_9 == 4'he;
-  assign \$1446  = pending0[9] & \$1445 ;
-  assign \$1447  = d_bank0_10 == 4'he;
-  assign \$1448  = pending0[10] & \$1447 ;
-  assign \$1449  = d_bank0_11 == 4'he;
-  assign \$1450  = pending0[11] & \$1449 ;
-  assign \$1451  = d_bank0_12 == 4'he;
-  assign \$1452  = pending0[12] & \$1451 ;
-  assign \$1453  = d_bank0_13 == 4'he;
-  assign \$1454  = pending0[13] & \$1453 ;
-  assign \$1455  = d_bank0_14 == 4'he;
-  assign \$1456  = pending0[14] & \$1455 ;
-  assign \$1457  = d_bank0_15 == 4'he;
-  assign \$1458  = pending0[15] & \$1457 ;
-  assign \$1459  = ~ { \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444 , \$1442 , \$1440 , \$1438 , \$1436 , \$1434 , \$1432 , \$1430 , \$1428  };
-  assign \$1460  = \$1459  + 1'h1;
-  assign \$1461  = { 1'h0, \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444 , \$1442 , \$1440 , \$1438 , \$1436 , \$1434 , \$1432 , \$1430 , \$1428  } & \$1460 ;
-  assign hit0_14 = | { \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444 , \$1442 , \$1440 , \$1438 , \$1436 , \$1434 , \$1432 , \$1430 , \$1428  };
-  assign \$1462  = \$1461 [0] ? d_row0_0 : 4'h0;
-  assign \$1463  = \$1461 [1] ? d_row0_1 : 4'h0;
-  assign \$1464  = \$1462  | \$1463 ;
-  assign \$1465  = \$1461 [2] ? d_row0_2 : 4'h0;
-  assign \$1466  = \$1464  | \$1465 ;
-  assign \$1467  = \$1461 [3] ? d_row0_3 : 4'h0;
-  assign \$1468  = \$1466  | \$1467 ;
-  assign \$1469  = \$1461 [4] ? d_row0_4 : 4'h0;
-  assign \$1470  = \$1468  | \$1469 ;
-  assign \$1471  = \$1461 [5] ? d_row0_5 : 4'h0;
-  assign \$1472  = \$1470  | \$1471 ;
-  assign \$1473  = \$1461 [6] ? d_row0_6 : 4'h0;
-  assign \$1474  = \$1472  | \$1473 ;
-  assign \$1475  = \$1461 [7] ? d_row0_7 : 4'h0;
-  assign \$1476  = \$1474  | \$1475 ;
-  assign \$1477  = \$1461 [8] ? d_row0_8 : 4'h0;
-  assign \$1478  = \$1476  | \$1477 ;
-  assign \$1479  = \$1461 [9] ? d_row0_9 : 4'h0;
-  assign \$1480  = \$1478  | \$1479 ;
-  assign \$1481  = \$1461 [10] ? d_row0_10 : 4'h0;
-  assign \$1482  = \$1480  | \$1481 ;
-  assign \$1483  = \$1461 [11] ? d_row0_11 : 4'h0;
-  assign \$1484  = \$1482  | \$1483 ;
-  assign \$1485  = \$1461 [12] ? d_row0_12 : 4'h0;
-  assign \$1486  = \$1484  | \$1485 ;
-  assign \$1487  = \$1461 [13] ? d_row0_13 : 4'h0;
-  assign \$1488  = \$1486  | \$1487 ;
-  assign \$1489  = \$1461 [14] ? d_row0_14 : 4'h0;
-  assign \$1490  = \$1488  | \$1489 ;
-  assign \$1491  = \$1461 [15] ? d_row0_15 : 4'h0;
-  assign row0_14 = \$1490  | \$1491 ;
-  assign \$1492  = \$1461 [0] ? d_product_0 : 16'h0000;
-  assign \$1493  = \$1461 [1] ? d_product_1 : 16'h0000;
-  assign \$1494  = \$1492  | \$1493 ;
-  assign \$1495  = \$1461 [2] ? d_product_2 : 16'h0000;
-  assign \$1496  = \$1494  | \$1495 ;
-  assign \$1497  = \$1461 [3] ? d_product_3 : 16'h0000;
-  assign \$1498  = \$1496  | \$1497 ;
-  assign \$1499  = \$1461 [4] ? d_product_4 : 16'h0000;
-  assign \$1500  = \$1498  | \$1499 ;
-  assign \$1501  = \$1461 [5] ? d_product_5 : 16'h0000;
-  assign \$1502  = \$1500  | \$1501 ;
-  assign \$1503  = \$1461 [6] ? d_product_6 : 16'h0000;
-  assign \$1504  = \$1502  | \$1503 ;
-  assign \$1505  = \$1461 [7] ? d_product_7 : 16'h0000;
-  assign \$1506  = \$1504  | \$1505 ;
-  assign \$1507  = \$1461 [8] ? d_product_8 : 16'h0000;
-  assign \$1508  = \$1506  | \$1507 ;
-  assign \$1509  = \$1461 [9] ? d_product_9 : 16'h0000;
-  assign \$1510  = \$1508  | \$1509 ;
-  assign \$1511  = \$1461 [10] ? d_product_10 : 16'h0000;
-  assign \$1512  = \$1510  | \$1511 ;
-  assign \$1513  = \$1461 [11] ? d_product_11 : 16'h0000;
-  assign \$1514  = \$1512  | \$1513 ;
-  assign \$1515  = \$1461 [12] ? d_product_12 : 16'h0000;
-  assign \$1516  = \$1514  | \$1515 ;
-  assign \$1517  = \$1461 [13] ? d_product_13 : 16'h0000;
-  assign \$1518  = \$1516  | \$1517 ;
-  assign \$1519  = \$1461 [14] ? d_product_14 : 16'h0000;
-  assign \$1520  = \$1518  | \$1519 ;
-  assign \$1521  = \$1461 [15] ? d_product_15 : 16'h0000;
-  assign value0_14 = \$1520  | \$1521 ;
-  assign \$1522  = d_bank0_0 == 4'hf;
-  assign \$1523  = pending0[0] & \$1522 ;
-  assign \$1524  = d_bank0_1 == 4'hf;
-  assign \$1525  = pending0[1] & \$1524 ;
-  assign \$1526  = d_bank0_2 == 4'hf;
-  assign \$1527  = pending0[2] & \$1526 ;
-  assign \$1528  = d_bank0_3 == 4'hf;
-  assign \$1529  = pending0[3] & \$1528 ;
-  assign \$1530  = d_bank0_4 == 4'hf;
-  assign \$1531  = pending0[4] & \$1530 ;
-  assign \$1532  = d_bank0_5 == 4'hf;
-  assign \$1533  = pending0[5] & \$1532 ;
-  assign \$1534  = d_bank0_6 == 4'hf;
-  assign \$1535  = pending0[6] & \$1534 ;
-  assign \$1536  = d_bank0_7 == 4'hf;
-  assign \$1537  = pending0[7] & \$1536 ;
-  assign \$1538  = d_bank0_8 == 4'hf;
-  assign \$1539  = pending0[8] & \$1538 ;
-  assign \$1540  = d_bank0_9 == 4'hf;
-  assign \$1541  = pending0[9] & \$1540 ;
-  assign \$1542  = d_bank0_10 == 4'hf;
-  assign \$1543  = pending0[10] & \$1542 ;
-  assign \$1544  = d_bank0_11 == 4'hf;
-  assign \$1545  = pending0[11] & \$1544 ;
-  assign \$1546  = d_bank0_12 == 4'hf;
-  assign \$1547  = pending0[12] & \$1546 ;
-  assign \$1548  = d_bank0_13 == 4'hf;
-  assign \$1549  = pending0[13] & \$1548 ;
-  assign \$1550  = d_bank0_14 == 4'hf;
-  assign \$1551  = pending0[14] & \$1550 ;
-  assign \$1552  = d_bank0_15 == 4'hf;
-  assign \$1553  = pending0[15] & \$1552 ;
-  assign \$1554  = ~ { \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539 , \$1537 , \$1535 , \$1533 , \$1531 , \$1529 , \$1527 , \$1525 , \$1523  };
-  assign \$1555  = \$1554  + 1'h1;
-  assign \$1556  = { 1'h0, \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539 , \$1537 , \$1535 , \$1533 , \$1531 , \$1529 , \$1527 , \$1525 , \$1523  } & \$1555 ;
-  assign hit0_15 = | { \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539 , \$1537 , \$1535 , \$1533 , \$1531 , \$1529 , \$1527 , \$1525 , \$1523  };
-  assign \$1557  = \$1556 [0] ? d_row0_0 : 4'h0;
-  assign \$1558  = \$1556 [1] ? d_row0_1 : 4'h0;
-  assign \$1559  = \$1557  | \$1558 ;
-  assign \$1560  = \$1556 [2] ? d_row0_2 : 4'h0;
-  assign \$1561  = \$1559  | \$1560 ;
-  assign \$1562  = \$1556 [3] ? d_row0_3 : 4'h0;
-  assign \$1563  = \$1561  | \$1562 ;
-  assign \$1564  = \$1556 [4] ? d_row0_4 : 4'h0;
-  assign \$1565  = \$1563  | \$1564 ;
-  assign \$1566  = \$1556 [5] ? d_row0_5 : 4'h0;
-  assign \$1567  = \$1565  | \$1566 ;
-  assign \$1568  = \$1556 [6] ? d_row0_6 : 4'h0;
-  assign \$1569  = \$1567  | \$1568 ;
-  assign \$1570  = \$1556 [7] ? d_row0_7 : 4'h0;
-  assign \$1571  = \$1569  | \$1570 ;
-  assign \$1572  = \$1556 [8] ? d_row0_8 : 4'h0;
-  assign \$1573  = \$1571  | \$1572 ;
-  assign \$1574  = \$1556 [9] ? d_row0_9 : 4'h0;
-  assign \$1575  = \$1573  | \$1574 ;
-  assign \$1576  = \$1556 [10] ? d_row0_10 : 4'h0;
-  assign \$1577  = \$1575  | \$1576 ;
-  assign \$1578  = \$1556 [11] ? d_row0_11 : 4'h0;
-  assign \$1579  = \$1577  | \$1578 ;
-  assign \$1580  = \$1556 [12] ? d_row0_12 : 4'h0;
-  assign \$1581  = \$1579  | \$1580 ;
-  assign \$1582  = \$1556 [13] ? d_row0_13 : 4'h0;
-  assign \$1583  = \$1581  | \$1582 ;
-  assign \$1584  = \$1556 [14] ? d_row0_14 : 4'h0;
-  assign \$1585  = \$1583  | \$1584 ;
-  assign \$1586  = \$1556 [15] ? d_row0_15 : 4'h0;
-  assign row0_15 = \$1585  | \$1586 ;
-  assign \$1587  = \$1556 [0] ? d_product_0 : 16'h0000;
-  assign \$1588  = \$1556 [1] ? d_product_1 : 16'h0000;
-  assign \$1589  = \$1587  | \$1588 ;
-  assign \$1590  = \$1556 [2] ? d_product_2 : 16'h0000;
-  assign \$1591  = \$1589  | \$1590 ;
-  assign \$1592  = \$1556 [3] ? d_product_3 : 16'h0000;
-  assign \$1593  = \$1591  | \$1592 ;
-  assign \$1594  = \$1556 [4] ? d_product_4 : 16'h0000;
-  assign \$1595  = \$1593  | \$1594 ;
-  assign \$1596  = \$1556 [5] ? d_product_5 : 16'h0000;
-  assign \$1597  = \$1595  | \$1596 ;
-  assign \$1598  = \$1556 [6] ? d_product_6 : 16'h0000;
-  assign \$1599  = \$1597  | \$1598 ;
-  assign \$1600  = \$1556 [7] ? d_product_7 : 16'h0000;
-  assign \$1601  = \$1599  | \$1600 ;
-  assign \$1602  = \$1556 [8] ? d_product_8 : 16'h0000;
-  assign \$1603  = \$1601  | \$1602 ;
-  assign \$1604  = \$1556 [9] ? d_product_9 : 16'h0000;
-  assign \$1605  = \$1603  | \$1604 ;
-  assign \$1606  = \$1556 [10] ? d_product_10 : 16'h0000;
-  assign \$1607  = \$1605  | \$1606 ;
-  assign \$1608  = \$1556 [11] ? d_product_11 : 16'h0000;
-  assign \$1609  = \$1607  | \$1608 ;
-  assign \$1610  = \$1556 [12] ? d_product_12 : 16'h0000;
-  assign \$1611  = \$1609  | \$1610 ;
-  assign \$1612  = \$1556 [13] ? d_product_13 : 16'h0000;
-  assign \$1613  = \$1611  | \$1612 ;
-  assign \$1614  = \$1556 [14] ? d_product_14 : 16'h0000;
-  assign \$1615  = \$1613  | \$1614 ;
-  assign \$1616  = \$1556 [15] ? d_product_15 : 16'h0000;
-  assign value0_15 = \$1615  | \$1616 ;
-  assign \$1617  = d_bank0_0 == 5'h10;
-  assign \$1618  = pending0[0] & \$1617 ;
-  assign \$1619  = d_bank0_1 == 5'h10;
-  assign \$1620  = pending0[1] & \$1619 ;
-  assign \$1621  = d_bank0_2 == 5'h10;
-  assign \$1622  = pending0[2] & \$1621 ;
-  assign \$1623  = d_bank0_3 == 5'h10;
-  assign \$1624  = pending0[3] & \$1623 ;
-  assign \$1625  = d_bank0_4 == 5'h10;
-  assign \$1626  = pending0[4] & \$1625 ;
-  assign \$1627  = d_bank0_5 == 5'h10;
-  assign \$1628  = pending0[5] & \$1627 ;
-  assign \$1629  = d_bank0_6 == 5'h10;
-  assign \$1630  = pending0[6] & \$1629 ;
-  assign \$1631  = d_bank0_7 == 5'h10;
-  assign \$1632  = pending0[7] & \$1631 ;
-  assign \$1633  = d_bank0_8 == 5'h10;
-  assign \$1634  = pending0[8] & \$1633 ;
-  assign \$1635  = d_bank0_9 == 5'h10;
-  assign \$1636  = pending0[9] & \$1635 ;
-  assign \$1637  = d_bank0_10 == 5'h10;
-  assign \$1638  = pending0[10] & \$1637 ;
-  assign \$1639  = d_bank0_11 == 5'h10;
-  assign \$1640  = pending0[11] & \$1639 ;
-  assign \$1641  = d_bank0_12 == 5'h10;
-  assign \$1642  = pending0[12] & \$1641 ;
-  assign \$1643  = d_bank0_13 == 5'h10;
-  assign \$1644  = pending0[13] & \$1643 ;
-  assign \$1645  = d_bank0_14 == 5'h10;
-  assign \$1646  = pending0[14] & \$1645 ;
-  assign \$1647  = d_bank0_15 == 5'h10;
-  assign \$1648  = pending0[15] & \$1647 ;
-  assign \$1649  = ~ { \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634 , \$1632 , \$1630 , \$1628 , \$1626 , \$1624 , \$1622 , \$1620 , \$1618  };
-  assign \$1650  = \$1649  + 1'h1;
-  assign \$1651  = { 1'h0, \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634 , \$1632 , \$1630 , \$1628 , \$1626 , \$1624 , \$1622 , \$1620 , \$1618  } & \$1650 ;
-  assign hit0_16 = | { \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634 , \$1632 , \$1630 , \$1628 , \$1626 , \$1624 , \$1622 , \$1620 , \$1618  };
-  assign \$1652  = \$1651 [0] ? d_row0_0 : 4'h0;
-  assign \$1653  = \$1651 [1] ? d_row0_1 : 4'h0;
-  assign \$1654  = \$1652  | \$1653 ;
-  assign \$1655  = \$1651 [2] ? d_row0_2 : 4'h0;
-  assign \$1656  = \$1654  | \$1655 ;
-  assign \$1657  = \$1651 [3] ? d_row0_3 : 4'h0;
-  assign \$1658  = \$1656  | \$1657 ;
-  assign \$1659  = \$1651 [4] ? d_row0_4 : 4'h0;
-  assign \$1660  = \$1658  | \$1659 ;
-  assign \$1661  = \$1651 [5] ? d_row0_5 : 4'h0;
-  assign \$1662  = \$1660  | \$1661 ;
-  assign \$1663  = \$1651 [6] ? d_row0_6 : 4'h0;
-  assign \$1664  = \$1662  | \$1663 ;
-  assign \$1665  = \$1651 [7] ? d_row0_7 : 4'h0;
-  assign \$1666  = \$1664  | \$1665 ;
-  assign \$1667  = \$1651 [8] ? d_row0_8 : 4'h0;
-  assign \$1668  = \$1666  | \$1667 ;
-  assign \$1669  = \$1651 [9] ? d_row0_9 : 4'h0;
-  assign \$1670  = \$1668  | \$1669 ;
-  assign \$1671  = \$1651 [10] ? d_row0_10 : 4'h0;
-  assign \$1672  = \$1670  | \$1671 ;
-  assign \$1673  = \$1651 [11] ? d_row0_11 : 4'h0;
-  assign \$1674  = \$1672  | \$1673 ;
-  assign \$1675  = \$1651 [12] ? d_row0_12 : 4'h0;
-  assign \$1676  = \$1674  | \$1675 ;
-  assign \$1677  = \$1651 [13] ? d_row0_13 : 4'h0;
-  assign \$1678  = \$1676  | \$1677 ;
-  assign \$1679  = \$1651 [14] ? d_row0_14 : 4'h0;
-  assign \$1680  = \$1678  | \$1679 ;
-  assign \$1681  = \$1651 [15] ? d_row0_15 : 4'h0;
-  assign row0_16 = \$1680  | \$1681 ;
-  assign \$1682  = \$1651 [0] ? d_product_0 : 16'h0000;
-  assign \$1683  = \$1651 [1] ? d_product_1 : 16'h0000;
-  assign \$1684  = \$1682  | \$1683 ;
-  assign \$1685  = \$1651 [2] ? d_product_2 : 16'h0000;
-  assign \$1686  = \$1684  | \$1685 ;
-  assign \$1687  = \$1651 [3] ? d_product_3 : 16'h0000;
-  assign \$1688  = \$1686  | \$1687 ;
-  assign \$1689  = \$1651 [4] ? d_product_4 : 16'h0000;
-  assign \$1690  = \$1688  | \$1689 ;
-  assign \$1691  = \$1651 [5] ? d_product_5 : 16'h0000;
-  assign \$1692  = \$1690  | \$1691 ;
-  assign \$1693  = \$1651 [6] ? d_product_6 : 16'h0000;
-  assign \$1694  = \$1692  | \$1693 ;
-  assign \$1695  = \$1651 [7] ? d_product_7 : 16'h0000;
-  assign \$1696  = \$1694  | \$1695 ;
-  assign \$1697  = \$1651 [8] ? d_product_8 : 16'h0000;
-  assign \$1698  = \$1696  | \$1697 ;
-  assign \$1699  = \$1651 [9] ? d_product_9 : 16'h0000;
-  assign \$1700  = \$1698  | \$1699 ;
-  assign \$1701  = \$1651 [10] ? d_product_10 : 16'h0000;
-  assign \$1702  = \$1700  | \$1701 ;
-  assign \$1703  = \$1651 [11] ? d_product_11 : 16'h0000;
-  assign \$1704  = \$1702  | \$1703 ;
-  assign \$1705  = \$1651 [12] ? d_product_12 : 16'h0000;
-  assign \$1706  = \$1704  | \$1705 ;
-  assign \$1707  = \$1651 [13] ? d_product_13 : 16'h0000;
-  assign \$1708  = \$1706  | \$1707 ;
-  assign \$1709  = \$1651 [14] ? d_product_14 : 16'h0000;
-  assign \$1710  = \$1708  | \$1709 ;
-  assign \$1711  = \$1651 [15] ? d_product_15 : 16'h0000;
-  assign value0_16 = \$1710  | \$1711 ;
-  assign \$1712  = d_bank0_0 == 5'h11;
-  assign \$1713  = pending0[0] & \$1712 ;
-  assign \$1714  = d_bank0_1 == 5'h11;
-  assign \$1715  = pending0[1] & \$1714 ;
-  assign \$1716  = d_bank0_2 == 5'h11;
-  assign \$1717  = pending0[2] & \$1716 ;
-  assign \$1718  = d_bank0_3 == 5'h11;
-  assign \$1719  = pending0[3] & \$1718 ;
-  assign \$1720  = d_bank0_4 == 5'h11;
-  assign \$1721  = pending0[4] & \$1720 ;
-  assign \$1722  = d_bank0_5 == 5'h11;
-  assign \$1723  = pending0[5] & \$1722 ;
-  assign \$1724  = d_bank0_6 == 5'h11;
-  assign \$1725  = pending0[6] & \$1724 ;
-  assign \$1726  = d_bank0_7 == 5'h11;
-  assign \$1727  = pending0[7] & \$1726 ;
-  assign \$1728  = d_bank0_8 == 5'h11;
-  assign \$1729  = pending0[8] & \$1728 ;
-  assign \$1730  = d_bank0_9 == 5'h11;
-  assign \$1731  = pending0[9] & \$1730 ;
-  assign \$1732  = d_bank0_10 == 5'h11;
-  assign \$1733  = pending0[10] & \$1732 ;
-  assign \$1734  = d_bank0_11 == 5'h11;
-  assign \$1735  = pending0[11] & \$1734 ;
-  assign \$1736  = d_bank0_12 == 5'h11;
-  assign \$1737  = pending0[12] & \$1736 ;
-  assign \$1738  = d_bank0_13 == 5'h11;
-  assign \$1739  = pending0[13] & \$1738 ;
-  assign \$1740  = d_bank0_14 == 5'h11;
-  assign \$1741  = pending0[14] & \$1740 ;
-  assign \$1742  = d_bank0_15 == 5'h11;
-  assign \$1743  = pending0[15] & \$1742 ;
-  assign \$1744  = ~ { \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729 , \$1727 , \$1725 , \$1723 , \$1721 , \$1719 , \$1717 , \$1715 , \$1713  };
-  assign \$1745  = \$1744  + 1'h1;
-  assign \$1746  = { 1'h0, \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729 , \$1727 , \$1725 , \$1723 , \$1721 , \$1719 , \$1717 , \$1715 , \$1713  } & \$1745 ;
-  assign hit0_17 = | { \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729 , \$1727 , \$1725 , \$1723 , \$1721 , \$1719 , \$1717 , \$1715 , \$1713  };
-  assign \$1747  = \$1746 [0] ? d_row0_0 : 4'h0;
-  assign \$1748  = \$1746 [1] ? d_row0_1 : 4'h0;
-  assign \$1749  = \$1747  | \$1748 ;
-  assign \$1750  = \$1746 [2] ? d_row0_2 : 4'h0;
-  assign \$1751  = \$1749  | \$1750 ;
-  assign \$1752  = \$1746 [3] ? d_row0_3 : 4'h0;
-  assign \$1753  = \$1751  | \$1752 ;
-  assign \$1754  = \$1746 [4] ? d_row0_4 : 4'h0;
-  assign \$1755  = \$1753  | \$1754 ;
-  assign \$1756  = \$1746 [5] ? d_row0_5 : 4'h0;
-  assign \$1757  = \$1755  | \$1756 ;
-  assign \$1758  = \$1746 [6] ? d_row0_6 : 4'h0;
-  assign \$1759  = \$1757  | \$1758 ;
-  assign \$1760  = \$1746 [7] ? d_row0_7 : 4'h0;
-  assign \$1761  = \$1759  | \$1760 ;
-  assign \$1762  = \$1746 [8] ? d_row0_8 : 4'h0;
-  assign \$1763  = \$1761  | \$1762 ;
-  assign \$1764  = \$1746 [9] ? d_row0_9 : 4'h0;
-  assign \$1765  = \$1763  | \$1764 ;
-  assign \$1766  = \$1746 [10] ? d_row0_10 : 4'h0;
-  assign \$1767  = \$1765  | \$1766 ;
-  assign \$1768  = \$1746 [11] ? d_row0_11 : 4'h0;
-  assign \$1769  = \$1767  | \$1768 ;
-  assign \$1770  = \$1746 [12] ? d_row0_12 : 4'h0;
-  assign \$1771  = \$1769  | \$1770 ;
-  assign \$1772  = \$1746 [13] ? d_row0_13 : 4'h0;
-  assign \$1773  = \$1771  | \$1772 ;
-  assign \$1774  = \$1746 [14] ? d_row0_14 : 4'h0;
-  assign \$1775  = \$1773  | \$1774 ;
-  assign \$1776  = \$1746 [15] ? d_row0_15 : 4'h0;
-  assign row0_17 = \$1775  | \$1776 ;
-  assign \$1777  = \$1746 [0] ? d_product_0 : 16'h0000;
-  assign \$1778  = \$1746 [1] ? d_product_1 : 16'h0000;
-  assign \$1779  = \$1777  | \$1778 ;
-  assign \$1780  = \$1746 [2] ? d_product_2 : 16'h0000;
-  assign \$1781  = \$1779  | \$1780 ;
-  assign \$1782  = \$1746 [3] ? d_product_3 : 16'h0000;
-  assign \$1783  = \$1781  | \$1782 ;
-  assign \$1784  = \$1746 [4] ? d_product_4 : 16'h0000;
-  assign \$1785  = \$1783  | \$1784 ;
-  assign \$1786  = \$1746 [5] ? d_product_5 : 16'h0000;
-  assign \$1787  = \$1785  | \$1786 ;
-  assign \$1788  = \$1746 [6] ? d_product_6 : 16'h0000;
-  assign \$1789  = \$1787  | \$1788 ;
-  assign \$1790  = \$1746 [7] ? d_product_7 : 16'h0000;
-  assign \$1791  = \$1789  | \$1790 ;
-  assign \$1792  = \$1746 [8] ? d_product_8 : 16'h0000;
-  assign \$1793  = \$1791  | \$1792 ;
-  assign \$1794  = \$1746 [9] ? d_product_9 : 16'h0000;
-  assign \$1795  = \$1793  | \$1794 ;
-  assign \$1796  = \$1746 [10] ? d_product_10 : 16'h0000;
-  assign \$1797  = \$1795  | \$1796 ;
-  assign \$1798  = \$1746 [11] ? d_product_11 : 16'h0000;
-  assign \$1799  = \$1797  | \$1798 ;
-  assign \$1800  = \$1746 [12] ? d_product_12 : 16'h0000;
-  assign \$1801  = \$1799  | \$1800 ;
-  assign \$1802  = \$1746 [13] ? d_product_13 : 16'h0000;
-  assign \$1803  = \$1801  | \$1802 ;
-  assign \$1804  = \$1746 [14] ? d_product_14 : 16'h0000;
-  assign \$1805  = \$1803  | \$1804 ;
-  assign \$1806  = \$1746 [15] ? d_product_15 : 16'h0000;
-  assign value0_17 = \$1805  | \$1806 ;
-  assign \$1807  = d_bank0_0 == 5'h12;
-  assign \$1808  = pending0[0] & \$1807 ;
-  assign \$1809  = d_bank0_1 == 5'h12;
-  assign \$1810  = pending0[1] & \$1809 ;
-  assign \$1811  = d_bank0_2 == 5'h12;
-  assign \$1812  = pending0[2] & \$1811 ;
-  assign \$1813  = d_bank0_3 == 5'h12;
-  assign \$1814  = pending0[3] & \$1813 ;
-  assign \$1815  = d_bank0_4 == 5'h12;
-  assign \$1816  = pending0[4] & \$1815 ;
-  assign \$1817  = d_bank0_5 == 5'h12;
-  assign \$1818  = pending0[5] & \$1817 ;
-  assign \$1819  = d_bank0_6 == 5'h12;
-  assign \$1820  = pending0[6] & \$1819 ;
-  assign \$1821  = d_bank0_7 == 5'h12;
-  assign \$1822  = pending0[7] & \$1821 ;
-  assign \$1823  = d_bank0_8 == 5'h12;
-  assign \$1824  = pending0[8] & \$1823 ;
-  assign \$1825  = d_bank0_9 == 5'h12;
-  assign \$1826  = pending0[9] & \$1825 ;
-  assign \$1827  = d_bank0_10 == 5'h12;
-  assign \$1828  = pending0[10] & \$1827 ;
-  assign \$1829  = d_bank0_11 == 5'h12;
-  assign \$1830  = pending0[11] & \$1829 ;
-  assign \$1831  = d_bank0_12 == 5'h12;
-  assign \$1832  = pending0[12] & \$1831 ;
-  assign \$1833  = d_bank0_13 == 5'h12;
-  assign \$1834  = pending0[13] & \$1833 ;
-  assign \$1835  = d_bank0_14 == 5'h12;
-  assign \$1836  = pending0[14] & \$1835 ;
-  assign \$1837  = d_bank0_15 == 5'h12;
-  assign \$1838  = pending0[15] & \$1837 ;
-  assign \$1839  = ~ { \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824 , \$1822 , \$1820 , \$1818 , \$1816 , \$1814 , \$1812 , \$1810 , \$1808  };
-  assign \$1840  = \$1839  + 1'h1;
-  assign \$1841  = { 1'h0, \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824 , \$1822 , \$1820 , \$1818 , \$1816 , \$1814 , \$1812 , \$1810 , \$1808  } & \$1840 ;
-  assign hit0_18 = | { \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824 , \$1822 , \$1820 , \$1818 , \$1816 , \$1814 , \$1812 , \$1810 , \$1808  };
-  assign \$1842  = \$1841 [0] ? d_row0_0 : 4'h0;
-  assign \$1843  = \$1841 [1] ? d_row0_1 : 4'h0;
-  assign \$1844  = \$1842  | \$1843 ;
-  assign \$1845  = \$1841 [2] ? d_row0_2 : 4'h0;
-  assign \$1846  = \$1844  | \$1845 ;
-  assign \$1847  = \$1841 [3] ? d_row0_3 : 4'h0;
-  assign \$1848  = \$1846  | \$1847 ;
-  assign \$1849  = \$1841 [4] ? d_row0_4 : 4'h0;
-  assign \$1850  = \$1848  | \$1849 ;
-  assign \$1851  = \$1841 [5] ? d_row0_5 : 4'h0;
-  assign \$1852  = \$1850  | \$1851 ;
-  assign \$1853  = \$1841 [6] ? d_row0_6 : 4'h0;
-  assign \$1854  = \$1852  | \$1853 ;
-  assign \$1855  = \$1841 [7] ? d_row0_7 : 4'h0;
-  assign \$1856  = \$1854  | \$1855 ;
-  assign \$1857  = \$1841 [8] ? d_row0_8 : 4'h0;
-  assign \$1858  = \$1856  | \$1857 ;
-  assign \$1859  = \$1841 [9] ? d_row0_9 : 4'h0;
-  assign \$1860  = \$1858  | \$1859 ;
-  assign \$1861  = \$1841 [10] ? d_row0_10 : 4'h0;
-  assign \$1862  = \$1860  | \$1861 ;
-  assign \$1863  = \$1841 [11] ? d_row0_11 : 4'h0;
-  assign \$1864  = \$1862  | \$1863 ;
-  assign \$1865  = \$1841 [12] ? d_row0_12 : 4'h0;
-  assign \$1866  = \$1864  | \$1865 ;
-  assign \$1867  = \$1841 [13] ? d_row0_13 : 4'h0;
-  assign \$1868  = \$1866  | \$1867 ;
-  assign \$1869  = \$1841 [14] ? d_row0_14 : 4'h0;
-  assign \$1870  = \$1868  | \$1869 ;
-  assign \$1871  = \$1841 [15] ? d_row0_15 : 4'h0;
-  assign row0_18 = \$1870  | \$1871 ;
-  assign \$1872  = \$1841 [0] ? d_product_0 : 16'h0000;
-  assign \$1873  = \$1841 [1] ? d_product_1 : 16'h0000;
-  assign \$1874  = \$1872  | \$1873 ;
-  assign \$1875  = \$1841 [2] ? d_product_2 : 16'h0000;
-  assign \$1876  = \$1874  | \$1875 ;
-  assign \$1877  = \$1841 [3] ? d_product_3 : 16'h0000;
-  assign \$1878  = \$1876  | \$1877 ;
-  assign \$1879  = \$1841 [4] ? d_product_4 : 16'h0000;
-  assign \$1880  = \$1878  | \$1879 ;
-  assign \$1881  = \$1841 [5] ? d_product_5 : 16'h0000;
-  assign \$1882  = \$1880  | \$1881 ;
-  assign \$1883  = \$1841 [6] ? d_product_6 : 16'h0000;
-  assign \$1884  = \$1882  | \$1883 ;
-  assign \$1885  = \$1841 [7] ? d_product_7 : 16'h0000;
-  assign \$1886  = \$1884  | \$1885 ;
-  assign \$1887  = \$1841 [8] ? d_product_8 : 16'h0000;
-  assign \$1888  = \$1886  | \$1887 ;
-  assign \$1889  = \$1841 [9] ? d_product_9 : 16'h0000;
-  assign \$1890  = \$1888  | \$1889 ;
-  assign \$1891  = \$1841 [10] ? d_product_10 : 16'h0000;
-  assign \$1892  = \$1890  | \$1891 ;
-  assign \$1893  = \$1841 [11] ? d_product_11 : 16'h0000;
-  assign \$1894  = \$1892  | \$1893 ;
-  assign \$1895  = \$1841 [12] ? d_product_12 : 16'h0000;
-  assign \$1896  = \$1894  | \$1895 ;
-  assign \$1897  = \$1841 [13] ? d_product_13 : 16'h0000;
-  assign \$1898  = \$1896  | \$1897 ;
-  assign \$1899  = \$1841 [14] ? d_product_14 : 16'h0000;
-  assign \$1900  = \$1898  | \$1899 ;
-  assign \$1901  = \$1841 [15] ? d_product_15 : 16'h0000;
-  assign value0_18 = \$1900  | \$1901 ;
-  assign \$1902  = d_bank0_0 == 5'h13;
-  assign \$1903  = pending0[0] & \$1902 ;
-  assign \$1904  = d_bank0_1 == 5'h13;
-  assign \$1905  = pending0[1] & \$1904 ;
-  assign \$1906  = d_bank0_2 == 5'h13;
-  assign \$1907  = pending0[2] & \$1906 ;
-  assign \$1908  = d_bank0_3 == 5'h13;
-  assign \$1909  = pending0[3] & \$1908 ;
-  assign \$1910  = d_bank0_4 == 5'h13;
-  assign \$1911  = pending0[4] & \$1910 ;
-  assign \$1912  = d_bank0_5 == 5'h13;
-  assign \$1913  = pending0[5] & \$1912 ;
-  assign \$1914  = d_bank0_6 == 5'h13;
-  assign \$1915  = pending0[6] & \$1914 ;
-  assign \$1916  = d_bank0_7 == 5'h13;
-  assign \$1917  = pending0[7] & \$1916 ;
-  assign \$1918  = d_bank0_8 == 5'h13;
-  assign \$1919  = pending0[8] & \$1918 ;
-  assign \$1920  = d_bank0_9 == 5'h13;
-  assign \$1921  = pending0[9] & \$1920 ;
-  assign \$1922  = d_bank0_10 == 5'h13;
-  assign \$1923  = pending0[10] & \$1922 ;
-  assign \$1924  = d_bank0_11 == 5'h13;
-  assign \$1925  = pending0[11] & \$1924 ;
-  assign \$1926  = d_bank0_12 == 5'h13;
-  assign \$1927  = pending0[12] & \$1926 ;
-  assign \$1928  = d_bank0_13 == 5'h13;
-  assign \$1929  = pending0[13] & \$1928 ;
-  assign \$1930  = d_bank0_14 == 5'h13;
-  assign \$1931  = pending0[14] & \$1930 ;
-  assign \$1932  = d_bank0_15 == 5'h13;
-  assign \$1933  = pending0[15] & \$1932 ;
-  assign \$1934  = ~ { \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919 , \$1917 , \$1915 , \$1913 , \$1911 , \$1909 , \$1907 , \$1905 , \$1903  };
-  assign \$1935  = \$1934  + 1'h1;
-  assign \$1936  = { 1'h0, \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919 , \$1917 , \$1915 , \$1913 , \$1911 , \$1909 , \$1907 , \$1905 , \$1903  } & \$1935 ;
-  assign hit0_19 = | { \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919 , \$1917 , \$1915 , \$1913 , \$1911 , \$1909 , \$1907 , \$1905 , \$1903  };
-  assign \$1937  = \$1936 [0] ? d_row0_0 : 4'h0;
-  assign \$1938  = \$1936 [1] ? d_row0_1 : 4'h0;
-  assign \$1939  = \$1937  | \$1938 ;
-  assign \$1940  = \$1936 [2] ? d_row0_2 : 4'h0;
-  assign \$1941  = \$1939  | \$1940 ;
-  assign \$1942  = \$1936 [3] ? d_row0_3 : 4'h0;
-  assign \$1943  = \$1941  | \$1942 ;
-  assign \$1944  = \$1936 [4] ? d_row0_4 : 4'h0;
-  assign \$1945  = \$1943  | \$1944 ;
-  assign \$1946  = \$1936 [5] ? d_row0_5 : 4'h0;
-  assign \$1947  = \$1945  | \$1946 ;
-  assign \$1948  = \$1936 [6] ? d_row0_6 : 4'h0;
-  assign \$1949  = \$1947  | \$1948 ;
-  assign \$1950  = \$1936 [7] ? d_row0_7 : 4'h0;
-  assign \$1951  = \$1949  | \$1950 ;
-  assign \$1952  = \$1936 [8] ? d_row0_8 : 4'h0;
-  assign \$1953  = \$1951  | \$1952 ;
-  assign \$1954  = \$1936 [9] ? d_row0_9 : 4'h0;
-  assign \$1955  = \$1953  | \$1954 ;
-  assign \$1956  = \$1936 [10] ? d_row0_10 : 4'h0;
-  assign \$1957  = \$1955  | \$1956 ;
-  assign \$1958  = \$1936 [11] ? d_row0_11 : 4'h0;
-  assign \$1959  = \$1957  | \$1958 ;
-  assign \$1960  = \$1936 [12] ? d_row0_12 : 4'h0;
-  assign \$1961  = \$1959  | \$1960 ;
-  assign \$1962  = \$1936 [13] ? d_row0_13 : 4'h0;
-  assign \$1963  = \$1961  | \$1962 ;
-  assign \$1964  = \$1936 [14] ? d_row0_14 : 4'h0;
-  assign \$1965  = \$1963  | \$1964 ;
-  assign \$1966  = \$1936 [15] ? d_row0_15 : 4'h0;
-  assign row0_19 = \$1965  | \$1966 ;
-  assign \$1967  = \$1936 [0] ? d_product_0 : 16'h0000;
-  assign \$1968  = \$1936 [1] ? d_product_1 : 16'h0000;
-  assign \$1969  = \$1967  | \$1968 ;
-  assign \$1970  = \$1936 [2] ? d_product_2 : 16'h0000;
-  assign \$1971  = \$1969  | \$1970 ;
-  assign \$1972  = \$1936 [3] ? d_product_3 : 16'h0000;
-  assign \$1973  = \$1971  | \$1972 ;
-  assign \$1974  = \$1936 [4] ? d_product_4 : 16'h0000;
-  assign \$1975  = \$1973  | \$1974 ;
-  assign \$1976  = \$1936 [5] ? d_product_5 : 16'h0000;
-  assign \$1977  = \$1975  | \$1976 ;
-  assign \$1978  = \$1936 [6] ? d_product_6 : 16'h0000;
-  assign \$1979  = \$1977  | \$1978 ;
-  assign \$1980  = \$1936 [7] ? d_product_7 : 16'h0000;
-  assign \$1981  = \$1979  | \$1980 ;
-  assign \$1982  = \$1936 [8] ? d_product_8 : 16'h0000;
-  assign \$1983  = \$1981  | \$1982 ;
-  assign \$1984  = \$1936 [9] ? d_product_9 : 16'h0000;
-  assign \$1985  = \$1983  | \$1984 ;
-  assign \$1986  = \$1936 [10] ? d_product_10 : 16'h0000;
-  assign \$1987  = \$1985  | \$1986 ;
-  assign \$1988  = \$1936 [11] ? d_product_11 : 16'h0000;
-  assign \$1989  = \$1987  | \$1988 ;
-  assign \$1990  = \$1936 [12] ? d_product_12 : 16'h0000;
-  assign \$1991  = \$1989  | \$1990 ;
-  assign \$1992  = \$1936 [13] ? d_product_13 : 16'h0000;
-  assign \$1993  = \$1991  | \$1992 ;
-  assign \$1994  = \$1936 [14] ? d_product_14 : 16'h0000;
-  assign \$1995  = \$1993  | \$1994 ;
-  assign \$1996  = \$1936 [15] ? d_product_15 : 16'h0000;
-  assign value0_19 = \$1995  | \$1996 ;
-  assign \$1997  = d_bank0_0 == 5'h14;
-  assign \$1998  = pending0[0] & \$1997 ;
-  assign \$1999  = d_bank0_1 == 5'h14;
-  assign \$2000  = pending0[1] & \$1999 ;
-  assign \$2001  = d_bank0_2 == 5'h14;
-  assign \$2002  = pending0[2] & \$2001 ;
-  assign \$2003  = d_bank0_3 == 5'h14;
-  assign \$2004  = pending0[3] & \$2003 ;
-  assign \$2005  = d_bank0_4 == 5'h14;
-  assign \$2006  = pending0[4] & \$2005 ;
-  assign \$2007  = d_bank0_5 == 5'h14;
-  assign \$2008  = pending0[5] & \$2007 ;
-  assign \$2009  = d_bank0_6 == 5'h14;
-  assign \$2010  = pending0[6] & \$2009 ;
-  assign \$2011  = d_bank0_7 == 5'h14;
-  assign \$2012  = pending0[7] & \$2011 ;
-  assign \$2013  = d_bank0_8 == 5'h14;
-  assign \$2014  = pending0[8] & \$2013 ;
-  assign \$2015  = d_bank0_9 == 5'h14;
-  assign \$2016  = pending0[9] & \$2015 ;
-  assign \$2017  = d_bank0_10 == 5'h14;
-  assign \$2018  = pending0[10] & \$2017 ;
-  assign \$2019  = d_bank0_11 == 5'h14;
-  assign \$2020  = pending0[11] & \$2019 ;
-  assign \$2021  = d_bank0_12 == 5'h14;
-  assign \$2022  = pending0[12] & \$2021 ;
-  assign \$2023  = d_bank0_13 == 5'h14;
-  assign \$2024  = pending0[13] & \$2023 ;
-  assign \$2025  = d_bank0_14 == 5'h14;
-  assign \$2026  = pending0[14] & \$2025 ;
-  assign \$2027  = d_bank0_15 == 5'h14;
-  assign \$2028  = pending0[15] & \$2027 ;
-  assign \$2029  = ~ { \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014 , \$2012 , \$2010 , \$2008 , \$2006 , \$2004 , \$2002 , \$2000 , \$1998  };
-  assign \$2030  = \$2029  + 1'h1;
-  assign \$2031  = { 1'h0, \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014 , \$2012 , \$2010 , \$2008 , \$2006 , \$2004 , \$2002 , \$2000 , \$1998  } & \$2030 ;
-  assign hit0_20 = | { \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014 , \$2012 , \$2010 , \$2008 , \$2006 , \$2004 , \$2002 , \$2000 , \$1998  };
-  assign \$2032  = \$2031 [0] ? d_row0_0 : 4'h0;
-  assign \$2033  = \$2031 [1] ? d_row0_1 : 4'h0;
-  assign \$2034  = \$2032  | \$2033 ;
-  assign \$2035  = \$2031 [2] ? d_row0_2 : 4'h0;
-  assign \$2036  = \$2034  | \$2035 ;
-  assign \$2037  = \$2031 [3] ? d_row0_3 : 4'h0;
-  assign \$2038  = \$2036  | \$2037 ;
-  assign \$2039  = \$2031 [4] ? d_row0_4 : 4'h0;
-  assign \$2040  = \$2038  | \$2039 ;
-  assign \$2041  = \$2031 [5] ? d_row0_5 : 4'h0;
-  assign \$2042  = \$2040  | \$2041 ;
-  assign \$2043  = \$2031 [6] ? d_row0_6 : 4'h0;
-  assign \$2044  = \$2042  | \$2043 ;
-  assign \$2045  = \$2031 [7] ? d_row0_7 : 4'h0;
-  assign \$2046  = \$2044  | \$2045 ;
-  assign \$2047  = \$2031 [8] ? d_row0_8 : 4'h0;
-  assign \$2048  = \$2046  | \$2047 ;
-  assign \$2049  = \$2031 [9] ? d_row0_9 : 4'h0;
-  assign \$2050  = \$2048  | \$2049 ;
-  assign \$2051  = \$2031 [10] ? d_row0_10 : 4'h0;
-  assign \$2052  = \$2050  | \$2051 ;
-  assign \$2053  = \$2031 [11] ? d_row0_11 : 4'h0;
-  assign \$2054  = \$2052  | \$2053 ;
-  assign \$2055  = \$2031 [12] ? d_row0_12 : 4'h0;
-  assign \$2056  = \$2054  | \$2055 ;
-  assign \$2057  = \$2031 [13] ? d_row0_13 : 4'h0;
-  assign \$2058  = \$2056  | \$2057 ;
-  assign \$2059  = \$2031 [14] ? d_row0_14 : 4'h0;
-  assign \$2060  = \$2058  | \$2059 ;
-  assign \$2061  = \$2031 [15] ? d_row0_15 : 4'h0;
-  assign row0_20 = \$2060  | \$2061 ;
-  assign \$2062  = \$2031 [0] ? d_product_0 : 16'h0000;
-  assign \$2063  = \$2031 [1] ? d_product_1 : 16'h0000;
-  assign \$2064  = \$2062  | \$2063 ;
-  assign \$2065  = \$2031 [2] ? d_product_2 : 16'h0000;
-  assign \$2066  = \$2064  | \$2065 ;
-  assign \$2067  = \$2031 [3] ? d_product_3 : 16'h0000;
-  assign \$2068  = \$2066  | \$2067 ;
-  assign \$2069  = \$2031 [4] ? d_product_4 : 16'h0000;
-  assign \$2070  = \$2068  | \$2069 ;
-  assign \$2071  = \$2031 [5] ? d_product_5 : 16'h0000;
-  assign \$2072  = \$2070  | \$2071 ;
-  assign \$2073  = \$2031 [6] ? d_product_6 : 16'h0000;
-  assign \$2074  = \$2072  | \$2073 ;
-  assign \$2075  = \$2031 [7] ? d_product_7 : 16'h0000;
-  assign \$2076  = \$2074  | \$2075 ;
-  assign \$2077  = \$2031 [8] ? d_product_8 : 16'h0000;
-  assign \$2078  = \$2076  | \$2077 ;
-  assign \$2079  = \$2031 [9] ? d_product_9 : 16'h0000;
-  assign \$2080  = \$2078  | \$2079 ;
-  assign \$2081  = \$2031 [10] ? d_product_10 : 16'h0000;
-  assign \$2082  = \$2080  | \$2081 ;
-  assign \$2083  = \$2031 [11] ? d_product_11 : 16'h0000;
-  assign \$2084  = \$2082  | \$2083 ;
-  assign \$2085  = \$2031 [12] ? d_product_12 : 16'h0000;
-  assign \$2086  = \$2084  | \$2085 ;
-  assign \$2087  = \$2031 [13] ? d_product_13 : 16'h0000;
-  assign \$2088  = \$2086  | \$2087 ;
-  assign \$2089  = \$2031 [14] ? d_product_14 : 16'h0000;
-  assign \$2090  = \$2088  | \$2089 ;
-  assign \$2091  = \$2031 [15] ? d_product_15 : 16'h0000;
-  assign value0_20 = \$2090  | \$2091 ;
-  assign \$2092  = d_bank0_0 == 5'h15;
-  assign \$2093  = pending0[0] & \$2092 ;
-  assign \$2094  = d_bank0_1 == 5'h15;
-  assign \$2095  = pending0[1] & \$2094 ;
-  assign \$2096  = d_bank0_2 == 5'h15;
-  assign \$2097  = pending0[2] & \$2096 ;
-  assign \$2098  = d_bank0_3 == 5'h15;
-  assign \$2099  = pending0[3] & \$2098 ;
-  assign \$2100  = d_bank0_4 == 5'h15;
-  assign \$2101  = pending0[4] & \$2100 ;
-  assign \$2102  = d_bank0_5 == 5'h15;
-  assign \$2103  = pending0[5] & \$2102 ;
-  assign \$2104  = d_bank0_6 == 5'h15;
-  assign \$2105  = pending0[6] & \$2104 ;
-  assign \$2106  = d_bank0_7 == 5'h15;
-  assign \$2107  = pending0[7] & \$2106 ;
-  assign \$2108  = d_bank0_8 == 5'h15;
-  assign \$2109  = pending0[8] & \$2108 ;
-  assign \$2110  = d_bank0_9 == 5'h15;
-  assign \$2111  = pending0[9] & \$2110 ;
-  assign \$2112  = d_bank0_10 == 5'h15;
-  assign \$2113  = pending0[10] & \$2112 ;
-  assign \$2114  = d_bank0_11 == 5'h15;
-  assign \$2115  = pending0[11] & \$2114 ;
-  assign \$2116  = d_bank0_12 == 5'h15;
-  assign \$2117  = pending0[12] & \$2116 ;
-  assign \$2118  = d_bank0_13 == 5'h15;
-  assign \$2119  = pending0[13] & \$2118 ;
-  assign \$2120  = d_bank0_14 == 5'h15;
-  assign \$2121  = pending0[14] & \$2120 ;
-  assign \$2122  = d_bank0_15 == 5'h15;
-  assign \$2123  = pending0[15] & \$2122 ;
-  assign \$2124  = ~ { \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109 , \$2107 , \$2105 , \$2103 , \$2101 , \$2099 , \$2097 , \$2095 , \$2093  };
-  assign \$2125  = \$2124  + 1'h1;
-  assign \$2126  = { 1'h0, \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109 , \$2107 , \$2105 , \$2103 , \$2101 , \$2099 , \$2097 , \$2095 , \$2093  } & \$2125 ;
-  assign hit0_21 = | { \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109 , \$2107 , \$2105 , \$2103 , \$2101 , \$2099 , \$2097 , \$2095 , \$2093  };
-  assign \$2127  = \$2126 [0] ? d_row0_0 : 4'h0;
-  assign \$2128  = \$2126 [1] ? d_row0_1 : 4'h0;
-  assign \$2129  = \$2127  | \$2128 ;
-  assign \$2130  = \$2126 [2] ? d_row0_2 : 4'h0;
-  assign \$2131  = \$2129  | \$2130 ;
-  assign \$2132  = \$2126 [3] ? d_row0_3 : 4'h0;
-  assign \$2133  = \$2131  | \$2132 ;
-  assign \$2134  = \$2126 [4] ? d_row0_4 : 4'h0;
-  assign \$2135  = \$2133  | \$2134 ;
-  assign \$2136  = \$2126 [5] ? d_row0_5 : 4'h0;
-  assign \$2137  = \$2135  | \$2136 ;
-  assign \$2138  = \$2126 [6] ? d_row0_6 : 4'h0;
-  assign \$2139  = \$2137  | \$2138 ;
-  assign \$2140  = \$2126 [7] ? d_row0_7 : 4'h0;
-  assign \$2141  = \$2139  | \$2140 ;
-  assign \$2142  = \$2126 [8] ? d_row0_8 : 4'h0;
-  assign \$2143  = \$2141  | \$2142 ;
-  assign \$2144  = \$2126 [9] ? d_row0_9 : 4'h0;
-  assign \$2145  = \$2143  | \$2144 ;
-  assign \$2146  = \$2126 [10] ? d_row0_10 : 4'h0;
-  assign \$2147  = \$2145  | \$2146 ;
-  assign \$2148  = \$2126 [11] ? d_row0_11 : 4'h0;
-  assign \$2149  = \$2147  | \$2148 ;
-  assign \$2150  = \$2126 [12] ? d_row0_12 : 4'h0;
-  assign \$2151  = \$2149  | \$2150 ;
-  assign \$2152  = \$2126 [13] ? d_row0_13 : 4'h0;
-  assign \$2153  = \$2151  | \$2152 ;
-  assign \$2154  = \$2126 [14] ? d_row0_14 : 4'h0;
-  assign \$2155  = \$2153  | \$2154 ;
-  assign \$2156  = \$2126 [15] ? d_row0_15 : 4'h0;
-  assign row0_21 = \$2155  | \$2156 ;
-  assign \$2157  = \$2126 [0] ? d_product_0 : 16'h0000;
-  assign \$2158  = \$2126 [1] ? d_product_1 : 16'h0000;
-  assign \$2159  = \$2157  | \$2158 ;
-  assign \$2160  = \$2126 [2] ? d_product_2 : 16'h0000;
-  assign \$2161  = \$2159  | \$2160 ;
-  assign \$2162  = \$2126 [3] ? d_product_3 : 16'h0000;
-  assign \$2163  = \$2161  | \$2162 ;
-  assign \$2164  = \$2126 [4] ? d_product_4 : 16'h0000;
-  assign \$2165  = \$2163  | \$2164 ;
-  assign \$2166  = \$2126 [5] ? d_product_5 : 16'h0000;
-  assign \$2167  = \$2165  | \$2166 ;
-  assign \$2168  = \$2126 [6] ? d_product_6 : 16'h0000;
-  assign \$2169  = \$2167  | \$2168 ;
-  assign \$2170  = \$2126 [7] ? d_product_7 : 16'h0000;
-  assign \$2171  = \$2169  | \$2170 ;
-  assign \$2172  = \$2126 [8] ? d_product_8 : 16'h0000;
-  assign \$2173  = \$2171  | \$2172 ;
-  assign \$2174  = \$2126 [9] ? d_product_9 : 16'h0000;
-  assign \$2175  = \$2173  | \$2174 ;
-  assign \$2176  = \$2126 [10] ? d_product_10 : 16'h0000;
-  assign \$2177  = \$2175  | \$2176 ;
-  assign \$2178  = \$2126 [11] ? d_product_11 : 16'h0000;
-  assign \$2179  = \$2177  | \$2178 ;
-  assign \$2180  = \$2126 [12] ? d_product_12 : 16'h0000;
-  assign \$2181  = \$2179  | \$2180 ;
-  assign \$2182  = \$2126 [13] ? d_product_13 : 16'h0000;
-  assign \$2183  = \$2181  | \$2182 ;
-  assign \$2184  = \$2126 [14] ? d_product_14 : 16'h0000;
-  assign \$2185  = \$2183  | \$2184 ;
-  assign \$2186  = \$2126 [15] ? d_product_15 : 16'h0000;
-  assign value0_21 = \$2185  | \$2186 ;
-  assign \$2187  = d_bank0_0 == 5'h16;
-  assign \$2188  = pending0[0] & \$2187 ;
-  assign \$2189  = d_bank0_1 == 5'h16;
-  assign \$2190  = pending0[1] & \$2189 ;
-  assign \$2191  = d_bank0_2 == 5'h16;
-  assign \$2192  = pending0[2] & \$2191 ;
-  assign \$2193  = d_bank0_3 == 5'h16;
-  assign \$2194  = pending0[3] & \$2193 ;
-  assign \$2195  = d_bank0_4 == 5'h16;
-  assign \$2196  = pending0[4] & \$2195 ;
-  assign \$2197  = d_bank0_5 == 5'h16;
-  assign \$2198  = pending0[5] & \$2197 ;
-  assign \$2199  = d_bank0_6 == 5'h16;
-  assign \$2200  = pending0[6] & \$2199 ;
-  assign \$2201  = d_bank0_7 == 5'h16;
-  assign \$2202  = pending0[7] & \$2201 ;
-  assign \$2203  = d_bank0_8 == 5'h16;
-  assign \$2204  = pending0[8] & \$2203 ;
-  assign \$2205  = d_bank0_9 == 5'h16;
-  assign \$2206  = pending0[9] & \$2205 ;
-  assign \$2207  = d_bank0_10 == 5'h16;
-  assign \$2208  = pending0[10] & \$2207 ;
-  assign \$2209  = d_bank0_11 == 5'h16;
-  assign \$2210  = pending0[11] & \$2209 ;
-  assign \$2211  = d_bank0_12 == 5'h16;
-  assign \$2212  = pending0[12] & \$2211 ;
-  assign \$2213  = d_bank0_13 == 5'h16;
-  assign \$2214  = pending0[13] & \$2213 ;
-  assign \$2215  = d_bank0_14 == 5'h16;
-  assign \$2216  = pending0[14] & \$2215 ;
-  assign \$2217  = d_bank0_15 == 5'h16;
-  assign \$2218  = pending0[15] & \$2217 ;
-  assign \$2219  = ~ { \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204 , \$2202 , \$2200 , \$2198 , \$2196 , \$2194 , \$2192 , \$2190 , \$2188  };
-  assign \$2220  = \$2219  + 1'h1;
-  assign \$2221  = { 1'h0, \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204 , \$2202 , \$2200 , \$2198 , \$2196 , \$2194 , \$2192 , \$2190 , \$2188  } & \$2220 ;
-  assign hit0_22 = | { \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204 , \$2202 , \$2200 , \$2198 , \$2196 , \$2194 , \$2192 , \$2190 , \$2188  };
-  assign \$2222  = \$2221 [0] ? d_row0_0 : 4'h0;
-  assign \$2223  = \$2221 [1] ? d_row0_1 : 4'h0;
-  assign \$2224  = \$2222  | \$2223 ;
-  assign \$2225  = \$2221 [2] ? d_row0_2 : 4'h0;
-  assign \$2226  = \$2224  | \$2225 ;
-  assign \$2227  = \$2221 [3] ? d_row0_3 : 4'h0;
-  assign \$2228  = \$2226  | \$2227 ;
-  assign \$2229  = \$2221 [4] ? d_row0_4 : 4'h0;
-  assign \$2230  = \$2228  | \$2229 ;
-  assign \$2231  = \$2221 [5] ? d_row0_5 : 4'h0;
-  assign \$2232  = \$2230  | \$2231 ;
-  assign \$2233  = \$2221 [6] ? d_row0_6 : 4'h0;
-  assign \$2234  = \$2232  | \$2233 ;
-  assign \$2235  = \$2221 [7] ? d_row0_7 : 4'h0;
-  assign \$2236  = \$2234  | \$2235 ;
-  assign \$2237  = \$2221 [8] ? d_row0_8 : 4'h0;
-  assign \$2238  = \$2236  | \$2237 ;
-  assign \$2239  = \$2221 [9] ? d_row0_9 : 4'h0;
-  assign \$2240  = \$2238  | \$2239 ;
-  assign \$2241  = \$2221 [10] ? d_row0_10 : 4'h0;
-  assign \$2242  = \$2240  | \$2241 ;
-  assign \$2243  = \$2221 [11] ? d_row0_11 : 4'h0;
-  assign \$2244  = \$2242  | \$2243 ;
-  assign \$2245  = \$2221 [12] ? d_row0_12 : 4'h0;
-  assign \$2246  = \$2244  | \$2245 ;
-  assign \$2247  = \$2221 [13] ? d_row0_13 : 4'h0;
-  assign \$2248  = \$2246  | \$2247 ;
-  assign \$2249  = \$2221 [14] ? d_row0_14 : 4'h0;
-  assign \$2250  = \$2248  | \$2249 ;
-  assign \$2251  = \$2221 [15] ? d_row0_15 : 4'h0;
-  assign row0_22 = \$2250  | \$2251 ;
-  assign \$2252  = \$2221 [0] ? d_product_0 : 16'h0000;
-  assign \$2253  = \$2221 [1] ? d_product_1 : 16'h0000;
-  assign \$2254  = \$2252  | \$2253 ;
-  assign \$2255  = \$2221 [2] ? d_product_2 : 16'h0000;
-  assign \$2256  = \$2254  | \$2255 ;
-  assign \$2257  = \$2221 [3] ? d_product_3 : 16'h0000;
-  assign \$2258  = \$2256  | \$2257 ;
-  assign \$2259  = \$2221 [4] ? d_product_4 : 16'h0000;
-  assign \$2260  = \$2258  | \$2259 ;
-  assign \$2261  = \$2221 [5] ? d_product_5 : 16'h0000;
-  assign \$2262  = \$2260  | \$2261 ;
-  assign \$2263  = \$2221 [6] ? d_product_6 : 16'h0000;
-  assign \$2264  = \$2262  | \$2263 ;
-  assign \$2265  = \$2221 [7] ? d_product_7 : 16'h0000;
-  assign \$2266  = \$2264  | \$2265 ;
-  assign \$2267  = \$2221 [8] ? d_product_8 : 16'h0000;
-  assign \$2268  = \$2266  | \$2267 ;
-  assign \$2269  = \$2221 [9] ? d_product_9 : 16'h0000;
-  assign \$2270  = \$2268  | \$2269 ;
-  assign \$2271  = \$2221 [10] ? d_product_10 : 16'h0000;
-  assign \$2272  = \$2270  | \$2271 ;
-  assign \$2273  = \$2221 [11] ? d_product_11 : 16'h0000;
-  assign \$2274  = \$2272  | \$2273 ;
-  assign \$2275  = \$2221 [12] ? d_product_12 : 16'h0000;
-  assign \$2276  = \$2274  | \$2275 ;
-  assign \$2277  = \$2221 [13] ? d_product_13 : 16'h0000;
-  assign \$2278  = \$2276  | \$2277 ;
-  assign \$2279  = \$2221 [14] ? d_product_14 : 16'h0000;
-  assign \$2280  = \$2278  | \$2279 ;
-  assign \$2281  = \$2221 [15] ? d_product_15 : 16'h0000;
-  assign value0_22 = \$2280  | \$2281 ;
-  assign \$2282  = d_bank0_0 == 5'h17;
-  assign \$2283  = pending0[0] & \$2282 ;
-  assign \$2284  = d_bank0_1 == 5'h17;
-  assign \$2285  = pending0[1] & \$2284 ;
-  assign \$2286  = d_bank0_2 == 5'h17;
-  assign \$2287  = pending0[2] & \$2286 ;
-  assign \$2288  = d_bank0_3 == 5'h17;
-  assign \$2289  = pending0[3] & \$2288 ;
-  assign \$2290  = d_bank0_4 == 5'h17;
-  assign \$2291  = pending0[4] & \$2290 ;
-  assign \$2292  = d_bank0_5 == 5'h17;
-  assign \$2293  = pending0[5] & \$2292 ;
-  assign \$2294  = d_bank0_6 == 5'h17;
-  assign \$2295  = pending0[6] & \$2294 ;
-  assign \$2296  = d_bank0_7 == 5'h17;
-  assign \$2297  = pending0[7] & \$2296 ;
-  assign \$2298  = d_bank0_8 == 5'h17;
-  assign \$2299  = pending0[8] & \$2298 ;
-  assign \$2300  = d_bank0_9 == 5'h17;
-  assign \$2301  = pending0[9] & \$2300 ;
-  assign \$2302  = d_bank0_10 == 5'h17;
-  assign \$2303  = pending0[10] & \$2302 ;
-  assign \$2304  = d_bank0_11 == 5'h17;
-  assign \$2305  = pending0[11] & \$2304 ;
-  assign \$2306  = d_bank0_12 == 5'h17;
-  assign \$2307  = pending0[12] & \$2306 ;
-  assign \$2308  = d_bank0_13 == 5'h17;
-  assign \$2309  = pending0[13] & \$2308 ;
-  assign \$2310  = d_bank0_14 == 5'h17;
-  assign \$2311  = pending0[14] & \$2310 ;
-  assign \$2312  = d_bank0_15 == 5'h17;
-  assign \$2313  = pending0[15] & \$2312 ;
-  assign \$2314  = ~ { \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299 , \$2297 , \$2295 , \$2293 , \$2291 , \$2289 , \$2287 , \$2285 , \$2283  };
-  assign \$2315  = \$2314  + 1'h1;
-  assign \$2316  = { 1'h0, \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299 , \$2297 , \$2295 , \$2293 , \$2291 , \$2289 , \$2287 , \$2285 , \$2283  } & \$2315 ;
-  assign hit0_23 = | { \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299 , \$2297 , \$2295 , \$2293 , \$2291 , \$2289 , \$2287 , \$2285 , \$2283  };
-  assign \$2317  = \$2316 [0] ? d_row0_0 : 4'h0;
-  assign \$2318  = \$2316 [1] ? d_row0_1 : 4'h0;
-  assign \$2319  = \$2317  | \$2318 ;
-  assign \$2320  = \$2316 [2] ? d_row0_2 : 4'h0;
-  assign \$2321  = \$2319  | \$2320 ;
-  assign \$2322  = \$2316 [3] ? d_row0_3 : 4'h0;
-  assign \$2323  = \$2321  | \$2322 ;
-  assign \$2324  = \$2316 [4] ? d_row0_4 : 4'h0;
-  assign \$2325  = \$2323  | \$2324 ;
-  assign \$2326  = \$2316 [5] ? d_row0_5 : 4'h0;
-  assign \$2327  = \$2325  | \$2326 ;
-  assign \$2328  = \$2316 [6] ? d_row0_6 : 4'h0;
-  assign \$2329  = \$2327  | \$2328 ;
-  assign \$2330  = \$2316 [7] ? d_row0_7 : 4'h0;
-  assign \$2331  = \$2329  | \$2330 ;
-  assign \$2332  = \$2316 [8] ? d_row0_8 : 4'h0;
-  assign \$2333  = \$2331  | \$2332 ;
-  assign \$2334  = \$2316 [9] ? d_row0_9 : 4'h0;
-  assign \$2335  = \$2333  | \$2334 ;
-  assign \$2336  = \$2316 [10] ? d_row0_10 : 4'h0;
-  assign \$2337  = \$2335  | \$2336 ;
-  assign \$2338  = \$2316 [11] ? d_row0_11 : 4'h0;
-  assign \$2339  = \$2337  | \$2338 ;
-  assign \$2340  = \$2316 [12] ? d_row0_12 : 4'h0;
-  assign \$2341  = \$2339  | \$2340 ;
-  assign \$2342  = \$2316 [13] ? d_row0_13 : 4'h0;
-  assign \$2343  = \$2341  | \$2342 ;
-  assign \$2344  = \$2316 [14] ? d_row0_14 : 4'h0;
-  assign \$2345  = \$2343  | \$2344 ;
-  assign \$2346  = \$2316 [15] ? d_row0_15 : 4'h0;
-  assign row0_23 = \$2345  | \$2346 ;
-  assign \$2347  = \$2316 [0] ? d_product_0 : 16'h0000;
-  assign \$2348  = \$2316 [1] ? d_product_1 : 16'h0000;
-  assign \$2349  = \$2347  | \$2348 ;
-  assign \$2350  = \$2316 [2] ? d_product_2 : 16'h0000;
-  assign \$2351  = \$2349  | \$2350 ;
-  assign \$2352  = \$2316 [3] ? d_product_3 : 16'h0000;
-  assign \$2353  = \$2351  | \$2352 ;
-  assign \$2354  = \$2316 [4] ? d_product_4 : 16'h0000;
-  assign \$2355  = \$2353  | \$2354 ;
-  assign \$2356  = \$2316 [5] ? d_product_5 : 16'h0000;
-  assign \$2357  = \$2355  | \$2356 ;
-  assign \$2358  = \$2316 [6] ? d_product_6 : 16'h0000;
-  assign \$2359  = \$2357  | \$2358 ;
-  assign \$2360  = \$2316 [7] ? d_product_7 : 16'h0000;
-  assign \$2361  = \$2359  | \$2360 ;
-  assign \$2362  = \$2316 [8] ? d_product_8 : 16'h0000;
-  assign \$2363  = \$2361  | \$2362 ;
-  assign \$2364  = \$2316 [9] ? d_product_9 : 16'h0000;
-  assign \$2365  = \$2363  | \$2364 ;
-  assign \$2366  = \$2316 [10] ? d_product_10 : 16'h0000;
-  assign \$2367  = \$2365  | \$2366 ;
-  assign \$2368  = \$2316 [11] ? d_product_11 : 16'h0000;
-  assign \$2369  = \$2367  | \$2368 ;
-  assign \$2370  = \$2316 [12] ? d_product_12 : 16'h0000;
-  assign \$2371  = \$2369  | \$2370 ;
-  assign \$2372  = \$2316 [13] ? d_product_13 : 16'h0000;
-  assign \$2373  = \$2371  | \$2372 ;
-  assign \$2374  = \$2316 [14] ? d_product_14 : 16'h0000;
-  assign \$2375  = \$2373  | \$2374 ;
-  assign \$2376  = \$2316 [15] ? d_product_15 : 16'h0000;
-  assign value0_23 = \$2375  | \$2376 ;
-  assign \$2377  = d_bank0_0 == 5'h18;
-  assign \$2378  = pending0[0] & \$2377 ;
-  assign \$2379  = d_bank0_1 == 5'h18;
-  assign \$2380  = pending0[1] & \$2379 ;
-  assign \$2381  = d_bank0_2 == 5'h18;
-  assign \$2382  = pending0[2] & \$2381 ;
-  assign \$2383  = d_bank0_3 == 5'h18;
-  assign \$2384  = pending0[3] & \$2383 ;
-  assign \$2385  = d_bank0_4 == 5'h18;
-  assign \$2386  = pending0[4] & \$2385 ;
-  assign \$2387  = d_bank0_5 == 5'h18;
-  assign \$2388  = pending0[5] & \$2387 ;
-  assign \$2389  = d_bank0_6 == 5'h18;
-  assign \$2390  = pending0[6] & \$2389 ;
-  assign \$2391  = d_bank0_7 == 5'h18;
-  assign \$2392  = pending0[7] & \$2391 ;
-  assign \$2393  = d_bank0_8 == 5'h18;
-  assign \$2394  = pending0[8] & \$2393 ;
-  assign \$2395  = d_bank0_9 == 5'h18;
-  assign \$2396  = pending0[9] & \$2395 ;
-  assign \$2397  = d_bank0_10 == 5'h18;
-  assign \$2398  = pending0[10] & \$2397 ;
-  assign \$2399  = d_bank0_11 == 5'h18;
-  assign \$2400  = pending0[11] & \$2399 ;
-  assign \$2401  = d_bank0_12 == 5'h18;
-  assign \$2402  = pending0[12] & \$2401 ;
-  assign \$2403  = d_bank0_13 == 5'h18;
-  assign \$2404  = pending0[13] & \$2403 ;
-  assign \$2405  = d_bank0_14 == 5'h18;
-  assign \$2406  = pending0[14] & \$2405 ;
-  assign \$2407  = d_bank0_15 == 5'h18;
-  assign \$2408  = pending0[15] & \$2407 ;
-  assign \$2409  = ~ { \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394 , \$2392 , \$2390 , \$2388 , \$2386 , \$2384 , \$2382 , \$2380 , \$2378  };
-  assign \$2410  = \$2409  + 1'h1;
-  assign \$2411  = { 1'h0, \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394 , \$2392 , \$2390 , \$2388 , \$2386 , \$2384 , \$2382 , \$2380 , \$2378  } & \$2410 ;
-  assign hit0_24 = | { \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394 , \$2392 , \$2390 , \$2388 , \$2386 , \$2384 , \$2382 , \$2380 , \$2378  };
-  assign \$2412  = \$2411 [0] ? d_row0_0 : 4'h0;
-  assign \$2413  = \$2411 [1] ? d_row0_1 : 4'h0;
-  assign \$2414  = \$2412  | \$2413 ;
-  assign \$2415  = \$2411 [2] ? d_row0_2 : 4'h0;
-  assign \$2416  = \$2414  | \$2415 ;
-  assign \$2417  = \$2411 [3] ? d_row0_3 : 4'h0;
-  assign \$2418  = \$2416  | \$2417 ;
-  assign \$2419  = \$2411 [4] ? d_row0_4 : 4'h0;
-  assign \$2420  = \$2418  | \$2419 ;
-  assign \$2421  = \$2411 [5] ? d_row0_5 : 4'h0;
-  assign \$2422  = \$2420  | \$2421 ;
-  assign \$2423  = \$2411 [6] ? d_row0_6 : 4'h0;
-  assign \$2424  = \$2422  | \$2423 ;
-  assign \$2425  = \$2411 [7] ? d_row0_7 : 4'h0;
-  assign \$2426  = \$2424  | \$2425 ;
-  assign \$2427  = \$2411 [8] ? d_row0_8 : 4'h0;
-  assign \$2428  = \$2426  | \$2427 ;
-  assign \$2429  = \$2411 [9] ? d_row0_9 : 4'h0;
-  assign \$2430  = \$2428  | \$2429 ;
-  assign \$2431  = \$2411 [10] ? d_row0_10 : 4'h0;
-  assign \$2432  = \$2430  | \$2431 ;
-  assign \$2433  = \$2411 [11] ? d_row0_11 : 4'h0;
-  assign \$2434  = \$2432  | \$2433 ;
-  assign \$2435  = \$2411 [12] ? d_row0_12 : 4'h0;
-  assign \$2436  = \$2434  | \$2435 ;
-  assign \$2437  = \$2411 [13] ? d_row0_13 : 4'h0;
-  assign \$2438  = \$2436  | \$2437 ;
-  assign \$2439  = \$2411 [14] ? d_row0_14 : 4'h0;
-  assign \$2440  = \$2438  | \$2439 ;
-  assign \$2441  = \$2411 [15] ? d_row0_15 : 4'h0;
-  assign row0_24 = \$2440  | \$2441 ;
-  assign \$2442  = \$2411 [0] ? d_product_0 : 16'h0000;
-  assign \$2443  = \$2411 [1] ? d_product_1 : 16'h0000;
-  assign \$2444  = \$2442  | \$2443 ;
-  assign \$2445  = \$2411 [2] ? d_product_2 : 16'h0000;
-  assign \$2446  = \$2444  | \$2445 ;
-  assign \$2447  = \$2411 [3] ? d_product_3 : 16'h0000;
-  assign \$2448  = \$2446  | \$2447 ;
-  assign \$2449  = \$2411 [4] ? d_product_4 : 16'h0000;
-  assign \$2450  = \$2448  | \$2449 ;
-  assign \$2451  = \$2411 [5] ? d_product_5 : 16'h0000;
-  assign \$2452  = \$2450  | \$2451 ;
-  assign \$2453  = \$2411 [6] ? d_product_6 : 16'h0000;
-  assign \$2454  = \$2452  | \$2453 ;
-  assign \$2455  = \$2411 [7] ? d_product_7 : 16'h0000;
-  assign \$2456  = \$2454  | \$2455 ;
-  assign \$2457  = \$2411 [8] ? d_product_8 : 16'h0000;
-  assign \$2458  = \$2456  | \$2457 ;
-  assign \$2459  = \$2411 [9] ? d_product_9 : 16'h0000;
-  assign \$2460  = \$2458  | \$2459 ;
-  assign \$2461  = \$2411 [10] ? d_product_10 : 16'h0000;
-  assign \$2462  = \$2460  | \$2461 ;
-  assign \$2463  = \$2411 [11] ? d_product_11 : 16'h0000;
-  assign \$2464  = \$2462  | \$2463 ;
-  assign \$2465  = \$2411 [12] ? d_product_12 : 16'h0000;
-  assign \$2466  = \$2464  | \$2465 ;
-  assign \$2467  = \$2411 [13] ? d_product_13 : 16'h0000;
-  assign \$2468  = \$2466  | \$2467 ;
-  assign \$2469  = \$2411 [14] ? d_product_14 : 16'h0000;
-  assign \$2470  = \$2468  | \$2469 ;
-  assign \$2471  = \$2411 [15] ? d_product_15 : 16'h0000;
-  assign value0_24 = \$2470  | \$2471 ;
-  assign \$2472  = d_bank0_0 == 5'h19;
-  assign \$2473  = pending0[0] & \$2472 ;
-  assign \$2474  = d_bank0_1 == 5'h19;
-  assign \$2475  = pending0[1] & \$2474 ;
-  assign \$2476  = d_bank0_2 == 5'h19;
-  assign \$2477  = pending0[2] & \$2476 ;
-  assign \$2478  = d_bank0_3 == 5'h19;
-  assign \$2479  = pending0[3] & \$2478 ;
-  assign \$2480  = d_bank0_4 == 5'h19;
-  assign \$2481  = pending0[4] & \$2480 ;
-  assign \$2482  = d_bank0_5 == 5'h19;
-  assign \$2483  = pending0[5] & \$2482 ;
-  assign \$2484  = d_bank0_6 == 5'h19;
-  assign \$2485  = pending0[6] & \$2484 ;
-  assign \$2486  = d_bank0_7 == 5'h19;
-  assign \$2487  = pending0[7] & \$2486 ;
-  assign \$2488  = d_bank0_8 == 5'h19;
-  assign \$2489  = pending0[8] & \$2488 ;
-  assign \$2490  = d_bank0_9 == 5'h19;
-  assign \$2491  = pending0[9] & \$2490 ;
-  assign \$2492  = d_bank0_10 == 5'h19;
-  assign \$2493  = pending0[10] & \$2492 ;
-  assign \$2494  = d_bank0_11 == 5'h19;
-  assign \$2495  = pending0[11] & \$2494 ;
-  assign \$2496  = d_bank0_12 == 5'h19;
-  assign \$2497  = pending0[12] & \$2496 ;
-  assign \$2498  = d_bank0_13 == 5'h19;
-  assign \$2499  = pending0[13] & \$2498 ;
-  assign \$2500  = d_bank0_14 == 5'h19;
-  assign \$2501  = pending0[14] & \$2500 ;
-  assign \$2502  = d_bank0_15 == 5'h19;
-  assign \$2503  = pending0[15] & \$2502 ;
-  assign \$2504  = ~ { \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489 , \$2487 , \$2485 , \$2483 , \$2481 , \$2479 , \$2477 , \$2475 , \$2473  };
-  assign \$2505  = \$2504  + 1'h1;
-  assign \$2506  = { 1'h0, \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489 , \$2487 , \$2485 , \$2483 , \$2481 , \$2479 , \$2477 , \$2475 , \$2473  } & \$2505 ;
-  assign hit0_25 = | { \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489 , \$2487 , \$2485 , \$2483 , \$2481 , \$2479 , \$2477 , \$2475 , \$2473  };
-  assign \$2507  = \$2506 [0] ? d_row0_0 : 4'h0;
-  assign \$2508  = \$2506 [1] ? d_row0_1 : 4'h0;
-  assign \$2509  = \$2507  | \$2508 ;
-  assign \$2510  = \$2506 [2] ? d_row0_2 : 4'h0;
-  assign \$2511  = \$2509  | \$2510 ;
-  assign \$2512  = \$2506 [3] ? d_row0_3 : 4'h0;
-  assign \$2513  = \$2511  | \$2512 ;
-  assign \$2514  = \$2506 [4] ? d_row0_4 : 4'h0;
-  assign \$2515  = \$2513  | \$2514 ;
-  assign \$2516  = \$2506 [5] ? d_row0_5 : 4'h0;
-  assign \$2517  = \$2515  | \$2516 ;
-  assign \$2518  = \$2506 [6] ? d_row0_6 : 4'h0;
-  assign \$2519  = \$2517  | \$2518 ;
-  assign \$2520  = \$2506 [7] ? d_row0_7 : 4'h0;
-  assign \$2521  = \$2519  | \$2520 ;
-  assign \$2522  = \$2506 [8] ? d_row0_8 : 4'h0;
-  assign \$2523  = \$2521  | \$2522 ;
-  assign \$2524  = \$2506 [9] ? d_row0_9 : 4'h0;
-  assign \$2525  = \$2523  | \$2524 ;
-  assign \$2526  = \$2506 [10] ? d_row0_10 : 4'h0;
-  assign \$2527  = \$2525  | \$2526 ;
-  assign \$2528  = \$2506 [11] ? d_row0_11 : 4'h0;
-  assign \$2529  = \$2527  | \$2528 ;
-  assign \$2530  = \$2506 [12] ? d_row0_12 : 4'h0;
-  assign \$2531  = \$2529  | \$2530 ;
-  assign \$2532  = \$2506 [13] ? d_row0_13 : 4'h0;
-  assign \$2533  = \$2531  | \$2532 ;
-  assign \$2534  = \$2506 [14] ? d_row0_14 : 4'h0;
-  assign \$2535  = \$2533  | \$2534 ;
-  assign \$2536  = \$2506 [15] ? d_row0_15 : 4'h0;
-  assign row0_25 = \$2535  | \$2536 ;
-  assign \$2537  = \$2506 [0] ? d_product_0 : 16'h0000;
-  assign \$2538  = \$2506 [1] ? d_product_1 : 16'h0000;
-  assign \$2539  = \$2537  | \$2538 ;
-  assign \$2540  = \$2506 [2] ? d_product_2 : 16'h0000;
-  assign \$2541  = \$2539  | \$2540 ;
-  assign \$2542  = \$2506 [3] ? d_product_3 : 16'h0000;
-  assign \$2543  = \$2541  | \$2542 ;
-  assign \$2544  = \$2506 [4] ? d_product_4 : 16'h0000;
-  assign \$2545  = \$2543  | \$2544 ;
-  assign \$2546  = \$2506 [5] ? d_product_5 : 16'h0000;
-  assign \$2547  = \$2545  | \$2546 ;
-  assign \$2548  = \$2506 [6] ? d_product_6 : 16'h0000;
-  assign \$2549  = \$2547  | \$2548 ;
-  assign \$2550  = \$2506 [7] ? d_product_7 : 16'h0000;
-  assign \$2551  = \$2549  | \$2550 ;
-  assign \$2552  = \$2506 [8] ? d_product_8 : 16'h0000;
-  assign \$2553  = \$2551  | \$2552 ;
-  assign \$2554  = \$2506 [9] ? d_product_9 : 16'h0000;
-  assign \$2555  = \$2553  | \$2554 ;
-  assign \$2556  = \$2506 [10] ? d_product_10 : 16'h0000;
-  assign \$2557  = \$2555  | \$2556 ;
-  assign \$2558  = \$2506 [11] ? d_product_11 : 16'h0000;
-  assign \$2559  = \$2557  | \$2558 ;
-  assign \$2560  = \$2506 [12] ? d_product_12 : 16'h0000;
-  assign \$2561  = \$2559  | \$2560 ;
-  assign \$2562  = \$2506 [13] ? d_product_13 : 16'h0000;
-  assign \$2563  = \$2561  | \$2562 ;
-  assign \$2564  = \$2506 [14] ? d_product_14 : 16'h0000;
-  assign \$2565  = \$2563  | \$2564 ;
-  assign \$2566  = \$2506 [15] ? d_product_15 : 16'h0000;
-  assign value0_25 = \$2565  | \$2566 ;
-  assign \$2567  = d_bank0_0 == 5'h1a;
-  assign \$2568  = pending0[0] & \$2567 ;
-  assign \$2569  = d_bank0_1 == 5'h1a;
-  assign \$2570  = pending0[1] & \$2569 ;
-  assign \$2571  = d_bank0_2 == 5'h1a;
-  assign \$2572  = pending0[2] & \$2571 ;
-  assign \$2573  = d_bank0_3 == 5'h1a;
-  assign \$2574  = pending0[3] & \$2573 ;
-  assign \$2575  = d_bank0_4 == 5'h1a;
-  assign \$2576  = pending0[4] & \$2575 ;
-  assign \$2577  = d_bank0_5 == 5'h1a;
-  assign \$2578  = pending0[5] & \$2577 ;
-  assign \$2579  = d_bank0_6 == 5'h1a;
-  assign \$2580  = pending0[6] & \$2579 ;
-  assign \$2581  = d_bank0_7 == 5'h1a;
-  assign \$2582  = pending0[7] & \$2581 ;
-  assign \$2583  = d_bank0_8 == 5'h1a;
-  assign \$2584  = pending0[8] & \$2583 ;
-  assign \$2585  = d_bank0_9 == 5'h1a;
-  assign \$2586  = pending0[9] & \$2585 ;
-  assign \$2587  = d_bank0_10 == 5'h1a;
-  assign \$2588  = pending0[10] & \$2587 ;
-  assign \$2589  = d_bank0_11 == 5'h1a;
-  assign \$2590  = pending0[11] & \$2589 ;
-  assign \$2591  = d_bank0_12 == 5'h1a;
-  assign \$2592  = pending0[12] & \$2591 ;
-  assign \$2593  = d_bank0_13 == 5'h1a;
-  assign \$2594  = pending0[13] & \$2593 ;
-  assign \$2595  = d_bank0_14 == 5'h1a;
-  assign \$2596  = pending0[14] & \$2595 ;
-  assign \$2597  = d_bank0_15 == 5'h1a;
-  assign \$2598  = pending0[15] & \$2597 ;
-  assign \$2599  = ~ { \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584 , \$2582 , \$2580 , \$2578 , \$2576 , \$2574 , \$2572 , \$2570 , \$2568  };
-  assign \$2600  = \$2599  + 1'h1;
-  assign \$2601  = { 1'h0, \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584 , \$2582 , \$2580 , \$2578 , \$2576 , \$2574 , \$2572 , \$2570 , \$2568  } & \$2600 ;
-  assign hit0_26 = | { \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584 , \$2582 , \$2580 , \$2578 , \$2576 , \$2574 , \$2572 , \$2570 , \$2568  };
-  assign \$2602  = \$2601 [0] ? d_row0_0 : 4'h0;
-  assign \$2603  = \$2601 [1] ? d_row0_1 : 4'h0;
-  assign \$2604  = \$2602  | \$2603 ;
-  assign \$2605  = \$2601 [2] ? d_row0_2 : 4'h0;
-  assign \$2606  = \$2604  | \$2605 ;
-  assign \$2607  = \$2601 [3] ? d_row0_3 : 4'h0;
-  assign \$2608  = \$2606  | \$2607 ;
-  assign \$2609  = \$2601 [4] ? d_row0_4 : 4'h0;
-  assign \$2610  = \$2608  | \$2609 ;
-  assign \$2611  = \$2601 [5] ? d_row0_5 : 4'h0;
-  assign \$2612  = \$2610  | \$2611 ;
-  assign \$2613  = \$2601 [6] ? d_row0_6 : 4'h0;
-  assign \$2614  = \$2612  | \$2613 ;
-  assign \$2615  = \$2601 [7] ? d_row0_7 : 4'h0;
-  assign \$2616  = \$2614  | \$2615 ;
-  assign \$2617  = \$2601 [8] ? d_row0_8 : 4'h0;
-  assign \$2618  = \$2616  | \$2617 ;
-  assign \$2619  = \$2601 [9] ? d_row0_9 : 4'h0;
-  assign \$2620  = \$2618  | \$2619 ;
-  assign \$2621  = \$2601 [10] ? d_row0_10 : 4'h0;
-  assign \$2622  = \$2620  | \$2621 ;
-  assign \$2623  = \$2601 [11] ? d_row0_11 : 4'h0;
-  assign \$2624  = \$2622  | \$2623 ;
-  assign \$2625  = \$2601 [12] ? d_row0_12 : 4'h0;
-  assign \$2626  = \$2624  | \$2625 ;
-  assign \$2627  = \$2601 [13] ? d_row0_13 : 4'h0;
-  assign \$2628  = \$2626  | \$2627 ;
-  assign \$2629  = \$2601 [14] ? d_row0_14 : 4'h0;
-  assign \$2630  = \$2628  | \$2629 ;
-  assign \$2631  = \$2601 [15] ? d_row0_15 : 4'h0;
-  assign row0_26 = \$2630  | \$2631 ;
-  assign \$2632  = \$2601 [0] ? d_product_0 : 16'h0000;
-  assign \$2633  = \$2601 [1] ? d_product_1 : 16'h0000;
-  assign \$2634  = \$2632  | \$2633 ;
-  assign \$2635  = \$2601 [2] ? d_product_2 : 16'h0000;
-  assign \$2636  = \$2634  | \$2635 ;
-  assign \$2637  = \$2601 [3] ? d_product_3 : 16'h0000;
-  assign \$2638  = \$2636  | \$2637 ;
-  assign \$2639  = \$2601 [4] ? d_product_4 : 16'h0000;
-  assign \$2640  = \$2638  | \$2639 ;
-  assign \$2641  = \$2601 [5] ? d_product_5 : 16'h0000;
-  assign \$2642  = \$2640  | \$2641 ;
-  assign \$2643  = \$2601 [6] ? d_product_6 : 16'h0000;
-  assign \$2644  = \$2642  | \$2643 ;
-  assign \$2645  = \$2601 [7] ? d_product_7 : 16'h0000;
-  assign \$2646  = \$2644  | \$2645 ;
-  assign \$2647  = \$2601 [8] ? d_product_8 : 16'h0000;
-  assign \$2648  = \$2646  | \$2647 ;
-  assign \$2649  = \$2601 [9] ? d_product_9 : 16'h0000;
-  assign \$2650  = \$2648  | \$2649 ;
-  assign \$2651  = \$2601 [10] ? d_product_10 : 16'h0000;
-  assign \$2652  = \$2650  | \$2651 ;
-  assign \$2653  = \$2601 [11] ? d_product_11 : 16'h0000;
-  assign \$2654  = \$2652  | \$2653 ;
-  assign \$2655  = \$2601 [12] ? d_product_12 : 16'h0000;
-  assign \$2656  = \$2654  | \$2655 ;
-  assign \$2657  = \$2601 [13] ? d_product_13 : 16'h0000;
-  assign \$2658  = \$2656  | \$2657 ;
-  assign \$2659  = \$2601 [14] ? d_product_14 : 16'h0000;
-  assign \$2660  = \$2658  | \$2659 ;
-  assign \$2661  = \$2601 [15] ? d_product_15 : 16'h0000;
-  assign value0_26 = \$2660  | \$2661 ;
-  assign \$2662  = d_bank0_0 == 5'h1b;
-  assign \$2663  = pending0[0] & \$2662 ;
-  assign \$2664  = d_bank0_1 == 5'h1b;
-  assign \$2665  = pending0[1] & \$2664 ;
-  assign \$2666  = d_bank0_2 == 5'h1b;
-  assign \$2667  = pending0[2] & \$2666 ;
-  assign \$2668  = d_bank0_3 == 5'h1b;
-  assign \$2669  = pending0[3] & \$2668 ;
-  assign \$2670  = d_bank0_4 == 5'h1b;
-  assign \$2671  = pending0[4] & \$2670 ;
-  assign \$2672  = d_bank0_5 == 5'h1b;
-  assign \$2673  = pending0[5] & \$2672 ;
-  assign \$2674  = d_bank0_6 == 5'h1b;
-  assign \$2675  = pending0[6] & \$2674 ;
-  assign \$2676  = d_bank0_7 == 5'h1b;
-  assign \$2677  = pending0[7] & \$2676 ;
-  assign \$2678  = d_bank0_8 == 5'h1b;
-  assign \$2679  = pending0[8] & \$2678 ;
-  assign \$2680  = d_bank0_9 == 5'h1b;
-  assign \$2681  = pending0[9] & \$2680 ;
-  assign \$2682  = d_bank0_10 == 5'h1b;
-  assign \$2683  = pending0[10] & \$2682 ;
-  assign \$2684  = d_bank0_11 == 5'h1b;
-  assign \$2685  = pending0[11] & \$2684 ;
-  assign \$2686  = d_bank0_12 == 5'h1b;
-  assign \$2687  = pending0[12] & \$2686 ;
-  assign \$2688  = d_bank0_13 == 5'h1b;
-  assign \$2689  = pending0[13] & \$2688 ;
-  assign \$2690  = d_bank0_14 == 5'h1b;
-  assign \$2691  = pending0[14] & \$2690 ;
-  assign \$2692  = d_bank0_15 == 5'h1b;
-  assign \$2693  = pending0[15] & \$2692 ;
-  assign \$2694  = ~ { \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679 , \$2677 , \$2675 , \$2673 , \$2671 , \$2669 , \$2667 , \$2665 , \$2663  };
-  assign \$2695  = \$2694  + 1'h1;
-  assign \$2696  = { 1'h0, \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679 , \$2677 , \$2675 , \$2673 , \$2671 , \$2669 , \$2667 , \$2665 , \$2663  } & \$2695 ;
-  assign hit0_27 = | { \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679 , \$2677 , \$2675 , \$2673 , \$2671 , \$2669 , \$2667 , \$2665 , \$2663  };
-  assign \$2697  = \$2696 [0] ? d_row0_0 : 4'h0;
-  assign \$2698  = \$2696 [1] ? d_row0_1 : 4'h0;
-  assign \$2699  = \$2697  | \$2698 ;
-  assign \$2700  = \$2696 [2] ? d_row0_2 : 4'h0;
-  assign \$2701  = \$2699  | \$2700 ;
-  assign \$2702  = \$2696 [3] ? d_row0_3 : 4'h0;
-  assign \$2703  = \$2701  | \$2702 ;
-  assign \$2704  = \$2696 [4] ? d_row0_4 : 4'h0;
-  assign \$2705  = \$2703  | \$2704 ;
-  assign \$2706  = \$2696 [5] ? d_row0_5 : 4'h0;
-  assign \$2707  = \$2705  | \$2706 ;
-  assign \$2708  = \$2696 [6] ? d_row0_6 : 4'h0;
-  assign \$2709  = \$2707  | \$2708 ;
-  assign \$2710  = \$2696 [7] ? d_row0_7 : 4'h0;
-  assign \$2711  = \$2709  | \$2710 ;
-  assign \$2712  = \$2696 [8] ? d_row0_8 : 4'h0;
-  assign \$2713  = \$2711  | \$2712 ;
-  assign \$2714  = \$2696 [9] ? d_row0_9 : 4'h0;
-  assign \$2715  = \$2713  | \$2714 ;
-  assign \$2716  = \$2696 [10] ? d_row0_10 : 4'h0;
-  assign \$2717  = \$2715  | \$2716 ;
-  assign \$2718  = \$2696 [11] ? d_row0_11 : 4'h0;
-  assign \$2719  = \$2717  | \$2718 ;
-  assign \$2720  = \$2696 [12] ? d_row0_12 : 4'h0;
-  assign \$2721  = \$2719  | \$2720 ;
-  assign \$2722  = \$2696 [13] ? d_row0_13 : 4'h0;
-  assign \$2723  = \$2721  | \$2722 ;
-  assign \$2724  = \$2696 [14] ? d_row0_14 : 4'h0;
-  assign \$2725  = \$2723  | \$2724 ;
-  assign \$2726  = \$2696 [15] ? d_row0_15 : 4'h0;
-  assign row0_27 = \$2725  | \$2726 ;
-  assign \$2727  = \$2696 [0] ? d_product_0 : 16'h0000;
-  assign \$2728  = \$2696 [1] ? d_product_1 : 16'h0000;
-  assign \$2729  = \$2727  | \$2728 ;
-  assign \$2730  = \$2696 [2] ? d_product_2 : 16'h0000;
-  assign \$2731  = \$2729  | \$2730 ;
-  assign \$2732  = \$2696 [3] ? d_product_3 : 16'h0000;
-  assign \$2733  = \$2731  | \$2732 ;
-  assign \$2734  = \$2696 [4] ? d_product_4 : 16'h0000;
-  assign \$2735  = \$2733  | \$2734 ;
-  assign \$2736  = \$2696 [5] ? d_product_5 : 16'h0000;
-  assign \$2737  = \$2735  | \$2736 ;
-  assign \$2738  = \$2696 [6] ? d_product_6 : 16'h0000;
-  assign \$2739  = \$2737  | \$2738 ;
-  assign \$2740  = \$2696 [7] ? d_product_7 : 16'h0000;
-  assign \$2741  = \$2739  | \$2740 ;
-  assign \$2742  = \$2696 [8] ? d_product_8 : 16'h0000;
-  assign \$2743  = \$2741  | \$2742 ;
-  assign \$2744  = \$2696 [9] ? d_product_9 : 16'h0000;
-  assign \$2745  = \$2743  | \$2744 ;
-  assign \$2746  = \$2696 [10] ? d_product_10 : 16'h0000;
-  assign \$2747  = \$2745  | \$2746 ;
-  assign \$2748  = \$2696 [11] ? d_product_11 : 16'h0000;
-  assign \$2749  = \$2747  | \$2748 ;
-  assign \$2750  = \$2696 [12] ? d_product_12 : 16'h0000;
-  assign \$2751  = \$2749  | \$2750 ;
-  assign \$2752  = \$2696 [13] ? d_product_13 : 16'h0000;
-  assign \$2753  = \$2751  | \$2752 ;
-  assign \$2754  = \$2696 [14] ? d_product_14 : 16'h0000;
-  assign \$2755  = \$2753  | \$2754 ;
-  assign \$2756  = \$2696 [15] ? d_product_15 : 16'h0000;
-  assign value0_27 = \$2755  | \$2756 ;
-  assign \$2757  = d_bank0_0 == 5'h1c;
-  assign \$2758  = pending0[0] & \$2757 ;
-  assign \$2759  = d_bank0_1 == 5'h1c;
-  assign \$2760  = pending0[1] & \$2759 ;
-  assign \$2761  = d_bank0_2 == 5'h1c;
-  assign \$2762  = pending0[2] & \$2761 ;
-  assign \$2763  = d_bank0_3 == 5'h1c;
-  assign \$2764  = pending0[3] & \$2763 ;
-  assign \$2765  = d_bank0_4 == 5'h1c;
-  assign \$2766  = pending0[4] & \$2765 ;
-  assign \$2767  = d_bank0_5 == 5'h1c;
-  assign \$2768  = pending0[5] & \$2767 ;
-  assign \$2769  = d_bank0_6 == 5'h1c;
-  assign \$2770  = pending0[6] & \$2769 ;
-  assign \$2771  = d_bank0_7 == 5'h1c;
-  assign \$2772  = pending0[7] & \$2771 ;
-  assign \$2773  = d_bank0_8 == 5'h1c;
-  assign \$2774  = pending0[8] & \$2773 ;
-  assign \$2775  = d_bank0_9 == 5'h1c;
-  assign \$2776  = pending0[9] & \$2775 ;
-  assign \$2777  = d_bank0_10 == 5'h1c;
-  assign \$2778  = pending0[10] & \$2777 ;
-  assign \$2779  = d_bank0_11 == 5'h1c;
-  assign \$2780  = pending0[11] & \$2779 ;
-  assign \$2781  = d_bank0_12 == 5'h1c;
-  assign \$2782  = pending0[12] & \$2781 ;
-  assign \$2783  = d_bank0_13 == 5'h1c;
-  assign \$2784  = pending0[13] & \$2783 ;
-  assign \$2785  = d_bank0_14 == 5'h1c;
-  assign \$2786  = pending0[14] & \$2785 ;
-  assign \$2787  = d_bank0_15 == 5'h1c;
-  assign \$2788  = pending0[15] & \$2787 ;
-  assign \$2789  = ~ { \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774 , \$2772 , \$2770 , \$2768 , \$2766 , \$2764 , \$2762 , \$2760 , \$2758  };
-  assign \$2790  = \$2789  + 1'h1;
-  assign \$2791  = { 1'h0, \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774 , \$2772 , \$2770 , \$2768 , \$2766 , \$2764 , \$2762 , \$2760 , \$2758  } & \$2790 ;
-  assign hit0_28 = | { \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774 , \$2772 , \$2770 , \$2768 , \$2766 , \$2764 , \$2762 , \$2760 , \$2758  };
-  assign \$2792  = \$2791 [0] ? d_row0_0 : 4'h0;
-  assign \$2793  = \$2791 [1] ? d_row0_1 : 4'h0;
-  assign \$2794  = \$2792  | \$2793 ;
-  assign \$2795  = \$2791 [2] ? d_row0_2 : 4'h0;
-  assign \$2796  = \$2794  | \$2795 ;
-  assign \$2797  = \$2791 [3] ? d_row0_3 : 4'h0;
-  assign \$2798  = \$2796  | \$2797 ;
-  assign \$2799  = \$2791 [4] ? d_row0_4 : 4'h0;
-  assign \$2800  = \$2798  | \$2799 ;
-  assign \$2801  = \$2791 [5] ? d_row0_5 : 4'h0;
-  assign \$2802  = \$2800  | \$2801 ;
-  assign \$2803  = \$2791 [6] ? d_row0_6 : 4'h0;
-  assign \$2804  = \$2802  | \$2803 ;
-  assign \$2805  = \$2791 [7] ? d_row0_7 : 4'h0;
-  assign \$2806  = \$2804  | \$2805 ;
-  assign \$2807  = \$2791 [8] ? d_row0_8 : 4'h0;
-  assign \$2808  = \$2806  | \$2807 ;
-  assign \$2809  = \$2791 [9] ? d_row0_9 : 4'h0;
-  assign \$2810  = \$2808  | \$2809 ;
-  assign \$2811  = \$2791 [10] ? d_row0_10 : 4'h0;
-  assign \$2812  = \$2810  | \$2811 ;
-  assign \$2813  = \$2791 [11] ? d_row0_11 : 4'h0;
-  assign \$2814  = \$2812  | \$2813 ;
-  assign \$2815  = \$2791 [12] ? d_row0_12 : 4'h0;
-  assign \$2816  = \$2814  | \$2815 ;
-  assign \$2817  = \$2791 [13] ? d_row0_13 : 4'h0;
-  assign \$2818  = \$2816  | \$2817 ;
-  assign \$2819  = \$2791 [14] ? d_row0_14 : 4'h0;
-  assign \$2820  = \$2818  | \$2819 ;
-  assign \$2821  = \$2791 [15] ? d_row0_15 : 4'h0;
-  assign row0_28 = \$2820  | \$2821 ;
-  assign \$2822  = \$2791 [0] ? d_product_0 : 16'h0000;
-  assign \$2823  = \$2791 [1] ? d_product_1 : 16'h0000;
-  assign \$2824  = \$2822  | \$2823 ;
-  assign \$2825  = \$2791 [2] ? d_product_2 : 16'h0000;
-  assign \$2826  = \$2824  | \$2825 ;
-  assign \$2827  = \$2791 [3] ? d_product_3 : 16'h0000;
-  assign \$2828  = \$2826  | \$2827 ;
-  assign \$2829  = \$2791 [4] ? d_product_4 : 16'h0000;
-  assign \$2830  = \$2828  | \$2829 ;
-  assign \$2831  = \$2791 [5] ? d_product_5 : 16'h0000;
-  assign \$2832  = \$2830  | \$2831 ;
-  assign \$2833  = \$2791 [6] ? d_product_6 : 16'h0000;
-  assign \$2834  = \$2832  | \$2833 ;
-  assign \$2835  = \$2791 [7] ? d_product_7 : 16'h0000;
-  assign \$2836  = \$2834  | \$2835 ;
-  assign \$2837  = \$2791 [8] ? d_product_8 : 16'h0000;
-  assign \$2838  = \$2836  | \$2837 ;
-  assign \$2839  = \$2791 [9] ? d_product_9 : 16'h0000;
-  assign \$2840  = \$2838  | \$2839 ;
-  assign \$2841  = \$2791 [10] ? d_product_10 : 16'h0000;
-  assign \$2842  = \$2840  | \$2841 ;
-  assign \$2843  = \$2791 [11] ? d_product_11 : 16'h0000;
-  assign \$2844  = \$2842  | \$2843 ;
-  assign \$2845  = \$2791 [12] ? d_product_12 : 16'h0000;
-  assign \$2846  = \$2844  | \$2845 ;
-  assign \$2847  = \$2791 [13] ? d_product_13 : 16'h0000;
-  assign \$2848  = \$2846  | \$2847 ;
-  assign \$2849  = \$2791 [14] ? d_product_14 : 16'h0000;
-  assign \$2850  = \$2848  | \$2849 ;
-  assign \$2851  = \$2791 [15] ? d_product_15 : 16'h0000;
-  assign value0_28 = \$2850  | \$2851 ;
-  assign \$2852  = d_bank0_0 == 5'h1d;
-  assign \$2853  = pending0[0] & \$2852 ;
-  assign \$2854  = d_bank0_1 == 5'h1d;
-  assign \$2855  = pending0[1] & \$2854 ;
-  assign \$2856  = d_bank0_2 == 5'h1d;
-  assign \$2857  = pending0[2] & \$2856 ;
-  assign \$2858  = d_bank0_3 == 5'h1d;
-  assign \$2859  = pending0[3] & \$2858 ;
-  assign \$2860  = d_bank0_4 == 5'h1d;
-  assign \$2861  = pending0[4] & \$2860 ;
-  assign \$2862  = d_bank0_5 == 5'h1d;
-  assign \$2863  = pending0[5] & \$2862 ;
-  assign \$2864  = d_bank0_6 == 5'h1d;
-  assign \$2865  = pending0[6] & \$2864 ;
-  assign \$2866  = d_bank0_7 == 5'h1d;
-  assign \$2867  = pending0[7] & \$2866 ;
-  assign \$2868  = d_bank0_8 == 5'h1d;
-  assign \$2869  = pending0[8] & \$2868 ;
-  assign \$2870  = d_bank0_9 == 5'h1d;
-  assign \$2871  = pending0[9] & \$2870 ;
-  assign \$2872  = d_bank0_10 == 5'h1d;
-  assign \$2873  = pending0[10] & \$2872 ;
-  assign \$2874  = d_bank0_11 == 5'h1d;
-  assign \$2875  = pending0[11] & \$2874 ;
-  assign \$2876  = d_bank0_12 == 5'h1d;
-  assign \$2877  = pending0[12] & \$2876 ;
-  assign \$2878  = d_bank0_13 == 5'h1d;
-  assign \$2879  = pending0[13] & \$2878 ;
-  assign \$2880  = d_bank0_14 == 5'h1d;
-  assign \$2881  = pending0[14] & \$2880 ;
-  assign \$2882  = d_bank0_15 == 5'h1d;
-  assign \$2883  = pending0[15] & \$2882 ;
-  assign \$2884  = ~ { \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869 , \$2867 , \$2865 , \$2863 , \$2861 , \$2859 , \$2857 , \$2855 , \$2853  };
-  assign \$2885  = \$2884  + 1'h1;
-  assign \$2886  = { 1'h0, \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869 , \$2867 , \$2865 , \$2863 , \$2861 , \$2859 , \$2857 , \$2855 , \$2853  } & \$2885 ;
-  assign hit0_29 = | { \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869 , \$2867 , \$2865 , \$2863 , \$2861 , \$2859 , \$2857 , \$2855 , \$2853  };
-  assign \$2887  = \$2886 [0] ? d_row0_0 : 4'h0;
-  assign \$2888  = \$2886 [1] ? d_row0_1 : 4'h0;
-  assign \$2889  = \$2887  | \$2888 ;
-  assign \$2890  = \$2886 [2] ? d_row0_2 : 4'h0;
-  assign \$2891  = \$2889  | \$2890 ;
-  assign \$2892  = \$2886 [3] ? d_row0_3 : 4'h0;
-  assign \$2893  = \$2891  | \$2892 ;
-  assign \$2894  = \$2886 [4] ? d_row0_4 : 4'h0;
-  assign \$2895  = \$2893  | \$2894 ;
-  assign \$2896  = \$2886 [5] ? d_row0_5 : 4'h0;
-  assign \$2897  = \$2895  | \$2896 ;
-  assign \$2898  = \$2886 [6] ? d_row0_6 : 4'h0;
-  assign \$2899  = \$2897  | \$2898 ;
-  assign \$2900  = \$2886 [7] ? d_row0_7 : 4'h0;
-  assign \$2901  = \$2899  | \$2900 ;
-  assign \$2902  = \$2886 [8] ? d_row0_8 : 4'h0;
-  assign \$2903  = \$2901  | \$2902 ;
-  assign \$2904  = \$2886 [9] ? d_row0_9 : 4'h0;
-  assign \$2905  = \$2903  | \$2904 ;
-  assign \$2906  = \$2886 [10] ? d_row0_10 : 4'h0;
-  assign \$2907  = \$2905  | \$2906 ;
-  assign \$2908  = \$2886 [11] ? d_row0_11 : 4'h0;
-  assign \$2909  = \$2907  | \$2908 ;
-  assign \$2910  = \$2886 [12] ? d_row0_12 : 4'h0;
-  assign \$2911  = \$2909  | \$2910 ;
-  assign \$2912  = \$2886 [13] ? d_row0_13 : 4'h0;
-  assign \$2913  = \$2911  | \$2912 ;
-  assign \$2914  = \$2886 [14] ? d_row0_14 : 4'h0;
-  assign \$2915  = \$2913  | \$2914 ;
-  assign \$2916  = \$2886 [15] ? d_row0_15 : 4'h0;
-  assign row0_29 = \$2915  | \$2916 ;
-  assign \$2917  = \$2886 [0] ? d_product_0 : 16'h0000;
-  assign \$2918  = \$2886 [1] ? d_product_1 : 16'h0000;
-  assign \$2919  = \$2917  | \$2918 ;
-  assign \$2920  = \$2886 [2] ? d_product_2 : 16'h0000;
-  assign \$2921  = \$2919  | \$2920 ;
-  assign \$2922  = \$2886 [3] ? d_product_3 : 16'h0000;
-  assign \$2923  = \$2921  | \$2922 ;
-  assign \$2924  = \$2886 [4] ? d_product_4 : 16'h0000;
-  assign \$2925  = \$2923  | \$2924 ;
-  assign \$2926  = \$2886 [5] ? d_product_5 : 16'h0000;
-  assign \$2927  = \$2925  | \$2926 ;
-  assign \$2928  = \$2886 [6] ? d_product_6 : 16'h0000;
-  assign \$2929  = \$2927  | \$2928 ;
-  assign \$2930  = \$2886 [7] ? d_product_7 : 16'h0000;
-  assign \$2931  = \$2929  | \$2930 ;
-  assign \$2932  = \$2886 [8] ? d_product_8 : 16'h0000;
-  assign \$2933  = \$2931  | \$2932 ;
-  assign \$2934  = \$2886 [9] ? d_product_9 : 16'h0000;
-  assign \$2935  = \$2933  | \$2934 ;
-  assign \$2936  = \$2886 [10] ? d_product_10 : 16'h0000;
-  assign \$2937  = \$2935  | \$2936 ;
-  assign \$2938  = \$2886 [11] ? d_product_11 : 16'h0000;
-  assign \$2939  = \$2937  | \$2938 ;
-  assign \$2940  = \$2886 [12] ? d_product_12 : 16'h0000;
-  assign \$2941  = \$2939  | \$2940 ;
-  assign \$2942  = \$2886 [13] ? d_product_13 : 16'h0000;
-  assign \$2943  = \$2941  | \$2942 ;
-  assign \$2944  = \$2886 [14] ? d_product_14 : 16'h0000;
-  assign \$2945  = \$2943  | \$2944 ;
-  assign \$2946  = \$2886 [15] ? d_product_15 : 16'h0000;
-  assign value0_29 = \$2945  | \$2946 ;
-  assign \$2947  = d_bank0_0 == 5'h1e;
-  assign \$2948  = pending0[0] & \$2947 ;
-  assign \$2949  = d_bank0_1 == 5'h1e;
-  assign \$2950  = pending0[1] & \$2949 ;
-  assign \$2951  = d_bank0_2 == 5'h1e;
-  assign \$2952  = pending0[2] & \$2951 ;
-  assign \$2953  = d_bank0_3 == 5'h1e;
-  assign \$2954  = pending0[3] & \$2953 ;
-  assign \$2955  = d_bank0_4 == 5'h1e;
-  assign \$2956  = pending0[4] & \$2955 ;
-  assign \$2957  = d_bank0_5 == 5'h1e;
-  assign \$2958  = pending0[5] & \$2957 ;
-  assign \$2959  = d_bank0_6 == 5'h1e;
-  assign \$2960  = pending0[6] & \$2959 ;
-  assign \$2961  = d_bank0_7 == 5'h1e;
-  assign \$2962  = pending0[7] & \$2961 ;
-  assign \$2963  = d_bank0_8 == 5'h1e;
-  assign \$2964  = pending0[8] & \$2963 ;
-  assign \$2965  = d_bank0_9 == 5'h1e;
-  assign \$2966  = pending0[9] & \$2965 ;
-  assign \$2967  = d_bank0_10 == 5'h1e;
-  assign \$2968  = pending0[10] & \$2967 ;
-  assign \$2969  = d_bank0_11 == 5'h1e;
-  assign \$2970  = pending0[11] & \$2969 ;
-  assign \$2971  = d_bank0_12 == 5'h1e;
-  assign \$2972  = pending0[12] & \$2971 ;
-  assign \$2973  = d_bank0_13 == 5'h1e;
-  assign \$2974  = pending0[13] & \$2973 ;
-  assign \$2975  = d_bank0_14 == 5'h1e;
-  assign \$2976  = pending0[14] & \$2975 ;
-  assign \$2977  = d_bank0_15 == 5'h1e;
-  assign \$2978  = pending0[15] & \$2977 ;
-  assign \$2979  = ~ { \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964 , \$2962 , \$2960 , \$2958 , \$2956 , \$2954 , \$2952 , \$2950 , \$2948  };
-  assign \$2980  = \$2979  + 1'h1;
-  assign \$2981  = { 1'h0, \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964 , \$2962 , \$2960 , \$2958 , \$2956 , \$2954 , \$2952 , \$2950 , \$2948  } & \$2980 ;
-  assign hit0_30 = | { \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964 , \$2962 , \$2960 , \$2958 , \$2956 , \$2954 , \$2952 , \$2950 , \$2948  };
-  assign \$2982  = \$2981 [0] ? d_row0_0 : 4'h0;
-  assign \$2983  = \$2981 [1] ? d_row0_1 : 4'h0;
-  assign \$2984  = \$2982  | \$2983 ;
-  assign \$2985  = \$2981 [2] ? d_row0_2 : 4'h0;
-  assign \$2986  = \$2984  | \$2985 ;
-  assign \$2987  = \$2981 [3] ? d_row0_3 : 4'h0;
-  assign \$2988  = \$2986  | \$2987 ;
-  assign \$2989  = \$2981 [4] ? d_row0_4 : 4'h0;
-  assign \$2990  = \$2988  | \$2989 ;
-  assign \$2991  = \$2981 [5] ? d_row0_5 : 4'h0;
-  assign \$2992  = \$2990  | \$2991 ;
-  assign \$2993  = \$2981 [6] ? d_row0_6 : 4'h0;
-  assign \$2994  = \$2992  | \$2993 ;
-  assign \$2995  = \$2981 [7] ? d_row0_7 : 4'h0;
-  assign \$2996  = \$2994  | \$2995 ;
-  assign \$2997  = \$2981 [8] ? d_row0_8 : 4'h0;
-  assign \$2998  = \$2996  | \$2997 ;
-  assign \$2999  = \$2981 [9] ? d_row0_9 : 4'h0;
-  assign \$3000  = \$2998  | \$2999 ;
-  assign \$3001  = \$2981 [10] ? d_row0_10 : 4'h0;
-  assign \$3002  = \$3000  | \$3001 ;
-  assign \$3003  = \$2981 [11] ? d_row0_11 : 4'h0;
-  assign \$3004  = \$3002  | \$3003 ;
-  assign \$3005  = \$2981 [12] ? d_row0_12 : 4'h0;
-  assign \$3006  = \$3004  | \$3005 ;
-  assign \$3007  = \$2981 [13] ? d_row0_13 : 4'h0;
-  assign \$3008  = \$3006  | \$3007 ;
-  assign \$3009  = \$2981 [14] ? d_row0_14 : 4'h0;
-  assign \$3010  = \$3008  | \$3009 ;
-  assign \$3011  = \$2981 [15] ? d_row0_15 : 4'h0;
-  assign row0_30 = \$3010  | \$3011 ;
-  assign \$3012  = \$2981 [0] ? d_product_0 : 16'h0000;
-  assign \$3013  = \$2981 [1] ? d_product_1 : 16'h0000;
-  assign \$3014  = \$3012  | \$3013 ;
-  assign \$3015  = \$2981 [2] ? d_product_2 : 16'h0000;
-  assign \$3016  = \$3014  | \$3015 ;
-  assign \$3017  = \$2981 [3] ? d_product_3 : 16'h0000;
-  assign \$3018  = \$3016  | \$3017 ;
-  assign \$3019  = \$2981 [4] ? d_product_4 : 16'h0000;
-  assign \$3020  = \$3018  | \$3019 ;
-  assign \$3021  = \$2981 [5] ? d_product_5 : 16'h0000;
-  assign \$3022  = \$3020  | \$3021 ;
-  assign \$3023  = \$2981 [6] ? d_product_6 : 16'h0000;
-  assign \$3024  = \$3022  | \$3023 ;
-  assign \$3025  = \$2981 [7] ? d_product_7 : 16'h0000;
-  assign \$3026  = \$3024  | \$3025 ;
-  assign \$3027  = \$2981 [8] ? d_product_8 : 16'h0000;
-  assign \$3028  = \$3026  | \$3027 ;
-  assign \$3029  = \$2981 [9] ? d_product_9 : 16'h0000;
-  assign \$3030  = \$3028  | \$3029 ;
-  assign \$3031  = \$2981 [10] ? d_product_10 : 16'h0000;
-  assign \$3032  = \$3030  | \$3031 ;
-  assign \$3033  = \$2981 [11] ? d_product_11 : 16'h0000;
-  assign \$3034  = \$3032  | \$3033 ;
-  assign \$3035  = \$2981 [12] ? d_product_12 : 16'h0000;
-  assign \$3036  = \$3034  | \$3035 ;
-  assign \$3037  = \$2981 [13] ? d_product_13 : 16'h0000;
-  assign \$3038  = \$3036  | \$3037 ;
-  assign \$3039  = \$2981 [14] ? d_product_14 : 16'h0000;
-  assign \$3040  = \$3038  | \$3039 ;
-  assign \$3041  = \$2981 [15] ? d_product_15 : 16'h0000;
-  assign value0_30 = \$3040  | \$3041 ;
-  assign \$3042  = d_bank0_0 == 5'h1f;
-  assign \$3043  = pending0[0] & \$3042 ;
-  assign \$3044  = d_bank0_1 == 5'h1f;
-  assign \$3045  = pending0[1] & \$3044 ;
-  assign \$3046  = d_bank0_2 == 5'h1f;
-  assign \$3047  = pending0[2] & \$3046 ;
-  assign \$3048  = d_bank0_3 == 5'h1f;
-  assign \$3049  = pending0[3] & \$3048 ;
-  assign \$3050  = d_bank0_4 == 5'h1f;
-  assign \$3051  = pending0[4] & \$3050 ;
-  assign \$3052  = d_bank0_5 == 5'h1f;
-  assign \$3053  = pending0[5] & \$3052 ;
-  assign \$3054  = d_bank0_6 == 5'h1f;
-  assign \$3055  = pending0[6] & \$3054 ;
-  assign \$3056  = d_bank0_7 == 5'h1f;
-  assign \$3057  = pending0[7] & \$3056 ;
-  assign \$3058  = d_bank0_8 == 5'h1f;
-  assign \$3059  = pending0[8] & \$3058 ;
-  assign \$3060  = d_bank0_9 == 5'h1f;
-  assign \$3061  = pending0[9] & \$3060 ;
-  assign \$3062  = d_bank0_10 == 5'h1f;
-  assign \$3063  = pending0[10] & \$3062 ;
-  assign \$3064  = d_bank0_11 == 5'h1f;
-  assign \$3065  = pending0[11] & \$3064 ;
-  assign \$3066  = d_bank0_12 == 5'h1f;
-  assign \$3067  = pending0[12] & \$3066 ;
-  assign \$3068  = d_bank0_13 == 5'h1f;
-  assign \$3069  = pending0[13] & \$3068 ;
-  assign \$3070  = d_bank0_14 == 5'h1f;
-  assign \$3071  = pending0[14] & \$3070 ;
-  assign \$3072  = d_bank0_15 == 5'h1f;
-  assign \$3073  = pending0[15] & \$3072 ;
-  assign \$3074  = ~ { \$3073 , \$3071 , \$3069 , \$3067 , \$3065 , \$3063 , \$3061 , \$3059 , \$3057 , \$3055 , \$3053 , \$3051 , \$3049 , \$3047 , \$3045 , \$3043  };
-  assign \$3075  = \$3074  + 1'h1;
-  assign \$3076  = { 1'h0, \$3073 , \$3071 , \$3069 , \$3067 , \$3065 , \$3063 , \$3061 , \$3059 , \$3057 , \$3055 , \$3053 , \$3051 , \$3049 , \$3047 , \$3045 , \$3043  } & \$3075 ;
-  assign hit0_31 = | { \$3073 , \$3071 , \$3069 , \$3067 , \$3065 , \$3063 , \$3061 , \$3059 , \$3057 , \$3055 , \$3053 , \$3051 , \$3049 , \$3047 , \$3045 , \$3043  };
-  assign \$3077  = \$3076 [0] ? d_row0_0 : 4'h0;
-  assign \$3078  = \$3076 [1] ? d_row0_1 : 4'h0;
-  assign \$3079  = \$3077  | \$3078 ;
-  assign \$3080  = \$3076 [2] ? d_row0_2 : 4'h0;
-  assign \$3081  = \$3079  | \$3080 ;
-  assign \$3082  = \$3076 [3] ? d_row0_3 : 4'h0;
-  assign \$3083  = \$3081  | \$3082 ;
-  assign \$3084  = \$3076 [4] ? d_row0_4 : 4'h0;
-  assign \$3085  = \$3083  | \$3084 ;
-  assign \$3086  = \$3076 [5] ? d_row0_5 : 4'h0;
-  assign \$3087  = \$3085  | \$3086 ;
-  assign \$3088  = \$3076 [6] ? d_row0_6 : 4'h0;
-  assign \$3089  = \$3087  | \$3088 ;
-  assign \$3090  = \$3076 [7] ? d_row0_7 : 4'h0;
-  assign \$3091  = \$3089  | \$3090 ;
-  assign \$3092  = \$3076 [8] ? d_row0_8 : 4'h0;
-  assign \$3093  = \$3091  | \$3092 ;
-  assign \$3094  = \$3076 [9] ? d_row0_9 : 4'h0;
-  assign \$3095  = \$3093  | \$3094 ;
-  assign \$3096  = \$3076 [10] ? d_row0_10 : 4'h0;
-  assign \$3097  = \$3095  | \$3096 ;
-  assign \$3098  = \$3076 [11] ? d_row0_11 : 4'h0;
-  assign \$3099  = \$3097  | \$3098 ;
-  assign \$3100  = \$3076 [12] ? d_row0_12 : 4'h0;
-  assign \$3101  = \$3099  | \$3100 ;
-  assign \$3102  = \$3076 [13] ? d_row0_13 : 4'h0;
-  assign \$3103  = \$3101  | \$3102 ;
-  assign \$3104  = \$3076 [14] ? d_row0_14 : 4'h0;
-  assign \$3105  = \$3103  | \$3104 ;
-  assign \$3106  = \$3076 [15] ? d_row0_15 : 4'h0;
-  assign row0_31 = \$3105  | \$3106 ;
-  assign \$3107  = \$3076 [0] ? d_product_0 : 16'h0000;
-  assign \$3108  = \$3076 [1] ? d_product_1 : 16'h0000;
-  assign \$3109  = \$3107  | \$3108 ;
-  assign \$3110  = \$3076 [2] ? d_product_2 : 16'h0000;
-  assign \$3111  = \$3109  | \$3110 ;
-  assign \$3112  = \$3076 [3] ? d_product_3 : 16'h0000;
-  assign \$3113  = \$3111  | \$3112 ;
-  assign \$3114  = \$3076 [4] ? d_product_4 : 16'h0000;
-  assign \$3115  = \$3113  | \$3114 ;
-  assign \$3116  = \$3076 [5] ? d_product_5 : 16'h0000;
-  assign \$3117  = \$3115  | \$3116 ;
-  assign \$3118  = \$3076 [6] ? d_product_6 : 16'h0000;
-  assign \$3119  = \$3117  | \$3118 ;
-  assign \$3120  = \$3076 [7] ? d_product_7 : 16'h0000;
-  assign \$3121  = \$3119  | \$3120 ;
-  assign \$3122  = \$3076 [8] ? d_product_8 : 16'h0000;
-  assign \$3123  = \$3121  | \$3122 ;
-  assign \$3124  = \$3076 [9] ? d_product_9 : 16'h0000;
-  assign \$3125  = \$3123  | \$3124 ;
-  assign \$3126  = \$3076 [10] ? d_product_10 : 16'h0000;
-  assign \$3127  = \$3125  | \$3126 ;
-  assign \$3128  = \$3076 [11] ? d_product_11 : 16'h0000;
-  assign \$3129  = \$3127  | \$3128 ;
-  assign \$3130  = \$3076 [12] ? d_product_12 : 16'h0000;
-  assign \$3131  = \$3129  | \$3130 ;
-  assign \$3132  = \$3076 [13] ? d_product_13 : 16'h0000;
-  assign \$3133  = \$3131  | \$3132 ;
-  assign \$3134  = \$3076 [14] ? d_product_14 : 16'h0000;
-  assign \$3135  = \$3133  | \$3134 ;
-  assign \$3136  = \$3076 [15] ? d_product_15 : 16'h0000;
-  assign value0_31 = \$3135  | \$3136 ;
-  assign \$3137  = \$131 [15:0] | \$226 [15:0];
-  assign \$3138  = \$3137  | \$321 [15:0];
-  assign \$3139  = \$3138  | \$416 [15:0];
-  assign \$3140  = \$3139  | \$511 [15:0];
-  assign \$3141  = \$3140  | \$606 [15:0];
-  assign \$3142  = \$3141  | \$701 [15:0];
-  assign \$3143  = \$3142  | \$796 [15:0];
-  assign \$3144  = \$3143  | \$891 [15:0];
-  assign \$3145  = \$3144  | \$986 [15:0];
-  assign \$3146  = \$3145  | \$1081 [15:0];
-  assign \$3147  = \$3146  | \$1176 [15:0];
-  assign \$3148  = \$3147  | \$1271 [15:0];
-  assign \$3149  = \$3148  | \$1366 [15:0];
-  assign \$3150  = \$3149  | \$1461 [15:0];
-  assign \$3151  = \$3150  | \$1556 [15:0];
-  assign \$3152  = \$3151  | \$1651 [15:0];
-  assign \$3153  = \$3152  | \$1746 [15:0];
-  assign \$3154  = \$3153  | \$1841 [15:0];
-  assign \$3155  = \$3154  | \$1936 [15:0];
-  assign \$3156  = \$3155  | \$2031 [15:0];
-  assign \$3157  = \$3156  | \$2126 [15:0];
-  assign \$3158  = \$3157  | \$2221 [15:0];
-  assign \$3159  = \$3158  | \$2316 [15:0];
-  assign \$3160  = \$3159  | \$2411 [15:0];
-  assign \$3161  = \$3160  | \$2506 [15:0];
-  assign \$3162  = \$3161  | \$2601 [15:0];
-  assign \$3163  = \$3162  | \$2696 [15:0];
-  assign \$3164  = \$3163  | \$2791 [15:0];
-  assign \$3165  = \$3164  | \$2886 [15:0];
-  assign \$3166  = \$3165  | \$2981 [15:0];
-  assign granted0 = \$3166  | \$3076 [15:0];
-  assign \$3167  = pending0[0] & pending0[1];
-  assign \$3168  = \$3167  & same_bank[0];
-  assign \$3169  = pending0[0] & pending0[2];
-  assign \$3170  = \$3169  & same_bank[1];
-  assign \$3171  = pending0[0] & pending0[3];
-  assign \$3172  = \$3171  & same_bank[2];
-  assign \$3173  = pending0[0] & pending0[4];
-  assign \$3174  = \$3173  & same_bank[3];
-  assign \$3175  = pending0[0] & pending0[5];
-  assign \$3176  = \$3175  & same_bank[4];
-  assign \$3177  = pending0[0] & pending0[6];
-  assign \$3178  = \$3177  & same_bank[5];
-  assign \$3179  = pending0[0] & pending0[7];
-  assign \$3180  = \$3179  & same_bank[6];
-  assign \$3181  = pending0[0] & pending0[8];
-  assign \$3182  = \$3181  & same_bank[7];
-  assign \$3183  = pending0[0] & pending0[9];
-  assign \$3184  = \$3183  & same_bank[8];
-  assign \$3185  = pending0[0] & pending0[10];
-  assign \$3186  = \$3185  & same_bank[9];
-  assign \$3187  = pending0[0] & pending0[11];
-  assign \$3188  = \$3187  & same_bank[10];
-  assign \$3189  = pending0[0] & pending0[12];
-  assign \$3190  = \$3189  & same_bank[11];
-  assign \$3191  = pending0[0] & pending0[13];
-  assign \$3192  = \$3191  & same_bank[12];
-  assign \$3193  = pending0[0] & pending0[14];
-  assign \$3194  = \$3193  & same_bank[13];
-  assign \$3195  = pending0[0] & pending0[15];
-  assign \$3196  = \$3195  & same_bank[14];
-  assign \$3197  = pending0[1] & pending0[2];
-  assign \$3198  = \$3197  & same_bank[15];
-  assign \$3199  = pending0[1] & pending0[3];
-  assign \$3200  = \$3199  & same_bank[16];
-  assign \$3201  = pending0[1] & pending0[4];
-  assign \$3202  = \$3201  & same_bank[17];
-  assign \$3203  = pending0[1] & pending0[5];
-  assign \$3204  = \$3203  & same_bank[18];
-  assign \$3205  = pending0[1] & pending0[6];
-  assign \$3206  = \$3205  & same_bank[19];
-  assign \$3207  = pending0[1] & pending0[7];
-  assign \$3208  = \$3207  & same_bank[20];
-  assign \$3209  = pending0[1] & pending0[8];
-  assign \$3210  = \$3209  & same_bank[21];
-  assign \$3211  = pending0[1] & pending0[9];
-  assign \$3212  = \$3211  & same_bank[22];
-  assign \$3213  = pending0[1] & pending0[10];
-  assign \$3214  = \$3213  & same_bank[23];
-  assign \$3215  = pending0[1] & pending0[11];
-  assign \$3216  = \$3215  & same_bank[24];
-  assign \$3217  = pending0[1] & pending0[12];
-  assign \$3218  = \$3217  & same_bank[25];
-  assign \$3219  = pending0[1] & pending0[13];
-  assign \$3220  = \$3219  & same_bank[26];
-  assign \$3221  = pending0[1] & pending0[14];
-  assign \$3222  = \$3221  & same_bank[27];
-  assign \$3223  = pending0[1] & pending0[15];
-  assign \$3224  = \$3223  & same_bank[28];
-  assign \$3225  = pending0[2] & pending0[3];
-  assign \$3226  = \$3225  & same_bank[29];
-  assign \$3227  = pending0[2] & pending0[4];
-  assign \$3228  = \$3227  & same_bank[30];
-  assign \$3229  = pending0[2] & pending0[5];
-  assign \$3230  = \$3229  & same_bank[31];
-  assign \$3231  = pending0[2] & pending0[6];
-  assign \$3232  = \$3231  & same_bank[32];
-  assign \$3233  = pending0[2] & pending0[7];
-  assign \$3234  = \$3233  & same_bank[33];
-  assign \$3235  = pending0[2] & pending0[8];
-  assign \$3236  = \$3235  & same_bank[34];
-  assign \$3237  = pending0[2] & pending0[9];
-  assign \$3238  = \$3237  & same_bank[35];
-  assign \$3239  = pending0[2] & pending0[10];
-  assign \$3240  = \$3239  & same_bank[36];
-  assign \$3241  = pending0[2] & pending0[11];
-  assign \$3242  = \$3241  & same_bank[37];
-  assign \$3243  = pending0[2] & pending0[12];
-  assign \$3244  = \$3243  & same_bank[38];
-  assign \$3245  = pending0[2] & pending0[13];
-  assign \$3246  = \$3245  & same_bank[39];
-  assign \$3247  = pending0[2] & pending0[14];
-  assign \$3248  = \$3247  & same_bank[40];
-  assign \$3249  = pending0[2] & pending0[15];
-  assign \$3250  = \$3249  & same_bank[41];
-  assign \$3251  = pending0[3] & pending0[4];
-  assign \$3252  = \$3251  & same_bank[42];
-  assign \$3253  = pending0[3] & pending0[5];
-  assign \$3254  = \$3253  & same_bank[43];
-  assign \$3255  = pending0[3] & pending0[6];
-  assign \$3256  = \$3255  & same_bank[44];
-  assign \$3257  = pending0[3] & pending0[7];
-  assign \$3258  = \$3257  & same_bank[45];
-  assign \$3259  = pending0[3] & pending0[8];
-  assign \$3260  = \$3259  & same_bank[46];
-  assign \$3261  = pending0[3] & pending0[9];
-  assign \$3262  = \$3261  & same_bank[47];
-  assign \$3263  = pending0[3] & pending0[10];
-  assign \$3264  = \$3263  & same_bank[48];
-  assign \$3265  = pending0[3] & pending0[11];
-  assign \$3266  = \$3265  & same_bank[49];
-  assign \$3267  = pending0[3] & pending0[12];
-  assign \$3268  = \$3267  & same_bank[50];
-  assign \$3269  = pending0[3] & pending0[13];
-  assign \$3270  = \$3269  & same_bank[51];
-  assign \$3271  = pending0[3] & pending0[14];
-  assign \$3272  = \$3271  & same_bank[52];
-  assign \$3273  = pending0[3] & pending0[15];
-  assign \$3274  = \$3273  & same_bank[53];
-  assign \$3275  = pending0[4] & pending0[5];
-  assign \$3276  = \$3275  & same_bank[54];
-  assign \$3277  = pending0[4] & pending0[6];
-  assign \$3278  = \$3277  & same_bank[55];
-  assign \$3279  = pending0[4] & pending0[7];
-  assign \$3280  = \$3279  & same_bank[56];
-  assign \$3281  = pending0[4] & pending0[8];
-  assign \$3282  = \$3281  & same_bank[57];
-  assign \$3283  = pending0[4] & pending0[9];
-  assign \$3284  = \$3283  & same_bank[58];
-  assign \$3285  = pending0[4] & pending0[10];
-  assign \$3286  = \$3285  & same_bank[59];
-  assign \$3287  = pending0[4] & pending0[11];
-  assign \$3288  = \$3287  & same_bank[60];
-  assign \$3289  = pending0[4] & pending0[12];
-  assign \$3290  = \$3289  & same_bank[61];
-  assign \$3291  = pending0[4] & pending0[13];
-  assign \$3292  = \$3291  & same_bank[62];
-  assign \$3293  = pending0[4] & pending0[14];
-  assign \$3294  = \$3293  & same_bank[63];
-  assign \$3295  = pending0[4] & pending0[15];
-  assign \$3296  = \$3295  & same_bank[64];
-  assign \$3297  = pending0[5] & pending0[6];
-  assign \$3298  = \$3297  & same_bank[65];
-  assign \$3299  = pending0[5] & pending0[7];
-  assign \$3300  = \$3299  & same_bank[66];
-  assign \$3301  = pending0[5] & pending0[8];
-  assign \$3302  = \$3301  & same_bank[67];
-  assign \$3303  = pending0[5] & pending0[9];
-  assign \$3304  = \$3303  & same_bank[68];
-  assign \$3305  = pending0[5] & pending0[10];
-  assign \$3306  = \$3305  & same_bank[69];
-  assign \$3307  = pending0[5] & pending0[11];
-  assign \$3308  = \$3307  & same_bank[70];
-  assign \$3309  = pending0[5] & pending0[12];
-  assign \$3310  = \$3309  & same_bank[71];
-  assign \$3311  = pending0[5] & pending0[13];
-  assign \$3312  = \$3311  & same_bank[72];
-  assign \$3313  = pending0[5] & pending0[14];
-  assign \$3314  = \$3313  & same_bank[73];
-  assign \$3315  = pending0[5] & pending0[15];
-  assign \$3316  = \$3315  & same_bank[74];
-  assign \$3317  = pending0[6] & pending0[7];
-  assign \$3318  = \$3317  & same_bank[75];
-  assign \$3319  = pending0[6] & pending0[8];
-  assign \$3320  = \$3319  & same_bank[76];
-  assign \$3321  = pending0[6] & pending0[9];
-  assign \$3322  = \$3321  & same_bank[77];
-  assign \$3323  = pending0[6] & pending0[10];
-  assign \$3324  = \$3323  & same_bank[78];
-  assign \$3325  = pending0[6] & pending0[11];
-  assign \$3326  = \$3325  & same_bank[79];
-  assign \$3327  = pending0[6] & pending0[12];
-  assign \$3328  = \$3327  & same_bank[80];
-  assign \$3329  = pending0[6] & pending0[13];
-  assign \$3330  = \$3329  & same_bank[81];
-  assign \$3331  = pending0[6] & pending0[14];
-  assign \$3332  = \$3331  & same_bank[82];
-  assign \$3333  = pending0[6] & pending0[15];
-  assign \$3334  = \$3333  & same_bank[83];
-  assign \$3335  = pending0[7] & pending0[8];
-  assign \$3336  = \$3335  & same_bank[84];
-  assign \$3337  = pending0[7] & pending0[9];
-  assign \$3338  = \$3337  & same_bank[85];
-  assign \$3339  = pending0[7] & pending0[10];
-  assign \$3340  = \$3339  & same_bank[86];
-  assign \$3341  = pending0[7] & pending0[11];
-  assign \$3342  = \$3341  & same_bank[87];
-  assign \$3343  = pending0[7] & pending0[12];
-  assign \$3344  = \$3343  & same_bank[88];
-  assign \$3345  = pending0[7] & pending0[13];
-  assign \$3346  = \$3345  & same_bank[89];
-  assign \$3347  = pending0[7] & pending0[14];
-  assign \$3348  = \$3347  & same_bank[90];
-  assign \$3349  = pending0[7] & pending0[15];
-  assign \$3350  = \$3349  & same_bank[91];
-  assign \$3351  = pending0[8] & pending0[9];
-  assign \$3352  = \$3351  & same_bank[92];
-  assign \$3353  = pending0[8] & pending0[10];
-  assign \$3354  = \$3353  & same_bank[93];
-  assign \$3355  = pending0[8] & pending0[11];
-  assign \$3356  = \$3355  & same_bank[94];
-  assign \$3357  = pending0[8] & pending0[12];
-  assign \$3358  = \$3357  & same_bank[95];
-  assign \$3359  = pending0[8] & pending0[13];
-  assign \$3360  = \$3359  & same_bank[96];
-  assign \$3361  = pending0[8] & pending0[14];
-  assign \$3362  = \$3361  & same_bank[97];
-  assign \$3363  = pending0[8] & pending0[15];
-  assign \$3364  = \$3363  & same_bank[98];
-  assign \$3365  = pending0[9] & pending0[10];
-  assign \$3366  = \$3365  & same_bank[99];
-  assign \$3367  = pending0[9] & pending0[11];
-  assign \$3368  = \$3367  & same_bank[100];
-  assign \$3369  = pending0[9] & pending0[12];
-  assign \$3370  = \$3369  & same_bank[101];
-  assign \$3371  = pending0[9] & pending0[13];
-  assign \$3372  = \$3371  & same_bank[102];
-  assign \$3373  = pending0[9] & pending0[14];
-  assign \$3374  = \$3373  & same_bank[103];
-  assign \$3375  = pending0[9] & pending0[15];
-  assign \$3376  = \$3375  & same_bank[104];
-  assign \$3377  = pending0[10] & pending0[11];
-  assign \$3378  = \$3377  & same_bank[105];
-  assign \$3379  = pending0[10] & pending0[12];
-  assign \$3380  = \$3379  & same_bank[106];
-  assign \$3381  = pending0[10] & pending0[13];
-  assign \$3382  = \$3381  & same_bank[107];
-  assign \$3383  = pending0[10] & pending0[14];
-  assign \$3384  = \$3383  & same_bank[108];
-  assign \$3385  = pending0[10] & pending0[15];
-  assign \$3386  = \$3385  & same_bank[109];
-  assign \$3387  = pending0[11] & pending0[12];
-  assign \$3388  = \$3387  & same_bank[110];
-  assign \$3389  = pending0[11] & pending0[13];
-  assign \$3390  = \$3389  & same_bank[111];
-  assign \$3391  = pending0[11] & pending0[14];
-  assign \$3392  = \$3391  & same_bank[112];
-  assign \$3393  = pending0[11] & pending0[15];
-  assign \$3394  = \$3393  & same_bank[113];
-  assign \$3395  = pending0[12] & pending0[13];
-  assign \$3396  = \$3395  & same_bank[114];
-  assign \$3397  = pending0[12] & pending0[14];
-  assign \$3398  = \$3397  & same_bank[115];
-  assign \$3399  = pending0[12] & pending0[15];
-  assign \$3400  = \$3399  & same_bank[116];
-  assign \$3401  = pending0[13] & pending0[14];
-  assign \$3402  = \$3401  & same_bank[117];
-  assign \$3403  = pending0[13] & pending0[15];
-  assign \$3404  = \$3403  & same_bank[118];
-  assign \$3405  = pending0[14] & pending0[15];
-  assign \$3406  = \$3405  & same_bank[119];
-  assign \$3407  = | { \$3406 , \$3404 , \$3402 , \$3400 , \$3398 , \$3396 , \$3394 , \$3392 , \$3390 , \$3388 , \$3386 , \$3384 , \$3382 , \$3380 , \$3378 , \$3376 , \$3374 , \$3372 , \$3370 , \$3368 , \$3366 , \$3364 , \$3362 , \$3360 , \$3358 , \$3356 , \$3354 , \$3352 , \$3350 , \$3348 , \$3346 , \$3344 , \$3342 , \$3340 , \$3338 , \$3336 , \$3334 , \$3332 , \$3330 , \$3328 , \$3326 , \$3324 , \$3322 , \$3320 , \$3318 , \$3316 , \$3314 , \$3312 , \$3310 , \$3308 , \$3306 , \$3304 , \$3302 , \$3300 , \$3298 , \$3296 , \$3294 , \$3292 , \$3290 , \$3288 , \$3286 , \$3284 , \$3282 , \$3280 , \$3278 , \$3276 , \$3274 , \$3272 , \$3270 , \$3268 , \$3266 , \$3264 , \$3262 , \$3260 , \$3258 , \$3256 , \$3254 , \$3252 , \$3250 , \$3248 , \$3246 , \$3244 , \$3242 , \$3240 , \$3238 , \$3236 , \$3234 , \$3232 , \$3230 , \$3228 , \$3226 , \$3224 , \$3222 , \$3220 , \$3218 , \$3216 , \$3214 , \$3212 , \$3210 , \$3208 , \$3206 , \$3204 , \$3202 , \$3200 , \$3198 , \$3196 , \$3194 , \$3192 , \$3190 , \$3188 , \$3186 , \$3184 , \$3182 , \$3180 , \$3178 , \$3176 , \$3174 , \$3172 , \$3170 , \$3168  };
-  assign \$3408  = ~ \$3407 ;
-  assign d_done = d_valid & \$3408 ;
-  assign \$3409  = ~ d_valid;
-  assign \$3410  = \$3409  | d_done;
-  assign d_load = wgt_busy & \$3410 ;
-  assign \$3411  = n_act - 1'h1;
-  assign last_pair = act_index == \$3411 ;
-  assign \$3412  = act_index + 1'h1;
-  assign \$3413  = ~ y__ready;
-  assign ppu_stall = y__valid & \$3413 ;
-  assign \$3414  = ~ d_valid;
-  assign \$3415  = end_pending & \$3414 ;
-  assign \$3416  = ~ d_flush;
-  assign draining = \$3415  & \$3416 ;
-  assign \$3417  = ppu_valid & ppu_stall;
-  assign \$3418  = ~ \$3417 ;
-  assign drain_read = draining & \$3418 ;
-  assign \$3419  = ~ ppu_stall;
-  assign ppu_move = ppu_valid & \$3419 ;
+  assign \$16  = act_rd__data[87:81] + wgt_offset0_3;
+  assign \$17  = ! d_bank0_0;
+  assign \$18  = pending0[0] & \$17 ;
+  assign \$19  = ! d_bank0_1;
+  assign \$20  = pending0[1] & \$19 ;
+  assign \$21  = ! d_bank0_2;
+  assign \$22  = pending0[2] & \$21 ;
+  assign \$23  = ! d_bank0_3;
+  assign \$24  = pending0[3] & \$23 ;
+  assign \$25  = ! d_bank0_4;
+  assign \$26  = pending0[4] & \$25 ;
+  assign \$27  = ! d_bank0_5;
+  assign \$28  = pending0[5] & \$27 ;
+  assign \$29  = ! d_bank0_6;
+  assign \$30  = pending0[6] & \$29 ;
+  assign \$31  = ! d_bank0_7;
+  assign \$32  = pending0[7] & \$31 ;
+  assign \$33  = ! d_bank0_8;
+  assign \$34  = pending0[8] & \$33 ;
+  assign \$35  = ! d_bank0_9;
+  assign \$36  = pending0[9] & \$35 ;
+  assign \$37  = ! d_bank0_10;
+  assign \$38  = pending0[10] & \$37 ;
+  assign \$39  = ! d_bank0_11;
+  assign \$40  = pending0[11] & \$39 ;
+  assign \$41  = ! d_bank0_12;
+  assign \$42  = pending0[12] & \$41 ;
+  assign \$43  = ! d_bank0_13;
+  assign \$44  = pending0[13] & \$43 ;
+  assign \$45  = ! d_bank0_14;
+  assign \$46  = pending0[14] & \$45 ;
+  assign \$47  = ! d_bank0_15;
+  assign \$48  = pending0[15] & \$47 ;
+  assign \$49  = ~ { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
+  assign \$50  = \$49  + 1'h1;
+  assign \$51  = { 1'h0, \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  } & \$50 ;
+  assign hit0_0 = | { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
+  assign \$52  = \$51 [0] ? d_row0_0 : 4'h0;
+  assign \$53  = \$51 [1] ? d_row0_1 : 4'h0;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = \$51 [2] ? d_row0_2 : 4'h0;
+  assign \$56  = \$54  | \$55 ;
+  assign \$57  = \$51 [3] ? d_row0_3 : 4'h0;
+  assign \$58  = \$56  | \$57 ;
+  assign \$59  = \$51 [4] ? d_row0_4 : 4'h0;
+  assign \$60  = \$58  | \$59 ;
+  assign \$61  = \$51 [5] ? d_row0_5 : 4'h0;
+  assign \$62  = \$60  | \$61 ;
+  assign \$63  = \$51 [6] ? d_row0_6 : 4'h0;
+  assign \$64  = \$62  | \$63 ;
+  assign \$65  = \$51 [7] ? d_row0_7 : 4'h0;
+  assign \$66  = \$64  | \$65 ;
+  assign \$67  = \$51 [8] ? d_row0_8 : 4'h0;
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = \$51 [9] ? d_row0_9 : 4'h0;
+  assign \$70  = \$68  | \$69 ;
+  assign \$71  = \$51 [10] ? d_row0_10 : 4'h0;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = \$51 [11] ? d_row0_11 : 4'h0;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = \$51 [12] ? d_row0_12 : 4'h0;
+  assign \$76  = \$74  | \$75 ;
+  assign \$77  = \$51 [13] ? d_row0_13 : 4'h0;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = \$51 [14] ? d_row0_14 : 4'h0;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = \$51 [15] ? d_row0_15 : 4'h0;
+  assign row0_0 = \$80  | \$81 ;
+  assign \$82  = \$51 [0] ? d_product_0 : 16'h0000;
+  assign \$83  = \$51 [1] ? d_product_1 : 16'h0000;
+  assign \$84  = \$82  | \$83 ;
+  assign \$85  = \$51 [2] ? d_product_2 : 16'h0000;
+  assign \$86  = \$84  | \$85 ;
+  assign \$87  = \$51 [3] ? d_product_3 : 16'h0000;
+  assign \$88  = \$86  | \$87 ;
+  assign \$89  = \$51 [4] ? d_product_4 : 16'h0000;
+  assign \$90  = \$88  | \$89 ;
+  assign \$91  = \$51 [5] ? d_product_5 : 16'h0000;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = \$51 [6] ? d_product_6 : 16'h0000;
+  assign \$94  = \$92  | \$93 ;
+  assign \$95  = \$51 [7] ? d_product_7 : 16'h0000;
+  assign \$96  = \$94  | \$95 ;
+  assign \$97  = \$51 [8] ? d_product_8 : 16'h0000;
+  assign \$98  = \$96  | \$97 ;
+  assign \$99  = \$51 [9] ? d_product_9 : 16'h0000;
+  assign \$100  = \$98  | \$99 ;
+  assign \$101  = \$51 [10] ? d_product_10 : 16'h0000;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = \$51 [11] ? d_product_11 : 16'h0000;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = \$51 [12] ? d_product_12 : 16'h0000;
+  assign \$106  = \$104  | \$105 ;
+  assign \$107  = \$51 [13] ? d_product_13 : 16'h0000;
+  assign \$108  = \$106  | \$107 ;
+  assign \$109  = \$51 [14] ? d_product_14 : 16'h0000;
+  assign \$110  = \$108  | \$109 ;
+  assign \$111  = \$51 [15] ? d_product_15 : 16'h0000;
+  assign value0_0 = \$110  | \$111 ;
+  assign \$112  = d_bank0_0 == 1'h1;
+  assign \$113  = pending0[0] & \$112 ;
+  assign \$114  = d_bank0_1 == 1'h1;
+  assign \$115  = pending0[1] & \$114 ;
+  assign \$116  = d_bank0_2 == 1'h1;
+  assign \$117  = pending0[2] & \$116 ;
+  assign \$118  = d_bank0_3 == 1'h1;
+  assign \$119  = pending0[3] & \$118 ;
+  assign \$120  = d_bank0_4 == 1'h1;
+  assign \$121  = pending0[4] & \$120 ;
+  assign \$122  = d_bank0_5 == 1'h1;
+  assign \$123  = pending0[5] & \$122 ;
+  assign \$124  = d_bank0_6 == 1'h1;
+  assign \$125  = pending0[6] & \$124 ;
+  assign \$126  = d_bank0_7 == 1'h1;
+  assign \$127  = pending0[7] & \$126 ;
+  assign \$128  = d_bank0_8 == 1'h1;
+  assign \$129  = pending0[8] & \$128 ;
+  assign \$130  = d_bank0_9 == 1'h1;
+  assign \$131  = pending0[9] & \$130 ;
+  assign \$132  = d_bank0_10 == 1'h1;
+  assign \$133  = pending0[10] & \$132 ;
+  assign \$134  = d_bank0_11 == 1'h1;
+  assign \$135  = pending0[11] & \$134 ;
+  assign \$136  = d_bank0_12 == 1'h1;
+  assign \$137  = pending0[12] & \$136 ;
+  assign \$138  = d_bank0_13 == 1'h1;
+  assign \$139  = pending0[13] & \$138 ;
+  assign \$140  = d_bank0_14 == 1'h1;
+  assign \$141  = pending0[14] & \$140 ;
+  assign \$142  = d_bank0_15 == 1'h1;
+  assign \$143  = pending0[15] & \$142 ;
+  assign \$144  = ~ { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
+  assign \$145  = \$144  + 1'h1;
+  assign \$146  = { 1'h0, \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  } & \$145 ;
+  assign hit0_1 = | { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
+  assign \$147  = \$146 [0] ? d_row0_0 : 4'h0;
+  assign \$148  = \$146 [1] ? d_row0_1 : 4'h0;
+  assign \$149  = \$147  | \$148 ;
+  assign \$150  = \$146 [2] ? d_row0_2 : 4'h0;
+  assign \$151  = \$149  | \$150 ;
+  assign \$152  = \$146 [3] ? d_row0_3 : 4'h0;
+  assign \$153  = \$151  | \$152 ;
+  assign \$154  = \$146 [4] ? d_row0_4 : 4'h0;
+  assign \$155  = \$153  | \$154 ;
+  assign \$156  = \$146 [5] ? d_row0_5 : 4'h0;
+  assign \$157  = \$155  | \$156 ;
+  assign \$158  = \$146 [6] ? d_row0_6 : 4'h0;
+  assign \$159  = \$157  | \$158 ;
+  assign \$160  = \$146 [7] ? d_row0_7 : 4'h0;
+  assign \$161  = \$159  | \$160 ;
+  assign \$162  = \$146 [8] ? d_row0_8 : 4'h0;
+  assign \$163  = \$161  | \$162 ;
+  assign \$164  = \$146 [9] ? d_row0_9 : 4'h0;
+  assign \$165  = \$163  | \$164 ;
+  assign \$166  = \$146 [10] ? d_row0_10 : 4'h0;
+  assign \$167  = \$165  | \$166 ;
+  assign \$168  = \$146 [11] ? d_row0_11 : 4'h0;
+  assign \$169  = \$167  | \$168 ;
+  assign \$170  = \$146 [12] ? d_row0_12 : 4'h0;
+  assign \$171  = \$169  | \$170 ;
+  assign \$172  = \$146 [13] ? d_row0_13 : 4'h0;
+  assign \$173  = \$171  | \$172 ;
+  assign \$174  = \$146 [14] ? d_row0_14 : 4'h0;
+  assign \$175  = \$173  | \$174 ;
+  assign \$176  = \$146 [15] ? d_row0_15 : 4'h0;
+  assign row0_1 = \$175  | \$176 ;
+  assign \$177  = \$146 [0] ? d_product_0 : 16'h0000;
+  assign \$178  = \$146 [1] ? d_product_1 : 16'h0000;
+  assign \$179  = \$177  | \$178 ;
+  assign \$180  = \$146 [2] ? d_product_2 : 16'h0000;
+  assign \$181  = \$179  | \$180 ;
+  assign \$182  = \$146 [3] ? d_product_3 : 16'h0000;
+  assign \$183  = \$181  | \$182 ;
+  assign \$184  = \$146 [4] ? d_product_4 : 16'h0000;
+  assign \$185  = \$183  | \$184 ;
+  assign \$186  = \$146 [5] ? d_product_5 : 16'h0000;
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = \$146 [6] ? d_product_6 : 16'h0000;
+  assign \$189  = \$187  | \$188 ;
+  assign \$190  = \$146 [7] ? d_product_7 : 16'h0000;
+  assign \$191  = \$189  | \$190 ;
+  assign \$192  = \$146 [8] ? d_product_8 : 16'h0000;
+  assign \$193  = \$191  | \$192 ;
+  assign \$194  = \$146 [9] ? d_product_9 : 16'h0000;
+  assign \$195  = \$193  | \$194 ;
+  assign \$196  = \$146 [10] ? d_product_10 : 16'h0000;
+  assign \$197  = \$195  | \$196 ;
+  assign \$198  = \$146 [11] ? d_product_11 : 16'h0000;
+  assign \$199  = \$197  | \$198 ;
+  assign \$200  = \$146 [12] ? d_product_12 : 16'h0000;
+  assign \$201  = \$199  | \$200 ;
+  assign \$202  = \$146 [13] ? d_product_13 : 16'h0000;
+  assign \$203  = \$201  | \$202 ;
+  assign \$204  = \$146 [14] ? d_product_14 : 16'h0000;
+  assign \$205  = \$203  | \$204 ;
+  assign \$206  = \$146 [15] ? d_product_15 : 16'h0000;
+  assign value0_1 = \$205  | \$206 ;
+  assign \$207  = d_bank0_0 == 2'h2;
+  assign \$208  = pending0[0] & \$207 ;
+  assign \$209  = d_bank0_1 == 2'h2;
+  assign \$210  = pending0[1] & \$209 ;
+  assign \$211  = d_bank0_2 == 2'h2;
+  assign \$212  = pending0[2] & \$211 ;
+  assign \$213  = d_bank0_3 == 2'h2;
+  assign \$214  = pending0[3] & \$213 ;
+  assign \$215  = d_bank0_4 == 2'h2;
+  assign \$216  = pending0[4] & \$215 ;
+  assign \$217  = d_bank0_5 == 2'h2;
+  assign \$218  = pending0[5] & \$217 ;
+  assign \$219  = d_bank0_6 == 2'h2;
+  assign \$220  = pending0[6] & \$219 ;
+  assign \$221  = d_bank0_7 == 2'h2;
+  assign \$222  = pending0[7] & \$221 ;
+  assign \$223  = d_bank0_8 == 2'h2;
+  assign \$224  = pending0[8] & \$223 ;
+  assign \$225  = d_bank0_9 == 2'h2;
+  assign \$226  = pending0[9] & \$225 ;
+  assign \$227  = d_bank0_10 == 2'h2;
+  assign \$228  = pending0[10] & \$227 ;
+  assign \$229  = d_bank0_11 == 2'h2;
+  assign \$230  = pending0[11] & \$229 ;
+  assign \$231  = d_bank0_12 == 2'h2;
+  assign \$232  = pending0[12] & \$231 ;
+  assign \$233  = d_bank0_13 == 2'h2;
+  assign \$234  = pending0[13] & \$233 ;
+  assign \$235  = d_bank0_14 == 2'h2;
+  assign \$236  = pending0[14] & \$235 ;
+  assign \$237  = d_bank0_15 == 2'h2;
+  assign \$238  = pending0[15] & \$237 ;
+  assign \$239  = ~ { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
+  assign \$240  = \$239  + 1'h1;
+  assign \$241  = { 1'h0, \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  } & \$240 ;
+  assign hit0_2 = | { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
+  assign \$242  = \$241 [0] ? d_row0_0 : 4'h0;
+  assign \$243  = \$241 [1] ? d_row0_1 : 4'h0;
+  assign \$244  = \$242  | \$243 ;
+  assign \$245  = \$241 [2] ? d_row0_2 : 4'h0;
+  assign \$246  = \$244  | \$245 ;
+  assign \$247  = \$241 [3] ? d_row0_3 : 4'h0;
+  assign \$248  = \$246  | \$247 ;
+  assign \$249  = \$241 [4] ? d_row0_4 : 4'h0;
+  assign \$250  = \$248  | \$249 ;
+  assign \$251  = \$241 [5] ? d_row0_5 : 4'h0;
+  assign \$252  = \$250  | \$251 ;
+  assign \$253  = \$241 [6] ? d_row0_6 : 4'h0;
+  assign \$254  = \$252  | \$253 ;
+  assign \$255  = \$241 [7] ? d_row0_7 : 4'h0;
+  assign \$256  = \$254  | \$255 ;
+  assign \$257  = \$241 [8] ? d_row0_8 : 4'h0;
+  assign \$258  = \$256  | \$257 ;
+  assign \$259  = \$241 [9] ? d_row0_9 : 4'h0;
+  assign \$260  = \$258  | \$259 ;
+  assign \$261  = \$241 [10] ? d_row0_10 : 4'h0;
+  assign \$262  = \$260  | \$261 ;
+  assign \$263  = \$241 [11] ? d_row0_11 : 4'h0;
+  assign \$264  = \$262  | \$263 ;
+  assign \$265  = \$241 [12] ? d_row0_12 : 4'h0;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = \$241 [13] ? d_row0_13 : 4'h0;
+  assign \$268  = \$266  | \$267 ;
+  assign \$269  = \$241 [14] ? d_row0_14 : 4'h0;
+  assign \$270  = \$268  | \$269 ;
+  assign \$271  = \$241 [15] ? d_row0_15 : 4'h0;
+  assign row0_2 = \$270  | \$271 ;
+  assign \$272  = \$241 [0] ? d_product_0 : 16'h0000;
+  assign \$273  = \$241 [1] ? d_product_1 : 16'h0000;
+  assign \$274  = \$272  | \$273 ;
+  assign \$275  = \$241 [2] ? d_product_2 : 16'h0000;
+  assign \$276  = \$274  | \$275 ;
+  assign \$277  = \$241 [3] ? d_product_3 : 16'h0000;
+  assign \$278  = \$276  | \$277 ;
+  assign \$279  = \$241 [4] ? d_product_4 : 16'h0000;
+  assign \$280  = \$278  | \$279 ;
+  assign \$281  = \$241 [5] ? d_product_5 : 16'h0000;
+  assign \$282  = \$280  | \$281 ;
+  assign \$283  = \$241 [6] ? d_product_6 : 16'h0000;
+  assign \$284  = \$282  | \$283 ;
+  assign \$285  = \$241 [7] ? d_product_7 : 16'h0000;
+  assign \$286  = \$284  | \$285 ;
+  assign \$287  = \$241 [8] ? d_product_8 : 16'h0000;
+  assign \$288  = \$286  | \$287 ;
+  assign \$289  = \$241 [9] ? d_product_9 : 16'h0000;
+  assign \$290  = \$288  | \$289 ;
+  assign \$291  = \$241 [10] ? d_product_10 : 16'h0000;
+  assign \$292  = \$290  | \$291 ;
+  assign \$293  = \$241 [11] ? d_product_11 : 16'h0000;
+  assign \$294  = \$292  | \$293 ;
+  assign \$295  = \$241 [12] ? d_product_12 : 16'h0000;
+  assign \$296  = \$294  | \$295 ;
+  assign \$297  = \$241 [13] ? d_product_13 : 16'h0000;
+  assign \$298  = \$296  | \$297 ;
+  assign \$299  = \$241 [14] ? d_product_14 : 16'h0000;
+  assign \$300  = \$298  | \$299 ;
+  assign \$301  = \$241 [15] ? d_product_15 : 16'h0000;
+  assign value0_2 = \$300  | \$301 ;
+  assign \$302  = d_bank0_0 == 2'h3;
+  assign \$303  = pending0[0] & \$302 ;
+  assign \$304  = d_bank0_1 == 2'h3;
+  assign \$305  = pending0[1] & \$304 ;
+  assign \$306  = d_bank0_2 == 2'h3;
+  assign \$307  = pending0[2] & \$306 ;
+  assign \$308  = d_bank0_3 == 2'h3;
+  assign \$309  = pending0[3] & \$308 ;
+  assign \$310  = d_bank0_4 == 2'h3;
+  assign \$311  = pending0[4] & \$310 ;
+  assign \$312  = d_bank0_5 == 2'h3;
+  assign \$313  = pending0[5] & \$312 ;
+  assign \$314  = d_bank0_6 == 2'h3;
+  assign \$315  = pending0[6] & \$314 ;
+  assign \$316  = d_bank0_7 == 2'h3;
+  assign \$317  = pending0[7] & \$316 ;
+  assign \$318  = d_bank0_8 == 2'h3;
+  assign \$319  = pending0[8] & \$318 ;
+  assign \$320  = d_bank0_9 == 2'h3;
+  assign \$321  = pending0[9] & \$320 ;
+  assign \$322  = d_bank0_10 == 2'h3;
+  assign \$323  = pending0[10] & \$322 ;
+  assign \$324  = d_bank0_11 == 2'h3;
+  assign \$325  = pending0[11] & \$324 ;
+  assign \$326  = d_bank0_12 == 2'h3;
+  assign \$327  = pending0[12] & \$326 ;
+  assign \$328  = d_bank0_13 == 2'h3;
+  assign \$329  = pending0[13] & \$328 ;
+  assign \$330  = d_bank0_14 == 2'h3;
+  assign \$331  = pending0[14] & \$330 ;
+  assign \$332  = d_bank0_15 == 2'h3;
+  assign \$333  = pending0[15] & \$332 ;
+  assign \$334  = ~ { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
+  assign \$335  = \$334  + 1'h1;
+  assign \$336  = { 1'h0, \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  } & \$335 ;
+  assign hit0_3 = | { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
+  assign \$337  = \$336 [0] ? d_row0_0 : 4'h0;
+  assign \$338  = \$336 [1] ? d_row0_1 : 4'h0;
+  assign \$339  = \$337  | \$338 ;
+  assign \$340  = \$336 [2] ? d_row0_2 : 4'h0;
+  assign \$341  = \$339  | \$340 ;
+  assign \$342  = \$336 [3] ? d_row0_3 : 4'h0;
+  assign \$343  = \$341  | \$342 ;
+  assign \$344  = \$336 [4] ? d_row0_4 : 4'h0;
+  assign \$345  = \$343  | \$344 ;
+  assign \$346  = \$336 [5] ? d_row0_5 : 4'h0;
+  assign \$347  = \$345  | \$346 ;
+  assign \$348  = \$336 [6] ? d_row0_6 : 4'h0;
+  assign \$349  = \$347  | \$348 ;
+  assign \$350  = \$336 [7] ? d_row0_7 : 4'h0;
+  assign \$351  = \$349  | \$350 ;
+  assign \$352  = \$336 [8] ? d_row0_8 : 4'h0;
+  assign \$353  = \$351  | \$352 ;
+  assign \$354  = \$336 [9] ? d_row0_9 : 4'h0;
+  assign \$355  = \$353  | \$354 ;
+  assign \$356  = \$336 [10] ? d_row0_10 : 4'h0;
+  assign \$357  = \$355  | \$356 ;
+  assign \$358  = \$336 [11] ? d_row0_11 : 4'h0;
+  assign \$359  = \$357  | \$358 ;
+  assign \$360  = \$336 [12] ? d_row0_12 : 4'h0;
+  assign \$361  = \$359  | \$360 ;
+  assign \$362  = \$336 [13] ? d_row0_13 : 4'h0;
+  assign \$363  = \$361  | \$362 ;
+  assign \$364  = \$336 [14] ? d_row0_14 : 4'h0;
+  assign \$365  = \$363  | \$364 ;
+  assign \$366  = \$336 [15] ? d_row0_15 : 4'h0;
+  assign row0_3 = \$365  | \$366 ;
+  assign \$367  = \$336 [0] ? d_product_0 : 16'h0000;
+  assign \$368  = \$336 [1] ? d_product_1 : 16'h0000;
+  assign \$369  = \$367  | \$368 ;
+  assign \$370  = \$336 [2] ? d_product_2 : 16'h0000;
+  assign \$371  = \$369  | \$370 ;
+  assign \$372  = \$336 [3] ? d_product_3 : 16'h0000;
+  assign \$373  = \$371  | \$372 ;
+  assign \$374  = \$336 [4] ? d_product_4 : 16'h0000;
+  assign \$375  = \$373  | \$374 ;
+  assign \$376  = \$336 [5] ? d_product_5 : 16'h0000;
+  assign \$377  = \$375  | \$376 ;
+  assign \$378  = \$336 [6] ? d_product_6 : 16'h0000;
+  assign \$379  = \$377  | \$378 ;
+  assign \$380  = \$336 [7] ? d_product_7 : 16'h0000;
+  assign \$381  = \$379  | \$380 ;
+  assign \$382  = \$336 [8] ? d_product_8 : 16'h0000;
+  assign \$383  = \$381  | \$382 ;
+  assign \$384  = \$336 [9] ? d_product_9 : 16'h0000;
+  assign \$385  = \$383  | \$384 ;
+  assign \$386  = \$336 [10] ? d_product_10 : 16'h0000;
+  assign \$387  = \$385  | \$386 ;
+  assign \$388  = \$336 [11] ? d_product_11 : 16'h0000;
+  assign \$389  = \$387  | \$388 ;
+  assign \$390  = \$336 [12] ? d_product_12 : 16'h0000;
+  assign \$391  = \$389  | \$390 ;
+  assign \$392  = \$336 [13] ? d_product_13 : 16'h0000;
+  assign \$393  = \$391  | \$392 ;
+  assign \$394  = \$336 [14] ? d_product_14 : 16'h0000;
+  assign \$395  = \$393  | \$394 ;
+  assign \$396  = \$336 [15] ? d_product_15 : 16'h0000;
+  assign value0_3 = \$395  | \$396 ;
+  assign \$397  = d_bank0_0 == 3'h4;
+  assign \$398  = pending0[0] & \$397 ;
+  assign \$399  = d_bank0_1 == 3'h4;
+  assign \$400  = pending0[1] & \$399 ;
+  assign \$401  = d_bank0_2 == 3'h4;
+  assign \$402  = pending0[2] & \$401 ;
+  assign \$403  = d_bank0_3 == 3'h4;
+  assign \$404  = pending0[3] & \$403 ;
+  assign \$405  = d_bank0_4 == 3'h4;
+  assign \$406  = pending0[4] & \$405 ;
+  assign \$407  = d_bank0_5 == 3'h4;
+  assign \$408  = pending0[5] & \$407 ;
+  assign \$409  = d_bank0_6 == 3'h4;
+  assign \$410  = pending0[6] & \$409 ;
+  assign \$411  = d_bank0_7 == 3'h4;
+  assign \$412  = pending0[7] & \$411 ;
+  assign \$413  = d_bank0_8 == 3'h4;
+  assign \$414  = pending0[8] & \$413 ;
+  assign \$415  = d_bank0_9 == 3'h4;
+  assign \$416  = pending0[9] & \$415 ;
+  assign \$417  = d_bank0_10 == 3'h4;
+  assign \$418  = pending0[10] & \$417 ;
+  assign \$419  = d_bank0_11 == 3'h4;
+  assign \$420  = pending0[11] & \$419 ;
+  assign \$421  = d_bank0_12 == 3'h4;
+  assign \$422  = pending0[12] & \$421 ;
+  assign \$423  = d_bank0_13 == 3'h4;
+  assign \$424  = pending0[13] & \$423 ;
+  assign \$425  = d_bank0_14 == 3'h4;
+  assign \$426  = pending0[14] & \$425 ;
+  assign \$427  = d_bank0_15 == 3'h4;
+  assign \$428  = pending0[15] & \$427 ;
+  assign \$429  = ~ { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
+  assign \$430  = \$429  + 1'h1;
+  assign \$431  = { 1'h0, \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  } & \$430 ;
+  assign hit0_4 = | { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
+  assign \$432  = \$431 [0] ? d_row0_0 : 4'h0;
+  assign \$433  = \$431 [1] ? d_row0_1 : 4'h0;
+  assign \$434  = \$432  | \$433 ;
+  assign \$435  = \$431 [2] ? d_row0_2 : 4'h0;
+  assign \$436  = \$434  | \$435 ;
+  assign \$437  = \$431 [3] ? d_row0_3 : 4'h0;
+  assign \$438  = \$436  | \$437 ;
+  assign \$439  = \$431 [4] ? d_row0_4 : 4'h0;
+  assign \$440  = \$438  | \$439 ;
+  assign \$441  = \$431 [5] ? d_row0_5 : 4'h0;
+  assign \$442  = \$440  | \$441 ;
+  assign \$443  = \$431 [6] ? d_row0_6 : 4'h0;
+  assign \$444  = \$442  | \$443 ;
+  assign \$445  = \$431 [7] ? d_row0_7 : 4'h0;
+  assign \$446  = \$444  | \$445 ;
+  assign \$447  = \$431 [8] ? d_row0_8 : 4'h0;
+  assign \$448  = \$446  | \$447 ;
+  assign \$449  = \$431 [9] ? d_row0_9 : 4'h0;
+  assign \$450  = \$448  | \$449 ;
+  assign \$451  = \$431 [10] ? d_row0_10 : 4'h0;
+  assign \$452  = \$450  | \$451 ;
+  assign \$453  = \$431 [11] ? d_row0_11 : 4'h0;
+  assign \$454  = \$452  | \$453 ;
+  assign \$455  = \$431 [12] ? d_row0_12 : 4'h0;
+  assign \$456  = \$454  | \$455 ;
+  assign \$457  = \$431 [13] ? d_row0_13 : 4'h0;
+  assign \$458  = \$456  | \$457 ;
+  assign \$459  = \$431 [14] ? d_row0_14 : 4'h0;
+  assign \$460  = \$458  | \$459 ;
+  assign \$461  = \$431 [15] ? d_row0_15 : 4'h0;
+  assign row0_4 = \$460  | \$461 ;
+  assign \$462  = \$431 [0] ? d_product_0 : 16'h0000;
+  assign \$463  = \$431 [1] ? d_product_1 : 16'h0000;
+  assign \$464  = \$462  | \$463 ;
+  assign \$465  = \$431 [2] ? d_product_2 : 16'h0000;
+  assign \$466  = \$464  | \$465 ;
+  assign \$467  = \$431 [3] ? d_product_3 : 16'h0000;
+  assign \$468  = \$466  | \$467 ;
+  assign \$469  = \$431 [4] ? d_product_4 : 16'h0000;
+  assign \$470  = \$468  | \$469 ;
+  assign \$471  = \$431 [5] ? d_product_5 : 16'h0000;
+  assign \$472  = \$470  | \$471 ;
+  assign \$473  = \$431 [6] ? d_product_6 : 16'h0000;
+  assign \$474  = \$472  | \$473 ;
+  assign \$475  = \$431 [7] ? d_product_7 : 16'h0000;
+  assign \$476  = \$474  | \$475 ;
+  assign \$477  = \$431 [8] ? d_product_8 : 16'h0000;
+  assign \$478  = \$476  | \$477 ;
+  assign \$479  = \$431 [9] ? d_product_9 : 16'h0000;
+  assign \$480  = \$478  | \$479 ;
+  assign \$481  = \$431 [10] ? d_product_10 : 16'h0000;
+  assign \$482  = \$480  | \$481 ;
+  assign \$483  = \$431 [11] ? d_product_11 : 16'h0000;
+  assign \$484  = \$482  | \$483 ;
+  assign \$485  = \$431 [12] ? d_product_12 : 16'h0000;
+  assign \$486  = \$484  | \$485 ;
+  assign \$487  = \$431 [13] ? d_product_13 : 16'h0000;
+  assign \$488  = \$486  | \$487 ;
+  assign \$489  = \$431 [14] ? d_product_14 : 16'h0000;
+  assign \$490  = \$488  | \$489 ;
+  assign \$491  = \$431 [15] ? d_product_15 : 16'h0000;
+  assign value0_4 = \$490  | \$491 ;
+  assign \$492  = d_bank0_0 == 3'h5;
+  assign \$493  = pending0[0] & \$492 ;
+  assign \$494  = d_bank0_1 == 3'h5;
+  assign \$495  = pending0[1] & \$494 ;
+  assign \$496  = d_bank0_2 == 3'h5;
+  assign \$497  = pending0[2] & \$496 ;
+  assign \$498  = d_bank0_3 == 3'h5;
+  assign \$499  = pending0[3] & \$498 ;
+  assign \$500  = d_bank0_4 == 3'h5;
+  assign \$501  = pending0[4] & \$500 ;
+  assign \$502  = d_bank0_5 == 3'h5;
+  assign \$503  = pending0[5] & \$502 ;
+  assign \$504  = d_bank0_6 == 3'h5;
+  assign \$505  = pending0[6] & \$504 ;
+  assign \$506  = d_bank0_7 == 3'h5;
+  assign \$507  = pending0[7] & \$506 ;
+  assign \$508  = d_bank0_8 == 3'h5;
+  assign \$509  = pending0[8] & \$508 ;
+  assign \$510  = d_bank0_9 == 3'h5;
+  assign \$511  = pending0[9] & \$510 ;
+  assign \$512  = d_bank0_10 == 3'h5;
+  assign \$513  = pending0[10] & \$512 ;
+  assign \$514  = d_bank0_11 == 3'h5;
+  assign \$515  = pending0[11] & \$514 ;
+  assign \$516  = d_bank0_12 == 3'h5;
+  assign \$517  = pending0[12] & \$516 ;
+  assign \$518  = d_bank0_13 == 3'h5;
+  assign \$519  = pending0[13] & \$518 ;
+  assign \$520  = d_bank0_14 == 3'h5;
+  assign \$521  = pending0[14] & \$520 ;
+  assign \$522  = d_bank0_15 == 3'h5;
+  assign \$523  = pending0[15] & \$522 ;
+  assign \$524  = ~ { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
+  assign \$525  = \$524  + 1'h1;
+  assign \$526  = { 1'h0, \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  } & \$525 ;
+  assign hit0_5 = | { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
+  assign \$527  = \$526 [0] ? d_row0_0 : 4'h0;
+  assign \$528  = \$526 [1] ? d_row0_1 : 4'h0;
+  assign \$529  = \$527  | \$528 ;
+  assign \$530  = \$526 [2] ? d_row0_2 : 4'h0;
+  assign \$531  = \$529  | \$530 ;
+  assign \$532  = \$526 [3] ? d_row0_3 : 4'h0;
+  assign \$533  = \$531  | \$532 ;
+  assign \$534  = \$526 [4] ? d_row0_4 : 4'h0;
+  assign \$535  = \$533  | \$534 ;
+  assign \$536  = \$526 [5] ? d_row0_5 : 4'h0;
+  assign \$537  = \$535  | \$536 ;
+  assign \$538  = \$526 [6] ? d_row0_6 : 4'h0;
+  assign \$539  = \$537  | \$538 ;
+  assign \$540  = \$526 [7] ? d_row0_7 : 4'h0;
+  assign \$541  = \$539  | \$540 ;
+  assign \$542  = \$526 [8] ? d_row0_8 : 4'h0;
+  assign \$543  = \$541  | \$542 ;
+  assign \$544  = \$526 [9] ? d_row0_9 : 4'h0;
+  assign \$545  = \$543  | \$544 ;
+  assign \$546  = \$526 [10] ? d_row0_10 : 4'h0;
+  assign \$547  = \$545  | \$546 ;
+  assign \$548  = \$526 [11] ? d_row0_11 : 4'h0;
+  assign \$549  = \$547  | \$548 ;
+  assign \$550  = \$526 [12] ? d_row0_12 : 4'h0;
+  assign \$551  = \$549  | \$550 ;
+  assign \$552  = \$526 [13] ? d_row0_13 : 4'h0;
+  assign \$553  = \$551  | \$552 ;
+  assign \$554  = \$526 [14] ? d_row0_14 : 4'h0;
+  assign \$555  = \$553  | \$554 ;
+  assign \$556  = \$526 [15] ? d_row0_15 : 4'h0;
+  assign row0_5 = \$555  | \$556 ;
+  assign \$557  = \$526 [0] ? d_product_0 : 16'h0000;
+  assign \$558  = \$526 [1] ? d_product_1 : 16'h0000;
+  assign \$559  = \$557  | \$558 ;
+  assign \$560  = \$526 [2] ? d_product_2 : 16'h0000;
+  assign \$561  = \$559  | \$560 ;
+  assign \$562  = \$526 [3] ? d_product_3 : 16'h0000;
+  assign \$563  = \$561  | \$562 ;
+  assign \$564  = \$526 [4] ? d_product_4 : 16'h0000;
+  assign \$565  = \$563  | \$564 ;
+  assign \$566  = \$526 [5] ? d_product_5 : 16'h0000;
+  assign \$567  = \$565  | \$566 ;
+  assign \$568  = \$526 [6] ? d_product_6 : 16'h0000;
+  assign \$569  = \$567  | \$568 ;
+  assign \$570  = \$526 [7] ? d_product_7 : 16'h0000;
+  assign \$571  = \$569  | \$570 ;
+  assign \$572  = \$526 [8] ? d_product_8 : 16'h0000;
+  assign \$573  = \$571  | \$572 ;
+  assign \$574  = \$526 [9] ? d_product_9 : 16'h0000;
+  assign \$575  = \$573  | \$574 ;
+  assign \$576  = \$526 [10] ? d_product_10 : 16'h0000;
+  assign \$577  = \$575  | \$576 ;
+  assign \$578  = \$526 [11] ? d_product_11 : 16'h0000;
+  assign \$579  = \$577  | \$578 ;
+  assign \$580  = \$526 [12] ? d_product_12 : 16'h0000;
+  assign \$581  = \$579  | \$580 ;
+  assign \$582  = \$526 [13] ? d_product_13 : 16'h0000;
+  assign \$583  = \$581  | \$582 ;
+  assign \$584  = \$526 [14] ? d_product_14 : 16'h0000;
+  assign \$585  = \$583  | \$584 ;
+  assign \$586  = \$526 [15] ? d_product_15 : 16'h0000;
+  assign value0_5 = \$585  | \$586 ;
+  assign \$587  = d_bank0_0 == 3'h6;
+  assign \$588  = pending0[0] & \$587 ;
+  assign \$589  = d_bank0_1 == 3'h6;
+  assign \$590  = pending0[1] & \$589 ;
+  assign \$591  = d_bank0_2 == 3'h6;
+  assign \$592  = pending0[2] & \$591 ;
+  assign \$593  = d_bank0_3 == 3'h6;
+  assign \$594  = pending0[3] & \$593 ;
+  assign \$595  = d_bank0_4 == 3'h6;
+  assign \$596  = pending0[4] & \$595 ;
+  assign \$597  = d_bank0_5 == 3'h6;
+  assign \$598  = pending0[5] & \$597 ;
+  assign \$599  = d_bank0_6 == 3'h6;
+  assign \$600  = pending0[6] & \$599 ;
+  assign \$601  = d_bank0_7 == 3'h6;
+  assign \$602  = pending0[7] & \$601 ;
+  assign \$603  = d_bank0_8 == 3'h6;
+  assign \$604  = pending0[8] & \$603 ;
+  assign \$605  = d_bank0_9 == 3'h6;
+  assign \$606  = pending0[9] & \$605 ;
+  assign \$607  = d_bank0_10 == 3'h6;
+  assign \$608  = pending0[10] & \$607 ;
+  assign \$609  = d_bank0_11 == 3'h6;
+  assign \$610  = pending0[11] & \$609 ;
+  assign \$611  = d_bank0_12 == 3'h6;
+  assign \$612  = pending0[12] & \$611 ;
+  assign \$613  = d_bank0_13 == 3'h6;
+  assign \$614  = pending0[13] & \$613 ;
+  assign \$615  = d_bank0_14 == 3'h6;
+  assign \$616  = pending0[14] & \$615 ;
+  assign \$617  = d_bank0_15 == 3'h6;
+  assign \$618  = pending0[15] & \$617 ;
+  assign \$619  = ~ { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
+  assign \$620  = \$619  + 1'h1;
+  assign \$621  = { 1'h0, \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  } & \$620 ;
+  assign hit0_6 = | { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
+  assign \$622  = \$621 [0] ? d_row0_0 : 4'h0;
+  assign \$623  = \$621 [1] ? d_row0_1 : 4'h0;
+  assign \$624  = \$622  | \$623 ;
+  assign \$625  = \$621 [2] ? d_row0_2 : 4'h0;
+  assign \$626  = \$624  | \$625 ;
+  assign \$627  = \$621 [3] ? d_row0_3 : 4'h0;
+  assign \$628  = \$626  | \$627 ;
+  assign \$629  = \$621 [4] ? d_row0_4 : 4'h0;
+  assign \$630  = \$628  | \$629 ;
+  assign \$631  = \$621 [5] ? d_row0_5 : 4'h0;
+  assign \$632  = \$630  | \$631 ;
+  assign \$633  = \$621 [6] ? d_row0_6 : 4'h0;
+  assign \$634  = \$632  | \$633 ;
+  assign \$635  = \$621 [7] ? d_row0_7 : 4'h0;
+  assign \$636  = \$634  | \$635 ;
+  assign \$637  = \$621 [8] ? d_row0_8 : 4'h0;
+  assign \$638  = \$636  | \$637 ;
+  assign \$639  = \$621 [9] ? d_row0_9 : 4'h0;
+  assign \$640  = \$638  | \$639 ;
+  assign \$641  = \$621 [10] ? d_row0_10 : 4'h0;
+  assign \$642  = \$640  | \$641 ;
+  assign \$643  = \$621 [11] ? d_row0_11 : 4'h0;
+  assign \$644  = \$642  | \$643 ;
+  assign \$645  = \$621 [12] ? d_row0_12 : 4'h0;
+  assign \$646  = \$644  | \$645 ;
+  assign \$647  = \$621 [13] ? d_row0_13 : 4'h0;
+  assign \$648  = \$646  | \$647 ;
+  assign \$649  = \$621 [14] ? d_row0_14 : 4'h0;
+  assign \$650  = \$648  | \$649 ;
+  assign \$651  = \$621 [15] ? d_row0_15 : 4'h0;
+  assign row0_6 = \$650  | \$651 ;
+  assign \$652  = \$621 [0] ? d_product_0 : 16'h0000;
+  assign \$653  = \$621 [1] ? d_product_1 : 16'h0000;
+  assign \$654  = \$652  | \$653 ;
+  assign \$655  = \$621 [2] ? d_product_2 : 16'h0000;
+  assign \$656  = \$654  | \$655 ;
+  assign \$657  = \$621 [3] ? d_product_3 : 16'h0000;
+  assign \$658  = \$656  | \$657 ;
+  assign \$659  = \$621 [4] ? d_product_4 : 16'h0000;
+  assign \$660  = \$658  | \$659 ;
+  assign \$661  = \$621 [5] ? d_product_5 : 16'h0000;
+  assign \$662  = \$660  | \$661 ;
+  assign \$663  = \$621 [6] ? d_product_6 : 16'h0000;
+  assign \$664  = \$662  | \$663 ;
+  assign \$665  = \$621 [7] ? d_product_7 : 16'h0000;
+  assign \$666  = \$664  | \$665 ;
+  assign \$667  = \$621 [8] ? d_product_8 : 16'h0000;
+  assign \$668  = \$666  | \$667 ;
+  assign \$669  = \$621 [9] ? d_product_9 : 16'h0000;
+  assign \$670  = \$668  | \$669 ;
+  assign \$671  = \$621 [10] ? d_product_10 : 16'h0000;
+  assign \$672  = \$670  | \$671 ;
+  assign \$673  = \$621 [11] ? d_product_11 : 16'h0000;
+  assign \$674  = \$672  | \$673 ;
+  assign \$675  = \$621 [12] ? d_product_12 : 16'h0000;
+  assign \$676  = \$674  | \$675 ;
+  assign \$677  = \$621 [13] ? d_product_13 : 16'h0000;
+  assign \$678  = \$676  | \$677 ;
+  assign \$679  = \$621 [14] ? d_product_14 : 16'h0000;
+  assign \$680  = \$678  | \$679 ;
+  assign \$681  = \$621 [15] ? d_product_15 : 16'h0000;
+  assign value0_6 = \$680  | \$681 ;
+  assign \$682  = d_bank0_0 == 3'h7;
+  assign \$683  = pending0[0] & \$682 ;
+  assign \$684  = d_bank0_1 == 3'h7;
+  assign \$685  = pending0[1] & \$684 ;
+  assign \$686  = d_bank0_2 == 3'h7;
+  assign \$687  = pending0[2] & \$686 ;
+  assign \$688  = d_bank0_3 == 3'h7;
+  assign \$689  = pending0[3] & \$688 ;
+  assign \$690  = d_bank0_4 == 3'h7;
+  assign \$691  = pending0[4] & \$690 ;
+  assign \$692  = d_bank0_5 == 3'h7;
+  assign \$693  = pending0[5] & \$692 ;
+  assign \$694  = d_bank0_6 == 3'h7;
+  assign \$695  = pending0[6] & \$694 ;
+  assign \$696  = d_bank0_7 == 3'h7;
+  assign \$697  = pending0[7] & \$696 ;
+  assign \$698  = d_bank0_8 == 3'h7;
+  assign \$699  = pending0[8] & \$698 ;
+  assign \$700  = d_bank0_9 == 3'h7;
+  assign \$701  = pending0[9] & \$700 ;
+  assign \$702  = d_bank0_10 == 3'h7;
+  assign \$703  = pending0[10] & \$702 ;
+  assign \$704  = d_bank0_11 == 3'h7;
+  assign \$705  = pending0[11] & \$704 ;
+  assign \$706  = d_bank0_12 == 3'h7;
+  assign \$707  = pending0[12] & \$706 ;
+  assign \$708  = d_bank0_13 == 3'h7;
+  assign \$709  = pending0[13] & \$708 ;
+  assign \$710  = d_bank0_14 == 3'h7;
+  assign \$711  = pending0[14] & \$710 ;
+  assign \$712  = d_bank0_15 == 3'h7;
+  assign \$713  = pending0[15] & \$712 ;
+  assign \$714  = ~ { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
+  assign \$715  = \$714  + 1'h1;
+  assign \$716  = { 1'h0, \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  } & \$715 ;
+  assign hit0_7 = | { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
+  assign \$717  = \$716 [0] ? d_row0_0 : 4'h0;
+  assign \$718  = \$716 [1] ? d_row0_1 : 4'h0;
+  assign \$719  = \$717  | \$718 ;
+  assign \$720  = \$716 [2] ? d_row0_2 : 4'h0;
+  assign \$721  = \$719  | \$720 ;
+  assign \$722  = \$716 [3] ? d_row0_3 : 4'h0;
+  assign \$723  = \$721  | \$722 ;
+  assign \$724  = \$716 [4] ? d_row0_4 : 4'h0;
+  assign \$725  = \$723  | \$724 ;
+  assign \$726  = \$716 [5] ? d_row0_5 : 4'h0;
+  assign \$727  = \$725  | \$726 ;
+  assign \$728  = \$716 [6] ? d_row0_6 : 4'h0;
+  assign \$729  = \$727  | \$728 ;
+  assign \$730  = \$716 [7] ? d_row0_7 : 4'h0;
+  assign \$731  = \$729  | \$730 ;
+  assign \$732  = \$716 [8] ? d_row0_8 : 4'h0;
+  assign \$733  = \$731  | \$732 ;
+  assign \$734  = \$716 [9] ? d_row0_9 : 4'h0;
+  assign \$735  = \$733  | \$734 ;
+  assign \$736  = \$716 [10] ? d_row0_10 : 4'h0;
+  assign \$737  = \$735  | \$736 ;
+  assign \$738  = \$716 [11] ? d_row0_11 : 4'h0;
+  assign \$739  = \$737  | \$738 ;
+  assign \$740  = \$716 [12] ? d_row0_12 : 4'h0;
+  assign \$741  = \$739  | \$740 ;
+  assign \$742  = \$716 [13] ? d_row0_13 : 4'h0;
+  assign \$743  = \$741  | \$742 ;
+  assign \$744  = \$716 [14] ? d_row0_14 : 4'h0;
+  assign \$745  = \$743  | \$744 ;
+  assign \$746  = \$716 [15] ? d_row0_15 : 4'h0;
+  assign row0_7 = \$745  | \$746 ;
+  assign \$747  = \$716 [0] ? d_product_0 : 16'h0000;
+  assign \$748  = \$716 [1] ? d_product_1 : 16'h0000;
+  assign \$749  = \$747  | \$748 ;
+  assign \$750  = \$716 [2] ? d_product_2 : 16'h0000;
+  assign \$751  = \$749  | \$750 ;
+  assign \$752  = \$716 [3] ? d_product_3 : 16'h0000;
+  assign \$753  = \$751  | \$752 ;
+  assign \$754  = \$716 [4] ? d_product_4 : 16'h0000;
+  assign \$755  = \$753  | \$754 ;
+  assign \$756  = \$716 [5] ? d_product_5 : 16'h0000;
+  assign \$757  = \$755  | \$756 ;
+  assign \$758  = \$716 [6] ? d_product_6 : 16'h0000;
+  assign \$759  = \$757  | \$758 ;
+  assign \$760  = \$716 [7] ? d_product_7 : 16'h0000;
+  assign \$761  = \$759  | \$760 ;
+  assign \$762  = \$716 [8] ? d_product_8 : 16'h0000;
+  assign \$763  = \$761  | \$762 ;
+  assign \$764  = \$716 [9] ? d_product_9 : 16'h0000;
+  assign \$765  = \$763  | \$764 ;
+  assign \$766  = \$716 [10] ? d_product_10 : 16'h0000;
+  assign \$767  = \$765  | \$766 ;
+  assign \$768  = \$716 [11] ? d_product_11 : 16'h0000;
+  assign \$769  = \$767  | \$768 ;
+  assign \$770  = \$716 [12] ? d_product_12 : 16'h0000;
+  assign \$771  = \$769  | \$770 ;
+  assign \$772  = \$716 [13] ? d_product_13 : 16'h0000;
+  assign \$773  = \$771  | \$772 ;
+  assign \$774  = \$716 [14] ? d_product_14 : 16'h0000;
+  assign \$775  = \$773  | \$774 ;
+  assign \$776  = \$716 [15] ? d_product_15 : 16'h0000;
+  assign value0_7 = \$775  | \$776 ;
+  assign \$777  = d_bank0_0 == 4'h8;
+  assign \$778  = pending0[0] & \$777 ;
+  assign \$779  = d_bank0_1 == 4'h8;
+  assign \$780  = pending0[1] & \$779 ;
+  assign \$781  = d_bank0_2 == 4'h8;
+  assign \$782  = pending0[2] & \$781 ;
+  assign \$783  = d_bank0_3 == 4'h8;
+  assign \$784  = pending0[3] & \$783 ;
+  assign \$785  = d_bank0_4 == 4'h8;
+  assign \$786  = pending0[4] & \$785 ;
+  assign \$787  = d_bank0_5 == 4'h8;
+  assign \$788  = pending0[5] & \$787 ;
+  assign \$789  = d_bank0_6 == 4'h8;
+  assign \$790  = pending0[6] & \$789 ;
+  assign \$791  = d_bank0_7 == 4'h8;
+  assign \$792  = pending0[7] & \$791 ;
+  assign \$793  = d_bank0_8 == 4'h8;
+  assign \$794  = pending0[8] & \$793 ;
+  assign \$795  = d_bank0_9 == 4'h8;
+  assign \$796  = pending0[9] & \$795 ;
+  assign \$797  = d_bank0_10 == 4'h8;
+  assign \$798  = pending0[10] & \$797 ;
+  assign \$799  = d_bank0_11 == 4'h8;
+  assign \$800  = pending0[11] & \$799 ;
+  assign \$801  = d_bank0_12 == 4'h8;
+  assign \$802  = pending0[12] & \$801 ;
+  assign \$803  = d_bank0_13 == 4'h8;
+  assign \$804  = pending0[13] & \$803 ;
+  assign \$805  = d_bank0_14 == 4'h8;
+  assign \$806  = pending0[14] & \$805 ;
+  assign \$807  = d_bank0_15 == 4'h8;
+  assign \$808  = pending0[15] & \$807 ;
+  assign \$809  = ~ { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
+  assign \$810  = \$809  + 1'h1;
+  assign \$811  = { 1'h0, \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  } & \$810 ;
+  assign hit0_8 = | { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
+  assign \$812  = \$811 [0] ? d_row0_0 : 4'h0;
+  assign \$813  = \$811 [1] ? d_row0_1 : 4'h0;
+  assign \$814  = \$812  | \$813 ;
+  assign \$815  = \$811 [2] ? d_row0_2 : 4'h0;
+  assign \$816  = \$814  | \$815 ;
+  assign \$817  = \$811 [3] ? d_row0_3 : 4'h0;
+  assign \$818  = \$816  | \$817 ;
+  assign \$819  = \$811 [4] ? d_row0_4 : 4'h0;
+  assign \$820  = \$818  | \$819 ;
+  assign \$821  = \$811 [5] ? d_row0_5 : 4'h0;
+  assign \$822  = \$820  | \$821 ;
+  assign \$823  = \$811 [6] ? d_row0_6 : 4'h0;
+  assign \$824  = \$822  | \$823 ;
+  assign \$825  = \$811 [7] ? d_row0_7 : 4'h0;
+  assign \$826  = \$824  | \$825 ;
+  assign \$827  = \$811 [8] ? d_row0_8 : 4'h0;
+  assign \$828  = \$826  | \$827 ;
+  assign \$829  = \$811 [9] ? d_row0_9 : 4'h0;
+  assign \$830  = \$828  | \$829 ;
+  assign \$831  = \$811 [10] ? d_row0_10 : 4'h0;
+  assign \$832  = \$830  | \$831 ;
+  assign \$833  = \$811 [11] ? d_row0_11 : 4'h0;
+  assign \$834  = \$832  | \$833 ;
+  assign \$835  = \$811 [12] ? d_row0_12 : 4'h0;
+  assign \$836  = \$834  | \$835 ;
+  assign \$837  = \$811 [13] ? d_row0_13 : 4'h0;
+  assign \$838  = \$836  | \$837 ;
+  assign \$839  = \$811 [14] ? d_row0_14 : 4'h0;
+  assign \$840  = \$838  | \$839 ;
+  assign \$841  = \$811 [15] ? d_row0_15 : 4'h0;
+  assign row0_8 = \$840  | \$841 ;
+  assign \$842  = \$811 [0] ? d_product_0 : 16'h0000;
+  assign \$843  = \$811 [1] ? d_product_1 : 16'h0000;
+  assign \$844  = \$842  | \$843 ;
+  assign \$845  = \$811 [2] ? d_product_2 : 16'h0000;
+  assign \$846  = \$844  | \$845 ;
+  assign \$847  = \$811 [3] ? d_product_3 : 16'h0000;
+  assign \$848  = \$846  | \$847 ;
+  assign \$849  = \$811 [4] ? d_product_4 : 16'h0000;
+  assign \$850  = \$848  | \$849 ;
+  assign \$851  = \$811 [5] ? d_product_5 : 16'h0000;
+  assign \$852  = \$850  | \$851 ;
+  assign \$853  = \$811 [6] ? d_product_6 : 16'h0000;
+  assign \$854  = \$852  | \$853 ;
+  assign \$855  = \$811 [7] ? d_product_7 : 16'h0000;
+  assign \$856  = \$854  | \$855 ;
+  assign \$857  = \$811 [8] ? d_product_8 : 16'h0000;
+  assign \$858  = \$856  | \$857 ;
+  assign \$859  = \$811 [9] ? d_product_9 : 16'h0000;
+  assign \$860  = \$858  | \$859 ;
+  assign \$861  = \$811 [10] ? d_product_10 : 16'h0000;
+  assign \$862  = \$860  | \$861 ;
+  assign \$863  = \$811 [11] ? d_product_11 : 16'h0000;
+  assign \$864  = \$862  | \$863 ;
+  assign \$865  = \$811 [12] ? d_product_12 : 16'h0000;
+  assign \$866  = \$864  | \$865 ;
+  assign \$867  = \$811 [13] ? d_product_13 : 16'h0000;
+  assign \$868  = \$866  | \$867 ;
+  assign \$869  = \$811 [14] ? d_product_14 : 16'h0000;
+  assign \$870  = \$868  | \$869 ;
+  assign \$871  = \$811 [15] ? d_product_15 : 16'h0000;
+  assign value0_8 = \$870  | \$871 ;
+  assign \$872  = d_bank0_0 == 4'h9;
+  assign \$873  = pending0[0] & \$872 ;
+  assign \$874  = d_bank0_1 == 4'h9;
+  assign \$875  = pending0[1] & \$874 ;
+  assign \$876  = d_bank0_2 == 4'h9;
+  assign \$877  = pending0[2] & \$876 ;
+  assign \$878  = d_bank0_3 == 4'h9;
+  assign \$879  = pending0[3] & \$878 ;
+  assign \$880  = d_bank0_4 == 4'h9;
+  assign \$881  = pending0[4] & \$880 ;
+  assign \$882  = d_bank0_5 == 4'h9;
+  assign \$883  = pending0[5] & \$882 ;
+  assign \$884  = d_bank0_6 == 4'h9;
+  assign \$885  = pending0[6] & \$884 ;
+  assign \$886  = d_bank0_7 == 4'h9;
+  assign \$887  = pending0[7] & \$886 ;
+  assign \$888  = d_bank0_8 == 4'h9;
+  assign \$889  = pending0[8] & \$888 ;
+  assign \$890  = d_bank0_9 == 4'h9;
+  assign \$891  = pending0[9] & \$890 ;
+  assign \$892  = d_bank0_10 == 4'h9;
+  assign \$893  = pending0[10] & \$892 ;
+  assign \$894  = d_bank0_11 == 4'h9;
+  assign \$895  = pending0[11] & \$894 ;
+  assign \$896  = d_bank0_12 == 4'h9;
+  assign \$897  = pending0[12] & \$896 ;
+  assign \$898  = d_bank0_13 == 4'h9;
+  assign \$899  = pending0[13] & \$898 ;
+  assign \$900  = d_bank0_14 == 4'h9;
+  assign \$901  = pending0[14] & \$900 ;
+  assign \$902  = d_bank0_15 == 4'h9;
+  assign \$903  = pending0[15] & \$902 ;
+  assign \$904  = ~ { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
+  assign \$905  = \$904  + 1'h1;
+  assign \$906  = { 1'h0, \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  } & \$905 ;
+  assign hit0_9 = | { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
+  assign \$907  = \$906 [0] ? d_row0_0 : 4'h0;
+  assign \$908  = \$906 [1] ? d_row0_1 : 4'h0;
+  assign \$909  = \$907  | \$908 ;
+  assign \$910  = \$906 [2] ? d_row0_2 : 4'h0;
+  assign \$911  = \$909  | \$910 ;
+  assign \$912  = \$906 [3] ? d_row0_3 : 4'h0;
+  assign \$913  = \$911  | \$912 ;
+  assign \$914  = \$906 [4] ? d_row0_4 : 4'h0;
+  assign \$915  = \$913  | \$914 ;
+  assign \$916  = \$906 [5] ? d_row0_5 : 4'h0;
+  assign \$917  = \$915  | \$916 ;
+  assign \$918  = \$906 [6] ? d_row0_6 : 4'h0;
+  assign \$919  = \$917  | \$918 ;
+  assign \$920  = \$906 [7] ? d_row0_7 : 4'h0;
+  assign \$921  = \$919  | \$920 ;
+  assign \$922  = \$906 [8] ? d_row0_8 : 4'h0;
+  assign \$923  = \$921  | \$922 ;
+  assign \$924  = \$906 [9] ? d_row0_9 : 4'h0;
+  assign \$925  = \$923  | \$924 ;
+  assign \$926  = \$906 [10] ? d_row0_10 : 4'h0;
+  assign \$927  = \$925  | \$926 ;
+  assign \$928  = \$906 [11] ? d_row0_11 : 4'h0;
+  assign \$929  = \$927  | \$928 ;
+  assign \$930  = \$906 [12] ? d_row0_12 : 4'h0;
+  assign \$931  = \$929  | \$930 ;
+  assign \$932  = \$906 [13] ? d_row0_13 : 4'h0;
+  assign \$933  = \$931  | \$932 ;
+  assign \$934  = \$906 [14] ? d_row0_14 : 4'h0;
+  assign \$935  = \$933  | \$934 ;
+  assign \$936  = \$906 [15] ? d_row0_15 : 4'h0;
+  assign row0_9 = \$935  | \$936 ;
+  assign \$937  = \$906 [0] ? d_product_0 : 16'h0000;
+  assign \$938  = \$906 [1] ? d_product_1 : 16'h0000;
+  assign \$939  = \$937  | \$938 ;
+  assign \$940  = \$906 [2] ? d_product_2 : 16'h0000;
+  assign \$941  = \$939  | \$940 ;
+  assign \$942  = \$906 [3] ? d_product_3 : 16'h0000;
+  assign \$943  = \$941  | \$942 ;
+  assign \$944  = \$906 [4] ? d_product_4 : 16'h0000;
+  assign \$945  = \$943  | \$944 ;
+  assign \$946  = \$906 [5] ? d_product_5 : 16'h0000;
+  assign \$947  = \$945  | \$946 ;
+  assign \$948  = \$906 [6] ? d_product_6 : 16'h0000;
+  assign \$949  = \$947  | \$948 ;
+  assign \$950  = \$906 [7] ? d_product_7 : 16'h0000;
+  assign \$951  = \$949  | \$950 ;
+  assign \$952  = \$906 [8] ? d_product_8 : 16'h0000;
+  assign \$953  = \$951  | \$952 ;
+  assign \$954  = \$906 [9] ? d_product_9 : 16'h0000;
+  assign \$955  = \$953  | \$954 ;
+  assign \$956  = \$906 [10] ? d_product_10 : 16'h0000;
+  assign \$957  = \$955  | \$956 ;
+  assign \$958  = \$906 [11] ? d_product_11 : 16'h0000;
+  assign \$959  = \$957  | \$958 ;
+  assign \$960  = \$906 [12] ? d_product_12 : 16'h0000;
+  assign \$961  = \$959  | \$960 ;
+  assign \$962  = \$906 [13] ? d_product_13 : 16'h0000;
+  assign \$963  = \$961  | \$962 ;
+  assign \$964  = \$906 [14] ? d_product_14 : 16'h0000;
+  assign \$965  = \$963  | \$964 ;
+  assign \$966  = \$906 [15] ? d_product_15 : 16'h0000;
+  assign value0_9 = \$965  | \$966 ;
+  assign \$967  = d_bank0_0 == 4'ha;
+  assign \$968  = pending0[0] & \$967 ;
+  assign \$969  = d_bank0_1 == 4'ha;
+  assign \$970  = pending0[1] & \$969 ;
+  assign \$971  = d_bank0_2 == 4'ha;
+  assign \$972  = pending0[2] & \$971 ;
+  assign \$973  = d_bank0_3 == 4'ha;
+  assign \$974  = pending0[3] & \$973 ;
+  assign \$975  = d_bank0_4 == 4'ha;
+  assign \$976  = pending0[4] & \$975 ;
+  assign \$977  = d_bank0_5 == 4'ha;
+  assign \$978  = pending0[5] & \$977 ;
+  assign \$979  = d_bank0_6 == 4'ha;
+  assign \$980  = pending0[6] & \$979 ;
+  assign \$981  = d_bank0_7 == 4'ha;
+  assign \$982  = pending0[7] & \$981 ;
+  assign \$983  = d_bank0_8 == 4'ha;
+  assign \$984  = pending0[8] & \$983 ;
+  assign \$985  = d_bank0_9 == 4'ha;
+  assign \$986  = pending0[9] & \$985 ;
+  assign \$987  = d_bank0_10 == 4'ha;
+  assign \$988  = pending0[10] & \$987 ;
+  assign \$989  = d_bank0_11 == 4'ha;
+  assign \$990  = pending0[11] & \$989 ;
+  assign \$991  = d_bank0_12 == 4'ha;
+  assign \$992  = pending0[12] & \$991 ;
+  assign \$993  = d_bank0_13 == 4'ha;
+  assign \$994  = pending0[13] & \$993 ;
+  assign \$995  = d_bank0_14 == 4'ha;
+  assign \$996  = pending0[14] & \$995 ;
+  assign \$997  = d_bank0_15 == 4'ha;
+  assign \$998  = pending0[15] & \$997 ;
+  assign \$999  = ~ { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
+  assign \$1000  = \$999  + 1'h1;
+  assign \$1001  = { 1'h0, \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  } & \$1000 ;
+  assign hit0_10 = | { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
+  assign \$1002  = \$1001 [0] ? d_row0_0 : 4'h0;
+  assign \$1003  = \$1001 [1] ? d_row0_1 : 4'h0;
+  assign \$1004  = \$1002  | \$1003 ;
+  assign \$1005  = \$1001 [2] ? d_row0_2 : 4'h0;
+  assign \$1006  = \$1004  | \$1005 ;
+  assign \$1007  = \$1001 [3] ? d_row0_3 : 4'h0;
+  assign \$1008  = \$1006  | \$1007 ;
+  assign \$1009  = \$1001 [4] ? d_row0_4 : 4'h0;
+  assign \$1010  = \$1008  | \$1009 ;
+  assign \$1011  = \$1001 [5] ? d_row0_5 : 4'h0;
+  assign \$1012  = \$1010  | \$1011 ;
+  assign \$1013  = \$1001 [6] ? d_row0_6 : 4'h0;
+  assign \$1014  = \$1012  | \$1013 ;
+  assign \$1015  = \$1001 [7] ? d_row0_7 : 4'h0;
+  assign \$1016  = \$1014  | \$1015 ;
+  assign \$1017  = \$1001 [8] ? d_row0_8 : 4'h0;
+  assign \$1018  = \$1016  | \$1017 ;
+  assign \$1019  = \$1001 [9] ? d_row0_9 : 4'h0;
+  assign \$1020  = \$1018  | \$1019 ;
+  assign \$1021  = \$1001 [10] ? d_row0_10 : 4'h0;
+  assign \$1022  = \$1020  | \$1021 ;
+  assign \$1023  = \$1001 [11] ? d_row0_11 : 4'h0;
+  assign \$1024  = \$1022  | \$1023 ;
+  assign \$1025  = \$1001 [12] ? d_row0_12 : 4'h0;
+  assign \$1026  = \$1024  | \$1025 ;
+  assign \$1027  = \$1001 [13] ? d_row0_13 : 4'h0;
+  assign \$1028  = \$1026  | \$1027 ;
+  assign \$1029  = \$1001 [14] ? d_row0_14 : 4'h0;
+  assign \$1030  = \$1028  | \$1029 ;
+  assign \$1031  = \$1001 [15] ? d_row0_15 : 4'h0;
+  assign row0_10 = \$1030  | \$1031 ;
+  assign \$1032  = \$1001 [0] ? d_product_0 : 16'h0000;
+  assign \$1033  = \$1001 [1] ? d_product_1 : 16'h0000;
+  assign \$1034  = \$1032  | \$1033 ;
+  assign \$1035  = \$1001 [2] ? d_product_2 : 16'h0000;
+  assign \$1036  = \$1034  | \$1035 ;
+  assign \$1037  = \$1001 [3] ? d_product_3 : 16'h0000;
+  assign \$1038  = \$1036  | \$1037 ;
+  assign \$1039  = \$1001 [4] ? d_product_4 : 16'h0000;
+  assign \$1040  = \$1038  | \$1039 ;
+  assign \$1041  = \$1001 [5] ? d_product_5 : 16'h0000;
+  assign \$1042  = \$1040  | \$1041 ;
+  assign \$1043  = \$1001 [6] ? d_product_6 : 16'h0000;
+  assign \$1044  = \$1042  | \$1043 ;
+  assign \$1045  = \$1001 [7] ? d_product_7 : 16'h0000;
+  assign \$1046  = \$1044  | \$1045 ;
+  assign \$1047  = \$1001 [8] ? d_product_8 : 16'h0000;
+  assign \$1048  = \$1046  | \$1047 ;
+  assign \$1049  = \$1001 [9] ? d_product_9 : 16'h0000;
+  assign \$1050  = \$1048  | \$1049 ;
+  assign \$1051  = \$1001 [10] ? d_product_10 : 16'h0000;
+  assign \$1052  = \$1050  | \$1051 ;
+  assign \$1053  = \$1001 [11] ? d_product_11 : 16'h0000;
+  assign \$1054  = \$1052  | \$1053 ;
+  assign \$1055  = \$1001 [12] ? d_product_12 : 16'h0000;
+  assign \$1056  = \$1054  | \$1055 ;
+  assign \$1057  = \$1001 [13] ? d_product_13 : 16'h0000;
+  assign \$1058  = \$1056  | \$1057 ;
+  assign \$1059  = \$1001 [14] ? d_product_14 : 16'h0000;
+  assign \$1060  = \$1058  | \$1059 ;
+  assign \$1061  = \$1001 [15] ? d_product_15 : 16'h0000;
+  assign value0_10 = \$1060  | \$1061 ;
+  assign \$1062  = d_bank0_0 == 4'hb;
+  assign \$1063  = pending0[0] & \$1062 ;
+  assign \$1064  = d_bank0_1 == 4'hb;
+  assign \$1065  = pending0[1] & \$1064 ;
+  assign \$1066  = d_bank0_2 == 4'hb;
+  assign \$1067  = pending0[2] & \$1066 ;
+  assign \$1068  = d_bank0_3 == 4'hb;
+  assign \$1069  = pending0[3] & \$1068 ;
+  assign \$1070  = d_bank0_4 == 4'hb;
+  assign \$1071  = pending0[4] & \$1070 ;
+  assign \$1072  = d_bank0_5 == 4'hb;
+  assign \$1073  = pending0[5] & \$1072 ;
+  assign \$1074  = d_bank0_6 == 4'hb;
+  assign \$1075  = pending0[6] & \$1074 ;
+  assign \$1076  = d_bank0_7 == 4'hb;
+  assign \$1077  = pending0[7] & \$1076 ;
+  assign \$1078  = d_bank0_8 == 4'hb;
+  assign \$1079  = pending0[8] & \$1078 ;
+  assign \$1080  = d_bank0_9 == 4'hb;
+  assign \$1081  = pending0[9] & \$1080 ;
+  assign \$1082  = d_bank0_10 == 4'hb;
+  assign \$1083  = pending0[10] & \$1082 ;
+  assign \$1084  = d_bank0_11 == 4'hb;
+  assign \$1085  = pending0[11] & \$1084 ;
+  assign \$1086  = d_bank0_12 == 4'hb;
+  assign \$1087  = pending0[12] & \$1086 ;
+  assign \$1088  = d_bank0_13 == 4'hb;
+  assign \$1089  = pending0[13] & \$1088 ;
+  assign \$1090  = d_bank0_14 == 4'hb;
+  assign \$1091  = pending0[14] & \$1090 ;
+  assign \$1092  = d_bank0_15 == 4'hb;
+  assign \$1093  = pending0[15] & \$1092 ;
+  assign \$1094  = ~ { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
+  assign \$1095  = \$1094  + 1'h1;
+  assign \$1096  = { 1'h0, \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  } & \$1095 ;
+  assign hit0_11 = | { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
+  assign \$1097  = \$1096 [0] ? d_row0_0 : 4'h0;
+  assign \$1098  = \$1096 [1] ? d_row0_1 : 4'h0;
+  assign \$1099  = \$1097  | \$1098 ;
+  assign \$1100  = \$1096 [2] ? d_row0_2 : 4'h0;
+  assign \$1101  = \$1099  | \$1100 ;
+  assign \$1102  = \$1096 [3] ? d_row0_3 : 4'h0;
+  assign \$1103  = \$1101  | \$1102 ;
+  assign \$1104  = \$1096 [4] ? d_row0_4 : 4'h0;
+  assign \$1105  = \$1103  | \$1104 ;
+  assign \$1106  = \$1096 [5] ? d_row0_5 : 4'h0;
+  assign \$1107  = \$1105  | \$1106 ;
+  assign \$1108  = \$1096 [6] ? d_row0_6 : 4'h0;
+  assign \$1109  = \$1107  | \$1108 ;
+  assign \$1110  = \$1096 [7] ? d_row0_7 : 4'h0;
+  assign \$1111  = \$1109  | \$1110 ;
+  assign \$1112  = \$1096 [8] ? d_row0_8 : 4'h0;
+  assign \$1113  = \$1111  | \$1112 ;
+  assign \$1114  = \$1096 [9] ? d_row0_9 : 4'h0;
+  assign \$1115  = \$1113  | \$1114 ;
+  assign \$1116  = \$1096 [10] ? d_row0_10 : 4'h0;
+  assign \$1117  = \$1115  | \$1116 ;
+  assign \$1118  = \$1096 [11] ? d_row0_11 : 4'h0;
+  assign \$1119  = \$1117  | \$1118 ;
+  assign \$1120  = \$1096 [12] ? d_row0_12 : 4'h0;
+  assign \$1121  = \$1119  | \$1120 ;
+  assign \$1122  = \$1096 [13] ? d_row0_13 : 4'h0;
+  assign \$1123  = \$1121  | \$1122 ;
+  assign \$1124  = \$1096 [14] ? d_row0_14 : 4'h0;
+  assign \$1125  = \$1123  | \$1124 ;
+  assign \$1126  = \$1096 [15] ? d_row0_15 : 4'h0;
+  assign row0_11 = \$1125  | \$1126 ;
+  assign \$1127  = \$1096 [0] ? d_product_0 : 16'h0000;
+  assign \$1128  = \$1096 [1] ? d_product_1 : 16'h0000;
+  assign \$1129  = \$1127  | \$1128 ;
+  assign \$1130  = \$1096 [2] ? d_product_2 : 16'h0000;
+  assign \$1131  = \$1129  | \$1130 ;
+  assign \$1132  = \$1096 [3] ? d_product_3 : 16'h0000;
+  assign \$1133  = \$1131  | \$1132 ;
+  assign \$1134  = \$1096 [4] ? d_product_4 : 16'h0000;
+  assign \$1135  = \$1133  | \$1134 ;
+  assign \$1136  = \$1096 [5] ? d_product_5 : 16'h0000;
+  assign \$1137  = \$1135  | \$1136 ;
+  assign \$1138  = \$1096 [6] ? d_product_6 : 16'h0000;
+  assign \$1139  = \$1137  | \$1138 ;
+  assign \$1140  = \$1096 [7] ? d_product_7 : 16'h0000;
+  assign \$1141  = \$1139  | \$1140 ;
+  assign \$1142  = \$1096 [8] ? d_product_8 : 16'h0000;
+  assign \$1143  = \$1141  | \$1142 ;
+  assign \$1144  = \$1096 [9] ? d_product_9 : 16'h0000;
+  assign \$1145  = \$1143  | \$1144 ;
+  assign \$1146  = \$1096 [10] ? d_product_10 : 16'h0000;
+  assign \$1147  = \$1145  | \$1146 ;
+  assign \$1148  = \$1096 [11] ? d_product_11 : 16'h0000;
+  assign \$1149  = \$1147  | \$1148 ;
+  assign \$1150  = \$1096 [12] ? d_product_12 : 16'h0000;
+  assign \$1151  = \$1149  | \$1150 ;
+  assign \$1152  = \$1096 [13] ? d_product_13 : 16'h0000;
+  assign \$1153  = \$1151  | \$1152 ;
+  assign \$1154  = \$1096 [14] ? d_product_14 : 16'h0000;
+  assign \$1155  = \$1153  | \$1154 ;
+  assign \$1156  = \$1096 [15] ? d_product_15 : 16'h0000;
+  assign value0_11 = \$1155  | \$1156 ;
+  assign \$1157  = d_bank0_0 == 4'hc;
+  assign \$1158  = pending0[0] & \$1157 ;
+  assign \$1159  = d_bank0_1 == 4'hc;
+  assign \$1160  = pending0[1] & \$1159 ;
+  assign \$1161  = d_bank0_2 == 4'hc;
+  assign \$1162  = pending0[2] & \$1161 ;
+  assign \$1163  = d_bank0_3 == 4'hc;
+  assign \$1164  = pending0[3] & \$1163 ;
+  assign \$1165  = d_bank0_4 == 4'hc;
+  assign \$1166  = pending0[4] & \$1165 ;
+  assign \$1167  = d_bank0_5 == 4'hc;
+  assign \$1168  = pending0[5] & \$1167 ;
+  assign \$1169  = d_bank0_6 == 4'hc;
+  assign \$1170  = pending0[6] & \$1169 ;
+  assign \$1171  = d_bank0_7 == 4'hc;
+  assign \$1172  = pending0[7] & \$1171 ;
+  assign \$1173  = d_bank0_8 == 4'hc;
+  assign \$1174  = pending0[8] & \$1173 ;
+  assign \$1175  = d_bank0_9 == 4'hc;
+  assign \$1176  = pending0[9] & \$1175 ;
+  assign \$1177  = d_bank0_10 == 4'hc;
+  assign \$1178  = pending0[10] & \$1177 ;
+  assign \$1179  = d_bank0_11 == 4'hc;
+  assign \$1180  = pending0[11] & \$1179 ;
+  assign \$1181  = d_bank0_12 == 4'hc;
+  assign \$1182  = pending0[12] & \$1181 ;
+  assign \$1183  = d_bank0_13 == 4'hc;
+  assign \$1184  = pending0[13] & \$1183 ;
+  assign \$1185  = d_bank0_14 == 4'hc;
+  assign \$1186  = pending0[14] & \$1185 ;
+  assign \$1187  = d_bank0_15 == 4'hc;
+  assign \$1188  = pending0[15] & \$1187 ;
+  assign \$1189  = ~ { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
+  assign \$1190  = \$1189  + 1'h1;
+  assign \$1191  = { 1'h0, \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  } & \$1190 ;
+  assign hit0_12 = | { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
+  assign \$1192  = \$1191 [0] ? d_row0_0 : 4'h0;
+  assign \$1193  = \$1191 [1] ? d_row0_1 : 4'h0;
+  assign \$1194  = \$1192  | \$1193 ;
+  assign \$1195  = \$1191 [2] ? d_row0_2 : 4'h0;
+  assign \$1196  = \$1194  | \$1195 ;
+  assign \$1197  = \$1191 [3] ? d_row0_3 : 4'h0;
+  assign \$1198  = \$1196  | \$1197 ;
+  assign \$1199  = \$1191 [4] ? d_row0_4 : 4'h0;
+  assign \$1200  = \$1198  | \$1199 ;
+  assign \$1201  = \$1191 [5] ? d_row0_5 : 4'h0;
+  assign \$1202  = \$1200  | \$1201 ;
+  assign \$1203  = \$1191 [6] ? d_row0_6 : 4'h0;
+  assign \$1204  = \$1202  | \$1203 ;
+  assign \$1205  = \$1191 [7] ? d_row0_7 : 4'h0;
+  assign \$1206  = \$1204  | \$1205 ;
+  assign \$1207  = \$1191 [8] ? d_row0_8 : 4'h0;
+  assign \$1208  = \$1206  | \$1207 ;
+  assign \$1209  = \$1191 [9] ? d_row0_9 : 4'h0;
+  assign \$1210  = \$1208  | \$1209 ;
+  assign \$1211  = \$1191 [10] ? d_row0_10 : 4'h0;
+  assign \$1212  = \$1210  | \$1211 ;
+  assign \$1213  = \$1191 [11] ? d_row0_11 : 4'h0;
+  assign \$1214  = \$1212  | \$1213 ;
+  assign \$1215  = \$1191 [12] ? d_row0_12 : 4'h0;
+  assign \$1216  = \$1214  | \$1215 ;
+  assign \$1217  = \$1191 [13] ? d_row0_13 : 4'h0;
+  assign \$1218  = \$1216  | \$1217 ;
+  assign \$1219  = \$1191 [14] ? d_row0_14 : 4'h0;
+  assign \$1220  = \$1218  | \$1219 ;
+  assign \$1221  = \$1191 [15] ? d_row0_15 : 4'h0;
+  assign row0_12 = \$1220  | \$1221 ;
+  assign \$1222  = \$1191 [0] ? d_product_0 : 16'h0000;
+  assign \$1223  = \$1191 [1] ? d_product_1 : 16'h0000;
+  assign \$1224  = \$1222  | \$1223 ;
+  assign \$1225  = \$1191 [2] ? d_product_2 : 16'h0000;
+  assign \$1226  = \$1224  | \$1225 ;
+  assign \$1227  = \$1191 [3] ? d_product_3 : 16'h0000;
+  assign \$1228  = \$1226  | \$1227 ;
+  assign \$1229  = \$1191 [4] ? d_product_4 : 16'h0000;
+  assign \$1230  = \$1228  | \$1229 ;
+  assign \$1231  = \$1191 [5] ? d_product_5 : 16'h0000;
+  assign \$1232  = \$1230  | \$1231 ;
+  assign \$1233  = \$1191 [6] ? d_product_6 : 16'h0000;
+  assign \$1234  = \$1232  | \$1233 ;
+  assign \$1235  = \$1191 [7] ? d_product_7 : 16'h0000;
+  assign \$1236  = \$1234  | \$1235 ;
+  assign \$1237  = \$1191 [8] ? d_product_8 : 16'h0000;
+  assign \$1238  = \$1236  | \$1237 ;
+  assign \$1239  = \$1191 [9] ? d_product_9 : 16'h0000;
+  assign \$1240  = \$1238  | \$1239 ;
+  assign \$1241  = \$1191 [10] ? d_product_10 : 16'h0000;
+  assign \$1242  = \$1240  | \$1241 ;
+  assign \$1243  = \$1191 [11] ? d_product_11 : 16'h0000;
+  assign \$1244  = \$1242  | \$1243 ;
+  assign \$1245  = \$1191 [12] ? d_product_12 : 16'h0000;
+  assign \$1246  = \$1244  | \$1245 ;
+  assign \$1247  = \$1191 [13] ? d_product_13 : 16'h0000;
+  assign \$1248  = \$1246  | \$1247 ;
+  assign \$1249  = \$1191 [14] ? d_product_14 : 16'h0000;
+  assign \$1250  = \$1248  | \$1249 ;
+  assign \$1251  = \$1191 [15] ? d_product_15 : 16'h0000;
+  assign value0_12 = \$1250  | \$1251 ;
+  assign \$1252  = d_bank0_0 == 4'hd;
+  assign \$1253  = pending0[0] & \$1252 ;
+  assign \$1254  = d_bank0_1 == 4'hd;
+  assign \$1255  = pending0[1] & \$1254 ;
+  assign \$1256  = d_bank0_2 == 4'hd;
+  assign \$1257  = pending0[2] & \$1256 ;
+  assign \$1258  = d_bank0_3 == 4'hd;
+  assign \$1259  = pending0[3] & \$1258 ;
+  assign \$1260  = d_bank0_4 == 4'hd;
+  assign \$1261  = pending0[4] & \$1260 ;
+  assign \$1262  = d_bank0_5 == 4'hd;
+  assign \$1263  = pending0[5] & \$1262 ;
+  assign \$1264  = d_bank0_6 == 4'hd;
+  assign \$1265  = pending0[6] & \$1264 ;
+  assign \$1266  = d_bank0_7 == 4'hd;
+  assign \$1267  = pending0[7] & \$1266 ;
+  assign \$1268  = d_bank0_8 == 4'hd;
+  assign \$1269  = pending0[8] & \$1268 ;
+  assign \$1270  = d_bank0_9 == 4'hd;
+  assign \$1271  = pending0[9] & \$1270 ;
+  assign \$1272  = d_bank0_10 == 4'hd;
+  assign \$1273  = pending0[10] & \$1272 ;
+  assign \$1274  = d_bank0_11 == 4'hd;
+  assign \$1275  = pending0[11] & \$1274 ;
+  assign \$1276  = d_bank0_12 == 4'hd;
+  assign \$1277  = pending0[12] & \$1276 ;
+  assign \$1278  = d_bank0_13 == 4'hd;
+  assign \$1279  = pending0[13] & \$1278 ;
+  assign \$1280  = d_bank0_14 == 4'hd;
+  assign \$1281  = pending0[14] & \$1280 ;
+  assign \$1282  = d_bank0_15 == 4'hd;
+  assign \$1283  = pending0[15] & \$1282 ;
+  assign \$1284  = ~ { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
+  assign \$1285  = \$1284  + 1'h1;
+  assign \$1286  = { 1'h0, \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  } & \$1285 ;
+  assign hit0_13 = | { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
+  assign \$1287  = \$1286 [0] ? d_row0_0 : 4'h0;
+  assign \$1288  = \$1286 [1] ? d_row0_1 : 4'h0;
+  assign \$1289  = \$1287  | \$1288 ;
+  assign \$1290  = \$1286 [2] ? d_row0_2 : 4'h0;
+  assign \$1291  = \$1289  | \$1290 ;
+  assign \$1292  = \$1286 [3] ? d_row0_3 : 4'h0;
+  assign \$1293  = \$1291  | \$1292 ;
+  assign \$1294  = \$1286 [4] ? d_row0_4 : 4'h0;
+  assign \$1295  = \$1293  | \$1294 ;
+  assign \$1296  = \$1286 [5] ? d_row0_5 : 4'h0;
+  assign \$1297  = \$1295  | \$1296 ;
+  assign \$1298  = \$1286 [6] ? d_row0_6 : 4'h0;
+  assign \$1299  = \$1297  | \$1298 ;
+  assign \$1300  = \$1286 [7] ? d_row0_7 : 4'h0;
+  assign \$1301  = \$1299  | \$1300 ;
+  assign \$1302  = \$1286 [8] ? d_row0_8 : 4'h0;
+  assign \$1303  = \$1301  | \$1302 ;
+  assign \$1304  = \$1286 [9] ? d_row0_9 : 4'h0;
+  assign \$1305  = \$1303  | \$1304 ;
+  assign \$1306  = \$1286 [10] ? d_row0_10 : 4'h0;
+  assign \$1307  = \$1305  | \$1306 ;
+  assign \$1308  = \$1286 [11] ? d_row0_11 : 4'h0;
+  assign \$1309  = \$1307  | \$1308 ;
+  assign \$1310  = \$1286 [12] ? d_row0_12 : 4'h0;
+  assign \$1311  = \$1309  | \$1310 ;
+  assign \$1312  = \$1286 [13] ? d_row0_13 : 4'h0;
+  assign \$1313  = \$1311  | \$1312 ;
+  assign \$1314  = \$1286 [14] ? d_row0_14 : 4'h0;
+  assign \$1315  = \$1313  | \$1314 ;
+  assign \$1316  = \$1286 [15] ? d_row0_15 : 4'h0;
+  assign row0_13 = \$1315  | \$1316 ;
+  assign \$1317  = \$1286 [0] ? d_product_0 : 16'h0000;
+  assign \$1318  = \$1286 [1] ? d_product_1 : 16'h0000;
+  assign \$1319  = \$1317  | \$1318 ;
+  assign \$1320  = \$1286 [2] ? d_product_2 : 16'h0000;
+  assign \$1321  = \$1319  | \$1320 ;
+  assign \$1322  = \$1286 [3] ? d_product_3 : 16'h0000;
+  assign \$1323  = \$1321  | \$1322 ;
+  assign \$1324  = \$1286 [4] ? d_product_4 : 16'h0000;
+  assign \$1325  = \$1323  | \$1324 ;
+  assign \$1326  = \$1286 [5] ? d_product_5 : 16'h0000;
+  assign \$1327  = \$1325  | \$1326 ;
+  assign \$1328  = \$1286 [6] ? d_product_6 : 16'h0000;
+  assign \$1329  = \$1327  | \$1328 ;
+  assign \$1330  = \$1286 [7] ? d_product_7 : 16'h0000;
+  assign \$1331  = \$1329  | \$1330 ;
+  assign \$1332  = \$1286 [8] ? d_product_8 : 16'h0000;
+  assign \$1333  = \$1331  | \$1332 ;
+  assign \$1334  = \$1286 [9] ? d_product_9 : 16'h0000;
+  assign \$1335  = \$1333  | \$1334 ;
+  assign \$1336  = \$1286 [10] ? d_product_10 : 16'h0000;
+  assign \$1337  = \$1335  | \$1336 ;
+  assign \$1338  = \$1286 [11] ? d_product_11 : 16'h0000;
+  assign \$1339  = \$1337  | \$1338 ;
+  assign \$1340  = \$1286 [12] ? d_product_12 : 16'h0000;
+  assign \$1341  = \$1339  | \$1340 ;
+  assign \$1342  = \$1286 [13] ? d_product_13 : 16'h0000;
+  assign \$1343  = \$1341  | \$1342 ;
+  assign \$1344  = \$1286 [14] ? d_product_14 : 16'h0000;
+  assign \$1345  = \$1343  | \$1344 ;
+  assign \$1346  = \$1286 [15] ? d_product_15 : 16'h0000;
+  assign value0_13 = \$1345  | \$1346 ;
+  assign \$1347  = d_bank0_0 == 4'he;
+  assign \$1348  = pending0[0] & \$1347 ;
+  assign \$1349  = d_bank0_1 == 4'he;
+  assign \$1350  = pending0[1] & \$1349 ;
+  assign \$1351  = d_bank0_2 == 4'he;
+  assign \$1352  = pending0[2] & \$1351 ;
+  assign \$1353  = d_bank0_3 == 4'he;
+  assign \$1354  = pending0[3] & \$1353 ;
+  assign \$1355  = d_bank0_4 == 4'he;
+  assign \$1356  = pending0[4] & \$1355 ;
+  assign \$1357  = d_bank0_5 == 4'he;
+  assign \$1358  = pending0[5] & \$1357 ;
+  assign \$1359  = d_bank0_6 == 4'he;
+  assign \$1360  = pending0[6] & \$1359 ;
+  assign \$1361  = d_bank0_7 == 4'he;
+  assign \$1362  = pending0[7] & \$1361 ;
+  assign \$1363  = d_bank0_8 == 4'he;
+  assign \$1364  = pending0[8] & \$1363 ;
+  assign \$1365  = d_bank0_9 == 4'he;
+  assign \$1366  = pending0[9] & \$1365 ;
+  assign \$1367  = d_bank0_10 == 4'he;
+  assign \$1368  = pending0[10] & \$1367 ;
+  assign \$1369  = d_bank0_11 == 4'he;
+  assign \$1370  = pending0[11] & \$1369 ;
+  assign \$1371  = d_bank0_12 == 4'he;
+  assign \$1372  = pending0[12] & \$1371 ;
+  assign \$1373  = d_bank0_13 == 4'he;
+  assign \$1374  = pending0[13] & \$1373 ;
+  assign \$1375  = d_bank0_14 == 4'he;
+  assign \$1376  = pending0[14] & \$1375 ;
+  assign \$1377  = d_bank0_15 == 4'he;
+  assign \$1378  = pending0[15] & \$1377 ;
+  assign \$1379  = ~ { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
+  assign \$1380  = \$1379  + 1'h1;
+  assign \$1381  = { 1'h0, \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  } & \$1380 ;
+  assign hit0_14 = | { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
+  assign \$1382  = \$1381 [0] ? d_row0_0 : 4'h0;
+  assign \$1383  = \$1381 [1] ? d_row0_1 : 4'h0;
+  assign \$1384  = \$1382  | \$1383 ;
+  assign \$1385  = \$1381 [2] ? d_row0_2 : 4'h0;
+  assign \$1386  = \$1384  | \$1385 ;
+  assign \$1387  = \$1381 [3] ? d_row0_3 : 4'h0;
+  assign \$1388  = \$1386  | \$1387 ;
+  assign \$1389  = \$1381 [4] ? d_row0_4 : 4'h0;
+  assign \$1390  = \$1388  | \$1389 ;
+  assign \$1391  = \$1381 [5] ? d_row0_5 : 4'h0;
+  assign \$1392  = \$1390  | \$1391 ;
+  assign \$1393  = \$1381 [6] ? d_row0_6 : 4'h0;
+  assign \$1394  = \$1392  | \$1393 ;
+  assign \$1395  = \$1381 [7] ? d_row0_7 : 4'h0;
+  assign \$1396  = \$1394  | \$1395 ;
+  assign \$1397  = \$1381 [8] ? d_row0_8 : 4'h0;
+  assign \$1398  = \$1396  | \$1397 ;
+  assign \$1399  = \$1381 [9] ? d_row0_9 : 4'h0;
+  assign \$1400  = \$1398  | \$1399 ;
+  assign \$1401  = \$1381 [10] ? d_row0_10 : 4'h0;
+  assign \$1402  = \$1400  | \$1401 ;
+  assign \$1403  = \$1381 [11] ? d_row0_11 : 4'h0;
+  assign \$1404  = \$1402  | \$1403 ;
+  assign \$1405  = \$1381 [12] ? d_row0_12 : 4'h0;
+  assign \$1406  = \$1404  | \$1405 ;
+  assign \$1407  = \$1381 [13] ? d_row0_13 : 4'h0;
+  assign \$1408  = \$1406  | \$1407 ;
+  assign \$1409  = \$1381 [14] ? d_row0_14 : 4'h0;
+  assign \$1410  = \$1408  | \$1409 ;
+  assign \$1411  = \$1381 [15] ? d_row0_15 : 4'h0;
+  assign row0_14 = \$1410  | \$1411 ;
+  assign \$1412  = \$1381 [0] ? d_product_0 : 16'h0000;
+  assign \$1413  = \$1381 [1] ? d_product_1 : 16'h0000;
+  assign \$1414  = \$1412  | \$1413 ;
+  assign \$1415  = \$1381 [2] ? d_product_2 : 16'h0000;
+  assign \$1416  = \$1414  | \$1415 ;
+  assign \$1417  = \$1381 [3] ? d_product_3 : 16'h0000;
+  assign \$1418  = \$1416  | \$1417 ;
+  assign \$1419  = \$1381 [4] ? d_product_4 : 16'h0000;
+  assign \$1420  = \$1418  | \$1419 ;
+  assign \$1421  = \$1381 [5] ? d_product_5 : 16'h0000;
+  assign \$1422  = \$1420  | \$1421 ;
+  assign \$1423  = \$1381 [6] ? d_product_6 : 16'h0000;
+  assign \$1424  = \$1422  | \$1423 ;
+  assign \$1425  = \$1381 [7] ? d_product_7 : 16'h0000;
+  assign \$1426  = \$1424  | \$1425 ;
+  assign \$1427  = \$1381 [8] ? d_product_8 : 16'h0000;
+  assign \$1428  = \$1426  | \$1427 ;
+  assign \$1429  = \$1381 [9] ? d_product_9 : 16'h0000;
+  assign \$1430  = \$1428  | \$1429 ;
+  assign \$1431  = \$1381 [10] ? d_product_10 : 16'h0000;
+  assign \$1432  = \$1430  | \$1431 ;
+  assign \$1433  = \$1381 [11] ? d_product_11 : 16'h0000;
+  assign \$1434  = \$1432  | \$1433 ;
+  assign \$1435  = \$1381 [12] ? d_product_12 : 16'h0000;
+  assign \$1436  = \$1434  | \$1435 ;
+  assign \$1437  = \$1381 [13] ? d_product_13 : 16'h0000;
+  assign \$1438  = \$1436  | \$1437 ;
+  assign \$1439  = \$1381 [14] ? d_product_14 : 16'h0000;
+  assign \$1440  = \$1438  | \$1439 ;
+  assign \$1441  = \$1381 [15] ? d_product_15 : 16'h0000;
+  assign value0_14 = \$1440  | \$1441 ;
+  assign \$1442  = d_bank0_0 == 4'hf;
+  assign \$1443  = pending0[0] & \$1442 ;
+  assign \$1444  = d_bank0_1 == 4'hf;
+  assign \$1445  = pending0[1] & \$1444 ;
+  assign \$1446  = d_bank0_2 == 4'hf;
+  assign \$1447  = pending0[2] & \$1446 ;
+  assign \$1448  = d_bank0_3 == 4'hf;
+  assign \$1449  = pending0[3] & \$1448 ;
+  assign \$1450  = d_bank0_4 == 4'hf;
+  assign \$1451  = pending0[4] & \$1450 ;
+  assign \$1452  = d_bank0_5 == 4'hf;
+  assign \$1453  = pending0[5] & \$1452 ;
+  assign \$1454  = d_bank0_6 == 4'hf;
+  assign \$1455  = pending0[6] & \$1454 ;
+  assign \$1456  = d_bank0_7 == 4'hf;
+  assign \$1457  = pending0[7] & \$1456 ;
+  assign \$1458  = d_bank0_8 == 4'hf;
+  assign \$1459  = pending0[8] & \$1458 ;
+  assign \$1460  = d_bank0_9 == 4'hf;
+  assign \$1461  = pending0[9] & \$1460 ;
+  assign \$1462  = d_bank0_10 == 4'hf;
+  assign \$1463  = pending0[10] & \$1462 ;
+  assign \$1464  = d_bank0_11 == 4'hf;
+  assign \$1465  = pending0[11] & \$1464 ;
+  assign \$1466  = d_bank0_12 == 4'hf;
+  assign \$1467  = pending0[12] & \$1466 ;
+  assign \$1468  = d_bank0_13 == 4'hf;
+  assign \$1469  = pending0[13] & \$1468 ;
+  assign \$1470  = d_bank0_14 == 4'hf;
+  assign \$1471  = pending0[14] & \$1470 ;
+  assign \$1472  = d_bank0_15 == 4'hf;
+  assign \$1473  = pending0[15] & \$1472 ;
+  assign \$1474  = ~ { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
+  assign \$1475  = \$1474  + 1'h1;
+  assign \$1476  = { 1'h0, \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  } & \$1475 ;
+  assign hit0_15 = | { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
+  assign \$1477  = \$1476 [0] ? d_row0_0 : 4'h0;
+  assign \$1478  = \$1476 [1] ? d_row0_1 : 4'h0;
+  assign \$1479  = \$1477  | \$1478 ;
+  assign \$1480  = \$1476 [2] ? d_row0_2 : 4'h0;
+  assign \$1481  = \$1479  | \$1480 ;
+  assign \$1482  = \$1476 [3] ? d_row0_3 : 4'h0;
+  assign \$1483  = \$1481  | \$1482 ;
+  assign \$1484  = \$1476 [4] ? d_row0_4 : 4'h0;
+  assign \$1485  = \$1483  | \$1484 ;
+  assign \$1486  = \$1476 [5] ? d_row0_5 : 4'h0;
+  assign \$1487  = \$1485  | \$1486 ;
+  assign \$1488  = \$1476 [6] ? d_row0_6 : 4'h0;
+  assign \$1489  = \$1487  | \$1488 ;
+  assign \$1490  = \$1476 [7] ? d_row0_7 : 4'h0;
+  assign \$1491  = \$1489  | \$1490 ;
+  assign \$1492  = \$1476 [8] ? d_row0_8 : 4'h0;
+  assign \$1493  = \$1491  | \$1492 ;
+  assign \$1494  = \$1476 [9] ? d_row0_9 : 4'h0;
+  assign \$1495  = \$1493  | \$1494 ;
+  assign \$1496  = \$1476 [10] ? d_row0_10 : 4'h0;
+  assign \$1497  = \$1495  | \$1496 ;
+  assign \$1498  = \$1476 [11] ? d_row0_11 : 4'h0;
+  assign \$1499  = \$1497  | \$1498 ;
+  assign \$1500  = \$1476 [12] ? d_row0_12 : 4'h0;
+  assign \$1501  = \$1499  | \$1500 ;
+  assign \$1502  = \$1476 [13] ? d_row0_13 : 4'h0;
+  assign \$1503  = \$1501  | \$1502 ;
+  assign \$1504  = \$1476 [14] ? d_row0_14 : 4'h0;
+  assign \$1505  = \$1503  | \$1504 ;
+  assign \$1506  = \$1476 [15] ? d_row0_15 : 4'h0;
+  assign row0_15 = \$1505  | \$1506 ;
+  assign \$1507  = \$1476 [0] ? d_product_0 : 16'h0000;
+  assign \$1508  = \$1476 [1] ? d_product_1 : 16'h0000;
+  assign \$1509  = \$1507  | \$1508 ;
+  assign \$1510  = \$1476 [2] ? d_product_2 : 16'h0000;
+  assign \$1511  = \$1509  | \$1510 ;
+  assign \$1512  = \$1476 [3] ? d_product_3 : 16'h0000;
+  assign \$1513  = \$1511  | \$1512 ;
+  assign \$1514  = \$1476 [4] ? d_product_4 : 16'h0000;
+  assign \$1515  = \$1513  | \$1514 ;
+  assign \$1516  = \$1476 [5] ? d_product_5 : 16'h0000;
+  assign \$1517  = \$1515  | \$1516 ;
+  assign \$1518  = \$1476 [6] ? d_product_6 : 16'h0000;
+  assign \$1519  = \$1517  | \$1518 ;
+  assign \$1520  = \$1476 [7] ? d_product_7 : 16'h0000;
+  assign \$1521  = \$1519  | \$1520 ;
+  assign \$1522  = \$1476 [8] ? d_product_8 : 16'h0000;
+  assign \$1523  = \$1521  | \$1522 ;
+  assign \$1524  = \$1476 [9] ? d_product_9 : 16'h0000;
+  assign \$1525  = \$1523  | \$1524 ;
+  assign \$1526  = \$1476 [10] ? d_product_10 : 16'h0000;
+  assign \$1527  = \$1525  | \$1526 ;
+  assign \$1528  = \$1476 [11] ? d_product_11 : 16'h0000;
+  assign \$1529  = \$1527  | \$1528 ;
+  assign \$1530  = \$1476 [12] ? d_product_12 : 16'h0000;
+  assign \$1531  = \$1529  | \$1530 ;
+  assign \$1532  = \$1476 [13] ? d_product_13 : 16'h0000;
+  assign \$1533  = \$1531  | \$1532 ;
+  assign \$1534  = \$1476 [14] ? d_product_14 : 16'h0000;
+  assign \$1535  = \$1533  | \$1534 ;
+  assign \$1536  = \$1476 [15] ? d_product_15 : 16'h0000;
+  assign value0_15 = \$1535  | \$1536 ;
+  assign \$1537  = d_bank0_0 == 5'h10;
+  assign \$1538  = pending0[0] & \$1537 ;
+  assign \$1539  = d_bank0_1 == 5'h10;
+  assign \$1540  = pending0[1] & \$1539 ;
+  assign \$1541  = d_bank0_2 == 5'h10;
+  assign \$1542  = pending0[2] & \$1541 ;
+  assign \$1543  = d_bank0_3 == 5'h10;
+  assign \$1544  = pending0[3] & \$1543 ;
+  assign \$1545  = d_bank0_4 == 5'h10;
+  assign \$1546  = pending0[4] & \$1545 ;
+  assign \$1547  = d_bank0_5 == 5'h10;
+  assign \$1548  = pending0[5] & \$1547 ;
+  assign \$1549  = d_bank0_6 == 5'h10;
+  assign \$1550  = pending0[6] & \$1549 ;
+  assign \$1551  = d_bank0_7 == 5'h10;
+  assign \$1552  = pending0[7] & \$1551 ;
+  assign \$1553  = d_bank0_8 == 5'h10;
+  assign \$1554  = pending0[8] & \$1553 ;
+  assign \$1555  = d_bank0_9 == 5'h10;
+  assign \$1556  = pending0[9] & \$1555 ;
+  assign \$1557  = d_bank0_10 == 5'h10;
+  assign \$1558  = pending0[10] & \$1557 ;
+  assign \$1559  = d_bank0_11 == 5'h10;
+  assign \$1560  = pending0[11] & \$1559 ;
+  assign \$1561  = d_bank0_12 == 5'h10;
+  assign \$1562  = pending0[12] & \$1561 ;
+  assign \$1563  = d_bank0_13 == 5'h10;
+  assign \$1564  = pending0[13] & \$1563 ;
+  assign \$1565  = d_bank0_14 == 5'h10;
+  assign \$1566  = pending0[14] & \$1565 ;
+  assign \$1567  = d_bank0_15 == 5'h10;
+  assign \$1568  = pending0[15] & \$1567 ;
+  assign \$1569  = ~ { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
+  assign \$1570  = \$1569  + 1'h1;
+  assign \$1571  = { 1'h0, \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  } & \$1570 ;
+  assign hit0_16 = | { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
+  assign \$1572  = \$1571 [0] ? d_row0_0 : 4'h0;
+  assign \$1573  = \$1571 [1] ? d_row0_1 : 4'h0;
+  assign \$1574  = \$1572  | \$1573 ;
+  assign \$1575  = \$1571 [2] ? d_row0_2 : 4'h0;
+  assign \$1576  = \$1574  | \$1575 ;
+  assign \$1577  = \$1571 [3] ? d_row0_3 : 4'h0;
+  assign \$1578  = \$1576  | \$1577 ;
+  assign \$1579  = \$1571 [4] ? d_row0_4 : 4'h0;
+  assign \$1580  = \$1578  | \$1579 ;
+  assign \$1581  = \$1571 [5] ? d_row0_5 : 4'h0;
+  assign \$1582  = \$1580  | \$1581 ;
+  assign \$1583  = \$1571 [6] ? d_row0_6 : 4'h0;
+  assign \$1584  = \$1582  | \$1583 ;
+  assign \$1585  = \$1571 [7] ? d_row0_7 : 4'h0;
+  assign \$1586  = \$1584  | \$1585 ;
+  assign \$1587  = \$1571 [8] ? d_row0_8 : 4'h0;
+  assign \$1588  = \$1586  | \$1587 ;
+  assign \$1589  = \$1571 [9] ? d_row0_9 : 4'h0;
+  assign \$1590  = \$1588  | \$1589 ;
+  assign \$1591  = \$1571 [10] ? d_row0_10 : 4'h0;
+  assign \$1592  = \$1590  | \$1591 ;
+  assign \$1593  = \$1571 [11] ? d_row0_11 : 4'h0;
+  assign \$1594  = \$1592  | \$1593 ;
+  assign \$1595  = \$1571 [12] ? d_row0_12 : 4'h0;
+  assign \$1596  = \$1594  | \$1595 ;
+  assign \$1597  = \$1571 [13] ? d_row0_13 : 4'h0;
+  assign \$1598  = \$1596  | \$1597 ;
+  assign \$1599  = \$1571 [14] ? d_row0_14 : 4'h0;
+  assign \$1600  = \$1598  | \$1599 ;
+  assign \$1601  = \$1571 [15] ? d_row0_15 : 4'h0;
+  assign row0_16 = \$1600  | \$1601 ;
+  assign \$1602  = \$1571 [0] ? d_product_0 : 16'h0000;
+  assign \$1603  = \$1571 [1] ? d_product_1 : 16'h0000;
+  assign \$1604  = \$1602  | \$1603 ;
+  assign \$1605  = \$1571 [2] ? d_product_2 : 16'h0000;
+  assign \$1606  = \$1604  | \$1605 ;
+  assign \$1607  = \$1571 [3] ? d_product_3 : 16'h0000;
+  assign \$1608  = \$1606  | \$1607 ;
+  assign \$1609  = \$1571 [4] ? d_product_4 : 16'h0000;
+  assign \$1610  = \$1608  | \$1609 ;
+  assign \$1611  = \$1571 [5] ? d_product_5 : 16'h0000;
+  assign \$1612  = \$1610  | \$1611 ;
+  assign \$1613  = \$1571 [6] ? d_product_6 : 16'h0000;
+  assign \$1614  = \$1612  | \$1613 ;
+  assign \$1615  = \$1571 [7] ? d_product_7 : 16'h0000;
+  assign \$1616  = \$1614  | \$1615 ;
+  assign \$1617  = \$1571 [8] ? d_product_8 : 16'h0000;
+  assign \$1618  = \$1616  | \$1617 ;
+  assign \$1619  = \$1571 [9] ? d_product_9 : 16'h0000;
+  assign \$1620  = \$1618  | \$1619 ;
+  assign \$1621  = \$1571 [10] ? d_product_10 : 16'h0000;
+  assign \$1622  = \$1620  | \$1621 ;
+  assign \$1623  = \$1571 [11] ? d_product_11 : 16'h0000;
+  assign \$1624  = \$1622  | \$1623 ;
+  assign \$1625  = \$1571 [12] ? d_product_12 : 16'h0000;
+  assign \$1626  = \$1624  | \$1625 ;
+  assign \$1627  = \$1571 [13] ? d_product_13 : 16'h0000;
+  assign \$1628  = \$1626  | \$1627 ;
+  assign \$1629  = \$1571 [14] ? d_product_14 : 16'h0000;
+  assign \$1630  = \$1628  | \$1629 ;
+  assign \$1631  = \$1571 [15] ? d_product_15 : 16'h0000;
+  assign value0_16 = \$1630  | \$1631 ;
+  assign \$1632  = d_bank0_0 == 5'h11;
+  assign \$1633  = pending0[0] & \$1632 ;
+  assign \$1634  = d_bank0_1 == 5'h11;
+  assign \$1635  = pending0[1] & \$1634 ;
+  assign \$1636  = d_bank0_2 == 5'h11;
+  assign \$1637  = pending0[2] & \$1636 ;
+  assign \$1638  = d_bank0_3 == 5'h11;
+  assign \$1639  = pending0[3] & \$1638 ;
+  assign \$1640  = d_bank0_4 == 5'h11;
+  assign \$1641  = pending0[4] & \$1640 ;
+  assign \$1642  = d_bank0_5 == 5'h11;
+  assign \$1643  = pending0[5] & \$1642 ;
+  assign \$1644  = d_bank0_6 == 5'h11;
+  assign \$1645  = pending0[6] & \$1644 ;
+  assign \$1646  = d_bank0_7 == 5'h11;
+  assign \$1647  = pending0[7] & \$1646 ;
+  assign \$1648  = d_bank0_8 == 5'h11;
+  assign \$1649  = pending0[8] & \$1648 ;
+  assign \$1650  = d_bank0_9 == 5'h11;
+  assign \$1651  = pending0[9] & \$1650 ;
+  assign \$1652  = d_bank0_10 == 5'h11;
+  assign \$1653  = pending0[10] & \$1652 ;
+  assign \$1654  = d_bank0_11 == 5'h11;
+  assign \$1655  = pending0[11] & \$1654 ;
+  assign \$1656  = d_bank0_12 == 5'h11;
+  assign \$1657  = pending0[12] & \$1656 ;
+  assign \$1658  = d_bank0_13 == 5'h11;
+  assign \$1659  = pending0[13] & \$1658 ;
+  assign \$1660  = d_bank0_14 == 5'h11;
+  assign \$1661  = pending0[14] & \$1660 ;
+  assign \$1662  = d_bank0_15 == 5'h11;
+  assign \$1663  = pending0[15] & \$1662 ;
+  assign \$1664  = ~ { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
+  assign \$1665  = \$1664  + 1'h1;
+  assign \$1666  = { 1'h0, \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  } & \$1665 ;
+  assign hit0_17 = | { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
+  assign \$1667  = \$1666 [0] ? d_row0_0 : 4'h0;
+  assign \$1668  = \$1666 [1] ? d_row0_1 : 4'h0;
+  assign \$1669  = \$1667  | \$1668 ;
+  assign \$1670  = \$1666 [2] ? d_row0_2 : 4'h0;
+  assign \$1671  = \$1669  | \$1670 ;
+  assign \$1672  = \$1666 [3] ? d_row0_3 : 4'h0;
+  assign \$1673  = \$1671  | \$1672 ;
+  assign \$1674  = \$1666 [4] ? d_row0_4 : 4'h0;
+  assign \$1675  = \$1673  | \$1674 ;
+  assign \$1676  = \$1666 [5] ? d_row0_5 : 4'h0;
+  assign \$1677  = \$1675  | \$1676 ;
+  assign \$1678  = \$1666 [6] ? d_row0_6 : 4'h0;
+  assign \$1679  = \$1677  | \$1678 ;
+  assign \$1680  = \$1666 [7] ? d_row0_7 : 4'h0;
+  assign \$1681  = \$1679  | \$1680 ;
+  assign \$1682  = \$1666 [8] ? d_row0_8 : 4'h0;
+  assign \$1683  = \$1681  | \$1682 ;
+  assign \$1684  = \$1666 [9] ? d_row0_9 : 4'h0;
+  assign \$1685  = \$1683  | \$1684 ;
+  assign \$1686  = \$1666 [10] ? d_row0_10 : 4'h0;
+  assign \$1687  = \$1685  | \$1686 ;
+  assign \$1688  = \$1666 [11] ? d_row0_11 : 4'h0;
+  assign \$1689  = \$1687  | \$1688 ;
+  assign \$1690  = \$1666 [12] ? d_row0_12 : 4'h0;
+  assign \$1691  = \$1689  | \$1690 ;
+  assign \$1692  = \$1666 [13] ? d_row0_13 : 4'h0;
+  assign \$1693  = \$1691  | \$1692 ;
+  assign \$1694  = \$1666 [14] ? d_row0_14 : 4'h0;
+  assign \$1695  = \$1693  | \$1694 ;
+  assign \$1696  = \$1666 [15] ? d_row0_15 : 4'h0;
+  assign row0_17 = \$1695  | \$1696 ;
+  assign \$1697  = \$1666 [0] ? d_product_0 : 16'h0000;
+  assign \$1698  = \$1666 [1] ? d_product_1 : 16'h0000;
+  assign \$1699  = \$1697  | \$1698 ;
+  assign \$1700  = \$1666 [2] ? d_product_2 : 16'h0000;
+  assign \$1701  = \$1699  | \$1700 ;
+  assign \$1702  = \$1666 [3] ? d_product_3 : 16'h0000;
+  assign \$1703  = \$1701  | \$1702 ;
+  assign \$1704  = \$1666 [4] ? d_product_4 : 16'h0000;
+  assign \$1705  = \$1703  | \$1704 ;
+  assign \$1706  = \$1666 [5] ? d_product_5 : 16'h0000;
+  assign \$1707  = \$1705  | \$1706 ;
+  assign \$1708  = \$1666 [6] ? d_product_6 : 16'h0000;
+  assign \$1709  = \$1707  | \$1708 ;
+  assign \$1710  = \$1666 [7] ? d_product_7 : 16'h0000;
+  assign \$1711  = \$1709  | \$1710 ;
+  assign \$1712  = \$1666 [8] ? d_product_8 : 16'h0000;
+  assign \$1713  = \$1711  | \$1712 ;
+  assign \$1714  = \$1666 [9] ? d_product_9 : 16'h0000;
+  assign \$1715  = \$1713  | \$1714 ;
+  assign \$1716  = \$1666 [10] ? d_product_10 : 16'h0000;
+  assign \$1717  = \$1715  | \$1716 ;
+  assign \$1718  = \$1666 [11] ? d_product_11 : 16'h0000;
+  assign \$1719  = \$1717  | \$1718 ;
+  assign \$1720  = \$1666 [12] ? d_product_12 : 16'h0000;
+  assign \$1721  = \$1719  | \$1720 ;
+  assign \$1722  = \$1666 [13] ? d_product_13 : 16'h0000;
+  assign \$1723  = \$1721  | \$1722 ;
+  assign \$1724  = \$1666 [14] ? d_product_14 : 16'h0000;
+  assign \$1725  = \$1723  | \$1724 ;
+  assign \$1726  = \$1666 [15] ? d_product_15 : 16'h0000;
+  assign value0_17 = \$1725  | \$1726 ;
+  assign \$1727  = d_bank0_0 == 5'h12;
+  assign \$1728  = pending0[0] & \$1727 ;
+  assign \$1729  = d_bank0_1 == 5'h12;
+  assign \$1730  = pending0[1] & \$1729 ;
+  assign \$1731  = d_bank0_2 == 5'h12;
+  assign \$1732  = pending0[2] & \$1731 ;
+  assign \$1733  = d_bank0_3 == 5'h12;
+  assign \$1734  = pending0[3] & \$1733 ;
+  assign \$1735  = d_bank0_4 == 5'h12;
+  assign \$1736  = pending0[4] & \$1735 ;
+  assign \$1737  = d_bank0_5 == 5'h12;
+  assign \$1738  = pending0[5] & \$1737 ;
+  assign \$1739  = d_bank0_6 == 5'h12;
+  assign \$1740  = pending0[6] & \$1739 ;
+  assign \$1741  = d_bank0_7 == 5'h12;
+  assign \$1742  = pending0[7] & \$1741 ;
+  assign \$1743  = d_bank0_8 == 5'h12;
+  assign \$1744  = pending0[8] & \$1743 ;
+  assign \$1745  = d_bank0_9 == 5'h12;
+  assign \$1746  = pending0[9] & \$1745 ;
+  assign \$1747  = d_bank0_10 == 5'h12;
+  assign \$1748  = pending0[10] & \$1747 ;
+  assign \$1749  = d_bank0_11 == 5'h12;
+  assign \$1750  = pending0[11] & \$1749 ;
+  assign \$1751  = d_bank0_12 == 5'h12;
+  assign \$1752  = pending0[12] & \$1751 ;
+  assign \$1753  = d_bank0_13 == 5'h12;
+  assign \$1754  = pending0[13] & \$1753 ;
+  assign \$1755  = d_bank0_14 == 5'h12;
+  assign \$1756  = pending0[14] & \$1755 ;
+  assign \$1757  = d_bank0_15 == 5'h12;
+  assign \$1758  = pending0[15] & \$1757 ;
+  assign \$1759  = ~ { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
+  assign \$1760  = \$1759  + 1'h1;
+  assign \$1761  = { 1'h0, \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  } & \$1760 ;
+  assign hit0_18 = | { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
+  assign \$1762  = \$1761 [0] ? d_row0_0 : 4'h0;
+  assign \$1763  = \$1761 [1] ? d_row0_1 : 4'h0;
+  assign \$1764  = \$1762  | \$1763 ;
+  assign \$1765  = \$1761 [2] ? d_row0_2 : 4'h0;
+  assign \$1766  = \$1764  | \$1765 ;
+  assign \$1767  = \$1761 [3] ? d_row0_3 : 4'h0;
+  assign \$1768  = \$1766  | \$1767 ;
+  assign \$1769  = \$1761 [4] ? d_row0_4 : 4'h0;
+  assign \$1770  = \$1768  | \$1769 ;
+  assign \$1771  = \$1761 [5] ? d_row0_5 : 4'h0;
+  assign \$1772  = \$1770  | \$1771 ;
+  assign \$1773  = \$1761 [6] ? d_row0_6 : 4'h0;
+  assign \$1774  = \$1772  | \$1773 ;
+  assign \$1775  = \$1761 [7] ? d_row0_7 : 4'h0;
+  assign \$1776  = \$1774  | \$1775 ;
+  assign \$1777  = \$1761 [8] ? d_row0_8 : 4'h0;
+  assign \$1778  = \$1776  | \$1777 ;
+  assign \$1779  = \$1761 [9] ? d_row0_9 : 4'h0;
+  assign \$1780  = \$1778  | \$1779 ;
+  assign \$1781  = \$1761 [10] ? d_row0_10 : 4'h0;
+  assign \$1782  = \$1780  | \$1781 ;
+  assign \$1783  = \$1761 [11] ? d_row0_11 : 4'h0;
+  assign \$1784  = \$1782  | \$1783 ;
+  assign \$1785  = \$1761 [12] ? d_row0_12 : 4'h0;
+  assign \$1786  = \$1784  | \$1785 ;
+  assign \$1787  = \$1761 [13] ? d_row0_13 : 4'h0;
+  assign \$1788  = \$1786  | \$1787 ;
+  assign \$1789  = \$1761 [14] ? d_row0_14 : 4'h0;
+  assign \$1790  = \$1788  | \$1789 ;
+  assign \$1791  = \$1761 [15] ? d_row0_15 : 4'h0;
+  assign row0_18 = \$1790  | \$1791 ;
+  assign \$1792  = \$1761 [0] ? d_product_0 : 16'h0000;
+  assign \$1793  = \$1761 [1] ? d_product_1 : 16'h0000;
+  assign \$1794  = \$1792  | \$1793 ;
+  assign \$1795  = \$1761 [2] ? d_product_2 : 16'h0000;
+  assign \$1796  = \$1794  | \$1795 ;
+  assign \$1797  = \$1761 [3] ? d_product_3 : 16'h0000;
+  assign \$1798  = \$1796  | \$1797 ;
+  assign \$1799  = \$1761 [4] ? d_product_4 : 16'h0000;
+  assign \$1800  = \$1798  | \$1799 ;
+  assign \$1801  = \$1761 [5] ? d_product_5 : 16'h0000;
+  assign \$1802  = \$1800  | \$1801 ;
+  assign \$1803  = \$1761 [6] ? d_product_6 : 16'h0000;
+  assign \$1804  = \$1802  | \$1803 ;
+  assign \$1805  = \$1761 [7] ? d_product_7 : 16'h0000;
+  assign \$1806  = \$1804  | \$1805 ;
+  assign \$1807  = \$1761 [8] ? d_product_8 : 16'h0000;
+  assign \$1808  = \$1806  | \$1807 ;
+  assign \$1809  = \$1761 [9] ? d_product_9 : 16'h0000;
+  assign \$1810  = \$1808  | \$1809 ;
+  assign \$1811  = \$1761 [10] ? d_product_10 : 16'h0000;
+  assign \$1812  = \$1810  | \$1811 ;
+  assign \$1813  = \$1761 [11] ? d_product_11 : 16'h0000;
+  assign \$1814  = \$1812  | \$1813 ;
+  assign \$1815  = \$1761 [12] ? d_product_12 : 16'h0000;
+  assign \$1816  = \$1814  | \$1815 ;
+  assign \$1817  = \$1761 [13] ? d_product_13 : 16'h0000;
+  assign \$1818  = \$1816  | \$1817 ;
+  assign \$1819  = \$1761 [14] ? d_product_14 : 16'h0000;
+  assign \$1820  = \$1818  | \$1819 ;
+  assign \$1821  = \$1761 [15] ? d_product_15 : 16'h0000;
+  assign value0_18 = \$1820  | \$1821 ;
+  assign \$1822  = d_bank0_0 == 5'h13;
+  assign \$1823  = pending0[0] & \$1822 ;
+  assign \$1824  = d_bank0_1 == 5'h13;
+  assign \$1825  = pending0[1] & \$1824 ;
+  assign \$1826  = d_bank0_2 == 5'h13;
+  assign \$1827  = pending0[2] & \$1826 ;
+  assign \$1828  = d_bank0_3 == 5'h13;
+  assign \$1829  = pending0[3] & \$1828 ;
+  assign \$1830  = d_bank0_4 == 5'h13;
+  assign \$1831  = pending0[4] & \$1830 ;
+  assign \$1832  = d_bank0_5 == 5'h13;
+  assign \$1833  = pending0[5] & \$1832 ;
+  assign \$1834  = d_bank0_6 == 5'h13;
+  assign \$1835  = pending0[6] & \$1834 ;
+  assign \$1836  = d_bank0_7 == 5'h13;
+  assign \$1837  = pending0[7] & \$1836 ;
+  assign \$1838  = d_bank0_8 == 5'h13;
+  assign \$1839  = pending0[8] & \$1838 ;
+  assign \$1840  = d_bank0_9 == 5'h13;
+  assign \$1841  = pending0[9] & \$1840 ;
+  assign \$1842  = d_bank0_10 == 5'h13;
+  assign \$1843  = pending0[10] & \$1842 ;
+  assign \$1844  = d_bank0_11 == 5'h13;
+  assign \$1845  = pending0[11] & \$1844 ;
+  assign \$1846  = d_bank0_12 == 5'h13;
+  assign \$1847  = pending0[12] & \$1846 ;
+  assign \$1848  = d_bank0_13 == 5'h13;
+  assign \$1849  = pending0[13] & \$1848 ;
+  assign \$1850  = d_bank0_14 == 5'h13;
+  assign \$1851  = pending0[14] & \$1850 ;
+  assign \$1852  = d_bank0_15 == 5'h13;
+  assign \$1853  = pending0[15] & \$1852 ;
+  assign \$1854  = ~ { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
+  assign \$1855  = \$1854  + 1'h1;
+  assign \$1856  = { 1'h0, \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  } & \$1855 ;
+  assign hit0_19 = | { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
+  assign \$1857  = \$1856 [0] ? d_row0_0 : 4'h0;
+  assign \$1858  = \$1856 [1] ? d_row0_1 : 4'h0;
+  assign \$1859  = \$1857  | \$1858 ;
+  assign \$1860  = \$1856 [2] ? d_row0_2 : 4'h0;
+  assign \$1861  = \$1859  | \$1860 ;
+  assign \$1862  = \$1856 [3] ? d_row0_3 : 4'h0;
+  assign \$1863  = \$1861  | \$1862 ;
+  assign \$1864  = \$1856 [4] ? d_row0_4 : 4'h0;
+  assign \$1865  = \$1863  | \$1864 ;
+  assign \$1866  = \$1856 [5] ? d_row0_5 : 4'h0;
+  assign \$1867  = \$1865  | \$1866 ;
+  assign \$1868  = \$1856 [6] ? d_row0_6 : 4'h0;
+  assign \$1869  = \$1867  | \$1868 ;
+  assign \$1870  = \$1856 [7] ? d_row0_7 : 4'h0;
+  assign \$1871  = \$1869  | \$1870 ;
+  assign \$1872  = \$1856 [8] ? d_row0_8 : 4'h0;
+  assign \$1873  = \$1871  | \$1872 ;
+  assign \$1874  = \$1856 [9] ? d_row0_9 : 4'h0;
+  assign \$1875  = \$1873  | \$1874 ;
+  assign \$1876  = \$1856 [10] ? d_row0_10 : 4'h0;
+  assign \$1877  = \$1875  | \$1876 ;
+  assign \$1878  = \$1856 [11] ? d_row0_11 : 4'h0;
+  assign \$1879  = \$1877  | \$1878 ;
+  assign \$1880  = \$1856 [12] ? d_row0_12 : 4'h0;
+  assign \$1881  = \$1879  | \$1880 ;
+  assign \$1882  = \$1856 [13] ? d_row0_13 : 4'h0;
+  assign \$1883  = \$1881  | \$1882 ;
+  assign \$1884  = \$1856 [14] ? d_row0_14 : 4'h0;
+  assign \$1885  = \$1883  | \$1884 ;
+  assign \$1886  = \$1856 [15] ? d_row0_15 : 4'h0;
+  assign row0_19 = \$1885  | \$1886 ;
+  assign \$1887  = \$1856 [0] ? d_product_0 : 16'h0000;
+  assign \$1888  = \$1856 [1] ? d_product_1 : 16'h0000;
+  assign \$1889  = \$1887  | \$1888 ;
+  assign \$1890  = \$1856 [2] ? d_product_2 : 16'h0000;
+  assign \$1891  = \$1889  | \$1890 ;
+  assign \$1892  = \$1856 [3] ? d_product_3 : 16'h0000;
+  assign \$1893  = \$1891  | \$1892 ;
+  assign \$1894  = \$1856 [4] ? d_product_4 : 16'h0000;
+  assign \$1895  = \$1893  | \$1894 ;
+  assign \$1896  = \$1856 [5] ? d_product_5 : 16'h0000;
+  assign \$1897  = \$1895  | \$1896 ;
+  assign \$1898  = \$1856 [6] ? d_product_6 : 16'h0000;
+  assign \$1899  = \$1897  | \$1898 ;
+  assign \$1900  = \$1856 [7] ? d_product_7 : 16'h0000;
+  assign \$1901  = \$1899  | \$1900 ;
+  assign \$1902  = \$1856 [8] ? d_product_8 : 16'h0000;
+  assign \$1903  = \$1901  | \$1902 ;
+  assign \$1904  = \$1856 [9] ? d_product_9 : 16'h0000;
+  assign \$1905  = \$1903  | \$1904 ;
+  assign \$1906  = \$1856 [10] ? d_product_10 : 16'h0000;
+  assign \$1907  = \$1905  | \$1906 ;
+  assign \$1908  = \$1856 [11] ? d_product_11 : 16'h0000;
+  assign \$1909  = \$1907  | \$1908 ;
+  assign \$1910  = \$1856 [12] ? d_product_12 : 16'h0000;
+  assign \$1911  = \$1909  | \$1910 ;
+  assign \$1912  = \$1856 [13] ? d_product_13 : 16'h0000;
+  assign \$1913  = \$1911  | \$1912 ;
+  assign \$1914  = \$1856 [14] ? d_product_14 : 16'h0000;
+  assign \$1915  = \$1913  | \$1914 ;
+  assign \$1916  = \$1856 [15] ? d_product_15 : 16'h0000;
+  assign value0_19 = \$1915  | \$1916 ;
+  assign \$1917  = d_bank0_0 == 5'h14;
+  assign \$1918  = pending0[0] & \$1917 ;
+  assign \$1919  = d_bank0_1 == 5'h14;
+  assign \$1920  = pending0[1] & \$1919 ;
+  assign \$1921  = d_bank0_2 == 5'h14;
+  assign \$1922  = pending0[2] & \$1921 ;
+  assign \$1923  = d_bank0_3 == 5'h14;
+  assign \$1924  = pending0[3] & \$1923 ;
+  assign \$1925  = d_bank0_4 == 5'h14;
+  assign \$1926  = pending0[4] & \$1925 ;
+  assign \$1927  = d_bank0_5 == 5'h14;
+  assign \$1928  = pending0[5] & \$1927 ;
+  assign \$1929  = d_bank0_6 == 5'h14;
+  assign \$1930  = pending0[6] & \$1929 ;
+  assign \$1931  = d_bank0_7 == 5'h14;
+  assign \$1932  = pending0[7] & \$1931 ;
+  assign \$1933  = d_bank0_8 == 5'h14;
+  assign \$1934  = pending0[8] & \$1933 ;
+  assign \$1935  = d_bank0_9 == 5'h14;
+  assign \$1936  = pending0[9] & \$1935 ;
+  assign \$1937  = d_bank0_10 == 5'h14;
+  assign \$1938  = pending0[10] & \$1937 ;
+  assign \$1939  = d_bank0_11 == 5'h14;
+  assign \$1940  = pending0[11] & \$1939 ;
+  assign \$1941  = d_bank0_12 == 5'h14;
+  assign \$1942  = pending0[12] & \$1941 ;
+  assign \$1943  = d_bank0_13 == 5'h14;
+  assign \$1944  = pending0[13] & \$1943 ;
+  assign \$1945  = d_bank0_14 == 5'h14;
+  assign \$1946  = pending0[14] & \$1945 ;
+  assign \$1947  = d_bank0_15 == 5'h14;
+  assign \$1948  = pending0[15] & \$1947 ;
+  assign \$1949  = ~ { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
+  assign \$1950  = \$1949  + 1'h1;
+  assign \$1951  = { 1'h0, \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  } & \$1950 ;
+  assign hit0_20 = | { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
+  assign \$1952  = \$1951 [0] ? d_row0_0 : 4'h0;
+  assign \$1953  = \$1951 [1] ? d_row0_1 : 4'h0;
+  assign \$1954  = \$1952  | \$1953 ;
+  assign \$1955  = \$1951 [2] ? d_row0_2 : 4'h0;
+  assign \$1956  = \$1954  | \$1955 ;
+  assign \$1957  = \$1951 [3] ? d_row0_3 : 4'h0;
+  assign \$1958  = \$1956  | \$1957 ;
+  assign \$1959  = \$1951 [4] ? d_row0_4 : 4'h0;
+  assign \$1960  = \$1958  | \$1959 ;
+  assign \$1961  = \$1951 [5] ? d_row0_5 : 4'h0;
+  assign \$1962  = \$1960  | \$1961 ;
+  assign \$1963  = \$1951 [6] ? d_row0_6 : 4'h0;
+  assign \$1964  = \$1962  | \$1963 ;
+  assign \$1965  = \$1951 [7] ? d_row0_7 : 4'h0;
+  assign \$1966  = \$1964  | \$1965 ;
+  assign \$1967  = \$1951 [8] ? d_row0_8 : 4'h0;
+  assign \$1968  = \$1966  | \$1967 ;
+  assign \$1969  = \$1951 [9] ? d_row0_9 : 4'h0;
+  assign \$1970  = \$1968  | \$1969 ;
+  assign \$1971  = \$1951 [10] ? d_row0_10 : 4'h0;
+  assign \$1972  = \$1970  | \$1971 ;
+  assign \$1973  = \$1951 [11] ? d_row0_11 : 4'h0;
+  assign \$1974  = \$1972  | \$1973 ;
+  assign \$1975  = \$1951 [12] ? d_row0_12 : 4'h0;
+  assign \$1976  = \$1974  | \$1975 ;
+  assign \$1977  = \$1951 [13] ? d_row0_13 : 4'h0;
+  assign \$1978  = \$1976  | \$1977 ;
+  assign \$1979  = \$1951 [14] ? d_row0_14 : 4'h0;
+  assign \$1980  = \$1978  | \$1979 ;
+  assign \$1981  = \$1951 [15] ? d_row0_15 : 4'h0;
+  assign row0_20 = \$1980  | \$1981 ;
+  assign \$1982  = \$1951 [0] ? d_product_0 : 16'h0000;
+  assign \$1983  = \$1951 [1] ? d_product_1 : 16'h0000;
+  assign \$1984  = \$1982  | \$1983 ;
+  assign \$1985  = \$1951 [2] ? d_product_2 : 16'h0000;
+  assign \$1986  = \$1984  | \$1985 ;
+  assign \$1987  = \$1951 [3] ? d_product_3 : 16'h0000;
+  assign \$1988  = \$1986  | \$1987 ;
+  assign \$1989  = \$1951 [4] ? d_product_4 : 16'h0000;
+  assign \$1990  = \$1988  | \$1989 ;
+  assign \$1991  = \$1951 [5] ? d_product_5 : 16'h0000;
+  assign \$1992  = \$1990  | \$1991 ;
+  assign \$1993  = \$1951 [6] ? d_product_6 : 16'h0000;
+  assign \$1994  = \$1992  | \$1993 ;
+  assign \$1995  = \$1951 [7] ? d_product_7 : 16'h0000;
+  assign \$1996  = \$1994  | \$1995 ;
+  assign \$1997  = \$1951 [8] ? d_product_8 : 16'h0000;
+  assign \$1998  = \$1996  | \$1997 ;
+  assign \$1999  = \$1951 [9] ? d_product_9 : 16'h0000;
+  assign \$2000  = \$1998  | \$1999 ;
+  assign \$2001  = \$1951 [10] ? d_product_10 : 16'h0000;
+  assign \$2002  = \$2000  | \$2001 ;
+  assign \$2003  = \$1951 [11] ? d_product_11 : 16'h0000;
+  assign \$2004  = \$2002  | \$2003 ;
+  assign \$2005  = \$1951 [12] ? d_product_12 : 16'h0000;
+  assign \$2006  = \$2004  | \$2005 ;
+  assign \$2007  = \$1951 [13] ? d_product_13 : 16'h0000;
+  assign \$2008  = \$2006  | \$2007 ;
+  assign \$2009  = \$1951 [14] ? d_product_14 : 16'h0000;
+  assign \$2010  = \$2008  | \$2009 ;
+  assign \$2011  = \$1951 [15] ? d_product_15 : 16'h0000;
+  assign value0_20 = \$2010  | \$2011 ;
+  assign \$2012  = d_bank0_0 == 5'h15;
+  assign \$2013  = pending0[0] & \$2012 ;
+  assign \$2014  = d_bank0_1 == 5'h15;
+  assign \$2015  = pending0[1] & \$2014 ;
+  assign \$2016  = d_bank0_2 == 5'h15;
+  assign \$2017  = pending0[2] & \$2016 ;
+  assign \$2018  = d_bank0_3 == 5'h15;
+  assign \$2019  = pending0[3] & \$2018 ;
+  assign \$2020  = d_bank0_4 == 5'h15;
+  assign \$2021  = pending0[4] & \$2020 ;
+  assign \$2022  = d_bank0_5 == 5'h15;
+  assign \$2023  = pending0[5] & \$2022 ;
+  assign \$2024  = d_bank0_6 == 5'h15;
+  assign \$2025  = pending0[6] & \$2024 ;
+  assign \$2026  = d_bank0_7 == 5'h15;
+  assign \$2027  = pending0[7] & \$2026 ;
+  assign \$2028  = d_bank0_8 == 5'h15;
+  assign \$2029  = pending0[8] & \$2028 ;
+  assign \$2030  = d_bank0_9 == 5'h15;
+  assign \$2031  = pending0[9] & \$2030 ;
+  assign \$2032  = d_bank0_10 == 5'h15;
+  assign \$2033  = pending0[10] & \$2032 ;
+  assign \$2034  = d_bank0_11 == 5'h15;
+  assign \$2035  = pending0[11] & \$2034 ;
+  assign \$2036  = d_bank0_12 == 5'h15;
+  assign \$2037  = pending0[12] & \$2036 ;
+  assign \$2038  = d_bank0_13 == 5'h15;
+  assign \$2039  = pending0[13] & \$2038 ;
+  assign \$2040  = d_bank0_14 == 5'h15;
+  assign \$2041  = pending0[14] & \$2040 ;
+  assign \$2042  = d_bank0_15 == 5'h15;
+  assign \$2043  = pending0[15] & \$2042 ;
+  assign \$2044  = ~ { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
+  assign \$2045  = \$2044  + 1'h1;
+  assign \$2046  = { 1'h0, \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  } & \$2045 ;
+  assign hit0_21 = | { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
+  assign \$2047  = \$2046 [0] ? d_row0_0 : 4'h0;
+  assign \$2048  = \$2046 [1] ? d_row0_1 : 4'h0;
+  assign \$2049  = \$2047  | \$2048 ;
+  assign \$2050  = \$2046 [2] ? d_row0_2 : 4'h0;
+  assign \$2051  = \$2049  | \$2050 ;
+  assign \$2052  = \$2046 [3] ? d_row0_3 : 4'h0;
+  assign \$2053  = \$2051  | \$2052 ;
+  assign \$2054  = \$2046 [4] ? d_row0_4 : 4'h0;
+  assign \$2055  = \$2053  | \$2054 ;
+  assign \$2056  = \$2046 [5] ? d_row0_5 : 4'h0;
+  assign \$2057  = \$2055  | \$2056 ;
+  assign \$2058  = \$2046 [6] ? d_row0_6 : 4'h0;
+  assign \$2059  = \$2057  | \$2058 ;
+  assign \$2060  = \$2046 [7] ? d_row0_7 : 4'h0;
+  assign \$2061  = \$2059  | \$2060 ;
+  assign \$2062  = \$2046 [8] ? d_row0_8 : 4'h0;
+  assign \$2063  = \$2061  | \$2062 ;
+  assign \$2064  = \$2046 [9] ? d_row0_9 : 4'h0;
+  assign \$2065  = \$2063  | \$2064 ;
+  assign \$2066  = \$2046 [10] ? d_row0_10 : 4'h0;
+  assign \$2067  = \$2065  | \$2066 ;
+  assign \$2068  = \$2046 [11] ? d_row0_11 : 4'h0;
+  assign \$2069  = \$2067  | \$2068 ;
+  assign \$2070  = \$2046 [12] ? d_row0_12 : 4'h0;
+  assign \$2071  = \$2069  | \$2070 ;
+  assign \$2072  = \$2046 [13] ? d_row0_13 : 4'h0;
+  assign \$2073  = \$2071  | \$2072 ;
+  assign \$2074  = \$2046 [14] ? d_row0_14 : 4'h0;
+  assign \$2075  = \$2073  | \$2074 ;
+  assign \$2076  = \$2046 [15] ? d_row0_15 : 4'h0;
+  assign row0_21 = \$2075  | \$2076 ;
+  assign \$2077  = \$2046 [0] ? d_product_0 : 16'h0000;
+  assign \$2078  = \$2046 [1] ? d_product_1 : 16'h0000;
+  assign \$2079  = \$2077  | \$2078 ;
+  assign \$2080  = \$2046 [2] ? d_product_2 : 16'h0000;
+  assign \$2081  = \$2079  | \$2080 ;
+  assign \$2082  = \$2046 [3] ? d_product_3 : 16'h0000;
+  assign \$2083  = \$2081  | \$2082 ;
+  assign \$2084  = \$2046 [4] ? d_product_4 : 16'h0000;
+  assign \$2085  = \$2083  | \$2084 ;
+  assign \$2086  = \$2046 [5] ? d_product_5 : 16'h0000;
+  assign \$2087  = \$2085  | \$2086 ;
+  assign \$2088  = \$2046 [6] ? d_product_6 : 16'h0000;
+  assign \$2089  = \$2087  | \$2088 ;
+  assign \$2090  = \$2046 [7] ? d_product_7 : 16'h0000;
+  assign \$2091  = \$2089  | \$2090 ;
+  assign \$2092  = \$2046 [8] ? d_product_8 : 16'h0000;
+  assign \$2093  = \$2091  | \$2092 ;
+  assign \$2094  = \$2046 [9] ? d_product_9 : 16'h0000;
+  assign \$2095  = \$2093  | \$2094 ;
+  assign \$2096  = \$2046 [10] ? d_product_10 : 16'h0000;
+  assign \$2097  = \$2095  | \$2096 ;
+  assign \$2098  = \$2046 [11] ? d_product_11 : 16'h0000;
+  assign \$2099  = \$2097  | \$2098 ;
+  assign \$2100  = \$2046 [12] ? d_product_12 : 16'h0000;
+  assign \$2101  = \$2099  | \$2100 ;
+  assign \$2102  = \$2046 [13] ? d_product_13 : 16'h0000;
+  assign \$2103  = \$2101  | \$2102 ;
+  assign \$2104  = \$2046 [14] ? d_product_14 : 16'h0000;
+  assign \$2105  = \$2103  | \$2104 ;
+  assign \$2106  = \$2046 [15] ? d_product_15 : 16'h0000;
+  assign value0_21 = \$2105  | \$2106 ;
+  assign \$2107  = d_bank0_0 == 5'h16;
+  assign \$2108  = pending0[0] & \$2107 ;
+  assign \$2109  = d_bank0_1 == 5'h16;
+  assign \$2110  = pending0[1] & \$2109 ;
+  assign \$2111  = d_bank0_2 == 5'h16;
+  assign \$2112  = pending0[2] & \$2111 ;
+  assign \$2113  = d_bank0_3 == 5'h16;
+  assign \$2114  = pending0[3] & \$2113 ;
+  assign \$2115  = d_bank0_4 == 5'h16;
+  assign \$2116  = pending0[4] & \$2115 ;
+  assign \$2117  = d_bank0_5 == 5'h16;
+  assign \$2118  = pending0[5] & \$2117 ;
+  assign \$2119  = d_bank0_6 == 5'h16;
+  assign \$2120  = pending0[6] & \$2119 ;
+  assign \$2121  = d_bank0_7 == 5'h16;
+  assign \$2122  = pending0[7] & \$2121 ;
+  assign \$2123  = d_bank0_8 == 5'h16;
+  assign \$2124  = pending0[8] & \$2123 ;
+  assign \$2125  = d_bank0_9 == 5'h16;
+  assign \$2126  = pending0[9] & \$2125 ;
+  assign \$2127  = d_bank0_10 == 5'h16;
+  assign \$2128  = pending0[10] & \$2127 ;
+  assign \$2129  = d_bank0_11 == 5'h16;
+  assign \$2130  = pending0[11] & \$2129 ;
+  assign \$2131  = d_bank0_12 == 5'h16;
+  assign \$2132  = pending0[12] & \$2131 ;
+  assign \$2133  = d_bank0_13 == 5'h16;
+  assign \$2134  = pending0[13] & \$2133 ;
+  assign \$2135  = d_bank0_14 == 5'h16;
+  assign \$2136  = pending0[14] & \$2135 ;
+  assign \$2137  = d_bank0_15 == 5'h16;
+  assign \$2138  = pending0[15] & \$2137 ;
+  assign \$2139  = ~ { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
+  assign \$2140  = \$2139  + 1'h1;
+  assign \$2141  = { 1'h0, \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  } & \$2140 ;
+  assign hit0_22 = | { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
+  assign \$2142  = \$2141 [0] ? d_row0_0 : 4'h0;
+  assign \$2143  = \$2141 [1] ? d_row0_1 : 4'h0;
+  assign \$2144  = \$2142  | \$2143 ;
+  assign \$2145  = \$2141 [2] ? d_row0_2 : 4'h0;
+  assign \$2146  = \$2144  | \$2145 ;
+  assign \$2147  = \$2141 [3] ? d_row0_3 : 4'h0;
+  assign \$2148  = \$2146  | \$2147 ;
+  assign \$2149  = \$2141 [4] ? d_row0_4 : 4'h0;
+  assign \$2150  = \$2148  | \$2149 ;
+  assign \$2151  = \$2141 [5] ? d_row0_5 : 4'h0;
+  assign \$2152  = \$2150  | \$2151 ;
+  assign \$2153  = \$2141 [6] ? d_row0_6 : 4'h0;
+  assign \$2154  = \$2152  | \$2153 ;
+  assign \$2155  = \$2141 [7] ? d_row0_7 : 4'h0;
+  assign \$2156  = \$2154  | \$2155 ;
+  assign \$2157  = \$2141 [8] ? d_row0_8 : 4'h0;
+  assign \$2158  = \$2156  | \$2157 ;
+  assign \$2159  = \$2141 [9] ? d_row0_9 : 4'h0;
+  assign \$2160  = \$2158  | \$2159 ;
+  assign \$2161  = \$2141 [10] ? d_row0_10 : 4'h0;
+  assign \$2162  = \$2160  | \$2161 ;
+  assign \$2163  = \$2141 [11] ? d_row0_11 : 4'h0;
+  assign \$2164  = \$2162  | \$2163 ;
+  assign \$2165  = \$2141 [12] ? d_row0_12 : 4'h0;
+  assign \$2166  = \$2164  | \$2165 ;
+  assign \$2167  = \$2141 [13] ? d_row0_13 : 4'h0;
+  assign \$2168  = \$2166  | \$2167 ;
+  assign \$2169  = \$2141 [14] ? d_row0_14 : 4'h0;
+  assign \$2170  = \$2168  | \$2169 ;
+  assign \$2171  = \$2141 [15] ? d_row0_15 : 4'h0;
+  assign row0_22 = \$2170  | \$2171 ;
+  assign \$2172  = \$2141 [0] ? d_product_0 : 16'h0000;
+  assign \$2173  = \$2141 [1] ? d_product_1 : 16'h0000;
+  assign \$2174  = \$2172  | \$2173 ;
+  assign \$2175  = \$2141 [2] ? d_product_2 : 16'h0000;
+  assign \$2176  = \$2174  | \$2175 ;
+  assign \$2177  = \$2141 [3] ? d_product_3 : 16'h0000;
+  assign \$2178  = \$2176  | \$2177 ;
+  assign \$2179  = \$2141 [4] ? d_product_4 : 16'h0000;
+  assign \$2180  = \$2178  | \$2179 ;
+  assign \$2181  = \$2141 [5] ? d_product_5 : 16'h0000;
+  assign \$2182  = \$2180  | \$2181 ;
+  assign \$2183  = \$2141 [6] ? d_product_6 : 16'h0000;
+  assign \$2184  = \$2182  | \$2183 ;
+  assign \$2185  = \$2141 [7] ? d_product_7 : 16'h0000;
+  assign \$2186  = \$2184  | \$2185 ;
+  assign \$2187  = \$2141 [8] ? d_product_8 : 16'h0000;
+  assign \$2188  = \$2186  | \$2187 ;
+  assign \$2189  = \$2141 [9] ? d_product_9 : 16'h0000;
+  assign \$2190  = \$2188  | \$2189 ;
+  assign \$2191  = \$2141 [10] ? d_product_10 : 16'h0000;
+  assign \$2192  = \$2190  | \$2191 ;
+  assign \$2193  = \$2141 [11] ? d_product_11 : 16'h0000;
+  assign \$2194  = \$2192  | \$2193 ;
+  assign \$2195  = \$2141 [12] ? d_product_12 : 16'h0000;
+  assign \$2196  = \$2194  | \$2195 ;
+  assign \$2197  = \$2141 [13] ? d_product_13 : 16'h0000;
+  assign \$2198  = \$2196  | \$2197 ;
+  assign \$2199  = \$2141 [14] ? d_product_14 : 16'h0000;
+  assign \$2200  = \$2198  | \$2199 ;
+  assign \$2201  = \$2141 [15] ? d_product_15 : 16'h0000;
+  assign value0_22 = \$2200  | \$2201 ;
+  assign \$2202  = d_bank0_0 == 5'h17;
+  assign \$2203  = pending0[0] & \$2202 ;
+  assign \$2204  = d_bank0_1 == 5'h17;
+  assign \$2205  = pending0[1] & \$2204 ;
+  assign \$2206  = d_bank0_2 == 5'h17;
+  assign \$2207  = pending0[2] & \$2206 ;
+  assign \$2208  = d_bank0_3 == 5'h17;
+  assign \$2209  = pending0[3] & \$2208 ;
+  assign \$2210  = d_bank0_4 == 5'h17;
+  assign \$2211  = pending0[4] & \$2210 ;
+  assign \$2212  = d_bank0_5 == 5'h17;
+  assign \$2213  = pending0[5] & \$2212 ;
+  assign \$2214  = d_bank0_6 == 5'h17;
+  assign \$2215  = pending0[6] & \$2214 ;
+  assign \$2216  = d_bank0_7 == 5'h17;
+  assign \$2217  = pending0[7] & \$2216 ;
+  assign \$2218  = d_bank0_8 == 5'h17;
+  assign \$2219  = pending0[8] & \$2218 ;
+  assign \$2220  = d_bank0_9 == 5'h17;
+  assign \$2221  = pending0[9] & \$2220 ;
+  assign \$2222  = d_bank0_10 == 5'h17;
+  assign \$2223  = pending0[10] & \$2222 ;
+  assign \$2224  = d_bank0_11 == 5'h17;
+  assign \$2225  = pending0[11] & \$2224 ;
+  assign \$2226  = d_bank0_12 == 5'h17;
+  assign \$2227  = pending0[12] & \$2226 ;
+  assign \$2228  = d_bank0_13 == 5'h17;
+  assign \$2229  = pending0[13] & \$2228 ;
+  assign \$2230  = d_bank0_14 == 5'h17;
+  assign \$2231  = pending0[14] & \$2230 ;
+  assign \$2232  = d_bank0_15 == 5'h17;
+  assign \$2233  = pending0[15] & \$2232 ;
+  assign \$2234  = ~ { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
+  assign \$2235  = \$2234  + 1'h1;
+  assign \$2236  = { 1'h0, \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  } & \$2235 ;
+  assign hit0_23 = | { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
+  assign \$2237  = \$2236 [0] ? d_row0_0 : 4'h0;
+  assign \$2238  = \$2236 [1] ? d_row0_1 : 4'h0;
+  assign \$2239  = \$2237  | \$2238 ;
+  assign \$2240  = \$2236 [2] ? d_row0_2 : 4'h0;
+  assign \$2241  = \$2239  | \$2240 ;
+  assign \$2242  = \$2236 [3] ? d_row0_3 : 4'h0;
+  assign \$2243  = \$2241  | \$2242 ;
+  assign \$2244  = \$2236 [4] ? d_row0_4 : 4'h0;
+  assign \$2245  = \$2243  | \$2244 ;
+  assign \$2246  = \$2236 [5] ? d_row0_5 : 4'h0;
+  assign \$2247  = \$2245  | \$2246 ;
+  assign \$2248  = \$2236 [6] ? d_row0_6 : 4'h0;
+  assign \$2249  = \$2247  | \$2248 ;
+  assign \$2250  = \$2236 [7] ? d_row0_7 : 4'h0;
+  assign \$2251  = \$2249  | \$2250 ;
+  assign \$2252  = \$2236 [8] ? d_row0_8 : 4'h0;
+  assign \$2253  = \$2251  | \$2252 ;
+  assign \$2254  = \$2236 [9] ? d_row0_9 : 4'h0;
+  assign \$2255  = \$2253  | \$2254 ;
+  assign \$2256  = \$2236 [10] ? d_row0_10 : 4'h0;
+  assign \$2257  = \$2255  | \$2256 ;
+  assign \$2258  = \$2236 [11] ? d_row0_11 : 4'h0;
+  assign \$2259  = \$2257  | \$2258 ;
+  assign \$2260  = \$2236 [12] ? d_row0_12 : 4'h0;
+  assign \$2261  = \$2259  | \$2260 ;
+  assign \$2262  = \$2236 [13] ? d_row0_13 : 4'h0;
+  assign \$2263  = \$2261  | \$2262 ;
+  assign \$2264  = \$2236 [14] ? d_row0_14 : 4'h0;
+  assign \$2265  = \$2263  | \$2264 ;
+  assign \$2266  = \$2236 [15] ? d_row0_15 : 4'h0;
+  assign row0_23 = \$2265  | \$2266 ;
+  assign \$2267  = \$2236 [0] ? d_product_0 : 16'h0000;
+  assign \$2268  = \$2236 [1] ? d_product_1 : 16'h0000;
+  assign \$2269  = \$2267  | \$2268 ;
+  assign \$2270  = \$2236 [2] ? d_product_2 : 16'h0000;
+  assign \$2271  = \$2269  | \$2270 ;
+  assign \$2272  = \$2236 [3] ? d_product_3 : 16'h0000;
+  assign \$2273  = \$2271  | \$2272 ;
+  assign \$2274  = \$2236 [4] ? d_product_4 : 16'h0000;
+  assign \$2275  = \$2273  | \$2274 ;
+  assign \$2276  = \$2236 [5] ? d_product_5 : 16'h0000;
+  assign \$2277  = \$2275  | \$2276 ;
+  assign \$2278  = \$2236 [6] ? d_product_6 : 16'h0000;
+  assign \$2279  = \$2277  | \$2278 ;
+  assign \$2280  = \$2236 [7] ? d_product_7 : 16'h0000;
+  assign \$2281  = \$2279  | \$2280 ;
+  assign \$2282  = \$2236 [8] ? d_product_8 : 16'h0000;
+  assign \$2283  = \$2281  | \$2282 ;
+  assign \$2284  = \$2236 [9] ? d_product_9 : 16'h0000;
+  assign \$2285  = \$2283  | \$2284 ;
+  assign \$2286  = \$2236 [10] ? d_product_10 : 16'h0000;
+  assign \$2287  = \$2285  | \$2286 ;
+  assign \$2288  = \$2236 [11] ? d_product_11 : 16'h0000;
+  assign \$2289  = \$2287  | \$2288 ;
+  assign \$2290  = \$2236 [12] ? d_product_12 : 16'h0000;
+  assign \$2291  = \$2289  | \$2290 ;
+  assign \$2292  = \$2236 [13] ? d_product_13 : 16'h0000;
+  assign \$2293  = \$2291  | \$2292 ;
+  assign \$2294  = \$2236 [14] ? d_product_14 : 16'h0000;
+  assign \$2295  = \$2293  | \$2294 ;
+  assign \$2296  = \$2236 [15] ? d_product_15 : 16'h0000;
+  assign value0_23 = \$2295  | \$2296 ;
+  assign \$2297  = d_bank0_0 == 5'h18;
+  assign \$2298  = pending0[0] & \$2297 ;
+  assign \$2299  = d_bank0_1 == 5'h18;
+  assign \$2300  = pending0[1] & \$2299 ;
+  assign \$2301  = d_bank0_2 == 5'h18;
+  assign \$2302  = pending0[2] & \$2301 ;
+  assign \$2303  = d_bank0_3 == 5'h18;
+  assign \$2304  = pending0[3] & \$2303 ;
+  assign \$2305  = d_bank0_4 == 5'h18;
+  assign \$2306  = pending0[4] & \$2305 ;
+  assign \$2307  = d_bank0_5 == 5'h18;
+  assign \$2308  = pending0[5] & \$2307 ;
+  assign \$2309  = d_bank0_6 == 5'h18;
+  assign \$2310  = pending0[6] & \$2309 ;
+  assign \$2311  = d_bank0_7 == 5'h18;
+  assign \$2312  = pending0[7] & \$2311 ;
+  assign \$2313  = d_bank0_8 == 5'h18;
+  assign \$2314  = pending0[8] & \$2313 ;
+  assign \$2315  = d_bank0_9 == 5'h18;
+  assign \$2316  = pending0[9] & \$2315 ;
+  assign \$2317  = d_bank0_10 == 5'h18;
+  assign \$2318  = pending0[10] & \$2317 ;
+  assign \$2319  = d_bank0_11 == 5'h18;
+  assign \$2320  = pending0[11] & \$2319 ;
+  assign \$2321  = d_bank0_12 == 5'h18;
+  assign \$2322  = pending0[12] & \$2321 ;
+  assign \$2323  = d_bank0_13 == 5'h18;
+  assign \$2324  = pending0[13] & \$2323 ;
+  assign \$2325  = d_bank0_14 == 5'h18;
+  assign \$2326  = pending0[14] & \$2325 ;
+  assign \$2327  = d_bank0_15 == 5'h18;
+  assign \$2328  = pending0[15] & \$2327 ;
+  assign \$2329  = ~ { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
+  assign \$2330  = \$2329  + 1'h1;
+  assign \$2331  = { 1'h0, \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  } & \$2330 ;
+  assign hit0_24 = | { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
+  assign \$2332  = \$2331 [0] ? d_row0_0 : 4'h0;
+  assign \$2333  = \$2331 [1] ? d_row0_1 : 4'h0;
+  assign \$2334  = \$2332  | \$2333 ;
+  assign \$2335  = \$2331 [2] ? d_row0_2 : 4'h0;
+  assign \$2336  = \$2334  | \$2335 ;
+  assign \$2337  = \$2331 [3] ? d_row0_3 : 4'h0;
+  assign \$2338  = \$2336  | \$2337 ;
+  assign \$2339  = \$2331 [4] ? d_row0_4 : 4'h0;
+  assign \$2340  = \$2338  | \$2339 ;
+  assign \$2341  = \$2331 [5] ? d_row0_5 : 4'h0;
+  assign \$2342  = \$2340  | \$2341 ;
+  assign \$2343  = \$2331 [6] ? d_row0_6 : 4'h0;
+  assign \$2344  = \$2342  | \$2343 ;
+  assign \$2345  = \$2331 [7] ? d_row0_7 : 4'h0;
+  assign \$2346  = \$2344  | \$2345 ;
+  assign \$2347  = \$2331 [8] ? d_row0_8 : 4'h0;
+  assign \$2348  = \$2346  | \$2347 ;
+  assign \$2349  = \$2331 [9] ? d_row0_9 : 4'h0;
+  assign \$2350  = \$2348  | \$2349 ;
+  assign \$2351  = \$2331 [10] ? d_row0_10 : 4'h0;
+  assign \$2352  = \$2350  | \$2351 ;
+  assign \$2353  = \$2331 [11] ? d_row0_11 : 4'h0;
+  assign \$2354  = \$2352  | \$2353 ;
+  assign \$2355  = \$2331 [12] ? d_row0_12 : 4'h0;
+  assign \$2356  = \$2354  | \$2355 ;
+  assign \$2357  = \$2331 [13] ? d_row0_13 : 4'h0;
+  assign \$2358  = \$2356  | \$2357 ;
+  assign \$2359  = \$2331 [14] ? d_row0_14 : 4'h0;
+  assign \$2360  = \$2358  | \$2359 ;
+  assign \$2361  = \$2331 [15] ? d_row0_15 : 4'h0;
+  assign row0_24 = \$2360  | \$2361 ;
+  assign \$2362  = \$2331 [0] ? d_product_0 : 16'h0000;
+  assign \$2363  = \$2331 [1] ? d_product_1 : 16'h0000;
+  assign \$2364  = \$2362  | \$2363 ;
+  assign \$2365  = \$2331 [2] ? d_product_2 : 16'h0000;
+  assign \$2366  = \$2364  | \$2365 ;
+  assign \$2367  = \$2331 [3] ? d_product_3 : 16'h0000;
+  assign \$2368  = \$2366  | \$2367 ;
+  assign \$2369  = \$2331 [4] ? d_product_4 : 16'h0000;
+  assign \$2370  = \$2368  | \$2369 ;
+  assign \$2371  = \$2331 [5] ? d_product_5 : 16'h0000;
+  assign \$2372  = \$2370  | \$2371 ;
+  assign \$2373  = \$2331 [6] ? d_product_6 : 16'h0000;
+  assign \$2374  = \$2372  | \$2373 ;
+  assign \$2375  = \$2331 [7] ? d_product_7 : 16'h0000;
+  assign \$2376  = \$2374  | \$2375 ;
+  assign \$2377  = \$2331 [8] ? d_product_8 : 16'h0000;
+  assign \$2378  = \$2376  | \$2377 ;
+  assign \$2379  = \$2331 [9] ? d_product_9 : 16'h0000;
+  assign \$2380  = \$2378  | \$2379 ;
+  assign \$2381  = \$2331 [10] ? d_product_10 : 16'h0000;
+  assign \$2382  = \$2380  | \$2381 ;
+  assign \$2383  = \$2331 [11] ? d_product_11 : 16'h0000;
+  assign \$2384  = \$2382  | \$2383 ;
+  assign \$2385  = \$2331 [12] ? d_product_12 : 16'h0000;
+  assign \$2386  = \$2384  | \$2385 ;
+  assign \$2387  = \$2331 [13] ? d_product_13 : 16'h0000;
+  assign \$2388  = \$2386  | \$2387 ;
+  assign \$2389  = \$2331 [14] ? d_product_14 : 16'h0000;
+  assign \$2390  = \$2388  | \$2389 ;
+  assign \$2391  = \$2331 [15] ? d_product_15 : 16'h0000;
+  assign value0_24 = \$2390  | \$2391 ;
+  assign \$2392  = d_bank0_0 == 5'h19;
+  assign \$2393  = pending0[0] & \$2392 ;
+  assign \$2394  = d_bank0_1 == 5'h19;
+  assign \$2395  = pending0[1] & \$2394 ;
+  assign \$2396  = d_bank0_2 == 5'h19;
+  assign \$2397  = pending0[2] & \$2396 ;
+  assign \$2398  = d_bank0_3 == 5'h19;
+  assign \$2399  = pending0[3] & \$2398 ;
+  assign \$2400  = d_bank0_4 == 5'h19;
+  assign \$2401  = pending0[4] & \$2400 ;
+  assign \$2402  = d_bank0_5 == 5'h19;
+  assign \$2403  = pending0[5] & \$2402 ;
+  assign \$2404  = d_bank0_6 == 5'h19;
+  assign \$2405  = pending0[6] & \$2404 ;
+  assign \$2406  = d_bank0_7 == 5'h19;
+  assign \$2407  = pending0[7] & \$2406 ;
+  assign \$2408  = d_bank0_8 == 5'h19;
+  assign \$2409  = pending0[8] & \$2408 ;
+  assign \$2410  = d_bank0_9 == 5'h19;
+  assign \$2411  = pending0[9] & \$2410 ;
+  assign \$2412  = d_bank0_10 == 5'h19;
+  assign \$2413  = pending0[10] & \$2412 ;
+  assign \$2414  = d_bank0_11 == 5'h19;
+  assign \$2415  = pending0[11] & \$2414 ;
+  assign \$2416  = d_bank0_12 == 5'h19;
+  assign \$2417  = pending0[12] & \$2416 ;
+  assign \$2418  = d_bank0_13 == 5'h19;
+  assign \$2419  = pending0[13] & \$2418 ;
+  assign \$2420  = d_bank0_14 == 5'h19;
+  assign \$2421  = pending0[14] & \$2420 ;
+  assign \$2422  = d_bank0_15 == 5'h19;
+  assign \$2423  = pending0[15] & \$2422 ;
+  assign \$2424  = ~ { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
+  assign \$2425  = \$2424  + 1'h1;
+  assign \$2426  = { 1'h0, \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  } & \$2425 ;
+  assign hit0_25 = | { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
+  assign \$2427  = \$2426 [0] ? d_row0_0 : 4'h0;
+  assign \$2428  = \$2426 [1] ? d_row0_1 : 4'h0;
+  assign \$2429  = \$2427  | \$2428 ;
+  assign \$2430  = \$2426 [2] ? d_row0_2 : 4'h0;
+  assign \$2431  = \$2429  | \$2430 ;
+  assign \$2432  = \$2426 [3] ? d_row0_3 : 4'h0;
+  assign \$2433  = \$2431  | \$2432 ;
+  assign \$2434  = \$2426 [4] ? d_row0_4 : 4'h0;
+  assign \$2435  = \$2433  | \$2434 ;
+  assign \$2436  = \$2426 [5] ? d_row0_5 : 4'h0;
+  assign \$2437  = \$2435  | \$2436 ;
+  assign \$2438  = \$2426 [6] ? d_row0_6 : 4'h0;
+  assign \$2439  = \$2437  | \$2438 ;
+  assign \$2440  = \$2426 [7] ? d_row0_7 : 4'h0;
+  assign \$2441  = \$2439  | \$2440 ;
+  assign \$2442  = \$2426 [8] ? d_row0_8 : 4'h0;
+  assign \$2443  = \$2441  | \$2442 ;
+  assign \$2444  = \$2426 [9] ? d_row0_9 : 4'h0;
+  assign \$2445  = \$2443  | \$2444 ;
+  assign \$2446  = \$2426 [10] ? d_row0_10 : 4'h0;
+  assign \$2447  = \$2445  | \$2446 ;
+  assign \$2448  = \$2426 [11] ? d_row0_11 : 4'h0;
+  assign \$2449  = \$2447  | \$2448 ;
+  assign \$2450  = \$2426 [12] ? d_row0_12 : 4'h0;
+  assign \$2451  = \$2449  | \$2450 ;
+  assign \$2452  = \$2426 [13] ? d_row0_13 : 4'h0;
+  assign \$2453  = \$2451  | \$2452 ;
+  assign \$2454  = \$2426 [14] ? d_row0_14 : 4'h0;
+  assign \$2455  = \$2453  | \$2454 ;
+  assign \$2456  = \$2426 [15] ? d_row0_15 : 4'h0;
+  assign row0_25 = \$2455  | \$2456 ;
+  assign \$2457  = \$2426 [0] ? d_product_0 : 16'h0000;
+  assign \$2458  = \$2426 [1] ? d_product_1 : 16'h0000;
+  assign \$2459  = \$2457  | \$2458 ;
+  assign \$2460  = \$2426 [2] ? d_product_2 : 16'h0000;
+  assign \$2461  = \$2459  | \$2460 ;
+  assign \$2462  = \$2426 [3] ? d_product_3 : 16'h0000;
+  assign \$2463  = \$2461  | \$2462 ;
+  assign \$2464  = \$2426 [4] ? d_product_4 : 16'h0000;
+  assign \$2465  = \$2463  | \$2464 ;
+  assign \$2466  = \$2426 [5] ? d_product_5 : 16'h0000;
+  assign \$2467  = \$2465  | \$2466 ;
+  assign \$2468  = \$2426 [6] ? d_product_6 : 16'h0000;
+  assign \$2469  = \$2467  | \$2468 ;
+  assign \$2470  = \$2426 [7] ? d_product_7 : 16'h0000;
+  assign \$2471  = \$2469  | \$2470 ;
+  assign \$2472  = \$2426 [8] ? d_product_8 : 16'h0000;
+  assign \$2473  = \$2471  | \$2472 ;
+  assign \$2474  = \$2426 [9] ? d_product_9 : 16'h0000;
+  assign \$2475  = \$2473  | \$2474 ;
+  assign \$2476  = \$2426 [10] ? d_product_10 : 16'h0000;
+  assign \$2477  = \$2475  | \$2476 ;
+  assign \$2478  = \$2426 [11] ? d_product_11 : 16'h0000;
+  assign \$2479  = \$2477  | \$2478 ;
+  assign \$2480  = \$2426 [12] ? d_product_12 : 16'h0000;
+  assign \$2481  = \$2479  | \$2480 ;
+  assign \$2482  = \$2426 [13] ? d_product_13 : 16'h0000;
+  assign \$2483  = \$2481  | \$2482 ;
+  assign \$2484  = \$2426 [14] ? d_product_14 : 16'h0000;
+  assign \$2485  = \$2483  | \$2484 ;
+  assign \$2486  = \$2426 [15] ? d_product_15 : 16'h0000;
+  assign value0_25 = \$2485  | \$2486 ;
+  assign \$2487  = d_bank0_0 == 5'h1a;
+  assign \$2488  = pending0[0] & \$2487 ;
+  assign \$2489  = d_bank0_1 == 5'h1a;
+  assign \$2490  = pending0[1] & \$2489 ;
+  assign \$2491  = d_bank0_2 == 5'h1a;
+  assign \$2492  = pending0[2] & \$2491 ;
+  assign \$2493  = d_bank0_3 == 5'h1a;
+  assign \$2494  = pending0[3] & \$2493 ;
+  assign \$2495  = d_bank0_4 == 5'h1a;
+  assign \$2496  = pending0[4] & \$2495 ;
+  assign \$2497  = d_bank0_5 == 5'h1a;
+  assign \$2498  = pending0[5] & \$2497 ;
+  assign \$2499  = d_bank0_6 == 5'h1a;
+  assign \$2500  = pending0[6] & \$2499 ;
+  assign \$2501  = d_bank0_7 == 5'h1a;
+  assign \$2502  = pending0[7] & \$2501 ;
+  assign \$2503  = d_bank0_8 == 5'h1a;
+  assign \$2504  = pending0[8] & \$2503 ;
+  assign \$2505  = d_bank0_9 == 5'h1a;
+  assign \$2506  = pending0[9] & \$2505 ;
+  assign \$2507  = d_bank0_10 == 5'h1a;
+  assign \$2508  = pending0[10] & \$2507 ;
+  assign \$2509  = d_bank0_11 == 5'h1a;
+  assign \$2510  = pending0[11] & \$2509 ;
+  assign \$2511  = d_bank0_12 == 5'h1a;
+  assign \$2512  = pending0[12] & \$2511 ;
+  assign \$2513  = d_bank0_13 == 5'h1a;
+  assign \$2514  = pending0[13] & \$2513 ;
+  assign \$2515  = d_bank0_14 == 5'h1a;
+  assign \$2516  = pending0[14] & \$2515 ;
+  assign \$2517  = d_bank0_15 == 5'h1a;
+  assign \$2518  = pending0[15] & \$2517 ;
+  assign \$2519  = ~ { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
+  assign \$2520  = \$2519  + 1'h1;
+  assign \$2521  = { 1'h0, \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  } & \$2520 ;
+  assign hit0_26 = | { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
+  assign \$2522  = \$2521 [0] ? d_row0_0 : 4'h0;
+  assign \$2523  = \$2521 [1] ? d_row0_1 : 4'h0;
+  assign \$2524  = \$2522  | \$2523 ;
+  assign \$2525  = \$2521 [2] ? d_row0_2 : 4'h0;
+  assign \$2526  = \$2524  | \$2525 ;
+  assign \$2527  = \$2521 [3] ? d_row0_3 : 4'h0;
+  assign \$2528  = \$2526  | \$2527 ;
+  assign \$2529  = \$2521 [4] ? d_row0_4 : 4'h0;
+  assign \$2530  = \$2528  | \$2529 ;
+  assign \$2531  = \$2521 [5] ? d_row0_5 : 4'h0;
+  assign \$2532  = \$2530  | \$2531 ;
+  assign \$2533  = \$2521 [6] ? d_row0_6 : 4'h0;
+  assign \$2534  = \$2532  | \$2533 ;
+  assign \$2535  = \$2521 [7] ? d_row0_7 : 4'h0;
+  assign \$2536  = \$2534  | \$2535 ;
+  assign \$2537  = \$2521 [8] ? d_row0_8 : 4'h0;
+  assign \$2538  = \$2536  | \$2537 ;
+  assign \$2539  = \$2521 [9] ? d_row0_9 : 4'h0;
+  assign \$2540  = \$2538  | \$2539 ;
+  assign \$2541  = \$2521 [10] ? d_row0_10 : 4'h0;
+  assign \$2542  = \$2540  | \$2541 ;
+  assign \$2543  = \$2521 [11] ? d_row0_11 : 4'h0;
+  assign \$2544  = \$2542  | \$2543 ;
+  assign \$2545  = \$2521 [12] ? d_row0_12 : 4'h0;
+  assign \$2546  = \$2544  | \$2545 ;
+  assign \$2547  = \$2521 [13] ? d_row0_13 : 4'h0;
+  assign \$2548  = \$2546  | \$2547 ;
+  assign \$2549  = \$2521 [14] ? d_row0_14 : 4'h0;
+  assign \$2550  = \$2548  | \$2549 ;
+  assign \$2551  = \$2521 [15] ? d_row0_15 : 4'h0;
+  assign row0_26 = \$2550  | \$2551 ;
+  assign \$2552  = \$2521 [0] ? d_product_0 : 16'h0000;
+  assign \$2553  = \$2521 [1] ? d_product_1 : 16'h0000;
+  assign \$2554  = \$2552  | \$2553 ;
+  assign \$2555  = \$2521 [2] ? d_product_2 : 16'h0000;
+  assign \$2556  = \$2554  | \$2555 ;
+  assign \$2557  = \$2521 [3] ? d_product_3 : 16'h0000;
+  assign \$2558  = \$2556  | \$2557 ;
+  assign \$2559  = \$2521 [4] ? d_product_4 : 16'h0000;
+  assign \$2560  = \$2558  | \$2559 ;
+  assign \$2561  = \$2521 [5] ? d_product_5 : 16'h0000;
+  assign \$2562  = \$2560  | \$2561 ;
+  assign \$2563  = \$2521 [6] ? d_product_6 : 16'h0000;
+  assign \$2564  = \$2562  | \$2563 ;
+  assign \$2565  = \$2521 [7] ? d_product_7 : 16'h0000;
+  assign \$2566  = \$2564  | \$2565 ;
+  assign \$2567  = \$2521 [8] ? d_product_8 : 16'h0000;
+  assign \$2568  = \$2566  | \$2567 ;
+  assign \$2569  = \$2521 [9] ? d_product_9 : 16'h0000;
+  assign \$2570  = \$2568  | \$2569 ;
+  assign \$2571  = \$2521 [10] ? d_product_10 : 16'h0000;
+  assign \$2572  = \$2570  | \$2571 ;
+  assign \$2573  = \$2521 [11] ? d_product_11 : 16'h0000;
+  assign \$2574  = \$2572  | \$2573 ;
+  assign \$2575  = \$2521 [12] ? d_product_12 : 16'h0000;
+  assign \$2576  = \$2574  | \$2575 ;
+  assign \$2577  = \$2521 [13] ? d_product_13 : 16'h0000;
+  assign \$2578  = \$2576  | \$2577 ;
+  assign \$2579  = \$2521 [14] ? d_product_14 : 16'h0000;
+  assign \$2580  = \$2578  | \$2579 ;
+  assign \$2581  = \$2521 [15] ? d_product_15 : 16'h0000;
+  assign value0_26 = \$2580  | \$2581 ;
+  assign \$2582  = d_bank0_0 == 5'h1b;
+  assign \$2583  = pending0[0] & \$2582 ;
+  assign \$2584  = d_bank0_1 == 5'h1b;
+  assign \$2585  = pending0[1] & \$2584 ;
+  assign \$2586  = d_bank0_2 == 5'h1b;
+  assign \$2587  = pending0[2] & \$2586 ;
+  assign \$2588  = d_bank0_3 == 5'h1b;
+  assign \$2589  = pending0[3] & \$2588 ;
+  assign \$2590  = d_bank0_4 == 5'h1b;
+  assign \$2591  = pending0[4] & \$2590 ;
+  assign \$2592  = d_bank0_5 == 5'h1b;
+  assign \$2593  = pending0[5] & \$2592 ;
+  assign \$2594  = d_bank0_6 == 5'h1b;
+  assign \$2595  = pending0[6] & \$2594 ;
+  assign \$2596  = d_bank0_7 == 5'h1b;
+  assign \$2597  = pending0[7] & \$2596 ;
+  assign \$2598  = d_bank0_8 == 5'h1b;
+  assign \$2599  = pending0[8] & \$2598 ;
+  assign \$2600  = d_bank0_9 == 5'h1b;
+  assign \$2601  = pending0[9] & \$2600 ;
+  assign \$2602  = d_bank0_10 == 5'h1b;
+  assign \$2603  = pending0[10] & \$2602 ;
+  assign \$2604  = d_bank0_11 == 5'h1b;
+  assign \$2605  = pending0[11] & \$2604 ;
+  assign \$2606  = d_bank0_12 == 5'h1b;
+  assign \$2607  = pending0[12] & \$2606 ;
+  assign \$2608  = d_bank0_13 == 5'h1b;
+  assign \$2609  = pending0[13] & \$2608 ;
+  assign \$2610  = d_bank0_14 == 5'h1b;
+  assign \$2611  = pending0[14] & \$2610 ;
+  assign \$2612  = d_bank0_15 == 5'h1b;
+  assign \$2613  = pending0[15] & \$2612 ;
+  assign \$2614  = ~ { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
+  assign \$2615  = \$2614  + 1'h1;
+  assign \$2616  = { 1'h0, \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  } & \$2615 ;
+  assign hit0_27 = | { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
+  assign \$2617  = \$2616 [0] ? d_row0_0 : 4'h0;
+  assign \$2618  = \$2616 [1] ? d_row0_1 : 4'h0;
+  assign \$2619  = \$2617  | \$2618 ;
+  assign \$2620  = \$2616 [2] ? d_row0_2 : 4'h0;
+  assign \$2621  = \$2619  | \$2620 ;
+  assign \$2622  = \$2616 [3] ? d_row0_3 : 4'h0;
+  assign \$2623  = \$2621  | \$2622 ;
+  assign \$2624  = \$2616 [4] ? d_row0_4 : 4'h0;
+  assign \$2625  = \$2623  | \$2624 ;
+  assign \$2626  = \$2616 [5] ? d_row0_5 : 4'h0;
+  assign \$2627  = \$2625  | \$2626 ;
+  assign \$2628  = \$2616 [6] ? d_row0_6 : 4'h0;
+  assign \$2629  = \$2627  | \$2628 ;
+  assign \$2630  = \$2616 [7] ? d_row0_7 : 4'h0;
+  assign \$2631  = \$2629  | \$2630 ;
+  assign \$2632  = \$2616 [8] ? d_row0_8 : 4'h0;
+  assign \$2633  = \$2631  | \$2632 ;
+  assign \$2634  = \$2616 [9] ? d_row0_9 : 4'h0;
+  assign \$2635  = \$2633  | \$2634 ;
+  assign \$2636  = \$2616 [10] ? d_row0_10 : 4'h0;
+  assign \$2637  = \$2635  | \$2636 ;
+  assign \$2638  = \$2616 [11] ? d_row0_11 : 4'h0;
+  assign \$2639  = \$2637  | \$2638 ;
+  assign \$2640  = \$2616 [12] ? d_row0_12 : 4'h0;
+  assign \$2641  = \$2639  | \$2640 ;
+  assign \$2642  = \$2616 [13] ? d_row0_13 : 4'h0;
+  assign \$2643  = \$2641  | \$2642 ;
+  assign \$2644  = \$2616 [14] ? d_row0_14 : 4'h0;
+  assign \$2645  = \$2643  | \$2644 ;
+  assign \$2646  = \$2616 [15] ? d_row0_15 : 4'h0;
+  assign row0_27 = \$2645  | \$2646 ;
+  assign \$2647  = \$2616 [0] ? d_product_0 : 16'h0000;
+  assign \$2648  = \$2616 [1] ? d_product_1 : 16'h0000;
+  assign \$2649  = \$2647  | \$2648 ;
+  assign \$2650  = \$2616 [2] ? d_product_2 : 16'h0000;
+  assign \$2651  = \$2649  | \$2650 ;
+  assign \$2652  = \$2616 [3] ? d_product_3 : 16'h0000;
+  assign \$2653  = \$2651  | \$2652 ;
+  assign \$2654  = \$2616 [4] ? d_product_4 : 16'h0000;
+  assign \$2655  = \$2653  | \$2654 ;
+  assign \$2656  = \$2616 [5] ? d_product_5 : 16'h0000;
+  assign \$2657  = \$2655  | \$2656 ;
+  assign \$2658  = \$2616 [6] ? d_product_6 : 16'h0000;
+  assign \$2659  = \$2657  | \$2658 ;
+  assign \$2660  = \$2616 [7] ? d_product_7 : 16'h0000;
+  assign \$2661  = \$2659  | \$2660 ;
+  assign \$2662  = \$2616 [8] ? d_product_8 : 16'h0000;
+  assign \$2663  = \$2661  | \$2662 ;
+  assign \$2664  = \$2616 [9] ? d_product_9 : 16'h0000;
+  assign \$2665  = \$2663  | \$2664 ;
+  assign \$2666  = \$2616 [10] ? d_product_10 : 16'h0000;
+  assign \$2667  = \$2665  | \$2666 ;
+  assign \$2668  = \$2616 [11] ? d_product_11 : 16'h0000;
+  assign \$2669  = \$2667  | \$2668 ;
+  assign \$2670  = \$2616 [12] ? d_product_12 : 16'h0000;
+  assign \$2671  = \$2669  | \$2670 ;
+  assign \$2672  = \$2616 [13] ? d_product_13 : 16'h0000;
+  assign \$2673  = \$2671  | \$2672 ;
+  assign \$2674  = \$2616 [14] ? d_product_14 : 16'h0000;
+  assign \$2675  = \$2673  | \$2674 ;
+  assign \$2676  = \$2616 [15] ? d_product_15 : 16'h0000;
+  assign value0_27 = \$2675  | \$2676 ;
+  assign \$2677  = d_bank0_0 == 5'h1c;
+  assign \$2678  = pending0[0] & \$2677 ;
+  assign \$2679  = d_bank0_1 == 5'h1c;
+  assign \$2680  = pending0[1] & \$2679 ;
+  assign \$2681  = d_bank0_2 == 5'h1c;
+  assign \$2682  = pending0[2] & \$2681 ;
+  assign \$2683  = d_bank0_3 == 5'h1c;
+  assign \$2684  = pending0[3] & \$2683 ;
+  assign \$2685  = d_bank0_4 == 5'h1c;
+  assign \$2686  = pending0[4] & \$2685 ;
+  assign \$2687  = d_bank0_5 == 5'h1c;
+  assign \$2688  = pending0[5] & \$2687 ;
+  assign \$2689  = d_bank0_6 == 5'h1c;
+  assign \$2690  = pending0[6] & \$2689 ;
+  assign \$2691  = d_bank0_7 == 5'h1c;
+  assign \$2692  = pending0[7] & \$2691 ;
+  assign \$2693  = d_bank0_8 == 5'h1c;
+  assign \$2694  = pending0[8] & \$2693 ;
+  assign \$2695  = d_bank0_9 == 5'h1c;
+  assign \$2696  = pending0[9] & \$2695 ;
+  assign \$2697  = d_bank0_10 == 5'h1c;
+  assign \$2698  = pending0[10] & \$2697 ;
+  assign \$2699  = d_bank0_11 == 5'h1c;
+  assign \$2700  = pending0[11] & \$2699 ;
+  assign \$2701  = d_bank0_12 == 5'h1c;
+  assign \$2702  = pending0[12] & \$2701 ;
+  assign \$2703  = d_bank0_13 == 5'h1c;
+  assign \$2704  = pending0[13] & \$2703 ;
+  assign \$2705  = d_bank0_14 == 5'h1c;
+  assign \$2706  = pending0[14] & \$2705 ;
+  assign \$2707  = d_bank0_15 == 5'h1c;
+  assign \$2708  = pending0[15] & \$2707 ;
+  assign \$2709  = ~ { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
+  assign \$2710  = \$2709  + 1'h1;
+  assign \$2711  = { 1'h0, \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  } & \$2710 ;
+  assign hit0_28 = | { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
+  assign \$2712  = \$2711 [0] ? d_row0_0 : 4'h0;
+  assign \$2713  = \$2711 [1] ? d_row0_1 : 4'h0;
+  assign \$2714  = \$2712  | \$2713 ;
+  assign \$2715  = \$2711 [2] ? d_row0_2 : 4'h0;
+  assign \$2716  = \$2714  | \$2715 ;
+  assign \$2717  = \$2711 [3] ? d_row0_3 : 4'h0;
+  assign \$2718  = \$2716  | \$2717 ;
+  assign \$2719  = \$2711 [4] ? d_row0_4 : 4'h0;
+  assign \$2720  = \$2718  | \$2719 ;
+  assign \$2721  = \$2711 [5] ? d_row0_5 : 4'h0;
+  assign \$2722  = \$2720  | \$2721 ;
+  assign \$2723  = \$2711 [6] ? d_row0_6 : 4'h0;
+  assign \$2724  = \$2722  | \$2723 ;
+  assign \$2725  = \$2711 [7] ? d_row0_7 : 4'h0;
+  assign \$2726  = \$2724  | \$2725 ;
+  assign \$2727  = \$2711 [8] ? d_row0_8 : 4'h0;
+  assign \$2728  = \$2726  | \$2727 ;
+  assign \$2729  = \$2711 [9] ? d_row0_9 : 4'h0;
+  assign \$2730  = \$2728  | \$2729 ;
+  assign \$2731  = \$2711 [10] ? d_row0_10 : 4'h0;
+  assign \$2732  = \$2730  | \$2731 ;
+  assign \$2733  = \$2711 [11] ? d_row0_11 : 4'h0;
+  assign \$2734  = \$2732  | \$2733 ;
+  assign \$2735  = \$2711 [12] ? d_row0_12 : 4'h0;
+  assign \$2736  = \$2734  | \$2735 ;
+  assign \$2737  = \$2711 [13] ? d_row0_13 : 4'h0;
+  assign \$2738  = \$2736  | \$2737 ;
+  assign \$2739  = \$2711 [14] ? d_row0_14 : 4'h0;
+  assign \$2740  = \$2738  | \$2739 ;
+  assign \$2741  = \$2711 [15] ? d_row0_15 : 4'h0;
+  assign row0_28 = \$2740  | \$2741 ;
+  assign \$2742  = \$2711 [0] ? d_product_0 : 16'h0000;
+  assign \$2743  = \$2711 [1] ? d_product_1 : 16'h0000;
+  assign \$2744  = \$2742  | \$2743 ;
+  assign \$2745  = \$2711 [2] ? d_product_2 : 16'h0000;
+  assign \$2746  = \$2744  | \$2745 ;
+  assign \$2747  = \$2711 [3] ? d_product_3 : 16'h0000;
+  assign \$2748  = \$2746  | \$2747 ;
+  assign \$2749  = \$2711 [4] ? d_product_4 : 16'h0000;
+  assign \$2750  = \$2748  | \$2749 ;
+  assign \$2751  = \$2711 [5] ? d_product_5 : 16'h0000;
+  assign \$2752  = \$2750  | \$2751 ;
+  assign \$2753  = \$2711 [6] ? d_product_6 : 16'h0000;
+  assign \$2754  = \$2752  | \$2753 ;
+  assign \$2755  = \$2711 [7] ? d_product_7 : 16'h0000;
+  assign \$2756  = \$2754  | \$2755 ;
+  assign \$2757  = \$2711 [8] ? d_product_8 : 16'h0000;
+  assign \$2758  = \$2756  | \$2757 ;
+  assign \$2759  = \$2711 [9] ? d_product_9 : 16'h0000;
+  assign \$2760  = \$2758  | \$2759 ;
+  assign \$2761  = \$2711 [10] ? d_product_10 : 16'h0000;
+  assign \$2762  = \$2760  | \$2761 ;
+  assign \$2763  = \$2711 [11] ? d_product_11 : 16'h0000;
+  assign \$2764  = \$2762  | \$2763 ;
+  assign \$2765  = \$2711 [12] ? d_product_12 : 16'h0000;
+  assign \$2766  = \$2764  | \$2765 ;
+  assign \$2767  = \$2711 [13] ? d_product_13 : 16'h0000;
+  assign \$2768  = \$2766  | \$2767 ;
+  assign \$2769  = \$2711 [14] ? d_product_14 : 16'h0000;
+  assign \$2770  = \$2768  | \$2769 ;
+  assign \$2771  = \$2711 [15] ? d_product_15 : 16'h0000;
+  assign value0_28 = \$2770  | \$2771 ;
+  assign \$2772  = d_bank0_0 == 5'h1d;
+  assign \$2773  = pending0[0] & \$2772 ;
+  assign \$2774  = d_bank0_1 == 5'h1d;
+  assign \$2775  = pending0[1] & \$2774 ;
+  assign \$2776  = d_bank0_2 == 5'h1d;
+  assign \$2777  = pending0[2] & \$2776 ;
+  assign \$2778  = d_bank0_3 == 5'h1d;
+  assign \$2779  = pending0[3] & \$2778 ;
+  assign \$2780  = d_bank0_4 == 5'h1d;
+  assign \$2781  = pending0[4] & \$2780 ;
+  assign \$2782  = d_bank0_5 == 5'h1d;
+  assign \$2783  = pending0[5] & \$2782 ;
+  assign \$2784  = d_bank0_6 == 5'h1d;
+  assign \$2785  = pending0[6] & \$2784 ;
+  assign \$2786  = d_bank0_7 == 5'h1d;
+  assign \$2787  = pending0[7] & \$2786 ;
+  assign \$2788  = d_bank0_8 == 5'h1d;
+  assign \$2789  = pending0[8] & \$2788 ;
+  assign \$2790  = d_bank0_9 == 5'h1d;
+  assign \$2791  = pending0[9] & \$2790 ;
+  assign \$2792  = d_bank0_10 == 5'h1d;
+  assign \$2793  = pending0[10] & \$2792 ;
+  assign \$2794  = d_bank0_11 == 5'h1d;
+  assign \$2795  = pending0[11] & \$2794 ;
+  assign \$2796  = d_bank0_12 == 5'h1d;
+  assign \$2797  = pending0[12] & \$2796 ;
+  assign \$2798  = d_bank0_13 == 5'h1d;
+  assign \$2799  = pending0[13] & \$2798 ;
+  assign \$2800  = d_bank0_14 == 5'h1d;
+  assign \$2801  = pending0[14] & \$2800 ;
+  assign \$2802  = d_bank0_15 == 5'h1d;
+  assign \$2803  = pending0[15] & \$2802 ;
+  assign \$2804  = ~ { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
+  assign \$2805  = \$2804  + 1'h1;
+  assign \$2806  = { 1'h0, \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  } & \$2805 ;
+  assign hit0_29 = | { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
+  assign \$2807  = \$2806 [0] ? d_row0_0 : 4'h0;
+  assign \$2808  = \$2806 [1] ? d_row0_1 : 4'h0;
+  assign \$2809  = \$2807  | \$2808 ;
+  assign \$2810  = \$2806 [2] ? d_row0_2 : 4'h0;
+  assign \$2811  = \$2809  | \$2810 ;
+  assign \$2812  = \$2806 [3] ? d_row0_3 : 4'h0;
+  assign \$2813  = \$2811  | \$2812 ;
+  assign \$2814  = \$2806 [4] ? d_row0_4 : 4'h0;
+  assign \$2815  = \$2813  | \$2814 ;
+  assign \$2816  = \$2806 [5] ? d_row0_5 : 4'h0;
+  assign \$2817  = \$2815  | \$2816 ;
+  assign \$2818  = \$2806 [6] ? d_row0_6 : 4'h0;
+  assign \$2819  = \$2817  | \$2818 ;
+  assign \$2820  = \$2806 [7] ? d_row0_7 : 4'h0;
+  assign \$2821  = \$2819  | \$2820 ;
+  assign \$2822  = \$2806 [8] ? d_row0_8 : 4'h0;
+  assign \$2823  = \$2821  | \$2822 ;
+  assign \$2824  = \$2806 [9] ? d_row0_9 : 4'h0;
+  assign \$2825  = \$2823  | \$2824 ;
+  assign \$2826  = \$2806 [10] ? d_row0_10 : 4'h0;
+  assign \$2827  = \$2825  | \$2826 ;
+  assign \$2828  = \$2806 [11] ? d_row0_11 : 4'h0;
+  assign \$2829  = \$2827  | \$2828 ;
+  assign \$2830  = \$2806 [12] ? d_row0_12 : 4'h0;
+  assign \$2831  = \$2829  | \$2830 ;
+  assign \$2832  = \$2806 [13] ? d_row0_13 : 4'h0;
+  assign \$2833  = \$2831  | \$2832 ;
+  assign \$2834  = \$2806 [14] ? d_row0_14 : 4'h0;
+  assign \$2835  = \$2833  | \$2834 ;
+  assign \$2836  = \$2806 [15] ? d_row0_15 : 4'h0;
+  assign row0_29 = \$2835  | \$2836 ;
+  assign \$2837  = \$2806 [0] ? d_product_0 : 16'h0000;
+  assign \$2838  = \$2806 [1] ? d_product_1 : 16'h0000;
+  assign \$2839  = \$2837  | \$2838 ;
+  assign \$2840  = \$2806 [2] ? d_product_2 : 16'h0000;
+  assign \$2841  = \$2839  | \$2840 ;
+  assign \$2842  = \$2806 [3] ? d_product_3 : 16'h0000;
+  assign \$2843  = \$2841  | \$2842 ;
+  assign \$2844  = \$2806 [4] ? d_product_4 : 16'h0000;
+  assign \$2845  = \$2843  | \$2844 ;
+  assign \$2846  = \$2806 [5] ? d_product_5 : 16'h0000;
+  assign \$2847  = \$2845  | \$2846 ;
+  assign \$2848  = \$2806 [6] ? d_product_6 : 16'h0000;
+  assign \$2849  = \$2847  | \$2848 ;
+  assign \$2850  = \$2806 [7] ? d_product_7 : 16'h0000;
+  assign \$2851  = \$2849  | \$2850 ;
+  assign \$2852  = \$2806 [8] ? d_product_8 : 16'h0000;
+  assign \$2853  = \$2851  | \$2852 ;
+  assign \$2854  = \$2806 [9] ? d_product_9 : 16'h0000;
+  assign \$2855  = \$2853  | \$2854 ;
+  assign \$2856  = \$2806 [10] ? d_product_10 : 16'h0000;
+  assign \$2857  = \$2855  | \$2856 ;
+  assign \$2858  = \$2806 [11] ? d_product_11 : 16'h0000;
+  assign \$2859  = \$2857  | \$2858 ;
+  assign \$2860  = \$2806 [12] ? d_product_12 : 16'h0000;
+  assign \$2861  = \$2859  | \$2860 ;
+  assign \$2862  = \$2806 [13] ? d_product_13 : 16'h0000;
+  assign \$2863  = \$2861  | \$2862 ;
+  assign \$2864  = \$2806 [14] ? d_product_14 : 16'h0000;
+  assign \$2865  = \$2863  | \$2864 ;
+  assign \$2866  = \$2806 [15] ? d_product_15 : 16'h0000;
+  assign value0_29 = \$2865  | \$2866 ;
+  assign \$2867  = d_bank0_0 == 5'h1e;
+  assign \$2868  = pending0[0] & \$2867 ;
+  assign \$2869  = d_bank0_1 == 5'h1e;
+  assign \$2870  = pending0[1] & \$2869 ;
+  assign \$2871  = d_bank0_2 == 5'h1e;
+  assign \$2872  = pending0[2] & \$2871 ;
+  assign \$2873  = d_bank0_3 == 5'h1e;
+  assign \$2874  = pending0[3] & \$2873 ;
+  assign \$2875  = d_bank0_4 == 5'h1e;
+  assign \$2876  = pending0[4] & \$2875 ;
+  assign \$2877  = d_bank0_5 == 5'h1e;
+  assign \$2878  = pending0[5] & \$2877 ;
+  assign \$2879  = d_bank0_6 == 5'h1e;
+  assign \$2880  = pending0[6] & \$2879 ;
+  assign \$2881  = d_bank0_7 == 5'h1e;
+  assign \$2882  = pending0[7] & \$2881 ;
+  assign \$2883  = d_bank0_8 == 5'h1e;
+  assign \$2884  = pending0[8] & \$2883 ;
+  assign \$2885  = d_bank0_9 == 5'h1e;
+  assign \$2886  = pending0[9] & \$2885 ;
+  assign \$2887  = d_bank0_10 == 5'h1e;
+  assign \$2888  = pending0[10] & \$2887 ;
+  assign \$2889  = d_bank0_11 == 5'h1e;
+  assign \$2890  = pending0[11] & \$2889 ;
+  assign \$2891  = d_bank0_12 == 5'h1e;
+  assign \$2892  = pending0[12] & \$2891 ;
+  assign \$2893  = d_bank0_13 == 5'h1e;
+  assign \$2894  = pending0[13] & \$2893 ;
+  assign \$2895  = d_bank0_14 == 5'h1e;
+  assign \$2896  = pending0[14] & \$2895 ;
+  assign \$2897  = d_bank0_15 == 5'h1e;
+  assign \$2898  = pending0[15] & \$2897 ;
+  assign \$2899  = ~ { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
+  assign \$2900  = \$2899  + 1'h1;
+  assign \$2901  = { 1'h0, \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  } & \$2900 ;
+  assign hit0_30 = | { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
+  assign \$2902  = \$2901 [0] ? d_row0_0 : 4'h0;
+  assign \$2903  = \$2901 [1] ? d_row0_1 : 4'h0;
+  assign \$2904  = \$2902  | \$2903 ;
+  assign \$2905  = \$2901 [2] ? d_row0_2 : 4'h0;
+  assign \$2906  = \$2904  | \$2905 ;
+  assign \$2907  = \$2901 [3] ? d_row0_3 : 4'h0;
+  assign \$2908  = \$2906  | \$2907 ;
+  assign \$2909  = \$2901 [4] ? d_row0_4 : 4'h0;
+  assign \$2910  = \$2908  | \$2909 ;
+  assign \$2911  = \$2901 [5] ? d_row0_5 : 4'h0;
+  assign \$2912  = \$2910  | \$2911 ;
+  assign \$2913  = \$2901 [6] ? d_row0_6 : 4'h0;
+  assign \$2914  = \$2912  | \$2913 ;
+  assign \$2915  = \$2901 [7] ? d_row0_7 : 4'h0;
+  assign \$2916  = \$2914  | \$2915 ;
+  assign \$2917  = \$2901 [8] ? d_row0_8 : 4'h0;
+  assign \$2918  = \$2916  | \$2917 ;
+  assign \$2919  = \$2901 [9] ? d_row0_9 : 4'h0;
+  assign \$2920  = \$2918  | \$2919 ;
+  assign \$2921  = \$2901 [10] ? d_row0_10 : 4'h0;
+  assign \$2922  = \$2920  | \$2921 ;
+  assign \$2923  = \$2901 [11] ? d_row0_11 : 4'h0;
+  assign \$2924  = \$2922  | \$2923 ;
+  assign \$2925  = \$2901 [12] ? d_row0_12 : 4'h0;
+  assign \$2926  = \$2924  | \$2925 ;
+  assign \$2927  = \$2901 [13] ? d_row0_13 : 4'h0;
+  assign \$2928  = \$2926  | \$2927 ;
+  assign \$2929  = \$2901 [14] ? d_row0_14 : 4'h0;
+  assign \$2930  = \$2928  | \$2929 ;
+  assign \$2931  = \$2901 [15] ? d_row0_15 : 4'h0;
+  assign row0_30 = \$2930  | \$2931 ;
+  assign \$2932  = \$2901 [0] ? d_product_0 : 16'h0000;
+  assign \$2933  = \$2901 [1] ? d_product_1 : 16'h0000;
+  assign \$2934  = \$2932  | \$2933 ;
+  assign \$2935  = \$2901 [2] ? d_product_2 : 16'h0000;
+  assign \$2936  = \$2934  | \$2935 ;
+  assign \$2937  = \$2901 [3] ? d_product_3 : 16'h0000;
+  assign \$2938  = \$2936  | \$2937 ;
+  assign \$2939  = \$2901 [4] ? d_product_4 : 16'h0000;
+  assign \$2940  = \$2938  | \$2939 ;
+  assign \$2941  = \$2901 [5] ? d_product_5 : 16'h0000;
+  assign \$2942  = \$2940  | \$2941 ;
+  assign \$2943  = \$2901 [6] ? d_product_6 : 16'h0000;
+  assign \$2944  = \$2942  | \$2943 ;
+  assign \$2945  = \$2901 [7] ? d_product_7 : 16'h0000;
+  assign \$2946  = \$2944  | \$2945 ;
+  assign \$2947  = \$2901 [8] ? d_product_8 : 16'h0000;
+  assign \$2948  = \$2946  | \$2947 ;
+  assign \$2949  = \$2901 [9] ? d_product_9 : 16'h0000;
+  assign \$2950  = \$2948  | \$2949 ;
+  assign \$2951  = \$2901 [10] ? d_product_10 : 16'h0000;
+  assign \$2952  = \$2950  | \$2951 ;
+  assign \$2953  = \$2901 [11] ? d_product_11 : 16'h0000;
+  assign \$2954  = \$2952  | \$2953 ;
+  assign \$2955  = \$2901 [12] ? d_product_12 : 16'h0000;
+  assign \$2956  = \$2954  | \$2955 ;
+  assign \$2957  = \$2901 [13] ? d_product_13 : 16'h0000;
+  assign \$2958  = \$2956  | \$2957 ;
+  assign \$2959  = \$2901 [14] ? d_product_14 : 16'h0000;
+  assign \$2960  = \$2958  | \$2959 ;
+  assign \$2961  = \$2901 [15] ? d_product_15 : 16'h0000;
+  assign value0_30 = \$2960  | \$2961 ;
+  assign \$2962  = d_bank0_0 == 5'h1f;
+  assign \$2963  = pending0[0] & \$2962 ;
+  assign \$2964  = d_bank0_1 == 5'h1f;
+  assign \$2965  = pending0[1] & \$2964 ;
+  assign \$2966  = d_bank0_2 == 5'h1f;
+  assign \$2967  = pending0[2] & \$2966 ;
+  assign \$2968  = d_bank0_3 == 5'h1f;
+  assign \$2969  = pending0[3] & \$2968 ;
+  assign \$2970  = d_bank0_4 == 5'h1f;
+  assign \$2971  = pending0[4] & \$2970 ;
+  assign \$2972  = d_bank0_5 == 5'h1f;
+  assign \$2973  = pending0[5] & \$2972 ;
+  assign \$2974  = d_bank0_6 == 5'h1f;
+  assign \$2975  = pending0[6] & \$2974 ;
+  assign \$2976  = d_bank0_7 == 5'h1f;
+  assign \$2977  = pending0[7] & \$2976 ;
+  assign \$2978  = d_bank0_8 == 5'h1f;
+  assign \$2979  = pending0[8] & \$2978 ;
+  assign \$2980  = d_bank0_9 == 5'h1f;
+  assign \$2981  = pending0[9] & \$2980 ;
+  assign \$2982  = d_bank0_10 == 5'h1f;
+  assign \$2983  = pending0[10] & \$2982 ;
+  assign \$2984  = d_bank0_11 == 5'h1f;
+  assign \$2985  = pending0[11] & \$2984 ;
+  assign \$2986  = d_bank0_12 == 5'h1f;
+  assign \$2987  = pending0[12] & \$2986 ;
+  assign \$2988  = d_bank0_13 == 5'h1f;
+  assign \$2989  = pending0[13] & \$2988 ;
+  assign \$2990  = d_bank0_14 == 5'h1f;
+  assign \$2991  = pending0[14] & \$2990 ;
+  assign \$2992  = d_bank0_15 == 5'h1f;
+  assign \$2993  = pending0[15] & \$2992 ;
+  assign \$2994  = ~ { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
+  assign \$2995  = \$2994  + 1'h1;
+  assign \$2996  = { 1'h0, \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  } & \$2995 ;
+  assign hit0_31 = | { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
+  assign \$2997  = \$2996 [0] ? d_row0_0 : 4'h0;
+  assign \$2998  = \$2996 [1] ? d_row0_1 : 4'h0;
+  assign \$2999  = \$2997  | \$2998 ;
+  assign \$3000  = \$2996 [2] ? d_row0_2 : 4'h0;
+  assign \$3001  = \$2999  | \$3000 ;
+  assign \$3002  = \$2996 [3] ? d_row0_3 : 4'h0;
+  assign \$3003  = \$3001  | \$3002 ;
+  assign \$3004  = \$2996 [4] ? d_row0_4 : 4'h0;
+  assign \$3005  = \$3003  | \$3004 ;
+  assign \$3006  = \$2996 [5] ? d_row0_5 : 4'h0;
+  assign \$3007  = \$3005  | \$3006 ;
+  assign \$3008  = \$2996 [6] ? d_row0_6 : 4'h0;
+  assign \$3009  = \$3007  | \$3008 ;
+  assign \$3010  = \$2996 [7] ? d_row0_7 : 4'h0;
+  assign \$3011  = \$3009  | \$3010 ;
+  assign \$3012  = \$2996 [8] ? d_row0_8 : 4'h0;
+  assign \$3013  = \$3011  | \$3012 ;
+  assign \$3014  = \$2996 [9] ? d_row0_9 : 4'h0;
+  assign \$3015  = \$3013  | \$3014 ;
+  assign \$3016  = \$2996 [10] ? d_row0_10 : 4'h0;
+  assign \$3017  = \$3015  | \$3016 ;
+  assign \$3018  = \$2996 [11] ? d_row0_11 : 4'h0;
+  assign \$3019  = \$3017  | \$3018 ;
+  assign \$3020  = \$2996 [12] ? d_row0_12 : 4'h0;
+  assign \$3021  = \$3019  | \$3020 ;
+  assign \$3022  = \$2996 [13] ? d_row0_13 : 4'h0;
+  assign \$3023  = \$3021  | \$3022 ;
+  assign \$3024  = \$2996 [14] ? d_row0_14 : 4'h0;
+  assign \$3025  = \$3023  | \$3024 ;
+  assign \$3026  = \$2996 [15] ? d_row0_15 : 4'h0;
+  assign row0_31 = \$3025  | \$3026 ;
+  assign \$3027  = \$2996 [0] ? d_product_0 : 16'h0000;
+  assign \$3028  = \$2996 [1] ? d_product_1 : 16'h0000;
+  assign \$3029  = \$3027  | \$3028 ;
+  assign \$3030  = \$2996 [2] ? d_product_2 : 16'h0000;
+  assign \$3031  = \$3029  | \$3030 ;
+  assign \$3032  = \$2996 [3] ? d_product_3 : 16'h0000;
+  assign \$3033  = \$3031  | \$3032 ;
+  assign \$3034  = \$2996 [4] ? d_product_4 : 16'h0000;
+  assign \$3035  = \$3033  | \$3034 ;
+  assign \$3036  = \$2996 [5] ? d_product_5 : 16'h0000;
+  assign \$3037  = \$3035  | \$3036 ;
+  assign \$3038  = \$2996 [6] ? d_product_6 : 16'h0000;
+  assign \$3039  = \$3037  | \$3038 ;
+  assign \$3040  = \$2996 [7] ? d_product_7 : 16'h0000;
+  assign \$3041  = \$3039  | \$3040 ;
+  assign \$3042  = \$2996 [8] ? d_product_8 : 16'h0000;
+  assign \$3043  = \$3041  | \$3042 ;
+  assign \$3044  = \$2996 [9] ? d_product_9 : 16'h0000;
+  assign \$3045  = \$3043  | \$3044 ;
+  assign \$3046  = \$2996 [10] ? d_product_10 : 16'h0000;
+  assign \$3047  = \$3045  | \$3046 ;
+  assign \$3048  = \$2996 [11] ? d_product_11 : 16'h0000;
+  assign \$3049  = \$3047  | \$3048 ;
+  assign \$3050  = \$2996 [12] ? d_product_12 : 16'h0000;
+  assign \$3051  = \$3049  | \$3050 ;
+  assign \$3052  = \$2996 [13] ? d_product_13 : 16'h0000;
+  assign \$3053  = \$3051  | \$3052 ;
+  assign \$3054  = \$2996 [14] ? d_product_14 : 16'h0000;
+  assign \$3055  = \$3053  | \$3054 ;
+  assign \$3056  = \$2996 [15] ? d_product_15 : 16'h0000;
+  assign value0_31 = \$3055  | \$3056 ;
+  assign \$3057  = \$51 [15:0] | \$146 [15:0];
+  assign \$3058  = \$3057  | \$241 [15:0];
+  assign \$3059  = \$3058  | \$336 [15:0];
+  assign \$3060  = \$3059  | \$431 [15:0];
+  assign \$3061  = \$3060  | \$526 [15:0];
+  assign \$3062  = \$3061  | \$621 [15:0];
+  assign \$3063  = \$3062  | \$716 [15:0];
+  assign \$3064  = \$3063  | \$811 [15:0];
+  assign \$3065  = \$3064  | \$906 [15:0];
+  assign \$3066  = \$3065  | \$1001 [15:0];
+  assign \$3067  = \$3066  | \$1096 [15:0];
+  assign \$3068  = \$3067  | \$1191 [15:0];
+  assign \$3069  = \$3068  | \$1286 [15:0];
+  assign \$3070  = \$3069  | \$1381 [15:0];
+  assign \$3071  = \$3070  | \$1476 [15:0];
+  assign \$3072  = \$3071  | \$1571 [15:0];
+  assign \$3073  = \$3072  | \$1666 [15:0];
+  assign \$3074  = \$3073  | \$1761 [15:0];
+  assign \$3075  = \$3074  | \$1856 [15:0];
+  assign \$3076  = \$3075  | \$1951 [15:0];
+  assign \$3077  = \$3076  | \$2046 [15:0];
+  assign \$3078  = \$3077  | \$2141 [15:0];
+  assign \$3079  = \$3078  | \$2236 [15:0];
+  assign \$3080  = \$3079  | \$2331 [15:0];
+  assign \$3081  = \$3080  | \$2426 [15:0];
+  assign \$3082  = \$3081  | \$2521 [15:0];
+  assign \$3083  = \$3082  | \$2616 [15:0];
+  assign \$3084  = \$3083  | \$2711 [15:0];
+  assign \$3085  = \$3084  | \$2806 [15:0];
+  assign \$3086  = \$3085  | \$2901 [15:0];
+  assign granted0 = \$3086  | \$2996 [15:0];
+  assign \$3087  = pending0[0] & pending0[1];
+  assign \$3088  = \$3087  & same_bank[0];
+  assign \$3089  = pending0[0] & pending0[2];
+  assign \$3090  = \$3089  & same_bank[1];
+  assign \$3091  = pending0[0] & pending0[3];
+  assign \$3092  = \$3091  & same_bank[2];
+  assign \$3093  = pending0[0] & pending0[4];
+  assign \$3094  = \$3093  & same_bank[3];
+  assign \$3095  = pending0[0] & pending0[5];
+  assign \$3096  = \$3095  & same_bank[4];
+  assign \$3097  = pending0[0] & pending0[6];
+  assign \$3098  = \$3097  & same_bank[5];
+  assign \$3099  = pending0[0] & pending0[7];
+  assign \$3100  = \$3099  & same_bank[6];
+  assign \$3101  = pending0[0] & pending0[8];
+  assign \$3102  = \$3101  & same_bank[7];
+  assign \$3103  = pending0[0] & pending0[9];
+  assign \$3104  = \$3103  & same_bank[8];
+  assign \$3105  = pending0[0] & pending0[10];
+  assign \$3106  = \$3105  & same_bank[9];
+  assign \$3107  = pending0[0] & pending0[11];
+  assign \$3108  = \$3107  & same_bank[10];
+  assign \$3109  = pending0[0] & pending0[12];
+  assign \$3110  = \$3109  & same_bank[11];
+  assign \$3111  = pending0[0] & pending0[13];
+  assign \$3112  = \$3111  & same_bank[12];
+  assign \$3113  = pending0[0] & pending0[14];
+  assign \$3114  = \$3113  & same_bank[13];
+  assign \$3115  = pending0[0] & pending0[15];
+  assign \$3116  = \$3115  & same_bank[14];
+  assign \$3117  = pending0[1] & pending0[2];
+  assign \$3118  = \$3117  & same_bank[15];
+  assign \$3119  = pending0[1] & pending0[3];
+  assign \$3120  = \$3119  & same_bank[16];
+  assign \$3121  = pending0[1] & pending0[4];
+  assign \$3122  = \$3121  & same_bank[17];
+  assign \$3123  = pending0[1] & pending0[5];
+  assign \$3124  = \$3123  & same_bank[18];
+  assign \$3125  = pending0[1] & pending0[6];
+  assign \$3126  = \$3125  & same_bank[19];
+  assign \$3127  = pending0[1] & pending0[7];
+  assign \$3128  = \$3127  & same_bank[20];
+  assign \$3129  = pending0[1] & pending0[8];
+  assign \$3130  = \$3129  & same_bank[21];
+  assign \$3131  = pending0[1] & pending0[9];
+  assign \$3132  = \$3131  & same_bank[22];
+  assign \$3133  = pending0[1] & pending0[10];
+  assign \$3134  = \$3133  & same_bank[23];
+  assign \$3135  = pending0[1] & pending0[11];
+  assign \$3136  = \$3135  & same_bank[24];
+  assign \$3137  = pending0[1] & pending0[12];
+  assign \$3138  = \$3137  & same_bank[25];
+  assign \$3139  = pending0[1] & pending0[13];
+  assign \$3140  = \$3139  & same_bank[26];
+  assign \$3141  = pending0[1] & pending0[14];
+  assign \$3142  = \$3141  & same_bank[27];
+  assign \$3143  = pending0[1] & pending0[15];
+  assign \$3144  = \$3143  & same_bank[28];
+  assign \$3145  = pending0[2] & pending0[3];
+  assign \$3146  = \$3145  & same_bank[29];
+  assign \$3147  = pending0[2] & pending0[4];
+  assign \$3148  = \$3147  & same_bank[30];
+  assign \$3149  = pending0[2] & pending0[5];
+  assign \$3150  = \$3149  & same_bank[31];
+  assign \$3151  = pending0[2] & pending0[6];
+  assign \$3152  = \$3151  & same_bank[32];
+  assign \$3153  = pending0[2] & pending0[7];
+  assign \$3154  = \$3153  & same_bank[33];
+  assign \$3155  = pending0[2] & pending0[8];
+  assign \$3156  = \$3155  & same_bank[34];
+  assign \$3157  = pending0[2] & pending0[9];
+  assign \$3158  = \$3157  & same_bank[35];
+  assign \$3159  = pending0[2] & pending0[10];
+  assign \$3160  = \$3159  & same_bank[36];
+  assign \$3161  = pending0[2] & pending0[11];
+  assign \$3162  = \$3161  & same_bank[37];
+  assign \$3163  = pending0[2] & pending0[12];
+  assign \$3164  = \$3163  & same_bank[38];
+  assign \$3165  = pending0[2] & pending0[13];
+  assign \$3166  = \$3165  & same_bank[39];
+  assign \$3167  = pending0[2] & pending0[14];
+  assign \$3168  = \$3167  & same_bank[40];
+  assign \$3169  = pending0[2] & pending0[15];
+  assign \$3170  = \$3169  & same_bank[41];
+  assign \$3171  = pending0[3] & pending0[4];
+  assign \$3172  = \$3171  & same_bank[42];
+  assign \$3173  = pending0[3] & pending0[5];
+  assign \$3174  = \$3173  & same_bank[43];
+  assign \$3175  = pending0[3] & pending0[6];
+  assign \$3176  = \$3175  & same_bank[44];
+  assign \$3177  = pending0[3] & pending0[7];
+  assign \$3178  = \$3177  & same_bank[45];
+  assign \$3179  = pending0[3] & pending0[8];
+  assign \$3180  = \$3179  & same_bank[46];
+  assign \$3181  = pending0[3] & pending0[9];
+  assign \$3182  = \$3181  & same_bank[47];
+  assign \$3183  = pending0[3] & pending0[10];
+  assign \$3184  = \$3183  & same_bank[48];
+  assign \$3185  = pending0[3] & pending0[11];
+  assign \$3186  = \$3185  & same_bank[49];
+  assign \$3187  = pending0[3] & pending0[12];
+  assign \$3188  = \$3187  & same_bank[50];
+  assign \$3189  = pending0[3] & pending0[13];
+  assign \$3190  = \$3189  & same_bank[51];
+  assign \$3191  = pending0[3] & pending0[14];
+  assign \$3192  = \$3191  & same_bank[52];
+  assign \$3193  = pending0[3] & pending0[15];
+  assign \$3194  = \$3193  & same_bank[53];
+  assign \$3195  = pending0[4] & pending0[5];
+  assign \$3196  = \$3195  & same_bank[54];
+  assign \$3197  = pending0[4] & pending0[6];
+  assign \$3198  = \$3197  & same_bank[55];
+  assign \$3199  = pending0[4] & pending0[7];
+  assign \$3200  = \$3199  & same_bank[56];
+  assign \$3201  = pending0[4] & pending0[8];
+  assign \$3202  = \$3201  & same_bank[57];
+  assign \$3203  = pending0[4] & pending0[9];
+  assign \$3204  = \$3203  & same_bank[58];
+  assign \$3205  = pending0[4] & pending0[10];
+  assign \$3206  = \$3205  & same_bank[59];
+  assign \$3207  = pending0[4] & pending0[11];
+  assign \$3208  = \$3207  & same_bank[60];
+  assign \$3209  = pending0[4] & pending0[12];
+  assign \$3210  = \$3209  & same_bank[61];
+  assign \$3211  = pending0[4] & pending0[13];
+  assign \$3212  = \$3211  & same_bank[62];
+  assign \$3213  = pending0[4] & pending0[14];
+  assign \$3214  = \$3213  & same_bank[63];
+  assign \$3215  = pending0[4] & pending0[15];
+  assign \$3216  = \$3215  & same_bank[64];
+  assign \$3217  = pending0[5] & pending0[6];
+  assign \$3218  = \$3217  & same_bank[65];
+  assign \$3219  = pending0[5] & pending0[7];
+  assign \$3220  = \$3219  & same_bank[66];
+  assign \$3221  = pending0[5] & pending0[8];
+  assign \$3222  = \$3221  & same_bank[67];
+  assign \$3223  = pending0[5] & pending0[9];
+  assign \$3224  = \$3223  & same_bank[68];
+  assign \$3225  = pending0[5] & pending0[10];
+  assign \$3226  = \$3225  & same_bank[69];
+  assign \$3227  = pending0[5] & pending0[11];
+  assign \$3228  = \$3227  & same_bank[70];
+  assign \$3229  = pending0[5] & pending0[12];
+  assign \$3230  = \$3229  & same_bank[71];
+  assign \$3231  = pending0[5] & pending0[13];
+  assign \$3232  = \$3231  & same_bank[72];
+  assign \$3233  = pending0[5] & pending0[14];
+  assign \$3234  = \$3233  & same_bank[73];
+  assign \$3235  = pending0[5] & pending0[15];
+  assign \$3236  = \$3235  & same_bank[74];
+  assign \$3237  = pending0[6] & pending0[7];
+  assign \$3238  = \$3237  & same_bank[75];
+  assign \$3239  = pending0[6] & pending0[8];
+  assign \$3240  = \$3239  & same_bank[76];
+  assign \$3241  = pending0[6] & pending0[9];
+  assign \$3242  = \$3241  & same_bank[77];
+  assign \$3243  = pending0[6] & pending0[10];
+  assign \$3244  = \$3243  & same_bank[78];
+  assign \$3245  = pending0[6] & pending0[11];
+  assign \$3246  = \$3245  & same_bank[79];
+  assign \$3247  = pending0[6] & pending0[12];
+  assign \$3248  = \$3247  & same_bank[80];
+  assign \$3249  = pending0[6] & pending0[13];
+  assign \$3250  = \$3249  & same_bank[81];
+  assign \$3251  = pending0[6] & pending0[14];
+  assign \$3252  = \$3251  & same_bank[82];
+  assign \$3253  = pending0[6] & pending0[15];
+  assign \$3254  = \$3253  & same_bank[83];
+  assign \$3255  = pending0[7] & pending0[8];
+  assign \$3256  = \$3255  & same_bank[84];
+  assign \$3257  = pending0[7] & pending0[9];
+  assign \$3258  = \$3257  & same_bank[85];
+  assign \$3259  = pending0[7] & pending0[10];
+  assign \$3260  = \$3259  & same_bank[86];
+  assign \$3261  = pending0[7] & pending0[11];
+  assign \$3262  = \$3261  & same_bank[87];
+  assign \$3263  = pending0[7] & pending0[12];
+  assign \$3264  = \$3263  & same_bank[88];
+  assign \$3265  = pending0[7] & pending0[13];
+  assign \$3266  = \$3265  & same_bank[89];
+  assign \$3267  = pending0[7] & pending0[14];
+  assign \$3268  = \$3267  & same_bank[90];
+  assign \$3269  = pending0[7] & pending0[15];
+  assign \$3270  = \$3269  & same_bank[91];
+  assign \$3271  = pending0[8] & pending0[9];
+  assign \$3272  = \$3271  & same_bank[92];
+  assign \$3273  = pending0[8] & pending0[10];
+  assign \$3274  = \$3273  & same_bank[93];
+  assign \$3275  = pending0[8] & pending0[11];
+  assign \$3276  = \$3275  & same_bank[94];
+  assign \$3277  = pending0[8] & pending0[12];
+  assign \$3278  = \$3277  & same_bank[95];
+  assign \$3279  = pending0[8] & pending0[13];
+  assign \$3280  = \$3279  & same_bank[96];
+  assign \$3281  = pending0[8] & pending0[14];
+  assign \$3282  = \$3281  & same_bank[97];
+  assign \$3283  = pending0[8] & pending0[15];
+  assign \$3284  = \$3283  & same_bank[98];
+  assign \$3285  = pending0[9] & pending0[10];
+  assign \$3286  = \$3285  & same_bank[99];
+  assign \$3287  = pending0[9] & pending0[11];
+  assign \$3288  = \$3287  & same_bank[100];
+  assign \$3289  = pending0[9] & pending0[12];
+  assign \$3290  = \$3289  & same_bank[101];
+  assign \$3291  = pending0[9] & pending0[13];
+  assign \$3292  = \$3291  & same_bank[102];
+  assign \$3293  = pending0[9] & pending0[14];
+  assign \$3294  = \$3293  & same_bank[103];
+  assign \$3295  = pending0[9] & pending0[15];
+  assign \$3296  = \$3295  & same_bank[104];
+  assign \$3297  = pending0[10] & pending0[11];
+  assign \$3298  = \$3297  & same_bank[105];
+  assign \$3299  = pending0[10] & pending0[12];
+  assign \$3300  = \$3299  & same_bank[106];
+  assign \$3301  = pending0[10] & pending0[13];
+  assign \$3302  = \$3301  & same_bank[107];
+  assign \$3303  = pending0[10] & pending0[14];
+  assign \$3304  = \$3303  & same_bank[108];
+  assign \$3305  = pending0[10] & pending0[15];
+  assign \$3306  = \$3305  & same_bank[109];
+  assign \$3307  = pending0[11] & pending0[12];
+  assign \$3308  = \$3307  & same_bank[110];
+  assign \$3309  = pending0[11] & pending0[13];
+  assign \$3310  = \$3309  & same_bank[111];
+  assign \$3311  = pending0[11] & pending0[14];
+  assign \$3312  = \$3311  & same_bank[112];
+  assign \$3313  = pending0[11] & pending0[15];
+  assign \$3314  = \$3313  & same_bank[113];
+  assign \$3315  = pending0[12] & pending0[13];
+  assign \$3316  = \$3315  & same_bank[114];
+  assign \$3317  = pending0[12] & pending0[14];
+  assign \$3318  = \$3317  & same_bank[115];
+  assign \$3319  = pending0[12] & pending0[15];
+  assign \$3320  = \$3319  & same_bank[116];
+  assign \$3321  = pending0[13] & pending0[14];
+  assign \$3322  = \$3321  & same_bank[117];
+  assign \$3323  = pending0[13] & pending0[15];
+  assign \$3324  = \$3323  & same_bank[118];
+  assign \$3325  = pending0[14] & pending0[15];
+  assign \$3326  = \$3325  & same_bank[119];
+  assign \$3327  = | { \$3326 , \$3324 , \$3322 , \$3320 , \$3318 , \$3316 , \$3314 , \$3312 , \$3310 , \$3308 , \$3306 , \$3304 , \$3302 , \$3300 , \$3298 , \$3296 , \$3294 , \$3292 , \$3290 , \$3288 , \$3286 , \$3284 , \$3282 , \$3280 , \$3278 , \$3276 , \$3274 , \$3272 , \$3270 , \$3268 , \$3266 , \$3264 , \$3262 , \$3260 , \$3258 , \$3256 , \$3254 , \$3252 , \$3250 , \$3248 , \$3246 , \$3244 , \$3242 , \$3240 , \$3238 , \$3236 , \$3234 , \$3232 , \$3230 , \$3228 , \$3226 , \$3224 , \$3222 , \$3220 , \$3218 , \$3216 , \$3214 , \$3212 , \$3210 , \$3208 , \$3206 , \$3204 , \$3202 , \$3200 , \$3198 , \$3196 , \$3194 , \$3192 , \$3190 , \$3188 , \$3186 , \$3184 , \$3182 , \$3180 , \$3178 , \$3176 , \$3174 , \$3172 , \$3170 , \$3168 , \$3166 , \$3164 , \$3162 , \$3160 , \$3158 , \$3156 , \$3154 , \$3152 , \$3150 , \$3148 , \$3146 , \$3144 , \$3142 , \$3140 , \$3138 , \$3136 , \$3134 , \$3132 , \$3130 , \$3128 , \$3126 , \$3124 , \$3122 , \$3120 , \$3118 , \$3116 , \$3114 , \$3112 , \$3110 , \$3108 , \$3106 , \$3104 , \$3102 , \$3100 , \$3098 , \$3096 , \$3094 , \$3092 , \$3090 , \$3088  };
+  assign \$3328  = ~ \$3327 ;
+  assign d_done = d_valid & \$3328 ;
+  assign \$3329  = ~ d_valid;
+  assign \$3330  = \$3329  | d_done;
+  assign d_load = wgt_busy & \$3330 ;
+  assign \$3331  = n_act - 1'h1;
+  assign last_pair = act_index == \$3331 ;
+  assign \$3332  = act_index + 1'h1;
+  assign \$3333  = ~ y__ready;
+  assign ppu_stall = y__valid & \$3333 ;
+  assign \$3334  = ~ d_valid;
+  assign \$3335  = end_pending & \$3334 ;
+  assign \$3336  = ~ d_flush;
+  assign draining = \$3335  & \$3336 ;
+  assign \$3337  = ppu_valid & ppu_stall;
+  assign \$3338  = ~ \$3337 ;
+  assign drain_read = draining & \$3338 ;
+  assign \$3339  = ~ ppu_stall;
+  assign ppu_move = ppu_valid & \$3339 ;
   assign raddr0_0 = draining ? drain_row : arb_row0_0;
-  assign \$3420  = ppu_valid & ppu_stall;
-  assign ren0_0 = ~ \$3420 ;
-  assign \$3421  = $signed(rdata0_0) + $signed(add_value0_0);
+  assign \$3340  = ppu_valid & ppu_stall;
+  assign ren0_0 = ~ \$3340 ;
+  assign \$3341  = $signed(rdata0_0) + $signed(add_value0_0);
   assign raddr0_1 = draining ? drain_row : arb_row0_1;
-  assign \$3422  = ppu_valid & ppu_stall;
-  assign ren0_1 = ~ \$3422 ;
-  assign \$3423  = $signed(rdata0_1) + $signed(add_value0_1);
+  assign \$3342  = ppu_valid & ppu_stall;
+  assign ren0_1 = ~ \$3342 ;
+  assign \$3343  = $signed(rdata0_1) + $signed(add_value0_1);
   assign raddr0_2 = draining ? drain_row : arb_row0_2;
-  assign \$3424  = ppu_valid & ppu_stall;
-  assign ren0_2 = ~ \$3424 ;
-  assign \$3425  = $signed(rdata0_2) + $signed(add_value0_2);
+  assign \$3344  = ppu_valid & ppu_stall;
+  assign ren0_2 = ~ \$3344 ;
+  assign \$3345  = $signed(rdata0_2) + $signed(add_value0_2);
   assign raddr0_3 = draining ? drain_row : arb_row0_3;
-  assign \$3426  = ppu_valid & ppu_stall;
-  assign ren0_3 = ~ \$3426 ;
-  assign \$3427  = $signed(rdata0_3) + $signed(add_value0_3);
+  assign \$3346  = ppu_valid & ppu_stall;
+  assign ren0_3 = ~ \$3346 ;
+  assign \$3347  = $signed(rdata0_3) + $signed(add_value0_3);
   assign raddr0_4 = draining ? drain_row : arb_row0_4;
-  assign \$3428  = ppu_valid & ppu_stall;
-  assign ren0_4 = ~ \$3428 ;
-  assign \$3429  = $signed(rdata0_4) + $signed(add_value0_4);
+  assign \$3348  = ppu_valid & ppu_stall;
+  assign ren0_4 = ~ \$3348 ;
+  assign \$3349  = $signed(rdata0_4) + $signed(add_value0_4);
   assign raddr0_5 = draining ? drain_row : arb_row0_5;
-  assign \$3430  = ppu_valid & ppu_stall;
-  assign ren0_5 = ~ \$3430 ;
-  assign \$3431  = $signed(rdata0_5) + $signed(add_value0_5);
+  assign \$3350  = ppu_valid & ppu_stall;
+  assign ren0_5 = ~ \$3350 ;
+  assign \$3351  = $signed(rdata0_5) + $signed(add_value0_5);
   assign raddr0_6 = draining ? drain_row : arb_row0_6;
-  assign \$3432  = ppu_valid & ppu_stall;
-  assign ren0_6 = ~ \$3432 ;
-  assign \$3433  = $signed(rdata0_6) + $signed(add_value0_6);
+  assign \$3352  = ppu_valid & ppu_stall;
+  assign ren0_6 = ~ \$3352 ;
+  assign \$3353  = $signed(rdata0_6) + $signed(add_value0_6);
   assign raddr0_7 = draining ? drain_row : arb_row0_7;
-  assign \$3434  = ppu_valid & ppu_stall;
-  assign ren0_7 = ~ \$3434 ;
-  assign \$3435  = $signed(rdata0_7) + $signed(add_value0_7);
+  assign \$3354  = ppu_valid & ppu_stall;
+  assign ren0_7 = ~ \$3354 ;
+  assign \$3355  = $signed(rdata0_7) + $signed(add_value0_7);
   assign raddr0_8 = draining ? drain_row : arb_row0_8;
-  assign \$3436  = ppu_valid & ppu_stall;
-  assign ren0_8 = ~ \$3436 ;
-  assign \$3437  = $signed(rdata0_8) + $signed(add_value0_8);
+  assign \$3356  = ppu_valid & ppu_stall;
+  assign ren0_8 = ~ \$3356 ;
+  assign \$3357  = $signed(rdata0_8) + $signed(add_value0_8);
   assign raddr0_9 = draining ? drain_row : arb_row0_9;
-  assign \$3438  = ppu_valid & ppu_stall;
-  assign ren0_9 = ~ \$3438 ;
-  assign \$3439  = $signed(rdata0_9) + $signed(add_value0_9);
+  assign \$3358  = ppu_valid & ppu_stall;
+  assign ren0_9 = ~ \$3358 ;
+  assign \$3359  = $signed(rdata0_9) + $signed(add_value0_9);
   assign raddr0_10 = draining ? drain_row : arb_row0_10;
-  assign \$3440  = ppu_valid & ppu_stall;
-  assign ren0_10 = ~ \$3440 ;
-  assign \$3441  = $signed(rdata0_10) + $signed(add_value0_10);
+  assign \$3360  = ppu_valid & ppu_stall;
+  assign ren0_10 = ~ \$3360 ;
+  assign \$3361  = $signed(rdata0_10) + $signed(add_value0_10);
   assign raddr0_11 = draining ? drain_row : arb_row0_11;
-  assign \$3442  = ppu_valid & ppu_stall;
-  assign ren0_11 = ~ \$3442 ;
-  assign \$3443  = $signed(rdata0_11) + $signed(add_value0_11);
+  assign \$3362  = ppu_valid & ppu_stall;
+  assign ren0_11 = ~ \$3362 ;
+  assign \$3363  = $signed(rdata0_11) + $signed(add_value0_11);
   assign raddr0_12 = draining ? drain_row : arb_row0_12;
-  assign \$3444  = ppu_valid & ppu_stall;
-  assign ren0_12 = ~ \$3444 ;
-  assign \$3445  = $signed(rdata0_12) + $signed(add_value0_12);
+  assign \$3364  = ppu_valid & ppu_stall;
+  assign ren0_12 = ~ \$3364 ;
+  assign \$3365  = $signed(rdata0_12) + $signed(add_value0_12);
   assign raddr0_13 = draining ? drain_row : arb_row0_13;
-  assign \$3446  = ppu_valid & ppu_stall;
-  assign ren0_13 = ~ \$3446 ;
-  assign \$3447  = $signed(rdata0_13) + $signed(add_value0_13);
+  assign \$3366  = ppu_valid & ppu_stall;
+  assign ren0_13 = ~ \$3366 ;
+  assign \$3367  = $signed(rdata0_13) + $signed(add_value0_13);
   assign raddr0_14 = draining ? drain_row : arb_row0_14;
-  assign \$3448  = ppu_valid & ppu_stall;
-  assign ren0_14 = ~ \$3448 ;
-  assign \$3449  = $signed(rdata0_14) + $signed(add_value0_14);
+  assign \$3368  = ppu_valid & ppu_stall;
+  assign ren0_14 = ~ \$3368 ;
+  assign \$3369  = $signed(rdata0_14) + $signed(add_value0_14);
   assign raddr0_15 = draining ? drain_row : arb_row0_15;
-  assign \$3450  = ppu_valid & ppu_stall;
-  assign ren0_15 = ~ \$3450 ;
-  assign \$3451  = $signed(rdata0_15) + $signed(add_value0_15);
+  assign \$3370  = ppu_valid & ppu_stall;
+  assign ren0_15 = ~ \$3370 ;
+  assign \$3371  = $signed(rdata0_15) + $signed(add_value0_15);
   assign raddr0_16 = draining ? drain_row : arb_row0_16;
-  assign \$3452  = ppu_valid & ppu_stall;
-  assign ren0_16 = ~ \$3452 ;
-  assign \$3453  = $signed(rdata0_16) + $signed(add_value0_16);
+  assign \$3372  = ppu_valid & ppu_stall;
+  assign ren0_16 = ~ \$3372 ;
+  assign \$3373  = $signed(rdata0_16) + $signed(add_value0_16);
   assign raddr0_17 = draining ? drain_row : arb_row0_17;
-  assign \$3454  = ppu_valid & ppu_stall;
-  assign ren0_17 = ~ \$3454 ;
-  assign \$3455  = $signed(rdata0_17) + $signed(add_value0_17);
+  assign \$3374  = ppu_valid & ppu_stall;
+  assign ren0_17 = ~ \$3374 ;
+  assign \$3375  = $signed(rdata0_17) + $signed(add_value0_17);
   assign raddr0_18 = draining ? drain_row : arb_row0_18;
-  assign \$3456  = ppu_valid & ppu_stall;
-  assign ren0_18 = ~ \$3456 ;
-  assign \$3457  = $signed(rdata0_18) + $signed(add_value0_18);
+  assign \$3376  = ppu_valid & ppu_stall;
+  assign ren0_18 = ~ \$3376 ;
+  assign \$3377  = $signed(rdata0_18) + $signed(add_value0_18);
   assign raddr0_19 = draining ? drain_row : arb_row0_19;
-  assign \$3458  = ppu_valid & ppu_stall;
-  assign ren0_19 = ~ \$3458 ;
-  assign \$3459  = $signed(rdata0_19) + $signed(add_value0_19);
+  assign \$3378  = ppu_valid & ppu_stall;
+  assign ren0_19 = ~ \$3378 ;
+  assign \$3379  = $signed(rdata0_19) + $signed(add_value0_19);
   assign raddr0_20 = draining ? drain_row : arb_row0_20;
-  assign \$3460  = ppu_valid & ppu_stall;
-  assign ren0_20 = ~ \$3460 ;
-  assign \$3461  = $signed(rdata0_20) + $signed(add_value0_20);
+  assign \$3380  = ppu_valid & ppu_stall;
+  assign ren0_20 = ~ \$3380 ;
+  assign \$3381  = $signed(rdata0_20) + $signed(add_value0_20);
   assign raddr0_21 = draining ? drain_row : arb_row0_21;
-  assign \$3462  = ppu_valid & ppu_stall;
-  assign ren0_21 = ~ \$3462 ;
-  assign \$3463  = $signed(rdata0_21) + $signed(add_value0_21);
+  assign \$3382  = ppu_valid & ppu_stall;
+  assign ren0_21 = ~ \$3382 ;
+  assign \$3383  = $signed(rdata0_21) + $signed(add_value0_21);
   assign raddr0_22 = draining ? drain_row : arb_row0_22;
-  assign \$3464  = ppu_valid & ppu_stall;
-  assign ren0_22 = ~ \$3464 ;
-  assign \$3465  = $signed(rdata0_22) + $signed(add_value0_22);
+  assign \$3384  = ppu_valid & ppu_stall;
+  assign ren0_22 = ~ \$3384 ;
+  assign \$3385  = $signed(rdata0_22) + $signed(add_value0_22);
   assign raddr0_23 = draining ? drain_row : arb_row0_23;
-  assign \$3466  = ppu_valid & ppu_stall;
-  assign ren0_23 = ~ \$3466 ;
-  assign \$3467  = $signed(rdata0_23) + $signed(add_value0_23);
+  assign \$3386  = ppu_valid & ppu_stall;
+  assign ren0_23 = ~ \$3386 ;
+  assign \$3387  = $signed(rdata0_23) + $signed(add_value0_23);
   assign raddr0_24 = draining ? drain_row : arb_row0_24;
-  assign \$3468  = ppu_valid & ppu_stall;
-  assign ren0_24 = ~ \$3468 ;
-  assign \$3469  = $signed(rdata0_24) + $signed(add_value0_24);
+  assign \$3388  = ppu_valid & ppu_stall;
+  assign ren0_24 = ~ \$3388 ;
+  assign \$3389  = $signed(rdata0_24) + $signed(add_value0_24);
   assign raddr0_25 = draining ? drain_row : arb_row0_25;
-  assign \$3470  = ppu_valid & ppu_stall;
-  assign ren0_25 = ~ \$3470 ;
-  assign \$3471  = $signed(rdata0_25) + $signed(add_value0_25);
+  assign \$3390  = ppu_valid & ppu_stall;
+  assign ren0_25 = ~ \$3390 ;
+  assign \$3391  = $signed(rdata0_25) + $signed(add_value0_25);
   assign raddr0_26 = draining ? drain_row : arb_row0_26;
-  assign \$3472  = ppu_valid & ppu_stall;
-  assign ren0_26 = ~ \$3472 ;
-  assign \$3473  = $signed(rdata0_26) + $signed(add_value0_26);
+  assign \$3392  = ppu_valid & ppu_stall;
+  assign ren0_26 = ~ \$3392 ;
+  assign \$3393  = $signed(rdata0_26) + $signed(add_value0_26);
   assign raddr0_27 = draining ? drain_row : arb_row0_27;
-  assign \$3474  = ppu_valid & ppu_stall;
-  assign ren0_27 = ~ \$3474 ;
-  assign \$3475  = $signed(rdata0_27) + $signed(add_value0_27);
+  assign \$3394  = ppu_valid & ppu_stall;
+  assign ren0_27 = ~ \$3394 ;
+  assign \$3395  = $signed(rdata0_27) + $signed(add_value0_27);
   assign raddr0_28 = draining ? drain_row : arb_row0_28;
-  assign \$3476  = ppu_valid & ppu_stall;
-  assign ren0_28 = ~ \$3476 ;
-  assign \$3477  = $signed(rdata0_28) + $signed(add_value0_28);
+  assign \$3396  = ppu_valid & ppu_stall;
+  assign ren0_28 = ~ \$3396 ;
+  assign \$3397  = $signed(rdata0_28) + $signed(add_value0_28);
   assign raddr0_29 = draining ? drain_row : arb_row0_29;
-  assign \$3478  = ppu_valid & ppu_stall;
-  assign ren0_29 = ~ \$3478 ;
-  assign \$3479  = $signed(rdata0_29) + $signed(add_value0_29);
+  assign \$3398  = ppu_valid & ppu_stall;
+  assign ren0_29 = ~ \$3398 ;
+  assign \$3399  = $signed(rdata0_29) + $signed(add_value0_29);
   assign raddr0_30 = draining ? drain_row : arb_row0_30;
-  assign \$3480  = ppu_valid & ppu_stall;
-  assign ren0_30 = ~ \$3480 ;
-  assign \$3481  = $signed(rdata0_30) + $signed(add_value0_30);
+  assign \$3400  = ppu_valid & ppu_stall;
+  assign ren0_30 = ~ \$3400 ;
+  assign \$3401  = $signed(rdata0_30) + $signed(add_value0_30);
   assign raddr0_31 = draining ? drain_row : arb_row0_31;
-  assign \$3482  = ppu_valid & ppu_stall;
-  assign ren0_31 = ~ \$3482 ;
-  assign \$3483  = $signed(rdata0_31) + $signed(add_value0_31);
-  assign \$3484  = $signed(1'h0) + $signed(rdata0_0);
-  assign \$3485  = $signed(\$3484 ) + $signed(bias_0);
-  assign \$3486  = $signed(1'h0) + $signed(rdata0_1);
-  assign \$3487  = $signed(\$3486 ) + $signed(bias_1);
-  assign \$3488  = $signed(1'h0) + $signed(rdata0_2);
-  assign \$3489  = $signed(\$3488 ) + $signed(bias_2);
-  assign \$3490  = $signed(1'h0) + $signed(rdata0_3);
-  assign \$3491  = $signed(\$3490 ) + $signed(bias_3);
-  assign \$3492  = $signed(1'h0) + $signed(rdata0_4);
-  assign \$3493  = $signed(\$3492 ) + $signed(bias_0);
-  assign \$3494  = $signed(1'h0) + $signed(rdata0_5);
-  assign \$3495  = $signed(\$3494 ) + $signed(bias_1);
-  assign \$3496  = $signed(1'h0) + $signed(rdata0_6);
-  assign \$3497  = $signed(\$3496 ) + $signed(bias_2);
-  assign \$3498  = $signed(1'h0) + $signed(rdata0_7);
-  assign \$3499  = $signed(\$3498 ) + $signed(bias_3);
-  assign \$3500  = $signed(1'h0) + $signed(rdata0_8);
-  assign \$3501  = $signed(\$3500 ) + $signed(bias_0);
-  assign \$3502  = $signed(1'h0) + $signed(rdata0_9);
-  assign \$3503  = $signed(\$3502 ) + $signed(bias_1);
-  assign \$3504  = $signed(1'h0) + $signed(rdata0_10);
-  assign \$3505  = $signed(\$3504 ) + $signed(bias_2);
-  assign \$3506  = $signed(1'h0) + $signed(rdata0_11);
-  assign \$3507  = $signed(\$3506 ) + $signed(bias_3);
-  assign \$3508  = $signed(1'h0) + $signed(rdata0_12);
-  assign \$3509  = $signed(\$3508 ) + $signed(bias_0);
-  assign \$3510  = $signed(1'h0) + $signed(rdata0_13);
-  assign \$3511  = $signed(\$3510 ) + $signed(bias_1);
-  assign \$3512  = $signed(1'h0) + $signed(rdata0_14);
-  assign \$3513  = $signed(\$3512 ) + $signed(bias_2);
-  assign \$3514  = $signed(1'h0) + $signed(rdata0_15);
-  assign \$3515  = $signed(\$3514 ) + $signed(bias_3);
-  assign \$3516  = $signed(1'h0) + $signed(rdata0_16);
-  assign \$3517  = $signed(\$3516 ) + $signed(bias_0);
-  assign \$3518  = $signed(1'h0) + $signed(rdata0_17);
-  assign \$3519  = $signed(\$3518 ) + $signed(bias_1);
-  assign \$3520  = $signed(1'h0) + $signed(rdata0_18);
-  assign \$3521  = $signed(\$3520 ) + $signed(bias_2);
-  assign \$3522  = $signed(1'h0) + $signed(rdata0_19);
-  assign \$3523  = $signed(\$3522 ) + $signed(bias_3);
-  assign \$3524  = $signed(1'h0) + $signed(rdata0_20);
-  assign \$3525  = $signed(\$3524 ) + $signed(bias_0);
-  assign \$3526  = $signed(1'h0) + $signed(rdata0_21);
-  assign \$3527  = $signed(\$3526 ) + $signed(bias_1);
-  assign \$3528  = $signed(1'h0) + $signed(rdata0_22);
-  assign \$3529  = $signed(\$3528 ) + $signed(bias_2);
-  assign \$3530  = $signed(1'h0) + $signed(rdata0_23);
-  assign \$3531  = $signed(\$3530 ) + $signed(bias_3);
-  assign \$3532  = $signed(1'h0) + $signed(rdata0_24);
-  assign \$3533  = $signed(\$3532 ) + $signed(bias_0);
-  assign \$3534  = $signed(1'h0) + $signed(rdata0_25);
-  assign \$3535  = $signed(\$3534 ) + $signed(bias_1);
-  assign \$3536  = $signed(1'h0) + $signed(rdata0_26);
-  assign \$3537  = $signed(\$3536 ) + $signed(bias_2);
-  assign \$3538  = $signed(1'h0) + $signed(rdata0_27);
-  assign \$3539  = $signed(\$3538 ) + $signed(bias_3);
-  assign \$3540  = $signed(1'h0) + $signed(rdata0_28);
-  assign \$3541  = $signed(\$3540 ) + $signed(bias_0);
-  assign \$3542  = $signed(1'h0) + $signed(rdata0_29);
-  assign \$3543  = $signed(\$3542 ) + $signed(bias_1);
-  assign \$3544  = $signed(1'h0) + $signed(rdata0_30);
-  assign \$3545  = $signed(\$3544 ) + $signed(bias_2);
-  assign \$3546  = $signed(1'h0) + $signed(rdata0_31);
-  assign \$3547  = $signed(\$3546 ) + $signed(bias_3);
-  assign \$3548  = ~ clearing;
-  assign \$3549  = ~ end_pending;
-  assign \$3550  = \$3548  & \$3549 ;
-  assign \$3551  = ~ ppu_valid;
-  assign \$3552  = \$3550  & \$3551 ;
-  assign \$3553  = ~ wgt_busy;
-  assign \$3554  = d_load & last_pair;
-  assign \$3555  = \$3553  | \$3554 ;
-  assign op__ready = \$3552  & \$3555 ;
-  assign \$3556  = op__valid & op__ready;
-  assign \$3557  = ! op__payload[1:0];
-  assign \$3558  = op__payload[1:0] == 1'h1;
-  assign \$3559  = op__payload[1:0] == 2'h2;
-  assign \$3560  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3561  = 1'h0 + valid0_0;
-  assign \$3562  = \$3561  + valid0_1;
-  assign \$3563  = \$3562  + valid0_2;
-  assign \$3564  = \$3563  + valid0_3;
-  assign \$3565  = \$3564  + valid0_4;
-  assign \$3566  = \$3565  + valid0_5;
-  assign \$3567  = \$3566  + valid0_6;
-  assign \$3568  = \$3567  + valid0_7;
-  assign \$3569  = \$3568  + valid0_8;
-  assign \$3570  = \$3569  + valid0_9;
-  assign \$3571  = \$3570  + valid0_10;
-  assign \$3572  = \$3571  + valid0_11;
-  assign \$3573  = \$3572  + valid0_12;
-  assign \$3574  = \$3573  + valid0_13;
-  assign \$3575  = \$3574  + valid0_14;
-  assign \$3576  = \$3575  + valid0_15;
-  assign \$3577  = mults + \$3576 ;
-  assign \$3578  = \$6 [2:0] == \$12 [2:0];
-  assign \$3579  = \$6 [2:0] == \$18 [2:0];
-  assign \$3580  = \$6 [2:0] == \$24 [2:0];
-  assign \$3581  = { \$6 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
-  assign \$3582  = { \$6 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
-  assign \$3583  = { \$6 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
-  assign \$3584  = { \$6 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
-  assign \$3585  = { \$6 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3586  = { \$6 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3587  = { \$6 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3588  = { \$6 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3589  = { \$6 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3590  = { \$6 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3591  = { \$6 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3592  = { \$6 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3593  = \$12 [2:0] == \$18 [2:0];
-  assign \$3594  = \$12 [2:0] == \$24 [2:0];
-  assign \$3595  = { \$12 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
-  assign \$3596  = { \$12 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
-  assign \$3597  = { \$12 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
-  assign \$3598  = { \$12 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
-  assign \$3599  = { \$12 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3600  = { \$12 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3601  = { \$12 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3602  = { \$12 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3603  = { \$12 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3604  = { \$12 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3605  = { \$12 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3606  = { \$12 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3607  = \$18 [2:0] == \$24 [2:0];
-  assign \$3608  = { \$18 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
-  assign \$3609  = { \$18 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
-  assign \$3610  = { \$18 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
-  assign \$3611  = { \$18 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
-  assign \$3612  = { \$18 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3613  = { \$18 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3614  = { \$18 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3615  = { \$18 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3616  = { \$18 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3617  = { \$18 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3618  = { \$18 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3619  = { \$18 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3620  = { \$24 [2:0], wgt[33:32] } == { \$30 [2:0], wgt[35:34] };
-  assign \$3621  = { \$24 [2:0], wgt[33:32] } == { \$36 [2:0], wgt[35:34] };
-  assign \$3622  = { \$24 [2:0], wgt[33:32] } == { \$42 [2:0], wgt[35:34] };
-  assign \$3623  = { \$24 [2:0], wgt[33:32] } == { \$48 [2:0], wgt[35:34] };
-  assign \$3624  = { \$24 [2:0], wgt[33:32] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3625  = { \$24 [2:0], wgt[33:32] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3626  = { \$24 [2:0], wgt[33:32] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3627  = { \$24 [2:0], wgt[33:32] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3628  = { \$24 [2:0], wgt[33:32] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3629  = { \$24 [2:0], wgt[33:32] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3630  = { \$24 [2:0], wgt[33:32] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3631  = { \$24 [2:0], wgt[33:32] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3632  = \$30 [2:0] == \$36 [2:0];
-  assign \$3633  = \$30 [2:0] == \$42 [2:0];
-  assign \$3634  = \$30 [2:0] == \$48 [2:0];
-  assign \$3635  = { \$30 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3636  = { \$30 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3637  = { \$30 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3638  = { \$30 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3639  = { \$30 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3640  = { \$30 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3641  = { \$30 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3642  = { \$30 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3643  = \$36 [2:0] == \$42 [2:0];
-  assign \$3644  = \$36 [2:0] == \$48 [2:0];
-  assign \$3645  = { \$36 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3646  = { \$36 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3647  = { \$36 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3648  = { \$36 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3649  = { \$36 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3650  = { \$36 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3651  = { \$36 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3652  = { \$36 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3653  = \$42 [2:0] == \$48 [2:0];
-  assign \$3654  = { \$42 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3655  = { \$42 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3656  = { \$42 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3657  = { \$42 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3658  = { \$42 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3659  = { \$42 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3660  = { \$42 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3661  = { \$42 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3662  = { \$48 [2:0], wgt[35:34] } == { \$54 [2:0], wgt[37:36] };
-  assign \$3663  = { \$48 [2:0], wgt[35:34] } == { \$60 [2:0], wgt[37:36] };
-  assign \$3664  = { \$48 [2:0], wgt[35:34] } == { \$66 [2:0], wgt[37:36] };
-  assign \$3665  = { \$48 [2:0], wgt[35:34] } == { \$72 [2:0], wgt[37:36] };
-  assign \$3666  = { \$48 [2:0], wgt[35:34] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3667  = { \$48 [2:0], wgt[35:34] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3668  = { \$48 [2:0], wgt[35:34] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3669  = { \$48 [2:0], wgt[35:34] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3670  = \$54 [2:0] == \$60 [2:0];
-  assign \$3671  = \$54 [2:0] == \$66 [2:0];
-  assign \$3672  = \$54 [2:0] == \$72 [2:0];
-  assign \$3673  = { \$54 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3674  = { \$54 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3675  = { \$54 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3676  = { \$54 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3677  = \$60 [2:0] == \$66 [2:0];
-  assign \$3678  = \$60 [2:0] == \$72 [2:0];
-  assign \$3679  = { \$60 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3680  = { \$60 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3681  = { \$60 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3682  = { \$60 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3683  = \$66 [2:0] == \$72 [2:0];
-  assign \$3684  = { \$66 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3685  = { \$66 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3686  = { \$66 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3687  = { \$66 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3688  = { \$72 [2:0], wgt[37:36] } == { \$78 [2:0], wgt[39:38] };
-  assign \$3689  = { \$72 [2:0], wgt[37:36] } == { \$84 [2:0], wgt[39:38] };
-  assign \$3690  = { \$72 [2:0], wgt[37:36] } == { \$90 [2:0], wgt[39:38] };
-  assign \$3691  = { \$72 [2:0], wgt[37:36] } == { \$96 [2:0], wgt[39:38] };
-  assign \$3692  = \$78 [2:0] == \$84 [2:0];
-  assign \$3693  = \$78 [2:0] == \$90 [2:0];
-  assign \$3694  = \$78 [2:0] == \$96 [2:0];
-  assign \$3695  = \$84 [2:0] == \$90 [2:0];
-  assign \$3696  = \$84 [2:0] == \$96 [2:0];
-  assign \$3697  = \$90 [2:0] == \$96 [2:0];
-  assign \$3698  = act_index + 1'h1;
-  assign \$3699  = ~ granted0;
-  assign \$3700  = pending0 & \$3699 ;
-  assign \$3701  = ~ d_done;
-  assign \$3702  = d_valid & \$3701 ;
-  assign \$3703  = stalls + 1'h1;
-  assign \$3704  = ~ ppu_stall;
-  assign \$3705  = drain_row + 1'h1;
-  assign \$3706  = drain_row == 4'hc;
-  assign \$3707  = clear_row + 1'h1;
-  assign \$3708  = clear_row == 4'hc;
-  assign \$3709  = op__valid & op__ready;
-  assign \$3710  = ! op__payload[1:0];
-  assign \$3711  = op__payload[1:0] == 1'h1;
-  assign \$3712  = op__payload[1:0] == 2'h2;
-  assign \$3713  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3714  = \$3713  + 1'h1;
-  assign \$3715  = | n_act;
-  assign \$3716  = ! op__payload[124:123];
-  assign \$3717  = op__payload[124:123] == 1'h1;
-  assign \$3718  = op__payload[124:123] == 2'h2;
-  assign \$3719  = op__payload[124:123] == 2'h3;
-  always @(posedge clk)
-    d_valid <= \$3720 ;
-  always @(posedge clk)
-    mults <= \$3721 ;
-  always @(posedge clk)
-    same_bank <= \$3722 ;
-  always @(posedge clk)
-    d_product_0 <= \$3723 ;
-  always @(posedge clk)
-    d_product_1 <= \$3724 ;
-  always @(posedge clk)
-    d_product_2 <= \$3725 ;
-  always @(posedge clk)
-    d_product_3 <= \$3726 ;
-  always @(posedge clk)
-    d_product_4 <= \$3727 ;
-  always @(posedge clk)
-    d_product_5 <= \$3728 ;
-  always @(posedge clk)
-    d_product_6 <= \$3729 ;
-  always @(posedge clk)
-    d_product_7 <= \$3730 ;
-  always @(posedge clk)
-    d_product_8 <= \$3731 ;
-  always @(posedge clk)
-    d_product_9 <= \$3732 ;
-  always @(posedge clk)
-    d_product_10 <= \$3733 ;
-  always @(posedge clk)
-    d_product_11 <= \$3734 ;
-  always @(posedge clk)
-    d_product_12 <= \$3735 ;
-  always @(posedge clk)
-    d_product_13 <= \$3736 ;
-  always @(posedge clk)
-    d_product_14 <= \$3737 ;
-  always @(posedge clk)
-    d_product_15 <= \$3738 ;
-  always @(posedge clk)
-    pending0 <= \$3739 ;
+  assign \$3402  = ppu_valid & ppu_stall;
+  assign ren0_31 = ~ \$3402 ;
+  assign \$3403  = $signed(rdata0_31) + $signed(add_value0_31);
+  assign \$3404  = $signed(1'h0) + $signed(rdata0_0);
+  assign \$3405  = $signed(\$3404 ) + $signed(bias_0);
+  assign \$3406  = $signed(1'h0) + $signed(rdata0_1);
+  assign \$3407  = $signed(\$3406 ) + $signed(bias_1);
+  assign \$3408  = $signed(1'h0) + $signed(rdata0_2);
+  assign \$3409  = $signed(\$3408 ) + $signed(bias_2);
+  assign \$3410  = $signed(1'h0) + $signed(rdata0_3);
+  assign \$3411  = $signed(\$3410 ) + $signed(bias_3);
+  assign \$3412  = $signed(1'h0) + $signed(rdata0_4);
+  assign \$3413  = $signed(\$3412 ) + $signed(bias_0);
+  assign \$3414  = $signed(1'h0) + $signed(rdata0_5);
+  assign \$3415  = $signed(\$3414 ) + $signed(bias_1);
+  assign \$3416  = $signed(1'h0) + $signed(rdata0_6);
+  assign \$3417  = $signed(\$3416 ) + $signed(bias_2);
+  assign \$3418  = $signed(1'h0) + $signed(rdata0_7);
+  assign \$3419  = $signed(\$3418 ) + $signed(bias_3);
+  assign \$3420  = $signed(1'h0) + $signed(rdata0_8);
+  assign \$3421  = $signed(\$3420 ) + $signed(bias_0);
+  assign \$3422  = $signed(1'h0) + $signed(rdata0_9);
+  assign \$3423  = $signed(\$3422 ) + $signed(bias_1);
+  assign \$3424  = $signed(1'h0) + $signed(rdata0_10);
+  assign \$3425  = $signed(\$3424 ) + $signed(bias_2);
+  assign \$3426  = $signed(1'h0) + $signed(rdata0_11);
+  assign \$3427  = $signed(\$3426 ) + $signed(bias_3);
+  assign \$3428  = $signed(1'h0) + $signed(rdata0_12);
+  assign \$3429  = $signed(\$3428 ) + $signed(bias_0);
+  assign \$3430  = $signed(1'h0) + $signed(rdata0_13);
+  assign \$3431  = $signed(\$3430 ) + $signed(bias_1);
+  assign \$3432  = $signed(1'h0) + $signed(rdata0_14);
+  assign \$3433  = $signed(\$3432 ) + $signed(bias_2);
+  assign \$3434  = $signed(1'h0) + $signed(rdata0_15);
+  assign \$3435  = $signed(\$3434 ) + $signed(bias_3);
+  assign \$3436  = $signed(1'h0) + $signed(rdata0_16);
+  assign \$3437  = $signed(\$3436 ) + $signed(bias_0);
+  assign \$3438  = $signed(1'h0) + $signed(rdata0_17);
+  assign \$3439  = $signed(\$3438 ) + $signed(bias_1);
+  assign \$3440  = $signed(1'h0) + $signed(rdata0_18);
+  assign \$3441  = $signed(\$3440 ) + $signed(bias_2);
+  assign \$3442  = $signed(1'h0) + $signed(rdata0_19);
+  assign \$3443  = $signed(\$3442 ) + $signed(bias_3);
+  assign \$3444  = $signed(1'h0) + $signed(rdata0_20);
+  assign \$3445  = $signed(\$3444 ) + $signed(bias_0);
+  assign \$3446  = $signed(1'h0) + $signed(rdata0_21);
+  assign \$3447  = $signed(\$3446 ) + $signed(bias_1);
+  assign \$3448  = $signed(1'h0) + $signed(rdata0_22);
+  assign \$3449  = $signed(\$3448 ) + $signed(bias_2);
+  assign \$3450  = $signed(1'h0) + $signed(rdata0_23);
+  assign \$3451  = $signed(\$3450 ) + $signed(bias_3);
+  assign \$3452  = $signed(1'h0) + $signed(rdata0_24);
+  assign \$3453  = $signed(\$3452 ) + $signed(bias_0);
+  assign \$3454  = $signed(1'h0) + $signed(rdata0_25);
+  assign \$3455  = $signed(\$3454 ) + $signed(bias_1);
+  assign \$3456  = $signed(1'h0) + $signed(rdata0_26);
+  assign \$3457  = $signed(\$3456 ) + $signed(bias_2);
+  assign \$3458  = $signed(1'h0) + $signed(rdata0_27);
+  assign \$3459  = $signed(\$3458 ) + $signed(bias_3);
+  assign \$3460  = $signed(1'h0) + $signed(rdata0_28);
+  assign \$3461  = $signed(\$3460 ) + $signed(bias_0);
+  assign \$3462  = $signed(1'h0) + $signed(rdata0_29);
+  assign \$3463  = $signed(\$3462 ) + $signed(bias_1);
+  assign \$3464  = $signed(1'h0) + $signed(rdata0_30);
+  assign \$3465  = $signed(\$3464 ) + $signed(bias_2);
+  assign \$3466  = $signed(1'h0) + $signed(rdata0_31);
+  assign \$3467  = $signed(\$3466 ) + $signed(bias_3);
+  assign \$3469  = 1'h0 + \$3468 ;
+  assign \$3471  = \$3469  + \$3470 ;
+  assign \$3472  = \$3471  + op__payload[49:47];
+  assign \$3474  = 1'h0 + \$3473 ;
+  assign \$3476  = \$3474  + \$3475 ;
+  assign \$3477  = \$3476  + op__payload[52:50];
+  assign \$3479  = 1'h0 + \$3478 ;
+  assign \$3481  = \$3479  + \$3480 ;
+  assign \$3482  = \$3481  + op__payload[55:53];
+  assign \$3484  = 1'h0 + \$3483 ;
+  assign \$3486  = \$3484  + \$3485 ;
+  assign \$3487  = \$3486  + op__payload[58:56];
+  assign \$3488  = ~ clearing;
+  assign \$3489  = ~ end_pending;
+  assign \$3490  = \$3488  & \$3489 ;
+  assign \$3491  = ~ ppu_valid;
+  assign \$3492  = \$3490  & \$3491 ;
+  assign \$3493  = ~ wgt_busy;
+  assign \$3494  = d_load & last_pair;
+  assign \$3495  = \$3493  | \$3494 ;
+  assign op__ready = \$3492  & \$3495 ;
+  assign \$3496  = op__valid & op__ready;
+  assign \$3497  = ! op__payload[1:0];
+  assign \$3498  = op__payload[1:0] == 1'h1;
+  assign \$3499  = op__payload[1:0] == 2'h2;
+  assign \$3500  = op__payload[2] ? 5'h00 : n_act;
+  assign \$3501  = 1'h0 + valid0_0;
+  assign \$3502  = \$3501  + valid0_1;
+  assign \$3503  = \$3502  + valid0_2;
+  assign \$3504  = \$3503  + valid0_3;
+  assign \$3505  = \$3504  + valid0_4;
+  assign \$3506  = \$3505  + valid0_5;
+  assign \$3507  = \$3506  + valid0_6;
+  assign \$3508  = \$3507  + valid0_7;
+  assign \$3509  = \$3508  + valid0_8;
+  assign \$3510  = \$3509  + valid0_9;
+  assign \$3511  = \$3510  + valid0_10;
+  assign \$3512  = \$3511  + valid0_11;
+  assign \$3513  = \$3512  + valid0_12;
+  assign \$3514  = \$3513  + valid0_13;
+  assign \$3515  = \$3514  + valid0_14;
+  assign \$3516  = \$3515  + valid0_15;
+  assign \$3517  = mults + \$3516 ;
+  assign \$3518  = \$1 [2:0] == \$2 [2:0];
+  assign \$3519  = \$1 [2:0] == \$3 [2:0];
+  assign \$3520  = \$1 [2:0] == \$4 [2:0];
+  assign \$3521  = { \$1 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
+  assign \$3522  = { \$1 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3523  = { \$1 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3524  = { \$1 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3525  = { \$1 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3526  = { \$1 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3527  = { \$1 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3528  = { \$1 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3529  = { \$1 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3530  = { \$1 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3531  = { \$1 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3532  = { \$1 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3533  = \$2 [2:0] == \$3 [2:0];
+  assign \$3534  = \$2 [2:0] == \$4 [2:0];
+  assign \$3535  = { \$2 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
+  assign \$3536  = { \$2 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3537  = { \$2 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3538  = { \$2 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3539  = { \$2 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3540  = { \$2 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3541  = { \$2 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3542  = { \$2 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3543  = { \$2 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3544  = { \$2 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3545  = { \$2 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3546  = { \$2 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3547  = \$3 [2:0] == \$4 [2:0];
+  assign \$3548  = { \$3 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
+  assign \$3549  = { \$3 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3550  = { \$3 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3551  = { \$3 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3552  = { \$3 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3553  = { \$3 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3554  = { \$3 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3555  = { \$3 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3556  = { \$3 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3557  = { \$3 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3558  = { \$3 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3559  = { \$3 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3560  = { \$4 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
+  assign \$3561  = { \$4 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3562  = { \$4 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3563  = { \$4 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3564  = { \$4 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3565  = { \$4 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3566  = { \$4 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3567  = { \$4 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3568  = { \$4 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3569  = { \$4 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3570  = { \$4 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3571  = { \$4 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3572  = \$5 [2:0] == \$6 [2:0];
+  assign \$3573  = \$5 [2:0] == \$7 [2:0];
+  assign \$3574  = \$5 [2:0] == \$8 [2:0];
+  assign \$3575  = { \$5 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3576  = { \$5 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3577  = { \$5 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3578  = { \$5 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3579  = { \$5 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3580  = { \$5 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3581  = { \$5 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3582  = { \$5 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3583  = \$6 [2:0] == \$7 [2:0];
+  assign \$3584  = \$6 [2:0] == \$8 [2:0];
+  assign \$3585  = { \$6 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3586  = { \$6 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3587  = { \$6 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3588  = { \$6 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3589  = { \$6 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3590  = { \$6 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3591  = { \$6 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3592  = { \$6 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3593  = \$7 [2:0] == \$8 [2:0];
+  assign \$3594  = { \$7 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3595  = { \$7 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3596  = { \$7 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3597  = { \$7 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3598  = { \$7 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3599  = { \$7 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3600  = { \$7 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3601  = { \$7 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3602  = { \$8 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
+  assign \$3603  = { \$8 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3604  = { \$8 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3605  = { \$8 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3606  = { \$8 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3607  = { \$8 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3608  = { \$8 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3609  = { \$8 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3610  = \$9 [2:0] == \$10 [2:0];
+  assign \$3611  = \$9 [2:0] == \$11 [2:0];
+  assign \$3612  = \$9 [2:0] == \$12 [2:0];
+  assign \$3613  = { \$9 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3614  = { \$9 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3615  = { \$9 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3616  = { \$9 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3617  = \$10 [2:0] == \$11 [2:0];
+  assign \$3618  = \$10 [2:0] == \$12 [2:0];
+  assign \$3619  = { \$10 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3620  = { \$10 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3621  = { \$10 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3622  = { \$10 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3623  = \$11 [2:0] == \$12 [2:0];
+  assign \$3624  = { \$11 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3625  = { \$11 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3626  = { \$11 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3627  = { \$11 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3628  = { \$12 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
+  assign \$3629  = { \$12 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3630  = { \$12 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3631  = { \$12 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3632  = \$13 [2:0] == \$14 [2:0];
+  assign \$3633  = \$13 [2:0] == \$15 [2:0];
+  assign \$3634  = \$13 [2:0] == \$16 [2:0];
+  assign \$3635  = \$14 [2:0] == \$15 [2:0];
+  assign \$3636  = \$14 [2:0] == \$16 [2:0];
+  assign \$3637  = \$15 [2:0] == \$16 [2:0];
+  assign \$3638  = act_index + 1'h1;
+  assign \$3639  = ~ granted0;
+  assign \$3640  = pending0 & \$3639 ;
+  assign \$3641  = ~ d_done;
+  assign \$3642  = d_valid & \$3641 ;
+  assign \$3643  = stalls + 1'h1;
+  assign \$3644  = ~ ppu_stall;
+  assign \$3645  = drain_row + 1'h1;
+  assign \$3646  = drain_row == 4'hc;
+  assign \$3647  = clear_row + 1'h1;
+  assign \$3648  = clear_row == 4'hc;
+  assign \$3649  = op__valid & op__ready;
+  assign \$3650  = ! op__payload[1:0];
+  assign \$3651  = op__payload[1:0] == 1'h1;
+  assign \$3652  = op__payload[1:0] == 2'h2;
+  assign \$3653  = op__payload[2] ? 5'h00 : n_act;
+  assign \$3654  = \$3653  + 1'h1;
+  assign \$3655  = | n_act;
+  assign \$3656  = 2'h2 - op__payload[104:103];
+  assign \$3658  = $signed(1'h0) + $signed(\$3657 );
+  assign \$3659  = 2'h2 - op__payload[104:103];
+  assign \$3661  = $signed(\$3658 ) + $signed(\$3660 );
+  assign \$3662  = 2'h2 - op__payload[112:111];
+  assign \$3663  = $signed(\$3661 ) + $signed(\$3662 );
+  assign \$3664  = 2'h2 - op__payload[106:105];
+  assign \$3666  = $signed(1'h0) + $signed(\$3665 );
+  assign \$3667  = 2'h2 - op__payload[106:105];
+  assign \$3669  = $signed(\$3666 ) + $signed(\$3668 );
+  assign \$3670  = 2'h2 - op__payload[114:113];
+  assign \$3671  = $signed(\$3669 ) + $signed(\$3670 );
+  assign \$3672  = 2'h2 - op__payload[108:107];
+  assign \$3674  = $signed(1'h0) + $signed(\$3673 );
+  assign \$3675  = 2'h2 - op__payload[108:107];
+  assign \$3677  = $signed(\$3674 ) + $signed(\$3676 );
+  assign \$3678  = 2'h2 - op__payload[116:115];
+  assign \$3679  = $signed(\$3677 ) + $signed(\$3678 );
+  assign \$3680  = 2'h2 - op__payload[110:109];
+  assign \$3682  = $signed(1'h0) + $signed(\$3681 );
+  assign \$3683  = 2'h2 - op__payload[110:109];
+  assign \$3685  = $signed(\$3682 ) + $signed(\$3684 );
+  assign \$3686  = 2'h2 - op__payload[118:117];
+  assign \$3687  = $signed(\$3685 ) + $signed(\$3686 );
+  assign \$3688  = ! op__payload[124:123];
+  assign \$3689  = op__payload[124:123] == 1'h1;
+  assign \$3690  = op__payload[124:123] == 2'h2;
+  assign \$3691  = op__payload[124:123] == 2'h3;
+  always @(posedge clk)
+    d_valid <= \$3692 ;
+  always @(posedge clk)
+    mults <= \$3693 ;
+  always @(posedge clk)
+    same_bank <= \$3694 ;
+  always @(posedge clk)
+    d_product_0 <= \$3695 ;
+  always @(posedge clk)
+    d_product_1 <= \$3696 ;
+  always @(posedge clk)
+    d_product_2 <= \$3697 ;
+  always @(posedge clk)
+    d_product_3 <= \$3698 ;
+  always @(posedge clk)
+    d_product_4 <= \$3699 ;
+  always @(posedge clk)
+    d_product_5 <= \$3700 ;
+  always @(posedge clk)
+    d_product_6 <= \$3701 ;
+  always @(posedge clk)
+    d_product_7 <= \$3702 ;
+  always @(posedge clk)
+    d_product_8 <= \$3703 ;
+  always @(posedge clk)
+    d_product_9 <= \$3704 ;
+  always @(posedge clk)
+    d_product_10 <= \$3705 ;
+  always @(posedge clk)
+    d_product_11 <= \$3706 ;
+  always @(posedge clk)
+    d_product_12 <= \$3707 ;
+  always @(posedge clk)
+    d_product_13 <= \$3708 ;
+  always @(posedge clk)
+    d_product_14 <= \$3709 ;
+  always @(posedge clk)
+    d_product_15 <= \$3710 ;
+  always @(posedge clk)
+    pending0 <= \$3711 ;
+  always @(posedge clk)
+    d_bank0_0 <= \$3712 ;
+  always @(posedge clk)
+    d_row0_0 <= \$3713 ;
+  always @(posedge clk)
+    d_bank0_1 <= \$3714 ;
+  always @(posedge clk)
+    d_row0_1 <= \$3715 ;
+  always @(posedge clk)
+    d_bank0_2 <= \$3716 ;
+  always @(posedge clk)
+    d_row0_2 <= \$3717 ;
+  always @(posedge clk)
+    d_bank0_3 <= \$3718 ;
+  always @(posedge clk)
+    d_row0_3 <= \$3719 ;
+  always @(posedge clk)
+    d_bank0_4 <= \$3720 ;
+  always @(posedge clk)
+    d_row0_4 <= \$3721 ;
+  always @(posedge clk)
+    d_bank0_5 <= \$3722 ;
+  always @(posedge clk)
+    d_row0_5 <= \$3723 ;
+  always @(posedge clk)
+    d_bank0_6 <= \$3724 ;
+  always @(posedge clk)
+    d_row0_6 <= \$3725 ;
+  always @(posedge clk)
+    d_bank0_7 <= \$3726 ;
+  always @(posedge clk)
+    d_row0_7 <= \$3727 ;
+  always @(posedge clk)
+    d_bank0_8 <= \$3728 ;
+  always @(posedge clk)
+    d_row0_8 <= \$3729 ;
   always @(posedge clk)
-    d_bank0_0 <= \$3740 ;
+    d_bank0_9 <= \$3730 ;
   always @(posedge clk)
-    d_row0_0 <= \$3741 ;
+    d_row0_9 <= \$3731 ;
   always @(posedge clk)
-    d_bank0_1 <= \$3742 ;
+    d_bank0_10 <= \$3732 ;
   always @(posedge clk)
-    d_row0_1 <= \$3743 ;
+    d_row0_10 <= \$3733 ;
   always @(posedge clk)
-    d_bank0_2 <= \$3744 ;
+    d_bank0_11 <= \$3734 ;
   always @(posedge clk)
-    d_row0_2 <= \$3745 ;
+    d_row0_11 <= \$3735 ;
   always @(posedge clk)
-    d_bank0_3 <= \$3746 ;
+    d_bank0_12 <= \$3736 ;
   always @(posedge clk)
-    d_row0_3 <= \$3747 ;
+    d_row0_12 <= \$3737 ;
   always @(posedge clk)
-    d_bank0_4 <= \$3748 ;
+    d_bank0_13 <= \$3738 ;
   always @(posedge clk)
-    d_row0_4 <= \$3749 ;
+    d_row0_13 <= \$3739 ;
   always @(posedge clk)
-    d_bank0_5 <= \$3750 ;
+    d_bank0_14 <= \$3740 ;
   always @(posedge clk)
-    d_row0_5 <= \$3751 ;
+    d_row0_14 <= \$3741 ;
   always @(posedge clk)
-    d_bank0_6 <= \$3752 ;
+    d_bank0_15 <= \$3742 ;
   always @(posedge clk)
-    d_row0_6 <= \$3753 ;
+    d_row0_15 <= \$3743 ;
   always @(posedge clk)
-    d_bank0_7 <= \$3754 ;
+    act_index <= \$3744 ;
   always @(posedge clk)
-    d_row0_7 <= \$3755 ;
+    wgt_busy <= \$3745 ;
   always @(posedge clk)
-    d_bank0_8 <= \$3756 ;
+    stalls <= \$3746 ;
   always @(posedge clk)
-    d_row0_8 <= \$3757 ;
+    d_flush <= \$3747 ;
   always @(posedge clk)
-    d_bank0_9 <= \$3758 ;
+    ppu_valid <= \$3748 ;
   always @(posedge clk)
-    d_row0_9 <= \$3759 ;
+    ppu_row <= \$3749 ;
   always @(posedge clk)
-    d_bank0_10 <= \$3760 ;
+    drain_row <= \$3750 ;
   always @(posedge clk)
-    d_row0_10 <= \$3761 ;
+    end_pending <= \$3751 ;
   always @(posedge clk)
-    d_bank0_11 <= \$3762 ;
+    fresh <= \$3752 ;
   always @(posedge clk)
-    d_row0_11 <= \$3763 ;
+    y__valid <= \$3753 ;
   always @(posedge clk)
-    d_bank0_12 <= \$3764 ;
+    y__payload <= \$3754 ;
   always @(posedge clk)
-    d_row0_12 <= \$3765 ;
+    arb_valid0_0 <= \$3755 ;
   always @(posedge clk)
-    d_bank0_13 <= \$3766 ;
+    arb_row0_0 <= \$3756 ;
   always @(posedge clk)
-    d_row0_13 <= \$3767 ;
+    arb_value0_0 <= \$3757 ;
   always @(posedge clk)
-    d_bank0_14 <= \$3768 ;
+    add_valid0_0 <= \$3758 ;
   always @(posedge clk)
-    d_row0_14 <= \$3769 ;
+    add_row0_0 <= \$3759 ;
   always @(posedge clk)
-    d_bank0_15 <= \$3770 ;
+    add_value0_0 <= \$3760 ;
   always @(posedge clk)
-    d_row0_15 <= \$3771 ;
+    arb_valid0_1 <= \$3761 ;
   always @(posedge clk)
-    act_index <= \$3772 ;
+    arb_row0_1 <= \$3762 ;
   always @(posedge clk)
-    wgt_busy <= \$3773 ;
+    arb_value0_1 <= \$3763 ;
   always @(posedge clk)
-    stalls <= \$3774 ;
+    add_valid0_1 <= \$3764 ;
   always @(posedge clk)
-    d_flush <= \$3775 ;
+    add_row0_1 <= \$3765 ;
   always @(posedge clk)
-    ppu_valid <= \$3776 ;
+    add_value0_1 <= \$3766 ;
   always @(posedge clk)
-    ppu_row <= \$3777 ;
+    arb_valid0_2 <= \$3767 ;
   always @(posedge clk)
-    drain_row <= \$3778 ;
+    arb_row0_2 <= \$3768 ;
   always @(posedge clk)
-    end_pending <= \$3779 ;
+    arb_value0_2 <= \$3769 ;
   always @(posedge clk)
-    fresh <= \$3780 ;
+    add_valid0_2 <= \$3770 ;
   always @(posedge clk)
-    y__valid <= \$3781 ;
+    add_row0_2 <= \$3771 ;
   always @(posedge clk)
-    y__payload <= \$3782 ;
+    add_value0_2 <= \$3772 ;
   always @(posedge clk)
-    arb_valid0_0 <= \$3783 ;
+    arb_valid0_3 <= \$3773 ;
   always @(posedge clk)
-    arb_row0_0 <= \$3784 ;
+    arb_row0_3 <= \$3774 ;
   always @(posedge clk)
-    arb_value0_0 <= \$3785 ;
+    arb_value0_3 <= \$3775 ;
   always @(posedge clk)
-    add_valid0_0 <= \$3786 ;
+    add_valid0_3 <= \$3776 ;
   always @(posedge clk)
-    add_row0_0 <= \$3787 ;
+    add_row0_3 <= \$3777 ;
   always @(posedge clk)
-    add_value0_0 <= \$3788 ;
+    add_value0_3 <= \$3778 ;
   always @(posedge clk)
-    arb_valid0_1 <= \$3789 ;
+    arb_valid0_4 <= \$3779 ;
   always @(posedge clk)
-    arb_row0_1 <= \$3790 ;
+    arb_row0_4 <= \$3780 ;
   always @(posedge clk)
-    arb_value0_1 <= \$3791 ;
+    arb_value0_4 <= \$3781 ;
   always @(posedge clk)
-    add_valid0_1 <= \$3792 ;
+    add_valid0_4 <= \$3782 ;
   always @(posedge clk)
-    add_row0_1 <= \$3793 ;
+    add_row0_4 <= \$3783 ;
   always @(posedge clk)
-    add_value0_1 <= \$3794 ;
+    add_value0_4 <= \$3784 ;
   always @(posedge clk)
-    arb_valid0_2 <= \$3795 ;
+    arb_valid0_5 <= \$3785 ;
   always @(posedge clk)
-    arb_row0_2 <= \$3796 ;
+    arb_row0_5 <= \$3786 ;
   always @(posedge clk)
-    arb_value0_2 <= \$3797 ;
+    arb_value0_5 <= \$3787 ;
   always @(posedge clk)
-    add_valid0_2 <= \$3798 ;
+    add_valid0_5 <= \$3788 ;
   always @(posedge clk)
-    add_row0_2 <= \$3799 ;
+    add_row0_5 <= \$3789 ;
   always @(posedge clk)
-    add_value0_2 <= \$3800 ;
+    add_value0_5 <= \$3790 ;
   always @(posedge clk)
-    arb_valid0_3 <= \$3801 ;
+    arb_valid0_6 <= \$3791 ;
   always @(posedge clk)
-    arb_row0_3 <= \$3802 ;
+    arb_row0_6 <= \$3792 ;
   always @(posedge clk)
-    arb_value0_3 <= \$3803 ;
+    arb_value0_6 <= \$3793 ;
   always @(posedge clk)
-    add_valid0_3 <= \$3804 ;
+    add_valid0_6 <= \$3794 ;
   always @(posedge clk)
-    add_row0_3 <= \$3805 ;
+    add_row0_6 <= \$3795 ;
   always @(posedge clk)
-    add_value0_3 <= \$3806 ;
+    add_value0_6 <= \$3796 ;
   always @(posedge clk)
-    arb_valid0_4 <= \$3807 ;
+    arb_valid0_7 <= \$3797 ;
   always @(posedge clk)
-    arb_row0_4 <= \$3808 ;
+    arb_row0_7 <= \$3798 ;
   always @(posedge clk)
-    arb_value0_4 <= \$3809 ;
+    arb_value0_7 <= \$3799 ;
   always @(posedge clk)
-    add_valid0_4 <= \$3810 ;
+    add_valid0_7 <= \$3800 ;
   always @(posedge clk)
-    add_row0_4 <= \$3811 ;
+    add_row0_7 <= \$3801 ;
   always @(posedge clk)
-    add_value0_4 <= \$3812 ;
+    add_value0_7 <= \$3802 ;
   always @(posedge clk)
-    arb_valid0_5 <= \$3813 ;
+    arb_valid0_8 <= \$3803 ;
   always @(posedge clk)
-    arb_row0_5 <= \$3814 ;
+    arb_row0_8 <= \$3804 ;
   always @(posedge clk)
-    arb_value0_5 <= \$3815 ;
+    arb_value0_8 <= \$3805 ;
   always @(posedge clk)
-    add_valid0_5 <= \$3816 ;
+    add_valid0_8 <= \$3806 ;
   always @(posedge clk)
-    add_row0_5 <= \$3817 ;
+    add_row0_8 <= \$3807 ;
   always @(posedge clk)
-    add_value0_5 <= \$3818 ;
+    add_value0_8 <= \$3808 ;
   always @(posedge clk)
-    arb_valid0_6 <= \$3819 ;
+    arb_valid0_9 <= \$3809 ;
   always @(posedge clk)
-    arb_row0_6 <= \$3820 ;
+    arb_row0_9 <= \$3810 ;
   always @(posedge clk)
-    arb_value0_6 <= \$3821 ;
+    arb_value0_9 <= \$3811 ;
   always @(posedge clk)
-    add_valid0_6 <= \$3822 ;
+    add_valid0_9 <= \$3812 ;
   always @(posedge clk)
-    add_row0_6 <= \$3823 ;
+    add_row0_9 <= \$3813 ;
   always @(posedge clk)
-    add_value0_6 <= \$3824 ;
+    add_value0_9 <= \$3814 ;
   always @(posedge clk)
-    arb_valid0_7 <= \$3825 ;
+    arb_valid0_10 <= \$3815 ;
   always @(posedge clk)
-    arb_row0_7 <= \$3826 ;
+    arb_row0_10 <= \$3816 ;
   always @(posedge clk)
-    arb_value0_7 <= \$3827 ;
+    arb_value0_10 <= \$3817 ;
   always @(posedge clk)
-    add_valid0_7 <= \$3828 ;
+    add_valid0_10 <= \$3818 ;
   always @(posedge clk)
-    add_row0_7 <= \$3829 ;
+    add_row0_10 <= \$3819 ;
   always @(posedge clk)
-    add_value0_7 <= \$3830 ;
+    add_value0_10 <= \$3820 ;
   always @(posedge clk)
-    arb_valid0_8 <= \$3831 ;
+    arb_valid0_11 <= \$3821 ;
   always @(posedge clk)
-    arb_row0_8 <= \$3832 ;
+    arb_row0_11 <= \$3822 ;
   always @(posedge clk)
-    arb_value0_8 <= \$3833 ;
+    arb_value0_11 <= \$3823 ;
   always @(posedge clk)
-    add_valid0_8 <= \$3834 ;
+    add_valid0_11 <= \$3824 ;
   always @(posedge clk)
-    add_row0_8 <= \$3835 ;
+    add_row0_11 <= \$3825 ;
   always @(posedge clk)
-    add_value0_8 <= \$3836 ;
+    add_value0_11 <= \$3826 ;
   always @(posedge clk)
-    arb_valid0_9 <= \$3837 ;
+    arb_valid0_12 <= \$3827 ;
   always @(posedge clk)
-    arb_row0_9 <= \$3838 ;
+    arb_row0_12 <= \$3828 ;
   always @(posedge clk)
-    arb_value0_9 <= \$3839 ;
+    arb_value0_12 <= \$3829 ;
   always @(posedge clk)
-    add_valid0_9 <= \$3840 ;
+    add_valid0_12 <= \$3830 ;
   always @(posedge clk)
-    add_row0_9 <= \$3841 ;
+    add_row0_12 <= \$3831 ;
   always @(posedge clk)
-    add_value0_9 <= \$3842 ;
+    add_value0_12 <= \$3832 ;
   always @(posedge clk)
-    arb_valid0_10 <= \$3843 ;
+    arb_valid0_13 <= \$3833 ;
   always @(posedge clk)
-    arb_row0_10 <= \$3844 ;
+    arb_row0_13 <= \$3834 ;
   always @(posedge clk)
-    arb_value0_10 <= \$3845 ;
+    arb_value0_13 <= \$3835 ;
   always @(posedge clk)
-    add_valid0_10 <= \$3846 ;
+    add_valid0_13 <= \$3836 ;
   always @(posedge clk)
-    add_row0_10 <= \$3847 ;
+    add_row0_13 <= \$3837 ;
   always @(posedge clk)
-    add_value0_10 <= \$3848 ;
+    add_value0_13 <= \$3838 ;
   always @(posedge clk)
-    arb_valid0_11 <= \$3849 ;
+    arb_valid0_14 <= \$3839 ;
   always @(posedge clk)
-    arb_row0_11 <= \$3850 ;
+    arb_row0_14 <= \$3840 ;
   always @(posedge clk)
-    arb_value0_11 <= \$3851 ;
+    arb_value0_14 <= \$3841 ;
   always @(posedge clk)
-    add_valid0_11 <= \$3852 ;
+    add_valid0_14 <= \$3842 ;
   always @(posedge clk)
-    add_row0_11 <= \$3853 ;
+    add_row0_14 <= \$3843 ;
   always @(posedge clk)
-    add_value0_11 <= \$3854 ;
+    add_value0_14 <= \$3844 ;
   always @(posedge clk)
-    arb_valid0_12 <= \$3855 ;
+    arb_valid0_15 <= \$3845 ;
   always @(posedge clk)
-    arb_row0_12 <= \$3856 ;
+    arb_row0_15 <= \$3846 ;
   always @(posedge clk)
-    arb_value0_12 <= \$3857 ;
+    arb_value0_15 <= \$3847 ;
   always @(posedge clk)
-    add_valid0_12 <= \$3858 ;
+    add_valid0_15 <= \$3848 ;
   always @(posedge clk)
-    add_row0_12 <= \$3859 ;
+    add_row0_15 <= \$3849 ;
   always @(posedge clk)
-    add_value0_12 <= \$3860 ;
+    add_value0_15 <= \$3850 ;
   always @(posedge clk)
-    arb_valid0_13 <= \$3861 ;
+    arb_valid0_16 <= \$3851 ;
   always @(posedge clk)
-    arb_row0_13 <= \$3862 ;
+    arb_row0_16 <= \$3852 ;
   always @(posedge clk)
-    arb_value0_13 <= \$3863 ;
+    arb_value0_16 <= \$3853 ;
   always @(posedge clk)
-    add_valid0_13 <= \$3864 ;
+    add_valid0_16 <= \$3854 ;
   always @(posedge clk)
-    add_row0_13 <= \$3865 ;
+    add_row0_16 <= \$3855 ;
   always @(posedge clk)
-    add_value0_13 <= \$3866 ;
+    add_value0_16 <= \$3856 ;
   always @(posedge clk)
-    arb_valid0_14 <= \$3867 ;
+    arb_valid0_17 <= \$3857 ;
   always @(posedge clk)
-    arb_row0_14 <= \$3868 ;
+    arb_row0_17 <= \$3858 ;
   always @(posedge clk)
-    arb_value0_14 <= \$3869 ;
+    arb_value0_17 <= \$3859 ;
   always @(posedge clk)
-    add_valid0_14 <= \$3870 ;
+    add_valid0_17 <= \$3860 ;
   always @(posedge clk)
-    add_row0_14 <= \$3871 ;
+    add_row0_17 <= \$3861 ;
   always @(posedge clk)
-    add_value0_14 <= \$3872 ;
+    add_value0_17 <= \$3862 ;
   always @(posedge clk)
-    arb_valid0_15 <= \$3873 ;
+    arb_valid0_18 <= \$3863 ;
   always @(posedge clk)
-    arb_row0_15 <= \$3874 ;
+    arb_row0_18 <= \$3864 ;
   always @(posedge clk)
-    arb_value0_15 <= \$3875 ;
+    arb_value0_18 <= \$3865 ;
   always @(posedge clk)
-    add_valid0_15 <= \$3876 ;
+    add_valid0_18 <= \$3866 ;
   always @(posedge clk)
-    add_row0_15 <= \$3877 ;
+    add_row0_18 <= \$3867 ;
   always @(posedge clk)
-    add_value0_15 <= \$3878 ;
+    add_value0_18 <= \$3868 ;
   always @(posedge clk)
-    arb_valid0_16 <= \$3879 ;
+    arb_valid0_19 <= \$3869 ;
   always @(posedge clk)
-    arb_row0_16 <= \$3880 ;
+    arb_row0_19 <= \$3870 ;
   always @(posedge clk)
-    arb_value0_16 <= \$3881 ;
+    arb_value0_19 <= \$3871 ;
   always @(posedge clk)
-    add_valid0_16 <= \$3882 ;
+    add_valid0_19 <= \$3872 ;
   always @(posedge clk)
-    add_row0_16 <= \$3883 ;
+    add_row0_19 <= \$3873 ;
   always @(posedge clk)
-    add_value0_16 <= \$3884 ;
+    add_value0_19 <= \$3874 ;
   always @(posedge clk)
-    arb_valid0_17 <= \$3885 ;
+    arb_valid0_20 <= \$3875 ;
   always @(posedge clk)
-    arb_row0_17 <= \$3886 ;
+    arb_row0_20 <= \$3876 ;
   always @(posedge clk)
-    arb_value0_17 <= \$3887 ;
+    arb_value0_20 <= \$3877 ;
   always @(posedge clk)
-    add_valid0_17 <= \$3888 ;
+    add_valid0_20 <= \$3878 ;
   always @(posedge clk)
-    add_row0_17 <= \$3889 ;
+    add_row0_20 <= \$3879 ;
   always @(posedge clk)
-    add_value0_17 <= \$3890 ;
+    add_value0_20 <= \$3880 ;
   always @(posedge clk)
-    arb_valid0_18 <= \$3891 ;
+    arb_valid0_21 <= \$3881 ;
   always @(posedge clk)
-    arb_row0_18 <= \$3892 ;
+    arb_row0_21 <= \$3882 ;
   always @(posedge clk)
-    arb_value0_18 <= \$3893 ;
+    arb_value0_21 <= \$3883 ;
   always @(posedge clk)
-    add_valid0_18 <= \$3894 ;
+    add_valid0_21 <= \$3884 ;
   always @(posedge clk)
-    add_row0_18 <= \$3895 ;
+    add_row0_21 <= \$3885 ;
   always @(posedge clk)
-    add_value0_18 <= \$3896 ;
+    add_value0_21 <= \$3886 ;
   always @(posedge clk)
-    arb_valid0_19 <= \$3897 ;
+    arb_valid0_22 <= \$3887 ;
   always @(posedge clk)
-    arb_row0_19 <= \$3898 ;
+    arb_row0_22 <= \$3888 ;
   always @(posedge clk)
-    arb_value0_19 <= \$3899 ;
+    arb_value0_22 <= \$3889 ;
   always @(posedge clk)
-    add_valid0_19 <= \$3900 ;
+    add_valid0_22 <= \$3890 ;
   always @(posedge clk)
-    add_row0_19 <= \$3901 ;
+    add_row0_22 <= \$3891 ;
   always @(posedge clk)
-    add_value0_19 <= \$3902 ;
+    add_value0_22 <= \$3892 ;
   always @(posedge clk)
-    arb_valid0_20 <= \$3903 ;
+    arb_valid0_23 <= \$3893 ;
   always @(posedge clk)
-    arb_row0_20 <= \$3904 ;
+    arb_row0_23 <= \$3894 ;
   always @(posedge clk)
-    arb_value0_20 <= \$3905 ;
+    arb_value0_23 <= \$3895 ;
   always @(posedge clk)
-    add_valid0_20 <= \$3906 ;
+    add_valid0_23 <= \$3896 ;
   always @(posedge clk)
-    add_row0_20 <= \$3907 ;
+    add_row0_23 <= \$3897 ;
   always @(posedge clk)
-    add_value0_20 <= \$3908 ;
+    add_value0_23 <= \$3898 ;
   always @(posedge clk)
-    arb_valid0_21 <= \$3909 ;
+    arb_valid0_24 <= \$3899 ;
   always @(posedge clk)
-    arb_row0_21 <= \$3910 ;
+    arb_row0_24 <= \$3900 ;
   always @(posedge clk)
-    arb_value0_21 <= \$3911 ;
+    arb_value0_24 <= \$3901 ;
   always @(posedge clk)
-    add_valid0_21 <= \$3912 ;
+    add_valid0_24 <= \$3902 ;
   always @(posedge clk)
-    add_row0_21 <= \$3913 ;
+    add_row0_24 <= \$3903 ;
   always @(posedge clk)
-    add_value0_21 <= \$3914 ;
+    add_value0_24 <= \$3904 ;
   always @(posedge clk)
-    arb_valid0_22 <= \$3915 ;
+    arb_valid0_25 <= \$3905 ;
   always @(posedge clk)
-    arb_row0_22 <= \$3916 ;
+    arb_row0_25 <= \$3906 ;
   always @(posedge clk)
-    arb_value0_22 <= \$3917 ;
+    arb_value0_25 <= \$3907 ;
   always @(posedge clk)
-    add_valid0_22 <= \$3918 ;
+    add_valid0_25 <= \$3908 ;
   always @(posedge clk)
-    add_row0_22 <= \$3919 ;
+    add_row0_25 <= \$3909 ;
   always @(posedge clk)
-    add_value0_22 <= \$3920 ;
+    add_value0_25 <= \$3910 ;
   always @(posedge clk)
-    arb_valid0_23 <= \$3921 ;
+    arb_valid0_26 <= \$3911 ;
   always @(posedge clk)
-    arb_row0_23 <= \$3922 ;
+    arb_row0_26 <= \$3912 ;
   always @(posedge clk)
-    arb_value0_23 <= \$3923 ;
+    arb_value0_26 <= \$3913 ;
   always @(posedge clk)
-    add_valid0_23 <= \$3924 ;
+    add_valid0_26 <= \$3914 ;
   always @(posedge clk)
-    add_row0_23 <= \$3925 ;
+    add_row0_26 <= \$3915 ;
   always @(posedge clk)
-    add_value0_23 <= \$3926 ;
+    add_value0_26 <= \$3916 ;
   always @(posedge clk)
-    arb_valid0_24 <= \$3927 ;
+    arb_valid0_27 <= \$3917 ;
   always @(posedge clk)
-    arb_row0_24 <= \$3928 ;
+    arb_row0_27 <= \$3918 ;
   always @(posedge clk)
-    arb_value0_24 <= \$3929 ;
+    arb_value0_27 <= \$3919 ;
   always @(posedge clk)
-    add_valid0_24 <= \$3930 ;
+    add_valid0_27 <= \$3920 ;
   always @(posedge clk)
-    add_row0_24 <= \$3931 ;
+    add_row0_27 <= \$3921 ;
   always @(posedge clk)
-    add_value0_24 <= \$3932 ;
+    add_value0_27 <= \$3922 ;
   always @(posedge clk)
-    arb_valid0_25 <= \$3933 ;
+    arb_valid0_28 <= \$3923 ;
   always @(posedge clk)
-    arb_row0_25 <= \$3934 ;
+    arb_row0_28 <= \$3924 ;
   always @(posedge clk)
-    arb_value0_25 <= \$3935 ;
+    arb_value0_28 <= \$3925 ;
   always @(posedge clk)
-    add_valid0_25 <= \$3936 ;
+    add_valid0_28 <= \$3926 ;
   always @(posedge clk)
-    add_row0_25 <= \$3937 ;
+    add_row0_28 <= \$3927 ;
   always @(posedge clk)
-    add_value0_25 <= \$3938 ;
+    add_value0_28 <= \$3928 ;
   always @(posedge clk)
-    arb_valid0_26 <= \$3939 ;
+    arb_valid0_29 <= \$3929 ;
   always @(posedge clk)
-    arb_row0_26 <= \$3940 ;
+    arb_row0_29 <= \$3930 ;
   always @(posedge clk)
-    arb_value0_26 <= \$3941 ;
+    arb_value0_29 <= \$3931 ;
   always @(posedge clk)
-    add_valid0_26 <= \$3942 ;
+    add_valid0_29 <= \$3932 ;
   always @(posedge clk)
-    add_row0_26 <= \$3943 ;
+    add_row0_29 <= \$3933 ;
   always @(posedge clk)
-    add_value0_26 <= \$3944 ;
+    add_value0_29 <= \$3934 ;
   always @(posedge clk)
-    arb_valid0_27 <= \$3945 ;
+    arb_valid0_30 <= \$3935 ;
   always @(posedge clk)
-    arb_row0_27 <= \$3946 ;
+    arb_row0_30 <= \$3936 ;
   always @(posedge clk)
-    arb_value0_27 <= \$3947 ;
+    arb_value0_30 <= \$3937 ;
   always @(posedge clk)
-    add_valid0_27 <= \$3948 ;
+    add_valid0_30 <= \$3938 ;
   always @(posedge clk)
-    add_row0_27 <= \$3949 ;
+    add_row0_30 <= \$3939 ;
   always @(posedge clk)
-    add_value0_27 <= \$3950 ;
+    add_value0_30 <= \$3940 ;
   always @(posedge clk)
-    arb_valid0_28 <= \$3951 ;
+    arb_valid0_31 <= \$3941 ;
   always @(posedge clk)
-    arb_row0_28 <= \$3952 ;
+    arb_row0_31 <= \$3942 ;
   always @(posedge clk)
-    arb_value0_28 <= \$3953 ;
+    arb_value0_31 <= \$3943 ;
   always @(posedge clk)
-    add_valid0_28 <= \$3954 ;
+    add_valid0_31 <= \$3944 ;
   always @(posedge clk)
-    add_row0_28 <= \$3955 ;
+    add_row0_31 <= \$3945 ;
   always @(posedge clk)
-    add_value0_28 <= \$3956 ;
+    add_value0_31 <= \$3946 ;
   always @(posedge clk)
-    arb_valid0_29 <= \$3957 ;
+    clear_row <= \$3947 ;
   always @(posedge clk)
-    arb_row0_29 <= \$3958 ;
+    clearing <= \$3948 ;
   always @(posedge clk)
-    arb_value0_29 <= \$3959 ;
+    n_act <= \$3949 ;
   always @(posedge clk)
-    add_valid0_29 <= \$3960 ;
+    wgt <= \$3950 ;
   always @(posedge clk)
-    add_row0_29 <= \$3961 ;
+    wgt_offset0_0 <= \$3951 ;
   always @(posedge clk)
-    add_value0_29 <= \$3962 ;
+    wgt_offset0_1 <= \$3952 ;
   always @(posedge clk)
-    arb_valid0_30 <= \$3963 ;
+    wgt_offset0_2 <= \$3953 ;
   always @(posedge clk)
-    arb_row0_30 <= \$3964 ;
+    wgt_offset0_3 <= \$3954 ;
   always @(posedge clk)
-    arb_value0_30 <= \$3965 ;
+    bias_0 <= \$3955 ;
   always @(posedge clk)
-    add_valid0_30 <= \$3966 ;
+    bias_1 <= \$3956 ;
   always @(posedge clk)
-    add_row0_30 <= \$3967 ;
+    bias_2 <= \$3957 ;
   always @(posedge clk)
-    add_value0_30 <= \$3968 ;
-  always @(posedge clk)
-    arb_valid0_31 <= \$3969 ;
-  always @(posedge clk)
-    arb_row0_31 <= \$3970 ;
-  always @(posedge clk)
-    arb_value0_31 <= \$3971 ;
-  always @(posedge clk)
-    add_valid0_31 <= \$3972 ;
-  always @(posedge clk)
-    add_row0_31 <= \$3973 ;
-  always @(posedge clk)
-    add_value0_31 <= \$3974 ;
-  always @(posedge clk)
-    clear_row <= \$3975 ;
-  always @(posedge clk)
-    clearing <= \$3976 ;
-  always @(posedge clk)
-    n_act <= \$3977 ;
-  always @(posedge clk)
-    wgt <= \$3978 ;
-  always @(posedge clk)
-    bias_0 <= \$3979 ;
-  always @(posedge clk)
-    bias_1 <= \$3980 ;
-  always @(posedge clk)
-    bias_2 <= \$3981 ;
-  always @(posedge clk)
-    bias_3 <= \$3982 ;
+    bias_3 <= \$3958 ;
   scnn_pe_default_bank bank0_0 (
     .clk(clk),
     .raddr(raddr0_0),
@@ -9726,9 +9618,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (d_load) begin
       act_rd__en = 1'h1;
     end
-    if (\$3556 ) begin
-      if (\$3557 ) begin
-      end else if (\$3558 ) begin
+    if (\$3496 ) begin
+      if (\$3497 ) begin
+      end else if (\$3498 ) begin
         act_rd__en = 1'h1;
       end
     end
@@ -9737,11 +9629,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_rd__addr = 4'h0;
     if (d_load) begin
-      act_rd__addr = \$3412 [3:0];
+      act_rd__addr = \$3332 [3:0];
     end
-    if (\$3556 ) begin
-      if (\$3557 ) begin
-      end else if (\$3558 ) begin
+    if (\$3496 ) begin
+      if (\$3497 ) begin
+      end else if (\$3498 ) begin
         act_rd__addr = 4'h0;
       end
     end
@@ -9761,7 +9653,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_0 = 32'd0;
     if (add_valid0_0) begin
-      wdata0_0 = \$3421 [31:0];
+      wdata0_0 = \$3341 [31:0];
     end else if (ppu_move) begin
       wdata0_0 = 32'd0;
     end else if (clearing) begin
@@ -9794,7 +9686,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_1 = 32'd0;
     if (add_valid0_1) begin
-      wdata0_1 = \$3423 [31:0];
+      wdata0_1 = \$3343 [31:0];
     end else if (ppu_move) begin
       wdata0_1 = 32'd0;
     end else if (clearing) begin
@@ -9827,7 +9719,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_2 = 32'd0;
     if (add_valid0_2) begin
-      wdata0_2 = \$3425 [31:0];
+      wdata0_2 = \$3345 [31:0];
     end else if (ppu_move) begin
       wdata0_2 = 32'd0;
     end else if (clearing) begin
@@ -9860,7 +9752,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_3 = 32'd0;
     if (add_valid0_3) begin
-      wdata0_3 = \$3427 [31:0];
+      wdata0_3 = \$3347 [31:0];
     end else if (ppu_move) begin
       wdata0_3 = 32'd0;
     end else if (clearing) begin
@@ -9893,7 +9785,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_4 = 32'd0;
     if (add_valid0_4) begin
-      wdata0_4 = \$3429 [31:0];
+      wdata0_4 = \$3349 [31:0];
     end else if (ppu_move) begin
       wdata0_4 = 32'd0;
     end else if (clearing) begin
@@ -9926,7 +9818,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_5 = 32'd0;
     if (add_valid0_5) begin
-      wdata0_5 = \$3431 [31:0];
+      wdata0_5 = \$3351 [31:0];
     end else if (ppu_move) begin
       wdata0_5 = 32'd0;
     end else if (clearing) begin
@@ -9959,7 +9851,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_6 = 32'd0;
     if (add_valid0_6) begin
-      wdata0_6 = \$3433 [31:0];
+      wdata0_6 = \$3353 [31:0];
     end else if (ppu_move) begin
       wdata0_6 = 32'd0;
     end else if (clearing) begin
@@ -9992,7 +9884,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_7 = 32'd0;
     if (add_valid0_7) begin
-      wdata0_7 = \$3435 [31:0];
+      wdata0_7 = \$3355 [31:0];
     end else if (ppu_move) begin
       wdata0_7 = 32'd0;
     end else if (clearing) begin
@@ -10025,7 +9917,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_8 = 32'd0;
     if (add_valid0_8) begin
-      wdata0_8 = \$3437 [31:0];
+      wdata0_8 = \$3357 [31:0];
     end else if (ppu_move) begin
       wdata0_8 = 32'd0;
     end else if (clearing) begin
@@ -10058,7 +9950,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_9 = 32'd0;
     if (add_valid0_9) begin
-      wdata0_9 = \$3439 [31:0];
+      wdata0_9 = \$3359 [31:0];
     end else if (ppu_move) begin
       wdata0_9 = 32'd0;
     end else if (clearing) begin
@@ -10091,7 +9983,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_10 = 32'd0;
     if (add_valid0_10) begin
-      wdata0_10 = \$3441 [31:0];
+      wdata0_10 = \$3361 [31:0];
     end else if (ppu_move) begin
       wdata0_10 = 32'd0;
     end else if (clearing) begin
@@ -10124,7 +10016,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_11 = 32'd0;
     if (add_valid0_11) begin
-      wdata0_11 = \$3443 [31:0];
+      wdata0_11 = \$3363 [31:0];
     end else if (ppu_move) begin
       wdata0_11 = 32'd0;
     end else if (clearing) begin
@@ -10157,7 +10049,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_12 = 32'd0;
     if (add_valid0_12) begin
-      wdata0_12 = \$3445 [31:0];
+      wdata0_12 = \$3365 [31:0];
     end else if (ppu_move) begin
       wdata0_12 = 32'd0;
     end else if (clearing) begin
@@ -10190,7 +10082,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_13 = 32'd0;
     if (add_valid0_13) begin
-      wdata0_13 = \$3447 [31:0];
+      wdata0_13 = \$3367 [31:0];
     end else if (ppu_move) begin
       wdata0_13 = 32'd0;
     end else if (clearing) begin
@@ -10223,7 +10115,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_14 = 32'd0;
     if (add_valid0_14) begin
-      wdata0_14 = \$3449 [31:0];
+      wdata0_14 = \$3369 [31:0];
     end else if (ppu_move) begin
       wdata0_14 = 32'd0;
     end else if (clearing) begin
@@ -10256,7 +10148,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_15 = 32'd0;
     if (add_valid0_15) begin
-      wdata0_15 = \$3451 [31:0];
+      wdata0_15 = \$3371 [31:0];
     end else if (ppu_move) begin
       wdata0_15 = 32'd0;
     end else if (clearing) begin
@@ -10289,7 +10181,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_16 = 32'd0;
     if (add_valid0_16) begin
-      wdata0_16 = \$3453 [31:0];
+      wdata0_16 = \$3373 [31:0];
     end else if (ppu_move) begin
       wdata0_16 = 32'd0;
     end else if (clearing) begin
@@ -10322,7 +10214,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_17 = 32'd0;
     if (add_valid0_17) begin
-      wdata0_17 = \$3455 [31:0];
+      wdata0_17 = \$3375 [31:0];
     end else if (ppu_move) begin
       wdata0_17 = 32'd0;
     end else if (clearing) begin
@@ -10355,7 +10247,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_18 = 32'd0;
     if (add_valid0_18) begin
-      wdata0_18 = \$3457 [31:0];
+      wdata0_18 = \$3377 [31:0];
     end else if (ppu_move) begin
       wdata0_18 = 32'd0;
     end else if (clearing) begin
@@ -10388,7 +10280,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_19 = 32'd0;
     if (add_valid0_19) begin
-      wdata0_19 = \$3459 [31:0];
+      wdata0_19 = \$3379 [31:0];
     end else if (ppu_move) begin
       wdata0_19 = 32'd0;
     end else if (clearing) begin
@@ -10421,7 +10313,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_20 = 32'd0;
     if (add_valid0_20) begin
-      wdata0_20 = \$3461 [31:0];
+      wdata0_20 = \$3381 [31:0];
     end else if (ppu_move) begin
       wdata0_20 = 32'd0;
     end else if (clearing) begin
@@ -10454,7 +10346,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_21 = 32'd0;
     if (add_valid0_21) begin
-      wdata0_21 = \$3463 [31:0];
+      wdata0_21 = \$3383 [31:0];
     end else if (ppu_move) begin
       wdata0_21 = 32'd0;
     end else if (clearing) begin
@@ -10487,7 +10379,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_22 = 32'd0;
     if (add_valid0_22) begin
-      wdata0_22 = \$3465 [31:0];
+      wdata0_22 = \$3385 [31:0];
     end else if (ppu_move) begin
       wdata0_22 = 32'd0;
     end else if (clearing) begin
@@ -10520,7 +10412,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_23 = 32'd0;
     if (add_valid0_23) begin
-      wdata0_23 = \$3467 [31:0];
+      wdata0_23 = \$3387 [31:0];
     end else if (ppu_move) begin
       wdata0_23 = 32'd0;
     end else if (clearing) begin
@@ -10553,7 +10445,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_24 = 32'd0;
     if (add_valid0_24) begin
-      wdata0_24 = \$3469 [31:0];
+      wdata0_24 = \$3389 [31:0];
     end else if (ppu_move) begin
       wdata0_24 = 32'd0;
     end else if (clearing) begin
@@ -10586,7 +10478,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_25 = 32'd0;
     if (add_valid0_25) begin
-      wdata0_25 = \$3471 [31:0];
+      wdata0_25 = \$3391 [31:0];
     end else if (ppu_move) begin
       wdata0_25 = 32'd0;
     end else if (clearing) begin
@@ -10619,7 +10511,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_26 = 32'd0;
     if (add_valid0_26) begin
-      wdata0_26 = \$3473 [31:0];
+      wdata0_26 = \$3393 [31:0];
     end else if (ppu_move) begin
       wdata0_26 = 32'd0;
     end else if (clearing) begin
@@ -10652,7 +10544,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_27 = 32'd0;
     if (add_valid0_27) begin
-      wdata0_27 = \$3475 [31:0];
+      wdata0_27 = \$3395 [31:0];
     end else if (ppu_move) begin
       wdata0_27 = 32'd0;
     end else if (clearing) begin
@@ -10685,7 +10577,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_28 = 32'd0;
     if (add_valid0_28) begin
-      wdata0_28 = \$3477 [31:0];
+      wdata0_28 = \$3397 [31:0];
     end else if (ppu_move) begin
       wdata0_28 = 32'd0;
     end else if (clearing) begin
@@ -10718,7 +10610,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_29 = 32'd0;
     if (add_valid0_29) begin
-      wdata0_29 = \$3479 [31:0];
+      wdata0_29 = \$3399 [31:0];
     end else if (ppu_move) begin
       wdata0_29 = 32'd0;
     end else if (clearing) begin
@@ -10751,7 +10643,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_30 = 32'd0;
     if (add_valid0_30) begin
-      wdata0_30 = \$3481 [31:0];
+      wdata0_30 = \$3401 [31:0];
     end else if (ppu_move) begin
       wdata0_30 = 32'd0;
     end else if (clearing) begin
@@ -10784,7 +10676,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     wdata0_31 = 32'd0;
     if (add_valid0_31) begin
-      wdata0_31 = \$3483 [31:0];
+      wdata0_31 = \$3403 [31:0];
     end else if (ppu_move) begin
       wdata0_31 = 32'd0;
     end else if (clearing) begin
@@ -10805,246 +10697,526 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__addr = 4'h0;
-    if (\$3556 ) begin
-      if (\$3557 ) begin
-        act_wr__addr = \$3560 [3:0];
+    if (\$3496 ) begin
+      if (\$3497 ) begin
+        act_wr__addr = \$3500 [3:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    act_wr__data = 60'h000000000000000;
-    if (\$3556 ) begin
-      if (\$3557 ) begin
-        act_wr__data = op__payload[62:3];
+    act_wr__data = 88'h0000000000000000000000;
+    if (\$3496 ) begin
+      if (\$3497 ) begin
+        act_wr__data = { \$3487 [6:0], \$3482 [6:0], \$3477 [6:0], \$3472 [6:0], op__payload[62:3] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__en = 1'h0;
-    if (\$3556 ) begin
-      if (\$3557 ) begin
+    if (\$3496 ) begin
+      if (\$3497 ) begin
         act_wr__en = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3720  = d_valid;
+    \$3692  = d_valid;
     if (d_load) begin
-      \$3720  = 1'h1;
+      \$3692  = 1'h1;
     end else if (d_done) begin
-      \$3720  = 1'h0;
+      \$3692  = 1'h0;
     end
     if (rst) begin
-      \$3720  = 1'h0;
+      \$3692  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3721  = mults;
+    \$3693  = mults;
     if (d_load) begin
-      \$3721  = \$3577 [31:0];
+      \$3693  = \$3517 [31:0];
     end
-    if (\$3709 ) begin
+    if (\$3649 ) begin
       if (fresh) begin
-        \$3721  = 32'd0;
+        \$3693  = 32'd0;
       end
     end
     if (rst) begin
-      \$3721  = 32'd0;
+      \$3693  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3722  = same_bank;
+    \$3694  = same_bank;
     if (d_load) begin
-      \$3722  = { \$3697 , \$3696 , \$3695 , \$3694 , \$3693 , \$3692 , \$3691 , \$3690 , \$3689 , \$3688 , \$3687 , \$3686 , \$3685 , \$3684 , \$3683 , \$3682 , \$3681 , \$3680 , \$3679 , \$3678 , \$3677 , \$3676 , \$3675 , \$3674 , \$3673 , \$3672 , \$3671 , \$3670 , \$3669 , \$3668 , \$3667 , \$3666 , \$3665 , \$3664 , \$3663 , \$3662 , \$3661 , \$3660 , \$3659 , \$3658 , \$3657 , \$3656 , \$3655 , \$3654 , \$3653 , \$3652 , \$3651 , \$3650 , \$3649 , \$3648 , \$3647 , \$3646 , \$3645 , \$3644 , \$3643 , \$3642 , \$3641 , \$3640 , \$3639 , \$3638 , \$3637 , \$3636 , \$3635 , \$3634 , \$3633 , \$3632 , \$3631 , \$3630 , \$3629 , \$3628 , \$3627 , \$3626 , \$3625 , \$3624 , \$3623 , \$3622 , \$3621 , \$3620 , \$3619 , \$3618 , \$3617 , \$3616 , \$3615 , \$3614 , \$3613 , \$3612 , \$3611 , \$3610 , \$3609 , \$3608 , \$3607 , \$3606 , \$3605 , \$3604 , \$3603 , \$3602 , \$3601 , \$3600 , \$3599 , \$3598 , \$3597 , \$3596 , \$3595 , \$3594 , \$3593 , \$3592 , \$3591 , \$3590 , \$3589 , \$3588 , \$3587 , \$3586 , \$3585 , \$3584 , \$3583 , \$3582 , \$3581 , \$3580 , \$3579 , \$3578  };
+      \$3694  = { \$3637 , \$3636 , \$3635 , \$3634 , \$3633 , \$3632 , \$3631 , \$3630 , \$3629 , \$3628 , \$3627 , \$3626 , \$3625 , \$3624 , \$3623 , \$3622 , \$3621 , \$3620 , \$3619 , \$3618 , \$3617 , \$3616 , \$3615 , \$3614 , \$3613 , \$3612 , \$3611 , \$3610 , \$3609 , \$3608 , \$3607 , \$3606 , \$3605 , \$3604 , \$3603 , \$3602 , \$3601 , \$3600 , \$3599 , \$3598 , \$3597 , \$3596 , \$3595 , \$3594 , \$3593 , \$3592 , \$3591 , \$3590 , \$3589 , \$3588 , \$3587 , \$3586 , \$3585 , \$3584 , \$3583 , \$3582 , \$3581 , \$3580 , \$3579 , \$3578 , \$3577 , \$3576 , \$3575 , \$3574 , \$3573 , \$3572 , \$3571 , \$3570 , \$3569 , \$3568 , \$3567 , \$3566 , \$3565 , \$3564 , \$3563 , \$3562 , \$3561 , \$3560 , \$3559 , \$3558 , \$3557 , \$3556 , \$3555 , \$3554 , \$3553 , \$3552 , \$3551 , \$3550 , \$3549 , \$3548 , \$3547 , \$3546 , \$3545 , \$3544 , \$3543 , \$3542 , \$3541 , \$3540 , \$3539 , \$3538 , \$3537 , \$3536 , \$3535 , \$3534 , \$3533 , \$3532 , \$3531 , \$3530 , \$3529 , \$3528 , \$3527 , \$3526 , \$3525 , \$3524 , \$3523 , \$3522 , \$3521 , \$3520 , \$3519 , \$3518  };
     end
     if (rst) begin
-      \$3722  = 120'h000000000000000000000000000000;
+      \$3694  = 120'h000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3723  = d_product_0;
+    \$3695  = d_product_0;
     if (d_load) begin
-      \$3723  = product_0;
+      \$3695  = product_0;
     end
     if (rst) begin
-      \$3723  = 16'h0000;
+      \$3695  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3724  = d_product_1;
+    \$3696  = d_product_1;
     if (d_load) begin
-      \$3724  = product_1;
+      \$3696  = product_1;
     end
     if (rst) begin
-      \$3724  = 16'h0000;
+      \$3696  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3725  = d_product_2;
+    \$3697  = d_product_2;
     if (d_load) begin
-      \$3725  = product_2;
+      \$3697  = product_2;
     end
     if (rst) begin
-      \$3725  = 16'h0000;
+      \$3697  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3726  = d_product_3;
+    \$3698  = d_product_3;
     if (d_load) begin
-      \$3726  = product_3;
+      \$3698  = product_3;
     end
     if (rst) begin
-      \$3726  = 16'h0000;
+      \$3698  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3727  = d_product_4;
+    \$3699  = d_product_4;
     if (d_load) begin
-      \$3727  = product_4;
+      \$3699  = product_4;
     end
     if (rst) begin
-      \$3727  = 16'h0000;
+      \$3699  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3728  = d_product_5;
+    \$3700  = d_product_5;
     if (d_load) begin
-      \$3728  = product_5;
+      \$3700  = product_5;
     end
     if (rst) begin
-      \$3728  = 16'h0000;
+      \$3700  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3729  = d_product_6;
+    \$3701  = d_product_6;
     if (d_load) begin
-      \$3729  = product_6;
+      \$3701  = product_6;
     end
     if (rst) begin
-      \$3729  = 16'h0000;
+      \$3701  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3730  = d_product_7;
+    \$3702  = d_product_7;
     if (d_load) begin
-      \$3730  = product_7;
+      \$3702  = product_7;
     end
     if (rst) begin
-      \$3730  = 16'h0000;
+      \$3702  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3731  = d_product_8;
+    \$3703  = d_product_8;
     if (d_load) begin
-      \$3731  = product_8;
+      \$3703  = product_8;
     end
     if (rst) begin
-      \$3731  = 16'h0000;
+      \$3703  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3732  = d_product_9;
+    \$3704  = d_product_9;
     if (d_load) begin
-      \$3732  = product_9;
+      \$3704  = product_9;
     end
     if (rst) begin
-      \$3732  = 16'h0000;
+      \$3704  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3733  = d_product_10;
+    \$3705  = d_product_10;
     if (d_load) begin
-      \$3733  = product_10;
+      \$3705  = product_10;
     end
     if (rst) begin
-      \$3733  = 16'h0000;
+      \$3705  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3734  = d_product_11;
+    \$3706  = d_product_11;
     if (d_load) begin
-      \$3734  = product_11;
+      \$3706  = product_11;
     end
     if (rst) begin
-      \$3734  = 16'h0000;
+      \$3706  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3735  = d_product_12;
+    \$3707  = d_product_12;
     if (d_load) begin
-      \$3735  = product_12;
+      \$3707  = product_12;
     end
     if (rst) begin
-      \$3735  = 16'h0000;
+      \$3707  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3736  = d_product_13;
+    \$3708  = d_product_13;
     if (d_load) begin
-      \$3736  = product_13;
+      \$3708  = product_13;
     end
     if (rst) begin
-      \$3736  = 16'h0000;
+      \$3708  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3737  = d_product_14;
+    \$3709  = d_product_14;
     if (d_load) begin
-      \$3737  = product_14;
+      \$3709  = product_14;
     end
     if (rst) begin
-      \$3737  = 16'h0000;
+      \$3709  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3738  = d_product_15;
+    \$3710  = d_product_15;
     if (d_load) begin
-      \$3738  = product_15;
+      \$3710  = product_15;
     end
     if (rst) begin
-      \$3738  = 16'h0000;
+      \$3710  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (d_load) begin
-      \$3739  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
+      \$3711  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
     end else if (d_done) begin
-      \$3739  = 16'h0000;
+      \$3711  = 16'h0000;
     end else begin
-      \$3739  = \$3700 ;
+      \$3711  = \$3640 ;
     end
     if (rst) begin
-      \$3739  = 16'h0000;
+      \$3711  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3740  = d_bank0_0;
+    \$3712  = d_bank0_0;
     if (d_load) begin
-      \$3740  = { \$6 [2:0], wgt[33:32] };
+      \$3712  = { \$1 [2:0], wgt[33:32] };
+    end
+    if (rst) begin
+      \$3712  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3713  = d_row0_0;
+    if (d_load) begin
+      \$3713  = \$1 [6:3];
+    end
+    if (rst) begin
+      \$3713  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3714  = d_bank0_1;
+    if (d_load) begin
+      \$3714  = { \$2 [2:0], wgt[33:32] };
+    end
+    if (rst) begin
+      \$3714  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3715  = d_row0_1;
+    if (d_load) begin
+      \$3715  = \$2 [6:3];
+    end
+    if (rst) begin
+      \$3715  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3716  = d_bank0_2;
+    if (d_load) begin
+      \$3716  = { \$3 [2:0], wgt[33:32] };
+    end
+    if (rst) begin
+      \$3716  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3717  = d_row0_2;
+    if (d_load) begin
+      \$3717  = \$3 [6:3];
+    end
+    if (rst) begin
+      \$3717  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3718  = d_bank0_3;
+    if (d_load) begin
+      \$3718  = { \$4 [2:0], wgt[33:32] };
+    end
+    if (rst) begin
+      \$3718  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3719  = d_row0_3;
+    if (d_load) begin
+      \$3719  = \$4 [6:3];
+    end
+    if (rst) begin
+      \$3719  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3720  = d_bank0_4;
+    if (d_load) begin
+      \$3720  = { \$5 [2:0], wgt[35:34] };
+    end
+    if (rst) begin
+      \$3720  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3721  = d_row0_4;
+    if (d_load) begin
+      \$3721  = \$5 [6:3];
+    end
+    if (rst) begin
+      \$3721  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3722  = d_bank0_5;
+    if (d_load) begin
+      \$3722  = { \$6 [2:0], wgt[35:34] };
+    end
+    if (rst) begin
+      \$3722  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3723  = d_row0_5;
+    if (d_load) begin
+      \$3723  = \$6 [6:3];
+    end
+    if (rst) begin
+      \$3723  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3724  = d_bank0_6;
+    if (d_load) begin
+      \$3724  = { \$7 [2:0], wgt[35:34] };
+    end
+    if (rst) begin
+      \$3724  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3725  = d_row0_6;
+    if (d_load) begin
+      \$3725  = \$7 [6:3];
+    end
+    if (rst) begin
+      \$3725  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3726  = d_bank0_7;
+    if (d_load) begin
+      \$3726  = { \$8 [2:0], wgt[35:34] };
+    end
+    if (rst) begin
+      \$3726  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3727  = d_row0_7;
+    if (d_load) begin
+      \$3727  = \$8 [6:3];
+    end
+    if (rst) begin
+      \$3727  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3728  = d_bank0_8;
+    if (d_load) begin
+      \$3728  = { \$9 [2:0], wgt[37:36] };
+    end
+    if (rst) begin
+      \$3728  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3729  = d_row0_8;
+    if (d_load) begin
+      \$3729  = \$9 [6:3];
+    end
+    if (rst) begin
+      \$3729  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3730  = d_bank0_9;
+    if (d_load) begin
+      \$3730  = { \$10 [2:0], wgt[37:36] };
+    end
+    if (rst) begin
+      \$3730  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3731  = d_row0_9;
+    if (d_load) begin
+      \$3731  = \$10 [6:3];
+    end
+    if (rst) begin
+      \$3731  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3732  = d_bank0_10;
+    if (d_load) begin
+      \$3732  = { \$11 [2:0], wgt[37:36] };
+    end
+    if (rst) begin
+      \$3732  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3733  = d_row0_10;
+    if (d_load) begin
+      \$3733  = \$11 [6:3];
+    end
+    if (rst) begin
+      \$3733  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3734  = d_bank0_11;
+    if (d_load) begin
+      \$3734  = { \$12 [2:0], wgt[37:36] };
+    end
+    if (rst) begin
+      \$3734  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3735  = d_row0_11;
+    if (d_load) begin
+      \$3735  = \$12 [6:3];
+    end
+    if (rst) begin
+      \$3735  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3736  = d_bank0_12;
+    if (d_load) begin
+      \$3736  = { \$13 [2:0], wgt[39:38] };
+    end
+    if (rst) begin
+      \$3736  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3737  = d_row0_12;
+    if (d_load) begin
+      \$3737  = \$13 [6:3];
+    end
+    if (rst) begin
+      \$3737  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3738  = d_bank0_13;
+    if (d_load) begin
+      \$3738  = { \$14 [2:0], wgt[39:38] };
+    end
+    if (rst) begin
+      \$3738  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3739  = d_row0_13;
+    if (d_load) begin
+      \$3739  = \$14 [6:3];
+    end
+    if (rst) begin
+      \$3739  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3740  = d_bank0_14;
+    if (d_load) begin
+      \$3740  = { \$15 [2:0], wgt[39:38] };
     end
     if (rst) begin
       \$3740  = 5'h00;
@@ -11052,9 +11224,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3741  = d_row0_0;
+    \$3741  = d_row0_14;
     if (d_load) begin
-      \$3741  = \$6 [6:3];
+      \$3741  = \$15 [6:3];
     end
     if (rst) begin
       \$3741  = 4'h0;
@@ -11062,9 +11234,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3742  = d_bank0_1;
+    \$3742  = d_bank0_15;
     if (d_load) begin
-      \$3742  = { \$12 [2:0], wgt[33:32] };
+      \$3742  = { \$16 [2:0], wgt[39:38] };
     end
     if (rst) begin
       \$3742  = 5'h00;
@@ -11072,9 +11244,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3743  = d_row0_1;
+    \$3743  = d_row0_15;
     if (d_load) begin
-      \$3743  = \$12 [6:3];
+      \$3743  = \$16 [6:3];
     end
     if (rst) begin
       \$3743  = 4'h0;
@@ -11082,59 +11254,77 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3744  = d_bank0_2;
+    \$3744  = act_index;
     if (d_load) begin
-      \$3744  = { \$18 [2:0], wgt[33:32] };
+      \$3744  = \$3638 [3:0];
+    end
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3744  = 4'h0;
+      end
     end
     if (rst) begin
-      \$3744  = 5'h00;
+      \$3744  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3745  = d_row0_2;
+    \$3745  = wgt_busy;
     if (d_load) begin
-      \$3745  = \$18 [6:3];
+      if (last_pair) begin
+        \$3745  = 1'h0;
+      end
+    end
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3745  = \$3655 ;
+      end
     end
     if (rst) begin
-      \$3745  = 4'h0;
+      \$3745  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3746  = d_bank0_3;
-    if (d_load) begin
-      \$3746  = { \$24 [2:0], wgt[33:32] };
+    \$3746  = stalls;
+    if (\$3642 ) begin
+      \$3746  = \$3643 [31:0];
+    end
+    if (\$3649 ) begin
+      if (fresh) begin
+        \$3746  = 32'd0;
+      end
     end
     if (rst) begin
-      \$3746  = 5'h00;
+      \$3746  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3747  = d_row0_3;
-    if (d_load) begin
-      \$3747  = \$24 [6:3];
-    end
+    \$3747  = d_valid;
     if (rst) begin
-      \$3747  = 4'h0;
+      \$3747  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3748  = d_bank0_4;
-    if (d_load) begin
-      \$3748  = { \$30 [2:0], wgt[35:34] };
+    \$3748  = ppu_valid;
+    if (drain_read) begin
+      \$3748  = 1'h1;
+    end else if (\$3644 ) begin
+      \$3748  = 1'h0;
     end
     if (rst) begin
-      \$3748  = 5'h00;
+      \$3748  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3749  = d_row0_4;
-    if (d_load) begin
-      \$3749  = \$30 [6:3];
+    \$3749  = ppu_row;
+    if (drain_read) begin
+      \$3749  = drain_row;
     end
     if (rst) begin
       \$3749  = 4'h0;
@@ -11142,2015 +11332,1757 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3750  = d_bank0_5;
-    if (d_load) begin
-      \$3750  = { \$36 [2:0], wgt[35:34] };
+    \$3750  = drain_row;
+    if (drain_read) begin
+      \$3750  = \$3645 [3:0];
+    end
+    if (\$3649 ) begin
+      (* full_case = 32'd1 *)
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+      end else begin
+        \$3750  = 4'h0;
+      end
     end
     if (rst) begin
-      \$3750  = 5'h00;
+      \$3750  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3751  = d_row0_5;
-    if (d_load) begin
-      \$3751  = \$36 [6:3];
+    \$3751  = end_pending;
+    if (drain_read) begin
+      if (\$3646 ) begin
+        \$3751  = 1'h0;
+      end
+    end
+    if (\$3649 ) begin
+      (* full_case = 32'd1 *)
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+      end else begin
+        \$3751  = 1'h1;
+      end
     end
     if (rst) begin
-      \$3751  = 4'h0;
+      \$3751  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3752  = d_bank0_6;
-    if (d_load) begin
-      \$3752  = { \$42 [2:0], wgt[35:34] };
+    \$3752  = fresh;
+    if (drain_read) begin
+      if (\$3646 ) begin
+        \$3752  = 1'h1;
+      end
+    end
+    if (\$3649 ) begin
+      if (fresh) begin
+        \$3752  = 1'h0;
+      end
     end
     if (rst) begin
-      \$3752  = 5'h00;
+      \$3752  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3753  = d_row0_6;
-    if (d_load) begin
-      \$3753  = \$42 [6:3];
+    \$3753  = y__valid;
+    if (ppu_move) begin
+      \$3753  = 1'h1;
+    end else if (y__ready) begin
+      \$3753  = 1'h0;
     end
     if (rst) begin
-      \$3753  = 4'h0;
+      \$3753  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3754  = d_bank0_7;
-    if (d_load) begin
-      \$3754  = { \$48 [2:0], wgt[35:34] };
+    \$3754  = y__payload;
+    if (ppu_move) begin
+      \$3754 [1055:1024] = mults;
+      \$3754 [1087:1056] = stalls;
+    end
+    if (ppu_move) begin
+      \$3754 [31:0] = \$3405 [31:0];
+      \$3754 [63:32] = \$3407 [31:0];
+      \$3754 [95:64] = \$3409 [31:0];
+      \$3754 [127:96] = \$3411 [31:0];
+      \$3754 [159:128] = \$3413 [31:0];
+      \$3754 [191:160] = \$3415 [31:0];
+      \$3754 [223:192] = \$3417 [31:0];
+      \$3754 [255:224] = \$3419 [31:0];
+      \$3754 [287:256] = \$3421 [31:0];
+      \$3754 [319:288] = \$3423 [31:0];
+      \$3754 [351:320] = \$3425 [31:0];
+      \$3754 [383:352] = \$3427 [31:0];
+      \$3754 [415:384] = \$3429 [31:0];
+      \$3754 [447:416] = \$3431 [31:0];
+      \$3754 [479:448] = \$3433 [31:0];
+      \$3754 [511:480] = \$3435 [31:0];
+      \$3754 [543:512] = \$3437 [31:0];
+      \$3754 [575:544] = \$3439 [31:0];
+      \$3754 [607:576] = \$3441 [31:0];
+      \$3754 [639:608] = \$3443 [31:0];
+      \$3754 [671:640] = \$3445 [31:0];
+      \$3754 [703:672] = \$3447 [31:0];
+      \$3754 [735:704] = \$3449 [31:0];
+      \$3754 [767:736] = \$3451 [31:0];
+      \$3754 [799:768] = \$3453 [31:0];
+      \$3754 [831:800] = \$3455 [31:0];
+      \$3754 [863:832] = \$3457 [31:0];
+      \$3754 [895:864] = \$3459 [31:0];
+      \$3754 [927:896] = \$3461 [31:0];
+      \$3754 [959:928] = \$3463 [31:0];
+      \$3754 [991:960] = \$3465 [31:0];
+      \$3754 [1023:992] = \$3467 [31:0];
     end
     if (rst) begin
-      \$3754  = 5'h00;
+      \$3754  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3755  = d_row0_7;
-    if (d_load) begin
-      \$3755  = \$48 [6:3];
-    end
+    \$3755  = hit0_0;
     if (rst) begin
-      \$3755  = 4'h0;
+      \$3755  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3756  = d_bank0_8;
-    if (d_load) begin
-      \$3756  = { \$54 [2:0], wgt[37:36] };
-    end
+    \$3756  = row0_0;
     if (rst) begin
-      \$3756  = 5'h00;
+      \$3756  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3757  = d_row0_8;
-    if (d_load) begin
-      \$3757  = \$54 [6:3];
-    end
+    \$3757  = value0_0;
     if (rst) begin
-      \$3757  = 4'h0;
+      \$3757  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3758  = d_bank0_9;
-    if (d_load) begin
-      \$3758  = { \$60 [2:0], wgt[37:36] };
-    end
+    \$3758  = arb_valid0_0;
     if (rst) begin
-      \$3758  = 5'h00;
+      \$3758  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3759  = d_row0_9;
-    if (d_load) begin
-      \$3759  = \$60 [6:3];
-    end
+    \$3759  = arb_row0_0;
     if (rst) begin
       \$3759  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3760  = d_bank0_10;
-    if (d_load) begin
-      \$3760  = { \$66 [2:0], wgt[37:36] };
-    end
+    \$3760  = arb_value0_0;
     if (rst) begin
-      \$3760  = 5'h00;
+      \$3760  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3761  = d_row0_10;
-    if (d_load) begin
-      \$3761  = \$66 [6:3];
-    end
+    \$3761  = hit0_1;
     if (rst) begin
-      \$3761  = 4'h0;
+      \$3761  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3762  = d_bank0_11;
-    if (d_load) begin
-      \$3762  = { \$72 [2:0], wgt[37:36] };
-    end
+    \$3762  = row0_1;
     if (rst) begin
-      \$3762  = 5'h00;
+      \$3762  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3763  = d_row0_11;
-    if (d_load) begin
-      \$3763  = \$72 [6:3];
-    end
+    \$3763  = value0_1;
     if (rst) begin
-      \$3763  = 4'h0;
+      \$3763  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3764  = d_bank0_12;
-    if (d_load) begin
-      \$3764  = { \$78 [2:0], wgt[39:38] };
-    end
+    \$3764  = arb_valid0_1;
     if (rst) begin
-      \$3764  = 5'h00;
+      \$3764  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3765  = d_row0_12;
-    if (d_load) begin
-      \$3765  = \$78 [6:3];
-    end
+    \$3765  = arb_row0_1;
     if (rst) begin
       \$3765  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3766  = d_bank0_13;
-    if (d_load) begin
-      \$3766  = { \$84 [2:0], wgt[39:38] };
-    end
+    \$3766  = arb_value0_1;
     if (rst) begin
-      \$3766  = 5'h00;
+      \$3766  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3767  = d_row0_13;
-    if (d_load) begin
-      \$3767  = \$84 [6:3];
-    end
+    \$3767  = hit0_2;
     if (rst) begin
-      \$3767  = 4'h0;
+      \$3767  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3768  = d_bank0_14;
-    if (d_load) begin
-      \$3768  = { \$90 [2:0], wgt[39:38] };
-    end
+    \$3768  = row0_2;
     if (rst) begin
-      \$3768  = 5'h00;
+      \$3768  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3769  = d_row0_14;
-    if (d_load) begin
-      \$3769  = \$90 [6:3];
-    end
+    \$3769  = value0_2;
     if (rst) begin
-      \$3769  = 4'h0;
+      \$3769  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3770  = d_bank0_15;
-    if (d_load) begin
-      \$3770  = { \$96 [2:0], wgt[39:38] };
-    end
+    \$3770  = arb_valid0_2;
     if (rst) begin
-      \$3770  = 5'h00;
+      \$3770  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3771  = d_row0_15;
-    if (d_load) begin
-      \$3771  = \$96 [6:3];
-    end
+    \$3771  = arb_row0_2;
     if (rst) begin
       \$3771  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3772  = act_index;
-    if (d_load) begin
-      \$3772  = \$3698 [3:0];
-    end
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-        \$3772  = 4'h0;
-      end
-    end
+    \$3772  = arb_value0_2;
     if (rst) begin
-      \$3772  = 4'h0;
+      \$3772  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3773  = wgt_busy;
-    if (d_load) begin
-      if (last_pair) begin
-        \$3773  = 1'h0;
-      end
-    end
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-        \$3773  = \$3715 ;
-      end
-    end
+    \$3773  = hit0_3;
     if (rst) begin
       \$3773  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3774  = stalls;
-    if (\$3702 ) begin
-      \$3774  = \$3703 [31:0];
-    end
-    if (\$3709 ) begin
-      if (fresh) begin
-        \$3774  = 32'd0;
-      end
-    end
+    \$3774  = row0_3;
     if (rst) begin
-      \$3774  = 32'd0;
+      \$3774  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3775  = d_valid;
+    \$3775  = value0_3;
     if (rst) begin
-      \$3775  = 1'h0;
+      \$3775  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3776  = ppu_valid;
-    if (drain_read) begin
-      \$3776  = 1'h1;
-    end else if (\$3704 ) begin
-      \$3776  = 1'h0;
-    end
+    \$3776  = arb_valid0_3;
     if (rst) begin
       \$3776  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3777  = ppu_row;
-    if (drain_read) begin
-      \$3777  = drain_row;
-    end
+    \$3777  = arb_row0_3;
     if (rst) begin
       \$3777  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3778  = drain_row;
-    if (drain_read) begin
-      \$3778  = \$3705 [3:0];
-    end
-    if (\$3709 ) begin
-      (* full_case = 32'd1 *)
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-      end else begin
-        \$3778  = 4'h0;
-      end
-    end
+    \$3778  = arb_value0_3;
     if (rst) begin
-      \$3778  = 4'h0;
+      \$3778  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3779  = end_pending;
-    if (drain_read) begin
-      if (\$3706 ) begin
-        \$3779  = 1'h0;
-      end
-    end
-    if (\$3709 ) begin
-      (* full_case = 32'd1 *)
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-      end else begin
-        \$3779  = 1'h1;
-      end
-    end
+    \$3779  = hit0_4;
     if (rst) begin
       \$3779  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3780  = fresh;
-    if (drain_read) begin
-      if (\$3706 ) begin
-        \$3780  = 1'h1;
-      end
-    end
-    if (\$3709 ) begin
-      if (fresh) begin
-        \$3780  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$3780  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3781  = y__valid;
-    if (ppu_move) begin
-      \$3781  = 1'h1;
-    end else if (y__ready) begin
-      \$3781  = 1'h0;
-    end
-    if (rst) begin
-      \$3781  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3782  = y__payload;
-    if (ppu_move) begin
-      \$3782 [1055:1024] = mults;
-      \$3782 [1087:1056] = stalls;
-    end
-    if (ppu_move) begin
-      \$3782 [31:0] = \$3485 [31:0];
-      \$3782 [63:32] = \$3487 [31:0];
-      \$3782 [95:64] = \$3489 [31:0];
-      \$3782 [127:96] = \$3491 [31:0];
-      \$3782 [159:128] = \$3493 [31:0];
-      \$3782 [191:160] = \$3495 [31:0];
-      \$3782 [223:192] = \$3497 [31:0];
-      \$3782 [255:224] = \$3499 [31:0];
-      \$3782 [287:256] = \$3501 [31:0];
-      \$3782 [319:288] = \$3503 [31:0];
-      \$3782 [351:320] = \$3505 [31:0];
-      \$3782 [383:352] = \$3507 [31:0];
-      \$3782 [415:384] = \$3509 [31:0];
-      \$3782 [447:416] = \$3511 [31:0];
-      \$3782 [479:448] = \$3513 [31:0];
-      \$3782 [511:480] = \$3515 [31:0];
-      \$3782 [543:512] = \$3517 [31:0];
-      \$3782 [575:544] = \$3519 [31:0];
-      \$3782 [607:576] = \$3521 [31:0];
-      \$3782 [639:608] = \$3523 [31:0];
-      \$3782 [671:640] = \$3525 [31:0];
-      \$3782 [703:672] = \$3527 [31:0];
-      \$3782 [735:704] = \$3529 [31:0];
-      \$3782 [767:736] = \$3531 [31:0];
-      \$3782 [799:768] = \$3533 [31:0];
-      \$3782 [831:800] = \$3535 [31:0];
-      \$3782 [863:832] = \$3537 [31:0];
-      \$3782 [895:864] = \$3539 [31:0];
-      \$3782 [927:896] = \$3541 [31:0];
-      \$3782 [959:928] = \$3543 [31:0];
-      \$3782 [991:960] = \$3545 [31:0];
-      \$3782 [1023:992] = \$3547 [31:0];
-    end
-    if (rst) begin
-      \$3782  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3783  = hit0_0;
-    if (rst) begin
-      \$3783  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3784  = row0_0;
-    if (rst) begin
-      \$3784  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3785  = value0_0;
-    if (rst) begin
-      \$3785  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3786  = arb_valid0_0;
-    if (rst) begin
-      \$3786  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3787  = arb_row0_0;
-    if (rst) begin
-      \$3787  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3788  = arb_value0_0;
-    if (rst) begin
-      \$3788  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3789  = hit0_1;
-    if (rst) begin
-      \$3789  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3790  = row0_1;
-    if (rst) begin
-      \$3790  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3791  = value0_1;
-    if (rst) begin
-      \$3791  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3792  = arb_valid0_1;
-    if (rst) begin
-      \$3792  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3793  = arb_row0_1;
-    if (rst) begin
-      \$3793  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3794  = arb_value0_1;
-    if (rst) begin
-      \$3794  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3795  = hit0_2;
-    if (rst) begin
-      \$3795  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3796  = row0_2;
-    if (rst) begin
-      \$3796  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3797  = value0_2;
-    if (rst) begin
-      \$3797  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3798  = arb_valid0_2;
-    if (rst) begin
-      \$3798  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3799  = arb_row0_2;
-    if (rst) begin
-      \$3799  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3800  = arb_value0_2;
-    if (rst) begin
-      \$3800  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3801  = hit0_3;
-    if (rst) begin
-      \$3801  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3802  = row0_3;
-    if (rst) begin
-      \$3802  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3803  = value0_3;
-    if (rst) begin
-      \$3803  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3804  = arb_valid0_3;
-    if (rst) begin
-      \$3804  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3805  = arb_row0_3;
-    if (rst) begin
-      \$3805  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3806  = arb_value0_3;
-    if (rst) begin
-      \$3806  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3807  = hit0_4;
-    if (rst) begin
-      \$3807  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3808  = row0_4;
+    \$3780  = row0_4;
     if (rst) begin
-      \$3808  = 4'h0;
+      \$3780  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3809  = value0_4;
+    \$3781  = value0_4;
     if (rst) begin
-      \$3809  = 16'h0000;
+      \$3781  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3810  = arb_valid0_4;
+    \$3782  = arb_valid0_4;
     if (rst) begin
-      \$3810  = 1'h0;
+      \$3782  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3811  = arb_row0_4;
+    \$3783  = arb_row0_4;
     if (rst) begin
-      \$3811  = 4'h0;
+      \$3783  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3812  = arb_value0_4;
+    \$3784  = arb_value0_4;
     if (rst) begin
-      \$3812  = 16'h0000;
+      \$3784  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3813  = hit0_5;
+    \$3785  = hit0_5;
     if (rst) begin
-      \$3813  = 1'h0;
+      \$3785  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3814  = row0_5;
+    \$3786  = row0_5;
     if (rst) begin
-      \$3814  = 4'h0;
+      \$3786  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3815  = value0_5;
+    \$3787  = value0_5;
     if (rst) begin
-      \$3815  = 16'h0000;
+      \$3787  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3816  = arb_valid0_5;
+    \$3788  = arb_valid0_5;
     if (rst) begin
-      \$3816  = 1'h0;
+      \$3788  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3817  = arb_row0_5;
+    \$3789  = arb_row0_5;
     if (rst) begin
-      \$3817  = 4'h0;
+      \$3789  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3818  = arb_value0_5;
+    \$3790  = arb_value0_5;
     if (rst) begin
-      \$3818  = 16'h0000;
+      \$3790  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3819  = hit0_6;
+    \$3791  = hit0_6;
     if (rst) begin
-      \$3819  = 1'h0;
+      \$3791  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3820  = row0_6;
+    \$3792  = row0_6;
     if (rst) begin
-      \$3820  = 4'h0;
+      \$3792  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3821  = value0_6;
+    \$3793  = value0_6;
     if (rst) begin
-      \$3821  = 16'h0000;
+      \$3793  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3822  = arb_valid0_6;
+    \$3794  = arb_valid0_6;
     if (rst) begin
-      \$3822  = 1'h0;
+      \$3794  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3823  = arb_row0_6;
+    \$3795  = arb_row0_6;
     if (rst) begin
-      \$3823  = 4'h0;
+      \$3795  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3824  = arb_value0_6;
+    \$3796  = arb_value0_6;
     if (rst) begin
-      \$3824  = 16'h0000;
+      \$3796  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3825  = hit0_7;
+    \$3797  = hit0_7;
     if (rst) begin
-      \$3825  = 1'h0;
+      \$3797  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3826  = row0_7;
+    \$3798  = row0_7;
     if (rst) begin
-      \$3826  = 4'h0;
+      \$3798  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3827  = value0_7;
+    \$3799  = value0_7;
     if (rst) begin
-      \$3827  = 16'h0000;
+      \$3799  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3828  = arb_valid0_7;
+    \$3800  = arb_valid0_7;
     if (rst) begin
-      \$3828  = 1'h0;
+      \$3800  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3829  = arb_row0_7;
+    \$3801  = arb_row0_7;
     if (rst) begin
-      \$3829  = 4'h0;
+      \$3801  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3830  = arb_value0_7;
+    \$3802  = arb_value0_7;
     if (rst) begin
-      \$3830  = 16'h0000;
+      \$3802  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3831  = hit0_8;
+    \$3803  = hit0_8;
     if (rst) begin
-      \$3831  = 1'h0;
+      \$3803  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3832  = row0_8;
+    \$3804  = row0_8;
     if (rst) begin
-      \$3832  = 4'h0;
+      \$3804  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3833  = value0_8;
+    \$3805  = value0_8;
     if (rst) begin
-      \$3833  = 16'h0000;
+      \$3805  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3834  = arb_valid0_8;
+    \$3806  = arb_valid0_8;
     if (rst) begin
-      \$3834  = 1'h0;
+      \$3806  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3835  = arb_row0_8;
+    \$3807  = arb_row0_8;
     if (rst) begin
-      \$3835  = 4'h0;
+      \$3807  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3836  = arb_value0_8;
+    \$3808  = arb_value0_8;
     if (rst) begin
-      \$3836  = 16'h0000;
+      \$3808  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3837  = hit0_9;
+    \$3809  = hit0_9;
     if (rst) begin
-      \$3837  = 1'h0;
+      \$3809  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3838  = row0_9;
+    \$3810  = row0_9;
     if (rst) begin
-      \$3838  = 4'h0;
+      \$3810  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3839  = value0_9;
+    \$3811  = value0_9;
     if (rst) begin
-      \$3839  = 16'h0000;
+      \$3811  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3840  = arb_valid0_9;
+    \$3812  = arb_valid0_9;
     if (rst) begin
-      \$3840  = 1'h0;
+      \$3812  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3841  = arb_row0_9;
+    \$3813  = arb_row0_9;
     if (rst) begin
-      \$3841  = 4'h0;
+      \$3813  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3842  = arb_value0_9;
+    \$3814  = arb_value0_9;
     if (rst) begin
-      \$3842  = 16'h0000;
+      \$3814  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3843  = hit0_10;
+    \$3815  = hit0_10;
     if (rst) begin
-      \$3843  = 1'h0;
+      \$3815  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3844  = row0_10;
+    \$3816  = row0_10;
     if (rst) begin
-      \$3844  = 4'h0;
+      \$3816  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3845  = value0_10;
+    \$3817  = value0_10;
     if (rst) begin
-      \$3845  = 16'h0000;
+      \$3817  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3846  = arb_valid0_10;
+    \$3818  = arb_valid0_10;
     if (rst) begin
-      \$3846  = 1'h0;
+      \$3818  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3847  = arb_row0_10;
+    \$3819  = arb_row0_10;
     if (rst) begin
-      \$3847  = 4'h0;
+      \$3819  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3848  = arb_value0_10;
+    \$3820  = arb_value0_10;
     if (rst) begin
-      \$3848  = 16'h0000;
+      \$3820  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3849  = hit0_11;
+    \$3821  = hit0_11;
     if (rst) begin
-      \$3849  = 1'h0;
+      \$3821  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3850  = row0_11;
+    \$3822  = row0_11;
     if (rst) begin
-      \$3850  = 4'h0;
+      \$3822  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3851  = value0_11;
+    \$3823  = value0_11;
     if (rst) begin
-      \$3851  = 16'h0000;
+      \$3823  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3852  = arb_valid0_11;
+    \$3824  = arb_valid0_11;
     if (rst) begin
-      \$3852  = 1'h0;
+      \$3824  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3853  = arb_row0_11;
+    \$3825  = arb_row0_11;
     if (rst) begin
-      \$3853  = 4'h0;
+      \$3825  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3854  = arb_value0_11;
+    \$3826  = arb_value0_11;
     if (rst) begin
-      \$3854  = 16'h0000;
+      \$3826  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3855  = hit0_12;
+    \$3827  = hit0_12;
     if (rst) begin
-      \$3855  = 1'h0;
+      \$3827  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3856  = row0_12;
+    \$3828  = row0_12;
     if (rst) begin
-      \$3856  = 4'h0;
+      \$3828  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3857  = value0_12;
+    \$3829  = value0_12;
     if (rst) begin
-      \$3857  = 16'h0000;
+      \$3829  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3858  = arb_valid0_12;
+    \$3830  = arb_valid0_12;
     if (rst) begin
-      \$3858  = 1'h0;
+      \$3830  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3859  = arb_row0_12;
+    \$3831  = arb_row0_12;
     if (rst) begin
-      \$3859  = 4'h0;
+      \$3831  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3860  = arb_value0_12;
+    \$3832  = arb_value0_12;
     if (rst) begin
-      \$3860  = 16'h0000;
+      \$3832  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3861  = hit0_13;
+    \$3833  = hit0_13;
     if (rst) begin
-      \$3861  = 1'h0;
+      \$3833  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3862  = row0_13;
+    \$3834  = row0_13;
     if (rst) begin
-      \$3862  = 4'h0;
+      \$3834  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3863  = value0_13;
+    \$3835  = value0_13;
     if (rst) begin
-      \$3863  = 16'h0000;
+      \$3835  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3864  = arb_valid0_13;
+    \$3836  = arb_valid0_13;
     if (rst) begin
-      \$3864  = 1'h0;
+      \$3836  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3865  = arb_row0_13;
+    \$3837  = arb_row0_13;
     if (rst) begin
-      \$3865  = 4'h0;
+      \$3837  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3866  = arb_value0_13;
+    \$3838  = arb_value0_13;
     if (rst) begin
-      \$3866  = 16'h0000;
+      \$3838  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3867  = hit0_14;
+    \$3839  = hit0_14;
     if (rst) begin
-      \$3867  = 1'h0;
+      \$3839  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3868  = row0_14;
+    \$3840  = row0_14;
     if (rst) begin
-      \$3868  = 4'h0;
+      \$3840  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3869  = value0_14;
+    \$3841  = value0_14;
     if (rst) begin
-      \$3869  = 16'h0000;
+      \$3841  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3870  = arb_valid0_14;
+    \$3842  = arb_valid0_14;
     if (rst) begin
-      \$3870  = 1'h0;
+      \$3842  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3871  = arb_row0_14;
+    \$3843  = arb_row0_14;
     if (rst) begin
-      \$3871  = 4'h0;
+      \$3843  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3872  = arb_value0_14;
+    \$3844  = arb_value0_14;
     if (rst) begin
-      \$3872  = 16'h0000;
+      \$3844  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3873  = hit0_15;
+    \$3845  = hit0_15;
     if (rst) begin
-      \$3873  = 1'h0;
+      \$3845  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3874  = row0_15;
+    \$3846  = row0_15;
     if (rst) begin
-      \$3874  = 4'h0;
+      \$3846  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3875  = value0_15;
+    \$3847  = value0_15;
     if (rst) begin
-      \$3875  = 16'h0000;
+      \$3847  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3876  = arb_valid0_15;
+    \$3848  = arb_valid0_15;
     if (rst) begin
-      \$3876  = 1'h0;
+      \$3848  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3877  = arb_row0_15;
+    \$3849  = arb_row0_15;
     if (rst) begin
-      \$3877  = 4'h0;
+      \$3849  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3878  = arb_value0_15;
+    \$3850  = arb_value0_15;
     if (rst) begin
-      \$3878  = 16'h0000;
+      \$3850  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3879  = hit0_16;
+    \$3851  = hit0_16;
     if (rst) begin
-      \$3879  = 1'h0;
+      \$3851  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3880  = row0_16;
+    \$3852  = row0_16;
     if (rst) begin
-      \$3880  = 4'h0;
+      \$3852  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3881  = value0_16;
+    \$3853  = value0_16;
     if (rst) begin
-      \$3881  = 16'h0000;
+      \$3853  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3882  = arb_valid0_16;
+    \$3854  = arb_valid0_16;
     if (rst) begin
-      \$3882  = 1'h0;
+      \$3854  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3883  = arb_row0_16;
+    \$3855  = arb_row0_16;
     if (rst) begin
-      \$3883  = 4'h0;
+      \$3855  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3884  = arb_value0_16;
+    \$3856  = arb_value0_16;
     if (rst) begin
-      \$3884  = 16'h0000;
+      \$3856  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3885  = hit0_17;
+    \$3857  = hit0_17;
     if (rst) begin
-      \$3885  = 1'h0;
+      \$3857  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3886  = row0_17;
+    \$3858  = row0_17;
     if (rst) begin
-      \$3886  = 4'h0;
+      \$3858  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3887  = value0_17;
+    \$3859  = value0_17;
     if (rst) begin
-      \$3887  = 16'h0000;
+      \$3859  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3888  = arb_valid0_17;
+    \$3860  = arb_valid0_17;
     if (rst) begin
-      \$3888  = 1'h0;
+      \$3860  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3889  = arb_row0_17;
+    \$3861  = arb_row0_17;
     if (rst) begin
-      \$3889  = 4'h0;
+      \$3861  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3890  = arb_value0_17;
+    \$3862  = arb_value0_17;
     if (rst) begin
-      \$3890  = 16'h0000;
+      \$3862  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3891  = hit0_18;
+    \$3863  = hit0_18;
     if (rst) begin
-      \$3891  = 1'h0;
+      \$3863  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3892  = row0_18;
+    \$3864  = row0_18;
     if (rst) begin
-      \$3892  = 4'h0;
+      \$3864  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3893  = value0_18;
+    \$3865  = value0_18;
     if (rst) begin
-      \$3893  = 16'h0000;
+      \$3865  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3894  = arb_valid0_18;
+    \$3866  = arb_valid0_18;
     if (rst) begin
-      \$3894  = 1'h0;
+      \$3866  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3895  = arb_row0_18;
+    \$3867  = arb_row0_18;
     if (rst) begin
-      \$3895  = 4'h0;
+      \$3867  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3896  = arb_value0_18;
+    \$3868  = arb_value0_18;
     if (rst) begin
-      \$3896  = 16'h0000;
+      \$3868  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3897  = hit0_19;
+    \$3869  = hit0_19;
     if (rst) begin
-      \$3897  = 1'h0;
+      \$3869  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3898  = row0_19;
+    \$3870  = row0_19;
     if (rst) begin
-      \$3898  = 4'h0;
+      \$3870  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3899  = value0_19;
+    \$3871  = value0_19;
     if (rst) begin
-      \$3899  = 16'h0000;
+      \$3871  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3900  = arb_valid0_19;
+    \$3872  = arb_valid0_19;
     if (rst) begin
-      \$3900  = 1'h0;
+      \$3872  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3901  = arb_row0_19;
+    \$3873  = arb_row0_19;
     if (rst) begin
-      \$3901  = 4'h0;
+      \$3873  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3902  = arb_value0_19;
+    \$3874  = arb_value0_19;
     if (rst) begin
-      \$3902  = 16'h0000;
+      \$3874  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3903  = hit0_20;
+    \$3875  = hit0_20;
     if (rst) begin
-      \$3903  = 1'h0;
+      \$3875  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3904  = row0_20;
+    \$3876  = row0_20;
     if (rst) begin
-      \$3904  = 4'h0;
+      \$3876  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3905  = value0_20;
+    \$3877  = value0_20;
     if (rst) begin
-      \$3905  = 16'h0000;
+      \$3877  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3906  = arb_valid0_20;
+    \$3878  = arb_valid0_20;
     if (rst) begin
-      \$3906  = 1'h0;
+      \$3878  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3907  = arb_row0_20;
+    \$3879  = arb_row0_20;
     if (rst) begin
-      \$3907  = 4'h0;
+      \$3879  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3908  = arb_value0_20;
+    \$3880  = arb_value0_20;
     if (rst) begin
-      \$3908  = 16'h0000;
+      \$3880  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3909  = hit0_21;
+    \$3881  = hit0_21;
     if (rst) begin
-      \$3909  = 1'h0;
+      \$3881  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3910  = row0_21;
+    \$3882  = row0_21;
     if (rst) begin
-      \$3910  = 4'h0;
+      \$3882  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3911  = value0_21;
+    \$3883  = value0_21;
     if (rst) begin
-      \$3911  = 16'h0000;
+      \$3883  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3912  = arb_valid0_21;
+    \$3884  = arb_valid0_21;
     if (rst) begin
-      \$3912  = 1'h0;
+      \$3884  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3913  = arb_row0_21;
+    \$3885  = arb_row0_21;
     if (rst) begin
-      \$3913  = 4'h0;
+      \$3885  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3914  = arb_value0_21;
+    \$3886  = arb_value0_21;
     if (rst) begin
-      \$3914  = 16'h0000;
+      \$3886  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3915  = hit0_22;
+    \$3887  = hit0_22;
     if (rst) begin
-      \$3915  = 1'h0;
+      \$3887  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3916  = row0_22;
+    \$3888  = row0_22;
     if (rst) begin
-      \$3916  = 4'h0;
+      \$3888  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3917  = value0_22;
+    \$3889  = value0_22;
     if (rst) begin
-      \$3917  = 16'h0000;
+      \$3889  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3918  = arb_valid0_22;
+    \$3890  = arb_valid0_22;
     if (rst) begin
-      \$3918  = 1'h0;
+      \$3890  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3919  = arb_row0_22;
+    \$3891  = arb_row0_22;
     if (rst) begin
-      \$3919  = 4'h0;
+      \$3891  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3920  = arb_value0_22;
+    \$3892  = arb_value0_22;
     if (rst) begin
-      \$3920  = 16'h0000;
+      \$3892  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3921  = hit0_23;
+    \$3893  = hit0_23;
     if (rst) begin
-      \$3921  = 1'h0;
+      \$3893  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3922  = row0_23;
+    \$3894  = row0_23;
     if (rst) begin
-      \$3922  = 4'h0;
+      \$3894  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3923  = value0_23;
+    \$3895  = value0_23;
     if (rst) begin
-      \$3923  = 16'h0000;
+      \$3895  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3924  = arb_valid0_23;
+    \$3896  = arb_valid0_23;
     if (rst) begin
-      \$3924  = 1'h0;
+      \$3896  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3925  = arb_row0_23;
+    \$3897  = arb_row0_23;
     if (rst) begin
-      \$3925  = 4'h0;
+      \$3897  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3926  = arb_value0_23;
+    \$3898  = arb_value0_23;
     if (rst) begin
-      \$3926  = 16'h0000;
+      \$3898  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3927  = hit0_24;
+    \$3899  = hit0_24;
     if (rst) begin
-      \$3927  = 1'h0;
+      \$3899  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3928  = row0_24;
+    \$3900  = row0_24;
     if (rst) begin
-      \$3928  = 4'h0;
+      \$3900  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3929  = value0_24;
+    \$3901  = value0_24;
     if (rst) begin
-      \$3929  = 16'h0000;
+      \$3901  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3930  = arb_valid0_24;
+    \$3902  = arb_valid0_24;
     if (rst) begin
-      \$3930  = 1'h0;
+      \$3902  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3931  = arb_row0_24;
+    \$3903  = arb_row0_24;
     if (rst) begin
-      \$3931  = 4'h0;
+      \$3903  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3932  = arb_value0_24;
+    \$3904  = arb_value0_24;
     if (rst) begin
-      \$3932  = 16'h0000;
+      \$3904  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3933  = hit0_25;
+    \$3905  = hit0_25;
     if (rst) begin
-      \$3933  = 1'h0;
+      \$3905  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3934  = row0_25;
+    \$3906  = row0_25;
     if (rst) begin
-      \$3934  = 4'h0;
+      \$3906  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3935  = value0_25;
+    \$3907  = value0_25;
     if (rst) begin
-      \$3935  = 16'h0000;
+      \$3907  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3936  = arb_valid0_25;
+    \$3908  = arb_valid0_25;
     if (rst) begin
-      \$3936  = 1'h0;
+      \$3908  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3937  = arb_row0_25;
+    \$3909  = arb_row0_25;
     if (rst) begin
-      \$3937  = 4'h0;
+      \$3909  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3938  = arb_value0_25;
+    \$3910  = arb_value0_25;
     if (rst) begin
-      \$3938  = 16'h0000;
+      \$3910  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3939  = hit0_26;
+    \$3911  = hit0_26;
     if (rst) begin
-      \$3939  = 1'h0;
+      \$3911  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3940  = row0_26;
+    \$3912  = row0_26;
     if (rst) begin
-      \$3940  = 4'h0;
+      \$3912  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3941  = value0_26;
+    \$3913  = value0_26;
     if (rst) begin
-      \$3941  = 16'h0000;
+      \$3913  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3942  = arb_valid0_26;
+    \$3914  = arb_valid0_26;
     if (rst) begin
-      \$3942  = 1'h0;
+      \$3914  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3943  = arb_row0_26;
+    \$3915  = arb_row0_26;
     if (rst) begin
-      \$3943  = 4'h0;
+      \$3915  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3944  = arb_value0_26;
+    \$3916  = arb_value0_26;
     if (rst) begin
-      \$3944  = 16'h0000;
+      \$3916  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3945  = hit0_27;
+    \$3917  = hit0_27;
     if (rst) begin
-      \$3945  = 1'h0;
+      \$3917  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3946  = row0_27;
+    \$3918  = row0_27;
     if (rst) begin
-      \$3946  = 4'h0;
+      \$3918  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3947  = value0_27;
+    \$3919  = value0_27;
     if (rst) begin
-      \$3947  = 16'h0000;
+      \$3919  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3948  = arb_valid0_27;
+    \$3920  = arb_valid0_27;
     if (rst) begin
-      \$3948  = 1'h0;
+      \$3920  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3949  = arb_row0_27;
+    \$3921  = arb_row0_27;
     if (rst) begin
-      \$3949  = 4'h0;
+      \$3921  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3950  = arb_value0_27;
+    \$3922  = arb_value0_27;
     if (rst) begin
-      \$3950  = 16'h0000;
+      \$3922  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3951  = hit0_28;
+    \$3923  = hit0_28;
     if (rst) begin
-      \$3951  = 1'h0;
+      \$3923  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3952  = row0_28;
+    \$3924  = row0_28;
     if (rst) begin
-      \$3952  = 4'h0;
+      \$3924  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3953  = value0_28;
+    \$3925  = value0_28;
     if (rst) begin
-      \$3953  = 16'h0000;
+      \$3925  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3954  = arb_valid0_28;
+    \$3926  = arb_valid0_28;
     if (rst) begin
-      \$3954  = 1'h0;
+      \$3926  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3955  = arb_row0_28;
+    \$3927  = arb_row0_28;
     if (rst) begin
-      \$3955  = 4'h0;
+      \$3927  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3956  = arb_value0_28;
+    \$3928  = arb_value0_28;
     if (rst) begin
-      \$3956  = 16'h0000;
+      \$3928  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3957  = hit0_29;
+    \$3929  = hit0_29;
     if (rst) begin
-      \$3957  = 1'h0;
+      \$3929  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3958  = row0_29;
+    \$3930  = row0_29;
     if (rst) begin
-      \$3958  = 4'h0;
+      \$3930  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3959  = value0_29;
+    \$3931  = value0_29;
     if (rst) begin
-      \$3959  = 16'h0000;
+      \$3931  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3960  = arb_valid0_29;
+    \$3932  = arb_valid0_29;
     if (rst) begin
-      \$3960  = 1'h0;
+      \$3932  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3961  = arb_row0_29;
+    \$3933  = arb_row0_29;
     if (rst) begin
-      \$3961  = 4'h0;
+      \$3933  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3962  = arb_value0_29;
+    \$3934  = arb_value0_29;
     if (rst) begin
-      \$3962  = 16'h0000;
+      \$3934  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3963  = hit0_30;
+    \$3935  = hit0_30;
     if (rst) begin
-      \$3963  = 1'h0;
+      \$3935  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3964  = row0_30;
+    \$3936  = row0_30;
     if (rst) begin
-      \$3964  = 4'h0;
+      \$3936  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3965  = value0_30;
+    \$3937  = value0_30;
     if (rst) begin
-      \$3965  = 16'h0000;
+      \$3937  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3966  = arb_valid0_30;
+    \$3938  = arb_valid0_30;
     if (rst) begin
-      \$3966  = 1'h0;
+      \$3938  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3967  = arb_row0_30;
+    \$3939  = arb_row0_30;
     if (rst) begin
-      \$3967  = 4'h0;
+      \$3939  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3968  = arb_value0_30;
+    \$3940  = arb_value0_30;
     if (rst) begin
-      \$3968  = 16'h0000;
+      \$3940  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3969  = hit0_31;
+    \$3941  = hit0_31;
     if (rst) begin
-      \$3969  = 1'h0;
+      \$3941  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3970  = row0_31;
+    \$3942  = row0_31;
     if (rst) begin
-      \$3970  = 4'h0;
+      \$3942  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3971  = value0_31;
+    \$3943  = value0_31;
     if (rst) begin
-      \$3971  = 16'h0000;
+      \$3943  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3972  = arb_valid0_31;
+    \$3944  = arb_valid0_31;
     if (rst) begin
-      \$3972  = 1'h0;
+      \$3944  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3973  = arb_row0_31;
+    \$3945  = arb_row0_31;
     if (rst) begin
-      \$3973  = 4'h0;
+      \$3945  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3974  = arb_value0_31;
+    \$3946  = arb_value0_31;
     if (rst) begin
-      \$3974  = 16'h0000;
+      \$3946  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3975  = clear_row;
+    \$3947  = clear_row;
     if (clearing) begin
-      \$3975  = \$3707 [3:0];
+      \$3947  = \$3647 [3:0];
     end
     if (rst) begin
-      \$3975  = 4'h0;
+      \$3947  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3976  = clearing;
+    \$3948  = clearing;
     if (clearing) begin
-      if (\$3708 ) begin
-        \$3976  = 1'h0;
+      if (\$3648 ) begin
+        \$3948  = 1'h0;
       end
     end
     if (rst) begin
-      \$3976  = 1'h1;
+      \$3948  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3977  = n_act;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-        \$3977  = \$3714 [4:0];
+    \$3949  = n_act;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+        \$3949  = \$3654 [4:0];
       end
     end
     if (rst) begin
-      \$3977  = 5'h00;
+      \$3949  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3978  = wgt;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-        \$3978  = op__payload[122:63];
+    \$3950  = wgt;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3950  = op__payload[122:63];
       end
     end
     if (rst) begin
-      \$3978  = 60'h000000000000000;
+      \$3950  = 60'h000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3979  = bias_0;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-        if (\$3716 ) begin
-          \$3979  = op__payload[156:125];
+    \$3951  = wgt_offset0_0;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3951  = \$3663 [6:0];
+      end
+    end
+    if (rst) begin
+      \$3951  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3952  = wgt_offset0_1;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3952  = \$3671 [6:0];
+      end
+    end
+    if (rst) begin
+      \$3952  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3953  = wgt_offset0_2;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3953  = \$3679 [6:0];
+      end
+    end
+    if (rst) begin
+      \$3953  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3954  = wgt_offset0_3;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+        \$3954  = \$3687 [6:0];
+      end
+    end
+    if (rst) begin
+      \$3954  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3955  = bias_0;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+        if (\$3688 ) begin
+          \$3955  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3979  = 32'd0;
+      \$3955  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3980  = bias_1;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-        if (\$3717 ) begin
-          \$3980  = op__payload[156:125];
+    \$3956  = bias_1;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+        if (\$3689 ) begin
+          \$3956  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3980  = 32'd0;
+      \$3956  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3981  = bias_2;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-        if (\$3718 ) begin
-          \$3981  = op__payload[156:125];
+    \$3957  = bias_2;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+        if (\$3690 ) begin
+          \$3957  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3981  = 32'd0;
+      \$3957  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3982  = bias_3;
-    if (\$3709 ) begin
-      if (\$3710 ) begin
-      end else if (\$3711 ) begin
-      end else if (\$3712 ) begin
-        if (\$3719 ) begin
-          \$3982  = op__payload[156:125];
+    \$3958  = bias_3;
+    if (\$3649 ) begin
+      if (\$3650 ) begin
+      end else if (\$3651 ) begin
+      end else if (\$3652 ) begin
+        if (\$3691 ) begin
+          \$3958  = op__payload[156:125];
         end
       end
     end
     if (rst) begin
-      \$3982  = 32'd0;
+      \$3958  = 32'd0;
     end
   end
-  assign u0_0 = \$2 [3:0];
-  assign v0_0 = \$4 [3:0];
-  assign address0_0 = { \$6 [6:0], wgt[33:32] };
-  assign u0_1 = \$8 [3:0];
-  assign v0_1 = \$10 [3:0];
-  assign address0_1 = { \$12 [6:0], wgt[33:32] };
-  assign u0_2 = \$14 [3:0];
-  assign v0_2 = \$16 [3:0];
-  assign address0_2 = { \$18 [6:0], wgt[33:32] };
-  assign u0_3 = \$20 [3:0];
-  assign v0_3 = \$22 [3:0];
-  assign address0_3 = { \$24 [6:0], wgt[33:32] };
-  assign u0_4 = \$26 [3:0];
-  assign v0_4 = \$28 [3:0];
-  assign address0_4 = { \$30 [6:0], wgt[35:34] };
-  assign u0_5 = \$32 [3:0];
-  assign v0_5 = \$34 [3:0];
-  assign address0_5 = { \$36 [6:0], wgt[35:34] };
-  assign u0_6 = \$38 [3:0];
-  assign v0_6 = \$40 [3:0];
-  assign address0_6 = { \$42 [6:0], wgt[35:34] };
-  assign u0_7 = \$44 [3:0];
-  assign v0_7 = \$46 [3:0];
-  assign address0_7 = { \$48 [6:0], wgt[35:34] };
-  assign u0_8 = \$50 [3:0];
-  assign v0_8 = \$52 [3:0];
-  assign address0_8 = { \$54 [6:0], wgt[37:36] };
-  assign u0_9 = \$56 [3:0];
-  assign v0_9 = \$58 [3:0];
-  assign address0_9 = { \$60 [6:0], wgt[37:36] };
-  assign u0_10 = \$62 [3:0];
-  assign v0_10 = \$64 [3:0];
-  assign address0_10 = { \$66 [6:0], wgt[37:36] };
-  assign u0_11 = \$68 [3:0];
-  assign v0_11 = \$70 [3:0];
-  assign address0_11 = { \$72 [6:0], wgt[37:36] };
-  assign u0_12 = \$74 [3:0];
-  assign v0_12 = \$76 [3:0];
-  assign address0_12 = { \$78 [6:0], wgt[39:38] };
-  assign u0_13 = \$80 [3:0];
-  assign v0_13 = \$82 [3:0];
-  assign address0_13 = { \$84 [6:0], wgt[39:38] };
-  assign u0_14 = \$86 [3:0];
-  assign v0_14 = \$88 [3:0];
-  assign address0_14 = { \$90 [6:0], wgt[39:38] };
-  assign u0_15 = \$92 [3:0];
-  assign v0_15 = \$94 [3:0];
-  assign address0_15 = { \$96 [6:0], wgt[39:38] };
-  assign want0_0 = { \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114 , \$112 , \$110 , \$108 , \$106 , \$104 , \$102 , \$100 , \$98  };
-  assign grant0_0 = \$131 [15:0];
-  assign want0_1 = { \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209 , \$207 , \$205 , \$203 , \$201 , \$199 , \$197 , \$195 , \$193  };
-  assign grant0_1 = \$226 [15:0];
-  assign want0_2 = { \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304 , \$302 , \$300 , \$298 , \$296 , \$294 , \$292 , \$290 , \$288  };
-  assign grant0_2 = \$321 [15:0];
-  assign want0_3 = { \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399 , \$397 , \$395 , \$393 , \$391 , \$389 , \$387 , \$385 , \$383  };
-  assign grant0_3 = \$416 [15:0];
-  assign want0_4 = { \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494 , \$492 , \$490 , \$488 , \$486 , \$484 , \$482 , \$480 , \$478  };
-  assign grant0_4 = \$511 [15:0];
-  assign want0_5 = { \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589 , \$587 , \$585 , \$583 , \$581 , \$579 , \$577 , \$575 , \$573  };
-  assign grant0_5 = \$606 [15:0];
-  assign want0_6 = { \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684 , \$682 , \$680 , \$678 , \$676 , \$674 , \$672 , \$670 , \$668  };
-  assign grant0_6 = \$701 [15:0];
-  assign want0_7 = { \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779 , \$777 , \$775 , \$773 , \$771 , \$769 , \$767 , \$765 , \$763  };
-  assign grant0_7 = \$796 [15:0];
-  assign want0_8 = { \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874 , \$872 , \$870 , \$868 , \$866 , \$864 , \$862 , \$860 , \$858  };
-  assign grant0_8 = \$891 [15:0];
-  assign want0_9 = { \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969 , \$967 , \$965 , \$963 , \$961 , \$959 , \$957 , \$955 , \$953  };
-  assign grant0_9 = \$986 [15:0];
-  assign want0_10 = { \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064 , \$1062 , \$1060 , \$1058 , \$1056 , \$1054 , \$1052 , \$1050 , \$1048  };
-  assign grant0_10 = \$1081 [15:0];
-  assign want0_11 = { \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159 , \$1157 , \$1155 , \$1153 , \$1151 , \$1149 , \$1147 , \$1145 , \$1143  };
-  assign grant0_11 = \$1176 [15:0];
-  assign want0_12 = { \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254 , \$1252 , \$1250 , \$1248 , \$1246 , \$1244 , \$1242 , \$1240 , \$1238  };
-  assign grant0_12 = \$1271 [15:0];
-  assign want0_13 = { \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349 , \$1347 , \$1345 , \$1343 , \$1341 , \$1339 , \$1337 , \$1335 , \$1333  };
-  assign grant0_13 = \$1366 [15:0];
-  assign want0_14 = { \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444 , \$1442 , \$1440 , \$1438 , \$1436 , \$1434 , \$1432 , \$1430 , \$1428  };
-  assign grant0_14 = \$1461 [15:0];
-  assign want0_15 = { \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539 , \$1537 , \$1535 , \$1533 , \$1531 , \$1529 , \$1527 , \$1525 , \$1523  };
-  assign grant0_15 = \$1556 [15:0];
-  assign want0_16 = { \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634 , \$1632 , \$1630 , \$1628 , \$1626 , \$1624 , \$1622 , \$1620 , \$1618  };
-  assign grant0_16 = \$1651 [15:0];
-  assign want0_17 = { \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729 , \$1727 , \$1725 , \$1723 , \$1721 , \$1719 , \$1717 , \$1715 , \$1713  };
-  assign grant0_17 = \$1746 [15:0];
-  assign want0_18 = { \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824 , \$1822 , \$1820 , \$1818 , \$1816 , \$1814 , \$1812 , \$1810 , \$1808  };
-  assign grant0_18 = \$1841 [15:0];
-  assign want0_19 = { \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919 , \$1917 , \$1915 , \$1913 , \$1911 , \$1909 , \$1907 , \$1905 , \$1903  };
-  assign grant0_19 = \$1936 [15:0];
-  assign want0_20 = { \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014 , \$2012 , \$2010 , \$2008 , \$2006 , \$2004 , \$2002 , \$2000 , \$1998  };
-  assign grant0_20 = \$2031 [15:0];
-  assign want0_21 = { \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109 , \$2107 , \$2105 , \$2103 , \$2101 , \$2099 , \$2097 , \$2095 , \$2093  };
-  assign grant0_21 = \$2126 [15:0];
-  assign want0_22 = { \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204 , \$2202 , \$2200 , \$2198 , \$2196 , \$2194 , \$2192 , \$2190 , \$2188  };
-  assign grant0_22 = \$2221 [15:0];
-  assign want0_23 = { \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299 , \$2297 , \$2295 , \$2293 , \$2291 , \$2289 , \$2287 , \$2285 , \$2283  };
-  assign grant0_23 = \$2316 [15:0];
-  assign want0_24 = { \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394 , \$2392 , \$2390 , \$2388 , \$2386 , \$2384 , \$2382 , \$2380 , \$2378  };
-  assign grant0_24 = \$2411 [15:0];
-  assign want0_25 = { \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489 , \$2487 , \$2485 , \$2483 , \$2481 , \$2479 , \$2477 , \$2475 , \$2473  };
-  assign grant0_25 = \$2506 [15:0];
-  assign want0_26 = { \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584 , \$2582 , \$2580 , \$2578 , \$2576 , \$2574 , \$2572 , \$2570 , \$2568  };
-  assign grant0_26 = \$2601 [15:0];
-  assign want0_27 = { \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679 , \$2677 , \$2675 , \$2673 , \$2671 , \$2669 , \$2667 , \$2665 , \$2663  };
-  assign grant0_27 = \$2696 [15:0];
-  assign want0_28 = { \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774 , \$2772 , \$2770 , \$2768 , \$2766 , \$2764 , \$2762 , \$2760 , \$2758  };
-  assign grant0_28 = \$2791 [15:0];
-  assign want0_29 = { \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869 , \$2867 , \$2865 , \$2863 , \$2861 , \$2859 , \$2857 , \$2855 , \$2853  };
-  assign grant0_29 = \$2886 [15:0];
-  assign want0_30 = { \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964 , \$2962 , \$2960 , \$2958 , \$2956 , \$2954 , \$2952 , \$2950 , \$2948  };
-  assign grant0_30 = \$2981 [15:0];
-  assign want0_31 = { \$3073 , \$3071 , \$3069 , \$3067 , \$3065 , \$3063 , \$3061 , \$3059 , \$3057 , \$3055 , \$3053 , \$3051 , \$3049 , \$3047 , \$3045 , \$3043  };
-  assign grant0_31 = \$3076 [15:0];
-  assign ppu_0 = \$3485 [31:0];
-  assign ppu_1 = \$3487 [31:0];
-  assign ppu_2 = \$3489 [31:0];
-  assign ppu_3 = \$3491 [31:0];
-  assign ppu_4 = \$3493 [31:0];
-  assign ppu_5 = \$3495 [31:0];
-  assign ppu_6 = \$3497 [31:0];
-  assign ppu_7 = \$3499 [31:0];
-  assign ppu_8 = \$3501 [31:0];
-  assign ppu_9 = \$3503 [31:0];
-  assign ppu_10 = \$3505 [31:0];
-  assign ppu_11 = \$3507 [31:0];
-  assign ppu_12 = \$3509 [31:0];
-  assign ppu_13 = \$3511 [31:0];
-  assign ppu_14 = \$3513 [31:0];
-  assign ppu_15 = \$3515 [31:0];
-  assign ppu_16 = \$3517 [31:0];
-  assign ppu_17 = \$3519 [31:0];
-  assign ppu_18 = \$3521 [31:0];
-  assign ppu_19 = \$3523 [31:0];
-  assign ppu_20 = \$3525 [31:0];
-  assign ppu_21 = \$3527 [31:0];
-  assign ppu_22 = \$3529 [31:0];
-  assign ppu_23 = \$3531 [31:0];
-  assign ppu_24 = \$3533 [31:0];
-  assign ppu_25 = \$3535 [31:0];
-  assign ppu_26 = \$3537 [31:0];
-  assign ppu_27 = \$3539 [31:0];
-  assign ppu_28 = \$3541 [31:0];
-  assign ppu_29 = \$3543 [31:0];
-  assign ppu_30 = \$3545 [31:0];
-  assign ppu_31 = \$3547 [31:0];
+  assign linear0_0 = \$1 [6:0];
+  assign address0_0 = { \$1 [6:0], wgt[33:32] };
+  assign linear0_1 = \$2 [6:0];
+  assign address0_1 = { \$2 [6:0], wgt[33:32] };
+  assign linear0_2 = \$3 [6:0];
+  assign address0_2 = { \$3 [6:0], wgt[33:32] };
+  assign linear0_3 = \$4 [6:0];
+  assign address0_3 = { \$4 [6:0], wgt[33:32] };
+  assign linear0_4 = \$5 [6:0];
+  assign address0_4 = { \$5 [6:0], wgt[35:34] };
+  assign linear0_5 = \$6 [6:0];
+  assign address0_5 = { \$6 [6:0], wgt[35:34] };
+  assign linear0_6 = \$7 [6:0];
+  assign address0_6 = { \$7 [6:0], wgt[35:34] };
+  assign linear0_7 = \$8 [6:0];
+  assign address0_7 = { \$8 [6:0], wgt[35:34] };
+  assign linear0_8 = \$9 [6:0];
+  assign address0_8 = { \$9 [6:0], wgt[37:36] };
+  assign linear0_9 = \$10 [6:0];
+  assign address0_9 = { \$10 [6:0], wgt[37:36] };
+  assign linear0_10 = \$11 [6:0];
+  assign address0_10 = { \$11 [6:0], wgt[37:36] };
+  assign linear0_11 = \$12 [6:0];
+  assign address0_11 = { \$12 [6:0], wgt[37:36] };
+  assign linear0_12 = \$13 [6:0];
+  assign address0_12 = { \$13 [6:0], wgt[39:38] };
+  assign linear0_13 = \$14 [6:0];
+  assign address0_13 = { \$14 [6:0], wgt[39:38] };
+  assign linear0_14 = \$15 [6:0];
+  assign address0_14 = { \$15 [6:0], wgt[39:38] };
+  assign linear0_15 = \$16 [6:0];
+  assign address0_15 = { \$16 [6:0], wgt[39:38] };
+  assign want0_0 = { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
+  assign grant0_0 = \$51 [15:0];
+  assign want0_1 = { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
+  assign grant0_1 = \$146 [15:0];
+  assign want0_2 = { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
+  assign grant0_2 = \$241 [15:0];
+  assign want0_3 = { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
+  assign grant0_3 = \$336 [15:0];
+  assign want0_4 = { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
+  assign grant0_4 = \$431 [15:0];
+  assign want0_5 = { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
+  assign grant0_5 = \$526 [15:0];
+  assign want0_6 = { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
+  assign grant0_6 = \$621 [15:0];
+  assign want0_7 = { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
+  assign grant0_7 = \$716 [15:0];
+  assign want0_8 = { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
+  assign grant0_8 = \$811 [15:0];
+  assign want0_9 = { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
+  assign grant0_9 = \$906 [15:0];
+  assign want0_10 = { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
+  assign grant0_10 = \$1001 [15:0];
+  assign want0_11 = { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
+  assign grant0_11 = \$1096 [15:0];
+  assign want0_12 = { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
+  assign grant0_12 = \$1191 [15:0];
+  assign want0_13 = { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
+  assign grant0_13 = \$1286 [15:0];
+  assign want0_14 = { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
+  assign grant0_14 = \$1381 [15:0];
+  assign want0_15 = { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
+  assign grant0_15 = \$1476 [15:0];
+  assign want0_16 = { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
+  assign grant0_16 = \$1571 [15:0];
+  assign want0_17 = { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
+  assign grant0_17 = \$1666 [15:0];
+  assign want0_18 = { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
+  assign grant0_18 = \$1761 [15:0];
+  assign want0_19 = { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
+  assign grant0_19 = \$1856 [15:0];
+  assign want0_20 = { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
+  assign grant0_20 = \$1951 [15:0];
+  assign want0_21 = { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
+  assign grant0_21 = \$2046 [15:0];
+  assign want0_22 = { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
+  assign grant0_22 = \$2141 [15:0];
+  assign want0_23 = { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
+  assign grant0_23 = \$2236 [15:0];
+  assign want0_24 = { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
+  assign grant0_24 = \$2331 [15:0];
+  assign want0_25 = { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
+  assign grant0_25 = \$2426 [15:0];
+  assign want0_26 = { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
+  assign grant0_26 = \$2521 [15:0];
+  assign want0_27 = { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
+  assign grant0_27 = \$2616 [15:0];
+  assign want0_28 = { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
+  assign grant0_28 = \$2711 [15:0];
+  assign want0_29 = { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
+  assign grant0_29 = \$2806 [15:0];
+  assign want0_30 = { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
+  assign grant0_30 = \$2901 [15:0];
+  assign want0_31 = { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
+  assign grant0_31 = \$2996 [15:0];
+  assign ppu_0 = \$3405 [31:0];
+  assign ppu_1 = \$3407 [31:0];
+  assign ppu_2 = \$3409 [31:0];
+  assign ppu_3 = \$3411 [31:0];
+  assign ppu_4 = \$3413 [31:0];
+  assign ppu_5 = \$3415 [31:0];
+  assign ppu_6 = \$3417 [31:0];
+  assign ppu_7 = \$3419 [31:0];
+  assign ppu_8 = \$3421 [31:0];
+  assign ppu_9 = \$3423 [31:0];
+  assign ppu_10 = \$3425 [31:0];
+  assign ppu_11 = \$3427 [31:0];
+  assign ppu_12 = \$3429 [31:0];
+  assign ppu_13 = \$3431 [31:0];
+  assign ppu_14 = \$3433 [31:0];
+  assign ppu_15 = \$3435 [31:0];
+  assign ppu_16 = \$3437 [31:0];
+  assign ppu_17 = \$3439 [31:0];
+  assign ppu_18 = \$3441 [31:0];
+  assign ppu_19 = \$3443 [31:0];
+  assign ppu_20 = \$3445 [31:0];
+  assign ppu_21 = \$3447 [31:0];
+  assign ppu_22 = \$3449 [31:0];
+  assign ppu_23 = \$3451 [31:0];
+  assign ppu_24 = \$3453 [31:0];
+  assign ppu_25 = \$3455 [31:0];
+  assign ppu_26 = \$3457 [31:0];
+  assign ppu_27 = \$3459 [31:0];
+  assign ppu_28 = \$3461 [31:0];
+  assign ppu_29 = \$3463 [31:0];
+  assign ppu_30 = \$3465 [31:0];
+  assign ppu_31 = \$3467 [31:0];
+  assign act_offset_in0 = \$3472 [6:0];
+  assign act_offset_in1 = \$3477 [6:0];
+  assign act_offset_in2 = \$3482 [6:0];
+  assign act_offset_in3 = \$3487 [6:0];
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.first  = op__payload[2];
   assign \op__payload.act  = op__payload[62:3];
@@ -13262,44 +13194,20 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign \wgt.valid[1]  = wgt[57];
   assign \wgt.valid[2]  = wgt[58];
   assign \wgt.valid[3]  = wgt[59];
-  assign \act_rd__data.value  = act_rd__data[31:0];
-  assign \act_rd__data.value[0]  = act_rd__data[7:0];
-  assign \act_rd__data.value[1]  = act_rd__data[15:8];
-  assign \act_rd__data.value[2]  = act_rd__data[23:16];
-  assign \act_rd__data.value[3]  = act_rd__data[31:24];
-  assign \act_rd__data.x  = act_rd__data[43:32];
-  assign \act_rd__data.x[0]  = act_rd__data[34:32];
-  assign \act_rd__data.x[1]  = act_rd__data[37:35];
-  assign \act_rd__data.x[2]  = act_rd__data[40:38];
-  assign \act_rd__data.x[3]  = act_rd__data[43:41];
-  assign \act_rd__data.y  = act_rd__data[55:44];
-  assign \act_rd__data.y[0]  = act_rd__data[46:44];
-  assign \act_rd__data.y[1]  = act_rd__data[49:47];
-  assign \act_rd__data.y[2]  = act_rd__data[52:50];
-  assign \act_rd__data.y[3]  = act_rd__data[55:53];
-  assign \act_rd__data.valid  = act_rd__data[59:56];
-  assign \act_rd__data.valid[0]  = act_rd__data[56];
-  assign \act_rd__data.valid[1]  = act_rd__data[57];
-  assign \act_rd__data.valid[2]  = act_rd__data[58];
-  assign \act_rd__data.valid[3]  = act_rd__data[59];
-  assign \act_wr__data.value  = act_wr__data[31:0];
-  assign \act_wr__data.value[0]  = act_wr__data[7:0];
-  assign \act_wr__data.value[1]  = act_wr__data[15:8];
-  assign \act_wr__data.value[2]  = act_wr__data[23:16];
-  assign \act_wr__data.value[3]  = act_wr__data[31:24];
-  assign \act_wr__data.x  = act_wr__data[43:32];
-  assign \act_wr__data.x[0]  = act_wr__data[34:32];
-  assign \act_wr__data.x[1]  = act_wr__data[37:35];
-  assign \act_wr__data.x[2]  = act_wr__data[40:38];
-  assign \act_wr__data.x[3]  = act_wr__data[43:41];
-  assign \act_wr__data.y  = act_wr__data[55:44];
-  assign \act_wr__data.y[0]  = act_wr__data[46:44];
-  assign \act_wr__data.y[1]  = act_wr__data[49:47];
-  assign \act_wr__data.y[2]  = act_wr__data[52:50];
-  assign \act_wr__data.y[3]  = act_wr__data[55:53];
-  assign \act_wr__data.valid  = act_wr__data[59:56];
-  assign \act_wr__data.valid[0]  = act_wr__data[56];
-  assign \act_wr__data.valid[1]  = act_wr__data[57];
-  assign \act_wr__data.valid[2]  = act_wr__data[58];
-  assign \act_wr__data.valid[3]  = act_wr__data[59];
+  assign \$3468  = { op__payload[37:35], 1'h0 };
+  assign \$3470  = { op__payload[37:35], 3'h0 };
+  assign \$3473  = { op__payload[40:38], 1'h0 };
+  assign \$3475  = { op__payload[40:38], 3'h0 };
+  assign \$3478  = { op__payload[43:41], 1'h0 };
+  assign \$3480  = { op__payload[43:41], 3'h0 };
+  assign \$3483  = { op__payload[46:44], 1'h0 };
+  assign \$3485  = { op__payload[46:44], 3'h0 };
+  assign \$3657  = { \$3656 , 1'h0 };
+  assign \$3660  = { \$3659 , 3'h0 };
+  assign \$3665  = { \$3664 , 1'h0 };
+  assign \$3668  = { \$3667 , 3'h0 };
+  assign \$3673  = { \$3672 , 1'h0 };
+  assign \$3676  = { \$3675 , 3'h0 };
+  assign \$3681  = { \$3680 , 1'h0 };
+  assign \$3684  = { \$3683 , 3'h0 };
 endmodule

@@ -34,8 +34,6 @@ def _area(t):
     area = t["area"]
     if area is None:
         return "not run (--no-synth)"
-    if area.get("not_synthesized"):
-        return f"not synthesized; one PE: {area['one_pe']['logic_cells']}"
     return f"{area['logic_cells']}" + (f" + {area['ram_bits']} RAM bits" if area["ram_bits"] else "")
 
 

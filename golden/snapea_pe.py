@@ -35,7 +35,7 @@ GROUP_STAGES = SnapeaConfig.group_stages
 
 class Pixel(NamedTuple):
     """One output pixel on the PE: output, products accumulated, groups of each row, the group that ends it
-    (index over all its groups) and whether it ended early (by the sign check)."""
+    (index over all its groups) and whether that is before its last group (its later rows are killed)."""
     y: int
     mults: int
     rows: tuple
@@ -46,7 +46,7 @@ class Pixel(NamedTuple):
 def pe_pixel(weights, acts, n_first, bias, *, lanes, window, two_sided):
     """``Pixel`` of one output pixel: ``weights``/``acts`` in sorted order, ``n_first`` positives."""
     n = len(weights)
-    rows, groups = [], []  # groups: (start of the group's products, their end, entries behind it after)
+    rows, groups = [], []  # groups: (entries taken, entries behind the group)
     for start in range(0, max(n, 1), window):
         end = min(start + window, n)
         eligible = [i for i in range(start, end) if not two_sided or acts[i] != 0]

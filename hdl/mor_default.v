@@ -1420,225 +1420,225 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire \$1000 ;
+  wire [15:0] \$1000 ;
   wire [15:0] \$1001 ;
   wire [15:0] \$1002 ;
   wire [15:0] \$1003 ;
-  wire [15:0] \$1004 ;
-  wire [15:0] \$1005 ;
-  wire [15:0] \$1006 ;
-  wire [15:0] \$1007 ;
-  wire [15:0] \$1008 ;
-  wire [16:0] \$1009 ;
+  wire [16:0] \$1004 ;
+  wire [17:0] \$1005 ;
+  wire [18:0] \$1006 ;
+  wire [19:0] \$1007 ;
+  wire [20:0] \$1008 ;
+  wire [21:0] \$1009 ;
   wire \$101 ;
-  wire [17:0] \$1010 ;
-  wire [18:0] \$1011 ;
-  wire [19:0] \$1012 ;
-  wire [20:0] \$1013 ;
-  wire [21:0] \$1014 ;
-  wire [22:0] \$1015 ;
-  wire [23:0] \$1016 ;
-  wire \$1017 ;
+  wire [22:0] \$1010 ;
+  wire [23:0] \$1011 ;
+  wire \$1012 ;
+  wire [2:0] \$1013 ;
+  wire [2:0] \$1014 ;
+  wire [2:0] \$1015 ;
+  wire [2:0] \$1016 ;
+  wire [2:0] \$1017 ;
   wire [2:0] \$1018 ;
   wire [2:0] \$1019 ;
   wire \$102 ;
   wire [2:0] \$1020 ;
-  wire [2:0] \$1021 ;
-  wire [2:0] \$1022 ;
-  wire [2:0] \$1023 ;
-  wire [2:0] \$1024 ;
-  wire [2:0] \$1025 ;
-  wire \$1026 ;
+  wire \$1021 ;
+  wire \$1022 ;
+  wire [7:0] \$1023 ;
+  wire \$1024 ;
+  wire \$1025 ;
+  wire [6:0] \$1026 ;
   wire \$1027 ;
   wire [7:0] \$1028 ;
   wire \$1029 ;
   wire \$103 ;
-  wire \$1030 ;
-  wire [6:0] \$1031 ;
-  wire \$1032 ;
-  wire [7:0] \$1033 ;
-  wire \$1034 ;
+  wire [15:0] \$1030 ;
+  wire [15:0] \$1031 ;
+  wire [15:0] \$1032 ;
+  wire [15:0] \$1033 ;
+  wire [15:0] \$1034 ;
   wire [15:0] \$1035 ;
   wire [15:0] \$1036 ;
   wire [15:0] \$1037 ;
-  wire [15:0] \$1038 ;
-  wire [15:0] \$1039 ;
+  wire [16:0] \$1038 ;
+  wire [17:0] \$1039 ;
   wire [7:0] \$104 ;
-  wire [15:0] \$1040 ;
-  wire [15:0] \$1041 ;
-  wire [15:0] \$1042 ;
-  wire [16:0] \$1043 ;
-  wire [17:0] \$1044 ;
-  wire [18:0] \$1045 ;
-  wire [19:0] \$1046 ;
-  wire [20:0] \$1047 ;
-  wire [21:0] \$1048 ;
-  wire [22:0] \$1049 ;
+  wire [18:0] \$1040 ;
+  wire [19:0] \$1041 ;
+  wire [20:0] \$1042 ;
+  wire [21:0] \$1043 ;
+  wire [22:0] \$1044 ;
+  wire [23:0] \$1045 ;
+  wire \$1046 ;
+  wire [2:0] \$1047 ;
+  wire [2:0] \$1048 ;
+  wire [2:0] \$1049 ;
   wire \$105 ;
-  wire [23:0] \$1050 ;
-  wire \$1051 ;
+  wire [2:0] \$1050 ;
+  wire [2:0] \$1051 ;
   wire [2:0] \$1052 ;
   wire [2:0] \$1053 ;
   wire [2:0] \$1054 ;
-  wire [2:0] \$1055 ;
-  wire [2:0] \$1056 ;
-  wire [2:0] \$1057 ;
-  wire [2:0] \$1058 ;
-  wire [2:0] \$1059 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire [7:0] \$1057 ;
+  wire \$1058 ;
+  wire \$1059 ;
   wire [31:0] \$106 ;
-  wire \$1060 ;
+  wire [6:0] \$1060 ;
   wire \$1061 ;
   wire [7:0] \$1062 ;
   wire \$1063 ;
-  wire \$1064 ;
-  wire [6:0] \$1065 ;
-  wire \$1066 ;
-  wire [7:0] \$1067 ;
-  wire \$1068 ;
+  wire [15:0] \$1064 ;
+  wire [15:0] \$1065 ;
+  wire [15:0] \$1066 ;
+  wire [15:0] \$1067 ;
+  wire [15:0] \$1068 ;
   wire [15:0] \$1069 ;
   wire [32:0] \$107 ;
   wire [15:0] \$1070 ;
   wire [15:0] \$1071 ;
-  wire [15:0] \$1072 ;
-  wire [15:0] \$1073 ;
-  wire [15:0] \$1074 ;
-  wire [15:0] \$1075 ;
-  wire [15:0] \$1076 ;
-  wire [16:0] \$1077 ;
-  wire [17:0] \$1078 ;
-  wire [18:0] \$1079 ;
+  wire [16:0] \$1072 ;
+  wire [17:0] \$1073 ;
+  wire [18:0] \$1074 ;
+  wire [19:0] \$1075 ;
+  wire [20:0] \$1076 ;
+  wire [21:0] \$1077 ;
+  wire [22:0] \$1078 ;
+  wire [23:0] \$1079 ;
   wire \$108 ;
-  wire [19:0] \$1080 ;
-  wire [20:0] \$1081 ;
-  wire [21:0] \$1082 ;
-  wire [22:0] \$1083 ;
-  wire [23:0] \$1084 ;
-  wire \$1085 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire \$1082 ;
+  wire \$1083 ;
+  wire \$1084 ;
+  wire [4:0] \$1085 ;
   wire \$1086 ;
   wire \$1087 ;
-  wire \$1088 ;
-  wire \$1089 ;
+  wire [3:0] \$1088 ;
+  wire [4:0] \$1089 ;
   wire \$109 ;
-  wire [4:0] \$1090 ;
+  wire \$1090 ;
   wire \$1091 ;
   wire \$1092 ;
-  wire [3:0] \$1093 ;
-  wire [4:0] \$1094 ;
-  wire \$1095 ;
+  wire \$1093 ;
+  wire \$1094 ;
+  wire [4:0] \$1095 ;
   wire \$1096 ;
   wire \$1097 ;
-  wire \$1098 ;
-  wire \$1099 ;
+  wire [3:0] \$1098 ;
+  wire [4:0] \$1099 ;
   wire \$11 ;
   wire \$110 ;
-  wire [4:0] \$1100 ;
+  wire \$1100 ;
   wire \$1101 ;
   wire \$1102 ;
-  wire [3:0] \$1103 ;
-  wire [4:0] \$1104 ;
+  wire [10:0] \$1103 ;
+  wire \$1104 ;
   wire \$1105 ;
-  wire \$1106 ;
+  wire [10:0] \$1106 ;
   wire \$1107 ;
-  wire [10:0] \$1108 ;
-  wire \$1109 ;
+  wire \$1108 ;
+  wire [10:0] \$1109 ;
   wire \$111 ;
   wire \$1110 ;
-  wire [10:0] \$1111 ;
-  wire \$1112 ;
+  wire \$1111 ;
+  wire [10:0] \$1112 ;
   wire \$1113 ;
-  wire [10:0] \$1114 ;
-  wire \$1115 ;
+  wire \$1114 ;
+  wire [10:0] \$1115 ;
   wire \$1116 ;
-  wire [10:0] \$1117 ;
-  wire \$1118 ;
+  wire \$1117 ;
+  wire [10:0] \$1118 ;
   wire \$1119 ;
   wire \$112 ;
-  wire [10:0] \$1120 ;
-  wire \$1121 ;
+  wire \$1120 ;
+  wire [10:0] \$1121 ;
   wire \$1122 ;
-  wire [10:0] \$1123 ;
-  wire \$1124 ;
+  wire \$1123 ;
+  wire [10:0] \$1124 ;
   wire \$1125 ;
-  wire [10:0] \$1126 ;
+  wire \$1126 ;
   wire \$1127 ;
   wire \$1128 ;
-  wire [10:0] \$1129 ;
+  wire [32:0] \$1129 ;
   wire \$113 ;
-  wire \$1130 ;
-  wire \$1131 ;
+  wire [9:0] \$1130 ;
+  wire [32:0] \$1131 ;
   wire \$1132 ;
   wire \$1133 ;
-  wire [32:0] \$1134 ;
-  wire [9:0] \$1135 ;
-  wire [32:0] \$1136 ;
-  wire \$1137 ;
+  wire \$1134 ;
+  wire [32:0] \$1135 ;
+  wire [9:0] \$1136 ;
+  wire [32:0] \$1137 ;
   wire \$1138 ;
-  wire \$1139 ;
+  wire [32:0] \$1139 ;
   wire \$114 ;
-  wire [32:0] \$1140 ;
-  wire [9:0] \$1141 ;
-  wire [32:0] \$1142 ;
+  wire [9:0] \$1140 ;
+  wire [32:0] \$1141 ;
+  wire \$1142 ;
   wire \$1143 ;
-  wire [32:0] \$1144 ;
-  wire [9:0] \$1145 ;
-  wire [32:0] \$1146 ;
+  wire \$1144 ;
+  wire \$1145 ;
+  wire \$1146 ;
   wire \$1147 ;
   wire \$1148 ;
   wire \$1149 ;
   wire [7:0] \$115 ;
   wire \$1150 ;
-  wire \$1151 ;
+  wire [6:0] \$1151 ;
   wire \$1152 ;
-  wire \$1153 ;
-  wire \$1154 ;
-  wire \$1155 ;
-  wire [6:0] \$1156 ;
-  wire \$1157 ;
+  wire [5:0] \$1153 ;
+  wire [5:0] \$1154 ;
+  wire [6:0] \$1155 ;
+  wire \$1156 ;
+  wire [4:0] \$1157 ;
   wire [5:0] \$1158 ;
-  wire [5:0] \$1159 ;
+  wire \$1159 ;
   wire \$116 ;
-  wire [6:0] \$1160 ;
-  wire \$1161 ;
-  wire [4:0] \$1162 ;
-  wire [5:0] \$1163 ;
-  wire \$1164 ;
-  wire \$1165 ;
+  wire \$1160 ;
+  wire [6:0] \$1161 ;
+  wire \$1162 ;
+  wire [4:0] \$1163 ;
+  wire [4:0] \$1164 ;
+  wire [4:0] \$1165 ;
   wire [6:0] \$1166 ;
   wire \$1167 ;
   wire [4:0] \$1168 ;
-  wire [4:0] \$1169 ;
+  wire [5:0] \$1169 ;
   wire [31:0] \$117 ;
-  wire [4:0] \$1170 ;
-  wire [6:0] \$1171 ;
+  wire \$1170 ;
+  wire \$1171 ;
   wire \$1172 ;
-  wire [4:0] \$1173 ;
-  wire [5:0] \$1174 ;
-  wire \$1175 ;
-  wire \$1176 ;
-  wire \$1177 ;
-  wire \$1178 ;
-  wire \$1179 ;
+  wire \$1173 ;
+  wire \$1174 ;
+  reg [9:0] \$1175 ;
+  reg [5:0] \$1176 ;
+  reg [5:0] \$1177 ;
+  reg [5:0] \$1178 ;
+  reg [6:0] \$1179 ;
   wire [32:0] \$118 ;
-  reg [9:0] \$1180 ;
-  reg [5:0] \$1181 ;
-  reg [5:0] \$1182 ;
-  reg [6:0] \$1183 ;
-  reg [3:0] \$1184 ;
-  reg [6:0] \$1185 ;
-  reg [4:0] \$1186 ;
-  reg [4:0] \$1187 ;
+  reg [3:0] \$1180 ;
+  reg [6:0] \$1181 ;
+  reg [4:0] \$1182 ;
+  reg [4:0] \$1183 ;
+  reg [5:0] \$1184 ;
+  reg [2:0] \$1185 ;
+  reg [2:0] \$1186 ;
+  reg [63:0] \$1187 ;
   reg [5:0] \$1188 ;
   reg [2:0] \$1189 ;
   wire \$119 ;
   reg [2:0] \$1190 ;
   reg [63:0] \$1191 ;
-  reg [5:0] \$1192 ;
-  reg [2:0] \$1193 ;
-  reg [2:0] \$1194 ;
-  reg [63:0] \$1195 ;
-  reg [4:0] \$1196 ;
-  reg [9:0] \$1197 ;
-  reg [31:0] \$1198 ;
+  reg [4:0] \$1192 ;
+  reg [9:0] \$1193 ;
+  reg [31:0] \$1194 ;
+  reg [5:0] \$1195 ;
+  reg [5:0] \$1196 ;
+  reg [5:0] \$1197 ;
+  reg [5:0] \$1198 ;
   reg [5:0] \$1199 ;
   wire \$12 ;
   wire \$120 ;
@@ -1671,303 +1671,299 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [5:0] \$1224 ;
   reg [5:0] \$1225 ;
   reg [5:0] \$1226 ;
-  reg [5:0] \$1227 ;
-  reg [5:0] \$1228 ;
-  reg [5:0] \$1229 ;
+  reg [1:0] \$1227 ;
+  reg \$1228 ;
+  reg [4:0] \$1229 ;
   wire \$123 ;
-  reg [5:0] \$1230 ;
-  reg [1:0] \$1231 ;
-  reg \$1232 ;
-  reg [4:0] \$1233 ;
-  reg [9:0] \$1234 ;
-  reg [4:0] \$1235 ;
-  reg [9:0] \$1236 ;
-  reg [5:0] \$1237 ;
-  reg [4:0] \$1238 ;
-  reg [5:0] \$1239 ;
+  reg [9:0] \$1230 ;
+  reg [4:0] \$1231 ;
+  reg [9:0] \$1232 ;
+  reg [5:0] \$1233 ;
+  reg [4:0] \$1234 ;
+  reg [5:0] \$1235 ;
+  reg [5:0] \$1236 ;
+  reg [9:0] \$1237 ;
+  reg [5:0] \$1238 ;
+  reg [4:0] \$1239 ;
   wire \$124 ;
-  reg [5:0] \$1240 ;
-  reg [9:0] \$1241 ;
-  reg [5:0] \$1242 ;
-  reg [4:0] \$1243 ;
-  reg \$1244 ;
-  reg [4:0] \$1245 ;
-  reg [3:0] \$1246 ;
-  reg [5:0] \$1247 ;
-  reg [11:0] \$1248 ;
-  reg [11:0] \$1249 ;
+  reg \$1240 ;
+  reg [4:0] \$1241 ;
+  reg [3:0] \$1242 ;
+  reg [5:0] \$1243 ;
+  reg [11:0] \$1244 ;
+  reg [11:0] \$1245 ;
+  reg [11:0] \$1246 ;
+  reg [11:0] \$1247 ;
+  reg [63:0] \$1248 ;
+  reg [63:0] \$1249 ;
   wire \$125 ;
-  reg [11:0] \$1250 ;
-  reg [11:0] \$1251 ;
-  reg [63:0] \$1252 ;
-  reg [63:0] \$1253 ;
+  reg [15:0] \$1250 ;
+  reg [15:0] \$1251 ;
+  reg [15:0] \$1252 ;
+  reg [15:0] \$1253 ;
   reg [15:0] \$1254 ;
   reg [15:0] \$1255 ;
   reg [15:0] \$1256 ;
   reg [15:0] \$1257 ;
-  reg [15:0] \$1258 ;
-  reg [15:0] \$1259 ;
+  reg [19:0] \$1258 ;
+  reg [31:0] \$1259 ;
   wire \$126 ;
-  reg [15:0] \$1260 ;
-  reg [15:0] \$1261 ;
-  reg [19:0] \$1262 ;
-  reg [31:0] \$1263 ;
-  reg \$1264 ;
-  reg [31:0] \$1265 ;
+  reg \$1260 ;
+  reg [31:0] \$1261 ;
+  reg [4:0] \$1262 ;
+  reg [4:0] \$1263 ;
+  reg [3:0] \$1264 ;
+  reg \$1265 ;
   reg [4:0] \$1266 ;
-  reg [4:0] \$1267 ;
-  reg [3:0] \$1268 ;
-  reg \$1269 ;
+  reg [3:0] \$1267 ;
+  reg [5:0] \$1268 ;
+  reg [11:0] \$1269 ;
   wire \$127 ;
-  reg [4:0] \$1270 ;
-  reg [3:0] \$1271 ;
-  reg [5:0] \$1272 ;
-  reg [11:0] \$1273 ;
-  reg [11:0] \$1274 ;
-  reg [11:0] \$1275 ;
-  reg [11:0] \$1276 ;
-  reg [63:0] \$1277 ;
-  reg [63:0] \$1278 ;
+  reg [11:0] \$1270 ;
+  reg [11:0] \$1271 ;
+  reg [11:0] \$1272 ;
+  reg [63:0] \$1273 ;
+  reg [63:0] \$1274 ;
+  reg [15:0] \$1275 ;
+  reg [15:0] \$1276 ;
+  reg [15:0] \$1277 ;
+  reg [15:0] \$1278 ;
   reg [15:0] \$1279 ;
   wire [7:0] \$128 ;
   reg [15:0] \$1280 ;
   reg [15:0] \$1281 ;
   reg [15:0] \$1282 ;
-  reg [15:0] \$1283 ;
-  reg [15:0] \$1284 ;
-  reg [15:0] \$1285 ;
-  reg [15:0] \$1286 ;
-  reg [19:0] \$1287 ;
-  reg [31:0] \$1288 ;
-  reg \$1289 ;
+  reg [19:0] \$1283 ;
+  reg [31:0] \$1284 ;
+  reg \$1285 ;
+  reg [31:0] \$1286 ;
+  reg [4:0] \$1287 ;
+  reg [4:0] \$1288 ;
+  reg [3:0] \$1289 ;
   wire \$129 ;
-  reg [31:0] \$1290 ;
+  reg \$1290 ;
   reg [4:0] \$1291 ;
-  reg [4:0] \$1292 ;
-  reg [3:0] \$1293 ;
-  reg \$1294 ;
-  reg [4:0] \$1295 ;
-  reg [3:0] \$1296 ;
-  reg [5:0] \$1297 ;
-  reg [11:0] \$1298 ;
-  reg [11:0] \$1299 ;
+  reg [3:0] \$1292 ;
+  reg [5:0] \$1293 ;
+  reg [11:0] \$1294 ;
+  reg [11:0] \$1295 ;
+  reg [11:0] \$1296 ;
+  reg [11:0] \$1297 ;
+  reg [63:0] \$1298 ;
+  reg [63:0] \$1299 ;
   wire \$13 ;
   wire \$130 ;
-  reg [11:0] \$1300 ;
-  reg [11:0] \$1301 ;
-  reg [63:0] \$1302 ;
-  reg [63:0] \$1303 ;
+  reg [15:0] \$1300 ;
+  reg [15:0] \$1301 ;
+  reg [15:0] \$1302 ;
+  reg [15:0] \$1303 ;
   reg [15:0] \$1304 ;
   reg [15:0] \$1305 ;
   reg [15:0] \$1306 ;
   reg [15:0] \$1307 ;
-  reg [15:0] \$1308 ;
-  reg [15:0] \$1309 ;
+  reg [19:0] \$1308 ;
+  reg [31:0] \$1309 ;
   wire \$131 ;
-  reg [15:0] \$1310 ;
-  reg [15:0] \$1311 ;
-  reg [19:0] \$1312 ;
-  reg [31:0] \$1313 ;
-  reg \$1314 ;
-  reg [31:0] \$1315 ;
+  reg \$1310 ;
+  reg [31:0] \$1311 ;
+  reg [4:0] \$1312 ;
+  reg [4:0] \$1313 ;
+  reg [3:0] \$1314 ;
+  reg \$1315 ;
   reg [4:0] \$1316 ;
-  reg [4:0] \$1317 ;
-  reg [3:0] \$1318 ;
-  reg \$1319 ;
+  reg [3:0] \$1317 ;
+  reg [5:0] \$1318 ;
+  reg [11:0] \$1319 ;
   wire \$132 ;
-  reg [4:0] \$1320 ;
-  reg [3:0] \$1321 ;
-  reg [5:0] \$1322 ;
-  reg [11:0] \$1323 ;
-  reg [11:0] \$1324 ;
-  reg [11:0] \$1325 ;
-  reg [11:0] \$1326 ;
-  reg [63:0] \$1327 ;
-  reg [63:0] \$1328 ;
+  reg [11:0] \$1320 ;
+  reg [11:0] \$1321 ;
+  reg [11:0] \$1322 ;
+  reg [63:0] \$1323 ;
+  reg [63:0] \$1324 ;
+  reg [15:0] \$1325 ;
+  reg [15:0] \$1326 ;
+  reg [15:0] \$1327 ;
+  reg [15:0] \$1328 ;
   reg [15:0] \$1329 ;
   wire \$133 ;
   reg [15:0] \$1330 ;
   reg [15:0] \$1331 ;
   reg [15:0] \$1332 ;
-  reg [15:0] \$1333 ;
-  reg [15:0] \$1334 ;
-  reg [15:0] \$1335 ;
-  reg [15:0] \$1336 ;
-  reg [19:0] \$1337 ;
-  reg [31:0] \$1338 ;
-  reg \$1339 ;
+  reg [19:0] \$1333 ;
+  reg [31:0] \$1334 ;
+  reg \$1335 ;
+  reg [31:0] \$1336 ;
+  reg [4:0] \$1337 ;
+  reg [4:0] \$1338 ;
+  reg [3:0] \$1339 ;
   wire \$134 ;
-  reg [31:0] \$1340 ;
+  reg \$1340 ;
   reg [4:0] \$1341 ;
-  reg [4:0] \$1342 ;
-  reg [3:0] \$1343 ;
-  reg \$1344 ;
-  reg [4:0] \$1345 ;
-  reg [3:0] \$1346 ;
-  reg [5:0] \$1347 ;
-  reg [11:0] \$1348 ;
-  reg [11:0] \$1349 ;
+  reg [3:0] \$1342 ;
+  reg [5:0] \$1343 ;
+  reg [11:0] \$1344 ;
+  reg [11:0] \$1345 ;
+  reg [11:0] \$1346 ;
+  reg [11:0] \$1347 ;
+  reg [63:0] \$1348 ;
+  reg [63:0] \$1349 ;
   wire \$135 ;
-  reg [11:0] \$1350 ;
-  reg [11:0] \$1351 ;
-  reg [63:0] \$1352 ;
-  reg [63:0] \$1353 ;
+  reg [15:0] \$1350 ;
+  reg [15:0] \$1351 ;
+  reg [15:0] \$1352 ;
+  reg [15:0] \$1353 ;
   reg [15:0] \$1354 ;
   reg [15:0] \$1355 ;
   reg [15:0] \$1356 ;
   reg [15:0] \$1357 ;
-  reg [15:0] \$1358 ;
-  reg [15:0] \$1359 ;
+  reg [19:0] \$1358 ;
+  reg [31:0] \$1359 ;
   wire \$136 ;
-  reg [15:0] \$1360 ;
-  reg [15:0] \$1361 ;
-  reg [19:0] \$1362 ;
-  reg [31:0] \$1363 ;
-  reg \$1364 ;
-  reg [31:0] \$1365 ;
+  reg \$1360 ;
+  reg [31:0] \$1361 ;
+  reg [4:0] \$1362 ;
+  reg [4:0] \$1363 ;
+  reg [3:0] \$1364 ;
+  reg \$1365 ;
   reg [4:0] \$1366 ;
-  reg [4:0] \$1367 ;
-  reg [3:0] \$1368 ;
-  reg \$1369 ;
+  reg [3:0] \$1367 ;
+  reg [5:0] \$1368 ;
+  reg [11:0] \$1369 ;
   wire \$137 ;
-  reg [4:0] \$1370 ;
-  reg [3:0] \$1371 ;
-  reg [5:0] \$1372 ;
-  reg [11:0] \$1373 ;
-  reg [11:0] \$1374 ;
-  reg [11:0] \$1375 ;
-  reg [11:0] \$1376 ;
-  reg [63:0] \$1377 ;
-  reg [63:0] \$1378 ;
+  reg [11:0] \$1370 ;
+  reg [11:0] \$1371 ;
+  reg [11:0] \$1372 ;
+  reg [63:0] \$1373 ;
+  reg [63:0] \$1374 ;
+  reg [15:0] \$1375 ;
+  reg [15:0] \$1376 ;
+  reg [15:0] \$1377 ;
+  reg [15:0] \$1378 ;
   reg [15:0] \$1379 ;
   wire [7:0] \$138 ;
   reg [15:0] \$1380 ;
   reg [15:0] \$1381 ;
   reg [15:0] \$1382 ;
-  reg [15:0] \$1383 ;
-  reg [15:0] \$1384 ;
-  reg [15:0] \$1385 ;
-  reg [15:0] \$1386 ;
-  reg [19:0] \$1387 ;
-  reg [31:0] \$1388 ;
-  reg \$1389 ;
+  reg [19:0] \$1383 ;
+  reg [31:0] \$1384 ;
+  reg \$1385 ;
+  reg [31:0] \$1386 ;
+  reg [4:0] \$1387 ;
+  reg [4:0] \$1388 ;
+  reg [3:0] \$1389 ;
   wire \$139 ;
-  reg [31:0] \$1390 ;
+  reg \$1390 ;
   reg [4:0] \$1391 ;
-  reg [4:0] \$1392 ;
-  reg [3:0] \$1393 ;
-  reg \$1394 ;
-  reg [4:0] \$1395 ;
-  reg [3:0] \$1396 ;
-  reg [5:0] \$1397 ;
-  reg [11:0] \$1398 ;
-  reg [11:0] \$1399 ;
+  reg [3:0] \$1392 ;
+  reg [5:0] \$1393 ;
+  reg [11:0] \$1394 ;
+  reg [11:0] \$1395 ;
+  reg [11:0] \$1396 ;
+  reg [11:0] \$1397 ;
+  reg [63:0] \$1398 ;
+  reg [63:0] \$1399 ;
   wire \$14 ;
   wire \$140 ;
-  reg [11:0] \$1400 ;
-  reg [11:0] \$1401 ;
-  reg [63:0] \$1402 ;
-  reg [63:0] \$1403 ;
+  reg [15:0] \$1400 ;
+  reg [15:0] \$1401 ;
+  reg [15:0] \$1402 ;
+  reg [15:0] \$1403 ;
   reg [15:0] \$1404 ;
   reg [15:0] \$1405 ;
   reg [15:0] \$1406 ;
   reg [15:0] \$1407 ;
-  reg [15:0] \$1408 ;
-  reg [15:0] \$1409 ;
+  reg [19:0] \$1408 ;
+  reg [31:0] \$1409 ;
   wire \$141 ;
-  reg [15:0] \$1410 ;
-  reg [15:0] \$1411 ;
-  reg [19:0] \$1412 ;
-  reg [31:0] \$1413 ;
-  reg \$1414 ;
-  reg [31:0] \$1415 ;
+  reg \$1410 ;
+  reg [31:0] \$1411 ;
+  reg [4:0] \$1412 ;
+  reg [4:0] \$1413 ;
+  reg [3:0] \$1414 ;
+  reg \$1415 ;
   reg [4:0] \$1416 ;
-  reg [4:0] \$1417 ;
-  reg [3:0] \$1418 ;
-  reg \$1419 ;
+  reg [3:0] \$1417 ;
+  reg [5:0] \$1418 ;
+  reg [11:0] \$1419 ;
   wire \$142 ;
-  reg [4:0] \$1420 ;
-  reg [3:0] \$1421 ;
-  reg [5:0] \$1422 ;
-  reg [11:0] \$1423 ;
-  reg [11:0] \$1424 ;
-  reg [11:0] \$1425 ;
-  reg [11:0] \$1426 ;
-  reg [63:0] \$1427 ;
-  reg [63:0] \$1428 ;
+  reg [11:0] \$1420 ;
+  reg [11:0] \$1421 ;
+  reg [11:0] \$1422 ;
+  reg [63:0] \$1423 ;
+  reg [63:0] \$1424 ;
+  reg [15:0] \$1425 ;
+  reg [15:0] \$1426 ;
+  reg [15:0] \$1427 ;
+  reg [15:0] \$1428 ;
   reg [15:0] \$1429 ;
   wire \$143 ;
   reg [15:0] \$1430 ;
   reg [15:0] \$1431 ;
   reg [15:0] \$1432 ;
-  reg [15:0] \$1433 ;
-  reg [15:0] \$1434 ;
-  reg [15:0] \$1435 ;
-  reg [15:0] \$1436 ;
-  reg [19:0] \$1437 ;
-  reg [31:0] \$1438 ;
-  reg \$1439 ;
+  reg [19:0] \$1433 ;
+  reg [31:0] \$1434 ;
+  reg \$1435 ;
+  reg [31:0] \$1436 ;
+  reg [4:0] \$1437 ;
+  reg [4:0] \$1438 ;
+  reg [3:0] \$1439 ;
   wire \$144 ;
-  reg [31:0] \$1440 ;
+  reg \$1440 ;
   reg [4:0] \$1441 ;
-  reg [4:0] \$1442 ;
-  reg [3:0] \$1443 ;
+  reg [3:0] \$1442 ;
+  reg [2:0] \$1443 ;
   reg \$1444 ;
-  reg [4:0] \$1445 ;
-  reg [3:0] \$1446 ;
-  reg [2:0] \$1447 ;
+  reg \$1445 ;
+  reg [4:0] \$1446 ;
+  reg [3:0] \$1447 ;
   reg \$1448 ;
-  reg \$1449 ;
+  reg [199:0] \$1449 ;
   wire \$145 ;
-  reg [4:0] \$1450 ;
-  reg [3:0] \$1451 ;
-  reg \$1452 ;
-  reg [199:0] \$1453 ;
+  wire [13:0] \$1450 ;
+  wire [13:0] \$1451 ;
+  wire [13:0] \$1452 ;
+  wire [13:0] \$1453 ;
   wire [13:0] \$1454 ;
-  wire [13:0] \$1455 ;
-  wire [13:0] \$1456 ;
-  wire [13:0] \$1457 ;
-  wire [13:0] \$1458 ;
+  reg \$1455 ;
+  reg [4:0] \$1456 ;
+  reg [3:0] \$1457 ;
+  reg [2:0] \$1458 ;
   reg \$1459 ;
   wire \$146 ;
-  reg [4:0] \$1460 ;
-  reg [3:0] \$1461 ;
-  reg [2:0] \$1462 ;
+  reg \$1460 ;
+  reg [4:0] \$1461 ;
+  reg [3:0] \$1462 ;
   reg \$1463 ;
-  reg \$1464 ;
-  reg [4:0] \$1465 ;
-  reg [3:0] \$1466 ;
-  reg \$1467 ;
-  reg [199:0] \$1468 ;
+  reg [199:0] \$1464 ;
+  wire [13:0] \$1465 ;
+  wire [13:0] \$1466 ;
+  wire [13:0] \$1467 ;
+  wire [13:0] \$1468 ;
   wire [13:0] \$1469 ;
   wire \$147 ;
-  wire [13:0] \$1470 ;
-  wire [13:0] \$1471 ;
-  wire [13:0] \$1472 ;
-  wire [13:0] \$1473 ;
-  reg [511:0] \$1474 ;
-  reg [9:0] \$1475 ;
-  reg [511:0] \$1476 ;
-  reg [511:0] \$1477 ;
-  reg [9:0] \$1478 ;
-  reg [31:0] \$1479 ;
+  reg [511:0] \$1470 ;
+  reg [9:0] \$1471 ;
+  reg [511:0] \$1472 ;
+  reg [511:0] \$1473 ;
+  reg [9:0] \$1474 ;
+  reg [31:0] \$1475 ;
+  reg [31:0] \$1476 ;
+  reg \$1477 ;
+  reg [1:0] \$1478 ;
+  reg \$1479 ;
   wire [7:0] \$148 ;
-  reg [31:0] \$1480 ;
-  reg \$1481 ;
-  reg [1:0] \$1482 ;
-  reg \$1483 ;
-  reg [4:0] \$1484 ;
+  reg [4:0] \$1480 ;
+  reg [31:0] \$1481 ;
+  reg [31:0] \$1482 ;
+  reg [4:0] \$1483 ;
+  reg [31:0] \$1484 ;
   reg [31:0] \$1485 ;
-  reg [31:0] \$1486 ;
-  reg [4:0] \$1487 ;
-  reg [31:0] \$1488 ;
-  reg [31:0] \$1489 ;
+  reg [4:0] \$1486 ;
+  reg [9:0] \$1487 ;
+  reg [4:0] \$1488 ;
+  reg [3:0] \$1489 ;
   wire \$149 ;
-  reg [4:0] \$1490 ;
-  reg [9:0] \$1491 ;
-  reg [4:0] \$1492 ;
-  reg [3:0] \$1493 ;
-  reg \$1494 ;
+  reg \$1490 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
@@ -2374,10 +2370,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [31:0] \$512 ;
   wire \$513 ;
   wire \$514 ;
-  wire \$515 ;
+  wire [6:0] \$515 ;
   wire \$516 ;
-  wire [5:0] \$517 ;
-  wire \$518 ;
+  wire \$517 ;
+  wire [5:0] \$518 ;
   wire \$519 ;
   wire [32:0] \$52 ;
   wire \$520 ;
@@ -2415,23 +2411,23 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$55 ;
   wire \$550 ;
   wire \$551 ;
-  wire [7:0] \$552 ;
-  wire \$553 ;
-  wire [6:0] \$554 ;
+  wire \$552 ;
+  wire [7:0] \$553 ;
+  wire \$554 ;
   wire [6:0] \$555 ;
-  wire [7:0] \$556 ;
-  wire \$557 ;
-  wire [5:0] \$558 ;
-  wire \$559 ;
+  wire [6:0] \$556 ;
+  wire [7:0] \$557 ;
+  wire \$558 ;
+  wire [5:0] \$559 ;
   wire \$56 ;
-  wire [7:0] \$560 ;
-  wire \$561 ;
+  wire \$560 ;
+  wire [7:0] \$561 ;
   wire \$562 ;
-  wire [3:0] \$563 ;
+  wire \$563 ;
   wire [3:0] \$564 ;
-  wire \$565 ;
-  wire [7:0] \$566 ;
-  wire \$567 ;
+  wire [3:0] \$565 ;
+  wire \$566 ;
+  wire [7:0] \$567 ;
   wire \$568 ;
   wire \$569 ;
   wire \$57 ;
@@ -2443,8 +2439,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$575 ;
   wire \$576 ;
   wire \$577 ;
-  wire [7:0] \$578 ;
-  wire \$579 ;
+  wire \$578 ;
+  wire [7:0] \$579 ;
   wire \$58 ;
   wire \$580 ;
   wire \$581 ;
@@ -2454,8 +2450,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$585 ;
   wire \$586 ;
   wire \$587 ;
-  wire [7:0] \$588 ;
-  wire \$589 ;
+  wire \$588 ;
+  wire [7:0] \$589 ;
   wire \$59 ;
   wire \$590 ;
   wire \$591 ;
@@ -2465,8 +2461,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$595 ;
   wire \$596 ;
   wire \$597 ;
-  wire [7:0] \$598 ;
-  wire \$599 ;
+  wire \$598 ;
+  wire [7:0] \$599 ;
   wire \$6 ;
   wire [7:0] \$60 ;
   wire \$600 ;
@@ -2477,8 +2473,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$605 ;
   wire \$606 ;
   wire \$607 ;
-  wire [7:0] \$608 ;
-  wire \$609 ;
+  wire \$608 ;
+  wire [7:0] \$609 ;
   wire \$61 ;
   wire \$610 ;
   wire \$611 ;
@@ -2488,8 +2484,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$615 ;
   wire \$616 ;
   wire \$617 ;
-  wire [7:0] \$618 ;
-  wire \$619 ;
+  wire \$618 ;
+  wire [7:0] \$619 ;
   wire [31:0] \$62 ;
   wire \$620 ;
   wire \$621 ;
@@ -2499,8 +2495,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$625 ;
   wire \$626 ;
   wire \$627 ;
-  wire [7:0] \$628 ;
-  wire \$629 ;
+  wire \$628 ;
+  wire [7:0] \$629 ;
   wire [32:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
@@ -2510,8 +2506,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$635 ;
   wire \$636 ;
   wire \$637 ;
-  wire [7:0] \$638 ;
-  wire \$639 ;
+  wire \$638 ;
+  wire [7:0] \$639 ;
   wire \$64 ;
   wire \$640 ;
   wire \$641 ;
@@ -2521,32 +2517,32 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$645 ;
   wire \$646 ;
   wire \$647 ;
-  wire [7:0] \$648 ;
-  wire [63:0] \$649 ;
+  wire \$648 ;
+  wire [7:0] \$649 ;
   wire \$65 ;
-  wire [7:0] \$650 ;
-  wire \$651 ;
+  wire [63:0] \$650 ;
+  wire [7:0] \$651 ;
   wire \$652 ;
-  wire [7:0] \$653 ;
-  wire \$654 ;
+  wire \$653 ;
+  wire [7:0] \$654 ;
   wire \$655 ;
-  wire [3:0] \$656 ;
+  wire \$656 ;
   wire [3:0] \$657 ;
-  wire \$658 ;
+  wire [3:0] \$658 ;
   wire \$659 ;
   wire \$66 ;
-  wire [6:0] \$660 ;
+  wire \$660 ;
   wire [6:0] \$661 ;
-  wire \$662 ;
-  wire [7:0] \$663 ;
-  wire \$664 ;
+  wire [6:0] \$662 ;
+  wire \$663 ;
+  wire [7:0] \$664 ;
   wire \$665 ;
-  wire [3:0] \$666 ;
+  wire \$666 ;
   wire [3:0] \$667 ;
-  wire \$668 ;
-  wire [7:0] \$669 ;
+  wire [3:0] \$668 ;
+  wire \$669 ;
   wire \$67 ;
-  wire \$670 ;
+  wire [7:0] \$670 ;
   wire \$671 ;
   wire \$672 ;
   wire \$673 ;
@@ -2558,8 +2554,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$679 ;
   wire \$68 ;
   wire \$680 ;
-  wire [7:0] \$681 ;
-  wire \$682 ;
+  wire \$681 ;
+  wire [7:0] \$682 ;
   wire \$683 ;
   wire \$684 ;
   wire \$685 ;
@@ -2569,8 +2565,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
-  wire [7:0] \$691 ;
-  wire \$692 ;
+  wire \$691 ;
+  wire [7:0] \$692 ;
   wire \$693 ;
   wire \$694 ;
   wire \$695 ;
@@ -2581,8 +2577,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$7 ;
   wire \$70 ;
   wire \$700 ;
-  wire [7:0] \$701 ;
-  wire \$702 ;
+  wire \$701 ;
+  wire [7:0] \$702 ;
   wire \$703 ;
   wire \$704 ;
   wire \$705 ;
@@ -2592,8 +2588,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$709 ;
   wire [7:0] \$71 ;
   wire \$710 ;
-  wire [7:0] \$711 ;
-  wire \$712 ;
+  wire \$711 ;
+  wire [7:0] \$712 ;
   wire \$713 ;
   wire \$714 ;
   wire \$715 ;
@@ -2603,8 +2599,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$719 ;
   wire \$72 ;
   wire \$720 ;
-  wire [7:0] \$721 ;
-  wire \$722 ;
+  wire \$721 ;
+  wire [7:0] \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
@@ -2614,8 +2610,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$729 ;
   wire [31:0] \$73 ;
   wire \$730 ;
-  wire [7:0] \$731 ;
-  wire \$732 ;
+  wire \$731 ;
+  wire [7:0] \$732 ;
   wire \$733 ;
   wire \$734 ;
   wire \$735 ;
@@ -2625,8 +2621,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$739 ;
   wire [32:0] \$74 ;
   wire \$740 ;
-  wire [7:0] \$741 ;
-  wire \$742 ;
+  wire \$741 ;
+  wire [7:0] \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
@@ -2636,29 +2632,29 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$749 ;
   wire \$75 ;
   wire \$750 ;
-  wire [7:0] \$751 ;
-  wire [63:0] \$752 ;
-  wire \$753 ;
-  wire [7:0] \$754 ;
-  wire \$755 ;
+  wire \$751 ;
+  wire [7:0] \$752 ;
+  wire [63:0] \$753 ;
+  wire \$754 ;
+  wire [7:0] \$755 ;
   wire \$756 ;
-  wire [3:0] \$757 ;
+  wire \$757 ;
   wire [3:0] \$758 ;
-  wire [5:0] \$759 ;
+  wire [3:0] \$759 ;
   wire \$76 ;
   wire [5:0] \$760 ;
-  wire [10:0] \$761 ;
+  wire [5:0] \$761 ;
   wire [10:0] \$762 ;
-  wire \$763 ;
+  wire [10:0] \$763 ;
   wire \$764 ;
   wire \$765 ;
-  wire [5:0] \$766 ;
-  wire [10:0] \$767 ;
-  wire \$768 ;
-  wire [5:0] \$769 ;
+  wire \$766 ;
+  wire [5:0] \$767 ;
+  wire [10:0] \$768 ;
+  wire \$769 ;
   wire \$77 ;
-  wire [10:0] \$770 ;
-  wire \$771 ;
+  wire [5:0] \$770 ;
+  wire [10:0] \$771 ;
   wire \$772 ;
   wire \$773 ;
   wire \$774 ;
@@ -2671,246 +2667,246 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
-  wire [6:0] \$783 ;
+  wire \$783 ;
   wire \$784 ;
   wire [6:0] \$785 ;
   wire [6:0] \$786 ;
-  wire [6:0] \$787 ;
-  wire \$788 ;
-  wire [5:0] \$789 ;
+  wire \$787 ;
+  wire [5:0] \$788 ;
+  wire [6:0] \$789 ;
   wire \$79 ;
   wire [6:0] \$790 ;
-  wire [6:0] \$791 ;
+  wire \$791 ;
   wire \$792 ;
   wire \$793 ;
   wire \$794 ;
   wire \$795 ;
   wire \$796 ;
   wire \$797 ;
-  wire \$798 ;
-  wire [10:0] \$799 ;
+  wire [10:0] \$798 ;
+  wire \$799 ;
   wire \$8 ;
   wire \$80 ;
   wire [6:0] \$800 ;
-  wire \$801 ;
-  wire [6:0] \$802 ;
-  wire [6:0] \$803 ;
-  wire [6:0] \$804 ;
-  wire \$805 ;
-  wire [5:0] \$806 ;
-  wire [6:0] \$807 ;
+  wire [6:0] \$801 ;
+  wire \$802 ;
+  wire [5:0] \$803 ;
+  wire \$804 ;
+  wire [6:0] \$805 ;
+  wire [6:0] \$806 ;
+  reg [5:0] \$807 ;
   wire \$808 ;
-  wire [6:0] \$809 ;
+  wire [2:0] \$809 ;
   wire \$81 ;
-  wire [6:0] \$810 ;
-  reg [5:0] \$811 ;
-  wire [6:0] \$812 ;
-  wire \$813 ;
+  wire [2:0] \$810 ;
+  wire [2:0] \$811 ;
+  wire [2:0] \$812 ;
+  wire [2:0] \$813 ;
   wire [2:0] \$814 ;
   wire [2:0] \$815 ;
   wire [2:0] \$816 ;
-  wire [2:0] \$817 ;
-  wire [2:0] \$818 ;
-  wire [2:0] \$819 ;
+  wire \$817 ;
+  wire \$818 ;
+  wire [7:0] \$819 ;
   wire [7:0] \$82 ;
-  wire [2:0] \$820 ;
-  wire [2:0] \$821 ;
-  wire \$822 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire [6:0] \$822 ;
   wire \$823 ;
   wire [7:0] \$824 ;
   wire \$825 ;
-  wire \$826 ;
-  wire [6:0] \$827 ;
-  wire \$828 ;
-  wire [7:0] \$829 ;
+  wire [15:0] \$826 ;
+  wire [15:0] \$827 ;
+  wire [15:0] \$828 ;
+  wire [15:0] \$829 ;
   wire \$83 ;
-  wire \$830 ;
+  wire [15:0] \$830 ;
   wire [15:0] \$831 ;
   wire [15:0] \$832 ;
   wire [15:0] \$833 ;
-  wire [15:0] \$834 ;
-  wire [15:0] \$835 ;
-  wire [15:0] \$836 ;
-  wire [15:0] \$837 ;
-  wire [15:0] \$838 ;
-  wire [16:0] \$839 ;
+  wire [16:0] \$834 ;
+  wire [17:0] \$835 ;
+  wire [18:0] \$836 ;
+  wire [19:0] \$837 ;
+  wire [20:0] \$838 ;
+  wire [21:0] \$839 ;
   wire [31:0] \$84 ;
-  wire [17:0] \$840 ;
-  wire [18:0] \$841 ;
-  wire [19:0] \$842 ;
-  wire [20:0] \$843 ;
-  wire [21:0] \$844 ;
-  wire [22:0] \$845 ;
-  wire [23:0] \$846 ;
-  wire \$847 ;
+  wire [22:0] \$840 ;
+  wire [23:0] \$841 ;
+  wire \$842 ;
+  wire [2:0] \$843 ;
+  wire [2:0] \$844 ;
+  wire [2:0] \$845 ;
+  wire [2:0] \$846 ;
+  wire [2:0] \$847 ;
   wire [2:0] \$848 ;
   wire [2:0] \$849 ;
   wire [32:0] \$85 ;
   wire [2:0] \$850 ;
-  wire [2:0] \$851 ;
-  wire [2:0] \$852 ;
-  wire [2:0] \$853 ;
-  wire [2:0] \$854 ;
-  wire [2:0] \$855 ;
-  wire \$856 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire [7:0] \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire [6:0] \$856 ;
   wire \$857 ;
   wire [7:0] \$858 ;
   wire \$859 ;
   wire \$86 ;
-  wire \$860 ;
-  wire [6:0] \$861 ;
-  wire \$862 ;
-  wire [7:0] \$863 ;
-  wire \$864 ;
+  wire [15:0] \$860 ;
+  wire [15:0] \$861 ;
+  wire [15:0] \$862 ;
+  wire [15:0] \$863 ;
+  wire [15:0] \$864 ;
   wire [15:0] \$865 ;
   wire [15:0] \$866 ;
   wire [15:0] \$867 ;
-  wire [15:0] \$868 ;
-  wire [15:0] \$869 ;
+  wire [16:0] \$868 ;
+  wire [17:0] \$869 ;
   wire \$87 ;
-  wire [15:0] \$870 ;
-  wire [15:0] \$871 ;
-  wire [15:0] \$872 ;
-  wire [16:0] \$873 ;
-  wire [17:0] \$874 ;
-  wire [18:0] \$875 ;
-  wire [19:0] \$876 ;
-  wire [20:0] \$877 ;
-  wire [21:0] \$878 ;
-  wire [22:0] \$879 ;
+  wire [18:0] \$870 ;
+  wire [19:0] \$871 ;
+  wire [20:0] \$872 ;
+  wire [21:0] \$873 ;
+  wire [22:0] \$874 ;
+  wire [23:0] \$875 ;
+  wire \$876 ;
+  wire [2:0] \$877 ;
+  wire [2:0] \$878 ;
+  wire [2:0] \$879 ;
   wire \$88 ;
-  wire [23:0] \$880 ;
-  wire \$881 ;
+  wire [2:0] \$880 ;
+  wire [2:0] \$881 ;
   wire [2:0] \$882 ;
   wire [2:0] \$883 ;
   wire [2:0] \$884 ;
-  wire [2:0] \$885 ;
-  wire [2:0] \$886 ;
-  wire [2:0] \$887 ;
-  wire [2:0] \$888 ;
-  wire [2:0] \$889 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire [7:0] \$887 ;
+  wire \$888 ;
+  wire \$889 ;
   wire \$89 ;
-  wire \$890 ;
+  wire [6:0] \$890 ;
   wire \$891 ;
   wire [7:0] \$892 ;
   wire \$893 ;
-  wire \$894 ;
-  wire [6:0] \$895 ;
-  wire \$896 ;
-  wire [7:0] \$897 ;
-  wire \$898 ;
+  wire [15:0] \$894 ;
+  wire [15:0] \$895 ;
+  wire [15:0] \$896 ;
+  wire [15:0] \$897 ;
+  wire [15:0] \$898 ;
   wire [15:0] \$899 ;
   wire \$9 ;
   wire \$90 ;
   wire [15:0] \$900 ;
   wire [15:0] \$901 ;
-  wire [15:0] \$902 ;
-  wire [15:0] \$903 ;
-  wire [15:0] \$904 ;
-  wire [15:0] \$905 ;
-  wire [15:0] \$906 ;
-  wire [16:0] \$907 ;
-  wire [17:0] \$908 ;
-  wire [18:0] \$909 ;
+  wire [16:0] \$902 ;
+  wire [17:0] \$903 ;
+  wire [18:0] \$904 ;
+  wire [19:0] \$905 ;
+  wire [20:0] \$906 ;
+  wire [21:0] \$907 ;
+  wire [22:0] \$908 ;
+  wire [23:0] \$909 ;
   wire \$91 ;
-  wire [19:0] \$910 ;
-  wire [20:0] \$911 ;
-  wire [21:0] \$912 ;
-  wire [22:0] \$913 ;
-  wire [23:0] \$914 ;
-  wire \$915 ;
+  wire \$910 ;
+  wire [2:0] \$911 ;
+  wire [2:0] \$912 ;
+  wire [2:0] \$913 ;
+  wire [2:0] \$914 ;
+  wire [2:0] \$915 ;
   wire [2:0] \$916 ;
   wire [2:0] \$917 ;
   wire [2:0] \$918 ;
-  wire [2:0] \$919 ;
+  wire \$919 ;
   wire \$92 ;
-  wire [2:0] \$920 ;
-  wire [2:0] \$921 ;
-  wire [2:0] \$922 ;
-  wire [2:0] \$923 ;
-  wire \$924 ;
+  wire \$920 ;
+  wire [7:0] \$921 ;
+  wire \$922 ;
+  wire \$923 ;
+  wire [6:0] \$924 ;
   wire \$925 ;
   wire [7:0] \$926 ;
   wire \$927 ;
-  wire \$928 ;
-  wire [6:0] \$929 ;
+  wire [15:0] \$928 ;
+  wire [15:0] \$929 ;
   wire [7:0] \$93 ;
-  wire \$930 ;
-  wire [7:0] \$931 ;
-  wire \$932 ;
+  wire [15:0] \$930 ;
+  wire [15:0] \$931 ;
+  wire [15:0] \$932 ;
   wire [15:0] \$933 ;
   wire [15:0] \$934 ;
   wire [15:0] \$935 ;
-  wire [15:0] \$936 ;
-  wire [15:0] \$937 ;
-  wire [15:0] \$938 ;
-  wire [15:0] \$939 ;
+  wire [16:0] \$936 ;
+  wire [17:0] \$937 ;
+  wire [18:0] \$938 ;
+  wire [19:0] \$939 ;
   wire \$94 ;
-  wire [15:0] \$940 ;
-  wire [16:0] \$941 ;
-  wire [17:0] \$942 ;
-  wire [18:0] \$943 ;
-  wire [19:0] \$944 ;
-  wire [20:0] \$945 ;
-  wire [21:0] \$946 ;
-  wire [22:0] \$947 ;
-  wire [23:0] \$948 ;
-  wire \$949 ;
+  wire [20:0] \$940 ;
+  wire [21:0] \$941 ;
+  wire [22:0] \$942 ;
+  wire [23:0] \$943 ;
+  wire \$944 ;
+  wire [2:0] \$945 ;
+  wire [2:0] \$946 ;
+  wire [2:0] \$947 ;
+  wire [2:0] \$948 ;
+  wire [2:0] \$949 ;
   wire [31:0] \$95 ;
   wire [2:0] \$950 ;
   wire [2:0] \$951 ;
   wire [2:0] \$952 ;
-  wire [2:0] \$953 ;
-  wire [2:0] \$954 ;
-  wire [2:0] \$955 ;
-  wire [2:0] \$956 ;
-  wire [2:0] \$957 ;
-  wire \$958 ;
+  wire \$953 ;
+  wire \$954 ;
+  wire [7:0] \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire [6:0] \$958 ;
   wire \$959 ;
   wire [32:0] \$96 ;
   wire [7:0] \$960 ;
   wire \$961 ;
-  wire \$962 ;
-  wire [6:0] \$963 ;
-  wire \$964 ;
-  wire [7:0] \$965 ;
-  wire \$966 ;
+  wire [15:0] \$962 ;
+  wire [15:0] \$963 ;
+  wire [15:0] \$964 ;
+  wire [15:0] \$965 ;
+  wire [15:0] \$966 ;
   wire [15:0] \$967 ;
   wire [15:0] \$968 ;
   wire [15:0] \$969 ;
   wire \$97 ;
-  wire [15:0] \$970 ;
-  wire [15:0] \$971 ;
-  wire [15:0] \$972 ;
-  wire [15:0] \$973 ;
-  wire [15:0] \$974 ;
-  wire [16:0] \$975 ;
-  wire [17:0] \$976 ;
-  wire [18:0] \$977 ;
-  wire [19:0] \$978 ;
-  wire [20:0] \$979 ;
+  wire [16:0] \$970 ;
+  wire [17:0] \$971 ;
+  wire [18:0] \$972 ;
+  wire [19:0] \$973 ;
+  wire [20:0] \$974 ;
+  wire [21:0] \$975 ;
+  wire [22:0] \$976 ;
+  wire [23:0] \$977 ;
+  wire \$978 ;
+  wire [2:0] \$979 ;
   wire \$98 ;
-  wire [21:0] \$980 ;
-  wire [22:0] \$981 ;
-  wire [23:0] \$982 ;
-  wire \$983 ;
+  wire [2:0] \$980 ;
+  wire [2:0] \$981 ;
+  wire [2:0] \$982 ;
+  wire [2:0] \$983 ;
   wire [2:0] \$984 ;
   wire [2:0] \$985 ;
   wire [2:0] \$986 ;
-  wire [2:0] \$987 ;
-  wire [2:0] \$988 ;
-  wire [2:0] \$989 ;
+  wire \$987 ;
+  wire \$988 ;
+  wire [7:0] \$989 ;
   wire \$99 ;
-  wire [2:0] \$990 ;
-  wire [2:0] \$991 ;
-  wire \$992 ;
+  wire \$990 ;
+  wire \$991 ;
+  wire [6:0] \$992 ;
   wire \$993 ;
   wire [7:0] \$994 ;
   wire \$995 ;
-  wire \$996 ;
-  wire [6:0] \$997 ;
-  wire \$998 ;
-  wire [7:0] \$999 ;
+  wire [15:0] \$996 ;
+  wire [15:0] \$997 ;
+  wire [15:0] \$998 ;
+  wire [15:0] \$999 ;
   reg [5:0] \$like  = 6'h00;
   reg [3:0] \$like$242  = 4'h0;
   reg [5:0] \$like$326  = 6'h00;
@@ -2929,12 +2925,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [4:0] \$signal$32 ;
   reg [4:0] \$signal$323  = 5'h00;
   reg [4:0] \$signal$36  = 5'h00;
-  reg [5:0] \$signal$375  = 6'h00;
+  reg [5:0] \$signal$376  = 6'h00;
   reg [5:0] \$signal$38  = 6'h00;
   reg [5:0] \$signal$43  = 6'h00;
   reg [4:0] \$signal$44  = 5'h00;
   reg [5:0] \$signal$48  = 6'h00;
-  reg [31:0] \$signal$516  = 32'd0;
+  reg [31:0] \$signal$517  = 32'd0;
   reg \$signal$63  = 1'h0;
   reg [4:0] bincu0_a_pos = 5'h00;
   reg [3:0] bincu0_a_v = 4'h0;
@@ -4111,9 +4107,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [9:0] in1_target = 10'h000;
   reg [4:0] in1_vectors = 5'h00;
   wire [2:0] index;
-  wire \index$497 ;
+  wire \index$498 ;
   reg [3:0] issue_v;
   wire lane_issue;
+  reg [5:0] last_k = 6'h00;
   reg [31:0] macs = 32'd0;
   reg [9:0] n_in = 10'h000;
   reg [5:0] n_proxies = 6'h00;
@@ -4761,1295 +4758,1292 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$512  = out_buf ? out1_macs : out0_macs;
   assign \$513  = ! op__payload[1:0];
   assign \$514  = take & \$513 ;
-  assign \$515  = op__payload[1:0] == 1'h1;
-  assign \$516  = take & \$515 ;
-  assign \$517  = cu0_table_waddr + 1'h1;
-  assign \$518  = ! cu0_table_waddr;
-  assign \$519  = cu0_table_waddr == 1'h1;
-  assign \$520  = cu0_table_waddr == 2'h2;
-  assign \$521  = cu0_table_waddr == 2'h3;
-  assign \$522  = cu0_table_waddr == 3'h4;
-  assign \$523  = cu0_table_waddr == 3'h5;
-  assign \$524  = cu0_table_waddr == 3'h6;
-  assign \$525  = cu0_table_waddr == 3'h7;
-  assign \$526  = cu0_table_waddr == 4'h8;
-  assign \$527  = cu0_table_waddr == 4'h9;
-  assign \$528  = cu0_table_waddr == 4'ha;
-  assign \$529  = cu0_table_waddr == 4'hb;
-  assign \$530  = cu0_table_waddr == 4'hc;
-  assign \$531  = cu0_table_waddr == 4'hd;
-  assign \$532  = cu0_table_waddr == 4'he;
-  assign \$533  = cu0_table_waddr == 4'hf;
-  assign \$534  = cu0_table_waddr == 5'h10;
-  assign \$535  = cu0_table_waddr == 5'h11;
-  assign \$536  = cu0_table_waddr == 5'h12;
-  assign \$537  = cu0_table_waddr == 5'h13;
-  assign \$538  = cu0_table_waddr == 5'h14;
-  assign \$539  = cu0_table_waddr == 5'h15;
-  assign \$540  = cu0_table_waddr == 5'h16;
-  assign \$541  = cu0_table_waddr == 5'h17;
-  assign \$542  = cu0_table_waddr == 5'h18;
-  assign \$543  = cu0_table_waddr == 5'h19;
-  assign \$544  = cu0_table_waddr == 5'h1a;
-  assign \$545  = cu0_table_waddr == 5'h1b;
-  assign \$546  = cu0_table_waddr == 5'h1c;
-  assign \$547  = cu0_table_waddr == 5'h1d;
-  assign \$548  = cu0_table_waddr == 5'h1e;
-  assign \$549  = cu0_table_waddr == 5'h1f;
-  assign \$550  = op__payload[1:0] == 2'h2;
-  assign \$551  = take & \$550 ;
-  assign \$552  = \$like$58  - 1'h1;
-  assign \$553  = \$signal$43  == \$552 ;
-  assign \$554  = \$signal$43  + 1'h1;
-  assign \$555  = \$553  ? 7'h00 : \$554 ;
-  assign \$556  = \$like$58  - 1'h1;
-  assign \$557  = \$signal$43  == \$556 ;
-  assign \$558  = \$signal$44  + \$557 ;
-  assign \$559  = \$signal$228  == 3'h7;
-  assign \$560  = \$like$58  - 1'h1;
-  assign \$561  = \$signal$43  == \$560 ;
-  assign \$562  = \$559  | \$561 ;
-  assign \$563  = \$signal$228  + 1'h1;
-  assign \$564  = \$562  ? 4'h0 : \$563 ;
-  assign \$565  = \$signal$228  == 3'h7;
-  assign \$566  = \$like$58  - 1'h1;
-  assign \$567  = \$signal$43  == \$566 ;
-  assign \$568  = \$565  | \$567 ;
-  assign \$569  = ! \$signal$228 ;
-  assign \$570  = ~ op__payload[159];
-  assign \$571  = ~ op__payload[167];
-  assign \$572  = ~ op__payload[175];
-  assign \$573  = ~ op__payload[183];
-  assign \$574  = ~ op__payload[191];
-  assign \$575  = ~ op__payload[199];
-  assign \$576  = ~ op__payload[207];
-  assign \$577  = ~ op__payload[215];
-  assign \$578  = \$569  ? { \$577 , \$576 , \$575 , \$574 , \$573 , \$572 , \$571 , \$570  } : \$signal$229 [7:0];
-  assign \$579  = \$signal$228  == 1'h1;
-  assign \$580  = ~ op__payload[159];
-  assign \$581  = ~ op__payload[167];
-  assign \$582  = ~ op__payload[175];
-  assign \$583  = ~ op__payload[183];
-  assign \$584  = ~ op__payload[191];
-  assign \$585  = ~ op__payload[199];
-  assign \$586  = ~ op__payload[207];
-  assign \$587  = ~ op__payload[215];
-  assign \$588  = \$579  ? { \$587 , \$586 , \$585 , \$584 , \$583 , \$582 , \$581 , \$580  } : \$signal$229 [15:8];
-  assign \$589  = \$signal$228  == 2'h2;
-  assign \$590  = ~ op__payload[159];
-  assign \$591  = ~ op__payload[167];
-  assign \$592  = ~ op__payload[175];
-  assign \$593  = ~ op__payload[183];
-  assign \$594  = ~ op__payload[191];
-  assign \$595  = ~ op__payload[199];
-  assign \$596  = ~ op__payload[207];
-  assign \$597  = ~ op__payload[215];
-  assign \$598  = \$589  ? { \$597 , \$596 , \$595 , \$594 , \$593 , \$592 , \$591 , \$590  } : \$signal$229 [23:16];
-  assign \$599  = \$signal$228  == 2'h3;
-  assign \$600  = ~ op__payload[159];
-  assign \$601  = ~ op__payload[167];
-  assign \$602  = ~ op__payload[175];
-  assign \$603  = ~ op__payload[183];
-  assign \$604  = ~ op__payload[191];
-  assign \$605  = ~ op__payload[199];
-  assign \$606  = ~ op__payload[207];
-  assign \$607  = ~ op__payload[215];
-  assign \$608  = \$599  ? { \$607 , \$606 , \$605 , \$604 , \$603 , \$602 , \$601 , \$600  } : \$signal$229 [31:24];
-  assign \$609  = \$signal$228  == 3'h4;
-  assign \$610  = ~ op__payload[159];
-  assign \$611  = ~ op__payload[167];
-  assign \$612  = ~ op__payload[175];
-  assign \$613  = ~ op__payload[183];
-  assign \$614  = ~ op__payload[191];
-  assign \$615  = ~ op__payload[199];
-  assign \$616  = ~ op__payload[207];
-  assign \$617  = ~ op__payload[215];
-  assign \$618  = \$609  ? { \$617 , \$616 , \$615 , \$614 , \$613 , \$612 , \$611 , \$610  } : \$signal$229 [39:32];
-  assign \$619  = \$signal$228  == 3'h5;
-  assign \$620  = ~ op__payload[159];
-  assign \$621  = ~ op__payload[167];
-  assign \$622  = ~ op__payload[175];
-  assign \$623  = ~ op__payload[183];
-  assign \$624  = ~ op__payload[191];
-  assign \$625  = ~ op__payload[199];
-  assign \$626  = ~ op__payload[207];
-  assign \$627  = ~ op__payload[215];
-  assign \$628  = \$619  ? { \$627 , \$626 , \$625 , \$624 , \$623 , \$622 , \$621 , \$620  } : \$signal$229 [47:40];
-  assign \$629  = \$signal$228  == 3'h6;
-  assign \$630  = ~ op__payload[159];
-  assign \$631  = ~ op__payload[167];
-  assign \$632  = ~ op__payload[175];
-  assign \$633  = ~ op__payload[183];
-  assign \$634  = ~ op__payload[191];
-  assign \$635  = ~ op__payload[199];
-  assign \$636  = ~ op__payload[207];
-  assign \$637  = ~ op__payload[215];
-  assign \$638  = \$629  ? { \$637 , \$636 , \$635 , \$634 , \$633 , \$632 , \$631 , \$630  } : \$signal$229 [55:48];
-  assign \$639  = \$signal$228  == 3'h7;
-  assign \$640  = ~ op__payload[159];
-  assign \$641  = ~ op__payload[167];
-  assign \$642  = ~ op__payload[175];
-  assign \$643  = ~ op__payload[183];
-  assign \$644  = ~ op__payload[191];
-  assign \$645  = ~ op__payload[199];
-  assign \$646  = ~ op__payload[207];
-  assign \$647  = ~ op__payload[215];
-  assign \$648  = \$639  ? { \$647 , \$646 , \$645 , \$644 , \$643 , \$642 , \$641 , \$640  } : \$signal$229 [63:56];
-  assign \$649  = \$568  ? 64'h0000000000000000 : { \$648 , \$638 , \$628 , \$618 , \$608 , \$598 , \$588 , \$578  };
-  assign \$650  = \$like$58  - 1'h1;
-  assign \$651  = \$signal$43  == \$650 ;
-  assign \$652  = \$signal$228  == 3'h7;
-  assign \$653  = \$like$58  - 1'h1;
-  assign \$654  = \$signal$43  == \$653 ;
-  assign \$655  = \$652  | \$654 ;
-  assign \$656  = \$signal$226  + \$655 ;
-  assign \$657  = \$651  ? 4'h0 : \$656 ;
-  assign \$658  = op__payload[1:0] == 2'h3;
-  assign \$659  = take & \$658 ;
-  assign \$660  = \$signal$48  + 1'h1;
-  assign \$661  = op__payload[2] ? 7'h00 : \$660 ;
-  assign \$662  = \$signal$234  == 3'h7;
-  assign \$663  = \$like$58  - 1'h1;
-  assign \$664  = \$signal$48  == \$663 ;
-  assign \$665  = \$662  | \$664 ;
-  assign \$666  = \$signal$234  + 1'h1;
-  assign \$667  = \$665  ? 4'h0 : \$666 ;
-  assign \$668  = \$signal$234  == 3'h7;
-  assign \$669  = \$like$58  - 1'h1;
-  assign \$670  = \$signal$48  == \$669 ;
-  assign \$671  = \$668  | \$670 ;
-  assign \$672  = ! \$signal$234 ;
-  assign \$673  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$674  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$675  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$676  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$677  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$678  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$679  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$680  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$681  = \$672  ? { \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674 , \$673  } : x_bits_acc[7:0];
-  assign \$682  = \$signal$234  == 1'h1;
-  assign \$683  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$684  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$685  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$686  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$687  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$688  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$689  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$690  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$691  = \$682  ? { \$690 , \$689 , \$688 , \$687 , \$686 , \$685 , \$684 , \$683  } : x_bits_acc[15:8];
-  assign \$692  = \$signal$234  == 2'h2;
-  assign \$693  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$694  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$695  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$696  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$697  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$698  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$699  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$700  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$701  = \$692  ? { \$700 , \$699 , \$698 , \$697 , \$696 , \$695 , \$694 , \$693  } : x_bits_acc[23:16];
-  assign \$702  = \$signal$234  == 2'h3;
-  assign \$703  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$704  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$705  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$706  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$707  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$708  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$709  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$710  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$711  = \$702  ? { \$710 , \$709 , \$708 , \$707 , \$706 , \$705 , \$704 , \$703  } : x_bits_acc[31:24];
-  assign \$712  = \$signal$234  == 3'h4;
-  assign \$713  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$714  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$715  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$716  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$717  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$718  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$719  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$720  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$721  = \$712  ? { \$720 , \$719 , \$718 , \$717 , \$716 , \$715 , \$714 , \$713  } : x_bits_acc[39:32];
-  assign \$722  = \$signal$234  == 3'h5;
-  assign \$723  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$724  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$725  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$726  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$727  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$728  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$729  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$730  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$731  = \$722  ? { \$730 , \$729 , \$728 , \$727 , \$726 , \$725 , \$724 , \$723  } : x_bits_acc[47:40];
-  assign \$732  = \$signal$234  == 3'h6;
-  assign \$733  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$734  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$735  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$736  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$737  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$738  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$739  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$740  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$741  = \$732  ? { \$740 , \$739 , \$738 , \$737 , \$736 , \$735 , \$734 , \$733  } : x_bits_acc[55:48];
-  assign \$742  = \$signal$234  == 3'h7;
-  assign \$743  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$744  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$745  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$746  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$747  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$748  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$749  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$750  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$751  = \$742  ? { \$750 , \$749 , \$748 , \$747 , \$746 , \$745 , \$744 , \$743  } : x_bits_acc[63:56];
-  assign \$752  = \$671  ? 64'h0000000000000000 : { \$751 , \$741 , \$731 , \$721 , \$711 , \$701 , \$691 , \$681  };
-  assign \$753  = \$signal$234  == 3'h7;
-  assign \$754  = \$like$58  - 1'h1;
-  assign \$755  = \$signal$48  == \$754 ;
-  assign \$756  = \$753  | \$755 ;
-  assign \$757  = x_bin + \$756 ;
-  assign \$758  = op__payload[2] ? 4'h0 : \$757 ;
-  assign \$759  = x_vec + 1'h1;
-  assign \$760  = op__payload[3] ? 6'h00 : \$759 ;
-  assign \$761  = x_target + \$like$326 ;
-  assign \$762  = op__payload[3] ? 11'h000 : \$761 ;
-  assign \$763  = op__payload[2] & op__payload[3];
-  assign \$764  = ~ \$signal$12 ;
-  assign \$765  = ! \$signal$12 ;
-  assign \$766  = x_vec + 1'h1;
-  assign \$767  = x_target + \$like$326 ;
-  assign \$769  = x_vec + 1'h1;
-  assign \$770  = x_target + \$like$326 ;
-  assign \$771  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
-  assign \$772  = running & \$771 ;
-  assign \$773  = \$signal$23  < \$signal$24 ;
-  assign \$774  = running & \$773 ;
-  assign \$775  = | \$like ;
-  assign \$776  = \$774  & \$775 ;
-  assign \$777  = proxy_zero >> \$signal$23 [8:0];
-  assign \$778  = enable >> \$signal$28 [4:0];
-  assign \$779  = \$777  & \$778 ;
-  assign \$780  = ~ \$779 ;
-  assign \$781  = \$776  & \$780 ;
-  assign \$782  = proxy_v < \$signal$30 ;
-  assign \$783  = n_proxies - 1'h1;
-  assign \$784  = \$signal$38  == \$783 ;
+  assign \$515  = op__payload[25:20] - 1'h1;
+  assign \$516  = op__payload[1:0] == 1'h1;
+  assign \$517  = take & \$516 ;
+  assign \$518  = cu0_table_waddr + 1'h1;
+  assign \$519  = ! cu0_table_waddr;
+  assign \$520  = cu0_table_waddr == 1'h1;
+  assign \$521  = cu0_table_waddr == 2'h2;
+  assign \$522  = cu0_table_waddr == 2'h3;
+  assign \$523  = cu0_table_waddr == 3'h4;
+  assign \$524  = cu0_table_waddr == 3'h5;
+  assign \$525  = cu0_table_waddr == 3'h6;
+  assign \$526  = cu0_table_waddr == 3'h7;
+  assign \$527  = cu0_table_waddr == 4'h8;
+  assign \$528  = cu0_table_waddr == 4'h9;
+  assign \$529  = cu0_table_waddr == 4'ha;
+  assign \$530  = cu0_table_waddr == 4'hb;
+  assign \$531  = cu0_table_waddr == 4'hc;
+  assign \$532  = cu0_table_waddr == 4'hd;
+  assign \$533  = cu0_table_waddr == 4'he;
+  assign \$534  = cu0_table_waddr == 4'hf;
+  assign \$535  = cu0_table_waddr == 5'h10;
+  assign \$536  = cu0_table_waddr == 5'h11;
+  assign \$537  = cu0_table_waddr == 5'h12;
+  assign \$538  = cu0_table_waddr == 5'h13;
+  assign \$539  = cu0_table_waddr == 5'h14;
+  assign \$540  = cu0_table_waddr == 5'h15;
+  assign \$541  = cu0_table_waddr == 5'h16;
+  assign \$542  = cu0_table_waddr == 5'h17;
+  assign \$543  = cu0_table_waddr == 5'h18;
+  assign \$544  = cu0_table_waddr == 5'h19;
+  assign \$545  = cu0_table_waddr == 5'h1a;
+  assign \$546  = cu0_table_waddr == 5'h1b;
+  assign \$547  = cu0_table_waddr == 5'h1c;
+  assign \$548  = cu0_table_waddr == 5'h1d;
+  assign \$549  = cu0_table_waddr == 5'h1e;
+  assign \$550  = cu0_table_waddr == 5'h1f;
+  assign \$551  = op__payload[1:0] == 2'h2;
+  assign \$552  = take & \$551 ;
+  assign \$553  = \$like$58  - 1'h1;
+  assign \$554  = \$signal$43  == \$553 ;
+  assign \$555  = \$signal$43  + 1'h1;
+  assign \$556  = \$554  ? 7'h00 : \$555 ;
+  assign \$557  = \$like$58  - 1'h1;
+  assign \$558  = \$signal$43  == \$557 ;
+  assign \$559  = \$signal$44  + \$558 ;
+  assign \$560  = \$signal$228  == 3'h7;
+  assign \$561  = \$like$58  - 1'h1;
+  assign \$562  = \$signal$43  == \$561 ;
+  assign \$563  = \$560  | \$562 ;
+  assign \$564  = \$signal$228  + 1'h1;
+  assign \$565  = \$563  ? 4'h0 : \$564 ;
+  assign \$566  = \$signal$228  == 3'h7;
+  assign \$567  = \$like$58  - 1'h1;
+  assign \$568  = \$signal$43  == \$567 ;
+  assign \$569  = \$566  | \$568 ;
+  assign \$570  = ! \$signal$228 ;
+  assign \$571  = ~ op__payload[159];
+  assign \$572  = ~ op__payload[167];
+  assign \$573  = ~ op__payload[175];
+  assign \$574  = ~ op__payload[183];
+  assign \$575  = ~ op__payload[191];
+  assign \$576  = ~ op__payload[199];
+  assign \$577  = ~ op__payload[207];
+  assign \$578  = ~ op__payload[215];
+  assign \$579  = \$570  ? { \$578 , \$577 , \$576 , \$575 , \$574 , \$573 , \$572 , \$571  } : \$signal$229 [7:0];
+  assign \$580  = \$signal$228  == 1'h1;
+  assign \$581  = ~ op__payload[159];
+  assign \$582  = ~ op__payload[167];
+  assign \$583  = ~ op__payload[175];
+  assign \$584  = ~ op__payload[183];
+  assign \$585  = ~ op__payload[191];
+  assign \$586  = ~ op__payload[199];
+  assign \$587  = ~ op__payload[207];
+  assign \$588  = ~ op__payload[215];
+  assign \$589  = \$580  ? { \$588 , \$587 , \$586 , \$585 , \$584 , \$583 , \$582 , \$581  } : \$signal$229 [15:8];
+  assign \$590  = \$signal$228  == 2'h2;
+  assign \$591  = ~ op__payload[159];
+  assign \$592  = ~ op__payload[167];
+  assign \$593  = ~ op__payload[175];
+  assign \$594  = ~ op__payload[183];
+  assign \$595  = ~ op__payload[191];
+  assign \$596  = ~ op__payload[199];
+  assign \$597  = ~ op__payload[207];
+  assign \$598  = ~ op__payload[215];
+  assign \$599  = \$590  ? { \$598 , \$597 , \$596 , \$595 , \$594 , \$593 , \$592 , \$591  } : \$signal$229 [23:16];
+  assign \$600  = \$signal$228  == 2'h3;
+  assign \$601  = ~ op__payload[159];
+  assign \$602  = ~ op__payload[167];
+  assign \$603  = ~ op__payload[175];
+  assign \$604  = ~ op__payload[183];
+  assign \$605  = ~ op__payload[191];
+  assign \$606  = ~ op__payload[199];
+  assign \$607  = ~ op__payload[207];
+  assign \$608  = ~ op__payload[215];
+  assign \$609  = \$600  ? { \$608 , \$607 , \$606 , \$605 , \$604 , \$603 , \$602 , \$601  } : \$signal$229 [31:24];
+  assign \$610  = \$signal$228  == 3'h4;
+  assign \$611  = ~ op__payload[159];
+  assign \$612  = ~ op__payload[167];
+  assign \$613  = ~ op__payload[175];
+  assign \$614  = ~ op__payload[183];
+  assign \$615  = ~ op__payload[191];
+  assign \$616  = ~ op__payload[199];
+  assign \$617  = ~ op__payload[207];
+  assign \$618  = ~ op__payload[215];
+  assign \$619  = \$610  ? { \$618 , \$617 , \$616 , \$615 , \$614 , \$613 , \$612 , \$611  } : \$signal$229 [39:32];
+  assign \$620  = \$signal$228  == 3'h5;
+  assign \$621  = ~ op__payload[159];
+  assign \$622  = ~ op__payload[167];
+  assign \$623  = ~ op__payload[175];
+  assign \$624  = ~ op__payload[183];
+  assign \$625  = ~ op__payload[191];
+  assign \$626  = ~ op__payload[199];
+  assign \$627  = ~ op__payload[207];
+  assign \$628  = ~ op__payload[215];
+  assign \$629  = \$620  ? { \$628 , \$627 , \$626 , \$625 , \$624 , \$623 , \$622 , \$621  } : \$signal$229 [47:40];
+  assign \$630  = \$signal$228  == 3'h6;
+  assign \$631  = ~ op__payload[159];
+  assign \$632  = ~ op__payload[167];
+  assign \$633  = ~ op__payload[175];
+  assign \$634  = ~ op__payload[183];
+  assign \$635  = ~ op__payload[191];
+  assign \$636  = ~ op__payload[199];
+  assign \$637  = ~ op__payload[207];
+  assign \$638  = ~ op__payload[215];
+  assign \$639  = \$630  ? { \$638 , \$637 , \$636 , \$635 , \$634 , \$633 , \$632 , \$631  } : \$signal$229 [55:48];
+  assign \$640  = \$signal$228  == 3'h7;
+  assign \$641  = ~ op__payload[159];
+  assign \$642  = ~ op__payload[167];
+  assign \$643  = ~ op__payload[175];
+  assign \$644  = ~ op__payload[183];
+  assign \$645  = ~ op__payload[191];
+  assign \$646  = ~ op__payload[199];
+  assign \$647  = ~ op__payload[207];
+  assign \$648  = ~ op__payload[215];
+  assign \$649  = \$640  ? { \$648 , \$647 , \$646 , \$645 , \$644 , \$643 , \$642 , \$641  } : \$signal$229 [63:56];
+  assign \$650  = \$569  ? 64'h0000000000000000 : { \$649 , \$639 , \$629 , \$619 , \$609 , \$599 , \$589 , \$579  };
+  assign \$651  = \$like$58  - 1'h1;
+  assign \$652  = \$signal$43  == \$651 ;
+  assign \$653  = \$signal$228  == 3'h7;
+  assign \$654  = \$like$58  - 1'h1;
+  assign \$655  = \$signal$43  == \$654 ;
+  assign \$656  = \$653  | \$655 ;
+  assign \$657  = \$signal$226  + \$656 ;
+  assign \$658  = \$652  ? 4'h0 : \$657 ;
+  assign \$659  = op__payload[1:0] == 2'h3;
+  assign \$660  = take & \$659 ;
+  assign \$661  = \$signal$48  + 1'h1;
+  assign \$662  = op__payload[2] ? 7'h00 : \$661 ;
+  assign \$663  = \$signal$234  == 3'h7;
+  assign \$664  = \$like$58  - 1'h1;
+  assign \$665  = \$signal$48  == \$664 ;
+  assign \$666  = \$663  | \$665 ;
+  assign \$667  = \$signal$234  + 1'h1;
+  assign \$668  = \$666  ? 4'h0 : \$667 ;
+  assign \$669  = \$signal$234  == 3'h7;
+  assign \$670  = \$like$58  - 1'h1;
+  assign \$671  = \$signal$48  == \$670 ;
+  assign \$672  = \$669  | \$671 ;
+  assign \$673  = ! \$signal$234 ;
+  assign \$674  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$675  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$676  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$677  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$678  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$679  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$680  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$681  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$682  = \$673  ? { \$681 , \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674  } : x_bits_acc[7:0];
+  assign \$683  = \$signal$234  == 1'h1;
+  assign \$684  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$685  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$686  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$687  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$688  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$689  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$690  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$691  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$692  = \$683  ? { \$691 , \$690 , \$689 , \$688 , \$687 , \$686 , \$685 , \$684  } : x_bits_acc[15:8];
+  assign \$693  = \$signal$234  == 2'h2;
+  assign \$694  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$695  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$696  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$697  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$698  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$699  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$700  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$701  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$702  = \$693  ? { \$701 , \$700 , \$699 , \$698 , \$697 , \$696 , \$695 , \$694  } : x_bits_acc[23:16];
+  assign \$703  = \$signal$234  == 2'h3;
+  assign \$704  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$705  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$706  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$707  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$708  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$709  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$710  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$711  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$712  = \$703  ? { \$711 , \$710 , \$709 , \$708 , \$707 , \$706 , \$705 , \$704  } : x_bits_acc[31:24];
+  assign \$713  = \$signal$234  == 3'h4;
+  assign \$714  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$715  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$716  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$717  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$718  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$719  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$720  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$721  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$722  = \$713  ? { \$721 , \$720 , \$719 , \$718 , \$717 , \$716 , \$715 , \$714  } : x_bits_acc[39:32];
+  assign \$723  = \$signal$234  == 3'h5;
+  assign \$724  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$725  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$726  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$727  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$728  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$729  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$730  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$731  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$732  = \$723  ? { \$731 , \$730 , \$729 , \$728 , \$727 , \$726 , \$725 , \$724  } : x_bits_acc[47:40];
+  assign \$733  = \$signal$234  == 3'h6;
+  assign \$734  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$735  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$736  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$737  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$738  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$739  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$740  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$741  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$742  = \$733  ? { \$741 , \$740 , \$739 , \$738 , \$737 , \$736 , \$735 , \$734  } : x_bits_acc[55:48];
+  assign \$743  = \$signal$234  == 3'h7;
+  assign \$744  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$745  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$746  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$747  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$748  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$749  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$750  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$751  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$752  = \$743  ? { \$751 , \$750 , \$749 , \$748 , \$747 , \$746 , \$745 , \$744  } : x_bits_acc[63:56];
+  assign \$753  = \$672  ? 64'h0000000000000000 : { \$752 , \$742 , \$732 , \$722 , \$712 , \$702 , \$692 , \$682  };
+  assign \$754  = \$signal$234  == 3'h7;
+  assign \$755  = \$like$58  - 1'h1;
+  assign \$756  = \$signal$48  == \$755 ;
+  assign \$757  = \$754  | \$756 ;
+  assign \$758  = x_bin + \$757 ;
+  assign \$759  = op__payload[2] ? 4'h0 : \$758 ;
+  assign \$760  = x_vec + 1'h1;
+  assign \$761  = op__payload[3] ? 6'h00 : \$760 ;
+  assign \$762  = x_target + \$like$326 ;
+  assign \$763  = op__payload[3] ? 11'h000 : \$762 ;
+  assign \$764  = op__payload[2] & op__payload[3];
+  assign \$765  = ~ \$signal$12 ;
+  assign \$766  = ! \$signal$12 ;
+  assign \$767  = x_vec + 1'h1;
+  assign \$768  = x_target + \$like$326 ;
+  assign \$770  = x_vec + 1'h1;
+  assign \$771  = x_target + \$like$326 ;
+  assign \$772  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
+  assign \$773  = running & \$772 ;
+  assign \$774  = \$signal$23  < \$signal$24 ;
+  assign \$775  = running & \$774 ;
+  assign \$776  = | \$like ;
+  assign \$777  = \$775  & \$776 ;
+  assign \$778  = proxy_zero >> \$signal$23 [8:0];
+  assign \$779  = enable >> \$signal$28 [4:0];
+  assign \$780  = \$778  & \$779 ;
+  assign \$781  = ~ \$780 ;
+  assign \$782  = \$777  & \$781 ;
+  assign \$783  = proxy_v < \$signal$30 ;
+  assign \$784  = \$signal$38  == last_k;
   assign \$785  = \$signal$38  + 1'h1;
   assign \$786  = \$784  ? 7'h00 : \$785 ;
-  assign \$787  = n_proxies - 1'h1;
-  assign \$788  = \$signal$38  == \$787 ;
-  assign \$789  = proxy_v + \$788 ;
-  assign \$790  = \$signal$28  + 1'h1;
-  assign \$791  = \$like  - 1'h1;
-  assign \$792  = \$signal$23  < \$signal$24 ;
-  assign \$793  = running & \$792 ;
-  assign \$794  = ! \$like ;
-  assign \$795  = \$793  & \$794 ;
-  assign \$796  = \$like  == 1'h1;
-  assign \$797  = walker_taken & \$796 ;
-  assign \$798  = \$795  | \$797 ;
-  assign \$799  = \$signal$23  + 1'h1;
-  assign \$800  = n_proxies - 1'h1;
-  assign \$801  = \$signal$375  == \$800 ;
-  assign \$802  = \$signal$375  + 1'h1;
-  assign \$803  = \$801  ? 7'h00 : \$802 ;
-  assign \$804  = n_proxies - 1'h1;
-  assign \$805  = \$signal$375  == \$804 ;
-  assign \$806  = \$signal$36  + \$805 ;
-  assign \$807  = n_proxies - 1'h1;
-  assign \$808  = \$signal$375  == \$807 ;
-  assign \$809  = \$signal$375  + 1'h1;
-  assign \$810  = \$808  ? 7'h00 : \$809 ;
-  assign \$812  = n_proxies - 1'h1;
-  assign \$813  = \$signal$375  == \$812 ;
-  assign \$814  = cu7_free ? 3'h7 : 3'h0;
-  assign \$815  = cu6_free ? 3'h6 : \$814 ;
-  assign \$816  = cu5_free ? 3'h5 : \$815 ;
-  assign \$817  = cu4_free ? 3'h4 : \$816 ;
-  assign \$818  = cu3_free ? 3'h3 : \$817 ;
-  assign \$819  = cu2_free ? 3'h2 : \$818 ;
-  assign \$820  = cu1_free ? 3'h1 : \$819 ;
-  assign \$821  = cu0_free ? 3'h0 : \$820 ;
-  assign \$822  = ! \$821 ;
-  assign \$823  = cu_issue & \$822 ;
+  assign \$787  = \$signal$38  == last_k;
+  assign \$788  = proxy_v + \$787 ;
+  assign \$789  = \$signal$28  + 1'h1;
+  assign \$790  = \$like  - 1'h1;
+  assign \$791  = \$signal$23  < \$signal$24 ;
+  assign \$792  = running & \$791 ;
+  assign \$793  = ! \$like ;
+  assign \$794  = \$792  & \$793 ;
+  assign \$795  = \$like  == 1'h1;
+  assign \$796  = walker_taken & \$795 ;
+  assign \$797  = \$794  | \$796 ;
+  assign \$798  = \$signal$23  + 1'h1;
+  assign \$799  = \$signal$376  == last_k;
+  assign \$800  = \$signal$376  + 1'h1;
+  assign \$801  = \$799  ? 7'h00 : \$800 ;
+  assign \$802  = \$signal$376  == last_k;
+  assign \$803  = \$signal$36  + \$802 ;
+  assign \$804  = \$signal$376  == last_k;
+  assign \$805  = \$signal$376  + 1'h1;
+  assign \$806  = \$804  ? 7'h00 : \$805 ;
+  assign \$808  = \$signal$376  == last_k;
+  assign \$809  = cu7_free ? 3'h7 : 3'h0;
+  assign \$810  = cu6_free ? 3'h6 : \$809 ;
+  assign \$811  = cu5_free ? 3'h5 : \$810 ;
+  assign \$812  = cu4_free ? 3'h4 : \$811 ;
+  assign \$813  = cu3_free ? 3'h3 : \$812 ;
+  assign \$814  = cu2_free ? 3'h2 : \$813 ;
+  assign \$815  = cu1_free ? 3'h1 : \$814 ;
+  assign \$816  = cu0_free ? 3'h0 : \$815 ;
+  assign \$817  = ! \$816 ;
+  assign \$818  = cu_issue & \$817 ;
+  assign \$819  = \$like$58  - 1'h1;
+  assign \$820  = cu0_a_word == \$819 ;
+  assign \$821  = ~ \$820 ;
+  assign \$822  = cu0_a_word + 1'h1;
+  assign \$823  = ! cu0_a_word;
   assign \$824  = \$like$58  - 1'h1;
   assign \$825  = cu0_a_word == \$824 ;
-  assign \$826  = ~ \$825 ;
-  assign \$827  = cu0_a_word + 1'h1;
-  assign \$828  = ! cu0_a_word;
-  assign \$829  = \$like$58  - 1'h1;
-  assign \$830  = cu0_a_word == \$829 ;
-  assign \$831  = $signed(cu0_o_w[7:0]) * $signed(cu0_o_x[7:0]);
-  assign \$832  = $signed(cu0_o_w[15:8]) * $signed(cu0_o_x[15:8]);
-  assign \$833  = $signed(cu0_o_w[23:16]) * $signed(cu0_o_x[23:16]);
-  assign \$834  = $signed(cu0_o_w[31:24]) * $signed(cu0_o_x[31:24]);
-  assign \$835  = $signed(cu0_o_w[39:32]) * $signed(cu0_o_x[39:32]);
-  assign \$836  = $signed(cu0_o_w[47:40]) * $signed(cu0_o_x[47:40]);
-  assign \$837  = $signed(cu0_o_w[55:48]) * $signed(cu0_o_x[55:48]);
-  assign \$838  = $signed(cu0_o_w[63:56]) * $signed(cu0_o_x[63:56]);
-  assign \$839  = $signed(1'h0) + $signed(cu0_p_product0);
-  assign \$840  = $signed(\$839 ) + $signed(cu0_p_product1);
-  assign \$841  = $signed(\$840 ) + $signed(cu0_p_product2);
-  assign \$842  = $signed(\$841 ) + $signed(cu0_p_product3);
-  assign \$843  = $signed(\$842 ) + $signed(cu0_p_product4);
-  assign \$844  = $signed(\$843 ) + $signed(cu0_p_product5);
-  assign \$845  = $signed(\$844 ) + $signed(cu0_p_product6);
-  assign \$846  = $signed(\$845 ) + $signed(cu0_p_product7);
-  assign \$847  = cu0_s_d0[0] & cu0_s_d0[2];
-  assign \$848  = cu7_free ? 3'h7 : 3'h0;
-  assign \$849  = cu6_free ? 3'h6 : \$848 ;
-  assign \$850  = cu5_free ? 3'h5 : \$849 ;
-  assign \$851  = cu4_free ? 3'h4 : \$850 ;
-  assign \$852  = cu3_free ? 3'h3 : \$851 ;
-  assign \$853  = cu2_free ? 3'h2 : \$852 ;
-  assign \$854  = cu1_free ? 3'h1 : \$853 ;
-  assign \$855  = cu0_free ? 3'h0 : \$854 ;
-  assign \$856  = \$855  == 1'h1;
-  assign \$857  = cu_issue & \$856 ;
+  assign \$826  = $signed(cu0_o_w[7:0]) * $signed(cu0_o_x[7:0]);
+  assign \$827  = $signed(cu0_o_w[15:8]) * $signed(cu0_o_x[15:8]);
+  assign \$828  = $signed(cu0_o_w[23:16]) * $signed(cu0_o_x[23:16]);
+  assign \$829  = $signed(cu0_o_w[31:24]) * $signed(cu0_o_x[31:24]);
+  assign \$830  = $signed(cu0_o_w[39:32]) * $signed(cu0_o_x[39:32]);
+  assign \$831  = $signed(cu0_o_w[47:40]) * $signed(cu0_o_x[47:40]);
+  assign \$832  = $signed(cu0_o_w[55:48]) * $signed(cu0_o_x[55:48]);
+  assign \$833  = $signed(cu0_o_w[63:56]) * $signed(cu0_o_x[63:56]);
+  assign \$834  = $signed(1'h0) + $signed(cu0_p_product0);
+  assign \$835  = $signed(\$834 ) + $signed(cu0_p_product1);
+  assign \$836  = $signed(\$835 ) + $signed(cu0_p_product2);
+  assign \$837  = $signed(\$836 ) + $signed(cu0_p_product3);
+  assign \$838  = $signed(\$837 ) + $signed(cu0_p_product4);
+  assign \$839  = $signed(\$838 ) + $signed(cu0_p_product5);
+  assign \$840  = $signed(\$839 ) + $signed(cu0_p_product6);
+  assign \$841  = $signed(\$840 ) + $signed(cu0_p_product7);
+  assign \$842  = cu0_s_d0[0] & cu0_s_d0[2];
+  assign \$843  = cu7_free ? 3'h7 : 3'h0;
+  assign \$844  = cu6_free ? 3'h6 : \$843 ;
+  assign \$845  = cu5_free ? 3'h5 : \$844 ;
+  assign \$846  = cu4_free ? 3'h4 : \$845 ;
+  assign \$847  = cu3_free ? 3'h3 : \$846 ;
+  assign \$848  = cu2_free ? 3'h2 : \$847 ;
+  assign \$849  = cu1_free ? 3'h1 : \$848 ;
+  assign \$850  = cu0_free ? 3'h0 : \$849 ;
+  assign \$851  = \$850  == 1'h1;
+  assign \$852  = cu_issue & \$851 ;
+  assign \$853  = \$like$58  - 1'h1;
+  assign \$854  = cu1_a_word == \$853 ;
+  assign \$855  = ~ \$854 ;
+  assign \$856  = cu1_a_word + 1'h1;
+  assign \$857  = ! cu1_a_word;
   assign \$858  = \$like$58  - 1'h1;
   assign \$859  = cu1_a_word == \$858 ;
-  assign \$860  = ~ \$859 ;
-  assign \$861  = cu1_a_word + 1'h1;
-  assign \$862  = ! cu1_a_word;
-  assign \$863  = \$like$58  - 1'h1;
-  assign \$864  = cu1_a_word == \$863 ;
-  assign \$865  = $signed(cu1_o_w[7:0]) * $signed(cu1_o_x[7:0]);
-  assign \$866  = $signed(cu1_o_w[15:8]) * $signed(cu1_o_x[15:8]);
-  assign \$867  = $signed(cu1_o_w[23:16]) * $signed(cu1_o_x[23:16]);
-  assign \$868  = $signed(cu1_o_w[31:24]) * $signed(cu1_o_x[31:24]);
-  assign \$869  = $signed(cu1_o_w[39:32]) * $signed(cu1_o_x[39:32]);
-  assign \$870  = $signed(cu1_o_w[47:40]) * $signed(cu1_o_x[47:40]);
-  assign \$871  = $signed(cu1_o_w[55:48]) * $signed(cu1_o_x[55:48]);
-  assign \$872  = $signed(cu1_o_w[63:56]) * $signed(cu1_o_x[63:56]);
-  assign \$873  = $signed(1'h0) + $signed(cu1_p_product0);
-  assign \$874  = $signed(\$873 ) + $signed(cu1_p_product1);
-  assign \$875  = $signed(\$874 ) + $signed(cu1_p_product2);
-  assign \$876  = $signed(\$875 ) + $signed(cu1_p_product3);
-  assign \$877  = $signed(\$876 ) + $signed(cu1_p_product4);
-  assign \$878  = $signed(\$877 ) + $signed(cu1_p_product5);
-  assign \$879  = $signed(\$878 ) + $signed(cu1_p_product6);
-  assign \$880  = $signed(\$879 ) + $signed(cu1_p_product7);
-  assign \$881  = cu1_s_d0[0] & cu1_s_d0[2];
-  assign \$882  = cu7_free ? 3'h7 : 3'h0;
-  assign \$883  = cu6_free ? 3'h6 : \$882 ;
-  assign \$884  = cu5_free ? 3'h5 : \$883 ;
-  assign \$885  = cu4_free ? 3'h4 : \$884 ;
-  assign \$886  = cu3_free ? 3'h3 : \$885 ;
-  assign \$887  = cu2_free ? 3'h2 : \$886 ;
-  assign \$888  = cu1_free ? 3'h1 : \$887 ;
-  assign \$889  = cu0_free ? 3'h0 : \$888 ;
-  assign \$890  = \$889  == 2'h2;
-  assign \$891  = cu_issue & \$890 ;
+  assign \$860  = $signed(cu1_o_w[7:0]) * $signed(cu1_o_x[7:0]);
+  assign \$861  = $signed(cu1_o_w[15:8]) * $signed(cu1_o_x[15:8]);
+  assign \$862  = $signed(cu1_o_w[23:16]) * $signed(cu1_o_x[23:16]);
+  assign \$863  = $signed(cu1_o_w[31:24]) * $signed(cu1_o_x[31:24]);
+  assign \$864  = $signed(cu1_o_w[39:32]) * $signed(cu1_o_x[39:32]);
+  assign \$865  = $signed(cu1_o_w[47:40]) * $signed(cu1_o_x[47:40]);
+  assign \$866  = $signed(cu1_o_w[55:48]) * $signed(cu1_o_x[55:48]);
+  assign \$867  = $signed(cu1_o_w[63:56]) * $signed(cu1_o_x[63:56]);
+  assign \$868  = $signed(1'h0) + $signed(cu1_p_product0);
+  assign \$869  = $signed(\$868 ) + $signed(cu1_p_product1);
+  assign \$870  = $signed(\$869 ) + $signed(cu1_p_product2);
+  assign \$871  = $signed(\$870 ) + $signed(cu1_p_product3);
+  assign \$872  = $signed(\$871 ) + $signed(cu1_p_product4);
+  assign \$873  = $signed(\$872 ) + $signed(cu1_p_product5);
+  assign \$874  = $signed(\$873 ) + $signed(cu1_p_product6);
+  assign \$875  = $signed(\$874 ) + $signed(cu1_p_product7);
+  assign \$876  = cu1_s_d0[0] & cu1_s_d0[2];
+  assign \$877  = cu7_free ? 3'h7 : 3'h0;
+  assign \$878  = cu6_free ? 3'h6 : \$877 ;
+  assign \$879  = cu5_free ? 3'h5 : \$878 ;
+  assign \$880  = cu4_free ? 3'h4 : \$879 ;
+  assign \$881  = cu3_free ? 3'h3 : \$880 ;
+  assign \$882  = cu2_free ? 3'h2 : \$881 ;
+  assign \$883  = cu1_free ? 3'h1 : \$882 ;
+  assign \$884  = cu0_free ? 3'h0 : \$883 ;
+  assign \$885  = \$884  == 2'h2;
+  assign \$886  = cu_issue & \$885 ;
+  assign \$887  = \$like$58  - 1'h1;
+  assign \$888  = cu2_a_word == \$887 ;
+  assign \$889  = ~ \$888 ;
+  assign \$890  = cu2_a_word + 1'h1;
+  assign \$891  = ! cu2_a_word;
   assign \$892  = \$like$58  - 1'h1;
   assign \$893  = cu2_a_word == \$892 ;
-  assign \$894  = ~ \$893 ;
-  assign \$895  = cu2_a_word + 1'h1;
-  assign \$896  = ! cu2_a_word;
-  assign \$897  = \$like$58  - 1'h1;
-  assign \$898  = cu2_a_word == \$897 ;
-  assign \$899  = $signed(cu2_o_w[7:0]) * $signed(cu2_o_x[7:0]);
-  assign \$900  = $signed(cu2_o_w[15:8]) * $signed(cu2_o_x[15:8]);
-  assign \$901  = $signed(cu2_o_w[23:16]) * $signed(cu2_o_x[23:16]);
-  assign \$902  = $signed(cu2_o_w[31:24]) * $signed(cu2_o_x[31:24]);
-  assign \$903  = $signed(cu2_o_w[39:32]) * $signed(cu2_o_x[39:32]);
-  assign \$904  = $signed(cu2_o_w[47:40]) * $signed(cu2_o_x[47:40]);
-  assign \$905  = $signed(cu2_o_w[55:48]) * $signed(cu2_o_x[55:48]);
-  assign \$906  = $signed(cu2_o_w[63:56]) * $signed(cu2_o_x[63:56]);
-  assign \$907  = $signed(1'h0) + $signed(cu2_p_product0);
-  assign \$908  = $signed(\$907 ) + $signed(cu2_p_product1);
-  assign \$909  = $signed(\$908 ) + $signed(cu2_p_product2);
-  assign \$910  = $signed(\$909 ) + $signed(cu2_p_product3);
-  assign \$911  = $signed(\$910 ) + $signed(cu2_p_product4);
-  assign \$912  = $signed(\$911 ) + $signed(cu2_p_product5);
-  assign \$913  = $signed(\$912 ) + $signed(cu2_p_product6);
-  assign \$914  = $signed(\$913 ) + $signed(cu2_p_product7);
-  assign \$915  = cu2_s_d0[0] & cu2_s_d0[2];
-  assign \$916  = cu7_free ? 3'h7 : 3'h0;
-  assign \$917  = cu6_free ? 3'h6 : \$916 ;
-  assign \$918  = cu5_free ? 3'h5 : \$917 ;
-  assign \$919  = cu4_free ? 3'h4 : \$918 ;
-  assign \$920  = cu3_free ? 3'h3 : \$919 ;
-  assign \$921  = cu2_free ? 3'h2 : \$920 ;
-  assign \$922  = cu1_free ? 3'h1 : \$921 ;
-  assign \$923  = cu0_free ? 3'h0 : \$922 ;
-  assign \$924  = \$923  == 2'h3;
-  assign \$925  = cu_issue & \$924 ;
+  assign \$894  = $signed(cu2_o_w[7:0]) * $signed(cu2_o_x[7:0]);
+  assign \$895  = $signed(cu2_o_w[15:8]) * $signed(cu2_o_x[15:8]);
+  assign \$896  = $signed(cu2_o_w[23:16]) * $signed(cu2_o_x[23:16]);
+  assign \$897  = $signed(cu2_o_w[31:24]) * $signed(cu2_o_x[31:24]);
+  assign \$898  = $signed(cu2_o_w[39:32]) * $signed(cu2_o_x[39:32]);
+  assign \$899  = $signed(cu2_o_w[47:40]) * $signed(cu2_o_x[47:40]);
+  assign \$900  = $signed(cu2_o_w[55:48]) * $signed(cu2_o_x[55:48]);
+  assign \$901  = $signed(cu2_o_w[63:56]) * $signed(cu2_o_x[63:56]);
+  assign \$902  = $signed(1'h0) + $signed(cu2_p_product0);
+  assign \$903  = $signed(\$902 ) + $signed(cu2_p_product1);
+  assign \$904  = $signed(\$903 ) + $signed(cu2_p_product2);
+  assign \$905  = $signed(\$904 ) + $signed(cu2_p_product3);
+  assign \$906  = $signed(\$905 ) + $signed(cu2_p_product4);
+  assign \$907  = $signed(\$906 ) + $signed(cu2_p_product5);
+  assign \$908  = $signed(\$907 ) + $signed(cu2_p_product6);
+  assign \$909  = $signed(\$908 ) + $signed(cu2_p_product7);
+  assign \$910  = cu2_s_d0[0] & cu2_s_d0[2];
+  assign \$911  = cu7_free ? 3'h7 : 3'h0;
+  assign \$912  = cu6_free ? 3'h6 : \$911 ;
+  assign \$913  = cu5_free ? 3'h5 : \$912 ;
+  assign \$914  = cu4_free ? 3'h4 : \$913 ;
+  assign \$915  = cu3_free ? 3'h3 : \$914 ;
+  assign \$916  = cu2_free ? 3'h2 : \$915 ;
+  assign \$917  = cu1_free ? 3'h1 : \$916 ;
+  assign \$918  = cu0_free ? 3'h0 : \$917 ;
+  assign \$919  = \$918  == 2'h3;
+  assign \$920  = cu_issue & \$919 ;
+  assign \$921  = \$like$58  - 1'h1;
+  assign \$922  = cu3_a_word == \$921 ;
+  assign \$923  = ~ \$922 ;
+  assign \$924  = cu3_a_word + 1'h1;
+  assign \$925  = ! cu3_a_word;
   assign \$926  = \$like$58  - 1'h1;
   assign \$927  = cu3_a_word == \$926 ;
-  assign \$928  = ~ \$927 ;
-  assign \$929  = cu3_a_word + 1'h1;
-  assign \$930  = ! cu3_a_word;
-  assign \$931  = \$like$58  - 1'h1;
-  assign \$932  = cu3_a_word == \$931 ;
-  assign \$933  = $signed(cu3_o_w[7:0]) * $signed(cu3_o_x[7:0]);
-  assign \$934  = $signed(cu3_o_w[15:8]) * $signed(cu3_o_x[15:8]);
-  assign \$935  = $signed(cu3_o_w[23:16]) * $signed(cu3_o_x[23:16]);
-  assign \$936  = $signed(cu3_o_w[31:24]) * $signed(cu3_o_x[31:24]);
-  assign \$937  = $signed(cu3_o_w[39:32]) * $signed(cu3_o_x[39:32]);
-  assign \$938  = $signed(cu3_o_w[47:40]) * $signed(cu3_o_x[47:40]);
-  assign \$939  = $signed(cu3_o_w[55:48]) * $signed(cu3_o_x[55:48]);
-  assign \$940  = $signed(cu3_o_w[63:56]) * $signed(cu3_o_x[63:56]);
-  assign \$941  = $signed(1'h0) + $signed(cu3_p_product0);
-  assign \$942  = $signed(\$941 ) + $signed(cu3_p_product1);
-  assign \$943  = $signed(\$942 ) + $signed(cu3_p_product2);
-  assign \$944  = $signed(\$943 ) + $signed(cu3_p_product3);
-  assign \$945  = $signed(\$944 ) + $signed(cu3_p_product4);
-  assign \$946  = $signed(\$945 ) + $signed(cu3_p_product5);
-  assign \$947  = $signed(\$946 ) + $signed(cu3_p_product6);
-  assign \$948  = $signed(\$947 ) + $signed(cu3_p_product7);
-  assign \$949  = cu3_s_d0[0] & cu3_s_d0[2];
-  assign \$950  = cu7_free ? 3'h7 : 3'h0;
-  assign \$951  = cu6_free ? 3'h6 : \$950 ;
-  assign \$952  = cu5_free ? 3'h5 : \$951 ;
-  assign \$953  = cu4_free ? 3'h4 : \$952 ;
-  assign \$954  = cu3_free ? 3'h3 : \$953 ;
-  assign \$955  = cu2_free ? 3'h2 : \$954 ;
-  assign \$956  = cu1_free ? 3'h1 : \$955 ;
-  assign \$957  = cu0_free ? 3'h0 : \$956 ;
-  assign \$958  = \$957  == 3'h4;
-  assign \$959  = cu_issue & \$958 ;
+  assign \$928  = $signed(cu3_o_w[7:0]) * $signed(cu3_o_x[7:0]);
+  assign \$929  = $signed(cu3_o_w[15:8]) * $signed(cu3_o_x[15:8]);
+  assign \$930  = $signed(cu3_o_w[23:16]) * $signed(cu3_o_x[23:16]);
+  assign \$931  = $signed(cu3_o_w[31:24]) * $signed(cu3_o_x[31:24]);
+  assign \$932  = $signed(cu3_o_w[39:32]) * $signed(cu3_o_x[39:32]);
+  assign \$933  = $signed(cu3_o_w[47:40]) * $signed(cu3_o_x[47:40]);
+  assign \$934  = $signed(cu3_o_w[55:48]) * $signed(cu3_o_x[55:48]);
+  assign \$935  = $signed(cu3_o_w[63:56]) * $signed(cu3_o_x[63:56]);
+  assign \$936  = $signed(1'h0) + $signed(cu3_p_product0);
+  assign \$937  = $signed(\$936 ) + $signed(cu3_p_product1);
+  assign \$938  = $signed(\$937 ) + $signed(cu3_p_product2);
+  assign \$939  = $signed(\$938 ) + $signed(cu3_p_product3);
+  assign \$940  = $signed(\$939 ) + $signed(cu3_p_product4);
+  assign \$941  = $signed(\$940 ) + $signed(cu3_p_product5);
+  assign \$942  = $signed(\$941 ) + $signed(cu3_p_product6);
+  assign \$943  = $signed(\$942 ) + $signed(cu3_p_product7);
+  assign \$944  = cu3_s_d0[0] & cu3_s_d0[2];
+  assign \$945  = cu7_free ? 3'h7 : 3'h0;
+  assign \$946  = cu6_free ? 3'h6 : \$945 ;
+  assign \$947  = cu5_free ? 3'h5 : \$946 ;
+  assign \$948  = cu4_free ? 3'h4 : \$947 ;
+  assign \$949  = cu3_free ? 3'h3 : \$948 ;
+  assign \$950  = cu2_free ? 3'h2 : \$949 ;
+  assign \$951  = cu1_free ? 3'h1 : \$950 ;
+  assign \$952  = cu0_free ? 3'h0 : \$951 ;
+  assign \$953  = \$952  == 3'h4;
+  assign \$954  = cu_issue & \$953 ;
+  assign \$955  = \$like$58  - 1'h1;
+  assign \$956  = cu4_a_word == \$955 ;
+  assign \$957  = ~ \$956 ;
+  assign \$958  = cu4_a_word + 1'h1;
+  assign \$959  = ! cu4_a_word;
   assign \$960  = \$like$58  - 1'h1;
   assign \$961  = cu4_a_word == \$960 ;
-  assign \$962  = ~ \$961 ;
-  assign \$963  = cu4_a_word + 1'h1;
-  assign \$964  = ! cu4_a_word;
-  assign \$965  = \$like$58  - 1'h1;
-  assign \$966  = cu4_a_word == \$965 ;
-  assign \$967  = $signed(cu4_o_w[7:0]) * $signed(cu4_o_x[7:0]);
-  assign \$968  = $signed(cu4_o_w[15:8]) * $signed(cu4_o_x[15:8]);
-  assign \$969  = $signed(cu4_o_w[23:16]) * $signed(cu4_o_x[23:16]);
-  assign \$970  = $signed(cu4_o_w[31:24]) * $signed(cu4_o_x[31:24]);
-  assign \$971  = $signed(cu4_o_w[39:32]) * $signed(cu4_o_x[39:32]);
-  assign \$972  = $signed(cu4_o_w[47:40]) * $signed(cu4_o_x[47:40]);
-  assign \$973  = $signed(cu4_o_w[55:48]) * $signed(cu4_o_x[55:48]);
-  assign \$974  = $signed(cu4_o_w[63:56]) * $signed(cu4_o_x[63:56]);
-  assign \$975  = $signed(1'h0) + $signed(cu4_p_product0);
-  assign \$976  = $signed(\$975 ) + $signed(cu4_p_product1);
-  assign \$977  = $signed(\$976 ) + $signed(cu4_p_product2);
-  assign \$978  = $signed(\$977 ) + $signed(cu4_p_product3);
-  assign \$979  = $signed(\$978 ) + $signed(cu4_p_product4);
-  assign \$980  = $signed(\$979 ) + $signed(cu4_p_product5);
-  assign \$981  = $signed(\$980 ) + $signed(cu4_p_product6);
-  assign \$982  = $signed(\$981 ) + $signed(cu4_p_product7);
-  assign \$983  = cu4_s_d0[0] & cu4_s_d0[2];
-  assign \$984  = cu7_free ? 3'h7 : 3'h0;
-  assign \$985  = cu6_free ? 3'h6 : \$984 ;
-  assign \$986  = cu5_free ? 3'h5 : \$985 ;
-  assign \$987  = cu4_free ? 3'h4 : \$986 ;
-  assign \$988  = cu3_free ? 3'h3 : \$987 ;
-  assign \$989  = cu2_free ? 3'h2 : \$988 ;
-  assign \$990  = cu1_free ? 3'h1 : \$989 ;
-  assign \$991  = cu0_free ? 3'h0 : \$990 ;
-  assign \$992  = \$991  == 3'h5;
-  assign \$993  = cu_issue & \$992 ;
+  assign \$962  = $signed(cu4_o_w[7:0]) * $signed(cu4_o_x[7:0]);
+  assign \$963  = $signed(cu4_o_w[15:8]) * $signed(cu4_o_x[15:8]);
+  assign \$964  = $signed(cu4_o_w[23:16]) * $signed(cu4_o_x[23:16]);
+  assign \$965  = $signed(cu4_o_w[31:24]) * $signed(cu4_o_x[31:24]);
+  assign \$966  = $signed(cu4_o_w[39:32]) * $signed(cu4_o_x[39:32]);
+  assign \$967  = $signed(cu4_o_w[47:40]) * $signed(cu4_o_x[47:40]);
+  assign \$968  = $signed(cu4_o_w[55:48]) * $signed(cu4_o_x[55:48]);
+  assign \$969  = $signed(cu4_o_w[63:56]) * $signed(cu4_o_x[63:56]);
+  assign \$970  = $signed(1'h0) + $signed(cu4_p_product0);
+  assign \$971  = $signed(\$970 ) + $signed(cu4_p_product1);
+  assign \$972  = $signed(\$971 ) + $signed(cu4_p_product2);
+  assign \$973  = $signed(\$972 ) + $signed(cu4_p_product3);
+  assign \$974  = $signed(\$973 ) + $signed(cu4_p_product4);
+  assign \$975  = $signed(\$974 ) + $signed(cu4_p_product5);
+  assign \$976  = $signed(\$975 ) + $signed(cu4_p_product6);
+  assign \$977  = $signed(\$976 ) + $signed(cu4_p_product7);
+  assign \$978  = cu4_s_d0[0] & cu4_s_d0[2];
+  assign \$979  = cu7_free ? 3'h7 : 3'h0;
+  assign \$980  = cu6_free ? 3'h6 : \$979 ;
+  assign \$981  = cu5_free ? 3'h5 : \$980 ;
+  assign \$982  = cu4_free ? 3'h4 : \$981 ;
+  assign \$983  = cu3_free ? 3'h3 : \$982 ;
+  assign \$984  = cu2_free ? 3'h2 : \$983 ;
+  assign \$985  = cu1_free ? 3'h1 : \$984 ;
+  assign \$986  = cu0_free ? 3'h0 : \$985 ;
+  assign \$987  = \$986  == 3'h5;
+  assign \$988  = cu_issue & \$987 ;
+  assign \$989  = \$like$58  - 1'h1;
+  assign \$990  = cu5_a_word == \$989 ;
+  assign \$991  = ~ \$990 ;
+  assign \$992  = cu5_a_word + 1'h1;
+  assign \$993  = ! cu5_a_word;
   assign \$994  = \$like$58  - 1'h1;
   assign \$995  = cu5_a_word == \$994 ;
-  assign \$996  = ~ \$995 ;
-  assign \$997  = cu5_a_word + 1'h1;
-  assign \$998  = ! cu5_a_word;
-  assign \$999  = \$like$58  - 1'h1;
-  assign \$1000  = cu5_a_word == \$999 ;
-  assign \$1001  = $signed(cu5_o_w[7:0]) * $signed(cu5_o_x[7:0]);
-  assign \$1002  = $signed(cu5_o_w[15:8]) * $signed(cu5_o_x[15:8]);
-  assign \$1003  = $signed(cu5_o_w[23:16]) * $signed(cu5_o_x[23:16]);
-  assign \$1004  = $signed(cu5_o_w[31:24]) * $signed(cu5_o_x[31:24]);
-  assign \$1005  = $signed(cu5_o_w[39:32]) * $signed(cu5_o_x[39:32]);
-  assign \$1006  = $signed(cu5_o_w[47:40]) * $signed(cu5_o_x[47:40]);
-  assign \$1007  = $signed(cu5_o_w[55:48]) * $signed(cu5_o_x[55:48]);
-  assign \$1008  = $signed(cu5_o_w[63:56]) * $signed(cu5_o_x[63:56]);
-  assign \$1009  = $signed(1'h0) + $signed(cu5_p_product0);
-  assign \$1010  = $signed(\$1009 ) + $signed(cu5_p_product1);
-  assign \$1011  = $signed(\$1010 ) + $signed(cu5_p_product2);
-  assign \$1012  = $signed(\$1011 ) + $signed(cu5_p_product3);
-  assign \$1013  = $signed(\$1012 ) + $signed(cu5_p_product4);
-  assign \$1014  = $signed(\$1013 ) + $signed(cu5_p_product5);
-  assign \$1015  = $signed(\$1014 ) + $signed(cu5_p_product6);
-  assign \$1016  = $signed(\$1015 ) + $signed(cu5_p_product7);
-  assign \$1017  = cu5_s_d0[0] & cu5_s_d0[2];
-  assign \$1018  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1019  = cu6_free ? 3'h6 : \$1018 ;
-  assign \$1020  = cu5_free ? 3'h5 : \$1019 ;
-  assign \$1021  = cu4_free ? 3'h4 : \$1020 ;
-  assign \$1022  = cu3_free ? 3'h3 : \$1021 ;
-  assign \$1023  = cu2_free ? 3'h2 : \$1022 ;
-  assign \$1024  = cu1_free ? 3'h1 : \$1023 ;
-  assign \$1025  = cu0_free ? 3'h0 : \$1024 ;
-  assign \$1026  = \$1025  == 3'h6;
-  assign \$1027  = cu_issue & \$1026 ;
+  assign \$996  = $signed(cu5_o_w[7:0]) * $signed(cu5_o_x[7:0]);
+  assign \$997  = $signed(cu5_o_w[15:8]) * $signed(cu5_o_x[15:8]);
+  assign \$998  = $signed(cu5_o_w[23:16]) * $signed(cu5_o_x[23:16]);
+  assign \$999  = $signed(cu5_o_w[31:24]) * $signed(cu5_o_x[31:24]);
+  assign \$1000  = $signed(cu5_o_w[39:32]) * $signed(cu5_o_x[39:32]);
+  assign \$1001  = $signed(cu5_o_w[47:40]) * $signed(cu5_o_x[47:40]);
+  assign \$1002  = $signed(cu5_o_w[55:48]) * $signed(cu5_o_x[55:48]);
+  assign \$1003  = $signed(cu5_o_w[63:56]) * $signed(cu5_o_x[63:56]);
+  assign \$1004  = $signed(1'h0) + $signed(cu5_p_product0);
+  assign \$1005  = $signed(\$1004 ) + $signed(cu5_p_product1);
+  assign \$1006  = $signed(\$1005 ) + $signed(cu5_p_product2);
+  assign \$1007  = $signed(\$1006 ) + $signed(cu5_p_product3);
+  assign \$1008  = $signed(\$1007 ) + $signed(cu5_p_product4);
+  assign \$1009  = $signed(\$1008 ) + $signed(cu5_p_product5);
+  assign \$1010  = $signed(\$1009 ) + $signed(cu5_p_product6);
+  assign \$1011  = $signed(\$1010 ) + $signed(cu5_p_product7);
+  assign \$1012  = cu5_s_d0[0] & cu5_s_d0[2];
+  assign \$1013  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1014  = cu6_free ? 3'h6 : \$1013 ;
+  assign \$1015  = cu5_free ? 3'h5 : \$1014 ;
+  assign \$1016  = cu4_free ? 3'h4 : \$1015 ;
+  assign \$1017  = cu3_free ? 3'h3 : \$1016 ;
+  assign \$1018  = cu2_free ? 3'h2 : \$1017 ;
+  assign \$1019  = cu1_free ? 3'h1 : \$1018 ;
+  assign \$1020  = cu0_free ? 3'h0 : \$1019 ;
+  assign \$1021  = \$1020  == 3'h6;
+  assign \$1022  = cu_issue & \$1021 ;
+  assign \$1023  = \$like$58  - 1'h1;
+  assign \$1024  = cu6_a_word == \$1023 ;
+  assign \$1025  = ~ \$1024 ;
+  assign \$1026  = cu6_a_word + 1'h1;
+  assign \$1027  = ! cu6_a_word;
   assign \$1028  = \$like$58  - 1'h1;
   assign \$1029  = cu6_a_word == \$1028 ;
-  assign \$1030  = ~ \$1029 ;
-  assign \$1031  = cu6_a_word + 1'h1;
-  assign \$1032  = ! cu6_a_word;
-  assign \$1033  = \$like$58  - 1'h1;
-  assign \$1034  = cu6_a_word == \$1033 ;
-  assign \$1035  = $signed(cu6_o_w[7:0]) * $signed(cu6_o_x[7:0]);
-  assign \$1036  = $signed(cu6_o_w[15:8]) * $signed(cu6_o_x[15:8]);
-  assign \$1037  = $signed(cu6_o_w[23:16]) * $signed(cu6_o_x[23:16]);
-  assign \$1038  = $signed(cu6_o_w[31:24]) * $signed(cu6_o_x[31:24]);
-  assign \$1039  = $signed(cu6_o_w[39:32]) * $signed(cu6_o_x[39:32]);
-  assign \$1040  = $signed(cu6_o_w[47:40]) * $signed(cu6_o_x[47:40]);
-  assign \$1041  = $signed(cu6_o_w[55:48]) * $signed(cu6_o_x[55:48]);
-  assign \$1042  = $signed(cu6_o_w[63:56]) * $signed(cu6_o_x[63:56]);
-  assign \$1043  = $signed(1'h0) + $signed(cu6_p_product0);
-  assign \$1044  = $signed(\$1043 ) + $signed(cu6_p_product1);
-  assign \$1045  = $signed(\$1044 ) + $signed(cu6_p_product2);
-  assign \$1046  = $signed(\$1045 ) + $signed(cu6_p_product3);
-  assign \$1047  = $signed(\$1046 ) + $signed(cu6_p_product4);
-  assign \$1048  = $signed(\$1047 ) + $signed(cu6_p_product5);
-  assign \$1049  = $signed(\$1048 ) + $signed(cu6_p_product6);
-  assign \$1050  = $signed(\$1049 ) + $signed(cu6_p_product7);
-  assign \$1051  = cu6_s_d0[0] & cu6_s_d0[2];
-  assign \$1052  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1053  = cu6_free ? 3'h6 : \$1052 ;
-  assign \$1054  = cu5_free ? 3'h5 : \$1053 ;
-  assign \$1055  = cu4_free ? 3'h4 : \$1054 ;
-  assign \$1056  = cu3_free ? 3'h3 : \$1055 ;
-  assign \$1057  = cu2_free ? 3'h2 : \$1056 ;
-  assign \$1058  = cu1_free ? 3'h1 : \$1057 ;
-  assign \$1059  = cu0_free ? 3'h0 : \$1058 ;
-  assign \$1060  = \$1059  == 3'h7;
-  assign \$1061  = cu_issue & \$1060 ;
+  assign \$1030  = $signed(cu6_o_w[7:0]) * $signed(cu6_o_x[7:0]);
+  assign \$1031  = $signed(cu6_o_w[15:8]) * $signed(cu6_o_x[15:8]);
+  assign \$1032  = $signed(cu6_o_w[23:16]) * $signed(cu6_o_x[23:16]);
+  assign \$1033  = $signed(cu6_o_w[31:24]) * $signed(cu6_o_x[31:24]);
+  assign \$1034  = $signed(cu6_o_w[39:32]) * $signed(cu6_o_x[39:32]);
+  assign \$1035  = $signed(cu6_o_w[47:40]) * $signed(cu6_o_x[47:40]);
+  assign \$1036  = $signed(cu6_o_w[55:48]) * $signed(cu6_o_x[55:48]);
+  assign \$1037  = $signed(cu6_o_w[63:56]) * $signed(cu6_o_x[63:56]);
+  assign \$1038  = $signed(1'h0) + $signed(cu6_p_product0);
+  assign \$1039  = $signed(\$1038 ) + $signed(cu6_p_product1);
+  assign \$1040  = $signed(\$1039 ) + $signed(cu6_p_product2);
+  assign \$1041  = $signed(\$1040 ) + $signed(cu6_p_product3);
+  assign \$1042  = $signed(\$1041 ) + $signed(cu6_p_product4);
+  assign \$1043  = $signed(\$1042 ) + $signed(cu6_p_product5);
+  assign \$1044  = $signed(\$1043 ) + $signed(cu6_p_product6);
+  assign \$1045  = $signed(\$1044 ) + $signed(cu6_p_product7);
+  assign \$1046  = cu6_s_d0[0] & cu6_s_d0[2];
+  assign \$1047  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1048  = cu6_free ? 3'h6 : \$1047 ;
+  assign \$1049  = cu5_free ? 3'h5 : \$1048 ;
+  assign \$1050  = cu4_free ? 3'h4 : \$1049 ;
+  assign \$1051  = cu3_free ? 3'h3 : \$1050 ;
+  assign \$1052  = cu2_free ? 3'h2 : \$1051 ;
+  assign \$1053  = cu1_free ? 3'h1 : \$1052 ;
+  assign \$1054  = cu0_free ? 3'h0 : \$1053 ;
+  assign \$1055  = \$1054  == 3'h7;
+  assign \$1056  = cu_issue & \$1055 ;
+  assign \$1057  = \$like$58  - 1'h1;
+  assign \$1058  = cu7_a_word == \$1057 ;
+  assign \$1059  = ~ \$1058 ;
+  assign \$1060  = cu7_a_word + 1'h1;
+  assign \$1061  = ! cu7_a_word;
   assign \$1062  = \$like$58  - 1'h1;
   assign \$1063  = cu7_a_word == \$1062 ;
-  assign \$1064  = ~ \$1063 ;
-  assign \$1065  = cu7_a_word + 1'h1;
-  assign \$1066  = ! cu7_a_word;
-  assign \$1067  = \$like$58  - 1'h1;
-  assign \$1068  = cu7_a_word == \$1067 ;
-  assign \$1069  = $signed(cu7_o_w[7:0]) * $signed(cu7_o_x[7:0]);
-  assign \$1070  = $signed(cu7_o_w[15:8]) * $signed(cu7_o_x[15:8]);
-  assign \$1071  = $signed(cu7_o_w[23:16]) * $signed(cu7_o_x[23:16]);
-  assign \$1072  = $signed(cu7_o_w[31:24]) * $signed(cu7_o_x[31:24]);
-  assign \$1073  = $signed(cu7_o_w[39:32]) * $signed(cu7_o_x[39:32]);
-  assign \$1074  = $signed(cu7_o_w[47:40]) * $signed(cu7_o_x[47:40]);
-  assign \$1075  = $signed(cu7_o_w[55:48]) * $signed(cu7_o_x[55:48]);
-  assign \$1076  = $signed(cu7_o_w[63:56]) * $signed(cu7_o_x[63:56]);
-  assign \$1077  = $signed(1'h0) + $signed(cu7_p_product0);
-  assign \$1078  = $signed(\$1077 ) + $signed(cu7_p_product1);
-  assign \$1079  = $signed(\$1078 ) + $signed(cu7_p_product2);
-  assign \$1080  = $signed(\$1079 ) + $signed(cu7_p_product3);
-  assign \$1081  = $signed(\$1080 ) + $signed(cu7_p_product4);
-  assign \$1082  = $signed(\$1081 ) + $signed(cu7_p_product5);
-  assign \$1083  = $signed(\$1082 ) + $signed(cu7_p_product6);
-  assign \$1084  = $signed(\$1083 ) + $signed(cu7_p_product7);
-  assign \$1085  = cu7_s_d0[0] & cu7_s_d0[2];
-  assign \$1086  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1087  = bincu0_free ? 1'h0 : \$1086 ;
-  assign \$1088  = ! \$1087 ;
-  assign \$1089  = lane_issue & \$1088 ;
-  assign \$1090  = \$like$242  - 1'h1;
-  assign \$1091  = bincu0_a_word == \$1090 ;
-  assign \$1092  = ~ \$1091 ;
-  assign \$1093  = bincu0_a_word + 1'h1;
-  assign \$1094  = \$like$242  - 1'h1;
-  assign \$1095  = bincu0_a_word == \$1094 ;
-  assign \$1096  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1097  = bincu0_free ? 1'h0 : \$1096 ;
-  assign \$1099  = lane_issue & \$1098 ;
-  assign \$1100  = \$like$242  - 1'h1;
-  assign \$1101  = bincu1_a_word == \$1100 ;
-  assign \$1102  = ~ \$1101 ;
-  assign \$1103  = bincu1_a_word + 1'h1;
-  assign \$1104  = \$like$242  - 1'h1;
-  assign \$1105  = bincu1_a_word == \$1104 ;
-  assign \$1106  = cu0_c_pos < n_proxies;
-  assign \$1107  = $signed(cu0_c_acc) <= $signed(1'h0);
-  assign \$1108  = \$signal$24  + 1'h1;
-  assign \$1109  = cu1_c_pos < n_proxies;
-  assign \$1110  = $signed(cu1_c_acc) <= $signed(1'h0);
-  assign \$1111  = \$signal$24  + 1'h1;
-  assign \$1112  = cu2_c_pos < n_proxies;
-  assign \$1113  = $signed(cu2_c_acc) <= $signed(1'h0);
-  assign \$1114  = \$signal$24  + 1'h1;
-  assign \$1115  = cu3_c_pos < n_proxies;
-  assign \$1116  = $signed(cu3_c_acc) <= $signed(1'h0);
-  assign \$1117  = \$signal$24  + 1'h1;
-  assign \$1118  = cu4_c_pos < n_proxies;
-  assign \$1119  = $signed(cu4_c_acc) <= $signed(1'h0);
-  assign \$1120  = \$signal$24  + 1'h1;
-  assign \$1121  = cu5_c_pos < n_proxies;
-  assign \$1122  = $signed(cu5_c_acc) <= $signed(1'h0);
-  assign \$1123  = \$signal$24  + 1'h1;
-  assign \$1124  = cu6_c_pos < n_proxies;
-  assign \$1125  = $signed(cu6_c_acc) <= $signed(1'h0);
-  assign \$1126  = \$signal$24  + 1'h1;
-  assign \$1127  = cu7_c_pos < n_proxies;
-  assign \$1128  = $signed(cu7_c_acc) <= $signed(1'h0);
-  assign \$1129  = \$signal$24  + 1'h1;
-  assign \$1130  = ! \$signal$63 ;
-  assign \$1132  = ! \$signal$63 ;
-  assign \$1134  = \$signal$516  + 1'h1;
-  assign \$1135  = \$signal$276  ? n_in : 10'h000;
-  assign \$1136  = macs + \$1135 ;
-  assign \$1137  = \$484 [9:0] == run_target;
-  assign \$1138  = ~ \$signal$63 ;
-  assign \$1139  = ! \$signal$63 ;
-  assign \$1140  = \$signal$516  + 1'h1;
-  assign \$1141  = \$signal$276  ? n_in : 10'h000;
-  assign \$1142  = macs + \$1141 ;
-  assign \$1144  = \$signal$516  + 1'h1;
-  assign \$1145  = \$signal$276  ? n_in : 10'h000;
-  assign \$1146  = macs + \$1145 ;
-  assign \$1147  = ~ running;
-  assign \$1148  = \$signal  >> \$signal$63 ;
-  assign \$1149  = \$1147  & \$1148 ;
-  assign \$1150  = out_full >> \$signal$63 ;
-  assign \$1151  = ~ \$1150 ;
-  assign \$1152  = \$1149  & \$1151 ;
-  assign \$1153  = ! \$signal$63 ;
-  assign \$1155  = y__valid & y__ready;
-  assign \$1156  = \$like$326  - 1'h1;
-  assign \$1157  = \$signal$323  == \$1156 ;
-  assign \$1158  = \$signal$323  + 1'h1;
-  assign \$1159  = \$1157  ? 6'h00 : \$1158 ;
-  assign \$1160  = \$like$326  - 1'h1;
-  assign \$1161  = \$signal$323  == \$1160 ;
-  assign \$1162  = out_buf ? out1_vectors : out0_vectors;
-  assign \$1163  = \$1162  - 1'h1;
-  assign \$1164  = out_v == \$1163 ;
-  assign \$1165  = \$1161  & \$1164 ;
+  assign \$1064  = $signed(cu7_o_w[7:0]) * $signed(cu7_o_x[7:0]);
+  assign \$1065  = $signed(cu7_o_w[15:8]) * $signed(cu7_o_x[15:8]);
+  assign \$1066  = $signed(cu7_o_w[23:16]) * $signed(cu7_o_x[23:16]);
+  assign \$1067  = $signed(cu7_o_w[31:24]) * $signed(cu7_o_x[31:24]);
+  assign \$1068  = $signed(cu7_o_w[39:32]) * $signed(cu7_o_x[39:32]);
+  assign \$1069  = $signed(cu7_o_w[47:40]) * $signed(cu7_o_x[47:40]);
+  assign \$1070  = $signed(cu7_o_w[55:48]) * $signed(cu7_o_x[55:48]);
+  assign \$1071  = $signed(cu7_o_w[63:56]) * $signed(cu7_o_x[63:56]);
+  assign \$1072  = $signed(1'h0) + $signed(cu7_p_product0);
+  assign \$1073  = $signed(\$1072 ) + $signed(cu7_p_product1);
+  assign \$1074  = $signed(\$1073 ) + $signed(cu7_p_product2);
+  assign \$1075  = $signed(\$1074 ) + $signed(cu7_p_product3);
+  assign \$1076  = $signed(\$1075 ) + $signed(cu7_p_product4);
+  assign \$1077  = $signed(\$1076 ) + $signed(cu7_p_product5);
+  assign \$1078  = $signed(\$1077 ) + $signed(cu7_p_product6);
+  assign \$1079  = $signed(\$1078 ) + $signed(cu7_p_product7);
+  assign \$1080  = cu7_s_d0[0] & cu7_s_d0[2];
+  assign \$1081  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1082  = bincu0_free ? 1'h0 : \$1081 ;
+  assign \$1083  = ! \$1082 ;
+  assign \$1084  = lane_issue & \$1083 ;
+  assign \$1085  = \$like$242  - 1'h1;
+  assign \$1086  = bincu0_a_word == \$1085 ;
+  assign \$1087  = ~ \$1086 ;
+  assign \$1088  = bincu0_a_word + 1'h1;
+  assign \$1089  = \$like$242  - 1'h1;
+  assign \$1090  = bincu0_a_word == \$1089 ;
+  assign \$1091  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1092  = bincu0_free ? 1'h0 : \$1091 ;
+  assign \$1094  = lane_issue & \$1093 ;
+  assign \$1095  = \$like$242  - 1'h1;
+  assign \$1096  = bincu1_a_word == \$1095 ;
+  assign \$1097  = ~ \$1096 ;
+  assign \$1098  = bincu1_a_word + 1'h1;
+  assign \$1099  = \$like$242  - 1'h1;
+  assign \$1100  = bincu1_a_word == \$1099 ;
+  assign \$1101  = cu0_c_pos < n_proxies;
+  assign \$1102  = $signed(cu0_c_acc) <= $signed(1'h0);
+  assign \$1103  = \$signal$24  + 1'h1;
+  assign \$1104  = cu1_c_pos < n_proxies;
+  assign \$1105  = $signed(cu1_c_acc) <= $signed(1'h0);
+  assign \$1106  = \$signal$24  + 1'h1;
+  assign \$1107  = cu2_c_pos < n_proxies;
+  assign \$1108  = $signed(cu2_c_acc) <= $signed(1'h0);
+  assign \$1109  = \$signal$24  + 1'h1;
+  assign \$1110  = cu3_c_pos < n_proxies;
+  assign \$1111  = $signed(cu3_c_acc) <= $signed(1'h0);
+  assign \$1112  = \$signal$24  + 1'h1;
+  assign \$1113  = cu4_c_pos < n_proxies;
+  assign \$1114  = $signed(cu4_c_acc) <= $signed(1'h0);
+  assign \$1115  = \$signal$24  + 1'h1;
+  assign \$1116  = cu5_c_pos < n_proxies;
+  assign \$1117  = $signed(cu5_c_acc) <= $signed(1'h0);
+  assign \$1118  = \$signal$24  + 1'h1;
+  assign \$1119  = cu6_c_pos < n_proxies;
+  assign \$1120  = $signed(cu6_c_acc) <= $signed(1'h0);
+  assign \$1121  = \$signal$24  + 1'h1;
+  assign \$1122  = cu7_c_pos < n_proxies;
+  assign \$1123  = $signed(cu7_c_acc) <= $signed(1'h0);
+  assign \$1124  = \$signal$24  + 1'h1;
+  assign \$1125  = ! \$signal$63 ;
+  assign \$1127  = ! \$signal$63 ;
+  assign \$1129  = \$signal$517  + 1'h1;
+  assign \$1130  = \$signal$276  ? n_in : 10'h000;
+  assign \$1131  = macs + \$1130 ;
+  assign \$1132  = \$484 [9:0] == run_target;
+  assign \$1133  = ~ \$signal$63 ;
+  assign \$1134  = ! \$signal$63 ;
+  assign \$1135  = \$signal$517  + 1'h1;
+  assign \$1136  = \$signal$276  ? n_in : 10'h000;
+  assign \$1137  = macs + \$1136 ;
+  assign \$1139  = \$signal$517  + 1'h1;
+  assign \$1140  = \$signal$276  ? n_in : 10'h000;
+  assign \$1141  = macs + \$1140 ;
+  assign \$1142  = ~ running;
+  assign \$1143  = \$signal  >> \$signal$63 ;
+  assign \$1144  = \$1142  & \$1143 ;
+  assign \$1145  = out_full >> \$signal$63 ;
+  assign \$1146  = ~ \$1145 ;
+  assign \$1147  = \$1144  & \$1146 ;
+  assign \$1148  = ! \$signal$63 ;
+  assign \$1150  = y__valid & y__ready;
+  assign \$1151  = \$like$326  - 1'h1;
+  assign \$1152  = \$signal$323  == \$1151 ;
+  assign \$1153  = \$signal$323  + 1'h1;
+  assign \$1154  = \$1152  ? 6'h00 : \$1153 ;
+  assign \$1155  = \$like$326  - 1'h1;
+  assign \$1156  = \$signal$323  == \$1155 ;
+  assign \$1157  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1158  = \$1157  - 1'h1;
+  assign \$1159  = out_v == \$1158 ;
+  assign \$1160  = \$1156  & \$1159 ;
+  assign \$1161  = \$like$326  - 1'h1;
+  assign \$1162  = \$signal$323  == \$1161 ;
+  assign \$1163  = out_v + 1'h1;
+  assign \$1164  = \$1162  ? \$1163  : { 1'h0, out_v };
+  assign \$1165  = \$1160  ? 5'h00 : \$1164 ;
   assign \$1166  = \$like$326  - 1'h1;
   assign \$1167  = \$signal$323  == \$1166 ;
-  assign \$1168  = out_v + 1'h1;
-  assign \$1169  = \$1167  ? \$1168  : { 1'h0, out_v };
-  assign \$1170  = \$1165  ? 5'h00 : \$1169 ;
-  assign \$1171  = \$like$326  - 1'h1;
-  assign \$1172  = \$signal$323  == \$1171 ;
-  assign \$1173  = out_buf ? out1_vectors : out0_vectors;
-  assign \$1174  = \$1173  - 1'h1;
-  assign \$1175  = out_v == \$1174 ;
-  assign \$1176  = \$1172  & \$1175 ;
-  assign \$1177  = ~ out_buf;
+  assign \$1168  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1169  = \$1168  - 1'h1;
+  assign \$1170  = out_v == \$1169 ;
+  assign \$1171  = \$1167  & \$1170 ;
+  assign \$1172  = ~ out_buf;
   always @(posedge clk)
-    n_in <= \$1180 ;
+    n_in <= \$1175 ;
   always @(posedge clk)
-    \$like$326  <= \$1181 ;
+    \$like$326  <= \$1176 ;
   always @(posedge clk)
-    n_proxies <= \$1182 ;
+    n_proxies <= \$1177 ;
   always @(posedge clk)
-    \$like$58  <= \$1183 ;
+    last_k <= \$1178 ;
   always @(posedge clk)
-    \$like$242  <= \$1184 ;
+    \$like$58  <= \$1179 ;
   always @(posedge clk)
-    tail_bits <= \$1185 ;
+    \$like$242  <= \$1180 ;
   always @(posedge clk)
-    cu0_table_waddr <= \$1186 ;
+    tail_bits <= \$1181 ;
   always @(posedge clk)
-    \$signal$44  <= \$1187 ;
+    cu0_table_waddr <= \$1182 ;
   always @(posedge clk)
-    \$signal$43  <= \$1188 ;
+    \$signal$44  <= \$1183 ;
   always @(posedge clk)
-    \$signal$228  <= \$1189 ;
+    \$signal$43  <= \$1184 ;
   always @(posedge clk)
-    \$signal$226  <= \$1190 ;
+    \$signal$228  <= \$1185 ;
   always @(posedge clk)
-    \$signal$229  <= \$1191 ;
+    \$signal$226  <= \$1186 ;
   always @(posedge clk)
-    \$signal$48  <= \$1192 ;
+    \$signal$229  <= \$1187 ;
   always @(posedge clk)
-    \$signal$234  <= \$1193 ;
+    \$signal$48  <= \$1188 ;
   always @(posedge clk)
-    x_bin <= \$1194 ;
+    \$signal$234  <= \$1189 ;
   always @(posedge clk)
-    x_bits_acc <= \$1195 ;
+    x_bin <= \$1190 ;
   always @(posedge clk)
-    x_vec <= \$1196 ;
+    x_bits_acc <= \$1191 ;
   always @(posedge clk)
-    x_target <= \$1197 ;
+    x_vec <= \$1192 ;
   always @(posedge clk)
-    enable <= \$1198 ;
+    x_target <= \$1193 ;
   always @(posedge clk)
-    size0 <= \$1199 ;
+    enable <= \$1194 ;
   always @(posedge clk)
-    size1 <= \$1200 ;
+    size0 <= \$1195 ;
   always @(posedge clk)
-    size2 <= \$1201 ;
+    size1 <= \$1196 ;
   always @(posedge clk)
-    size3 <= \$1202 ;
+    size2 <= \$1197 ;
   always @(posedge clk)
-    size4 <= \$1203 ;
+    size3 <= \$1198 ;
   always @(posedge clk)
-    size5 <= \$1204 ;
+    size4 <= \$1199 ;
   always @(posedge clk)
-    size6 <= \$1205 ;
+    size5 <= \$1200 ;
   always @(posedge clk)
-    size7 <= \$1206 ;
+    size6 <= \$1201 ;
   always @(posedge clk)
-    size8 <= \$1207 ;
+    size7 <= \$1202 ;
   always @(posedge clk)
-    size9 <= \$1208 ;
+    size8 <= \$1203 ;
   always @(posedge clk)
-    size10 <= \$1209 ;
+    size9 <= \$1204 ;
   always @(posedge clk)
-    size11 <= \$1210 ;
+    size10 <= \$1205 ;
   always @(posedge clk)
-    size12 <= \$1211 ;
+    size11 <= \$1206 ;
   always @(posedge clk)
-    size13 <= \$1212 ;
+    size12 <= \$1207 ;
   always @(posedge clk)
-    size14 <= \$1213 ;
+    size13 <= \$1208 ;
   always @(posedge clk)
-    size15 <= \$1214 ;
+    size14 <= \$1209 ;
   always @(posedge clk)
-    size16 <= \$1215 ;
+    size15 <= \$1210 ;
   always @(posedge clk)
-    size17 <= \$1216 ;
+    size16 <= \$1211 ;
   always @(posedge clk)
-    size18 <= \$1217 ;
+    size17 <= \$1212 ;
   always @(posedge clk)
-    size19 <= \$1218 ;
+    size18 <= \$1213 ;
   always @(posedge clk)
-    size20 <= \$1219 ;
+    size19 <= \$1214 ;
   always @(posedge clk)
-    size21 <= \$1220 ;
+    size20 <= \$1215 ;
   always @(posedge clk)
-    size22 <= \$1221 ;
+    size21 <= \$1216 ;
   always @(posedge clk)
-    size23 <= \$1222 ;
+    size22 <= \$1217 ;
   always @(posedge clk)
-    size24 <= \$1223 ;
+    size23 <= \$1218 ;
   always @(posedge clk)
-    size25 <= \$1224 ;
+    size24 <= \$1219 ;
   always @(posedge clk)
-    size26 <= \$1225 ;
+    size25 <= \$1220 ;
   always @(posedge clk)
-    size27 <= \$1226 ;
+    size26 <= \$1221 ;
   always @(posedge clk)
-    size28 <= \$1227 ;
+    size27 <= \$1222 ;
   always @(posedge clk)
-    size29 <= \$1228 ;
+    size28 <= \$1223 ;
   always @(posedge clk)
-    size30 <= \$1229 ;
+    size29 <= \$1224 ;
   always @(posedge clk)
-    size31 <= \$1230 ;
+    size30 <= \$1225 ;
   always @(posedge clk)
-    \$signal  <= \$1231 ;
+    size31 <= \$1226 ;
   always @(posedge clk)
-    \$signal$12  <= \$1232 ;
+    \$signal  <= \$1227 ;
   always @(posedge clk)
-    in0_vectors <= \$1233 ;
+    \$signal$12  <= \$1228 ;
   always @(posedge clk)
-    in0_target <= \$1234 ;
+    in0_vectors <= \$1229 ;
   always @(posedge clk)
-    in1_vectors <= \$1235 ;
+    in0_target <= \$1230 ;
   always @(posedge clk)
-    in1_target <= \$1236 ;
+    in1_vectors <= \$1231 ;
   always @(posedge clk)
-    \$signal$38  <= \$1237 ;
+    in1_target <= \$1232 ;
   always @(posedge clk)
-    proxy_v <= \$1238 ;
+    \$signal$38  <= \$1233 ;
   always @(posedge clk)
-    \$signal$28  <= \$1239 ;
+    proxy_v <= \$1234 ;
   always @(posedge clk)
-    \$like  <= \$1240 ;
+    \$signal$28  <= \$1235 ;
   always @(posedge clk)
-    \$signal$23  <= \$1241 ;
+    \$like  <= \$1236 ;
   always @(posedge clk)
-    \$signal$375  <= \$1242 ;
+    \$signal$23  <= \$1237 ;
   always @(posedge clk)
-    \$signal$36  <= \$1243 ;
+    \$signal$376  <= \$1238 ;
   always @(posedge clk)
-    cu0_a_valid <= \$1244 ;
+    \$signal$36  <= \$1239 ;
   always @(posedge clk)
-    cu0_a_pos <= \$1245 ;
+    cu0_a_valid <= \$1240 ;
   always @(posedge clk)
-    cu0_a_v <= \$1246 ;
+    cu0_a_pos <= \$1241 ;
   always @(posedge clk)
-    cu0_a_word <= \$1247 ;
+    cu0_a_v <= \$1242 ;
   always @(posedge clk)
-    cu0_b_d0 <= \$1248 ;
+    cu0_a_word <= \$1243 ;
   always @(posedge clk)
-    cu0_o_d0 <= \$1249 ;
+    cu0_b_d0 <= \$1244 ;
   always @(posedge clk)
-    cu0_p_d0 <= \$1250 ;
+    cu0_o_d0 <= \$1245 ;
   always @(posedge clk)
-    cu0_s_d0 <= \$1251 ;
+    cu0_p_d0 <= \$1246 ;
   always @(posedge clk)
-    cu0_o_w <= \$1252 ;
+    cu0_s_d0 <= \$1247 ;
   always @(posedge clk)
-    cu0_o_x <= \$1253 ;
+    cu0_o_w <= \$1248 ;
   always @(posedge clk)
-    cu0_p_product0 <= \$1254 ;
+    cu0_o_x <= \$1249 ;
   always @(posedge clk)
-    cu0_p_product1 <= \$1255 ;
+    cu0_p_product0 <= \$1250 ;
   always @(posedge clk)
-    cu0_p_product2 <= \$1256 ;
+    cu0_p_product1 <= \$1251 ;
   always @(posedge clk)
-    cu0_p_product3 <= \$1257 ;
+    cu0_p_product2 <= \$1252 ;
   always @(posedge clk)
-    cu0_p_product4 <= \$1258 ;
+    cu0_p_product3 <= \$1253 ;
   always @(posedge clk)
-    cu0_p_product5 <= \$1259 ;
+    cu0_p_product4 <= \$1254 ;
   always @(posedge clk)
-    cu0_p_product6 <= \$1260 ;
+    cu0_p_product5 <= \$1255 ;
   always @(posedge clk)
-    cu0_p_product7 <= \$1261 ;
+    cu0_p_product6 <= \$1256 ;
   always @(posedge clk)
-    cu0_s_dot <= \$1262 ;
+    cu0_p_product7 <= \$1257 ;
   always @(posedge clk)
-    cu0_psum <= \$1263 ;
+    cu0_s_dot <= \$1258 ;
   always @(posedge clk)
-    cu0_c_valid <= \$1264 ;
+    cu0_psum <= \$1259 ;
   always @(posedge clk)
-    cu0_c_acc <= \$1265 ;
+    cu0_c_valid <= \$1260 ;
   always @(posedge clk)
-    cu0_c_idx <= \$1266 ;
+    cu0_c_acc <= \$1261 ;
   always @(posedge clk)
-    cu0_c_pos <= \$1267 ;
+    cu0_c_idx <= \$1262 ;
   always @(posedge clk)
-    cu0_c_v <= \$1268 ;
+    cu0_c_pos <= \$1263 ;
   always @(posedge clk)
-    cu1_a_valid <= \$1269 ;
+    cu0_c_v <= \$1264 ;
   always @(posedge clk)
-    cu1_a_pos <= \$1270 ;
+    cu1_a_valid <= \$1265 ;
   always @(posedge clk)
-    cu1_a_v <= \$1271 ;
+    cu1_a_pos <= \$1266 ;
   always @(posedge clk)
-    cu1_a_word <= \$1272 ;
+    cu1_a_v <= \$1267 ;
   always @(posedge clk)
-    cu1_b_d0 <= \$1273 ;
+    cu1_a_word <= \$1268 ;
   always @(posedge clk)
-    cu1_o_d0 <= \$1274 ;
+    cu1_b_d0 <= \$1269 ;
   always @(posedge clk)
-    cu1_p_d0 <= \$1275 ;
+    cu1_o_d0 <= \$1270 ;
   always @(posedge clk)
-    cu1_s_d0 <= \$1276 ;
+    cu1_p_d0 <= \$1271 ;
   always @(posedge clk)
-    cu1_o_w <= \$1277 ;
+    cu1_s_d0 <= \$1272 ;
   always @(posedge clk)
-    cu1_o_x <= \$1278 ;
+    cu1_o_w <= \$1273 ;
   always @(posedge clk)
-    cu1_p_product0 <= \$1279 ;
+    cu1_o_x <= \$1274 ;
   always @(posedge clk)
-    cu1_p_product1 <= \$1280 ;
+    cu1_p_product0 <= \$1275 ;
   always @(posedge clk)
-    cu1_p_product2 <= \$1281 ;
+    cu1_p_product1 <= \$1276 ;
   always @(posedge clk)
-    cu1_p_product3 <= \$1282 ;
+    cu1_p_product2 <= \$1277 ;
   always @(posedge clk)
-    cu1_p_product4 <= \$1283 ;
+    cu1_p_product3 <= \$1278 ;
   always @(posedge clk)
-    cu1_p_product5 <= \$1284 ;
+    cu1_p_product4 <= \$1279 ;
   always @(posedge clk)
-    cu1_p_product6 <= \$1285 ;
+    cu1_p_product5 <= \$1280 ;
   always @(posedge clk)
-    cu1_p_product7 <= \$1286 ;
+    cu1_p_product6 <= \$1281 ;
   always @(posedge clk)
-    cu1_s_dot <= \$1287 ;
+    cu1_p_product7 <= \$1282 ;
   always @(posedge clk)
-    cu1_psum <= \$1288 ;
+    cu1_s_dot <= \$1283 ;
   always @(posedge clk)
-    cu1_c_valid <= \$1289 ;
+    cu1_psum <= \$1284 ;
   always @(posedge clk)
-    cu1_c_acc <= \$1290 ;
+    cu1_c_valid <= \$1285 ;
   always @(posedge clk)
-    cu1_c_idx <= \$1291 ;
+    cu1_c_acc <= \$1286 ;
   always @(posedge clk)
-    cu1_c_pos <= \$1292 ;
+    cu1_c_idx <= \$1287 ;
   always @(posedge clk)
-    cu1_c_v <= \$1293 ;
+    cu1_c_pos <= \$1288 ;
   always @(posedge clk)
-    cu2_a_valid <= \$1294 ;
+    cu1_c_v <= \$1289 ;
   always @(posedge clk)
-    cu2_a_pos <= \$1295 ;
+    cu2_a_valid <= \$1290 ;
   always @(posedge clk)
-    cu2_a_v <= \$1296 ;
+    cu2_a_pos <= \$1291 ;
   always @(posedge clk)
-    cu2_a_word <= \$1297 ;
+    cu2_a_v <= \$1292 ;
   always @(posedge clk)
-    cu2_b_d0 <= \$1298 ;
+    cu2_a_word <= \$1293 ;
   always @(posedge clk)
-    cu2_o_d0 <= \$1299 ;
+    cu2_b_d0 <= \$1294 ;
   always @(posedge clk)
-    cu2_p_d0 <= \$1300 ;
+    cu2_o_d0 <= \$1295 ;
   always @(posedge clk)
-    cu2_s_d0 <= \$1301 ;
+    cu2_p_d0 <= \$1296 ;
   always @(posedge clk)
-    cu2_o_w <= \$1302 ;
+    cu2_s_d0 <= \$1297 ;
   always @(posedge clk)
-    cu2_o_x <= \$1303 ;
+    cu2_o_w <= \$1298 ;
   always @(posedge clk)
-    cu2_p_product0 <= \$1304 ;
+    cu2_o_x <= \$1299 ;
   always @(posedge clk)
-    cu2_p_product1 <= \$1305 ;
+    cu2_p_product0 <= \$1300 ;
   always @(posedge clk)
-    cu2_p_product2 <= \$1306 ;
+    cu2_p_product1 <= \$1301 ;
   always @(posedge clk)
-    cu2_p_product3 <= \$1307 ;
+    cu2_p_product2 <= \$1302 ;
   always @(posedge clk)
-    cu2_p_product4 <= \$1308 ;
+    cu2_p_product3 <= \$1303 ;
   always @(posedge clk)
-    cu2_p_product5 <= \$1309 ;
+    cu2_p_product4 <= \$1304 ;
   always @(posedge clk)
-    cu2_p_product6 <= \$1310 ;
+    cu2_p_product5 <= \$1305 ;
   always @(posedge clk)
-    cu2_p_product7 <= \$1311 ;
+    cu2_p_product6 <= \$1306 ;
   always @(posedge clk)
-    cu2_s_dot <= \$1312 ;
+    cu2_p_product7 <= \$1307 ;
   always @(posedge clk)
-    cu2_psum <= \$1313 ;
+    cu2_s_dot <= \$1308 ;
   always @(posedge clk)
-    cu2_c_valid <= \$1314 ;
+    cu2_psum <= \$1309 ;
   always @(posedge clk)
-    cu2_c_acc <= \$1315 ;
+    cu2_c_valid <= \$1310 ;
   always @(posedge clk)
-    cu2_c_idx <= \$1316 ;
+    cu2_c_acc <= \$1311 ;
   always @(posedge clk)
-    cu2_c_pos <= \$1317 ;
+    cu2_c_idx <= \$1312 ;
   always @(posedge clk)
-    cu2_c_v <= \$1318 ;
+    cu2_c_pos <= \$1313 ;
   always @(posedge clk)
-    cu3_a_valid <= \$1319 ;
+    cu2_c_v <= \$1314 ;
   always @(posedge clk)
-    cu3_a_pos <= \$1320 ;
+    cu3_a_valid <= \$1315 ;
   always @(posedge clk)
-    cu3_a_v <= \$1321 ;
+    cu3_a_pos <= \$1316 ;
   always @(posedge clk)
-    cu3_a_word <= \$1322 ;
+    cu3_a_v <= \$1317 ;
   always @(posedge clk)
-    cu3_b_d0 <= \$1323 ;
+    cu3_a_word <= \$1318 ;
   always @(posedge clk)
-    cu3_o_d0 <= \$1324 ;
+    cu3_b_d0 <= \$1319 ;
   always @(posedge clk)
-    cu3_p_d0 <= \$1325 ;
+    cu3_o_d0 <= \$1320 ;
   always @(posedge clk)
-    cu3_s_d0 <= \$1326 ;
+    cu3_p_d0 <= \$1321 ;
   always @(posedge clk)
-    cu3_o_w <= \$1327 ;
+    cu3_s_d0 <= \$1322 ;
   always @(posedge clk)
-    cu3_o_x <= \$1328 ;
+    cu3_o_w <= \$1323 ;
   always @(posedge clk)
-    cu3_p_product0 <= \$1329 ;
+    cu3_o_x <= \$1324 ;
   always @(posedge clk)
-    cu3_p_product1 <= \$1330 ;
+    cu3_p_product0 <= \$1325 ;
   always @(posedge clk)
-    cu3_p_product2 <= \$1331 ;
+    cu3_p_product1 <= \$1326 ;
   always @(posedge clk)
-    cu3_p_product3 <= \$1332 ;
+    cu3_p_product2 <= \$1327 ;
   always @(posedge clk)
-    cu3_p_product4 <= \$1333 ;
+    cu3_p_product3 <= \$1328 ;
   always @(posedge clk)
-    cu3_p_product5 <= \$1334 ;
+    cu3_p_product4 <= \$1329 ;
   always @(posedge clk)
-    cu3_p_product6 <= \$1335 ;
+    cu3_p_product5 <= \$1330 ;
   always @(posedge clk)
-    cu3_p_product7 <= \$1336 ;
+    cu3_p_product6 <= \$1331 ;
   always @(posedge clk)
-    cu3_s_dot <= \$1337 ;
+    cu3_p_product7 <= \$1332 ;
   always @(posedge clk)
-    cu3_psum <= \$1338 ;
+    cu3_s_dot <= \$1333 ;
   always @(posedge clk)
-    cu3_c_valid <= \$1339 ;
+    cu3_psum <= \$1334 ;
   always @(posedge clk)
-    cu3_c_acc <= \$1340 ;
+    cu3_c_valid <= \$1335 ;
   always @(posedge clk)
-    cu3_c_idx <= \$1341 ;
+    cu3_c_acc <= \$1336 ;
   always @(posedge clk)
-    cu3_c_pos <= \$1342 ;
+    cu3_c_idx <= \$1337 ;
   always @(posedge clk)
-    cu3_c_v <= \$1343 ;
+    cu3_c_pos <= \$1338 ;
   always @(posedge clk)
-    cu4_a_valid <= \$1344 ;
+    cu3_c_v <= \$1339 ;
   always @(posedge clk)
-    cu4_a_pos <= \$1345 ;
+    cu4_a_valid <= \$1340 ;
   always @(posedge clk)
-    cu4_a_v <= \$1346 ;
+    cu4_a_pos <= \$1341 ;
   always @(posedge clk)
-    cu4_a_word <= \$1347 ;
+    cu4_a_v <= \$1342 ;
   always @(posedge clk)
-    cu4_b_d0 <= \$1348 ;
+    cu4_a_word <= \$1343 ;
   always @(posedge clk)
-    cu4_o_d0 <= \$1349 ;
+    cu4_b_d0 <= \$1344 ;
   always @(posedge clk)
-    cu4_p_d0 <= \$1350 ;
+    cu4_o_d0 <= \$1345 ;
   always @(posedge clk)
-    cu4_s_d0 <= \$1351 ;
+    cu4_p_d0 <= \$1346 ;
   always @(posedge clk)
-    cu4_o_w <= \$1352 ;
+    cu4_s_d0 <= \$1347 ;
   always @(posedge clk)
-    cu4_o_x <= \$1353 ;
+    cu4_o_w <= \$1348 ;
   always @(posedge clk)
-    cu4_p_product0 <= \$1354 ;
+    cu4_o_x <= \$1349 ;
   always @(posedge clk)
-    cu4_p_product1 <= \$1355 ;
+    cu4_p_product0 <= \$1350 ;
   always @(posedge clk)
-    cu4_p_product2 <= \$1356 ;
+    cu4_p_product1 <= \$1351 ;
   always @(posedge clk)
-    cu4_p_product3 <= \$1357 ;
+    cu4_p_product2 <= \$1352 ;
   always @(posedge clk)
-    cu4_p_product4 <= \$1358 ;
+    cu4_p_product3 <= \$1353 ;
   always @(posedge clk)
-    cu4_p_product5 <= \$1359 ;
+    cu4_p_product4 <= \$1354 ;
   always @(posedge clk)
-    cu4_p_product6 <= \$1360 ;
+    cu4_p_product5 <= \$1355 ;
   always @(posedge clk)
-    cu4_p_product7 <= \$1361 ;
+    cu4_p_product6 <= \$1356 ;
   always @(posedge clk)
-    cu4_s_dot <= \$1362 ;
+    cu4_p_product7 <= \$1357 ;
   always @(posedge clk)
-    cu4_psum <= \$1363 ;
+    cu4_s_dot <= \$1358 ;
   always @(posedge clk)
-    cu4_c_valid <= \$1364 ;
+    cu4_psum <= \$1359 ;
   always @(posedge clk)
-    cu4_c_acc <= \$1365 ;
+    cu4_c_valid <= \$1360 ;
   always @(posedge clk)
-    cu4_c_idx <= \$1366 ;
+    cu4_c_acc <= \$1361 ;
   always @(posedge clk)
-    cu4_c_pos <= \$1367 ;
+    cu4_c_idx <= \$1362 ;
   always @(posedge clk)
-    cu4_c_v <= \$1368 ;
+    cu4_c_pos <= \$1363 ;
   always @(posedge clk)
-    cu5_a_valid <= \$1369 ;
+    cu4_c_v <= \$1364 ;
   always @(posedge clk)
-    cu5_a_pos <= \$1370 ;
+    cu5_a_valid <= \$1365 ;
   always @(posedge clk)
-    cu5_a_v <= \$1371 ;
+    cu5_a_pos <= \$1366 ;
   always @(posedge clk)
-    cu5_a_word <= \$1372 ;
+    cu5_a_v <= \$1367 ;
   always @(posedge clk)
-    cu5_b_d0 <= \$1373 ;
+    cu5_a_word <= \$1368 ;
   always @(posedge clk)
-    cu5_o_d0 <= \$1374 ;
+    cu5_b_d0 <= \$1369 ;
   always @(posedge clk)
-    cu5_p_d0 <= \$1375 ;
+    cu5_o_d0 <= \$1370 ;
   always @(posedge clk)
-    cu5_s_d0 <= \$1376 ;
+    cu5_p_d0 <= \$1371 ;
   always @(posedge clk)
-    cu5_o_w <= \$1377 ;
+    cu5_s_d0 <= \$1372 ;
   always @(posedge clk)
-    cu5_o_x <= \$1378 ;
+    cu5_o_w <= \$1373 ;
   always @(posedge clk)
-    cu5_p_product0 <= \$1379 ;
+    cu5_o_x <= \$1374 ;
   always @(posedge clk)
-    cu5_p_product1 <= \$1380 ;
+    cu5_p_product0 <= \$1375 ;
   always @(posedge clk)
-    cu5_p_product2 <= \$1381 ;
+    cu5_p_product1 <= \$1376 ;
   always @(posedge clk)
-    cu5_p_product3 <= \$1382 ;
+    cu5_p_product2 <= \$1377 ;
   always @(posedge clk)
-    cu5_p_product4 <= \$1383 ;
+    cu5_p_product3 <= \$1378 ;
   always @(posedge clk)
-    cu5_p_product5 <= \$1384 ;
+    cu5_p_product4 <= \$1379 ;
   always @(posedge clk)
-    cu5_p_product6 <= \$1385 ;
+    cu5_p_product5 <= \$1380 ;
   always @(posedge clk)
-    cu5_p_product7 <= \$1386 ;
+    cu5_p_product6 <= \$1381 ;
   always @(posedge clk)
-    cu5_s_dot <= \$1387 ;
+    cu5_p_product7 <= \$1382 ;
   always @(posedge clk)
-    cu5_psum <= \$1388 ;
+    cu5_s_dot <= \$1383 ;
   always @(posedge clk)
-    cu5_c_valid <= \$1389 ;
+    cu5_psum <= \$1384 ;
   always @(posedge clk)
-    cu5_c_acc <= \$1390 ;
+    cu5_c_valid <= \$1385 ;
   always @(posedge clk)
-    cu5_c_idx <= \$1391 ;
+    cu5_c_acc <= \$1386 ;
   always @(posedge clk)
-    cu5_c_pos <= \$1392 ;
+    cu5_c_idx <= \$1387 ;
   always @(posedge clk)
-    cu5_c_v <= \$1393 ;
+    cu5_c_pos <= \$1388 ;
   always @(posedge clk)
-    cu6_a_valid <= \$1394 ;
+    cu5_c_v <= \$1389 ;
   always @(posedge clk)
-    cu6_a_pos <= \$1395 ;
+    cu6_a_valid <= \$1390 ;
   always @(posedge clk)
-    cu6_a_v <= \$1396 ;
+    cu6_a_pos <= \$1391 ;
   always @(posedge clk)
-    cu6_a_word <= \$1397 ;
+    cu6_a_v <= \$1392 ;
   always @(posedge clk)
-    cu6_b_d0 <= \$1398 ;
+    cu6_a_word <= \$1393 ;
   always @(posedge clk)
-    cu6_o_d0 <= \$1399 ;
+    cu6_b_d0 <= \$1394 ;
   always @(posedge clk)
-    cu6_p_d0 <= \$1400 ;
+    cu6_o_d0 <= \$1395 ;
   always @(posedge clk)
-    cu6_s_d0 <= \$1401 ;
+    cu6_p_d0 <= \$1396 ;
   always @(posedge clk)
-    cu6_o_w <= \$1402 ;
+    cu6_s_d0 <= \$1397 ;
   always @(posedge clk)
-    cu6_o_x <= \$1403 ;
+    cu6_o_w <= \$1398 ;
   always @(posedge clk)
-    cu6_p_product0 <= \$1404 ;
+    cu6_o_x <= \$1399 ;
   always @(posedge clk)
-    cu6_p_product1 <= \$1405 ;
+    cu6_p_product0 <= \$1400 ;
   always @(posedge clk)
-    cu6_p_product2 <= \$1406 ;
+    cu6_p_product1 <= \$1401 ;
   always @(posedge clk)
-    cu6_p_product3 <= \$1407 ;
+    cu6_p_product2 <= \$1402 ;
   always @(posedge clk)
-    cu6_p_product4 <= \$1408 ;
+    cu6_p_product3 <= \$1403 ;
   always @(posedge clk)
-    cu6_p_product5 <= \$1409 ;
+    cu6_p_product4 <= \$1404 ;
   always @(posedge clk)
-    cu6_p_product6 <= \$1410 ;
+    cu6_p_product5 <= \$1405 ;
   always @(posedge clk)
-    cu6_p_product7 <= \$1411 ;
+    cu6_p_product6 <= \$1406 ;
   always @(posedge clk)
-    cu6_s_dot <= \$1412 ;
+    cu6_p_product7 <= \$1407 ;
   always @(posedge clk)
-    cu6_psum <= \$1413 ;
+    cu6_s_dot <= \$1408 ;
   always @(posedge clk)
-    cu6_c_valid <= \$1414 ;
+    cu6_psum <= \$1409 ;
   always @(posedge clk)
-    cu6_c_acc <= \$1415 ;
+    cu6_c_valid <= \$1410 ;
   always @(posedge clk)
-    cu6_c_idx <= \$1416 ;
+    cu6_c_acc <= \$1411 ;
   always @(posedge clk)
-    cu6_c_pos <= \$1417 ;
+    cu6_c_idx <= \$1412 ;
   always @(posedge clk)
-    cu6_c_v <= \$1418 ;
+    cu6_c_pos <= \$1413 ;
   always @(posedge clk)
-    cu7_a_valid <= \$1419 ;
+    cu6_c_v <= \$1414 ;
   always @(posedge clk)
-    cu7_a_pos <= \$1420 ;
+    cu7_a_valid <= \$1415 ;
   always @(posedge clk)
-    cu7_a_v <= \$1421 ;
+    cu7_a_pos <= \$1416 ;
   always @(posedge clk)
-    cu7_a_word <= \$1422 ;
+    cu7_a_v <= \$1417 ;
   always @(posedge clk)
-    cu7_b_d0 <= \$1423 ;
+    cu7_a_word <= \$1418 ;
   always @(posedge clk)
-    cu7_o_d0 <= \$1424 ;
+    cu7_b_d0 <= \$1419 ;
   always @(posedge clk)
-    cu7_p_d0 <= \$1425 ;
+    cu7_o_d0 <= \$1420 ;
   always @(posedge clk)
-    cu7_s_d0 <= \$1426 ;
+    cu7_p_d0 <= \$1421 ;
   always @(posedge clk)
-    cu7_o_w <= \$1427 ;
+    cu7_s_d0 <= \$1422 ;
   always @(posedge clk)
-    cu7_o_x <= \$1428 ;
+    cu7_o_w <= \$1423 ;
   always @(posedge clk)
-    cu7_p_product0 <= \$1429 ;
+    cu7_o_x <= \$1424 ;
   always @(posedge clk)
-    cu7_p_product1 <= \$1430 ;
+    cu7_p_product0 <= \$1425 ;
   always @(posedge clk)
-    cu7_p_product2 <= \$1431 ;
+    cu7_p_product1 <= \$1426 ;
   always @(posedge clk)
-    cu7_p_product3 <= \$1432 ;
+    cu7_p_product2 <= \$1427 ;
   always @(posedge clk)
-    cu7_p_product4 <= \$1433 ;
+    cu7_p_product3 <= \$1428 ;
   always @(posedge clk)
-    cu7_p_product5 <= \$1434 ;
+    cu7_p_product4 <= \$1429 ;
   always @(posedge clk)
-    cu7_p_product6 <= \$1435 ;
+    cu7_p_product5 <= \$1430 ;
   always @(posedge clk)
-    cu7_p_product7 <= \$1436 ;
+    cu7_p_product6 <= \$1431 ;
   always @(posedge clk)
-    cu7_s_dot <= \$1437 ;
+    cu7_p_product7 <= \$1432 ;
   always @(posedge clk)
-    cu7_psum <= \$1438 ;
+    cu7_s_dot <= \$1433 ;
   always @(posedge clk)
-    cu7_c_valid <= \$1439 ;
+    cu7_psum <= \$1434 ;
   always @(posedge clk)
-    cu7_c_acc <= \$1440 ;
+    cu7_c_valid <= \$1435 ;
   always @(posedge clk)
-    cu7_c_idx <= \$1441 ;
+    cu7_c_acc <= \$1436 ;
   always @(posedge clk)
-    cu7_c_pos <= \$1442 ;
+    cu7_c_idx <= \$1437 ;
   always @(posedge clk)
-    cu7_c_v <= \$1443 ;
+    cu7_c_pos <= \$1438 ;
   always @(posedge clk)
-    bincu0_a_valid <= \$1444 ;
+    cu7_c_v <= \$1439 ;
   always @(posedge clk)
-    bincu0_a_pos <= \$1445 ;
+    bincu0_a_valid <= \$1440 ;
   always @(posedge clk)
-    bincu0_a_v <= \$1446 ;
+    bincu0_a_pos <= \$1441 ;
   always @(posedge clk)
-    bincu0_a_word <= \$1447 ;
+    bincu0_a_v <= \$1442 ;
   always @(posedge clk)
-    bincu0_b_valid <= \$1448 ;
+    bincu0_a_word <= \$1443 ;
   always @(posedge clk)
-    bincu0_b_last <= \$1449 ;
+    bincu0_b_valid <= \$1444 ;
   always @(posedge clk)
-    bincu0_b_pos <= \$1450 ;
+    bincu0_b_last <= \$1445 ;
   always @(posedge clk)
-    bincu0_b_v <= \$1451 ;
+    bincu0_b_pos <= \$1446 ;
   always @(posedge clk)
-    bincu0_chunk_valid <= \$1452 ;
+    bincu0_b_v <= \$1447 ;
   always @(posedge clk)
-    bincu0_chunk_reg <= \$1453 ;
+    bincu0_chunk_valid <= \$1448 ;
   always @(posedge clk)
-    bincu0_tag_d0 <= \$1454 ;
+    bincu0_chunk_reg <= \$1449 ;
   always @(posedge clk)
-    bincu0_tag_d1 <= \$1455 ;
+    bincu0_tag_d0 <= \$1450 ;
   always @(posedge clk)
-    bincu0_tag_d2 <= \$1456 ;
+    bincu0_tag_d1 <= \$1451 ;
   always @(posedge clk)
-    bincu0_tag_d3 <= \$1457 ;
+    bincu0_tag_d2 <= \$1452 ;
   always @(posedge clk)
-    bincu0_tag_d4 <= \$1458 ;
+    bincu0_tag_d3 <= \$1453 ;
   always @(posedge clk)
-    bincu1_a_valid <= \$1459 ;
+    bincu0_tag_d4 <= \$1454 ;
   always @(posedge clk)
-    bincu1_a_pos <= \$1460 ;
+    bincu1_a_valid <= \$1455 ;
   always @(posedge clk)
-    bincu1_a_v <= \$1461 ;
+    bincu1_a_pos <= \$1456 ;
   always @(posedge clk)
-    bincu1_a_word <= \$1462 ;
+    bincu1_a_v <= \$1457 ;
   always @(posedge clk)
-    bincu1_b_valid <= \$1463 ;
+    bincu1_a_word <= \$1458 ;
   always @(posedge clk)
-    bincu1_b_last <= \$1464 ;
+    bincu1_b_valid <= \$1459 ;
   always @(posedge clk)
-    bincu1_b_pos <= \$1465 ;
+    bincu1_b_last <= \$1460 ;
   always @(posedge clk)
-    bincu1_b_v <= \$1466 ;
+    bincu1_b_pos <= \$1461 ;
   always @(posedge clk)
-    bincu1_chunk_valid <= \$1467 ;
+    bincu1_b_v <= \$1462 ;
   always @(posedge clk)
-    bincu1_chunk_reg <= \$1468 ;
+    bincu1_chunk_valid <= \$1463 ;
   always @(posedge clk)
-    bincu1_tag_d0 <= \$1469 ;
+    bincu1_chunk_reg <= \$1464 ;
   always @(posedge clk)
-    bincu1_tag_d1 <= \$1470 ;
+    bincu1_tag_d0 <= \$1465 ;
   always @(posedge clk)
-    bincu1_tag_d2 <= \$1471 ;
+    bincu1_tag_d1 <= \$1466 ;
   always @(posedge clk)
-    bincu1_tag_d3 <= \$1472 ;
+    bincu1_tag_d2 <= \$1467 ;
   always @(posedge clk)
-    bincu1_tag_d4 <= \$1473 ;
+    bincu1_tag_d3 <= \$1468 ;
   always @(posedge clk)
-    proxy_zero <= \$1474 ;
+    bincu1_tag_d4 <= \$1469 ;
   always @(posedge clk)
-    \$signal$24  <= \$1475 ;
+    proxy_zero <= \$1470 ;
   always @(posedge clk)
-    skipped0 <= \$1476 ;
+    \$signal$24  <= \$1471 ;
   always @(posedge clk)
-    skipped1 <= \$1477 ;
+    skipped0 <= \$1472 ;
   always @(posedge clk)
-    done <= \$1478 ;
+    skipped1 <= \$1473 ;
   always @(posedge clk)
-    \$signal$516  <= \$1479 ;
+    done <= \$1474 ;
   always @(posedge clk)
-    macs <= \$1480 ;
+    \$signal$517  <= \$1475 ;
   always @(posedge clk)
-    running <= \$1481 ;
+    macs <= \$1476 ;
   always @(posedge clk)
-    out_full <= \$1482 ;
+    running <= \$1477 ;
   always @(posedge clk)
-    \$signal$63  <= \$1483 ;
+    out_full <= \$1478 ;
   always @(posedge clk)
-    out0_vectors <= \$1484 ;
+    \$signal$63  <= \$1479 ;
   always @(posedge clk)
-    out0_run_cycles <= \$1485 ;
+    out0_vectors <= \$1480 ;
   always @(posedge clk)
-    out0_macs <= \$1486 ;
+    out0_run_cycles <= \$1481 ;
   always @(posedge clk)
-    out1_vectors <= \$1487 ;
+    out0_macs <= \$1482 ;
   always @(posedge clk)
-    out1_run_cycles <= \$1488 ;
+    out1_vectors <= \$1483 ;
   always @(posedge clk)
-    out1_macs <= \$1489 ;
+    out1_run_cycles <= \$1484 ;
   always @(posedge clk)
-    \$signal$30  <= \$1490 ;
+    out1_macs <= \$1485 ;
   always @(posedge clk)
-    run_target <= \$1491 ;
+    \$signal$30  <= \$1486 ;
   always @(posedge clk)
-    \$signal$323  <= \$1492 ;
+    run_target <= \$1487 ;
   always @(posedge clk)
-    out_v <= \$1493 ;
+    \$signal$323  <= \$1488 ;
   always @(posedge clk)
-    out_buf <= \$1494 ;
+    out_v <= \$1489 ;
+  always @(posedge clk)
+    out_buf <= \$1490 ;
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk_reg),
-    .chunk__ready(\$1178 ),
+    .chunk__ready(\$1173 ),
     .chunk__valid(bincu0_chunk_valid),
     .clk(clk),
     .pred__payload(bincu0_pred),
@@ -6089,7 +6083,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bincu bincu1 (
     .chunk__payload(bincu1_chunk_reg),
-    .chunk__ready(\$1179 ),
+    .chunk__ready(\$1174 ),
     .chunk__valid(bincu1_chunk_valid),
     .clk(clk),
     .pred__payload(bincu1_pred),
@@ -6389,71 +6383,71 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (\$810 [4:0])
+    casez (\$806 [4:0])
       5'h00:
-          \$811  = size0;
+          \$807  = size0;
       5'h01:
-          \$811  = size1;
+          \$807  = size1;
       5'h02:
-          \$811  = size2;
+          \$807  = size2;
       5'h03:
-          \$811  = size3;
+          \$807  = size3;
       5'h04:
-          \$811  = size4;
+          \$807  = size4;
       5'h05:
-          \$811  = size5;
+          \$807  = size5;
       5'h06:
-          \$811  = size6;
+          \$807  = size6;
       5'h07:
-          \$811  = size7;
+          \$807  = size7;
       5'h08:
-          \$811  = size8;
+          \$807  = size8;
       5'h09:
-          \$811  = size9;
+          \$807  = size9;
       5'h0a:
-          \$811  = size10;
+          \$807  = size10;
       5'h0b:
-          \$811  = size11;
+          \$807  = size11;
       5'h0c:
-          \$811  = size12;
+          \$807  = size12;
       5'h0d:
-          \$811  = size13;
+          \$807  = size13;
       5'h0e:
-          \$811  = size14;
+          \$807  = size14;
       5'h0f:
-          \$811  = size15;
+          \$807  = size15;
       5'h10:
-          \$811  = size16;
+          \$807  = size16;
       5'h11:
-          \$811  = size17;
+          \$807  = size17;
       5'h12:
-          \$811  = size18;
+          \$807  = size18;
       5'h13:
-          \$811  = size19;
+          \$807  = size19;
       5'h14:
-          \$811  = size20;
+          \$807  = size20;
       5'h15:
-          \$811  = size21;
+          \$807  = size21;
       5'h16:
-          \$811  = size22;
+          \$807  = size22;
       5'h17:
-          \$811  = size23;
+          \$807  = size23;
       5'h18:
-          \$811  = size24;
+          \$807  = size24;
       5'h19:
-          \$811  = size25;
+          \$807  = size25;
       5'h1a:
-          \$811  = size26;
+          \$807  = size26;
       5'h1b:
-          \$811  = size27;
+          \$807  = size27;
       5'h1c:
-          \$811  = size28;
+          \$807  = size28;
       5'h1d:
-          \$811  = size29;
+          \$807  = size29;
       5'h1e:
-          \$811  = size30;
+          \$807  = size30;
       5'h1f:
-          \$811  = size31;
+          \$807  = size31;
     endcase
   end
   always @* begin
@@ -6681,98 +6675,160 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1180  = n_in;
+    \$1175  = n_in;
     if (\$514 ) begin
-      \$1180  = op__payload[13:4];
+      \$1175  = op__payload[13:4];
     end
     if (rst) begin
-      \$1180  = 10'h000;
+      \$1175  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1181  = \$like$326 ;
+    \$1176  = \$like$326 ;
     if (\$514 ) begin
-      \$1181  = op__payload[19:14];
+      \$1176  = op__payload[19:14];
     end
     if (rst) begin
-      \$1181  = 6'h00;
+      \$1176  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1182  = n_proxies;
+    \$1177  = n_proxies;
     if (\$514 ) begin
-      \$1182  = op__payload[25:20];
+      \$1177  = op__payload[25:20];
     end
     if (rst) begin
-      \$1182  = 6'h00;
+      \$1177  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1183  = \$like$58 ;
+    \$1178  = last_k;
     if (\$514 ) begin
-      \$1183  = op__payload[32:26];
+      \$1178  = \$515 [5:0];
     end
     if (rst) begin
-      \$1183  = 7'h00;
+      \$1178  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1184  = \$like$242 ;
+    \$1179  = \$like$58 ;
     if (\$514 ) begin
-      \$1184  = op__payload[36:33];
+      \$1179  = op__payload[32:26];
     end
     if (rst) begin
-      \$1184  = 4'h0;
+      \$1179  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1185  = tail_bits;
+    \$1180  = \$like$242 ;
     if (\$514 ) begin
-      \$1185  = op__payload[43:37];
+      \$1180  = op__payload[36:33];
     end
     if (rst) begin
-      \$1185  = 7'h00;
+      \$1180  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1186  = cu0_table_waddr;
+    \$1181  = tail_bits;
     if (\$514 ) begin
-      \$1186  = 5'h00;
-    end
-    if (\$516 ) begin
-      \$1186  = \$517 [4:0];
+      \$1181  = op__payload[43:37];
     end
     if (rst) begin
-      \$1186  = 5'h00;
+      \$1181  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1187  = \$signal$44 ;
+    \$1182  = cu0_table_waddr;
     if (\$514 ) begin
-      \$1187  = 5'h00;
+      \$1182  = 5'h00;
     end
-    if (\$551 ) begin
-      \$1187  = \$558 [4:0];
+    if (\$517 ) begin
+      \$1182  = \$518 [4:0];
     end
     if (rst) begin
-      \$1187  = 5'h00;
+      \$1182  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1188  = \$signal$43 ;
+    \$1183  = \$signal$44 ;
+    if (\$514 ) begin
+      \$1183  = 5'h00;
+    end
+    if (\$552 ) begin
+      \$1183  = \$559 [4:0];
+    end
+    if (rst) begin
+      \$1183  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1184  = \$signal$43 ;
+    if (\$514 ) begin
+      \$1184  = 6'h00;
+    end
+    if (\$552 ) begin
+      \$1184  = \$556 [5:0];
+    end
+    if (rst) begin
+      \$1184  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1185  = \$signal$228 ;
+    if (\$514 ) begin
+      \$1185  = 3'h0;
+    end
+    if (\$552 ) begin
+      \$1185  = \$565 [2:0];
+    end
+    if (rst) begin
+      \$1185  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1186  = \$signal$226 ;
+    if (\$514 ) begin
+      \$1186  = 3'h0;
+    end
+    if (\$552 ) begin
+      \$1186  = \$658 [2:0];
+    end
+    if (rst) begin
+      \$1186  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1187  = \$signal$229 ;
+    if (\$514 ) begin
+      \$1187  = 64'h0000000000000000;
+    end
+    if (\$552 ) begin
+      \$1187  = \$650 ;
+    end
+    if (rst) begin
+      \$1187  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1188  = \$signal$48 ;
     if (\$514 ) begin
       \$1188  = 6'h00;
     end
-    if (\$551 ) begin
-      \$1188  = \$555 [5:0];
+    if (\$660 ) begin
+      \$1188  = \$662 [5:0];
     end
     if (rst) begin
       \$1188  = 6'h00;
@@ -6780,12 +6836,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1189  = \$signal$228 ;
+    \$1189  = \$signal$234 ;
     if (\$514 ) begin
       \$1189  = 3'h0;
     end
-    if (\$551 ) begin
-      \$1189  = \$564 [2:0];
+    if (\$660 ) begin
+      \$1189  = \$668 [2:0];
     end
     if (rst) begin
       \$1189  = 3'h0;
@@ -6793,12 +6849,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1190  = \$signal$226 ;
+    \$1190  = x_bin;
     if (\$514 ) begin
       \$1190  = 3'h0;
     end
-    if (\$551 ) begin
-      \$1190  = \$657 [2:0];
+    if (\$660 ) begin
+      \$1190  = \$759 [2:0];
     end
     if (rst) begin
       \$1190  = 3'h0;
@@ -6806,12 +6862,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1191  = \$signal$229 ;
+    \$1191  = x_bits_acc;
     if (\$514 ) begin
       \$1191  = 64'h0000000000000000;
     end
-    if (\$551 ) begin
-      \$1191  = \$649 ;
+    if (\$660 ) begin
+      \$1191  = \$753 ;
     end
     if (rst) begin
       \$1191  = 64'h0000000000000000;
@@ -6819,196 +6875,192 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1192  = \$signal$48 ;
+    \$1192  = x_vec;
     if (\$514 ) begin
-      \$1192  = 6'h00;
+      \$1192  = 5'h00;
     end
-    if (\$659 ) begin
-      \$1192  = \$661 [5:0];
-    end
-    if (rst) begin
-      \$1192  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1193  = \$signal$234 ;
-    if (\$514 ) begin
-      \$1193  = 3'h0;
-    end
-    if (\$659 ) begin
-      \$1193  = \$667 [2:0];
-    end
-    if (rst) begin
-      \$1193  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1194  = x_bin;
-    if (\$514 ) begin
-      \$1194  = 3'h0;
-    end
-    if (\$659 ) begin
-      \$1194  = \$758 [2:0];
-    end
-    if (rst) begin
-      \$1194  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1195  = x_bits_acc;
-    if (\$514 ) begin
-      \$1195  = 64'h0000000000000000;
-    end
-    if (\$659 ) begin
-      \$1195  = \$752 ;
-    end
-    if (rst) begin
-      \$1195  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1196  = x_vec;
-    if (\$514 ) begin
-      \$1196  = 5'h00;
-    end
-    if (\$659 ) begin
+    if (\$660 ) begin
       if (op__payload[2]) begin
-        \$1196  = \$760 [4:0];
+        \$1192  = \$761 [4:0];
       end
     end
     if (rst) begin
-      \$1196  = 5'h00;
+      \$1192  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1197  = x_target;
+    \$1193  = x_target;
     if (\$514 ) begin
-      \$1197  = 10'h000;
+      \$1193  = 10'h000;
     end
-    if (\$659 ) begin
+    if (\$660 ) begin
       if (op__payload[2]) begin
-        \$1197  = \$762 [9:0];
+        \$1193  = \$763 [9:0];
       end
     end
     if (rst) begin
-      \$1197  = 10'h000;
+      \$1193  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1198  = enable;
-    if (\$516 ) begin
-      if (\$518 ) begin
-        \$1198 [0] = op__payload[145];
-      end
+    \$1194  = enable;
+    if (\$517 ) begin
       if (\$519 ) begin
-        \$1198 [1] = op__payload[145];
+        \$1194 [0] = op__payload[145];
       end
       if (\$520 ) begin
-        \$1198 [2] = op__payload[145];
+        \$1194 [1] = op__payload[145];
       end
       if (\$521 ) begin
-        \$1198 [3] = op__payload[145];
+        \$1194 [2] = op__payload[145];
       end
       if (\$522 ) begin
-        \$1198 [4] = op__payload[145];
+        \$1194 [3] = op__payload[145];
       end
       if (\$523 ) begin
-        \$1198 [5] = op__payload[145];
+        \$1194 [4] = op__payload[145];
       end
       if (\$524 ) begin
-        \$1198 [6] = op__payload[145];
+        \$1194 [5] = op__payload[145];
       end
       if (\$525 ) begin
-        \$1198 [7] = op__payload[145];
+        \$1194 [6] = op__payload[145];
       end
       if (\$526 ) begin
-        \$1198 [8] = op__payload[145];
+        \$1194 [7] = op__payload[145];
       end
       if (\$527 ) begin
-        \$1198 [9] = op__payload[145];
+        \$1194 [8] = op__payload[145];
       end
       if (\$528 ) begin
-        \$1198 [10] = op__payload[145];
+        \$1194 [9] = op__payload[145];
       end
       if (\$529 ) begin
-        \$1198 [11] = op__payload[145];
+        \$1194 [10] = op__payload[145];
       end
       if (\$530 ) begin
-        \$1198 [12] = op__payload[145];
+        \$1194 [11] = op__payload[145];
       end
       if (\$531 ) begin
-        \$1198 [13] = op__payload[145];
+        \$1194 [12] = op__payload[145];
       end
       if (\$532 ) begin
-        \$1198 [14] = op__payload[145];
+        \$1194 [13] = op__payload[145];
       end
       if (\$533 ) begin
-        \$1198 [15] = op__payload[145];
+        \$1194 [14] = op__payload[145];
       end
       if (\$534 ) begin
-        \$1198 [16] = op__payload[145];
+        \$1194 [15] = op__payload[145];
       end
       if (\$535 ) begin
-        \$1198 [17] = op__payload[145];
+        \$1194 [16] = op__payload[145];
       end
       if (\$536 ) begin
-        \$1198 [18] = op__payload[145];
+        \$1194 [17] = op__payload[145];
       end
       if (\$537 ) begin
-        \$1198 [19] = op__payload[145];
+        \$1194 [18] = op__payload[145];
       end
       if (\$538 ) begin
-        \$1198 [20] = op__payload[145];
+        \$1194 [19] = op__payload[145];
       end
       if (\$539 ) begin
-        \$1198 [21] = op__payload[145];
+        \$1194 [20] = op__payload[145];
       end
       if (\$540 ) begin
-        \$1198 [22] = op__payload[145];
+        \$1194 [21] = op__payload[145];
       end
       if (\$541 ) begin
-        \$1198 [23] = op__payload[145];
+        \$1194 [22] = op__payload[145];
       end
       if (\$542 ) begin
-        \$1198 [24] = op__payload[145];
+        \$1194 [23] = op__payload[145];
       end
       if (\$543 ) begin
-        \$1198 [25] = op__payload[145];
+        \$1194 [24] = op__payload[145];
       end
       if (\$544 ) begin
-        \$1198 [26] = op__payload[145];
+        \$1194 [25] = op__payload[145];
       end
       if (\$545 ) begin
-        \$1198 [27] = op__payload[145];
+        \$1194 [26] = op__payload[145];
       end
       if (\$546 ) begin
-        \$1198 [28] = op__payload[145];
+        \$1194 [27] = op__payload[145];
       end
       if (\$547 ) begin
-        \$1198 [29] = op__payload[145];
+        \$1194 [28] = op__payload[145];
       end
       if (\$548 ) begin
-        \$1198 [30] = op__payload[145];
+        \$1194 [29] = op__payload[145];
       end
       if (\$549 ) begin
-        \$1198 [31] = op__payload[145];
+        \$1194 [30] = op__payload[145];
+      end
+      if (\$550 ) begin
+        \$1194 [31] = op__payload[145];
       end
     end
     if (rst) begin
-      \$1198  = 32'd0;
+      \$1194  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1199  = size0;
-    if (\$516 ) begin
-      if (\$518 ) begin
+    \$1195  = size0;
+    if (\$517 ) begin
+      if (\$519 ) begin
+        \$1195  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1195  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1196  = size1;
+    if (\$517 ) begin
+      if (\$520 ) begin
+        \$1196  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1196  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1197  = size2;
+    if (\$517 ) begin
+      if (\$521 ) begin
+        \$1197  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1197  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1198  = size3;
+    if (\$517 ) begin
+      if (\$522 ) begin
+        \$1198  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1198  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1199  = size4;
+    if (\$517 ) begin
+      if (\$523 ) begin
         \$1199  = op__payload[151:146];
       end
     end
@@ -7018,9 +7070,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1200  = size1;
-    if (\$516 ) begin
-      if (\$519 ) begin
+    \$1200  = size5;
+    if (\$517 ) begin
+      if (\$524 ) begin
         \$1200  = op__payload[151:146];
       end
     end
@@ -7030,9 +7082,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1201  = size2;
-    if (\$516 ) begin
-      if (\$520 ) begin
+    \$1201  = size6;
+    if (\$517 ) begin
+      if (\$525 ) begin
         \$1201  = op__payload[151:146];
       end
     end
@@ -7042,9 +7094,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1202  = size3;
-    if (\$516 ) begin
-      if (\$521 ) begin
+    \$1202  = size7;
+    if (\$517 ) begin
+      if (\$526 ) begin
         \$1202  = op__payload[151:146];
       end
     end
@@ -7054,9 +7106,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1203  = size4;
-    if (\$516 ) begin
-      if (\$522 ) begin
+    \$1203  = size8;
+    if (\$517 ) begin
+      if (\$527 ) begin
         \$1203  = op__payload[151:146];
       end
     end
@@ -7066,9 +7118,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1204  = size5;
-    if (\$516 ) begin
-      if (\$523 ) begin
+    \$1204  = size9;
+    if (\$517 ) begin
+      if (\$528 ) begin
         \$1204  = op__payload[151:146];
       end
     end
@@ -7078,9 +7130,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1205  = size6;
-    if (\$516 ) begin
-      if (\$524 ) begin
+    \$1205  = size10;
+    if (\$517 ) begin
+      if (\$529 ) begin
         \$1205  = op__payload[151:146];
       end
     end
@@ -7090,9 +7142,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1206  = size7;
-    if (\$516 ) begin
-      if (\$525 ) begin
+    \$1206  = size11;
+    if (\$517 ) begin
+      if (\$530 ) begin
         \$1206  = op__payload[151:146];
       end
     end
@@ -7102,9 +7154,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1207  = size8;
-    if (\$516 ) begin
-      if (\$526 ) begin
+    \$1207  = size12;
+    if (\$517 ) begin
+      if (\$531 ) begin
         \$1207  = op__payload[151:146];
       end
     end
@@ -7114,9 +7166,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1208  = size9;
-    if (\$516 ) begin
-      if (\$527 ) begin
+    \$1208  = size13;
+    if (\$517 ) begin
+      if (\$532 ) begin
         \$1208  = op__payload[151:146];
       end
     end
@@ -7126,9 +7178,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1209  = size10;
-    if (\$516 ) begin
-      if (\$528 ) begin
+    \$1209  = size14;
+    if (\$517 ) begin
+      if (\$533 ) begin
         \$1209  = op__payload[151:146];
       end
     end
@@ -7138,9 +7190,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1210  = size11;
-    if (\$516 ) begin
-      if (\$529 ) begin
+    \$1210  = size15;
+    if (\$517 ) begin
+      if (\$534 ) begin
         \$1210  = op__payload[151:146];
       end
     end
@@ -7150,9 +7202,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1211  = size12;
-    if (\$516 ) begin
-      if (\$530 ) begin
+    \$1211  = size16;
+    if (\$517 ) begin
+      if (\$535 ) begin
         \$1211  = op__payload[151:146];
       end
     end
@@ -7162,9 +7214,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1212  = size13;
-    if (\$516 ) begin
-      if (\$531 ) begin
+    \$1212  = size17;
+    if (\$517 ) begin
+      if (\$536 ) begin
         \$1212  = op__payload[151:146];
       end
     end
@@ -7174,9 +7226,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1213  = size14;
-    if (\$516 ) begin
-      if (\$532 ) begin
+    \$1213  = size18;
+    if (\$517 ) begin
+      if (\$537 ) begin
         \$1213  = op__payload[151:146];
       end
     end
@@ -7186,9 +7238,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1214  = size15;
-    if (\$516 ) begin
-      if (\$533 ) begin
+    \$1214  = size19;
+    if (\$517 ) begin
+      if (\$538 ) begin
         \$1214  = op__payload[151:146];
       end
     end
@@ -7198,9 +7250,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1215  = size16;
-    if (\$516 ) begin
-      if (\$534 ) begin
+    \$1215  = size20;
+    if (\$517 ) begin
+      if (\$539 ) begin
         \$1215  = op__payload[151:146];
       end
     end
@@ -7210,9 +7262,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1216  = size17;
-    if (\$516 ) begin
-      if (\$535 ) begin
+    \$1216  = size21;
+    if (\$517 ) begin
+      if (\$540 ) begin
         \$1216  = op__payload[151:146];
       end
     end
@@ -7222,9 +7274,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1217  = size18;
-    if (\$516 ) begin
-      if (\$536 ) begin
+    \$1217  = size22;
+    if (\$517 ) begin
+      if (\$541 ) begin
         \$1217  = op__payload[151:146];
       end
     end
@@ -7234,9 +7286,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1218  = size19;
-    if (\$516 ) begin
-      if (\$537 ) begin
+    \$1218  = size23;
+    if (\$517 ) begin
+      if (\$542 ) begin
         \$1218  = op__payload[151:146];
       end
     end
@@ -7246,9 +7298,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1219  = size20;
-    if (\$516 ) begin
-      if (\$538 ) begin
+    \$1219  = size24;
+    if (\$517 ) begin
+      if (\$543 ) begin
         \$1219  = op__payload[151:146];
       end
     end
@@ -7258,9 +7310,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1220  = size21;
-    if (\$516 ) begin
-      if (\$539 ) begin
+    \$1220  = size25;
+    if (\$517 ) begin
+      if (\$544 ) begin
         \$1220  = op__payload[151:146];
       end
     end
@@ -7270,9 +7322,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1221  = size22;
-    if (\$516 ) begin
-      if (\$540 ) begin
+    \$1221  = size26;
+    if (\$517 ) begin
+      if (\$545 ) begin
         \$1221  = op__payload[151:146];
       end
     end
@@ -7282,9 +7334,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1222  = size23;
-    if (\$516 ) begin
-      if (\$541 ) begin
+    \$1222  = size27;
+    if (\$517 ) begin
+      if (\$546 ) begin
         \$1222  = op__payload[151:146];
       end
     end
@@ -7294,9 +7346,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1223  = size24;
-    if (\$516 ) begin
-      if (\$542 ) begin
+    \$1223  = size28;
+    if (\$517 ) begin
+      if (\$547 ) begin
         \$1223  = op__payload[151:146];
       end
     end
@@ -7306,9 +7358,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1224  = size25;
-    if (\$516 ) begin
-      if (\$543 ) begin
+    \$1224  = size29;
+    if (\$517 ) begin
+      if (\$548 ) begin
         \$1224  = op__payload[151:146];
       end
     end
@@ -7318,9 +7370,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1225  = size26;
-    if (\$516 ) begin
-      if (\$544 ) begin
+    \$1225  = size30;
+    if (\$517 ) begin
+      if (\$549 ) begin
         \$1225  = op__payload[151:146];
       end
     end
@@ -7330,9 +7382,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1226  = size27;
-    if (\$516 ) begin
-      if (\$545 ) begin
+    \$1226  = size31;
+    if (\$517 ) begin
+      if (\$550 ) begin
         \$1226  = op__payload[151:146];
       end
     end
@@ -7342,14560 +7394,14568 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1227  = size28;
-    if (\$516 ) begin
-      if (\$546 ) begin
-        \$1227  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1227  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1228  = size29;
-    if (\$516 ) begin
-      if (\$547 ) begin
-        \$1228  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1228  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1229  = size30;
-    if (\$516 ) begin
-      if (\$548 ) begin
-        \$1229  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1229  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1230  = size31;
-    if (\$516 ) begin
-      if (\$549 ) begin
-        \$1230  = op__payload[151:146];
-      end
-    end
-    if (rst) begin
-      \$1230  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1231  = \$signal ;
-    if (\$659 ) begin
-      if (\$763 ) begin
+    \$1227  = \$signal ;
+    if (\$660 ) begin
+      if (\$764 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$12 )
           1'h0:
-              \$1231 [0] = 1'h1;
+              \$1227 [0] = 1'h1;
           1'h1:
-              \$1231 [1] = 1'h1;
+              \$1227 [1] = 1'h1;
         endcase
       end
     end
     if (running) begin
-      if (\$1137 ) begin
+      if (\$1132 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$63 )
           1'h0:
-              \$1231 [0] = 1'h0;
+              \$1227 [0] = 1'h0;
           1'h1:
-              \$1231 [1] = 1'h0;
+              \$1227 [1] = 1'h0;
         endcase
       end
     end
     if (rst) begin
-      \$1231  = 2'h0;
+      \$1227  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1232  = \$signal$12 ;
-    if (\$659 ) begin
-      if (\$763 ) begin
-        \$1232  = \$764 ;
+    \$1228  = \$signal$12 ;
+    if (\$660 ) begin
+      if (\$764 ) begin
+        \$1228  = \$765 ;
       end
     end
     if (rst) begin
-      \$1232  = 1'h0;
+      \$1228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1233  = in0_vectors;
-    if (\$659 ) begin
-      if (\$763 ) begin
-        if (\$765 ) begin
-          \$1233  = \$766 [4:0];
+    \$1229  = in0_vectors;
+    if (\$660 ) begin
+      if (\$764 ) begin
+        if (\$766 ) begin
+          \$1229  = \$767 [4:0];
         end
       end
     end
     if (rst) begin
-      \$1233  = 5'h00;
+      \$1229  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1234  = in0_target;
-    if (\$659 ) begin
-      if (\$763 ) begin
-        if (\$765 ) begin
-          \$1234  = \$767 [9:0];
+    \$1230  = in0_target;
+    if (\$660 ) begin
+      if (\$764 ) begin
+        if (\$766 ) begin
+          \$1230  = \$768 [9:0];
         end
       end
     end
     if (rst) begin
-      \$1234  = 10'h000;
+      \$1230  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1235  = in1_vectors;
-    if (\$659 ) begin
-      if (\$763 ) begin
-        if (\$768 ) begin
-          \$1235  = \$769 [4:0];
+    \$1231  = in1_vectors;
+    if (\$660 ) begin
+      if (\$764 ) begin
+        if (\$769 ) begin
+          \$1231  = \$770 [4:0];
         end
       end
     end
     if (rst) begin
-      \$1235  = 5'h00;
+      \$1231  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1236  = in1_target;
-    if (\$659 ) begin
-      if (\$763 ) begin
-        if (\$768 ) begin
-          \$1236  = \$770 [9:0];
+    \$1232  = in1_target;
+    if (\$660 ) begin
+      if (\$764 ) begin
+        if (\$769 ) begin
+          \$1232  = \$771 [9:0];
         end
       end
     end
     if (rst) begin
-      \$1236  = 10'h000;
+      \$1232  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1237  = \$signal$38 ;
-    if (\$772 ) begin
+    \$1233  = \$signal$38 ;
+    if (\$773 ) begin
       if (r_rdy) begin
-      end else if (\$781 ) begin
       end else if (\$782 ) begin
-        \$1237  = \$786 [5:0];
+      end else if (\$783 ) begin
+        \$1233  = \$786 [5:0];
       end
     end
-    if (\$1152 ) begin
-      \$1237  = 6'h00;
+    if (\$1147 ) begin
+      \$1233  = 6'h00;
     end
     if (rst) begin
-      \$1237  = 6'h00;
+      \$1233  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1238  = proxy_v;
-    if (\$772 ) begin
+    \$1234  = proxy_v;
+    if (\$773 ) begin
       if (r_rdy) begin
-      end else if (\$781 ) begin
       end else if (\$782 ) begin
-        \$1238  = \$789 [4:0];
+      end else if (\$783 ) begin
+        \$1234  = \$788 [4:0];
       end
     end
-    if (\$1152 ) begin
-      \$1238  = 5'h00;
+    if (\$1147 ) begin
+      \$1234  = 5'h00;
     end
     if (rst) begin
-      \$1238  = 5'h00;
+      \$1234  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1239  = \$signal$28 ;
+    \$1235  = \$signal$28 ;
     if (walker_taken) begin
-      \$1239  = \$790 [5:0];
+      \$1235  = \$789 [5:0];
     end
-    if (\$798 ) begin
-      if (\$813 ) begin
-        \$1239  = n_proxies;
+    if (\$797 ) begin
+      if (\$808 ) begin
+        \$1235  = n_proxies;
       end
     end
-    if (\$1152 ) begin
-      \$1239  = n_proxies;
+    if (\$1147 ) begin
+      \$1235  = n_proxies;
     end
     if (rst) begin
-      \$1239  = 6'h00;
+      \$1235  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1240  = \$like ;
+    \$1236  = \$like ;
     if (walker_taken) begin
-      \$1240  = \$791 [5:0];
+      \$1236  = \$790 [5:0];
     end
-    if (\$798 ) begin
-      \$1240  = \$811 ;
+    if (\$797 ) begin
+      \$1236  = \$807 ;
     end
-    if (\$1152 ) begin
-      \$1240  = size0;
+    if (\$1147 ) begin
+      \$1236  = size0;
     end
     if (rst) begin
-      \$1240  = 6'h00;
+      \$1236  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1241  = \$signal$23 ;
-    if (\$798 ) begin
-      \$1241  = \$799 [9:0];
+    \$1237  = \$signal$23 ;
+    if (\$797 ) begin
+      \$1237  = \$798 [9:0];
     end
-    if (\$1152 ) begin
-      \$1241  = 10'h000;
+    if (\$1147 ) begin
+      \$1237  = 10'h000;
     end
     if (rst) begin
-      \$1241  = 10'h000;
+      \$1237  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1242  = \$signal$375 ;
-    if (\$798 ) begin
-      \$1242  = \$803 [5:0];
+    \$1238  = \$signal$376 ;
+    if (\$797 ) begin
+      \$1238  = \$801 [5:0];
     end
-    if (\$1152 ) begin
-      \$1242  = 6'h00;
+    if (\$1147 ) begin
+      \$1238  = 6'h00;
     end
     if (rst) begin
-      \$1242  = 6'h00;
+      \$1238  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1243  = \$signal$36 ;
-    if (\$798 ) begin
-      \$1243  = \$806 [4:0];
+    \$1239  = \$signal$36 ;
+    if (\$797 ) begin
+      \$1239  = \$803 [4:0];
     end
-    if (\$1152 ) begin
-      \$1243  = 5'h00;
+    if (\$1147 ) begin
+      \$1239  = 5'h00;
     end
     if (rst) begin
-      \$1243  = 5'h00;
+      \$1239  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1244  = cu0_a_valid;
-    if (\$823 ) begin
-      \$1244  = 1'h1;
+    \$1240  = cu0_a_valid;
+    if (\$818 ) begin
+      \$1240  = 1'h1;
     end else if (cu0_a_valid) begin
-      \$1244  = \$826 ;
+      \$1240  = \$821 ;
     end
     if (rst) begin
-      \$1244  = 1'h0;
+      \$1240  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1245  = cu0_a_pos;
-    if (\$823 ) begin
-      \$1245  = \$signal$32 ;
+    \$1241  = cu0_a_pos;
+    if (\$818 ) begin
+      \$1241  = \$signal$32 ;
     end
     if (rst) begin
-      \$1245  = 5'h00;
+      \$1241  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1246  = cu0_a_v;
-    if (\$823 ) begin
-      \$1246  = issue_v;
+    \$1242  = cu0_a_v;
+    if (\$818 ) begin
+      \$1242  = issue_v;
     end
     if (rst) begin
-      \$1246  = 4'h0;
+      \$1242  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1247  = cu0_a_word;
-    if (\$823 ) begin
-      \$1247  = 6'h00;
+    \$1243  = cu0_a_word;
+    if (\$818 ) begin
+      \$1243  = 6'h00;
     end else if (cu0_a_valid) begin
-      \$1247  = \$827 [5:0];
+      \$1243  = \$822 [5:0];
     end
     if (rst) begin
-      \$1247  = 6'h00;
+      \$1243  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1248  = { cu0_a_v, cu0_a_pos, \$830 , \$828 , cu0_a_valid };
+    \$1244  = { cu0_a_v, cu0_a_pos, \$825 , \$823 , cu0_a_valid };
     if (rst) begin
-      \$1248  = 12'h000;
+      \$1244  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1249  = cu0_b_d0;
+    \$1245  = cu0_b_d0;
     if (rst) begin
-      \$1249  = 12'h000;
+      \$1245  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1250  = cu0_o_d0;
+    \$1246  = cu0_o_d0;
     if (rst) begin
-      \$1250  = 12'h000;
+      \$1246  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1251  = cu0_p_d0;
+    \$1247  = cu0_p_d0;
     if (rst) begin
-      \$1251  = 12'h000;
+      \$1247  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1252  = cu0_weights_rdata;
+    \$1248  = cu0_weights_rdata;
     if (rst) begin
-      \$1252  = 64'h0000000000000000;
+      \$1248  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1253  = cu0_inputs_rdata;
+    \$1249  = cu0_inputs_rdata;
     if (rst) begin
-      \$1253  = 64'h0000000000000000;
+      \$1249  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1254  = \$831 ;
+    \$1250  = \$826 ;
+    if (rst) begin
+      \$1250  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1251  = \$827 ;
+    if (rst) begin
+      \$1251  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1252  = \$828 ;
+    if (rst) begin
+      \$1252  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1253  = \$829 ;
+    if (rst) begin
+      \$1253  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1254  = \$830 ;
     if (rst) begin
       \$1254  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1255  = \$832 ;
+    \$1255  = \$831 ;
     if (rst) begin
       \$1255  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1256  = \$833 ;
+    \$1256  = \$832 ;
     if (rst) begin
       \$1256  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1257  = \$834 ;
+    \$1257  = \$833 ;
     if (rst) begin
       \$1257  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1258  = \$835 ;
+    \$1258  = \$841 [19:0];
     if (rst) begin
-      \$1258  = 16'h0000;
+      \$1258  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1259  = \$836 ;
-    if (rst) begin
-      \$1259  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1260  = \$837 ;
-    if (rst) begin
-      \$1260  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1261  = \$838 ;
-    if (rst) begin
-      \$1261  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1262  = \$846 [19:0];
-    if (rst) begin
-      \$1262  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1263  = cu0_psum;
+    \$1259  = cu0_psum;
     if (cu0_s_d0[0]) begin
-      \$1263  = \$41 [31:0];
+      \$1259  = \$41 [31:0];
     end
     if (rst) begin
-      \$1263  = 32'd0;
+      \$1259  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1264  = \$847 ;
+    \$1260  = \$842 ;
     if (rst) begin
-      \$1264  = 1'h0;
+      \$1260  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1265  = \$41 [31:0];
+    \$1261  = \$41 [31:0];
     if (rst) begin
-      \$1265  = 32'd0;
+      \$1261  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1266  = cu0_table_rdata[4:0];
+    \$1262  = cu0_table_rdata[4:0];
+    if (rst) begin
+      \$1262  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1263  = cu0_s_d0[7:3];
+    if (rst) begin
+      \$1263  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1264  = cu0_s_d0[11:8];
+    if (rst) begin
+      \$1264  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1265  = cu1_a_valid;
+    if (\$852 ) begin
+      \$1265  = 1'h1;
+    end else if (cu1_a_valid) begin
+      \$1265  = \$855 ;
+    end
+    if (rst) begin
+      \$1265  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1266  = cu1_a_pos;
+    if (\$852 ) begin
+      \$1266  = \$signal$32 ;
+    end
     if (rst) begin
       \$1266  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1267  = cu0_s_d0[7:3];
+    \$1267  = cu1_a_v;
+    if (\$852 ) begin
+      \$1267  = issue_v;
+    end
     if (rst) begin
-      \$1267  = 5'h00;
+      \$1267  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1268  = cu0_s_d0[11:8];
-    if (rst) begin
-      \$1268  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1269  = cu1_a_valid;
-    if (\$857 ) begin
-      \$1269  = 1'h1;
+    \$1268  = cu1_a_word;
+    if (\$852 ) begin
+      \$1268  = 6'h00;
     end else if (cu1_a_valid) begin
-      \$1269  = \$860 ;
+      \$1268  = \$856 [5:0];
     end
     if (rst) begin
-      \$1269  = 1'h0;
+      \$1268  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1270  = cu1_a_pos;
-    if (\$857 ) begin
-      \$1270  = \$signal$32 ;
-    end
+    \$1269  = { cu1_a_v, cu1_a_pos, \$859 , \$857 , cu1_a_valid };
     if (rst) begin
-      \$1270  = 5'h00;
+      \$1269  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1271  = cu1_a_v;
-    if (\$857 ) begin
-      \$1271  = issue_v;
-    end
+    \$1270  = cu1_b_d0;
     if (rst) begin
-      \$1271  = 4'h0;
+      \$1270  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1272  = cu1_a_word;
-    if (\$857 ) begin
-      \$1272  = 6'h00;
-    end else if (cu1_a_valid) begin
-      \$1272  = \$861 [5:0];
-    end
+    \$1271  = cu1_o_d0;
     if (rst) begin
-      \$1272  = 6'h00;
+      \$1271  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1273  = { cu1_a_v, cu1_a_pos, \$864 , \$862 , cu1_a_valid };
+    \$1272  = cu1_p_d0;
     if (rst) begin
-      \$1273  = 12'h000;
+      \$1272  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1274  = cu1_b_d0;
+    \$1273  = cu1_weights_rdata;
     if (rst) begin
-      \$1274  = 12'h000;
+      \$1273  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1275  = cu1_o_d0;
+    \$1274  = cu1_inputs_rdata;
     if (rst) begin
-      \$1275  = 12'h000;
+      \$1274  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1276  = cu1_p_d0;
+    \$1275  = \$860 ;
     if (rst) begin
-      \$1276  = 12'h000;
+      \$1275  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1277  = cu1_weights_rdata;
+    \$1276  = \$861 ;
     if (rst) begin
-      \$1277  = 64'h0000000000000000;
+      \$1276  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1278  = cu1_inputs_rdata;
+    \$1277  = \$862 ;
     if (rst) begin
-      \$1278  = 64'h0000000000000000;
+      \$1277  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1279  = \$865 ;
+    \$1278  = \$863 ;
+    if (rst) begin
+      \$1278  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1279  = \$864 ;
     if (rst) begin
       \$1279  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1280  = \$866 ;
+    \$1280  = \$865 ;
     if (rst) begin
       \$1280  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1281  = \$867 ;
+    \$1281  = \$866 ;
     if (rst) begin
       \$1281  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1282  = \$868 ;
+    \$1282  = \$867 ;
     if (rst) begin
       \$1282  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1283  = \$869 ;
+    \$1283  = \$875 [19:0];
     if (rst) begin
-      \$1283  = 16'h0000;
+      \$1283  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1284  = \$870 ;
-    if (rst) begin
-      \$1284  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1285  = \$871 ;
-    if (rst) begin
-      \$1285  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1286  = \$872 ;
-    if (rst) begin
-      \$1286  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1287  = \$880 [19:0];
-    if (rst) begin
-      \$1287  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1288  = cu1_psum;
+    \$1284  = cu1_psum;
     if (cu1_s_d0[0]) begin
-      \$1288  = \$52 [31:0];
+      \$1284  = \$52 [31:0];
     end
     if (rst) begin
-      \$1288  = 32'd0;
+      \$1284  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1289  = \$881 ;
+    \$1285  = \$876 ;
     if (rst) begin
-      \$1289  = 1'h0;
+      \$1285  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1290  = \$52 [31:0];
+    \$1286  = \$52 [31:0];
     if (rst) begin
-      \$1290  = 32'd0;
+      \$1286  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1291  = cu1_table_rdata[4:0];
+    \$1287  = cu1_table_rdata[4:0];
+    if (rst) begin
+      \$1287  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1288  = cu1_s_d0[7:3];
+    if (rst) begin
+      \$1288  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1289  = cu1_s_d0[11:8];
+    if (rst) begin
+      \$1289  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1290  = cu2_a_valid;
+    if (\$886 ) begin
+      \$1290  = 1'h1;
+    end else if (cu2_a_valid) begin
+      \$1290  = \$889 ;
+    end
+    if (rst) begin
+      \$1290  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1291  = cu2_a_pos;
+    if (\$886 ) begin
+      \$1291  = \$signal$32 ;
+    end
     if (rst) begin
       \$1291  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1292  = cu1_s_d0[7:3];
+    \$1292  = cu2_a_v;
+    if (\$886 ) begin
+      \$1292  = issue_v;
+    end
     if (rst) begin
-      \$1292  = 5'h00;
+      \$1292  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1293  = cu1_s_d0[11:8];
-    if (rst) begin
-      \$1293  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1294  = cu2_a_valid;
-    if (\$891 ) begin
-      \$1294  = 1'h1;
+    \$1293  = cu2_a_word;
+    if (\$886 ) begin
+      \$1293  = 6'h00;
     end else if (cu2_a_valid) begin
-      \$1294  = \$894 ;
+      \$1293  = \$890 [5:0];
     end
     if (rst) begin
-      \$1294  = 1'h0;
+      \$1293  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1295  = cu2_a_pos;
-    if (\$891 ) begin
-      \$1295  = \$signal$32 ;
-    end
+    \$1294  = { cu2_a_v, cu2_a_pos, \$893 , \$891 , cu2_a_valid };
     if (rst) begin
-      \$1295  = 5'h00;
+      \$1294  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1296  = cu2_a_v;
-    if (\$891 ) begin
-      \$1296  = issue_v;
-    end
+    \$1295  = cu2_b_d0;
     if (rst) begin
-      \$1296  = 4'h0;
+      \$1295  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1297  = cu2_a_word;
-    if (\$891 ) begin
-      \$1297  = 6'h00;
-    end else if (cu2_a_valid) begin
-      \$1297  = \$895 [5:0];
-    end
+    \$1296  = cu2_o_d0;
     if (rst) begin
-      \$1297  = 6'h00;
+      \$1296  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1298  = { cu2_a_v, cu2_a_pos, \$898 , \$896 , cu2_a_valid };
+    \$1297  = cu2_p_d0;
     if (rst) begin
-      \$1298  = 12'h000;
+      \$1297  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1299  = cu2_b_d0;
+    \$1298  = cu2_weights_rdata;
     if (rst) begin
-      \$1299  = 12'h000;
+      \$1298  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1300  = cu2_o_d0;
+    \$1299  = cu2_inputs_rdata;
     if (rst) begin
-      \$1300  = 12'h000;
+      \$1299  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1301  = cu2_p_d0;
+    \$1300  = \$894 ;
     if (rst) begin
-      \$1301  = 12'h000;
+      \$1300  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1302  = cu2_weights_rdata;
+    \$1301  = \$895 ;
     if (rst) begin
-      \$1302  = 64'h0000000000000000;
+      \$1301  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1303  = cu2_inputs_rdata;
+    \$1302  = \$896 ;
     if (rst) begin
-      \$1303  = 64'h0000000000000000;
+      \$1302  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1304  = \$899 ;
+    \$1303  = \$897 ;
+    if (rst) begin
+      \$1303  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1304  = \$898 ;
     if (rst) begin
       \$1304  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1305  = \$900 ;
+    \$1305  = \$899 ;
     if (rst) begin
       \$1305  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1306  = \$901 ;
+    \$1306  = \$900 ;
     if (rst) begin
       \$1306  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1307  = \$902 ;
+    \$1307  = \$901 ;
     if (rst) begin
       \$1307  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1308  = \$903 ;
+    \$1308  = \$909 [19:0];
     if (rst) begin
-      \$1308  = 16'h0000;
+      \$1308  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1309  = \$904 ;
-    if (rst) begin
-      \$1309  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1310  = \$905 ;
-    if (rst) begin
-      \$1310  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1311  = \$906 ;
-    if (rst) begin
-      \$1311  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1312  = \$914 [19:0];
-    if (rst) begin
-      \$1312  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1313  = cu2_psum;
+    \$1309  = cu2_psum;
     if (cu2_s_d0[0]) begin
-      \$1313  = \$63 [31:0];
+      \$1309  = \$63 [31:0];
     end
     if (rst) begin
-      \$1313  = 32'd0;
+      \$1309  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1314  = \$915 ;
+    \$1310  = \$910 ;
     if (rst) begin
-      \$1314  = 1'h0;
+      \$1310  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1315  = \$63 [31:0];
+    \$1311  = \$63 [31:0];
     if (rst) begin
-      \$1315  = 32'd0;
+      \$1311  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1316  = cu2_table_rdata[4:0];
+    \$1312  = cu2_table_rdata[4:0];
+    if (rst) begin
+      \$1312  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1313  = cu2_s_d0[7:3];
+    if (rst) begin
+      \$1313  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1314  = cu2_s_d0[11:8];
+    if (rst) begin
+      \$1314  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1315  = cu3_a_valid;
+    if (\$920 ) begin
+      \$1315  = 1'h1;
+    end else if (cu3_a_valid) begin
+      \$1315  = \$923 ;
+    end
+    if (rst) begin
+      \$1315  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1316  = cu3_a_pos;
+    if (\$920 ) begin
+      \$1316  = \$signal$32 ;
+    end
     if (rst) begin
       \$1316  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1317  = cu2_s_d0[7:3];
+    \$1317  = cu3_a_v;
+    if (\$920 ) begin
+      \$1317  = issue_v;
+    end
     if (rst) begin
-      \$1317  = 5'h00;
+      \$1317  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1318  = cu2_s_d0[11:8];
-    if (rst) begin
-      \$1318  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1319  = cu3_a_valid;
-    if (\$925 ) begin
-      \$1319  = 1'h1;
+    \$1318  = cu3_a_word;
+    if (\$920 ) begin
+      \$1318  = 6'h00;
     end else if (cu3_a_valid) begin
-      \$1319  = \$928 ;
+      \$1318  = \$924 [5:0];
     end
     if (rst) begin
-      \$1319  = 1'h0;
+      \$1318  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1320  = cu3_a_pos;
-    if (\$925 ) begin
-      \$1320  = \$signal$32 ;
-    end
+    \$1319  = { cu3_a_v, cu3_a_pos, \$927 , \$925 , cu3_a_valid };
     if (rst) begin
-      \$1320  = 5'h00;
+      \$1319  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1321  = cu3_a_v;
-    if (\$925 ) begin
-      \$1321  = issue_v;
-    end
+    \$1320  = cu3_b_d0;
     if (rst) begin
-      \$1321  = 4'h0;
+      \$1320  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1322  = cu3_a_word;
-    if (\$925 ) begin
-      \$1322  = 6'h00;
-    end else if (cu3_a_valid) begin
-      \$1322  = \$929 [5:0];
-    end
+    \$1321  = cu3_o_d0;
     if (rst) begin
-      \$1322  = 6'h00;
+      \$1321  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1323  = { cu3_a_v, cu3_a_pos, \$932 , \$930 , cu3_a_valid };
+    \$1322  = cu3_p_d0;
     if (rst) begin
-      \$1323  = 12'h000;
+      \$1322  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1324  = cu3_b_d0;
+    \$1323  = cu3_weights_rdata;
     if (rst) begin
-      \$1324  = 12'h000;
+      \$1323  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1325  = cu3_o_d0;
+    \$1324  = cu3_inputs_rdata;
     if (rst) begin
-      \$1325  = 12'h000;
+      \$1324  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1326  = cu3_p_d0;
+    \$1325  = \$928 ;
     if (rst) begin
-      \$1326  = 12'h000;
+      \$1325  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1327  = cu3_weights_rdata;
+    \$1326  = \$929 ;
     if (rst) begin
-      \$1327  = 64'h0000000000000000;
+      \$1326  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1328  = cu3_inputs_rdata;
+    \$1327  = \$930 ;
     if (rst) begin
-      \$1328  = 64'h0000000000000000;
+      \$1327  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1329  = \$933 ;
+    \$1328  = \$931 ;
+    if (rst) begin
+      \$1328  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1329  = \$932 ;
     if (rst) begin
       \$1329  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1330  = \$934 ;
+    \$1330  = \$933 ;
     if (rst) begin
       \$1330  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1331  = \$935 ;
+    \$1331  = \$934 ;
     if (rst) begin
       \$1331  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1332  = \$936 ;
+    \$1332  = \$935 ;
     if (rst) begin
       \$1332  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1333  = \$937 ;
+    \$1333  = \$943 [19:0];
     if (rst) begin
-      \$1333  = 16'h0000;
+      \$1333  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1334  = \$938 ;
-    if (rst) begin
-      \$1334  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1335  = \$939 ;
-    if (rst) begin
-      \$1335  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1336  = \$940 ;
-    if (rst) begin
-      \$1336  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1337  = \$948 [19:0];
-    if (rst) begin
-      \$1337  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1338  = cu3_psum;
+    \$1334  = cu3_psum;
     if (cu3_s_d0[0]) begin
-      \$1338  = \$74 [31:0];
+      \$1334  = \$74 [31:0];
     end
     if (rst) begin
-      \$1338  = 32'd0;
+      \$1334  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1339  = \$949 ;
+    \$1335  = \$944 ;
     if (rst) begin
-      \$1339  = 1'h0;
+      \$1335  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1340  = \$74 [31:0];
+    \$1336  = \$74 [31:0];
     if (rst) begin
-      \$1340  = 32'd0;
+      \$1336  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1341  = cu3_table_rdata[4:0];
+    \$1337  = cu3_table_rdata[4:0];
+    if (rst) begin
+      \$1337  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1338  = cu3_s_d0[7:3];
+    if (rst) begin
+      \$1338  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1339  = cu3_s_d0[11:8];
+    if (rst) begin
+      \$1339  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1340  = cu4_a_valid;
+    if (\$954 ) begin
+      \$1340  = 1'h1;
+    end else if (cu4_a_valid) begin
+      \$1340  = \$957 ;
+    end
+    if (rst) begin
+      \$1340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1341  = cu4_a_pos;
+    if (\$954 ) begin
+      \$1341  = \$signal$32 ;
+    end
     if (rst) begin
       \$1341  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1342  = cu3_s_d0[7:3];
+    \$1342  = cu4_a_v;
+    if (\$954 ) begin
+      \$1342  = issue_v;
+    end
     if (rst) begin
-      \$1342  = 5'h00;
+      \$1342  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1343  = cu3_s_d0[11:8];
-    if (rst) begin
-      \$1343  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1344  = cu4_a_valid;
-    if (\$959 ) begin
-      \$1344  = 1'h1;
+    \$1343  = cu4_a_word;
+    if (\$954 ) begin
+      \$1343  = 6'h00;
     end else if (cu4_a_valid) begin
-      \$1344  = \$962 ;
+      \$1343  = \$958 [5:0];
     end
     if (rst) begin
-      \$1344  = 1'h0;
+      \$1343  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1345  = cu4_a_pos;
-    if (\$959 ) begin
-      \$1345  = \$signal$32 ;
-    end
+    \$1344  = { cu4_a_v, cu4_a_pos, \$961 , \$959 , cu4_a_valid };
     if (rst) begin
-      \$1345  = 5'h00;
+      \$1344  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1346  = cu4_a_v;
-    if (\$959 ) begin
-      \$1346  = issue_v;
-    end
+    \$1345  = cu4_b_d0;
     if (rst) begin
-      \$1346  = 4'h0;
+      \$1345  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1347  = cu4_a_word;
-    if (\$959 ) begin
-      \$1347  = 6'h00;
-    end else if (cu4_a_valid) begin
-      \$1347  = \$963 [5:0];
-    end
+    \$1346  = cu4_o_d0;
     if (rst) begin
-      \$1347  = 6'h00;
+      \$1346  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1348  = { cu4_a_v, cu4_a_pos, \$966 , \$964 , cu4_a_valid };
+    \$1347  = cu4_p_d0;
     if (rst) begin
-      \$1348  = 12'h000;
+      \$1347  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1349  = cu4_b_d0;
+    \$1348  = cu4_weights_rdata;
     if (rst) begin
-      \$1349  = 12'h000;
+      \$1348  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1350  = cu4_o_d0;
+    \$1349  = cu4_inputs_rdata;
     if (rst) begin
-      \$1350  = 12'h000;
+      \$1349  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1351  = cu4_p_d0;
+    \$1350  = \$962 ;
     if (rst) begin
-      \$1351  = 12'h000;
+      \$1350  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1352  = cu4_weights_rdata;
+    \$1351  = \$963 ;
     if (rst) begin
-      \$1352  = 64'h0000000000000000;
+      \$1351  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1353  = cu4_inputs_rdata;
+    \$1352  = \$964 ;
     if (rst) begin
-      \$1353  = 64'h0000000000000000;
+      \$1352  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1354  = \$967 ;
+    \$1353  = \$965 ;
+    if (rst) begin
+      \$1353  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1354  = \$966 ;
     if (rst) begin
       \$1354  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1355  = \$968 ;
+    \$1355  = \$967 ;
     if (rst) begin
       \$1355  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1356  = \$969 ;
+    \$1356  = \$968 ;
     if (rst) begin
       \$1356  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1357  = \$970 ;
+    \$1357  = \$969 ;
     if (rst) begin
       \$1357  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1358  = \$971 ;
+    \$1358  = \$977 [19:0];
     if (rst) begin
-      \$1358  = 16'h0000;
+      \$1358  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1359  = \$972 ;
-    if (rst) begin
-      \$1359  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1360  = \$973 ;
-    if (rst) begin
-      \$1360  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1361  = \$974 ;
-    if (rst) begin
-      \$1361  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1362  = \$982 [19:0];
-    if (rst) begin
-      \$1362  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1363  = cu4_psum;
+    \$1359  = cu4_psum;
     if (cu4_s_d0[0]) begin
-      \$1363  = \$85 [31:0];
+      \$1359  = \$85 [31:0];
     end
     if (rst) begin
-      \$1363  = 32'd0;
+      \$1359  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1364  = \$983 ;
+    \$1360  = \$978 ;
     if (rst) begin
-      \$1364  = 1'h0;
+      \$1360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1365  = \$85 [31:0];
+    \$1361  = \$85 [31:0];
     if (rst) begin
-      \$1365  = 32'd0;
+      \$1361  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1366  = cu4_table_rdata[4:0];
+    \$1362  = cu4_table_rdata[4:0];
+    if (rst) begin
+      \$1362  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1363  = cu4_s_d0[7:3];
+    if (rst) begin
+      \$1363  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1364  = cu4_s_d0[11:8];
+    if (rst) begin
+      \$1364  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1365  = cu5_a_valid;
+    if (\$988 ) begin
+      \$1365  = 1'h1;
+    end else if (cu5_a_valid) begin
+      \$1365  = \$991 ;
+    end
+    if (rst) begin
+      \$1365  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1366  = cu5_a_pos;
+    if (\$988 ) begin
+      \$1366  = \$signal$32 ;
+    end
     if (rst) begin
       \$1366  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1367  = cu4_s_d0[7:3];
+    \$1367  = cu5_a_v;
+    if (\$988 ) begin
+      \$1367  = issue_v;
+    end
     if (rst) begin
-      \$1367  = 5'h00;
+      \$1367  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1368  = cu4_s_d0[11:8];
-    if (rst) begin
-      \$1368  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1369  = cu5_a_valid;
-    if (\$993 ) begin
-      \$1369  = 1'h1;
+    \$1368  = cu5_a_word;
+    if (\$988 ) begin
+      \$1368  = 6'h00;
     end else if (cu5_a_valid) begin
-      \$1369  = \$996 ;
+      \$1368  = \$992 [5:0];
     end
     if (rst) begin
-      \$1369  = 1'h0;
+      \$1368  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1370  = cu5_a_pos;
-    if (\$993 ) begin
-      \$1370  = \$signal$32 ;
-    end
+    \$1369  = { cu5_a_v, cu5_a_pos, \$995 , \$993 , cu5_a_valid };
     if (rst) begin
-      \$1370  = 5'h00;
+      \$1369  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1371  = cu5_a_v;
-    if (\$993 ) begin
-      \$1371  = issue_v;
-    end
+    \$1370  = cu5_b_d0;
     if (rst) begin
-      \$1371  = 4'h0;
+      \$1370  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1372  = cu5_a_word;
-    if (\$993 ) begin
-      \$1372  = 6'h00;
-    end else if (cu5_a_valid) begin
-      \$1372  = \$997 [5:0];
-    end
+    \$1371  = cu5_o_d0;
     if (rst) begin
-      \$1372  = 6'h00;
+      \$1371  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1373  = { cu5_a_v, cu5_a_pos, \$1000 , \$998 , cu5_a_valid };
+    \$1372  = cu5_p_d0;
     if (rst) begin
-      \$1373  = 12'h000;
+      \$1372  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1374  = cu5_b_d0;
+    \$1373  = cu5_weights_rdata;
     if (rst) begin
-      \$1374  = 12'h000;
+      \$1373  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1375  = cu5_o_d0;
+    \$1374  = cu5_inputs_rdata;
     if (rst) begin
-      \$1375  = 12'h000;
+      \$1374  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1376  = cu5_p_d0;
+    \$1375  = \$996 ;
     if (rst) begin
-      \$1376  = 12'h000;
+      \$1375  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1377  = cu5_weights_rdata;
+    \$1376  = \$997 ;
     if (rst) begin
-      \$1377  = 64'h0000000000000000;
+      \$1376  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1378  = cu5_inputs_rdata;
+    \$1377  = \$998 ;
     if (rst) begin
-      \$1378  = 64'h0000000000000000;
+      \$1377  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1379  = \$1001 ;
+    \$1378  = \$999 ;
+    if (rst) begin
+      \$1378  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1379  = \$1000 ;
     if (rst) begin
       \$1379  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1380  = \$1002 ;
+    \$1380  = \$1001 ;
     if (rst) begin
       \$1380  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1381  = \$1003 ;
+    \$1381  = \$1002 ;
     if (rst) begin
       \$1381  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1382  = \$1004 ;
+    \$1382  = \$1003 ;
     if (rst) begin
       \$1382  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1383  = \$1005 ;
+    \$1383  = \$1011 [19:0];
     if (rst) begin
-      \$1383  = 16'h0000;
+      \$1383  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1384  = \$1006 ;
-    if (rst) begin
-      \$1384  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1385  = \$1007 ;
-    if (rst) begin
-      \$1385  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1386  = \$1008 ;
-    if (rst) begin
-      \$1386  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1387  = \$1016 [19:0];
-    if (rst) begin
-      \$1387  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1388  = cu5_psum;
+    \$1384  = cu5_psum;
     if (cu5_s_d0[0]) begin
-      \$1388  = \$96 [31:0];
+      \$1384  = \$96 [31:0];
     end
     if (rst) begin
-      \$1388  = 32'd0;
+      \$1384  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1389  = \$1017 ;
+    \$1385  = \$1012 ;
     if (rst) begin
-      \$1389  = 1'h0;
+      \$1385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1390  = \$96 [31:0];
+    \$1386  = \$96 [31:0];
     if (rst) begin
-      \$1390  = 32'd0;
+      \$1386  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1391  = cu5_table_rdata[4:0];
+    \$1387  = cu5_table_rdata[4:0];
+    if (rst) begin
+      \$1387  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1388  = cu5_s_d0[7:3];
+    if (rst) begin
+      \$1388  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1389  = cu5_s_d0[11:8];
+    if (rst) begin
+      \$1389  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1390  = cu6_a_valid;
+    if (\$1022 ) begin
+      \$1390  = 1'h1;
+    end else if (cu6_a_valid) begin
+      \$1390  = \$1025 ;
+    end
+    if (rst) begin
+      \$1390  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1391  = cu6_a_pos;
+    if (\$1022 ) begin
+      \$1391  = \$signal$32 ;
+    end
     if (rst) begin
       \$1391  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1392  = cu5_s_d0[7:3];
+    \$1392  = cu6_a_v;
+    if (\$1022 ) begin
+      \$1392  = issue_v;
+    end
     if (rst) begin
-      \$1392  = 5'h00;
+      \$1392  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1393  = cu5_s_d0[11:8];
-    if (rst) begin
-      \$1393  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1394  = cu6_a_valid;
-    if (\$1027 ) begin
-      \$1394  = 1'h1;
+    \$1393  = cu6_a_word;
+    if (\$1022 ) begin
+      \$1393  = 6'h00;
     end else if (cu6_a_valid) begin
-      \$1394  = \$1030 ;
+      \$1393  = \$1026 [5:0];
     end
     if (rst) begin
-      \$1394  = 1'h0;
+      \$1393  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1395  = cu6_a_pos;
-    if (\$1027 ) begin
-      \$1395  = \$signal$32 ;
-    end
+    \$1394  = { cu6_a_v, cu6_a_pos, \$1029 , \$1027 , cu6_a_valid };
     if (rst) begin
-      \$1395  = 5'h00;
+      \$1394  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1396  = cu6_a_v;
-    if (\$1027 ) begin
-      \$1396  = issue_v;
-    end
+    \$1395  = cu6_b_d0;
     if (rst) begin
-      \$1396  = 4'h0;
+      \$1395  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1397  = cu6_a_word;
-    if (\$1027 ) begin
-      \$1397  = 6'h00;
-    end else if (cu6_a_valid) begin
-      \$1397  = \$1031 [5:0];
-    end
+    \$1396  = cu6_o_d0;
     if (rst) begin
-      \$1397  = 6'h00;
+      \$1396  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1398  = { cu6_a_v, cu6_a_pos, \$1034 , \$1032 , cu6_a_valid };
+    \$1397  = cu6_p_d0;
     if (rst) begin
-      \$1398  = 12'h000;
+      \$1397  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1399  = cu6_b_d0;
+    \$1398  = cu6_weights_rdata;
     if (rst) begin
-      \$1399  = 12'h000;
+      \$1398  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1400  = cu6_o_d0;
+    \$1399  = cu6_inputs_rdata;
     if (rst) begin
-      \$1400  = 12'h000;
+      \$1399  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1401  = cu6_p_d0;
+    \$1400  = \$1030 ;
     if (rst) begin
-      \$1401  = 12'h000;
+      \$1400  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1402  = cu6_weights_rdata;
+    \$1401  = \$1031 ;
     if (rst) begin
-      \$1402  = 64'h0000000000000000;
+      \$1401  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1403  = cu6_inputs_rdata;
+    \$1402  = \$1032 ;
     if (rst) begin
-      \$1403  = 64'h0000000000000000;
+      \$1402  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1404  = \$1035 ;
+    \$1403  = \$1033 ;
+    if (rst) begin
+      \$1403  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1404  = \$1034 ;
     if (rst) begin
       \$1404  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1405  = \$1036 ;
+    \$1405  = \$1035 ;
     if (rst) begin
       \$1405  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1406  = \$1037 ;
+    \$1406  = \$1036 ;
     if (rst) begin
       \$1406  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1407  = \$1038 ;
+    \$1407  = \$1037 ;
     if (rst) begin
       \$1407  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1408  = \$1039 ;
+    \$1408  = \$1045 [19:0];
     if (rst) begin
-      \$1408  = 16'h0000;
+      \$1408  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1409  = \$1040 ;
-    if (rst) begin
-      \$1409  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1410  = \$1041 ;
-    if (rst) begin
-      \$1410  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1411  = \$1042 ;
-    if (rst) begin
-      \$1411  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1412  = \$1050 [19:0];
-    if (rst) begin
-      \$1412  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1413  = cu6_psum;
+    \$1409  = cu6_psum;
     if (cu6_s_d0[0]) begin
-      \$1413  = \$107 [31:0];
+      \$1409  = \$107 [31:0];
     end
     if (rst) begin
-      \$1413  = 32'd0;
+      \$1409  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1414  = \$1051 ;
+    \$1410  = \$1046 ;
     if (rst) begin
-      \$1414  = 1'h0;
+      \$1410  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1415  = \$107 [31:0];
+    \$1411  = \$107 [31:0];
     if (rst) begin
-      \$1415  = 32'd0;
+      \$1411  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1416  = cu6_table_rdata[4:0];
+    \$1412  = cu6_table_rdata[4:0];
+    if (rst) begin
+      \$1412  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1413  = cu6_s_d0[7:3];
+    if (rst) begin
+      \$1413  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1414  = cu6_s_d0[11:8];
+    if (rst) begin
+      \$1414  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1415  = cu7_a_valid;
+    if (\$1056 ) begin
+      \$1415  = 1'h1;
+    end else if (cu7_a_valid) begin
+      \$1415  = \$1059 ;
+    end
+    if (rst) begin
+      \$1415  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1416  = cu7_a_pos;
+    if (\$1056 ) begin
+      \$1416  = \$signal$32 ;
+    end
     if (rst) begin
       \$1416  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1417  = cu6_s_d0[7:3];
+    \$1417  = cu7_a_v;
+    if (\$1056 ) begin
+      \$1417  = issue_v;
+    end
     if (rst) begin
-      \$1417  = 5'h00;
+      \$1417  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1418  = cu6_s_d0[11:8];
-    if (rst) begin
-      \$1418  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1419  = cu7_a_valid;
-    if (\$1061 ) begin
-      \$1419  = 1'h1;
+    \$1418  = cu7_a_word;
+    if (\$1056 ) begin
+      \$1418  = 6'h00;
     end else if (cu7_a_valid) begin
-      \$1419  = \$1064 ;
+      \$1418  = \$1060 [5:0];
     end
     if (rst) begin
-      \$1419  = 1'h0;
+      \$1418  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1420  = cu7_a_pos;
-    if (\$1061 ) begin
-      \$1420  = \$signal$32 ;
-    end
+    \$1419  = { cu7_a_v, cu7_a_pos, \$1063 , \$1061 , cu7_a_valid };
     if (rst) begin
-      \$1420  = 5'h00;
+      \$1419  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1421  = cu7_a_v;
-    if (\$1061 ) begin
-      \$1421  = issue_v;
-    end
+    \$1420  = cu7_b_d0;
     if (rst) begin
-      \$1421  = 4'h0;
+      \$1420  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1422  = cu7_a_word;
-    if (\$1061 ) begin
-      \$1422  = 6'h00;
-    end else if (cu7_a_valid) begin
-      \$1422  = \$1065 [5:0];
-    end
+    \$1421  = cu7_o_d0;
     if (rst) begin
-      \$1422  = 6'h00;
+      \$1421  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1423  = { cu7_a_v, cu7_a_pos, \$1068 , \$1066 , cu7_a_valid };
+    \$1422  = cu7_p_d0;
     if (rst) begin
-      \$1423  = 12'h000;
+      \$1422  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1424  = cu7_b_d0;
+    \$1423  = cu7_weights_rdata;
     if (rst) begin
-      \$1424  = 12'h000;
+      \$1423  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1425  = cu7_o_d0;
+    \$1424  = cu7_inputs_rdata;
     if (rst) begin
-      \$1425  = 12'h000;
+      \$1424  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1426  = cu7_p_d0;
+    \$1425  = \$1064 ;
     if (rst) begin
-      \$1426  = 12'h000;
+      \$1425  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1427  = cu7_weights_rdata;
+    \$1426  = \$1065 ;
     if (rst) begin
-      \$1427  = 64'h0000000000000000;
+      \$1426  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1428  = cu7_inputs_rdata;
+    \$1427  = \$1066 ;
     if (rst) begin
-      \$1428  = 64'h0000000000000000;
+      \$1427  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1429  = \$1069 ;
+    \$1428  = \$1067 ;
+    if (rst) begin
+      \$1428  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1429  = \$1068 ;
     if (rst) begin
       \$1429  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1430  = \$1070 ;
+    \$1430  = \$1069 ;
     if (rst) begin
       \$1430  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1431  = \$1071 ;
+    \$1431  = \$1070 ;
     if (rst) begin
       \$1431  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1432  = \$1072 ;
+    \$1432  = \$1071 ;
     if (rst) begin
       \$1432  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1433  = \$1073 ;
+    \$1433  = \$1079 [19:0];
     if (rst) begin
-      \$1433  = 16'h0000;
+      \$1433  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1434  = \$1074 ;
-    if (rst) begin
-      \$1434  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1435  = \$1075 ;
-    if (rst) begin
-      \$1435  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1436  = \$1076 ;
-    if (rst) begin
-      \$1436  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1437  = \$1084 [19:0];
-    if (rst) begin
-      \$1437  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1438  = cu7_psum;
+    \$1434  = cu7_psum;
     if (cu7_s_d0[0]) begin
-      \$1438  = \$118 [31:0];
+      \$1434  = \$118 [31:0];
     end
     if (rst) begin
-      \$1438  = 32'd0;
+      \$1434  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1439  = \$1085 ;
+    \$1435  = \$1080 ;
     if (rst) begin
-      \$1439  = 1'h0;
+      \$1435  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1440  = \$118 [31:0];
+    \$1436  = \$118 [31:0];
     if (rst) begin
-      \$1440  = 32'd0;
+      \$1436  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1441  = cu7_table_rdata[4:0];
+    \$1437  = cu7_table_rdata[4:0];
+    if (rst) begin
+      \$1437  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1438  = cu7_s_d0[7:3];
+    if (rst) begin
+      \$1438  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1439  = cu7_s_d0[11:8];
+    if (rst) begin
+      \$1439  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1440  = bincu0_a_valid;
+    if (\$1084 ) begin
+      \$1440  = 1'h1;
+    end else if (bincu0_a_valid) begin
+      \$1440  = \$1087 ;
+    end
+    if (rst) begin
+      \$1440  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1441  = bincu0_a_pos;
+    if (\$1084 ) begin
+      \$1441  = \$signal$28 [4:0];
+    end
     if (rst) begin
       \$1441  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1442  = cu7_s_d0[7:3];
+    \$1442  = bincu0_a_v;
+    if (\$1084 ) begin
+      \$1442  = \$signal$36 [3:0];
+    end
     if (rst) begin
-      \$1442  = 5'h00;
+      \$1442  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1443  = cu7_s_d0[11:8];
+    \$1443  = bincu0_a_word;
+    if (\$1084 ) begin
+      \$1443  = 3'h0;
+    end else if (bincu0_a_valid) begin
+      \$1443  = \$1088 [2:0];
+    end
     if (rst) begin
-      \$1443  = 4'h0;
+      \$1443  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$1444  = bincu0_a_valid;
-    if (\$1089 ) begin
-      \$1444  = 1'h1;
-    end else if (bincu0_a_valid) begin
-      \$1444  = \$1092 ;
-    end
     if (rst) begin
       \$1444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1445  = bincu0_a_pos;
-    if (\$1089 ) begin
-      \$1445  = \$signal$28 [4:0];
-    end
+    \$1445  = \$1090 ;
     if (rst) begin
-      \$1445  = 5'h00;
+      \$1445  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1446  = bincu0_a_v;
-    if (\$1089 ) begin
-      \$1446  = \$signal$36 [3:0];
-    end
+    \$1446  = bincu0_a_pos;
     if (rst) begin
-      \$1446  = 4'h0;
+      \$1446  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1447  = bincu0_a_word;
-    if (\$1089 ) begin
-      \$1447  = 3'h0;
-    end else if (bincu0_a_valid) begin
-      \$1447  = \$1093 [2:0];
-    end
+    \$1447  = bincu0_a_v;
     if (rst) begin
-      \$1447  = 3'h0;
+      \$1447  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1448  = bincu0_a_valid;
+    \$1448  = bincu0_b_valid;
     if (rst) begin
       \$1448  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1449  = \$1095 ;
+    \$1449  = bincu0_chunk;
     if (rst) begin
-      \$1449  = 1'h0;
+      \$1449  = 200'h00000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1450  = bincu0_a_pos;
+    \$1455  = bincu1_a_valid;
+    if (\$1094 ) begin
+      \$1455  = 1'h1;
+    end else if (bincu1_a_valid) begin
+      \$1455  = \$1097 ;
+    end
     if (rst) begin
-      \$1450  = 5'h00;
+      \$1455  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1451  = bincu0_a_v;
+    \$1456  = bincu1_a_pos;
+    if (\$1094 ) begin
+      \$1456  = \$signal$28 [4:0];
+    end
     if (rst) begin
-      \$1451  = 4'h0;
+      \$1456  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1452  = bincu0_b_valid;
+    \$1457  = bincu1_a_v;
+    if (\$1094 ) begin
+      \$1457  = \$signal$36 [3:0];
+    end
     if (rst) begin
-      \$1452  = 1'h0;
+      \$1457  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1453  = bincu0_chunk;
+    \$1458  = bincu1_a_word;
+    if (\$1094 ) begin
+      \$1458  = 3'h0;
+    end else if (bincu1_a_valid) begin
+      \$1458  = \$1098 [2:0];
+    end
     if (rst) begin
-      \$1453  = 200'h00000000000000000000000000000000000000000000000000;
+      \$1458  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$1459  = bincu1_a_valid;
-    if (\$1099 ) begin
-      \$1459  = 1'h1;
-    end else if (bincu1_a_valid) begin
-      \$1459  = \$1102 ;
-    end
     if (rst) begin
       \$1459  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1460  = bincu1_a_pos;
-    if (\$1099 ) begin
-      \$1460  = \$signal$28 [4:0];
-    end
+    \$1460  = \$1100 ;
     if (rst) begin
-      \$1460  = 5'h00;
+      \$1460  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1461  = bincu1_a_v;
-    if (\$1099 ) begin
-      \$1461  = \$signal$36 [3:0];
-    end
+    \$1461  = bincu1_a_pos;
     if (rst) begin
-      \$1461  = 4'h0;
+      \$1461  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1462  = bincu1_a_word;
-    if (\$1099 ) begin
-      \$1462  = 3'h0;
-    end else if (bincu1_a_valid) begin
-      \$1462  = \$1103 [2:0];
-    end
+    \$1462  = bincu1_a_v;
     if (rst) begin
-      \$1462  = 3'h0;
+      \$1462  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1463  = bincu1_a_valid;
+    \$1463  = bincu1_b_valid;
     if (rst) begin
       \$1463  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1464  = \$1105 ;
+    \$1464  = bincu1_chunk;
     if (rst) begin
-      \$1464  = 1'h0;
+      \$1464  = 200'h00000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1465  = bincu1_a_pos;
-    if (rst) begin
-      \$1465  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1466  = bincu1_a_v;
-    if (rst) begin
-      \$1466  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1467  = bincu1_b_valid;
-    if (rst) begin
-      \$1467  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1468  = bincu1_chunk;
-    if (rst) begin
-      \$1468  = 200'h00000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1474  = proxy_zero;
+    \$1470  = proxy_zero;
     if (cu0_c_valid) begin
-      if (\$1106 ) begin
+      if (\$1101 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1107 ;
+              \$1470 [0] = \$1102 ;
           9'h001:
-              \$1474 [1] = \$1107 ;
+              \$1470 [1] = \$1102 ;
           9'h002:
-              \$1474 [2] = \$1107 ;
+              \$1470 [2] = \$1102 ;
           9'h003:
-              \$1474 [3] = \$1107 ;
+              \$1470 [3] = \$1102 ;
           9'h004:
-              \$1474 [4] = \$1107 ;
+              \$1470 [4] = \$1102 ;
           9'h005:
-              \$1474 [5] = \$1107 ;
+              \$1470 [5] = \$1102 ;
           9'h006:
-              \$1474 [6] = \$1107 ;
+              \$1470 [6] = \$1102 ;
           9'h007:
-              \$1474 [7] = \$1107 ;
+              \$1470 [7] = \$1102 ;
           9'h008:
-              \$1474 [8] = \$1107 ;
+              \$1470 [8] = \$1102 ;
           9'h009:
-              \$1474 [9] = \$1107 ;
+              \$1470 [9] = \$1102 ;
           9'h00a:
-              \$1474 [10] = \$1107 ;
+              \$1470 [10] = \$1102 ;
           9'h00b:
-              \$1474 [11] = \$1107 ;
+              \$1470 [11] = \$1102 ;
           9'h00c:
-              \$1474 [12] = \$1107 ;
+              \$1470 [12] = \$1102 ;
           9'h00d:
-              \$1474 [13] = \$1107 ;
+              \$1470 [13] = \$1102 ;
           9'h00e:
-              \$1474 [14] = \$1107 ;
+              \$1470 [14] = \$1102 ;
           9'h00f:
-              \$1474 [15] = \$1107 ;
+              \$1470 [15] = \$1102 ;
           9'h010:
-              \$1474 [16] = \$1107 ;
+              \$1470 [16] = \$1102 ;
           9'h011:
-              \$1474 [17] = \$1107 ;
+              \$1470 [17] = \$1102 ;
           9'h012:
-              \$1474 [18] = \$1107 ;
+              \$1470 [18] = \$1102 ;
           9'h013:
-              \$1474 [19] = \$1107 ;
+              \$1470 [19] = \$1102 ;
           9'h014:
-              \$1474 [20] = \$1107 ;
+              \$1470 [20] = \$1102 ;
           9'h015:
-              \$1474 [21] = \$1107 ;
+              \$1470 [21] = \$1102 ;
           9'h016:
-              \$1474 [22] = \$1107 ;
+              \$1470 [22] = \$1102 ;
           9'h017:
-              \$1474 [23] = \$1107 ;
+              \$1470 [23] = \$1102 ;
           9'h018:
-              \$1474 [24] = \$1107 ;
+              \$1470 [24] = \$1102 ;
           9'h019:
-              \$1474 [25] = \$1107 ;
+              \$1470 [25] = \$1102 ;
           9'h01a:
-              \$1474 [26] = \$1107 ;
+              \$1470 [26] = \$1102 ;
           9'h01b:
-              \$1474 [27] = \$1107 ;
+              \$1470 [27] = \$1102 ;
           9'h01c:
-              \$1474 [28] = \$1107 ;
+              \$1470 [28] = \$1102 ;
           9'h01d:
-              \$1474 [29] = \$1107 ;
+              \$1470 [29] = \$1102 ;
           9'h01e:
-              \$1474 [30] = \$1107 ;
+              \$1470 [30] = \$1102 ;
           9'h01f:
-              \$1474 [31] = \$1107 ;
+              \$1470 [31] = \$1102 ;
           9'h020:
-              \$1474 [32] = \$1107 ;
+              \$1470 [32] = \$1102 ;
           9'h021:
-              \$1474 [33] = \$1107 ;
+              \$1470 [33] = \$1102 ;
           9'h022:
-              \$1474 [34] = \$1107 ;
+              \$1470 [34] = \$1102 ;
           9'h023:
-              \$1474 [35] = \$1107 ;
+              \$1470 [35] = \$1102 ;
           9'h024:
-              \$1474 [36] = \$1107 ;
+              \$1470 [36] = \$1102 ;
           9'h025:
-              \$1474 [37] = \$1107 ;
+              \$1470 [37] = \$1102 ;
           9'h026:
-              \$1474 [38] = \$1107 ;
+              \$1470 [38] = \$1102 ;
           9'h027:
-              \$1474 [39] = \$1107 ;
+              \$1470 [39] = \$1102 ;
           9'h028:
-              \$1474 [40] = \$1107 ;
+              \$1470 [40] = \$1102 ;
           9'h029:
-              \$1474 [41] = \$1107 ;
+              \$1470 [41] = \$1102 ;
           9'h02a:
-              \$1474 [42] = \$1107 ;
+              \$1470 [42] = \$1102 ;
           9'h02b:
-              \$1474 [43] = \$1107 ;
+              \$1470 [43] = \$1102 ;
           9'h02c:
-              \$1474 [44] = \$1107 ;
+              \$1470 [44] = \$1102 ;
           9'h02d:
-              \$1474 [45] = \$1107 ;
+              \$1470 [45] = \$1102 ;
           9'h02e:
-              \$1474 [46] = \$1107 ;
+              \$1470 [46] = \$1102 ;
           9'h02f:
-              \$1474 [47] = \$1107 ;
+              \$1470 [47] = \$1102 ;
           9'h030:
-              \$1474 [48] = \$1107 ;
+              \$1470 [48] = \$1102 ;
           9'h031:
-              \$1474 [49] = \$1107 ;
+              \$1470 [49] = \$1102 ;
           9'h032:
-              \$1474 [50] = \$1107 ;
+              \$1470 [50] = \$1102 ;
           9'h033:
-              \$1474 [51] = \$1107 ;
+              \$1470 [51] = \$1102 ;
           9'h034:
-              \$1474 [52] = \$1107 ;
+              \$1470 [52] = \$1102 ;
           9'h035:
-              \$1474 [53] = \$1107 ;
+              \$1470 [53] = \$1102 ;
           9'h036:
-              \$1474 [54] = \$1107 ;
+              \$1470 [54] = \$1102 ;
           9'h037:
-              \$1474 [55] = \$1107 ;
+              \$1470 [55] = \$1102 ;
           9'h038:
-              \$1474 [56] = \$1107 ;
+              \$1470 [56] = \$1102 ;
           9'h039:
-              \$1474 [57] = \$1107 ;
+              \$1470 [57] = \$1102 ;
           9'h03a:
-              \$1474 [58] = \$1107 ;
+              \$1470 [58] = \$1102 ;
           9'h03b:
-              \$1474 [59] = \$1107 ;
+              \$1470 [59] = \$1102 ;
           9'h03c:
-              \$1474 [60] = \$1107 ;
+              \$1470 [60] = \$1102 ;
           9'h03d:
-              \$1474 [61] = \$1107 ;
+              \$1470 [61] = \$1102 ;
           9'h03e:
-              \$1474 [62] = \$1107 ;
+              \$1470 [62] = \$1102 ;
           9'h03f:
-              \$1474 [63] = \$1107 ;
+              \$1470 [63] = \$1102 ;
           9'h040:
-              \$1474 [64] = \$1107 ;
+              \$1470 [64] = \$1102 ;
           9'h041:
-              \$1474 [65] = \$1107 ;
+              \$1470 [65] = \$1102 ;
           9'h042:
-              \$1474 [66] = \$1107 ;
+              \$1470 [66] = \$1102 ;
           9'h043:
-              \$1474 [67] = \$1107 ;
+              \$1470 [67] = \$1102 ;
           9'h044:
-              \$1474 [68] = \$1107 ;
+              \$1470 [68] = \$1102 ;
           9'h045:
-              \$1474 [69] = \$1107 ;
+              \$1470 [69] = \$1102 ;
           9'h046:
-              \$1474 [70] = \$1107 ;
+              \$1470 [70] = \$1102 ;
           9'h047:
-              \$1474 [71] = \$1107 ;
+              \$1470 [71] = \$1102 ;
           9'h048:
-              \$1474 [72] = \$1107 ;
+              \$1470 [72] = \$1102 ;
           9'h049:
-              \$1474 [73] = \$1107 ;
+              \$1470 [73] = \$1102 ;
           9'h04a:
-              \$1474 [74] = \$1107 ;
+              \$1470 [74] = \$1102 ;
           9'h04b:
-              \$1474 [75] = \$1107 ;
+              \$1470 [75] = \$1102 ;
           9'h04c:
-              \$1474 [76] = \$1107 ;
+              \$1470 [76] = \$1102 ;
           9'h04d:
-              \$1474 [77] = \$1107 ;
+              \$1470 [77] = \$1102 ;
           9'h04e:
-              \$1474 [78] = \$1107 ;
+              \$1470 [78] = \$1102 ;
           9'h04f:
-              \$1474 [79] = \$1107 ;
+              \$1470 [79] = \$1102 ;
           9'h050:
-              \$1474 [80] = \$1107 ;
+              \$1470 [80] = \$1102 ;
           9'h051:
-              \$1474 [81] = \$1107 ;
+              \$1470 [81] = \$1102 ;
           9'h052:
-              \$1474 [82] = \$1107 ;
+              \$1470 [82] = \$1102 ;
           9'h053:
-              \$1474 [83] = \$1107 ;
+              \$1470 [83] = \$1102 ;
           9'h054:
-              \$1474 [84] = \$1107 ;
+              \$1470 [84] = \$1102 ;
           9'h055:
-              \$1474 [85] = \$1107 ;
+              \$1470 [85] = \$1102 ;
           9'h056:
-              \$1474 [86] = \$1107 ;
+              \$1470 [86] = \$1102 ;
           9'h057:
-              \$1474 [87] = \$1107 ;
+              \$1470 [87] = \$1102 ;
           9'h058:
-              \$1474 [88] = \$1107 ;
+              \$1470 [88] = \$1102 ;
           9'h059:
-              \$1474 [89] = \$1107 ;
+              \$1470 [89] = \$1102 ;
           9'h05a:
-              \$1474 [90] = \$1107 ;
+              \$1470 [90] = \$1102 ;
           9'h05b:
-              \$1474 [91] = \$1107 ;
+              \$1470 [91] = \$1102 ;
           9'h05c:
-              \$1474 [92] = \$1107 ;
+              \$1470 [92] = \$1102 ;
           9'h05d:
-              \$1474 [93] = \$1107 ;
+              \$1470 [93] = \$1102 ;
           9'h05e:
-              \$1474 [94] = \$1107 ;
+              \$1470 [94] = \$1102 ;
           9'h05f:
-              \$1474 [95] = \$1107 ;
+              \$1470 [95] = \$1102 ;
           9'h060:
-              \$1474 [96] = \$1107 ;
+              \$1470 [96] = \$1102 ;
           9'h061:
-              \$1474 [97] = \$1107 ;
+              \$1470 [97] = \$1102 ;
           9'h062:
-              \$1474 [98] = \$1107 ;
+              \$1470 [98] = \$1102 ;
           9'h063:
-              \$1474 [99] = \$1107 ;
+              \$1470 [99] = \$1102 ;
           9'h064:
-              \$1474 [100] = \$1107 ;
+              \$1470 [100] = \$1102 ;
           9'h065:
-              \$1474 [101] = \$1107 ;
+              \$1470 [101] = \$1102 ;
           9'h066:
-              \$1474 [102] = \$1107 ;
+              \$1470 [102] = \$1102 ;
           9'h067:
-              \$1474 [103] = \$1107 ;
+              \$1470 [103] = \$1102 ;
           9'h068:
-              \$1474 [104] = \$1107 ;
+              \$1470 [104] = \$1102 ;
           9'h069:
-              \$1474 [105] = \$1107 ;
+              \$1470 [105] = \$1102 ;
           9'h06a:
-              \$1474 [106] = \$1107 ;
+              \$1470 [106] = \$1102 ;
           9'h06b:
-              \$1474 [107] = \$1107 ;
+              \$1470 [107] = \$1102 ;
           9'h06c:
-              \$1474 [108] = \$1107 ;
+              \$1470 [108] = \$1102 ;
           9'h06d:
-              \$1474 [109] = \$1107 ;
+              \$1470 [109] = \$1102 ;
           9'h06e:
-              \$1474 [110] = \$1107 ;
+              \$1470 [110] = \$1102 ;
           9'h06f:
-              \$1474 [111] = \$1107 ;
+              \$1470 [111] = \$1102 ;
           9'h070:
-              \$1474 [112] = \$1107 ;
+              \$1470 [112] = \$1102 ;
           9'h071:
-              \$1474 [113] = \$1107 ;
+              \$1470 [113] = \$1102 ;
           9'h072:
-              \$1474 [114] = \$1107 ;
+              \$1470 [114] = \$1102 ;
           9'h073:
-              \$1474 [115] = \$1107 ;
+              \$1470 [115] = \$1102 ;
           9'h074:
-              \$1474 [116] = \$1107 ;
+              \$1470 [116] = \$1102 ;
           9'h075:
-              \$1474 [117] = \$1107 ;
+              \$1470 [117] = \$1102 ;
           9'h076:
-              \$1474 [118] = \$1107 ;
+              \$1470 [118] = \$1102 ;
           9'h077:
-              \$1474 [119] = \$1107 ;
+              \$1470 [119] = \$1102 ;
           9'h078:
-              \$1474 [120] = \$1107 ;
+              \$1470 [120] = \$1102 ;
           9'h079:
-              \$1474 [121] = \$1107 ;
+              \$1470 [121] = \$1102 ;
           9'h07a:
-              \$1474 [122] = \$1107 ;
+              \$1470 [122] = \$1102 ;
           9'h07b:
-              \$1474 [123] = \$1107 ;
+              \$1470 [123] = \$1102 ;
           9'h07c:
-              \$1474 [124] = \$1107 ;
+              \$1470 [124] = \$1102 ;
           9'h07d:
-              \$1474 [125] = \$1107 ;
+              \$1470 [125] = \$1102 ;
           9'h07e:
-              \$1474 [126] = \$1107 ;
+              \$1470 [126] = \$1102 ;
           9'h07f:
-              \$1474 [127] = \$1107 ;
+              \$1470 [127] = \$1102 ;
           9'h080:
-              \$1474 [128] = \$1107 ;
+              \$1470 [128] = \$1102 ;
           9'h081:
-              \$1474 [129] = \$1107 ;
+              \$1470 [129] = \$1102 ;
           9'h082:
-              \$1474 [130] = \$1107 ;
+              \$1470 [130] = \$1102 ;
           9'h083:
-              \$1474 [131] = \$1107 ;
+              \$1470 [131] = \$1102 ;
           9'h084:
-              \$1474 [132] = \$1107 ;
+              \$1470 [132] = \$1102 ;
           9'h085:
-              \$1474 [133] = \$1107 ;
+              \$1470 [133] = \$1102 ;
           9'h086:
-              \$1474 [134] = \$1107 ;
+              \$1470 [134] = \$1102 ;
           9'h087:
-              \$1474 [135] = \$1107 ;
+              \$1470 [135] = \$1102 ;
           9'h088:
-              \$1474 [136] = \$1107 ;
+              \$1470 [136] = \$1102 ;
           9'h089:
-              \$1474 [137] = \$1107 ;
+              \$1470 [137] = \$1102 ;
           9'h08a:
-              \$1474 [138] = \$1107 ;
+              \$1470 [138] = \$1102 ;
           9'h08b:
-              \$1474 [139] = \$1107 ;
+              \$1470 [139] = \$1102 ;
           9'h08c:
-              \$1474 [140] = \$1107 ;
+              \$1470 [140] = \$1102 ;
           9'h08d:
-              \$1474 [141] = \$1107 ;
+              \$1470 [141] = \$1102 ;
           9'h08e:
-              \$1474 [142] = \$1107 ;
+              \$1470 [142] = \$1102 ;
           9'h08f:
-              \$1474 [143] = \$1107 ;
+              \$1470 [143] = \$1102 ;
           9'h090:
-              \$1474 [144] = \$1107 ;
+              \$1470 [144] = \$1102 ;
           9'h091:
-              \$1474 [145] = \$1107 ;
+              \$1470 [145] = \$1102 ;
           9'h092:
-              \$1474 [146] = \$1107 ;
+              \$1470 [146] = \$1102 ;
           9'h093:
-              \$1474 [147] = \$1107 ;
+              \$1470 [147] = \$1102 ;
           9'h094:
-              \$1474 [148] = \$1107 ;
+              \$1470 [148] = \$1102 ;
           9'h095:
-              \$1474 [149] = \$1107 ;
+              \$1470 [149] = \$1102 ;
           9'h096:
-              \$1474 [150] = \$1107 ;
+              \$1470 [150] = \$1102 ;
           9'h097:
-              \$1474 [151] = \$1107 ;
+              \$1470 [151] = \$1102 ;
           9'h098:
-              \$1474 [152] = \$1107 ;
+              \$1470 [152] = \$1102 ;
           9'h099:
-              \$1474 [153] = \$1107 ;
+              \$1470 [153] = \$1102 ;
           9'h09a:
-              \$1474 [154] = \$1107 ;
+              \$1470 [154] = \$1102 ;
           9'h09b:
-              \$1474 [155] = \$1107 ;
+              \$1470 [155] = \$1102 ;
           9'h09c:
-              \$1474 [156] = \$1107 ;
+              \$1470 [156] = \$1102 ;
           9'h09d:
-              \$1474 [157] = \$1107 ;
+              \$1470 [157] = \$1102 ;
           9'h09e:
-              \$1474 [158] = \$1107 ;
+              \$1470 [158] = \$1102 ;
           9'h09f:
-              \$1474 [159] = \$1107 ;
+              \$1470 [159] = \$1102 ;
           9'h0a0:
-              \$1474 [160] = \$1107 ;
+              \$1470 [160] = \$1102 ;
           9'h0a1:
-              \$1474 [161] = \$1107 ;
+              \$1470 [161] = \$1102 ;
           9'h0a2:
-              \$1474 [162] = \$1107 ;
+              \$1470 [162] = \$1102 ;
           9'h0a3:
-              \$1474 [163] = \$1107 ;
+              \$1470 [163] = \$1102 ;
           9'h0a4:
-              \$1474 [164] = \$1107 ;
+              \$1470 [164] = \$1102 ;
           9'h0a5:
-              \$1474 [165] = \$1107 ;
+              \$1470 [165] = \$1102 ;
           9'h0a6:
-              \$1474 [166] = \$1107 ;
+              \$1470 [166] = \$1102 ;
           9'h0a7:
-              \$1474 [167] = \$1107 ;
+              \$1470 [167] = \$1102 ;
           9'h0a8:
-              \$1474 [168] = \$1107 ;
+              \$1470 [168] = \$1102 ;
           9'h0a9:
-              \$1474 [169] = \$1107 ;
+              \$1470 [169] = \$1102 ;
           9'h0aa:
-              \$1474 [170] = \$1107 ;
+              \$1470 [170] = \$1102 ;
           9'h0ab:
-              \$1474 [171] = \$1107 ;
+              \$1470 [171] = \$1102 ;
           9'h0ac:
-              \$1474 [172] = \$1107 ;
+              \$1470 [172] = \$1102 ;
           9'h0ad:
-              \$1474 [173] = \$1107 ;
+              \$1470 [173] = \$1102 ;
           9'h0ae:
-              \$1474 [174] = \$1107 ;
+              \$1470 [174] = \$1102 ;
           9'h0af:
-              \$1474 [175] = \$1107 ;
+              \$1470 [175] = \$1102 ;
           9'h0b0:
-              \$1474 [176] = \$1107 ;
+              \$1470 [176] = \$1102 ;
           9'h0b1:
-              \$1474 [177] = \$1107 ;
+              \$1470 [177] = \$1102 ;
           9'h0b2:
-              \$1474 [178] = \$1107 ;
+              \$1470 [178] = \$1102 ;
           9'h0b3:
-              \$1474 [179] = \$1107 ;
+              \$1470 [179] = \$1102 ;
           9'h0b4:
-              \$1474 [180] = \$1107 ;
+              \$1470 [180] = \$1102 ;
           9'h0b5:
-              \$1474 [181] = \$1107 ;
+              \$1470 [181] = \$1102 ;
           9'h0b6:
-              \$1474 [182] = \$1107 ;
+              \$1470 [182] = \$1102 ;
           9'h0b7:
-              \$1474 [183] = \$1107 ;
+              \$1470 [183] = \$1102 ;
           9'h0b8:
-              \$1474 [184] = \$1107 ;
+              \$1470 [184] = \$1102 ;
           9'h0b9:
-              \$1474 [185] = \$1107 ;
+              \$1470 [185] = \$1102 ;
           9'h0ba:
-              \$1474 [186] = \$1107 ;
+              \$1470 [186] = \$1102 ;
           9'h0bb:
-              \$1474 [187] = \$1107 ;
+              \$1470 [187] = \$1102 ;
           9'h0bc:
-              \$1474 [188] = \$1107 ;
+              \$1470 [188] = \$1102 ;
           9'h0bd:
-              \$1474 [189] = \$1107 ;
+              \$1470 [189] = \$1102 ;
           9'h0be:
-              \$1474 [190] = \$1107 ;
+              \$1470 [190] = \$1102 ;
           9'h0bf:
-              \$1474 [191] = \$1107 ;
+              \$1470 [191] = \$1102 ;
           9'h0c0:
-              \$1474 [192] = \$1107 ;
+              \$1470 [192] = \$1102 ;
           9'h0c1:
-              \$1474 [193] = \$1107 ;
+              \$1470 [193] = \$1102 ;
           9'h0c2:
-              \$1474 [194] = \$1107 ;
+              \$1470 [194] = \$1102 ;
           9'h0c3:
-              \$1474 [195] = \$1107 ;
+              \$1470 [195] = \$1102 ;
           9'h0c4:
-              \$1474 [196] = \$1107 ;
+              \$1470 [196] = \$1102 ;
           9'h0c5:
-              \$1474 [197] = \$1107 ;
+              \$1470 [197] = \$1102 ;
           9'h0c6:
-              \$1474 [198] = \$1107 ;
+              \$1470 [198] = \$1102 ;
           9'h0c7:
-              \$1474 [199] = \$1107 ;
+              \$1470 [199] = \$1102 ;
           9'h0c8:
-              \$1474 [200] = \$1107 ;
+              \$1470 [200] = \$1102 ;
           9'h0c9:
-              \$1474 [201] = \$1107 ;
+              \$1470 [201] = \$1102 ;
           9'h0ca:
-              \$1474 [202] = \$1107 ;
+              \$1470 [202] = \$1102 ;
           9'h0cb:
-              \$1474 [203] = \$1107 ;
+              \$1470 [203] = \$1102 ;
           9'h0cc:
-              \$1474 [204] = \$1107 ;
+              \$1470 [204] = \$1102 ;
           9'h0cd:
-              \$1474 [205] = \$1107 ;
+              \$1470 [205] = \$1102 ;
           9'h0ce:
-              \$1474 [206] = \$1107 ;
+              \$1470 [206] = \$1102 ;
           9'h0cf:
-              \$1474 [207] = \$1107 ;
+              \$1470 [207] = \$1102 ;
           9'h0d0:
-              \$1474 [208] = \$1107 ;
+              \$1470 [208] = \$1102 ;
           9'h0d1:
-              \$1474 [209] = \$1107 ;
+              \$1470 [209] = \$1102 ;
           9'h0d2:
-              \$1474 [210] = \$1107 ;
+              \$1470 [210] = \$1102 ;
           9'h0d3:
-              \$1474 [211] = \$1107 ;
+              \$1470 [211] = \$1102 ;
           9'h0d4:
-              \$1474 [212] = \$1107 ;
+              \$1470 [212] = \$1102 ;
           9'h0d5:
-              \$1474 [213] = \$1107 ;
+              \$1470 [213] = \$1102 ;
           9'h0d6:
-              \$1474 [214] = \$1107 ;
+              \$1470 [214] = \$1102 ;
           9'h0d7:
-              \$1474 [215] = \$1107 ;
+              \$1470 [215] = \$1102 ;
           9'h0d8:
-              \$1474 [216] = \$1107 ;
+              \$1470 [216] = \$1102 ;
           9'h0d9:
-              \$1474 [217] = \$1107 ;
+              \$1470 [217] = \$1102 ;
           9'h0da:
-              \$1474 [218] = \$1107 ;
+              \$1470 [218] = \$1102 ;
           9'h0db:
-              \$1474 [219] = \$1107 ;
+              \$1470 [219] = \$1102 ;
           9'h0dc:
-              \$1474 [220] = \$1107 ;
+              \$1470 [220] = \$1102 ;
           9'h0dd:
-              \$1474 [221] = \$1107 ;
+              \$1470 [221] = \$1102 ;
           9'h0de:
-              \$1474 [222] = \$1107 ;
+              \$1470 [222] = \$1102 ;
           9'h0df:
-              \$1474 [223] = \$1107 ;
+              \$1470 [223] = \$1102 ;
           9'h0e0:
-              \$1474 [224] = \$1107 ;
+              \$1470 [224] = \$1102 ;
           9'h0e1:
-              \$1474 [225] = \$1107 ;
+              \$1470 [225] = \$1102 ;
           9'h0e2:
-              \$1474 [226] = \$1107 ;
+              \$1470 [226] = \$1102 ;
           9'h0e3:
-              \$1474 [227] = \$1107 ;
+              \$1470 [227] = \$1102 ;
           9'h0e4:
-              \$1474 [228] = \$1107 ;
+              \$1470 [228] = \$1102 ;
           9'h0e5:
-              \$1474 [229] = \$1107 ;
+              \$1470 [229] = \$1102 ;
           9'h0e6:
-              \$1474 [230] = \$1107 ;
+              \$1470 [230] = \$1102 ;
           9'h0e7:
-              \$1474 [231] = \$1107 ;
+              \$1470 [231] = \$1102 ;
           9'h0e8:
-              \$1474 [232] = \$1107 ;
+              \$1470 [232] = \$1102 ;
           9'h0e9:
-              \$1474 [233] = \$1107 ;
+              \$1470 [233] = \$1102 ;
           9'h0ea:
-              \$1474 [234] = \$1107 ;
+              \$1470 [234] = \$1102 ;
           9'h0eb:
-              \$1474 [235] = \$1107 ;
+              \$1470 [235] = \$1102 ;
           9'h0ec:
-              \$1474 [236] = \$1107 ;
+              \$1470 [236] = \$1102 ;
           9'h0ed:
-              \$1474 [237] = \$1107 ;
+              \$1470 [237] = \$1102 ;
           9'h0ee:
-              \$1474 [238] = \$1107 ;
+              \$1470 [238] = \$1102 ;
           9'h0ef:
-              \$1474 [239] = \$1107 ;
+              \$1470 [239] = \$1102 ;
           9'h0f0:
-              \$1474 [240] = \$1107 ;
+              \$1470 [240] = \$1102 ;
           9'h0f1:
-              \$1474 [241] = \$1107 ;
+              \$1470 [241] = \$1102 ;
           9'h0f2:
-              \$1474 [242] = \$1107 ;
+              \$1470 [242] = \$1102 ;
           9'h0f3:
-              \$1474 [243] = \$1107 ;
+              \$1470 [243] = \$1102 ;
           9'h0f4:
-              \$1474 [244] = \$1107 ;
+              \$1470 [244] = \$1102 ;
           9'h0f5:
-              \$1474 [245] = \$1107 ;
+              \$1470 [245] = \$1102 ;
           9'h0f6:
-              \$1474 [246] = \$1107 ;
+              \$1470 [246] = \$1102 ;
           9'h0f7:
-              \$1474 [247] = \$1107 ;
+              \$1470 [247] = \$1102 ;
           9'h0f8:
-              \$1474 [248] = \$1107 ;
+              \$1470 [248] = \$1102 ;
           9'h0f9:
-              \$1474 [249] = \$1107 ;
+              \$1470 [249] = \$1102 ;
           9'h0fa:
-              \$1474 [250] = \$1107 ;
+              \$1470 [250] = \$1102 ;
           9'h0fb:
-              \$1474 [251] = \$1107 ;
+              \$1470 [251] = \$1102 ;
           9'h0fc:
-              \$1474 [252] = \$1107 ;
+              \$1470 [252] = \$1102 ;
           9'h0fd:
-              \$1474 [253] = \$1107 ;
+              \$1470 [253] = \$1102 ;
           9'h0fe:
-              \$1474 [254] = \$1107 ;
+              \$1470 [254] = \$1102 ;
           9'h0ff:
-              \$1474 [255] = \$1107 ;
+              \$1470 [255] = \$1102 ;
           9'h100:
-              \$1474 [256] = \$1107 ;
+              \$1470 [256] = \$1102 ;
           9'h101:
-              \$1474 [257] = \$1107 ;
+              \$1470 [257] = \$1102 ;
           9'h102:
-              \$1474 [258] = \$1107 ;
+              \$1470 [258] = \$1102 ;
           9'h103:
-              \$1474 [259] = \$1107 ;
+              \$1470 [259] = \$1102 ;
           9'h104:
-              \$1474 [260] = \$1107 ;
+              \$1470 [260] = \$1102 ;
           9'h105:
-              \$1474 [261] = \$1107 ;
+              \$1470 [261] = \$1102 ;
           9'h106:
-              \$1474 [262] = \$1107 ;
+              \$1470 [262] = \$1102 ;
           9'h107:
-              \$1474 [263] = \$1107 ;
+              \$1470 [263] = \$1102 ;
           9'h108:
-              \$1474 [264] = \$1107 ;
+              \$1470 [264] = \$1102 ;
           9'h109:
-              \$1474 [265] = \$1107 ;
+              \$1470 [265] = \$1102 ;
           9'h10a:
-              \$1474 [266] = \$1107 ;
+              \$1470 [266] = \$1102 ;
           9'h10b:
-              \$1474 [267] = \$1107 ;
+              \$1470 [267] = \$1102 ;
           9'h10c:
-              \$1474 [268] = \$1107 ;
+              \$1470 [268] = \$1102 ;
           9'h10d:
-              \$1474 [269] = \$1107 ;
+              \$1470 [269] = \$1102 ;
           9'h10e:
-              \$1474 [270] = \$1107 ;
+              \$1470 [270] = \$1102 ;
           9'h10f:
-              \$1474 [271] = \$1107 ;
+              \$1470 [271] = \$1102 ;
           9'h110:
-              \$1474 [272] = \$1107 ;
+              \$1470 [272] = \$1102 ;
           9'h111:
-              \$1474 [273] = \$1107 ;
+              \$1470 [273] = \$1102 ;
           9'h112:
-              \$1474 [274] = \$1107 ;
+              \$1470 [274] = \$1102 ;
           9'h113:
-              \$1474 [275] = \$1107 ;
+              \$1470 [275] = \$1102 ;
           9'h114:
-              \$1474 [276] = \$1107 ;
+              \$1470 [276] = \$1102 ;
           9'h115:
-              \$1474 [277] = \$1107 ;
+              \$1470 [277] = \$1102 ;
           9'h116:
-              \$1474 [278] = \$1107 ;
+              \$1470 [278] = \$1102 ;
           9'h117:
-              \$1474 [279] = \$1107 ;
+              \$1470 [279] = \$1102 ;
           9'h118:
-              \$1474 [280] = \$1107 ;
+              \$1470 [280] = \$1102 ;
           9'h119:
-              \$1474 [281] = \$1107 ;
+              \$1470 [281] = \$1102 ;
           9'h11a:
-              \$1474 [282] = \$1107 ;
+              \$1470 [282] = \$1102 ;
           9'h11b:
-              \$1474 [283] = \$1107 ;
+              \$1470 [283] = \$1102 ;
           9'h11c:
-              \$1474 [284] = \$1107 ;
+              \$1470 [284] = \$1102 ;
           9'h11d:
-              \$1474 [285] = \$1107 ;
+              \$1470 [285] = \$1102 ;
           9'h11e:
-              \$1474 [286] = \$1107 ;
+              \$1470 [286] = \$1102 ;
           9'h11f:
-              \$1474 [287] = \$1107 ;
+              \$1470 [287] = \$1102 ;
           9'h120:
-              \$1474 [288] = \$1107 ;
+              \$1470 [288] = \$1102 ;
           9'h121:
-              \$1474 [289] = \$1107 ;
+              \$1470 [289] = \$1102 ;
           9'h122:
-              \$1474 [290] = \$1107 ;
+              \$1470 [290] = \$1102 ;
           9'h123:
-              \$1474 [291] = \$1107 ;
+              \$1470 [291] = \$1102 ;
           9'h124:
-              \$1474 [292] = \$1107 ;
+              \$1470 [292] = \$1102 ;
           9'h125:
-              \$1474 [293] = \$1107 ;
+              \$1470 [293] = \$1102 ;
           9'h126:
-              \$1474 [294] = \$1107 ;
+              \$1470 [294] = \$1102 ;
           9'h127:
-              \$1474 [295] = \$1107 ;
+              \$1470 [295] = \$1102 ;
           9'h128:
-              \$1474 [296] = \$1107 ;
+              \$1470 [296] = \$1102 ;
           9'h129:
-              \$1474 [297] = \$1107 ;
+              \$1470 [297] = \$1102 ;
           9'h12a:
-              \$1474 [298] = \$1107 ;
+              \$1470 [298] = \$1102 ;
           9'h12b:
-              \$1474 [299] = \$1107 ;
+              \$1470 [299] = \$1102 ;
           9'h12c:
-              \$1474 [300] = \$1107 ;
+              \$1470 [300] = \$1102 ;
           9'h12d:
-              \$1474 [301] = \$1107 ;
+              \$1470 [301] = \$1102 ;
           9'h12e:
-              \$1474 [302] = \$1107 ;
+              \$1470 [302] = \$1102 ;
           9'h12f:
-              \$1474 [303] = \$1107 ;
+              \$1470 [303] = \$1102 ;
           9'h130:
-              \$1474 [304] = \$1107 ;
+              \$1470 [304] = \$1102 ;
           9'h131:
-              \$1474 [305] = \$1107 ;
+              \$1470 [305] = \$1102 ;
           9'h132:
-              \$1474 [306] = \$1107 ;
+              \$1470 [306] = \$1102 ;
           9'h133:
-              \$1474 [307] = \$1107 ;
+              \$1470 [307] = \$1102 ;
           9'h134:
-              \$1474 [308] = \$1107 ;
+              \$1470 [308] = \$1102 ;
           9'h135:
-              \$1474 [309] = \$1107 ;
+              \$1470 [309] = \$1102 ;
           9'h136:
-              \$1474 [310] = \$1107 ;
+              \$1470 [310] = \$1102 ;
           9'h137:
-              \$1474 [311] = \$1107 ;
+              \$1470 [311] = \$1102 ;
           9'h138:
-              \$1474 [312] = \$1107 ;
+              \$1470 [312] = \$1102 ;
           9'h139:
-              \$1474 [313] = \$1107 ;
+              \$1470 [313] = \$1102 ;
           9'h13a:
-              \$1474 [314] = \$1107 ;
+              \$1470 [314] = \$1102 ;
           9'h13b:
-              \$1474 [315] = \$1107 ;
+              \$1470 [315] = \$1102 ;
           9'h13c:
-              \$1474 [316] = \$1107 ;
+              \$1470 [316] = \$1102 ;
           9'h13d:
-              \$1474 [317] = \$1107 ;
+              \$1470 [317] = \$1102 ;
           9'h13e:
-              \$1474 [318] = \$1107 ;
+              \$1470 [318] = \$1102 ;
           9'h13f:
-              \$1474 [319] = \$1107 ;
+              \$1470 [319] = \$1102 ;
           9'h140:
-              \$1474 [320] = \$1107 ;
+              \$1470 [320] = \$1102 ;
           9'h141:
-              \$1474 [321] = \$1107 ;
+              \$1470 [321] = \$1102 ;
           9'h142:
-              \$1474 [322] = \$1107 ;
+              \$1470 [322] = \$1102 ;
           9'h143:
-              \$1474 [323] = \$1107 ;
+              \$1470 [323] = \$1102 ;
           9'h144:
-              \$1474 [324] = \$1107 ;
+              \$1470 [324] = \$1102 ;
           9'h145:
-              \$1474 [325] = \$1107 ;
+              \$1470 [325] = \$1102 ;
           9'h146:
-              \$1474 [326] = \$1107 ;
+              \$1470 [326] = \$1102 ;
           9'h147:
-              \$1474 [327] = \$1107 ;
+              \$1470 [327] = \$1102 ;
           9'h148:
-              \$1474 [328] = \$1107 ;
+              \$1470 [328] = \$1102 ;
           9'h149:
-              \$1474 [329] = \$1107 ;
+              \$1470 [329] = \$1102 ;
           9'h14a:
-              \$1474 [330] = \$1107 ;
+              \$1470 [330] = \$1102 ;
           9'h14b:
-              \$1474 [331] = \$1107 ;
+              \$1470 [331] = \$1102 ;
           9'h14c:
-              \$1474 [332] = \$1107 ;
+              \$1470 [332] = \$1102 ;
           9'h14d:
-              \$1474 [333] = \$1107 ;
+              \$1470 [333] = \$1102 ;
           9'h14e:
-              \$1474 [334] = \$1107 ;
+              \$1470 [334] = \$1102 ;
           9'h14f:
-              \$1474 [335] = \$1107 ;
+              \$1470 [335] = \$1102 ;
           9'h150:
-              \$1474 [336] = \$1107 ;
+              \$1470 [336] = \$1102 ;
           9'h151:
-              \$1474 [337] = \$1107 ;
+              \$1470 [337] = \$1102 ;
           9'h152:
-              \$1474 [338] = \$1107 ;
+              \$1470 [338] = \$1102 ;
           9'h153:
-              \$1474 [339] = \$1107 ;
+              \$1470 [339] = \$1102 ;
           9'h154:
-              \$1474 [340] = \$1107 ;
+              \$1470 [340] = \$1102 ;
           9'h155:
-              \$1474 [341] = \$1107 ;
+              \$1470 [341] = \$1102 ;
           9'h156:
-              \$1474 [342] = \$1107 ;
+              \$1470 [342] = \$1102 ;
           9'h157:
-              \$1474 [343] = \$1107 ;
+              \$1470 [343] = \$1102 ;
           9'h158:
-              \$1474 [344] = \$1107 ;
+              \$1470 [344] = \$1102 ;
           9'h159:
-              \$1474 [345] = \$1107 ;
+              \$1470 [345] = \$1102 ;
           9'h15a:
-              \$1474 [346] = \$1107 ;
+              \$1470 [346] = \$1102 ;
           9'h15b:
-              \$1474 [347] = \$1107 ;
+              \$1470 [347] = \$1102 ;
           9'h15c:
-              \$1474 [348] = \$1107 ;
+              \$1470 [348] = \$1102 ;
           9'h15d:
-              \$1474 [349] = \$1107 ;
+              \$1470 [349] = \$1102 ;
           9'h15e:
-              \$1474 [350] = \$1107 ;
+              \$1470 [350] = \$1102 ;
           9'h15f:
-              \$1474 [351] = \$1107 ;
+              \$1470 [351] = \$1102 ;
           9'h160:
-              \$1474 [352] = \$1107 ;
+              \$1470 [352] = \$1102 ;
           9'h161:
-              \$1474 [353] = \$1107 ;
+              \$1470 [353] = \$1102 ;
           9'h162:
-              \$1474 [354] = \$1107 ;
+              \$1470 [354] = \$1102 ;
           9'h163:
-              \$1474 [355] = \$1107 ;
+              \$1470 [355] = \$1102 ;
           9'h164:
-              \$1474 [356] = \$1107 ;
+              \$1470 [356] = \$1102 ;
           9'h165:
-              \$1474 [357] = \$1107 ;
+              \$1470 [357] = \$1102 ;
           9'h166:
-              \$1474 [358] = \$1107 ;
+              \$1470 [358] = \$1102 ;
           9'h167:
-              \$1474 [359] = \$1107 ;
+              \$1470 [359] = \$1102 ;
           9'h168:
-              \$1474 [360] = \$1107 ;
+              \$1470 [360] = \$1102 ;
           9'h169:
-              \$1474 [361] = \$1107 ;
+              \$1470 [361] = \$1102 ;
           9'h16a:
-              \$1474 [362] = \$1107 ;
+              \$1470 [362] = \$1102 ;
           9'h16b:
-              \$1474 [363] = \$1107 ;
+              \$1470 [363] = \$1102 ;
           9'h16c:
-              \$1474 [364] = \$1107 ;
+              \$1470 [364] = \$1102 ;
           9'h16d:
-              \$1474 [365] = \$1107 ;
+              \$1470 [365] = \$1102 ;
           9'h16e:
-              \$1474 [366] = \$1107 ;
+              \$1470 [366] = \$1102 ;
           9'h16f:
-              \$1474 [367] = \$1107 ;
+              \$1470 [367] = \$1102 ;
           9'h170:
-              \$1474 [368] = \$1107 ;
+              \$1470 [368] = \$1102 ;
           9'h171:
-              \$1474 [369] = \$1107 ;
+              \$1470 [369] = \$1102 ;
           9'h172:
-              \$1474 [370] = \$1107 ;
+              \$1470 [370] = \$1102 ;
           9'h173:
-              \$1474 [371] = \$1107 ;
+              \$1470 [371] = \$1102 ;
           9'h174:
-              \$1474 [372] = \$1107 ;
+              \$1470 [372] = \$1102 ;
           9'h175:
-              \$1474 [373] = \$1107 ;
+              \$1470 [373] = \$1102 ;
           9'h176:
-              \$1474 [374] = \$1107 ;
+              \$1470 [374] = \$1102 ;
           9'h177:
-              \$1474 [375] = \$1107 ;
+              \$1470 [375] = \$1102 ;
           9'h178:
-              \$1474 [376] = \$1107 ;
+              \$1470 [376] = \$1102 ;
           9'h179:
-              \$1474 [377] = \$1107 ;
+              \$1470 [377] = \$1102 ;
           9'h17a:
-              \$1474 [378] = \$1107 ;
+              \$1470 [378] = \$1102 ;
           9'h17b:
-              \$1474 [379] = \$1107 ;
+              \$1470 [379] = \$1102 ;
           9'h17c:
-              \$1474 [380] = \$1107 ;
+              \$1470 [380] = \$1102 ;
           9'h17d:
-              \$1474 [381] = \$1107 ;
+              \$1470 [381] = \$1102 ;
           9'h17e:
-              \$1474 [382] = \$1107 ;
+              \$1470 [382] = \$1102 ;
           9'h17f:
-              \$1474 [383] = \$1107 ;
+              \$1470 [383] = \$1102 ;
           9'h180:
-              \$1474 [384] = \$1107 ;
+              \$1470 [384] = \$1102 ;
           9'h181:
-              \$1474 [385] = \$1107 ;
+              \$1470 [385] = \$1102 ;
           9'h182:
-              \$1474 [386] = \$1107 ;
+              \$1470 [386] = \$1102 ;
           9'h183:
-              \$1474 [387] = \$1107 ;
+              \$1470 [387] = \$1102 ;
           9'h184:
-              \$1474 [388] = \$1107 ;
+              \$1470 [388] = \$1102 ;
           9'h185:
-              \$1474 [389] = \$1107 ;
+              \$1470 [389] = \$1102 ;
           9'h186:
-              \$1474 [390] = \$1107 ;
+              \$1470 [390] = \$1102 ;
           9'h187:
-              \$1474 [391] = \$1107 ;
+              \$1470 [391] = \$1102 ;
           9'h188:
-              \$1474 [392] = \$1107 ;
+              \$1470 [392] = \$1102 ;
           9'h189:
-              \$1474 [393] = \$1107 ;
+              \$1470 [393] = \$1102 ;
           9'h18a:
-              \$1474 [394] = \$1107 ;
+              \$1470 [394] = \$1102 ;
           9'h18b:
-              \$1474 [395] = \$1107 ;
+              \$1470 [395] = \$1102 ;
           9'h18c:
-              \$1474 [396] = \$1107 ;
+              \$1470 [396] = \$1102 ;
           9'h18d:
-              \$1474 [397] = \$1107 ;
+              \$1470 [397] = \$1102 ;
           9'h18e:
-              \$1474 [398] = \$1107 ;
+              \$1470 [398] = \$1102 ;
           9'h18f:
-              \$1474 [399] = \$1107 ;
+              \$1470 [399] = \$1102 ;
           9'h190:
-              \$1474 [400] = \$1107 ;
+              \$1470 [400] = \$1102 ;
           9'h191:
-              \$1474 [401] = \$1107 ;
+              \$1470 [401] = \$1102 ;
           9'h192:
-              \$1474 [402] = \$1107 ;
+              \$1470 [402] = \$1102 ;
           9'h193:
-              \$1474 [403] = \$1107 ;
+              \$1470 [403] = \$1102 ;
           9'h194:
-              \$1474 [404] = \$1107 ;
+              \$1470 [404] = \$1102 ;
           9'h195:
-              \$1474 [405] = \$1107 ;
+              \$1470 [405] = \$1102 ;
           9'h196:
-              \$1474 [406] = \$1107 ;
+              \$1470 [406] = \$1102 ;
           9'h197:
-              \$1474 [407] = \$1107 ;
+              \$1470 [407] = \$1102 ;
           9'h198:
-              \$1474 [408] = \$1107 ;
+              \$1470 [408] = \$1102 ;
           9'h199:
-              \$1474 [409] = \$1107 ;
+              \$1470 [409] = \$1102 ;
           9'h19a:
-              \$1474 [410] = \$1107 ;
+              \$1470 [410] = \$1102 ;
           9'h19b:
-              \$1474 [411] = \$1107 ;
+              \$1470 [411] = \$1102 ;
           9'h19c:
-              \$1474 [412] = \$1107 ;
+              \$1470 [412] = \$1102 ;
           9'h19d:
-              \$1474 [413] = \$1107 ;
+              \$1470 [413] = \$1102 ;
           9'h19e:
-              \$1474 [414] = \$1107 ;
+              \$1470 [414] = \$1102 ;
           9'h19f:
-              \$1474 [415] = \$1107 ;
+              \$1470 [415] = \$1102 ;
           9'h1a0:
-              \$1474 [416] = \$1107 ;
+              \$1470 [416] = \$1102 ;
           9'h1a1:
-              \$1474 [417] = \$1107 ;
+              \$1470 [417] = \$1102 ;
           9'h1a2:
-              \$1474 [418] = \$1107 ;
+              \$1470 [418] = \$1102 ;
           9'h1a3:
-              \$1474 [419] = \$1107 ;
+              \$1470 [419] = \$1102 ;
           9'h1a4:
-              \$1474 [420] = \$1107 ;
+              \$1470 [420] = \$1102 ;
           9'h1a5:
-              \$1474 [421] = \$1107 ;
+              \$1470 [421] = \$1102 ;
           9'h1a6:
-              \$1474 [422] = \$1107 ;
+              \$1470 [422] = \$1102 ;
           9'h1a7:
-              \$1474 [423] = \$1107 ;
+              \$1470 [423] = \$1102 ;
           9'h1a8:
-              \$1474 [424] = \$1107 ;
+              \$1470 [424] = \$1102 ;
           9'h1a9:
-              \$1474 [425] = \$1107 ;
+              \$1470 [425] = \$1102 ;
           9'h1aa:
-              \$1474 [426] = \$1107 ;
+              \$1470 [426] = \$1102 ;
           9'h1ab:
-              \$1474 [427] = \$1107 ;
+              \$1470 [427] = \$1102 ;
           9'h1ac:
-              \$1474 [428] = \$1107 ;
+              \$1470 [428] = \$1102 ;
           9'h1ad:
-              \$1474 [429] = \$1107 ;
+              \$1470 [429] = \$1102 ;
           9'h1ae:
-              \$1474 [430] = \$1107 ;
+              \$1470 [430] = \$1102 ;
           9'h1af:
-              \$1474 [431] = \$1107 ;
+              \$1470 [431] = \$1102 ;
           9'h1b0:
-              \$1474 [432] = \$1107 ;
+              \$1470 [432] = \$1102 ;
           9'h1b1:
-              \$1474 [433] = \$1107 ;
+              \$1470 [433] = \$1102 ;
           9'h1b2:
-              \$1474 [434] = \$1107 ;
+              \$1470 [434] = \$1102 ;
           9'h1b3:
-              \$1474 [435] = \$1107 ;
+              \$1470 [435] = \$1102 ;
           9'h1b4:
-              \$1474 [436] = \$1107 ;
+              \$1470 [436] = \$1102 ;
           9'h1b5:
-              \$1474 [437] = \$1107 ;
+              \$1470 [437] = \$1102 ;
           9'h1b6:
-              \$1474 [438] = \$1107 ;
+              \$1470 [438] = \$1102 ;
           9'h1b7:
-              \$1474 [439] = \$1107 ;
+              \$1470 [439] = \$1102 ;
           9'h1b8:
-              \$1474 [440] = \$1107 ;
+              \$1470 [440] = \$1102 ;
           9'h1b9:
-              \$1474 [441] = \$1107 ;
+              \$1470 [441] = \$1102 ;
           9'h1ba:
-              \$1474 [442] = \$1107 ;
+              \$1470 [442] = \$1102 ;
           9'h1bb:
-              \$1474 [443] = \$1107 ;
+              \$1470 [443] = \$1102 ;
           9'h1bc:
-              \$1474 [444] = \$1107 ;
+              \$1470 [444] = \$1102 ;
           9'h1bd:
-              \$1474 [445] = \$1107 ;
+              \$1470 [445] = \$1102 ;
           9'h1be:
-              \$1474 [446] = \$1107 ;
+              \$1470 [446] = \$1102 ;
           9'h1bf:
-              \$1474 [447] = \$1107 ;
+              \$1470 [447] = \$1102 ;
           9'h1c0:
-              \$1474 [448] = \$1107 ;
+              \$1470 [448] = \$1102 ;
           9'h1c1:
-              \$1474 [449] = \$1107 ;
+              \$1470 [449] = \$1102 ;
           9'h1c2:
-              \$1474 [450] = \$1107 ;
+              \$1470 [450] = \$1102 ;
           9'h1c3:
-              \$1474 [451] = \$1107 ;
+              \$1470 [451] = \$1102 ;
           9'h1c4:
-              \$1474 [452] = \$1107 ;
+              \$1470 [452] = \$1102 ;
           9'h1c5:
-              \$1474 [453] = \$1107 ;
+              \$1470 [453] = \$1102 ;
           9'h1c6:
-              \$1474 [454] = \$1107 ;
+              \$1470 [454] = \$1102 ;
           9'h1c7:
-              \$1474 [455] = \$1107 ;
+              \$1470 [455] = \$1102 ;
           9'h1c8:
-              \$1474 [456] = \$1107 ;
+              \$1470 [456] = \$1102 ;
           9'h1c9:
-              \$1474 [457] = \$1107 ;
+              \$1470 [457] = \$1102 ;
           9'h1ca:
-              \$1474 [458] = \$1107 ;
+              \$1470 [458] = \$1102 ;
           9'h1cb:
-              \$1474 [459] = \$1107 ;
+              \$1470 [459] = \$1102 ;
           9'h1cc:
-              \$1474 [460] = \$1107 ;
+              \$1470 [460] = \$1102 ;
           9'h1cd:
-              \$1474 [461] = \$1107 ;
+              \$1470 [461] = \$1102 ;
           9'h1ce:
-              \$1474 [462] = \$1107 ;
+              \$1470 [462] = \$1102 ;
           9'h1cf:
-              \$1474 [463] = \$1107 ;
+              \$1470 [463] = \$1102 ;
           9'h1d0:
-              \$1474 [464] = \$1107 ;
+              \$1470 [464] = \$1102 ;
           9'h1d1:
-              \$1474 [465] = \$1107 ;
+              \$1470 [465] = \$1102 ;
           9'h1d2:
-              \$1474 [466] = \$1107 ;
+              \$1470 [466] = \$1102 ;
           9'h1d3:
-              \$1474 [467] = \$1107 ;
+              \$1470 [467] = \$1102 ;
           9'h1d4:
-              \$1474 [468] = \$1107 ;
+              \$1470 [468] = \$1102 ;
           9'h1d5:
-              \$1474 [469] = \$1107 ;
+              \$1470 [469] = \$1102 ;
           9'h1d6:
-              \$1474 [470] = \$1107 ;
+              \$1470 [470] = \$1102 ;
           9'h1d7:
-              \$1474 [471] = \$1107 ;
+              \$1470 [471] = \$1102 ;
           9'h1d8:
-              \$1474 [472] = \$1107 ;
+              \$1470 [472] = \$1102 ;
           9'h1d9:
-              \$1474 [473] = \$1107 ;
+              \$1470 [473] = \$1102 ;
           9'h1da:
-              \$1474 [474] = \$1107 ;
+              \$1470 [474] = \$1102 ;
           9'h1db:
-              \$1474 [475] = \$1107 ;
+              \$1470 [475] = \$1102 ;
           9'h1dc:
-              \$1474 [476] = \$1107 ;
+              \$1470 [476] = \$1102 ;
           9'h1dd:
-              \$1474 [477] = \$1107 ;
+              \$1470 [477] = \$1102 ;
           9'h1de:
-              \$1474 [478] = \$1107 ;
+              \$1470 [478] = \$1102 ;
           9'h1df:
-              \$1474 [479] = \$1107 ;
+              \$1470 [479] = \$1102 ;
           9'h1e0:
-              \$1474 [480] = \$1107 ;
+              \$1470 [480] = \$1102 ;
           9'h1e1:
-              \$1474 [481] = \$1107 ;
+              \$1470 [481] = \$1102 ;
           9'h1e2:
-              \$1474 [482] = \$1107 ;
+              \$1470 [482] = \$1102 ;
           9'h1e3:
-              \$1474 [483] = \$1107 ;
+              \$1470 [483] = \$1102 ;
           9'h1e4:
-              \$1474 [484] = \$1107 ;
+              \$1470 [484] = \$1102 ;
           9'h1e5:
-              \$1474 [485] = \$1107 ;
+              \$1470 [485] = \$1102 ;
           9'h1e6:
-              \$1474 [486] = \$1107 ;
+              \$1470 [486] = \$1102 ;
           9'h1e7:
-              \$1474 [487] = \$1107 ;
+              \$1470 [487] = \$1102 ;
           9'h1e8:
-              \$1474 [488] = \$1107 ;
+              \$1470 [488] = \$1102 ;
           9'h1e9:
-              \$1474 [489] = \$1107 ;
+              \$1470 [489] = \$1102 ;
           9'h1ea:
-              \$1474 [490] = \$1107 ;
+              \$1470 [490] = \$1102 ;
           9'h1eb:
-              \$1474 [491] = \$1107 ;
+              \$1470 [491] = \$1102 ;
           9'h1ec:
-              \$1474 [492] = \$1107 ;
+              \$1470 [492] = \$1102 ;
           9'h1ed:
-              \$1474 [493] = \$1107 ;
+              \$1470 [493] = \$1102 ;
           9'h1ee:
-              \$1474 [494] = \$1107 ;
+              \$1470 [494] = \$1102 ;
           9'h1ef:
-              \$1474 [495] = \$1107 ;
+              \$1470 [495] = \$1102 ;
           9'h1f0:
-              \$1474 [496] = \$1107 ;
+              \$1470 [496] = \$1102 ;
           9'h1f1:
-              \$1474 [497] = \$1107 ;
+              \$1470 [497] = \$1102 ;
           9'h1f2:
-              \$1474 [498] = \$1107 ;
+              \$1470 [498] = \$1102 ;
           9'h1f3:
-              \$1474 [499] = \$1107 ;
+              \$1470 [499] = \$1102 ;
           9'h1f4:
-              \$1474 [500] = \$1107 ;
+              \$1470 [500] = \$1102 ;
           9'h1f5:
-              \$1474 [501] = \$1107 ;
+              \$1470 [501] = \$1102 ;
           9'h1f6:
-              \$1474 [502] = \$1107 ;
+              \$1470 [502] = \$1102 ;
           9'h1f7:
-              \$1474 [503] = \$1107 ;
+              \$1470 [503] = \$1102 ;
           9'h1f8:
-              \$1474 [504] = \$1107 ;
+              \$1470 [504] = \$1102 ;
           9'h1f9:
-              \$1474 [505] = \$1107 ;
+              \$1470 [505] = \$1102 ;
           9'h1fa:
-              \$1474 [506] = \$1107 ;
+              \$1470 [506] = \$1102 ;
           9'h1fb:
-              \$1474 [507] = \$1107 ;
+              \$1470 [507] = \$1102 ;
           9'h1fc:
-              \$1474 [508] = \$1107 ;
+              \$1470 [508] = \$1102 ;
           9'h1fd:
-              \$1474 [509] = \$1107 ;
+              \$1470 [509] = \$1102 ;
           9'h1fe:
-              \$1474 [510] = \$1107 ;
+              \$1470 [510] = \$1102 ;
           9'h1ff:
-              \$1474 [511] = \$1107 ;
+              \$1470 [511] = \$1102 ;
         endcase
       end
     end
     if (cu1_c_valid) begin
-      if (\$1109 ) begin
+      if (\$1104 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1110 ;
+              \$1470 [0] = \$1105 ;
           9'h001:
-              \$1474 [1] = \$1110 ;
+              \$1470 [1] = \$1105 ;
           9'h002:
-              \$1474 [2] = \$1110 ;
+              \$1470 [2] = \$1105 ;
           9'h003:
-              \$1474 [3] = \$1110 ;
+              \$1470 [3] = \$1105 ;
           9'h004:
-              \$1474 [4] = \$1110 ;
+              \$1470 [4] = \$1105 ;
           9'h005:
-              \$1474 [5] = \$1110 ;
+              \$1470 [5] = \$1105 ;
           9'h006:
-              \$1474 [6] = \$1110 ;
+              \$1470 [6] = \$1105 ;
           9'h007:
-              \$1474 [7] = \$1110 ;
+              \$1470 [7] = \$1105 ;
           9'h008:
-              \$1474 [8] = \$1110 ;
+              \$1470 [8] = \$1105 ;
           9'h009:
-              \$1474 [9] = \$1110 ;
+              \$1470 [9] = \$1105 ;
           9'h00a:
-              \$1474 [10] = \$1110 ;
+              \$1470 [10] = \$1105 ;
           9'h00b:
-              \$1474 [11] = \$1110 ;
+              \$1470 [11] = \$1105 ;
           9'h00c:
-              \$1474 [12] = \$1110 ;
+              \$1470 [12] = \$1105 ;
           9'h00d:
-              \$1474 [13] = \$1110 ;
+              \$1470 [13] = \$1105 ;
           9'h00e:
-              \$1474 [14] = \$1110 ;
+              \$1470 [14] = \$1105 ;
           9'h00f:
-              \$1474 [15] = \$1110 ;
+              \$1470 [15] = \$1105 ;
           9'h010:
-              \$1474 [16] = \$1110 ;
+              \$1470 [16] = \$1105 ;
           9'h011:
-              \$1474 [17] = \$1110 ;
+              \$1470 [17] = \$1105 ;
           9'h012:
-              \$1474 [18] = \$1110 ;
+              \$1470 [18] = \$1105 ;
           9'h013:
-              \$1474 [19] = \$1110 ;
+              \$1470 [19] = \$1105 ;
           9'h014:
-              \$1474 [20] = \$1110 ;
+              \$1470 [20] = \$1105 ;
           9'h015:
-              \$1474 [21] = \$1110 ;
+              \$1470 [21] = \$1105 ;
           9'h016:
-              \$1474 [22] = \$1110 ;
+              \$1470 [22] = \$1105 ;
           9'h017:
-              \$1474 [23] = \$1110 ;
+              \$1470 [23] = \$1105 ;
           9'h018:
-              \$1474 [24] = \$1110 ;
+              \$1470 [24] = \$1105 ;
           9'h019:
-              \$1474 [25] = \$1110 ;
+              \$1470 [25] = \$1105 ;
           9'h01a:
-              \$1474 [26] = \$1110 ;
+              \$1470 [26] = \$1105 ;
           9'h01b:
-              \$1474 [27] = \$1110 ;
+              \$1470 [27] = \$1105 ;
           9'h01c:
-              \$1474 [28] = \$1110 ;
+              \$1470 [28] = \$1105 ;
           9'h01d:
-              \$1474 [29] = \$1110 ;
+              \$1470 [29] = \$1105 ;
           9'h01e:
-              \$1474 [30] = \$1110 ;
+              \$1470 [30] = \$1105 ;
           9'h01f:
-              \$1474 [31] = \$1110 ;
+              \$1470 [31] = \$1105 ;
           9'h020:
-              \$1474 [32] = \$1110 ;
+              \$1470 [32] = \$1105 ;
           9'h021:
-              \$1474 [33] = \$1110 ;
+              \$1470 [33] = \$1105 ;
           9'h022:
-              \$1474 [34] = \$1110 ;
+              \$1470 [34] = \$1105 ;
           9'h023:
-              \$1474 [35] = \$1110 ;
+              \$1470 [35] = \$1105 ;
           9'h024:
-              \$1474 [36] = \$1110 ;
+              \$1470 [36] = \$1105 ;
           9'h025:
-              \$1474 [37] = \$1110 ;
+              \$1470 [37] = \$1105 ;
           9'h026:
-              \$1474 [38] = \$1110 ;
+              \$1470 [38] = \$1105 ;
           9'h027:
-              \$1474 [39] = \$1110 ;
+              \$1470 [39] = \$1105 ;
           9'h028:
-              \$1474 [40] = \$1110 ;
+              \$1470 [40] = \$1105 ;
           9'h029:
-              \$1474 [41] = \$1110 ;
+              \$1470 [41] = \$1105 ;
           9'h02a:
-              \$1474 [42] = \$1110 ;
+              \$1470 [42] = \$1105 ;
           9'h02b:
-              \$1474 [43] = \$1110 ;
+              \$1470 [43] = \$1105 ;
           9'h02c:
-              \$1474 [44] = \$1110 ;
+              \$1470 [44] = \$1105 ;
           9'h02d:
-              \$1474 [45] = \$1110 ;
+              \$1470 [45] = \$1105 ;
           9'h02e:
-              \$1474 [46] = \$1110 ;
+              \$1470 [46] = \$1105 ;
           9'h02f:
-              \$1474 [47] = \$1110 ;
+              \$1470 [47] = \$1105 ;
           9'h030:
-              \$1474 [48] = \$1110 ;
+              \$1470 [48] = \$1105 ;
           9'h031:
-              \$1474 [49] = \$1110 ;
+              \$1470 [49] = \$1105 ;
           9'h032:
-              \$1474 [50] = \$1110 ;
+              \$1470 [50] = \$1105 ;
           9'h033:
-              \$1474 [51] = \$1110 ;
+              \$1470 [51] = \$1105 ;
           9'h034:
-              \$1474 [52] = \$1110 ;
+              \$1470 [52] = \$1105 ;
           9'h035:
-              \$1474 [53] = \$1110 ;
+              \$1470 [53] = \$1105 ;
           9'h036:
-              \$1474 [54] = \$1110 ;
+              \$1470 [54] = \$1105 ;
           9'h037:
-              \$1474 [55] = \$1110 ;
+              \$1470 [55] = \$1105 ;
           9'h038:
-              \$1474 [56] = \$1110 ;
+              \$1470 [56] = \$1105 ;
           9'h039:
-              \$1474 [57] = \$1110 ;
+              \$1470 [57] = \$1105 ;
           9'h03a:
-              \$1474 [58] = \$1110 ;
+              \$1470 [58] = \$1105 ;
           9'h03b:
-              \$1474 [59] = \$1110 ;
+              \$1470 [59] = \$1105 ;
           9'h03c:
-              \$1474 [60] = \$1110 ;
+              \$1470 [60] = \$1105 ;
           9'h03d:
-              \$1474 [61] = \$1110 ;
+              \$1470 [61] = \$1105 ;
           9'h03e:
-              \$1474 [62] = \$1110 ;
+              \$1470 [62] = \$1105 ;
           9'h03f:
-              \$1474 [63] = \$1110 ;
+              \$1470 [63] = \$1105 ;
           9'h040:
-              \$1474 [64] = \$1110 ;
+              \$1470 [64] = \$1105 ;
           9'h041:
-              \$1474 [65] = \$1110 ;
+              \$1470 [65] = \$1105 ;
           9'h042:
-              \$1474 [66] = \$1110 ;
+              \$1470 [66] = \$1105 ;
           9'h043:
-              \$1474 [67] = \$1110 ;
+              \$1470 [67] = \$1105 ;
           9'h044:
-              \$1474 [68] = \$1110 ;
+              \$1470 [68] = \$1105 ;
           9'h045:
-              \$1474 [69] = \$1110 ;
+              \$1470 [69] = \$1105 ;
           9'h046:
-              \$1474 [70] = \$1110 ;
+              \$1470 [70] = \$1105 ;
           9'h047:
-              \$1474 [71] = \$1110 ;
+              \$1470 [71] = \$1105 ;
           9'h048:
-              \$1474 [72] = \$1110 ;
+              \$1470 [72] = \$1105 ;
           9'h049:
-              \$1474 [73] = \$1110 ;
+              \$1470 [73] = \$1105 ;
           9'h04a:
-              \$1474 [74] = \$1110 ;
+              \$1470 [74] = \$1105 ;
           9'h04b:
-              \$1474 [75] = \$1110 ;
+              \$1470 [75] = \$1105 ;
           9'h04c:
-              \$1474 [76] = \$1110 ;
+              \$1470 [76] = \$1105 ;
           9'h04d:
-              \$1474 [77] = \$1110 ;
+              \$1470 [77] = \$1105 ;
           9'h04e:
-              \$1474 [78] = \$1110 ;
+              \$1470 [78] = \$1105 ;
           9'h04f:
-              \$1474 [79] = \$1110 ;
+              \$1470 [79] = \$1105 ;
           9'h050:
-              \$1474 [80] = \$1110 ;
+              \$1470 [80] = \$1105 ;
           9'h051:
-              \$1474 [81] = \$1110 ;
+              \$1470 [81] = \$1105 ;
           9'h052:
-              \$1474 [82] = \$1110 ;
+              \$1470 [82] = \$1105 ;
           9'h053:
-              \$1474 [83] = \$1110 ;
+              \$1470 [83] = \$1105 ;
           9'h054:
-              \$1474 [84] = \$1110 ;
+              \$1470 [84] = \$1105 ;
           9'h055:
-              \$1474 [85] = \$1110 ;
+              \$1470 [85] = \$1105 ;
           9'h056:
-              \$1474 [86] = \$1110 ;
+              \$1470 [86] = \$1105 ;
           9'h057:
-              \$1474 [87] = \$1110 ;
+              \$1470 [87] = \$1105 ;
           9'h058:
-              \$1474 [88] = \$1110 ;
+              \$1470 [88] = \$1105 ;
           9'h059:
-              \$1474 [89] = \$1110 ;
+              \$1470 [89] = \$1105 ;
           9'h05a:
-              \$1474 [90] = \$1110 ;
+              \$1470 [90] = \$1105 ;
           9'h05b:
-              \$1474 [91] = \$1110 ;
+              \$1470 [91] = \$1105 ;
           9'h05c:
-              \$1474 [92] = \$1110 ;
+              \$1470 [92] = \$1105 ;
           9'h05d:
-              \$1474 [93] = \$1110 ;
+              \$1470 [93] = \$1105 ;
           9'h05e:
-              \$1474 [94] = \$1110 ;
+              \$1470 [94] = \$1105 ;
           9'h05f:
-              \$1474 [95] = \$1110 ;
+              \$1470 [95] = \$1105 ;
           9'h060:
-              \$1474 [96] = \$1110 ;
+              \$1470 [96] = \$1105 ;
           9'h061:
-              \$1474 [97] = \$1110 ;
+              \$1470 [97] = \$1105 ;
           9'h062:
-              \$1474 [98] = \$1110 ;
+              \$1470 [98] = \$1105 ;
           9'h063:
-              \$1474 [99] = \$1110 ;
+              \$1470 [99] = \$1105 ;
           9'h064:
-              \$1474 [100] = \$1110 ;
+              \$1470 [100] = \$1105 ;
           9'h065:
-              \$1474 [101] = \$1110 ;
+              \$1470 [101] = \$1105 ;
           9'h066:
-              \$1474 [102] = \$1110 ;
+              \$1470 [102] = \$1105 ;
           9'h067:
-              \$1474 [103] = \$1110 ;
+              \$1470 [103] = \$1105 ;
           9'h068:
-              \$1474 [104] = \$1110 ;
+              \$1470 [104] = \$1105 ;
           9'h069:
-              \$1474 [105] = \$1110 ;
+              \$1470 [105] = \$1105 ;
           9'h06a:
-              \$1474 [106] = \$1110 ;
+              \$1470 [106] = \$1105 ;
           9'h06b:
-              \$1474 [107] = \$1110 ;
+              \$1470 [107] = \$1105 ;
           9'h06c:
-              \$1474 [108] = \$1110 ;
+              \$1470 [108] = \$1105 ;
           9'h06d:
-              \$1474 [109] = \$1110 ;
+              \$1470 [109] = \$1105 ;
           9'h06e:
-              \$1474 [110] = \$1110 ;
+              \$1470 [110] = \$1105 ;
           9'h06f:
-              \$1474 [111] = \$1110 ;
+              \$1470 [111] = \$1105 ;
           9'h070:
-              \$1474 [112] = \$1110 ;
+              \$1470 [112] = \$1105 ;
           9'h071:
-              \$1474 [113] = \$1110 ;
+              \$1470 [113] = \$1105 ;
           9'h072:
-              \$1474 [114] = \$1110 ;
+              \$1470 [114] = \$1105 ;
           9'h073:
-              \$1474 [115] = \$1110 ;
+              \$1470 [115] = \$1105 ;
           9'h074:
-              \$1474 [116] = \$1110 ;
+              \$1470 [116] = \$1105 ;
           9'h075:
-              \$1474 [117] = \$1110 ;
+              \$1470 [117] = \$1105 ;
           9'h076:
-              \$1474 [118] = \$1110 ;
+              \$1470 [118] = \$1105 ;
           9'h077:
-              \$1474 [119] = \$1110 ;
+              \$1470 [119] = \$1105 ;
           9'h078:
-              \$1474 [120] = \$1110 ;
+              \$1470 [120] = \$1105 ;
           9'h079:
-              \$1474 [121] = \$1110 ;
+              \$1470 [121] = \$1105 ;
           9'h07a:
-              \$1474 [122] = \$1110 ;
+              \$1470 [122] = \$1105 ;
           9'h07b:
-              \$1474 [123] = \$1110 ;
+              \$1470 [123] = \$1105 ;
           9'h07c:
-              \$1474 [124] = \$1110 ;
+              \$1470 [124] = \$1105 ;
           9'h07d:
-              \$1474 [125] = \$1110 ;
+              \$1470 [125] = \$1105 ;
           9'h07e:
-              \$1474 [126] = \$1110 ;
+              \$1470 [126] = \$1105 ;
           9'h07f:
-              \$1474 [127] = \$1110 ;
+              \$1470 [127] = \$1105 ;
           9'h080:
-              \$1474 [128] = \$1110 ;
+              \$1470 [128] = \$1105 ;
           9'h081:
-              \$1474 [129] = \$1110 ;
+              \$1470 [129] = \$1105 ;
           9'h082:
-              \$1474 [130] = \$1110 ;
+              \$1470 [130] = \$1105 ;
           9'h083:
-              \$1474 [131] = \$1110 ;
+              \$1470 [131] = \$1105 ;
           9'h084:
-              \$1474 [132] = \$1110 ;
+              \$1470 [132] = \$1105 ;
           9'h085:
-              \$1474 [133] = \$1110 ;
+              \$1470 [133] = \$1105 ;
           9'h086:
-              \$1474 [134] = \$1110 ;
+              \$1470 [134] = \$1105 ;
           9'h087:
-              \$1474 [135] = \$1110 ;
+              \$1470 [135] = \$1105 ;
           9'h088:
-              \$1474 [136] = \$1110 ;
+              \$1470 [136] = \$1105 ;
           9'h089:
-              \$1474 [137] = \$1110 ;
+              \$1470 [137] = \$1105 ;
           9'h08a:
-              \$1474 [138] = \$1110 ;
+              \$1470 [138] = \$1105 ;
           9'h08b:
-              \$1474 [139] = \$1110 ;
+              \$1470 [139] = \$1105 ;
           9'h08c:
-              \$1474 [140] = \$1110 ;
+              \$1470 [140] = \$1105 ;
           9'h08d:
-              \$1474 [141] = \$1110 ;
+              \$1470 [141] = \$1105 ;
           9'h08e:
-              \$1474 [142] = \$1110 ;
+              \$1470 [142] = \$1105 ;
           9'h08f:
-              \$1474 [143] = \$1110 ;
+              \$1470 [143] = \$1105 ;
           9'h090:
-              \$1474 [144] = \$1110 ;
+              \$1470 [144] = \$1105 ;
           9'h091:
-              \$1474 [145] = \$1110 ;
+              \$1470 [145] = \$1105 ;
           9'h092:
-              \$1474 [146] = \$1110 ;
+              \$1470 [146] = \$1105 ;
           9'h093:
-              \$1474 [147] = \$1110 ;
+              \$1470 [147] = \$1105 ;
           9'h094:
-              \$1474 [148] = \$1110 ;
+              \$1470 [148] = \$1105 ;
           9'h095:
-              \$1474 [149] = \$1110 ;
+              \$1470 [149] = \$1105 ;
           9'h096:
-              \$1474 [150] = \$1110 ;
+              \$1470 [150] = \$1105 ;
           9'h097:
-              \$1474 [151] = \$1110 ;
+              \$1470 [151] = \$1105 ;
           9'h098:
-              \$1474 [152] = \$1110 ;
+              \$1470 [152] = \$1105 ;
           9'h099:
-              \$1474 [153] = \$1110 ;
+              \$1470 [153] = \$1105 ;
           9'h09a:
-              \$1474 [154] = \$1110 ;
+              \$1470 [154] = \$1105 ;
           9'h09b:
-              \$1474 [155] = \$1110 ;
+              \$1470 [155] = \$1105 ;
           9'h09c:
-              \$1474 [156] = \$1110 ;
+              \$1470 [156] = \$1105 ;
           9'h09d:
-              \$1474 [157] = \$1110 ;
+              \$1470 [157] = \$1105 ;
           9'h09e:
-              \$1474 [158] = \$1110 ;
+              \$1470 [158] = \$1105 ;
           9'h09f:
-              \$1474 [159] = \$1110 ;
+              \$1470 [159] = \$1105 ;
           9'h0a0:
-              \$1474 [160] = \$1110 ;
+              \$1470 [160] = \$1105 ;
           9'h0a1:
-              \$1474 [161] = \$1110 ;
+              \$1470 [161] = \$1105 ;
           9'h0a2:
-              \$1474 [162] = \$1110 ;
+              \$1470 [162] = \$1105 ;
           9'h0a3:
-              \$1474 [163] = \$1110 ;
+              \$1470 [163] = \$1105 ;
           9'h0a4:
-              \$1474 [164] = \$1110 ;
+              \$1470 [164] = \$1105 ;
           9'h0a5:
-              \$1474 [165] = \$1110 ;
+              \$1470 [165] = \$1105 ;
           9'h0a6:
-              \$1474 [166] = \$1110 ;
+              \$1470 [166] = \$1105 ;
           9'h0a7:
-              \$1474 [167] = \$1110 ;
+              \$1470 [167] = \$1105 ;
           9'h0a8:
-              \$1474 [168] = \$1110 ;
+              \$1470 [168] = \$1105 ;
           9'h0a9:
-              \$1474 [169] = \$1110 ;
+              \$1470 [169] = \$1105 ;
           9'h0aa:
-              \$1474 [170] = \$1110 ;
+              \$1470 [170] = \$1105 ;
           9'h0ab:
-              \$1474 [171] = \$1110 ;
+              \$1470 [171] = \$1105 ;
           9'h0ac:
-              \$1474 [172] = \$1110 ;
+              \$1470 [172] = \$1105 ;
           9'h0ad:
-              \$1474 [173] = \$1110 ;
+              \$1470 [173] = \$1105 ;
           9'h0ae:
-              \$1474 [174] = \$1110 ;
+              \$1470 [174] = \$1105 ;
           9'h0af:
-              \$1474 [175] = \$1110 ;
+              \$1470 [175] = \$1105 ;
           9'h0b0:
-              \$1474 [176] = \$1110 ;
+              \$1470 [176] = \$1105 ;
           9'h0b1:
-              \$1474 [177] = \$1110 ;
+              \$1470 [177] = \$1105 ;
           9'h0b2:
-              \$1474 [178] = \$1110 ;
+              \$1470 [178] = \$1105 ;
           9'h0b3:
-              \$1474 [179] = \$1110 ;
+              \$1470 [179] = \$1105 ;
           9'h0b4:
-              \$1474 [180] = \$1110 ;
+              \$1470 [180] = \$1105 ;
           9'h0b5:
-              \$1474 [181] = \$1110 ;
+              \$1470 [181] = \$1105 ;
           9'h0b6:
-              \$1474 [182] = \$1110 ;
+              \$1470 [182] = \$1105 ;
           9'h0b7:
-              \$1474 [183] = \$1110 ;
+              \$1470 [183] = \$1105 ;
           9'h0b8:
-              \$1474 [184] = \$1110 ;
+              \$1470 [184] = \$1105 ;
           9'h0b9:
-              \$1474 [185] = \$1110 ;
+              \$1470 [185] = \$1105 ;
           9'h0ba:
-              \$1474 [186] = \$1110 ;
+              \$1470 [186] = \$1105 ;
           9'h0bb:
-              \$1474 [187] = \$1110 ;
+              \$1470 [187] = \$1105 ;
           9'h0bc:
-              \$1474 [188] = \$1110 ;
+              \$1470 [188] = \$1105 ;
           9'h0bd:
-              \$1474 [189] = \$1110 ;
+              \$1470 [189] = \$1105 ;
           9'h0be:
-              \$1474 [190] = \$1110 ;
+              \$1470 [190] = \$1105 ;
           9'h0bf:
-              \$1474 [191] = \$1110 ;
+              \$1470 [191] = \$1105 ;
           9'h0c0:
-              \$1474 [192] = \$1110 ;
+              \$1470 [192] = \$1105 ;
           9'h0c1:
-              \$1474 [193] = \$1110 ;
+              \$1470 [193] = \$1105 ;
           9'h0c2:
-              \$1474 [194] = \$1110 ;
+              \$1470 [194] = \$1105 ;
           9'h0c3:
-              \$1474 [195] = \$1110 ;
+              \$1470 [195] = \$1105 ;
           9'h0c4:
-              \$1474 [196] = \$1110 ;
+              \$1470 [196] = \$1105 ;
           9'h0c5:
-              \$1474 [197] = \$1110 ;
+              \$1470 [197] = \$1105 ;
           9'h0c6:
-              \$1474 [198] = \$1110 ;
+              \$1470 [198] = \$1105 ;
           9'h0c7:
-              \$1474 [199] = \$1110 ;
+              \$1470 [199] = \$1105 ;
           9'h0c8:
-              \$1474 [200] = \$1110 ;
+              \$1470 [200] = \$1105 ;
           9'h0c9:
-              \$1474 [201] = \$1110 ;
+              \$1470 [201] = \$1105 ;
           9'h0ca:
-              \$1474 [202] = \$1110 ;
+              \$1470 [202] = \$1105 ;
           9'h0cb:
-              \$1474 [203] = \$1110 ;
+              \$1470 [203] = \$1105 ;
           9'h0cc:
-              \$1474 [204] = \$1110 ;
+              \$1470 [204] = \$1105 ;
           9'h0cd:
-              \$1474 [205] = \$1110 ;
+              \$1470 [205] = \$1105 ;
           9'h0ce:
-              \$1474 [206] = \$1110 ;
+              \$1470 [206] = \$1105 ;
           9'h0cf:
-              \$1474 [207] = \$1110 ;
+              \$1470 [207] = \$1105 ;
           9'h0d0:
-              \$1474 [208] = \$1110 ;
+              \$1470 [208] = \$1105 ;
           9'h0d1:
-              \$1474 [209] = \$1110 ;
+              \$1470 [209] = \$1105 ;
           9'h0d2:
-              \$1474 [210] = \$1110 ;
+              \$1470 [210] = \$1105 ;
           9'h0d3:
-              \$1474 [211] = \$1110 ;
+              \$1470 [211] = \$1105 ;
           9'h0d4:
-              \$1474 [212] = \$1110 ;
+              \$1470 [212] = \$1105 ;
           9'h0d5:
-              \$1474 [213] = \$1110 ;
+              \$1470 [213] = \$1105 ;
           9'h0d6:
-              \$1474 [214] = \$1110 ;
+              \$1470 [214] = \$1105 ;
           9'h0d7:
-              \$1474 [215] = \$1110 ;
+              \$1470 [215] = \$1105 ;
           9'h0d8:
-              \$1474 [216] = \$1110 ;
+              \$1470 [216] = \$1105 ;
           9'h0d9:
-              \$1474 [217] = \$1110 ;
+              \$1470 [217] = \$1105 ;
           9'h0da:
-              \$1474 [218] = \$1110 ;
+              \$1470 [218] = \$1105 ;
           9'h0db:
-              \$1474 [219] = \$1110 ;
+              \$1470 [219] = \$1105 ;
           9'h0dc:
-              \$1474 [220] = \$1110 ;
+              \$1470 [220] = \$1105 ;
           9'h0dd:
-              \$1474 [221] = \$1110 ;
+              \$1470 [221] = \$1105 ;
           9'h0de:
-              \$1474 [222] = \$1110 ;
+              \$1470 [222] = \$1105 ;
           9'h0df:
-              \$1474 [223] = \$1110 ;
+              \$1470 [223] = \$1105 ;
           9'h0e0:
-              \$1474 [224] = \$1110 ;
+              \$1470 [224] = \$1105 ;
           9'h0e1:
-              \$1474 [225] = \$1110 ;
+              \$1470 [225] = \$1105 ;
           9'h0e2:
-              \$1474 [226] = \$1110 ;
+              \$1470 [226] = \$1105 ;
           9'h0e3:
-              \$1474 [227] = \$1110 ;
+              \$1470 [227] = \$1105 ;
           9'h0e4:
-              \$1474 [228] = \$1110 ;
+              \$1470 [228] = \$1105 ;
           9'h0e5:
-              \$1474 [229] = \$1110 ;
+              \$1470 [229] = \$1105 ;
           9'h0e6:
-              \$1474 [230] = \$1110 ;
+              \$1470 [230] = \$1105 ;
           9'h0e7:
-              \$1474 [231] = \$1110 ;
+              \$1470 [231] = \$1105 ;
           9'h0e8:
-              \$1474 [232] = \$1110 ;
+              \$1470 [232] = \$1105 ;
           9'h0e9:
-              \$1474 [233] = \$1110 ;
+              \$1470 [233] = \$1105 ;
           9'h0ea:
-              \$1474 [234] = \$1110 ;
+              \$1470 [234] = \$1105 ;
           9'h0eb:
-              \$1474 [235] = \$1110 ;
+              \$1470 [235] = \$1105 ;
           9'h0ec:
-              \$1474 [236] = \$1110 ;
+              \$1470 [236] = \$1105 ;
           9'h0ed:
-              \$1474 [237] = \$1110 ;
+              \$1470 [237] = \$1105 ;
           9'h0ee:
-              \$1474 [238] = \$1110 ;
+              \$1470 [238] = \$1105 ;
           9'h0ef:
-              \$1474 [239] = \$1110 ;
+              \$1470 [239] = \$1105 ;
           9'h0f0:
-              \$1474 [240] = \$1110 ;
+              \$1470 [240] = \$1105 ;
           9'h0f1:
-              \$1474 [241] = \$1110 ;
+              \$1470 [241] = \$1105 ;
           9'h0f2:
-              \$1474 [242] = \$1110 ;
+              \$1470 [242] = \$1105 ;
           9'h0f3:
-              \$1474 [243] = \$1110 ;
+              \$1470 [243] = \$1105 ;
           9'h0f4:
-              \$1474 [244] = \$1110 ;
+              \$1470 [244] = \$1105 ;
           9'h0f5:
-              \$1474 [245] = \$1110 ;
+              \$1470 [245] = \$1105 ;
           9'h0f6:
-              \$1474 [246] = \$1110 ;
+              \$1470 [246] = \$1105 ;
           9'h0f7:
-              \$1474 [247] = \$1110 ;
+              \$1470 [247] = \$1105 ;
           9'h0f8:
-              \$1474 [248] = \$1110 ;
+              \$1470 [248] = \$1105 ;
           9'h0f9:
-              \$1474 [249] = \$1110 ;
+              \$1470 [249] = \$1105 ;
           9'h0fa:
-              \$1474 [250] = \$1110 ;
+              \$1470 [250] = \$1105 ;
           9'h0fb:
-              \$1474 [251] = \$1110 ;
+              \$1470 [251] = \$1105 ;
           9'h0fc:
-              \$1474 [252] = \$1110 ;
+              \$1470 [252] = \$1105 ;
           9'h0fd:
-              \$1474 [253] = \$1110 ;
+              \$1470 [253] = \$1105 ;
           9'h0fe:
-              \$1474 [254] = \$1110 ;
+              \$1470 [254] = \$1105 ;
           9'h0ff:
-              \$1474 [255] = \$1110 ;
+              \$1470 [255] = \$1105 ;
           9'h100:
-              \$1474 [256] = \$1110 ;
+              \$1470 [256] = \$1105 ;
           9'h101:
-              \$1474 [257] = \$1110 ;
+              \$1470 [257] = \$1105 ;
           9'h102:
-              \$1474 [258] = \$1110 ;
+              \$1470 [258] = \$1105 ;
           9'h103:
-              \$1474 [259] = \$1110 ;
+              \$1470 [259] = \$1105 ;
           9'h104:
-              \$1474 [260] = \$1110 ;
+              \$1470 [260] = \$1105 ;
           9'h105:
-              \$1474 [261] = \$1110 ;
+              \$1470 [261] = \$1105 ;
           9'h106:
-              \$1474 [262] = \$1110 ;
+              \$1470 [262] = \$1105 ;
           9'h107:
-              \$1474 [263] = \$1110 ;
+              \$1470 [263] = \$1105 ;
           9'h108:
-              \$1474 [264] = \$1110 ;
+              \$1470 [264] = \$1105 ;
           9'h109:
-              \$1474 [265] = \$1110 ;
+              \$1470 [265] = \$1105 ;
           9'h10a:
-              \$1474 [266] = \$1110 ;
+              \$1470 [266] = \$1105 ;
           9'h10b:
-              \$1474 [267] = \$1110 ;
+              \$1470 [267] = \$1105 ;
           9'h10c:
-              \$1474 [268] = \$1110 ;
+              \$1470 [268] = \$1105 ;
           9'h10d:
-              \$1474 [269] = \$1110 ;
+              \$1470 [269] = \$1105 ;
           9'h10e:
-              \$1474 [270] = \$1110 ;
+              \$1470 [270] = \$1105 ;
           9'h10f:
-              \$1474 [271] = \$1110 ;
+              \$1470 [271] = \$1105 ;
           9'h110:
-              \$1474 [272] = \$1110 ;
+              \$1470 [272] = \$1105 ;
           9'h111:
-              \$1474 [273] = \$1110 ;
+              \$1470 [273] = \$1105 ;
           9'h112:
-              \$1474 [274] = \$1110 ;
+              \$1470 [274] = \$1105 ;
           9'h113:
-              \$1474 [275] = \$1110 ;
+              \$1470 [275] = \$1105 ;
           9'h114:
-              \$1474 [276] = \$1110 ;
+              \$1470 [276] = \$1105 ;
           9'h115:
-              \$1474 [277] = \$1110 ;
+              \$1470 [277] = \$1105 ;
           9'h116:
-              \$1474 [278] = \$1110 ;
+              \$1470 [278] = \$1105 ;
           9'h117:
-              \$1474 [279] = \$1110 ;
+              \$1470 [279] = \$1105 ;
           9'h118:
-              \$1474 [280] = \$1110 ;
+              \$1470 [280] = \$1105 ;
           9'h119:
-              \$1474 [281] = \$1110 ;
+              \$1470 [281] = \$1105 ;
           9'h11a:
-              \$1474 [282] = \$1110 ;
+              \$1470 [282] = \$1105 ;
           9'h11b:
-              \$1474 [283] = \$1110 ;
+              \$1470 [283] = \$1105 ;
           9'h11c:
-              \$1474 [284] = \$1110 ;
+              \$1470 [284] = \$1105 ;
           9'h11d:
-              \$1474 [285] = \$1110 ;
+              \$1470 [285] = \$1105 ;
           9'h11e:
-              \$1474 [286] = \$1110 ;
+              \$1470 [286] = \$1105 ;
           9'h11f:
-              \$1474 [287] = \$1110 ;
+              \$1470 [287] = \$1105 ;
           9'h120:
-              \$1474 [288] = \$1110 ;
+              \$1470 [288] = \$1105 ;
           9'h121:
-              \$1474 [289] = \$1110 ;
+              \$1470 [289] = \$1105 ;
           9'h122:
-              \$1474 [290] = \$1110 ;
+              \$1470 [290] = \$1105 ;
           9'h123:
-              \$1474 [291] = \$1110 ;
+              \$1470 [291] = \$1105 ;
           9'h124:
-              \$1474 [292] = \$1110 ;
+              \$1470 [292] = \$1105 ;
           9'h125:
-              \$1474 [293] = \$1110 ;
+              \$1470 [293] = \$1105 ;
           9'h126:
-              \$1474 [294] = \$1110 ;
+              \$1470 [294] = \$1105 ;
           9'h127:
-              \$1474 [295] = \$1110 ;
+              \$1470 [295] = \$1105 ;
           9'h128:
-              \$1474 [296] = \$1110 ;
+              \$1470 [296] = \$1105 ;
           9'h129:
-              \$1474 [297] = \$1110 ;
+              \$1470 [297] = \$1105 ;
           9'h12a:
-              \$1474 [298] = \$1110 ;
+              \$1470 [298] = \$1105 ;
           9'h12b:
-              \$1474 [299] = \$1110 ;
+              \$1470 [299] = \$1105 ;
           9'h12c:
-              \$1474 [300] = \$1110 ;
+              \$1470 [300] = \$1105 ;
           9'h12d:
-              \$1474 [301] = \$1110 ;
+              \$1470 [301] = \$1105 ;
           9'h12e:
-              \$1474 [302] = \$1110 ;
+              \$1470 [302] = \$1105 ;
           9'h12f:
-              \$1474 [303] = \$1110 ;
+              \$1470 [303] = \$1105 ;
           9'h130:
-              \$1474 [304] = \$1110 ;
+              \$1470 [304] = \$1105 ;
           9'h131:
-              \$1474 [305] = \$1110 ;
+              \$1470 [305] = \$1105 ;
           9'h132:
-              \$1474 [306] = \$1110 ;
+              \$1470 [306] = \$1105 ;
           9'h133:
-              \$1474 [307] = \$1110 ;
+              \$1470 [307] = \$1105 ;
           9'h134:
-              \$1474 [308] = \$1110 ;
+              \$1470 [308] = \$1105 ;
           9'h135:
-              \$1474 [309] = \$1110 ;
+              \$1470 [309] = \$1105 ;
           9'h136:
-              \$1474 [310] = \$1110 ;
+              \$1470 [310] = \$1105 ;
           9'h137:
-              \$1474 [311] = \$1110 ;
+              \$1470 [311] = \$1105 ;
           9'h138:
-              \$1474 [312] = \$1110 ;
+              \$1470 [312] = \$1105 ;
           9'h139:
-              \$1474 [313] = \$1110 ;
+              \$1470 [313] = \$1105 ;
           9'h13a:
-              \$1474 [314] = \$1110 ;
+              \$1470 [314] = \$1105 ;
           9'h13b:
-              \$1474 [315] = \$1110 ;
+              \$1470 [315] = \$1105 ;
           9'h13c:
-              \$1474 [316] = \$1110 ;
+              \$1470 [316] = \$1105 ;
           9'h13d:
-              \$1474 [317] = \$1110 ;
+              \$1470 [317] = \$1105 ;
           9'h13e:
-              \$1474 [318] = \$1110 ;
+              \$1470 [318] = \$1105 ;
           9'h13f:
-              \$1474 [319] = \$1110 ;
+              \$1470 [319] = \$1105 ;
           9'h140:
-              \$1474 [320] = \$1110 ;
+              \$1470 [320] = \$1105 ;
           9'h141:
-              \$1474 [321] = \$1110 ;
+              \$1470 [321] = \$1105 ;
           9'h142:
-              \$1474 [322] = \$1110 ;
+              \$1470 [322] = \$1105 ;
           9'h143:
-              \$1474 [323] = \$1110 ;
+              \$1470 [323] = \$1105 ;
           9'h144:
-              \$1474 [324] = \$1110 ;
+              \$1470 [324] = \$1105 ;
           9'h145:
-              \$1474 [325] = \$1110 ;
+              \$1470 [325] = \$1105 ;
           9'h146:
-              \$1474 [326] = \$1110 ;
+              \$1470 [326] = \$1105 ;
           9'h147:
-              \$1474 [327] = \$1110 ;
+              \$1470 [327] = \$1105 ;
           9'h148:
-              \$1474 [328] = \$1110 ;
+              \$1470 [328] = \$1105 ;
           9'h149:
-              \$1474 [329] = \$1110 ;
+              \$1470 [329] = \$1105 ;
           9'h14a:
-              \$1474 [330] = \$1110 ;
+              \$1470 [330] = \$1105 ;
           9'h14b:
-              \$1474 [331] = \$1110 ;
+              \$1470 [331] = \$1105 ;
           9'h14c:
-              \$1474 [332] = \$1110 ;
+              \$1470 [332] = \$1105 ;
           9'h14d:
-              \$1474 [333] = \$1110 ;
+              \$1470 [333] = \$1105 ;
           9'h14e:
-              \$1474 [334] = \$1110 ;
+              \$1470 [334] = \$1105 ;
           9'h14f:
-              \$1474 [335] = \$1110 ;
+              \$1470 [335] = \$1105 ;
           9'h150:
-              \$1474 [336] = \$1110 ;
+              \$1470 [336] = \$1105 ;
           9'h151:
-              \$1474 [337] = \$1110 ;
+              \$1470 [337] = \$1105 ;
           9'h152:
-              \$1474 [338] = \$1110 ;
+              \$1470 [338] = \$1105 ;
           9'h153:
-              \$1474 [339] = \$1110 ;
+              \$1470 [339] = \$1105 ;
           9'h154:
-              \$1474 [340] = \$1110 ;
+              \$1470 [340] = \$1105 ;
           9'h155:
-              \$1474 [341] = \$1110 ;
+              \$1470 [341] = \$1105 ;
           9'h156:
-              \$1474 [342] = \$1110 ;
+              \$1470 [342] = \$1105 ;
           9'h157:
-              \$1474 [343] = \$1110 ;
+              \$1470 [343] = \$1105 ;
           9'h158:
-              \$1474 [344] = \$1110 ;
+              \$1470 [344] = \$1105 ;
           9'h159:
-              \$1474 [345] = \$1110 ;
+              \$1470 [345] = \$1105 ;
           9'h15a:
-              \$1474 [346] = \$1110 ;
+              \$1470 [346] = \$1105 ;
           9'h15b:
-              \$1474 [347] = \$1110 ;
+              \$1470 [347] = \$1105 ;
           9'h15c:
-              \$1474 [348] = \$1110 ;
+              \$1470 [348] = \$1105 ;
           9'h15d:
-              \$1474 [349] = \$1110 ;
+              \$1470 [349] = \$1105 ;
           9'h15e:
-              \$1474 [350] = \$1110 ;
+              \$1470 [350] = \$1105 ;
           9'h15f:
-              \$1474 [351] = \$1110 ;
+              \$1470 [351] = \$1105 ;
           9'h160:
-              \$1474 [352] = \$1110 ;
+              \$1470 [352] = \$1105 ;
           9'h161:
-              \$1474 [353] = \$1110 ;
+              \$1470 [353] = \$1105 ;
           9'h162:
-              \$1474 [354] = \$1110 ;
+              \$1470 [354] = \$1105 ;
           9'h163:
-              \$1474 [355] = \$1110 ;
+              \$1470 [355] = \$1105 ;
           9'h164:
-              \$1474 [356] = \$1110 ;
+              \$1470 [356] = \$1105 ;
           9'h165:
-              \$1474 [357] = \$1110 ;
+              \$1470 [357] = \$1105 ;
           9'h166:
-              \$1474 [358] = \$1110 ;
+              \$1470 [358] = \$1105 ;
           9'h167:
-              \$1474 [359] = \$1110 ;
+              \$1470 [359] = \$1105 ;
           9'h168:
-              \$1474 [360] = \$1110 ;
+              \$1470 [360] = \$1105 ;
           9'h169:
-              \$1474 [361] = \$1110 ;
+              \$1470 [361] = \$1105 ;
           9'h16a:
-              \$1474 [362] = \$1110 ;
+              \$1470 [362] = \$1105 ;
           9'h16b:
-              \$1474 [363] = \$1110 ;
+              \$1470 [363] = \$1105 ;
           9'h16c:
-              \$1474 [364] = \$1110 ;
+              \$1470 [364] = \$1105 ;
           9'h16d:
-              \$1474 [365] = \$1110 ;
+              \$1470 [365] = \$1105 ;
           9'h16e:
-              \$1474 [366] = \$1110 ;
+              \$1470 [366] = \$1105 ;
           9'h16f:
-              \$1474 [367] = \$1110 ;
+              \$1470 [367] = \$1105 ;
           9'h170:
-              \$1474 [368] = \$1110 ;
+              \$1470 [368] = \$1105 ;
           9'h171:
-              \$1474 [369] = \$1110 ;
+              \$1470 [369] = \$1105 ;
           9'h172:
-              \$1474 [370] = \$1110 ;
+              \$1470 [370] = \$1105 ;
           9'h173:
-              \$1474 [371] = \$1110 ;
+              \$1470 [371] = \$1105 ;
           9'h174:
-              \$1474 [372] = \$1110 ;
+              \$1470 [372] = \$1105 ;
           9'h175:
-              \$1474 [373] = \$1110 ;
+              \$1470 [373] = \$1105 ;
           9'h176:
-              \$1474 [374] = \$1110 ;
+              \$1470 [374] = \$1105 ;
           9'h177:
-              \$1474 [375] = \$1110 ;
+              \$1470 [375] = \$1105 ;
           9'h178:
-              \$1474 [376] = \$1110 ;
+              \$1470 [376] = \$1105 ;
           9'h179:
-              \$1474 [377] = \$1110 ;
+              \$1470 [377] = \$1105 ;
           9'h17a:
-              \$1474 [378] = \$1110 ;
+              \$1470 [378] = \$1105 ;
           9'h17b:
-              \$1474 [379] = \$1110 ;
+              \$1470 [379] = \$1105 ;
           9'h17c:
-              \$1474 [380] = \$1110 ;
+              \$1470 [380] = \$1105 ;
           9'h17d:
-              \$1474 [381] = \$1110 ;
+              \$1470 [381] = \$1105 ;
           9'h17e:
-              \$1474 [382] = \$1110 ;
+              \$1470 [382] = \$1105 ;
           9'h17f:
-              \$1474 [383] = \$1110 ;
+              \$1470 [383] = \$1105 ;
           9'h180:
-              \$1474 [384] = \$1110 ;
+              \$1470 [384] = \$1105 ;
           9'h181:
-              \$1474 [385] = \$1110 ;
+              \$1470 [385] = \$1105 ;
           9'h182:
-              \$1474 [386] = \$1110 ;
+              \$1470 [386] = \$1105 ;
           9'h183:
-              \$1474 [387] = \$1110 ;
+              \$1470 [387] = \$1105 ;
           9'h184:
-              \$1474 [388] = \$1110 ;
+              \$1470 [388] = \$1105 ;
           9'h185:
-              \$1474 [389] = \$1110 ;
+              \$1470 [389] = \$1105 ;
           9'h186:
-              \$1474 [390] = \$1110 ;
+              \$1470 [390] = \$1105 ;
           9'h187:
-              \$1474 [391] = \$1110 ;
+              \$1470 [391] = \$1105 ;
           9'h188:
-              \$1474 [392] = \$1110 ;
+              \$1470 [392] = \$1105 ;
           9'h189:
-              \$1474 [393] = \$1110 ;
+              \$1470 [393] = \$1105 ;
           9'h18a:
-              \$1474 [394] = \$1110 ;
+              \$1470 [394] = \$1105 ;
           9'h18b:
-              \$1474 [395] = \$1110 ;
+              \$1470 [395] = \$1105 ;
           9'h18c:
-              \$1474 [396] = \$1110 ;
+              \$1470 [396] = \$1105 ;
           9'h18d:
-              \$1474 [397] = \$1110 ;
+              \$1470 [397] = \$1105 ;
           9'h18e:
-              \$1474 [398] = \$1110 ;
+              \$1470 [398] = \$1105 ;
           9'h18f:
-              \$1474 [399] = \$1110 ;
+              \$1470 [399] = \$1105 ;
           9'h190:
-              \$1474 [400] = \$1110 ;
+              \$1470 [400] = \$1105 ;
           9'h191:
-              \$1474 [401] = \$1110 ;
+              \$1470 [401] = \$1105 ;
           9'h192:
-              \$1474 [402] = \$1110 ;
+              \$1470 [402] = \$1105 ;
           9'h193:
-              \$1474 [403] = \$1110 ;
+              \$1470 [403] = \$1105 ;
           9'h194:
-              \$1474 [404] = \$1110 ;
+              \$1470 [404] = \$1105 ;
           9'h195:
-              \$1474 [405] = \$1110 ;
+              \$1470 [405] = \$1105 ;
           9'h196:
-              \$1474 [406] = \$1110 ;
+              \$1470 [406] = \$1105 ;
           9'h197:
-              \$1474 [407] = \$1110 ;
+              \$1470 [407] = \$1105 ;
           9'h198:
-              \$1474 [408] = \$1110 ;
+              \$1470 [408] = \$1105 ;
           9'h199:
-              \$1474 [409] = \$1110 ;
+              \$1470 [409] = \$1105 ;
           9'h19a:
-              \$1474 [410] = \$1110 ;
+              \$1470 [410] = \$1105 ;
           9'h19b:
-              \$1474 [411] = \$1110 ;
+              \$1470 [411] = \$1105 ;
           9'h19c:
-              \$1474 [412] = \$1110 ;
+              \$1470 [412] = \$1105 ;
           9'h19d:
-              \$1474 [413] = \$1110 ;
+              \$1470 [413] = \$1105 ;
           9'h19e:
-              \$1474 [414] = \$1110 ;
+              \$1470 [414] = \$1105 ;
           9'h19f:
-              \$1474 [415] = \$1110 ;
+              \$1470 [415] = \$1105 ;
           9'h1a0:
-              \$1474 [416] = \$1110 ;
+              \$1470 [416] = \$1105 ;
           9'h1a1:
-              \$1474 [417] = \$1110 ;
+              \$1470 [417] = \$1105 ;
           9'h1a2:
-              \$1474 [418] = \$1110 ;
+              \$1470 [418] = \$1105 ;
           9'h1a3:
-              \$1474 [419] = \$1110 ;
+              \$1470 [419] = \$1105 ;
           9'h1a4:
-              \$1474 [420] = \$1110 ;
+              \$1470 [420] = \$1105 ;
           9'h1a5:
-              \$1474 [421] = \$1110 ;
+              \$1470 [421] = \$1105 ;
           9'h1a6:
-              \$1474 [422] = \$1110 ;
+              \$1470 [422] = \$1105 ;
           9'h1a7:
-              \$1474 [423] = \$1110 ;
+              \$1470 [423] = \$1105 ;
           9'h1a8:
-              \$1474 [424] = \$1110 ;
+              \$1470 [424] = \$1105 ;
           9'h1a9:
-              \$1474 [425] = \$1110 ;
+              \$1470 [425] = \$1105 ;
           9'h1aa:
-              \$1474 [426] = \$1110 ;
+              \$1470 [426] = \$1105 ;
           9'h1ab:
-              \$1474 [427] = \$1110 ;
+              \$1470 [427] = \$1105 ;
           9'h1ac:
-              \$1474 [428] = \$1110 ;
+              \$1470 [428] = \$1105 ;
           9'h1ad:
-              \$1474 [429] = \$1110 ;
+              \$1470 [429] = \$1105 ;
           9'h1ae:
-              \$1474 [430] = \$1110 ;
+              \$1470 [430] = \$1105 ;
           9'h1af:
-              \$1474 [431] = \$1110 ;
+              \$1470 [431] = \$1105 ;
           9'h1b0:
-              \$1474 [432] = \$1110 ;
+              \$1470 [432] = \$1105 ;
           9'h1b1:
-              \$1474 [433] = \$1110 ;
+              \$1470 [433] = \$1105 ;
           9'h1b2:
-              \$1474 [434] = \$1110 ;
+              \$1470 [434] = \$1105 ;
           9'h1b3:
-              \$1474 [435] = \$1110 ;
+              \$1470 [435] = \$1105 ;
           9'h1b4:
-              \$1474 [436] = \$1110 ;
+              \$1470 [436] = \$1105 ;
           9'h1b5:
-              \$1474 [437] = \$1110 ;
+              \$1470 [437] = \$1105 ;
           9'h1b6:
-              \$1474 [438] = \$1110 ;
+              \$1470 [438] = \$1105 ;
           9'h1b7:
-              \$1474 [439] = \$1110 ;
+              \$1470 [439] = \$1105 ;
           9'h1b8:
-              \$1474 [440] = \$1110 ;
+              \$1470 [440] = \$1105 ;
           9'h1b9:
-              \$1474 [441] = \$1110 ;
+              \$1470 [441] = \$1105 ;
           9'h1ba:
-              \$1474 [442] = \$1110 ;
+              \$1470 [442] = \$1105 ;
           9'h1bb:
-              \$1474 [443] = \$1110 ;
+              \$1470 [443] = \$1105 ;
           9'h1bc:
-              \$1474 [444] = \$1110 ;
+              \$1470 [444] = \$1105 ;
           9'h1bd:
-              \$1474 [445] = \$1110 ;
+              \$1470 [445] = \$1105 ;
           9'h1be:
-              \$1474 [446] = \$1110 ;
+              \$1470 [446] = \$1105 ;
           9'h1bf:
-              \$1474 [447] = \$1110 ;
+              \$1470 [447] = \$1105 ;
           9'h1c0:
-              \$1474 [448] = \$1110 ;
+              \$1470 [448] = \$1105 ;
           9'h1c1:
-              \$1474 [449] = \$1110 ;
+              \$1470 [449] = \$1105 ;
           9'h1c2:
-              \$1474 [450] = \$1110 ;
+              \$1470 [450] = \$1105 ;
           9'h1c3:
-              \$1474 [451] = \$1110 ;
+              \$1470 [451] = \$1105 ;
           9'h1c4:
-              \$1474 [452] = \$1110 ;
+              \$1470 [452] = \$1105 ;
           9'h1c5:
-              \$1474 [453] = \$1110 ;
+              \$1470 [453] = \$1105 ;
           9'h1c6:
-              \$1474 [454] = \$1110 ;
+              \$1470 [454] = \$1105 ;
           9'h1c7:
-              \$1474 [455] = \$1110 ;
+              \$1470 [455] = \$1105 ;
           9'h1c8:
-              \$1474 [456] = \$1110 ;
+              \$1470 [456] = \$1105 ;
           9'h1c9:
-              \$1474 [457] = \$1110 ;
+              \$1470 [457] = \$1105 ;
           9'h1ca:
-              \$1474 [458] = \$1110 ;
+              \$1470 [458] = \$1105 ;
           9'h1cb:
-              \$1474 [459] = \$1110 ;
+              \$1470 [459] = \$1105 ;
           9'h1cc:
-              \$1474 [460] = \$1110 ;
+              \$1470 [460] = \$1105 ;
           9'h1cd:
-              \$1474 [461] = \$1110 ;
+              \$1470 [461] = \$1105 ;
           9'h1ce:
-              \$1474 [462] = \$1110 ;
+              \$1470 [462] = \$1105 ;
           9'h1cf:
-              \$1474 [463] = \$1110 ;
+              \$1470 [463] = \$1105 ;
           9'h1d0:
-              \$1474 [464] = \$1110 ;
+              \$1470 [464] = \$1105 ;
           9'h1d1:
-              \$1474 [465] = \$1110 ;
+              \$1470 [465] = \$1105 ;
           9'h1d2:
-              \$1474 [466] = \$1110 ;
+              \$1470 [466] = \$1105 ;
           9'h1d3:
-              \$1474 [467] = \$1110 ;
+              \$1470 [467] = \$1105 ;
           9'h1d4:
-              \$1474 [468] = \$1110 ;
+              \$1470 [468] = \$1105 ;
           9'h1d5:
-              \$1474 [469] = \$1110 ;
+              \$1470 [469] = \$1105 ;
           9'h1d6:
-              \$1474 [470] = \$1110 ;
+              \$1470 [470] = \$1105 ;
           9'h1d7:
-              \$1474 [471] = \$1110 ;
+              \$1470 [471] = \$1105 ;
           9'h1d8:
-              \$1474 [472] = \$1110 ;
+              \$1470 [472] = \$1105 ;
           9'h1d9:
-              \$1474 [473] = \$1110 ;
+              \$1470 [473] = \$1105 ;
           9'h1da:
-              \$1474 [474] = \$1110 ;
+              \$1470 [474] = \$1105 ;
           9'h1db:
-              \$1474 [475] = \$1110 ;
+              \$1470 [475] = \$1105 ;
           9'h1dc:
-              \$1474 [476] = \$1110 ;
+              \$1470 [476] = \$1105 ;
           9'h1dd:
-              \$1474 [477] = \$1110 ;
+              \$1470 [477] = \$1105 ;
           9'h1de:
-              \$1474 [478] = \$1110 ;
+              \$1470 [478] = \$1105 ;
           9'h1df:
-              \$1474 [479] = \$1110 ;
+              \$1470 [479] = \$1105 ;
           9'h1e0:
-              \$1474 [480] = \$1110 ;
+              \$1470 [480] = \$1105 ;
           9'h1e1:
-              \$1474 [481] = \$1110 ;
+              \$1470 [481] = \$1105 ;
           9'h1e2:
-              \$1474 [482] = \$1110 ;
+              \$1470 [482] = \$1105 ;
           9'h1e3:
-              \$1474 [483] = \$1110 ;
+              \$1470 [483] = \$1105 ;
           9'h1e4:
-              \$1474 [484] = \$1110 ;
+              \$1470 [484] = \$1105 ;
           9'h1e5:
-              \$1474 [485] = \$1110 ;
+              \$1470 [485] = \$1105 ;
           9'h1e6:
-              \$1474 [486] = \$1110 ;
+              \$1470 [486] = \$1105 ;
           9'h1e7:
-              \$1474 [487] = \$1110 ;
+              \$1470 [487] = \$1105 ;
           9'h1e8:
-              \$1474 [488] = \$1110 ;
+              \$1470 [488] = \$1105 ;
           9'h1e9:
-              \$1474 [489] = \$1110 ;
+              \$1470 [489] = \$1105 ;
           9'h1ea:
-              \$1474 [490] = \$1110 ;
+              \$1470 [490] = \$1105 ;
           9'h1eb:
-              \$1474 [491] = \$1110 ;
+              \$1470 [491] = \$1105 ;
           9'h1ec:
-              \$1474 [492] = \$1110 ;
+              \$1470 [492] = \$1105 ;
           9'h1ed:
-              \$1474 [493] = \$1110 ;
+              \$1470 [493] = \$1105 ;
           9'h1ee:
-              \$1474 [494] = \$1110 ;
+              \$1470 [494] = \$1105 ;
           9'h1ef:
-              \$1474 [495] = \$1110 ;
+              \$1470 [495] = \$1105 ;
           9'h1f0:
-              \$1474 [496] = \$1110 ;
+              \$1470 [496] = \$1105 ;
           9'h1f1:
-              \$1474 [497] = \$1110 ;
+              \$1470 [497] = \$1105 ;
           9'h1f2:
-              \$1474 [498] = \$1110 ;
+              \$1470 [498] = \$1105 ;
           9'h1f3:
-              \$1474 [499] = \$1110 ;
+              \$1470 [499] = \$1105 ;
           9'h1f4:
-              \$1474 [500] = \$1110 ;
+              \$1470 [500] = \$1105 ;
           9'h1f5:
-              \$1474 [501] = \$1110 ;
+              \$1470 [501] = \$1105 ;
           9'h1f6:
-              \$1474 [502] = \$1110 ;
+              \$1470 [502] = \$1105 ;
           9'h1f7:
-              \$1474 [503] = \$1110 ;
+              \$1470 [503] = \$1105 ;
           9'h1f8:
-              \$1474 [504] = \$1110 ;
+              \$1470 [504] = \$1105 ;
           9'h1f9:
-              \$1474 [505] = \$1110 ;
+              \$1470 [505] = \$1105 ;
           9'h1fa:
-              \$1474 [506] = \$1110 ;
+              \$1470 [506] = \$1105 ;
           9'h1fb:
-              \$1474 [507] = \$1110 ;
+              \$1470 [507] = \$1105 ;
           9'h1fc:
-              \$1474 [508] = \$1110 ;
+              \$1470 [508] = \$1105 ;
           9'h1fd:
-              \$1474 [509] = \$1110 ;
+              \$1470 [509] = \$1105 ;
           9'h1fe:
-              \$1474 [510] = \$1110 ;
+              \$1470 [510] = \$1105 ;
           9'h1ff:
-              \$1474 [511] = \$1110 ;
+              \$1470 [511] = \$1105 ;
         endcase
       end
     end
     if (cu2_c_valid) begin
-      if (\$1112 ) begin
+      if (\$1107 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1113 ;
+              \$1470 [0] = \$1108 ;
           9'h001:
-              \$1474 [1] = \$1113 ;
+              \$1470 [1] = \$1108 ;
           9'h002:
-              \$1474 [2] = \$1113 ;
+              \$1470 [2] = \$1108 ;
           9'h003:
-              \$1474 [3] = \$1113 ;
+              \$1470 [3] = \$1108 ;
           9'h004:
-              \$1474 [4] = \$1113 ;
+              \$1470 [4] = \$1108 ;
           9'h005:
-              \$1474 [5] = \$1113 ;
+              \$1470 [5] = \$1108 ;
           9'h006:
-              \$1474 [6] = \$1113 ;
+              \$1470 [6] = \$1108 ;
           9'h007:
-              \$1474 [7] = \$1113 ;
+              \$1470 [7] = \$1108 ;
           9'h008:
-              \$1474 [8] = \$1113 ;
+              \$1470 [8] = \$1108 ;
           9'h009:
-              \$1474 [9] = \$1113 ;
+              \$1470 [9] = \$1108 ;
           9'h00a:
-              \$1474 [10] = \$1113 ;
+              \$1470 [10] = \$1108 ;
           9'h00b:
-              \$1474 [11] = \$1113 ;
+              \$1470 [11] = \$1108 ;
           9'h00c:
-              \$1474 [12] = \$1113 ;
+              \$1470 [12] = \$1108 ;
           9'h00d:
-              \$1474 [13] = \$1113 ;
+              \$1470 [13] = \$1108 ;
           9'h00e:
-              \$1474 [14] = \$1113 ;
+              \$1470 [14] = \$1108 ;
           9'h00f:
-              \$1474 [15] = \$1113 ;
+              \$1470 [15] = \$1108 ;
           9'h010:
-              \$1474 [16] = \$1113 ;
+              \$1470 [16] = \$1108 ;
           9'h011:
-              \$1474 [17] = \$1113 ;
+              \$1470 [17] = \$1108 ;
           9'h012:
-              \$1474 [18] = \$1113 ;
+              \$1470 [18] = \$1108 ;
           9'h013:
-              \$1474 [19] = \$1113 ;
+              \$1470 [19] = \$1108 ;
           9'h014:
-              \$1474 [20] = \$1113 ;
+              \$1470 [20] = \$1108 ;
           9'h015:
-              \$1474 [21] = \$1113 ;
+              \$1470 [21] = \$1108 ;
           9'h016:
-              \$1474 [22] = \$1113 ;
+              \$1470 [22] = \$1108 ;
           9'h017:
-              \$1474 [23] = \$1113 ;
+              \$1470 [23] = \$1108 ;
           9'h018:
-              \$1474 [24] = \$1113 ;
+              \$1470 [24] = \$1108 ;
           9'h019:
-              \$1474 [25] = \$1113 ;
+              \$1470 [25] = \$1108 ;
           9'h01a:
-              \$1474 [26] = \$1113 ;
+              \$1470 [26] = \$1108 ;
           9'h01b:
-              \$1474 [27] = \$1113 ;
+              \$1470 [27] = \$1108 ;
           9'h01c:
-              \$1474 [28] = \$1113 ;
+              \$1470 [28] = \$1108 ;
           9'h01d:
-              \$1474 [29] = \$1113 ;
+              \$1470 [29] = \$1108 ;
           9'h01e:
-              \$1474 [30] = \$1113 ;
+              \$1470 [30] = \$1108 ;
           9'h01f:
-              \$1474 [31] = \$1113 ;
+              \$1470 [31] = \$1108 ;
           9'h020:
-              \$1474 [32] = \$1113 ;
+              \$1470 [32] = \$1108 ;
           9'h021:
-              \$1474 [33] = \$1113 ;
+              \$1470 [33] = \$1108 ;
           9'h022:
-              \$1474 [34] = \$1113 ;
+              \$1470 [34] = \$1108 ;
           9'h023:
-              \$1474 [35] = \$1113 ;
+              \$1470 [35] = \$1108 ;
           9'h024:
-              \$1474 [36] = \$1113 ;
+              \$1470 [36] = \$1108 ;
           9'h025:
-              \$1474 [37] = \$1113 ;
+              \$1470 [37] = \$1108 ;
           9'h026:
-              \$1474 [38] = \$1113 ;
+              \$1470 [38] = \$1108 ;
           9'h027:
-              \$1474 [39] = \$1113 ;
+              \$1470 [39] = \$1108 ;
           9'h028:
-              \$1474 [40] = \$1113 ;
+              \$1470 [40] = \$1108 ;
           9'h029:
-              \$1474 [41] = \$1113 ;
+              \$1470 [41] = \$1108 ;
           9'h02a:
-              \$1474 [42] = \$1113 ;
+              \$1470 [42] = \$1108 ;
           9'h02b:
-              \$1474 [43] = \$1113 ;
+              \$1470 [43] = \$1108 ;
           9'h02c:
-              \$1474 [44] = \$1113 ;
+              \$1470 [44] = \$1108 ;
           9'h02d:
-              \$1474 [45] = \$1113 ;
+              \$1470 [45] = \$1108 ;
           9'h02e:
-              \$1474 [46] = \$1113 ;
+              \$1470 [46] = \$1108 ;
           9'h02f:
-              \$1474 [47] = \$1113 ;
+              \$1470 [47] = \$1108 ;
           9'h030:
-              \$1474 [48] = \$1113 ;
+              \$1470 [48] = \$1108 ;
           9'h031:
-              \$1474 [49] = \$1113 ;
+              \$1470 [49] = \$1108 ;
           9'h032:
-              \$1474 [50] = \$1113 ;
+              \$1470 [50] = \$1108 ;
           9'h033:
-              \$1474 [51] = \$1113 ;
+              \$1470 [51] = \$1108 ;
           9'h034:
-              \$1474 [52] = \$1113 ;
+              \$1470 [52] = \$1108 ;
           9'h035:
-              \$1474 [53] = \$1113 ;
+              \$1470 [53] = \$1108 ;
           9'h036:
-              \$1474 [54] = \$1113 ;
+              \$1470 [54] = \$1108 ;
           9'h037:
-              \$1474 [55] = \$1113 ;
+              \$1470 [55] = \$1108 ;
           9'h038:
-              \$1474 [56] = \$1113 ;
+              \$1470 [56] = \$1108 ;
           9'h039:
-              \$1474 [57] = \$1113 ;
+              \$1470 [57] = \$1108 ;
           9'h03a:
-              \$1474 [58] = \$1113 ;
+              \$1470 [58] = \$1108 ;
           9'h03b:
-              \$1474 [59] = \$1113 ;
+              \$1470 [59] = \$1108 ;
           9'h03c:
-              \$1474 [60] = \$1113 ;
+              \$1470 [60] = \$1108 ;
           9'h03d:
-              \$1474 [61] = \$1113 ;
+              \$1470 [61] = \$1108 ;
           9'h03e:
-              \$1474 [62] = \$1113 ;
+              \$1470 [62] = \$1108 ;
           9'h03f:
-              \$1474 [63] = \$1113 ;
+              \$1470 [63] = \$1108 ;
           9'h040:
-              \$1474 [64] = \$1113 ;
+              \$1470 [64] = \$1108 ;
           9'h041:
-              \$1474 [65] = \$1113 ;
+              \$1470 [65] = \$1108 ;
           9'h042:
-              \$1474 [66] = \$1113 ;
+              \$1470 [66] = \$1108 ;
           9'h043:
-              \$1474 [67] = \$1113 ;
+              \$1470 [67] = \$1108 ;
           9'h044:
-              \$1474 [68] = \$1113 ;
+              \$1470 [68] = \$1108 ;
           9'h045:
-              \$1474 [69] = \$1113 ;
+              \$1470 [69] = \$1108 ;
           9'h046:
-              \$1474 [70] = \$1113 ;
+              \$1470 [70] = \$1108 ;
           9'h047:
-              \$1474 [71] = \$1113 ;
+              \$1470 [71] = \$1108 ;
           9'h048:
-              \$1474 [72] = \$1113 ;
+              \$1470 [72] = \$1108 ;
           9'h049:
-              \$1474 [73] = \$1113 ;
+              \$1470 [73] = \$1108 ;
           9'h04a:
-              \$1474 [74] = \$1113 ;
+              \$1470 [74] = \$1108 ;
           9'h04b:
-              \$1474 [75] = \$1113 ;
+              \$1470 [75] = \$1108 ;
           9'h04c:
-              \$1474 [76] = \$1113 ;
+              \$1470 [76] = \$1108 ;
           9'h04d:
-              \$1474 [77] = \$1113 ;
+              \$1470 [77] = \$1108 ;
           9'h04e:
-              \$1474 [78] = \$1113 ;
+              \$1470 [78] = \$1108 ;
           9'h04f:
-              \$1474 [79] = \$1113 ;
+              \$1470 [79] = \$1108 ;
           9'h050:
-              \$1474 [80] = \$1113 ;
+              \$1470 [80] = \$1108 ;
           9'h051:
-              \$1474 [81] = \$1113 ;
+              \$1470 [81] = \$1108 ;
           9'h052:
-              \$1474 [82] = \$1113 ;
+              \$1470 [82] = \$1108 ;
           9'h053:
-              \$1474 [83] = \$1113 ;
+              \$1470 [83] = \$1108 ;
           9'h054:
-              \$1474 [84] = \$1113 ;
+              \$1470 [84] = \$1108 ;
           9'h055:
-              \$1474 [85] = \$1113 ;
+              \$1470 [85] = \$1108 ;
           9'h056:
-              \$1474 [86] = \$1113 ;
+              \$1470 [86] = \$1108 ;
           9'h057:
-              \$1474 [87] = \$1113 ;
+              \$1470 [87] = \$1108 ;
           9'h058:
-              \$1474 [88] = \$1113 ;
+              \$1470 [88] = \$1108 ;
           9'h059:
-              \$1474 [89] = \$1113 ;
+              \$1470 [89] = \$1108 ;
           9'h05a:
-              \$1474 [90] = \$1113 ;
+              \$1470 [90] = \$1108 ;
           9'h05b:
-              \$1474 [91] = \$1113 ;
+              \$1470 [91] = \$1108 ;
           9'h05c:
-              \$1474 [92] = \$1113 ;
+              \$1470 [92] = \$1108 ;
           9'h05d:
-              \$1474 [93] = \$1113 ;
+              \$1470 [93] = \$1108 ;
           9'h05e:
-              \$1474 [94] = \$1113 ;
+              \$1470 [94] = \$1108 ;
           9'h05f:
-              \$1474 [95] = \$1113 ;
+              \$1470 [95] = \$1108 ;
           9'h060:
-              \$1474 [96] = \$1113 ;
+              \$1470 [96] = \$1108 ;
           9'h061:
-              \$1474 [97] = \$1113 ;
+              \$1470 [97] = \$1108 ;
           9'h062:
-              \$1474 [98] = \$1113 ;
+              \$1470 [98] = \$1108 ;
           9'h063:
-              \$1474 [99] = \$1113 ;
+              \$1470 [99] = \$1108 ;
           9'h064:
-              \$1474 [100] = \$1113 ;
+              \$1470 [100] = \$1108 ;
           9'h065:
-              \$1474 [101] = \$1113 ;
+              \$1470 [101] = \$1108 ;
           9'h066:
-              \$1474 [102] = \$1113 ;
+              \$1470 [102] = \$1108 ;
           9'h067:
-              \$1474 [103] = \$1113 ;
+              \$1470 [103] = \$1108 ;
           9'h068:
-              \$1474 [104] = \$1113 ;
+              \$1470 [104] = \$1108 ;
           9'h069:
-              \$1474 [105] = \$1113 ;
+              \$1470 [105] = \$1108 ;
           9'h06a:
-              \$1474 [106] = \$1113 ;
+              \$1470 [106] = \$1108 ;
           9'h06b:
-              \$1474 [107] = \$1113 ;
+              \$1470 [107] = \$1108 ;
           9'h06c:
-              \$1474 [108] = \$1113 ;
+              \$1470 [108] = \$1108 ;
           9'h06d:
-              \$1474 [109] = \$1113 ;
+              \$1470 [109] = \$1108 ;
           9'h06e:
-              \$1474 [110] = \$1113 ;
+              \$1470 [110] = \$1108 ;
           9'h06f:
-              \$1474 [111] = \$1113 ;
+              \$1470 [111] = \$1108 ;
           9'h070:
-              \$1474 [112] = \$1113 ;
+              \$1470 [112] = \$1108 ;
           9'h071:
-              \$1474 [113] = \$1113 ;
+              \$1470 [113] = \$1108 ;
           9'h072:
-              \$1474 [114] = \$1113 ;
+              \$1470 [114] = \$1108 ;
           9'h073:
-              \$1474 [115] = \$1113 ;
+              \$1470 [115] = \$1108 ;
           9'h074:
-              \$1474 [116] = \$1113 ;
+              \$1470 [116] = \$1108 ;
           9'h075:
-              \$1474 [117] = \$1113 ;
+              \$1470 [117] = \$1108 ;
           9'h076:
-              \$1474 [118] = \$1113 ;
+              \$1470 [118] = \$1108 ;
           9'h077:
-              \$1474 [119] = \$1113 ;
+              \$1470 [119] = \$1108 ;
           9'h078:
-              \$1474 [120] = \$1113 ;
+              \$1470 [120] = \$1108 ;
           9'h079:
-              \$1474 [121] = \$1113 ;
+              \$1470 [121] = \$1108 ;
           9'h07a:
-              \$1474 [122] = \$1113 ;
+              \$1470 [122] = \$1108 ;
           9'h07b:
-              \$1474 [123] = \$1113 ;
+              \$1470 [123] = \$1108 ;
           9'h07c:
-              \$1474 [124] = \$1113 ;
+              \$1470 [124] = \$1108 ;
           9'h07d:
-              \$1474 [125] = \$1113 ;
+              \$1470 [125] = \$1108 ;
           9'h07e:
-              \$1474 [126] = \$1113 ;
+              \$1470 [126] = \$1108 ;
           9'h07f:
-              \$1474 [127] = \$1113 ;
+              \$1470 [127] = \$1108 ;
           9'h080:
-              \$1474 [128] = \$1113 ;
+              \$1470 [128] = \$1108 ;
           9'h081:
-              \$1474 [129] = \$1113 ;
+              \$1470 [129] = \$1108 ;
           9'h082:
-              \$1474 [130] = \$1113 ;
+              \$1470 [130] = \$1108 ;
           9'h083:
-              \$1474 [131] = \$1113 ;
+              \$1470 [131] = \$1108 ;
           9'h084:
-              \$1474 [132] = \$1113 ;
+              \$1470 [132] = \$1108 ;
           9'h085:
-              \$1474 [133] = \$1113 ;
+              \$1470 [133] = \$1108 ;
           9'h086:
-              \$1474 [134] = \$1113 ;
+              \$1470 [134] = \$1108 ;
           9'h087:
-              \$1474 [135] = \$1113 ;
+              \$1470 [135] = \$1108 ;
           9'h088:
-              \$1474 [136] = \$1113 ;
+              \$1470 [136] = \$1108 ;
           9'h089:
-              \$1474 [137] = \$1113 ;
+              \$1470 [137] = \$1108 ;
           9'h08a:
-              \$1474 [138] = \$1113 ;
+              \$1470 [138] = \$1108 ;
           9'h08b:
-              \$1474 [139] = \$1113 ;
+              \$1470 [139] = \$1108 ;
           9'h08c:
-              \$1474 [140] = \$1113 ;
+              \$1470 [140] = \$1108 ;
           9'h08d:
-              \$1474 [141] = \$1113 ;
+              \$1470 [141] = \$1108 ;
           9'h08e:
-              \$1474 [142] = \$1113 ;
+              \$1470 [142] = \$1108 ;
           9'h08f:
-              \$1474 [143] = \$1113 ;
+              \$1470 [143] = \$1108 ;
           9'h090:
-              \$1474 [144] = \$1113 ;
+              \$1470 [144] = \$1108 ;
           9'h091:
-              \$1474 [145] = \$1113 ;
+              \$1470 [145] = \$1108 ;
           9'h092:
-              \$1474 [146] = \$1113 ;
+              \$1470 [146] = \$1108 ;
           9'h093:
-              \$1474 [147] = \$1113 ;
+              \$1470 [147] = \$1108 ;
           9'h094:
-              \$1474 [148] = \$1113 ;
+              \$1470 [148] = \$1108 ;
           9'h095:
-              \$1474 [149] = \$1113 ;
+              \$1470 [149] = \$1108 ;
           9'h096:
-              \$1474 [150] = \$1113 ;
+              \$1470 [150] = \$1108 ;
           9'h097:
-              \$1474 [151] = \$1113 ;
+              \$1470 [151] = \$1108 ;
           9'h098:
-              \$1474 [152] = \$1113 ;
+              \$1470 [152] = \$1108 ;
           9'h099:
-              \$1474 [153] = \$1113 ;
+              \$1470 [153] = \$1108 ;
           9'h09a:
-              \$1474 [154] = \$1113 ;
+              \$1470 [154] = \$1108 ;
           9'h09b:
-              \$1474 [155] = \$1113 ;
+              \$1470 [155] = \$1108 ;
           9'h09c:
-              \$1474 [156] = \$1113 ;
+              \$1470 [156] = \$1108 ;
           9'h09d:
-              \$1474 [157] = \$1113 ;
+              \$1470 [157] = \$1108 ;
           9'h09e:
-              \$1474 [158] = \$1113 ;
+              \$1470 [158] = \$1108 ;
           9'h09f:
-              \$1474 [159] = \$1113 ;
+              \$1470 [159] = \$1108 ;
           9'h0a0:
-              \$1474 [160] = \$1113 ;
+              \$1470 [160] = \$1108 ;
           9'h0a1:
-              \$1474 [161] = \$1113 ;
+              \$1470 [161] = \$1108 ;
           9'h0a2:
-              \$1474 [162] = \$1113 ;
+              \$1470 [162] = \$1108 ;
           9'h0a3:
-              \$1474 [163] = \$1113 ;
+              \$1470 [163] = \$1108 ;
           9'h0a4:
-              \$1474 [164] = \$1113 ;
+              \$1470 [164] = \$1108 ;
           9'h0a5:
-              \$1474 [165] = \$1113 ;
+              \$1470 [165] = \$1108 ;
           9'h0a6:
-              \$1474 [166] = \$1113 ;
+              \$1470 [166] = \$1108 ;
           9'h0a7:
-              \$1474 [167] = \$1113 ;
+              \$1470 [167] = \$1108 ;
           9'h0a8:
-              \$1474 [168] = \$1113 ;
+              \$1470 [168] = \$1108 ;
           9'h0a9:
-              \$1474 [169] = \$1113 ;
+              \$1470 [169] = \$1108 ;
           9'h0aa:
-              \$1474 [170] = \$1113 ;
+              \$1470 [170] = \$1108 ;
           9'h0ab:
-              \$1474 [171] = \$1113 ;
+              \$1470 [171] = \$1108 ;
           9'h0ac:
-              \$1474 [172] = \$1113 ;
+              \$1470 [172] = \$1108 ;
           9'h0ad:
-              \$1474 [173] = \$1113 ;
+              \$1470 [173] = \$1108 ;
           9'h0ae:
-              \$1474 [174] = \$1113 ;
+              \$1470 [174] = \$1108 ;
           9'h0af:
-              \$1474 [175] = \$1113 ;
+              \$1470 [175] = \$1108 ;
           9'h0b0:
-              \$1474 [176] = \$1113 ;
+              \$1470 [176] = \$1108 ;
           9'h0b1:
-              \$1474 [177] = \$1113 ;
+              \$1470 [177] = \$1108 ;
           9'h0b2:
-              \$1474 [178] = \$1113 ;
+              \$1470 [178] = \$1108 ;
           9'h0b3:
-              \$1474 [179] = \$1113 ;
+              \$1470 [179] = \$1108 ;
           9'h0b4:
-              \$1474 [180] = \$1113 ;
+              \$1470 [180] = \$1108 ;
           9'h0b5:
-              \$1474 [181] = \$1113 ;
+              \$1470 [181] = \$1108 ;
           9'h0b6:
-              \$1474 [182] = \$1113 ;
+              \$1470 [182] = \$1108 ;
           9'h0b7:
-              \$1474 [183] = \$1113 ;
+              \$1470 [183] = \$1108 ;
           9'h0b8:
-              \$1474 [184] = \$1113 ;
+              \$1470 [184] = \$1108 ;
           9'h0b9:
-              \$1474 [185] = \$1113 ;
+              \$1470 [185] = \$1108 ;
           9'h0ba:
-              \$1474 [186] = \$1113 ;
+              \$1470 [186] = \$1108 ;
           9'h0bb:
-              \$1474 [187] = \$1113 ;
+              \$1470 [187] = \$1108 ;
           9'h0bc:
-              \$1474 [188] = \$1113 ;
+              \$1470 [188] = \$1108 ;
           9'h0bd:
-              \$1474 [189] = \$1113 ;
+              \$1470 [189] = \$1108 ;
           9'h0be:
-              \$1474 [190] = \$1113 ;
+              \$1470 [190] = \$1108 ;
           9'h0bf:
-              \$1474 [191] = \$1113 ;
+              \$1470 [191] = \$1108 ;
           9'h0c0:
-              \$1474 [192] = \$1113 ;
+              \$1470 [192] = \$1108 ;
           9'h0c1:
-              \$1474 [193] = \$1113 ;
+              \$1470 [193] = \$1108 ;
           9'h0c2:
-              \$1474 [194] = \$1113 ;
+              \$1470 [194] = \$1108 ;
           9'h0c3:
-              \$1474 [195] = \$1113 ;
+              \$1470 [195] = \$1108 ;
           9'h0c4:
-              \$1474 [196] = \$1113 ;
+              \$1470 [196] = \$1108 ;
           9'h0c5:
-              \$1474 [197] = \$1113 ;
+              \$1470 [197] = \$1108 ;
           9'h0c6:
-              \$1474 [198] = \$1113 ;
+              \$1470 [198] = \$1108 ;
           9'h0c7:
-              \$1474 [199] = \$1113 ;
+              \$1470 [199] = \$1108 ;
           9'h0c8:
-              \$1474 [200] = \$1113 ;
+              \$1470 [200] = \$1108 ;
           9'h0c9:
-              \$1474 [201] = \$1113 ;
+              \$1470 [201] = \$1108 ;
           9'h0ca:
-              \$1474 [202] = \$1113 ;
+              \$1470 [202] = \$1108 ;
           9'h0cb:
-              \$1474 [203] = \$1113 ;
+              \$1470 [203] = \$1108 ;
           9'h0cc:
-              \$1474 [204] = \$1113 ;
+              \$1470 [204] = \$1108 ;
           9'h0cd:
-              \$1474 [205] = \$1113 ;
+              \$1470 [205] = \$1108 ;
           9'h0ce:
-              \$1474 [206] = \$1113 ;
+              \$1470 [206] = \$1108 ;
           9'h0cf:
-              \$1474 [207] = \$1113 ;
+              \$1470 [207] = \$1108 ;
           9'h0d0:
-              \$1474 [208] = \$1113 ;
+              \$1470 [208] = \$1108 ;
           9'h0d1:
-              \$1474 [209] = \$1113 ;
+              \$1470 [209] = \$1108 ;
           9'h0d2:
-              \$1474 [210] = \$1113 ;
+              \$1470 [210] = \$1108 ;
           9'h0d3:
-              \$1474 [211] = \$1113 ;
+              \$1470 [211] = \$1108 ;
           9'h0d4:
-              \$1474 [212] = \$1113 ;
+              \$1470 [212] = \$1108 ;
           9'h0d5:
-              \$1474 [213] = \$1113 ;
+              \$1470 [213] = \$1108 ;
           9'h0d6:
-              \$1474 [214] = \$1113 ;
+              \$1470 [214] = \$1108 ;
           9'h0d7:
-              \$1474 [215] = \$1113 ;
+              \$1470 [215] = \$1108 ;
           9'h0d8:
-              \$1474 [216] = \$1113 ;
+              \$1470 [216] = \$1108 ;
           9'h0d9:
-              \$1474 [217] = \$1113 ;
+              \$1470 [217] = \$1108 ;
           9'h0da:
-              \$1474 [218] = \$1113 ;
+              \$1470 [218] = \$1108 ;
           9'h0db:
-              \$1474 [219] = \$1113 ;
+              \$1470 [219] = \$1108 ;
           9'h0dc:
-              \$1474 [220] = \$1113 ;
+              \$1470 [220] = \$1108 ;
           9'h0dd:
-              \$1474 [221] = \$1113 ;
+              \$1470 [221] = \$1108 ;
           9'h0de:
-              \$1474 [222] = \$1113 ;
+              \$1470 [222] = \$1108 ;
           9'h0df:
-              \$1474 [223] = \$1113 ;
+              \$1470 [223] = \$1108 ;
           9'h0e0:
-              \$1474 [224] = \$1113 ;
+              \$1470 [224] = \$1108 ;
           9'h0e1:
-              \$1474 [225] = \$1113 ;
+              \$1470 [225] = \$1108 ;
           9'h0e2:
-              \$1474 [226] = \$1113 ;
+              \$1470 [226] = \$1108 ;
           9'h0e3:
-              \$1474 [227] = \$1113 ;
+              \$1470 [227] = \$1108 ;
           9'h0e4:
-              \$1474 [228] = \$1113 ;
+              \$1470 [228] = \$1108 ;
           9'h0e5:
-              \$1474 [229] = \$1113 ;
+              \$1470 [229] = \$1108 ;
           9'h0e6:
-              \$1474 [230] = \$1113 ;
+              \$1470 [230] = \$1108 ;
           9'h0e7:
-              \$1474 [231] = \$1113 ;
+              \$1470 [231] = \$1108 ;
           9'h0e8:
-              \$1474 [232] = \$1113 ;
+              \$1470 [232] = \$1108 ;
           9'h0e9:
-              \$1474 [233] = \$1113 ;
+              \$1470 [233] = \$1108 ;
           9'h0ea:
-              \$1474 [234] = \$1113 ;
+              \$1470 [234] = \$1108 ;
           9'h0eb:
-              \$1474 [235] = \$1113 ;
+              \$1470 [235] = \$1108 ;
           9'h0ec:
-              \$1474 [236] = \$1113 ;
+              \$1470 [236] = \$1108 ;
           9'h0ed:
-              \$1474 [237] = \$1113 ;
+              \$1470 [237] = \$1108 ;
           9'h0ee:
-              \$1474 [238] = \$1113 ;
+              \$1470 [238] = \$1108 ;
           9'h0ef:
-              \$1474 [239] = \$1113 ;
+              \$1470 [239] = \$1108 ;
           9'h0f0:
-              \$1474 [240] = \$1113 ;
+              \$1470 [240] = \$1108 ;
           9'h0f1:
-              \$1474 [241] = \$1113 ;
+              \$1470 [241] = \$1108 ;
           9'h0f2:
-              \$1474 [242] = \$1113 ;
+              \$1470 [242] = \$1108 ;
           9'h0f3:
-              \$1474 [243] = \$1113 ;
+              \$1470 [243] = \$1108 ;
           9'h0f4:
-              \$1474 [244] = \$1113 ;
+              \$1470 [244] = \$1108 ;
           9'h0f5:
-              \$1474 [245] = \$1113 ;
+              \$1470 [245] = \$1108 ;
           9'h0f6:
-              \$1474 [246] = \$1113 ;
+              \$1470 [246] = \$1108 ;
           9'h0f7:
-              \$1474 [247] = \$1113 ;
+              \$1470 [247] = \$1108 ;
           9'h0f8:
-              \$1474 [248] = \$1113 ;
+              \$1470 [248] = \$1108 ;
           9'h0f9:
-              \$1474 [249] = \$1113 ;
+              \$1470 [249] = \$1108 ;
           9'h0fa:
-              \$1474 [250] = \$1113 ;
+              \$1470 [250] = \$1108 ;
           9'h0fb:
-              \$1474 [251] = \$1113 ;
+              \$1470 [251] = \$1108 ;
           9'h0fc:
-              \$1474 [252] = \$1113 ;
+              \$1470 [252] = \$1108 ;
           9'h0fd:
-              \$1474 [253] = \$1113 ;
+              \$1470 [253] = \$1108 ;
           9'h0fe:
-              \$1474 [254] = \$1113 ;
+              \$1470 [254] = \$1108 ;
           9'h0ff:
-              \$1474 [255] = \$1113 ;
+              \$1470 [255] = \$1108 ;
           9'h100:
-              \$1474 [256] = \$1113 ;
+              \$1470 [256] = \$1108 ;
           9'h101:
-              \$1474 [257] = \$1113 ;
+              \$1470 [257] = \$1108 ;
           9'h102:
-              \$1474 [258] = \$1113 ;
+              \$1470 [258] = \$1108 ;
           9'h103:
-              \$1474 [259] = \$1113 ;
+              \$1470 [259] = \$1108 ;
           9'h104:
-              \$1474 [260] = \$1113 ;
+              \$1470 [260] = \$1108 ;
           9'h105:
-              \$1474 [261] = \$1113 ;
+              \$1470 [261] = \$1108 ;
           9'h106:
-              \$1474 [262] = \$1113 ;
+              \$1470 [262] = \$1108 ;
           9'h107:
-              \$1474 [263] = \$1113 ;
+              \$1470 [263] = \$1108 ;
           9'h108:
-              \$1474 [264] = \$1113 ;
+              \$1470 [264] = \$1108 ;
           9'h109:
-              \$1474 [265] = \$1113 ;
+              \$1470 [265] = \$1108 ;
           9'h10a:
-              \$1474 [266] = \$1113 ;
+              \$1470 [266] = \$1108 ;
           9'h10b:
-              \$1474 [267] = \$1113 ;
+              \$1470 [267] = \$1108 ;
           9'h10c:
-              \$1474 [268] = \$1113 ;
+              \$1470 [268] = \$1108 ;
           9'h10d:
-              \$1474 [269] = \$1113 ;
+              \$1470 [269] = \$1108 ;
           9'h10e:
-              \$1474 [270] = \$1113 ;
+              \$1470 [270] = \$1108 ;
           9'h10f:
-              \$1474 [271] = \$1113 ;
+              \$1470 [271] = \$1108 ;
           9'h110:
-              \$1474 [272] = \$1113 ;
+              \$1470 [272] = \$1108 ;
           9'h111:
-              \$1474 [273] = \$1113 ;
+              \$1470 [273] = \$1108 ;
           9'h112:
-              \$1474 [274] = \$1113 ;
+              \$1470 [274] = \$1108 ;
           9'h113:
-              \$1474 [275] = \$1113 ;
+              \$1470 [275] = \$1108 ;
           9'h114:
-              \$1474 [276] = \$1113 ;
+              \$1470 [276] = \$1108 ;
           9'h115:
-              \$1474 [277] = \$1113 ;
+              \$1470 [277] = \$1108 ;
           9'h116:
-              \$1474 [278] = \$1113 ;
+              \$1470 [278] = \$1108 ;
           9'h117:
-              \$1474 [279] = \$1113 ;
+              \$1470 [279] = \$1108 ;
           9'h118:
-              \$1474 [280] = \$1113 ;
+              \$1470 [280] = \$1108 ;
           9'h119:
-              \$1474 [281] = \$1113 ;
+              \$1470 [281] = \$1108 ;
           9'h11a:
-              \$1474 [282] = \$1113 ;
+              \$1470 [282] = \$1108 ;
           9'h11b:
-              \$1474 [283] = \$1113 ;
+              \$1470 [283] = \$1108 ;
           9'h11c:
-              \$1474 [284] = \$1113 ;
+              \$1470 [284] = \$1108 ;
           9'h11d:
-              \$1474 [285] = \$1113 ;
+              \$1470 [285] = \$1108 ;
           9'h11e:
-              \$1474 [286] = \$1113 ;
+              \$1470 [286] = \$1108 ;
           9'h11f:
-              \$1474 [287] = \$1113 ;
+              \$1470 [287] = \$1108 ;
           9'h120:
-              \$1474 [288] = \$1113 ;
+              \$1470 [288] = \$1108 ;
           9'h121:
-              \$1474 [289] = \$1113 ;
+              \$1470 [289] = \$1108 ;
           9'h122:
-              \$1474 [290] = \$1113 ;
+              \$1470 [290] = \$1108 ;
           9'h123:
-              \$1474 [291] = \$1113 ;
+              \$1470 [291] = \$1108 ;
           9'h124:
-              \$1474 [292] = \$1113 ;
+              \$1470 [292] = \$1108 ;
           9'h125:
-              \$1474 [293] = \$1113 ;
+              \$1470 [293] = \$1108 ;
           9'h126:
-              \$1474 [294] = \$1113 ;
+              \$1470 [294] = \$1108 ;
           9'h127:
-              \$1474 [295] = \$1113 ;
+              \$1470 [295] = \$1108 ;
           9'h128:
-              \$1474 [296] = \$1113 ;
+              \$1470 [296] = \$1108 ;
           9'h129:
-              \$1474 [297] = \$1113 ;
+              \$1470 [297] = \$1108 ;
           9'h12a:
-              \$1474 [298] = \$1113 ;
+              \$1470 [298] = \$1108 ;
           9'h12b:
-              \$1474 [299] = \$1113 ;
+              \$1470 [299] = \$1108 ;
           9'h12c:
-              \$1474 [300] = \$1113 ;
+              \$1470 [300] = \$1108 ;
           9'h12d:
-              \$1474 [301] = \$1113 ;
+              \$1470 [301] = \$1108 ;
           9'h12e:
-              \$1474 [302] = \$1113 ;
+              \$1470 [302] = \$1108 ;
           9'h12f:
-              \$1474 [303] = \$1113 ;
+              \$1470 [303] = \$1108 ;
           9'h130:
-              \$1474 [304] = \$1113 ;
+              \$1470 [304] = \$1108 ;
           9'h131:
-              \$1474 [305] = \$1113 ;
+              \$1470 [305] = \$1108 ;
           9'h132:
-              \$1474 [306] = \$1113 ;
+              \$1470 [306] = \$1108 ;
           9'h133:
-              \$1474 [307] = \$1113 ;
+              \$1470 [307] = \$1108 ;
           9'h134:
-              \$1474 [308] = \$1113 ;
+              \$1470 [308] = \$1108 ;
           9'h135:
-              \$1474 [309] = \$1113 ;
+              \$1470 [309] = \$1108 ;
           9'h136:
-              \$1474 [310] = \$1113 ;
+              \$1470 [310] = \$1108 ;
           9'h137:
-              \$1474 [311] = \$1113 ;
+              \$1470 [311] = \$1108 ;
           9'h138:
-              \$1474 [312] = \$1113 ;
+              \$1470 [312] = \$1108 ;
           9'h139:
-              \$1474 [313] = \$1113 ;
+              \$1470 [313] = \$1108 ;
           9'h13a:
-              \$1474 [314] = \$1113 ;
+              \$1470 [314] = \$1108 ;
           9'h13b:
-              \$1474 [315] = \$1113 ;
+              \$1470 [315] = \$1108 ;
           9'h13c:
-              \$1474 [316] = \$1113 ;
+              \$1470 [316] = \$1108 ;
           9'h13d:
-              \$1474 [317] = \$1113 ;
+              \$1470 [317] = \$1108 ;
           9'h13e:
-              \$1474 [318] = \$1113 ;
+              \$1470 [318] = \$1108 ;
           9'h13f:
-              \$1474 [319] = \$1113 ;
+              \$1470 [319] = \$1108 ;
           9'h140:
-              \$1474 [320] = \$1113 ;
+              \$1470 [320] = \$1108 ;
           9'h141:
-              \$1474 [321] = \$1113 ;
+              \$1470 [321] = \$1108 ;
           9'h142:
-              \$1474 [322] = \$1113 ;
+              \$1470 [322] = \$1108 ;
           9'h143:
-              \$1474 [323] = \$1113 ;
+              \$1470 [323] = \$1108 ;
           9'h144:
-              \$1474 [324] = \$1113 ;
+              \$1470 [324] = \$1108 ;
           9'h145:
-              \$1474 [325] = \$1113 ;
+              \$1470 [325] = \$1108 ;
           9'h146:
-              \$1474 [326] = \$1113 ;
+              \$1470 [326] = \$1108 ;
           9'h147:
-              \$1474 [327] = \$1113 ;
+              \$1470 [327] = \$1108 ;
           9'h148:
-              \$1474 [328] = \$1113 ;
+              \$1470 [328] = \$1108 ;
           9'h149:
-              \$1474 [329] = \$1113 ;
+              \$1470 [329] = \$1108 ;
           9'h14a:
-              \$1474 [330] = \$1113 ;
+              \$1470 [330] = \$1108 ;
           9'h14b:
-              \$1474 [331] = \$1113 ;
+              \$1470 [331] = \$1108 ;
           9'h14c:
-              \$1474 [332] = \$1113 ;
+              \$1470 [332] = \$1108 ;
           9'h14d:
-              \$1474 [333] = \$1113 ;
+              \$1470 [333] = \$1108 ;
           9'h14e:
-              \$1474 [334] = \$1113 ;
+              \$1470 [334] = \$1108 ;
           9'h14f:
-              \$1474 [335] = \$1113 ;
+              \$1470 [335] = \$1108 ;
           9'h150:
-              \$1474 [336] = \$1113 ;
+              \$1470 [336] = \$1108 ;
           9'h151:
-              \$1474 [337] = \$1113 ;
+              \$1470 [337] = \$1108 ;
           9'h152:
-              \$1474 [338] = \$1113 ;
+              \$1470 [338] = \$1108 ;
           9'h153:
-              \$1474 [339] = \$1113 ;
+              \$1470 [339] = \$1108 ;
           9'h154:
-              \$1474 [340] = \$1113 ;
+              \$1470 [340] = \$1108 ;
           9'h155:
-              \$1474 [341] = \$1113 ;
+              \$1470 [341] = \$1108 ;
           9'h156:
-              \$1474 [342] = \$1113 ;
+              \$1470 [342] = \$1108 ;
           9'h157:
-              \$1474 [343] = \$1113 ;
+              \$1470 [343] = \$1108 ;
           9'h158:
-              \$1474 [344] = \$1113 ;
+              \$1470 [344] = \$1108 ;
           9'h159:
-              \$1474 [345] = \$1113 ;
+              \$1470 [345] = \$1108 ;
           9'h15a:
-              \$1474 [346] = \$1113 ;
+              \$1470 [346] = \$1108 ;
           9'h15b:
-              \$1474 [347] = \$1113 ;
+              \$1470 [347] = \$1108 ;
           9'h15c:
-              \$1474 [348] = \$1113 ;
+              \$1470 [348] = \$1108 ;
           9'h15d:
-              \$1474 [349] = \$1113 ;
+              \$1470 [349] = \$1108 ;
           9'h15e:
-              \$1474 [350] = \$1113 ;
+              \$1470 [350] = \$1108 ;
           9'h15f:
-              \$1474 [351] = \$1113 ;
+              \$1470 [351] = \$1108 ;
           9'h160:
-              \$1474 [352] = \$1113 ;
+              \$1470 [352] = \$1108 ;
           9'h161:
-              \$1474 [353] = \$1113 ;
+              \$1470 [353] = \$1108 ;
           9'h162:
-              \$1474 [354] = \$1113 ;
+              \$1470 [354] = \$1108 ;
           9'h163:
-              \$1474 [355] = \$1113 ;
+              \$1470 [355] = \$1108 ;
           9'h164:
-              \$1474 [356] = \$1113 ;
+              \$1470 [356] = \$1108 ;
           9'h165:
-              \$1474 [357] = \$1113 ;
+              \$1470 [357] = \$1108 ;
           9'h166:
-              \$1474 [358] = \$1113 ;
+              \$1470 [358] = \$1108 ;
           9'h167:
-              \$1474 [359] = \$1113 ;
+              \$1470 [359] = \$1108 ;
           9'h168:
-              \$1474 [360] = \$1113 ;
+              \$1470 [360] = \$1108 ;
           9'h169:
-              \$1474 [361] = \$1113 ;
+              \$1470 [361] = \$1108 ;
           9'h16a:
-              \$1474 [362] = \$1113 ;
+              \$1470 [362] = \$1108 ;
           9'h16b:
-              \$1474 [363] = \$1113 ;
+              \$1470 [363] = \$1108 ;
           9'h16c:
-              \$1474 [364] = \$1113 ;
+              \$1470 [364] = \$1108 ;
           9'h16d:
-              \$1474 [365] = \$1113 ;
+              \$1470 [365] = \$1108 ;
           9'h16e:
-              \$1474 [366] = \$1113 ;
+              \$1470 [366] = \$1108 ;
           9'h16f:
-              \$1474 [367] = \$1113 ;
+              \$1470 [367] = \$1108 ;
           9'h170:
-              \$1474 [368] = \$1113 ;
+              \$1470 [368] = \$1108 ;
           9'h171:
-              \$1474 [369] = \$1113 ;
+              \$1470 [369] = \$1108 ;
           9'h172:
-              \$1474 [370] = \$1113 ;
+              \$1470 [370] = \$1108 ;
           9'h173:
-              \$1474 [371] = \$1113 ;
+              \$1470 [371] = \$1108 ;
           9'h174:
-              \$1474 [372] = \$1113 ;
+              \$1470 [372] = \$1108 ;
           9'h175:
-              \$1474 [373] = \$1113 ;
+              \$1470 [373] = \$1108 ;
           9'h176:
-              \$1474 [374] = \$1113 ;
+              \$1470 [374] = \$1108 ;
           9'h177:
-              \$1474 [375] = \$1113 ;
+              \$1470 [375] = \$1108 ;
           9'h178:
-              \$1474 [376] = \$1113 ;
+              \$1470 [376] = \$1108 ;
           9'h179:
-              \$1474 [377] = \$1113 ;
+              \$1470 [377] = \$1108 ;
           9'h17a:
-              \$1474 [378] = \$1113 ;
+              \$1470 [378] = \$1108 ;
           9'h17b:
-              \$1474 [379] = \$1113 ;
+              \$1470 [379] = \$1108 ;
           9'h17c:
-              \$1474 [380] = \$1113 ;
+              \$1470 [380] = \$1108 ;
           9'h17d:
-              \$1474 [381] = \$1113 ;
+              \$1470 [381] = \$1108 ;
           9'h17e:
-              \$1474 [382] = \$1113 ;
+              \$1470 [382] = \$1108 ;
           9'h17f:
-              \$1474 [383] = \$1113 ;
+              \$1470 [383] = \$1108 ;
           9'h180:
-              \$1474 [384] = \$1113 ;
+              \$1470 [384] = \$1108 ;
           9'h181:
-              \$1474 [385] = \$1113 ;
+              \$1470 [385] = \$1108 ;
           9'h182:
-              \$1474 [386] = \$1113 ;
+              \$1470 [386] = \$1108 ;
           9'h183:
-              \$1474 [387] = \$1113 ;
+              \$1470 [387] = \$1108 ;
           9'h184:
-              \$1474 [388] = \$1113 ;
+              \$1470 [388] = \$1108 ;
           9'h185:
-              \$1474 [389] = \$1113 ;
+              \$1470 [389] = \$1108 ;
           9'h186:
-              \$1474 [390] = \$1113 ;
+              \$1470 [390] = \$1108 ;
           9'h187:
-              \$1474 [391] = \$1113 ;
+              \$1470 [391] = \$1108 ;
           9'h188:
-              \$1474 [392] = \$1113 ;
+              \$1470 [392] = \$1108 ;
           9'h189:
-              \$1474 [393] = \$1113 ;
+              \$1470 [393] = \$1108 ;
           9'h18a:
-              \$1474 [394] = \$1113 ;
+              \$1470 [394] = \$1108 ;
           9'h18b:
-              \$1474 [395] = \$1113 ;
+              \$1470 [395] = \$1108 ;
           9'h18c:
-              \$1474 [396] = \$1113 ;
+              \$1470 [396] = \$1108 ;
           9'h18d:
-              \$1474 [397] = \$1113 ;
+              \$1470 [397] = \$1108 ;
           9'h18e:
-              \$1474 [398] = \$1113 ;
+              \$1470 [398] = \$1108 ;
           9'h18f:
-              \$1474 [399] = \$1113 ;
+              \$1470 [399] = \$1108 ;
           9'h190:
-              \$1474 [400] = \$1113 ;
+              \$1470 [400] = \$1108 ;
           9'h191:
-              \$1474 [401] = \$1113 ;
+              \$1470 [401] = \$1108 ;
           9'h192:
-              \$1474 [402] = \$1113 ;
+              \$1470 [402] = \$1108 ;
           9'h193:
-              \$1474 [403] = \$1113 ;
+              \$1470 [403] = \$1108 ;
           9'h194:
-              \$1474 [404] = \$1113 ;
+              \$1470 [404] = \$1108 ;
           9'h195:
-              \$1474 [405] = \$1113 ;
+              \$1470 [405] = \$1108 ;
           9'h196:
-              \$1474 [406] = \$1113 ;
+              \$1470 [406] = \$1108 ;
           9'h197:
-              \$1474 [407] = \$1113 ;
+              \$1470 [407] = \$1108 ;
           9'h198:
-              \$1474 [408] = \$1113 ;
+              \$1470 [408] = \$1108 ;
           9'h199:
-              \$1474 [409] = \$1113 ;
+              \$1470 [409] = \$1108 ;
           9'h19a:
-              \$1474 [410] = \$1113 ;
+              \$1470 [410] = \$1108 ;
           9'h19b:
-              \$1474 [411] = \$1113 ;
+              \$1470 [411] = \$1108 ;
           9'h19c:
-              \$1474 [412] = \$1113 ;
+              \$1470 [412] = \$1108 ;
           9'h19d:
-              \$1474 [413] = \$1113 ;
+              \$1470 [413] = \$1108 ;
           9'h19e:
-              \$1474 [414] = \$1113 ;
+              \$1470 [414] = \$1108 ;
           9'h19f:
-              \$1474 [415] = \$1113 ;
+              \$1470 [415] = \$1108 ;
           9'h1a0:
-              \$1474 [416] = \$1113 ;
+              \$1470 [416] = \$1108 ;
           9'h1a1:
-              \$1474 [417] = \$1113 ;
+              \$1470 [417] = \$1108 ;
           9'h1a2:
-              \$1474 [418] = \$1113 ;
+              \$1470 [418] = \$1108 ;
           9'h1a3:
-              \$1474 [419] = \$1113 ;
+              \$1470 [419] = \$1108 ;
           9'h1a4:
-              \$1474 [420] = \$1113 ;
+              \$1470 [420] = \$1108 ;
           9'h1a5:
-              \$1474 [421] = \$1113 ;
+              \$1470 [421] = \$1108 ;
           9'h1a6:
-              \$1474 [422] = \$1113 ;
+              \$1470 [422] = \$1108 ;
           9'h1a7:
-              \$1474 [423] = \$1113 ;
+              \$1470 [423] = \$1108 ;
           9'h1a8:
-              \$1474 [424] = \$1113 ;
+              \$1470 [424] = \$1108 ;
           9'h1a9:
-              \$1474 [425] = \$1113 ;
+              \$1470 [425] = \$1108 ;
           9'h1aa:
-              \$1474 [426] = \$1113 ;
+              \$1470 [426] = \$1108 ;
           9'h1ab:
-              \$1474 [427] = \$1113 ;
+              \$1470 [427] = \$1108 ;
           9'h1ac:
-              \$1474 [428] = \$1113 ;
+              \$1470 [428] = \$1108 ;
           9'h1ad:
-              \$1474 [429] = \$1113 ;
+              \$1470 [429] = \$1108 ;
           9'h1ae:
-              \$1474 [430] = \$1113 ;
+              \$1470 [430] = \$1108 ;
           9'h1af:
-              \$1474 [431] = \$1113 ;
+              \$1470 [431] = \$1108 ;
           9'h1b0:
-              \$1474 [432] = \$1113 ;
+              \$1470 [432] = \$1108 ;
           9'h1b1:
-              \$1474 [433] = \$1113 ;
+              \$1470 [433] = \$1108 ;
           9'h1b2:
-              \$1474 [434] = \$1113 ;
+              \$1470 [434] = \$1108 ;
           9'h1b3:
-              \$1474 [435] = \$1113 ;
+              \$1470 [435] = \$1108 ;
           9'h1b4:
-              \$1474 [436] = \$1113 ;
+              \$1470 [436] = \$1108 ;
           9'h1b5:
-              \$1474 [437] = \$1113 ;
+              \$1470 [437] = \$1108 ;
           9'h1b6:
-              \$1474 [438] = \$1113 ;
+              \$1470 [438] = \$1108 ;
           9'h1b7:
-              \$1474 [439] = \$1113 ;
+              \$1470 [439] = \$1108 ;
           9'h1b8:
-              \$1474 [440] = \$1113 ;
+              \$1470 [440] = \$1108 ;
           9'h1b9:
-              \$1474 [441] = \$1113 ;
+              \$1470 [441] = \$1108 ;
           9'h1ba:
-              \$1474 [442] = \$1113 ;
+              \$1470 [442] = \$1108 ;
           9'h1bb:
-              \$1474 [443] = \$1113 ;
+              \$1470 [443] = \$1108 ;
           9'h1bc:
-              \$1474 [444] = \$1113 ;
+              \$1470 [444] = \$1108 ;
           9'h1bd:
-              \$1474 [445] = \$1113 ;
+              \$1470 [445] = \$1108 ;
           9'h1be:
-              \$1474 [446] = \$1113 ;
+              \$1470 [446] = \$1108 ;
           9'h1bf:
-              \$1474 [447] = \$1113 ;
+              \$1470 [447] = \$1108 ;
           9'h1c0:
-              \$1474 [448] = \$1113 ;
+              \$1470 [448] = \$1108 ;
           9'h1c1:
-              \$1474 [449] = \$1113 ;
+              \$1470 [449] = \$1108 ;
           9'h1c2:
-              \$1474 [450] = \$1113 ;
+              \$1470 [450] = \$1108 ;
           9'h1c3:
-              \$1474 [451] = \$1113 ;
+              \$1470 [451] = \$1108 ;
           9'h1c4:
-              \$1474 [452] = \$1113 ;
+              \$1470 [452] = \$1108 ;
           9'h1c5:
-              \$1474 [453] = \$1113 ;
+              \$1470 [453] = \$1108 ;
           9'h1c6:
-              \$1474 [454] = \$1113 ;
+              \$1470 [454] = \$1108 ;
           9'h1c7:
-              \$1474 [455] = \$1113 ;
+              \$1470 [455] = \$1108 ;
           9'h1c8:
-              \$1474 [456] = \$1113 ;
+              \$1470 [456] = \$1108 ;
           9'h1c9:
-              \$1474 [457] = \$1113 ;
+              \$1470 [457] = \$1108 ;
           9'h1ca:
-              \$1474 [458] = \$1113 ;
+              \$1470 [458] = \$1108 ;
           9'h1cb:
-              \$1474 [459] = \$1113 ;
+              \$1470 [459] = \$1108 ;
           9'h1cc:
-              \$1474 [460] = \$1113 ;
+              \$1470 [460] = \$1108 ;
           9'h1cd:
-              \$1474 [461] = \$1113 ;
+              \$1470 [461] = \$1108 ;
           9'h1ce:
-              \$1474 [462] = \$1113 ;
+              \$1470 [462] = \$1108 ;
           9'h1cf:
-              \$1474 [463] = \$1113 ;
+              \$1470 [463] = \$1108 ;
           9'h1d0:
-              \$1474 [464] = \$1113 ;
+              \$1470 [464] = \$1108 ;
           9'h1d1:
-              \$1474 [465] = \$1113 ;
+              \$1470 [465] = \$1108 ;
           9'h1d2:
-              \$1474 [466] = \$1113 ;
+              \$1470 [466] = \$1108 ;
           9'h1d3:
-              \$1474 [467] = \$1113 ;
+              \$1470 [467] = \$1108 ;
           9'h1d4:
-              \$1474 [468] = \$1113 ;
+              \$1470 [468] = \$1108 ;
           9'h1d5:
-              \$1474 [469] = \$1113 ;
+              \$1470 [469] = \$1108 ;
           9'h1d6:
-              \$1474 [470] = \$1113 ;
+              \$1470 [470] = \$1108 ;
           9'h1d7:
-              \$1474 [471] = \$1113 ;
+              \$1470 [471] = \$1108 ;
           9'h1d8:
-              \$1474 [472] = \$1113 ;
+              \$1470 [472] = \$1108 ;
           9'h1d9:
-              \$1474 [473] = \$1113 ;
+              \$1470 [473] = \$1108 ;
           9'h1da:
-              \$1474 [474] = \$1113 ;
+              \$1470 [474] = \$1108 ;
           9'h1db:
-              \$1474 [475] = \$1113 ;
+              \$1470 [475] = \$1108 ;
           9'h1dc:
-              \$1474 [476] = \$1113 ;
+              \$1470 [476] = \$1108 ;
           9'h1dd:
-              \$1474 [477] = \$1113 ;
+              \$1470 [477] = \$1108 ;
           9'h1de:
-              \$1474 [478] = \$1113 ;
+              \$1470 [478] = \$1108 ;
           9'h1df:
-              \$1474 [479] = \$1113 ;
+              \$1470 [479] = \$1108 ;
           9'h1e0:
-              \$1474 [480] = \$1113 ;
+              \$1470 [480] = \$1108 ;
           9'h1e1:
-              \$1474 [481] = \$1113 ;
+              \$1470 [481] = \$1108 ;
           9'h1e2:
-              \$1474 [482] = \$1113 ;
+              \$1470 [482] = \$1108 ;
           9'h1e3:
-              \$1474 [483] = \$1113 ;
+              \$1470 [483] = \$1108 ;
           9'h1e4:
-              \$1474 [484] = \$1113 ;
+              \$1470 [484] = \$1108 ;
           9'h1e5:
-              \$1474 [485] = \$1113 ;
+              \$1470 [485] = \$1108 ;
           9'h1e6:
-              \$1474 [486] = \$1113 ;
+              \$1470 [486] = \$1108 ;
           9'h1e7:
-              \$1474 [487] = \$1113 ;
+              \$1470 [487] = \$1108 ;
           9'h1e8:
-              \$1474 [488] = \$1113 ;
+              \$1470 [488] = \$1108 ;
           9'h1e9:
-              \$1474 [489] = \$1113 ;
+              \$1470 [489] = \$1108 ;
           9'h1ea:
-              \$1474 [490] = \$1113 ;
+              \$1470 [490] = \$1108 ;
           9'h1eb:
-              \$1474 [491] = \$1113 ;
+              \$1470 [491] = \$1108 ;
           9'h1ec:
-              \$1474 [492] = \$1113 ;
+              \$1470 [492] = \$1108 ;
           9'h1ed:
-              \$1474 [493] = \$1113 ;
+              \$1470 [493] = \$1108 ;
           9'h1ee:
-              \$1474 [494] = \$1113 ;
+              \$1470 [494] = \$1108 ;
           9'h1ef:
-              \$1474 [495] = \$1113 ;
+              \$1470 [495] = \$1108 ;
           9'h1f0:
-              \$1474 [496] = \$1113 ;
+              \$1470 [496] = \$1108 ;
           9'h1f1:
-              \$1474 [497] = \$1113 ;
+              \$1470 [497] = \$1108 ;
           9'h1f2:
-              \$1474 [498] = \$1113 ;
+              \$1470 [498] = \$1108 ;
           9'h1f3:
-              \$1474 [499] = \$1113 ;
+              \$1470 [499] = \$1108 ;
           9'h1f4:
-              \$1474 [500] = \$1113 ;
+              \$1470 [500] = \$1108 ;
           9'h1f5:
-              \$1474 [501] = \$1113 ;
+              \$1470 [501] = \$1108 ;
           9'h1f6:
-              \$1474 [502] = \$1113 ;
+              \$1470 [502] = \$1108 ;
           9'h1f7:
-              \$1474 [503] = \$1113 ;
+              \$1470 [503] = \$1108 ;
           9'h1f8:
-              \$1474 [504] = \$1113 ;
+              \$1470 [504] = \$1108 ;
           9'h1f9:
-              \$1474 [505] = \$1113 ;
+              \$1470 [505] = \$1108 ;
           9'h1fa:
-              \$1474 [506] = \$1113 ;
+              \$1470 [506] = \$1108 ;
           9'h1fb:
-              \$1474 [507] = \$1113 ;
+              \$1470 [507] = \$1108 ;
           9'h1fc:
-              \$1474 [508] = \$1113 ;
+              \$1470 [508] = \$1108 ;
           9'h1fd:
-              \$1474 [509] = \$1113 ;
+              \$1470 [509] = \$1108 ;
           9'h1fe:
-              \$1474 [510] = \$1113 ;
+              \$1470 [510] = \$1108 ;
           9'h1ff:
-              \$1474 [511] = \$1113 ;
+              \$1470 [511] = \$1108 ;
         endcase
       end
     end
     if (cu3_c_valid) begin
-      if (\$1115 ) begin
+      if (\$1110 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1116 ;
+              \$1470 [0] = \$1111 ;
           9'h001:
-              \$1474 [1] = \$1116 ;
+              \$1470 [1] = \$1111 ;
           9'h002:
-              \$1474 [2] = \$1116 ;
+              \$1470 [2] = \$1111 ;
           9'h003:
-              \$1474 [3] = \$1116 ;
+              \$1470 [3] = \$1111 ;
           9'h004:
-              \$1474 [4] = \$1116 ;
+              \$1470 [4] = \$1111 ;
           9'h005:
-              \$1474 [5] = \$1116 ;
+              \$1470 [5] = \$1111 ;
           9'h006:
-              \$1474 [6] = \$1116 ;
+              \$1470 [6] = \$1111 ;
           9'h007:
-              \$1474 [7] = \$1116 ;
+              \$1470 [7] = \$1111 ;
           9'h008:
-              \$1474 [8] = \$1116 ;
+              \$1470 [8] = \$1111 ;
           9'h009:
-              \$1474 [9] = \$1116 ;
+              \$1470 [9] = \$1111 ;
           9'h00a:
-              \$1474 [10] = \$1116 ;
+              \$1470 [10] = \$1111 ;
           9'h00b:
-              \$1474 [11] = \$1116 ;
+              \$1470 [11] = \$1111 ;
           9'h00c:
-              \$1474 [12] = \$1116 ;
+              \$1470 [12] = \$1111 ;
           9'h00d:
-              \$1474 [13] = \$1116 ;
+              \$1470 [13] = \$1111 ;
           9'h00e:
-              \$1474 [14] = \$1116 ;
+              \$1470 [14] = \$1111 ;
           9'h00f:
-              \$1474 [15] = \$1116 ;
+              \$1470 [15] = \$1111 ;
           9'h010:
-              \$1474 [16] = \$1116 ;
+              \$1470 [16] = \$1111 ;
           9'h011:
-              \$1474 [17] = \$1116 ;
+              \$1470 [17] = \$1111 ;
           9'h012:
-              \$1474 [18] = \$1116 ;
+              \$1470 [18] = \$1111 ;
           9'h013:
-              \$1474 [19] = \$1116 ;
+              \$1470 [19] = \$1111 ;
           9'h014:
-              \$1474 [20] = \$1116 ;
+              \$1470 [20] = \$1111 ;
           9'h015:
-              \$1474 [21] = \$1116 ;
+              \$1470 [21] = \$1111 ;
           9'h016:
-              \$1474 [22] = \$1116 ;
+              \$1470 [22] = \$1111 ;
           9'h017:
-              \$1474 [23] = \$1116 ;
+              \$1470 [23] = \$1111 ;
           9'h018:
-              \$1474 [24] = \$1116 ;
+              \$1470 [24] = \$1111 ;
           9'h019:
-              \$1474 [25] = \$1116 ;
+              \$1470 [25] = \$1111 ;
           9'h01a:
-              \$1474 [26] = \$1116 ;
+              \$1470 [26] = \$1111 ;
           9'h01b:
-              \$1474 [27] = \$1116 ;
+              \$1470 [27] = \$1111 ;
           9'h01c:
-              \$1474 [28] = \$1116 ;
+              \$1470 [28] = \$1111 ;
           9'h01d:
-              \$1474 [29] = \$1116 ;
+              \$1470 [29] = \$1111 ;
           9'h01e:
-              \$1474 [30] = \$1116 ;
+              \$1470 [30] = \$1111 ;
           9'h01f:
-              \$1474 [31] = \$1116 ;
+              \$1470 [31] = \$1111 ;
           9'h020:
-              \$1474 [32] = \$1116 ;
+              \$1470 [32] = \$1111 ;
           9'h021:
-              \$1474 [33] = \$1116 ;
+              \$1470 [33] = \$1111 ;
           9'h022:
-              \$1474 [34] = \$1116 ;
+              \$1470 [34] = \$1111 ;
           9'h023:
-              \$1474 [35] = \$1116 ;
+              \$1470 [35] = \$1111 ;
           9'h024:
-              \$1474 [36] = \$1116 ;
+              \$1470 [36] = \$1111 ;
           9'h025:
-              \$1474 [37] = \$1116 ;
+              \$1470 [37] = \$1111 ;
           9'h026:
-              \$1474 [38] = \$1116 ;
+              \$1470 [38] = \$1111 ;
           9'h027:
-              \$1474 [39] = \$1116 ;
+              \$1470 [39] = \$1111 ;
           9'h028:
-              \$1474 [40] = \$1116 ;
+              \$1470 [40] = \$1111 ;
           9'h029:
-              \$1474 [41] = \$1116 ;
+              \$1470 [41] = \$1111 ;
           9'h02a:
-              \$1474 [42] = \$1116 ;
+              \$1470 [42] = \$1111 ;
           9'h02b:
-              \$1474 [43] = \$1116 ;
+              \$1470 [43] = \$1111 ;
           9'h02c:
-              \$1474 [44] = \$1116 ;
+              \$1470 [44] = \$1111 ;
           9'h02d:
-              \$1474 [45] = \$1116 ;
+              \$1470 [45] = \$1111 ;
           9'h02e:
-              \$1474 [46] = \$1116 ;
+              \$1470 [46] = \$1111 ;
           9'h02f:
-              \$1474 [47] = \$1116 ;
+              \$1470 [47] = \$1111 ;
           9'h030:
-              \$1474 [48] = \$1116 ;
+              \$1470 [48] = \$1111 ;
           9'h031:
-              \$1474 [49] = \$1116 ;
+              \$1470 [49] = \$1111 ;
           9'h032:
-              \$1474 [50] = \$1116 ;
+              \$1470 [50] = \$1111 ;
           9'h033:
-              \$1474 [51] = \$1116 ;
+              \$1470 [51] = \$1111 ;
           9'h034:
-              \$1474 [52] = \$1116 ;
+              \$1470 [52] = \$1111 ;
           9'h035:
-              \$1474 [53] = \$1116 ;
+              \$1470 [53] = \$1111 ;
           9'h036:
-              \$1474 [54] = \$1116 ;
+              \$1470 [54] = \$1111 ;
           9'h037:
-              \$1474 [55] = \$1116 ;
+              \$1470 [55] = \$1111 ;
           9'h038:
-              \$1474 [56] = \$1116 ;
+              \$1470 [56] = \$1111 ;
           9'h039:
-              \$1474 [57] = \$1116 ;
+              \$1470 [57] = \$1111 ;
           9'h03a:
-              \$1474 [58] = \$1116 ;
+              \$1470 [58] = \$1111 ;
           9'h03b:
-              \$1474 [59] = \$1116 ;
+              \$1470 [59] = \$1111 ;
           9'h03c:
-              \$1474 [60] = \$1116 ;
+              \$1470 [60] = \$1111 ;
           9'h03d:
-              \$1474 [61] = \$1116 ;
+              \$1470 [61] = \$1111 ;
           9'h03e:
-              \$1474 [62] = \$1116 ;
+              \$1470 [62] = \$1111 ;
           9'h03f:
-              \$1474 [63] = \$1116 ;
+              \$1470 [63] = \$1111 ;
           9'h040:
-              \$1474 [64] = \$1116 ;
+              \$1470 [64] = \$1111 ;
           9'h041:
-              \$1474 [65] = \$1116 ;
+              \$1470 [65] = \$1111 ;
           9'h042:
-              \$1474 [66] = \$1116 ;
+              \$1470 [66] = \$1111 ;
           9'h043:
-              \$1474 [67] = \$1116 ;
+              \$1470 [67] = \$1111 ;
           9'h044:
-              \$1474 [68] = \$1116 ;
+              \$1470 [68] = \$1111 ;
           9'h045:
-              \$1474 [69] = \$1116 ;
+              \$1470 [69] = \$1111 ;
           9'h046:
-              \$1474 [70] = \$1116 ;
+              \$1470 [70] = \$1111 ;
           9'h047:
-              \$1474 [71] = \$1116 ;
+              \$1470 [71] = \$1111 ;
           9'h048:
-              \$1474 [72] = \$1116 ;
+              \$1470 [72] = \$1111 ;
           9'h049:
-              \$1474 [73] = \$1116 ;
+              \$1470 [73] = \$1111 ;
           9'h04a:
-              \$1474 [74] = \$1116 ;
+              \$1470 [74] = \$1111 ;
           9'h04b:
-              \$1474 [75] = \$1116 ;
+              \$1470 [75] = \$1111 ;
           9'h04c:
-              \$1474 [76] = \$1116 ;
+              \$1470 [76] = \$1111 ;
           9'h04d:
-              \$1474 [77] = \$1116 ;
+              \$1470 [77] = \$1111 ;
           9'h04e:
-              \$1474 [78] = \$1116 ;
+              \$1470 [78] = \$1111 ;
           9'h04f:
-              \$1474 [79] = \$1116 ;
+              \$1470 [79] = \$1111 ;
           9'h050:
-              \$1474 [80] = \$1116 ;
+              \$1470 [80] = \$1111 ;
           9'h051:
-              \$1474 [81] = \$1116 ;
+              \$1470 [81] = \$1111 ;
           9'h052:
-              \$1474 [82] = \$1116 ;
+              \$1470 [82] = \$1111 ;
           9'h053:
-              \$1474 [83] = \$1116 ;
+              \$1470 [83] = \$1111 ;
           9'h054:
-              \$1474 [84] = \$1116 ;
+              \$1470 [84] = \$1111 ;
           9'h055:
-              \$1474 [85] = \$1116 ;
+              \$1470 [85] = \$1111 ;
           9'h056:
-              \$1474 [86] = \$1116 ;
+              \$1470 [86] = \$1111 ;
           9'h057:
-              \$1474 [87] = \$1116 ;
+              \$1470 [87] = \$1111 ;
           9'h058:
-              \$1474 [88] = \$1116 ;
+              \$1470 [88] = \$1111 ;
           9'h059:
-              \$1474 [89] = \$1116 ;
+              \$1470 [89] = \$1111 ;
           9'h05a:
-              \$1474 [90] = \$1116 ;
+              \$1470 [90] = \$1111 ;
           9'h05b:
-              \$1474 [91] = \$1116 ;
+              \$1470 [91] = \$1111 ;
           9'h05c:
-              \$1474 [92] = \$1116 ;
+              \$1470 [92] = \$1111 ;
           9'h05d:
-              \$1474 [93] = \$1116 ;
+              \$1470 [93] = \$1111 ;
           9'h05e:
-              \$1474 [94] = \$1116 ;
+              \$1470 [94] = \$1111 ;
           9'h05f:
-              \$1474 [95] = \$1116 ;
+              \$1470 [95] = \$1111 ;
           9'h060:
-              \$1474 [96] = \$1116 ;
+              \$1470 [96] = \$1111 ;
           9'h061:
-              \$1474 [97] = \$1116 ;
+              \$1470 [97] = \$1111 ;
           9'h062:
-              \$1474 [98] = \$1116 ;
+              \$1470 [98] = \$1111 ;
           9'h063:
-              \$1474 [99] = \$1116 ;
+              \$1470 [99] = \$1111 ;
           9'h064:
-              \$1474 [100] = \$1116 ;
+              \$1470 [100] = \$1111 ;
           9'h065:
-              \$1474 [101] = \$1116 ;
+              \$1470 [101] = \$1111 ;
           9'h066:
-              \$1474 [102] = \$1116 ;
+              \$1470 [102] = \$1111 ;
           9'h067:
-              \$1474 [103] = \$1116 ;
+              \$1470 [103] = \$1111 ;
           9'h068:
-              \$1474 [104] = \$1116 ;
+              \$1470 [104] = \$1111 ;
           9'h069:
-              \$1474 [105] = \$1116 ;
+              \$1470 [105] = \$1111 ;
           9'h06a:
-              \$1474 [106] = \$1116 ;
+              \$1470 [106] = \$1111 ;
           9'h06b:
-              \$1474 [107] = \$1116 ;
+              \$1470 [107] = \$1111 ;
           9'h06c:
-              \$1474 [108] = \$1116 ;
+              \$1470 [108] = \$1111 ;
           9'h06d:
-              \$1474 [109] = \$1116 ;
+              \$1470 [109] = \$1111 ;
           9'h06e:
-              \$1474 [110] = \$1116 ;
+              \$1470 [110] = \$1111 ;
           9'h06f:
-              \$1474 [111] = \$1116 ;
+              \$1470 [111] = \$1111 ;
           9'h070:
-              \$1474 [112] = \$1116 ;
+              \$1470 [112] = \$1111 ;
           9'h071:
-              \$1474 [113] = \$1116 ;
+              \$1470 [113] = \$1111 ;
           9'h072:
-              \$1474 [114] = \$1116 ;
+              \$1470 [114] = \$1111 ;
           9'h073:
-              \$1474 [115] = \$1116 ;
+              \$1470 [115] = \$1111 ;
           9'h074:
-              \$1474 [116] = \$1116 ;
+              \$1470 [116] = \$1111 ;
           9'h075:
-              \$1474 [117] = \$1116 ;
+              \$1470 [117] = \$1111 ;
           9'h076:
-              \$1474 [118] = \$1116 ;
+              \$1470 [118] = \$1111 ;
           9'h077:
-              \$1474 [119] = \$1116 ;
+              \$1470 [119] = \$1111 ;
           9'h078:
-              \$1474 [120] = \$1116 ;
+              \$1470 [120] = \$1111 ;
           9'h079:
-              \$1474 [121] = \$1116 ;
+              \$1470 [121] = \$1111 ;
           9'h07a:
-              \$1474 [122] = \$1116 ;
+              \$1470 [122] = \$1111 ;
           9'h07b:
-              \$1474 [123] = \$1116 ;
+              \$1470 [123] = \$1111 ;
           9'h07c:
-              \$1474 [124] = \$1116 ;
+              \$1470 [124] = \$1111 ;
           9'h07d:
-              \$1474 [125] = \$1116 ;
+              \$1470 [125] = \$1111 ;
           9'h07e:
-              \$1474 [126] = \$1116 ;
+              \$1470 [126] = \$1111 ;
           9'h07f:
-              \$1474 [127] = \$1116 ;
+              \$1470 [127] = \$1111 ;
           9'h080:
-              \$1474 [128] = \$1116 ;
+              \$1470 [128] = \$1111 ;
           9'h081:
-              \$1474 [129] = \$1116 ;
+              \$1470 [129] = \$1111 ;
           9'h082:
-              \$1474 [130] = \$1116 ;
+              \$1470 [130] = \$1111 ;
           9'h083:
-              \$1474 [131] = \$1116 ;
+              \$1470 [131] = \$1111 ;
           9'h084:
-              \$1474 [132] = \$1116 ;
+              \$1470 [132] = \$1111 ;
           9'h085:
-              \$1474 [133] = \$1116 ;
+              \$1470 [133] = \$1111 ;
           9'h086:
-              \$1474 [134] = \$1116 ;
+              \$1470 [134] = \$1111 ;
           9'h087:
-              \$1474 [135] = \$1116 ;
+              \$1470 [135] = \$1111 ;
           9'h088:
-              \$1474 [136] = \$1116 ;
+              \$1470 [136] = \$1111 ;
           9'h089:
-              \$1474 [137] = \$1116 ;
+              \$1470 [137] = \$1111 ;
           9'h08a:
-              \$1474 [138] = \$1116 ;
+              \$1470 [138] = \$1111 ;
           9'h08b:
-              \$1474 [139] = \$1116 ;
+              \$1470 [139] = \$1111 ;
           9'h08c:
-              \$1474 [140] = \$1116 ;
+              \$1470 [140] = \$1111 ;
           9'h08d:
-              \$1474 [141] = \$1116 ;
+              \$1470 [141] = \$1111 ;
           9'h08e:
-              \$1474 [142] = \$1116 ;
+              \$1470 [142] = \$1111 ;
           9'h08f:
-              \$1474 [143] = \$1116 ;
+              \$1470 [143] = \$1111 ;
           9'h090:
-              \$1474 [144] = \$1116 ;
+              \$1470 [144] = \$1111 ;
           9'h091:
-              \$1474 [145] = \$1116 ;
+              \$1470 [145] = \$1111 ;
           9'h092:
-              \$1474 [146] = \$1116 ;
+              \$1470 [146] = \$1111 ;
           9'h093:
-              \$1474 [147] = \$1116 ;
+              \$1470 [147] = \$1111 ;
           9'h094:
-              \$1474 [148] = \$1116 ;
+              \$1470 [148] = \$1111 ;
           9'h095:
-              \$1474 [149] = \$1116 ;
+              \$1470 [149] = \$1111 ;
           9'h096:
-              \$1474 [150] = \$1116 ;
+              \$1470 [150] = \$1111 ;
           9'h097:
-              \$1474 [151] = \$1116 ;
+              \$1470 [151] = \$1111 ;
           9'h098:
-              \$1474 [152] = \$1116 ;
+              \$1470 [152] = \$1111 ;
           9'h099:
-              \$1474 [153] = \$1116 ;
+              \$1470 [153] = \$1111 ;
           9'h09a:
-              \$1474 [154] = \$1116 ;
+              \$1470 [154] = \$1111 ;
           9'h09b:
-              \$1474 [155] = \$1116 ;
+              \$1470 [155] = \$1111 ;
           9'h09c:
-              \$1474 [156] = \$1116 ;
+              \$1470 [156] = \$1111 ;
           9'h09d:
-              \$1474 [157] = \$1116 ;
+              \$1470 [157] = \$1111 ;
           9'h09e:
-              \$1474 [158] = \$1116 ;
+              \$1470 [158] = \$1111 ;
           9'h09f:
-              \$1474 [159] = \$1116 ;
+              \$1470 [159] = \$1111 ;
           9'h0a0:
-              \$1474 [160] = \$1116 ;
+              \$1470 [160] = \$1111 ;
           9'h0a1:
-              \$1474 [161] = \$1116 ;
+              \$1470 [161] = \$1111 ;
           9'h0a2:
-              \$1474 [162] = \$1116 ;
+              \$1470 [162] = \$1111 ;
           9'h0a3:
-              \$1474 [163] = \$1116 ;
+              \$1470 [163] = \$1111 ;
           9'h0a4:
-              \$1474 [164] = \$1116 ;
+              \$1470 [164] = \$1111 ;
           9'h0a5:
-              \$1474 [165] = \$1116 ;
+              \$1470 [165] = \$1111 ;
           9'h0a6:
-              \$1474 [166] = \$1116 ;
+              \$1470 [166] = \$1111 ;
           9'h0a7:
-              \$1474 [167] = \$1116 ;
+              \$1470 [167] = \$1111 ;
           9'h0a8:
-              \$1474 [168] = \$1116 ;
+              \$1470 [168] = \$1111 ;
           9'h0a9:
-              \$1474 [169] = \$1116 ;
+              \$1470 [169] = \$1111 ;
           9'h0aa:
-              \$1474 [170] = \$1116 ;
+              \$1470 [170] = \$1111 ;
           9'h0ab:
-              \$1474 [171] = \$1116 ;
+              \$1470 [171] = \$1111 ;
           9'h0ac:
-              \$1474 [172] = \$1116 ;
+              \$1470 [172] = \$1111 ;
           9'h0ad:
-              \$1474 [173] = \$1116 ;
+              \$1470 [173] = \$1111 ;
           9'h0ae:
-              \$1474 [174] = \$1116 ;
+              \$1470 [174] = \$1111 ;
           9'h0af:
-              \$1474 [175] = \$1116 ;
+              \$1470 [175] = \$1111 ;
           9'h0b0:
-              \$1474 [176] = \$1116 ;
+              \$1470 [176] = \$1111 ;
           9'h0b1:
-              \$1474 [177] = \$1116 ;
+              \$1470 [177] = \$1111 ;
           9'h0b2:
-              \$1474 [178] = \$1116 ;
+              \$1470 [178] = \$1111 ;
           9'h0b3:
-              \$1474 [179] = \$1116 ;
+              \$1470 [179] = \$1111 ;
           9'h0b4:
-              \$1474 [180] = \$1116 ;
+              \$1470 [180] = \$1111 ;
           9'h0b5:
-              \$1474 [181] = \$1116 ;
+              \$1470 [181] = \$1111 ;
           9'h0b6:
-              \$1474 [182] = \$1116 ;
+              \$1470 [182] = \$1111 ;
           9'h0b7:
-              \$1474 [183] = \$1116 ;
+              \$1470 [183] = \$1111 ;
           9'h0b8:
-              \$1474 [184] = \$1116 ;
+              \$1470 [184] = \$1111 ;
           9'h0b9:
-              \$1474 [185] = \$1116 ;
+              \$1470 [185] = \$1111 ;
           9'h0ba:
-              \$1474 [186] = \$1116 ;
+              \$1470 [186] = \$1111 ;
           9'h0bb:
-              \$1474 [187] = \$1116 ;
+              \$1470 [187] = \$1111 ;
           9'h0bc:
-              \$1474 [188] = \$1116 ;
+              \$1470 [188] = \$1111 ;
           9'h0bd:
-              \$1474 [189] = \$1116 ;
+              \$1470 [189] = \$1111 ;
           9'h0be:
-              \$1474 [190] = \$1116 ;
+              \$1470 [190] = \$1111 ;
           9'h0bf:
-              \$1474 [191] = \$1116 ;
+              \$1470 [191] = \$1111 ;
           9'h0c0:
-              \$1474 [192] = \$1116 ;
+              \$1470 [192] = \$1111 ;
           9'h0c1:
-              \$1474 [193] = \$1116 ;
+              \$1470 [193] = \$1111 ;
           9'h0c2:
-              \$1474 [194] = \$1116 ;
+              \$1470 [194] = \$1111 ;
           9'h0c3:
-              \$1474 [195] = \$1116 ;
+              \$1470 [195] = \$1111 ;
           9'h0c4:
-              \$1474 [196] = \$1116 ;
+              \$1470 [196] = \$1111 ;
           9'h0c5:
-              \$1474 [197] = \$1116 ;
+              \$1470 [197] = \$1111 ;
           9'h0c6:
-              \$1474 [198] = \$1116 ;
+              \$1470 [198] = \$1111 ;
           9'h0c7:
-              \$1474 [199] = \$1116 ;
+              \$1470 [199] = \$1111 ;
           9'h0c8:
-              \$1474 [200] = \$1116 ;
+              \$1470 [200] = \$1111 ;
           9'h0c9:
-              \$1474 [201] = \$1116 ;
+              \$1470 [201] = \$1111 ;
           9'h0ca:
-              \$1474 [202] = \$1116 ;
+              \$1470 [202] = \$1111 ;
           9'h0cb:
-              \$1474 [203] = \$1116 ;
+              \$1470 [203] = \$1111 ;
           9'h0cc:
-              \$1474 [204] = \$1116 ;
+              \$1470 [204] = \$1111 ;
           9'h0cd:
-              \$1474 [205] = \$1116 ;
+              \$1470 [205] = \$1111 ;
           9'h0ce:
-              \$1474 [206] = \$1116 ;
+              \$1470 [206] = \$1111 ;
           9'h0cf:
-              \$1474 [207] = \$1116 ;
+              \$1470 [207] = \$1111 ;
           9'h0d0:
-              \$1474 [208] = \$1116 ;
+              \$1470 [208] = \$1111 ;
           9'h0d1:
-              \$1474 [209] = \$1116 ;
+              \$1470 [209] = \$1111 ;
           9'h0d2:
-              \$1474 [210] = \$1116 ;
+              \$1470 [210] = \$1111 ;
           9'h0d3:
-              \$1474 [211] = \$1116 ;
+              \$1470 [211] = \$1111 ;
           9'h0d4:
-              \$1474 [212] = \$1116 ;
+              \$1470 [212] = \$1111 ;
           9'h0d5:
-              \$1474 [213] = \$1116 ;
+              \$1470 [213] = \$1111 ;
           9'h0d6:
-              \$1474 [214] = \$1116 ;
+              \$1470 [214] = \$1111 ;
           9'h0d7:
-              \$1474 [215] = \$1116 ;
+              \$1470 [215] = \$1111 ;
           9'h0d8:
-              \$1474 [216] = \$1116 ;
+              \$1470 [216] = \$1111 ;
           9'h0d9:
-              \$1474 [217] = \$1116 ;
+              \$1470 [217] = \$1111 ;
           9'h0da:
-              \$1474 [218] = \$1116 ;
+              \$1470 [218] = \$1111 ;
           9'h0db:
-              \$1474 [219] = \$1116 ;
+              \$1470 [219] = \$1111 ;
           9'h0dc:
-              \$1474 [220] = \$1116 ;
+              \$1470 [220] = \$1111 ;
           9'h0dd:
-              \$1474 [221] = \$1116 ;
+              \$1470 [221] = \$1111 ;
           9'h0de:
-              \$1474 [222] = \$1116 ;
+              \$1470 [222] = \$1111 ;
           9'h0df:
-              \$1474 [223] = \$1116 ;
+              \$1470 [223] = \$1111 ;
           9'h0e0:
-              \$1474 [224] = \$1116 ;
+              \$1470 [224] = \$1111 ;
           9'h0e1:
-              \$1474 [225] = \$1116 ;
+              \$1470 [225] = \$1111 ;
           9'h0e2:
-              \$1474 [226] = \$1116 ;
+              \$1470 [226] = \$1111 ;
           9'h0e3:
-              \$1474 [227] = \$1116 ;
+              \$1470 [227] = \$1111 ;
           9'h0e4:
-              \$1474 [228] = \$1116 ;
+              \$1470 [228] = \$1111 ;
           9'h0e5:
-              \$1474 [229] = \$1116 ;
+              \$1470 [229] = \$1111 ;
           9'h0e6:
-              \$1474 [230] = \$1116 ;
+              \$1470 [230] = \$1111 ;
           9'h0e7:
-              \$1474 [231] = \$1116 ;
+              \$1470 [231] = \$1111 ;
           9'h0e8:
-              \$1474 [232] = \$1116 ;
+              \$1470 [232] = \$1111 ;
           9'h0e9:
-              \$1474 [233] = \$1116 ;
+              \$1470 [233] = \$1111 ;
           9'h0ea:
-              \$1474 [234] = \$1116 ;
+              \$1470 [234] = \$1111 ;
           9'h0eb:
-              \$1474 [235] = \$1116 ;
+              \$1470 [235] = \$1111 ;
           9'h0ec:
-              \$1474 [236] = \$1116 ;
+              \$1470 [236] = \$1111 ;
           9'h0ed:
-              \$1474 [237] = \$1116 ;
+              \$1470 [237] = \$1111 ;
           9'h0ee:
-              \$1474 [238] = \$1116 ;
+              \$1470 [238] = \$1111 ;
           9'h0ef:
-              \$1474 [239] = \$1116 ;
+              \$1470 [239] = \$1111 ;
           9'h0f0:
-              \$1474 [240] = \$1116 ;
+              \$1470 [240] = \$1111 ;
           9'h0f1:
-              \$1474 [241] = \$1116 ;
+              \$1470 [241] = \$1111 ;
           9'h0f2:
-              \$1474 [242] = \$1116 ;
+              \$1470 [242] = \$1111 ;
           9'h0f3:
-              \$1474 [243] = \$1116 ;
+              \$1470 [243] = \$1111 ;
           9'h0f4:
-              \$1474 [244] = \$1116 ;
+              \$1470 [244] = \$1111 ;
           9'h0f5:
-              \$1474 [245] = \$1116 ;
+              \$1470 [245] = \$1111 ;
           9'h0f6:
-              \$1474 [246] = \$1116 ;
+              \$1470 [246] = \$1111 ;
           9'h0f7:
-              \$1474 [247] = \$1116 ;
+              \$1470 [247] = \$1111 ;
           9'h0f8:
-              \$1474 [248] = \$1116 ;
+              \$1470 [248] = \$1111 ;
           9'h0f9:
-              \$1474 [249] = \$1116 ;
+              \$1470 [249] = \$1111 ;
           9'h0fa:
-              \$1474 [250] = \$1116 ;
+              \$1470 [250] = \$1111 ;
           9'h0fb:
-              \$1474 [251] = \$1116 ;
+              \$1470 [251] = \$1111 ;
           9'h0fc:
-              \$1474 [252] = \$1116 ;
+              \$1470 [252] = \$1111 ;
           9'h0fd:
-              \$1474 [253] = \$1116 ;
+              \$1470 [253] = \$1111 ;
           9'h0fe:
-              \$1474 [254] = \$1116 ;
+              \$1470 [254] = \$1111 ;
           9'h0ff:
-              \$1474 [255] = \$1116 ;
+              \$1470 [255] = \$1111 ;
           9'h100:
-              \$1474 [256] = \$1116 ;
+              \$1470 [256] = \$1111 ;
           9'h101:
-              \$1474 [257] = \$1116 ;
+              \$1470 [257] = \$1111 ;
           9'h102:
-              \$1474 [258] = \$1116 ;
+              \$1470 [258] = \$1111 ;
           9'h103:
-              \$1474 [259] = \$1116 ;
+              \$1470 [259] = \$1111 ;
           9'h104:
-              \$1474 [260] = \$1116 ;
+              \$1470 [260] = \$1111 ;
           9'h105:
-              \$1474 [261] = \$1116 ;
+              \$1470 [261] = \$1111 ;
           9'h106:
-              \$1474 [262] = \$1116 ;
+              \$1470 [262] = \$1111 ;
           9'h107:
-              \$1474 [263] = \$1116 ;
+              \$1470 [263] = \$1111 ;
           9'h108:
-              \$1474 [264] = \$1116 ;
+              \$1470 [264] = \$1111 ;
           9'h109:
-              \$1474 [265] = \$1116 ;
+              \$1470 [265] = \$1111 ;
           9'h10a:
-              \$1474 [266] = \$1116 ;
+              \$1470 [266] = \$1111 ;
           9'h10b:
-              \$1474 [267] = \$1116 ;
+              \$1470 [267] = \$1111 ;
           9'h10c:
-              \$1474 [268] = \$1116 ;
+              \$1470 [268] = \$1111 ;
           9'h10d:
-              \$1474 [269] = \$1116 ;
+              \$1470 [269] = \$1111 ;
           9'h10e:
-              \$1474 [270] = \$1116 ;
+              \$1470 [270] = \$1111 ;
           9'h10f:
-              \$1474 [271] = \$1116 ;
+              \$1470 [271] = \$1111 ;
           9'h110:
-              \$1474 [272] = \$1116 ;
+              \$1470 [272] = \$1111 ;
           9'h111:
-              \$1474 [273] = \$1116 ;
+              \$1470 [273] = \$1111 ;
           9'h112:
-              \$1474 [274] = \$1116 ;
+              \$1470 [274] = \$1111 ;
           9'h113:
-              \$1474 [275] = \$1116 ;
+              \$1470 [275] = \$1111 ;
           9'h114:
-              \$1474 [276] = \$1116 ;
+              \$1470 [276] = \$1111 ;
           9'h115:
-              \$1474 [277] = \$1116 ;
+              \$1470 [277] = \$1111 ;
           9'h116:
-              \$1474 [278] = \$1116 ;
+              \$1470 [278] = \$1111 ;
           9'h117:
-              \$1474 [279] = \$1116 ;
+              \$1470 [279] = \$1111 ;
           9'h118:
-              \$1474 [280] = \$1116 ;
+              \$1470 [280] = \$1111 ;
           9'h119:
-              \$1474 [281] = \$1116 ;
+              \$1470 [281] = \$1111 ;
           9'h11a:
-              \$1474 [282] = \$1116 ;
+              \$1470 [282] = \$1111 ;
           9'h11b:
-              \$1474 [283] = \$1116 ;
+              \$1470 [283] = \$1111 ;
           9'h11c:
-              \$1474 [284] = \$1116 ;
+              \$1470 [284] = \$1111 ;
           9'h11d:
-              \$1474 [285] = \$1116 ;
+              \$1470 [285] = \$1111 ;
           9'h11e:
-              \$1474 [286] = \$1116 ;
+              \$1470 [286] = \$1111 ;
           9'h11f:
-              \$1474 [287] = \$1116 ;
+              \$1470 [287] = \$1111 ;
           9'h120:
-              \$1474 [288] = \$1116 ;
+              \$1470 [288] = \$1111 ;
           9'h121:
-              \$1474 [289] = \$1116 ;
+              \$1470 [289] = \$1111 ;
           9'h122:
-              \$1474 [290] = \$1116 ;
+              \$1470 [290] = \$1111 ;
           9'h123:
-              \$1474 [291] = \$1116 ;
+              \$1470 [291] = \$1111 ;
           9'h124:
-              \$1474 [292] = \$1116 ;
+              \$1470 [292] = \$1111 ;
           9'h125:
-              \$1474 [293] = \$1116 ;
+              \$1470 [293] = \$1111 ;
           9'h126:
-              \$1474 [294] = \$1116 ;
+              \$1470 [294] = \$1111 ;
           9'h127:
-              \$1474 [295] = \$1116 ;
+              \$1470 [295] = \$1111 ;
           9'h128:
-              \$1474 [296] = \$1116 ;
+              \$1470 [296] = \$1111 ;
           9'h129:
-              \$1474 [297] = \$1116 ;
+              \$1470 [297] = \$1111 ;
           9'h12a:
-              \$1474 [298] = \$1116 ;
+              \$1470 [298] = \$1111 ;
           9'h12b:
-              \$1474 [299] = \$1116 ;
+              \$1470 [299] = \$1111 ;
           9'h12c:
-              \$1474 [300] = \$1116 ;
+              \$1470 [300] = \$1111 ;
           9'h12d:
-              \$1474 [301] = \$1116 ;
+              \$1470 [301] = \$1111 ;
           9'h12e:
-              \$1474 [302] = \$1116 ;
+              \$1470 [302] = \$1111 ;
           9'h12f:
-              \$1474 [303] = \$1116 ;
+              \$1470 [303] = \$1111 ;
           9'h130:
-              \$1474 [304] = \$1116 ;
+              \$1470 [304] = \$1111 ;
           9'h131:
-              \$1474 [305] = \$1116 ;
+              \$1470 [305] = \$1111 ;
           9'h132:
-              \$1474 [306] = \$1116 ;
+              \$1470 [306] = \$1111 ;
           9'h133:
-              \$1474 [307] = \$1116 ;
+              \$1470 [307] = \$1111 ;
           9'h134:
-              \$1474 [308] = \$1116 ;
+              \$1470 [308] = \$1111 ;
           9'h135:
-              \$1474 [309] = \$1116 ;
+              \$1470 [309] = \$1111 ;
           9'h136:
-              \$1474 [310] = \$1116 ;
+              \$1470 [310] = \$1111 ;
           9'h137:
-              \$1474 [311] = \$1116 ;
+              \$1470 [311] = \$1111 ;
           9'h138:
-              \$1474 [312] = \$1116 ;
+              \$1470 [312] = \$1111 ;
           9'h139:
-              \$1474 [313] = \$1116 ;
+              \$1470 [313] = \$1111 ;
           9'h13a:
-              \$1474 [314] = \$1116 ;
+              \$1470 [314] = \$1111 ;
           9'h13b:
-              \$1474 [315] = \$1116 ;
+              \$1470 [315] = \$1111 ;
           9'h13c:
-              \$1474 [316] = \$1116 ;
+              \$1470 [316] = \$1111 ;
           9'h13d:
-              \$1474 [317] = \$1116 ;
+              \$1470 [317] = \$1111 ;
           9'h13e:
-              \$1474 [318] = \$1116 ;
+              \$1470 [318] = \$1111 ;
           9'h13f:
-              \$1474 [319] = \$1116 ;
+              \$1470 [319] = \$1111 ;
           9'h140:
-              \$1474 [320] = \$1116 ;
+              \$1470 [320] = \$1111 ;
           9'h141:
-              \$1474 [321] = \$1116 ;
+              \$1470 [321] = \$1111 ;
           9'h142:
-              \$1474 [322] = \$1116 ;
+              \$1470 [322] = \$1111 ;
           9'h143:
-              \$1474 [323] = \$1116 ;
+              \$1470 [323] = \$1111 ;
           9'h144:
-              \$1474 [324] = \$1116 ;
+              \$1470 [324] = \$1111 ;
           9'h145:
-              \$1474 [325] = \$1116 ;
+              \$1470 [325] = \$1111 ;
           9'h146:
-              \$1474 [326] = \$1116 ;
+              \$1470 [326] = \$1111 ;
           9'h147:
-              \$1474 [327] = \$1116 ;
+              \$1470 [327] = \$1111 ;
           9'h148:
-              \$1474 [328] = \$1116 ;
+              \$1470 [328] = \$1111 ;
           9'h149:
-              \$1474 [329] = \$1116 ;
+              \$1470 [329] = \$1111 ;
           9'h14a:
-              \$1474 [330] = \$1116 ;
+              \$1470 [330] = \$1111 ;
           9'h14b:
-              \$1474 [331] = \$1116 ;
+              \$1470 [331] = \$1111 ;
           9'h14c:
-              \$1474 [332] = \$1116 ;
+              \$1470 [332] = \$1111 ;
           9'h14d:
-              \$1474 [333] = \$1116 ;
+              \$1470 [333] = \$1111 ;
           9'h14e:
-              \$1474 [334] = \$1116 ;
+              \$1470 [334] = \$1111 ;
           9'h14f:
-              \$1474 [335] = \$1116 ;
+              \$1470 [335] = \$1111 ;
           9'h150:
-              \$1474 [336] = \$1116 ;
+              \$1470 [336] = \$1111 ;
           9'h151:
-              \$1474 [337] = \$1116 ;
+              \$1470 [337] = \$1111 ;
           9'h152:
-              \$1474 [338] = \$1116 ;
+              \$1470 [338] = \$1111 ;
           9'h153:
-              \$1474 [339] = \$1116 ;
+              \$1470 [339] = \$1111 ;
           9'h154:
-              \$1474 [340] = \$1116 ;
+              \$1470 [340] = \$1111 ;
           9'h155:
-              \$1474 [341] = \$1116 ;
+              \$1470 [341] = \$1111 ;
           9'h156:
-              \$1474 [342] = \$1116 ;
+              \$1470 [342] = \$1111 ;
           9'h157:
-              \$1474 [343] = \$1116 ;
+              \$1470 [343] = \$1111 ;
           9'h158:
-              \$1474 [344] = \$1116 ;
+              \$1470 [344] = \$1111 ;
           9'h159:
-              \$1474 [345] = \$1116 ;
+              \$1470 [345] = \$1111 ;
           9'h15a:
-              \$1474 [346] = \$1116 ;
+              \$1470 [346] = \$1111 ;
           9'h15b:
-              \$1474 [347] = \$1116 ;
+              \$1470 [347] = \$1111 ;
           9'h15c:
-              \$1474 [348] = \$1116 ;
+              \$1470 [348] = \$1111 ;
           9'h15d:
-              \$1474 [349] = \$1116 ;
+              \$1470 [349] = \$1111 ;
           9'h15e:
-              \$1474 [350] = \$1116 ;
+              \$1470 [350] = \$1111 ;
           9'h15f:
-              \$1474 [351] = \$1116 ;
+              \$1470 [351] = \$1111 ;
           9'h160:
-              \$1474 [352] = \$1116 ;
+              \$1470 [352] = \$1111 ;
           9'h161:
-              \$1474 [353] = \$1116 ;
+              \$1470 [353] = \$1111 ;
           9'h162:
-              \$1474 [354] = \$1116 ;
+              \$1470 [354] = \$1111 ;
           9'h163:
-              \$1474 [355] = \$1116 ;
+              \$1470 [355] = \$1111 ;
           9'h164:
-              \$1474 [356] = \$1116 ;
+              \$1470 [356] = \$1111 ;
           9'h165:
-              \$1474 [357] = \$1116 ;
+              \$1470 [357] = \$1111 ;
           9'h166:
-              \$1474 [358] = \$1116 ;
+              \$1470 [358] = \$1111 ;
           9'h167:
-              \$1474 [359] = \$1116 ;
+              \$1470 [359] = \$1111 ;
           9'h168:
-              \$1474 [360] = \$1116 ;
+              \$1470 [360] = \$1111 ;
           9'h169:
-              \$1474 [361] = \$1116 ;
+              \$1470 [361] = \$1111 ;
           9'h16a:
-              \$1474 [362] = \$1116 ;
+              \$1470 [362] = \$1111 ;
           9'h16b:
-              \$1474 [363] = \$1116 ;
+              \$1470 [363] = \$1111 ;
           9'h16c:
-              \$1474 [364] = \$1116 ;
+              \$1470 [364] = \$1111 ;
           9'h16d:
-              \$1474 [365] = \$1116 ;
+              \$1470 [365] = \$1111 ;
           9'h16e:
-              \$1474 [366] = \$1116 ;
+              \$1470 [366] = \$1111 ;
           9'h16f:
-              \$1474 [367] = \$1116 ;
+              \$1470 [367] = \$1111 ;
           9'h170:
-              \$1474 [368] = \$1116 ;
+              \$1470 [368] = \$1111 ;
           9'h171:
-              \$1474 [369] = \$1116 ;
+              \$1470 [369] = \$1111 ;
           9'h172:
-              \$1474 [370] = \$1116 ;
+              \$1470 [370] = \$1111 ;
           9'h173:
-              \$1474 [371] = \$1116 ;
+              \$1470 [371] = \$1111 ;
           9'h174:
-              \$1474 [372] = \$1116 ;
+              \$1470 [372] = \$1111 ;
           9'h175:
-              \$1474 [373] = \$1116 ;
+              \$1470 [373] = \$1111 ;
           9'h176:
-              \$1474 [374] = \$1116 ;
+              \$1470 [374] = \$1111 ;
           9'h177:
-              \$1474 [375] = \$1116 ;
+              \$1470 [375] = \$1111 ;
           9'h178:
-              \$1474 [376] = \$1116 ;
+              \$1470 [376] = \$1111 ;
           9'h179:
-              \$1474 [377] = \$1116 ;
+              \$1470 [377] = \$1111 ;
           9'h17a:
-              \$1474 [378] = \$1116 ;
+              \$1470 [378] = \$1111 ;
           9'h17b:
-              \$1474 [379] = \$1116 ;
+              \$1470 [379] = \$1111 ;
           9'h17c:
-              \$1474 [380] = \$1116 ;
+              \$1470 [380] = \$1111 ;
           9'h17d:
-              \$1474 [381] = \$1116 ;
+              \$1470 [381] = \$1111 ;
           9'h17e:
-              \$1474 [382] = \$1116 ;
+              \$1470 [382] = \$1111 ;
           9'h17f:
-              \$1474 [383] = \$1116 ;
+              \$1470 [383] = \$1111 ;
           9'h180:
-              \$1474 [384] = \$1116 ;
+              \$1470 [384] = \$1111 ;
           9'h181:
-              \$1474 [385] = \$1116 ;
+              \$1470 [385] = \$1111 ;
           9'h182:
-              \$1474 [386] = \$1116 ;
+              \$1470 [386] = \$1111 ;
           9'h183:
-              \$1474 [387] = \$1116 ;
+              \$1470 [387] = \$1111 ;
           9'h184:
-              \$1474 [388] = \$1116 ;
+              \$1470 [388] = \$1111 ;
           9'h185:
-              \$1474 [389] = \$1116 ;
+              \$1470 [389] = \$1111 ;
           9'h186:
-              \$1474 [390] = \$1116 ;
+              \$1470 [390] = \$1111 ;
           9'h187:
-              \$1474 [391] = \$1116 ;
+              \$1470 [391] = \$1111 ;
           9'h188:
-              \$1474 [392] = \$1116 ;
+              \$1470 [392] = \$1111 ;
           9'h189:
-              \$1474 [393] = \$1116 ;
+              \$1470 [393] = \$1111 ;
           9'h18a:
-              \$1474 [394] = \$1116 ;
+              \$1470 [394] = \$1111 ;
           9'h18b:
-              \$1474 [395] = \$1116 ;
+              \$1470 [395] = \$1111 ;
           9'h18c:
-              \$1474 [396] = \$1116 ;
+              \$1470 [396] = \$1111 ;
           9'h18d:
-              \$1474 [397] = \$1116 ;
+              \$1470 [397] = \$1111 ;
           9'h18e:
-              \$1474 [398] = \$1116 ;
+              \$1470 [398] = \$1111 ;
           9'h18f:
-              \$1474 [399] = \$1116 ;
+              \$1470 [399] = \$1111 ;
           9'h190:
-              \$1474 [400] = \$1116 ;
+              \$1470 [400] = \$1111 ;
           9'h191:
-              \$1474 [401] = \$1116 ;
+              \$1470 [401] = \$1111 ;
           9'h192:
-              \$1474 [402] = \$1116 ;
+              \$1470 [402] = \$1111 ;
           9'h193:
-              \$1474 [403] = \$1116 ;
+              \$1470 [403] = \$1111 ;
           9'h194:
-              \$1474 [404] = \$1116 ;
+              \$1470 [404] = \$1111 ;
           9'h195:
-              \$1474 [405] = \$1116 ;
+              \$1470 [405] = \$1111 ;
           9'h196:
-              \$1474 [406] = \$1116 ;
+              \$1470 [406] = \$1111 ;
           9'h197:
-              \$1474 [407] = \$1116 ;
+              \$1470 [407] = \$1111 ;
           9'h198:
-              \$1474 [408] = \$1116 ;
+              \$1470 [408] = \$1111 ;
           9'h199:
-              \$1474 [409] = \$1116 ;
+              \$1470 [409] = \$1111 ;
           9'h19a:
-              \$1474 [410] = \$1116 ;
+              \$1470 [410] = \$1111 ;
           9'h19b:
-              \$1474 [411] = \$1116 ;
+              \$1470 [411] = \$1111 ;
           9'h19c:
-              \$1474 [412] = \$1116 ;
+              \$1470 [412] = \$1111 ;
           9'h19d:
-              \$1474 [413] = \$1116 ;
+              \$1470 [413] = \$1111 ;
           9'h19e:
-              \$1474 [414] = \$1116 ;
+              \$1470 [414] = \$1111 ;
           9'h19f:
-              \$1474 [415] = \$1116 ;
+              \$1470 [415] = \$1111 ;
           9'h1a0:
-              \$1474 [416] = \$1116 ;
+              \$1470 [416] = \$1111 ;
           9'h1a1:
-              \$1474 [417] = \$1116 ;
+              \$1470 [417] = \$1111 ;
           9'h1a2:
-              \$1474 [418] = \$1116 ;
+              \$1470 [418] = \$1111 ;
           9'h1a3:
-              \$1474 [419] = \$1116 ;
+              \$1470 [419] = \$1111 ;
           9'h1a4:
-              \$1474 [420] = \$1116 ;
+              \$1470 [420] = \$1111 ;
           9'h1a5:
-              \$1474 [421] = \$1116 ;
+              \$1470 [421] = \$1111 ;
           9'h1a6:
-              \$1474 [422] = \$1116 ;
+              \$1470 [422] = \$1111 ;
           9'h1a7:
-              \$1474 [423] = \$1116 ;
+              \$1470 [423] = \$1111 ;
           9'h1a8:
-              \$1474 [424] = \$1116 ;
+              \$1470 [424] = \$1111 ;
           9'h1a9:
-              \$1474 [425] = \$1116 ;
+              \$1470 [425] = \$1111 ;
           9'h1aa:
-              \$1474 [426] = \$1116 ;
+              \$1470 [426] = \$1111 ;
           9'h1ab:
-              \$1474 [427] = \$1116 ;
+              \$1470 [427] = \$1111 ;
           9'h1ac:
-              \$1474 [428] = \$1116 ;
+              \$1470 [428] = \$1111 ;
           9'h1ad:
-              \$1474 [429] = \$1116 ;
+              \$1470 [429] = \$1111 ;
           9'h1ae:
-              \$1474 [430] = \$1116 ;
+              \$1470 [430] = \$1111 ;
           9'h1af:
-              \$1474 [431] = \$1116 ;
+              \$1470 [431] = \$1111 ;
           9'h1b0:
-              \$1474 [432] = \$1116 ;
+              \$1470 [432] = \$1111 ;
           9'h1b1:
-              \$1474 [433] = \$1116 ;
+              \$1470 [433] = \$1111 ;
           9'h1b2:
-              \$1474 [434] = \$1116 ;
+              \$1470 [434] = \$1111 ;
           9'h1b3:
-              \$1474 [435] = \$1116 ;
+              \$1470 [435] = \$1111 ;
           9'h1b4:
-              \$1474 [436] = \$1116 ;
+              \$1470 [436] = \$1111 ;
           9'h1b5:
-              \$1474 [437] = \$1116 ;
+              \$1470 [437] = \$1111 ;
           9'h1b6:
-              \$1474 [438] = \$1116 ;
+              \$1470 [438] = \$1111 ;
           9'h1b7:
-              \$1474 [439] = \$1116 ;
+              \$1470 [439] = \$1111 ;
           9'h1b8:
-              \$1474 [440] = \$1116 ;
+              \$1470 [440] = \$1111 ;
           9'h1b9:
-              \$1474 [441] = \$1116 ;
+              \$1470 [441] = \$1111 ;
           9'h1ba:
-              \$1474 [442] = \$1116 ;
+              \$1470 [442] = \$1111 ;
           9'h1bb:
-              \$1474 [443] = \$1116 ;
+              \$1470 [443] = \$1111 ;
           9'h1bc:
-              \$1474 [444] = \$1116 ;
+              \$1470 [444] = \$1111 ;
           9'h1bd:
-              \$1474 [445] = \$1116 ;
+              \$1470 [445] = \$1111 ;
           9'h1be:
-              \$1474 [446] = \$1116 ;
+              \$1470 [446] = \$1111 ;
           9'h1bf:
-              \$1474 [447] = \$1116 ;
+              \$1470 [447] = \$1111 ;
           9'h1c0:
-              \$1474 [448] = \$1116 ;
+              \$1470 [448] = \$1111 ;
           9'h1c1:
-              \$1474 [449] = \$1116 ;
+              \$1470 [449] = \$1111 ;
           9'h1c2:
-              \$1474 [450] = \$1116 ;
+              \$1470 [450] = \$1111 ;
           9'h1c3:
-              \$1474 [451] = \$1116 ;
+              \$1470 [451] = \$1111 ;
           9'h1c4:
-              \$1474 [452] = \$1116 ;
+              \$1470 [452] = \$1111 ;
           9'h1c5:
-              \$1474 [453] = \$1116 ;
+              \$1470 [453] = \$1111 ;
           9'h1c6:
-              \$1474 [454] = \$1116 ;
+              \$1470 [454] = \$1111 ;
           9'h1c7:
-              \$1474 [455] = \$1116 ;
+              \$1470 [455] = \$1111 ;
           9'h1c8:
-              \$1474 [456] = \$1116 ;
+              \$1470 [456] = \$1111 ;
           9'h1c9:
-              \$1474 [457] = \$1116 ;
+              \$1470 [457] = \$1111 ;
           9'h1ca:
-              \$1474 [458] = \$1116 ;
+              \$1470 [458] = \$1111 ;
           9'h1cb:
-              \$1474 [459] = \$1116 ;
+              \$1470 [459] = \$1111 ;
           9'h1cc:
-              \$1474 [460] = \$1116 ;
+              \$1470 [460] = \$1111 ;
           9'h1cd:
-              \$1474 [461] = \$1116 ;
+              \$1470 [461] = \$1111 ;
           9'h1ce:
-              \$1474 [462] = \$1116 ;
+              \$1470 [462] = \$1111 ;
           9'h1cf:
-              \$1474 [463] = \$1116 ;
+              \$1470 [463] = \$1111 ;
           9'h1d0:
-              \$1474 [464] = \$1116 ;
+              \$1470 [464] = \$1111 ;
           9'h1d1:
-              \$1474 [465] = \$1116 ;
+              \$1470 [465] = \$1111 ;
           9'h1d2:
-              \$1474 [466] = \$1116 ;
+              \$1470 [466] = \$1111 ;
           9'h1d3:
-              \$1474 [467] = \$1116 ;
+              \$1470 [467] = \$1111 ;
           9'h1d4:
-              \$1474 [468] = \$1116 ;
+              \$1470 [468] = \$1111 ;
           9'h1d5:
-              \$1474 [469] = \$1116 ;
+              \$1470 [469] = \$1111 ;
           9'h1d6:
-              \$1474 [470] = \$1116 ;
+              \$1470 [470] = \$1111 ;
           9'h1d7:
-              \$1474 [471] = \$1116 ;
+              \$1470 [471] = \$1111 ;
           9'h1d8:
-              \$1474 [472] = \$1116 ;
+              \$1470 [472] = \$1111 ;
           9'h1d9:
-              \$1474 [473] = \$1116 ;
+              \$1470 [473] = \$1111 ;
           9'h1da:
-              \$1474 [474] = \$1116 ;
+              \$1470 [474] = \$1111 ;
           9'h1db:
-              \$1474 [475] = \$1116 ;
+              \$1470 [475] = \$1111 ;
           9'h1dc:
-              \$1474 [476] = \$1116 ;
+              \$1470 [476] = \$1111 ;
           9'h1dd:
-              \$1474 [477] = \$1116 ;
+              \$1470 [477] = \$1111 ;
           9'h1de:
-              \$1474 [478] = \$1116 ;
+              \$1470 [478] = \$1111 ;
           9'h1df:
-              \$1474 [479] = \$1116 ;
+              \$1470 [479] = \$1111 ;
           9'h1e0:
-              \$1474 [480] = \$1116 ;
+              \$1470 [480] = \$1111 ;
           9'h1e1:
-              \$1474 [481] = \$1116 ;
+              \$1470 [481] = \$1111 ;
           9'h1e2:
-              \$1474 [482] = \$1116 ;
+              \$1470 [482] = \$1111 ;
           9'h1e3:
-              \$1474 [483] = \$1116 ;
+              \$1470 [483] = \$1111 ;
           9'h1e4:
-              \$1474 [484] = \$1116 ;
+              \$1470 [484] = \$1111 ;
           9'h1e5:
-              \$1474 [485] = \$1116 ;
+              \$1470 [485] = \$1111 ;
           9'h1e6:
-              \$1474 [486] = \$1116 ;
+              \$1470 [486] = \$1111 ;
           9'h1e7:
-              \$1474 [487] = \$1116 ;
+              \$1470 [487] = \$1111 ;
           9'h1e8:
-              \$1474 [488] = \$1116 ;
+              \$1470 [488] = \$1111 ;
           9'h1e9:
-              \$1474 [489] = \$1116 ;
+              \$1470 [489] = \$1111 ;
           9'h1ea:
-              \$1474 [490] = \$1116 ;
+              \$1470 [490] = \$1111 ;
           9'h1eb:
-              \$1474 [491] = \$1116 ;
+              \$1470 [491] = \$1111 ;
           9'h1ec:
-              \$1474 [492] = \$1116 ;
+              \$1470 [492] = \$1111 ;
           9'h1ed:
-              \$1474 [493] = \$1116 ;
+              \$1470 [493] = \$1111 ;
           9'h1ee:
-              \$1474 [494] = \$1116 ;
+              \$1470 [494] = \$1111 ;
           9'h1ef:
-              \$1474 [495] = \$1116 ;
+              \$1470 [495] = \$1111 ;
           9'h1f0:
-              \$1474 [496] = \$1116 ;
+              \$1470 [496] = \$1111 ;
           9'h1f1:
-              \$1474 [497] = \$1116 ;
+              \$1470 [497] = \$1111 ;
           9'h1f2:
-              \$1474 [498] = \$1116 ;
+              \$1470 [498] = \$1111 ;
           9'h1f3:
-              \$1474 [499] = \$1116 ;
+              \$1470 [499] = \$1111 ;
           9'h1f4:
-              \$1474 [500] = \$1116 ;
+              \$1470 [500] = \$1111 ;
           9'h1f5:
-              \$1474 [501] = \$1116 ;
+              \$1470 [501] = \$1111 ;
           9'h1f6:
-              \$1474 [502] = \$1116 ;
+              \$1470 [502] = \$1111 ;
           9'h1f7:
-              \$1474 [503] = \$1116 ;
+              \$1470 [503] = \$1111 ;
           9'h1f8:
-              \$1474 [504] = \$1116 ;
+              \$1470 [504] = \$1111 ;
           9'h1f9:
-              \$1474 [505] = \$1116 ;
+              \$1470 [505] = \$1111 ;
           9'h1fa:
-              \$1474 [506] = \$1116 ;
+              \$1470 [506] = \$1111 ;
           9'h1fb:
-              \$1474 [507] = \$1116 ;
+              \$1470 [507] = \$1111 ;
           9'h1fc:
-              \$1474 [508] = \$1116 ;
+              \$1470 [508] = \$1111 ;
           9'h1fd:
-              \$1474 [509] = \$1116 ;
+              \$1470 [509] = \$1111 ;
           9'h1fe:
-              \$1474 [510] = \$1116 ;
+              \$1470 [510] = \$1111 ;
           9'h1ff:
-              \$1474 [511] = \$1116 ;
+              \$1470 [511] = \$1111 ;
         endcase
       end
     end
     if (cu4_c_valid) begin
-      if (\$1118 ) begin
+      if (\$1113 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1119 ;
+              \$1470 [0] = \$1114 ;
           9'h001:
-              \$1474 [1] = \$1119 ;
+              \$1470 [1] = \$1114 ;
           9'h002:
-              \$1474 [2] = \$1119 ;
+              \$1470 [2] = \$1114 ;
           9'h003:
-              \$1474 [3] = \$1119 ;
+              \$1470 [3] = \$1114 ;
           9'h004:
-              \$1474 [4] = \$1119 ;
+              \$1470 [4] = \$1114 ;
           9'h005:
-              \$1474 [5] = \$1119 ;
+              \$1470 [5] = \$1114 ;
           9'h006:
-              \$1474 [6] = \$1119 ;
+              \$1470 [6] = \$1114 ;
           9'h007:
-              \$1474 [7] = \$1119 ;
+              \$1470 [7] = \$1114 ;
           9'h008:
-              \$1474 [8] = \$1119 ;
+              \$1470 [8] = \$1114 ;
           9'h009:
-              \$1474 [9] = \$1119 ;
+              \$1470 [9] = \$1114 ;
           9'h00a:
-              \$1474 [10] = \$1119 ;
+              \$1470 [10] = \$1114 ;
           9'h00b:
-              \$1474 [11] = \$1119 ;
+              \$1470 [11] = \$1114 ;
           9'h00c:
-              \$1474 [12] = \$1119 ;
+              \$1470 [12] = \$1114 ;
           9'h00d:
-              \$1474 [13] = \$1119 ;
+              \$1470 [13] = \$1114 ;
           9'h00e:
-              \$1474 [14] = \$1119 ;
+              \$1470 [14] = \$1114 ;
           9'h00f:
-              \$1474 [15] = \$1119 ;
+              \$1470 [15] = \$1114 ;
           9'h010:
-              \$1474 [16] = \$1119 ;
+              \$1470 [16] = \$1114 ;
           9'h011:
-              \$1474 [17] = \$1119 ;
+              \$1470 [17] = \$1114 ;
           9'h012:
-              \$1474 [18] = \$1119 ;
+              \$1470 [18] = \$1114 ;
           9'h013:
-              \$1474 [19] = \$1119 ;
+              \$1470 [19] = \$1114 ;
           9'h014:
-              \$1474 [20] = \$1119 ;
+              \$1470 [20] = \$1114 ;
           9'h015:
-              \$1474 [21] = \$1119 ;
+              \$1470 [21] = \$1114 ;
           9'h016:
-              \$1474 [22] = \$1119 ;
+              \$1470 [22] = \$1114 ;
           9'h017:
-              \$1474 [23] = \$1119 ;
+              \$1470 [23] = \$1114 ;
           9'h018:
-              \$1474 [24] = \$1119 ;
+              \$1470 [24] = \$1114 ;
           9'h019:
-              \$1474 [25] = \$1119 ;
+              \$1470 [25] = \$1114 ;
           9'h01a:
-              \$1474 [26] = \$1119 ;
+              \$1470 [26] = \$1114 ;
           9'h01b:
-              \$1474 [27] = \$1119 ;
+              \$1470 [27] = \$1114 ;
           9'h01c:
-              \$1474 [28] = \$1119 ;
+              \$1470 [28] = \$1114 ;
           9'h01d:
-              \$1474 [29] = \$1119 ;
+              \$1470 [29] = \$1114 ;
           9'h01e:
-              \$1474 [30] = \$1119 ;
+              \$1470 [30] = \$1114 ;
           9'h01f:
-              \$1474 [31] = \$1119 ;
+              \$1470 [31] = \$1114 ;
           9'h020:
-              \$1474 [32] = \$1119 ;
+              \$1470 [32] = \$1114 ;
           9'h021:
-              \$1474 [33] = \$1119 ;
+              \$1470 [33] = \$1114 ;
           9'h022:
-              \$1474 [34] = \$1119 ;
+              \$1470 [34] = \$1114 ;
           9'h023:
-              \$1474 [35] = \$1119 ;
+              \$1470 [35] = \$1114 ;
           9'h024:
-              \$1474 [36] = \$1119 ;
+              \$1470 [36] = \$1114 ;
           9'h025:
-              \$1474 [37] = \$1119 ;
+              \$1470 [37] = \$1114 ;
           9'h026:
-              \$1474 [38] = \$1119 ;
+              \$1470 [38] = \$1114 ;
           9'h027:
-              \$1474 [39] = \$1119 ;
+              \$1470 [39] = \$1114 ;
           9'h028:
-              \$1474 [40] = \$1119 ;
+              \$1470 [40] = \$1114 ;
           9'h029:
-              \$1474 [41] = \$1119 ;
+              \$1470 [41] = \$1114 ;
           9'h02a:
-              \$1474 [42] = \$1119 ;
+              \$1470 [42] = \$1114 ;
           9'h02b:
-              \$1474 [43] = \$1119 ;
+              \$1470 [43] = \$1114 ;
           9'h02c:
-              \$1474 [44] = \$1119 ;
+              \$1470 [44] = \$1114 ;
           9'h02d:
-              \$1474 [45] = \$1119 ;
+              \$1470 [45] = \$1114 ;
           9'h02e:
-              \$1474 [46] = \$1119 ;
+              \$1470 [46] = \$1114 ;
           9'h02f:
-              \$1474 [47] = \$1119 ;
+              \$1470 [47] = \$1114 ;
           9'h030:
-              \$1474 [48] = \$1119 ;
+              \$1470 [48] = \$1114 ;
           9'h031:
-              \$1474 [49] = \$1119 ;
+              \$1470 [49] = \$1114 ;
           9'h032:
-              \$1474 [50] = \$1119 ;
+              \$1470 [50] = \$1114 ;
           9'h033:
-              \$1474 [51] = \$1119 ;
+              \$1470 [51] = \$1114 ;
           9'h034:
-              \$1474 [52] = \$1119 ;
+              \$1470 [52] = \$1114 ;
           9'h035:
-              \$1474 [53] = \$1119 ;
+              \$1470 [53] = \$1114 ;
           9'h036:
-              \$1474 [54] = \$1119 ;
+              \$1470 [54] = \$1114 ;
           9'h037:
-              \$1474 [55] = \$1119 ;
+              \$1470 [55] = \$1114 ;
           9'h038:
-              \$1474 [56] = \$1119 ;
+              \$1470 [56] = \$1114 ;
           9'h039:
-              \$1474 [57] = \$1119 ;
+              \$1470 [57] = \$1114 ;
           9'h03a:
-              \$1474 [58] = \$1119 ;
+              \$1470 [58] = \$1114 ;
           9'h03b:
-              \$1474 [59] = \$1119 ;
+              \$1470 [59] = \$1114 ;
           9'h03c:
-              \$1474 [60] = \$1119 ;
+              \$1470 [60] = \$1114 ;
           9'h03d:
-              \$1474 [61] = \$1119 ;
+              \$1470 [61] = \$1114 ;
           9'h03e:
-              \$1474 [62] = \$1119 ;
+              \$1470 [62] = \$1114 ;
           9'h03f:
-              \$1474 [63] = \$1119 ;
+              \$1470 [63] = \$1114 ;
           9'h040:
-              \$1474 [64] = \$1119 ;
+              \$1470 [64] = \$1114 ;
           9'h041:
-              \$1474 [65] = \$1119 ;
+              \$1470 [65] = \$1114 ;
           9'h042:
-              \$1474 [66] = \$1119 ;
+              \$1470 [66] = \$1114 ;
           9'h043:
-              \$1474 [67] = \$1119 ;
+              \$1470 [67] = \$1114 ;
           9'h044:
-              \$1474 [68] = \$1119 ;
+              \$1470 [68] = \$1114 ;
           9'h045:
-              \$1474 [69] = \$1119 ;
+              \$1470 [69] = \$1114 ;
           9'h046:
-              \$1474 [70] = \$1119 ;
+              \$1470 [70] = \$1114 ;
           9'h047:
-              \$1474 [71] = \$1119 ;
+              \$1470 [71] = \$1114 ;
           9'h048:
-              \$1474 [72] = \$1119 ;
+              \$1470 [72] = \$1114 ;
           9'h049:
-              \$1474 [73] = \$1119 ;
+              \$1470 [73] = \$1114 ;
           9'h04a:
-              \$1474 [74] = \$1119 ;
+              \$1470 [74] = \$1114 ;
           9'h04b:
-              \$1474 [75] = \$1119 ;
+              \$1470 [75] = \$1114 ;
           9'h04c:
-              \$1474 [76] = \$1119 ;
+              \$1470 [76] = \$1114 ;
           9'h04d:
-              \$1474 [77] = \$1119 ;
+              \$1470 [77] = \$1114 ;
           9'h04e:
-              \$1474 [78] = \$1119 ;
+              \$1470 [78] = \$1114 ;
           9'h04f:
-              \$1474 [79] = \$1119 ;
+              \$1470 [79] = \$1114 ;
           9'h050:
-              \$1474 [80] = \$1119 ;
+              \$1470 [80] = \$1114 ;
           9'h051:
-              \$1474 [81] = \$1119 ;
+              \$1470 [81] = \$1114 ;
           9'h052:
-              \$1474 [82] = \$1119 ;
+              \$1470 [82] = \$1114 ;
           9'h053:
-              \$1474 [83] = \$1119 ;
+              \$1470 [83] = \$1114 ;
           9'h054:
-              \$1474 [84] = \$1119 ;
+              \$1470 [84] = \$1114 ;
           9'h055:
-              \$1474 [85] = \$1119 ;
+              \$1470 [85] = \$1114 ;
           9'h056:
-              \$1474 [86] = \$1119 ;
+              \$1470 [86] = \$1114 ;
           9'h057:
-              \$1474 [87] = \$1119 ;
+              \$1470 [87] = \$1114 ;
           9'h058:
-              \$1474 [88] = \$1119 ;
+              \$1470 [88] = \$1114 ;
           9'h059:
-              \$1474 [89] = \$1119 ;
+              \$1470 [89] = \$1114 ;
           9'h05a:
-              \$1474 [90] = \$1119 ;
+              \$1470 [90] = \$1114 ;
           9'h05b:
-              \$1474 [91] = \$1119 ;
+              \$1470 [91] = \$1114 ;
           9'h05c:
-              \$1474 [92] = \$1119 ;
+              \$1470 [92] = \$1114 ;
           9'h05d:
-              \$1474 [93] = \$1119 ;
+              \$1470 [93] = \$1114 ;
           9'h05e:
-              \$1474 [94] = \$1119 ;
+              \$1470 [94] = \$1114 ;
           9'h05f:
-              \$1474 [95] = \$1119 ;
+              \$1470 [95] = \$1114 ;
           9'h060:
-              \$1474 [96] = \$1119 ;
+              \$1470 [96] = \$1114 ;
           9'h061:
-              \$1474 [97] = \$1119 ;
+              \$1470 [97] = \$1114 ;
           9'h062:
-              \$1474 [98] = \$1119 ;
+              \$1470 [98] = \$1114 ;
           9'h063:
-              \$1474 [99] = \$1119 ;
+              \$1470 [99] = \$1114 ;
           9'h064:
-              \$1474 [100] = \$1119 ;
+              \$1470 [100] = \$1114 ;
           9'h065:
-              \$1474 [101] = \$1119 ;
+              \$1470 [101] = \$1114 ;
           9'h066:
-              \$1474 [102] = \$1119 ;
+              \$1470 [102] = \$1114 ;
           9'h067:
-              \$1474 [103] = \$1119 ;
+              \$1470 [103] = \$1114 ;
           9'h068:
-              \$1474 [104] = \$1119 ;
+              \$1470 [104] = \$1114 ;
           9'h069:
-              \$1474 [105] = \$1119 ;
+              \$1470 [105] = \$1114 ;
           9'h06a:
-              \$1474 [106] = \$1119 ;
+              \$1470 [106] = \$1114 ;
           9'h06b:
-              \$1474 [107] = \$1119 ;
+              \$1470 [107] = \$1114 ;
           9'h06c:
-              \$1474 [108] = \$1119 ;
+              \$1470 [108] = \$1114 ;
           9'h06d:
-              \$1474 [109] = \$1119 ;
+              \$1470 [109] = \$1114 ;
           9'h06e:
-              \$1474 [110] = \$1119 ;
+              \$1470 [110] = \$1114 ;
           9'h06f:
-              \$1474 [111] = \$1119 ;
+              \$1470 [111] = \$1114 ;
           9'h070:
-              \$1474 [112] = \$1119 ;
+              \$1470 [112] = \$1114 ;
           9'h071:
-              \$1474 [113] = \$1119 ;
+              \$1470 [113] = \$1114 ;
           9'h072:
-              \$1474 [114] = \$1119 ;
+              \$1470 [114] = \$1114 ;
           9'h073:
-              \$1474 [115] = \$1119 ;
+              \$1470 [115] = \$1114 ;
           9'h074:
-              \$1474 [116] = \$1119 ;
+              \$1470 [116] = \$1114 ;
           9'h075:
-              \$1474 [117] = \$1119 ;
+              \$1470 [117] = \$1114 ;
           9'h076:
-              \$1474 [118] = \$1119 ;
+              \$1470 [118] = \$1114 ;
           9'h077:
-              \$1474 [119] = \$1119 ;
+              \$1470 [119] = \$1114 ;
           9'h078:
-              \$1474 [120] = \$1119 ;
+              \$1470 [120] = \$1114 ;
           9'h079:
-              \$1474 [121] = \$1119 ;
+              \$1470 [121] = \$1114 ;
           9'h07a:
-              \$1474 [122] = \$1119 ;
+              \$1470 [122] = \$1114 ;
           9'h07b:
-              \$1474 [123] = \$1119 ;
+              \$1470 [123] = \$1114 ;
           9'h07c:
-              \$1474 [124] = \$1119 ;
+              \$1470 [124] = \$1114 ;
           9'h07d:
-              \$1474 [125] = \$1119 ;
+              \$1470 [125] = \$1114 ;
           9'h07e:
-              \$1474 [126] = \$1119 ;
+              \$1470 [126] = \$1114 ;
           9'h07f:
-              \$1474 [127] = \$1119 ;
+              \$1470 [127] = \$1114 ;
           9'h080:
-              \$1474 [128] = \$1119 ;
+              \$1470 [128] = \$1114 ;
           9'h081:
-              \$1474 [129] = \$1119 ;
+              \$1470 [129] = \$1114 ;
           9'h082:
-              \$1474 [130] = \$1119 ;
+              \$1470 [130] = \$1114 ;
           9'h083:
-              \$1474 [131] = \$1119 ;
+              \$1470 [131] = \$1114 ;
           9'h084:
-              \$1474 [132] = \$1119 ;
+              \$1470 [132] = \$1114 ;
           9'h085:
-              \$1474 [133] = \$1119 ;
+              \$1470 [133] = \$1114 ;
           9'h086:
-              \$1474 [134] = \$1119 ;
+              \$1470 [134] = \$1114 ;
           9'h087:
-              \$1474 [135] = \$1119 ;
+              \$1470 [135] = \$1114 ;
           9'h088:
-              \$1474 [136] = \$1119 ;
+              \$1470 [136] = \$1114 ;
           9'h089:
-              \$1474 [137] = \$1119 ;
+              \$1470 [137] = \$1114 ;
           9'h08a:
-              \$1474 [138] = \$1119 ;
+              \$1470 [138] = \$1114 ;
           9'h08b:
-              \$1474 [139] = \$1119 ;
+              \$1470 [139] = \$1114 ;
           9'h08c:
-              \$1474 [140] = \$1119 ;
+              \$1470 [140] = \$1114 ;
           9'h08d:
-              \$1474 [141] = \$1119 ;
+              \$1470 [141] = \$1114 ;
           9'h08e:
-              \$1474 [142] = \$1119 ;
+              \$1470 [142] = \$1114 ;
           9'h08f:
-              \$1474 [143] = \$1119 ;
+              \$1470 [143] = \$1114 ;
           9'h090:
-              \$1474 [144] = \$1119 ;
+              \$1470 [144] = \$1114 ;
           9'h091:
-              \$1474 [145] = \$1119 ;
+              \$1470 [145] = \$1114 ;
           9'h092:
-              \$1474 [146] = \$1119 ;
+              \$1470 [146] = \$1114 ;
           9'h093:
-              \$1474 [147] = \$1119 ;
+              \$1470 [147] = \$1114 ;
           9'h094:
-              \$1474 [148] = \$1119 ;
+              \$1470 [148] = \$1114 ;
           9'h095:
-              \$1474 [149] = \$1119 ;
+              \$1470 [149] = \$1114 ;
           9'h096:
-              \$1474 [150] = \$1119 ;
+              \$1470 [150] = \$1114 ;
           9'h097:
-              \$1474 [151] = \$1119 ;
+              \$1470 [151] = \$1114 ;
           9'h098:
-              \$1474 [152] = \$1119 ;
+              \$1470 [152] = \$1114 ;
           9'h099:
-              \$1474 [153] = \$1119 ;
+              \$1470 [153] = \$1114 ;
           9'h09a:
-              \$1474 [154] = \$1119 ;
+              \$1470 [154] = \$1114 ;
           9'h09b:
-              \$1474 [155] = \$1119 ;
+              \$1470 [155] = \$1114 ;
           9'h09c:
-              \$1474 [156] = \$1119 ;
+              \$1470 [156] = \$1114 ;
           9'h09d:
-              \$1474 [157] = \$1119 ;
+              \$1470 [157] = \$1114 ;
           9'h09e:
-              \$1474 [158] = \$1119 ;
+              \$1470 [158] = \$1114 ;
           9'h09f:
-              \$1474 [159] = \$1119 ;
+              \$1470 [159] = \$1114 ;
           9'h0a0:
-              \$1474 [160] = \$1119 ;
+              \$1470 [160] = \$1114 ;
           9'h0a1:
-              \$1474 [161] = \$1119 ;
+              \$1470 [161] = \$1114 ;
           9'h0a2:
-              \$1474 [162] = \$1119 ;
+              \$1470 [162] = \$1114 ;
           9'h0a3:
-              \$1474 [163] = \$1119 ;
+              \$1470 [163] = \$1114 ;
           9'h0a4:
-              \$1474 [164] = \$1119 ;
+              \$1470 [164] = \$1114 ;
           9'h0a5:
-              \$1474 [165] = \$1119 ;
+              \$1470 [165] = \$1114 ;
           9'h0a6:
-              \$1474 [166] = \$1119 ;
+              \$1470 [166] = \$1114 ;
           9'h0a7:
-              \$1474 [167] = \$1119 ;
+              \$1470 [167] = \$1114 ;
           9'h0a8:
-              \$1474 [168] = \$1119 ;
+              \$1470 [168] = \$1114 ;
           9'h0a9:
-              \$1474 [169] = \$1119 ;
+              \$1470 [169] = \$1114 ;
           9'h0aa:
-              \$1474 [170] = \$1119 ;
+              \$1470 [170] = \$1114 ;
           9'h0ab:
-              \$1474 [171] = \$1119 ;
+              \$1470 [171] = \$1114 ;
           9'h0ac:
-              \$1474 [172] = \$1119 ;
+              \$1470 [172] = \$1114 ;
           9'h0ad:
-              \$1474 [173] = \$1119 ;
+              \$1470 [173] = \$1114 ;
           9'h0ae:
-              \$1474 [174] = \$1119 ;
+              \$1470 [174] = \$1114 ;
           9'h0af:
-              \$1474 [175] = \$1119 ;
+              \$1470 [175] = \$1114 ;
           9'h0b0:
-              \$1474 [176] = \$1119 ;
+              \$1470 [176] = \$1114 ;
           9'h0b1:
-              \$1474 [177] = \$1119 ;
+              \$1470 [177] = \$1114 ;
           9'h0b2:
-              \$1474 [178] = \$1119 ;
+              \$1470 [178] = \$1114 ;
           9'h0b3:
-              \$1474 [179] = \$1119 ;
+              \$1470 [179] = \$1114 ;
           9'h0b4:
-              \$1474 [180] = \$1119 ;
+              \$1470 [180] = \$1114 ;
           9'h0b5:
-              \$1474 [181] = \$1119 ;
+              \$1470 [181] = \$1114 ;
           9'h0b6:
-              \$1474 [182] = \$1119 ;
+              \$1470 [182] = \$1114 ;
           9'h0b7:
-              \$1474 [183] = \$1119 ;
+              \$1470 [183] = \$1114 ;
           9'h0b8:
-              \$1474 [184] = \$1119 ;
+              \$1470 [184] = \$1114 ;
           9'h0b9:
-              \$1474 [185] = \$1119 ;
+              \$1470 [185] = \$1114 ;
           9'h0ba:
-              \$1474 [186] = \$1119 ;
+              \$1470 [186] = \$1114 ;
           9'h0bb:
-              \$1474 [187] = \$1119 ;
+              \$1470 [187] = \$1114 ;
           9'h0bc:
-              \$1474 [188] = \$1119 ;
+              \$1470 [188] = \$1114 ;
           9'h0bd:
-              \$1474 [189] = \$1119 ;
+              \$1470 [189] = \$1114 ;
           9'h0be:
-              \$1474 [190] = \$1119 ;
+              \$1470 [190] = \$1114 ;
           9'h0bf:
-              \$1474 [191] = \$1119 ;
+              \$1470 [191] = \$1114 ;
           9'h0c0:
-              \$1474 [192] = \$1119 ;
+              \$1470 [192] = \$1114 ;
           9'h0c1:
-              \$1474 [193] = \$1119 ;
+              \$1470 [193] = \$1114 ;
           9'h0c2:
-              \$1474 [194] = \$1119 ;
+              \$1470 [194] = \$1114 ;
           9'h0c3:
-              \$1474 [195] = \$1119 ;
+              \$1470 [195] = \$1114 ;
           9'h0c4:
-              \$1474 [196] = \$1119 ;
+              \$1470 [196] = \$1114 ;
           9'h0c5:
-              \$1474 [197] = \$1119 ;
+              \$1470 [197] = \$1114 ;
           9'h0c6:
-              \$1474 [198] = \$1119 ;
+              \$1470 [198] = \$1114 ;
           9'h0c7:
-              \$1474 [199] = \$1119 ;
+              \$1470 [199] = \$1114 ;
           9'h0c8:
-              \$1474 [200] = \$1119 ;
+              \$1470 [200] = \$1114 ;
           9'h0c9:
-              \$1474 [201] = \$1119 ;
+              \$1470 [201] = \$1114 ;
           9'h0ca:
-              \$1474 [202] = \$1119 ;
+              \$1470 [202] = \$1114 ;
           9'h0cb:
-              \$1474 [203] = \$1119 ;
+              \$1470 [203] = \$1114 ;
           9'h0cc:
-              \$1474 [204] = \$1119 ;
+              \$1470 [204] = \$1114 ;
           9'h0cd:
-              \$1474 [205] = \$1119 ;
+              \$1470 [205] = \$1114 ;
           9'h0ce:
-              \$1474 [206] = \$1119 ;
+              \$1470 [206] = \$1114 ;
           9'h0cf:
-              \$1474 [207] = \$1119 ;
+              \$1470 [207] = \$1114 ;
           9'h0d0:
-              \$1474 [208] = \$1119 ;
+              \$1470 [208] = \$1114 ;
           9'h0d1:
-              \$1474 [209] = \$1119 ;
+              \$1470 [209] = \$1114 ;
           9'h0d2:
-              \$1474 [210] = \$1119 ;
+              \$1470 [210] = \$1114 ;
           9'h0d3:
-              \$1474 [211] = \$1119 ;
+              \$1470 [211] = \$1114 ;
           9'h0d4:
-              \$1474 [212] = \$1119 ;
+              \$1470 [212] = \$1114 ;
           9'h0d5:
-              \$1474 [213] = \$1119 ;
+              \$1470 [213] = \$1114 ;
           9'h0d6:
-              \$1474 [214] = \$1119 ;
+              \$1470 [214] = \$1114 ;
           9'h0d7:
-              \$1474 [215] = \$1119 ;
+              \$1470 [215] = \$1114 ;
           9'h0d8:
-              \$1474 [216] = \$1119 ;
+              \$1470 [216] = \$1114 ;
           9'h0d9:
-              \$1474 [217] = \$1119 ;
+              \$1470 [217] = \$1114 ;
           9'h0da:
-              \$1474 [218] = \$1119 ;
+              \$1470 [218] = \$1114 ;
           9'h0db:
-              \$1474 [219] = \$1119 ;
+              \$1470 [219] = \$1114 ;
           9'h0dc:
-              \$1474 [220] = \$1119 ;
+              \$1470 [220] = \$1114 ;
           9'h0dd:
-              \$1474 [221] = \$1119 ;
+              \$1470 [221] = \$1114 ;
           9'h0de:
-              \$1474 [222] = \$1119 ;
+              \$1470 [222] = \$1114 ;
           9'h0df:
-              \$1474 [223] = \$1119 ;
+              \$1470 [223] = \$1114 ;
           9'h0e0:
-              \$1474 [224] = \$1119 ;
+              \$1470 [224] = \$1114 ;
           9'h0e1:
-              \$1474 [225] = \$1119 ;
+              \$1470 [225] = \$1114 ;
           9'h0e2:
-              \$1474 [226] = \$1119 ;
+              \$1470 [226] = \$1114 ;
           9'h0e3:
-              \$1474 [227] = \$1119 ;
+              \$1470 [227] = \$1114 ;
           9'h0e4:
-              \$1474 [228] = \$1119 ;
+              \$1470 [228] = \$1114 ;
           9'h0e5:
-              \$1474 [229] = \$1119 ;
+              \$1470 [229] = \$1114 ;
           9'h0e6:
-              \$1474 [230] = \$1119 ;
+              \$1470 [230] = \$1114 ;
           9'h0e7:
-              \$1474 [231] = \$1119 ;
+              \$1470 [231] = \$1114 ;
           9'h0e8:
-              \$1474 [232] = \$1119 ;
+              \$1470 [232] = \$1114 ;
           9'h0e9:
-              \$1474 [233] = \$1119 ;
+              \$1470 [233] = \$1114 ;
           9'h0ea:
-              \$1474 [234] = \$1119 ;
+              \$1470 [234] = \$1114 ;
           9'h0eb:
-              \$1474 [235] = \$1119 ;
+              \$1470 [235] = \$1114 ;
           9'h0ec:
-              \$1474 [236] = \$1119 ;
+              \$1470 [236] = \$1114 ;
           9'h0ed:
-              \$1474 [237] = \$1119 ;
+              \$1470 [237] = \$1114 ;
           9'h0ee:
-              \$1474 [238] = \$1119 ;
+              \$1470 [238] = \$1114 ;
           9'h0ef:
-              \$1474 [239] = \$1119 ;
+              \$1470 [239] = \$1114 ;
           9'h0f0:
-              \$1474 [240] = \$1119 ;
+              \$1470 [240] = \$1114 ;
           9'h0f1:
-              \$1474 [241] = \$1119 ;
+              \$1470 [241] = \$1114 ;
           9'h0f2:
-              \$1474 [242] = \$1119 ;
+              \$1470 [242] = \$1114 ;
           9'h0f3:
-              \$1474 [243] = \$1119 ;
+              \$1470 [243] = \$1114 ;
           9'h0f4:
-              \$1474 [244] = \$1119 ;
+              \$1470 [244] = \$1114 ;
           9'h0f5:
-              \$1474 [245] = \$1119 ;
+              \$1470 [245] = \$1114 ;
           9'h0f6:
-              \$1474 [246] = \$1119 ;
+              \$1470 [246] = \$1114 ;
           9'h0f7:
-              \$1474 [247] = \$1119 ;
+              \$1470 [247] = \$1114 ;
           9'h0f8:
-              \$1474 [248] = \$1119 ;
+              \$1470 [248] = \$1114 ;
           9'h0f9:
-              \$1474 [249] = \$1119 ;
+              \$1470 [249] = \$1114 ;
           9'h0fa:
-              \$1474 [250] = \$1119 ;
+              \$1470 [250] = \$1114 ;
           9'h0fb:
-              \$1474 [251] = \$1119 ;
+              \$1470 [251] = \$1114 ;
           9'h0fc:
-              \$1474 [252] = \$1119 ;
+              \$1470 [252] = \$1114 ;
           9'h0fd:
-              \$1474 [253] = \$1119 ;
+              \$1470 [253] = \$1114 ;
           9'h0fe:
-              \$1474 [254] = \$1119 ;
+              \$1470 [254] = \$1114 ;
           9'h0ff:
-              \$1474 [255] = \$1119 ;
+              \$1470 [255] = \$1114 ;
           9'h100:
-              \$1474 [256] = \$1119 ;
+              \$1470 [256] = \$1114 ;
           9'h101:
-              \$1474 [257] = \$1119 ;
+              \$1470 [257] = \$1114 ;
           9'h102:
-              \$1474 [258] = \$1119 ;
+              \$1470 [258] = \$1114 ;
           9'h103:
-              \$1474 [259] = \$1119 ;
+              \$1470 [259] = \$1114 ;
           9'h104:
-              \$1474 [260] = \$1119 ;
+              \$1470 [260] = \$1114 ;
           9'h105:
-              \$1474 [261] = \$1119 ;
+              \$1470 [261] = \$1114 ;
           9'h106:
-              \$1474 [262] = \$1119 ;
+              \$1470 [262] = \$1114 ;
           9'h107:
-              \$1474 [263] = \$1119 ;
+              \$1470 [263] = \$1114 ;
           9'h108:
-              \$1474 [264] = \$1119 ;
+              \$1470 [264] = \$1114 ;
           9'h109:
-              \$1474 [265] = \$1119 ;
+              \$1470 [265] = \$1114 ;
           9'h10a:
-              \$1474 [266] = \$1119 ;
+              \$1470 [266] = \$1114 ;
           9'h10b:
-              \$1474 [267] = \$1119 ;
+              \$1470 [267] = \$1114 ;
           9'h10c:
-              \$1474 [268] = \$1119 ;
+              \$1470 [268] = \$1114 ;
           9'h10d:
-              \$1474 [269] = \$1119 ;
+              \$1470 [269] = \$1114 ;
           9'h10e:
-              \$1474 [270] = \$1119 ;
+              \$1470 [270] = \$1114 ;
           9'h10f:
-              \$1474 [271] = \$1119 ;
+              \$1470 [271] = \$1114 ;
           9'h110:
-              \$1474 [272] = \$1119 ;
+              \$1470 [272] = \$1114 ;
           9'h111:
-              \$1474 [273] = \$1119 ;
+              \$1470 [273] = \$1114 ;
           9'h112:
-              \$1474 [274] = \$1119 ;
+              \$1470 [274] = \$1114 ;
           9'h113:
-              \$1474 [275] = \$1119 ;
+              \$1470 [275] = \$1114 ;
           9'h114:
-              \$1474 [276] = \$1119 ;
+              \$1470 [276] = \$1114 ;
           9'h115:
-              \$1474 [277] = \$1119 ;
+              \$1470 [277] = \$1114 ;
           9'h116:
-              \$1474 [278] = \$1119 ;
+              \$1470 [278] = \$1114 ;
           9'h117:
-              \$1474 [279] = \$1119 ;
+              \$1470 [279] = \$1114 ;
           9'h118:
-              \$1474 [280] = \$1119 ;
+              \$1470 [280] = \$1114 ;
           9'h119:
-              \$1474 [281] = \$1119 ;
+              \$1470 [281] = \$1114 ;
           9'h11a:
-              \$1474 [282] = \$1119 ;
+              \$1470 [282] = \$1114 ;
           9'h11b:
-              \$1474 [283] = \$1119 ;
+              \$1470 [283] = \$1114 ;
           9'h11c:
-              \$1474 [284] = \$1119 ;
+              \$1470 [284] = \$1114 ;
           9'h11d:
-              \$1474 [285] = \$1119 ;
+              \$1470 [285] = \$1114 ;
           9'h11e:
-              \$1474 [286] = \$1119 ;
+              \$1470 [286] = \$1114 ;
           9'h11f:
-              \$1474 [287] = \$1119 ;
+              \$1470 [287] = \$1114 ;
           9'h120:
-              \$1474 [288] = \$1119 ;
+              \$1470 [288] = \$1114 ;
           9'h121:
-              \$1474 [289] = \$1119 ;
+              \$1470 [289] = \$1114 ;
           9'h122:
-              \$1474 [290] = \$1119 ;
+              \$1470 [290] = \$1114 ;
           9'h123:
-              \$1474 [291] = \$1119 ;
+              \$1470 [291] = \$1114 ;
           9'h124:
-              \$1474 [292] = \$1119 ;
+              \$1470 [292] = \$1114 ;
           9'h125:
-              \$1474 [293] = \$1119 ;
+              \$1470 [293] = \$1114 ;
           9'h126:
-              \$1474 [294] = \$1119 ;
+              \$1470 [294] = \$1114 ;
           9'h127:
-              \$1474 [295] = \$1119 ;
+              \$1470 [295] = \$1114 ;
           9'h128:
-              \$1474 [296] = \$1119 ;
+              \$1470 [296] = \$1114 ;
           9'h129:
-              \$1474 [297] = \$1119 ;
+              \$1470 [297] = \$1114 ;
           9'h12a:
-              \$1474 [298] = \$1119 ;
+              \$1470 [298] = \$1114 ;
           9'h12b:
-              \$1474 [299] = \$1119 ;
+              \$1470 [299] = \$1114 ;
           9'h12c:
-              \$1474 [300] = \$1119 ;
+              \$1470 [300] = \$1114 ;
           9'h12d:
-              \$1474 [301] = \$1119 ;
+              \$1470 [301] = \$1114 ;
           9'h12e:
-              \$1474 [302] = \$1119 ;
+              \$1470 [302] = \$1114 ;
           9'h12f:
-              \$1474 [303] = \$1119 ;
+              \$1470 [303] = \$1114 ;
           9'h130:
-              \$1474 [304] = \$1119 ;
+              \$1470 [304] = \$1114 ;
           9'h131:
-              \$1474 [305] = \$1119 ;
+              \$1470 [305] = \$1114 ;
           9'h132:
-              \$1474 [306] = \$1119 ;
+              \$1470 [306] = \$1114 ;
           9'h133:
-              \$1474 [307] = \$1119 ;
+              \$1470 [307] = \$1114 ;
           9'h134:
-              \$1474 [308] = \$1119 ;
+              \$1470 [308] = \$1114 ;
           9'h135:
-              \$1474 [309] = \$1119 ;
+              \$1470 [309] = \$1114 ;
           9'h136:
-              \$1474 [310] = \$1119 ;
+              \$1470 [310] = \$1114 ;
           9'h137:
-              \$1474 [311] = \$1119 ;
+              \$1470 [311] = \$1114 ;
           9'h138:
-              \$1474 [312] = \$1119 ;
+              \$1470 [312] = \$1114 ;
           9'h139:
-              \$1474 [313] = \$1119 ;
+              \$1470 [313] = \$1114 ;
           9'h13a:
-              \$1474 [314] = \$1119 ;
+              \$1470 [314] = \$1114 ;
           9'h13b:
-              \$1474 [315] = \$1119 ;
+              \$1470 [315] = \$1114 ;
           9'h13c:
-              \$1474 [316] = \$1119 ;
+              \$1470 [316] = \$1114 ;
           9'h13d:
-              \$1474 [317] = \$1119 ;
+              \$1470 [317] = \$1114 ;
           9'h13e:
-              \$1474 [318] = \$1119 ;
+              \$1470 [318] = \$1114 ;
           9'h13f:
-              \$1474 [319] = \$1119 ;
+              \$1470 [319] = \$1114 ;
           9'h140:
-              \$1474 [320] = \$1119 ;
+              \$1470 [320] = \$1114 ;
           9'h141:
-              \$1474 [321] = \$1119 ;
+              \$1470 [321] = \$1114 ;
           9'h142:
-              \$1474 [322] = \$1119 ;
+              \$1470 [322] = \$1114 ;
           9'h143:
-              \$1474 [323] = \$1119 ;
+              \$1470 [323] = \$1114 ;
           9'h144:
-              \$1474 [324] = \$1119 ;
+              \$1470 [324] = \$1114 ;
           9'h145:
-              \$1474 [325] = \$1119 ;
+              \$1470 [325] = \$1114 ;
           9'h146:
-              \$1474 [326] = \$1119 ;
+              \$1470 [326] = \$1114 ;
           9'h147:
-              \$1474 [327] = \$1119 ;
+              \$1470 [327] = \$1114 ;
           9'h148:
-              \$1474 [328] = \$1119 ;
+              \$1470 [328] = \$1114 ;
           9'h149:
-              \$1474 [329] = \$1119 ;
+              \$1470 [329] = \$1114 ;
           9'h14a:
-              \$1474 [330] = \$1119 ;
+              \$1470 [330] = \$1114 ;
           9'h14b:
-              \$1474 [331] = \$1119 ;
+              \$1470 [331] = \$1114 ;
           9'h14c:
-              \$1474 [332] = \$1119 ;
+              \$1470 [332] = \$1114 ;
           9'h14d:
-              \$1474 [333] = \$1119 ;
+              \$1470 [333] = \$1114 ;
           9'h14e:
-              \$1474 [334] = \$1119 ;
+              \$1470 [334] = \$1114 ;
           9'h14f:
-              \$1474 [335] = \$1119 ;
+              \$1470 [335] = \$1114 ;
           9'h150:
-              \$1474 [336] = \$1119 ;
+              \$1470 [336] = \$1114 ;
           9'h151:
-              \$1474 [337] = \$1119 ;
+              \$1470 [337] = \$1114 ;
           9'h152:
-              \$1474 [338] = \$1119 ;
+              \$1470 [338] = \$1114 ;
           9'h153:
-              \$1474 [339] = \$1119 ;
+              \$1470 [339] = \$1114 ;
           9'h154:
-              \$1474 [340] = \$1119 ;
+              \$1470 [340] = \$1114 ;
           9'h155:
-              \$1474 [341] = \$1119 ;
+              \$1470 [341] = \$1114 ;
           9'h156:
-              \$1474 [342] = \$1119 ;
+              \$1470 [342] = \$1114 ;
           9'h157:
-              \$1474 [343] = \$1119 ;
+              \$1470 [343] = \$1114 ;
           9'h158:
-              \$1474 [344] = \$1119 ;
+              \$1470 [344] = \$1114 ;
           9'h159:
-              \$1474 [345] = \$1119 ;
+              \$1470 [345] = \$1114 ;
           9'h15a:
-              \$1474 [346] = \$1119 ;
+              \$1470 [346] = \$1114 ;
           9'h15b:
-              \$1474 [347] = \$1119 ;
+              \$1470 [347] = \$1114 ;
           9'h15c:
-              \$1474 [348] = \$1119 ;
+              \$1470 [348] = \$1114 ;
           9'h15d:
-              \$1474 [349] = \$1119 ;
+              \$1470 [349] = \$1114 ;
           9'h15e:
-              \$1474 [350] = \$1119 ;
+              \$1470 [350] = \$1114 ;
           9'h15f:
-              \$1474 [351] = \$1119 ;
+              \$1470 [351] = \$1114 ;
           9'h160:
-              \$1474 [352] = \$1119 ;
+              \$1470 [352] = \$1114 ;
           9'h161:
-              \$1474 [353] = \$1119 ;
+              \$1470 [353] = \$1114 ;
           9'h162:
-              \$1474 [354] = \$1119 ;
+              \$1470 [354] = \$1114 ;
           9'h163:
-              \$1474 [355] = \$1119 ;
+              \$1470 [355] = \$1114 ;
           9'h164:
-              \$1474 [356] = \$1119 ;
+              \$1470 [356] = \$1114 ;
           9'h165:
-              \$1474 [357] = \$1119 ;
+              \$1470 [357] = \$1114 ;
           9'h166:
-              \$1474 [358] = \$1119 ;
+              \$1470 [358] = \$1114 ;
           9'h167:
-              \$1474 [359] = \$1119 ;
+              \$1470 [359] = \$1114 ;
           9'h168:
-              \$1474 [360] = \$1119 ;
+              \$1470 [360] = \$1114 ;
           9'h169:
-              \$1474 [361] = \$1119 ;
+              \$1470 [361] = \$1114 ;
           9'h16a:
-              \$1474 [362] = \$1119 ;
+              \$1470 [362] = \$1114 ;
           9'h16b:
-              \$1474 [363] = \$1119 ;
+              \$1470 [363] = \$1114 ;
           9'h16c:
-              \$1474 [364] = \$1119 ;
+              \$1470 [364] = \$1114 ;
           9'h16d:
-              \$1474 [365] = \$1119 ;
+              \$1470 [365] = \$1114 ;
           9'h16e:
-              \$1474 [366] = \$1119 ;
+              \$1470 [366] = \$1114 ;
           9'h16f:
-              \$1474 [367] = \$1119 ;
+              \$1470 [367] = \$1114 ;
           9'h170:
-              \$1474 [368] = \$1119 ;
+              \$1470 [368] = \$1114 ;
           9'h171:
-              \$1474 [369] = \$1119 ;
+              \$1470 [369] = \$1114 ;
           9'h172:
-              \$1474 [370] = \$1119 ;
+              \$1470 [370] = \$1114 ;
           9'h173:
-              \$1474 [371] = \$1119 ;
+              \$1470 [371] = \$1114 ;
           9'h174:
-              \$1474 [372] = \$1119 ;
+              \$1470 [372] = \$1114 ;
           9'h175:
-              \$1474 [373] = \$1119 ;
+              \$1470 [373] = \$1114 ;
           9'h176:
-              \$1474 [374] = \$1119 ;
+              \$1470 [374] = \$1114 ;
           9'h177:
-              \$1474 [375] = \$1119 ;
+              \$1470 [375] = \$1114 ;
           9'h178:
-              \$1474 [376] = \$1119 ;
+              \$1470 [376] = \$1114 ;
           9'h179:
-              \$1474 [377] = \$1119 ;
+              \$1470 [377] = \$1114 ;
           9'h17a:
-              \$1474 [378] = \$1119 ;
+              \$1470 [378] = \$1114 ;
           9'h17b:
-              \$1474 [379] = \$1119 ;
+              \$1470 [379] = \$1114 ;
           9'h17c:
-              \$1474 [380] = \$1119 ;
+              \$1470 [380] = \$1114 ;
           9'h17d:
-              \$1474 [381] = \$1119 ;
+              \$1470 [381] = \$1114 ;
           9'h17e:
-              \$1474 [382] = \$1119 ;
+              \$1470 [382] = \$1114 ;
           9'h17f:
-              \$1474 [383] = \$1119 ;
+              \$1470 [383] = \$1114 ;
           9'h180:
-              \$1474 [384] = \$1119 ;
+              \$1470 [384] = \$1114 ;
           9'h181:
-              \$1474 [385] = \$1119 ;
+              \$1470 [385] = \$1114 ;
           9'h182:
-              \$1474 [386] = \$1119 ;
+              \$1470 [386] = \$1114 ;
           9'h183:
-              \$1474 [387] = \$1119 ;
+              \$1470 [387] = \$1114 ;
           9'h184:
-              \$1474 [388] = \$1119 ;
+              \$1470 [388] = \$1114 ;
           9'h185:
-              \$1474 [389] = \$1119 ;
+              \$1470 [389] = \$1114 ;
           9'h186:
-              \$1474 [390] = \$1119 ;
+              \$1470 [390] = \$1114 ;
           9'h187:
-              \$1474 [391] = \$1119 ;
+              \$1470 [391] = \$1114 ;
           9'h188:
-              \$1474 [392] = \$1119 ;
+              \$1470 [392] = \$1114 ;
           9'h189:
-              \$1474 [393] = \$1119 ;
+              \$1470 [393] = \$1114 ;
           9'h18a:
-              \$1474 [394] = \$1119 ;
+              \$1470 [394] = \$1114 ;
           9'h18b:
-              \$1474 [395] = \$1119 ;
+              \$1470 [395] = \$1114 ;
           9'h18c:
-              \$1474 [396] = \$1119 ;
+              \$1470 [396] = \$1114 ;
           9'h18d:
-              \$1474 [397] = \$1119 ;
+              \$1470 [397] = \$1114 ;
           9'h18e:
-              \$1474 [398] = \$1119 ;
+              \$1470 [398] = \$1114 ;
           9'h18f:
-              \$1474 [399] = \$1119 ;
+              \$1470 [399] = \$1114 ;
           9'h190:
-              \$1474 [400] = \$1119 ;
+              \$1470 [400] = \$1114 ;
           9'h191:
-              \$1474 [401] = \$1119 ;
+              \$1470 [401] = \$1114 ;
           9'h192:
-              \$1474 [402] = \$1119 ;
+              \$1470 [402] = \$1114 ;
           9'h193:
-              \$1474 [403] = \$1119 ;
+              \$1470 [403] = \$1114 ;
           9'h194:
-              \$1474 [404] = \$1119 ;
+              \$1470 [404] = \$1114 ;
           9'h195:
-              \$1474 [405] = \$1119 ;
+              \$1470 [405] = \$1114 ;
           9'h196:
-              \$1474 [406] = \$1119 ;
+              \$1470 [406] = \$1114 ;
           9'h197:
-              \$1474 [407] = \$1119 ;
+              \$1470 [407] = \$1114 ;
           9'h198:
-              \$1474 [408] = \$1119 ;
+              \$1470 [408] = \$1114 ;
           9'h199:
-              \$1474 [409] = \$1119 ;
+              \$1470 [409] = \$1114 ;
           9'h19a:
-              \$1474 [410] = \$1119 ;
+              \$1470 [410] = \$1114 ;
           9'h19b:
-              \$1474 [411] = \$1119 ;
+              \$1470 [411] = \$1114 ;
           9'h19c:
-              \$1474 [412] = \$1119 ;
+              \$1470 [412] = \$1114 ;
           9'h19d:
-              \$1474 [413] = \$1119 ;
+              \$1470 [413] = \$1114 ;
           9'h19e:
-              \$1474 [414] = \$1119 ;
+              \$1470 [414] = \$1114 ;
           9'h19f:
-              \$1474 [415] = \$1119 ;
+              \$1470 [415] = \$1114 ;
           9'h1a0:
-              \$1474 [416] = \$1119 ;
+              \$1470 [416] = \$1114 ;
           9'h1a1:
-              \$1474 [417] = \$1119 ;
+              \$1470 [417] = \$1114 ;
           9'h1a2:
-              \$1474 [418] = \$1119 ;
+              \$1470 [418] = \$1114 ;
           9'h1a3:
-              \$1474 [419] = \$1119 ;
+              \$1470 [419] = \$1114 ;
           9'h1a4:
-              \$1474 [420] = \$1119 ;
+              \$1470 [420] = \$1114 ;
           9'h1a5:
-              \$1474 [421] = \$1119 ;
+              \$1470 [421] = \$1114 ;
           9'h1a6:
-              \$1474 [422] = \$1119 ;
+              \$1470 [422] = \$1114 ;
           9'h1a7:
-              \$1474 [423] = \$1119 ;
+              \$1470 [423] = \$1114 ;
           9'h1a8:
-              \$1474 [424] = \$1119 ;
+              \$1470 [424] = \$1114 ;
           9'h1a9:
-              \$1474 [425] = \$1119 ;
+              \$1470 [425] = \$1114 ;
           9'h1aa:
-              \$1474 [426] = \$1119 ;
+              \$1470 [426] = \$1114 ;
           9'h1ab:
-              \$1474 [427] = \$1119 ;
+              \$1470 [427] = \$1114 ;
           9'h1ac:
-              \$1474 [428] = \$1119 ;
+              \$1470 [428] = \$1114 ;
           9'h1ad:
-              \$1474 [429] = \$1119 ;
+              \$1470 [429] = \$1114 ;
           9'h1ae:
-              \$1474 [430] = \$1119 ;
+              \$1470 [430] = \$1114 ;
           9'h1af:
-              \$1474 [431] = \$1119 ;
+              \$1470 [431] = \$1114 ;
           9'h1b0:
-              \$1474 [432] = \$1119 ;
+              \$1470 [432] = \$1114 ;
           9'h1b1:
-              \$1474 [433] = \$1119 ;
+              \$1470 [433] = \$1114 ;
           9'h1b2:
-              \$1474 [434] = \$1119 ;
+              \$1470 [434] = \$1114 ;
           9'h1b3:
-              \$1474 [435] = \$1119 ;
+              \$1470 [435] = \$1114 ;
           9'h1b4:
-              \$1474 [436] = \$1119 ;
+              \$1470 [436] = \$1114 ;
           9'h1b5:
-              \$1474 [437] = \$1119 ;
+              \$1470 [437] = \$1114 ;
           9'h1b6:
-              \$1474 [438] = \$1119 ;
+              \$1470 [438] = \$1114 ;
           9'h1b7:
-              \$1474 [439] = \$1119 ;
+              \$1470 [439] = \$1114 ;
           9'h1b8:
-              \$1474 [440] = \$1119 ;
+              \$1470 [440] = \$1114 ;
           9'h1b9:
-              \$1474 [441] = \$1119 ;
+              \$1470 [441] = \$1114 ;
           9'h1ba:
-              \$1474 [442] = \$1119 ;
+              \$1470 [442] = \$1114 ;
           9'h1bb:
-              \$1474 [443] = \$1119 ;
+              \$1470 [443] = \$1114 ;
           9'h1bc:
-              \$1474 [444] = \$1119 ;
+              \$1470 [444] = \$1114 ;
           9'h1bd:
-              \$1474 [445] = \$1119 ;
+              \$1470 [445] = \$1114 ;
           9'h1be:
-              \$1474 [446] = \$1119 ;
+              \$1470 [446] = \$1114 ;
           9'h1bf:
-              \$1474 [447] = \$1119 ;
+              \$1470 [447] = \$1114 ;
           9'h1c0:
-              \$1474 [448] = \$1119 ;
+              \$1470 [448] = \$1114 ;
           9'h1c1:
-              \$1474 [449] = \$1119 ;
+              \$1470 [449] = \$1114 ;
           9'h1c2:
-              \$1474 [450] = \$1119 ;
+              \$1470 [450] = \$1114 ;
           9'h1c3:
-              \$1474 [451] = \$1119 ;
+              \$1470 [451] = \$1114 ;
           9'h1c4:
-              \$1474 [452] = \$1119 ;
+              \$1470 [452] = \$1114 ;
           9'h1c5:
-              \$1474 [453] = \$1119 ;
+              \$1470 [453] = \$1114 ;
           9'h1c6:
-              \$1474 [454] = \$1119 ;
+              \$1470 [454] = \$1114 ;
           9'h1c7:
-              \$1474 [455] = \$1119 ;
+              \$1470 [455] = \$1114 ;
           9'h1c8:
-              \$1474 [456] = \$1119 ;
+              \$1470 [456] = \$1114 ;
           9'h1c9:
-              \$1474 [457] = \$1119 ;
+              \$1470 [457] = \$1114 ;
           9'h1ca:
-              \$1474 [458] = \$1119 ;
+              \$1470 [458] = \$1114 ;
           9'h1cb:
-              \$1474 [459] = \$1119 ;
+              \$1470 [459] = \$1114 ;
           9'h1cc:
-              \$1474 [460] = \$1119 ;
+              \$1470 [460] = \$1114 ;
           9'h1cd:
-              \$1474 [461] = \$1119 ;
+              \$1470 [461] = \$1114 ;
           9'h1ce:
-              \$1474 [462] = \$1119 ;
+              \$1470 [462] = \$1114 ;
           9'h1cf:
-              \$1474 [463] = \$1119 ;
+              \$1470 [463] = \$1114 ;
           9'h1d0:
-              \$1474 [464] = \$1119 ;
+              \$1470 [464] = \$1114 ;
           9'h1d1:
-              \$1474 [465] = \$1119 ;
+              \$1470 [465] = \$1114 ;
           9'h1d2:
-              \$1474 [466] = \$1119 ;
+              \$1470 [466] = \$1114 ;
           9'h1d3:
-              \$1474 [467] = \$1119 ;
+              \$1470 [467] = \$1114 ;
           9'h1d4:
-              \$1474 [468] = \$1119 ;
+              \$1470 [468] = \$1114 ;
           9'h1d5:
-              \$1474 [469] = \$1119 ;
+              \$1470 [469] = \$1114 ;
           9'h1d6:
-              \$1474 [470] = \$1119 ;
+              \$1470 [470] = \$1114 ;
           9'h1d7:
-              \$1474 [471] = \$1119 ;
+              \$1470 [471] = \$1114 ;
           9'h1d8:
-              \$1474 [472] = \$1119 ;
+              \$1470 [472] = \$1114 ;
           9'h1d9:
-              \$1474 [473] = \$1119 ;
+              \$1470 [473] = \$1114 ;
           9'h1da:
-              \$1474 [474] = \$1119 ;
+              \$1470 [474] = \$1114 ;
           9'h1db:
-              \$1474 [475] = \$1119 ;
+              \$1470 [475] = \$1114 ;
           9'h1dc:
-              \$1474 [476] = \$1119 ;
+              \$1470 [476] = \$1114 ;
           9'h1dd:
-              \$1474 [477] = \$1119 ;
+              \$1470 [477] = \$1114 ;
           9'h1de:
-              \$1474 [478] = \$1119 ;
+              \$1470 [478] = \$1114 ;
           9'h1df:
-              \$1474 [479] = \$1119 ;
+              \$1470 [479] = \$1114 ;
           9'h1e0:
-              \$1474 [480] = \$1119 ;
+              \$1470 [480] = \$1114 ;
           9'h1e1:
-              \$1474 [481] = \$1119 ;
+              \$1470 [481] = \$1114 ;
           9'h1e2:
-              \$1474 [482] = \$1119 ;
+              \$1470 [482] = \$1114 ;
           9'h1e3:
-              \$1474 [483] = \$1119 ;
+              \$1470 [483] = \$1114 ;
           9'h1e4:
-              \$1474 [484] = \$1119 ;
+              \$1470 [484] = \$1114 ;
           9'h1e5:
-              \$1474 [485] = \$1119 ;
+              \$1470 [485] = \$1114 ;
           9'h1e6:
-              \$1474 [486] = \$1119 ;
+              \$1470 [486] = \$1114 ;
           9'h1e7:
-              \$1474 [487] = \$1119 ;
+              \$1470 [487] = \$1114 ;
           9'h1e8:
-              \$1474 [488] = \$1119 ;
+              \$1470 [488] = \$1114 ;
           9'h1e9:
-              \$1474 [489] = \$1119 ;
+              \$1470 [489] = \$1114 ;
           9'h1ea:
-              \$1474 [490] = \$1119 ;
+              \$1470 [490] = \$1114 ;
           9'h1eb:
-              \$1474 [491] = \$1119 ;
+              \$1470 [491] = \$1114 ;
           9'h1ec:
-              \$1474 [492] = \$1119 ;
+              \$1470 [492] = \$1114 ;
           9'h1ed:
-              \$1474 [493] = \$1119 ;
+              \$1470 [493] = \$1114 ;
           9'h1ee:
-              \$1474 [494] = \$1119 ;
+              \$1470 [494] = \$1114 ;
           9'h1ef:
-              \$1474 [495] = \$1119 ;
+              \$1470 [495] = \$1114 ;
           9'h1f0:
-              \$1474 [496] = \$1119 ;
+              \$1470 [496] = \$1114 ;
           9'h1f1:
-              \$1474 [497] = \$1119 ;
+              \$1470 [497] = \$1114 ;
           9'h1f2:
-              \$1474 [498] = \$1119 ;
+              \$1470 [498] = \$1114 ;
           9'h1f3:
-              \$1474 [499] = \$1119 ;
+              \$1470 [499] = \$1114 ;
           9'h1f4:
-              \$1474 [500] = \$1119 ;
+              \$1470 [500] = \$1114 ;
           9'h1f5:
-              \$1474 [501] = \$1119 ;
+              \$1470 [501] = \$1114 ;
           9'h1f6:
-              \$1474 [502] = \$1119 ;
+              \$1470 [502] = \$1114 ;
           9'h1f7:
-              \$1474 [503] = \$1119 ;
+              \$1470 [503] = \$1114 ;
           9'h1f8:
-              \$1474 [504] = \$1119 ;
+              \$1470 [504] = \$1114 ;
           9'h1f9:
-              \$1474 [505] = \$1119 ;
+              \$1470 [505] = \$1114 ;
           9'h1fa:
-              \$1474 [506] = \$1119 ;
+              \$1470 [506] = \$1114 ;
           9'h1fb:
-              \$1474 [507] = \$1119 ;
+              \$1470 [507] = \$1114 ;
           9'h1fc:
-              \$1474 [508] = \$1119 ;
+              \$1470 [508] = \$1114 ;
           9'h1fd:
-              \$1474 [509] = \$1119 ;
+              \$1470 [509] = \$1114 ;
           9'h1fe:
-              \$1474 [510] = \$1119 ;
+              \$1470 [510] = \$1114 ;
           9'h1ff:
-              \$1474 [511] = \$1119 ;
+              \$1470 [511] = \$1114 ;
         endcase
       end
     end
     if (cu5_c_valid) begin
-      if (\$1121 ) begin
+      if (\$1116 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1122 ;
+              \$1470 [0] = \$1117 ;
           9'h001:
-              \$1474 [1] = \$1122 ;
+              \$1470 [1] = \$1117 ;
           9'h002:
-              \$1474 [2] = \$1122 ;
+              \$1470 [2] = \$1117 ;
           9'h003:
-              \$1474 [3] = \$1122 ;
+              \$1470 [3] = \$1117 ;
           9'h004:
-              \$1474 [4] = \$1122 ;
+              \$1470 [4] = \$1117 ;
           9'h005:
-              \$1474 [5] = \$1122 ;
+              \$1470 [5] = \$1117 ;
           9'h006:
-              \$1474 [6] = \$1122 ;
+              \$1470 [6] = \$1117 ;
           9'h007:
-              \$1474 [7] = \$1122 ;
+              \$1470 [7] = \$1117 ;
           9'h008:
-              \$1474 [8] = \$1122 ;
+              \$1470 [8] = \$1117 ;
           9'h009:
-              \$1474 [9] = \$1122 ;
+              \$1470 [9] = \$1117 ;
           9'h00a:
-              \$1474 [10] = \$1122 ;
+              \$1470 [10] = \$1117 ;
           9'h00b:
-              \$1474 [11] = \$1122 ;
+              \$1470 [11] = \$1117 ;
           9'h00c:
-              \$1474 [12] = \$1122 ;
+              \$1470 [12] = \$1117 ;
           9'h00d:
-              \$1474 [13] = \$1122 ;
+              \$1470 [13] = \$1117 ;
           9'h00e:
-              \$1474 [14] = \$1122 ;
+              \$1470 [14] = \$1117 ;
           9'h00f:
-              \$1474 [15] = \$1122 ;
+              \$1470 [15] = \$1117 ;
           9'h010:
-              \$1474 [16] = \$1122 ;
+              \$1470 [16] = \$1117 ;
           9'h011:
-              \$1474 [17] = \$1122 ;
+              \$1470 [17] = \$1117 ;
           9'h012:
-              \$1474 [18] = \$1122 ;
+              \$1470 [18] = \$1117 ;
           9'h013:
-              \$1474 [19] = \$1122 ;
+              \$1470 [19] = \$1117 ;
           9'h014:
-              \$1474 [20] = \$1122 ;
+              \$1470 [20] = \$1117 ;
           9'h015:
-              \$1474 [21] = \$1122 ;
+              \$1470 [21] = \$1117 ;
           9'h016:
-              \$1474 [22] = \$1122 ;
+              \$1470 [22] = \$1117 ;
           9'h017:
-              \$1474 [23] = \$1122 ;
+              \$1470 [23] = \$1117 ;
           9'h018:
-              \$1474 [24] = \$1122 ;
+              \$1470 [24] = \$1117 ;
           9'h019:
-              \$1474 [25] = \$1122 ;
+              \$1470 [25] = \$1117 ;
           9'h01a:
-              \$1474 [26] = \$1122 ;
+              \$1470 [26] = \$1117 ;
           9'h01b:
-              \$1474 [27] = \$1122 ;
+              \$1470 [27] = \$1117 ;
           9'h01c:
-              \$1474 [28] = \$1122 ;
+              \$1470 [28] = \$1117 ;
           9'h01d:
-              \$1474 [29] = \$1122 ;
+              \$1470 [29] = \$1117 ;
           9'h01e:
-              \$1474 [30] = \$1122 ;
+              \$1470 [30] = \$1117 ;
           9'h01f:
-              \$1474 [31] = \$1122 ;
+              \$1470 [31] = \$1117 ;
           9'h020:
-              \$1474 [32] = \$1122 ;
+              \$1470 [32] = \$1117 ;
           9'h021:
-              \$1474 [33] = \$1122 ;
+              \$1470 [33] = \$1117 ;
           9'h022:
-              \$1474 [34] = \$1122 ;
+              \$1470 [34] = \$1117 ;
           9'h023:
-              \$1474 [35] = \$1122 ;
+              \$1470 [35] = \$1117 ;
           9'h024:
-              \$1474 [36] = \$1122 ;
+              \$1470 [36] = \$1117 ;
           9'h025:
-              \$1474 [37] = \$1122 ;
+              \$1470 [37] = \$1117 ;
           9'h026:
-              \$1474 [38] = \$1122 ;
+              \$1470 [38] = \$1117 ;
           9'h027:
-              \$1474 [39] = \$1122 ;
+              \$1470 [39] = \$1117 ;
           9'h028:
-              \$1474 [40] = \$1122 ;
+              \$1470 [40] = \$1117 ;
           9'h029:
-              \$1474 [41] = \$1122 ;
+              \$1470 [41] = \$1117 ;
           9'h02a:
-              \$1474 [42] = \$1122 ;
+              \$1470 [42] = \$1117 ;
           9'h02b:
-              \$1474 [43] = \$1122 ;
+              \$1470 [43] = \$1117 ;
           9'h02c:
-              \$1474 [44] = \$1122 ;
+              \$1470 [44] = \$1117 ;
           9'h02d:
-              \$1474 [45] = \$1122 ;
+              \$1470 [45] = \$1117 ;
           9'h02e:
-              \$1474 [46] = \$1122 ;
+              \$1470 [46] = \$1117 ;
           9'h02f:
-              \$1474 [47] = \$1122 ;
+              \$1470 [47] = \$1117 ;
           9'h030:
-              \$1474 [48] = \$1122 ;
+              \$1470 [48] = \$1117 ;
           9'h031:
-              \$1474 [49] = \$1122 ;
+              \$1470 [49] = \$1117 ;
           9'h032:
-              \$1474 [50] = \$1122 ;
+              \$1470 [50] = \$1117 ;
           9'h033:
-              \$1474 [51] = \$1122 ;
+              \$1470 [51] = \$1117 ;
           9'h034:
-              \$1474 [52] = \$1122 ;
+              \$1470 [52] = \$1117 ;
           9'h035:
-              \$1474 [53] = \$1122 ;
+              \$1470 [53] = \$1117 ;
           9'h036:
-              \$1474 [54] = \$1122 ;
+              \$1470 [54] = \$1117 ;
           9'h037:
-              \$1474 [55] = \$1122 ;
+              \$1470 [55] = \$1117 ;
           9'h038:
-              \$1474 [56] = \$1122 ;
+              \$1470 [56] = \$1117 ;
           9'h039:
-              \$1474 [57] = \$1122 ;
+              \$1470 [57] = \$1117 ;
           9'h03a:
-              \$1474 [58] = \$1122 ;
+              \$1470 [58] = \$1117 ;
           9'h03b:
-              \$1474 [59] = \$1122 ;
+              \$1470 [59] = \$1117 ;
           9'h03c:
-              \$1474 [60] = \$1122 ;
+              \$1470 [60] = \$1117 ;
           9'h03d:
-              \$1474 [61] = \$1122 ;
+              \$1470 [61] = \$1117 ;
           9'h03e:
-              \$1474 [62] = \$1122 ;
+              \$1470 [62] = \$1117 ;
           9'h03f:
-              \$1474 [63] = \$1122 ;
+              \$1470 [63] = \$1117 ;
           9'h040:
-              \$1474 [64] = \$1122 ;
+              \$1470 [64] = \$1117 ;
           9'h041:
-              \$1474 [65] = \$1122 ;
+              \$1470 [65] = \$1117 ;
           9'h042:
-              \$1474 [66] = \$1122 ;
+              \$1470 [66] = \$1117 ;
           9'h043:
-              \$1474 [67] = \$1122 ;
+              \$1470 [67] = \$1117 ;
           9'h044:
-              \$1474 [68] = \$1122 ;
+              \$1470 [68] = \$1117 ;
           9'h045:
-              \$1474 [69] = \$1122 ;
+              \$1470 [69] = \$1117 ;
           9'h046:
-              \$1474 [70] = \$1122 ;
+              \$1470 [70] = \$1117 ;
           9'h047:
-              \$1474 [71] = \$1122 ;
+              \$1470 [71] = \$1117 ;
           9'h048:
-              \$1474 [72] = \$1122 ;
+              \$1470 [72] = \$1117 ;
           9'h049:
-              \$1474 [73] = \$1122 ;
+              \$1470 [73] = \$1117 ;
           9'h04a:
-              \$1474 [74] = \$1122 ;
+              \$1470 [74] = \$1117 ;
           9'h04b:
-              \$1474 [75] = \$1122 ;
+              \$1470 [75] = \$1117 ;
           9'h04c:
-              \$1474 [76] = \$1122 ;
+              \$1470 [76] = \$1117 ;
           9'h04d:
-              \$1474 [77] = \$1122 ;
+              \$1470 [77] = \$1117 ;
           9'h04e:
-              \$1474 [78] = \$1122 ;
+              \$1470 [78] = \$1117 ;
           9'h04f:
-              \$1474 [79] = \$1122 ;
+              \$1470 [79] = \$1117 ;
           9'h050:
-              \$1474 [80] = \$1122 ;
+              \$1470 [80] = \$1117 ;
           9'h051:
-              \$1474 [81] = \$1122 ;
+              \$1470 [81] = \$1117 ;
           9'h052:
-              \$1474 [82] = \$1122 ;
+              \$1470 [82] = \$1117 ;
           9'h053:
-              \$1474 [83] = \$1122 ;
+              \$1470 [83] = \$1117 ;
           9'h054:
-              \$1474 [84] = \$1122 ;
+              \$1470 [84] = \$1117 ;
           9'h055:
-              \$1474 [85] = \$1122 ;
+              \$1470 [85] = \$1117 ;
           9'h056:
-              \$1474 [86] = \$1122 ;
+              \$1470 [86] = \$1117 ;
           9'h057:
-              \$1474 [87] = \$1122 ;
+              \$1470 [87] = \$1117 ;
           9'h058:
-              \$1474 [88] = \$1122 ;
+              \$1470 [88] = \$1117 ;
           9'h059:
-              \$1474 [89] = \$1122 ;
+              \$1470 [89] = \$1117 ;
           9'h05a:
-              \$1474 [90] = \$1122 ;
+              \$1470 [90] = \$1117 ;
           9'h05b:
-              \$1474 [91] = \$1122 ;
+              \$1470 [91] = \$1117 ;
           9'h05c:
-              \$1474 [92] = \$1122 ;
+              \$1470 [92] = \$1117 ;
           9'h05d:
-              \$1474 [93] = \$1122 ;
+              \$1470 [93] = \$1117 ;
           9'h05e:
-              \$1474 [94] = \$1122 ;
+              \$1470 [94] = \$1117 ;
           9'h05f:
-              \$1474 [95] = \$1122 ;
+              \$1470 [95] = \$1117 ;
           9'h060:
-              \$1474 [96] = \$1122 ;
+              \$1470 [96] = \$1117 ;
           9'h061:
-              \$1474 [97] = \$1122 ;
+              \$1470 [97] = \$1117 ;
           9'h062:
-              \$1474 [98] = \$1122 ;
+              \$1470 [98] = \$1117 ;
           9'h063:
-              \$1474 [99] = \$1122 ;
+              \$1470 [99] = \$1117 ;
           9'h064:
-              \$1474 [100] = \$1122 ;
+              \$1470 [100] = \$1117 ;
           9'h065:
-              \$1474 [101] = \$1122 ;
+              \$1470 [101] = \$1117 ;
           9'h066:
-              \$1474 [102] = \$1122 ;
+              \$1470 [102] = \$1117 ;
           9'h067:
-              \$1474 [103] = \$1122 ;
+              \$1470 [103] = \$1117 ;
           9'h068:
-              \$1474 [104] = \$1122 ;
+              \$1470 [104] = \$1117 ;
           9'h069:
-              \$1474 [105] = \$1122 ;
+              \$1470 [105] = \$1117 ;
           9'h06a:
-              \$1474 [106] = \$1122 ;
+              \$1470 [106] = \$1117 ;
           9'h06b:
-              \$1474 [107] = \$1122 ;
+              \$1470 [107] = \$1117 ;
           9'h06c:
-              \$1474 [108] = \$1122 ;
+              \$1470 [108] = \$1117 ;
           9'h06d:
-              \$1474 [109] = \$1122 ;
+              \$1470 [109] = \$1117 ;
           9'h06e:
-              \$1474 [110] = \$1122 ;
+              \$1470 [110] = \$1117 ;
           9'h06f:
-              \$1474 [111] = \$1122 ;
+              \$1470 [111] = \$1117 ;
           9'h070:
-              \$1474 [112] = \$1122 ;
+              \$1470 [112] = \$1117 ;
           9'h071:
-              \$1474 [113] = \$1122 ;
+              \$1470 [113] = \$1117 ;
           9'h072:
-              \$1474 [114] = \$1122 ;
+              \$1470 [114] = \$1117 ;
           9'h073:
-              \$1474 [115] = \$1122 ;
+              \$1470 [115] = \$1117 ;
           9'h074:
-              \$1474 [116] = \$1122 ;
+              \$1470 [116] = \$1117 ;
           9'h075:
-              \$1474 [117] = \$1122 ;
+              \$1470 [117] = \$1117 ;
           9'h076:
-              \$1474 [118] = \$1122 ;
+              \$1470 [118] = \$1117 ;
           9'h077:
-              \$1474 [119] = \$1122 ;
+              \$1470 [119] = \$1117 ;
           9'h078:
-              \$1474 [120] = \$1122 ;
+              \$1470 [120] = \$1117 ;
           9'h079:
-              \$1474 [121] = \$1122 ;
+              \$1470 [121] = \$1117 ;
           9'h07a:
-              \$1474 [122] = \$1122 ;
+              \$1470 [122] = \$1117 ;
           9'h07b:
-              \$1474 [123] = \$1122 ;
+              \$1470 [123] = \$1117 ;
           9'h07c:
-              \$1474 [124] = \$1122 ;
+              \$1470 [124] = \$1117 ;
           9'h07d:
-              \$1474 [125] = \$1122 ;
+              \$1470 [125] = \$1117 ;
           9'h07e:
-              \$1474 [126] = \$1122 ;
+              \$1470 [126] = \$1117 ;
           9'h07f:
-              \$1474 [127] = \$1122 ;
+              \$1470 [127] = \$1117 ;
           9'h080:
-              \$1474 [128] = \$1122 ;
+              \$1470 [128] = \$1117 ;
           9'h081:
-              \$1474 [129] = \$1122 ;
+              \$1470 [129] = \$1117 ;
           9'h082:
-              \$1474 [130] = \$1122 ;
+              \$1470 [130] = \$1117 ;
           9'h083:
-              \$1474 [131] = \$1122 ;
+              \$1470 [131] = \$1117 ;
           9'h084:
-              \$1474 [132] = \$1122 ;
+              \$1470 [132] = \$1117 ;
           9'h085:
-              \$1474 [133] = \$1122 ;
+              \$1470 [133] = \$1117 ;
           9'h086:
-              \$1474 [134] = \$1122 ;
+              \$1470 [134] = \$1117 ;
           9'h087:
-              \$1474 [135] = \$1122 ;
+              \$1470 [135] = \$1117 ;
           9'h088:
-              \$1474 [136] = \$1122 ;
+              \$1470 [136] = \$1117 ;
           9'h089:
-              \$1474 [137] = \$1122 ;
+              \$1470 [137] = \$1117 ;
           9'h08a:
-              \$1474 [138] = \$1122 ;
+              \$1470 [138] = \$1117 ;
           9'h08b:
-              \$1474 [139] = \$1122 ;
+              \$1470 [139] = \$1117 ;
           9'h08c:
-              \$1474 [140] = \$1122 ;
+              \$1470 [140] = \$1117 ;
           9'h08d:
-              \$1474 [141] = \$1122 ;
+              \$1470 [141] = \$1117 ;
           9'h08e:
-              \$1474 [142] = \$1122 ;
+              \$1470 [142] = \$1117 ;
           9'h08f:
-              \$1474 [143] = \$1122 ;
+              \$1470 [143] = \$1117 ;
           9'h090:
-              \$1474 [144] = \$1122 ;
+              \$1470 [144] = \$1117 ;
           9'h091:
-              \$1474 [145] = \$1122 ;
+              \$1470 [145] = \$1117 ;
           9'h092:
-              \$1474 [146] = \$1122 ;
+              \$1470 [146] = \$1117 ;
           9'h093:
-              \$1474 [147] = \$1122 ;
+              \$1470 [147] = \$1117 ;
           9'h094:
-              \$1474 [148] = \$1122 ;
+              \$1470 [148] = \$1117 ;
           9'h095:
-              \$1474 [149] = \$1122 ;
+              \$1470 [149] = \$1117 ;
           9'h096:
-              \$1474 [150] = \$1122 ;
+              \$1470 [150] = \$1117 ;
           9'h097:
-              \$1474 [151] = \$1122 ;
+              \$1470 [151] = \$1117 ;
           9'h098:
-              \$1474 [152] = \$1122 ;
+              \$1470 [152] = \$1117 ;
           9'h099:
-              \$1474 [153] = \$1122 ;
+              \$1470 [153] = \$1117 ;
           9'h09a:
-              \$1474 [154] = \$1122 ;
+              \$1470 [154] = \$1117 ;
           9'h09b:
-              \$1474 [155] = \$1122 ;
+              \$1470 [155] = \$1117 ;
           9'h09c:
-              \$1474 [156] = \$1122 ;
+              \$1470 [156] = \$1117 ;
           9'h09d:
-              \$1474 [157] = \$1122 ;
+              \$1470 [157] = \$1117 ;
           9'h09e:
-              \$1474 [158] = \$1122 ;
+              \$1470 [158] = \$1117 ;
           9'h09f:
-              \$1474 [159] = \$1122 ;
+              \$1470 [159] = \$1117 ;
           9'h0a0:
-              \$1474 [160] = \$1122 ;
+              \$1470 [160] = \$1117 ;
           9'h0a1:
-              \$1474 [161] = \$1122 ;
+              \$1470 [161] = \$1117 ;
           9'h0a2:
-              \$1474 [162] = \$1122 ;
+              \$1470 [162] = \$1117 ;
           9'h0a3:
-              \$1474 [163] = \$1122 ;
+              \$1470 [163] = \$1117 ;
           9'h0a4:
-              \$1474 [164] = \$1122 ;
+              \$1470 [164] = \$1117 ;
           9'h0a5:
-              \$1474 [165] = \$1122 ;
+              \$1470 [165] = \$1117 ;
           9'h0a6:
-              \$1474 [166] = \$1122 ;
+              \$1470 [166] = \$1117 ;
           9'h0a7:
-              \$1474 [167] = \$1122 ;
+              \$1470 [167] = \$1117 ;
           9'h0a8:
-              \$1474 [168] = \$1122 ;
+              \$1470 [168] = \$1117 ;
           9'h0a9:
-              \$1474 [169] = \$1122 ;
+              \$1470 [169] = \$1117 ;
           9'h0aa:
-              \$1474 [170] = \$1122 ;
+              \$1470 [170] = \$1117 ;
           9'h0ab:
-              \$1474 [171] = \$1122 ;
+              \$1470 [171] = \$1117 ;
           9'h0ac:
-              \$1474 [172] = \$1122 ;
+              \$1470 [172] = \$1117 ;
           9'h0ad:
-              \$1474 [173] = \$1122 ;
+              \$1470 [173] = \$1117 ;
           9'h0ae:
-              \$1474 [174] = \$1122 ;
+              \$1470 [174] = \$1117 ;
           9'h0af:
-              \$1474 [175] = \$1122 ;
+              \$1470 [175] = \$1117 ;
           9'h0b0:
-              \$1474 [176] = \$1122 ;
+              \$1470 [176] = \$1117 ;
           9'h0b1:
-              \$1474 [177] = \$1122 ;
+              \$1470 [177] = \$1117 ;
           9'h0b2:
-              \$1474 [178] = \$1122 ;
+              \$1470 [178] = \$1117 ;
           9'h0b3:
-              \$1474 [179] = \$1122 ;
+              \$1470 [179] = \$1117 ;
           9'h0b4:
-              \$1474 [180] = \$1122 ;
+              \$1470 [180] = \$1117 ;
           9'h0b5:
-              \$1474 [181] = \$1122 ;
+              \$1470 [181] = \$1117 ;
           9'h0b6:
-              \$1474 [182] = \$1122 ;
+              \$1470 [182] = \$1117 ;
           9'h0b7:
-              \$1474 [183] = \$1122 ;
+              \$1470 [183] = \$1117 ;
           9'h0b8:
-              \$1474 [184] = \$1122 ;
+              \$1470 [184] = \$1117 ;
           9'h0b9:
-              \$1474 [185] = \$1122 ;
+              \$1470 [185] = \$1117 ;
           9'h0ba:
-              \$1474 [186] = \$1122 ;
+              \$1470 [186] = \$1117 ;
           9'h0bb:
-              \$1474 [187] = \$1122 ;
+              \$1470 [187] = \$1117 ;
           9'h0bc:
-              \$1474 [188] = \$1122 ;
+              \$1470 [188] = \$1117 ;
           9'h0bd:
-              \$1474 [189] = \$1122 ;
+              \$1470 [189] = \$1117 ;
           9'h0be:
-              \$1474 [190] = \$1122 ;
+              \$1470 [190] = \$1117 ;
           9'h0bf:
-              \$1474 [191] = \$1122 ;
+              \$1470 [191] = \$1117 ;
           9'h0c0:
-              \$1474 [192] = \$1122 ;
+              \$1470 [192] = \$1117 ;
           9'h0c1:
-              \$1474 [193] = \$1122 ;
+              \$1470 [193] = \$1117 ;
           9'h0c2:
-              \$1474 [194] = \$1122 ;
+              \$1470 [194] = \$1117 ;
           9'h0c3:
-              \$1474 [195] = \$1122 ;
+              \$1470 [195] = \$1117 ;
           9'h0c4:
-              \$1474 [196] = \$1122 ;
+              \$1470 [196] = \$1117 ;
           9'h0c5:
-              \$1474 [197] = \$1122 ;
+              \$1470 [197] = \$1117 ;
           9'h0c6:
-              \$1474 [198] = \$1122 ;
+              \$1470 [198] = \$1117 ;
           9'h0c7:
-              \$1474 [199] = \$1122 ;
+              \$1470 [199] = \$1117 ;
           9'h0c8:
-              \$1474 [200] = \$1122 ;
+              \$1470 [200] = \$1117 ;
           9'h0c9:
-              \$1474 [201] = \$1122 ;
+              \$1470 [201] = \$1117 ;
           9'h0ca:
-              \$1474 [202] = \$1122 ;
+              \$1470 [202] = \$1117 ;
           9'h0cb:
-              \$1474 [203] = \$1122 ;
+              \$1470 [203] = \$1117 ;
           9'h0cc:
-              \$1474 [204] = \$1122 ;
+              \$1470 [204] = \$1117 ;
           9'h0cd:
-              \$1474 [205] = \$1122 ;
+              \$1470 [205] = \$1117 ;
           9'h0ce:
-              \$1474 [206] = \$1122 ;
+              \$1470 [206] = \$1117 ;
           9'h0cf:
-              \$1474 [207] = \$1122 ;
+              \$1470 [207] = \$1117 ;
           9'h0d0:
-              \$1474 [208] = \$1122 ;
+              \$1470 [208] = \$1117 ;
           9'h0d1:
-              \$1474 [209] = \$1122 ;
+              \$1470 [209] = \$1117 ;
           9'h0d2:
-              \$1474 [210] = \$1122 ;
+              \$1470 [210] = \$1117 ;
           9'h0d3:
-              \$1474 [211] = \$1122 ;
+              \$1470 [211] = \$1117 ;
           9'h0d4:
-              \$1474 [212] = \$1122 ;
+              \$1470 [212] = \$1117 ;
           9'h0d5:
-              \$1474 [213] = \$1122 ;
+              \$1470 [213] = \$1117 ;
           9'h0d6:
-              \$1474 [214] = \$1122 ;
+              \$1470 [214] = \$1117 ;
           9'h0d7:
-              \$1474 [215] = \$1122 ;
+              \$1470 [215] = \$1117 ;
           9'h0d8:
-              \$1474 [216] = \$1122 ;
+              \$1470 [216] = \$1117 ;
           9'h0d9:
-              \$1474 [217] = \$1122 ;
+              \$1470 [217] = \$1117 ;
           9'h0da:
-              \$1474 [218] = \$1122 ;
+              \$1470 [218] = \$1117 ;
           9'h0db:
-              \$1474 [219] = \$1122 ;
+              \$1470 [219] = \$1117 ;
           9'h0dc:
-              \$1474 [220] = \$1122 ;
+              \$1470 [220] = \$1117 ;
           9'h0dd:
-              \$1474 [221] = \$1122 ;
+              \$1470 [221] = \$1117 ;
           9'h0de:
-              \$1474 [222] = \$1122 ;
+              \$1470 [222] = \$1117 ;
           9'h0df:
-              \$1474 [223] = \$1122 ;
+              \$1470 [223] = \$1117 ;
           9'h0e0:
-              \$1474 [224] = \$1122 ;
+              \$1470 [224] = \$1117 ;
           9'h0e1:
-              \$1474 [225] = \$1122 ;
+              \$1470 [225] = \$1117 ;
           9'h0e2:
-              \$1474 [226] = \$1122 ;
+              \$1470 [226] = \$1117 ;
           9'h0e3:
-              \$1474 [227] = \$1122 ;
+              \$1470 [227] = \$1117 ;
           9'h0e4:
-              \$1474 [228] = \$1122 ;
+              \$1470 [228] = \$1117 ;
           9'h0e5:
-              \$1474 [229] = \$1122 ;
+              \$1470 [229] = \$1117 ;
           9'h0e6:
-              \$1474 [230] = \$1122 ;
+              \$1470 [230] = \$1117 ;
           9'h0e7:
-              \$1474 [231] = \$1122 ;
+              \$1470 [231] = \$1117 ;
           9'h0e8:
-              \$1474 [232] = \$1122 ;
+              \$1470 [232] = \$1117 ;
           9'h0e9:
-              \$1474 [233] = \$1122 ;
+              \$1470 [233] = \$1117 ;
           9'h0ea:
-              \$1474 [234] = \$1122 ;
+              \$1470 [234] = \$1117 ;
           9'h0eb:
-              \$1474 [235] = \$1122 ;
+              \$1470 [235] = \$1117 ;
           9'h0ec:
-              \$1474 [236] = \$1122 ;
+              \$1470 [236] = \$1117 ;
           9'h0ed:
-              \$1474 [237] = \$1122 ;
+              \$1470 [237] = \$1117 ;
           9'h0ee:
-              \$1474 [238] = \$1122 ;
+              \$1470 [238] = \$1117 ;
           9'h0ef:
-              \$1474 [239] = \$1122 ;
+              \$1470 [239] = \$1117 ;
           9'h0f0:
-              \$1474 [240] = \$1122 ;
+              \$1470 [240] = \$1117 ;
           9'h0f1:
-              \$1474 [241] = \$1122 ;
+              \$1470 [241] = \$1117 ;
           9'h0f2:
-              \$1474 [242] = \$1122 ;
+              \$1470 [242] = \$1117 ;
           9'h0f3:
-              \$1474 [243] = \$1122 ;
+              \$1470 [243] = \$1117 ;
           9'h0f4:
-              \$1474 [244] = \$1122 ;
+              \$1470 [244] = \$1117 ;
           9'h0f5:
-              \$1474 [245] = \$1122 ;
+              \$1470 [245] = \$1117 ;
           9'h0f6:
-              \$1474 [246] = \$1122 ;
+              \$1470 [246] = \$1117 ;
           9'h0f7:
-              \$1474 [247] = \$1122 ;
+              \$1470 [247] = \$1117 ;
           9'h0f8:
-              \$1474 [248] = \$1122 ;
+              \$1470 [248] = \$1117 ;
           9'h0f9:
-              \$1474 [249] = \$1122 ;
+              \$1470 [249] = \$1117 ;
           9'h0fa:
-              \$1474 [250] = \$1122 ;
+              \$1470 [250] = \$1117 ;
           9'h0fb:
-              \$1474 [251] = \$1122 ;
+              \$1470 [251] = \$1117 ;
           9'h0fc:
-              \$1474 [252] = \$1122 ;
+              \$1470 [252] = \$1117 ;
           9'h0fd:
-              \$1474 [253] = \$1122 ;
+              \$1470 [253] = \$1117 ;
           9'h0fe:
-              \$1474 [254] = \$1122 ;
+              \$1470 [254] = \$1117 ;
           9'h0ff:
-              \$1474 [255] = \$1122 ;
+              \$1470 [255] = \$1117 ;
           9'h100:
-              \$1474 [256] = \$1122 ;
+              \$1470 [256] = \$1117 ;
           9'h101:
-              \$1474 [257] = \$1122 ;
+              \$1470 [257] = \$1117 ;
           9'h102:
-              \$1474 [258] = \$1122 ;
+              \$1470 [258] = \$1117 ;
           9'h103:
-              \$1474 [259] = \$1122 ;
+              \$1470 [259] = \$1117 ;
           9'h104:
-              \$1474 [260] = \$1122 ;
+              \$1470 [260] = \$1117 ;
           9'h105:
-              \$1474 [261] = \$1122 ;
+              \$1470 [261] = \$1117 ;
           9'h106:
-              \$1474 [262] = \$1122 ;
+              \$1470 [262] = \$1117 ;
           9'h107:
-              \$1474 [263] = \$1122 ;
+              \$1470 [263] = \$1117 ;
           9'h108:
-              \$1474 [264] = \$1122 ;
+              \$1470 [264] = \$1117 ;
           9'h109:
-              \$1474 [265] = \$1122 ;
+              \$1470 [265] = \$1117 ;
           9'h10a:
-              \$1474 [266] = \$1122 ;
+              \$1470 [266] = \$1117 ;
           9'h10b:
-              \$1474 [267] = \$1122 ;
+              \$1470 [267] = \$1117 ;
           9'h10c:
-              \$1474 [268] = \$1122 ;
+              \$1470 [268] = \$1117 ;
           9'h10d:
-              \$1474 [269] = \$1122 ;
+              \$1470 [269] = \$1117 ;
           9'h10e:
-              \$1474 [270] = \$1122 ;
+              \$1470 [270] = \$1117 ;
           9'h10f:
-              \$1474 [271] = \$1122 ;
+              \$1470 [271] = \$1117 ;
           9'h110:
-              \$1474 [272] = \$1122 ;
+              \$1470 [272] = \$1117 ;
           9'h111:
-              \$1474 [273] = \$1122 ;
+              \$1470 [273] = \$1117 ;
           9'h112:
-              \$1474 [274] = \$1122 ;
+              \$1470 [274] = \$1117 ;
           9'h113:
-              \$1474 [275] = \$1122 ;
+              \$1470 [275] = \$1117 ;
           9'h114:
-              \$1474 [276] = \$1122 ;
+              \$1470 [276] = \$1117 ;
           9'h115:
-              \$1474 [277] = \$1122 ;
+              \$1470 [277] = \$1117 ;
           9'h116:
-              \$1474 [278] = \$1122 ;
+              \$1470 [278] = \$1117 ;
           9'h117:
-              \$1474 [279] = \$1122 ;
+              \$1470 [279] = \$1117 ;
           9'h118:
-              \$1474 [280] = \$1122 ;
+              \$1470 [280] = \$1117 ;
           9'h119:
-              \$1474 [281] = \$1122 ;
+              \$1470 [281] = \$1117 ;
           9'h11a:
-              \$1474 [282] = \$1122 ;
+              \$1470 [282] = \$1117 ;
           9'h11b:
-              \$1474 [283] = \$1122 ;
+              \$1470 [283] = \$1117 ;
           9'h11c:
-              \$1474 [284] = \$1122 ;
+              \$1470 [284] = \$1117 ;
           9'h11d:
-              \$1474 [285] = \$1122 ;
+              \$1470 [285] = \$1117 ;
           9'h11e:
-              \$1474 [286] = \$1122 ;
+              \$1470 [286] = \$1117 ;
           9'h11f:
-              \$1474 [287] = \$1122 ;
+              \$1470 [287] = \$1117 ;
           9'h120:
-              \$1474 [288] = \$1122 ;
+              \$1470 [288] = \$1117 ;
           9'h121:
-              \$1474 [289] = \$1122 ;
+              \$1470 [289] = \$1117 ;
           9'h122:
-              \$1474 [290] = \$1122 ;
+              \$1470 [290] = \$1117 ;
           9'h123:
-              \$1474 [291] = \$1122 ;
+              \$1470 [291] = \$1117 ;
           9'h124:
-              \$1474 [292] = \$1122 ;
+              \$1470 [292] = \$1117 ;
           9'h125:
-              \$1474 [293] = \$1122 ;
+              \$1470 [293] = \$1117 ;
           9'h126:
-              \$1474 [294] = \$1122 ;
+              \$1470 [294] = \$1117 ;
           9'h127:
-              \$1474 [295] = \$1122 ;
+              \$1470 [295] = \$1117 ;
           9'h128:
-              \$1474 [296] = \$1122 ;
+              \$1470 [296] = \$1117 ;
           9'h129:
-              \$1474 [297] = \$1122 ;
+              \$1470 [297] = \$1117 ;
           9'h12a:
-              \$1474 [298] = \$1122 ;
+              \$1470 [298] = \$1117 ;
           9'h12b:
-              \$1474 [299] = \$1122 ;
+              \$1470 [299] = \$1117 ;
           9'h12c:
-              \$1474 [300] = \$1122 ;
+              \$1470 [300] = \$1117 ;
           9'h12d:
-              \$1474 [301] = \$1122 ;
+              \$1470 [301] = \$1117 ;
           9'h12e:
-              \$1474 [302] = \$1122 ;
+              \$1470 [302] = \$1117 ;
           9'h12f:
-              \$1474 [303] = \$1122 ;
+              \$1470 [303] = \$1117 ;
           9'h130:
-              \$1474 [304] = \$1122 ;
+              \$1470 [304] = \$1117 ;
           9'h131:
-              \$1474 [305] = \$1122 ;
+              \$1470 [305] = \$1117 ;
           9'h132:
-              \$1474 [306] = \$1122 ;
+              \$1470 [306] = \$1117 ;
           9'h133:
-              \$1474 [307] = \$1122 ;
+              \$1470 [307] = \$1117 ;
           9'h134:
-              \$1474 [308] = \$1122 ;
+              \$1470 [308] = \$1117 ;
           9'h135:
-              \$1474 [309] = \$1122 ;
+              \$1470 [309] = \$1117 ;
           9'h136:
-              \$1474 [310] = \$1122 ;
+              \$1470 [310] = \$1117 ;
           9'h137:
-              \$1474 [311] = \$1122 ;
+              \$1470 [311] = \$1117 ;
           9'h138:
-              \$1474 [312] = \$1122 ;
+              \$1470 [312] = \$1117 ;
           9'h139:
-              \$1474 [313] = \$1122 ;
+              \$1470 [313] = \$1117 ;
           9'h13a:
-              \$1474 [314] = \$1122 ;
+              \$1470 [314] = \$1117 ;
           9'h13b:
-              \$1474 [315] = \$1122 ;
+              \$1470 [315] = \$1117 ;
           9'h13c:
-              \$1474 [316] = \$1122 ;
+              \$1470 [316] = \$1117 ;
           9'h13d:
-              \$1474 [317] = \$1122 ;
+              \$1470 [317] = \$1117 ;
           9'h13e:
-              \$1474 [318] = \$1122 ;
+              \$1470 [318] = \$1117 ;
           9'h13f:
-              \$1474 [319] = \$1122 ;
+              \$1470 [319] = \$1117 ;
           9'h140:
-              \$1474 [320] = \$1122 ;
+              \$1470 [320] = \$1117 ;
           9'h141:
-              \$1474 [321] = \$1122 ;
+              \$1470 [321] = \$1117 ;
           9'h142:
-              \$1474 [322] = \$1122 ;
+              \$1470 [322] = \$1117 ;
           9'h143:
-              \$1474 [323] = \$1122 ;
+              \$1470 [323] = \$1117 ;
           9'h144:
-              \$1474 [324] = \$1122 ;
+              \$1470 [324] = \$1117 ;
           9'h145:
-              \$1474 [325] = \$1122 ;
+              \$1470 [325] = \$1117 ;
           9'h146:
-              \$1474 [326] = \$1122 ;
+              \$1470 [326] = \$1117 ;
           9'h147:
-              \$1474 [327] = \$1122 ;
+              \$1470 [327] = \$1117 ;
           9'h148:
-              \$1474 [328] = \$1122 ;
+              \$1470 [328] = \$1117 ;
           9'h149:
-              \$1474 [329] = \$1122 ;
+              \$1470 [329] = \$1117 ;
           9'h14a:
-              \$1474 [330] = \$1122 ;
+              \$1470 [330] = \$1117 ;
           9'h14b:
-              \$1474 [331] = \$1122 ;
+              \$1470 [331] = \$1117 ;
           9'h14c:
-              \$1474 [332] = \$1122 ;
+              \$1470 [332] = \$1117 ;
           9'h14d:
-              \$1474 [333] = \$1122 ;
+              \$1470 [333] = \$1117 ;
           9'h14e:
-              \$1474 [334] = \$1122 ;
+              \$1470 [334] = \$1117 ;
           9'h14f:
-              \$1474 [335] = \$1122 ;
+              \$1470 [335] = \$1117 ;
           9'h150:
-              \$1474 [336] = \$1122 ;
+              \$1470 [336] = \$1117 ;
           9'h151:
-              \$1474 [337] = \$1122 ;
+              \$1470 [337] = \$1117 ;
           9'h152:
-              \$1474 [338] = \$1122 ;
+              \$1470 [338] = \$1117 ;
           9'h153:
-              \$1474 [339] = \$1122 ;
+              \$1470 [339] = \$1117 ;
           9'h154:
-              \$1474 [340] = \$1122 ;
+              \$1470 [340] = \$1117 ;
           9'h155:
-              \$1474 [341] = \$1122 ;
+              \$1470 [341] = \$1117 ;
           9'h156:
-              \$1474 [342] = \$1122 ;
+              \$1470 [342] = \$1117 ;
           9'h157:
-              \$1474 [343] = \$1122 ;
+              \$1470 [343] = \$1117 ;
           9'h158:
-              \$1474 [344] = \$1122 ;
+              \$1470 [344] = \$1117 ;
           9'h159:
-              \$1474 [345] = \$1122 ;
+              \$1470 [345] = \$1117 ;
           9'h15a:
-              \$1474 [346] = \$1122 ;
+              \$1470 [346] = \$1117 ;
           9'h15b:
-              \$1474 [347] = \$1122 ;
+              \$1470 [347] = \$1117 ;
           9'h15c:
-              \$1474 [348] = \$1122 ;
+              \$1470 [348] = \$1117 ;
           9'h15d:
-              \$1474 [349] = \$1122 ;
+              \$1470 [349] = \$1117 ;
           9'h15e:
-              \$1474 [350] = \$1122 ;
+              \$1470 [350] = \$1117 ;
           9'h15f:
-              \$1474 [351] = \$1122 ;
+              \$1470 [351] = \$1117 ;
           9'h160:
-              \$1474 [352] = \$1122 ;
+              \$1470 [352] = \$1117 ;
           9'h161:
-              \$1474 [353] = \$1122 ;
+              \$1470 [353] = \$1117 ;
           9'h162:
-              \$1474 [354] = \$1122 ;
+              \$1470 [354] = \$1117 ;
           9'h163:
-              \$1474 [355] = \$1122 ;
+              \$1470 [355] = \$1117 ;
           9'h164:
-              \$1474 [356] = \$1122 ;
+              \$1470 [356] = \$1117 ;
           9'h165:
-              \$1474 [357] = \$1122 ;
+              \$1470 [357] = \$1117 ;
           9'h166:
-              \$1474 [358] = \$1122 ;
+              \$1470 [358] = \$1117 ;
           9'h167:
-              \$1474 [359] = \$1122 ;
+              \$1470 [359] = \$1117 ;
           9'h168:
-              \$1474 [360] = \$1122 ;
+              \$1470 [360] = \$1117 ;
           9'h169:
-              \$1474 [361] = \$1122 ;
+              \$1470 [361] = \$1117 ;
           9'h16a:
-              \$1474 [362] = \$1122 ;
+              \$1470 [362] = \$1117 ;
           9'h16b:
-              \$1474 [363] = \$1122 ;
+              \$1470 [363] = \$1117 ;
           9'h16c:
-              \$1474 [364] = \$1122 ;
+              \$1470 [364] = \$1117 ;
           9'h16d:
-              \$1474 [365] = \$1122 ;
+              \$1470 [365] = \$1117 ;
           9'h16e:
-              \$1474 [366] = \$1122 ;
+              \$1470 [366] = \$1117 ;
           9'h16f:
-              \$1474 [367] = \$1122 ;
+              \$1470 [367] = \$1117 ;
           9'h170:
-              \$1474 [368] = \$1122 ;
+              \$1470 [368] = \$1117 ;
           9'h171:
-              \$1474 [369] = \$1122 ;
+              \$1470 [369] = \$1117 ;
           9'h172:
-              \$1474 [370] = \$1122 ;
+              \$1470 [370] = \$1117 ;
           9'h173:
-              \$1474 [371] = \$1122 ;
+              \$1470 [371] = \$1117 ;
           9'h174:
-              \$1474 [372] = \$1122 ;
+              \$1470 [372] = \$1117 ;
           9'h175:
-              \$1474 [373] = \$1122 ;
+              \$1470 [373] = \$1117 ;
           9'h176:
-              \$1474 [374] = \$1122 ;
+              \$1470 [374] = \$1117 ;
           9'h177:
-              \$1474 [375] = \$1122 ;
+              \$1470 [375] = \$1117 ;
           9'h178:
-              \$1474 [376] = \$1122 ;
+              \$1470 [376] = \$1117 ;
           9'h179:
-              \$1474 [377] = \$1122 ;
+              \$1470 [377] = \$1117 ;
           9'h17a:
-              \$1474 [378] = \$1122 ;
+              \$1470 [378] = \$1117 ;
           9'h17b:
-              \$1474 [379] = \$1122 ;
+              \$1470 [379] = \$1117 ;
           9'h17c:
-              \$1474 [380] = \$1122 ;
+              \$1470 [380] = \$1117 ;
           9'h17d:
-              \$1474 [381] = \$1122 ;
+              \$1470 [381] = \$1117 ;
           9'h17e:
-              \$1474 [382] = \$1122 ;
+              \$1470 [382] = \$1117 ;
           9'h17f:
-              \$1474 [383] = \$1122 ;
+              \$1470 [383] = \$1117 ;
           9'h180:
-              \$1474 [384] = \$1122 ;
+              \$1470 [384] = \$1117 ;
           9'h181:
-              \$1474 [385] = \$1122 ;
+              \$1470 [385] = \$1117 ;
           9'h182:
-              \$1474 [386] = \$1122 ;
+              \$1470 [386] = \$1117 ;
           9'h183:
-              \$1474 [387] = \$1122 ;
+              \$1470 [387] = \$1117 ;
           9'h184:
-              \$1474 [388] = \$1122 ;
+              \$1470 [388] = \$1117 ;
           9'h185:
-              \$1474 [389] = \$1122 ;
+              \$1470 [389] = \$1117 ;
           9'h186:
-              \$1474 [390] = \$1122 ;
+              \$1470 [390] = \$1117 ;
           9'h187:
-              \$1474 [391] = \$1122 ;
+              \$1470 [391] = \$1117 ;
           9'h188:
-              \$1474 [392] = \$1122 ;
+              \$1470 [392] = \$1117 ;
           9'h189:
-              \$1474 [393] = \$1122 ;
+              \$1470 [393] = \$1117 ;
           9'h18a:
-              \$1474 [394] = \$1122 ;
+              \$1470 [394] = \$1117 ;
           9'h18b:
-              \$1474 [395] = \$1122 ;
+              \$1470 [395] = \$1117 ;
           9'h18c:
-              \$1474 [396] = \$1122 ;
+              \$1470 [396] = \$1117 ;
           9'h18d:
-              \$1474 [397] = \$1122 ;
+              \$1470 [397] = \$1117 ;
           9'h18e:
-              \$1474 [398] = \$1122 ;
+              \$1470 [398] = \$1117 ;
           9'h18f:
-              \$1474 [399] = \$1122 ;
+              \$1470 [399] = \$1117 ;
           9'h190:
-              \$1474 [400] = \$1122 ;
+              \$1470 [400] = \$1117 ;
           9'h191:
-              \$1474 [401] = \$1122 ;
+              \$1470 [401] = \$1117 ;
           9'h192:
-              \$1474 [402] = \$1122 ;
+              \$1470 [402] = \$1117 ;
           9'h193:
-              \$1474 [403] = \$1122 ;
+              \$1470 [403] = \$1117 ;
           9'h194:
-              \$1474 [404] = \$1122 ;
+              \$1470 [404] = \$1117 ;
           9'h195:
-              \$1474 [405] = \$1122 ;
+              \$1470 [405] = \$1117 ;
           9'h196:
-              \$1474 [406] = \$1122 ;
+              \$1470 [406] = \$1117 ;
           9'h197:
-              \$1474 [407] = \$1122 ;
+              \$1470 [407] = \$1117 ;
           9'h198:
-              \$1474 [408] = \$1122 ;
+              \$1470 [408] = \$1117 ;
           9'h199:
-              \$1474 [409] = \$1122 ;
+              \$1470 [409] = \$1117 ;
           9'h19a:
-              \$1474 [410] = \$1122 ;
+              \$1470 [410] = \$1117 ;
           9'h19b:
-              \$1474 [411] = \$1122 ;
+              \$1470 [411] = \$1117 ;
           9'h19c:
-              \$1474 [412] = \$1122 ;
+              \$1470 [412] = \$1117 ;
           9'h19d:
-              \$1474 [413] = \$1122 ;
+              \$1470 [413] = \$1117 ;
           9'h19e:
-              \$1474 [414] = \$1122 ;
+              \$1470 [414] = \$1117 ;
           9'h19f:
-              \$1474 [415] = \$1122 ;
+              \$1470 [415] = \$1117 ;
           9'h1a0:
-              \$1474 [416] = \$1122 ;
+              \$1470 [416] = \$1117 ;
           9'h1a1:
-              \$1474 [417] = \$1122 ;
+              \$1470 [417] = \$1117 ;
           9'h1a2:
-              \$1474 [418] = \$1122 ;
+              \$1470 [418] = \$1117 ;
           9'h1a3:
-              \$1474 [419] = \$1122 ;
+              \$1470 [419] = \$1117 ;
           9'h1a4:
-              \$1474 [420] = \$1122 ;
+              \$1470 [420] = \$1117 ;
           9'h1a5:
-              \$1474 [421] = \$1122 ;
+              \$1470 [421] = \$1117 ;
           9'h1a6:
-              \$1474 [422] = \$1122 ;
+              \$1470 [422] = \$1117 ;
           9'h1a7:
-              \$1474 [423] = \$1122 ;
+              \$1470 [423] = \$1117 ;
           9'h1a8:
-              \$1474 [424] = \$1122 ;
+              \$1470 [424] = \$1117 ;
           9'h1a9:
-              \$1474 [425] = \$1122 ;
+              \$1470 [425] = \$1117 ;
           9'h1aa:
-              \$1474 [426] = \$1122 ;
+              \$1470 [426] = \$1117 ;
           9'h1ab:
-              \$1474 [427] = \$1122 ;
+              \$1470 [427] = \$1117 ;
           9'h1ac:
-              \$1474 [428] = \$1122 ;
+              \$1470 [428] = \$1117 ;
           9'h1ad:
-              \$1474 [429] = \$1122 ;
+              \$1470 [429] = \$1117 ;
           9'h1ae:
-              \$1474 [430] = \$1122 ;
+              \$1470 [430] = \$1117 ;
           9'h1af:
-              \$1474 [431] = \$1122 ;
+              \$1470 [431] = \$1117 ;
           9'h1b0:
-              \$1474 [432] = \$1122 ;
+              \$1470 [432] = \$1117 ;
           9'h1b1:
-              \$1474 [433] = \$1122 ;
+              \$1470 [433] = \$1117 ;
           9'h1b2:
-              \$1474 [434] = \$1122 ;
+              \$1470 [434] = \$1117 ;
           9'h1b3:
-              \$1474 [435] = \$1122 ;
+              \$1470 [435] = \$1117 ;
           9'h1b4:
-              \$1474 [436] = \$1122 ;
+              \$1470 [436] = \$1117 ;
           9'h1b5:
-              \$1474 [437] = \$1122 ;
+              \$1470 [437] = \$1117 ;
           9'h1b6:
-              \$1474 [438] = \$1122 ;
+              \$1470 [438] = \$1117 ;
           9'h1b7:
-              \$1474 [439] = \$1122 ;
+              \$1470 [439] = \$1117 ;
           9'h1b8:
-              \$1474 [440] = \$1122 ;
+              \$1470 [440] = \$1117 ;
           9'h1b9:
-              \$1474 [441] = \$1122 ;
+              \$1470 [441] = \$1117 ;
           9'h1ba:
-              \$1474 [442] = \$1122 ;
+              \$1470 [442] = \$1117 ;
           9'h1bb:
-              \$1474 [443] = \$1122 ;
+              \$1470 [443] = \$1117 ;
           9'h1bc:
-              \$1474 [444] = \$1122 ;
+              \$1470 [444] = \$1117 ;
           9'h1bd:
-              \$1474 [445] = \$1122 ;
+              \$1470 [445] = \$1117 ;
           9'h1be:
-              \$1474 [446] = \$1122 ;
+              \$1470 [446] = \$1117 ;
           9'h1bf:
-              \$1474 [447] = \$1122 ;
+              \$1470 [447] = \$1117 ;
           9'h1c0:
-              \$1474 [448] = \$1122 ;
+              \$1470 [448] = \$1117 ;
           9'h1c1:
-              \$1474 [449] = \$1122 ;
+              \$1470 [449] = \$1117 ;
           9'h1c2:
-              \$1474 [450] = \$1122 ;
+              \$1470 [450] = \$1117 ;
           9'h1c3:
-              \$1474 [451] = \$1122 ;
+              \$1470 [451] = \$1117 ;
           9'h1c4:
-              \$1474 [452] = \$1122 ;
+              \$1470 [452] = \$1117 ;
           9'h1c5:
-              \$1474 [453] = \$1122 ;
+              \$1470 [453] = \$1117 ;
           9'h1c6:
-              \$1474 [454] = \$1122 ;
+              \$1470 [454] = \$1117 ;
           9'h1c7:
-              \$1474 [455] = \$1122 ;
+              \$1470 [455] = \$1117 ;
           9'h1c8:
-              \$1474 [456] = \$1122 ;
+              \$1470 [456] = \$1117 ;
           9'h1c9:
-              \$1474 [457] = \$1122 ;
+              \$1470 [457] = \$1117 ;
           9'h1ca:
-              \$1474 [458] = \$1122 ;
+              \$1470 [458] = \$1117 ;
           9'h1cb:
-              \$1474 [459] = \$1122 ;
+              \$1470 [459] = \$1117 ;
           9'h1cc:
-              \$1474 [460] = \$1122 ;
+              \$1470 [460] = \$1117 ;
           9'h1cd:
-              \$1474 [461] = \$1122 ;
+              \$1470 [461] = \$1117 ;
           9'h1ce:
-              \$1474 [462] = \$1122 ;
+              \$1470 [462] = \$1117 ;
           9'h1cf:
-              \$1474 [463] = \$1122 ;
+              \$1470 [463] = \$1117 ;
           9'h1d0:
-              \$1474 [464] = \$1122 ;
+              \$1470 [464] = \$1117 ;
           9'h1d1:
-              \$1474 [465] = \$1122 ;
+              \$1470 [465] = \$1117 ;
           9'h1d2:
-              \$1474 [466] = \$1122 ;
+              \$1470 [466] = \$1117 ;
           9'h1d3:
-              \$1474 [467] = \$1122 ;
+              \$1470 [467] = \$1117 ;
           9'h1d4:
-              \$1474 [468] = \$1122 ;
+              \$1470 [468] = \$1117 ;
           9'h1d5:
-              \$1474 [469] = \$1122 ;
+              \$1470 [469] = \$1117 ;
           9'h1d6:
-              \$1474 [470] = \$1122 ;
+              \$1470 [470] = \$1117 ;
           9'h1d7:
-              \$1474 [471] = \$1122 ;
+              \$1470 [471] = \$1117 ;
           9'h1d8:
-              \$1474 [472] = \$1122 ;
+              \$1470 [472] = \$1117 ;
           9'h1d9:
-              \$1474 [473] = \$1122 ;
+              \$1470 [473] = \$1117 ;
           9'h1da:
-              \$1474 [474] = \$1122 ;
+              \$1470 [474] = \$1117 ;
           9'h1db:
-              \$1474 [475] = \$1122 ;
+              \$1470 [475] = \$1117 ;
           9'h1dc:
-              \$1474 [476] = \$1122 ;
+              \$1470 [476] = \$1117 ;
           9'h1dd:
-              \$1474 [477] = \$1122 ;
+              \$1470 [477] = \$1117 ;
           9'h1de:
-              \$1474 [478] = \$1122 ;
+              \$1470 [478] = \$1117 ;
           9'h1df:
-              \$1474 [479] = \$1122 ;
+              \$1470 [479] = \$1117 ;
           9'h1e0:
-              \$1474 [480] = \$1122 ;
+              \$1470 [480] = \$1117 ;
           9'h1e1:
-              \$1474 [481] = \$1122 ;
+              \$1470 [481] = \$1117 ;
           9'h1e2:
-              \$1474 [482] = \$1122 ;
+              \$1470 [482] = \$1117 ;
           9'h1e3:
-              \$1474 [483] = \$1122 ;
+              \$1470 [483] = \$1117 ;
           9'h1e4:
-              \$1474 [484] = \$1122 ;
+              \$1470 [484] = \$1117 ;
           9'h1e5:
-              \$1474 [485] = \$1122 ;
+              \$1470 [485] = \$1117 ;
           9'h1e6:
-              \$1474 [486] = \$1122 ;
+              \$1470 [486] = \$1117 ;
           9'h1e7:
-              \$1474 [487] = \$1122 ;
+              \$1470 [487] = \$1117 ;
           9'h1e8:
-              \$1474 [488] = \$1122 ;
+              \$1470 [488] = \$1117 ;
           9'h1e9:
-              \$1474 [489] = \$1122 ;
+              \$1470 [489] = \$1117 ;
           9'h1ea:
-              \$1474 [490] = \$1122 ;
+              \$1470 [490] = \$1117 ;
           9'h1eb:
-              \$1474 [491] = \$1122 ;
+              \$1470 [491] = \$1117 ;
           9'h1ec:
-              \$1474 [492] = \$1122 ;
+              \$1470 [492] = \$1117 ;
           9'h1ed:
-              \$1474 [493] = \$1122 ;
+              \$1470 [493] = \$1117 ;
           9'h1ee:
-              \$1474 [494] = \$1122 ;
+              \$1470 [494] = \$1117 ;
           9'h1ef:
-              \$1474 [495] = \$1122 ;
+              \$1470 [495] = \$1117 ;
           9'h1f0:
-              \$1474 [496] = \$1122 ;
+              \$1470 [496] = \$1117 ;
           9'h1f1:
-              \$1474 [497] = \$1122 ;
+              \$1470 [497] = \$1117 ;
           9'h1f2:
-              \$1474 [498] = \$1122 ;
+              \$1470 [498] = \$1117 ;
           9'h1f3:
-              \$1474 [499] = \$1122 ;
+              \$1470 [499] = \$1117 ;
           9'h1f4:
-              \$1474 [500] = \$1122 ;
+              \$1470 [500] = \$1117 ;
           9'h1f5:
-              \$1474 [501] = \$1122 ;
+              \$1470 [501] = \$1117 ;
           9'h1f6:
-              \$1474 [502] = \$1122 ;
+              \$1470 [502] = \$1117 ;
           9'h1f7:
-              \$1474 [503] = \$1122 ;
+              \$1470 [503] = \$1117 ;
           9'h1f8:
-              \$1474 [504] = \$1122 ;
+              \$1470 [504] = \$1117 ;
           9'h1f9:
-              \$1474 [505] = \$1122 ;
+              \$1470 [505] = \$1117 ;
           9'h1fa:
-              \$1474 [506] = \$1122 ;
+              \$1470 [506] = \$1117 ;
           9'h1fb:
-              \$1474 [507] = \$1122 ;
+              \$1470 [507] = \$1117 ;
           9'h1fc:
-              \$1474 [508] = \$1122 ;
+              \$1470 [508] = \$1117 ;
           9'h1fd:
-              \$1474 [509] = \$1122 ;
+              \$1470 [509] = \$1117 ;
           9'h1fe:
-              \$1474 [510] = \$1122 ;
+              \$1470 [510] = \$1117 ;
           9'h1ff:
-              \$1474 [511] = \$1122 ;
+              \$1470 [511] = \$1117 ;
         endcase
       end
     end
     if (cu6_c_valid) begin
-      if (\$1124 ) begin
+      if (\$1119 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1125 ;
+              \$1470 [0] = \$1120 ;
           9'h001:
-              \$1474 [1] = \$1125 ;
+              \$1470 [1] = \$1120 ;
           9'h002:
-              \$1474 [2] = \$1125 ;
+              \$1470 [2] = \$1120 ;
           9'h003:
-              \$1474 [3] = \$1125 ;
+              \$1470 [3] = \$1120 ;
           9'h004:
-              \$1474 [4] = \$1125 ;
+              \$1470 [4] = \$1120 ;
           9'h005:
-              \$1474 [5] = \$1125 ;
+              \$1470 [5] = \$1120 ;
           9'h006:
-              \$1474 [6] = \$1125 ;
+              \$1470 [6] = \$1120 ;
           9'h007:
-              \$1474 [7] = \$1125 ;
+              \$1470 [7] = \$1120 ;
           9'h008:
-              \$1474 [8] = \$1125 ;
+              \$1470 [8] = \$1120 ;
           9'h009:
-              \$1474 [9] = \$1125 ;
+              \$1470 [9] = \$1120 ;
           9'h00a:
-              \$1474 [10] = \$1125 ;
+              \$1470 [10] = \$1120 ;
           9'h00b:
-              \$1474 [11] = \$1125 ;
+              \$1470 [11] = \$1120 ;
           9'h00c:
-              \$1474 [12] = \$1125 ;
+              \$1470 [12] = \$1120 ;
           9'h00d:
-              \$1474 [13] = \$1125 ;
+              \$1470 [13] = \$1120 ;
           9'h00e:
-              \$1474 [14] = \$1125 ;
+              \$1470 [14] = \$1120 ;
           9'h00f:
-              \$1474 [15] = \$1125 ;
+              \$1470 [15] = \$1120 ;
           9'h010:
-              \$1474 [16] = \$1125 ;
+              \$1470 [16] = \$1120 ;
           9'h011:
-              \$1474 [17] = \$1125 ;
+              \$1470 [17] = \$1120 ;
           9'h012:
-              \$1474 [18] = \$1125 ;
+              \$1470 [18] = \$1120 ;
           9'h013:
-              \$1474 [19] = \$1125 ;
+              \$1470 [19] = \$1120 ;
           9'h014:
-              \$1474 [20] = \$1125 ;
+              \$1470 [20] = \$1120 ;
           9'h015:
-              \$1474 [21] = \$1125 ;
+              \$1470 [21] = \$1120 ;
           9'h016:
-              \$1474 [22] = \$1125 ;
+              \$1470 [22] = \$1120 ;
           9'h017:
-              \$1474 [23] = \$1125 ;
+              \$1470 [23] = \$1120 ;
           9'h018:
-              \$1474 [24] = \$1125 ;
+              \$1470 [24] = \$1120 ;
           9'h019:
-              \$1474 [25] = \$1125 ;
+              \$1470 [25] = \$1120 ;
           9'h01a:
-              \$1474 [26] = \$1125 ;
+              \$1470 [26] = \$1120 ;
           9'h01b:
-              \$1474 [27] = \$1125 ;
+              \$1470 [27] = \$1120 ;
           9'h01c:
-              \$1474 [28] = \$1125 ;
+              \$1470 [28] = \$1120 ;
           9'h01d:
-              \$1474 [29] = \$1125 ;
+              \$1470 [29] = \$1120 ;
           9'h01e:
-              \$1474 [30] = \$1125 ;
+              \$1470 [30] = \$1120 ;
           9'h01f:
-              \$1474 [31] = \$1125 ;
+              \$1470 [31] = \$1120 ;
           9'h020:
-              \$1474 [32] = \$1125 ;
+              \$1470 [32] = \$1120 ;
           9'h021:
-              \$1474 [33] = \$1125 ;
+              \$1470 [33] = \$1120 ;
           9'h022:
-              \$1474 [34] = \$1125 ;
+              \$1470 [34] = \$1120 ;
           9'h023:
-              \$1474 [35] = \$1125 ;
+              \$1470 [35] = \$1120 ;
           9'h024:
-              \$1474 [36] = \$1125 ;
+              \$1470 [36] = \$1120 ;
           9'h025:
-              \$1474 [37] = \$1125 ;
+              \$1470 [37] = \$1120 ;
           9'h026:
-              \$1474 [38] = \$1125 ;
+              \$1470 [38] = \$1120 ;
           9'h027:
-              \$1474 [39] = \$1125 ;
+              \$1470 [39] = \$1120 ;
           9'h028:
-              \$1474 [40] = \$1125 ;
+              \$1470 [40] = \$1120 ;
           9'h029:
-              \$1474 [41] = \$1125 ;
+              \$1470 [41] = \$1120 ;
           9'h02a:
-              \$1474 [42] = \$1125 ;
+              \$1470 [42] = \$1120 ;
           9'h02b:
-              \$1474 [43] = \$1125 ;
+              \$1470 [43] = \$1120 ;
           9'h02c:
-              \$1474 [44] = \$1125 ;
+              \$1470 [44] = \$1120 ;
           9'h02d:
-              \$1474 [45] = \$1125 ;
+              \$1470 [45] = \$1120 ;
           9'h02e:
-              \$1474 [46] = \$1125 ;
+              \$1470 [46] = \$1120 ;
           9'h02f:
-              \$1474 [47] = \$1125 ;
+              \$1470 [47] = \$1120 ;
           9'h030:
-              \$1474 [48] = \$1125 ;
+              \$1470 [48] = \$1120 ;
           9'h031:
-              \$1474 [49] = \$1125 ;
+              \$1470 [49] = \$1120 ;
           9'h032:
-              \$1474 [50] = \$1125 ;
+              \$1470 [50] = \$1120 ;
           9'h033:
-              \$1474 [51] = \$1125 ;
+              \$1470 [51] = \$1120 ;
           9'h034:
-              \$1474 [52] = \$1125 ;
+              \$1470 [52] = \$1120 ;
           9'h035:
-              \$1474 [53] = \$1125 ;
+              \$1470 [53] = \$1120 ;
           9'h036:
-              \$1474 [54] = \$1125 ;
+              \$1470 [54] = \$1120 ;
           9'h037:
-              \$1474 [55] = \$1125 ;
+              \$1470 [55] = \$1120 ;
           9'h038:
-              \$1474 [56] = \$1125 ;
+              \$1470 [56] = \$1120 ;
           9'h039:
-              \$1474 [57] = \$1125 ;
+              \$1470 [57] = \$1120 ;
           9'h03a:
-              \$1474 [58] = \$1125 ;
+              \$1470 [58] = \$1120 ;
           9'h03b:
-              \$1474 [59] = \$1125 ;
+              \$1470 [59] = \$1120 ;
           9'h03c:
-              \$1474 [60] = \$1125 ;
+              \$1470 [60] = \$1120 ;
           9'h03d:
-              \$1474 [61] = \$1125 ;
+              \$1470 [61] = \$1120 ;
           9'h03e:
-              \$1474 [62] = \$1125 ;
+              \$1470 [62] = \$1120 ;
           9'h03f:
-              \$1474 [63] = \$1125 ;
+              \$1470 [63] = \$1120 ;
           9'h040:
-              \$1474 [64] = \$1125 ;
+              \$1470 [64] = \$1120 ;
           9'h041:
-              \$1474 [65] = \$1125 ;
+              \$1470 [65] = \$1120 ;
           9'h042:
-              \$1474 [66] = \$1125 ;
+              \$1470 [66] = \$1120 ;
           9'h043:
-              \$1474 [67] = \$1125 ;
+              \$1470 [67] = \$1120 ;
           9'h044:
-              \$1474 [68] = \$1125 ;
+              \$1470 [68] = \$1120 ;
           9'h045:
-              \$1474 [69] = \$1125 ;
+              \$1470 [69] = \$1120 ;
           9'h046:
-              \$1474 [70] = \$1125 ;
+              \$1470 [70] = \$1120 ;
           9'h047:
-              \$1474 [71] = \$1125 ;
+              \$1470 [71] = \$1120 ;
           9'h048:
-              \$1474 [72] = \$1125 ;
+              \$1470 [72] = \$1120 ;
           9'h049:
-              \$1474 [73] = \$1125 ;
+              \$1470 [73] = \$1120 ;
           9'h04a:
-              \$1474 [74] = \$1125 ;
+              \$1470 [74] = \$1120 ;
           9'h04b:
-              \$1474 [75] = \$1125 ;
+              \$1470 [75] = \$1120 ;
           9'h04c:
-              \$1474 [76] = \$1125 ;
+              \$1470 [76] = \$1120 ;
           9'h04d:
-              \$1474 [77] = \$1125 ;
+              \$1470 [77] = \$1120 ;
           9'h04e:
-              \$1474 [78] = \$1125 ;
+              \$1470 [78] = \$1120 ;
           9'h04f:
-              \$1474 [79] = \$1125 ;
+              \$1470 [79] = \$1120 ;
           9'h050:
-              \$1474 [80] = \$1125 ;
+              \$1470 [80] = \$1120 ;
           9'h051:
-              \$1474 [81] = \$1125 ;
+              \$1470 [81] = \$1120 ;
           9'h052:
-              \$1474 [82] = \$1125 ;
+              \$1470 [82] = \$1120 ;
           9'h053:
-              \$1474 [83] = \$1125 ;
+              \$1470 [83] = \$1120 ;
           9'h054:
-              \$1474 [84] = \$1125 ;
+              \$1470 [84] = \$1120 ;
           9'h055:
-              \$1474 [85] = \$1125 ;
+              \$1470 [85] = \$1120 ;
           9'h056:
-              \$1474 [86] = \$1125 ;
+              \$1470 [86] = \$1120 ;
           9'h057:
-              \$1474 [87] = \$1125 ;
+              \$1470 [87] = \$1120 ;
           9'h058:
-              \$1474 [88] = \$1125 ;
+              \$1470 [88] = \$1120 ;
           9'h059:
-              \$1474 [89] = \$1125 ;
+              \$1470 [89] = \$1120 ;
           9'h05a:
-              \$1474 [90] = \$1125 ;
+              \$1470 [90] = \$1120 ;
           9'h05b:
-              \$1474 [91] = \$1125 ;
+              \$1470 [91] = \$1120 ;
           9'h05c:
-              \$1474 [92] = \$1125 ;
+              \$1470 [92] = \$1120 ;
           9'h05d:
-              \$1474 [93] = \$1125 ;
+              \$1470 [93] = \$1120 ;
           9'h05e:
-              \$1474 [94] = \$1125 ;
+              \$1470 [94] = \$1120 ;
           9'h05f:
-              \$1474 [95] = \$1125 ;
+              \$1470 [95] = \$1120 ;
           9'h060:
-              \$1474 [96] = \$1125 ;
+              \$1470 [96] = \$1120 ;
           9'h061:
-              \$1474 [97] = \$1125 ;
+              \$1470 [97] = \$1120 ;
           9'h062:
-              \$1474 [98] = \$1125 ;
+              \$1470 [98] = \$1120 ;
           9'h063:
-              \$1474 [99] = \$1125 ;
+              \$1470 [99] = \$1120 ;
           9'h064:
-              \$1474 [100] = \$1125 ;
+              \$1470 [100] = \$1120 ;
           9'h065:
-              \$1474 [101] = \$1125 ;
+              \$1470 [101] = \$1120 ;
           9'h066:
-              \$1474 [102] = \$1125 ;
+              \$1470 [102] = \$1120 ;
           9'h067:
-              \$1474 [103] = \$1125 ;
+              \$1470 [103] = \$1120 ;
           9'h068:
-              \$1474 [104] = \$1125 ;
+              \$1470 [104] = \$1120 ;
           9'h069:
-              \$1474 [105] = \$1125 ;
+              \$1470 [105] = \$1120 ;
           9'h06a:
-              \$1474 [106] = \$1125 ;
+              \$1470 [106] = \$1120 ;
           9'h06b:
-              \$1474 [107] = \$1125 ;
+              \$1470 [107] = \$1120 ;
           9'h06c:
-              \$1474 [108] = \$1125 ;
+              \$1470 [108] = \$1120 ;
           9'h06d:
-              \$1474 [109] = \$1125 ;
+              \$1470 [109] = \$1120 ;
           9'h06e:
-              \$1474 [110] = \$1125 ;
+              \$1470 [110] = \$1120 ;
           9'h06f:
-              \$1474 [111] = \$1125 ;
+              \$1470 [111] = \$1120 ;
           9'h070:
-              \$1474 [112] = \$1125 ;
+              \$1470 [112] = \$1120 ;
           9'h071:
-              \$1474 [113] = \$1125 ;
+              \$1470 [113] = \$1120 ;
           9'h072:
-              \$1474 [114] = \$1125 ;
+              \$1470 [114] = \$1120 ;
           9'h073:
-              \$1474 [115] = \$1125 ;
+              \$1470 [115] = \$1120 ;
           9'h074:
-              \$1474 [116] = \$1125 ;
+              \$1470 [116] = \$1120 ;
           9'h075:
-              \$1474 [117] = \$1125 ;
+              \$1470 [117] = \$1120 ;
           9'h076:
-              \$1474 [118] = \$1125 ;
+              \$1470 [118] = \$1120 ;
           9'h077:
-              \$1474 [119] = \$1125 ;
+              \$1470 [119] = \$1120 ;
           9'h078:
-              \$1474 [120] = \$1125 ;
+              \$1470 [120] = \$1120 ;
           9'h079:
-              \$1474 [121] = \$1125 ;
+              \$1470 [121] = \$1120 ;
           9'h07a:
-              \$1474 [122] = \$1125 ;
+              \$1470 [122] = \$1120 ;
           9'h07b:
-              \$1474 [123] = \$1125 ;
+              \$1470 [123] = \$1120 ;
           9'h07c:
-              \$1474 [124] = \$1125 ;
+              \$1470 [124] = \$1120 ;
           9'h07d:
-              \$1474 [125] = \$1125 ;
+              \$1470 [125] = \$1120 ;
           9'h07e:
-              \$1474 [126] = \$1125 ;
+              \$1470 [126] = \$1120 ;
           9'h07f:
-              \$1474 [127] = \$1125 ;
+              \$1470 [127] = \$1120 ;
           9'h080:
-              \$1474 [128] = \$1125 ;
+              \$1470 [128] = \$1120 ;
           9'h081:
-              \$1474 [129] = \$1125 ;
+              \$1470 [129] = \$1120 ;
           9'h082:
-              \$1474 [130] = \$1125 ;
+              \$1470 [130] = \$1120 ;
           9'h083:
-              \$1474 [131] = \$1125 ;
+              \$1470 [131] = \$1120 ;
           9'h084:
-              \$1474 [132] = \$1125 ;
+              \$1470 [132] = \$1120 ;
           9'h085:
-              \$1474 [133] = \$1125 ;
+              \$1470 [133] = \$1120 ;
           9'h086:
-              \$1474 [134] = \$1125 ;
+              \$1470 [134] = \$1120 ;
           9'h087:
-              \$1474 [135] = \$1125 ;
+              \$1470 [135] = \$1120 ;
           9'h088:
-              \$1474 [136] = \$1125 ;
+              \$1470 [136] = \$1120 ;
           9'h089:
-              \$1474 [137] = \$1125 ;
+              \$1470 [137] = \$1120 ;
           9'h08a:
-              \$1474 [138] = \$1125 ;
+              \$1470 [138] = \$1120 ;
           9'h08b:
-              \$1474 [139] = \$1125 ;
+              \$1470 [139] = \$1120 ;
           9'h08c:
-              \$1474 [140] = \$1125 ;
+              \$1470 [140] = \$1120 ;
           9'h08d:
-              \$1474 [141] = \$1125 ;
+              \$1470 [141] = \$1120 ;
           9'h08e:
-              \$1474 [142] = \$1125 ;
+              \$1470 [142] = \$1120 ;
           9'h08f:
-              \$1474 [143] = \$1125 ;
+              \$1470 [143] = \$1120 ;
           9'h090:
-              \$1474 [144] = \$1125 ;
+              \$1470 [144] = \$1120 ;
           9'h091:
-              \$1474 [145] = \$1125 ;
+              \$1470 [145] = \$1120 ;
           9'h092:
-              \$1474 [146] = \$1125 ;
+              \$1470 [146] = \$1120 ;
           9'h093:
-              \$1474 [147] = \$1125 ;
+              \$1470 [147] = \$1120 ;
           9'h094:
-              \$1474 [148] = \$1125 ;
+              \$1470 [148] = \$1120 ;
           9'h095:
-              \$1474 [149] = \$1125 ;
+              \$1470 [149] = \$1120 ;
           9'h096:
-              \$1474 [150] = \$1125 ;
+              \$1470 [150] = \$1120 ;
           9'h097:
-              \$1474 [151] = \$1125 ;
+              \$1470 [151] = \$1120 ;
           9'h098:
-              \$1474 [152] = \$1125 ;
+              \$1470 [152] = \$1120 ;
           9'h099:
-              \$1474 [153] = \$1125 ;
+              \$1470 [153] = \$1120 ;
           9'h09a:
-              \$1474 [154] = \$1125 ;
+              \$1470 [154] = \$1120 ;
           9'h09b:
-              \$1474 [155] = \$1125 ;
+              \$1470 [155] = \$1120 ;
           9'h09c:
-              \$1474 [156] = \$1125 ;
+              \$1470 [156] = \$1120 ;
           9'h09d:
-              \$1474 [157] = \$1125 ;
+              \$1470 [157] = \$1120 ;
           9'h09e:
-              \$1474 [158] = \$1125 ;
+              \$1470 [158] = \$1120 ;
           9'h09f:
-              \$1474 [159] = \$1125 ;
+              \$1470 [159] = \$1120 ;
           9'h0a0:
-              \$1474 [160] = \$1125 ;
+              \$1470 [160] = \$1120 ;
           9'h0a1:
-              \$1474 [161] = \$1125 ;
+              \$1470 [161] = \$1120 ;
           9'h0a2:
-              \$1474 [162] = \$1125 ;
+              \$1470 [162] = \$1120 ;
           9'h0a3:
-              \$1474 [163] = \$1125 ;
+              \$1470 [163] = \$1120 ;
           9'h0a4:
-              \$1474 [164] = \$1125 ;
+              \$1470 [164] = \$1120 ;
           9'h0a5:
-              \$1474 [165] = \$1125 ;
+              \$1470 [165] = \$1120 ;
           9'h0a6:
-              \$1474 [166] = \$1125 ;
+              \$1470 [166] = \$1120 ;
           9'h0a7:
-              \$1474 [167] = \$1125 ;
+              \$1470 [167] = \$1120 ;
           9'h0a8:
-              \$1474 [168] = \$1125 ;
+              \$1470 [168] = \$1120 ;
           9'h0a9:
-              \$1474 [169] = \$1125 ;
+              \$1470 [169] = \$1120 ;
           9'h0aa:
-              \$1474 [170] = \$1125 ;
+              \$1470 [170] = \$1120 ;
           9'h0ab:
-              \$1474 [171] = \$1125 ;
+              \$1470 [171] = \$1120 ;
           9'h0ac:
-              \$1474 [172] = \$1125 ;
+              \$1470 [172] = \$1120 ;
           9'h0ad:
-              \$1474 [173] = \$1125 ;
+              \$1470 [173] = \$1120 ;
           9'h0ae:
-              \$1474 [174] = \$1125 ;
+              \$1470 [174] = \$1120 ;
           9'h0af:
-              \$1474 [175] = \$1125 ;
+              \$1470 [175] = \$1120 ;
           9'h0b0:
-              \$1474 [176] = \$1125 ;
+              \$1470 [176] = \$1120 ;
           9'h0b1:
-              \$1474 [177] = \$1125 ;
+              \$1470 [177] = \$1120 ;
           9'h0b2:
-              \$1474 [178] = \$1125 ;
+              \$1470 [178] = \$1120 ;
           9'h0b3:
-              \$1474 [179] = \$1125 ;
+              \$1470 [179] = \$1120 ;
           9'h0b4:
-              \$1474 [180] = \$1125 ;
+              \$1470 [180] = \$1120 ;
           9'h0b5:
-              \$1474 [181] = \$1125 ;
+              \$1470 [181] = \$1120 ;
           9'h0b6:
-              \$1474 [182] = \$1125 ;
+              \$1470 [182] = \$1120 ;
           9'h0b7:
-              \$1474 [183] = \$1125 ;
+              \$1470 [183] = \$1120 ;
           9'h0b8:
-              \$1474 [184] = \$1125 ;
+              \$1470 [184] = \$1120 ;
           9'h0b9:
-              \$1474 [185] = \$1125 ;
+              \$1470 [185] = \$1120 ;
           9'h0ba:
-              \$1474 [186] = \$1125 ;
+              \$1470 [186] = \$1120 ;
           9'h0bb:
-              \$1474 [187] = \$1125 ;
+              \$1470 [187] = \$1120 ;
           9'h0bc:
-              \$1474 [188] = \$1125 ;
+              \$1470 [188] = \$1120 ;
           9'h0bd:
-              \$1474 [189] = \$1125 ;
+              \$1470 [189] = \$1120 ;
           9'h0be:
-              \$1474 [190] = \$1125 ;
+              \$1470 [190] = \$1120 ;
           9'h0bf:
-              \$1474 [191] = \$1125 ;
+              \$1470 [191] = \$1120 ;
           9'h0c0:
-              \$1474 [192] = \$1125 ;
+              \$1470 [192] = \$1120 ;
           9'h0c1:
-              \$1474 [193] = \$1125 ;
+              \$1470 [193] = \$1120 ;
           9'h0c2:
-              \$1474 [194] = \$1125 ;
+              \$1470 [194] = \$1120 ;
           9'h0c3:
-              \$1474 [195] = \$1125 ;
+              \$1470 [195] = \$1120 ;
           9'h0c4:
-              \$1474 [196] = \$1125 ;
+              \$1470 [196] = \$1120 ;
           9'h0c5:
-              \$1474 [197] = \$1125 ;
+              \$1470 [197] = \$1120 ;
           9'h0c6:
-              \$1474 [198] = \$1125 ;
+              \$1470 [198] = \$1120 ;
           9'h0c7:
-              \$1474 [199] = \$1125 ;
+              \$1470 [199] = \$1120 ;
           9'h0c8:
-              \$1474 [200] = \$1125 ;
+              \$1470 [200] = \$1120 ;
           9'h0c9:
-              \$1474 [201] = \$1125 ;
+              \$1470 [201] = \$1120 ;
           9'h0ca:
-              \$1474 [202] = \$1125 ;
+              \$1470 [202] = \$1120 ;
           9'h0cb:
-              \$1474 [203] = \$1125 ;
+              \$1470 [203] = \$1120 ;
           9'h0cc:
-              \$1474 [204] = \$1125 ;
+              \$1470 [204] = \$1120 ;
           9'h0cd:
-              \$1474 [205] = \$1125 ;
+              \$1470 [205] = \$1120 ;
           9'h0ce:
-              \$1474 [206] = \$1125 ;
+              \$1470 [206] = \$1120 ;
           9'h0cf:
-              \$1474 [207] = \$1125 ;
+              \$1470 [207] = \$1120 ;
           9'h0d0:
-              \$1474 [208] = \$1125 ;
+              \$1470 [208] = \$1120 ;
           9'h0d1:
-              \$1474 [209] = \$1125 ;
+              \$1470 [209] = \$1120 ;
           9'h0d2:
-              \$1474 [210] = \$1125 ;
+              \$1470 [210] = \$1120 ;
           9'h0d3:
-              \$1474 [211] = \$1125 ;
+              \$1470 [211] = \$1120 ;
           9'h0d4:
-              \$1474 [212] = \$1125 ;
+              \$1470 [212] = \$1120 ;
           9'h0d5:
-              \$1474 [213] = \$1125 ;
+              \$1470 [213] = \$1120 ;
           9'h0d6:
-              \$1474 [214] = \$1125 ;
+              \$1470 [214] = \$1120 ;
           9'h0d7:
-              \$1474 [215] = \$1125 ;
+              \$1470 [215] = \$1120 ;
           9'h0d8:
-              \$1474 [216] = \$1125 ;
+              \$1470 [216] = \$1120 ;
           9'h0d9:
-              \$1474 [217] = \$1125 ;
+              \$1470 [217] = \$1120 ;
           9'h0da:
-              \$1474 [218] = \$1125 ;
+              \$1470 [218] = \$1120 ;
           9'h0db:
-              \$1474 [219] = \$1125 ;
+              \$1470 [219] = \$1120 ;
           9'h0dc:
-              \$1474 [220] = \$1125 ;
+              \$1470 [220] = \$1120 ;
           9'h0dd:
-              \$1474 [221] = \$1125 ;
+              \$1470 [221] = \$1120 ;
           9'h0de:
-              \$1474 [222] = \$1125 ;
+              \$1470 [222] = \$1120 ;
           9'h0df:
-              \$1474 [223] = \$1125 ;
+              \$1470 [223] = \$1120 ;
           9'h0e0:
-              \$1474 [224] = \$1125 ;
+              \$1470 [224] = \$1120 ;
           9'h0e1:
-              \$1474 [225] = \$1125 ;
+              \$1470 [225] = \$1120 ;
           9'h0e2:
-              \$1474 [226] = \$1125 ;
+              \$1470 [226] = \$1120 ;
           9'h0e3:
-              \$1474 [227] = \$1125 ;
+              \$1470 [227] = \$1120 ;
           9'h0e4:
-              \$1474 [228] = \$1125 ;
+              \$1470 [228] = \$1120 ;
           9'h0e5:
-              \$1474 [229] = \$1125 ;
+              \$1470 [229] = \$1120 ;
           9'h0e6:
-              \$1474 [230] = \$1125 ;
+              \$1470 [230] = \$1120 ;
           9'h0e7:
-              \$1474 [231] = \$1125 ;
+              \$1470 [231] = \$1120 ;
           9'h0e8:
-              \$1474 [232] = \$1125 ;
+              \$1470 [232] = \$1120 ;
           9'h0e9:
-              \$1474 [233] = \$1125 ;
+              \$1470 [233] = \$1120 ;
           9'h0ea:
-              \$1474 [234] = \$1125 ;
+              \$1470 [234] = \$1120 ;
           9'h0eb:
-              \$1474 [235] = \$1125 ;
+              \$1470 [235] = \$1120 ;
           9'h0ec:
-              \$1474 [236] = \$1125 ;
+              \$1470 [236] = \$1120 ;
           9'h0ed:
-              \$1474 [237] = \$1125 ;
+              \$1470 [237] = \$1120 ;
           9'h0ee:
-              \$1474 [238] = \$1125 ;
+              \$1470 [238] = \$1120 ;
           9'h0ef:
-              \$1474 [239] = \$1125 ;
+              \$1470 [239] = \$1120 ;
           9'h0f0:
-              \$1474 [240] = \$1125 ;
+              \$1470 [240] = \$1120 ;
           9'h0f1:
-              \$1474 [241] = \$1125 ;
+              \$1470 [241] = \$1120 ;
           9'h0f2:
-              \$1474 [242] = \$1125 ;
+              \$1470 [242] = \$1120 ;
           9'h0f3:
-              \$1474 [243] = \$1125 ;
+              \$1470 [243] = \$1120 ;
           9'h0f4:
-              \$1474 [244] = \$1125 ;
+              \$1470 [244] = \$1120 ;
           9'h0f5:
-              \$1474 [245] = \$1125 ;
+              \$1470 [245] = \$1120 ;
           9'h0f6:
-              \$1474 [246] = \$1125 ;
+              \$1470 [246] = \$1120 ;
           9'h0f7:
-              \$1474 [247] = \$1125 ;
+              \$1470 [247] = \$1120 ;
           9'h0f8:
-              \$1474 [248] = \$1125 ;
+              \$1470 [248] = \$1120 ;
           9'h0f9:
-              \$1474 [249] = \$1125 ;
+              \$1470 [249] = \$1120 ;
           9'h0fa:
-              \$1474 [250] = \$1125 ;
+              \$1470 [250] = \$1120 ;
           9'h0fb:
-              \$1474 [251] = \$1125 ;
+              \$1470 [251] = \$1120 ;
           9'h0fc:
-              \$1474 [252] = \$1125 ;
+              \$1470 [252] = \$1120 ;
           9'h0fd:
-              \$1474 [253] = \$1125 ;
+              \$1470 [253] = \$1120 ;
           9'h0fe:
-              \$1474 [254] = \$1125 ;
+              \$1470 [254] = \$1120 ;
           9'h0ff:
-              \$1474 [255] = \$1125 ;
+              \$1470 [255] = \$1120 ;
           9'h100:
-              \$1474 [256] = \$1125 ;
+              \$1470 [256] = \$1120 ;
           9'h101:
-              \$1474 [257] = \$1125 ;
+              \$1470 [257] = \$1120 ;
           9'h102:
-              \$1474 [258] = \$1125 ;
+              \$1470 [258] = \$1120 ;
           9'h103:
-              \$1474 [259] = \$1125 ;
+              \$1470 [259] = \$1120 ;
           9'h104:
-              \$1474 [260] = \$1125 ;
+              \$1470 [260] = \$1120 ;
           9'h105:
-              \$1474 [261] = \$1125 ;
+              \$1470 [261] = \$1120 ;
           9'h106:
-              \$1474 [262] = \$1125 ;
+              \$1470 [262] = \$1120 ;
           9'h107:
-              \$1474 [263] = \$1125 ;
+              \$1470 [263] = \$1120 ;
           9'h108:
-              \$1474 [264] = \$1125 ;
+              \$1470 [264] = \$1120 ;
           9'h109:
-              \$1474 [265] = \$1125 ;
+              \$1470 [265] = \$1120 ;
           9'h10a:
-              \$1474 [266] = \$1125 ;
+              \$1470 [266] = \$1120 ;
           9'h10b:
-              \$1474 [267] = \$1125 ;
+              \$1470 [267] = \$1120 ;
           9'h10c:
-              \$1474 [268] = \$1125 ;
+              \$1470 [268] = \$1120 ;
           9'h10d:
-              \$1474 [269] = \$1125 ;
+              \$1470 [269] = \$1120 ;
           9'h10e:
-              \$1474 [270] = \$1125 ;
+              \$1470 [270] = \$1120 ;
           9'h10f:
-              \$1474 [271] = \$1125 ;
+              \$1470 [271] = \$1120 ;
           9'h110:
-              \$1474 [272] = \$1125 ;
+              \$1470 [272] = \$1120 ;
           9'h111:
-              \$1474 [273] = \$1125 ;
+              \$1470 [273] = \$1120 ;
           9'h112:
-              \$1474 [274] = \$1125 ;
+              \$1470 [274] = \$1120 ;
           9'h113:
-              \$1474 [275] = \$1125 ;
+              \$1470 [275] = \$1120 ;
           9'h114:
-              \$1474 [276] = \$1125 ;
+              \$1470 [276] = \$1120 ;
           9'h115:
-              \$1474 [277] = \$1125 ;
+              \$1470 [277] = \$1120 ;
           9'h116:
-              \$1474 [278] = \$1125 ;
+              \$1470 [278] = \$1120 ;
           9'h117:
-              \$1474 [279] = \$1125 ;
+              \$1470 [279] = \$1120 ;
           9'h118:
-              \$1474 [280] = \$1125 ;
+              \$1470 [280] = \$1120 ;
           9'h119:
-              \$1474 [281] = \$1125 ;
+              \$1470 [281] = \$1120 ;
           9'h11a:
-              \$1474 [282] = \$1125 ;
+              \$1470 [282] = \$1120 ;
           9'h11b:
-              \$1474 [283] = \$1125 ;
+              \$1470 [283] = \$1120 ;
           9'h11c:
-              \$1474 [284] = \$1125 ;
+              \$1470 [284] = \$1120 ;
           9'h11d:
-              \$1474 [285] = \$1125 ;
+              \$1470 [285] = \$1120 ;
           9'h11e:
-              \$1474 [286] = \$1125 ;
+              \$1470 [286] = \$1120 ;
           9'h11f:
-              \$1474 [287] = \$1125 ;
+              \$1470 [287] = \$1120 ;
           9'h120:
-              \$1474 [288] = \$1125 ;
+              \$1470 [288] = \$1120 ;
           9'h121:
-              \$1474 [289] = \$1125 ;
+              \$1470 [289] = \$1120 ;
           9'h122:
-              \$1474 [290] = \$1125 ;
+              \$1470 [290] = \$1120 ;
           9'h123:
-              \$1474 [291] = \$1125 ;
+              \$1470 [291] = \$1120 ;
           9'h124:
-              \$1474 [292] = \$1125 ;
+              \$1470 [292] = \$1120 ;
           9'h125:
-              \$1474 [293] = \$1125 ;
+              \$1470 [293] = \$1120 ;
           9'h126:
-              \$1474 [294] = \$1125 ;
+              \$1470 [294] = \$1120 ;
           9'h127:
-              \$1474 [295] = \$1125 ;
+              \$1470 [295] = \$1120 ;
           9'h128:
-              \$1474 [296] = \$1125 ;
+              \$1470 [296] = \$1120 ;
           9'h129:
-              \$1474 [297] = \$1125 ;
+              \$1470 [297] = \$1120 ;
           9'h12a:
-              \$1474 [298] = \$1125 ;
+              \$1470 [298] = \$1120 ;
           9'h12b:
-              \$1474 [299] = \$1125 ;
+              \$1470 [299] = \$1120 ;
           9'h12c:
-              \$1474 [300] = \$1125 ;
+              \$1470 [300] = \$1120 ;
           9'h12d:
-              \$1474 [301] = \$1125 ;
+              \$1470 [301] = \$1120 ;
           9'h12e:
-              \$1474 [302] = \$1125 ;
+              \$1470 [302] = \$1120 ;
           9'h12f:
-              \$1474 [303] = \$1125 ;
+              \$1470 [303] = \$1120 ;
           9'h130:
-              \$1474 [304] = \$1125 ;
+              \$1470 [304] = \$1120 ;
           9'h131:
-              \$1474 [305] = \$1125 ;
+              \$1470 [305] = \$1120 ;
           9'h132:
-              \$1474 [306] = \$1125 ;
+              \$1470 [306] = \$1120 ;
           9'h133:
-              \$1474 [307] = \$1125 ;
+              \$1470 [307] = \$1120 ;
           9'h134:
-              \$1474 [308] = \$1125 ;
+              \$1470 [308] = \$1120 ;
           9'h135:
-              \$1474 [309] = \$1125 ;
+              \$1470 [309] = \$1120 ;
           9'h136:
-              \$1474 [310] = \$1125 ;
+              \$1470 [310] = \$1120 ;
           9'h137:
-              \$1474 [311] = \$1125 ;
+              \$1470 [311] = \$1120 ;
           9'h138:
-              \$1474 [312] = \$1125 ;
+              \$1470 [312] = \$1120 ;
           9'h139:
-              \$1474 [313] = \$1125 ;
+              \$1470 [313] = \$1120 ;
           9'h13a:
-              \$1474 [314] = \$1125 ;
+              \$1470 [314] = \$1120 ;
           9'h13b:
-              \$1474 [315] = \$1125 ;
+              \$1470 [315] = \$1120 ;
           9'h13c:
-              \$1474 [316] = \$1125 ;
+              \$1470 [316] = \$1120 ;
           9'h13d:
-              \$1474 [317] = \$1125 ;
+              \$1470 [317] = \$1120 ;
           9'h13e:
-              \$1474 [318] = \$1125 ;
+              \$1470 [318] = \$1120 ;
           9'h13f:
-              \$1474 [319] = \$1125 ;
+              \$1470 [319] = \$1120 ;
           9'h140:
-              \$1474 [320] = \$1125 ;
+              \$1470 [320] = \$1120 ;
           9'h141:
-              \$1474 [321] = \$1125 ;
+              \$1470 [321] = \$1120 ;
           9'h142:
-              \$1474 [322] = \$1125 ;
+              \$1470 [322] = \$1120 ;
           9'h143:
-              \$1474 [323] = \$1125 ;
+              \$1470 [323] = \$1120 ;
           9'h144:
-              \$1474 [324] = \$1125 ;
+              \$1470 [324] = \$1120 ;
           9'h145:
-              \$1474 [325] = \$1125 ;
+              \$1470 [325] = \$1120 ;
           9'h146:
-              \$1474 [326] = \$1125 ;
+              \$1470 [326] = \$1120 ;
           9'h147:
-              \$1474 [327] = \$1125 ;
+              \$1470 [327] = \$1120 ;
           9'h148:
-              \$1474 [328] = \$1125 ;
+              \$1470 [328] = \$1120 ;
           9'h149:
-              \$1474 [329] = \$1125 ;
+              \$1470 [329] = \$1120 ;
           9'h14a:
-              \$1474 [330] = \$1125 ;
+              \$1470 [330] = \$1120 ;
           9'h14b:
-              \$1474 [331] = \$1125 ;
+              \$1470 [331] = \$1120 ;
           9'h14c:
-              \$1474 [332] = \$1125 ;
+              \$1470 [332] = \$1120 ;
           9'h14d:
-              \$1474 [333] = \$1125 ;
+              \$1470 [333] = \$1120 ;
           9'h14e:
-              \$1474 [334] = \$1125 ;
+              \$1470 [334] = \$1120 ;
           9'h14f:
-              \$1474 [335] = \$1125 ;
+              \$1470 [335] = \$1120 ;
           9'h150:
-              \$1474 [336] = \$1125 ;
+              \$1470 [336] = \$1120 ;
           9'h151:
-              \$1474 [337] = \$1125 ;
+              \$1470 [337] = \$1120 ;
           9'h152:
-              \$1474 [338] = \$1125 ;
+              \$1470 [338] = \$1120 ;
           9'h153:
-              \$1474 [339] = \$1125 ;
+              \$1470 [339] = \$1120 ;
           9'h154:
-              \$1474 [340] = \$1125 ;
+              \$1470 [340] = \$1120 ;
           9'h155:
-              \$1474 [341] = \$1125 ;
+              \$1470 [341] = \$1120 ;
           9'h156:
-              \$1474 [342] = \$1125 ;
+              \$1470 [342] = \$1120 ;
           9'h157:
-              \$1474 [343] = \$1125 ;
+              \$1470 [343] = \$1120 ;
           9'h158:
-              \$1474 [344] = \$1125 ;
+              \$1470 [344] = \$1120 ;
           9'h159:
-              \$1474 [345] = \$1125 ;
+              \$1470 [345] = \$1120 ;
           9'h15a:
-              \$1474 [346] = \$1125 ;
+              \$1470 [346] = \$1120 ;
           9'h15b:
-              \$1474 [347] = \$1125 ;
+              \$1470 [347] = \$1120 ;
           9'h15c:
-              \$1474 [348] = \$1125 ;
+              \$1470 [348] = \$1120 ;
           9'h15d:
-              \$1474 [349] = \$1125 ;
+              \$1470 [349] = \$1120 ;
           9'h15e:
-              \$1474 [350] = \$1125 ;
+              \$1470 [350] = \$1120 ;
           9'h15f:
-              \$1474 [351] = \$1125 ;
+              \$1470 [351] = \$1120 ;
           9'h160:
-              \$1474 [352] = \$1125 ;
+              \$1470 [352] = \$1120 ;
           9'h161:
-              \$1474 [353] = \$1125 ;
+              \$1470 [353] = \$1120 ;
           9'h162:
-              \$1474 [354] = \$1125 ;
+              \$1470 [354] = \$1120 ;
           9'h163:
-              \$1474 [355] = \$1125 ;
+              \$1470 [355] = \$1120 ;
           9'h164:
-              \$1474 [356] = \$1125 ;
+              \$1470 [356] = \$1120 ;
           9'h165:
-              \$1474 [357] = \$1125 ;
+              \$1470 [357] = \$1120 ;
           9'h166:
-              \$1474 [358] = \$1125 ;
+              \$1470 [358] = \$1120 ;
           9'h167:
-              \$1474 [359] = \$1125 ;
+              \$1470 [359] = \$1120 ;
           9'h168:
-              \$1474 [360] = \$1125 ;
+              \$1470 [360] = \$1120 ;
           9'h169:
-              \$1474 [361] = \$1125 ;
+              \$1470 [361] = \$1120 ;
           9'h16a:
-              \$1474 [362] = \$1125 ;
+              \$1470 [362] = \$1120 ;
           9'h16b:
-              \$1474 [363] = \$1125 ;
+              \$1470 [363] = \$1120 ;
           9'h16c:
-              \$1474 [364] = \$1125 ;
+              \$1470 [364] = \$1120 ;
           9'h16d:
-              \$1474 [365] = \$1125 ;
+              \$1470 [365] = \$1120 ;
           9'h16e:
-              \$1474 [366] = \$1125 ;
+              \$1470 [366] = \$1120 ;
           9'h16f:
-              \$1474 [367] = \$1125 ;
+              \$1470 [367] = \$1120 ;
           9'h170:
-              \$1474 [368] = \$1125 ;
+              \$1470 [368] = \$1120 ;
           9'h171:
-              \$1474 [369] = \$1125 ;
+              \$1470 [369] = \$1120 ;
           9'h172:
-              \$1474 [370] = \$1125 ;
+              \$1470 [370] = \$1120 ;
           9'h173:
-              \$1474 [371] = \$1125 ;
+              \$1470 [371] = \$1120 ;
           9'h174:
-              \$1474 [372] = \$1125 ;
+              \$1470 [372] = \$1120 ;
           9'h175:
-              \$1474 [373] = \$1125 ;
+              \$1470 [373] = \$1120 ;
           9'h176:
-              \$1474 [374] = \$1125 ;
+              \$1470 [374] = \$1120 ;
           9'h177:
-              \$1474 [375] = \$1125 ;
+              \$1470 [375] = \$1120 ;
           9'h178:
-              \$1474 [376] = \$1125 ;
+              \$1470 [376] = \$1120 ;
           9'h179:
-              \$1474 [377] = \$1125 ;
+              \$1470 [377] = \$1120 ;
           9'h17a:
-              \$1474 [378] = \$1125 ;
+              \$1470 [378] = \$1120 ;
           9'h17b:
-              \$1474 [379] = \$1125 ;
+              \$1470 [379] = \$1120 ;
           9'h17c:
-              \$1474 [380] = \$1125 ;
+              \$1470 [380] = \$1120 ;
           9'h17d:
-              \$1474 [381] = \$1125 ;
+              \$1470 [381] = \$1120 ;
           9'h17e:
-              \$1474 [382] = \$1125 ;
+              \$1470 [382] = \$1120 ;
           9'h17f:
-              \$1474 [383] = \$1125 ;
+              \$1470 [383] = \$1120 ;
           9'h180:
-              \$1474 [384] = \$1125 ;
+              \$1470 [384] = \$1120 ;
           9'h181:
-              \$1474 [385] = \$1125 ;
+              \$1470 [385] = \$1120 ;
           9'h182:
-              \$1474 [386] = \$1125 ;
+              \$1470 [386] = \$1120 ;
           9'h183:
-              \$1474 [387] = \$1125 ;
+              \$1470 [387] = \$1120 ;
           9'h184:
-              \$1474 [388] = \$1125 ;
+              \$1470 [388] = \$1120 ;
           9'h185:
-              \$1474 [389] = \$1125 ;
+              \$1470 [389] = \$1120 ;
           9'h186:
-              \$1474 [390] = \$1125 ;
+              \$1470 [390] = \$1120 ;
           9'h187:
-              \$1474 [391] = \$1125 ;
+              \$1470 [391] = \$1120 ;
           9'h188:
-              \$1474 [392] = \$1125 ;
+              \$1470 [392] = \$1120 ;
           9'h189:
-              \$1474 [393] = \$1125 ;
+              \$1470 [393] = \$1120 ;
           9'h18a:
-              \$1474 [394] = \$1125 ;
+              \$1470 [394] = \$1120 ;
           9'h18b:
-              \$1474 [395] = \$1125 ;
+              \$1470 [395] = \$1120 ;
           9'h18c:
-              \$1474 [396] = \$1125 ;
+              \$1470 [396] = \$1120 ;
           9'h18d:
-              \$1474 [397] = \$1125 ;
+              \$1470 [397] = \$1120 ;
           9'h18e:
-              \$1474 [398] = \$1125 ;
+              \$1470 [398] = \$1120 ;
           9'h18f:
-              \$1474 [399] = \$1125 ;
+              \$1470 [399] = \$1120 ;
           9'h190:
-              \$1474 [400] = \$1125 ;
+              \$1470 [400] = \$1120 ;
           9'h191:
-              \$1474 [401] = \$1125 ;
+              \$1470 [401] = \$1120 ;
           9'h192:
-              \$1474 [402] = \$1125 ;
+              \$1470 [402] = \$1120 ;
           9'h193:
-              \$1474 [403] = \$1125 ;
+              \$1470 [403] = \$1120 ;
           9'h194:
-              \$1474 [404] = \$1125 ;
+              \$1470 [404] = \$1120 ;
           9'h195:
-              \$1474 [405] = \$1125 ;
+              \$1470 [405] = \$1120 ;
           9'h196:
-              \$1474 [406] = \$1125 ;
+              \$1470 [406] = \$1120 ;
           9'h197:
-              \$1474 [407] = \$1125 ;
+              \$1470 [407] = \$1120 ;
           9'h198:
-              \$1474 [408] = \$1125 ;
+              \$1470 [408] = \$1120 ;
           9'h199:
-              \$1474 [409] = \$1125 ;
+              \$1470 [409] = \$1120 ;
           9'h19a:
-              \$1474 [410] = \$1125 ;
+              \$1470 [410] = \$1120 ;
           9'h19b:
-              \$1474 [411] = \$1125 ;
+              \$1470 [411] = \$1120 ;
           9'h19c:
-              \$1474 [412] = \$1125 ;
+              \$1470 [412] = \$1120 ;
           9'h19d:
-              \$1474 [413] = \$1125 ;
+              \$1470 [413] = \$1120 ;
           9'h19e:
-              \$1474 [414] = \$1125 ;
+              \$1470 [414] = \$1120 ;
           9'h19f:
-              \$1474 [415] = \$1125 ;
+              \$1470 [415] = \$1120 ;
           9'h1a0:
-              \$1474 [416] = \$1125 ;
+              \$1470 [416] = \$1120 ;
           9'h1a1:
-              \$1474 [417] = \$1125 ;
+              \$1470 [417] = \$1120 ;
           9'h1a2:
-              \$1474 [418] = \$1125 ;
+              \$1470 [418] = \$1120 ;
           9'h1a3:
-              \$1474 [419] = \$1125 ;
+              \$1470 [419] = \$1120 ;
           9'h1a4:
-              \$1474 [420] = \$1125 ;
+              \$1470 [420] = \$1120 ;
           9'h1a5:
-              \$1474 [421] = \$1125 ;
+              \$1470 [421] = \$1120 ;
           9'h1a6:
-              \$1474 [422] = \$1125 ;
+              \$1470 [422] = \$1120 ;
           9'h1a7:
-              \$1474 [423] = \$1125 ;
+              \$1470 [423] = \$1120 ;
           9'h1a8:
-              \$1474 [424] = \$1125 ;
+              \$1470 [424] = \$1120 ;
           9'h1a9:
-              \$1474 [425] = \$1125 ;
+              \$1470 [425] = \$1120 ;
           9'h1aa:
-              \$1474 [426] = \$1125 ;
+              \$1470 [426] = \$1120 ;
           9'h1ab:
-              \$1474 [427] = \$1125 ;
+              \$1470 [427] = \$1120 ;
           9'h1ac:
-              \$1474 [428] = \$1125 ;
+              \$1470 [428] = \$1120 ;
           9'h1ad:
-              \$1474 [429] = \$1125 ;
+              \$1470 [429] = \$1120 ;
           9'h1ae:
-              \$1474 [430] = \$1125 ;
+              \$1470 [430] = \$1120 ;
           9'h1af:
-              \$1474 [431] = \$1125 ;
+              \$1470 [431] = \$1120 ;
           9'h1b0:
-              \$1474 [432] = \$1125 ;
+              \$1470 [432] = \$1120 ;
           9'h1b1:
-              \$1474 [433] = \$1125 ;
+              \$1470 [433] = \$1120 ;
           9'h1b2:
-              \$1474 [434] = \$1125 ;
+              \$1470 [434] = \$1120 ;
           9'h1b3:
-              \$1474 [435] = \$1125 ;
+              \$1470 [435] = \$1120 ;
           9'h1b4:
-              \$1474 [436] = \$1125 ;
+              \$1470 [436] = \$1120 ;
           9'h1b5:
-              \$1474 [437] = \$1125 ;
+              \$1470 [437] = \$1120 ;
           9'h1b6:
-              \$1474 [438] = \$1125 ;
+              \$1470 [438] = \$1120 ;
           9'h1b7:
-              \$1474 [439] = \$1125 ;
+              \$1470 [439] = \$1120 ;
           9'h1b8:
-              \$1474 [440] = \$1125 ;
+              \$1470 [440] = \$1120 ;
           9'h1b9:
-              \$1474 [441] = \$1125 ;
+              \$1470 [441] = \$1120 ;
           9'h1ba:
-              \$1474 [442] = \$1125 ;
+              \$1470 [442] = \$1120 ;
           9'h1bb:
-              \$1474 [443] = \$1125 ;
+              \$1470 [443] = \$1120 ;
           9'h1bc:
-              \$1474 [444] = \$1125 ;
+              \$1470 [444] = \$1120 ;
           9'h1bd:
-              \$1474 [445] = \$1125 ;
+              \$1470 [445] = \$1120 ;
           9'h1be:
-              \$1474 [446] = \$1125 ;
+              \$1470 [446] = \$1120 ;
           9'h1bf:
-              \$1474 [447] = \$1125 ;
+              \$1470 [447] = \$1120 ;
           9'h1c0:
-              \$1474 [448] = \$1125 ;
+              \$1470 [448] = \$1120 ;
           9'h1c1:
-              \$1474 [449] = \$1125 ;
+              \$1470 [449] = \$1120 ;
           9'h1c2:
-              \$1474 [450] = \$1125 ;
+              \$1470 [450] = \$1120 ;
           9'h1c3:
-              \$1474 [451] = \$1125 ;
+              \$1470 [451] = \$1120 ;
           9'h1c4:
-              \$1474 [452] = \$1125 ;
+              \$1470 [452] = \$1120 ;
           9'h1c5:
-              \$1474 [453] = \$1125 ;
+              \$1470 [453] = \$1120 ;
           9'h1c6:
-              \$1474 [454] = \$1125 ;
+              \$1470 [454] = \$1120 ;
           9'h1c7:
-              \$1474 [455] = \$1125 ;
+              \$1470 [455] = \$1120 ;
           9'h1c8:
-              \$1474 [456] = \$1125 ;
+              \$1470 [456] = \$1120 ;
           9'h1c9:
-              \$1474 [457] = \$1125 ;
+              \$1470 [457] = \$1120 ;
           9'h1ca:
-              \$1474 [458] = \$1125 ;
+              \$1470 [458] = \$1120 ;
           9'h1cb:
-              \$1474 [459] = \$1125 ;
+              \$1470 [459] = \$1120 ;
           9'h1cc:
-              \$1474 [460] = \$1125 ;
+              \$1470 [460] = \$1120 ;
           9'h1cd:
-              \$1474 [461] = \$1125 ;
+              \$1470 [461] = \$1120 ;
           9'h1ce:
-              \$1474 [462] = \$1125 ;
+              \$1470 [462] = \$1120 ;
           9'h1cf:
-              \$1474 [463] = \$1125 ;
+              \$1470 [463] = \$1120 ;
           9'h1d0:
-              \$1474 [464] = \$1125 ;
+              \$1470 [464] = \$1120 ;
           9'h1d1:
-              \$1474 [465] = \$1125 ;
+              \$1470 [465] = \$1120 ;
           9'h1d2:
-              \$1474 [466] = \$1125 ;
+              \$1470 [466] = \$1120 ;
           9'h1d3:
-              \$1474 [467] = \$1125 ;
+              \$1470 [467] = \$1120 ;
           9'h1d4:
-              \$1474 [468] = \$1125 ;
+              \$1470 [468] = \$1120 ;
           9'h1d5:
-              \$1474 [469] = \$1125 ;
+              \$1470 [469] = \$1120 ;
           9'h1d6:
-              \$1474 [470] = \$1125 ;
+              \$1470 [470] = \$1120 ;
           9'h1d7:
-              \$1474 [471] = \$1125 ;
+              \$1470 [471] = \$1120 ;
           9'h1d8:
-              \$1474 [472] = \$1125 ;
+              \$1470 [472] = \$1120 ;
           9'h1d9:
-              \$1474 [473] = \$1125 ;
+              \$1470 [473] = \$1120 ;
           9'h1da:
-              \$1474 [474] = \$1125 ;
+              \$1470 [474] = \$1120 ;
           9'h1db:
-              \$1474 [475] = \$1125 ;
+              \$1470 [475] = \$1120 ;
           9'h1dc:
-              \$1474 [476] = \$1125 ;
+              \$1470 [476] = \$1120 ;
           9'h1dd:
-              \$1474 [477] = \$1125 ;
+              \$1470 [477] = \$1120 ;
           9'h1de:
-              \$1474 [478] = \$1125 ;
+              \$1470 [478] = \$1120 ;
           9'h1df:
-              \$1474 [479] = \$1125 ;
+              \$1470 [479] = \$1120 ;
           9'h1e0:
-              \$1474 [480] = \$1125 ;
+              \$1470 [480] = \$1120 ;
           9'h1e1:
-              \$1474 [481] = \$1125 ;
+              \$1470 [481] = \$1120 ;
           9'h1e2:
-              \$1474 [482] = \$1125 ;
+              \$1470 [482] = \$1120 ;
           9'h1e3:
-              \$1474 [483] = \$1125 ;
+              \$1470 [483] = \$1120 ;
           9'h1e4:
-              \$1474 [484] = \$1125 ;
+              \$1470 [484] = \$1120 ;
           9'h1e5:
-              \$1474 [485] = \$1125 ;
+              \$1470 [485] = \$1120 ;
           9'h1e6:
-              \$1474 [486] = \$1125 ;
+              \$1470 [486] = \$1120 ;
           9'h1e7:
-              \$1474 [487] = \$1125 ;
+              \$1470 [487] = \$1120 ;
           9'h1e8:
-              \$1474 [488] = \$1125 ;
+              \$1470 [488] = \$1120 ;
           9'h1e9:
-              \$1474 [489] = \$1125 ;
+              \$1470 [489] = \$1120 ;
           9'h1ea:
-              \$1474 [490] = \$1125 ;
+              \$1470 [490] = \$1120 ;
           9'h1eb:
-              \$1474 [491] = \$1125 ;
+              \$1470 [491] = \$1120 ;
           9'h1ec:
-              \$1474 [492] = \$1125 ;
+              \$1470 [492] = \$1120 ;
           9'h1ed:
-              \$1474 [493] = \$1125 ;
+              \$1470 [493] = \$1120 ;
           9'h1ee:
-              \$1474 [494] = \$1125 ;
+              \$1470 [494] = \$1120 ;
           9'h1ef:
-              \$1474 [495] = \$1125 ;
+              \$1470 [495] = \$1120 ;
           9'h1f0:
-              \$1474 [496] = \$1125 ;
+              \$1470 [496] = \$1120 ;
           9'h1f1:
-              \$1474 [497] = \$1125 ;
+              \$1470 [497] = \$1120 ;
           9'h1f2:
-              \$1474 [498] = \$1125 ;
+              \$1470 [498] = \$1120 ;
           9'h1f3:
-              \$1474 [499] = \$1125 ;
+              \$1470 [499] = \$1120 ;
           9'h1f4:
-              \$1474 [500] = \$1125 ;
+              \$1470 [500] = \$1120 ;
           9'h1f5:
-              \$1474 [501] = \$1125 ;
+              \$1470 [501] = \$1120 ;
           9'h1f6:
-              \$1474 [502] = \$1125 ;
+              \$1470 [502] = \$1120 ;
           9'h1f7:
-              \$1474 [503] = \$1125 ;
+              \$1470 [503] = \$1120 ;
           9'h1f8:
-              \$1474 [504] = \$1125 ;
+              \$1470 [504] = \$1120 ;
           9'h1f9:
-              \$1474 [505] = \$1125 ;
+              \$1470 [505] = \$1120 ;
           9'h1fa:
-              \$1474 [506] = \$1125 ;
+              \$1470 [506] = \$1120 ;
           9'h1fb:
-              \$1474 [507] = \$1125 ;
+              \$1470 [507] = \$1120 ;
           9'h1fc:
-              \$1474 [508] = \$1125 ;
+              \$1470 [508] = \$1120 ;
           9'h1fd:
-              \$1474 [509] = \$1125 ;
+              \$1470 [509] = \$1120 ;
           9'h1fe:
-              \$1474 [510] = \$1125 ;
+              \$1470 [510] = \$1120 ;
           9'h1ff:
-              \$1474 [511] = \$1125 ;
+              \$1470 [511] = \$1120 ;
         endcase
       end
     end
     if (cu7_c_valid) begin
-      if (\$1127 ) begin
+      if (\$1122 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$24 [8:0])
           9'h000:
-              \$1474 [0] = \$1128 ;
+              \$1470 [0] = \$1123 ;
           9'h001:
-              \$1474 [1] = \$1128 ;
+              \$1470 [1] = \$1123 ;
           9'h002:
-              \$1474 [2] = \$1128 ;
+              \$1470 [2] = \$1123 ;
           9'h003:
-              \$1474 [3] = \$1128 ;
+              \$1470 [3] = \$1123 ;
           9'h004:
-              \$1474 [4] = \$1128 ;
+              \$1470 [4] = \$1123 ;
           9'h005:
-              \$1474 [5] = \$1128 ;
+              \$1470 [5] = \$1123 ;
           9'h006:
-              \$1474 [6] = \$1128 ;
+              \$1470 [6] = \$1123 ;
           9'h007:
-              \$1474 [7] = \$1128 ;
+              \$1470 [7] = \$1123 ;
           9'h008:
-              \$1474 [8] = \$1128 ;
+              \$1470 [8] = \$1123 ;
           9'h009:
-              \$1474 [9] = \$1128 ;
+              \$1470 [9] = \$1123 ;
           9'h00a:
-              \$1474 [10] = \$1128 ;
+              \$1470 [10] = \$1123 ;
           9'h00b:
-              \$1474 [11] = \$1128 ;
+              \$1470 [11] = \$1123 ;
           9'h00c:
-              \$1474 [12] = \$1128 ;
+              \$1470 [12] = \$1123 ;
           9'h00d:
-              \$1474 [13] = \$1128 ;
+              \$1470 [13] = \$1123 ;
           9'h00e:
-              \$1474 [14] = \$1128 ;
+              \$1470 [14] = \$1123 ;
           9'h00f:
-              \$1474 [15] = \$1128 ;
+              \$1470 [15] = \$1123 ;
           9'h010:
-              \$1474 [16] = \$1128 ;
+              \$1470 [16] = \$1123 ;
           9'h011:
-              \$1474 [17] = \$1128 ;
+              \$1470 [17] = \$1123 ;
           9'h012:
-              \$1474 [18] = \$1128 ;
+              \$1470 [18] = \$1123 ;
           9'h013:
-              \$1474 [19] = \$1128 ;
+              \$1470 [19] = \$1123 ;
           9'h014:
-              \$1474 [20] = \$1128 ;
+              \$1470 [20] = \$1123 ;
           9'h015:
-              \$1474 [21] = \$1128 ;
+              \$1470 [21] = \$1123 ;
           9'h016:
-              \$1474 [22] = \$1128 ;
+              \$1470 [22] = \$1123 ;
           9'h017:
-              \$1474 [23] = \$1128 ;
+              \$1470 [23] = \$1123 ;
           9'h018:
-              \$1474 [24] = \$1128 ;
+              \$1470 [24] = \$1123 ;
           9'h019:
-              \$1474 [25] = \$1128 ;
+              \$1470 [25] = \$1123 ;
           9'h01a:
-              \$1474 [26] = \$1128 ;
+              \$1470 [26] = \$1123 ;
           9'h01b:
-              \$1474 [27] = \$1128 ;
+              \$1470 [27] = \$1123 ;
           9'h01c:
-              \$1474 [28] = \$1128 ;
+              \$1470 [28] = \$1123 ;
           9'h01d:
-              \$1474 [29] = \$1128 ;
+              \$1470 [29] = \$1123 ;
           9'h01e:
-              \$1474 [30] = \$1128 ;
+              \$1470 [30] = \$1123 ;
           9'h01f:
-              \$1474 [31] = \$1128 ;
+              \$1470 [31] = \$1123 ;
           9'h020:
-              \$1474 [32] = \$1128 ;
+              \$1470 [32] = \$1123 ;
           9'h021:
-              \$1474 [33] = \$1128 ;
+              \$1470 [33] = \$1123 ;
           9'h022:
-              \$1474 [34] = \$1128 ;
+              \$1470 [34] = \$1123 ;
           9'h023:
-              \$1474 [35] = \$1128 ;
+              \$1470 [35] = \$1123 ;
           9'h024:
-              \$1474 [36] = \$1128 ;
+              \$1470 [36] = \$1123 ;
           9'h025:
-              \$1474 [37] = \$1128 ;
+              \$1470 [37] = \$1123 ;
           9'h026:
-              \$1474 [38] = \$1128 ;
+              \$1470 [38] = \$1123 ;
           9'h027:
-              \$1474 [39] = \$1128 ;
+              \$1470 [39] = \$1123 ;
           9'h028:
-              \$1474 [40] = \$1128 ;
+              \$1470 [40] = \$1123 ;
           9'h029:
-              \$1474 [41] = \$1128 ;
+              \$1470 [41] = \$1123 ;
           9'h02a:
-              \$1474 [42] = \$1128 ;
+              \$1470 [42] = \$1123 ;
           9'h02b:
-              \$1474 [43] = \$1128 ;
+              \$1470 [43] = \$1123 ;
           9'h02c:
-              \$1474 [44] = \$1128 ;
+              \$1470 [44] = \$1123 ;
           9'h02d:
-              \$1474 [45] = \$1128 ;
+              \$1470 [45] = \$1123 ;
           9'h02e:
-              \$1474 [46] = \$1128 ;
+              \$1470 [46] = \$1123 ;
           9'h02f:
-              \$1474 [47] = \$1128 ;
+              \$1470 [47] = \$1123 ;
           9'h030:
-              \$1474 [48] = \$1128 ;
+              \$1470 [48] = \$1123 ;
           9'h031:
-              \$1474 [49] = \$1128 ;
+              \$1470 [49] = \$1123 ;
           9'h032:
-              \$1474 [50] = \$1128 ;
+              \$1470 [50] = \$1123 ;
           9'h033:
-              \$1474 [51] = \$1128 ;
+              \$1470 [51] = \$1123 ;
           9'h034:
-              \$1474 [52] = \$1128 ;
+              \$1470 [52] = \$1123 ;
           9'h035:
-              \$1474 [53] = \$1128 ;
+              \$1470 [53] = \$1123 ;
           9'h036:
-              \$1474 [54] = \$1128 ;
+              \$1470 [54] = \$1123 ;
           9'h037:
-              \$1474 [55] = \$1128 ;
+              \$1470 [55] = \$1123 ;
           9'h038:
-              \$1474 [56] = \$1128 ;
+              \$1470 [56] = \$1123 ;
           9'h039:
-              \$1474 [57] = \$1128 ;
+              \$1470 [57] = \$1123 ;
           9'h03a:
-              \$1474 [58] = \$1128 ;
+              \$1470 [58] = \$1123 ;
           9'h03b:
-              \$1474 [59] = \$1128 ;
+              \$1470 [59] = \$1123 ;
           9'h03c:
-              \$1474 [60] = \$1128 ;
+              \$1470 [60] = \$1123 ;
           9'h03d:
-              \$1474 [61] = \$1128 ;
+              \$1470 [61] = \$1123 ;
           9'h03e:
-              \$1474 [62] = \$1128 ;
+              \$1470 [62] = \$1123 ;
           9'h03f:
-              \$1474 [63] = \$1128 ;
+              \$1470 [63] = \$1123 ;
           9'h040:
-              \$1474 [64] = \$1128 ;
+              \$1470 [64] = \$1123 ;
           9'h041:
-              \$1474 [65] = \$1128 ;
+              \$1470 [65] = \$1123 ;
           9'h042:
-              \$1474 [66] = \$1128 ;
+              \$1470 [66] = \$1123 ;
           9'h043:
-              \$1474 [67] = \$1128 ;
+              \$1470 [67] = \$1123 ;
           9'h044:
-              \$1474 [68] = \$1128 ;
+              \$1470 [68] = \$1123 ;
           9'h045:
-              \$1474 [69] = \$1128 ;
+              \$1470 [69] = \$1123 ;
           9'h046:
-              \$1474 [70] = \$1128 ;
+              \$1470 [70] = \$1123 ;
           9'h047:
-              \$1474 [71] = \$1128 ;
+              \$1470 [71] = \$1123 ;
           9'h048:
-              \$1474 [72] = \$1128 ;
+              \$1470 [72] = \$1123 ;
           9'h049:
-              \$1474 [73] = \$1128 ;
+              \$1470 [73] = \$1123 ;
           9'h04a:
-              \$1474 [74] = \$1128 ;
+              \$1470 [74] = \$1123 ;
           9'h04b:
-              \$1474 [75] = \$1128 ;
+              \$1470 [75] = \$1123 ;
           9'h04c:
-              \$1474 [76] = \$1128 ;
+              \$1470 [76] = \$1123 ;
           9'h04d:
-              \$1474 [77] = \$1128 ;
+              \$1470 [77] = \$1123 ;
           9'h04e:
-              \$1474 [78] = \$1128 ;
+              \$1470 [78] = \$1123 ;
           9'h04f:
-              \$1474 [79] = \$1128 ;
+              \$1470 [79] = \$1123 ;
           9'h050:
-              \$1474 [80] = \$1128 ;
+              \$1470 [80] = \$1123 ;
           9'h051:
-              \$1474 [81] = \$1128 ;
+              \$1470 [81] = \$1123 ;
           9'h052:
-              \$1474 [82] = \$1128 ;
+              \$1470 [82] = \$1123 ;
           9'h053:
-              \$1474 [83] = \$1128 ;
+              \$1470 [83] = \$1123 ;
           9'h054:
-              \$1474 [84] = \$1128 ;
+              \$1470 [84] = \$1123 ;
           9'h055:
-              \$1474 [85] = \$1128 ;
+              \$1470 [85] = \$1123 ;
           9'h056:
-              \$1474 [86] = \$1128 ;
+              \$1470 [86] = \$1123 ;
           9'h057:
-              \$1474 [87] = \$1128 ;
+              \$1470 [87] = \$1123 ;
           9'h058:
-              \$1474 [88] = \$1128 ;
+              \$1470 [88] = \$1123 ;
           9'h059:
-              \$1474 [89] = \$1128 ;
+              \$1470 [89] = \$1123 ;
           9'h05a:
-              \$1474 [90] = \$1128 ;
+              \$1470 [90] = \$1123 ;
           9'h05b:
-              \$1474 [91] = \$1128 ;
+              \$1470 [91] = \$1123 ;
           9'h05c:
-              \$1474 [92] = \$1128 ;
+              \$1470 [92] = \$1123 ;
           9'h05d:
-              \$1474 [93] = \$1128 ;
+              \$1470 [93] = \$1123 ;
           9'h05e:
-              \$1474 [94] = \$1128 ;
+              \$1470 [94] = \$1123 ;
           9'h05f:
-              \$1474 [95] = \$1128 ;
+              \$1470 [95] = \$1123 ;
           9'h060:
-              \$1474 [96] = \$1128 ;
+              \$1470 [96] = \$1123 ;
           9'h061:
-              \$1474 [97] = \$1128 ;
+              \$1470 [97] = \$1123 ;
           9'h062:
-              \$1474 [98] = \$1128 ;
+              \$1470 [98] = \$1123 ;
           9'h063:
-              \$1474 [99] = \$1128 ;
+              \$1470 [99] = \$1123 ;
           9'h064:
-              \$1474 [100] = \$1128 ;
+              \$1470 [100] = \$1123 ;
           9'h065:
-              \$1474 [101] = \$1128 ;
+              \$1470 [101] = \$1123 ;
           9'h066:
-              \$1474 [102] = \$1128 ;
+              \$1470 [102] = \$1123 ;
           9'h067:
-              \$1474 [103] = \$1128 ;
+              \$1470 [103] = \$1123 ;
           9'h068:
-              \$1474 [104] = \$1128 ;
+              \$1470 [104] = \$1123 ;
           9'h069:
-              \$1474 [105] = \$1128 ;
+              \$1470 [105] = \$1123 ;
           9'h06a:
-              \$1474 [106] = \$1128 ;
+              \$1470 [106] = \$1123 ;
           9'h06b:
-              \$1474 [107] = \$1128 ;
+              \$1470 [107] = \$1123 ;
           9'h06c:
-              \$1474 [108] = \$1128 ;
+              \$1470 [108] = \$1123 ;
           9'h06d:
-              \$1474 [109] = \$1128 ;
+              \$1470 [109] = \$1123 ;
           9'h06e:
-              \$1474 [110] = \$1128 ;
+              \$1470 [110] = \$1123 ;
           9'h06f:
-              \$1474 [111] = \$1128 ;
+              \$1470 [111] = \$1123 ;
           9'h070:
-              \$1474 [112] = \$1128 ;
+              \$1470 [112] = \$1123 ;
           9'h071:
-              \$1474 [113] = \$1128 ;
+              \$1470 [113] = \$1123 ;
           9'h072:
-              \$1474 [114] = \$1128 ;
+              \$1470 [114] = \$1123 ;
           9'h073:
-              \$1474 [115] = \$1128 ;
+              \$1470 [115] = \$1123 ;
           9'h074:
-              \$1474 [116] = \$1128 ;
+              \$1470 [116] = \$1123 ;
           9'h075:
-              \$1474 [117] = \$1128 ;
+              \$1470 [117] = \$1123 ;
           9'h076:
-              \$1474 [118] = \$1128 ;
+              \$1470 [118] = \$1123 ;
           9'h077:
-              \$1474 [119] = \$1128 ;
+              \$1470 [119] = \$1123 ;
           9'h078:
-              \$1474 [120] = \$1128 ;
+              \$1470 [120] = \$1123 ;
           9'h079:
-              \$1474 [121] = \$1128 ;
+              \$1470 [121] = \$1123 ;
           9'h07a:
-              \$1474 [122] = \$1128 ;
+              \$1470 [122] = \$1123 ;
           9'h07b:
-              \$1474 [123] = \$1128 ;
+              \$1470 [123] = \$1123 ;
           9'h07c:
-              \$1474 [124] = \$1128 ;
+              \$1470 [124] = \$1123 ;
           9'h07d:
-              \$1474 [125] = \$1128 ;
+              \$1470 [125] = \$1123 ;
           9'h07e:
-              \$1474 [126] = \$1128 ;
+              \$1470 [126] = \$1123 ;
           9'h07f:
-              \$1474 [127] = \$1128 ;
+              \$1470 [127] = \$1123 ;
           9'h080:
-              \$1474 [128] = \$1128 ;
+              \$1470 [128] = \$1123 ;
           9'h081:
-              \$1474 [129] = \$1128 ;
+              \$1470 [129] = \$1123 ;
           9'h082:
-              \$1474 [130] = \$1128 ;
+              \$1470 [130] = \$1123 ;
           9'h083:
-              \$1474 [131] = \$1128 ;
+              \$1470 [131] = \$1123 ;
           9'h084:
-              \$1474 [132] = \$1128 ;
+              \$1470 [132] = \$1123 ;
           9'h085:
-              \$1474 [133] = \$1128 ;
+              \$1470 [133] = \$1123 ;
           9'h086:
-              \$1474 [134] = \$1128 ;
+              \$1470 [134] = \$1123 ;
           9'h087:
-              \$1474 [135] = \$1128 ;
+              \$1470 [135] = \$1123 ;
           9'h088:
-              \$1474 [136] = \$1128 ;
+              \$1470 [136] = \$1123 ;
           9'h089:
-              \$1474 [137] = \$1128 ;
+              \$1470 [137] = \$1123 ;
           9'h08a:
-              \$1474 [138] = \$1128 ;
+              \$1470 [138] = \$1123 ;
           9'h08b:
-              \$1474 [139] = \$1128 ;
+              \$1470 [139] = \$1123 ;
           9'h08c:
-              \$1474 [140] = \$1128 ;
+              \$1470 [140] = \$1123 ;
           9'h08d:
-              \$1474 [141] = \$1128 ;
+              \$1470 [141] = \$1123 ;
           9'h08e:
-              \$1474 [142] = \$1128 ;
+              \$1470 [142] = \$1123 ;
           9'h08f:
-              \$1474 [143] = \$1128 ;
+              \$1470 [143] = \$1123 ;
           9'h090:
-              \$1474 [144] = \$1128 ;
+              \$1470 [144] = \$1123 ;
           9'h091:
-              \$1474 [145] = \$1128 ;
+              \$1470 [145] = \$1123 ;
           9'h092:
-              \$1474 [146] = \$1128 ;
+              \$1470 [146] = \$1123 ;
           9'h093:
-              \$1474 [147] = \$1128 ;
+              \$1470 [147] = \$1123 ;
           9'h094:
-              \$1474 [148] = \$1128 ;
+              \$1470 [148] = \$1123 ;
           9'h095:
-              \$1474 [149] = \$1128 ;
+              \$1470 [149] = \$1123 ;
           9'h096:
-              \$1474 [150] = \$1128 ;
+              \$1470 [150] = \$1123 ;
           9'h097:
-              \$1474 [151] = \$1128 ;
+              \$1470 [151] = \$1123 ;
           9'h098:
-              \$1474 [152] = \$1128 ;
+              \$1470 [152] = \$1123 ;
           9'h099:
-              \$1474 [153] = \$1128 ;
+              \$1470 [153] = \$1123 ;
           9'h09a:
-              \$1474 [154] = \$1128 ;
+              \$1470 [154] = \$1123 ;
           9'h09b:
-              \$1474 [155] = \$1128 ;
+              \$1470 [155] = \$1123 ;
           9'h09c:
-              \$1474 [156] = \$1128 ;
+              \$1470 [156] = \$1123 ;
           9'h09d:
-              \$1474 [157] = \$1128 ;
+              \$1470 [157] = \$1123 ;
           9'h09e:
-              \$1474 [158] = \$1128 ;
+              \$1470 [158] = \$1123 ;
           9'h09f:
-              \$1474 [159] = \$1128 ;
+              \$1470 [159] = \$1123 ;
           9'h0a0:
-              \$1474 [160] = \$1128 ;
+              \$1470 [160] = \$1123 ;
           9'h0a1:
-              \$1474 [161] = \$1128 ;
+              \$1470 [161] = \$1123 ;
           9'h0a2:
-              \$1474 [162] = \$1128 ;
+              \$1470 [162] = \$1123 ;
           9'h0a3:
-              \$1474 [163] = \$1128 ;
+              \$1470 [163] = \$1123 ;
           9'h0a4:
-              \$1474 [164] = \$1128 ;
+              \$1470 [164] = \$1123 ;
           9'h0a5:
-              \$1474 [165] = \$1128 ;
+              \$1470 [165] = \$1123 ;
           9'h0a6:
-              \$1474 [166] = \$1128 ;
+              \$1470 [166] = \$1123 ;
           9'h0a7:
-              \$1474 [167] = \$1128 ;
+              \$1470 [167] = \$1123 ;
           9'h0a8:
-              \$1474 [168] = \$1128 ;
+              \$1470 [168] = \$1123 ;
           9'h0a9:
-              \$1474 [169] = \$1128 ;
+              \$1470 [169] = \$1123 ;
           9'h0aa:
-              \$1474 [170] = \$1128 ;
+              \$1470 [170] = \$1123 ;
           9'h0ab:
-              \$1474 [171] = \$1128 ;
+              \$1470 [171] = \$1123 ;
           9'h0ac:
-              \$1474 [172] = \$1128 ;
+              \$1470 [172] = \$1123 ;
           9'h0ad:
-              \$1474 [173] = \$1128 ;
+              \$1470 [173] = \$1123 ;
           9'h0ae:
-              \$1474 [174] = \$1128 ;
+              \$1470 [174] = \$1123 ;
           9'h0af:
-              \$1474 [175] = \$1128 ;
+              \$1470 [175] = \$1123 ;
           9'h0b0:
-              \$1474 [176] = \$1128 ;
+              \$1470 [176] = \$1123 ;
           9'h0b1:
-              \$1474 [177] = \$1128 ;
+              \$1470 [177] = \$1123 ;
           9'h0b2:
-              \$1474 [178] = \$1128 ;
+              \$1470 [178] = \$1123 ;
           9'h0b3:
-              \$1474 [179] = \$1128 ;
+              \$1470 [179] = \$1123 ;
           9'h0b4:
-              \$1474 [180] = \$1128 ;
+              \$1470 [180] = \$1123 ;
           9'h0b5:
-              \$1474 [181] = \$1128 ;
+              \$1470 [181] = \$1123 ;
           9'h0b6:
-              \$1474 [182] = \$1128 ;
+              \$1470 [182] = \$1123 ;
           9'h0b7:
-              \$1474 [183] = \$1128 ;
+              \$1470 [183] = \$1123 ;
           9'h0b8:
-              \$1474 [184] = \$1128 ;
+              \$1470 [184] = \$1123 ;
           9'h0b9:
-              \$1474 [185] = \$1128 ;
+              \$1470 [185] = \$1123 ;
           9'h0ba:
-              \$1474 [186] = \$1128 ;
+              \$1470 [186] = \$1123 ;
           9'h0bb:
-              \$1474 [187] = \$1128 ;
+              \$1470 [187] = \$1123 ;
           9'h0bc:
-              \$1474 [188] = \$1128 ;
+              \$1470 [188] = \$1123 ;
           9'h0bd:
-              \$1474 [189] = \$1128 ;
+              \$1470 [189] = \$1123 ;
           9'h0be:
-              \$1474 [190] = \$1128 ;
+              \$1470 [190] = \$1123 ;
           9'h0bf:
-              \$1474 [191] = \$1128 ;
+              \$1470 [191] = \$1123 ;
           9'h0c0:
-              \$1474 [192] = \$1128 ;
+              \$1470 [192] = \$1123 ;
           9'h0c1:
-              \$1474 [193] = \$1128 ;
+              \$1470 [193] = \$1123 ;
           9'h0c2:
-              \$1474 [194] = \$1128 ;
+              \$1470 [194] = \$1123 ;
           9'h0c3:
-              \$1474 [195] = \$1128 ;
+              \$1470 [195] = \$1123 ;
           9'h0c4:
-              \$1474 [196] = \$1128 ;
+              \$1470 [196] = \$1123 ;
           9'h0c5:
-              \$1474 [197] = \$1128 ;
+              \$1470 [197] = \$1123 ;
           9'h0c6:
-              \$1474 [198] = \$1128 ;
+              \$1470 [198] = \$1123 ;
           9'h0c7:
-              \$1474 [199] = \$1128 ;
+              \$1470 [199] = \$1123 ;
           9'h0c8:
-              \$1474 [200] = \$1128 ;
+              \$1470 [200] = \$1123 ;
           9'h0c9:
-              \$1474 [201] = \$1128 ;
+              \$1470 [201] = \$1123 ;
           9'h0ca:
-              \$1474 [202] = \$1128 ;
+              \$1470 [202] = \$1123 ;
           9'h0cb:
-              \$1474 [203] = \$1128 ;
+              \$1470 [203] = \$1123 ;
           9'h0cc:
-              \$1474 [204] = \$1128 ;
+              \$1470 [204] = \$1123 ;
           9'h0cd:
-              \$1474 [205] = \$1128 ;
+              \$1470 [205] = \$1123 ;
           9'h0ce:
-              \$1474 [206] = \$1128 ;
+              \$1470 [206] = \$1123 ;
           9'h0cf:
-              \$1474 [207] = \$1128 ;
+              \$1470 [207] = \$1123 ;
           9'h0d0:
-              \$1474 [208] = \$1128 ;
+              \$1470 [208] = \$1123 ;
           9'h0d1:
-              \$1474 [209] = \$1128 ;
+              \$1470 [209] = \$1123 ;
           9'h0d2:
-              \$1474 [210] = \$1128 ;
+              \$1470 [210] = \$1123 ;
           9'h0d3:
-              \$1474 [211] = \$1128 ;
+              \$1470 [211] = \$1123 ;
           9'h0d4:
-              \$1474 [212] = \$1128 ;
+              \$1470 [212] = \$1123 ;
           9'h0d5:
-              \$1474 [213] = \$1128 ;
+              \$1470 [213] = \$1123 ;
           9'h0d6:
-              \$1474 [214] = \$1128 ;
+              \$1470 [214] = \$1123 ;
           9'h0d7:
-              \$1474 [215] = \$1128 ;
+              \$1470 [215] = \$1123 ;
           9'h0d8:
-              \$1474 [216] = \$1128 ;
+              \$1470 [216] = \$1123 ;
           9'h0d9:
-              \$1474 [217] = \$1128 ;
+              \$1470 [217] = \$1123 ;
           9'h0da:
-              \$1474 [218] = \$1128 ;
+              \$1470 [218] = \$1123 ;
           9'h0db:
-              \$1474 [219] = \$1128 ;
+              \$1470 [219] = \$1123 ;
           9'h0dc:
-              \$1474 [220] = \$1128 ;
+              \$1470 [220] = \$1123 ;
           9'h0dd:
-              \$1474 [221] = \$1128 ;
+              \$1470 [221] = \$1123 ;
           9'h0de:
-              \$1474 [222] = \$1128 ;
+              \$1470 [222] = \$1123 ;
           9'h0df:
-              \$1474 [223] = \$1128 ;
+              \$1470 [223] = \$1123 ;
           9'h0e0:
-              \$1474 [224] = \$1128 ;
+              \$1470 [224] = \$1123 ;
           9'h0e1:
-              \$1474 [225] = \$1128 ;
+              \$1470 [225] = \$1123 ;
           9'h0e2:
-              \$1474 [226] = \$1128 ;
+              \$1470 [226] = \$1123 ;
           9'h0e3:
-              \$1474 [227] = \$1128 ;
+              \$1470 [227] = \$1123 ;
           9'h0e4:
-              \$1474 [228] = \$1128 ;
+              \$1470 [228] = \$1123 ;
           9'h0e5:
-              \$1474 [229] = \$1128 ;
+              \$1470 [229] = \$1123 ;
           9'h0e6:
-              \$1474 [230] = \$1128 ;
+              \$1470 [230] = \$1123 ;
           9'h0e7:
-              \$1474 [231] = \$1128 ;
+              \$1470 [231] = \$1123 ;
           9'h0e8:
-              \$1474 [232] = \$1128 ;
+              \$1470 [232] = \$1123 ;
           9'h0e9:
-              \$1474 [233] = \$1128 ;
+              \$1470 [233] = \$1123 ;
           9'h0ea:
-              \$1474 [234] = \$1128 ;
+              \$1470 [234] = \$1123 ;
           9'h0eb:
-              \$1474 [235] = \$1128 ;
+              \$1470 [235] = \$1123 ;
           9'h0ec:
-              \$1474 [236] = \$1128 ;
+              \$1470 [236] = \$1123 ;
           9'h0ed:
-              \$1474 [237] = \$1128 ;
+              \$1470 [237] = \$1123 ;
           9'h0ee:
-              \$1474 [238] = \$1128 ;
+              \$1470 [238] = \$1123 ;
           9'h0ef:
-              \$1474 [239] = \$1128 ;
+              \$1470 [239] = \$1123 ;
           9'h0f0:
-              \$1474 [240] = \$1128 ;
+              \$1470 [240] = \$1123 ;
           9'h0f1:
-              \$1474 [241] = \$1128 ;
+              \$1470 [241] = \$1123 ;
           9'h0f2:
-              \$1474 [242] = \$1128 ;
+              \$1470 [242] = \$1123 ;
           9'h0f3:
-              \$1474 [243] = \$1128 ;
+              \$1470 [243] = \$1123 ;
           9'h0f4:
-              \$1474 [244] = \$1128 ;
+              \$1470 [244] = \$1123 ;
           9'h0f5:
-              \$1474 [245] = \$1128 ;
+              \$1470 [245] = \$1123 ;
           9'h0f6:
-              \$1474 [246] = \$1128 ;
+              \$1470 [246] = \$1123 ;
           9'h0f7:
-              \$1474 [247] = \$1128 ;
+              \$1470 [247] = \$1123 ;
           9'h0f8:
-              \$1474 [248] = \$1128 ;
+              \$1470 [248] = \$1123 ;
           9'h0f9:
-              \$1474 [249] = \$1128 ;
+              \$1470 [249] = \$1123 ;
           9'h0fa:
-              \$1474 [250] = \$1128 ;
+              \$1470 [250] = \$1123 ;
           9'h0fb:
-              \$1474 [251] = \$1128 ;
+              \$1470 [251] = \$1123 ;
           9'h0fc:
-              \$1474 [252] = \$1128 ;
+              \$1470 [252] = \$1123 ;
           9'h0fd:
-              \$1474 [253] = \$1128 ;
+              \$1470 [253] = \$1123 ;
           9'h0fe:
-              \$1474 [254] = \$1128 ;
+              \$1470 [254] = \$1123 ;
           9'h0ff:
-              \$1474 [255] = \$1128 ;
+              \$1470 [255] = \$1123 ;
           9'h100:
-              \$1474 [256] = \$1128 ;
+              \$1470 [256] = \$1123 ;
           9'h101:
-              \$1474 [257] = \$1128 ;
+              \$1470 [257] = \$1123 ;
           9'h102:
-              \$1474 [258] = \$1128 ;
+              \$1470 [258] = \$1123 ;
           9'h103:
-              \$1474 [259] = \$1128 ;
+              \$1470 [259] = \$1123 ;
           9'h104:
-              \$1474 [260] = \$1128 ;
+              \$1470 [260] = \$1123 ;
           9'h105:
-              \$1474 [261] = \$1128 ;
+              \$1470 [261] = \$1123 ;
           9'h106:
-              \$1474 [262] = \$1128 ;
+              \$1470 [262] = \$1123 ;
           9'h107:
-              \$1474 [263] = \$1128 ;
+              \$1470 [263] = \$1123 ;
           9'h108:
-              \$1474 [264] = \$1128 ;
+              \$1470 [264] = \$1123 ;
           9'h109:
-              \$1474 [265] = \$1128 ;
+              \$1470 [265] = \$1123 ;
           9'h10a:
-              \$1474 [266] = \$1128 ;
+              \$1470 [266] = \$1123 ;
           9'h10b:
-              \$1474 [267] = \$1128 ;
+              \$1470 [267] = \$1123 ;
           9'h10c:
-              \$1474 [268] = \$1128 ;
+              \$1470 [268] = \$1123 ;
           9'h10d:
-              \$1474 [269] = \$1128 ;
+              \$1470 [269] = \$1123 ;
           9'h10e:
-              \$1474 [270] = \$1128 ;
+              \$1470 [270] = \$1123 ;
           9'h10f:
-              \$1474 [271] = \$1128 ;
+              \$1470 [271] = \$1123 ;
           9'h110:
-              \$1474 [272] = \$1128 ;
+              \$1470 [272] = \$1123 ;
           9'h111:
-              \$1474 [273] = \$1128 ;
+              \$1470 [273] = \$1123 ;
           9'h112:
-              \$1474 [274] = \$1128 ;
+              \$1470 [274] = \$1123 ;
           9'h113:
-              \$1474 [275] = \$1128 ;
+              \$1470 [275] = \$1123 ;
           9'h114:
-              \$1474 [276] = \$1128 ;
+              \$1470 [276] = \$1123 ;
           9'h115:
-              \$1474 [277] = \$1128 ;
+              \$1470 [277] = \$1123 ;
           9'h116:
-              \$1474 [278] = \$1128 ;
+              \$1470 [278] = \$1123 ;
           9'h117:
-              \$1474 [279] = \$1128 ;
+              \$1470 [279] = \$1123 ;
           9'h118:
-              \$1474 [280] = \$1128 ;
+              \$1470 [280] = \$1123 ;
           9'h119:
-              \$1474 [281] = \$1128 ;
+              \$1470 [281] = \$1123 ;
           9'h11a:
-              \$1474 [282] = \$1128 ;
+              \$1470 [282] = \$1123 ;
           9'h11b:
-              \$1474 [283] = \$1128 ;
+              \$1470 [283] = \$1123 ;
           9'h11c:
-              \$1474 [284] = \$1128 ;
+              \$1470 [284] = \$1123 ;
           9'h11d:
-              \$1474 [285] = \$1128 ;
+              \$1470 [285] = \$1123 ;
           9'h11e:
-              \$1474 [286] = \$1128 ;
+              \$1470 [286] = \$1123 ;
           9'h11f:
-              \$1474 [287] = \$1128 ;
+              \$1470 [287] = \$1123 ;
           9'h120:
-              \$1474 [288] = \$1128 ;
+              \$1470 [288] = \$1123 ;
           9'h121:
-              \$1474 [289] = \$1128 ;
+              \$1470 [289] = \$1123 ;
           9'h122:
-              \$1474 [290] = \$1128 ;
+              \$1470 [290] = \$1123 ;
           9'h123:
-              \$1474 [291] = \$1128 ;
+              \$1470 [291] = \$1123 ;
           9'h124:
-              \$1474 [292] = \$1128 ;
+              \$1470 [292] = \$1123 ;
           9'h125:
-              \$1474 [293] = \$1128 ;
+              \$1470 [293] = \$1123 ;
           9'h126:
-              \$1474 [294] = \$1128 ;
+              \$1470 [294] = \$1123 ;
           9'h127:
-              \$1474 [295] = \$1128 ;
+              \$1470 [295] = \$1123 ;
           9'h128:
-              \$1474 [296] = \$1128 ;
+              \$1470 [296] = \$1123 ;
           9'h129:
-              \$1474 [297] = \$1128 ;
+              \$1470 [297] = \$1123 ;
           9'h12a:
-              \$1474 [298] = \$1128 ;
+              \$1470 [298] = \$1123 ;
           9'h12b:
-              \$1474 [299] = \$1128 ;
+              \$1470 [299] = \$1123 ;
           9'h12c:
-              \$1474 [300] = \$1128 ;
+              \$1470 [300] = \$1123 ;
           9'h12d:
-              \$1474 [301] = \$1128 ;
+              \$1470 [301] = \$1123 ;
           9'h12e:
-              \$1474 [302] = \$1128 ;
+              \$1470 [302] = \$1123 ;
           9'h12f:
-              \$1474 [303] = \$1128 ;
+              \$1470 [303] = \$1123 ;
           9'h130:
-              \$1474 [304] = \$1128 ;
+              \$1470 [304] = \$1123 ;
           9'h131:
-              \$1474 [305] = \$1128 ;
+              \$1470 [305] = \$1123 ;
           9'h132:
-              \$1474 [306] = \$1128 ;
+              \$1470 [306] = \$1123 ;
           9'h133:
-              \$1474 [307] = \$1128 ;
+              \$1470 [307] = \$1123 ;
           9'h134:
-              \$1474 [308] = \$1128 ;
+              \$1470 [308] = \$1123 ;
           9'h135:
-              \$1474 [309] = \$1128 ;
+              \$1470 [309] = \$1123 ;
           9'h136:
-              \$1474 [310] = \$1128 ;
+              \$1470 [310] = \$1123 ;
           9'h137:
-              \$1474 [311] = \$1128 ;
+              \$1470 [311] = \$1123 ;
           9'h138:
-              \$1474 [312] = \$1128 ;
+              \$1470 [312] = \$1123 ;
           9'h139:
-              \$1474 [313] = \$1128 ;
+              \$1470 [313] = \$1123 ;
           9'h13a:
-              \$1474 [314] = \$1128 ;
+              \$1470 [314] = \$1123 ;
           9'h13b:
-              \$1474 [315] = \$1128 ;
+              \$1470 [315] = \$1123 ;
           9'h13c:
-              \$1474 [316] = \$1128 ;
+              \$1470 [316] = \$1123 ;
           9'h13d:
-              \$1474 [317] = \$1128 ;
+              \$1470 [317] = \$1123 ;
           9'h13e:
-              \$1474 [318] = \$1128 ;
+              \$1470 [318] = \$1123 ;
           9'h13f:
-              \$1474 [319] = \$1128 ;
+              \$1470 [319] = \$1123 ;
           9'h140:
-              \$1474 [320] = \$1128 ;
+              \$1470 [320] = \$1123 ;
           9'h141:
-              \$1474 [321] = \$1128 ;
+              \$1470 [321] = \$1123 ;
           9'h142:
-              \$1474 [322] = \$1128 ;
+              \$1470 [322] = \$1123 ;
           9'h143:
-              \$1474 [323] = \$1128 ;
+              \$1470 [323] = \$1123 ;
           9'h144:
-              \$1474 [324] = \$1128 ;
+              \$1470 [324] = \$1123 ;
           9'h145:
-              \$1474 [325] = \$1128 ;
+              \$1470 [325] = \$1123 ;
           9'h146:
-              \$1474 [326] = \$1128 ;
+              \$1470 [326] = \$1123 ;
           9'h147:
-              \$1474 [327] = \$1128 ;
+              \$1470 [327] = \$1123 ;
           9'h148:
-              \$1474 [328] = \$1128 ;
+              \$1470 [328] = \$1123 ;
           9'h149:
-              \$1474 [329] = \$1128 ;
+              \$1470 [329] = \$1123 ;
           9'h14a:
-              \$1474 [330] = \$1128 ;
+              \$1470 [330] = \$1123 ;
           9'h14b:
-              \$1474 [331] = \$1128 ;
+              \$1470 [331] = \$1123 ;
           9'h14c:
-              \$1474 [332] = \$1128 ;
+              \$1470 [332] = \$1123 ;
           9'h14d:
-              \$1474 [333] = \$1128 ;
+              \$1470 [333] = \$1123 ;
           9'h14e:
-              \$1474 [334] = \$1128 ;
+              \$1470 [334] = \$1123 ;
           9'h14f:
-              \$1474 [335] = \$1128 ;
+              \$1470 [335] = \$1123 ;
           9'h150:
-              \$1474 [336] = \$1128 ;
+              \$1470 [336] = \$1123 ;
           9'h151:
-              \$1474 [337] = \$1128 ;
+              \$1470 [337] = \$1123 ;
           9'h152:
-              \$1474 [338] = \$1128 ;
+              \$1470 [338] = \$1123 ;
           9'h153:
-              \$1474 [339] = \$1128 ;
+              \$1470 [339] = \$1123 ;
           9'h154:
-              \$1474 [340] = \$1128 ;
+              \$1470 [340] = \$1123 ;
           9'h155:
-              \$1474 [341] = \$1128 ;
+              \$1470 [341] = \$1123 ;
           9'h156:
-              \$1474 [342] = \$1128 ;
+              \$1470 [342] = \$1123 ;
           9'h157:
-              \$1474 [343] = \$1128 ;
+              \$1470 [343] = \$1123 ;
           9'h158:
-              \$1474 [344] = \$1128 ;
+              \$1470 [344] = \$1123 ;
           9'h159:
-              \$1474 [345] = \$1128 ;
+              \$1470 [345] = \$1123 ;
           9'h15a:
-              \$1474 [346] = \$1128 ;
+              \$1470 [346] = \$1123 ;
           9'h15b:
-              \$1474 [347] = \$1128 ;
+              \$1470 [347] = \$1123 ;
           9'h15c:
-              \$1474 [348] = \$1128 ;
+              \$1470 [348] = \$1123 ;
           9'h15d:
-              \$1474 [349] = \$1128 ;
+              \$1470 [349] = \$1123 ;
           9'h15e:
-              \$1474 [350] = \$1128 ;
+              \$1470 [350] = \$1123 ;
           9'h15f:
-              \$1474 [351] = \$1128 ;
+              \$1470 [351] = \$1123 ;
           9'h160:
-              \$1474 [352] = \$1128 ;
+              \$1470 [352] = \$1123 ;
           9'h161:
-              \$1474 [353] = \$1128 ;
+              \$1470 [353] = \$1123 ;
           9'h162:
-              \$1474 [354] = \$1128 ;
+              \$1470 [354] = \$1123 ;
           9'h163:
-              \$1474 [355] = \$1128 ;
+              \$1470 [355] = \$1123 ;
           9'h164:
-              \$1474 [356] = \$1128 ;
+              \$1470 [356] = \$1123 ;
           9'h165:
-              \$1474 [357] = \$1128 ;
+              \$1470 [357] = \$1123 ;
           9'h166:
-              \$1474 [358] = \$1128 ;
+              \$1470 [358] = \$1123 ;
           9'h167:
-              \$1474 [359] = \$1128 ;
+              \$1470 [359] = \$1123 ;
           9'h168:
-              \$1474 [360] = \$1128 ;
+              \$1470 [360] = \$1123 ;
           9'h169:
-              \$1474 [361] = \$1128 ;
+              \$1470 [361] = \$1123 ;
           9'h16a:
-              \$1474 [362] = \$1128 ;
+              \$1470 [362] = \$1123 ;
           9'h16b:
-              \$1474 [363] = \$1128 ;
+              \$1470 [363] = \$1123 ;
           9'h16c:
-              \$1474 [364] = \$1128 ;
+              \$1470 [364] = \$1123 ;
           9'h16d:
-              \$1474 [365] = \$1128 ;
+              \$1470 [365] = \$1123 ;
           9'h16e:
-              \$1474 [366] = \$1128 ;
+              \$1470 [366] = \$1123 ;
           9'h16f:
-              \$1474 [367] = \$1128 ;
+              \$1470 [367] = \$1123 ;
           9'h170:
-              \$1474 [368] = \$1128 ;
+              \$1470 [368] = \$1123 ;
           9'h171:
-              \$1474 [369] = \$1128 ;
+              \$1470 [369] = \$1123 ;
           9'h172:
-              \$1474 [370] = \$1128 ;
+              \$1470 [370] = \$1123 ;
           9'h173:
-              \$1474 [371] = \$1128 ;
+              \$1470 [371] = \$1123 ;
           9'h174:
-              \$1474 [372] = \$1128 ;
+              \$1470 [372] = \$1123 ;
           9'h175:
-              \$1474 [373] = \$1128 ;
+              \$1470 [373] = \$1123 ;
           9'h176:
-              \$1474 [374] = \$1128 ;
+              \$1470 [374] = \$1123 ;
           9'h177:
-              \$1474 [375] = \$1128 ;
+              \$1470 [375] = \$1123 ;
           9'h178:
-              \$1474 [376] = \$1128 ;
+              \$1470 [376] = \$1123 ;
           9'h179:
-              \$1474 [377] = \$1128 ;
+              \$1470 [377] = \$1123 ;
           9'h17a:
-              \$1474 [378] = \$1128 ;
+              \$1470 [378] = \$1123 ;
           9'h17b:
-              \$1474 [379] = \$1128 ;
+              \$1470 [379] = \$1123 ;
           9'h17c:
-              \$1474 [380] = \$1128 ;
+              \$1470 [380] = \$1123 ;
           9'h17d:
-              \$1474 [381] = \$1128 ;
+              \$1470 [381] = \$1123 ;
           9'h17e:
-              \$1474 [382] = \$1128 ;
+              \$1470 [382] = \$1123 ;
           9'h17f:
-              \$1474 [383] = \$1128 ;
+              \$1470 [383] = \$1123 ;
           9'h180:
-              \$1474 [384] = \$1128 ;
+              \$1470 [384] = \$1123 ;
           9'h181:
-              \$1474 [385] = \$1128 ;
+              \$1470 [385] = \$1123 ;
           9'h182:
-              \$1474 [386] = \$1128 ;
+              \$1470 [386] = \$1123 ;
           9'h183:
-              \$1474 [387] = \$1128 ;
+              \$1470 [387] = \$1123 ;
           9'h184:
-              \$1474 [388] = \$1128 ;
+              \$1470 [388] = \$1123 ;
           9'h185:
-              \$1474 [389] = \$1128 ;
+              \$1470 [389] = \$1123 ;
           9'h186:
-              \$1474 [390] = \$1128 ;
+              \$1470 [390] = \$1123 ;
           9'h187:
-              \$1474 [391] = \$1128 ;
+              \$1470 [391] = \$1123 ;
           9'h188:
-              \$1474 [392] = \$1128 ;
+              \$1470 [392] = \$1123 ;
           9'h189:
-              \$1474 [393] = \$1128 ;
+              \$1470 [393] = \$1123 ;
           9'h18a:
-              \$1474 [394] = \$1128 ;
+              \$1470 [394] = \$1123 ;
           9'h18b:
-              \$1474 [395] = \$1128 ;
+              \$1470 [395] = \$1123 ;
           9'h18c:
-              \$1474 [396] = \$1128 ;
+              \$1470 [396] = \$1123 ;
           9'h18d:
-              \$1474 [397] = \$1128 ;
+              \$1470 [397] = \$1123 ;
           9'h18e:
-              \$1474 [398] = \$1128 ;
+              \$1470 [398] = \$1123 ;
           9'h18f:
-              \$1474 [399] = \$1128 ;
+              \$1470 [399] = \$1123 ;
           9'h190:
-              \$1474 [400] = \$1128 ;
+              \$1470 [400] = \$1123 ;
           9'h191:
-              \$1474 [401] = \$1128 ;
+              \$1470 [401] = \$1123 ;
           9'h192:
-              \$1474 [402] = \$1128 ;
+              \$1470 [402] = \$1123 ;
           9'h193:
-              \$1474 [403] = \$1128 ;
+              \$1470 [403] = \$1123 ;
           9'h194:
-              \$1474 [404] = \$1128 ;
+              \$1470 [404] = \$1123 ;
           9'h195:
-              \$1474 [405] = \$1128 ;
+              \$1470 [405] = \$1123 ;
           9'h196:
-              \$1474 [406] = \$1128 ;
+              \$1470 [406] = \$1123 ;
           9'h197:
-              \$1474 [407] = \$1128 ;
+              \$1470 [407] = \$1123 ;
           9'h198:
-              \$1474 [408] = \$1128 ;
+              \$1470 [408] = \$1123 ;
           9'h199:
-              \$1474 [409] = \$1128 ;
+              \$1470 [409] = \$1123 ;
           9'h19a:
-              \$1474 [410] = \$1128 ;
+              \$1470 [410] = \$1123 ;
           9'h19b:
-              \$1474 [411] = \$1128 ;
+              \$1470 [411] = \$1123 ;
           9'h19c:
-              \$1474 [412] = \$1128 ;
+              \$1470 [412] = \$1123 ;
           9'h19d:
-              \$1474 [413] = \$1128 ;
+              \$1470 [413] = \$1123 ;
           9'h19e:
-              \$1474 [414] = \$1128 ;
+              \$1470 [414] = \$1123 ;
           9'h19f:
-              \$1474 [415] = \$1128 ;
+              \$1470 [415] = \$1123 ;
           9'h1a0:
-              \$1474 [416] = \$1128 ;
+              \$1470 [416] = \$1123 ;
           9'h1a1:
-              \$1474 [417] = \$1128 ;
+              \$1470 [417] = \$1123 ;
           9'h1a2:
-              \$1474 [418] = \$1128 ;
+              \$1470 [418] = \$1123 ;
           9'h1a3:
-              \$1474 [419] = \$1128 ;
+              \$1470 [419] = \$1123 ;
           9'h1a4:
-              \$1474 [420] = \$1128 ;
+              \$1470 [420] = \$1123 ;
           9'h1a5:
-              \$1474 [421] = \$1128 ;
+              \$1470 [421] = \$1123 ;
           9'h1a6:
-              \$1474 [422] = \$1128 ;
+              \$1470 [422] = \$1123 ;
           9'h1a7:
-              \$1474 [423] = \$1128 ;
+              \$1470 [423] = \$1123 ;
           9'h1a8:
-              \$1474 [424] = \$1128 ;
+              \$1470 [424] = \$1123 ;
           9'h1a9:
-              \$1474 [425] = \$1128 ;
+              \$1470 [425] = \$1123 ;
           9'h1aa:
-              \$1474 [426] = \$1128 ;
+              \$1470 [426] = \$1123 ;
           9'h1ab:
-              \$1474 [427] = \$1128 ;
+              \$1470 [427] = \$1123 ;
           9'h1ac:
-              \$1474 [428] = \$1128 ;
+              \$1470 [428] = \$1123 ;
           9'h1ad:
-              \$1474 [429] = \$1128 ;
+              \$1470 [429] = \$1123 ;
           9'h1ae:
-              \$1474 [430] = \$1128 ;
+              \$1470 [430] = \$1123 ;
           9'h1af:
-              \$1474 [431] = \$1128 ;
+              \$1470 [431] = \$1123 ;
           9'h1b0:
-              \$1474 [432] = \$1128 ;
+              \$1470 [432] = \$1123 ;
           9'h1b1:
-              \$1474 [433] = \$1128 ;
+              \$1470 [433] = \$1123 ;
           9'h1b2:
-              \$1474 [434] = \$1128 ;
+              \$1470 [434] = \$1123 ;
           9'h1b3:
-              \$1474 [435] = \$1128 ;
+              \$1470 [435] = \$1123 ;
           9'h1b4:
-              \$1474 [436] = \$1128 ;
+              \$1470 [436] = \$1123 ;
           9'h1b5:
-              \$1474 [437] = \$1128 ;
+              \$1470 [437] = \$1123 ;
           9'h1b6:
-              \$1474 [438] = \$1128 ;
+              \$1470 [438] = \$1123 ;
           9'h1b7:
-              \$1474 [439] = \$1128 ;
+              \$1470 [439] = \$1123 ;
           9'h1b8:
-              \$1474 [440] = \$1128 ;
+              \$1470 [440] = \$1123 ;
           9'h1b9:
-              \$1474 [441] = \$1128 ;
+              \$1470 [441] = \$1123 ;
           9'h1ba:
-              \$1474 [442] = \$1128 ;
+              \$1470 [442] = \$1123 ;
           9'h1bb:
-              \$1474 [443] = \$1128 ;
+              \$1470 [443] = \$1123 ;
           9'h1bc:
-              \$1474 [444] = \$1128 ;
+              \$1470 [444] = \$1123 ;
           9'h1bd:
-              \$1474 [445] = \$1128 ;
+              \$1470 [445] = \$1123 ;
           9'h1be:
-              \$1474 [446] = \$1128 ;
+              \$1470 [446] = \$1123 ;
           9'h1bf:
-              \$1474 [447] = \$1128 ;
+              \$1470 [447] = \$1123 ;
           9'h1c0:
-              \$1474 [448] = \$1128 ;
+              \$1470 [448] = \$1123 ;
           9'h1c1:
-              \$1474 [449] = \$1128 ;
+              \$1470 [449] = \$1123 ;
           9'h1c2:
-              \$1474 [450] = \$1128 ;
+              \$1470 [450] = \$1123 ;
           9'h1c3:
-              \$1474 [451] = \$1128 ;
+              \$1470 [451] = \$1123 ;
           9'h1c4:
-              \$1474 [452] = \$1128 ;
+              \$1470 [452] = \$1123 ;
           9'h1c5:
-              \$1474 [453] = \$1128 ;
+              \$1470 [453] = \$1123 ;
           9'h1c6:
-              \$1474 [454] = \$1128 ;
+              \$1470 [454] = \$1123 ;
           9'h1c7:
-              \$1474 [455] = \$1128 ;
+              \$1470 [455] = \$1123 ;
           9'h1c8:
-              \$1474 [456] = \$1128 ;
+              \$1470 [456] = \$1123 ;
           9'h1c9:
-              \$1474 [457] = \$1128 ;
+              \$1470 [457] = \$1123 ;
           9'h1ca:
-              \$1474 [458] = \$1128 ;
+              \$1470 [458] = \$1123 ;
           9'h1cb:
-              \$1474 [459] = \$1128 ;
+              \$1470 [459] = \$1123 ;
           9'h1cc:
-              \$1474 [460] = \$1128 ;
+              \$1470 [460] = \$1123 ;
           9'h1cd:
-              \$1474 [461] = \$1128 ;
+              \$1470 [461] = \$1123 ;
           9'h1ce:
-              \$1474 [462] = \$1128 ;
+              \$1470 [462] = \$1123 ;
           9'h1cf:
-              \$1474 [463] = \$1128 ;
+              \$1470 [463] = \$1123 ;
           9'h1d0:
-              \$1474 [464] = \$1128 ;
+              \$1470 [464] = \$1123 ;
           9'h1d1:
-              \$1474 [465] = \$1128 ;
+              \$1470 [465] = \$1123 ;
           9'h1d2:
-              \$1474 [466] = \$1128 ;
+              \$1470 [466] = \$1123 ;
           9'h1d3:
-              \$1474 [467] = \$1128 ;
+              \$1470 [467] = \$1123 ;
           9'h1d4:
-              \$1474 [468] = \$1128 ;
+              \$1470 [468] = \$1123 ;
           9'h1d5:
-              \$1474 [469] = \$1128 ;
+              \$1470 [469] = \$1123 ;
           9'h1d6:
-              \$1474 [470] = \$1128 ;
+              \$1470 [470] = \$1123 ;
           9'h1d7:
-              \$1474 [471] = \$1128 ;
+              \$1470 [471] = \$1123 ;
           9'h1d8:
-              \$1474 [472] = \$1128 ;
+              \$1470 [472] = \$1123 ;
           9'h1d9:
-              \$1474 [473] = \$1128 ;
+              \$1470 [473] = \$1123 ;
           9'h1da:
-              \$1474 [474] = \$1128 ;
+              \$1470 [474] = \$1123 ;
           9'h1db:
-              \$1474 [475] = \$1128 ;
+              \$1470 [475] = \$1123 ;
           9'h1dc:
-              \$1474 [476] = \$1128 ;
+              \$1470 [476] = \$1123 ;
           9'h1dd:
-              \$1474 [477] = \$1128 ;
+              \$1470 [477] = \$1123 ;
           9'h1de:
-              \$1474 [478] = \$1128 ;
+              \$1470 [478] = \$1123 ;
           9'h1df:
-              \$1474 [479] = \$1128 ;
+              \$1470 [479] = \$1123 ;
           9'h1e0:
-              \$1474 [480] = \$1128 ;
+              \$1470 [480] = \$1123 ;
           9'h1e1:
-              \$1474 [481] = \$1128 ;
+              \$1470 [481] = \$1123 ;
           9'h1e2:
-              \$1474 [482] = \$1128 ;
+              \$1470 [482] = \$1123 ;
           9'h1e3:
-              \$1474 [483] = \$1128 ;
+              \$1470 [483] = \$1123 ;
           9'h1e4:
-              \$1474 [484] = \$1128 ;
+              \$1470 [484] = \$1123 ;
           9'h1e5:
-              \$1474 [485] = \$1128 ;
+              \$1470 [485] = \$1123 ;
           9'h1e6:
-              \$1474 [486] = \$1128 ;
+              \$1470 [486] = \$1123 ;
           9'h1e7:
-              \$1474 [487] = \$1128 ;
+              \$1470 [487] = \$1123 ;
           9'h1e8:
-              \$1474 [488] = \$1128 ;
+              \$1470 [488] = \$1123 ;
           9'h1e9:
-              \$1474 [489] = \$1128 ;
+              \$1470 [489] = \$1123 ;
           9'h1ea:
-              \$1474 [490] = \$1128 ;
+              \$1470 [490] = \$1123 ;
           9'h1eb:
-              \$1474 [491] = \$1128 ;
+              \$1470 [491] = \$1123 ;
           9'h1ec:
-              \$1474 [492] = \$1128 ;
+              \$1470 [492] = \$1123 ;
           9'h1ed:
-              \$1474 [493] = \$1128 ;
+              \$1470 [493] = \$1123 ;
           9'h1ee:
-              \$1474 [494] = \$1128 ;
+              \$1470 [494] = \$1123 ;
           9'h1ef:
-              \$1474 [495] = \$1128 ;
+              \$1470 [495] = \$1123 ;
           9'h1f0:
-              \$1474 [496] = \$1128 ;
+              \$1470 [496] = \$1123 ;
           9'h1f1:
-              \$1474 [497] = \$1128 ;
+              \$1470 [497] = \$1123 ;
           9'h1f2:
-              \$1474 [498] = \$1128 ;
+              \$1470 [498] = \$1123 ;
           9'h1f3:
-              \$1474 [499] = \$1128 ;
+              \$1470 [499] = \$1123 ;
           9'h1f4:
-              \$1474 [500] = \$1128 ;
+              \$1470 [500] = \$1123 ;
           9'h1f5:
-              \$1474 [501] = \$1128 ;
+              \$1470 [501] = \$1123 ;
           9'h1f6:
-              \$1474 [502] = \$1128 ;
+              \$1470 [502] = \$1123 ;
           9'h1f7:
-              \$1474 [503] = \$1128 ;
+              \$1470 [503] = \$1123 ;
           9'h1f8:
-              \$1474 [504] = \$1128 ;
+              \$1470 [504] = \$1123 ;
           9'h1f9:
-              \$1474 [505] = \$1128 ;
+              \$1470 [505] = \$1123 ;
           9'h1fa:
-              \$1474 [506] = \$1128 ;
+              \$1470 [506] = \$1123 ;
           9'h1fb:
-              \$1474 [507] = \$1128 ;
+              \$1470 [507] = \$1123 ;
           9'h1fc:
-              \$1474 [508] = \$1128 ;
+              \$1470 [508] = \$1123 ;
           9'h1fd:
-              \$1474 [509] = \$1128 ;
+              \$1470 [509] = \$1123 ;
           9'h1fe:
-              \$1474 [510] = \$1128 ;
+              \$1470 [510] = \$1123 ;
           9'h1ff:
-              \$1474 [511] = \$1128 ;
+              \$1470 [511] = \$1123 ;
         endcase
       end
     end
-    if (\$1152 ) begin
-      \$1474  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1147 ) begin
+      \$1470  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$1474  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1470  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1475  = \$signal$24 ;
+    \$1471  = \$signal$24 ;
     if (cu0_c_valid) begin
-      if (\$1106 ) begin
-        \$1475  = \$1108 [9:0];
+      if (\$1101 ) begin
+        \$1471  = \$1103 [9:0];
       end
     end
     if (cu1_c_valid) begin
-      if (\$1109 ) begin
-        \$1475  = \$1111 [9:0];
+      if (\$1104 ) begin
+        \$1471  = \$1106 [9:0];
       end
     end
     if (cu2_c_valid) begin
-      if (\$1112 ) begin
-        \$1475  = \$1114 [9:0];
+      if (\$1107 ) begin
+        \$1471  = \$1109 [9:0];
       end
     end
     if (cu3_c_valid) begin
-      if (\$1115 ) begin
-        \$1475  = \$1117 [9:0];
+      if (\$1110 ) begin
+        \$1471  = \$1112 [9:0];
       end
     end
     if (cu4_c_valid) begin
-      if (\$1118 ) begin
-        \$1475  = \$1120 [9:0];
+      if (\$1113 ) begin
+        \$1471  = \$1115 [9:0];
       end
     end
     if (cu5_c_valid) begin
-      if (\$1121 ) begin
-        \$1475  = \$1123 [9:0];
+      if (\$1116 ) begin
+        \$1471  = \$1118 [9:0];
       end
     end
     if (cu6_c_valid) begin
-      if (\$1124 ) begin
-        \$1475  = \$1126 [9:0];
+      if (\$1119 ) begin
+        \$1471  = \$1121 [9:0];
       end
     end
     if (cu7_c_valid) begin
-      if (\$1127 ) begin
-        \$1475  = \$1129 [9:0];
+      if (\$1122 ) begin
+        \$1471  = \$1124 [9:0];
       end
     end
-    if (\$1152 ) begin
-      \$1475  = 10'h000;
+    if (\$1147 ) begin
+      \$1471  = 10'h000;
     end
     if (rst) begin
-      \$1475  = 10'h000;
+      \$1471  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1476  = skipped0;
+    \$1472  = skipped0;
     if (bincu0_pred_valid) begin
       if (bincu0_pred[11]) begin
-        if (\$1130 ) begin
+        if (\$1125 ) begin
           (* full_case = 32'd1 *)
           casez (bincu0_tag_d4[8:0])
             9'h000:
-                \$1476 [0] = 1'h1;
+                \$1472 [0] = 1'h1;
             9'h001:
-                \$1476 [1] = 1'h1;
+                \$1472 [1] = 1'h1;
             9'h002:
-                \$1476 [2] = 1'h1;
+                \$1472 [2] = 1'h1;
             9'h003:
-                \$1476 [3] = 1'h1;
+                \$1472 [3] = 1'h1;
             9'h004:
-                \$1476 [4] = 1'h1;
+                \$1472 [4] = 1'h1;
             9'h005:
-                \$1476 [5] = 1'h1;
+                \$1472 [5] = 1'h1;
             9'h006:
-                \$1476 [6] = 1'h1;
+                \$1472 [6] = 1'h1;
             9'h007:
-                \$1476 [7] = 1'h1;
+                \$1472 [7] = 1'h1;
             9'h008:
-                \$1476 [8] = 1'h1;
+                \$1472 [8] = 1'h1;
             9'h009:
-                \$1476 [9] = 1'h1;
+                \$1472 [9] = 1'h1;
             9'h00a:
-                \$1476 [10] = 1'h1;
+                \$1472 [10] = 1'h1;
             9'h00b:
-                \$1476 [11] = 1'h1;
+                \$1472 [11] = 1'h1;
             9'h00c:
-                \$1476 [12] = 1'h1;
+                \$1472 [12] = 1'h1;
             9'h00d:
-                \$1476 [13] = 1'h1;
+                \$1472 [13] = 1'h1;
             9'h00e:
-                \$1476 [14] = 1'h1;
+                \$1472 [14] = 1'h1;
             9'h00f:
-                \$1476 [15] = 1'h1;
+                \$1472 [15] = 1'h1;
             9'h010:
-                \$1476 [16] = 1'h1;
+                \$1472 [16] = 1'h1;
             9'h011:
-                \$1476 [17] = 1'h1;
+                \$1472 [17] = 1'h1;
             9'h012:
-                \$1476 [18] = 1'h1;
+                \$1472 [18] = 1'h1;
             9'h013:
-                \$1476 [19] = 1'h1;
+                \$1472 [19] = 1'h1;
             9'h014:
-                \$1476 [20] = 1'h1;
+                \$1472 [20] = 1'h1;
             9'h015:
-                \$1476 [21] = 1'h1;
+                \$1472 [21] = 1'h1;
             9'h016:
-                \$1476 [22] = 1'h1;
+                \$1472 [22] = 1'h1;
             9'h017:
-                \$1476 [23] = 1'h1;
+                \$1472 [23] = 1'h1;
             9'h018:
-                \$1476 [24] = 1'h1;
+                \$1472 [24] = 1'h1;
             9'h019:
-                \$1476 [25] = 1'h1;
+                \$1472 [25] = 1'h1;
             9'h01a:
-                \$1476 [26] = 1'h1;
+                \$1472 [26] = 1'h1;
             9'h01b:
-                \$1476 [27] = 1'h1;
+                \$1472 [27] = 1'h1;
             9'h01c:
-                \$1476 [28] = 1'h1;
+                \$1472 [28] = 1'h1;
             9'h01d:
-                \$1476 [29] = 1'h1;
+                \$1472 [29] = 1'h1;
             9'h01e:
-                \$1476 [30] = 1'h1;
+                \$1472 [30] = 1'h1;
             9'h01f:
-                \$1476 [31] = 1'h1;
+                \$1472 [31] = 1'h1;
             9'h020:
-                \$1476 [32] = 1'h1;
+                \$1472 [32] = 1'h1;
             9'h021:
-                \$1476 [33] = 1'h1;
+                \$1472 [33] = 1'h1;
             9'h022:
-                \$1476 [34] = 1'h1;
+                \$1472 [34] = 1'h1;
             9'h023:
-                \$1476 [35] = 1'h1;
+                \$1472 [35] = 1'h1;
             9'h024:
-                \$1476 [36] = 1'h1;
+                \$1472 [36] = 1'h1;
             9'h025:
-                \$1476 [37] = 1'h1;
+                \$1472 [37] = 1'h1;
             9'h026:
-                \$1476 [38] = 1'h1;
+                \$1472 [38] = 1'h1;
             9'h027:
-                \$1476 [39] = 1'h1;
+                \$1472 [39] = 1'h1;
             9'h028:
-                \$1476 [40] = 1'h1;
+                \$1472 [40] = 1'h1;
             9'h029:
-                \$1476 [41] = 1'h1;
+                \$1472 [41] = 1'h1;
             9'h02a:
-                \$1476 [42] = 1'h1;
+                \$1472 [42] = 1'h1;
             9'h02b:
-                \$1476 [43] = 1'h1;
+                \$1472 [43] = 1'h1;
             9'h02c:
-                \$1476 [44] = 1'h1;
+                \$1472 [44] = 1'h1;
             9'h02d:
-                \$1476 [45] = 1'h1;
+                \$1472 [45] = 1'h1;
             9'h02e:
-                \$1476 [46] = 1'h1;
+                \$1472 [46] = 1'h1;
             9'h02f:
-                \$1476 [47] = 1'h1;
+                \$1472 [47] = 1'h1;
             9'h030:
-                \$1476 [48] = 1'h1;
+                \$1472 [48] = 1'h1;
             9'h031:
-                \$1476 [49] = 1'h1;
+                \$1472 [49] = 1'h1;
             9'h032:
-                \$1476 [50] = 1'h1;
+                \$1472 [50] = 1'h1;
             9'h033:
-                \$1476 [51] = 1'h1;
+                \$1472 [51] = 1'h1;
             9'h034:
-                \$1476 [52] = 1'h1;
+                \$1472 [52] = 1'h1;
             9'h035:
-                \$1476 [53] = 1'h1;
+                \$1472 [53] = 1'h1;
             9'h036:
-                \$1476 [54] = 1'h1;
+                \$1472 [54] = 1'h1;
             9'h037:
-                \$1476 [55] = 1'h1;
+                \$1472 [55] = 1'h1;
             9'h038:
-                \$1476 [56] = 1'h1;
+                \$1472 [56] = 1'h1;
             9'h039:
-                \$1476 [57] = 1'h1;
+                \$1472 [57] = 1'h1;
             9'h03a:
-                \$1476 [58] = 1'h1;
+                \$1472 [58] = 1'h1;
             9'h03b:
-                \$1476 [59] = 1'h1;
+                \$1472 [59] = 1'h1;
             9'h03c:
-                \$1476 [60] = 1'h1;
+                \$1472 [60] = 1'h1;
             9'h03d:
-                \$1476 [61] = 1'h1;
+                \$1472 [61] = 1'h1;
             9'h03e:
-                \$1476 [62] = 1'h1;
+                \$1472 [62] = 1'h1;
             9'h03f:
-                \$1476 [63] = 1'h1;
+                \$1472 [63] = 1'h1;
             9'h040:
-                \$1476 [64] = 1'h1;
+                \$1472 [64] = 1'h1;
             9'h041:
-                \$1476 [65] = 1'h1;
+                \$1472 [65] = 1'h1;
             9'h042:
-                \$1476 [66] = 1'h1;
+                \$1472 [66] = 1'h1;
             9'h043:
-                \$1476 [67] = 1'h1;
+                \$1472 [67] = 1'h1;
             9'h044:
-                \$1476 [68] = 1'h1;
+                \$1472 [68] = 1'h1;
             9'h045:
-                \$1476 [69] = 1'h1;
+                \$1472 [69] = 1'h1;
             9'h046:
-                \$1476 [70] = 1'h1;
+                \$1472 [70] = 1'h1;
             9'h047:
-                \$1476 [71] = 1'h1;
+                \$1472 [71] = 1'h1;
             9'h048:
-                \$1476 [72] = 1'h1;
+                \$1472 [72] = 1'h1;
             9'h049:
-                \$1476 [73] = 1'h1;
+                \$1472 [73] = 1'h1;
             9'h04a:
-                \$1476 [74] = 1'h1;
+                \$1472 [74] = 1'h1;
             9'h04b:
-                \$1476 [75] = 1'h1;
+                \$1472 [75] = 1'h1;
             9'h04c:
-                \$1476 [76] = 1'h1;
+                \$1472 [76] = 1'h1;
             9'h04d:
-                \$1476 [77] = 1'h1;
+                \$1472 [77] = 1'h1;
             9'h04e:
-                \$1476 [78] = 1'h1;
+                \$1472 [78] = 1'h1;
             9'h04f:
-                \$1476 [79] = 1'h1;
+                \$1472 [79] = 1'h1;
             9'h050:
-                \$1476 [80] = 1'h1;
+                \$1472 [80] = 1'h1;
             9'h051:
-                \$1476 [81] = 1'h1;
+                \$1472 [81] = 1'h1;
             9'h052:
-                \$1476 [82] = 1'h1;
+                \$1472 [82] = 1'h1;
             9'h053:
-                \$1476 [83] = 1'h1;
+                \$1472 [83] = 1'h1;
             9'h054:
-                \$1476 [84] = 1'h1;
+                \$1472 [84] = 1'h1;
             9'h055:
-                \$1476 [85] = 1'h1;
+                \$1472 [85] = 1'h1;
             9'h056:
-                \$1476 [86] = 1'h1;
+                \$1472 [86] = 1'h1;
             9'h057:
-                \$1476 [87] = 1'h1;
+                \$1472 [87] = 1'h1;
             9'h058:
-                \$1476 [88] = 1'h1;
+                \$1472 [88] = 1'h1;
             9'h059:
-                \$1476 [89] = 1'h1;
+                \$1472 [89] = 1'h1;
             9'h05a:
-                \$1476 [90] = 1'h1;
+                \$1472 [90] = 1'h1;
             9'h05b:
-                \$1476 [91] = 1'h1;
+                \$1472 [91] = 1'h1;
             9'h05c:
-                \$1476 [92] = 1'h1;
+                \$1472 [92] = 1'h1;
             9'h05d:
-                \$1476 [93] = 1'h1;
+                \$1472 [93] = 1'h1;
             9'h05e:
-                \$1476 [94] = 1'h1;
+                \$1472 [94] = 1'h1;
             9'h05f:
-                \$1476 [95] = 1'h1;
+                \$1472 [95] = 1'h1;
             9'h060:
-                \$1476 [96] = 1'h1;
+                \$1472 [96] = 1'h1;
             9'h061:
-                \$1476 [97] = 1'h1;
+                \$1472 [97] = 1'h1;
             9'h062:
-                \$1476 [98] = 1'h1;
+                \$1472 [98] = 1'h1;
             9'h063:
-                \$1476 [99] = 1'h1;
+                \$1472 [99] = 1'h1;
             9'h064:
-                \$1476 [100] = 1'h1;
+                \$1472 [100] = 1'h1;
             9'h065:
-                \$1476 [101] = 1'h1;
+                \$1472 [101] = 1'h1;
             9'h066:
-                \$1476 [102] = 1'h1;
+                \$1472 [102] = 1'h1;
             9'h067:
-                \$1476 [103] = 1'h1;
+                \$1472 [103] = 1'h1;
             9'h068:
-                \$1476 [104] = 1'h1;
+                \$1472 [104] = 1'h1;
             9'h069:
-                \$1476 [105] = 1'h1;
+                \$1472 [105] = 1'h1;
             9'h06a:
-                \$1476 [106] = 1'h1;
+                \$1472 [106] = 1'h1;
             9'h06b:
-                \$1476 [107] = 1'h1;
+                \$1472 [107] = 1'h1;
             9'h06c:
-                \$1476 [108] = 1'h1;
+                \$1472 [108] = 1'h1;
             9'h06d:
-                \$1476 [109] = 1'h1;
+                \$1472 [109] = 1'h1;
             9'h06e:
-                \$1476 [110] = 1'h1;
+                \$1472 [110] = 1'h1;
             9'h06f:
-                \$1476 [111] = 1'h1;
+                \$1472 [111] = 1'h1;
             9'h070:
-                \$1476 [112] = 1'h1;
+                \$1472 [112] = 1'h1;
             9'h071:
-                \$1476 [113] = 1'h1;
+                \$1472 [113] = 1'h1;
             9'h072:
-                \$1476 [114] = 1'h1;
+                \$1472 [114] = 1'h1;
             9'h073:
-                \$1476 [115] = 1'h1;
+                \$1472 [115] = 1'h1;
             9'h074:
-                \$1476 [116] = 1'h1;
+                \$1472 [116] = 1'h1;
             9'h075:
-                \$1476 [117] = 1'h1;
+                \$1472 [117] = 1'h1;
             9'h076:
-                \$1476 [118] = 1'h1;
+                \$1472 [118] = 1'h1;
             9'h077:
-                \$1476 [119] = 1'h1;
+                \$1472 [119] = 1'h1;
             9'h078:
-                \$1476 [120] = 1'h1;
+                \$1472 [120] = 1'h1;
             9'h079:
-                \$1476 [121] = 1'h1;
+                \$1472 [121] = 1'h1;
             9'h07a:
-                \$1476 [122] = 1'h1;
+                \$1472 [122] = 1'h1;
             9'h07b:
-                \$1476 [123] = 1'h1;
+                \$1472 [123] = 1'h1;
             9'h07c:
-                \$1476 [124] = 1'h1;
+                \$1472 [124] = 1'h1;
             9'h07d:
-                \$1476 [125] = 1'h1;
+                \$1472 [125] = 1'h1;
             9'h07e:
-                \$1476 [126] = 1'h1;
+                \$1472 [126] = 1'h1;
             9'h07f:
-                \$1476 [127] = 1'h1;
+                \$1472 [127] = 1'h1;
             9'h080:
-                \$1476 [128] = 1'h1;
+                \$1472 [128] = 1'h1;
             9'h081:
-                \$1476 [129] = 1'h1;
+                \$1472 [129] = 1'h1;
             9'h082:
-                \$1476 [130] = 1'h1;
+                \$1472 [130] = 1'h1;
             9'h083:
-                \$1476 [131] = 1'h1;
+                \$1472 [131] = 1'h1;
             9'h084:
-                \$1476 [132] = 1'h1;
+                \$1472 [132] = 1'h1;
             9'h085:
-                \$1476 [133] = 1'h1;
+                \$1472 [133] = 1'h1;
             9'h086:
-                \$1476 [134] = 1'h1;
+                \$1472 [134] = 1'h1;
             9'h087:
-                \$1476 [135] = 1'h1;
+                \$1472 [135] = 1'h1;
             9'h088:
-                \$1476 [136] = 1'h1;
+                \$1472 [136] = 1'h1;
             9'h089:
-                \$1476 [137] = 1'h1;
+                \$1472 [137] = 1'h1;
             9'h08a:
-                \$1476 [138] = 1'h1;
+                \$1472 [138] = 1'h1;
             9'h08b:
-                \$1476 [139] = 1'h1;
+                \$1472 [139] = 1'h1;
             9'h08c:
-                \$1476 [140] = 1'h1;
+                \$1472 [140] = 1'h1;
             9'h08d:
-                \$1476 [141] = 1'h1;
+                \$1472 [141] = 1'h1;
             9'h08e:
-                \$1476 [142] = 1'h1;
+                \$1472 [142] = 1'h1;
             9'h08f:
-                \$1476 [143] = 1'h1;
+                \$1472 [143] = 1'h1;
             9'h090:
-                \$1476 [144] = 1'h1;
+                \$1472 [144] = 1'h1;
             9'h091:
-                \$1476 [145] = 1'h1;
+                \$1472 [145] = 1'h1;
             9'h092:
-                \$1476 [146] = 1'h1;
+                \$1472 [146] = 1'h1;
             9'h093:
-                \$1476 [147] = 1'h1;
+                \$1472 [147] = 1'h1;
             9'h094:
-                \$1476 [148] = 1'h1;
+                \$1472 [148] = 1'h1;
             9'h095:
-                \$1476 [149] = 1'h1;
+                \$1472 [149] = 1'h1;
             9'h096:
-                \$1476 [150] = 1'h1;
+                \$1472 [150] = 1'h1;
             9'h097:
-                \$1476 [151] = 1'h1;
+                \$1472 [151] = 1'h1;
             9'h098:
-                \$1476 [152] = 1'h1;
+                \$1472 [152] = 1'h1;
             9'h099:
-                \$1476 [153] = 1'h1;
+                \$1472 [153] = 1'h1;
             9'h09a:
-                \$1476 [154] = 1'h1;
+                \$1472 [154] = 1'h1;
             9'h09b:
-                \$1476 [155] = 1'h1;
+                \$1472 [155] = 1'h1;
             9'h09c:
-                \$1476 [156] = 1'h1;
+                \$1472 [156] = 1'h1;
             9'h09d:
-                \$1476 [157] = 1'h1;
+                \$1472 [157] = 1'h1;
             9'h09e:
-                \$1476 [158] = 1'h1;
+                \$1472 [158] = 1'h1;
             9'h09f:
-                \$1476 [159] = 1'h1;
+                \$1472 [159] = 1'h1;
             9'h0a0:
-                \$1476 [160] = 1'h1;
+                \$1472 [160] = 1'h1;
             9'h0a1:
-                \$1476 [161] = 1'h1;
+                \$1472 [161] = 1'h1;
             9'h0a2:
-                \$1476 [162] = 1'h1;
+                \$1472 [162] = 1'h1;
             9'h0a3:
-                \$1476 [163] = 1'h1;
+                \$1472 [163] = 1'h1;
             9'h0a4:
-                \$1476 [164] = 1'h1;
+                \$1472 [164] = 1'h1;
             9'h0a5:
-                \$1476 [165] = 1'h1;
+                \$1472 [165] = 1'h1;
             9'h0a6:
-                \$1476 [166] = 1'h1;
+                \$1472 [166] = 1'h1;
             9'h0a7:
-                \$1476 [167] = 1'h1;
+                \$1472 [167] = 1'h1;
             9'h0a8:
-                \$1476 [168] = 1'h1;
+                \$1472 [168] = 1'h1;
             9'h0a9:
-                \$1476 [169] = 1'h1;
+                \$1472 [169] = 1'h1;
             9'h0aa:
-                \$1476 [170] = 1'h1;
+                \$1472 [170] = 1'h1;
             9'h0ab:
-                \$1476 [171] = 1'h1;
+                \$1472 [171] = 1'h1;
             9'h0ac:
-                \$1476 [172] = 1'h1;
+                \$1472 [172] = 1'h1;
             9'h0ad:
-                \$1476 [173] = 1'h1;
+                \$1472 [173] = 1'h1;
             9'h0ae:
-                \$1476 [174] = 1'h1;
+                \$1472 [174] = 1'h1;
             9'h0af:
-                \$1476 [175] = 1'h1;
+                \$1472 [175] = 1'h1;
             9'h0b0:
-                \$1476 [176] = 1'h1;
+                \$1472 [176] = 1'h1;
             9'h0b1:
-                \$1476 [177] = 1'h1;
+                \$1472 [177] = 1'h1;
             9'h0b2:
-                \$1476 [178] = 1'h1;
+                \$1472 [178] = 1'h1;
             9'h0b3:
-                \$1476 [179] = 1'h1;
+                \$1472 [179] = 1'h1;
             9'h0b4:
-                \$1476 [180] = 1'h1;
+                \$1472 [180] = 1'h1;
             9'h0b5:
-                \$1476 [181] = 1'h1;
+                \$1472 [181] = 1'h1;
             9'h0b6:
-                \$1476 [182] = 1'h1;
+                \$1472 [182] = 1'h1;
             9'h0b7:
-                \$1476 [183] = 1'h1;
+                \$1472 [183] = 1'h1;
             9'h0b8:
-                \$1476 [184] = 1'h1;
+                \$1472 [184] = 1'h1;
             9'h0b9:
-                \$1476 [185] = 1'h1;
+                \$1472 [185] = 1'h1;
             9'h0ba:
-                \$1476 [186] = 1'h1;
+                \$1472 [186] = 1'h1;
             9'h0bb:
-                \$1476 [187] = 1'h1;
+                \$1472 [187] = 1'h1;
             9'h0bc:
-                \$1476 [188] = 1'h1;
+                \$1472 [188] = 1'h1;
             9'h0bd:
-                \$1476 [189] = 1'h1;
+                \$1472 [189] = 1'h1;
             9'h0be:
-                \$1476 [190] = 1'h1;
+                \$1472 [190] = 1'h1;
             9'h0bf:
-                \$1476 [191] = 1'h1;
+                \$1472 [191] = 1'h1;
             9'h0c0:
-                \$1476 [192] = 1'h1;
+                \$1472 [192] = 1'h1;
             9'h0c1:
-                \$1476 [193] = 1'h1;
+                \$1472 [193] = 1'h1;
             9'h0c2:
-                \$1476 [194] = 1'h1;
+                \$1472 [194] = 1'h1;
             9'h0c3:
-                \$1476 [195] = 1'h1;
+                \$1472 [195] = 1'h1;
             9'h0c4:
-                \$1476 [196] = 1'h1;
+                \$1472 [196] = 1'h1;
             9'h0c5:
-                \$1476 [197] = 1'h1;
+                \$1472 [197] = 1'h1;
             9'h0c6:
-                \$1476 [198] = 1'h1;
+                \$1472 [198] = 1'h1;
             9'h0c7:
-                \$1476 [199] = 1'h1;
+                \$1472 [199] = 1'h1;
             9'h0c8:
-                \$1476 [200] = 1'h1;
+                \$1472 [200] = 1'h1;
             9'h0c9:
-                \$1476 [201] = 1'h1;
+                \$1472 [201] = 1'h1;
             9'h0ca:
-                \$1476 [202] = 1'h1;
+                \$1472 [202] = 1'h1;
             9'h0cb:
-                \$1476 [203] = 1'h1;
+                \$1472 [203] = 1'h1;
             9'h0cc:
-                \$1476 [204] = 1'h1;
+                \$1472 [204] = 1'h1;
             9'h0cd:
-                \$1476 [205] = 1'h1;
+                \$1472 [205] = 1'h1;
             9'h0ce:
-                \$1476 [206] = 1'h1;
+                \$1472 [206] = 1'h1;
             9'h0cf:
-                \$1476 [207] = 1'h1;
+                \$1472 [207] = 1'h1;
             9'h0d0:
-                \$1476 [208] = 1'h1;
+                \$1472 [208] = 1'h1;
             9'h0d1:
-                \$1476 [209] = 1'h1;
+                \$1472 [209] = 1'h1;
             9'h0d2:
-                \$1476 [210] = 1'h1;
+                \$1472 [210] = 1'h1;
             9'h0d3:
-                \$1476 [211] = 1'h1;
+                \$1472 [211] = 1'h1;
             9'h0d4:
-                \$1476 [212] = 1'h1;
+                \$1472 [212] = 1'h1;
             9'h0d5:
-                \$1476 [213] = 1'h1;
+                \$1472 [213] = 1'h1;
             9'h0d6:
-                \$1476 [214] = 1'h1;
+                \$1472 [214] = 1'h1;
             9'h0d7:
-                \$1476 [215] = 1'h1;
+                \$1472 [215] = 1'h1;
             9'h0d8:
-                \$1476 [216] = 1'h1;
+                \$1472 [216] = 1'h1;
             9'h0d9:
-                \$1476 [217] = 1'h1;
+                \$1472 [217] = 1'h1;
             9'h0da:
-                \$1476 [218] = 1'h1;
+                \$1472 [218] = 1'h1;
             9'h0db:
-                \$1476 [219] = 1'h1;
+                \$1472 [219] = 1'h1;
             9'h0dc:
-                \$1476 [220] = 1'h1;
+                \$1472 [220] = 1'h1;
             9'h0dd:
-                \$1476 [221] = 1'h1;
+                \$1472 [221] = 1'h1;
             9'h0de:
-                \$1476 [222] = 1'h1;
+                \$1472 [222] = 1'h1;
             9'h0df:
-                \$1476 [223] = 1'h1;
+                \$1472 [223] = 1'h1;
             9'h0e0:
-                \$1476 [224] = 1'h1;
+                \$1472 [224] = 1'h1;
             9'h0e1:
-                \$1476 [225] = 1'h1;
+                \$1472 [225] = 1'h1;
             9'h0e2:
-                \$1476 [226] = 1'h1;
+                \$1472 [226] = 1'h1;
             9'h0e3:
-                \$1476 [227] = 1'h1;
+                \$1472 [227] = 1'h1;
             9'h0e4:
-                \$1476 [228] = 1'h1;
+                \$1472 [228] = 1'h1;
             9'h0e5:
-                \$1476 [229] = 1'h1;
+                \$1472 [229] = 1'h1;
             9'h0e6:
-                \$1476 [230] = 1'h1;
+                \$1472 [230] = 1'h1;
             9'h0e7:
-                \$1476 [231] = 1'h1;
+                \$1472 [231] = 1'h1;
             9'h0e8:
-                \$1476 [232] = 1'h1;
+                \$1472 [232] = 1'h1;
             9'h0e9:
-                \$1476 [233] = 1'h1;
+                \$1472 [233] = 1'h1;
             9'h0ea:
-                \$1476 [234] = 1'h1;
+                \$1472 [234] = 1'h1;
             9'h0eb:
-                \$1476 [235] = 1'h1;
+                \$1472 [235] = 1'h1;
             9'h0ec:
-                \$1476 [236] = 1'h1;
+                \$1472 [236] = 1'h1;
             9'h0ed:
-                \$1476 [237] = 1'h1;
+                \$1472 [237] = 1'h1;
             9'h0ee:
-                \$1476 [238] = 1'h1;
+                \$1472 [238] = 1'h1;
             9'h0ef:
-                \$1476 [239] = 1'h1;
+                \$1472 [239] = 1'h1;
             9'h0f0:
-                \$1476 [240] = 1'h1;
+                \$1472 [240] = 1'h1;
             9'h0f1:
-                \$1476 [241] = 1'h1;
+                \$1472 [241] = 1'h1;
             9'h0f2:
-                \$1476 [242] = 1'h1;
+                \$1472 [242] = 1'h1;
             9'h0f3:
-                \$1476 [243] = 1'h1;
+                \$1472 [243] = 1'h1;
             9'h0f4:
-                \$1476 [244] = 1'h1;
+                \$1472 [244] = 1'h1;
             9'h0f5:
-                \$1476 [245] = 1'h1;
+                \$1472 [245] = 1'h1;
             9'h0f6:
-                \$1476 [246] = 1'h1;
+                \$1472 [246] = 1'h1;
             9'h0f7:
-                \$1476 [247] = 1'h1;
+                \$1472 [247] = 1'h1;
             9'h0f8:
-                \$1476 [248] = 1'h1;
+                \$1472 [248] = 1'h1;
             9'h0f9:
-                \$1476 [249] = 1'h1;
+                \$1472 [249] = 1'h1;
             9'h0fa:
-                \$1476 [250] = 1'h1;
+                \$1472 [250] = 1'h1;
             9'h0fb:
-                \$1476 [251] = 1'h1;
+                \$1472 [251] = 1'h1;
             9'h0fc:
-                \$1476 [252] = 1'h1;
+                \$1472 [252] = 1'h1;
             9'h0fd:
-                \$1476 [253] = 1'h1;
+                \$1472 [253] = 1'h1;
             9'h0fe:
-                \$1476 [254] = 1'h1;
+                \$1472 [254] = 1'h1;
             9'h0ff:
-                \$1476 [255] = 1'h1;
+                \$1472 [255] = 1'h1;
             9'h100:
-                \$1476 [256] = 1'h1;
+                \$1472 [256] = 1'h1;
             9'h101:
-                \$1476 [257] = 1'h1;
+                \$1472 [257] = 1'h1;
             9'h102:
-                \$1476 [258] = 1'h1;
+                \$1472 [258] = 1'h1;
             9'h103:
-                \$1476 [259] = 1'h1;
+                \$1472 [259] = 1'h1;
             9'h104:
-                \$1476 [260] = 1'h1;
+                \$1472 [260] = 1'h1;
             9'h105:
-                \$1476 [261] = 1'h1;
+                \$1472 [261] = 1'h1;
             9'h106:
-                \$1476 [262] = 1'h1;
+                \$1472 [262] = 1'h1;
             9'h107:
-                \$1476 [263] = 1'h1;
+                \$1472 [263] = 1'h1;
             9'h108:
-                \$1476 [264] = 1'h1;
+                \$1472 [264] = 1'h1;
             9'h109:
-                \$1476 [265] = 1'h1;
+                \$1472 [265] = 1'h1;
             9'h10a:
-                \$1476 [266] = 1'h1;
+                \$1472 [266] = 1'h1;
             9'h10b:
-                \$1476 [267] = 1'h1;
+                \$1472 [267] = 1'h1;
             9'h10c:
-                \$1476 [268] = 1'h1;
+                \$1472 [268] = 1'h1;
             9'h10d:
-                \$1476 [269] = 1'h1;
+                \$1472 [269] = 1'h1;
             9'h10e:
-                \$1476 [270] = 1'h1;
+                \$1472 [270] = 1'h1;
             9'h10f:
-                \$1476 [271] = 1'h1;
+                \$1472 [271] = 1'h1;
             9'h110:
-                \$1476 [272] = 1'h1;
+                \$1472 [272] = 1'h1;
             9'h111:
-                \$1476 [273] = 1'h1;
+                \$1472 [273] = 1'h1;
             9'h112:
-                \$1476 [274] = 1'h1;
+                \$1472 [274] = 1'h1;
             9'h113:
-                \$1476 [275] = 1'h1;
+                \$1472 [275] = 1'h1;
             9'h114:
-                \$1476 [276] = 1'h1;
+                \$1472 [276] = 1'h1;
             9'h115:
-                \$1476 [277] = 1'h1;
+                \$1472 [277] = 1'h1;
             9'h116:
-                \$1476 [278] = 1'h1;
+                \$1472 [278] = 1'h1;
             9'h117:
-                \$1476 [279] = 1'h1;
+                \$1472 [279] = 1'h1;
             9'h118:
-                \$1476 [280] = 1'h1;
+                \$1472 [280] = 1'h1;
             9'h119:
-                \$1476 [281] = 1'h1;
+                \$1472 [281] = 1'h1;
             9'h11a:
-                \$1476 [282] = 1'h1;
+                \$1472 [282] = 1'h1;
             9'h11b:
-                \$1476 [283] = 1'h1;
+                \$1472 [283] = 1'h1;
             9'h11c:
-                \$1476 [284] = 1'h1;
+                \$1472 [284] = 1'h1;
             9'h11d:
-                \$1476 [285] = 1'h1;
+                \$1472 [285] = 1'h1;
             9'h11e:
-                \$1476 [286] = 1'h1;
+                \$1472 [286] = 1'h1;
             9'h11f:
-                \$1476 [287] = 1'h1;
+                \$1472 [287] = 1'h1;
             9'h120:
-                \$1476 [288] = 1'h1;
+                \$1472 [288] = 1'h1;
             9'h121:
-                \$1476 [289] = 1'h1;
+                \$1472 [289] = 1'h1;
             9'h122:
-                \$1476 [290] = 1'h1;
+                \$1472 [290] = 1'h1;
             9'h123:
-                \$1476 [291] = 1'h1;
+                \$1472 [291] = 1'h1;
             9'h124:
-                \$1476 [292] = 1'h1;
+                \$1472 [292] = 1'h1;
             9'h125:
-                \$1476 [293] = 1'h1;
+                \$1472 [293] = 1'h1;
             9'h126:
-                \$1476 [294] = 1'h1;
+                \$1472 [294] = 1'h1;
             9'h127:
-                \$1476 [295] = 1'h1;
+                \$1472 [295] = 1'h1;
             9'h128:
-                \$1476 [296] = 1'h1;
+                \$1472 [296] = 1'h1;
             9'h129:
-                \$1476 [297] = 1'h1;
+                \$1472 [297] = 1'h1;
             9'h12a:
-                \$1476 [298] = 1'h1;
+                \$1472 [298] = 1'h1;
             9'h12b:
-                \$1476 [299] = 1'h1;
+                \$1472 [299] = 1'h1;
             9'h12c:
-                \$1476 [300] = 1'h1;
+                \$1472 [300] = 1'h1;
             9'h12d:
-                \$1476 [301] = 1'h1;
+                \$1472 [301] = 1'h1;
             9'h12e:
-                \$1476 [302] = 1'h1;
+                \$1472 [302] = 1'h1;
             9'h12f:
-                \$1476 [303] = 1'h1;
+                \$1472 [303] = 1'h1;
             9'h130:
-                \$1476 [304] = 1'h1;
+                \$1472 [304] = 1'h1;
             9'h131:
-                \$1476 [305] = 1'h1;
+                \$1472 [305] = 1'h1;
             9'h132:
-                \$1476 [306] = 1'h1;
+                \$1472 [306] = 1'h1;
             9'h133:
-                \$1476 [307] = 1'h1;
+                \$1472 [307] = 1'h1;
             9'h134:
-                \$1476 [308] = 1'h1;
+                \$1472 [308] = 1'h1;
             9'h135:
-                \$1476 [309] = 1'h1;
+                \$1472 [309] = 1'h1;
             9'h136:
-                \$1476 [310] = 1'h1;
+                \$1472 [310] = 1'h1;
             9'h137:
-                \$1476 [311] = 1'h1;
+                \$1472 [311] = 1'h1;
             9'h138:
-                \$1476 [312] = 1'h1;
+                \$1472 [312] = 1'h1;
             9'h139:
-                \$1476 [313] = 1'h1;
+                \$1472 [313] = 1'h1;
             9'h13a:
-                \$1476 [314] = 1'h1;
+                \$1472 [314] = 1'h1;
             9'h13b:
-                \$1476 [315] = 1'h1;
+                \$1472 [315] = 1'h1;
             9'h13c:
-                \$1476 [316] = 1'h1;
+                \$1472 [316] = 1'h1;
             9'h13d:
-                \$1476 [317] = 1'h1;
+                \$1472 [317] = 1'h1;
             9'h13e:
-                \$1476 [318] = 1'h1;
+                \$1472 [318] = 1'h1;
             9'h13f:
-                \$1476 [319] = 1'h1;
+                \$1472 [319] = 1'h1;
             9'h140:
-                \$1476 [320] = 1'h1;
+                \$1472 [320] = 1'h1;
             9'h141:
-                \$1476 [321] = 1'h1;
+                \$1472 [321] = 1'h1;
             9'h142:
-                \$1476 [322] = 1'h1;
+                \$1472 [322] = 1'h1;
             9'h143:
-                \$1476 [323] = 1'h1;
+                \$1472 [323] = 1'h1;
             9'h144:
-                \$1476 [324] = 1'h1;
+                \$1472 [324] = 1'h1;
             9'h145:
-                \$1476 [325] = 1'h1;
+                \$1472 [325] = 1'h1;
             9'h146:
-                \$1476 [326] = 1'h1;
+                \$1472 [326] = 1'h1;
             9'h147:
-                \$1476 [327] = 1'h1;
+                \$1472 [327] = 1'h1;
             9'h148:
-                \$1476 [328] = 1'h1;
+                \$1472 [328] = 1'h1;
             9'h149:
-                \$1476 [329] = 1'h1;
+                \$1472 [329] = 1'h1;
             9'h14a:
-                \$1476 [330] = 1'h1;
+                \$1472 [330] = 1'h1;
             9'h14b:
-                \$1476 [331] = 1'h1;
+                \$1472 [331] = 1'h1;
             9'h14c:
-                \$1476 [332] = 1'h1;
+                \$1472 [332] = 1'h1;
             9'h14d:
-                \$1476 [333] = 1'h1;
+                \$1472 [333] = 1'h1;
             9'h14e:
-                \$1476 [334] = 1'h1;
+                \$1472 [334] = 1'h1;
             9'h14f:
-                \$1476 [335] = 1'h1;
+                \$1472 [335] = 1'h1;
             9'h150:
-                \$1476 [336] = 1'h1;
+                \$1472 [336] = 1'h1;
             9'h151:
-                \$1476 [337] = 1'h1;
+                \$1472 [337] = 1'h1;
             9'h152:
-                \$1476 [338] = 1'h1;
+                \$1472 [338] = 1'h1;
             9'h153:
-                \$1476 [339] = 1'h1;
+                \$1472 [339] = 1'h1;
             9'h154:
-                \$1476 [340] = 1'h1;
+                \$1472 [340] = 1'h1;
             9'h155:
-                \$1476 [341] = 1'h1;
+                \$1472 [341] = 1'h1;
             9'h156:
-                \$1476 [342] = 1'h1;
+                \$1472 [342] = 1'h1;
             9'h157:
-                \$1476 [343] = 1'h1;
+                \$1472 [343] = 1'h1;
             9'h158:
-                \$1476 [344] = 1'h1;
+                \$1472 [344] = 1'h1;
             9'h159:
-                \$1476 [345] = 1'h1;
+                \$1472 [345] = 1'h1;
             9'h15a:
-                \$1476 [346] = 1'h1;
+                \$1472 [346] = 1'h1;
             9'h15b:
-                \$1476 [347] = 1'h1;
+                \$1472 [347] = 1'h1;
             9'h15c:
-                \$1476 [348] = 1'h1;
+                \$1472 [348] = 1'h1;
             9'h15d:
-                \$1476 [349] = 1'h1;
+                \$1472 [349] = 1'h1;
             9'h15e:
-                \$1476 [350] = 1'h1;
+                \$1472 [350] = 1'h1;
             9'h15f:
-                \$1476 [351] = 1'h1;
+                \$1472 [351] = 1'h1;
             9'h160:
-                \$1476 [352] = 1'h1;
+                \$1472 [352] = 1'h1;
             9'h161:
-                \$1476 [353] = 1'h1;
+                \$1472 [353] = 1'h1;
             9'h162:
-                \$1476 [354] = 1'h1;
+                \$1472 [354] = 1'h1;
             9'h163:
-                \$1476 [355] = 1'h1;
+                \$1472 [355] = 1'h1;
             9'h164:
-                \$1476 [356] = 1'h1;
+                \$1472 [356] = 1'h1;
             9'h165:
-                \$1476 [357] = 1'h1;
+                \$1472 [357] = 1'h1;
             9'h166:
-                \$1476 [358] = 1'h1;
+                \$1472 [358] = 1'h1;
             9'h167:
-                \$1476 [359] = 1'h1;
+                \$1472 [359] = 1'h1;
             9'h168:
-                \$1476 [360] = 1'h1;
+                \$1472 [360] = 1'h1;
             9'h169:
-                \$1476 [361] = 1'h1;
+                \$1472 [361] = 1'h1;
             9'h16a:
-                \$1476 [362] = 1'h1;
+                \$1472 [362] = 1'h1;
             9'h16b:
-                \$1476 [363] = 1'h1;
+                \$1472 [363] = 1'h1;
             9'h16c:
-                \$1476 [364] = 1'h1;
+                \$1472 [364] = 1'h1;
             9'h16d:
-                \$1476 [365] = 1'h1;
+                \$1472 [365] = 1'h1;
             9'h16e:
-                \$1476 [366] = 1'h1;
+                \$1472 [366] = 1'h1;
             9'h16f:
-                \$1476 [367] = 1'h1;
+                \$1472 [367] = 1'h1;
             9'h170:
-                \$1476 [368] = 1'h1;
+                \$1472 [368] = 1'h1;
             9'h171:
-                \$1476 [369] = 1'h1;
+                \$1472 [369] = 1'h1;
             9'h172:
-                \$1476 [370] = 1'h1;
+                \$1472 [370] = 1'h1;
             9'h173:
-                \$1476 [371] = 1'h1;
+                \$1472 [371] = 1'h1;
             9'h174:
-                \$1476 [372] = 1'h1;
+                \$1472 [372] = 1'h1;
             9'h175:
-                \$1476 [373] = 1'h1;
+                \$1472 [373] = 1'h1;
             9'h176:
-                \$1476 [374] = 1'h1;
+                \$1472 [374] = 1'h1;
             9'h177:
-                \$1476 [375] = 1'h1;
+                \$1472 [375] = 1'h1;
             9'h178:
-                \$1476 [376] = 1'h1;
+                \$1472 [376] = 1'h1;
             9'h179:
-                \$1476 [377] = 1'h1;
+                \$1472 [377] = 1'h1;
             9'h17a:
-                \$1476 [378] = 1'h1;
+                \$1472 [378] = 1'h1;
             9'h17b:
-                \$1476 [379] = 1'h1;
+                \$1472 [379] = 1'h1;
             9'h17c:
-                \$1476 [380] = 1'h1;
+                \$1472 [380] = 1'h1;
             9'h17d:
-                \$1476 [381] = 1'h1;
+                \$1472 [381] = 1'h1;
             9'h17e:
-                \$1476 [382] = 1'h1;
+                \$1472 [382] = 1'h1;
             9'h17f:
-                \$1476 [383] = 1'h1;
+                \$1472 [383] = 1'h1;
             9'h180:
-                \$1476 [384] = 1'h1;
+                \$1472 [384] = 1'h1;
             9'h181:
-                \$1476 [385] = 1'h1;
+                \$1472 [385] = 1'h1;
             9'h182:
-                \$1476 [386] = 1'h1;
+                \$1472 [386] = 1'h1;
             9'h183:
-                \$1476 [387] = 1'h1;
+                \$1472 [387] = 1'h1;
             9'h184:
-                \$1476 [388] = 1'h1;
+                \$1472 [388] = 1'h1;
             9'h185:
-                \$1476 [389] = 1'h1;
+                \$1472 [389] = 1'h1;
             9'h186:
-                \$1476 [390] = 1'h1;
+                \$1472 [390] = 1'h1;
             9'h187:
-                \$1476 [391] = 1'h1;
+                \$1472 [391] = 1'h1;
             9'h188:
-                \$1476 [392] = 1'h1;
+                \$1472 [392] = 1'h1;
             9'h189:
-                \$1476 [393] = 1'h1;
+                \$1472 [393] = 1'h1;
             9'h18a:
-                \$1476 [394] = 1'h1;
+                \$1472 [394] = 1'h1;
             9'h18b:
-                \$1476 [395] = 1'h1;
+                \$1472 [395] = 1'h1;
             9'h18c:
-                \$1476 [396] = 1'h1;
+                \$1472 [396] = 1'h1;
             9'h18d:
-                \$1476 [397] = 1'h1;
+                \$1472 [397] = 1'h1;
             9'h18e:
-                \$1476 [398] = 1'h1;
+                \$1472 [398] = 1'h1;
             9'h18f:
-                \$1476 [399] = 1'h1;
+                \$1472 [399] = 1'h1;
             9'h190:
-                \$1476 [400] = 1'h1;
+                \$1472 [400] = 1'h1;
             9'h191:
-                \$1476 [401] = 1'h1;
+                \$1472 [401] = 1'h1;
             9'h192:
-                \$1476 [402] = 1'h1;
+                \$1472 [402] = 1'h1;
             9'h193:
-                \$1476 [403] = 1'h1;
+                \$1472 [403] = 1'h1;
             9'h194:
-                \$1476 [404] = 1'h1;
+                \$1472 [404] = 1'h1;
             9'h195:
-                \$1476 [405] = 1'h1;
+                \$1472 [405] = 1'h1;
             9'h196:
-                \$1476 [406] = 1'h1;
+                \$1472 [406] = 1'h1;
             9'h197:
-                \$1476 [407] = 1'h1;
+                \$1472 [407] = 1'h1;
             9'h198:
-                \$1476 [408] = 1'h1;
+                \$1472 [408] = 1'h1;
             9'h199:
-                \$1476 [409] = 1'h1;
+                \$1472 [409] = 1'h1;
             9'h19a:
-                \$1476 [410] = 1'h1;
+                \$1472 [410] = 1'h1;
             9'h19b:
-                \$1476 [411] = 1'h1;
+                \$1472 [411] = 1'h1;
             9'h19c:
-                \$1476 [412] = 1'h1;
+                \$1472 [412] = 1'h1;
             9'h19d:
-                \$1476 [413] = 1'h1;
+                \$1472 [413] = 1'h1;
             9'h19e:
-                \$1476 [414] = 1'h1;
+                \$1472 [414] = 1'h1;
             9'h19f:
-                \$1476 [415] = 1'h1;
+                \$1472 [415] = 1'h1;
             9'h1a0:
-                \$1476 [416] = 1'h1;
+                \$1472 [416] = 1'h1;
             9'h1a1:
-                \$1476 [417] = 1'h1;
+                \$1472 [417] = 1'h1;
             9'h1a2:
-                \$1476 [418] = 1'h1;
+                \$1472 [418] = 1'h1;
             9'h1a3:
-                \$1476 [419] = 1'h1;
+                \$1472 [419] = 1'h1;
             9'h1a4:
-                \$1476 [420] = 1'h1;
+                \$1472 [420] = 1'h1;
             9'h1a5:
-                \$1476 [421] = 1'h1;
+                \$1472 [421] = 1'h1;
             9'h1a6:
-                \$1476 [422] = 1'h1;
+                \$1472 [422] = 1'h1;
             9'h1a7:
-                \$1476 [423] = 1'h1;
+                \$1472 [423] = 1'h1;
             9'h1a8:
-                \$1476 [424] = 1'h1;
+                \$1472 [424] = 1'h1;
             9'h1a9:
-                \$1476 [425] = 1'h1;
+                \$1472 [425] = 1'h1;
             9'h1aa:
-                \$1476 [426] = 1'h1;
+                \$1472 [426] = 1'h1;
             9'h1ab:
-                \$1476 [427] = 1'h1;
+                \$1472 [427] = 1'h1;
             9'h1ac:
-                \$1476 [428] = 1'h1;
+                \$1472 [428] = 1'h1;
             9'h1ad:
-                \$1476 [429] = 1'h1;
+                \$1472 [429] = 1'h1;
             9'h1ae:
-                \$1476 [430] = 1'h1;
+                \$1472 [430] = 1'h1;
             9'h1af:
-                \$1476 [431] = 1'h1;
+                \$1472 [431] = 1'h1;
             9'h1b0:
-                \$1476 [432] = 1'h1;
+                \$1472 [432] = 1'h1;
             9'h1b1:
-                \$1476 [433] = 1'h1;
+                \$1472 [433] = 1'h1;
             9'h1b2:
-                \$1476 [434] = 1'h1;
+                \$1472 [434] = 1'h1;
             9'h1b3:
-                \$1476 [435] = 1'h1;
+                \$1472 [435] = 1'h1;
             9'h1b4:
-                \$1476 [436] = 1'h1;
+                \$1472 [436] = 1'h1;
             9'h1b5:
-                \$1476 [437] = 1'h1;
+                \$1472 [437] = 1'h1;
             9'h1b6:
-                \$1476 [438] = 1'h1;
+                \$1472 [438] = 1'h1;
             9'h1b7:
-                \$1476 [439] = 1'h1;
+                \$1472 [439] = 1'h1;
             9'h1b8:
-                \$1476 [440] = 1'h1;
+                \$1472 [440] = 1'h1;
             9'h1b9:
-                \$1476 [441] = 1'h1;
+                \$1472 [441] = 1'h1;
             9'h1ba:
-                \$1476 [442] = 1'h1;
+                \$1472 [442] = 1'h1;
             9'h1bb:
-                \$1476 [443] = 1'h1;
+                \$1472 [443] = 1'h1;
             9'h1bc:
-                \$1476 [444] = 1'h1;
+                \$1472 [444] = 1'h1;
             9'h1bd:
-                \$1476 [445] = 1'h1;
+                \$1472 [445] = 1'h1;
             9'h1be:
-                \$1476 [446] = 1'h1;
+                \$1472 [446] = 1'h1;
             9'h1bf:
-                \$1476 [447] = 1'h1;
+                \$1472 [447] = 1'h1;
             9'h1c0:
-                \$1476 [448] = 1'h1;
+                \$1472 [448] = 1'h1;
             9'h1c1:
-                \$1476 [449] = 1'h1;
+                \$1472 [449] = 1'h1;
             9'h1c2:
-                \$1476 [450] = 1'h1;
+                \$1472 [450] = 1'h1;
             9'h1c3:
-                \$1476 [451] = 1'h1;
+                \$1472 [451] = 1'h1;
             9'h1c4:
-                \$1476 [452] = 1'h1;
+                \$1472 [452] = 1'h1;
             9'h1c5:
-                \$1476 [453] = 1'h1;
+                \$1472 [453] = 1'h1;
             9'h1c6:
-                \$1476 [454] = 1'h1;
+                \$1472 [454] = 1'h1;
             9'h1c7:
-                \$1476 [455] = 1'h1;
+                \$1472 [455] = 1'h1;
             9'h1c8:
-                \$1476 [456] = 1'h1;
+                \$1472 [456] = 1'h1;
             9'h1c9:
-                \$1476 [457] = 1'h1;
+                \$1472 [457] = 1'h1;
             9'h1ca:
-                \$1476 [458] = 1'h1;
+                \$1472 [458] = 1'h1;
             9'h1cb:
-                \$1476 [459] = 1'h1;
+                \$1472 [459] = 1'h1;
             9'h1cc:
-                \$1476 [460] = 1'h1;
+                \$1472 [460] = 1'h1;
             9'h1cd:
-                \$1476 [461] = 1'h1;
+                \$1472 [461] = 1'h1;
             9'h1ce:
-                \$1476 [462] = 1'h1;
+                \$1472 [462] = 1'h1;
             9'h1cf:
-                \$1476 [463] = 1'h1;
+                \$1472 [463] = 1'h1;
             9'h1d0:
-                \$1476 [464] = 1'h1;
+                \$1472 [464] = 1'h1;
             9'h1d1:
-                \$1476 [465] = 1'h1;
+                \$1472 [465] = 1'h1;
             9'h1d2:
-                \$1476 [466] = 1'h1;
+                \$1472 [466] = 1'h1;
             9'h1d3:
-                \$1476 [467] = 1'h1;
+                \$1472 [467] = 1'h1;
             9'h1d4:
-                \$1476 [468] = 1'h1;
+                \$1472 [468] = 1'h1;
             9'h1d5:
-                \$1476 [469] = 1'h1;
+                \$1472 [469] = 1'h1;
             9'h1d6:
-                \$1476 [470] = 1'h1;
+                \$1472 [470] = 1'h1;
             9'h1d7:
-                \$1476 [471] = 1'h1;
+                \$1472 [471] = 1'h1;
             9'h1d8:
-                \$1476 [472] = 1'h1;
+                \$1472 [472] = 1'h1;
             9'h1d9:
-                \$1476 [473] = 1'h1;
+                \$1472 [473] = 1'h1;
             9'h1da:
-                \$1476 [474] = 1'h1;
+                \$1472 [474] = 1'h1;
             9'h1db:
-                \$1476 [475] = 1'h1;
+                \$1472 [475] = 1'h1;
             9'h1dc:
-                \$1476 [476] = 1'h1;
+                \$1472 [476] = 1'h1;
             9'h1dd:
-                \$1476 [477] = 1'h1;
+                \$1472 [477] = 1'h1;
             9'h1de:
-                \$1476 [478] = 1'h1;
+                \$1472 [478] = 1'h1;
             9'h1df:
-                \$1476 [479] = 1'h1;
+                \$1472 [479] = 1'h1;
             9'h1e0:
-                \$1476 [480] = 1'h1;
+                \$1472 [480] = 1'h1;
             9'h1e1:
-                \$1476 [481] = 1'h1;
+                \$1472 [481] = 1'h1;
             9'h1e2:
-                \$1476 [482] = 1'h1;
+                \$1472 [482] = 1'h1;
             9'h1e3:
-                \$1476 [483] = 1'h1;
+                \$1472 [483] = 1'h1;
             9'h1e4:
-                \$1476 [484] = 1'h1;
+                \$1472 [484] = 1'h1;
             9'h1e5:
-                \$1476 [485] = 1'h1;
+                \$1472 [485] = 1'h1;
             9'h1e6:
-                \$1476 [486] = 1'h1;
+                \$1472 [486] = 1'h1;
             9'h1e7:
-                \$1476 [487] = 1'h1;
+                \$1472 [487] = 1'h1;
             9'h1e8:
-                \$1476 [488] = 1'h1;
+                \$1472 [488] = 1'h1;
             9'h1e9:
-                \$1476 [489] = 1'h1;
+                \$1472 [489] = 1'h1;
             9'h1ea:
-                \$1476 [490] = 1'h1;
+                \$1472 [490] = 1'h1;
             9'h1eb:
-                \$1476 [491] = 1'h1;
+                \$1472 [491] = 1'h1;
             9'h1ec:
-                \$1476 [492] = 1'h1;
+                \$1472 [492] = 1'h1;
             9'h1ed:
-                \$1476 [493] = 1'h1;
+                \$1472 [493] = 1'h1;
             9'h1ee:
-                \$1476 [494] = 1'h1;
+                \$1472 [494] = 1'h1;
             9'h1ef:
-                \$1476 [495] = 1'h1;
+                \$1472 [495] = 1'h1;
             9'h1f0:
-                \$1476 [496] = 1'h1;
+                \$1472 [496] = 1'h1;
             9'h1f1:
-                \$1476 [497] = 1'h1;
+                \$1472 [497] = 1'h1;
             9'h1f2:
-                \$1476 [498] = 1'h1;
+                \$1472 [498] = 1'h1;
             9'h1f3:
-                \$1476 [499] = 1'h1;
+                \$1472 [499] = 1'h1;
             9'h1f4:
-                \$1476 [500] = 1'h1;
+                \$1472 [500] = 1'h1;
             9'h1f5:
-                \$1476 [501] = 1'h1;
+                \$1472 [501] = 1'h1;
             9'h1f6:
-                \$1476 [502] = 1'h1;
+                \$1472 [502] = 1'h1;
             9'h1f7:
-                \$1476 [503] = 1'h1;
+                \$1472 [503] = 1'h1;
             9'h1f8:
-                \$1476 [504] = 1'h1;
+                \$1472 [504] = 1'h1;
             9'h1f9:
-                \$1476 [505] = 1'h1;
+                \$1472 [505] = 1'h1;
             9'h1fa:
-                \$1476 [506] = 1'h1;
+                \$1472 [506] = 1'h1;
             9'h1fb:
-                \$1476 [507] = 1'h1;
+                \$1472 [507] = 1'h1;
             9'h1fc:
-                \$1476 [508] = 1'h1;
+                \$1472 [508] = 1'h1;
             9'h1fd:
-                \$1476 [509] = 1'h1;
+                \$1472 [509] = 1'h1;
             9'h1fe:
-                \$1476 [510] = 1'h1;
+                \$1472 [510] = 1'h1;
             9'h1ff:
-                \$1476 [511] = 1'h1;
+                \$1472 [511] = 1'h1;
           endcase
         end
       end
     end
     if (bincu1_pred_valid) begin
       if (bincu1_pred[11]) begin
-        if (\$1132 ) begin
+        if (\$1127 ) begin
           (* full_case = 32'd1 *)
           casez (bincu1_tag_d4[8:0])
             9'h000:
-                \$1476 [0] = 1'h1;
+                \$1472 [0] = 1'h1;
             9'h001:
-                \$1476 [1] = 1'h1;
+                \$1472 [1] = 1'h1;
             9'h002:
-                \$1476 [2] = 1'h1;
+                \$1472 [2] = 1'h1;
             9'h003:
-                \$1476 [3] = 1'h1;
+                \$1472 [3] = 1'h1;
             9'h004:
-                \$1476 [4] = 1'h1;
+                \$1472 [4] = 1'h1;
             9'h005:
-                \$1476 [5] = 1'h1;
+                \$1472 [5] = 1'h1;
             9'h006:
-                \$1476 [6] = 1'h1;
+                \$1472 [6] = 1'h1;
             9'h007:
-                \$1476 [7] = 1'h1;
+                \$1472 [7] = 1'h1;
             9'h008:
-                \$1476 [8] = 1'h1;
+                \$1472 [8] = 1'h1;
             9'h009:
-                \$1476 [9] = 1'h1;
+                \$1472 [9] = 1'h1;
             9'h00a:
-                \$1476 [10] = 1'h1;
+                \$1472 [10] = 1'h1;
             9'h00b:
-                \$1476 [11] = 1'h1;
+                \$1472 [11] = 1'h1;
             9'h00c:
-                \$1476 [12] = 1'h1;
+                \$1472 [12] = 1'h1;
             9'h00d:
-                \$1476 [13] = 1'h1;
+                \$1472 [13] = 1'h1;
             9'h00e:
-                \$1476 [14] = 1'h1;
+                \$1472 [14] = 1'h1;
             9'h00f:
-                \$1476 [15] = 1'h1;
+                \$1472 [15] = 1'h1;
             9'h010:
-                \$1476 [16] = 1'h1;
+                \$1472 [16] = 1'h1;
             9'h011:
-                \$1476 [17] = 1'h1;
+                \$1472 [17] = 1'h1;
             9'h012:
-                \$1476 [18] = 1'h1;
+                \$1472 [18] = 1'h1;
             9'h013:
-                \$1476 [19] = 1'h1;
+                \$1472 [19] = 1'h1;
             9'h014:
-                \$1476 [20] = 1'h1;
+                \$1472 [20] = 1'h1;
             9'h015:
-                \$1476 [21] = 1'h1;
+                \$1472 [21] = 1'h1;
             9'h016:
-                \$1476 [22] = 1'h1;
+                \$1472 [22] = 1'h1;
             9'h017:
-                \$1476 [23] = 1'h1;
+                \$1472 [23] = 1'h1;
             9'h018:
-                \$1476 [24] = 1'h1;
+                \$1472 [24] = 1'h1;
             9'h019:
-                \$1476 [25] = 1'h1;
+                \$1472 [25] = 1'h1;
             9'h01a:
-                \$1476 [26] = 1'h1;
+                \$1472 [26] = 1'h1;
             9'h01b:
-                \$1476 [27] = 1'h1;
+                \$1472 [27] = 1'h1;
             9'h01c:
-                \$1476 [28] = 1'h1;
+                \$1472 [28] = 1'h1;
             9'h01d:
-                \$1476 [29] = 1'h1;
+                \$1472 [29] = 1'h1;
             9'h01e:
-                \$1476 [30] = 1'h1;
+                \$1472 [30] = 1'h1;
             9'h01f:
-                \$1476 [31] = 1'h1;
+                \$1472 [31] = 1'h1;
             9'h020:
-                \$1476 [32] = 1'h1;
+                \$1472 [32] = 1'h1;
             9'h021:
-                \$1476 [33] = 1'h1;
+                \$1472 [33] = 1'h1;
             9'h022:
-                \$1476 [34] = 1'h1;
+                \$1472 [34] = 1'h1;
             9'h023:
-                \$1476 [35] = 1'h1;
+                \$1472 [35] = 1'h1;
             9'h024:
-                \$1476 [36] = 1'h1;
+                \$1472 [36] = 1'h1;
             9'h025:
-                \$1476 [37] = 1'h1;
+                \$1472 [37] = 1'h1;
             9'h026:
-                \$1476 [38] = 1'h1;
+                \$1472 [38] = 1'h1;
             9'h027:
-                \$1476 [39] = 1'h1;
+                \$1472 [39] = 1'h1;
             9'h028:
-                \$1476 [40] = 1'h1;
+                \$1472 [40] = 1'h1;
             9'h029:
-                \$1476 [41] = 1'h1;
+                \$1472 [41] = 1'h1;
             9'h02a:
-                \$1476 [42] = 1'h1;
+                \$1472 [42] = 1'h1;
             9'h02b:
-                \$1476 [43] = 1'h1;
+                \$1472 [43] = 1'h1;
             9'h02c:
-                \$1476 [44] = 1'h1;
+                \$1472 [44] = 1'h1;
             9'h02d:
-                \$1476 [45] = 1'h1;
+                \$1472 [45] = 1'h1;
             9'h02e:
-                \$1476 [46] = 1'h1;
+                \$1472 [46] = 1'h1;
             9'h02f:
-                \$1476 [47] = 1'h1;
+                \$1472 [47] = 1'h1;
             9'h030:
-                \$1476 [48] = 1'h1;
+                \$1472 [48] = 1'h1;
             9'h031:
-                \$1476 [49] = 1'h1;
+                \$1472 [49] = 1'h1;
             9'h032:
-                \$1476 [50] = 1'h1;
+                \$1472 [50] = 1'h1;
             9'h033:
-                \$1476 [51] = 1'h1;
+                \$1472 [51] = 1'h1;
             9'h034:
-                \$1476 [52] = 1'h1;
+                \$1472 [52] = 1'h1;
             9'h035:
-                \$1476 [53] = 1'h1;
+                \$1472 [53] = 1'h1;
             9'h036:
-                \$1476 [54] = 1'h1;
+                \$1472 [54] = 1'h1;
             9'h037:
-                \$1476 [55] = 1'h1;
+                \$1472 [55] = 1'h1;
             9'h038:
-                \$1476 [56] = 1'h1;
+                \$1472 [56] = 1'h1;
             9'h039:
-                \$1476 [57] = 1'h1;
+                \$1472 [57] = 1'h1;
             9'h03a:
-                \$1476 [58] = 1'h1;
+                \$1472 [58] = 1'h1;
             9'h03b:
-                \$1476 [59] = 1'h1;
+                \$1472 [59] = 1'h1;
             9'h03c:
-                \$1476 [60] = 1'h1;
+                \$1472 [60] = 1'h1;
             9'h03d:
-                \$1476 [61] = 1'h1;
+                \$1472 [61] = 1'h1;
             9'h03e:
-                \$1476 [62] = 1'h1;
+                \$1472 [62] = 1'h1;
             9'h03f:
-                \$1476 [63] = 1'h1;
+                \$1472 [63] = 1'h1;
             9'h040:
-                \$1476 [64] = 1'h1;
+                \$1472 [64] = 1'h1;
             9'h041:
-                \$1476 [65] = 1'h1;
+                \$1472 [65] = 1'h1;
             9'h042:
-                \$1476 [66] = 1'h1;
+                \$1472 [66] = 1'h1;
             9'h043:
-                \$1476 [67] = 1'h1;
+                \$1472 [67] = 1'h1;
             9'h044:
-                \$1476 [68] = 1'h1;
+                \$1472 [68] = 1'h1;
             9'h045:
-                \$1476 [69] = 1'h1;
+                \$1472 [69] = 1'h1;
             9'h046:
-                \$1476 [70] = 1'h1;
+                \$1472 [70] = 1'h1;
             9'h047:
-                \$1476 [71] = 1'h1;
+                \$1472 [71] = 1'h1;
             9'h048:
-                \$1476 [72] = 1'h1;
+                \$1472 [72] = 1'h1;
             9'h049:
-                \$1476 [73] = 1'h1;
+                \$1472 [73] = 1'h1;
             9'h04a:
-                \$1476 [74] = 1'h1;
+                \$1472 [74] = 1'h1;
             9'h04b:
-                \$1476 [75] = 1'h1;
+                \$1472 [75] = 1'h1;
             9'h04c:
-                \$1476 [76] = 1'h1;
+                \$1472 [76] = 1'h1;
             9'h04d:
-                \$1476 [77] = 1'h1;
+                \$1472 [77] = 1'h1;
             9'h04e:
-                \$1476 [78] = 1'h1;
+                \$1472 [78] = 1'h1;
             9'h04f:
-                \$1476 [79] = 1'h1;
+                \$1472 [79] = 1'h1;
             9'h050:
-                \$1476 [80] = 1'h1;
+                \$1472 [80] = 1'h1;
             9'h051:
-                \$1476 [81] = 1'h1;
+                \$1472 [81] = 1'h1;
             9'h052:
-                \$1476 [82] = 1'h1;
+                \$1472 [82] = 1'h1;
             9'h053:
-                \$1476 [83] = 1'h1;
+                \$1472 [83] = 1'h1;
             9'h054:
-                \$1476 [84] = 1'h1;
+                \$1472 [84] = 1'h1;
             9'h055:
-                \$1476 [85] = 1'h1;
+                \$1472 [85] = 1'h1;
             9'h056:
-                \$1476 [86] = 1'h1;
+                \$1472 [86] = 1'h1;
             9'h057:
-                \$1476 [87] = 1'h1;
+                \$1472 [87] = 1'h1;
             9'h058:
-                \$1476 [88] = 1'h1;
+                \$1472 [88] = 1'h1;
             9'h059:
-                \$1476 [89] = 1'h1;
+                \$1472 [89] = 1'h1;
             9'h05a:
-                \$1476 [90] = 1'h1;
+                \$1472 [90] = 1'h1;
             9'h05b:
-                \$1476 [91] = 1'h1;
+                \$1472 [91] = 1'h1;
             9'h05c:
-                \$1476 [92] = 1'h1;
+                \$1472 [92] = 1'h1;
             9'h05d:
-                \$1476 [93] = 1'h1;
+                \$1472 [93] = 1'h1;
             9'h05e:
-                \$1476 [94] = 1'h1;
+                \$1472 [94] = 1'h1;
             9'h05f:
-                \$1476 [95] = 1'h1;
+                \$1472 [95] = 1'h1;
             9'h060:
-                \$1476 [96] = 1'h1;
+                \$1472 [96] = 1'h1;
             9'h061:
-                \$1476 [97] = 1'h1;
+                \$1472 [97] = 1'h1;
             9'h062:
-                \$1476 [98] = 1'h1;
+                \$1472 [98] = 1'h1;
             9'h063:
-                \$1476 [99] = 1'h1;
+                \$1472 [99] = 1'h1;
             9'h064:
-                \$1476 [100] = 1'h1;
+                \$1472 [100] = 1'h1;
             9'h065:
-                \$1476 [101] = 1'h1;
+                \$1472 [101] = 1'h1;
             9'h066:
-                \$1476 [102] = 1'h1;
+                \$1472 [102] = 1'h1;
             9'h067:
-                \$1476 [103] = 1'h1;
+                \$1472 [103] = 1'h1;
             9'h068:
-                \$1476 [104] = 1'h1;
+                \$1472 [104] = 1'h1;
             9'h069:
-                \$1476 [105] = 1'h1;
+                \$1472 [105] = 1'h1;
             9'h06a:
-                \$1476 [106] = 1'h1;
+                \$1472 [106] = 1'h1;
             9'h06b:
-                \$1476 [107] = 1'h1;
+                \$1472 [107] = 1'h1;
             9'h06c:
-                \$1476 [108] = 1'h1;
+                \$1472 [108] = 1'h1;
             9'h06d:
-                \$1476 [109] = 1'h1;
+                \$1472 [109] = 1'h1;
             9'h06e:
-                \$1476 [110] = 1'h1;
+                \$1472 [110] = 1'h1;
             9'h06f:
-                \$1476 [111] = 1'h1;
+                \$1472 [111] = 1'h1;
             9'h070:
-                \$1476 [112] = 1'h1;
+                \$1472 [112] = 1'h1;
             9'h071:
-                \$1476 [113] = 1'h1;
+                \$1472 [113] = 1'h1;
             9'h072:
-                \$1476 [114] = 1'h1;
+                \$1472 [114] = 1'h1;
             9'h073:
-                \$1476 [115] = 1'h1;
+                \$1472 [115] = 1'h1;
             9'h074:
-                \$1476 [116] = 1'h1;
+                \$1472 [116] = 1'h1;
             9'h075:
-                \$1476 [117] = 1'h1;
+                \$1472 [117] = 1'h1;
             9'h076:
-                \$1476 [118] = 1'h1;
+                \$1472 [118] = 1'h1;
             9'h077:
-                \$1476 [119] = 1'h1;
+                \$1472 [119] = 1'h1;
             9'h078:
-                \$1476 [120] = 1'h1;
+                \$1472 [120] = 1'h1;
             9'h079:
-                \$1476 [121] = 1'h1;
+                \$1472 [121] = 1'h1;
             9'h07a:
-                \$1476 [122] = 1'h1;
+                \$1472 [122] = 1'h1;
             9'h07b:
-                \$1476 [123] = 1'h1;
+                \$1472 [123] = 1'h1;
             9'h07c:
-                \$1476 [124] = 1'h1;
+                \$1472 [124] = 1'h1;
             9'h07d:
-                \$1476 [125] = 1'h1;
+                \$1472 [125] = 1'h1;
             9'h07e:
-                \$1476 [126] = 1'h1;
+                \$1472 [126] = 1'h1;
             9'h07f:
-                \$1476 [127] = 1'h1;
+                \$1472 [127] = 1'h1;
             9'h080:
-                \$1476 [128] = 1'h1;
+                \$1472 [128] = 1'h1;
             9'h081:
-                \$1476 [129] = 1'h1;
+                \$1472 [129] = 1'h1;
             9'h082:
-                \$1476 [130] = 1'h1;
+                \$1472 [130] = 1'h1;
             9'h083:
-                \$1476 [131] = 1'h1;
+                \$1472 [131] = 1'h1;
             9'h084:
-                \$1476 [132] = 1'h1;
+                \$1472 [132] = 1'h1;
             9'h085:
-                \$1476 [133] = 1'h1;
+                \$1472 [133] = 1'h1;
             9'h086:
-                \$1476 [134] = 1'h1;
+                \$1472 [134] = 1'h1;
             9'h087:
-                \$1476 [135] = 1'h1;
+                \$1472 [135] = 1'h1;
             9'h088:
-                \$1476 [136] = 1'h1;
+                \$1472 [136] = 1'h1;
             9'h089:
-                \$1476 [137] = 1'h1;
+                \$1472 [137] = 1'h1;
             9'h08a:
-                \$1476 [138] = 1'h1;
+                \$1472 [138] = 1'h1;
             9'h08b:
-                \$1476 [139] = 1'h1;
+                \$1472 [139] = 1'h1;
             9'h08c:
-                \$1476 [140] = 1'h1;
+                \$1472 [140] = 1'h1;
             9'h08d:
-                \$1476 [141] = 1'h1;
+                \$1472 [141] = 1'h1;
             9'h08e:
-                \$1476 [142] = 1'h1;
+                \$1472 [142] = 1'h1;
             9'h08f:
-                \$1476 [143] = 1'h1;
+                \$1472 [143] = 1'h1;
             9'h090:
-                \$1476 [144] = 1'h1;
+                \$1472 [144] = 1'h1;
             9'h091:
-                \$1476 [145] = 1'h1;
+                \$1472 [145] = 1'h1;
             9'h092:
-                \$1476 [146] = 1'h1;
+                \$1472 [146] = 1'h1;
             9'h093:
-                \$1476 [147] = 1'h1;
+                \$1472 [147] = 1'h1;
             9'h094:
-                \$1476 [148] = 1'h1;
+                \$1472 [148] = 1'h1;
             9'h095:
-                \$1476 [149] = 1'h1;
+                \$1472 [149] = 1'h1;
             9'h096:
-                \$1476 [150] = 1'h1;
+                \$1472 [150] = 1'h1;
             9'h097:
-                \$1476 [151] = 1'h1;
+                \$1472 [151] = 1'h1;
             9'h098:
-                \$1476 [152] = 1'h1;
+                \$1472 [152] = 1'h1;
             9'h099:
-                \$1476 [153] = 1'h1;
+                \$1472 [153] = 1'h1;
             9'h09a:
-                \$1476 [154] = 1'h1;
+                \$1472 [154] = 1'h1;
             9'h09b:
-                \$1476 [155] = 1'h1;
+                \$1472 [155] = 1'h1;
             9'h09c:
-                \$1476 [156] = 1'h1;
+                \$1472 [156] = 1'h1;
             9'h09d:
-                \$1476 [157] = 1'h1;
+                \$1472 [157] = 1'h1;
             9'h09e:
-                \$1476 [158] = 1'h1;
+                \$1472 [158] = 1'h1;
             9'h09f:
-                \$1476 [159] = 1'h1;
+                \$1472 [159] = 1'h1;
             9'h0a0:
-                \$1476 [160] = 1'h1;
+                \$1472 [160] = 1'h1;
             9'h0a1:
-                \$1476 [161] = 1'h1;
+                \$1472 [161] = 1'h1;
             9'h0a2:
-                \$1476 [162] = 1'h1;
+                \$1472 [162] = 1'h1;
             9'h0a3:
-                \$1476 [163] = 1'h1;
+                \$1472 [163] = 1'h1;
             9'h0a4:
-                \$1476 [164] = 1'h1;
+                \$1472 [164] = 1'h1;
             9'h0a5:
-                \$1476 [165] = 1'h1;
+                \$1472 [165] = 1'h1;
             9'h0a6:
-                \$1476 [166] = 1'h1;
+                \$1472 [166] = 1'h1;
             9'h0a7:
-                \$1476 [167] = 1'h1;
+                \$1472 [167] = 1'h1;
             9'h0a8:
-                \$1476 [168] = 1'h1;
+                \$1472 [168] = 1'h1;
             9'h0a9:
-                \$1476 [169] = 1'h1;
+                \$1472 [169] = 1'h1;
             9'h0aa:
-                \$1476 [170] = 1'h1;
+                \$1472 [170] = 1'h1;
             9'h0ab:
-                \$1476 [171] = 1'h1;
+                \$1472 [171] = 1'h1;
             9'h0ac:
-                \$1476 [172] = 1'h1;
+                \$1472 [172] = 1'h1;
             9'h0ad:
-                \$1476 [173] = 1'h1;
+                \$1472 [173] = 1'h1;
             9'h0ae:
-                \$1476 [174] = 1'h1;
+                \$1472 [174] = 1'h1;
             9'h0af:
-                \$1476 [175] = 1'h1;
+                \$1472 [175] = 1'h1;
             9'h0b0:
-                \$1476 [176] = 1'h1;
+                \$1472 [176] = 1'h1;
             9'h0b1:
-                \$1476 [177] = 1'h1;
+                \$1472 [177] = 1'h1;
             9'h0b2:
-                \$1476 [178] = 1'h1;
+                \$1472 [178] = 1'h1;
             9'h0b3:
-                \$1476 [179] = 1'h1;
+                \$1472 [179] = 1'h1;
             9'h0b4:
-                \$1476 [180] = 1'h1;
+                \$1472 [180] = 1'h1;
             9'h0b5:
-                \$1476 [181] = 1'h1;
+                \$1472 [181] = 1'h1;
             9'h0b6:
-                \$1476 [182] = 1'h1;
+                \$1472 [182] = 1'h1;
             9'h0b7:
-                \$1476 [183] = 1'h1;
+                \$1472 [183] = 1'h1;
             9'h0b8:
-                \$1476 [184] = 1'h1;
+                \$1472 [184] = 1'h1;
             9'h0b9:
-                \$1476 [185] = 1'h1;
+                \$1472 [185] = 1'h1;
             9'h0ba:
-                \$1476 [186] = 1'h1;
+                \$1472 [186] = 1'h1;
             9'h0bb:
-                \$1476 [187] = 1'h1;
+                \$1472 [187] = 1'h1;
             9'h0bc:
-                \$1476 [188] = 1'h1;
+                \$1472 [188] = 1'h1;
             9'h0bd:
-                \$1476 [189] = 1'h1;
+                \$1472 [189] = 1'h1;
             9'h0be:
-                \$1476 [190] = 1'h1;
+                \$1472 [190] = 1'h1;
             9'h0bf:
-                \$1476 [191] = 1'h1;
+                \$1472 [191] = 1'h1;
             9'h0c0:
-                \$1476 [192] = 1'h1;
+                \$1472 [192] = 1'h1;
             9'h0c1:
-                \$1476 [193] = 1'h1;
+                \$1472 [193] = 1'h1;
             9'h0c2:
-                \$1476 [194] = 1'h1;
+                \$1472 [194] = 1'h1;
             9'h0c3:
-                \$1476 [195] = 1'h1;
+                \$1472 [195] = 1'h1;
             9'h0c4:
-                \$1476 [196] = 1'h1;
+                \$1472 [196] = 1'h1;
             9'h0c5:
-                \$1476 [197] = 1'h1;
+                \$1472 [197] = 1'h1;
             9'h0c6:
-                \$1476 [198] = 1'h1;
+                \$1472 [198] = 1'h1;
             9'h0c7:
-                \$1476 [199] = 1'h1;
+                \$1472 [199] = 1'h1;
             9'h0c8:
-                \$1476 [200] = 1'h1;
+                \$1472 [200] = 1'h1;
             9'h0c9:
-                \$1476 [201] = 1'h1;
+                \$1472 [201] = 1'h1;
             9'h0ca:
-                \$1476 [202] = 1'h1;
+                \$1472 [202] = 1'h1;
             9'h0cb:
-                \$1476 [203] = 1'h1;
+                \$1472 [203] = 1'h1;
             9'h0cc:
-                \$1476 [204] = 1'h1;
+                \$1472 [204] = 1'h1;
             9'h0cd:
-                \$1476 [205] = 1'h1;
+                \$1472 [205] = 1'h1;
             9'h0ce:
-                \$1476 [206] = 1'h1;
+                \$1472 [206] = 1'h1;
             9'h0cf:
-                \$1476 [207] = 1'h1;
+                \$1472 [207] = 1'h1;
             9'h0d0:
-                \$1476 [208] = 1'h1;
+                \$1472 [208] = 1'h1;
             9'h0d1:
-                \$1476 [209] = 1'h1;
+                \$1472 [209] = 1'h1;
             9'h0d2:
-                \$1476 [210] = 1'h1;
+                \$1472 [210] = 1'h1;
             9'h0d3:
-                \$1476 [211] = 1'h1;
+                \$1472 [211] = 1'h1;
             9'h0d4:
-                \$1476 [212] = 1'h1;
+                \$1472 [212] = 1'h1;
             9'h0d5:
-                \$1476 [213] = 1'h1;
+                \$1472 [213] = 1'h1;
             9'h0d6:
-                \$1476 [214] = 1'h1;
+                \$1472 [214] = 1'h1;
             9'h0d7:
-                \$1476 [215] = 1'h1;
+                \$1472 [215] = 1'h1;
             9'h0d8:
-                \$1476 [216] = 1'h1;
+                \$1472 [216] = 1'h1;
             9'h0d9:
-                \$1476 [217] = 1'h1;
+                \$1472 [217] = 1'h1;
             9'h0da:
-                \$1476 [218] = 1'h1;
+                \$1472 [218] = 1'h1;
             9'h0db:
-                \$1476 [219] = 1'h1;
+                \$1472 [219] = 1'h1;
             9'h0dc:
-                \$1476 [220] = 1'h1;
+                \$1472 [220] = 1'h1;
             9'h0dd:
-                \$1476 [221] = 1'h1;
+                \$1472 [221] = 1'h1;
             9'h0de:
-                \$1476 [222] = 1'h1;
+                \$1472 [222] = 1'h1;
             9'h0df:
-                \$1476 [223] = 1'h1;
+                \$1472 [223] = 1'h1;
             9'h0e0:
-                \$1476 [224] = 1'h1;
+                \$1472 [224] = 1'h1;
             9'h0e1:
-                \$1476 [225] = 1'h1;
+                \$1472 [225] = 1'h1;
             9'h0e2:
-                \$1476 [226] = 1'h1;
+                \$1472 [226] = 1'h1;
             9'h0e3:
-                \$1476 [227] = 1'h1;
+                \$1472 [227] = 1'h1;
             9'h0e4:
-                \$1476 [228] = 1'h1;
+                \$1472 [228] = 1'h1;
             9'h0e5:
-                \$1476 [229] = 1'h1;
+                \$1472 [229] = 1'h1;
             9'h0e6:
-                \$1476 [230] = 1'h1;
+                \$1472 [230] = 1'h1;
             9'h0e7:
-                \$1476 [231] = 1'h1;
+                \$1472 [231] = 1'h1;
             9'h0e8:
-                \$1476 [232] = 1'h1;
+                \$1472 [232] = 1'h1;
             9'h0e9:
-                \$1476 [233] = 1'h1;
+                \$1472 [233] = 1'h1;
             9'h0ea:
-                \$1476 [234] = 1'h1;
+                \$1472 [234] = 1'h1;
             9'h0eb:
-                \$1476 [235] = 1'h1;
+                \$1472 [235] = 1'h1;
             9'h0ec:
-                \$1476 [236] = 1'h1;
+                \$1472 [236] = 1'h1;
             9'h0ed:
-                \$1476 [237] = 1'h1;
+                \$1472 [237] = 1'h1;
             9'h0ee:
-                \$1476 [238] = 1'h1;
+                \$1472 [238] = 1'h1;
             9'h0ef:
-                \$1476 [239] = 1'h1;
+                \$1472 [239] = 1'h1;
             9'h0f0:
-                \$1476 [240] = 1'h1;
+                \$1472 [240] = 1'h1;
             9'h0f1:
-                \$1476 [241] = 1'h1;
+                \$1472 [241] = 1'h1;
             9'h0f2:
-                \$1476 [242] = 1'h1;
+                \$1472 [242] = 1'h1;
             9'h0f3:
-                \$1476 [243] = 1'h1;
+                \$1472 [243] = 1'h1;
             9'h0f4:
-                \$1476 [244] = 1'h1;
+                \$1472 [244] = 1'h1;
             9'h0f5:
-                \$1476 [245] = 1'h1;
+                \$1472 [245] = 1'h1;
             9'h0f6:
-                \$1476 [246] = 1'h1;
+                \$1472 [246] = 1'h1;
             9'h0f7:
-                \$1476 [247] = 1'h1;
+                \$1472 [247] = 1'h1;
             9'h0f8:
-                \$1476 [248] = 1'h1;
+                \$1472 [248] = 1'h1;
             9'h0f9:
-                \$1476 [249] = 1'h1;
+                \$1472 [249] = 1'h1;
             9'h0fa:
-                \$1476 [250] = 1'h1;
+                \$1472 [250] = 1'h1;
             9'h0fb:
-                \$1476 [251] = 1'h1;
+                \$1472 [251] = 1'h1;
             9'h0fc:
-                \$1476 [252] = 1'h1;
+                \$1472 [252] = 1'h1;
             9'h0fd:
-                \$1476 [253] = 1'h1;
+                \$1472 [253] = 1'h1;
             9'h0fe:
-                \$1476 [254] = 1'h1;
+                \$1472 [254] = 1'h1;
             9'h0ff:
-                \$1476 [255] = 1'h1;
+                \$1472 [255] = 1'h1;
             9'h100:
-                \$1476 [256] = 1'h1;
+                \$1472 [256] = 1'h1;
             9'h101:
-                \$1476 [257] = 1'h1;
+                \$1472 [257] = 1'h1;
             9'h102:
-                \$1476 [258] = 1'h1;
+                \$1472 [258] = 1'h1;
             9'h103:
-                \$1476 [259] = 1'h1;
+                \$1472 [259] = 1'h1;
             9'h104:
-                \$1476 [260] = 1'h1;
+                \$1472 [260] = 1'h1;
             9'h105:
-                \$1476 [261] = 1'h1;
+                \$1472 [261] = 1'h1;
             9'h106:
-                \$1476 [262] = 1'h1;
+                \$1472 [262] = 1'h1;
             9'h107:
-                \$1476 [263] = 1'h1;
+                \$1472 [263] = 1'h1;
             9'h108:
-                \$1476 [264] = 1'h1;
+                \$1472 [264] = 1'h1;
             9'h109:
-                \$1476 [265] = 1'h1;
+                \$1472 [265] = 1'h1;
             9'h10a:
-                \$1476 [266] = 1'h1;
+                \$1472 [266] = 1'h1;
             9'h10b:
-                \$1476 [267] = 1'h1;
+                \$1472 [267] = 1'h1;
             9'h10c:
-                \$1476 [268] = 1'h1;
+                \$1472 [268] = 1'h1;
             9'h10d:
-                \$1476 [269] = 1'h1;
+                \$1472 [269] = 1'h1;
             9'h10e:
-                \$1476 [270] = 1'h1;
+                \$1472 [270] = 1'h1;
             9'h10f:
-                \$1476 [271] = 1'h1;
+                \$1472 [271] = 1'h1;
             9'h110:
-                \$1476 [272] = 1'h1;
+                \$1472 [272] = 1'h1;
             9'h111:
-                \$1476 [273] = 1'h1;
+                \$1472 [273] = 1'h1;
             9'h112:
-                \$1476 [274] = 1'h1;
+                \$1472 [274] = 1'h1;
             9'h113:
-                \$1476 [275] = 1'h1;
+                \$1472 [275] = 1'h1;
             9'h114:
-                \$1476 [276] = 1'h1;
+                \$1472 [276] = 1'h1;
             9'h115:
-                \$1476 [277] = 1'h1;
+                \$1472 [277] = 1'h1;
             9'h116:
-                \$1476 [278] = 1'h1;
+                \$1472 [278] = 1'h1;
             9'h117:
-                \$1476 [279] = 1'h1;
+                \$1472 [279] = 1'h1;
             9'h118:
-                \$1476 [280] = 1'h1;
+                \$1472 [280] = 1'h1;
             9'h119:
-                \$1476 [281] = 1'h1;
+                \$1472 [281] = 1'h1;
             9'h11a:
-                \$1476 [282] = 1'h1;
+                \$1472 [282] = 1'h1;
             9'h11b:
-                \$1476 [283] = 1'h1;
+                \$1472 [283] = 1'h1;
             9'h11c:
-                \$1476 [284] = 1'h1;
+                \$1472 [284] = 1'h1;
             9'h11d:
-                \$1476 [285] = 1'h1;
+                \$1472 [285] = 1'h1;
             9'h11e:
-                \$1476 [286] = 1'h1;
+                \$1472 [286] = 1'h1;
             9'h11f:
-                \$1476 [287] = 1'h1;
+                \$1472 [287] = 1'h1;
             9'h120:
-                \$1476 [288] = 1'h1;
+                \$1472 [288] = 1'h1;
             9'h121:
-                \$1476 [289] = 1'h1;
+                \$1472 [289] = 1'h1;
             9'h122:
-                \$1476 [290] = 1'h1;
+                \$1472 [290] = 1'h1;
             9'h123:
-                \$1476 [291] = 1'h1;
+                \$1472 [291] = 1'h1;
             9'h124:
-                \$1476 [292] = 1'h1;
+                \$1472 [292] = 1'h1;
             9'h125:
-                \$1476 [293] = 1'h1;
+                \$1472 [293] = 1'h1;
             9'h126:
-                \$1476 [294] = 1'h1;
+                \$1472 [294] = 1'h1;
             9'h127:
-                \$1476 [295] = 1'h1;
+                \$1472 [295] = 1'h1;
             9'h128:
-                \$1476 [296] = 1'h1;
+                \$1472 [296] = 1'h1;
             9'h129:
-                \$1476 [297] = 1'h1;
+                \$1472 [297] = 1'h1;
             9'h12a:
-                \$1476 [298] = 1'h1;
+                \$1472 [298] = 1'h1;
             9'h12b:
-                \$1476 [299] = 1'h1;
+                \$1472 [299] = 1'h1;
             9'h12c:
-                \$1476 [300] = 1'h1;
+                \$1472 [300] = 1'h1;
             9'h12d:
-                \$1476 [301] = 1'h1;
+                \$1472 [301] = 1'h1;
             9'h12e:
-                \$1476 [302] = 1'h1;
+                \$1472 [302] = 1'h1;
             9'h12f:
-                \$1476 [303] = 1'h1;
+                \$1472 [303] = 1'h1;
             9'h130:
-                \$1476 [304] = 1'h1;
+                \$1472 [304] = 1'h1;
             9'h131:
-                \$1476 [305] = 1'h1;
+                \$1472 [305] = 1'h1;
             9'h132:
-                \$1476 [306] = 1'h1;
+                \$1472 [306] = 1'h1;
             9'h133:
-                \$1476 [307] = 1'h1;
+                \$1472 [307] = 1'h1;
             9'h134:
-                \$1476 [308] = 1'h1;
+                \$1472 [308] = 1'h1;
             9'h135:
-                \$1476 [309] = 1'h1;
+                \$1472 [309] = 1'h1;
             9'h136:
-                \$1476 [310] = 1'h1;
+                \$1472 [310] = 1'h1;
             9'h137:
-                \$1476 [311] = 1'h1;
+                \$1472 [311] = 1'h1;
             9'h138:
-                \$1476 [312] = 1'h1;
+                \$1472 [312] = 1'h1;
             9'h139:
-                \$1476 [313] = 1'h1;
+                \$1472 [313] = 1'h1;
             9'h13a:
-                \$1476 [314] = 1'h1;
+                \$1472 [314] = 1'h1;
             9'h13b:
-                \$1476 [315] = 1'h1;
+                \$1472 [315] = 1'h1;
             9'h13c:
-                \$1476 [316] = 1'h1;
+                \$1472 [316] = 1'h1;
             9'h13d:
-                \$1476 [317] = 1'h1;
+                \$1472 [317] = 1'h1;
             9'h13e:
-                \$1476 [318] = 1'h1;
+                \$1472 [318] = 1'h1;
             9'h13f:
-                \$1476 [319] = 1'h1;
+                \$1472 [319] = 1'h1;
             9'h140:
-                \$1476 [320] = 1'h1;
+                \$1472 [320] = 1'h1;
             9'h141:
-                \$1476 [321] = 1'h1;
+                \$1472 [321] = 1'h1;
             9'h142:
-                \$1476 [322] = 1'h1;
+                \$1472 [322] = 1'h1;
             9'h143:
-                \$1476 [323] = 1'h1;
+                \$1472 [323] = 1'h1;
             9'h144:
-                \$1476 [324] = 1'h1;
+                \$1472 [324] = 1'h1;
             9'h145:
-                \$1476 [325] = 1'h1;
+                \$1472 [325] = 1'h1;
             9'h146:
-                \$1476 [326] = 1'h1;
+                \$1472 [326] = 1'h1;
             9'h147:
-                \$1476 [327] = 1'h1;
+                \$1472 [327] = 1'h1;
             9'h148:
-                \$1476 [328] = 1'h1;
+                \$1472 [328] = 1'h1;
             9'h149:
-                \$1476 [329] = 1'h1;
+                \$1472 [329] = 1'h1;
             9'h14a:
-                \$1476 [330] = 1'h1;
+                \$1472 [330] = 1'h1;
             9'h14b:
-                \$1476 [331] = 1'h1;
+                \$1472 [331] = 1'h1;
             9'h14c:
-                \$1476 [332] = 1'h1;
+                \$1472 [332] = 1'h1;
             9'h14d:
-                \$1476 [333] = 1'h1;
+                \$1472 [333] = 1'h1;
             9'h14e:
-                \$1476 [334] = 1'h1;
+                \$1472 [334] = 1'h1;
             9'h14f:
-                \$1476 [335] = 1'h1;
+                \$1472 [335] = 1'h1;
             9'h150:
-                \$1476 [336] = 1'h1;
+                \$1472 [336] = 1'h1;
             9'h151:
-                \$1476 [337] = 1'h1;
+                \$1472 [337] = 1'h1;
             9'h152:
-                \$1476 [338] = 1'h1;
+                \$1472 [338] = 1'h1;
             9'h153:
-                \$1476 [339] = 1'h1;
+                \$1472 [339] = 1'h1;
             9'h154:
-                \$1476 [340] = 1'h1;
+                \$1472 [340] = 1'h1;
             9'h155:
-                \$1476 [341] = 1'h1;
+                \$1472 [341] = 1'h1;
             9'h156:
-                \$1476 [342] = 1'h1;
+                \$1472 [342] = 1'h1;
             9'h157:
-                \$1476 [343] = 1'h1;
+                \$1472 [343] = 1'h1;
             9'h158:
-                \$1476 [344] = 1'h1;
+                \$1472 [344] = 1'h1;
             9'h159:
-                \$1476 [345] = 1'h1;
+                \$1472 [345] = 1'h1;
             9'h15a:
-                \$1476 [346] = 1'h1;
+                \$1472 [346] = 1'h1;
             9'h15b:
-                \$1476 [347] = 1'h1;
+                \$1472 [347] = 1'h1;
             9'h15c:
-                \$1476 [348] = 1'h1;
+                \$1472 [348] = 1'h1;
             9'h15d:
-                \$1476 [349] = 1'h1;
+                \$1472 [349] = 1'h1;
             9'h15e:
-                \$1476 [350] = 1'h1;
+                \$1472 [350] = 1'h1;
             9'h15f:
-                \$1476 [351] = 1'h1;
+                \$1472 [351] = 1'h1;
             9'h160:
-                \$1476 [352] = 1'h1;
+                \$1472 [352] = 1'h1;
             9'h161:
-                \$1476 [353] = 1'h1;
+                \$1472 [353] = 1'h1;
             9'h162:
-                \$1476 [354] = 1'h1;
+                \$1472 [354] = 1'h1;
             9'h163:
-                \$1476 [355] = 1'h1;
+                \$1472 [355] = 1'h1;
             9'h164:
-                \$1476 [356] = 1'h1;
+                \$1472 [356] = 1'h1;
             9'h165:
-                \$1476 [357] = 1'h1;
+                \$1472 [357] = 1'h1;
             9'h166:
-                \$1476 [358] = 1'h1;
+                \$1472 [358] = 1'h1;
             9'h167:
-                \$1476 [359] = 1'h1;
+                \$1472 [359] = 1'h1;
             9'h168:
-                \$1476 [360] = 1'h1;
+                \$1472 [360] = 1'h1;
             9'h169:
-                \$1476 [361] = 1'h1;
+                \$1472 [361] = 1'h1;
             9'h16a:
-                \$1476 [362] = 1'h1;
+                \$1472 [362] = 1'h1;
             9'h16b:
-                \$1476 [363] = 1'h1;
+                \$1472 [363] = 1'h1;
             9'h16c:
-                \$1476 [364] = 1'h1;
+                \$1472 [364] = 1'h1;
             9'h16d:
-                \$1476 [365] = 1'h1;
+                \$1472 [365] = 1'h1;
             9'h16e:
-                \$1476 [366] = 1'h1;
+                \$1472 [366] = 1'h1;
             9'h16f:
-                \$1476 [367] = 1'h1;
+                \$1472 [367] = 1'h1;
             9'h170:
-                \$1476 [368] = 1'h1;
+                \$1472 [368] = 1'h1;
             9'h171:
-                \$1476 [369] = 1'h1;
+                \$1472 [369] = 1'h1;
             9'h172:
-                \$1476 [370] = 1'h1;
+                \$1472 [370] = 1'h1;
             9'h173:
-                \$1476 [371] = 1'h1;
+                \$1472 [371] = 1'h1;
             9'h174:
-                \$1476 [372] = 1'h1;
+                \$1472 [372] = 1'h1;
             9'h175:
-                \$1476 [373] = 1'h1;
+                \$1472 [373] = 1'h1;
             9'h176:
-                \$1476 [374] = 1'h1;
+                \$1472 [374] = 1'h1;
             9'h177:
-                \$1476 [375] = 1'h1;
+                \$1472 [375] = 1'h1;
             9'h178:
-                \$1476 [376] = 1'h1;
+                \$1472 [376] = 1'h1;
             9'h179:
-                \$1476 [377] = 1'h1;
+                \$1472 [377] = 1'h1;
             9'h17a:
-                \$1476 [378] = 1'h1;
+                \$1472 [378] = 1'h1;
             9'h17b:
-                \$1476 [379] = 1'h1;
+                \$1472 [379] = 1'h1;
             9'h17c:
-                \$1476 [380] = 1'h1;
+                \$1472 [380] = 1'h1;
             9'h17d:
-                \$1476 [381] = 1'h1;
+                \$1472 [381] = 1'h1;
             9'h17e:
-                \$1476 [382] = 1'h1;
+                \$1472 [382] = 1'h1;
             9'h17f:
-                \$1476 [383] = 1'h1;
+                \$1472 [383] = 1'h1;
             9'h180:
-                \$1476 [384] = 1'h1;
+                \$1472 [384] = 1'h1;
             9'h181:
-                \$1476 [385] = 1'h1;
+                \$1472 [385] = 1'h1;
             9'h182:
-                \$1476 [386] = 1'h1;
+                \$1472 [386] = 1'h1;
             9'h183:
-                \$1476 [387] = 1'h1;
+                \$1472 [387] = 1'h1;
             9'h184:
-                \$1476 [388] = 1'h1;
+                \$1472 [388] = 1'h1;
             9'h185:
-                \$1476 [389] = 1'h1;
+                \$1472 [389] = 1'h1;
             9'h186:
-                \$1476 [390] = 1'h1;
+                \$1472 [390] = 1'h1;
             9'h187:
-                \$1476 [391] = 1'h1;
+                \$1472 [391] = 1'h1;
             9'h188:
-                \$1476 [392] = 1'h1;
+                \$1472 [392] = 1'h1;
             9'h189:
-                \$1476 [393] = 1'h1;
+                \$1472 [393] = 1'h1;
             9'h18a:
-                \$1476 [394] = 1'h1;
+                \$1472 [394] = 1'h1;
             9'h18b:
-                \$1476 [395] = 1'h1;
+                \$1472 [395] = 1'h1;
             9'h18c:
-                \$1476 [396] = 1'h1;
+                \$1472 [396] = 1'h1;
             9'h18d:
-                \$1476 [397] = 1'h1;
+                \$1472 [397] = 1'h1;
             9'h18e:
-                \$1476 [398] = 1'h1;
+                \$1472 [398] = 1'h1;
             9'h18f:
-                \$1476 [399] = 1'h1;
+                \$1472 [399] = 1'h1;
             9'h190:
-                \$1476 [400] = 1'h1;
+                \$1472 [400] = 1'h1;
             9'h191:
-                \$1476 [401] = 1'h1;
+                \$1472 [401] = 1'h1;
             9'h192:
-                \$1476 [402] = 1'h1;
+                \$1472 [402] = 1'h1;
             9'h193:
-                \$1476 [403] = 1'h1;
+                \$1472 [403] = 1'h1;
             9'h194:
-                \$1476 [404] = 1'h1;
+                \$1472 [404] = 1'h1;
             9'h195:
-                \$1476 [405] = 1'h1;
+                \$1472 [405] = 1'h1;
             9'h196:
-                \$1476 [406] = 1'h1;
+                \$1472 [406] = 1'h1;
             9'h197:
-                \$1476 [407] = 1'h1;
+                \$1472 [407] = 1'h1;
             9'h198:
-                \$1476 [408] = 1'h1;
+                \$1472 [408] = 1'h1;
             9'h199:
-                \$1476 [409] = 1'h1;
+                \$1472 [409] = 1'h1;
             9'h19a:
-                \$1476 [410] = 1'h1;
+                \$1472 [410] = 1'h1;
             9'h19b:
-                \$1476 [411] = 1'h1;
+                \$1472 [411] = 1'h1;
             9'h19c:
-                \$1476 [412] = 1'h1;
+                \$1472 [412] = 1'h1;
             9'h19d:
-                \$1476 [413] = 1'h1;
+                \$1472 [413] = 1'h1;
             9'h19e:
-                \$1476 [414] = 1'h1;
+                \$1472 [414] = 1'h1;
             9'h19f:
-                \$1476 [415] = 1'h1;
+                \$1472 [415] = 1'h1;
             9'h1a0:
-                \$1476 [416] = 1'h1;
+                \$1472 [416] = 1'h1;
             9'h1a1:
-                \$1476 [417] = 1'h1;
+                \$1472 [417] = 1'h1;
             9'h1a2:
-                \$1476 [418] = 1'h1;
+                \$1472 [418] = 1'h1;
             9'h1a3:
-                \$1476 [419] = 1'h1;
+                \$1472 [419] = 1'h1;
             9'h1a4:
-                \$1476 [420] = 1'h1;
+                \$1472 [420] = 1'h1;
             9'h1a5:
-                \$1476 [421] = 1'h1;
+                \$1472 [421] = 1'h1;
             9'h1a6:
-                \$1476 [422] = 1'h1;
+                \$1472 [422] = 1'h1;
             9'h1a7:
-                \$1476 [423] = 1'h1;
+                \$1472 [423] = 1'h1;
             9'h1a8:
-                \$1476 [424] = 1'h1;
+                \$1472 [424] = 1'h1;
             9'h1a9:
-                \$1476 [425] = 1'h1;
+                \$1472 [425] = 1'h1;
             9'h1aa:
-                \$1476 [426] = 1'h1;
+                \$1472 [426] = 1'h1;
             9'h1ab:
-                \$1476 [427] = 1'h1;
+                \$1472 [427] = 1'h1;
             9'h1ac:
-                \$1476 [428] = 1'h1;
+                \$1472 [428] = 1'h1;
             9'h1ad:
-                \$1476 [429] = 1'h1;
+                \$1472 [429] = 1'h1;
             9'h1ae:
-                \$1476 [430] = 1'h1;
+                \$1472 [430] = 1'h1;
             9'h1af:
-                \$1476 [431] = 1'h1;
+                \$1472 [431] = 1'h1;
             9'h1b0:
-                \$1476 [432] = 1'h1;
+                \$1472 [432] = 1'h1;
             9'h1b1:
-                \$1476 [433] = 1'h1;
+                \$1472 [433] = 1'h1;
             9'h1b2:
-                \$1476 [434] = 1'h1;
+                \$1472 [434] = 1'h1;
             9'h1b3:
-                \$1476 [435] = 1'h1;
+                \$1472 [435] = 1'h1;
             9'h1b4:
-                \$1476 [436] = 1'h1;
+                \$1472 [436] = 1'h1;
             9'h1b5:
-                \$1476 [437] = 1'h1;
+                \$1472 [437] = 1'h1;
             9'h1b6:
-                \$1476 [438] = 1'h1;
+                \$1472 [438] = 1'h1;
             9'h1b7:
-                \$1476 [439] = 1'h1;
+                \$1472 [439] = 1'h1;
             9'h1b8:
-                \$1476 [440] = 1'h1;
+                \$1472 [440] = 1'h1;
             9'h1b9:
-                \$1476 [441] = 1'h1;
+                \$1472 [441] = 1'h1;
             9'h1ba:
-                \$1476 [442] = 1'h1;
+                \$1472 [442] = 1'h1;
             9'h1bb:
-                \$1476 [443] = 1'h1;
+                \$1472 [443] = 1'h1;
             9'h1bc:
-                \$1476 [444] = 1'h1;
+                \$1472 [444] = 1'h1;
             9'h1bd:
-                \$1476 [445] = 1'h1;
+                \$1472 [445] = 1'h1;
             9'h1be:
-                \$1476 [446] = 1'h1;
+                \$1472 [446] = 1'h1;
             9'h1bf:
-                \$1476 [447] = 1'h1;
+                \$1472 [447] = 1'h1;
             9'h1c0:
-                \$1476 [448] = 1'h1;
+                \$1472 [448] = 1'h1;
             9'h1c1:
-                \$1476 [449] = 1'h1;
+                \$1472 [449] = 1'h1;
             9'h1c2:
-                \$1476 [450] = 1'h1;
+                \$1472 [450] = 1'h1;
             9'h1c3:
-                \$1476 [451] = 1'h1;
+                \$1472 [451] = 1'h1;
             9'h1c4:
-                \$1476 [452] = 1'h1;
+                \$1472 [452] = 1'h1;
             9'h1c5:
-                \$1476 [453] = 1'h1;
+                \$1472 [453] = 1'h1;
             9'h1c6:
-                \$1476 [454] = 1'h1;
+                \$1472 [454] = 1'h1;
             9'h1c7:
-                \$1476 [455] = 1'h1;
+                \$1472 [455] = 1'h1;
             9'h1c8:
-                \$1476 [456] = 1'h1;
+                \$1472 [456] = 1'h1;
             9'h1c9:
-                \$1476 [457] = 1'h1;
+                \$1472 [457] = 1'h1;
             9'h1ca:
-                \$1476 [458] = 1'h1;
+                \$1472 [458] = 1'h1;
             9'h1cb:
-                \$1476 [459] = 1'h1;
+                \$1472 [459] = 1'h1;
             9'h1cc:
-                \$1476 [460] = 1'h1;
+                \$1472 [460] = 1'h1;
             9'h1cd:
-                \$1476 [461] = 1'h1;
+                \$1472 [461] = 1'h1;
             9'h1ce:
-                \$1476 [462] = 1'h1;
+                \$1472 [462] = 1'h1;
             9'h1cf:
-                \$1476 [463] = 1'h1;
+                \$1472 [463] = 1'h1;
             9'h1d0:
-                \$1476 [464] = 1'h1;
+                \$1472 [464] = 1'h1;
             9'h1d1:
-                \$1476 [465] = 1'h1;
+                \$1472 [465] = 1'h1;
             9'h1d2:
-                \$1476 [466] = 1'h1;
+                \$1472 [466] = 1'h1;
             9'h1d3:
-                \$1476 [467] = 1'h1;
+                \$1472 [467] = 1'h1;
             9'h1d4:
-                \$1476 [468] = 1'h1;
+                \$1472 [468] = 1'h1;
             9'h1d5:
-                \$1476 [469] = 1'h1;
+                \$1472 [469] = 1'h1;
             9'h1d6:
-                \$1476 [470] = 1'h1;
+                \$1472 [470] = 1'h1;
             9'h1d7:
-                \$1476 [471] = 1'h1;
+                \$1472 [471] = 1'h1;
             9'h1d8:
-                \$1476 [472] = 1'h1;
+                \$1472 [472] = 1'h1;
             9'h1d9:
-                \$1476 [473] = 1'h1;
+                \$1472 [473] = 1'h1;
             9'h1da:
-                \$1476 [474] = 1'h1;
+                \$1472 [474] = 1'h1;
             9'h1db:
-                \$1476 [475] = 1'h1;
+                \$1472 [475] = 1'h1;
             9'h1dc:
-                \$1476 [476] = 1'h1;
+                \$1472 [476] = 1'h1;
             9'h1dd:
-                \$1476 [477] = 1'h1;
+                \$1472 [477] = 1'h1;
             9'h1de:
-                \$1476 [478] = 1'h1;
+                \$1472 [478] = 1'h1;
             9'h1df:
-                \$1476 [479] = 1'h1;
+                \$1472 [479] = 1'h1;
             9'h1e0:
-                \$1476 [480] = 1'h1;
+                \$1472 [480] = 1'h1;
             9'h1e1:
-                \$1476 [481] = 1'h1;
+                \$1472 [481] = 1'h1;
             9'h1e2:
-                \$1476 [482] = 1'h1;
+                \$1472 [482] = 1'h1;
             9'h1e3:
-                \$1476 [483] = 1'h1;
+                \$1472 [483] = 1'h1;
             9'h1e4:
-                \$1476 [484] = 1'h1;
+                \$1472 [484] = 1'h1;
             9'h1e5:
-                \$1476 [485] = 1'h1;
+                \$1472 [485] = 1'h1;
             9'h1e6:
-                \$1476 [486] = 1'h1;
+                \$1472 [486] = 1'h1;
             9'h1e7:
-                \$1476 [487] = 1'h1;
+                \$1472 [487] = 1'h1;
             9'h1e8:
-                \$1476 [488] = 1'h1;
+                \$1472 [488] = 1'h1;
             9'h1e9:
-                \$1476 [489] = 1'h1;
+                \$1472 [489] = 1'h1;
             9'h1ea:
-                \$1476 [490] = 1'h1;
+                \$1472 [490] = 1'h1;
             9'h1eb:
-                \$1476 [491] = 1'h1;
+                \$1472 [491] = 1'h1;
             9'h1ec:
-                \$1476 [492] = 1'h1;
+                \$1472 [492] = 1'h1;
             9'h1ed:
-                \$1476 [493] = 1'h1;
+                \$1472 [493] = 1'h1;
             9'h1ee:
-                \$1476 [494] = 1'h1;
+                \$1472 [494] = 1'h1;
             9'h1ef:
-                \$1476 [495] = 1'h1;
+                \$1472 [495] = 1'h1;
             9'h1f0:
-                \$1476 [496] = 1'h1;
+                \$1472 [496] = 1'h1;
             9'h1f1:
-                \$1476 [497] = 1'h1;
+                \$1472 [497] = 1'h1;
             9'h1f2:
-                \$1476 [498] = 1'h1;
+                \$1472 [498] = 1'h1;
             9'h1f3:
-                \$1476 [499] = 1'h1;
+                \$1472 [499] = 1'h1;
             9'h1f4:
-                \$1476 [500] = 1'h1;
+                \$1472 [500] = 1'h1;
             9'h1f5:
-                \$1476 [501] = 1'h1;
+                \$1472 [501] = 1'h1;
             9'h1f6:
-                \$1476 [502] = 1'h1;
+                \$1472 [502] = 1'h1;
             9'h1f7:
-                \$1476 [503] = 1'h1;
+                \$1472 [503] = 1'h1;
             9'h1f8:
-                \$1476 [504] = 1'h1;
+                \$1472 [504] = 1'h1;
             9'h1f9:
-                \$1476 [505] = 1'h1;
+                \$1472 [505] = 1'h1;
             9'h1fa:
-                \$1476 [506] = 1'h1;
+                \$1472 [506] = 1'h1;
             9'h1fb:
-                \$1476 [507] = 1'h1;
+                \$1472 [507] = 1'h1;
             9'h1fc:
-                \$1476 [508] = 1'h1;
+                \$1472 [508] = 1'h1;
             9'h1fd:
-                \$1476 [509] = 1'h1;
+                \$1472 [509] = 1'h1;
             9'h1fe:
-                \$1476 [510] = 1'h1;
+                \$1472 [510] = 1'h1;
             9'h1ff:
-                \$1476 [511] = 1'h1;
+                \$1472 [511] = 1'h1;
           endcase
         end
       end
     end
-    if (\$1152 ) begin
-      if (\$1153 ) begin
-        \$1476  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1147 ) begin
+      if (\$1148 ) begin
+        \$1472  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1476  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1472  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1477  = skipped1;
+    \$1473  = skipped1;
     if (bincu0_pred_valid) begin
       if (bincu0_pred[11]) begin
-        if (\$1131 ) begin
+        if (\$1126 ) begin
           (* full_case = 32'd1 *)
           casez (bincu0_tag_d4[8:0])
             9'h000:
-                \$1477 [0] = 1'h1;
+                \$1473 [0] = 1'h1;
             9'h001:
-                \$1477 [1] = 1'h1;
+                \$1473 [1] = 1'h1;
             9'h002:
-                \$1477 [2] = 1'h1;
+                \$1473 [2] = 1'h1;
             9'h003:
-                \$1477 [3] = 1'h1;
+                \$1473 [3] = 1'h1;
             9'h004:
-                \$1477 [4] = 1'h1;
+                \$1473 [4] = 1'h1;
             9'h005:
-                \$1477 [5] = 1'h1;
+                \$1473 [5] = 1'h1;
             9'h006:
-                \$1477 [6] = 1'h1;
+                \$1473 [6] = 1'h1;
             9'h007:
-                \$1477 [7] = 1'h1;
+                \$1473 [7] = 1'h1;
             9'h008:
-                \$1477 [8] = 1'h1;
+                \$1473 [8] = 1'h1;
             9'h009:
-                \$1477 [9] = 1'h1;
+                \$1473 [9] = 1'h1;
             9'h00a:
-                \$1477 [10] = 1'h1;
+                \$1473 [10] = 1'h1;
             9'h00b:
-                \$1477 [11] = 1'h1;
+                \$1473 [11] = 1'h1;
             9'h00c:
-                \$1477 [12] = 1'h1;
+                \$1473 [12] = 1'h1;
             9'h00d:
-                \$1477 [13] = 1'h1;
+                \$1473 [13] = 1'h1;
             9'h00e:
-                \$1477 [14] = 1'h1;
+                \$1473 [14] = 1'h1;
             9'h00f:
-                \$1477 [15] = 1'h1;
+                \$1473 [15] = 1'h1;
             9'h010:
-                \$1477 [16] = 1'h1;
+                \$1473 [16] = 1'h1;
             9'h011:
-                \$1477 [17] = 1'h1;
+                \$1473 [17] = 1'h1;
             9'h012:
-                \$1477 [18] = 1'h1;
+                \$1473 [18] = 1'h1;
             9'h013:
-                \$1477 [19] = 1'h1;
+                \$1473 [19] = 1'h1;
             9'h014:
-                \$1477 [20] = 1'h1;
+                \$1473 [20] = 1'h1;
             9'h015:
-                \$1477 [21] = 1'h1;
+                \$1473 [21] = 1'h1;
             9'h016:
-                \$1477 [22] = 1'h1;
+                \$1473 [22] = 1'h1;
             9'h017:
-                \$1477 [23] = 1'h1;
+                \$1473 [23] = 1'h1;
             9'h018:
-                \$1477 [24] = 1'h1;
+                \$1473 [24] = 1'h1;
             9'h019:
-                \$1477 [25] = 1'h1;
+                \$1473 [25] = 1'h1;
             9'h01a:
-                \$1477 [26] = 1'h1;
+                \$1473 [26] = 1'h1;
             9'h01b:
-                \$1477 [27] = 1'h1;
+                \$1473 [27] = 1'h1;
             9'h01c:
-                \$1477 [28] = 1'h1;
+                \$1473 [28] = 1'h1;
             9'h01d:
-                \$1477 [29] = 1'h1;
+                \$1473 [29] = 1'h1;
             9'h01e:
-                \$1477 [30] = 1'h1;
+                \$1473 [30] = 1'h1;
             9'h01f:
-                \$1477 [31] = 1'h1;
+                \$1473 [31] = 1'h1;
             9'h020:
-                \$1477 [32] = 1'h1;
+                \$1473 [32] = 1'h1;
             9'h021:
-                \$1477 [33] = 1'h1;
+                \$1473 [33] = 1'h1;
             9'h022:
-                \$1477 [34] = 1'h1;
+                \$1473 [34] = 1'h1;
             9'h023:
-                \$1477 [35] = 1'h1;
+                \$1473 [35] = 1'h1;
             9'h024:
-                \$1477 [36] = 1'h1;
+                \$1473 [36] = 1'h1;
             9'h025:
-                \$1477 [37] = 1'h1;
+                \$1473 [37] = 1'h1;
             9'h026:
-                \$1477 [38] = 1'h1;
+                \$1473 [38] = 1'h1;
             9'h027:
-                \$1477 [39] = 1'h1;
+                \$1473 [39] = 1'h1;
             9'h028:
-                \$1477 [40] = 1'h1;
+                \$1473 [40] = 1'h1;
             9'h029:
-                \$1477 [41] = 1'h1;
+                \$1473 [41] = 1'h1;
             9'h02a:
-                \$1477 [42] = 1'h1;
+                \$1473 [42] = 1'h1;
             9'h02b:
-                \$1477 [43] = 1'h1;
+                \$1473 [43] = 1'h1;
             9'h02c:
-                \$1477 [44] = 1'h1;
+                \$1473 [44] = 1'h1;
             9'h02d:
-                \$1477 [45] = 1'h1;
+                \$1473 [45] = 1'h1;
             9'h02e:
-                \$1477 [46] = 1'h1;
+                \$1473 [46] = 1'h1;
             9'h02f:
-                \$1477 [47] = 1'h1;
+                \$1473 [47] = 1'h1;
             9'h030:
-                \$1477 [48] = 1'h1;
+                \$1473 [48] = 1'h1;
             9'h031:
-                \$1477 [49] = 1'h1;
+                \$1473 [49] = 1'h1;
             9'h032:
-                \$1477 [50] = 1'h1;
+                \$1473 [50] = 1'h1;
             9'h033:
-                \$1477 [51] = 1'h1;
+                \$1473 [51] = 1'h1;
             9'h034:
-                \$1477 [52] = 1'h1;
+                \$1473 [52] = 1'h1;
             9'h035:
-                \$1477 [53] = 1'h1;
+                \$1473 [53] = 1'h1;
             9'h036:
-                \$1477 [54] = 1'h1;
+                \$1473 [54] = 1'h1;
             9'h037:
-                \$1477 [55] = 1'h1;
+                \$1473 [55] = 1'h1;
             9'h038:
-                \$1477 [56] = 1'h1;
+                \$1473 [56] = 1'h1;
             9'h039:
-                \$1477 [57] = 1'h1;
+                \$1473 [57] = 1'h1;
             9'h03a:
-                \$1477 [58] = 1'h1;
+                \$1473 [58] = 1'h1;
             9'h03b:
-                \$1477 [59] = 1'h1;
+                \$1473 [59] = 1'h1;
             9'h03c:
-                \$1477 [60] = 1'h1;
+                \$1473 [60] = 1'h1;
             9'h03d:
-                \$1477 [61] = 1'h1;
+                \$1473 [61] = 1'h1;
             9'h03e:
-                \$1477 [62] = 1'h1;
+                \$1473 [62] = 1'h1;
             9'h03f:
-                \$1477 [63] = 1'h1;
+                \$1473 [63] = 1'h1;
             9'h040:
-                \$1477 [64] = 1'h1;
+                \$1473 [64] = 1'h1;
             9'h041:
-                \$1477 [65] = 1'h1;
+                \$1473 [65] = 1'h1;
             9'h042:
-                \$1477 [66] = 1'h1;
+                \$1473 [66] = 1'h1;
             9'h043:
-                \$1477 [67] = 1'h1;
+                \$1473 [67] = 1'h1;
             9'h044:
-                \$1477 [68] = 1'h1;
+                \$1473 [68] = 1'h1;
             9'h045:
-                \$1477 [69] = 1'h1;
+                \$1473 [69] = 1'h1;
             9'h046:
-                \$1477 [70] = 1'h1;
+                \$1473 [70] = 1'h1;
             9'h047:
-                \$1477 [71] = 1'h1;
+                \$1473 [71] = 1'h1;
             9'h048:
-                \$1477 [72] = 1'h1;
+                \$1473 [72] = 1'h1;
             9'h049:
-                \$1477 [73] = 1'h1;
+                \$1473 [73] = 1'h1;
             9'h04a:
-                \$1477 [74] = 1'h1;
+                \$1473 [74] = 1'h1;
             9'h04b:
-                \$1477 [75] = 1'h1;
+                \$1473 [75] = 1'h1;
             9'h04c:
-                \$1477 [76] = 1'h1;
+                \$1473 [76] = 1'h1;
             9'h04d:
-                \$1477 [77] = 1'h1;
+                \$1473 [77] = 1'h1;
             9'h04e:
-                \$1477 [78] = 1'h1;
+                \$1473 [78] = 1'h1;
             9'h04f:
-                \$1477 [79] = 1'h1;
+                \$1473 [79] = 1'h1;
             9'h050:
-                \$1477 [80] = 1'h1;
+                \$1473 [80] = 1'h1;
             9'h051:
-                \$1477 [81] = 1'h1;
+                \$1473 [81] = 1'h1;
             9'h052:
-                \$1477 [82] = 1'h1;
+                \$1473 [82] = 1'h1;
             9'h053:
-                \$1477 [83] = 1'h1;
+                \$1473 [83] = 1'h1;
             9'h054:
-                \$1477 [84] = 1'h1;
+                \$1473 [84] = 1'h1;
             9'h055:
-                \$1477 [85] = 1'h1;
+                \$1473 [85] = 1'h1;
             9'h056:
-                \$1477 [86] = 1'h1;
+                \$1473 [86] = 1'h1;
             9'h057:
-                \$1477 [87] = 1'h1;
+                \$1473 [87] = 1'h1;
             9'h058:
-                \$1477 [88] = 1'h1;
+                \$1473 [88] = 1'h1;
             9'h059:
-                \$1477 [89] = 1'h1;
+                \$1473 [89] = 1'h1;
             9'h05a:
-                \$1477 [90] = 1'h1;
+                \$1473 [90] = 1'h1;
             9'h05b:
-                \$1477 [91] = 1'h1;
+                \$1473 [91] = 1'h1;
             9'h05c:
-                \$1477 [92] = 1'h1;
+                \$1473 [92] = 1'h1;
             9'h05d:
-                \$1477 [93] = 1'h1;
+                \$1473 [93] = 1'h1;
             9'h05e:
-                \$1477 [94] = 1'h1;
+                \$1473 [94] = 1'h1;
             9'h05f:
-                \$1477 [95] = 1'h1;
+                \$1473 [95] = 1'h1;
             9'h060:
-                \$1477 [96] = 1'h1;
+                \$1473 [96] = 1'h1;
             9'h061:
-                \$1477 [97] = 1'h1;
+                \$1473 [97] = 1'h1;
             9'h062:
-                \$1477 [98] = 1'h1;
+                \$1473 [98] = 1'h1;
             9'h063:
-                \$1477 [99] = 1'h1;
+                \$1473 [99] = 1'h1;
             9'h064:
-                \$1477 [100] = 1'h1;
+                \$1473 [100] = 1'h1;
             9'h065:
-                \$1477 [101] = 1'h1;
+                \$1473 [101] = 1'h1;
             9'h066:
-                \$1477 [102] = 1'h1;
+                \$1473 [102] = 1'h1;
             9'h067:
-                \$1477 [103] = 1'h1;
+                \$1473 [103] = 1'h1;
             9'h068:
-                \$1477 [104] = 1'h1;
+                \$1473 [104] = 1'h1;
             9'h069:
-                \$1477 [105] = 1'h1;
+                \$1473 [105] = 1'h1;
             9'h06a:
-                \$1477 [106] = 1'h1;
+                \$1473 [106] = 1'h1;
             9'h06b:
-                \$1477 [107] = 1'h1;
+                \$1473 [107] = 1'h1;
             9'h06c:
-                \$1477 [108] = 1'h1;
+                \$1473 [108] = 1'h1;
             9'h06d:
-                \$1477 [109] = 1'h1;
+                \$1473 [109] = 1'h1;
             9'h06e:
-                \$1477 [110] = 1'h1;
+                \$1473 [110] = 1'h1;
             9'h06f:
-                \$1477 [111] = 1'h1;
+                \$1473 [111] = 1'h1;
             9'h070:
-                \$1477 [112] = 1'h1;
+                \$1473 [112] = 1'h1;
             9'h071:
-                \$1477 [113] = 1'h1;
+                \$1473 [113] = 1'h1;
             9'h072:
-                \$1477 [114] = 1'h1;
+                \$1473 [114] = 1'h1;
             9'h073:
-                \$1477 [115] = 1'h1;
+                \$1473 [115] = 1'h1;
             9'h074:
-                \$1477 [116] = 1'h1;
+                \$1473 [116] = 1'h1;
             9'h075:
-                \$1477 [117] = 1'h1;
+                \$1473 [117] = 1'h1;
             9'h076:
-                \$1477 [118] = 1'h1;
+                \$1473 [118] = 1'h1;
             9'h077:
-                \$1477 [119] = 1'h1;
+                \$1473 [119] = 1'h1;
             9'h078:
-                \$1477 [120] = 1'h1;
+                \$1473 [120] = 1'h1;
             9'h079:
-                \$1477 [121] = 1'h1;
+                \$1473 [121] = 1'h1;
             9'h07a:
-                \$1477 [122] = 1'h1;
+                \$1473 [122] = 1'h1;
             9'h07b:
-                \$1477 [123] = 1'h1;
+                \$1473 [123] = 1'h1;
             9'h07c:
-                \$1477 [124] = 1'h1;
+                \$1473 [124] = 1'h1;
             9'h07d:
-                \$1477 [125] = 1'h1;
+                \$1473 [125] = 1'h1;
             9'h07e:
-                \$1477 [126] = 1'h1;
+                \$1473 [126] = 1'h1;
             9'h07f:
-                \$1477 [127] = 1'h1;
+                \$1473 [127] = 1'h1;
             9'h080:
-                \$1477 [128] = 1'h1;
+                \$1473 [128] = 1'h1;
             9'h081:
-                \$1477 [129] = 1'h1;
+                \$1473 [129] = 1'h1;
             9'h082:
-                \$1477 [130] = 1'h1;
+                \$1473 [130] = 1'h1;
             9'h083:
-                \$1477 [131] = 1'h1;
+                \$1473 [131] = 1'h1;
             9'h084:
-                \$1477 [132] = 1'h1;
+                \$1473 [132] = 1'h1;
             9'h085:
-                \$1477 [133] = 1'h1;
+                \$1473 [133] = 1'h1;
             9'h086:
-                \$1477 [134] = 1'h1;
+                \$1473 [134] = 1'h1;
             9'h087:
-                \$1477 [135] = 1'h1;
+                \$1473 [135] = 1'h1;
             9'h088:
-                \$1477 [136] = 1'h1;
+                \$1473 [136] = 1'h1;
             9'h089:
-                \$1477 [137] = 1'h1;
+                \$1473 [137] = 1'h1;
             9'h08a:
-                \$1477 [138] = 1'h1;
+                \$1473 [138] = 1'h1;
             9'h08b:
-                \$1477 [139] = 1'h1;
+                \$1473 [139] = 1'h1;
             9'h08c:
-                \$1477 [140] = 1'h1;
+                \$1473 [140] = 1'h1;
             9'h08d:
-                \$1477 [141] = 1'h1;
+                \$1473 [141] = 1'h1;
             9'h08e:
-                \$1477 [142] = 1'h1;
+                \$1473 [142] = 1'h1;
             9'h08f:
-                \$1477 [143] = 1'h1;
+                \$1473 [143] = 1'h1;
             9'h090:
-                \$1477 [144] = 1'h1;
+                \$1473 [144] = 1'h1;
             9'h091:
-                \$1477 [145] = 1'h1;
+                \$1473 [145] = 1'h1;
             9'h092:
-                \$1477 [146] = 1'h1;
+                \$1473 [146] = 1'h1;
             9'h093:
-                \$1477 [147] = 1'h1;
+                \$1473 [147] = 1'h1;
             9'h094:
-                \$1477 [148] = 1'h1;
+                \$1473 [148] = 1'h1;
             9'h095:
-                \$1477 [149] = 1'h1;
+                \$1473 [149] = 1'h1;
             9'h096:
-                \$1477 [150] = 1'h1;
+                \$1473 [150] = 1'h1;
             9'h097:
-                \$1477 [151] = 1'h1;
+                \$1473 [151] = 1'h1;
             9'h098:
-                \$1477 [152] = 1'h1;
+                \$1473 [152] = 1'h1;
             9'h099:
-                \$1477 [153] = 1'h1;
+                \$1473 [153] = 1'h1;
             9'h09a:
-                \$1477 [154] = 1'h1;
+                \$1473 [154] = 1'h1;
             9'h09b:
-                \$1477 [155] = 1'h1;
+                \$1473 [155] = 1'h1;
             9'h09c:
-                \$1477 [156] = 1'h1;
+                \$1473 [156] = 1'h1;
             9'h09d:
-                \$1477 [157] = 1'h1;
+                \$1473 [157] = 1'h1;
             9'h09e:
-                \$1477 [158] = 1'h1;
+                \$1473 [158] = 1'h1;
             9'h09f:
-                \$1477 [159] = 1'h1;
+                \$1473 [159] = 1'h1;
             9'h0a0:
-                \$1477 [160] = 1'h1;
+                \$1473 [160] = 1'h1;
             9'h0a1:
-                \$1477 [161] = 1'h1;
+                \$1473 [161] = 1'h1;
             9'h0a2:
-                \$1477 [162] = 1'h1;
+                \$1473 [162] = 1'h1;
             9'h0a3:
-                \$1477 [163] = 1'h1;
+                \$1473 [163] = 1'h1;
             9'h0a4:
-                \$1477 [164] = 1'h1;
+                \$1473 [164] = 1'h1;
             9'h0a5:
-                \$1477 [165] = 1'h1;
+                \$1473 [165] = 1'h1;
             9'h0a6:
-                \$1477 [166] = 1'h1;
+                \$1473 [166] = 1'h1;
             9'h0a7:
-                \$1477 [167] = 1'h1;
+                \$1473 [167] = 1'h1;
             9'h0a8:
-                \$1477 [168] = 1'h1;
+                \$1473 [168] = 1'h1;
             9'h0a9:
-                \$1477 [169] = 1'h1;
+                \$1473 [169] = 1'h1;
             9'h0aa:
-                \$1477 [170] = 1'h1;
+                \$1473 [170] = 1'h1;
             9'h0ab:
-                \$1477 [171] = 1'h1;
+                \$1473 [171] = 1'h1;
             9'h0ac:
-                \$1477 [172] = 1'h1;
+                \$1473 [172] = 1'h1;
             9'h0ad:
-                \$1477 [173] = 1'h1;
+                \$1473 [173] = 1'h1;
             9'h0ae:
-                \$1477 [174] = 1'h1;
+                \$1473 [174] = 1'h1;
             9'h0af:
-                \$1477 [175] = 1'h1;
+                \$1473 [175] = 1'h1;
             9'h0b0:
-                \$1477 [176] = 1'h1;
+                \$1473 [176] = 1'h1;
             9'h0b1:
-                \$1477 [177] = 1'h1;
+                \$1473 [177] = 1'h1;
             9'h0b2:
-                \$1477 [178] = 1'h1;
+                \$1473 [178] = 1'h1;
             9'h0b3:
-                \$1477 [179] = 1'h1;
+                \$1473 [179] = 1'h1;
             9'h0b4:
-                \$1477 [180] = 1'h1;
+                \$1473 [180] = 1'h1;
             9'h0b5:
-                \$1477 [181] = 1'h1;
+                \$1473 [181] = 1'h1;
             9'h0b6:
-                \$1477 [182] = 1'h1;
+                \$1473 [182] = 1'h1;
             9'h0b7:
-                \$1477 [183] = 1'h1;
+                \$1473 [183] = 1'h1;
             9'h0b8:
-                \$1477 [184] = 1'h1;
+                \$1473 [184] = 1'h1;
             9'h0b9:
-                \$1477 [185] = 1'h1;
+                \$1473 [185] = 1'h1;
             9'h0ba:
-                \$1477 [186] = 1'h1;
+                \$1473 [186] = 1'h1;
             9'h0bb:
-                \$1477 [187] = 1'h1;
+                \$1473 [187] = 1'h1;
             9'h0bc:
-                \$1477 [188] = 1'h1;
+                \$1473 [188] = 1'h1;
             9'h0bd:
-                \$1477 [189] = 1'h1;
+                \$1473 [189] = 1'h1;
             9'h0be:
-                \$1477 [190] = 1'h1;
+                \$1473 [190] = 1'h1;
             9'h0bf:
-                \$1477 [191] = 1'h1;
+                \$1473 [191] = 1'h1;
             9'h0c0:
-                \$1477 [192] = 1'h1;
+                \$1473 [192] = 1'h1;
             9'h0c1:
-                \$1477 [193] = 1'h1;
+                \$1473 [193] = 1'h1;
             9'h0c2:
-                \$1477 [194] = 1'h1;
+                \$1473 [194] = 1'h1;
             9'h0c3:
-                \$1477 [195] = 1'h1;
+                \$1473 [195] = 1'h1;
             9'h0c4:
-                \$1477 [196] = 1'h1;
+                \$1473 [196] = 1'h1;
             9'h0c5:
-                \$1477 [197] = 1'h1;
+                \$1473 [197] = 1'h1;
             9'h0c6:
-                \$1477 [198] = 1'h1;
+                \$1473 [198] = 1'h1;
             9'h0c7:
-                \$1477 [199] = 1'h1;
+                \$1473 [199] = 1'h1;
             9'h0c8:
-                \$1477 [200] = 1'h1;
+                \$1473 [200] = 1'h1;
             9'h0c9:
-                \$1477 [201] = 1'h1;
+                \$1473 [201] = 1'h1;
             9'h0ca:
-                \$1477 [202] = 1'h1;
+                \$1473 [202] = 1'h1;
             9'h0cb:
-                \$1477 [203] = 1'h1;
+                \$1473 [203] = 1'h1;
             9'h0cc:
-                \$1477 [204] = 1'h1;
+                \$1473 [204] = 1'h1;
             9'h0cd:
-                \$1477 [205] = 1'h1;
+                \$1473 [205] = 1'h1;
             9'h0ce:
-                \$1477 [206] = 1'h1;
+                \$1473 [206] = 1'h1;
             9'h0cf:
-                \$1477 [207] = 1'h1;
+                \$1473 [207] = 1'h1;
             9'h0d0:
-                \$1477 [208] = 1'h1;
+                \$1473 [208] = 1'h1;
             9'h0d1:
-                \$1477 [209] = 1'h1;
+                \$1473 [209] = 1'h1;
             9'h0d2:
-                \$1477 [210] = 1'h1;
+                \$1473 [210] = 1'h1;
             9'h0d3:
-                \$1477 [211] = 1'h1;
+                \$1473 [211] = 1'h1;
             9'h0d4:
-                \$1477 [212] = 1'h1;
+                \$1473 [212] = 1'h1;
             9'h0d5:
-                \$1477 [213] = 1'h1;
+                \$1473 [213] = 1'h1;
             9'h0d6:
-                \$1477 [214] = 1'h1;
+                \$1473 [214] = 1'h1;
             9'h0d7:
-                \$1477 [215] = 1'h1;
+                \$1473 [215] = 1'h1;
             9'h0d8:
-                \$1477 [216] = 1'h1;
+                \$1473 [216] = 1'h1;
             9'h0d9:
-                \$1477 [217] = 1'h1;
+                \$1473 [217] = 1'h1;
             9'h0da:
-                \$1477 [218] = 1'h1;
+                \$1473 [218] = 1'h1;
             9'h0db:
-                \$1477 [219] = 1'h1;
+                \$1473 [219] = 1'h1;
             9'h0dc:
-                \$1477 [220] = 1'h1;
+                \$1473 [220] = 1'h1;
             9'h0dd:
-                \$1477 [221] = 1'h1;
+                \$1473 [221] = 1'h1;
             9'h0de:
-                \$1477 [222] = 1'h1;
+                \$1473 [222] = 1'h1;
             9'h0df:
-                \$1477 [223] = 1'h1;
+                \$1473 [223] = 1'h1;
             9'h0e0:
-                \$1477 [224] = 1'h1;
+                \$1473 [224] = 1'h1;
             9'h0e1:
-                \$1477 [225] = 1'h1;
+                \$1473 [225] = 1'h1;
             9'h0e2:
-                \$1477 [226] = 1'h1;
+                \$1473 [226] = 1'h1;
             9'h0e3:
-                \$1477 [227] = 1'h1;
+                \$1473 [227] = 1'h1;
             9'h0e4:
-                \$1477 [228] = 1'h1;
+                \$1473 [228] = 1'h1;
             9'h0e5:
-                \$1477 [229] = 1'h1;
+                \$1473 [229] = 1'h1;
             9'h0e6:
-                \$1477 [230] = 1'h1;
+                \$1473 [230] = 1'h1;
             9'h0e7:
-                \$1477 [231] = 1'h1;
+                \$1473 [231] = 1'h1;
             9'h0e8:
-                \$1477 [232] = 1'h1;
+                \$1473 [232] = 1'h1;
             9'h0e9:
-                \$1477 [233] = 1'h1;
+                \$1473 [233] = 1'h1;
             9'h0ea:
-                \$1477 [234] = 1'h1;
+                \$1473 [234] = 1'h1;
             9'h0eb:
-                \$1477 [235] = 1'h1;
+                \$1473 [235] = 1'h1;
             9'h0ec:
-                \$1477 [236] = 1'h1;
+                \$1473 [236] = 1'h1;
             9'h0ed:
-                \$1477 [237] = 1'h1;
+                \$1473 [237] = 1'h1;
             9'h0ee:
-                \$1477 [238] = 1'h1;
+                \$1473 [238] = 1'h1;
             9'h0ef:
-                \$1477 [239] = 1'h1;
+                \$1473 [239] = 1'h1;
             9'h0f0:
-                \$1477 [240] = 1'h1;
+                \$1473 [240] = 1'h1;
             9'h0f1:
-                \$1477 [241] = 1'h1;
+                \$1473 [241] = 1'h1;
             9'h0f2:
-                \$1477 [242] = 1'h1;
+                \$1473 [242] = 1'h1;
             9'h0f3:
-                \$1477 [243] = 1'h1;
+                \$1473 [243] = 1'h1;
             9'h0f4:
-                \$1477 [244] = 1'h1;
+                \$1473 [244] = 1'h1;
             9'h0f5:
-                \$1477 [245] = 1'h1;
+                \$1473 [245] = 1'h1;
             9'h0f6:
-                \$1477 [246] = 1'h1;
+                \$1473 [246] = 1'h1;
             9'h0f7:
-                \$1477 [247] = 1'h1;
+                \$1473 [247] = 1'h1;
             9'h0f8:
-                \$1477 [248] = 1'h1;
+                \$1473 [248] = 1'h1;
             9'h0f9:
-                \$1477 [249] = 1'h1;
+                \$1473 [249] = 1'h1;
             9'h0fa:
-                \$1477 [250] = 1'h1;
+                \$1473 [250] = 1'h1;
             9'h0fb:
-                \$1477 [251] = 1'h1;
+                \$1473 [251] = 1'h1;
             9'h0fc:
-                \$1477 [252] = 1'h1;
+                \$1473 [252] = 1'h1;
             9'h0fd:
-                \$1477 [253] = 1'h1;
+                \$1473 [253] = 1'h1;
             9'h0fe:
-                \$1477 [254] = 1'h1;
+                \$1473 [254] = 1'h1;
             9'h0ff:
-                \$1477 [255] = 1'h1;
+                \$1473 [255] = 1'h1;
             9'h100:
-                \$1477 [256] = 1'h1;
+                \$1473 [256] = 1'h1;
             9'h101:
-                \$1477 [257] = 1'h1;
+                \$1473 [257] = 1'h1;
             9'h102:
-                \$1477 [258] = 1'h1;
+                \$1473 [258] = 1'h1;
             9'h103:
-                \$1477 [259] = 1'h1;
+                \$1473 [259] = 1'h1;
             9'h104:
-                \$1477 [260] = 1'h1;
+                \$1473 [260] = 1'h1;
             9'h105:
-                \$1477 [261] = 1'h1;
+                \$1473 [261] = 1'h1;
             9'h106:
-                \$1477 [262] = 1'h1;
+                \$1473 [262] = 1'h1;
             9'h107:
-                \$1477 [263] = 1'h1;
+                \$1473 [263] = 1'h1;
             9'h108:
-                \$1477 [264] = 1'h1;
+                \$1473 [264] = 1'h1;
             9'h109:
-                \$1477 [265] = 1'h1;
+                \$1473 [265] = 1'h1;
             9'h10a:
-                \$1477 [266] = 1'h1;
+                \$1473 [266] = 1'h1;
             9'h10b:
-                \$1477 [267] = 1'h1;
+                \$1473 [267] = 1'h1;
             9'h10c:
-                \$1477 [268] = 1'h1;
+                \$1473 [268] = 1'h1;
             9'h10d:
-                \$1477 [269] = 1'h1;
+                \$1473 [269] = 1'h1;
             9'h10e:
-                \$1477 [270] = 1'h1;
+                \$1473 [270] = 1'h1;
             9'h10f:
-                \$1477 [271] = 1'h1;
+                \$1473 [271] = 1'h1;
             9'h110:
-                \$1477 [272] = 1'h1;
+                \$1473 [272] = 1'h1;
             9'h111:
-                \$1477 [273] = 1'h1;
+                \$1473 [273] = 1'h1;
             9'h112:
-                \$1477 [274] = 1'h1;
+                \$1473 [274] = 1'h1;
             9'h113:
-                \$1477 [275] = 1'h1;
+                \$1473 [275] = 1'h1;
             9'h114:
-                \$1477 [276] = 1'h1;
+                \$1473 [276] = 1'h1;
             9'h115:
-                \$1477 [277] = 1'h1;
+                \$1473 [277] = 1'h1;
             9'h116:
-                \$1477 [278] = 1'h1;
+                \$1473 [278] = 1'h1;
             9'h117:
-                \$1477 [279] = 1'h1;
+                \$1473 [279] = 1'h1;
             9'h118:
-                \$1477 [280] = 1'h1;
+                \$1473 [280] = 1'h1;
             9'h119:
-                \$1477 [281] = 1'h1;
+                \$1473 [281] = 1'h1;
             9'h11a:
-                \$1477 [282] = 1'h1;
+                \$1473 [282] = 1'h1;
             9'h11b:
-                \$1477 [283] = 1'h1;
+                \$1473 [283] = 1'h1;
             9'h11c:
-                \$1477 [284] = 1'h1;
+                \$1473 [284] = 1'h1;
             9'h11d:
-                \$1477 [285] = 1'h1;
+                \$1473 [285] = 1'h1;
             9'h11e:
-                \$1477 [286] = 1'h1;
+                \$1473 [286] = 1'h1;
             9'h11f:
-                \$1477 [287] = 1'h1;
+                \$1473 [287] = 1'h1;
             9'h120:
-                \$1477 [288] = 1'h1;
+                \$1473 [288] = 1'h1;
             9'h121:
-                \$1477 [289] = 1'h1;
+                \$1473 [289] = 1'h1;
             9'h122:
-                \$1477 [290] = 1'h1;
+                \$1473 [290] = 1'h1;
             9'h123:
-                \$1477 [291] = 1'h1;
+                \$1473 [291] = 1'h1;
             9'h124:
-                \$1477 [292] = 1'h1;
+                \$1473 [292] = 1'h1;
             9'h125:
-                \$1477 [293] = 1'h1;
+                \$1473 [293] = 1'h1;
             9'h126:
-                \$1477 [294] = 1'h1;
+                \$1473 [294] = 1'h1;
             9'h127:
-                \$1477 [295] = 1'h1;
+                \$1473 [295] = 1'h1;
             9'h128:
-                \$1477 [296] = 1'h1;
+                \$1473 [296] = 1'h1;
             9'h129:
-                \$1477 [297] = 1'h1;
+                \$1473 [297] = 1'h1;
             9'h12a:
-                \$1477 [298] = 1'h1;
+                \$1473 [298] = 1'h1;
             9'h12b:
-                \$1477 [299] = 1'h1;
+                \$1473 [299] = 1'h1;
             9'h12c:
-                \$1477 [300] = 1'h1;
+                \$1473 [300] = 1'h1;
             9'h12d:
-                \$1477 [301] = 1'h1;
+                \$1473 [301] = 1'h1;
             9'h12e:
-                \$1477 [302] = 1'h1;
+                \$1473 [302] = 1'h1;
             9'h12f:
-                \$1477 [303] = 1'h1;
+                \$1473 [303] = 1'h1;
             9'h130:
-                \$1477 [304] = 1'h1;
+                \$1473 [304] = 1'h1;
             9'h131:
-                \$1477 [305] = 1'h1;
+                \$1473 [305] = 1'h1;
             9'h132:
-                \$1477 [306] = 1'h1;
+                \$1473 [306] = 1'h1;
             9'h133:
-                \$1477 [307] = 1'h1;
+                \$1473 [307] = 1'h1;
             9'h134:
-                \$1477 [308] = 1'h1;
+                \$1473 [308] = 1'h1;
             9'h135:
-                \$1477 [309] = 1'h1;
+                \$1473 [309] = 1'h1;
             9'h136:
-                \$1477 [310] = 1'h1;
+                \$1473 [310] = 1'h1;
             9'h137:
-                \$1477 [311] = 1'h1;
+                \$1473 [311] = 1'h1;
             9'h138:
-                \$1477 [312] = 1'h1;
+                \$1473 [312] = 1'h1;
             9'h139:
-                \$1477 [313] = 1'h1;
+                \$1473 [313] = 1'h1;
             9'h13a:
-                \$1477 [314] = 1'h1;
+                \$1473 [314] = 1'h1;
             9'h13b:
-                \$1477 [315] = 1'h1;
+                \$1473 [315] = 1'h1;
             9'h13c:
-                \$1477 [316] = 1'h1;
+                \$1473 [316] = 1'h1;
             9'h13d:
-                \$1477 [317] = 1'h1;
+                \$1473 [317] = 1'h1;
             9'h13e:
-                \$1477 [318] = 1'h1;
+                \$1473 [318] = 1'h1;
             9'h13f:
-                \$1477 [319] = 1'h1;
+                \$1473 [319] = 1'h1;
             9'h140:
-                \$1477 [320] = 1'h1;
+                \$1473 [320] = 1'h1;
             9'h141:
-                \$1477 [321] = 1'h1;
+                \$1473 [321] = 1'h1;
             9'h142:
-                \$1477 [322] = 1'h1;
+                \$1473 [322] = 1'h1;
             9'h143:
-                \$1477 [323] = 1'h1;
+                \$1473 [323] = 1'h1;
             9'h144:
-                \$1477 [324] = 1'h1;
+                \$1473 [324] = 1'h1;
             9'h145:
-                \$1477 [325] = 1'h1;
+                \$1473 [325] = 1'h1;
             9'h146:
-                \$1477 [326] = 1'h1;
+                \$1473 [326] = 1'h1;
             9'h147:
-                \$1477 [327] = 1'h1;
+                \$1473 [327] = 1'h1;
             9'h148:
-                \$1477 [328] = 1'h1;
+                \$1473 [328] = 1'h1;
             9'h149:
-                \$1477 [329] = 1'h1;
+                \$1473 [329] = 1'h1;
             9'h14a:
-                \$1477 [330] = 1'h1;
+                \$1473 [330] = 1'h1;
             9'h14b:
-                \$1477 [331] = 1'h1;
+                \$1473 [331] = 1'h1;
             9'h14c:
-                \$1477 [332] = 1'h1;
+                \$1473 [332] = 1'h1;
             9'h14d:
-                \$1477 [333] = 1'h1;
+                \$1473 [333] = 1'h1;
             9'h14e:
-                \$1477 [334] = 1'h1;
+                \$1473 [334] = 1'h1;
             9'h14f:
-                \$1477 [335] = 1'h1;
+                \$1473 [335] = 1'h1;
             9'h150:
-                \$1477 [336] = 1'h1;
+                \$1473 [336] = 1'h1;
             9'h151:
-                \$1477 [337] = 1'h1;
+                \$1473 [337] = 1'h1;
             9'h152:
-                \$1477 [338] = 1'h1;
+                \$1473 [338] = 1'h1;
             9'h153:
-                \$1477 [339] = 1'h1;
+                \$1473 [339] = 1'h1;
             9'h154:
-                \$1477 [340] = 1'h1;
+                \$1473 [340] = 1'h1;
             9'h155:
-                \$1477 [341] = 1'h1;
+                \$1473 [341] = 1'h1;
             9'h156:
-                \$1477 [342] = 1'h1;
+                \$1473 [342] = 1'h1;
             9'h157:
-                \$1477 [343] = 1'h1;
+                \$1473 [343] = 1'h1;
             9'h158:
-                \$1477 [344] = 1'h1;
+                \$1473 [344] = 1'h1;
             9'h159:
-                \$1477 [345] = 1'h1;
+                \$1473 [345] = 1'h1;
             9'h15a:
-                \$1477 [346] = 1'h1;
+                \$1473 [346] = 1'h1;
             9'h15b:
-                \$1477 [347] = 1'h1;
+                \$1473 [347] = 1'h1;
             9'h15c:
-                \$1477 [348] = 1'h1;
+                \$1473 [348] = 1'h1;
             9'h15d:
-                \$1477 [349] = 1'h1;
+                \$1473 [349] = 1'h1;
             9'h15e:
-                \$1477 [350] = 1'h1;
+                \$1473 [350] = 1'h1;
             9'h15f:
-                \$1477 [351] = 1'h1;
+                \$1473 [351] = 1'h1;
             9'h160:
-                \$1477 [352] = 1'h1;
+                \$1473 [352] = 1'h1;
             9'h161:
-                \$1477 [353] = 1'h1;
+                \$1473 [353] = 1'h1;
             9'h162:
-                \$1477 [354] = 1'h1;
+                \$1473 [354] = 1'h1;
             9'h163:
-                \$1477 [355] = 1'h1;
+                \$1473 [355] = 1'h1;
             9'h164:
-                \$1477 [356] = 1'h1;
+                \$1473 [356] = 1'h1;
             9'h165:
-                \$1477 [357] = 1'h1;
+                \$1473 [357] = 1'h1;
             9'h166:
-                \$1477 [358] = 1'h1;
+                \$1473 [358] = 1'h1;
             9'h167:
-                \$1477 [359] = 1'h1;
+                \$1473 [359] = 1'h1;
             9'h168:
-                \$1477 [360] = 1'h1;
+                \$1473 [360] = 1'h1;
             9'h169:
-                \$1477 [361] = 1'h1;
+                \$1473 [361] = 1'h1;
             9'h16a:
-                \$1477 [362] = 1'h1;
+                \$1473 [362] = 1'h1;
             9'h16b:
-                \$1477 [363] = 1'h1;
+                \$1473 [363] = 1'h1;
             9'h16c:
-                \$1477 [364] = 1'h1;
+                \$1473 [364] = 1'h1;
             9'h16d:
-                \$1477 [365] = 1'h1;
+                \$1473 [365] = 1'h1;
             9'h16e:
-                \$1477 [366] = 1'h1;
+                \$1473 [366] = 1'h1;
             9'h16f:
-                \$1477 [367] = 1'h1;
+                \$1473 [367] = 1'h1;
             9'h170:
-                \$1477 [368] = 1'h1;
+                \$1473 [368] = 1'h1;
             9'h171:
-                \$1477 [369] = 1'h1;
+                \$1473 [369] = 1'h1;
             9'h172:
-                \$1477 [370] = 1'h1;
+                \$1473 [370] = 1'h1;
             9'h173:
-                \$1477 [371] = 1'h1;
+                \$1473 [371] = 1'h1;
             9'h174:
-                \$1477 [372] = 1'h1;
+                \$1473 [372] = 1'h1;
             9'h175:
-                \$1477 [373] = 1'h1;
+                \$1473 [373] = 1'h1;
             9'h176:
-                \$1477 [374] = 1'h1;
+                \$1473 [374] = 1'h1;
             9'h177:
-                \$1477 [375] = 1'h1;
+                \$1473 [375] = 1'h1;
             9'h178:
-                \$1477 [376] = 1'h1;
+                \$1473 [376] = 1'h1;
             9'h179:
-                \$1477 [377] = 1'h1;
+                \$1473 [377] = 1'h1;
             9'h17a:
-                \$1477 [378] = 1'h1;
+                \$1473 [378] = 1'h1;
             9'h17b:
-                \$1477 [379] = 1'h1;
+                \$1473 [379] = 1'h1;
             9'h17c:
-                \$1477 [380] = 1'h1;
+                \$1473 [380] = 1'h1;
             9'h17d:
-                \$1477 [381] = 1'h1;
+                \$1473 [381] = 1'h1;
             9'h17e:
-                \$1477 [382] = 1'h1;
+                \$1473 [382] = 1'h1;
             9'h17f:
-                \$1477 [383] = 1'h1;
+                \$1473 [383] = 1'h1;
             9'h180:
-                \$1477 [384] = 1'h1;
+                \$1473 [384] = 1'h1;
             9'h181:
-                \$1477 [385] = 1'h1;
+                \$1473 [385] = 1'h1;
             9'h182:
-                \$1477 [386] = 1'h1;
+                \$1473 [386] = 1'h1;
             9'h183:
-                \$1477 [387] = 1'h1;
+                \$1473 [387] = 1'h1;
             9'h184:
-                \$1477 [388] = 1'h1;
+                \$1473 [388] = 1'h1;
             9'h185:
-                \$1477 [389] = 1'h1;
+                \$1473 [389] = 1'h1;
             9'h186:
-                \$1477 [390] = 1'h1;
+                \$1473 [390] = 1'h1;
             9'h187:
-                \$1477 [391] = 1'h1;
+                \$1473 [391] = 1'h1;
             9'h188:
-                \$1477 [392] = 1'h1;
+                \$1473 [392] = 1'h1;
             9'h189:
-                \$1477 [393] = 1'h1;
+                \$1473 [393] = 1'h1;
             9'h18a:
-                \$1477 [394] = 1'h1;
+                \$1473 [394] = 1'h1;
             9'h18b:
-                \$1477 [395] = 1'h1;
+                \$1473 [395] = 1'h1;
             9'h18c:
-                \$1477 [396] = 1'h1;
+                \$1473 [396] = 1'h1;
             9'h18d:
-                \$1477 [397] = 1'h1;
+                \$1473 [397] = 1'h1;
             9'h18e:
-                \$1477 [398] = 1'h1;
+                \$1473 [398] = 1'h1;
             9'h18f:
-                \$1477 [399] = 1'h1;
+                \$1473 [399] = 1'h1;
             9'h190:
-                \$1477 [400] = 1'h1;
+                \$1473 [400] = 1'h1;
             9'h191:
-                \$1477 [401] = 1'h1;
+                \$1473 [401] = 1'h1;
             9'h192:
-                \$1477 [402] = 1'h1;
+                \$1473 [402] = 1'h1;
             9'h193:
-                \$1477 [403] = 1'h1;
+                \$1473 [403] = 1'h1;
             9'h194:
-                \$1477 [404] = 1'h1;
+                \$1473 [404] = 1'h1;
             9'h195:
-                \$1477 [405] = 1'h1;
+                \$1473 [405] = 1'h1;
             9'h196:
-                \$1477 [406] = 1'h1;
+                \$1473 [406] = 1'h1;
             9'h197:
-                \$1477 [407] = 1'h1;
+                \$1473 [407] = 1'h1;
             9'h198:
-                \$1477 [408] = 1'h1;
+                \$1473 [408] = 1'h1;
             9'h199:
-                \$1477 [409] = 1'h1;
+                \$1473 [409] = 1'h1;
             9'h19a:
-                \$1477 [410] = 1'h1;
+                \$1473 [410] = 1'h1;
             9'h19b:
-                \$1477 [411] = 1'h1;
+                \$1473 [411] = 1'h1;
             9'h19c:
-                \$1477 [412] = 1'h1;
+                \$1473 [412] = 1'h1;
             9'h19d:
-                \$1477 [413] = 1'h1;
+                \$1473 [413] = 1'h1;
             9'h19e:
-                \$1477 [414] = 1'h1;
+                \$1473 [414] = 1'h1;
             9'h19f:
-                \$1477 [415] = 1'h1;
+                \$1473 [415] = 1'h1;
             9'h1a0:
-                \$1477 [416] = 1'h1;
+                \$1473 [416] = 1'h1;
             9'h1a1:
-                \$1477 [417] = 1'h1;
+                \$1473 [417] = 1'h1;
             9'h1a2:
-                \$1477 [418] = 1'h1;
+                \$1473 [418] = 1'h1;
             9'h1a3:
-                \$1477 [419] = 1'h1;
+                \$1473 [419] = 1'h1;
             9'h1a4:
-                \$1477 [420] = 1'h1;
+                \$1473 [420] = 1'h1;
             9'h1a5:
-                \$1477 [421] = 1'h1;
+                \$1473 [421] = 1'h1;
             9'h1a6:
-                \$1477 [422] = 1'h1;
+                \$1473 [422] = 1'h1;
             9'h1a7:
-                \$1477 [423] = 1'h1;
+                \$1473 [423] = 1'h1;
             9'h1a8:
-                \$1477 [424] = 1'h1;
+                \$1473 [424] = 1'h1;
             9'h1a9:
-                \$1477 [425] = 1'h1;
+                \$1473 [425] = 1'h1;
             9'h1aa:
-                \$1477 [426] = 1'h1;
+                \$1473 [426] = 1'h1;
             9'h1ab:
-                \$1477 [427] = 1'h1;
+                \$1473 [427] = 1'h1;
             9'h1ac:
-                \$1477 [428] = 1'h1;
+                \$1473 [428] = 1'h1;
             9'h1ad:
-                \$1477 [429] = 1'h1;
+                \$1473 [429] = 1'h1;
             9'h1ae:
-                \$1477 [430] = 1'h1;
+                \$1473 [430] = 1'h1;
             9'h1af:
-                \$1477 [431] = 1'h1;
+                \$1473 [431] = 1'h1;
             9'h1b0:
-                \$1477 [432] = 1'h1;
+                \$1473 [432] = 1'h1;
             9'h1b1:
-                \$1477 [433] = 1'h1;
+                \$1473 [433] = 1'h1;
             9'h1b2:
-                \$1477 [434] = 1'h1;
+                \$1473 [434] = 1'h1;
             9'h1b3:
-                \$1477 [435] = 1'h1;
+                \$1473 [435] = 1'h1;
             9'h1b4:
-                \$1477 [436] = 1'h1;
+                \$1473 [436] = 1'h1;
             9'h1b5:
-                \$1477 [437] = 1'h1;
+                \$1473 [437] = 1'h1;
             9'h1b6:
-                \$1477 [438] = 1'h1;
+                \$1473 [438] = 1'h1;
             9'h1b7:
-                \$1477 [439] = 1'h1;
+                \$1473 [439] = 1'h1;
             9'h1b8:
-                \$1477 [440] = 1'h1;
+                \$1473 [440] = 1'h1;
             9'h1b9:
-                \$1477 [441] = 1'h1;
+                \$1473 [441] = 1'h1;
             9'h1ba:
-                \$1477 [442] = 1'h1;
+                \$1473 [442] = 1'h1;
             9'h1bb:
-                \$1477 [443] = 1'h1;
+                \$1473 [443] = 1'h1;
             9'h1bc:
-                \$1477 [444] = 1'h1;
+                \$1473 [444] = 1'h1;
             9'h1bd:
-                \$1477 [445] = 1'h1;
+                \$1473 [445] = 1'h1;
             9'h1be:
-                \$1477 [446] = 1'h1;
+                \$1473 [446] = 1'h1;
             9'h1bf:
-                \$1477 [447] = 1'h1;
+                \$1473 [447] = 1'h1;
             9'h1c0:
-                \$1477 [448] = 1'h1;
+                \$1473 [448] = 1'h1;
             9'h1c1:
-                \$1477 [449] = 1'h1;
+                \$1473 [449] = 1'h1;
             9'h1c2:
-                \$1477 [450] = 1'h1;
+                \$1473 [450] = 1'h1;
             9'h1c3:
-                \$1477 [451] = 1'h1;
+                \$1473 [451] = 1'h1;
             9'h1c4:
-                \$1477 [452] = 1'h1;
+                \$1473 [452] = 1'h1;
             9'h1c5:
-                \$1477 [453] = 1'h1;
+                \$1473 [453] = 1'h1;
             9'h1c6:
-                \$1477 [454] = 1'h1;
+                \$1473 [454] = 1'h1;
             9'h1c7:
-                \$1477 [455] = 1'h1;
+                \$1473 [455] = 1'h1;
             9'h1c8:
-                \$1477 [456] = 1'h1;
+                \$1473 [456] = 1'h1;
             9'h1c9:
-                \$1477 [457] = 1'h1;
+                \$1473 [457] = 1'h1;
             9'h1ca:
-                \$1477 [458] = 1'h1;
+                \$1473 [458] = 1'h1;
             9'h1cb:
-                \$1477 [459] = 1'h1;
+                \$1473 [459] = 1'h1;
             9'h1cc:
-                \$1477 [460] = 1'h1;
+                \$1473 [460] = 1'h1;
             9'h1cd:
-                \$1477 [461] = 1'h1;
+                \$1473 [461] = 1'h1;
             9'h1ce:
-                \$1477 [462] = 1'h1;
+                \$1473 [462] = 1'h1;
             9'h1cf:
-                \$1477 [463] = 1'h1;
+                \$1473 [463] = 1'h1;
             9'h1d0:
-                \$1477 [464] = 1'h1;
+                \$1473 [464] = 1'h1;
             9'h1d1:
-                \$1477 [465] = 1'h1;
+                \$1473 [465] = 1'h1;
             9'h1d2:
-                \$1477 [466] = 1'h1;
+                \$1473 [466] = 1'h1;
             9'h1d3:
-                \$1477 [467] = 1'h1;
+                \$1473 [467] = 1'h1;
             9'h1d4:
-                \$1477 [468] = 1'h1;
+                \$1473 [468] = 1'h1;
             9'h1d5:
-                \$1477 [469] = 1'h1;
+                \$1473 [469] = 1'h1;
             9'h1d6:
-                \$1477 [470] = 1'h1;
+                \$1473 [470] = 1'h1;
             9'h1d7:
-                \$1477 [471] = 1'h1;
+                \$1473 [471] = 1'h1;
             9'h1d8:
-                \$1477 [472] = 1'h1;
+                \$1473 [472] = 1'h1;
             9'h1d9:
-                \$1477 [473] = 1'h1;
+                \$1473 [473] = 1'h1;
             9'h1da:
-                \$1477 [474] = 1'h1;
+                \$1473 [474] = 1'h1;
             9'h1db:
-                \$1477 [475] = 1'h1;
+                \$1473 [475] = 1'h1;
             9'h1dc:
-                \$1477 [476] = 1'h1;
+                \$1473 [476] = 1'h1;
             9'h1dd:
-                \$1477 [477] = 1'h1;
+                \$1473 [477] = 1'h1;
             9'h1de:
-                \$1477 [478] = 1'h1;
+                \$1473 [478] = 1'h1;
             9'h1df:
-                \$1477 [479] = 1'h1;
+                \$1473 [479] = 1'h1;
             9'h1e0:
-                \$1477 [480] = 1'h1;
+                \$1473 [480] = 1'h1;
             9'h1e1:
-                \$1477 [481] = 1'h1;
+                \$1473 [481] = 1'h1;
             9'h1e2:
-                \$1477 [482] = 1'h1;
+                \$1473 [482] = 1'h1;
             9'h1e3:
-                \$1477 [483] = 1'h1;
+                \$1473 [483] = 1'h1;
             9'h1e4:
-                \$1477 [484] = 1'h1;
+                \$1473 [484] = 1'h1;
             9'h1e5:
-                \$1477 [485] = 1'h1;
+                \$1473 [485] = 1'h1;
             9'h1e6:
-                \$1477 [486] = 1'h1;
+                \$1473 [486] = 1'h1;
             9'h1e7:
-                \$1477 [487] = 1'h1;
+                \$1473 [487] = 1'h1;
             9'h1e8:
-                \$1477 [488] = 1'h1;
+                \$1473 [488] = 1'h1;
             9'h1e9:
-                \$1477 [489] = 1'h1;
+                \$1473 [489] = 1'h1;
             9'h1ea:
-                \$1477 [490] = 1'h1;
+                \$1473 [490] = 1'h1;
             9'h1eb:
-                \$1477 [491] = 1'h1;
+                \$1473 [491] = 1'h1;
             9'h1ec:
-                \$1477 [492] = 1'h1;
+                \$1473 [492] = 1'h1;
             9'h1ed:
-                \$1477 [493] = 1'h1;
+                \$1473 [493] = 1'h1;
             9'h1ee:
-                \$1477 [494] = 1'h1;
+                \$1473 [494] = 1'h1;
             9'h1ef:
-                \$1477 [495] = 1'h1;
+                \$1473 [495] = 1'h1;
             9'h1f0:
-                \$1477 [496] = 1'h1;
+                \$1473 [496] = 1'h1;
             9'h1f1:
-                \$1477 [497] = 1'h1;
+                \$1473 [497] = 1'h1;
             9'h1f2:
-                \$1477 [498] = 1'h1;
+                \$1473 [498] = 1'h1;
             9'h1f3:
-                \$1477 [499] = 1'h1;
+                \$1473 [499] = 1'h1;
             9'h1f4:
-                \$1477 [500] = 1'h1;
+                \$1473 [500] = 1'h1;
             9'h1f5:
-                \$1477 [501] = 1'h1;
+                \$1473 [501] = 1'h1;
             9'h1f6:
-                \$1477 [502] = 1'h1;
+                \$1473 [502] = 1'h1;
             9'h1f7:
-                \$1477 [503] = 1'h1;
+                \$1473 [503] = 1'h1;
             9'h1f8:
-                \$1477 [504] = 1'h1;
+                \$1473 [504] = 1'h1;
             9'h1f9:
-                \$1477 [505] = 1'h1;
+                \$1473 [505] = 1'h1;
             9'h1fa:
-                \$1477 [506] = 1'h1;
+                \$1473 [506] = 1'h1;
             9'h1fb:
-                \$1477 [507] = 1'h1;
+                \$1473 [507] = 1'h1;
             9'h1fc:
-                \$1477 [508] = 1'h1;
+                \$1473 [508] = 1'h1;
             9'h1fd:
-                \$1477 [509] = 1'h1;
+                \$1473 [509] = 1'h1;
             9'h1fe:
-                \$1477 [510] = 1'h1;
+                \$1473 [510] = 1'h1;
             9'h1ff:
-                \$1477 [511] = 1'h1;
+                \$1473 [511] = 1'h1;
           endcase
         end
       end
     end
     if (bincu1_pred_valid) begin
       if (bincu1_pred[11]) begin
-        if (\$1133 ) begin
+        if (\$1128 ) begin
           (* full_case = 32'd1 *)
           casez (bincu1_tag_d4[8:0])
             9'h000:
-                \$1477 [0] = 1'h1;
+                \$1473 [0] = 1'h1;
             9'h001:
-                \$1477 [1] = 1'h1;
+                \$1473 [1] = 1'h1;
             9'h002:
-                \$1477 [2] = 1'h1;
+                \$1473 [2] = 1'h1;
             9'h003:
-                \$1477 [3] = 1'h1;
+                \$1473 [3] = 1'h1;
             9'h004:
-                \$1477 [4] = 1'h1;
+                \$1473 [4] = 1'h1;
             9'h005:
-                \$1477 [5] = 1'h1;
+                \$1473 [5] = 1'h1;
             9'h006:
-                \$1477 [6] = 1'h1;
+                \$1473 [6] = 1'h1;
             9'h007:
-                \$1477 [7] = 1'h1;
+                \$1473 [7] = 1'h1;
             9'h008:
-                \$1477 [8] = 1'h1;
+                \$1473 [8] = 1'h1;
             9'h009:
-                \$1477 [9] = 1'h1;
+                \$1473 [9] = 1'h1;
             9'h00a:
-                \$1477 [10] = 1'h1;
+                \$1473 [10] = 1'h1;
             9'h00b:
-                \$1477 [11] = 1'h1;
+                \$1473 [11] = 1'h1;
             9'h00c:
-                \$1477 [12] = 1'h1;
+                \$1473 [12] = 1'h1;
             9'h00d:
-                \$1477 [13] = 1'h1;
+                \$1473 [13] = 1'h1;
             9'h00e:
-                \$1477 [14] = 1'h1;
+                \$1473 [14] = 1'h1;
             9'h00f:
-                \$1477 [15] = 1'h1;
+                \$1473 [15] = 1'h1;
             9'h010:
-                \$1477 [16] = 1'h1;
+                \$1473 [16] = 1'h1;
             9'h011:
-                \$1477 [17] = 1'h1;
+                \$1473 [17] = 1'h1;
             9'h012:
-                \$1477 [18] = 1'h1;
+                \$1473 [18] = 1'h1;
             9'h013:
-                \$1477 [19] = 1'h1;
+                \$1473 [19] = 1'h1;
             9'h014:
-                \$1477 [20] = 1'h1;
+                \$1473 [20] = 1'h1;
             9'h015:
-                \$1477 [21] = 1'h1;
+                \$1473 [21] = 1'h1;
             9'h016:
-                \$1477 [22] = 1'h1;
+                \$1473 [22] = 1'h1;
             9'h017:
-                \$1477 [23] = 1'h1;
+                \$1473 [23] = 1'h1;
             9'h018:
-                \$1477 [24] = 1'h1;
+                \$1473 [24] = 1'h1;
             9'h019:
-                \$1477 [25] = 1'h1;
+                \$1473 [25] = 1'h1;
             9'h01a:
-                \$1477 [26] = 1'h1;
+                \$1473 [26] = 1'h1;
             9'h01b:
-                \$1477 [27] = 1'h1;
+                \$1473 [27] = 1'h1;
             9'h01c:
-                \$1477 [28] = 1'h1;
+                \$1473 [28] = 1'h1;
             9'h01d:
-                \$1477 [29] = 1'h1;
+                \$1473 [29] = 1'h1;
             9'h01e:
-                \$1477 [30] = 1'h1;
+                \$1473 [30] = 1'h1;
             9'h01f:
-                \$1477 [31] = 1'h1;
+                \$1473 [31] = 1'h1;
             9'h020:
-                \$1477 [32] = 1'h1;
+                \$1473 [32] = 1'h1;
             9'h021:
-                \$1477 [33] = 1'h1;
+                \$1473 [33] = 1'h1;
             9'h022:
-                \$1477 [34] = 1'h1;
+                \$1473 [34] = 1'h1;
             9'h023:
-                \$1477 [35] = 1'h1;
+                \$1473 [35] = 1'h1;
             9'h024:
-                \$1477 [36] = 1'h1;
+                \$1473 [36] = 1'h1;
             9'h025:
-                \$1477 [37] = 1'h1;
+                \$1473 [37] = 1'h1;
             9'h026:
-                \$1477 [38] = 1'h1;
+                \$1473 [38] = 1'h1;
             9'h027:
-                \$1477 [39] = 1'h1;
+                \$1473 [39] = 1'h1;
             9'h028:
-                \$1477 [40] = 1'h1;
+                \$1473 [40] = 1'h1;
             9'h029:
-                \$1477 [41] = 1'h1;
+                \$1473 [41] = 1'h1;
             9'h02a:
-                \$1477 [42] = 1'h1;
+                \$1473 [42] = 1'h1;
             9'h02b:
-                \$1477 [43] = 1'h1;
+                \$1473 [43] = 1'h1;
             9'h02c:
-                \$1477 [44] = 1'h1;
+                \$1473 [44] = 1'h1;
             9'h02d:
-                \$1477 [45] = 1'h1;
+                \$1473 [45] = 1'h1;
             9'h02e:
-                \$1477 [46] = 1'h1;
+                \$1473 [46] = 1'h1;
             9'h02f:
-                \$1477 [47] = 1'h1;
+                \$1473 [47] = 1'h1;
             9'h030:
-                \$1477 [48] = 1'h1;
+                \$1473 [48] = 1'h1;
             9'h031:
-                \$1477 [49] = 1'h1;
+                \$1473 [49] = 1'h1;
             9'h032:
-                \$1477 [50] = 1'h1;
+                \$1473 [50] = 1'h1;
             9'h033:
-                \$1477 [51] = 1'h1;
+                \$1473 [51] = 1'h1;
             9'h034:
-                \$1477 [52] = 1'h1;
+                \$1473 [52] = 1'h1;
             9'h035:
-                \$1477 [53] = 1'h1;
+                \$1473 [53] = 1'h1;
             9'h036:
-                \$1477 [54] = 1'h1;
+                \$1473 [54] = 1'h1;
             9'h037:
-                \$1477 [55] = 1'h1;
+                \$1473 [55] = 1'h1;
             9'h038:
-                \$1477 [56] = 1'h1;
+                \$1473 [56] = 1'h1;
             9'h039:
-                \$1477 [57] = 1'h1;
+                \$1473 [57] = 1'h1;
             9'h03a:
-                \$1477 [58] = 1'h1;
+                \$1473 [58] = 1'h1;
             9'h03b:
-                \$1477 [59] = 1'h1;
+                \$1473 [59] = 1'h1;
             9'h03c:
-                \$1477 [60] = 1'h1;
+                \$1473 [60] = 1'h1;
             9'h03d:
-                \$1477 [61] = 1'h1;
+                \$1473 [61] = 1'h1;
             9'h03e:
-                \$1477 [62] = 1'h1;
+                \$1473 [62] = 1'h1;
             9'h03f:
-                \$1477 [63] = 1'h1;
+                \$1473 [63] = 1'h1;
             9'h040:
-                \$1477 [64] = 1'h1;
+                \$1473 [64] = 1'h1;
             9'h041:
-                \$1477 [65] = 1'h1;
+                \$1473 [65] = 1'h1;
             9'h042:
-                \$1477 [66] = 1'h1;
+                \$1473 [66] = 1'h1;
             9'h043:
-                \$1477 [67] = 1'h1;
+                \$1473 [67] = 1'h1;
             9'h044:
-                \$1477 [68] = 1'h1;
+                \$1473 [68] = 1'h1;
             9'h045:
-                \$1477 [69] = 1'h1;
+                \$1473 [69] = 1'h1;
             9'h046:
-                \$1477 [70] = 1'h1;
+                \$1473 [70] = 1'h1;
             9'h047:
-                \$1477 [71] = 1'h1;
+                \$1473 [71] = 1'h1;
             9'h048:
-                \$1477 [72] = 1'h1;
+                \$1473 [72] = 1'h1;
             9'h049:
-                \$1477 [73] = 1'h1;
+                \$1473 [73] = 1'h1;
             9'h04a:
-                \$1477 [74] = 1'h1;
+                \$1473 [74] = 1'h1;
             9'h04b:
-                \$1477 [75] = 1'h1;
+                \$1473 [75] = 1'h1;
             9'h04c:
-                \$1477 [76] = 1'h1;
+                \$1473 [76] = 1'h1;
             9'h04d:
-                \$1477 [77] = 1'h1;
+                \$1473 [77] = 1'h1;
             9'h04e:
-                \$1477 [78] = 1'h1;
+                \$1473 [78] = 1'h1;
             9'h04f:
-                \$1477 [79] = 1'h1;
+                \$1473 [79] = 1'h1;
             9'h050:
-                \$1477 [80] = 1'h1;
+                \$1473 [80] = 1'h1;
             9'h051:
-                \$1477 [81] = 1'h1;
+                \$1473 [81] = 1'h1;
             9'h052:
-                \$1477 [82] = 1'h1;
+                \$1473 [82] = 1'h1;
             9'h053:
-                \$1477 [83] = 1'h1;
+                \$1473 [83] = 1'h1;
             9'h054:
-                \$1477 [84] = 1'h1;
+                \$1473 [84] = 1'h1;
             9'h055:
-                \$1477 [85] = 1'h1;
+                \$1473 [85] = 1'h1;
             9'h056:
-                \$1477 [86] = 1'h1;
+                \$1473 [86] = 1'h1;
             9'h057:
-                \$1477 [87] = 1'h1;
+                \$1473 [87] = 1'h1;
             9'h058:
-                \$1477 [88] = 1'h1;
+                \$1473 [88] = 1'h1;
             9'h059:
-                \$1477 [89] = 1'h1;
+                \$1473 [89] = 1'h1;
             9'h05a:
-                \$1477 [90] = 1'h1;
+                \$1473 [90] = 1'h1;
             9'h05b:
-                \$1477 [91] = 1'h1;
+                \$1473 [91] = 1'h1;
             9'h05c:
-                \$1477 [92] = 1'h1;
+                \$1473 [92] = 1'h1;
             9'h05d:
-                \$1477 [93] = 1'h1;
+                \$1473 [93] = 1'h1;
             9'h05e:
-                \$1477 [94] = 1'h1;
+                \$1473 [94] = 1'h1;
             9'h05f:
-                \$1477 [95] = 1'h1;
+                \$1473 [95] = 1'h1;
             9'h060:
-                \$1477 [96] = 1'h1;
+                \$1473 [96] = 1'h1;
             9'h061:
-                \$1477 [97] = 1'h1;
+                \$1473 [97] = 1'h1;
             9'h062:
-                \$1477 [98] = 1'h1;
+                \$1473 [98] = 1'h1;
             9'h063:
-                \$1477 [99] = 1'h1;
+                \$1473 [99] = 1'h1;
             9'h064:
-                \$1477 [100] = 1'h1;
+                \$1473 [100] = 1'h1;
             9'h065:
-                \$1477 [101] = 1'h1;
+                \$1473 [101] = 1'h1;
             9'h066:
-                \$1477 [102] = 1'h1;
+                \$1473 [102] = 1'h1;
             9'h067:
-                \$1477 [103] = 1'h1;
+                \$1473 [103] = 1'h1;
             9'h068:
-                \$1477 [104] = 1'h1;
+                \$1473 [104] = 1'h1;
             9'h069:
-                \$1477 [105] = 1'h1;
+                \$1473 [105] = 1'h1;
             9'h06a:
-                \$1477 [106] = 1'h1;
+                \$1473 [106] = 1'h1;
             9'h06b:
-                \$1477 [107] = 1'h1;
+                \$1473 [107] = 1'h1;
             9'h06c:
-                \$1477 [108] = 1'h1;
+                \$1473 [108] = 1'h1;
             9'h06d:
-                \$1477 [109] = 1'h1;
+                \$1473 [109] = 1'h1;
             9'h06e:
-                \$1477 [110] = 1'h1;
+                \$1473 [110] = 1'h1;
             9'h06f:
-                \$1477 [111] = 1'h1;
+                \$1473 [111] = 1'h1;
             9'h070:
-                \$1477 [112] = 1'h1;
+                \$1473 [112] = 1'h1;
             9'h071:
-                \$1477 [113] = 1'h1;
+                \$1473 [113] = 1'h1;
             9'h072:
-                \$1477 [114] = 1'h1;
+                \$1473 [114] = 1'h1;
             9'h073:
-                \$1477 [115] = 1'h1;
+                \$1473 [115] = 1'h1;
             9'h074:
-                \$1477 [116] = 1'h1;
+                \$1473 [116] = 1'h1;
             9'h075:
-                \$1477 [117] = 1'h1;
+                \$1473 [117] = 1'h1;
             9'h076:
-                \$1477 [118] = 1'h1;
+                \$1473 [118] = 1'h1;
             9'h077:
-                \$1477 [119] = 1'h1;
+                \$1473 [119] = 1'h1;
             9'h078:
-                \$1477 [120] = 1'h1;
+                \$1473 [120] = 1'h1;
             9'h079:
-                \$1477 [121] = 1'h1;
+                \$1473 [121] = 1'h1;
             9'h07a:
-                \$1477 [122] = 1'h1;
+                \$1473 [122] = 1'h1;
             9'h07b:
-                \$1477 [123] = 1'h1;
+                \$1473 [123] = 1'h1;
             9'h07c:
-                \$1477 [124] = 1'h1;
+                \$1473 [124] = 1'h1;
             9'h07d:
-                \$1477 [125] = 1'h1;
+                \$1473 [125] = 1'h1;
             9'h07e:
-                \$1477 [126] = 1'h1;
+                \$1473 [126] = 1'h1;
             9'h07f:
-                \$1477 [127] = 1'h1;
+                \$1473 [127] = 1'h1;
             9'h080:
-                \$1477 [128] = 1'h1;
+                \$1473 [128] = 1'h1;
             9'h081:
-                \$1477 [129] = 1'h1;
+                \$1473 [129] = 1'h1;
             9'h082:
-                \$1477 [130] = 1'h1;
+                \$1473 [130] = 1'h1;
             9'h083:
-                \$1477 [131] = 1'h1;
+                \$1473 [131] = 1'h1;
             9'h084:
-                \$1477 [132] = 1'h1;
+                \$1473 [132] = 1'h1;
             9'h085:
-                \$1477 [133] = 1'h1;
+                \$1473 [133] = 1'h1;
             9'h086:
-                \$1477 [134] = 1'h1;
+                \$1473 [134] = 1'h1;
             9'h087:
-                \$1477 [135] = 1'h1;
+                \$1473 [135] = 1'h1;
             9'h088:
-                \$1477 [136] = 1'h1;
+                \$1473 [136] = 1'h1;
             9'h089:
-                \$1477 [137] = 1'h1;
+                \$1473 [137] = 1'h1;
             9'h08a:
-                \$1477 [138] = 1'h1;
+                \$1473 [138] = 1'h1;
             9'h08b:
-                \$1477 [139] = 1'h1;
+                \$1473 [139] = 1'h1;
             9'h08c:
-                \$1477 [140] = 1'h1;
+                \$1473 [140] = 1'h1;
             9'h08d:
-                \$1477 [141] = 1'h1;
+                \$1473 [141] = 1'h1;
             9'h08e:
-                \$1477 [142] = 1'h1;
+                \$1473 [142] = 1'h1;
             9'h08f:
-                \$1477 [143] = 1'h1;
+                \$1473 [143] = 1'h1;
             9'h090:
-                \$1477 [144] = 1'h1;
+                \$1473 [144] = 1'h1;
             9'h091:
-                \$1477 [145] = 1'h1;
+                \$1473 [145] = 1'h1;
             9'h092:
-                \$1477 [146] = 1'h1;
+                \$1473 [146] = 1'h1;
             9'h093:
-                \$1477 [147] = 1'h1;
+                \$1473 [147] = 1'h1;
             9'h094:
-                \$1477 [148] = 1'h1;
+                \$1473 [148] = 1'h1;
             9'h095:
-                \$1477 [149] = 1'h1;
+                \$1473 [149] = 1'h1;
             9'h096:
-                \$1477 [150] = 1'h1;
+                \$1473 [150] = 1'h1;
             9'h097:
-                \$1477 [151] = 1'h1;
+                \$1473 [151] = 1'h1;
             9'h098:
-                \$1477 [152] = 1'h1;
+                \$1473 [152] = 1'h1;
             9'h099:
-                \$1477 [153] = 1'h1;
+                \$1473 [153] = 1'h1;
             9'h09a:
-                \$1477 [154] = 1'h1;
+                \$1473 [154] = 1'h1;
             9'h09b:
-                \$1477 [155] = 1'h1;
+                \$1473 [155] = 1'h1;
             9'h09c:
-                \$1477 [156] = 1'h1;
+                \$1473 [156] = 1'h1;
             9'h09d:
-                \$1477 [157] = 1'h1;
+                \$1473 [157] = 1'h1;
             9'h09e:
-                \$1477 [158] = 1'h1;
+                \$1473 [158] = 1'h1;
             9'h09f:
-                \$1477 [159] = 1'h1;
+                \$1473 [159] = 1'h1;
             9'h0a0:
-                \$1477 [160] = 1'h1;
+                \$1473 [160] = 1'h1;
             9'h0a1:
-                \$1477 [161] = 1'h1;
+                \$1473 [161] = 1'h1;
             9'h0a2:
-                \$1477 [162] = 1'h1;
+                \$1473 [162] = 1'h1;
             9'h0a3:
-                \$1477 [163] = 1'h1;
+                \$1473 [163] = 1'h1;
             9'h0a4:
-                \$1477 [164] = 1'h1;
+                \$1473 [164] = 1'h1;
             9'h0a5:
-                \$1477 [165] = 1'h1;
+                \$1473 [165] = 1'h1;
             9'h0a6:
-                \$1477 [166] = 1'h1;
+                \$1473 [166] = 1'h1;
             9'h0a7:
-                \$1477 [167] = 1'h1;
+                \$1473 [167] = 1'h1;
             9'h0a8:
-                \$1477 [168] = 1'h1;
+                \$1473 [168] = 1'h1;
             9'h0a9:
-                \$1477 [169] = 1'h1;
+                \$1473 [169] = 1'h1;
             9'h0aa:
-                \$1477 [170] = 1'h1;
+                \$1473 [170] = 1'h1;
             9'h0ab:
-                \$1477 [171] = 1'h1;
+                \$1473 [171] = 1'h1;
             9'h0ac:
-                \$1477 [172] = 1'h1;
+                \$1473 [172] = 1'h1;
             9'h0ad:
-                \$1477 [173] = 1'h1;
+                \$1473 [173] = 1'h1;
             9'h0ae:
-                \$1477 [174] = 1'h1;
+                \$1473 [174] = 1'h1;
             9'h0af:
-                \$1477 [175] = 1'h1;
+                \$1473 [175] = 1'h1;
             9'h0b0:
-                \$1477 [176] = 1'h1;
+                \$1473 [176] = 1'h1;
             9'h0b1:
-                \$1477 [177] = 1'h1;
+                \$1473 [177] = 1'h1;
             9'h0b2:
-                \$1477 [178] = 1'h1;
+                \$1473 [178] = 1'h1;
             9'h0b3:
-                \$1477 [179] = 1'h1;
+                \$1473 [179] = 1'h1;
             9'h0b4:
-                \$1477 [180] = 1'h1;
+                \$1473 [180] = 1'h1;
             9'h0b5:
-                \$1477 [181] = 1'h1;
+                \$1473 [181] = 1'h1;
             9'h0b6:
-                \$1477 [182] = 1'h1;
+                \$1473 [182] = 1'h1;
             9'h0b7:
-                \$1477 [183] = 1'h1;
+                \$1473 [183] = 1'h1;
             9'h0b8:
-                \$1477 [184] = 1'h1;
+                \$1473 [184] = 1'h1;
             9'h0b9:
-                \$1477 [185] = 1'h1;
+                \$1473 [185] = 1'h1;
             9'h0ba:
-                \$1477 [186] = 1'h1;
+                \$1473 [186] = 1'h1;
             9'h0bb:
-                \$1477 [187] = 1'h1;
+                \$1473 [187] = 1'h1;
             9'h0bc:
-                \$1477 [188] = 1'h1;
+                \$1473 [188] = 1'h1;
             9'h0bd:
-                \$1477 [189] = 1'h1;
+                \$1473 [189] = 1'h1;
             9'h0be:
-                \$1477 [190] = 1'h1;
+                \$1473 [190] = 1'h1;
             9'h0bf:
-                \$1477 [191] = 1'h1;
+                \$1473 [191] = 1'h1;
             9'h0c0:
-                \$1477 [192] = 1'h1;
+                \$1473 [192] = 1'h1;
             9'h0c1:
-                \$1477 [193] = 1'h1;
+                \$1473 [193] = 1'h1;
             9'h0c2:
-                \$1477 [194] = 1'h1;
+                \$1473 [194] = 1'h1;
             9'h0c3:
-                \$1477 [195] = 1'h1;
+                \$1473 [195] = 1'h1;
             9'h0c4:
-                \$1477 [196] = 1'h1;
+                \$1473 [196] = 1'h1;
             9'h0c5:
-                \$1477 [197] = 1'h1;
+                \$1473 [197] = 1'h1;
             9'h0c6:
-                \$1477 [198] = 1'h1;
+                \$1473 [198] = 1'h1;
             9'h0c7:
-                \$1477 [199] = 1'h1;
+                \$1473 [199] = 1'h1;
             9'h0c8:
-                \$1477 [200] = 1'h1;
+                \$1473 [200] = 1'h1;
             9'h0c9:
-                \$1477 [201] = 1'h1;
+                \$1473 [201] = 1'h1;
             9'h0ca:
-                \$1477 [202] = 1'h1;
+                \$1473 [202] = 1'h1;
             9'h0cb:
-                \$1477 [203] = 1'h1;
+                \$1473 [203] = 1'h1;
             9'h0cc:
-                \$1477 [204] = 1'h1;
+                \$1473 [204] = 1'h1;
             9'h0cd:
-                \$1477 [205] = 1'h1;
+                \$1473 [205] = 1'h1;
             9'h0ce:
-                \$1477 [206] = 1'h1;
+                \$1473 [206] = 1'h1;
             9'h0cf:
-                \$1477 [207] = 1'h1;
+                \$1473 [207] = 1'h1;
             9'h0d0:
-                \$1477 [208] = 1'h1;
+                \$1473 [208] = 1'h1;
             9'h0d1:
-                \$1477 [209] = 1'h1;
+                \$1473 [209] = 1'h1;
             9'h0d2:
-                \$1477 [210] = 1'h1;
+                \$1473 [210] = 1'h1;
             9'h0d3:
-                \$1477 [211] = 1'h1;
+                \$1473 [211] = 1'h1;
             9'h0d4:
-                \$1477 [212] = 1'h1;
+                \$1473 [212] = 1'h1;
             9'h0d5:
-                \$1477 [213] = 1'h1;
+                \$1473 [213] = 1'h1;
             9'h0d6:
-                \$1477 [214] = 1'h1;
+                \$1473 [214] = 1'h1;
             9'h0d7:
-                \$1477 [215] = 1'h1;
+                \$1473 [215] = 1'h1;
             9'h0d8:
-                \$1477 [216] = 1'h1;
+                \$1473 [216] = 1'h1;
             9'h0d9:
-                \$1477 [217] = 1'h1;
+                \$1473 [217] = 1'h1;
             9'h0da:
-                \$1477 [218] = 1'h1;
+                \$1473 [218] = 1'h1;
             9'h0db:
-                \$1477 [219] = 1'h1;
+                \$1473 [219] = 1'h1;
             9'h0dc:
-                \$1477 [220] = 1'h1;
+                \$1473 [220] = 1'h1;
             9'h0dd:
-                \$1477 [221] = 1'h1;
+                \$1473 [221] = 1'h1;
             9'h0de:
-                \$1477 [222] = 1'h1;
+                \$1473 [222] = 1'h1;
             9'h0df:
-                \$1477 [223] = 1'h1;
+                \$1473 [223] = 1'h1;
             9'h0e0:
-                \$1477 [224] = 1'h1;
+                \$1473 [224] = 1'h1;
             9'h0e1:
-                \$1477 [225] = 1'h1;
+                \$1473 [225] = 1'h1;
             9'h0e2:
-                \$1477 [226] = 1'h1;
+                \$1473 [226] = 1'h1;
             9'h0e3:
-                \$1477 [227] = 1'h1;
+                \$1473 [227] = 1'h1;
             9'h0e4:
-                \$1477 [228] = 1'h1;
+                \$1473 [228] = 1'h1;
             9'h0e5:
-                \$1477 [229] = 1'h1;
+                \$1473 [229] = 1'h1;
             9'h0e6:
-                \$1477 [230] = 1'h1;
+                \$1473 [230] = 1'h1;
             9'h0e7:
-                \$1477 [231] = 1'h1;
+                \$1473 [231] = 1'h1;
             9'h0e8:
-                \$1477 [232] = 1'h1;
+                \$1473 [232] = 1'h1;
             9'h0e9:
-                \$1477 [233] = 1'h1;
+                \$1473 [233] = 1'h1;
             9'h0ea:
-                \$1477 [234] = 1'h1;
+                \$1473 [234] = 1'h1;
             9'h0eb:
-                \$1477 [235] = 1'h1;
+                \$1473 [235] = 1'h1;
             9'h0ec:
-                \$1477 [236] = 1'h1;
+                \$1473 [236] = 1'h1;
             9'h0ed:
-                \$1477 [237] = 1'h1;
+                \$1473 [237] = 1'h1;
             9'h0ee:
-                \$1477 [238] = 1'h1;
+                \$1473 [238] = 1'h1;
             9'h0ef:
-                \$1477 [239] = 1'h1;
+                \$1473 [239] = 1'h1;
             9'h0f0:
-                \$1477 [240] = 1'h1;
+                \$1473 [240] = 1'h1;
             9'h0f1:
-                \$1477 [241] = 1'h1;
+                \$1473 [241] = 1'h1;
             9'h0f2:
-                \$1477 [242] = 1'h1;
+                \$1473 [242] = 1'h1;
             9'h0f3:
-                \$1477 [243] = 1'h1;
+                \$1473 [243] = 1'h1;
             9'h0f4:
-                \$1477 [244] = 1'h1;
+                \$1473 [244] = 1'h1;
             9'h0f5:
-                \$1477 [245] = 1'h1;
+                \$1473 [245] = 1'h1;
             9'h0f6:
-                \$1477 [246] = 1'h1;
+                \$1473 [246] = 1'h1;
             9'h0f7:
-                \$1477 [247] = 1'h1;
+                \$1473 [247] = 1'h1;
             9'h0f8:
-                \$1477 [248] = 1'h1;
+                \$1473 [248] = 1'h1;
             9'h0f9:
-                \$1477 [249] = 1'h1;
+                \$1473 [249] = 1'h1;
             9'h0fa:
-                \$1477 [250] = 1'h1;
+                \$1473 [250] = 1'h1;
             9'h0fb:
-                \$1477 [251] = 1'h1;
+                \$1473 [251] = 1'h1;
             9'h0fc:
-                \$1477 [252] = 1'h1;
+                \$1473 [252] = 1'h1;
             9'h0fd:
-                \$1477 [253] = 1'h1;
+                \$1473 [253] = 1'h1;
             9'h0fe:
-                \$1477 [254] = 1'h1;
+                \$1473 [254] = 1'h1;
             9'h0ff:
-                \$1477 [255] = 1'h1;
+                \$1473 [255] = 1'h1;
             9'h100:
-                \$1477 [256] = 1'h1;
+                \$1473 [256] = 1'h1;
             9'h101:
-                \$1477 [257] = 1'h1;
+                \$1473 [257] = 1'h1;
             9'h102:
-                \$1477 [258] = 1'h1;
+                \$1473 [258] = 1'h1;
             9'h103:
-                \$1477 [259] = 1'h1;
+                \$1473 [259] = 1'h1;
             9'h104:
-                \$1477 [260] = 1'h1;
+                \$1473 [260] = 1'h1;
             9'h105:
-                \$1477 [261] = 1'h1;
+                \$1473 [261] = 1'h1;
             9'h106:
-                \$1477 [262] = 1'h1;
+                \$1473 [262] = 1'h1;
             9'h107:
-                \$1477 [263] = 1'h1;
+                \$1473 [263] = 1'h1;
             9'h108:
-                \$1477 [264] = 1'h1;
+                \$1473 [264] = 1'h1;
             9'h109:
-                \$1477 [265] = 1'h1;
+                \$1473 [265] = 1'h1;
             9'h10a:
-                \$1477 [266] = 1'h1;
+                \$1473 [266] = 1'h1;
             9'h10b:
-                \$1477 [267] = 1'h1;
+                \$1473 [267] = 1'h1;
             9'h10c:
-                \$1477 [268] = 1'h1;
+                \$1473 [268] = 1'h1;
             9'h10d:
-                \$1477 [269] = 1'h1;
+                \$1473 [269] = 1'h1;
             9'h10e:
-                \$1477 [270] = 1'h1;
+                \$1473 [270] = 1'h1;
             9'h10f:
-                \$1477 [271] = 1'h1;
+                \$1473 [271] = 1'h1;
             9'h110:
-                \$1477 [272] = 1'h1;
+                \$1473 [272] = 1'h1;
             9'h111:
-                \$1477 [273] = 1'h1;
+                \$1473 [273] = 1'h1;
             9'h112:
-                \$1477 [274] = 1'h1;
+                \$1473 [274] = 1'h1;
             9'h113:
-                \$1477 [275] = 1'h1;
+                \$1473 [275] = 1'h1;
             9'h114:
-                \$1477 [276] = 1'h1;
+                \$1473 [276] = 1'h1;
             9'h115:
-                \$1477 [277] = 1'h1;
+                \$1473 [277] = 1'h1;
             9'h116:
-                \$1477 [278] = 1'h1;
+                \$1473 [278] = 1'h1;
             9'h117:
-                \$1477 [279] = 1'h1;
+                \$1473 [279] = 1'h1;
             9'h118:
-                \$1477 [280] = 1'h1;
+                \$1473 [280] = 1'h1;
             9'h119:
-                \$1477 [281] = 1'h1;
+                \$1473 [281] = 1'h1;
             9'h11a:
-                \$1477 [282] = 1'h1;
+                \$1473 [282] = 1'h1;
             9'h11b:
-                \$1477 [283] = 1'h1;
+                \$1473 [283] = 1'h1;
             9'h11c:
-                \$1477 [284] = 1'h1;
+                \$1473 [284] = 1'h1;
             9'h11d:
-                \$1477 [285] = 1'h1;
+                \$1473 [285] = 1'h1;
             9'h11e:
-                \$1477 [286] = 1'h1;
+                \$1473 [286] = 1'h1;
             9'h11f:
-                \$1477 [287] = 1'h1;
+                \$1473 [287] = 1'h1;
             9'h120:
-                \$1477 [288] = 1'h1;
+                \$1473 [288] = 1'h1;
             9'h121:
-                \$1477 [289] = 1'h1;
+                \$1473 [289] = 1'h1;
             9'h122:
-                \$1477 [290] = 1'h1;
+                \$1473 [290] = 1'h1;
             9'h123:
-                \$1477 [291] = 1'h1;
+                \$1473 [291] = 1'h1;
             9'h124:
-                \$1477 [292] = 1'h1;
+                \$1473 [292] = 1'h1;
             9'h125:
-                \$1477 [293] = 1'h1;
+                \$1473 [293] = 1'h1;
             9'h126:
-                \$1477 [294] = 1'h1;
+                \$1473 [294] = 1'h1;
             9'h127:
-                \$1477 [295] = 1'h1;
+                \$1473 [295] = 1'h1;
             9'h128:
-                \$1477 [296] = 1'h1;
+                \$1473 [296] = 1'h1;
             9'h129:
-                \$1477 [297] = 1'h1;
+                \$1473 [297] = 1'h1;
             9'h12a:
-                \$1477 [298] = 1'h1;
+                \$1473 [298] = 1'h1;
             9'h12b:
-                \$1477 [299] = 1'h1;
+                \$1473 [299] = 1'h1;
             9'h12c:
-                \$1477 [300] = 1'h1;
+                \$1473 [300] = 1'h1;
             9'h12d:
-                \$1477 [301] = 1'h1;
+                \$1473 [301] = 1'h1;
             9'h12e:
-                \$1477 [302] = 1'h1;
+                \$1473 [302] = 1'h1;
             9'h12f:
-                \$1477 [303] = 1'h1;
+                \$1473 [303] = 1'h1;
             9'h130:
-                \$1477 [304] = 1'h1;
+                \$1473 [304] = 1'h1;
             9'h131:
-                \$1477 [305] = 1'h1;
+                \$1473 [305] = 1'h1;
             9'h132:
-                \$1477 [306] = 1'h1;
+                \$1473 [306] = 1'h1;
             9'h133:
-                \$1477 [307] = 1'h1;
+                \$1473 [307] = 1'h1;
             9'h134:
-                \$1477 [308] = 1'h1;
+                \$1473 [308] = 1'h1;
             9'h135:
-                \$1477 [309] = 1'h1;
+                \$1473 [309] = 1'h1;
             9'h136:
-                \$1477 [310] = 1'h1;
+                \$1473 [310] = 1'h1;
             9'h137:
-                \$1477 [311] = 1'h1;
+                \$1473 [311] = 1'h1;
             9'h138:
-                \$1477 [312] = 1'h1;
+                \$1473 [312] = 1'h1;
             9'h139:
-                \$1477 [313] = 1'h1;
+                \$1473 [313] = 1'h1;
             9'h13a:
-                \$1477 [314] = 1'h1;
+                \$1473 [314] = 1'h1;
             9'h13b:
-                \$1477 [315] = 1'h1;
+                \$1473 [315] = 1'h1;
             9'h13c:
-                \$1477 [316] = 1'h1;
+                \$1473 [316] = 1'h1;
             9'h13d:
-                \$1477 [317] = 1'h1;
+                \$1473 [317] = 1'h1;
             9'h13e:
-                \$1477 [318] = 1'h1;
+                \$1473 [318] = 1'h1;
             9'h13f:
-                \$1477 [319] = 1'h1;
+                \$1473 [319] = 1'h1;
             9'h140:
-                \$1477 [320] = 1'h1;
+                \$1473 [320] = 1'h1;
             9'h141:
-                \$1477 [321] = 1'h1;
+                \$1473 [321] = 1'h1;
             9'h142:
-                \$1477 [322] = 1'h1;
+                \$1473 [322] = 1'h1;
             9'h143:
-                \$1477 [323] = 1'h1;
+                \$1473 [323] = 1'h1;
             9'h144:
-                \$1477 [324] = 1'h1;
+                \$1473 [324] = 1'h1;
             9'h145:
-                \$1477 [325] = 1'h1;
+                \$1473 [325] = 1'h1;
             9'h146:
-                \$1477 [326] = 1'h1;
+                \$1473 [326] = 1'h1;
             9'h147:
-                \$1477 [327] = 1'h1;
+                \$1473 [327] = 1'h1;
             9'h148:
-                \$1477 [328] = 1'h1;
+                \$1473 [328] = 1'h1;
             9'h149:
-                \$1477 [329] = 1'h1;
+                \$1473 [329] = 1'h1;
             9'h14a:
-                \$1477 [330] = 1'h1;
+                \$1473 [330] = 1'h1;
             9'h14b:
-                \$1477 [331] = 1'h1;
+                \$1473 [331] = 1'h1;
             9'h14c:
-                \$1477 [332] = 1'h1;
+                \$1473 [332] = 1'h1;
             9'h14d:
-                \$1477 [333] = 1'h1;
+                \$1473 [333] = 1'h1;
             9'h14e:
-                \$1477 [334] = 1'h1;
+                \$1473 [334] = 1'h1;
             9'h14f:
-                \$1477 [335] = 1'h1;
+                \$1473 [335] = 1'h1;
             9'h150:
-                \$1477 [336] = 1'h1;
+                \$1473 [336] = 1'h1;
             9'h151:
-                \$1477 [337] = 1'h1;
+                \$1473 [337] = 1'h1;
             9'h152:
-                \$1477 [338] = 1'h1;
+                \$1473 [338] = 1'h1;
             9'h153:
-                \$1477 [339] = 1'h1;
+                \$1473 [339] = 1'h1;
             9'h154:
-                \$1477 [340] = 1'h1;
+                \$1473 [340] = 1'h1;
             9'h155:
-                \$1477 [341] = 1'h1;
+                \$1473 [341] = 1'h1;
             9'h156:
-                \$1477 [342] = 1'h1;
+                \$1473 [342] = 1'h1;
             9'h157:
-                \$1477 [343] = 1'h1;
+                \$1473 [343] = 1'h1;
             9'h158:
-                \$1477 [344] = 1'h1;
+                \$1473 [344] = 1'h1;
             9'h159:
-                \$1477 [345] = 1'h1;
+                \$1473 [345] = 1'h1;
             9'h15a:
-                \$1477 [346] = 1'h1;
+                \$1473 [346] = 1'h1;
             9'h15b:
-                \$1477 [347] = 1'h1;
+                \$1473 [347] = 1'h1;
             9'h15c:
-                \$1477 [348] = 1'h1;
+                \$1473 [348] = 1'h1;
             9'h15d:
-                \$1477 [349] = 1'h1;
+                \$1473 [349] = 1'h1;
             9'h15e:
-                \$1477 [350] = 1'h1;
+                \$1473 [350] = 1'h1;
             9'h15f:
-                \$1477 [351] = 1'h1;
+                \$1473 [351] = 1'h1;
             9'h160:
-                \$1477 [352] = 1'h1;
+                \$1473 [352] = 1'h1;
             9'h161:
-                \$1477 [353] = 1'h1;
+                \$1473 [353] = 1'h1;
             9'h162:
-                \$1477 [354] = 1'h1;
+                \$1473 [354] = 1'h1;
             9'h163:
-                \$1477 [355] = 1'h1;
+                \$1473 [355] = 1'h1;
             9'h164:
-                \$1477 [356] = 1'h1;
+                \$1473 [356] = 1'h1;
             9'h165:
-                \$1477 [357] = 1'h1;
+                \$1473 [357] = 1'h1;
             9'h166:
-                \$1477 [358] = 1'h1;
+                \$1473 [358] = 1'h1;
             9'h167:
-                \$1477 [359] = 1'h1;
+                \$1473 [359] = 1'h1;
             9'h168:
-                \$1477 [360] = 1'h1;
+                \$1473 [360] = 1'h1;
             9'h169:
-                \$1477 [361] = 1'h1;
+                \$1473 [361] = 1'h1;
             9'h16a:
-                \$1477 [362] = 1'h1;
+                \$1473 [362] = 1'h1;
             9'h16b:
-                \$1477 [363] = 1'h1;
+                \$1473 [363] = 1'h1;
             9'h16c:
-                \$1477 [364] = 1'h1;
+                \$1473 [364] = 1'h1;
             9'h16d:
-                \$1477 [365] = 1'h1;
+                \$1473 [365] = 1'h1;
             9'h16e:
-                \$1477 [366] = 1'h1;
+                \$1473 [366] = 1'h1;
             9'h16f:
-                \$1477 [367] = 1'h1;
+                \$1473 [367] = 1'h1;
             9'h170:
-                \$1477 [368] = 1'h1;
+                \$1473 [368] = 1'h1;
             9'h171:
-                \$1477 [369] = 1'h1;
+                \$1473 [369] = 1'h1;
             9'h172:
-                \$1477 [370] = 1'h1;
+                \$1473 [370] = 1'h1;
             9'h173:
-                \$1477 [371] = 1'h1;
+                \$1473 [371] = 1'h1;
             9'h174:
-                \$1477 [372] = 1'h1;
+                \$1473 [372] = 1'h1;
             9'h175:
-                \$1477 [373] = 1'h1;
+                \$1473 [373] = 1'h1;
             9'h176:
-                \$1477 [374] = 1'h1;
+                \$1473 [374] = 1'h1;
             9'h177:
-                \$1477 [375] = 1'h1;
+                \$1473 [375] = 1'h1;
             9'h178:
-                \$1477 [376] = 1'h1;
+                \$1473 [376] = 1'h1;
             9'h179:
-                \$1477 [377] = 1'h1;
+                \$1473 [377] = 1'h1;
             9'h17a:
-                \$1477 [378] = 1'h1;
+                \$1473 [378] = 1'h1;
             9'h17b:
-                \$1477 [379] = 1'h1;
+                \$1473 [379] = 1'h1;
             9'h17c:
-                \$1477 [380] = 1'h1;
+                \$1473 [380] = 1'h1;
             9'h17d:
-                \$1477 [381] = 1'h1;
+                \$1473 [381] = 1'h1;
             9'h17e:
-                \$1477 [382] = 1'h1;
+                \$1473 [382] = 1'h1;
             9'h17f:
-                \$1477 [383] = 1'h1;
+                \$1473 [383] = 1'h1;
             9'h180:
-                \$1477 [384] = 1'h1;
+                \$1473 [384] = 1'h1;
             9'h181:
-                \$1477 [385] = 1'h1;
+                \$1473 [385] = 1'h1;
             9'h182:
-                \$1477 [386] = 1'h1;
+                \$1473 [386] = 1'h1;
             9'h183:
-                \$1477 [387] = 1'h1;
+                \$1473 [387] = 1'h1;
             9'h184:
-                \$1477 [388] = 1'h1;
+                \$1473 [388] = 1'h1;
             9'h185:
-                \$1477 [389] = 1'h1;
+                \$1473 [389] = 1'h1;
             9'h186:
-                \$1477 [390] = 1'h1;
+                \$1473 [390] = 1'h1;
             9'h187:
-                \$1477 [391] = 1'h1;
+                \$1473 [391] = 1'h1;
             9'h188:
-                \$1477 [392] = 1'h1;
+                \$1473 [392] = 1'h1;
             9'h189:
-                \$1477 [393] = 1'h1;
+                \$1473 [393] = 1'h1;
             9'h18a:
-                \$1477 [394] = 1'h1;
+                \$1473 [394] = 1'h1;
             9'h18b:
-                \$1477 [395] = 1'h1;
+                \$1473 [395] = 1'h1;
             9'h18c:
-                \$1477 [396] = 1'h1;
+                \$1473 [396] = 1'h1;
             9'h18d:
-                \$1477 [397] = 1'h1;
+                \$1473 [397] = 1'h1;
             9'h18e:
-                \$1477 [398] = 1'h1;
+                \$1473 [398] = 1'h1;
             9'h18f:
-                \$1477 [399] = 1'h1;
+                \$1473 [399] = 1'h1;
             9'h190:
-                \$1477 [400] = 1'h1;
+                \$1473 [400] = 1'h1;
             9'h191:
-                \$1477 [401] = 1'h1;
+                \$1473 [401] = 1'h1;
             9'h192:
-                \$1477 [402] = 1'h1;
+                \$1473 [402] = 1'h1;
             9'h193:
-                \$1477 [403] = 1'h1;
+                \$1473 [403] = 1'h1;
             9'h194:
-                \$1477 [404] = 1'h1;
+                \$1473 [404] = 1'h1;
             9'h195:
-                \$1477 [405] = 1'h1;
+                \$1473 [405] = 1'h1;
             9'h196:
-                \$1477 [406] = 1'h1;
+                \$1473 [406] = 1'h1;
             9'h197:
-                \$1477 [407] = 1'h1;
+                \$1473 [407] = 1'h1;
             9'h198:
-                \$1477 [408] = 1'h1;
+                \$1473 [408] = 1'h1;
             9'h199:
-                \$1477 [409] = 1'h1;
+                \$1473 [409] = 1'h1;
             9'h19a:
-                \$1477 [410] = 1'h1;
+                \$1473 [410] = 1'h1;
             9'h19b:
-                \$1477 [411] = 1'h1;
+                \$1473 [411] = 1'h1;
             9'h19c:
-                \$1477 [412] = 1'h1;
+                \$1473 [412] = 1'h1;
             9'h19d:
-                \$1477 [413] = 1'h1;
+                \$1473 [413] = 1'h1;
             9'h19e:
-                \$1477 [414] = 1'h1;
+                \$1473 [414] = 1'h1;
             9'h19f:
-                \$1477 [415] = 1'h1;
+                \$1473 [415] = 1'h1;
             9'h1a0:
-                \$1477 [416] = 1'h1;
+                \$1473 [416] = 1'h1;
             9'h1a1:
-                \$1477 [417] = 1'h1;
+                \$1473 [417] = 1'h1;
             9'h1a2:
-                \$1477 [418] = 1'h1;
+                \$1473 [418] = 1'h1;
             9'h1a3:
-                \$1477 [419] = 1'h1;
+                \$1473 [419] = 1'h1;
             9'h1a4:
-                \$1477 [420] = 1'h1;
+                \$1473 [420] = 1'h1;
             9'h1a5:
-                \$1477 [421] = 1'h1;
+                \$1473 [421] = 1'h1;
             9'h1a6:
-                \$1477 [422] = 1'h1;
+                \$1473 [422] = 1'h1;
             9'h1a7:
-                \$1477 [423] = 1'h1;
+                \$1473 [423] = 1'h1;
             9'h1a8:
-                \$1477 [424] = 1'h1;
+                \$1473 [424] = 1'h1;
             9'h1a9:
-                \$1477 [425] = 1'h1;
+                \$1473 [425] = 1'h1;
             9'h1aa:
-                \$1477 [426] = 1'h1;
+                \$1473 [426] = 1'h1;
             9'h1ab:
-                \$1477 [427] = 1'h1;
+                \$1473 [427] = 1'h1;
             9'h1ac:
-                \$1477 [428] = 1'h1;
+                \$1473 [428] = 1'h1;
             9'h1ad:
-                \$1477 [429] = 1'h1;
+                \$1473 [429] = 1'h1;
             9'h1ae:
-                \$1477 [430] = 1'h1;
+                \$1473 [430] = 1'h1;
             9'h1af:
-                \$1477 [431] = 1'h1;
+                \$1473 [431] = 1'h1;
             9'h1b0:
-                \$1477 [432] = 1'h1;
+                \$1473 [432] = 1'h1;
             9'h1b1:
-                \$1477 [433] = 1'h1;
+                \$1473 [433] = 1'h1;
             9'h1b2:
-                \$1477 [434] = 1'h1;
+                \$1473 [434] = 1'h1;
             9'h1b3:
-                \$1477 [435] = 1'h1;
+                \$1473 [435] = 1'h1;
             9'h1b4:
-                \$1477 [436] = 1'h1;
+                \$1473 [436] = 1'h1;
             9'h1b5:
-                \$1477 [437] = 1'h1;
+                \$1473 [437] = 1'h1;
             9'h1b6:
-                \$1477 [438] = 1'h1;
+                \$1473 [438] = 1'h1;
             9'h1b7:
-                \$1477 [439] = 1'h1;
+                \$1473 [439] = 1'h1;
             9'h1b8:
-                \$1477 [440] = 1'h1;
+                \$1473 [440] = 1'h1;
             9'h1b9:
-                \$1477 [441] = 1'h1;
+                \$1473 [441] = 1'h1;
             9'h1ba:
-                \$1477 [442] = 1'h1;
+                \$1473 [442] = 1'h1;
             9'h1bb:
-                \$1477 [443] = 1'h1;
+                \$1473 [443] = 1'h1;
             9'h1bc:
-                \$1477 [444] = 1'h1;
+                \$1473 [444] = 1'h1;
             9'h1bd:
-                \$1477 [445] = 1'h1;
+                \$1473 [445] = 1'h1;
             9'h1be:
-                \$1477 [446] = 1'h1;
+                \$1473 [446] = 1'h1;
             9'h1bf:
-                \$1477 [447] = 1'h1;
+                \$1473 [447] = 1'h1;
             9'h1c0:
-                \$1477 [448] = 1'h1;
+                \$1473 [448] = 1'h1;
             9'h1c1:
-                \$1477 [449] = 1'h1;
+                \$1473 [449] = 1'h1;
             9'h1c2:
-                \$1477 [450] = 1'h1;
+                \$1473 [450] = 1'h1;
             9'h1c3:
-                \$1477 [451] = 1'h1;
+                \$1473 [451] = 1'h1;
             9'h1c4:
-                \$1477 [452] = 1'h1;
+                \$1473 [452] = 1'h1;
             9'h1c5:
-                \$1477 [453] = 1'h1;
+                \$1473 [453] = 1'h1;
             9'h1c6:
-                \$1477 [454] = 1'h1;
+                \$1473 [454] = 1'h1;
             9'h1c7:
-                \$1477 [455] = 1'h1;
+                \$1473 [455] = 1'h1;
             9'h1c8:
-                \$1477 [456] = 1'h1;
+                \$1473 [456] = 1'h1;
             9'h1c9:
-                \$1477 [457] = 1'h1;
+                \$1473 [457] = 1'h1;
             9'h1ca:
-                \$1477 [458] = 1'h1;
+                \$1473 [458] = 1'h1;
             9'h1cb:
-                \$1477 [459] = 1'h1;
+                \$1473 [459] = 1'h1;
             9'h1cc:
-                \$1477 [460] = 1'h1;
+                \$1473 [460] = 1'h1;
             9'h1cd:
-                \$1477 [461] = 1'h1;
+                \$1473 [461] = 1'h1;
             9'h1ce:
-                \$1477 [462] = 1'h1;
+                \$1473 [462] = 1'h1;
             9'h1cf:
-                \$1477 [463] = 1'h1;
+                \$1473 [463] = 1'h1;
             9'h1d0:
-                \$1477 [464] = 1'h1;
+                \$1473 [464] = 1'h1;
             9'h1d1:
-                \$1477 [465] = 1'h1;
+                \$1473 [465] = 1'h1;
             9'h1d2:
-                \$1477 [466] = 1'h1;
+                \$1473 [466] = 1'h1;
             9'h1d3:
-                \$1477 [467] = 1'h1;
+                \$1473 [467] = 1'h1;
             9'h1d4:
-                \$1477 [468] = 1'h1;
+                \$1473 [468] = 1'h1;
             9'h1d5:
-                \$1477 [469] = 1'h1;
+                \$1473 [469] = 1'h1;
             9'h1d6:
-                \$1477 [470] = 1'h1;
+                \$1473 [470] = 1'h1;
             9'h1d7:
-                \$1477 [471] = 1'h1;
+                \$1473 [471] = 1'h1;
             9'h1d8:
-                \$1477 [472] = 1'h1;
+                \$1473 [472] = 1'h1;
             9'h1d9:
-                \$1477 [473] = 1'h1;
+                \$1473 [473] = 1'h1;
             9'h1da:
-                \$1477 [474] = 1'h1;
+                \$1473 [474] = 1'h1;
             9'h1db:
-                \$1477 [475] = 1'h1;
+                \$1473 [475] = 1'h1;
             9'h1dc:
-                \$1477 [476] = 1'h1;
+                \$1473 [476] = 1'h1;
             9'h1dd:
-                \$1477 [477] = 1'h1;
+                \$1473 [477] = 1'h1;
             9'h1de:
-                \$1477 [478] = 1'h1;
+                \$1473 [478] = 1'h1;
             9'h1df:
-                \$1477 [479] = 1'h1;
+                \$1473 [479] = 1'h1;
             9'h1e0:
-                \$1477 [480] = 1'h1;
+                \$1473 [480] = 1'h1;
             9'h1e1:
-                \$1477 [481] = 1'h1;
+                \$1473 [481] = 1'h1;
             9'h1e2:
-                \$1477 [482] = 1'h1;
+                \$1473 [482] = 1'h1;
             9'h1e3:
-                \$1477 [483] = 1'h1;
+                \$1473 [483] = 1'h1;
             9'h1e4:
-                \$1477 [484] = 1'h1;
+                \$1473 [484] = 1'h1;
             9'h1e5:
-                \$1477 [485] = 1'h1;
+                \$1473 [485] = 1'h1;
             9'h1e6:
-                \$1477 [486] = 1'h1;
+                \$1473 [486] = 1'h1;
             9'h1e7:
-                \$1477 [487] = 1'h1;
+                \$1473 [487] = 1'h1;
             9'h1e8:
-                \$1477 [488] = 1'h1;
+                \$1473 [488] = 1'h1;
             9'h1e9:
-                \$1477 [489] = 1'h1;
+                \$1473 [489] = 1'h1;
             9'h1ea:
-                \$1477 [490] = 1'h1;
+                \$1473 [490] = 1'h1;
             9'h1eb:
-                \$1477 [491] = 1'h1;
+                \$1473 [491] = 1'h1;
             9'h1ec:
-                \$1477 [492] = 1'h1;
+                \$1473 [492] = 1'h1;
             9'h1ed:
-                \$1477 [493] = 1'h1;
+                \$1473 [493] = 1'h1;
             9'h1ee:
-                \$1477 [494] = 1'h1;
+                \$1473 [494] = 1'h1;
             9'h1ef:
-                \$1477 [495] = 1'h1;
+                \$1473 [495] = 1'h1;
             9'h1f0:
-                \$1477 [496] = 1'h1;
+                \$1473 [496] = 1'h1;
             9'h1f1:
-                \$1477 [497] = 1'h1;
+                \$1473 [497] = 1'h1;
             9'h1f2:
-                \$1477 [498] = 1'h1;
+                \$1473 [498] = 1'h1;
             9'h1f3:
-                \$1477 [499] = 1'h1;
+                \$1473 [499] = 1'h1;
             9'h1f4:
-                \$1477 [500] = 1'h1;
+                \$1473 [500] = 1'h1;
             9'h1f5:
-                \$1477 [501] = 1'h1;
+                \$1473 [501] = 1'h1;
             9'h1f6:
-                \$1477 [502] = 1'h1;
+                \$1473 [502] = 1'h1;
             9'h1f7:
-                \$1477 [503] = 1'h1;
+                \$1473 [503] = 1'h1;
             9'h1f8:
-                \$1477 [504] = 1'h1;
+                \$1473 [504] = 1'h1;
             9'h1f9:
-                \$1477 [505] = 1'h1;
+                \$1473 [505] = 1'h1;
             9'h1fa:
-                \$1477 [506] = 1'h1;
+                \$1473 [506] = 1'h1;
             9'h1fb:
-                \$1477 [507] = 1'h1;
+                \$1473 [507] = 1'h1;
             9'h1fc:
-                \$1477 [508] = 1'h1;
+                \$1473 [508] = 1'h1;
             9'h1fd:
-                \$1477 [509] = 1'h1;
+                \$1473 [509] = 1'h1;
             9'h1fe:
-                \$1477 [510] = 1'h1;
+                \$1473 [510] = 1'h1;
             9'h1ff:
-                \$1477 [511] = 1'h1;
+                \$1473 [511] = 1'h1;
           endcase
         end
       end
     end
-    if (\$1152 ) begin
-      if (\$1154 ) begin
-        \$1477  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1147 ) begin
+      if (\$1149 ) begin
+        \$1473  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1477  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1473  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1478  = done;
+    \$1474  = done;
     if (running) begin
-      \$1478  = \$484 [9:0];
+      \$1474  = \$484 [9:0];
     end
-    if (\$1152 ) begin
-      \$1478  = 10'h000;
+    if (\$1147 ) begin
+      \$1474  = 10'h000;
     end
     if (rst) begin
-      \$1478  = 10'h000;
+      \$1474  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1479  = \$signal$516 ;
+    \$1475  = \$signal$517 ;
     if (running) begin
-      \$1479  = \$1134 [31:0];
+      \$1475  = \$1129 [31:0];
     end
-    if (\$1152 ) begin
-      \$1479  = 32'd0;
+    if (\$1147 ) begin
+      \$1475  = 32'd0;
     end
     if (rst) begin
-      \$1479  = 32'd0;
+      \$1475  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1480  = macs;
+    \$1476  = macs;
     if (running) begin
-      \$1480  = \$1136 [31:0];
+      \$1476  = \$1131 [31:0];
     end
-    if (\$1152 ) begin
-      \$1480  = 32'd0;
+    if (\$1147 ) begin
+      \$1476  = 32'd0;
     end
     if (rst) begin
-      \$1480  = 32'd0;
+      \$1476  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1481  = running;
+    \$1477  = running;
     if (running) begin
-      if (\$1137 ) begin
-        \$1481  = 1'h0;
+      if (\$1132 ) begin
+        \$1477  = 1'h0;
       end
     end
-    if (\$1152 ) begin
-      \$1481  = 1'h1;
+    if (\$1147 ) begin
+      \$1477  = 1'h1;
     end
     if (rst) begin
-      \$1481  = 1'h0;
+      \$1477  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1482  = out_full;
+    \$1478  = out_full;
     if (running) begin
-      if (\$1137 ) begin
+      if (\$1132 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$63 )
           1'h0:
-              \$1482 [0] = 1'h1;
+              \$1478 [0] = 1'h1;
           1'h1:
-              \$1482 [1] = 1'h1;
+              \$1478 [1] = 1'h1;
         endcase
       end
     end
-    if (\$1155 ) begin
-      if (\$1176 ) begin
+    if (\$1150 ) begin
+      if (\$1171 ) begin
         (* full_case = 32'd1 *)
         casez (out_buf)
           1'h0:
-              \$1482 [0] = 1'h0;
+              \$1478 [0] = 1'h0;
           1'h1:
-              \$1482 [1] = 1'h0;
+              \$1478 [1] = 1'h0;
         endcase
       end
     end
     if (rst) begin
-      \$1482  = 2'h0;
+      \$1478  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1483  = \$signal$63 ;
+    \$1479  = \$signal$63 ;
     if (running) begin
-      if (\$1137 ) begin
-        \$1483  = \$1138 ;
+      if (\$1132 ) begin
+        \$1479  = \$1133 ;
       end
     end
     if (rst) begin
-      \$1483  = 1'h0;
+      \$1479  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1484  = out0_vectors;
+    \$1480  = out0_vectors;
     if (running) begin
-      if (\$1137 ) begin
-        if (\$1139 ) begin
-          \$1484  = \$signal$30 ;
+      if (\$1132 ) begin
+        if (\$1134 ) begin
+          \$1480  = \$signal$30 ;
         end
       end
     end
     if (rst) begin
-      \$1484  = 5'h00;
+      \$1480  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1485  = out0_run_cycles;
+    \$1481  = out0_run_cycles;
     if (running) begin
-      if (\$1137 ) begin
-        if (\$1139 ) begin
-          \$1485  = \$1140 [31:0];
+      if (\$1132 ) begin
+        if (\$1134 ) begin
+          \$1481  = \$1135 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1481  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1482  = out0_macs;
+    if (running) begin
+      if (\$1132 ) begin
+        if (\$1134 ) begin
+          \$1482  = \$1137 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1482  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1483  = out1_vectors;
+    if (running) begin
+      if (\$1132 ) begin
+        if (\$1138 ) begin
+          \$1483  = \$signal$30 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$1483  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1484  = out1_run_cycles;
+    if (running) begin
+      if (\$1132 ) begin
+        if (\$1138 ) begin
+          \$1484  = \$1139 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1484  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1485  = out1_macs;
+    if (running) begin
+      if (\$1132 ) begin
+        if (\$1138 ) begin
+          \$1485  = \$1141 [31:0];
         end
       end
     end
@@ -21905,120 +21965,64 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1486  = out0_macs;
-    if (running) begin
-      if (\$1137 ) begin
-        if (\$1139 ) begin
-          \$1486  = \$1142 [31:0];
-        end
+    \$1486  = \$signal$30 ;
+    if (\$1147 ) begin
+      if (\$1148 ) begin
+        \$1486  = in0_vectors;
+      end
+      if (\$1149 ) begin
+        \$1486  = in1_vectors;
       end
     end
     if (rst) begin
-      \$1486  = 32'd0;
+      \$1486  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1487  = out1_vectors;
-    if (running) begin
-      if (\$1137 ) begin
-        if (\$1143 ) begin
-          \$1487  = \$signal$30 ;
-        end
+    \$1487  = run_target;
+    if (\$1147 ) begin
+      if (\$1148 ) begin
+        \$1487  = in0_target;
+      end
+      if (\$1149 ) begin
+        \$1487  = in1_target;
       end
     end
     if (rst) begin
-      \$1487  = 5'h00;
+      \$1487  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1488  = out1_run_cycles;
-    if (running) begin
-      if (\$1137 ) begin
-        if (\$1143 ) begin
-          \$1488  = \$1144 [31:0];
-        end
-      end
+    \$1488  = \$signal$323 ;
+    if (\$1150 ) begin
+      \$1488  = \$1154 [4:0];
     end
     if (rst) begin
-      \$1488  = 32'd0;
+      \$1488  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1489  = out1_macs;
-    if (running) begin
-      if (\$1137 ) begin
-        if (\$1143 ) begin
-          \$1489  = \$1146 [31:0];
-        end
-      end
+    \$1489  = out_v;
+    if (\$1150 ) begin
+      \$1489  = \$1165 [3:0];
     end
     if (rst) begin
-      \$1489  = 32'd0;
+      \$1489  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1490  = \$signal$30 ;
-    if (\$1152 ) begin
-      if (\$1153 ) begin
-        \$1490  = in0_vectors;
-      end
-      if (\$1154 ) begin
-        \$1490  = in1_vectors;
+    \$1490  = out_buf;
+    if (\$1150 ) begin
+      if (\$1171 ) begin
+        \$1490  = \$1172 ;
       end
     end
     if (rst) begin
-      \$1490  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1491  = run_target;
-    if (\$1152 ) begin
-      if (\$1153 ) begin
-        \$1491  = in0_target;
-      end
-      if (\$1154 ) begin
-        \$1491  = in1_target;
-      end
-    end
-    if (rst) begin
-      \$1491  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1492  = \$signal$323 ;
-    if (\$1155 ) begin
-      \$1492  = \$1159 [4:0];
-    end
-    if (rst) begin
-      \$1492  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1493  = out_v;
-    if (\$1155 ) begin
-      \$1493  = \$1170 [3:0];
-    end
-    if (rst) begin
-      \$1493  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1494  = out_buf;
-    if (\$1155 ) begin
-      if (\$1176 ) begin
-        \$1494  = \$1177 ;
-      end
-    end
-    if (rst) begin
-      \$1494  = 1'h0;
+      \$1490  = 1'h0;
     end
   end
   assign cu0_weights_waddr = { \$signal$44 , \$signal$43  };
@@ -22121,7 +22125,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign bincu1_table_raddr = bincu1_a_pos;
   assign finished = \$484 [9:0];
   assign index = 3'h0;
-  assign \index$497  = 1'h0;
+  assign \index$498  = 1'h0;
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.last  = op__payload[2];
   assign \op__payload.run  = op__payload[3];
@@ -22899,16 +22903,16 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \bincu1_chunk_reg.last  = bincu1_chunk_reg[135];
   assign \bincu1_chunk_reg.m_q  = bincu1_chunk_reg[167:136];
   assign \bincu1_chunk_reg.b_q  = bincu1_chunk_reg[199:168];
-  assign \$1473  = bincu1_tag_d3;
-  assign \$1472  = bincu1_tag_d2;
-  assign \$1471  = bincu1_tag_d1;
-  assign \$1470  = bincu1_tag_d0;
-  assign \$1469  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
-  assign \$1458  = bincu0_tag_d3;
-  assign \$1457  = bincu0_tag_d2;
-  assign \$1456  = bincu0_tag_d1;
-  assign \$1455  = bincu0_tag_d0;
-  assign \$1454  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+  assign \$1469  = bincu1_tag_d3;
+  assign \$1468  = bincu1_tag_d2;
+  assign \$1467  = bincu1_tag_d1;
+  assign \$1466  = bincu1_tag_d0;
+  assign \$1465  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+  assign \$1454  = bincu0_tag_d3;
+  assign \$1453  = bincu0_tag_d2;
+  assign \$1452  = bincu0_tag_d1;
+  assign \$1451  = bincu0_tag_d0;
+  assign \$1450  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
   assign y__payload[96:65] = \$512 ;
   assign y__payload[64:33] = \$511 ;
   assign y__payload[31:0] = \$510 ;
@@ -22951,12 +22955,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign cu7_table_we = \$113 ;
   assign bincu0_table_we = \$292 ;
   assign bincu1_table_we = \$470 ;
-  assign \$768  = \$signal$12 ;
-  assign \$1098  = \$1097 ;
-  assign \$1131  = \$signal$63 ;
-  assign \$1133  = \$signal$63 ;
-  assign \$1143  = \$signal$63 ;
-  assign \$1154  = \$signal$63 ;
+  assign \$769  = \$signal$12 ;
+  assign \$1093  = \$1092 ;
+  assign \$1126  = \$signal$63 ;
+  assign \$1128  = \$signal$63 ;
+  assign \$1138  = \$signal$63 ;
+  assign \$1149  = \$signal$63 ;
 endmodule
 
 (* generator = "Amaranth" *)

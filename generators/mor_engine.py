@@ -319,23 +319,28 @@ class MorEngine(wiring.Component):
         # Completions: at most one CU and one binCU per cycle (one issue of each kind per cycle,
         # each with a fixed latency); proxies complete in issue order.
         yram = self._ram(m, "results", "results")
+        # The completing neuron is selected first, so each wide flag vector has one indexed write.
         cu_done, skip_done = Signal(), Signal()
+        proxy_done, proxy_is_zero = Signal(), Signal()
+        skip_at = Signal(pos_w + vec_w)
         for c_valid, c_acc, c_idx, c_v, c_pos in completion:
             with m.If(c_valid):
                 m.d.comb += [cu_done.eq(1), yram["we"].eq(1), yram["waddr"].eq(Cat(c_idx, c_v, comp_buf)),
-                             yram["wdata"].eq(Mux(c_acc[-1], 0, c_acc))]
-                with m.If(c_pos < n_proxies):
-                    m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], 1).eq(c_acc <= 0),
-                                 decided.eq(decided + 1)]
+                             yram["wdata"].eq(Mux(c_acc[-1], 0, c_acc)), proxy_done.eq(c_pos < n_proxies),
+                             proxy_is_zero.eq(c_acc <= 0)]
+        with m.If(proxy_done):
+            m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], 1).eq(proxy_is_zero),
+                         decided.eq(decided + 1)]
         for pred_valid, zero, d_idx, d_v, d_pos in prediction:
             with m.If(pred_valid):
                 with m.If(zero):
-                    m.d.comb += skip_done.eq(1)
-                    for b in range(2):
-                        with m.If(comp_buf == b):
-                            m.d.sync += skipped[b].bit_select(Cat(d_idx, d_v), 1).eq(1)
+                    m.d.comb += [skip_done.eq(1), skip_at.eq(Cat(d_idx, d_v))]
                 with m.Else():
                     m.d.comb += [rejected.w_en.eq(1), rejected.w_data.eq(Cat(d_pos, d_v))]
+        with m.If(skip_done):
+            for b in range(2):
+                with m.If(comp_buf == b):
+                    m.d.sync += skipped[b].bit_select(skip_at, 1).eq(1)
         finished = Signal.like(done)
         m.d.comb += finished.eq(done + cu_done + skip_done)
         with m.If(running):

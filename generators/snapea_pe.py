@@ -153,6 +153,7 @@ class SnapeaArray(wiring.Component):
 
         advance = sig(1, "advance")     # the row pipeline moves
         kill, kill_pix = sig(1, "kill"), sig(pix_shape, "kill_pix")  # pixel kill_pix ended early last cycle
+        kill_row = sig(1, "kill_row")   # kill, and the row stage holds that pixel (registered with kill)
 
         def same(pix, other):  # pixels in flight are fewer than 2**tag_bits apart: compare their low bits
             return pix[:cfg.tag_bits] == other[:cfg.tag_bits]
@@ -227,7 +228,7 @@ class SnapeaArray(wiring.Component):
         # R: issue the row's next group (eligible entries ranked r_rank .. r_rank + lanes - 1).
         more = sig(1, "more")
         m.d.comb += more.eq(r_total > r_rank + lanes)
-        m.d.comb += advance.eq(~(r_valid & more) | (kill & same(r_pix, kill_pix)))
+        m.d.comb += advance.eq(~(r_valid & more) | kill_row)
         pick = [[r_elig[i] & (r_prefix[i] == r_rank + j) for i in range(win)] for j in range(lanes)]
         m_valid, m_pix, m_first, m_last, m_check = sig(1, "m_valid"), sig(pix_shape, "m_pix"), sig(1, "m_first"), \
             sig(1, "m_last"), sig(1, "m_check")
@@ -267,7 +268,8 @@ class SnapeaArray(wiring.Component):
         m.d.comb += [new_acc.eq(acc + s_sum), live.eq(s_valid & (s_first | alive)), pre.eq(s_first & dead),
                      new_mults.eq(Mux(pre, 0, mults + s_count)),
                      end.eq(live & (pre | s_last | (s_check & new_acc[-1])))]
-        m.d.sync += [kill.eq(end & ~s_last), kill_pix.eq(s_pix)]
+        m.d.sync += [kill.eq(end & ~s_last), kill_pix.eq(s_pix),
+                     kill_row.eq(end & ~s_last & same(Mux(advance, s3_pix, r_pix), s_pix))]
         results = self._ram(m, "results", f"pe{k}_results", top.read)
         m.d.comb += [results["waddr"].eq(s_pix), results["we"].eq(end),
                      results["wdata"].y.eq(Mux(pre | new_acc[-1], 0, new_acc)), results["wdata"].mults.eq(new_mults),
@@ -309,6 +311,7 @@ class SnapeaArray(wiring.Component):
             m.d.sync += [f_valid.eq(k < top.n_filters), f_pix.eq(0), f_row.eq(0), f_first.eq(0), col.eq(0),
                          row0.eq(-top.pad), col0.eq(-top.pad), base_row.eq(top.row_origin),
                          s1_valid.eq(0), s2_valid.eq(0), s3_valid.eq(0), r_valid.eq(0), r_rank.eq(0),
-                         m_valid.eq(0), p_valid.eq(0), s_valid.eq(0), kill.eq(0), alive.eq(0), since.eq(0),
+                         m_valid.eq(0), p_valid.eq(0), s_valid.eq(0), kill.eq(0), kill_row.eq(0), alive.eq(0),
+                         since.eq(0),
                          written.eq(0), done.eq(k >= top.n_filters)]
         return done | (written > top.rd_p), results

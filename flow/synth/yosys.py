@@ -62,7 +62,8 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)
     boxes = f"blackbox {' '.join(blackbox)}; " if blackbox else ""
-    script = f"read_verilog design.v; {boxes}design -save read; synth -top {top}; tee -q -o generic.json stat -json"
+    save = "design -save read; " if ecp5 else ""
+    script = f"read_verilog design.v; {boxes}{save}synth -top {top}; tee -q -o generic.json stat -json"
     if ecp5:  # from the design as read: generic synth has already mapped its memories to flip-flops
         script += f"; design -load read; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
     if pnr:  # place and route the shell (the design's ports would not fit the package's pins)

@@ -287,6 +287,8 @@ class MorConfig(_Preset):
     max_vectors: int = 8
 
     block = "mor"
+    cu_stages = 5  # a CU's stages after a neuron's last word address: RAM data, operands, products, sum, result
+    bin_stages = 2  # a binCU lane's stages before its binCU: RAM data, chunk
 
     def __post_init__(self):
         self._check_name()
@@ -324,9 +326,6 @@ class MorConfig(_Preset):
     def macs(self):
         """Multipliers in the engine."""
         return self.n_cu * self.mac_width
-
-    cu_stages = 5  # a CU's stages after a neuron's last word address: RAM data, operands, products, sum, result
-    bin_stages = 2  # a binCU lane's stages before its binCU: RAM data, chunk
 
     @property
     def latency(self):

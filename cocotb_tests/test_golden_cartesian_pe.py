@@ -99,16 +99,16 @@ def test_forced_bank_conflict_schedule_worked_by_hand():
     Full tile 6x6, 2 filters, 8 banks: address (6u + v)·2 + f, u = x - r + 2, v = y - s + 1 = 1, so
     u ∈ {2, 0, 4, 2} -> addresses 26, 2, 50, 26, all ≡ 2 mod 8. One pair, 4 cycles, 3 stalls;
     two of the products meet at the same accumulator (read-add-write back to back).
-    Ops: bias×2 (cycles 0, 1), act (2), wgt (3), end (4, the cycle the pair loads); the pair
-    dispatches in 5..8, its last grants pass the arbitration stage in 9, the drain reads rows from 10
-    (depth 72/8 = 9 rows): 10 + 9 + 2 = 21 cycles.
+    Ops enter the input buffer from cycle 0 and the PE takes them a cycle later: bias×2 (cycles 1, 2),
+    act (3), wgt (4), end (5, the cycle the pair loads); the pair dispatches in 6..9, its last grants
+    pass the arbitration stage in 10, the drain reads rows from 11 (depth 72/8 = 9 rows): 11 + 9 + 2 = 22 cycles.
     """
     x = np.zeros((1, 4, 5), np.int8)
     x[0, 0, 0], x[0, 2, 0] = 3, 5
     w = np.zeros((2, 1, 3, 2), np.int8)
     w[0, 0, 0, 0], w[0, 0, 2, 0] = 7, -11
     out = pe_tile(SMALL, x, w, np.array([100, -100], np.int32))
-    assert (out["mults"], out["stalls"], out["cycles"]) == (4, 3, 21)
+    assert (out["mults"], out["stalls"], out["cycles"]) == (4, 3, 22)
     expected = full_conv(x, w, np.array([100, -100]))
     np.testing.assert_array_equal(out["y"], expected)
     assert out["y"][0, 2, 1] == 100 + 3 * 7 + 5 * -11

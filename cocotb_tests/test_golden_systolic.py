@@ -6,11 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from flow.techniques.dense import needs_dense_w
 from generators.config import CATALOG
 from golden.checks import InputError
 from golden.conv import conv2d, conv_as_gemm
 from golden.dbb import dense_split
 from golden.systolic import array_cycles, array_gemm, check_gemm, fold_steps, folds, sa_scalesim_cycles
+from models.quantize import QLayer
 
 from .test_golden_dbb import topk_reference
 
@@ -116,3 +118,32 @@ def test_check_gemm_refusals(variant, kwargs, message):
 def test_check_gemm_refuses_mismatched_k():
     with pytest.raises(InputError, match="K differs"):
         check_gemm(CATALOG["sa"]["default"], np.ones((3, 16), np.int8), np.ones((15, 2), np.int8))
+
+
+@settings(max_examples=100, deadline=None)
+@given(convs(), st.sampled_from(["s2ta_w", "s2ta_aw", "sa"]), st.booleans())
+def test_dense_weight_mode_only_where_the_lowered_weights_break_the_bound(case, variant, as_fc):
+    """A layer takes the dense-weight fallback exactly when check_gemm would refuse its lowered weights without it."""
+    x, wt, pad, stride, _ = case
+    cfg = CATALOG[variant]["small"]
+    if as_fc:
+        layer = QLayer(name="fc1", kind="fc", w=wt.reshape(wt.shape[0], -1))
+        wmat = np.ascontiguousarray(layer.w.T)
+    else:
+        layer = QLayer(name="conv1", kind="conv", w=wt)
+        wmat = conv_as_gemm(x, wt, pad=pad, stride=stride, c_block=1 if cfg.scalar else cfg.bz)[1]
+    try:
+        check_gemm(cfg, np.zeros((1, wmat.shape[0]), np.int8), wmat, nnz_a=cfg.bz if variant == "s2ta_aw" else None)
+        refused = False
+    except InputError:
+        refused = True
+    assert needs_dense_w(cfg, layer) == refused
+
+
+def test_a_single_channel_first_layer_needs_no_dense_weight_mode():
+    """C = 1 padded to BZ per tap leaves one non-zero per block: within any b, so conv1 runs one weight pass."""
+    cfg = CATALOG["s2ta_aw"]["default"]
+    dense = np.full((6, 1, 3, 3), 5, np.int8)
+    assert not needs_dense_w(cfg, QLayer(name="conv1", kind="conv", w=dense))
+    assert needs_dense_w(cfg, QLayer(name="conv2", kind="conv", w=np.full((6, 8, 3, 3), 5, np.int8)))
+    assert needs_dense_w(cfg, QLayer(name="fc1", kind="fc", w=np.full((10, 16), 5, np.int8)))

@@ -55,16 +55,18 @@ class BinaryPredictor(wiring.Component):
         mask = Signal(cfg.bits_per_cycle)
         m.d.comb += mask.eq((Const(1, cfg.bits_per_cycle + 1) << chunk.count) - 1)
         agree = ~(chunk.x_bits.as_value() ^ chunk.w_bits.as_value()) & mask
-        contribution = Signal(signed(cfg.bits_per_cycle.bit_length() + 2))
-        m.d.comb += contribution.eq(2 * sum(agree[i] for i in range(cfg.bits_per_cycle)) - chunk.count)
+        agreeing = Signal(range(cfg.bits_per_cycle + 1))
+        m.d.comb += agreeing.eq(sum(agree[i] for i in range(cfg.bits_per_cycle)))
 
-        # Popcount stage: the chunk's contribution is registered, then accumulated.
-        part, part_valid, part_last = Signal.like(contribution), Signal(), Signal()
+        # Popcount stage: the chunk's agreeing bits and count are registered, then its contribution
+        # 2·agreeing - count is accumulated.
+        part, part_count = Signal.like(agreeing), Signal.like(chunk.count)
+        part_valid, part_last = Signal(), Signal()
         part_m_q, part_b_q = Signal(signed(32)), Signal(signed(32))
         acc = Signal(signed(cfg.p_width))
         fresh = Signal(init=1)  # the next contribution starts a neuron
         total = Signal(signed(cfg.p_width))
-        m.d.comb += total.eq(part + Mux(fresh, 0, acc))
+        m.d.comb += total.eq(2 * part - part_count + Mux(fresh, 0, acc))
 
         p_bin = Signal(signed(cfg.p_width))
         m_q, b_q = Signal(signed(32)), Signal(signed(32))
@@ -72,8 +74,9 @@ class BinaryPredictor(wiring.Component):
         line, line_b_q = Signal(signed(32 + cfg.p_width)), Signal(signed(32))
         line_p_bin, line_valid = Signal(signed(cfg.p_width)), Signal()
         with m.If(en):
-            m.d.sync += [part.eq(contribution), part_valid.eq(self.chunk.valid), part_last.eq(chunk.last),
-                         part_m_q.eq(chunk.m_q), part_b_q.eq(chunk.b_q), p_valid.eq(part_valid & part_last)]
+            m.d.sync += [part.eq(agreeing), part_count.eq(chunk.count), part_valid.eq(self.chunk.valid),
+                         part_last.eq(chunk.last), part_m_q.eq(chunk.m_q), part_b_q.eq(chunk.b_q),
+                         p_valid.eq(part_valid & part_last)]
             with m.If(part_valid):
                 m.d.sync += [acc.eq(total), fresh.eq(part_last)]
                 with m.If(part_last):

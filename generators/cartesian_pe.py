@@ -3,19 +3,15 @@
 import operator
 from functools import reduce
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
 from .muxes import select
-from .ram import Ram
+from .ram import Ram, address_bits, ram_instance
 
 __all__ = ["CartesianPE"]
-
-
-def _row_width(cfg):
-    return max(1, (cfg.depth - 1).bit_length())
 
 
 def _times(value, constant):
@@ -39,9 +35,9 @@ class CartesianPE(wiring.Component):
     and ``stalls`` counters.
 
     Throughput: one pair per cycle without bank conflicts (each conflict adds a stall cycle); one
-    op per cycle otherwise. Latency: the drain starts two cycles after the last pair's final
-    dispatch (its grants pass the arbitration stage) and shows row k at k + 2 cycles (``cfg.depth + 1``
-    cycles to the last row).
+    op per cycle otherwise. Latency: ops pass a two-entry input buffer (one cycle); the drain starts
+    two cycles after the last pair's final dispatch (its grants pass the arbitration stage) and shows
+    row k at k + 2 cycles (``cfg.depth + 1`` cycles to the last row).
     Composing into an array: ``op`` vectors may be broadcast to several PEs, a PE's filters are
     its output-channel group, and its full-mode tile includes the halo its neighbours add.
 
@@ -66,22 +62,33 @@ class CartesianPE(wiring.Component):
         m = Module()
         cfg = self.cfg
         lanes = cfg.px * cfg.py
-        row_width = _row_width(cfg)
+        row_width = address_bits(cfg.depth)
         bank_bits = (cfg.banks - 1).bit_length()
         filter_bits = (cfg.filters - 1).bit_length()
-        op = self.op.payload
-
         # Control state.
-        clearing = Signal(init=1)            # zeroing every bank row after reset
+        clearing = Signal(init=1)            # zeroing every bank row after reset (no op is taken meanwhile)
+        # Ops enter a two-entry buffer (one op per cycle, a cycle's latency): the PE takes them from registers, and
+        # op.ready is the buffer's, so the dispatch stage's handshake stays inside the PE.
+        m.submodules.op_buffer = op_buffer = fifo.SyncFIFO(width=len(self.op.payload.as_value()), depth=2)
+        m.d.comb += [op_buffer.w_data.eq(self.op.payload), op_buffer.w_en.eq(self.op.valid & self.op.ready),
+                     self.op.ready.eq(op_buffer.w_rdy & ~clearing)]
+        op = data.View(op_layout(cfg), op_buffer.r_data)
+        take = Signal()                      # the PE takes the buffer's head op
         clear_row = Signal(row_width)
         end_pending = Signal()               # an end op was taken: drain once the dispatch stage empties
         drain_row = Signal(row_width)
         fresh = Signal(init=1)               # the next op starts a tile: counters restart
         mults = Signal(32)
         stalls = Signal(32)
+        # The counters add a cycle late (from registers, off the load and handshake paths); the drain is later still.
+        loaded_mults = Signal(range(cfg.px * cfg.py + 1))
+        stalled = Signal()
+        m.d.sync += [mults.eq(mults + loaded_mults), stalls.eq(stalls + stalled), loaded_mults.eq(0)]
 
         # Activation vectors of the current channel, and the weight vector being paired with them.
-        # The vector at act_index is read ahead: the registered read port loads it as act_index moves.
+        # The read port always reads the vector of the next pair to load: act_index, or act_following (the one after
+        # it, 0 after the last) in a cycle that loads a pair. last_pair and act_following are registered, so neither
+        # n_act's compare nor the op handshake is on the path to the read address; act_index is 0 between weights.
         # Each slot also keeps its lanes' plane offsets x·full_w + y, so a pair's bank addresses are one add away
         # from the read port.
         act_bits = act_vector_layout(cfg).size
@@ -90,9 +97,9 @@ class CartesianPE(wiring.Component):
                                                  depth=max(2, cfg.act_slots), init=[])
         act_wr = acts.write_port()
         act_rd = acts.read_port(transparent_for=(act_wr,))
-        m.d.comb += act_rd.en.eq(0)  # read only as act_index moves (below)
         n_act = Signal(range(cfg.act_slots + 1))
         act_index = Signal(range(max(2, cfg.act_slots)))
+        act_following = Signal.like(act_index)
         wgt = Signal(wgt_vector_layout(cfg))
         wgt_busy = Signal()
         biases = [Signal(signed(32), name=f"bias_{f}") for f in range(cfg.filters)]
@@ -155,14 +162,14 @@ class CartesianPE(wiring.Component):
         conflicts = [pending[q][k] & pending[q][j] & same_bank[i] for i, (q, k, j) in enumerate(lane_pairs)]
         d_done = Signal()
         d_load = Signal()
-        last_pair = Signal()
+        last_pair = Signal()   # act_index == n_act - 1
         m.d.comb += [
             d_done.eq(d_valid & ~Cat(*conflicts).any()),
             d_load.eq(wgt_busy & (~d_valid | d_done)),
-            last_pair.eq(act_index == n_act - 1),
+            act_rd.addr.eq(Mux(d_load, act_following, act_index)),
         ]
         with m.If(d_load):
-            m.d.sync += [d_valid.eq(1), mults.eq(mults + sum(lane_valid[0])),
+            m.d.sync += [d_valid.eq(1), loaded_mults.eq(sum(lane_valid[0])),
                          same_bank.eq(Cat(*(address[q][k][:bank_bits] == address[q][j][:bank_bits]
                                             for q, k, j in lane_pairs)))]
             for k in range(lanes):
@@ -171,8 +178,9 @@ class CartesianPE(wiring.Component):
                 m.d.sync += pending[q].eq(Cat(*lane_valid[q]))
                 for k in range(lanes):
                     m.d.sync += [d_bank[q][k].eq(address[q][k][:bank_bits]), d_row[q][k].eq(address[q][k][bank_bits:])]
-            m.d.sync += act_index.eq(act_index + 1)
-            m.d.comb += [act_rd.addr.eq(act_index + 1), act_rd.en.eq(1)]
+            following_last = act_following == n_act - 1
+            m.d.sync += [act_index.eq(act_following), last_pair.eq(following_last),
+                         act_following.eq(Mux(following_last, 0, act_following + 1))]
             with m.If(last_pair):
                 m.d.sync += wgt_busy.eq(0)
         with m.Elif(d_done):
@@ -180,8 +188,7 @@ class CartesianPE(wiring.Component):
         with m.Else():
             for q in buffers:
                 m.d.sync += pending[q].eq(pending[q] & ~granted[q])
-        with m.If(d_valid & ~d_done):
-            m.d.sync += stalls.eq(stalls + 1)
+        m.d.sync += stalled.eq(d_valid & ~d_done)
 
         # Drain through the PPU: read a row of every bank, add the buffers and the bias, clear the row.
         ppu_valid = Signal()
@@ -214,10 +221,9 @@ class CartesianPE(wiring.Component):
         rdata = [[] for q in buffers]
         for q in buffers:
             for b in range(cfg.banks):
-                raddr, ren, out = Signal(row_width, name=f"raddr{q}_{b}"), Signal(name=f"ren{q}_{b}"), \
-                    Signal(signed(32), name=f"rdata{q}_{b}")
-                waddr, wdata, we = Signal(row_width, name=f"waddr{q}_{b}"), \
-                    Signal(signed(32), name=f"wdata{q}_{b}"), Signal(name=f"we{q}_{b}")
+                ren = Signal(name=f"ren{q}_{b}")
+                bank = ram_instance(m, self.bank_module, signed(32), cfg.depth, f"bank{q}_{b}", ren=ren)
+                raddr, out, waddr, wdata, we = (bank[port] for port in ("raddr", "rdata", "waddr", "wdata", "we"))
                 arb_valid, arb_row = Signal(name=f"arb_valid{q}_{b}"), Signal(row_width, name=f"arb_row{q}_{b}")
                 arb_value = Signal(signed(16), name=f"arb_value{q}_{b}")
                 add_valid, add_row = Signal(name=f"add_valid{q}_{b}"), Signal(row_width, name=f"add_row{q}_{b}")
@@ -232,9 +238,6 @@ class CartesianPE(wiring.Component):
                     m.d.comb += [waddr.eq(ppu_row), wdata.eq(0), we.eq(1)]
                 with m.Elif(clearing):
                     m.d.comb += [waddr.eq(clear_row), wdata.eq(0), we.eq(1)]
-                m.submodules[f"bank{q}_{b}"] = Instance(
-                    self.bank_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
-                    i_raddr=raddr, i_ren=ren, o_rdata=out, i_waddr=waddr, i_wdata=wdata, i_we=we)
                 rdata[q].append(out)
         for lane in range(cfg.banks):
             total = Signal(signed(32), name=f"ppu_{lane}")
@@ -250,23 +253,24 @@ class CartesianPE(wiring.Component):
         m.d.comb += [act_offset_in[j].eq(_times(op.act.x[j], cfg.full_w) + op.act.y[j]) for j in range(cfg.py)]
 
         # Taking ops: while no drain is pending or in the PPU, and the weight vector's last pair is loading.
-        m.d.comb += self.op.ready.eq(~clearing & ~end_pending & ~ppu_valid & (~wgt_busy | (d_load & last_pair)))
-        with m.If(self.op.valid & self.op.ready):
+        m.d.comb += [take.eq(op_buffer.r_rdy & ~clearing & ~end_pending & ~ppu_valid &
+                             (~wgt_busy | (d_load & last_pair))),
+                     op_buffer.r_en.eq(take)]
+        with m.If(take):
             with m.If(fresh):
                 m.d.sync += [fresh.eq(0), mults.eq(0), stalls.eq(0)]
             with m.If(op.kind == KINDS["act"]):
                 slot = Mux(op.first, 0, n_act)
                 m.d.comb += [act_wr.addr.eq(slot), act_wr.data.eq(Cat(op.act.as_value(), *act_offset_in)),
                              act_wr.en.eq(1)]
-                m.d.sync += n_act.eq(slot + 1)
+                m.d.sync += [n_act.eq(slot + 1), last_pair.eq(slot == 0), act_following.eq(slot != 0)]
             with m.Elif(op.kind == KINDS["wgt"]):
-                m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0), act_index.eq(0)]
+                m.d.sync += [wgt.eq(op.wgt), wgt_busy.eq(n_act != 0)]
                 for i in range(cfg.px):
                     tap_r, tap_s = op.wgt.r[i], op.wgt.s[i]
                     m.d.sync += wgt_offset[0][i].eq(_times(cfg.r - 1 - tap_r, cfg.full_w) + (cfg.s - 1 - tap_s))
                     if cfg.reuse:
                         m.d.sync += wgt_offset[1][i].eq(_times(tap_r, cfg.full_w) + tap_s)
-                m.d.comb += [act_rd.addr.eq(0), act_rd.en.eq(1)]
             with m.Elif(op.kind == KINDS["bias"]):
                 for f in range(cfg.filters):
                     with m.If(op.bias_f == f):

@@ -104,10 +104,14 @@ class MorEngine(wiring.Component):
         neurons_w = pos_w + vec_w + 1  # counts up to max_vectors·max_out
 
         # Layer registers (from the header) and per-position controller tables.
-        n_in = Signal.like(op.n_in)
-        n_out, n_proxies = Signal.like(op.n_out), Signal.like(op.n_proxies)
-        last_k = Signal.like(op.n_proxies)  # n_proxies - 1, the last cluster
-        words, bin_words, tail_bits = Signal.like(op.words), Signal.like(op.bin_words), Signal.like(op.tail_bits)
+        # The last cluster, word and binary word (n_proxies - 1, words - 1, bin_words - 1) are registered too, so
+        # the walker's and the units' "last" compares are off the adders.
+        n_in = Signal.like(op.n_in, name="n_in")
+        n_out, n_proxies = Signal.like(op.n_out, name="n_out"), Signal.like(op.n_proxies, name="n_proxies")
+        last_k = Signal.like(op.n_proxies, name="last_k")
+        last_word = Signal.like(op.words, name="last_word")
+        last_bin_word = Signal.like(op.bin_words, name="last_bin_word")
+        tail_bits = Signal.like(op.tail_bits, name="tail_bits")
         enable = Signal(cfg.max_out)
         sizes = Array(Signal.like(op.size, name=f"size{k}") for k in range(cfg.max_out))
 
@@ -130,7 +134,7 @@ class MorEngine(wiring.Component):
         m.d.comb += [self.op.ready.eq(Mux(op.kind == KINDS["input"], ~in_full.bit_select(in_buf, 1), idle)),
                      take.eq(self.op.valid & self.op.ready)]
         is_kind = {kind: take & (op.kind == code) for kind, code in KINDS.items()}
-        row_end = w_word == words - 1
+        row_end = w_word == last_word
 
         def packed(acc, sub, signs):
             """The binary word so far with this word's sign bits at slot ``sub``."""
@@ -140,11 +144,12 @@ class MorEngine(wiring.Component):
         x_signs = Cat(*((op.data[i] > 0) for i in range(mw)))
         w_binary, x_binary = packed(w_bits_acc, w_sub, w_signs), packed(x_bits_acc, x_sub, x_signs)
         w_flush = (w_sub == group - 1) | row_end
-        x_flush = (x_sub == group - 1) | (x_word == words - 1)
+        x_flush = (x_sub == group - 1) | (x_word == last_word)
 
         with m.If(is_kind["header"]):
             m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies),
-                         last_k.eq(op.n_proxies - 1), words.eq(op.words), bin_words.eq(op.bin_words),
+                         last_k.eq(op.n_proxies - 1), last_word.eq(op.words - 1),
+                         last_bin_word.eq(op.bin_words - 1),
                          tail_bits.eq(op.tail_bits), table_pos.eq(0),
                          w_pos.eq(0), w_word.eq(0), w_sub.eq(0), w_bin.eq(0), w_bits_acc.eq(0),
                          x_word.eq(0), x_sub.eq(0), x_bin.eq(0), x_bits_acc.eq(0), x_vec.eq(0), x_target.eq(0)]
@@ -176,7 +181,8 @@ class MorEngine(wiring.Component):
         run_vectors, run_target = Signal(vec_w + 1), Signal(neurons_w)
         proxy_k, proxy_v = Signal(pos_w + 1), Signal(vec_w + 1)
         walk_q, walk_k, walk_v, member = Signal(neurons_w), Signal(pos_w + 1), Signal(vec_w + 1), Signal(pos_w + 1)
-        left, decided, done = Signal.like(op.size), Signal(neurons_w), Signal(neurons_w)
+        left = Signal.like(op.size, name="left")
+        decided, done = Signal(neurons_w, name="decided"), Signal(neurons_w, name="done")
         neurons = cfg.max_vectors * cfg.max_out
         proxy_zero = Signal(neurons)  # by completion order
         skipped = [Signal(neurons, name=f"skipped{b}") for b in range(2)]  # per result buffer, by Cat(idx, v)
@@ -190,7 +196,10 @@ class MorEngine(wiring.Component):
         can_walk = running & (walk_q < decided)
         advance = can_walk & (left == 0)
         walker = can_walk & (left != 0)
-        to_bincu = proxy_zero.bit_select(walk_q[:pos_w + vec_w], 1) & enable.bit_select(member[:pos_w], 1)
+        # zero_here is proxy_zero's bit of walk_q, kept in a register (the next cluster's bit is looked up ahead, and a
+        # completion writing the bit it needs is bypassed), so the wide bit-select is off the issue path.
+        zero_here = Signal()
+        to_bincu = zero_here & enable.bit_select(member[:pos_w], 1)
         walker_taken = Signal()
 
         # CU issue.
@@ -219,7 +228,9 @@ class MorEngine(wiring.Component):
         next_k = Mux(last_cluster, 0, walk_k + 1)
         with m.If(walker_taken):
             m.d.sync += [member.eq(member + 1), left.eq(left - 1)]
-        with m.If(advance | (walker_taken & (left == 1))):  # an empty cluster, or its last member taken
+        walk_step = Signal()
+        m.d.comb += walk_step.eq(advance | (walker_taken & (left == 1)))  # an empty cluster, or its last member taken
+        with m.If(walk_step):
             m.d.sync += [walk_q.eq(walk_q + 1), walk_k.eq(next_k), walk_v.eq(walk_v + last_cluster),
                          left.eq(sizes[next_k[:pos_w]])]
             with m.If(last_cluster):
@@ -239,7 +250,7 @@ class MorEngine(wiring.Component):
             a_valid, a_pos, a_word = Signal(name=f"cu{i}_a_valid"), Signal(pos_w, name=f"cu{i}_a_pos"), \
                 Signal(word_bits(cfg), name=f"cu{i}_a_word")
             a_v = Signal(vec_w, name=f"cu{i}_a_v")
-            a_last = a_word == words - 1
+            a_last = a_word == last_word
             m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
                          xram["raddr"].eq(Cat(a_word, a_v, comp_buf))]
             with m.If(cu_issue & (cu_pick == i)):
@@ -285,7 +296,7 @@ class MorEngine(wiring.Component):
             load(bt, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos = Signal(name=f"bincu{j}_a_valid"), Signal(pos_w, name=f"bincu{j}_a_pos")
             a_word, a_v = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word"), Signal(vec_w, name=f"bincu{j}_a_v")
-            a_last = a_word == bin_words - 1
+            a_last = a_word == last_bin_word
             m.d.comb += [lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
                          bx["raddr"].eq(Cat(a_word, a_v, comp_buf)), bt["raddr"].eq(a_pos)]
             with m.If(lane_issue & (lane_pick == j)):
@@ -331,6 +342,12 @@ class MorEngine(wiring.Component):
         with m.If(proxy_done):
             m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], 1).eq(proxy_is_zero),
                          decided.eq(decided + 1)]
+        next_q = walk_q + 1
+        with m.If(walk_step):
+            m.d.sync += zero_here.eq(Mux(proxy_done & (decided == next_q), proxy_is_zero,
+                                         proxy_zero.bit_select(next_q[:pos_w + vec_w], 1)))
+        with m.Elif(proxy_done & (decided == walk_q)):
+            m.d.sync += zero_here.eq(proxy_is_zero)
         for pred_valid, zero, d_idx, d_v, d_pos in prediction:
             with m.If(pred_valid):
                 with m.If(zero):
@@ -357,6 +374,7 @@ class MorEngine(wiring.Component):
         with m.If(~running & in_full.bit_select(comp_buf, 1) & ~out_full.bit_select(comp_buf, 1)):
             m.d.sync += [running.eq(1), proxy_k.eq(0), proxy_v.eq(0), walk_q.eq(0), walk_k.eq(0), walk_v.eq(0),
                          left.eq(sizes[0]), member.eq(n_proxies), decided.eq(0), done.eq(0), proxy_zero.eq(0),
+                         zero_here.eq(0),
                          run_cycles.eq(0), macs.eq(0)]
             for b in range(2):
                 with m.If(comp_buf == b):

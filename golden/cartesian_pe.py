@@ -19,7 +19,8 @@ so a pair occupies the dispatch stage ``max(1, most products aimed at one bank o
 cycles; every cycle beyond the first is a stall. ``end`` drains the banks row by row through the PPU
 (AB0 + AB1 + bias, optional ReLU), one word of ``banks`` outputs per row, and clears them.
 
-Cycle model (no bubbles, no back-pressure; cycle 0 accepts the first op): ``bias``/``act``/``end``
+Cycle model (no bubbles, no back-pressure; cycle 0 accepts the first op into the PE's two-entry input buffer,
+from which the PE takes it in cycle 1): ``bias``/``act``/``end``
 take one cycle each; a weight vector accepted in cycle t loads its first pair into the dispatch
 stage in cycle max(t+1, the cycle the stage finishes its current pair), each further pair when the
 one before finishes, and the next op is accepted in the cycle its last pair loads. The drain starts
@@ -127,7 +128,7 @@ def pe_tile(cfg, x, w, bias):
     n_f = w.shape[0]
     ab = np.zeros((2, n_f, cfg.full_h, cfg.full_w), np.int64)
     mults = stalls = 0
-    t = 0                 # cycle in which the next op is accepted
+    t = 1                 # cycle in which the PE takes the next op from its input buffer
     dispatch_free = 0     # first cycle in which the dispatch stage can load a pair
     dispatched = False    # a pair went through the dispatch stage
     stored = None

@@ -69,41 +69,43 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   wire [15:0] \$66 ;
   wire [15:0] \$67 ;
   wire [16:0] \$68 ;
-  wire [18:0] \$69 ;
+  wire [6:0] \$69 ;
   wire [15:0] \$7 ;
-  wire [19:0] \$70 ;
+  wire [7:0] \$70 ;
   wire [10:0] \$71 ;
   wire [11:0] \$72 ;
   wire \$73 ;
   wire [42:0] \$74 ;
   wire [43:0] \$75 ;
   wire \$76 ;
-  reg [6:0] \$77 ;
-  reg \$78 ;
+  reg [4:0] \$77 ;
+  reg [4:0] \$78 ;
   reg \$79 ;
   wire [1:0] \$8 ;
-  reg [31:0] \$80 ;
+  reg \$80 ;
   reg [31:0] \$81 ;
-  reg \$82 ;
-  reg [10:0] \$83 ;
-  reg \$84 ;
-  reg [10:0] \$85 ;
-  reg [31:0] \$86 ;
+  reg [31:0] \$82 ;
+  reg \$83 ;
+  reg [10:0] \$84 ;
+  reg \$85 ;
+  reg [10:0] \$86 ;
   reg [31:0] \$87 ;
-  reg [42:0] \$88 ;
-  reg [31:0] \$89 ;
+  reg [31:0] \$88 ;
+  reg [42:0] \$89 ;
   wire [15:0] \$9 ;
-  reg [10:0] \$90 ;
-  reg \$91 ;
+  reg [31:0] \$90 ;
+  reg [10:0] \$91 ;
   reg \$92 ;
-  reg [11:0] \$93 ;
-  reg [6:0] \$like  = 7'h00;
+  reg \$93 ;
+  reg [11:0] \$94 ;
+  reg [4:0] \$like  = 5'h00;
   reg \$signal  = 1'h0;
-  reg [31:0] \$signal$17  = 32'd0;
-  reg [31:0] \$signal$21  = 32'd0;
-  reg [42:0] \$signal$23  = 43'h00000000000;
-  reg [10:0] \$signal$25  = 11'h000;
+  reg [31:0] \$signal$18  = 32'd0;
+  reg [31:0] \$signal$22  = 32'd0;
+  reg [42:0] \$signal$24  = 43'h00000000000;
+  reg [10:0] \$signal$26  = 11'h000;
   reg [10:0] acc = 11'h000;
+  wire [4:0] agreeing;
   reg [31:0] b_q = 32'd0;
   input [101:0] chunk__payload;
   wire [101:0] chunk__payload;
@@ -151,7 +153,6 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   wire chunk__valid;
   input clk;
   wire clk;
-  wire [6:0] contribution;
   wire en;
   reg fresh = 1'h1;
   reg [31:0] line_b_q = 32'd0;
@@ -160,6 +161,7 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   reg [10:0] p_bin = 11'h000;
   reg p_valid = 1'h0;
   reg [31:0] part_b_q = 32'd0;
+  reg [4:0] part_count = 5'h00;
   reg part_last = 1'h0;
   output [11:0] pred__payload;
   reg [11:0] pred__payload = 12'h000;
@@ -172,6 +174,7 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   input rst;
   wire rst;
   wire [10:0] total;
+  assign \$5  = chunk__payload[15:0] ^ chunk__payload[31:16];
   assign \$6  = ~ \$5 ;
   assign \$7  = \$6  & \$4 [15:0];
   assign \$8  = 1'h0 + \$7 [0];
@@ -235,79 +238,80 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   assign \$66  = ~ \$65 ;
   assign \$67  = \$66  & \$4 [15:0];
   assign \$68  = \$64  + \$67 [15];
-  assign \$69  = 2'h2 * \$68 ;
-  assign \$70  = \$69  - chunk__payload[36:32];
+  assign \$69  = 2'h2 * \$like ;
+  assign \$70  = \$69  - part_count;
   assign \$71  = fresh ? 11'h000 : acc;
-  assign \$72  = $signed(\$like ) + $signed(\$71 );
+  assign \$72  = $signed(\$70 ) + $signed(\$71 );
   assign \$73  = \$signal  & part_last;
-  assign \$74  = $signed(\$signal$21 ) * $signed(p_bin);
-  assign \$75  = $signed(\$signal$23 ) + $signed(line_b_q);
+  assign \$74  = $signed(\$signal$22 ) * $signed(p_bin);
+  assign \$75  = $signed(\$signal$24 ) + $signed(line_b_q);
   assign \$76  = $signed(\$75 ) < $signed(1'h0);
   always @(posedge clk)
     \$like  <= \$77 ;
   always @(posedge clk)
-    \$signal  <= \$78 ;
+    part_count <= \$78 ;
   always @(posedge clk)
-    part_last <= \$79 ;
+    \$signal  <= \$79 ;
   always @(posedge clk)
-    \$signal$17  <= \$80 ;
+    part_last <= \$80 ;
   always @(posedge clk)
-    part_b_q <= \$81 ;
+    \$signal$18  <= \$81 ;
   always @(posedge clk)
-    p_valid <= \$82 ;
+    part_b_q <= \$82 ;
   always @(posedge clk)
-    acc <= \$83 ;
+    p_valid <= \$83 ;
   always @(posedge clk)
-    fresh <= \$84 ;
+    acc <= \$84 ;
   always @(posedge clk)
-    p_bin <= \$85 ;
+    fresh <= \$85 ;
   always @(posedge clk)
-    \$signal$21  <= \$86 ;
+    p_bin <= \$86 ;
   always @(posedge clk)
-    b_q <= \$87 ;
+    \$signal$22  <= \$87 ;
   always @(posedge clk)
-    \$signal$23  <= \$88 ;
+    b_q <= \$88 ;
   always @(posedge clk)
-    line_b_q <= \$89 ;
+    \$signal$24  <= \$89 ;
   always @(posedge clk)
-    \$signal$25  <= \$90 ;
+    line_b_q <= \$90 ;
   always @(posedge clk)
-    line_valid <= \$91 ;
+    \$signal$26  <= \$91 ;
   always @(posedge clk)
-    pred__valid <= \$92 ;
+    line_valid <= \$92 ;
   always @(posedge clk)
-    pred__payload <= \$93 ;
+    pred__valid <= \$93 ;
+  always @(posedge clk)
+    pred__payload <= \$94 ;
   assign \$1  = ~ pred__ready;
   assign \$2  = pred__valid & \$1 ;
   assign chunk__ready = ~ \$2 ;
   assign \$3  = 1'h1 << chunk__payload[36:32];
   assign \$4  = \$3  - 1'h1;
-  assign \$5  = chunk__payload[15:0] ^ chunk__payload[31:16];
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$77  = \$like ;
     if (chunk__ready) begin
-      \$77  = \$70 [6:0];
+      \$77  = \$68 [4:0];
     end
     if (rst) begin
-      \$77  = 7'h00;
+      \$77  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$78  = \$signal ;
+    \$78  = part_count;
     if (chunk__ready) begin
-      \$78  = chunk__valid;
+      \$78  = chunk__payload[36:32];
     end
     if (rst) begin
-      \$78  = 1'h0;
+      \$78  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = part_last;
+    \$79  = \$signal ;
     if (chunk__ready) begin
-      \$79  = chunk__payload[37];
+      \$79  = chunk__valid;
     end
     if (rst) begin
       \$79  = 1'h0;
@@ -315,19 +319,19 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = \$signal$17 ;
+    \$80  = part_last;
     if (chunk__ready) begin
-      \$80  = chunk__payload[69:38];
+      \$80  = chunk__payload[37];
     end
     if (rst) begin
-      \$80  = 32'd0;
+      \$80  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = part_b_q;
+    \$81  = \$signal$18 ;
     if (chunk__ready) begin
-      \$81  = chunk__payload[101:70];
+      \$81  = chunk__payload[69:38];
     end
     if (rst) begin
       \$81  = 32'd0;
@@ -335,73 +339,69 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = p_valid;
+    \$82  = part_b_q;
     if (chunk__ready) begin
-      \$82  = \$73 ;
+      \$82  = chunk__payload[101:70];
     end
     if (rst) begin
-      \$82  = 1'h0;
+      \$82  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = acc;
+    \$83  = p_valid;
+    if (chunk__ready) begin
+      \$83  = \$73 ;
+    end
+    if (rst) begin
+      \$83  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = acc;
     if (chunk__ready) begin
       if (\$signal ) begin
-        \$83  = \$72 [10:0];
+        \$84  = \$72 [10:0];
       end
     end
     if (rst) begin
-      \$83  = 11'h000;
+      \$84  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = fresh;
+    \$85  = fresh;
     if (chunk__ready) begin
       if (\$signal ) begin
-        \$84  = part_last;
+        \$85  = part_last;
       end
     end
     if (rst) begin
-      \$84  = 1'h1;
+      \$85  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = p_bin;
+    \$86  = p_bin;
     if (chunk__ready) begin
       if (\$signal ) begin
         if (part_last) begin
-          \$85  = \$72 [10:0];
+          \$86  = \$72 [10:0];
         end
       end
     end
     if (rst) begin
-      \$85  = 11'h000;
+      \$86  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$86  = \$signal$21 ;
+    \$87  = \$signal$22 ;
     if (chunk__ready) begin
       if (\$signal ) begin
         if (part_last) begin
-          \$86  = \$signal$17 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$86  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = b_q;
-    if (chunk__ready) begin
-      if (\$signal ) begin
-        if (part_last) begin
-          \$87  = part_b_q;
+          \$87  = \$signal$18 ;
         end
       end
     end
@@ -411,49 +411,53 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = \$signal$23 ;
+    \$88  = b_q;
     if (chunk__ready) begin
-      \$88  = \$74 ;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$88  = part_b_q;
+        end
+      end
     end
     if (rst) begin
-      \$88  = 43'h00000000000;
+      \$88  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = line_b_q;
+    \$89  = \$signal$24 ;
     if (chunk__ready) begin
-      \$89  = b_q;
+      \$89  = \$74 ;
     end
     if (rst) begin
-      \$89  = 32'd0;
+      \$89  = 43'h00000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = \$signal$25 ;
+    \$90  = line_b_q;
     if (chunk__ready) begin
-      \$90  = p_bin;
+      \$90  = b_q;
     end
     if (rst) begin
-      \$90  = 11'h000;
+      \$90  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = line_valid;
+    \$91  = \$signal$26 ;
     if (chunk__ready) begin
-      \$91  = p_valid;
+      \$91  = p_bin;
     end
     if (rst) begin
-      \$91  = 1'h0;
+      \$91  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$92  = pred__valid;
+    \$92  = line_valid;
     if (chunk__ready) begin
-      \$92  = line_valid;
+      \$92  = p_valid;
     end
     if (rst) begin
       \$92  = 1'h0;
@@ -461,18 +465,28 @@ module bincu_default(chunk__valid, pred__ready, clk, rst, chunk__ready, pred__pa
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$93  = pred__payload;
+    \$93  = pred__valid;
     if (chunk__ready) begin
-      \$93 [10:0] = \$signal$25 ;
-      \$93 [11] = \$76 ;
+      \$93  = line_valid;
     end
     if (rst) begin
-      \$93  = 12'h000;
+      \$93  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$94  = pred__payload;
+    if (chunk__ready) begin
+      \$94 [10:0] = \$signal$26 ;
+      \$94 [11] = \$76 ;
+    end
+    if (rst) begin
+      \$94  = 12'h000;
     end
   end
   assign en = chunk__ready;
   assign mask = \$4 [15:0];
-  assign contribution = \$70 [6:0];
+  assign agreeing = \$68 [4:0];
   assign total = \$72 [10:0];
   assign \chunk__payload.x_bits  = chunk__payload[15:0];
   assign \chunk__payload.x_bits[0]  = chunk__payload[0];

@@ -504,33 +504,34 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire [63:0] \$259 ;
   wire [63:0] \$26 ;
   wire [64:0] \$260 ;
-  wire [66:0] \$261 ;
-  wire [67:0] \$262 ;
+  wire [8:0] \$261 ;
+  wire [9:0] \$262 ;
   wire [10:0] \$263 ;
   wire [11:0] \$264 ;
   wire \$265 ;
   wire [42:0] \$266 ;
   wire [43:0] \$267 ;
   wire \$268 ;
-  reg [8:0] \$269 ;
+  reg [6:0] \$269 ;
   wire [63:0] \$27 ;
-  reg \$270 ;
+  reg [6:0] \$270 ;
   reg \$271 ;
-  reg [31:0] \$272 ;
+  reg \$272 ;
   reg [31:0] \$273 ;
-  reg \$274 ;
-  reg [10:0] \$275 ;
-  reg \$276 ;
-  reg [10:0] \$277 ;
-  reg [31:0] \$278 ;
+  reg [31:0] \$274 ;
+  reg \$275 ;
+  reg [10:0] \$276 ;
+  reg \$277 ;
+  reg [10:0] \$278 ;
   reg [31:0] \$279 ;
   wire [6:0] \$28 ;
-  reg [42:0] \$280 ;
-  reg [31:0] \$281 ;
-  reg [10:0] \$282 ;
-  reg \$283 ;
+  reg [31:0] \$280 ;
+  reg [42:0] \$281 ;
+  reg [31:0] \$282 ;
+  reg [10:0] \$283 ;
   reg \$284 ;
-  reg [11:0] \$285 ;
+  reg \$285 ;
+  reg [11:0] \$286 ;
   wire [63:0] \$29 ;
   wire [191:0] \$3 ;
   wire [63:0] \$30 ;
@@ -609,13 +610,14 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire [63:0] \$97 ;
   wire [63:0] \$98 ;
   wire [63:0] \$99 ;
-  reg [8:0] \$like  = 9'h000;
+  reg [6:0] \$like  = 7'h00;
   reg \$signal  = 1'h0;
-  reg [31:0] \$signal$17  = 32'd0;
-  reg [31:0] \$signal$21  = 32'd0;
-  reg [42:0] \$signal$23  = 43'h00000000000;
-  reg [10:0] \$signal$25  = 11'h000;
+  reg [31:0] \$signal$18  = 32'd0;
+  reg [31:0] \$signal$22  = 32'd0;
+  reg [42:0] \$signal$24  = 43'h00000000000;
+  reg [10:0] \$signal$26  = 11'h000;
   reg [10:0] acc = 11'h000;
+  wire [6:0] agreeing;
   reg [31:0] b_q = 32'd0;
   input [199:0] chunk__payload;
   wire [199:0] chunk__payload;
@@ -759,7 +761,6 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   wire chunk__valid;
   input clk;
   wire clk;
-  wire [8:0] contribution;
   wire en;
   reg fresh = 1'h1;
   reg [31:0] line_b_q = 32'd0;
@@ -768,6 +769,7 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   reg [10:0] p_bin = 11'h000;
   reg p_valid = 1'h0;
   reg [31:0] part_b_q = 32'd0;
+  reg [6:0] part_count = 7'h00;
   reg part_last = 1'h0;
   output [11:0] pred__payload;
   reg [11:0] pred__payload = 12'h000;
@@ -1041,73 +1043,75 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   assign \$258  = ~ \$257 ;
   assign \$259  = \$258  & \$4 [63:0];
   assign \$260  = \$256  + \$259 [63];
-  assign \$261  = 2'h2 * \$260 ;
-  assign \$262  = \$261  - chunk__payload[134:128];
+  assign \$261  = 2'h2 * \$like ;
+  assign \$262  = \$261  - part_count;
   assign \$263  = fresh ? 11'h000 : acc;
-  assign \$264  = $signed(\$like ) + $signed(\$263 );
+  assign \$264  = $signed(\$262 ) + $signed(\$263 );
   assign \$265  = \$signal  & part_last;
-  assign \$266  = $signed(\$signal$21 ) * $signed(p_bin);
-  assign \$267  = $signed(\$signal$23 ) + $signed(line_b_q);
+  assign \$266  = $signed(\$signal$22 ) * $signed(p_bin);
+  assign \$267  = $signed(\$signal$24 ) + $signed(line_b_q);
   assign \$268  = $signed(\$267 ) < $signed(1'h0);
   always @(posedge clk)
     \$like  <= \$269 ;
   always @(posedge clk)
-    \$signal  <= \$270 ;
+    part_count <= \$270 ;
   always @(posedge clk)
-    part_last <= \$271 ;
+    \$signal  <= \$271 ;
   always @(posedge clk)
-    \$signal$17  <= \$272 ;
+    part_last <= \$272 ;
   always @(posedge clk)
-    part_b_q <= \$273 ;
+    \$signal$18  <= \$273 ;
   always @(posedge clk)
-    p_valid <= \$274 ;
+    part_b_q <= \$274 ;
   always @(posedge clk)
-    acc <= \$275 ;
+    p_valid <= \$275 ;
   always @(posedge clk)
-    fresh <= \$276 ;
+    acc <= \$276 ;
   always @(posedge clk)
-    p_bin <= \$277 ;
+    fresh <= \$277 ;
   always @(posedge clk)
-    \$signal$21  <= \$278 ;
+    p_bin <= \$278 ;
   always @(posedge clk)
-    b_q <= \$279 ;
+    \$signal$22  <= \$279 ;
   always @(posedge clk)
-    \$signal$23  <= \$280 ;
+    b_q <= \$280 ;
   always @(posedge clk)
-    line_b_q <= \$281 ;
+    \$signal$24  <= \$281 ;
   always @(posedge clk)
-    \$signal$25  <= \$282 ;
+    line_b_q <= \$282 ;
   always @(posedge clk)
-    line_valid <= \$283 ;
+    \$signal$26  <= \$283 ;
   always @(posedge clk)
-    pred__valid <= \$284 ;
+    line_valid <= \$284 ;
   always @(posedge clk)
-    pred__payload <= \$285 ;
+    pred__valid <= \$285 ;
+  always @(posedge clk)
+    pred__payload <= \$286 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$269  = \$like ;
     if (chunk__ready) begin
-      \$269  = \$262 [8:0];
+      \$269  = \$260 [6:0];
     end
     if (rst) begin
-      \$269  = 9'h000;
+      \$269  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = \$signal ;
+    \$270  = part_count;
     if (chunk__ready) begin
-      \$270  = chunk__valid;
+      \$270  = chunk__payload[134:128];
     end
     if (rst) begin
-      \$270  = 1'h0;
+      \$270  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = part_last;
+    \$271  = \$signal ;
     if (chunk__ready) begin
-      \$271  = chunk__payload[135];
+      \$271  = chunk__valid;
     end
     if (rst) begin
       \$271  = 1'h0;
@@ -1115,19 +1119,19 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = \$signal$17 ;
+    \$272  = part_last;
     if (chunk__ready) begin
-      \$272  = chunk__payload[167:136];
+      \$272  = chunk__payload[135];
     end
     if (rst) begin
-      \$272  = 32'd0;
+      \$272  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = part_b_q;
+    \$273  = \$signal$18 ;
     if (chunk__ready) begin
-      \$273  = chunk__payload[199:168];
+      \$273  = chunk__payload[167:136];
     end
     if (rst) begin
       \$273  = 32'd0;
@@ -1135,73 +1139,69 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = p_valid;
+    \$274  = part_b_q;
     if (chunk__ready) begin
-      \$274  = \$265 ;
+      \$274  = chunk__payload[199:168];
     end
     if (rst) begin
-      \$274  = 1'h0;
+      \$274  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = acc;
+    \$275  = p_valid;
+    if (chunk__ready) begin
+      \$275  = \$265 ;
+    end
+    if (rst) begin
+      \$275  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$276  = acc;
     if (chunk__ready) begin
       if (\$signal ) begin
-        \$275  = \$264 [10:0];
+        \$276  = \$264 [10:0];
       end
     end
     if (rst) begin
-      \$275  = 11'h000;
+      \$276  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = fresh;
+    \$277  = fresh;
     if (chunk__ready) begin
       if (\$signal ) begin
-        \$276  = part_last;
+        \$277  = part_last;
       end
     end
     if (rst) begin
-      \$276  = 1'h1;
+      \$277  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = p_bin;
+    \$278  = p_bin;
     if (chunk__ready) begin
       if (\$signal ) begin
         if (part_last) begin
-          \$277  = \$264 [10:0];
+          \$278  = \$264 [10:0];
         end
       end
     end
     if (rst) begin
-      \$277  = 11'h000;
+      \$278  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = \$signal$21 ;
+    \$279  = \$signal$22 ;
     if (chunk__ready) begin
       if (\$signal ) begin
         if (part_last) begin
-          \$278  = \$signal$17 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$278  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = b_q;
-    if (chunk__ready) begin
-      if (\$signal ) begin
-        if (part_last) begin
-          \$279  = part_b_q;
+          \$279  = \$signal$18 ;
         end
       end
     end
@@ -1211,49 +1211,53 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = \$signal$23 ;
+    \$280  = b_q;
     if (chunk__ready) begin
-      \$280  = \$266 ;
+      if (\$signal ) begin
+        if (part_last) begin
+          \$280  = part_b_q;
+        end
+      end
     end
     if (rst) begin
-      \$280  = 43'h00000000000;
+      \$280  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = line_b_q;
+    \$281  = \$signal$24 ;
     if (chunk__ready) begin
-      \$281  = b_q;
+      \$281  = \$266 ;
     end
     if (rst) begin
-      \$281  = 32'd0;
+      \$281  = 43'h00000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = \$signal$25 ;
+    \$282  = line_b_q;
     if (chunk__ready) begin
-      \$282  = p_bin;
+      \$282  = b_q;
     end
     if (rst) begin
-      \$282  = 11'h000;
+      \$282  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = line_valid;
+    \$283  = \$signal$26 ;
     if (chunk__ready) begin
-      \$283  = p_valid;
+      \$283  = p_bin;
     end
     if (rst) begin
-      \$283  = 1'h0;
+      \$283  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = pred__valid;
+    \$284  = line_valid;
     if (chunk__ready) begin
-      \$284  = line_valid;
+      \$284  = p_valid;
     end
     if (rst) begin
       \$284  = 1'h0;
@@ -1261,18 +1265,28 @@ module mor_default_bincu(chunk__valid, pred__ready, clk, rst, chunk__ready, pred
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = pred__payload;
+    \$285  = pred__valid;
     if (chunk__ready) begin
-      \$285 [10:0] = \$signal$25 ;
-      \$285 [11] = \$268 ;
+      \$285  = line_valid;
     end
     if (rst) begin
-      \$285  = 12'h000;
+      \$285  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$286  = pred__payload;
+    if (chunk__ready) begin
+      \$286 [10:0] = \$signal$26 ;
+      \$286 [11] = \$268 ;
+    end
+    if (rst) begin
+      \$286  = 12'h000;
     end
   end
   assign en = chunk__ready;
   assign mask = \$4 [63:0];
-  assign contribution = \$262 [8:0];
+  assign agreeing = \$260 [6:0];
   assign total = \$264 [10:0];
   assign \chunk__payload.x_bits  = chunk__payload[63:0];
   assign \chunk__payload.x_bits[0]  = chunk__payload[0];
@@ -1420,111 +1434,111 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire [2:0] \$1000 ;
-  wire [2:0] \$1001 ;
-  wire [2:0] \$1002 ;
+  wire \$1000 ;
+  wire \$1001 ;
+  wire \$1002 ;
   wire \$1003 ;
-  wire \$1004 ;
-  wire [7:0] \$1005 ;
+  wire [6:0] \$1004 ;
+  wire \$1005 ;
   wire \$1006 ;
-  wire \$1007 ;
-  wire [6:0] \$1008 ;
-  wire \$1009 ;
+  wire [15:0] \$1007 ;
+  wire [15:0] \$1008 ;
+  wire [15:0] \$1009 ;
   wire \$101 ;
-  wire [7:0] \$1010 ;
-  wire \$1011 ;
+  wire [15:0] \$1010 ;
+  wire [15:0] \$1011 ;
   wire [15:0] \$1012 ;
   wire [15:0] \$1013 ;
   wire [15:0] \$1014 ;
-  wire [15:0] \$1015 ;
-  wire [15:0] \$1016 ;
-  wire [15:0] \$1017 ;
-  wire [15:0] \$1018 ;
-  wire [15:0] \$1019 ;
+  wire [16:0] \$1015 ;
+  wire [17:0] \$1016 ;
+  wire [18:0] \$1017 ;
+  wire [19:0] \$1018 ;
+  wire [20:0] \$1019 ;
   wire \$102 ;
-  wire [16:0] \$1020 ;
-  wire [17:0] \$1021 ;
-  wire [18:0] \$1022 ;
-  wire [19:0] \$1023 ;
-  wire [20:0] \$1024 ;
-  wire [21:0] \$1025 ;
-  wire [22:0] \$1026 ;
-  wire [23:0] \$1027 ;
-  wire \$1028 ;
+  wire [21:0] \$1020 ;
+  wire [22:0] \$1021 ;
+  wire [23:0] \$1022 ;
+  wire \$1023 ;
+  wire [2:0] \$1024 ;
+  wire [2:0] \$1025 ;
+  wire [2:0] \$1026 ;
+  wire [2:0] \$1027 ;
+  wire [2:0] \$1028 ;
   wire [2:0] \$1029 ;
-  wire \$103 ;
+  wire [31:0] \$103 ;
   wire [2:0] \$1030 ;
   wire [2:0] \$1031 ;
-  wire [2:0] \$1032 ;
-  wire [2:0] \$1033 ;
-  wire [2:0] \$1034 ;
-  wire [2:0] \$1035 ;
-  wire [2:0] \$1036 ;
+  wire \$1032 ;
+  wire \$1033 ;
+  wire \$1034 ;
+  wire \$1035 ;
+  wire [6:0] \$1036 ;
   wire \$1037 ;
   wire \$1038 ;
-  wire [7:0] \$1039 ;
-  wire [7:0] \$104 ;
-  wire \$1040 ;
-  wire \$1041 ;
-  wire [6:0] \$1042 ;
-  wire \$1043 ;
-  wire [7:0] \$1044 ;
-  wire \$1045 ;
+  wire [15:0] \$1039 ;
+  wire [32:0] \$104 ;
+  wire [15:0] \$1040 ;
+  wire [15:0] \$1041 ;
+  wire [15:0] \$1042 ;
+  wire [15:0] \$1043 ;
+  wire [15:0] \$1044 ;
+  wire [15:0] \$1045 ;
   wire [15:0] \$1046 ;
-  wire [15:0] \$1047 ;
-  wire [15:0] \$1048 ;
-  wire [15:0] \$1049 ;
+  wire [16:0] \$1047 ;
+  wire [17:0] \$1048 ;
+  wire [18:0] \$1049 ;
   wire \$105 ;
-  wire [15:0] \$1050 ;
-  wire [15:0] \$1051 ;
-  wire [15:0] \$1052 ;
-  wire [15:0] \$1053 ;
-  wire [16:0] \$1054 ;
-  wire [17:0] \$1055 ;
-  wire [18:0] \$1056 ;
-  wire [19:0] \$1057 ;
-  wire [20:0] \$1058 ;
-  wire [21:0] \$1059 ;
-  wire [31:0] \$106 ;
-  wire [22:0] \$1060 ;
-  wire [23:0] \$1061 ;
-  wire \$1062 ;
-  wire [2:0] \$1063 ;
-  wire [2:0] \$1064 ;
-  wire [2:0] \$1065 ;
-  wire [2:0] \$1066 ;
-  wire [2:0] \$1067 ;
-  wire [2:0] \$1068 ;
-  wire [2:0] \$1069 ;
-  wire [32:0] \$107 ;
-  wire [2:0] \$1070 ;
+  wire [19:0] \$1050 ;
+  wire [20:0] \$1051 ;
+  wire [21:0] \$1052 ;
+  wire [22:0] \$1053 ;
+  wire [23:0] \$1054 ;
+  wire \$1055 ;
+  wire \$1056 ;
+  wire \$1057 ;
+  wire \$1058 ;
+  wire \$1059 ;
+  wire \$106 ;
+  wire \$1060 ;
+  wire \$1061 ;
+  wire [3:0] \$1062 ;
+  wire \$1063 ;
+  wire \$1064 ;
+  wire \$1065 ;
+  wire \$1066 ;
+  wire \$1067 ;
+  wire \$1068 ;
+  wire \$1069 ;
+  wire \$107 ;
+  wire [3:0] \$1070 ;
   wire \$1071 ;
-  wire \$1072 ;
-  wire [7:0] \$1073 ;
+  wire [10:0] \$1072 ;
+  wire \$1073 ;
   wire \$1074 ;
-  wire \$1075 ;
-  wire [6:0] \$1076 ;
+  wire [10:0] \$1075 ;
+  wire \$1076 ;
   wire \$1077 ;
-  wire [7:0] \$1078 ;
+  wire [10:0] \$1078 ;
   wire \$1079 ;
   wire \$108 ;
-  wire [15:0] \$1080 ;
-  wire [15:0] \$1081 ;
-  wire [15:0] \$1082 ;
-  wire [15:0] \$1083 ;
-  wire [15:0] \$1084 ;
-  wire [15:0] \$1085 ;
-  wire [15:0] \$1086 ;
-  wire [15:0] \$1087 ;
-  wire [16:0] \$1088 ;
-  wire [17:0] \$1089 ;
+  wire \$1080 ;
+  wire \$1081 ;
+  wire \$1082 ;
+  wire [32:0] \$1083 ;
+  wire [9:0] \$1084 ;
+  wire [32:0] \$1085 ;
+  wire \$1086 ;
+  wire \$1087 ;
+  wire \$1088 ;
+  wire [32:0] \$1089 ;
   wire \$109 ;
-  wire [18:0] \$1090 ;
-  wire [19:0] \$1091 ;
-  wire [20:0] \$1092 ;
-  wire [21:0] \$1093 ;
-  wire [22:0] \$1094 ;
-  wire [23:0] \$1095 ;
+  wire [9:0] \$1090 ;
+  wire [32:0] \$1091 ;
+  wire \$1092 ;
+  wire [32:0] \$1093 ;
+  wire [9:0] \$1094 ;
+  wire [32:0] \$1095 ;
   wire \$1096 ;
   wire \$1097 ;
   wire \$1098 ;
@@ -1532,595 +1546,559 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$11 ;
   wire \$110 ;
   wire \$1100 ;
-  wire [4:0] \$1101 ;
+  wire \$1101 ;
   wire \$1102 ;
   wire \$1103 ;
-  wire [3:0] \$1104 ;
-  wire [4:0] \$1105 ;
+  wire \$1104 ;
+  wire [6:0] \$1105 ;
   wire \$1106 ;
-  wire \$1107 ;
-  wire \$1108 ;
-  wire \$1109 ;
+  wire [5:0] \$1107 ;
+  wire [5:0] \$1108 ;
+  wire [6:0] \$1109 ;
   wire \$111 ;
   wire \$1110 ;
   wire [4:0] \$1111 ;
-  wire \$1112 ;
+  wire [5:0] \$1112 ;
   wire \$1113 ;
-  wire [3:0] \$1114 ;
-  wire [4:0] \$1115 ;
+  wire \$1114 ;
+  wire [6:0] \$1115 ;
   wire \$1116 ;
-  wire [10:0] \$1117 ;
-  wire \$1118 ;
-  wire \$1119 ;
+  wire [4:0] \$1117 ;
+  wire [4:0] \$1118 ;
+  wire [4:0] \$1119 ;
   wire \$112 ;
-  wire [32:0] \$1120 ;
-  wire [9:0] \$1121 ;
-  wire [32:0] \$1122 ;
-  wire \$1123 ;
+  wire [6:0] \$1120 ;
+  wire \$1121 ;
+  wire [4:0] \$1122 ;
+  wire [5:0] \$1123 ;
   wire \$1124 ;
   wire \$1125 ;
-  wire [32:0] \$1126 ;
-  wire [9:0] \$1127 ;
-  wire [32:0] \$1128 ;
-  wire \$1129 ;
-  wire \$113 ;
-  wire [32:0] \$1130 ;
-  wire [9:0] \$1131 ;
-  wire [32:0] \$1132 ;
-  wire \$1133 ;
-  wire \$1134 ;
-  wire \$1135 ;
-  wire \$1136 ;
-  wire \$1137 ;
-  wire \$1138 ;
-  wire \$1139 ;
-  wire \$114 ;
-  wire \$1140 ;
-  wire \$1141 ;
-  wire [6:0] \$1142 ;
-  wire \$1143 ;
-  wire [5:0] \$1144 ;
-  wire [5:0] \$1145 ;
-  wire [6:0] \$1146 ;
-  wire \$1147 ;
-  wire [4:0] \$1148 ;
-  wire [5:0] \$1149 ;
-  wire [7:0] \$115 ;
-  wire \$1150 ;
-  wire \$1151 ;
-  wire [6:0] \$1152 ;
-  wire \$1153 ;
-  wire [4:0] \$1154 ;
-  wire [4:0] \$1155 ;
-  wire [4:0] \$1156 ;
-  wire [6:0] \$1157 ;
-  wire \$1158 ;
-  wire [4:0] \$1159 ;
+  wire \$1126 ;
+  wire \$1127 ;
+  wire \$1128 ;
+  reg [9:0] \$1129 ;
+  wire [31:0] \$113 ;
+  reg [5:0] \$1130 ;
+  reg [5:0] \$1131 ;
+  reg [5:0] \$1132 ;
+  reg [6:0] \$1133 ;
+  reg [3:0] \$1134 ;
+  reg [6:0] \$1135 ;
+  reg [4:0] \$1136 ;
+  reg [4:0] \$1137 ;
+  reg [5:0] \$1138 ;
+  reg [2:0] \$1139 ;
+  wire [32:0] \$114 ;
+  reg [2:0] \$1140 ;
+  reg [63:0] \$1141 ;
+  reg [5:0] \$1142 ;
+  reg [2:0] \$1143 ;
+  reg [2:0] \$1144 ;
+  reg [63:0] \$1145 ;
+  reg [4:0] \$1146 ;
+  reg [9:0] \$1147 ;
+  reg [31:0] \$1148 ;
+  reg [5:0] \$1149 ;
+  wire \$115 ;
+  reg [5:0] \$1150 ;
+  reg [5:0] \$1151 ;
+  reg [5:0] \$1152 ;
+  reg [5:0] \$1153 ;
+  reg [5:0] \$1154 ;
+  reg [5:0] \$1155 ;
+  reg [5:0] \$1156 ;
+  reg [5:0] \$1157 ;
+  reg [5:0] \$1158 ;
+  reg [5:0] \$1159 ;
   wire \$116 ;
-  wire [5:0] \$1160 ;
-  wire \$1161 ;
-  wire \$1162 ;
-  wire \$1163 ;
-  wire \$1164 ;
-  wire \$1165 ;
-  reg [9:0] \$1166 ;
+  reg [5:0] \$1160 ;
+  reg [5:0] \$1161 ;
+  reg [5:0] \$1162 ;
+  reg [5:0] \$1163 ;
+  reg [5:0] \$1164 ;
+  reg [5:0] \$1165 ;
+  reg [5:0] \$1166 ;
   reg [5:0] \$1167 ;
   reg [5:0] \$1168 ;
   reg [5:0] \$1169 ;
-  wire [31:0] \$117 ;
-  reg [6:0] \$1170 ;
-  reg [3:0] \$1171 ;
-  reg [6:0] \$1172 ;
-  reg [4:0] \$1173 ;
-  reg [4:0] \$1174 ;
+  wire \$117 ;
+  reg [5:0] \$1170 ;
+  reg [5:0] \$1171 ;
+  reg [5:0] \$1172 ;
+  reg [5:0] \$1173 ;
+  reg [5:0] \$1174 ;
   reg [5:0] \$1175 ;
-  reg [2:0] \$1176 ;
-  reg [2:0] \$1177 ;
-  reg [63:0] \$1178 ;
+  reg [5:0] \$1176 ;
+  reg [5:0] \$1177 ;
+  reg [5:0] \$1178 ;
   reg [5:0] \$1179 ;
-  wire [32:0] \$118 ;
-  reg [2:0] \$1180 ;
-  reg [2:0] \$1181 ;
-  reg [63:0] \$1182 ;
+  wire \$118 ;
+  reg [5:0] \$1180 ;
+  reg [1:0] \$1181 ;
+  reg \$1182 ;
   reg [4:0] \$1183 ;
   reg [9:0] \$1184 ;
-  reg [31:0] \$1185 ;
-  reg [5:0] \$1186 ;
+  reg [4:0] \$1185 ;
+  reg [9:0] \$1186 ;
   reg [5:0] \$1187 ;
-  reg [5:0] \$1188 ;
+  reg [4:0] \$1188 ;
   reg [5:0] \$1189 ;
   wire \$119 ;
   reg [5:0] \$1190 ;
-  reg [5:0] \$1191 ;
+  reg [9:0] \$1191 ;
   reg [5:0] \$1192 ;
-  reg [5:0] \$1193 ;
-  reg [5:0] \$1194 ;
-  reg [5:0] \$1195 ;
-  reg [5:0] \$1196 ;
+  reg [4:0] \$1193 ;
+  reg \$1194 ;
+  reg [4:0] \$1195 ;
+  reg [3:0] \$1196 ;
   reg [5:0] \$1197 ;
-  reg [5:0] \$1198 ;
-  reg [5:0] \$1199 ;
+  reg [11:0] \$1198 ;
+  reg [11:0] \$1199 ;
   wire \$12 ;
   wire \$120 ;
-  reg [5:0] \$1200 ;
-  reg [5:0] \$1201 ;
-  reg [5:0] \$1202 ;
-  reg [5:0] \$1203 ;
-  reg [5:0] \$1204 ;
-  reg [5:0] \$1205 ;
-  reg [5:0] \$1206 ;
-  reg [5:0] \$1207 ;
-  reg [5:0] \$1208 ;
-  reg [5:0] \$1209 ;
+  reg [11:0] \$1200 ;
+  reg [11:0] \$1201 ;
+  reg [63:0] \$1202 ;
+  reg [63:0] \$1203 ;
+  reg [15:0] \$1204 ;
+  reg [15:0] \$1205 ;
+  reg [15:0] \$1206 ;
+  reg [15:0] \$1207 ;
+  reg [15:0] \$1208 ;
+  reg [15:0] \$1209 ;
   wire \$121 ;
-  reg [5:0] \$1210 ;
-  reg [5:0] \$1211 ;
-  reg [5:0] \$1212 ;
-  reg [5:0] \$1213 ;
-  reg [5:0] \$1214 ;
-  reg [5:0] \$1215 ;
-  reg [5:0] \$1216 ;
-  reg [5:0] \$1217 ;
-  reg [1:0] \$1218 ;
+  reg [15:0] \$1210 ;
+  reg [15:0] \$1211 ;
+  reg [19:0] \$1212 ;
+  reg [31:0] \$1213 ;
+  reg \$1214 ;
+  reg [31:0] \$1215 ;
+  reg [4:0] \$1216 ;
+  reg [4:0] \$1217 ;
+  reg [3:0] \$1218 ;
   reg \$1219 ;
   wire \$122 ;
   reg [4:0] \$1220 ;
-  reg [9:0] \$1221 ;
-  reg [4:0] \$1222 ;
-  reg [9:0] \$1223 ;
-  reg [5:0] \$1224 ;
-  reg [4:0] \$1225 ;
-  reg [5:0] \$1226 ;
-  reg [5:0] \$1227 ;
-  reg [9:0] \$1228 ;
-  reg [5:0] \$1229 ;
+  reg [3:0] \$1221 ;
+  reg [5:0] \$1222 ;
+  reg [11:0] \$1223 ;
+  reg [11:0] \$1224 ;
+  reg [11:0] \$1225 ;
+  reg [11:0] \$1226 ;
+  reg [63:0] \$1227 ;
+  reg [63:0] \$1228 ;
+  reg [15:0] \$1229 ;
   wire \$123 ;
-  reg [4:0] \$1230 ;
-  reg \$1231 ;
-  reg [4:0] \$1232 ;
-  reg [3:0] \$1233 ;
-  reg [5:0] \$1234 ;
-  reg [11:0] \$1235 ;
-  reg [11:0] \$1236 ;
-  reg [11:0] \$1237 ;
-  reg [11:0] \$1238 ;
-  reg [63:0] \$1239 ;
-  wire \$124 ;
-  reg [63:0] \$1240 ;
-  reg [15:0] \$1241 ;
-  reg [15:0] \$1242 ;
-  reg [15:0] \$1243 ;
-  reg [15:0] \$1244 ;
-  reg [15:0] \$1245 ;
-  reg [15:0] \$1246 ;
-  reg [15:0] \$1247 ;
-  reg [15:0] \$1248 ;
-  reg [19:0] \$1249 ;
+  reg [15:0] \$1230 ;
+  reg [15:0] \$1231 ;
+  reg [15:0] \$1232 ;
+  reg [15:0] \$1233 ;
+  reg [15:0] \$1234 ;
+  reg [15:0] \$1235 ;
+  reg [15:0] \$1236 ;
+  reg [19:0] \$1237 ;
+  reg [31:0] \$1238 ;
+  reg \$1239 ;
+  wire [7:0] \$124 ;
+  reg [31:0] \$1240 ;
+  reg [4:0] \$1241 ;
+  reg [4:0] \$1242 ;
+  reg [3:0] \$1243 ;
+  reg \$1244 ;
+  reg [4:0] \$1245 ;
+  reg [3:0] \$1246 ;
+  reg [5:0] \$1247 ;
+  reg [11:0] \$1248 ;
+  reg [11:0] \$1249 ;
   wire \$125 ;
-  reg [31:0] \$1250 ;
-  reg \$1251 ;
-  reg [31:0] \$1252 ;
-  reg [4:0] \$1253 ;
-  reg [4:0] \$1254 ;
-  reg [3:0] \$1255 ;
-  reg \$1256 ;
-  reg [4:0] \$1257 ;
-  reg [3:0] \$1258 ;
-  reg [5:0] \$1259 ;
+  reg [11:0] \$1250 ;
+  reg [11:0] \$1251 ;
+  reg [63:0] \$1252 ;
+  reg [63:0] \$1253 ;
+  reg [15:0] \$1254 ;
+  reg [15:0] \$1255 ;
+  reg [15:0] \$1256 ;
+  reg [15:0] \$1257 ;
+  reg [15:0] \$1258 ;
+  reg [15:0] \$1259 ;
   wire \$126 ;
-  reg [11:0] \$1260 ;
-  reg [11:0] \$1261 ;
-  reg [11:0] \$1262 ;
-  reg [11:0] \$1263 ;
-  reg [63:0] \$1264 ;
-  reg [63:0] \$1265 ;
-  reg [15:0] \$1266 ;
-  reg [15:0] \$1267 ;
-  reg [15:0] \$1268 ;
-  reg [15:0] \$1269 ;
+  reg [15:0] \$1260 ;
+  reg [15:0] \$1261 ;
+  reg [19:0] \$1262 ;
+  reg [31:0] \$1263 ;
+  reg \$1264 ;
+  reg [31:0] \$1265 ;
+  reg [4:0] \$1266 ;
+  reg [4:0] \$1267 ;
+  reg [3:0] \$1268 ;
+  reg \$1269 ;
   wire \$127 ;
-  reg [15:0] \$1270 ;
-  reg [15:0] \$1271 ;
-  reg [15:0] \$1272 ;
-  reg [15:0] \$1273 ;
-  reg [19:0] \$1274 ;
-  reg [31:0] \$1275 ;
-  reg \$1276 ;
-  reg [31:0] \$1277 ;
-  reg [4:0] \$1278 ;
-  reg [4:0] \$1279 ;
-  wire [7:0] \$128 ;
-  reg [3:0] \$1280 ;
-  reg \$1281 ;
-  reg [4:0] \$1282 ;
-  reg [3:0] \$1283 ;
-  reg [5:0] \$1284 ;
-  reg [11:0] \$1285 ;
-  reg [11:0] \$1286 ;
-  reg [11:0] \$1287 ;
-  reg [11:0] \$1288 ;
-  reg [63:0] \$1289 ;
+  reg [4:0] \$1270 ;
+  reg [3:0] \$1271 ;
+  reg [5:0] \$1272 ;
+  reg [11:0] \$1273 ;
+  reg [11:0] \$1274 ;
+  reg [11:0] \$1275 ;
+  reg [11:0] \$1276 ;
+  reg [63:0] \$1277 ;
+  reg [63:0] \$1278 ;
+  reg [15:0] \$1279 ;
+  wire \$128 ;
+  reg [15:0] \$1280 ;
+  reg [15:0] \$1281 ;
+  reg [15:0] \$1282 ;
+  reg [15:0] \$1283 ;
+  reg [15:0] \$1284 ;
+  reg [15:0] \$1285 ;
+  reg [15:0] \$1286 ;
+  reg [19:0] \$1287 ;
+  reg [31:0] \$1288 ;
+  reg \$1289 ;
   wire \$129 ;
-  reg [63:0] \$1290 ;
-  reg [15:0] \$1291 ;
-  reg [15:0] \$1292 ;
-  reg [15:0] \$1293 ;
-  reg [15:0] \$1294 ;
-  reg [15:0] \$1295 ;
-  reg [15:0] \$1296 ;
-  reg [15:0] \$1297 ;
-  reg [15:0] \$1298 ;
-  reg [19:0] \$1299 ;
+  reg [31:0] \$1290 ;
+  reg [4:0] \$1291 ;
+  reg [4:0] \$1292 ;
+  reg [3:0] \$1293 ;
+  reg \$1294 ;
+  reg [4:0] \$1295 ;
+  reg [3:0] \$1296 ;
+  reg [5:0] \$1297 ;
+  reg [11:0] \$1298 ;
+  reg [11:0] \$1299 ;
   wire \$13 ;
   wire \$130 ;
-  reg [31:0] \$1300 ;
-  reg \$1301 ;
-  reg [31:0] \$1302 ;
-  reg [4:0] \$1303 ;
-  reg [4:0] \$1304 ;
-  reg [3:0] \$1305 ;
-  reg \$1306 ;
-  reg [4:0] \$1307 ;
-  reg [3:0] \$1308 ;
-  reg [5:0] \$1309 ;
+  reg [11:0] \$1300 ;
+  reg [11:0] \$1301 ;
+  reg [63:0] \$1302 ;
+  reg [63:0] \$1303 ;
+  reg [15:0] \$1304 ;
+  reg [15:0] \$1305 ;
+  reg [15:0] \$1306 ;
+  reg [15:0] \$1307 ;
+  reg [15:0] \$1308 ;
+  reg [15:0] \$1309 ;
   wire \$131 ;
-  reg [11:0] \$1310 ;
-  reg [11:0] \$1311 ;
-  reg [11:0] \$1312 ;
-  reg [11:0] \$1313 ;
-  reg [63:0] \$1314 ;
-  reg [63:0] \$1315 ;
-  reg [15:0] \$1316 ;
-  reg [15:0] \$1317 ;
-  reg [15:0] \$1318 ;
-  reg [15:0] \$1319 ;
+  reg [15:0] \$1310 ;
+  reg [15:0] \$1311 ;
+  reg [19:0] \$1312 ;
+  reg [31:0] \$1313 ;
+  reg \$1314 ;
+  reg [31:0] \$1315 ;
+  reg [4:0] \$1316 ;
+  reg [4:0] \$1317 ;
+  reg [3:0] \$1318 ;
+  reg \$1319 ;
   wire \$132 ;
-  reg [15:0] \$1320 ;
-  reg [15:0] \$1321 ;
-  reg [15:0] \$1322 ;
-  reg [15:0] \$1323 ;
-  reg [19:0] \$1324 ;
-  reg [31:0] \$1325 ;
-  reg \$1326 ;
-  reg [31:0] \$1327 ;
-  reg [4:0] \$1328 ;
-  reg [4:0] \$1329 ;
+  reg [4:0] \$1320 ;
+  reg [3:0] \$1321 ;
+  reg [5:0] \$1322 ;
+  reg [11:0] \$1323 ;
+  reg [11:0] \$1324 ;
+  reg [11:0] \$1325 ;
+  reg [11:0] \$1326 ;
+  reg [63:0] \$1327 ;
+  reg [63:0] \$1328 ;
+  reg [15:0] \$1329 ;
   wire \$133 ;
-  reg [3:0] \$1330 ;
-  reg \$1331 ;
-  reg [4:0] \$1332 ;
-  reg [3:0] \$1333 ;
-  reg [5:0] \$1334 ;
-  reg [11:0] \$1335 ;
-  reg [11:0] \$1336 ;
-  reg [11:0] \$1337 ;
-  reg [11:0] \$1338 ;
-  reg [63:0] \$1339 ;
-  wire \$134 ;
-  reg [63:0] \$1340 ;
-  reg [15:0] \$1341 ;
-  reg [15:0] \$1342 ;
-  reg [15:0] \$1343 ;
-  reg [15:0] \$1344 ;
-  reg [15:0] \$1345 ;
-  reg [15:0] \$1346 ;
-  reg [15:0] \$1347 ;
-  reg [15:0] \$1348 ;
-  reg [19:0] \$1349 ;
+  reg [15:0] \$1330 ;
+  reg [15:0] \$1331 ;
+  reg [15:0] \$1332 ;
+  reg [15:0] \$1333 ;
+  reg [15:0] \$1334 ;
+  reg [15:0] \$1335 ;
+  reg [15:0] \$1336 ;
+  reg [19:0] \$1337 ;
+  reg [31:0] \$1338 ;
+  reg \$1339 ;
+  wire [7:0] \$134 ;
+  reg [31:0] \$1340 ;
+  reg [4:0] \$1341 ;
+  reg [4:0] \$1342 ;
+  reg [3:0] \$1343 ;
+  reg \$1344 ;
+  reg [4:0] \$1345 ;
+  reg [3:0] \$1346 ;
+  reg [5:0] \$1347 ;
+  reg [11:0] \$1348 ;
+  reg [11:0] \$1349 ;
   wire \$135 ;
-  reg [31:0] \$1350 ;
-  reg \$1351 ;
-  reg [31:0] \$1352 ;
-  reg [4:0] \$1353 ;
-  reg [4:0] \$1354 ;
-  reg [3:0] \$1355 ;
-  reg \$1356 ;
-  reg [4:0] \$1357 ;
-  reg [3:0] \$1358 ;
-  reg [5:0] \$1359 ;
+  reg [11:0] \$1350 ;
+  reg [11:0] \$1351 ;
+  reg [63:0] \$1352 ;
+  reg [63:0] \$1353 ;
+  reg [15:0] \$1354 ;
+  reg [15:0] \$1355 ;
+  reg [15:0] \$1356 ;
+  reg [15:0] \$1357 ;
+  reg [15:0] \$1358 ;
+  reg [15:0] \$1359 ;
   wire \$136 ;
-  reg [11:0] \$1360 ;
-  reg [11:0] \$1361 ;
-  reg [11:0] \$1362 ;
-  reg [11:0] \$1363 ;
-  reg [63:0] \$1364 ;
-  reg [63:0] \$1365 ;
-  reg [15:0] \$1366 ;
-  reg [15:0] \$1367 ;
-  reg [15:0] \$1368 ;
-  reg [15:0] \$1369 ;
+  reg [15:0] \$1360 ;
+  reg [15:0] \$1361 ;
+  reg [19:0] \$1362 ;
+  reg [31:0] \$1363 ;
+  reg \$1364 ;
+  reg [31:0] \$1365 ;
+  reg [4:0] \$1366 ;
+  reg [4:0] \$1367 ;
+  reg [3:0] \$1368 ;
+  reg \$1369 ;
   wire \$137 ;
-  reg [15:0] \$1370 ;
-  reg [15:0] \$1371 ;
-  reg [15:0] \$1372 ;
-  reg [15:0] \$1373 ;
-  reg [19:0] \$1374 ;
-  reg [31:0] \$1375 ;
-  reg \$1376 ;
-  reg [31:0] \$1377 ;
-  reg [4:0] \$1378 ;
-  reg [4:0] \$1379 ;
-  wire [7:0] \$138 ;
-  reg [3:0] \$1380 ;
-  reg \$1381 ;
-  reg [4:0] \$1382 ;
-  reg [3:0] \$1383 ;
-  reg [5:0] \$1384 ;
-  reg [11:0] \$1385 ;
-  reg [11:0] \$1386 ;
-  reg [11:0] \$1387 ;
-  reg [11:0] \$1388 ;
-  reg [63:0] \$1389 ;
+  reg [4:0] \$1370 ;
+  reg [3:0] \$1371 ;
+  reg [5:0] \$1372 ;
+  reg [11:0] \$1373 ;
+  reg [11:0] \$1374 ;
+  reg [11:0] \$1375 ;
+  reg [11:0] \$1376 ;
+  reg [63:0] \$1377 ;
+  reg [63:0] \$1378 ;
+  reg [15:0] \$1379 ;
+  wire \$138 ;
+  reg [15:0] \$1380 ;
+  reg [15:0] \$1381 ;
+  reg [15:0] \$1382 ;
+  reg [15:0] \$1383 ;
+  reg [15:0] \$1384 ;
+  reg [15:0] \$1385 ;
+  reg [15:0] \$1386 ;
+  reg [19:0] \$1387 ;
+  reg [31:0] \$1388 ;
+  reg \$1389 ;
   wire \$139 ;
-  reg [63:0] \$1390 ;
-  reg [15:0] \$1391 ;
-  reg [15:0] \$1392 ;
-  reg [15:0] \$1393 ;
-  reg [15:0] \$1394 ;
-  reg [15:0] \$1395 ;
-  reg [15:0] \$1396 ;
-  reg [15:0] \$1397 ;
-  reg [15:0] \$1398 ;
-  reg [19:0] \$1399 ;
+  reg [31:0] \$1390 ;
+  reg [4:0] \$1391 ;
+  reg [4:0] \$1392 ;
+  reg [3:0] \$1393 ;
+  reg \$1394 ;
+  reg [4:0] \$1395 ;
+  reg [3:0] \$1396 ;
+  reg [2:0] \$1397 ;
+  reg \$1398 ;
+  reg \$1399 ;
   wire \$14 ;
   wire \$140 ;
-  reg [31:0] \$1400 ;
-  reg \$1401 ;
-  reg [31:0] \$1402 ;
-  reg [4:0] \$1403 ;
-  reg [4:0] \$1404 ;
-  reg [3:0] \$1405 ;
-  reg \$1406 ;
-  reg [4:0] \$1407 ;
-  reg [3:0] \$1408 ;
-  reg [5:0] \$1409 ;
+  reg [4:0] \$1400 ;
+  reg [3:0] \$1401 ;
+  reg \$1402 ;
+  reg [199:0] \$1403 ;
+  wire [13:0] \$1404 ;
+  wire [13:0] \$1405 ;
+  wire [13:0] \$1406 ;
+  wire [13:0] \$1407 ;
+  wire [13:0] \$1408 ;
+  reg \$1409 ;
   wire \$141 ;
-  reg [11:0] \$1410 ;
-  reg [11:0] \$1411 ;
-  reg [11:0] \$1412 ;
-  reg [11:0] \$1413 ;
-  reg [63:0] \$1414 ;
-  reg [63:0] \$1415 ;
-  reg [15:0] \$1416 ;
-  reg [15:0] \$1417 ;
-  reg [15:0] \$1418 ;
-  reg [15:0] \$1419 ;
+  reg [4:0] \$1410 ;
+  reg [3:0] \$1411 ;
+  reg [2:0] \$1412 ;
+  reg \$1413 ;
+  reg \$1414 ;
+  reg [4:0] \$1415 ;
+  reg [3:0] \$1416 ;
+  reg \$1417 ;
+  reg [199:0] \$1418 ;
+  wire [13:0] \$1419 ;
   wire \$142 ;
-  reg [15:0] \$1420 ;
-  reg [15:0] \$1421 ;
-  reg [15:0] \$1422 ;
-  reg [15:0] \$1423 ;
-  reg [19:0] \$1424 ;
-  reg [31:0] \$1425 ;
+  wire [13:0] \$1420 ;
+  wire [13:0] \$1421 ;
+  wire [13:0] \$1422 ;
+  wire [13:0] \$1423 ;
+  reg [511:0] \$1424 ;
+  reg [9:0] \$1425 ;
   reg \$1426 ;
-  reg [31:0] \$1427 ;
-  reg [4:0] \$1428 ;
-  reg [4:0] \$1429 ;
+  reg [511:0] \$1427 ;
+  reg [511:0] \$1428 ;
+  reg [9:0] \$1429 ;
   wire \$143 ;
-  reg [3:0] \$1430 ;
-  reg \$1431 ;
-  reg [4:0] \$1432 ;
-  reg [3:0] \$1433 ;
-  reg [2:0] \$1434 ;
-  reg \$1435 ;
-  reg \$1436 ;
-  reg [4:0] \$1437 ;
-  reg [3:0] \$1438 ;
-  reg \$1439 ;
-  wire \$144 ;
-  reg [199:0] \$1440 ;
-  wire [13:0] \$1441 ;
-  wire [13:0] \$1442 ;
-  wire [13:0] \$1443 ;
-  wire [13:0] \$1444 ;
-  wire [13:0] \$1445 ;
-  reg \$1446 ;
-  reg [4:0] \$1447 ;
-  reg [3:0] \$1448 ;
-  reg [2:0] \$1449 ;
+  reg [31:0] \$1430 ;
+  reg [31:0] \$1431 ;
+  reg \$1432 ;
+  reg [1:0] \$1433 ;
+  reg \$1434 ;
+  reg [4:0] \$1435 ;
+  reg [31:0] \$1436 ;
+  reg [31:0] \$1437 ;
+  reg [4:0] \$1438 ;
+  reg [31:0] \$1439 ;
+  wire [7:0] \$144 ;
+  reg [31:0] \$1440 ;
+  reg [4:0] \$1441 ;
+  reg [9:0] \$1442 ;
+  reg [4:0] \$1443 ;
+  reg [3:0] \$1444 ;
+  reg \$1445 ;
   wire \$145 ;
-  reg \$1450 ;
-  reg \$1451 ;
-  reg [4:0] \$1452 ;
-  reg [3:0] \$1453 ;
-  reg \$1454 ;
-  reg [199:0] \$1455 ;
-  wire [13:0] \$1456 ;
-  wire [13:0] \$1457 ;
-  wire [13:0] \$1458 ;
-  wire [13:0] \$1459 ;
   wire \$146 ;
-  wire [13:0] \$1460 ;
-  reg [511:0] \$1461 ;
-  reg [9:0] \$1462 ;
-  reg [511:0] \$1463 ;
-  reg [511:0] \$1464 ;
-  reg [9:0] \$1465 ;
-  reg [31:0] \$1466 ;
-  reg [31:0] \$1467 ;
-  reg \$1468 ;
-  reg [1:0] \$1469 ;
   wire \$147 ;
-  reg \$1470 ;
-  reg [4:0] \$1471 ;
-  reg [31:0] \$1472 ;
-  reg [31:0] \$1473 ;
-  reg [4:0] \$1474 ;
-  reg [31:0] \$1475 ;
-  reg [31:0] \$1476 ;
-  reg [4:0] \$1477 ;
-  reg [9:0] \$1478 ;
-  reg [4:0] \$1479 ;
-  wire [7:0] \$148 ;
-  reg [3:0] \$1480 ;
-  reg \$1481 ;
+  wire \$148 ;
   wire \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
   wire \$153 ;
-  wire \$154 ;
+  wire [7:0] \$154 ;
   wire \$155 ;
   wire \$156 ;
   wire \$157 ;
-  wire [7:0] \$158 ;
+  wire \$158 ;
   wire \$159 ;
   wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
   wire \$163 ;
-  wire \$164 ;
+  wire [7:0] \$164 ;
   wire \$165 ;
   wire \$166 ;
   wire \$167 ;
-  wire [7:0] \$168 ;
+  wire \$168 ;
   wire \$169 ;
   wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
   wire \$173 ;
-  wire \$174 ;
+  wire [7:0] \$174 ;
   wire \$175 ;
   wire \$176 ;
   wire \$177 ;
-  wire [7:0] \$178 ;
+  wire \$178 ;
   wire \$179 ;
   wire \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
   wire \$183 ;
-  wire \$184 ;
+  wire [7:0] \$184 ;
   wire \$185 ;
   wire \$186 ;
   wire \$187 ;
-  wire [7:0] \$188 ;
+  wire \$188 ;
   wire \$189 ;
   wire \$19 ;
   wire \$190 ;
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
+  wire [7:0] \$194 ;
   wire \$195 ;
   wire \$196 ;
   wire \$197 ;
-  wire [7:0] \$198 ;
+  wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
   wire \$200 ;
   wire \$201 ;
-  wire [7:0] \$202 ;
+  wire \$202 ;
   wire \$203 ;
   wire \$204 ;
   wire \$205 ;
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
-  wire \$209 ;
+  wire [7:0] \$209 ;
   wire \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [7:0] \$214 ;
+  wire \$214 ;
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
-  wire \$219 ;
+  wire [7:0] \$219 ;
   wire \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [7:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
   wire \$226 ;
   wire \$227 ;
   wire \$228 ;
-  wire \$229 ;
+  wire [7:0] \$229 ;
   wire \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire [7:0] \$234 ;
+  wire \$234 ;
   wire \$235 ;
   wire \$236 ;
   wire \$237 ;
   wire \$238 ;
-  wire \$239 ;
+  wire [7:0] \$239 ;
   wire \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
-  wire [7:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
   wire \$246 ;
   wire \$247 ;
   wire \$248 ;
-  wire \$249 ;
+  wire [7:0] \$249 ;
   wire \$25 ;
   wire \$250 ;
   wire \$251 ;
   wire \$252 ;
   wire \$253 ;
-  wire [7:0] \$254 ;
+  wire \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
   wire \$258 ;
-  wire \$259 ;
+  wire [7:0] \$259 ;
   wire \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
   wire \$263 ;
-  wire [7:0] \$264 ;
+  wire \$264 ;
   wire \$265 ;
   wire \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire \$269 ;
+  wire [7:0] \$269 ;
   wire \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
   wire \$273 ;
-  wire [7:0] \$274 ;
+  wire \$274 ;
   wire \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
-  wire \$279 ;
+  wire [7:0] \$279 ;
   wire \$28 ;
   wire \$280 ;
   wire \$281 ;
   wire \$282 ;
   wire \$283 ;
-  wire [7:0] \$284 ;
+  wire \$284 ;
   wire \$285 ;
   wire \$286 ;
   wire \$287 ;
-  wire [7:0] \$288 ;
-  wire \$289 ;
+  wire \$288 ;
+  wire [6:0] \$289 ;
   wire \$29 ;
   wire \$290 ;
   wire \$291 ;
   wire \$292 ;
   wire \$293 ;
-  wire [4:0] \$294 ;
+  wire \$294 ;
   wire \$295 ;
-  wire [6:0] \$296 ;
+  wire \$296 ;
   wire \$297 ;
   wire \$298 ;
-  wire \$299 ;
+  wire [7:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
@@ -2129,10 +2107,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$303 ;
   wire \$304 ;
   wire \$305 ;
-  wire [7:0] \$306 ;
+  wire \$306 ;
   wire \$307 ;
   wire \$308 ;
-  wire \$309 ;
+  wire [7:0] \$309 ;
   wire \$31 ;
   wire \$310 ;
   wire \$311 ;
@@ -2140,10 +2118,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$313 ;
   wire \$314 ;
   wire \$315 ;
-  wire [7:0] \$316 ;
+  wire \$316 ;
   wire \$317 ;
   wire \$318 ;
-  wire \$319 ;
+  wire [7:0] \$319 ;
   wire \$32 ;
   wire \$320 ;
   wire \$321 ;
@@ -2151,10 +2129,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire [7:0] \$326 ;
+  wire \$326 ;
   wire \$327 ;
   wire \$328 ;
-  wire \$329 ;
+  wire [7:0] \$329 ;
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
@@ -2162,10 +2140,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$333 ;
   wire \$334 ;
   wire \$335 ;
-  wire [7:0] \$336 ;
+  wire \$336 ;
   wire \$337 ;
   wire \$338 ;
-  wire \$339 ;
+  wire [7:0] \$339 ;
   wire \$34 ;
   wire \$340 ;
   wire \$341 ;
@@ -2173,10 +2151,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
-  wire [7:0] \$346 ;
+  wire \$346 ;
   wire \$347 ;
   wire \$348 ;
-  wire \$349 ;
+  wire [7:0] \$349 ;
   wire \$35 ;
   wire \$350 ;
   wire \$351 ;
@@ -2184,10 +2162,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$353 ;
   wire \$354 ;
   wire \$355 ;
-  wire [7:0] \$356 ;
+  wire \$356 ;
   wire \$357 ;
   wire \$358 ;
-  wire \$359 ;
+  wire [7:0] \$359 ;
   wire \$36 ;
   wire \$360 ;
   wire \$361 ;
@@ -2195,10 +2173,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$363 ;
   wire \$364 ;
   wire \$365 ;
-  wire [7:0] \$366 ;
+  wire \$366 ;
   wire \$367 ;
   wire \$368 ;
-  wire \$369 ;
+  wire [7:0] \$369 ;
   wire \$37 ;
   wire \$370 ;
   wire \$371 ;
@@ -2206,16 +2184,16 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$373 ;
   wire \$374 ;
   wire \$375 ;
-  wire [7:0] \$376 ;
+  wire \$376 ;
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
-  wire [7:0] \$38 ;
-  wire [7:0] \$380 ;
+  wire \$38 ;
+  wire \$380 ;
   wire \$381 ;
   wire \$382 ;
   wire \$383 ;
-  wire \$384 ;
+  wire [7:0] \$384 ;
   wire \$385 ;
   wire \$386 ;
   wire \$387 ;
@@ -2224,32 +2202,32 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$39 ;
   wire \$390 ;
   wire \$391 ;
-  wire [7:0] \$392 ;
+  wire \$392 ;
   wire \$393 ;
-  wire \$394 ;
+  wire [7:0] \$394 ;
   wire \$395 ;
   wire \$396 ;
   wire \$397 ;
   wire \$398 ;
   wire \$399 ;
   wire \$4 ;
-  wire [31:0] \$40 ;
+  wire \$40 ;
   wire \$400 ;
   wire \$401 ;
-  wire [7:0] \$402 ;
+  wire \$402 ;
   wire \$403 ;
-  wire \$404 ;
+  wire [7:0] \$404 ;
   wire \$405 ;
   wire \$406 ;
   wire \$407 ;
   wire \$408 ;
   wire \$409 ;
-  wire [32:0] \$41 ;
+  wire \$41 ;
   wire \$410 ;
   wire \$411 ;
-  wire [7:0] \$412 ;
+  wire \$412 ;
   wire \$413 ;
-  wire \$414 ;
+  wire [7:0] \$414 ;
   wire \$415 ;
   wire \$416 ;
   wire \$417 ;
@@ -2258,31 +2236,31 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$42 ;
   wire \$420 ;
   wire \$421 ;
-  wire [7:0] \$422 ;
+  wire \$422 ;
   wire \$423 ;
-  wire \$424 ;
+  wire [7:0] \$424 ;
   wire \$425 ;
   wire \$426 ;
   wire \$427 ;
   wire \$428 ;
   wire \$429 ;
-  wire \$43 ;
+  wire [31:0] \$43 ;
   wire \$430 ;
   wire \$431 ;
-  wire [7:0] \$432 ;
+  wire \$432 ;
   wire \$433 ;
-  wire \$434 ;
+  wire [7:0] \$434 ;
   wire \$435 ;
   wire \$436 ;
   wire \$437 ;
   wire \$438 ;
   wire \$439 ;
-  wire \$44 ;
+  wire [32:0] \$44 ;
   wire \$440 ;
   wire \$441 ;
-  wire [7:0] \$442 ;
+  wire \$442 ;
   wire \$443 ;
-  wire \$444 ;
+  wire [7:0] \$444 ;
   wire \$445 ;
   wire \$446 ;
   wire \$447 ;
@@ -2291,9 +2269,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$45 ;
   wire \$450 ;
   wire \$451 ;
-  wire [7:0] \$452 ;
+  wire \$452 ;
   wire \$453 ;
-  wire \$454 ;
+  wire [7:0] \$454 ;
   wire \$455 ;
   wire \$456 ;
   wire \$457 ;
@@ -2302,93 +2280,93 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$46 ;
   wire \$460 ;
   wire \$461 ;
-  wire [7:0] \$462 ;
+  wire \$462 ;
   wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire [7:0] \$466 ;
+  wire [6:0] \$464 ;
+  wire [31:0] \$465 ;
+  wire \$466 ;
   wire \$467 ;
-  wire \$468 ;
+  wire [31:0] \$468 ;
   wire \$469 ;
   wire \$47 ;
   wire \$470 ;
-  wire \$471 ;
-  wire [4:0] \$472 ;
+  wire [31:0] \$471 ;
+  wire \$472 ;
   wire \$473 ;
-  wire [6:0] \$474 ;
-  wire [31:0] \$475 ;
+  wire [31:0] \$474 ;
+  wire \$475 ;
   wire \$476 ;
-  wire \$477 ;
-  wire [31:0] \$478 ;
+  wire [31:0] \$477 ;
+  wire \$478 ;
   wire \$479 ;
   wire \$48 ;
-  wire \$480 ;
-  wire [31:0] \$481 ;
+  wire [31:0] \$480 ;
+  wire \$481 ;
   wire \$482 ;
-  wire \$483 ;
-  wire [31:0] \$484 ;
+  wire [31:0] \$483 ;
+  wire \$484 ;
   wire \$485 ;
-  wire \$486 ;
-  wire [31:0] \$487 ;
+  wire [31:0] \$486 ;
+  wire \$487 ;
   wire \$488 ;
-  wire \$489 ;
-  wire [7:0] \$49 ;
-  wire [31:0] \$490 ;
+  wire [10:0] \$489 ;
+  wire \$49 ;
+  wire [11:0] \$490 ;
   wire \$491 ;
-  wire \$492 ;
-  wire [31:0] \$493 ;
-  wire \$494 ;
-  wire \$495 ;
-  wire [31:0] \$496 ;
+  wire [6:0] \$492 ;
+  wire \$493 ;
+  wire [5:0] \$494 ;
+  wire [5:0] \$495 ;
+  wire [6:0] \$496 ;
   wire \$497 ;
-  wire \$498 ;
-  wire [10:0] \$499 ;
+  wire [4:0] \$498 ;
+  wire [5:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
-  wire [11:0] \$500 ;
+  wire \$500 ;
   wire \$501 ;
   wire [6:0] \$502 ;
   wire \$503 ;
-  wire [5:0] \$504 ;
-  wire [5:0] \$505 ;
-  wire [6:0] \$506 ;
-  wire \$507 ;
-  wire [4:0] \$508 ;
-  wire [5:0] \$509 ;
-  wire [31:0] \$51 ;
-  wire \$510 ;
+  wire [4:0] \$504 ;
+  wire [4:0] \$505 ;
+  wire [4:0] \$506 ;
+  wire [6:0] \$507 ;
+  wire \$508 ;
+  wire [4:0] \$509 ;
+  wire \$51 ;
+  wire [5:0] \$510 ;
   wire \$511 ;
-  wire [6:0] \$512 ;
+  wire \$512 ;
   wire \$513 ;
-  wire [4:0] \$514 ;
-  wire [4:0] \$515 ;
-  wire [4:0] \$516 ;
-  wire [6:0] \$517 ;
-  wire \$518 ;
-  wire [4:0] \$519 ;
-  wire [32:0] \$52 ;
-  wire [5:0] \$520 ;
-  wire \$521 ;
-  wire \$522 ;
-  wire \$523 ;
-  wire [511:0] \$524 ;
+  wire [511:0] \$514 ;
+  wire \$515 ;
+  wire [31:0] \$516 ;
+  wire [31:0] \$517 ;
+  wire [31:0] \$518 ;
+  wire \$519 ;
+  wire \$52 ;
+  wire \$520 ;
+  wire [6:0] \$521 ;
+  wire [7:0] \$522 ;
+  wire [4:0] \$523 ;
+  wire \$524 ;
   wire \$525 ;
-  wire [31:0] \$526 ;
-  wire [31:0] \$527 ;
-  wire [31:0] \$528 ;
+  wire [5:0] \$526 ;
+  wire \$527 ;
+  wire \$528 ;
   wire \$529 ;
-  wire \$53 ;
+  wire [31:0] \$53 ;
   wire \$530 ;
-  wire [6:0] \$531 ;
+  wire \$531 ;
   wire \$532 ;
   wire \$533 ;
-  wire [5:0] \$534 ;
+  wire \$534 ;
   wire \$535 ;
   wire \$536 ;
   wire \$537 ;
   wire \$538 ;
   wire \$539 ;
-  wire \$54 ;
+  wire [32:0] \$54 ;
   wire \$540 ;
   wire \$541 ;
   wire \$542 ;
@@ -2413,28 +2391,28 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$56 ;
   wire \$560 ;
   wire \$561 ;
-  wire \$562 ;
-  wire \$563 ;
+  wire [6:0] \$562 ;
+  wire [6:0] \$563 ;
   wire \$564 ;
-  wire \$565 ;
+  wire [5:0] \$565 ;
   wire \$566 ;
   wire \$567 ;
   wire \$568 ;
-  wire [7:0] \$569 ;
+  wire [3:0] \$569 ;
   wire \$57 ;
-  wire \$570 ;
-  wire [6:0] \$571 ;
-  wire [6:0] \$572 ;
-  wire [7:0] \$573 ;
+  wire [3:0] \$570 ;
+  wire \$571 ;
+  wire \$572 ;
+  wire \$573 ;
   wire \$574 ;
-  wire [5:0] \$575 ;
+  wire \$575 ;
   wire \$576 ;
-  wire [7:0] \$577 ;
+  wire \$577 ;
   wire \$578 ;
   wire \$579 ;
   wire \$58 ;
-  wire [3:0] \$580 ;
-  wire [3:0] \$581 ;
+  wire \$580 ;
+  wire \$581 ;
   wire \$582 ;
   wire [7:0] \$583 ;
   wire \$584 ;
@@ -2447,21 +2425,21 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$590 ;
   wire \$591 ;
   wire \$592 ;
-  wire \$593 ;
+  wire [7:0] \$593 ;
   wire \$594 ;
-  wire [7:0] \$595 ;
+  wire \$595 ;
   wire \$596 ;
   wire \$597 ;
   wire \$598 ;
   wire \$599 ;
   wire \$6 ;
-  wire [7:0] \$60 ;
+  wire \$60 ;
   wire \$600 ;
   wire \$601 ;
   wire \$602 ;
-  wire \$603 ;
+  wire [7:0] \$603 ;
   wire \$604 ;
-  wire [7:0] \$605 ;
+  wire \$605 ;
   wire \$606 ;
   wire \$607 ;
   wire \$608 ;
@@ -2470,42 +2448,42 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$610 ;
   wire \$611 ;
   wire \$612 ;
-  wire \$613 ;
+  wire [7:0] \$613 ;
   wire \$614 ;
-  wire [7:0] \$615 ;
+  wire \$615 ;
   wire \$616 ;
   wire \$617 ;
   wire \$618 ;
   wire \$619 ;
-  wire [31:0] \$62 ;
+  wire \$62 ;
   wire \$620 ;
   wire \$621 ;
   wire \$622 ;
-  wire \$623 ;
+  wire [7:0] \$623 ;
   wire \$624 ;
-  wire [7:0] \$625 ;
+  wire \$625 ;
   wire \$626 ;
   wire \$627 ;
   wire \$628 ;
   wire \$629 ;
-  wire [32:0] \$63 ;
+  wire [31:0] \$63 ;
   wire \$630 ;
   wire \$631 ;
   wire \$632 ;
-  wire \$633 ;
+  wire [7:0] \$633 ;
   wire \$634 ;
-  wire [7:0] \$635 ;
+  wire \$635 ;
   wire \$636 ;
   wire \$637 ;
   wire \$638 ;
   wire \$639 ;
-  wire \$64 ;
+  wire [32:0] \$64 ;
   wire \$640 ;
   wire \$641 ;
   wire \$642 ;
-  wire \$643 ;
+  wire [7:0] \$643 ;
   wire \$644 ;
-  wire [7:0] \$645 ;
+  wire \$645 ;
   wire \$646 ;
   wire \$647 ;
   wire \$648 ;
@@ -2514,275 +2492,275 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$650 ;
   wire \$651 ;
   wire \$652 ;
-  wire \$653 ;
-  wire \$654 ;
-  wire [7:0] \$655 ;
+  wire [7:0] \$653 ;
+  wire [63:0] \$654 ;
+  wire \$655 ;
   wire \$656 ;
   wire \$657 ;
   wire \$658 ;
-  wire \$659 ;
+  wire [3:0] \$659 ;
   wire \$66 ;
-  wire \$660 ;
+  wire [3:0] \$660 ;
   wire \$661 ;
   wire \$662 ;
-  wire \$663 ;
-  wire \$664 ;
-  wire [7:0] \$665 ;
-  wire [63:0] \$666 ;
-  wire [7:0] \$667 ;
-  wire \$668 ;
-  wire \$669 ;
+  wire [6:0] \$663 ;
+  wire [6:0] \$664 ;
+  wire \$665 ;
+  wire \$666 ;
+  wire \$667 ;
+  wire [3:0] \$668 ;
+  wire [3:0] \$669 ;
   wire \$67 ;
-  wire [7:0] \$670 ;
+  wire \$670 ;
   wire \$671 ;
   wire \$672 ;
-  wire [3:0] \$673 ;
-  wire [3:0] \$674 ;
+  wire \$673 ;
+  wire \$674 ;
   wire \$675 ;
   wire \$676 ;
-  wire [6:0] \$677 ;
-  wire [6:0] \$678 ;
+  wire \$677 ;
+  wire \$678 ;
   wire \$679 ;
   wire \$68 ;
-  wire [7:0] \$680 ;
+  wire \$680 ;
   wire \$681 ;
-  wire \$682 ;
-  wire [3:0] \$683 ;
-  wire [3:0] \$684 ;
+  wire [7:0] \$682 ;
+  wire \$683 ;
+  wire \$684 ;
   wire \$685 ;
-  wire [7:0] \$686 ;
+  wire \$686 ;
   wire \$687 ;
   wire \$688 ;
   wire \$689 ;
   wire \$69 ;
   wire \$690 ;
   wire \$691 ;
-  wire \$692 ;
+  wire [7:0] \$692 ;
   wire \$693 ;
   wire \$694 ;
   wire \$695 ;
   wire \$696 ;
   wire \$697 ;
-  wire [7:0] \$698 ;
+  wire \$698 ;
   wire \$699 ;
   wire \$7 ;
   wire \$70 ;
   wire \$700 ;
   wire \$701 ;
-  wire \$702 ;
+  wire [7:0] \$702 ;
   wire \$703 ;
   wire \$704 ;
   wire \$705 ;
   wire \$706 ;
   wire \$707 ;
-  wire [7:0] \$708 ;
+  wire \$708 ;
   wire \$709 ;
-  wire [7:0] \$71 ;
+  wire \$71 ;
   wire \$710 ;
   wire \$711 ;
-  wire \$712 ;
+  wire [7:0] \$712 ;
   wire \$713 ;
   wire \$714 ;
   wire \$715 ;
   wire \$716 ;
   wire \$717 ;
-  wire [7:0] \$718 ;
+  wire \$718 ;
   wire \$719 ;
   wire \$72 ;
   wire \$720 ;
   wire \$721 ;
-  wire \$722 ;
+  wire [7:0] \$722 ;
   wire \$723 ;
   wire \$724 ;
   wire \$725 ;
   wire \$726 ;
   wire \$727 ;
-  wire [7:0] \$728 ;
+  wire \$728 ;
   wire \$729 ;
   wire [31:0] \$73 ;
   wire \$730 ;
   wire \$731 ;
-  wire \$732 ;
+  wire [7:0] \$732 ;
   wire \$733 ;
   wire \$734 ;
   wire \$735 ;
   wire \$736 ;
   wire \$737 ;
-  wire [7:0] \$738 ;
+  wire \$738 ;
   wire \$739 ;
   wire [32:0] \$74 ;
   wire \$740 ;
   wire \$741 ;
-  wire \$742 ;
+  wire [7:0] \$742 ;
   wire \$743 ;
   wire \$744 ;
   wire \$745 ;
   wire \$746 ;
   wire \$747 ;
-  wire [7:0] \$748 ;
+  wire \$748 ;
   wire \$749 ;
   wire \$75 ;
   wire \$750 ;
   wire \$751 ;
-  wire \$752 ;
-  wire \$753 ;
+  wire [7:0] \$752 ;
+  wire [63:0] \$753 ;
   wire \$754 ;
   wire \$755 ;
   wire \$756 ;
-  wire \$757 ;
-  wire [7:0] \$758 ;
-  wire \$759 ;
+  wire [3:0] \$757 ;
+  wire [3:0] \$758 ;
+  wire [5:0] \$759 ;
   wire \$76 ;
-  wire \$760 ;
-  wire \$761 ;
-  wire \$762 ;
+  wire [5:0] \$760 ;
+  wire [10:0] \$761 ;
+  wire [10:0] \$762 ;
   wire \$763 ;
   wire \$764 ;
   wire \$765 ;
-  wire \$766 ;
-  wire \$767 ;
-  wire [7:0] \$768 ;
-  wire [63:0] \$769 ;
+  wire [5:0] \$766 ;
+  wire [10:0] \$767 ;
+  wire \$768 ;
+  wire [5:0] \$769 ;
   wire \$77 ;
-  wire \$770 ;
-  wire [7:0] \$771 ;
+  wire [10:0] \$770 ;
+  wire \$771 ;
   wire \$772 ;
   wire \$773 ;
-  wire [3:0] \$774 ;
-  wire [3:0] \$775 ;
-  wire [5:0] \$776 ;
-  wire [5:0] \$777 ;
-  wire [10:0] \$778 ;
-  wire [10:0] \$779 ;
+  wire \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire \$779 ;
   wire \$78 ;
   wire \$780 ;
   wire \$781 ;
   wire \$782 ;
-  wire [5:0] \$783 ;
-  wire [10:0] \$784 ;
+  wire [6:0] \$783 ;
+  wire [6:0] \$784 ;
   wire \$785 ;
   wire [5:0] \$786 ;
-  wire [10:0] \$787 ;
-  wire \$788 ;
-  wire \$789 ;
+  wire [6:0] \$787 ;
+  wire [6:0] \$788 ;
+  wire [10:0] \$789 ;
   wire \$79 ;
   wire \$790 ;
-  wire \$791 ;
-  wire \$792 ;
+  wire [6:0] \$791 ;
+  wire [6:0] \$792 ;
   wire \$793 ;
-  wire \$794 ;
+  wire [5:0] \$794 ;
   wire \$795 ;
-  wire \$796 ;
-  wire \$797 ;
-  wire \$798 ;
+  wire [6:0] \$796 ;
+  wire [6:0] \$797 ;
+  reg [5:0] \$798 ;
   wire \$799 ;
   wire \$8 ;
   wire \$80 ;
-  wire \$800 ;
-  wire [6:0] \$801 ;
-  wire [6:0] \$802 ;
-  wire \$803 ;
-  wire [5:0] \$804 ;
-  wire [6:0] \$805 ;
-  wire [6:0] \$806 ;
-  wire \$807 ;
+  wire [2:0] \$800 ;
+  wire [2:0] \$801 ;
+  wire [2:0] \$802 ;
+  wire [2:0] \$803 ;
+  wire [2:0] \$804 ;
+  wire [2:0] \$805 ;
+  wire [2:0] \$806 ;
+  wire [2:0] \$807 ;
   wire \$808 ;
   wire \$809 ;
   wire \$81 ;
   wire \$810 ;
   wire \$811 ;
-  wire \$812 ;
+  wire [6:0] \$812 ;
   wire \$813 ;
-  wire [10:0] \$814 ;
-  wire \$815 ;
-  wire [6:0] \$816 ;
-  wire [6:0] \$817 ;
-  wire \$818 ;
-  wire [5:0] \$819 ;
-  wire [7:0] \$82 ;
-  wire \$820 ;
-  wire [6:0] \$821 ;
-  wire [6:0] \$822 ;
-  reg [5:0] \$823 ;
-  wire \$824 ;
-  wire [2:0] \$825 ;
-  wire [2:0] \$826 ;
-  wire [2:0] \$827 ;
-  wire [2:0] \$828 ;
-  wire [2:0] \$829 ;
-  wire \$83 ;
-  wire [2:0] \$830 ;
-  wire [2:0] \$831 ;
+  wire \$814 ;
+  wire [15:0] \$815 ;
+  wire [15:0] \$816 ;
+  wire [15:0] \$817 ;
+  wire [15:0] \$818 ;
+  wire [15:0] \$819 ;
+  wire \$82 ;
+  wire [15:0] \$820 ;
+  wire [15:0] \$821 ;
+  wire [15:0] \$822 ;
+  wire [16:0] \$823 ;
+  wire [17:0] \$824 ;
+  wire [18:0] \$825 ;
+  wire [19:0] \$826 ;
+  wire [20:0] \$827 ;
+  wire [21:0] \$828 ;
+  wire [22:0] \$829 ;
+  wire [31:0] \$83 ;
+  wire [23:0] \$830 ;
+  wire \$831 ;
   wire [2:0] \$832 ;
-  wire \$833 ;
-  wire \$834 ;
-  wire [7:0] \$835 ;
-  wire \$836 ;
-  wire \$837 ;
-  wire [6:0] \$838 ;
-  wire \$839 ;
-  wire [31:0] \$84 ;
-  wire [7:0] \$840 ;
+  wire [2:0] \$833 ;
+  wire [2:0] \$834 ;
+  wire [2:0] \$835 ;
+  wire [2:0] \$836 ;
+  wire [2:0] \$837 ;
+  wire [2:0] \$838 ;
+  wire [2:0] \$839 ;
+  wire [32:0] \$84 ;
+  wire \$840 ;
   wire \$841 ;
-  wire [15:0] \$842 ;
-  wire [15:0] \$843 ;
-  wire [15:0] \$844 ;
-  wire [15:0] \$845 ;
-  wire [15:0] \$846 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire [6:0] \$844 ;
+  wire \$845 ;
+  wire \$846 ;
   wire [15:0] \$847 ;
   wire [15:0] \$848 ;
   wire [15:0] \$849 ;
-  wire [32:0] \$85 ;
-  wire [16:0] \$850 ;
-  wire [17:0] \$851 ;
-  wire [18:0] \$852 ;
-  wire [19:0] \$853 ;
-  wire [20:0] \$854 ;
-  wire [21:0] \$855 ;
-  wire [22:0] \$856 ;
-  wire [23:0] \$857 ;
-  wire \$858 ;
-  wire [2:0] \$859 ;
+  wire \$85 ;
+  wire [15:0] \$850 ;
+  wire [15:0] \$851 ;
+  wire [15:0] \$852 ;
+  wire [15:0] \$853 ;
+  wire [15:0] \$854 ;
+  wire [16:0] \$855 ;
+  wire [17:0] \$856 ;
+  wire [18:0] \$857 ;
+  wire [19:0] \$858 ;
+  wire [20:0] \$859 ;
   wire \$86 ;
-  wire [2:0] \$860 ;
-  wire [2:0] \$861 ;
-  wire [2:0] \$862 ;
-  wire [2:0] \$863 ;
+  wire [21:0] \$860 ;
+  wire [22:0] \$861 ;
+  wire [23:0] \$862 ;
+  wire \$863 ;
   wire [2:0] \$864 ;
   wire [2:0] \$865 ;
   wire [2:0] \$866 ;
-  wire \$867 ;
-  wire \$868 ;
-  wire [7:0] \$869 ;
+  wire [2:0] \$867 ;
+  wire [2:0] \$868 ;
+  wire [2:0] \$869 ;
   wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire [6:0] \$872 ;
+  wire [2:0] \$870 ;
+  wire [2:0] \$871 ;
+  wire \$872 ;
   wire \$873 ;
-  wire [7:0] \$874 ;
+  wire \$874 ;
   wire \$875 ;
-  wire [15:0] \$876 ;
-  wire [15:0] \$877 ;
-  wire [15:0] \$878 ;
+  wire [6:0] \$876 ;
+  wire \$877 ;
+  wire \$878 ;
   wire [15:0] \$879 ;
   wire \$88 ;
   wire [15:0] \$880 ;
   wire [15:0] \$881 ;
   wire [15:0] \$882 ;
   wire [15:0] \$883 ;
-  wire [16:0] \$884 ;
-  wire [17:0] \$885 ;
-  wire [18:0] \$886 ;
-  wire [19:0] \$887 ;
-  wire [20:0] \$888 ;
-  wire [21:0] \$889 ;
+  wire [15:0] \$884 ;
+  wire [15:0] \$885 ;
+  wire [15:0] \$886 ;
+  wire [16:0] \$887 ;
+  wire [17:0] \$888 ;
+  wire [18:0] \$889 ;
   wire \$89 ;
-  wire [22:0] \$890 ;
-  wire [23:0] \$891 ;
-  wire \$892 ;
-  wire [2:0] \$893 ;
-  wire [2:0] \$894 ;
-  wire [2:0] \$895 ;
+  wire [19:0] \$890 ;
+  wire [20:0] \$891 ;
+  wire [21:0] \$892 ;
+  wire [22:0] \$893 ;
+  wire [23:0] \$894 ;
+  wire \$895 ;
   wire [2:0] \$896 ;
   wire [2:0] \$897 ;
   wire [2:0] \$898 ;
@@ -2790,17 +2768,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$9 ;
   wire \$90 ;
   wire [2:0] \$900 ;
-  wire \$901 ;
-  wire \$902 ;
-  wire [7:0] \$903 ;
+  wire [2:0] \$901 ;
+  wire [2:0] \$902 ;
+  wire [2:0] \$903 ;
   wire \$904 ;
   wire \$905 ;
-  wire [6:0] \$906 ;
+  wire \$906 ;
   wire \$907 ;
-  wire [7:0] \$908 ;
+  wire [6:0] \$908 ;
   wire \$909 ;
   wire \$91 ;
-  wire [15:0] \$910 ;
+  wire \$910 ;
   wire [15:0] \$911 ;
   wire [15:0] \$912 ;
   wire [15:0] \$913 ;
@@ -2808,54 +2786,54 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [15:0] \$915 ;
   wire [15:0] \$916 ;
   wire [15:0] \$917 ;
-  wire [16:0] \$918 ;
-  wire [17:0] \$919 ;
+  wire [15:0] \$918 ;
+  wire [16:0] \$919 ;
   wire \$92 ;
-  wire [18:0] \$920 ;
-  wire [19:0] \$921 ;
-  wire [20:0] \$922 ;
-  wire [21:0] \$923 ;
-  wire [22:0] \$924 ;
-  wire [23:0] \$925 ;
-  wire \$926 ;
-  wire [2:0] \$927 ;
+  wire [17:0] \$920 ;
+  wire [18:0] \$921 ;
+  wire [19:0] \$922 ;
+  wire [20:0] \$923 ;
+  wire [21:0] \$924 ;
+  wire [22:0] \$925 ;
+  wire [23:0] \$926 ;
+  wire \$927 ;
   wire [2:0] \$928 ;
   wire [2:0] \$929 ;
-  wire [7:0] \$93 ;
+  wire [31:0] \$93 ;
   wire [2:0] \$930 ;
   wire [2:0] \$931 ;
   wire [2:0] \$932 ;
   wire [2:0] \$933 ;
   wire [2:0] \$934 ;
-  wire \$935 ;
+  wire [2:0] \$935 ;
   wire \$936 ;
-  wire [7:0] \$937 ;
+  wire \$937 ;
   wire \$938 ;
   wire \$939 ;
-  wire \$94 ;
+  wire [32:0] \$94 ;
   wire [6:0] \$940 ;
   wire \$941 ;
-  wire [7:0] \$942 ;
-  wire \$943 ;
+  wire \$942 ;
+  wire [15:0] \$943 ;
   wire [15:0] \$944 ;
   wire [15:0] \$945 ;
   wire [15:0] \$946 ;
   wire [15:0] \$947 ;
   wire [15:0] \$948 ;
   wire [15:0] \$949 ;
-  wire [31:0] \$95 ;
+  wire \$95 ;
   wire [15:0] \$950 ;
-  wire [15:0] \$951 ;
-  wire [16:0] \$952 ;
-  wire [17:0] \$953 ;
-  wire [18:0] \$954 ;
-  wire [19:0] \$955 ;
-  wire [20:0] \$956 ;
-  wire [21:0] \$957 ;
-  wire [22:0] \$958 ;
-  wire [23:0] \$959 ;
-  wire [32:0] \$96 ;
-  wire \$960 ;
+  wire [16:0] \$951 ;
+  wire [17:0] \$952 ;
+  wire [18:0] \$953 ;
+  wire [19:0] \$954 ;
+  wire [20:0] \$955 ;
+  wire [21:0] \$956 ;
+  wire [22:0] \$957 ;
+  wire [23:0] \$958 ;
+  wire \$959 ;
+  wire \$96 ;
+  wire [2:0] \$960 ;
   wire [2:0] \$961 ;
   wire [2:0] \$962 ;
   wire [2:0] \$963 ;
@@ -2863,67 +2841,62 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [2:0] \$965 ;
   wire [2:0] \$966 ;
   wire [2:0] \$967 ;
-  wire [2:0] \$968 ;
+  wire \$968 ;
   wire \$969 ;
   wire \$97 ;
   wire \$970 ;
-  wire [7:0] \$971 ;
-  wire \$972 ;
+  wire \$971 ;
+  wire [6:0] \$972 ;
   wire \$973 ;
-  wire [6:0] \$974 ;
-  wire \$975 ;
-  wire [7:0] \$976 ;
-  wire \$977 ;
+  wire \$974 ;
+  wire [15:0] \$975 ;
+  wire [15:0] \$976 ;
+  wire [15:0] \$977 ;
   wire [15:0] \$978 ;
   wire [15:0] \$979 ;
   wire \$98 ;
   wire [15:0] \$980 ;
   wire [15:0] \$981 ;
   wire [15:0] \$982 ;
-  wire [15:0] \$983 ;
-  wire [15:0] \$984 ;
-  wire [15:0] \$985 ;
-  wire [16:0] \$986 ;
-  wire [17:0] \$987 ;
-  wire [18:0] \$988 ;
-  wire [19:0] \$989 ;
+  wire [16:0] \$983 ;
+  wire [17:0] \$984 ;
+  wire [18:0] \$985 ;
+  wire [19:0] \$986 ;
+  wire [20:0] \$987 ;
+  wire [21:0] \$988 ;
+  wire [22:0] \$989 ;
   wire \$99 ;
-  wire [20:0] \$990 ;
-  wire [21:0] \$991 ;
-  wire [22:0] \$992 ;
-  wire [23:0] \$993 ;
-  wire \$994 ;
+  wire [23:0] \$990 ;
+  wire \$991 ;
+  wire [2:0] \$992 ;
+  wire [2:0] \$993 ;
+  wire [2:0] \$994 ;
   wire [2:0] \$995 ;
   wire [2:0] \$996 ;
   wire [2:0] \$997 ;
   wire [2:0] \$998 ;
   wire [2:0] \$999 ;
-  reg [5:0] \$like  = 6'h00;
-  reg [3:0] \$like$242  = 4'h0;
-  reg [5:0] \$like$338  = 6'h00;
-  reg [6:0] \$like$58  = 7'h00;
   reg [1:0] \$signal  = 2'h0;
   reg \$signal$12  = 1'h0;
-  reg [2:0] \$signal$226  = 3'h0;
-  reg [2:0] \$signal$228  = 3'h0;
-  reg [63:0] \$signal$229  = 64'h0000000000000000;
+  reg [2:0] \$signal$227  = 3'h0;
+  reg [2:0] \$signal$229  = 3'h0;
   reg [9:0] \$signal$23  = 10'h000;
-  reg [2:0] \$signal$234  = 3'h0;
-  reg [9:0] \$signal$24  = 10'h000;
-  reg \$signal$276 ;
+  reg [63:0] \$signal$230  = 64'h0000000000000000;
+  reg [2:0] \$signal$235  = 3'h0;
+  reg \$signal$277 ;
   reg [5:0] \$signal$28  = 6'h00;
-  reg \$signal$283 ;
+  reg \$signal$284 ;
   reg [4:0] \$signal$30  = 5'h00;
   reg [4:0] \$signal$32 ;
-  reg [4:0] \$signal$335  = 5'h00;
+  reg [4:0] \$signal$336  = 5'h00;
   reg [4:0] \$signal$36  = 5'h00;
   reg [5:0] \$signal$38  = 6'h00;
-  reg [5:0] \$signal$387  = 6'h00;
-  reg [5:0] \$signal$43  = 6'h00;
-  reg [4:0] \$signal$44  = 5'h00;
-  reg [5:0] \$signal$48  = 6'h00;
-  reg [31:0] \$signal$520  = 32'd0;
-  reg \$signal$63  = 1'h0;
+  reg [5:0] \$signal$388  = 6'h00;
+  reg [5:0] \$signal$44  = 6'h00;
+  reg [4:0] \$signal$45  = 5'h00;
+  reg [5:0] \$signal$49  = 6'h00;
+  reg [31:0] \$signal$522  = 32'd0;
+  reg \$signal$64  = 1'h0;
   reg [4:0] bincu0_a_pos = 5'h00;
   reg [3:0] bincu0_a_v = 4'h0;
   reg bincu0_a_valid = 1'h0;
@@ -4090,6 +4063,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [63:0] cu7_weights_wdata;
   wire cu7_weights_we;
   reg cu_issue;
+  reg [9:0] decided = 10'h000;
   reg [9:0] done = 10'h000;
   reg [31:0] enable = 32'd0;
   wire [9:0] finished;
@@ -4099,12 +4073,16 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [9:0] in1_target = 10'h000;
   reg [4:0] in1_vectors = 5'h00;
   wire [2:0] index;
-  wire \index$501 ;
+  wire \index$502 ;
   reg [3:0] issue_v;
   wire lane_issue;
+  reg [3:0] last_bin_word = 4'h0;
   reg [5:0] last_k = 6'h00;
+  reg [6:0] last_word = 7'h00;
+  reg [5:0] left = 6'h00;
   reg [31:0] macs = 32'd0;
   reg [9:0] n_in = 10'h000;
+  reg [5:0] n_out = 6'h00;
   reg [5:0] n_proxies = 6'h00;
   input [215:0] op__payload;
   wire [215:0] op__payload;
@@ -4203,6 +4181,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire take;
   reg [8:0] w_data;
   reg w_en;
+  wire walk_step;
   reg walker_taken;
   reg [2:0] x_bin = 3'h0;
   reg [63:0] x_bits_acc = 64'h0000000000000000;
@@ -4218,6 +4197,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire y__ready;
   output y__valid;
   wire y__valid;
+  reg zero_here = 1'h0;
   assign \$1  = ~ running;
   assign \$2  = | \$signal ;
   assign \$3  = ~ \$2 ;
@@ -4232,72 +4212,73 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign take = op__valid & op__ready;
   assign \$10  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
   assign \$11  = running & \$10 ;
-  assign \$12  = \$signal$23  < \$signal$24 ;
+  assign \$12  = \$signal$23  < decided;
   assign \$13  = running & \$12 ;
-  assign \$14  = | \$like ;
+  assign \$14  = | left;
   assign \$15  = \$13  & \$14 ;
-  assign \$16  = proxy_zero >> \$signal$23 [8:0];
-  assign \$17  = enable >> \$signal$28 [4:0];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = ~ \$18 ;
-  assign \$20  = \$15  & \$19 ;
-  assign \$21  = proxy_v < \$signal$30 ;
-  assign \$22  = \$signal$23  < \$signal$24 ;
-  assign \$23  = running & \$22 ;
-  assign \$24  = | \$like ;
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = proxy_zero >> \$signal$23 [8:0];
-  assign \$27  = enable >> \$signal$28 [4:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$25  & \$28 ;
-  assign \$30  = | { bincu1_free, bincu0_free };
-  assign lane_issue = \$29  & \$30 ;
-  assign \$31  = op__payload[1:0] == 2'h2;
-  assign \$32  = take & \$31 ;
-  assign \$33  = op__payload[1:0] == 2'h3;
-  assign \$34  = take & \$33 ;
-  assign \$35  = op__payload[1:0] == 1'h1;
+  assign \$16  = enable >> \$signal$28 [4:0];
+  assign \$17  = zero_here & \$16 ;
+  assign \$18  = ~ \$17 ;
+  assign \$19  = \$15  & \$18 ;
+  assign \$20  = proxy_v < \$signal$30 ;
+  assign \$21  = \$signal$23  < decided;
+  assign \$22  = running & \$21 ;
+  assign \$23  = | left;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = enable >> \$signal$28 [4:0];
+  assign \$26  = zero_here & \$25 ;
+  assign \$27  = \$24  & \$26 ;
+  assign \$28  = | { bincu1_free, bincu0_free };
+  assign lane_issue = \$27  & \$28 ;
+  assign \$29  = \$signal$23  < decided;
+  assign \$30  = running & \$29 ;
+  assign \$31  = ! left;
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = left == 1'h1;
+  assign \$34  = walker_taken & \$33 ;
+  assign walk_step = \$32  | \$34 ;
+  assign \$35  = op__payload[1:0] == 2'h2;
   assign \$36  = take & \$35 ;
-  assign \$37  = ~ cu0_a_valid;
-  assign \$38  = \$like$58  - 1'h1;
-  assign \$39  = cu0_a_word == \$38 ;
-  assign cu0_free = \$37  | \$39 ;
-  assign \$40  = cu0_s_d0[1] ? cu0_table_rdata[36:5] : cu0_psum;
-  assign \$41  = $signed(\$40 ) + $signed(cu0_s_dot);
-  assign \$42  = op__payload[1:0] == 2'h2;
-  assign \$43  = take & \$42 ;
-  assign \$44  = op__payload[1:0] == 2'h3;
-  assign \$45  = take & \$44 ;
-  assign \$46  = op__payload[1:0] == 1'h1;
-  assign \$47  = take & \$46 ;
-  assign \$48  = ~ cu1_a_valid;
-  assign \$49  = \$like$58  - 1'h1;
-  assign \$50  = cu1_a_word == \$49 ;
-  assign cu1_free = \$48  | \$50 ;
-  assign \$51  = cu1_s_d0[1] ? cu1_table_rdata[36:5] : cu1_psum;
-  assign \$52  = $signed(\$51 ) + $signed(cu1_s_dot);
-  assign \$53  = op__payload[1:0] == 2'h2;
-  assign \$54  = take & \$53 ;
-  assign \$55  = op__payload[1:0] == 2'h3;
+  assign \$37  = op__payload[1:0] == 2'h3;
+  assign \$38  = take & \$37 ;
+  assign \$39  = op__payload[1:0] == 1'h1;
+  assign \$40  = take & \$39 ;
+  assign \$41  = ~ cu0_a_valid;
+  assign \$42  = cu0_a_word == last_word;
+  assign cu0_free = \$41  | \$42 ;
+  assign \$43  = cu0_s_d0[1] ? cu0_table_rdata[36:5] : cu0_psum;
+  assign \$44  = $signed(\$43 ) + $signed(cu0_s_dot);
+  assign \$45  = op__payload[1:0] == 2'h2;
+  assign \$46  = take & \$45 ;
+  assign \$47  = op__payload[1:0] == 2'h3;
+  assign \$48  = take & \$47 ;
+  assign \$49  = op__payload[1:0] == 1'h1;
+  assign \$50  = take & \$49 ;
+  assign \$51  = ~ cu1_a_valid;
+  assign \$52  = cu1_a_word == last_word;
+  assign cu1_free = \$51  | \$52 ;
+  assign \$53  = cu1_s_d0[1] ? cu1_table_rdata[36:5] : cu1_psum;
+  assign \$54  = $signed(\$53 ) + $signed(cu1_s_dot);
+  assign \$55  = op__payload[1:0] == 2'h2;
   assign \$56  = take & \$55 ;
-  assign \$57  = op__payload[1:0] == 1'h1;
+  assign \$57  = op__payload[1:0] == 2'h3;
   assign \$58  = take & \$57 ;
-  assign \$59  = ~ cu2_a_valid;
-  assign \$60  = \$like$58  - 1'h1;
-  assign \$61  = cu2_a_word == \$60 ;
-  assign cu2_free = \$59  | \$61 ;
-  assign \$62  = cu2_s_d0[1] ? cu2_table_rdata[36:5] : cu2_psum;
-  assign \$63  = $signed(\$62 ) + $signed(cu2_s_dot);
-  assign \$64  = op__payload[1:0] == 2'h2;
-  assign \$65  = take & \$64 ;
-  assign \$66  = op__payload[1:0] == 2'h3;
-  assign \$67  = take & \$66 ;
-  assign \$68  = op__payload[1:0] == 1'h1;
-  assign \$69  = take & \$68 ;
-  assign \$70  = ~ cu3_a_valid;
-  assign \$71  = \$like$58  - 1'h1;
-  assign \$72  = cu3_a_word == \$71 ;
-  assign cu3_free = \$70  | \$72 ;
+  assign \$59  = op__payload[1:0] == 1'h1;
+  assign \$60  = take & \$59 ;
+  assign \$61  = ~ cu2_a_valid;
+  assign \$62  = cu2_a_word == last_word;
+  assign cu2_free = \$61  | \$62 ;
+  assign \$63  = cu2_s_d0[1] ? cu2_table_rdata[36:5] : cu2_psum;
+  assign \$64  = $signed(\$63 ) + $signed(cu2_s_dot);
+  assign \$65  = op__payload[1:0] == 2'h2;
+  assign \$66  = take & \$65 ;
+  assign \$67  = op__payload[1:0] == 2'h3;
+  assign \$68  = take & \$67 ;
+  assign \$69  = op__payload[1:0] == 1'h1;
+  assign \$70  = take & \$69 ;
+  assign \$71  = ~ cu3_a_valid;
+  assign \$72  = cu3_a_word == last_word;
+  assign cu3_free = \$71  | \$72 ;
   assign \$73  = cu3_s_d0[1] ? cu3_table_rdata[36:5] : cu3_psum;
   assign \$74  = $signed(\$73 ) + $signed(cu3_s_dot);
   assign \$75  = op__payload[1:0] == 2'h2;
@@ -4307,1729 +4288,1694 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$79  = op__payload[1:0] == 1'h1;
   assign \$80  = take & \$79 ;
   assign \$81  = ~ cu4_a_valid;
-  assign \$82  = \$like$58  - 1'h1;
-  assign \$83  = cu4_a_word == \$82 ;
-  assign cu4_free = \$81  | \$83 ;
-  assign \$84  = cu4_s_d0[1] ? cu4_table_rdata[36:5] : cu4_psum;
-  assign \$85  = $signed(\$84 ) + $signed(cu4_s_dot);
-  assign \$86  = op__payload[1:0] == 2'h2;
-  assign \$87  = take & \$86 ;
-  assign \$88  = op__payload[1:0] == 2'h3;
-  assign \$89  = take & \$88 ;
-  assign \$90  = op__payload[1:0] == 1'h1;
-  assign \$91  = take & \$90 ;
-  assign \$92  = ~ cu5_a_valid;
-  assign \$93  = \$like$58  - 1'h1;
-  assign \$94  = cu5_a_word == \$93 ;
-  assign cu5_free = \$92  | \$94 ;
-  assign \$95  = cu5_s_d0[1] ? cu5_table_rdata[36:5] : cu5_psum;
-  assign \$96  = $signed(\$95 ) + $signed(cu5_s_dot);
-  assign \$97  = op__payload[1:0] == 2'h2;
+  assign \$82  = cu4_a_word == last_word;
+  assign cu4_free = \$81  | \$82 ;
+  assign \$83  = cu4_s_d0[1] ? cu4_table_rdata[36:5] : cu4_psum;
+  assign \$84  = $signed(\$83 ) + $signed(cu4_s_dot);
+  assign \$85  = op__payload[1:0] == 2'h2;
+  assign \$86  = take & \$85 ;
+  assign \$87  = op__payload[1:0] == 2'h3;
+  assign \$88  = take & \$87 ;
+  assign \$89  = op__payload[1:0] == 1'h1;
+  assign \$90  = take & \$89 ;
+  assign \$91  = ~ cu5_a_valid;
+  assign \$92  = cu5_a_word == last_word;
+  assign cu5_free = \$91  | \$92 ;
+  assign \$93  = cu5_s_d0[1] ? cu5_table_rdata[36:5] : cu5_psum;
+  assign \$94  = $signed(\$93 ) + $signed(cu5_s_dot);
+  assign \$95  = op__payload[1:0] == 2'h2;
+  assign \$96  = take & \$95 ;
+  assign \$97  = op__payload[1:0] == 2'h3;
   assign \$98  = take & \$97 ;
-  assign \$99  = op__payload[1:0] == 2'h3;
+  assign \$99  = op__payload[1:0] == 1'h1;
   assign \$100  = take & \$99 ;
-  assign \$101  = op__payload[1:0] == 1'h1;
-  assign \$102  = take & \$101 ;
-  assign \$103  = ~ cu6_a_valid;
-  assign \$104  = \$like$58  - 1'h1;
-  assign \$105  = cu6_a_word == \$104 ;
-  assign cu6_free = \$103  | \$105 ;
-  assign \$106  = cu6_s_d0[1] ? cu6_table_rdata[36:5] : cu6_psum;
-  assign \$107  = $signed(\$106 ) + $signed(cu6_s_dot);
-  assign \$108  = op__payload[1:0] == 2'h2;
-  assign \$109  = take & \$108 ;
-  assign \$110  = op__payload[1:0] == 2'h3;
-  assign \$111  = take & \$110 ;
-  assign \$112  = op__payload[1:0] == 1'h1;
-  assign \$113  = take & \$112 ;
-  assign \$114  = ~ cu7_a_valid;
-  assign \$115  = \$like$58  - 1'h1;
-  assign \$116  = cu7_a_word == \$115 ;
-  assign cu7_free = \$114  | \$116 ;
-  assign \$117  = cu7_s_d0[1] ? cu7_table_rdata[36:5] : cu7_psum;
-  assign \$118  = $signed(\$117 ) + $signed(cu7_s_dot);
-  assign \$119  = ! \$signal$228 ;
-  assign \$120  = ~ op__payload[159];
-  assign \$121  = ~ op__payload[167];
-  assign \$122  = ~ op__payload[175];
-  assign \$123  = ~ op__payload[183];
-  assign \$124  = ~ op__payload[191];
-  assign \$125  = ~ op__payload[199];
-  assign \$126  = ~ op__payload[207];
-  assign \$127  = ~ op__payload[215];
-  assign \$128  = \$119  ? { \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120  } : \$signal$229 [7:0];
-  assign \$129  = \$signal$228  == 1'h1;
-  assign \$130  = ~ op__payload[159];
-  assign \$131  = ~ op__payload[167];
-  assign \$132  = ~ op__payload[175];
-  assign \$133  = ~ op__payload[183];
-  assign \$134  = ~ op__payload[191];
-  assign \$135  = ~ op__payload[199];
-  assign \$136  = ~ op__payload[207];
-  assign \$137  = ~ op__payload[215];
-  assign \$138  = \$129  ? { \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130  } : \$signal$229 [15:8];
-  assign \$139  = \$signal$228  == 2'h2;
-  assign \$140  = ~ op__payload[159];
-  assign \$141  = ~ op__payload[167];
-  assign \$142  = ~ op__payload[175];
-  assign \$143  = ~ op__payload[183];
-  assign \$144  = ~ op__payload[191];
-  assign \$145  = ~ op__payload[199];
-  assign \$146  = ~ op__payload[207];
-  assign \$147  = ~ op__payload[215];
-  assign \$148  = \$139  ? { \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140  } : \$signal$229 [23:16];
-  assign \$149  = \$signal$228  == 2'h3;
-  assign \$150  = ~ op__payload[159];
-  assign \$151  = ~ op__payload[167];
-  assign \$152  = ~ op__payload[175];
-  assign \$153  = ~ op__payload[183];
-  assign \$154  = ~ op__payload[191];
-  assign \$155  = ~ op__payload[199];
-  assign \$156  = ~ op__payload[207];
-  assign \$157  = ~ op__payload[215];
-  assign \$158  = \$149  ? { \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150  } : \$signal$229 [31:24];
-  assign \$159  = \$signal$228  == 3'h4;
-  assign \$160  = ~ op__payload[159];
-  assign \$161  = ~ op__payload[167];
-  assign \$162  = ~ op__payload[175];
-  assign \$163  = ~ op__payload[183];
-  assign \$164  = ~ op__payload[191];
-  assign \$165  = ~ op__payload[199];
-  assign \$166  = ~ op__payload[207];
-  assign \$167  = ~ op__payload[215];
-  assign \$168  = \$159  ? { \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160  } : \$signal$229 [39:32];
-  assign \$169  = \$signal$228  == 3'h5;
-  assign \$170  = ~ op__payload[159];
-  assign \$171  = ~ op__payload[167];
-  assign \$172  = ~ op__payload[175];
-  assign \$173  = ~ op__payload[183];
-  assign \$174  = ~ op__payload[191];
-  assign \$175  = ~ op__payload[199];
-  assign \$176  = ~ op__payload[207];
-  assign \$177  = ~ op__payload[215];
-  assign \$178  = \$169  ? { \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170  } : \$signal$229 [47:40];
-  assign \$179  = \$signal$228  == 3'h6;
-  assign \$180  = ~ op__payload[159];
-  assign \$181  = ~ op__payload[167];
-  assign \$182  = ~ op__payload[175];
-  assign \$183  = ~ op__payload[183];
-  assign \$184  = ~ op__payload[191];
-  assign \$185  = ~ op__payload[199];
-  assign \$186  = ~ op__payload[207];
-  assign \$187  = ~ op__payload[215];
-  assign \$188  = \$179  ? { \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180  } : \$signal$229 [55:48];
-  assign \$189  = \$signal$228  == 3'h7;
-  assign \$190  = ~ op__payload[159];
-  assign \$191  = ~ op__payload[167];
-  assign \$192  = ~ op__payload[175];
-  assign \$193  = ~ op__payload[183];
-  assign \$194  = ~ op__payload[191];
-  assign \$195  = ~ op__payload[199];
-  assign \$196  = ~ op__payload[207];
-  assign \$197  = ~ op__payload[215];
-  assign \$198  = \$189  ? { \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190  } : \$signal$229 [63:56];
-  assign \$199  = op__payload[1:0] == 2'h2;
-  assign \$200  = take & \$199 ;
-  assign \$201  = \$signal$228  == 3'h7;
-  assign \$202  = \$like$58  - 1'h1;
-  assign \$203  = \$signal$43  == \$202 ;
-  assign \$204  = \$201  | \$203 ;
-  assign bincu0_weights_we = \$200  & \$204 ;
-  assign \$205  = ! \$signal$234 ;
-  assign \$206  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$207  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$208  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$209  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$210  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$211  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$212  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$213  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$214  = \$205  ? { \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206  } : x_bits_acc[7:0];
-  assign \$215  = \$signal$234  == 1'h1;
-  assign \$216  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$217  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$218  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$219  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$220  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$221  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$222  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$223  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$224  = \$215  ? { \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216  } : x_bits_acc[15:8];
-  assign \$225  = \$signal$234  == 2'h2;
-  assign \$226  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$227  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$228  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$229  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$230  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$231  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$232  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$233  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$234  = \$225  ? { \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226  } : x_bits_acc[23:16];
-  assign \$235  = \$signal$234  == 2'h3;
-  assign \$236  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$237  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$238  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$239  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$240  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$241  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$242  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$243  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$244  = \$235  ? { \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236  } : x_bits_acc[31:24];
-  assign \$245  = \$signal$234  == 3'h4;
-  assign \$246  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$247  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$248  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$249  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$250  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$251  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$252  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$253  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$254  = \$245  ? { \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246  } : x_bits_acc[39:32];
-  assign \$255  = \$signal$234  == 3'h5;
-  assign \$256  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$257  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$258  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$259  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$260  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$261  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$262  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$263  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$264  = \$255  ? { \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256  } : x_bits_acc[47:40];
-  assign \$265  = \$signal$234  == 3'h6;
-  assign \$266  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$267  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$268  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$269  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$270  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$271  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$272  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$273  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$274  = \$265  ? { \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266  } : x_bits_acc[55:48];
-  assign \$275  = \$signal$234  == 3'h7;
-  assign \$276  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$277  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$278  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$279  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$280  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$281  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$282  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$283  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$284  = \$275  ? { \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276  } : x_bits_acc[63:56];
-  assign \$285  = op__payload[1:0] == 2'h3;
+  assign \$101  = ~ cu6_a_valid;
+  assign \$102  = cu6_a_word == last_word;
+  assign cu6_free = \$101  | \$102 ;
+  assign \$103  = cu6_s_d0[1] ? cu6_table_rdata[36:5] : cu6_psum;
+  assign \$104  = $signed(\$103 ) + $signed(cu6_s_dot);
+  assign \$105  = op__payload[1:0] == 2'h2;
+  assign \$106  = take & \$105 ;
+  assign \$107  = op__payload[1:0] == 2'h3;
+  assign \$108  = take & \$107 ;
+  assign \$109  = op__payload[1:0] == 1'h1;
+  assign \$110  = take & \$109 ;
+  assign \$111  = ~ cu7_a_valid;
+  assign \$112  = cu7_a_word == last_word;
+  assign cu7_free = \$111  | \$112 ;
+  assign \$113  = cu7_s_d0[1] ? cu7_table_rdata[36:5] : cu7_psum;
+  assign \$114  = $signed(\$113 ) + $signed(cu7_s_dot);
+  assign \$115  = ! \$signal$229 ;
+  assign \$116  = ~ op__payload[159];
+  assign \$117  = ~ op__payload[167];
+  assign \$118  = ~ op__payload[175];
+  assign \$119  = ~ op__payload[183];
+  assign \$120  = ~ op__payload[191];
+  assign \$121  = ~ op__payload[199];
+  assign \$122  = ~ op__payload[207];
+  assign \$123  = ~ op__payload[215];
+  assign \$124  = \$115  ? { \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116  } : \$signal$230 [7:0];
+  assign \$125  = \$signal$229  == 1'h1;
+  assign \$126  = ~ op__payload[159];
+  assign \$127  = ~ op__payload[167];
+  assign \$128  = ~ op__payload[175];
+  assign \$129  = ~ op__payload[183];
+  assign \$130  = ~ op__payload[191];
+  assign \$131  = ~ op__payload[199];
+  assign \$132  = ~ op__payload[207];
+  assign \$133  = ~ op__payload[215];
+  assign \$134  = \$125  ? { \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126  } : \$signal$230 [15:8];
+  assign \$135  = \$signal$229  == 2'h2;
+  assign \$136  = ~ op__payload[159];
+  assign \$137  = ~ op__payload[167];
+  assign \$138  = ~ op__payload[175];
+  assign \$139  = ~ op__payload[183];
+  assign \$140  = ~ op__payload[191];
+  assign \$141  = ~ op__payload[199];
+  assign \$142  = ~ op__payload[207];
+  assign \$143  = ~ op__payload[215];
+  assign \$144  = \$135  ? { \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136  } : \$signal$230 [23:16];
+  assign \$145  = \$signal$229  == 2'h3;
+  assign \$146  = ~ op__payload[159];
+  assign \$147  = ~ op__payload[167];
+  assign \$148  = ~ op__payload[175];
+  assign \$149  = ~ op__payload[183];
+  assign \$150  = ~ op__payload[191];
+  assign \$151  = ~ op__payload[199];
+  assign \$152  = ~ op__payload[207];
+  assign \$153  = ~ op__payload[215];
+  assign \$154  = \$145  ? { \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146  } : \$signal$230 [31:24];
+  assign \$155  = \$signal$229  == 3'h4;
+  assign \$156  = ~ op__payload[159];
+  assign \$157  = ~ op__payload[167];
+  assign \$158  = ~ op__payload[175];
+  assign \$159  = ~ op__payload[183];
+  assign \$160  = ~ op__payload[191];
+  assign \$161  = ~ op__payload[199];
+  assign \$162  = ~ op__payload[207];
+  assign \$163  = ~ op__payload[215];
+  assign \$164  = \$155  ? { \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156  } : \$signal$230 [39:32];
+  assign \$165  = \$signal$229  == 3'h5;
+  assign \$166  = ~ op__payload[159];
+  assign \$167  = ~ op__payload[167];
+  assign \$168  = ~ op__payload[175];
+  assign \$169  = ~ op__payload[183];
+  assign \$170  = ~ op__payload[191];
+  assign \$171  = ~ op__payload[199];
+  assign \$172  = ~ op__payload[207];
+  assign \$173  = ~ op__payload[215];
+  assign \$174  = \$165  ? { \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166  } : \$signal$230 [47:40];
+  assign \$175  = \$signal$229  == 3'h6;
+  assign \$176  = ~ op__payload[159];
+  assign \$177  = ~ op__payload[167];
+  assign \$178  = ~ op__payload[175];
+  assign \$179  = ~ op__payload[183];
+  assign \$180  = ~ op__payload[191];
+  assign \$181  = ~ op__payload[199];
+  assign \$182  = ~ op__payload[207];
+  assign \$183  = ~ op__payload[215];
+  assign \$184  = \$175  ? { \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176  } : \$signal$230 [55:48];
+  assign \$185  = \$signal$229  == 3'h7;
+  assign \$186  = ~ op__payload[159];
+  assign \$187  = ~ op__payload[167];
+  assign \$188  = ~ op__payload[175];
+  assign \$189  = ~ op__payload[183];
+  assign \$190  = ~ op__payload[191];
+  assign \$191  = ~ op__payload[199];
+  assign \$192  = ~ op__payload[207];
+  assign \$193  = ~ op__payload[215];
+  assign \$194  = \$185  ? { \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186  } : \$signal$230 [63:56];
+  assign \$195  = op__payload[1:0] == 2'h2;
+  assign \$196  = take & \$195 ;
+  assign \$197  = \$signal$229  == 3'h7;
+  assign \$198  = \$signal$44  == last_word;
+  assign \$199  = \$197  | \$198 ;
+  assign bincu0_weights_we = \$196  & \$199 ;
+  assign \$200  = ! \$signal$235 ;
+  assign \$201  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$202  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$203  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$204  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$205  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$206  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$207  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$208  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$209  = \$200  ? { \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201  } : x_bits_acc[7:0];
+  assign \$210  = \$signal$235  == 1'h1;
+  assign \$211  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$212  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$213  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$214  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$215  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$216  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$217  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$218  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$219  = \$210  ? { \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211  } : x_bits_acc[15:8];
+  assign \$220  = \$signal$235  == 2'h2;
+  assign \$221  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$222  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$223  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$224  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$225  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$226  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$227  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$228  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$229  = \$220  ? { \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221  } : x_bits_acc[23:16];
+  assign \$230  = \$signal$235  == 2'h3;
+  assign \$231  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$232  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$233  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$234  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$235  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$236  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$237  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$238  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$239  = \$230  ? { \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231  } : x_bits_acc[31:24];
+  assign \$240  = \$signal$235  == 3'h4;
+  assign \$241  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$242  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$243  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$244  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$245  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$246  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$247  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$248  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$249  = \$240  ? { \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241  } : x_bits_acc[39:32];
+  assign \$250  = \$signal$235  == 3'h5;
+  assign \$251  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$252  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$253  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$254  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$255  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$256  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$257  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$258  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$259  = \$250  ? { \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251  } : x_bits_acc[47:40];
+  assign \$260  = \$signal$235  == 3'h6;
+  assign \$261  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$262  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$263  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$264  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$265  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$266  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$267  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$268  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$269  = \$260  ? { \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261  } : x_bits_acc[55:48];
+  assign \$270  = \$signal$235  == 3'h7;
+  assign \$271  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$272  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$273  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$274  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$275  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$276  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$277  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$278  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$279  = \$270  ? { \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271  } : x_bits_acc[63:56];
+  assign \$280  = op__payload[1:0] == 2'h3;
+  assign \$281  = take & \$280 ;
+  assign \$282  = \$signal$235  == 3'h7;
+  assign \$283  = \$signal$49  == last_word;
+  assign \$284  = \$282  | \$283 ;
+  assign bincu0_inputs_we = \$281  & \$284 ;
+  assign \$285  = op__payload[1:0] == 1'h1;
   assign \$286  = take & \$285 ;
-  assign \$287  = \$signal$234  == 3'h7;
-  assign \$288  = \$like$58  - 1'h1;
-  assign \$289  = \$signal$48  == \$288 ;
-  assign \$290  = \$287  | \$289 ;
-  assign bincu0_inputs_we = \$286  & \$290 ;
-  assign \$291  = op__payload[1:0] == 1'h1;
-  assign \$292  = take & \$291 ;
-  assign \$293  = ~ bincu0_a_valid;
-  assign \$294  = \$like$242  - 1'h1;
-  assign \$295  = bincu0_a_word == \$294 ;
-  assign bincu0_free = \$293  | \$295 ;
-  assign \$296  = bincu0_b_last ? tail_bits : 7'h40;
-  assign \$297  = ! \$signal$228 ;
-  assign \$298  = ~ op__payload[159];
-  assign \$299  = ~ op__payload[167];
-  assign \$300  = ~ op__payload[175];
-  assign \$301  = ~ op__payload[183];
-  assign \$302  = ~ op__payload[191];
-  assign \$303  = ~ op__payload[199];
-  assign \$304  = ~ op__payload[207];
-  assign \$305  = ~ op__payload[215];
-  assign \$306  = \$297  ? { \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298  } : \$signal$229 [7:0];
-  assign \$307  = \$signal$228  == 1'h1;
-  assign \$308  = ~ op__payload[159];
-  assign \$309  = ~ op__payload[167];
-  assign \$310  = ~ op__payload[175];
-  assign \$311  = ~ op__payload[183];
-  assign \$312  = ~ op__payload[191];
-  assign \$313  = ~ op__payload[199];
-  assign \$314  = ~ op__payload[207];
-  assign \$315  = ~ op__payload[215];
-  assign \$316  = \$307  ? { \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308  } : \$signal$229 [15:8];
-  assign \$317  = \$signal$228  == 2'h2;
-  assign \$318  = ~ op__payload[159];
-  assign \$319  = ~ op__payload[167];
-  assign \$320  = ~ op__payload[175];
-  assign \$321  = ~ op__payload[183];
-  assign \$322  = ~ op__payload[191];
-  assign \$323  = ~ op__payload[199];
-  assign \$324  = ~ op__payload[207];
-  assign \$325  = ~ op__payload[215];
-  assign \$326  = \$317  ? { \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318  } : \$signal$229 [23:16];
-  assign \$327  = \$signal$228  == 2'h3;
-  assign \$328  = ~ op__payload[159];
-  assign \$329  = ~ op__payload[167];
-  assign \$330  = ~ op__payload[175];
-  assign \$331  = ~ op__payload[183];
-  assign \$332  = ~ op__payload[191];
-  assign \$333  = ~ op__payload[199];
-  assign \$334  = ~ op__payload[207];
-  assign \$335  = ~ op__payload[215];
-  assign \$336  = \$327  ? { \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328  } : \$signal$229 [31:24];
-  assign \$337  = \$signal$228  == 3'h4;
-  assign \$338  = ~ op__payload[159];
-  assign \$339  = ~ op__payload[167];
-  assign \$340  = ~ op__payload[175];
-  assign \$341  = ~ op__payload[183];
-  assign \$342  = ~ op__payload[191];
-  assign \$343  = ~ op__payload[199];
-  assign \$344  = ~ op__payload[207];
-  assign \$345  = ~ op__payload[215];
-  assign \$346  = \$337  ? { \$345 , \$344 , \$343 , \$342 , \$341 , \$340 , \$339 , \$338  } : \$signal$229 [39:32];
-  assign \$347  = \$signal$228  == 3'h5;
-  assign \$348  = ~ op__payload[159];
-  assign \$349  = ~ op__payload[167];
-  assign \$350  = ~ op__payload[175];
-  assign \$351  = ~ op__payload[183];
-  assign \$352  = ~ op__payload[191];
-  assign \$353  = ~ op__payload[199];
-  assign \$354  = ~ op__payload[207];
-  assign \$355  = ~ op__payload[215];
-  assign \$356  = \$347  ? { \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348  } : \$signal$229 [47:40];
-  assign \$357  = \$signal$228  == 3'h6;
-  assign \$358  = ~ op__payload[159];
-  assign \$359  = ~ op__payload[167];
-  assign \$360  = ~ op__payload[175];
-  assign \$361  = ~ op__payload[183];
-  assign \$362  = ~ op__payload[191];
-  assign \$363  = ~ op__payload[199];
-  assign \$364  = ~ op__payload[207];
-  assign \$365  = ~ op__payload[215];
-  assign \$366  = \$357  ? { \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358  } : \$signal$229 [55:48];
-  assign \$367  = \$signal$228  == 3'h7;
-  assign \$368  = ~ op__payload[159];
-  assign \$369  = ~ op__payload[167];
-  assign \$370  = ~ op__payload[175];
-  assign \$371  = ~ op__payload[183];
-  assign \$372  = ~ op__payload[191];
-  assign \$373  = ~ op__payload[199];
-  assign \$374  = ~ op__payload[207];
-  assign \$375  = ~ op__payload[215];
-  assign \$376  = \$367  ? { \$375 , \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368  } : \$signal$229 [63:56];
-  assign \$377  = op__payload[1:0] == 2'h2;
-  assign \$378  = take & \$377 ;
-  assign \$379  = \$signal$228  == 3'h7;
-  assign \$380  = \$like$58  - 1'h1;
-  assign \$381  = \$signal$43  == \$380 ;
-  assign \$382  = \$379  | \$381 ;
-  assign bincu1_weights_we = \$378  & \$382 ;
-  assign \$383  = ! \$signal$234 ;
-  assign \$384  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$385  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$386  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$387  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$388  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$389  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$390  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$391  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$392  = \$383  ? { \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385 , \$384  } : x_bits_acc[7:0];
-  assign \$393  = \$signal$234  == 1'h1;
-  assign \$394  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$395  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$396  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$397  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$398  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$399  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$400  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$401  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$402  = \$393  ? { \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394  } : x_bits_acc[15:8];
-  assign \$403  = \$signal$234  == 2'h2;
-  assign \$404  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$405  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$406  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$407  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$408  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$409  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$410  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$411  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$412  = \$403  ? { \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404  } : x_bits_acc[23:16];
-  assign \$413  = \$signal$234  == 2'h3;
-  assign \$414  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$415  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$416  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$417  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$418  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$419  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$420  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$421  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$422  = \$413  ? { \$421 , \$420 , \$419 , \$418 , \$417 , \$416 , \$415 , \$414  } : x_bits_acc[31:24];
-  assign \$423  = \$signal$234  == 3'h4;
-  assign \$424  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$425  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$426  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$427  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$428  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$429  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$430  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$431  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$432  = \$423  ? { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424  } : x_bits_acc[39:32];
-  assign \$433  = \$signal$234  == 3'h5;
-  assign \$434  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$435  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$436  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$437  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$438  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$439  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$440  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$441  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$442  = \$433  ? { \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434  } : x_bits_acc[47:40];
-  assign \$443  = \$signal$234  == 3'h6;
-  assign \$444  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$445  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$446  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$447  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$448  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$449  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$450  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$451  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$452  = \$443  ? { \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444  } : x_bits_acc[55:48];
-  assign \$453  = \$signal$234  == 3'h7;
-  assign \$454  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$455  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$456  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$457  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$458  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$459  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$460  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$461  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$462  = \$453  ? { \$461 , \$460 , \$459 , \$458 , \$457 , \$456 , \$455 , \$454  } : x_bits_acc[63:56];
-  assign \$463  = op__payload[1:0] == 2'h3;
-  assign \$464  = take & \$463 ;
-  assign \$465  = \$signal$234  == 3'h7;
-  assign \$466  = \$like$58  - 1'h1;
-  assign \$467  = \$signal$48  == \$466 ;
-  assign \$468  = \$465  | \$467 ;
-  assign bincu1_inputs_we = \$464  & \$468 ;
-  assign \$469  = op__payload[1:0] == 1'h1;
-  assign \$470  = take & \$469 ;
-  assign \$471  = ~ bincu1_a_valid;
-  assign \$472  = \$like$242  - 1'h1;
-  assign \$473  = bincu1_a_word == \$472 ;
-  assign bincu1_free = \$471  | \$473 ;
-  assign \$474  = bincu1_b_last ? tail_bits : 7'h40;
-  assign \$475  = cu0_c_acc[31] ? 32'd0 : cu0_c_acc;
-  assign \$476  = cu0_c_pos < n_proxies;
-  assign \$477  = $signed(cu0_c_acc) <= $signed(1'h0);
-  assign \$478  = cu1_c_acc[31] ? 32'd0 : cu1_c_acc;
-  assign \$479  = cu1_c_pos < n_proxies;
-  assign \$480  = $signed(cu1_c_acc) <= $signed(1'h0);
-  assign \$481  = cu2_c_acc[31] ? 32'd0 : cu2_c_acc;
-  assign \$482  = cu2_c_pos < n_proxies;
-  assign \$483  = $signed(cu2_c_acc) <= $signed(1'h0);
-  assign \$484  = cu3_c_acc[31] ? 32'd0 : cu3_c_acc;
-  assign \$485  = cu3_c_pos < n_proxies;
-  assign \$486  = $signed(cu3_c_acc) <= $signed(1'h0);
-  assign \$487  = cu4_c_acc[31] ? 32'd0 : cu4_c_acc;
-  assign \$488  = cu4_c_pos < n_proxies;
-  assign \$489  = $signed(cu4_c_acc) <= $signed(1'h0);
-  assign \$490  = cu5_c_acc[31] ? 32'd0 : cu5_c_acc;
-  assign \$491  = cu5_c_pos < n_proxies;
-  assign \$492  = $signed(cu5_c_acc) <= $signed(1'h0);
-  assign \$493  = cu6_c_acc[31] ? 32'd0 : cu6_c_acc;
-  assign \$494  = cu6_c_pos < n_proxies;
-  assign \$495  = $signed(cu6_c_acc) <= $signed(1'h0);
-  assign \$496  = cu7_c_acc[31] ? 32'd0 : cu7_c_acc;
-  assign \$497  = cu7_c_pos < n_proxies;
-  assign \$498  = $signed(cu7_c_acc) <= $signed(1'h0);
-  assign \$499  = done + \$signal$276 ;
-  assign \$500  = \$499  + skip_done;
-  assign \$501  = y__valid & y__ready;
-  assign \$502  = \$like$338  - 1'h1;
-  assign \$503  = \$signal$335  == \$502 ;
-  assign \$504  = \$signal$335  + 1'h1;
-  assign \$505  = \$503  ? 6'h00 : \$504 ;
-  assign \$506  = \$like$338  - 1'h1;
-  assign \$507  = \$signal$335  == \$506 ;
-  assign \$508  = out_buf ? out1_vectors : out0_vectors;
-  assign \$509  = \$508  - 1'h1;
-  assign \$510  = out_v == \$509 ;
-  assign \$511  = \$507  & \$510 ;
-  assign \$512  = \$like$338  - 1'h1;
-  assign \$513  = \$signal$335  == \$512 ;
-  assign \$514  = out_v + 1'h1;
-  assign \$515  = \$513  ? \$514  : { 1'h0, out_v };
-  assign \$516  = \$511  ? 5'h00 : \$515 ;
-  assign \$517  = \$like$338  - 1'h1;
-  assign \$518  = \$signal$335  == \$517 ;
-  assign \$519  = out_buf ? out1_vectors : out0_vectors;
-  assign \$520  = \$519  - 1'h1;
-  assign \$521  = out_v == \$520 ;
-  assign \$522  = \$518  & \$521 ;
-  assign \$523  = out_buf ^ \$522 ;
-  assign results_raddr = \$501  ? { \$523 , \$516 [3:0], \$505 [4:0] } : { out_buf, out_v, \$signal$335  };
+  assign \$287  = ~ bincu0_a_valid;
+  assign \$288  = bincu0_a_word == last_bin_word;
+  assign bincu0_free = \$287  | \$288 ;
+  assign \$289  = bincu0_b_last ? tail_bits : 7'h40;
+  assign \$290  = ! \$signal$229 ;
+  assign \$291  = ~ op__payload[159];
+  assign \$292  = ~ op__payload[167];
+  assign \$293  = ~ op__payload[175];
+  assign \$294  = ~ op__payload[183];
+  assign \$295  = ~ op__payload[191];
+  assign \$296  = ~ op__payload[199];
+  assign \$297  = ~ op__payload[207];
+  assign \$298  = ~ op__payload[215];
+  assign \$299  = \$290  ? { \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291  } : \$signal$230 [7:0];
+  assign \$300  = \$signal$229  == 1'h1;
+  assign \$301  = ~ op__payload[159];
+  assign \$302  = ~ op__payload[167];
+  assign \$303  = ~ op__payload[175];
+  assign \$304  = ~ op__payload[183];
+  assign \$305  = ~ op__payload[191];
+  assign \$306  = ~ op__payload[199];
+  assign \$307  = ~ op__payload[207];
+  assign \$308  = ~ op__payload[215];
+  assign \$309  = \$300  ? { \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301  } : \$signal$230 [15:8];
+  assign \$310  = \$signal$229  == 2'h2;
+  assign \$311  = ~ op__payload[159];
+  assign \$312  = ~ op__payload[167];
+  assign \$313  = ~ op__payload[175];
+  assign \$314  = ~ op__payload[183];
+  assign \$315  = ~ op__payload[191];
+  assign \$316  = ~ op__payload[199];
+  assign \$317  = ~ op__payload[207];
+  assign \$318  = ~ op__payload[215];
+  assign \$319  = \$310  ? { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311  } : \$signal$230 [23:16];
+  assign \$320  = \$signal$229  == 2'h3;
+  assign \$321  = ~ op__payload[159];
+  assign \$322  = ~ op__payload[167];
+  assign \$323  = ~ op__payload[175];
+  assign \$324  = ~ op__payload[183];
+  assign \$325  = ~ op__payload[191];
+  assign \$326  = ~ op__payload[199];
+  assign \$327  = ~ op__payload[207];
+  assign \$328  = ~ op__payload[215];
+  assign \$329  = \$320  ? { \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321  } : \$signal$230 [31:24];
+  assign \$330  = \$signal$229  == 3'h4;
+  assign \$331  = ~ op__payload[159];
+  assign \$332  = ~ op__payload[167];
+  assign \$333  = ~ op__payload[175];
+  assign \$334  = ~ op__payload[183];
+  assign \$335  = ~ op__payload[191];
+  assign \$336  = ~ op__payload[199];
+  assign \$337  = ~ op__payload[207];
+  assign \$338  = ~ op__payload[215];
+  assign \$339  = \$330  ? { \$338 , \$337 , \$336 , \$335 , \$334 , \$333 , \$332 , \$331  } : \$signal$230 [39:32];
+  assign \$340  = \$signal$229  == 3'h5;
+  assign \$341  = ~ op__payload[159];
+  assign \$342  = ~ op__payload[167];
+  assign \$343  = ~ op__payload[175];
+  assign \$344  = ~ op__payload[183];
+  assign \$345  = ~ op__payload[191];
+  assign \$346  = ~ op__payload[199];
+  assign \$347  = ~ op__payload[207];
+  assign \$348  = ~ op__payload[215];
+  assign \$349  = \$340  ? { \$348 , \$347 , \$346 , \$345 , \$344 , \$343 , \$342 , \$341  } : \$signal$230 [47:40];
+  assign \$350  = \$signal$229  == 3'h6;
+  assign \$351  = ~ op__payload[159];
+  assign \$352  = ~ op__payload[167];
+  assign \$353  = ~ op__payload[175];
+  assign \$354  = ~ op__payload[183];
+  assign \$355  = ~ op__payload[191];
+  assign \$356  = ~ op__payload[199];
+  assign \$357  = ~ op__payload[207];
+  assign \$358  = ~ op__payload[215];
+  assign \$359  = \$350  ? { \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351  } : \$signal$230 [55:48];
+  assign \$360  = \$signal$229  == 3'h7;
+  assign \$361  = ~ op__payload[159];
+  assign \$362  = ~ op__payload[167];
+  assign \$363  = ~ op__payload[175];
+  assign \$364  = ~ op__payload[183];
+  assign \$365  = ~ op__payload[191];
+  assign \$366  = ~ op__payload[199];
+  assign \$367  = ~ op__payload[207];
+  assign \$368  = ~ op__payload[215];
+  assign \$369  = \$360  ? { \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361  } : \$signal$230 [63:56];
+  assign \$370  = op__payload[1:0] == 2'h2;
+  assign \$371  = take & \$370 ;
+  assign \$372  = \$signal$229  == 3'h7;
+  assign \$373  = \$signal$44  == last_word;
+  assign \$374  = \$372  | \$373 ;
+  assign bincu1_weights_we = \$371  & \$374 ;
+  assign \$375  = ! \$signal$235 ;
+  assign \$376  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$377  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$378  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$379  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$380  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$381  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$382  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$383  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$384  = \$375  ? { \$383 , \$382 , \$381 , \$380 , \$379 , \$378 , \$377 , \$376  } : x_bits_acc[7:0];
+  assign \$385  = \$signal$235  == 1'h1;
+  assign \$386  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$387  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$388  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$389  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$390  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$391  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$392  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$393  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$394  = \$385  ? { \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386  } : x_bits_acc[15:8];
+  assign \$395  = \$signal$235  == 2'h2;
+  assign \$396  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$397  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$398  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$399  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$400  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$401  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$402  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$403  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$404  = \$395  ? { \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396  } : x_bits_acc[23:16];
+  assign \$405  = \$signal$235  == 2'h3;
+  assign \$406  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$407  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$408  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$409  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$410  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$411  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$412  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$413  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$414  = \$405  ? { \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406  } : x_bits_acc[31:24];
+  assign \$415  = \$signal$235  == 3'h4;
+  assign \$416  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$417  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$418  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$419  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$420  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$421  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$422  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$423  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$424  = \$415  ? { \$423 , \$422 , \$421 , \$420 , \$419 , \$418 , \$417 , \$416  } : x_bits_acc[39:32];
+  assign \$425  = \$signal$235  == 3'h5;
+  assign \$426  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$427  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$428  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$429  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$430  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$431  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$432  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$433  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$434  = \$425  ? { \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426  } : x_bits_acc[47:40];
+  assign \$435  = \$signal$235  == 3'h6;
+  assign \$436  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$437  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$438  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$439  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$440  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$441  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$442  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$443  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$444  = \$435  ? { \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436  } : x_bits_acc[55:48];
+  assign \$445  = \$signal$235  == 3'h7;
+  assign \$446  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$447  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$448  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$449  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$450  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$451  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$452  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$453  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$454  = \$445  ? { \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446  } : x_bits_acc[63:56];
+  assign \$455  = op__payload[1:0] == 2'h3;
+  assign \$456  = take & \$455 ;
+  assign \$457  = \$signal$235  == 3'h7;
+  assign \$458  = \$signal$49  == last_word;
+  assign \$459  = \$457  | \$458 ;
+  assign bincu1_inputs_we = \$456  & \$459 ;
+  assign \$460  = op__payload[1:0] == 1'h1;
+  assign \$461  = take & \$460 ;
+  assign \$462  = ~ bincu1_a_valid;
+  assign \$463  = bincu1_a_word == last_bin_word;
+  assign bincu1_free = \$462  | \$463 ;
+  assign \$464  = bincu1_b_last ? tail_bits : 7'h40;
+  assign \$465  = cu0_c_acc[31] ? 32'd0 : cu0_c_acc;
+  assign \$466  = cu0_c_pos < n_proxies;
+  assign \$467  = $signed(cu0_c_acc) <= $signed(1'h0);
+  assign \$468  = cu1_c_acc[31] ? 32'd0 : cu1_c_acc;
+  assign \$469  = cu1_c_pos < n_proxies;
+  assign \$470  = $signed(cu1_c_acc) <= $signed(1'h0);
+  assign \$471  = cu2_c_acc[31] ? 32'd0 : cu2_c_acc;
+  assign \$472  = cu2_c_pos < n_proxies;
+  assign \$473  = $signed(cu2_c_acc) <= $signed(1'h0);
+  assign \$474  = cu3_c_acc[31] ? 32'd0 : cu3_c_acc;
+  assign \$475  = cu3_c_pos < n_proxies;
+  assign \$476  = $signed(cu3_c_acc) <= $signed(1'h0);
+  assign \$477  = cu4_c_acc[31] ? 32'd0 : cu4_c_acc;
+  assign \$478  = cu4_c_pos < n_proxies;
+  assign \$479  = $signed(cu4_c_acc) <= $signed(1'h0);
+  assign \$480  = cu5_c_acc[31] ? 32'd0 : cu5_c_acc;
+  assign \$481  = cu5_c_pos < n_proxies;
+  assign \$482  = $signed(cu5_c_acc) <= $signed(1'h0);
+  assign \$483  = cu6_c_acc[31] ? 32'd0 : cu6_c_acc;
+  assign \$484  = cu6_c_pos < n_proxies;
+  assign \$485  = $signed(cu6_c_acc) <= $signed(1'h0);
+  assign \$486  = cu7_c_acc[31] ? 32'd0 : cu7_c_acc;
+  assign \$487  = cu7_c_pos < n_proxies;
+  assign \$488  = $signed(cu7_c_acc) <= $signed(1'h0);
+  assign \$489  = done + \$signal$277 ;
+  assign \$490  = \$489  + skip_done;
+  assign \$491  = y__valid & y__ready;
+  assign \$492  = n_out - 1'h1;
+  assign \$493  = \$signal$336  == \$492 ;
+  assign \$494  = \$signal$336  + 1'h1;
+  assign \$495  = \$493  ? 6'h00 : \$494 ;
+  assign \$496  = n_out - 1'h1;
+  assign \$497  = \$signal$336  == \$496 ;
+  assign \$498  = out_buf ? out1_vectors : out0_vectors;
+  assign \$499  = \$498  - 1'h1;
+  assign \$500  = out_v == \$499 ;
+  assign \$501  = \$497  & \$500 ;
+  assign \$502  = n_out - 1'h1;
+  assign \$503  = \$signal$336  == \$502 ;
+  assign \$504  = out_v + 1'h1;
+  assign \$505  = \$503  ? \$504  : { 1'h0, out_v };
+  assign \$506  = \$501  ? 5'h00 : \$505 ;
+  assign \$507  = n_out - 1'h1;
+  assign \$508  = \$signal$336  == \$507 ;
+  assign \$509  = out_buf ? out1_vectors : out0_vectors;
+  assign \$510  = \$509  - 1'h1;
+  assign \$511  = out_v == \$510 ;
+  assign \$512  = \$508  & \$511 ;
+  assign \$513  = out_buf ^ \$512 ;
+  assign results_raddr = \$491  ? { \$513 , \$506 [3:0], \$495 [4:0] } : { out_buf, out_v, \$signal$336  };
   assign y__valid = out_full >> out_buf;
-  assign \$524  = out_buf ? skipped1 : skipped0;
-  assign \$525  = \$524  >> { out_v, \$signal$335  };
-  assign \$526  = y__payload[32] ? 32'd0 : results_rdata;
-  assign \$527  = out_buf ? out1_run_cycles : out0_run_cycles;
-  assign \$528  = out_buf ? out1_macs : out0_macs;
-  assign \$529  = ! op__payload[1:0];
-  assign \$530  = take & \$529 ;
-  assign \$531  = op__payload[25:20] - 1'h1;
-  assign \$532  = op__payload[1:0] == 1'h1;
-  assign \$533  = take & \$532 ;
-  assign \$534  = cu0_table_waddr + 1'h1;
-  assign \$535  = ! cu0_table_waddr;
-  assign \$536  = cu0_table_waddr == 1'h1;
-  assign \$537  = cu0_table_waddr == 2'h2;
-  assign \$538  = cu0_table_waddr == 2'h3;
-  assign \$539  = cu0_table_waddr == 3'h4;
-  assign \$540  = cu0_table_waddr == 3'h5;
-  assign \$541  = cu0_table_waddr == 3'h6;
-  assign \$542  = cu0_table_waddr == 3'h7;
-  assign \$543  = cu0_table_waddr == 4'h8;
-  assign \$544  = cu0_table_waddr == 4'h9;
-  assign \$545  = cu0_table_waddr == 4'ha;
-  assign \$546  = cu0_table_waddr == 4'hb;
-  assign \$547  = cu0_table_waddr == 4'hc;
-  assign \$548  = cu0_table_waddr == 4'hd;
-  assign \$549  = cu0_table_waddr == 4'he;
-  assign \$550  = cu0_table_waddr == 4'hf;
-  assign \$551  = cu0_table_waddr == 5'h10;
-  assign \$552  = cu0_table_waddr == 5'h11;
-  assign \$553  = cu0_table_waddr == 5'h12;
-  assign \$554  = cu0_table_waddr == 5'h13;
-  assign \$555  = cu0_table_waddr == 5'h14;
-  assign \$556  = cu0_table_waddr == 5'h15;
-  assign \$557  = cu0_table_waddr == 5'h16;
-  assign \$558  = cu0_table_waddr == 5'h17;
-  assign \$559  = cu0_table_waddr == 5'h18;
-  assign \$560  = cu0_table_waddr == 5'h19;
-  assign \$561  = cu0_table_waddr == 5'h1a;
-  assign \$562  = cu0_table_waddr == 5'h1b;
-  assign \$563  = cu0_table_waddr == 5'h1c;
-  assign \$564  = cu0_table_waddr == 5'h1d;
-  assign \$565  = cu0_table_waddr == 5'h1e;
-  assign \$566  = cu0_table_waddr == 5'h1f;
-  assign \$567  = op__payload[1:0] == 2'h2;
-  assign \$568  = take & \$567 ;
-  assign \$569  = \$like$58  - 1'h1;
-  assign \$570  = \$signal$43  == \$569 ;
-  assign \$571  = \$signal$43  + 1'h1;
-  assign \$572  = \$570  ? 7'h00 : \$571 ;
-  assign \$573  = \$like$58  - 1'h1;
-  assign \$574  = \$signal$43  == \$573 ;
-  assign \$575  = \$signal$44  + \$574 ;
-  assign \$576  = \$signal$228  == 3'h7;
-  assign \$577  = \$like$58  - 1'h1;
-  assign \$578  = \$signal$43  == \$577 ;
-  assign \$579  = \$576  | \$578 ;
-  assign \$580  = \$signal$228  + 1'h1;
-  assign \$581  = \$579  ? 4'h0 : \$580 ;
-  assign \$582  = \$signal$228  == 3'h7;
-  assign \$583  = \$like$58  - 1'h1;
-  assign \$584  = \$signal$43  == \$583 ;
-  assign \$585  = \$582  | \$584 ;
-  assign \$586  = ! \$signal$228 ;
-  assign \$587  = ~ op__payload[159];
-  assign \$588  = ~ op__payload[167];
-  assign \$589  = ~ op__payload[175];
-  assign \$590  = ~ op__payload[183];
-  assign \$591  = ~ op__payload[191];
-  assign \$592  = ~ op__payload[199];
-  assign \$593  = ~ op__payload[207];
-  assign \$594  = ~ op__payload[215];
-  assign \$595  = \$586  ? { \$594 , \$593 , \$592 , \$591 , \$590 , \$589 , \$588 , \$587  } : \$signal$229 [7:0];
-  assign \$596  = \$signal$228  == 1'h1;
-  assign \$597  = ~ op__payload[159];
-  assign \$598  = ~ op__payload[167];
-  assign \$599  = ~ op__payload[175];
-  assign \$600  = ~ op__payload[183];
-  assign \$601  = ~ op__payload[191];
-  assign \$602  = ~ op__payload[199];
-  assign \$603  = ~ op__payload[207];
-  assign \$604  = ~ op__payload[215];
-  assign \$605  = \$596  ? { \$604 , \$603 , \$602 , \$601 , \$600 , \$599 , \$598 , \$597  } : \$signal$229 [15:8];
-  assign \$606  = \$signal$228  == 2'h2;
-  assign \$607  = ~ op__payload[159];
-  assign \$608  = ~ op__payload[167];
-  assign \$609  = ~ op__payload[175];
-  assign \$610  = ~ op__payload[183];
-  assign \$611  = ~ op__payload[191];
-  assign \$612  = ~ op__payload[199];
-  assign \$613  = ~ op__payload[207];
-  assign \$614  = ~ op__payload[215];
-  assign \$615  = \$606  ? { \$614 , \$613 , \$612 , \$611 , \$610 , \$609 , \$608 , \$607  } : \$signal$229 [23:16];
-  assign \$616  = \$signal$228  == 2'h3;
-  assign \$617  = ~ op__payload[159];
-  assign \$618  = ~ op__payload[167];
-  assign \$619  = ~ op__payload[175];
-  assign \$620  = ~ op__payload[183];
-  assign \$621  = ~ op__payload[191];
-  assign \$622  = ~ op__payload[199];
-  assign \$623  = ~ op__payload[207];
-  assign \$624  = ~ op__payload[215];
-  assign \$625  = \$616  ? { \$624 , \$623 , \$622 , \$621 , \$620 , \$619 , \$618 , \$617  } : \$signal$229 [31:24];
-  assign \$626  = \$signal$228  == 3'h4;
-  assign \$627  = ~ op__payload[159];
-  assign \$628  = ~ op__payload[167];
-  assign \$629  = ~ op__payload[175];
-  assign \$630  = ~ op__payload[183];
-  assign \$631  = ~ op__payload[191];
-  assign \$632  = ~ op__payload[199];
-  assign \$633  = ~ op__payload[207];
-  assign \$634  = ~ op__payload[215];
-  assign \$635  = \$626  ? { \$634 , \$633 , \$632 , \$631 , \$630 , \$629 , \$628 , \$627  } : \$signal$229 [39:32];
-  assign \$636  = \$signal$228  == 3'h5;
-  assign \$637  = ~ op__payload[159];
-  assign \$638  = ~ op__payload[167];
-  assign \$639  = ~ op__payload[175];
-  assign \$640  = ~ op__payload[183];
-  assign \$641  = ~ op__payload[191];
-  assign \$642  = ~ op__payload[199];
-  assign \$643  = ~ op__payload[207];
-  assign \$644  = ~ op__payload[215];
-  assign \$645  = \$636  ? { \$644 , \$643 , \$642 , \$641 , \$640 , \$639 , \$638 , \$637  } : \$signal$229 [47:40];
-  assign \$646  = \$signal$228  == 3'h6;
-  assign \$647  = ~ op__payload[159];
-  assign \$648  = ~ op__payload[167];
-  assign \$649  = ~ op__payload[175];
-  assign \$650  = ~ op__payload[183];
-  assign \$651  = ~ op__payload[191];
-  assign \$652  = ~ op__payload[199];
-  assign \$653  = ~ op__payload[207];
-  assign \$654  = ~ op__payload[215];
-  assign \$655  = \$646  ? { \$654 , \$653 , \$652 , \$651 , \$650 , \$649 , \$648 , \$647  } : \$signal$229 [55:48];
-  assign \$656  = \$signal$228  == 3'h7;
-  assign \$657  = ~ op__payload[159];
-  assign \$658  = ~ op__payload[167];
-  assign \$659  = ~ op__payload[175];
-  assign \$660  = ~ op__payload[183];
-  assign \$661  = ~ op__payload[191];
-  assign \$662  = ~ op__payload[199];
-  assign \$663  = ~ op__payload[207];
-  assign \$664  = ~ op__payload[215];
-  assign \$665  = \$656  ? { \$664 , \$663 , \$662 , \$661 , \$660 , \$659 , \$658 , \$657  } : \$signal$229 [63:56];
-  assign \$666  = \$585  ? 64'h0000000000000000 : { \$665 , \$655 , \$645 , \$635 , \$625 , \$615 , \$605 , \$595  };
-  assign \$667  = \$like$58  - 1'h1;
-  assign \$668  = \$signal$43  == \$667 ;
-  assign \$669  = \$signal$228  == 3'h7;
-  assign \$670  = \$like$58  - 1'h1;
-  assign \$671  = \$signal$43  == \$670 ;
-  assign \$672  = \$669  | \$671 ;
-  assign \$673  = \$signal$226  + \$672 ;
-  assign \$674  = \$668  ? 4'h0 : \$673 ;
-  assign \$675  = op__payload[1:0] == 2'h3;
-  assign \$676  = take & \$675 ;
-  assign \$677  = \$signal$48  + 1'h1;
-  assign \$678  = op__payload[2] ? 7'h00 : \$677 ;
-  assign \$679  = \$signal$234  == 3'h7;
-  assign \$680  = \$like$58  - 1'h1;
-  assign \$681  = \$signal$48  == \$680 ;
-  assign \$682  = \$679  | \$681 ;
-  assign \$683  = \$signal$234  + 1'h1;
-  assign \$684  = \$682  ? 4'h0 : \$683 ;
-  assign \$685  = \$signal$234  == 3'h7;
-  assign \$686  = \$like$58  - 1'h1;
-  assign \$687  = \$signal$48  == \$686 ;
-  assign \$688  = \$685  | \$687 ;
-  assign \$689  = ! \$signal$234 ;
-  assign \$690  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$691  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$692  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$693  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$694  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$695  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$696  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$697  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$698  = \$689  ? { \$697 , \$696 , \$695 , \$694 , \$693 , \$692 , \$691 , \$690  } : x_bits_acc[7:0];
-  assign \$699  = \$signal$234  == 1'h1;
-  assign \$700  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$701  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$702  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$703  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$704  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$705  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$706  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$707  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$708  = \$699  ? { \$707 , \$706 , \$705 , \$704 , \$703 , \$702 , \$701 , \$700  } : x_bits_acc[15:8];
-  assign \$709  = \$signal$234  == 2'h2;
-  assign \$710  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$711  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$712  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$713  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$714  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$715  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$716  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$717  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$718  = \$709  ? { \$717 , \$716 , \$715 , \$714 , \$713 , \$712 , \$711 , \$710  } : x_bits_acc[23:16];
-  assign \$719  = \$signal$234  == 2'h3;
-  assign \$720  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$721  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$722  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$723  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$724  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$725  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$726  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$727  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$728  = \$719  ? { \$727 , \$726 , \$725 , \$724 , \$723 , \$722 , \$721 , \$720  } : x_bits_acc[31:24];
-  assign \$729  = \$signal$234  == 3'h4;
-  assign \$730  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$731  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$732  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$733  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$734  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$735  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$736  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$737  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$738  = \$729  ? { \$737 , \$736 , \$735 , \$734 , \$733 , \$732 , \$731 , \$730  } : x_bits_acc[39:32];
-  assign \$739  = \$signal$234  == 3'h5;
-  assign \$740  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$741  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$742  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$743  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$744  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$745  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$746  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$747  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$748  = \$739  ? { \$747 , \$746 , \$745 , \$744 , \$743 , \$742 , \$741 , \$740  } : x_bits_acc[47:40];
-  assign \$749  = \$signal$234  == 3'h6;
-  assign \$750  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$751  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$752  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$753  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$754  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$755  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$756  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$757  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$758  = \$749  ? { \$757 , \$756 , \$755 , \$754 , \$753 , \$752 , \$751 , \$750  } : x_bits_acc[55:48];
-  assign \$759  = \$signal$234  == 3'h7;
-  assign \$760  = $signed(op__payload[159:152]) > $signed(1'h0);
-  assign \$761  = $signed(op__payload[167:160]) > $signed(1'h0);
-  assign \$762  = $signed(op__payload[175:168]) > $signed(1'h0);
-  assign \$763  = $signed(op__payload[183:176]) > $signed(1'h0);
-  assign \$764  = $signed(op__payload[191:184]) > $signed(1'h0);
-  assign \$765  = $signed(op__payload[199:192]) > $signed(1'h0);
-  assign \$766  = $signed(op__payload[207:200]) > $signed(1'h0);
-  assign \$767  = $signed(op__payload[215:208]) > $signed(1'h0);
-  assign \$768  = \$759  ? { \$767 , \$766 , \$765 , \$764 , \$763 , \$762 , \$761 , \$760  } : x_bits_acc[63:56];
-  assign \$769  = \$688  ? 64'h0000000000000000 : { \$768 , \$758 , \$748 , \$738 , \$728 , \$718 , \$708 , \$698  };
-  assign \$770  = \$signal$234  == 3'h7;
-  assign \$771  = \$like$58  - 1'h1;
-  assign \$772  = \$signal$48  == \$771 ;
-  assign \$773  = \$770  | \$772 ;
-  assign \$774  = x_bin + \$773 ;
-  assign \$775  = op__payload[2] ? 4'h0 : \$774 ;
-  assign \$776  = x_vec + 1'h1;
-  assign \$777  = op__payload[3] ? 6'h00 : \$776 ;
-  assign \$778  = x_target + \$like$338 ;
-  assign \$779  = op__payload[3] ? 11'h000 : \$778 ;
-  assign \$780  = op__payload[2] & op__payload[3];
-  assign \$781  = ~ \$signal$12 ;
-  assign \$782  = ! \$signal$12 ;
-  assign \$783  = x_vec + 1'h1;
-  assign \$784  = x_target + \$like$338 ;
-  assign \$786  = x_vec + 1'h1;
-  assign \$787  = x_target + \$like$338 ;
-  assign \$788  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
-  assign \$789  = running & \$788 ;
-  assign \$790  = \$signal$23  < \$signal$24 ;
-  assign \$791  = running & \$790 ;
-  assign \$792  = | \$like ;
-  assign \$793  = \$791  & \$792 ;
-  assign \$794  = proxy_zero >> \$signal$23 [8:0];
-  assign \$795  = enable >> \$signal$28 [4:0];
-  assign \$796  = \$794  & \$795 ;
-  assign \$797  = ~ \$796 ;
-  assign \$798  = \$793  & \$797 ;
-  assign \$799  = proxy_v < \$signal$30 ;
-  assign \$800  = \$signal$38  == last_k;
-  assign \$801  = \$signal$38  + 1'h1;
-  assign \$802  = \$800  ? 7'h00 : \$801 ;
-  assign \$803  = \$signal$38  == last_k;
-  assign \$804  = proxy_v + \$803 ;
-  assign \$805  = \$signal$28  + 1'h1;
-  assign \$806  = \$like  - 1'h1;
-  assign \$807  = \$signal$23  < \$signal$24 ;
-  assign \$808  = running & \$807 ;
-  assign \$809  = ! \$like ;
-  assign \$810  = \$808  & \$809 ;
-  assign \$811  = \$like  == 1'h1;
-  assign \$812  = walker_taken & \$811 ;
-  assign \$813  = \$810  | \$812 ;
-  assign \$814  = \$signal$23  + 1'h1;
-  assign \$815  = \$signal$387  == last_k;
-  assign \$816  = \$signal$387  + 1'h1;
-  assign \$817  = \$815  ? 7'h00 : \$816 ;
-  assign \$818  = \$signal$387  == last_k;
-  assign \$819  = \$signal$36  + \$818 ;
-  assign \$820  = \$signal$387  == last_k;
-  assign \$821  = \$signal$387  + 1'h1;
-  assign \$822  = \$820  ? 7'h00 : \$821 ;
-  assign \$824  = \$signal$387  == last_k;
-  assign \$825  = cu7_free ? 3'h7 : 3'h0;
-  assign \$826  = cu6_free ? 3'h6 : \$825 ;
-  assign \$827  = cu5_free ? 3'h5 : \$826 ;
-  assign \$828  = cu4_free ? 3'h4 : \$827 ;
-  assign \$829  = cu3_free ? 3'h3 : \$828 ;
-  assign \$830  = cu2_free ? 3'h2 : \$829 ;
-  assign \$831  = cu1_free ? 3'h1 : \$830 ;
-  assign \$832  = cu0_free ? 3'h0 : \$831 ;
-  assign \$833  = ! \$832 ;
-  assign \$834  = cu_issue & \$833 ;
-  assign \$835  = \$like$58  - 1'h1;
-  assign \$836  = cu0_a_word == \$835 ;
-  assign \$837  = ~ \$836 ;
-  assign \$838  = cu0_a_word + 1'h1;
-  assign \$839  = ! cu0_a_word;
-  assign \$840  = \$like$58  - 1'h1;
-  assign \$841  = cu0_a_word == \$840 ;
-  assign \$842  = $signed(cu0_o_w[7:0]) * $signed(cu0_o_x[7:0]);
-  assign \$843  = $signed(cu0_o_w[15:8]) * $signed(cu0_o_x[15:8]);
-  assign \$844  = $signed(cu0_o_w[23:16]) * $signed(cu0_o_x[23:16]);
-  assign \$845  = $signed(cu0_o_w[31:24]) * $signed(cu0_o_x[31:24]);
-  assign \$846  = $signed(cu0_o_w[39:32]) * $signed(cu0_o_x[39:32]);
-  assign \$847  = $signed(cu0_o_w[47:40]) * $signed(cu0_o_x[47:40]);
-  assign \$848  = $signed(cu0_o_w[55:48]) * $signed(cu0_o_x[55:48]);
-  assign \$849  = $signed(cu0_o_w[63:56]) * $signed(cu0_o_x[63:56]);
-  assign \$850  = $signed(1'h0) + $signed(cu0_p_product0);
-  assign \$851  = $signed(\$850 ) + $signed(cu0_p_product1);
-  assign \$852  = $signed(\$851 ) + $signed(cu0_p_product2);
-  assign \$853  = $signed(\$852 ) + $signed(cu0_p_product3);
-  assign \$854  = $signed(\$853 ) + $signed(cu0_p_product4);
-  assign \$855  = $signed(\$854 ) + $signed(cu0_p_product5);
-  assign \$856  = $signed(\$855 ) + $signed(cu0_p_product6);
-  assign \$857  = $signed(\$856 ) + $signed(cu0_p_product7);
-  assign \$858  = cu0_s_d0[0] & cu0_s_d0[2];
-  assign \$859  = cu7_free ? 3'h7 : 3'h0;
-  assign \$860  = cu6_free ? 3'h6 : \$859 ;
-  assign \$861  = cu5_free ? 3'h5 : \$860 ;
-  assign \$862  = cu4_free ? 3'h4 : \$861 ;
-  assign \$863  = cu3_free ? 3'h3 : \$862 ;
-  assign \$864  = cu2_free ? 3'h2 : \$863 ;
-  assign \$865  = cu1_free ? 3'h1 : \$864 ;
-  assign \$866  = cu0_free ? 3'h0 : \$865 ;
-  assign \$867  = \$866  == 1'h1;
-  assign \$868  = cu_issue & \$867 ;
-  assign \$869  = \$like$58  - 1'h1;
-  assign \$870  = cu1_a_word == \$869 ;
-  assign \$871  = ~ \$870 ;
-  assign \$872  = cu1_a_word + 1'h1;
-  assign \$873  = ! cu1_a_word;
-  assign \$874  = \$like$58  - 1'h1;
-  assign \$875  = cu1_a_word == \$874 ;
-  assign \$876  = $signed(cu1_o_w[7:0]) * $signed(cu1_o_x[7:0]);
-  assign \$877  = $signed(cu1_o_w[15:8]) * $signed(cu1_o_x[15:8]);
-  assign \$878  = $signed(cu1_o_w[23:16]) * $signed(cu1_o_x[23:16]);
-  assign \$879  = $signed(cu1_o_w[31:24]) * $signed(cu1_o_x[31:24]);
-  assign \$880  = $signed(cu1_o_w[39:32]) * $signed(cu1_o_x[39:32]);
-  assign \$881  = $signed(cu1_o_w[47:40]) * $signed(cu1_o_x[47:40]);
-  assign \$882  = $signed(cu1_o_w[55:48]) * $signed(cu1_o_x[55:48]);
-  assign \$883  = $signed(cu1_o_w[63:56]) * $signed(cu1_o_x[63:56]);
-  assign \$884  = $signed(1'h0) + $signed(cu1_p_product0);
-  assign \$885  = $signed(\$884 ) + $signed(cu1_p_product1);
-  assign \$886  = $signed(\$885 ) + $signed(cu1_p_product2);
-  assign \$887  = $signed(\$886 ) + $signed(cu1_p_product3);
-  assign \$888  = $signed(\$887 ) + $signed(cu1_p_product4);
-  assign \$889  = $signed(\$888 ) + $signed(cu1_p_product5);
-  assign \$890  = $signed(\$889 ) + $signed(cu1_p_product6);
-  assign \$891  = $signed(\$890 ) + $signed(cu1_p_product7);
-  assign \$892  = cu1_s_d0[0] & cu1_s_d0[2];
-  assign \$893  = cu7_free ? 3'h7 : 3'h0;
-  assign \$894  = cu6_free ? 3'h6 : \$893 ;
-  assign \$895  = cu5_free ? 3'h5 : \$894 ;
-  assign \$896  = cu4_free ? 3'h4 : \$895 ;
-  assign \$897  = cu3_free ? 3'h3 : \$896 ;
-  assign \$898  = cu2_free ? 3'h2 : \$897 ;
-  assign \$899  = cu1_free ? 3'h1 : \$898 ;
-  assign \$900  = cu0_free ? 3'h0 : \$899 ;
-  assign \$901  = \$900  == 2'h2;
-  assign \$902  = cu_issue & \$901 ;
-  assign \$903  = \$like$58  - 1'h1;
-  assign \$904  = cu2_a_word == \$903 ;
-  assign \$905  = ~ \$904 ;
-  assign \$906  = cu2_a_word + 1'h1;
-  assign \$907  = ! cu2_a_word;
-  assign \$908  = \$like$58  - 1'h1;
-  assign \$909  = cu2_a_word == \$908 ;
-  assign \$910  = $signed(cu2_o_w[7:0]) * $signed(cu2_o_x[7:0]);
-  assign \$911  = $signed(cu2_o_w[15:8]) * $signed(cu2_o_x[15:8]);
-  assign \$912  = $signed(cu2_o_w[23:16]) * $signed(cu2_o_x[23:16]);
-  assign \$913  = $signed(cu2_o_w[31:24]) * $signed(cu2_o_x[31:24]);
-  assign \$914  = $signed(cu2_o_w[39:32]) * $signed(cu2_o_x[39:32]);
-  assign \$915  = $signed(cu2_o_w[47:40]) * $signed(cu2_o_x[47:40]);
-  assign \$916  = $signed(cu2_o_w[55:48]) * $signed(cu2_o_x[55:48]);
-  assign \$917  = $signed(cu2_o_w[63:56]) * $signed(cu2_o_x[63:56]);
-  assign \$918  = $signed(1'h0) + $signed(cu2_p_product0);
-  assign \$919  = $signed(\$918 ) + $signed(cu2_p_product1);
-  assign \$920  = $signed(\$919 ) + $signed(cu2_p_product2);
-  assign \$921  = $signed(\$920 ) + $signed(cu2_p_product3);
-  assign \$922  = $signed(\$921 ) + $signed(cu2_p_product4);
-  assign \$923  = $signed(\$922 ) + $signed(cu2_p_product5);
-  assign \$924  = $signed(\$923 ) + $signed(cu2_p_product6);
-  assign \$925  = $signed(\$924 ) + $signed(cu2_p_product7);
-  assign \$926  = cu2_s_d0[0] & cu2_s_d0[2];
-  assign \$927  = cu7_free ? 3'h7 : 3'h0;
-  assign \$928  = cu6_free ? 3'h6 : \$927 ;
-  assign \$929  = cu5_free ? 3'h5 : \$928 ;
-  assign \$930  = cu4_free ? 3'h4 : \$929 ;
-  assign \$931  = cu3_free ? 3'h3 : \$930 ;
-  assign \$932  = cu2_free ? 3'h2 : \$931 ;
-  assign \$933  = cu1_free ? 3'h1 : \$932 ;
-  assign \$934  = cu0_free ? 3'h0 : \$933 ;
-  assign \$935  = \$934  == 2'h3;
-  assign \$936  = cu_issue & \$935 ;
-  assign \$937  = \$like$58  - 1'h1;
-  assign \$938  = cu3_a_word == \$937 ;
+  assign \$514  = out_buf ? skipped1 : skipped0;
+  assign \$515  = \$514  >> { out_v, \$signal$336  };
+  assign \$516  = y__payload[32] ? 32'd0 : results_rdata;
+  assign \$517  = out_buf ? out1_run_cycles : out0_run_cycles;
+  assign \$518  = out_buf ? out1_macs : out0_macs;
+  assign \$519  = ! op__payload[1:0];
+  assign \$520  = take & \$519 ;
+  assign \$521  = op__payload[25:20] - 1'h1;
+  assign \$522  = op__payload[32:26] - 1'h1;
+  assign \$523  = op__payload[36:33] - 1'h1;
+  assign \$524  = op__payload[1:0] == 1'h1;
+  assign \$525  = take & \$524 ;
+  assign \$526  = cu0_table_waddr + 1'h1;
+  assign \$527  = ! cu0_table_waddr;
+  assign \$528  = cu0_table_waddr == 1'h1;
+  assign \$529  = cu0_table_waddr == 2'h2;
+  assign \$530  = cu0_table_waddr == 2'h3;
+  assign \$531  = cu0_table_waddr == 3'h4;
+  assign \$532  = cu0_table_waddr == 3'h5;
+  assign \$533  = cu0_table_waddr == 3'h6;
+  assign \$534  = cu0_table_waddr == 3'h7;
+  assign \$535  = cu0_table_waddr == 4'h8;
+  assign \$536  = cu0_table_waddr == 4'h9;
+  assign \$537  = cu0_table_waddr == 4'ha;
+  assign \$538  = cu0_table_waddr == 4'hb;
+  assign \$539  = cu0_table_waddr == 4'hc;
+  assign \$540  = cu0_table_waddr == 4'hd;
+  assign \$541  = cu0_table_waddr == 4'he;
+  assign \$542  = cu0_table_waddr == 4'hf;
+  assign \$543  = cu0_table_waddr == 5'h10;
+  assign \$544  = cu0_table_waddr == 5'h11;
+  assign \$545  = cu0_table_waddr == 5'h12;
+  assign \$546  = cu0_table_waddr == 5'h13;
+  assign \$547  = cu0_table_waddr == 5'h14;
+  assign \$548  = cu0_table_waddr == 5'h15;
+  assign \$549  = cu0_table_waddr == 5'h16;
+  assign \$550  = cu0_table_waddr == 5'h17;
+  assign \$551  = cu0_table_waddr == 5'h18;
+  assign \$552  = cu0_table_waddr == 5'h19;
+  assign \$553  = cu0_table_waddr == 5'h1a;
+  assign \$554  = cu0_table_waddr == 5'h1b;
+  assign \$555  = cu0_table_waddr == 5'h1c;
+  assign \$556  = cu0_table_waddr == 5'h1d;
+  assign \$557  = cu0_table_waddr == 5'h1e;
+  assign \$558  = cu0_table_waddr == 5'h1f;
+  assign \$559  = op__payload[1:0] == 2'h2;
+  assign \$560  = take & \$559 ;
+  assign \$561  = \$signal$44  == last_word;
+  assign \$562  = \$signal$44  + 1'h1;
+  assign \$563  = \$561  ? 7'h00 : \$562 ;
+  assign \$564  = \$signal$44  == last_word;
+  assign \$565  = \$signal$45  + \$564 ;
+  assign \$566  = \$signal$229  == 3'h7;
+  assign \$567  = \$signal$44  == last_word;
+  assign \$568  = \$566  | \$567 ;
+  assign \$569  = \$signal$229  + 1'h1;
+  assign \$570  = \$568  ? 4'h0 : \$569 ;
+  assign \$571  = \$signal$229  == 3'h7;
+  assign \$572  = \$signal$44  == last_word;
+  assign \$573  = \$571  | \$572 ;
+  assign \$574  = ! \$signal$229 ;
+  assign \$575  = ~ op__payload[159];
+  assign \$576  = ~ op__payload[167];
+  assign \$577  = ~ op__payload[175];
+  assign \$578  = ~ op__payload[183];
+  assign \$579  = ~ op__payload[191];
+  assign \$580  = ~ op__payload[199];
+  assign \$581  = ~ op__payload[207];
+  assign \$582  = ~ op__payload[215];
+  assign \$583  = \$574  ? { \$582 , \$581 , \$580 , \$579 , \$578 , \$577 , \$576 , \$575  } : \$signal$230 [7:0];
+  assign \$584  = \$signal$229  == 1'h1;
+  assign \$585  = ~ op__payload[159];
+  assign \$586  = ~ op__payload[167];
+  assign \$587  = ~ op__payload[175];
+  assign \$588  = ~ op__payload[183];
+  assign \$589  = ~ op__payload[191];
+  assign \$590  = ~ op__payload[199];
+  assign \$591  = ~ op__payload[207];
+  assign \$592  = ~ op__payload[215];
+  assign \$593  = \$584  ? { \$592 , \$591 , \$590 , \$589 , \$588 , \$587 , \$586 , \$585  } : \$signal$230 [15:8];
+  assign \$594  = \$signal$229  == 2'h2;
+  assign \$595  = ~ op__payload[159];
+  assign \$596  = ~ op__payload[167];
+  assign \$597  = ~ op__payload[175];
+  assign \$598  = ~ op__payload[183];
+  assign \$599  = ~ op__payload[191];
+  assign \$600  = ~ op__payload[199];
+  assign \$601  = ~ op__payload[207];
+  assign \$602  = ~ op__payload[215];
+  assign \$603  = \$594  ? { \$602 , \$601 , \$600 , \$599 , \$598 , \$597 , \$596 , \$595  } : \$signal$230 [23:16];
+  assign \$604  = \$signal$229  == 2'h3;
+  assign \$605  = ~ op__payload[159];
+  assign \$606  = ~ op__payload[167];
+  assign \$607  = ~ op__payload[175];
+  assign \$608  = ~ op__payload[183];
+  assign \$609  = ~ op__payload[191];
+  assign \$610  = ~ op__payload[199];
+  assign \$611  = ~ op__payload[207];
+  assign \$612  = ~ op__payload[215];
+  assign \$613  = \$604  ? { \$612 , \$611 , \$610 , \$609 , \$608 , \$607 , \$606 , \$605  } : \$signal$230 [31:24];
+  assign \$614  = \$signal$229  == 3'h4;
+  assign \$615  = ~ op__payload[159];
+  assign \$616  = ~ op__payload[167];
+  assign \$617  = ~ op__payload[175];
+  assign \$618  = ~ op__payload[183];
+  assign \$619  = ~ op__payload[191];
+  assign \$620  = ~ op__payload[199];
+  assign \$621  = ~ op__payload[207];
+  assign \$622  = ~ op__payload[215];
+  assign \$623  = \$614  ? { \$622 , \$621 , \$620 , \$619 , \$618 , \$617 , \$616 , \$615  } : \$signal$230 [39:32];
+  assign \$624  = \$signal$229  == 3'h5;
+  assign \$625  = ~ op__payload[159];
+  assign \$626  = ~ op__payload[167];
+  assign \$627  = ~ op__payload[175];
+  assign \$628  = ~ op__payload[183];
+  assign \$629  = ~ op__payload[191];
+  assign \$630  = ~ op__payload[199];
+  assign \$631  = ~ op__payload[207];
+  assign \$632  = ~ op__payload[215];
+  assign \$633  = \$624  ? { \$632 , \$631 , \$630 , \$629 , \$628 , \$627 , \$626 , \$625  } : \$signal$230 [47:40];
+  assign \$634  = \$signal$229  == 3'h6;
+  assign \$635  = ~ op__payload[159];
+  assign \$636  = ~ op__payload[167];
+  assign \$637  = ~ op__payload[175];
+  assign \$638  = ~ op__payload[183];
+  assign \$639  = ~ op__payload[191];
+  assign \$640  = ~ op__payload[199];
+  assign \$641  = ~ op__payload[207];
+  assign \$642  = ~ op__payload[215];
+  assign \$643  = \$634  ? { \$642 , \$641 , \$640 , \$639 , \$638 , \$637 , \$636 , \$635  } : \$signal$230 [55:48];
+  assign \$644  = \$signal$229  == 3'h7;
+  assign \$645  = ~ op__payload[159];
+  assign \$646  = ~ op__payload[167];
+  assign \$647  = ~ op__payload[175];
+  assign \$648  = ~ op__payload[183];
+  assign \$649  = ~ op__payload[191];
+  assign \$650  = ~ op__payload[199];
+  assign \$651  = ~ op__payload[207];
+  assign \$652  = ~ op__payload[215];
+  assign \$653  = \$644  ? { \$652 , \$651 , \$650 , \$649 , \$648 , \$647 , \$646 , \$645  } : \$signal$230 [63:56];
+  assign \$654  = \$573  ? 64'h0000000000000000 : { \$653 , \$643 , \$633 , \$623 , \$613 , \$603 , \$593 , \$583  };
+  assign \$655  = \$signal$44  == last_word;
+  assign \$656  = \$signal$229  == 3'h7;
+  assign \$657  = \$signal$44  == last_word;
+  assign \$658  = \$656  | \$657 ;
+  assign \$659  = \$signal$227  + \$658 ;
+  assign \$660  = \$655  ? 4'h0 : \$659 ;
+  assign \$661  = op__payload[1:0] == 2'h3;
+  assign \$662  = take & \$661 ;
+  assign \$663  = \$signal$49  + 1'h1;
+  assign \$664  = op__payload[2] ? 7'h00 : \$663 ;
+  assign \$665  = \$signal$235  == 3'h7;
+  assign \$666  = \$signal$49  == last_word;
+  assign \$667  = \$665  | \$666 ;
+  assign \$668  = \$signal$235  + 1'h1;
+  assign \$669  = \$667  ? 4'h0 : \$668 ;
+  assign \$670  = \$signal$235  == 3'h7;
+  assign \$671  = \$signal$49  == last_word;
+  assign \$672  = \$670  | \$671 ;
+  assign \$673  = ! \$signal$235 ;
+  assign \$674  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$675  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$676  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$677  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$678  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$679  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$680  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$681  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$682  = \$673  ? { \$681 , \$680 , \$679 , \$678 , \$677 , \$676 , \$675 , \$674  } : x_bits_acc[7:0];
+  assign \$683  = \$signal$235  == 1'h1;
+  assign \$684  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$685  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$686  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$687  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$688  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$689  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$690  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$691  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$692  = \$683  ? { \$691 , \$690 , \$689 , \$688 , \$687 , \$686 , \$685 , \$684  } : x_bits_acc[15:8];
+  assign \$693  = \$signal$235  == 2'h2;
+  assign \$694  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$695  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$696  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$697  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$698  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$699  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$700  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$701  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$702  = \$693  ? { \$701 , \$700 , \$699 , \$698 , \$697 , \$696 , \$695 , \$694  } : x_bits_acc[23:16];
+  assign \$703  = \$signal$235  == 2'h3;
+  assign \$704  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$705  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$706  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$707  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$708  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$709  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$710  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$711  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$712  = \$703  ? { \$711 , \$710 , \$709 , \$708 , \$707 , \$706 , \$705 , \$704  } : x_bits_acc[31:24];
+  assign \$713  = \$signal$235  == 3'h4;
+  assign \$714  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$715  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$716  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$717  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$718  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$719  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$720  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$721  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$722  = \$713  ? { \$721 , \$720 , \$719 , \$718 , \$717 , \$716 , \$715 , \$714  } : x_bits_acc[39:32];
+  assign \$723  = \$signal$235  == 3'h5;
+  assign \$724  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$725  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$726  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$727  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$728  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$729  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$730  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$731  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$732  = \$723  ? { \$731 , \$730 , \$729 , \$728 , \$727 , \$726 , \$725 , \$724  } : x_bits_acc[47:40];
+  assign \$733  = \$signal$235  == 3'h6;
+  assign \$734  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$735  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$736  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$737  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$738  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$739  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$740  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$741  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$742  = \$733  ? { \$741 , \$740 , \$739 , \$738 , \$737 , \$736 , \$735 , \$734  } : x_bits_acc[55:48];
+  assign \$743  = \$signal$235  == 3'h7;
+  assign \$744  = $signed(op__payload[159:152]) > $signed(1'h0);
+  assign \$745  = $signed(op__payload[167:160]) > $signed(1'h0);
+  assign \$746  = $signed(op__payload[175:168]) > $signed(1'h0);
+  assign \$747  = $signed(op__payload[183:176]) > $signed(1'h0);
+  assign \$748  = $signed(op__payload[191:184]) > $signed(1'h0);
+  assign \$749  = $signed(op__payload[199:192]) > $signed(1'h0);
+  assign \$750  = $signed(op__payload[207:200]) > $signed(1'h0);
+  assign \$751  = $signed(op__payload[215:208]) > $signed(1'h0);
+  assign \$752  = \$743  ? { \$751 , \$750 , \$749 , \$748 , \$747 , \$746 , \$745 , \$744  } : x_bits_acc[63:56];
+  assign \$753  = \$672  ? 64'h0000000000000000 : { \$752 , \$742 , \$732 , \$722 , \$712 , \$702 , \$692 , \$682  };
+  assign \$754  = \$signal$235  == 3'h7;
+  assign \$755  = \$signal$49  == last_word;
+  assign \$756  = \$754  | \$755 ;
+  assign \$757  = x_bin + \$756 ;
+  assign \$758  = op__payload[2] ? 4'h0 : \$757 ;
+  assign \$759  = x_vec + 1'h1;
+  assign \$760  = op__payload[3] ? 6'h00 : \$759 ;
+  assign \$761  = x_target + n_out;
+  assign \$762  = op__payload[3] ? 11'h000 : \$761 ;
+  assign \$763  = op__payload[2] & op__payload[3];
+  assign \$764  = ~ \$signal$12 ;
+  assign \$765  = ! \$signal$12 ;
+  assign \$766  = x_vec + 1'h1;
+  assign \$767  = x_target + n_out;
+  assign \$769  = x_vec + 1'h1;
+  assign \$770  = x_target + n_out;
+  assign \$771  = | { cu7_free, cu6_free, cu5_free, cu4_free, cu3_free, cu2_free, cu1_free, cu0_free };
+  assign \$772  = running & \$771 ;
+  assign \$773  = \$signal$23  < decided;
+  assign \$774  = running & \$773 ;
+  assign \$775  = | left;
+  assign \$776  = \$774  & \$775 ;
+  assign \$777  = enable >> \$signal$28 [4:0];
+  assign \$778  = zero_here & \$777 ;
+  assign \$779  = ~ \$778 ;
+  assign \$780  = \$776  & \$779 ;
+  assign \$781  = proxy_v < \$signal$30 ;
+  assign \$782  = \$signal$38  == last_k;
+  assign \$783  = \$signal$38  + 1'h1;
+  assign \$784  = \$782  ? 7'h00 : \$783 ;
+  assign \$785  = \$signal$38  == last_k;
+  assign \$786  = proxy_v + \$785 ;
+  assign \$787  = \$signal$28  + 1'h1;
+  assign \$788  = left - 1'h1;
+  assign \$789  = \$signal$23  + 1'h1;
+  assign \$790  = \$signal$388  == last_k;
+  assign \$791  = \$signal$388  + 1'h1;
+  assign \$792  = \$790  ? 7'h00 : \$791 ;
+  assign \$793  = \$signal$388  == last_k;
+  assign \$794  = \$signal$36  + \$793 ;
+  assign \$795  = \$signal$388  == last_k;
+  assign \$796  = \$signal$388  + 1'h1;
+  assign \$797  = \$795  ? 7'h00 : \$796 ;
+  assign \$799  = \$signal$388  == last_k;
+  assign \$800  = cu7_free ? 3'h7 : 3'h0;
+  assign \$801  = cu6_free ? 3'h6 : \$800 ;
+  assign \$802  = cu5_free ? 3'h5 : \$801 ;
+  assign \$803  = cu4_free ? 3'h4 : \$802 ;
+  assign \$804  = cu3_free ? 3'h3 : \$803 ;
+  assign \$805  = cu2_free ? 3'h2 : \$804 ;
+  assign \$806  = cu1_free ? 3'h1 : \$805 ;
+  assign \$807  = cu0_free ? 3'h0 : \$806 ;
+  assign \$808  = ! \$807 ;
+  assign \$809  = cu_issue & \$808 ;
+  assign \$810  = cu0_a_word == last_word;
+  assign \$811  = ~ \$810 ;
+  assign \$812  = cu0_a_word + 1'h1;
+  assign \$813  = ! cu0_a_word;
+  assign \$814  = cu0_a_word == last_word;
+  assign \$815  = $signed(cu0_o_w[7:0]) * $signed(cu0_o_x[7:0]);
+  assign \$816  = $signed(cu0_o_w[15:8]) * $signed(cu0_o_x[15:8]);
+  assign \$817  = $signed(cu0_o_w[23:16]) * $signed(cu0_o_x[23:16]);
+  assign \$818  = $signed(cu0_o_w[31:24]) * $signed(cu0_o_x[31:24]);
+  assign \$819  = $signed(cu0_o_w[39:32]) * $signed(cu0_o_x[39:32]);
+  assign \$820  = $signed(cu0_o_w[47:40]) * $signed(cu0_o_x[47:40]);
+  assign \$821  = $signed(cu0_o_w[55:48]) * $signed(cu0_o_x[55:48]);
+  assign \$822  = $signed(cu0_o_w[63:56]) * $signed(cu0_o_x[63:56]);
+  assign \$823  = $signed(1'h0) + $signed(cu0_p_product0);
+  assign \$824  = $signed(\$823 ) + $signed(cu0_p_product1);
+  assign \$825  = $signed(\$824 ) + $signed(cu0_p_product2);
+  assign \$826  = $signed(\$825 ) + $signed(cu0_p_product3);
+  assign \$827  = $signed(\$826 ) + $signed(cu0_p_product4);
+  assign \$828  = $signed(\$827 ) + $signed(cu0_p_product5);
+  assign \$829  = $signed(\$828 ) + $signed(cu0_p_product6);
+  assign \$830  = $signed(\$829 ) + $signed(cu0_p_product7);
+  assign \$831  = cu0_s_d0[0] & cu0_s_d0[2];
+  assign \$832  = cu7_free ? 3'h7 : 3'h0;
+  assign \$833  = cu6_free ? 3'h6 : \$832 ;
+  assign \$834  = cu5_free ? 3'h5 : \$833 ;
+  assign \$835  = cu4_free ? 3'h4 : \$834 ;
+  assign \$836  = cu3_free ? 3'h3 : \$835 ;
+  assign \$837  = cu2_free ? 3'h2 : \$836 ;
+  assign \$838  = cu1_free ? 3'h1 : \$837 ;
+  assign \$839  = cu0_free ? 3'h0 : \$838 ;
+  assign \$840  = \$839  == 1'h1;
+  assign \$841  = cu_issue & \$840 ;
+  assign \$842  = cu1_a_word == last_word;
+  assign \$843  = ~ \$842 ;
+  assign \$844  = cu1_a_word + 1'h1;
+  assign \$845  = ! cu1_a_word;
+  assign \$846  = cu1_a_word == last_word;
+  assign \$847  = $signed(cu1_o_w[7:0]) * $signed(cu1_o_x[7:0]);
+  assign \$848  = $signed(cu1_o_w[15:8]) * $signed(cu1_o_x[15:8]);
+  assign \$849  = $signed(cu1_o_w[23:16]) * $signed(cu1_o_x[23:16]);
+  assign \$850  = $signed(cu1_o_w[31:24]) * $signed(cu1_o_x[31:24]);
+  assign \$851  = $signed(cu1_o_w[39:32]) * $signed(cu1_o_x[39:32]);
+  assign \$852  = $signed(cu1_o_w[47:40]) * $signed(cu1_o_x[47:40]);
+  assign \$853  = $signed(cu1_o_w[55:48]) * $signed(cu1_o_x[55:48]);
+  assign \$854  = $signed(cu1_o_w[63:56]) * $signed(cu1_o_x[63:56]);
+  assign \$855  = $signed(1'h0) + $signed(cu1_p_product0);
+  assign \$856  = $signed(\$855 ) + $signed(cu1_p_product1);
+  assign \$857  = $signed(\$856 ) + $signed(cu1_p_product2);
+  assign \$858  = $signed(\$857 ) + $signed(cu1_p_product3);
+  assign \$859  = $signed(\$858 ) + $signed(cu1_p_product4);
+  assign \$860  = $signed(\$859 ) + $signed(cu1_p_product5);
+  assign \$861  = $signed(\$860 ) + $signed(cu1_p_product6);
+  assign \$862  = $signed(\$861 ) + $signed(cu1_p_product7);
+  assign \$863  = cu1_s_d0[0] & cu1_s_d0[2];
+  assign \$864  = cu7_free ? 3'h7 : 3'h0;
+  assign \$865  = cu6_free ? 3'h6 : \$864 ;
+  assign \$866  = cu5_free ? 3'h5 : \$865 ;
+  assign \$867  = cu4_free ? 3'h4 : \$866 ;
+  assign \$868  = cu3_free ? 3'h3 : \$867 ;
+  assign \$869  = cu2_free ? 3'h2 : \$868 ;
+  assign \$870  = cu1_free ? 3'h1 : \$869 ;
+  assign \$871  = cu0_free ? 3'h0 : \$870 ;
+  assign \$872  = \$871  == 2'h2;
+  assign \$873  = cu_issue & \$872 ;
+  assign \$874  = cu2_a_word == last_word;
+  assign \$875  = ~ \$874 ;
+  assign \$876  = cu2_a_word + 1'h1;
+  assign \$877  = ! cu2_a_word;
+  assign \$878  = cu2_a_word == last_word;
+  assign \$879  = $signed(cu2_o_w[7:0]) * $signed(cu2_o_x[7:0]);
+  assign \$880  = $signed(cu2_o_w[15:8]) * $signed(cu2_o_x[15:8]);
+  assign \$881  = $signed(cu2_o_w[23:16]) * $signed(cu2_o_x[23:16]);
+  assign \$882  = $signed(cu2_o_w[31:24]) * $signed(cu2_o_x[31:24]);
+  assign \$883  = $signed(cu2_o_w[39:32]) * $signed(cu2_o_x[39:32]);
+  assign \$884  = $signed(cu2_o_w[47:40]) * $signed(cu2_o_x[47:40]);
+  assign \$885  = $signed(cu2_o_w[55:48]) * $signed(cu2_o_x[55:48]);
+  assign \$886  = $signed(cu2_o_w[63:56]) * $signed(cu2_o_x[63:56]);
+  assign \$887  = $signed(1'h0) + $signed(cu2_p_product0);
+  assign \$888  = $signed(\$887 ) + $signed(cu2_p_product1);
+  assign \$889  = $signed(\$888 ) + $signed(cu2_p_product2);
+  assign \$890  = $signed(\$889 ) + $signed(cu2_p_product3);
+  assign \$891  = $signed(\$890 ) + $signed(cu2_p_product4);
+  assign \$892  = $signed(\$891 ) + $signed(cu2_p_product5);
+  assign \$893  = $signed(\$892 ) + $signed(cu2_p_product6);
+  assign \$894  = $signed(\$893 ) + $signed(cu2_p_product7);
+  assign \$895  = cu2_s_d0[0] & cu2_s_d0[2];
+  assign \$896  = cu7_free ? 3'h7 : 3'h0;
+  assign \$897  = cu6_free ? 3'h6 : \$896 ;
+  assign \$898  = cu5_free ? 3'h5 : \$897 ;
+  assign \$899  = cu4_free ? 3'h4 : \$898 ;
+  assign \$900  = cu3_free ? 3'h3 : \$899 ;
+  assign \$901  = cu2_free ? 3'h2 : \$900 ;
+  assign \$902  = cu1_free ? 3'h1 : \$901 ;
+  assign \$903  = cu0_free ? 3'h0 : \$902 ;
+  assign \$904  = \$903  == 2'h3;
+  assign \$905  = cu_issue & \$904 ;
+  assign \$906  = cu3_a_word == last_word;
+  assign \$907  = ~ \$906 ;
+  assign \$908  = cu3_a_word + 1'h1;
+  assign \$909  = ! cu3_a_word;
+  assign \$910  = cu3_a_word == last_word;
+  assign \$911  = $signed(cu3_o_w[7:0]) * $signed(cu3_o_x[7:0]);
+  assign \$912  = $signed(cu3_o_w[15:8]) * $signed(cu3_o_x[15:8]);
+  assign \$913  = $signed(cu3_o_w[23:16]) * $signed(cu3_o_x[23:16]);
+  assign \$914  = $signed(cu3_o_w[31:24]) * $signed(cu3_o_x[31:24]);
+  assign \$915  = $signed(cu3_o_w[39:32]) * $signed(cu3_o_x[39:32]);
+  assign \$916  = $signed(cu3_o_w[47:40]) * $signed(cu3_o_x[47:40]);
+  assign \$917  = $signed(cu3_o_w[55:48]) * $signed(cu3_o_x[55:48]);
+  assign \$918  = $signed(cu3_o_w[63:56]) * $signed(cu3_o_x[63:56]);
+  assign \$919  = $signed(1'h0) + $signed(cu3_p_product0);
+  assign \$920  = $signed(\$919 ) + $signed(cu3_p_product1);
+  assign \$921  = $signed(\$920 ) + $signed(cu3_p_product2);
+  assign \$922  = $signed(\$921 ) + $signed(cu3_p_product3);
+  assign \$923  = $signed(\$922 ) + $signed(cu3_p_product4);
+  assign \$924  = $signed(\$923 ) + $signed(cu3_p_product5);
+  assign \$925  = $signed(\$924 ) + $signed(cu3_p_product6);
+  assign \$926  = $signed(\$925 ) + $signed(cu3_p_product7);
+  assign \$927  = cu3_s_d0[0] & cu3_s_d0[2];
+  assign \$928  = cu7_free ? 3'h7 : 3'h0;
+  assign \$929  = cu6_free ? 3'h6 : \$928 ;
+  assign \$930  = cu5_free ? 3'h5 : \$929 ;
+  assign \$931  = cu4_free ? 3'h4 : \$930 ;
+  assign \$932  = cu3_free ? 3'h3 : \$931 ;
+  assign \$933  = cu2_free ? 3'h2 : \$932 ;
+  assign \$934  = cu1_free ? 3'h1 : \$933 ;
+  assign \$935  = cu0_free ? 3'h0 : \$934 ;
+  assign \$936  = \$935  == 3'h4;
+  assign \$937  = cu_issue & \$936 ;
+  assign \$938  = cu4_a_word == last_word;
   assign \$939  = ~ \$938 ;
-  assign \$940  = cu3_a_word + 1'h1;
-  assign \$941  = ! cu3_a_word;
-  assign \$942  = \$like$58  - 1'h1;
-  assign \$943  = cu3_a_word == \$942 ;
-  assign \$944  = $signed(cu3_o_w[7:0]) * $signed(cu3_o_x[7:0]);
-  assign \$945  = $signed(cu3_o_w[15:8]) * $signed(cu3_o_x[15:8]);
-  assign \$946  = $signed(cu3_o_w[23:16]) * $signed(cu3_o_x[23:16]);
-  assign \$947  = $signed(cu3_o_w[31:24]) * $signed(cu3_o_x[31:24]);
-  assign \$948  = $signed(cu3_o_w[39:32]) * $signed(cu3_o_x[39:32]);
-  assign \$949  = $signed(cu3_o_w[47:40]) * $signed(cu3_o_x[47:40]);
-  assign \$950  = $signed(cu3_o_w[55:48]) * $signed(cu3_o_x[55:48]);
-  assign \$951  = $signed(cu3_o_w[63:56]) * $signed(cu3_o_x[63:56]);
-  assign \$952  = $signed(1'h0) + $signed(cu3_p_product0);
-  assign \$953  = $signed(\$952 ) + $signed(cu3_p_product1);
-  assign \$954  = $signed(\$953 ) + $signed(cu3_p_product2);
-  assign \$955  = $signed(\$954 ) + $signed(cu3_p_product3);
-  assign \$956  = $signed(\$955 ) + $signed(cu3_p_product4);
-  assign \$957  = $signed(\$956 ) + $signed(cu3_p_product5);
-  assign \$958  = $signed(\$957 ) + $signed(cu3_p_product6);
-  assign \$959  = $signed(\$958 ) + $signed(cu3_p_product7);
-  assign \$960  = cu3_s_d0[0] & cu3_s_d0[2];
-  assign \$961  = cu7_free ? 3'h7 : 3'h0;
-  assign \$962  = cu6_free ? 3'h6 : \$961 ;
-  assign \$963  = cu5_free ? 3'h5 : \$962 ;
-  assign \$964  = cu4_free ? 3'h4 : \$963 ;
-  assign \$965  = cu3_free ? 3'h3 : \$964 ;
-  assign \$966  = cu2_free ? 3'h2 : \$965 ;
-  assign \$967  = cu1_free ? 3'h1 : \$966 ;
-  assign \$968  = cu0_free ? 3'h0 : \$967 ;
-  assign \$969  = \$968  == 3'h4;
-  assign \$970  = cu_issue & \$969 ;
-  assign \$971  = \$like$58  - 1'h1;
-  assign \$972  = cu4_a_word == \$971 ;
-  assign \$973  = ~ \$972 ;
-  assign \$974  = cu4_a_word + 1'h1;
-  assign \$975  = ! cu4_a_word;
-  assign \$976  = \$like$58  - 1'h1;
-  assign \$977  = cu4_a_word == \$976 ;
-  assign \$978  = $signed(cu4_o_w[7:0]) * $signed(cu4_o_x[7:0]);
-  assign \$979  = $signed(cu4_o_w[15:8]) * $signed(cu4_o_x[15:8]);
-  assign \$980  = $signed(cu4_o_w[23:16]) * $signed(cu4_o_x[23:16]);
-  assign \$981  = $signed(cu4_o_w[31:24]) * $signed(cu4_o_x[31:24]);
-  assign \$982  = $signed(cu4_o_w[39:32]) * $signed(cu4_o_x[39:32]);
-  assign \$983  = $signed(cu4_o_w[47:40]) * $signed(cu4_o_x[47:40]);
-  assign \$984  = $signed(cu4_o_w[55:48]) * $signed(cu4_o_x[55:48]);
-  assign \$985  = $signed(cu4_o_w[63:56]) * $signed(cu4_o_x[63:56]);
-  assign \$986  = $signed(1'h0) + $signed(cu4_p_product0);
-  assign \$987  = $signed(\$986 ) + $signed(cu4_p_product1);
-  assign \$988  = $signed(\$987 ) + $signed(cu4_p_product2);
-  assign \$989  = $signed(\$988 ) + $signed(cu4_p_product3);
-  assign \$990  = $signed(\$989 ) + $signed(cu4_p_product4);
-  assign \$991  = $signed(\$990 ) + $signed(cu4_p_product5);
-  assign \$992  = $signed(\$991 ) + $signed(cu4_p_product6);
-  assign \$993  = $signed(\$992 ) + $signed(cu4_p_product7);
-  assign \$994  = cu4_s_d0[0] & cu4_s_d0[2];
-  assign \$995  = cu7_free ? 3'h7 : 3'h0;
-  assign \$996  = cu6_free ? 3'h6 : \$995 ;
-  assign \$997  = cu5_free ? 3'h5 : \$996 ;
-  assign \$998  = cu4_free ? 3'h4 : \$997 ;
-  assign \$999  = cu3_free ? 3'h3 : \$998 ;
-  assign \$1000  = cu2_free ? 3'h2 : \$999 ;
-  assign \$1001  = cu1_free ? 3'h1 : \$1000 ;
-  assign \$1002  = cu0_free ? 3'h0 : \$1001 ;
-  assign \$1003  = \$1002  == 3'h5;
-  assign \$1004  = cu_issue & \$1003 ;
-  assign \$1005  = \$like$58  - 1'h1;
-  assign \$1006  = cu5_a_word == \$1005 ;
-  assign \$1007  = ~ \$1006 ;
-  assign \$1008  = cu5_a_word + 1'h1;
-  assign \$1009  = ! cu5_a_word;
-  assign \$1010  = \$like$58  - 1'h1;
-  assign \$1011  = cu5_a_word == \$1010 ;
-  assign \$1012  = $signed(cu5_o_w[7:0]) * $signed(cu5_o_x[7:0]);
-  assign \$1013  = $signed(cu5_o_w[15:8]) * $signed(cu5_o_x[15:8]);
-  assign \$1014  = $signed(cu5_o_w[23:16]) * $signed(cu5_o_x[23:16]);
-  assign \$1015  = $signed(cu5_o_w[31:24]) * $signed(cu5_o_x[31:24]);
-  assign \$1016  = $signed(cu5_o_w[39:32]) * $signed(cu5_o_x[39:32]);
-  assign \$1017  = $signed(cu5_o_w[47:40]) * $signed(cu5_o_x[47:40]);
-  assign \$1018  = $signed(cu5_o_w[55:48]) * $signed(cu5_o_x[55:48]);
-  assign \$1019  = $signed(cu5_o_w[63:56]) * $signed(cu5_o_x[63:56]);
-  assign \$1020  = $signed(1'h0) + $signed(cu5_p_product0);
-  assign \$1021  = $signed(\$1020 ) + $signed(cu5_p_product1);
-  assign \$1022  = $signed(\$1021 ) + $signed(cu5_p_product2);
-  assign \$1023  = $signed(\$1022 ) + $signed(cu5_p_product3);
-  assign \$1024  = $signed(\$1023 ) + $signed(cu5_p_product4);
-  assign \$1025  = $signed(\$1024 ) + $signed(cu5_p_product5);
-  assign \$1026  = $signed(\$1025 ) + $signed(cu5_p_product6);
-  assign \$1027  = $signed(\$1026 ) + $signed(cu5_p_product7);
-  assign \$1028  = cu5_s_d0[0] & cu5_s_d0[2];
-  assign \$1029  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1030  = cu6_free ? 3'h6 : \$1029 ;
-  assign \$1031  = cu5_free ? 3'h5 : \$1030 ;
-  assign \$1032  = cu4_free ? 3'h4 : \$1031 ;
-  assign \$1033  = cu3_free ? 3'h3 : \$1032 ;
-  assign \$1034  = cu2_free ? 3'h2 : \$1033 ;
-  assign \$1035  = cu1_free ? 3'h1 : \$1034 ;
-  assign \$1036  = cu0_free ? 3'h0 : \$1035 ;
-  assign \$1037  = \$1036  == 3'h6;
-  assign \$1038  = cu_issue & \$1037 ;
-  assign \$1039  = \$like$58  - 1'h1;
-  assign \$1040  = cu6_a_word == \$1039 ;
-  assign \$1041  = ~ \$1040 ;
-  assign \$1042  = cu6_a_word + 1'h1;
-  assign \$1043  = ! cu6_a_word;
-  assign \$1044  = \$like$58  - 1'h1;
-  assign \$1045  = cu6_a_word == \$1044 ;
-  assign \$1046  = $signed(cu6_o_w[7:0]) * $signed(cu6_o_x[7:0]);
-  assign \$1047  = $signed(cu6_o_w[15:8]) * $signed(cu6_o_x[15:8]);
-  assign \$1048  = $signed(cu6_o_w[23:16]) * $signed(cu6_o_x[23:16]);
-  assign \$1049  = $signed(cu6_o_w[31:24]) * $signed(cu6_o_x[31:24]);
-  assign \$1050  = $signed(cu6_o_w[39:32]) * $signed(cu6_o_x[39:32]);
-  assign \$1051  = $signed(cu6_o_w[47:40]) * $signed(cu6_o_x[47:40]);
-  assign \$1052  = $signed(cu6_o_w[55:48]) * $signed(cu6_o_x[55:48]);
-  assign \$1053  = $signed(cu6_o_w[63:56]) * $signed(cu6_o_x[63:56]);
-  assign \$1054  = $signed(1'h0) + $signed(cu6_p_product0);
-  assign \$1055  = $signed(\$1054 ) + $signed(cu6_p_product1);
-  assign \$1056  = $signed(\$1055 ) + $signed(cu6_p_product2);
-  assign \$1057  = $signed(\$1056 ) + $signed(cu6_p_product3);
-  assign \$1058  = $signed(\$1057 ) + $signed(cu6_p_product4);
-  assign \$1059  = $signed(\$1058 ) + $signed(cu6_p_product5);
-  assign \$1060  = $signed(\$1059 ) + $signed(cu6_p_product6);
-  assign \$1061  = $signed(\$1060 ) + $signed(cu6_p_product7);
-  assign \$1062  = cu6_s_d0[0] & cu6_s_d0[2];
-  assign \$1063  = cu7_free ? 3'h7 : 3'h0;
-  assign \$1064  = cu6_free ? 3'h6 : \$1063 ;
-  assign \$1065  = cu5_free ? 3'h5 : \$1064 ;
-  assign \$1066  = cu4_free ? 3'h4 : \$1065 ;
-  assign \$1067  = cu3_free ? 3'h3 : \$1066 ;
-  assign \$1068  = cu2_free ? 3'h2 : \$1067 ;
-  assign \$1069  = cu1_free ? 3'h1 : \$1068 ;
-  assign \$1070  = cu0_free ? 3'h0 : \$1069 ;
-  assign \$1071  = \$1070  == 3'h7;
-  assign \$1072  = cu_issue & \$1071 ;
-  assign \$1073  = \$like$58  - 1'h1;
-  assign \$1074  = cu7_a_word == \$1073 ;
-  assign \$1075  = ~ \$1074 ;
-  assign \$1076  = cu7_a_word + 1'h1;
-  assign \$1077  = ! cu7_a_word;
-  assign \$1078  = \$like$58  - 1'h1;
-  assign \$1079  = cu7_a_word == \$1078 ;
-  assign \$1080  = $signed(cu7_o_w[7:0]) * $signed(cu7_o_x[7:0]);
-  assign \$1081  = $signed(cu7_o_w[15:8]) * $signed(cu7_o_x[15:8]);
-  assign \$1082  = $signed(cu7_o_w[23:16]) * $signed(cu7_o_x[23:16]);
-  assign \$1083  = $signed(cu7_o_w[31:24]) * $signed(cu7_o_x[31:24]);
-  assign \$1084  = $signed(cu7_o_w[39:32]) * $signed(cu7_o_x[39:32]);
-  assign \$1085  = $signed(cu7_o_w[47:40]) * $signed(cu7_o_x[47:40]);
-  assign \$1086  = $signed(cu7_o_w[55:48]) * $signed(cu7_o_x[55:48]);
-  assign \$1087  = $signed(cu7_o_w[63:56]) * $signed(cu7_o_x[63:56]);
-  assign \$1088  = $signed(1'h0) + $signed(cu7_p_product0);
-  assign \$1089  = $signed(\$1088 ) + $signed(cu7_p_product1);
-  assign \$1090  = $signed(\$1089 ) + $signed(cu7_p_product2);
-  assign \$1091  = $signed(\$1090 ) + $signed(cu7_p_product3);
-  assign \$1092  = $signed(\$1091 ) + $signed(cu7_p_product4);
-  assign \$1093  = $signed(\$1092 ) + $signed(cu7_p_product5);
-  assign \$1094  = $signed(\$1093 ) + $signed(cu7_p_product6);
-  assign \$1095  = $signed(\$1094 ) + $signed(cu7_p_product7);
-  assign \$1096  = cu7_s_d0[0] & cu7_s_d0[2];
-  assign \$1097  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1098  = bincu0_free ? 1'h0 : \$1097 ;
-  assign \$1099  = ! \$1098 ;
-  assign \$1100  = lane_issue & \$1099 ;
-  assign \$1101  = \$like$242  - 1'h1;
-  assign \$1102  = bincu0_a_word == \$1101 ;
-  assign \$1103  = ~ \$1102 ;
-  assign \$1104  = bincu0_a_word + 1'h1;
-  assign \$1105  = \$like$242  - 1'h1;
-  assign \$1106  = bincu0_a_word == \$1105 ;
-  assign \$1107  = bincu1_free ? 1'h1 : 1'h0;
-  assign \$1108  = bincu0_free ? 1'h0 : \$1107 ;
-  assign \$1110  = lane_issue & \$1109 ;
-  assign \$1111  = \$like$242  - 1'h1;
-  assign \$1112  = bincu1_a_word == \$1111 ;
-  assign \$1113  = ~ \$1112 ;
-  assign \$1114  = bincu1_a_word + 1'h1;
-  assign \$1115  = \$like$242  - 1'h1;
-  assign \$1116  = bincu1_a_word == \$1115 ;
-  assign \$1117  = \$signal$24  + 1'h1;
-  assign \$1118  = ! \$signal$63 ;
-  assign \$1120  = \$signal$520  + 1'h1;
-  assign \$1121  = \$signal$276  ? n_in : 10'h000;
-  assign \$1122  = macs + \$1121 ;
-  assign \$1123  = \$500 [9:0] == run_target;
-  assign \$1124  = ~ \$signal$63 ;
-  assign \$1125  = ! \$signal$63 ;
-  assign \$1126  = \$signal$520  + 1'h1;
-  assign \$1127  = \$signal$276  ? n_in : 10'h000;
-  assign \$1128  = macs + \$1127 ;
-  assign \$1130  = \$signal$520  + 1'h1;
-  assign \$1131  = \$signal$276  ? n_in : 10'h000;
-  assign \$1132  = macs + \$1131 ;
-  assign \$1133  = ~ running;
-  assign \$1134  = \$signal  >> \$signal$63 ;
-  assign \$1135  = \$1133  & \$1134 ;
-  assign \$1136  = out_full >> \$signal$63 ;
-  assign \$1137  = ~ \$1136 ;
-  assign \$1138  = \$1135  & \$1137 ;
-  assign \$1139  = ! \$signal$63 ;
-  assign \$1141  = y__valid & y__ready;
-  assign \$1142  = \$like$338  - 1'h1;
-  assign \$1143  = \$signal$335  == \$1142 ;
-  assign \$1144  = \$signal$335  + 1'h1;
-  assign \$1145  = \$1143  ? 6'h00 : \$1144 ;
-  assign \$1146  = \$like$338  - 1'h1;
-  assign \$1147  = \$signal$335  == \$1146 ;
-  assign \$1148  = out_buf ? out1_vectors : out0_vectors;
-  assign \$1149  = \$1148  - 1'h1;
-  assign \$1150  = out_v == \$1149 ;
-  assign \$1151  = \$1147  & \$1150 ;
-  assign \$1152  = \$like$338  - 1'h1;
-  assign \$1153  = \$signal$335  == \$1152 ;
-  assign \$1154  = out_v + 1'h1;
-  assign \$1155  = \$1153  ? \$1154  : { 1'h0, out_v };
-  assign \$1156  = \$1151  ? 5'h00 : \$1155 ;
-  assign \$1157  = \$like$338  - 1'h1;
-  assign \$1158  = \$signal$335  == \$1157 ;
-  assign \$1159  = out_buf ? out1_vectors : out0_vectors;
-  assign \$1160  = \$1159  - 1'h1;
-  assign \$1161  = out_v == \$1160 ;
-  assign \$1162  = \$1158  & \$1161 ;
-  assign \$1163  = ~ out_buf;
-  always @(posedge clk)
-    n_in <= \$1166 ;
-  always @(posedge clk)
-    \$like$338  <= \$1167 ;
-  always @(posedge clk)
-    n_proxies <= \$1168 ;
-  always @(posedge clk)
-    last_k <= \$1169 ;
-  always @(posedge clk)
-    \$like$58  <= \$1170 ;
-  always @(posedge clk)
-    \$like$242  <= \$1171 ;
-  always @(posedge clk)
-    tail_bits <= \$1172 ;
-  always @(posedge clk)
-    cu0_table_waddr <= \$1173 ;
-  always @(posedge clk)
-    \$signal$44  <= \$1174 ;
-  always @(posedge clk)
-    \$signal$43  <= \$1175 ;
+  assign \$940  = cu4_a_word + 1'h1;
+  assign \$941  = ! cu4_a_word;
+  assign \$942  = cu4_a_word == last_word;
+  assign \$943  = $signed(cu4_o_w[7:0]) * $signed(cu4_o_x[7:0]);
+  assign \$944  = $signed(cu4_o_w[15:8]) * $signed(cu4_o_x[15:8]);
+  assign \$945  = $signed(cu4_o_w[23:16]) * $signed(cu4_o_x[23:16]);
+  assign \$946  = $signed(cu4_o_w[31:24]) * $signed(cu4_o_x[31:24]);
+  assign \$947  = $signed(cu4_o_w[39:32]) * $signed(cu4_o_x[39:32]);
+  assign \$948  = $signed(cu4_o_w[47:40]) * $signed(cu4_o_x[47:40]);
+  assign \$949  = $signed(cu4_o_w[55:48]) * $signed(cu4_o_x[55:48]);
+  assign \$950  = $signed(cu4_o_w[63:56]) * $signed(cu4_o_x[63:56]);
+  assign \$951  = $signed(1'h0) + $signed(cu4_p_product0);
+  assign \$952  = $signed(\$951 ) + $signed(cu4_p_product1);
+  assign \$953  = $signed(\$952 ) + $signed(cu4_p_product2);
+  assign \$954  = $signed(\$953 ) + $signed(cu4_p_product3);
+  assign \$955  = $signed(\$954 ) + $signed(cu4_p_product4);
+  assign \$956  = $signed(\$955 ) + $signed(cu4_p_product5);
+  assign \$957  = $signed(\$956 ) + $signed(cu4_p_product6);
+  assign \$958  = $signed(\$957 ) + $signed(cu4_p_product7);
+  assign \$959  = cu4_s_d0[0] & cu4_s_d0[2];
+  assign \$960  = cu7_free ? 3'h7 : 3'h0;
+  assign \$961  = cu6_free ? 3'h6 : \$960 ;
+  assign \$962  = cu5_free ? 3'h5 : \$961 ;
+  assign \$963  = cu4_free ? 3'h4 : \$962 ;
+  assign \$964  = cu3_free ? 3'h3 : \$963 ;
+  assign \$965  = cu2_free ? 3'h2 : \$964 ;
+  assign \$966  = cu1_free ? 3'h1 : \$965 ;
+  assign \$967  = cu0_free ? 3'h0 : \$966 ;
+  assign \$968  = \$967  == 3'h5;
+  assign \$969  = cu_issue & \$968 ;
+  assign \$970  = cu5_a_word == last_word;
+  assign \$971  = ~ \$970 ;
+  assign \$972  = cu5_a_word + 1'h1;
+  assign \$973  = ! cu5_a_word;
+  assign \$974  = cu5_a_word == last_word;
+  assign \$975  = $signed(cu5_o_w[7:0]) * $signed(cu5_o_x[7:0]);
+  assign \$976  = $signed(cu5_o_w[15:8]) * $signed(cu5_o_x[15:8]);
+  assign \$977  = $signed(cu5_o_w[23:16]) * $signed(cu5_o_x[23:16]);
+  assign \$978  = $signed(cu5_o_w[31:24]) * $signed(cu5_o_x[31:24]);
+  assign \$979  = $signed(cu5_o_w[39:32]) * $signed(cu5_o_x[39:32]);
+  assign \$980  = $signed(cu5_o_w[47:40]) * $signed(cu5_o_x[47:40]);
+  assign \$981  = $signed(cu5_o_w[55:48]) * $signed(cu5_o_x[55:48]);
+  assign \$982  = $signed(cu5_o_w[63:56]) * $signed(cu5_o_x[63:56]);
+  assign \$983  = $signed(1'h0) + $signed(cu5_p_product0);
+  assign \$984  = $signed(\$983 ) + $signed(cu5_p_product1);
+  assign \$985  = $signed(\$984 ) + $signed(cu5_p_product2);
+  assign \$986  = $signed(\$985 ) + $signed(cu5_p_product3);
+  assign \$987  = $signed(\$986 ) + $signed(cu5_p_product4);
+  assign \$988  = $signed(\$987 ) + $signed(cu5_p_product5);
+  assign \$989  = $signed(\$988 ) + $signed(cu5_p_product6);
+  assign \$990  = $signed(\$989 ) + $signed(cu5_p_product7);
+  assign \$991  = cu5_s_d0[0] & cu5_s_d0[2];
+  assign \$992  = cu7_free ? 3'h7 : 3'h0;
+  assign \$993  = cu6_free ? 3'h6 : \$992 ;
+  assign \$994  = cu5_free ? 3'h5 : \$993 ;
+  assign \$995  = cu4_free ? 3'h4 : \$994 ;
+  assign \$996  = cu3_free ? 3'h3 : \$995 ;
+  assign \$997  = cu2_free ? 3'h2 : \$996 ;
+  assign \$998  = cu1_free ? 3'h1 : \$997 ;
+  assign \$999  = cu0_free ? 3'h0 : \$998 ;
+  assign \$1000  = \$999  == 3'h6;
+  assign \$1001  = cu_issue & \$1000 ;
+  assign \$1002  = cu6_a_word == last_word;
+  assign \$1003  = ~ \$1002 ;
+  assign \$1004  = cu6_a_word + 1'h1;
+  assign \$1005  = ! cu6_a_word;
+  assign \$1006  = cu6_a_word == last_word;
+  assign \$1007  = $signed(cu6_o_w[7:0]) * $signed(cu6_o_x[7:0]);
+  assign \$1008  = $signed(cu6_o_w[15:8]) * $signed(cu6_o_x[15:8]);
+  assign \$1009  = $signed(cu6_o_w[23:16]) * $signed(cu6_o_x[23:16]);
+  assign \$1010  = $signed(cu6_o_w[31:24]) * $signed(cu6_o_x[31:24]);
+  assign \$1011  = $signed(cu6_o_w[39:32]) * $signed(cu6_o_x[39:32]);
+  assign \$1012  = $signed(cu6_o_w[47:40]) * $signed(cu6_o_x[47:40]);
+  assign \$1013  = $signed(cu6_o_w[55:48]) * $signed(cu6_o_x[55:48]);
+  assign \$1014  = $signed(cu6_o_w[63:56]) * $signed(cu6_o_x[63:56]);
+  assign \$1015  = $signed(1'h0) + $signed(cu6_p_product0);
+  assign \$1016  = $signed(\$1015 ) + $signed(cu6_p_product1);
+  assign \$1017  = $signed(\$1016 ) + $signed(cu6_p_product2);
+  assign \$1018  = $signed(\$1017 ) + $signed(cu6_p_product3);
+  assign \$1019  = $signed(\$1018 ) + $signed(cu6_p_product4);
+  assign \$1020  = $signed(\$1019 ) + $signed(cu6_p_product5);
+  assign \$1021  = $signed(\$1020 ) + $signed(cu6_p_product6);
+  assign \$1022  = $signed(\$1021 ) + $signed(cu6_p_product7);
+  assign \$1023  = cu6_s_d0[0] & cu6_s_d0[2];
+  assign \$1024  = cu7_free ? 3'h7 : 3'h0;
+  assign \$1025  = cu6_free ? 3'h6 : \$1024 ;
+  assign \$1026  = cu5_free ? 3'h5 : \$1025 ;
+  assign \$1027  = cu4_free ? 3'h4 : \$1026 ;
+  assign \$1028  = cu3_free ? 3'h3 : \$1027 ;
+  assign \$1029  = cu2_free ? 3'h2 : \$1028 ;
+  assign \$1030  = cu1_free ? 3'h1 : \$1029 ;
+  assign \$1031  = cu0_free ? 3'h0 : \$1030 ;
+  assign \$1032  = \$1031  == 3'h7;
+  assign \$1033  = cu_issue & \$1032 ;
+  assign \$1034  = cu7_a_word == last_word;
+  assign \$1035  = ~ \$1034 ;
+  assign \$1036  = cu7_a_word + 1'h1;
+  assign \$1037  = ! cu7_a_word;
+  assign \$1038  = cu7_a_word == last_word;
+  assign \$1039  = $signed(cu7_o_w[7:0]) * $signed(cu7_o_x[7:0]);
+  assign \$1040  = $signed(cu7_o_w[15:8]) * $signed(cu7_o_x[15:8]);
+  assign \$1041  = $signed(cu7_o_w[23:16]) * $signed(cu7_o_x[23:16]);
+  assign \$1042  = $signed(cu7_o_w[31:24]) * $signed(cu7_o_x[31:24]);
+  assign \$1043  = $signed(cu7_o_w[39:32]) * $signed(cu7_o_x[39:32]);
+  assign \$1044  = $signed(cu7_o_w[47:40]) * $signed(cu7_o_x[47:40]);
+  assign \$1045  = $signed(cu7_o_w[55:48]) * $signed(cu7_o_x[55:48]);
+  assign \$1046  = $signed(cu7_o_w[63:56]) * $signed(cu7_o_x[63:56]);
+  assign \$1047  = $signed(1'h0) + $signed(cu7_p_product0);
+  assign \$1048  = $signed(\$1047 ) + $signed(cu7_p_product1);
+  assign \$1049  = $signed(\$1048 ) + $signed(cu7_p_product2);
+  assign \$1050  = $signed(\$1049 ) + $signed(cu7_p_product3);
+  assign \$1051  = $signed(\$1050 ) + $signed(cu7_p_product4);
+  assign \$1052  = $signed(\$1051 ) + $signed(cu7_p_product5);
+  assign \$1053  = $signed(\$1052 ) + $signed(cu7_p_product6);
+  assign \$1054  = $signed(\$1053 ) + $signed(cu7_p_product7);
+  assign \$1055  = cu7_s_d0[0] & cu7_s_d0[2];
+  assign \$1056  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1057  = bincu0_free ? 1'h0 : \$1056 ;
+  assign \$1058  = ! \$1057 ;
+  assign \$1059  = lane_issue & \$1058 ;
+  assign \$1060  = bincu0_a_word == last_bin_word;
+  assign \$1061  = ~ \$1060 ;
+  assign \$1062  = bincu0_a_word + 1'h1;
+  assign \$1063  = bincu0_a_word == last_bin_word;
+  assign \$1064  = bincu1_free ? 1'h1 : 1'h0;
+  assign \$1065  = bincu0_free ? 1'h0 : \$1064 ;
+  assign \$1067  = lane_issue & \$1066 ;
+  assign \$1068  = bincu1_a_word == last_bin_word;
+  assign \$1069  = ~ \$1068 ;
+  assign \$1070  = bincu1_a_word + 1'h1;
+  assign \$1071  = bincu1_a_word == last_bin_word;
+  assign \$1072  = decided + 1'h1;
+  assign \$1073  = decided == \$signal$23 ;
+  assign \$1074  = \$signal$284  & \$1073 ;
+  assign \$1075  = \$signal$23  + 1'h1;
+  assign \$1076  = decided == \$1075 ;
+  assign \$1077  = \$signal$284  & \$1076 ;
+  assign \$1078  = \$signal$23  + 1'h1;
+  assign \$1079  = proxy_zero >> \$1078 [8:0];
+  assign \$1080  = \$1077  ? proxy_is_zero : \$1079 ;
+  assign \$1081  = ! \$signal$64 ;
+  assign \$1083  = \$signal$522  + 1'h1;
+  assign \$1084  = \$signal$277  ? n_in : 10'h000;
+  assign \$1085  = macs + \$1084 ;
+  assign \$1086  = \$490 [9:0] == run_target;
+  assign \$1087  = ~ \$signal$64 ;
+  assign \$1088  = ! \$signal$64 ;
+  assign \$1089  = \$signal$522  + 1'h1;
+  assign \$1090  = \$signal$277  ? n_in : 10'h000;
+  assign \$1091  = macs + \$1090 ;
+  assign \$1093  = \$signal$522  + 1'h1;
+  assign \$1094  = \$signal$277  ? n_in : 10'h000;
+  assign \$1095  = macs + \$1094 ;
+  assign \$1096  = ~ running;
+  assign \$1097  = \$signal  >> \$signal$64 ;
+  assign \$1098  = \$1096  & \$1097 ;
+  assign \$1099  = out_full >> \$signal$64 ;
+  assign \$1100  = ~ \$1099 ;
+  assign \$1101  = \$1098  & \$1100 ;
+  assign \$1102  = ! \$signal$64 ;
+  assign \$1104  = y__valid & y__ready;
+  assign \$1105  = n_out - 1'h1;
+  assign \$1106  = \$signal$336  == \$1105 ;
+  assign \$1107  = \$signal$336  + 1'h1;
+  assign \$1108  = \$1106  ? 6'h00 : \$1107 ;
+  assign \$1109  = n_out - 1'h1;
+  assign \$1110  = \$signal$336  == \$1109 ;
+  assign \$1111  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1112  = \$1111  - 1'h1;
+  assign \$1113  = out_v == \$1112 ;
+  assign \$1114  = \$1110  & \$1113 ;
+  assign \$1115  = n_out - 1'h1;
+  assign \$1116  = \$signal$336  == \$1115 ;
+  assign \$1117  = out_v + 1'h1;
+  assign \$1118  = \$1116  ? \$1117  : { 1'h0, out_v };
+  assign \$1119  = \$1114  ? 5'h00 : \$1118 ;
+  assign \$1120  = n_out - 1'h1;
+  assign \$1121  = \$signal$336  == \$1120 ;
+  assign \$1122  = out_buf ? out1_vectors : out0_vectors;
+  assign \$1123  = \$1122  - 1'h1;
+  assign \$1124  = out_v == \$1123 ;
+  assign \$1125  = \$1121  & \$1124 ;
+  assign \$1126  = ~ out_buf;
   always @(posedge clk)
-    \$signal$228  <= \$1176 ;
+    n_in <= \$1129 ;
   always @(posedge clk)
-    \$signal$226  <= \$1177 ;
+    n_out <= \$1130 ;
   always @(posedge clk)
-    \$signal$229  <= \$1178 ;
+    n_proxies <= \$1131 ;
   always @(posedge clk)
-    \$signal$48  <= \$1179 ;
+    last_k <= \$1132 ;
   always @(posedge clk)
-    \$signal$234  <= \$1180 ;
+    last_word <= \$1133 ;
   always @(posedge clk)
-    x_bin <= \$1181 ;
+    last_bin_word <= \$1134 ;
   always @(posedge clk)
-    x_bits_acc <= \$1182 ;
+    tail_bits <= \$1135 ;
   always @(posedge clk)
-    x_vec <= \$1183 ;
+    cu0_table_waddr <= \$1136 ;
   always @(posedge clk)
-    x_target <= \$1184 ;
+    \$signal$45  <= \$1137 ;
   always @(posedge clk)
-    enable <= \$1185 ;
+    \$signal$44  <= \$1138 ;
   always @(posedge clk)
-    size0 <= \$1186 ;
+    \$signal$229  <= \$1139 ;
   always @(posedge clk)
-    size1 <= \$1187 ;
+    \$signal$227  <= \$1140 ;
   always @(posedge clk)
-    size2 <= \$1188 ;
+    \$signal$230  <= \$1141 ;
   always @(posedge clk)
-    size3 <= \$1189 ;
+    \$signal$49  <= \$1142 ;
   always @(posedge clk)
-    size4 <= \$1190 ;
+    \$signal$235  <= \$1143 ;
   always @(posedge clk)
-    size5 <= \$1191 ;
+    x_bin <= \$1144 ;
   always @(posedge clk)
-    size6 <= \$1192 ;
+    x_bits_acc <= \$1145 ;
   always @(posedge clk)
-    size7 <= \$1193 ;
+    x_vec <= \$1146 ;
   always @(posedge clk)
-    size8 <= \$1194 ;
+    x_target <= \$1147 ;
   always @(posedge clk)
-    size9 <= \$1195 ;
+    enable <= \$1148 ;
   always @(posedge clk)
-    size10 <= \$1196 ;
+    size0 <= \$1149 ;
   always @(posedge clk)
-    size11 <= \$1197 ;
+    size1 <= \$1150 ;
   always @(posedge clk)
-    size12 <= \$1198 ;
+    size2 <= \$1151 ;
   always @(posedge clk)
-    size13 <= \$1199 ;
+    size3 <= \$1152 ;
   always @(posedge clk)
-    size14 <= \$1200 ;
+    size4 <= \$1153 ;
   always @(posedge clk)
-    size15 <= \$1201 ;
+    size5 <= \$1154 ;
   always @(posedge clk)
-    size16 <= \$1202 ;
+    size6 <= \$1155 ;
   always @(posedge clk)
-    size17 <= \$1203 ;
+    size7 <= \$1156 ;
   always @(posedge clk)
-    size18 <= \$1204 ;
+    size8 <= \$1157 ;
   always @(posedge clk)
-    size19 <= \$1205 ;
+    size9 <= \$1158 ;
   always @(posedge clk)
-    size20 <= \$1206 ;
+    size10 <= \$1159 ;
   always @(posedge clk)
-    size21 <= \$1207 ;
+    size11 <= \$1160 ;
   always @(posedge clk)
-    size22 <= \$1208 ;
+    size12 <= \$1161 ;
   always @(posedge clk)
-    size23 <= \$1209 ;
+    size13 <= \$1162 ;
   always @(posedge clk)
-    size24 <= \$1210 ;
+    size14 <= \$1163 ;
   always @(posedge clk)
-    size25 <= \$1211 ;
+    size15 <= \$1164 ;
   always @(posedge clk)
-    size26 <= \$1212 ;
+    size16 <= \$1165 ;
   always @(posedge clk)
-    size27 <= \$1213 ;
+    size17 <= \$1166 ;
   always @(posedge clk)
-    size28 <= \$1214 ;
+    size18 <= \$1167 ;
   always @(posedge clk)
-    size29 <= \$1215 ;
+    size19 <= \$1168 ;
   always @(posedge clk)
-    size30 <= \$1216 ;
+    size20 <= \$1169 ;
   always @(posedge clk)
-    size31 <= \$1217 ;
+    size21 <= \$1170 ;
   always @(posedge clk)
-    \$signal  <= \$1218 ;
+    size22 <= \$1171 ;
   always @(posedge clk)
-    \$signal$12  <= \$1219 ;
+    size23 <= \$1172 ;
   always @(posedge clk)
-    in0_vectors <= \$1220 ;
+    size24 <= \$1173 ;
   always @(posedge clk)
-    in0_target <= \$1221 ;
+    size25 <= \$1174 ;
   always @(posedge clk)
-    in1_vectors <= \$1222 ;
+    size26 <= \$1175 ;
   always @(posedge clk)
-    in1_target <= \$1223 ;
+    size27 <= \$1176 ;
   always @(posedge clk)
-    \$signal$38  <= \$1224 ;
+    size28 <= \$1177 ;
   always @(posedge clk)
-    proxy_v <= \$1225 ;
+    size29 <= \$1178 ;
   always @(posedge clk)
-    \$signal$28  <= \$1226 ;
+    size30 <= \$1179 ;
   always @(posedge clk)
-    \$like  <= \$1227 ;
+    size31 <= \$1180 ;
   always @(posedge clk)
-    \$signal$23  <= \$1228 ;
+    \$signal  <= \$1181 ;
   always @(posedge clk)
-    \$signal$387  <= \$1229 ;
+    \$signal$12  <= \$1182 ;
   always @(posedge clk)
-    \$signal$36  <= \$1230 ;
+    in0_vectors <= \$1183 ;
   always @(posedge clk)
-    cu0_a_valid <= \$1231 ;
+    in0_target <= \$1184 ;
   always @(posedge clk)
-    cu0_a_pos <= \$1232 ;
+    in1_vectors <= \$1185 ;
   always @(posedge clk)
-    cu0_a_v <= \$1233 ;
+    in1_target <= \$1186 ;
   always @(posedge clk)
-    cu0_a_word <= \$1234 ;
+    \$signal$38  <= \$1187 ;
   always @(posedge clk)
-    cu0_b_d0 <= \$1235 ;
+    proxy_v <= \$1188 ;
   always @(posedge clk)
-    cu0_o_d0 <= \$1236 ;
+    \$signal$28  <= \$1189 ;
   always @(posedge clk)
-    cu0_p_d0 <= \$1237 ;
+    left <= \$1190 ;
   always @(posedge clk)
-    cu0_s_d0 <= \$1238 ;
+    \$signal$23  <= \$1191 ;
   always @(posedge clk)
-    cu0_o_w <= \$1239 ;
+    \$signal$388  <= \$1192 ;
   always @(posedge clk)
-    cu0_o_x <= \$1240 ;
+    \$signal$36  <= \$1193 ;
   always @(posedge clk)
-    cu0_p_product0 <= \$1241 ;
+    cu0_a_valid <= \$1194 ;
   always @(posedge clk)
-    cu0_p_product1 <= \$1242 ;
+    cu0_a_pos <= \$1195 ;
   always @(posedge clk)
-    cu0_p_product2 <= \$1243 ;
+    cu0_a_v <= \$1196 ;
   always @(posedge clk)
-    cu0_p_product3 <= \$1244 ;
+    cu0_a_word <= \$1197 ;
   always @(posedge clk)
-    cu0_p_product4 <= \$1245 ;
+    cu0_b_d0 <= \$1198 ;
   always @(posedge clk)
-    cu0_p_product5 <= \$1246 ;
+    cu0_o_d0 <= \$1199 ;
   always @(posedge clk)
-    cu0_p_product6 <= \$1247 ;
+    cu0_p_d0 <= \$1200 ;
   always @(posedge clk)
-    cu0_p_product7 <= \$1248 ;
+    cu0_s_d0 <= \$1201 ;
   always @(posedge clk)
-    cu0_s_dot <= \$1249 ;
+    cu0_o_w <= \$1202 ;
   always @(posedge clk)
-    cu0_psum <= \$1250 ;
+    cu0_o_x <= \$1203 ;
   always @(posedge clk)
-    cu0_c_valid <= \$1251 ;
+    cu0_p_product0 <= \$1204 ;
   always @(posedge clk)
-    cu0_c_acc <= \$1252 ;
+    cu0_p_product1 <= \$1205 ;
   always @(posedge clk)
-    cu0_c_idx <= \$1253 ;
+    cu0_p_product2 <= \$1206 ;
   always @(posedge clk)
-    cu0_c_pos <= \$1254 ;
+    cu0_p_product3 <= \$1207 ;
   always @(posedge clk)
-    cu0_c_v <= \$1255 ;
+    cu0_p_product4 <= \$1208 ;
   always @(posedge clk)
-    cu1_a_valid <= \$1256 ;
+    cu0_p_product5 <= \$1209 ;
   always @(posedge clk)
-    cu1_a_pos <= \$1257 ;
+    cu0_p_product6 <= \$1210 ;
   always @(posedge clk)
-    cu1_a_v <= \$1258 ;
+    cu0_p_product7 <= \$1211 ;
   always @(posedge clk)
-    cu1_a_word <= \$1259 ;
+    cu0_s_dot <= \$1212 ;
   always @(posedge clk)
-    cu1_b_d0 <= \$1260 ;
+    cu0_psum <= \$1213 ;
   always @(posedge clk)
-    cu1_o_d0 <= \$1261 ;
+    cu0_c_valid <= \$1214 ;
   always @(posedge clk)
-    cu1_p_d0 <= \$1262 ;
+    cu0_c_acc <= \$1215 ;
   always @(posedge clk)
-    cu1_s_d0 <= \$1263 ;
+    cu0_c_idx <= \$1216 ;
   always @(posedge clk)
-    cu1_o_w <= \$1264 ;
+    cu0_c_pos <= \$1217 ;
   always @(posedge clk)
-    cu1_o_x <= \$1265 ;
+    cu0_c_v <= \$1218 ;
   always @(posedge clk)
-    cu1_p_product0 <= \$1266 ;
+    cu1_a_valid <= \$1219 ;
   always @(posedge clk)
-    cu1_p_product1 <= \$1267 ;
+    cu1_a_pos <= \$1220 ;
   always @(posedge clk)
-    cu1_p_product2 <= \$1268 ;
+    cu1_a_v <= \$1221 ;
   always @(posedge clk)
-    cu1_p_product3 <= \$1269 ;
+    cu1_a_word <= \$1222 ;
   always @(posedge clk)
-    cu1_p_product4 <= \$1270 ;
+    cu1_b_d0 <= \$1223 ;
   always @(posedge clk)
-    cu1_p_product5 <= \$1271 ;
+    cu1_o_d0 <= \$1224 ;
   always @(posedge clk)
-    cu1_p_product6 <= \$1272 ;
+    cu1_p_d0 <= \$1225 ;
   always @(posedge clk)
-    cu1_p_product7 <= \$1273 ;
+    cu1_s_d0 <= \$1226 ;
   always @(posedge clk)
-    cu1_s_dot <= \$1274 ;
+    cu1_o_w <= \$1227 ;
   always @(posedge clk)
-    cu1_psum <= \$1275 ;
+    cu1_o_x <= \$1228 ;
   always @(posedge clk)
-    cu1_c_valid <= \$1276 ;
+    cu1_p_product0 <= \$1229 ;
   always @(posedge clk)
-    cu1_c_acc <= \$1277 ;
+    cu1_p_product1 <= \$1230 ;
   always @(posedge clk)
-    cu1_c_idx <= \$1278 ;
+    cu1_p_product2 <= \$1231 ;
   always @(posedge clk)
-    cu1_c_pos <= \$1279 ;
+    cu1_p_product3 <= \$1232 ;
   always @(posedge clk)
-    cu1_c_v <= \$1280 ;
+    cu1_p_product4 <= \$1233 ;
   always @(posedge clk)
-    cu2_a_valid <= \$1281 ;
+    cu1_p_product5 <= \$1234 ;
   always @(posedge clk)
-    cu2_a_pos <= \$1282 ;
+    cu1_p_product6 <= \$1235 ;
   always @(posedge clk)
-    cu2_a_v <= \$1283 ;
+    cu1_p_product7 <= \$1236 ;
   always @(posedge clk)
-    cu2_a_word <= \$1284 ;
+    cu1_s_dot <= \$1237 ;
   always @(posedge clk)
-    cu2_b_d0 <= \$1285 ;
+    cu1_psum <= \$1238 ;
   always @(posedge clk)
-    cu2_o_d0 <= \$1286 ;
+    cu1_c_valid <= \$1239 ;
   always @(posedge clk)
-    cu2_p_d0 <= \$1287 ;
+    cu1_c_acc <= \$1240 ;
   always @(posedge clk)
-    cu2_s_d0 <= \$1288 ;
+    cu1_c_idx <= \$1241 ;
   always @(posedge clk)
-    cu2_o_w <= \$1289 ;
+    cu1_c_pos <= \$1242 ;
   always @(posedge clk)
-    cu2_o_x <= \$1290 ;
+    cu1_c_v <= \$1243 ;
   always @(posedge clk)
-    cu2_p_product0 <= \$1291 ;
+    cu2_a_valid <= \$1244 ;
   always @(posedge clk)
-    cu2_p_product1 <= \$1292 ;
+    cu2_a_pos <= \$1245 ;
   always @(posedge clk)
-    cu2_p_product2 <= \$1293 ;
+    cu2_a_v <= \$1246 ;
   always @(posedge clk)
-    cu2_p_product3 <= \$1294 ;
+    cu2_a_word <= \$1247 ;
   always @(posedge clk)
-    cu2_p_product4 <= \$1295 ;
+    cu2_b_d0 <= \$1248 ;
   always @(posedge clk)
-    cu2_p_product5 <= \$1296 ;
+    cu2_o_d0 <= \$1249 ;
   always @(posedge clk)
-    cu2_p_product6 <= \$1297 ;
+    cu2_p_d0 <= \$1250 ;
   always @(posedge clk)
-    cu2_p_product7 <= \$1298 ;
+    cu2_s_d0 <= \$1251 ;
   always @(posedge clk)
-    cu2_s_dot <= \$1299 ;
+    cu2_o_w <= \$1252 ;
   always @(posedge clk)
-    cu2_psum <= \$1300 ;
+    cu2_o_x <= \$1253 ;
   always @(posedge clk)
-    cu2_c_valid <= \$1301 ;
+    cu2_p_product0 <= \$1254 ;
   always @(posedge clk)
-    cu2_c_acc <= \$1302 ;
+    cu2_p_product1 <= \$1255 ;
   always @(posedge clk)
-    cu2_c_idx <= \$1303 ;
+    cu2_p_product2 <= \$1256 ;
   always @(posedge clk)
-    cu2_c_pos <= \$1304 ;
+    cu2_p_product3 <= \$1257 ;
   always @(posedge clk)
-    cu2_c_v <= \$1305 ;
+    cu2_p_product4 <= \$1258 ;
   always @(posedge clk)
-    cu3_a_valid <= \$1306 ;
+    cu2_p_product5 <= \$1259 ;
   always @(posedge clk)
-    cu3_a_pos <= \$1307 ;
+    cu2_p_product6 <= \$1260 ;
   always @(posedge clk)
-    cu3_a_v <= \$1308 ;
+    cu2_p_product7 <= \$1261 ;
   always @(posedge clk)
-    cu3_a_word <= \$1309 ;
+    cu2_s_dot <= \$1262 ;
   always @(posedge clk)
-    cu3_b_d0 <= \$1310 ;
+    cu2_psum <= \$1263 ;
   always @(posedge clk)
-    cu3_o_d0 <= \$1311 ;
+    cu2_c_valid <= \$1264 ;
   always @(posedge clk)
-    cu3_p_d0 <= \$1312 ;
+    cu2_c_acc <= \$1265 ;
   always @(posedge clk)
-    cu3_s_d0 <= \$1313 ;
+    cu2_c_idx <= \$1266 ;
   always @(posedge clk)
-    cu3_o_w <= \$1314 ;
+    cu2_c_pos <= \$1267 ;
   always @(posedge clk)
-    cu3_o_x <= \$1315 ;
+    cu2_c_v <= \$1268 ;
   always @(posedge clk)
-    cu3_p_product0 <= \$1316 ;
+    cu3_a_valid <= \$1269 ;
   always @(posedge clk)
-    cu3_p_product1 <= \$1317 ;
+    cu3_a_pos <= \$1270 ;
   always @(posedge clk)
-    cu3_p_product2 <= \$1318 ;
+    cu3_a_v <= \$1271 ;
   always @(posedge clk)
-    cu3_p_product3 <= \$1319 ;
+    cu3_a_word <= \$1272 ;
   always @(posedge clk)
-    cu3_p_product4 <= \$1320 ;
+    cu3_b_d0 <= \$1273 ;
   always @(posedge clk)
-    cu3_p_product5 <= \$1321 ;
+    cu3_o_d0 <= \$1274 ;
   always @(posedge clk)
-    cu3_p_product6 <= \$1322 ;
+    cu3_p_d0 <= \$1275 ;
   always @(posedge clk)
-    cu3_p_product7 <= \$1323 ;
+    cu3_s_d0 <= \$1276 ;
   always @(posedge clk)
-    cu3_s_dot <= \$1324 ;
+    cu3_o_w <= \$1277 ;
   always @(posedge clk)
-    cu3_psum <= \$1325 ;
+    cu3_o_x <= \$1278 ;
   always @(posedge clk)
-    cu3_c_valid <= \$1326 ;
+    cu3_p_product0 <= \$1279 ;
   always @(posedge clk)
-    cu3_c_acc <= \$1327 ;
+    cu3_p_product1 <= \$1280 ;
   always @(posedge clk)
-    cu3_c_idx <= \$1328 ;
+    cu3_p_product2 <= \$1281 ;
   always @(posedge clk)
-    cu3_c_pos <= \$1329 ;
+    cu3_p_product3 <= \$1282 ;
   always @(posedge clk)
-    cu3_c_v <= \$1330 ;
+    cu3_p_product4 <= \$1283 ;
   always @(posedge clk)
-    cu4_a_valid <= \$1331 ;
+    cu3_p_product5 <= \$1284 ;
   always @(posedge clk)
-    cu4_a_pos <= \$1332 ;
+    cu3_p_product6 <= \$1285 ;
   always @(posedge clk)
-    cu4_a_v <= \$1333 ;
+    cu3_p_product7 <= \$1286 ;
   always @(posedge clk)
-    cu4_a_word <= \$1334 ;
+    cu3_s_dot <= \$1287 ;
   always @(posedge clk)
-    cu4_b_d0 <= \$1335 ;
+    cu3_psum <= \$1288 ;
   always @(posedge clk)
-    cu4_o_d0 <= \$1336 ;
+    cu3_c_valid <= \$1289 ;
   always @(posedge clk)
-    cu4_p_d0 <= \$1337 ;
+    cu3_c_acc <= \$1290 ;
   always @(posedge clk)
-    cu4_s_d0 <= \$1338 ;
+    cu3_c_idx <= \$1291 ;
   always @(posedge clk)
-    cu4_o_w <= \$1339 ;
+    cu3_c_pos <= \$1292 ;
   always @(posedge clk)
-    cu4_o_x <= \$1340 ;
+    cu3_c_v <= \$1293 ;
   always @(posedge clk)
-    cu4_p_product0 <= \$1341 ;
+    cu4_a_valid <= \$1294 ;
   always @(posedge clk)
-    cu4_p_product1 <= \$1342 ;
+    cu4_a_pos <= \$1295 ;
   always @(posedge clk)
-    cu4_p_product2 <= \$1343 ;
+    cu4_a_v <= \$1296 ;
   always @(posedge clk)
-    cu4_p_product3 <= \$1344 ;
+    cu4_a_word <= \$1297 ;
   always @(posedge clk)
-    cu4_p_product4 <= \$1345 ;
+    cu4_b_d0 <= \$1298 ;
   always @(posedge clk)
-    cu4_p_product5 <= \$1346 ;
+    cu4_o_d0 <= \$1299 ;
   always @(posedge clk)
-    cu4_p_product6 <= \$1347 ;
+    cu4_p_d0 <= \$1300 ;
   always @(posedge clk)
-    cu4_p_product7 <= \$1348 ;
+    cu4_s_d0 <= \$1301 ;
   always @(posedge clk)
-    cu4_s_dot <= \$1349 ;
+    cu4_o_w <= \$1302 ;
   always @(posedge clk)
-    cu4_psum <= \$1350 ;
+    cu4_o_x <= \$1303 ;
   always @(posedge clk)
-    cu4_c_valid <= \$1351 ;
+    cu4_p_product0 <= \$1304 ;
   always @(posedge clk)
-    cu4_c_acc <= \$1352 ;
+    cu4_p_product1 <= \$1305 ;
   always @(posedge clk)
-    cu4_c_idx <= \$1353 ;
+    cu4_p_product2 <= \$1306 ;
   always @(posedge clk)
-    cu4_c_pos <= \$1354 ;
+    cu4_p_product3 <= \$1307 ;
   always @(posedge clk)
-    cu4_c_v <= \$1355 ;
+    cu4_p_product4 <= \$1308 ;
   always @(posedge clk)
-    cu5_a_valid <= \$1356 ;
+    cu4_p_product5 <= \$1309 ;
   always @(posedge clk)
-    cu5_a_pos <= \$1357 ;
+    cu4_p_product6 <= \$1310 ;
   always @(posedge clk)
-    cu5_a_v <= \$1358 ;
+    cu4_p_product7 <= \$1311 ;
   always @(posedge clk)
-    cu5_a_word <= \$1359 ;
+    cu4_s_dot <= \$1312 ;
   always @(posedge clk)
-    cu5_b_d0 <= \$1360 ;
+    cu4_psum <= \$1313 ;
   always @(posedge clk)
-    cu5_o_d0 <= \$1361 ;
+    cu4_c_valid <= \$1314 ;
   always @(posedge clk)
-    cu5_p_d0 <= \$1362 ;
+    cu4_c_acc <= \$1315 ;
   always @(posedge clk)
-    cu5_s_d0 <= \$1363 ;
+    cu4_c_idx <= \$1316 ;
   always @(posedge clk)
-    cu5_o_w <= \$1364 ;
+    cu4_c_pos <= \$1317 ;
   always @(posedge clk)
-    cu5_o_x <= \$1365 ;
+    cu4_c_v <= \$1318 ;
   always @(posedge clk)
-    cu5_p_product0 <= \$1366 ;
+    cu5_a_valid <= \$1319 ;
   always @(posedge clk)
-    cu5_p_product1 <= \$1367 ;
+    cu5_a_pos <= \$1320 ;
   always @(posedge clk)
-    cu5_p_product2 <= \$1368 ;
+    cu5_a_v <= \$1321 ;
   always @(posedge clk)
-    cu5_p_product3 <= \$1369 ;
+    cu5_a_word <= \$1322 ;
   always @(posedge clk)
-    cu5_p_product4 <= \$1370 ;
+    cu5_b_d0 <= \$1323 ;
   always @(posedge clk)
-    cu5_p_product5 <= \$1371 ;
+    cu5_o_d0 <= \$1324 ;
   always @(posedge clk)
-    cu5_p_product6 <= \$1372 ;
+    cu5_p_d0 <= \$1325 ;
   always @(posedge clk)
-    cu5_p_product7 <= \$1373 ;
+    cu5_s_d0 <= \$1326 ;
   always @(posedge clk)
-    cu5_s_dot <= \$1374 ;
+    cu5_o_w <= \$1327 ;
   always @(posedge clk)
-    cu5_psum <= \$1375 ;
+    cu5_o_x <= \$1328 ;
   always @(posedge clk)
-    cu5_c_valid <= \$1376 ;
+    cu5_p_product0 <= \$1329 ;
   always @(posedge clk)
-    cu5_c_acc <= \$1377 ;
+    cu5_p_product1 <= \$1330 ;
   always @(posedge clk)
-    cu5_c_idx <= \$1378 ;
+    cu5_p_product2 <= \$1331 ;
   always @(posedge clk)
-    cu5_c_pos <= \$1379 ;
+    cu5_p_product3 <= \$1332 ;
   always @(posedge clk)
-    cu5_c_v <= \$1380 ;
+    cu5_p_product4 <= \$1333 ;
   always @(posedge clk)
-    cu6_a_valid <= \$1381 ;
+    cu5_p_product5 <= \$1334 ;
   always @(posedge clk)
-    cu6_a_pos <= \$1382 ;
+    cu5_p_product6 <= \$1335 ;
   always @(posedge clk)
-    cu6_a_v <= \$1383 ;
+    cu5_p_product7 <= \$1336 ;
   always @(posedge clk)
-    cu6_a_word <= \$1384 ;
+    cu5_s_dot <= \$1337 ;
   always @(posedge clk)
-    cu6_b_d0 <= \$1385 ;
+    cu5_psum <= \$1338 ;
   always @(posedge clk)
-    cu6_o_d0 <= \$1386 ;
+    cu5_c_valid <= \$1339 ;
   always @(posedge clk)
-    cu6_p_d0 <= \$1387 ;
+    cu5_c_acc <= \$1340 ;
   always @(posedge clk)
-    cu6_s_d0 <= \$1388 ;
+    cu5_c_idx <= \$1341 ;
   always @(posedge clk)
-    cu6_o_w <= \$1389 ;
+    cu5_c_pos <= \$1342 ;
   always @(posedge clk)
-    cu6_o_x <= \$1390 ;
+    cu5_c_v <= \$1343 ;
   always @(posedge clk)
-    cu6_p_product0 <= \$1391 ;
+    cu6_a_valid <= \$1344 ;
   always @(posedge clk)
-    cu6_p_product1 <= \$1392 ;
+    cu6_a_pos <= \$1345 ;
   always @(posedge clk)
-    cu6_p_product2 <= \$1393 ;
+    cu6_a_v <= \$1346 ;
   always @(posedge clk)
-    cu6_p_product3 <= \$1394 ;
+    cu6_a_word <= \$1347 ;
   always @(posedge clk)
-    cu6_p_product4 <= \$1395 ;
+    cu6_b_d0 <= \$1348 ;
   always @(posedge clk)
-    cu6_p_product5 <= \$1396 ;
+    cu6_o_d0 <= \$1349 ;
   always @(posedge clk)
-    cu6_p_product6 <= \$1397 ;
+    cu6_p_d0 <= \$1350 ;
   always @(posedge clk)
-    cu6_p_product7 <= \$1398 ;
+    cu6_s_d0 <= \$1351 ;
   always @(posedge clk)
-    cu6_s_dot <= \$1399 ;
+    cu6_o_w <= \$1352 ;
   always @(posedge clk)
-    cu6_psum <= \$1400 ;
+    cu6_o_x <= \$1353 ;
   always @(posedge clk)
-    cu6_c_valid <= \$1401 ;
+    cu6_p_product0 <= \$1354 ;
   always @(posedge clk)
-    cu6_c_acc <= \$1402 ;
+    cu6_p_product1 <= \$1355 ;
   always @(posedge clk)
-    cu6_c_idx <= \$1403 ;
+    cu6_p_product2 <= \$1356 ;
   always @(posedge clk)
-    cu6_c_pos <= \$1404 ;
+    cu6_p_product3 <= \$1357 ;
   always @(posedge clk)
-    cu6_c_v <= \$1405 ;
+    cu6_p_product4 <= \$1358 ;
   always @(posedge clk)
-    cu7_a_valid <= \$1406 ;
+    cu6_p_product5 <= \$1359 ;
   always @(posedge clk)
-    cu7_a_pos <= \$1407 ;
+    cu6_p_product6 <= \$1360 ;
   always @(posedge clk)
-    cu7_a_v <= \$1408 ;
+    cu6_p_product7 <= \$1361 ;
   always @(posedge clk)
-    cu7_a_word <= \$1409 ;
+    cu6_s_dot <= \$1362 ;
   always @(posedge clk)
-    cu7_b_d0 <= \$1410 ;
+    cu6_psum <= \$1363 ;
   always @(posedge clk)
-    cu7_o_d0 <= \$1411 ;
+    cu6_c_valid <= \$1364 ;
   always @(posedge clk)
-    cu7_p_d0 <= \$1412 ;
+    cu6_c_acc <= \$1365 ;
   always @(posedge clk)
-    cu7_s_d0 <= \$1413 ;
+    cu6_c_idx <= \$1366 ;
   always @(posedge clk)
-    cu7_o_w <= \$1414 ;
+    cu6_c_pos <= \$1367 ;
   always @(posedge clk)
-    cu7_o_x <= \$1415 ;
+    cu6_c_v <= \$1368 ;
   always @(posedge clk)
-    cu7_p_product0 <= \$1416 ;
+    cu7_a_valid <= \$1369 ;
   always @(posedge clk)
-    cu7_p_product1 <= \$1417 ;
+    cu7_a_pos <= \$1370 ;
   always @(posedge clk)
-    cu7_p_product2 <= \$1418 ;
+    cu7_a_v <= \$1371 ;
   always @(posedge clk)
-    cu7_p_product3 <= \$1419 ;
+    cu7_a_word <= \$1372 ;
   always @(posedge clk)
-    cu7_p_product4 <= \$1420 ;
+    cu7_b_d0 <= \$1373 ;
   always @(posedge clk)
-    cu7_p_product5 <= \$1421 ;
+    cu7_o_d0 <= \$1374 ;
   always @(posedge clk)
-    cu7_p_product6 <= \$1422 ;
+    cu7_p_d0 <= \$1375 ;
   always @(posedge clk)
-    cu7_p_product7 <= \$1423 ;
+    cu7_s_d0 <= \$1376 ;
   always @(posedge clk)
-    cu7_s_dot <= \$1424 ;
+    cu7_o_w <= \$1377 ;
   always @(posedge clk)
-    cu7_psum <= \$1425 ;
+    cu7_o_x <= \$1378 ;
   always @(posedge clk)
-    cu7_c_valid <= \$1426 ;
+    cu7_p_product0 <= \$1379 ;
   always @(posedge clk)
-    cu7_c_acc <= \$1427 ;
+    cu7_p_product1 <= \$1380 ;
   always @(posedge clk)
-    cu7_c_idx <= \$1428 ;
+    cu7_p_product2 <= \$1381 ;
   always @(posedge clk)
-    cu7_c_pos <= \$1429 ;
+    cu7_p_product3 <= \$1382 ;
   always @(posedge clk)
-    cu7_c_v <= \$1430 ;
+    cu7_p_product4 <= \$1383 ;
   always @(posedge clk)
-    bincu0_a_valid <= \$1431 ;
+    cu7_p_product5 <= \$1384 ;
   always @(posedge clk)
-    bincu0_a_pos <= \$1432 ;
+    cu7_p_product6 <= \$1385 ;
   always @(posedge clk)
-    bincu0_a_v <= \$1433 ;
+    cu7_p_product7 <= \$1386 ;
   always @(posedge clk)
-    bincu0_a_word <= \$1434 ;
+    cu7_s_dot <= \$1387 ;
   always @(posedge clk)
-    bincu0_b_valid <= \$1435 ;
+    cu7_psum <= \$1388 ;
   always @(posedge clk)
-    bincu0_b_last <= \$1436 ;
+    cu7_c_valid <= \$1389 ;
   always @(posedge clk)
-    bincu0_b_pos <= \$1437 ;
+    cu7_c_acc <= \$1390 ;
   always @(posedge clk)
-    bincu0_b_v <= \$1438 ;
+    cu7_c_idx <= \$1391 ;
   always @(posedge clk)
-    bincu0_chunk_valid <= \$1439 ;
+    cu7_c_pos <= \$1392 ;
   always @(posedge clk)
-    bincu0_chunk_reg <= \$1440 ;
+    cu7_c_v <= \$1393 ;
   always @(posedge clk)
-    bincu0_tag_d0 <= \$1441 ;
+    bincu0_a_valid <= \$1394 ;
   always @(posedge clk)
-    bincu0_tag_d1 <= \$1442 ;
+    bincu0_a_pos <= \$1395 ;
   always @(posedge clk)
-    bincu0_tag_d2 <= \$1443 ;
+    bincu0_a_v <= \$1396 ;
   always @(posedge clk)
-    bincu0_tag_d3 <= \$1444 ;
+    bincu0_a_word <= \$1397 ;
   always @(posedge clk)
-    bincu0_tag_d4 <= \$1445 ;
+    bincu0_b_valid <= \$1398 ;
   always @(posedge clk)
-    bincu1_a_valid <= \$1446 ;
+    bincu0_b_last <= \$1399 ;
   always @(posedge clk)
-    bincu1_a_pos <= \$1447 ;
+    bincu0_b_pos <= \$1400 ;
   always @(posedge clk)
-    bincu1_a_v <= \$1448 ;
+    bincu0_b_v <= \$1401 ;
   always @(posedge clk)
-    bincu1_a_word <= \$1449 ;
+    bincu0_chunk_valid <= \$1402 ;
   always @(posedge clk)
-    bincu1_b_valid <= \$1450 ;
+    bincu0_chunk_reg <= \$1403 ;
   always @(posedge clk)
-    bincu1_b_last <= \$1451 ;
+    bincu0_tag_d0 <= \$1404 ;
   always @(posedge clk)
-    bincu1_b_pos <= \$1452 ;
+    bincu0_tag_d1 <= \$1405 ;
   always @(posedge clk)
-    bincu1_b_v <= \$1453 ;
+    bincu0_tag_d2 <= \$1406 ;
   always @(posedge clk)
-    bincu1_chunk_valid <= \$1454 ;
+    bincu0_tag_d3 <= \$1407 ;
   always @(posedge clk)
-    bincu1_chunk_reg <= \$1455 ;
+    bincu0_tag_d4 <= \$1408 ;
   always @(posedge clk)
-    bincu1_tag_d0 <= \$1456 ;
+    bincu1_a_valid <= \$1409 ;
   always @(posedge clk)
-    bincu1_tag_d1 <= \$1457 ;
+    bincu1_a_pos <= \$1410 ;
   always @(posedge clk)
-    bincu1_tag_d2 <= \$1458 ;
+    bincu1_a_v <= \$1411 ;
   always @(posedge clk)
-    bincu1_tag_d3 <= \$1459 ;
+    bincu1_a_word <= \$1412 ;
   always @(posedge clk)
-    bincu1_tag_d4 <= \$1460 ;
+    bincu1_b_valid <= \$1413 ;
   always @(posedge clk)
-    proxy_zero <= \$1461 ;
+    bincu1_b_last <= \$1414 ;
   always @(posedge clk)
-    \$signal$24  <= \$1462 ;
+    bincu1_b_pos <= \$1415 ;
   always @(posedge clk)
-    skipped0 <= \$1463 ;
+    bincu1_b_v <= \$1416 ;
   always @(posedge clk)
-    skipped1 <= \$1464 ;
+    bincu1_chunk_valid <= \$1417 ;
   always @(posedge clk)
-    done <= \$1465 ;
+    bincu1_chunk_reg <= \$1418 ;
   always @(posedge clk)
-    \$signal$520  <= \$1466 ;
+    bincu1_tag_d0 <= \$1419 ;
   always @(posedge clk)
-    macs <= \$1467 ;
+    bincu1_tag_d1 <= \$1420 ;
   always @(posedge clk)
-    running <= \$1468 ;
+    bincu1_tag_d2 <= \$1421 ;
   always @(posedge clk)
-    out_full <= \$1469 ;
+    bincu1_tag_d3 <= \$1422 ;
   always @(posedge clk)
-    \$signal$63  <= \$1470 ;
+    bincu1_tag_d4 <= \$1423 ;
   always @(posedge clk)
-    out0_vectors <= \$1471 ;
+    proxy_zero <= \$1424 ;
   always @(posedge clk)
-    out0_run_cycles <= \$1472 ;
+    decided <= \$1425 ;
   always @(posedge clk)
-    out0_macs <= \$1473 ;
+    zero_here <= \$1426 ;
   always @(posedge clk)
-    out1_vectors <= \$1474 ;
+    skipped0 <= \$1427 ;
   always @(posedge clk)
-    out1_run_cycles <= \$1475 ;
+    skipped1 <= \$1428 ;
   always @(posedge clk)
-    out1_macs <= \$1476 ;
+    done <= \$1429 ;
   always @(posedge clk)
-    \$signal$30  <= \$1477 ;
+    \$signal$522  <= \$1430 ;
   always @(posedge clk)
-    run_target <= \$1478 ;
+    macs <= \$1431 ;
   always @(posedge clk)
-    \$signal$335  <= \$1479 ;
+    running <= \$1432 ;
   always @(posedge clk)
-    out_v <= \$1480 ;
+    out_full <= \$1433 ;
   always @(posedge clk)
-    out_buf <= \$1481 ;
+    \$signal$64  <= \$1434 ;
+  always @(posedge clk)
+    out0_vectors <= \$1435 ;
+  always @(posedge clk)
+    out0_run_cycles <= \$1436 ;
+  always @(posedge clk)
+    out0_macs <= \$1437 ;
+  always @(posedge clk)
+    out1_vectors <= \$1438 ;
+  always @(posedge clk)
+    out1_run_cycles <= \$1439 ;
+  always @(posedge clk)
+    out1_macs <= \$1440 ;
+  always @(posedge clk)
+    \$signal$30  <= \$1441 ;
+  always @(posedge clk)
+    run_target <= \$1442 ;
+  always @(posedge clk)
+    \$signal$336  <= \$1443 ;
+  always @(posedge clk)
+    out_v <= \$1444 ;
+  always @(posedge clk)
+    out_buf <= \$1445 ;
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk_reg),
-    .chunk__ready(\$1164 ),
+    .chunk__ready(\$1127 ),
     .chunk__valid(bincu0_chunk_valid),
     .clk(clk),
     .pred__payload(bincu0_pred),
@@ -6039,12 +5985,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bin_inputs bincu0_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , bincu0_a_v, bincu0_a_word }),
+    .raddr({ \$signal$64 , bincu0_a_v, bincu0_a_word }),
     .rdata(bincu0_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
     .waddr({ \$signal$12 , x_vec[3:0], x_bin }),
-    .wdata({ \$284 , \$274 , \$264 , \$254 , \$244 , \$234 , \$224 , \$214  }),
+    .wdata({ \$279 , \$269 , \$259 , \$249 , \$239 , \$229 , \$219 , \$209  }),
     .we(bincu0_inputs_we)
   );
   mor_default_table bincu0_table (
@@ -6063,13 +6009,13 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(bincu0_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$226  }),
-    .wdata({ \$198 , \$188 , \$178 , \$168 , \$158 , \$148 , \$138 , \$128  }),
+    .waddr({ \$signal$45 , \$signal$227  }),
+    .wdata({ \$194 , \$184 , \$174 , \$164 , \$154 , \$144 , \$134 , \$124  }),
     .we(bincu0_weights_we)
   );
   mor_default_bincu bincu1 (
     .chunk__payload(bincu1_chunk_reg),
-    .chunk__ready(\$1165 ),
+    .chunk__ready(\$1128 ),
     .chunk__valid(bincu1_chunk_valid),
     .clk(clk),
     .pred__payload(bincu1_pred),
@@ -6079,12 +6025,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bin_inputs bincu1_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , bincu1_a_v, bincu1_a_word }),
+    .raddr({ \$signal$64 , bincu1_a_v, bincu1_a_word }),
     .rdata(bincu1_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
     .waddr({ \$signal$12 , x_vec[3:0], x_bin }),
-    .wdata({ \$462 , \$452 , \$442 , \$432 , \$422 , \$412 , \$402 , \$392  }),
+    .wdata({ \$454 , \$444 , \$434 , \$424 , \$414 , \$404 , \$394 , \$384  }),
     .we(bincu1_inputs_we)
   );
   mor_default_table bincu1_table (
@@ -6103,17 +6049,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(bincu1_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$226  }),
-    .wdata({ \$376 , \$366 , \$356 , \$346 , \$336 , \$326 , \$316 , \$306  }),
+    .waddr({ \$signal$45 , \$signal$227  }),
+    .wdata({ \$369 , \$359 , \$349 , \$339 , \$329 , \$319 , \$309 , \$299  }),
     .we(bincu1_weights_we)
   );
   mor_default_inputs cu0_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu0_a_v, cu0_a_word }),
+    .raddr({ \$signal$64 , cu0_a_v, cu0_a_word }),
     .rdata(cu0_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu0_inputs_we)
   );
@@ -6133,17 +6079,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu0_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu0_weights_we)
   );
   mor_default_inputs cu1_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu1_a_v, cu1_a_word }),
+    .raddr({ \$signal$64 , cu1_a_v, cu1_a_word }),
     .rdata(cu1_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu1_inputs_we)
   );
@@ -6163,17 +6109,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu1_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu1_weights_we)
   );
   mor_default_inputs cu2_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu2_a_v, cu2_a_word }),
+    .raddr({ \$signal$64 , cu2_a_v, cu2_a_word }),
     .rdata(cu2_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu2_inputs_we)
   );
@@ -6193,17 +6139,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu2_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu2_weights_we)
   );
   mor_default_inputs cu3_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu3_a_v, cu3_a_word }),
+    .raddr({ \$signal$64 , cu3_a_v, cu3_a_word }),
     .rdata(cu3_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu3_inputs_we)
   );
@@ -6223,17 +6169,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu3_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu3_weights_we)
   );
   mor_default_inputs cu4_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu4_a_v, cu4_a_word }),
+    .raddr({ \$signal$64 , cu4_a_v, cu4_a_word }),
     .rdata(cu4_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu4_inputs_we)
   );
@@ -6253,17 +6199,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu4_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu4_weights_we)
   );
   mor_default_inputs cu5_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu5_a_v, cu5_a_word }),
+    .raddr({ \$signal$64 , cu5_a_v, cu5_a_word }),
     .rdata(cu5_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu5_inputs_we)
   );
@@ -6283,17 +6229,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu5_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu5_weights_we)
   );
   mor_default_inputs cu6_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu6_a_v, cu6_a_word }),
+    .raddr({ \$signal$64 , cu6_a_v, cu6_a_word }),
     .rdata(cu6_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu6_inputs_we)
   );
@@ -6313,17 +6259,17 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu6_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu6_weights_we)
   );
   mor_default_inputs cu7_inputs (
     .clk(clk),
-    .raddr({ \$signal$63 , cu7_a_v, cu7_a_word }),
+    .raddr({ \$signal$64 , cu7_a_v, cu7_a_word }),
     .rdata(cu7_inputs_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$12 , x_vec[3:0], \$signal$48  }),
+    .waddr({ \$signal$12 , x_vec[3:0], \$signal$49  }),
     .wdata(op__payload[215:152]),
     .we(cu7_inputs_we)
   );
@@ -6343,7 +6289,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     .rdata(cu7_weights_rdata),
     .ren(1'h1),
     .rst(rst),
-    .waddr({ \$signal$44 , \$signal$43  }),
+    .waddr({ \$signal$45 , \$signal$44  }),
     .wdata(op__payload[215:152]),
     .we(cu7_weights_we)
   );
@@ -6369,71 +6315,71 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    casez (\$822 [4:0])
+    casez (\$797 [4:0])
       5'h00:
-          \$823  = size0;
+          \$798  = size0;
       5'h01:
-          \$823  = size1;
+          \$798  = size1;
       5'h02:
-          \$823  = size2;
+          \$798  = size2;
       5'h03:
-          \$823  = size3;
+          \$798  = size3;
       5'h04:
-          \$823  = size4;
+          \$798  = size4;
       5'h05:
-          \$823  = size5;
+          \$798  = size5;
       5'h06:
-          \$823  = size6;
+          \$798  = size6;
       5'h07:
-          \$823  = size7;
+          \$798  = size7;
       5'h08:
-          \$823  = size8;
+          \$798  = size8;
       5'h09:
-          \$823  = size9;
+          \$798  = size9;
       5'h0a:
-          \$823  = size10;
+          \$798  = size10;
       5'h0b:
-          \$823  = size11;
+          \$798  = size11;
       5'h0c:
-          \$823  = size12;
+          \$798  = size12;
       5'h0d:
-          \$823  = size13;
+          \$798  = size13;
       5'h0e:
-          \$823  = size14;
+          \$798  = size14;
       5'h0f:
-          \$823  = size15;
+          \$798  = size15;
       5'h10:
-          \$823  = size16;
+          \$798  = size16;
       5'h11:
-          \$823  = size17;
+          \$798  = size17;
       5'h12:
-          \$823  = size18;
+          \$798  = size18;
       5'h13:
-          \$823  = size19;
+          \$798  = size19;
       5'h14:
-          \$823  = size20;
+          \$798  = size20;
       5'h15:
-          \$823  = size21;
+          \$798  = size21;
       5'h16:
-          \$823  = size22;
+          \$798  = size22;
       5'h17:
-          \$823  = size23;
+          \$798  = size23;
       5'h18:
-          \$823  = size24;
+          \$798  = size24;
       5'h19:
-          \$823  = size25;
+          \$798  = size25;
       5'h1a:
-          \$823  = size26;
+          \$798  = size26;
       5'h1b:
-          \$823  = size27;
+          \$798  = size27;
       5'h1c:
-          \$823  = size28;
+          \$798  = size28;
       5'h1d:
-          \$823  = size29;
+          \$798  = size29;
       5'h1e:
-          \$823  = size30;
+          \$798  = size30;
       5'h1f:
-          \$823  = size31;
+          \$798  = size31;
     endcase
   end
   always @* begin
@@ -6442,9 +6388,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     if (\$11 ) begin
       if (r_rdy) begin
         cu_issue = 1'h1;
-      end else if (\$20 ) begin
+      end else if (\$19 ) begin
         cu_issue = 1'h1;
-      end else if (\$21 ) begin
+      end else if (\$20 ) begin
         cu_issue = 1'h1;
       end
     end
@@ -6455,9 +6401,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     if (\$11 ) begin
       if (r_rdy) begin
         \$signal$32  = r_data[4:0];
-      end else if (\$20 ) begin
+      end else if (\$19 ) begin
         \$signal$32  = \$signal$28 [4:0];
-      end else if (\$21 ) begin
+      end else if (\$20 ) begin
         \$signal$32  = \$signal$38 [4:0];
       end
     end
@@ -6468,9 +6414,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     if (\$11 ) begin
       if (r_rdy) begin
         issue_v = r_data[8:5];
-      end else if (\$20 ) begin
+      end else if (\$19 ) begin
         issue_v = \$signal$36 [3:0];
-      end else if (\$21 ) begin
+      end else if (\$20 ) begin
         issue_v = proxy_v[3:0];
       end
     end
@@ -6489,7 +6435,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     walker_taken = 1'h0;
     if (\$11 ) begin
       if (r_rdy) begin
-      end else if (\$20 ) begin
+      end else if (\$19 ) begin
         walker_taken = 1'h1;
       end
     end
@@ -6499,30 +6445,30 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$276  = 1'h0;
+    \$signal$277  = 1'h0;
     if (cu0_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu1_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu2_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu3_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu4_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu5_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu6_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
     if (cu7_c_valid) begin
-      \$signal$276  = 1'h1;
+      \$signal$277  = 1'h1;
     end
   end
   always @* begin
@@ -6557,112 +6503,112 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     results_waddr = 10'h000;
     if (cu0_c_valid) begin
-      results_waddr = { \$signal$63 , cu0_c_v, cu0_c_idx };
+      results_waddr = { \$signal$64 , cu0_c_v, cu0_c_idx };
     end
     if (cu1_c_valid) begin
-      results_waddr = { \$signal$63 , cu1_c_v, cu1_c_idx };
+      results_waddr = { \$signal$64 , cu1_c_v, cu1_c_idx };
     end
     if (cu2_c_valid) begin
-      results_waddr = { \$signal$63 , cu2_c_v, cu2_c_idx };
+      results_waddr = { \$signal$64 , cu2_c_v, cu2_c_idx };
     end
     if (cu3_c_valid) begin
-      results_waddr = { \$signal$63 , cu3_c_v, cu3_c_idx };
+      results_waddr = { \$signal$64 , cu3_c_v, cu3_c_idx };
     end
     if (cu4_c_valid) begin
-      results_waddr = { \$signal$63 , cu4_c_v, cu4_c_idx };
+      results_waddr = { \$signal$64 , cu4_c_v, cu4_c_idx };
     end
     if (cu5_c_valid) begin
-      results_waddr = { \$signal$63 , cu5_c_v, cu5_c_idx };
+      results_waddr = { \$signal$64 , cu5_c_v, cu5_c_idx };
     end
     if (cu6_c_valid) begin
-      results_waddr = { \$signal$63 , cu6_c_v, cu6_c_idx };
+      results_waddr = { \$signal$64 , cu6_c_v, cu6_c_idx };
     end
     if (cu7_c_valid) begin
-      results_waddr = { \$signal$63 , cu7_c_v, cu7_c_idx };
+      results_waddr = { \$signal$64 , cu7_c_v, cu7_c_idx };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     results_wdata = 32'd0;
     if (cu0_c_valid) begin
-      results_wdata = \$475 ;
+      results_wdata = \$465 ;
     end
     if (cu1_c_valid) begin
-      results_wdata = \$478 ;
+      results_wdata = \$468 ;
     end
     if (cu2_c_valid) begin
-      results_wdata = \$481 ;
+      results_wdata = \$471 ;
     end
     if (cu3_c_valid) begin
-      results_wdata = \$484 ;
+      results_wdata = \$474 ;
     end
     if (cu4_c_valid) begin
-      results_wdata = \$487 ;
+      results_wdata = \$477 ;
     end
     if (cu5_c_valid) begin
-      results_wdata = \$490 ;
+      results_wdata = \$480 ;
     end
     if (cu6_c_valid) begin
-      results_wdata = \$493 ;
+      results_wdata = \$483 ;
     end
     if (cu7_c_valid) begin
-      results_wdata = \$496 ;
+      results_wdata = \$486 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$283  = 1'h0;
+    \$signal$284  = 1'h0;
     if (cu0_c_valid) begin
-      \$signal$283  = \$476 ;
+      \$signal$284  = \$466 ;
     end
     if (cu1_c_valid) begin
-      \$signal$283  = \$479 ;
+      \$signal$284  = \$469 ;
     end
     if (cu2_c_valid) begin
-      \$signal$283  = \$482 ;
+      \$signal$284  = \$472 ;
     end
     if (cu3_c_valid) begin
-      \$signal$283  = \$485 ;
+      \$signal$284  = \$475 ;
     end
     if (cu4_c_valid) begin
-      \$signal$283  = \$488 ;
+      \$signal$284  = \$478 ;
     end
     if (cu5_c_valid) begin
-      \$signal$283  = \$491 ;
+      \$signal$284  = \$481 ;
     end
     if (cu6_c_valid) begin
-      \$signal$283  = \$494 ;
+      \$signal$284  = \$484 ;
     end
     if (cu7_c_valid) begin
-      \$signal$283  = \$497 ;
+      \$signal$284  = \$487 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     proxy_is_zero = 1'h0;
     if (cu0_c_valid) begin
-      proxy_is_zero = \$477 ;
+      proxy_is_zero = \$467 ;
     end
     if (cu1_c_valid) begin
-      proxy_is_zero = \$480 ;
+      proxy_is_zero = \$470 ;
     end
     if (cu2_c_valid) begin
-      proxy_is_zero = \$483 ;
+      proxy_is_zero = \$473 ;
     end
     if (cu3_c_valid) begin
-      proxy_is_zero = \$486 ;
+      proxy_is_zero = \$476 ;
     end
     if (cu4_c_valid) begin
-      proxy_is_zero = \$489 ;
+      proxy_is_zero = \$479 ;
     end
     if (cu5_c_valid) begin
-      proxy_is_zero = \$492 ;
+      proxy_is_zero = \$482 ;
     end
     if (cu6_c_valid) begin
-      proxy_is_zero = \$495 ;
+      proxy_is_zero = \$485 ;
     end
     if (cu7_c_valid) begin
-      proxy_is_zero = \$498 ;
+      proxy_is_zero = \$488 ;
     end
   end
   always @* begin
@@ -6731,19 +6677,562 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1166  = n_in;
-    if (\$530 ) begin
-      \$1166  = op__payload[13:4];
+    \$1129  = n_in;
+    if (\$520 ) begin
+      \$1129  = op__payload[13:4];
     end
     if (rst) begin
-      \$1166  = 10'h000;
+      \$1129  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1167  = \$like$338 ;
-    if (\$530 ) begin
-      \$1167  = op__payload[19:14];
+    \$1130  = n_out;
+    if (\$520 ) begin
+      \$1130  = op__payload[19:14];
+    end
+    if (rst) begin
+      \$1130  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1131  = n_proxies;
+    if (\$520 ) begin
+      \$1131  = op__payload[25:20];
+    end
+    if (rst) begin
+      \$1131  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1132  = last_k;
+    if (\$520 ) begin
+      \$1132  = \$521 [5:0];
+    end
+    if (rst) begin
+      \$1132  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1133  = last_word;
+    if (\$520 ) begin
+      \$1133  = \$522 [6:0];
+    end
+    if (rst) begin
+      \$1133  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1134  = last_bin_word;
+    if (\$520 ) begin
+      \$1134  = \$523 [3:0];
+    end
+    if (rst) begin
+      \$1134  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1135  = tail_bits;
+    if (\$520 ) begin
+      \$1135  = op__payload[43:37];
+    end
+    if (rst) begin
+      \$1135  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1136  = cu0_table_waddr;
+    if (\$520 ) begin
+      \$1136  = 5'h00;
+    end
+    if (\$525 ) begin
+      \$1136  = \$526 [4:0];
+    end
+    if (rst) begin
+      \$1136  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1137  = \$signal$45 ;
+    if (\$520 ) begin
+      \$1137  = 5'h00;
+    end
+    if (\$560 ) begin
+      \$1137  = \$565 [4:0];
+    end
+    if (rst) begin
+      \$1137  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1138  = \$signal$44 ;
+    if (\$520 ) begin
+      \$1138  = 6'h00;
+    end
+    if (\$560 ) begin
+      \$1138  = \$563 [5:0];
+    end
+    if (rst) begin
+      \$1138  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1139  = \$signal$229 ;
+    if (\$520 ) begin
+      \$1139  = 3'h0;
+    end
+    if (\$560 ) begin
+      \$1139  = \$570 [2:0];
+    end
+    if (rst) begin
+      \$1139  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1140  = \$signal$227 ;
+    if (\$520 ) begin
+      \$1140  = 3'h0;
+    end
+    if (\$560 ) begin
+      \$1140  = \$660 [2:0];
+    end
+    if (rst) begin
+      \$1140  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1141  = \$signal$230 ;
+    if (\$520 ) begin
+      \$1141  = 64'h0000000000000000;
+    end
+    if (\$560 ) begin
+      \$1141  = \$654 ;
+    end
+    if (rst) begin
+      \$1141  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1142  = \$signal$49 ;
+    if (\$520 ) begin
+      \$1142  = 6'h00;
+    end
+    if (\$662 ) begin
+      \$1142  = \$664 [5:0];
+    end
+    if (rst) begin
+      \$1142  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1143  = \$signal$235 ;
+    if (\$520 ) begin
+      \$1143  = 3'h0;
+    end
+    if (\$662 ) begin
+      \$1143  = \$669 [2:0];
+    end
+    if (rst) begin
+      \$1143  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1144  = x_bin;
+    if (\$520 ) begin
+      \$1144  = 3'h0;
+    end
+    if (\$662 ) begin
+      \$1144  = \$758 [2:0];
+    end
+    if (rst) begin
+      \$1144  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1145  = x_bits_acc;
+    if (\$520 ) begin
+      \$1145  = 64'h0000000000000000;
+    end
+    if (\$662 ) begin
+      \$1145  = \$753 ;
+    end
+    if (rst) begin
+      \$1145  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1146  = x_vec;
+    if (\$520 ) begin
+      \$1146  = 5'h00;
+    end
+    if (\$662 ) begin
+      if (op__payload[2]) begin
+        \$1146  = \$760 [4:0];
+      end
+    end
+    if (rst) begin
+      \$1146  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1147  = x_target;
+    if (\$520 ) begin
+      \$1147  = 10'h000;
+    end
+    if (\$662 ) begin
+      if (op__payload[2]) begin
+        \$1147  = \$762 [9:0];
+      end
+    end
+    if (rst) begin
+      \$1147  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1148  = enable;
+    if (\$525 ) begin
+      if (\$527 ) begin
+        \$1148 [0] = op__payload[145];
+      end
+      if (\$528 ) begin
+        \$1148 [1] = op__payload[145];
+      end
+      if (\$529 ) begin
+        \$1148 [2] = op__payload[145];
+      end
+      if (\$530 ) begin
+        \$1148 [3] = op__payload[145];
+      end
+      if (\$531 ) begin
+        \$1148 [4] = op__payload[145];
+      end
+      if (\$532 ) begin
+        \$1148 [5] = op__payload[145];
+      end
+      if (\$533 ) begin
+        \$1148 [6] = op__payload[145];
+      end
+      if (\$534 ) begin
+        \$1148 [7] = op__payload[145];
+      end
+      if (\$535 ) begin
+        \$1148 [8] = op__payload[145];
+      end
+      if (\$536 ) begin
+        \$1148 [9] = op__payload[145];
+      end
+      if (\$537 ) begin
+        \$1148 [10] = op__payload[145];
+      end
+      if (\$538 ) begin
+        \$1148 [11] = op__payload[145];
+      end
+      if (\$539 ) begin
+        \$1148 [12] = op__payload[145];
+      end
+      if (\$540 ) begin
+        \$1148 [13] = op__payload[145];
+      end
+      if (\$541 ) begin
+        \$1148 [14] = op__payload[145];
+      end
+      if (\$542 ) begin
+        \$1148 [15] = op__payload[145];
+      end
+      if (\$543 ) begin
+        \$1148 [16] = op__payload[145];
+      end
+      if (\$544 ) begin
+        \$1148 [17] = op__payload[145];
+      end
+      if (\$545 ) begin
+        \$1148 [18] = op__payload[145];
+      end
+      if (\$546 ) begin
+        \$1148 [19] = op__payload[145];
+      end
+      if (\$547 ) begin
+        \$1148 [20] = op__payload[145];
+      end
+      if (\$548 ) begin
+        \$1148 [21] = op__payload[145];
+      end
+      if (\$549 ) begin
+        \$1148 [22] = op__payload[145];
+      end
+      if (\$550 ) begin
+        \$1148 [23] = op__payload[145];
+      end
+      if (\$551 ) begin
+        \$1148 [24] = op__payload[145];
+      end
+      if (\$552 ) begin
+        \$1148 [25] = op__payload[145];
+      end
+      if (\$553 ) begin
+        \$1148 [26] = op__payload[145];
+      end
+      if (\$554 ) begin
+        \$1148 [27] = op__payload[145];
+      end
+      if (\$555 ) begin
+        \$1148 [28] = op__payload[145];
+      end
+      if (\$556 ) begin
+        \$1148 [29] = op__payload[145];
+      end
+      if (\$557 ) begin
+        \$1148 [30] = op__payload[145];
+      end
+      if (\$558 ) begin
+        \$1148 [31] = op__payload[145];
+      end
+    end
+    if (rst) begin
+      \$1148  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1149  = size0;
+    if (\$525 ) begin
+      if (\$527 ) begin
+        \$1149  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1149  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1150  = size1;
+    if (\$525 ) begin
+      if (\$528 ) begin
+        \$1150  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1150  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1151  = size2;
+    if (\$525 ) begin
+      if (\$529 ) begin
+        \$1151  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1151  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1152  = size3;
+    if (\$525 ) begin
+      if (\$530 ) begin
+        \$1152  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1152  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1153  = size4;
+    if (\$525 ) begin
+      if (\$531 ) begin
+        \$1153  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1153  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1154  = size5;
+    if (\$525 ) begin
+      if (\$532 ) begin
+        \$1154  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1154  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1155  = size6;
+    if (\$525 ) begin
+      if (\$533 ) begin
+        \$1155  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1155  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1156  = size7;
+    if (\$525 ) begin
+      if (\$534 ) begin
+        \$1156  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1156  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1157  = size8;
+    if (\$525 ) begin
+      if (\$535 ) begin
+        \$1157  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1157  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1158  = size9;
+    if (\$525 ) begin
+      if (\$536 ) begin
+        \$1158  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1158  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1159  = size10;
+    if (\$525 ) begin
+      if (\$537 ) begin
+        \$1159  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1159  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1160  = size11;
+    if (\$525 ) begin
+      if (\$538 ) begin
+        \$1160  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1160  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1161  = size12;
+    if (\$525 ) begin
+      if (\$539 ) begin
+        \$1161  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1161  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1162  = size13;
+    if (\$525 ) begin
+      if (\$540 ) begin
+        \$1162  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1162  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1163  = size14;
+    if (\$525 ) begin
+      if (\$541 ) begin
+        \$1163  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1163  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1164  = size15;
+    if (\$525 ) begin
+      if (\$542 ) begin
+        \$1164  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1164  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1165  = size16;
+    if (\$525 ) begin
+      if (\$543 ) begin
+        \$1165  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1165  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1166  = size17;
+    if (\$525 ) begin
+      if (\$544 ) begin
+        \$1166  = op__payload[151:146];
+      end
+    end
+    if (rst) begin
+      \$1166  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1167  = size18;
+    if (\$525 ) begin
+      if (\$545 ) begin
+        \$1167  = op__payload[151:146];
+      end
     end
     if (rst) begin
       \$1167  = 6'h00;
@@ -6751,9 +7240,11 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1168  = n_proxies;
-    if (\$530 ) begin
-      \$1168  = op__payload[25:20];
+    \$1168  = size19;
+    if (\$525 ) begin
+      if (\$546 ) begin
+        \$1168  = op__payload[151:146];
+      end
     end
     if (rst) begin
       \$1168  = 6'h00;
@@ -6761,9 +7252,11 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1169  = last_k;
-    if (\$530 ) begin
-      \$1169  = \$531 [5:0];
+    \$1169  = size20;
+    if (\$525 ) begin
+      if (\$547 ) begin
+        \$1169  = op__payload[151:146];
+      end
     end
     if (rst) begin
       \$1169  = 6'h00;
@@ -6771,318 +7264,245 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1170  = \$like$58 ;
-    if (\$530 ) begin
-      \$1170  = op__payload[32:26];
-    end
-    if (rst) begin
-      \$1170  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1171  = \$like$242 ;
-    if (\$530 ) begin
-      \$1171  = op__payload[36:33];
-    end
-    if (rst) begin
-      \$1171  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1172  = tail_bits;
-    if (\$530 ) begin
-      \$1172  = op__payload[43:37];
-    end
-    if (rst) begin
-      \$1172  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1173  = cu0_table_waddr;
-    if (\$530 ) begin
-      \$1173  = 5'h00;
-    end
-    if (\$533 ) begin
-      \$1173  = \$534 [4:0];
-    end
-    if (rst) begin
-      \$1173  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1174  = \$signal$44 ;
-    if (\$530 ) begin
-      \$1174  = 5'h00;
-    end
-    if (\$568 ) begin
-      \$1174  = \$575 [4:0];
-    end
-    if (rst) begin
-      \$1174  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1175  = \$signal$43 ;
-    if (\$530 ) begin
-      \$1175  = 6'h00;
-    end
-    if (\$568 ) begin
-      \$1175  = \$572 [5:0];
-    end
-    if (rst) begin
-      \$1175  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1176  = \$signal$228 ;
-    if (\$530 ) begin
-      \$1176  = 3'h0;
-    end
-    if (\$568 ) begin
-      \$1176  = \$581 [2:0];
-    end
-    if (rst) begin
-      \$1176  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1177  = \$signal$226 ;
-    if (\$530 ) begin
-      \$1177  = 3'h0;
-    end
-    if (\$568 ) begin
-      \$1177  = \$674 [2:0];
-    end
-    if (rst) begin
-      \$1177  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1178  = \$signal$229 ;
-    if (\$530 ) begin
-      \$1178  = 64'h0000000000000000;
-    end
-    if (\$568 ) begin
-      \$1178  = \$666 ;
-    end
-    if (rst) begin
-      \$1178  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1179  = \$signal$48 ;
-    if (\$530 ) begin
-      \$1179  = 6'h00;
-    end
-    if (\$676 ) begin
-      \$1179  = \$678 [5:0];
-    end
-    if (rst) begin
-      \$1179  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1180  = \$signal$234 ;
-    if (\$530 ) begin
-      \$1180  = 3'h0;
-    end
-    if (\$676 ) begin
-      \$1180  = \$684 [2:0];
-    end
-    if (rst) begin
-      \$1180  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1181  = x_bin;
-    if (\$530 ) begin
-      \$1181  = 3'h0;
-    end
-    if (\$676 ) begin
-      \$1181  = \$775 [2:0];
-    end
-    if (rst) begin
-      \$1181  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1182  = x_bits_acc;
-    if (\$530 ) begin
-      \$1182  = 64'h0000000000000000;
-    end
-    if (\$676 ) begin
-      \$1182  = \$769 ;
-    end
-    if (rst) begin
-      \$1182  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1183  = x_vec;
-    if (\$530 ) begin
-      \$1183  = 5'h00;
-    end
-    if (\$676 ) begin
-      if (op__payload[2]) begin
-        \$1183  = \$777 [4:0];
-      end
-    end
-    if (rst) begin
-      \$1183  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1184  = x_target;
-    if (\$530 ) begin
-      \$1184  = 10'h000;
-    end
-    if (\$676 ) begin
-      if (op__payload[2]) begin
-        \$1184  = \$779 [9:0];
-      end
-    end
-    if (rst) begin
-      \$1184  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1185  = enable;
-    if (\$533 ) begin
-      if (\$535 ) begin
-        \$1185 [0] = op__payload[145];
-      end
-      if (\$536 ) begin
-        \$1185 [1] = op__payload[145];
-      end
-      if (\$537 ) begin
-        \$1185 [2] = op__payload[145];
-      end
-      if (\$538 ) begin
-        \$1185 [3] = op__payload[145];
-      end
-      if (\$539 ) begin
-        \$1185 [4] = op__payload[145];
-      end
-      if (\$540 ) begin
-        \$1185 [5] = op__payload[145];
-      end
-      if (\$541 ) begin
-        \$1185 [6] = op__payload[145];
-      end
-      if (\$542 ) begin
-        \$1185 [7] = op__payload[145];
-      end
-      if (\$543 ) begin
-        \$1185 [8] = op__payload[145];
-      end
-      if (\$544 ) begin
-        \$1185 [9] = op__payload[145];
-      end
-      if (\$545 ) begin
-        \$1185 [10] = op__payload[145];
-      end
-      if (\$546 ) begin
-        \$1185 [11] = op__payload[145];
-      end
-      if (\$547 ) begin
-        \$1185 [12] = op__payload[145];
-      end
+    \$1170  = size21;
+    if (\$525 ) begin
       if (\$548 ) begin
-        \$1185 [13] = op__payload[145];
+        \$1170  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1170  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1171  = size22;
+    if (\$525 ) begin
       if (\$549 ) begin
-        \$1185 [14] = op__payload[145];
+        \$1171  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1171  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1172  = size23;
+    if (\$525 ) begin
       if (\$550 ) begin
-        \$1185 [15] = op__payload[145];
+        \$1172  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1172  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1173  = size24;
+    if (\$525 ) begin
       if (\$551 ) begin
-        \$1185 [16] = op__payload[145];
+        \$1173  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1173  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1174  = size25;
+    if (\$525 ) begin
       if (\$552 ) begin
-        \$1185 [17] = op__payload[145];
+        \$1174  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1174  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1175  = size26;
+    if (\$525 ) begin
       if (\$553 ) begin
-        \$1185 [18] = op__payload[145];
+        \$1175  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1175  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1176  = size27;
+    if (\$525 ) begin
       if (\$554 ) begin
-        \$1185 [19] = op__payload[145];
+        \$1176  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1176  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1177  = size28;
+    if (\$525 ) begin
       if (\$555 ) begin
-        \$1185 [20] = op__payload[145];
+        \$1177  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1177  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1178  = size29;
+    if (\$525 ) begin
       if (\$556 ) begin
-        \$1185 [21] = op__payload[145];
+        \$1178  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1178  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1179  = size30;
+    if (\$525 ) begin
       if (\$557 ) begin
-        \$1185 [22] = op__payload[145];
+        \$1179  = op__payload[151:146];
       end
+    end
+    if (rst) begin
+      \$1179  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1180  = size31;
+    if (\$525 ) begin
       if (\$558 ) begin
-        \$1185 [23] = op__payload[145];
-      end
-      if (\$559 ) begin
-        \$1185 [24] = op__payload[145];
-      end
-      if (\$560 ) begin
-        \$1185 [25] = op__payload[145];
-      end
-      if (\$561 ) begin
-        \$1185 [26] = op__payload[145];
-      end
-      if (\$562 ) begin
-        \$1185 [27] = op__payload[145];
-      end
-      if (\$563 ) begin
-        \$1185 [28] = op__payload[145];
-      end
-      if (\$564 ) begin
-        \$1185 [29] = op__payload[145];
-      end
-      if (\$565 ) begin
-        \$1185 [30] = op__payload[145];
-      end
-      if (\$566 ) begin
-        \$1185 [31] = op__payload[145];
+        \$1180  = op__payload[151:146];
       end
     end
     if (rst) begin
-      \$1185  = 32'd0;
+      \$1180  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1186  = size0;
-    if (\$533 ) begin
-      if (\$535 ) begin
-        \$1186  = op__payload[151:146];
+    \$1181  = \$signal ;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$12 )
+          1'h0:
+              \$1181 [0] = 1'h1;
+          1'h1:
+              \$1181 [1] = 1'h1;
+        endcase
+      end
+    end
+    if (running) begin
+      if (\$1086 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$64 )
+          1'h0:
+              \$1181 [0] = 1'h0;
+          1'h1:
+              \$1181 [1] = 1'h0;
+        endcase
       end
     end
     if (rst) begin
-      \$1186  = 6'h00;
+      \$1181  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1187  = size1;
-    if (\$533 ) begin
-      if (\$536 ) begin
-        \$1187  = op__payload[151:146];
+    \$1182  = \$signal$12 ;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        \$1182  = \$764 ;
       end
+    end
+    if (rst) begin
+      \$1182  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1183  = in0_vectors;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        if (\$765 ) begin
+          \$1183  = \$766 [4:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1183  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1184  = in0_target;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        if (\$765 ) begin
+          \$1184  = \$767 [9:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1184  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1185  = in1_vectors;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        if (\$768 ) begin
+          \$1185  = \$769 [4:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1185  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1186  = in1_target;
+    if (\$662 ) begin
+      if (\$763 ) begin
+        if (\$768 ) begin
+          \$1186  = \$770 [9:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$1186  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1187  = \$signal$38 ;
+    if (\$772 ) begin
+      if (r_rdy) begin
+      end else if (\$780 ) begin
+      end else if (\$781 ) begin
+        \$1187  = \$784 [5:0];
+      end
+    end
+    if (\$1101 ) begin
+      \$1187  = 6'h00;
     end
     if (rst) begin
       \$1187  = 6'h00;
@@ -7090,23 +7510,34 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1188  = size2;
-    if (\$533 ) begin
-      if (\$537 ) begin
-        \$1188  = op__payload[151:146];
+    \$1188  = proxy_v;
+    if (\$772 ) begin
+      if (r_rdy) begin
+      end else if (\$780 ) begin
+      end else if (\$781 ) begin
+        \$1188  = \$786 [4:0];
       end
     end
+    if (\$1101 ) begin
+      \$1188  = 5'h00;
+    end
     if (rst) begin
-      \$1188  = 6'h00;
+      \$1188  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1189  = size3;
-    if (\$533 ) begin
-      if (\$538 ) begin
-        \$1189  = op__payload[151:146];
+    \$1189  = \$signal$28 ;
+    if (walker_taken) begin
+      \$1189  = \$787 [5:0];
+    end
+    if (walk_step) begin
+      if (\$799 ) begin
+        \$1189  = n_proxies;
       end
+    end
+    if (\$1101 ) begin
+      \$1189  = n_proxies;
     end
     if (rst) begin
       \$1189  = 6'h00;
@@ -7114,11 +7545,15 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1190  = size4;
-    if (\$533 ) begin
-      if (\$539 ) begin
-        \$1190  = op__payload[151:146];
-      end
+    \$1190  = left;
+    if (walker_taken) begin
+      \$1190  = \$788 [5:0];
+    end
+    if (walk_step) begin
+      \$1190  = \$798 ;
+    end
+    if (\$1101 ) begin
+      \$1190  = size0;
     end
     if (rst) begin
       \$1190  = 6'h00;
@@ -7126,23 +7561,25 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1191  = size5;
-    if (\$533 ) begin
-      if (\$540 ) begin
-        \$1191  = op__payload[151:146];
-      end
+    \$1191  = \$signal$23 ;
+    if (walk_step) begin
+      \$1191  = \$789 [9:0];
+    end
+    if (\$1101 ) begin
+      \$1191  = 10'h000;
     end
     if (rst) begin
-      \$1191  = 6'h00;
+      \$1191  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1192  = size6;
-    if (\$533 ) begin
-      if (\$541 ) begin
-        \$1192  = op__payload[151:146];
-      end
+    \$1192  = \$signal$388 ;
+    if (walk_step) begin
+      \$1192  = \$792 [5:0];
+    end
+    if (\$1101 ) begin
+      \$1192  = 6'h00;
     end
     if (rst) begin
       \$1192  = 6'h00;
@@ -7150,59 +7587,56 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1193  = size7;
-    if (\$533 ) begin
-      if (\$542 ) begin
-        \$1193  = op__payload[151:146];
-      end
+    \$1193  = \$signal$36 ;
+    if (walk_step) begin
+      \$1193  = \$794 [4:0];
+    end
+    if (\$1101 ) begin
+      \$1193  = 5'h00;
     end
     if (rst) begin
-      \$1193  = 6'h00;
+      \$1193  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1194  = size8;
-    if (\$533 ) begin
-      if (\$543 ) begin
-        \$1194  = op__payload[151:146];
-      end
+    \$1194  = cu0_a_valid;
+    if (\$809 ) begin
+      \$1194  = 1'h1;
+    end else if (cu0_a_valid) begin
+      \$1194  = \$811 ;
     end
     if (rst) begin
-      \$1194  = 6'h00;
+      \$1194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1195  = size9;
-    if (\$533 ) begin
-      if (\$544 ) begin
-        \$1195  = op__payload[151:146];
-      end
+    \$1195  = cu0_a_pos;
+    if (\$809 ) begin
+      \$1195  = \$signal$32 ;
     end
     if (rst) begin
-      \$1195  = 6'h00;
+      \$1195  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1196  = size10;
-    if (\$533 ) begin
-      if (\$545 ) begin
-        \$1196  = op__payload[151:146];
-      end
+    \$1196  = cu0_a_v;
+    if (\$809 ) begin
+      \$1196  = issue_v;
     end
     if (rst) begin
-      \$1196  = 6'h00;
+      \$1196  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1197  = size11;
-    if (\$533 ) begin
-      if (\$546 ) begin
-        \$1197  = op__payload[151:146];
-      end
+    \$1197  = cu0_a_word;
+    if (\$809 ) begin
+      \$1197  = 6'h00;
+    end else if (cu0_a_valid) begin
+      \$1197  = \$812 [5:0];
     end
     if (rst) begin
       \$1197  = 6'h00;
@@ -7210,280 +7644,161 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1198  = size12;
-    if (\$533 ) begin
-      if (\$547 ) begin
-        \$1198  = op__payload[151:146];
-      end
-    end
+    \$1198  = { cu0_a_v, cu0_a_pos, \$814 , \$813 , cu0_a_valid };
     if (rst) begin
-      \$1198  = 6'h00;
+      \$1198  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1199  = size13;
-    if (\$533 ) begin
-      if (\$548 ) begin
-        \$1199  = op__payload[151:146];
-      end
-    end
+    \$1199  = cu0_b_d0;
     if (rst) begin
-      \$1199  = 6'h00;
+      \$1199  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1200  = size14;
-    if (\$533 ) begin
-      if (\$549 ) begin
-        \$1200  = op__payload[151:146];
-      end
-    end
+    \$1200  = cu0_o_d0;
     if (rst) begin
-      \$1200  = 6'h00;
+      \$1200  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1201  = size15;
-    if (\$533 ) begin
-      if (\$550 ) begin
-        \$1201  = op__payload[151:146];
-      end
-    end
+    \$1201  = cu0_p_d0;
     if (rst) begin
-      \$1201  = 6'h00;
+      \$1201  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1202  = size16;
-    if (\$533 ) begin
-      if (\$551 ) begin
-        \$1202  = op__payload[151:146];
-      end
-    end
+    \$1202  = cu0_weights_rdata;
     if (rst) begin
-      \$1202  = 6'h00;
+      \$1202  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1203  = size17;
-    if (\$533 ) begin
-      if (\$552 ) begin
-        \$1203  = op__payload[151:146];
-      end
-    end
+    \$1203  = cu0_inputs_rdata;
     if (rst) begin
-      \$1203  = 6'h00;
+      \$1203  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1204  = size18;
-    if (\$533 ) begin
-      if (\$553 ) begin
-        \$1204  = op__payload[151:146];
-      end
-    end
+    \$1204  = \$815 ;
     if (rst) begin
-      \$1204  = 6'h00;
+      \$1204  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1205  = size19;
-    if (\$533 ) begin
-      if (\$554 ) begin
-        \$1205  = op__payload[151:146];
-      end
-    end
+    \$1205  = \$816 ;
     if (rst) begin
-      \$1205  = 6'h00;
+      \$1205  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1206  = size20;
-    if (\$533 ) begin
-      if (\$555 ) begin
-        \$1206  = op__payload[151:146];
-      end
-    end
+    \$1206  = \$817 ;
     if (rst) begin
-      \$1206  = 6'h00;
+      \$1206  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1207  = size21;
-    if (\$533 ) begin
-      if (\$556 ) begin
-        \$1207  = op__payload[151:146];
-      end
-    end
+    \$1207  = \$818 ;
     if (rst) begin
-      \$1207  = 6'h00;
+      \$1207  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1208  = size22;
-    if (\$533 ) begin
-      if (\$557 ) begin
-        \$1208  = op__payload[151:146];
-      end
-    end
+    \$1208  = \$819 ;
     if (rst) begin
-      \$1208  = 6'h00;
+      \$1208  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1209  = size23;
-    if (\$533 ) begin
-      if (\$558 ) begin
-        \$1209  = op__payload[151:146];
-      end
-    end
+    \$1209  = \$820 ;
     if (rst) begin
-      \$1209  = 6'h00;
+      \$1209  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1210  = size24;
-    if (\$533 ) begin
-      if (\$559 ) begin
-        \$1210  = op__payload[151:146];
-      end
-    end
+    \$1210  = \$821 ;
     if (rst) begin
-      \$1210  = 6'h00;
+      \$1210  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1211  = size25;
-    if (\$533 ) begin
-      if (\$560 ) begin
-        \$1211  = op__payload[151:146];
-      end
-    end
+    \$1211  = \$822 ;
     if (rst) begin
-      \$1211  = 6'h00;
+      \$1211  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1212  = size26;
-    if (\$533 ) begin
-      if (\$561 ) begin
-        \$1212  = op__payload[151:146];
-      end
-    end
+    \$1212  = \$830 [19:0];
     if (rst) begin
-      \$1212  = 6'h00;
+      \$1212  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1213  = size27;
-    if (\$533 ) begin
-      if (\$562 ) begin
-        \$1213  = op__payload[151:146];
-      end
+    \$1213  = cu0_psum;
+    if (cu0_s_d0[0]) begin
+      \$1213  = \$44 [31:0];
     end
     if (rst) begin
-      \$1213  = 6'h00;
+      \$1213  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1214  = size28;
-    if (\$533 ) begin
-      if (\$563 ) begin
-        \$1214  = op__payload[151:146];
-      end
-    end
+    \$1214  = \$831 ;
     if (rst) begin
-      \$1214  = 6'h00;
+      \$1214  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1215  = size29;
-    if (\$533 ) begin
-      if (\$564 ) begin
-        \$1215  = op__payload[151:146];
-      end
-    end
+    \$1215  = \$44 [31:0];
     if (rst) begin
-      \$1215  = 6'h00;
+      \$1215  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1216  = size30;
-    if (\$533 ) begin
-      if (\$565 ) begin
-        \$1216  = op__payload[151:146];
-      end
-    end
+    \$1216  = cu0_table_rdata[4:0];
     if (rst) begin
-      \$1216  = 6'h00;
+      \$1216  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1217  = size31;
-    if (\$533 ) begin
-      if (\$566 ) begin
-        \$1217  = op__payload[151:146];
-      end
-    end
+    \$1217  = cu0_s_d0[7:3];
     if (rst) begin
-      \$1217  = 6'h00;
+      \$1217  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1218  = \$signal ;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$12 )
-          1'h0:
-              \$1218 [0] = 1'h1;
-          1'h1:
-              \$1218 [1] = 1'h1;
-        endcase
-      end
-    end
-    if (running) begin
-      if (\$1123 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$63 )
-          1'h0:
-              \$1218 [0] = 1'h0;
-          1'h1:
-              \$1218 [1] = 1'h0;
-        endcase
-      end
-    end
+    \$1218  = cu0_s_d0[11:8];
     if (rst) begin
-      \$1218  = 2'h0;
+      \$1218  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1219  = \$signal$12 ;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        \$1219  = \$781 ;
-      end
+    \$1219  = cu1_a_valid;
+    if (\$841 ) begin
+      \$1219  = 1'h1;
+    end else if (cu1_a_valid) begin
+      \$1219  = \$843 ;
     end
     if (rst) begin
       \$1219  = 1'h0;
@@ -7491,13 +7806,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1220  = in0_vectors;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        if (\$782 ) begin
-          \$1220  = \$783 [4:0];
-        end
-      end
+    \$1220  = cu1_a_pos;
+    if (\$841 ) begin
+      \$1220  = \$signal$32 ;
     end
     if (rst) begin
       \$1220  = 5'h00;
@@ -7505,5357 +7816,5007 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1221  = in0_target;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        if (\$782 ) begin
-          \$1221  = \$784 [9:0];
-        end
-      end
+    \$1221  = cu1_a_v;
+    if (\$841 ) begin
+      \$1221  = issue_v;
     end
     if (rst) begin
-      \$1221  = 10'h000;
+      \$1221  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1222  = in1_vectors;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        if (\$785 ) begin
-          \$1222  = \$786 [4:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$1222  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1223  = in1_target;
-    if (\$676 ) begin
-      if (\$780 ) begin
-        if (\$785 ) begin
-          \$1223  = \$787 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$1223  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1224  = \$signal$38 ;
-    if (\$789 ) begin
-      if (r_rdy) begin
-      end else if (\$798 ) begin
-      end else if (\$799 ) begin
-        \$1224  = \$802 [5:0];
-      end
-    end
-    if (\$1138 ) begin
-      \$1224  = 6'h00;
-    end
-    if (rst) begin
-      \$1224  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1225  = proxy_v;
-    if (\$789 ) begin
-      if (r_rdy) begin
-      end else if (\$798 ) begin
-      end else if (\$799 ) begin
-        \$1225  = \$804 [4:0];
-      end
-    end
-    if (\$1138 ) begin
-      \$1225  = 5'h00;
-    end
-    if (rst) begin
-      \$1225  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1226  = \$signal$28 ;
-    if (walker_taken) begin
-      \$1226  = \$805 [5:0];
-    end
-    if (\$813 ) begin
-      if (\$824 ) begin
-        \$1226  = n_proxies;
-      end
-    end
-    if (\$1138 ) begin
-      \$1226  = n_proxies;
-    end
-    if (rst) begin
-      \$1226  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1227  = \$like ;
-    if (walker_taken) begin
-      \$1227  = \$806 [5:0];
-    end
-    if (\$813 ) begin
-      \$1227  = \$823 ;
-    end
-    if (\$1138 ) begin
-      \$1227  = size0;
-    end
-    if (rst) begin
-      \$1227  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1228  = \$signal$23 ;
-    if (\$813 ) begin
-      \$1228  = \$814 [9:0];
-    end
-    if (\$1138 ) begin
-      \$1228  = 10'h000;
-    end
-    if (rst) begin
-      \$1228  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1229  = \$signal$387 ;
-    if (\$813 ) begin
-      \$1229  = \$817 [5:0];
-    end
-    if (\$1138 ) begin
-      \$1229  = 6'h00;
-    end
-    if (rst) begin
-      \$1229  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1230  = \$signal$36 ;
-    if (\$813 ) begin
-      \$1230  = \$819 [4:0];
-    end
-    if (\$1138 ) begin
-      \$1230  = 5'h00;
-    end
-    if (rst) begin
-      \$1230  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1231  = cu0_a_valid;
-    if (\$834 ) begin
-      \$1231  = 1'h1;
-    end else if (cu0_a_valid) begin
-      \$1231  = \$837 ;
-    end
-    if (rst) begin
-      \$1231  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1232  = cu0_a_pos;
-    if (\$834 ) begin
-      \$1232  = \$signal$32 ;
-    end
-    if (rst) begin
-      \$1232  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1233  = cu0_a_v;
-    if (\$834 ) begin
-      \$1233  = issue_v;
-    end
-    if (rst) begin
-      \$1233  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1234  = cu0_a_word;
-    if (\$834 ) begin
-      \$1234  = 6'h00;
-    end else if (cu0_a_valid) begin
-      \$1234  = \$838 [5:0];
-    end
-    if (rst) begin
-      \$1234  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1235  = { cu0_a_v, cu0_a_pos, \$841 , \$839 , cu0_a_valid };
-    if (rst) begin
-      \$1235  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1236  = cu0_b_d0;
-    if (rst) begin
-      \$1236  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1237  = cu0_o_d0;
-    if (rst) begin
-      \$1237  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1238  = cu0_p_d0;
-    if (rst) begin
-      \$1238  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1239  = cu0_weights_rdata;
-    if (rst) begin
-      \$1239  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1240  = cu0_inputs_rdata;
-    if (rst) begin
-      \$1240  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1241  = \$842 ;
-    if (rst) begin
-      \$1241  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1242  = \$843 ;
-    if (rst) begin
-      \$1242  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1243  = \$844 ;
-    if (rst) begin
-      \$1243  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1244  = \$845 ;
-    if (rst) begin
-      \$1244  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1245  = \$846 ;
-    if (rst) begin
-      \$1245  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1246  = \$847 ;
-    if (rst) begin
-      \$1246  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1247  = \$848 ;
-    if (rst) begin
-      \$1247  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1248  = \$849 ;
-    if (rst) begin
-      \$1248  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1249  = \$857 [19:0];
-    if (rst) begin
-      \$1249  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1250  = cu0_psum;
-    if (cu0_s_d0[0]) begin
-      \$1250  = \$41 [31:0];
-    end
-    if (rst) begin
-      \$1250  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1251  = \$858 ;
-    if (rst) begin
-      \$1251  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1252  = \$41 [31:0];
-    if (rst) begin
-      \$1252  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1253  = cu0_table_rdata[4:0];
-    if (rst) begin
-      \$1253  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1254  = cu0_s_d0[7:3];
-    if (rst) begin
-      \$1254  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1255  = cu0_s_d0[11:8];
-    if (rst) begin
-      \$1255  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1256  = cu1_a_valid;
-    if (\$868 ) begin
-      \$1256  = 1'h1;
+    \$1222  = cu1_a_word;
+    if (\$841 ) begin
+      \$1222  = 6'h00;
     end else if (cu1_a_valid) begin
-      \$1256  = \$871 ;
+      \$1222  = \$844 [5:0];
     end
     if (rst) begin
-      \$1256  = 1'h0;
+      \$1222  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1257  = cu1_a_pos;
-    if (\$868 ) begin
-      \$1257  = \$signal$32 ;
-    end
+    \$1223  = { cu1_a_v, cu1_a_pos, \$846 , \$845 , cu1_a_valid };
     if (rst) begin
-      \$1257  = 5'h00;
+      \$1223  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1258  = cu1_a_v;
-    if (\$868 ) begin
-      \$1258  = issue_v;
-    end
+    \$1224  = cu1_b_d0;
     if (rst) begin
-      \$1258  = 4'h0;
+      \$1224  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1259  = cu1_a_word;
-    if (\$868 ) begin
-      \$1259  = 6'h00;
-    end else if (cu1_a_valid) begin
-      \$1259  = \$872 [5:0];
-    end
+    \$1225  = cu1_o_d0;
     if (rst) begin
-      \$1259  = 6'h00;
+      \$1225  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1260  = { cu1_a_v, cu1_a_pos, \$875 , \$873 , cu1_a_valid };
+    \$1226  = cu1_p_d0;
     if (rst) begin
-      \$1260  = 12'h000;
+      \$1226  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1261  = cu1_b_d0;
+    \$1227  = cu1_weights_rdata;
     if (rst) begin
-      \$1261  = 12'h000;
+      \$1227  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1262  = cu1_o_d0;
+    \$1228  = cu1_inputs_rdata;
     if (rst) begin
-      \$1262  = 12'h000;
+      \$1228  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1263  = cu1_p_d0;
+    \$1229  = \$847 ;
     if (rst) begin
-      \$1263  = 12'h000;
+      \$1229  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1264  = cu1_weights_rdata;
+    \$1230  = \$848 ;
     if (rst) begin
-      \$1264  = 64'h0000000000000000;
+      \$1230  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1265  = cu1_inputs_rdata;
+    \$1231  = \$849 ;
     if (rst) begin
-      \$1265  = 64'h0000000000000000;
+      \$1231  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1266  = \$876 ;
+    \$1232  = \$850 ;
     if (rst) begin
-      \$1266  = 16'h0000;
+      \$1232  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1267  = \$877 ;
+    \$1233  = \$851 ;
     if (rst) begin
-      \$1267  = 16'h0000;
+      \$1233  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1268  = \$878 ;
+    \$1234  = \$852 ;
     if (rst) begin
-      \$1268  = 16'h0000;
+      \$1234  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1269  = \$879 ;
+    \$1235  = \$853 ;
     if (rst) begin
-      \$1269  = 16'h0000;
+      \$1235  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1270  = \$880 ;
+    \$1236  = \$854 ;
     if (rst) begin
-      \$1270  = 16'h0000;
+      \$1236  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1271  = \$881 ;
+    \$1237  = \$862 [19:0];
     if (rst) begin
-      \$1271  = 16'h0000;
+      \$1237  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1272  = \$882 ;
-    if (rst) begin
-      \$1272  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1273  = \$883 ;
-    if (rst) begin
-      \$1273  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1274  = \$891 [19:0];
-    if (rst) begin
-      \$1274  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1275  = cu1_psum;
+    \$1238  = cu1_psum;
     if (cu1_s_d0[0]) begin
-      \$1275  = \$52 [31:0];
+      \$1238  = \$54 [31:0];
     end
     if (rst) begin
-      \$1275  = 32'd0;
+      \$1238  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1276  = \$892 ;
+    \$1239  = \$863 ;
     if (rst) begin
-      \$1276  = 1'h0;
+      \$1239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1277  = \$52 [31:0];
+    \$1240  = \$54 [31:0];
     if (rst) begin
-      \$1277  = 32'd0;
+      \$1240  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1278  = cu1_table_rdata[4:0];
+    \$1241  = cu1_table_rdata[4:0];
     if (rst) begin
-      \$1278  = 5'h00;
+      \$1241  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1279  = cu1_s_d0[7:3];
+    \$1242  = cu1_s_d0[7:3];
     if (rst) begin
-      \$1279  = 5'h00;
+      \$1242  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1280  = cu1_s_d0[11:8];
+    \$1243  = cu1_s_d0[11:8];
     if (rst) begin
-      \$1280  = 4'h0;
+      \$1243  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1281  = cu2_a_valid;
-    if (\$902 ) begin
-      \$1281  = 1'h1;
+    \$1244  = cu2_a_valid;
+    if (\$873 ) begin
+      \$1244  = 1'h1;
     end else if (cu2_a_valid) begin
-      \$1281  = \$905 ;
+      \$1244  = \$875 ;
     end
     if (rst) begin
-      \$1281  = 1'h0;
+      \$1244  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1282  = cu2_a_pos;
-    if (\$902 ) begin
-      \$1282  = \$signal$32 ;
+    \$1245  = cu2_a_pos;
+    if (\$873 ) begin
+      \$1245  = \$signal$32 ;
     end
     if (rst) begin
-      \$1282  = 5'h00;
+      \$1245  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1283  = cu2_a_v;
-    if (\$902 ) begin
-      \$1283  = issue_v;
+    \$1246  = cu2_a_v;
+    if (\$873 ) begin
+      \$1246  = issue_v;
     end
     if (rst) begin
-      \$1283  = 4'h0;
+      \$1246  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1284  = cu2_a_word;
-    if (\$902 ) begin
-      \$1284  = 6'h00;
+    \$1247  = cu2_a_word;
+    if (\$873 ) begin
+      \$1247  = 6'h00;
     end else if (cu2_a_valid) begin
-      \$1284  = \$906 [5:0];
+      \$1247  = \$876 [5:0];
     end
     if (rst) begin
-      \$1284  = 6'h00;
+      \$1247  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1285  = { cu2_a_v, cu2_a_pos, \$909 , \$907 , cu2_a_valid };
+    \$1248  = { cu2_a_v, cu2_a_pos, \$878 , \$877 , cu2_a_valid };
     if (rst) begin
-      \$1285  = 12'h000;
+      \$1248  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1286  = cu2_b_d0;
+    \$1249  = cu2_b_d0;
     if (rst) begin
-      \$1286  = 12'h000;
+      \$1249  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1287  = cu2_o_d0;
+    \$1250  = cu2_o_d0;
     if (rst) begin
-      \$1287  = 12'h000;
+      \$1250  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1288  = cu2_p_d0;
+    \$1251  = cu2_p_d0;
     if (rst) begin
-      \$1288  = 12'h000;
+      \$1251  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1289  = cu2_weights_rdata;
+    \$1252  = cu2_weights_rdata;
     if (rst) begin
-      \$1289  = 64'h0000000000000000;
+      \$1252  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1290  = cu2_inputs_rdata;
+    \$1253  = cu2_inputs_rdata;
     if (rst) begin
-      \$1290  = 64'h0000000000000000;
+      \$1253  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1291  = \$910 ;
+    \$1254  = \$879 ;
     if (rst) begin
-      \$1291  = 16'h0000;
+      \$1254  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1292  = \$911 ;
+    \$1255  = \$880 ;
     if (rst) begin
-      \$1292  = 16'h0000;
+      \$1255  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1293  = \$912 ;
+    \$1256  = \$881 ;
     if (rst) begin
-      \$1293  = 16'h0000;
+      \$1256  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1294  = \$913 ;
+    \$1257  = \$882 ;
     if (rst) begin
-      \$1294  = 16'h0000;
+      \$1257  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1295  = \$914 ;
+    \$1258  = \$883 ;
     if (rst) begin
-      \$1295  = 16'h0000;
+      \$1258  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1296  = \$915 ;
+    \$1259  = \$884 ;
     if (rst) begin
-      \$1296  = 16'h0000;
+      \$1259  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1297  = \$916 ;
+    \$1260  = \$885 ;
     if (rst) begin
-      \$1297  = 16'h0000;
+      \$1260  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1298  = \$917 ;
+    \$1261  = \$886 ;
     if (rst) begin
-      \$1298  = 16'h0000;
+      \$1261  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1299  = \$925 [19:0];
+    \$1262  = \$894 [19:0];
     if (rst) begin
-      \$1299  = 20'h00000;
+      \$1262  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1300  = cu2_psum;
+    \$1263  = cu2_psum;
     if (cu2_s_d0[0]) begin
-      \$1300  = \$63 [31:0];
+      \$1263  = \$64 [31:0];
     end
     if (rst) begin
-      \$1300  = 32'd0;
+      \$1263  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1301  = \$926 ;
+    \$1264  = \$895 ;
     if (rst) begin
-      \$1301  = 1'h0;
+      \$1264  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1302  = \$63 [31:0];
+    \$1265  = \$64 [31:0];
     if (rst) begin
-      \$1302  = 32'd0;
+      \$1265  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1303  = cu2_table_rdata[4:0];
+    \$1266  = cu2_table_rdata[4:0];
     if (rst) begin
-      \$1303  = 5'h00;
+      \$1266  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1304  = cu2_s_d0[7:3];
+    \$1267  = cu2_s_d0[7:3];
     if (rst) begin
-      \$1304  = 5'h00;
+      \$1267  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1305  = cu2_s_d0[11:8];
+    \$1268  = cu2_s_d0[11:8];
     if (rst) begin
-      \$1305  = 4'h0;
+      \$1268  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1306  = cu3_a_valid;
-    if (\$936 ) begin
-      \$1306  = 1'h1;
+    \$1269  = cu3_a_valid;
+    if (\$905 ) begin
+      \$1269  = 1'h1;
     end else if (cu3_a_valid) begin
-      \$1306  = \$939 ;
+      \$1269  = \$907 ;
     end
     if (rst) begin
-      \$1306  = 1'h0;
+      \$1269  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1307  = cu3_a_pos;
-    if (\$936 ) begin
-      \$1307  = \$signal$32 ;
+    \$1270  = cu3_a_pos;
+    if (\$905 ) begin
+      \$1270  = \$signal$32 ;
     end
     if (rst) begin
-      \$1307  = 5'h00;
+      \$1270  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1308  = cu3_a_v;
-    if (\$936 ) begin
-      \$1308  = issue_v;
+    \$1271  = cu3_a_v;
+    if (\$905 ) begin
+      \$1271  = issue_v;
     end
     if (rst) begin
-      \$1308  = 4'h0;
+      \$1271  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1309  = cu3_a_word;
-    if (\$936 ) begin
-      \$1309  = 6'h00;
+    \$1272  = cu3_a_word;
+    if (\$905 ) begin
+      \$1272  = 6'h00;
     end else if (cu3_a_valid) begin
-      \$1309  = \$940 [5:0];
+      \$1272  = \$908 [5:0];
     end
     if (rst) begin
-      \$1309  = 6'h00;
+      \$1272  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1310  = { cu3_a_v, cu3_a_pos, \$943 , \$941 , cu3_a_valid };
+    \$1273  = { cu3_a_v, cu3_a_pos, \$910 , \$909 , cu3_a_valid };
     if (rst) begin
-      \$1310  = 12'h000;
+      \$1273  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1311  = cu3_b_d0;
+    \$1274  = cu3_b_d0;
     if (rst) begin
-      \$1311  = 12'h000;
+      \$1274  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1312  = cu3_o_d0;
+    \$1275  = cu3_o_d0;
     if (rst) begin
-      \$1312  = 12'h000;
+      \$1275  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1313  = cu3_p_d0;
+    \$1276  = cu3_p_d0;
     if (rst) begin
-      \$1313  = 12'h000;
+      \$1276  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1314  = cu3_weights_rdata;
+    \$1277  = cu3_weights_rdata;
     if (rst) begin
-      \$1314  = 64'h0000000000000000;
+      \$1277  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1315  = cu3_inputs_rdata;
+    \$1278  = cu3_inputs_rdata;
     if (rst) begin
-      \$1315  = 64'h0000000000000000;
+      \$1278  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1316  = \$944 ;
+    \$1279  = \$911 ;
     if (rst) begin
-      \$1316  = 16'h0000;
+      \$1279  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1317  = \$945 ;
+    \$1280  = \$912 ;
     if (rst) begin
-      \$1317  = 16'h0000;
+      \$1280  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1318  = \$946 ;
+    \$1281  = \$913 ;
     if (rst) begin
-      \$1318  = 16'h0000;
+      \$1281  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1319  = \$947 ;
+    \$1282  = \$914 ;
     if (rst) begin
-      \$1319  = 16'h0000;
+      \$1282  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1320  = \$948 ;
+    \$1283  = \$915 ;
     if (rst) begin
-      \$1320  = 16'h0000;
+      \$1283  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1321  = \$949 ;
+    \$1284  = \$916 ;
     if (rst) begin
-      \$1321  = 16'h0000;
+      \$1284  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1322  = \$950 ;
+    \$1285  = \$917 ;
     if (rst) begin
-      \$1322  = 16'h0000;
+      \$1285  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1323  = \$951 ;
+    \$1286  = \$918 ;
     if (rst) begin
-      \$1323  = 16'h0000;
+      \$1286  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1324  = \$959 [19:0];
+    \$1287  = \$926 [19:0];
     if (rst) begin
-      \$1324  = 20'h00000;
+      \$1287  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1325  = cu3_psum;
+    \$1288  = cu3_psum;
     if (cu3_s_d0[0]) begin
-      \$1325  = \$74 [31:0];
+      \$1288  = \$74 [31:0];
     end
     if (rst) begin
-      \$1325  = 32'd0;
+      \$1288  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1326  = \$960 ;
+    \$1289  = \$927 ;
     if (rst) begin
-      \$1326  = 1'h0;
+      \$1289  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1327  = \$74 [31:0];
+    \$1290  = \$74 [31:0];
     if (rst) begin
-      \$1327  = 32'd0;
+      \$1290  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1328  = cu3_table_rdata[4:0];
+    \$1291  = cu3_table_rdata[4:0];
     if (rst) begin
-      \$1328  = 5'h00;
+      \$1291  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1329  = cu3_s_d0[7:3];
+    \$1292  = cu3_s_d0[7:3];
     if (rst) begin
-      \$1329  = 5'h00;
+      \$1292  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1330  = cu3_s_d0[11:8];
+    \$1293  = cu3_s_d0[11:8];
     if (rst) begin
-      \$1330  = 4'h0;
+      \$1293  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1331  = cu4_a_valid;
-    if (\$970 ) begin
-      \$1331  = 1'h1;
+    \$1294  = cu4_a_valid;
+    if (\$937 ) begin
+      \$1294  = 1'h1;
     end else if (cu4_a_valid) begin
-      \$1331  = \$973 ;
+      \$1294  = \$939 ;
     end
     if (rst) begin
-      \$1331  = 1'h0;
+      \$1294  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1332  = cu4_a_pos;
-    if (\$970 ) begin
-      \$1332  = \$signal$32 ;
+    \$1295  = cu4_a_pos;
+    if (\$937 ) begin
+      \$1295  = \$signal$32 ;
     end
     if (rst) begin
-      \$1332  = 5'h00;
+      \$1295  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1333  = cu4_a_v;
-    if (\$970 ) begin
-      \$1333  = issue_v;
+    \$1296  = cu4_a_v;
+    if (\$937 ) begin
+      \$1296  = issue_v;
     end
     if (rst) begin
-      \$1333  = 4'h0;
+      \$1296  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1334  = cu4_a_word;
-    if (\$970 ) begin
-      \$1334  = 6'h00;
+    \$1297  = cu4_a_word;
+    if (\$937 ) begin
+      \$1297  = 6'h00;
     end else if (cu4_a_valid) begin
-      \$1334  = \$974 [5:0];
+      \$1297  = \$940 [5:0];
     end
     if (rst) begin
-      \$1334  = 6'h00;
+      \$1297  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1335  = { cu4_a_v, cu4_a_pos, \$977 , \$975 , cu4_a_valid };
+    \$1298  = { cu4_a_v, cu4_a_pos, \$942 , \$941 , cu4_a_valid };
     if (rst) begin
-      \$1335  = 12'h000;
+      \$1298  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1336  = cu4_b_d0;
+    \$1299  = cu4_b_d0;
     if (rst) begin
-      \$1336  = 12'h000;
+      \$1299  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1337  = cu4_o_d0;
+    \$1300  = cu4_o_d0;
     if (rst) begin
-      \$1337  = 12'h000;
+      \$1300  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1338  = cu4_p_d0;
+    \$1301  = cu4_p_d0;
     if (rst) begin
-      \$1338  = 12'h000;
+      \$1301  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1339  = cu4_weights_rdata;
+    \$1302  = cu4_weights_rdata;
     if (rst) begin
-      \$1339  = 64'h0000000000000000;
+      \$1302  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1340  = cu4_inputs_rdata;
+    \$1303  = cu4_inputs_rdata;
     if (rst) begin
-      \$1340  = 64'h0000000000000000;
+      \$1303  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1341  = \$978 ;
+    \$1304  = \$943 ;
     if (rst) begin
-      \$1341  = 16'h0000;
+      \$1304  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1342  = \$979 ;
+    \$1305  = \$944 ;
     if (rst) begin
-      \$1342  = 16'h0000;
+      \$1305  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1343  = \$980 ;
+    \$1306  = \$945 ;
     if (rst) begin
-      \$1343  = 16'h0000;
+      \$1306  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1344  = \$981 ;
+    \$1307  = \$946 ;
     if (rst) begin
-      \$1344  = 16'h0000;
+      \$1307  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1345  = \$982 ;
+    \$1308  = \$947 ;
     if (rst) begin
-      \$1345  = 16'h0000;
+      \$1308  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1346  = \$983 ;
+    \$1309  = \$948 ;
     if (rst) begin
-      \$1346  = 16'h0000;
+      \$1309  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1347  = \$984 ;
+    \$1310  = \$949 ;
     if (rst) begin
-      \$1347  = 16'h0000;
+      \$1310  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1348  = \$985 ;
+    \$1311  = \$950 ;
     if (rst) begin
-      \$1348  = 16'h0000;
+      \$1311  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1349  = \$993 [19:0];
+    \$1312  = \$958 [19:0];
     if (rst) begin
-      \$1349  = 20'h00000;
+      \$1312  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1350  = cu4_psum;
+    \$1313  = cu4_psum;
     if (cu4_s_d0[0]) begin
-      \$1350  = \$85 [31:0];
+      \$1313  = \$84 [31:0];
     end
     if (rst) begin
-      \$1350  = 32'd0;
+      \$1313  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1351  = \$994 ;
+    \$1314  = \$959 ;
     if (rst) begin
-      \$1351  = 1'h0;
+      \$1314  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1352  = \$85 [31:0];
+    \$1315  = \$84 [31:0];
     if (rst) begin
-      \$1352  = 32'd0;
+      \$1315  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1353  = cu4_table_rdata[4:0];
+    \$1316  = cu4_table_rdata[4:0];
     if (rst) begin
-      \$1353  = 5'h00;
+      \$1316  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1354  = cu4_s_d0[7:3];
+    \$1317  = cu4_s_d0[7:3];
     if (rst) begin
-      \$1354  = 5'h00;
+      \$1317  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1355  = cu4_s_d0[11:8];
+    \$1318  = cu4_s_d0[11:8];
     if (rst) begin
-      \$1355  = 4'h0;
+      \$1318  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1356  = cu5_a_valid;
-    if (\$1004 ) begin
-      \$1356  = 1'h1;
+    \$1319  = cu5_a_valid;
+    if (\$969 ) begin
+      \$1319  = 1'h1;
     end else if (cu5_a_valid) begin
-      \$1356  = \$1007 ;
+      \$1319  = \$971 ;
     end
     if (rst) begin
-      \$1356  = 1'h0;
+      \$1319  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1357  = cu5_a_pos;
-    if (\$1004 ) begin
-      \$1357  = \$signal$32 ;
+    \$1320  = cu5_a_pos;
+    if (\$969 ) begin
+      \$1320  = \$signal$32 ;
     end
     if (rst) begin
-      \$1357  = 5'h00;
+      \$1320  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1358  = cu5_a_v;
-    if (\$1004 ) begin
-      \$1358  = issue_v;
+    \$1321  = cu5_a_v;
+    if (\$969 ) begin
+      \$1321  = issue_v;
     end
     if (rst) begin
-      \$1358  = 4'h0;
+      \$1321  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1359  = cu5_a_word;
-    if (\$1004 ) begin
-      \$1359  = 6'h00;
+    \$1322  = cu5_a_word;
+    if (\$969 ) begin
+      \$1322  = 6'h00;
     end else if (cu5_a_valid) begin
-      \$1359  = \$1008 [5:0];
+      \$1322  = \$972 [5:0];
     end
     if (rst) begin
-      \$1359  = 6'h00;
+      \$1322  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1360  = { cu5_a_v, cu5_a_pos, \$1011 , \$1009 , cu5_a_valid };
+    \$1323  = { cu5_a_v, cu5_a_pos, \$974 , \$973 , cu5_a_valid };
     if (rst) begin
-      \$1360  = 12'h000;
+      \$1323  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1361  = cu5_b_d0;
+    \$1324  = cu5_b_d0;
     if (rst) begin
-      \$1361  = 12'h000;
+      \$1324  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1362  = cu5_o_d0;
+    \$1325  = cu5_o_d0;
     if (rst) begin
-      \$1362  = 12'h000;
+      \$1325  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1363  = cu5_p_d0;
+    \$1326  = cu5_p_d0;
     if (rst) begin
-      \$1363  = 12'h000;
+      \$1326  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1364  = cu5_weights_rdata;
+    \$1327  = cu5_weights_rdata;
     if (rst) begin
-      \$1364  = 64'h0000000000000000;
+      \$1327  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1365  = cu5_inputs_rdata;
+    \$1328  = cu5_inputs_rdata;
     if (rst) begin
-      \$1365  = 64'h0000000000000000;
+      \$1328  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1366  = \$1012 ;
+    \$1329  = \$975 ;
     if (rst) begin
-      \$1366  = 16'h0000;
+      \$1329  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1367  = \$1013 ;
+    \$1330  = \$976 ;
     if (rst) begin
-      \$1367  = 16'h0000;
+      \$1330  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1368  = \$1014 ;
+    \$1331  = \$977 ;
     if (rst) begin
-      \$1368  = 16'h0000;
+      \$1331  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1369  = \$1015 ;
+    \$1332  = \$978 ;
     if (rst) begin
-      \$1369  = 16'h0000;
+      \$1332  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1370  = \$1016 ;
+    \$1333  = \$979 ;
     if (rst) begin
-      \$1370  = 16'h0000;
+      \$1333  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1371  = \$1017 ;
+    \$1334  = \$980 ;
     if (rst) begin
-      \$1371  = 16'h0000;
+      \$1334  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1372  = \$1018 ;
+    \$1335  = \$981 ;
     if (rst) begin
-      \$1372  = 16'h0000;
+      \$1335  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1373  = \$1019 ;
+    \$1336  = \$982 ;
     if (rst) begin
-      \$1373  = 16'h0000;
+      \$1336  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1374  = \$1027 [19:0];
+    \$1337  = \$990 [19:0];
     if (rst) begin
-      \$1374  = 20'h00000;
+      \$1337  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1375  = cu5_psum;
+    \$1338  = cu5_psum;
     if (cu5_s_d0[0]) begin
-      \$1375  = \$96 [31:0];
+      \$1338  = \$94 [31:0];
     end
     if (rst) begin
-      \$1375  = 32'd0;
+      \$1338  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1376  = \$1028 ;
+    \$1339  = \$991 ;
     if (rst) begin
-      \$1376  = 1'h0;
+      \$1339  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1377  = \$96 [31:0];
+    \$1340  = \$94 [31:0];
     if (rst) begin
-      \$1377  = 32'd0;
+      \$1340  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1378  = cu5_table_rdata[4:0];
+    \$1341  = cu5_table_rdata[4:0];
     if (rst) begin
-      \$1378  = 5'h00;
+      \$1341  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1379  = cu5_s_d0[7:3];
+    \$1342  = cu5_s_d0[7:3];
     if (rst) begin
-      \$1379  = 5'h00;
+      \$1342  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1380  = cu5_s_d0[11:8];
+    \$1343  = cu5_s_d0[11:8];
     if (rst) begin
-      \$1380  = 4'h0;
+      \$1343  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1381  = cu6_a_valid;
-    if (\$1038 ) begin
-      \$1381  = 1'h1;
+    \$1344  = cu6_a_valid;
+    if (\$1001 ) begin
+      \$1344  = 1'h1;
     end else if (cu6_a_valid) begin
-      \$1381  = \$1041 ;
+      \$1344  = \$1003 ;
     end
     if (rst) begin
-      \$1381  = 1'h0;
+      \$1344  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1382  = cu6_a_pos;
-    if (\$1038 ) begin
-      \$1382  = \$signal$32 ;
+    \$1345  = cu6_a_pos;
+    if (\$1001 ) begin
+      \$1345  = \$signal$32 ;
     end
     if (rst) begin
-      \$1382  = 5'h00;
+      \$1345  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1383  = cu6_a_v;
-    if (\$1038 ) begin
-      \$1383  = issue_v;
+    \$1346  = cu6_a_v;
+    if (\$1001 ) begin
+      \$1346  = issue_v;
     end
     if (rst) begin
-      \$1383  = 4'h0;
+      \$1346  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1384  = cu6_a_word;
-    if (\$1038 ) begin
-      \$1384  = 6'h00;
+    \$1347  = cu6_a_word;
+    if (\$1001 ) begin
+      \$1347  = 6'h00;
     end else if (cu6_a_valid) begin
-      \$1384  = \$1042 [5:0];
+      \$1347  = \$1004 [5:0];
     end
     if (rst) begin
-      \$1384  = 6'h00;
+      \$1347  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1385  = { cu6_a_v, cu6_a_pos, \$1045 , \$1043 , cu6_a_valid };
+    \$1348  = { cu6_a_v, cu6_a_pos, \$1006 , \$1005 , cu6_a_valid };
     if (rst) begin
-      \$1385  = 12'h000;
+      \$1348  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1386  = cu6_b_d0;
+    \$1349  = cu6_b_d0;
     if (rst) begin
-      \$1386  = 12'h000;
+      \$1349  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1387  = cu6_o_d0;
+    \$1350  = cu6_o_d0;
     if (rst) begin
-      \$1387  = 12'h000;
+      \$1350  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1388  = cu6_p_d0;
+    \$1351  = cu6_p_d0;
     if (rst) begin
-      \$1388  = 12'h000;
+      \$1351  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1389  = cu6_weights_rdata;
+    \$1352  = cu6_weights_rdata;
     if (rst) begin
-      \$1389  = 64'h0000000000000000;
+      \$1352  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1390  = cu6_inputs_rdata;
+    \$1353  = cu6_inputs_rdata;
     if (rst) begin
-      \$1390  = 64'h0000000000000000;
+      \$1353  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1391  = \$1046 ;
+    \$1354  = \$1007 ;
     if (rst) begin
-      \$1391  = 16'h0000;
+      \$1354  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1392  = \$1047 ;
+    \$1355  = \$1008 ;
     if (rst) begin
-      \$1392  = 16'h0000;
+      \$1355  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1393  = \$1048 ;
+    \$1356  = \$1009 ;
     if (rst) begin
-      \$1393  = 16'h0000;
+      \$1356  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1394  = \$1049 ;
+    \$1357  = \$1010 ;
     if (rst) begin
-      \$1394  = 16'h0000;
+      \$1357  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1395  = \$1050 ;
+    \$1358  = \$1011 ;
     if (rst) begin
-      \$1395  = 16'h0000;
+      \$1358  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1396  = \$1051 ;
+    \$1359  = \$1012 ;
     if (rst) begin
-      \$1396  = 16'h0000;
+      \$1359  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1397  = \$1052 ;
+    \$1360  = \$1013 ;
     if (rst) begin
-      \$1397  = 16'h0000;
+      \$1360  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1398  = \$1053 ;
+    \$1361  = \$1014 ;
     if (rst) begin
-      \$1398  = 16'h0000;
+      \$1361  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1399  = \$1061 [19:0];
+    \$1362  = \$1022 [19:0];
     if (rst) begin
-      \$1399  = 20'h00000;
+      \$1362  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1400  = cu6_psum;
+    \$1363  = cu6_psum;
     if (cu6_s_d0[0]) begin
-      \$1400  = \$107 [31:0];
+      \$1363  = \$104 [31:0];
     end
     if (rst) begin
-      \$1400  = 32'd0;
+      \$1363  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1401  = \$1062 ;
+    \$1364  = \$1023 ;
     if (rst) begin
-      \$1401  = 1'h0;
+      \$1364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1402  = \$107 [31:0];
+    \$1365  = \$104 [31:0];
     if (rst) begin
-      \$1402  = 32'd0;
+      \$1365  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1403  = cu6_table_rdata[4:0];
+    \$1366  = cu6_table_rdata[4:0];
     if (rst) begin
-      \$1403  = 5'h00;
+      \$1366  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1404  = cu6_s_d0[7:3];
+    \$1367  = cu6_s_d0[7:3];
     if (rst) begin
-      \$1404  = 5'h00;
+      \$1367  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1405  = cu6_s_d0[11:8];
+    \$1368  = cu6_s_d0[11:8];
     if (rst) begin
-      \$1405  = 4'h0;
+      \$1368  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1406  = cu7_a_valid;
-    if (\$1072 ) begin
-      \$1406  = 1'h1;
+    \$1369  = cu7_a_valid;
+    if (\$1033 ) begin
+      \$1369  = 1'h1;
     end else if (cu7_a_valid) begin
-      \$1406  = \$1075 ;
+      \$1369  = \$1035 ;
     end
     if (rst) begin
-      \$1406  = 1'h0;
+      \$1369  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1407  = cu7_a_pos;
-    if (\$1072 ) begin
-      \$1407  = \$signal$32 ;
+    \$1370  = cu7_a_pos;
+    if (\$1033 ) begin
+      \$1370  = \$signal$32 ;
     end
     if (rst) begin
-      \$1407  = 5'h00;
+      \$1370  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1408  = cu7_a_v;
-    if (\$1072 ) begin
-      \$1408  = issue_v;
+    \$1371  = cu7_a_v;
+    if (\$1033 ) begin
+      \$1371  = issue_v;
     end
     if (rst) begin
-      \$1408  = 4'h0;
+      \$1371  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1409  = cu7_a_word;
-    if (\$1072 ) begin
-      \$1409  = 6'h00;
+    \$1372  = cu7_a_word;
+    if (\$1033 ) begin
+      \$1372  = 6'h00;
     end else if (cu7_a_valid) begin
-      \$1409  = \$1076 [5:0];
+      \$1372  = \$1036 [5:0];
     end
     if (rst) begin
-      \$1409  = 6'h00;
+      \$1372  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1410  = { cu7_a_v, cu7_a_pos, \$1079 , \$1077 , cu7_a_valid };
+    \$1373  = { cu7_a_v, cu7_a_pos, \$1038 , \$1037 , cu7_a_valid };
     if (rst) begin
-      \$1410  = 12'h000;
+      \$1373  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1411  = cu7_b_d0;
+    \$1374  = cu7_b_d0;
     if (rst) begin
-      \$1411  = 12'h000;
+      \$1374  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1412  = cu7_o_d0;
+    \$1375  = cu7_o_d0;
     if (rst) begin
-      \$1412  = 12'h000;
+      \$1375  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1413  = cu7_p_d0;
+    \$1376  = cu7_p_d0;
     if (rst) begin
-      \$1413  = 12'h000;
+      \$1376  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1414  = cu7_weights_rdata;
+    \$1377  = cu7_weights_rdata;
     if (rst) begin
-      \$1414  = 64'h0000000000000000;
+      \$1377  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1415  = cu7_inputs_rdata;
+    \$1378  = cu7_inputs_rdata;
     if (rst) begin
-      \$1415  = 64'h0000000000000000;
+      \$1378  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1416  = \$1080 ;
+    \$1379  = \$1039 ;
     if (rst) begin
-      \$1416  = 16'h0000;
+      \$1379  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1417  = \$1081 ;
+    \$1380  = \$1040 ;
     if (rst) begin
-      \$1417  = 16'h0000;
+      \$1380  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1418  = \$1082 ;
+    \$1381  = \$1041 ;
     if (rst) begin
-      \$1418  = 16'h0000;
+      \$1381  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1419  = \$1083 ;
+    \$1382  = \$1042 ;
     if (rst) begin
-      \$1419  = 16'h0000;
+      \$1382  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1420  = \$1084 ;
+    \$1383  = \$1043 ;
     if (rst) begin
-      \$1420  = 16'h0000;
+      \$1383  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1421  = \$1085 ;
+    \$1384  = \$1044 ;
     if (rst) begin
-      \$1421  = 16'h0000;
+      \$1384  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1422  = \$1086 ;
+    \$1385  = \$1045 ;
     if (rst) begin
-      \$1422  = 16'h0000;
+      \$1385  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1423  = \$1087 ;
+    \$1386  = \$1046 ;
     if (rst) begin
-      \$1423  = 16'h0000;
+      \$1386  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1424  = \$1095 [19:0];
+    \$1387  = \$1054 [19:0];
     if (rst) begin
-      \$1424  = 20'h00000;
+      \$1387  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1425  = cu7_psum;
+    \$1388  = cu7_psum;
     if (cu7_s_d0[0]) begin
-      \$1425  = \$118 [31:0];
+      \$1388  = \$114 [31:0];
     end
     if (rst) begin
-      \$1425  = 32'd0;
+      \$1388  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1426  = \$1096 ;
+    \$1389  = \$1055 ;
+    if (rst) begin
+      \$1389  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1390  = \$114 [31:0];
+    if (rst) begin
+      \$1390  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1391  = cu7_table_rdata[4:0];
+    if (rst) begin
+      \$1391  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1392  = cu7_s_d0[7:3];
+    if (rst) begin
+      \$1392  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1393  = cu7_s_d0[11:8];
+    if (rst) begin
+      \$1393  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1394  = bincu0_a_valid;
+    if (\$1059 ) begin
+      \$1394  = 1'h1;
+    end else if (bincu0_a_valid) begin
+      \$1394  = \$1061 ;
+    end
+    if (rst) begin
+      \$1394  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1395  = bincu0_a_pos;
+    if (\$1059 ) begin
+      \$1395  = \$signal$28 [4:0];
+    end
+    if (rst) begin
+      \$1395  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1396  = bincu0_a_v;
+    if (\$1059 ) begin
+      \$1396  = \$signal$36 [3:0];
+    end
+    if (rst) begin
+      \$1396  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1397  = bincu0_a_word;
+    if (\$1059 ) begin
+      \$1397  = 3'h0;
+    end else if (bincu0_a_valid) begin
+      \$1397  = \$1062 [2:0];
+    end
+    if (rst) begin
+      \$1397  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1398  = bincu0_a_valid;
+    if (rst) begin
+      \$1398  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1399  = \$1063 ;
+    if (rst) begin
+      \$1399  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1400  = bincu0_a_pos;
+    if (rst) begin
+      \$1400  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1401  = bincu0_a_v;
+    if (rst) begin
+      \$1401  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1402  = bincu0_b_valid;
+    if (rst) begin
+      \$1402  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1403  = bincu0_chunk;
+    if (rst) begin
+      \$1403  = 200'h00000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1409  = bincu1_a_valid;
+    if (\$1067 ) begin
+      \$1409  = 1'h1;
+    end else if (bincu1_a_valid) begin
+      \$1409  = \$1069 ;
+    end
+    if (rst) begin
+      \$1409  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1410  = bincu1_a_pos;
+    if (\$1067 ) begin
+      \$1410  = \$signal$28 [4:0];
+    end
+    if (rst) begin
+      \$1410  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1411  = bincu1_a_v;
+    if (\$1067 ) begin
+      \$1411  = \$signal$36 [3:0];
+    end
+    if (rst) begin
+      \$1411  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1412  = bincu1_a_word;
+    if (\$1067 ) begin
+      \$1412  = 3'h0;
+    end else if (bincu1_a_valid) begin
+      \$1412  = \$1070 [2:0];
+    end
+    if (rst) begin
+      \$1412  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1413  = bincu1_a_valid;
+    if (rst) begin
+      \$1413  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1414  = \$1071 ;
+    if (rst) begin
+      \$1414  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1415  = bincu1_a_pos;
+    if (rst) begin
+      \$1415  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1416  = bincu1_a_v;
+    if (rst) begin
+      \$1416  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1417  = bincu1_b_valid;
+    if (rst) begin
+      \$1417  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1418  = bincu1_chunk;
+    if (rst) begin
+      \$1418  = 200'h00000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1424  = proxy_zero;
+    if (\$signal$284 ) begin
+      (* full_case = 32'd1 *)
+      casez (decided[8:0])
+        9'h000:
+            \$1424 [0] = proxy_is_zero;
+        9'h001:
+            \$1424 [1] = proxy_is_zero;
+        9'h002:
+            \$1424 [2] = proxy_is_zero;
+        9'h003:
+            \$1424 [3] = proxy_is_zero;
+        9'h004:
+            \$1424 [4] = proxy_is_zero;
+        9'h005:
+            \$1424 [5] = proxy_is_zero;
+        9'h006:
+            \$1424 [6] = proxy_is_zero;
+        9'h007:
+            \$1424 [7] = proxy_is_zero;
+        9'h008:
+            \$1424 [8] = proxy_is_zero;
+        9'h009:
+            \$1424 [9] = proxy_is_zero;
+        9'h00a:
+            \$1424 [10] = proxy_is_zero;
+        9'h00b:
+            \$1424 [11] = proxy_is_zero;
+        9'h00c:
+            \$1424 [12] = proxy_is_zero;
+        9'h00d:
+            \$1424 [13] = proxy_is_zero;
+        9'h00e:
+            \$1424 [14] = proxy_is_zero;
+        9'h00f:
+            \$1424 [15] = proxy_is_zero;
+        9'h010:
+            \$1424 [16] = proxy_is_zero;
+        9'h011:
+            \$1424 [17] = proxy_is_zero;
+        9'h012:
+            \$1424 [18] = proxy_is_zero;
+        9'h013:
+            \$1424 [19] = proxy_is_zero;
+        9'h014:
+            \$1424 [20] = proxy_is_zero;
+        9'h015:
+            \$1424 [21] = proxy_is_zero;
+        9'h016:
+            \$1424 [22] = proxy_is_zero;
+        9'h017:
+            \$1424 [23] = proxy_is_zero;
+        9'h018:
+            \$1424 [24] = proxy_is_zero;
+        9'h019:
+            \$1424 [25] = proxy_is_zero;
+        9'h01a:
+            \$1424 [26] = proxy_is_zero;
+        9'h01b:
+            \$1424 [27] = proxy_is_zero;
+        9'h01c:
+            \$1424 [28] = proxy_is_zero;
+        9'h01d:
+            \$1424 [29] = proxy_is_zero;
+        9'h01e:
+            \$1424 [30] = proxy_is_zero;
+        9'h01f:
+            \$1424 [31] = proxy_is_zero;
+        9'h020:
+            \$1424 [32] = proxy_is_zero;
+        9'h021:
+            \$1424 [33] = proxy_is_zero;
+        9'h022:
+            \$1424 [34] = proxy_is_zero;
+        9'h023:
+            \$1424 [35] = proxy_is_zero;
+        9'h024:
+            \$1424 [36] = proxy_is_zero;
+        9'h025:
+            \$1424 [37] = proxy_is_zero;
+        9'h026:
+            \$1424 [38] = proxy_is_zero;
+        9'h027:
+            \$1424 [39] = proxy_is_zero;
+        9'h028:
+            \$1424 [40] = proxy_is_zero;
+        9'h029:
+            \$1424 [41] = proxy_is_zero;
+        9'h02a:
+            \$1424 [42] = proxy_is_zero;
+        9'h02b:
+            \$1424 [43] = proxy_is_zero;
+        9'h02c:
+            \$1424 [44] = proxy_is_zero;
+        9'h02d:
+            \$1424 [45] = proxy_is_zero;
+        9'h02e:
+            \$1424 [46] = proxy_is_zero;
+        9'h02f:
+            \$1424 [47] = proxy_is_zero;
+        9'h030:
+            \$1424 [48] = proxy_is_zero;
+        9'h031:
+            \$1424 [49] = proxy_is_zero;
+        9'h032:
+            \$1424 [50] = proxy_is_zero;
+        9'h033:
+            \$1424 [51] = proxy_is_zero;
+        9'h034:
+            \$1424 [52] = proxy_is_zero;
+        9'h035:
+            \$1424 [53] = proxy_is_zero;
+        9'h036:
+            \$1424 [54] = proxy_is_zero;
+        9'h037:
+            \$1424 [55] = proxy_is_zero;
+        9'h038:
+            \$1424 [56] = proxy_is_zero;
+        9'h039:
+            \$1424 [57] = proxy_is_zero;
+        9'h03a:
+            \$1424 [58] = proxy_is_zero;
+        9'h03b:
+            \$1424 [59] = proxy_is_zero;
+        9'h03c:
+            \$1424 [60] = proxy_is_zero;
+        9'h03d:
+            \$1424 [61] = proxy_is_zero;
+        9'h03e:
+            \$1424 [62] = proxy_is_zero;
+        9'h03f:
+            \$1424 [63] = proxy_is_zero;
+        9'h040:
+            \$1424 [64] = proxy_is_zero;
+        9'h041:
+            \$1424 [65] = proxy_is_zero;
+        9'h042:
+            \$1424 [66] = proxy_is_zero;
+        9'h043:
+            \$1424 [67] = proxy_is_zero;
+        9'h044:
+            \$1424 [68] = proxy_is_zero;
+        9'h045:
+            \$1424 [69] = proxy_is_zero;
+        9'h046:
+            \$1424 [70] = proxy_is_zero;
+        9'h047:
+            \$1424 [71] = proxy_is_zero;
+        9'h048:
+            \$1424 [72] = proxy_is_zero;
+        9'h049:
+            \$1424 [73] = proxy_is_zero;
+        9'h04a:
+            \$1424 [74] = proxy_is_zero;
+        9'h04b:
+            \$1424 [75] = proxy_is_zero;
+        9'h04c:
+            \$1424 [76] = proxy_is_zero;
+        9'h04d:
+            \$1424 [77] = proxy_is_zero;
+        9'h04e:
+            \$1424 [78] = proxy_is_zero;
+        9'h04f:
+            \$1424 [79] = proxy_is_zero;
+        9'h050:
+            \$1424 [80] = proxy_is_zero;
+        9'h051:
+            \$1424 [81] = proxy_is_zero;
+        9'h052:
+            \$1424 [82] = proxy_is_zero;
+        9'h053:
+            \$1424 [83] = proxy_is_zero;
+        9'h054:
+            \$1424 [84] = proxy_is_zero;
+        9'h055:
+            \$1424 [85] = proxy_is_zero;
+        9'h056:
+            \$1424 [86] = proxy_is_zero;
+        9'h057:
+            \$1424 [87] = proxy_is_zero;
+        9'h058:
+            \$1424 [88] = proxy_is_zero;
+        9'h059:
+            \$1424 [89] = proxy_is_zero;
+        9'h05a:
+            \$1424 [90] = proxy_is_zero;
+        9'h05b:
+            \$1424 [91] = proxy_is_zero;
+        9'h05c:
+            \$1424 [92] = proxy_is_zero;
+        9'h05d:
+            \$1424 [93] = proxy_is_zero;
+        9'h05e:
+            \$1424 [94] = proxy_is_zero;
+        9'h05f:
+            \$1424 [95] = proxy_is_zero;
+        9'h060:
+            \$1424 [96] = proxy_is_zero;
+        9'h061:
+            \$1424 [97] = proxy_is_zero;
+        9'h062:
+            \$1424 [98] = proxy_is_zero;
+        9'h063:
+            \$1424 [99] = proxy_is_zero;
+        9'h064:
+            \$1424 [100] = proxy_is_zero;
+        9'h065:
+            \$1424 [101] = proxy_is_zero;
+        9'h066:
+            \$1424 [102] = proxy_is_zero;
+        9'h067:
+            \$1424 [103] = proxy_is_zero;
+        9'h068:
+            \$1424 [104] = proxy_is_zero;
+        9'h069:
+            \$1424 [105] = proxy_is_zero;
+        9'h06a:
+            \$1424 [106] = proxy_is_zero;
+        9'h06b:
+            \$1424 [107] = proxy_is_zero;
+        9'h06c:
+            \$1424 [108] = proxy_is_zero;
+        9'h06d:
+            \$1424 [109] = proxy_is_zero;
+        9'h06e:
+            \$1424 [110] = proxy_is_zero;
+        9'h06f:
+            \$1424 [111] = proxy_is_zero;
+        9'h070:
+            \$1424 [112] = proxy_is_zero;
+        9'h071:
+            \$1424 [113] = proxy_is_zero;
+        9'h072:
+            \$1424 [114] = proxy_is_zero;
+        9'h073:
+            \$1424 [115] = proxy_is_zero;
+        9'h074:
+            \$1424 [116] = proxy_is_zero;
+        9'h075:
+            \$1424 [117] = proxy_is_zero;
+        9'h076:
+            \$1424 [118] = proxy_is_zero;
+        9'h077:
+            \$1424 [119] = proxy_is_zero;
+        9'h078:
+            \$1424 [120] = proxy_is_zero;
+        9'h079:
+            \$1424 [121] = proxy_is_zero;
+        9'h07a:
+            \$1424 [122] = proxy_is_zero;
+        9'h07b:
+            \$1424 [123] = proxy_is_zero;
+        9'h07c:
+            \$1424 [124] = proxy_is_zero;
+        9'h07d:
+            \$1424 [125] = proxy_is_zero;
+        9'h07e:
+            \$1424 [126] = proxy_is_zero;
+        9'h07f:
+            \$1424 [127] = proxy_is_zero;
+        9'h080:
+            \$1424 [128] = proxy_is_zero;
+        9'h081:
+            \$1424 [129] = proxy_is_zero;
+        9'h082:
+            \$1424 [130] = proxy_is_zero;
+        9'h083:
+            \$1424 [131] = proxy_is_zero;
+        9'h084:
+            \$1424 [132] = proxy_is_zero;
+        9'h085:
+            \$1424 [133] = proxy_is_zero;
+        9'h086:
+            \$1424 [134] = proxy_is_zero;
+        9'h087:
+            \$1424 [135] = proxy_is_zero;
+        9'h088:
+            \$1424 [136] = proxy_is_zero;
+        9'h089:
+            \$1424 [137] = proxy_is_zero;
+        9'h08a:
+            \$1424 [138] = proxy_is_zero;
+        9'h08b:
+            \$1424 [139] = proxy_is_zero;
+        9'h08c:
+            \$1424 [140] = proxy_is_zero;
+        9'h08d:
+            \$1424 [141] = proxy_is_zero;
+        9'h08e:
+            \$1424 [142] = proxy_is_zero;
+        9'h08f:
+            \$1424 [143] = proxy_is_zero;
+        9'h090:
+            \$1424 [144] = proxy_is_zero;
+        9'h091:
+            \$1424 [145] = proxy_is_zero;
+        9'h092:
+            \$1424 [146] = proxy_is_zero;
+        9'h093:
+            \$1424 [147] = proxy_is_zero;
+        9'h094:
+            \$1424 [148] = proxy_is_zero;
+        9'h095:
+            \$1424 [149] = proxy_is_zero;
+        9'h096:
+            \$1424 [150] = proxy_is_zero;
+        9'h097:
+            \$1424 [151] = proxy_is_zero;
+        9'h098:
+            \$1424 [152] = proxy_is_zero;
+        9'h099:
+            \$1424 [153] = proxy_is_zero;
+        9'h09a:
+            \$1424 [154] = proxy_is_zero;
+        9'h09b:
+            \$1424 [155] = proxy_is_zero;
+        9'h09c:
+            \$1424 [156] = proxy_is_zero;
+        9'h09d:
+            \$1424 [157] = proxy_is_zero;
+        9'h09e:
+            \$1424 [158] = proxy_is_zero;
+        9'h09f:
+            \$1424 [159] = proxy_is_zero;
+        9'h0a0:
+            \$1424 [160] = proxy_is_zero;
+        9'h0a1:
+            \$1424 [161] = proxy_is_zero;
+        9'h0a2:
+            \$1424 [162] = proxy_is_zero;
+        9'h0a3:
+            \$1424 [163] = proxy_is_zero;
+        9'h0a4:
+            \$1424 [164] = proxy_is_zero;
+        9'h0a5:
+            \$1424 [165] = proxy_is_zero;
+        9'h0a6:
+            \$1424 [166] = proxy_is_zero;
+        9'h0a7:
+            \$1424 [167] = proxy_is_zero;
+        9'h0a8:
+            \$1424 [168] = proxy_is_zero;
+        9'h0a9:
+            \$1424 [169] = proxy_is_zero;
+        9'h0aa:
+            \$1424 [170] = proxy_is_zero;
+        9'h0ab:
+            \$1424 [171] = proxy_is_zero;
+        9'h0ac:
+            \$1424 [172] = proxy_is_zero;
+        9'h0ad:
+            \$1424 [173] = proxy_is_zero;
+        9'h0ae:
+            \$1424 [174] = proxy_is_zero;
+        9'h0af:
+            \$1424 [175] = proxy_is_zero;
+        9'h0b0:
+            \$1424 [176] = proxy_is_zero;
+        9'h0b1:
+            \$1424 [177] = proxy_is_zero;
+        9'h0b2:
+            \$1424 [178] = proxy_is_zero;
+        9'h0b3:
+            \$1424 [179] = proxy_is_zero;
+        9'h0b4:
+            \$1424 [180] = proxy_is_zero;
+        9'h0b5:
+            \$1424 [181] = proxy_is_zero;
+        9'h0b6:
+            \$1424 [182] = proxy_is_zero;
+        9'h0b7:
+            \$1424 [183] = proxy_is_zero;
+        9'h0b8:
+            \$1424 [184] = proxy_is_zero;
+        9'h0b9:
+            \$1424 [185] = proxy_is_zero;
+        9'h0ba:
+            \$1424 [186] = proxy_is_zero;
+        9'h0bb:
+            \$1424 [187] = proxy_is_zero;
+        9'h0bc:
+            \$1424 [188] = proxy_is_zero;
+        9'h0bd:
+            \$1424 [189] = proxy_is_zero;
+        9'h0be:
+            \$1424 [190] = proxy_is_zero;
+        9'h0bf:
+            \$1424 [191] = proxy_is_zero;
+        9'h0c0:
+            \$1424 [192] = proxy_is_zero;
+        9'h0c1:
+            \$1424 [193] = proxy_is_zero;
+        9'h0c2:
+            \$1424 [194] = proxy_is_zero;
+        9'h0c3:
+            \$1424 [195] = proxy_is_zero;
+        9'h0c4:
+            \$1424 [196] = proxy_is_zero;
+        9'h0c5:
+            \$1424 [197] = proxy_is_zero;
+        9'h0c6:
+            \$1424 [198] = proxy_is_zero;
+        9'h0c7:
+            \$1424 [199] = proxy_is_zero;
+        9'h0c8:
+            \$1424 [200] = proxy_is_zero;
+        9'h0c9:
+            \$1424 [201] = proxy_is_zero;
+        9'h0ca:
+            \$1424 [202] = proxy_is_zero;
+        9'h0cb:
+            \$1424 [203] = proxy_is_zero;
+        9'h0cc:
+            \$1424 [204] = proxy_is_zero;
+        9'h0cd:
+            \$1424 [205] = proxy_is_zero;
+        9'h0ce:
+            \$1424 [206] = proxy_is_zero;
+        9'h0cf:
+            \$1424 [207] = proxy_is_zero;
+        9'h0d0:
+            \$1424 [208] = proxy_is_zero;
+        9'h0d1:
+            \$1424 [209] = proxy_is_zero;
+        9'h0d2:
+            \$1424 [210] = proxy_is_zero;
+        9'h0d3:
+            \$1424 [211] = proxy_is_zero;
+        9'h0d4:
+            \$1424 [212] = proxy_is_zero;
+        9'h0d5:
+            \$1424 [213] = proxy_is_zero;
+        9'h0d6:
+            \$1424 [214] = proxy_is_zero;
+        9'h0d7:
+            \$1424 [215] = proxy_is_zero;
+        9'h0d8:
+            \$1424 [216] = proxy_is_zero;
+        9'h0d9:
+            \$1424 [217] = proxy_is_zero;
+        9'h0da:
+            \$1424 [218] = proxy_is_zero;
+        9'h0db:
+            \$1424 [219] = proxy_is_zero;
+        9'h0dc:
+            \$1424 [220] = proxy_is_zero;
+        9'h0dd:
+            \$1424 [221] = proxy_is_zero;
+        9'h0de:
+            \$1424 [222] = proxy_is_zero;
+        9'h0df:
+            \$1424 [223] = proxy_is_zero;
+        9'h0e0:
+            \$1424 [224] = proxy_is_zero;
+        9'h0e1:
+            \$1424 [225] = proxy_is_zero;
+        9'h0e2:
+            \$1424 [226] = proxy_is_zero;
+        9'h0e3:
+            \$1424 [227] = proxy_is_zero;
+        9'h0e4:
+            \$1424 [228] = proxy_is_zero;
+        9'h0e5:
+            \$1424 [229] = proxy_is_zero;
+        9'h0e6:
+            \$1424 [230] = proxy_is_zero;
+        9'h0e7:
+            \$1424 [231] = proxy_is_zero;
+        9'h0e8:
+            \$1424 [232] = proxy_is_zero;
+        9'h0e9:
+            \$1424 [233] = proxy_is_zero;
+        9'h0ea:
+            \$1424 [234] = proxy_is_zero;
+        9'h0eb:
+            \$1424 [235] = proxy_is_zero;
+        9'h0ec:
+            \$1424 [236] = proxy_is_zero;
+        9'h0ed:
+            \$1424 [237] = proxy_is_zero;
+        9'h0ee:
+            \$1424 [238] = proxy_is_zero;
+        9'h0ef:
+            \$1424 [239] = proxy_is_zero;
+        9'h0f0:
+            \$1424 [240] = proxy_is_zero;
+        9'h0f1:
+            \$1424 [241] = proxy_is_zero;
+        9'h0f2:
+            \$1424 [242] = proxy_is_zero;
+        9'h0f3:
+            \$1424 [243] = proxy_is_zero;
+        9'h0f4:
+            \$1424 [244] = proxy_is_zero;
+        9'h0f5:
+            \$1424 [245] = proxy_is_zero;
+        9'h0f6:
+            \$1424 [246] = proxy_is_zero;
+        9'h0f7:
+            \$1424 [247] = proxy_is_zero;
+        9'h0f8:
+            \$1424 [248] = proxy_is_zero;
+        9'h0f9:
+            \$1424 [249] = proxy_is_zero;
+        9'h0fa:
+            \$1424 [250] = proxy_is_zero;
+        9'h0fb:
+            \$1424 [251] = proxy_is_zero;
+        9'h0fc:
+            \$1424 [252] = proxy_is_zero;
+        9'h0fd:
+            \$1424 [253] = proxy_is_zero;
+        9'h0fe:
+            \$1424 [254] = proxy_is_zero;
+        9'h0ff:
+            \$1424 [255] = proxy_is_zero;
+        9'h100:
+            \$1424 [256] = proxy_is_zero;
+        9'h101:
+            \$1424 [257] = proxy_is_zero;
+        9'h102:
+            \$1424 [258] = proxy_is_zero;
+        9'h103:
+            \$1424 [259] = proxy_is_zero;
+        9'h104:
+            \$1424 [260] = proxy_is_zero;
+        9'h105:
+            \$1424 [261] = proxy_is_zero;
+        9'h106:
+            \$1424 [262] = proxy_is_zero;
+        9'h107:
+            \$1424 [263] = proxy_is_zero;
+        9'h108:
+            \$1424 [264] = proxy_is_zero;
+        9'h109:
+            \$1424 [265] = proxy_is_zero;
+        9'h10a:
+            \$1424 [266] = proxy_is_zero;
+        9'h10b:
+            \$1424 [267] = proxy_is_zero;
+        9'h10c:
+            \$1424 [268] = proxy_is_zero;
+        9'h10d:
+            \$1424 [269] = proxy_is_zero;
+        9'h10e:
+            \$1424 [270] = proxy_is_zero;
+        9'h10f:
+            \$1424 [271] = proxy_is_zero;
+        9'h110:
+            \$1424 [272] = proxy_is_zero;
+        9'h111:
+            \$1424 [273] = proxy_is_zero;
+        9'h112:
+            \$1424 [274] = proxy_is_zero;
+        9'h113:
+            \$1424 [275] = proxy_is_zero;
+        9'h114:
+            \$1424 [276] = proxy_is_zero;
+        9'h115:
+            \$1424 [277] = proxy_is_zero;
+        9'h116:
+            \$1424 [278] = proxy_is_zero;
+        9'h117:
+            \$1424 [279] = proxy_is_zero;
+        9'h118:
+            \$1424 [280] = proxy_is_zero;
+        9'h119:
+            \$1424 [281] = proxy_is_zero;
+        9'h11a:
+            \$1424 [282] = proxy_is_zero;
+        9'h11b:
+            \$1424 [283] = proxy_is_zero;
+        9'h11c:
+            \$1424 [284] = proxy_is_zero;
+        9'h11d:
+            \$1424 [285] = proxy_is_zero;
+        9'h11e:
+            \$1424 [286] = proxy_is_zero;
+        9'h11f:
+            \$1424 [287] = proxy_is_zero;
+        9'h120:
+            \$1424 [288] = proxy_is_zero;
+        9'h121:
+            \$1424 [289] = proxy_is_zero;
+        9'h122:
+            \$1424 [290] = proxy_is_zero;
+        9'h123:
+            \$1424 [291] = proxy_is_zero;
+        9'h124:
+            \$1424 [292] = proxy_is_zero;
+        9'h125:
+            \$1424 [293] = proxy_is_zero;
+        9'h126:
+            \$1424 [294] = proxy_is_zero;
+        9'h127:
+            \$1424 [295] = proxy_is_zero;
+        9'h128:
+            \$1424 [296] = proxy_is_zero;
+        9'h129:
+            \$1424 [297] = proxy_is_zero;
+        9'h12a:
+            \$1424 [298] = proxy_is_zero;
+        9'h12b:
+            \$1424 [299] = proxy_is_zero;
+        9'h12c:
+            \$1424 [300] = proxy_is_zero;
+        9'h12d:
+            \$1424 [301] = proxy_is_zero;
+        9'h12e:
+            \$1424 [302] = proxy_is_zero;
+        9'h12f:
+            \$1424 [303] = proxy_is_zero;
+        9'h130:
+            \$1424 [304] = proxy_is_zero;
+        9'h131:
+            \$1424 [305] = proxy_is_zero;
+        9'h132:
+            \$1424 [306] = proxy_is_zero;
+        9'h133:
+            \$1424 [307] = proxy_is_zero;
+        9'h134:
+            \$1424 [308] = proxy_is_zero;
+        9'h135:
+            \$1424 [309] = proxy_is_zero;
+        9'h136:
+            \$1424 [310] = proxy_is_zero;
+        9'h137:
+            \$1424 [311] = proxy_is_zero;
+        9'h138:
+            \$1424 [312] = proxy_is_zero;
+        9'h139:
+            \$1424 [313] = proxy_is_zero;
+        9'h13a:
+            \$1424 [314] = proxy_is_zero;
+        9'h13b:
+            \$1424 [315] = proxy_is_zero;
+        9'h13c:
+            \$1424 [316] = proxy_is_zero;
+        9'h13d:
+            \$1424 [317] = proxy_is_zero;
+        9'h13e:
+            \$1424 [318] = proxy_is_zero;
+        9'h13f:
+            \$1424 [319] = proxy_is_zero;
+        9'h140:
+            \$1424 [320] = proxy_is_zero;
+        9'h141:
+            \$1424 [321] = proxy_is_zero;
+        9'h142:
+            \$1424 [322] = proxy_is_zero;
+        9'h143:
+            \$1424 [323] = proxy_is_zero;
+        9'h144:
+            \$1424 [324] = proxy_is_zero;
+        9'h145:
+            \$1424 [325] = proxy_is_zero;
+        9'h146:
+            \$1424 [326] = proxy_is_zero;
+        9'h147:
+            \$1424 [327] = proxy_is_zero;
+        9'h148:
+            \$1424 [328] = proxy_is_zero;
+        9'h149:
+            \$1424 [329] = proxy_is_zero;
+        9'h14a:
+            \$1424 [330] = proxy_is_zero;
+        9'h14b:
+            \$1424 [331] = proxy_is_zero;
+        9'h14c:
+            \$1424 [332] = proxy_is_zero;
+        9'h14d:
+            \$1424 [333] = proxy_is_zero;
+        9'h14e:
+            \$1424 [334] = proxy_is_zero;
+        9'h14f:
+            \$1424 [335] = proxy_is_zero;
+        9'h150:
+            \$1424 [336] = proxy_is_zero;
+        9'h151:
+            \$1424 [337] = proxy_is_zero;
+        9'h152:
+            \$1424 [338] = proxy_is_zero;
+        9'h153:
+            \$1424 [339] = proxy_is_zero;
+        9'h154:
+            \$1424 [340] = proxy_is_zero;
+        9'h155:
+            \$1424 [341] = proxy_is_zero;
+        9'h156:
+            \$1424 [342] = proxy_is_zero;
+        9'h157:
+            \$1424 [343] = proxy_is_zero;
+        9'h158:
+            \$1424 [344] = proxy_is_zero;
+        9'h159:
+            \$1424 [345] = proxy_is_zero;
+        9'h15a:
+            \$1424 [346] = proxy_is_zero;
+        9'h15b:
+            \$1424 [347] = proxy_is_zero;
+        9'h15c:
+            \$1424 [348] = proxy_is_zero;
+        9'h15d:
+            \$1424 [349] = proxy_is_zero;
+        9'h15e:
+            \$1424 [350] = proxy_is_zero;
+        9'h15f:
+            \$1424 [351] = proxy_is_zero;
+        9'h160:
+            \$1424 [352] = proxy_is_zero;
+        9'h161:
+            \$1424 [353] = proxy_is_zero;
+        9'h162:
+            \$1424 [354] = proxy_is_zero;
+        9'h163:
+            \$1424 [355] = proxy_is_zero;
+        9'h164:
+            \$1424 [356] = proxy_is_zero;
+        9'h165:
+            \$1424 [357] = proxy_is_zero;
+        9'h166:
+            \$1424 [358] = proxy_is_zero;
+        9'h167:
+            \$1424 [359] = proxy_is_zero;
+        9'h168:
+            \$1424 [360] = proxy_is_zero;
+        9'h169:
+            \$1424 [361] = proxy_is_zero;
+        9'h16a:
+            \$1424 [362] = proxy_is_zero;
+        9'h16b:
+            \$1424 [363] = proxy_is_zero;
+        9'h16c:
+            \$1424 [364] = proxy_is_zero;
+        9'h16d:
+            \$1424 [365] = proxy_is_zero;
+        9'h16e:
+            \$1424 [366] = proxy_is_zero;
+        9'h16f:
+            \$1424 [367] = proxy_is_zero;
+        9'h170:
+            \$1424 [368] = proxy_is_zero;
+        9'h171:
+            \$1424 [369] = proxy_is_zero;
+        9'h172:
+            \$1424 [370] = proxy_is_zero;
+        9'h173:
+            \$1424 [371] = proxy_is_zero;
+        9'h174:
+            \$1424 [372] = proxy_is_zero;
+        9'h175:
+            \$1424 [373] = proxy_is_zero;
+        9'h176:
+            \$1424 [374] = proxy_is_zero;
+        9'h177:
+            \$1424 [375] = proxy_is_zero;
+        9'h178:
+            \$1424 [376] = proxy_is_zero;
+        9'h179:
+            \$1424 [377] = proxy_is_zero;
+        9'h17a:
+            \$1424 [378] = proxy_is_zero;
+        9'h17b:
+            \$1424 [379] = proxy_is_zero;
+        9'h17c:
+            \$1424 [380] = proxy_is_zero;
+        9'h17d:
+            \$1424 [381] = proxy_is_zero;
+        9'h17e:
+            \$1424 [382] = proxy_is_zero;
+        9'h17f:
+            \$1424 [383] = proxy_is_zero;
+        9'h180:
+            \$1424 [384] = proxy_is_zero;
+        9'h181:
+            \$1424 [385] = proxy_is_zero;
+        9'h182:
+            \$1424 [386] = proxy_is_zero;
+        9'h183:
+            \$1424 [387] = proxy_is_zero;
+        9'h184:
+            \$1424 [388] = proxy_is_zero;
+        9'h185:
+            \$1424 [389] = proxy_is_zero;
+        9'h186:
+            \$1424 [390] = proxy_is_zero;
+        9'h187:
+            \$1424 [391] = proxy_is_zero;
+        9'h188:
+            \$1424 [392] = proxy_is_zero;
+        9'h189:
+            \$1424 [393] = proxy_is_zero;
+        9'h18a:
+            \$1424 [394] = proxy_is_zero;
+        9'h18b:
+            \$1424 [395] = proxy_is_zero;
+        9'h18c:
+            \$1424 [396] = proxy_is_zero;
+        9'h18d:
+            \$1424 [397] = proxy_is_zero;
+        9'h18e:
+            \$1424 [398] = proxy_is_zero;
+        9'h18f:
+            \$1424 [399] = proxy_is_zero;
+        9'h190:
+            \$1424 [400] = proxy_is_zero;
+        9'h191:
+            \$1424 [401] = proxy_is_zero;
+        9'h192:
+            \$1424 [402] = proxy_is_zero;
+        9'h193:
+            \$1424 [403] = proxy_is_zero;
+        9'h194:
+            \$1424 [404] = proxy_is_zero;
+        9'h195:
+            \$1424 [405] = proxy_is_zero;
+        9'h196:
+            \$1424 [406] = proxy_is_zero;
+        9'h197:
+            \$1424 [407] = proxy_is_zero;
+        9'h198:
+            \$1424 [408] = proxy_is_zero;
+        9'h199:
+            \$1424 [409] = proxy_is_zero;
+        9'h19a:
+            \$1424 [410] = proxy_is_zero;
+        9'h19b:
+            \$1424 [411] = proxy_is_zero;
+        9'h19c:
+            \$1424 [412] = proxy_is_zero;
+        9'h19d:
+            \$1424 [413] = proxy_is_zero;
+        9'h19e:
+            \$1424 [414] = proxy_is_zero;
+        9'h19f:
+            \$1424 [415] = proxy_is_zero;
+        9'h1a0:
+            \$1424 [416] = proxy_is_zero;
+        9'h1a1:
+            \$1424 [417] = proxy_is_zero;
+        9'h1a2:
+            \$1424 [418] = proxy_is_zero;
+        9'h1a3:
+            \$1424 [419] = proxy_is_zero;
+        9'h1a4:
+            \$1424 [420] = proxy_is_zero;
+        9'h1a5:
+            \$1424 [421] = proxy_is_zero;
+        9'h1a6:
+            \$1424 [422] = proxy_is_zero;
+        9'h1a7:
+            \$1424 [423] = proxy_is_zero;
+        9'h1a8:
+            \$1424 [424] = proxy_is_zero;
+        9'h1a9:
+            \$1424 [425] = proxy_is_zero;
+        9'h1aa:
+            \$1424 [426] = proxy_is_zero;
+        9'h1ab:
+            \$1424 [427] = proxy_is_zero;
+        9'h1ac:
+            \$1424 [428] = proxy_is_zero;
+        9'h1ad:
+            \$1424 [429] = proxy_is_zero;
+        9'h1ae:
+            \$1424 [430] = proxy_is_zero;
+        9'h1af:
+            \$1424 [431] = proxy_is_zero;
+        9'h1b0:
+            \$1424 [432] = proxy_is_zero;
+        9'h1b1:
+            \$1424 [433] = proxy_is_zero;
+        9'h1b2:
+            \$1424 [434] = proxy_is_zero;
+        9'h1b3:
+            \$1424 [435] = proxy_is_zero;
+        9'h1b4:
+            \$1424 [436] = proxy_is_zero;
+        9'h1b5:
+            \$1424 [437] = proxy_is_zero;
+        9'h1b6:
+            \$1424 [438] = proxy_is_zero;
+        9'h1b7:
+            \$1424 [439] = proxy_is_zero;
+        9'h1b8:
+            \$1424 [440] = proxy_is_zero;
+        9'h1b9:
+            \$1424 [441] = proxy_is_zero;
+        9'h1ba:
+            \$1424 [442] = proxy_is_zero;
+        9'h1bb:
+            \$1424 [443] = proxy_is_zero;
+        9'h1bc:
+            \$1424 [444] = proxy_is_zero;
+        9'h1bd:
+            \$1424 [445] = proxy_is_zero;
+        9'h1be:
+            \$1424 [446] = proxy_is_zero;
+        9'h1bf:
+            \$1424 [447] = proxy_is_zero;
+        9'h1c0:
+            \$1424 [448] = proxy_is_zero;
+        9'h1c1:
+            \$1424 [449] = proxy_is_zero;
+        9'h1c2:
+            \$1424 [450] = proxy_is_zero;
+        9'h1c3:
+            \$1424 [451] = proxy_is_zero;
+        9'h1c4:
+            \$1424 [452] = proxy_is_zero;
+        9'h1c5:
+            \$1424 [453] = proxy_is_zero;
+        9'h1c6:
+            \$1424 [454] = proxy_is_zero;
+        9'h1c7:
+            \$1424 [455] = proxy_is_zero;
+        9'h1c8:
+            \$1424 [456] = proxy_is_zero;
+        9'h1c9:
+            \$1424 [457] = proxy_is_zero;
+        9'h1ca:
+            \$1424 [458] = proxy_is_zero;
+        9'h1cb:
+            \$1424 [459] = proxy_is_zero;
+        9'h1cc:
+            \$1424 [460] = proxy_is_zero;
+        9'h1cd:
+            \$1424 [461] = proxy_is_zero;
+        9'h1ce:
+            \$1424 [462] = proxy_is_zero;
+        9'h1cf:
+            \$1424 [463] = proxy_is_zero;
+        9'h1d0:
+            \$1424 [464] = proxy_is_zero;
+        9'h1d1:
+            \$1424 [465] = proxy_is_zero;
+        9'h1d2:
+            \$1424 [466] = proxy_is_zero;
+        9'h1d3:
+            \$1424 [467] = proxy_is_zero;
+        9'h1d4:
+            \$1424 [468] = proxy_is_zero;
+        9'h1d5:
+            \$1424 [469] = proxy_is_zero;
+        9'h1d6:
+            \$1424 [470] = proxy_is_zero;
+        9'h1d7:
+            \$1424 [471] = proxy_is_zero;
+        9'h1d8:
+            \$1424 [472] = proxy_is_zero;
+        9'h1d9:
+            \$1424 [473] = proxy_is_zero;
+        9'h1da:
+            \$1424 [474] = proxy_is_zero;
+        9'h1db:
+            \$1424 [475] = proxy_is_zero;
+        9'h1dc:
+            \$1424 [476] = proxy_is_zero;
+        9'h1dd:
+            \$1424 [477] = proxy_is_zero;
+        9'h1de:
+            \$1424 [478] = proxy_is_zero;
+        9'h1df:
+            \$1424 [479] = proxy_is_zero;
+        9'h1e0:
+            \$1424 [480] = proxy_is_zero;
+        9'h1e1:
+            \$1424 [481] = proxy_is_zero;
+        9'h1e2:
+            \$1424 [482] = proxy_is_zero;
+        9'h1e3:
+            \$1424 [483] = proxy_is_zero;
+        9'h1e4:
+            \$1424 [484] = proxy_is_zero;
+        9'h1e5:
+            \$1424 [485] = proxy_is_zero;
+        9'h1e6:
+            \$1424 [486] = proxy_is_zero;
+        9'h1e7:
+            \$1424 [487] = proxy_is_zero;
+        9'h1e8:
+            \$1424 [488] = proxy_is_zero;
+        9'h1e9:
+            \$1424 [489] = proxy_is_zero;
+        9'h1ea:
+            \$1424 [490] = proxy_is_zero;
+        9'h1eb:
+            \$1424 [491] = proxy_is_zero;
+        9'h1ec:
+            \$1424 [492] = proxy_is_zero;
+        9'h1ed:
+            \$1424 [493] = proxy_is_zero;
+        9'h1ee:
+            \$1424 [494] = proxy_is_zero;
+        9'h1ef:
+            \$1424 [495] = proxy_is_zero;
+        9'h1f0:
+            \$1424 [496] = proxy_is_zero;
+        9'h1f1:
+            \$1424 [497] = proxy_is_zero;
+        9'h1f2:
+            \$1424 [498] = proxy_is_zero;
+        9'h1f3:
+            \$1424 [499] = proxy_is_zero;
+        9'h1f4:
+            \$1424 [500] = proxy_is_zero;
+        9'h1f5:
+            \$1424 [501] = proxy_is_zero;
+        9'h1f6:
+            \$1424 [502] = proxy_is_zero;
+        9'h1f7:
+            \$1424 [503] = proxy_is_zero;
+        9'h1f8:
+            \$1424 [504] = proxy_is_zero;
+        9'h1f9:
+            \$1424 [505] = proxy_is_zero;
+        9'h1fa:
+            \$1424 [506] = proxy_is_zero;
+        9'h1fb:
+            \$1424 [507] = proxy_is_zero;
+        9'h1fc:
+            \$1424 [508] = proxy_is_zero;
+        9'h1fd:
+            \$1424 [509] = proxy_is_zero;
+        9'h1fe:
+            \$1424 [510] = proxy_is_zero;
+        9'h1ff:
+            \$1424 [511] = proxy_is_zero;
+      endcase
+    end
+    if (\$1101 ) begin
+      \$1424  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+    if (rst) begin
+      \$1424  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1425  = decided;
+    if (\$signal$284 ) begin
+      \$1425  = \$1072 [9:0];
+    end
+    if (\$1101 ) begin
+      \$1425  = 10'h000;
+    end
+    if (rst) begin
+      \$1425  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$1426  = zero_here;
+    if (walk_step) begin
+      \$1426  = \$1080 ;
+    end else if (\$1074 ) begin
+      \$1426  = proxy_is_zero;
+    end
+    if (\$1101 ) begin
+      \$1426  = 1'h0;
+    end
     if (rst) begin
       \$1426  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1427  = \$118 [31:0];
-    if (rst) begin
-      \$1427  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1428  = cu7_table_rdata[4:0];
-    if (rst) begin
-      \$1428  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1429  = cu7_s_d0[7:3];
-    if (rst) begin
-      \$1429  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1430  = cu7_s_d0[11:8];
-    if (rst) begin
-      \$1430  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1431  = bincu0_a_valid;
-    if (\$1100 ) begin
-      \$1431  = 1'h1;
-    end else if (bincu0_a_valid) begin
-      \$1431  = \$1103 ;
-    end
-    if (rst) begin
-      \$1431  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1432  = bincu0_a_pos;
-    if (\$1100 ) begin
-      \$1432  = \$signal$28 [4:0];
-    end
-    if (rst) begin
-      \$1432  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1433  = bincu0_a_v;
-    if (\$1100 ) begin
-      \$1433  = \$signal$36 [3:0];
-    end
-    if (rst) begin
-      \$1433  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1434  = bincu0_a_word;
-    if (\$1100 ) begin
-      \$1434  = 3'h0;
-    end else if (bincu0_a_valid) begin
-      \$1434  = \$1104 [2:0];
-    end
-    if (rst) begin
-      \$1434  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1435  = bincu0_a_valid;
-    if (rst) begin
-      \$1435  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1436  = \$1106 ;
-    if (rst) begin
-      \$1436  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1437  = bincu0_a_pos;
-    if (rst) begin
-      \$1437  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1438  = bincu0_a_v;
-    if (rst) begin
-      \$1438  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1439  = bincu0_b_valid;
-    if (rst) begin
-      \$1439  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1440  = bincu0_chunk;
-    if (rst) begin
-      \$1440  = 200'h00000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1446  = bincu1_a_valid;
-    if (\$1110 ) begin
-      \$1446  = 1'h1;
-    end else if (bincu1_a_valid) begin
-      \$1446  = \$1113 ;
-    end
-    if (rst) begin
-      \$1446  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1447  = bincu1_a_pos;
-    if (\$1110 ) begin
-      \$1447  = \$signal$28 [4:0];
-    end
-    if (rst) begin
-      \$1447  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1448  = bincu1_a_v;
-    if (\$1110 ) begin
-      \$1448  = \$signal$36 [3:0];
-    end
-    if (rst) begin
-      \$1448  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1449  = bincu1_a_word;
-    if (\$1110 ) begin
-      \$1449  = 3'h0;
-    end else if (bincu1_a_valid) begin
-      \$1449  = \$1114 [2:0];
-    end
-    if (rst) begin
-      \$1449  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1450  = bincu1_a_valid;
-    if (rst) begin
-      \$1450  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1451  = \$1116 ;
-    if (rst) begin
-      \$1451  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1452  = bincu1_a_pos;
-    if (rst) begin
-      \$1452  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1453  = bincu1_a_v;
-    if (rst) begin
-      \$1453  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1454  = bincu1_b_valid;
-    if (rst) begin
-      \$1454  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1455  = bincu1_chunk;
-    if (rst) begin
-      \$1455  = 200'h00000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1461  = proxy_zero;
-    if (\$signal$283 ) begin
-      (* full_case = 32'd1 *)
-      casez (\$signal$24 [8:0])
-        9'h000:
-            \$1461 [0] = proxy_is_zero;
-        9'h001:
-            \$1461 [1] = proxy_is_zero;
-        9'h002:
-            \$1461 [2] = proxy_is_zero;
-        9'h003:
-            \$1461 [3] = proxy_is_zero;
-        9'h004:
-            \$1461 [4] = proxy_is_zero;
-        9'h005:
-            \$1461 [5] = proxy_is_zero;
-        9'h006:
-            \$1461 [6] = proxy_is_zero;
-        9'h007:
-            \$1461 [7] = proxy_is_zero;
-        9'h008:
-            \$1461 [8] = proxy_is_zero;
-        9'h009:
-            \$1461 [9] = proxy_is_zero;
-        9'h00a:
-            \$1461 [10] = proxy_is_zero;
-        9'h00b:
-            \$1461 [11] = proxy_is_zero;
-        9'h00c:
-            \$1461 [12] = proxy_is_zero;
-        9'h00d:
-            \$1461 [13] = proxy_is_zero;
-        9'h00e:
-            \$1461 [14] = proxy_is_zero;
-        9'h00f:
-            \$1461 [15] = proxy_is_zero;
-        9'h010:
-            \$1461 [16] = proxy_is_zero;
-        9'h011:
-            \$1461 [17] = proxy_is_zero;
-        9'h012:
-            \$1461 [18] = proxy_is_zero;
-        9'h013:
-            \$1461 [19] = proxy_is_zero;
-        9'h014:
-            \$1461 [20] = proxy_is_zero;
-        9'h015:
-            \$1461 [21] = proxy_is_zero;
-        9'h016:
-            \$1461 [22] = proxy_is_zero;
-        9'h017:
-            \$1461 [23] = proxy_is_zero;
-        9'h018:
-            \$1461 [24] = proxy_is_zero;
-        9'h019:
-            \$1461 [25] = proxy_is_zero;
-        9'h01a:
-            \$1461 [26] = proxy_is_zero;
-        9'h01b:
-            \$1461 [27] = proxy_is_zero;
-        9'h01c:
-            \$1461 [28] = proxy_is_zero;
-        9'h01d:
-            \$1461 [29] = proxy_is_zero;
-        9'h01e:
-            \$1461 [30] = proxy_is_zero;
-        9'h01f:
-            \$1461 [31] = proxy_is_zero;
-        9'h020:
-            \$1461 [32] = proxy_is_zero;
-        9'h021:
-            \$1461 [33] = proxy_is_zero;
-        9'h022:
-            \$1461 [34] = proxy_is_zero;
-        9'h023:
-            \$1461 [35] = proxy_is_zero;
-        9'h024:
-            \$1461 [36] = proxy_is_zero;
-        9'h025:
-            \$1461 [37] = proxy_is_zero;
-        9'h026:
-            \$1461 [38] = proxy_is_zero;
-        9'h027:
-            \$1461 [39] = proxy_is_zero;
-        9'h028:
-            \$1461 [40] = proxy_is_zero;
-        9'h029:
-            \$1461 [41] = proxy_is_zero;
-        9'h02a:
-            \$1461 [42] = proxy_is_zero;
-        9'h02b:
-            \$1461 [43] = proxy_is_zero;
-        9'h02c:
-            \$1461 [44] = proxy_is_zero;
-        9'h02d:
-            \$1461 [45] = proxy_is_zero;
-        9'h02e:
-            \$1461 [46] = proxy_is_zero;
-        9'h02f:
-            \$1461 [47] = proxy_is_zero;
-        9'h030:
-            \$1461 [48] = proxy_is_zero;
-        9'h031:
-            \$1461 [49] = proxy_is_zero;
-        9'h032:
-            \$1461 [50] = proxy_is_zero;
-        9'h033:
-            \$1461 [51] = proxy_is_zero;
-        9'h034:
-            \$1461 [52] = proxy_is_zero;
-        9'h035:
-            \$1461 [53] = proxy_is_zero;
-        9'h036:
-            \$1461 [54] = proxy_is_zero;
-        9'h037:
-            \$1461 [55] = proxy_is_zero;
-        9'h038:
-            \$1461 [56] = proxy_is_zero;
-        9'h039:
-            \$1461 [57] = proxy_is_zero;
-        9'h03a:
-            \$1461 [58] = proxy_is_zero;
-        9'h03b:
-            \$1461 [59] = proxy_is_zero;
-        9'h03c:
-            \$1461 [60] = proxy_is_zero;
-        9'h03d:
-            \$1461 [61] = proxy_is_zero;
-        9'h03e:
-            \$1461 [62] = proxy_is_zero;
-        9'h03f:
-            \$1461 [63] = proxy_is_zero;
-        9'h040:
-            \$1461 [64] = proxy_is_zero;
-        9'h041:
-            \$1461 [65] = proxy_is_zero;
-        9'h042:
-            \$1461 [66] = proxy_is_zero;
-        9'h043:
-            \$1461 [67] = proxy_is_zero;
-        9'h044:
-            \$1461 [68] = proxy_is_zero;
-        9'h045:
-            \$1461 [69] = proxy_is_zero;
-        9'h046:
-            \$1461 [70] = proxy_is_zero;
-        9'h047:
-            \$1461 [71] = proxy_is_zero;
-        9'h048:
-            \$1461 [72] = proxy_is_zero;
-        9'h049:
-            \$1461 [73] = proxy_is_zero;
-        9'h04a:
-            \$1461 [74] = proxy_is_zero;
-        9'h04b:
-            \$1461 [75] = proxy_is_zero;
-        9'h04c:
-            \$1461 [76] = proxy_is_zero;
-        9'h04d:
-            \$1461 [77] = proxy_is_zero;
-        9'h04e:
-            \$1461 [78] = proxy_is_zero;
-        9'h04f:
-            \$1461 [79] = proxy_is_zero;
-        9'h050:
-            \$1461 [80] = proxy_is_zero;
-        9'h051:
-            \$1461 [81] = proxy_is_zero;
-        9'h052:
-            \$1461 [82] = proxy_is_zero;
-        9'h053:
-            \$1461 [83] = proxy_is_zero;
-        9'h054:
-            \$1461 [84] = proxy_is_zero;
-        9'h055:
-            \$1461 [85] = proxy_is_zero;
-        9'h056:
-            \$1461 [86] = proxy_is_zero;
-        9'h057:
-            \$1461 [87] = proxy_is_zero;
-        9'h058:
-            \$1461 [88] = proxy_is_zero;
-        9'h059:
-            \$1461 [89] = proxy_is_zero;
-        9'h05a:
-            \$1461 [90] = proxy_is_zero;
-        9'h05b:
-            \$1461 [91] = proxy_is_zero;
-        9'h05c:
-            \$1461 [92] = proxy_is_zero;
-        9'h05d:
-            \$1461 [93] = proxy_is_zero;
-        9'h05e:
-            \$1461 [94] = proxy_is_zero;
-        9'h05f:
-            \$1461 [95] = proxy_is_zero;
-        9'h060:
-            \$1461 [96] = proxy_is_zero;
-        9'h061:
-            \$1461 [97] = proxy_is_zero;
-        9'h062:
-            \$1461 [98] = proxy_is_zero;
-        9'h063:
-            \$1461 [99] = proxy_is_zero;
-        9'h064:
-            \$1461 [100] = proxy_is_zero;
-        9'h065:
-            \$1461 [101] = proxy_is_zero;
-        9'h066:
-            \$1461 [102] = proxy_is_zero;
-        9'h067:
-            \$1461 [103] = proxy_is_zero;
-        9'h068:
-            \$1461 [104] = proxy_is_zero;
-        9'h069:
-            \$1461 [105] = proxy_is_zero;
-        9'h06a:
-            \$1461 [106] = proxy_is_zero;
-        9'h06b:
-            \$1461 [107] = proxy_is_zero;
-        9'h06c:
-            \$1461 [108] = proxy_is_zero;
-        9'h06d:
-            \$1461 [109] = proxy_is_zero;
-        9'h06e:
-            \$1461 [110] = proxy_is_zero;
-        9'h06f:
-            \$1461 [111] = proxy_is_zero;
-        9'h070:
-            \$1461 [112] = proxy_is_zero;
-        9'h071:
-            \$1461 [113] = proxy_is_zero;
-        9'h072:
-            \$1461 [114] = proxy_is_zero;
-        9'h073:
-            \$1461 [115] = proxy_is_zero;
-        9'h074:
-            \$1461 [116] = proxy_is_zero;
-        9'h075:
-            \$1461 [117] = proxy_is_zero;
-        9'h076:
-            \$1461 [118] = proxy_is_zero;
-        9'h077:
-            \$1461 [119] = proxy_is_zero;
-        9'h078:
-            \$1461 [120] = proxy_is_zero;
-        9'h079:
-            \$1461 [121] = proxy_is_zero;
-        9'h07a:
-            \$1461 [122] = proxy_is_zero;
-        9'h07b:
-            \$1461 [123] = proxy_is_zero;
-        9'h07c:
-            \$1461 [124] = proxy_is_zero;
-        9'h07d:
-            \$1461 [125] = proxy_is_zero;
-        9'h07e:
-            \$1461 [126] = proxy_is_zero;
-        9'h07f:
-            \$1461 [127] = proxy_is_zero;
-        9'h080:
-            \$1461 [128] = proxy_is_zero;
-        9'h081:
-            \$1461 [129] = proxy_is_zero;
-        9'h082:
-            \$1461 [130] = proxy_is_zero;
-        9'h083:
-            \$1461 [131] = proxy_is_zero;
-        9'h084:
-            \$1461 [132] = proxy_is_zero;
-        9'h085:
-            \$1461 [133] = proxy_is_zero;
-        9'h086:
-            \$1461 [134] = proxy_is_zero;
-        9'h087:
-            \$1461 [135] = proxy_is_zero;
-        9'h088:
-            \$1461 [136] = proxy_is_zero;
-        9'h089:
-            \$1461 [137] = proxy_is_zero;
-        9'h08a:
-            \$1461 [138] = proxy_is_zero;
-        9'h08b:
-            \$1461 [139] = proxy_is_zero;
-        9'h08c:
-            \$1461 [140] = proxy_is_zero;
-        9'h08d:
-            \$1461 [141] = proxy_is_zero;
-        9'h08e:
-            \$1461 [142] = proxy_is_zero;
-        9'h08f:
-            \$1461 [143] = proxy_is_zero;
-        9'h090:
-            \$1461 [144] = proxy_is_zero;
-        9'h091:
-            \$1461 [145] = proxy_is_zero;
-        9'h092:
-            \$1461 [146] = proxy_is_zero;
-        9'h093:
-            \$1461 [147] = proxy_is_zero;
-        9'h094:
-            \$1461 [148] = proxy_is_zero;
-        9'h095:
-            \$1461 [149] = proxy_is_zero;
-        9'h096:
-            \$1461 [150] = proxy_is_zero;
-        9'h097:
-            \$1461 [151] = proxy_is_zero;
-        9'h098:
-            \$1461 [152] = proxy_is_zero;
-        9'h099:
-            \$1461 [153] = proxy_is_zero;
-        9'h09a:
-            \$1461 [154] = proxy_is_zero;
-        9'h09b:
-            \$1461 [155] = proxy_is_zero;
-        9'h09c:
-            \$1461 [156] = proxy_is_zero;
-        9'h09d:
-            \$1461 [157] = proxy_is_zero;
-        9'h09e:
-            \$1461 [158] = proxy_is_zero;
-        9'h09f:
-            \$1461 [159] = proxy_is_zero;
-        9'h0a0:
-            \$1461 [160] = proxy_is_zero;
-        9'h0a1:
-            \$1461 [161] = proxy_is_zero;
-        9'h0a2:
-            \$1461 [162] = proxy_is_zero;
-        9'h0a3:
-            \$1461 [163] = proxy_is_zero;
-        9'h0a4:
-            \$1461 [164] = proxy_is_zero;
-        9'h0a5:
-            \$1461 [165] = proxy_is_zero;
-        9'h0a6:
-            \$1461 [166] = proxy_is_zero;
-        9'h0a7:
-            \$1461 [167] = proxy_is_zero;
-        9'h0a8:
-            \$1461 [168] = proxy_is_zero;
-        9'h0a9:
-            \$1461 [169] = proxy_is_zero;
-        9'h0aa:
-            \$1461 [170] = proxy_is_zero;
-        9'h0ab:
-            \$1461 [171] = proxy_is_zero;
-        9'h0ac:
-            \$1461 [172] = proxy_is_zero;
-        9'h0ad:
-            \$1461 [173] = proxy_is_zero;
-        9'h0ae:
-            \$1461 [174] = proxy_is_zero;
-        9'h0af:
-            \$1461 [175] = proxy_is_zero;
-        9'h0b0:
-            \$1461 [176] = proxy_is_zero;
-        9'h0b1:
-            \$1461 [177] = proxy_is_zero;
-        9'h0b2:
-            \$1461 [178] = proxy_is_zero;
-        9'h0b3:
-            \$1461 [179] = proxy_is_zero;
-        9'h0b4:
-            \$1461 [180] = proxy_is_zero;
-        9'h0b5:
-            \$1461 [181] = proxy_is_zero;
-        9'h0b6:
-            \$1461 [182] = proxy_is_zero;
-        9'h0b7:
-            \$1461 [183] = proxy_is_zero;
-        9'h0b8:
-            \$1461 [184] = proxy_is_zero;
-        9'h0b9:
-            \$1461 [185] = proxy_is_zero;
-        9'h0ba:
-            \$1461 [186] = proxy_is_zero;
-        9'h0bb:
-            \$1461 [187] = proxy_is_zero;
-        9'h0bc:
-            \$1461 [188] = proxy_is_zero;
-        9'h0bd:
-            \$1461 [189] = proxy_is_zero;
-        9'h0be:
-            \$1461 [190] = proxy_is_zero;
-        9'h0bf:
-            \$1461 [191] = proxy_is_zero;
-        9'h0c0:
-            \$1461 [192] = proxy_is_zero;
-        9'h0c1:
-            \$1461 [193] = proxy_is_zero;
-        9'h0c2:
-            \$1461 [194] = proxy_is_zero;
-        9'h0c3:
-            \$1461 [195] = proxy_is_zero;
-        9'h0c4:
-            \$1461 [196] = proxy_is_zero;
-        9'h0c5:
-            \$1461 [197] = proxy_is_zero;
-        9'h0c6:
-            \$1461 [198] = proxy_is_zero;
-        9'h0c7:
-            \$1461 [199] = proxy_is_zero;
-        9'h0c8:
-            \$1461 [200] = proxy_is_zero;
-        9'h0c9:
-            \$1461 [201] = proxy_is_zero;
-        9'h0ca:
-            \$1461 [202] = proxy_is_zero;
-        9'h0cb:
-            \$1461 [203] = proxy_is_zero;
-        9'h0cc:
-            \$1461 [204] = proxy_is_zero;
-        9'h0cd:
-            \$1461 [205] = proxy_is_zero;
-        9'h0ce:
-            \$1461 [206] = proxy_is_zero;
-        9'h0cf:
-            \$1461 [207] = proxy_is_zero;
-        9'h0d0:
-            \$1461 [208] = proxy_is_zero;
-        9'h0d1:
-            \$1461 [209] = proxy_is_zero;
-        9'h0d2:
-            \$1461 [210] = proxy_is_zero;
-        9'h0d3:
-            \$1461 [211] = proxy_is_zero;
-        9'h0d4:
-            \$1461 [212] = proxy_is_zero;
-        9'h0d5:
-            \$1461 [213] = proxy_is_zero;
-        9'h0d6:
-            \$1461 [214] = proxy_is_zero;
-        9'h0d7:
-            \$1461 [215] = proxy_is_zero;
-        9'h0d8:
-            \$1461 [216] = proxy_is_zero;
-        9'h0d9:
-            \$1461 [217] = proxy_is_zero;
-        9'h0da:
-            \$1461 [218] = proxy_is_zero;
-        9'h0db:
-            \$1461 [219] = proxy_is_zero;
-        9'h0dc:
-            \$1461 [220] = proxy_is_zero;
-        9'h0dd:
-            \$1461 [221] = proxy_is_zero;
-        9'h0de:
-            \$1461 [222] = proxy_is_zero;
-        9'h0df:
-            \$1461 [223] = proxy_is_zero;
-        9'h0e0:
-            \$1461 [224] = proxy_is_zero;
-        9'h0e1:
-            \$1461 [225] = proxy_is_zero;
-        9'h0e2:
-            \$1461 [226] = proxy_is_zero;
-        9'h0e3:
-            \$1461 [227] = proxy_is_zero;
-        9'h0e4:
-            \$1461 [228] = proxy_is_zero;
-        9'h0e5:
-            \$1461 [229] = proxy_is_zero;
-        9'h0e6:
-            \$1461 [230] = proxy_is_zero;
-        9'h0e7:
-            \$1461 [231] = proxy_is_zero;
-        9'h0e8:
-            \$1461 [232] = proxy_is_zero;
-        9'h0e9:
-            \$1461 [233] = proxy_is_zero;
-        9'h0ea:
-            \$1461 [234] = proxy_is_zero;
-        9'h0eb:
-            \$1461 [235] = proxy_is_zero;
-        9'h0ec:
-            \$1461 [236] = proxy_is_zero;
-        9'h0ed:
-            \$1461 [237] = proxy_is_zero;
-        9'h0ee:
-            \$1461 [238] = proxy_is_zero;
-        9'h0ef:
-            \$1461 [239] = proxy_is_zero;
-        9'h0f0:
-            \$1461 [240] = proxy_is_zero;
-        9'h0f1:
-            \$1461 [241] = proxy_is_zero;
-        9'h0f2:
-            \$1461 [242] = proxy_is_zero;
-        9'h0f3:
-            \$1461 [243] = proxy_is_zero;
-        9'h0f4:
-            \$1461 [244] = proxy_is_zero;
-        9'h0f5:
-            \$1461 [245] = proxy_is_zero;
-        9'h0f6:
-            \$1461 [246] = proxy_is_zero;
-        9'h0f7:
-            \$1461 [247] = proxy_is_zero;
-        9'h0f8:
-            \$1461 [248] = proxy_is_zero;
-        9'h0f9:
-            \$1461 [249] = proxy_is_zero;
-        9'h0fa:
-            \$1461 [250] = proxy_is_zero;
-        9'h0fb:
-            \$1461 [251] = proxy_is_zero;
-        9'h0fc:
-            \$1461 [252] = proxy_is_zero;
-        9'h0fd:
-            \$1461 [253] = proxy_is_zero;
-        9'h0fe:
-            \$1461 [254] = proxy_is_zero;
-        9'h0ff:
-            \$1461 [255] = proxy_is_zero;
-        9'h100:
-            \$1461 [256] = proxy_is_zero;
-        9'h101:
-            \$1461 [257] = proxy_is_zero;
-        9'h102:
-            \$1461 [258] = proxy_is_zero;
-        9'h103:
-            \$1461 [259] = proxy_is_zero;
-        9'h104:
-            \$1461 [260] = proxy_is_zero;
-        9'h105:
-            \$1461 [261] = proxy_is_zero;
-        9'h106:
-            \$1461 [262] = proxy_is_zero;
-        9'h107:
-            \$1461 [263] = proxy_is_zero;
-        9'h108:
-            \$1461 [264] = proxy_is_zero;
-        9'h109:
-            \$1461 [265] = proxy_is_zero;
-        9'h10a:
-            \$1461 [266] = proxy_is_zero;
-        9'h10b:
-            \$1461 [267] = proxy_is_zero;
-        9'h10c:
-            \$1461 [268] = proxy_is_zero;
-        9'h10d:
-            \$1461 [269] = proxy_is_zero;
-        9'h10e:
-            \$1461 [270] = proxy_is_zero;
-        9'h10f:
-            \$1461 [271] = proxy_is_zero;
-        9'h110:
-            \$1461 [272] = proxy_is_zero;
-        9'h111:
-            \$1461 [273] = proxy_is_zero;
-        9'h112:
-            \$1461 [274] = proxy_is_zero;
-        9'h113:
-            \$1461 [275] = proxy_is_zero;
-        9'h114:
-            \$1461 [276] = proxy_is_zero;
-        9'h115:
-            \$1461 [277] = proxy_is_zero;
-        9'h116:
-            \$1461 [278] = proxy_is_zero;
-        9'h117:
-            \$1461 [279] = proxy_is_zero;
-        9'h118:
-            \$1461 [280] = proxy_is_zero;
-        9'h119:
-            \$1461 [281] = proxy_is_zero;
-        9'h11a:
-            \$1461 [282] = proxy_is_zero;
-        9'h11b:
-            \$1461 [283] = proxy_is_zero;
-        9'h11c:
-            \$1461 [284] = proxy_is_zero;
-        9'h11d:
-            \$1461 [285] = proxy_is_zero;
-        9'h11e:
-            \$1461 [286] = proxy_is_zero;
-        9'h11f:
-            \$1461 [287] = proxy_is_zero;
-        9'h120:
-            \$1461 [288] = proxy_is_zero;
-        9'h121:
-            \$1461 [289] = proxy_is_zero;
-        9'h122:
-            \$1461 [290] = proxy_is_zero;
-        9'h123:
-            \$1461 [291] = proxy_is_zero;
-        9'h124:
-            \$1461 [292] = proxy_is_zero;
-        9'h125:
-            \$1461 [293] = proxy_is_zero;
-        9'h126:
-            \$1461 [294] = proxy_is_zero;
-        9'h127:
-            \$1461 [295] = proxy_is_zero;
-        9'h128:
-            \$1461 [296] = proxy_is_zero;
-        9'h129:
-            \$1461 [297] = proxy_is_zero;
-        9'h12a:
-            \$1461 [298] = proxy_is_zero;
-        9'h12b:
-            \$1461 [299] = proxy_is_zero;
-        9'h12c:
-            \$1461 [300] = proxy_is_zero;
-        9'h12d:
-            \$1461 [301] = proxy_is_zero;
-        9'h12e:
-            \$1461 [302] = proxy_is_zero;
-        9'h12f:
-            \$1461 [303] = proxy_is_zero;
-        9'h130:
-            \$1461 [304] = proxy_is_zero;
-        9'h131:
-            \$1461 [305] = proxy_is_zero;
-        9'h132:
-            \$1461 [306] = proxy_is_zero;
-        9'h133:
-            \$1461 [307] = proxy_is_zero;
-        9'h134:
-            \$1461 [308] = proxy_is_zero;
-        9'h135:
-            \$1461 [309] = proxy_is_zero;
-        9'h136:
-            \$1461 [310] = proxy_is_zero;
-        9'h137:
-            \$1461 [311] = proxy_is_zero;
-        9'h138:
-            \$1461 [312] = proxy_is_zero;
-        9'h139:
-            \$1461 [313] = proxy_is_zero;
-        9'h13a:
-            \$1461 [314] = proxy_is_zero;
-        9'h13b:
-            \$1461 [315] = proxy_is_zero;
-        9'h13c:
-            \$1461 [316] = proxy_is_zero;
-        9'h13d:
-            \$1461 [317] = proxy_is_zero;
-        9'h13e:
-            \$1461 [318] = proxy_is_zero;
-        9'h13f:
-            \$1461 [319] = proxy_is_zero;
-        9'h140:
-            \$1461 [320] = proxy_is_zero;
-        9'h141:
-            \$1461 [321] = proxy_is_zero;
-        9'h142:
-            \$1461 [322] = proxy_is_zero;
-        9'h143:
-            \$1461 [323] = proxy_is_zero;
-        9'h144:
-            \$1461 [324] = proxy_is_zero;
-        9'h145:
-            \$1461 [325] = proxy_is_zero;
-        9'h146:
-            \$1461 [326] = proxy_is_zero;
-        9'h147:
-            \$1461 [327] = proxy_is_zero;
-        9'h148:
-            \$1461 [328] = proxy_is_zero;
-        9'h149:
-            \$1461 [329] = proxy_is_zero;
-        9'h14a:
-            \$1461 [330] = proxy_is_zero;
-        9'h14b:
-            \$1461 [331] = proxy_is_zero;
-        9'h14c:
-            \$1461 [332] = proxy_is_zero;
-        9'h14d:
-            \$1461 [333] = proxy_is_zero;
-        9'h14e:
-            \$1461 [334] = proxy_is_zero;
-        9'h14f:
-            \$1461 [335] = proxy_is_zero;
-        9'h150:
-            \$1461 [336] = proxy_is_zero;
-        9'h151:
-            \$1461 [337] = proxy_is_zero;
-        9'h152:
-            \$1461 [338] = proxy_is_zero;
-        9'h153:
-            \$1461 [339] = proxy_is_zero;
-        9'h154:
-            \$1461 [340] = proxy_is_zero;
-        9'h155:
-            \$1461 [341] = proxy_is_zero;
-        9'h156:
-            \$1461 [342] = proxy_is_zero;
-        9'h157:
-            \$1461 [343] = proxy_is_zero;
-        9'h158:
-            \$1461 [344] = proxy_is_zero;
-        9'h159:
-            \$1461 [345] = proxy_is_zero;
-        9'h15a:
-            \$1461 [346] = proxy_is_zero;
-        9'h15b:
-            \$1461 [347] = proxy_is_zero;
-        9'h15c:
-            \$1461 [348] = proxy_is_zero;
-        9'h15d:
-            \$1461 [349] = proxy_is_zero;
-        9'h15e:
-            \$1461 [350] = proxy_is_zero;
-        9'h15f:
-            \$1461 [351] = proxy_is_zero;
-        9'h160:
-            \$1461 [352] = proxy_is_zero;
-        9'h161:
-            \$1461 [353] = proxy_is_zero;
-        9'h162:
-            \$1461 [354] = proxy_is_zero;
-        9'h163:
-            \$1461 [355] = proxy_is_zero;
-        9'h164:
-            \$1461 [356] = proxy_is_zero;
-        9'h165:
-            \$1461 [357] = proxy_is_zero;
-        9'h166:
-            \$1461 [358] = proxy_is_zero;
-        9'h167:
-            \$1461 [359] = proxy_is_zero;
-        9'h168:
-            \$1461 [360] = proxy_is_zero;
-        9'h169:
-            \$1461 [361] = proxy_is_zero;
-        9'h16a:
-            \$1461 [362] = proxy_is_zero;
-        9'h16b:
-            \$1461 [363] = proxy_is_zero;
-        9'h16c:
-            \$1461 [364] = proxy_is_zero;
-        9'h16d:
-            \$1461 [365] = proxy_is_zero;
-        9'h16e:
-            \$1461 [366] = proxy_is_zero;
-        9'h16f:
-            \$1461 [367] = proxy_is_zero;
-        9'h170:
-            \$1461 [368] = proxy_is_zero;
-        9'h171:
-            \$1461 [369] = proxy_is_zero;
-        9'h172:
-            \$1461 [370] = proxy_is_zero;
-        9'h173:
-            \$1461 [371] = proxy_is_zero;
-        9'h174:
-            \$1461 [372] = proxy_is_zero;
-        9'h175:
-            \$1461 [373] = proxy_is_zero;
-        9'h176:
-            \$1461 [374] = proxy_is_zero;
-        9'h177:
-            \$1461 [375] = proxy_is_zero;
-        9'h178:
-            \$1461 [376] = proxy_is_zero;
-        9'h179:
-            \$1461 [377] = proxy_is_zero;
-        9'h17a:
-            \$1461 [378] = proxy_is_zero;
-        9'h17b:
-            \$1461 [379] = proxy_is_zero;
-        9'h17c:
-            \$1461 [380] = proxy_is_zero;
-        9'h17d:
-            \$1461 [381] = proxy_is_zero;
-        9'h17e:
-            \$1461 [382] = proxy_is_zero;
-        9'h17f:
-            \$1461 [383] = proxy_is_zero;
-        9'h180:
-            \$1461 [384] = proxy_is_zero;
-        9'h181:
-            \$1461 [385] = proxy_is_zero;
-        9'h182:
-            \$1461 [386] = proxy_is_zero;
-        9'h183:
-            \$1461 [387] = proxy_is_zero;
-        9'h184:
-            \$1461 [388] = proxy_is_zero;
-        9'h185:
-            \$1461 [389] = proxy_is_zero;
-        9'h186:
-            \$1461 [390] = proxy_is_zero;
-        9'h187:
-            \$1461 [391] = proxy_is_zero;
-        9'h188:
-            \$1461 [392] = proxy_is_zero;
-        9'h189:
-            \$1461 [393] = proxy_is_zero;
-        9'h18a:
-            \$1461 [394] = proxy_is_zero;
-        9'h18b:
-            \$1461 [395] = proxy_is_zero;
-        9'h18c:
-            \$1461 [396] = proxy_is_zero;
-        9'h18d:
-            \$1461 [397] = proxy_is_zero;
-        9'h18e:
-            \$1461 [398] = proxy_is_zero;
-        9'h18f:
-            \$1461 [399] = proxy_is_zero;
-        9'h190:
-            \$1461 [400] = proxy_is_zero;
-        9'h191:
-            \$1461 [401] = proxy_is_zero;
-        9'h192:
-            \$1461 [402] = proxy_is_zero;
-        9'h193:
-            \$1461 [403] = proxy_is_zero;
-        9'h194:
-            \$1461 [404] = proxy_is_zero;
-        9'h195:
-            \$1461 [405] = proxy_is_zero;
-        9'h196:
-            \$1461 [406] = proxy_is_zero;
-        9'h197:
-            \$1461 [407] = proxy_is_zero;
-        9'h198:
-            \$1461 [408] = proxy_is_zero;
-        9'h199:
-            \$1461 [409] = proxy_is_zero;
-        9'h19a:
-            \$1461 [410] = proxy_is_zero;
-        9'h19b:
-            \$1461 [411] = proxy_is_zero;
-        9'h19c:
-            \$1461 [412] = proxy_is_zero;
-        9'h19d:
-            \$1461 [413] = proxy_is_zero;
-        9'h19e:
-            \$1461 [414] = proxy_is_zero;
-        9'h19f:
-            \$1461 [415] = proxy_is_zero;
-        9'h1a0:
-            \$1461 [416] = proxy_is_zero;
-        9'h1a1:
-            \$1461 [417] = proxy_is_zero;
-        9'h1a2:
-            \$1461 [418] = proxy_is_zero;
-        9'h1a3:
-            \$1461 [419] = proxy_is_zero;
-        9'h1a4:
-            \$1461 [420] = proxy_is_zero;
-        9'h1a5:
-            \$1461 [421] = proxy_is_zero;
-        9'h1a6:
-            \$1461 [422] = proxy_is_zero;
-        9'h1a7:
-            \$1461 [423] = proxy_is_zero;
-        9'h1a8:
-            \$1461 [424] = proxy_is_zero;
-        9'h1a9:
-            \$1461 [425] = proxy_is_zero;
-        9'h1aa:
-            \$1461 [426] = proxy_is_zero;
-        9'h1ab:
-            \$1461 [427] = proxy_is_zero;
-        9'h1ac:
-            \$1461 [428] = proxy_is_zero;
-        9'h1ad:
-            \$1461 [429] = proxy_is_zero;
-        9'h1ae:
-            \$1461 [430] = proxy_is_zero;
-        9'h1af:
-            \$1461 [431] = proxy_is_zero;
-        9'h1b0:
-            \$1461 [432] = proxy_is_zero;
-        9'h1b1:
-            \$1461 [433] = proxy_is_zero;
-        9'h1b2:
-            \$1461 [434] = proxy_is_zero;
-        9'h1b3:
-            \$1461 [435] = proxy_is_zero;
-        9'h1b4:
-            \$1461 [436] = proxy_is_zero;
-        9'h1b5:
-            \$1461 [437] = proxy_is_zero;
-        9'h1b6:
-            \$1461 [438] = proxy_is_zero;
-        9'h1b7:
-            \$1461 [439] = proxy_is_zero;
-        9'h1b8:
-            \$1461 [440] = proxy_is_zero;
-        9'h1b9:
-            \$1461 [441] = proxy_is_zero;
-        9'h1ba:
-            \$1461 [442] = proxy_is_zero;
-        9'h1bb:
-            \$1461 [443] = proxy_is_zero;
-        9'h1bc:
-            \$1461 [444] = proxy_is_zero;
-        9'h1bd:
-            \$1461 [445] = proxy_is_zero;
-        9'h1be:
-            \$1461 [446] = proxy_is_zero;
-        9'h1bf:
-            \$1461 [447] = proxy_is_zero;
-        9'h1c0:
-            \$1461 [448] = proxy_is_zero;
-        9'h1c1:
-            \$1461 [449] = proxy_is_zero;
-        9'h1c2:
-            \$1461 [450] = proxy_is_zero;
-        9'h1c3:
-            \$1461 [451] = proxy_is_zero;
-        9'h1c4:
-            \$1461 [452] = proxy_is_zero;
-        9'h1c5:
-            \$1461 [453] = proxy_is_zero;
-        9'h1c6:
-            \$1461 [454] = proxy_is_zero;
-        9'h1c7:
-            \$1461 [455] = proxy_is_zero;
-        9'h1c8:
-            \$1461 [456] = proxy_is_zero;
-        9'h1c9:
-            \$1461 [457] = proxy_is_zero;
-        9'h1ca:
-            \$1461 [458] = proxy_is_zero;
-        9'h1cb:
-            \$1461 [459] = proxy_is_zero;
-        9'h1cc:
-            \$1461 [460] = proxy_is_zero;
-        9'h1cd:
-            \$1461 [461] = proxy_is_zero;
-        9'h1ce:
-            \$1461 [462] = proxy_is_zero;
-        9'h1cf:
-            \$1461 [463] = proxy_is_zero;
-        9'h1d0:
-            \$1461 [464] = proxy_is_zero;
-        9'h1d1:
-            \$1461 [465] = proxy_is_zero;
-        9'h1d2:
-            \$1461 [466] = proxy_is_zero;
-        9'h1d3:
-            \$1461 [467] = proxy_is_zero;
-        9'h1d4:
-            \$1461 [468] = proxy_is_zero;
-        9'h1d5:
-            \$1461 [469] = proxy_is_zero;
-        9'h1d6:
-            \$1461 [470] = proxy_is_zero;
-        9'h1d7:
-            \$1461 [471] = proxy_is_zero;
-        9'h1d8:
-            \$1461 [472] = proxy_is_zero;
-        9'h1d9:
-            \$1461 [473] = proxy_is_zero;
-        9'h1da:
-            \$1461 [474] = proxy_is_zero;
-        9'h1db:
-            \$1461 [475] = proxy_is_zero;
-        9'h1dc:
-            \$1461 [476] = proxy_is_zero;
-        9'h1dd:
-            \$1461 [477] = proxy_is_zero;
-        9'h1de:
-            \$1461 [478] = proxy_is_zero;
-        9'h1df:
-            \$1461 [479] = proxy_is_zero;
-        9'h1e0:
-            \$1461 [480] = proxy_is_zero;
-        9'h1e1:
-            \$1461 [481] = proxy_is_zero;
-        9'h1e2:
-            \$1461 [482] = proxy_is_zero;
-        9'h1e3:
-            \$1461 [483] = proxy_is_zero;
-        9'h1e4:
-            \$1461 [484] = proxy_is_zero;
-        9'h1e5:
-            \$1461 [485] = proxy_is_zero;
-        9'h1e6:
-            \$1461 [486] = proxy_is_zero;
-        9'h1e7:
-            \$1461 [487] = proxy_is_zero;
-        9'h1e8:
-            \$1461 [488] = proxy_is_zero;
-        9'h1e9:
-            \$1461 [489] = proxy_is_zero;
-        9'h1ea:
-            \$1461 [490] = proxy_is_zero;
-        9'h1eb:
-            \$1461 [491] = proxy_is_zero;
-        9'h1ec:
-            \$1461 [492] = proxy_is_zero;
-        9'h1ed:
-            \$1461 [493] = proxy_is_zero;
-        9'h1ee:
-            \$1461 [494] = proxy_is_zero;
-        9'h1ef:
-            \$1461 [495] = proxy_is_zero;
-        9'h1f0:
-            \$1461 [496] = proxy_is_zero;
-        9'h1f1:
-            \$1461 [497] = proxy_is_zero;
-        9'h1f2:
-            \$1461 [498] = proxy_is_zero;
-        9'h1f3:
-            \$1461 [499] = proxy_is_zero;
-        9'h1f4:
-            \$1461 [500] = proxy_is_zero;
-        9'h1f5:
-            \$1461 [501] = proxy_is_zero;
-        9'h1f6:
-            \$1461 [502] = proxy_is_zero;
-        9'h1f7:
-            \$1461 [503] = proxy_is_zero;
-        9'h1f8:
-            \$1461 [504] = proxy_is_zero;
-        9'h1f9:
-            \$1461 [505] = proxy_is_zero;
-        9'h1fa:
-            \$1461 [506] = proxy_is_zero;
-        9'h1fb:
-            \$1461 [507] = proxy_is_zero;
-        9'h1fc:
-            \$1461 [508] = proxy_is_zero;
-        9'h1fd:
-            \$1461 [509] = proxy_is_zero;
-        9'h1fe:
-            \$1461 [510] = proxy_is_zero;
-        9'h1ff:
-            \$1461 [511] = proxy_is_zero;
-      endcase
-    end
-    if (\$1138 ) begin
-      \$1461  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-    if (rst) begin
-      \$1461  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1462  = \$signal$24 ;
-    if (\$signal$283 ) begin
-      \$1462  = \$1117 [9:0];
-    end
-    if (\$1138 ) begin
-      \$1462  = 10'h000;
-    end
-    if (rst) begin
-      \$1462  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1463  = skipped0;
+    \$1427  = skipped0;
     if (skip_done) begin
-      if (\$1118 ) begin
+      if (\$1081 ) begin
         (* full_case = 32'd1 *)
         casez (skip_at)
           9'h000:
-              \$1463 [0] = 1'h1;
+              \$1427 [0] = 1'h1;
           9'h001:
-              \$1463 [1] = 1'h1;
+              \$1427 [1] = 1'h1;
           9'h002:
-              \$1463 [2] = 1'h1;
+              \$1427 [2] = 1'h1;
           9'h003:
-              \$1463 [3] = 1'h1;
+              \$1427 [3] = 1'h1;
           9'h004:
-              \$1463 [4] = 1'h1;
+              \$1427 [4] = 1'h1;
           9'h005:
-              \$1463 [5] = 1'h1;
+              \$1427 [5] = 1'h1;
           9'h006:
-              \$1463 [6] = 1'h1;
+              \$1427 [6] = 1'h1;
           9'h007:
-              \$1463 [7] = 1'h1;
+              \$1427 [7] = 1'h1;
           9'h008:
-              \$1463 [8] = 1'h1;
+              \$1427 [8] = 1'h1;
           9'h009:
-              \$1463 [9] = 1'h1;
+              \$1427 [9] = 1'h1;
           9'h00a:
-              \$1463 [10] = 1'h1;
+              \$1427 [10] = 1'h1;
           9'h00b:
-              \$1463 [11] = 1'h1;
+              \$1427 [11] = 1'h1;
           9'h00c:
-              \$1463 [12] = 1'h1;
+              \$1427 [12] = 1'h1;
           9'h00d:
-              \$1463 [13] = 1'h1;
+              \$1427 [13] = 1'h1;
           9'h00e:
-              \$1463 [14] = 1'h1;
+              \$1427 [14] = 1'h1;
           9'h00f:
-              \$1463 [15] = 1'h1;
+              \$1427 [15] = 1'h1;
           9'h010:
-              \$1463 [16] = 1'h1;
+              \$1427 [16] = 1'h1;
           9'h011:
-              \$1463 [17] = 1'h1;
+              \$1427 [17] = 1'h1;
           9'h012:
-              \$1463 [18] = 1'h1;
+              \$1427 [18] = 1'h1;
           9'h013:
-              \$1463 [19] = 1'h1;
+              \$1427 [19] = 1'h1;
           9'h014:
-              \$1463 [20] = 1'h1;
+              \$1427 [20] = 1'h1;
           9'h015:
-              \$1463 [21] = 1'h1;
+              \$1427 [21] = 1'h1;
           9'h016:
-              \$1463 [22] = 1'h1;
+              \$1427 [22] = 1'h1;
           9'h017:
-              \$1463 [23] = 1'h1;
+              \$1427 [23] = 1'h1;
           9'h018:
-              \$1463 [24] = 1'h1;
+              \$1427 [24] = 1'h1;
           9'h019:
-              \$1463 [25] = 1'h1;
+              \$1427 [25] = 1'h1;
           9'h01a:
-              \$1463 [26] = 1'h1;
+              \$1427 [26] = 1'h1;
           9'h01b:
-              \$1463 [27] = 1'h1;
+              \$1427 [27] = 1'h1;
           9'h01c:
-              \$1463 [28] = 1'h1;
+              \$1427 [28] = 1'h1;
           9'h01d:
-              \$1463 [29] = 1'h1;
+              \$1427 [29] = 1'h1;
           9'h01e:
-              \$1463 [30] = 1'h1;
+              \$1427 [30] = 1'h1;
           9'h01f:
-              \$1463 [31] = 1'h1;
+              \$1427 [31] = 1'h1;
           9'h020:
-              \$1463 [32] = 1'h1;
+              \$1427 [32] = 1'h1;
           9'h021:
-              \$1463 [33] = 1'h1;
+              \$1427 [33] = 1'h1;
           9'h022:
-              \$1463 [34] = 1'h1;
+              \$1427 [34] = 1'h1;
           9'h023:
-              \$1463 [35] = 1'h1;
+              \$1427 [35] = 1'h1;
           9'h024:
-              \$1463 [36] = 1'h1;
+              \$1427 [36] = 1'h1;
           9'h025:
-              \$1463 [37] = 1'h1;
+              \$1427 [37] = 1'h1;
           9'h026:
-              \$1463 [38] = 1'h1;
+              \$1427 [38] = 1'h1;
           9'h027:
-              \$1463 [39] = 1'h1;
+              \$1427 [39] = 1'h1;
           9'h028:
-              \$1463 [40] = 1'h1;
+              \$1427 [40] = 1'h1;
           9'h029:
-              \$1463 [41] = 1'h1;
+              \$1427 [41] = 1'h1;
           9'h02a:
-              \$1463 [42] = 1'h1;
+              \$1427 [42] = 1'h1;
           9'h02b:
-              \$1463 [43] = 1'h1;
+              \$1427 [43] = 1'h1;
           9'h02c:
-              \$1463 [44] = 1'h1;
+              \$1427 [44] = 1'h1;
           9'h02d:
-              \$1463 [45] = 1'h1;
+              \$1427 [45] = 1'h1;
           9'h02e:
-              \$1463 [46] = 1'h1;
+              \$1427 [46] = 1'h1;
           9'h02f:
-              \$1463 [47] = 1'h1;
+              \$1427 [47] = 1'h1;
           9'h030:
-              \$1463 [48] = 1'h1;
+              \$1427 [48] = 1'h1;
           9'h031:
-              \$1463 [49] = 1'h1;
+              \$1427 [49] = 1'h1;
           9'h032:
-              \$1463 [50] = 1'h1;
+              \$1427 [50] = 1'h1;
           9'h033:
-              \$1463 [51] = 1'h1;
+              \$1427 [51] = 1'h1;
           9'h034:
-              \$1463 [52] = 1'h1;
+              \$1427 [52] = 1'h1;
           9'h035:
-              \$1463 [53] = 1'h1;
+              \$1427 [53] = 1'h1;
           9'h036:
-              \$1463 [54] = 1'h1;
+              \$1427 [54] = 1'h1;
           9'h037:
-              \$1463 [55] = 1'h1;
+              \$1427 [55] = 1'h1;
           9'h038:
-              \$1463 [56] = 1'h1;
+              \$1427 [56] = 1'h1;
           9'h039:
-              \$1463 [57] = 1'h1;
+              \$1427 [57] = 1'h1;
           9'h03a:
-              \$1463 [58] = 1'h1;
+              \$1427 [58] = 1'h1;
           9'h03b:
-              \$1463 [59] = 1'h1;
+              \$1427 [59] = 1'h1;
           9'h03c:
-              \$1463 [60] = 1'h1;
+              \$1427 [60] = 1'h1;
           9'h03d:
-              \$1463 [61] = 1'h1;
+              \$1427 [61] = 1'h1;
           9'h03e:
-              \$1463 [62] = 1'h1;
+              \$1427 [62] = 1'h1;
           9'h03f:
-              \$1463 [63] = 1'h1;
+              \$1427 [63] = 1'h1;
           9'h040:
-              \$1463 [64] = 1'h1;
+              \$1427 [64] = 1'h1;
           9'h041:
-              \$1463 [65] = 1'h1;
+              \$1427 [65] = 1'h1;
           9'h042:
-              \$1463 [66] = 1'h1;
+              \$1427 [66] = 1'h1;
           9'h043:
-              \$1463 [67] = 1'h1;
+              \$1427 [67] = 1'h1;
           9'h044:
-              \$1463 [68] = 1'h1;
+              \$1427 [68] = 1'h1;
           9'h045:
-              \$1463 [69] = 1'h1;
+              \$1427 [69] = 1'h1;
           9'h046:
-              \$1463 [70] = 1'h1;
+              \$1427 [70] = 1'h1;
           9'h047:
-              \$1463 [71] = 1'h1;
+              \$1427 [71] = 1'h1;
           9'h048:
-              \$1463 [72] = 1'h1;
+              \$1427 [72] = 1'h1;
           9'h049:
-              \$1463 [73] = 1'h1;
+              \$1427 [73] = 1'h1;
           9'h04a:
-              \$1463 [74] = 1'h1;
+              \$1427 [74] = 1'h1;
           9'h04b:
-              \$1463 [75] = 1'h1;
+              \$1427 [75] = 1'h1;
           9'h04c:
-              \$1463 [76] = 1'h1;
+              \$1427 [76] = 1'h1;
           9'h04d:
-              \$1463 [77] = 1'h1;
+              \$1427 [77] = 1'h1;
           9'h04e:
-              \$1463 [78] = 1'h1;
+              \$1427 [78] = 1'h1;
           9'h04f:
-              \$1463 [79] = 1'h1;
+              \$1427 [79] = 1'h1;
           9'h050:
-              \$1463 [80] = 1'h1;
+              \$1427 [80] = 1'h1;
           9'h051:
-              \$1463 [81] = 1'h1;
+              \$1427 [81] = 1'h1;
           9'h052:
-              \$1463 [82] = 1'h1;
+              \$1427 [82] = 1'h1;
           9'h053:
-              \$1463 [83] = 1'h1;
+              \$1427 [83] = 1'h1;
           9'h054:
-              \$1463 [84] = 1'h1;
+              \$1427 [84] = 1'h1;
           9'h055:
-              \$1463 [85] = 1'h1;
+              \$1427 [85] = 1'h1;
           9'h056:
-              \$1463 [86] = 1'h1;
+              \$1427 [86] = 1'h1;
           9'h057:
-              \$1463 [87] = 1'h1;
+              \$1427 [87] = 1'h1;
           9'h058:
-              \$1463 [88] = 1'h1;
+              \$1427 [88] = 1'h1;
           9'h059:
-              \$1463 [89] = 1'h1;
+              \$1427 [89] = 1'h1;
           9'h05a:
-              \$1463 [90] = 1'h1;
+              \$1427 [90] = 1'h1;
           9'h05b:
-              \$1463 [91] = 1'h1;
+              \$1427 [91] = 1'h1;
           9'h05c:
-              \$1463 [92] = 1'h1;
+              \$1427 [92] = 1'h1;
           9'h05d:
-              \$1463 [93] = 1'h1;
+              \$1427 [93] = 1'h1;
           9'h05e:
-              \$1463 [94] = 1'h1;
+              \$1427 [94] = 1'h1;
           9'h05f:
-              \$1463 [95] = 1'h1;
+              \$1427 [95] = 1'h1;
           9'h060:
-              \$1463 [96] = 1'h1;
+              \$1427 [96] = 1'h1;
           9'h061:
-              \$1463 [97] = 1'h1;
+              \$1427 [97] = 1'h1;
           9'h062:
-              \$1463 [98] = 1'h1;
+              \$1427 [98] = 1'h1;
           9'h063:
-              \$1463 [99] = 1'h1;
+              \$1427 [99] = 1'h1;
           9'h064:
-              \$1463 [100] = 1'h1;
+              \$1427 [100] = 1'h1;
           9'h065:
-              \$1463 [101] = 1'h1;
+              \$1427 [101] = 1'h1;
           9'h066:
-              \$1463 [102] = 1'h1;
+              \$1427 [102] = 1'h1;
           9'h067:
-              \$1463 [103] = 1'h1;
+              \$1427 [103] = 1'h1;
           9'h068:
-              \$1463 [104] = 1'h1;
+              \$1427 [104] = 1'h1;
           9'h069:
-              \$1463 [105] = 1'h1;
+              \$1427 [105] = 1'h1;
           9'h06a:
-              \$1463 [106] = 1'h1;
+              \$1427 [106] = 1'h1;
           9'h06b:
-              \$1463 [107] = 1'h1;
+              \$1427 [107] = 1'h1;
           9'h06c:
-              \$1463 [108] = 1'h1;
+              \$1427 [108] = 1'h1;
           9'h06d:
-              \$1463 [109] = 1'h1;
+              \$1427 [109] = 1'h1;
           9'h06e:
-              \$1463 [110] = 1'h1;
+              \$1427 [110] = 1'h1;
           9'h06f:
-              \$1463 [111] = 1'h1;
+              \$1427 [111] = 1'h1;
           9'h070:
-              \$1463 [112] = 1'h1;
+              \$1427 [112] = 1'h1;
           9'h071:
-              \$1463 [113] = 1'h1;
+              \$1427 [113] = 1'h1;
           9'h072:
-              \$1463 [114] = 1'h1;
+              \$1427 [114] = 1'h1;
           9'h073:
-              \$1463 [115] = 1'h1;
+              \$1427 [115] = 1'h1;
           9'h074:
-              \$1463 [116] = 1'h1;
+              \$1427 [116] = 1'h1;
           9'h075:
-              \$1463 [117] = 1'h1;
+              \$1427 [117] = 1'h1;
           9'h076:
-              \$1463 [118] = 1'h1;
+              \$1427 [118] = 1'h1;
           9'h077:
-              \$1463 [119] = 1'h1;
+              \$1427 [119] = 1'h1;
           9'h078:
-              \$1463 [120] = 1'h1;
+              \$1427 [120] = 1'h1;
           9'h079:
-              \$1463 [121] = 1'h1;
+              \$1427 [121] = 1'h1;
           9'h07a:
-              \$1463 [122] = 1'h1;
+              \$1427 [122] = 1'h1;
           9'h07b:
-              \$1463 [123] = 1'h1;
+              \$1427 [123] = 1'h1;
           9'h07c:
-              \$1463 [124] = 1'h1;
+              \$1427 [124] = 1'h1;
           9'h07d:
-              \$1463 [125] = 1'h1;
+              \$1427 [125] = 1'h1;
           9'h07e:
-              \$1463 [126] = 1'h1;
+              \$1427 [126] = 1'h1;
           9'h07f:
-              \$1463 [127] = 1'h1;
+              \$1427 [127] = 1'h1;
           9'h080:
-              \$1463 [128] = 1'h1;
+              \$1427 [128] = 1'h1;
           9'h081:
-              \$1463 [129] = 1'h1;
+              \$1427 [129] = 1'h1;
           9'h082:
-              \$1463 [130] = 1'h1;
+              \$1427 [130] = 1'h1;
           9'h083:
-              \$1463 [131] = 1'h1;
+              \$1427 [131] = 1'h1;
           9'h084:
-              \$1463 [132] = 1'h1;
+              \$1427 [132] = 1'h1;
           9'h085:
-              \$1463 [133] = 1'h1;
+              \$1427 [133] = 1'h1;
           9'h086:
-              \$1463 [134] = 1'h1;
+              \$1427 [134] = 1'h1;
           9'h087:
-              \$1463 [135] = 1'h1;
+              \$1427 [135] = 1'h1;
           9'h088:
-              \$1463 [136] = 1'h1;
+              \$1427 [136] = 1'h1;
           9'h089:
-              \$1463 [137] = 1'h1;
+              \$1427 [137] = 1'h1;
           9'h08a:
-              \$1463 [138] = 1'h1;
+              \$1427 [138] = 1'h1;
           9'h08b:
-              \$1463 [139] = 1'h1;
+              \$1427 [139] = 1'h1;
           9'h08c:
-              \$1463 [140] = 1'h1;
+              \$1427 [140] = 1'h1;
           9'h08d:
-              \$1463 [141] = 1'h1;
+              \$1427 [141] = 1'h1;
           9'h08e:
-              \$1463 [142] = 1'h1;
+              \$1427 [142] = 1'h1;
           9'h08f:
-              \$1463 [143] = 1'h1;
+              \$1427 [143] = 1'h1;
           9'h090:
-              \$1463 [144] = 1'h1;
+              \$1427 [144] = 1'h1;
           9'h091:
-              \$1463 [145] = 1'h1;
+              \$1427 [145] = 1'h1;
           9'h092:
-              \$1463 [146] = 1'h1;
+              \$1427 [146] = 1'h1;
           9'h093:
-              \$1463 [147] = 1'h1;
+              \$1427 [147] = 1'h1;
           9'h094:
-              \$1463 [148] = 1'h1;
+              \$1427 [148] = 1'h1;
           9'h095:
-              \$1463 [149] = 1'h1;
+              \$1427 [149] = 1'h1;
           9'h096:
-              \$1463 [150] = 1'h1;
+              \$1427 [150] = 1'h1;
           9'h097:
-              \$1463 [151] = 1'h1;
+              \$1427 [151] = 1'h1;
           9'h098:
-              \$1463 [152] = 1'h1;
+              \$1427 [152] = 1'h1;
           9'h099:
-              \$1463 [153] = 1'h1;
+              \$1427 [153] = 1'h1;
           9'h09a:
-              \$1463 [154] = 1'h1;
+              \$1427 [154] = 1'h1;
           9'h09b:
-              \$1463 [155] = 1'h1;
+              \$1427 [155] = 1'h1;
           9'h09c:
-              \$1463 [156] = 1'h1;
+              \$1427 [156] = 1'h1;
           9'h09d:
-              \$1463 [157] = 1'h1;
+              \$1427 [157] = 1'h1;
           9'h09e:
-              \$1463 [158] = 1'h1;
+              \$1427 [158] = 1'h1;
           9'h09f:
-              \$1463 [159] = 1'h1;
+              \$1427 [159] = 1'h1;
           9'h0a0:
-              \$1463 [160] = 1'h1;
+              \$1427 [160] = 1'h1;
           9'h0a1:
-              \$1463 [161] = 1'h1;
+              \$1427 [161] = 1'h1;
           9'h0a2:
-              \$1463 [162] = 1'h1;
+              \$1427 [162] = 1'h1;
           9'h0a3:
-              \$1463 [163] = 1'h1;
+              \$1427 [163] = 1'h1;
           9'h0a4:
-              \$1463 [164] = 1'h1;
+              \$1427 [164] = 1'h1;
           9'h0a5:
-              \$1463 [165] = 1'h1;
+              \$1427 [165] = 1'h1;
           9'h0a6:
-              \$1463 [166] = 1'h1;
+              \$1427 [166] = 1'h1;
           9'h0a7:
-              \$1463 [167] = 1'h1;
+              \$1427 [167] = 1'h1;
           9'h0a8:
-              \$1463 [168] = 1'h1;
+              \$1427 [168] = 1'h1;
           9'h0a9:
-              \$1463 [169] = 1'h1;
+              \$1427 [169] = 1'h1;
           9'h0aa:
-              \$1463 [170] = 1'h1;
+              \$1427 [170] = 1'h1;
           9'h0ab:
-              \$1463 [171] = 1'h1;
+              \$1427 [171] = 1'h1;
           9'h0ac:
-              \$1463 [172] = 1'h1;
+              \$1427 [172] = 1'h1;
           9'h0ad:
-              \$1463 [173] = 1'h1;
+              \$1427 [173] = 1'h1;
           9'h0ae:
-              \$1463 [174] = 1'h1;
+              \$1427 [174] = 1'h1;
           9'h0af:
-              \$1463 [175] = 1'h1;
+              \$1427 [175] = 1'h1;
           9'h0b0:
-              \$1463 [176] = 1'h1;
+              \$1427 [176] = 1'h1;
           9'h0b1:
-              \$1463 [177] = 1'h1;
+              \$1427 [177] = 1'h1;
           9'h0b2:
-              \$1463 [178] = 1'h1;
+              \$1427 [178] = 1'h1;
           9'h0b3:
-              \$1463 [179] = 1'h1;
+              \$1427 [179] = 1'h1;
           9'h0b4:
-              \$1463 [180] = 1'h1;
+              \$1427 [180] = 1'h1;
           9'h0b5:
-              \$1463 [181] = 1'h1;
+              \$1427 [181] = 1'h1;
           9'h0b6:
-              \$1463 [182] = 1'h1;
+              \$1427 [182] = 1'h1;
           9'h0b7:
-              \$1463 [183] = 1'h1;
+              \$1427 [183] = 1'h1;
           9'h0b8:
-              \$1463 [184] = 1'h1;
+              \$1427 [184] = 1'h1;
           9'h0b9:
-              \$1463 [185] = 1'h1;
+              \$1427 [185] = 1'h1;
           9'h0ba:
-              \$1463 [186] = 1'h1;
+              \$1427 [186] = 1'h1;
           9'h0bb:
-              \$1463 [187] = 1'h1;
+              \$1427 [187] = 1'h1;
           9'h0bc:
-              \$1463 [188] = 1'h1;
+              \$1427 [188] = 1'h1;
           9'h0bd:
-              \$1463 [189] = 1'h1;
+              \$1427 [189] = 1'h1;
           9'h0be:
-              \$1463 [190] = 1'h1;
+              \$1427 [190] = 1'h1;
           9'h0bf:
-              \$1463 [191] = 1'h1;
+              \$1427 [191] = 1'h1;
           9'h0c0:
-              \$1463 [192] = 1'h1;
+              \$1427 [192] = 1'h1;
           9'h0c1:
-              \$1463 [193] = 1'h1;
+              \$1427 [193] = 1'h1;
           9'h0c2:
-              \$1463 [194] = 1'h1;
+              \$1427 [194] = 1'h1;
           9'h0c3:
-              \$1463 [195] = 1'h1;
+              \$1427 [195] = 1'h1;
           9'h0c4:
-              \$1463 [196] = 1'h1;
+              \$1427 [196] = 1'h1;
           9'h0c5:
-              \$1463 [197] = 1'h1;
+              \$1427 [197] = 1'h1;
           9'h0c6:
-              \$1463 [198] = 1'h1;
+              \$1427 [198] = 1'h1;
           9'h0c7:
-              \$1463 [199] = 1'h1;
+              \$1427 [199] = 1'h1;
           9'h0c8:
-              \$1463 [200] = 1'h1;
+              \$1427 [200] = 1'h1;
           9'h0c9:
-              \$1463 [201] = 1'h1;
+              \$1427 [201] = 1'h1;
           9'h0ca:
-              \$1463 [202] = 1'h1;
+              \$1427 [202] = 1'h1;
           9'h0cb:
-              \$1463 [203] = 1'h1;
+              \$1427 [203] = 1'h1;
           9'h0cc:
-              \$1463 [204] = 1'h1;
+              \$1427 [204] = 1'h1;
           9'h0cd:
-              \$1463 [205] = 1'h1;
+              \$1427 [205] = 1'h1;
           9'h0ce:
-              \$1463 [206] = 1'h1;
+              \$1427 [206] = 1'h1;
           9'h0cf:
-              \$1463 [207] = 1'h1;
+              \$1427 [207] = 1'h1;
           9'h0d0:
-              \$1463 [208] = 1'h1;
+              \$1427 [208] = 1'h1;
           9'h0d1:
-              \$1463 [209] = 1'h1;
+              \$1427 [209] = 1'h1;
           9'h0d2:
-              \$1463 [210] = 1'h1;
+              \$1427 [210] = 1'h1;
           9'h0d3:
-              \$1463 [211] = 1'h1;
+              \$1427 [211] = 1'h1;
           9'h0d4:
-              \$1463 [212] = 1'h1;
+              \$1427 [212] = 1'h1;
           9'h0d5:
-              \$1463 [213] = 1'h1;
+              \$1427 [213] = 1'h1;
           9'h0d6:
-              \$1463 [214] = 1'h1;
+              \$1427 [214] = 1'h1;
           9'h0d7:
-              \$1463 [215] = 1'h1;
+              \$1427 [215] = 1'h1;
           9'h0d8:
-              \$1463 [216] = 1'h1;
+              \$1427 [216] = 1'h1;
           9'h0d9:
-              \$1463 [217] = 1'h1;
+              \$1427 [217] = 1'h1;
           9'h0da:
-              \$1463 [218] = 1'h1;
+              \$1427 [218] = 1'h1;
           9'h0db:
-              \$1463 [219] = 1'h1;
+              \$1427 [219] = 1'h1;
           9'h0dc:
-              \$1463 [220] = 1'h1;
+              \$1427 [220] = 1'h1;
           9'h0dd:
-              \$1463 [221] = 1'h1;
+              \$1427 [221] = 1'h1;
           9'h0de:
-              \$1463 [222] = 1'h1;
+              \$1427 [222] = 1'h1;
           9'h0df:
-              \$1463 [223] = 1'h1;
+              \$1427 [223] = 1'h1;
           9'h0e0:
-              \$1463 [224] = 1'h1;
+              \$1427 [224] = 1'h1;
           9'h0e1:
-              \$1463 [225] = 1'h1;
+              \$1427 [225] = 1'h1;
           9'h0e2:
-              \$1463 [226] = 1'h1;
+              \$1427 [226] = 1'h1;
           9'h0e3:
-              \$1463 [227] = 1'h1;
+              \$1427 [227] = 1'h1;
           9'h0e4:
-              \$1463 [228] = 1'h1;
+              \$1427 [228] = 1'h1;
           9'h0e5:
-              \$1463 [229] = 1'h1;
+              \$1427 [229] = 1'h1;
           9'h0e6:
-              \$1463 [230] = 1'h1;
+              \$1427 [230] = 1'h1;
           9'h0e7:
-              \$1463 [231] = 1'h1;
+              \$1427 [231] = 1'h1;
           9'h0e8:
-              \$1463 [232] = 1'h1;
+              \$1427 [232] = 1'h1;
           9'h0e9:
-              \$1463 [233] = 1'h1;
+              \$1427 [233] = 1'h1;
           9'h0ea:
-              \$1463 [234] = 1'h1;
+              \$1427 [234] = 1'h1;
           9'h0eb:
-              \$1463 [235] = 1'h1;
+              \$1427 [235] = 1'h1;
           9'h0ec:
-              \$1463 [236] = 1'h1;
+              \$1427 [236] = 1'h1;
           9'h0ed:
-              \$1463 [237] = 1'h1;
+              \$1427 [237] = 1'h1;
           9'h0ee:
-              \$1463 [238] = 1'h1;
+              \$1427 [238] = 1'h1;
           9'h0ef:
-              \$1463 [239] = 1'h1;
+              \$1427 [239] = 1'h1;
           9'h0f0:
-              \$1463 [240] = 1'h1;
+              \$1427 [240] = 1'h1;
           9'h0f1:
-              \$1463 [241] = 1'h1;
+              \$1427 [241] = 1'h1;
           9'h0f2:
-              \$1463 [242] = 1'h1;
+              \$1427 [242] = 1'h1;
           9'h0f3:
-              \$1463 [243] = 1'h1;
+              \$1427 [243] = 1'h1;
           9'h0f4:
-              \$1463 [244] = 1'h1;
+              \$1427 [244] = 1'h1;
           9'h0f5:
-              \$1463 [245] = 1'h1;
+              \$1427 [245] = 1'h1;
           9'h0f6:
-              \$1463 [246] = 1'h1;
+              \$1427 [246] = 1'h1;
           9'h0f7:
-              \$1463 [247] = 1'h1;
+              \$1427 [247] = 1'h1;
           9'h0f8:
-              \$1463 [248] = 1'h1;
+              \$1427 [248] = 1'h1;
           9'h0f9:
-              \$1463 [249] = 1'h1;
+              \$1427 [249] = 1'h1;
           9'h0fa:
-              \$1463 [250] = 1'h1;
+              \$1427 [250] = 1'h1;
           9'h0fb:
-              \$1463 [251] = 1'h1;
+              \$1427 [251] = 1'h1;
           9'h0fc:
-              \$1463 [252] = 1'h1;
+              \$1427 [252] = 1'h1;
           9'h0fd:
-              \$1463 [253] = 1'h1;
+              \$1427 [253] = 1'h1;
           9'h0fe:
-              \$1463 [254] = 1'h1;
+              \$1427 [254] = 1'h1;
           9'h0ff:
-              \$1463 [255] = 1'h1;
+              \$1427 [255] = 1'h1;
           9'h100:
-              \$1463 [256] = 1'h1;
+              \$1427 [256] = 1'h1;
           9'h101:
-              \$1463 [257] = 1'h1;
+              \$1427 [257] = 1'h1;
           9'h102:
-              \$1463 [258] = 1'h1;
+              \$1427 [258] = 1'h1;
           9'h103:
-              \$1463 [259] = 1'h1;
+              \$1427 [259] = 1'h1;
           9'h104:
-              \$1463 [260] = 1'h1;
+              \$1427 [260] = 1'h1;
           9'h105:
-              \$1463 [261] = 1'h1;
+              \$1427 [261] = 1'h1;
           9'h106:
-              \$1463 [262] = 1'h1;
+              \$1427 [262] = 1'h1;
           9'h107:
-              \$1463 [263] = 1'h1;
+              \$1427 [263] = 1'h1;
           9'h108:
-              \$1463 [264] = 1'h1;
+              \$1427 [264] = 1'h1;
           9'h109:
-              \$1463 [265] = 1'h1;
+              \$1427 [265] = 1'h1;
           9'h10a:
-              \$1463 [266] = 1'h1;
+              \$1427 [266] = 1'h1;
           9'h10b:
-              \$1463 [267] = 1'h1;
+              \$1427 [267] = 1'h1;
           9'h10c:
-              \$1463 [268] = 1'h1;
+              \$1427 [268] = 1'h1;
           9'h10d:
-              \$1463 [269] = 1'h1;
+              \$1427 [269] = 1'h1;
           9'h10e:
-              \$1463 [270] = 1'h1;
+              \$1427 [270] = 1'h1;
           9'h10f:
-              \$1463 [271] = 1'h1;
+              \$1427 [271] = 1'h1;
           9'h110:
-              \$1463 [272] = 1'h1;
+              \$1427 [272] = 1'h1;
           9'h111:
-              \$1463 [273] = 1'h1;
+              \$1427 [273] = 1'h1;
           9'h112:
-              \$1463 [274] = 1'h1;
+              \$1427 [274] = 1'h1;
           9'h113:
-              \$1463 [275] = 1'h1;
+              \$1427 [275] = 1'h1;
           9'h114:
-              \$1463 [276] = 1'h1;
+              \$1427 [276] = 1'h1;
           9'h115:
-              \$1463 [277] = 1'h1;
+              \$1427 [277] = 1'h1;
           9'h116:
-              \$1463 [278] = 1'h1;
+              \$1427 [278] = 1'h1;
           9'h117:
-              \$1463 [279] = 1'h1;
+              \$1427 [279] = 1'h1;
           9'h118:
-              \$1463 [280] = 1'h1;
+              \$1427 [280] = 1'h1;
           9'h119:
-              \$1463 [281] = 1'h1;
+              \$1427 [281] = 1'h1;
           9'h11a:
-              \$1463 [282] = 1'h1;
+              \$1427 [282] = 1'h1;
           9'h11b:
-              \$1463 [283] = 1'h1;
+              \$1427 [283] = 1'h1;
           9'h11c:
-              \$1463 [284] = 1'h1;
+              \$1427 [284] = 1'h1;
           9'h11d:
-              \$1463 [285] = 1'h1;
+              \$1427 [285] = 1'h1;
           9'h11e:
-              \$1463 [286] = 1'h1;
+              \$1427 [286] = 1'h1;
           9'h11f:
-              \$1463 [287] = 1'h1;
+              \$1427 [287] = 1'h1;
           9'h120:
-              \$1463 [288] = 1'h1;
+              \$1427 [288] = 1'h1;
           9'h121:
-              \$1463 [289] = 1'h1;
+              \$1427 [289] = 1'h1;
           9'h122:
-              \$1463 [290] = 1'h1;
+              \$1427 [290] = 1'h1;
           9'h123:
-              \$1463 [291] = 1'h1;
+              \$1427 [291] = 1'h1;
           9'h124:
-              \$1463 [292] = 1'h1;
+              \$1427 [292] = 1'h1;
           9'h125:
-              \$1463 [293] = 1'h1;
+              \$1427 [293] = 1'h1;
           9'h126:
-              \$1463 [294] = 1'h1;
+              \$1427 [294] = 1'h1;
           9'h127:
-              \$1463 [295] = 1'h1;
+              \$1427 [295] = 1'h1;
           9'h128:
-              \$1463 [296] = 1'h1;
+              \$1427 [296] = 1'h1;
           9'h129:
-              \$1463 [297] = 1'h1;
+              \$1427 [297] = 1'h1;
           9'h12a:
-              \$1463 [298] = 1'h1;
+              \$1427 [298] = 1'h1;
           9'h12b:
-              \$1463 [299] = 1'h1;
+              \$1427 [299] = 1'h1;
           9'h12c:
-              \$1463 [300] = 1'h1;
+              \$1427 [300] = 1'h1;
           9'h12d:
-              \$1463 [301] = 1'h1;
+              \$1427 [301] = 1'h1;
           9'h12e:
-              \$1463 [302] = 1'h1;
+              \$1427 [302] = 1'h1;
           9'h12f:
-              \$1463 [303] = 1'h1;
+              \$1427 [303] = 1'h1;
           9'h130:
-              \$1463 [304] = 1'h1;
+              \$1427 [304] = 1'h1;
           9'h131:
-              \$1463 [305] = 1'h1;
+              \$1427 [305] = 1'h1;
           9'h132:
-              \$1463 [306] = 1'h1;
+              \$1427 [306] = 1'h1;
           9'h133:
-              \$1463 [307] = 1'h1;
+              \$1427 [307] = 1'h1;
           9'h134:
-              \$1463 [308] = 1'h1;
+              \$1427 [308] = 1'h1;
           9'h135:
-              \$1463 [309] = 1'h1;
+              \$1427 [309] = 1'h1;
           9'h136:
-              \$1463 [310] = 1'h1;
+              \$1427 [310] = 1'h1;
           9'h137:
-              \$1463 [311] = 1'h1;
+              \$1427 [311] = 1'h1;
           9'h138:
-              \$1463 [312] = 1'h1;
+              \$1427 [312] = 1'h1;
           9'h139:
-              \$1463 [313] = 1'h1;
+              \$1427 [313] = 1'h1;
           9'h13a:
-              \$1463 [314] = 1'h1;
+              \$1427 [314] = 1'h1;
           9'h13b:
-              \$1463 [315] = 1'h1;
+              \$1427 [315] = 1'h1;
           9'h13c:
-              \$1463 [316] = 1'h1;
+              \$1427 [316] = 1'h1;
           9'h13d:
-              \$1463 [317] = 1'h1;
+              \$1427 [317] = 1'h1;
           9'h13e:
-              \$1463 [318] = 1'h1;
+              \$1427 [318] = 1'h1;
           9'h13f:
-              \$1463 [319] = 1'h1;
+              \$1427 [319] = 1'h1;
           9'h140:
-              \$1463 [320] = 1'h1;
+              \$1427 [320] = 1'h1;
           9'h141:
-              \$1463 [321] = 1'h1;
+              \$1427 [321] = 1'h1;
           9'h142:
-              \$1463 [322] = 1'h1;
+              \$1427 [322] = 1'h1;
           9'h143:
-              \$1463 [323] = 1'h1;
+              \$1427 [323] = 1'h1;
           9'h144:
-              \$1463 [324] = 1'h1;
+              \$1427 [324] = 1'h1;
           9'h145:
-              \$1463 [325] = 1'h1;
+              \$1427 [325] = 1'h1;
           9'h146:
-              \$1463 [326] = 1'h1;
+              \$1427 [326] = 1'h1;
           9'h147:
-              \$1463 [327] = 1'h1;
+              \$1427 [327] = 1'h1;
           9'h148:
-              \$1463 [328] = 1'h1;
+              \$1427 [328] = 1'h1;
           9'h149:
-              \$1463 [329] = 1'h1;
+              \$1427 [329] = 1'h1;
           9'h14a:
-              \$1463 [330] = 1'h1;
+              \$1427 [330] = 1'h1;
           9'h14b:
-              \$1463 [331] = 1'h1;
+              \$1427 [331] = 1'h1;
           9'h14c:
-              \$1463 [332] = 1'h1;
+              \$1427 [332] = 1'h1;
           9'h14d:
-              \$1463 [333] = 1'h1;
+              \$1427 [333] = 1'h1;
           9'h14e:
-              \$1463 [334] = 1'h1;
+              \$1427 [334] = 1'h1;
           9'h14f:
-              \$1463 [335] = 1'h1;
+              \$1427 [335] = 1'h1;
           9'h150:
-              \$1463 [336] = 1'h1;
+              \$1427 [336] = 1'h1;
           9'h151:
-              \$1463 [337] = 1'h1;
+              \$1427 [337] = 1'h1;
           9'h152:
-              \$1463 [338] = 1'h1;
+              \$1427 [338] = 1'h1;
           9'h153:
-              \$1463 [339] = 1'h1;
+              \$1427 [339] = 1'h1;
           9'h154:
-              \$1463 [340] = 1'h1;
+              \$1427 [340] = 1'h1;
           9'h155:
-              \$1463 [341] = 1'h1;
+              \$1427 [341] = 1'h1;
           9'h156:
-              \$1463 [342] = 1'h1;
+              \$1427 [342] = 1'h1;
           9'h157:
-              \$1463 [343] = 1'h1;
+              \$1427 [343] = 1'h1;
           9'h158:
-              \$1463 [344] = 1'h1;
+              \$1427 [344] = 1'h1;
           9'h159:
-              \$1463 [345] = 1'h1;
+              \$1427 [345] = 1'h1;
           9'h15a:
-              \$1463 [346] = 1'h1;
+              \$1427 [346] = 1'h1;
           9'h15b:
-              \$1463 [347] = 1'h1;
+              \$1427 [347] = 1'h1;
           9'h15c:
-              \$1463 [348] = 1'h1;
+              \$1427 [348] = 1'h1;
           9'h15d:
-              \$1463 [349] = 1'h1;
+              \$1427 [349] = 1'h1;
           9'h15e:
-              \$1463 [350] = 1'h1;
+              \$1427 [350] = 1'h1;
           9'h15f:
-              \$1463 [351] = 1'h1;
+              \$1427 [351] = 1'h1;
           9'h160:
-              \$1463 [352] = 1'h1;
+              \$1427 [352] = 1'h1;
           9'h161:
-              \$1463 [353] = 1'h1;
+              \$1427 [353] = 1'h1;
           9'h162:
-              \$1463 [354] = 1'h1;
+              \$1427 [354] = 1'h1;
           9'h163:
-              \$1463 [355] = 1'h1;
+              \$1427 [355] = 1'h1;
           9'h164:
-              \$1463 [356] = 1'h1;
+              \$1427 [356] = 1'h1;
           9'h165:
-              \$1463 [357] = 1'h1;
+              \$1427 [357] = 1'h1;
           9'h166:
-              \$1463 [358] = 1'h1;
+              \$1427 [358] = 1'h1;
           9'h167:
-              \$1463 [359] = 1'h1;
+              \$1427 [359] = 1'h1;
           9'h168:
-              \$1463 [360] = 1'h1;
+              \$1427 [360] = 1'h1;
           9'h169:
-              \$1463 [361] = 1'h1;
+              \$1427 [361] = 1'h1;
           9'h16a:
-              \$1463 [362] = 1'h1;
+              \$1427 [362] = 1'h1;
           9'h16b:
-              \$1463 [363] = 1'h1;
+              \$1427 [363] = 1'h1;
           9'h16c:
-              \$1463 [364] = 1'h1;
+              \$1427 [364] = 1'h1;
           9'h16d:
-              \$1463 [365] = 1'h1;
+              \$1427 [365] = 1'h1;
           9'h16e:
-              \$1463 [366] = 1'h1;
+              \$1427 [366] = 1'h1;
           9'h16f:
-              \$1463 [367] = 1'h1;
+              \$1427 [367] = 1'h1;
           9'h170:
-              \$1463 [368] = 1'h1;
+              \$1427 [368] = 1'h1;
           9'h171:
-              \$1463 [369] = 1'h1;
+              \$1427 [369] = 1'h1;
           9'h172:
-              \$1463 [370] = 1'h1;
+              \$1427 [370] = 1'h1;
           9'h173:
-              \$1463 [371] = 1'h1;
+              \$1427 [371] = 1'h1;
           9'h174:
-              \$1463 [372] = 1'h1;
+              \$1427 [372] = 1'h1;
           9'h175:
-              \$1463 [373] = 1'h1;
+              \$1427 [373] = 1'h1;
           9'h176:
-              \$1463 [374] = 1'h1;
+              \$1427 [374] = 1'h1;
           9'h177:
-              \$1463 [375] = 1'h1;
+              \$1427 [375] = 1'h1;
           9'h178:
-              \$1463 [376] = 1'h1;
+              \$1427 [376] = 1'h1;
           9'h179:
-              \$1463 [377] = 1'h1;
+              \$1427 [377] = 1'h1;
           9'h17a:
-              \$1463 [378] = 1'h1;
+              \$1427 [378] = 1'h1;
           9'h17b:
-              \$1463 [379] = 1'h1;
+              \$1427 [379] = 1'h1;
           9'h17c:
-              \$1463 [380] = 1'h1;
+              \$1427 [380] = 1'h1;
           9'h17d:
-              \$1463 [381] = 1'h1;
+              \$1427 [381] = 1'h1;
           9'h17e:
-              \$1463 [382] = 1'h1;
+              \$1427 [382] = 1'h1;
           9'h17f:
-              \$1463 [383] = 1'h1;
+              \$1427 [383] = 1'h1;
           9'h180:
-              \$1463 [384] = 1'h1;
+              \$1427 [384] = 1'h1;
           9'h181:
-              \$1463 [385] = 1'h1;
+              \$1427 [385] = 1'h1;
           9'h182:
-              \$1463 [386] = 1'h1;
+              \$1427 [386] = 1'h1;
           9'h183:
-              \$1463 [387] = 1'h1;
+              \$1427 [387] = 1'h1;
           9'h184:
-              \$1463 [388] = 1'h1;
+              \$1427 [388] = 1'h1;
           9'h185:
-              \$1463 [389] = 1'h1;
+              \$1427 [389] = 1'h1;
           9'h186:
-              \$1463 [390] = 1'h1;
+              \$1427 [390] = 1'h1;
           9'h187:
-              \$1463 [391] = 1'h1;
+              \$1427 [391] = 1'h1;
           9'h188:
-              \$1463 [392] = 1'h1;
+              \$1427 [392] = 1'h1;
           9'h189:
-              \$1463 [393] = 1'h1;
+              \$1427 [393] = 1'h1;
           9'h18a:
-              \$1463 [394] = 1'h1;
+              \$1427 [394] = 1'h1;
           9'h18b:
-              \$1463 [395] = 1'h1;
+              \$1427 [395] = 1'h1;
           9'h18c:
-              \$1463 [396] = 1'h1;
+              \$1427 [396] = 1'h1;
           9'h18d:
-              \$1463 [397] = 1'h1;
+              \$1427 [397] = 1'h1;
           9'h18e:
-              \$1463 [398] = 1'h1;
+              \$1427 [398] = 1'h1;
           9'h18f:
-              \$1463 [399] = 1'h1;
+              \$1427 [399] = 1'h1;
           9'h190:
-              \$1463 [400] = 1'h1;
+              \$1427 [400] = 1'h1;
           9'h191:
-              \$1463 [401] = 1'h1;
+              \$1427 [401] = 1'h1;
           9'h192:
-              \$1463 [402] = 1'h1;
+              \$1427 [402] = 1'h1;
           9'h193:
-              \$1463 [403] = 1'h1;
+              \$1427 [403] = 1'h1;
           9'h194:
-              \$1463 [404] = 1'h1;
+              \$1427 [404] = 1'h1;
           9'h195:
-              \$1463 [405] = 1'h1;
+              \$1427 [405] = 1'h1;
           9'h196:
-              \$1463 [406] = 1'h1;
+              \$1427 [406] = 1'h1;
           9'h197:
-              \$1463 [407] = 1'h1;
+              \$1427 [407] = 1'h1;
           9'h198:
-              \$1463 [408] = 1'h1;
+              \$1427 [408] = 1'h1;
           9'h199:
-              \$1463 [409] = 1'h1;
+              \$1427 [409] = 1'h1;
           9'h19a:
-              \$1463 [410] = 1'h1;
+              \$1427 [410] = 1'h1;
           9'h19b:
-              \$1463 [411] = 1'h1;
+              \$1427 [411] = 1'h1;
           9'h19c:
-              \$1463 [412] = 1'h1;
+              \$1427 [412] = 1'h1;
           9'h19d:
-              \$1463 [413] = 1'h1;
+              \$1427 [413] = 1'h1;
           9'h19e:
-              \$1463 [414] = 1'h1;
+              \$1427 [414] = 1'h1;
           9'h19f:
-              \$1463 [415] = 1'h1;
+              \$1427 [415] = 1'h1;
           9'h1a0:
-              \$1463 [416] = 1'h1;
+              \$1427 [416] = 1'h1;
           9'h1a1:
-              \$1463 [417] = 1'h1;
+              \$1427 [417] = 1'h1;
           9'h1a2:
-              \$1463 [418] = 1'h1;
+              \$1427 [418] = 1'h1;
           9'h1a3:
-              \$1463 [419] = 1'h1;
+              \$1427 [419] = 1'h1;
           9'h1a4:
-              \$1463 [420] = 1'h1;
+              \$1427 [420] = 1'h1;
           9'h1a5:
-              \$1463 [421] = 1'h1;
+              \$1427 [421] = 1'h1;
           9'h1a6:
-              \$1463 [422] = 1'h1;
+              \$1427 [422] = 1'h1;
           9'h1a7:
-              \$1463 [423] = 1'h1;
+              \$1427 [423] = 1'h1;
           9'h1a8:
-              \$1463 [424] = 1'h1;
+              \$1427 [424] = 1'h1;
           9'h1a9:
-              \$1463 [425] = 1'h1;
+              \$1427 [425] = 1'h1;
           9'h1aa:
-              \$1463 [426] = 1'h1;
+              \$1427 [426] = 1'h1;
           9'h1ab:
-              \$1463 [427] = 1'h1;
+              \$1427 [427] = 1'h1;
           9'h1ac:
-              \$1463 [428] = 1'h1;
+              \$1427 [428] = 1'h1;
           9'h1ad:
-              \$1463 [429] = 1'h1;
+              \$1427 [429] = 1'h1;
           9'h1ae:
-              \$1463 [430] = 1'h1;
+              \$1427 [430] = 1'h1;
           9'h1af:
-              \$1463 [431] = 1'h1;
+              \$1427 [431] = 1'h1;
           9'h1b0:
-              \$1463 [432] = 1'h1;
+              \$1427 [432] = 1'h1;
           9'h1b1:
-              \$1463 [433] = 1'h1;
+              \$1427 [433] = 1'h1;
           9'h1b2:
-              \$1463 [434] = 1'h1;
+              \$1427 [434] = 1'h1;
           9'h1b3:
-              \$1463 [435] = 1'h1;
+              \$1427 [435] = 1'h1;
           9'h1b4:
-              \$1463 [436] = 1'h1;
+              \$1427 [436] = 1'h1;
           9'h1b5:
-              \$1463 [437] = 1'h1;
+              \$1427 [437] = 1'h1;
           9'h1b6:
-              \$1463 [438] = 1'h1;
+              \$1427 [438] = 1'h1;
           9'h1b7:
-              \$1463 [439] = 1'h1;
+              \$1427 [439] = 1'h1;
           9'h1b8:
-              \$1463 [440] = 1'h1;
+              \$1427 [440] = 1'h1;
           9'h1b9:
-              \$1463 [441] = 1'h1;
+              \$1427 [441] = 1'h1;
           9'h1ba:
-              \$1463 [442] = 1'h1;
+              \$1427 [442] = 1'h1;
           9'h1bb:
-              \$1463 [443] = 1'h1;
+              \$1427 [443] = 1'h1;
           9'h1bc:
-              \$1463 [444] = 1'h1;
+              \$1427 [444] = 1'h1;
           9'h1bd:
-              \$1463 [445] = 1'h1;
+              \$1427 [445] = 1'h1;
           9'h1be:
-              \$1463 [446] = 1'h1;
+              \$1427 [446] = 1'h1;
           9'h1bf:
-              \$1463 [447] = 1'h1;
+              \$1427 [447] = 1'h1;
           9'h1c0:
-              \$1463 [448] = 1'h1;
+              \$1427 [448] = 1'h1;
           9'h1c1:
-              \$1463 [449] = 1'h1;
+              \$1427 [449] = 1'h1;
           9'h1c2:
-              \$1463 [450] = 1'h1;
+              \$1427 [450] = 1'h1;
           9'h1c3:
-              \$1463 [451] = 1'h1;
+              \$1427 [451] = 1'h1;
           9'h1c4:
-              \$1463 [452] = 1'h1;
+              \$1427 [452] = 1'h1;
           9'h1c5:
-              \$1463 [453] = 1'h1;
+              \$1427 [453] = 1'h1;
           9'h1c6:
-              \$1463 [454] = 1'h1;
+              \$1427 [454] = 1'h1;
           9'h1c7:
-              \$1463 [455] = 1'h1;
+              \$1427 [455] = 1'h1;
           9'h1c8:
-              \$1463 [456] = 1'h1;
+              \$1427 [456] = 1'h1;
           9'h1c9:
-              \$1463 [457] = 1'h1;
+              \$1427 [457] = 1'h1;
           9'h1ca:
-              \$1463 [458] = 1'h1;
+              \$1427 [458] = 1'h1;
           9'h1cb:
-              \$1463 [459] = 1'h1;
+              \$1427 [459] = 1'h1;
           9'h1cc:
-              \$1463 [460] = 1'h1;
+              \$1427 [460] = 1'h1;
           9'h1cd:
-              \$1463 [461] = 1'h1;
+              \$1427 [461] = 1'h1;
           9'h1ce:
-              \$1463 [462] = 1'h1;
+              \$1427 [462] = 1'h1;
           9'h1cf:
-              \$1463 [463] = 1'h1;
+              \$1427 [463] = 1'h1;
           9'h1d0:
-              \$1463 [464] = 1'h1;
+              \$1427 [464] = 1'h1;
           9'h1d1:
-              \$1463 [465] = 1'h1;
+              \$1427 [465] = 1'h1;
           9'h1d2:
-              \$1463 [466] = 1'h1;
+              \$1427 [466] = 1'h1;
           9'h1d3:
-              \$1463 [467] = 1'h1;
+              \$1427 [467] = 1'h1;
           9'h1d4:
-              \$1463 [468] = 1'h1;
+              \$1427 [468] = 1'h1;
           9'h1d5:
-              \$1463 [469] = 1'h1;
+              \$1427 [469] = 1'h1;
           9'h1d6:
-              \$1463 [470] = 1'h1;
+              \$1427 [470] = 1'h1;
           9'h1d7:
-              \$1463 [471] = 1'h1;
+              \$1427 [471] = 1'h1;
           9'h1d8:
-              \$1463 [472] = 1'h1;
+              \$1427 [472] = 1'h1;
           9'h1d9:
-              \$1463 [473] = 1'h1;
+              \$1427 [473] = 1'h1;
           9'h1da:
-              \$1463 [474] = 1'h1;
+              \$1427 [474] = 1'h1;
           9'h1db:
-              \$1463 [475] = 1'h1;
+              \$1427 [475] = 1'h1;
           9'h1dc:
-              \$1463 [476] = 1'h1;
+              \$1427 [476] = 1'h1;
           9'h1dd:
-              \$1463 [477] = 1'h1;
+              \$1427 [477] = 1'h1;
           9'h1de:
-              \$1463 [478] = 1'h1;
+              \$1427 [478] = 1'h1;
           9'h1df:
-              \$1463 [479] = 1'h1;
+              \$1427 [479] = 1'h1;
           9'h1e0:
-              \$1463 [480] = 1'h1;
+              \$1427 [480] = 1'h1;
           9'h1e1:
-              \$1463 [481] = 1'h1;
+              \$1427 [481] = 1'h1;
           9'h1e2:
-              \$1463 [482] = 1'h1;
+              \$1427 [482] = 1'h1;
           9'h1e3:
-              \$1463 [483] = 1'h1;
+              \$1427 [483] = 1'h1;
           9'h1e4:
-              \$1463 [484] = 1'h1;
+              \$1427 [484] = 1'h1;
           9'h1e5:
-              \$1463 [485] = 1'h1;
+              \$1427 [485] = 1'h1;
           9'h1e6:
-              \$1463 [486] = 1'h1;
+              \$1427 [486] = 1'h1;
           9'h1e7:
-              \$1463 [487] = 1'h1;
+              \$1427 [487] = 1'h1;
           9'h1e8:
-              \$1463 [488] = 1'h1;
+              \$1427 [488] = 1'h1;
           9'h1e9:
-              \$1463 [489] = 1'h1;
+              \$1427 [489] = 1'h1;
           9'h1ea:
-              \$1463 [490] = 1'h1;
+              \$1427 [490] = 1'h1;
           9'h1eb:
-              \$1463 [491] = 1'h1;
+              \$1427 [491] = 1'h1;
           9'h1ec:
-              \$1463 [492] = 1'h1;
+              \$1427 [492] = 1'h1;
           9'h1ed:
-              \$1463 [493] = 1'h1;
+              \$1427 [493] = 1'h1;
           9'h1ee:
-              \$1463 [494] = 1'h1;
+              \$1427 [494] = 1'h1;
           9'h1ef:
-              \$1463 [495] = 1'h1;
+              \$1427 [495] = 1'h1;
           9'h1f0:
-              \$1463 [496] = 1'h1;
+              \$1427 [496] = 1'h1;
           9'h1f1:
-              \$1463 [497] = 1'h1;
+              \$1427 [497] = 1'h1;
           9'h1f2:
-              \$1463 [498] = 1'h1;
+              \$1427 [498] = 1'h1;
           9'h1f3:
-              \$1463 [499] = 1'h1;
+              \$1427 [499] = 1'h1;
           9'h1f4:
-              \$1463 [500] = 1'h1;
+              \$1427 [500] = 1'h1;
           9'h1f5:
-              \$1463 [501] = 1'h1;
+              \$1427 [501] = 1'h1;
           9'h1f6:
-              \$1463 [502] = 1'h1;
+              \$1427 [502] = 1'h1;
           9'h1f7:
-              \$1463 [503] = 1'h1;
+              \$1427 [503] = 1'h1;
           9'h1f8:
-              \$1463 [504] = 1'h1;
+              \$1427 [504] = 1'h1;
           9'h1f9:
-              \$1463 [505] = 1'h1;
+              \$1427 [505] = 1'h1;
           9'h1fa:
-              \$1463 [506] = 1'h1;
+              \$1427 [506] = 1'h1;
           9'h1fb:
-              \$1463 [507] = 1'h1;
+              \$1427 [507] = 1'h1;
           9'h1fc:
-              \$1463 [508] = 1'h1;
+              \$1427 [508] = 1'h1;
           9'h1fd:
-              \$1463 [509] = 1'h1;
+              \$1427 [509] = 1'h1;
           9'h1fe:
-              \$1463 [510] = 1'h1;
+              \$1427 [510] = 1'h1;
           9'h1ff:
-              \$1463 [511] = 1'h1;
+              \$1427 [511] = 1'h1;
         endcase
       end
     end
-    if (\$1138 ) begin
-      if (\$1139 ) begin
-        \$1463  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1101 ) begin
+      if (\$1102 ) begin
+        \$1427  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1463  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1427  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1464  = skipped1;
+    \$1428  = skipped1;
     if (skip_done) begin
-      if (\$1119 ) begin
+      if (\$1082 ) begin
         (* full_case = 32'd1 *)
         casez (skip_at)
           9'h000:
-              \$1464 [0] = 1'h1;
+              \$1428 [0] = 1'h1;
           9'h001:
-              \$1464 [1] = 1'h1;
+              \$1428 [1] = 1'h1;
           9'h002:
-              \$1464 [2] = 1'h1;
+              \$1428 [2] = 1'h1;
           9'h003:
-              \$1464 [3] = 1'h1;
+              \$1428 [3] = 1'h1;
           9'h004:
-              \$1464 [4] = 1'h1;
+              \$1428 [4] = 1'h1;
           9'h005:
-              \$1464 [5] = 1'h1;
+              \$1428 [5] = 1'h1;
           9'h006:
-              \$1464 [6] = 1'h1;
+              \$1428 [6] = 1'h1;
           9'h007:
-              \$1464 [7] = 1'h1;
+              \$1428 [7] = 1'h1;
           9'h008:
-              \$1464 [8] = 1'h1;
+              \$1428 [8] = 1'h1;
           9'h009:
-              \$1464 [9] = 1'h1;
+              \$1428 [9] = 1'h1;
           9'h00a:
-              \$1464 [10] = 1'h1;
+              \$1428 [10] = 1'h1;
           9'h00b:
-              \$1464 [11] = 1'h1;
+              \$1428 [11] = 1'h1;
           9'h00c:
-              \$1464 [12] = 1'h1;
+              \$1428 [12] = 1'h1;
           9'h00d:
-              \$1464 [13] = 1'h1;
+              \$1428 [13] = 1'h1;
           9'h00e:
-              \$1464 [14] = 1'h1;
+              \$1428 [14] = 1'h1;
           9'h00f:
-              \$1464 [15] = 1'h1;
+              \$1428 [15] = 1'h1;
           9'h010:
-              \$1464 [16] = 1'h1;
+              \$1428 [16] = 1'h1;
           9'h011:
-              \$1464 [17] = 1'h1;
+              \$1428 [17] = 1'h1;
           9'h012:
-              \$1464 [18] = 1'h1;
+              \$1428 [18] = 1'h1;
           9'h013:
-              \$1464 [19] = 1'h1;
+              \$1428 [19] = 1'h1;
           9'h014:
-              \$1464 [20] = 1'h1;
+              \$1428 [20] = 1'h1;
           9'h015:
-              \$1464 [21] = 1'h1;
+              \$1428 [21] = 1'h1;
           9'h016:
-              \$1464 [22] = 1'h1;
+              \$1428 [22] = 1'h1;
           9'h017:
-              \$1464 [23] = 1'h1;
+              \$1428 [23] = 1'h1;
           9'h018:
-              \$1464 [24] = 1'h1;
+              \$1428 [24] = 1'h1;
           9'h019:
-              \$1464 [25] = 1'h1;
+              \$1428 [25] = 1'h1;
           9'h01a:
-              \$1464 [26] = 1'h1;
+              \$1428 [26] = 1'h1;
           9'h01b:
-              \$1464 [27] = 1'h1;
+              \$1428 [27] = 1'h1;
           9'h01c:
-              \$1464 [28] = 1'h1;
+              \$1428 [28] = 1'h1;
           9'h01d:
-              \$1464 [29] = 1'h1;
+              \$1428 [29] = 1'h1;
           9'h01e:
-              \$1464 [30] = 1'h1;
+              \$1428 [30] = 1'h1;
           9'h01f:
-              \$1464 [31] = 1'h1;
+              \$1428 [31] = 1'h1;
           9'h020:
-              \$1464 [32] = 1'h1;
+              \$1428 [32] = 1'h1;
           9'h021:
-              \$1464 [33] = 1'h1;
+              \$1428 [33] = 1'h1;
           9'h022:
-              \$1464 [34] = 1'h1;
+              \$1428 [34] = 1'h1;
           9'h023:
-              \$1464 [35] = 1'h1;
+              \$1428 [35] = 1'h1;
           9'h024:
-              \$1464 [36] = 1'h1;
+              \$1428 [36] = 1'h1;
           9'h025:
-              \$1464 [37] = 1'h1;
+              \$1428 [37] = 1'h1;
           9'h026:
-              \$1464 [38] = 1'h1;
+              \$1428 [38] = 1'h1;
           9'h027:
-              \$1464 [39] = 1'h1;
+              \$1428 [39] = 1'h1;
           9'h028:
-              \$1464 [40] = 1'h1;
+              \$1428 [40] = 1'h1;
           9'h029:
-              \$1464 [41] = 1'h1;
+              \$1428 [41] = 1'h1;
           9'h02a:
-              \$1464 [42] = 1'h1;
+              \$1428 [42] = 1'h1;
           9'h02b:
-              \$1464 [43] = 1'h1;
+              \$1428 [43] = 1'h1;
           9'h02c:
-              \$1464 [44] = 1'h1;
+              \$1428 [44] = 1'h1;
           9'h02d:
-              \$1464 [45] = 1'h1;
+              \$1428 [45] = 1'h1;
           9'h02e:
-              \$1464 [46] = 1'h1;
+              \$1428 [46] = 1'h1;
           9'h02f:
-              \$1464 [47] = 1'h1;
+              \$1428 [47] = 1'h1;
           9'h030:
-              \$1464 [48] = 1'h1;
+              \$1428 [48] = 1'h1;
           9'h031:
-              \$1464 [49] = 1'h1;
+              \$1428 [49] = 1'h1;
           9'h032:
-              \$1464 [50] = 1'h1;
+              \$1428 [50] = 1'h1;
           9'h033:
-              \$1464 [51] = 1'h1;
+              \$1428 [51] = 1'h1;
           9'h034:
-              \$1464 [52] = 1'h1;
+              \$1428 [52] = 1'h1;
           9'h035:
-              \$1464 [53] = 1'h1;
+              \$1428 [53] = 1'h1;
           9'h036:
-              \$1464 [54] = 1'h1;
+              \$1428 [54] = 1'h1;
           9'h037:
-              \$1464 [55] = 1'h1;
+              \$1428 [55] = 1'h1;
           9'h038:
-              \$1464 [56] = 1'h1;
+              \$1428 [56] = 1'h1;
           9'h039:
-              \$1464 [57] = 1'h1;
+              \$1428 [57] = 1'h1;
           9'h03a:
-              \$1464 [58] = 1'h1;
+              \$1428 [58] = 1'h1;
           9'h03b:
-              \$1464 [59] = 1'h1;
+              \$1428 [59] = 1'h1;
           9'h03c:
-              \$1464 [60] = 1'h1;
+              \$1428 [60] = 1'h1;
           9'h03d:
-              \$1464 [61] = 1'h1;
+              \$1428 [61] = 1'h1;
           9'h03e:
-              \$1464 [62] = 1'h1;
+              \$1428 [62] = 1'h1;
           9'h03f:
-              \$1464 [63] = 1'h1;
+              \$1428 [63] = 1'h1;
           9'h040:
-              \$1464 [64] = 1'h1;
+              \$1428 [64] = 1'h1;
           9'h041:
-              \$1464 [65] = 1'h1;
+              \$1428 [65] = 1'h1;
           9'h042:
-              \$1464 [66] = 1'h1;
+              \$1428 [66] = 1'h1;
           9'h043:
-              \$1464 [67] = 1'h1;
+              \$1428 [67] = 1'h1;
           9'h044:
-              \$1464 [68] = 1'h1;
+              \$1428 [68] = 1'h1;
           9'h045:
-              \$1464 [69] = 1'h1;
+              \$1428 [69] = 1'h1;
           9'h046:
-              \$1464 [70] = 1'h1;
+              \$1428 [70] = 1'h1;
           9'h047:
-              \$1464 [71] = 1'h1;
+              \$1428 [71] = 1'h1;
           9'h048:
-              \$1464 [72] = 1'h1;
+              \$1428 [72] = 1'h1;
           9'h049:
-              \$1464 [73] = 1'h1;
+              \$1428 [73] = 1'h1;
           9'h04a:
-              \$1464 [74] = 1'h1;
+              \$1428 [74] = 1'h1;
           9'h04b:
-              \$1464 [75] = 1'h1;
+              \$1428 [75] = 1'h1;
           9'h04c:
-              \$1464 [76] = 1'h1;
+              \$1428 [76] = 1'h1;
           9'h04d:
-              \$1464 [77] = 1'h1;
+              \$1428 [77] = 1'h1;
           9'h04e:
-              \$1464 [78] = 1'h1;
+              \$1428 [78] = 1'h1;
           9'h04f:
-              \$1464 [79] = 1'h1;
+              \$1428 [79] = 1'h1;
           9'h050:
-              \$1464 [80] = 1'h1;
+              \$1428 [80] = 1'h1;
           9'h051:
-              \$1464 [81] = 1'h1;
+              \$1428 [81] = 1'h1;
           9'h052:
-              \$1464 [82] = 1'h1;
+              \$1428 [82] = 1'h1;
           9'h053:
-              \$1464 [83] = 1'h1;
+              \$1428 [83] = 1'h1;
           9'h054:
-              \$1464 [84] = 1'h1;
+              \$1428 [84] = 1'h1;
           9'h055:
-              \$1464 [85] = 1'h1;
+              \$1428 [85] = 1'h1;
           9'h056:
-              \$1464 [86] = 1'h1;
+              \$1428 [86] = 1'h1;
           9'h057:
-              \$1464 [87] = 1'h1;
+              \$1428 [87] = 1'h1;
           9'h058:
-              \$1464 [88] = 1'h1;
+              \$1428 [88] = 1'h1;
           9'h059:
-              \$1464 [89] = 1'h1;
+              \$1428 [89] = 1'h1;
           9'h05a:
-              \$1464 [90] = 1'h1;
+              \$1428 [90] = 1'h1;
           9'h05b:
-              \$1464 [91] = 1'h1;
+              \$1428 [91] = 1'h1;
           9'h05c:
-              \$1464 [92] = 1'h1;
+              \$1428 [92] = 1'h1;
           9'h05d:
-              \$1464 [93] = 1'h1;
+              \$1428 [93] = 1'h1;
           9'h05e:
-              \$1464 [94] = 1'h1;
+              \$1428 [94] = 1'h1;
           9'h05f:
-              \$1464 [95] = 1'h1;
+              \$1428 [95] = 1'h1;
           9'h060:
-              \$1464 [96] = 1'h1;
+              \$1428 [96] = 1'h1;
           9'h061:
-              \$1464 [97] = 1'h1;
+              \$1428 [97] = 1'h1;
           9'h062:
-              \$1464 [98] = 1'h1;
+              \$1428 [98] = 1'h1;
           9'h063:
-              \$1464 [99] = 1'h1;
+              \$1428 [99] = 1'h1;
           9'h064:
-              \$1464 [100] = 1'h1;
+              \$1428 [100] = 1'h1;
           9'h065:
-              \$1464 [101] = 1'h1;
+              \$1428 [101] = 1'h1;
           9'h066:
-              \$1464 [102] = 1'h1;
+              \$1428 [102] = 1'h1;
           9'h067:
-              \$1464 [103] = 1'h1;
+              \$1428 [103] = 1'h1;
           9'h068:
-              \$1464 [104] = 1'h1;
+              \$1428 [104] = 1'h1;
           9'h069:
-              \$1464 [105] = 1'h1;
+              \$1428 [105] = 1'h1;
           9'h06a:
-              \$1464 [106] = 1'h1;
+              \$1428 [106] = 1'h1;
           9'h06b:
-              \$1464 [107] = 1'h1;
+              \$1428 [107] = 1'h1;
           9'h06c:
-              \$1464 [108] = 1'h1;
+              \$1428 [108] = 1'h1;
           9'h06d:
-              \$1464 [109] = 1'h1;
+              \$1428 [109] = 1'h1;
           9'h06e:
-              \$1464 [110] = 1'h1;
+              \$1428 [110] = 1'h1;
           9'h06f:
-              \$1464 [111] = 1'h1;
+              \$1428 [111] = 1'h1;
           9'h070:
-              \$1464 [112] = 1'h1;
+              \$1428 [112] = 1'h1;
           9'h071:
-              \$1464 [113] = 1'h1;
+              \$1428 [113] = 1'h1;
           9'h072:
-              \$1464 [114] = 1'h1;
+              \$1428 [114] = 1'h1;
           9'h073:
-              \$1464 [115] = 1'h1;
+              \$1428 [115] = 1'h1;
           9'h074:
-              \$1464 [116] = 1'h1;
+              \$1428 [116] = 1'h1;
           9'h075:
-              \$1464 [117] = 1'h1;
+              \$1428 [117] = 1'h1;
           9'h076:
-              \$1464 [118] = 1'h1;
+              \$1428 [118] = 1'h1;
           9'h077:
-              \$1464 [119] = 1'h1;
+              \$1428 [119] = 1'h1;
           9'h078:
-              \$1464 [120] = 1'h1;
+              \$1428 [120] = 1'h1;
           9'h079:
-              \$1464 [121] = 1'h1;
+              \$1428 [121] = 1'h1;
           9'h07a:
-              \$1464 [122] = 1'h1;
+              \$1428 [122] = 1'h1;
           9'h07b:
-              \$1464 [123] = 1'h1;
+              \$1428 [123] = 1'h1;
           9'h07c:
-              \$1464 [124] = 1'h1;
+              \$1428 [124] = 1'h1;
           9'h07d:
-              \$1464 [125] = 1'h1;
+              \$1428 [125] = 1'h1;
           9'h07e:
-              \$1464 [126] = 1'h1;
+              \$1428 [126] = 1'h1;
           9'h07f:
-              \$1464 [127] = 1'h1;
+              \$1428 [127] = 1'h1;
           9'h080:
-              \$1464 [128] = 1'h1;
+              \$1428 [128] = 1'h1;
           9'h081:
-              \$1464 [129] = 1'h1;
+              \$1428 [129] = 1'h1;
           9'h082:
-              \$1464 [130] = 1'h1;
+              \$1428 [130] = 1'h1;
           9'h083:
-              \$1464 [131] = 1'h1;
+              \$1428 [131] = 1'h1;
           9'h084:
-              \$1464 [132] = 1'h1;
+              \$1428 [132] = 1'h1;
           9'h085:
-              \$1464 [133] = 1'h1;
+              \$1428 [133] = 1'h1;
           9'h086:
-              \$1464 [134] = 1'h1;
+              \$1428 [134] = 1'h1;
           9'h087:
-              \$1464 [135] = 1'h1;
+              \$1428 [135] = 1'h1;
           9'h088:
-              \$1464 [136] = 1'h1;
+              \$1428 [136] = 1'h1;
           9'h089:
-              \$1464 [137] = 1'h1;
+              \$1428 [137] = 1'h1;
           9'h08a:
-              \$1464 [138] = 1'h1;
+              \$1428 [138] = 1'h1;
           9'h08b:
-              \$1464 [139] = 1'h1;
+              \$1428 [139] = 1'h1;
           9'h08c:
-              \$1464 [140] = 1'h1;
+              \$1428 [140] = 1'h1;
           9'h08d:
-              \$1464 [141] = 1'h1;
+              \$1428 [141] = 1'h1;
           9'h08e:
-              \$1464 [142] = 1'h1;
+              \$1428 [142] = 1'h1;
           9'h08f:
-              \$1464 [143] = 1'h1;
+              \$1428 [143] = 1'h1;
           9'h090:
-              \$1464 [144] = 1'h1;
+              \$1428 [144] = 1'h1;
           9'h091:
-              \$1464 [145] = 1'h1;
+              \$1428 [145] = 1'h1;
           9'h092:
-              \$1464 [146] = 1'h1;
+              \$1428 [146] = 1'h1;
           9'h093:
-              \$1464 [147] = 1'h1;
+              \$1428 [147] = 1'h1;
           9'h094:
-              \$1464 [148] = 1'h1;
+              \$1428 [148] = 1'h1;
           9'h095:
-              \$1464 [149] = 1'h1;
+              \$1428 [149] = 1'h1;
           9'h096:
-              \$1464 [150] = 1'h1;
+              \$1428 [150] = 1'h1;
           9'h097:
-              \$1464 [151] = 1'h1;
+              \$1428 [151] = 1'h1;
           9'h098:
-              \$1464 [152] = 1'h1;
+              \$1428 [152] = 1'h1;
           9'h099:
-              \$1464 [153] = 1'h1;
+              \$1428 [153] = 1'h1;
           9'h09a:
-              \$1464 [154] = 1'h1;
+              \$1428 [154] = 1'h1;
           9'h09b:
-              \$1464 [155] = 1'h1;
+              \$1428 [155] = 1'h1;
           9'h09c:
-              \$1464 [156] = 1'h1;
+              \$1428 [156] = 1'h1;
           9'h09d:
-              \$1464 [157] = 1'h1;
+              \$1428 [157] = 1'h1;
           9'h09e:
-              \$1464 [158] = 1'h1;
+              \$1428 [158] = 1'h1;
           9'h09f:
-              \$1464 [159] = 1'h1;
+              \$1428 [159] = 1'h1;
           9'h0a0:
-              \$1464 [160] = 1'h1;
+              \$1428 [160] = 1'h1;
           9'h0a1:
-              \$1464 [161] = 1'h1;
+              \$1428 [161] = 1'h1;
           9'h0a2:
-              \$1464 [162] = 1'h1;
+              \$1428 [162] = 1'h1;
           9'h0a3:
-              \$1464 [163] = 1'h1;
+              \$1428 [163] = 1'h1;
           9'h0a4:
-              \$1464 [164] = 1'h1;
+              \$1428 [164] = 1'h1;
           9'h0a5:
-              \$1464 [165] = 1'h1;
+              \$1428 [165] = 1'h1;
           9'h0a6:
-              \$1464 [166] = 1'h1;
+              \$1428 [166] = 1'h1;
           9'h0a7:
-              \$1464 [167] = 1'h1;
+              \$1428 [167] = 1'h1;
           9'h0a8:
-              \$1464 [168] = 1'h1;
+              \$1428 [168] = 1'h1;
           9'h0a9:
-              \$1464 [169] = 1'h1;
+              \$1428 [169] = 1'h1;
           9'h0aa:
-              \$1464 [170] = 1'h1;
+              \$1428 [170] = 1'h1;
           9'h0ab:
-              \$1464 [171] = 1'h1;
+              \$1428 [171] = 1'h1;
           9'h0ac:
-              \$1464 [172] = 1'h1;
+              \$1428 [172] = 1'h1;
           9'h0ad:
-              \$1464 [173] = 1'h1;
+              \$1428 [173] = 1'h1;
           9'h0ae:
-              \$1464 [174] = 1'h1;
+              \$1428 [174] = 1'h1;
           9'h0af:
-              \$1464 [175] = 1'h1;
+              \$1428 [175] = 1'h1;
           9'h0b0:
-              \$1464 [176] = 1'h1;
+              \$1428 [176] = 1'h1;
           9'h0b1:
-              \$1464 [177] = 1'h1;
+              \$1428 [177] = 1'h1;
           9'h0b2:
-              \$1464 [178] = 1'h1;
+              \$1428 [178] = 1'h1;
           9'h0b3:
-              \$1464 [179] = 1'h1;
+              \$1428 [179] = 1'h1;
           9'h0b4:
-              \$1464 [180] = 1'h1;
+              \$1428 [180] = 1'h1;
           9'h0b5:
-              \$1464 [181] = 1'h1;
+              \$1428 [181] = 1'h1;
           9'h0b6:
-              \$1464 [182] = 1'h1;
+              \$1428 [182] = 1'h1;
           9'h0b7:
-              \$1464 [183] = 1'h1;
+              \$1428 [183] = 1'h1;
           9'h0b8:
-              \$1464 [184] = 1'h1;
+              \$1428 [184] = 1'h1;
           9'h0b9:
-              \$1464 [185] = 1'h1;
+              \$1428 [185] = 1'h1;
           9'h0ba:
-              \$1464 [186] = 1'h1;
+              \$1428 [186] = 1'h1;
           9'h0bb:
-              \$1464 [187] = 1'h1;
+              \$1428 [187] = 1'h1;
           9'h0bc:
-              \$1464 [188] = 1'h1;
+              \$1428 [188] = 1'h1;
           9'h0bd:
-              \$1464 [189] = 1'h1;
+              \$1428 [189] = 1'h1;
           9'h0be:
-              \$1464 [190] = 1'h1;
+              \$1428 [190] = 1'h1;
           9'h0bf:
-              \$1464 [191] = 1'h1;
+              \$1428 [191] = 1'h1;
           9'h0c0:
-              \$1464 [192] = 1'h1;
+              \$1428 [192] = 1'h1;
           9'h0c1:
-              \$1464 [193] = 1'h1;
+              \$1428 [193] = 1'h1;
           9'h0c2:
-              \$1464 [194] = 1'h1;
+              \$1428 [194] = 1'h1;
           9'h0c3:
-              \$1464 [195] = 1'h1;
+              \$1428 [195] = 1'h1;
           9'h0c4:
-              \$1464 [196] = 1'h1;
+              \$1428 [196] = 1'h1;
           9'h0c5:
-              \$1464 [197] = 1'h1;
+              \$1428 [197] = 1'h1;
           9'h0c6:
-              \$1464 [198] = 1'h1;
+              \$1428 [198] = 1'h1;
           9'h0c7:
-              \$1464 [199] = 1'h1;
+              \$1428 [199] = 1'h1;
           9'h0c8:
-              \$1464 [200] = 1'h1;
+              \$1428 [200] = 1'h1;
           9'h0c9:
-              \$1464 [201] = 1'h1;
+              \$1428 [201] = 1'h1;
           9'h0ca:
-              \$1464 [202] = 1'h1;
+              \$1428 [202] = 1'h1;
           9'h0cb:
-              \$1464 [203] = 1'h1;
+              \$1428 [203] = 1'h1;
           9'h0cc:
-              \$1464 [204] = 1'h1;
+              \$1428 [204] = 1'h1;
           9'h0cd:
-              \$1464 [205] = 1'h1;
+              \$1428 [205] = 1'h1;
           9'h0ce:
-              \$1464 [206] = 1'h1;
+              \$1428 [206] = 1'h1;
           9'h0cf:
-              \$1464 [207] = 1'h1;
+              \$1428 [207] = 1'h1;
           9'h0d0:
-              \$1464 [208] = 1'h1;
+              \$1428 [208] = 1'h1;
           9'h0d1:
-              \$1464 [209] = 1'h1;
+              \$1428 [209] = 1'h1;
           9'h0d2:
-              \$1464 [210] = 1'h1;
+              \$1428 [210] = 1'h1;
           9'h0d3:
-              \$1464 [211] = 1'h1;
+              \$1428 [211] = 1'h1;
           9'h0d4:
-              \$1464 [212] = 1'h1;
+              \$1428 [212] = 1'h1;
           9'h0d5:
-              \$1464 [213] = 1'h1;
+              \$1428 [213] = 1'h1;
           9'h0d6:
-              \$1464 [214] = 1'h1;
+              \$1428 [214] = 1'h1;
           9'h0d7:
-              \$1464 [215] = 1'h1;
+              \$1428 [215] = 1'h1;
           9'h0d8:
-              \$1464 [216] = 1'h1;
+              \$1428 [216] = 1'h1;
           9'h0d9:
-              \$1464 [217] = 1'h1;
+              \$1428 [217] = 1'h1;
           9'h0da:
-              \$1464 [218] = 1'h1;
+              \$1428 [218] = 1'h1;
           9'h0db:
-              \$1464 [219] = 1'h1;
+              \$1428 [219] = 1'h1;
           9'h0dc:
-              \$1464 [220] = 1'h1;
+              \$1428 [220] = 1'h1;
           9'h0dd:
-              \$1464 [221] = 1'h1;
+              \$1428 [221] = 1'h1;
           9'h0de:
-              \$1464 [222] = 1'h1;
+              \$1428 [222] = 1'h1;
           9'h0df:
-              \$1464 [223] = 1'h1;
+              \$1428 [223] = 1'h1;
           9'h0e0:
-              \$1464 [224] = 1'h1;
+              \$1428 [224] = 1'h1;
           9'h0e1:
-              \$1464 [225] = 1'h1;
+              \$1428 [225] = 1'h1;
           9'h0e2:
-              \$1464 [226] = 1'h1;
+              \$1428 [226] = 1'h1;
           9'h0e3:
-              \$1464 [227] = 1'h1;
+              \$1428 [227] = 1'h1;
           9'h0e4:
-              \$1464 [228] = 1'h1;
+              \$1428 [228] = 1'h1;
           9'h0e5:
-              \$1464 [229] = 1'h1;
+              \$1428 [229] = 1'h1;
           9'h0e6:
-              \$1464 [230] = 1'h1;
+              \$1428 [230] = 1'h1;
           9'h0e7:
-              \$1464 [231] = 1'h1;
+              \$1428 [231] = 1'h1;
           9'h0e8:
-              \$1464 [232] = 1'h1;
+              \$1428 [232] = 1'h1;
           9'h0e9:
-              \$1464 [233] = 1'h1;
+              \$1428 [233] = 1'h1;
           9'h0ea:
-              \$1464 [234] = 1'h1;
+              \$1428 [234] = 1'h1;
           9'h0eb:
-              \$1464 [235] = 1'h1;
+              \$1428 [235] = 1'h1;
           9'h0ec:
-              \$1464 [236] = 1'h1;
+              \$1428 [236] = 1'h1;
           9'h0ed:
-              \$1464 [237] = 1'h1;
+              \$1428 [237] = 1'h1;
           9'h0ee:
-              \$1464 [238] = 1'h1;
+              \$1428 [238] = 1'h1;
           9'h0ef:
-              \$1464 [239] = 1'h1;
+              \$1428 [239] = 1'h1;
           9'h0f0:
-              \$1464 [240] = 1'h1;
+              \$1428 [240] = 1'h1;
           9'h0f1:
-              \$1464 [241] = 1'h1;
+              \$1428 [241] = 1'h1;
           9'h0f2:
-              \$1464 [242] = 1'h1;
+              \$1428 [242] = 1'h1;
           9'h0f3:
-              \$1464 [243] = 1'h1;
+              \$1428 [243] = 1'h1;
           9'h0f4:
-              \$1464 [244] = 1'h1;
+              \$1428 [244] = 1'h1;
           9'h0f5:
-              \$1464 [245] = 1'h1;
+              \$1428 [245] = 1'h1;
           9'h0f6:
-              \$1464 [246] = 1'h1;
+              \$1428 [246] = 1'h1;
           9'h0f7:
-              \$1464 [247] = 1'h1;
+              \$1428 [247] = 1'h1;
           9'h0f8:
-              \$1464 [248] = 1'h1;
+              \$1428 [248] = 1'h1;
           9'h0f9:
-              \$1464 [249] = 1'h1;
+              \$1428 [249] = 1'h1;
           9'h0fa:
-              \$1464 [250] = 1'h1;
+              \$1428 [250] = 1'h1;
           9'h0fb:
-              \$1464 [251] = 1'h1;
+              \$1428 [251] = 1'h1;
           9'h0fc:
-              \$1464 [252] = 1'h1;
+              \$1428 [252] = 1'h1;
           9'h0fd:
-              \$1464 [253] = 1'h1;
+              \$1428 [253] = 1'h1;
           9'h0fe:
-              \$1464 [254] = 1'h1;
+              \$1428 [254] = 1'h1;
           9'h0ff:
-              \$1464 [255] = 1'h1;
+              \$1428 [255] = 1'h1;
           9'h100:
-              \$1464 [256] = 1'h1;
+              \$1428 [256] = 1'h1;
           9'h101:
-              \$1464 [257] = 1'h1;
+              \$1428 [257] = 1'h1;
           9'h102:
-              \$1464 [258] = 1'h1;
+              \$1428 [258] = 1'h1;
           9'h103:
-              \$1464 [259] = 1'h1;
+              \$1428 [259] = 1'h1;
           9'h104:
-              \$1464 [260] = 1'h1;
+              \$1428 [260] = 1'h1;
           9'h105:
-              \$1464 [261] = 1'h1;
+              \$1428 [261] = 1'h1;
           9'h106:
-              \$1464 [262] = 1'h1;
+              \$1428 [262] = 1'h1;
           9'h107:
-              \$1464 [263] = 1'h1;
+              \$1428 [263] = 1'h1;
           9'h108:
-              \$1464 [264] = 1'h1;
+              \$1428 [264] = 1'h1;
           9'h109:
-              \$1464 [265] = 1'h1;
+              \$1428 [265] = 1'h1;
           9'h10a:
-              \$1464 [266] = 1'h1;
+              \$1428 [266] = 1'h1;
           9'h10b:
-              \$1464 [267] = 1'h1;
+              \$1428 [267] = 1'h1;
           9'h10c:
-              \$1464 [268] = 1'h1;
+              \$1428 [268] = 1'h1;
           9'h10d:
-              \$1464 [269] = 1'h1;
+              \$1428 [269] = 1'h1;
           9'h10e:
-              \$1464 [270] = 1'h1;
+              \$1428 [270] = 1'h1;
           9'h10f:
-              \$1464 [271] = 1'h1;
+              \$1428 [271] = 1'h1;
           9'h110:
-              \$1464 [272] = 1'h1;
+              \$1428 [272] = 1'h1;
           9'h111:
-              \$1464 [273] = 1'h1;
+              \$1428 [273] = 1'h1;
           9'h112:
-              \$1464 [274] = 1'h1;
+              \$1428 [274] = 1'h1;
           9'h113:
-              \$1464 [275] = 1'h1;
+              \$1428 [275] = 1'h1;
           9'h114:
-              \$1464 [276] = 1'h1;
+              \$1428 [276] = 1'h1;
           9'h115:
-              \$1464 [277] = 1'h1;
+              \$1428 [277] = 1'h1;
           9'h116:
-              \$1464 [278] = 1'h1;
+              \$1428 [278] = 1'h1;
           9'h117:
-              \$1464 [279] = 1'h1;
+              \$1428 [279] = 1'h1;
           9'h118:
-              \$1464 [280] = 1'h1;
+              \$1428 [280] = 1'h1;
           9'h119:
-              \$1464 [281] = 1'h1;
+              \$1428 [281] = 1'h1;
           9'h11a:
-              \$1464 [282] = 1'h1;
+              \$1428 [282] = 1'h1;
           9'h11b:
-              \$1464 [283] = 1'h1;
+              \$1428 [283] = 1'h1;
           9'h11c:
-              \$1464 [284] = 1'h1;
+              \$1428 [284] = 1'h1;
           9'h11d:
-              \$1464 [285] = 1'h1;
+              \$1428 [285] = 1'h1;
           9'h11e:
-              \$1464 [286] = 1'h1;
+              \$1428 [286] = 1'h1;
           9'h11f:
-              \$1464 [287] = 1'h1;
+              \$1428 [287] = 1'h1;
           9'h120:
-              \$1464 [288] = 1'h1;
+              \$1428 [288] = 1'h1;
           9'h121:
-              \$1464 [289] = 1'h1;
+              \$1428 [289] = 1'h1;
           9'h122:
-              \$1464 [290] = 1'h1;
+              \$1428 [290] = 1'h1;
           9'h123:
-              \$1464 [291] = 1'h1;
+              \$1428 [291] = 1'h1;
           9'h124:
-              \$1464 [292] = 1'h1;
+              \$1428 [292] = 1'h1;
           9'h125:
-              \$1464 [293] = 1'h1;
+              \$1428 [293] = 1'h1;
           9'h126:
-              \$1464 [294] = 1'h1;
+              \$1428 [294] = 1'h1;
           9'h127:
-              \$1464 [295] = 1'h1;
+              \$1428 [295] = 1'h1;
           9'h128:
-              \$1464 [296] = 1'h1;
+              \$1428 [296] = 1'h1;
           9'h129:
-              \$1464 [297] = 1'h1;
+              \$1428 [297] = 1'h1;
           9'h12a:
-              \$1464 [298] = 1'h1;
+              \$1428 [298] = 1'h1;
           9'h12b:
-              \$1464 [299] = 1'h1;
+              \$1428 [299] = 1'h1;
           9'h12c:
-              \$1464 [300] = 1'h1;
+              \$1428 [300] = 1'h1;
           9'h12d:
-              \$1464 [301] = 1'h1;
+              \$1428 [301] = 1'h1;
           9'h12e:
-              \$1464 [302] = 1'h1;
+              \$1428 [302] = 1'h1;
           9'h12f:
-              \$1464 [303] = 1'h1;
+              \$1428 [303] = 1'h1;
           9'h130:
-              \$1464 [304] = 1'h1;
+              \$1428 [304] = 1'h1;
           9'h131:
-              \$1464 [305] = 1'h1;
+              \$1428 [305] = 1'h1;
           9'h132:
-              \$1464 [306] = 1'h1;
+              \$1428 [306] = 1'h1;
           9'h133:
-              \$1464 [307] = 1'h1;
+              \$1428 [307] = 1'h1;
           9'h134:
-              \$1464 [308] = 1'h1;
+              \$1428 [308] = 1'h1;
           9'h135:
-              \$1464 [309] = 1'h1;
+              \$1428 [309] = 1'h1;
           9'h136:
-              \$1464 [310] = 1'h1;
+              \$1428 [310] = 1'h1;
           9'h137:
-              \$1464 [311] = 1'h1;
+              \$1428 [311] = 1'h1;
           9'h138:
-              \$1464 [312] = 1'h1;
+              \$1428 [312] = 1'h1;
           9'h139:
-              \$1464 [313] = 1'h1;
+              \$1428 [313] = 1'h1;
           9'h13a:
-              \$1464 [314] = 1'h1;
+              \$1428 [314] = 1'h1;
           9'h13b:
-              \$1464 [315] = 1'h1;
+              \$1428 [315] = 1'h1;
           9'h13c:
-              \$1464 [316] = 1'h1;
+              \$1428 [316] = 1'h1;
           9'h13d:
-              \$1464 [317] = 1'h1;
+              \$1428 [317] = 1'h1;
           9'h13e:
-              \$1464 [318] = 1'h1;
+              \$1428 [318] = 1'h1;
           9'h13f:
-              \$1464 [319] = 1'h1;
+              \$1428 [319] = 1'h1;
           9'h140:
-              \$1464 [320] = 1'h1;
+              \$1428 [320] = 1'h1;
           9'h141:
-              \$1464 [321] = 1'h1;
+              \$1428 [321] = 1'h1;
           9'h142:
-              \$1464 [322] = 1'h1;
+              \$1428 [322] = 1'h1;
           9'h143:
-              \$1464 [323] = 1'h1;
+              \$1428 [323] = 1'h1;
           9'h144:
-              \$1464 [324] = 1'h1;
+              \$1428 [324] = 1'h1;
           9'h145:
-              \$1464 [325] = 1'h1;
+              \$1428 [325] = 1'h1;
           9'h146:
-              \$1464 [326] = 1'h1;
+              \$1428 [326] = 1'h1;
           9'h147:
-              \$1464 [327] = 1'h1;
+              \$1428 [327] = 1'h1;
           9'h148:
-              \$1464 [328] = 1'h1;
+              \$1428 [328] = 1'h1;
           9'h149:
-              \$1464 [329] = 1'h1;
+              \$1428 [329] = 1'h1;
           9'h14a:
-              \$1464 [330] = 1'h1;
+              \$1428 [330] = 1'h1;
           9'h14b:
-              \$1464 [331] = 1'h1;
+              \$1428 [331] = 1'h1;
           9'h14c:
-              \$1464 [332] = 1'h1;
+              \$1428 [332] = 1'h1;
           9'h14d:
-              \$1464 [333] = 1'h1;
+              \$1428 [333] = 1'h1;
           9'h14e:
-              \$1464 [334] = 1'h1;
+              \$1428 [334] = 1'h1;
           9'h14f:
-              \$1464 [335] = 1'h1;
+              \$1428 [335] = 1'h1;
           9'h150:
-              \$1464 [336] = 1'h1;
+              \$1428 [336] = 1'h1;
           9'h151:
-              \$1464 [337] = 1'h1;
+              \$1428 [337] = 1'h1;
           9'h152:
-              \$1464 [338] = 1'h1;
+              \$1428 [338] = 1'h1;
           9'h153:
-              \$1464 [339] = 1'h1;
+              \$1428 [339] = 1'h1;
           9'h154:
-              \$1464 [340] = 1'h1;
+              \$1428 [340] = 1'h1;
           9'h155:
-              \$1464 [341] = 1'h1;
+              \$1428 [341] = 1'h1;
           9'h156:
-              \$1464 [342] = 1'h1;
+              \$1428 [342] = 1'h1;
           9'h157:
-              \$1464 [343] = 1'h1;
+              \$1428 [343] = 1'h1;
           9'h158:
-              \$1464 [344] = 1'h1;
+              \$1428 [344] = 1'h1;
           9'h159:
-              \$1464 [345] = 1'h1;
+              \$1428 [345] = 1'h1;
           9'h15a:
-              \$1464 [346] = 1'h1;
+              \$1428 [346] = 1'h1;
           9'h15b:
-              \$1464 [347] = 1'h1;
+              \$1428 [347] = 1'h1;
           9'h15c:
-              \$1464 [348] = 1'h1;
+              \$1428 [348] = 1'h1;
           9'h15d:
-              \$1464 [349] = 1'h1;
+              \$1428 [349] = 1'h1;
           9'h15e:
-              \$1464 [350] = 1'h1;
+              \$1428 [350] = 1'h1;
           9'h15f:
-              \$1464 [351] = 1'h1;
+              \$1428 [351] = 1'h1;
           9'h160:
-              \$1464 [352] = 1'h1;
+              \$1428 [352] = 1'h1;
           9'h161:
-              \$1464 [353] = 1'h1;
+              \$1428 [353] = 1'h1;
           9'h162:
-              \$1464 [354] = 1'h1;
+              \$1428 [354] = 1'h1;
           9'h163:
-              \$1464 [355] = 1'h1;
+              \$1428 [355] = 1'h1;
           9'h164:
-              \$1464 [356] = 1'h1;
+              \$1428 [356] = 1'h1;
           9'h165:
-              \$1464 [357] = 1'h1;
+              \$1428 [357] = 1'h1;
           9'h166:
-              \$1464 [358] = 1'h1;
+              \$1428 [358] = 1'h1;
           9'h167:
-              \$1464 [359] = 1'h1;
+              \$1428 [359] = 1'h1;
           9'h168:
-              \$1464 [360] = 1'h1;
+              \$1428 [360] = 1'h1;
           9'h169:
-              \$1464 [361] = 1'h1;
+              \$1428 [361] = 1'h1;
           9'h16a:
-              \$1464 [362] = 1'h1;
+              \$1428 [362] = 1'h1;
           9'h16b:
-              \$1464 [363] = 1'h1;
+              \$1428 [363] = 1'h1;
           9'h16c:
-              \$1464 [364] = 1'h1;
+              \$1428 [364] = 1'h1;
           9'h16d:
-              \$1464 [365] = 1'h1;
+              \$1428 [365] = 1'h1;
           9'h16e:
-              \$1464 [366] = 1'h1;
+              \$1428 [366] = 1'h1;
           9'h16f:
-              \$1464 [367] = 1'h1;
+              \$1428 [367] = 1'h1;
           9'h170:
-              \$1464 [368] = 1'h1;
+              \$1428 [368] = 1'h1;
           9'h171:
-              \$1464 [369] = 1'h1;
+              \$1428 [369] = 1'h1;
           9'h172:
-              \$1464 [370] = 1'h1;
+              \$1428 [370] = 1'h1;
           9'h173:
-              \$1464 [371] = 1'h1;
+              \$1428 [371] = 1'h1;
           9'h174:
-              \$1464 [372] = 1'h1;
+              \$1428 [372] = 1'h1;
           9'h175:
-              \$1464 [373] = 1'h1;
+              \$1428 [373] = 1'h1;
           9'h176:
-              \$1464 [374] = 1'h1;
+              \$1428 [374] = 1'h1;
           9'h177:
-              \$1464 [375] = 1'h1;
+              \$1428 [375] = 1'h1;
           9'h178:
-              \$1464 [376] = 1'h1;
+              \$1428 [376] = 1'h1;
           9'h179:
-              \$1464 [377] = 1'h1;
+              \$1428 [377] = 1'h1;
           9'h17a:
-              \$1464 [378] = 1'h1;
+              \$1428 [378] = 1'h1;
           9'h17b:
-              \$1464 [379] = 1'h1;
+              \$1428 [379] = 1'h1;
           9'h17c:
-              \$1464 [380] = 1'h1;
+              \$1428 [380] = 1'h1;
           9'h17d:
-              \$1464 [381] = 1'h1;
+              \$1428 [381] = 1'h1;
           9'h17e:
-              \$1464 [382] = 1'h1;
+              \$1428 [382] = 1'h1;
           9'h17f:
-              \$1464 [383] = 1'h1;
+              \$1428 [383] = 1'h1;
           9'h180:
-              \$1464 [384] = 1'h1;
+              \$1428 [384] = 1'h1;
           9'h181:
-              \$1464 [385] = 1'h1;
+              \$1428 [385] = 1'h1;
           9'h182:
-              \$1464 [386] = 1'h1;
+              \$1428 [386] = 1'h1;
           9'h183:
-              \$1464 [387] = 1'h1;
+              \$1428 [387] = 1'h1;
           9'h184:
-              \$1464 [388] = 1'h1;
+              \$1428 [388] = 1'h1;
           9'h185:
-              \$1464 [389] = 1'h1;
+              \$1428 [389] = 1'h1;
           9'h186:
-              \$1464 [390] = 1'h1;
+              \$1428 [390] = 1'h1;
           9'h187:
-              \$1464 [391] = 1'h1;
+              \$1428 [391] = 1'h1;
           9'h188:
-              \$1464 [392] = 1'h1;
+              \$1428 [392] = 1'h1;
           9'h189:
-              \$1464 [393] = 1'h1;
+              \$1428 [393] = 1'h1;
           9'h18a:
-              \$1464 [394] = 1'h1;
+              \$1428 [394] = 1'h1;
           9'h18b:
-              \$1464 [395] = 1'h1;
+              \$1428 [395] = 1'h1;
           9'h18c:
-              \$1464 [396] = 1'h1;
+              \$1428 [396] = 1'h1;
           9'h18d:
-              \$1464 [397] = 1'h1;
+              \$1428 [397] = 1'h1;
           9'h18e:
-              \$1464 [398] = 1'h1;
+              \$1428 [398] = 1'h1;
           9'h18f:
-              \$1464 [399] = 1'h1;
+              \$1428 [399] = 1'h1;
           9'h190:
-              \$1464 [400] = 1'h1;
+              \$1428 [400] = 1'h1;
           9'h191:
-              \$1464 [401] = 1'h1;
+              \$1428 [401] = 1'h1;
           9'h192:
-              \$1464 [402] = 1'h1;
+              \$1428 [402] = 1'h1;
           9'h193:
-              \$1464 [403] = 1'h1;
+              \$1428 [403] = 1'h1;
           9'h194:
-              \$1464 [404] = 1'h1;
+              \$1428 [404] = 1'h1;
           9'h195:
-              \$1464 [405] = 1'h1;
+              \$1428 [405] = 1'h1;
           9'h196:
-              \$1464 [406] = 1'h1;
+              \$1428 [406] = 1'h1;
           9'h197:
-              \$1464 [407] = 1'h1;
+              \$1428 [407] = 1'h1;
           9'h198:
-              \$1464 [408] = 1'h1;
+              \$1428 [408] = 1'h1;
           9'h199:
-              \$1464 [409] = 1'h1;
+              \$1428 [409] = 1'h1;
           9'h19a:
-              \$1464 [410] = 1'h1;
+              \$1428 [410] = 1'h1;
           9'h19b:
-              \$1464 [411] = 1'h1;
+              \$1428 [411] = 1'h1;
           9'h19c:
-              \$1464 [412] = 1'h1;
+              \$1428 [412] = 1'h1;
           9'h19d:
-              \$1464 [413] = 1'h1;
+              \$1428 [413] = 1'h1;
           9'h19e:
-              \$1464 [414] = 1'h1;
+              \$1428 [414] = 1'h1;
           9'h19f:
-              \$1464 [415] = 1'h1;
+              \$1428 [415] = 1'h1;
           9'h1a0:
-              \$1464 [416] = 1'h1;
+              \$1428 [416] = 1'h1;
           9'h1a1:
-              \$1464 [417] = 1'h1;
+              \$1428 [417] = 1'h1;
           9'h1a2:
-              \$1464 [418] = 1'h1;
+              \$1428 [418] = 1'h1;
           9'h1a3:
-              \$1464 [419] = 1'h1;
+              \$1428 [419] = 1'h1;
           9'h1a4:
-              \$1464 [420] = 1'h1;
+              \$1428 [420] = 1'h1;
           9'h1a5:
-              \$1464 [421] = 1'h1;
+              \$1428 [421] = 1'h1;
           9'h1a6:
-              \$1464 [422] = 1'h1;
+              \$1428 [422] = 1'h1;
           9'h1a7:
-              \$1464 [423] = 1'h1;
+              \$1428 [423] = 1'h1;
           9'h1a8:
-              \$1464 [424] = 1'h1;
+              \$1428 [424] = 1'h1;
           9'h1a9:
-              \$1464 [425] = 1'h1;
+              \$1428 [425] = 1'h1;
           9'h1aa:
-              \$1464 [426] = 1'h1;
+              \$1428 [426] = 1'h1;
           9'h1ab:
-              \$1464 [427] = 1'h1;
+              \$1428 [427] = 1'h1;
           9'h1ac:
-              \$1464 [428] = 1'h1;
+              \$1428 [428] = 1'h1;
           9'h1ad:
-              \$1464 [429] = 1'h1;
+              \$1428 [429] = 1'h1;
           9'h1ae:
-              \$1464 [430] = 1'h1;
+              \$1428 [430] = 1'h1;
           9'h1af:
-              \$1464 [431] = 1'h1;
+              \$1428 [431] = 1'h1;
           9'h1b0:
-              \$1464 [432] = 1'h1;
+              \$1428 [432] = 1'h1;
           9'h1b1:
-              \$1464 [433] = 1'h1;
+              \$1428 [433] = 1'h1;
           9'h1b2:
-              \$1464 [434] = 1'h1;
+              \$1428 [434] = 1'h1;
           9'h1b3:
-              \$1464 [435] = 1'h1;
+              \$1428 [435] = 1'h1;
           9'h1b4:
-              \$1464 [436] = 1'h1;
+              \$1428 [436] = 1'h1;
           9'h1b5:
-              \$1464 [437] = 1'h1;
+              \$1428 [437] = 1'h1;
           9'h1b6:
-              \$1464 [438] = 1'h1;
+              \$1428 [438] = 1'h1;
           9'h1b7:
-              \$1464 [439] = 1'h1;
+              \$1428 [439] = 1'h1;
           9'h1b8:
-              \$1464 [440] = 1'h1;
+              \$1428 [440] = 1'h1;
           9'h1b9:
-              \$1464 [441] = 1'h1;
+              \$1428 [441] = 1'h1;
           9'h1ba:
-              \$1464 [442] = 1'h1;
+              \$1428 [442] = 1'h1;
           9'h1bb:
-              \$1464 [443] = 1'h1;
+              \$1428 [443] = 1'h1;
           9'h1bc:
-              \$1464 [444] = 1'h1;
+              \$1428 [444] = 1'h1;
           9'h1bd:
-              \$1464 [445] = 1'h1;
+              \$1428 [445] = 1'h1;
           9'h1be:
-              \$1464 [446] = 1'h1;
+              \$1428 [446] = 1'h1;
           9'h1bf:
-              \$1464 [447] = 1'h1;
+              \$1428 [447] = 1'h1;
           9'h1c0:
-              \$1464 [448] = 1'h1;
+              \$1428 [448] = 1'h1;
           9'h1c1:
-              \$1464 [449] = 1'h1;
+              \$1428 [449] = 1'h1;
           9'h1c2:
-              \$1464 [450] = 1'h1;
+              \$1428 [450] = 1'h1;
           9'h1c3:
-              \$1464 [451] = 1'h1;
+              \$1428 [451] = 1'h1;
           9'h1c4:
-              \$1464 [452] = 1'h1;
+              \$1428 [452] = 1'h1;
           9'h1c5:
-              \$1464 [453] = 1'h1;
+              \$1428 [453] = 1'h1;
           9'h1c6:
-              \$1464 [454] = 1'h1;
+              \$1428 [454] = 1'h1;
           9'h1c7:
-              \$1464 [455] = 1'h1;
+              \$1428 [455] = 1'h1;
           9'h1c8:
-              \$1464 [456] = 1'h1;
+              \$1428 [456] = 1'h1;
           9'h1c9:
-              \$1464 [457] = 1'h1;
+              \$1428 [457] = 1'h1;
           9'h1ca:
-              \$1464 [458] = 1'h1;
+              \$1428 [458] = 1'h1;
           9'h1cb:
-              \$1464 [459] = 1'h1;
+              \$1428 [459] = 1'h1;
           9'h1cc:
-              \$1464 [460] = 1'h1;
+              \$1428 [460] = 1'h1;
           9'h1cd:
-              \$1464 [461] = 1'h1;
+              \$1428 [461] = 1'h1;
           9'h1ce:
-              \$1464 [462] = 1'h1;
+              \$1428 [462] = 1'h1;
           9'h1cf:
-              \$1464 [463] = 1'h1;
+              \$1428 [463] = 1'h1;
           9'h1d0:
-              \$1464 [464] = 1'h1;
+              \$1428 [464] = 1'h1;
           9'h1d1:
-              \$1464 [465] = 1'h1;
+              \$1428 [465] = 1'h1;
           9'h1d2:
-              \$1464 [466] = 1'h1;
+              \$1428 [466] = 1'h1;
           9'h1d3:
-              \$1464 [467] = 1'h1;
+              \$1428 [467] = 1'h1;
           9'h1d4:
-              \$1464 [468] = 1'h1;
+              \$1428 [468] = 1'h1;
           9'h1d5:
-              \$1464 [469] = 1'h1;
+              \$1428 [469] = 1'h1;
           9'h1d6:
-              \$1464 [470] = 1'h1;
+              \$1428 [470] = 1'h1;
           9'h1d7:
-              \$1464 [471] = 1'h1;
+              \$1428 [471] = 1'h1;
           9'h1d8:
-              \$1464 [472] = 1'h1;
+              \$1428 [472] = 1'h1;
           9'h1d9:
-              \$1464 [473] = 1'h1;
+              \$1428 [473] = 1'h1;
           9'h1da:
-              \$1464 [474] = 1'h1;
+              \$1428 [474] = 1'h1;
           9'h1db:
-              \$1464 [475] = 1'h1;
+              \$1428 [475] = 1'h1;
           9'h1dc:
-              \$1464 [476] = 1'h1;
+              \$1428 [476] = 1'h1;
           9'h1dd:
-              \$1464 [477] = 1'h1;
+              \$1428 [477] = 1'h1;
           9'h1de:
-              \$1464 [478] = 1'h1;
+              \$1428 [478] = 1'h1;
           9'h1df:
-              \$1464 [479] = 1'h1;
+              \$1428 [479] = 1'h1;
           9'h1e0:
-              \$1464 [480] = 1'h1;
+              \$1428 [480] = 1'h1;
           9'h1e1:
-              \$1464 [481] = 1'h1;
+              \$1428 [481] = 1'h1;
           9'h1e2:
-              \$1464 [482] = 1'h1;
+              \$1428 [482] = 1'h1;
           9'h1e3:
-              \$1464 [483] = 1'h1;
+              \$1428 [483] = 1'h1;
           9'h1e4:
-              \$1464 [484] = 1'h1;
+              \$1428 [484] = 1'h1;
           9'h1e5:
-              \$1464 [485] = 1'h1;
+              \$1428 [485] = 1'h1;
           9'h1e6:
-              \$1464 [486] = 1'h1;
+              \$1428 [486] = 1'h1;
           9'h1e7:
-              \$1464 [487] = 1'h1;
+              \$1428 [487] = 1'h1;
           9'h1e8:
-              \$1464 [488] = 1'h1;
+              \$1428 [488] = 1'h1;
           9'h1e9:
-              \$1464 [489] = 1'h1;
+              \$1428 [489] = 1'h1;
           9'h1ea:
-              \$1464 [490] = 1'h1;
+              \$1428 [490] = 1'h1;
           9'h1eb:
-              \$1464 [491] = 1'h1;
+              \$1428 [491] = 1'h1;
           9'h1ec:
-              \$1464 [492] = 1'h1;
+              \$1428 [492] = 1'h1;
           9'h1ed:
-              \$1464 [493] = 1'h1;
+              \$1428 [493] = 1'h1;
           9'h1ee:
-              \$1464 [494] = 1'h1;
+              \$1428 [494] = 1'h1;
           9'h1ef:
-              \$1464 [495] = 1'h1;
+              \$1428 [495] = 1'h1;
           9'h1f0:
-              \$1464 [496] = 1'h1;
+              \$1428 [496] = 1'h1;
           9'h1f1:
-              \$1464 [497] = 1'h1;
+              \$1428 [497] = 1'h1;
           9'h1f2:
-              \$1464 [498] = 1'h1;
+              \$1428 [498] = 1'h1;
           9'h1f3:
-              \$1464 [499] = 1'h1;
+              \$1428 [499] = 1'h1;
           9'h1f4:
-              \$1464 [500] = 1'h1;
+              \$1428 [500] = 1'h1;
           9'h1f5:
-              \$1464 [501] = 1'h1;
+              \$1428 [501] = 1'h1;
           9'h1f6:
-              \$1464 [502] = 1'h1;
+              \$1428 [502] = 1'h1;
           9'h1f7:
-              \$1464 [503] = 1'h1;
+              \$1428 [503] = 1'h1;
           9'h1f8:
-              \$1464 [504] = 1'h1;
+              \$1428 [504] = 1'h1;
           9'h1f9:
-              \$1464 [505] = 1'h1;
+              \$1428 [505] = 1'h1;
           9'h1fa:
-              \$1464 [506] = 1'h1;
+              \$1428 [506] = 1'h1;
           9'h1fb:
-              \$1464 [507] = 1'h1;
+              \$1428 [507] = 1'h1;
           9'h1fc:
-              \$1464 [508] = 1'h1;
+              \$1428 [508] = 1'h1;
           9'h1fd:
-              \$1464 [509] = 1'h1;
+              \$1428 [509] = 1'h1;
           9'h1fe:
-              \$1464 [510] = 1'h1;
+              \$1428 [510] = 1'h1;
           9'h1ff:
-              \$1464 [511] = 1'h1;
+              \$1428 [511] = 1'h1;
         endcase
       end
     end
-    if (\$1138 ) begin
-      if (\$1140 ) begin
-        \$1464  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$1101 ) begin
+      if (\$1103 ) begin
+        \$1428  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$1464  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$1428  = 512'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1465  = done;
+    \$1429  = done;
     if (running) begin
-      \$1465  = \$500 [9:0];
+      \$1429  = \$490 [9:0];
     end
-    if (\$1138 ) begin
-      \$1465  = 10'h000;
+    if (\$1101 ) begin
+      \$1429  = 10'h000;
     end
     if (rst) begin
-      \$1465  = 10'h000;
+      \$1429  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1466  = \$signal$520 ;
+    \$1430  = \$signal$522 ;
     if (running) begin
-      \$1466  = \$1120 [31:0];
+      \$1430  = \$1083 [31:0];
     end
-    if (\$1138 ) begin
-      \$1466  = 32'd0;
+    if (\$1101 ) begin
+      \$1430  = 32'd0;
     end
     if (rst) begin
-      \$1466  = 32'd0;
+      \$1430  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1467  = macs;
+    \$1431  = macs;
     if (running) begin
-      \$1467  = \$1122 [31:0];
+      \$1431  = \$1085 [31:0];
     end
-    if (\$1138 ) begin
-      \$1467  = 32'd0;
+    if (\$1101 ) begin
+      \$1431  = 32'd0;
     end
     if (rst) begin
-      \$1467  = 32'd0;
+      \$1431  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1468  = running;
+    \$1432  = running;
     if (running) begin
-      if (\$1123 ) begin
-        \$1468  = 1'h0;
+      if (\$1086 ) begin
+        \$1432  = 1'h0;
       end
     end
-    if (\$1138 ) begin
-      \$1468  = 1'h1;
+    if (\$1101 ) begin
+      \$1432  = 1'h1;
     end
     if (rst) begin
-      \$1468  = 1'h0;
+      \$1432  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1469  = out_full;
+    \$1433  = out_full;
     if (running) begin
-      if (\$1123 ) begin
+      if (\$1086 ) begin
         (* full_case = 32'd1 *)
-        casez (\$signal$63 )
+        casez (\$signal$64 )
           1'h0:
-              \$1469 [0] = 1'h1;
+              \$1433 [0] = 1'h1;
           1'h1:
-              \$1469 [1] = 1'h1;
+              \$1433 [1] = 1'h1;
         endcase
       end
     end
-    if (\$1141 ) begin
-      if (\$1162 ) begin
+    if (\$1104 ) begin
+      if (\$1125 ) begin
         (* full_case = 32'd1 *)
         casez (out_buf)
           1'h0:
-              \$1469 [0] = 1'h0;
+              \$1433 [0] = 1'h0;
           1'h1:
-              \$1469 [1] = 1'h0;
+              \$1433 [1] = 1'h0;
         endcase
       end
     end
     if (rst) begin
-      \$1469  = 2'h0;
+      \$1433  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1470  = \$signal$63 ;
+    \$1434  = \$signal$64 ;
     if (running) begin
-      if (\$1123 ) begin
-        \$1470  = \$1124 ;
+      if (\$1086 ) begin
+        \$1434  = \$1087 ;
       end
     end
     if (rst) begin
-      \$1470  = 1'h0;
+      \$1434  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1471  = out0_vectors;
+    \$1435  = out0_vectors;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1125 ) begin
-          \$1471  = \$signal$30 ;
+      if (\$1086 ) begin
+        if (\$1088 ) begin
+          \$1435  = \$signal$30 ;
         end
       end
     end
     if (rst) begin
-      \$1471  = 5'h00;
+      \$1435  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1472  = out0_run_cycles;
+    \$1436  = out0_run_cycles;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1125 ) begin
-          \$1472  = \$1126 [31:0];
+      if (\$1086 ) begin
+        if (\$1088 ) begin
+          \$1436  = \$1089 [31:0];
         end
       end
     end
     if (rst) begin
-      \$1472  = 32'd0;
+      \$1436  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1473  = out0_macs;
+    \$1437  = out0_macs;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1125 ) begin
-          \$1473  = \$1128 [31:0];
+      if (\$1086 ) begin
+        if (\$1088 ) begin
+          \$1437  = \$1091 [31:0];
         end
       end
     end
     if (rst) begin
-      \$1473  = 32'd0;
+      \$1437  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1474  = out1_vectors;
+    \$1438  = out1_vectors;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1129 ) begin
-          \$1474  = \$signal$30 ;
+      if (\$1086 ) begin
+        if (\$1092 ) begin
+          \$1438  = \$signal$30 ;
         end
       end
     end
     if (rst) begin
-      \$1474  = 5'h00;
+      \$1438  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1475  = out1_run_cycles;
+    \$1439  = out1_run_cycles;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1129 ) begin
-          \$1475  = \$1130 [31:0];
+      if (\$1086 ) begin
+        if (\$1092 ) begin
+          \$1439  = \$1093 [31:0];
         end
       end
     end
     if (rst) begin
-      \$1475  = 32'd0;
+      \$1439  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1476  = out1_macs;
+    \$1440  = out1_macs;
     if (running) begin
-      if (\$1123 ) begin
-        if (\$1129 ) begin
-          \$1476  = \$1132 [31:0];
+      if (\$1086 ) begin
+        if (\$1092 ) begin
+          \$1440  = \$1095 [31:0];
         end
       end
     end
     if (rst) begin
-      \$1476  = 32'd0;
+      \$1440  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1477  = \$signal$30 ;
-    if (\$1138 ) begin
-      if (\$1139 ) begin
-        \$1477  = in0_vectors;
+    \$1441  = \$signal$30 ;
+    if (\$1101 ) begin
+      if (\$1102 ) begin
+        \$1441  = in0_vectors;
       end
-      if (\$1140 ) begin
-        \$1477  = in1_vectors;
+      if (\$1103 ) begin
+        \$1441  = in1_vectors;
       end
     end
     if (rst) begin
-      \$1477  = 5'h00;
+      \$1441  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1478  = run_target;
-    if (\$1138 ) begin
-      if (\$1139 ) begin
-        \$1478  = in0_target;
+    \$1442  = run_target;
+    if (\$1101 ) begin
+      if (\$1102 ) begin
+        \$1442  = in0_target;
       end
-      if (\$1140 ) begin
-        \$1478  = in1_target;
+      if (\$1103 ) begin
+        \$1442  = in1_target;
       end
     end
     if (rst) begin
-      \$1478  = 10'h000;
+      \$1442  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1479  = \$signal$335 ;
-    if (\$1141 ) begin
-      \$1479  = \$1145 [4:0];
+    \$1443  = \$signal$336 ;
+    if (\$1104 ) begin
+      \$1443  = \$1108 [4:0];
     end
     if (rst) begin
-      \$1479  = 5'h00;
+      \$1443  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1480  = out_v;
-    if (\$1141 ) begin
-      \$1480  = \$1156 [3:0];
+    \$1444  = out_v;
+    if (\$1104 ) begin
+      \$1444  = \$1119 [3:0];
     end
     if (rst) begin
-      \$1480  = 4'h0;
+      \$1444  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1481  = out_buf;
-    if (\$1141 ) begin
-      if (\$1162 ) begin
-        \$1481  = \$1163 ;
+    \$1445  = out_buf;
+    if (\$1104 ) begin
+      if (\$1125 ) begin
+        \$1445  = \$1126 ;
       end
     end
     if (rst) begin
-      \$1481  = 1'h0;
+      \$1445  = 1'h0;
     end
   end
-  assign cu0_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu0_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu0_weights_wdata = op__payload[215:152];
-  assign cu0_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu0_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu0_inputs_wdata = op__payload[215:152];
   assign table_pos = cu0_table_waddr;
   assign cu0_table_wdata = op__payload[144:44];
   assign cu0_weights_raddr = { cu0_a_pos, cu0_a_word };
-  assign cu0_inputs_raddr = { \$signal$63 , cu0_a_v, cu0_a_word };
+  assign cu0_inputs_raddr = { \$signal$64 , cu0_a_v, cu0_a_word };
   assign cu0_table_raddr = cu0_p_d0[7:3];
-  assign cu0_acc = \$41 [31:0];
-  assign cu1_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu0_acc = \$44 [31:0];
+  assign cu1_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu1_weights_wdata = op__payload[215:152];
-  assign cu1_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu1_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu1_inputs_wdata = op__payload[215:152];
   assign cu1_table_waddr = cu0_table_waddr;
   assign cu1_table_wdata = op__payload[144:44];
   assign cu1_weights_raddr = { cu1_a_pos, cu1_a_word };
-  assign cu1_inputs_raddr = { \$signal$63 , cu1_a_v, cu1_a_word };
+  assign cu1_inputs_raddr = { \$signal$64 , cu1_a_v, cu1_a_word };
   assign cu1_table_raddr = cu1_p_d0[7:3];
-  assign cu1_acc = \$52 [31:0];
-  assign cu2_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu1_acc = \$54 [31:0];
+  assign cu2_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu2_weights_wdata = op__payload[215:152];
-  assign cu2_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu2_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu2_inputs_wdata = op__payload[215:152];
   assign cu2_table_waddr = cu0_table_waddr;
   assign cu2_table_wdata = op__payload[144:44];
   assign cu2_weights_raddr = { cu2_a_pos, cu2_a_word };
-  assign cu2_inputs_raddr = { \$signal$63 , cu2_a_v, cu2_a_word };
+  assign cu2_inputs_raddr = { \$signal$64 , cu2_a_v, cu2_a_word };
   assign cu2_table_raddr = cu2_p_d0[7:3];
-  assign cu2_acc = \$63 [31:0];
-  assign cu3_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu2_acc = \$64 [31:0];
+  assign cu3_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu3_weights_wdata = op__payload[215:152];
-  assign cu3_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu3_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu3_inputs_wdata = op__payload[215:152];
   assign cu3_table_waddr = cu0_table_waddr;
   assign cu3_table_wdata = op__payload[144:44];
   assign cu3_weights_raddr = { cu3_a_pos, cu3_a_word };
-  assign cu3_inputs_raddr = { \$signal$63 , cu3_a_v, cu3_a_word };
+  assign cu3_inputs_raddr = { \$signal$64 , cu3_a_v, cu3_a_word };
   assign cu3_table_raddr = cu3_p_d0[7:3];
   assign cu3_acc = \$74 [31:0];
-  assign cu4_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu4_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu4_weights_wdata = op__payload[215:152];
-  assign cu4_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu4_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu4_inputs_wdata = op__payload[215:152];
   assign cu4_table_waddr = cu0_table_waddr;
   assign cu4_table_wdata = op__payload[144:44];
   assign cu4_weights_raddr = { cu4_a_pos, cu4_a_word };
-  assign cu4_inputs_raddr = { \$signal$63 , cu4_a_v, cu4_a_word };
+  assign cu4_inputs_raddr = { \$signal$64 , cu4_a_v, cu4_a_word };
   assign cu4_table_raddr = cu4_p_d0[7:3];
-  assign cu4_acc = \$85 [31:0];
-  assign cu5_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu4_acc = \$84 [31:0];
+  assign cu5_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu5_weights_wdata = op__payload[215:152];
-  assign cu5_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu5_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu5_inputs_wdata = op__payload[215:152];
   assign cu5_table_waddr = cu0_table_waddr;
   assign cu5_table_wdata = op__payload[144:44];
   assign cu5_weights_raddr = { cu5_a_pos, cu5_a_word };
-  assign cu5_inputs_raddr = { \$signal$63 , cu5_a_v, cu5_a_word };
+  assign cu5_inputs_raddr = { \$signal$64 , cu5_a_v, cu5_a_word };
   assign cu5_table_raddr = cu5_p_d0[7:3];
-  assign cu5_acc = \$96 [31:0];
-  assign cu6_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu5_acc = \$94 [31:0];
+  assign cu6_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu6_weights_wdata = op__payload[215:152];
-  assign cu6_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu6_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu6_inputs_wdata = op__payload[215:152];
   assign cu6_table_waddr = cu0_table_waddr;
   assign cu6_table_wdata = op__payload[144:44];
   assign cu6_weights_raddr = { cu6_a_pos, cu6_a_word };
-  assign cu6_inputs_raddr = { \$signal$63 , cu6_a_v, cu6_a_word };
+  assign cu6_inputs_raddr = { \$signal$64 , cu6_a_v, cu6_a_word };
   assign cu6_table_raddr = cu6_p_d0[7:3];
-  assign cu6_acc = \$107 [31:0];
-  assign cu7_weights_waddr = { \$signal$44 , \$signal$43  };
+  assign cu6_acc = \$104 [31:0];
+  assign cu7_weights_waddr = { \$signal$45 , \$signal$44  };
   assign cu7_weights_wdata = op__payload[215:152];
-  assign cu7_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$48  };
+  assign cu7_inputs_waddr = { \$signal$12 , x_vec[3:0], \$signal$49  };
   assign cu7_inputs_wdata = op__payload[215:152];
   assign cu7_table_waddr = cu0_table_waddr;
   assign cu7_table_wdata = op__payload[144:44];
   assign cu7_weights_raddr = { cu7_a_pos, cu7_a_word };
-  assign cu7_inputs_raddr = { \$signal$63 , cu7_a_v, cu7_a_word };
+  assign cu7_inputs_raddr = { \$signal$64 , cu7_a_v, cu7_a_word };
   assign cu7_table_raddr = cu7_p_d0[7:3];
-  assign cu7_acc = \$118 [31:0];
-  assign bincu0_weights_waddr = { \$signal$44 , \$signal$226  };
-  assign bincu0_weights_wdata = { \$198 , \$188 , \$178 , \$168 , \$158 , \$148 , \$138 , \$128  };
+  assign cu7_acc = \$114 [31:0];
+  assign bincu0_weights_waddr = { \$signal$45 , \$signal$227  };
+  assign bincu0_weights_wdata = { \$194 , \$184 , \$174 , \$164 , \$154 , \$144 , \$134 , \$124  };
   assign bincu0_inputs_waddr = { \$signal$12 , x_vec[3:0], x_bin };
-  assign bincu0_inputs_wdata = { \$284 , \$274 , \$264 , \$254 , \$244 , \$234 , \$224 , \$214  };
+  assign bincu0_inputs_wdata = { \$279 , \$269 , \$259 , \$249 , \$239 , \$229 , \$219 , \$209  };
   assign bincu0_table_waddr = cu0_table_waddr;
   assign bincu0_table_wdata = op__payload[144:44];
   assign bincu0_weights_raddr = { bincu0_a_pos, bincu0_a_word };
-  assign bincu0_inputs_raddr = { \$signal$63 , bincu0_a_v, bincu0_a_word };
+  assign bincu0_inputs_raddr = { \$signal$64 , bincu0_a_v, bincu0_a_word };
   assign bincu0_table_raddr = bincu0_a_pos;
-  assign bincu1_weights_waddr = { \$signal$44 , \$signal$226  };
-  assign bincu1_weights_wdata = { \$376 , \$366 , \$356 , \$346 , \$336 , \$326 , \$316 , \$306  };
+  assign bincu1_weights_waddr = { \$signal$45 , \$signal$227  };
+  assign bincu1_weights_wdata = { \$369 , \$359 , \$349 , \$339 , \$329 , \$319 , \$309 , \$299  };
   assign bincu1_inputs_waddr = { \$signal$12 , x_vec[3:0], x_bin };
-  assign bincu1_inputs_wdata = { \$462 , \$452 , \$442 , \$432 , \$422 , \$412 , \$402 , \$392  };
+  assign bincu1_inputs_wdata = { \$454 , \$444 , \$434 , \$424 , \$414 , \$404 , \$394 , \$384  };
   assign bincu1_table_waddr = cu0_table_waddr;
   assign bincu1_table_wdata = op__payload[144:44];
   assign bincu1_weights_raddr = { bincu1_a_pos, bincu1_a_word };
-  assign bincu1_inputs_raddr = { \$signal$63 , bincu1_a_v, bincu1_a_word };
+  assign bincu1_inputs_raddr = { \$signal$64 , bincu1_a_v, bincu1_a_word };
   assign bincu1_table_raddr = bincu1_a_pos;
-  assign finished = \$500 [9:0];
+  assign finished = \$490 [9:0];
   assign index = 3'h0;
-  assign \index$501  = 1'h0;
+  assign \index$502  = 1'h0;
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.last  = op__payload[2];
   assign \op__payload.run  = op__payload[3];
@@ -13633,63 +13594,63 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \bincu1_chunk_reg.last  = bincu1_chunk_reg[135];
   assign \bincu1_chunk_reg.m_q  = bincu1_chunk_reg[167:136];
   assign \bincu1_chunk_reg.b_q  = bincu1_chunk_reg[199:168];
-  assign \$1460  = bincu1_tag_d3;
-  assign \$1459  = bincu1_tag_d2;
-  assign \$1458  = bincu1_tag_d1;
-  assign \$1457  = bincu1_tag_d0;
-  assign \$1456  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
-  assign \$1445  = bincu0_tag_d3;
-  assign \$1444  = bincu0_tag_d2;
-  assign \$1443  = bincu0_tag_d1;
-  assign \$1442  = bincu0_tag_d0;
-  assign \$1441  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
-  assign y__payload[96:65] = \$528 ;
-  assign y__payload[64:33] = \$527 ;
-  assign y__payload[31:0] = \$526 ;
-  assign y__payload[32] = \$525 ;
+  assign \$1423  = bincu1_tag_d3;
+  assign \$1422  = bincu1_tag_d2;
+  assign \$1421  = bincu1_tag_d1;
+  assign \$1420  = bincu1_tag_d0;
+  assign \$1419  = { bincu1_b_pos, bincu1_b_v, bincu1_table_rdata[4:0] };
+  assign \$1408  = bincu0_tag_d3;
+  assign \$1407  = bincu0_tag_d2;
+  assign \$1406  = bincu0_tag_d1;
+  assign \$1405  = bincu0_tag_d0;
+  assign \$1404  = { bincu0_b_pos, bincu0_b_v, bincu0_table_rdata[4:0] };
+  assign y__payload[96:65] = \$518 ;
+  assign y__payload[64:33] = \$517 ;
+  assign y__payload[31:0] = \$516 ;
+  assign y__payload[32] = \$515 ;
   assign bincu1_chunk[199:168] = bincu1_table_rdata[100:69];
   assign bincu1_chunk[167:136] = bincu1_table_rdata[68:37];
-  assign bincu1_chunk[134:128] = \$474 ;
+  assign bincu1_chunk[134:128] = \$464 ;
   assign bincu1_chunk[135] = bincu1_b_last;
   assign bincu1_chunk[127:64] = bincu1_weights_rdata;
   assign bincu1_chunk[63:0] = bincu1_inputs_rdata;
   assign bincu0_chunk[199:168] = bincu0_table_rdata[100:69];
   assign bincu0_chunk[167:136] = bincu0_table_rdata[68:37];
-  assign bincu0_chunk[134:128] = \$296 ;
+  assign bincu0_chunk[134:128] = \$289 ;
   assign bincu0_chunk[135] = bincu0_b_last;
   assign bincu0_chunk[127:64] = bincu0_weights_rdata;
   assign bincu0_chunk[63:0] = bincu0_inputs_rdata;
-  assign cu0_weights_we = \$32 ;
-  assign cu0_inputs_we = \$34 ;
-  assign cu0_table_we = \$36 ;
-  assign cu1_weights_we = \$43 ;
-  assign cu1_inputs_we = \$45 ;
-  assign cu1_table_we = \$47 ;
-  assign cu2_weights_we = \$54 ;
-  assign cu2_inputs_we = \$56 ;
-  assign cu2_table_we = \$58 ;
-  assign cu3_weights_we = \$65 ;
-  assign cu3_inputs_we = \$67 ;
-  assign cu3_table_we = \$69 ;
+  assign cu0_weights_we = \$36 ;
+  assign cu0_inputs_we = \$38 ;
+  assign cu0_table_we = \$40 ;
+  assign cu1_weights_we = \$46 ;
+  assign cu1_inputs_we = \$48 ;
+  assign cu1_table_we = \$50 ;
+  assign cu2_weights_we = \$56 ;
+  assign cu2_inputs_we = \$58 ;
+  assign cu2_table_we = \$60 ;
+  assign cu3_weights_we = \$66 ;
+  assign cu3_inputs_we = \$68 ;
+  assign cu3_table_we = \$70 ;
   assign cu4_weights_we = \$76 ;
   assign cu4_inputs_we = \$78 ;
   assign cu4_table_we = \$80 ;
-  assign cu5_weights_we = \$87 ;
-  assign cu5_inputs_we = \$89 ;
-  assign cu5_table_we = \$91 ;
-  assign cu6_weights_we = \$98 ;
-  assign cu6_inputs_we = \$100 ;
-  assign cu6_table_we = \$102 ;
-  assign cu7_weights_we = \$109 ;
-  assign cu7_inputs_we = \$111 ;
-  assign cu7_table_we = \$113 ;
-  assign bincu0_table_we = \$292 ;
-  assign bincu1_table_we = \$470 ;
-  assign \$785  = \$signal$12 ;
-  assign \$1109  = \$1108 ;
-  assign \$1119  = \$signal$63 ;
-  assign \$1129  = \$signal$63 ;
-  assign \$1140  = \$signal$63 ;
+  assign cu5_weights_we = \$86 ;
+  assign cu5_inputs_we = \$88 ;
+  assign cu5_table_we = \$90 ;
+  assign cu6_weights_we = \$96 ;
+  assign cu6_inputs_we = \$98 ;
+  assign cu6_table_we = \$100 ;
+  assign cu7_weights_we = \$106 ;
+  assign cu7_inputs_we = \$108 ;
+  assign cu7_table_we = \$110 ;
+  assign bincu0_table_we = \$286 ;
+  assign bincu1_table_we = \$461 ;
+  assign \$768  = \$signal$12 ;
+  assign \$1066  = \$1065 ;
+  assign \$1082  = \$signal$64 ;
+  assign \$1092  = \$signal$64 ;
+  assign \$1103  = \$signal$64 ;
 endmodule
 
 (* generator = "Amaranth" *)

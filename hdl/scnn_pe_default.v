@@ -52,12 +52,12 @@ endmodule
 (* generator = "Amaranth" *)
 module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire [7:0] \$1 ;
+  wire \$1 ;
   wire [7:0] \$10 ;
   wire [15:0] \$100 ;
-  wire [16:0] \$1000 ;
+  wire [15:0] \$1000 ;
   wire [16:0] \$1001 ;
-  wire [3:0] \$1002 ;
+  wire [16:0] \$1002 ;
   wire [3:0] \$1003 ;
   wire [3:0] \$1004 ;
   wire [3:0] \$1005 ;
@@ -90,7 +90,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$103 ;
   wire [3:0] \$1030 ;
   wire [3:0] \$1031 ;
-  wire [15:0] \$1032 ;
+  wire [3:0] \$1032 ;
   wire [15:0] \$1033 ;
   wire [15:0] \$1034 ;
   wire [15:0] \$1035 ;
@@ -123,7 +123,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$106 ;
   wire [15:0] \$1060 ;
   wire [15:0] \$1061 ;
-  wire \$1062 ;
+  wire [15:0] \$1062 ;
   wire \$1063 ;
   wire \$1064 ;
   wire \$1065 ;
@@ -158,10 +158,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1091 ;
   wire \$1092 ;
   wire \$1093 ;
-  wire [15:0] \$1094 ;
-  wire [16:0] \$1095 ;
+  wire \$1094 ;
+  wire [15:0] \$1095 ;
   wire [16:0] \$1096 ;
-  wire [3:0] \$1097 ;
+  wire [16:0] \$1097 ;
   wire [3:0] \$1098 ;
   wire [3:0] \$1099 ;
   wire [7:0] \$11 ;
@@ -187,7 +187,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1117 ;
   wire [3:0] \$1118 ;
   wire [3:0] \$1119 ;
-  wire \$112 ;
+  wire [15:0] \$112 ;
   wire [3:0] \$1120 ;
   wire [3:0] \$1121 ;
   wire [3:0] \$1122 ;
@@ -195,7 +195,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1124 ;
   wire [3:0] \$1125 ;
   wire [3:0] \$1126 ;
-  wire [15:0] \$1127 ;
+  wire [3:0] \$1127 ;
   wire [15:0] \$1128 ;
   wire [15:0] \$1129 ;
   wire \$113 ;
@@ -228,7 +228,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1154 ;
   wire [15:0] \$1155 ;
   wire [15:0] \$1156 ;
-  wire \$1157 ;
+  wire [15:0] \$1157 ;
   wire \$1158 ;
   wire \$1159 ;
   wire \$116 ;
@@ -263,11 +263,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1186 ;
   wire \$1187 ;
   wire \$1188 ;
-  wire [15:0] \$1189 ;
+  wire \$1189 ;
   wire \$119 ;
-  wire [16:0] \$1190 ;
+  wire [15:0] \$1190 ;
   wire [16:0] \$1191 ;
-  wire [3:0] \$1192 ;
+  wire [16:0] \$1192 ;
   wire [3:0] \$1193 ;
   wire [3:0] \$1194 ;
   wire [3:0] \$1195 ;
@@ -301,7 +301,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$122 ;
   wire [3:0] \$1220 ;
   wire [3:0] \$1221 ;
-  wire [15:0] \$1222 ;
+  wire [3:0] \$1222 ;
   wire [15:0] \$1223 ;
   wire [15:0] \$1224 ;
   wire [15:0] \$1225 ;
@@ -334,7 +334,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$125 ;
   wire [15:0] \$1250 ;
   wire [15:0] \$1251 ;
-  wire \$1252 ;
+  wire [15:0] \$1252 ;
   wire \$1253 ;
   wire \$1254 ;
   wire \$1255 ;
@@ -369,10 +369,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1281 ;
   wire \$1282 ;
   wire \$1283 ;
-  wire [15:0] \$1284 ;
-  wire [16:0] \$1285 ;
+  wire \$1284 ;
+  wire [15:0] \$1285 ;
   wire [16:0] \$1286 ;
-  wire [3:0] \$1287 ;
+  wire [16:0] \$1287 ;
   wire [3:0] \$1288 ;
   wire [3:0] \$1289 ;
   wire \$129 ;
@@ -406,7 +406,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1314 ;
   wire [3:0] \$1315 ;
   wire [3:0] \$1316 ;
-  wire [15:0] \$1317 ;
+  wire [3:0] \$1317 ;
   wire [15:0] \$1318 ;
   wire [15:0] \$1319 ;
   wire \$132 ;
@@ -439,7 +439,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1344 ;
   wire [15:0] \$1345 ;
   wire [15:0] \$1346 ;
-  wire \$1347 ;
+  wire [15:0] \$1347 ;
   wire \$1348 ;
   wire \$1349 ;
   wire \$135 ;
@@ -474,11 +474,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1376 ;
   wire \$1377 ;
   wire \$1378 ;
-  wire [15:0] \$1379 ;
+  wire \$1379 ;
   wire \$138 ;
-  wire [16:0] \$1380 ;
+  wire [15:0] \$1380 ;
   wire [16:0] \$1381 ;
-  wire [3:0] \$1382 ;
+  wire [16:0] \$1382 ;
   wire [3:0] \$1383 ;
   wire [3:0] \$1384 ;
   wire [3:0] \$1385 ;
@@ -512,7 +512,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$141 ;
   wire [3:0] \$1410 ;
   wire [3:0] \$1411 ;
-  wire [15:0] \$1412 ;
+  wire [3:0] \$1412 ;
   wire [15:0] \$1413 ;
   wire [15:0] \$1414 ;
   wire [15:0] \$1415 ;
@@ -542,10 +542,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1437 ;
   wire [15:0] \$1438 ;
   wire [15:0] \$1439 ;
-  wire [15:0] \$144 ;
+  wire \$144 ;
   wire [15:0] \$1440 ;
   wire [15:0] \$1441 ;
-  wire \$1442 ;
+  wire [15:0] \$1442 ;
   wire \$1443 ;
   wire \$1444 ;
   wire \$1445 ;
@@ -553,7 +553,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1447 ;
   wire \$1448 ;
   wire \$1449 ;
-  wire [16:0] \$145 ;
+  wire [15:0] \$145 ;
   wire \$1450 ;
   wire \$1451 ;
   wire \$1452 ;
@@ -575,15 +575,15 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1467 ;
   wire \$1468 ;
   wire \$1469 ;
-  wire [3:0] \$147 ;
+  wire [16:0] \$147 ;
   wire \$1470 ;
   wire \$1471 ;
   wire \$1472 ;
   wire \$1473 ;
-  wire [15:0] \$1474 ;
-  wire [16:0] \$1475 ;
+  wire \$1474 ;
+  wire [15:0] \$1475 ;
   wire [16:0] \$1476 ;
-  wire [3:0] \$1477 ;
+  wire [16:0] \$1477 ;
   wire [3:0] \$1478 ;
   wire [3:0] \$1479 ;
   wire [3:0] \$148 ;
@@ -617,7 +617,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1504 ;
   wire [3:0] \$1505 ;
   wire [3:0] \$1506 ;
-  wire [15:0] \$1507 ;
+  wire [3:0] \$1507 ;
   wire [15:0] \$1508 ;
   wire [15:0] \$1509 ;
   wire [3:0] \$151 ;
@@ -650,7 +650,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1534 ;
   wire [15:0] \$1535 ;
   wire [15:0] \$1536 ;
-  wire \$1537 ;
+  wire [15:0] \$1537 ;
   wire \$1538 ;
   wire \$1539 ;
   wire [3:0] \$154 ;
@@ -685,11 +685,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1566 ;
   wire \$1567 ;
   wire \$1568 ;
-  wire [15:0] \$1569 ;
+  wire \$1569 ;
   wire [3:0] \$157 ;
-  wire [16:0] \$1570 ;
+  wire [15:0] \$1570 ;
   wire [16:0] \$1571 ;
-  wire [3:0] \$1572 ;
+  wire [16:0] \$1572 ;
   wire [3:0] \$1573 ;
   wire [3:0] \$1574 ;
   wire [3:0] \$1575 ;
@@ -723,7 +723,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$160 ;
   wire [3:0] \$1600 ;
   wire [3:0] \$1601 ;
-  wire [15:0] \$1602 ;
+  wire [3:0] \$1602 ;
   wire [15:0] \$1603 ;
   wire [15:0] \$1604 ;
   wire [15:0] \$1605 ;
@@ -756,7 +756,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$163 ;
   wire [15:0] \$1630 ;
   wire [15:0] \$1631 ;
-  wire \$1632 ;
+  wire [15:0] \$1632 ;
   wire \$1633 ;
   wire \$1634 ;
   wire \$1635 ;
@@ -791,10 +791,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1661 ;
   wire \$1662 ;
   wire \$1663 ;
-  wire [15:0] \$1664 ;
-  wire [16:0] \$1665 ;
+  wire \$1664 ;
+  wire [15:0] \$1665 ;
   wire [16:0] \$1666 ;
-  wire [3:0] \$1667 ;
+  wire [16:0] \$1667 ;
   wire [3:0] \$1668 ;
   wire [3:0] \$1669 ;
   wire [3:0] \$167 ;
@@ -827,10 +827,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1694 ;
   wire [3:0] \$1695 ;
   wire [3:0] \$1696 ;
-  wire [15:0] \$1697 ;
+  wire [3:0] \$1697 ;
   wire [15:0] \$1698 ;
   wire [15:0] \$1699 ;
-  wire \$17 ;
+  wire [7:0] \$17 ;
   wire [3:0] \$170 ;
   wire [15:0] \$1700 ;
   wire [15:0] \$1701 ;
@@ -861,7 +861,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1724 ;
   wire [15:0] \$1725 ;
   wire [15:0] \$1726 ;
-  wire \$1727 ;
+  wire [15:0] \$1727 ;
   wire \$1728 ;
   wire \$1729 ;
   wire [3:0] \$173 ;
@@ -896,11 +896,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1756 ;
   wire \$1757 ;
   wire \$1758 ;
-  wire [15:0] \$1759 ;
+  wire \$1759 ;
   wire [3:0] \$176 ;
-  wire [16:0] \$1760 ;
+  wire [15:0] \$1760 ;
   wire [16:0] \$1761 ;
-  wire [3:0] \$1762 ;
+  wire [16:0] \$1762 ;
   wire [3:0] \$1763 ;
   wire [3:0] \$1764 ;
   wire [3:0] \$1765 ;
@@ -908,7 +908,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1767 ;
   wire [3:0] \$1768 ;
   wire [3:0] \$1769 ;
-  wire [15:0] \$177 ;
+  wire [3:0] \$177 ;
   wire [3:0] \$1770 ;
   wire [3:0] \$1771 ;
   wire [3:0] \$1772 ;
@@ -933,7 +933,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$179 ;
   wire [3:0] \$1790 ;
   wire [3:0] \$1791 ;
-  wire [15:0] \$1792 ;
+  wire [3:0] \$1792 ;
   wire [15:0] \$1793 ;
   wire [15:0] \$1794 ;
   wire [15:0] \$1795 ;
@@ -967,7 +967,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$182 ;
   wire [15:0] \$1820 ;
   wire [15:0] \$1821 ;
-  wire \$1822 ;
+  wire [15:0] \$1822 ;
   wire \$1823 ;
   wire \$1824 ;
   wire \$1825 ;
@@ -1002,10 +1002,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1851 ;
   wire \$1852 ;
   wire \$1853 ;
-  wire [15:0] \$1854 ;
-  wire [16:0] \$1855 ;
+  wire \$1854 ;
+  wire [15:0] \$1855 ;
   wire [16:0] \$1856 ;
-  wire [3:0] \$1857 ;
+  wire [16:0] \$1857 ;
   wire [3:0] \$1858 ;
   wire [3:0] \$1859 ;
   wire [15:0] \$186 ;
@@ -1038,7 +1038,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$1884 ;
   wire [3:0] \$1885 ;
   wire [3:0] \$1886 ;
-  wire [15:0] \$1887 ;
+  wire [3:0] \$1887 ;
   wire [15:0] \$1888 ;
   wire [15:0] \$1889 ;
   wire [15:0] \$189 ;
@@ -1072,7 +1072,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$1914 ;
   wire [15:0] \$1915 ;
   wire [15:0] \$1916 ;
-  wire \$1917 ;
+  wire [15:0] \$1917 ;
   wire \$1918 ;
   wire \$1919 ;
   wire [15:0] \$192 ;
@@ -1107,11 +1107,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$1946 ;
   wire \$1947 ;
   wire \$1948 ;
-  wire [15:0] \$1949 ;
+  wire \$1949 ;
   wire [15:0] \$195 ;
-  wire [16:0] \$1950 ;
+  wire [15:0] \$1950 ;
   wire [16:0] \$1951 ;
-  wire [3:0] \$1952 ;
+  wire [16:0] \$1952 ;
   wire [3:0] \$1953 ;
   wire [3:0] \$1954 ;
   wire [3:0] \$1955 ;
@@ -1144,7 +1144,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$198 ;
   wire [3:0] \$1980 ;
   wire [3:0] \$1981 ;
-  wire [15:0] \$1982 ;
+  wire [3:0] \$1982 ;
   wire [15:0] \$1983 ;
   wire [15:0] \$1984 ;
   wire [15:0] \$1985 ;
@@ -1179,7 +1179,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$201 ;
   wire [15:0] \$2010 ;
   wire [15:0] \$2011 ;
-  wire \$2012 ;
+  wire [15:0] \$2012 ;
   wire \$2013 ;
   wire \$2014 ;
   wire \$2015 ;
@@ -1214,10 +1214,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2041 ;
   wire \$2042 ;
   wire \$2043 ;
-  wire [15:0] \$2044 ;
-  wire [16:0] \$2045 ;
+  wire \$2044 ;
+  wire [15:0] \$2045 ;
   wire [16:0] \$2046 ;
-  wire [3:0] \$2047 ;
+  wire [16:0] \$2047 ;
   wire [3:0] \$2048 ;
   wire [3:0] \$2049 ;
   wire [15:0] \$205 ;
@@ -1242,7 +1242,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2067 ;
   wire [3:0] \$2068 ;
   wire [3:0] \$2069 ;
-  wire \$207 ;
+  wire [15:0] \$207 ;
   wire [3:0] \$2070 ;
   wire [3:0] \$2071 ;
   wire [3:0] \$2072 ;
@@ -1250,7 +1250,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2074 ;
   wire [3:0] \$2075 ;
   wire [3:0] \$2076 ;
-  wire [15:0] \$2077 ;
+  wire [3:0] \$2077 ;
   wire [15:0] \$2078 ;
   wire [15:0] \$2079 ;
   wire \$208 ;
@@ -1284,7 +1284,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2104 ;
   wire [15:0] \$2105 ;
   wire [15:0] \$2106 ;
-  wire \$2107 ;
+  wire [15:0] \$2107 ;
   wire \$2108 ;
   wire \$2109 ;
   wire \$211 ;
@@ -1319,11 +1319,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2136 ;
   wire \$2137 ;
   wire \$2138 ;
-  wire [15:0] \$2139 ;
+  wire \$2139 ;
   wire \$214 ;
-  wire [16:0] \$2140 ;
+  wire [15:0] \$2140 ;
   wire [16:0] \$2141 ;
-  wire [3:0] \$2142 ;
+  wire [16:0] \$2142 ;
   wire [3:0] \$2143 ;
   wire [3:0] \$2144 ;
   wire [3:0] \$2145 ;
@@ -1356,7 +1356,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$217 ;
   wire [3:0] \$2170 ;
   wire [3:0] \$2171 ;
-  wire [15:0] \$2172 ;
+  wire [3:0] \$2172 ;
   wire [15:0] \$2173 ;
   wire [15:0] \$2174 ;
   wire [15:0] \$2175 ;
@@ -1390,7 +1390,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$220 ;
   wire [15:0] \$2200 ;
   wire [15:0] \$2201 ;
-  wire \$2202 ;
+  wire [15:0] \$2202 ;
   wire \$2203 ;
   wire \$2204 ;
   wire \$2205 ;
@@ -1425,10 +1425,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2231 ;
   wire \$2232 ;
   wire \$2233 ;
-  wire [15:0] \$2234 ;
-  wire [16:0] \$2235 ;
+  wire \$2234 ;
+  wire [15:0] \$2235 ;
   wire [16:0] \$2236 ;
-  wire [3:0] \$2237 ;
+  wire [16:0] \$2237 ;
   wire [3:0] \$2238 ;
   wire [3:0] \$2239 ;
   wire \$224 ;
@@ -1461,7 +1461,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2264 ;
   wire [3:0] \$2265 ;
   wire [3:0] \$2266 ;
-  wire [15:0] \$2267 ;
+  wire [3:0] \$2267 ;
   wire [15:0] \$2268 ;
   wire [15:0] \$2269 ;
   wire \$227 ;
@@ -1494,7 +1494,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2294 ;
   wire [15:0] \$2295 ;
   wire [15:0] \$2296 ;
-  wire \$2297 ;
+  wire [15:0] \$2297 ;
   wire \$2298 ;
   wire \$2299 ;
   wire \$23 ;
@@ -1530,11 +1530,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2326 ;
   wire \$2327 ;
   wire \$2328 ;
-  wire [15:0] \$2329 ;
+  wire \$2329 ;
   wire \$233 ;
-  wire [16:0] \$2330 ;
+  wire [15:0] \$2330 ;
   wire [16:0] \$2331 ;
-  wire [3:0] \$2332 ;
+  wire [16:0] \$2332 ;
   wire [3:0] \$2333 ;
   wire [3:0] \$2334 ;
   wire [3:0] \$2335 ;
@@ -1567,7 +1567,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$236 ;
   wire [3:0] \$2360 ;
   wire [3:0] \$2361 ;
-  wire [15:0] \$2362 ;
+  wire [3:0] \$2362 ;
   wire [15:0] \$2363 ;
   wire [15:0] \$2364 ;
   wire [15:0] \$2365 ;
@@ -1597,10 +1597,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2387 ;
   wire [15:0] \$2388 ;
   wire [15:0] \$2389 ;
-  wire [15:0] \$239 ;
+  wire \$239 ;
   wire [15:0] \$2390 ;
   wire [15:0] \$2391 ;
-  wire \$2392 ;
+  wire [15:0] \$2392 ;
   wire \$2393 ;
   wire \$2394 ;
   wire \$2395 ;
@@ -1609,7 +1609,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2398 ;
   wire \$2399 ;
   wire \$24 ;
-  wire [16:0] \$240 ;
+  wire [15:0] \$240 ;
   wire \$2400 ;
   wire \$2401 ;
   wire \$2402 ;
@@ -1631,15 +1631,15 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2417 ;
   wire \$2418 ;
   wire \$2419 ;
-  wire [3:0] \$242 ;
+  wire [16:0] \$242 ;
   wire \$2420 ;
   wire \$2421 ;
   wire \$2422 ;
   wire \$2423 ;
-  wire [15:0] \$2424 ;
-  wire [16:0] \$2425 ;
+  wire \$2424 ;
+  wire [15:0] \$2425 ;
   wire [16:0] \$2426 ;
-  wire [3:0] \$2427 ;
+  wire [16:0] \$2427 ;
   wire [3:0] \$2428 ;
   wire [3:0] \$2429 ;
   wire [3:0] \$243 ;
@@ -1672,7 +1672,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2454 ;
   wire [3:0] \$2455 ;
   wire [3:0] \$2456 ;
-  wire [15:0] \$2457 ;
+  wire [3:0] \$2457 ;
   wire [15:0] \$2458 ;
   wire [15:0] \$2459 ;
   wire [3:0] \$246 ;
@@ -1705,7 +1705,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2484 ;
   wire [15:0] \$2485 ;
   wire [15:0] \$2486 ;
-  wire \$2487 ;
+  wire [15:0] \$2487 ;
   wire \$2488 ;
   wire \$2489 ;
   wire [3:0] \$249 ;
@@ -1741,11 +1741,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2516 ;
   wire \$2517 ;
   wire \$2518 ;
-  wire [15:0] \$2519 ;
+  wire \$2519 ;
   wire [3:0] \$252 ;
-  wire [16:0] \$2520 ;
+  wire [15:0] \$2520 ;
   wire [16:0] \$2521 ;
-  wire [3:0] \$2522 ;
+  wire [16:0] \$2522 ;
   wire [3:0] \$2523 ;
   wire [3:0] \$2524 ;
   wire [3:0] \$2525 ;
@@ -1778,7 +1778,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$255 ;
   wire [3:0] \$2550 ;
   wire [3:0] \$2551 ;
-  wire [15:0] \$2552 ;
+  wire [3:0] \$2552 ;
   wire [15:0] \$2553 ;
   wire [15:0] \$2554 ;
   wire [15:0] \$2555 ;
@@ -1811,7 +1811,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$258 ;
   wire [15:0] \$2580 ;
   wire [15:0] \$2581 ;
-  wire \$2582 ;
+  wire [15:0] \$2582 ;
   wire \$2583 ;
   wire \$2584 ;
   wire \$2585 ;
@@ -1847,10 +1847,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2611 ;
   wire \$2612 ;
   wire \$2613 ;
-  wire [15:0] \$2614 ;
-  wire [16:0] \$2615 ;
+  wire \$2614 ;
+  wire [15:0] \$2615 ;
   wire [16:0] \$2616 ;
-  wire [3:0] \$2617 ;
+  wire [16:0] \$2617 ;
   wire [3:0] \$2618 ;
   wire [3:0] \$2619 ;
   wire [3:0] \$262 ;
@@ -1883,7 +1883,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2644 ;
   wire [3:0] \$2645 ;
   wire [3:0] \$2646 ;
-  wire [15:0] \$2647 ;
+  wire [3:0] \$2647 ;
   wire [15:0] \$2648 ;
   wire [15:0] \$2649 ;
   wire [3:0] \$265 ;
@@ -1916,7 +1916,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2674 ;
   wire [15:0] \$2675 ;
   wire [15:0] \$2676 ;
-  wire \$2677 ;
+  wire [15:0] \$2677 ;
   wire \$2678 ;
   wire \$2679 ;
   wire [3:0] \$268 ;
@@ -1952,11 +1952,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2706 ;
   wire \$2707 ;
   wire \$2708 ;
-  wire [15:0] \$2709 ;
+  wire \$2709 ;
   wire [3:0] \$271 ;
-  wire [16:0] \$2710 ;
+  wire [15:0] \$2710 ;
   wire [16:0] \$2711 ;
-  wire [3:0] \$2712 ;
+  wire [16:0] \$2712 ;
   wire [3:0] \$2713 ;
   wire [3:0] \$2714 ;
   wire [3:0] \$2715 ;
@@ -1964,7 +1964,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2717 ;
   wire [3:0] \$2718 ;
   wire [3:0] \$2719 ;
-  wire [15:0] \$272 ;
+  wire [3:0] \$272 ;
   wire [3:0] \$2720 ;
   wire [3:0] \$2721 ;
   wire [3:0] \$2722 ;
@@ -1989,7 +1989,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$274 ;
   wire [3:0] \$2740 ;
   wire [3:0] \$2741 ;
-  wire [15:0] \$2742 ;
+  wire [3:0] \$2742 ;
   wire [15:0] \$2743 ;
   wire [15:0] \$2744 ;
   wire [15:0] \$2745 ;
@@ -2022,7 +2022,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$277 ;
   wire [15:0] \$2770 ;
   wire [15:0] \$2771 ;
-  wire \$2772 ;
+  wire [15:0] \$2772 ;
   wire \$2773 ;
   wire \$2774 ;
   wire \$2775 ;
@@ -2058,10 +2058,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2801 ;
   wire \$2802 ;
   wire \$2803 ;
-  wire [15:0] \$2804 ;
-  wire [16:0] \$2805 ;
+  wire \$2804 ;
+  wire [15:0] \$2805 ;
   wire [16:0] \$2806 ;
-  wire [3:0] \$2807 ;
+  wire [16:0] \$2807 ;
   wire [3:0] \$2808 ;
   wire [3:0] \$2809 ;
   wire [15:0] \$281 ;
@@ -2094,7 +2094,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$2834 ;
   wire [3:0] \$2835 ;
   wire [3:0] \$2836 ;
-  wire [15:0] \$2837 ;
+  wire [3:0] \$2837 ;
   wire [15:0] \$2838 ;
   wire [15:0] \$2839 ;
   wire [15:0] \$284 ;
@@ -2127,7 +2127,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$2864 ;
   wire [15:0] \$2865 ;
   wire [15:0] \$2866 ;
-  wire \$2867 ;
+  wire [15:0] \$2867 ;
   wire \$2868 ;
   wire \$2869 ;
   wire [15:0] \$287 ;
@@ -2162,12 +2162,12 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2896 ;
   wire \$2897 ;
   wire \$2898 ;
-  wire [15:0] \$2899 ;
+  wire \$2899 ;
   wire \$29 ;
   wire [15:0] \$290 ;
-  wire [16:0] \$2900 ;
+  wire [15:0] \$2900 ;
   wire [16:0] \$2901 ;
-  wire [3:0] \$2902 ;
+  wire [16:0] \$2902 ;
   wire [3:0] \$2903 ;
   wire [3:0] \$2904 ;
   wire [3:0] \$2905 ;
@@ -2200,7 +2200,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$293 ;
   wire [3:0] \$2930 ;
   wire [3:0] \$2931 ;
-  wire [15:0] \$2932 ;
+  wire [3:0] \$2932 ;
   wire [15:0] \$2933 ;
   wire [15:0] \$2934 ;
   wire [15:0] \$2935 ;
@@ -2233,7 +2233,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$296 ;
   wire [15:0] \$2960 ;
   wire [15:0] \$2961 ;
-  wire \$2962 ;
+  wire [15:0] \$2962 ;
   wire \$2963 ;
   wire \$2964 ;
   wire \$2965 ;
@@ -2268,10 +2268,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$2991 ;
   wire \$2992 ;
   wire \$2993 ;
-  wire [15:0] \$2994 ;
-  wire [16:0] \$2995 ;
+  wire \$2994 ;
+  wire [15:0] \$2995 ;
   wire [16:0] \$2996 ;
-  wire [3:0] \$2997 ;
+  wire [16:0] \$2997 ;
   wire [3:0] \$2998 ;
   wire [3:0] \$2999 ;
   wire [7:0] \$3 ;
@@ -2298,7 +2298,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$3017 ;
   wire [3:0] \$3018 ;
   wire [3:0] \$3019 ;
-  wire \$302 ;
+  wire [15:0] \$302 ;
   wire [3:0] \$3020 ;
   wire [3:0] \$3021 ;
   wire [3:0] \$3022 ;
@@ -2306,7 +2306,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$3024 ;
   wire [3:0] \$3025 ;
   wire [3:0] \$3026 ;
-  wire [15:0] \$3027 ;
+  wire [3:0] \$3027 ;
   wire [15:0] \$3028 ;
   wire [15:0] \$3029 ;
   wire \$303 ;
@@ -2372,7 +2372,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$3084 ;
   wire [15:0] \$3085 ;
   wire [15:0] \$3086 ;
-  wire \$3087 ;
+  wire [15:0] \$3087 ;
   wire \$3088 ;
   wire \$3089 ;
   wire \$309 ;
@@ -2644,8 +2644,8 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3329 ;
   wire \$333 ;
   wire \$3330 ;
-  wire [5:0] \$3331 ;
-  wire [4:0] \$3332 ;
+  wire \$3331 ;
+  wire \$3332 ;
   wire \$3333 ;
   wire \$3334 ;
   wire \$3335 ;
@@ -2653,170 +2653,170 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3337 ;
   wire \$3338 ;
   wire \$3339 ;
-  wire [15:0] \$334 ;
-  wire \$3340 ;
-  wire [32:0] \$3341 ;
-  wire \$3342 ;
-  wire [32:0] \$3343 ;
-  wire \$3344 ;
-  wire [32:0] \$3345 ;
-  wire \$3346 ;
-  wire [32:0] \$3347 ;
-  wire \$3348 ;
-  wire [32:0] \$3349 ;
-  wire [16:0] \$335 ;
-  wire \$3350 ;
-  wire [32:0] \$3351 ;
-  wire \$3352 ;
-  wire [32:0] \$3353 ;
-  wire \$3354 ;
-  wire [32:0] \$3355 ;
-  wire \$3356 ;
-  wire [32:0] \$3357 ;
-  wire \$3358 ;
-  wire [32:0] \$3359 ;
+  wire \$334 ;
+  wire [32:0] \$3340 ;
+  wire \$3341 ;
+  wire [32:0] \$3342 ;
+  wire \$3343 ;
+  wire [32:0] \$3344 ;
+  wire \$3345 ;
+  wire [32:0] \$3346 ;
+  wire \$3347 ;
+  wire [32:0] \$3348 ;
+  wire \$3349 ;
+  wire [15:0] \$335 ;
+  wire [32:0] \$3350 ;
+  wire \$3351 ;
+  wire [32:0] \$3352 ;
+  wire \$3353 ;
+  wire [32:0] \$3354 ;
+  wire \$3355 ;
+  wire [32:0] \$3356 ;
+  wire \$3357 ;
+  wire [32:0] \$3358 ;
+  wire \$3359 ;
   wire [16:0] \$336 ;
-  wire \$3360 ;
-  wire [32:0] \$3361 ;
-  wire \$3362 ;
-  wire [32:0] \$3363 ;
-  wire \$3364 ;
-  wire [32:0] \$3365 ;
-  wire \$3366 ;
-  wire [32:0] \$3367 ;
-  wire \$3368 ;
-  wire [32:0] \$3369 ;
-  wire [3:0] \$337 ;
-  wire \$3370 ;
-  wire [32:0] \$3371 ;
-  wire \$3372 ;
-  wire [32:0] \$3373 ;
-  wire \$3374 ;
-  wire [32:0] \$3375 ;
-  wire \$3376 ;
-  wire [32:0] \$3377 ;
-  wire \$3378 ;
-  wire [32:0] \$3379 ;
+  wire [32:0] \$3360 ;
+  wire \$3361 ;
+  wire [32:0] \$3362 ;
+  wire \$3363 ;
+  wire [32:0] \$3364 ;
+  wire \$3365 ;
+  wire [32:0] \$3366 ;
+  wire \$3367 ;
+  wire [32:0] \$3368 ;
+  wire \$3369 ;
+  wire [16:0] \$337 ;
+  wire [32:0] \$3370 ;
+  wire \$3371 ;
+  wire [32:0] \$3372 ;
+  wire \$3373 ;
+  wire [32:0] \$3374 ;
+  wire \$3375 ;
+  wire [32:0] \$3376 ;
+  wire \$3377 ;
+  wire [32:0] \$3378 ;
+  wire \$3379 ;
   wire [3:0] \$338 ;
-  wire \$3380 ;
-  wire [32:0] \$3381 ;
-  wire \$3382 ;
-  wire [32:0] \$3383 ;
-  wire \$3384 ;
-  wire [32:0] \$3385 ;
-  wire \$3386 ;
-  wire [32:0] \$3387 ;
-  wire \$3388 ;
-  wire [32:0] \$3389 ;
+  wire [32:0] \$3380 ;
+  wire \$3381 ;
+  wire [32:0] \$3382 ;
+  wire \$3383 ;
+  wire [32:0] \$3384 ;
+  wire \$3385 ;
+  wire [32:0] \$3386 ;
+  wire \$3387 ;
+  wire [32:0] \$3388 ;
+  wire \$3389 ;
   wire [3:0] \$339 ;
-  wire \$3390 ;
-  wire [32:0] \$3391 ;
-  wire \$3392 ;
-  wire [32:0] \$3393 ;
-  wire \$3394 ;
-  wire [32:0] \$3395 ;
-  wire \$3396 ;
-  wire [32:0] \$3397 ;
-  wire \$3398 ;
-  wire [32:0] \$3399 ;
+  wire [32:0] \$3390 ;
+  wire \$3391 ;
+  wire [32:0] \$3392 ;
+  wire \$3393 ;
+  wire [32:0] \$3394 ;
+  wire \$3395 ;
+  wire [32:0] \$3396 ;
+  wire \$3397 ;
+  wire [32:0] \$3398 ;
+  wire \$3399 ;
   wire \$34 ;
   wire [3:0] \$340 ;
-  wire \$3400 ;
-  wire [32:0] \$3401 ;
-  wire \$3402 ;
+  wire [32:0] \$3400 ;
+  wire \$3401 ;
+  wire [32:0] \$3402 ;
   wire [32:0] \$3403 ;
-  wire [32:0] \$3404 ;
-  wire [33:0] \$3405 ;
-  wire [32:0] \$3406 ;
-  wire [33:0] \$3407 ;
-  wire [32:0] \$3408 ;
-  wire [33:0] \$3409 ;
+  wire [33:0] \$3404 ;
+  wire [32:0] \$3405 ;
+  wire [33:0] \$3406 ;
+  wire [32:0] \$3407 ;
+  wire [33:0] \$3408 ;
+  wire [32:0] \$3409 ;
   wire [3:0] \$341 ;
-  wire [32:0] \$3410 ;
-  wire [33:0] \$3411 ;
-  wire [32:0] \$3412 ;
-  wire [33:0] \$3413 ;
-  wire [32:0] \$3414 ;
-  wire [33:0] \$3415 ;
-  wire [32:0] \$3416 ;
-  wire [33:0] \$3417 ;
-  wire [32:0] \$3418 ;
-  wire [33:0] \$3419 ;
+  wire [33:0] \$3410 ;
+  wire [32:0] \$3411 ;
+  wire [33:0] \$3412 ;
+  wire [32:0] \$3413 ;
+  wire [33:0] \$3414 ;
+  wire [32:0] \$3415 ;
+  wire [33:0] \$3416 ;
+  wire [32:0] \$3417 ;
+  wire [33:0] \$3418 ;
+  wire [32:0] \$3419 ;
   wire [3:0] \$342 ;
-  wire [32:0] \$3420 ;
-  wire [33:0] \$3421 ;
-  wire [32:0] \$3422 ;
-  wire [33:0] \$3423 ;
-  wire [32:0] \$3424 ;
-  wire [33:0] \$3425 ;
-  wire [32:0] \$3426 ;
-  wire [33:0] \$3427 ;
-  wire [32:0] \$3428 ;
-  wire [33:0] \$3429 ;
+  wire [33:0] \$3420 ;
+  wire [32:0] \$3421 ;
+  wire [33:0] \$3422 ;
+  wire [32:0] \$3423 ;
+  wire [33:0] \$3424 ;
+  wire [32:0] \$3425 ;
+  wire [33:0] \$3426 ;
+  wire [32:0] \$3427 ;
+  wire [33:0] \$3428 ;
+  wire [32:0] \$3429 ;
   wire [3:0] \$343 ;
-  wire [32:0] \$3430 ;
-  wire [33:0] \$3431 ;
-  wire [32:0] \$3432 ;
-  wire [33:0] \$3433 ;
-  wire [32:0] \$3434 ;
-  wire [33:0] \$3435 ;
-  wire [32:0] \$3436 ;
-  wire [33:0] \$3437 ;
-  wire [32:0] \$3438 ;
-  wire [33:0] \$3439 ;
+  wire [33:0] \$3430 ;
+  wire [32:0] \$3431 ;
+  wire [33:0] \$3432 ;
+  wire [32:0] \$3433 ;
+  wire [33:0] \$3434 ;
+  wire [32:0] \$3435 ;
+  wire [33:0] \$3436 ;
+  wire [32:0] \$3437 ;
+  wire [33:0] \$3438 ;
+  wire [32:0] \$3439 ;
   wire [3:0] \$344 ;
-  wire [32:0] \$3440 ;
-  wire [33:0] \$3441 ;
-  wire [32:0] \$3442 ;
-  wire [33:0] \$3443 ;
-  wire [32:0] \$3444 ;
-  wire [33:0] \$3445 ;
-  wire [32:0] \$3446 ;
-  wire [33:0] \$3447 ;
-  wire [32:0] \$3448 ;
-  wire [33:0] \$3449 ;
+  wire [33:0] \$3440 ;
+  wire [32:0] \$3441 ;
+  wire [33:0] \$3442 ;
+  wire [32:0] \$3443 ;
+  wire [33:0] \$3444 ;
+  wire [32:0] \$3445 ;
+  wire [33:0] \$3446 ;
+  wire [32:0] \$3447 ;
+  wire [33:0] \$3448 ;
+  wire [32:0] \$3449 ;
   wire [3:0] \$345 ;
-  wire [32:0] \$3450 ;
-  wire [33:0] \$3451 ;
-  wire [32:0] \$3452 ;
-  wire [33:0] \$3453 ;
-  wire [32:0] \$3454 ;
-  wire [33:0] \$3455 ;
-  wire [32:0] \$3456 ;
-  wire [33:0] \$3457 ;
-  wire [32:0] \$3458 ;
-  wire [33:0] \$3459 ;
+  wire [33:0] \$3450 ;
+  wire [32:0] \$3451 ;
+  wire [33:0] \$3452 ;
+  wire [32:0] \$3453 ;
+  wire [33:0] \$3454 ;
+  wire [32:0] \$3455 ;
+  wire [33:0] \$3456 ;
+  wire [32:0] \$3457 ;
+  wire [33:0] \$3458 ;
+  wire [32:0] \$3459 ;
   wire [3:0] \$346 ;
-  wire [32:0] \$3460 ;
-  wire [33:0] \$3461 ;
-  wire [32:0] \$3462 ;
-  wire [33:0] \$3463 ;
-  wire [32:0] \$3464 ;
-  wire [33:0] \$3465 ;
-  wire [32:0] \$3466 ;
-  wire [33:0] \$3467 ;
-  wire [3:0] \$3468 ;
-  wire [4:0] \$3469 ;
+  wire [33:0] \$3460 ;
+  wire [32:0] \$3461 ;
+  wire [33:0] \$3462 ;
+  wire [32:0] \$3463 ;
+  wire [33:0] \$3464 ;
+  wire [32:0] \$3465 ;
+  wire [33:0] \$3466 ;
+  wire [3:0] \$3467 ;
+  wire [4:0] \$3468 ;
+  wire [5:0] \$3469 ;
   wire [3:0] \$347 ;
-  wire [5:0] \$3470 ;
-  wire [6:0] \$3471 ;
-  wire [7:0] \$3472 ;
-  wire [3:0] \$3473 ;
-  wire [4:0] \$3474 ;
-  wire [5:0] \$3475 ;
-  wire [6:0] \$3476 ;
-  wire [7:0] \$3477 ;
-  wire [3:0] \$3478 ;
-  wire [4:0] \$3479 ;
+  wire [6:0] \$3470 ;
+  wire [7:0] \$3471 ;
+  wire [3:0] \$3472 ;
+  wire [4:0] \$3473 ;
+  wire [5:0] \$3474 ;
+  wire [6:0] \$3475 ;
+  wire [7:0] \$3476 ;
+  wire [3:0] \$3477 ;
+  wire [4:0] \$3478 ;
+  wire [5:0] \$3479 ;
   wire [3:0] \$348 ;
-  wire [5:0] \$3480 ;
-  wire [6:0] \$3481 ;
-  wire [7:0] \$3482 ;
-  wire [3:0] \$3483 ;
-  wire [4:0] \$3484 ;
-  wire [5:0] \$3485 ;
-  wire [6:0] \$3486 ;
-  wire [7:0] \$3487 ;
+  wire [6:0] \$3480 ;
+  wire [7:0] \$3481 ;
+  wire [3:0] \$3482 ;
+  wire [4:0] \$3483 ;
+  wire [5:0] \$3484 ;
+  wire [6:0] \$3485 ;
+  wire [7:0] \$3486 ;
+  wire \$3487 ;
   wire \$3488 ;
   wire \$3489 ;
   wire [3:0] \$349 ;
@@ -2829,28 +2829,28 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3496 ;
   wire \$3497 ;
   wire \$3498 ;
-  wire \$3499 ;
+  wire [4:0] \$3499 ;
   wire \$35 ;
   wire [3:0] \$350 ;
-  wire [4:0] \$3500 ;
-  wire [1:0] \$3501 ;
-  wire [2:0] \$3502 ;
-  wire [3:0] \$3503 ;
-  wire [4:0] \$3504 ;
-  wire [5:0] \$3505 ;
-  wire [6:0] \$3506 ;
-  wire [7:0] \$3507 ;
-  wire [8:0] \$3508 ;
-  wire [9:0] \$3509 ;
+  wire [32:0] \$3500 ;
+  wire [32:0] \$3501 ;
+  wire [1:0] \$3502 ;
+  wire [2:0] \$3503 ;
+  wire [3:0] \$3504 ;
+  wire [4:0] \$3505 ;
+  wire [5:0] \$3506 ;
+  wire [6:0] \$3507 ;
+  wire [7:0] \$3508 ;
+  wire [8:0] \$3509 ;
   wire [3:0] \$351 ;
-  wire [10:0] \$3510 ;
-  wire [11:0] \$3511 ;
-  wire [12:0] \$3512 ;
-  wire [13:0] \$3513 ;
-  wire [14:0] \$3514 ;
-  wire [15:0] \$3515 ;
-  wire [16:0] \$3516 ;
-  wire [32:0] \$3517 ;
+  wire [9:0] \$3510 ;
+  wire [10:0] \$3511 ;
+  wire [11:0] \$3512 ;
+  wire [12:0] \$3513 ;
+  wire [13:0] \$3514 ;
+  wire [14:0] \$3515 ;
+  wire [15:0] \$3516 ;
+  wire [16:0] \$3517 ;
   wire \$3518 ;
   wire \$3519 ;
   wire [3:0] \$352 ;
@@ -2984,80 +2984,80 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$3635 ;
   wire \$3636 ;
   wire \$3637 ;
-  wire [4:0] \$3638 ;
-  wire [15:0] \$3639 ;
+  wire [5:0] \$3638 ;
+  wire \$3639 ;
   wire [3:0] \$364 ;
-  wire [15:0] \$3640 ;
+  wire [5:0] \$3640 ;
   wire \$3641 ;
-  wire \$3642 ;
-  wire [32:0] \$3643 ;
-  wire \$3644 ;
-  wire [4:0] \$3645 ;
+  wire [4:0] \$3642 ;
+  wire [4:0] \$3643 ;
+  wire [15:0] \$3644 ;
+  wire [15:0] \$3645 ;
   wire \$3646 ;
-  wire [4:0] \$3647 ;
+  wire \$3647 ;
   wire \$3648 ;
-  wire \$3649 ;
+  wire [4:0] \$3649 ;
   wire [3:0] \$365 ;
   wire \$3650 ;
-  wire \$3651 ;
+  wire [4:0] \$3651 ;
   wire \$3652 ;
-  wire [4:0] \$3653 ;
-  wire [5:0] \$3654 ;
+  wire \$3653 ;
+  wire \$3654 ;
   wire \$3655 ;
-  wire [2:0] \$3656 ;
-  wire [3:0] \$3657 ;
+  wire [4:0] \$3656 ;
+  wire [5:0] \$3657 ;
   wire [4:0] \$3658 ;
-  wire [2:0] \$3659 ;
+  wire \$3659 ;
   wire [3:0] \$366 ;
-  wire [5:0] \$3660 ;
-  wire [6:0] \$3661 ;
-  wire [2:0] \$3662 ;
-  wire [7:0] \$3663 ;
-  wire [2:0] \$3664 ;
-  wire [3:0] \$3665 ;
-  wire [4:0] \$3666 ;
-  wire [2:0] \$3667 ;
-  wire [5:0] \$3668 ;
-  wire [6:0] \$3669 ;
-  wire [15:0] \$367 ;
-  wire [2:0] \$3670 ;
-  wire [7:0] \$3671 ;
-  wire [2:0] \$3672 ;
-  wire [3:0] \$3673 ;
-  wire [4:0] \$3674 ;
-  wire [2:0] \$3675 ;
-  wire [5:0] \$3676 ;
-  wire [6:0] \$3677 ;
-  wire [2:0] \$3678 ;
-  wire [7:0] \$3679 ;
+  wire [4:0] \$3660 ;
+  wire \$3661 ;
+  wire \$3662 ;
+  wire [2:0] \$3663 ;
+  wire [3:0] \$3664 ;
+  wire [4:0] \$3665 ;
+  wire [2:0] \$3666 ;
+  wire [5:0] \$3667 ;
+  wire [6:0] \$3668 ;
+  wire [2:0] \$3669 ;
+  wire [3:0] \$367 ;
+  wire [7:0] \$3670 ;
+  wire [2:0] \$3671 ;
+  wire [3:0] \$3672 ;
+  wire [4:0] \$3673 ;
+  wire [2:0] \$3674 ;
+  wire [5:0] \$3675 ;
+  wire [6:0] \$3676 ;
+  wire [2:0] \$3677 ;
+  wire [7:0] \$3678 ;
+  wire [2:0] \$3679 ;
   wire [15:0] \$368 ;
-  wire [2:0] \$3680 ;
-  wire [3:0] \$3681 ;
-  wire [4:0] \$3682 ;
-  wire [2:0] \$3683 ;
-  wire [5:0] \$3684 ;
-  wire [6:0] \$3685 ;
-  wire [2:0] \$3686 ;
-  wire [7:0] \$3687 ;
-  wire \$3688 ;
-  wire \$3689 ;
+  wire [3:0] \$3680 ;
+  wire [4:0] \$3681 ;
+  wire [2:0] \$3682 ;
+  wire [5:0] \$3683 ;
+  wire [6:0] \$3684 ;
+  wire [2:0] \$3685 ;
+  wire [7:0] \$3686 ;
+  wire [2:0] \$3687 ;
+  wire [3:0] \$3688 ;
+  wire [4:0] \$3689 ;
   wire [15:0] \$369 ;
-  wire \$3690 ;
-  wire \$3691 ;
-  reg \$3692 ;
-  reg [31:0] \$3693 ;
-  reg [119:0] \$3694 ;
-  reg [15:0] \$3695 ;
-  reg [15:0] \$3696 ;
-  reg [15:0] \$3697 ;
-  reg [15:0] \$3698 ;
-  reg [15:0] \$3699 ;
+  wire [2:0] \$3690 ;
+  wire [5:0] \$3691 ;
+  wire [6:0] \$3692 ;
+  wire [2:0] \$3693 ;
+  wire [7:0] \$3694 ;
+  wire \$3695 ;
+  wire \$3696 ;
+  wire \$3697 ;
+  wire \$3698 ;
+  reg [31:0] \$3699 ;
   wire \$37 ;
   wire [15:0] \$370 ;
-  reg [15:0] \$3700 ;
-  reg [15:0] \$3701 ;
-  reg [15:0] \$3702 ;
-  reg [15:0] \$3703 ;
+  reg [31:0] \$3700 ;
+  reg [4:0] \$3701 ;
+  reg \$3702 ;
+  reg [119:0] \$3703 ;
   reg [15:0] \$3704 ;
   reg [15:0] \$3705 ;
   reg [15:0] \$3706 ;
@@ -3067,281 +3067,292 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$371 ;
   reg [15:0] \$3710 ;
   reg [15:0] \$3711 ;
-  reg [4:0] \$3712 ;
-  reg [3:0] \$3713 ;
-  reg [4:0] \$3714 ;
-  reg [3:0] \$3715 ;
-  reg [4:0] \$3716 ;
-  reg [3:0] \$3717 ;
-  reg [4:0] \$3718 ;
-  reg [3:0] \$3719 ;
+  reg [15:0] \$3712 ;
+  reg [15:0] \$3713 ;
+  reg [15:0] \$3714 ;
+  reg [15:0] \$3715 ;
+  reg [15:0] \$3716 ;
+  reg [15:0] \$3717 ;
+  reg [15:0] \$3718 ;
+  reg [15:0] \$3719 ;
   wire [15:0] \$372 ;
-  reg [4:0] \$3720 ;
-  reg [3:0] \$3721 ;
-  reg [4:0] \$3722 ;
-  reg [3:0] \$3723 ;
-  reg [4:0] \$3724 ;
-  reg [3:0] \$3725 ;
-  reg [4:0] \$3726 ;
-  reg [3:0] \$3727 ;
-  reg [4:0] \$3728 ;
-  reg [3:0] \$3729 ;
+  reg [15:0] \$3720 ;
+  reg [4:0] \$3721 ;
+  reg [3:0] \$3722 ;
+  reg [4:0] \$3723 ;
+  reg [3:0] \$3724 ;
+  reg [4:0] \$3725 ;
+  reg [3:0] \$3726 ;
+  reg [4:0] \$3727 ;
+  reg [3:0] \$3728 ;
+  reg [4:0] \$3729 ;
   wire [15:0] \$373 ;
-  reg [4:0] \$3730 ;
-  reg [3:0] \$3731 ;
-  reg [4:0] \$3732 ;
-  reg [3:0] \$3733 ;
-  reg [4:0] \$3734 ;
-  reg [3:0] \$3735 ;
-  reg [4:0] \$3736 ;
-  reg [3:0] \$3737 ;
-  reg [4:0] \$3738 ;
-  reg [3:0] \$3739 ;
+  reg [3:0] \$3730 ;
+  reg [4:0] \$3731 ;
+  reg [3:0] \$3732 ;
+  reg [4:0] \$3733 ;
+  reg [3:0] \$3734 ;
+  reg [4:0] \$3735 ;
+  reg [3:0] \$3736 ;
+  reg [4:0] \$3737 ;
+  reg [3:0] \$3738 ;
+  reg [4:0] \$3739 ;
   wire [15:0] \$374 ;
-  reg [4:0] \$3740 ;
-  reg [3:0] \$3741 ;
-  reg [4:0] \$3742 ;
-  reg [3:0] \$3743 ;
+  reg [3:0] \$3740 ;
+  reg [4:0] \$3741 ;
+  reg [3:0] \$3742 ;
+  reg [4:0] \$3743 ;
   reg [3:0] \$3744 ;
-  reg \$3745 ;
-  reg [31:0] \$3746 ;
-  reg \$3747 ;
-  reg \$3748 ;
-  reg [3:0] \$3749 ;
+  reg [4:0] \$3745 ;
+  reg [3:0] \$3746 ;
+  reg [4:0] \$3747 ;
+  reg [3:0] \$3748 ;
+  reg [4:0] \$3749 ;
   wire [15:0] \$375 ;
   reg [3:0] \$3750 ;
-  reg \$3751 ;
-  reg \$3752 ;
-  reg \$3753 ;
-  reg [1087:0] \$3754 ;
-  reg \$3755 ;
-  reg [3:0] \$3756 ;
-  reg [15:0] \$3757 ;
+  reg [4:0] \$3751 ;
+  reg [3:0] \$3752 ;
+  reg [3:0] \$3753 ;
+  reg \$3754 ;
+  reg [3:0] \$3755 ;
+  reg \$3756 ;
+  reg \$3757 ;
   reg \$3758 ;
-  reg [3:0] \$3759 ;
+  reg \$3759 ;
   wire [15:0] \$376 ;
-  reg [15:0] \$3760 ;
-  reg \$3761 ;
-  reg [3:0] \$3762 ;
-  reg [15:0] \$3763 ;
+  reg [3:0] \$3760 ;
+  reg [3:0] \$3761 ;
+  reg \$3762 ;
+  reg \$3763 ;
   reg \$3764 ;
-  reg [3:0] \$3765 ;
-  reg [15:0] \$3766 ;
-  reg \$3767 ;
-  reg [3:0] \$3768 ;
-  reg [15:0] \$3769 ;
+  reg [1087:0] \$3765 ;
+  reg \$3766 ;
+  reg [3:0] \$3767 ;
+  reg [15:0] \$3768 ;
+  reg \$3769 ;
   wire [15:0] \$377 ;
-  reg \$3770 ;
-  reg [3:0] \$3771 ;
-  reg [15:0] \$3772 ;
-  reg \$3773 ;
-  reg [3:0] \$3774 ;
-  reg [15:0] \$3775 ;
-  reg \$3776 ;
-  reg [3:0] \$3777 ;
-  reg [15:0] \$3778 ;
-  reg \$3779 ;
+  reg [3:0] \$3770 ;
+  reg [15:0] \$3771 ;
+  reg \$3772 ;
+  reg [3:0] \$3773 ;
+  reg [15:0] \$3774 ;
+  reg \$3775 ;
+  reg [3:0] \$3776 ;
+  reg [15:0] \$3777 ;
+  reg \$3778 ;
+  reg [3:0] \$3779 ;
   wire [15:0] \$378 ;
-  reg [3:0] \$3780 ;
-  reg [15:0] \$3781 ;
-  reg \$3782 ;
-  reg [3:0] \$3783 ;
-  reg [15:0] \$3784 ;
-  reg \$3785 ;
-  reg [3:0] \$3786 ;
-  reg [15:0] \$3787 ;
-  reg \$3788 ;
-  reg [3:0] \$3789 ;
+  reg [15:0] \$3780 ;
+  reg \$3781 ;
+  reg [3:0] \$3782 ;
+  reg [15:0] \$3783 ;
+  reg \$3784 ;
+  reg [3:0] \$3785 ;
+  reg [15:0] \$3786 ;
+  reg \$3787 ;
+  reg [3:0] \$3788 ;
+  reg [15:0] \$3789 ;
   wire [15:0] \$379 ;
-  reg [15:0] \$3790 ;
-  reg \$3791 ;
-  reg [3:0] \$3792 ;
-  reg [15:0] \$3793 ;
-  reg \$3794 ;
-  reg [3:0] \$3795 ;
-  reg [15:0] \$3796 ;
-  reg \$3797 ;
-  reg [3:0] \$3798 ;
-  reg [15:0] \$3799 ;
+  reg \$3790 ;
+  reg [3:0] \$3791 ;
+  reg [15:0] \$3792 ;
+  reg \$3793 ;
+  reg [3:0] \$3794 ;
+  reg [15:0] \$3795 ;
+  reg \$3796 ;
+  reg [3:0] \$3797 ;
+  reg [15:0] \$3798 ;
+  reg \$3799 ;
   wire \$38 ;
   wire [15:0] \$380 ;
-  reg \$3800 ;
-  reg [3:0] \$3801 ;
-  reg [15:0] \$3802 ;
-  reg \$3803 ;
-  reg [3:0] \$3804 ;
-  reg [15:0] \$3805 ;
-  reg \$3806 ;
-  reg [3:0] \$3807 ;
-  reg [15:0] \$3808 ;
-  reg \$3809 ;
+  reg [3:0] \$3800 ;
+  reg [15:0] \$3801 ;
+  reg \$3802 ;
+  reg [3:0] \$3803 ;
+  reg [15:0] \$3804 ;
+  reg \$3805 ;
+  reg [3:0] \$3806 ;
+  reg [15:0] \$3807 ;
+  reg \$3808 ;
+  reg [3:0] \$3809 ;
   wire [15:0] \$381 ;
-  reg [3:0] \$3810 ;
-  reg [15:0] \$3811 ;
-  reg \$3812 ;
-  reg [3:0] \$3813 ;
-  reg [15:0] \$3814 ;
-  reg \$3815 ;
-  reg [3:0] \$3816 ;
-  reg [15:0] \$3817 ;
-  reg \$3818 ;
-  reg [3:0] \$3819 ;
+  reg [15:0] \$3810 ;
+  reg \$3811 ;
+  reg [3:0] \$3812 ;
+  reg [15:0] \$3813 ;
+  reg \$3814 ;
+  reg [3:0] \$3815 ;
+  reg [15:0] \$3816 ;
+  reg \$3817 ;
+  reg [3:0] \$3818 ;
+  reg [15:0] \$3819 ;
   wire [15:0] \$382 ;
-  reg [15:0] \$3820 ;
-  reg \$3821 ;
-  reg [3:0] \$3822 ;
-  reg [15:0] \$3823 ;
-  reg \$3824 ;
-  reg [3:0] \$3825 ;
-  reg [15:0] \$3826 ;
-  reg \$3827 ;
-  reg [3:0] \$3828 ;
-  reg [15:0] \$3829 ;
+  reg \$3820 ;
+  reg [3:0] \$3821 ;
+  reg [15:0] \$3822 ;
+  reg \$3823 ;
+  reg [3:0] \$3824 ;
+  reg [15:0] \$3825 ;
+  reg \$3826 ;
+  reg [3:0] \$3827 ;
+  reg [15:0] \$3828 ;
+  reg \$3829 ;
   wire [15:0] \$383 ;
-  reg \$3830 ;
-  reg [3:0] \$3831 ;
-  reg [15:0] \$3832 ;
-  reg \$3833 ;
-  reg [3:0] \$3834 ;
-  reg [15:0] \$3835 ;
-  reg \$3836 ;
-  reg [3:0] \$3837 ;
-  reg [15:0] \$3838 ;
-  reg \$3839 ;
+  reg [3:0] \$3830 ;
+  reg [15:0] \$3831 ;
+  reg \$3832 ;
+  reg [3:0] \$3833 ;
+  reg [15:0] \$3834 ;
+  reg \$3835 ;
+  reg [3:0] \$3836 ;
+  reg [15:0] \$3837 ;
+  reg \$3838 ;
+  reg [3:0] \$3839 ;
   wire [15:0] \$384 ;
-  reg [3:0] \$3840 ;
-  reg [15:0] \$3841 ;
-  reg \$3842 ;
-  reg [3:0] \$3843 ;
-  reg [15:0] \$3844 ;
-  reg \$3845 ;
-  reg [3:0] \$3846 ;
-  reg [15:0] \$3847 ;
-  reg \$3848 ;
-  reg [3:0] \$3849 ;
+  reg [15:0] \$3840 ;
+  reg \$3841 ;
+  reg [3:0] \$3842 ;
+  reg [15:0] \$3843 ;
+  reg \$3844 ;
+  reg [3:0] \$3845 ;
+  reg [15:0] \$3846 ;
+  reg \$3847 ;
+  reg [3:0] \$3848 ;
+  reg [15:0] \$3849 ;
   wire [15:0] \$385 ;
-  reg [15:0] \$3850 ;
-  reg \$3851 ;
-  reg [3:0] \$3852 ;
-  reg [15:0] \$3853 ;
-  reg \$3854 ;
-  reg [3:0] \$3855 ;
-  reg [15:0] \$3856 ;
-  reg \$3857 ;
-  reg [3:0] \$3858 ;
-  reg [15:0] \$3859 ;
+  reg \$3850 ;
+  reg [3:0] \$3851 ;
+  reg [15:0] \$3852 ;
+  reg \$3853 ;
+  reg [3:0] \$3854 ;
+  reg [15:0] \$3855 ;
+  reg \$3856 ;
+  reg [3:0] \$3857 ;
+  reg [15:0] \$3858 ;
+  reg \$3859 ;
   wire [15:0] \$386 ;
-  reg \$3860 ;
-  reg [3:0] \$3861 ;
-  reg [15:0] \$3862 ;
-  reg \$3863 ;
-  reg [3:0] \$3864 ;
-  reg [15:0] \$3865 ;
-  reg \$3866 ;
-  reg [3:0] \$3867 ;
-  reg [15:0] \$3868 ;
-  reg \$3869 ;
+  reg [3:0] \$3860 ;
+  reg [15:0] \$3861 ;
+  reg \$3862 ;
+  reg [3:0] \$3863 ;
+  reg [15:0] \$3864 ;
+  reg \$3865 ;
+  reg [3:0] \$3866 ;
+  reg [15:0] \$3867 ;
+  reg \$3868 ;
+  reg [3:0] \$3869 ;
   wire [15:0] \$387 ;
-  reg [3:0] \$3870 ;
-  reg [15:0] \$3871 ;
-  reg \$3872 ;
-  reg [3:0] \$3873 ;
-  reg [15:0] \$3874 ;
-  reg \$3875 ;
-  reg [3:0] \$3876 ;
-  reg [15:0] \$3877 ;
-  reg \$3878 ;
-  reg [3:0] \$3879 ;
+  reg [15:0] \$3870 ;
+  reg \$3871 ;
+  reg [3:0] \$3872 ;
+  reg [15:0] \$3873 ;
+  reg \$3874 ;
+  reg [3:0] \$3875 ;
+  reg [15:0] \$3876 ;
+  reg \$3877 ;
+  reg [3:0] \$3878 ;
+  reg [15:0] \$3879 ;
   wire [15:0] \$388 ;
-  reg [15:0] \$3880 ;
-  reg \$3881 ;
-  reg [3:0] \$3882 ;
-  reg [15:0] \$3883 ;
-  reg \$3884 ;
-  reg [3:0] \$3885 ;
-  reg [15:0] \$3886 ;
-  reg \$3887 ;
-  reg [3:0] \$3888 ;
-  reg [15:0] \$3889 ;
+  reg \$3880 ;
+  reg [3:0] \$3881 ;
+  reg [15:0] \$3882 ;
+  reg \$3883 ;
+  reg [3:0] \$3884 ;
+  reg [15:0] \$3885 ;
+  reg \$3886 ;
+  reg [3:0] \$3887 ;
+  reg [15:0] \$3888 ;
+  reg \$3889 ;
   wire [15:0] \$389 ;
-  reg \$3890 ;
-  reg [3:0] \$3891 ;
-  reg [15:0] \$3892 ;
-  reg \$3893 ;
-  reg [3:0] \$3894 ;
-  reg [15:0] \$3895 ;
-  reg \$3896 ;
-  reg [3:0] \$3897 ;
-  reg [15:0] \$3898 ;
-  reg \$3899 ;
+  reg [3:0] \$3890 ;
+  reg [15:0] \$3891 ;
+  reg \$3892 ;
+  reg [3:0] \$3893 ;
+  reg [15:0] \$3894 ;
+  reg \$3895 ;
+  reg [3:0] \$3896 ;
+  reg [15:0] \$3897 ;
+  reg \$3898 ;
+  reg [3:0] \$3899 ;
   wire \$39 ;
   wire [15:0] \$390 ;
-  reg [3:0] \$3900 ;
-  reg [15:0] \$3901 ;
-  reg \$3902 ;
-  reg [3:0] \$3903 ;
-  reg [15:0] \$3904 ;
-  reg \$3905 ;
-  reg [3:0] \$3906 ;
-  reg [15:0] \$3907 ;
-  reg \$3908 ;
-  reg [3:0] \$3909 ;
+  reg [15:0] \$3900 ;
+  reg \$3901 ;
+  reg [3:0] \$3902 ;
+  reg [15:0] \$3903 ;
+  reg \$3904 ;
+  reg [3:0] \$3905 ;
+  reg [15:0] \$3906 ;
+  reg \$3907 ;
+  reg [3:0] \$3908 ;
+  reg [15:0] \$3909 ;
   wire [15:0] \$391 ;
-  reg [15:0] \$3910 ;
-  reg \$3911 ;
-  reg [3:0] \$3912 ;
-  reg [15:0] \$3913 ;
-  reg \$3914 ;
-  reg [3:0] \$3915 ;
-  reg [15:0] \$3916 ;
-  reg \$3917 ;
-  reg [3:0] \$3918 ;
-  reg [15:0] \$3919 ;
+  reg \$3910 ;
+  reg [3:0] \$3911 ;
+  reg [15:0] \$3912 ;
+  reg \$3913 ;
+  reg [3:0] \$3914 ;
+  reg [15:0] \$3915 ;
+  reg \$3916 ;
+  reg [3:0] \$3917 ;
+  reg [15:0] \$3918 ;
+  reg \$3919 ;
   wire [15:0] \$392 ;
-  reg \$3920 ;
-  reg [3:0] \$3921 ;
-  reg [15:0] \$3922 ;
-  reg \$3923 ;
-  reg [3:0] \$3924 ;
-  reg [15:0] \$3925 ;
-  reg \$3926 ;
-  reg [3:0] \$3927 ;
-  reg [15:0] \$3928 ;
-  reg \$3929 ;
+  reg [3:0] \$3920 ;
+  reg [15:0] \$3921 ;
+  reg \$3922 ;
+  reg [3:0] \$3923 ;
+  reg [15:0] \$3924 ;
+  reg \$3925 ;
+  reg [3:0] \$3926 ;
+  reg [15:0] \$3927 ;
+  reg \$3928 ;
+  reg [3:0] \$3929 ;
   wire [15:0] \$393 ;
-  reg [3:0] \$3930 ;
-  reg [15:0] \$3931 ;
-  reg \$3932 ;
-  reg [3:0] \$3933 ;
-  reg [15:0] \$3934 ;
-  reg \$3935 ;
-  reg [3:0] \$3936 ;
-  reg [15:0] \$3937 ;
-  reg \$3938 ;
-  reg [3:0] \$3939 ;
+  reg [15:0] \$3930 ;
+  reg \$3931 ;
+  reg [3:0] \$3932 ;
+  reg [15:0] \$3933 ;
+  reg \$3934 ;
+  reg [3:0] \$3935 ;
+  reg [15:0] \$3936 ;
+  reg \$3937 ;
+  reg [3:0] \$3938 ;
+  reg [15:0] \$3939 ;
   wire [15:0] \$394 ;
-  reg [15:0] \$3940 ;
-  reg \$3941 ;
-  reg [3:0] \$3942 ;
-  reg [15:0] \$3943 ;
-  reg \$3944 ;
-  reg [3:0] \$3945 ;
-  reg [15:0] \$3946 ;
+  reg \$3940 ;
+  reg [3:0] \$3941 ;
+  reg [15:0] \$3942 ;
+  reg \$3943 ;
+  reg [3:0] \$3944 ;
+  reg [15:0] \$3945 ;
+  reg \$3946 ;
   reg [3:0] \$3947 ;
-  reg \$3948 ;
-  reg [4:0] \$3949 ;
+  reg [15:0] \$3948 ;
+  reg \$3949 ;
   wire [15:0] \$395 ;
-  reg [59:0] \$3950 ;
-  reg [6:0] \$3951 ;
-  reg [6:0] \$3952 ;
-  reg [6:0] \$3953 ;
-  reg [6:0] \$3954 ;
-  reg [31:0] \$3955 ;
-  reg [31:0] \$3956 ;
-  reg [31:0] \$3957 ;
-  reg [31:0] \$3958 ;
+  reg [3:0] \$3950 ;
+  reg [15:0] \$3951 ;
+  reg \$3952 ;
+  reg [3:0] \$3953 ;
+  reg [15:0] \$3954 ;
+  reg \$3955 ;
+  reg [3:0] \$3956 ;
+  reg [15:0] \$3957 ;
+  reg [3:0] \$3958 ;
+  reg \$3959 ;
   wire [15:0] \$396 ;
-  wire \$397 ;
+  reg [4:0] \$3960 ;
+  reg [59:0] \$3961 ;
+  reg [6:0] \$3962 ;
+  reg [6:0] \$3963 ;
+  reg [6:0] \$3964 ;
+  reg [6:0] \$3965 ;
+  reg [31:0] \$3966 ;
+  reg [31:0] \$3967 ;
+  reg [31:0] \$3968 ;
+  reg [31:0] \$3969 ;
+  wire [15:0] \$397 ;
   wire \$398 ;
   wire \$399 ;
   wire [7:0] \$4 ;
@@ -3377,11 +3388,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$426 ;
   wire \$427 ;
   wire \$428 ;
-  wire [15:0] \$429 ;
+  wire \$429 ;
   wire \$43 ;
-  wire [16:0] \$430 ;
+  wire [15:0] \$430 ;
   wire [16:0] \$431 ;
-  wire [3:0] \$432 ;
+  wire [16:0] \$432 ;
   wire [3:0] \$433 ;
   wire [3:0] \$434 ;
   wire [3:0] \$435 ;
@@ -3414,7 +3425,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$46 ;
   wire [3:0] \$460 ;
   wire [3:0] \$461 ;
-  wire [15:0] \$462 ;
+  wire [3:0] \$462 ;
   wire [15:0] \$463 ;
   wire [15:0] \$464 ;
   wire [15:0] \$465 ;
@@ -3444,10 +3455,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$487 ;
   wire [15:0] \$488 ;
   wire [15:0] \$489 ;
-  wire [15:0] \$49 ;
+  wire \$49 ;
   wire [15:0] \$490 ;
   wire [15:0] \$491 ;
-  wire \$492 ;
+  wire [15:0] \$492 ;
   wire \$493 ;
   wire \$494 ;
   wire \$495 ;
@@ -3456,7 +3467,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$498 ;
   wire \$499 ;
   wire [7:0] \$5 ;
-  wire [16:0] \$50 ;
+  wire [15:0] \$50 ;
   wire \$500 ;
   wire \$501 ;
   wire \$502 ;
@@ -3478,15 +3489,15 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$517 ;
   wire \$518 ;
   wire \$519 ;
-  wire [3:0] \$52 ;
+  wire [16:0] \$52 ;
   wire \$520 ;
   wire \$521 ;
   wire \$522 ;
   wire \$523 ;
-  wire [15:0] \$524 ;
-  wire [16:0] \$525 ;
+  wire \$524 ;
+  wire [15:0] \$525 ;
   wire [16:0] \$526 ;
-  wire [3:0] \$527 ;
+  wire [16:0] \$527 ;
   wire [3:0] \$528 ;
   wire [3:0] \$529 ;
   wire [3:0] \$53 ;
@@ -3519,7 +3530,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$554 ;
   wire [3:0] \$555 ;
   wire [3:0] \$556 ;
-  wire [15:0] \$557 ;
+  wire [3:0] \$557 ;
   wire [15:0] \$558 ;
   wire [15:0] \$559 ;
   wire [3:0] \$56 ;
@@ -3552,7 +3563,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$584 ;
   wire [15:0] \$585 ;
   wire [15:0] \$586 ;
-  wire \$587 ;
+  wire [15:0] \$587 ;
   wire \$588 ;
   wire \$589 ;
   wire [3:0] \$59 ;
@@ -3588,11 +3599,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$616 ;
   wire \$617 ;
   wire \$618 ;
-  wire [15:0] \$619 ;
+  wire \$619 ;
   wire [3:0] \$62 ;
-  wire [16:0] \$620 ;
+  wire [15:0] \$620 ;
   wire [16:0] \$621 ;
-  wire [3:0] \$622 ;
+  wire [16:0] \$622 ;
   wire [3:0] \$623 ;
   wire [3:0] \$624 ;
   wire [3:0] \$625 ;
@@ -3625,7 +3636,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$65 ;
   wire [3:0] \$650 ;
   wire [3:0] \$651 ;
-  wire [15:0] \$652 ;
+  wire [3:0] \$652 ;
   wire [15:0] \$653 ;
   wire [15:0] \$654 ;
   wire [15:0] \$655 ;
@@ -3658,7 +3669,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$68 ;
   wire [15:0] \$680 ;
   wire [15:0] \$681 ;
-  wire \$682 ;
+  wire [15:0] \$682 ;
   wire \$683 ;
   wire \$684 ;
   wire \$685 ;
@@ -3694,10 +3705,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$711 ;
   wire \$712 ;
   wire \$713 ;
-  wire [15:0] \$714 ;
-  wire [16:0] \$715 ;
+  wire \$714 ;
+  wire [15:0] \$715 ;
   wire [16:0] \$716 ;
-  wire [3:0] \$717 ;
+  wire [16:0] \$717 ;
   wire [3:0] \$718 ;
   wire [3:0] \$719 ;
   wire [3:0] \$72 ;
@@ -3730,7 +3741,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$744 ;
   wire [3:0] \$745 ;
   wire [3:0] \$746 ;
-  wire [15:0] \$747 ;
+  wire [3:0] \$747 ;
   wire [15:0] \$748 ;
   wire [15:0] \$749 ;
   wire [3:0] \$75 ;
@@ -3763,7 +3774,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$774 ;
   wire [15:0] \$775 ;
   wire [15:0] \$776 ;
-  wire \$777 ;
+  wire [15:0] \$777 ;
   wire \$778 ;
   wire \$779 ;
   wire [3:0] \$78 ;
@@ -3799,11 +3810,11 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$806 ;
   wire \$807 ;
   wire \$808 ;
-  wire [15:0] \$809 ;
+  wire \$809 ;
   wire [3:0] \$81 ;
-  wire [16:0] \$810 ;
+  wire [15:0] \$810 ;
   wire [16:0] \$811 ;
-  wire [3:0] \$812 ;
+  wire [16:0] \$812 ;
   wire [3:0] \$813 ;
   wire [3:0] \$814 ;
   wire [3:0] \$815 ;
@@ -3811,7 +3822,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$817 ;
   wire [3:0] \$818 ;
   wire [3:0] \$819 ;
-  wire [15:0] \$82 ;
+  wire [3:0] \$82 ;
   wire [3:0] \$820 ;
   wire [3:0] \$821 ;
   wire [3:0] \$822 ;
@@ -3836,7 +3847,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$84 ;
   wire [3:0] \$840 ;
   wire [3:0] \$841 ;
-  wire [15:0] \$842 ;
+  wire [3:0] \$842 ;
   wire [15:0] \$843 ;
   wire [15:0] \$844 ;
   wire [15:0] \$845 ;
@@ -3869,7 +3880,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$87 ;
   wire [15:0] \$870 ;
   wire [15:0] \$871 ;
-  wire \$872 ;
+  wire [15:0] \$872 ;
   wire \$873 ;
   wire \$874 ;
   wire \$875 ;
@@ -3905,10 +3916,10 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$901 ;
   wire \$902 ;
   wire \$903 ;
-  wire [15:0] \$904 ;
-  wire [16:0] \$905 ;
+  wire \$904 ;
+  wire [15:0] \$905 ;
   wire [16:0] \$906 ;
-  wire [3:0] \$907 ;
+  wire [16:0] \$907 ;
   wire [3:0] \$908 ;
   wire [3:0] \$909 ;
   wire [15:0] \$91 ;
@@ -3941,7 +3952,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [3:0] \$934 ;
   wire [3:0] \$935 ;
   wire [3:0] \$936 ;
-  wire [15:0] \$937 ;
+  wire [3:0] \$937 ;
   wire [15:0] \$938 ;
   wire [15:0] \$939 ;
   wire [15:0] \$94 ;
@@ -3974,7 +3985,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] \$964 ;
   wire [15:0] \$965 ;
   wire [15:0] \$966 ;
-  wire \$967 ;
+  wire [15:0] \$967 ;
   wire \$968 ;
   wire \$969 ;
   wire [15:0] \$97 ;
@@ -4009,15 +4020,15 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire \$996 ;
   wire \$997 ;
   wire \$998 ;
-  wire [15:0] \$999 ;
+  wire \$999 ;
+  reg [3:0] act_following = 4'h0;
   reg [3:0] act_index = 4'h0;
   wire [6:0] act_offset_in0;
   wire [6:0] act_offset_in1;
   wire [6:0] act_offset_in2;
   wire [6:0] act_offset_in3;
-  reg [3:0] act_rd__addr;
+  wire [3:0] act_rd__addr;
   wire [87:0] act_rd__data;
-  reg act_rd__en;
   reg [3:0] act_wr__addr;
   reg [87:0] act_wr__data;
   reg act_wr__en;
@@ -4229,6 +4240,166 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   reg [15:0] arb_value0_7 = 16'h0000;
   reg [15:0] arb_value0_8 = 16'h0000;
   reg [15:0] arb_value0_9 = 16'h0000;
+  wire [3:0] bank0_0_raddr;
+  wire [31:0] bank0_0_rdata;
+  reg [3:0] bank0_0_waddr;
+  reg [31:0] bank0_0_wdata;
+  reg bank0_0_we;
+  wire [3:0] bank0_10_raddr;
+  wire [31:0] bank0_10_rdata;
+  reg [3:0] bank0_10_waddr;
+  reg [31:0] bank0_10_wdata;
+  reg bank0_10_we;
+  wire [3:0] bank0_11_raddr;
+  wire [31:0] bank0_11_rdata;
+  reg [3:0] bank0_11_waddr;
+  reg [31:0] bank0_11_wdata;
+  reg bank0_11_we;
+  wire [3:0] bank0_12_raddr;
+  wire [31:0] bank0_12_rdata;
+  reg [3:0] bank0_12_waddr;
+  reg [31:0] bank0_12_wdata;
+  reg bank0_12_we;
+  wire [3:0] bank0_13_raddr;
+  wire [31:0] bank0_13_rdata;
+  reg [3:0] bank0_13_waddr;
+  reg [31:0] bank0_13_wdata;
+  reg bank0_13_we;
+  wire [3:0] bank0_14_raddr;
+  wire [31:0] bank0_14_rdata;
+  reg [3:0] bank0_14_waddr;
+  reg [31:0] bank0_14_wdata;
+  reg bank0_14_we;
+  wire [3:0] bank0_15_raddr;
+  wire [31:0] bank0_15_rdata;
+  reg [3:0] bank0_15_waddr;
+  reg [31:0] bank0_15_wdata;
+  reg bank0_15_we;
+  wire [3:0] bank0_16_raddr;
+  wire [31:0] bank0_16_rdata;
+  reg [3:0] bank0_16_waddr;
+  reg [31:0] bank0_16_wdata;
+  reg bank0_16_we;
+  wire [3:0] bank0_17_raddr;
+  wire [31:0] bank0_17_rdata;
+  reg [3:0] bank0_17_waddr;
+  reg [31:0] bank0_17_wdata;
+  reg bank0_17_we;
+  wire [3:0] bank0_18_raddr;
+  wire [31:0] bank0_18_rdata;
+  reg [3:0] bank0_18_waddr;
+  reg [31:0] bank0_18_wdata;
+  reg bank0_18_we;
+  wire [3:0] bank0_19_raddr;
+  wire [31:0] bank0_19_rdata;
+  reg [3:0] bank0_19_waddr;
+  reg [31:0] bank0_19_wdata;
+  reg bank0_19_we;
+  wire [3:0] bank0_1_raddr;
+  wire [31:0] bank0_1_rdata;
+  reg [3:0] bank0_1_waddr;
+  reg [31:0] bank0_1_wdata;
+  reg bank0_1_we;
+  wire [3:0] bank0_20_raddr;
+  wire [31:0] bank0_20_rdata;
+  reg [3:0] bank0_20_waddr;
+  reg [31:0] bank0_20_wdata;
+  reg bank0_20_we;
+  wire [3:0] bank0_21_raddr;
+  wire [31:0] bank0_21_rdata;
+  reg [3:0] bank0_21_waddr;
+  reg [31:0] bank0_21_wdata;
+  reg bank0_21_we;
+  wire [3:0] bank0_22_raddr;
+  wire [31:0] bank0_22_rdata;
+  reg [3:0] bank0_22_waddr;
+  reg [31:0] bank0_22_wdata;
+  reg bank0_22_we;
+  wire [3:0] bank0_23_raddr;
+  wire [31:0] bank0_23_rdata;
+  reg [3:0] bank0_23_waddr;
+  reg [31:0] bank0_23_wdata;
+  reg bank0_23_we;
+  wire [3:0] bank0_24_raddr;
+  wire [31:0] bank0_24_rdata;
+  reg [3:0] bank0_24_waddr;
+  reg [31:0] bank0_24_wdata;
+  reg bank0_24_we;
+  wire [3:0] bank0_25_raddr;
+  wire [31:0] bank0_25_rdata;
+  reg [3:0] bank0_25_waddr;
+  reg [31:0] bank0_25_wdata;
+  reg bank0_25_we;
+  wire [3:0] bank0_26_raddr;
+  wire [31:0] bank0_26_rdata;
+  reg [3:0] bank0_26_waddr;
+  reg [31:0] bank0_26_wdata;
+  reg bank0_26_we;
+  wire [3:0] bank0_27_raddr;
+  wire [31:0] bank0_27_rdata;
+  reg [3:0] bank0_27_waddr;
+  reg [31:0] bank0_27_wdata;
+  reg bank0_27_we;
+  wire [3:0] bank0_28_raddr;
+  wire [31:0] bank0_28_rdata;
+  reg [3:0] bank0_28_waddr;
+  reg [31:0] bank0_28_wdata;
+  reg bank0_28_we;
+  wire [3:0] bank0_29_raddr;
+  wire [31:0] bank0_29_rdata;
+  reg [3:0] bank0_29_waddr;
+  reg [31:0] bank0_29_wdata;
+  reg bank0_29_we;
+  wire [3:0] bank0_2_raddr;
+  wire [31:0] bank0_2_rdata;
+  reg [3:0] bank0_2_waddr;
+  reg [31:0] bank0_2_wdata;
+  reg bank0_2_we;
+  wire [3:0] bank0_30_raddr;
+  wire [31:0] bank0_30_rdata;
+  reg [3:0] bank0_30_waddr;
+  reg [31:0] bank0_30_wdata;
+  reg bank0_30_we;
+  wire [3:0] bank0_31_raddr;
+  wire [31:0] bank0_31_rdata;
+  reg [3:0] bank0_31_waddr;
+  reg [31:0] bank0_31_wdata;
+  reg bank0_31_we;
+  wire [3:0] bank0_3_raddr;
+  wire [31:0] bank0_3_rdata;
+  reg [3:0] bank0_3_waddr;
+  reg [31:0] bank0_3_wdata;
+  reg bank0_3_we;
+  wire [3:0] bank0_4_raddr;
+  wire [31:0] bank0_4_rdata;
+  reg [3:0] bank0_4_waddr;
+  reg [31:0] bank0_4_wdata;
+  reg bank0_4_we;
+  wire [3:0] bank0_5_raddr;
+  wire [31:0] bank0_5_rdata;
+  reg [3:0] bank0_5_waddr;
+  reg [31:0] bank0_5_wdata;
+  reg bank0_5_we;
+  wire [3:0] bank0_6_raddr;
+  wire [31:0] bank0_6_rdata;
+  reg [3:0] bank0_6_waddr;
+  reg [31:0] bank0_6_wdata;
+  reg bank0_6_we;
+  wire [3:0] bank0_7_raddr;
+  wire [31:0] bank0_7_rdata;
+  reg [3:0] bank0_7_waddr;
+  reg [31:0] bank0_7_wdata;
+  reg bank0_7_we;
+  wire [3:0] bank0_8_raddr;
+  wire [31:0] bank0_8_rdata;
+  reg [3:0] bank0_8_waddr;
+  reg [31:0] bank0_8_wdata;
+  reg bank0_8_we;
+  wire [3:0] bank0_9_raddr;
+  wire [31:0] bank0_9_rdata;
+  reg [3:0] bank0_9_waddr;
+  reg [31:0] bank0_9_wdata;
+  reg bank0_9_we;
   reg [31:0] bias_0 = 32'd0;
   reg [31:0] bias_1 = 32'd0;
   reg [31:0] bias_2 = 32'd0;
@@ -4359,7 +4530,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire hit0_7;
   wire hit0_8;
   wire hit0_9;
-  wire last_pair;
+  reg last_pair = 1'h0;
   wire [6:0] linear0_0;
   wire [6:0] linear0_1;
   wire [6:0] linear0_10;
@@ -4376,6 +4547,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [6:0] linear0_7;
   wire [6:0] linear0_8;
   wire [6:0] linear0_9;
+  reg [4:0] loaded_mults = 5'h00;
   reg [31:0] mults = 32'd0;
   reg [4:0] n_act = 5'h00;
   input [156:0] op__payload;
@@ -4488,70 +4660,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] product_7;
   wire [15:0] product_8;
   wire [15:0] product_9;
-  wire [3:0] raddr0_0;
-  wire [3:0] raddr0_1;
-  wire [3:0] raddr0_10;
-  wire [3:0] raddr0_11;
-  wire [3:0] raddr0_12;
-  wire [3:0] raddr0_13;
-  wire [3:0] raddr0_14;
-  wire [3:0] raddr0_15;
-  wire [3:0] raddr0_16;
-  wire [3:0] raddr0_17;
-  wire [3:0] raddr0_18;
-  wire [3:0] raddr0_19;
-  wire [3:0] raddr0_2;
-  wire [3:0] raddr0_20;
-  wire [3:0] raddr0_21;
-  wire [3:0] raddr0_22;
-  wire [3:0] raddr0_23;
-  wire [3:0] raddr0_24;
-  wire [3:0] raddr0_25;
-  wire [3:0] raddr0_26;
-  wire [3:0] raddr0_27;
-  wire [3:0] raddr0_28;
-  wire [3:0] raddr0_29;
-  wire [3:0] raddr0_3;
-  wire [3:0] raddr0_30;
-  wire [3:0] raddr0_31;
-  wire [3:0] raddr0_4;
-  wire [3:0] raddr0_5;
-  wire [3:0] raddr0_6;
-  wire [3:0] raddr0_7;
-  wire [3:0] raddr0_8;
-  wire [3:0] raddr0_9;
-  wire [31:0] rdata0_0;
-  wire [31:0] rdata0_1;
-  wire [31:0] rdata0_10;
-  wire [31:0] rdata0_11;
-  wire [31:0] rdata0_12;
-  wire [31:0] rdata0_13;
-  wire [31:0] rdata0_14;
-  wire [31:0] rdata0_15;
-  wire [31:0] rdata0_16;
-  wire [31:0] rdata0_17;
-  wire [31:0] rdata0_18;
-  wire [31:0] rdata0_19;
-  wire [31:0] rdata0_2;
-  wire [31:0] rdata0_20;
-  wire [31:0] rdata0_21;
-  wire [31:0] rdata0_22;
-  wire [31:0] rdata0_23;
-  wire [31:0] rdata0_24;
-  wire [31:0] rdata0_25;
-  wire [31:0] rdata0_26;
-  wire [31:0] rdata0_27;
-  wire [31:0] rdata0_28;
-  wire [31:0] rdata0_29;
-  wire [31:0] rdata0_3;
-  wire [31:0] rdata0_30;
-  wire [31:0] rdata0_31;
-  wire [31:0] rdata0_4;
-  wire [31:0] rdata0_5;
-  wire [31:0] rdata0_6;
-  wire [31:0] rdata0_7;
-  wire [31:0] rdata0_8;
-  wire [31:0] rdata0_9;
+  wire [156:0] r_data;
+  wire r_en;
+  wire r_rdy;
   wire ren0_0;
   wire ren0_1;
   wire ren0_10;
@@ -4619,7 +4730,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   input rst;
   wire rst;
   reg [119:0] same_bank = 120'h000000000000000000000000000000;
+  reg stalled = 1'h0;
   reg [31:0] stalls = 32'd0;
+  wire take;
   wire valid0_0;
   wire valid0_1;
   wire valid0_10;
@@ -4668,38 +4781,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] value0_7;
   wire [15:0] value0_8;
   wire [15:0] value0_9;
-  reg [3:0] waddr0_0;
-  reg [3:0] waddr0_1;
-  reg [3:0] waddr0_10;
-  reg [3:0] waddr0_11;
-  reg [3:0] waddr0_12;
-  reg [3:0] waddr0_13;
-  reg [3:0] waddr0_14;
-  reg [3:0] waddr0_15;
-  reg [3:0] waddr0_16;
-  reg [3:0] waddr0_17;
-  reg [3:0] waddr0_18;
-  reg [3:0] waddr0_19;
-  reg [3:0] waddr0_2;
-  reg [3:0] waddr0_20;
-  reg [3:0] waddr0_21;
-  reg [3:0] waddr0_22;
-  reg [3:0] waddr0_23;
-  reg [3:0] waddr0_24;
-  reg [3:0] waddr0_25;
-  reg [3:0] waddr0_26;
-  reg [3:0] waddr0_27;
-  reg [3:0] waddr0_28;
-  reg [3:0] waddr0_29;
-  reg [3:0] waddr0_3;
-  reg [3:0] waddr0_30;
-  reg [3:0] waddr0_31;
-  reg [3:0] waddr0_4;
-  reg [3:0] waddr0_5;
-  reg [3:0] waddr0_6;
-  reg [3:0] waddr0_7;
-  reg [3:0] waddr0_8;
-  reg [3:0] waddr0_9;
+  wire [156:0] w_data;
+  wire w_en;
+  wire w_rdy;
   wire [15:0] want0_0;
   wire [15:0] want0_1;
   wire [15:0] want0_10;
@@ -4732,70 +4816,6 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   wire [15:0] want0_7;
   wire [15:0] want0_8;
   wire [15:0] want0_9;
-  reg [31:0] wdata0_0;
-  reg [31:0] wdata0_1;
-  reg [31:0] wdata0_10;
-  reg [31:0] wdata0_11;
-  reg [31:0] wdata0_12;
-  reg [31:0] wdata0_13;
-  reg [31:0] wdata0_14;
-  reg [31:0] wdata0_15;
-  reg [31:0] wdata0_16;
-  reg [31:0] wdata0_17;
-  reg [31:0] wdata0_18;
-  reg [31:0] wdata0_19;
-  reg [31:0] wdata0_2;
-  reg [31:0] wdata0_20;
-  reg [31:0] wdata0_21;
-  reg [31:0] wdata0_22;
-  reg [31:0] wdata0_23;
-  reg [31:0] wdata0_24;
-  reg [31:0] wdata0_25;
-  reg [31:0] wdata0_26;
-  reg [31:0] wdata0_27;
-  reg [31:0] wdata0_28;
-  reg [31:0] wdata0_29;
-  reg [31:0] wdata0_3;
-  reg [31:0] wdata0_30;
-  reg [31:0] wdata0_31;
-  reg [31:0] wdata0_4;
-  reg [31:0] wdata0_5;
-  reg [31:0] wdata0_6;
-  reg [31:0] wdata0_7;
-  reg [31:0] wdata0_8;
-  reg [31:0] wdata0_9;
-  reg we0_0;
-  reg we0_1;
-  reg we0_10;
-  reg we0_11;
-  reg we0_12;
-  reg we0_13;
-  reg we0_14;
-  reg we0_15;
-  reg we0_16;
-  reg we0_17;
-  reg we0_18;
-  reg we0_19;
-  reg we0_2;
-  reg we0_20;
-  reg we0_21;
-  reg we0_22;
-  reg we0_23;
-  reg we0_24;
-  reg we0_25;
-  reg we0_26;
-  reg we0_27;
-  reg we0_28;
-  reg we0_29;
-  reg we0_3;
-  reg we0_30;
-  reg we0_31;
-  reg we0_4;
-  reg we0_5;
-  reg we0_6;
-  reg we0_7;
-  reg we0_8;
-  reg we0_9;
   reg [59:0] wgt = 60'h000000000000000;
   wire [7:0] \wgt.f ;
   wire [1:0] \wgt.f[0] ;
@@ -4873,3695 +4893,3693 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     if (act_wr__en)
       acts[act_wr__addr] <= act_wr__data;
   end
-  reg [87:0] _0_;
+  reg [3:0] _0_;
   always @(posedge clk) begin
-    if (act_rd__en) begin
-      _0_ <= acts[act_rd__addr];
-      if (act_wr__en && act_rd__addr == act_wr__addr)
-        _0_ <= act_wr__data;
-    end
+    _0_ <= act_rd__addr;
   end
-  assign act_rd__data = _0_;
+  assign act_rd__data = acts[_0_];
+  assign w_en = op__valid & op__ready;
+  assign \$1  = ~ clearing;
+  assign op__ready = w_rdy & \$1 ;
   assign product_0 = $signed(wgt[7:0]) * $signed(act_rd__data[7:0]);
   assign valid0_0 = wgt[56] & act_rd__data[56];
-  assign \$1  = act_rd__data[66:60] + wgt_offset0_0;
+  assign \$2  = act_rd__data[66:60] + wgt_offset0_0;
   assign product_1 = $signed(wgt[7:0]) * $signed(act_rd__data[15:8]);
   assign valid0_1 = wgt[56] & act_rd__data[57];
-  assign \$2  = act_rd__data[73:67] + wgt_offset0_0;
+  assign \$3  = act_rd__data[73:67] + wgt_offset0_0;
   assign product_2 = $signed(wgt[7:0]) * $signed(act_rd__data[23:16]);
   assign valid0_2 = wgt[56] & act_rd__data[58];
-  assign \$3  = act_rd__data[80:74] + wgt_offset0_0;
+  assign \$4  = act_rd__data[80:74] + wgt_offset0_0;
   assign product_3 = $signed(wgt[7:0]) * $signed(act_rd__data[31:24]);
   assign valid0_3 = wgt[56] & act_rd__data[59];
-  assign \$4  = act_rd__data[87:81] + wgt_offset0_0;
+  assign \$5  = act_rd__data[87:81] + wgt_offset0_0;
   assign product_4 = $signed(wgt[15:8]) * $signed(act_rd__data[7:0]);
   assign valid0_4 = wgt[57] & act_rd__data[56];
-  assign \$5  = act_rd__data[66:60] + wgt_offset0_1;
+  assign \$6  = act_rd__data[66:60] + wgt_offset0_1;
   assign product_5 = $signed(wgt[15:8]) * $signed(act_rd__data[15:8]);
   assign valid0_5 = wgt[57] & act_rd__data[57];
-  assign \$6  = act_rd__data[73:67] + wgt_offset0_1;
+  assign \$7  = act_rd__data[73:67] + wgt_offset0_1;
   assign product_6 = $signed(wgt[15:8]) * $signed(act_rd__data[23:16]);
   assign valid0_6 = wgt[57] & act_rd__data[58];
-  assign \$7  = act_rd__data[80:74] + wgt_offset0_1;
+  assign \$8  = act_rd__data[80:74] + wgt_offset0_1;
   assign product_7 = $signed(wgt[15:8]) * $signed(act_rd__data[31:24]);
   assign valid0_7 = wgt[57] & act_rd__data[59];
-  assign \$8  = act_rd__data[87:81] + wgt_offset0_1;
+  assign \$9  = act_rd__data[87:81] + wgt_offset0_1;
   assign product_8 = $signed(wgt[23:16]) * $signed(act_rd__data[7:0]);
   assign valid0_8 = wgt[58] & act_rd__data[56];
-  assign \$9  = act_rd__data[66:60] + wgt_offset0_2;
+  assign \$10  = act_rd__data[66:60] + wgt_offset0_2;
   assign product_9 = $signed(wgt[23:16]) * $signed(act_rd__data[15:8]);
   assign valid0_9 = wgt[58] & act_rd__data[57];
-  assign \$10  = act_rd__data[73:67] + wgt_offset0_2;
+  assign \$11  = act_rd__data[73:67] + wgt_offset0_2;
   assign product_10 = $signed(wgt[23:16]) * $signed(act_rd__data[23:16]);
   assign valid0_10 = wgt[58] & act_rd__data[58];
-  assign \$11  = act_rd__data[80:74] + wgt_offset0_2;
+  assign \$12  = act_rd__data[80:74] + wgt_offset0_2;
   assign product_11 = $signed(wgt[23:16]) * $signed(act_rd__data[31:24]);
   assign valid0_11 = wgt[58] & act_rd__data[59];
-  assign \$12  = act_rd__data[87:81] + wgt_offset0_2;
+  assign \$13  = act_rd__data[87:81] + wgt_offset0_2;
   assign product_12 = $signed(wgt[31:24]) * $signed(act_rd__data[7:0]);
   assign valid0_12 = wgt[59] & act_rd__data[56];
-  assign \$13  = act_rd__data[66:60] + wgt_offset0_3;
+  assign \$14  = act_rd__data[66:60] + wgt_offset0_3;
   assign product_13 = $signed(wgt[31:24]) * $signed(act_rd__data[15:8]);
   assign valid0_13 = wgt[59] & act_rd__data[57];
-  assign \$14  = act_rd__data[73:67] + wgt_offset0_3;
+  assign \$15  = act_rd__data[73:67] + wgt_offset0_3;
   assign product_14 = $signed(wgt[31:24]) * $signed(act_rd__data[23:16]);
   assign valid0_14 = wgt[59] & act_rd__data[58];
-  assign \$15  = act_rd__data[80:74] + wgt_offset0_3;
+  assign \$16  = act_rd__data[80:74] + wgt_offset0_3;
   assign product_15 = $signed(wgt[31:24]) * $signed(act_rd__data[31:24]);
   assign valid0_15 = wgt[59] & act_rd__data[59];
-  assign \$16  = act_rd__data[87:81] + wgt_offset0_3;
-  assign \$17  = ! d_bank0_0;
-  assign \$18  = pending0[0] & \$17 ;
-  assign \$19  = ! d_bank0_1;
-  assign \$20  = pending0[1] & \$19 ;
-  assign \$21  = ! d_bank0_2;
-  assign \$22  = pending0[2] & \$21 ;
-  assign \$23  = ! d_bank0_3;
-  assign \$24  = pending0[3] & \$23 ;
-  assign \$25  = ! d_bank0_4;
-  assign \$26  = pending0[4] & \$25 ;
-  assign \$27  = ! d_bank0_5;
-  assign \$28  = pending0[5] & \$27 ;
-  assign \$29  = ! d_bank0_6;
-  assign \$30  = pending0[6] & \$29 ;
-  assign \$31  = ! d_bank0_7;
-  assign \$32  = pending0[7] & \$31 ;
-  assign \$33  = ! d_bank0_8;
-  assign \$34  = pending0[8] & \$33 ;
-  assign \$35  = ! d_bank0_9;
-  assign \$36  = pending0[9] & \$35 ;
-  assign \$37  = ! d_bank0_10;
-  assign \$38  = pending0[10] & \$37 ;
-  assign \$39  = ! d_bank0_11;
-  assign \$40  = pending0[11] & \$39 ;
-  assign \$41  = ! d_bank0_12;
-  assign \$42  = pending0[12] & \$41 ;
-  assign \$43  = ! d_bank0_13;
-  assign \$44  = pending0[13] & \$43 ;
-  assign \$45  = ! d_bank0_14;
-  assign \$46  = pending0[14] & \$45 ;
-  assign \$47  = ! d_bank0_15;
-  assign \$48  = pending0[15] & \$47 ;
-  assign \$49  = ~ { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
-  assign \$50  = \$49  + 1'h1;
-  assign \$51  = { 1'h0, \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  } & \$50 ;
-  assign hit0_0 = | { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
-  assign \$52  = \$51 [0] ? d_row0_0 : 4'h0;
-  assign \$53  = \$51 [1] ? d_row0_1 : 4'h0;
-  assign \$54  = \$52  | \$53 ;
-  assign \$55  = \$51 [2] ? d_row0_2 : 4'h0;
-  assign \$56  = \$54  | \$55 ;
-  assign \$57  = \$51 [3] ? d_row0_3 : 4'h0;
-  assign \$58  = \$56  | \$57 ;
-  assign \$59  = \$51 [4] ? d_row0_4 : 4'h0;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = \$51 [5] ? d_row0_5 : 4'h0;
-  assign \$62  = \$60  | \$61 ;
-  assign \$63  = \$51 [6] ? d_row0_6 : 4'h0;
-  assign \$64  = \$62  | \$63 ;
-  assign \$65  = \$51 [7] ? d_row0_7 : 4'h0;
-  assign \$66  = \$64  | \$65 ;
-  assign \$67  = \$51 [8] ? d_row0_8 : 4'h0;
-  assign \$68  = \$66  | \$67 ;
-  assign \$69  = \$51 [9] ? d_row0_9 : 4'h0;
-  assign \$70  = \$68  | \$69 ;
-  assign \$71  = \$51 [10] ? d_row0_10 : 4'h0;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = \$51 [11] ? d_row0_11 : 4'h0;
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = \$51 [12] ? d_row0_12 : 4'h0;
-  assign \$76  = \$74  | \$75 ;
-  assign \$77  = \$51 [13] ? d_row0_13 : 4'h0;
-  assign \$78  = \$76  | \$77 ;
-  assign \$79  = \$51 [14] ? d_row0_14 : 4'h0;
-  assign \$80  = \$78  | \$79 ;
-  assign \$81  = \$51 [15] ? d_row0_15 : 4'h0;
-  assign row0_0 = \$80  | \$81 ;
-  assign \$82  = \$51 [0] ? d_product_0 : 16'h0000;
-  assign \$83  = \$51 [1] ? d_product_1 : 16'h0000;
-  assign \$84  = \$82  | \$83 ;
-  assign \$85  = \$51 [2] ? d_product_2 : 16'h0000;
-  assign \$86  = \$84  | \$85 ;
-  assign \$87  = \$51 [3] ? d_product_3 : 16'h0000;
-  assign \$88  = \$86  | \$87 ;
-  assign \$89  = \$51 [4] ? d_product_4 : 16'h0000;
-  assign \$90  = \$88  | \$89 ;
-  assign \$91  = \$51 [5] ? d_product_5 : 16'h0000;
-  assign \$92  = \$90  | \$91 ;
-  assign \$93  = \$51 [6] ? d_product_6 : 16'h0000;
-  assign \$94  = \$92  | \$93 ;
-  assign \$95  = \$51 [7] ? d_product_7 : 16'h0000;
-  assign \$96  = \$94  | \$95 ;
-  assign \$97  = \$51 [8] ? d_product_8 : 16'h0000;
-  assign \$98  = \$96  | \$97 ;
-  assign \$99  = \$51 [9] ? d_product_9 : 16'h0000;
-  assign \$100  = \$98  | \$99 ;
-  assign \$101  = \$51 [10] ? d_product_10 : 16'h0000;
-  assign \$102  = \$100  | \$101 ;
-  assign \$103  = \$51 [11] ? d_product_11 : 16'h0000;
-  assign \$104  = \$102  | \$103 ;
-  assign \$105  = \$51 [12] ? d_product_12 : 16'h0000;
-  assign \$106  = \$104  | \$105 ;
-  assign \$107  = \$51 [13] ? d_product_13 : 16'h0000;
-  assign \$108  = \$106  | \$107 ;
-  assign \$109  = \$51 [14] ? d_product_14 : 16'h0000;
-  assign \$110  = \$108  | \$109 ;
-  assign \$111  = \$51 [15] ? d_product_15 : 16'h0000;
-  assign value0_0 = \$110  | \$111 ;
-  assign \$112  = d_bank0_0 == 1'h1;
-  assign \$113  = pending0[0] & \$112 ;
-  assign \$114  = d_bank0_1 == 1'h1;
-  assign \$115  = pending0[1] & \$114 ;
-  assign \$116  = d_bank0_2 == 1'h1;
-  assign \$117  = pending0[2] & \$116 ;
-  assign \$118  = d_bank0_3 == 1'h1;
-  assign \$119  = pending0[3] & \$118 ;
-  assign \$120  = d_bank0_4 == 1'h1;
-  assign \$121  = pending0[4] & \$120 ;
-  assign \$122  = d_bank0_5 == 1'h1;
-  assign \$123  = pending0[5] & \$122 ;
-  assign \$124  = d_bank0_6 == 1'h1;
-  assign \$125  = pending0[6] & \$124 ;
-  assign \$126  = d_bank0_7 == 1'h1;
-  assign \$127  = pending0[7] & \$126 ;
-  assign \$128  = d_bank0_8 == 1'h1;
-  assign \$129  = pending0[8] & \$128 ;
-  assign \$130  = d_bank0_9 == 1'h1;
-  assign \$131  = pending0[9] & \$130 ;
-  assign \$132  = d_bank0_10 == 1'h1;
-  assign \$133  = pending0[10] & \$132 ;
-  assign \$134  = d_bank0_11 == 1'h1;
-  assign \$135  = pending0[11] & \$134 ;
-  assign \$136  = d_bank0_12 == 1'h1;
-  assign \$137  = pending0[12] & \$136 ;
-  assign \$138  = d_bank0_13 == 1'h1;
-  assign \$139  = pending0[13] & \$138 ;
-  assign \$140  = d_bank0_14 == 1'h1;
-  assign \$141  = pending0[14] & \$140 ;
-  assign \$142  = d_bank0_15 == 1'h1;
-  assign \$143  = pending0[15] & \$142 ;
-  assign \$144  = ~ { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
-  assign \$145  = \$144  + 1'h1;
-  assign \$146  = { 1'h0, \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  } & \$145 ;
-  assign hit0_1 = | { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
-  assign \$147  = \$146 [0] ? d_row0_0 : 4'h0;
-  assign \$148  = \$146 [1] ? d_row0_1 : 4'h0;
-  assign \$149  = \$147  | \$148 ;
-  assign \$150  = \$146 [2] ? d_row0_2 : 4'h0;
-  assign \$151  = \$149  | \$150 ;
-  assign \$152  = \$146 [3] ? d_row0_3 : 4'h0;
-  assign \$153  = \$151  | \$152 ;
-  assign \$154  = \$146 [4] ? d_row0_4 : 4'h0;
-  assign \$155  = \$153  | \$154 ;
-  assign \$156  = \$146 [5] ? d_row0_5 : 4'h0;
-  assign \$157  = \$155  | \$156 ;
-  assign \$158  = \$146 [6] ? d_row0_6 : 4'h0;
-  assign \$159  = \$157  | \$158 ;
-  assign \$160  = \$146 [7] ? d_row0_7 : 4'h0;
-  assign \$161  = \$159  | \$160 ;
-  assign \$162  = \$146 [8] ? d_row0_8 : 4'h0;
-  assign \$163  = \$161  | \$162 ;
-  assign \$164  = \$146 [9] ? d_row0_9 : 4'h0;
-  assign \$165  = \$163  | \$164 ;
-  assign \$166  = \$146 [10] ? d_row0_10 : 4'h0;
-  assign \$167  = \$165  | \$166 ;
-  assign \$168  = \$146 [11] ? d_row0_11 : 4'h0;
-  assign \$169  = \$167  | \$168 ;
-  assign \$170  = \$146 [12] ? d_row0_12 : 4'h0;
-  assign \$171  = \$169  | \$170 ;
-  assign \$172  = \$146 [13] ? d_row0_13 : 4'h0;
-  assign \$173  = \$171  | \$172 ;
-  assign \$174  = \$146 [14] ? d_row0_14 : 4'h0;
-  assign \$175  = \$173  | \$174 ;
-  assign \$176  = \$146 [15] ? d_row0_15 : 4'h0;
-  assign row0_1 = \$175  | \$176 ;
-  assign \$177  = \$146 [0] ? d_product_0 : 16'h0000;
-  assign \$178  = \$146 [1] ? d_product_1 : 16'h0000;
-  assign \$179  = \$177  | \$178 ;
-  assign \$180  = \$146 [2] ? d_product_2 : 16'h0000;
-  assign \$181  = \$179  | \$180 ;
-  assign \$182  = \$146 [3] ? d_product_3 : 16'h0000;
-  assign \$183  = \$181  | \$182 ;
-  assign \$184  = \$146 [4] ? d_product_4 : 16'h0000;
-  assign \$185  = \$183  | \$184 ;
-  assign \$186  = \$146 [5] ? d_product_5 : 16'h0000;
-  assign \$187  = \$185  | \$186 ;
-  assign \$188  = \$146 [6] ? d_product_6 : 16'h0000;
-  assign \$189  = \$187  | \$188 ;
-  assign \$190  = \$146 [7] ? d_product_7 : 16'h0000;
-  assign \$191  = \$189  | \$190 ;
-  assign \$192  = \$146 [8] ? d_product_8 : 16'h0000;
-  assign \$193  = \$191  | \$192 ;
-  assign \$194  = \$146 [9] ? d_product_9 : 16'h0000;
-  assign \$195  = \$193  | \$194 ;
-  assign \$196  = \$146 [10] ? d_product_10 : 16'h0000;
-  assign \$197  = \$195  | \$196 ;
-  assign \$198  = \$146 [11] ? d_product_11 : 16'h0000;
-  assign \$199  = \$197  | \$198 ;
-  assign \$200  = \$146 [12] ? d_product_12 : 16'h0000;
-  assign \$201  = \$199  | \$200 ;
-  assign \$202  = \$146 [13] ? d_product_13 : 16'h0000;
-  assign \$203  = \$201  | \$202 ;
-  assign \$204  = \$146 [14] ? d_product_14 : 16'h0000;
-  assign \$205  = \$203  | \$204 ;
-  assign \$206  = \$146 [15] ? d_product_15 : 16'h0000;
-  assign value0_1 = \$205  | \$206 ;
-  assign \$207  = d_bank0_0 == 2'h2;
-  assign \$208  = pending0[0] & \$207 ;
-  assign \$209  = d_bank0_1 == 2'h2;
-  assign \$210  = pending0[1] & \$209 ;
-  assign \$211  = d_bank0_2 == 2'h2;
-  assign \$212  = pending0[2] & \$211 ;
-  assign \$213  = d_bank0_3 == 2'h2;
-  assign \$214  = pending0[3] & \$213 ;
-  assign \$215  = d_bank0_4 == 2'h2;
-  assign \$216  = pending0[4] & \$215 ;
-  assign \$217  = d_bank0_5 == 2'h2;
-  assign \$218  = pending0[5] & \$217 ;
-  assign \$219  = d_bank0_6 == 2'h2;
-  assign \$220  = pending0[6] & \$219 ;
-  assign \$221  = d_bank0_7 == 2'h2;
-  assign \$222  = pending0[7] & \$221 ;
-  assign \$223  = d_bank0_8 == 2'h2;
-  assign \$224  = pending0[8] & \$223 ;
-  assign \$225  = d_bank0_9 == 2'h2;
-  assign \$226  = pending0[9] & \$225 ;
-  assign \$227  = d_bank0_10 == 2'h2;
-  assign \$228  = pending0[10] & \$227 ;
-  assign \$229  = d_bank0_11 == 2'h2;
-  assign \$230  = pending0[11] & \$229 ;
-  assign \$231  = d_bank0_12 == 2'h2;
-  assign \$232  = pending0[12] & \$231 ;
-  assign \$233  = d_bank0_13 == 2'h2;
-  assign \$234  = pending0[13] & \$233 ;
-  assign \$235  = d_bank0_14 == 2'h2;
-  assign \$236  = pending0[14] & \$235 ;
-  assign \$237  = d_bank0_15 == 2'h2;
-  assign \$238  = pending0[15] & \$237 ;
-  assign \$239  = ~ { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
-  assign \$240  = \$239  + 1'h1;
-  assign \$241  = { 1'h0, \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  } & \$240 ;
-  assign hit0_2 = | { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
-  assign \$242  = \$241 [0] ? d_row0_0 : 4'h0;
-  assign \$243  = \$241 [1] ? d_row0_1 : 4'h0;
-  assign \$244  = \$242  | \$243 ;
-  assign \$245  = \$241 [2] ? d_row0_2 : 4'h0;
-  assign \$246  = \$244  | \$245 ;
-  assign \$247  = \$241 [3] ? d_row0_3 : 4'h0;
-  assign \$248  = \$246  | \$247 ;
-  assign \$249  = \$241 [4] ? d_row0_4 : 4'h0;
-  assign \$250  = \$248  | \$249 ;
-  assign \$251  = \$241 [5] ? d_row0_5 : 4'h0;
-  assign \$252  = \$250  | \$251 ;
-  assign \$253  = \$241 [6] ? d_row0_6 : 4'h0;
-  assign \$254  = \$252  | \$253 ;
-  assign \$255  = \$241 [7] ? d_row0_7 : 4'h0;
-  assign \$256  = \$254  | \$255 ;
-  assign \$257  = \$241 [8] ? d_row0_8 : 4'h0;
-  assign \$258  = \$256  | \$257 ;
-  assign \$259  = \$241 [9] ? d_row0_9 : 4'h0;
-  assign \$260  = \$258  | \$259 ;
-  assign \$261  = \$241 [10] ? d_row0_10 : 4'h0;
-  assign \$262  = \$260  | \$261 ;
-  assign \$263  = \$241 [11] ? d_row0_11 : 4'h0;
-  assign \$264  = \$262  | \$263 ;
-  assign \$265  = \$241 [12] ? d_row0_12 : 4'h0;
-  assign \$266  = \$264  | \$265 ;
-  assign \$267  = \$241 [13] ? d_row0_13 : 4'h0;
-  assign \$268  = \$266  | \$267 ;
-  assign \$269  = \$241 [14] ? d_row0_14 : 4'h0;
-  assign \$270  = \$268  | \$269 ;
-  assign \$271  = \$241 [15] ? d_row0_15 : 4'h0;
-  assign row0_2 = \$270  | \$271 ;
-  assign \$272  = \$241 [0] ? d_product_0 : 16'h0000;
-  assign \$273  = \$241 [1] ? d_product_1 : 16'h0000;
-  assign \$274  = \$272  | \$273 ;
-  assign \$275  = \$241 [2] ? d_product_2 : 16'h0000;
-  assign \$276  = \$274  | \$275 ;
-  assign \$277  = \$241 [3] ? d_product_3 : 16'h0000;
-  assign \$278  = \$276  | \$277 ;
-  assign \$279  = \$241 [4] ? d_product_4 : 16'h0000;
-  assign \$280  = \$278  | \$279 ;
-  assign \$281  = \$241 [5] ? d_product_5 : 16'h0000;
-  assign \$282  = \$280  | \$281 ;
-  assign \$283  = \$241 [6] ? d_product_6 : 16'h0000;
-  assign \$284  = \$282  | \$283 ;
-  assign \$285  = \$241 [7] ? d_product_7 : 16'h0000;
-  assign \$286  = \$284  | \$285 ;
-  assign \$287  = \$241 [8] ? d_product_8 : 16'h0000;
-  assign \$288  = \$286  | \$287 ;
-  assign \$289  = \$241 [9] ? d_product_9 : 16'h0000;
-  assign \$290  = \$288  | \$289 ;
-  assign \$291  = \$241 [10] ? d_product_10 : 16'h0000;
-  assign \$292  = \$290  | \$291 ;
-  assign \$293  = \$241 [11] ? d_product_11 : 16'h0000;
-  assign \$294  = \$292  | \$293 ;
-  assign \$295  = \$241 [12] ? d_product_12 : 16'h0000;
-  assign \$296  = \$294  | \$295 ;
-  assign \$297  = \$241 [13] ? d_product_13 : 16'h0000;
-  assign \$298  = \$296  | \$297 ;
-  assign \$299  = \$241 [14] ? d_product_14 : 16'h0000;
-  assign \$300  = \$298  | \$299 ;
-  assign \$301  = \$241 [15] ? d_product_15 : 16'h0000;
-  assign value0_2 = \$300  | \$301 ;
-  assign \$302  = d_bank0_0 == 2'h3;
-  assign \$303  = pending0[0] & \$302 ;
-  assign \$304  = d_bank0_1 == 2'h3;
-  assign \$305  = pending0[1] & \$304 ;
-  assign \$306  = d_bank0_2 == 2'h3;
-  assign \$307  = pending0[2] & \$306 ;
-  assign \$308  = d_bank0_3 == 2'h3;
-  assign \$309  = pending0[3] & \$308 ;
-  assign \$310  = d_bank0_4 == 2'h3;
-  assign \$311  = pending0[4] & \$310 ;
-  assign \$312  = d_bank0_5 == 2'h3;
-  assign \$313  = pending0[5] & \$312 ;
-  assign \$314  = d_bank0_6 == 2'h3;
-  assign \$315  = pending0[6] & \$314 ;
-  assign \$316  = d_bank0_7 == 2'h3;
-  assign \$317  = pending0[7] & \$316 ;
-  assign \$318  = d_bank0_8 == 2'h3;
-  assign \$319  = pending0[8] & \$318 ;
-  assign \$320  = d_bank0_9 == 2'h3;
-  assign \$321  = pending0[9] & \$320 ;
-  assign \$322  = d_bank0_10 == 2'h3;
-  assign \$323  = pending0[10] & \$322 ;
-  assign \$324  = d_bank0_11 == 2'h3;
-  assign \$325  = pending0[11] & \$324 ;
-  assign \$326  = d_bank0_12 == 2'h3;
-  assign \$327  = pending0[12] & \$326 ;
-  assign \$328  = d_bank0_13 == 2'h3;
-  assign \$329  = pending0[13] & \$328 ;
-  assign \$330  = d_bank0_14 == 2'h3;
-  assign \$331  = pending0[14] & \$330 ;
-  assign \$332  = d_bank0_15 == 2'h3;
-  assign \$333  = pending0[15] & \$332 ;
-  assign \$334  = ~ { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
-  assign \$335  = \$334  + 1'h1;
-  assign \$336  = { 1'h0, \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  } & \$335 ;
-  assign hit0_3 = | { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
-  assign \$337  = \$336 [0] ? d_row0_0 : 4'h0;
-  assign \$338  = \$336 [1] ? d_row0_1 : 4'h0;
-  assign \$339  = \$337  | \$338 ;
-  assign \$340  = \$336 [2] ? d_row0_2 : 4'h0;
-  assign \$341  = \$339  | \$340 ;
-  assign \$342  = \$336 [3] ? d_row0_3 : 4'h0;
-  assign \$343  = \$341  | \$342 ;
-  assign \$344  = \$336 [4] ? d_row0_4 : 4'h0;
-  assign \$345  = \$343  | \$344 ;
-  assign \$346  = \$336 [5] ? d_row0_5 : 4'h0;
-  assign \$347  = \$345  | \$346 ;
-  assign \$348  = \$336 [6] ? d_row0_6 : 4'h0;
-  assign \$349  = \$347  | \$348 ;
-  assign \$350  = \$336 [7] ? d_row0_7 : 4'h0;
-  assign \$351  = \$349  | \$350 ;
-  assign \$352  = \$336 [8] ? d_row0_8 : 4'h0;
-  assign \$353  = \$351  | \$352 ;
-  assign \$354  = \$336 [9] ? d_row0_9 : 4'h0;
-  assign \$355  = \$353  | \$354 ;
-  assign \$356  = \$336 [10] ? d_row0_10 : 4'h0;
-  assign \$357  = \$355  | \$356 ;
-  assign \$358  = \$336 [11] ? d_row0_11 : 4'h0;
-  assign \$359  = \$357  | \$358 ;
-  assign \$360  = \$336 [12] ? d_row0_12 : 4'h0;
-  assign \$361  = \$359  | \$360 ;
-  assign \$362  = \$336 [13] ? d_row0_13 : 4'h0;
-  assign \$363  = \$361  | \$362 ;
-  assign \$364  = \$336 [14] ? d_row0_14 : 4'h0;
-  assign \$365  = \$363  | \$364 ;
-  assign \$366  = \$336 [15] ? d_row0_15 : 4'h0;
-  assign row0_3 = \$365  | \$366 ;
-  assign \$367  = \$336 [0] ? d_product_0 : 16'h0000;
-  assign \$368  = \$336 [1] ? d_product_1 : 16'h0000;
-  assign \$369  = \$367  | \$368 ;
-  assign \$370  = \$336 [2] ? d_product_2 : 16'h0000;
-  assign \$371  = \$369  | \$370 ;
-  assign \$372  = \$336 [3] ? d_product_3 : 16'h0000;
-  assign \$373  = \$371  | \$372 ;
-  assign \$374  = \$336 [4] ? d_product_4 : 16'h0000;
-  assign \$375  = \$373  | \$374 ;
-  assign \$376  = \$336 [5] ? d_product_5 : 16'h0000;
-  assign \$377  = \$375  | \$376 ;
-  assign \$378  = \$336 [6] ? d_product_6 : 16'h0000;
-  assign \$379  = \$377  | \$378 ;
-  assign \$380  = \$336 [7] ? d_product_7 : 16'h0000;
-  assign \$381  = \$379  | \$380 ;
-  assign \$382  = \$336 [8] ? d_product_8 : 16'h0000;
-  assign \$383  = \$381  | \$382 ;
-  assign \$384  = \$336 [9] ? d_product_9 : 16'h0000;
-  assign \$385  = \$383  | \$384 ;
-  assign \$386  = \$336 [10] ? d_product_10 : 16'h0000;
-  assign \$387  = \$385  | \$386 ;
-  assign \$388  = \$336 [11] ? d_product_11 : 16'h0000;
-  assign \$389  = \$387  | \$388 ;
-  assign \$390  = \$336 [12] ? d_product_12 : 16'h0000;
-  assign \$391  = \$389  | \$390 ;
-  assign \$392  = \$336 [13] ? d_product_13 : 16'h0000;
-  assign \$393  = \$391  | \$392 ;
-  assign \$394  = \$336 [14] ? d_product_14 : 16'h0000;
-  assign \$395  = \$393  | \$394 ;
-  assign \$396  = \$336 [15] ? d_product_15 : 16'h0000;
-  assign value0_3 = \$395  | \$396 ;
-  assign \$397  = d_bank0_0 == 3'h4;
-  assign \$398  = pending0[0] & \$397 ;
-  assign \$399  = d_bank0_1 == 3'h4;
-  assign \$400  = pending0[1] & \$399 ;
-  assign \$401  = d_bank0_2 == 3'h4;
-  assign \$402  = pending0[2] & \$401 ;
-  assign \$403  = d_bank0_3 == 3'h4;
-  assign \$404  = pending0[3] & \$403 ;
-  assign \$405  = d_bank0_4 == 3'h4;
-  assign \$406  = pending0[4] & \$405 ;
-  assign \$407  = d_bank0_5 == 3'h4;
-  assign \$408  = pending0[5] & \$407 ;
-  assign \$409  = d_bank0_6 == 3'h4;
-  assign \$410  = pending0[6] & \$409 ;
-  assign \$411  = d_bank0_7 == 3'h4;
-  assign \$412  = pending0[7] & \$411 ;
-  assign \$413  = d_bank0_8 == 3'h4;
-  assign \$414  = pending0[8] & \$413 ;
-  assign \$415  = d_bank0_9 == 3'h4;
-  assign \$416  = pending0[9] & \$415 ;
-  assign \$417  = d_bank0_10 == 3'h4;
-  assign \$418  = pending0[10] & \$417 ;
-  assign \$419  = d_bank0_11 == 3'h4;
-  assign \$420  = pending0[11] & \$419 ;
-  assign \$421  = d_bank0_12 == 3'h4;
-  assign \$422  = pending0[12] & \$421 ;
-  assign \$423  = d_bank0_13 == 3'h4;
-  assign \$424  = pending0[13] & \$423 ;
-  assign \$425  = d_bank0_14 == 3'h4;
-  assign \$426  = pending0[14] & \$425 ;
-  assign \$427  = d_bank0_15 == 3'h4;
-  assign \$428  = pending0[15] & \$427 ;
-  assign \$429  = ~ { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
-  assign \$430  = \$429  + 1'h1;
-  assign \$431  = { 1'h0, \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  } & \$430 ;
-  assign hit0_4 = | { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
-  assign \$432  = \$431 [0] ? d_row0_0 : 4'h0;
-  assign \$433  = \$431 [1] ? d_row0_1 : 4'h0;
-  assign \$434  = \$432  | \$433 ;
-  assign \$435  = \$431 [2] ? d_row0_2 : 4'h0;
-  assign \$436  = \$434  | \$435 ;
-  assign \$437  = \$431 [3] ? d_row0_3 : 4'h0;
-  assign \$438  = \$436  | \$437 ;
-  assign \$439  = \$431 [4] ? d_row0_4 : 4'h0;
-  assign \$440  = \$438  | \$439 ;
-  assign \$441  = \$431 [5] ? d_row0_5 : 4'h0;
-  assign \$442  = \$440  | \$441 ;
-  assign \$443  = \$431 [6] ? d_row0_6 : 4'h0;
-  assign \$444  = \$442  | \$443 ;
-  assign \$445  = \$431 [7] ? d_row0_7 : 4'h0;
-  assign \$446  = \$444  | \$445 ;
-  assign \$447  = \$431 [8] ? d_row0_8 : 4'h0;
-  assign \$448  = \$446  | \$447 ;
-  assign \$449  = \$431 [9] ? d_row0_9 : 4'h0;
-  assign \$450  = \$448  | \$449 ;
-  assign \$451  = \$431 [10] ? d_row0_10 : 4'h0;
-  assign \$452  = \$450  | \$451 ;
-  assign \$453  = \$431 [11] ? d_row0_11 : 4'h0;
-  assign \$454  = \$452  | \$453 ;
-  assign \$455  = \$431 [12] ? d_row0_12 : 4'h0;
-  assign \$456  = \$454  | \$455 ;
-  assign \$457  = \$431 [13] ? d_row0_13 : 4'h0;
-  assign \$458  = \$456  | \$457 ;
-  assign \$459  = \$431 [14] ? d_row0_14 : 4'h0;
-  assign \$460  = \$458  | \$459 ;
-  assign \$461  = \$431 [15] ? d_row0_15 : 4'h0;
-  assign row0_4 = \$460  | \$461 ;
-  assign \$462  = \$431 [0] ? d_product_0 : 16'h0000;
-  assign \$463  = \$431 [1] ? d_product_1 : 16'h0000;
-  assign \$464  = \$462  | \$463 ;
-  assign \$465  = \$431 [2] ? d_product_2 : 16'h0000;
-  assign \$466  = \$464  | \$465 ;
-  assign \$467  = \$431 [3] ? d_product_3 : 16'h0000;
-  assign \$468  = \$466  | \$467 ;
-  assign \$469  = \$431 [4] ? d_product_4 : 16'h0000;
-  assign \$470  = \$468  | \$469 ;
-  assign \$471  = \$431 [5] ? d_product_5 : 16'h0000;
-  assign \$472  = \$470  | \$471 ;
-  assign \$473  = \$431 [6] ? d_product_6 : 16'h0000;
-  assign \$474  = \$472  | \$473 ;
-  assign \$475  = \$431 [7] ? d_product_7 : 16'h0000;
-  assign \$476  = \$474  | \$475 ;
-  assign \$477  = \$431 [8] ? d_product_8 : 16'h0000;
-  assign \$478  = \$476  | \$477 ;
-  assign \$479  = \$431 [9] ? d_product_9 : 16'h0000;
-  assign \$480  = \$478  | \$479 ;
-  assign \$481  = \$431 [10] ? d_product_10 : 16'h0000;
-  assign \$482  = \$480  | \$481 ;
-  assign \$483  = \$431 [11] ? d_product_11 : 16'h0000;
-  assign \$484  = \$482  | \$483 ;
-  assign \$485  = \$431 [12] ? d_product_12 : 16'h0000;
-  assign \$486  = \$484  | \$485 ;
-  assign \$487  = \$431 [13] ? d_product_13 : 16'h0000;
-  assign \$488  = \$486  | \$487 ;
-  assign \$489  = \$431 [14] ? d_product_14 : 16'h0000;
-  assign \$490  = \$488  | \$489 ;
-  assign \$491  = \$431 [15] ? d_product_15 : 16'h0000;
-  assign value0_4 = \$490  | \$491 ;
-  assign \$492  = d_bank0_0 == 3'h5;
-  assign \$493  = pending0[0] & \$492 ;
-  assign \$494  = d_bank0_1 == 3'h5;
-  assign \$495  = pending0[1] & \$494 ;
-  assign \$496  = d_bank0_2 == 3'h5;
-  assign \$497  = pending0[2] & \$496 ;
-  assign \$498  = d_bank0_3 == 3'h5;
-  assign \$499  = pending0[3] & \$498 ;
-  assign \$500  = d_bank0_4 == 3'h5;
-  assign \$501  = pending0[4] & \$500 ;
-  assign \$502  = d_bank0_5 == 3'h5;
-  assign \$503  = pending0[5] & \$502 ;
-  assign \$504  = d_bank0_6 == 3'h5;
-  assign \$505  = pending0[6] & \$504 ;
-  assign \$506  = d_bank0_7 == 3'h5;
-  assign \$507  = pending0[7] & \$506 ;
-  assign \$508  = d_bank0_8 == 3'h5;
-  assign \$509  = pending0[8] & \$508 ;
-  assign \$510  = d_bank0_9 == 3'h5;
-  assign \$511  = pending0[9] & \$510 ;
-  assign \$512  = d_bank0_10 == 3'h5;
-  assign \$513  = pending0[10] & \$512 ;
-  assign \$514  = d_bank0_11 == 3'h5;
-  assign \$515  = pending0[11] & \$514 ;
-  assign \$516  = d_bank0_12 == 3'h5;
-  assign \$517  = pending0[12] & \$516 ;
-  assign \$518  = d_bank0_13 == 3'h5;
-  assign \$519  = pending0[13] & \$518 ;
-  assign \$520  = d_bank0_14 == 3'h5;
-  assign \$521  = pending0[14] & \$520 ;
-  assign \$522  = d_bank0_15 == 3'h5;
-  assign \$523  = pending0[15] & \$522 ;
-  assign \$524  = ~ { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
-  assign \$525  = \$524  + 1'h1;
-  assign \$526  = { 1'h0, \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  } & \$525 ;
-  assign hit0_5 = | { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
-  assign \$527  = \$526 [0] ? d_row0_0 : 4'h0;
-  assign \$528  = \$526 [1] ? d_row0_1 : 4'h0;
-  assign \$529  = \$527  | \$528 ;
-  assign \$530  = \$526 [2] ? d_row0_2 : 4'h0;
-  assign \$531  = \$529  | \$530 ;
-  assign \$532  = \$526 [3] ? d_row0_3 : 4'h0;
-  assign \$533  = \$531  | \$532 ;
-  assign \$534  = \$526 [4] ? d_row0_4 : 4'h0;
-  assign \$535  = \$533  | \$534 ;
-  assign \$536  = \$526 [5] ? d_row0_5 : 4'h0;
-  assign \$537  = \$535  | \$536 ;
-  assign \$538  = \$526 [6] ? d_row0_6 : 4'h0;
-  assign \$539  = \$537  | \$538 ;
-  assign \$540  = \$526 [7] ? d_row0_7 : 4'h0;
-  assign \$541  = \$539  | \$540 ;
-  assign \$542  = \$526 [8] ? d_row0_8 : 4'h0;
-  assign \$543  = \$541  | \$542 ;
-  assign \$544  = \$526 [9] ? d_row0_9 : 4'h0;
-  assign \$545  = \$543  | \$544 ;
-  assign \$546  = \$526 [10] ? d_row0_10 : 4'h0;
-  assign \$547  = \$545  | \$546 ;
-  assign \$548  = \$526 [11] ? d_row0_11 : 4'h0;
-  assign \$549  = \$547  | \$548 ;
-  assign \$550  = \$526 [12] ? d_row0_12 : 4'h0;
-  assign \$551  = \$549  | \$550 ;
-  assign \$552  = \$526 [13] ? d_row0_13 : 4'h0;
-  assign \$553  = \$551  | \$552 ;
-  assign \$554  = \$526 [14] ? d_row0_14 : 4'h0;
-  assign \$555  = \$553  | \$554 ;
-  assign \$556  = \$526 [15] ? d_row0_15 : 4'h0;
-  assign row0_5 = \$555  | \$556 ;
-  assign \$557  = \$526 [0] ? d_product_0 : 16'h0000;
-  assign \$558  = \$526 [1] ? d_product_1 : 16'h0000;
-  assign \$559  = \$557  | \$558 ;
-  assign \$560  = \$526 [2] ? d_product_2 : 16'h0000;
-  assign \$561  = \$559  | \$560 ;
-  assign \$562  = \$526 [3] ? d_product_3 : 16'h0000;
-  assign \$563  = \$561  | \$562 ;
-  assign \$564  = \$526 [4] ? d_product_4 : 16'h0000;
-  assign \$565  = \$563  | \$564 ;
-  assign \$566  = \$526 [5] ? d_product_5 : 16'h0000;
-  assign \$567  = \$565  | \$566 ;
-  assign \$568  = \$526 [6] ? d_product_6 : 16'h0000;
-  assign \$569  = \$567  | \$568 ;
-  assign \$570  = \$526 [7] ? d_product_7 : 16'h0000;
-  assign \$571  = \$569  | \$570 ;
-  assign \$572  = \$526 [8] ? d_product_8 : 16'h0000;
-  assign \$573  = \$571  | \$572 ;
-  assign \$574  = \$526 [9] ? d_product_9 : 16'h0000;
-  assign \$575  = \$573  | \$574 ;
-  assign \$576  = \$526 [10] ? d_product_10 : 16'h0000;
-  assign \$577  = \$575  | \$576 ;
-  assign \$578  = \$526 [11] ? d_product_11 : 16'h0000;
-  assign \$579  = \$577  | \$578 ;
-  assign \$580  = \$526 [12] ? d_product_12 : 16'h0000;
-  assign \$581  = \$579  | \$580 ;
-  assign \$582  = \$526 [13] ? d_product_13 : 16'h0000;
-  assign \$583  = \$581  | \$582 ;
-  assign \$584  = \$526 [14] ? d_product_14 : 16'h0000;
-  assign \$585  = \$583  | \$584 ;
-  assign \$586  = \$526 [15] ? d_product_15 : 16'h0000;
-  assign value0_5 = \$585  | \$586 ;
-  assign \$587  = d_bank0_0 == 3'h6;
-  assign \$588  = pending0[0] & \$587 ;
-  assign \$589  = d_bank0_1 == 3'h6;
-  assign \$590  = pending0[1] & \$589 ;
-  assign \$591  = d_bank0_2 == 3'h6;
-  assign \$592  = pending0[2] & \$591 ;
-  assign \$593  = d_bank0_3 == 3'h6;
-  assign \$594  = pending0[3] & \$593 ;
-  assign \$595  = d_bank0_4 == 3'h6;
-  assign \$596  = pending0[4] & \$595 ;
-  assign \$597  = d_bank0_5 == 3'h6;
-  assign \$598  = pending0[5] & \$597 ;
-  assign \$599  = d_bank0_6 == 3'h6;
-  assign \$600  = pending0[6] & \$599 ;
-  assign \$601  = d_bank0_7 == 3'h6;
-  assign \$602  = pending0[7] & \$601 ;
-  assign \$603  = d_bank0_8 == 3'h6;
-  assign \$604  = pending0[8] & \$603 ;
-  assign \$605  = d_bank0_9 == 3'h6;
-  assign \$606  = pending0[9] & \$605 ;
-  assign \$607  = d_bank0_10 == 3'h6;
-  assign \$608  = pending0[10] & \$607 ;
-  assign \$609  = d_bank0_11 == 3'h6;
-  assign \$610  = pending0[11] & \$609 ;
-  assign \$611  = d_bank0_12 == 3'h6;
-  assign \$612  = pending0[12] & \$611 ;
-  assign \$613  = d_bank0_13 == 3'h6;
-  assign \$614  = pending0[13] & \$613 ;
-  assign \$615  = d_bank0_14 == 3'h6;
-  assign \$616  = pending0[14] & \$615 ;
-  assign \$617  = d_bank0_15 == 3'h6;
-  assign \$618  = pending0[15] & \$617 ;
-  assign \$619  = ~ { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
-  assign \$620  = \$619  + 1'h1;
-  assign \$621  = { 1'h0, \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  } & \$620 ;
-  assign hit0_6 = | { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
-  assign \$622  = \$621 [0] ? d_row0_0 : 4'h0;
-  assign \$623  = \$621 [1] ? d_row0_1 : 4'h0;
-  assign \$624  = \$622  | \$623 ;
-  assign \$625  = \$621 [2] ? d_row0_2 : 4'h0;
-  assign \$626  = \$624  | \$625 ;
-  assign \$627  = \$621 [3] ? d_row0_3 : 4'h0;
-  assign \$628  = \$626  | \$627 ;
-  assign \$629  = \$621 [4] ? d_row0_4 : 4'h0;
-  assign \$630  = \$628  | \$629 ;
-  assign \$631  = \$621 [5] ? d_row0_5 : 4'h0;
-  assign \$632  = \$630  | \$631 ;
-  assign \$633  = \$621 [6] ? d_row0_6 : 4'h0;
-  assign \$634  = \$632  | \$633 ;
-  assign \$635  = \$621 [7] ? d_row0_7 : 4'h0;
-  assign \$636  = \$634  | \$635 ;
-  assign \$637  = \$621 [8] ? d_row0_8 : 4'h0;
-  assign \$638  = \$636  | \$637 ;
-  assign \$639  = \$621 [9] ? d_row0_9 : 4'h0;
-  assign \$640  = \$638  | \$639 ;
-  assign \$641  = \$621 [10] ? d_row0_10 : 4'h0;
-  assign \$642  = \$640  | \$641 ;
-  assign \$643  = \$621 [11] ? d_row0_11 : 4'h0;
-  assign \$644  = \$642  | \$643 ;
-  assign \$645  = \$621 [12] ? d_row0_12 : 4'h0;
-  assign \$646  = \$644  | \$645 ;
-  assign \$647  = \$621 [13] ? d_row0_13 : 4'h0;
-  assign \$648  = \$646  | \$647 ;
-  assign \$649  = \$621 [14] ? d_row0_14 : 4'h0;
-  assign \$650  = \$648  | \$649 ;
-  assign \$651  = \$621 [15] ? d_row0_15 : 4'h0;
-  assign row0_6 = \$650  | \$651 ;
-  assign \$652  = \$621 [0] ? d_product_0 : 16'h0000;
-  assign \$653  = \$621 [1] ? d_product_1 : 16'h0000;
-  assign \$654  = \$652  | \$653 ;
-  assign \$655  = \$621 [2] ? d_product_2 : 16'h0000;
-  assign \$656  = \$654  | \$655 ;
-  assign \$657  = \$621 [3] ? d_product_3 : 16'h0000;
-  assign \$658  = \$656  | \$657 ;
-  assign \$659  = \$621 [4] ? d_product_4 : 16'h0000;
-  assign \$660  = \$658  | \$659 ;
-  assign \$661  = \$621 [5] ? d_product_5 : 16'h0000;
-  assign \$662  = \$660  | \$661 ;
-  assign \$663  = \$621 [6] ? d_product_6 : 16'h0000;
-  assign \$664  = \$662  | \$663 ;
-  assign \$665  = \$621 [7] ? d_product_7 : 16'h0000;
-  assign \$666  = \$664  | \$665 ;
-  assign \$667  = \$621 [8] ? d_product_8 : 16'h0000;
-  assign \$668  = \$666  | \$667 ;
-  assign \$669  = \$621 [9] ? d_product_9 : 16'h0000;
-  assign \$670  = \$668  | \$669 ;
-  assign \$671  = \$621 [10] ? d_product_10 : 16'h0000;
-  assign \$672  = \$670  | \$671 ;
-  assign \$673  = \$621 [11] ? d_product_11 : 16'h0000;
-  assign \$674  = \$672  | \$673 ;
-  assign \$675  = \$621 [12] ? d_product_12 : 16'h0000;
-  assign \$676  = \$674  | \$675 ;
-  assign \$677  = \$621 [13] ? d_product_13 : 16'h0000;
-  assign \$678  = \$676  | \$677 ;
-  assign \$679  = \$621 [14] ? d_product_14 : 16'h0000;
-  assign \$680  = \$678  | \$679 ;
-  assign \$681  = \$621 [15] ? d_product_15 : 16'h0000;
-  assign value0_6 = \$680  | \$681 ;
-  assign \$682  = d_bank0_0 == 3'h7;
-  assign \$683  = pending0[0] & \$682 ;
-  assign \$684  = d_bank0_1 == 3'h7;
-  assign \$685  = pending0[1] & \$684 ;
-  assign \$686  = d_bank0_2 == 3'h7;
-  assign \$687  = pending0[2] & \$686 ;
-  assign \$688  = d_bank0_3 == 3'h7;
-  assign \$689  = pending0[3] & \$688 ;
-  assign \$690  = d_bank0_4 == 3'h7;
-  assign \$691  = pending0[4] & \$690 ;
-  assign \$692  = d_bank0_5 == 3'h7;
-  assign \$693  = pending0[5] & \$692 ;
-  assign \$694  = d_bank0_6 == 3'h7;
-  assign \$695  = pending0[6] & \$694 ;
-  assign \$696  = d_bank0_7 == 3'h7;
-  assign \$697  = pending0[7] & \$696 ;
-  assign \$698  = d_bank0_8 == 3'h7;
-  assign \$699  = pending0[8] & \$698 ;
-  assign \$700  = d_bank0_9 == 3'h7;
-  assign \$701  = pending0[9] & \$700 ;
-  assign \$702  = d_bank0_10 == 3'h7;
-  assign \$703  = pending0[10] & \$702 ;
-  assign \$704  = d_bank0_11 == 3'h7;
-  assign \$705  = pending0[11] & \$704 ;
-  assign \$706  = d_bank0_12 == 3'h7;
-  assign \$707  = pending0[12] & \$706 ;
-  assign \$708  = d_bank0_13 == 3'h7;
-  assign \$709  = pending0[13] & \$708 ;
-  assign \$710  = d_bank0_14 == 3'h7;
-  assign \$711  = pending0[14] & \$710 ;
-  assign \$712  = d_bank0_15 == 3'h7;
-  assign \$713  = pending0[15] & \$712 ;
-  assign \$714  = ~ { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
-  assign \$715  = \$714  + 1'h1;
-  assign \$716  = { 1'h0, \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  } & \$715 ;
-  assign hit0_7 = | { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
-  assign \$717  = \$716 [0] ? d_row0_0 : 4'h0;
-  assign \$718  = \$716 [1] ? d_row0_1 : 4'h0;
-  assign \$719  = \$717  | \$718 ;
-  assign \$720  = \$716 [2] ? d_row0_2 : 4'h0;
-  assign \$721  = \$719  | \$720 ;
-  assign \$722  = \$716 [3] ? d_row0_3 : 4'h0;
-  assign \$723  = \$721  | \$722 ;
-  assign \$724  = \$716 [4] ? d_row0_4 : 4'h0;
-  assign \$725  = \$723  | \$724 ;
-  assign \$726  = \$716 [5] ? d_row0_5 : 4'h0;
-  assign \$727  = \$725  | \$726 ;
-  assign \$728  = \$716 [6] ? d_row0_6 : 4'h0;
-  assign \$729  = \$727  | \$728 ;
-  assign \$730  = \$716 [7] ? d_row0_7 : 4'h0;
-  assign \$731  = \$729  | \$730 ;
-  assign \$732  = \$716 [8] ? d_row0_8 : 4'h0;
-  assign \$733  = \$731  | \$732 ;
-  assign \$734  = \$716 [9] ? d_row0_9 : 4'h0;
-  assign \$735  = \$733  | \$734 ;
-  assign \$736  = \$716 [10] ? d_row0_10 : 4'h0;
-  assign \$737  = \$735  | \$736 ;
-  assign \$738  = \$716 [11] ? d_row0_11 : 4'h0;
-  assign \$739  = \$737  | \$738 ;
-  assign \$740  = \$716 [12] ? d_row0_12 : 4'h0;
-  assign \$741  = \$739  | \$740 ;
-  assign \$742  = \$716 [13] ? d_row0_13 : 4'h0;
-  assign \$743  = \$741  | \$742 ;
-  assign \$744  = \$716 [14] ? d_row0_14 : 4'h0;
-  assign \$745  = \$743  | \$744 ;
-  assign \$746  = \$716 [15] ? d_row0_15 : 4'h0;
-  assign row0_7 = \$745  | \$746 ;
-  assign \$747  = \$716 [0] ? d_product_0 : 16'h0000;
-  assign \$748  = \$716 [1] ? d_product_1 : 16'h0000;
-  assign \$749  = \$747  | \$748 ;
-  assign \$750  = \$716 [2] ? d_product_2 : 16'h0000;
-  assign \$751  = \$749  | \$750 ;
-  assign \$752  = \$716 [3] ? d_product_3 : 16'h0000;
-  assign \$753  = \$751  | \$752 ;
-  assign \$754  = \$716 [4] ? d_product_4 : 16'h0000;
-  assign \$755  = \$753  | \$754 ;
-  assign \$756  = \$716 [5] ? d_product_5 : 16'h0000;
-  assign \$757  = \$755  | \$756 ;
-  assign \$758  = \$716 [6] ? d_product_6 : 16'h0000;
-  assign \$759  = \$757  | \$758 ;
-  assign \$760  = \$716 [7] ? d_product_7 : 16'h0000;
-  assign \$761  = \$759  | \$760 ;
-  assign \$762  = \$716 [8] ? d_product_8 : 16'h0000;
-  assign \$763  = \$761  | \$762 ;
-  assign \$764  = \$716 [9] ? d_product_9 : 16'h0000;
-  assign \$765  = \$763  | \$764 ;
-  assign \$766  = \$716 [10] ? d_product_10 : 16'h0000;
-  assign \$767  = \$765  | \$766 ;
-  assign \$768  = \$716 [11] ? d_product_11 : 16'h0000;
-  assign \$769  = \$767  | \$768 ;
-  assign \$770  = \$716 [12] ? d_product_12 : 16'h0000;
-  assign \$771  = \$769  | \$770 ;
-  assign \$772  = \$716 [13] ? d_product_13 : 16'h0000;
-  assign \$773  = \$771  | \$772 ;
-  assign \$774  = \$716 [14] ? d_product_14 : 16'h0000;
-  assign \$775  = \$773  | \$774 ;
-  assign \$776  = \$716 [15] ? d_product_15 : 16'h0000;
-  assign value0_7 = \$775  | \$776 ;
-  assign \$777  = d_bank0_0 == 4'h8;
-  assign \$778  = pending0[0] & \$777 ;
-  assign \$779  = d_bank0_1 == 4'h8;
-  assign \$780  = pending0[1] & \$779 ;
-  assign \$781  = d_bank0_2 == 4'h8;
-  assign \$782  = pending0[2] & \$781 ;
-  assign \$783  = d_bank0_3 == 4'h8;
-  assign \$784  = pending0[3] & \$783 ;
-  assign \$785  = d_bank0_4 == 4'h8;
-  assign \$786  = pending0[4] & \$785 ;
-  assign \$787  = d_bank0_5 == 4'h8;
-  assign \$788  = pending0[5] & \$787 ;
-  assign \$789  = d_bank0_6 == 4'h8;
-  assign \$790  = pending0[6] & \$789 ;
-  assign \$791  = d_bank0_7 == 4'h8;
-  assign \$792  = pending0[7] & \$791 ;
-  assign \$793  = d_bank0_8 == 4'h8;
-  assign \$794  = pending0[8] & \$793 ;
-  assign \$795  = d_bank0_9 == 4'h8;
-  assign \$796  = pending0[9] & \$795 ;
-  assign \$797  = d_bank0_10 == 4'h8;
-  assign \$798  = pending0[10] & \$797 ;
-  assign \$799  = d_bank0_11 == 4'h8;
-  assign \$800  = pending0[11] & \$799 ;
-  assign \$801  = d_bank0_12 == 4'h8;
-  assign \$802  = pending0[12] & \$801 ;
-  assign \$803  = d_bank0_13 == 4'h8;
-  assign \$804  = pending0[13] & \$803 ;
-  assign \$805  = d_bank0_14 == 4'h8;
-  assign \$806  = pending0[14] & \$805 ;
-  assign \$807  = d_bank0_15 == 4'h8;
-  assign \$808  = pending0[15] & \$807 ;
-  assign \$809  = ~ { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
-  assign \$810  = \$809  + 1'h1;
-  assign \$811  = { 1'h0, \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  } & \$810 ;
-  assign hit0_8 = | { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
-  assign \$812  = \$811 [0] ? d_row0_0 : 4'h0;
-  assign \$813  = \$811 [1] ? d_row0_1 : 4'h0;
-  assign \$814  = \$812  | \$813 ;
-  assign \$815  = \$811 [2] ? d_row0_2 : 4'h0;
-  assign \$816  = \$814  | \$815 ;
-  assign \$817  = \$811 [3] ? d_row0_3 : 4'h0;
-  assign \$818  = \$816  | \$817 ;
-  assign \$819  = \$811 [4] ? d_row0_4 : 4'h0;
-  assign \$820  = \$818  | \$819 ;
-  assign \$821  = \$811 [5] ? d_row0_5 : 4'h0;
-  assign \$822  = \$820  | \$821 ;
-  assign \$823  = \$811 [6] ? d_row0_6 : 4'h0;
-  assign \$824  = \$822  | \$823 ;
-  assign \$825  = \$811 [7] ? d_row0_7 : 4'h0;
-  assign \$826  = \$824  | \$825 ;
-  assign \$827  = \$811 [8] ? d_row0_8 : 4'h0;
-  assign \$828  = \$826  | \$827 ;
-  assign \$829  = \$811 [9] ? d_row0_9 : 4'h0;
-  assign \$830  = \$828  | \$829 ;
-  assign \$831  = \$811 [10] ? d_row0_10 : 4'h0;
-  assign \$832  = \$830  | \$831 ;
-  assign \$833  = \$811 [11] ? d_row0_11 : 4'h0;
-  assign \$834  = \$832  | \$833 ;
-  assign \$835  = \$811 [12] ? d_row0_12 : 4'h0;
-  assign \$836  = \$834  | \$835 ;
-  assign \$837  = \$811 [13] ? d_row0_13 : 4'h0;
-  assign \$838  = \$836  | \$837 ;
-  assign \$839  = \$811 [14] ? d_row0_14 : 4'h0;
-  assign \$840  = \$838  | \$839 ;
-  assign \$841  = \$811 [15] ? d_row0_15 : 4'h0;
-  assign row0_8 = \$840  | \$841 ;
-  assign \$842  = \$811 [0] ? d_product_0 : 16'h0000;
-  assign \$843  = \$811 [1] ? d_product_1 : 16'h0000;
-  assign \$844  = \$842  | \$843 ;
-  assign \$845  = \$811 [2] ? d_product_2 : 16'h0000;
-  assign \$846  = \$844  | \$845 ;
-  assign \$847  = \$811 [3] ? d_product_3 : 16'h0000;
-  assign \$848  = \$846  | \$847 ;
-  assign \$849  = \$811 [4] ? d_product_4 : 16'h0000;
-  assign \$850  = \$848  | \$849 ;
-  assign \$851  = \$811 [5] ? d_product_5 : 16'h0000;
-  assign \$852  = \$850  | \$851 ;
-  assign \$853  = \$811 [6] ? d_product_6 : 16'h0000;
-  assign \$854  = \$852  | \$853 ;
-  assign \$855  = \$811 [7] ? d_product_7 : 16'h0000;
-  assign \$856  = \$854  | \$855 ;
-  assign \$857  = \$811 [8] ? d_product_8 : 16'h0000;
-  assign \$858  = \$856  | \$857 ;
-  assign \$859  = \$811 [9] ? d_product_9 : 16'h0000;
-  assign \$860  = \$858  | \$859 ;
-  assign \$861  = \$811 [10] ? d_product_10 : 16'h0000;
-  assign \$862  = \$860  | \$861 ;
-  assign \$863  = \$811 [11] ? d_product_11 : 16'h0000;
-  assign \$864  = \$862  | \$863 ;
-  assign \$865  = \$811 [12] ? d_product_12 : 16'h0000;
-  assign \$866  = \$864  | \$865 ;
-  assign \$867  = \$811 [13] ? d_product_13 : 16'h0000;
-  assign \$868  = \$866  | \$867 ;
-  assign \$869  = \$811 [14] ? d_product_14 : 16'h0000;
-  assign \$870  = \$868  | \$869 ;
-  assign \$871  = \$811 [15] ? d_product_15 : 16'h0000;
-  assign value0_8 = \$870  | \$871 ;
-  assign \$872  = d_bank0_0 == 4'h9;
-  assign \$873  = pending0[0] & \$872 ;
-  assign \$874  = d_bank0_1 == 4'h9;
-  assign \$875  = pending0[1] & \$874 ;
-  assign \$876  = d_bank0_2 == 4'h9;
-  assign \$877  = pending0[2] & \$876 ;
-  assign \$878  = d_bank0_3 == 4'h9;
-  assign \$879  = pending0[3] & \$878 ;
-  assign \$880  = d_bank0_4 == 4'h9;
-  assign \$881  = pending0[4] & \$880 ;
-  assign \$882  = d_bank0_5 == 4'h9;
-  assign \$883  = pending0[5] & \$882 ;
-  assign \$884  = d_bank0_6 == 4'h9;
-  assign \$885  = pending0[6] & \$884 ;
-  assign \$886  = d_bank0_7 == 4'h9;
-  assign \$887  = pending0[7] & \$886 ;
-  assign \$888  = d_bank0_8 == 4'h9;
-  assign \$889  = pending0[8] & \$888 ;
-  assign \$890  = d_bank0_9 == 4'h9;
-  assign \$891  = pending0[9] & \$890 ;
-  assign \$892  = d_bank0_10 == 4'h9;
-  assign \$893  = pending0[10] & \$892 ;
-  assign \$894  = d_bank0_11 == 4'h9;
-  assign \$895  = pending0[11] & \$894 ;
-  assign \$896  = d_bank0_12 == 4'h9;
-  assign \$897  = pending0[12] & \$896 ;
-  assign \$898  = d_bank0_13 == 4'h9;
-  assign \$899  = pending0[13] & \$898 ;
-  assign \$900  = d_bank0_14 == 4'h9;
-  assign \$901  = pending0[14] & \$900 ;
-  assign \$902  = d_bank0_15 == 4'h9;
-  assign \$903  = pending0[15] & \$902 ;
-  assign \$904  = ~ { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
-  assign \$905  = \$904  + 1'h1;
-  assign \$906  = { 1'h0, \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  } & \$905 ;
-  assign hit0_9 = | { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
-  assign \$907  = \$906 [0] ? d_row0_0 : 4'h0;
-  assign \$908  = \$906 [1] ? d_row0_1 : 4'h0;
-  assign \$909  = \$907  | \$908 ;
-  assign \$910  = \$906 [2] ? d_row0_2 : 4'h0;
-  assign \$911  = \$909  | \$910 ;
-  assign \$912  = \$906 [3] ? d_row0_3 : 4'h0;
-  assign \$913  = \$911  | \$912 ;
-  assign \$914  = \$906 [4] ? d_row0_4 : 4'h0;
-  assign \$915  = \$913  | \$914 ;
-  assign \$916  = \$906 [5] ? d_row0_5 : 4'h0;
-  assign \$917  = \$915  | \$916 ;
-  assign \$918  = \$906 [6] ? d_row0_6 : 4'h0;
-  assign \$919  = \$917  | \$918 ;
-  assign \$920  = \$906 [7] ? d_row0_7 : 4'h0;
-  assign \$921  = \$919  | \$920 ;
-  assign \$922  = \$906 [8] ? d_row0_8 : 4'h0;
-  assign \$923  = \$921  | \$922 ;
-  assign \$924  = \$906 [9] ? d_row0_9 : 4'h0;
-  assign \$925  = \$923  | \$924 ;
-  assign \$926  = \$906 [10] ? d_row0_10 : 4'h0;
-  assign \$927  = \$925  | \$926 ;
-  assign \$928  = \$906 [11] ? d_row0_11 : 4'h0;
-  assign \$929  = \$927  | \$928 ;
-  assign \$930  = \$906 [12] ? d_row0_12 : 4'h0;
-  assign \$931  = \$929  | \$930 ;
-  assign \$932  = \$906 [13] ? d_row0_13 : 4'h0;
-  assign \$933  = \$931  | \$932 ;
-  assign \$934  = \$906 [14] ? d_row0_14 : 4'h0;
-  assign \$935  = \$933  | \$934 ;
-  assign \$936  = \$906 [15] ? d_row0_15 : 4'h0;
-  assign row0_9 = \$935  | \$936 ;
-  assign \$937  = \$906 [0] ? d_product_0 : 16'h0000;
-  assign \$938  = \$906 [1] ? d_product_1 : 16'h0000;
-  assign \$939  = \$937  | \$938 ;
-  assign \$940  = \$906 [2] ? d_product_2 : 16'h0000;
-  assign \$941  = \$939  | \$940 ;
-  assign \$942  = \$906 [3] ? d_product_3 : 16'h0000;
-  assign \$943  = \$941  | \$942 ;
-  assign \$944  = \$906 [4] ? d_product_4 : 16'h0000;
-  assign \$945  = \$943  | \$944 ;
-  assign \$946  = \$906 [5] ? d_product_5 : 16'h0000;
-  assign \$947  = \$945  | \$946 ;
-  assign \$948  = \$906 [6] ? d_product_6 : 16'h0000;
-  assign \$949  = \$947  | \$948 ;
-  assign \$950  = \$906 [7] ? d_product_7 : 16'h0000;
-  assign \$951  = \$949  | \$950 ;
-  assign \$952  = \$906 [8] ? d_product_8 : 16'h0000;
-  assign \$953  = \$951  | \$952 ;
-  assign \$954  = \$906 [9] ? d_product_9 : 16'h0000;
-  assign \$955  = \$953  | \$954 ;
-  assign \$956  = \$906 [10] ? d_product_10 : 16'h0000;
-  assign \$957  = \$955  | \$956 ;
-  assign \$958  = \$906 [11] ? d_product_11 : 16'h0000;
-  assign \$959  = \$957  | \$958 ;
-  assign \$960  = \$906 [12] ? d_product_12 : 16'h0000;
-  assign \$961  = \$959  | \$960 ;
-  assign \$962  = \$906 [13] ? d_product_13 : 16'h0000;
-  assign \$963  = \$961  | \$962 ;
-  assign \$964  = \$906 [14] ? d_product_14 : 16'h0000;
-  assign \$965  = \$963  | \$964 ;
-  assign \$966  = \$906 [15] ? d_product_15 : 16'h0000;
-  assign value0_9 = \$965  | \$966 ;
-  assign \$967  = d_bank0_0 == 4'ha;
-  assign \$968  = pending0[0] & \$967 ;
-  assign \$969  = d_bank0_1 == 4'ha;
-  assign \$970  = pending0[1] & \$969 ;
-  assign \$971  = d_bank0_2 == 4'ha;
-  assign \$972  = pending0[2] & \$971 ;
-  assign \$973  = d_bank0_3 == 4'ha;
-  assign \$974  = pending0[3] & \$973 ;
-  assign \$975  = d_bank0_4 == 4'ha;
-  assign \$976  = pending0[4] & \$975 ;
-  assign \$977  = d_bank0_5 == 4'ha;
-  assign \$978  = pending0[5] & \$977 ;
-  assign \$979  = d_bank0_6 == 4'ha;
-  assign \$980  = pending0[6] & \$979 ;
-  assign \$981  = d_bank0_7 == 4'ha;
-  assign \$982  = pending0[7] & \$981 ;
-  assign \$983  = d_bank0_8 == 4'ha;
-  assign \$984  = pending0[8] & \$983 ;
-  assign \$985  = d_bank0_9 == 4'ha;
-  assign \$986  = pending0[9] & \$985 ;
-  assign \$987  = d_bank0_10 == 4'ha;
-  assign \$988  = pending0[10] & \$987 ;
-  assign \$989  = d_bank0_11 == 4'ha;
-  assign \$990  = pending0[11] & \$989 ;
-  assign \$991  = d_bank0_12 == 4'ha;
-  assign \$992  = pending0[12] & \$991 ;
-  assign \$993  = d_bank0_13 == 4'ha;
-  assign \$994  = pending0[13] & \$993 ;
-  assign \$995  = d_bank0_14 == 4'ha;
-  assign \$996  = pending0[14] & \$995 ;
-  assign \$997  = d_bank0_15 == 4'ha;
-  assign \$998  = pending0[15] & \$997 ;
-  assign \$999  = ~ { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
-  assign \$1000  = \$999  + 1'h1;
-  assign \$1001  = { 1'h0, \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  } & \$1000 ;
-  assign hit0_10 = | { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
-  assign \$1002  = \$1001 [0] ? d_row0_0 : 4'h0;
-  assign \$1003  = \$1001 [1] ? d_row0_1 : 4'h0;
-  assign \$1004  = \$1002  | \$1003 ;
-  assign \$1005  = \$1001 [2] ? d_row0_2 : 4'h0;
-  assign \$1006  = \$1004  | \$1005 ;
-  assign \$1007  = \$1001 [3] ? d_row0_3 : 4'h0;
-  assign \$1008  = \$1006  | \$1007 ;
-  assign \$1009  = \$1001 [4] ? d_row0_4 : 4'h0;
-  assign \$1010  = \$1008  | \$1009 ;
-  assign \$1011  = \$1001 [5] ? d_row0_5 : 4'h0;
-  assign \$1012  = \$1010  | \$1011 ;
-  assign \$1013  = \$1001 [6] ? d_row0_6 : 4'h0;
-  assign \$1014  = \$1012  | \$1013 ;
-  assign \$1015  = \$1001 [7] ? d_row0_7 : 4'h0;
-  assign \$1016  = \$1014  | \$1015 ;
-  assign \$1017  = \$1001 [8] ? d_row0_8 : 4'h0;
-  assign \$1018  = \$1016  | \$1017 ;
-  assign \$1019  = \$1001 [9] ? d_row0_9 : 4'h0;
-  assign \$1020  = \$1018  | \$1019 ;
-  assign \$1021  = \$1001 [10] ? d_row0_10 : 4'h0;
-  assign \$1022  = \$1020  | \$1021 ;
-  assign \$1023  = \$1001 [11] ? d_row0_11 : 4'h0;
-  assign \$1024  = \$1022  | \$1023 ;
-  assign \$1025  = \$1001 [12] ? d_row0_12 : 4'h0;
-  assign \$1026  = \$1024  | \$1025 ;
-  assign \$1027  = \$1001 [13] ? d_row0_13 : 4'h0;
-  assign \$1028  = \$1026  | \$1027 ;
-  assign \$1029  = \$1001 [14] ? d_row0_14 : 4'h0;
-  assign \$1030  = \$1028  | \$1029 ;
-  assign \$1031  = \$1001 [15] ? d_row0_15 : 4'h0;
-  assign row0_10 = \$1030  | \$1031 ;
-  assign \$1032  = \$1001 [0] ? d_product_0 : 16'h0000;
-  assign \$1033  = \$1001 [1] ? d_product_1 : 16'h0000;
-  assign \$1034  = \$1032  | \$1033 ;
-  assign \$1035  = \$1001 [2] ? d_product_2 : 16'h0000;
-  assign \$1036  = \$1034  | \$1035 ;
-  assign \$1037  = \$1001 [3] ? d_product_3 : 16'h0000;
-  assign \$1038  = \$1036  | \$1037 ;
-  assign \$1039  = \$1001 [4] ? d_product_4 : 16'h0000;
-  assign \$1040  = \$1038  | \$1039 ;
-  assign \$1041  = \$1001 [5] ? d_product_5 : 16'h0000;
-  assign \$1042  = \$1040  | \$1041 ;
-  assign \$1043  = \$1001 [6] ? d_product_6 : 16'h0000;
-  assign \$1044  = \$1042  | \$1043 ;
-  assign \$1045  = \$1001 [7] ? d_product_7 : 16'h0000;
-  assign \$1046  = \$1044  | \$1045 ;
-  assign \$1047  = \$1001 [8] ? d_product_8 : 16'h0000;
-  assign \$1048  = \$1046  | \$1047 ;
-  assign \$1049  = \$1001 [9] ? d_product_9 : 16'h0000;
-  assign \$1050  = \$1048  | \$1049 ;
-  assign \$1051  = \$1001 [10] ? d_product_10 : 16'h0000;
-  assign \$1052  = \$1050  | \$1051 ;
-  assign \$1053  = \$1001 [11] ? d_product_11 : 16'h0000;
-  assign \$1054  = \$1052  | \$1053 ;
-  assign \$1055  = \$1001 [12] ? d_product_12 : 16'h0000;
-  assign \$1056  = \$1054  | \$1055 ;
-  assign \$1057  = \$1001 [13] ? d_product_13 : 16'h0000;
-  assign \$1058  = \$1056  | \$1057 ;
-  assign \$1059  = \$1001 [14] ? d_product_14 : 16'h0000;
-  assign \$1060  = \$1058  | \$1059 ;
-  assign \$1061  = \$1001 [15] ? d_product_15 : 16'h0000;
-  assign value0_10 = \$1060  | \$1061 ;
-  assign \$1062  = d_bank0_0 == 4'hb;
-  assign \$1063  = pending0[0] & \$1062 ;
-  assign \$1064  = d_bank0_1 == 4'hb;
-  assign \$1065  = pending0[1] & \$1064 ;
-  assign \$1066  = d_bank0_2 == 4'hb;
-  assign \$1067  = pending0[2] & \$1066 ;
-  assign \$1068  = d_bank0_3 == 4'hb;
-  assign \$1069  = pending0[3] & \$1068 ;
-  assign \$1070  = d_bank0_4 == 4'hb;
-  assign \$1071  = pending0[4] & \$1070 ;
-  assign \$1072  = d_bank0_5 == 4'hb;
-  assign \$1073  = pending0[5] & \$1072 ;
-  assign \$1074  = d_bank0_6 == 4'hb;
-  assign \$1075  = pending0[6] & \$1074 ;
-  assign \$1076  = d_bank0_7 == 4'hb;
-  assign \$1077  = pending0[7] & \$1076 ;
-  assign \$1078  = d_bank0_8 == 4'hb;
-  assign \$1079  = pending0[8] & \$1078 ;
-  assign \$1080  = d_bank0_9 == 4'hb;
-  assign \$1081  = pending0[9] & \$1080 ;
-  assign \$1082  = d_bank0_10 == 4'hb;
-  assign \$1083  = pending0[10] & \$1082 ;
-  assign \$1084  = d_bank0_11 == 4'hb;
-  assign \$1085  = pending0[11] & \$1084 ;
-  assign \$1086  = d_bank0_12 == 4'hb;
-  assign \$1087  = pending0[12] & \$1086 ;
-  assign \$1088  = d_bank0_13 == 4'hb;
-  assign \$1089  = pending0[13] & \$1088 ;
-  assign \$1090  = d_bank0_14 == 4'hb;
-  assign \$1091  = pending0[14] & \$1090 ;
-  assign \$1092  = d_bank0_15 == 4'hb;
-  assign \$1093  = pending0[15] & \$1092 ;
-  assign \$1094  = ~ { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
-  assign \$1095  = \$1094  + 1'h1;
-  assign \$1096  = { 1'h0, \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  } & \$1095 ;
-  assign hit0_11 = | { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
-  assign \$1097  = \$1096 [0] ? d_row0_0 : 4'h0;
-  assign \$1098  = \$1096 [1] ? d_row0_1 : 4'h0;
-  assign \$1099  = \$1097  | \$1098 ;
-  assign \$1100  = \$1096 [2] ? d_row0_2 : 4'h0;
-  assign \$1101  = \$1099  | \$1100 ;
-  assign \$1102  = \$1096 [3] ? d_row0_3 : 4'h0;
-  assign \$1103  = \$1101  | \$1102 ;
-  assign \$1104  = \$1096 [4] ? d_row0_4 : 4'h0;
-  assign \$1105  = \$1103  | \$1104 ;
-  assign \$1106  = \$1096 [5] ? d_row0_5 : 4'h0;
-  assign \$1107  = \$1105  | \$1106 ;
-  assign \$1108  = \$1096 [6] ? d_row0_6 : 4'h0;
-  assign \$1109  = \$1107  | \$1108 ;
-  assign \$1110  = \$1096 [7] ? d_row0_7 : 4'h0;
-  assign \$1111  = \$1109  | \$1110 ;
-  assign \$1112  = \$1096 [8] ? d_row0_8 : 4'h0;
-  assign \$1113  = \$1111  | \$1112 ;
-  assign \$1114  = \$1096 [9] ? d_row0_9 : 4'h0;
-  assign \$1115  = \$1113  | \$1114 ;
-  assign \$1116  = \$1096 [10] ? d_row0_10 : 4'h0;
-  assign \$1117  = \$1115  | \$1116 ;
-  assign \$1118  = \$1096 [11] ? d_row0_11 : 4'h0;
-  assign \$1119  = \$1117  | \$1118 ;
-  assign \$1120  = \$1096 [12] ? d_row0_12 : 4'h0;
-  assign \$1121  = \$1119  | \$1120 ;
-  assign \$1122  = \$1096 [13] ? d_row0_13 : 4'h0;
-  assign \$1123  = \$1121  | \$1122 ;
-  assign \$1124  = \$1096 [14] ? d_row0_14 : 4'h0;
-  assign \$1125  = \$1123  | \$1124 ;
-  assign \$1126  = \$1096 [15] ? d_row0_15 : 4'h0;
-  assign row0_11 = \$1125  | \$1126 ;
-  assign \$1127  = \$1096 [0] ? d_product_0 : 16'h0000;
-  assign \$1128  = \$1096 [1] ? d_product_1 : 16'h0000;
-  assign \$1129  = \$1127  | \$1128 ;
-  assign \$1130  = \$1096 [2] ? d_product_2 : 16'h0000;
-  assign \$1131  = \$1129  | \$1130 ;
-  assign \$1132  = \$1096 [3] ? d_product_3 : 16'h0000;
-  assign \$1133  = \$1131  | \$1132 ;
-  assign \$1134  = \$1096 [4] ? d_product_4 : 16'h0000;
-  assign \$1135  = \$1133  | \$1134 ;
-  assign \$1136  = \$1096 [5] ? d_product_5 : 16'h0000;
-  assign \$1137  = \$1135  | \$1136 ;
-  assign \$1138  = \$1096 [6] ? d_product_6 : 16'h0000;
-  assign \$1139  = \$1137  | \$1138 ;
-  assign \$1140  = \$1096 [7] ? d_product_7 : 16'h0000;
-  assign \$1141  = \$1139  | \$1140 ;
-  assign \$1142  = \$1096 [8] ? d_product_8 : 16'h0000;
-  assign \$1143  = \$1141  | \$1142 ;
-  assign \$1144  = \$1096 [9] ? d_product_9 : 16'h0000;
-  assign \$1145  = \$1143  | \$1144 ;
-  assign \$1146  = \$1096 [10] ? d_product_10 : 16'h0000;
-  assign \$1147  = \$1145  | \$1146 ;
-  assign \$1148  = \$1096 [11] ? d_product_11 : 16'h0000;
-  assign \$1149  = \$1147  | \$1148 ;
-  assign \$1150  = \$1096 [12] ? d_product_12 : 16'h0000;
-  assign \$1151  = \$1149  | \$1150 ;
-  assign \$1152  = \$1096 [13] ? d_product_13 : 16'h0000;
-  assign \$1153  = \$1151  | \$1152 ;
-  assign \$1154  = \$1096 [14] ? d_product_14 : 16'h0000;
-  assign \$1155  = \$1153  | \$1154 ;
-  assign \$1156  = \$1096 [15] ? d_product_15 : 16'h0000;
-  assign value0_11 = \$1155  | \$1156 ;
-  assign \$1157  = d_bank0_0 == 4'hc;
-  assign \$1158  = pending0[0] & \$1157 ;
-  assign \$1159  = d_bank0_1 == 4'hc;
-  assign \$1160  = pending0[1] & \$1159 ;
-  assign \$1161  = d_bank0_2 == 4'hc;
-  assign \$1162  = pending0[2] & \$1161 ;
-  assign \$1163  = d_bank0_3 == 4'hc;
-  assign \$1164  = pending0[3] & \$1163 ;
-  assign \$1165  = d_bank0_4 == 4'hc;
-  assign \$1166  = pending0[4] & \$1165 ;
-  assign \$1167  = d_bank0_5 == 4'hc;
-  assign \$1168  = pending0[5] & \$1167 ;
-  assign \$1169  = d_bank0_6 == 4'hc;
-  assign \$1170  = pending0[6] & \$1169 ;
-  assign \$1171  = d_bank0_7 == 4'hc;
-  assign \$1172  = pending0[7] & \$1171 ;
-  assign \$1173  = d_bank0_8 == 4'hc;
-  assign \$1174  = pending0[8] & \$1173 ;
-  assign \$1175  = d_bank0_9 == 4'hc;
-  assign \$1176  = pending0[9] & \$1175 ;
-  assign \$1177  = d_bank0_10 == 4'hc;
-  assign \$1178  = pending0[10] & \$1177 ;
-  assign \$1179  = d_bank0_11 == 4'hc;
-  assign \$1180  = pending0[11] & \$1179 ;
-  assign \$1181  = d_bank0_12 == 4'hc;
-  assign \$1182  = pending0[12] & \$1181 ;
-  assign \$1183  = d_bank0_13 == 4'hc;
-  assign \$1184  = pending0[13] & \$1183 ;
-  assign \$1185  = d_bank0_14 == 4'hc;
-  assign \$1186  = pending0[14] & \$1185 ;
-  assign \$1187  = d_bank0_15 == 4'hc;
-  assign \$1188  = pending0[15] & \$1187 ;
-  assign \$1189  = ~ { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
-  assign \$1190  = \$1189  + 1'h1;
-  assign \$1191  = { 1'h0, \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  } & \$1190 ;
-  assign hit0_12 = | { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
-  assign \$1192  = \$1191 [0] ? d_row0_0 : 4'h0;
-  assign \$1193  = \$1191 [1] ? d_row0_1 : 4'h0;
-  assign \$1194  = \$1192  | \$1193 ;
-  assign \$1195  = \$1191 [2] ? d_row0_2 : 4'h0;
-  assign \$1196  = \$1194  | \$1195 ;
-  assign \$1197  = \$1191 [3] ? d_row0_3 : 4'h0;
-  assign \$1198  = \$1196  | \$1197 ;
-  assign \$1199  = \$1191 [4] ? d_row0_4 : 4'h0;
-  assign \$1200  = \$1198  | \$1199 ;
-  assign \$1201  = \$1191 [5] ? d_row0_5 : 4'h0;
-  assign \$1202  = \$1200  | \$1201 ;
-  assign \$1203  = \$1191 [6] ? d_row0_6 : 4'h0;
-  assign \$1204  = \$1202  | \$1203 ;
-  assign \$1205  = \$1191 [7] ? d_row0_7 : 4'h0;
-  assign \$1206  = \$1204  | \$1205 ;
-  assign \$1207  = \$1191 [8] ? d_row0_8 : 4'h0;
-  assign \$1208  = \$1206  | \$1207 ;
-  assign \$1209  = \$1191 [9] ? d_row0_9 : 4'h0;
-  assign \$1210  = \$1208  | \$1209 ;
-  assign \$1211  = \$1191 [10] ? d_row0_10 : 4'h0;
-  assign \$1212  = \$1210  | \$1211 ;
-  assign \$1213  = \$1191 [11] ? d_row0_11 : 4'h0;
-  assign \$1214  = \$1212  | \$1213 ;
-  assign \$1215  = \$1191 [12] ? d_row0_12 : 4'h0;
-  assign \$1216  = \$1214  | \$1215 ;
-  assign \$1217  = \$1191 [13] ? d_row0_13 : 4'h0;
-  assign \$1218  = \$1216  | \$1217 ;
-  assign \$1219  = \$1191 [14] ? d_row0_14 : 4'h0;
-  assign \$1220  = \$1218  | \$1219 ;
-  assign \$1221  = \$1191 [15] ? d_row0_15 : 4'h0;
-  assign row0_12 = \$1220  | \$1221 ;
-  assign \$1222  = \$1191 [0] ? d_product_0 : 16'h0000;
-  assign \$1223  = \$1191 [1] ? d_product_1 : 16'h0000;
-  assign \$1224  = \$1222  | \$1223 ;
-  assign \$1225  = \$1191 [2] ? d_product_2 : 16'h0000;
-  assign \$1226  = \$1224  | \$1225 ;
-  assign \$1227  = \$1191 [3] ? d_product_3 : 16'h0000;
-  assign \$1228  = \$1226  | \$1227 ;
-  assign \$1229  = \$1191 [4] ? d_product_4 : 16'h0000;
-  assign \$1230  = \$1228  | \$1229 ;
-  assign \$1231  = \$1191 [5] ? d_product_5 : 16'h0000;
-  assign \$1232  = \$1230  | \$1231 ;
-  assign \$1233  = \$1191 [6] ? d_product_6 : 16'h0000;
-  assign \$1234  = \$1232  | \$1233 ;
-  assign \$1235  = \$1191 [7] ? d_product_7 : 16'h0000;
-  assign \$1236  = \$1234  | \$1235 ;
-  assign \$1237  = \$1191 [8] ? d_product_8 : 16'h0000;
-  assign \$1238  = \$1236  | \$1237 ;
-  assign \$1239  = \$1191 [9] ? d_product_9 : 16'h0000;
-  assign \$1240  = \$1238  | \$1239 ;
-  assign \$1241  = \$1191 [10] ? d_product_10 : 16'h0000;
-  assign \$1242  = \$1240  | \$1241 ;
-  assign \$1243  = \$1191 [11] ? d_product_11 : 16'h0000;
-  assign \$1244  = \$1242  | \$1243 ;
-  assign \$1245  = \$1191 [12] ? d_product_12 : 16'h0000;
-  assign \$1246  = \$1244  | \$1245 ;
-  assign \$1247  = \$1191 [13] ? d_product_13 : 16'h0000;
-  assign \$1248  = \$1246  | \$1247 ;
-  assign \$1249  = \$1191 [14] ? d_product_14 : 16'h0000;
-  assign \$1250  = \$1248  | \$1249 ;
-  assign \$1251  = \$1191 [15] ? d_product_15 : 16'h0000;
-  assign value0_12 = \$1250  | \$1251 ;
-  assign \$1252  = d_bank0_0 == 4'hd;
-  assign \$1253  = pending0[0] & \$1252 ;
-  assign \$1254  = d_bank0_1 == 4'hd;
-  assign \$1255  = pending0[1] & \$1254 ;
-  assign \$1256  = d_bank0_2 == 4'hd;
-  assign \$1257  = pending0[2] & \$1256 ;
-  assign \$1258  = d_bank0_3 == 4'hd;
-  assign \$1259  = pending0[3] & \$1258 ;
-  assign \$1260  = d_bank0_4 == 4'hd;
-  assign \$1261  = pending0[4] & \$1260 ;
-  assign \$1262  = d_bank0_5 == 4'hd;
-  assign \$1263  = pending0[5] & \$1262 ;
-  assign \$1264  = d_bank0_6 == 4'hd;
-  assign \$1265  = pending0[6] & \$1264 ;
-  assign \$1266  = d_bank0_7 == 4'hd;
-  assign \$1267  = pending0[7] & \$1266 ;
-  assign \$1268  = d_bank0_8 == 4'hd;
-  assign \$1269  = pending0[8] & \$1268 ;
-  assign \$1270  = d_bank0_9 == 4'hd;
-  assign \$1271  = pending0[9] & \$1270 ;
-  assign \$1272  = d_bank0_10 == 4'hd;
-  assign \$1273  = pending0[10] & \$1272 ;
-  assign \$1274  = d_bank0_11 == 4'hd;
-  assign \$1275  = pending0[11] & \$1274 ;
-  assign \$1276  = d_bank0_12 == 4'hd;
-  assign \$1277  = pending0[12] & \$1276 ;
-  assign \$1278  = d_bank0_13 == 4'hd;
-  assign \$1279  = pending0[13] & \$1278 ;
-  assign \$1280  = d_bank0_14 == 4'hd;
-  assign \$1281  = pending0[14] & \$1280 ;
-  assign \$1282  = d_bank0_15 == 4'hd;
-  assign \$1283  = pending0[15] & \$1282 ;
-  assign \$1284  = ~ { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
-  assign \$1285  = \$1284  + 1'h1;
-  assign \$1286  = { 1'h0, \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  } & \$1285 ;
-  assign hit0_13 = | { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
-  assign \$1287  = \$1286 [0] ? d_row0_0 : 4'h0;
-  assign \$1288  = \$1286 [1] ? d_row0_1 : 4'h0;
-  assign \$1289  = \$1287  | \$1288 ;
-  assign \$1290  = \$1286 [2] ? d_row0_2 : 4'h0;
-  assign \$1291  = \$1289  | \$1290 ;
-  assign \$1292  = \$1286 [3] ? d_row0_3 : 4'h0;
-  assign \$1293  = \$1291  | \$1292 ;
-  assign \$1294  = \$1286 [4] ? d_row0_4 : 4'h0;
-  assign \$1295  = \$1293  | \$1294 ;
-  assign \$1296  = \$1286 [5] ? d_row0_5 : 4'h0;
-  assign \$1297  = \$1295  | \$1296 ;
-  assign \$1298  = \$1286 [6] ? d_row0_6 : 4'h0;
-  assign \$1299  = \$1297  | \$1298 ;
-  assign \$1300  = \$1286 [7] ? d_row0_7 : 4'h0;
-  assign \$1301  = \$1299  | \$1300 ;
-  assign \$1302  = \$1286 [8] ? d_row0_8 : 4'h0;
-  assign \$1303  = \$1301  | \$1302 ;
-  assign \$1304  = \$1286 [9] ? d_row0_9 : 4'h0;
-  assign \$1305  = \$1303  | \$1304 ;
-  assign \$1306  = \$1286 [10] ? d_row0_10 : 4'h0;
-  assign \$1307  = \$1305  | \$1306 ;
-  assign \$1308  = \$1286 [11] ? d_row0_11 : 4'h0;
-  assign \$1309  = \$1307  | \$1308 ;
-  assign \$1310  = \$1286 [12] ? d_row0_12 : 4'h0;
-  assign \$1311  = \$1309  | \$1310 ;
-  assign \$1312  = \$1286 [13] ? d_row0_13 : 4'h0;
-  assign \$1313  = \$1311  | \$1312 ;
-  assign \$1314  = \$1286 [14] ? d_row0_14 : 4'h0;
-  assign \$1315  = \$1313  | \$1314 ;
-  assign \$1316  = \$1286 [15] ? d_row0_15 : 4'h0;
-  assign row0_13 = \$1315  | \$1316 ;
-  assign \$1317  = \$1286 [0] ? d_product_0 : 16'h0000;
-  assign \$1318  = \$1286 [1] ? d_product_1 : 16'h0000;
-  assign \$1319  = \$1317  | \$1318 ;
-  assign \$1320  = \$1286 [2] ? d_product_2 : 16'h0000;
-  assign \$1321  = \$1319  | \$1320 ;
-  assign \$1322  = \$1286 [3] ? d_product_3 : 16'h0000;
-  assign \$1323  = \$1321  | \$1322 ;
-  assign \$1324  = \$1286 [4] ? d_product_4 : 16'h0000;
-  assign \$1325  = \$1323  | \$1324 ;
-  assign \$1326  = \$1286 [5] ? d_product_5 : 16'h0000;
-  assign \$1327  = \$1325  | \$1326 ;
-  assign \$1328  = \$1286 [6] ? d_product_6 : 16'h0000;
-  assign \$1329  = \$1327  | \$1328 ;
-  assign \$1330  = \$1286 [7] ? d_product_7 : 16'h0000;
-  assign \$1331  = \$1329  | \$1330 ;
-  assign \$1332  = \$1286 [8] ? d_product_8 : 16'h0000;
-  assign \$1333  = \$1331  | \$1332 ;
-  assign \$1334  = \$1286 [9] ? d_product_9 : 16'h0000;
-  assign \$1335  = \$1333  | \$1334 ;
-  assign \$1336  = \$1286 [10] ? d_product_10 : 16'h0000;
-  assign \$1337  = \$1335  | \$1336 ;
-  assign \$1338  = \$1286 [11] ? d_product_11 : 16'h0000;
-  assign \$1339  = \$1337  | \$1338 ;
-  assign \$1340  = \$1286 [12] ? d_product_12 : 16'h0000;
-  assign \$1341  = \$1339  | \$1340 ;
-  assign \$1342  = \$1286 [13] ? d_product_13 : 16'h0000;
-  assign \$1343  = \$1341  | \$1342 ;
-  assign \$1344  = \$1286 [14] ? d_product_14 : 16'h0000;
-  assign \$1345  = \$1343  | \$1344 ;
-  assign \$1346  = \$1286 [15] ? d_product_15 : 16'h0000;
-  assign value0_13 = \$1345  | \$1346 ;
-  assign \$1347  = d_bank0_0 == 4'he;
-  assign \$1348  = pending0[0] & \$1347 ;
-  assign \$1349  = d_bank0_1 == 4'he;
-  assign \$1350  = pending0[1] & \$1349 ;
-  assign \$1351  = d_bank0_2 == 4'he;
-  assign \$1352  = pending0[2] & \$1351 ;
-  assign \$1353  = d_bank0_3 == 4'he;
-  assign \$1354  = pending0[3] & \$1353 ;
-  assign \$1355  = d_bank0_4 == 4'he;
-  assign \$1356  = pending0[4] & \$1355 ;
-  assign \$1357  = d_bank0_5 == 4'he;
-  assign \$1358  = pending0[5] & \$1357 ;
-  assign \$1359  = d_bank0_6 == 4'he;
-  assign \$1360  = pending0[6] & \$1359 ;
-  assign \$1361  = d_bank0_7 == 4'he;
-  assign \$1362  = pending0[7] & \$1361 ;
-  assign \$1363  = d_bank0_8 == 4'he;
-  assign \$1364  = pending0[8] & \$1363 ;
-  assign \$1365  = d_bank0_9 == 4'he;
-  assign \$1366  = pending0[9] & \$1365 ;
-  assign \$1367  = d_bank0_10 == 4'he;
-  assign \$1368  = pending0[10] & \$1367 ;
-  assign \$1369  = d_bank0_11 == 4'he;
-  assign \$1370  = pending0[11] & \$1369 ;
-  assign \$1371  = d_bank0_12 == 4'he;
-  assign \$1372  = pending0[12] & \$1371 ;
-  assign \$1373  = d_bank0_13 == 4'he;
-  assign \$1374  = pending0[13] & \$1373 ;
-  assign \$1375  = d_bank0_14 == 4'he;
-  assign \$1376  = pending0[14] & \$1375 ;
-  assign \$1377  = d_bank0_15 == 4'he;
-  assign \$1378  = pending0[15] & \$1377 ;
-  assign \$1379  = ~ { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
-  assign \$1380  = \$1379  + 1'h1;
-  assign \$1381  = { 1'h0, \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  } & \$1380 ;
-  assign hit0_14 = | { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
-  assign \$1382  = \$1381 [0] ? d_row0_0 : 4'h0;
-  assign \$1383  = \$1381 [1] ? d_row0_1 : 4'h0;
-  assign \$1384  = \$1382  | \$1383 ;
-  assign \$1385  = \$1381 [2] ? d_row0_2 : 4'h0;
-  assign \$1386  = \$1384  | \$1385 ;
-  assign \$1387  = \$1381 [3] ? d_row0_3 : 4'h0;
-  assign \$1388  = \$1386  | \$1387 ;
-  assign \$1389  = \$1381 [4] ? d_row0_4 : 4'h0;
-  assign \$1390  = \$1388  | \$1389 ;
-  assign \$1391  = \$1381 [5] ? d_row0_5 : 4'h0;
-  assign \$1392  = \$1390  | \$1391 ;
-  assign \$1393  = \$1381 [6] ? d_row0_6 : 4'h0;
-  assign \$1394  = \$1392  | \$1393 ;
-  assign \$1395  = \$1381 [7] ? d_row0_7 : 4'h0;
-  assign \$1396  = \$1394  | \$1395 ;
-  assign \$1397  = \$1381 [8] ? d_row0_8 : 4'h0;
-  assign \$1398  = \$1396  | \$1397 ;
-  assign \$1399  = \$1381 [9] ? d_row0_9 : 4'h0;
-  assign \$1400  = \$1398  | \$1399 ;
-  assign \$1401  = \$1381 [10] ? d_row0_10 : 4'h0;
-  assign \$1402  = \$1400  | \$1401 ;
-  assign \$1403  = \$1381 [11] ? d_row0_11 : 4'h0;
-  assign \$1404  = \$1402  | \$1403 ;
-  assign \$1405  = \$1381 [12] ? d_row0_12 : 4'h0;
-  assign \$1406  = \$1404  | \$1405 ;
-  assign \$1407  = \$1381 [13] ? d_row0_13 : 4'h0;
-  assign \$1408  = \$1406  | \$1407 ;
-  assign \$1409  = \$1381 [14] ? d_row0_14 : 4'h0;
-  assign \$1410  = \$1408  | \$1409 ;
-  assign \$1411  = \$1381 [15] ? d_row0_15 : 4'h0;
-  assign row0_14 = \$1410  | \$1411 ;
-  assign \$1412  = \$1381 [0] ? d_product_0 : 16'h0000;
-  assign \$1413  = \$1381 [1] ? d_product_1 : 16'h0000;
-  assign \$1414  = \$1412  | \$1413 ;
-  assign \$1415  = \$1381 [2] ? d_product_2 : 16'h0000;
-  assign \$1416  = \$1414  | \$1415 ;
-  assign \$1417  = \$1381 [3] ? d_product_3 : 16'h0000;
-  assign \$1418  = \$1416  | \$1417 ;
-  assign \$1419  = \$1381 [4] ? d_product_4 : 16'h0000;
-  assign \$1420  = \$1418  | \$1419 ;
-  assign \$1421  = \$1381 [5] ? d_product_5 : 16'h0000;
-  assign \$1422  = \$1420  | \$1421 ;
-  assign \$1423  = \$1381 [6] ? d_product_6 : 16'h0000;
-  assign \$1424  = \$1422  | \$1423 ;
-  assign \$1425  = \$1381 [7] ? d_product_7 : 16'h0000;
-  assign \$1426  = \$1424  | \$1425 ;
-  assign \$1427  = \$1381 [8] ? d_product_8 : 16'h0000;
-  assign \$1428  = \$1426  | \$1427 ;
-  assign \$1429  = \$1381 [9] ? d_product_9 : 16'h0000;
-  assign \$1430  = \$1428  | \$1429 ;
-  assign \$1431  = \$1381 [10] ? d_product_10 : 16'h0000;
-  assign \$1432  = \$1430  | \$1431 ;
-  assign \$1433  = \$1381 [11] ? d_product_11 : 16'h0000;
-  assign \$1434  = \$1432  | \$1433 ;
-  assign \$1435  = \$1381 [12] ? d_product_12 : 16'h0000;
-  assign \$1436  = \$1434  | \$1435 ;
-  assign \$1437  = \$1381 [13] ? d_product_13 : 16'h0000;
-  assign \$1438  = \$1436  | \$1437 ;
-  assign \$1439  = \$1381 [14] ? d_product_14 : 16'h0000;
-  assign \$1440  = \$1438  | \$1439 ;
-  assign \$1441  = \$1381 [15] ? d_product_15 : 16'h0000;
-  assign value0_14 = \$1440  | \$1441 ;
-  assign \$1442  = d_bank0_0 == 4'hf;
-  assign \$1443  = pending0[0] & \$1442 ;
-  assign \$1444  = d_bank0_1 == 4'hf;
-  assign \$1445  = pending0[1] & \$1444 ;
-  assign \$1446  = d_bank0_2 == 4'hf;
-  assign \$1447  = pending0[2] & \$1446 ;
-  assign \$1448  = d_bank0_3 == 4'hf;
-  assign \$1449  = pending0[3] & \$1448 ;
-  assign \$1450  = d_bank0_4 == 4'hf;
-  assign \$1451  = pending0[4] & \$1450 ;
-  assign \$1452  = d_bank0_5 == 4'hf;
-  assign \$1453  = pending0[5] & \$1452 ;
-  assign \$1454  = d_bank0_6 == 4'hf;
-  assign \$1455  = pending0[6] & \$1454 ;
-  assign \$1456  = d_bank0_7 == 4'hf;
-  assign \$1457  = pending0[7] & \$1456 ;
-  assign \$1458  = d_bank0_8 == 4'hf;
-  assign \$1459  = pending0[8] & \$1458 ;
-  assign \$1460  = d_bank0_9 == 4'hf;
-  assign \$1461  = pending0[9] & \$1460 ;
-  assign \$1462  = d_bank0_10 == 4'hf;
-  assign \$1463  = pending0[10] & \$1462 ;
-  assign \$1464  = d_bank0_11 == 4'hf;
-  assign \$1465  = pending0[11] & \$1464 ;
-  assign \$1466  = d_bank0_12 == 4'hf;
-  assign \$1467  = pending0[12] & \$1466 ;
-  assign \$1468  = d_bank0_13 == 4'hf;
-  assign \$1469  = pending0[13] & \$1468 ;
-  assign \$1470  = d_bank0_14 == 4'hf;
-  assign \$1471  = pending0[14] & \$1470 ;
-  assign \$1472  = d_bank0_15 == 4'hf;
-  assign \$1473  = pending0[15] & \$1472 ;
-  assign \$1474  = ~ { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
-  assign \$1475  = \$1474  + 1'h1;
-  assign \$1476  = { 1'h0, \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  } & \$1475 ;
-  assign hit0_15 = | { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
-  assign \$1477  = \$1476 [0] ? d_row0_0 : 4'h0;
-  assign \$1478  = \$1476 [1] ? d_row0_1 : 4'h0;
-  assign \$1479  = \$1477  | \$1478 ;
-  assign \$1480  = \$1476 [2] ? d_row0_2 : 4'h0;
-  assign \$1481  = \$1479  | \$1480 ;
-  assign \$1482  = \$1476 [3] ? d_row0_3 : 4'h0;
-  assign \$1483  = \$1481  | \$1482 ;
-  assign \$1484  = \$1476 [4] ? d_row0_4 : 4'h0;
-  assign \$1485  = \$1483  | \$1484 ;
-  assign \$1486  = \$1476 [5] ? d_row0_5 : 4'h0;
-  assign \$1487  = \$1485  | \$1486 ;
-  assign \$1488  = \$1476 [6] ? d_row0_6 : 4'h0;
-  assign \$1489  = \$1487  | \$1488 ;
-  assign \$1490  = \$1476 [7] ? d_row0_7 : 4'h0;
-  assign \$1491  = \$1489  | \$1490 ;
-  assign \$1492  = \$1476 [8] ? d_row0_8 : 4'h0;
-  assign \$1493  = \$1491  | \$1492 ;
-  assign \$1494  = \$1476 [9] ? d_row0_9 : 4'h0;
-  assign \$1495  = \$1493  | \$1494 ;
-  assign \$1496  = \$1476 [10] ? d_row0_10 : 4'h0;
-  assign \$1497  = \$1495  | \$1496 ;
-  assign \$1498  = \$1476 [11] ? d_row0_11 : 4'h0;
-  assign \$1499  = \$1497  | \$1498 ;
-  assign \$1500  = \$1476 [12] ? d_row0_12 : 4'h0;
-  assign \$1501  = \$1499  | \$1500 ;
-  assign \$1502  = \$1476 [13] ? d_row0_13 : 4'h0;
-  assign \$1503  = \$1501  | \$1502 ;
-  assign \$1504  = \$1476 [14] ? d_row0_14 : 4'h0;
-  assign \$1505  = \$1503  | \$1504 ;
-  assign \$1506  = \$1476 [15] ? d_row0_15 : 4'h0;
-  assign row0_15 = \$1505  | \$1506 ;
-  assign \$1507  = \$1476 [0] ? d_product_0 : 16'h0000;
-  assign \$1508  = \$1476 [1] ? d_product_1 : 16'h0000;
-  assign \$1509  = \$1507  | \$1508 ;
-  assign \$1510  = \$1476 [2] ? d_product_2 : 16'h0000;
-  assign \$1511  = \$1509  | \$1510 ;
-  assign \$1512  = \$1476 [3] ? d_product_3 : 16'h0000;
-  assign \$1513  = \$1511  | \$1512 ;
-  assign \$1514  = \$1476 [4] ? d_product_4 : 16'h0000;
-  assign \$1515  = \$1513  | \$1514 ;
-  assign \$1516  = \$1476 [5] ? d_product_5 : 16'h0000;
-  assign \$1517  = \$1515  | \$1516 ;
-  assign \$1518  = \$1476 [6] ? d_product_6 : 16'h0000;
-  assign \$1519  = \$1517  | \$1518 ;
-  assign \$1520  = \$1476 [7] ? d_product_7 : 16'h0000;
-  assign \$1521  = \$1519  | \$1520 ;
-  assign \$1522  = \$1476 [8] ? d_product_8 : 16'h0000;
-  assign \$1523  = \$1521  | \$1522 ;
-  assign \$1524  = \$1476 [9] ? d_product_9 : 16'h0000;
-  assign \$1525  = \$1523  | \$1524 ;
-  assign \$1526  = \$1476 [10] ? d_product_10 : 16'h0000;
-  assign \$1527  = \$1525  | \$1526 ;
-  assign \$1528  = \$1476 [11] ? d_product_11 : 16'h0000;
-  assign \$1529  = \$1527  | \$1528 ;
-  assign \$1530  = \$1476 [12] ? d_product_12 : 16'h0000;
-  assign \$1531  = \$1529  | \$1530 ;
-  assign \$1532  = \$1476 [13] ? d_product_13 : 16'h0000;
-  assign \$1533  = \$1531  | \$1532 ;
-  assign \$1534  = \$1476 [14] ? d_product_14 : 16'h0000;
-  assign \$1535  = \$1533  | \$1534 ;
-  assign \$1536  = \$1476 [15] ? d_product_15 : 16'h0000;
-  assign value0_15 = \$1535  | \$1536 ;
-  assign \$1537  = d_bank0_0 == 5'h10;
-  assign \$1538  = pending0[0] & \$1537 ;
-  assign \$1539  = d_bank0_1 == 5'h10;
-  assign \$1540  = pending0[1] & \$1539 ;
-  assign \$1541  = d_bank0_2 == 5'h10;
-  assign \$1542  = pending0[2] & \$1541 ;
-  assign \$1543  = d_bank0_3 == 5'h10;
-  assign \$1544  = pending0[3] & \$1543 ;
-  assign \$1545  = d_bank0_4 == 5'h10;
-  assign \$1546  = pending0[4] & \$1545 ;
-  assign \$1547  = d_bank0_5 == 5'h10;
-  assign \$1548  = pending0[5] & \$1547 ;
-  assign \$1549  = d_bank0_6 == 5'h10;
-  assign \$1550  = pending0[6] & \$1549 ;
-  assign \$1551  = d_bank0_7 == 5'h10;
-  assign \$1552  = pending0[7] & \$1551 ;
-  assign \$1553  = d_bank0_8 == 5'h10;
-  assign \$1554  = pending0[8] & \$1553 ;
-  assign \$1555  = d_bank0_9 == 5'h10;
-  assign \$1556  = pending0[9] & \$1555 ;
-  assign \$1557  = d_bank0_10 == 5'h10;
-  assign \$1558  = pending0[10] & \$1557 ;
-  assign \$1559  = d_bank0_11 == 5'h10;
-  assign \$1560  = pending0[11] & \$1559 ;
-  assign \$1561  = d_bank0_12 == 5'h10;
-  assign \$1562  = pending0[12] & \$1561 ;
-  assign \$1563  = d_bank0_13 == 5'h10;
-  assign \$1564  = pending0[13] & \$1563 ;
-  assign \$1565  = d_bank0_14 == 5'h10;
-  assign \$1566  = pending0[14] & \$1565 ;
-  assign \$1567  = d_bank0_15 == 5'h10;
-  assign \$1568  = pending0[15] & \$1567 ;
-  assign \$1569  = ~ { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
-  assign \$1570  = \$1569  + 1'h1;
-  assign \$1571  = { 1'h0, \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  } & \$1570 ;
-  assign hit0_16 = | { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
-  assign \$1572  = \$1571 [0] ? d_row0_0 : 4'h0;
-  assign \$1573  = \$1571 [1] ? d_row0_1 : 4'h0;
-  assign \$1574  = \$1572  | \$1573 ;
-  assign \$1575  = \$1571 [2] ? d_row0_2 : 4'h0;
-  assign \$1576  = \$1574  | \$1575 ;
-  assign \$1577  = \$1571 [3] ? d_row0_3 : 4'h0;
-  assign \$1578  = \$1576  | \$1577 ;
-  assign \$1579  = \$1571 [4] ? d_row0_4 : 4'h0;
-  assign \$1580  = \$1578  | \$1579 ;
-  assign \$1581  = \$1571 [5] ? d_row0_5 : 4'h0;
-  assign \$1582  = \$1580  | \$1581 ;
-  assign \$1583  = \$1571 [6] ? d_row0_6 : 4'h0;
-  assign \$1584  = \$1582  | \$1583 ;
-  assign \$1585  = \$1571 [7] ? d_row0_7 : 4'h0;
-  assign \$1586  = \$1584  | \$1585 ;
-  assign \$1587  = \$1571 [8] ? d_row0_8 : 4'h0;
-  assign \$1588  = \$1586  | \$1587 ;
-  assign \$1589  = \$1571 [9] ? d_row0_9 : 4'h0;
-  assign \$1590  = \$1588  | \$1589 ;
-  assign \$1591  = \$1571 [10] ? d_row0_10 : 4'h0;
-  assign \$1592  = \$1590  | \$1591 ;
-  assign \$1593  = \$1571 [11] ? d_row0_11 : 4'h0;
-  assign \$1594  = \$1592  | \$1593 ;
-  assign \$1595  = \$1571 [12] ? d_row0_12 : 4'h0;
-  assign \$1596  = \$1594  | \$1595 ;
-  assign \$1597  = \$1571 [13] ? d_row0_13 : 4'h0;
-  assign \$1598  = \$1596  | \$1597 ;
-  assign \$1599  = \$1571 [14] ? d_row0_14 : 4'h0;
-  assign \$1600  = \$1598  | \$1599 ;
-  assign \$1601  = \$1571 [15] ? d_row0_15 : 4'h0;
-  assign row0_16 = \$1600  | \$1601 ;
-  assign \$1602  = \$1571 [0] ? d_product_0 : 16'h0000;
-  assign \$1603  = \$1571 [1] ? d_product_1 : 16'h0000;
-  assign \$1604  = \$1602  | \$1603 ;
-  assign \$1605  = \$1571 [2] ? d_product_2 : 16'h0000;
-  assign \$1606  = \$1604  | \$1605 ;
-  assign \$1607  = \$1571 [3] ? d_product_3 : 16'h0000;
-  assign \$1608  = \$1606  | \$1607 ;
-  assign \$1609  = \$1571 [4] ? d_product_4 : 16'h0000;
-  assign \$1610  = \$1608  | \$1609 ;
-  assign \$1611  = \$1571 [5] ? d_product_5 : 16'h0000;
-  assign \$1612  = \$1610  | \$1611 ;
-  assign \$1613  = \$1571 [6] ? d_product_6 : 16'h0000;
-  assign \$1614  = \$1612  | \$1613 ;
-  assign \$1615  = \$1571 [7] ? d_product_7 : 16'h0000;
-  assign \$1616  = \$1614  | \$1615 ;
-  assign \$1617  = \$1571 [8] ? d_product_8 : 16'h0000;
-  assign \$1618  = \$1616  | \$1617 ;
-  assign \$1619  = \$1571 [9] ? d_product_9 : 16'h0000;
-  assign \$1620  = \$1618  | \$1619 ;
-  assign \$1621  = \$1571 [10] ? d_product_10 : 16'h0000;
-  assign \$1622  = \$1620  | \$1621 ;
-  assign \$1623  = \$1571 [11] ? d_product_11 : 16'h0000;
-  assign \$1624  = \$1622  | \$1623 ;
-  assign \$1625  = \$1571 [12] ? d_product_12 : 16'h0000;
-  assign \$1626  = \$1624  | \$1625 ;
-  assign \$1627  = \$1571 [13] ? d_product_13 : 16'h0000;
-  assign \$1628  = \$1626  | \$1627 ;
-  assign \$1629  = \$1571 [14] ? d_product_14 : 16'h0000;
-  assign \$1630  = \$1628  | \$1629 ;
-  assign \$1631  = \$1571 [15] ? d_product_15 : 16'h0000;
-  assign value0_16 = \$1630  | \$1631 ;
-  assign \$1632  = d_bank0_0 == 5'h11;
-  assign \$1633  = pending0[0] & \$1632 ;
-  assign \$1634  = d_bank0_1 == 5'h11;
-  assign \$1635  = pending0[1] & \$1634 ;
-  assign \$1636  = d_bank0_2 == 5'h11;
-  assign \$1637  = pending0[2] & \$1636 ;
-  assign \$1638  = d_bank0_3 == 5'h11;
-  assign \$1639  = pending0[3] & \$1638 ;
-  assign \$1640  = d_bank0_4 == 5'h11;
-  assign \$1641  = pending0[4] & \$1640 ;
-  assign \$1642  = d_bank0_5 == 5'h11;
-  assign \$1643  = pending0[5] & \$1642 ;
-  assign \$1644  = d_bank0_6 == 5'h11;
-  assign \$1645  = pending0[6] & \$1644 ;
-  assign \$1646  = d_bank0_7 == 5'h11;
-  assign \$1647  = pending0[7] & \$1646 ;
-  assign \$1648  = d_bank0_8 == 5'h11;
-  assign \$1649  = pending0[8] & \$1648 ;
-  assign \$1650  = d_bank0_9 == 5'h11;
-  assign \$1651  = pending0[9] & \$1650 ;
-  assign \$1652  = d_bank0_10 == 5'h11;
-  assign \$1653  = pending0[10] & \$1652 ;
-  assign \$1654  = d_bank0_11 == 5'h11;
-  assign \$1655  = pending0[11] & \$1654 ;
-  assign \$1656  = d_bank0_12 == 5'h11;
-  assign \$1657  = pending0[12] & \$1656 ;
-  assign \$1658  = d_bank0_13 == 5'h11;
-  assign \$1659  = pending0[13] & \$1658 ;
-  assign \$1660  = d_bank0_14 == 5'h11;
-  assign \$1661  = pending0[14] & \$1660 ;
-  assign \$1662  = d_bank0_15 == 5'h11;
-  assign \$1663  = pending0[15] & \$1662 ;
-  assign \$1664  = ~ { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
-  assign \$1665  = \$1664  + 1'h1;
-  assign \$1666  = { 1'h0, \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  } & \$1665 ;
-  assign hit0_17 = | { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
-  assign \$1667  = \$1666 [0] ? d_row0_0 : 4'h0;
-  assign \$1668  = \$1666 [1] ? d_row0_1 : 4'h0;
-  assign \$1669  = \$1667  | \$1668 ;
-  assign \$1670  = \$1666 [2] ? d_row0_2 : 4'h0;
-  assign \$1671  = \$1669  | \$1670 ;
-  assign \$1672  = \$1666 [3] ? d_row0_3 : 4'h0;
-  assign \$1673  = \$1671  | \$1672 ;
-  assign \$1674  = \$1666 [4] ? d_row0_4 : 4'h0;
-  assign \$1675  = \$1673  | \$1674 ;
-  assign \$1676  = \$1666 [5] ? d_row0_5 : 4'h0;
-  assign \$1677  = \$1675  | \$1676 ;
-  assign \$1678  = \$1666 [6] ? d_row0_6 : 4'h0;
-  assign \$1679  = \$1677  | \$1678 ;
-  assign \$1680  = \$1666 [7] ? d_row0_7 : 4'h0;
-  assign \$1681  = \$1679  | \$1680 ;
-  assign \$1682  = \$1666 [8] ? d_row0_8 : 4'h0;
-  assign \$1683  = \$1681  | \$1682 ;
-  assign \$1684  = \$1666 [9] ? d_row0_9 : 4'h0;
-  assign \$1685  = \$1683  | \$1684 ;
-  assign \$1686  = \$1666 [10] ? d_row0_10 : 4'h0;
-  assign \$1687  = \$1685  | \$1686 ;
-  assign \$1688  = \$1666 [11] ? d_row0_11 : 4'h0;
-  assign \$1689  = \$1687  | \$1688 ;
-  assign \$1690  = \$1666 [12] ? d_row0_12 : 4'h0;
-  assign \$1691  = \$1689  | \$1690 ;
-  assign \$1692  = \$1666 [13] ? d_row0_13 : 4'h0;
-  assign \$1693  = \$1691  | \$1692 ;
-  assign \$1694  = \$1666 [14] ? d_row0_14 : 4'h0;
-  assign \$1695  = \$1693  | \$1694 ;
-  assign \$1696  = \$1666 [15] ? d_row0_15 : 4'h0;
-  assign row0_17 = \$1695  | \$1696 ;
-  assign \$1697  = \$1666 [0] ? d_product_0 : 16'h0000;
-  assign \$1698  = \$1666 [1] ? d_product_1 : 16'h0000;
-  assign \$1699  = \$1697  | \$1698 ;
-  assign \$1700  = \$1666 [2] ? d_product_2 : 16'h0000;
-  assign \$1701  = \$1699  | \$1700 ;
-  assign \$1702  = \$1666 [3] ? d_product_3 : 16'h0000;
-  assign \$1703  = \$1701  | \$1702 ;
-  assign \$1704  = \$1666 [4] ? d_product_4 : 16'h0000;
-  assign \$1705  = \$1703  | \$1704 ;
-  assign \$1706  = \$1666 [5] ? d_product_5 : 16'h0000;
-  assign \$1707  = \$1705  | \$1706 ;
-  assign \$1708  = \$1666 [6] ? d_product_6 : 16'h0000;
-  assign \$1709  = \$1707  | \$1708 ;
-  assign \$1710  = \$1666 [7] ? d_product_7 : 16'h0000;
-  assign \$1711  = \$1709  | \$1710 ;
-  assign \$1712  = \$1666 [8] ? d_product_8 : 16'h0000;
-  assign \$1713  = \$1711  | \$1712 ;
-  assign \$1714  = \$1666 [9] ? d_product_9 : 16'h0000;
-  assign \$1715  = \$1713  | \$1714 ;
-  assign \$1716  = \$1666 [10] ? d_product_10 : 16'h0000;
-  assign \$1717  = \$1715  | \$1716 ;
-  assign \$1718  = \$1666 [11] ? d_product_11 : 16'h0000;
-  assign \$1719  = \$1717  | \$1718 ;
-  assign \$1720  = \$1666 [12] ? d_product_12 : 16'h0000;
-  assign \$1721  = \$1719  | \$1720 ;
-  assign \$1722  = \$1666 [13] ? d_product_13 : 16'h0000;
-  assign \$1723  = \$1721  | \$1722 ;
-  assign \$1724  = \$1666 [14] ? d_product_14 : 16'h0000;
-  assign \$1725  = \$1723  | \$1724 ;
-  assign \$1726  = \$1666 [15] ? d_product_15 : 16'h0000;
-  assign value0_17 = \$1725  | \$1726 ;
-  assign \$1727  = d_bank0_0 == 5'h12;
-  assign \$1728  = pending0[0] & \$1727 ;
-  assign \$1729  = d_bank0_1 == 5'h12;
-  assign \$1730  = pending0[1] & \$1729 ;
-  assign \$1731  = d_bank0_2 == 5'h12;
-  assign \$1732  = pending0[2] & \$1731 ;
-  assign \$1733  = d_bank0_3 == 5'h12;
-  assign \$1734  = pending0[3] & \$1733 ;
-  assign \$1735  = d_bank0_4 == 5'h12;
-  assign \$1736  = pending0[4] & \$1735 ;
-  assign \$1737  = d_bank0_5 == 5'h12;
-  assign \$1738  = pending0[5] & \$1737 ;
-  assign \$1739  = d_bank0_6 == 5'h12;
-  assign \$1740  = pending0[6] & \$1739 ;
-  assign \$1741  = d_bank0_7 == 5'h12;
-  assign \$1742  = pending0[7] & \$1741 ;
-  assign \$1743  = d_bank0_8 == 5'h12;
-  assign \$1744  = pending0[8] & \$1743 ;
-  assign \$1745  = d_bank0_9 == 5'h12;
-  assign \$1746  = pending0[9] & \$1745 ;
-  assign \$1747  = d_bank0_10 == 5'h12;
-  assign \$1748  = pending0[10] & \$1747 ;
-  assign \$1749  = d_bank0_11 == 5'h12;
-  assign \$1750  = pending0[11] & \$1749 ;
-  assign \$1751  = d_bank0_12 == 5'h12;
-  assign \$1752  = pending0[12] & \$1751 ;
-  assign \$1753  = d_bank0_13 == 5'h12;
-  assign \$1754  = pending0[13] & \$1753 ;
-  assign \$1755  = d_bank0_14 == 5'h12;
-  assign \$1756  = pending0[14] & \$1755 ;
-  assign \$1757  = d_bank0_15 == 5'h12;
-  assign \$1758  = pending0[15] & \$1757 ;
-  assign \$1759  = ~ { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
-  assign \$1760  = \$1759  + 1'h1;
-  assign \$1761  = { 1'h0, \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  } & \$1760 ;
-  assign hit0_18 = | { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
-  assign \$1762  = \$1761 [0] ? d_row0_0 : 4'h0;
-  assign \$1763  = \$1761 [1] ? d_row0_1 : 4'h0;
-  assign \$1764  = \$1762  | \$1763 ;
-  assign \$1765  = \$1761 [2] ? d_row0_2 : 4'h0;
-  assign \$1766  = \$1764  | \$1765 ;
-  assign \$1767  = \$1761 [3] ? d_row0_3 : 4'h0;
-  assign \$1768  = \$1766  | \$1767 ;
-  assign \$1769  = \$1761 [4] ? d_row0_4 : 4'h0;
-  assign \$1770  = \$1768  | \$1769 ;
-  assign \$1771  = \$1761 [5] ? d_row0_5 : 4'h0;
-  assign \$1772  = \$1770  | \$1771 ;
-  assign \$1773  = \$1761 [6] ? d_row0_6 : 4'h0;
-  assign \$1774  = \$1772  | \$1773 ;
-  assign \$1775  = \$1761 [7] ? d_row0_7 : 4'h0;
-  assign \$1776  = \$1774  | \$1775 ;
-  assign \$1777  = \$1761 [8] ? d_row0_8 : 4'h0;
-  assign \$1778  = \$1776  | \$1777 ;
-  assign \$1779  = \$1761 [9] ? d_row0_9 : 4'h0;
-  assign \$1780  = \$1778  | \$1779 ;
-  assign \$1781  = \$1761 [10] ? d_row0_10 : 4'h0;
-  assign \$1782  = \$1780  | \$1781 ;
-  assign \$1783  = \$1761 [11] ? d_row0_11 : 4'h0;
-  assign \$1784  = \$1782  | \$1783 ;
-  assign \$1785  = \$1761 [12] ? d_row0_12 : 4'h0;
-  assign \$1786  = \$1784  | \$1785 ;
-  assign \$1787  = \$1761 [13] ? d_row0_13 : 4'h0;
-  assign \$1788  = \$1786  | \$1787 ;
-  assign \$1789  = \$1761 [14] ? d_row0_14 : 4'h0;
-  assign \$1790  = \$1788  | \$1789 ;
-  assign \$1791  = \$1761 [15] ? d_row0_15 : 4'h0;
-  assign row0_18 = \$1790  | \$1791 ;
-  assign \$1792  = \$1761 [0] ? d_product_0 : 16'h0000;
-  assign \$1793  = \$1761 [1] ? d_product_1 : 16'h0000;
-  assign \$1794  = \$1792  | \$1793 ;
-  assign \$1795  = \$1761 [2] ? d_product_2 : 16'h0000;
-  assign \$1796  = \$1794  | \$1795 ;
-  assign \$1797  = \$1761 [3] ? d_product_3 : 16'h0000;
-  assign \$1798  = \$1796  | \$1797 ;
-  assign \$1799  = \$1761 [4] ? d_product_4 : 16'h0000;
-  assign \$1800  = \$1798  | \$1799 ;
-  assign \$1801  = \$1761 [5] ? d_product_5 : 16'h0000;
-  assign \$1802  = \$1800  | \$1801 ;
-  assign \$1803  = \$1761 [6] ? d_product_6 : 16'h0000;
-  assign \$1804  = \$1802  | \$1803 ;
-  assign \$1805  = \$1761 [7] ? d_product_7 : 16'h0000;
-  assign \$1806  = \$1804  | \$1805 ;
-  assign \$1807  = \$1761 [8] ? d_product_8 : 16'h0000;
-  assign \$1808  = \$1806  | \$1807 ;
-  assign \$1809  = \$1761 [9] ? d_product_9 : 16'h0000;
-  assign \$1810  = \$1808  | \$1809 ;
-  assign \$1811  = \$1761 [10] ? d_product_10 : 16'h0000;
-  assign \$1812  = \$1810  | \$1811 ;
-  assign \$1813  = \$1761 [11] ? d_product_11 : 16'h0000;
-  assign \$1814  = \$1812  | \$1813 ;
-  assign \$1815  = \$1761 [12] ? d_product_12 : 16'h0000;
-  assign \$1816  = \$1814  | \$1815 ;
-  assign \$1817  = \$1761 [13] ? d_product_13 : 16'h0000;
-  assign \$1818  = \$1816  | \$1817 ;
-  assign \$1819  = \$1761 [14] ? d_product_14 : 16'h0000;
-  assign \$1820  = \$1818  | \$1819 ;
-  assign \$1821  = \$1761 [15] ? d_product_15 : 16'h0000;
-  assign value0_18 = \$1820  | \$1821 ;
-  assign \$1822  = d_bank0_0 == 5'h13;
-  assign \$1823  = pending0[0] & \$1822 ;
-  assign \$1824  = d_bank0_1 == 5'h13;
-  assign \$1825  = pending0[1] & \$1824 ;
-  assign \$1826  = d_bank0_2 == 5'h13;
-  assign \$1827  = pending0[2] & \$1826 ;
-  assign \$1828  = d_bank0_3 == 5'h13;
-  assign \$1829  = pending0[3] & \$1828 ;
-  assign \$1830  = d_bank0_4 == 5'h13;
-  assign \$1831  = pending0[4] & \$1830 ;
-  assign \$1832  = d_bank0_5 == 5'h13;
-  assign \$1833  = pending0[5] & \$1832 ;
-  assign \$1834  = d_bank0_6 == 5'h13;
-  assign \$1835  = pending0[6] & \$1834 ;
-  assign \$1836  = d_bank0_7 == 5'h13;
-  assign \$1837  = pending0[7] & \$1836 ;
-  assign \$1838  = d_bank0_8 == 5'h13;
-  assign \$1839  = pending0[8] & \$1838 ;
-  assign \$1840  = d_bank0_9 == 5'h13;
-  assign \$1841  = pending0[9] & \$1840 ;
-  assign \$1842  = d_bank0_10 == 5'h13;
-  assign \$1843  = pending0[10] & \$1842 ;
-  assign \$1844  = d_bank0_11 == 5'h13;
-  assign \$1845  = pending0[11] & \$1844 ;
-  assign \$1846  = d_bank0_12 == 5'h13;
-  assign \$1847  = pending0[12] & \$1846 ;
-  assign \$1848  = d_bank0_13 == 5'h13;
-  assign \$1849  = pending0[13] & \$1848 ;
-  assign \$1850  = d_bank0_14 == 5'h13;
-  assign \$1851  = pending0[14] & \$1850 ;
-  assign \$1852  = d_bank0_15 == 5'h13;
-  assign \$1853  = pending0[15] & \$1852 ;
-  assign \$1854  = ~ { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
-  assign \$1855  = \$1854  + 1'h1;
-  assign \$1856  = { 1'h0, \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  } & \$1855 ;
-  assign hit0_19 = | { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
-  assign \$1857  = \$1856 [0] ? d_row0_0 : 4'h0;
-  assign \$1858  = \$1856 [1] ? d_row0_1 : 4'h0;
-  assign \$1859  = \$1857  | \$1858 ;
-  assign \$1860  = \$1856 [2] ? d_row0_2 : 4'h0;
-  assign \$1861  = \$1859  | \$1860 ;
-  assign \$1862  = \$1856 [3] ? d_row0_3 : 4'h0;
-  assign \$1863  = \$1861  | \$1862 ;
-  assign \$1864  = \$1856 [4] ? d_row0_4 : 4'h0;
-  assign \$1865  = \$1863  | \$1864 ;
-  assign \$1866  = \$1856 [5] ? d_row0_5 : 4'h0;
-  assign \$1867  = \$1865  | \$1866 ;
-  assign \$1868  = \$1856 [6] ? d_row0_6 : 4'h0;
-  assign \$1869  = \$1867  | \$1868 ;
-  assign \$1870  = \$1856 [7] ? d_row0_7 : 4'h0;
-  assign \$1871  = \$1869  | \$1870 ;
-  assign \$1872  = \$1856 [8] ? d_row0_8 : 4'h0;
-  assign \$1873  = \$1871  | \$1872 ;
-  assign \$1874  = \$1856 [9] ? d_row0_9 : 4'h0;
-  assign \$1875  = \$1873  | \$1874 ;
-  assign \$1876  = \$1856 [10] ? d_row0_10 : 4'h0;
-  assign \$1877  = \$1875  | \$1876 ;
-  assign \$1878  = \$1856 [11] ? d_row0_11 : 4'h0;
-  assign \$1879  = \$1877  | \$1878 ;
-  assign \$1880  = \$1856 [12] ? d_row0_12 : 4'h0;
-  assign \$1881  = \$1879  | \$1880 ;
-  assign \$1882  = \$1856 [13] ? d_row0_13 : 4'h0;
-  assign \$1883  = \$1881  | \$1882 ;
-  assign \$1884  = \$1856 [14] ? d_row0_14 : 4'h0;
-  assign \$1885  = \$1883  | \$1884 ;
-  assign \$1886  = \$1856 [15] ? d_row0_15 : 4'h0;
-  assign row0_19 = \$1885  | \$1886 ;
-  assign \$1887  = \$1856 [0] ? d_product_0 : 16'h0000;
-  assign \$1888  = \$1856 [1] ? d_product_1 : 16'h0000;
-  assign \$1889  = \$1887  | \$1888 ;
-  assign \$1890  = \$1856 [2] ? d_product_2 : 16'h0000;
-  assign \$1891  = \$1889  | \$1890 ;
-  assign \$1892  = \$1856 [3] ? d_product_3 : 16'h0000;
-  assign \$1893  = \$1891  | \$1892 ;
-  assign \$1894  = \$1856 [4] ? d_product_4 : 16'h0000;
-  assign \$1895  = \$1893  | \$1894 ;
-  assign \$1896  = \$1856 [5] ? d_product_5 : 16'h0000;
-  assign \$1897  = \$1895  | \$1896 ;
-  assign \$1898  = \$1856 [6] ? d_product_6 : 16'h0000;
-  assign \$1899  = \$1897  | \$1898 ;
-  assign \$1900  = \$1856 [7] ? d_product_7 : 16'h0000;
-  assign \$1901  = \$1899  | \$1900 ;
-  assign \$1902  = \$1856 [8] ? d_product_8 : 16'h0000;
-  assign \$1903  = \$1901  | \$1902 ;
-  assign \$1904  = \$1856 [9] ? d_product_9 : 16'h0000;
-  assign \$1905  = \$1903  | \$1904 ;
-  assign \$1906  = \$1856 [10] ? d_product_10 : 16'h0000;
-  assign \$1907  = \$1905  | \$1906 ;
-  assign \$1908  = \$1856 [11] ? d_product_11 : 16'h0000;
-  assign \$1909  = \$1907  | \$1908 ;
-  assign \$1910  = \$1856 [12] ? d_product_12 : 16'h0000;
-  assign \$1911  = \$1909  | \$1910 ;
-  assign \$1912  = \$1856 [13] ? d_product_13 : 16'h0000;
-  assign \$1913  = \$1911  | \$1912 ;
-  assign \$1914  = \$1856 [14] ? d_product_14 : 16'h0000;
-  assign \$1915  = \$1913  | \$1914 ;
-  assign \$1916  = \$1856 [15] ? d_product_15 : 16'h0000;
-  assign value0_19 = \$1915  | \$1916 ;
-  assign \$1917  = d_bank0_0 == 5'h14;
-  assign \$1918  = pending0[0] & \$1917 ;
-  assign \$1919  = d_bank0_1 == 5'h14;
-  assign \$1920  = pending0[1] & \$1919 ;
-  assign \$1921  = d_bank0_2 == 5'h14;
-  assign \$1922  = pending0[2] & \$1921 ;
-  assign \$1923  = d_bank0_3 == 5'h14;
-  assign \$1924  = pending0[3] & \$1923 ;
-  assign \$1925  = d_bank0_4 == 5'h14;
-  assign \$1926  = pending0[4] & \$1925 ;
-  assign \$1927  = d_bank0_5 == 5'h14;
-  assign \$1928  = pending0[5] & \$1927 ;
-  assign \$1929  = d_bank0_6 == 5'h14;
-  assign \$1930  = pending0[6] & \$1929 ;
-  assign \$1931  = d_bank0_7 == 5'h14;
-  assign \$1932  = pending0[7] & \$1931 ;
-  assign \$1933  = d_bank0_8 == 5'h14;
-  assign \$1934  = pending0[8] & \$1933 ;
-  assign \$1935  = d_bank0_9 == 5'h14;
-  assign \$1936  = pending0[9] & \$1935 ;
-  assign \$1937  = d_bank0_10 == 5'h14;
-  assign \$1938  = pending0[10] & \$1937 ;
-  assign \$1939  = d_bank0_11 == 5'h14;
-  assign \$1940  = pending0[11] & \$1939 ;
-  assign \$1941  = d_bank0_12 == 5'h14;
-  assign \$1942  = pending0[12] & \$1941 ;
-  assign \$1943  = d_bank0_13 == 5'h14;
-  assign \$1944  = pending0[13] & \$1943 ;
-  assign \$1945  = d_bank0_14 == 5'h14;
-  assign \$1946  = pending0[14] & \$1945 ;
-  assign \$1947  = d_bank0_15 == 5'h14;
-  assign \$1948  = pending0[15] & \$1947 ;
-  assign \$1949  = ~ { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
-  assign \$1950  = \$1949  + 1'h1;
-  assign \$1951  = { 1'h0, \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  } & \$1950 ;
-  assign hit0_20 = | { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
-  assign \$1952  = \$1951 [0] ? d_row0_0 : 4'h0;
-  assign \$1953  = \$1951 [1] ? d_row0_1 : 4'h0;
-  assign \$1954  = \$1952  | \$1953 ;
-  assign \$1955  = \$1951 [2] ? d_row0_2 : 4'h0;
-  assign \$1956  = \$1954  | \$1955 ;
-  assign \$1957  = \$1951 [3] ? d_row0_3 : 4'h0;
-  assign \$1958  = \$1956  | \$1957 ;
-  assign \$1959  = \$1951 [4] ? d_row0_4 : 4'h0;
-  assign \$1960  = \$1958  | \$1959 ;
-  assign \$1961  = \$1951 [5] ? d_row0_5 : 4'h0;
-  assign \$1962  = \$1960  | \$1961 ;
-  assign \$1963  = \$1951 [6] ? d_row0_6 : 4'h0;
-  assign \$1964  = \$1962  | \$1963 ;
-  assign \$1965  = \$1951 [7] ? d_row0_7 : 4'h0;
-  assign \$1966  = \$1964  | \$1965 ;
-  assign \$1967  = \$1951 [8] ? d_row0_8 : 4'h0;
-  assign \$1968  = \$1966  | \$1967 ;
-  assign \$1969  = \$1951 [9] ? d_row0_9 : 4'h0;
-  assign \$1970  = \$1968  | \$1969 ;
-  assign \$1971  = \$1951 [10] ? d_row0_10 : 4'h0;
-  assign \$1972  = \$1970  | \$1971 ;
-  assign \$1973  = \$1951 [11] ? d_row0_11 : 4'h0;
-  assign \$1974  = \$1972  | \$1973 ;
-  assign \$1975  = \$1951 [12] ? d_row0_12 : 4'h0;
-  assign \$1976  = \$1974  | \$1975 ;
-  assign \$1977  = \$1951 [13] ? d_row0_13 : 4'h0;
-  assign \$1978  = \$1976  | \$1977 ;
-  assign \$1979  = \$1951 [14] ? d_row0_14 : 4'h0;
-  assign \$1980  = \$1978  | \$1979 ;
-  assign \$1981  = \$1951 [15] ? d_row0_15 : 4'h0;
-  assign row0_20 = \$1980  | \$1981 ;
-  assign \$1982  = \$1951 [0] ? d_product_0 : 16'h0000;
-  assign \$1983  = \$1951 [1] ? d_product_1 : 16'h0000;
-  assign \$1984  = \$1982  | \$1983 ;
-  assign \$1985  = \$1951 [2] ? d_product_2 : 16'h0000;
-  assign \$1986  = \$1984  | \$1985 ;
-  assign \$1987  = \$1951 [3] ? d_product_3 : 16'h0000;
-  assign \$1988  = \$1986  | \$1987 ;
-  assign \$1989  = \$1951 [4] ? d_product_4 : 16'h0000;
-  assign \$1990  = \$1988  | \$1989 ;
-  assign \$1991  = \$1951 [5] ? d_product_5 : 16'h0000;
-  assign \$1992  = \$1990  | \$1991 ;
-  assign \$1993  = \$1951 [6] ? d_product_6 : 16'h0000;
-  assign \$1994  = \$1992  | \$1993 ;
-  assign \$1995  = \$1951 [7] ? d_product_7 : 16'h0000;
-  assign \$1996  = \$1994  | \$1995 ;
-  assign \$1997  = \$1951 [8] ? d_product_8 : 16'h0000;
-  assign \$1998  = \$1996  | \$1997 ;
-  assign \$1999  = \$1951 [9] ? d_product_9 : 16'h0000;
-  assign \$2000  = \$1998  | \$1999 ;
-  assign \$2001  = \$1951 [10] ? d_product_10 : 16'h0000;
-  assign \$2002  = \$2000  | \$2001 ;
-  assign \$2003  = \$1951 [11] ? d_product_11 : 16'h0000;
-  assign \$2004  = \$2002  | \$2003 ;
-  assign \$2005  = \$1951 [12] ? d_product_12 : 16'h0000;
-  assign \$2006  = \$2004  | \$2005 ;
-  assign \$2007  = \$1951 [13] ? d_product_13 : 16'h0000;
-  assign \$2008  = \$2006  | \$2007 ;
-  assign \$2009  = \$1951 [14] ? d_product_14 : 16'h0000;
-  assign \$2010  = \$2008  | \$2009 ;
-  assign \$2011  = \$1951 [15] ? d_product_15 : 16'h0000;
-  assign value0_20 = \$2010  | \$2011 ;
-  assign \$2012  = d_bank0_0 == 5'h15;
-  assign \$2013  = pending0[0] & \$2012 ;
-  assign \$2014  = d_bank0_1 == 5'h15;
-  assign \$2015  = pending0[1] & \$2014 ;
-  assign \$2016  = d_bank0_2 == 5'h15;
-  assign \$2017  = pending0[2] & \$2016 ;
-  assign \$2018  = d_bank0_3 == 5'h15;
-  assign \$2019  = pending0[3] & \$2018 ;
-  assign \$2020  = d_bank0_4 == 5'h15;
-  assign \$2021  = pending0[4] & \$2020 ;
-  assign \$2022  = d_bank0_5 == 5'h15;
-  assign \$2023  = pending0[5] & \$2022 ;
-  assign \$2024  = d_bank0_6 == 5'h15;
-  assign \$2025  = pending0[6] & \$2024 ;
-  assign \$2026  = d_bank0_7 == 5'h15;
-  assign \$2027  = pending0[7] & \$2026 ;
-  assign \$2028  = d_bank0_8 == 5'h15;
-  assign \$2029  = pending0[8] & \$2028 ;
-  assign \$2030  = d_bank0_9 == 5'h15;
-  assign \$2031  = pending0[9] & \$2030 ;
-  assign \$2032  = d_bank0_10 == 5'h15;
-  assign \$2033  = pending0[10] & \$2032 ;
-  assign \$2034  = d_bank0_11 == 5'h15;
-  assign \$2035  = pending0[11] & \$2034 ;
-  assign \$2036  = d_bank0_12 == 5'h15;
-  assign \$2037  = pending0[12] & \$2036 ;
-  assign \$2038  = d_bank0_13 == 5'h15;
-  assign \$2039  = pending0[13] & \$2038 ;
-  assign \$2040  = d_bank0_14 == 5'h15;
-  assign \$2041  = pending0[14] & \$2040 ;
-  assign \$2042  = d_bank0_15 == 5'h15;
-  assign \$2043  = pending0[15] & \$2042 ;
-  assign \$2044  = ~ { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
-  assign \$2045  = \$2044  + 1'h1;
-  assign \$2046  = { 1'h0, \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  } & \$2045 ;
-  assign hit0_21 = | { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
-  assign \$2047  = \$2046 [0] ? d_row0_0 : 4'h0;
-  assign \$2048  = \$2046 [1] ? d_row0_1 : 4'h0;
-  assign \$2049  = \$2047  | \$2048 ;
-  assign \$2050  = \$2046 [2] ? d_row0_2 : 4'h0;
-  assign \$2051  = \$2049  | \$2050 ;
-  assign \$2052  = \$2046 [3] ? d_row0_3 : 4'h0;
-  assign \$2053  = \$2051  | \$2052 ;
-  assign \$2054  = \$2046 [4] ? d_row0_4 : 4'h0;
-  assign \$2055  = \$2053  | \$2054 ;
-  assign \$2056  = \$2046 [5] ? d_row0_5 : 4'h0;
-  assign \$2057  = \$2055  | \$2056 ;
-  assign \$2058  = \$2046 [6] ? d_row0_6 : 4'h0;
-  assign \$2059  = \$2057  | \$2058 ;
-  assign \$2060  = \$2046 [7] ? d_row0_7 : 4'h0;
-  assign \$2061  = \$2059  | \$2060 ;
-  assign \$2062  = \$2046 [8] ? d_row0_8 : 4'h0;
-  assign \$2063  = \$2061  | \$2062 ;
-  assign \$2064  = \$2046 [9] ? d_row0_9 : 4'h0;
-  assign \$2065  = \$2063  | \$2064 ;
-  assign \$2066  = \$2046 [10] ? d_row0_10 : 4'h0;
-  assign \$2067  = \$2065  | \$2066 ;
-  assign \$2068  = \$2046 [11] ? d_row0_11 : 4'h0;
-  assign \$2069  = \$2067  | \$2068 ;
-  assign \$2070  = \$2046 [12] ? d_row0_12 : 4'h0;
-  assign \$2071  = \$2069  | \$2070 ;
-  assign \$2072  = \$2046 [13] ? d_row0_13 : 4'h0;
-  assign \$2073  = \$2071  | \$2072 ;
-  assign \$2074  = \$2046 [14] ? d_row0_14 : 4'h0;
-  assign \$2075  = \$2073  | \$2074 ;
-  assign \$2076  = \$2046 [15] ? d_row0_15 : 4'h0;
-  assign row0_21 = \$2075  | \$2076 ;
-  assign \$2077  = \$2046 [0] ? d_product_0 : 16'h0000;
-  assign \$2078  = \$2046 [1] ? d_product_1 : 16'h0000;
-  assign \$2079  = \$2077  | \$2078 ;
-  assign \$2080  = \$2046 [2] ? d_product_2 : 16'h0000;
-  assign \$2081  = \$2079  | \$2080 ;
-  assign \$2082  = \$2046 [3] ? d_product_3 : 16'h0000;
-  assign \$2083  = \$2081  | \$2082 ;
-  assign \$2084  = \$2046 [4] ? d_product_4 : 16'h0000;
-  assign \$2085  = \$2083  | \$2084 ;
-  assign \$2086  = \$2046 [5] ? d_product_5 : 16'h0000;
-  assign \$2087  = \$2085  | \$2086 ;
-  assign \$2088  = \$2046 [6] ? d_product_6 : 16'h0000;
-  assign \$2089  = \$2087  | \$2088 ;
-  assign \$2090  = \$2046 [7] ? d_product_7 : 16'h0000;
-  assign \$2091  = \$2089  | \$2090 ;
-  assign \$2092  = \$2046 [8] ? d_product_8 : 16'h0000;
-  assign \$2093  = \$2091  | \$2092 ;
-  assign \$2094  = \$2046 [9] ? d_product_9 : 16'h0000;
-  assign \$2095  = \$2093  | \$2094 ;
-  assign \$2096  = \$2046 [10] ? d_product_10 : 16'h0000;
-  assign \$2097  = \$2095  | \$2096 ;
-  assign \$2098  = \$2046 [11] ? d_product_11 : 16'h0000;
-  assign \$2099  = \$2097  | \$2098 ;
-  assign \$2100  = \$2046 [12] ? d_product_12 : 16'h0000;
-  assign \$2101  = \$2099  | \$2100 ;
-  assign \$2102  = \$2046 [13] ? d_product_13 : 16'h0000;
-  assign \$2103  = \$2101  | \$2102 ;
-  assign \$2104  = \$2046 [14] ? d_product_14 : 16'h0000;
-  assign \$2105  = \$2103  | \$2104 ;
-  assign \$2106  = \$2046 [15] ? d_product_15 : 16'h0000;
-  assign value0_21 = \$2105  | \$2106 ;
-  assign \$2107  = d_bank0_0 == 5'h16;
-  assign \$2108  = pending0[0] & \$2107 ;
-  assign \$2109  = d_bank0_1 == 5'h16;
-  assign \$2110  = pending0[1] & \$2109 ;
-  assign \$2111  = d_bank0_2 == 5'h16;
-  assign \$2112  = pending0[2] & \$2111 ;
-  assign \$2113  = d_bank0_3 == 5'h16;
-  assign \$2114  = pending0[3] & \$2113 ;
-  assign \$2115  = d_bank0_4 == 5'h16;
-  assign \$2116  = pending0[4] & \$2115 ;
-  assign \$2117  = d_bank0_5 == 5'h16;
-  assign \$2118  = pending0[5] & \$2117 ;
-  assign \$2119  = d_bank0_6 == 5'h16;
-  assign \$2120  = pending0[6] & \$2119 ;
-  assign \$2121  = d_bank0_7 == 5'h16;
-  assign \$2122  = pending0[7] & \$2121 ;
-  assign \$2123  = d_bank0_8 == 5'h16;
-  assign \$2124  = pending0[8] & \$2123 ;
-  assign \$2125  = d_bank0_9 == 5'h16;
-  assign \$2126  = pending0[9] & \$2125 ;
-  assign \$2127  = d_bank0_10 == 5'h16;
-  assign \$2128  = pending0[10] & \$2127 ;
-  assign \$2129  = d_bank0_11 == 5'h16;
-  assign \$2130  = pending0[11] & \$2129 ;
-  assign \$2131  = d_bank0_12 == 5'h16;
-  assign \$2132  = pending0[12] & \$2131 ;
-  assign \$2133  = d_bank0_13 == 5'h16;
-  assign \$2134  = pending0[13] & \$2133 ;
-  assign \$2135  = d_bank0_14 == 5'h16;
-  assign \$2136  = pending0[14] & \$2135 ;
-  assign \$2137  = d_bank0_15 == 5'h16;
-  assign \$2138  = pending0[15] & \$2137 ;
-  assign \$2139  = ~ { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
-  assign \$2140  = \$2139  + 1'h1;
-  assign \$2141  = { 1'h0, \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  } & \$2140 ;
-  assign hit0_22 = | { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
-  assign \$2142  = \$2141 [0] ? d_row0_0 : 4'h0;
-  assign \$2143  = \$2141 [1] ? d_row0_1 : 4'h0;
-  assign \$2144  = \$2142  | \$2143 ;
-  assign \$2145  = \$2141 [2] ? d_row0_2 : 4'h0;
-  assign \$2146  = \$2144  | \$2145 ;
-  assign \$2147  = \$2141 [3] ? d_row0_3 : 4'h0;
-  assign \$2148  = \$2146  | \$2147 ;
-  assign \$2149  = \$2141 [4] ? d_row0_4 : 4'h0;
-  assign \$2150  = \$2148  | \$2149 ;
-  assign \$2151  = \$2141 [5] ? d_row0_5 : 4'h0;
-  assign \$2152  = \$2150  | \$2151 ;
-  assign \$2153  = \$2141 [6] ? d_row0_6 : 4'h0;
-  assign \$2154  = \$2152  | \$2153 ;
-  assign \$2155  = \$2141 [7] ? d_row0_7 : 4'h0;
-  assign \$2156  = \$2154  | \$2155 ;
-  assign \$2157  = \$2141 [8] ? d_row0_8 : 4'h0;
-  assign \$2158  = \$2156  | \$2157 ;
-  assign \$2159  = \$2141 [9] ? d_row0_9 : 4'h0;
-  assign \$2160  = \$2158  | \$2159 ;
-  assign \$2161  = \$2141 [10] ? d_row0_10 : 4'h0;
-  assign \$2162  = \$2160  | \$2161 ;
-  assign \$2163  = \$2141 [11] ? d_row0_11 : 4'h0;
-  assign \$2164  = \$2162  | \$2163 ;
-  assign \$2165  = \$2141 [12] ? d_row0_12 : 4'h0;
-  assign \$2166  = \$2164  | \$2165 ;
-  assign \$2167  = \$2141 [13] ? d_row0_13 : 4'h0;
-  assign \$2168  = \$2166  | \$2167 ;
-  assign \$2169  = \$2141 [14] ? d_row0_14 : 4'h0;
-  assign \$2170  = \$2168  | \$2169 ;
-  assign \$2171  = \$2141 [15] ? d_row0_15 : 4'h0;
-  assign row0_22 = \$2170  | \$2171 ;
-  assign \$2172  = \$2141 [0] ? d_product_0 : 16'h0000;
-  assign \$2173  = \$2141 [1] ? d_product_1 : 16'h0000;
-  assign \$2174  = \$2172  | \$2173 ;
-  assign \$2175  = \$2141 [2] ? d_product_2 : 16'h0000;
-  assign \$2176  = \$2174  | \$2175 ;
-  assign \$2177  = \$2141 [3] ? d_product_3 : 16'h0000;
-  assign \$2178  = \$2176  | \$2177 ;
-  assign \$2179  = \$2141 [4] ? d_product_4 : 16'h0000;
-  assign \$2180  = \$2178  | \$2179 ;
-  assign \$2181  = \$2141 [5] ? d_product_5 : 16'h0000;
-  assign \$2182  = \$2180  | \$2181 ;
-  assign \$2183  = \$2141 [6] ? d_product_6 : 16'h0000;
-  assign \$2184  = \$2182  | \$2183 ;
-  assign \$2185  = \$2141 [7] ? d_product_7 : 16'h0000;
-  assign \$2186  = \$2184  | \$2185 ;
-  assign \$2187  = \$2141 [8] ? d_product_8 : 16'h0000;
-  assign \$2188  = \$2186  | \$2187 ;
-  assign \$2189  = \$2141 [9] ? d_product_9 : 16'h0000;
-  assign \$2190  = \$2188  | \$2189 ;
-  assign \$2191  = \$2141 [10] ? d_product_10 : 16'h0000;
-  assign \$2192  = \$2190  | \$2191 ;
-  assign \$2193  = \$2141 [11] ? d_product_11 : 16'h0000;
-  assign \$2194  = \$2192  | \$2193 ;
-  assign \$2195  = \$2141 [12] ? d_product_12 : 16'h0000;
-  assign \$2196  = \$2194  | \$2195 ;
-  assign \$2197  = \$2141 [13] ? d_product_13 : 16'h0000;
-  assign \$2198  = \$2196  | \$2197 ;
-  assign \$2199  = \$2141 [14] ? d_product_14 : 16'h0000;
-  assign \$2200  = \$2198  | \$2199 ;
-  assign \$2201  = \$2141 [15] ? d_product_15 : 16'h0000;
-  assign value0_22 = \$2200  | \$2201 ;
-  assign \$2202  = d_bank0_0 == 5'h17;
-  assign \$2203  = pending0[0] & \$2202 ;
-  assign \$2204  = d_bank0_1 == 5'h17;
-  assign \$2205  = pending0[1] & \$2204 ;
-  assign \$2206  = d_bank0_2 == 5'h17;
-  assign \$2207  = pending0[2] & \$2206 ;
-  assign \$2208  = d_bank0_3 == 5'h17;
-  assign \$2209  = pending0[3] & \$2208 ;
-  assign \$2210  = d_bank0_4 == 5'h17;
-  assign \$2211  = pending0[4] & \$2210 ;
-  assign \$2212  = d_bank0_5 == 5'h17;
-  assign \$2213  = pending0[5] & \$2212 ;
-  assign \$2214  = d_bank0_6 == 5'h17;
-  assign \$2215  = pending0[6] & \$2214 ;
-  assign \$2216  = d_bank0_7 == 5'h17;
-  assign \$2217  = pending0[7] & \$2216 ;
-  assign \$2218  = d_bank0_8 == 5'h17;
-  assign \$2219  = pending0[8] & \$2218 ;
-  assign \$2220  = d_bank0_9 == 5'h17;
-  assign \$2221  = pending0[9] & \$2220 ;
-  assign \$2222  = d_bank0_10 == 5'h17;
-  assign \$2223  = pending0[10] & \$2222 ;
-  assign \$2224  = d_bank0_11 == 5'h17;
-  assign \$2225  = pending0[11] & \$2224 ;
-  assign \$2226  = d_bank0_12 == 5'h17;
-  assign \$2227  = pending0[12] & \$2226 ;
-  assign \$2228  = d_bank0_13 == 5'h17;
-  assign \$2229  = pending0[13] & \$2228 ;
-  assign \$2230  = d_bank0_14 == 5'h17;
-  assign \$2231  = pending0[14] & \$2230 ;
-  assign \$2232  = d_bank0_15 == 5'h17;
-  assign \$2233  = pending0[15] & \$2232 ;
-  assign \$2234  = ~ { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
-  assign \$2235  = \$2234  + 1'h1;
-  assign \$2236  = { 1'h0, \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  } & \$2235 ;
-  assign hit0_23 = | { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
-  assign \$2237  = \$2236 [0] ? d_row0_0 : 4'h0;
-  assign \$2238  = \$2236 [1] ? d_row0_1 : 4'h0;
-  assign \$2239  = \$2237  | \$2238 ;
-  assign \$2240  = \$2236 [2] ? d_row0_2 : 4'h0;
-  assign \$2241  = \$2239  | \$2240 ;
-  assign \$2242  = \$2236 [3] ? d_row0_3 : 4'h0;
-  assign \$2243  = \$2241  | \$2242 ;
-  assign \$2244  = \$2236 [4] ? d_row0_4 : 4'h0;
-  assign \$2245  = \$2243  | \$2244 ;
-  assign \$2246  = \$2236 [5] ? d_row0_5 : 4'h0;
-  assign \$2247  = \$2245  | \$2246 ;
-  assign \$2248  = \$2236 [6] ? d_row0_6 : 4'h0;
-  assign \$2249  = \$2247  | \$2248 ;
-  assign \$2250  = \$2236 [7] ? d_row0_7 : 4'h0;
-  assign \$2251  = \$2249  | \$2250 ;
-  assign \$2252  = \$2236 [8] ? d_row0_8 : 4'h0;
-  assign \$2253  = \$2251  | \$2252 ;
-  assign \$2254  = \$2236 [9] ? d_row0_9 : 4'h0;
-  assign \$2255  = \$2253  | \$2254 ;
-  assign \$2256  = \$2236 [10] ? d_row0_10 : 4'h0;
-  assign \$2257  = \$2255  | \$2256 ;
-  assign \$2258  = \$2236 [11] ? d_row0_11 : 4'h0;
-  assign \$2259  = \$2257  | \$2258 ;
-  assign \$2260  = \$2236 [12] ? d_row0_12 : 4'h0;
-  assign \$2261  = \$2259  | \$2260 ;
-  assign \$2262  = \$2236 [13] ? d_row0_13 : 4'h0;
-  assign \$2263  = \$2261  | \$2262 ;
-  assign \$2264  = \$2236 [14] ? d_row0_14 : 4'h0;
-  assign \$2265  = \$2263  | \$2264 ;
-  assign \$2266  = \$2236 [15] ? d_row0_15 : 4'h0;
-  assign row0_23 = \$2265  | \$2266 ;
-  assign \$2267  = \$2236 [0] ? d_product_0 : 16'h0000;
-  assign \$2268  = \$2236 [1] ? d_product_1 : 16'h0000;
-  assign \$2269  = \$2267  | \$2268 ;
-  assign \$2270  = \$2236 [2] ? d_product_2 : 16'h0000;
-  assign \$2271  = \$2269  | \$2270 ;
-  assign \$2272  = \$2236 [3] ? d_product_3 : 16'h0000;
-  assign \$2273  = \$2271  | \$2272 ;
-  assign \$2274  = \$2236 [4] ? d_product_4 : 16'h0000;
-  assign \$2275  = \$2273  | \$2274 ;
-  assign \$2276  = \$2236 [5] ? d_product_5 : 16'h0000;
-  assign \$2277  = \$2275  | \$2276 ;
-  assign \$2278  = \$2236 [6] ? d_product_6 : 16'h0000;
-  assign \$2279  = \$2277  | \$2278 ;
-  assign \$2280  = \$2236 [7] ? d_product_7 : 16'h0000;
-  assign \$2281  = \$2279  | \$2280 ;
-  assign \$2282  = \$2236 [8] ? d_product_8 : 16'h0000;
-  assign \$2283  = \$2281  | \$2282 ;
-  assign \$2284  = \$2236 [9] ? d_product_9 : 16'h0000;
-  assign \$2285  = \$2283  | \$2284 ;
-  assign \$2286  = \$2236 [10] ? d_product_10 : 16'h0000;
-  assign \$2287  = \$2285  | \$2286 ;
-  assign \$2288  = \$2236 [11] ? d_product_11 : 16'h0000;
-  assign \$2289  = \$2287  | \$2288 ;
-  assign \$2290  = \$2236 [12] ? d_product_12 : 16'h0000;
-  assign \$2291  = \$2289  | \$2290 ;
-  assign \$2292  = \$2236 [13] ? d_product_13 : 16'h0000;
-  assign \$2293  = \$2291  | \$2292 ;
-  assign \$2294  = \$2236 [14] ? d_product_14 : 16'h0000;
-  assign \$2295  = \$2293  | \$2294 ;
-  assign \$2296  = \$2236 [15] ? d_product_15 : 16'h0000;
-  assign value0_23 = \$2295  | \$2296 ;
-  assign \$2297  = d_bank0_0 == 5'h18;
-  assign \$2298  = pending0[0] & \$2297 ;
-  assign \$2299  = d_bank0_1 == 5'h18;
-  assign \$2300  = pending0[1] & \$2299 ;
-  assign \$2301  = d_bank0_2 == 5'h18;
-  assign \$2302  = pending0[2] & \$2301 ;
-  assign \$2303  = d_bank0_3 == 5'h18;
-  assign \$2304  = pending0[3] & \$2303 ;
-  assign \$2305  = d_bank0_4 == 5'h18;
-  assign \$2306  = pending0[4] & \$2305 ;
-  assign \$2307  = d_bank0_5 == 5'h18;
-  assign \$2308  = pending0[5] & \$2307 ;
-  assign \$2309  = d_bank0_6 == 5'h18;
-  assign \$2310  = pending0[6] & \$2309 ;
-  assign \$2311  = d_bank0_7 == 5'h18;
-  assign \$2312  = pending0[7] & \$2311 ;
-  assign \$2313  = d_bank0_8 == 5'h18;
-  assign \$2314  = pending0[8] & \$2313 ;
-  assign \$2315  = d_bank0_9 == 5'h18;
-  assign \$2316  = pending0[9] & \$2315 ;
-  assign \$2317  = d_bank0_10 == 5'h18;
-  assign \$2318  = pending0[10] & \$2317 ;
-  assign \$2319  = d_bank0_11 == 5'h18;
-  assign \$2320  = pending0[11] & \$2319 ;
-  assign \$2321  = d_bank0_12 == 5'h18;
-  assign \$2322  = pending0[12] & \$2321 ;
-  assign \$2323  = d_bank0_13 == 5'h18;
-  assign \$2324  = pending0[13] & \$2323 ;
-  assign \$2325  = d_bank0_14 == 5'h18;
-  assign \$2326  = pending0[14] & \$2325 ;
-  assign \$2327  = d_bank0_15 == 5'h18;
-  assign \$2328  = pending0[15] & \$2327 ;
-  assign \$2329  = ~ { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
-  assign \$2330  = \$2329  + 1'h1;
-  assign \$2331  = { 1'h0, \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  } & \$2330 ;
-  assign hit0_24 = | { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
-  assign \$2332  = \$2331 [0] ? d_row0_0 : 4'h0;
-  assign \$2333  = \$2331 [1] ? d_row0_1 : 4'h0;
-  assign \$2334  = \$2332  | \$2333 ;
-  assign \$2335  = \$2331 [2] ? d_row0_2 : 4'h0;
-  assign \$2336  = \$2334  | \$2335 ;
-  assign \$2337  = \$2331 [3] ? d_row0_3 : 4'h0;
-  assign \$2338  = \$2336  | \$2337 ;
-  assign \$2339  = \$2331 [4] ? d_row0_4 : 4'h0;
-  assign \$2340  = \$2338  | \$2339 ;
-  assign \$2341  = \$2331 [5] ? d_row0_5 : 4'h0;
-  assign \$2342  = \$2340  | \$2341 ;
-  assign \$2343  = \$2331 [6] ? d_row0_6 : 4'h0;
-  assign \$2344  = \$2342  | \$2343 ;
-  assign \$2345  = \$2331 [7] ? d_row0_7 : 4'h0;
-  assign \$2346  = \$2344  | \$2345 ;
-  assign \$2347  = \$2331 [8] ? d_row0_8 : 4'h0;
-  assign \$2348  = \$2346  | \$2347 ;
-  assign \$2349  = \$2331 [9] ? d_row0_9 : 4'h0;
-  assign \$2350  = \$2348  | \$2349 ;
-  assign \$2351  = \$2331 [10] ? d_row0_10 : 4'h0;
-  assign \$2352  = \$2350  | \$2351 ;
-  assign \$2353  = \$2331 [11] ? d_row0_11 : 4'h0;
-  assign \$2354  = \$2352  | \$2353 ;
-  assign \$2355  = \$2331 [12] ? d_row0_12 : 4'h0;
-  assign \$2356  = \$2354  | \$2355 ;
-  assign \$2357  = \$2331 [13] ? d_row0_13 : 4'h0;
-  assign \$2358  = \$2356  | \$2357 ;
-  assign \$2359  = \$2331 [14] ? d_row0_14 : 4'h0;
-  assign \$2360  = \$2358  | \$2359 ;
-  assign \$2361  = \$2331 [15] ? d_row0_15 : 4'h0;
-  assign row0_24 = \$2360  | \$2361 ;
-  assign \$2362  = \$2331 [0] ? d_product_0 : 16'h0000;
-  assign \$2363  = \$2331 [1] ? d_product_1 : 16'h0000;
-  assign \$2364  = \$2362  | \$2363 ;
-  assign \$2365  = \$2331 [2] ? d_product_2 : 16'h0000;
-  assign \$2366  = \$2364  | \$2365 ;
-  assign \$2367  = \$2331 [3] ? d_product_3 : 16'h0000;
-  assign \$2368  = \$2366  | \$2367 ;
-  assign \$2369  = \$2331 [4] ? d_product_4 : 16'h0000;
-  assign \$2370  = \$2368  | \$2369 ;
-  assign \$2371  = \$2331 [5] ? d_product_5 : 16'h0000;
-  assign \$2372  = \$2370  | \$2371 ;
-  assign \$2373  = \$2331 [6] ? d_product_6 : 16'h0000;
-  assign \$2374  = \$2372  | \$2373 ;
-  assign \$2375  = \$2331 [7] ? d_product_7 : 16'h0000;
-  assign \$2376  = \$2374  | \$2375 ;
-  assign \$2377  = \$2331 [8] ? d_product_8 : 16'h0000;
-  assign \$2378  = \$2376  | \$2377 ;
-  assign \$2379  = \$2331 [9] ? d_product_9 : 16'h0000;
-  assign \$2380  = \$2378  | \$2379 ;
-  assign \$2381  = \$2331 [10] ? d_product_10 : 16'h0000;
-  assign \$2382  = \$2380  | \$2381 ;
-  assign \$2383  = \$2331 [11] ? d_product_11 : 16'h0000;
-  assign \$2384  = \$2382  | \$2383 ;
-  assign \$2385  = \$2331 [12] ? d_product_12 : 16'h0000;
-  assign \$2386  = \$2384  | \$2385 ;
-  assign \$2387  = \$2331 [13] ? d_product_13 : 16'h0000;
-  assign \$2388  = \$2386  | \$2387 ;
-  assign \$2389  = \$2331 [14] ? d_product_14 : 16'h0000;
-  assign \$2390  = \$2388  | \$2389 ;
-  assign \$2391  = \$2331 [15] ? d_product_15 : 16'h0000;
-  assign value0_24 = \$2390  | \$2391 ;
-  assign \$2392  = d_bank0_0 == 5'h19;
-  assign \$2393  = pending0[0] & \$2392 ;
-  assign \$2394  = d_bank0_1 == 5'h19;
-  assign \$2395  = pending0[1] & \$2394 ;
-  assign \$2396  = d_bank0_2 == 5'h19;
-  assign \$2397  = pending0[2] & \$2396 ;
-  assign \$2398  = d_bank0_3 == 5'h19;
-  assign \$2399  = pending0[3] & \$2398 ;
-  assign \$2400  = d_bank0_4 == 5'h19;
-  assign \$2401  = pending0[4] & \$2400 ;
-  assign \$2402  = d_bank0_5 == 5'h19;
-  assign \$2403  = pending0[5] & \$2402 ;
-  assign \$2404  = d_bank0_6 == 5'h19;
-  assign \$2405  = pending0[6] & \$2404 ;
-  assign \$2406  = d_bank0_7 == 5'h19;
-  assign \$2407  = pending0[7] & \$2406 ;
-  assign \$2408  = d_bank0_8 == 5'h19;
-  assign \$2409  = pending0[8] & \$2408 ;
-  assign \$2410  = d_bank0_9 == 5'h19;
-  assign \$2411  = pending0[9] & \$2410 ;
-  assign \$2412  = d_bank0_10 == 5'h19;
-  assign \$2413  = pending0[10] & \$2412 ;
-  assign \$2414  = d_bank0_11 == 5'h19;
-  assign \$2415  = pending0[11] & \$2414 ;
-  assign \$2416  = d_bank0_12 == 5'h19;
-  assign \$2417  = pending0[12] & \$2416 ;
-  assign \$2418  = d_bank0_13 == 5'h19;
-  assign \$2419  = pending0[13] & \$2418 ;
-  assign \$2420  = d_bank0_14 == 5'h19;
-  assign \$2421  = pending0[14] & \$2420 ;
-  assign \$2422  = d_bank0_15 == 5'h19;
-  assign \$2423  = pending0[15] & \$2422 ;
-  assign \$2424  = ~ { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
-  assign \$2425  = \$2424  + 1'h1;
-  assign \$2426  = { 1'h0, \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  } & \$2425 ;
-  assign hit0_25 = | { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
-  assign \$2427  = \$2426 [0] ? d_row0_0 : 4'h0;
-  assign \$2428  = \$2426 [1] ? d_row0_1 : 4'h0;
-  assign \$2429  = \$2427  | \$2428 ;
-  assign \$2430  = \$2426 [2] ? d_row0_2 : 4'h0;
-  assign \$2431  = \$2429  | \$2430 ;
-  assign \$2432  = \$2426 [3] ? d_row0_3 : 4'h0;
-  assign \$2433  = \$2431  | \$2432 ;
-  assign \$2434  = \$2426 [4] ? d_row0_4 : 4'h0;
-  assign \$2435  = \$2433  | \$2434 ;
-  assign \$2436  = \$2426 [5] ? d_row0_5 : 4'h0;
-  assign \$2437  = \$2435  | \$2436 ;
-  assign \$2438  = \$2426 [6] ? d_row0_6 : 4'h0;
-  assign \$2439  = \$2437  | \$2438 ;
-  assign \$2440  = \$2426 [7] ? d_row0_7 : 4'h0;
-  assign \$2441  = \$2439  | \$2440 ;
-  assign \$2442  = \$2426 [8] ? d_row0_8 : 4'h0;
-  assign \$2443  = \$2441  | \$2442 ;
-  assign \$2444  = \$2426 [9] ? d_row0_9 : 4'h0;
-  assign \$2445  = \$2443  | \$2444 ;
-  assign \$2446  = \$2426 [10] ? d_row0_10 : 4'h0;
-  assign \$2447  = \$2445  | \$2446 ;
-  assign \$2448  = \$2426 [11] ? d_row0_11 : 4'h0;
-  assign \$2449  = \$2447  | \$2448 ;
-  assign \$2450  = \$2426 [12] ? d_row0_12 : 4'h0;
-  assign \$2451  = \$2449  | \$2450 ;
-  assign \$2452  = \$2426 [13] ? d_row0_13 : 4'h0;
-  assign \$2453  = \$2451  | \$2452 ;
-  assign \$2454  = \$2426 [14] ? d_row0_14 : 4'h0;
-  assign \$2455  = \$2453  | \$2454 ;
-  assign \$2456  = \$2426 [15] ? d_row0_15 : 4'h0;
-  assign row0_25 = \$2455  | \$2456 ;
-  assign \$2457  = \$2426 [0] ? d_product_0 : 16'h0000;
-  assign \$2458  = \$2426 [1] ? d_product_1 : 16'h0000;
-  assign \$2459  = \$2457  | \$2458 ;
-  assign \$2460  = \$2426 [2] ? d_product_2 : 16'h0000;
-  assign \$2461  = \$2459  | \$2460 ;
-  assign \$2462  = \$2426 [3] ? d_product_3 : 16'h0000;
-  assign \$2463  = \$2461  | \$2462 ;
-  assign \$2464  = \$2426 [4] ? d_product_4 : 16'h0000;
-  assign \$2465  = \$2463  | \$2464 ;
-  assign \$2466  = \$2426 [5] ? d_product_5 : 16'h0000;
-  assign \$2467  = \$2465  | \$2466 ;
-  assign \$2468  = \$2426 [6] ? d_product_6 : 16'h0000;
-  assign \$2469  = \$2467  | \$2468 ;
-  assign \$2470  = \$2426 [7] ? d_product_7 : 16'h0000;
-  assign \$2471  = \$2469  | \$2470 ;
-  assign \$2472  = \$2426 [8] ? d_product_8 : 16'h0000;
-  assign \$2473  = \$2471  | \$2472 ;
-  assign \$2474  = \$2426 [9] ? d_product_9 : 16'h0000;
-  assign \$2475  = \$2473  | \$2474 ;
-  assign \$2476  = \$2426 [10] ? d_product_10 : 16'h0000;
-  assign \$2477  = \$2475  | \$2476 ;
-  assign \$2478  = \$2426 [11] ? d_product_11 : 16'h0000;
-  assign \$2479  = \$2477  | \$2478 ;
-  assign \$2480  = \$2426 [12] ? d_product_12 : 16'h0000;
-  assign \$2481  = \$2479  | \$2480 ;
-  assign \$2482  = \$2426 [13] ? d_product_13 : 16'h0000;
-  assign \$2483  = \$2481  | \$2482 ;
-  assign \$2484  = \$2426 [14] ? d_product_14 : 16'h0000;
-  assign \$2485  = \$2483  | \$2484 ;
-  assign \$2486  = \$2426 [15] ? d_product_15 : 16'h0000;
-  assign value0_25 = \$2485  | \$2486 ;
-  assign \$2487  = d_bank0_0 == 5'h1a;
-  assign \$2488  = pending0[0] & \$2487 ;
-  assign \$2489  = d_bank0_1 == 5'h1a;
-  assign \$2490  = pending0[1] & \$2489 ;
-  assign \$2491  = d_bank0_2 == 5'h1a;
-  assign \$2492  = pending0[2] & \$2491 ;
-  assign \$2493  = d_bank0_3 == 5'h1a;
-  assign \$2494  = pending0[3] & \$2493 ;
-  assign \$2495  = d_bank0_4 == 5'h1a;
-  assign \$2496  = pending0[4] & \$2495 ;
-  assign \$2497  = d_bank0_5 == 5'h1a;
-  assign \$2498  = pending0[5] & \$2497 ;
-  assign \$2499  = d_bank0_6 == 5'h1a;
-  assign \$2500  = pending0[6] & \$2499 ;
-  assign \$2501  = d_bank0_7 == 5'h1a;
-  assign \$2502  = pending0[7] & \$2501 ;
-  assign \$2503  = d_bank0_8 == 5'h1a;
-  assign \$2504  = pending0[8] & \$2503 ;
-  assign \$2505  = d_bank0_9 == 5'h1a;
-  assign \$2506  = pending0[9] & \$2505 ;
-  assign \$2507  = d_bank0_10 == 5'h1a;
-  assign \$2508  = pending0[10] & \$2507 ;
-  assign \$2509  = d_bank0_11 == 5'h1a;
-  assign \$2510  = pending0[11] & \$2509 ;
-  assign \$2511  = d_bank0_12 == 5'h1a;
-  assign \$2512  = pending0[12] & \$2511 ;
-  assign \$2513  = d_bank0_13 == 5'h1a;
-  assign \$2514  = pending0[13] & \$2513 ;
-  assign \$2515  = d_bank0_14 == 5'h1a;
-  assign \$2516  = pending0[14] & \$2515 ;
-  assign \$2517  = d_bank0_15 == 5'h1a;
-  assign \$2518  = pending0[15] & \$2517 ;
-  assign \$2519  = ~ { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
-  assign \$2520  = \$2519  + 1'h1;
-  assign \$2521  = { 1'h0, \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  } & \$2520 ;
-  assign hit0_26 = | { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
-  assign \$2522  = \$2521 [0] ? d_row0_0 : 4'h0;
-  assign \$2523  = \$2521 [1] ? d_row0_1 : 4'h0;
-  assign \$2524  = \$2522  | \$2523 ;
-  assign \$2525  = \$2521 [2] ? d_row0_2 : 4'h0;
-  assign \$2526  = \$2524  | \$2525 ;
-  assign \$2527  = \$2521 [3] ? d_row0_3 : 4'h0;
-  assign \$2528  = \$2526  | \$2527 ;
-  assign \$2529  = \$2521 [4] ? d_row0_4 : 4'h0;
-  assign \$2530  = \$2528  | \$2529 ;
-  assign \$2531  = \$2521 [5] ? d_row0_5 : 4'h0;
-  assign \$2532  = \$2530  | \$2531 ;
-  assign \$2533  = \$2521 [6] ? d_row0_6 : 4'h0;
-  assign \$2534  = \$2532  | \$2533 ;
-  assign \$2535  = \$2521 [7] ? d_row0_7 : 4'h0;
-  assign \$2536  = \$2534  | \$2535 ;
-  assign \$2537  = \$2521 [8] ? d_row0_8 : 4'h0;
-  assign \$2538  = \$2536  | \$2537 ;
-  assign \$2539  = \$2521 [9] ? d_row0_9 : 4'h0;
-  assign \$2540  = \$2538  | \$2539 ;
-  assign \$2541  = \$2521 [10] ? d_row0_10 : 4'h0;
-  assign \$2542  = \$2540  | \$2541 ;
-  assign \$2543  = \$2521 [11] ? d_row0_11 : 4'h0;
-  assign \$2544  = \$2542  | \$2543 ;
-  assign \$2545  = \$2521 [12] ? d_row0_12 : 4'h0;
-  assign \$2546  = \$2544  | \$2545 ;
-  assign \$2547  = \$2521 [13] ? d_row0_13 : 4'h0;
-  assign \$2548  = \$2546  | \$2547 ;
-  assign \$2549  = \$2521 [14] ? d_row0_14 : 4'h0;
-  assign \$2550  = \$2548  | \$2549 ;
-  assign \$2551  = \$2521 [15] ? d_row0_15 : 4'h0;
-  assign row0_26 = \$2550  | \$2551 ;
-  assign \$2552  = \$2521 [0] ? d_product_0 : 16'h0000;
-  assign \$2553  = \$2521 [1] ? d_product_1 : 16'h0000;
-  assign \$2554  = \$2552  | \$2553 ;
-  assign \$2555  = \$2521 [2] ? d_product_2 : 16'h0000;
-  assign \$2556  = \$2554  | \$2555 ;
-  assign \$2557  = \$2521 [3] ? d_product_3 : 16'h0000;
-  assign \$2558  = \$2556  | \$2557 ;
-  assign \$2559  = \$2521 [4] ? d_product_4 : 16'h0000;
-  assign \$2560  = \$2558  | \$2559 ;
-  assign \$2561  = \$2521 [5] ? d_product_5 : 16'h0000;
-  assign \$2562  = \$2560  | \$2561 ;
-  assign \$2563  = \$2521 [6] ? d_product_6 : 16'h0000;
-  assign \$2564  = \$2562  | \$2563 ;
-  assign \$2565  = \$2521 [7] ? d_product_7 : 16'h0000;
-  assign \$2566  = \$2564  | \$2565 ;
-  assign \$2567  = \$2521 [8] ? d_product_8 : 16'h0000;
-  assign \$2568  = \$2566  | \$2567 ;
-  assign \$2569  = \$2521 [9] ? d_product_9 : 16'h0000;
-  assign \$2570  = \$2568  | \$2569 ;
-  assign \$2571  = \$2521 [10] ? d_product_10 : 16'h0000;
-  assign \$2572  = \$2570  | \$2571 ;
-  assign \$2573  = \$2521 [11] ? d_product_11 : 16'h0000;
-  assign \$2574  = \$2572  | \$2573 ;
-  assign \$2575  = \$2521 [12] ? d_product_12 : 16'h0000;
-  assign \$2576  = \$2574  | \$2575 ;
-  assign \$2577  = \$2521 [13] ? d_product_13 : 16'h0000;
-  assign \$2578  = \$2576  | \$2577 ;
-  assign \$2579  = \$2521 [14] ? d_product_14 : 16'h0000;
-  assign \$2580  = \$2578  | \$2579 ;
-  assign \$2581  = \$2521 [15] ? d_product_15 : 16'h0000;
-  assign value0_26 = \$2580  | \$2581 ;
-  assign \$2582  = d_bank0_0 == 5'h1b;
-  assign \$2583  = pending0[0] & \$2582 ;
-  assign \$2584  = d_bank0_1 == 5'h1b;
-  assign \$2585  = pending0[1] & \$2584 ;
-  assign \$2586  = d_bank0_2 == 5'h1b;
-  assign \$2587  = pending0[2] & \$2586 ;
-  assign \$2588  = d_bank0_3 == 5'h1b;
-  assign \$2589  = pending0[3] & \$2588 ;
-  assign \$2590  = d_bank0_4 == 5'h1b;
-  assign \$2591  = pending0[4] & \$2590 ;
-  assign \$2592  = d_bank0_5 == 5'h1b;
-  assign \$2593  = pending0[5] & \$2592 ;
-  assign \$2594  = d_bank0_6 == 5'h1b;
-  assign \$2595  = pending0[6] & \$2594 ;
-  assign \$2596  = d_bank0_7 == 5'h1b;
-  assign \$2597  = pending0[7] & \$2596 ;
-  assign \$2598  = d_bank0_8 == 5'h1b;
-  assign \$2599  = pending0[8] & \$2598 ;
-  assign \$2600  = d_bank0_9 == 5'h1b;
-  assign \$2601  = pending0[9] & \$2600 ;
-  assign \$2602  = d_bank0_10 == 5'h1b;
-  assign \$2603  = pending0[10] & \$2602 ;
-  assign \$2604  = d_bank0_11 == 5'h1b;
-  assign \$2605  = pending0[11] & \$2604 ;
-  assign \$2606  = d_bank0_12 == 5'h1b;
-  assign \$2607  = pending0[12] & \$2606 ;
-  assign \$2608  = d_bank0_13 == 5'h1b;
-  assign \$2609  = pending0[13] & \$2608 ;
-  assign \$2610  = d_bank0_14 == 5'h1b;
-  assign \$2611  = pending0[14] & \$2610 ;
-  assign \$2612  = d_bank0_15 == 5'h1b;
-  assign \$2613  = pending0[15] & \$2612 ;
-  assign \$2614  = ~ { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
-  assign \$2615  = \$2614  + 1'h1;
-  assign \$2616  = { 1'h0, \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  } & \$2615 ;
-  assign hit0_27 = | { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
-  assign \$2617  = \$2616 [0] ? d_row0_0 : 4'h0;
-  assign \$2618  = \$2616 [1] ? d_row0_1 : 4'h0;
-  assign \$2619  = \$2617  | \$2618 ;
-  assign \$2620  = \$2616 [2] ? d_row0_2 : 4'h0;
-  assign \$2621  = \$2619  | \$2620 ;
-  assign \$2622  = \$2616 [3] ? d_row0_3 : 4'h0;
-  assign \$2623  = \$2621  | \$2622 ;
-  assign \$2624  = \$2616 [4] ? d_row0_4 : 4'h0;
-  assign \$2625  = \$2623  | \$2624 ;
-  assign \$2626  = \$2616 [5] ? d_row0_5 : 4'h0;
-  assign \$2627  = \$2625  | \$2626 ;
-  assign \$2628  = \$2616 [6] ? d_row0_6 : 4'h0;
-  assign \$2629  = \$2627  | \$2628 ;
-  assign \$2630  = \$2616 [7] ? d_row0_7 : 4'h0;
-  assign \$2631  = \$2629  | \$2630 ;
-  assign \$2632  = \$2616 [8] ? d_row0_8 : 4'h0;
-  assign \$2633  = \$2631  | \$2632 ;
-  assign \$2634  = \$2616 [9] ? d_row0_9 : 4'h0;
-  assign \$2635  = \$2633  | \$2634 ;
-  assign \$2636  = \$2616 [10] ? d_row0_10 : 4'h0;
-  assign \$2637  = \$2635  | \$2636 ;
-  assign \$2638  = \$2616 [11] ? d_row0_11 : 4'h0;
-  assign \$2639  = \$2637  | \$2638 ;
-  assign \$2640  = \$2616 [12] ? d_row0_12 : 4'h0;
-  assign \$2641  = \$2639  | \$2640 ;
-  assign \$2642  = \$2616 [13] ? d_row0_13 : 4'h0;
-  assign \$2643  = \$2641  | \$2642 ;
-  assign \$2644  = \$2616 [14] ? d_row0_14 : 4'h0;
-  assign \$2645  = \$2643  | \$2644 ;
-  assign \$2646  = \$2616 [15] ? d_row0_15 : 4'h0;
-  assign row0_27 = \$2645  | \$2646 ;
-  assign \$2647  = \$2616 [0] ? d_product_0 : 16'h0000;
-  assign \$2648  = \$2616 [1] ? d_product_1 : 16'h0000;
-  assign \$2649  = \$2647  | \$2648 ;
-  assign \$2650  = \$2616 [2] ? d_product_2 : 16'h0000;
-  assign \$2651  = \$2649  | \$2650 ;
-  assign \$2652  = \$2616 [3] ? d_product_3 : 16'h0000;
-  assign \$2653  = \$2651  | \$2652 ;
-  assign \$2654  = \$2616 [4] ? d_product_4 : 16'h0000;
-  assign \$2655  = \$2653  | \$2654 ;
-  assign \$2656  = \$2616 [5] ? d_product_5 : 16'h0000;
-  assign \$2657  = \$2655  | \$2656 ;
-  assign \$2658  = \$2616 [6] ? d_product_6 : 16'h0000;
-  assign \$2659  = \$2657  | \$2658 ;
-  assign \$2660  = \$2616 [7] ? d_product_7 : 16'h0000;
-  assign \$2661  = \$2659  | \$2660 ;
-  assign \$2662  = \$2616 [8] ? d_product_8 : 16'h0000;
-  assign \$2663  = \$2661  | \$2662 ;
-  assign \$2664  = \$2616 [9] ? d_product_9 : 16'h0000;
-  assign \$2665  = \$2663  | \$2664 ;
-  assign \$2666  = \$2616 [10] ? d_product_10 : 16'h0000;
-  assign \$2667  = \$2665  | \$2666 ;
-  assign \$2668  = \$2616 [11] ? d_product_11 : 16'h0000;
-  assign \$2669  = \$2667  | \$2668 ;
-  assign \$2670  = \$2616 [12] ? d_product_12 : 16'h0000;
-  assign \$2671  = \$2669  | \$2670 ;
-  assign \$2672  = \$2616 [13] ? d_product_13 : 16'h0000;
-  assign \$2673  = \$2671  | \$2672 ;
-  assign \$2674  = \$2616 [14] ? d_product_14 : 16'h0000;
-  assign \$2675  = \$2673  | \$2674 ;
-  assign \$2676  = \$2616 [15] ? d_product_15 : 16'h0000;
-  assign value0_27 = \$2675  | \$2676 ;
-  assign \$2677  = d_bank0_0 == 5'h1c;
-  assign \$2678  = pending0[0] & \$2677 ;
-  assign \$2679  = d_bank0_1 == 5'h1c;
-  assign \$2680  = pending0[1] & \$2679 ;
-  assign \$2681  = d_bank0_2 == 5'h1c;
-  assign \$2682  = pending0[2] & \$2681 ;
-  assign \$2683  = d_bank0_3 == 5'h1c;
-  assign \$2684  = pending0[3] & \$2683 ;
-  assign \$2685  = d_bank0_4 == 5'h1c;
-  assign \$2686  = pending0[4] & \$2685 ;
-  assign \$2687  = d_bank0_5 == 5'h1c;
-  assign \$2688  = pending0[5] & \$2687 ;
-  assign \$2689  = d_bank0_6 == 5'h1c;
-  assign \$2690  = pending0[6] & \$2689 ;
-  assign \$2691  = d_bank0_7 == 5'h1c;
-  assign \$2692  = pending0[7] & \$2691 ;
-  assign \$2693  = d_bank0_8 == 5'h1c;
-  assign \$2694  = pending0[8] & \$2693 ;
-  assign \$2695  = d_bank0_9 == 5'h1c;
-  assign \$2696  = pending0[9] & \$2695 ;
-  assign \$2697  = d_bank0_10 == 5'h1c;
-  assign \$2698  = pending0[10] & \$2697 ;
-  assign \$2699  = d_bank0_11 == 5'h1c;
-  assign \$2700  = pending0[11] & \$2699 ;
-  assign \$2701  = d_bank0_12 == 5'h1c;
-  assign \$2702  = pending0[12] & \$2701 ;
-  assign \$2703  = d_bank0_13 == 5'h1c;
-  assign \$2704  = pending0[13] & \$2703 ;
-  assign \$2705  = d_bank0_14 == 5'h1c;
-  assign \$2706  = pending0[14] & \$2705 ;
-  assign \$2707  = d_bank0_15 == 5'h1c;
-  assign \$2708  = pending0[15] & \$2707 ;
-  assign \$2709  = ~ { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
-  assign \$2710  = \$2709  + 1'h1;
-  assign \$2711  = { 1'h0, \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  } & \$2710 ;
-  assign hit0_28 = | { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
-  assign \$2712  = \$2711 [0] ? d_row0_0 : 4'h0;
-  assign \$2713  = \$2711 [1] ? d_row0_1 : 4'h0;
-  assign \$2714  = \$2712  | \$2713 ;
-  assign \$2715  = \$2711 [2] ? d_row0_2 : 4'h0;
-  assign \$2716  = \$2714  | \$2715 ;
-  assign \$2717  = \$2711 [3] ? d_row0_3 : 4'h0;
-  assign \$2718  = \$2716  | \$2717 ;
-  assign \$2719  = \$2711 [4] ? d_row0_4 : 4'h0;
-  assign \$2720  = \$2718  | \$2719 ;
-  assign \$2721  = \$2711 [5] ? d_row0_5 : 4'h0;
-  assign \$2722  = \$2720  | \$2721 ;
-  assign \$2723  = \$2711 [6] ? d_row0_6 : 4'h0;
-  assign \$2724  = \$2722  | \$2723 ;
-  assign \$2725  = \$2711 [7] ? d_row0_7 : 4'h0;
-  assign \$2726  = \$2724  | \$2725 ;
-  assign \$2727  = \$2711 [8] ? d_row0_8 : 4'h0;
-  assign \$2728  = \$2726  | \$2727 ;
-  assign \$2729  = \$2711 [9] ? d_row0_9 : 4'h0;
-  assign \$2730  = \$2728  | \$2729 ;
-  assign \$2731  = \$2711 [10] ? d_row0_10 : 4'h0;
-  assign \$2732  = \$2730  | \$2731 ;
-  assign \$2733  = \$2711 [11] ? d_row0_11 : 4'h0;
-  assign \$2734  = \$2732  | \$2733 ;
-  assign \$2735  = \$2711 [12] ? d_row0_12 : 4'h0;
-  assign \$2736  = \$2734  | \$2735 ;
-  assign \$2737  = \$2711 [13] ? d_row0_13 : 4'h0;
-  assign \$2738  = \$2736  | \$2737 ;
-  assign \$2739  = \$2711 [14] ? d_row0_14 : 4'h0;
-  assign \$2740  = \$2738  | \$2739 ;
-  assign \$2741  = \$2711 [15] ? d_row0_15 : 4'h0;
-  assign row0_28 = \$2740  | \$2741 ;
-  assign \$2742  = \$2711 [0] ? d_product_0 : 16'h0000;
-  assign \$2743  = \$2711 [1] ? d_product_1 : 16'h0000;
-  assign \$2744  = \$2742  | \$2743 ;
-  assign \$2745  = \$2711 [2] ? d_product_2 : 16'h0000;
-  assign \$2746  = \$2744  | \$2745 ;
-  assign \$2747  = \$2711 [3] ? d_product_3 : 16'h0000;
-  assign \$2748  = \$2746  | \$2747 ;
-  assign \$2749  = \$2711 [4] ? d_product_4 : 16'h0000;
-  assign \$2750  = \$2748  | \$2749 ;
-  assign \$2751  = \$2711 [5] ? d_product_5 : 16'h0000;
-  assign \$2752  = \$2750  | \$2751 ;
-  assign \$2753  = \$2711 [6] ? d_product_6 : 16'h0000;
-  assign \$2754  = \$2752  | \$2753 ;
-  assign \$2755  = \$2711 [7] ? d_product_7 : 16'h0000;
-  assign \$2756  = \$2754  | \$2755 ;
-  assign \$2757  = \$2711 [8] ? d_product_8 : 16'h0000;
-  assign \$2758  = \$2756  | \$2757 ;
-  assign \$2759  = \$2711 [9] ? d_product_9 : 16'h0000;
-  assign \$2760  = \$2758  | \$2759 ;
-  assign \$2761  = \$2711 [10] ? d_product_10 : 16'h0000;
-  assign \$2762  = \$2760  | \$2761 ;
-  assign \$2763  = \$2711 [11] ? d_product_11 : 16'h0000;
-  assign \$2764  = \$2762  | \$2763 ;
-  assign \$2765  = \$2711 [12] ? d_product_12 : 16'h0000;
-  assign \$2766  = \$2764  | \$2765 ;
-  assign \$2767  = \$2711 [13] ? d_product_13 : 16'h0000;
-  assign \$2768  = \$2766  | \$2767 ;
-  assign \$2769  = \$2711 [14] ? d_product_14 : 16'h0000;
-  assign \$2770  = \$2768  | \$2769 ;
-  assign \$2771  = \$2711 [15] ? d_product_15 : 16'h0000;
-  assign value0_28 = \$2770  | \$2771 ;
-  assign \$2772  = d_bank0_0 == 5'h1d;
-  assign \$2773  = pending0[0] & \$2772 ;
-  assign \$2774  = d_bank0_1 == 5'h1d;
-  assign \$2775  = pending0[1] & \$2774 ;
-  assign \$2776  = d_bank0_2 == 5'h1d;
-  assign \$2777  = pending0[2] & \$2776 ;
-  assign \$2778  = d_bank0_3 == 5'h1d;
-  assign \$2779  = pending0[3] & \$2778 ;
-  assign \$2780  = d_bank0_4 == 5'h1d;
-  assign \$2781  = pending0[4] & \$2780 ;
-  assign \$2782  = d_bank0_5 == 5'h1d;
-  assign \$2783  = pending0[5] & \$2782 ;
-  assign \$2784  = d_bank0_6 == 5'h1d;
-  assign \$2785  = pending0[6] & \$2784 ;
-  assign \$2786  = d_bank0_7 == 5'h1d;
-  assign \$2787  = pending0[7] & \$2786 ;
-  assign \$2788  = d_bank0_8 == 5'h1d;
-  assign \$2789  = pending0[8] & \$2788 ;
-  assign \$2790  = d_bank0_9 == 5'h1d;
-  assign \$2791  = pending0[9] & \$2790 ;
-  assign \$2792  = d_bank0_10 == 5'h1d;
-  assign \$2793  = pending0[10] & \$2792 ;
-  assign \$2794  = d_bank0_11 == 5'h1d;
-  assign \$2795  = pending0[11] & \$2794 ;
-  assign \$2796  = d_bank0_12 == 5'h1d;
-  assign \$2797  = pending0[12] & \$2796 ;
-  assign \$2798  = d_bank0_13 == 5'h1d;
-  assign \$2799  = pending0[13] & \$2798 ;
-  assign \$2800  = d_bank0_14 == 5'h1d;
-  assign \$2801  = pending0[14] & \$2800 ;
-  assign \$2802  = d_bank0_15 == 5'h1d;
-  assign \$2803  = pending0[15] & \$2802 ;
-  assign \$2804  = ~ { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
-  assign \$2805  = \$2804  + 1'h1;
-  assign \$2806  = { 1'h0, \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  } & \$2805 ;
-  assign hit0_29 = | { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
-  assign \$2807  = \$2806 [0] ? d_row0_0 : 4'h0;
-  assign \$2808  = \$2806 [1] ? d_row0_1 : 4'h0;
-  assign \$2809  = \$2807  | \$2808 ;
-  assign \$2810  = \$2806 [2] ? d_row0_2 : 4'h0;
-  assign \$2811  = \$2809  | \$2810 ;
-  assign \$2812  = \$2806 [3] ? d_row0_3 : 4'h0;
-  assign \$2813  = \$2811  | \$2812 ;
-  assign \$2814  = \$2806 [4] ? d_row0_4 : 4'h0;
-  assign \$2815  = \$2813  | \$2814 ;
-  assign \$2816  = \$2806 [5] ? d_row0_5 : 4'h0;
-  assign \$2817  = \$2815  | \$2816 ;
-  assign \$2818  = \$2806 [6] ? d_row0_6 : 4'h0;
-  assign \$2819  = \$2817  | \$2818 ;
-  assign \$2820  = \$2806 [7] ? d_row0_7 : 4'h0;
-  assign \$2821  = \$2819  | \$2820 ;
-  assign \$2822  = \$2806 [8] ? d_row0_8 : 4'h0;
-  assign \$2823  = \$2821  | \$2822 ;
-  assign \$2824  = \$2806 [9] ? d_row0_9 : 4'h0;
-  assign \$2825  = \$2823  | \$2824 ;
-  assign \$2826  = \$2806 [10] ? d_row0_10 : 4'h0;
-  assign \$2827  = \$2825  | \$2826 ;
-  assign \$2828  = \$2806 [11] ? d_row0_11 : 4'h0;
-  assign \$2829  = \$2827  | \$2828 ;
-  assign \$2830  = \$2806 [12] ? d_row0_12 : 4'h0;
-  assign \$2831  = \$2829  | \$2830 ;
-  assign \$2832  = \$2806 [13] ? d_row0_13 : 4'h0;
-  assign \$2833  = \$2831  | \$2832 ;
-  assign \$2834  = \$2806 [14] ? d_row0_14 : 4'h0;
-  assign \$2835  = \$2833  | \$2834 ;
-  assign \$2836  = \$2806 [15] ? d_row0_15 : 4'h0;
-  assign row0_29 = \$2835  | \$2836 ;
-  assign \$2837  = \$2806 [0] ? d_product_0 : 16'h0000;
-  assign \$2838  = \$2806 [1] ? d_product_1 : 16'h0000;
-  assign \$2839  = \$2837  | \$2838 ;
-  assign \$2840  = \$2806 [2] ? d_product_2 : 16'h0000;
-  assign \$2841  = \$2839  | \$2840 ;
-  assign \$2842  = \$2806 [3] ? d_product_3 : 16'h0000;
-  assign \$2843  = \$2841  | \$2842 ;
-  assign \$2844  = \$2806 [4] ? d_product_4 : 16'h0000;
-  assign \$2845  = \$2843  | \$2844 ;
-  assign \$2846  = \$2806 [5] ? d_product_5 : 16'h0000;
-  assign \$2847  = \$2845  | \$2846 ;
-  assign \$2848  = \$2806 [6] ? d_product_6 : 16'h0000;
-  assign \$2849  = \$2847  | \$2848 ;
-  assign \$2850  = \$2806 [7] ? d_product_7 : 16'h0000;
-  assign \$2851  = \$2849  | \$2850 ;
-  assign \$2852  = \$2806 [8] ? d_product_8 : 16'h0000;
-  assign \$2853  = \$2851  | \$2852 ;
-  assign \$2854  = \$2806 [9] ? d_product_9 : 16'h0000;
-  assign \$2855  = \$2853  | \$2854 ;
-  assign \$2856  = \$2806 [10] ? d_product_10 : 16'h0000;
-  assign \$2857  = \$2855  | \$2856 ;
-  assign \$2858  = \$2806 [11] ? d_product_11 : 16'h0000;
-  assign \$2859  = \$2857  | \$2858 ;
-  assign \$2860  = \$2806 [12] ? d_product_12 : 16'h0000;
-  assign \$2861  = \$2859  | \$2860 ;
-  assign \$2862  = \$2806 [13] ? d_product_13 : 16'h0000;
-  assign \$2863  = \$2861  | \$2862 ;
-  assign \$2864  = \$2806 [14] ? d_product_14 : 16'h0000;
-  assign \$2865  = \$2863  | \$2864 ;
-  assign \$2866  = \$2806 [15] ? d_product_15 : 16'h0000;
-  assign value0_29 = \$2865  | \$2866 ;
-  assign \$2867  = d_bank0_0 == 5'h1e;
-  assign \$2868  = pending0[0] & \$2867 ;
-  assign \$2869  = d_bank0_1 == 5'h1e;
-  assign \$2870  = pending0[1] & \$2869 ;
-  assign \$2871  = d_bank0_2 == 5'h1e;
-  assign \$2872  = pending0[2] & \$2871 ;
-  assign \$2873  = d_bank0_3 == 5'h1e;
-  assign \$2874  = pending0[3] & \$2873 ;
-  assign \$2875  = d_bank0_4 == 5'h1e;
-  assign \$2876  = pending0[4] & \$2875 ;
-  assign \$2877  = d_bank0_5 == 5'h1e;
-  assign \$2878  = pending0[5] & \$2877 ;
-  assign \$2879  = d_bank0_6 == 5'h1e;
-  assign \$2880  = pending0[6] & \$2879 ;
-  assign \$2881  = d_bank0_7 == 5'h1e;
-  assign \$2882  = pending0[7] & \$2881 ;
-  assign \$2883  = d_bank0_8 == 5'h1e;
-  assign \$2884  = pending0[8] & \$2883 ;
-  assign \$2885  = d_bank0_9 == 5'h1e;
-  assign \$2886  = pending0[9] & \$2885 ;
-  assign \$2887  = d_bank0_10 == 5'h1e;
-  assign \$2888  = pending0[10] & \$2887 ;
-  assign \$2889  = d_bank0_11 == 5'h1e;
-  assign \$2890  = pending0[11] & \$2889 ;
-  assign \$2891  = d_bank0_12 == 5'h1e;
-  assign \$2892  = pending0[12] & \$2891 ;
-  assign \$2893  = d_bank0_13 == 5'h1e;
-  assign \$2894  = pending0[13] & \$2893 ;
-  assign \$2895  = d_bank0_14 == 5'h1e;
-  assign \$2896  = pending0[14] & \$2895 ;
-  assign \$2897  = d_bank0_15 == 5'h1e;
-  assign \$2898  = pending0[15] & \$2897 ;
-  assign \$2899  = ~ { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
-  assign \$2900  = \$2899  + 1'h1;
-  assign \$2901  = { 1'h0, \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  } & \$2900 ;
-  assign hit0_30 = | { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
-  assign \$2902  = \$2901 [0] ? d_row0_0 : 4'h0;
-  assign \$2903  = \$2901 [1] ? d_row0_1 : 4'h0;
-  assign \$2904  = \$2902  | \$2903 ;
-  assign \$2905  = \$2901 [2] ? d_row0_2 : 4'h0;
-  assign \$2906  = \$2904  | \$2905 ;
-  assign \$2907  = \$2901 [3] ? d_row0_3 : 4'h0;
-  assign \$2908  = \$2906  | \$2907 ;
-  assign \$2909  = \$2901 [4] ? d_row0_4 : 4'h0;
-  assign \$2910  = \$2908  | \$2909 ;
-  assign \$2911  = \$2901 [5] ? d_row0_5 : 4'h0;
-  assign \$2912  = \$2910  | \$2911 ;
-  assign \$2913  = \$2901 [6] ? d_row0_6 : 4'h0;
-  assign \$2914  = \$2912  | \$2913 ;
-  assign \$2915  = \$2901 [7] ? d_row0_7 : 4'h0;
-  assign \$2916  = \$2914  | \$2915 ;
-  assign \$2917  = \$2901 [8] ? d_row0_8 : 4'h0;
-  assign \$2918  = \$2916  | \$2917 ;
-  assign \$2919  = \$2901 [9] ? d_row0_9 : 4'h0;
-  assign \$2920  = \$2918  | \$2919 ;
-  assign \$2921  = \$2901 [10] ? d_row0_10 : 4'h0;
-  assign \$2922  = \$2920  | \$2921 ;
-  assign \$2923  = \$2901 [11] ? d_row0_11 : 4'h0;
-  assign \$2924  = \$2922  | \$2923 ;
-  assign \$2925  = \$2901 [12] ? d_row0_12 : 4'h0;
-  assign \$2926  = \$2924  | \$2925 ;
-  assign \$2927  = \$2901 [13] ? d_row0_13 : 4'h0;
-  assign \$2928  = \$2926  | \$2927 ;
-  assign \$2929  = \$2901 [14] ? d_row0_14 : 4'h0;
-  assign \$2930  = \$2928  | \$2929 ;
-  assign \$2931  = \$2901 [15] ? d_row0_15 : 4'h0;
-  assign row0_30 = \$2930  | \$2931 ;
-  assign \$2932  = \$2901 [0] ? d_product_0 : 16'h0000;
-  assign \$2933  = \$2901 [1] ? d_product_1 : 16'h0000;
-  assign \$2934  = \$2932  | \$2933 ;
-  assign \$2935  = \$2901 [2] ? d_product_2 : 16'h0000;
-  assign \$2936  = \$2934  | \$2935 ;
-  assign \$2937  = \$2901 [3] ? d_product_3 : 16'h0000;
-  assign \$2938  = \$2936  | \$2937 ;
-  assign \$2939  = \$2901 [4] ? d_product_4 : 16'h0000;
-  assign \$2940  = \$2938  | \$2939 ;
-  assign \$2941  = \$2901 [5] ? d_product_5 : 16'h0000;
-  assign \$2942  = \$2940  | \$2941 ;
-  assign \$2943  = \$2901 [6] ? d_product_6 : 16'h0000;
-  assign \$2944  = \$2942  | \$2943 ;
-  assign \$2945  = \$2901 [7] ? d_product_7 : 16'h0000;
-  assign \$2946  = \$2944  | \$2945 ;
-  assign \$2947  = \$2901 [8] ? d_product_8 : 16'h0000;
-  assign \$2948  = \$2946  | \$2947 ;
-  assign \$2949  = \$2901 [9] ? d_product_9 : 16'h0000;
-  assign \$2950  = \$2948  | \$2949 ;
-  assign \$2951  = \$2901 [10] ? d_product_10 : 16'h0000;
-  assign \$2952  = \$2950  | \$2951 ;
-  assign \$2953  = \$2901 [11] ? d_product_11 : 16'h0000;
-  assign \$2954  = \$2952  | \$2953 ;
-  assign \$2955  = \$2901 [12] ? d_product_12 : 16'h0000;
-  assign \$2956  = \$2954  | \$2955 ;
-  assign \$2957  = \$2901 [13] ? d_product_13 : 16'h0000;
-  assign \$2958  = \$2956  | \$2957 ;
-  assign \$2959  = \$2901 [14] ? d_product_14 : 16'h0000;
-  assign \$2960  = \$2958  | \$2959 ;
-  assign \$2961  = \$2901 [15] ? d_product_15 : 16'h0000;
-  assign value0_30 = \$2960  | \$2961 ;
-  assign \$2962  = d_bank0_0 == 5'h1f;
-  assign \$2963  = pending0[0] & \$2962 ;
-  assign \$2964  = d_bank0_1 == 5'h1f;
-  assign \$2965  = pending0[1] & \$2964 ;
-  assign \$2966  = d_bank0_2 == 5'h1f;
-  assign \$2967  = pending0[2] & \$2966 ;
-  assign \$2968  = d_bank0_3 == 5'h1f;
-  assign \$2969  = pending0[3] & \$2968 ;
-  assign \$2970  = d_bank0_4 == 5'h1f;
-  assign \$2971  = pending0[4] & \$2970 ;
-  assign \$2972  = d_bank0_5 == 5'h1f;
-  assign \$2973  = pending0[5] & \$2972 ;
-  assign \$2974  = d_bank0_6 == 5'h1f;
-  assign \$2975  = pending0[6] & \$2974 ;
-  assign \$2976  = d_bank0_7 == 5'h1f;
-  assign \$2977  = pending0[7] & \$2976 ;
-  assign \$2978  = d_bank0_8 == 5'h1f;
-  assign \$2979  = pending0[8] & \$2978 ;
-  assign \$2980  = d_bank0_9 == 5'h1f;
-  assign \$2981  = pending0[9] & \$2980 ;
-  assign \$2982  = d_bank0_10 == 5'h1f;
-  assign \$2983  = pending0[10] & \$2982 ;
-  assign \$2984  = d_bank0_11 == 5'h1f;
-  assign \$2985  = pending0[11] & \$2984 ;
-  assign \$2986  = d_bank0_12 == 5'h1f;
-  assign \$2987  = pending0[12] & \$2986 ;
-  assign \$2988  = d_bank0_13 == 5'h1f;
-  assign \$2989  = pending0[13] & \$2988 ;
-  assign \$2990  = d_bank0_14 == 5'h1f;
-  assign \$2991  = pending0[14] & \$2990 ;
-  assign \$2992  = d_bank0_15 == 5'h1f;
-  assign \$2993  = pending0[15] & \$2992 ;
-  assign \$2994  = ~ { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
-  assign \$2995  = \$2994  + 1'h1;
-  assign \$2996  = { 1'h0, \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  } & \$2995 ;
-  assign hit0_31 = | { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
-  assign \$2997  = \$2996 [0] ? d_row0_0 : 4'h0;
-  assign \$2998  = \$2996 [1] ? d_row0_1 : 4'h0;
-  assign \$2999  = \$2997  | \$2998 ;
-  assign \$3000  = \$2996 [2] ? d_row0_2 : 4'h0;
-  assign \$3001  = \$2999  | \$3000 ;
-  assign \$3002  = \$2996 [3] ? d_row0_3 : 4'h0;
-  assign \$3003  = \$3001  | \$3002 ;
-  assign \$3004  = \$2996 [4] ? d_row0_4 : 4'h0;
-  assign \$3005  = \$3003  | \$3004 ;
-  assign \$3006  = \$2996 [5] ? d_row0_5 : 4'h0;
-  assign \$3007  = \$3005  | \$3006 ;
-  assign \$3008  = \$2996 [6] ? d_row0_6 : 4'h0;
-  assign \$3009  = \$3007  | \$3008 ;
-  assign \$3010  = \$2996 [7] ? d_row0_7 : 4'h0;
-  assign \$3011  = \$3009  | \$3010 ;
-  assign \$3012  = \$2996 [8] ? d_row0_8 : 4'h0;
-  assign \$3013  = \$3011  | \$3012 ;
-  assign \$3014  = \$2996 [9] ? d_row0_9 : 4'h0;
-  assign \$3015  = \$3013  | \$3014 ;
-  assign \$3016  = \$2996 [10] ? d_row0_10 : 4'h0;
-  assign \$3017  = \$3015  | \$3016 ;
-  assign \$3018  = \$2996 [11] ? d_row0_11 : 4'h0;
-  assign \$3019  = \$3017  | \$3018 ;
-  assign \$3020  = \$2996 [12] ? d_row0_12 : 4'h0;
-  assign \$3021  = \$3019  | \$3020 ;
-  assign \$3022  = \$2996 [13] ? d_row0_13 : 4'h0;
-  assign \$3023  = \$3021  | \$3022 ;
-  assign \$3024  = \$2996 [14] ? d_row0_14 : 4'h0;
-  assign \$3025  = \$3023  | \$3024 ;
-  assign \$3026  = \$2996 [15] ? d_row0_15 : 4'h0;
-  assign row0_31 = \$3025  | \$3026 ;
-  assign \$3027  = \$2996 [0] ? d_product_0 : 16'h0000;
-  assign \$3028  = \$2996 [1] ? d_product_1 : 16'h0000;
-  assign \$3029  = \$3027  | \$3028 ;
-  assign \$3030  = \$2996 [2] ? d_product_2 : 16'h0000;
-  assign \$3031  = \$3029  | \$3030 ;
-  assign \$3032  = \$2996 [3] ? d_product_3 : 16'h0000;
-  assign \$3033  = \$3031  | \$3032 ;
-  assign \$3034  = \$2996 [4] ? d_product_4 : 16'h0000;
-  assign \$3035  = \$3033  | \$3034 ;
-  assign \$3036  = \$2996 [5] ? d_product_5 : 16'h0000;
-  assign \$3037  = \$3035  | \$3036 ;
-  assign \$3038  = \$2996 [6] ? d_product_6 : 16'h0000;
-  assign \$3039  = \$3037  | \$3038 ;
-  assign \$3040  = \$2996 [7] ? d_product_7 : 16'h0000;
-  assign \$3041  = \$3039  | \$3040 ;
-  assign \$3042  = \$2996 [8] ? d_product_8 : 16'h0000;
-  assign \$3043  = \$3041  | \$3042 ;
-  assign \$3044  = \$2996 [9] ? d_product_9 : 16'h0000;
-  assign \$3045  = \$3043  | \$3044 ;
-  assign \$3046  = \$2996 [10] ? d_product_10 : 16'h0000;
-  assign \$3047  = \$3045  | \$3046 ;
-  assign \$3048  = \$2996 [11] ? d_product_11 : 16'h0000;
-  assign \$3049  = \$3047  | \$3048 ;
-  assign \$3050  = \$2996 [12] ? d_product_12 : 16'h0000;
-  assign \$3051  = \$3049  | \$3050 ;
-  assign \$3052  = \$2996 [13] ? d_product_13 : 16'h0000;
-  assign \$3053  = \$3051  | \$3052 ;
-  assign \$3054  = \$2996 [14] ? d_product_14 : 16'h0000;
-  assign \$3055  = \$3053  | \$3054 ;
-  assign \$3056  = \$2996 [15] ? d_product_15 : 16'h0000;
-  assign value0_31 = \$3055  | \$3056 ;
-  assign \$3057  = \$51 [15:0] | \$146 [15:0];
-  assign \$3058  = \$3057  | \$241 [15:0];
-  assign \$3059  = \$3058  | \$336 [15:0];
-  assign \$3060  = \$3059  | \$431 [15:0];
-  assign \$3061  = \$3060  | \$526 [15:0];
-  assign \$3062  = \$3061  | \$621 [15:0];
-  assign \$3063  = \$3062  | \$716 [15:0];
-  assign \$3064  = \$3063  | \$811 [15:0];
-  assign \$3065  = \$3064  | \$906 [15:0];
-  assign \$3066  = \$3065  | \$1001 [15:0];
-  assign \$3067  = \$3066  | \$1096 [15:0];
-  assign \$3068  = \$3067  | \$1191 [15:0];
-  assign \$3069  = \$3068  | \$1286 [15:0];
-  assign \$3070  = \$3069  | \$1381 [15:0];
-  assign \$3071  = \$3070  | \$1476 [15:0];
-  assign \$3072  = \$3071  | \$1571 [15:0];
-  assign \$3073  = \$3072  | \$1666 [15:0];
-  assign \$3074  = \$3073  | \$1761 [15:0];
-  assign \$3075  = \$3074  | \$1856 [15:0];
-  assign \$3076  = \$3075  | \$1951 [15:0];
-  assign \$3077  = \$3076  | \$2046 [15:0];
-  assign \$3078  = \$3077  | \$2141 [15:0];
-  assign \$3079  = \$3078  | \$2236 [15:0];
-  assign \$3080  = \$3079  | \$2331 [15:0];
-  assign \$3081  = \$3080  | \$2426 [15:0];
-  assign \$3082  = \$3081  | \$2521 [15:0];
-  assign \$3083  = \$3082  | \$2616 [15:0];
-  assign \$3084  = \$3083  | \$2711 [15:0];
-  assign \$3085  = \$3084  | \$2806 [15:0];
-  assign \$3086  = \$3085  | \$2901 [15:0];
-  assign granted0 = \$3086  | \$2996 [15:0];
-  assign \$3087  = pending0[0] & pending0[1];
-  assign \$3088  = \$3087  & same_bank[0];
-  assign \$3089  = pending0[0] & pending0[2];
-  assign \$3090  = \$3089  & same_bank[1];
-  assign \$3091  = pending0[0] & pending0[3];
-  assign \$3092  = \$3091  & same_bank[2];
-  assign \$3093  = pending0[0] & pending0[4];
-  assign \$3094  = \$3093  & same_bank[3];
-  assign \$3095  = pending0[0] & pending0[5];
-  assign \$3096  = \$3095  & same_bank[4];
-  assign \$3097  = pending0[0] & pending0[6];
-  assign \$3098  = \$3097  & same_bank[5];
-  assign \$3099  = pending0[0] & pending0[7];
-  assign \$3100  = \$3099  & same_bank[6];
-  assign \$3101  = pending0[0] & pending0[8];
-  assign \$3102  = \$3101  & same_bank[7];
-  assign \$3103  = pending0[0] & pending0[9];
-  assign \$3104  = \$3103  & same_bank[8];
-  assign \$3105  = pending0[0] & pending0[10];
-  assign \$3106  = \$3105  & same_bank[9];
-  assign \$3107  = pending0[0] & pending0[11];
-  assign \$3108  = \$3107  & same_bank[10];
-  assign \$3109  = pending0[0] & pending0[12];
-  assign \$3110  = \$3109  & same_bank[11];
-  assign \$3111  = pending0[0] & pending0[13];
-  assign \$3112  = \$3111  & same_bank[12];
-  assign \$3113  = pending0[0] & pending0[14];
-  assign \$3114  = \$3113  & same_bank[13];
-  assign \$3115  = pending0[0] & pending0[15];
-  assign \$3116  = \$3115  & same_bank[14];
-  assign \$3117  = pending0[1] & pending0[2];
-  assign \$3118  = \$3117  & same_bank[15];
-  assign \$3119  = pending0[1] & pending0[3];
-  assign \$3120  = \$3119  & same_bank[16];
-  assign \$3121  = pending0[1] & pending0[4];
-  assign \$3122  = \$3121  & same_bank[17];
-  assign \$3123  = pending0[1] & pending0[5];
-  assign \$3124  = \$3123  & same_bank[18];
-  assign \$3125  = pending0[1] & pending0[6];
-  assign \$3126  = \$3125  & same_bank[19];
-  assign \$3127  = pending0[1] & pending0[7];
-  assign \$3128  = \$3127  & same_bank[20];
-  assign \$3129  = pending0[1] & pending0[8];
-  assign \$3130  = \$3129  & same_bank[21];
-  assign \$3131  = pending0[1] & pending0[9];
-  assign \$3132  = \$3131  & same_bank[22];
-  assign \$3133  = pending0[1] & pending0[10];
-  assign \$3134  = \$3133  & same_bank[23];
-  assign \$3135  = pending0[1] & pending0[11];
-  assign \$3136  = \$3135  & same_bank[24];
-  assign \$3137  = pending0[1] & pending0[12];
-  assign \$3138  = \$3137  & same_bank[25];
-  assign \$3139  = pending0[1] & pending0[13];
-  assign \$3140  = \$3139  & same_bank[26];
-  assign \$3141  = pending0[1] & pending0[14];
-  assign \$3142  = \$3141  & same_bank[27];
-  assign \$3143  = pending0[1] & pending0[15];
-  assign \$3144  = \$3143  & same_bank[28];
-  assign \$3145  = pending0[2] & pending0[3];
-  assign \$3146  = \$3145  & same_bank[29];
-  assign \$3147  = pending0[2] & pending0[4];
-  assign \$3148  = \$3147  & same_bank[30];
-  assign \$3149  = pending0[2] & pending0[5];
-  assign \$3150  = \$3149  & same_bank[31];
-  assign \$3151  = pending0[2] & pending0[6];
-  assign \$3152  = \$3151  & same_bank[32];
-  assign \$3153  = pending0[2] & pending0[7];
-  assign \$3154  = \$3153  & same_bank[33];
-  assign \$3155  = pending0[2] & pending0[8];
-  assign \$3156  = \$3155  & same_bank[34];
-  assign \$3157  = pending0[2] & pending0[9];
-  assign \$3158  = \$3157  & same_bank[35];
-  assign \$3159  = pending0[2] & pending0[10];
-  assign \$3160  = \$3159  & same_bank[36];
-  assign \$3161  = pending0[2] & pending0[11];
-  assign \$3162  = \$3161  & same_bank[37];
-  assign \$3163  = pending0[2] & pending0[12];
-  assign \$3164  = \$3163  & same_bank[38];
-  assign \$3165  = pending0[2] & pending0[13];
-  assign \$3166  = \$3165  & same_bank[39];
-  assign \$3167  = pending0[2] & pending0[14];
-  assign \$3168  = \$3167  & same_bank[40];
-  assign \$3169  = pending0[2] & pending0[15];
-  assign \$3170  = \$3169  & same_bank[41];
-  assign \$3171  = pending0[3] & pending0[4];
-  assign \$3172  = \$3171  & same_bank[42];
-  assign \$3173  = pending0[3] & pending0[5];
-  assign \$3174  = \$3173  & same_bank[43];
-  assign \$3175  = pending0[3] & pending0[6];
-  assign \$3176  = \$3175  & same_bank[44];
-  assign \$3177  = pending0[3] & pending0[7];
-  assign \$3178  = \$3177  & same_bank[45];
-  assign \$3179  = pending0[3] & pending0[8];
-  assign \$3180  = \$3179  & same_bank[46];
-  assign \$3181  = pending0[3] & pending0[9];
-  assign \$3182  = \$3181  & same_bank[47];
-  assign \$3183  = pending0[3] & pending0[10];
-  assign \$3184  = \$3183  & same_bank[48];
-  assign \$3185  = pending0[3] & pending0[11];
-  assign \$3186  = \$3185  & same_bank[49];
-  assign \$3187  = pending0[3] & pending0[12];
-  assign \$3188  = \$3187  & same_bank[50];
-  assign \$3189  = pending0[3] & pending0[13];
-  assign \$3190  = \$3189  & same_bank[51];
-  assign \$3191  = pending0[3] & pending0[14];
-  assign \$3192  = \$3191  & same_bank[52];
-  assign \$3193  = pending0[3] & pending0[15];
-  assign \$3194  = \$3193  & same_bank[53];
-  assign \$3195  = pending0[4] & pending0[5];
-  assign \$3196  = \$3195  & same_bank[54];
-  assign \$3197  = pending0[4] & pending0[6];
-  assign \$3198  = \$3197  & same_bank[55];
-  assign \$3199  = pending0[4] & pending0[7];
-  assign \$3200  = \$3199  & same_bank[56];
-  assign \$3201  = pending0[4] & pending0[8];
-  assign \$3202  = \$3201  & same_bank[57];
-  assign \$3203  = pending0[4] & pending0[9];
-  assign \$3204  = \$3203  & same_bank[58];
-  assign \$3205  = pending0[4] & pending0[10];
-  assign \$3206  = \$3205  & same_bank[59];
-  assign \$3207  = pending0[4] & pending0[11];
-  assign \$3208  = \$3207  & same_bank[60];
-  assign \$3209  = pending0[4] & pending0[12];
-  assign \$3210  = \$3209  & same_bank[61];
-  assign \$3211  = pending0[4] & pending0[13];
-  assign \$3212  = \$3211  & same_bank[62];
-  assign \$3213  = pending0[4] & pending0[14];
-  assign \$3214  = \$3213  & same_bank[63];
-  assign \$3215  = pending0[4] & pending0[15];
-  assign \$3216  = \$3215  & same_bank[64];
-  assign \$3217  = pending0[5] & pending0[6];
-  assign \$3218  = \$3217  & same_bank[65];
-  assign \$3219  = pending0[5] & pending0[7];
-  assign \$3220  = \$3219  & same_bank[66];
-  assign \$3221  = pending0[5] & pending0[8];
-  assign \$3222  = \$3221  & same_bank[67];
-  assign \$3223  = pending0[5] & pending0[9];
-  assign \$3224  = \$3223  & same_bank[68];
-  assign \$3225  = pending0[5] & pending0[10];
-  assign \$3226  = \$3225  & same_bank[69];
-  assign \$3227  = pending0[5] & pending0[11];
-  assign \$3228  = \$3227  & same_bank[70];
-  assign \$3229  = pending0[5] & pending0[12];
-  assign \$3230  = \$3229  & same_bank[71];
-  assign \$3231  = pending0[5] & pending0[13];
-  assign \$3232  = \$3231  & same_bank[72];
-  assign \$3233  = pending0[5] & pending0[14];
-  assign \$3234  = \$3233  & same_bank[73];
-  assign \$3235  = pending0[5] & pending0[15];
-  assign \$3236  = \$3235  & same_bank[74];
-  assign \$3237  = pending0[6] & pending0[7];
-  assign \$3238  = \$3237  & same_bank[75];
-  assign \$3239  = pending0[6] & pending0[8];
-  assign \$3240  = \$3239  & same_bank[76];
-  assign \$3241  = pending0[6] & pending0[9];
-  assign \$3242  = \$3241  & same_bank[77];
-  assign \$3243  = pending0[6] & pending0[10];
-  assign \$3244  = \$3243  & same_bank[78];
-  assign \$3245  = pending0[6] & pending0[11];
-  assign \$3246  = \$3245  & same_bank[79];
-  assign \$3247  = pending0[6] & pending0[12];
-  assign \$3248  = \$3247  & same_bank[80];
-  assign \$3249  = pending0[6] & pending0[13];
-  assign \$3250  = \$3249  & same_bank[81];
-  assign \$3251  = pending0[6] & pending0[14];
-  assign \$3252  = \$3251  & same_bank[82];
-  assign \$3253  = pending0[6] & pending0[15];
-  assign \$3254  = \$3253  & same_bank[83];
-  assign \$3255  = pending0[7] & pending0[8];
-  assign \$3256  = \$3255  & same_bank[84];
-  assign \$3257  = pending0[7] & pending0[9];
-  assign \$3258  = \$3257  & same_bank[85];
-  assign \$3259  = pending0[7] & pending0[10];
-  assign \$3260  = \$3259  & same_bank[86];
-  assign \$3261  = pending0[7] & pending0[11];
-  assign \$3262  = \$3261  & same_bank[87];
-  assign \$3263  = pending0[7] & pending0[12];
-  assign \$3264  = \$3263  & same_bank[88];
-  assign \$3265  = pending0[7] & pending0[13];
-  assign \$3266  = \$3265  & same_bank[89];
-  assign \$3267  = pending0[7] & pending0[14];
-  assign \$3268  = \$3267  & same_bank[90];
-  assign \$3269  = pending0[7] & pending0[15];
-  assign \$3270  = \$3269  & same_bank[91];
-  assign \$3271  = pending0[8] & pending0[9];
-  assign \$3272  = \$3271  & same_bank[92];
-  assign \$3273  = pending0[8] & pending0[10];
-  assign \$3274  = \$3273  & same_bank[93];
-  assign \$3275  = pending0[8] & pending0[11];
-  assign \$3276  = \$3275  & same_bank[94];
-  assign \$3277  = pending0[8] & pending0[12];
-  assign \$3278  = \$3277  & same_bank[95];
-  assign \$3279  = pending0[8] & pending0[13];
-  assign \$3280  = \$3279  & same_bank[96];
-  assign \$3281  = pending0[8] & pending0[14];
-  assign \$3282  = \$3281  & same_bank[97];
-  assign \$3283  = pending0[8] & pending0[15];
-  assign \$3284  = \$3283  & same_bank[98];
-  assign \$3285  = pending0[9] & pending0[10];
-  assign \$3286  = \$3285  & same_bank[99];
-  assign \$3287  = pending0[9] & pending0[11];
-  assign \$3288  = \$3287  & same_bank[100];
-  assign \$3289  = pending0[9] & pending0[12];
-  assign \$3290  = \$3289  & same_bank[101];
-  assign \$3291  = pending0[9] & pending0[13];
-  assign \$3292  = \$3291  & same_bank[102];
-  assign \$3293  = pending0[9] & pending0[14];
-  assign \$3294  = \$3293  & same_bank[103];
-  assign \$3295  = pending0[9] & pending0[15];
-  assign \$3296  = \$3295  & same_bank[104];
-  assign \$3297  = pending0[10] & pending0[11];
-  assign \$3298  = \$3297  & same_bank[105];
-  assign \$3299  = pending0[10] & pending0[12];
-  assign \$3300  = \$3299  & same_bank[106];
-  assign \$3301  = pending0[10] & pending0[13];
-  assign \$3302  = \$3301  & same_bank[107];
-  assign \$3303  = pending0[10] & pending0[14];
-  assign \$3304  = \$3303  & same_bank[108];
-  assign \$3305  = pending0[10] & pending0[15];
-  assign \$3306  = \$3305  & same_bank[109];
-  assign \$3307  = pending0[11] & pending0[12];
-  assign \$3308  = \$3307  & same_bank[110];
-  assign \$3309  = pending0[11] & pending0[13];
-  assign \$3310  = \$3309  & same_bank[111];
-  assign \$3311  = pending0[11] & pending0[14];
-  assign \$3312  = \$3311  & same_bank[112];
-  assign \$3313  = pending0[11] & pending0[15];
-  assign \$3314  = \$3313  & same_bank[113];
-  assign \$3315  = pending0[12] & pending0[13];
-  assign \$3316  = \$3315  & same_bank[114];
-  assign \$3317  = pending0[12] & pending0[14];
-  assign \$3318  = \$3317  & same_bank[115];
-  assign \$3319  = pending0[12] & pending0[15];
-  assign \$3320  = \$3319  & same_bank[116];
-  assign \$3321  = pending0[13] & pending0[14];
-  assign \$3322  = \$3321  & same_bank[117];
-  assign \$3323  = pending0[13] & pending0[15];
-  assign \$3324  = \$3323  & same_bank[118];
-  assign \$3325  = pending0[14] & pending0[15];
-  assign \$3326  = \$3325  & same_bank[119];
-  assign \$3327  = | { \$3326 , \$3324 , \$3322 , \$3320 , \$3318 , \$3316 , \$3314 , \$3312 , \$3310 , \$3308 , \$3306 , \$3304 , \$3302 , \$3300 , \$3298 , \$3296 , \$3294 , \$3292 , \$3290 , \$3288 , \$3286 , \$3284 , \$3282 , \$3280 , \$3278 , \$3276 , \$3274 , \$3272 , \$3270 , \$3268 , \$3266 , \$3264 , \$3262 , \$3260 , \$3258 , \$3256 , \$3254 , \$3252 , \$3250 , \$3248 , \$3246 , \$3244 , \$3242 , \$3240 , \$3238 , \$3236 , \$3234 , \$3232 , \$3230 , \$3228 , \$3226 , \$3224 , \$3222 , \$3220 , \$3218 , \$3216 , \$3214 , \$3212 , \$3210 , \$3208 , \$3206 , \$3204 , \$3202 , \$3200 , \$3198 , \$3196 , \$3194 , \$3192 , \$3190 , \$3188 , \$3186 , \$3184 , \$3182 , \$3180 , \$3178 , \$3176 , \$3174 , \$3172 , \$3170 , \$3168 , \$3166 , \$3164 , \$3162 , \$3160 , \$3158 , \$3156 , \$3154 , \$3152 , \$3150 , \$3148 , \$3146 , \$3144 , \$3142 , \$3140 , \$3138 , \$3136 , \$3134 , \$3132 , \$3130 , \$3128 , \$3126 , \$3124 , \$3122 , \$3120 , \$3118 , \$3116 , \$3114 , \$3112 , \$3110 , \$3108 , \$3106 , \$3104 , \$3102 , \$3100 , \$3098 , \$3096 , \$3094 , \$3092 , \$3090 , \$3088  };
-  assign \$3328  = ~ \$3327 ;
-  assign d_done = d_valid & \$3328 ;
-  assign \$3329  = ~ d_valid;
-  assign \$3330  = \$3329  | d_done;
-  assign d_load = wgt_busy & \$3330 ;
-  assign \$3331  = n_act - 1'h1;
-  assign last_pair = act_index == \$3331 ;
-  assign \$3332  = act_index + 1'h1;
-  assign \$3333  = ~ y__ready;
-  assign ppu_stall = y__valid & \$3333 ;
-  assign \$3334  = ~ d_valid;
-  assign \$3335  = end_pending & \$3334 ;
-  assign \$3336  = ~ d_flush;
-  assign draining = \$3335  & \$3336 ;
-  assign \$3337  = ppu_valid & ppu_stall;
-  assign \$3338  = ~ \$3337 ;
-  assign drain_read = draining & \$3338 ;
-  assign \$3339  = ~ ppu_stall;
-  assign ppu_move = ppu_valid & \$3339 ;
-  assign raddr0_0 = draining ? drain_row : arb_row0_0;
-  assign \$3340  = ppu_valid & ppu_stall;
-  assign ren0_0 = ~ \$3340 ;
-  assign \$3341  = $signed(rdata0_0) + $signed(add_value0_0);
-  assign raddr0_1 = draining ? drain_row : arb_row0_1;
-  assign \$3342  = ppu_valid & ppu_stall;
-  assign ren0_1 = ~ \$3342 ;
-  assign \$3343  = $signed(rdata0_1) + $signed(add_value0_1);
-  assign raddr0_2 = draining ? drain_row : arb_row0_2;
-  assign \$3344  = ppu_valid & ppu_stall;
-  assign ren0_2 = ~ \$3344 ;
-  assign \$3345  = $signed(rdata0_2) + $signed(add_value0_2);
-  assign raddr0_3 = draining ? drain_row : arb_row0_3;
-  assign \$3346  = ppu_valid & ppu_stall;
-  assign ren0_3 = ~ \$3346 ;
-  assign \$3347  = $signed(rdata0_3) + $signed(add_value0_3);
-  assign raddr0_4 = draining ? drain_row : arb_row0_4;
-  assign \$3348  = ppu_valid & ppu_stall;
-  assign ren0_4 = ~ \$3348 ;
-  assign \$3349  = $signed(rdata0_4) + $signed(add_value0_4);
-  assign raddr0_5 = draining ? drain_row : arb_row0_5;
-  assign \$3350  = ppu_valid & ppu_stall;
-  assign ren0_5 = ~ \$3350 ;
-  assign \$3351  = $signed(rdata0_5) + $signed(add_value0_5);
-  assign raddr0_6 = draining ? drain_row : arb_row0_6;
-  assign \$3352  = ppu_valid & ppu_stall;
-  assign ren0_6 = ~ \$3352 ;
-  assign \$3353  = $signed(rdata0_6) + $signed(add_value0_6);
-  assign raddr0_7 = draining ? drain_row : arb_row0_7;
-  assign \$3354  = ppu_valid & ppu_stall;
-  assign ren0_7 = ~ \$3354 ;
-  assign \$3355  = $signed(rdata0_7) + $signed(add_value0_7);
-  assign raddr0_8 = draining ? drain_row : arb_row0_8;
-  assign \$3356  = ppu_valid & ppu_stall;
-  assign ren0_8 = ~ \$3356 ;
-  assign \$3357  = $signed(rdata0_8) + $signed(add_value0_8);
-  assign raddr0_9 = draining ? drain_row : arb_row0_9;
-  assign \$3358  = ppu_valid & ppu_stall;
-  assign ren0_9 = ~ \$3358 ;
-  assign \$3359  = $signed(rdata0_9) + $signed(add_value0_9);
-  assign raddr0_10 = draining ? drain_row : arb_row0_10;
-  assign \$3360  = ppu_valid & ppu_stall;
-  assign ren0_10 = ~ \$3360 ;
-  assign \$3361  = $signed(rdata0_10) + $signed(add_value0_10);
-  assign raddr0_11 = draining ? drain_row : arb_row0_11;
-  assign \$3362  = ppu_valid & ppu_stall;
-  assign ren0_11 = ~ \$3362 ;
-  assign \$3363  = $signed(rdata0_11) + $signed(add_value0_11);
-  assign raddr0_12 = draining ? drain_row : arb_row0_12;
-  assign \$3364  = ppu_valid & ppu_stall;
-  assign ren0_12 = ~ \$3364 ;
-  assign \$3365  = $signed(rdata0_12) + $signed(add_value0_12);
-  assign raddr0_13 = draining ? drain_row : arb_row0_13;
-  assign \$3366  = ppu_valid & ppu_stall;
-  assign ren0_13 = ~ \$3366 ;
-  assign \$3367  = $signed(rdata0_13) + $signed(add_value0_13);
-  assign raddr0_14 = draining ? drain_row : arb_row0_14;
-  assign \$3368  = ppu_valid & ppu_stall;
-  assign ren0_14 = ~ \$3368 ;
-  assign \$3369  = $signed(rdata0_14) + $signed(add_value0_14);
-  assign raddr0_15 = draining ? drain_row : arb_row0_15;
-  assign \$3370  = ppu_valid & ppu_stall;
-  assign ren0_15 = ~ \$3370 ;
-  assign \$3371  = $signed(rdata0_15) + $signed(add_value0_15);
-  assign raddr0_16 = draining ? drain_row : arb_row0_16;
-  assign \$3372  = ppu_valid & ppu_stall;
-  assign ren0_16 = ~ \$3372 ;
-  assign \$3373  = $signed(rdata0_16) + $signed(add_value0_16);
-  assign raddr0_17 = draining ? drain_row : arb_row0_17;
-  assign \$3374  = ppu_valid & ppu_stall;
-  assign ren0_17 = ~ \$3374 ;
-  assign \$3375  = $signed(rdata0_17) + $signed(add_value0_17);
-  assign raddr0_18 = draining ? drain_row : arb_row0_18;
-  assign \$3376  = ppu_valid & ppu_stall;
-  assign ren0_18 = ~ \$3376 ;
-  assign \$3377  = $signed(rdata0_18) + $signed(add_value0_18);
-  assign raddr0_19 = draining ? drain_row : arb_row0_19;
-  assign \$3378  = ppu_valid & ppu_stall;
-  assign ren0_19 = ~ \$3378 ;
-  assign \$3379  = $signed(rdata0_19) + $signed(add_value0_19);
-  assign raddr0_20 = draining ? drain_row : arb_row0_20;
-  assign \$3380  = ppu_valid & ppu_stall;
-  assign ren0_20 = ~ \$3380 ;
-  assign \$3381  = $signed(rdata0_20) + $signed(add_value0_20);
-  assign raddr0_21 = draining ? drain_row : arb_row0_21;
-  assign \$3382  = ppu_valid & ppu_stall;
-  assign ren0_21 = ~ \$3382 ;
-  assign \$3383  = $signed(rdata0_21) + $signed(add_value0_21);
-  assign raddr0_22 = draining ? drain_row : arb_row0_22;
-  assign \$3384  = ppu_valid & ppu_stall;
-  assign ren0_22 = ~ \$3384 ;
-  assign \$3385  = $signed(rdata0_22) + $signed(add_value0_22);
-  assign raddr0_23 = draining ? drain_row : arb_row0_23;
-  assign \$3386  = ppu_valid & ppu_stall;
-  assign ren0_23 = ~ \$3386 ;
-  assign \$3387  = $signed(rdata0_23) + $signed(add_value0_23);
-  assign raddr0_24 = draining ? drain_row : arb_row0_24;
-  assign \$3388  = ppu_valid & ppu_stall;
-  assign ren0_24 = ~ \$3388 ;
-  assign \$3389  = $signed(rdata0_24) + $signed(add_value0_24);
-  assign raddr0_25 = draining ? drain_row : arb_row0_25;
-  assign \$3390  = ppu_valid & ppu_stall;
-  assign ren0_25 = ~ \$3390 ;
-  assign \$3391  = $signed(rdata0_25) + $signed(add_value0_25);
-  assign raddr0_26 = draining ? drain_row : arb_row0_26;
-  assign \$3392  = ppu_valid & ppu_stall;
-  assign ren0_26 = ~ \$3392 ;
-  assign \$3393  = $signed(rdata0_26) + $signed(add_value0_26);
-  assign raddr0_27 = draining ? drain_row : arb_row0_27;
-  assign \$3394  = ppu_valid & ppu_stall;
-  assign ren0_27 = ~ \$3394 ;
-  assign \$3395  = $signed(rdata0_27) + $signed(add_value0_27);
-  assign raddr0_28 = draining ? drain_row : arb_row0_28;
-  assign \$3396  = ppu_valid & ppu_stall;
-  assign ren0_28 = ~ \$3396 ;
-  assign \$3397  = $signed(rdata0_28) + $signed(add_value0_28);
-  assign raddr0_29 = draining ? drain_row : arb_row0_29;
-  assign \$3398  = ppu_valid & ppu_stall;
-  assign ren0_29 = ~ \$3398 ;
-  assign \$3399  = $signed(rdata0_29) + $signed(add_value0_29);
-  assign raddr0_30 = draining ? drain_row : arb_row0_30;
-  assign \$3400  = ppu_valid & ppu_stall;
-  assign ren0_30 = ~ \$3400 ;
-  assign \$3401  = $signed(rdata0_30) + $signed(add_value0_30);
-  assign raddr0_31 = draining ? drain_row : arb_row0_31;
-  assign \$3402  = ppu_valid & ppu_stall;
-  assign ren0_31 = ~ \$3402 ;
-  assign \$3403  = $signed(rdata0_31) + $signed(add_value0_31);
-  assign \$3404  = $signed(1'h0) + $signed(rdata0_0);
-  assign \$3405  = $signed(\$3404 ) + $signed(bias_0);
-  assign \$3406  = $signed(1'h0) + $signed(rdata0_1);
-  assign \$3407  = $signed(\$3406 ) + $signed(bias_1);
-  assign \$3408  = $signed(1'h0) + $signed(rdata0_2);
-  assign \$3409  = $signed(\$3408 ) + $signed(bias_2);
-  assign \$3410  = $signed(1'h0) + $signed(rdata0_3);
-  assign \$3411  = $signed(\$3410 ) + $signed(bias_3);
-  assign \$3412  = $signed(1'h0) + $signed(rdata0_4);
-  assign \$3413  = $signed(\$3412 ) + $signed(bias_0);
-  assign \$3414  = $signed(1'h0) + $signed(rdata0_5);
-  assign \$3415  = $signed(\$3414 ) + $signed(bias_1);
-  assign \$3416  = $signed(1'h0) + $signed(rdata0_6);
-  assign \$3417  = $signed(\$3416 ) + $signed(bias_2);
-  assign \$3418  = $signed(1'h0) + $signed(rdata0_7);
-  assign \$3419  = $signed(\$3418 ) + $signed(bias_3);
-  assign \$3420  = $signed(1'h0) + $signed(rdata0_8);
-  assign \$3421  = $signed(\$3420 ) + $signed(bias_0);
-  assign \$3422  = $signed(1'h0) + $signed(rdata0_9);
-  assign \$3423  = $signed(\$3422 ) + $signed(bias_1);
-  assign \$3424  = $signed(1'h0) + $signed(rdata0_10);
-  assign \$3425  = $signed(\$3424 ) + $signed(bias_2);
-  assign \$3426  = $signed(1'h0) + $signed(rdata0_11);
-  assign \$3427  = $signed(\$3426 ) + $signed(bias_3);
-  assign \$3428  = $signed(1'h0) + $signed(rdata0_12);
-  assign \$3429  = $signed(\$3428 ) + $signed(bias_0);
-  assign \$3430  = $signed(1'h0) + $signed(rdata0_13);
-  assign \$3431  = $signed(\$3430 ) + $signed(bias_1);
-  assign \$3432  = $signed(1'h0) + $signed(rdata0_14);
-  assign \$3433  = $signed(\$3432 ) + $signed(bias_2);
-  assign \$3434  = $signed(1'h0) + $signed(rdata0_15);
-  assign \$3435  = $signed(\$3434 ) + $signed(bias_3);
-  assign \$3436  = $signed(1'h0) + $signed(rdata0_16);
-  assign \$3437  = $signed(\$3436 ) + $signed(bias_0);
-  assign \$3438  = $signed(1'h0) + $signed(rdata0_17);
-  assign \$3439  = $signed(\$3438 ) + $signed(bias_1);
-  assign \$3440  = $signed(1'h0) + $signed(rdata0_18);
-  assign \$3441  = $signed(\$3440 ) + $signed(bias_2);
-  assign \$3442  = $signed(1'h0) + $signed(rdata0_19);
-  assign \$3443  = $signed(\$3442 ) + $signed(bias_3);
-  assign \$3444  = $signed(1'h0) + $signed(rdata0_20);
-  assign \$3445  = $signed(\$3444 ) + $signed(bias_0);
-  assign \$3446  = $signed(1'h0) + $signed(rdata0_21);
-  assign \$3447  = $signed(\$3446 ) + $signed(bias_1);
-  assign \$3448  = $signed(1'h0) + $signed(rdata0_22);
-  assign \$3449  = $signed(\$3448 ) + $signed(bias_2);
-  assign \$3450  = $signed(1'h0) + $signed(rdata0_23);
-  assign \$3451  = $signed(\$3450 ) + $signed(bias_3);
-  assign \$3452  = $signed(1'h0) + $signed(rdata0_24);
-  assign \$3453  = $signed(\$3452 ) + $signed(bias_0);
-  assign \$3454  = $signed(1'h0) + $signed(rdata0_25);
-  assign \$3455  = $signed(\$3454 ) + $signed(bias_1);
-  assign \$3456  = $signed(1'h0) + $signed(rdata0_26);
-  assign \$3457  = $signed(\$3456 ) + $signed(bias_2);
-  assign \$3458  = $signed(1'h0) + $signed(rdata0_27);
-  assign \$3459  = $signed(\$3458 ) + $signed(bias_3);
-  assign \$3460  = $signed(1'h0) + $signed(rdata0_28);
-  assign \$3461  = $signed(\$3460 ) + $signed(bias_0);
-  assign \$3462  = $signed(1'h0) + $signed(rdata0_29);
-  assign \$3463  = $signed(\$3462 ) + $signed(bias_1);
-  assign \$3464  = $signed(1'h0) + $signed(rdata0_30);
-  assign \$3465  = $signed(\$3464 ) + $signed(bias_2);
-  assign \$3466  = $signed(1'h0) + $signed(rdata0_31);
-  assign \$3467  = $signed(\$3466 ) + $signed(bias_3);
-  assign \$3469  = 1'h0 + \$3468 ;
-  assign \$3471  = \$3469  + \$3470 ;
-  assign \$3472  = \$3471  + op__payload[49:47];
-  assign \$3474  = 1'h0 + \$3473 ;
-  assign \$3476  = \$3474  + \$3475 ;
-  assign \$3477  = \$3476  + op__payload[52:50];
-  assign \$3479  = 1'h0 + \$3478 ;
-  assign \$3481  = \$3479  + \$3480 ;
-  assign \$3482  = \$3481  + op__payload[55:53];
-  assign \$3484  = 1'h0 + \$3483 ;
-  assign \$3486  = \$3484  + \$3485 ;
-  assign \$3487  = \$3486  + op__payload[58:56];
-  assign \$3488  = ~ clearing;
+  assign \$17  = act_rd__data[87:81] + wgt_offset0_3;
+  assign \$18  = ! d_bank0_0;
+  assign \$19  = pending0[0] & \$18 ;
+  assign \$20  = ! d_bank0_1;
+  assign \$21  = pending0[1] & \$20 ;
+  assign \$22  = ! d_bank0_2;
+  assign \$23  = pending0[2] & \$22 ;
+  assign \$24  = ! d_bank0_3;
+  assign \$25  = pending0[3] & \$24 ;
+  assign \$26  = ! d_bank0_4;
+  assign \$27  = pending0[4] & \$26 ;
+  assign \$28  = ! d_bank0_5;
+  assign \$29  = pending0[5] & \$28 ;
+  assign \$30  = ! d_bank0_6;
+  assign \$31  = pending0[6] & \$30 ;
+  assign \$32  = ! d_bank0_7;
+  assign \$33  = pending0[7] & \$32 ;
+  assign \$34  = ! d_bank0_8;
+  assign \$35  = pending0[8] & \$34 ;
+  assign \$36  = ! d_bank0_9;
+  assign \$37  = pending0[9] & \$36 ;
+  assign \$38  = ! d_bank0_10;
+  assign \$39  = pending0[10] & \$38 ;
+  assign \$40  = ! d_bank0_11;
+  assign \$41  = pending0[11] & \$40 ;
+  assign \$42  = ! d_bank0_12;
+  assign \$43  = pending0[12] & \$42 ;
+  assign \$44  = ! d_bank0_13;
+  assign \$45  = pending0[13] & \$44 ;
+  assign \$46  = ! d_bank0_14;
+  assign \$47  = pending0[14] & \$46 ;
+  assign \$48  = ! d_bank0_15;
+  assign \$49  = pending0[15] & \$48 ;
+  assign \$50  = ~ { \$49 , \$47 , \$45 , \$43 , \$41 , \$39 , \$37 , \$35 , \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19  };
+  assign \$51  = \$50  + 1'h1;
+  assign \$52  = { 1'h0, \$49 , \$47 , \$45 , \$43 , \$41 , \$39 , \$37 , \$35 , \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19  } & \$51 ;
+  assign hit0_0 = | { \$49 , \$47 , \$45 , \$43 , \$41 , \$39 , \$37 , \$35 , \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19  };
+  assign \$53  = \$52 [0] ? d_row0_0 : 4'h0;
+  assign \$54  = \$52 [1] ? d_row0_1 : 4'h0;
+  assign \$55  = \$53  | \$54 ;
+  assign \$56  = \$52 [2] ? d_row0_2 : 4'h0;
+  assign \$57  = \$55  | \$56 ;
+  assign \$58  = \$52 [3] ? d_row0_3 : 4'h0;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = \$52 [4] ? d_row0_4 : 4'h0;
+  assign \$61  = \$59  | \$60 ;
+  assign \$62  = \$52 [5] ? d_row0_5 : 4'h0;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = \$52 [6] ? d_row0_6 : 4'h0;
+  assign \$65  = \$63  | \$64 ;
+  assign \$66  = \$52 [7] ? d_row0_7 : 4'h0;
+  assign \$67  = \$65  | \$66 ;
+  assign \$68  = \$52 [8] ? d_row0_8 : 4'h0;
+  assign \$69  = \$67  | \$68 ;
+  assign \$70  = \$52 [9] ? d_row0_9 : 4'h0;
+  assign \$71  = \$69  | \$70 ;
+  assign \$72  = \$52 [10] ? d_row0_10 : 4'h0;
+  assign \$73  = \$71  | \$72 ;
+  assign \$74  = \$52 [11] ? d_row0_11 : 4'h0;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = \$52 [12] ? d_row0_12 : 4'h0;
+  assign \$77  = \$75  | \$76 ;
+  assign \$78  = \$52 [13] ? d_row0_13 : 4'h0;
+  assign \$79  = \$77  | \$78 ;
+  assign \$80  = \$52 [14] ? d_row0_14 : 4'h0;
+  assign \$81  = \$79  | \$80 ;
+  assign \$82  = \$52 [15] ? d_row0_15 : 4'h0;
+  assign row0_0 = \$81  | \$82 ;
+  assign \$83  = \$52 [0] ? d_product_0 : 16'h0000;
+  assign \$84  = \$52 [1] ? d_product_1 : 16'h0000;
+  assign \$85  = \$83  | \$84 ;
+  assign \$86  = \$52 [2] ? d_product_2 : 16'h0000;
+  assign \$87  = \$85  | \$86 ;
+  assign \$88  = \$52 [3] ? d_product_3 : 16'h0000;
+  assign \$89  = \$87  | \$88 ;
+  assign \$90  = \$52 [4] ? d_product_4 : 16'h0000;
+  assign \$91  = \$89  | \$90 ;
+  assign \$92  = \$52 [5] ? d_product_5 : 16'h0000;
+  assign \$93  = \$91  | \$92 ;
+  assign \$94  = \$52 [6] ? d_product_6 : 16'h0000;
+  assign \$95  = \$93  | \$94 ;
+  assign \$96  = \$52 [7] ? d_product_7 : 16'h0000;
+  assign \$97  = \$95  | \$96 ;
+  assign \$98  = \$52 [8] ? d_product_8 : 16'h0000;
+  assign \$99  = \$97  | \$98 ;
+  assign \$100  = \$52 [9] ? d_product_9 : 16'h0000;
+  assign \$101  = \$99  | \$100 ;
+  assign \$102  = \$52 [10] ? d_product_10 : 16'h0000;
+  assign \$103  = \$101  | \$102 ;
+  assign \$104  = \$52 [11] ? d_product_11 : 16'h0000;
+  assign \$105  = \$103  | \$104 ;
+  assign \$106  = \$52 [12] ? d_product_12 : 16'h0000;
+  assign \$107  = \$105  | \$106 ;
+  assign \$108  = \$52 [13] ? d_product_13 : 16'h0000;
+  assign \$109  = \$107  | \$108 ;
+  assign \$110  = \$52 [14] ? d_product_14 : 16'h0000;
+  assign \$111  = \$109  | \$110 ;
+  assign \$112  = \$52 [15] ? d_product_15 : 16'h0000;
+  assign value0_0 = \$111  | \$112 ;
+  assign \$113  = d_bank0_0 == 1'h1;
+  assign \$114  = pending0[0] & \$113 ;
+  assign \$115  = d_bank0_1 == 1'h1;
+  assign \$116  = pending0[1] & \$115 ;
+  assign \$117  = d_bank0_2 == 1'h1;
+  assign \$118  = pending0[2] & \$117 ;
+  assign \$119  = d_bank0_3 == 1'h1;
+  assign \$120  = pending0[3] & \$119 ;
+  assign \$121  = d_bank0_4 == 1'h1;
+  assign \$122  = pending0[4] & \$121 ;
+  assign \$123  = d_bank0_5 == 1'h1;
+  assign \$124  = pending0[5] & \$123 ;
+  assign \$125  = d_bank0_6 == 1'h1;
+  assign \$126  = pending0[6] & \$125 ;
+  assign \$127  = d_bank0_7 == 1'h1;
+  assign \$128  = pending0[7] & \$127 ;
+  assign \$129  = d_bank0_8 == 1'h1;
+  assign \$130  = pending0[8] & \$129 ;
+  assign \$131  = d_bank0_9 == 1'h1;
+  assign \$132  = pending0[9] & \$131 ;
+  assign \$133  = d_bank0_10 == 1'h1;
+  assign \$134  = pending0[10] & \$133 ;
+  assign \$135  = d_bank0_11 == 1'h1;
+  assign \$136  = pending0[11] & \$135 ;
+  assign \$137  = d_bank0_12 == 1'h1;
+  assign \$138  = pending0[12] & \$137 ;
+  assign \$139  = d_bank0_13 == 1'h1;
+  assign \$140  = pending0[13] & \$139 ;
+  assign \$141  = d_bank0_14 == 1'h1;
+  assign \$142  = pending0[14] & \$141 ;
+  assign \$143  = d_bank0_15 == 1'h1;
+  assign \$144  = pending0[15] & \$143 ;
+  assign \$145  = ~ { \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130 , \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114  };
+  assign \$146  = \$145  + 1'h1;
+  assign \$147  = { 1'h0, \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130 , \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114  } & \$146 ;
+  assign hit0_1 = | { \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130 , \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114  };
+  assign \$148  = \$147 [0] ? d_row0_0 : 4'h0;
+  assign \$149  = \$147 [1] ? d_row0_1 : 4'h0;
+  assign \$150  = \$148  | \$149 ;
+  assign \$151  = \$147 [2] ? d_row0_2 : 4'h0;
+  assign \$152  = \$150  | \$151 ;
+  assign \$153  = \$147 [3] ? d_row0_3 : 4'h0;
+  assign \$154  = \$152  | \$153 ;
+  assign \$155  = \$147 [4] ? d_row0_4 : 4'h0;
+  assign \$156  = \$154  | \$155 ;
+  assign \$157  = \$147 [5] ? d_row0_5 : 4'h0;
+  assign \$158  = \$156  | \$157 ;
+  assign \$159  = \$147 [6] ? d_row0_6 : 4'h0;
+  assign \$160  = \$158  | \$159 ;
+  assign \$161  = \$147 [7] ? d_row0_7 : 4'h0;
+  assign \$162  = \$160  | \$161 ;
+  assign \$163  = \$147 [8] ? d_row0_8 : 4'h0;
+  assign \$164  = \$162  | \$163 ;
+  assign \$165  = \$147 [9] ? d_row0_9 : 4'h0;
+  assign \$166  = \$164  | \$165 ;
+  assign \$167  = \$147 [10] ? d_row0_10 : 4'h0;
+  assign \$168  = \$166  | \$167 ;
+  assign \$169  = \$147 [11] ? d_row0_11 : 4'h0;
+  assign \$170  = \$168  | \$169 ;
+  assign \$171  = \$147 [12] ? d_row0_12 : 4'h0;
+  assign \$172  = \$170  | \$171 ;
+  assign \$173  = \$147 [13] ? d_row0_13 : 4'h0;
+  assign \$174  = \$172  | \$173 ;
+  assign \$175  = \$147 [14] ? d_row0_14 : 4'h0;
+  assign \$176  = \$174  | \$175 ;
+  assign \$177  = \$147 [15] ? d_row0_15 : 4'h0;
+  assign row0_1 = \$176  | \$177 ;
+  assign \$178  = \$147 [0] ? d_product_0 : 16'h0000;
+  assign \$179  = \$147 [1] ? d_product_1 : 16'h0000;
+  assign \$180  = \$178  | \$179 ;
+  assign \$181  = \$147 [2] ? d_product_2 : 16'h0000;
+  assign \$182  = \$180  | \$181 ;
+  assign \$183  = \$147 [3] ? d_product_3 : 16'h0000;
+  assign \$184  = \$182  | \$183 ;
+  assign \$185  = \$147 [4] ? d_product_4 : 16'h0000;
+  assign \$186  = \$184  | \$185 ;
+  assign \$187  = \$147 [5] ? d_product_5 : 16'h0000;
+  assign \$188  = \$186  | \$187 ;
+  assign \$189  = \$147 [6] ? d_product_6 : 16'h0000;
+  assign \$190  = \$188  | \$189 ;
+  assign \$191  = \$147 [7] ? d_product_7 : 16'h0000;
+  assign \$192  = \$190  | \$191 ;
+  assign \$193  = \$147 [8] ? d_product_8 : 16'h0000;
+  assign \$194  = \$192  | \$193 ;
+  assign \$195  = \$147 [9] ? d_product_9 : 16'h0000;
+  assign \$196  = \$194  | \$195 ;
+  assign \$197  = \$147 [10] ? d_product_10 : 16'h0000;
+  assign \$198  = \$196  | \$197 ;
+  assign \$199  = \$147 [11] ? d_product_11 : 16'h0000;
+  assign \$200  = \$198  | \$199 ;
+  assign \$201  = \$147 [12] ? d_product_12 : 16'h0000;
+  assign \$202  = \$200  | \$201 ;
+  assign \$203  = \$147 [13] ? d_product_13 : 16'h0000;
+  assign \$204  = \$202  | \$203 ;
+  assign \$205  = \$147 [14] ? d_product_14 : 16'h0000;
+  assign \$206  = \$204  | \$205 ;
+  assign \$207  = \$147 [15] ? d_product_15 : 16'h0000;
+  assign value0_1 = \$206  | \$207 ;
+  assign \$208  = d_bank0_0 == 2'h2;
+  assign \$209  = pending0[0] & \$208 ;
+  assign \$210  = d_bank0_1 == 2'h2;
+  assign \$211  = pending0[1] & \$210 ;
+  assign \$212  = d_bank0_2 == 2'h2;
+  assign \$213  = pending0[2] & \$212 ;
+  assign \$214  = d_bank0_3 == 2'h2;
+  assign \$215  = pending0[3] & \$214 ;
+  assign \$216  = d_bank0_4 == 2'h2;
+  assign \$217  = pending0[4] & \$216 ;
+  assign \$218  = d_bank0_5 == 2'h2;
+  assign \$219  = pending0[5] & \$218 ;
+  assign \$220  = d_bank0_6 == 2'h2;
+  assign \$221  = pending0[6] & \$220 ;
+  assign \$222  = d_bank0_7 == 2'h2;
+  assign \$223  = pending0[7] & \$222 ;
+  assign \$224  = d_bank0_8 == 2'h2;
+  assign \$225  = pending0[8] & \$224 ;
+  assign \$226  = d_bank0_9 == 2'h2;
+  assign \$227  = pending0[9] & \$226 ;
+  assign \$228  = d_bank0_10 == 2'h2;
+  assign \$229  = pending0[10] & \$228 ;
+  assign \$230  = d_bank0_11 == 2'h2;
+  assign \$231  = pending0[11] & \$230 ;
+  assign \$232  = d_bank0_12 == 2'h2;
+  assign \$233  = pending0[12] & \$232 ;
+  assign \$234  = d_bank0_13 == 2'h2;
+  assign \$235  = pending0[13] & \$234 ;
+  assign \$236  = d_bank0_14 == 2'h2;
+  assign \$237  = pending0[14] & \$236 ;
+  assign \$238  = d_bank0_15 == 2'h2;
+  assign \$239  = pending0[15] & \$238 ;
+  assign \$240  = ~ { \$239 , \$237 , \$235 , \$233 , \$231 , \$229 , \$227 , \$225 , \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209  };
+  assign \$241  = \$240  + 1'h1;
+  assign \$242  = { 1'h0, \$239 , \$237 , \$235 , \$233 , \$231 , \$229 , \$227 , \$225 , \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209  } & \$241 ;
+  assign hit0_2 = | { \$239 , \$237 , \$235 , \$233 , \$231 , \$229 , \$227 , \$225 , \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209  };
+  assign \$243  = \$242 [0] ? d_row0_0 : 4'h0;
+  assign \$244  = \$242 [1] ? d_row0_1 : 4'h0;
+  assign \$245  = \$243  | \$244 ;
+  assign \$246  = \$242 [2] ? d_row0_2 : 4'h0;
+  assign \$247  = \$245  | \$246 ;
+  assign \$248  = \$242 [3] ? d_row0_3 : 4'h0;
+  assign \$249  = \$247  | \$248 ;
+  assign \$250  = \$242 [4] ? d_row0_4 : 4'h0;
+  assign \$251  = \$249  | \$250 ;
+  assign \$252  = \$242 [5] ? d_row0_5 : 4'h0;
+  assign \$253  = \$251  | \$252 ;
+  assign \$254  = \$242 [6] ? d_row0_6 : 4'h0;
+  assign \$255  = \$253  | \$254 ;
+  assign \$256  = \$242 [7] ? d_row0_7 : 4'h0;
+  assign \$257  = \$255  | \$256 ;
+  assign \$258  = \$242 [8] ? d_row0_8 : 4'h0;
+  assign \$259  = \$257  | \$258 ;
+  assign \$260  = \$242 [9] ? d_row0_9 : 4'h0;
+  assign \$261  = \$259  | \$260 ;
+  assign \$262  = \$242 [10] ? d_row0_10 : 4'h0;
+  assign \$263  = \$261  | \$262 ;
+  assign \$264  = \$242 [11] ? d_row0_11 : 4'h0;
+  assign \$265  = \$263  | \$264 ;
+  assign \$266  = \$242 [12] ? d_row0_12 : 4'h0;
+  assign \$267  = \$265  | \$266 ;
+  assign \$268  = \$242 [13] ? d_row0_13 : 4'h0;
+  assign \$269  = \$267  | \$268 ;
+  assign \$270  = \$242 [14] ? d_row0_14 : 4'h0;
+  assign \$271  = \$269  | \$270 ;
+  assign \$272  = \$242 [15] ? d_row0_15 : 4'h0;
+  assign row0_2 = \$271  | \$272 ;
+  assign \$273  = \$242 [0] ? d_product_0 : 16'h0000;
+  assign \$274  = \$242 [1] ? d_product_1 : 16'h0000;
+  assign \$275  = \$273  | \$274 ;
+  assign \$276  = \$242 [2] ? d_product_2 : 16'h0000;
+  assign \$277  = \$275  | \$276 ;
+  assign \$278  = \$242 [3] ? d_product_3 : 16'h0000;
+  assign \$279  = \$277  | \$278 ;
+  assign \$280  = \$242 [4] ? d_product_4 : 16'h0000;
+  assign \$281  = \$279  | \$280 ;
+  assign \$282  = \$242 [5] ? d_product_5 : 16'h0000;
+  assign \$283  = \$281  | \$282 ;
+  assign \$284  = \$242 [6] ? d_product_6 : 16'h0000;
+  assign \$285  = \$283  | \$284 ;
+  assign \$286  = \$242 [7] ? d_product_7 : 16'h0000;
+  assign \$287  = \$285  | \$286 ;
+  assign \$288  = \$242 [8] ? d_product_8 : 16'h0000;
+  assign \$289  = \$287  | \$288 ;
+  assign \$290  = \$242 [9] ? d_product_9 : 16'h0000;
+  assign \$291  = \$289  | \$290 ;
+  assign \$292  = \$242 [10] ? d_product_10 : 16'h0000;
+  assign \$293  = \$291  | \$292 ;
+  assign \$294  = \$242 [11] ? d_product_11 : 16'h0000;
+  assign \$295  = \$293  | \$294 ;
+  assign \$296  = \$242 [12] ? d_product_12 : 16'h0000;
+  assign \$297  = \$295  | \$296 ;
+  assign \$298  = \$242 [13] ? d_product_13 : 16'h0000;
+  assign \$299  = \$297  | \$298 ;
+  assign \$300  = \$242 [14] ? d_product_14 : 16'h0000;
+  assign \$301  = \$299  | \$300 ;
+  assign \$302  = \$242 [15] ? d_product_15 : 16'h0000;
+  assign value0_2 = \$301  | \$302 ;
+  assign \$303  = d_bank0_0 == 2'h3;
+  assign \$304  = pending0[0] & \$303 ;
+  assign \$305  = d_bank0_1 == 2'h3;
+  assign \$306  = pending0[1] & \$305 ;
+  assign \$307  = d_bank0_2 == 2'h3;
+  assign \$308  = pending0[2] & \$307 ;
+  assign \$309  = d_bank0_3 == 2'h3;
+  assign \$310  = pending0[3] & \$309 ;
+  assign \$311  = d_bank0_4 == 2'h3;
+  assign \$312  = pending0[4] & \$311 ;
+  assign \$313  = d_bank0_5 == 2'h3;
+  assign \$314  = pending0[5] & \$313 ;
+  assign \$315  = d_bank0_6 == 2'h3;
+  assign \$316  = pending0[6] & \$315 ;
+  assign \$317  = d_bank0_7 == 2'h3;
+  assign \$318  = pending0[7] & \$317 ;
+  assign \$319  = d_bank0_8 == 2'h3;
+  assign \$320  = pending0[8] & \$319 ;
+  assign \$321  = d_bank0_9 == 2'h3;
+  assign \$322  = pending0[9] & \$321 ;
+  assign \$323  = d_bank0_10 == 2'h3;
+  assign \$324  = pending0[10] & \$323 ;
+  assign \$325  = d_bank0_11 == 2'h3;
+  assign \$326  = pending0[11] & \$325 ;
+  assign \$327  = d_bank0_12 == 2'h3;
+  assign \$328  = pending0[12] & \$327 ;
+  assign \$329  = d_bank0_13 == 2'h3;
+  assign \$330  = pending0[13] & \$329 ;
+  assign \$331  = d_bank0_14 == 2'h3;
+  assign \$332  = pending0[14] & \$331 ;
+  assign \$333  = d_bank0_15 == 2'h3;
+  assign \$334  = pending0[15] & \$333 ;
+  assign \$335  = ~ { \$334 , \$332 , \$330 , \$328 , \$326 , \$324 , \$322 , \$320 , \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304  };
+  assign \$336  = \$335  + 1'h1;
+  assign \$337  = { 1'h0, \$334 , \$332 , \$330 , \$328 , \$326 , \$324 , \$322 , \$320 , \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304  } & \$336 ;
+  assign hit0_3 = | { \$334 , \$332 , \$330 , \$328 , \$326 , \$324 , \$322 , \$320 , \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304  };
+  assign \$338  = \$337 [0] ? d_row0_0 : 4'h0;
+  assign \$339  = \$337 [1] ? d_row0_1 : 4'h0;
+  assign \$340  = \$338  | \$339 ;
+  assign \$341  = \$337 [2] ? d_row0_2 : 4'h0;
+  assign \$342  = \$340  | \$341 ;
+  assign \$343  = \$337 [3] ? d_row0_3 : 4'h0;
+  assign \$344  = \$342  | \$343 ;
+  assign \$345  = \$337 [4] ? d_row0_4 : 4'h0;
+  assign \$346  = \$344  | \$345 ;
+  assign \$347  = \$337 [5] ? d_row0_5 : 4'h0;
+  assign \$348  = \$346  | \$347 ;
+  assign \$349  = \$337 [6] ? d_row0_6 : 4'h0;
+  assign \$350  = \$348  | \$349 ;
+  assign \$351  = \$337 [7] ? d_row0_7 : 4'h0;
+  assign \$352  = \$350  | \$351 ;
+  assign \$353  = \$337 [8] ? d_row0_8 : 4'h0;
+  assign \$354  = \$352  | \$353 ;
+  assign \$355  = \$337 [9] ? d_row0_9 : 4'h0;
+  assign \$356  = \$354  | \$355 ;
+  assign \$357  = \$337 [10] ? d_row0_10 : 4'h0;
+  assign \$358  = \$356  | \$357 ;
+  assign \$359  = \$337 [11] ? d_row0_11 : 4'h0;
+  assign \$360  = \$358  | \$359 ;
+  assign \$361  = \$337 [12] ? d_row0_12 : 4'h0;
+  assign \$362  = \$360  | \$361 ;
+  assign \$363  = \$337 [13] ? d_row0_13 : 4'h0;
+  assign \$364  = \$362  | \$363 ;
+  assign \$365  = \$337 [14] ? d_row0_14 : 4'h0;
+  assign \$366  = \$364  | \$365 ;
+  assign \$367  = \$337 [15] ? d_row0_15 : 4'h0;
+  assign row0_3 = \$366  | \$367 ;
+  assign \$368  = \$337 [0] ? d_product_0 : 16'h0000;
+  assign \$369  = \$337 [1] ? d_product_1 : 16'h0000;
+  assign \$370  = \$368  | \$369 ;
+  assign \$371  = \$337 [2] ? d_product_2 : 16'h0000;
+  assign \$372  = \$370  | \$371 ;
+  assign \$373  = \$337 [3] ? d_product_3 : 16'h0000;
+  assign \$374  = \$372  | \$373 ;
+  assign \$375  = \$337 [4] ? d_product_4 : 16'h0000;
+  assign \$376  = \$374  | \$375 ;
+  assign \$377  = \$337 [5] ? d_product_5 : 16'h0000;
+  assign \$378  = \$376  | \$377 ;
+  assign \$379  = \$337 [6] ? d_product_6 : 16'h0000;
+  assign \$380  = \$378  | \$379 ;
+  assign \$381  = \$337 [7] ? d_product_7 : 16'h0000;
+  assign \$382  = \$380  | \$381 ;
+  assign \$383  = \$337 [8] ? d_product_8 : 16'h0000;
+  assign \$384  = \$382  | \$383 ;
+  assign \$385  = \$337 [9] ? d_product_9 : 16'h0000;
+  assign \$386  = \$384  | \$385 ;
+  assign \$387  = \$337 [10] ? d_product_10 : 16'h0000;
+  assign \$388  = \$386  | \$387 ;
+  assign \$389  = \$337 [11] ? d_product_11 : 16'h0000;
+  assign \$390  = \$388  | \$389 ;
+  assign \$391  = \$337 [12] ? d_product_12 : 16'h0000;
+  assign \$392  = \$390  | \$391 ;
+  assign \$393  = \$337 [13] ? d_product_13 : 16'h0000;
+  assign \$394  = \$392  | \$393 ;
+  assign \$395  = \$337 [14] ? d_product_14 : 16'h0000;
+  assign \$396  = \$394  | \$395 ;
+  assign \$397  = \$337 [15] ? d_product_15 : 16'h0000;
+  assign value0_3 = \$396  | \$397 ;
+  assign \$398  = d_bank0_0 == 3'h4;
+  assign \$399  = pending0[0] & \$398 ;
+  assign \$400  = d_bank0_1 == 3'h4;
+  assign \$401  = pending0[1] & \$400 ;
+  assign \$402  = d_bank0_2 == 3'h4;
+  assign \$403  = pending0[2] & \$402 ;
+  assign \$404  = d_bank0_3 == 3'h4;
+  assign \$405  = pending0[3] & \$404 ;
+  assign \$406  = d_bank0_4 == 3'h4;
+  assign \$407  = pending0[4] & \$406 ;
+  assign \$408  = d_bank0_5 == 3'h4;
+  assign \$409  = pending0[5] & \$408 ;
+  assign \$410  = d_bank0_6 == 3'h4;
+  assign \$411  = pending0[6] & \$410 ;
+  assign \$412  = d_bank0_7 == 3'h4;
+  assign \$413  = pending0[7] & \$412 ;
+  assign \$414  = d_bank0_8 == 3'h4;
+  assign \$415  = pending0[8] & \$414 ;
+  assign \$416  = d_bank0_9 == 3'h4;
+  assign \$417  = pending0[9] & \$416 ;
+  assign \$418  = d_bank0_10 == 3'h4;
+  assign \$419  = pending0[10] & \$418 ;
+  assign \$420  = d_bank0_11 == 3'h4;
+  assign \$421  = pending0[11] & \$420 ;
+  assign \$422  = d_bank0_12 == 3'h4;
+  assign \$423  = pending0[12] & \$422 ;
+  assign \$424  = d_bank0_13 == 3'h4;
+  assign \$425  = pending0[13] & \$424 ;
+  assign \$426  = d_bank0_14 == 3'h4;
+  assign \$427  = pending0[14] & \$426 ;
+  assign \$428  = d_bank0_15 == 3'h4;
+  assign \$429  = pending0[15] & \$428 ;
+  assign \$430  = ~ { \$429 , \$427 , \$425 , \$423 , \$421 , \$419 , \$417 , \$415 , \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399  };
+  assign \$431  = \$430  + 1'h1;
+  assign \$432  = { 1'h0, \$429 , \$427 , \$425 , \$423 , \$421 , \$419 , \$417 , \$415 , \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399  } & \$431 ;
+  assign hit0_4 = | { \$429 , \$427 , \$425 , \$423 , \$421 , \$419 , \$417 , \$415 , \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399  };
+  assign \$433  = \$432 [0] ? d_row0_0 : 4'h0;
+  assign \$434  = \$432 [1] ? d_row0_1 : 4'h0;
+  assign \$435  = \$433  | \$434 ;
+  assign \$436  = \$432 [2] ? d_row0_2 : 4'h0;
+  assign \$437  = \$435  | \$436 ;
+  assign \$438  = \$432 [3] ? d_row0_3 : 4'h0;
+  assign \$439  = \$437  | \$438 ;
+  assign \$440  = \$432 [4] ? d_row0_4 : 4'h0;
+  assign \$441  = \$439  | \$440 ;
+  assign \$442  = \$432 [5] ? d_row0_5 : 4'h0;
+  assign \$443  = \$441  | \$442 ;
+  assign \$444  = \$432 [6] ? d_row0_6 : 4'h0;
+  assign \$445  = \$443  | \$444 ;
+  assign \$446  = \$432 [7] ? d_row0_7 : 4'h0;
+  assign \$447  = \$445  | \$446 ;
+  assign \$448  = \$432 [8] ? d_row0_8 : 4'h0;
+  assign \$449  = \$447  | \$448 ;
+  assign \$450  = \$432 [9] ? d_row0_9 : 4'h0;
+  assign \$451  = \$449  | \$450 ;
+  assign \$452  = \$432 [10] ? d_row0_10 : 4'h0;
+  assign \$453  = \$451  | \$452 ;
+  assign \$454  = \$432 [11] ? d_row0_11 : 4'h0;
+  assign \$455  = \$453  | \$454 ;
+  assign \$456  = \$432 [12] ? d_row0_12 : 4'h0;
+  assign \$457  = \$455  | \$456 ;
+  assign \$458  = \$432 [13] ? d_row0_13 : 4'h0;
+  assign \$459  = \$457  | \$458 ;
+  assign \$460  = \$432 [14] ? d_row0_14 : 4'h0;
+  assign \$461  = \$459  | \$460 ;
+  assign \$462  = \$432 [15] ? d_row0_15 : 4'h0;
+  assign row0_4 = \$461  | \$462 ;
+  assign \$463  = \$432 [0] ? d_product_0 : 16'h0000;
+  assign \$464  = \$432 [1] ? d_product_1 : 16'h0000;
+  assign \$465  = \$463  | \$464 ;
+  assign \$466  = \$432 [2] ? d_product_2 : 16'h0000;
+  assign \$467  = \$465  | \$466 ;
+  assign \$468  = \$432 [3] ? d_product_3 : 16'h0000;
+  assign \$469  = \$467  | \$468 ;
+  assign \$470  = \$432 [4] ? d_product_4 : 16'h0000;
+  assign \$471  = \$469  | \$470 ;
+  assign \$472  = \$432 [5] ? d_product_5 : 16'h0000;
+  assign \$473  = \$471  | \$472 ;
+  assign \$474  = \$432 [6] ? d_product_6 : 16'h0000;
+  assign \$475  = \$473  | \$474 ;
+  assign \$476  = \$432 [7] ? d_product_7 : 16'h0000;
+  assign \$477  = \$475  | \$476 ;
+  assign \$478  = \$432 [8] ? d_product_8 : 16'h0000;
+  assign \$479  = \$477  | \$478 ;
+  assign \$480  = \$432 [9] ? d_product_9 : 16'h0000;
+  assign \$481  = \$479  | \$480 ;
+  assign \$482  = \$432 [10] ? d_product_10 : 16'h0000;
+  assign \$483  = \$481  | \$482 ;
+  assign \$484  = \$432 [11] ? d_product_11 : 16'h0000;
+  assign \$485  = \$483  | \$484 ;
+  assign \$486  = \$432 [12] ? d_product_12 : 16'h0000;
+  assign \$487  = \$485  | \$486 ;
+  assign \$488  = \$432 [13] ? d_product_13 : 16'h0000;
+  assign \$489  = \$487  | \$488 ;
+  assign \$490  = \$432 [14] ? d_product_14 : 16'h0000;
+  assign \$491  = \$489  | \$490 ;
+  assign \$492  = \$432 [15] ? d_product_15 : 16'h0000;
+  assign value0_4 = \$491  | \$492 ;
+  assign \$493  = d_bank0_0 == 3'h5;
+  assign \$494  = pending0[0] & \$493 ;
+  assign \$495  = d_bank0_1 == 3'h5;
+  assign \$496  = pending0[1] & \$495 ;
+  assign \$497  = d_bank0_2 == 3'h5;
+  assign \$498  = pending0[2] & \$497 ;
+  assign \$499  = d_bank0_3 == 3'h5;
+  assign \$500  = pending0[3] & \$499 ;
+  assign \$501  = d_bank0_4 == 3'h5;
+  assign \$502  = pending0[4] & \$501 ;
+  assign \$503  = d_bank0_5 == 3'h5;
+  assign \$504  = pending0[5] & \$503 ;
+  assign \$505  = d_bank0_6 == 3'h5;
+  assign \$506  = pending0[6] & \$505 ;
+  assign \$507  = d_bank0_7 == 3'h5;
+  assign \$508  = pending0[7] & \$507 ;
+  assign \$509  = d_bank0_8 == 3'h5;
+  assign \$510  = pending0[8] & \$509 ;
+  assign \$511  = d_bank0_9 == 3'h5;
+  assign \$512  = pending0[9] & \$511 ;
+  assign \$513  = d_bank0_10 == 3'h5;
+  assign \$514  = pending0[10] & \$513 ;
+  assign \$515  = d_bank0_11 == 3'h5;
+  assign \$516  = pending0[11] & \$515 ;
+  assign \$517  = d_bank0_12 == 3'h5;
+  assign \$518  = pending0[12] & \$517 ;
+  assign \$519  = d_bank0_13 == 3'h5;
+  assign \$520  = pending0[13] & \$519 ;
+  assign \$521  = d_bank0_14 == 3'h5;
+  assign \$522  = pending0[14] & \$521 ;
+  assign \$523  = d_bank0_15 == 3'h5;
+  assign \$524  = pending0[15] & \$523 ;
+  assign \$525  = ~ { \$524 , \$522 , \$520 , \$518 , \$516 , \$514 , \$512 , \$510 , \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494  };
+  assign \$526  = \$525  + 1'h1;
+  assign \$527  = { 1'h0, \$524 , \$522 , \$520 , \$518 , \$516 , \$514 , \$512 , \$510 , \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494  } & \$526 ;
+  assign hit0_5 = | { \$524 , \$522 , \$520 , \$518 , \$516 , \$514 , \$512 , \$510 , \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494  };
+  assign \$528  = \$527 [0] ? d_row0_0 : 4'h0;
+  assign \$529  = \$527 [1] ? d_row0_1 : 4'h0;
+  assign \$530  = \$528  | \$529 ;
+  assign \$531  = \$527 [2] ? d_row0_2 : 4'h0;
+  assign \$532  = \$530  | \$531 ;
+  assign \$533  = \$527 [3] ? d_row0_3 : 4'h0;
+  assign \$534  = \$532  | \$533 ;
+  assign \$535  = \$527 [4] ? d_row0_4 : 4'h0;
+  assign \$536  = \$534  | \$535 ;
+  assign \$537  = \$527 [5] ? d_row0_5 : 4'h0;
+  assign \$538  = \$536  | \$537 ;
+  assign \$539  = \$527 [6] ? d_row0_6 : 4'h0;
+  assign \$540  = \$538  | \$539 ;
+  assign \$541  = \$527 [7] ? d_row0_7 : 4'h0;
+  assign \$542  = \$540  | \$541 ;
+  assign \$543  = \$527 [8] ? d_row0_8 : 4'h0;
+  assign \$544  = \$542  | \$543 ;
+  assign \$545  = \$527 [9] ? d_row0_9 : 4'h0;
+  assign \$546  = \$544  | \$545 ;
+  assign \$547  = \$527 [10] ? d_row0_10 : 4'h0;
+  assign \$548  = \$546  | \$547 ;
+  assign \$549  = \$527 [11] ? d_row0_11 : 4'h0;
+  assign \$550  = \$548  | \$549 ;
+  assign \$551  = \$527 [12] ? d_row0_12 : 4'h0;
+  assign \$552  = \$550  | \$551 ;
+  assign \$553  = \$527 [13] ? d_row0_13 : 4'h0;
+  assign \$554  = \$552  | \$553 ;
+  assign \$555  = \$527 [14] ? d_row0_14 : 4'h0;
+  assign \$556  = \$554  | \$555 ;
+  assign \$557  = \$527 [15] ? d_row0_15 : 4'h0;
+  assign row0_5 = \$556  | \$557 ;
+  assign \$558  = \$527 [0] ? d_product_0 : 16'h0000;
+  assign \$559  = \$527 [1] ? d_product_1 : 16'h0000;
+  assign \$560  = \$558  | \$559 ;
+  assign \$561  = \$527 [2] ? d_product_2 : 16'h0000;
+  assign \$562  = \$560  | \$561 ;
+  assign \$563  = \$527 [3] ? d_product_3 : 16'h0000;
+  assign \$564  = \$562  | \$563 ;
+  assign \$565  = \$527 [4] ? d_product_4 : 16'h0000;
+  assign \$566  = \$564  | \$565 ;
+  assign \$567  = \$527 [5] ? d_product_5 : 16'h0000;
+  assign \$568  = \$566  | \$567 ;
+  assign \$569  = \$527 [6] ? d_product_6 : 16'h0000;
+  assign \$570  = \$568  | \$569 ;
+  assign \$571  = \$527 [7] ? d_product_7 : 16'h0000;
+  assign \$572  = \$570  | \$571 ;
+  assign \$573  = \$527 [8] ? d_product_8 : 16'h0000;
+  assign \$574  = \$572  | \$573 ;
+  assign \$575  = \$527 [9] ? d_product_9 : 16'h0000;
+  assign \$576  = \$574  | \$575 ;
+  assign \$577  = \$527 [10] ? d_product_10 : 16'h0000;
+  assign \$578  = \$576  | \$577 ;
+  assign \$579  = \$527 [11] ? d_product_11 : 16'h0000;
+  assign \$580  = \$578  | \$579 ;
+  assign \$581  = \$527 [12] ? d_product_12 : 16'h0000;
+  assign \$582  = \$580  | \$581 ;
+  assign \$583  = \$527 [13] ? d_product_13 : 16'h0000;
+  assign \$584  = \$582  | \$583 ;
+  assign \$585  = \$527 [14] ? d_product_14 : 16'h0000;
+  assign \$586  = \$584  | \$585 ;
+  assign \$587  = \$527 [15] ? d_product_15 : 16'h0000;
+  assign value0_5 = \$586  | \$587 ;
+  assign \$588  = d_bank0_0 == 3'h6;
+  assign \$589  = pending0[0] & \$588 ;
+  assign \$590  = d_bank0_1 == 3'h6;
+  assign \$591  = pending0[1] & \$590 ;
+  assign \$592  = d_bank0_2 == 3'h6;
+  assign \$593  = pending0[2] & \$592 ;
+  assign \$594  = d_bank0_3 == 3'h6;
+  assign \$595  = pending0[3] & \$594 ;
+  assign \$596  = d_bank0_4 == 3'h6;
+  assign \$597  = pending0[4] & \$596 ;
+  assign \$598  = d_bank0_5 == 3'h6;
+  assign \$599  = pending0[5] & \$598 ;
+  assign \$600  = d_bank0_6 == 3'h6;
+  assign \$601  = pending0[6] & \$600 ;
+  assign \$602  = d_bank0_7 == 3'h6;
+  assign \$603  = pending0[7] & \$602 ;
+  assign \$604  = d_bank0_8 == 3'h6;
+  assign \$605  = pending0[8] & \$604 ;
+  assign \$606  = d_bank0_9 == 3'h6;
+  assign \$607  = pending0[9] & \$606 ;
+  assign \$608  = d_bank0_10 == 3'h6;
+  assign \$609  = pending0[10] & \$608 ;
+  assign \$610  = d_bank0_11 == 3'h6;
+  assign \$611  = pending0[11] & \$610 ;
+  assign \$612  = d_bank0_12 == 3'h6;
+  assign \$613  = pending0[12] & \$612 ;
+  assign \$614  = d_bank0_13 == 3'h6;
+  assign \$615  = pending0[13] & \$614 ;
+  assign \$616  = d_bank0_14 == 3'h6;
+  assign \$617  = pending0[14] & \$616 ;
+  assign \$618  = d_bank0_15 == 3'h6;
+  assign \$619  = pending0[15] & \$618 ;
+  assign \$620  = ~ { \$619 , \$617 , \$615 , \$613 , \$611 , \$609 , \$607 , \$605 , \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589  };
+  assign \$621  = \$620  + 1'h1;
+  assign \$622  = { 1'h0, \$619 , \$617 , \$615 , \$613 , \$611 , \$609 , \$607 , \$605 , \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589  } & \$621 ;
+  assign hit0_6 = | { \$619 , \$617 , \$615 , \$613 , \$611 , \$609 , \$607 , \$605 , \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589  };
+  assign \$623  = \$622 [0] ? d_row0_0 : 4'h0;
+  assign \$624  = \$622 [1] ? d_row0_1 : 4'h0;
+  assign \$625  = \$623  | \$624 ;
+  assign \$626  = \$622 [2] ? d_row0_2 : 4'h0;
+  assign \$627  = \$625  | \$626 ;
+  assign \$628  = \$622 [3] ? d_row0_3 : 4'h0;
+  assign \$629  = \$627  | \$628 ;
+  assign \$630  = \$622 [4] ? d_row0_4 : 4'h0;
+  assign \$631  = \$629  | \$630 ;
+  assign \$632  = \$622 [5] ? d_row0_5 : 4'h0;
+  assign \$633  = \$631  | \$632 ;
+  assign \$634  = \$622 [6] ? d_row0_6 : 4'h0;
+  assign \$635  = \$633  | \$634 ;
+  assign \$636  = \$622 [7] ? d_row0_7 : 4'h0;
+  assign \$637  = \$635  | \$636 ;
+  assign \$638  = \$622 [8] ? d_row0_8 : 4'h0;
+  assign \$639  = \$637  | \$638 ;
+  assign \$640  = \$622 [9] ? d_row0_9 : 4'h0;
+  assign \$641  = \$639  | \$640 ;
+  assign \$642  = \$622 [10] ? d_row0_10 : 4'h0;
+  assign \$643  = \$641  | \$642 ;
+  assign \$644  = \$622 [11] ? d_row0_11 : 4'h0;
+  assign \$645  = \$643  | \$644 ;
+  assign \$646  = \$622 [12] ? d_row0_12 : 4'h0;
+  assign \$647  = \$645  | \$646 ;
+  assign \$648  = \$622 [13] ? d_row0_13 : 4'h0;
+  assign \$649  = \$647  | \$648 ;
+  assign \$650  = \$622 [14] ? d_row0_14 : 4'h0;
+  assign \$651  = \$649  | \$650 ;
+  assign \$652  = \$622 [15] ? d_row0_15 : 4'h0;
+  assign row0_6 = \$651  | \$652 ;
+  assign \$653  = \$622 [0] ? d_product_0 : 16'h0000;
+  assign \$654  = \$622 [1] ? d_product_1 : 16'h0000;
+  assign \$655  = \$653  | \$654 ;
+  assign \$656  = \$622 [2] ? d_product_2 : 16'h0000;
+  assign \$657  = \$655  | \$656 ;
+  assign \$658  = \$622 [3] ? d_product_3 : 16'h0000;
+  assign \$659  = \$657  | \$658 ;
+  assign \$660  = \$622 [4] ? d_product_4 : 16'h0000;
+  assign \$661  = \$659  | \$660 ;
+  assign \$662  = \$622 [5] ? d_product_5 : 16'h0000;
+  assign \$663  = \$661  | \$662 ;
+  assign \$664  = \$622 [6] ? d_product_6 : 16'h0000;
+  assign \$665  = \$663  | \$664 ;
+  assign \$666  = \$622 [7] ? d_product_7 : 16'h0000;
+  assign \$667  = \$665  | \$666 ;
+  assign \$668  = \$622 [8] ? d_product_8 : 16'h0000;
+  assign \$669  = \$667  | \$668 ;
+  assign \$670  = \$622 [9] ? d_product_9 : 16'h0000;
+  assign \$671  = \$669  | \$670 ;
+  assign \$672  = \$622 [10] ? d_product_10 : 16'h0000;
+  assign \$673  = \$671  | \$672 ;
+  assign \$674  = \$622 [11] ? d_product_11 : 16'h0000;
+  assign \$675  = \$673  | \$674 ;
+  assign \$676  = \$622 [12] ? d_product_12 : 16'h0000;
+  assign \$677  = \$675  | \$676 ;
+  assign \$678  = \$622 [13] ? d_product_13 : 16'h0000;
+  assign \$679  = \$677  | \$678 ;
+  assign \$680  = \$622 [14] ? d_product_14 : 16'h0000;
+  assign \$681  = \$679  | \$680 ;
+  assign \$682  = \$622 [15] ? d_product_15 : 16'h0000;
+  assign value0_6 = \$681  | \$682 ;
+  assign \$683  = d_bank0_0 == 3'h7;
+  assign \$684  = pending0[0] & \$683 ;
+  assign \$685  = d_bank0_1 == 3'h7;
+  assign \$686  = pending0[1] & \$685 ;
+  assign \$687  = d_bank0_2 == 3'h7;
+  assign \$688  = pending0[2] & \$687 ;
+  assign \$689  = d_bank0_3 == 3'h7;
+  assign \$690  = pending0[3] & \$689 ;
+  assign \$691  = d_bank0_4 == 3'h7;
+  assign \$692  = pending0[4] & \$691 ;
+  assign \$693  = d_bank0_5 == 3'h7;
+  assign \$694  = pending0[5] & \$693 ;
+  assign \$695  = d_bank0_6 == 3'h7;
+  assign \$696  = pending0[6] & \$695 ;
+  assign \$697  = d_bank0_7 == 3'h7;
+  assign \$698  = pending0[7] & \$697 ;
+  assign \$699  = d_bank0_8 == 3'h7;
+  assign \$700  = pending0[8] & \$699 ;
+  assign \$701  = d_bank0_9 == 3'h7;
+  assign \$702  = pending0[9] & \$701 ;
+  assign \$703  = d_bank0_10 == 3'h7;
+  assign \$704  = pending0[10] & \$703 ;
+  assign \$705  = d_bank0_11 == 3'h7;
+  assign \$706  = pending0[11] & \$705 ;
+  assign \$707  = d_bank0_12 == 3'h7;
+  assign \$708  = pending0[12] & \$707 ;
+  assign \$709  = d_bank0_13 == 3'h7;
+  assign \$710  = pending0[13] & \$709 ;
+  assign \$711  = d_bank0_14 == 3'h7;
+  assign \$712  = pending0[14] & \$711 ;
+  assign \$713  = d_bank0_15 == 3'h7;
+  assign \$714  = pending0[15] & \$713 ;
+  assign \$715  = ~ { \$714 , \$712 , \$710 , \$708 , \$706 , \$704 , \$702 , \$700 , \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684  };
+  assign \$716  = \$715  + 1'h1;
+  assign \$717  = { 1'h0, \$714 , \$712 , \$710 , \$708 , \$706 , \$704 , \$702 , \$700 , \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684  } & \$716 ;
+  assign hit0_7 = | { \$714 , \$712 , \$710 , \$708 , \$706 , \$704 , \$702 , \$700 , \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684  };
+  assign \$718  = \$717 [0] ? d_row0_0 : 4'h0;
+  assign \$719  = \$717 [1] ? d_row0_1 : 4'h0;
+  assign \$720  = \$718  | \$719 ;
+  assign \$721  = \$717 [2] ? d_row0_2 : 4'h0;
+  assign \$722  = \$720  | \$721 ;
+  assign \$723  = \$717 [3] ? d_row0_3 : 4'h0;
+  assign \$724  = \$722  | \$723 ;
+  assign \$725  = \$717 [4] ? d_row0_4 : 4'h0;
+  assign \$726  = \$724  | \$725 ;
+  assign \$727  = \$717 [5] ? d_row0_5 : 4'h0;
+  assign \$728  = \$726  | \$727 ;
+  assign \$729  = \$717 [6] ? d_row0_6 : 4'h0;
+  assign \$730  = \$728  | \$729 ;
+  assign \$731  = \$717 [7] ? d_row0_7 : 4'h0;
+  assign \$732  = \$730  | \$731 ;
+  assign \$733  = \$717 [8] ? d_row0_8 : 4'h0;
+  assign \$734  = \$732  | \$733 ;
+  assign \$735  = \$717 [9] ? d_row0_9 : 4'h0;
+  assign \$736  = \$734  | \$735 ;
+  assign \$737  = \$717 [10] ? d_row0_10 : 4'h0;
+  assign \$738  = \$736  | \$737 ;
+  assign \$739  = \$717 [11] ? d_row0_11 : 4'h0;
+  assign \$740  = \$738  | \$739 ;
+  assign \$741  = \$717 [12] ? d_row0_12 : 4'h0;
+  assign \$742  = \$740  | \$741 ;
+  assign \$743  = \$717 [13] ? d_row0_13 : 4'h0;
+  assign \$744  = \$742  | \$743 ;
+  assign \$745  = \$717 [14] ? d_row0_14 : 4'h0;
+  assign \$746  = \$744  | \$745 ;
+  assign \$747  = \$717 [15] ? d_row0_15 : 4'h0;
+  assign row0_7 = \$746  | \$747 ;
+  assign \$748  = \$717 [0] ? d_product_0 : 16'h0000;
+  assign \$749  = \$717 [1] ? d_product_1 : 16'h0000;
+  assign \$750  = \$748  | \$749 ;
+  assign \$751  = \$717 [2] ? d_product_2 : 16'h0000;
+  assign \$752  = \$750  | \$751 ;
+  assign \$753  = \$717 [3] ? d_product_3 : 16'h0000;
+  assign \$754  = \$752  | \$753 ;
+  assign \$755  = \$717 [4] ? d_product_4 : 16'h0000;
+  assign \$756  = \$754  | \$755 ;
+  assign \$757  = \$717 [5] ? d_product_5 : 16'h0000;
+  assign \$758  = \$756  | \$757 ;
+  assign \$759  = \$717 [6] ? d_product_6 : 16'h0000;
+  assign \$760  = \$758  | \$759 ;
+  assign \$761  = \$717 [7] ? d_product_7 : 16'h0000;
+  assign \$762  = \$760  | \$761 ;
+  assign \$763  = \$717 [8] ? d_product_8 : 16'h0000;
+  assign \$764  = \$762  | \$763 ;
+  assign \$765  = \$717 [9] ? d_product_9 : 16'h0000;
+  assign \$766  = \$764  | \$765 ;
+  assign \$767  = \$717 [10] ? d_product_10 : 16'h0000;
+  assign \$768  = \$766  | \$767 ;
+  assign \$769  = \$717 [11] ? d_product_11 : 16'h0000;
+  assign \$770  = \$768  | \$769 ;
+  assign \$771  = \$717 [12] ? d_product_12 : 16'h0000;
+  assign \$772  = \$770  | \$771 ;
+  assign \$773  = \$717 [13] ? d_product_13 : 16'h0000;
+  assign \$774  = \$772  | \$773 ;
+  assign \$775  = \$717 [14] ? d_product_14 : 16'h0000;
+  assign \$776  = \$774  | \$775 ;
+  assign \$777  = \$717 [15] ? d_product_15 : 16'h0000;
+  assign value0_7 = \$776  | \$777 ;
+  assign \$778  = d_bank0_0 == 4'h8;
+  assign \$779  = pending0[0] & \$778 ;
+  assign \$780  = d_bank0_1 == 4'h8;
+  assign \$781  = pending0[1] & \$780 ;
+  assign \$782  = d_bank0_2 == 4'h8;
+  assign \$783  = pending0[2] & \$782 ;
+  assign \$784  = d_bank0_3 == 4'h8;
+  assign \$785  = pending0[3] & \$784 ;
+  assign \$786  = d_bank0_4 == 4'h8;
+  assign \$787  = pending0[4] & \$786 ;
+  assign \$788  = d_bank0_5 == 4'h8;
+  assign \$789  = pending0[5] & \$788 ;
+  assign \$790  = d_bank0_6 == 4'h8;
+  assign \$791  = pending0[6] & \$790 ;
+  assign \$792  = d_bank0_7 == 4'h8;
+  assign \$793  = pending0[7] & \$792 ;
+  assign \$794  = d_bank0_8 == 4'h8;
+  assign \$795  = pending0[8] & \$794 ;
+  assign \$796  = d_bank0_9 == 4'h8;
+  assign \$797  = pending0[9] & \$796 ;
+  assign \$798  = d_bank0_10 == 4'h8;
+  assign \$799  = pending0[10] & \$798 ;
+  assign \$800  = d_bank0_11 == 4'h8;
+  assign \$801  = pending0[11] & \$800 ;
+  assign \$802  = d_bank0_12 == 4'h8;
+  assign \$803  = pending0[12] & \$802 ;
+  assign \$804  = d_bank0_13 == 4'h8;
+  assign \$805  = pending0[13] & \$804 ;
+  assign \$806  = d_bank0_14 == 4'h8;
+  assign \$807  = pending0[14] & \$806 ;
+  assign \$808  = d_bank0_15 == 4'h8;
+  assign \$809  = pending0[15] & \$808 ;
+  assign \$810  = ~ { \$809 , \$807 , \$805 , \$803 , \$801 , \$799 , \$797 , \$795 , \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779  };
+  assign \$811  = \$810  + 1'h1;
+  assign \$812  = { 1'h0, \$809 , \$807 , \$805 , \$803 , \$801 , \$799 , \$797 , \$795 , \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779  } & \$811 ;
+  assign hit0_8 = | { \$809 , \$807 , \$805 , \$803 , \$801 , \$799 , \$797 , \$795 , \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779  };
+  assign \$813  = \$812 [0] ? d_row0_0 : 4'h0;
+  assign \$814  = \$812 [1] ? d_row0_1 : 4'h0;
+  assign \$815  = \$813  | \$814 ;
+  assign \$816  = \$812 [2] ? d_row0_2 : 4'h0;
+  assign \$817  = \$815  | \$816 ;
+  assign \$818  = \$812 [3] ? d_row0_3 : 4'h0;
+  assign \$819  = \$817  | \$818 ;
+  assign \$820  = \$812 [4] ? d_row0_4 : 4'h0;
+  assign \$821  = \$819  | \$820 ;
+  assign \$822  = \$812 [5] ? d_row0_5 : 4'h0;
+  assign \$823  = \$821  | \$822 ;
+  assign \$824  = \$812 [6] ? d_row0_6 : 4'h0;
+  assign \$825  = \$823  | \$824 ;
+  assign \$826  = \$812 [7] ? d_row0_7 : 4'h0;
+  assign \$827  = \$825  | \$826 ;
+  assign \$828  = \$812 [8] ? d_row0_8 : 4'h0;
+  assign \$829  = \$827  | \$828 ;
+  assign \$830  = \$812 [9] ? d_row0_9 : 4'h0;
+  assign \$831  = \$829  | \$830 ;
+  assign \$832  = \$812 [10] ? d_row0_10 : 4'h0;
+  assign \$833  = \$831  | \$832 ;
+  assign \$834  = \$812 [11] ? d_row0_11 : 4'h0;
+  assign \$835  = \$833  | \$834 ;
+  assign \$836  = \$812 [12] ? d_row0_12 : 4'h0;
+  assign \$837  = \$835  | \$836 ;
+  assign \$838  = \$812 [13] ? d_row0_13 : 4'h0;
+  assign \$839  = \$837  | \$838 ;
+  assign \$840  = \$812 [14] ? d_row0_14 : 4'h0;
+  assign \$841  = \$839  | \$840 ;
+  assign \$842  = \$812 [15] ? d_row0_15 : 4'h0;
+  assign row0_8 = \$841  | \$842 ;
+  assign \$843  = \$812 [0] ? d_product_0 : 16'h0000;
+  assign \$844  = \$812 [1] ? d_product_1 : 16'h0000;
+  assign \$845  = \$843  | \$844 ;
+  assign \$846  = \$812 [2] ? d_product_2 : 16'h0000;
+  assign \$847  = \$845  | \$846 ;
+  assign \$848  = \$812 [3] ? d_product_3 : 16'h0000;
+  assign \$849  = \$847  | \$848 ;
+  assign \$850  = \$812 [4] ? d_product_4 : 16'h0000;
+  assign \$851  = \$849  | \$850 ;
+  assign \$852  = \$812 [5] ? d_product_5 : 16'h0000;
+  assign \$853  = \$851  | \$852 ;
+  assign \$854  = \$812 [6] ? d_product_6 : 16'h0000;
+  assign \$855  = \$853  | \$854 ;
+  assign \$856  = \$812 [7] ? d_product_7 : 16'h0000;
+  assign \$857  = \$855  | \$856 ;
+  assign \$858  = \$812 [8] ? d_product_8 : 16'h0000;
+  assign \$859  = \$857  | \$858 ;
+  assign \$860  = \$812 [9] ? d_product_9 : 16'h0000;
+  assign \$861  = \$859  | \$860 ;
+  assign \$862  = \$812 [10] ? d_product_10 : 16'h0000;
+  assign \$863  = \$861  | \$862 ;
+  assign \$864  = \$812 [11] ? d_product_11 : 16'h0000;
+  assign \$865  = \$863  | \$864 ;
+  assign \$866  = \$812 [12] ? d_product_12 : 16'h0000;
+  assign \$867  = \$865  | \$866 ;
+  assign \$868  = \$812 [13] ? d_product_13 : 16'h0000;
+  assign \$869  = \$867  | \$868 ;
+  assign \$870  = \$812 [14] ? d_product_14 : 16'h0000;
+  assign \$871  = \$869  | \$870 ;
+  assign \$872  = \$812 [15] ? d_product_15 : 16'h0000;
+  assign value0_8 = \$871  | \$872 ;
+  assign \$873  = d_bank0_0 == 4'h9;
+  assign \$874  = pending0[0] & \$873 ;
+  assign \$875  = d_bank0_1 == 4'h9;
+  assign \$876  = pending0[1] & \$875 ;
+  assign \$877  = d_bank0_2 == 4'h9;
+  assign \$878  = pending0[2] & \$877 ;
+  assign \$879  = d_bank0_3 == 4'h9;
+  assign \$880  = pending0[3] & \$879 ;
+  assign \$881  = d_bank0_4 == 4'h9;
+  assign \$882  = pending0[4] & \$881 ;
+  assign \$883  = d_bank0_5 == 4'h9;
+  assign \$884  = pending0[5] & \$883 ;
+  assign \$885  = d_bank0_6 == 4'h9;
+  assign \$886  = pending0[6] & \$885 ;
+  assign \$887  = d_bank0_7 == 4'h9;
+  assign \$888  = pending0[7] & \$887 ;
+  assign \$889  = d_bank0_8 == 4'h9;
+  assign \$890  = pending0[8] & \$889 ;
+  assign \$891  = d_bank0_9 == 4'h9;
+  assign \$892  = pending0[9] & \$891 ;
+  assign \$893  = d_bank0_10 == 4'h9;
+  assign \$894  = pending0[10] & \$893 ;
+  assign \$895  = d_bank0_11 == 4'h9;
+  assign \$896  = pending0[11] & \$895 ;
+  assign \$897  = d_bank0_12 == 4'h9;
+  assign \$898  = pending0[12] & \$897 ;
+  assign \$899  = d_bank0_13 == 4'h9;
+  assign \$900  = pending0[13] & \$899 ;
+  assign \$901  = d_bank0_14 == 4'h9;
+  assign \$902  = pending0[14] & \$901 ;
+  assign \$903  = d_bank0_15 == 4'h9;
+  assign \$904  = pending0[15] & \$903 ;
+  assign \$905  = ~ { \$904 , \$902 , \$900 , \$898 , \$896 , \$894 , \$892 , \$890 , \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874  };
+  assign \$906  = \$905  + 1'h1;
+  assign \$907  = { 1'h0, \$904 , \$902 , \$900 , \$898 , \$896 , \$894 , \$892 , \$890 , \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874  } & \$906 ;
+  assign hit0_9 = | { \$904 , \$902 , \$900 , \$898 , \$896 , \$894 , \$892 , \$890 , \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874  };
+  assign \$908  = \$907 [0] ? d_row0_0 : 4'h0;
+  assign \$909  = \$907 [1] ? d_row0_1 : 4'h0;
+  assign \$910  = \$908  | \$909 ;
+  assign \$911  = \$907 [2] ? d_row0_2 : 4'h0;
+  assign \$912  = \$910  | \$911 ;
+  assign \$913  = \$907 [3] ? d_row0_3 : 4'h0;
+  assign \$914  = \$912  | \$913 ;
+  assign \$915  = \$907 [4] ? d_row0_4 : 4'h0;
+  assign \$916  = \$914  | \$915 ;
+  assign \$917  = \$907 [5] ? d_row0_5 : 4'h0;
+  assign \$918  = \$916  | \$917 ;
+  assign \$919  = \$907 [6] ? d_row0_6 : 4'h0;
+  assign \$920  = \$918  | \$919 ;
+  assign \$921  = \$907 [7] ? d_row0_7 : 4'h0;
+  assign \$922  = \$920  | \$921 ;
+  assign \$923  = \$907 [8] ? d_row0_8 : 4'h0;
+  assign \$924  = \$922  | \$923 ;
+  assign \$925  = \$907 [9] ? d_row0_9 : 4'h0;
+  assign \$926  = \$924  | \$925 ;
+  assign \$927  = \$907 [10] ? d_row0_10 : 4'h0;
+  assign \$928  = \$926  | \$927 ;
+  assign \$929  = \$907 [11] ? d_row0_11 : 4'h0;
+  assign \$930  = \$928  | \$929 ;
+  assign \$931  = \$907 [12] ? d_row0_12 : 4'h0;
+  assign \$932  = \$930  | \$931 ;
+  assign \$933  = \$907 [13] ? d_row0_13 : 4'h0;
+  assign \$934  = \$932  | \$933 ;
+  assign \$935  = \$907 [14] ? d_row0_14 : 4'h0;
+  assign \$936  = \$934  | \$935 ;
+  assign \$937  = \$907 [15] ? d_row0_15 : 4'h0;
+  assign row0_9 = \$936  | \$937 ;
+  assign \$938  = \$907 [0] ? d_product_0 : 16'h0000;
+  assign \$939  = \$907 [1] ? d_product_1 : 16'h0000;
+  assign \$940  = \$938  | \$939 ;
+  assign \$941  = \$907 [2] ? d_product_2 : 16'h0000;
+  assign \$942  = \$940  | \$941 ;
+  assign \$943  = \$907 [3] ? d_product_3 : 16'h0000;
+  assign \$944  = \$942  | \$943 ;
+  assign \$945  = \$907 [4] ? d_product_4 : 16'h0000;
+  assign \$946  = \$944  | \$945 ;
+  assign \$947  = \$907 [5] ? d_product_5 : 16'h0000;
+  assign \$948  = \$946  | \$947 ;
+  assign \$949  = \$907 [6] ? d_product_6 : 16'h0000;
+  assign \$950  = \$948  | \$949 ;
+  assign \$951  = \$907 [7] ? d_product_7 : 16'h0000;
+  assign \$952  = \$950  | \$951 ;
+  assign \$953  = \$907 [8] ? d_product_8 : 16'h0000;
+  assign \$954  = \$952  | \$953 ;
+  assign \$955  = \$907 [9] ? d_product_9 : 16'h0000;
+  assign \$956  = \$954  | \$955 ;
+  assign \$957  = \$907 [10] ? d_product_10 : 16'h0000;
+  assign \$958  = \$956  | \$957 ;
+  assign \$959  = \$907 [11] ? d_product_11 : 16'h0000;
+  assign \$960  = \$958  | \$959 ;
+  assign \$961  = \$907 [12] ? d_product_12 : 16'h0000;
+  assign \$962  = \$960  | \$961 ;
+  assign \$963  = \$907 [13] ? d_product_13 : 16'h0000;
+  assign \$964  = \$962  | \$963 ;
+  assign \$965  = \$907 [14] ? d_product_14 : 16'h0000;
+  assign \$966  = \$964  | \$965 ;
+  assign \$967  = \$907 [15] ? d_product_15 : 16'h0000;
+  assign value0_9 = \$966  | \$967 ;
+  assign \$968  = d_bank0_0 == 4'ha;
+  assign \$969  = pending0[0] & \$968 ;
+  assign \$970  = d_bank0_1 == 4'ha;
+  assign \$971  = pending0[1] & \$970 ;
+  assign \$972  = d_bank0_2 == 4'ha;
+  assign \$973  = pending0[2] & \$972 ;
+  assign \$974  = d_bank0_3 == 4'ha;
+  assign \$975  = pending0[3] & \$974 ;
+  assign \$976  = d_bank0_4 == 4'ha;
+  assign \$977  = pending0[4] & \$976 ;
+  assign \$978  = d_bank0_5 == 4'ha;
+  assign \$979  = pending0[5] & \$978 ;
+  assign \$980  = d_bank0_6 == 4'ha;
+  assign \$981  = pending0[6] & \$980 ;
+  assign \$982  = d_bank0_7 == 4'ha;
+  assign \$983  = pending0[7] & \$982 ;
+  assign \$984  = d_bank0_8 == 4'ha;
+  assign \$985  = pending0[8] & \$984 ;
+  assign \$986  = d_bank0_9 == 4'ha;
+  assign \$987  = pending0[9] & \$986 ;
+  assign \$988  = d_bank0_10 == 4'ha;
+  assign \$989  = pending0[10] & \$988 ;
+  assign \$990  = d_bank0_11 == 4'ha;
+  assign \$991  = pending0[11] & \$990 ;
+  assign \$992  = d_bank0_12 == 4'ha;
+  assign \$993  = pending0[12] & \$992 ;
+  assign \$994  = d_bank0_13 == 4'ha;
+  assign \$995  = pending0[13] & \$994 ;
+  assign \$996  = d_bank0_14 == 4'ha;
+  assign \$997  = pending0[14] & \$996 ;
+  assign \$998  = d_bank0_15 == 4'ha;
+  assign \$999  = pending0[15] & \$998 ;
+  assign \$1000  = ~ { \$999 , \$997 , \$995 , \$993 , \$991 , \$989 , \$987 , \$985 , \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969  };
+  assign \$1001  = \$1000  + 1'h1;
+  assign \$1002  = { 1'h0, \$999 , \$997 , \$995 , \$993 , \$991 , \$989 , \$987 , \$985 , \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969  } & \$1001 ;
+  assign hit0_10 = | { \$999 , \$997 , \$995 , \$993 , \$991 , \$989 , \$987 , \$985 , \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969  };
+  assign \$1003  = \$1002 [0] ? d_row0_0 : 4'h0;
+  assign \$1004  = \$1002 [1] ? d_row0_1 : 4'h0;
+  assign \$1005  = \$1003  | \$1004 ;
+  assign \$1006  = \$1002 [2] ? d_row0_2 : 4'h0;
+  assign \$1007  = \$1005  | \$1006 ;
+  assign \$1008  = \$1002 [3] ? d_row0_3 : 4'h0;
+  assign \$1009  = \$1007  | \$1008 ;
+  assign \$1010  = \$1002 [4] ? d_row0_4 : 4'h0;
+  assign \$1011  = \$1009  | \$1010 ;
+  assign \$1012  = \$1002 [5] ? d_row0_5 : 4'h0;
+  assign \$1013  = \$1011  | \$1012 ;
+  assign \$1014  = \$1002 [6] ? d_row0_6 : 4'h0;
+  assign \$1015  = \$1013  | \$1014 ;
+  assign \$1016  = \$1002 [7] ? d_row0_7 : 4'h0;
+  assign \$1017  = \$1015  | \$1016 ;
+  assign \$1018  = \$1002 [8] ? d_row0_8 : 4'h0;
+  assign \$1019  = \$1017  | \$1018 ;
+  assign \$1020  = \$1002 [9] ? d_row0_9 : 4'h0;
+  assign \$1021  = \$1019  | \$1020 ;
+  assign \$1022  = \$1002 [10] ? d_row0_10 : 4'h0;
+  assign \$1023  = \$1021  | \$1022 ;
+  assign \$1024  = \$1002 [11] ? d_row0_11 : 4'h0;
+  assign \$1025  = \$1023  | \$1024 ;
+  assign \$1026  = \$1002 [12] ? d_row0_12 : 4'h0;
+  assign \$1027  = \$1025  | \$1026 ;
+  assign \$1028  = \$1002 [13] ? d_row0_13 : 4'h0;
+  assign \$1029  = \$1027  | \$1028 ;
+  assign \$1030  = \$1002 [14] ? d_row0_14 : 4'h0;
+  assign \$1031  = \$1029  | \$1030 ;
+  assign \$1032  = \$1002 [15] ? d_row0_15 : 4'h0;
+  assign row0_10 = \$1031  | \$1032 ;
+  assign \$1033  = \$1002 [0] ? d_product_0 : 16'h0000;
+  assign \$1034  = \$1002 [1] ? d_product_1 : 16'h0000;
+  assign \$1035  = \$1033  | \$1034 ;
+  assign \$1036  = \$1002 [2] ? d_product_2 : 16'h0000;
+  assign \$1037  = \$1035  | \$1036 ;
+  assign \$1038  = \$1002 [3] ? d_product_3 : 16'h0000;
+  assign \$1039  = \$1037  | \$1038 ;
+  assign \$1040  = \$1002 [4] ? d_product_4 : 16'h0000;
+  assign \$1041  = \$1039  | \$1040 ;
+  assign \$1042  = \$1002 [5] ? d_product_5 : 16'h0000;
+  assign \$1043  = \$1041  | \$1042 ;
+  assign \$1044  = \$1002 [6] ? d_product_6 : 16'h0000;
+  assign \$1045  = \$1043  | \$1044 ;
+  assign \$1046  = \$1002 [7] ? d_product_7 : 16'h0000;
+  assign \$1047  = \$1045  | \$1046 ;
+  assign \$1048  = \$1002 [8] ? d_product_8 : 16'h0000;
+  assign \$1049  = \$1047  | \$1048 ;
+  assign \$1050  = \$1002 [9] ? d_product_9 : 16'h0000;
+  assign \$1051  = \$1049  | \$1050 ;
+  assign \$1052  = \$1002 [10] ? d_product_10 : 16'h0000;
+  assign \$1053  = \$1051  | \$1052 ;
+  assign \$1054  = \$1002 [11] ? d_product_11 : 16'h0000;
+  assign \$1055  = \$1053  | \$1054 ;
+  assign \$1056  = \$1002 [12] ? d_product_12 : 16'h0000;
+  assign \$1057  = \$1055  | \$1056 ;
+  assign \$1058  = \$1002 [13] ? d_product_13 : 16'h0000;
+  assign \$1059  = \$1057  | \$1058 ;
+  assign \$1060  = \$1002 [14] ? d_product_14 : 16'h0000;
+  assign \$1061  = \$1059  | \$1060 ;
+  assign \$1062  = \$1002 [15] ? d_product_15 : 16'h0000;
+  assign value0_10 = \$1061  | \$1062 ;
+  assign \$1063  = d_bank0_0 == 4'hb;
+  assign \$1064  = pending0[0] & \$1063 ;
+  assign \$1065  = d_bank0_1 == 4'hb;
+  assign \$1066  = pending0[1] & \$1065 ;
+  assign \$1067  = d_bank0_2 == 4'hb;
+  assign \$1068  = pending0[2] & \$1067 ;
+  assign \$1069  = d_bank0_3 == 4'hb;
+  assign \$1070  = pending0[3] & \$1069 ;
+  assign \$1071  = d_bank0_4 == 4'hb;
+  assign \$1072  = pending0[4] & \$1071 ;
+  assign \$1073  = d_bank0_5 == 4'hb;
+  assign \$1074  = pending0[5] & \$1073 ;
+  assign \$1075  = d_bank0_6 == 4'hb;
+  assign \$1076  = pending0[6] & \$1075 ;
+  assign \$1077  = d_bank0_7 == 4'hb;
+  assign \$1078  = pending0[7] & \$1077 ;
+  assign \$1079  = d_bank0_8 == 4'hb;
+  assign \$1080  = pending0[8] & \$1079 ;
+  assign \$1081  = d_bank0_9 == 4'hb;
+  assign \$1082  = pending0[9] & \$1081 ;
+  assign \$1083  = d_bank0_10 == 4'hb;
+  assign \$1084  = pending0[10] & \$1083 ;
+  assign \$1085  = d_bank0_11 == 4'hb;
+  assign \$1086  = pending0[11] & \$1085 ;
+  assign \$1087  = d_bank0_12 == 4'hb;
+  assign \$1088  = pending0[12] & \$1087 ;
+  assign \$1089  = d_bank0_13 == 4'hb;
+  assign \$1090  = pending0[13] & \$1089 ;
+  assign \$1091  = d_bank0_14 == 4'hb;
+  assign \$1092  = pending0[14] & \$1091 ;
+  assign \$1093  = d_bank0_15 == 4'hb;
+  assign \$1094  = pending0[15] & \$1093 ;
+  assign \$1095  = ~ { \$1094 , \$1092 , \$1090 , \$1088 , \$1086 , \$1084 , \$1082 , \$1080 , \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064  };
+  assign \$1096  = \$1095  + 1'h1;
+  assign \$1097  = { 1'h0, \$1094 , \$1092 , \$1090 , \$1088 , \$1086 , \$1084 , \$1082 , \$1080 , \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064  } & \$1096 ;
+  assign hit0_11 = | { \$1094 , \$1092 , \$1090 , \$1088 , \$1086 , \$1084 , \$1082 , \$1080 , \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064  };
+  assign \$1098  = \$1097 [0] ? d_row0_0 : 4'h0;
+  assign \$1099  = \$1097 [1] ? d_row0_1 : 4'h0;
+  assign \$1100  = \$1098  | \$1099 ;
+  assign \$1101  = \$1097 [2] ? d_row0_2 : 4'h0;
+  assign \$1102  = \$1100  | \$1101 ;
+  assign \$1103  = \$1097 [3] ? d_row0_3 : 4'h0;
+  assign \$1104  = \$1102  | \$1103 ;
+  assign \$1105  = \$1097 [4] ? d_row0_4 : 4'h0;
+  assign \$1106  = \$1104  | \$1105 ;
+  assign \$1107  = \$1097 [5] ? d_row0_5 : 4'h0;
+  assign \$1108  = \$1106  | \$1107 ;
+  assign \$1109  = \$1097 [6] ? d_row0_6 : 4'h0;
+  assign \$1110  = \$1108  | \$1109 ;
+  assign \$1111  = \$1097 [7] ? d_row0_7 : 4'h0;
+  assign \$1112  = \$1110  | \$1111 ;
+  assign \$1113  = \$1097 [8] ? d_row0_8 : 4'h0;
+  assign \$1114  = \$1112  | \$1113 ;
+  assign \$1115  = \$1097 [9] ? d_row0_9 : 4'h0;
+  assign \$1116  = \$1114  | \$1115 ;
+  assign \$1117  = \$1097 [10] ? d_row0_10 : 4'h0;
+  assign \$1118  = \$1116  | \$1117 ;
+  assign \$1119  = \$1097 [11] ? d_row0_11 : 4'h0;
+  assign \$1120  = \$1118  | \$1119 ;
+  assign \$1121  = \$1097 [12] ? d_row0_12 : 4'h0;
+  assign \$1122  = \$1120  | \$1121 ;
+  assign \$1123  = \$1097 [13] ? d_row0_13 : 4'h0;
+  assign \$1124  = \$1122  | \$1123 ;
+  assign \$1125  = \$1097 [14] ? d_row0_14 : 4'h0;
+  assign \$1126  = \$1124  | \$1125 ;
+  assign \$1127  = \$1097 [15] ? d_row0_15 : 4'h0;
+  assign row0_11 = \$1126  | \$1127 ;
+  assign \$1128  = \$1097 [0] ? d_product_0 : 16'h0000;
+  assign \$1129  = \$1097 [1] ? d_product_1 : 16'h0000;
+  assign \$1130  = \$1128  | \$1129 ;
+  assign \$1131  = \$1097 [2] ? d_product_2 : 16'h0000;
+  assign \$1132  = \$1130  | \$1131 ;
+  assign \$1133  = \$1097 [3] ? d_product_3 : 16'h0000;
+  assign \$1134  = \$1132  | \$1133 ;
+  assign \$1135  = \$1097 [4] ? d_product_4 : 16'h0000;
+  assign \$1136  = \$1134  | \$1135 ;
+  assign \$1137  = \$1097 [5] ? d_product_5 : 16'h0000;
+  assign \$1138  = \$1136  | \$1137 ;
+  assign \$1139  = \$1097 [6] ? d_product_6 : 16'h0000;
+  assign \$1140  = \$1138  | \$1139 ;
+  assign \$1141  = \$1097 [7] ? d_product_7 : 16'h0000;
+  assign \$1142  = \$1140  | \$1141 ;
+  assign \$1143  = \$1097 [8] ? d_product_8 : 16'h0000;
+  assign \$1144  = \$1142  | \$1143 ;
+  assign \$1145  = \$1097 [9] ? d_product_9 : 16'h0000;
+  assign \$1146  = \$1144  | \$1145 ;
+  assign \$1147  = \$1097 [10] ? d_product_10 : 16'h0000;
+  assign \$1148  = \$1146  | \$1147 ;
+  assign \$1149  = \$1097 [11] ? d_product_11 : 16'h0000;
+  assign \$1150  = \$1148  | \$1149 ;
+  assign \$1151  = \$1097 [12] ? d_product_12 : 16'h0000;
+  assign \$1152  = \$1150  | \$1151 ;
+  assign \$1153  = \$1097 [13] ? d_product_13 : 16'h0000;
+  assign \$1154  = \$1152  | \$1153 ;
+  assign \$1155  = \$1097 [14] ? d_product_14 : 16'h0000;
+  assign \$1156  = \$1154  | \$1155 ;
+  assign \$1157  = \$1097 [15] ? d_product_15 : 16'h0000;
+  assign value0_11 = \$1156  | \$1157 ;
+  assign \$1158  = d_bank0_0 == 4'hc;
+  assign \$1159  = pending0[0] & \$1158 ;
+  assign \$1160  = d_bank0_1 == 4'hc;
+  assign \$1161  = pending0[1] & \$1160 ;
+  assign \$1162  = d_bank0_2 == 4'hc;
+  assign \$1163  = pending0[2] & \$1162 ;
+  assign \$1164  = d_bank0_3 == 4'hc;
+  assign \$1165  = pending0[3] & \$1164 ;
+  assign \$1166  = d_bank0_4 == 4'hc;
+  assign \$1167  = pending0[4] & \$1166 ;
+  assign \$1168  = d_bank0_5 == 4'hc;
+  assign \$1169  = pending0[5] & \$1168 ;
+  assign \$1170  = d_bank0_6 == 4'hc;
+  assign \$1171  = pending0[6] & \$1170 ;
+  assign \$1172  = d_bank0_7 == 4'hc;
+  assign \$1173  = pending0[7] & \$1172 ;
+  assign \$1174  = d_bank0_8 == 4'hc;
+  assign \$1175  = pending0[8] & \$1174 ;
+  assign \$1176  = d_bank0_9 == 4'hc;
+  assign \$1177  = pending0[9] & \$1176 ;
+  assign \$1178  = d_bank0_10 == 4'hc;
+  assign \$1179  = pending0[10] & \$1178 ;
+  assign \$1180  = d_bank0_11 == 4'hc;
+  assign \$1181  = pending0[11] & \$1180 ;
+  assign \$1182  = d_bank0_12 == 4'hc;
+  assign \$1183  = pending0[12] & \$1182 ;
+  assign \$1184  = d_bank0_13 == 4'hc;
+  assign \$1185  = pending0[13] & \$1184 ;
+  assign \$1186  = d_bank0_14 == 4'hc;
+  assign \$1187  = pending0[14] & \$1186 ;
+  assign \$1188  = d_bank0_15 == 4'hc;
+  assign \$1189  = pending0[15] & \$1188 ;
+  assign \$1190  = ~ { \$1189 , \$1187 , \$1185 , \$1183 , \$1181 , \$1179 , \$1177 , \$1175 , \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159  };
+  assign \$1191  = \$1190  + 1'h1;
+  assign \$1192  = { 1'h0, \$1189 , \$1187 , \$1185 , \$1183 , \$1181 , \$1179 , \$1177 , \$1175 , \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159  } & \$1191 ;
+  assign hit0_12 = | { \$1189 , \$1187 , \$1185 , \$1183 , \$1181 , \$1179 , \$1177 , \$1175 , \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159  };
+  assign \$1193  = \$1192 [0] ? d_row0_0 : 4'h0;
+  assign \$1194  = \$1192 [1] ? d_row0_1 : 4'h0;
+  assign \$1195  = \$1193  | \$1194 ;
+  assign \$1196  = \$1192 [2] ? d_row0_2 : 4'h0;
+  assign \$1197  = \$1195  | \$1196 ;
+  assign \$1198  = \$1192 [3] ? d_row0_3 : 4'h0;
+  assign \$1199  = \$1197  | \$1198 ;
+  assign \$1200  = \$1192 [4] ? d_row0_4 : 4'h0;
+  assign \$1201  = \$1199  | \$1200 ;
+  assign \$1202  = \$1192 [5] ? d_row0_5 : 4'h0;
+  assign \$1203  = \$1201  | \$1202 ;
+  assign \$1204  = \$1192 [6] ? d_row0_6 : 4'h0;
+  assign \$1205  = \$1203  | \$1204 ;
+  assign \$1206  = \$1192 [7] ? d_row0_7 : 4'h0;
+  assign \$1207  = \$1205  | \$1206 ;
+  assign \$1208  = \$1192 [8] ? d_row0_8 : 4'h0;
+  assign \$1209  = \$1207  | \$1208 ;
+  assign \$1210  = \$1192 [9] ? d_row0_9 : 4'h0;
+  assign \$1211  = \$1209  | \$1210 ;
+  assign \$1212  = \$1192 [10] ? d_row0_10 : 4'h0;
+  assign \$1213  = \$1211  | \$1212 ;
+  assign \$1214  = \$1192 [11] ? d_row0_11 : 4'h0;
+  assign \$1215  = \$1213  | \$1214 ;
+  assign \$1216  = \$1192 [12] ? d_row0_12 : 4'h0;
+  assign \$1217  = \$1215  | \$1216 ;
+  assign \$1218  = \$1192 [13] ? d_row0_13 : 4'h0;
+  assign \$1219  = \$1217  | \$1218 ;
+  assign \$1220  = \$1192 [14] ? d_row0_14 : 4'h0;
+  assign \$1221  = \$1219  | \$1220 ;
+  assign \$1222  = \$1192 [15] ? d_row0_15 : 4'h0;
+  assign row0_12 = \$1221  | \$1222 ;
+  assign \$1223  = \$1192 [0] ? d_product_0 : 16'h0000;
+  assign \$1224  = \$1192 [1] ? d_product_1 : 16'h0000;
+  assign \$1225  = \$1223  | \$1224 ;
+  assign \$1226  = \$1192 [2] ? d_product_2 : 16'h0000;
+  assign \$1227  = \$1225  | \$1226 ;
+  assign \$1228  = \$1192 [3] ? d_product_3 : 16'h0000;
+  assign \$1229  = \$1227  | \$1228 ;
+  assign \$1230  = \$1192 [4] ? d_product_4 : 16'h0000;
+  assign \$1231  = \$1229  | \$1230 ;
+  assign \$1232  = \$1192 [5] ? d_product_5 : 16'h0000;
+  assign \$1233  = \$1231  | \$1232 ;
+  assign \$1234  = \$1192 [6] ? d_product_6 : 16'h0000;
+  assign \$1235  = \$1233  | \$1234 ;
+  assign \$1236  = \$1192 [7] ? d_product_7 : 16'h0000;
+  assign \$1237  = \$1235  | \$1236 ;
+  assign \$1238  = \$1192 [8] ? d_product_8 : 16'h0000;
+  assign \$1239  = \$1237  | \$1238 ;
+  assign \$1240  = \$1192 [9] ? d_product_9 : 16'h0000;
+  assign \$1241  = \$1239  | \$1240 ;
+  assign \$1242  = \$1192 [10] ? d_product_10 : 16'h0000;
+  assign \$1243  = \$1241  | \$1242 ;
+  assign \$1244  = \$1192 [11] ? d_product_11 : 16'h0000;
+  assign \$1245  = \$1243  | \$1244 ;
+  assign \$1246  = \$1192 [12] ? d_product_12 : 16'h0000;
+  assign \$1247  = \$1245  | \$1246 ;
+  assign \$1248  = \$1192 [13] ? d_product_13 : 16'h0000;
+  assign \$1249  = \$1247  | \$1248 ;
+  assign \$1250  = \$1192 [14] ? d_product_14 : 16'h0000;
+  assign \$1251  = \$1249  | \$1250 ;
+  assign \$1252  = \$1192 [15] ? d_product_15 : 16'h0000;
+  assign value0_12 = \$1251  | \$1252 ;
+  assign \$1253  = d_bank0_0 == 4'hd;
+  assign \$1254  = pending0[0] & \$1253 ;
+  assign \$1255  = d_bank0_1 == 4'hd;
+  assign \$1256  = pending0[1] & \$1255 ;
+  assign \$1257  = d_bank0_2 == 4'hd;
+  assign \$1258  = pending0[2] & \$1257 ;
+  assign \$1259  = d_bank0_3 == 4'hd;
+  assign \$1260  = pending0[3] & \$1259 ;
+  assign \$1261  = d_bank0_4 == 4'hd;
+  assign \$1262  = pending0[4] & \$1261 ;
+  assign \$1263  = d_bank0_5 == 4'hd;
+  assign \$1264  = pending0[5] & \$1263 ;
+  assign \$1265  = d_bank0_6 == 4'hd;
+  assign \$1266  = pending0[6] & \$1265 ;
+  assign \$1267  = d_bank0_7 == 4'hd;
+  assign \$1268  = pending0[7] & \$1267 ;
+  assign \$1269  = d_bank0_8 == 4'hd;
+  assign \$1270  = pending0[8] & \$1269 ;
+  assign \$1271  = d_bank0_9 == 4'hd;
+  assign \$1272  = pending0[9] & \$1271 ;
+  assign \$1273  = d_bank0_10 == 4'hd;
+  assign \$1274  = pending0[10] & \$1273 ;
+  assign \$1275  = d_bank0_11 == 4'hd;
+  assign \$1276  = pending0[11] & \$1275 ;
+  assign \$1277  = d_bank0_12 == 4'hd;
+  assign \$1278  = pending0[12] & \$1277 ;
+  assign \$1279  = d_bank0_13 == 4'hd;
+  assign \$1280  = pending0[13] & \$1279 ;
+  assign \$1281  = d_bank0_14 == 4'hd;
+  assign \$1282  = pending0[14] & \$1281 ;
+  assign \$1283  = d_bank0_15 == 4'hd;
+  assign \$1284  = pending0[15] & \$1283 ;
+  assign \$1285  = ~ { \$1284 , \$1282 , \$1280 , \$1278 , \$1276 , \$1274 , \$1272 , \$1270 , \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254  };
+  assign \$1286  = \$1285  + 1'h1;
+  assign \$1287  = { 1'h0, \$1284 , \$1282 , \$1280 , \$1278 , \$1276 , \$1274 , \$1272 , \$1270 , \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254  } & \$1286 ;
+  assign hit0_13 = | { \$1284 , \$1282 , \$1280 , \$1278 , \$1276 , \$1274 , \$1272 , \$1270 , \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254  };
+  assign \$1288  = \$1287 [0] ? d_row0_0 : 4'h0;
+  assign \$1289  = \$1287 [1] ? d_row0_1 : 4'h0;
+  assign \$1290  = \$1288  | \$1289 ;
+  assign \$1291  = \$1287 [2] ? d_row0_2 : 4'h0;
+  assign \$1292  = \$1290  | \$1291 ;
+  assign \$1293  = \$1287 [3] ? d_row0_3 : 4'h0;
+  assign \$1294  = \$1292  | \$1293 ;
+  assign \$1295  = \$1287 [4] ? d_row0_4 : 4'h0;
+  assign \$1296  = \$1294  | \$1295 ;
+  assign \$1297  = \$1287 [5] ? d_row0_5 : 4'h0;
+  assign \$1298  = \$1296  | \$1297 ;
+  assign \$1299  = \$1287 [6] ? d_row0_6 : 4'h0;
+  assign \$1300  = \$1298  | \$1299 ;
+  assign \$1301  = \$1287 [7] ? d_row0_7 : 4'h0;
+  assign \$1302  = \$1300  | \$1301 ;
+  assign \$1303  = \$1287 [8] ? d_row0_8 : 4'h0;
+  assign \$1304  = \$1302  | \$1303 ;
+  assign \$1305  = \$1287 [9] ? d_row0_9 : 4'h0;
+  assign \$1306  = \$1304  | \$1305 ;
+  assign \$1307  = \$1287 [10] ? d_row0_10 : 4'h0;
+  assign \$1308  = \$1306  | \$1307 ;
+  assign \$1309  = \$1287 [11] ? d_row0_11 : 4'h0;
+  assign \$1310  = \$1308  | \$1309 ;
+  assign \$1311  = \$1287 [12] ? d_row0_12 : 4'h0;
+  assign \$1312  = \$1310  | \$1311 ;
+  assign \$1313  = \$1287 [13] ? d_row0_13 : 4'h0;
+  assign \$1314  = \$1312  | \$1313 ;
+  assign \$1315  = \$1287 [14] ? d_row0_14 : 4'h0;
+  assign \$1316  = \$1314  | \$1315 ;
+  assign \$1317  = \$1287 [15] ? d_row0_15 : 4'h0;
+  assign row0_13 = \$1316  | \$1317 ;
+  assign \$1318  = \$1287 [0] ? d_product_0 : 16'h0000;
+  assign \$1319  = \$1287 [1] ? d_product_1 : 16'h0000;
+  assign \$1320  = \$1318  | \$1319 ;
+  assign \$1321  = \$1287 [2] ? d_product_2 : 16'h0000;
+  assign \$1322  = \$1320  | \$1321 ;
+  assign \$1323  = \$1287 [3] ? d_product_3 : 16'h0000;
+  assign \$1324  = \$1322  | \$1323 ;
+  assign \$1325  = \$1287 [4] ? d_product_4 : 16'h0000;
+  assign \$1326  = \$1324  | \$1325 ;
+  assign \$1327  = \$1287 [5] ? d_product_5 : 16'h0000;
+  assign \$1328  = \$1326  | \$1327 ;
+  assign \$1329  = \$1287 [6] ? d_product_6 : 16'h0000;
+  assign \$1330  = \$1328  | \$1329 ;
+  assign \$1331  = \$1287 [7] ? d_product_7 : 16'h0000;
+  assign \$1332  = \$1330  | \$1331 ;
+  assign \$1333  = \$1287 [8] ? d_product_8 : 16'h0000;
+  assign \$1334  = \$1332  | \$1333 ;
+  assign \$1335  = \$1287 [9] ? d_product_9 : 16'h0000;
+  assign \$1336  = \$1334  | \$1335 ;
+  assign \$1337  = \$1287 [10] ? d_product_10 : 16'h0000;
+  assign \$1338  = \$1336  | \$1337 ;
+  assign \$1339  = \$1287 [11] ? d_product_11 : 16'h0000;
+  assign \$1340  = \$1338  | \$1339 ;
+  assign \$1341  = \$1287 [12] ? d_product_12 : 16'h0000;
+  assign \$1342  = \$1340  | \$1341 ;
+  assign \$1343  = \$1287 [13] ? d_product_13 : 16'h0000;
+  assign \$1344  = \$1342  | \$1343 ;
+  assign \$1345  = \$1287 [14] ? d_product_14 : 16'h0000;
+  assign \$1346  = \$1344  | \$1345 ;
+  assign \$1347  = \$1287 [15] ? d_product_15 : 16'h0000;
+  assign value0_13 = \$1346  | \$1347 ;
+  assign \$1348  = d_bank0_0 == 4'he;
+  assign \$1349  = pending0[0] & \$1348 ;
+  assign \$1350  = d_bank0_1 == 4'he;
+  assign \$1351  = pending0[1] & \$1350 ;
+  assign \$1352  = d_bank0_2 == 4'he;
+  assign \$1353  = pending0[2] & \$1352 ;
+  assign \$1354  = d_bank0_3 == 4'he;
+  assign \$1355  = pending0[3] & \$1354 ;
+  assign \$1356  = d_bank0_4 == 4'he;
+  assign \$1357  = pending0[4] & \$1356 ;
+  assign \$1358  = d_bank0_5 == 4'he;
+  assign \$1359  = pending0[5] & \$1358 ;
+  assign \$1360  = d_bank0_6 == 4'he;
+  assign \$1361  = pending0[6] & \$1360 ;
+  assign \$1362  = d_bank0_7 == 4'he;
+  assign \$1363  = pending0[7] & \$1362 ;
+  assign \$1364  = d_bank0_8 == 4'he;
+  assign \$1365  = pending0[8] & \$1364 ;
+  assign \$1366  = d_bank0_9 == 4'he;
+  assign \$1367  = pending0[9] & \$1366 ;
+  assign \$1368  = d_bank0_10 == 4'he;
+  assign \$1369  = pending0[10] & \$1368 ;
+  assign \$1370  = d_bank0_11 == 4'he;
+  assign \$1371  = pending0[11] & \$1370 ;
+  assign \$1372  = d_bank0_12 == 4'he;
+  assign \$1373  = pending0[12] & \$1372 ;
+  assign \$1374  = d_bank0_13 == 4'he;
+  assign \$1375  = pending0[13] & \$1374 ;
+  assign \$1376  = d_bank0_14 == 4'he;
+  assign \$1377  = pending0[14] & \$1376 ;
+  assign \$1378  = d_bank0_15 == 4'he;
+  assign \$1379  = pending0[15] & \$1378 ;
+  assign \$1380  = ~ { \$1379 , \$1377 , \$1375 , \$1373 , \$1371 , \$1369 , \$1367 , \$1365 , \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349  };
+  assign \$1381  = \$1380  + 1'h1;
+  assign \$1382  = { 1'h0, \$1379 , \$1377 , \$1375 , \$1373 , \$1371 , \$1369 , \$1367 , \$1365 , \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349  } & \$1381 ;
+  assign hit0_14 = | { \$1379 , \$1377 , \$1375 , \$1373 , \$1371 , \$1369 , \$1367 , \$1365 , \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349  };
+  assign \$1383  = \$1382 [0] ? d_row0_0 : 4'h0;
+  assign \$1384  = \$1382 [1] ? d_row0_1 : 4'h0;
+  assign \$1385  = \$1383  | \$1384 ;
+  assign \$1386  = \$1382 [2] ? d_row0_2 : 4'h0;
+  assign \$1387  = \$1385  | \$1386 ;
+  assign \$1388  = \$1382 [3] ? d_row0_3 : 4'h0;
+  assign \$1389  = \$1387  | \$1388 ;
+  assign \$1390  = \$1382 [4] ? d_row0_4 : 4'h0;
+  assign \$1391  = \$1389  | \$1390 ;
+  assign \$1392  = \$1382 [5] ? d_row0_5 : 4'h0;
+  assign \$1393  = \$1391  | \$1392 ;
+  assign \$1394  = \$1382 [6] ? d_row0_6 : 4'h0;
+  assign \$1395  = \$1393  | \$1394 ;
+  assign \$1396  = \$1382 [7] ? d_row0_7 : 4'h0;
+  assign \$1397  = \$1395  | \$1396 ;
+  assign \$1398  = \$1382 [8] ? d_row0_8 : 4'h0;
+  assign \$1399  = \$1397  | \$1398 ;
+  assign \$1400  = \$1382 [9] ? d_row0_9 : 4'h0;
+  assign \$1401  = \$1399  | \$1400 ;
+  assign \$1402  = \$1382 [10] ? d_row0_10 : 4'h0;
+  assign \$1403  = \$1401  | \$1402 ;
+  assign \$1404  = \$1382 [11] ? d_row0_11 : 4'h0;
+  assign \$1405  = \$1403  | \$1404 ;
+  assign \$1406  = \$1382 [12] ? d_row0_12 : 4'h0;
+  assign \$1407  = \$1405  | \$1406 ;
+  assign \$1408  = \$1382 [13] ? d_row0_13 : 4'h0;
+  assign \$1409  = \$1407  | \$1408 ;
+  assign \$1410  = \$1382 [14] ? d_row0_14 : 4'h0;
+  assign \$1411  = \$1409  | \$1410 ;
+  assign \$1412  = \$1382 [15] ? d_row0_15 : 4'h0;
+  assign row0_14 = \$1411  | \$1412 ;
+  assign \$1413  = \$1382 [0] ? d_product_0 : 16'h0000;
+  assign \$1414  = \$1382 [1] ? d_product_1 : 16'h0000;
+  assign \$1415  = \$1413  | \$1414 ;
+  assign \$1416  = \$1382 [2] ? d_product_2 : 16'h0000;
+  assign \$1417  = \$1415  | \$1416 ;
+  assign \$1418  = \$1382 [3] ? d_product_3 : 16'h0000;
+  assign \$1419  = \$1417  | \$1418 ;
+  assign \$1420  = \$1382 [4] ? d_product_4 : 16'h0000;
+  assign \$1421  = \$1419  | \$1420 ;
+  assign \$1422  = \$1382 [5] ? d_product_5 : 16'h0000;
+  assign \$1423  = \$1421  | \$1422 ;
+  assign \$1424  = \$1382 [6] ? d_product_6 : 16'h0000;
+  assign \$1425  = \$1423  | \$1424 ;
+  assign \$1426  = \$1382 [7] ? d_product_7 : 16'h0000;
+  assign \$1427  = \$1425  | \$1426 ;
+  assign \$1428  = \$1382 [8] ? d_product_8 : 16'h0000;
+  assign \$1429  = \$1427  | \$1428 ;
+  assign \$1430  = \$1382 [9] ? d_product_9 : 16'h0000;
+  assign \$1431  = \$1429  | \$1430 ;
+  assign \$1432  = \$1382 [10] ? d_product_10 : 16'h0000;
+  assign \$1433  = \$1431  | \$1432 ;
+  assign \$1434  = \$1382 [11] ? d_product_11 : 16'h0000;
+  assign \$1435  = \$1433  | \$1434 ;
+  assign \$1436  = \$1382 [12] ? d_product_12 : 16'h0000;
+  assign \$1437  = \$1435  | \$1436 ;
+  assign \$1438  = \$1382 [13] ? d_product_13 : 16'h0000;
+  assign \$1439  = \$1437  | \$1438 ;
+  assign \$1440  = \$1382 [14] ? d_product_14 : 16'h0000;
+  assign \$1441  = \$1439  | \$1440 ;
+  assign \$1442  = \$1382 [15] ? d_product_15 : 16'h0000;
+  assign value0_14 = \$1441  | \$1442 ;
+  assign \$1443  = d_bank0_0 == 4'hf;
+  assign \$1444  = pending0[0] & \$1443 ;
+  assign \$1445  = d_bank0_1 == 4'hf;
+  assign \$1446  = pending0[1] & \$1445 ;
+  assign \$1447  = d_bank0_2 == 4'hf;
+  assign \$1448  = pending0[2] & \$1447 ;
+  assign \$1449  = d_bank0_3 == 4'hf;
+  assign \$1450  = pending0[3] & \$1449 ;
+  assign \$1451  = d_bank0_4 == 4'hf;
+  assign \$1452  = pending0[4] & \$1451 ;
+  assign \$1453  = d_bank0_5 == 4'hf;
+  assign \$1454  = pending0[5] & \$1453 ;
+  assign \$1455  = d_bank0_6 == 4'hf;
+  assign \$1456  = pending0[6] & \$1455 ;
+  assign \$1457  = d_bank0_7 == 4'hf;
+  assign \$1458  = pending0[7] & \$1457 ;
+  assign \$1459  = d_bank0_8 == 4'hf;
+  assign \$1460  = pending0[8] & \$1459 ;
+  assign \$1461  = d_bank0_9 == 4'hf;
+  assign \$1462  = pending0[9] & \$1461 ;
+  assign \$1463  = d_bank0_10 == 4'hf;
+  assign \$1464  = pending0[10] & \$1463 ;
+  assign \$1465  = d_bank0_11 == 4'hf;
+  assign \$1466  = pending0[11] & \$1465 ;
+  assign \$1467  = d_bank0_12 == 4'hf;
+  assign \$1468  = pending0[12] & \$1467 ;
+  assign \$1469  = d_bank0_13 == 4'hf;
+  assign \$1470  = pending0[13] & \$1469 ;
+  assign \$1471  = d_bank0_14 == 4'hf;
+  assign \$1472  = pending0[14] & \$1471 ;
+  assign \$1473  = d_bank0_15 == 4'hf;
+  assign \$1474  = pending0[15] & \$1473 ;
+  assign \$1475  = ~ { \$1474 , \$1472 , \$1470 , \$1468 , \$1466 , \$1464 , \$1462 , \$1460 , \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444  };
+  assign \$1476  = \$1475  + 1'h1;
+  assign \$1477  = { 1'h0, \$1474 , \$1472 , \$1470 , \$1468 , \$1466 , \$1464 , \$1462 , \$1460 , \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444  } & \$1476 ;
+  assign hit0_15 = | { \$1474 , \$1472 , \$1470 , \$1468 , \$1466 , \$1464 , \$1462 , \$1460 , \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444  };
+  assign \$1478  = \$1477 [0] ? d_row0_0 : 4'h0;
+  assign \$1479  = \$1477 [1] ? d_row0_1 : 4'h0;
+  assign \$1480  = \$1478  | \$1479 ;
+  assign \$1481  = \$1477 [2] ? d_row0_2 : 4'h0;
+  assign \$1482  = \$1480  | \$1481 ;
+  assign \$1483  = \$1477 [3] ? d_row0_3 : 4'h0;
+  assign \$1484  = \$1482  | \$1483 ;
+  assign \$1485  = \$1477 [4] ? d_row0_4 : 4'h0;
+  assign \$1486  = \$1484  | \$1485 ;
+  assign \$1487  = \$1477 [5] ? d_row0_5 : 4'h0;
+  assign \$1488  = \$1486  | \$1487 ;
+  assign \$1489  = \$1477 [6] ? d_row0_6 : 4'h0;
+  assign \$1490  = \$1488  | \$1489 ;
+  assign \$1491  = \$1477 [7] ? d_row0_7 : 4'h0;
+  assign \$1492  = \$1490  | \$1491 ;
+  assign \$1493  = \$1477 [8] ? d_row0_8 : 4'h0;
+  assign \$1494  = \$1492  | \$1493 ;
+  assign \$1495  = \$1477 [9] ? d_row0_9 : 4'h0;
+  assign \$1496  = \$1494  | \$1495 ;
+  assign \$1497  = \$1477 [10] ? d_row0_10 : 4'h0;
+  assign \$1498  = \$1496  | \$1497 ;
+  assign \$1499  = \$1477 [11] ? d_row0_11 : 4'h0;
+  assign \$1500  = \$1498  | \$1499 ;
+  assign \$1501  = \$1477 [12] ? d_row0_12 : 4'h0;
+  assign \$1502  = \$1500  | \$1501 ;
+  assign \$1503  = \$1477 [13] ? d_row0_13 : 4'h0;
+  assign \$1504  = \$1502  | \$1503 ;
+  assign \$1505  = \$1477 [14] ? d_row0_14 : 4'h0;
+  assign \$1506  = \$1504  | \$1505 ;
+  assign \$1507  = \$1477 [15] ? d_row0_15 : 4'h0;
+  assign row0_15 = \$1506  | \$1507 ;
+  assign \$1508  = \$1477 [0] ? d_product_0 : 16'h0000;
+  assign \$1509  = \$1477 [1] ? d_product_1 : 16'h0000;
+  assign \$1510  = \$1508  | \$1509 ;
+  assign \$1511  = \$1477 [2] ? d_product_2 : 16'h0000;
+  assign \$1512  = \$1510  | \$1511 ;
+  assign \$1513  = \$1477 [3] ? d_product_3 : 16'h0000;
+  assign \$1514  = \$1512  | \$1513 ;
+  assign \$1515  = \$1477 [4] ? d_product_4 : 16'h0000;
+  assign \$1516  = \$1514  | \$1515 ;
+  assign \$1517  = \$1477 [5] ? d_product_5 : 16'h0000;
+  assign \$1518  = \$1516  | \$1517 ;
+  assign \$1519  = \$1477 [6] ? d_product_6 : 16'h0000;
+  assign \$1520  = \$1518  | \$1519 ;
+  assign \$1521  = \$1477 [7] ? d_product_7 : 16'h0000;
+  assign \$1522  = \$1520  | \$1521 ;
+  assign \$1523  = \$1477 [8] ? d_product_8 : 16'h0000;
+  assign \$1524  = \$1522  | \$1523 ;
+  assign \$1525  = \$1477 [9] ? d_product_9 : 16'h0000;
+  assign \$1526  = \$1524  | \$1525 ;
+  assign \$1527  = \$1477 [10] ? d_product_10 : 16'h0000;
+  assign \$1528  = \$1526  | \$1527 ;
+  assign \$1529  = \$1477 [11] ? d_product_11 : 16'h0000;
+  assign \$1530  = \$1528  | \$1529 ;
+  assign \$1531  = \$1477 [12] ? d_product_12 : 16'h0000;
+  assign \$1532  = \$1530  | \$1531 ;
+  assign \$1533  = \$1477 [13] ? d_product_13 : 16'h0000;
+  assign \$1534  = \$1532  | \$1533 ;
+  assign \$1535  = \$1477 [14] ? d_product_14 : 16'h0000;
+  assign \$1536  = \$1534  | \$1535 ;
+  assign \$1537  = \$1477 [15] ? d_product_15 : 16'h0000;
+  assign value0_15 = \$1536  | \$1537 ;
+  assign \$1538  = d_bank0_0 == 5'h10;
+  assign \$1539  = pending0[0] & \$1538 ;
+  assign \$1540  = d_bank0_1 == 5'h10;
+  assign \$1541  = pending0[1] & \$1540 ;
+  assign \$1542  = d_bank0_2 == 5'h10;
+  assign \$1543  = pending0[2] & \$1542 ;
+  assign \$1544  = d_bank0_3 == 5'h10;
+  assign \$1545  = pending0[3] & \$1544 ;
+  assign \$1546  = d_bank0_4 == 5'h10;
+  assign \$1547  = pending0[4] & \$1546 ;
+  assign \$1548  = d_bank0_5 == 5'h10;
+  assign \$1549  = pending0[5] & \$1548 ;
+  assign \$1550  = d_bank0_6 == 5'h10;
+  assign \$1551  = pending0[6] & \$1550 ;
+  assign \$1552  = d_bank0_7 == 5'h10;
+  assign \$1553  = pending0[7] & \$1552 ;
+  assign \$1554  = d_bank0_8 == 5'h10;
+  assign \$1555  = pending0[8] & \$1554 ;
+  assign \$1556  = d_bank0_9 == 5'h10;
+  assign \$1557  = pending0[9] & \$1556 ;
+  assign \$1558  = d_bank0_10 == 5'h10;
+  assign \$1559  = pending0[10] & \$1558 ;
+  assign \$1560  = d_bank0_11 == 5'h10;
+  assign \$1561  = pending0[11] & \$1560 ;
+  assign \$1562  = d_bank0_12 == 5'h10;
+  assign \$1563  = pending0[12] & \$1562 ;
+  assign \$1564  = d_bank0_13 == 5'h10;
+  assign \$1565  = pending0[13] & \$1564 ;
+  assign \$1566  = d_bank0_14 == 5'h10;
+  assign \$1567  = pending0[14] & \$1566 ;
+  assign \$1568  = d_bank0_15 == 5'h10;
+  assign \$1569  = pending0[15] & \$1568 ;
+  assign \$1570  = ~ { \$1569 , \$1567 , \$1565 , \$1563 , \$1561 , \$1559 , \$1557 , \$1555 , \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539  };
+  assign \$1571  = \$1570  + 1'h1;
+  assign \$1572  = { 1'h0, \$1569 , \$1567 , \$1565 , \$1563 , \$1561 , \$1559 , \$1557 , \$1555 , \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539  } & \$1571 ;
+  assign hit0_16 = | { \$1569 , \$1567 , \$1565 , \$1563 , \$1561 , \$1559 , \$1557 , \$1555 , \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539  };
+  assign \$1573  = \$1572 [0] ? d_row0_0 : 4'h0;
+  assign \$1574  = \$1572 [1] ? d_row0_1 : 4'h0;
+  assign \$1575  = \$1573  | \$1574 ;
+  assign \$1576  = \$1572 [2] ? d_row0_2 : 4'h0;
+  assign \$1577  = \$1575  | \$1576 ;
+  assign \$1578  = \$1572 [3] ? d_row0_3 : 4'h0;
+  assign \$1579  = \$1577  | \$1578 ;
+  assign \$1580  = \$1572 [4] ? d_row0_4 : 4'h0;
+  assign \$1581  = \$1579  | \$1580 ;
+  assign \$1582  = \$1572 [5] ? d_row0_5 : 4'h0;
+  assign \$1583  = \$1581  | \$1582 ;
+  assign \$1584  = \$1572 [6] ? d_row0_6 : 4'h0;
+  assign \$1585  = \$1583  | \$1584 ;
+  assign \$1586  = \$1572 [7] ? d_row0_7 : 4'h0;
+  assign \$1587  = \$1585  | \$1586 ;
+  assign \$1588  = \$1572 [8] ? d_row0_8 : 4'h0;
+  assign \$1589  = \$1587  | \$1588 ;
+  assign \$1590  = \$1572 [9] ? d_row0_9 : 4'h0;
+  assign \$1591  = \$1589  | \$1590 ;
+  assign \$1592  = \$1572 [10] ? d_row0_10 : 4'h0;
+  assign \$1593  = \$1591  | \$1592 ;
+  assign \$1594  = \$1572 [11] ? d_row0_11 : 4'h0;
+  assign \$1595  = \$1593  | \$1594 ;
+  assign \$1596  = \$1572 [12] ? d_row0_12 : 4'h0;
+  assign \$1597  = \$1595  | \$1596 ;
+  assign \$1598  = \$1572 [13] ? d_row0_13 : 4'h0;
+  assign \$1599  = \$1597  | \$1598 ;
+  assign \$1600  = \$1572 [14] ? d_row0_14 : 4'h0;
+  assign \$1601  = \$1599  | \$1600 ;
+  assign \$1602  = \$1572 [15] ? d_row0_15 : 4'h0;
+  assign row0_16 = \$1601  | \$1602 ;
+  assign \$1603  = \$1572 [0] ? d_product_0 : 16'h0000;
+  assign \$1604  = \$1572 [1] ? d_product_1 : 16'h0000;
+  assign \$1605  = \$1603  | \$1604 ;
+  assign \$1606  = \$1572 [2] ? d_product_2 : 16'h0000;
+  assign \$1607  = \$1605  | \$1606 ;
+  assign \$1608  = \$1572 [3] ? d_product_3 : 16'h0000;
+  assign \$1609  = \$1607  | \$1608 ;
+  assign \$1610  = \$1572 [4] ? d_product_4 : 16'h0000;
+  assign \$1611  = \$1609  | \$1610 ;
+  assign \$1612  = \$1572 [5] ? d_product_5 : 16'h0000;
+  assign \$1613  = \$1611  | \$1612 ;
+  assign \$1614  = \$1572 [6] ? d_product_6 : 16'h0000;
+  assign \$1615  = \$1613  | \$1614 ;
+  assign \$1616  = \$1572 [7] ? d_product_7 : 16'h0000;
+  assign \$1617  = \$1615  | \$1616 ;
+  assign \$1618  = \$1572 [8] ? d_product_8 : 16'h0000;
+  assign \$1619  = \$1617  | \$1618 ;
+  assign \$1620  = \$1572 [9] ? d_product_9 : 16'h0000;
+  assign \$1621  = \$1619  | \$1620 ;
+  assign \$1622  = \$1572 [10] ? d_product_10 : 16'h0000;
+  assign \$1623  = \$1621  | \$1622 ;
+  assign \$1624  = \$1572 [11] ? d_product_11 : 16'h0000;
+  assign \$1625  = \$1623  | \$1624 ;
+  assign \$1626  = \$1572 [12] ? d_product_12 : 16'h0000;
+  assign \$1627  = \$1625  | \$1626 ;
+  assign \$1628  = \$1572 [13] ? d_product_13 : 16'h0000;
+  assign \$1629  = \$1627  | \$1628 ;
+  assign \$1630  = \$1572 [14] ? d_product_14 : 16'h0000;
+  assign \$1631  = \$1629  | \$1630 ;
+  assign \$1632  = \$1572 [15] ? d_product_15 : 16'h0000;
+  assign value0_16 = \$1631  | \$1632 ;
+  assign \$1633  = d_bank0_0 == 5'h11;
+  assign \$1634  = pending0[0] & \$1633 ;
+  assign \$1635  = d_bank0_1 == 5'h11;
+  assign \$1636  = pending0[1] & \$1635 ;
+  assign \$1637  = d_bank0_2 == 5'h11;
+  assign \$1638  = pending0[2] & \$1637 ;
+  assign \$1639  = d_bank0_3 == 5'h11;
+  assign \$1640  = pending0[3] & \$1639 ;
+  assign \$1641  = d_bank0_4 == 5'h11;
+  assign \$1642  = pending0[4] & \$1641 ;
+  assign \$1643  = d_bank0_5 == 5'h11;
+  assign \$1644  = pending0[5] & \$1643 ;
+  assign \$1645  = d_bank0_6 == 5'h11;
+  assign \$1646  = pending0[6] & \$1645 ;
+  assign \$1647  = d_bank0_7 == 5'h11;
+  assign \$1648  = pending0[7] & \$1647 ;
+  assign \$1649  = d_bank0_8 == 5'h11;
+  assign \$1650  = pending0[8] & \$1649 ;
+  assign \$1651  = d_bank0_9 == 5'h11;
+  assign \$1652  = pending0[9] & \$1651 ;
+  assign \$1653  = d_bank0_10 == 5'h11;
+  assign \$1654  = pending0[10] & \$1653 ;
+  assign \$1655  = d_bank0_11 == 5'h11;
+  assign \$1656  = pending0[11] & \$1655 ;
+  assign \$1657  = d_bank0_12 == 5'h11;
+  assign \$1658  = pending0[12] & \$1657 ;
+  assign \$1659  = d_bank0_13 == 5'h11;
+  assign \$1660  = pending0[13] & \$1659 ;
+  assign \$1661  = d_bank0_14 == 5'h11;
+  assign \$1662  = pending0[14] & \$1661 ;
+  assign \$1663  = d_bank0_15 == 5'h11;
+  assign \$1664  = pending0[15] & \$1663 ;
+  assign \$1665  = ~ { \$1664 , \$1662 , \$1660 , \$1658 , \$1656 , \$1654 , \$1652 , \$1650 , \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634  };
+  assign \$1666  = \$1665  + 1'h1;
+  assign \$1667  = { 1'h0, \$1664 , \$1662 , \$1660 , \$1658 , \$1656 , \$1654 , \$1652 , \$1650 , \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634  } & \$1666 ;
+  assign hit0_17 = | { \$1664 , \$1662 , \$1660 , \$1658 , \$1656 , \$1654 , \$1652 , \$1650 , \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634  };
+  assign \$1668  = \$1667 [0] ? d_row0_0 : 4'h0;
+  assign \$1669  = \$1667 [1] ? d_row0_1 : 4'h0;
+  assign \$1670  = \$1668  | \$1669 ;
+  assign \$1671  = \$1667 [2] ? d_row0_2 : 4'h0;
+  assign \$1672  = \$1670  | \$1671 ;
+  assign \$1673  = \$1667 [3] ? d_row0_3 : 4'h0;
+  assign \$1674  = \$1672  | \$1673 ;
+  assign \$1675  = \$1667 [4] ? d_row0_4 : 4'h0;
+  assign \$1676  = \$1674  | \$1675 ;
+  assign \$1677  = \$1667 [5] ? d_row0_5 : 4'h0;
+  assign \$1678  = \$1676  | \$1677 ;
+  assign \$1679  = \$1667 [6] ? d_row0_6 : 4'h0;
+  assign \$1680  = \$1678  | \$1679 ;
+  assign \$1681  = \$1667 [7] ? d_row0_7 : 4'h0;
+  assign \$1682  = \$1680  | \$1681 ;
+  assign \$1683  = \$1667 [8] ? d_row0_8 : 4'h0;
+  assign \$1684  = \$1682  | \$1683 ;
+  assign \$1685  = \$1667 [9] ? d_row0_9 : 4'h0;
+  assign \$1686  = \$1684  | \$1685 ;
+  assign \$1687  = \$1667 [10] ? d_row0_10 : 4'h0;
+  assign \$1688  = \$1686  | \$1687 ;
+  assign \$1689  = \$1667 [11] ? d_row0_11 : 4'h0;
+  assign \$1690  = \$1688  | \$1689 ;
+  assign \$1691  = \$1667 [12] ? d_row0_12 : 4'h0;
+  assign \$1692  = \$1690  | \$1691 ;
+  assign \$1693  = \$1667 [13] ? d_row0_13 : 4'h0;
+  assign \$1694  = \$1692  | \$1693 ;
+  assign \$1695  = \$1667 [14] ? d_row0_14 : 4'h0;
+  assign \$1696  = \$1694  | \$1695 ;
+  assign \$1697  = \$1667 [15] ? d_row0_15 : 4'h0;
+  assign row0_17 = \$1696  | \$1697 ;
+  assign \$1698  = \$1667 [0] ? d_product_0 : 16'h0000;
+  assign \$1699  = \$1667 [1] ? d_product_1 : 16'h0000;
+  assign \$1700  = \$1698  | \$1699 ;
+  assign \$1701  = \$1667 [2] ? d_product_2 : 16'h0000;
+  assign \$1702  = \$1700  | \$1701 ;
+  assign \$1703  = \$1667 [3] ? d_product_3 : 16'h0000;
+  assign \$1704  = \$1702  | \$1703 ;
+  assign \$1705  = \$1667 [4] ? d_product_4 : 16'h0000;
+  assign \$1706  = \$1704  | \$1705 ;
+  assign \$1707  = \$1667 [5] ? d_product_5 : 16'h0000;
+  assign \$1708  = \$1706  | \$1707 ;
+  assign \$1709  = \$1667 [6] ? d_product_6 : 16'h0000;
+  assign \$1710  = \$1708  | \$1709 ;
+  assign \$1711  = \$1667 [7] ? d_product_7 : 16'h0000;
+  assign \$1712  = \$1710  | \$1711 ;
+  assign \$1713  = \$1667 [8] ? d_product_8 : 16'h0000;
+  assign \$1714  = \$1712  | \$1713 ;
+  assign \$1715  = \$1667 [9] ? d_product_9 : 16'h0000;
+  assign \$1716  = \$1714  | \$1715 ;
+  assign \$1717  = \$1667 [10] ? d_product_10 : 16'h0000;
+  assign \$1718  = \$1716  | \$1717 ;
+  assign \$1719  = \$1667 [11] ? d_product_11 : 16'h0000;
+  assign \$1720  = \$1718  | \$1719 ;
+  assign \$1721  = \$1667 [12] ? d_product_12 : 16'h0000;
+  assign \$1722  = \$1720  | \$1721 ;
+  assign \$1723  = \$1667 [13] ? d_product_13 : 16'h0000;
+  assign \$1724  = \$1722  | \$1723 ;
+  assign \$1725  = \$1667 [14] ? d_product_14 : 16'h0000;
+  assign \$1726  = \$1724  | \$1725 ;
+  assign \$1727  = \$1667 [15] ? d_product_15 : 16'h0000;
+  assign value0_17 = \$1726  | \$1727 ;
+  assign \$1728  = d_bank0_0 == 5'h12;
+  assign \$1729  = pending0[0] & \$1728 ;
+  assign \$1730  = d_bank0_1 == 5'h12;
+  assign \$1731  = pending0[1] & \$1730 ;
+  assign \$1732  = d_bank0_2 == 5'h12;
+  assign \$1733  = pending0[2] & \$1732 ;
+  assign \$1734  = d_bank0_3 == 5'h12;
+  assign \$1735  = pending0[3] & \$1734 ;
+  assign \$1736  = d_bank0_4 == 5'h12;
+  assign \$1737  = pending0[4] & \$1736 ;
+  assign \$1738  = d_bank0_5 == 5'h12;
+  assign \$1739  = pending0[5] & \$1738 ;
+  assign \$1740  = d_bank0_6 == 5'h12;
+  assign \$1741  = pending0[6] & \$1740 ;
+  assign \$1742  = d_bank0_7 == 5'h12;
+  assign \$1743  = pending0[7] & \$1742 ;
+  assign \$1744  = d_bank0_8 == 5'h12;
+  assign \$1745  = pending0[8] & \$1744 ;
+  assign \$1746  = d_bank0_9 == 5'h12;
+  assign \$1747  = pending0[9] & \$1746 ;
+  assign \$1748  = d_bank0_10 == 5'h12;
+  assign \$1749  = pending0[10] & \$1748 ;
+  assign \$1750  = d_bank0_11 == 5'h12;
+  assign \$1751  = pending0[11] & \$1750 ;
+  assign \$1752  = d_bank0_12 == 5'h12;
+  assign \$1753  = pending0[12] & \$1752 ;
+  assign \$1754  = d_bank0_13 == 5'h12;
+  assign \$1755  = pending0[13] & \$1754 ;
+  assign \$1756  = d_bank0_14 == 5'h12;
+  assign \$1757  = pending0[14] & \$1756 ;
+  assign \$1758  = d_bank0_15 == 5'h12;
+  assign \$1759  = pending0[15] & \$1758 ;
+  assign \$1760  = ~ { \$1759 , \$1757 , \$1755 , \$1753 , \$1751 , \$1749 , \$1747 , \$1745 , \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729  };
+  assign \$1761  = \$1760  + 1'h1;
+  assign \$1762  = { 1'h0, \$1759 , \$1757 , \$1755 , \$1753 , \$1751 , \$1749 , \$1747 , \$1745 , \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729  } & \$1761 ;
+  assign hit0_18 = | { \$1759 , \$1757 , \$1755 , \$1753 , \$1751 , \$1749 , \$1747 , \$1745 , \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729  };
+  assign \$1763  = \$1762 [0] ? d_row0_0 : 4'h0;
+  assign \$1764  = \$1762 [1] ? d_row0_1 : 4'h0;
+  assign \$1765  = \$1763  | \$1764 ;
+  assign \$1766  = \$1762 [2] ? d_row0_2 : 4'h0;
+  assign \$1767  = \$1765  | \$1766 ;
+  assign \$1768  = \$1762 [3] ? d_row0_3 : 4'h0;
+  assign \$1769  = \$1767  | \$1768 ;
+  assign \$1770  = \$1762 [4] ? d_row0_4 : 4'h0;
+  assign \$1771  = \$1769  | \$1770 ;
+  assign \$1772  = \$1762 [5] ? d_row0_5 : 4'h0;
+  assign \$1773  = \$1771  | \$1772 ;
+  assign \$1774  = \$1762 [6] ? d_row0_6 : 4'h0;
+  assign \$1775  = \$1773  | \$1774 ;
+  assign \$1776  = \$1762 [7] ? d_row0_7 : 4'h0;
+  assign \$1777  = \$1775  | \$1776 ;
+  assign \$1778  = \$1762 [8] ? d_row0_8 : 4'h0;
+  assign \$1779  = \$1777  | \$1778 ;
+  assign \$1780  = \$1762 [9] ? d_row0_9 : 4'h0;
+  assign \$1781  = \$1779  | \$1780 ;
+  assign \$1782  = \$1762 [10] ? d_row0_10 : 4'h0;
+  assign \$1783  = \$1781  | \$1782 ;
+  assign \$1784  = \$1762 [11] ? d_row0_11 : 4'h0;
+  assign \$1785  = \$1783  | \$1784 ;
+  assign \$1786  = \$1762 [12] ? d_row0_12 : 4'h0;
+  assign \$1787  = \$1785  | \$1786 ;
+  assign \$1788  = \$1762 [13] ? d_row0_13 : 4'h0;
+  assign \$1789  = \$1787  | \$1788 ;
+  assign \$1790  = \$1762 [14] ? d_row0_14 : 4'h0;
+  assign \$1791  = \$1789  | \$1790 ;
+  assign \$1792  = \$1762 [15] ? d_row0_15 : 4'h0;
+  assign row0_18 = \$1791  | \$1792 ;
+  assign \$1793  = \$1762 [0] ? d_product_0 : 16'h0000;
+  assign \$1794  = \$1762 [1] ? d_product_1 : 16'h0000;
+  assign \$1795  = \$1793  | \$1794 ;
+  assign \$1796  = \$1762 [2] ? d_product_2 : 16'h0000;
+  assign \$1797  = \$1795  | \$1796 ;
+  assign \$1798  = \$1762 [3] ? d_product_3 : 16'h0000;
+  assign \$1799  = \$1797  | \$1798 ;
+  assign \$1800  = \$1762 [4] ? d_product_4 : 16'h0000;
+  assign \$1801  = \$1799  | \$1800 ;
+  assign \$1802  = \$1762 [5] ? d_product_5 : 16'h0000;
+  assign \$1803  = \$1801  | \$1802 ;
+  assign \$1804  = \$1762 [6] ? d_product_6 : 16'h0000;
+  assign \$1805  = \$1803  | \$1804 ;
+  assign \$1806  = \$1762 [7] ? d_product_7 : 16'h0000;
+  assign \$1807  = \$1805  | \$1806 ;
+  assign \$1808  = \$1762 [8] ? d_product_8 : 16'h0000;
+  assign \$1809  = \$1807  | \$1808 ;
+  assign \$1810  = \$1762 [9] ? d_product_9 : 16'h0000;
+  assign \$1811  = \$1809  | \$1810 ;
+  assign \$1812  = \$1762 [10] ? d_product_10 : 16'h0000;
+  assign \$1813  = \$1811  | \$1812 ;
+  assign \$1814  = \$1762 [11] ? d_product_11 : 16'h0000;
+  assign \$1815  = \$1813  | \$1814 ;
+  assign \$1816  = \$1762 [12] ? d_product_12 : 16'h0000;
+  assign \$1817  = \$1815  | \$1816 ;
+  assign \$1818  = \$1762 [13] ? d_product_13 : 16'h0000;
+  assign \$1819  = \$1817  | \$1818 ;
+  assign \$1820  = \$1762 [14] ? d_product_14 : 16'h0000;
+  assign \$1821  = \$1819  | \$1820 ;
+  assign \$1822  = \$1762 [15] ? d_product_15 : 16'h0000;
+  assign value0_18 = \$1821  | \$1822 ;
+  assign \$1823  = d_bank0_0 == 5'h13;
+  assign \$1824  = pending0[0] & \$1823 ;
+  assign \$1825  = d_bank0_1 == 5'h13;
+  assign \$1826  = pending0[1] & \$1825 ;
+  assign \$1827  = d_bank0_2 == 5'h13;
+  assign \$1828  = pending0[2] & \$1827 ;
+  assign \$1829  = d_bank0_3 == 5'h13;
+  assign \$1830  = pending0[3] & \$1829 ;
+  assign \$1831  = d_bank0_4 == 5'h13;
+  assign \$1832  = pending0[4] & \$1831 ;
+  assign \$1833  = d_bank0_5 == 5'h13;
+  assign \$1834  = pending0[5] & \$1833 ;
+  assign \$1835  = d_bank0_6 == 5'h13;
+  assign \$1836  = pending0[6] & \$1835 ;
+  assign \$1837  = d_bank0_7 == 5'h13;
+  assign \$1838  = pending0[7] & \$1837 ;
+  assign \$1839  = d_bank0_8 == 5'h13;
+  assign \$1840  = pending0[8] & \$1839 ;
+  assign \$1841  = d_bank0_9 == 5'h13;
+  assign \$1842  = pending0[9] & \$1841 ;
+  assign \$1843  = d_bank0_10 == 5'h13;
+  assign \$1844  = pending0[10] & \$1843 ;
+  assign \$1845  = d_bank0_11 == 5'h13;
+  assign \$1846  = pending0[11] & \$1845 ;
+  assign \$1847  = d_bank0_12 == 5'h13;
+  assign \$1848  = pending0[12] & \$1847 ;
+  assign \$1849  = d_bank0_13 == 5'h13;
+  assign \$1850  = pending0[13] & \$1849 ;
+  assign \$1851  = d_bank0_14 == 5'h13;
+  assign \$1852  = pending0[14] & \$1851 ;
+  assign \$1853  = d_bank0_15 == 5'h13;
+  assign \$1854  = pending0[15] & \$1853 ;
+  assign \$1855  = ~ { \$1854 , \$1852 , \$1850 , \$1848 , \$1846 , \$1844 , \$1842 , \$1840 , \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824  };
+  assign \$1856  = \$1855  + 1'h1;
+  assign \$1857  = { 1'h0, \$1854 , \$1852 , \$1850 , \$1848 , \$1846 , \$1844 , \$1842 , \$1840 , \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824  } & \$1856 ;
+  assign hit0_19 = | { \$1854 , \$1852 , \$1850 , \$1848 , \$1846 , \$1844 , \$1842 , \$1840 , \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824  };
+  assign \$1858  = \$1857 [0] ? d_row0_0 : 4'h0;
+  assign \$1859  = \$1857 [1] ? d_row0_1 : 4'h0;
+  assign \$1860  = \$1858  | \$1859 ;
+  assign \$1861  = \$1857 [2] ? d_row0_2 : 4'h0;
+  assign \$1862  = \$1860  | \$1861 ;
+  assign \$1863  = \$1857 [3] ? d_row0_3 : 4'h0;
+  assign \$1864  = \$1862  | \$1863 ;
+  assign \$1865  = \$1857 [4] ? d_row0_4 : 4'h0;
+  assign \$1866  = \$1864  | \$1865 ;
+  assign \$1867  = \$1857 [5] ? d_row0_5 : 4'h0;
+  assign \$1868  = \$1866  | \$1867 ;
+  assign \$1869  = \$1857 [6] ? d_row0_6 : 4'h0;
+  assign \$1870  = \$1868  | \$1869 ;
+  assign \$1871  = \$1857 [7] ? d_row0_7 : 4'h0;
+  assign \$1872  = \$1870  | \$1871 ;
+  assign \$1873  = \$1857 [8] ? d_row0_8 : 4'h0;
+  assign \$1874  = \$1872  | \$1873 ;
+  assign \$1875  = \$1857 [9] ? d_row0_9 : 4'h0;
+  assign \$1876  = \$1874  | \$1875 ;
+  assign \$1877  = \$1857 [10] ? d_row0_10 : 4'h0;
+  assign \$1878  = \$1876  | \$1877 ;
+  assign \$1879  = \$1857 [11] ? d_row0_11 : 4'h0;
+  assign \$1880  = \$1878  | \$1879 ;
+  assign \$1881  = \$1857 [12] ? d_row0_12 : 4'h0;
+  assign \$1882  = \$1880  | \$1881 ;
+  assign \$1883  = \$1857 [13] ? d_row0_13 : 4'h0;
+  assign \$1884  = \$1882  | \$1883 ;
+  assign \$1885  = \$1857 [14] ? d_row0_14 : 4'h0;
+  assign \$1886  = \$1884  | \$1885 ;
+  assign \$1887  = \$1857 [15] ? d_row0_15 : 4'h0;
+  assign row0_19 = \$1886  | \$1887 ;
+  assign \$1888  = \$1857 [0] ? d_product_0 : 16'h0000;
+  assign \$1889  = \$1857 [1] ? d_product_1 : 16'h0000;
+  assign \$1890  = \$1888  | \$1889 ;
+  assign \$1891  = \$1857 [2] ? d_product_2 : 16'h0000;
+  assign \$1892  = \$1890  | \$1891 ;
+  assign \$1893  = \$1857 [3] ? d_product_3 : 16'h0000;
+  assign \$1894  = \$1892  | \$1893 ;
+  assign \$1895  = \$1857 [4] ? d_product_4 : 16'h0000;
+  assign \$1896  = \$1894  | \$1895 ;
+  assign \$1897  = \$1857 [5] ? d_product_5 : 16'h0000;
+  assign \$1898  = \$1896  | \$1897 ;
+  assign \$1899  = \$1857 [6] ? d_product_6 : 16'h0000;
+  assign \$1900  = \$1898  | \$1899 ;
+  assign \$1901  = \$1857 [7] ? d_product_7 : 16'h0000;
+  assign \$1902  = \$1900  | \$1901 ;
+  assign \$1903  = \$1857 [8] ? d_product_8 : 16'h0000;
+  assign \$1904  = \$1902  | \$1903 ;
+  assign \$1905  = \$1857 [9] ? d_product_9 : 16'h0000;
+  assign \$1906  = \$1904  | \$1905 ;
+  assign \$1907  = \$1857 [10] ? d_product_10 : 16'h0000;
+  assign \$1908  = \$1906  | \$1907 ;
+  assign \$1909  = \$1857 [11] ? d_product_11 : 16'h0000;
+  assign \$1910  = \$1908  | \$1909 ;
+  assign \$1911  = \$1857 [12] ? d_product_12 : 16'h0000;
+  assign \$1912  = \$1910  | \$1911 ;
+  assign \$1913  = \$1857 [13] ? d_product_13 : 16'h0000;
+  assign \$1914  = \$1912  | \$1913 ;
+  assign \$1915  = \$1857 [14] ? d_product_14 : 16'h0000;
+  assign \$1916  = \$1914  | \$1915 ;
+  assign \$1917  = \$1857 [15] ? d_product_15 : 16'h0000;
+  assign value0_19 = \$1916  | \$1917 ;
+  assign \$1918  = d_bank0_0 == 5'h14;
+  assign \$1919  = pending0[0] & \$1918 ;
+  assign \$1920  = d_bank0_1 == 5'h14;
+  assign \$1921  = pending0[1] & \$1920 ;
+  assign \$1922  = d_bank0_2 == 5'h14;
+  assign \$1923  = pending0[2] & \$1922 ;
+  assign \$1924  = d_bank0_3 == 5'h14;
+  assign \$1925  = pending0[3] & \$1924 ;
+  assign \$1926  = d_bank0_4 == 5'h14;
+  assign \$1927  = pending0[4] & \$1926 ;
+  assign \$1928  = d_bank0_5 == 5'h14;
+  assign \$1929  = pending0[5] & \$1928 ;
+  assign \$1930  = d_bank0_6 == 5'h14;
+  assign \$1931  = pending0[6] & \$1930 ;
+  assign \$1932  = d_bank0_7 == 5'h14;
+  assign \$1933  = pending0[7] & \$1932 ;
+  assign \$1934  = d_bank0_8 == 5'h14;
+  assign \$1935  = pending0[8] & \$1934 ;
+  assign \$1936  = d_bank0_9 == 5'h14;
+  assign \$1937  = pending0[9] & \$1936 ;
+  assign \$1938  = d_bank0_10 == 5'h14;
+  assign \$1939  = pending0[10] & \$1938 ;
+  assign \$1940  = d_bank0_11 == 5'h14;
+  assign \$1941  = pending0[11] & \$1940 ;
+  assign \$1942  = d_bank0_12 == 5'h14;
+  assign \$1943  = pending0[12] & \$1942 ;
+  assign \$1944  = d_bank0_13 == 5'h14;
+  assign \$1945  = pending0[13] & \$1944 ;
+  assign \$1946  = d_bank0_14 == 5'h14;
+  assign \$1947  = pending0[14] & \$1946 ;
+  assign \$1948  = d_bank0_15 == 5'h14;
+  assign \$1949  = pending0[15] & \$1948 ;
+  assign \$1950  = ~ { \$1949 , \$1947 , \$1945 , \$1943 , \$1941 , \$1939 , \$1937 , \$1935 , \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919  };
+  assign \$1951  = \$1950  + 1'h1;
+  assign \$1952  = { 1'h0, \$1949 , \$1947 , \$1945 , \$1943 , \$1941 , \$1939 , \$1937 , \$1935 , \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919  } & \$1951 ;
+  assign hit0_20 = | { \$1949 , \$1947 , \$1945 , \$1943 , \$1941 , \$1939 , \$1937 , \$1935 , \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919  };
+  assign \$1953  = \$1952 [0] ? d_row0_0 : 4'h0;
+  assign \$1954  = \$1952 [1] ? d_row0_1 : 4'h0;
+  assign \$1955  = \$1953  | \$1954 ;
+  assign \$1956  = \$1952 [2] ? d_row0_2 : 4'h0;
+  assign \$1957  = \$1955  | \$1956 ;
+  assign \$1958  = \$1952 [3] ? d_row0_3 : 4'h0;
+  assign \$1959  = \$1957  | \$1958 ;
+  assign \$1960  = \$1952 [4] ? d_row0_4 : 4'h0;
+  assign \$1961  = \$1959  | \$1960 ;
+  assign \$1962  = \$1952 [5] ? d_row0_5 : 4'h0;
+  assign \$1963  = \$1961  | \$1962 ;
+  assign \$1964  = \$1952 [6] ? d_row0_6 : 4'h0;
+  assign \$1965  = \$1963  | \$1964 ;
+  assign \$1966  = \$1952 [7] ? d_row0_7 : 4'h0;
+  assign \$1967  = \$1965  | \$1966 ;
+  assign \$1968  = \$1952 [8] ? d_row0_8 : 4'h0;
+  assign \$1969  = \$1967  | \$1968 ;
+  assign \$1970  = \$1952 [9] ? d_row0_9 : 4'h0;
+  assign \$1971  = \$1969  | \$1970 ;
+  assign \$1972  = \$1952 [10] ? d_row0_10 : 4'h0;
+  assign \$1973  = \$1971  | \$1972 ;
+  assign \$1974  = \$1952 [11] ? d_row0_11 : 4'h0;
+  assign \$1975  = \$1973  | \$1974 ;
+  assign \$1976  = \$1952 [12] ? d_row0_12 : 4'h0;
+  assign \$1977  = \$1975  | \$1976 ;
+  assign \$1978  = \$1952 [13] ? d_row0_13 : 4'h0;
+  assign \$1979  = \$1977  | \$1978 ;
+  assign \$1980  = \$1952 [14] ? d_row0_14 : 4'h0;
+  assign \$1981  = \$1979  | \$1980 ;
+  assign \$1982  = \$1952 [15] ? d_row0_15 : 4'h0;
+  assign row0_20 = \$1981  | \$1982 ;
+  assign \$1983  = \$1952 [0] ? d_product_0 : 16'h0000;
+  assign \$1984  = \$1952 [1] ? d_product_1 : 16'h0000;
+  assign \$1985  = \$1983  | \$1984 ;
+  assign \$1986  = \$1952 [2] ? d_product_2 : 16'h0000;
+  assign \$1987  = \$1985  | \$1986 ;
+  assign \$1988  = \$1952 [3] ? d_product_3 : 16'h0000;
+  assign \$1989  = \$1987  | \$1988 ;
+  assign \$1990  = \$1952 [4] ? d_product_4 : 16'h0000;
+  assign \$1991  = \$1989  | \$1990 ;
+  assign \$1992  = \$1952 [5] ? d_product_5 : 16'h0000;
+  assign \$1993  = \$1991  | \$1992 ;
+  assign \$1994  = \$1952 [6] ? d_product_6 : 16'h0000;
+  assign \$1995  = \$1993  | \$1994 ;
+  assign \$1996  = \$1952 [7] ? d_product_7 : 16'h0000;
+  assign \$1997  = \$1995  | \$1996 ;
+  assign \$1998  = \$1952 [8] ? d_product_8 : 16'h0000;
+  assign \$1999  = \$1997  | \$1998 ;
+  assign \$2000  = \$1952 [9] ? d_product_9 : 16'h0000;
+  assign \$2001  = \$1999  | \$2000 ;
+  assign \$2002  = \$1952 [10] ? d_product_10 : 16'h0000;
+  assign \$2003  = \$2001  | \$2002 ;
+  assign \$2004  = \$1952 [11] ? d_product_11 : 16'h0000;
+  assign \$2005  = \$2003  | \$2004 ;
+  assign \$2006  = \$1952 [12] ? d_product_12 : 16'h0000;
+  assign \$2007  = \$2005  | \$2006 ;
+  assign \$2008  = \$1952 [13] ? d_product_13 : 16'h0000;
+  assign \$2009  = \$2007  | \$2008 ;
+  assign \$2010  = \$1952 [14] ? d_product_14 : 16'h0000;
+  assign \$2011  = \$2009  | \$2010 ;
+  assign \$2012  = \$1952 [15] ? d_product_15 : 16'h0000;
+  assign value0_20 = \$2011  | \$2012 ;
+  assign \$2013  = d_bank0_0 == 5'h15;
+  assign \$2014  = pending0[0] & \$2013 ;
+  assign \$2015  = d_bank0_1 == 5'h15;
+  assign \$2016  = pending0[1] & \$2015 ;
+  assign \$2017  = d_bank0_2 == 5'h15;
+  assign \$2018  = pending0[2] & \$2017 ;
+  assign \$2019  = d_bank0_3 == 5'h15;
+  assign \$2020  = pending0[3] & \$2019 ;
+  assign \$2021  = d_bank0_4 == 5'h15;
+  assign \$2022  = pending0[4] & \$2021 ;
+  assign \$2023  = d_bank0_5 == 5'h15;
+  assign \$2024  = pending0[5] & \$2023 ;
+  assign \$2025  = d_bank0_6 == 5'h15;
+  assign \$2026  = pending0[6] & \$2025 ;
+  assign \$2027  = d_bank0_7 == 5'h15;
+  assign \$2028  = pending0[7] & \$2027 ;
+  assign \$2029  = d_bank0_8 == 5'h15;
+  assign \$2030  = pending0[8] & \$2029 ;
+  assign \$2031  = d_bank0_9 == 5'h15;
+  assign \$2032  = pending0[9] & \$2031 ;
+  assign \$2033  = d_bank0_10 == 5'h15;
+  assign \$2034  = pending0[10] & \$2033 ;
+  assign \$2035  = d_bank0_11 == 5'h15;
+  assign \$2036  = pending0[11] & \$2035 ;
+  assign \$2037  = d_bank0_12 == 5'h15;
+  assign \$2038  = pending0[12] & \$2037 ;
+  assign \$2039  = d_bank0_13 == 5'h15;
+  assign \$2040  = pending0[13] & \$2039 ;
+  assign \$2041  = d_bank0_14 == 5'h15;
+  assign \$2042  = pending0[14] & \$2041 ;
+  assign \$2043  = d_bank0_15 == 5'h15;
+  assign \$2044  = pending0[15] & \$2043 ;
+  assign \$2045  = ~ { \$2044 , \$2042 , \$2040 , \$2038 , \$2036 , \$2034 , \$2032 , \$2030 , \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014  };
+  assign \$2046  = \$2045  + 1'h1;
+  assign \$2047  = { 1'h0, \$2044 , \$2042 , \$2040 , \$2038 , \$2036 , \$2034 , \$2032 , \$2030 , \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014  } & \$2046 ;
+  assign hit0_21 = | { \$2044 , \$2042 , \$2040 , \$2038 , \$2036 , \$2034 , \$2032 , \$2030 , \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014  };
+  assign \$2048  = \$2047 [0] ? d_row0_0 : 4'h0;
+  assign \$2049  = \$2047 [1] ? d_row0_1 : 4'h0;
+  assign \$2050  = \$2048  | \$2049 ;
+  assign \$2051  = \$2047 [2] ? d_row0_2 : 4'h0;
+  assign \$2052  = \$2050  | \$2051 ;
+  assign \$2053  = \$2047 [3] ? d_row0_3 : 4'h0;
+  assign \$2054  = \$2052  | \$2053 ;
+  assign \$2055  = \$2047 [4] ? d_row0_4 : 4'h0;
+  assign \$2056  = \$2054  | \$2055 ;
+  assign \$2057  = \$2047 [5] ? d_row0_5 : 4'h0;
+  assign \$2058  = \$2056  | \$2057 ;
+  assign \$2059  = \$2047 [6] ? d_row0_6 : 4'h0;
+  assign \$2060  = \$2058  | \$2059 ;
+  assign \$2061  = \$2047 [7] ? d_row0_7 : 4'h0;
+  assign \$2062  = \$2060  | \$2061 ;
+  assign \$2063  = \$2047 [8] ? d_row0_8 : 4'h0;
+  assign \$2064  = \$2062  | \$2063 ;
+  assign \$2065  = \$2047 [9] ? d_row0_9 : 4'h0;
+  assign \$2066  = \$2064  | \$2065 ;
+  assign \$2067  = \$2047 [10] ? d_row0_10 : 4'h0;
+  assign \$2068  = \$2066  | \$2067 ;
+  assign \$2069  = \$2047 [11] ? d_row0_11 : 4'h0;
+  assign \$2070  = \$2068  | \$2069 ;
+  assign \$2071  = \$2047 [12] ? d_row0_12 : 4'h0;
+  assign \$2072  = \$2070  | \$2071 ;
+  assign \$2073  = \$2047 [13] ? d_row0_13 : 4'h0;
+  assign \$2074  = \$2072  | \$2073 ;
+  assign \$2075  = \$2047 [14] ? d_row0_14 : 4'h0;
+  assign \$2076  = \$2074  | \$2075 ;
+  assign \$2077  = \$2047 [15] ? d_row0_15 : 4'h0;
+  assign row0_21 = \$2076  | \$2077 ;
+  assign \$2078  = \$2047 [0] ? d_product_0 : 16'h0000;
+  assign \$2079  = \$2047 [1] ? d_product_1 : 16'h0000;
+  assign \$2080  = \$2078  | \$2079 ;
+  assign \$2081  = \$2047 [2] ? d_product_2 : 16'h0000;
+  assign \$2082  = \$2080  | \$2081 ;
+  assign \$2083  = \$2047 [3] ? d_product_3 : 16'h0000;
+  assign \$2084  = \$2082  | \$2083 ;
+  assign \$2085  = \$2047 [4] ? d_product_4 : 16'h0000;
+  assign \$2086  = \$2084  | \$2085 ;
+  assign \$2087  = \$2047 [5] ? d_product_5 : 16'h0000;
+  assign \$2088  = \$2086  | \$2087 ;
+  assign \$2089  = \$2047 [6] ? d_product_6 : 16'h0000;
+  assign \$2090  = \$2088  | \$2089 ;
+  assign \$2091  = \$2047 [7] ? d_product_7 : 16'h0000;
+  assign \$2092  = \$2090  | \$2091 ;
+  assign \$2093  = \$2047 [8] ? d_product_8 : 16'h0000;
+  assign \$2094  = \$2092  | \$2093 ;
+  assign \$2095  = \$2047 [9] ? d_product_9 : 16'h0000;
+  assign \$2096  = \$2094  | \$2095 ;
+  assign \$2097  = \$2047 [10] ? d_product_10 : 16'h0000;
+  assign \$2098  = \$2096  | \$2097 ;
+  assign \$2099  = \$2047 [11] ? d_product_11 : 16'h0000;
+  assign \$2100  = \$2098  | \$2099 ;
+  assign \$2101  = \$2047 [12] ? d_product_12 : 16'h0000;
+  assign \$2102  = \$2100  | \$2101 ;
+  assign \$2103  = \$2047 [13] ? d_product_13 : 16'h0000;
+  assign \$2104  = \$2102  | \$2103 ;
+  assign \$2105  = \$2047 [14] ? d_product_14 : 16'h0000;
+  assign \$2106  = \$2104  | \$2105 ;
+  assign \$2107  = \$2047 [15] ? d_product_15 : 16'h0000;
+  assign value0_21 = \$2106  | \$2107 ;
+  assign \$2108  = d_bank0_0 == 5'h16;
+  assign \$2109  = pending0[0] & \$2108 ;
+  assign \$2110  = d_bank0_1 == 5'h16;
+  assign \$2111  = pending0[1] & \$2110 ;
+  assign \$2112  = d_bank0_2 == 5'h16;
+  assign \$2113  = pending0[2] & \$2112 ;
+  assign \$2114  = d_bank0_3 == 5'h16;
+  assign \$2115  = pending0[3] & \$2114 ;
+  assign \$2116  = d_bank0_4 == 5'h16;
+  assign \$2117  = pending0[4] & \$2116 ;
+  assign \$2118  = d_bank0_5 == 5'h16;
+  assign \$2119  = pending0[5] & \$2118 ;
+  assign \$2120  = d_bank0_6 == 5'h16;
+  assign \$2121  = pending0[6] & \$2120 ;
+  assign \$2122  = d_bank0_7 == 5'h16;
+  assign \$2123  = pending0[7] & \$2122 ;
+  assign \$2124  = d_bank0_8 == 5'h16;
+  assign \$2125  = pending0[8] & \$2124 ;
+  assign \$2126  = d_bank0_9 == 5'h16;
+  assign \$2127  = pending0[9] & \$2126 ;
+  assign \$2128  = d_bank0_10 == 5'h16;
+  assign \$2129  = pending0[10] & \$2128 ;
+  assign \$2130  = d_bank0_11 == 5'h16;
+  assign \$2131  = pending0[11] & \$2130 ;
+  assign \$2132  = d_bank0_12 == 5'h16;
+  assign \$2133  = pending0[12] & \$2132 ;
+  assign \$2134  = d_bank0_13 == 5'h16;
+  assign \$2135  = pending0[13] & \$2134 ;
+  assign \$2136  = d_bank0_14 == 5'h16;
+  assign \$2137  = pending0[14] & \$2136 ;
+  assign \$2138  = d_bank0_15 == 5'h16;
+  assign \$2139  = pending0[15] & \$2138 ;
+  assign \$2140  = ~ { \$2139 , \$2137 , \$2135 , \$2133 , \$2131 , \$2129 , \$2127 , \$2125 , \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109  };
+  assign \$2141  = \$2140  + 1'h1;
+  assign \$2142  = { 1'h0, \$2139 , \$2137 , \$2135 , \$2133 , \$2131 , \$2129 , \$2127 , \$2125 , \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109  } & \$2141 ;
+  assign hit0_22 = | { \$2139 , \$2137 , \$2135 , \$2133 , \$2131 , \$2129 , \$2127 , \$2125 , \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109  };
+  assign \$2143  = \$2142 [0] ? d_row0_0 : 4'h0;
+  assign \$2144  = \$2142 [1] ? d_row0_1 : 4'h0;
+  assign \$2145  = \$2143  | \$2144 ;
+  assign \$2146  = \$2142 [2] ? d_row0_2 : 4'h0;
+  assign \$2147  = \$2145  | \$2146 ;
+  assign \$2148  = \$2142 [3] ? d_row0_3 : 4'h0;
+  assign \$2149  = \$2147  | \$2148 ;
+  assign \$2150  = \$2142 [4] ? d_row0_4 : 4'h0;
+  assign \$2151  = \$2149  | \$2150 ;
+  assign \$2152  = \$2142 [5] ? d_row0_5 : 4'h0;
+  assign \$2153  = \$2151  | \$2152 ;
+  assign \$2154  = \$2142 [6] ? d_row0_6 : 4'h0;
+  assign \$2155  = \$2153  | \$2154 ;
+  assign \$2156  = \$2142 [7] ? d_row0_7 : 4'h0;
+  assign \$2157  = \$2155  | \$2156 ;
+  assign \$2158  = \$2142 [8] ? d_row0_8 : 4'h0;
+  assign \$2159  = \$2157  | \$2158 ;
+  assign \$2160  = \$2142 [9] ? d_row0_9 : 4'h0;
+  assign \$2161  = \$2159  | \$2160 ;
+  assign \$2162  = \$2142 [10] ? d_row0_10 : 4'h0;
+  assign \$2163  = \$2161  | \$2162 ;
+  assign \$2164  = \$2142 [11] ? d_row0_11 : 4'h0;
+  assign \$2165  = \$2163  | \$2164 ;
+  assign \$2166  = \$2142 [12] ? d_row0_12 : 4'h0;
+  assign \$2167  = \$2165  | \$2166 ;
+  assign \$2168  = \$2142 [13] ? d_row0_13 : 4'h0;
+  assign \$2169  = \$2167  | \$2168 ;
+  assign \$2170  = \$2142 [14] ? d_row0_14 : 4'h0;
+  assign \$2171  = \$2169  | \$2170 ;
+  assign \$2172  = \$2142 [15] ? d_row0_15 : 4'h0;
+  assign row0_22 = \$2171  | \$2172 ;
+  assign \$2173  = \$2142 [0] ? d_product_0 : 16'h0000;
+  assign \$2174  = \$2142 [1] ? d_product_1 : 16'h0000;
+  assign \$2175  = \$2173  | \$2174 ;
+  assign \$2176  = \$2142 [2] ? d_product_2 : 16'h0000;
+  assign \$2177  = \$2175  | \$2176 ;
+  assign \$2178  = \$2142 [3] ? d_product_3 : 16'h0000;
+  assign \$2179  = \$2177  | \$2178 ;
+  assign \$2180  = \$2142 [4] ? d_product_4 : 16'h0000;
+  assign \$2181  = \$2179  | \$2180 ;
+  assign \$2182  = \$2142 [5] ? d_product_5 : 16'h0000;
+  assign \$2183  = \$2181  | \$2182 ;
+  assign \$2184  = \$2142 [6] ? d_product_6 : 16'h0000;
+  assign \$2185  = \$2183  | \$2184 ;
+  assign \$2186  = \$2142 [7] ? d_product_7 : 16'h0000;
+  assign \$2187  = \$2185  | \$2186 ;
+  assign \$2188  = \$2142 [8] ? d_product_8 : 16'h0000;
+  assign \$2189  = \$2187  | \$2188 ;
+  assign \$2190  = \$2142 [9] ? d_product_9 : 16'h0000;
+  assign \$2191  = \$2189  | \$2190 ;
+  assign \$2192  = \$2142 [10] ? d_product_10 : 16'h0000;
+  assign \$2193  = \$2191  | \$2192 ;
+  assign \$2194  = \$2142 [11] ? d_product_11 : 16'h0000;
+  assign \$2195  = \$2193  | \$2194 ;
+  assign \$2196  = \$2142 [12] ? d_product_12 : 16'h0000;
+  assign \$2197  = \$2195  | \$2196 ;
+  assign \$2198  = \$2142 [13] ? d_product_13 : 16'h0000;
+  assign \$2199  = \$2197  | \$2198 ;
+  assign \$2200  = \$2142 [14] ? d_product_14 : 16'h0000;
+  assign \$2201  = \$2199  | \$2200 ;
+  assign \$2202  = \$2142 [15] ? d_product_15 : 16'h0000;
+  assign value0_22 = \$2201  | \$2202 ;
+  assign \$2203  = d_bank0_0 == 5'h17;
+  assign \$2204  = pending0[0] & \$2203 ;
+  assign \$2205  = d_bank0_1 == 5'h17;
+  assign \$2206  = pending0[1] & \$2205 ;
+  assign \$2207  = d_bank0_2 == 5'h17;
+  assign \$2208  = pending0[2] & \$2207 ;
+  assign \$2209  = d_bank0_3 == 5'h17;
+  assign \$2210  = pending0[3] & \$2209 ;
+  assign \$2211  = d_bank0_4 == 5'h17;
+  assign \$2212  = pending0[4] & \$2211 ;
+  assign \$2213  = d_bank0_5 == 5'h17;
+  assign \$2214  = pending0[5] & \$2213 ;
+  assign \$2215  = d_bank0_6 == 5'h17;
+  assign \$2216  = pending0[6] & \$2215 ;
+  assign \$2217  = d_bank0_7 == 5'h17;
+  assign \$2218  = pending0[7] & \$2217 ;
+  assign \$2219  = d_bank0_8 == 5'h17;
+  assign \$2220  = pending0[8] & \$2219 ;
+  assign \$2221  = d_bank0_9 == 5'h17;
+  assign \$2222  = pending0[9] & \$2221 ;
+  assign \$2223  = d_bank0_10 == 5'h17;
+  assign \$2224  = pending0[10] & \$2223 ;
+  assign \$2225  = d_bank0_11 == 5'h17;
+  assign \$2226  = pending0[11] & \$2225 ;
+  assign \$2227  = d_bank0_12 == 5'h17;
+  assign \$2228  = pending0[12] & \$2227 ;
+  assign \$2229  = d_bank0_13 == 5'h17;
+  assign \$2230  = pending0[13] & \$2229 ;
+  assign \$2231  = d_bank0_14 == 5'h17;
+  assign \$2232  = pending0[14] & \$2231 ;
+  assign \$2233  = d_bank0_15 == 5'h17;
+  assign \$2234  = pending0[15] & \$2233 ;
+  assign \$2235  = ~ { \$2234 , \$2232 , \$2230 , \$2228 , \$2226 , \$2224 , \$2222 , \$2220 , \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204  };
+  assign \$2236  = \$2235  + 1'h1;
+  assign \$2237  = { 1'h0, \$2234 , \$2232 , \$2230 , \$2228 , \$2226 , \$2224 , \$2222 , \$2220 , \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204  } & \$2236 ;
+  assign hit0_23 = | { \$2234 , \$2232 , \$2230 , \$2228 , \$2226 , \$2224 , \$2222 , \$2220 , \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204  };
+  assign \$2238  = \$2237 [0] ? d_row0_0 : 4'h0;
+  assign \$2239  = \$2237 [1] ? d_row0_1 : 4'h0;
+  assign \$2240  = \$2238  | \$2239 ;
+  assign \$2241  = \$2237 [2] ? d_row0_2 : 4'h0;
+  assign \$2242  = \$2240  | \$2241 ;
+  assign \$2243  = \$2237 [3] ? d_row0_3 : 4'h0;
+  assign \$2244  = \$2242  | \$2243 ;
+  assign \$2245  = \$2237 [4] ? d_row0_4 : 4'h0;
+  assign \$2246  = \$2244  | \$2245 ;
+  assign \$2247  = \$2237 [5] ? d_row0_5 : 4'h0;
+  assign \$2248  = \$2246  | \$2247 ;
+  assign \$2249  = \$2237 [6] ? d_row0_6 : 4'h0;
+  assign \$2250  = \$2248  | \$2249 ;
+  assign \$2251  = \$2237 [7] ? d_row0_7 : 4'h0;
+  assign \$2252  = \$2250  | \$2251 ;
+  assign \$2253  = \$2237 [8] ? d_row0_8 : 4'h0;
+  assign \$2254  = \$2252  | \$2253 ;
+  assign \$2255  = \$2237 [9] ? d_row0_9 : 4'h0;
+  assign \$2256  = \$2254  | \$2255 ;
+  assign \$2257  = \$2237 [10] ? d_row0_10 : 4'h0;
+  assign \$2258  = \$2256  | \$2257 ;
+  assign \$2259  = \$2237 [11] ? d_row0_11 : 4'h0;
+  assign \$2260  = \$2258  | \$2259 ;
+  assign \$2261  = \$2237 [12] ? d_row0_12 : 4'h0;
+  assign \$2262  = \$2260  | \$2261 ;
+  assign \$2263  = \$2237 [13] ? d_row0_13 : 4'h0;
+  assign \$2264  = \$2262  | \$2263 ;
+  assign \$2265  = \$2237 [14] ? d_row0_14 : 4'h0;
+  assign \$2266  = \$2264  | \$2265 ;
+  assign \$2267  = \$2237 [15] ? d_row0_15 : 4'h0;
+  assign row0_23 = \$2266  | \$2267 ;
+  assign \$2268  = \$2237 [0] ? d_product_0 : 16'h0000;
+  assign \$2269  = \$2237 [1] ? d_product_1 : 16'h0000;
+  assign \$2270  = \$2268  | \$2269 ;
+  assign \$2271  = \$2237 [2] ? d_product_2 : 16'h0000;
+  assign \$2272  = \$2270  | \$2271 ;
+  assign \$2273  = \$2237 [3] ? d_product_3 : 16'h0000;
+  assign \$2274  = \$2272  | \$2273 ;
+  assign \$2275  = \$2237 [4] ? d_product_4 : 16'h0000;
+  assign \$2276  = \$2274  | \$2275 ;
+  assign \$2277  = \$2237 [5] ? d_product_5 : 16'h0000;
+  assign \$2278  = \$2276  | \$2277 ;
+  assign \$2279  = \$2237 [6] ? d_product_6 : 16'h0000;
+  assign \$2280  = \$2278  | \$2279 ;
+  assign \$2281  = \$2237 [7] ? d_product_7 : 16'h0000;
+  assign \$2282  = \$2280  | \$2281 ;
+  assign \$2283  = \$2237 [8] ? d_product_8 : 16'h0000;
+  assign \$2284  = \$2282  | \$2283 ;
+  assign \$2285  = \$2237 [9] ? d_product_9 : 16'h0000;
+  assign \$2286  = \$2284  | \$2285 ;
+  assign \$2287  = \$2237 [10] ? d_product_10 : 16'h0000;
+  assign \$2288  = \$2286  | \$2287 ;
+  assign \$2289  = \$2237 [11] ? d_product_11 : 16'h0000;
+  assign \$2290  = \$2288  | \$2289 ;
+  assign \$2291  = \$2237 [12] ? d_product_12 : 16'h0000;
+  assign \$2292  = \$2290  | \$2291 ;
+  assign \$2293  = \$2237 [13] ? d_product_13 : 16'h0000;
+  assign \$2294  = \$2292  | \$2293 ;
+  assign \$2295  = \$2237 [14] ? d_product_14 : 16'h0000;
+  assign \$2296  = \$2294  | \$2295 ;
+  assign \$2297  = \$2237 [15] ? d_product_15 : 16'h0000;
+  assign value0_23 = \$2296  | \$2297 ;
+  assign \$2298  = d_bank0_0 == 5'h18;
+  assign \$2299  = pending0[0] & \$2298 ;
+  assign \$2300  = d_bank0_1 == 5'h18;
+  assign \$2301  = pending0[1] & \$2300 ;
+  assign \$2302  = d_bank0_2 == 5'h18;
+  assign \$2303  = pending0[2] & \$2302 ;
+  assign \$2304  = d_bank0_3 == 5'h18;
+  assign \$2305  = pending0[3] & \$2304 ;
+  assign \$2306  = d_bank0_4 == 5'h18;
+  assign \$2307  = pending0[4] & \$2306 ;
+  assign \$2308  = d_bank0_5 == 5'h18;
+  assign \$2309  = pending0[5] & \$2308 ;
+  assign \$2310  = d_bank0_6 == 5'h18;
+  assign \$2311  = pending0[6] & \$2310 ;
+  assign \$2312  = d_bank0_7 == 5'h18;
+  assign \$2313  = pending0[7] & \$2312 ;
+  assign \$2314  = d_bank0_8 == 5'h18;
+  assign \$2315  = pending0[8] & \$2314 ;
+  assign \$2316  = d_bank0_9 == 5'h18;
+  assign \$2317  = pending0[9] & \$2316 ;
+  assign \$2318  = d_bank0_10 == 5'h18;
+  assign \$2319  = pending0[10] & \$2318 ;
+  assign \$2320  = d_bank0_11 == 5'h18;
+  assign \$2321  = pending0[11] & \$2320 ;
+  assign \$2322  = d_bank0_12 == 5'h18;
+  assign \$2323  = pending0[12] & \$2322 ;
+  assign \$2324  = d_bank0_13 == 5'h18;
+  assign \$2325  = pending0[13] & \$2324 ;
+  assign \$2326  = d_bank0_14 == 5'h18;
+  assign \$2327  = pending0[14] & \$2326 ;
+  assign \$2328  = d_bank0_15 == 5'h18;
+  assign \$2329  = pending0[15] & \$2328 ;
+  assign \$2330  = ~ { \$2329 , \$2327 , \$2325 , \$2323 , \$2321 , \$2319 , \$2317 , \$2315 , \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299  };
+  assign \$2331  = \$2330  + 1'h1;
+  assign \$2332  = { 1'h0, \$2329 , \$2327 , \$2325 , \$2323 , \$2321 , \$2319 , \$2317 , \$2315 , \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299  } & \$2331 ;
+  assign hit0_24 = | { \$2329 , \$2327 , \$2325 , \$2323 , \$2321 , \$2319 , \$2317 , \$2315 , \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299  };
+  assign \$2333  = \$2332 [0] ? d_row0_0 : 4'h0;
+  assign \$2334  = \$2332 [1] ? d_row0_1 : 4'h0;
+  assign \$2335  = \$2333  | \$2334 ;
+  assign \$2336  = \$2332 [2] ? d_row0_2 : 4'h0;
+  assign \$2337  = \$2335  | \$2336 ;
+  assign \$2338  = \$2332 [3] ? d_row0_3 : 4'h0;
+  assign \$2339  = \$2337  | \$2338 ;
+  assign \$2340  = \$2332 [4] ? d_row0_4 : 4'h0;
+  assign \$2341  = \$2339  | \$2340 ;
+  assign \$2342  = \$2332 [5] ? d_row0_5 : 4'h0;
+  assign \$2343  = \$2341  | \$2342 ;
+  assign \$2344  = \$2332 [6] ? d_row0_6 : 4'h0;
+  assign \$2345  = \$2343  | \$2344 ;
+  assign \$2346  = \$2332 [7] ? d_row0_7 : 4'h0;
+  assign \$2347  = \$2345  | \$2346 ;
+  assign \$2348  = \$2332 [8] ? d_row0_8 : 4'h0;
+  assign \$2349  = \$2347  | \$2348 ;
+  assign \$2350  = \$2332 [9] ? d_row0_9 : 4'h0;
+  assign \$2351  = \$2349  | \$2350 ;
+  assign \$2352  = \$2332 [10] ? d_row0_10 : 4'h0;
+  assign \$2353  = \$2351  | \$2352 ;
+  assign \$2354  = \$2332 [11] ? d_row0_11 : 4'h0;
+  assign \$2355  = \$2353  | \$2354 ;
+  assign \$2356  = \$2332 [12] ? d_row0_12 : 4'h0;
+  assign \$2357  = \$2355  | \$2356 ;
+  assign \$2358  = \$2332 [13] ? d_row0_13 : 4'h0;
+  assign \$2359  = \$2357  | \$2358 ;
+  assign \$2360  = \$2332 [14] ? d_row0_14 : 4'h0;
+  assign \$2361  = \$2359  | \$2360 ;
+  assign \$2362  = \$2332 [15] ? d_row0_15 : 4'h0;
+  assign row0_24 = \$2361  | \$2362 ;
+  assign \$2363  = \$2332 [0] ? d_product_0 : 16'h0000;
+  assign \$2364  = \$2332 [1] ? d_product_1 : 16'h0000;
+  assign \$2365  = \$2363  | \$2364 ;
+  assign \$2366  = \$2332 [2] ? d_product_2 : 16'h0000;
+  assign \$2367  = \$2365  | \$2366 ;
+  assign \$2368  = \$2332 [3] ? d_product_3 : 16'h0000;
+  assign \$2369  = \$2367  | \$2368 ;
+  assign \$2370  = \$2332 [4] ? d_product_4 : 16'h0000;
+  assign \$2371  = \$2369  | \$2370 ;
+  assign \$2372  = \$2332 [5] ? d_product_5 : 16'h0000;
+  assign \$2373  = \$2371  | \$2372 ;
+  assign \$2374  = \$2332 [6] ? d_product_6 : 16'h0000;
+  assign \$2375  = \$2373  | \$2374 ;
+  assign \$2376  = \$2332 [7] ? d_product_7 : 16'h0000;
+  assign \$2377  = \$2375  | \$2376 ;
+  assign \$2378  = \$2332 [8] ? d_product_8 : 16'h0000;
+  assign \$2379  = \$2377  | \$2378 ;
+  assign \$2380  = \$2332 [9] ? d_product_9 : 16'h0000;
+  assign \$2381  = \$2379  | \$2380 ;
+  assign \$2382  = \$2332 [10] ? d_product_10 : 16'h0000;
+  assign \$2383  = \$2381  | \$2382 ;
+  assign \$2384  = \$2332 [11] ? d_product_11 : 16'h0000;
+  assign \$2385  = \$2383  | \$2384 ;
+  assign \$2386  = \$2332 [12] ? d_product_12 : 16'h0000;
+  assign \$2387  = \$2385  | \$2386 ;
+  assign \$2388  = \$2332 [13] ? d_product_13 : 16'h0000;
+  assign \$2389  = \$2387  | \$2388 ;
+  assign \$2390  = \$2332 [14] ? d_product_14 : 16'h0000;
+  assign \$2391  = \$2389  | \$2390 ;
+  assign \$2392  = \$2332 [15] ? d_product_15 : 16'h0000;
+  assign value0_24 = \$2391  | \$2392 ;
+  assign \$2393  = d_bank0_0 == 5'h19;
+  assign \$2394  = pending0[0] & \$2393 ;
+  assign \$2395  = d_bank0_1 == 5'h19;
+  assign \$2396  = pending0[1] & \$2395 ;
+  assign \$2397  = d_bank0_2 == 5'h19;
+  assign \$2398  = pending0[2] & \$2397 ;
+  assign \$2399  = d_bank0_3 == 5'h19;
+  assign \$2400  = pending0[3] & \$2399 ;
+  assign \$2401  = d_bank0_4 == 5'h19;
+  assign \$2402  = pending0[4] & \$2401 ;
+  assign \$2403  = d_bank0_5 == 5'h19;
+  assign \$2404  = pending0[5] & \$2403 ;
+  assign \$2405  = d_bank0_6 == 5'h19;
+  assign \$2406  = pending0[6] & \$2405 ;
+  assign \$2407  = d_bank0_7 == 5'h19;
+  assign \$2408  = pending0[7] & \$2407 ;
+  assign \$2409  = d_bank0_8 == 5'h19;
+  assign \$2410  = pending0[8] & \$2409 ;
+  assign \$2411  = d_bank0_9 == 5'h19;
+  assign \$2412  = pending0[9] & \$2411 ;
+  assign \$2413  = d_bank0_10 == 5'h19;
+  assign \$2414  = pending0[10] & \$2413 ;
+  assign \$2415  = d_bank0_11 == 5'h19;
+  assign \$2416  = pending0[11] & \$2415 ;
+  assign \$2417  = d_bank0_12 == 5'h19;
+  assign \$2418  = pending0[12] & \$2417 ;
+  assign \$2419  = d_bank0_13 == 5'h19;
+  assign \$2420  = pending0[13] & \$2419 ;
+  assign \$2421  = d_bank0_14 == 5'h19;
+  assign \$2422  = pending0[14] & \$2421 ;
+  assign \$2423  = d_bank0_15 == 5'h19;
+  assign \$2424  = pending0[15] & \$2423 ;
+  assign \$2425  = ~ { \$2424 , \$2422 , \$2420 , \$2418 , \$2416 , \$2414 , \$2412 , \$2410 , \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394  };
+  assign \$2426  = \$2425  + 1'h1;
+  assign \$2427  = { 1'h0, \$2424 , \$2422 , \$2420 , \$2418 , \$2416 , \$2414 , \$2412 , \$2410 , \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394  } & \$2426 ;
+  assign hit0_25 = | { \$2424 , \$2422 , \$2420 , \$2418 , \$2416 , \$2414 , \$2412 , \$2410 , \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394  };
+  assign \$2428  = \$2427 [0] ? d_row0_0 : 4'h0;
+  assign \$2429  = \$2427 [1] ? d_row0_1 : 4'h0;
+  assign \$2430  = \$2428  | \$2429 ;
+  assign \$2431  = \$2427 [2] ? d_row0_2 : 4'h0;
+  assign \$2432  = \$2430  | \$2431 ;
+  assign \$2433  = \$2427 [3] ? d_row0_3 : 4'h0;
+  assign \$2434  = \$2432  | \$2433 ;
+  assign \$2435  = \$2427 [4] ? d_row0_4 : 4'h0;
+  assign \$2436  = \$2434  | \$2435 ;
+  assign \$2437  = \$2427 [5] ? d_row0_5 : 4'h0;
+  assign \$2438  = \$2436  | \$2437 ;
+  assign \$2439  = \$2427 [6] ? d_row0_6 : 4'h0;
+  assign \$2440  = \$2438  | \$2439 ;
+  assign \$2441  = \$2427 [7] ? d_row0_7 : 4'h0;
+  assign \$2442  = \$2440  | \$2441 ;
+  assign \$2443  = \$2427 [8] ? d_row0_8 : 4'h0;
+  assign \$2444  = \$2442  | \$2443 ;
+  assign \$2445  = \$2427 [9] ? d_row0_9 : 4'h0;
+  assign \$2446  = \$2444  | \$2445 ;
+  assign \$2447  = \$2427 [10] ? d_row0_10 : 4'h0;
+  assign \$2448  = \$2446  | \$2447 ;
+  assign \$2449  = \$2427 [11] ? d_row0_11 : 4'h0;
+  assign \$2450  = \$2448  | \$2449 ;
+  assign \$2451  = \$2427 [12] ? d_row0_12 : 4'h0;
+  assign \$2452  = \$2450  | \$2451 ;
+  assign \$2453  = \$2427 [13] ? d_row0_13 : 4'h0;
+  assign \$2454  = \$2452  | \$2453 ;
+  assign \$2455  = \$2427 [14] ? d_row0_14 : 4'h0;
+  assign \$2456  = \$2454  | \$2455 ;
+  assign \$2457  = \$2427 [15] ? d_row0_15 : 4'h0;
+  assign row0_25 = \$2456  | \$2457 ;
+  assign \$2458  = \$2427 [0] ? d_product_0 : 16'h0000;
+  assign \$2459  = \$2427 [1] ? d_product_1 : 16'h0000;
+  assign \$2460  = \$2458  | \$2459 ;
+  assign \$2461  = \$2427 [2] ? d_product_2 : 16'h0000;
+  assign \$2462  = \$2460  | \$2461 ;
+  assign \$2463  = \$2427 [3] ? d_product_3 : 16'h0000;
+  assign \$2464  = \$2462  | \$2463 ;
+  assign \$2465  = \$2427 [4] ? d_product_4 : 16'h0000;
+  assign \$2466  = \$2464  | \$2465 ;
+  assign \$2467  = \$2427 [5] ? d_product_5 : 16'h0000;
+  assign \$2468  = \$2466  | \$2467 ;
+  assign \$2469  = \$2427 [6] ? d_product_6 : 16'h0000;
+  assign \$2470  = \$2468  | \$2469 ;
+  assign \$2471  = \$2427 [7] ? d_product_7 : 16'h0000;
+  assign \$2472  = \$2470  | \$2471 ;
+  assign \$2473  = \$2427 [8] ? d_product_8 : 16'h0000;
+  assign \$2474  = \$2472  | \$2473 ;
+  assign \$2475  = \$2427 [9] ? d_product_9 : 16'h0000;
+  assign \$2476  = \$2474  | \$2475 ;
+  assign \$2477  = \$2427 [10] ? d_product_10 : 16'h0000;
+  assign \$2478  = \$2476  | \$2477 ;
+  assign \$2479  = \$2427 [11] ? d_product_11 : 16'h0000;
+  assign \$2480  = \$2478  | \$2479 ;
+  assign \$2481  = \$2427 [12] ? d_product_12 : 16'h0000;
+  assign \$2482  = \$2480  | \$2481 ;
+  assign \$2483  = \$2427 [13] ? d_product_13 : 16'h0000;
+  assign \$2484  = \$2482  | \$2483 ;
+  assign \$2485  = \$2427 [14] ? d_product_14 : 16'h0000;
+  assign \$2486  = \$2484  | \$2485 ;
+  assign \$2487  = \$2427 [15] ? d_product_15 : 16'h0000;
+  assign value0_25 = \$2486  | \$2487 ;
+  assign \$2488  = d_bank0_0 == 5'h1a;
+  assign \$2489  = pending0[0] & \$2488 ;
+  assign \$2490  = d_bank0_1 == 5'h1a;
+  assign \$2491  = pending0[1] & \$2490 ;
+  assign \$2492  = d_bank0_2 == 5'h1a;
+  assign \$2493  = pending0[2] & \$2492 ;
+  assign \$2494  = d_bank0_3 == 5'h1a;
+  assign \$2495  = pending0[3] & \$2494 ;
+  assign \$2496  = d_bank0_4 == 5'h1a;
+  assign \$2497  = pending0[4] & \$2496 ;
+  assign \$2498  = d_bank0_5 == 5'h1a;
+  assign \$2499  = pending0[5] & \$2498 ;
+  assign \$2500  = d_bank0_6 == 5'h1a;
+  assign \$2501  = pending0[6] & \$2500 ;
+  assign \$2502  = d_bank0_7 == 5'h1a;
+  assign \$2503  = pending0[7] & \$2502 ;
+  assign \$2504  = d_bank0_8 == 5'h1a;
+  assign \$2505  = pending0[8] & \$2504 ;
+  assign \$2506  = d_bank0_9 == 5'h1a;
+  assign \$2507  = pending0[9] & \$2506 ;
+  assign \$2508  = d_bank0_10 == 5'h1a;
+  assign \$2509  = pending0[10] & \$2508 ;
+  assign \$2510  = d_bank0_11 == 5'h1a;
+  assign \$2511  = pending0[11] & \$2510 ;
+  assign \$2512  = d_bank0_12 == 5'h1a;
+  assign \$2513  = pending0[12] & \$2512 ;
+  assign \$2514  = d_bank0_13 == 5'h1a;
+  assign \$2515  = pending0[13] & \$2514 ;
+  assign \$2516  = d_bank0_14 == 5'h1a;
+  assign \$2517  = pending0[14] & \$2516 ;
+  assign \$2518  = d_bank0_15 == 5'h1a;
+  assign \$2519  = pending0[15] & \$2518 ;
+  assign \$2520  = ~ { \$2519 , \$2517 , \$2515 , \$2513 , \$2511 , \$2509 , \$2507 , \$2505 , \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489  };
+  assign \$2521  = \$2520  + 1'h1;
+  assign \$2522  = { 1'h0, \$2519 , \$2517 , \$2515 , \$2513 , \$2511 , \$2509 , \$2507 , \$2505 , \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489  } & \$2521 ;
+  assign hit0_26 = | { \$2519 , \$2517 , \$2515 , \$2513 , \$2511 , \$2509 , \$2507 , \$2505 , \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489  };
+  assign \$2523  = \$2522 [0] ? d_row0_0 : 4'h0;
+  assign \$2524  = \$2522 [1] ? d_row0_1 : 4'h0;
+  assign \$2525  = \$2523  | \$2524 ;
+  assign \$2526  = \$2522 [2] ? d_row0_2 : 4'h0;
+  assign \$2527  = \$2525  | \$2526 ;
+  assign \$2528  = \$2522 [3] ? d_row0_3 : 4'h0;
+  assign \$2529  = \$2527  | \$2528 ;
+  assign \$2530  = \$2522 [4] ? d_row0_4 : 4'h0;
+  assign \$2531  = \$2529  | \$2530 ;
+  assign \$2532  = \$2522 [5] ? d_row0_5 : 4'h0;
+  assign \$2533  = \$2531  | \$2532 ;
+  assign \$2534  = \$2522 [6] ? d_row0_6 : 4'h0;
+  assign \$2535  = \$2533  | \$2534 ;
+  assign \$2536  = \$2522 [7] ? d_row0_7 : 4'h0;
+  assign \$2537  = \$2535  | \$2536 ;
+  assign \$2538  = \$2522 [8] ? d_row0_8 : 4'h0;
+  assign \$2539  = \$2537  | \$2538 ;
+  assign \$2540  = \$2522 [9] ? d_row0_9 : 4'h0;
+  assign \$2541  = \$2539  | \$2540 ;
+  assign \$2542  = \$2522 [10] ? d_row0_10 : 4'h0;
+  assign \$2543  = \$2541  | \$2542 ;
+  assign \$2544  = \$2522 [11] ? d_row0_11 : 4'h0;
+  assign \$2545  = \$2543  | \$2544 ;
+  assign \$2546  = \$2522 [12] ? d_row0_12 : 4'h0;
+  assign \$2547  = \$2545  | \$2546 ;
+  assign \$2548  = \$2522 [13] ? d_row0_13 : 4'h0;
+  assign \$2549  = \$2547  | \$2548 ;
+  assign \$2550  = \$2522 [14] ? d_row0_14 : 4'h0;
+  assign \$2551  = \$2549  | \$2550 ;
+  assign \$2552  = \$2522 [15] ? d_row0_15 : 4'h0;
+  assign row0_26 = \$2551  | \$2552 ;
+  assign \$2553  = \$2522 [0] ? d_product_0 : 16'h0000;
+  assign \$2554  = \$2522 [1] ? d_product_1 : 16'h0000;
+  assign \$2555  = \$2553  | \$2554 ;
+  assign \$2556  = \$2522 [2] ? d_product_2 : 16'h0000;
+  assign \$2557  = \$2555  | \$2556 ;
+  assign \$2558  = \$2522 [3] ? d_product_3 : 16'h0000;
+  assign \$2559  = \$2557  | \$2558 ;
+  assign \$2560  = \$2522 [4] ? d_product_4 : 16'h0000;
+  assign \$2561  = \$2559  | \$2560 ;
+  assign \$2562  = \$2522 [5] ? d_product_5 : 16'h0000;
+  assign \$2563  = \$2561  | \$2562 ;
+  assign \$2564  = \$2522 [6] ? d_product_6 : 16'h0000;
+  assign \$2565  = \$2563  | \$2564 ;
+  assign \$2566  = \$2522 [7] ? d_product_7 : 16'h0000;
+  assign \$2567  = \$2565  | \$2566 ;
+  assign \$2568  = \$2522 [8] ? d_product_8 : 16'h0000;
+  assign \$2569  = \$2567  | \$2568 ;
+  assign \$2570  = \$2522 [9] ? d_product_9 : 16'h0000;
+  assign \$2571  = \$2569  | \$2570 ;
+  assign \$2572  = \$2522 [10] ? d_product_10 : 16'h0000;
+  assign \$2573  = \$2571  | \$2572 ;
+  assign \$2574  = \$2522 [11] ? d_product_11 : 16'h0000;
+  assign \$2575  = \$2573  | \$2574 ;
+  assign \$2576  = \$2522 [12] ? d_product_12 : 16'h0000;
+  assign \$2577  = \$2575  | \$2576 ;
+  assign \$2578  = \$2522 [13] ? d_product_13 : 16'h0000;
+  assign \$2579  = \$2577  | \$2578 ;
+  assign \$2580  = \$2522 [14] ? d_product_14 : 16'h0000;
+  assign \$2581  = \$2579  | \$2580 ;
+  assign \$2582  = \$2522 [15] ? d_product_15 : 16'h0000;
+  assign value0_26 = \$2581  | \$2582 ;
+  assign \$2583  = d_bank0_0 == 5'h1b;
+  assign \$2584  = pending0[0] & \$2583 ;
+  assign \$2585  = d_bank0_1 == 5'h1b;
+  assign \$2586  = pending0[1] & \$2585 ;
+  assign \$2587  = d_bank0_2 == 5'h1b;
+  assign \$2588  = pending0[2] & \$2587 ;
+  assign \$2589  = d_bank0_3 == 5'h1b;
+  assign \$2590  = pending0[3] & \$2589 ;
+  assign \$2591  = d_bank0_4 == 5'h1b;
+  assign \$2592  = pending0[4] & \$2591 ;
+  assign \$2593  = d_bank0_5 == 5'h1b;
+  assign \$2594  = pending0[5] & \$2593 ;
+  assign \$2595  = d_bank0_6 == 5'h1b;
+  assign \$2596  = pending0[6] & \$2595 ;
+  assign \$2597  = d_bank0_7 == 5'h1b;
+  assign \$2598  = pending0[7] & \$2597 ;
+  assign \$2599  = d_bank0_8 == 5'h1b;
+  assign \$2600  = pending0[8] & \$2599 ;
+  assign \$2601  = d_bank0_9 == 5'h1b;
+  assign \$2602  = pending0[9] & \$2601 ;
+  assign \$2603  = d_bank0_10 == 5'h1b;
+  assign \$2604  = pending0[10] & \$2603 ;
+  assign \$2605  = d_bank0_11 == 5'h1b;
+  assign \$2606  = pending0[11] & \$2605 ;
+  assign \$2607  = d_bank0_12 == 5'h1b;
+  assign \$2608  = pending0[12] & \$2607 ;
+  assign \$2609  = d_bank0_13 == 5'h1b;
+  assign \$2610  = pending0[13] & \$2609 ;
+  assign \$2611  = d_bank0_14 == 5'h1b;
+  assign \$2612  = pending0[14] & \$2611 ;
+  assign \$2613  = d_bank0_15 == 5'h1b;
+  assign \$2614  = pending0[15] & \$2613 ;
+  assign \$2615  = ~ { \$2614 , \$2612 , \$2610 , \$2608 , \$2606 , \$2604 , \$2602 , \$2600 , \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584  };
+  assign \$2616  = \$2615  + 1'h1;
+  assign \$2617  = { 1'h0, \$2614 , \$2612 , \$2610 , \$2608 , \$2606 , \$2604 , \$2602 , \$2600 , \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584  } & \$2616 ;
+  assign hit0_27 = | { \$2614 , \$2612 , \$2610 , \$2608 , \$2606 , \$2604 , \$2602 , \$2600 , \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584  };
+  assign \$2618  = \$2617 [0] ? d_row0_0 : 4'h0;
+  assign \$2619  = \$2617 [1] ? d_row0_1 : 4'h0;
+  assign \$2620  = \$2618  | \$2619 ;
+  assign \$2621  = \$2617 [2] ? d_row0_2 : 4'h0;
+  assign \$2622  = \$2620  | \$2621 ;
+  assign \$2623  = \$2617 [3] ? d_row0_3 : 4'h0;
+  assign \$2624  = \$2622  | \$2623 ;
+  assign \$2625  = \$2617 [4] ? d_row0_4 : 4'h0;
+  assign \$2626  = \$2624  | \$2625 ;
+  assign \$2627  = \$2617 [5] ? d_row0_5 : 4'h0;
+  assign \$2628  = \$2626  | \$2627 ;
+  assign \$2629  = \$2617 [6] ? d_row0_6 : 4'h0;
+  assign \$2630  = \$2628  | \$2629 ;
+  assign \$2631  = \$2617 [7] ? d_row0_7 : 4'h0;
+  assign \$2632  = \$2630  | \$2631 ;
+  assign \$2633  = \$2617 [8] ? d_row0_8 : 4'h0;
+  assign \$2634  = \$2632  | \$2633 ;
+  assign \$2635  = \$2617 [9] ? d_row0_9 : 4'h0;
+  assign \$2636  = \$2634  | \$2635 ;
+  assign \$2637  = \$2617 [10] ? d_row0_10 : 4'h0;
+  assign \$2638  = \$2636  | \$2637 ;
+  assign \$2639  = \$2617 [11] ? d_row0_11 : 4'h0;
+  assign \$2640  = \$2638  | \$2639 ;
+  assign \$2641  = \$2617 [12] ? d_row0_12 : 4'h0;
+  assign \$2642  = \$2640  | \$2641 ;
+  assign \$2643  = \$2617 [13] ? d_row0_13 : 4'h0;
+  assign \$2644  = \$2642  | \$2643 ;
+  assign \$2645  = \$2617 [14] ? d_row0_14 : 4'h0;
+  assign \$2646  = \$2644  | \$2645 ;
+  assign \$2647  = \$2617 [15] ? d_row0_15 : 4'h0;
+  assign row0_27 = \$2646  | \$2647 ;
+  assign \$2648  = \$2617 [0] ? d_product_0 : 16'h0000;
+  assign \$2649  = \$2617 [1] ? d_product_1 : 16'h0000;
+  assign \$2650  = \$2648  | \$2649 ;
+  assign \$2651  = \$2617 [2] ? d_product_2 : 16'h0000;
+  assign \$2652  = \$2650  | \$2651 ;
+  assign \$2653  = \$2617 [3] ? d_product_3 : 16'h0000;
+  assign \$2654  = \$2652  | \$2653 ;
+  assign \$2655  = \$2617 [4] ? d_product_4 : 16'h0000;
+  assign \$2656  = \$2654  | \$2655 ;
+  assign \$2657  = \$2617 [5] ? d_product_5 : 16'h0000;
+  assign \$2658  = \$2656  | \$2657 ;
+  assign \$2659  = \$2617 [6] ? d_product_6 : 16'h0000;
+  assign \$2660  = \$2658  | \$2659 ;
+  assign \$2661  = \$2617 [7] ? d_product_7 : 16'h0000;
+  assign \$2662  = \$2660  | \$2661 ;
+  assign \$2663  = \$2617 [8] ? d_product_8 : 16'h0000;
+  assign \$2664  = \$2662  | \$2663 ;
+  assign \$2665  = \$2617 [9] ? d_product_9 : 16'h0000;
+  assign \$2666  = \$2664  | \$2665 ;
+  assign \$2667  = \$2617 [10] ? d_product_10 : 16'h0000;
+  assign \$2668  = \$2666  | \$2667 ;
+  assign \$2669  = \$2617 [11] ? d_product_11 : 16'h0000;
+  assign \$2670  = \$2668  | \$2669 ;
+  assign \$2671  = \$2617 [12] ? d_product_12 : 16'h0000;
+  assign \$2672  = \$2670  | \$2671 ;
+  assign \$2673  = \$2617 [13] ? d_product_13 : 16'h0000;
+  assign \$2674  = \$2672  | \$2673 ;
+  assign \$2675  = \$2617 [14] ? d_product_14 : 16'h0000;
+  assign \$2676  = \$2674  | \$2675 ;
+  assign \$2677  = \$2617 [15] ? d_product_15 : 16'h0000;
+  assign value0_27 = \$2676  | \$2677 ;
+  assign \$2678  = d_bank0_0 == 5'h1c;
+  assign \$2679  = pending0[0] & \$2678 ;
+  assign \$2680  = d_bank0_1 == 5'h1c;
+  assign \$2681  = pending0[1] & \$2680 ;
+  assign \$2682  = d_bank0_2 == 5'h1c;
+  assign \$2683  = pending0[2] & \$2682 ;
+  assign \$2684  = d_bank0_3 == 5'h1c;
+  assign \$2685  = pending0[3] & \$2684 ;
+  assign \$2686  = d_bank0_4 == 5'h1c;
+  assign \$2687  = pending0[4] & \$2686 ;
+  assign \$2688  = d_bank0_5 == 5'h1c;
+  assign \$2689  = pending0[5] & \$2688 ;
+  assign \$2690  = d_bank0_6 == 5'h1c;
+  assign \$2691  = pending0[6] & \$2690 ;
+  assign \$2692  = d_bank0_7 == 5'h1c;
+  assign \$2693  = pending0[7] & \$2692 ;
+  assign \$2694  = d_bank0_8 == 5'h1c;
+  assign \$2695  = pending0[8] & \$2694 ;
+  assign \$2696  = d_bank0_9 == 5'h1c;
+  assign \$2697  = pending0[9] & \$2696 ;
+  assign \$2698  = d_bank0_10 == 5'h1c;
+  assign \$2699  = pending0[10] & \$2698 ;
+  assign \$2700  = d_bank0_11 == 5'h1c;
+  assign \$2701  = pending0[11] & \$2700 ;
+  assign \$2702  = d_bank0_12 == 5'h1c;
+  assign \$2703  = pending0[12] & \$2702 ;
+  assign \$2704  = d_bank0_13 == 5'h1c;
+  assign \$2705  = pending0[13] & \$2704 ;
+  assign \$2706  = d_bank0_14 == 5'h1c;
+  assign \$2707  = pending0[14] & \$2706 ;
+  assign \$2708  = d_bank0_15 == 5'h1c;
+  assign \$2709  = pending0[15] & \$2708 ;
+  assign \$2710  = ~ { \$2709 , \$2707 , \$2705 , \$2703 , \$2701 , \$2699 , \$2697 , \$2695 , \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679  };
+  assign \$2711  = \$2710  + 1'h1;
+  assign \$2712  = { 1'h0, \$2709 , \$2707 , \$2705 , \$2703 , \$2701 , \$2699 , \$2697 , \$2695 , \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679  } & \$2711 ;
+  assign hit0_28 = | { \$2709 , \$2707 , \$2705 , \$2703 , \$2701 , \$2699 , \$2697 , \$2695 , \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679  };
+  assign \$2713  = \$2712 [0] ? d_row0_0 : 4'h0;
+  assign \$2714  = \$2712 [1] ? d_row0_1 : 4'h0;
+  assign \$2715  = \$2713  | \$2714 ;
+  assign \$2716  = \$2712 [2] ? d_row0_2 : 4'h0;
+  assign \$2717  = \$2715  | \$2716 ;
+  assign \$2718  = \$2712 [3] ? d_row0_3 : 4'h0;
+  assign \$2719  = \$2717  | \$2718 ;
+  assign \$2720  = \$2712 [4] ? d_row0_4 : 4'h0;
+  assign \$2721  = \$2719  | \$2720 ;
+  assign \$2722  = \$2712 [5] ? d_row0_5 : 4'h0;
+  assign \$2723  = \$2721  | \$2722 ;
+  assign \$2724  = \$2712 [6] ? d_row0_6 : 4'h0;
+  assign \$2725  = \$2723  | \$2724 ;
+  assign \$2726  = \$2712 [7] ? d_row0_7 : 4'h0;
+  assign \$2727  = \$2725  | \$2726 ;
+  assign \$2728  = \$2712 [8] ? d_row0_8 : 4'h0;
+  assign \$2729  = \$2727  | \$2728 ;
+  assign \$2730  = \$2712 [9] ? d_row0_9 : 4'h0;
+  assign \$2731  = \$2729  | \$2730 ;
+  assign \$2732  = \$2712 [10] ? d_row0_10 : 4'h0;
+  assign \$2733  = \$2731  | \$2732 ;
+  assign \$2734  = \$2712 [11] ? d_row0_11 : 4'h0;
+  assign \$2735  = \$2733  | \$2734 ;
+  assign \$2736  = \$2712 [12] ? d_row0_12 : 4'h0;
+  assign \$2737  = \$2735  | \$2736 ;
+  assign \$2738  = \$2712 [13] ? d_row0_13 : 4'h0;
+  assign \$2739  = \$2737  | \$2738 ;
+  assign \$2740  = \$2712 [14] ? d_row0_14 : 4'h0;
+  assign \$2741  = \$2739  | \$2740 ;
+  assign \$2742  = \$2712 [15] ? d_row0_15 : 4'h0;
+  assign row0_28 = \$2741  | \$2742 ;
+  assign \$2743  = \$2712 [0] ? d_product_0 : 16'h0000;
+  assign \$2744  = \$2712 [1] ? d_product_1 : 16'h0000;
+  assign \$2745  = \$2743  | \$2744 ;
+  assign \$2746  = \$2712 [2] ? d_product_2 : 16'h0000;
+  assign \$2747  = \$2745  | \$2746 ;
+  assign \$2748  = \$2712 [3] ? d_product_3 : 16'h0000;
+  assign \$2749  = \$2747  | \$2748 ;
+  assign \$2750  = \$2712 [4] ? d_product_4 : 16'h0000;
+  assign \$2751  = \$2749  | \$2750 ;
+  assign \$2752  = \$2712 [5] ? d_product_5 : 16'h0000;
+  assign \$2753  = \$2751  | \$2752 ;
+  assign \$2754  = \$2712 [6] ? d_product_6 : 16'h0000;
+  assign \$2755  = \$2753  | \$2754 ;
+  assign \$2756  = \$2712 [7] ? d_product_7 : 16'h0000;
+  assign \$2757  = \$2755  | \$2756 ;
+  assign \$2758  = \$2712 [8] ? d_product_8 : 16'h0000;
+  assign \$2759  = \$2757  | \$2758 ;
+  assign \$2760  = \$2712 [9] ? d_product_9 : 16'h0000;
+  assign \$2761  = \$2759  | \$2760 ;
+  assign \$2762  = \$2712 [10] ? d_product_10 : 16'h0000;
+  assign \$2763  = \$2761  | \$2762 ;
+  assign \$2764  = \$2712 [11] ? d_product_11 : 16'h0000;
+  assign \$2765  = \$2763  | \$2764 ;
+  assign \$2766  = \$2712 [12] ? d_product_12 : 16'h0000;
+  assign \$2767  = \$2765  | \$2766 ;
+  assign \$2768  = \$2712 [13] ? d_product_13 : 16'h0000;
+  assign \$2769  = \$2767  | \$2768 ;
+  assign \$2770  = \$2712 [14] ? d_product_14 : 16'h0000;
+  assign \$2771  = \$2769  | \$2770 ;
+  assign \$2772  = \$2712 [15] ? d_product_15 : 16'h0000;
+  assign value0_28 = \$2771  | \$2772 ;
+  assign \$2773  = d_bank0_0 == 5'h1d;
+  assign \$2774  = pending0[0] & \$2773 ;
+  assign \$2775  = d_bank0_1 == 5'h1d;
+  assign \$2776  = pending0[1] & \$2775 ;
+  assign \$2777  = d_bank0_2 == 5'h1d;
+  assign \$2778  = pending0[2] & \$2777 ;
+  assign \$2779  = d_bank0_3 == 5'h1d;
+  assign \$2780  = pending0[3] & \$2779 ;
+  assign \$2781  = d_bank0_4 == 5'h1d;
+  assign \$2782  = pending0[4] & \$2781 ;
+  assign \$2783  = d_bank0_5 == 5'h1d;
+  assign \$2784  = pending0[5] & \$2783 ;
+  assign \$2785  = d_bank0_6 == 5'h1d;
+  assign \$2786  = pending0[6] & \$2785 ;
+  assign \$2787  = d_bank0_7 == 5'h1d;
+  assign \$2788  = pending0[7] & \$2787 ;
+  assign \$2789  = d_bank0_8 == 5'h1d;
+  assign \$2790  = pending0[8] & \$2789 ;
+  assign \$2791  = d_bank0_9 == 5'h1d;
+  assign \$2792  = pending0[9] & \$2791 ;
+  assign \$2793  = d_bank0_10 == 5'h1d;
+  assign \$2794  = pending0[10] & \$2793 ;
+  assign \$2795  = d_bank0_11 == 5'h1d;
+  assign \$2796  = pending0[11] & \$2795 ;
+  assign \$2797  = d_bank0_12 == 5'h1d;
+  assign \$2798  = pending0[12] & \$2797 ;
+  assign \$2799  = d_bank0_13 == 5'h1d;
+  assign \$2800  = pending0[13] & \$2799 ;
+  assign \$2801  = d_bank0_14 == 5'h1d;
+  assign \$2802  = pending0[14] & \$2801 ;
+  assign \$2803  = d_bank0_15 == 5'h1d;
+  assign \$2804  = pending0[15] & \$2803 ;
+  assign \$2805  = ~ { \$2804 , \$2802 , \$2800 , \$2798 , \$2796 , \$2794 , \$2792 , \$2790 , \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774  };
+  assign \$2806  = \$2805  + 1'h1;
+  assign \$2807  = { 1'h0, \$2804 , \$2802 , \$2800 , \$2798 , \$2796 , \$2794 , \$2792 , \$2790 , \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774  } & \$2806 ;
+  assign hit0_29 = | { \$2804 , \$2802 , \$2800 , \$2798 , \$2796 , \$2794 , \$2792 , \$2790 , \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774  };
+  assign \$2808  = \$2807 [0] ? d_row0_0 : 4'h0;
+  assign \$2809  = \$2807 [1] ? d_row0_1 : 4'h0;
+  assign \$2810  = \$2808  | \$2809 ;
+  assign \$2811  = \$2807 [2] ? d_row0_2 : 4'h0;
+  assign \$2812  = \$2810  | \$2811 ;
+  assign \$2813  = \$2807 [3] ? d_row0_3 : 4'h0;
+  assign \$2814  = \$2812  | \$2813 ;
+  assign \$2815  = \$2807 [4] ? d_row0_4 : 4'h0;
+  assign \$2816  = \$2814  | \$2815 ;
+  assign \$2817  = \$2807 [5] ? d_row0_5 : 4'h0;
+  assign \$2818  = \$2816  | \$2817 ;
+  assign \$2819  = \$2807 [6] ? d_row0_6 : 4'h0;
+  assign \$2820  = \$2818  | \$2819 ;
+  assign \$2821  = \$2807 [7] ? d_row0_7 : 4'h0;
+  assign \$2822  = \$2820  | \$2821 ;
+  assign \$2823  = \$2807 [8] ? d_row0_8 : 4'h0;
+  assign \$2824  = \$2822  | \$2823 ;
+  assign \$2825  = \$2807 [9] ? d_row0_9 : 4'h0;
+  assign \$2826  = \$2824  | \$2825 ;
+  assign \$2827  = \$2807 [10] ? d_row0_10 : 4'h0;
+  assign \$2828  = \$2826  | \$2827 ;
+  assign \$2829  = \$2807 [11] ? d_row0_11 : 4'h0;
+  assign \$2830  = \$2828  | \$2829 ;
+  assign \$2831  = \$2807 [12] ? d_row0_12 : 4'h0;
+  assign \$2832  = \$2830  | \$2831 ;
+  assign \$2833  = \$2807 [13] ? d_row0_13 : 4'h0;
+  assign \$2834  = \$2832  | \$2833 ;
+  assign \$2835  = \$2807 [14] ? d_row0_14 : 4'h0;
+  assign \$2836  = \$2834  | \$2835 ;
+  assign \$2837  = \$2807 [15] ? d_row0_15 : 4'h0;
+  assign row0_29 = \$2836  | \$2837 ;
+  assign \$2838  = \$2807 [0] ? d_product_0 : 16'h0000;
+  assign \$2839  = \$2807 [1] ? d_product_1 : 16'h0000;
+  assign \$2840  = \$2838  | \$2839 ;
+  assign \$2841  = \$2807 [2] ? d_product_2 : 16'h0000;
+  assign \$2842  = \$2840  | \$2841 ;
+  assign \$2843  = \$2807 [3] ? d_product_3 : 16'h0000;
+  assign \$2844  = \$2842  | \$2843 ;
+  assign \$2845  = \$2807 [4] ? d_product_4 : 16'h0000;
+  assign \$2846  = \$2844  | \$2845 ;
+  assign \$2847  = \$2807 [5] ? d_product_5 : 16'h0000;
+  assign \$2848  = \$2846  | \$2847 ;
+  assign \$2849  = \$2807 [6] ? d_product_6 : 16'h0000;
+  assign \$2850  = \$2848  | \$2849 ;
+  assign \$2851  = \$2807 [7] ? d_product_7 : 16'h0000;
+  assign \$2852  = \$2850  | \$2851 ;
+  assign \$2853  = \$2807 [8] ? d_product_8 : 16'h0000;
+  assign \$2854  = \$2852  | \$2853 ;
+  assign \$2855  = \$2807 [9] ? d_product_9 : 16'h0000;
+  assign \$2856  = \$2854  | \$2855 ;
+  assign \$2857  = \$2807 [10] ? d_product_10 : 16'h0000;
+  assign \$2858  = \$2856  | \$2857 ;
+  assign \$2859  = \$2807 [11] ? d_product_11 : 16'h0000;
+  assign \$2860  = \$2858  | \$2859 ;
+  assign \$2861  = \$2807 [12] ? d_product_12 : 16'h0000;
+  assign \$2862  = \$2860  | \$2861 ;
+  assign \$2863  = \$2807 [13] ? d_product_13 : 16'h0000;
+  assign \$2864  = \$2862  | \$2863 ;
+  assign \$2865  = \$2807 [14] ? d_product_14 : 16'h0000;
+  assign \$2866  = \$2864  | \$2865 ;
+  assign \$2867  = \$2807 [15] ? d_product_15 : 16'h0000;
+  assign value0_29 = \$2866  | \$2867 ;
+  assign \$2868  = d_bank0_0 == 5'h1e;
+  assign \$2869  = pending0[0] & \$2868 ;
+  assign \$2870  = d_bank0_1 == 5'h1e;
+  assign \$2871  = pending0[1] & \$2870 ;
+  assign \$2872  = d_bank0_2 == 5'h1e;
+  assign \$2873  = pending0[2] & \$2872 ;
+  assign \$2874  = d_bank0_3 == 5'h1e;
+  assign \$2875  = pending0[3] & \$2874 ;
+  assign \$2876  = d_bank0_4 == 5'h1e;
+  assign \$2877  = pending0[4] & \$2876 ;
+  assign \$2878  = d_bank0_5 == 5'h1e;
+  assign \$2879  = pending0[5] & \$2878 ;
+  assign \$2880  = d_bank0_6 == 5'h1e;
+  assign \$2881  = pending0[6] & \$2880 ;
+  assign \$2882  = d_bank0_7 == 5'h1e;
+  assign \$2883  = pending0[7] & \$2882 ;
+  assign \$2884  = d_bank0_8 == 5'h1e;
+  assign \$2885  = pending0[8] & \$2884 ;
+  assign \$2886  = d_bank0_9 == 5'h1e;
+  assign \$2887  = pending0[9] & \$2886 ;
+  assign \$2888  = d_bank0_10 == 5'h1e;
+  assign \$2889  = pending0[10] & \$2888 ;
+  assign \$2890  = d_bank0_11 == 5'h1e;
+  assign \$2891  = pending0[11] & \$2890 ;
+  assign \$2892  = d_bank0_12 == 5'h1e;
+  assign \$2893  = pending0[12] & \$2892 ;
+  assign \$2894  = d_bank0_13 == 5'h1e;
+  assign \$2895  = pending0[13] & \$2894 ;
+  assign \$2896  = d_bank0_14 == 5'h1e;
+  assign \$2897  = pending0[14] & \$2896 ;
+  assign \$2898  = d_bank0_15 == 5'h1e;
+  assign \$2899  = pending0[15] & \$2898 ;
+  assign \$2900  = ~ { \$2899 , \$2897 , \$2895 , \$2893 , \$2891 , \$2889 , \$2887 , \$2885 , \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869  };
+  assign \$2901  = \$2900  + 1'h1;
+  assign \$2902  = { 1'h0, \$2899 , \$2897 , \$2895 , \$2893 , \$2891 , \$2889 , \$2887 , \$2885 , \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869  } & \$2901 ;
+  assign hit0_30 = | { \$2899 , \$2897 , \$2895 , \$2893 , \$2891 , \$2889 , \$2887 , \$2885 , \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869  };
+  assign \$2903  = \$2902 [0] ? d_row0_0 : 4'h0;
+  assign \$2904  = \$2902 [1] ? d_row0_1 : 4'h0;
+  assign \$2905  = \$2903  | \$2904 ;
+  assign \$2906  = \$2902 [2] ? d_row0_2 : 4'h0;
+  assign \$2907  = \$2905  | \$2906 ;
+  assign \$2908  = \$2902 [3] ? d_row0_3 : 4'h0;
+  assign \$2909  = \$2907  | \$2908 ;
+  assign \$2910  = \$2902 [4] ? d_row0_4 : 4'h0;
+  assign \$2911  = \$2909  | \$2910 ;
+  assign \$2912  = \$2902 [5] ? d_row0_5 : 4'h0;
+  assign \$2913  = \$2911  | \$2912 ;
+  assign \$2914  = \$2902 [6] ? d_row0_6 : 4'h0;
+  assign \$2915  = \$2913  | \$2914 ;
+  assign \$2916  = \$2902 [7] ? d_row0_7 : 4'h0;
+  assign \$2917  = \$2915  | \$2916 ;
+  assign \$2918  = \$2902 [8] ? d_row0_8 : 4'h0;
+  assign \$2919  = \$2917  | \$2918 ;
+  assign \$2920  = \$2902 [9] ? d_row0_9 : 4'h0;
+  assign \$2921  = \$2919  | \$2920 ;
+  assign \$2922  = \$2902 [10] ? d_row0_10 : 4'h0;
+  assign \$2923  = \$2921  | \$2922 ;
+  assign \$2924  = \$2902 [11] ? d_row0_11 : 4'h0;
+  assign \$2925  = \$2923  | \$2924 ;
+  assign \$2926  = \$2902 [12] ? d_row0_12 : 4'h0;
+  assign \$2927  = \$2925  | \$2926 ;
+  assign \$2928  = \$2902 [13] ? d_row0_13 : 4'h0;
+  assign \$2929  = \$2927  | \$2928 ;
+  assign \$2930  = \$2902 [14] ? d_row0_14 : 4'h0;
+  assign \$2931  = \$2929  | \$2930 ;
+  assign \$2932  = \$2902 [15] ? d_row0_15 : 4'h0;
+  assign row0_30 = \$2931  | \$2932 ;
+  assign \$2933  = \$2902 [0] ? d_product_0 : 16'h0000;
+  assign \$2934  = \$2902 [1] ? d_product_1 : 16'h0000;
+  assign \$2935  = \$2933  | \$2934 ;
+  assign \$2936  = \$2902 [2] ? d_product_2 : 16'h0000;
+  assign \$2937  = \$2935  | \$2936 ;
+  assign \$2938  = \$2902 [3] ? d_product_3 : 16'h0000;
+  assign \$2939  = \$2937  | \$2938 ;
+  assign \$2940  = \$2902 [4] ? d_product_4 : 16'h0000;
+  assign \$2941  = \$2939  | \$2940 ;
+  assign \$2942  = \$2902 [5] ? d_product_5 : 16'h0000;
+  assign \$2943  = \$2941  | \$2942 ;
+  assign \$2944  = \$2902 [6] ? d_product_6 : 16'h0000;
+  assign \$2945  = \$2943  | \$2944 ;
+  assign \$2946  = \$2902 [7] ? d_product_7 : 16'h0000;
+  assign \$2947  = \$2945  | \$2946 ;
+  assign \$2948  = \$2902 [8] ? d_product_8 : 16'h0000;
+  assign \$2949  = \$2947  | \$2948 ;
+  assign \$2950  = \$2902 [9] ? d_product_9 : 16'h0000;
+  assign \$2951  = \$2949  | \$2950 ;
+  assign \$2952  = \$2902 [10] ? d_product_10 : 16'h0000;
+  assign \$2953  = \$2951  | \$2952 ;
+  assign \$2954  = \$2902 [11] ? d_product_11 : 16'h0000;
+  assign \$2955  = \$2953  | \$2954 ;
+  assign \$2956  = \$2902 [12] ? d_product_12 : 16'h0000;
+  assign \$2957  = \$2955  | \$2956 ;
+  assign \$2958  = \$2902 [13] ? d_product_13 : 16'h0000;
+  assign \$2959  = \$2957  | \$2958 ;
+  assign \$2960  = \$2902 [14] ? d_product_14 : 16'h0000;
+  assign \$2961  = \$2959  | \$2960 ;
+  assign \$2962  = \$2902 [15] ? d_product_15 : 16'h0000;
+  assign value0_30 = \$2961  | \$2962 ;
+  assign \$2963  = d_bank0_0 == 5'h1f;
+  assign \$2964  = pending0[0] & \$2963 ;
+  assign \$2965  = d_bank0_1 == 5'h1f;
+  assign \$2966  = pending0[1] & \$2965 ;
+  assign \$2967  = d_bank0_2 == 5'h1f;
+  assign \$2968  = pending0[2] & \$2967 ;
+  assign \$2969  = d_bank0_3 == 5'h1f;
+  assign \$2970  = pending0[3] & \$2969 ;
+  assign \$2971  = d_bank0_4 == 5'h1f;
+  assign \$2972  = pending0[4] & \$2971 ;
+  assign \$2973  = d_bank0_5 == 5'h1f;
+  assign \$2974  = pending0[5] & \$2973 ;
+  assign \$2975  = d_bank0_6 == 5'h1f;
+  assign \$2976  = pending0[6] & \$2975 ;
+  assign \$2977  = d_bank0_7 == 5'h1f;
+  assign \$2978  = pending0[7] & \$2977 ;
+  assign \$2979  = d_bank0_8 == 5'h1f;
+  assign \$2980  = pending0[8] & \$2979 ;
+  assign \$2981  = d_bank0_9 == 5'h1f;
+  assign \$2982  = pending0[9] & \$2981 ;
+  assign \$2983  = d_bank0_10 == 5'h1f;
+  assign \$2984  = pending0[10] & \$2983 ;
+  assign \$2985  = d_bank0_11 == 5'h1f;
+  assign \$2986  = pending0[11] & \$2985 ;
+  assign \$2987  = d_bank0_12 == 5'h1f;
+  assign \$2988  = pending0[12] & \$2987 ;
+  assign \$2989  = d_bank0_13 == 5'h1f;
+  assign \$2990  = pending0[13] & \$2989 ;
+  assign \$2991  = d_bank0_14 == 5'h1f;
+  assign \$2992  = pending0[14] & \$2991 ;
+  assign \$2993  = d_bank0_15 == 5'h1f;
+  assign \$2994  = pending0[15] & \$2993 ;
+  assign \$2995  = ~ { \$2994 , \$2992 , \$2990 , \$2988 , \$2986 , \$2984 , \$2982 , \$2980 , \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964  };
+  assign \$2996  = \$2995  + 1'h1;
+  assign \$2997  = { 1'h0, \$2994 , \$2992 , \$2990 , \$2988 , \$2986 , \$2984 , \$2982 , \$2980 , \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964  } & \$2996 ;
+  assign hit0_31 = | { \$2994 , \$2992 , \$2990 , \$2988 , \$2986 , \$2984 , \$2982 , \$2980 , \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964  };
+  assign \$2998  = \$2997 [0] ? d_row0_0 : 4'h0;
+  assign \$2999  = \$2997 [1] ? d_row0_1 : 4'h0;
+  assign \$3000  = \$2998  | \$2999 ;
+  assign \$3001  = \$2997 [2] ? d_row0_2 : 4'h0;
+  assign \$3002  = \$3000  | \$3001 ;
+  assign \$3003  = \$2997 [3] ? d_row0_3 : 4'h0;
+  assign \$3004  = \$3002  | \$3003 ;
+  assign \$3005  = \$2997 [4] ? d_row0_4 : 4'h0;
+  assign \$3006  = \$3004  | \$3005 ;
+  assign \$3007  = \$2997 [5] ? d_row0_5 : 4'h0;
+  assign \$3008  = \$3006  | \$3007 ;
+  assign \$3009  = \$2997 [6] ? d_row0_6 : 4'h0;
+  assign \$3010  = \$3008  | \$3009 ;
+  assign \$3011  = \$2997 [7] ? d_row0_7 : 4'h0;
+  assign \$3012  = \$3010  | \$3011 ;
+  assign \$3013  = \$2997 [8] ? d_row0_8 : 4'h0;
+  assign \$3014  = \$3012  | \$3013 ;
+  assign \$3015  = \$2997 [9] ? d_row0_9 : 4'h0;
+  assign \$3016  = \$3014  | \$3015 ;
+  assign \$3017  = \$2997 [10] ? d_row0_10 : 4'h0;
+  assign \$3018  = \$3016  | \$3017 ;
+  assign \$3019  = \$2997 [11] ? d_row0_11 : 4'h0;
+  assign \$3020  = \$3018  | \$3019 ;
+  assign \$3021  = \$2997 [12] ? d_row0_12 : 4'h0;
+  assign \$3022  = \$3020  | \$3021 ;
+  assign \$3023  = \$2997 [13] ? d_row0_13 : 4'h0;
+  assign \$3024  = \$3022  | \$3023 ;
+  assign \$3025  = \$2997 [14] ? d_row0_14 : 4'h0;
+  assign \$3026  = \$3024  | \$3025 ;
+  assign \$3027  = \$2997 [15] ? d_row0_15 : 4'h0;
+  assign row0_31 = \$3026  | \$3027 ;
+  assign \$3028  = \$2997 [0] ? d_product_0 : 16'h0000;
+  assign \$3029  = \$2997 [1] ? d_product_1 : 16'h0000;
+  assign \$3030  = \$3028  | \$3029 ;
+  assign \$3031  = \$2997 [2] ? d_product_2 : 16'h0000;
+  assign \$3032  = \$3030  | \$3031 ;
+  assign \$3033  = \$2997 [3] ? d_product_3 : 16'h0000;
+  assign \$3034  = \$3032  | \$3033 ;
+  assign \$3035  = \$2997 [4] ? d_product_4 : 16'h0000;
+  assign \$3036  = \$3034  | \$3035 ;
+  assign \$3037  = \$2997 [5] ? d_product_5 : 16'h0000;
+  assign \$3038  = \$3036  | \$3037 ;
+  assign \$3039  = \$2997 [6] ? d_product_6 : 16'h0000;
+  assign \$3040  = \$3038  | \$3039 ;
+  assign \$3041  = \$2997 [7] ? d_product_7 : 16'h0000;
+  assign \$3042  = \$3040  | \$3041 ;
+  assign \$3043  = \$2997 [8] ? d_product_8 : 16'h0000;
+  assign \$3044  = \$3042  | \$3043 ;
+  assign \$3045  = \$2997 [9] ? d_product_9 : 16'h0000;
+  assign \$3046  = \$3044  | \$3045 ;
+  assign \$3047  = \$2997 [10] ? d_product_10 : 16'h0000;
+  assign \$3048  = \$3046  | \$3047 ;
+  assign \$3049  = \$2997 [11] ? d_product_11 : 16'h0000;
+  assign \$3050  = \$3048  | \$3049 ;
+  assign \$3051  = \$2997 [12] ? d_product_12 : 16'h0000;
+  assign \$3052  = \$3050  | \$3051 ;
+  assign \$3053  = \$2997 [13] ? d_product_13 : 16'h0000;
+  assign \$3054  = \$3052  | \$3053 ;
+  assign \$3055  = \$2997 [14] ? d_product_14 : 16'h0000;
+  assign \$3056  = \$3054  | \$3055 ;
+  assign \$3057  = \$2997 [15] ? d_product_15 : 16'h0000;
+  assign value0_31 = \$3056  | \$3057 ;
+  assign \$3058  = \$52 [15:0] | \$147 [15:0];
+  assign \$3059  = \$3058  | \$242 [15:0];
+  assign \$3060  = \$3059  | \$337 [15:0];
+  assign \$3061  = \$3060  | \$432 [15:0];
+  assign \$3062  = \$3061  | \$527 [15:0];
+  assign \$3063  = \$3062  | \$622 [15:0];
+  assign \$3064  = \$3063  | \$717 [15:0];
+  assign \$3065  = \$3064  | \$812 [15:0];
+  assign \$3066  = \$3065  | \$907 [15:0];
+  assign \$3067  = \$3066  | \$1002 [15:0];
+  assign \$3068  = \$3067  | \$1097 [15:0];
+  assign \$3069  = \$3068  | \$1192 [15:0];
+  assign \$3070  = \$3069  | \$1287 [15:0];
+  assign \$3071  = \$3070  | \$1382 [15:0];
+  assign \$3072  = \$3071  | \$1477 [15:0];
+  assign \$3073  = \$3072  | \$1572 [15:0];
+  assign \$3074  = \$3073  | \$1667 [15:0];
+  assign \$3075  = \$3074  | \$1762 [15:0];
+  assign \$3076  = \$3075  | \$1857 [15:0];
+  assign \$3077  = \$3076  | \$1952 [15:0];
+  assign \$3078  = \$3077  | \$2047 [15:0];
+  assign \$3079  = \$3078  | \$2142 [15:0];
+  assign \$3080  = \$3079  | \$2237 [15:0];
+  assign \$3081  = \$3080  | \$2332 [15:0];
+  assign \$3082  = \$3081  | \$2427 [15:0];
+  assign \$3083  = \$3082  | \$2522 [15:0];
+  assign \$3084  = \$3083  | \$2617 [15:0];
+  assign \$3085  = \$3084  | \$2712 [15:0];
+  assign \$3086  = \$3085  | \$2807 [15:0];
+  assign \$3087  = \$3086  | \$2902 [15:0];
+  assign granted0 = \$3087  | \$2997 [15:0];
+  assign \$3088  = pending0[0] & pending0[1];
+  assign \$3089  = \$3088  & same_bank[0];
+  assign \$3090  = pending0[0] & pending0[2];
+  assign \$3091  = \$3090  & same_bank[1];
+  assign \$3092  = pending0[0] & pending0[3];
+  assign \$3093  = \$3092  & same_bank[2];
+  assign \$3094  = pending0[0] & pending0[4];
+  assign \$3095  = \$3094  & same_bank[3];
+  assign \$3096  = pending0[0] & pending0[5];
+  assign \$3097  = \$3096  & same_bank[4];
+  assign \$3098  = pending0[0] & pending0[6];
+  assign \$3099  = \$3098  & same_bank[5];
+  assign \$3100  = pending0[0] & pending0[7];
+  assign \$3101  = \$3100  & same_bank[6];
+  assign \$3102  = pending0[0] & pending0[8];
+  assign \$3103  = \$3102  & same_bank[7];
+  assign \$3104  = pending0[0] & pending0[9];
+  assign \$3105  = \$3104  & same_bank[8];
+  assign \$3106  = pending0[0] & pending0[10];
+  assign \$3107  = \$3106  & same_bank[9];
+  assign \$3108  = pending0[0] & pending0[11];
+  assign \$3109  = \$3108  & same_bank[10];
+  assign \$3110  = pending0[0] & pending0[12];
+  assign \$3111  = \$3110  & same_bank[11];
+  assign \$3112  = pending0[0] & pending0[13];
+  assign \$3113  = \$3112  & same_bank[12];
+  assign \$3114  = pending0[0] & pending0[14];
+  assign \$3115  = \$3114  & same_bank[13];
+  assign \$3116  = pending0[0] & pending0[15];
+  assign \$3117  = \$3116  & same_bank[14];
+  assign \$3118  = pending0[1] & pending0[2];
+  assign \$3119  = \$3118  & same_bank[15];
+  assign \$3120  = pending0[1] & pending0[3];
+  assign \$3121  = \$3120  & same_bank[16];
+  assign \$3122  = pending0[1] & pending0[4];
+  assign \$3123  = \$3122  & same_bank[17];
+  assign \$3124  = pending0[1] & pending0[5];
+  assign \$3125  = \$3124  & same_bank[18];
+  assign \$3126  = pending0[1] & pending0[6];
+  assign \$3127  = \$3126  & same_bank[19];
+  assign \$3128  = pending0[1] & pending0[7];
+  assign \$3129  = \$3128  & same_bank[20];
+  assign \$3130  = pending0[1] & pending0[8];
+  assign \$3131  = \$3130  & same_bank[21];
+  assign \$3132  = pending0[1] & pending0[9];
+  assign \$3133  = \$3132  & same_bank[22];
+  assign \$3134  = pending0[1] & pending0[10];
+  assign \$3135  = \$3134  & same_bank[23];
+  assign \$3136  = pending0[1] & pending0[11];
+  assign \$3137  = \$3136  & same_bank[24];
+  assign \$3138  = pending0[1] & pending0[12];
+  assign \$3139  = \$3138  & same_bank[25];
+  assign \$3140  = pending0[1] & pending0[13];
+  assign \$3141  = \$3140  & same_bank[26];
+  assign \$3142  = pending0[1] & pending0[14];
+  assign \$3143  = \$3142  & same_bank[27];
+  assign \$3144  = pending0[1] & pending0[15];
+  assign \$3145  = \$3144  & same_bank[28];
+  assign \$3146  = pending0[2] & pending0[3];
+  assign \$3147  = \$3146  & same_bank[29];
+  assign \$3148  = pending0[2] & pending0[4];
+  assign \$3149  = \$3148  & same_bank[30];
+  assign \$3150  = pending0[2] & pending0[5];
+  assign \$3151  = \$3150  & same_bank[31];
+  assign \$3152  = pending0[2] & pending0[6];
+  assign \$3153  = \$3152  & same_bank[32];
+  assign \$3154  = pending0[2] & pending0[7];
+  assign \$3155  = \$3154  & same_bank[33];
+  assign \$3156  = pending0[2] & pending0[8];
+  assign \$3157  = \$3156  & same_bank[34];
+  assign \$3158  = pending0[2] & pending0[9];
+  assign \$3159  = \$3158  & same_bank[35];
+  assign \$3160  = pending0[2] & pending0[10];
+  assign \$3161  = \$3160  & same_bank[36];
+  assign \$3162  = pending0[2] & pending0[11];
+  assign \$3163  = \$3162  & same_bank[37];
+  assign \$3164  = pending0[2] & pending0[12];
+  assign \$3165  = \$3164  & same_bank[38];
+  assign \$3166  = pending0[2] & pending0[13];
+  assign \$3167  = \$3166  & same_bank[39];
+  assign \$3168  = pending0[2] & pending0[14];
+  assign \$3169  = \$3168  & same_bank[40];
+  assign \$3170  = pending0[2] & pending0[15];
+  assign \$3171  = \$3170  & same_bank[41];
+  assign \$3172  = pending0[3] & pending0[4];
+  assign \$3173  = \$3172  & same_bank[42];
+  assign \$3174  = pending0[3] & pending0[5];
+  assign \$3175  = \$3174  & same_bank[43];
+  assign \$3176  = pending0[3] & pending0[6];
+  assign \$3177  = \$3176  & same_bank[44];
+  assign \$3178  = pending0[3] & pending0[7];
+  assign \$3179  = \$3178  & same_bank[45];
+  assign \$3180  = pending0[3] & pending0[8];
+  assign \$3181  = \$3180  & same_bank[46];
+  assign \$3182  = pending0[3] & pending0[9];
+  assign \$3183  = \$3182  & same_bank[47];
+  assign \$3184  = pending0[3] & pending0[10];
+  assign \$3185  = \$3184  & same_bank[48];
+  assign \$3186  = pending0[3] & pending0[11];
+  assign \$3187  = \$3186  & same_bank[49];
+  assign \$3188  = pending0[3] & pending0[12];
+  assign \$3189  = \$3188  & same_bank[50];
+  assign \$3190  = pending0[3] & pending0[13];
+  assign \$3191  = \$3190  & same_bank[51];
+  assign \$3192  = pending0[3] & pending0[14];
+  assign \$3193  = \$3192  & same_bank[52];
+  assign \$3194  = pending0[3] & pending0[15];
+  assign \$3195  = \$3194  & same_bank[53];
+  assign \$3196  = pending0[4] & pending0[5];
+  assign \$3197  = \$3196  & same_bank[54];
+  assign \$3198  = pending0[4] & pending0[6];
+  assign \$3199  = \$3198  & same_bank[55];
+  assign \$3200  = pending0[4] & pending0[7];
+  assign \$3201  = \$3200  & same_bank[56];
+  assign \$3202  = pending0[4] & pending0[8];
+  assign \$3203  = \$3202  & same_bank[57];
+  assign \$3204  = pending0[4] & pending0[9];
+  assign \$3205  = \$3204  & same_bank[58];
+  assign \$3206  = pending0[4] & pending0[10];
+  assign \$3207  = \$3206  & same_bank[59];
+  assign \$3208  = pending0[4] & pending0[11];
+  assign \$3209  = \$3208  & same_bank[60];
+  assign \$3210  = pending0[4] & pending0[12];
+  assign \$3211  = \$3210  & same_bank[61];
+  assign \$3212  = pending0[4] & pending0[13];
+  assign \$3213  = \$3212  & same_bank[62];
+  assign \$3214  = pending0[4] & pending0[14];
+  assign \$3215  = \$3214  & same_bank[63];
+  assign \$3216  = pending0[4] & pending0[15];
+  assign \$3217  = \$3216  & same_bank[64];
+  assign \$3218  = pending0[5] & pending0[6];
+  assign \$3219  = \$3218  & same_bank[65];
+  assign \$3220  = pending0[5] & pending0[7];
+  assign \$3221  = \$3220  & same_bank[66];
+  assign \$3222  = pending0[5] & pending0[8];
+  assign \$3223  = \$3222  & same_bank[67];
+  assign \$3224  = pending0[5] & pending0[9];
+  assign \$3225  = \$3224  & same_bank[68];
+  assign \$3226  = pending0[5] & pending0[10];
+  assign \$3227  = \$3226  & same_bank[69];
+  assign \$3228  = pending0[5] & pending0[11];
+  assign \$3229  = \$3228  & same_bank[70];
+  assign \$3230  = pending0[5] & pending0[12];
+  assign \$3231  = \$3230  & same_bank[71];
+  assign \$3232  = pending0[5] & pending0[13];
+  assign \$3233  = \$3232  & same_bank[72];
+  assign \$3234  = pending0[5] & pending0[14];
+  assign \$3235  = \$3234  & same_bank[73];
+  assign \$3236  = pending0[5] & pending0[15];
+  assign \$3237  = \$3236  & same_bank[74];
+  assign \$3238  = pending0[6] & pending0[7];
+  assign \$3239  = \$3238  & same_bank[75];
+  assign \$3240  = pending0[6] & pending0[8];
+  assign \$3241  = \$3240  & same_bank[76];
+  assign \$3242  = pending0[6] & pending0[9];
+  assign \$3243  = \$3242  & same_bank[77];
+  assign \$3244  = pending0[6] & pending0[10];
+  assign \$3245  = \$3244  & same_bank[78];
+  assign \$3246  = pending0[6] & pending0[11];
+  assign \$3247  = \$3246  & same_bank[79];
+  assign \$3248  = pending0[6] & pending0[12];
+  assign \$3249  = \$3248  & same_bank[80];
+  assign \$3250  = pending0[6] & pending0[13];
+  assign \$3251  = \$3250  & same_bank[81];
+  assign \$3252  = pending0[6] & pending0[14];
+  assign \$3253  = \$3252  & same_bank[82];
+  assign \$3254  = pending0[6] & pending0[15];
+  assign \$3255  = \$3254  & same_bank[83];
+  assign \$3256  = pending0[7] & pending0[8];
+  assign \$3257  = \$3256  & same_bank[84];
+  assign \$3258  = pending0[7] & pending0[9];
+  assign \$3259  = \$3258  & same_bank[85];
+  assign \$3260  = pending0[7] & pending0[10];
+  assign \$3261  = \$3260  & same_bank[86];
+  assign \$3262  = pending0[7] & pending0[11];
+  assign \$3263  = \$3262  & same_bank[87];
+  assign \$3264  = pending0[7] & pending0[12];
+  assign \$3265  = \$3264  & same_bank[88];
+  assign \$3266  = pending0[7] & pending0[13];
+  assign \$3267  = \$3266  & same_bank[89];
+  assign \$3268  = pending0[7] & pending0[14];
+  assign \$3269  = \$3268  & same_bank[90];
+  assign \$3270  = pending0[7] & pending0[15];
+  assign \$3271  = \$3270  & same_bank[91];
+  assign \$3272  = pending0[8] & pending0[9];
+  assign \$3273  = \$3272  & same_bank[92];
+  assign \$3274  = pending0[8] & pending0[10];
+  assign \$3275  = \$3274  & same_bank[93];
+  assign \$3276  = pending0[8] & pending0[11];
+  assign \$3277  = \$3276  & same_bank[94];
+  assign \$3278  = pending0[8] & pending0[12];
+  assign \$3279  = \$3278  & same_bank[95];
+  assign \$3280  = pending0[8] & pending0[13];
+  assign \$3281  = \$3280  & same_bank[96];
+  assign \$3282  = pending0[8] & pending0[14];
+  assign \$3283  = \$3282  & same_bank[97];
+  assign \$3284  = pending0[8] & pending0[15];
+  assign \$3285  = \$3284  & same_bank[98];
+  assign \$3286  = pending0[9] & pending0[10];
+  assign \$3287  = \$3286  & same_bank[99];
+  assign \$3288  = pending0[9] & pending0[11];
+  assign \$3289  = \$3288  & same_bank[100];
+  assign \$3290  = pending0[9] & pending0[12];
+  assign \$3291  = \$3290  & same_bank[101];
+  assign \$3292  = pending0[9] & pending0[13];
+  assign \$3293  = \$3292  & same_bank[102];
+  assign \$3294  = pending0[9] & pending0[14];
+  assign \$3295  = \$3294  & same_bank[103];
+  assign \$3296  = pending0[9] & pending0[15];
+  assign \$3297  = \$3296  & same_bank[104];
+  assign \$3298  = pending0[10] & pending0[11];
+  assign \$3299  = \$3298  & same_bank[105];
+  assign \$3300  = pending0[10] & pending0[12];
+  assign \$3301  = \$3300  & same_bank[106];
+  assign \$3302  = pending0[10] & pending0[13];
+  assign \$3303  = \$3302  & same_bank[107];
+  assign \$3304  = pending0[10] & pending0[14];
+  assign \$3305  = \$3304  & same_bank[108];
+  assign \$3306  = pending0[10] & pending0[15];
+  assign \$3307  = \$3306  & same_bank[109];
+  assign \$3308  = pending0[11] & pending0[12];
+  assign \$3309  = \$3308  & same_bank[110];
+  assign \$3310  = pending0[11] & pending0[13];
+  assign \$3311  = \$3310  & same_bank[111];
+  assign \$3312  = pending0[11] & pending0[14];
+  assign \$3313  = \$3312  & same_bank[112];
+  assign \$3314  = pending0[11] & pending0[15];
+  assign \$3315  = \$3314  & same_bank[113];
+  assign \$3316  = pending0[12] & pending0[13];
+  assign \$3317  = \$3316  & same_bank[114];
+  assign \$3318  = pending0[12] & pending0[14];
+  assign \$3319  = \$3318  & same_bank[115];
+  assign \$3320  = pending0[12] & pending0[15];
+  assign \$3321  = \$3320  & same_bank[116];
+  assign \$3322  = pending0[13] & pending0[14];
+  assign \$3323  = \$3322  & same_bank[117];
+  assign \$3324  = pending0[13] & pending0[15];
+  assign \$3325  = \$3324  & same_bank[118];
+  assign \$3326  = pending0[14] & pending0[15];
+  assign \$3327  = \$3326  & same_bank[119];
+  assign \$3328  = | { \$3327 , \$3325 , \$3323 , \$3321 , \$3319 , \$3317 , \$3315 , \$3313 , \$3311 , \$3309 , \$3307 , \$3305 , \$3303 , \$3301 , \$3299 , \$3297 , \$3295 , \$3293 , \$3291 , \$3289 , \$3287 , \$3285 , \$3283 , \$3281 , \$3279 , \$3277 , \$3275 , \$3273 , \$3271 , \$3269 , \$3267 , \$3265 , \$3263 , \$3261 , \$3259 , \$3257 , \$3255 , \$3253 , \$3251 , \$3249 , \$3247 , \$3245 , \$3243 , \$3241 , \$3239 , \$3237 , \$3235 , \$3233 , \$3231 , \$3229 , \$3227 , \$3225 , \$3223 , \$3221 , \$3219 , \$3217 , \$3215 , \$3213 , \$3211 , \$3209 , \$3207 , \$3205 , \$3203 , \$3201 , \$3199 , \$3197 , \$3195 , \$3193 , \$3191 , \$3189 , \$3187 , \$3185 , \$3183 , \$3181 , \$3179 , \$3177 , \$3175 , \$3173 , \$3171 , \$3169 , \$3167 , \$3165 , \$3163 , \$3161 , \$3159 , \$3157 , \$3155 , \$3153 , \$3151 , \$3149 , \$3147 , \$3145 , \$3143 , \$3141 , \$3139 , \$3137 , \$3135 , \$3133 , \$3131 , \$3129 , \$3127 , \$3125 , \$3123 , \$3121 , \$3119 , \$3117 , \$3115 , \$3113 , \$3111 , \$3109 , \$3107 , \$3105 , \$3103 , \$3101 , \$3099 , \$3097 , \$3095 , \$3093 , \$3091 , \$3089  };
+  assign \$3329  = ~ \$3328 ;
+  assign d_done = d_valid & \$3329 ;
+  assign \$3330  = ~ d_valid;
+  assign \$3331  = \$3330  | d_done;
+  assign d_load = wgt_busy & \$3331 ;
+  assign act_rd__addr = d_load ? act_following : act_index;
+  assign \$3332  = ~ y__ready;
+  assign ppu_stall = y__valid & \$3332 ;
+  assign \$3333  = ~ d_valid;
+  assign \$3334  = end_pending & \$3333 ;
+  assign \$3335  = ~ d_flush;
+  assign draining = \$3334  & \$3335 ;
+  assign \$3336  = ppu_valid & ppu_stall;
+  assign \$3337  = ~ \$3336 ;
+  assign drain_read = draining & \$3337 ;
+  assign \$3338  = ~ ppu_stall;
+  assign ppu_move = ppu_valid & \$3338 ;
+  assign bank0_0_raddr = draining ? drain_row : arb_row0_0;
+  assign \$3339  = ppu_valid & ppu_stall;
+  assign ren0_0 = ~ \$3339 ;
+  assign \$3340  = $signed(bank0_0_rdata) + $signed(add_value0_0);
+  assign bank0_1_raddr = draining ? drain_row : arb_row0_1;
+  assign \$3341  = ppu_valid & ppu_stall;
+  assign ren0_1 = ~ \$3341 ;
+  assign \$3342  = $signed(bank0_1_rdata) + $signed(add_value0_1);
+  assign bank0_2_raddr = draining ? drain_row : arb_row0_2;
+  assign \$3343  = ppu_valid & ppu_stall;
+  assign ren0_2 = ~ \$3343 ;
+  assign \$3344  = $signed(bank0_2_rdata) + $signed(add_value0_2);
+  assign bank0_3_raddr = draining ? drain_row : arb_row0_3;
+  assign \$3345  = ppu_valid & ppu_stall;
+  assign ren0_3 = ~ \$3345 ;
+  assign \$3346  = $signed(bank0_3_rdata) + $signed(add_value0_3);
+  assign bank0_4_raddr = draining ? drain_row : arb_row0_4;
+  assign \$3347  = ppu_valid & ppu_stall;
+  assign ren0_4 = ~ \$3347 ;
+  assign \$3348  = $signed(bank0_4_rdata) + $signed(add_value0_4);
+  assign bank0_5_raddr = draining ? drain_row : arb_row0_5;
+  assign \$3349  = ppu_valid & ppu_stall;
+  assign ren0_5 = ~ \$3349 ;
+  assign \$3350  = $signed(bank0_5_rdata) + $signed(add_value0_5);
+  assign bank0_6_raddr = draining ? drain_row : arb_row0_6;
+  assign \$3351  = ppu_valid & ppu_stall;
+  assign ren0_6 = ~ \$3351 ;
+  assign \$3352  = $signed(bank0_6_rdata) + $signed(add_value0_6);
+  assign bank0_7_raddr = draining ? drain_row : arb_row0_7;
+  assign \$3353  = ppu_valid & ppu_stall;
+  assign ren0_7 = ~ \$3353 ;
+  assign \$3354  = $signed(bank0_7_rdata) + $signed(add_value0_7);
+  assign bank0_8_raddr = draining ? drain_row : arb_row0_8;
+  assign \$3355  = ppu_valid & ppu_stall;
+  assign ren0_8 = ~ \$3355 ;
+  assign \$3356  = $signed(bank0_8_rdata) + $signed(add_value0_8);
+  assign bank0_9_raddr = draining ? drain_row : arb_row0_9;
+  assign \$3357  = ppu_valid & ppu_stall;
+  assign ren0_9 = ~ \$3357 ;
+  assign \$3358  = $signed(bank0_9_rdata) + $signed(add_value0_9);
+  assign bank0_10_raddr = draining ? drain_row : arb_row0_10;
+  assign \$3359  = ppu_valid & ppu_stall;
+  assign ren0_10 = ~ \$3359 ;
+  assign \$3360  = $signed(bank0_10_rdata) + $signed(add_value0_10);
+  assign bank0_11_raddr = draining ? drain_row : arb_row0_11;
+  assign \$3361  = ppu_valid & ppu_stall;
+  assign ren0_11 = ~ \$3361 ;
+  assign \$3362  = $signed(bank0_11_rdata) + $signed(add_value0_11);
+  assign bank0_12_raddr = draining ? drain_row : arb_row0_12;
+  assign \$3363  = ppu_valid & ppu_stall;
+  assign ren0_12 = ~ \$3363 ;
+  assign \$3364  = $signed(bank0_12_rdata) + $signed(add_value0_12);
+  assign bank0_13_raddr = draining ? drain_row : arb_row0_13;
+  assign \$3365  = ppu_valid & ppu_stall;
+  assign ren0_13 = ~ \$3365 ;
+  assign \$3366  = $signed(bank0_13_rdata) + $signed(add_value0_13);
+  assign bank0_14_raddr = draining ? drain_row : arb_row0_14;
+  assign \$3367  = ppu_valid & ppu_stall;
+  assign ren0_14 = ~ \$3367 ;
+  assign \$3368  = $signed(bank0_14_rdata) + $signed(add_value0_14);
+  assign bank0_15_raddr = draining ? drain_row : arb_row0_15;
+  assign \$3369  = ppu_valid & ppu_stall;
+  assign ren0_15 = ~ \$3369 ;
+  assign \$3370  = $signed(bank0_15_rdata) + $signed(add_value0_15);
+  assign bank0_16_raddr = draining ? drain_row : arb_row0_16;
+  assign \$3371  = ppu_valid & ppu_stall;
+  assign ren0_16 = ~ \$3371 ;
+  assign \$3372  = $signed(bank0_16_rdata) + $signed(add_value0_16);
+  assign bank0_17_raddr = draining ? drain_row : arb_row0_17;
+  assign \$3373  = ppu_valid & ppu_stall;
+  assign ren0_17 = ~ \$3373 ;
+  assign \$3374  = $signed(bank0_17_rdata) + $signed(add_value0_17);
+  assign bank0_18_raddr = draining ? drain_row : arb_row0_18;
+  assign \$3375  = ppu_valid & ppu_stall;
+  assign ren0_18 = ~ \$3375 ;
+  assign \$3376  = $signed(bank0_18_rdata) + $signed(add_value0_18);
+  assign bank0_19_raddr = draining ? drain_row : arb_row0_19;
+  assign \$3377  = ppu_valid & ppu_stall;
+  assign ren0_19 = ~ \$3377 ;
+  assign \$3378  = $signed(bank0_19_rdata) + $signed(add_value0_19);
+  assign bank0_20_raddr = draining ? drain_row : arb_row0_20;
+  assign \$3379  = ppu_valid & ppu_stall;
+  assign ren0_20 = ~ \$3379 ;
+  assign \$3380  = $signed(bank0_20_rdata) + $signed(add_value0_20);
+  assign bank0_21_raddr = draining ? drain_row : arb_row0_21;
+  assign \$3381  = ppu_valid & ppu_stall;
+  assign ren0_21 = ~ \$3381 ;
+  assign \$3382  = $signed(bank0_21_rdata) + $signed(add_value0_21);
+  assign bank0_22_raddr = draining ? drain_row : arb_row0_22;
+  assign \$3383  = ppu_valid & ppu_stall;
+  assign ren0_22 = ~ \$3383 ;
+  assign \$3384  = $signed(bank0_22_rdata) + $signed(add_value0_22);
+  assign bank0_23_raddr = draining ? drain_row : arb_row0_23;
+  assign \$3385  = ppu_valid & ppu_stall;
+  assign ren0_23 = ~ \$3385 ;
+  assign \$3386  = $signed(bank0_23_rdata) + $signed(add_value0_23);
+  assign bank0_24_raddr = draining ? drain_row : arb_row0_24;
+  assign \$3387  = ppu_valid & ppu_stall;
+  assign ren0_24 = ~ \$3387 ;
+  assign \$3388  = $signed(bank0_24_rdata) + $signed(add_value0_24);
+  assign bank0_25_raddr = draining ? drain_row : arb_row0_25;
+  assign \$3389  = ppu_valid & ppu_stall;
+  assign ren0_25 = ~ \$3389 ;
+  assign \$3390  = $signed(bank0_25_rdata) + $signed(add_value0_25);
+  assign bank0_26_raddr = draining ? drain_row : arb_row0_26;
+  assign \$3391  = ppu_valid & ppu_stall;
+  assign ren0_26 = ~ \$3391 ;
+  assign \$3392  = $signed(bank0_26_rdata) + $signed(add_value0_26);
+  assign bank0_27_raddr = draining ? drain_row : arb_row0_27;
+  assign \$3393  = ppu_valid & ppu_stall;
+  assign ren0_27 = ~ \$3393 ;
+  assign \$3394  = $signed(bank0_27_rdata) + $signed(add_value0_27);
+  assign bank0_28_raddr = draining ? drain_row : arb_row0_28;
+  assign \$3395  = ppu_valid & ppu_stall;
+  assign ren0_28 = ~ \$3395 ;
+  assign \$3396  = $signed(bank0_28_rdata) + $signed(add_value0_28);
+  assign bank0_29_raddr = draining ? drain_row : arb_row0_29;
+  assign \$3397  = ppu_valid & ppu_stall;
+  assign ren0_29 = ~ \$3397 ;
+  assign \$3398  = $signed(bank0_29_rdata) + $signed(add_value0_29);
+  assign bank0_30_raddr = draining ? drain_row : arb_row0_30;
+  assign \$3399  = ppu_valid & ppu_stall;
+  assign ren0_30 = ~ \$3399 ;
+  assign \$3400  = $signed(bank0_30_rdata) + $signed(add_value0_30);
+  assign bank0_31_raddr = draining ? drain_row : arb_row0_31;
+  assign \$3401  = ppu_valid & ppu_stall;
+  assign ren0_31 = ~ \$3401 ;
+  assign \$3402  = $signed(bank0_31_rdata) + $signed(add_value0_31);
+  assign \$3403  = $signed(1'h0) + $signed(bank0_0_rdata);
+  assign \$3404  = $signed(\$3403 ) + $signed(bias_0);
+  assign \$3405  = $signed(1'h0) + $signed(bank0_1_rdata);
+  assign \$3406  = $signed(\$3405 ) + $signed(bias_1);
+  assign \$3407  = $signed(1'h0) + $signed(bank0_2_rdata);
+  assign \$3408  = $signed(\$3407 ) + $signed(bias_2);
+  assign \$3409  = $signed(1'h0) + $signed(bank0_3_rdata);
+  assign \$3410  = $signed(\$3409 ) + $signed(bias_3);
+  assign \$3411  = $signed(1'h0) + $signed(bank0_4_rdata);
+  assign \$3412  = $signed(\$3411 ) + $signed(bias_0);
+  assign \$3413  = $signed(1'h0) + $signed(bank0_5_rdata);
+  assign \$3414  = $signed(\$3413 ) + $signed(bias_1);
+  assign \$3415  = $signed(1'h0) + $signed(bank0_6_rdata);
+  assign \$3416  = $signed(\$3415 ) + $signed(bias_2);
+  assign \$3417  = $signed(1'h0) + $signed(bank0_7_rdata);
+  assign \$3418  = $signed(\$3417 ) + $signed(bias_3);
+  assign \$3419  = $signed(1'h0) + $signed(bank0_8_rdata);
+  assign \$3420  = $signed(\$3419 ) + $signed(bias_0);
+  assign \$3421  = $signed(1'h0) + $signed(bank0_9_rdata);
+  assign \$3422  = $signed(\$3421 ) + $signed(bias_1);
+  assign \$3423  = $signed(1'h0) + $signed(bank0_10_rdata);
+  assign \$3424  = $signed(\$3423 ) + $signed(bias_2);
+  assign \$3425  = $signed(1'h0) + $signed(bank0_11_rdata);
+  assign \$3426  = $signed(\$3425 ) + $signed(bias_3);
+  assign \$3427  = $signed(1'h0) + $signed(bank0_12_rdata);
+  assign \$3428  = $signed(\$3427 ) + $signed(bias_0);
+  assign \$3429  = $signed(1'h0) + $signed(bank0_13_rdata);
+  assign \$3430  = $signed(\$3429 ) + $signed(bias_1);
+  assign \$3431  = $signed(1'h0) + $signed(bank0_14_rdata);
+  assign \$3432  = $signed(\$3431 ) + $signed(bias_2);
+  assign \$3433  = $signed(1'h0) + $signed(bank0_15_rdata);
+  assign \$3434  = $signed(\$3433 ) + $signed(bias_3);
+  assign \$3435  = $signed(1'h0) + $signed(bank0_16_rdata);
+  assign \$3436  = $signed(\$3435 ) + $signed(bias_0);
+  assign \$3437  = $signed(1'h0) + $signed(bank0_17_rdata);
+  assign \$3438  = $signed(\$3437 ) + $signed(bias_1);
+  assign \$3439  = $signed(1'h0) + $signed(bank0_18_rdata);
+  assign \$3440  = $signed(\$3439 ) + $signed(bias_2);
+  assign \$3441  = $signed(1'h0) + $signed(bank0_19_rdata);
+  assign \$3442  = $signed(\$3441 ) + $signed(bias_3);
+  assign \$3443  = $signed(1'h0) + $signed(bank0_20_rdata);
+  assign \$3444  = $signed(\$3443 ) + $signed(bias_0);
+  assign \$3445  = $signed(1'h0) + $signed(bank0_21_rdata);
+  assign \$3446  = $signed(\$3445 ) + $signed(bias_1);
+  assign \$3447  = $signed(1'h0) + $signed(bank0_22_rdata);
+  assign \$3448  = $signed(\$3447 ) + $signed(bias_2);
+  assign \$3449  = $signed(1'h0) + $signed(bank0_23_rdata);
+  assign \$3450  = $signed(\$3449 ) + $signed(bias_3);
+  assign \$3451  = $signed(1'h0) + $signed(bank0_24_rdata);
+  assign \$3452  = $signed(\$3451 ) + $signed(bias_0);
+  assign \$3453  = $signed(1'h0) + $signed(bank0_25_rdata);
+  assign \$3454  = $signed(\$3453 ) + $signed(bias_1);
+  assign \$3455  = $signed(1'h0) + $signed(bank0_26_rdata);
+  assign \$3456  = $signed(\$3455 ) + $signed(bias_2);
+  assign \$3457  = $signed(1'h0) + $signed(bank0_27_rdata);
+  assign \$3458  = $signed(\$3457 ) + $signed(bias_3);
+  assign \$3459  = $signed(1'h0) + $signed(bank0_28_rdata);
+  assign \$3460  = $signed(\$3459 ) + $signed(bias_0);
+  assign \$3461  = $signed(1'h0) + $signed(bank0_29_rdata);
+  assign \$3462  = $signed(\$3461 ) + $signed(bias_1);
+  assign \$3463  = $signed(1'h0) + $signed(bank0_30_rdata);
+  assign \$3464  = $signed(\$3463 ) + $signed(bias_2);
+  assign \$3465  = $signed(1'h0) + $signed(bank0_31_rdata);
+  assign \$3466  = $signed(\$3465 ) + $signed(bias_3);
+  assign \$3468  = 1'h0 + \$3467 ;
+  assign \$3470  = \$3468  + \$3469 ;
+  assign \$3471  = \$3470  + r_data[49:47];
+  assign \$3473  = 1'h0 + \$3472 ;
+  assign \$3475  = \$3473  + \$3474 ;
+  assign \$3476  = \$3475  + r_data[52:50];
+  assign \$3478  = 1'h0 + \$3477 ;
+  assign \$3480  = \$3478  + \$3479 ;
+  assign \$3481  = \$3480  + r_data[55:53];
+  assign \$3483  = 1'h0 + \$3482 ;
+  assign \$3485  = \$3483  + \$3484 ;
+  assign \$3486  = \$3485  + r_data[58:56];
+  assign \$3487  = ~ clearing;
+  assign \$3488  = r_rdy & \$3487 ;
   assign \$3489  = ~ end_pending;
   assign \$3490  = \$3488  & \$3489 ;
   assign \$3491  = ~ ppu_valid;
@@ -8569,2290 +8587,2218 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign \$3493  = ~ wgt_busy;
   assign \$3494  = d_load & last_pair;
   assign \$3495  = \$3493  | \$3494 ;
-  assign op__ready = \$3492  & \$3495 ;
-  assign \$3496  = op__valid & op__ready;
-  assign \$3497  = ! op__payload[1:0];
-  assign \$3498  = op__payload[1:0] == 1'h1;
-  assign \$3499  = op__payload[1:0] == 2'h2;
-  assign \$3500  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3501  = 1'h0 + valid0_0;
-  assign \$3502  = \$3501  + valid0_1;
-  assign \$3503  = \$3502  + valid0_2;
-  assign \$3504  = \$3503  + valid0_3;
-  assign \$3505  = \$3504  + valid0_4;
-  assign \$3506  = \$3505  + valid0_5;
-  assign \$3507  = \$3506  + valid0_6;
-  assign \$3508  = \$3507  + valid0_7;
-  assign \$3509  = \$3508  + valid0_8;
-  assign \$3510  = \$3509  + valid0_9;
-  assign \$3511  = \$3510  + valid0_10;
-  assign \$3512  = \$3511  + valid0_11;
-  assign \$3513  = \$3512  + valid0_12;
-  assign \$3514  = \$3513  + valid0_13;
-  assign \$3515  = \$3514  + valid0_14;
-  assign \$3516  = \$3515  + valid0_15;
-  assign \$3517  = mults + \$3516 ;
-  assign \$3518  = \$1 [2:0] == \$2 [2:0];
-  assign \$3519  = \$1 [2:0] == \$3 [2:0];
-  assign \$3520  = \$1 [2:0] == \$4 [2:0];
-  assign \$3521  = { \$1 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
-  assign \$3522  = { \$1 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
-  assign \$3523  = { \$1 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
-  assign \$3524  = { \$1 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
-  assign \$3525  = { \$1 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3526  = { \$1 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3527  = { \$1 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3528  = { \$1 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3529  = { \$1 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3530  = { \$1 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3531  = { \$1 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3532  = { \$1 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3533  = \$2 [2:0] == \$3 [2:0];
-  assign \$3534  = \$2 [2:0] == \$4 [2:0];
-  assign \$3535  = { \$2 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
-  assign \$3536  = { \$2 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
-  assign \$3537  = { \$2 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
-  assign \$3538  = { \$2 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
-  assign \$3539  = { \$2 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3540  = { \$2 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3541  = { \$2 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3542  = { \$2 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3543  = { \$2 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3544  = { \$2 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3545  = { \$2 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3546  = { \$2 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3547  = \$3 [2:0] == \$4 [2:0];
-  assign \$3548  = { \$3 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
-  assign \$3549  = { \$3 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
-  assign \$3550  = { \$3 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
-  assign \$3551  = { \$3 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
-  assign \$3552  = { \$3 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3553  = { \$3 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3554  = { \$3 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3555  = { \$3 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3556  = { \$3 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3557  = { \$3 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3558  = { \$3 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3559  = { \$3 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3560  = { \$4 [2:0], wgt[33:32] } == { \$5 [2:0], wgt[35:34] };
-  assign \$3561  = { \$4 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
-  assign \$3562  = { \$4 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
-  assign \$3563  = { \$4 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
-  assign \$3564  = { \$4 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3565  = { \$4 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3566  = { \$4 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3567  = { \$4 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3568  = { \$4 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3569  = { \$4 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3570  = { \$4 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3571  = { \$4 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3572  = \$5 [2:0] == \$6 [2:0];
-  assign \$3573  = \$5 [2:0] == \$7 [2:0];
-  assign \$3574  = \$5 [2:0] == \$8 [2:0];
-  assign \$3575  = { \$5 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3576  = { \$5 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3577  = { \$5 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3578  = { \$5 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3579  = { \$5 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3580  = { \$5 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3581  = { \$5 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3582  = { \$5 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3583  = \$6 [2:0] == \$7 [2:0];
-  assign \$3584  = \$6 [2:0] == \$8 [2:0];
-  assign \$3585  = { \$6 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3586  = { \$6 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3587  = { \$6 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3588  = { \$6 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3589  = { \$6 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3590  = { \$6 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3591  = { \$6 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3592  = { \$6 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3593  = \$7 [2:0] == \$8 [2:0];
-  assign \$3594  = { \$7 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3595  = { \$7 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3596  = { \$7 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3597  = { \$7 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3598  = { \$7 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3599  = { \$7 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3600  = { \$7 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3601  = { \$7 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3602  = { \$8 [2:0], wgt[35:34] } == { \$9 [2:0], wgt[37:36] };
-  assign \$3603  = { \$8 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
-  assign \$3604  = { \$8 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
-  assign \$3605  = { \$8 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
-  assign \$3606  = { \$8 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3607  = { \$8 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3608  = { \$8 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3609  = { \$8 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3610  = \$9 [2:0] == \$10 [2:0];
-  assign \$3611  = \$9 [2:0] == \$11 [2:0];
-  assign \$3612  = \$9 [2:0] == \$12 [2:0];
-  assign \$3613  = { \$9 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3614  = { \$9 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3615  = { \$9 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3616  = { \$9 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3617  = \$10 [2:0] == \$11 [2:0];
-  assign \$3618  = \$10 [2:0] == \$12 [2:0];
-  assign \$3619  = { \$10 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3620  = { \$10 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3621  = { \$10 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3622  = { \$10 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3623  = \$11 [2:0] == \$12 [2:0];
-  assign \$3624  = { \$11 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3625  = { \$11 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3626  = { \$11 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3627  = { \$11 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3628  = { \$12 [2:0], wgt[37:36] } == { \$13 [2:0], wgt[39:38] };
-  assign \$3629  = { \$12 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
-  assign \$3630  = { \$12 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
-  assign \$3631  = { \$12 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
-  assign \$3632  = \$13 [2:0] == \$14 [2:0];
-  assign \$3633  = \$13 [2:0] == \$15 [2:0];
-  assign \$3634  = \$13 [2:0] == \$16 [2:0];
-  assign \$3635  = \$14 [2:0] == \$15 [2:0];
-  assign \$3636  = \$14 [2:0] == \$16 [2:0];
-  assign \$3637  = \$15 [2:0] == \$16 [2:0];
-  assign \$3638  = act_index + 1'h1;
-  assign \$3639  = ~ granted0;
-  assign \$3640  = pending0 & \$3639 ;
-  assign \$3641  = ~ d_done;
-  assign \$3642  = d_valid & \$3641 ;
-  assign \$3643  = stalls + 1'h1;
-  assign \$3644  = ~ ppu_stall;
-  assign \$3645  = drain_row + 1'h1;
-  assign \$3646  = drain_row == 4'hc;
-  assign \$3647  = clear_row + 1'h1;
-  assign \$3648  = clear_row == 4'hc;
-  assign \$3649  = op__valid & op__ready;
-  assign \$3650  = ! op__payload[1:0];
-  assign \$3651  = op__payload[1:0] == 1'h1;
-  assign \$3652  = op__payload[1:0] == 2'h2;
-  assign \$3653  = op__payload[2] ? 5'h00 : n_act;
-  assign \$3654  = \$3653  + 1'h1;
-  assign \$3655  = | n_act;
-  assign \$3656  = 2'h2 - op__payload[104:103];
-  assign \$3658  = $signed(1'h0) + $signed(\$3657 );
-  assign \$3659  = 2'h2 - op__payload[104:103];
-  assign \$3661  = $signed(\$3658 ) + $signed(\$3660 );
-  assign \$3662  = 2'h2 - op__payload[112:111];
-  assign \$3663  = $signed(\$3661 ) + $signed(\$3662 );
-  assign \$3664  = 2'h2 - op__payload[106:105];
-  assign \$3666  = $signed(1'h0) + $signed(\$3665 );
-  assign \$3667  = 2'h2 - op__payload[106:105];
-  assign \$3669  = $signed(\$3666 ) + $signed(\$3668 );
-  assign \$3670  = 2'h2 - op__payload[114:113];
-  assign \$3671  = $signed(\$3669 ) + $signed(\$3670 );
-  assign \$3672  = 2'h2 - op__payload[108:107];
-  assign \$3674  = $signed(1'h0) + $signed(\$3673 );
-  assign \$3675  = 2'h2 - op__payload[108:107];
-  assign \$3677  = $signed(\$3674 ) + $signed(\$3676 );
-  assign \$3678  = 2'h2 - op__payload[116:115];
-  assign \$3679  = $signed(\$3677 ) + $signed(\$3678 );
-  assign \$3680  = 2'h2 - op__payload[110:109];
-  assign \$3682  = $signed(1'h0) + $signed(\$3681 );
-  assign \$3683  = 2'h2 - op__payload[110:109];
-  assign \$3685  = $signed(\$3682 ) + $signed(\$3684 );
-  assign \$3686  = 2'h2 - op__payload[118:117];
-  assign \$3687  = $signed(\$3685 ) + $signed(\$3686 );
-  assign \$3688  = ! op__payload[124:123];
-  assign \$3689  = op__payload[124:123] == 1'h1;
-  assign \$3690  = op__payload[124:123] == 2'h2;
-  assign \$3691  = op__payload[124:123] == 2'h3;
+  assign take = \$3492  & \$3495 ;
+  assign \$3496  = ! r_data[1:0];
+  assign \$3497  = r_data[1:0] == 1'h1;
+  assign \$3498  = r_data[1:0] == 2'h2;
+  assign \$3499  = r_data[2] ? 5'h00 : n_act;
+  assign \$3500  = mults + loaded_mults;
+  assign \$3501  = stalls + stalled;
+  assign \$3502  = 1'h0 + valid0_0;
+  assign \$3503  = \$3502  + valid0_1;
+  assign \$3504  = \$3503  + valid0_2;
+  assign \$3505  = \$3504  + valid0_3;
+  assign \$3506  = \$3505  + valid0_4;
+  assign \$3507  = \$3506  + valid0_5;
+  assign \$3508  = \$3507  + valid0_6;
+  assign \$3509  = \$3508  + valid0_7;
+  assign \$3510  = \$3509  + valid0_8;
+  assign \$3511  = \$3510  + valid0_9;
+  assign \$3512  = \$3511  + valid0_10;
+  assign \$3513  = \$3512  + valid0_11;
+  assign \$3514  = \$3513  + valid0_12;
+  assign \$3515  = \$3514  + valid0_13;
+  assign \$3516  = \$3515  + valid0_14;
+  assign \$3517  = \$3516  + valid0_15;
+  assign \$3518  = \$2 [2:0] == \$3 [2:0];
+  assign \$3519  = \$2 [2:0] == \$4 [2:0];
+  assign \$3520  = \$2 [2:0] == \$5 [2:0];
+  assign \$3521  = { \$2 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3522  = { \$2 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3523  = { \$2 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3524  = { \$2 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[35:34] };
+  assign \$3525  = { \$2 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3526  = { \$2 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3527  = { \$2 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3528  = { \$2 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3529  = { \$2 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3530  = { \$2 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3531  = { \$2 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3532  = { \$2 [2:0], wgt[33:32] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3533  = \$3 [2:0] == \$4 [2:0];
+  assign \$3534  = \$3 [2:0] == \$5 [2:0];
+  assign \$3535  = { \$3 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3536  = { \$3 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3537  = { \$3 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3538  = { \$3 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[35:34] };
+  assign \$3539  = { \$3 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3540  = { \$3 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3541  = { \$3 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3542  = { \$3 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3543  = { \$3 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3544  = { \$3 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3545  = { \$3 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3546  = { \$3 [2:0], wgt[33:32] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3547  = \$4 [2:0] == \$5 [2:0];
+  assign \$3548  = { \$4 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3549  = { \$4 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3550  = { \$4 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3551  = { \$4 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[35:34] };
+  assign \$3552  = { \$4 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3553  = { \$4 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3554  = { \$4 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3555  = { \$4 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3556  = { \$4 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3557  = { \$4 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3558  = { \$4 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3559  = { \$4 [2:0], wgt[33:32] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3560  = { \$5 [2:0], wgt[33:32] } == { \$6 [2:0], wgt[35:34] };
+  assign \$3561  = { \$5 [2:0], wgt[33:32] } == { \$7 [2:0], wgt[35:34] };
+  assign \$3562  = { \$5 [2:0], wgt[33:32] } == { \$8 [2:0], wgt[35:34] };
+  assign \$3563  = { \$5 [2:0], wgt[33:32] } == { \$9 [2:0], wgt[35:34] };
+  assign \$3564  = { \$5 [2:0], wgt[33:32] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3565  = { \$5 [2:0], wgt[33:32] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3566  = { \$5 [2:0], wgt[33:32] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3567  = { \$5 [2:0], wgt[33:32] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3568  = { \$5 [2:0], wgt[33:32] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3569  = { \$5 [2:0], wgt[33:32] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3570  = { \$5 [2:0], wgt[33:32] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3571  = { \$5 [2:0], wgt[33:32] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3572  = \$6 [2:0] == \$7 [2:0];
+  assign \$3573  = \$6 [2:0] == \$8 [2:0];
+  assign \$3574  = \$6 [2:0] == \$9 [2:0];
+  assign \$3575  = { \$6 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3576  = { \$6 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3577  = { \$6 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3578  = { \$6 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3579  = { \$6 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3580  = { \$6 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3581  = { \$6 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3582  = { \$6 [2:0], wgt[35:34] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3583  = \$7 [2:0] == \$8 [2:0];
+  assign \$3584  = \$7 [2:0] == \$9 [2:0];
+  assign \$3585  = { \$7 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3586  = { \$7 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3587  = { \$7 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3588  = { \$7 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3589  = { \$7 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3590  = { \$7 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3591  = { \$7 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3592  = { \$7 [2:0], wgt[35:34] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3593  = \$8 [2:0] == \$9 [2:0];
+  assign \$3594  = { \$8 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3595  = { \$8 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3596  = { \$8 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3597  = { \$8 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3598  = { \$8 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3599  = { \$8 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3600  = { \$8 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3601  = { \$8 [2:0], wgt[35:34] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3602  = { \$9 [2:0], wgt[35:34] } == { \$10 [2:0], wgt[37:36] };
+  assign \$3603  = { \$9 [2:0], wgt[35:34] } == { \$11 [2:0], wgt[37:36] };
+  assign \$3604  = { \$9 [2:0], wgt[35:34] } == { \$12 [2:0], wgt[37:36] };
+  assign \$3605  = { \$9 [2:0], wgt[35:34] } == { \$13 [2:0], wgt[37:36] };
+  assign \$3606  = { \$9 [2:0], wgt[35:34] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3607  = { \$9 [2:0], wgt[35:34] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3608  = { \$9 [2:0], wgt[35:34] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3609  = { \$9 [2:0], wgt[35:34] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3610  = \$10 [2:0] == \$11 [2:0];
+  assign \$3611  = \$10 [2:0] == \$12 [2:0];
+  assign \$3612  = \$10 [2:0] == \$13 [2:0];
+  assign \$3613  = { \$10 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3614  = { \$10 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3615  = { \$10 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3616  = { \$10 [2:0], wgt[37:36] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3617  = \$11 [2:0] == \$12 [2:0];
+  assign \$3618  = \$11 [2:0] == \$13 [2:0];
+  assign \$3619  = { \$11 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3620  = { \$11 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3621  = { \$11 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3622  = { \$11 [2:0], wgt[37:36] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3623  = \$12 [2:0] == \$13 [2:0];
+  assign \$3624  = { \$12 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3625  = { \$12 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3626  = { \$12 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3627  = { \$12 [2:0], wgt[37:36] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3628  = { \$13 [2:0], wgt[37:36] } == { \$14 [2:0], wgt[39:38] };
+  assign \$3629  = { \$13 [2:0], wgt[37:36] } == { \$15 [2:0], wgt[39:38] };
+  assign \$3630  = { \$13 [2:0], wgt[37:36] } == { \$16 [2:0], wgt[39:38] };
+  assign \$3631  = { \$13 [2:0], wgt[37:36] } == { \$17 [2:0], wgt[39:38] };
+  assign \$3632  = \$14 [2:0] == \$15 [2:0];
+  assign \$3633  = \$14 [2:0] == \$16 [2:0];
+  assign \$3634  = \$14 [2:0] == \$17 [2:0];
+  assign \$3635  = \$15 [2:0] == \$16 [2:0];
+  assign \$3636  = \$15 [2:0] == \$17 [2:0];
+  assign \$3637  = \$16 [2:0] == \$17 [2:0];
+  assign \$3638  = n_act - 1'h1;
+  assign \$3639  = act_following == \$3638 ;
+  assign \$3640  = n_act - 1'h1;
+  assign \$3641  = act_following == \$3640 ;
+  assign \$3642  = act_following + 1'h1;
+  assign \$3643  = \$3641  ? 5'h00 : \$3642 ;
+  assign \$3644  = ~ granted0;
+  assign \$3645  = pending0 & \$3644 ;
+  assign \$3646  = ~ d_done;
+  assign \$3647  = d_valid & \$3646 ;
+  assign \$3648  = ~ ppu_stall;
+  assign \$3649  = drain_row + 1'h1;
+  assign \$3650  = drain_row == 4'hc;
+  assign \$3651  = clear_row + 1'h1;
+  assign \$3652  = clear_row == 4'hc;
+  assign \$3653  = ! r_data[1:0];
+  assign \$3654  = r_data[1:0] == 1'h1;
+  assign \$3655  = r_data[1:0] == 2'h2;
+  assign \$3656  = r_data[2] ? 5'h00 : n_act;
+  assign \$3657  = \$3656  + 1'h1;
+  assign \$3658  = r_data[2] ? 5'h00 : n_act;
+  assign \$3659  = ! \$3658 ;
+  assign \$3660  = r_data[2] ? 5'h00 : n_act;
+  assign \$3661  = | \$3660 ;
+  assign \$3662  = | n_act;
+  assign \$3663  = 2'h2 - r_data[104:103];
+  assign \$3665  = $signed(1'h0) + $signed(\$3664 );
+  assign \$3666  = 2'h2 - r_data[104:103];
+  assign \$3668  = $signed(\$3665 ) + $signed(\$3667 );
+  assign \$3669  = 2'h2 - r_data[112:111];
+  assign \$3670  = $signed(\$3668 ) + $signed(\$3669 );
+  assign \$3671  = 2'h2 - r_data[106:105];
+  assign \$3673  = $signed(1'h0) + $signed(\$3672 );
+  assign \$3674  = 2'h2 - r_data[106:105];
+  assign \$3676  = $signed(\$3673 ) + $signed(\$3675 );
+  assign \$3677  = 2'h2 - r_data[114:113];
+  assign \$3678  = $signed(\$3676 ) + $signed(\$3677 );
+  assign \$3679  = 2'h2 - r_data[108:107];
+  assign \$3681  = $signed(1'h0) + $signed(\$3680 );
+  assign \$3682  = 2'h2 - r_data[108:107];
+  assign \$3684  = $signed(\$3681 ) + $signed(\$3683 );
+  assign \$3685  = 2'h2 - r_data[116:115];
+  assign \$3686  = $signed(\$3684 ) + $signed(\$3685 );
+  assign \$3687  = 2'h2 - r_data[110:109];
+  assign \$3689  = $signed(1'h0) + $signed(\$3688 );
+  assign \$3690  = 2'h2 - r_data[110:109];
+  assign \$3692  = $signed(\$3689 ) + $signed(\$3691 );
+  assign \$3693  = 2'h2 - r_data[118:117];
+  assign \$3694  = $signed(\$3692 ) + $signed(\$3693 );
+  assign \$3695  = ! r_data[124:123];
+  assign \$3696  = r_data[124:123] == 1'h1;
+  assign \$3697  = r_data[124:123] == 2'h2;
+  assign \$3698  = r_data[124:123] == 2'h3;
   always @(posedge clk)
-    d_valid <= \$3692 ;
+    mults <= \$3699 ;
   always @(posedge clk)
-    mults <= \$3693 ;
+    stalls <= \$3700 ;
   always @(posedge clk)
-    same_bank <= \$3694 ;
+    loaded_mults <= \$3701 ;
   always @(posedge clk)
-    d_product_0 <= \$3695 ;
+    d_valid <= \$3702 ;
   always @(posedge clk)
-    d_product_1 <= \$3696 ;
+    same_bank <= \$3703 ;
   always @(posedge clk)
-    d_product_2 <= \$3697 ;
+    d_product_0 <= \$3704 ;
   always @(posedge clk)
-    d_product_3 <= \$3698 ;
+    d_product_1 <= \$3705 ;
   always @(posedge clk)
-    d_product_4 <= \$3699 ;
+    d_product_2 <= \$3706 ;
   always @(posedge clk)
-    d_product_5 <= \$3700 ;
+    d_product_3 <= \$3707 ;
   always @(posedge clk)
-    d_product_6 <= \$3701 ;
+    d_product_4 <= \$3708 ;
   always @(posedge clk)
-    d_product_7 <= \$3702 ;
+    d_product_5 <= \$3709 ;
   always @(posedge clk)
-    d_product_8 <= \$3703 ;
+    d_product_6 <= \$3710 ;
   always @(posedge clk)
-    d_product_9 <= \$3704 ;
+    d_product_7 <= \$3711 ;
   always @(posedge clk)
-    d_product_10 <= \$3705 ;
+    d_product_8 <= \$3712 ;
   always @(posedge clk)
-    d_product_11 <= \$3706 ;
+    d_product_9 <= \$3713 ;
   always @(posedge clk)
-    d_product_12 <= \$3707 ;
+    d_product_10 <= \$3714 ;
   always @(posedge clk)
-    d_product_13 <= \$3708 ;
+    d_product_11 <= \$3715 ;
   always @(posedge clk)
-    d_product_14 <= \$3709 ;
+    d_product_12 <= \$3716 ;
   always @(posedge clk)
-    d_product_15 <= \$3710 ;
+    d_product_13 <= \$3717 ;
   always @(posedge clk)
-    pending0 <= \$3711 ;
+    d_product_14 <= \$3718 ;
   always @(posedge clk)
-    d_bank0_0 <= \$3712 ;
+    d_product_15 <= \$3719 ;
   always @(posedge clk)
-    d_row0_0 <= \$3713 ;
+    pending0 <= \$3720 ;
   always @(posedge clk)
-    d_bank0_1 <= \$3714 ;
+    d_bank0_0 <= \$3721 ;
   always @(posedge clk)
-    d_row0_1 <= \$3715 ;
+    d_row0_0 <= \$3722 ;
   always @(posedge clk)
-    d_bank0_2 <= \$3716 ;
+    d_bank0_1 <= \$3723 ;
   always @(posedge clk)
-    d_row0_2 <= \$3717 ;
+    d_row0_1 <= \$3724 ;
   always @(posedge clk)
-    d_bank0_3 <= \$3718 ;
+    d_bank0_2 <= \$3725 ;
   always @(posedge clk)
-    d_row0_3 <= \$3719 ;
+    d_row0_2 <= \$3726 ;
   always @(posedge clk)
-    d_bank0_4 <= \$3720 ;
+    d_bank0_3 <= \$3727 ;
   always @(posedge clk)
-    d_row0_4 <= \$3721 ;
+    d_row0_3 <= \$3728 ;
   always @(posedge clk)
-    d_bank0_5 <= \$3722 ;
+    d_bank0_4 <= \$3729 ;
   always @(posedge clk)
-    d_row0_5 <= \$3723 ;
+    d_row0_4 <= \$3730 ;
   always @(posedge clk)
-    d_bank0_6 <= \$3724 ;
+    d_bank0_5 <= \$3731 ;
   always @(posedge clk)
-    d_row0_6 <= \$3725 ;
+    d_row0_5 <= \$3732 ;
   always @(posedge clk)
-    d_bank0_7 <= \$3726 ;
+    d_bank0_6 <= \$3733 ;
   always @(posedge clk)
-    d_row0_7 <= \$3727 ;
+    d_row0_6 <= \$3734 ;
   always @(posedge clk)
-    d_bank0_8 <= \$3728 ;
+    d_bank0_7 <= \$3735 ;
   always @(posedge clk)
-    d_row0_8 <= \$3729 ;
+    d_row0_7 <= \$3736 ;
   always @(posedge clk)
-    d_bank0_9 <= \$3730 ;
+    d_bank0_8 <= \$3737 ;
   always @(posedge clk)
-    d_row0_9 <= \$3731 ;
+    d_row0_8 <= \$3738 ;
   always @(posedge clk)
-    d_bank0_10 <= \$3732 ;
+    d_bank0_9 <= \$3739 ;
   always @(posedge clk)
-    d_row0_10 <= \$3733 ;
+    d_row0_9 <= \$3740 ;
   always @(posedge clk)
-    d_bank0_11 <= \$3734 ;
+    d_bank0_10 <= \$3741 ;
   always @(posedge clk)
-    d_row0_11 <= \$3735 ;
+    d_row0_10 <= \$3742 ;
   always @(posedge clk)
-    d_bank0_12 <= \$3736 ;
+    d_bank0_11 <= \$3743 ;
   always @(posedge clk)
-    d_row0_12 <= \$3737 ;
+    d_row0_11 <= \$3744 ;
   always @(posedge clk)
-    d_bank0_13 <= \$3738 ;
+    d_bank0_12 <= \$3745 ;
   always @(posedge clk)
-    d_row0_13 <= \$3739 ;
+    d_row0_12 <= \$3746 ;
   always @(posedge clk)
-    d_bank0_14 <= \$3740 ;
+    d_bank0_13 <= \$3747 ;
   always @(posedge clk)
-    d_row0_14 <= \$3741 ;
+    d_row0_13 <= \$3748 ;
   always @(posedge clk)
-    d_bank0_15 <= \$3742 ;
+    d_bank0_14 <= \$3749 ;
   always @(posedge clk)
-    d_row0_15 <= \$3743 ;
+    d_row0_14 <= \$3750 ;
   always @(posedge clk)
-    act_index <= \$3744 ;
+    d_bank0_15 <= \$3751 ;
   always @(posedge clk)
-    wgt_busy <= \$3745 ;
+    d_row0_15 <= \$3752 ;
   always @(posedge clk)
-    stalls <= \$3746 ;
+    act_index <= \$3753 ;
   always @(posedge clk)
-    d_flush <= \$3747 ;
+    last_pair <= \$3754 ;
   always @(posedge clk)
-    ppu_valid <= \$3748 ;
+    act_following <= \$3755 ;
   always @(posedge clk)
-    ppu_row <= \$3749 ;
+    wgt_busy <= \$3756 ;
   always @(posedge clk)
-    drain_row <= \$3750 ;
+    stalled <= \$3757 ;
   always @(posedge clk)
-    end_pending <= \$3751 ;
+    d_flush <= \$3758 ;
   always @(posedge clk)
-    fresh <= \$3752 ;
+    ppu_valid <= \$3759 ;
   always @(posedge clk)
-    y__valid <= \$3753 ;
+    ppu_row <= \$3760 ;
   always @(posedge clk)
-    y__payload <= \$3754 ;
+    drain_row <= \$3761 ;
   always @(posedge clk)
-    arb_valid0_0 <= \$3755 ;
+    end_pending <= \$3762 ;
   always @(posedge clk)
-    arb_row0_0 <= \$3756 ;
+    fresh <= \$3763 ;
   always @(posedge clk)
-    arb_value0_0 <= \$3757 ;
+    y__valid <= \$3764 ;
   always @(posedge clk)
-    add_valid0_0 <= \$3758 ;
+    y__payload <= \$3765 ;
   always @(posedge clk)
-    add_row0_0 <= \$3759 ;
+    arb_valid0_0 <= \$3766 ;
   always @(posedge clk)
-    add_value0_0 <= \$3760 ;
+    arb_row0_0 <= \$3767 ;
   always @(posedge clk)
-    arb_valid0_1 <= \$3761 ;
+    arb_value0_0 <= \$3768 ;
   always @(posedge clk)
-    arb_row0_1 <= \$3762 ;
+    add_valid0_0 <= \$3769 ;
   always @(posedge clk)
-    arb_value0_1 <= \$3763 ;
+    add_row0_0 <= \$3770 ;
   always @(posedge clk)
-    add_valid0_1 <= \$3764 ;
+    add_value0_0 <= \$3771 ;
   always @(posedge clk)
-    add_row0_1 <= \$3765 ;
+    arb_valid0_1 <= \$3772 ;
   always @(posedge clk)
-    add_value0_1 <= \$3766 ;
+    arb_row0_1 <= \$3773 ;
   always @(posedge clk)
-    arb_valid0_2 <= \$3767 ;
+    arb_value0_1 <= \$3774 ;
   always @(posedge clk)
-    arb_row0_2 <= \$3768 ;
+    add_valid0_1 <= \$3775 ;
   always @(posedge clk)
-    arb_value0_2 <= \$3769 ;
+    add_row0_1 <= \$3776 ;
   always @(posedge clk)
-    add_valid0_2 <= \$3770 ;
+    add_value0_1 <= \$3777 ;
   always @(posedge clk)
-    add_row0_2 <= \$3771 ;
+    arb_valid0_2 <= \$3778 ;
   always @(posedge clk)
-    add_value0_2 <= \$3772 ;
+    arb_row0_2 <= \$3779 ;
   always @(posedge clk)
-    arb_valid0_3 <= \$3773 ;
+    arb_value0_2 <= \$3780 ;
   always @(posedge clk)
-    arb_row0_3 <= \$3774 ;
+    add_valid0_2 <= \$3781 ;
   always @(posedge clk)
-    arb_value0_3 <= \$3775 ;
+    add_row0_2 <= \$3782 ;
   always @(posedge clk)
-    add_valid0_3 <= \$3776 ;
+    add_value0_2 <= \$3783 ;
   always @(posedge clk)
-    add_row0_3 <= \$3777 ;
+    arb_valid0_3 <= \$3784 ;
   always @(posedge clk)
-    add_value0_3 <= \$3778 ;
+    arb_row0_3 <= \$3785 ;
   always @(posedge clk)
-    arb_valid0_4 <= \$3779 ;
+    arb_value0_3 <= \$3786 ;
   always @(posedge clk)
-    arb_row0_4 <= \$3780 ;
+    add_valid0_3 <= \$3787 ;
   always @(posedge clk)
-    arb_value0_4 <= \$3781 ;
+    add_row0_3 <= \$3788 ;
   always @(posedge clk)
-    add_valid0_4 <= \$3782 ;
+    add_value0_3 <= \$3789 ;
   always @(posedge clk)
-    add_row0_4 <= \$3783 ;
+    arb_valid0_4 <= \$3790 ;
   always @(posedge clk)
-    add_value0_4 <= \$3784 ;
+    arb_row0_4 <= \$3791 ;
   always @(posedge clk)
-    arb_valid0_5 <= \$3785 ;
+    arb_value0_4 <= \$3792 ;
   always @(posedge clk)
-    arb_row0_5 <= \$3786 ;
+    add_valid0_4 <= \$3793 ;
   always @(posedge clk)
-    arb_value0_5 <= \$3787 ;
+    add_row0_4 <= \$3794 ;
   always @(posedge clk)
-    add_valid0_5 <= \$3788 ;
+    add_value0_4 <= \$3795 ;
   always @(posedge clk)
-    add_row0_5 <= \$3789 ;
+    arb_valid0_5 <= \$3796 ;
   always @(posedge clk)
-    add_value0_5 <= \$3790 ;
+    arb_row0_5 <= \$3797 ;
   always @(posedge clk)
-    arb_valid0_6 <= \$3791 ;
+    arb_value0_5 <= \$3798 ;
   always @(posedge clk)
-    arb_row0_6 <= \$3792 ;
+    add_valid0_5 <= \$3799 ;
   always @(posedge clk)
-    arb_value0_6 <= \$3793 ;
+    add_row0_5 <= \$3800 ;
   always @(posedge clk)
-    add_valid0_6 <= \$3794 ;
+    add_value0_5 <= \$3801 ;
   always @(posedge clk)
-    add_row0_6 <= \$3795 ;
+    arb_valid0_6 <= \$3802 ;
   always @(posedge clk)
-    add_value0_6 <= \$3796 ;
+    arb_row0_6 <= \$3803 ;
   always @(posedge clk)
-    arb_valid0_7 <= \$3797 ;
+    arb_value0_6 <= \$3804 ;
   always @(posedge clk)
-    arb_row0_7 <= \$3798 ;
+    add_valid0_6 <= \$3805 ;
   always @(posedge clk)
-    arb_value0_7 <= \$3799 ;
+    add_row0_6 <= \$3806 ;
   always @(posedge clk)
-    add_valid0_7 <= \$3800 ;
+    add_value0_6 <= \$3807 ;
   always @(posedge clk)
-    add_row0_7 <= \$3801 ;
+    arb_valid0_7 <= \$3808 ;
   always @(posedge clk)
-    add_value0_7 <= \$3802 ;
+    arb_row0_7 <= \$3809 ;
   always @(posedge clk)
-    arb_valid0_8 <= \$3803 ;
+    arb_value0_7 <= \$3810 ;
   always @(posedge clk)
-    arb_row0_8 <= \$3804 ;
+    add_valid0_7 <= \$3811 ;
   always @(posedge clk)
-    arb_value0_8 <= \$3805 ;
+    add_row0_7 <= \$3812 ;
   always @(posedge clk)
-    add_valid0_8 <= \$3806 ;
+    add_value0_7 <= \$3813 ;
   always @(posedge clk)
-    add_row0_8 <= \$3807 ;
+    arb_valid0_8 <= \$3814 ;
   always @(posedge clk)
-    add_value0_8 <= \$3808 ;
+    arb_row0_8 <= \$3815 ;
   always @(posedge clk)
-    arb_valid0_9 <= \$3809 ;
+    arb_value0_8 <= \$3816 ;
   always @(posedge clk)
-    arb_row0_9 <= \$3810 ;
+    add_valid0_8 <= \$3817 ;
   always @(posedge clk)
-    arb_value0_9 <= \$3811 ;
+    add_row0_8 <= \$3818 ;
   always @(posedge clk)
-    add_valid0_9 <= \$3812 ;
+    add_value0_8 <= \$3819 ;
   always @(posedge clk)
-    add_row0_9 <= \$3813 ;
+    arb_valid0_9 <= \$3820 ;
   always @(posedge clk)
-    add_value0_9 <= \$3814 ;
+    arb_row0_9 <= \$3821 ;
   always @(posedge clk)
-    arb_valid0_10 <= \$3815 ;
+    arb_value0_9 <= \$3822 ;
   always @(posedge clk)
-    arb_row0_10 <= \$3816 ;
+    add_valid0_9 <= \$3823 ;
   always @(posedge clk)
-    arb_value0_10 <= \$3817 ;
+    add_row0_9 <= \$3824 ;
   always @(posedge clk)
-    add_valid0_10 <= \$3818 ;
+    add_value0_9 <= \$3825 ;
   always @(posedge clk)
-    add_row0_10 <= \$3819 ;
+    arb_valid0_10 <= \$3826 ;
   always @(posedge clk)
-    add_value0_10 <= \$3820 ;
+    arb_row0_10 <= \$3827 ;
   always @(posedge clk)
-    arb_valid0_11 <= \$3821 ;
+    arb_value0_10 <= \$3828 ;
   always @(posedge clk)
-    arb_row0_11 <= \$3822 ;
+    add_valid0_10 <= \$3829 ;
   always @(posedge clk)
-    arb_value0_11 <= \$3823 ;
+    add_row0_10 <= \$3830 ;
   always @(posedge clk)
-    add_valid0_11 <= \$3824 ;
+    add_value0_10 <= \$3831 ;
   always @(posedge clk)
-    add_row0_11 <= \$3825 ;
+    arb_valid0_11 <= \$3832 ;
   always @(posedge clk)
-    add_value0_11 <= \$3826 ;
+    arb_row0_11 <= \$3833 ;
   always @(posedge clk)
-    arb_valid0_12 <= \$3827 ;
+    arb_value0_11 <= \$3834 ;
   always @(posedge clk)
-    arb_row0_12 <= \$3828 ;
+    add_valid0_11 <= \$3835 ;
   always @(posedge clk)
-    arb_value0_12 <= \$3829 ;
+    add_row0_11 <= \$3836 ;
   always @(posedge clk)
-    add_valid0_12 <= \$3830 ;
+    add_value0_11 <= \$3837 ;
   always @(posedge clk)
-    add_row0_12 <= \$3831 ;
+    arb_valid0_12 <= \$3838 ;
   always @(posedge clk)
-    add_value0_12 <= \$3832 ;
+    arb_row0_12 <= \$3839 ;
   always @(posedge clk)
-    arb_valid0_13 <= \$3833 ;
+    arb_value0_12 <= \$3840 ;
   always @(posedge clk)
-    arb_row0_13 <= \$3834 ;
+    add_valid0_12 <= \$3841 ;
   always @(posedge clk)
-    arb_value0_13 <= \$3835 ;
+    add_row0_12 <= \$3842 ;
   always @(posedge clk)
-    add_valid0_13 <= \$3836 ;
+    add_value0_12 <= \$3843 ;
   always @(posedge clk)
-    add_row0_13 <= \$3837 ;
+    arb_valid0_13 <= \$3844 ;
   always @(posedge clk)
-    add_value0_13 <= \$3838 ;
+    arb_row0_13 <= \$3845 ;
   always @(posedge clk)
-    arb_valid0_14 <= \$3839 ;
+    arb_value0_13 <= \$3846 ;
   always @(posedge clk)
-    arb_row0_14 <= \$3840 ;
+    add_valid0_13 <= \$3847 ;
   always @(posedge clk)
-    arb_value0_14 <= \$3841 ;
+    add_row0_13 <= \$3848 ;
   always @(posedge clk)
-    add_valid0_14 <= \$3842 ;
+    add_value0_13 <= \$3849 ;
   always @(posedge clk)
-    add_row0_14 <= \$3843 ;
+    arb_valid0_14 <= \$3850 ;
   always @(posedge clk)
-    add_value0_14 <= \$3844 ;
+    arb_row0_14 <= \$3851 ;
   always @(posedge clk)
-    arb_valid0_15 <= \$3845 ;
+    arb_value0_14 <= \$3852 ;
   always @(posedge clk)
-    arb_row0_15 <= \$3846 ;
+    add_valid0_14 <= \$3853 ;
   always @(posedge clk)
-    arb_value0_15 <= \$3847 ;
+    add_row0_14 <= \$3854 ;
   always @(posedge clk)
-    add_valid0_15 <= \$3848 ;
+    add_value0_14 <= \$3855 ;
   always @(posedge clk)
-    add_row0_15 <= \$3849 ;
+    arb_valid0_15 <= \$3856 ;
   always @(posedge clk)
-    add_value0_15 <= \$3850 ;
+    arb_row0_15 <= \$3857 ;
   always @(posedge clk)
-    arb_valid0_16 <= \$3851 ;
+    arb_value0_15 <= \$3858 ;
   always @(posedge clk)
-    arb_row0_16 <= \$3852 ;
+    add_valid0_15 <= \$3859 ;
   always @(posedge clk)
-    arb_value0_16 <= \$3853 ;
+    add_row0_15 <= \$3860 ;
   always @(posedge clk)
-    add_valid0_16 <= \$3854 ;
+    add_value0_15 <= \$3861 ;
   always @(posedge clk)
-    add_row0_16 <= \$3855 ;
+    arb_valid0_16 <= \$3862 ;
   always @(posedge clk)
-    add_value0_16 <= \$3856 ;
+    arb_row0_16 <= \$3863 ;
   always @(posedge clk)
-    arb_valid0_17 <= \$3857 ;
+    arb_value0_16 <= \$3864 ;
   always @(posedge clk)
-    arb_row0_17 <= \$3858 ;
+    add_valid0_16 <= \$3865 ;
   always @(posedge clk)
-    arb_value0_17 <= \$3859 ;
+    add_row0_16 <= \$3866 ;
   always @(posedge clk)
-    add_valid0_17 <= \$3860 ;
+    add_value0_16 <= \$3867 ;
   always @(posedge clk)
-    add_row0_17 <= \$3861 ;
+    arb_valid0_17 <= \$3868 ;
   always @(posedge clk)
-    add_value0_17 <= \$3862 ;
+    arb_row0_17 <= \$3869 ;
   always @(posedge clk)
-    arb_valid0_18 <= \$3863 ;
+    arb_value0_17 <= \$3870 ;
   always @(posedge clk)
-    arb_row0_18 <= \$3864 ;
+    add_valid0_17 <= \$3871 ;
   always @(posedge clk)
-    arb_value0_18 <= \$3865 ;
+    add_row0_17 <= \$3872 ;
   always @(posedge clk)
-    add_valid0_18 <= \$3866 ;
+    add_value0_17 <= \$3873 ;
   always @(posedge clk)
-    add_row0_18 <= \$3867 ;
+    arb_valid0_18 <= \$3874 ;
   always @(posedge clk)
-    add_value0_18 <= \$3868 ;
+    arb_row0_18 <= \$3875 ;
   always @(posedge clk)
-    arb_valid0_19 <= \$3869 ;
+    arb_value0_18 <= \$3876 ;
   always @(posedge clk)
-    arb_row0_19 <= \$3870 ;
+    add_valid0_18 <= \$3877 ;
   always @(posedge clk)
-    arb_value0_19 <= \$3871 ;
+    add_row0_18 <= \$3878 ;
   always @(posedge clk)
-    add_valid0_19 <= \$3872 ;
+    add_value0_18 <= \$3879 ;
   always @(posedge clk)
-    add_row0_19 <= \$3873 ;
+    arb_valid0_19 <= \$3880 ;
   always @(posedge clk)
-    add_value0_19 <= \$3874 ;
+    arb_row0_19 <= \$3881 ;
   always @(posedge clk)
-    arb_valid0_20 <= \$3875 ;
+    arb_value0_19 <= \$3882 ;
   always @(posedge clk)
-    arb_row0_20 <= \$3876 ;
+    add_valid0_19 <= \$3883 ;
   always @(posedge clk)
-    arb_value0_20 <= \$3877 ;
+    add_row0_19 <= \$3884 ;
   always @(posedge clk)
-    add_valid0_20 <= \$3878 ;
+    add_value0_19 <= \$3885 ;
   always @(posedge clk)
-    add_row0_20 <= \$3879 ;
+    arb_valid0_20 <= \$3886 ;
   always @(posedge clk)
-    add_value0_20 <= \$3880 ;
+    arb_row0_20 <= \$3887 ;
   always @(posedge clk)
-    arb_valid0_21 <= \$3881 ;
+    arb_value0_20 <= \$3888 ;
   always @(posedge clk)
-    arb_row0_21 <= \$3882 ;
+    add_valid0_20 <= \$3889 ;
   always @(posedge clk)
-    arb_value0_21 <= \$3883 ;
+    add_row0_20 <= \$3890 ;
   always @(posedge clk)
-    add_valid0_21 <= \$3884 ;
+    add_value0_20 <= \$3891 ;
   always @(posedge clk)
-    add_row0_21 <= \$3885 ;
+    arb_valid0_21 <= \$3892 ;
   always @(posedge clk)
-    add_value0_21 <= \$3886 ;
+    arb_row0_21 <= \$3893 ;
   always @(posedge clk)
-    arb_valid0_22 <= \$3887 ;
+    arb_value0_21 <= \$3894 ;
   always @(posedge clk)
-    arb_row0_22 <= \$3888 ;
+    add_valid0_21 <= \$3895 ;
   always @(posedge clk)
-    arb_value0_22 <= \$3889 ;
+    add_row0_21 <= \$3896 ;
   always @(posedge clk)
-    add_valid0_22 <= \$3890 ;
+    add_value0_21 <= \$3897 ;
   always @(posedge clk)
-    add_row0_22 <= \$3891 ;
+    arb_valid0_22 <= \$3898 ;
   always @(posedge clk)
-    add_value0_22 <= \$3892 ;
+    arb_row0_22 <= \$3899 ;
   always @(posedge clk)
-    arb_valid0_23 <= \$3893 ;
+    arb_value0_22 <= \$3900 ;
   always @(posedge clk)
-    arb_row0_23 <= \$3894 ;
+    add_valid0_22 <= \$3901 ;
   always @(posedge clk)
-    arb_value0_23 <= \$3895 ;
+    add_row0_22 <= \$3902 ;
   always @(posedge clk)
-    add_valid0_23 <= \$3896 ;
+    add_value0_22 <= \$3903 ;
   always @(posedge clk)
-    add_row0_23 <= \$3897 ;
+    arb_valid0_23 <= \$3904 ;
   always @(posedge clk)
-    add_value0_23 <= \$3898 ;
+    arb_row0_23 <= \$3905 ;
   always @(posedge clk)
-    arb_valid0_24 <= \$3899 ;
+    arb_value0_23 <= \$3906 ;
   always @(posedge clk)
-    arb_row0_24 <= \$3900 ;
+    add_valid0_23 <= \$3907 ;
   always @(posedge clk)
-    arb_value0_24 <= \$3901 ;
+    add_row0_23 <= \$3908 ;
   always @(posedge clk)
-    add_valid0_24 <= \$3902 ;
+    add_value0_23 <= \$3909 ;
   always @(posedge clk)
-    add_row0_24 <= \$3903 ;
+    arb_valid0_24 <= \$3910 ;
   always @(posedge clk)
-    add_value0_24 <= \$3904 ;
+    arb_row0_24 <= \$3911 ;
   always @(posedge clk)
-    arb_valid0_25 <= \$3905 ;
+    arb_value0_24 <= \$3912 ;
   always @(posedge clk)
-    arb_row0_25 <= \$3906 ;
+    add_valid0_24 <= \$3913 ;
   always @(posedge clk)
-    arb_value0_25 <= \$3907 ;
+    add_row0_24 <= \$3914 ;
   always @(posedge clk)
-    add_valid0_25 <= \$3908 ;
+    add_value0_24 <= \$3915 ;
   always @(posedge clk)
-    add_row0_25 <= \$3909 ;
+    arb_valid0_25 <= \$3916 ;
   always @(posedge clk)
-    add_value0_25 <= \$3910 ;
+    arb_row0_25 <= \$3917 ;
   always @(posedge clk)
-    arb_valid0_26 <= \$3911 ;
+    arb_value0_25 <= \$3918 ;
   always @(posedge clk)
-    arb_row0_26 <= \$3912 ;
+    add_valid0_25 <= \$3919 ;
   always @(posedge clk)
-    arb_value0_26 <= \$3913 ;
+    add_row0_25 <= \$3920 ;
   always @(posedge clk)
-    add_valid0_26 <= \$3914 ;
+    add_value0_25 <= \$3921 ;
   always @(posedge clk)
-    add_row0_26 <= \$3915 ;
+    arb_valid0_26 <= \$3922 ;
   always @(posedge clk)
-    add_value0_26 <= \$3916 ;
+    arb_row0_26 <= \$3923 ;
   always @(posedge clk)
-    arb_valid0_27 <= \$3917 ;
+    arb_value0_26 <= \$3924 ;
   always @(posedge clk)
-    arb_row0_27 <= \$3918 ;
+    add_valid0_26 <= \$3925 ;
   always @(posedge clk)
-    arb_value0_27 <= \$3919 ;
+    add_row0_26 <= \$3926 ;
   always @(posedge clk)
-    add_valid0_27 <= \$3920 ;
+    add_value0_26 <= \$3927 ;
   always @(posedge clk)
-    add_row0_27 <= \$3921 ;
+    arb_valid0_27 <= \$3928 ;
   always @(posedge clk)
-    add_value0_27 <= \$3922 ;
+    arb_row0_27 <= \$3929 ;
   always @(posedge clk)
-    arb_valid0_28 <= \$3923 ;
+    arb_value0_27 <= \$3930 ;
   always @(posedge clk)
-    arb_row0_28 <= \$3924 ;
+    add_valid0_27 <= \$3931 ;
   always @(posedge clk)
-    arb_value0_28 <= \$3925 ;
+    add_row0_27 <= \$3932 ;
   always @(posedge clk)
-    add_valid0_28 <= \$3926 ;
+    add_value0_27 <= \$3933 ;
   always @(posedge clk)
-    add_row0_28 <= \$3927 ;
+    arb_valid0_28 <= \$3934 ;
   always @(posedge clk)
-    add_value0_28 <= \$3928 ;
+    arb_row0_28 <= \$3935 ;
   always @(posedge clk)
-    arb_valid0_29 <= \$3929 ;
+    arb_value0_28 <= \$3936 ;
   always @(posedge clk)
-    arb_row0_29 <= \$3930 ;
+    add_valid0_28 <= \$3937 ;
   always @(posedge clk)
-    arb_value0_29 <= \$3931 ;
+    add_row0_28 <= \$3938 ;
   always @(posedge clk)
-    add_valid0_29 <= \$3932 ;
+    add_value0_28 <= \$3939 ;
   always @(posedge clk)
-    add_row0_29 <= \$3933 ;
+    arb_valid0_29 <= \$3940 ;
   always @(posedge clk)
-    add_value0_29 <= \$3934 ;
+    arb_row0_29 <= \$3941 ;
   always @(posedge clk)
-    arb_valid0_30 <= \$3935 ;
+    arb_value0_29 <= \$3942 ;
   always @(posedge clk)
-    arb_row0_30 <= \$3936 ;
+    add_valid0_29 <= \$3943 ;
   always @(posedge clk)
-    arb_value0_30 <= \$3937 ;
+    add_row0_29 <= \$3944 ;
   always @(posedge clk)
-    add_valid0_30 <= \$3938 ;
+    add_value0_29 <= \$3945 ;
   always @(posedge clk)
-    add_row0_30 <= \$3939 ;
+    arb_valid0_30 <= \$3946 ;
   always @(posedge clk)
-    add_value0_30 <= \$3940 ;
+    arb_row0_30 <= \$3947 ;
   always @(posedge clk)
-    arb_valid0_31 <= \$3941 ;
+    arb_value0_30 <= \$3948 ;
   always @(posedge clk)
-    arb_row0_31 <= \$3942 ;
+    add_valid0_30 <= \$3949 ;
   always @(posedge clk)
-    arb_value0_31 <= \$3943 ;
+    add_row0_30 <= \$3950 ;
   always @(posedge clk)
-    add_valid0_31 <= \$3944 ;
+    add_value0_30 <= \$3951 ;
   always @(posedge clk)
-    add_row0_31 <= \$3945 ;
+    arb_valid0_31 <= \$3952 ;
   always @(posedge clk)
-    add_value0_31 <= \$3946 ;
+    arb_row0_31 <= \$3953 ;
   always @(posedge clk)
-    clear_row <= \$3947 ;
+    arb_value0_31 <= \$3954 ;
   always @(posedge clk)
-    clearing <= \$3948 ;
+    add_valid0_31 <= \$3955 ;
   always @(posedge clk)
-    n_act <= \$3949 ;
+    add_row0_31 <= \$3956 ;
   always @(posedge clk)
-    wgt <= \$3950 ;
+    add_value0_31 <= \$3957 ;
   always @(posedge clk)
-    wgt_offset0_0 <= \$3951 ;
+    clear_row <= \$3958 ;
   always @(posedge clk)
-    wgt_offset0_1 <= \$3952 ;
+    clearing <= \$3959 ;
   always @(posedge clk)
-    wgt_offset0_2 <= \$3953 ;
+    n_act <= \$3960 ;
   always @(posedge clk)
-    wgt_offset0_3 <= \$3954 ;
+    wgt <= \$3961 ;
   always @(posedge clk)
-    bias_0 <= \$3955 ;
+    wgt_offset0_0 <= \$3962 ;
   always @(posedge clk)
-    bias_1 <= \$3956 ;
+    wgt_offset0_1 <= \$3963 ;
   always @(posedge clk)
-    bias_2 <= \$3957 ;
+    wgt_offset0_2 <= \$3964 ;
   always @(posedge clk)
-    bias_3 <= \$3958 ;
+    wgt_offset0_3 <= \$3965 ;
+  always @(posedge clk)
+    bias_0 <= \$3966 ;
+  always @(posedge clk)
+    bias_1 <= \$3967 ;
+  always @(posedge clk)
+    bias_2 <= \$3968 ;
+  always @(posedge clk)
+    bias_3 <= \$3969 ;
   scnn_pe_default_bank bank0_0 (
     .clk(clk),
-    .raddr(raddr0_0),
-    .rdata(rdata0_0),
+    .raddr(bank0_0_raddr),
+    .rdata(bank0_0_rdata),
     .ren(ren0_0),
     .rst(rst),
-    .waddr(waddr0_0),
-    .wdata(wdata0_0),
-    .we(we0_0)
+    .waddr(bank0_0_waddr),
+    .wdata(bank0_0_wdata),
+    .we(bank0_0_we)
   );
   scnn_pe_default_bank bank0_1 (
     .clk(clk),
-    .raddr(raddr0_1),
-    .rdata(rdata0_1),
+    .raddr(bank0_1_raddr),
+    .rdata(bank0_1_rdata),
     .ren(ren0_1),
     .rst(rst),
-    .waddr(waddr0_1),
-    .wdata(wdata0_1),
-    .we(we0_1)
+    .waddr(bank0_1_waddr),
+    .wdata(bank0_1_wdata),
+    .we(bank0_1_we)
   );
   scnn_pe_default_bank bank0_10 (
     .clk(clk),
-    .raddr(raddr0_10),
-    .rdata(rdata0_10),
+    .raddr(bank0_10_raddr),
+    .rdata(bank0_10_rdata),
     .ren(ren0_10),
     .rst(rst),
-    .waddr(waddr0_10),
-    .wdata(wdata0_10),
-    .we(we0_10)
+    .waddr(bank0_10_waddr),
+    .wdata(bank0_10_wdata),
+    .we(bank0_10_we)
   );
   scnn_pe_default_bank bank0_11 (
     .clk(clk),
-    .raddr(raddr0_11),
-    .rdata(rdata0_11),
+    .raddr(bank0_11_raddr),
+    .rdata(bank0_11_rdata),
     .ren(ren0_11),
     .rst(rst),
-    .waddr(waddr0_11),
-    .wdata(wdata0_11),
-    .we(we0_11)
+    .waddr(bank0_11_waddr),
+    .wdata(bank0_11_wdata),
+    .we(bank0_11_we)
   );
   scnn_pe_default_bank bank0_12 (
     .clk(clk),
-    .raddr(raddr0_12),
-    .rdata(rdata0_12),
+    .raddr(bank0_12_raddr),
+    .rdata(bank0_12_rdata),
     .ren(ren0_12),
     .rst(rst),
-    .waddr(waddr0_12),
-    .wdata(wdata0_12),
-    .we(we0_12)
+    .waddr(bank0_12_waddr),
+    .wdata(bank0_12_wdata),
+    .we(bank0_12_we)
   );
   scnn_pe_default_bank bank0_13 (
     .clk(clk),
-    .raddr(raddr0_13),
-    .rdata(rdata0_13),
+    .raddr(bank0_13_raddr),
+    .rdata(bank0_13_rdata),
     .ren(ren0_13),
     .rst(rst),
-    .waddr(waddr0_13),
-    .wdata(wdata0_13),
-    .we(we0_13)
+    .waddr(bank0_13_waddr),
+    .wdata(bank0_13_wdata),
+    .we(bank0_13_we)
   );
   scnn_pe_default_bank bank0_14 (
     .clk(clk),
-    .raddr(raddr0_14),
-    .rdata(rdata0_14),
+    .raddr(bank0_14_raddr),
+    .rdata(bank0_14_rdata),
     .ren(ren0_14),
     .rst(rst),
-    .waddr(waddr0_14),
-    .wdata(wdata0_14),
-    .we(we0_14)
+    .waddr(bank0_14_waddr),
+    .wdata(bank0_14_wdata),
+    .we(bank0_14_we)
   );
   scnn_pe_default_bank bank0_15 (
     .clk(clk),
-    .raddr(raddr0_15),
-    .rdata(rdata0_15),
+    .raddr(bank0_15_raddr),
+    .rdata(bank0_15_rdata),
     .ren(ren0_15),
     .rst(rst),
-    .waddr(waddr0_15),
-    .wdata(wdata0_15),
-    .we(we0_15)
+    .waddr(bank0_15_waddr),
+    .wdata(bank0_15_wdata),
+    .we(bank0_15_we)
   );
   scnn_pe_default_bank bank0_16 (
     .clk(clk),
-    .raddr(raddr0_16),
-    .rdata(rdata0_16),
+    .raddr(bank0_16_raddr),
+    .rdata(bank0_16_rdata),
     .ren(ren0_16),
     .rst(rst),
-    .waddr(waddr0_16),
-    .wdata(wdata0_16),
-    .we(we0_16)
+    .waddr(bank0_16_waddr),
+    .wdata(bank0_16_wdata),
+    .we(bank0_16_we)
   );
   scnn_pe_default_bank bank0_17 (
     .clk(clk),
-    .raddr(raddr0_17),
-    .rdata(rdata0_17),
+    .raddr(bank0_17_raddr),
+    .rdata(bank0_17_rdata),
     .ren(ren0_17),
     .rst(rst),
-    .waddr(waddr0_17),
-    .wdata(wdata0_17),
-    .we(we0_17)
+    .waddr(bank0_17_waddr),
+    .wdata(bank0_17_wdata),
+    .we(bank0_17_we)
   );
   scnn_pe_default_bank bank0_18 (
     .clk(clk),
-    .raddr(raddr0_18),
-    .rdata(rdata0_18),
+    .raddr(bank0_18_raddr),
+    .rdata(bank0_18_rdata),
     .ren(ren0_18),
     .rst(rst),
-    .waddr(waddr0_18),
-    .wdata(wdata0_18),
-    .we(we0_18)
+    .waddr(bank0_18_waddr),
+    .wdata(bank0_18_wdata),
+    .we(bank0_18_we)
   );
   scnn_pe_default_bank bank0_19 (
     .clk(clk),
-    .raddr(raddr0_19),
-    .rdata(rdata0_19),
+    .raddr(bank0_19_raddr),
+    .rdata(bank0_19_rdata),
     .ren(ren0_19),
     .rst(rst),
-    .waddr(waddr0_19),
-    .wdata(wdata0_19),
-    .we(we0_19)
+    .waddr(bank0_19_waddr),
+    .wdata(bank0_19_wdata),
+    .we(bank0_19_we)
   );
   scnn_pe_default_bank bank0_2 (
     .clk(clk),
-    .raddr(raddr0_2),
-    .rdata(rdata0_2),
+    .raddr(bank0_2_raddr),
+    .rdata(bank0_2_rdata),
     .ren(ren0_2),
     .rst(rst),
-    .waddr(waddr0_2),
-    .wdata(wdata0_2),
-    .we(we0_2)
+    .waddr(bank0_2_waddr),
+    .wdata(bank0_2_wdata),
+    .we(bank0_2_we)
   );
   scnn_pe_default_bank bank0_20 (
     .clk(clk),
-    .raddr(raddr0_20),
-    .rdata(rdata0_20),
+    .raddr(bank0_20_raddr),
+    .rdata(bank0_20_rdata),
     .ren(ren0_20),
     .rst(rst),
-    .waddr(waddr0_20),
-    .wdata(wdata0_20),
-    .we(we0_20)
+    .waddr(bank0_20_waddr),
+    .wdata(bank0_20_wdata),
+    .we(bank0_20_we)
   );
   scnn_pe_default_bank bank0_21 (
     .clk(clk),
-    .raddr(raddr0_21),
-    .rdata(rdata0_21),
+    .raddr(bank0_21_raddr),
+    .rdata(bank0_21_rdata),
     .ren(ren0_21),
     .rst(rst),
-    .waddr(waddr0_21),
-    .wdata(wdata0_21),
-    .we(we0_21)
+    .waddr(bank0_21_waddr),
+    .wdata(bank0_21_wdata),
+    .we(bank0_21_we)
   );
   scnn_pe_default_bank bank0_22 (
     .clk(clk),
-    .raddr(raddr0_22),
-    .rdata(rdata0_22),
+    .raddr(bank0_22_raddr),
+    .rdata(bank0_22_rdata),
     .ren(ren0_22),
     .rst(rst),
-    .waddr(waddr0_22),
-    .wdata(wdata0_22),
-    .we(we0_22)
+    .waddr(bank0_22_waddr),
+    .wdata(bank0_22_wdata),
+    .we(bank0_22_we)
   );
   scnn_pe_default_bank bank0_23 (
     .clk(clk),
-    .raddr(raddr0_23),
-    .rdata(rdata0_23),
+    .raddr(bank0_23_raddr),
+    .rdata(bank0_23_rdata),
     .ren(ren0_23),
     .rst(rst),
-    .waddr(waddr0_23),
-    .wdata(wdata0_23),
-    .we(we0_23)
+    .waddr(bank0_23_waddr),
+    .wdata(bank0_23_wdata),
+    .we(bank0_23_we)
   );
   scnn_pe_default_bank bank0_24 (
     .clk(clk),
-    .raddr(raddr0_24),
-    .rdata(rdata0_24),
+    .raddr(bank0_24_raddr),
+    .rdata(bank0_24_rdata),
     .ren(ren0_24),
     .rst(rst),
-    .waddr(waddr0_24),
-    .wdata(wdata0_24),
-    .we(we0_24)
+    .waddr(bank0_24_waddr),
+    .wdata(bank0_24_wdata),
+    .we(bank0_24_we)
   );
   scnn_pe_default_bank bank0_25 (
     .clk(clk),
-    .raddr(raddr0_25),
-    .rdata(rdata0_25),
+    .raddr(bank0_25_raddr),
+    .rdata(bank0_25_rdata),
     .ren(ren0_25),
     .rst(rst),
-    .waddr(waddr0_25),
-    .wdata(wdata0_25),
-    .we(we0_25)
+    .waddr(bank0_25_waddr),
+    .wdata(bank0_25_wdata),
+    .we(bank0_25_we)
   );
   scnn_pe_default_bank bank0_26 (
     .clk(clk),
-    .raddr(raddr0_26),
-    .rdata(rdata0_26),
+    .raddr(bank0_26_raddr),
+    .rdata(bank0_26_rdata),
     .ren(ren0_26),
     .rst(rst),
-    .waddr(waddr0_26),
-    .wdata(wdata0_26),
-    .we(we0_26)
+    .waddr(bank0_26_waddr),
+    .wdata(bank0_26_wdata),
+    .we(bank0_26_we)
   );
   scnn_pe_default_bank bank0_27 (
     .clk(clk),
-    .raddr(raddr0_27),
-    .rdata(rdata0_27),
+    .raddr(bank0_27_raddr),
+    .rdata(bank0_27_rdata),
     .ren(ren0_27),
     .rst(rst),
-    .waddr(waddr0_27),
-    .wdata(wdata0_27),
-    .we(we0_27)
+    .waddr(bank0_27_waddr),
+    .wdata(bank0_27_wdata),
+    .we(bank0_27_we)
   );
   scnn_pe_default_bank bank0_28 (
     .clk(clk),
-    .raddr(raddr0_28),
-    .rdata(rdata0_28),
+    .raddr(bank0_28_raddr),
+    .rdata(bank0_28_rdata),
     .ren(ren0_28),
     .rst(rst),
-    .waddr(waddr0_28),
-    .wdata(wdata0_28),
-    .we(we0_28)
+    .waddr(bank0_28_waddr),
+    .wdata(bank0_28_wdata),
+    .we(bank0_28_we)
   );
   scnn_pe_default_bank bank0_29 (
     .clk(clk),
-    .raddr(raddr0_29),
-    .rdata(rdata0_29),
+    .raddr(bank0_29_raddr),
+    .rdata(bank0_29_rdata),
     .ren(ren0_29),
     .rst(rst),
-    .waddr(waddr0_29),
-    .wdata(wdata0_29),
-    .we(we0_29)
+    .waddr(bank0_29_waddr),
+    .wdata(bank0_29_wdata),
+    .we(bank0_29_we)
   );
   scnn_pe_default_bank bank0_3 (
     .clk(clk),
-    .raddr(raddr0_3),
-    .rdata(rdata0_3),
+    .raddr(bank0_3_raddr),
+    .rdata(bank0_3_rdata),
     .ren(ren0_3),
     .rst(rst),
-    .waddr(waddr0_3),
-    .wdata(wdata0_3),
-    .we(we0_3)
+    .waddr(bank0_3_waddr),
+    .wdata(bank0_3_wdata),
+    .we(bank0_3_we)
   );
   scnn_pe_default_bank bank0_30 (
     .clk(clk),
-    .raddr(raddr0_30),
-    .rdata(rdata0_30),
+    .raddr(bank0_30_raddr),
+    .rdata(bank0_30_rdata),
     .ren(ren0_30),
     .rst(rst),
-    .waddr(waddr0_30),
-    .wdata(wdata0_30),
-    .we(we0_30)
+    .waddr(bank0_30_waddr),
+    .wdata(bank0_30_wdata),
+    .we(bank0_30_we)
   );
   scnn_pe_default_bank bank0_31 (
     .clk(clk),
-    .raddr(raddr0_31),
-    .rdata(rdata0_31),
+    .raddr(bank0_31_raddr),
+    .rdata(bank0_31_rdata),
     .ren(ren0_31),
     .rst(rst),
-    .waddr(waddr0_31),
-    .wdata(wdata0_31),
-    .we(we0_31)
+    .waddr(bank0_31_waddr),
+    .wdata(bank0_31_wdata),
+    .we(bank0_31_we)
   );
   scnn_pe_default_bank bank0_4 (
     .clk(clk),
-    .raddr(raddr0_4),
-    .rdata(rdata0_4),
+    .raddr(bank0_4_raddr),
+    .rdata(bank0_4_rdata),
     .ren(ren0_4),
     .rst(rst),
-    .waddr(waddr0_4),
-    .wdata(wdata0_4),
-    .we(we0_4)
+    .waddr(bank0_4_waddr),
+    .wdata(bank0_4_wdata),
+    .we(bank0_4_we)
   );
   scnn_pe_default_bank bank0_5 (
     .clk(clk),
-    .raddr(raddr0_5),
-    .rdata(rdata0_5),
+    .raddr(bank0_5_raddr),
+    .rdata(bank0_5_rdata),
     .ren(ren0_5),
     .rst(rst),
-    .waddr(waddr0_5),
-    .wdata(wdata0_5),
-    .we(we0_5)
+    .waddr(bank0_5_waddr),
+    .wdata(bank0_5_wdata),
+    .we(bank0_5_we)
   );
   scnn_pe_default_bank bank0_6 (
     .clk(clk),
-    .raddr(raddr0_6),
-    .rdata(rdata0_6),
+    .raddr(bank0_6_raddr),
+    .rdata(bank0_6_rdata),
     .ren(ren0_6),
     .rst(rst),
-    .waddr(waddr0_6),
-    .wdata(wdata0_6),
-    .we(we0_6)
+    .waddr(bank0_6_waddr),
+    .wdata(bank0_6_wdata),
+    .we(bank0_6_we)
   );
   scnn_pe_default_bank bank0_7 (
     .clk(clk),
-    .raddr(raddr0_7),
-    .rdata(rdata0_7),
+    .raddr(bank0_7_raddr),
+    .rdata(bank0_7_rdata),
     .ren(ren0_7),
     .rst(rst),
-    .waddr(waddr0_7),
-    .wdata(wdata0_7),
-    .we(we0_7)
+    .waddr(bank0_7_waddr),
+    .wdata(bank0_7_wdata),
+    .we(bank0_7_we)
   );
   scnn_pe_default_bank bank0_8 (
     .clk(clk),
-    .raddr(raddr0_8),
-    .rdata(rdata0_8),
+    .raddr(bank0_8_raddr),
+    .rdata(bank0_8_rdata),
     .ren(ren0_8),
     .rst(rst),
-    .waddr(waddr0_8),
-    .wdata(wdata0_8),
-    .we(we0_8)
+    .waddr(bank0_8_waddr),
+    .wdata(bank0_8_wdata),
+    .we(bank0_8_we)
   );
   scnn_pe_default_bank bank0_9 (
     .clk(clk),
-    .raddr(raddr0_9),
-    .rdata(rdata0_9),
+    .raddr(bank0_9_raddr),
+    .rdata(bank0_9_rdata),
     .ren(ren0_9),
     .rst(rst),
-    .waddr(waddr0_9),
-    .wdata(wdata0_9),
-    .we(we0_9)
+    .waddr(bank0_9_waddr),
+    .wdata(bank0_9_wdata),
+    .we(bank0_9_we)
+  );
+  \scnn_pe_default.op_buffer  op_buffer (
+    .clk(clk),
+    .r_data(r_data),
+    .r_en(take),
+    .r_rdy(r_rdy),
+    .rst(rst),
+    .w_en(w_en),
+    .w_port__data(op__payload),
+    .w_rdy(w_rdy)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    act_rd__en = 1'h0;
-    if (d_load) begin
-      act_rd__en = 1'h1;
-    end
-    if (\$3496 ) begin
-      if (\$3497 ) begin
-      end else if (\$3498 ) begin
-        act_rd__en = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    act_rd__addr = 4'h0;
-    if (d_load) begin
-      act_rd__addr = \$3332 [3:0];
-    end
-    if (\$3496 ) begin
-      if (\$3497 ) begin
-      end else if (\$3498 ) begin
-        act_rd__addr = 4'h0;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_0 = 4'h0;
+    bank0_0_waddr = 4'h0;
     if (add_valid0_0) begin
-      waddr0_0 = add_row0_0;
+      bank0_0_waddr = add_row0_0;
     end else if (ppu_move) begin
-      waddr0_0 = ppu_row;
+      bank0_0_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_0 = clear_row;
+      bank0_0_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_0 = 32'd0;
+    bank0_0_wdata = 32'd0;
     if (add_valid0_0) begin
-      wdata0_0 = \$3341 [31:0];
+      bank0_0_wdata = \$3340 [31:0];
     end else if (ppu_move) begin
-      wdata0_0 = 32'd0;
+      bank0_0_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_0 = 32'd0;
+      bank0_0_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_0 = 1'h0;
+    bank0_0_we = 1'h0;
     if (add_valid0_0) begin
-      we0_0 = 1'h1;
+      bank0_0_we = 1'h1;
     end else if (ppu_move) begin
-      we0_0 = 1'h1;
+      bank0_0_we = 1'h1;
     end else if (clearing) begin
-      we0_0 = 1'h1;
+      bank0_0_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_1 = 4'h0;
+    bank0_1_waddr = 4'h0;
     if (add_valid0_1) begin
-      waddr0_1 = add_row0_1;
+      bank0_1_waddr = add_row0_1;
     end else if (ppu_move) begin
-      waddr0_1 = ppu_row;
+      bank0_1_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_1 = clear_row;
+      bank0_1_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_1 = 32'd0;
+    bank0_1_wdata = 32'd0;
     if (add_valid0_1) begin
-      wdata0_1 = \$3343 [31:0];
+      bank0_1_wdata = \$3342 [31:0];
     end else if (ppu_move) begin
-      wdata0_1 = 32'd0;
+      bank0_1_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_1 = 32'd0;
+      bank0_1_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_1 = 1'h0;
+    bank0_1_we = 1'h0;
     if (add_valid0_1) begin
-      we0_1 = 1'h1;
+      bank0_1_we = 1'h1;
     end else if (ppu_move) begin
-      we0_1 = 1'h1;
+      bank0_1_we = 1'h1;
     end else if (clearing) begin
-      we0_1 = 1'h1;
+      bank0_1_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_2 = 4'h0;
+    bank0_2_waddr = 4'h0;
     if (add_valid0_2) begin
-      waddr0_2 = add_row0_2;
+      bank0_2_waddr = add_row0_2;
     end else if (ppu_move) begin
-      waddr0_2 = ppu_row;
+      bank0_2_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_2 = clear_row;
+      bank0_2_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_2 = 32'd0;
+    bank0_2_wdata = 32'd0;
     if (add_valid0_2) begin
-      wdata0_2 = \$3345 [31:0];
+      bank0_2_wdata = \$3344 [31:0];
     end else if (ppu_move) begin
-      wdata0_2 = 32'd0;
+      bank0_2_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_2 = 32'd0;
+      bank0_2_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_2 = 1'h0;
+    bank0_2_we = 1'h0;
     if (add_valid0_2) begin
-      we0_2 = 1'h1;
+      bank0_2_we = 1'h1;
     end else if (ppu_move) begin
-      we0_2 = 1'h1;
+      bank0_2_we = 1'h1;
     end else if (clearing) begin
-      we0_2 = 1'h1;
+      bank0_2_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_3 = 4'h0;
+    bank0_3_waddr = 4'h0;
     if (add_valid0_3) begin
-      waddr0_3 = add_row0_3;
+      bank0_3_waddr = add_row0_3;
     end else if (ppu_move) begin
-      waddr0_3 = ppu_row;
+      bank0_3_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_3 = clear_row;
+      bank0_3_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_3 = 32'd0;
+    bank0_3_wdata = 32'd0;
     if (add_valid0_3) begin
-      wdata0_3 = \$3347 [31:0];
+      bank0_3_wdata = \$3346 [31:0];
     end else if (ppu_move) begin
-      wdata0_3 = 32'd0;
+      bank0_3_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_3 = 32'd0;
+      bank0_3_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_3 = 1'h0;
+    bank0_3_we = 1'h0;
     if (add_valid0_3) begin
-      we0_3 = 1'h1;
+      bank0_3_we = 1'h1;
     end else if (ppu_move) begin
-      we0_3 = 1'h1;
+      bank0_3_we = 1'h1;
     end else if (clearing) begin
-      we0_3 = 1'h1;
+      bank0_3_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_4 = 4'h0;
+    bank0_4_waddr = 4'h0;
     if (add_valid0_4) begin
-      waddr0_4 = add_row0_4;
+      bank0_4_waddr = add_row0_4;
     end else if (ppu_move) begin
-      waddr0_4 = ppu_row;
+      bank0_4_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_4 = clear_row;
+      bank0_4_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_4 = 32'd0;
+    bank0_4_wdata = 32'd0;
     if (add_valid0_4) begin
-      wdata0_4 = \$3349 [31:0];
+      bank0_4_wdata = \$3348 [31:0];
     end else if (ppu_move) begin
-      wdata0_4 = 32'd0;
+      bank0_4_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_4 = 32'd0;
+      bank0_4_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_4 = 1'h0;
+    bank0_4_we = 1'h0;
     if (add_valid0_4) begin
-      we0_4 = 1'h1;
+      bank0_4_we = 1'h1;
     end else if (ppu_move) begin
-      we0_4 = 1'h1;
+      bank0_4_we = 1'h1;
     end else if (clearing) begin
-      we0_4 = 1'h1;
+      bank0_4_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_5 = 4'h0;
+    bank0_5_waddr = 4'h0;
     if (add_valid0_5) begin
-      waddr0_5 = add_row0_5;
+      bank0_5_waddr = add_row0_5;
     end else if (ppu_move) begin
-      waddr0_5 = ppu_row;
+      bank0_5_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_5 = clear_row;
+      bank0_5_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_5 = 32'd0;
+    bank0_5_wdata = 32'd0;
     if (add_valid0_5) begin
-      wdata0_5 = \$3351 [31:0];
+      bank0_5_wdata = \$3350 [31:0];
     end else if (ppu_move) begin
-      wdata0_5 = 32'd0;
+      bank0_5_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_5 = 32'd0;
+      bank0_5_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_5 = 1'h0;
+    bank0_5_we = 1'h0;
     if (add_valid0_5) begin
-      we0_5 = 1'h1;
+      bank0_5_we = 1'h1;
     end else if (ppu_move) begin
-      we0_5 = 1'h1;
+      bank0_5_we = 1'h1;
     end else if (clearing) begin
-      we0_5 = 1'h1;
+      bank0_5_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_6 = 4'h0;
+    bank0_6_waddr = 4'h0;
     if (add_valid0_6) begin
-      waddr0_6 = add_row0_6;
+      bank0_6_waddr = add_row0_6;
     end else if (ppu_move) begin
-      waddr0_6 = ppu_row;
+      bank0_6_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_6 = clear_row;
+      bank0_6_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_6 = 32'd0;
+    bank0_6_wdata = 32'd0;
     if (add_valid0_6) begin
-      wdata0_6 = \$3353 [31:0];
+      bank0_6_wdata = \$3352 [31:0];
     end else if (ppu_move) begin
-      wdata0_6 = 32'd0;
+      bank0_6_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_6 = 32'd0;
+      bank0_6_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_6 = 1'h0;
+    bank0_6_we = 1'h0;
     if (add_valid0_6) begin
-      we0_6 = 1'h1;
+      bank0_6_we = 1'h1;
     end else if (ppu_move) begin
-      we0_6 = 1'h1;
+      bank0_6_we = 1'h1;
     end else if (clearing) begin
-      we0_6 = 1'h1;
+      bank0_6_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_7 = 4'h0;
+    bank0_7_waddr = 4'h0;
     if (add_valid0_7) begin
-      waddr0_7 = add_row0_7;
+      bank0_7_waddr = add_row0_7;
     end else if (ppu_move) begin
-      waddr0_7 = ppu_row;
+      bank0_7_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_7 = clear_row;
+      bank0_7_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_7 = 32'd0;
+    bank0_7_wdata = 32'd0;
     if (add_valid0_7) begin
-      wdata0_7 = \$3355 [31:0];
+      bank0_7_wdata = \$3354 [31:0];
     end else if (ppu_move) begin
-      wdata0_7 = 32'd0;
+      bank0_7_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_7 = 32'd0;
+      bank0_7_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_7 = 1'h0;
+    bank0_7_we = 1'h0;
     if (add_valid0_7) begin
-      we0_7 = 1'h1;
+      bank0_7_we = 1'h1;
     end else if (ppu_move) begin
-      we0_7 = 1'h1;
+      bank0_7_we = 1'h1;
     end else if (clearing) begin
-      we0_7 = 1'h1;
+      bank0_7_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_8 = 4'h0;
+    bank0_8_waddr = 4'h0;
     if (add_valid0_8) begin
-      waddr0_8 = add_row0_8;
+      bank0_8_waddr = add_row0_8;
     end else if (ppu_move) begin
-      waddr0_8 = ppu_row;
+      bank0_8_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_8 = clear_row;
+      bank0_8_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_8 = 32'd0;
+    bank0_8_wdata = 32'd0;
     if (add_valid0_8) begin
-      wdata0_8 = \$3357 [31:0];
+      bank0_8_wdata = \$3356 [31:0];
     end else if (ppu_move) begin
-      wdata0_8 = 32'd0;
+      bank0_8_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_8 = 32'd0;
+      bank0_8_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_8 = 1'h0;
+    bank0_8_we = 1'h0;
     if (add_valid0_8) begin
-      we0_8 = 1'h1;
+      bank0_8_we = 1'h1;
     end else if (ppu_move) begin
-      we0_8 = 1'h1;
+      bank0_8_we = 1'h1;
     end else if (clearing) begin
-      we0_8 = 1'h1;
+      bank0_8_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_9 = 4'h0;
+    bank0_9_waddr = 4'h0;
     if (add_valid0_9) begin
-      waddr0_9 = add_row0_9;
+      bank0_9_waddr = add_row0_9;
     end else if (ppu_move) begin
-      waddr0_9 = ppu_row;
+      bank0_9_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_9 = clear_row;
+      bank0_9_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_9 = 32'd0;
+    bank0_9_wdata = 32'd0;
     if (add_valid0_9) begin
-      wdata0_9 = \$3359 [31:0];
+      bank0_9_wdata = \$3358 [31:0];
     end else if (ppu_move) begin
-      wdata0_9 = 32'd0;
+      bank0_9_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_9 = 32'd0;
+      bank0_9_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_9 = 1'h0;
+    bank0_9_we = 1'h0;
     if (add_valid0_9) begin
-      we0_9 = 1'h1;
+      bank0_9_we = 1'h1;
     end else if (ppu_move) begin
-      we0_9 = 1'h1;
+      bank0_9_we = 1'h1;
     end else if (clearing) begin
-      we0_9 = 1'h1;
+      bank0_9_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_10 = 4'h0;
+    bank0_10_waddr = 4'h0;
     if (add_valid0_10) begin
-      waddr0_10 = add_row0_10;
+      bank0_10_waddr = add_row0_10;
     end else if (ppu_move) begin
-      waddr0_10 = ppu_row;
+      bank0_10_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_10 = clear_row;
+      bank0_10_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_10 = 32'd0;
+    bank0_10_wdata = 32'd0;
     if (add_valid0_10) begin
-      wdata0_10 = \$3361 [31:0];
+      bank0_10_wdata = \$3360 [31:0];
     end else if (ppu_move) begin
-      wdata0_10 = 32'd0;
+      bank0_10_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_10 = 32'd0;
+      bank0_10_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_10 = 1'h0;
+    bank0_10_we = 1'h0;
     if (add_valid0_10) begin
-      we0_10 = 1'h1;
+      bank0_10_we = 1'h1;
     end else if (ppu_move) begin
-      we0_10 = 1'h1;
+      bank0_10_we = 1'h1;
     end else if (clearing) begin
-      we0_10 = 1'h1;
+      bank0_10_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_11 = 4'h0;
+    bank0_11_waddr = 4'h0;
     if (add_valid0_11) begin
-      waddr0_11 = add_row0_11;
+      bank0_11_waddr = add_row0_11;
     end else if (ppu_move) begin
-      waddr0_11 = ppu_row;
+      bank0_11_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_11 = clear_row;
+      bank0_11_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_11 = 32'd0;
+    bank0_11_wdata = 32'd0;
     if (add_valid0_11) begin
-      wdata0_11 = \$3363 [31:0];
+      bank0_11_wdata = \$3362 [31:0];
     end else if (ppu_move) begin
-      wdata0_11 = 32'd0;
+      bank0_11_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_11 = 32'd0;
+      bank0_11_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_11 = 1'h0;
+    bank0_11_we = 1'h0;
     if (add_valid0_11) begin
-      we0_11 = 1'h1;
+      bank0_11_we = 1'h1;
     end else if (ppu_move) begin
-      we0_11 = 1'h1;
+      bank0_11_we = 1'h1;
     end else if (clearing) begin
-      we0_11 = 1'h1;
+      bank0_11_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_12 = 4'h0;
+    bank0_12_waddr = 4'h0;
     if (add_valid0_12) begin
-      waddr0_12 = add_row0_12;
+      bank0_12_waddr = add_row0_12;
     end else if (ppu_move) begin
-      waddr0_12 = ppu_row;
+      bank0_12_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_12 = clear_row;
+      bank0_12_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_12 = 32'd0;
+    bank0_12_wdata = 32'd0;
     if (add_valid0_12) begin
-      wdata0_12 = \$3365 [31:0];
+      bank0_12_wdata = \$3364 [31:0];
     end else if (ppu_move) begin
-      wdata0_12 = 32'd0;
+      bank0_12_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_12 = 32'd0;
+      bank0_12_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_12 = 1'h0;
+    bank0_12_we = 1'h0;
     if (add_valid0_12) begin
-      we0_12 = 1'h1;
+      bank0_12_we = 1'h1;
     end else if (ppu_move) begin
-      we0_12 = 1'h1;
+      bank0_12_we = 1'h1;
     end else if (clearing) begin
-      we0_12 = 1'h1;
+      bank0_12_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_13 = 4'h0;
+    bank0_13_waddr = 4'h0;
     if (add_valid0_13) begin
-      waddr0_13 = add_row0_13;
+      bank0_13_waddr = add_row0_13;
     end else if (ppu_move) begin
-      waddr0_13 = ppu_row;
+      bank0_13_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_13 = clear_row;
+      bank0_13_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_13 = 32'd0;
+    bank0_13_wdata = 32'd0;
     if (add_valid0_13) begin
-      wdata0_13 = \$3367 [31:0];
+      bank0_13_wdata = \$3366 [31:0];
     end else if (ppu_move) begin
-      wdata0_13 = 32'd0;
+      bank0_13_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_13 = 32'd0;
+      bank0_13_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_13 = 1'h0;
+    bank0_13_we = 1'h0;
     if (add_valid0_13) begin
-      we0_13 = 1'h1;
+      bank0_13_we = 1'h1;
     end else if (ppu_move) begin
-      we0_13 = 1'h1;
+      bank0_13_we = 1'h1;
     end else if (clearing) begin
-      we0_13 = 1'h1;
+      bank0_13_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_14 = 4'h0;
+    bank0_14_waddr = 4'h0;
     if (add_valid0_14) begin
-      waddr0_14 = add_row0_14;
+      bank0_14_waddr = add_row0_14;
     end else if (ppu_move) begin
-      waddr0_14 = ppu_row;
+      bank0_14_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_14 = clear_row;
+      bank0_14_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_14 = 32'd0;
+    bank0_14_wdata = 32'd0;
     if (add_valid0_14) begin
-      wdata0_14 = \$3369 [31:0];
+      bank0_14_wdata = \$3368 [31:0];
     end else if (ppu_move) begin
-      wdata0_14 = 32'd0;
+      bank0_14_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_14 = 32'd0;
+      bank0_14_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_14 = 1'h0;
+    bank0_14_we = 1'h0;
     if (add_valid0_14) begin
-      we0_14 = 1'h1;
+      bank0_14_we = 1'h1;
     end else if (ppu_move) begin
-      we0_14 = 1'h1;
+      bank0_14_we = 1'h1;
     end else if (clearing) begin
-      we0_14 = 1'h1;
+      bank0_14_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_15 = 4'h0;
+    bank0_15_waddr = 4'h0;
     if (add_valid0_15) begin
-      waddr0_15 = add_row0_15;
+      bank0_15_waddr = add_row0_15;
     end else if (ppu_move) begin
-      waddr0_15 = ppu_row;
+      bank0_15_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_15 = clear_row;
+      bank0_15_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_15 = 32'd0;
+    bank0_15_wdata = 32'd0;
     if (add_valid0_15) begin
-      wdata0_15 = \$3371 [31:0];
+      bank0_15_wdata = \$3370 [31:0];
     end else if (ppu_move) begin
-      wdata0_15 = 32'd0;
+      bank0_15_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_15 = 32'd0;
+      bank0_15_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_15 = 1'h0;
+    bank0_15_we = 1'h0;
     if (add_valid0_15) begin
-      we0_15 = 1'h1;
+      bank0_15_we = 1'h1;
     end else if (ppu_move) begin
-      we0_15 = 1'h1;
+      bank0_15_we = 1'h1;
     end else if (clearing) begin
-      we0_15 = 1'h1;
+      bank0_15_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_16 = 4'h0;
+    bank0_16_waddr = 4'h0;
     if (add_valid0_16) begin
-      waddr0_16 = add_row0_16;
+      bank0_16_waddr = add_row0_16;
     end else if (ppu_move) begin
-      waddr0_16 = ppu_row;
+      bank0_16_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_16 = clear_row;
+      bank0_16_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_16 = 32'd0;
+    bank0_16_wdata = 32'd0;
     if (add_valid0_16) begin
-      wdata0_16 = \$3373 [31:0];
+      bank0_16_wdata = \$3372 [31:0];
     end else if (ppu_move) begin
-      wdata0_16 = 32'd0;
+      bank0_16_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_16 = 32'd0;
+      bank0_16_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_16 = 1'h0;
+    bank0_16_we = 1'h0;
     if (add_valid0_16) begin
-      we0_16 = 1'h1;
+      bank0_16_we = 1'h1;
     end else if (ppu_move) begin
-      we0_16 = 1'h1;
+      bank0_16_we = 1'h1;
     end else if (clearing) begin
-      we0_16 = 1'h1;
+      bank0_16_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_17 = 4'h0;
+    bank0_17_waddr = 4'h0;
     if (add_valid0_17) begin
-      waddr0_17 = add_row0_17;
+      bank0_17_waddr = add_row0_17;
     end else if (ppu_move) begin
-      waddr0_17 = ppu_row;
+      bank0_17_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_17 = clear_row;
+      bank0_17_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_17 = 32'd0;
+    bank0_17_wdata = 32'd0;
     if (add_valid0_17) begin
-      wdata0_17 = \$3375 [31:0];
+      bank0_17_wdata = \$3374 [31:0];
     end else if (ppu_move) begin
-      wdata0_17 = 32'd0;
+      bank0_17_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_17 = 32'd0;
+      bank0_17_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_17 = 1'h0;
+    bank0_17_we = 1'h0;
     if (add_valid0_17) begin
-      we0_17 = 1'h1;
+      bank0_17_we = 1'h1;
     end else if (ppu_move) begin
-      we0_17 = 1'h1;
+      bank0_17_we = 1'h1;
     end else if (clearing) begin
-      we0_17 = 1'h1;
+      bank0_17_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_18 = 4'h0;
+    bank0_18_waddr = 4'h0;
     if (add_valid0_18) begin
-      waddr0_18 = add_row0_18;
+      bank0_18_waddr = add_row0_18;
     end else if (ppu_move) begin
-      waddr0_18 = ppu_row;
+      bank0_18_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_18 = clear_row;
+      bank0_18_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_18 = 32'd0;
+    bank0_18_wdata = 32'd0;
     if (add_valid0_18) begin
-      wdata0_18 = \$3377 [31:0];
+      bank0_18_wdata = \$3376 [31:0];
     end else if (ppu_move) begin
-      wdata0_18 = 32'd0;
+      bank0_18_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_18 = 32'd0;
+      bank0_18_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_18 = 1'h0;
+    bank0_18_we = 1'h0;
     if (add_valid0_18) begin
-      we0_18 = 1'h1;
+      bank0_18_we = 1'h1;
     end else if (ppu_move) begin
-      we0_18 = 1'h1;
+      bank0_18_we = 1'h1;
     end else if (clearing) begin
-      we0_18 = 1'h1;
+      bank0_18_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_19 = 4'h0;
+    bank0_19_waddr = 4'h0;
     if (add_valid0_19) begin
-      waddr0_19 = add_row0_19;
+      bank0_19_waddr = add_row0_19;
     end else if (ppu_move) begin
-      waddr0_19 = ppu_row;
+      bank0_19_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_19 = clear_row;
+      bank0_19_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_19 = 32'd0;
+    bank0_19_wdata = 32'd0;
     if (add_valid0_19) begin
-      wdata0_19 = \$3379 [31:0];
+      bank0_19_wdata = \$3378 [31:0];
     end else if (ppu_move) begin
-      wdata0_19 = 32'd0;
+      bank0_19_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_19 = 32'd0;
+      bank0_19_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_19 = 1'h0;
+    bank0_19_we = 1'h0;
     if (add_valid0_19) begin
-      we0_19 = 1'h1;
+      bank0_19_we = 1'h1;
     end else if (ppu_move) begin
-      we0_19 = 1'h1;
+      bank0_19_we = 1'h1;
     end else if (clearing) begin
-      we0_19 = 1'h1;
+      bank0_19_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_20 = 4'h0;
+    bank0_20_waddr = 4'h0;
     if (add_valid0_20) begin
-      waddr0_20 = add_row0_20;
+      bank0_20_waddr = add_row0_20;
     end else if (ppu_move) begin
-      waddr0_20 = ppu_row;
+      bank0_20_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_20 = clear_row;
+      bank0_20_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_20 = 32'd0;
+    bank0_20_wdata = 32'd0;
     if (add_valid0_20) begin
-      wdata0_20 = \$3381 [31:0];
+      bank0_20_wdata = \$3380 [31:0];
     end else if (ppu_move) begin
-      wdata0_20 = 32'd0;
+      bank0_20_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_20 = 32'd0;
+      bank0_20_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_20 = 1'h0;
+    bank0_20_we = 1'h0;
     if (add_valid0_20) begin
-      we0_20 = 1'h1;
+      bank0_20_we = 1'h1;
     end else if (ppu_move) begin
-      we0_20 = 1'h1;
+      bank0_20_we = 1'h1;
     end else if (clearing) begin
-      we0_20 = 1'h1;
+      bank0_20_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_21 = 4'h0;
+    bank0_21_waddr = 4'h0;
     if (add_valid0_21) begin
-      waddr0_21 = add_row0_21;
+      bank0_21_waddr = add_row0_21;
     end else if (ppu_move) begin
-      waddr0_21 = ppu_row;
+      bank0_21_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_21 = clear_row;
+      bank0_21_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_21 = 32'd0;
+    bank0_21_wdata = 32'd0;
     if (add_valid0_21) begin
-      wdata0_21 = \$3383 [31:0];
+      bank0_21_wdata = \$3382 [31:0];
     end else if (ppu_move) begin
-      wdata0_21 = 32'd0;
+      bank0_21_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_21 = 32'd0;
+      bank0_21_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_21 = 1'h0;
+    bank0_21_we = 1'h0;
     if (add_valid0_21) begin
-      we0_21 = 1'h1;
+      bank0_21_we = 1'h1;
     end else if (ppu_move) begin
-      we0_21 = 1'h1;
+      bank0_21_we = 1'h1;
     end else if (clearing) begin
-      we0_21 = 1'h1;
+      bank0_21_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_22 = 4'h0;
+    bank0_22_waddr = 4'h0;
     if (add_valid0_22) begin
-      waddr0_22 = add_row0_22;
+      bank0_22_waddr = add_row0_22;
     end else if (ppu_move) begin
-      waddr0_22 = ppu_row;
+      bank0_22_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_22 = clear_row;
+      bank0_22_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_22 = 32'd0;
+    bank0_22_wdata = 32'd0;
     if (add_valid0_22) begin
-      wdata0_22 = \$3385 [31:0];
+      bank0_22_wdata = \$3384 [31:0];
     end else if (ppu_move) begin
-      wdata0_22 = 32'd0;
+      bank0_22_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_22 = 32'd0;
+      bank0_22_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_22 = 1'h0;
+    bank0_22_we = 1'h0;
     if (add_valid0_22) begin
-      we0_22 = 1'h1;
+      bank0_22_we = 1'h1;
     end else if (ppu_move) begin
-      we0_22 = 1'h1;
+      bank0_22_we = 1'h1;
     end else if (clearing) begin
-      we0_22 = 1'h1;
+      bank0_22_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_23 = 4'h0;
+    bank0_23_waddr = 4'h0;
     if (add_valid0_23) begin
-      waddr0_23 = add_row0_23;
+      bank0_23_waddr = add_row0_23;
     end else if (ppu_move) begin
-      waddr0_23 = ppu_row;
+      bank0_23_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_23 = clear_row;
+      bank0_23_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_23 = 32'd0;
+    bank0_23_wdata = 32'd0;
     if (add_valid0_23) begin
-      wdata0_23 = \$3387 [31:0];
+      bank0_23_wdata = \$3386 [31:0];
     end else if (ppu_move) begin
-      wdata0_23 = 32'd0;
+      bank0_23_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_23 = 32'd0;
+      bank0_23_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_23 = 1'h0;
+    bank0_23_we = 1'h0;
     if (add_valid0_23) begin
-      we0_23 = 1'h1;
+      bank0_23_we = 1'h1;
     end else if (ppu_move) begin
-      we0_23 = 1'h1;
+      bank0_23_we = 1'h1;
     end else if (clearing) begin
-      we0_23 = 1'h1;
+      bank0_23_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_24 = 4'h0;
+    bank0_24_waddr = 4'h0;
     if (add_valid0_24) begin
-      waddr0_24 = add_row0_24;
+      bank0_24_waddr = add_row0_24;
     end else if (ppu_move) begin
-      waddr0_24 = ppu_row;
+      bank0_24_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_24 = clear_row;
+      bank0_24_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_24 = 32'd0;
+    bank0_24_wdata = 32'd0;
     if (add_valid0_24) begin
-      wdata0_24 = \$3389 [31:0];
+      bank0_24_wdata = \$3388 [31:0];
     end else if (ppu_move) begin
-      wdata0_24 = 32'd0;
+      bank0_24_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_24 = 32'd0;
+      bank0_24_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_24 = 1'h0;
+    bank0_24_we = 1'h0;
     if (add_valid0_24) begin
-      we0_24 = 1'h1;
+      bank0_24_we = 1'h1;
     end else if (ppu_move) begin
-      we0_24 = 1'h1;
+      bank0_24_we = 1'h1;
     end else if (clearing) begin
-      we0_24 = 1'h1;
+      bank0_24_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_25 = 4'h0;
+    bank0_25_waddr = 4'h0;
     if (add_valid0_25) begin
-      waddr0_25 = add_row0_25;
+      bank0_25_waddr = add_row0_25;
     end else if (ppu_move) begin
-      waddr0_25 = ppu_row;
+      bank0_25_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_25 = clear_row;
+      bank0_25_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_25 = 32'd0;
+    bank0_25_wdata = 32'd0;
     if (add_valid0_25) begin
-      wdata0_25 = \$3391 [31:0];
+      bank0_25_wdata = \$3390 [31:0];
     end else if (ppu_move) begin
-      wdata0_25 = 32'd0;
+      bank0_25_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_25 = 32'd0;
+      bank0_25_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_25 = 1'h0;
+    bank0_25_we = 1'h0;
     if (add_valid0_25) begin
-      we0_25 = 1'h1;
+      bank0_25_we = 1'h1;
     end else if (ppu_move) begin
-      we0_25 = 1'h1;
+      bank0_25_we = 1'h1;
     end else if (clearing) begin
-      we0_25 = 1'h1;
+      bank0_25_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_26 = 4'h0;
+    bank0_26_waddr = 4'h0;
     if (add_valid0_26) begin
-      waddr0_26 = add_row0_26;
+      bank0_26_waddr = add_row0_26;
     end else if (ppu_move) begin
-      waddr0_26 = ppu_row;
+      bank0_26_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_26 = clear_row;
+      bank0_26_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_26 = 32'd0;
+    bank0_26_wdata = 32'd0;
     if (add_valid0_26) begin
-      wdata0_26 = \$3393 [31:0];
+      bank0_26_wdata = \$3392 [31:0];
     end else if (ppu_move) begin
-      wdata0_26 = 32'd0;
+      bank0_26_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_26 = 32'd0;
+      bank0_26_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_26 = 1'h0;
+    bank0_26_we = 1'h0;
     if (add_valid0_26) begin
-      we0_26 = 1'h1;
+      bank0_26_we = 1'h1;
     end else if (ppu_move) begin
-      we0_26 = 1'h1;
+      bank0_26_we = 1'h1;
     end else if (clearing) begin
-      we0_26 = 1'h1;
+      bank0_26_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_27 = 4'h0;
+    bank0_27_waddr = 4'h0;
     if (add_valid0_27) begin
-      waddr0_27 = add_row0_27;
+      bank0_27_waddr = add_row0_27;
     end else if (ppu_move) begin
-      waddr0_27 = ppu_row;
+      bank0_27_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_27 = clear_row;
+      bank0_27_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_27 = 32'd0;
+    bank0_27_wdata = 32'd0;
     if (add_valid0_27) begin
-      wdata0_27 = \$3395 [31:0];
+      bank0_27_wdata = \$3394 [31:0];
     end else if (ppu_move) begin
-      wdata0_27 = 32'd0;
+      bank0_27_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_27 = 32'd0;
+      bank0_27_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_27 = 1'h0;
+    bank0_27_we = 1'h0;
     if (add_valid0_27) begin
-      we0_27 = 1'h1;
+      bank0_27_we = 1'h1;
     end else if (ppu_move) begin
-      we0_27 = 1'h1;
+      bank0_27_we = 1'h1;
     end else if (clearing) begin
-      we0_27 = 1'h1;
+      bank0_27_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_28 = 4'h0;
+    bank0_28_waddr = 4'h0;
     if (add_valid0_28) begin
-      waddr0_28 = add_row0_28;
+      bank0_28_waddr = add_row0_28;
     end else if (ppu_move) begin
-      waddr0_28 = ppu_row;
+      bank0_28_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_28 = clear_row;
+      bank0_28_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_28 = 32'd0;
+    bank0_28_wdata = 32'd0;
     if (add_valid0_28) begin
-      wdata0_28 = \$3397 [31:0];
+      bank0_28_wdata = \$3396 [31:0];
     end else if (ppu_move) begin
-      wdata0_28 = 32'd0;
+      bank0_28_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_28 = 32'd0;
+      bank0_28_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_28 = 1'h0;
+    bank0_28_we = 1'h0;
     if (add_valid0_28) begin
-      we0_28 = 1'h1;
+      bank0_28_we = 1'h1;
     end else if (ppu_move) begin
-      we0_28 = 1'h1;
+      bank0_28_we = 1'h1;
     end else if (clearing) begin
-      we0_28 = 1'h1;
+      bank0_28_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_29 = 4'h0;
+    bank0_29_waddr = 4'h0;
     if (add_valid0_29) begin
-      waddr0_29 = add_row0_29;
+      bank0_29_waddr = add_row0_29;
     end else if (ppu_move) begin
-      waddr0_29 = ppu_row;
+      bank0_29_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_29 = clear_row;
+      bank0_29_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_29 = 32'd0;
+    bank0_29_wdata = 32'd0;
     if (add_valid0_29) begin
-      wdata0_29 = \$3399 [31:0];
+      bank0_29_wdata = \$3398 [31:0];
     end else if (ppu_move) begin
-      wdata0_29 = 32'd0;
+      bank0_29_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_29 = 32'd0;
+      bank0_29_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_29 = 1'h0;
+    bank0_29_we = 1'h0;
     if (add_valid0_29) begin
-      we0_29 = 1'h1;
+      bank0_29_we = 1'h1;
     end else if (ppu_move) begin
-      we0_29 = 1'h1;
+      bank0_29_we = 1'h1;
     end else if (clearing) begin
-      we0_29 = 1'h1;
+      bank0_29_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_30 = 4'h0;
+    bank0_30_waddr = 4'h0;
     if (add_valid0_30) begin
-      waddr0_30 = add_row0_30;
+      bank0_30_waddr = add_row0_30;
     end else if (ppu_move) begin
-      waddr0_30 = ppu_row;
+      bank0_30_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_30 = clear_row;
+      bank0_30_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_30 = 32'd0;
+    bank0_30_wdata = 32'd0;
     if (add_valid0_30) begin
-      wdata0_30 = \$3401 [31:0];
+      bank0_30_wdata = \$3400 [31:0];
     end else if (ppu_move) begin
-      wdata0_30 = 32'd0;
+      bank0_30_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_30 = 32'd0;
+      bank0_30_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_30 = 1'h0;
+    bank0_30_we = 1'h0;
     if (add_valid0_30) begin
-      we0_30 = 1'h1;
+      bank0_30_we = 1'h1;
     end else if (ppu_move) begin
-      we0_30 = 1'h1;
+      bank0_30_we = 1'h1;
     end else if (clearing) begin
-      we0_30 = 1'h1;
+      bank0_30_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    waddr0_31 = 4'h0;
+    bank0_31_waddr = 4'h0;
     if (add_valid0_31) begin
-      waddr0_31 = add_row0_31;
+      bank0_31_waddr = add_row0_31;
     end else if (ppu_move) begin
-      waddr0_31 = ppu_row;
+      bank0_31_waddr = ppu_row;
     end else if (clearing) begin
-      waddr0_31 = clear_row;
+      bank0_31_waddr = clear_row;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    wdata0_31 = 32'd0;
+    bank0_31_wdata = 32'd0;
     if (add_valid0_31) begin
-      wdata0_31 = \$3403 [31:0];
+      bank0_31_wdata = \$3402 [31:0];
     end else if (ppu_move) begin
-      wdata0_31 = 32'd0;
+      bank0_31_wdata = 32'd0;
     end else if (clearing) begin
-      wdata0_31 = 32'd0;
+      bank0_31_wdata = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    we0_31 = 1'h0;
+    bank0_31_we = 1'h0;
     if (add_valid0_31) begin
-      we0_31 = 1'h1;
+      bank0_31_we = 1'h1;
     end else if (ppu_move) begin
-      we0_31 = 1'h1;
+      bank0_31_we = 1'h1;
     end else if (clearing) begin
-      we0_31 = 1'h1;
+      bank0_31_we = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__addr = 4'h0;
-    if (\$3496 ) begin
-      if (\$3497 ) begin
-        act_wr__addr = \$3500 [3:0];
+    if (take) begin
+      if (\$3496 ) begin
+        act_wr__addr = \$3499 [3:0];
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__data = 88'h0000000000000000000000;
-    if (\$3496 ) begin
-      if (\$3497 ) begin
-        act_wr__data = { \$3487 [6:0], \$3482 [6:0], \$3477 [6:0], \$3472 [6:0], op__payload[62:3] };
+    if (take) begin
+      if (\$3496 ) begin
+        act_wr__data = { \$3486 [6:0], \$3481 [6:0], \$3476 [6:0], \$3471 [6:0], r_data[62:3] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     act_wr__en = 1'h0;
-    if (\$3496 ) begin
-      if (\$3497 ) begin
+    if (take) begin
+      if (\$3496 ) begin
         act_wr__en = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3692  = d_valid;
-    if (d_load) begin
-      \$3692  = 1'h1;
-    end else if (d_done) begin
-      \$3692  = 1'h0;
-    end
-    if (rst) begin
-      \$3692  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3693  = mults;
-    if (d_load) begin
-      \$3693  = \$3517 [31:0];
-    end
-    if (\$3649 ) begin
+    \$3699  = \$3500 [31:0];
+    if (take) begin
       if (fresh) begin
-        \$3693  = 32'd0;
+        \$3699  = 32'd0;
       end
     end
     if (rst) begin
-      \$3693  = 32'd0;
+      \$3699  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3694  = same_bank;
-    if (d_load) begin
-      \$3694  = { \$3637 , \$3636 , \$3635 , \$3634 , \$3633 , \$3632 , \$3631 , \$3630 , \$3629 , \$3628 , \$3627 , \$3626 , \$3625 , \$3624 , \$3623 , \$3622 , \$3621 , \$3620 , \$3619 , \$3618 , \$3617 , \$3616 , \$3615 , \$3614 , \$3613 , \$3612 , \$3611 , \$3610 , \$3609 , \$3608 , \$3607 , \$3606 , \$3605 , \$3604 , \$3603 , \$3602 , \$3601 , \$3600 , \$3599 , \$3598 , \$3597 , \$3596 , \$3595 , \$3594 , \$3593 , \$3592 , \$3591 , \$3590 , \$3589 , \$3588 , \$3587 , \$3586 , \$3585 , \$3584 , \$3583 , \$3582 , \$3581 , \$3580 , \$3579 , \$3578 , \$3577 , \$3576 , \$3575 , \$3574 , \$3573 , \$3572 , \$3571 , \$3570 , \$3569 , \$3568 , \$3567 , \$3566 , \$3565 , \$3564 , \$3563 , \$3562 , \$3561 , \$3560 , \$3559 , \$3558 , \$3557 , \$3556 , \$3555 , \$3554 , \$3553 , \$3552 , \$3551 , \$3550 , \$3549 , \$3548 , \$3547 , \$3546 , \$3545 , \$3544 , \$3543 , \$3542 , \$3541 , \$3540 , \$3539 , \$3538 , \$3537 , \$3536 , \$3535 , \$3534 , \$3533 , \$3532 , \$3531 , \$3530 , \$3529 , \$3528 , \$3527 , \$3526 , \$3525 , \$3524 , \$3523 , \$3522 , \$3521 , \$3520 , \$3519 , \$3518  };
+    \$3700  = \$3501 [31:0];
+    if (take) begin
+      if (fresh) begin
+        \$3700  = 32'd0;
+      end
     end
     if (rst) begin
-      \$3694  = 120'h000000000000000000000000000000;
+      \$3700  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3695  = d_product_0;
+    \$3701  = 5'h00;
     if (d_load) begin
-      \$3695  = product_0;
+      \$3701  = \$3517 [4:0];
     end
     if (rst) begin
-      \$3695  = 16'h0000;
+      \$3701  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3696  = d_product_1;
+    \$3702  = d_valid;
     if (d_load) begin
-      \$3696  = product_1;
+      \$3702  = 1'h1;
+    end else if (d_done) begin
+      \$3702  = 1'h0;
     end
     if (rst) begin
-      \$3696  = 16'h0000;
+      \$3702  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3697  = d_product_2;
+    \$3703  = same_bank;
     if (d_load) begin
-      \$3697  = product_2;
+      \$3703  = { \$3637 , \$3636 , \$3635 , \$3634 , \$3633 , \$3632 , \$3631 , \$3630 , \$3629 , \$3628 , \$3627 , \$3626 , \$3625 , \$3624 , \$3623 , \$3622 , \$3621 , \$3620 , \$3619 , \$3618 , \$3617 , \$3616 , \$3615 , \$3614 , \$3613 , \$3612 , \$3611 , \$3610 , \$3609 , \$3608 , \$3607 , \$3606 , \$3605 , \$3604 , \$3603 , \$3602 , \$3601 , \$3600 , \$3599 , \$3598 , \$3597 , \$3596 , \$3595 , \$3594 , \$3593 , \$3592 , \$3591 , \$3590 , \$3589 , \$3588 , \$3587 , \$3586 , \$3585 , \$3584 , \$3583 , \$3582 , \$3581 , \$3580 , \$3579 , \$3578 , \$3577 , \$3576 , \$3575 , \$3574 , \$3573 , \$3572 , \$3571 , \$3570 , \$3569 , \$3568 , \$3567 , \$3566 , \$3565 , \$3564 , \$3563 , \$3562 , \$3561 , \$3560 , \$3559 , \$3558 , \$3557 , \$3556 , \$3555 , \$3554 , \$3553 , \$3552 , \$3551 , \$3550 , \$3549 , \$3548 , \$3547 , \$3546 , \$3545 , \$3544 , \$3543 , \$3542 , \$3541 , \$3540 , \$3539 , \$3538 , \$3537 , \$3536 , \$3535 , \$3534 , \$3533 , \$3532 , \$3531 , \$3530 , \$3529 , \$3528 , \$3527 , \$3526 , \$3525 , \$3524 , \$3523 , \$3522 , \$3521 , \$3520 , \$3519 , \$3518  };
     end
     if (rst) begin
-      \$3697  = 16'h0000;
+      \$3703  = 120'h000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3698  = d_product_3;
+    \$3704  = d_product_0;
     if (d_load) begin
-      \$3698  = product_3;
-    end
-    if (rst) begin
-      \$3698  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3699  = d_product_4;
-    if (d_load) begin
-      \$3699  = product_4;
-    end
-    if (rst) begin
-      \$3699  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3700  = d_product_5;
-    if (d_load) begin
-      \$3700  = product_5;
-    end
-    if (rst) begin
-      \$3700  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3701  = d_product_6;
-    if (d_load) begin
-      \$3701  = product_6;
-    end
-    if (rst) begin
-      \$3701  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3702  = d_product_7;
-    if (d_load) begin
-      \$3702  = product_7;
-    end
-    if (rst) begin
-      \$3702  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3703  = d_product_8;
-    if (d_load) begin
-      \$3703  = product_8;
-    end
-    if (rst) begin
-      \$3703  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3704  = d_product_9;
-    if (d_load) begin
-      \$3704  = product_9;
+      \$3704  = product_0;
     end
     if (rst) begin
       \$3704  = 16'h0000;
@@ -10860,9 +10806,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3705  = d_product_10;
+    \$3705  = d_product_1;
     if (d_load) begin
-      \$3705  = product_10;
+      \$3705  = product_1;
     end
     if (rst) begin
       \$3705  = 16'h0000;
@@ -10870,9 +10816,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3706  = d_product_11;
+    \$3706  = d_product_2;
     if (d_load) begin
-      \$3706  = product_11;
+      \$3706  = product_2;
     end
     if (rst) begin
       \$3706  = 16'h0000;
@@ -10880,9 +10826,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3707  = d_product_12;
+    \$3707  = d_product_3;
     if (d_load) begin
-      \$3707  = product_12;
+      \$3707  = product_3;
     end
     if (rst) begin
       \$3707  = 16'h0000;
@@ -10890,9 +10836,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3708  = d_product_13;
+    \$3708  = d_product_4;
     if (d_load) begin
-      \$3708  = product_13;
+      \$3708  = product_4;
     end
     if (rst) begin
       \$3708  = 16'h0000;
@@ -10900,9 +10846,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3709  = d_product_14;
+    \$3709  = d_product_5;
     if (d_load) begin
-      \$3709  = product_14;
+      \$3709  = product_5;
     end
     if (rst) begin
       \$3709  = 16'h0000;
@@ -10910,9 +10856,9 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3710  = d_product_15;
+    \$3710  = d_product_6;
     if (d_load) begin
-      \$3710  = product_15;
+      \$3710  = product_6;
     end
     if (rst) begin
       \$3710  = 16'h0000;
@@ -10920,349 +10866,343 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3711  = d_product_7;
+    if (d_load) begin
+      \$3711  = product_7;
+    end
+    if (rst) begin
+      \$3711  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3712  = d_product_8;
+    if (d_load) begin
+      \$3712  = product_8;
+    end
+    if (rst) begin
+      \$3712  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3713  = d_product_9;
+    if (d_load) begin
+      \$3713  = product_9;
+    end
+    if (rst) begin
+      \$3713  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3714  = d_product_10;
+    if (d_load) begin
+      \$3714  = product_10;
+    end
+    if (rst) begin
+      \$3714  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3715  = d_product_11;
+    if (d_load) begin
+      \$3715  = product_11;
+    end
+    if (rst) begin
+      \$3715  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3716  = d_product_12;
+    if (d_load) begin
+      \$3716  = product_12;
+    end
+    if (rst) begin
+      \$3716  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3717  = d_product_13;
+    if (d_load) begin
+      \$3717  = product_13;
+    end
+    if (rst) begin
+      \$3717  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3718  = d_product_14;
+    if (d_load) begin
+      \$3718  = product_14;
+    end
+    if (rst) begin
+      \$3718  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3719  = d_product_15;
+    if (d_load) begin
+      \$3719  = product_15;
+    end
+    if (rst) begin
+      \$3719  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (d_load) begin
-      \$3711  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
+      \$3720  = { valid0_15, valid0_14, valid0_13, valid0_12, valid0_11, valid0_10, valid0_9, valid0_8, valid0_7, valid0_6, valid0_5, valid0_4, valid0_3, valid0_2, valid0_1, valid0_0 };
     end else if (d_done) begin
-      \$3711  = 16'h0000;
+      \$3720  = 16'h0000;
     end else begin
-      \$3711  = \$3640 ;
+      \$3720  = \$3645 ;
     end
     if (rst) begin
-      \$3711  = 16'h0000;
+      \$3720  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3712  = d_bank0_0;
+    \$3721  = d_bank0_0;
     if (d_load) begin
-      \$3712  = { \$1 [2:0], wgt[33:32] };
+      \$3721  = { \$2 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3712  = 5'h00;
+      \$3721  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3713  = d_row0_0;
+    \$3722  = d_row0_0;
     if (d_load) begin
-      \$3713  = \$1 [6:3];
+      \$3722  = \$2 [6:3];
     end
     if (rst) begin
-      \$3713  = 4'h0;
+      \$3722  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3714  = d_bank0_1;
+    \$3723  = d_bank0_1;
     if (d_load) begin
-      \$3714  = { \$2 [2:0], wgt[33:32] };
+      \$3723  = { \$3 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3714  = 5'h00;
+      \$3723  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3715  = d_row0_1;
+    \$3724  = d_row0_1;
     if (d_load) begin
-      \$3715  = \$2 [6:3];
+      \$3724  = \$3 [6:3];
     end
     if (rst) begin
-      \$3715  = 4'h0;
+      \$3724  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3716  = d_bank0_2;
+    \$3725  = d_bank0_2;
     if (d_load) begin
-      \$3716  = { \$3 [2:0], wgt[33:32] };
+      \$3725  = { \$4 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3716  = 5'h00;
+      \$3725  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3717  = d_row0_2;
+    \$3726  = d_row0_2;
     if (d_load) begin
-      \$3717  = \$3 [6:3];
+      \$3726  = \$4 [6:3];
     end
     if (rst) begin
-      \$3717  = 4'h0;
+      \$3726  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3718  = d_bank0_3;
+    \$3727  = d_bank0_3;
     if (d_load) begin
-      \$3718  = { \$4 [2:0], wgt[33:32] };
+      \$3727  = { \$5 [2:0], wgt[33:32] };
     end
     if (rst) begin
-      \$3718  = 5'h00;
+      \$3727  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3719  = d_row0_3;
+    \$3728  = d_row0_3;
     if (d_load) begin
-      \$3719  = \$4 [6:3];
+      \$3728  = \$5 [6:3];
     end
     if (rst) begin
-      \$3719  = 4'h0;
+      \$3728  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3720  = d_bank0_4;
+    \$3729  = d_bank0_4;
     if (d_load) begin
-      \$3720  = { \$5 [2:0], wgt[35:34] };
+      \$3729  = { \$6 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3720  = 5'h00;
+      \$3729  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3721  = d_row0_4;
+    \$3730  = d_row0_4;
     if (d_load) begin
-      \$3721  = \$5 [6:3];
+      \$3730  = \$6 [6:3];
     end
     if (rst) begin
-      \$3721  = 4'h0;
+      \$3730  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3722  = d_bank0_5;
+    \$3731  = d_bank0_5;
     if (d_load) begin
-      \$3722  = { \$6 [2:0], wgt[35:34] };
+      \$3731  = { \$7 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3722  = 5'h00;
+      \$3731  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3723  = d_row0_5;
+    \$3732  = d_row0_5;
     if (d_load) begin
-      \$3723  = \$6 [6:3];
+      \$3732  = \$7 [6:3];
     end
     if (rst) begin
-      \$3723  = 4'h0;
+      \$3732  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3724  = d_bank0_6;
+    \$3733  = d_bank0_6;
     if (d_load) begin
-      \$3724  = { \$7 [2:0], wgt[35:34] };
+      \$3733  = { \$8 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3724  = 5'h00;
+      \$3733  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3725  = d_row0_6;
+    \$3734  = d_row0_6;
     if (d_load) begin
-      \$3725  = \$7 [6:3];
+      \$3734  = \$8 [6:3];
     end
     if (rst) begin
-      \$3725  = 4'h0;
+      \$3734  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3726  = d_bank0_7;
+    \$3735  = d_bank0_7;
     if (d_load) begin
-      \$3726  = { \$8 [2:0], wgt[35:34] };
+      \$3735  = { \$9 [2:0], wgt[35:34] };
     end
     if (rst) begin
-      \$3726  = 5'h00;
+      \$3735  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3727  = d_row0_7;
+    \$3736  = d_row0_7;
     if (d_load) begin
-      \$3727  = \$8 [6:3];
+      \$3736  = \$9 [6:3];
     end
     if (rst) begin
-      \$3727  = 4'h0;
+      \$3736  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3728  = d_bank0_8;
+    \$3737  = d_bank0_8;
     if (d_load) begin
-      \$3728  = { \$9 [2:0], wgt[37:36] };
+      \$3737  = { \$10 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3728  = 5'h00;
+      \$3737  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3729  = d_row0_8;
+    \$3738  = d_row0_8;
     if (d_load) begin
-      \$3729  = \$9 [6:3];
+      \$3738  = \$10 [6:3];
     end
     if (rst) begin
-      \$3729  = 4'h0;
+      \$3738  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3730  = d_bank0_9;
+    \$3739  = d_bank0_9;
     if (d_load) begin
-      \$3730  = { \$10 [2:0], wgt[37:36] };
+      \$3739  = { \$11 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3730  = 5'h00;
+      \$3739  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3731  = d_row0_9;
+    \$3740  = d_row0_9;
     if (d_load) begin
-      \$3731  = \$10 [6:3];
+      \$3740  = \$11 [6:3];
     end
     if (rst) begin
-      \$3731  = 4'h0;
+      \$3740  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3732  = d_bank0_10;
+    \$3741  = d_bank0_10;
     if (d_load) begin
-      \$3732  = { \$11 [2:0], wgt[37:36] };
+      \$3741  = { \$12 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3732  = 5'h00;
+      \$3741  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3733  = d_row0_10;
+    \$3742  = d_row0_10;
     if (d_load) begin
-      \$3733  = \$11 [6:3];
+      \$3742  = \$12 [6:3];
     end
     if (rst) begin
-      \$3733  = 4'h0;
+      \$3742  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3734  = d_bank0_11;
+    \$3743  = d_bank0_11;
     if (d_load) begin
-      \$3734  = { \$12 [2:0], wgt[37:36] };
+      \$3743  = { \$13 [2:0], wgt[37:36] };
     end
     if (rst) begin
-      \$3734  = 5'h00;
+      \$3743  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3735  = d_row0_11;
+    \$3744  = d_row0_11;
     if (d_load) begin
-      \$3735  = \$12 [6:3];
-    end
-    if (rst) begin
-      \$3735  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3736  = d_bank0_12;
-    if (d_load) begin
-      \$3736  = { \$13 [2:0], wgt[39:38] };
-    end
-    if (rst) begin
-      \$3736  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3737  = d_row0_12;
-    if (d_load) begin
-      \$3737  = \$13 [6:3];
-    end
-    if (rst) begin
-      \$3737  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3738  = d_bank0_13;
-    if (d_load) begin
-      \$3738  = { \$14 [2:0], wgt[39:38] };
-    end
-    if (rst) begin
-      \$3738  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3739  = d_row0_13;
-    if (d_load) begin
-      \$3739  = \$14 [6:3];
-    end
-    if (rst) begin
-      \$3739  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3740  = d_bank0_14;
-    if (d_load) begin
-      \$3740  = { \$15 [2:0], wgt[39:38] };
-    end
-    if (rst) begin
-      \$3740  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3741  = d_row0_14;
-    if (d_load) begin
-      \$3741  = \$15 [6:3];
-    end
-    if (rst) begin
-      \$3741  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3742  = d_bank0_15;
-    if (d_load) begin
-      \$3742  = { \$16 [2:0], wgt[39:38] };
-    end
-    if (rst) begin
-      \$3742  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3743  = d_row0_15;
-    if (d_load) begin
-      \$3743  = \$16 [6:3];
-    end
-    if (rst) begin
-      \$3743  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3744  = act_index;
-    if (d_load) begin
-      \$3744  = \$3638 [3:0];
-    end
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3744  = 4'h0;
-      end
+      \$3744  = \$13 [6:3];
     end
     if (rst) begin
       \$3744  = 4'h0;
@@ -11270,80 +11210,59 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3745  = wgt_busy;
+    \$3745  = d_bank0_12;
     if (d_load) begin
-      if (last_pair) begin
-        \$3745  = 1'h0;
-      end
-    end
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3745  = \$3655 ;
-      end
+      \$3745  = { \$14 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3745  = 1'h0;
+      \$3745  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3746  = stalls;
-    if (\$3642 ) begin
-      \$3746  = \$3643 [31:0];
-    end
-    if (\$3649 ) begin
-      if (fresh) begin
-        \$3746  = 32'd0;
-      end
+    \$3746  = d_row0_12;
+    if (d_load) begin
+      \$3746  = \$14 [6:3];
     end
     if (rst) begin
-      \$3746  = 32'd0;
+      \$3746  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3747  = d_valid;
+    \$3747  = d_bank0_13;
+    if (d_load) begin
+      \$3747  = { \$15 [2:0], wgt[39:38] };
+    end
     if (rst) begin
-      \$3747  = 1'h0;
+      \$3747  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3748  = ppu_valid;
-    if (drain_read) begin
-      \$3748  = 1'h1;
-    end else if (\$3644 ) begin
-      \$3748  = 1'h0;
+    \$3748  = d_row0_13;
+    if (d_load) begin
+      \$3748  = \$15 [6:3];
     end
     if (rst) begin
-      \$3748  = 1'h0;
+      \$3748  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3749  = ppu_row;
-    if (drain_read) begin
-      \$3749  = drain_row;
+    \$3749  = d_bank0_14;
+    if (d_load) begin
+      \$3749  = { \$16 [2:0], wgt[39:38] };
     end
     if (rst) begin
-      \$3749  = 4'h0;
+      \$3749  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3750  = drain_row;
-    if (drain_read) begin
-      \$3750  = \$3645 [3:0];
-    end
-    if (\$3649 ) begin
-      (* full_case = 32'd1 *)
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-      end else begin
-        \$3750  = 4'h0;
-      end
+    \$3750  = d_row0_14;
+    if (d_load) begin
+      \$3750  = \$16 [6:3];
     end
     if (rst) begin
       \$3750  = 4'h0;
@@ -11351,1738 +11270,1873 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3751  = end_pending;
-    if (drain_read) begin
-      if (\$3646 ) begin
-        \$3751  = 1'h0;
+    \$3751  = d_bank0_15;
+    if (d_load) begin
+      \$3751  = { \$17 [2:0], wgt[39:38] };
+    end
+    if (rst) begin
+      \$3751  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3752  = d_row0_15;
+    if (d_load) begin
+      \$3752  = \$17 [6:3];
+    end
+    if (rst) begin
+      \$3752  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3753  = act_index;
+    if (d_load) begin
+      \$3753  = act_following;
+    end
+    if (rst) begin
+      \$3753  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3754  = last_pair;
+    if (d_load) begin
+      \$3754  = \$3639 ;
+    end
+    if (take) begin
+      if (\$3653 ) begin
+        \$3754  = \$3659 ;
       end
     end
-    if (\$3649 ) begin
-      (* full_case = 32'd1 *)
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-      end else begin
-        \$3751  = 1'h1;
+    if (rst) begin
+      \$3754  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3755  = act_following;
+    if (d_load) begin
+      \$3755  = \$3643 [3:0];
+    end
+    if (take) begin
+      if (\$3653 ) begin
+        \$3755  = { 3'h0, \$3661  };
       end
     end
     if (rst) begin
-      \$3751  = 1'h0;
+      \$3755  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3752  = fresh;
-    if (drain_read) begin
-      if (\$3646 ) begin
-        \$3752  = 1'h1;
+    \$3756  = wgt_busy;
+    if (d_load) begin
+      if (last_pair) begin
+        \$3756  = 1'h0;
       end
     end
-    if (\$3649 ) begin
-      if (fresh) begin
-        \$3752  = 1'h0;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3756  = \$3662 ;
       end
     end
     if (rst) begin
-      \$3752  = 1'h1;
+      \$3756  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3753  = y__valid;
-    if (ppu_move) begin
-      \$3753  = 1'h1;
-    end else if (y__ready) begin
-      \$3753  = 1'h0;
-    end
+    \$3757  = \$3647 ;
     if (rst) begin
-      \$3753  = 1'h0;
+      \$3757  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3754  = y__payload;
-    if (ppu_move) begin
-      \$3754 [1055:1024] = mults;
-      \$3754 [1087:1056] = stalls;
-    end
-    if (ppu_move) begin
-      \$3754 [31:0] = \$3405 [31:0];
-      \$3754 [63:32] = \$3407 [31:0];
-      \$3754 [95:64] = \$3409 [31:0];
-      \$3754 [127:96] = \$3411 [31:0];
-      \$3754 [159:128] = \$3413 [31:0];
-      \$3754 [191:160] = \$3415 [31:0];
-      \$3754 [223:192] = \$3417 [31:0];
-      \$3754 [255:224] = \$3419 [31:0];
-      \$3754 [287:256] = \$3421 [31:0];
-      \$3754 [319:288] = \$3423 [31:0];
-      \$3754 [351:320] = \$3425 [31:0];
-      \$3754 [383:352] = \$3427 [31:0];
-      \$3754 [415:384] = \$3429 [31:0];
-      \$3754 [447:416] = \$3431 [31:0];
-      \$3754 [479:448] = \$3433 [31:0];
-      \$3754 [511:480] = \$3435 [31:0];
-      \$3754 [543:512] = \$3437 [31:0];
-      \$3754 [575:544] = \$3439 [31:0];
-      \$3754 [607:576] = \$3441 [31:0];
-      \$3754 [639:608] = \$3443 [31:0];
-      \$3754 [671:640] = \$3445 [31:0];
-      \$3754 [703:672] = \$3447 [31:0];
-      \$3754 [735:704] = \$3449 [31:0];
-      \$3754 [767:736] = \$3451 [31:0];
-      \$3754 [799:768] = \$3453 [31:0];
-      \$3754 [831:800] = \$3455 [31:0];
-      \$3754 [863:832] = \$3457 [31:0];
-      \$3754 [895:864] = \$3459 [31:0];
-      \$3754 [927:896] = \$3461 [31:0];
-      \$3754 [959:928] = \$3463 [31:0];
-      \$3754 [991:960] = \$3465 [31:0];
-      \$3754 [1023:992] = \$3467 [31:0];
-    end
-    if (rst) begin
-      \$3754  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3755  = hit0_0;
-    if (rst) begin
-      \$3755  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3756  = row0_0;
-    if (rst) begin
-      \$3756  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3757  = value0_0;
-    if (rst) begin
-      \$3757  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3758  = arb_valid0_0;
+    \$3758  = d_valid;
     if (rst) begin
       \$3758  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3759  = arb_row0_0;
+    \$3759  = ppu_valid;
+    if (drain_read) begin
+      \$3759  = 1'h1;
+    end else if (\$3648 ) begin
+      \$3759  = 1'h0;
+    end
     if (rst) begin
-      \$3759  = 4'h0;
+      \$3759  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3760  = arb_value0_0;
+    \$3760  = ppu_row;
+    if (drain_read) begin
+      \$3760  = drain_row;
+    end
     if (rst) begin
-      \$3760  = 16'h0000;
+      \$3760  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3761  = hit0_1;
+    \$3761  = drain_row;
+    if (drain_read) begin
+      \$3761  = \$3649 [3:0];
+    end
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+      end else begin
+        \$3761  = 4'h0;
+      end
+    end
     if (rst) begin
-      \$3761  = 1'h0;
+      \$3761  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3762  = row0_1;
+    \$3762  = end_pending;
+    if (drain_read) begin
+      if (\$3650 ) begin
+        \$3762  = 1'h0;
+      end
+    end
+    if (take) begin
+      (* full_case = 32'd1 *)
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+      end else begin
+        \$3762  = 1'h1;
+      end
+    end
     if (rst) begin
-      \$3762  = 4'h0;
+      \$3762  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3763  = value0_1;
+    \$3763  = fresh;
+    if (drain_read) begin
+      if (\$3650 ) begin
+        \$3763  = 1'h1;
+      end
+    end
+    if (take) begin
+      if (fresh) begin
+        \$3763  = 1'h0;
+      end
+    end
     if (rst) begin
-      \$3763  = 16'h0000;
+      \$3763  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3764  = arb_valid0_1;
+    \$3764  = y__valid;
+    if (ppu_move) begin
+      \$3764  = 1'h1;
+    end else if (y__ready) begin
+      \$3764  = 1'h0;
+    end
     if (rst) begin
       \$3764  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3765  = arb_row0_1;
+    \$3765  = y__payload;
+    if (ppu_move) begin
+      \$3765 [1055:1024] = mults;
+      \$3765 [1087:1056] = stalls;
+    end
+    if (ppu_move) begin
+      \$3765 [31:0] = \$3404 [31:0];
+      \$3765 [63:32] = \$3406 [31:0];
+      \$3765 [95:64] = \$3408 [31:0];
+      \$3765 [127:96] = \$3410 [31:0];
+      \$3765 [159:128] = \$3412 [31:0];
+      \$3765 [191:160] = \$3414 [31:0];
+      \$3765 [223:192] = \$3416 [31:0];
+      \$3765 [255:224] = \$3418 [31:0];
+      \$3765 [287:256] = \$3420 [31:0];
+      \$3765 [319:288] = \$3422 [31:0];
+      \$3765 [351:320] = \$3424 [31:0];
+      \$3765 [383:352] = \$3426 [31:0];
+      \$3765 [415:384] = \$3428 [31:0];
+      \$3765 [447:416] = \$3430 [31:0];
+      \$3765 [479:448] = \$3432 [31:0];
+      \$3765 [511:480] = \$3434 [31:0];
+      \$3765 [543:512] = \$3436 [31:0];
+      \$3765 [575:544] = \$3438 [31:0];
+      \$3765 [607:576] = \$3440 [31:0];
+      \$3765 [639:608] = \$3442 [31:0];
+      \$3765 [671:640] = \$3444 [31:0];
+      \$3765 [703:672] = \$3446 [31:0];
+      \$3765 [735:704] = \$3448 [31:0];
+      \$3765 [767:736] = \$3450 [31:0];
+      \$3765 [799:768] = \$3452 [31:0];
+      \$3765 [831:800] = \$3454 [31:0];
+      \$3765 [863:832] = \$3456 [31:0];
+      \$3765 [895:864] = \$3458 [31:0];
+      \$3765 [927:896] = \$3460 [31:0];
+      \$3765 [959:928] = \$3462 [31:0];
+      \$3765 [991:960] = \$3464 [31:0];
+      \$3765 [1023:992] = \$3466 [31:0];
+    end
     if (rst) begin
-      \$3765  = 4'h0;
+      \$3765  = 1088'h00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3766  = arb_value0_1;
+    \$3766  = hit0_0;
     if (rst) begin
-      \$3766  = 16'h0000;
+      \$3766  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3767  = hit0_2;
+    \$3767  = row0_0;
     if (rst) begin
-      \$3767  = 1'h0;
+      \$3767  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3768  = row0_2;
+    \$3768  = value0_0;
     if (rst) begin
-      \$3768  = 4'h0;
+      \$3768  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3769  = value0_2;
+    \$3769  = arb_valid0_0;
     if (rst) begin
-      \$3769  = 16'h0000;
+      \$3769  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3770  = arb_valid0_2;
+    \$3770  = arb_row0_0;
     if (rst) begin
-      \$3770  = 1'h0;
+      \$3770  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3771  = arb_row0_2;
+    \$3771  = arb_value0_0;
     if (rst) begin
-      \$3771  = 4'h0;
+      \$3771  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3772  = arb_value0_2;
+    \$3772  = hit0_1;
     if (rst) begin
-      \$3772  = 16'h0000;
+      \$3772  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3773  = hit0_3;
+    \$3773  = row0_1;
     if (rst) begin
-      \$3773  = 1'h0;
+      \$3773  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3774  = row0_3;
+    \$3774  = value0_1;
     if (rst) begin
-      \$3774  = 4'h0;
+      \$3774  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3775  = value0_3;
+    \$3775  = arb_valid0_1;
     if (rst) begin
-      \$3775  = 16'h0000;
+      \$3775  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3776  = arb_valid0_3;
+    \$3776  = arb_row0_1;
     if (rst) begin
-      \$3776  = 1'h0;
+      \$3776  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3777  = arb_row0_3;
+    \$3777  = arb_value0_1;
     if (rst) begin
-      \$3777  = 4'h0;
+      \$3777  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3778  = arb_value0_3;
+    \$3778  = hit0_2;
     if (rst) begin
-      \$3778  = 16'h0000;
+      \$3778  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3779  = hit0_4;
+    \$3779  = row0_2;
     if (rst) begin
-      \$3779  = 1'h0;
+      \$3779  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3780  = row0_4;
+    \$3780  = value0_2;
     if (rst) begin
-      \$3780  = 4'h0;
+      \$3780  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3781  = value0_4;
+    \$3781  = arb_valid0_2;
     if (rst) begin
-      \$3781  = 16'h0000;
+      \$3781  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3782  = arb_valid0_4;
+    \$3782  = arb_row0_2;
     if (rst) begin
-      \$3782  = 1'h0;
+      \$3782  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3783  = arb_row0_4;
+    \$3783  = arb_value0_2;
     if (rst) begin
-      \$3783  = 4'h0;
+      \$3783  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3784  = arb_value0_4;
+    \$3784  = hit0_3;
     if (rst) begin
-      \$3784  = 16'h0000;
+      \$3784  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3785  = hit0_5;
+    \$3785  = row0_3;
     if (rst) begin
-      \$3785  = 1'h0;
+      \$3785  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3786  = row0_5;
+    \$3786  = value0_3;
     if (rst) begin
-      \$3786  = 4'h0;
+      \$3786  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3787  = value0_5;
+    \$3787  = arb_valid0_3;
     if (rst) begin
-      \$3787  = 16'h0000;
+      \$3787  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3788  = arb_valid0_5;
+    \$3788  = arb_row0_3;
     if (rst) begin
-      \$3788  = 1'h0;
+      \$3788  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3789  = arb_row0_5;
+    \$3789  = arb_value0_3;
     if (rst) begin
-      \$3789  = 4'h0;
+      \$3789  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3790  = arb_value0_5;
+    \$3790  = hit0_4;
     if (rst) begin
-      \$3790  = 16'h0000;
+      \$3790  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3791  = hit0_6;
+    \$3791  = row0_4;
     if (rst) begin
-      \$3791  = 1'h0;
+      \$3791  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3792  = row0_6;
+    \$3792  = value0_4;
     if (rst) begin
-      \$3792  = 4'h0;
+      \$3792  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3793  = value0_6;
+    \$3793  = arb_valid0_4;
     if (rst) begin
-      \$3793  = 16'h0000;
+      \$3793  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3794  = arb_valid0_6;
+    \$3794  = arb_row0_4;
     if (rst) begin
-      \$3794  = 1'h0;
+      \$3794  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3795  = arb_row0_6;
+    \$3795  = arb_value0_4;
     if (rst) begin
-      \$3795  = 4'h0;
+      \$3795  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3796  = arb_value0_6;
+    \$3796  = hit0_5;
     if (rst) begin
-      \$3796  = 16'h0000;
+      \$3796  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3797  = hit0_7;
+    \$3797  = row0_5;
     if (rst) begin
-      \$3797  = 1'h0;
+      \$3797  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3798  = row0_7;
+    \$3798  = value0_5;
     if (rst) begin
-      \$3798  = 4'h0;
+      \$3798  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3799  = value0_7;
+    \$3799  = arb_valid0_5;
     if (rst) begin
-      \$3799  = 16'h0000;
+      \$3799  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3800  = arb_valid0_7;
+    \$3800  = arb_row0_5;
     if (rst) begin
-      \$3800  = 1'h0;
+      \$3800  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3801  = arb_row0_7;
+    \$3801  = arb_value0_5;
     if (rst) begin
-      \$3801  = 4'h0;
+      \$3801  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3802  = arb_value0_7;
+    \$3802  = hit0_6;
     if (rst) begin
-      \$3802  = 16'h0000;
+      \$3802  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3803  = hit0_8;
+    \$3803  = row0_6;
     if (rst) begin
-      \$3803  = 1'h0;
+      \$3803  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3804  = row0_8;
+    \$3804  = value0_6;
     if (rst) begin
-      \$3804  = 4'h0;
+      \$3804  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3805  = value0_8;
+    \$3805  = arb_valid0_6;
     if (rst) begin
-      \$3805  = 16'h0000;
+      \$3805  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3806  = arb_valid0_8;
+    \$3806  = arb_row0_6;
     if (rst) begin
-      \$3806  = 1'h0;
+      \$3806  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3807  = arb_row0_8;
+    \$3807  = arb_value0_6;
     if (rst) begin
-      \$3807  = 4'h0;
+      \$3807  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3808  = arb_value0_8;
+    \$3808  = hit0_7;
     if (rst) begin
-      \$3808  = 16'h0000;
+      \$3808  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3809  = hit0_9;
+    \$3809  = row0_7;
     if (rst) begin
-      \$3809  = 1'h0;
+      \$3809  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3810  = row0_9;
+    \$3810  = value0_7;
     if (rst) begin
-      \$3810  = 4'h0;
+      \$3810  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3811  = value0_9;
+    \$3811  = arb_valid0_7;
     if (rst) begin
-      \$3811  = 16'h0000;
+      \$3811  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3812  = arb_valid0_9;
+    \$3812  = arb_row0_7;
     if (rst) begin
-      \$3812  = 1'h0;
+      \$3812  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3813  = arb_row0_9;
+    \$3813  = arb_value0_7;
     if (rst) begin
-      \$3813  = 4'h0;
+      \$3813  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3814  = arb_value0_9;
+    \$3814  = hit0_8;
     if (rst) begin
-      \$3814  = 16'h0000;
+      \$3814  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3815  = hit0_10;
+    \$3815  = row0_8;
     if (rst) begin
-      \$3815  = 1'h0;
+      \$3815  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3816  = row0_10;
+    \$3816  = value0_8;
     if (rst) begin
-      \$3816  = 4'h0;
+      \$3816  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3817  = value0_10;
+    \$3817  = arb_valid0_8;
     if (rst) begin
-      \$3817  = 16'h0000;
+      \$3817  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3818  = arb_valid0_10;
+    \$3818  = arb_row0_8;
     if (rst) begin
-      \$3818  = 1'h0;
+      \$3818  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3819  = arb_row0_10;
+    \$3819  = arb_value0_8;
     if (rst) begin
-      \$3819  = 4'h0;
+      \$3819  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3820  = arb_value0_10;
+    \$3820  = hit0_9;
     if (rst) begin
-      \$3820  = 16'h0000;
+      \$3820  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3821  = hit0_11;
+    \$3821  = row0_9;
     if (rst) begin
-      \$3821  = 1'h0;
+      \$3821  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3822  = row0_11;
+    \$3822  = value0_9;
     if (rst) begin
-      \$3822  = 4'h0;
+      \$3822  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3823  = value0_11;
+    \$3823  = arb_valid0_9;
     if (rst) begin
-      \$3823  = 16'h0000;
+      \$3823  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3824  = arb_valid0_11;
+    \$3824  = arb_row0_9;
     if (rst) begin
-      \$3824  = 1'h0;
+      \$3824  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3825  = arb_row0_11;
+    \$3825  = arb_value0_9;
     if (rst) begin
-      \$3825  = 4'h0;
+      \$3825  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3826  = arb_value0_11;
+    \$3826  = hit0_10;
     if (rst) begin
-      \$3826  = 16'h0000;
+      \$3826  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3827  = hit0_12;
+    \$3827  = row0_10;
     if (rst) begin
-      \$3827  = 1'h0;
+      \$3827  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3828  = row0_12;
+    \$3828  = value0_10;
     if (rst) begin
-      \$3828  = 4'h0;
+      \$3828  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3829  = value0_12;
+    \$3829  = arb_valid0_10;
     if (rst) begin
-      \$3829  = 16'h0000;
+      \$3829  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3830  = arb_valid0_12;
+    \$3830  = arb_row0_10;
     if (rst) begin
-      \$3830  = 1'h0;
+      \$3830  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3831  = arb_row0_12;
+    \$3831  = arb_value0_10;
     if (rst) begin
-      \$3831  = 4'h0;
+      \$3831  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3832  = arb_value0_12;
+    \$3832  = hit0_11;
     if (rst) begin
-      \$3832  = 16'h0000;
+      \$3832  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3833  = hit0_13;
+    \$3833  = row0_11;
     if (rst) begin
-      \$3833  = 1'h0;
+      \$3833  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3834  = row0_13;
+    \$3834  = value0_11;
     if (rst) begin
-      \$3834  = 4'h0;
+      \$3834  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3835  = value0_13;
+    \$3835  = arb_valid0_11;
     if (rst) begin
-      \$3835  = 16'h0000;
+      \$3835  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3836  = arb_valid0_13;
+    \$3836  = arb_row0_11;
     if (rst) begin
-      \$3836  = 1'h0;
+      \$3836  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3837  = arb_row0_13;
+    \$3837  = arb_value0_11;
     if (rst) begin
-      \$3837  = 4'h0;
+      \$3837  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3838  = arb_value0_13;
+    \$3838  = hit0_12;
     if (rst) begin
-      \$3838  = 16'h0000;
+      \$3838  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3839  = hit0_14;
+    \$3839  = row0_12;
     if (rst) begin
-      \$3839  = 1'h0;
+      \$3839  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3840  = row0_14;
+    \$3840  = value0_12;
     if (rst) begin
-      \$3840  = 4'h0;
+      \$3840  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3841  = value0_14;
+    \$3841  = arb_valid0_12;
     if (rst) begin
-      \$3841  = 16'h0000;
+      \$3841  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3842  = arb_valid0_14;
+    \$3842  = arb_row0_12;
     if (rst) begin
-      \$3842  = 1'h0;
+      \$3842  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3843  = arb_row0_14;
+    \$3843  = arb_value0_12;
     if (rst) begin
-      \$3843  = 4'h0;
+      \$3843  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3844  = arb_value0_14;
+    \$3844  = hit0_13;
     if (rst) begin
-      \$3844  = 16'h0000;
+      \$3844  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3845  = hit0_15;
+    \$3845  = row0_13;
     if (rst) begin
-      \$3845  = 1'h0;
+      \$3845  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3846  = row0_15;
+    \$3846  = value0_13;
     if (rst) begin
-      \$3846  = 4'h0;
+      \$3846  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3847  = value0_15;
+    \$3847  = arb_valid0_13;
     if (rst) begin
-      \$3847  = 16'h0000;
+      \$3847  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3848  = arb_valid0_15;
+    \$3848  = arb_row0_13;
     if (rst) begin
-      \$3848  = 1'h0;
+      \$3848  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3849  = arb_row0_15;
+    \$3849  = arb_value0_13;
     if (rst) begin
-      \$3849  = 4'h0;
+      \$3849  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3850  = arb_value0_15;
+    \$3850  = hit0_14;
     if (rst) begin
-      \$3850  = 16'h0000;
+      \$3850  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3851  = hit0_16;
+    \$3851  = row0_14;
     if (rst) begin
-      \$3851  = 1'h0;
+      \$3851  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3852  = row0_16;
+    \$3852  = value0_14;
     if (rst) begin
-      \$3852  = 4'h0;
+      \$3852  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3853  = value0_16;
+    \$3853  = arb_valid0_14;
     if (rst) begin
-      \$3853  = 16'h0000;
+      \$3853  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3854  = arb_valid0_16;
+    \$3854  = arb_row0_14;
     if (rst) begin
-      \$3854  = 1'h0;
+      \$3854  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3855  = arb_row0_16;
+    \$3855  = arb_value0_14;
     if (rst) begin
-      \$3855  = 4'h0;
+      \$3855  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3856  = arb_value0_16;
+    \$3856  = hit0_15;
     if (rst) begin
-      \$3856  = 16'h0000;
+      \$3856  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3857  = hit0_17;
+    \$3857  = row0_15;
     if (rst) begin
-      \$3857  = 1'h0;
+      \$3857  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3858  = row0_17;
+    \$3858  = value0_15;
     if (rst) begin
-      \$3858  = 4'h0;
+      \$3858  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3859  = value0_17;
+    \$3859  = arb_valid0_15;
     if (rst) begin
-      \$3859  = 16'h0000;
+      \$3859  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3860  = arb_valid0_17;
+    \$3860  = arb_row0_15;
     if (rst) begin
-      \$3860  = 1'h0;
+      \$3860  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3861  = arb_row0_17;
+    \$3861  = arb_value0_15;
     if (rst) begin
-      \$3861  = 4'h0;
+      \$3861  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3862  = arb_value0_17;
+    \$3862  = hit0_16;
     if (rst) begin
-      \$3862  = 16'h0000;
+      \$3862  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3863  = hit0_18;
+    \$3863  = row0_16;
     if (rst) begin
-      \$3863  = 1'h0;
+      \$3863  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3864  = row0_18;
+    \$3864  = value0_16;
     if (rst) begin
-      \$3864  = 4'h0;
+      \$3864  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3865  = value0_18;
+    \$3865  = arb_valid0_16;
     if (rst) begin
-      \$3865  = 16'h0000;
+      \$3865  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3866  = arb_valid0_18;
+    \$3866  = arb_row0_16;
     if (rst) begin
-      \$3866  = 1'h0;
+      \$3866  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3867  = arb_row0_18;
+    \$3867  = arb_value0_16;
     if (rst) begin
-      \$3867  = 4'h0;
+      \$3867  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3868  = arb_value0_18;
+    \$3868  = hit0_17;
     if (rst) begin
-      \$3868  = 16'h0000;
+      \$3868  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3869  = hit0_19;
+    \$3869  = row0_17;
     if (rst) begin
-      \$3869  = 1'h0;
+      \$3869  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3870  = row0_19;
+    \$3870  = value0_17;
     if (rst) begin
-      \$3870  = 4'h0;
+      \$3870  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3871  = value0_19;
+    \$3871  = arb_valid0_17;
     if (rst) begin
-      \$3871  = 16'h0000;
+      \$3871  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3872  = arb_valid0_19;
+    \$3872  = arb_row0_17;
     if (rst) begin
-      \$3872  = 1'h0;
+      \$3872  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3873  = arb_row0_19;
+    \$3873  = arb_value0_17;
     if (rst) begin
-      \$3873  = 4'h0;
+      \$3873  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3874  = arb_value0_19;
+    \$3874  = hit0_18;
     if (rst) begin
-      \$3874  = 16'h0000;
+      \$3874  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3875  = hit0_20;
+    \$3875  = row0_18;
     if (rst) begin
-      \$3875  = 1'h0;
+      \$3875  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3876  = row0_20;
+    \$3876  = value0_18;
     if (rst) begin
-      \$3876  = 4'h0;
+      \$3876  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3877  = value0_20;
+    \$3877  = arb_valid0_18;
     if (rst) begin
-      \$3877  = 16'h0000;
+      \$3877  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3878  = arb_valid0_20;
+    \$3878  = arb_row0_18;
     if (rst) begin
-      \$3878  = 1'h0;
+      \$3878  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3879  = arb_row0_20;
+    \$3879  = arb_value0_18;
     if (rst) begin
-      \$3879  = 4'h0;
+      \$3879  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3880  = arb_value0_20;
+    \$3880  = hit0_19;
     if (rst) begin
-      \$3880  = 16'h0000;
+      \$3880  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3881  = hit0_21;
+    \$3881  = row0_19;
     if (rst) begin
-      \$3881  = 1'h0;
+      \$3881  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3882  = row0_21;
+    \$3882  = value0_19;
     if (rst) begin
-      \$3882  = 4'h0;
+      \$3882  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3883  = value0_21;
+    \$3883  = arb_valid0_19;
     if (rst) begin
-      \$3883  = 16'h0000;
+      \$3883  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3884  = arb_valid0_21;
+    \$3884  = arb_row0_19;
     if (rst) begin
-      \$3884  = 1'h0;
+      \$3884  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3885  = arb_row0_21;
+    \$3885  = arb_value0_19;
     if (rst) begin
-      \$3885  = 4'h0;
+      \$3885  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3886  = arb_value0_21;
+    \$3886  = hit0_20;
     if (rst) begin
-      \$3886  = 16'h0000;
+      \$3886  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3887  = hit0_22;
+    \$3887  = row0_20;
     if (rst) begin
-      \$3887  = 1'h0;
+      \$3887  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3888  = row0_22;
+    \$3888  = value0_20;
     if (rst) begin
-      \$3888  = 4'h0;
+      \$3888  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3889  = value0_22;
+    \$3889  = arb_valid0_20;
     if (rst) begin
-      \$3889  = 16'h0000;
+      \$3889  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3890  = arb_valid0_22;
+    \$3890  = arb_row0_20;
     if (rst) begin
-      \$3890  = 1'h0;
+      \$3890  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3891  = arb_row0_22;
+    \$3891  = arb_value0_20;
     if (rst) begin
-      \$3891  = 4'h0;
+      \$3891  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3892  = arb_value0_22;
+    \$3892  = hit0_21;
     if (rst) begin
-      \$3892  = 16'h0000;
+      \$3892  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3893  = hit0_23;
+    \$3893  = row0_21;
     if (rst) begin
-      \$3893  = 1'h0;
+      \$3893  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3894  = row0_23;
+    \$3894  = value0_21;
     if (rst) begin
-      \$3894  = 4'h0;
+      \$3894  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3895  = value0_23;
+    \$3895  = arb_valid0_21;
     if (rst) begin
-      \$3895  = 16'h0000;
+      \$3895  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3896  = arb_valid0_23;
+    \$3896  = arb_row0_21;
     if (rst) begin
-      \$3896  = 1'h0;
+      \$3896  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3897  = arb_row0_23;
+    \$3897  = arb_value0_21;
     if (rst) begin
-      \$3897  = 4'h0;
+      \$3897  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3898  = arb_value0_23;
+    \$3898  = hit0_22;
     if (rst) begin
-      \$3898  = 16'h0000;
+      \$3898  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3899  = hit0_24;
+    \$3899  = row0_22;
     if (rst) begin
-      \$3899  = 1'h0;
+      \$3899  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3900  = row0_24;
+    \$3900  = value0_22;
     if (rst) begin
-      \$3900  = 4'h0;
+      \$3900  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3901  = value0_24;
+    \$3901  = arb_valid0_22;
     if (rst) begin
-      \$3901  = 16'h0000;
+      \$3901  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3902  = arb_valid0_24;
+    \$3902  = arb_row0_22;
     if (rst) begin
-      \$3902  = 1'h0;
+      \$3902  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3903  = arb_row0_24;
+    \$3903  = arb_value0_22;
     if (rst) begin
-      \$3903  = 4'h0;
+      \$3903  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3904  = arb_value0_24;
+    \$3904  = hit0_23;
     if (rst) begin
-      \$3904  = 16'h0000;
+      \$3904  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3905  = hit0_25;
+    \$3905  = row0_23;
     if (rst) begin
-      \$3905  = 1'h0;
+      \$3905  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3906  = row0_25;
+    \$3906  = value0_23;
     if (rst) begin
-      \$3906  = 4'h0;
+      \$3906  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3907  = value0_25;
+    \$3907  = arb_valid0_23;
     if (rst) begin
-      \$3907  = 16'h0000;
+      \$3907  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3908  = arb_valid0_25;
+    \$3908  = arb_row0_23;
     if (rst) begin
-      \$3908  = 1'h0;
+      \$3908  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3909  = arb_row0_25;
+    \$3909  = arb_value0_23;
     if (rst) begin
-      \$3909  = 4'h0;
+      \$3909  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3910  = arb_value0_25;
+    \$3910  = hit0_24;
     if (rst) begin
-      \$3910  = 16'h0000;
+      \$3910  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3911  = hit0_26;
+    \$3911  = row0_24;
     if (rst) begin
-      \$3911  = 1'h0;
+      \$3911  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3912  = row0_26;
+    \$3912  = value0_24;
     if (rst) begin
-      \$3912  = 4'h0;
+      \$3912  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3913  = value0_26;
+    \$3913  = arb_valid0_24;
     if (rst) begin
-      \$3913  = 16'h0000;
+      \$3913  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3914  = arb_valid0_26;
+    \$3914  = arb_row0_24;
     if (rst) begin
-      \$3914  = 1'h0;
+      \$3914  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3915  = arb_row0_26;
+    \$3915  = arb_value0_24;
     if (rst) begin
-      \$3915  = 4'h0;
+      \$3915  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3916  = arb_value0_26;
+    \$3916  = hit0_25;
     if (rst) begin
-      \$3916  = 16'h0000;
+      \$3916  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3917  = hit0_27;
+    \$3917  = row0_25;
     if (rst) begin
-      \$3917  = 1'h0;
+      \$3917  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3918  = row0_27;
+    \$3918  = value0_25;
     if (rst) begin
-      \$3918  = 4'h0;
+      \$3918  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3919  = value0_27;
+    \$3919  = arb_valid0_25;
     if (rst) begin
-      \$3919  = 16'h0000;
+      \$3919  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3920  = arb_valid0_27;
+    \$3920  = arb_row0_25;
     if (rst) begin
-      \$3920  = 1'h0;
+      \$3920  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3921  = arb_row0_27;
+    \$3921  = arb_value0_25;
     if (rst) begin
-      \$3921  = 4'h0;
+      \$3921  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3922  = arb_value0_27;
+    \$3922  = hit0_26;
     if (rst) begin
-      \$3922  = 16'h0000;
+      \$3922  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3923  = hit0_28;
+    \$3923  = row0_26;
     if (rst) begin
-      \$3923  = 1'h0;
+      \$3923  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3924  = row0_28;
+    \$3924  = value0_26;
     if (rst) begin
-      \$3924  = 4'h0;
+      \$3924  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3925  = value0_28;
+    \$3925  = arb_valid0_26;
     if (rst) begin
-      \$3925  = 16'h0000;
+      \$3925  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3926  = arb_valid0_28;
+    \$3926  = arb_row0_26;
     if (rst) begin
-      \$3926  = 1'h0;
+      \$3926  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3927  = arb_row0_28;
+    \$3927  = arb_value0_26;
     if (rst) begin
-      \$3927  = 4'h0;
+      \$3927  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3928  = arb_value0_28;
+    \$3928  = hit0_27;
     if (rst) begin
-      \$3928  = 16'h0000;
+      \$3928  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3929  = hit0_29;
+    \$3929  = row0_27;
     if (rst) begin
-      \$3929  = 1'h0;
+      \$3929  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3930  = row0_29;
+    \$3930  = value0_27;
     if (rst) begin
-      \$3930  = 4'h0;
+      \$3930  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3931  = value0_29;
+    \$3931  = arb_valid0_27;
     if (rst) begin
-      \$3931  = 16'h0000;
+      \$3931  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3932  = arb_valid0_29;
+    \$3932  = arb_row0_27;
     if (rst) begin
-      \$3932  = 1'h0;
+      \$3932  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3933  = arb_row0_29;
+    \$3933  = arb_value0_27;
     if (rst) begin
-      \$3933  = 4'h0;
+      \$3933  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3934  = arb_value0_29;
+    \$3934  = hit0_28;
     if (rst) begin
-      \$3934  = 16'h0000;
+      \$3934  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3935  = hit0_30;
+    \$3935  = row0_28;
     if (rst) begin
-      \$3935  = 1'h0;
+      \$3935  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3936  = row0_30;
+    \$3936  = value0_28;
     if (rst) begin
-      \$3936  = 4'h0;
+      \$3936  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3937  = value0_30;
+    \$3937  = arb_valid0_28;
     if (rst) begin
-      \$3937  = 16'h0000;
+      \$3937  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3938  = arb_valid0_30;
+    \$3938  = arb_row0_28;
     if (rst) begin
-      \$3938  = 1'h0;
+      \$3938  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3939  = arb_row0_30;
+    \$3939  = arb_value0_28;
     if (rst) begin
-      \$3939  = 4'h0;
+      \$3939  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3940  = arb_value0_30;
+    \$3940  = hit0_29;
     if (rst) begin
-      \$3940  = 16'h0000;
+      \$3940  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3941  = hit0_31;
+    \$3941  = row0_29;
     if (rst) begin
-      \$3941  = 1'h0;
+      \$3941  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3942  = row0_31;
+    \$3942  = value0_29;
     if (rst) begin
-      \$3942  = 4'h0;
+      \$3942  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3943  = value0_31;
+    \$3943  = arb_valid0_29;
     if (rst) begin
-      \$3943  = 16'h0000;
+      \$3943  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3944  = arb_valid0_31;
+    \$3944  = arb_row0_29;
     if (rst) begin
-      \$3944  = 1'h0;
+      \$3944  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3945  = arb_row0_31;
+    \$3945  = arb_value0_29;
     if (rst) begin
-      \$3945  = 4'h0;
+      \$3945  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3946  = arb_value0_31;
+    \$3946  = hit0_30;
     if (rst) begin
-      \$3946  = 16'h0000;
+      \$3946  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3947  = clear_row;
-    if (clearing) begin
-      \$3947  = \$3647 [3:0];
-    end
+    \$3947  = row0_30;
     if (rst) begin
       \$3947  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3948  = clearing;
+    \$3948  = value0_30;
+    if (rst) begin
+      \$3948  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3949  = arb_valid0_30;
+    if (rst) begin
+      \$3949  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3950  = arb_row0_30;
+    if (rst) begin
+      \$3950  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3951  = arb_value0_30;
+    if (rst) begin
+      \$3951  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3952  = hit0_31;
+    if (rst) begin
+      \$3952  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3953  = row0_31;
+    if (rst) begin
+      \$3953  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3954  = value0_31;
+    if (rst) begin
+      \$3954  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3955  = arb_valid0_31;
+    if (rst) begin
+      \$3955  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3956  = arb_row0_31;
+    if (rst) begin
+      \$3956  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3957  = arb_value0_31;
+    if (rst) begin
+      \$3957  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3958  = clear_row;
     if (clearing) begin
-      if (\$3648 ) begin
-        \$3948  = 1'h0;
-      end
+      \$3958  = \$3651 [3:0];
     end
     if (rst) begin
-      \$3948  = 1'h1;
+      \$3958  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3949  = n_act;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-        \$3949  = \$3654 [4:0];
+    \$3959  = clearing;
+    if (clearing) begin
+      if (\$3652 ) begin
+        \$3959  = 1'h0;
       end
     end
     if (rst) begin
-      \$3949  = 5'h00;
+      \$3959  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3950  = wgt;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3950  = op__payload[122:63];
+    \$3960  = n_act;
+    if (take) begin
+      if (\$3653 ) begin
+        \$3960  = \$3657 [4:0];
       end
     end
     if (rst) begin
-      \$3950  = 60'h000000000000000;
+      \$3960  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3951  = wgt_offset0_0;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3951  = \$3663 [6:0];
+    \$3961  = wgt;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3961  = r_data[122:63];
       end
     end
     if (rst) begin
-      \$3951  = 7'h00;
+      \$3961  = 60'h000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3952  = wgt_offset0_1;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3952  = \$3671 [6:0];
+    \$3962  = wgt_offset0_0;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3962  = \$3670 [6:0];
       end
     end
     if (rst) begin
-      \$3952  = 7'h00;
+      \$3962  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3953  = wgt_offset0_2;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3953  = \$3679 [6:0];
+    \$3963  = wgt_offset0_1;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3963  = \$3678 [6:0];
       end
     end
     if (rst) begin
-      \$3953  = 7'h00;
+      \$3963  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3954  = wgt_offset0_3;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-        \$3954  = \$3687 [6:0];
+    \$3964  = wgt_offset0_2;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3964  = \$3686 [6:0];
       end
     end
     if (rst) begin
-      \$3954  = 7'h00;
+      \$3964  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3955  = bias_0;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-        if (\$3688 ) begin
-          \$3955  = op__payload[156:125];
+    \$3965  = wgt_offset0_3;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+        \$3965  = \$3694 [6:0];
+      end
+    end
+    if (rst) begin
+      \$3965  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$3966  = bias_0;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+        if (\$3695 ) begin
+          \$3966  = r_data[156:125];
         end
       end
     end
     if (rst) begin
-      \$3955  = 32'd0;
+      \$3966  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3956  = bias_1;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-        if (\$3689 ) begin
-          \$3956  = op__payload[156:125];
+    \$3967  = bias_1;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+        if (\$3696 ) begin
+          \$3967  = r_data[156:125];
         end
       end
     end
     if (rst) begin
-      \$3956  = 32'd0;
+      \$3967  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3957  = bias_2;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-        if (\$3690 ) begin
-          \$3957  = op__payload[156:125];
+    \$3968  = bias_2;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+        if (\$3697 ) begin
+          \$3968  = r_data[156:125];
         end
       end
     end
     if (rst) begin
-      \$3957  = 32'd0;
+      \$3968  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3958  = bias_3;
-    if (\$3649 ) begin
-      if (\$3650 ) begin
-      end else if (\$3651 ) begin
-      end else if (\$3652 ) begin
-        if (\$3691 ) begin
-          \$3958  = op__payload[156:125];
+    \$3969  = bias_3;
+    if (take) begin
+      if (\$3653 ) begin
+      end else if (\$3654 ) begin
+      end else if (\$3655 ) begin
+        if (\$3698 ) begin
+          \$3969  = r_data[156:125];
         end
       end
     end
     if (rst) begin
-      \$3958  = 32'd0;
+      \$3969  = 32'd0;
     end
   end
-  assign linear0_0 = \$1 [6:0];
-  assign address0_0 = { \$1 [6:0], wgt[33:32] };
-  assign linear0_1 = \$2 [6:0];
-  assign address0_1 = { \$2 [6:0], wgt[33:32] };
-  assign linear0_2 = \$3 [6:0];
-  assign address0_2 = { \$3 [6:0], wgt[33:32] };
-  assign linear0_3 = \$4 [6:0];
-  assign address0_3 = { \$4 [6:0], wgt[33:32] };
-  assign linear0_4 = \$5 [6:0];
-  assign address0_4 = { \$5 [6:0], wgt[35:34] };
-  assign linear0_5 = \$6 [6:0];
-  assign address0_5 = { \$6 [6:0], wgt[35:34] };
-  assign linear0_6 = \$7 [6:0];
-  assign address0_6 = { \$7 [6:0], wgt[35:34] };
-  assign linear0_7 = \$8 [6:0];
-  assign address0_7 = { \$8 [6:0], wgt[35:34] };
-  assign linear0_8 = \$9 [6:0];
-  assign address0_8 = { \$9 [6:0], wgt[37:36] };
-  assign linear0_9 = \$10 [6:0];
-  assign address0_9 = { \$10 [6:0], wgt[37:36] };
-  assign linear0_10 = \$11 [6:0];
-  assign address0_10 = { \$11 [6:0], wgt[37:36] };
-  assign linear0_11 = \$12 [6:0];
-  assign address0_11 = { \$12 [6:0], wgt[37:36] };
-  assign linear0_12 = \$13 [6:0];
-  assign address0_12 = { \$13 [6:0], wgt[39:38] };
-  assign linear0_13 = \$14 [6:0];
-  assign address0_13 = { \$14 [6:0], wgt[39:38] };
-  assign linear0_14 = \$15 [6:0];
-  assign address0_14 = { \$15 [6:0], wgt[39:38] };
-  assign linear0_15 = \$16 [6:0];
-  assign address0_15 = { \$16 [6:0], wgt[39:38] };
-  assign want0_0 = { \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28 , \$26 , \$24 , \$22 , \$20 , \$18  };
-  assign grant0_0 = \$51 [15:0];
-  assign want0_1 = { \$143 , \$141 , \$139 , \$137 , \$135 , \$133 , \$131 , \$129 , \$127 , \$125 , \$123 , \$121 , \$119 , \$117 , \$115 , \$113  };
-  assign grant0_1 = \$146 [15:0];
-  assign want0_2 = { \$238 , \$236 , \$234 , \$232 , \$230 , \$228 , \$226 , \$224 , \$222 , \$220 , \$218 , \$216 , \$214 , \$212 , \$210 , \$208  };
-  assign grant0_2 = \$241 [15:0];
-  assign want0_3 = { \$333 , \$331 , \$329 , \$327 , \$325 , \$323 , \$321 , \$319 , \$317 , \$315 , \$313 , \$311 , \$309 , \$307 , \$305 , \$303  };
-  assign grant0_3 = \$336 [15:0];
-  assign want0_4 = { \$428 , \$426 , \$424 , \$422 , \$420 , \$418 , \$416 , \$414 , \$412 , \$410 , \$408 , \$406 , \$404 , \$402 , \$400 , \$398  };
-  assign grant0_4 = \$431 [15:0];
-  assign want0_5 = { \$523 , \$521 , \$519 , \$517 , \$515 , \$513 , \$511 , \$509 , \$507 , \$505 , \$503 , \$501 , \$499 , \$497 , \$495 , \$493  };
-  assign grant0_5 = \$526 [15:0];
-  assign want0_6 = { \$618 , \$616 , \$614 , \$612 , \$610 , \$608 , \$606 , \$604 , \$602 , \$600 , \$598 , \$596 , \$594 , \$592 , \$590 , \$588  };
-  assign grant0_6 = \$621 [15:0];
-  assign want0_7 = { \$713 , \$711 , \$709 , \$707 , \$705 , \$703 , \$701 , \$699 , \$697 , \$695 , \$693 , \$691 , \$689 , \$687 , \$685 , \$683  };
-  assign grant0_7 = \$716 [15:0];
-  assign want0_8 = { \$808 , \$806 , \$804 , \$802 , \$800 , \$798 , \$796 , \$794 , \$792 , \$790 , \$788 , \$786 , \$784 , \$782 , \$780 , \$778  };
-  assign grant0_8 = \$811 [15:0];
-  assign want0_9 = { \$903 , \$901 , \$899 , \$897 , \$895 , \$893 , \$891 , \$889 , \$887 , \$885 , \$883 , \$881 , \$879 , \$877 , \$875 , \$873  };
-  assign grant0_9 = \$906 [15:0];
-  assign want0_10 = { \$998 , \$996 , \$994 , \$992 , \$990 , \$988 , \$986 , \$984 , \$982 , \$980 , \$978 , \$976 , \$974 , \$972 , \$970 , \$968  };
-  assign grant0_10 = \$1001 [15:0];
-  assign want0_11 = { \$1093 , \$1091 , \$1089 , \$1087 , \$1085 , \$1083 , \$1081 , \$1079 , \$1077 , \$1075 , \$1073 , \$1071 , \$1069 , \$1067 , \$1065 , \$1063  };
-  assign grant0_11 = \$1096 [15:0];
-  assign want0_12 = { \$1188 , \$1186 , \$1184 , \$1182 , \$1180 , \$1178 , \$1176 , \$1174 , \$1172 , \$1170 , \$1168 , \$1166 , \$1164 , \$1162 , \$1160 , \$1158  };
-  assign grant0_12 = \$1191 [15:0];
-  assign want0_13 = { \$1283 , \$1281 , \$1279 , \$1277 , \$1275 , \$1273 , \$1271 , \$1269 , \$1267 , \$1265 , \$1263 , \$1261 , \$1259 , \$1257 , \$1255 , \$1253  };
-  assign grant0_13 = \$1286 [15:0];
-  assign want0_14 = { \$1378 , \$1376 , \$1374 , \$1372 , \$1370 , \$1368 , \$1366 , \$1364 , \$1362 , \$1360 , \$1358 , \$1356 , \$1354 , \$1352 , \$1350 , \$1348  };
-  assign grant0_14 = \$1381 [15:0];
-  assign want0_15 = { \$1473 , \$1471 , \$1469 , \$1467 , \$1465 , \$1463 , \$1461 , \$1459 , \$1457 , \$1455 , \$1453 , \$1451 , \$1449 , \$1447 , \$1445 , \$1443  };
-  assign grant0_15 = \$1476 [15:0];
-  assign want0_16 = { \$1568 , \$1566 , \$1564 , \$1562 , \$1560 , \$1558 , \$1556 , \$1554 , \$1552 , \$1550 , \$1548 , \$1546 , \$1544 , \$1542 , \$1540 , \$1538  };
-  assign grant0_16 = \$1571 [15:0];
-  assign want0_17 = { \$1663 , \$1661 , \$1659 , \$1657 , \$1655 , \$1653 , \$1651 , \$1649 , \$1647 , \$1645 , \$1643 , \$1641 , \$1639 , \$1637 , \$1635 , \$1633  };
-  assign grant0_17 = \$1666 [15:0];
-  assign want0_18 = { \$1758 , \$1756 , \$1754 , \$1752 , \$1750 , \$1748 , \$1746 , \$1744 , \$1742 , \$1740 , \$1738 , \$1736 , \$1734 , \$1732 , \$1730 , \$1728  };
-  assign grant0_18 = \$1761 [15:0];
-  assign want0_19 = { \$1853 , \$1851 , \$1849 , \$1847 , \$1845 , \$1843 , \$1841 , \$1839 , \$1837 , \$1835 , \$1833 , \$1831 , \$1829 , \$1827 , \$1825 , \$1823  };
-  assign grant0_19 = \$1856 [15:0];
-  assign want0_20 = { \$1948 , \$1946 , \$1944 , \$1942 , \$1940 , \$1938 , \$1936 , \$1934 , \$1932 , \$1930 , \$1928 , \$1926 , \$1924 , \$1922 , \$1920 , \$1918  };
-  assign grant0_20 = \$1951 [15:0];
-  assign want0_21 = { \$2043 , \$2041 , \$2039 , \$2037 , \$2035 , \$2033 , \$2031 , \$2029 , \$2027 , \$2025 , \$2023 , \$2021 , \$2019 , \$2017 , \$2015 , \$2013  };
-  assign grant0_21 = \$2046 [15:0];
-  assign want0_22 = { \$2138 , \$2136 , \$2134 , \$2132 , \$2130 , \$2128 , \$2126 , \$2124 , \$2122 , \$2120 , \$2118 , \$2116 , \$2114 , \$2112 , \$2110 , \$2108  };
-  assign grant0_22 = \$2141 [15:0];
-  assign want0_23 = { \$2233 , \$2231 , \$2229 , \$2227 , \$2225 , \$2223 , \$2221 , \$2219 , \$2217 , \$2215 , \$2213 , \$2211 , \$2209 , \$2207 , \$2205 , \$2203  };
-  assign grant0_23 = \$2236 [15:0];
-  assign want0_24 = { \$2328 , \$2326 , \$2324 , \$2322 , \$2320 , \$2318 , \$2316 , \$2314 , \$2312 , \$2310 , \$2308 , \$2306 , \$2304 , \$2302 , \$2300 , \$2298  };
-  assign grant0_24 = \$2331 [15:0];
-  assign want0_25 = { \$2423 , \$2421 , \$2419 , \$2417 , \$2415 , \$2413 , \$2411 , \$2409 , \$2407 , \$2405 , \$2403 , \$2401 , \$2399 , \$2397 , \$2395 , \$2393  };
-  assign grant0_25 = \$2426 [15:0];
-  assign want0_26 = { \$2518 , \$2516 , \$2514 , \$2512 , \$2510 , \$2508 , \$2506 , \$2504 , \$2502 , \$2500 , \$2498 , \$2496 , \$2494 , \$2492 , \$2490 , \$2488  };
-  assign grant0_26 = \$2521 [15:0];
-  assign want0_27 = { \$2613 , \$2611 , \$2609 , \$2607 , \$2605 , \$2603 , \$2601 , \$2599 , \$2597 , \$2595 , \$2593 , \$2591 , \$2589 , \$2587 , \$2585 , \$2583  };
-  assign grant0_27 = \$2616 [15:0];
-  assign want0_28 = { \$2708 , \$2706 , \$2704 , \$2702 , \$2700 , \$2698 , \$2696 , \$2694 , \$2692 , \$2690 , \$2688 , \$2686 , \$2684 , \$2682 , \$2680 , \$2678  };
-  assign grant0_28 = \$2711 [15:0];
-  assign want0_29 = { \$2803 , \$2801 , \$2799 , \$2797 , \$2795 , \$2793 , \$2791 , \$2789 , \$2787 , \$2785 , \$2783 , \$2781 , \$2779 , \$2777 , \$2775 , \$2773  };
-  assign grant0_29 = \$2806 [15:0];
-  assign want0_30 = { \$2898 , \$2896 , \$2894 , \$2892 , \$2890 , \$2888 , \$2886 , \$2884 , \$2882 , \$2880 , \$2878 , \$2876 , \$2874 , \$2872 , \$2870 , \$2868  };
-  assign grant0_30 = \$2901 [15:0];
-  assign want0_31 = { \$2993 , \$2991 , \$2989 , \$2987 , \$2985 , \$2983 , \$2981 , \$2979 , \$2977 , \$2975 , \$2973 , \$2971 , \$2969 , \$2967 , \$2965 , \$2963  };
-  assign grant0_31 = \$2996 [15:0];
-  assign ppu_0 = \$3405 [31:0];
-  assign ppu_1 = \$3407 [31:0];
-  assign ppu_2 = \$3409 [31:0];
-  assign ppu_3 = \$3411 [31:0];
-  assign ppu_4 = \$3413 [31:0];
-  assign ppu_5 = \$3415 [31:0];
-  assign ppu_6 = \$3417 [31:0];
-  assign ppu_7 = \$3419 [31:0];
-  assign ppu_8 = \$3421 [31:0];
-  assign ppu_9 = \$3423 [31:0];
-  assign ppu_10 = \$3425 [31:0];
-  assign ppu_11 = \$3427 [31:0];
-  assign ppu_12 = \$3429 [31:0];
-  assign ppu_13 = \$3431 [31:0];
-  assign ppu_14 = \$3433 [31:0];
-  assign ppu_15 = \$3435 [31:0];
-  assign ppu_16 = \$3437 [31:0];
-  assign ppu_17 = \$3439 [31:0];
-  assign ppu_18 = \$3441 [31:0];
-  assign ppu_19 = \$3443 [31:0];
-  assign ppu_20 = \$3445 [31:0];
-  assign ppu_21 = \$3447 [31:0];
-  assign ppu_22 = \$3449 [31:0];
-  assign ppu_23 = \$3451 [31:0];
-  assign ppu_24 = \$3453 [31:0];
-  assign ppu_25 = \$3455 [31:0];
-  assign ppu_26 = \$3457 [31:0];
-  assign ppu_27 = \$3459 [31:0];
-  assign ppu_28 = \$3461 [31:0];
-  assign ppu_29 = \$3463 [31:0];
-  assign ppu_30 = \$3465 [31:0];
-  assign ppu_31 = \$3467 [31:0];
-  assign act_offset_in0 = \$3472 [6:0];
-  assign act_offset_in1 = \$3477 [6:0];
-  assign act_offset_in2 = \$3482 [6:0];
-  assign act_offset_in3 = \$3487 [6:0];
+  assign w_data = op__payload;
+  assign linear0_0 = \$2 [6:0];
+  assign address0_0 = { \$2 [6:0], wgt[33:32] };
+  assign linear0_1 = \$3 [6:0];
+  assign address0_1 = { \$3 [6:0], wgt[33:32] };
+  assign linear0_2 = \$4 [6:0];
+  assign address0_2 = { \$4 [6:0], wgt[33:32] };
+  assign linear0_3 = \$5 [6:0];
+  assign address0_3 = { \$5 [6:0], wgt[33:32] };
+  assign linear0_4 = \$6 [6:0];
+  assign address0_4 = { \$6 [6:0], wgt[35:34] };
+  assign linear0_5 = \$7 [6:0];
+  assign address0_5 = { \$7 [6:0], wgt[35:34] };
+  assign linear0_6 = \$8 [6:0];
+  assign address0_6 = { \$8 [6:0], wgt[35:34] };
+  assign linear0_7 = \$9 [6:0];
+  assign address0_7 = { \$9 [6:0], wgt[35:34] };
+  assign linear0_8 = \$10 [6:0];
+  assign address0_8 = { \$10 [6:0], wgt[37:36] };
+  assign linear0_9 = \$11 [6:0];
+  assign address0_9 = { \$11 [6:0], wgt[37:36] };
+  assign linear0_10 = \$12 [6:0];
+  assign address0_10 = { \$12 [6:0], wgt[37:36] };
+  assign linear0_11 = \$13 [6:0];
+  assign address0_11 = { \$13 [6:0], wgt[37:36] };
+  assign linear0_12 = \$14 [6:0];
+  assign address0_12 = { \$14 [6:0], wgt[39:38] };
+  assign linear0_13 = \$15 [6:0];
+  assign address0_13 = { \$15 [6:0], wgt[39:38] };
+  assign linear0_14 = \$16 [6:0];
+  assign address0_14 = { \$16 [6:0], wgt[39:38] };
+  assign linear0_15 = \$17 [6:0];
+  assign address0_15 = { \$17 [6:0], wgt[39:38] };
+  assign want0_0 = { \$49 , \$47 , \$45 , \$43 , \$41 , \$39 , \$37 , \$35 , \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19  };
+  assign grant0_0 = \$52 [15:0];
+  assign want0_1 = { \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130 , \$128 , \$126 , \$124 , \$122 , \$120 , \$118 , \$116 , \$114  };
+  assign grant0_1 = \$147 [15:0];
+  assign want0_2 = { \$239 , \$237 , \$235 , \$233 , \$231 , \$229 , \$227 , \$225 , \$223 , \$221 , \$219 , \$217 , \$215 , \$213 , \$211 , \$209  };
+  assign grant0_2 = \$242 [15:0];
+  assign want0_3 = { \$334 , \$332 , \$330 , \$328 , \$326 , \$324 , \$322 , \$320 , \$318 , \$316 , \$314 , \$312 , \$310 , \$308 , \$306 , \$304  };
+  assign grant0_3 = \$337 [15:0];
+  assign want0_4 = { \$429 , \$427 , \$425 , \$423 , \$421 , \$419 , \$417 , \$415 , \$413 , \$411 , \$409 , \$407 , \$405 , \$403 , \$401 , \$399  };
+  assign grant0_4 = \$432 [15:0];
+  assign want0_5 = { \$524 , \$522 , \$520 , \$518 , \$516 , \$514 , \$512 , \$510 , \$508 , \$506 , \$504 , \$502 , \$500 , \$498 , \$496 , \$494  };
+  assign grant0_5 = \$527 [15:0];
+  assign want0_6 = { \$619 , \$617 , \$615 , \$613 , \$611 , \$609 , \$607 , \$605 , \$603 , \$601 , \$599 , \$597 , \$595 , \$593 , \$591 , \$589  };
+  assign grant0_6 = \$622 [15:0];
+  assign want0_7 = { \$714 , \$712 , \$710 , \$708 , \$706 , \$704 , \$702 , \$700 , \$698 , \$696 , \$694 , \$692 , \$690 , \$688 , \$686 , \$684  };
+  assign grant0_7 = \$717 [15:0];
+  assign want0_8 = { \$809 , \$807 , \$805 , \$803 , \$801 , \$799 , \$797 , \$795 , \$793 , \$791 , \$789 , \$787 , \$785 , \$783 , \$781 , \$779  };
+  assign grant0_8 = \$812 [15:0];
+  assign want0_9 = { \$904 , \$902 , \$900 , \$898 , \$896 , \$894 , \$892 , \$890 , \$888 , \$886 , \$884 , \$882 , \$880 , \$878 , \$876 , \$874  };
+  assign grant0_9 = \$907 [15:0];
+  assign want0_10 = { \$999 , \$997 , \$995 , \$993 , \$991 , \$989 , \$987 , \$985 , \$983 , \$981 , \$979 , \$977 , \$975 , \$973 , \$971 , \$969  };
+  assign grant0_10 = \$1002 [15:0];
+  assign want0_11 = { \$1094 , \$1092 , \$1090 , \$1088 , \$1086 , \$1084 , \$1082 , \$1080 , \$1078 , \$1076 , \$1074 , \$1072 , \$1070 , \$1068 , \$1066 , \$1064  };
+  assign grant0_11 = \$1097 [15:0];
+  assign want0_12 = { \$1189 , \$1187 , \$1185 , \$1183 , \$1181 , \$1179 , \$1177 , \$1175 , \$1173 , \$1171 , \$1169 , \$1167 , \$1165 , \$1163 , \$1161 , \$1159  };
+  assign grant0_12 = \$1192 [15:0];
+  assign want0_13 = { \$1284 , \$1282 , \$1280 , \$1278 , \$1276 , \$1274 , \$1272 , \$1270 , \$1268 , \$1266 , \$1264 , \$1262 , \$1260 , \$1258 , \$1256 , \$1254  };
+  assign grant0_13 = \$1287 [15:0];
+  assign want0_14 = { \$1379 , \$1377 , \$1375 , \$1373 , \$1371 , \$1369 , \$1367 , \$1365 , \$1363 , \$1361 , \$1359 , \$1357 , \$1355 , \$1353 , \$1351 , \$1349  };
+  assign grant0_14 = \$1382 [15:0];
+  assign want0_15 = { \$1474 , \$1472 , \$1470 , \$1468 , \$1466 , \$1464 , \$1462 , \$1460 , \$1458 , \$1456 , \$1454 , \$1452 , \$1450 , \$1448 , \$1446 , \$1444  };
+  assign grant0_15 = \$1477 [15:0];
+  assign want0_16 = { \$1569 , \$1567 , \$1565 , \$1563 , \$1561 , \$1559 , \$1557 , \$1555 , \$1553 , \$1551 , \$1549 , \$1547 , \$1545 , \$1543 , \$1541 , \$1539  };
+  assign grant0_16 = \$1572 [15:0];
+  assign want0_17 = { \$1664 , \$1662 , \$1660 , \$1658 , \$1656 , \$1654 , \$1652 , \$1650 , \$1648 , \$1646 , \$1644 , \$1642 , \$1640 , \$1638 , \$1636 , \$1634  };
+  assign grant0_17 = \$1667 [15:0];
+  assign want0_18 = { \$1759 , \$1757 , \$1755 , \$1753 , \$1751 , \$1749 , \$1747 , \$1745 , \$1743 , \$1741 , \$1739 , \$1737 , \$1735 , \$1733 , \$1731 , \$1729  };
+  assign grant0_18 = \$1762 [15:0];
+  assign want0_19 = { \$1854 , \$1852 , \$1850 , \$1848 , \$1846 , \$1844 , \$1842 , \$1840 , \$1838 , \$1836 , \$1834 , \$1832 , \$1830 , \$1828 , \$1826 , \$1824  };
+  assign grant0_19 = \$1857 [15:0];
+  assign want0_20 = { \$1949 , \$1947 , \$1945 , \$1943 , \$1941 , \$1939 , \$1937 , \$1935 , \$1933 , \$1931 , \$1929 , \$1927 , \$1925 , \$1923 , \$1921 , \$1919  };
+  assign grant0_20 = \$1952 [15:0];
+  assign want0_21 = { \$2044 , \$2042 , \$2040 , \$2038 , \$2036 , \$2034 , \$2032 , \$2030 , \$2028 , \$2026 , \$2024 , \$2022 , \$2020 , \$2018 , \$2016 , \$2014  };
+  assign grant0_21 = \$2047 [15:0];
+  assign want0_22 = { \$2139 , \$2137 , \$2135 , \$2133 , \$2131 , \$2129 , \$2127 , \$2125 , \$2123 , \$2121 , \$2119 , \$2117 , \$2115 , \$2113 , \$2111 , \$2109  };
+  assign grant0_22 = \$2142 [15:0];
+  assign want0_23 = { \$2234 , \$2232 , \$2230 , \$2228 , \$2226 , \$2224 , \$2222 , \$2220 , \$2218 , \$2216 , \$2214 , \$2212 , \$2210 , \$2208 , \$2206 , \$2204  };
+  assign grant0_23 = \$2237 [15:0];
+  assign want0_24 = { \$2329 , \$2327 , \$2325 , \$2323 , \$2321 , \$2319 , \$2317 , \$2315 , \$2313 , \$2311 , \$2309 , \$2307 , \$2305 , \$2303 , \$2301 , \$2299  };
+  assign grant0_24 = \$2332 [15:0];
+  assign want0_25 = { \$2424 , \$2422 , \$2420 , \$2418 , \$2416 , \$2414 , \$2412 , \$2410 , \$2408 , \$2406 , \$2404 , \$2402 , \$2400 , \$2398 , \$2396 , \$2394  };
+  assign grant0_25 = \$2427 [15:0];
+  assign want0_26 = { \$2519 , \$2517 , \$2515 , \$2513 , \$2511 , \$2509 , \$2507 , \$2505 , \$2503 , \$2501 , \$2499 , \$2497 , \$2495 , \$2493 , \$2491 , \$2489  };
+  assign grant0_26 = \$2522 [15:0];
+  assign want0_27 = { \$2614 , \$2612 , \$2610 , \$2608 , \$2606 , \$2604 , \$2602 , \$2600 , \$2598 , \$2596 , \$2594 , \$2592 , \$2590 , \$2588 , \$2586 , \$2584  };
+  assign grant0_27 = \$2617 [15:0];
+  assign want0_28 = { \$2709 , \$2707 , \$2705 , \$2703 , \$2701 , \$2699 , \$2697 , \$2695 , \$2693 , \$2691 , \$2689 , \$2687 , \$2685 , \$2683 , \$2681 , \$2679  };
+  assign grant0_28 = \$2712 [15:0];
+  assign want0_29 = { \$2804 , \$2802 , \$2800 , \$2798 , \$2796 , \$2794 , \$2792 , \$2790 , \$2788 , \$2786 , \$2784 , \$2782 , \$2780 , \$2778 , \$2776 , \$2774  };
+  assign grant0_29 = \$2807 [15:0];
+  assign want0_30 = { \$2899 , \$2897 , \$2895 , \$2893 , \$2891 , \$2889 , \$2887 , \$2885 , \$2883 , \$2881 , \$2879 , \$2877 , \$2875 , \$2873 , \$2871 , \$2869  };
+  assign grant0_30 = \$2902 [15:0];
+  assign want0_31 = { \$2994 , \$2992 , \$2990 , \$2988 , \$2986 , \$2984 , \$2982 , \$2980 , \$2978 , \$2976 , \$2974 , \$2972 , \$2970 , \$2968 , \$2966 , \$2964  };
+  assign grant0_31 = \$2997 [15:0];
+  assign ppu_0 = \$3404 [31:0];
+  assign ppu_1 = \$3406 [31:0];
+  assign ppu_2 = \$3408 [31:0];
+  assign ppu_3 = \$3410 [31:0];
+  assign ppu_4 = \$3412 [31:0];
+  assign ppu_5 = \$3414 [31:0];
+  assign ppu_6 = \$3416 [31:0];
+  assign ppu_7 = \$3418 [31:0];
+  assign ppu_8 = \$3420 [31:0];
+  assign ppu_9 = \$3422 [31:0];
+  assign ppu_10 = \$3424 [31:0];
+  assign ppu_11 = \$3426 [31:0];
+  assign ppu_12 = \$3428 [31:0];
+  assign ppu_13 = \$3430 [31:0];
+  assign ppu_14 = \$3432 [31:0];
+  assign ppu_15 = \$3434 [31:0];
+  assign ppu_16 = \$3436 [31:0];
+  assign ppu_17 = \$3438 [31:0];
+  assign ppu_18 = \$3440 [31:0];
+  assign ppu_19 = \$3442 [31:0];
+  assign ppu_20 = \$3444 [31:0];
+  assign ppu_21 = \$3446 [31:0];
+  assign ppu_22 = \$3448 [31:0];
+  assign ppu_23 = \$3450 [31:0];
+  assign ppu_24 = \$3452 [31:0];
+  assign ppu_25 = \$3454 [31:0];
+  assign ppu_26 = \$3456 [31:0];
+  assign ppu_27 = \$3458 [31:0];
+  assign ppu_28 = \$3460 [31:0];
+  assign ppu_29 = \$3462 [31:0];
+  assign ppu_30 = \$3464 [31:0];
+  assign ppu_31 = \$3466 [31:0];
+  assign act_offset_in0 = \$3471 [6:0];
+  assign act_offset_in1 = \$3476 [6:0];
+  assign act_offset_in2 = \$3481 [6:0];
+  assign act_offset_in3 = \$3486 [6:0];
+  assign r_en = take;
   assign \op__payload.kind  = op__payload[1:0];
   assign \op__payload.first  = op__payload[2];
   assign \op__payload.act  = op__payload[62:3];
@@ -13194,20 +13248,140 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
   assign \wgt.valid[1]  = wgt[57];
   assign \wgt.valid[2]  = wgt[58];
   assign \wgt.valid[3]  = wgt[59];
-  assign \$3468  = { op__payload[37:35], 1'h0 };
-  assign \$3470  = { op__payload[37:35], 3'h0 };
-  assign \$3473  = { op__payload[40:38], 1'h0 };
-  assign \$3475  = { op__payload[40:38], 3'h0 };
-  assign \$3478  = { op__payload[43:41], 1'h0 };
-  assign \$3480  = { op__payload[43:41], 3'h0 };
-  assign \$3483  = { op__payload[46:44], 1'h0 };
-  assign \$3485  = { op__payload[46:44], 3'h0 };
-  assign \$3657  = { \$3656 , 1'h0 };
-  assign \$3660  = { \$3659 , 3'h0 };
-  assign \$3665  = { \$3664 , 1'h0 };
-  assign \$3668  = { \$3667 , 3'h0 };
-  assign \$3673  = { \$3672 , 1'h0 };
-  assign \$3676  = { \$3675 , 3'h0 };
-  assign \$3681  = { \$3680 , 1'h0 };
-  assign \$3684  = { \$3683 , 3'h0 };
+  assign \$3467  = { r_data[37:35], 1'h0 };
+  assign \$3469  = { r_data[37:35], 3'h0 };
+  assign \$3472  = { r_data[40:38], 1'h0 };
+  assign \$3474  = { r_data[40:38], 3'h0 };
+  assign \$3477  = { r_data[43:41], 1'h0 };
+  assign \$3479  = { r_data[43:41], 3'h0 };
+  assign \$3482  = { r_data[46:44], 1'h0 };
+  assign \$3484  = { r_data[46:44], 3'h0 };
+  assign \$3664  = { \$3663 , 1'h0 };
+  assign \$3667  = { \$3666 , 3'h0 };
+  assign \$3672  = { \$3671 , 1'h0 };
+  assign \$3675  = { \$3674 , 3'h0 };
+  assign \$3680  = { \$3679 , 1'h0 };
+  assign \$3683  = { \$3682 , 3'h0 };
+  assign \$3688  = { \$3687 , 1'h0 };
+  assign \$3691  = { \$3690 , 3'h0 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \scnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w_port__data);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire [2:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  reg [1:0] \$17 ;
+  wire [1:0] \$2 ;
+  wire \$3 ;
+  wire [1:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire [2:0] \$9 ;
+  input clk;
+  wire clk;
+  (* init = 1'h0 *)
+  wire consume;
+  reg [1:0] level = 2'h0;
+  (* init = 1'h0 *)
+  wire produce;
+  output [156:0] r_data;
+  wire [156:0] r_data;
+  input r_en;
+  wire r_en;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
+  reg r_port__addr = 1'h0;
+  wire [156:0] r_port__data;
+  output r_rdy;
+  wire r_rdy;
+  input rst;
+  wire rst;
+  wire [156:0] w_data;
+  input w_en;
+  wire w_en;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
+  reg w_port__addr = 1'h0;
+  input [156:0] w_port__data;
+  wire [156:0] w_port__data;
+  wire w_port__en;
+  output w_rdy;
+  wire w_rdy;
+  reg [156:0] storage [1:0];
+  always @(posedge clk) begin
+    if (w_port__en)
+      storage[w_port__addr] <= w_port__data;
+  end
+  assign r_data = storage[r_port__addr];
+  assign w_rdy = level != 2'h2;
+  assign r_rdy = | level;
+  assign w_port__en = w_en & w_rdy;
+  assign \$1  = w_rdy & w_en;
+  assign \$2  = w_port__addr + 1'h1;
+  assign \$3  = r_rdy & r_en;
+  assign \$4  = r_port__addr + 1'h1;
+  assign \$5  = w_rdy & w_en;
+  assign \$6  = r_rdy & r_en;
+  assign \$7  = ~ \$6 ;
+  assign \$8  = \$5  & \$7 ;
+  assign \$9  = level + 1'h1;
+  assign \$10  = r_rdy & r_en;
+  assign \$11  = w_rdy & w_en;
+  assign \$12  = ~ \$11 ;
+  assign \$13  = \$10  & \$12 ;
+  assign \$14  = level - 1'h1;
+  always @(posedge clk)
+    w_port__addr <= \$15 ;
+  always @(posedge clk)
+    r_port__addr <= \$16 ;
+  always @(posedge clk)
+    level <= \$17 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$15  = w_port__addr;
+    if (\$1 ) begin
+      \$15  = \$2 [0];
+    end
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$16  = r_port__addr;
+    if (\$3 ) begin
+      \$16  = \$4 [0];
+    end
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$17  = level;
+    if (\$8 ) begin
+      \$17  = \$9 [1:0];
+    end
+    if (\$13 ) begin
+      \$17  = \$14 [1:0];
+    end
+    if (rst) begin
+      \$17  = 2'h0;
+    end
+  end
+  assign w_level = level;
+  assign r_level = level;
+  assign produce = w_port__addr;
+  assign w_data = w_port__data;
+  assign consume = r_port__addr;
+  assign r_port__data = r_data;
 endmodule

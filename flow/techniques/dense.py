@@ -6,14 +6,15 @@
 import numpy as np
 
 from generators.config import preset
-from golden.systolic import fold_steps
+from golden.dbb import dbb_bound_ok, filter_blocks
+from golden.systolic import fold_steps, pad_reduction
 
 from ..harness.check import check_layers
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import layer_inputs
 from . import Result, Technique
 
-__all__ = ["check_array_layers", "DENSE_AT_MACS", "TECHNIQUE"]
+__all__ = ["check_array_layers", "needs_dense_w", "DENSE_AT_MACS", "TECHNIQUE"]
 
 ORDER = 0
 DENSE_AT_MACS = {16: ("sa", "default"), 64: ("sa", "mac64")}  # the dense baseline at each technique's MAC count
@@ -24,28 +25,30 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
     (summed over images), mismatches, and ``mults``: products the array forms for the layer's outputs (one per
     output per PE step; idle PEs of partial folds not counted).
 
-    On the s2ta variants the C = 1 layer and the fc layers run in dense-weight mode (``fallback`` says so);
-    ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by the RTL to each s2ta_aw
-    conv layer's input.
+    On the s2ta variants a layer runs in dense-weight mode (``fallback`` says so) only if its weights break the b/BZ
+    bound as the array blocks them (``needs_dense_w``): the fc layers, not the C = 1 layer, whose blocks hold C ≤ b
+    non-zeros once padded per tap. ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by
+    the RTL to each s2ta_aw conv layer's input.
     """
     acts = layer_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz)
     layers, fallback = {}, {}
     for layer in qnet.computes:
         batch = []
+        dense_w = needs_dense_w(cfg, layer)
         for x in acts[layer.name]:
             if layer.kind == "conv":
                 args = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
             else:  # a GEMM of one input row
                 args = {"a": x[None], "w": np.ascontiguousarray(layer.w.T)}
-            if not cfg.scalar:  # W-DBB covers the conv layers after the first; C = 1 and fc layers are dense
-                args["dense_w"] = np.bool_(layer.kind == "fc" or x.shape[0] == 1)
+            if not cfg.scalar:
+                args["dense_w"] = np.bool_(dense_w)
             if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
                 args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
             batch.append(ArrayDriver.validate(cfg, args))
         layers[layer.name] = batch
-        if not cfg.scalar and args["dense_w"]:
-            fallback[layer.name] = "dense-weight mode" + (", dense activations" if layer.kind == "fc" else
-                                                          " (C = 1)")
+        if dense_w:
+            fallback[layer.name] = f"dense-weight mode (weights over {cfg.b}/{cfg.bz})" + \
+                (", dense activations" if layer.kind == "fc" else "")
 
     def fields(name, batch, results, goldens):
         return {"fallback": fallback.get(name), "nnz_a": None if nnz_a is None else nnz_a.get(name),
@@ -56,6 +59,17 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
                                  for a in batch))}
 
     return check_layers(ArrayDriver, cfg, sim, layers, fields=fields, log=log)
+
+
+def needs_dense_w(cfg, layer):
+    """Whether compute ``layer`` needs the s2ta variants' dense-weight mode: a W-DBB block of its weights, as the
+    array lowers them (conv: input channels padded to BZ per tap; fc: its inputs in blocks of BZ), holds more than b
+    non-zeros. Never for the scalar variants."""
+    if cfg.scalar:
+        return False
+    blocks = filter_blocks(layer.w, cfg.bz) if layer.kind == "conv" else \
+        pad_reduction(layer.w, cfg.bz, 1).reshape(-1, cfg.bz)
+    return not dbb_bound_ok(blocks, cfg.b).all()
 
 
 class Dense(Technique):

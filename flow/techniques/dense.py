@@ -7,7 +7,7 @@ import numpy as np
 
 from generators.config import preset
 from golden.dbb import dbb_bound_ok, filter_blocks
-from golden.systolic import fold_steps, pad_reduction
+from golden.systolic import fold_steps, weight_blocks
 
 from ..harness.check import check_layers
 from ..harness.drivers.array import ArrayDriver
@@ -67,8 +67,7 @@ def needs_dense_w(cfg, layer):
     non-zeros. Never for the scalar variants."""
     if cfg.scalar:
         return False
-    blocks = filter_blocks(layer.w, cfg.bz) if layer.kind == "conv" else \
-        pad_reduction(layer.w, cfg.bz, 1).reshape(-1, cfg.bz)
+    blocks = filter_blocks(layer.w, cfg.bz) if layer.kind == "conv" else weight_blocks(layer.w.T, cfg.bz)
     return not dbb_bound_ok(blocks, cfg.b).all()
 
 

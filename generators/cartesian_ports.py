@@ -3,7 +3,8 @@
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["KINDS", "op_layout", "act_vector_layout", "wgt_vector_layout", "result_layout"]
+__all__ = ["KINDS", "op_layout", "act_vector_layout", "wgt_vector_layout", "result_layout", "array_op_layout",
+           "array_result_layout"]
 
 KINDS = {"act": 0, "wgt": 1, "bias": 2, "end": 3}
 
@@ -58,3 +59,13 @@ def result_layout(cfg):
         "mults": unsigned(32),
         "stalls": unsigned(32),
     })
+
+
+def array_op_layout(cfg):
+    """One word of a PE array's op stream: a PE ``op`` and the ``mask`` of PEs (bit k = PE k) that take it."""
+    return data.StructLayout({"op": op_layout(cfg.pe), "mask": unsigned(cfg.n_pe)})
+
+
+def array_result_layout(cfg):
+    """One word of a PE array's output: drained row k of every PE (PE k's as ``pe<k>``), in lock step."""
+    return data.StructLayout({f"pe{k}": result_layout(cfg.pe) for k in range(cfg.n_pe)})

@@ -2,8 +2,8 @@
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "BinCuConfig", "MorConfig", "SnapeaConfig", "VARIANTS",
-           "PE_BLOCKS", "CATALOG", "preset", "default_preset", "BLOCKS"]
+__all__ = ["DapConfig", "ArrayConfig", "PeConfig", "PeArrayConfig", "BinCuConfig", "MorConfig", "SnapeaConfig",
+           "VARIANTS", "PE_BLOCKS", "PE_ARRAY_BLOCKS", "CATALOG", "preset", "default_preset", "BLOCKS"]
 
 
 def _require_int(name, value, low, high=None):
@@ -513,6 +513,56 @@ class PeConfig(_Preset):
         return f"{self.px}x{self.py}"
 
 
+PE_ARRAY_BLOCKS = ("scnn", "cscnn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeArrayConfig(PeConfig):
+    """The CSCNN accelerator's PE array (docs/cscnn.md): ``groups × pes_per_group`` Cartesian PEs of the
+    PeConfig parameters, fed by one op stream whose words carry a PE mask, drained into one output stream.
+
+    Parameters
+    ----------
+    groups : int
+        PE sub-arrays (output-channel groups of mixed tiling).
+    pes_per_group : int
+        PEs per sub-array (planar tiles of mixed tiling, sharing the group's weights).
+    The PeConfig parameters describe each PE; ``relu`` must be off (PEs hold partial sums of tiles).
+    """
+
+    groups: int = 2
+    pes_per_group: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require_int("groups", self.groups, 1, 8)
+        _require_int("pes_per_group", self.pes_per_group, 1, 8)
+        if self.relu:
+            raise ValueError("relu must be off on a PE array: its PEs hold partial sums that the halo step adds")
+
+    @property
+    def block(self):
+        return "cscnn" if self.reuse else "scnn"
+
+    @property
+    def n_pe(self):
+        return self.groups * self.pes_per_group
+
+    @property
+    def macs(self):
+        """Multipliers in the array."""
+        return self.n_pe * self.px * self.py
+
+    @property
+    def pe(self):
+        """One PE of the array (module ``<scnn|cscnn>_pe_<name>``)."""
+        names = {f.name for f in fields(PeConfig)}
+        return PeConfig(**{k: v for k, v in self.params().items() if k in names}, name=self.name)
+
+    def notation(self):
+        return f"{self.groups}x{self.pes_per_group}x{self.px}x{self.py}"
+
+
 def _pes(reuse, **presets):
     return {name: PeConfig(name=name, reuse=reuse, **params) for name, params in presets.items()}
 
@@ -544,6 +594,11 @@ CATALOG = {
     **{block: _pes(block == "cscnn_pe", default=dict(), small=dict(px=2, py=2, banks=8, filters=2, tile_h=4,
                                                                     tile_w=5, r=3, s=2))
        for block in PE_BLOCKS},
+    # The paper's accelerator: 2 sub-arrays x 2 PEs of the default PE (64 MACs); small: 2x2 of the small PE.
+    **{block: {name: PeArrayConfig(name=name, reuse=block == "cscnn", **params)
+               for name, params in dict(default=dict(), small=dict(px=2, py=2, banks=8, filters=2, tile_h=4,
+                                                                   tile_w=5, r=3, s=2)).items()}
+       for block in PE_ARRAY_BLOCKS},
     "bincu": {
         "default": BinCuConfig(name="default", bits_per_cycle=16, max_in=512),
         "small": BinCuConfig(name="small", bits_per_cycle=5, max_in=40),

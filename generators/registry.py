@@ -1,8 +1,9 @@
 """Which Amaranth component each block's config builds."""
 
 from .binary_predictor import BinaryPredictor
+from .cartesian_array import CartesianArray
 from .cartesian_pe import CartesianPE
-from .config import PE_BLOCKS, VARIANTS
+from .config import PE_ARRAY_BLOCKS, PE_BLOCKS, VARIANTS
 from .dap import DapCascade
 from .mor_engine import MorEngine
 from .snapea_pe import SnapeaArray
@@ -17,6 +18,7 @@ COMPONENTS = {
     "snapea": SnapeaArray,
     **{variant: SystolicArray for variant in VARIANTS},
     **{block: CartesianPE for block in PE_BLOCKS},
+    **{block: CartesianArray for block in PE_ARRAY_BLOCKS},
 }
 
 

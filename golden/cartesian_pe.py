@@ -37,7 +37,7 @@ from .checks import InputError, require_array, require_int8
 from .cscnn import canonical_mask, is_centrosymmetric
 from .quant import wrap
 
-__all__ = ["Op", "activation_vectors", "weight_vectors", "tile_ops", "bank_of", "pe_tile", "check_layer",
+__all__ = ["Op", "activation_vectors", "weight_vectors", "tile_ops", "bank_of", "PeRun", "pe_tile", "check_layer",
            "pieces", "overlap_add", "pe_conv"]
 
 
@@ -119,45 +119,77 @@ def _pairs(cfg, wgt, acts):
     return value, valid, primary, dual, dual_valid, cost
 
 
+class PeRun:
+    """One PE's tile as its ops arrive: accumulators, counters and the cycle model (the module docstring's rules).
+
+    ``take(op, arrival)``: the op, written into the input buffer in cycle ``arrival``, is taken in cycle
+    max(arrival + 1, the cycle the PE is ready for it); returns that cycle. ``room()``: the first cycle the
+    input buffer has room for the next op (the op two before it taken). After ``end``, ``drain_start``.
+    """
+
+    def __init__(self, cfg, n_filters):
+        self.cfg = cfg
+        self.ab = np.zeros((2, n_filters, cfg.full_h, cfg.full_w), np.int64)
+        self.bias = np.zeros(n_filters, np.int64)
+        self.mults = self.stalls = 0
+        self.takes = []          # cycle in which each op was taken
+        self.ready = 0           # first cycle the PE can take its next op
+        self.dispatch_free = 0   # first cycle in which the dispatch stage can load a pair
+        self.dispatched = False  # a pair went through the dispatch stage
+        self.stored = None
+        self.drain_start = None
+
+    def room(self):
+        return self.takes[-2] + 1 if len(self.takes) >= 2 else 0
+
+    def take(self, op, arrival):
+        cfg = self.cfg
+        t = max(arrival + 1, self.ready)
+        self.takes.append(t)
+        self.ready = t + 1
+        if op.kind == "act":
+            stored = self.stored
+            self.stored = op.lanes if op.first else {k: np.concatenate([stored[k], op.lanes[k]]) for k in stored}
+        elif op.kind == "wgt":
+            acts = {k: v.reshape(-1, cfg.py) for k, v in self.stored.items()}
+            value, valid, primary, dual, dual_valid, cost = _pairs(cfg, op.lanes, acts)
+            np.add.at(self.ab[0], tuple(c[valid] for c in primary), value[valid])
+            np.add.at(self.ab[1], tuple(c[dual_valid] for c in dual), value[dual_valid])
+            self.mults += int(valid.sum())
+            self.stalls += int((cost - 1).sum())
+            first_load = max(t + 1, self.dispatch_free)
+            self.ready = first_load + int(cost[:-1].sum())   # the next op is taken as the last pair loads
+            self.dispatch_free = self.ready + int(cost[-1])
+            self.dispatched = True
+        elif op.kind == "bias":
+            self.bias[op.f] = op.bias
+        else:
+            self.drain_start = max(t + 1, self.dispatch_free + 2 if self.dispatched else 0)
+        return t
+
+    def output(self, h, w):
+        """int64 [F', h+R-1, w+S-1]: the drained full-mode tile of an h×w input (bias added, ReLU'd when
+        ``cfg.relu``), wrapped to 32 bits."""
+        y = wrap(self.ab[0] + self.ab[1] + self.bias[:, None, None])
+        if self.cfg.relu:
+            y = np.maximum(y, 0)
+        return y[:, :h + self.cfg.r - 1, :w + self.cfg.s - 1]
+
+
 def pe_tile(cfg, x, w, bias):
     """Golden run of one tile on the PE: what the RTL computes and when.
 
     Returns ``{"y": int64 [F', h+R-1, w+S-1], "mults", "stalls", "cycles"}``; ``y`` is the
     pre-activation full-mode output with bias (ReLU'd when ``cfg.relu``), wrapped to 32 bits.
     """
-    n_f = w.shape[0]
-    ab = np.zeros((2, n_f, cfg.full_h, cfg.full_w), np.int64)
-    mults = stalls = 0
-    t = 1                 # cycle in which the PE takes the next op from its input buffer
-    dispatch_free = 0     # first cycle in which the dispatch stage can load a pair
-    dispatched = False    # a pair went through the dispatch stage
-    stored = None
+    run = PeRun(cfg, w.shape[0])
+    arrival = 0           # the harness offers one op a cycle; the input buffer takes it when it has room
     for op in tile_ops(cfg, x, w, bias):
-        if op.kind == "act":
-            stored = op.lanes if op.first else {k: np.concatenate([stored[k], op.lanes[k]]) for k in stored}
-            t += 1
-        elif op.kind == "wgt":
-            acts = {k: v.reshape(-1, cfg.py) for k, v in stored.items()}
-            value, valid, primary, dual, dual_valid, cost = _pairs(cfg, op.lanes, acts)
-            np.add.at(ab[0], tuple(c[valid] for c in primary), value[valid])
-            np.add.at(ab[1], tuple(c[dual_valid] for c in dual), value[dual_valid])
-            mults += int(valid.sum())
-            stalls += int((cost - 1).sum())
-            first_load = max(t + 1, dispatch_free)
-            last_load = first_load + int(cost[:-1].sum())
-            dispatch_free = last_load + int(cost[-1])
-            dispatched = True
-            t = last_load
-        elif op.kind == "bias":
-            t += 1
-        else:
-            drain_start = max(t + 1, dispatch_free + 2 if dispatched else 0)
-            cycles = drain_start + cfg.depth + 2
-    y = wrap(ab[0] + ab[1] + np.asarray(bias, np.int64)[:, None, None])
-    if cfg.relu:
-        y = np.maximum(y, 0)
-    h, wd = x.shape[1:]
-    return {"y": y[:, :h + cfg.r - 1, :wd + cfg.s - 1], "mults": mults, "stalls": stalls, "cycles": cycles}
+        arrival = max(arrival, run.room())
+        run.take(op, arrival)
+        arrival += 1
+    return {"y": run.output(*x.shape[1:]), "mults": run.mults, "stalls": run.stalls,
+            "cycles": run.drain_start + cfg.depth + 2}
 
 
 def check_layer(cfg, x, w, bias):
@@ -198,12 +230,13 @@ def pieces(cfg, x, w, bias):
                        np.zeros_like(bias[group]) if tiled else bias[group])
 
 
-def overlap_add(cfg, x, w, bias, placed):
-    """int32 [F, H+R-1, W+S-1]: the full-mode tile outputs ``(group, h0, w0, y)`` summed in place (+ bias if tiled)."""
+def overlap_add(cfg, x, w, bias, placed, *, tiled=None):
+    """int32 [F, H+R-1, W+S-1]: the full-mode tile outputs ``(filters, h0, w0, y)`` summed in place, + bias when
+    ``tiled`` (the tiles ran without it; by default, when the plane is larger than the PE's tile)."""
     y = np.zeros((w.shape[0], x.shape[1] + cfg.r - 1, x.shape[2] + cfg.s - 1), np.int64)
     for group, h0, w0, tile_y in placed:
         y[group, h0:h0 + tile_y.shape[1], w0:w0 + tile_y.shape[2]] += tile_y
-    if x.shape[1] > cfg.tile_h or x.shape[2] > cfg.tile_w:
+    if tiled or tiled is None and (x.shape[1] > cfg.tile_h or x.shape[2] > cfg.tile_w):
         y += bias[:, None, None]
     return wrap(y).astype(np.int32)
 

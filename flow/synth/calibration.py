@@ -45,7 +45,8 @@ __all__ = ["CALIBRATED", "KEEP", "HELD_OUT", "TABLE", "MEASURED_DIR", "workloads
 # Each block's gate-level calibrated presets, smallest first: the default too where its netlist simulates in seconds.
 CALIBRATED = {"dap": ("small", "default"), "sa": ("small", "default"), "sa_zvcg": ("small", "default"),
               "s2ta_w": ("small", "default"), "s2ta_aw": ("small", "default"), "scnn_pe": ("small",),
-              "cscnn_pe": ("small",), "snapea": ("small",), "mor": ("small",)}
+              "cscnn_pe": ("small",), "scnn": ("small",), "cscnn": ("small",), "snapea": ("small",),
+              "mor": ("small",)}
 KEEP = (1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.0)     # fractions of the real non-zero activations kept
 HELD_OUT = (0.8, 0.45, 0.2)                          # not fitted: the model's error is measured on these
 TABLE = Path(__file__).with_name("osu018_energy.json")
@@ -79,6 +80,18 @@ def _pes(cfg, net):
     bias = layer.bias[:cfg.filters].astype(np.int32)
     return {f"C={c}": lambda keep, c=c: {"x": thin(x[:c, :cfg.tile_h, :cfg.tile_w], keep), "w": w[:, :c],
                                          "bias": bias} for c in (4, 8)}
+
+
+def _pe_arrays(cfg, net):
+    """conv2's first 4 or 8 input channels on a plane of one PE tile per PE of a sub-array, ``groups × filters``
+    filters cut to the PE's R×S (mirrored to centrosymmetric on cscnn): every PE busy under mixed tiling."""
+    layer, x = _layer(net, "conv2")
+    f = cfg.groups * cfg.filters
+    w = layer.w[:f, :, :cfg.r, :cfg.s]
+    w = mirror_canonical(w) if cfg.reuse else w
+    bias = layer.bias[:f].astype(np.int32)
+    return {f"C={c}": lambda keep, c=c: {"x": thin(x[:c, :cfg.pes_per_group * cfg.tile_h, :cfg.tile_w], keep),
+                                         "w": w[:, :c], "bias": bias} for c in (4, 8)}
 
 
 def _dap(cfg, net):
@@ -118,7 +131,8 @@ def _mor(cfg, net):
 
 
 _WORKLOADS = {"dap": _dap, "sa": _arrays, "sa_zvcg": _arrays, "s2ta_w": _arrays, "s2ta_aw": _arrays,
-              "scnn_pe": _pes, "cscnn_pe": _pes, "snapea": _snapea, "mor": _mor}
+              "scnn_pe": _pes, "cscnn_pe": _pes, "scnn": _pe_arrays, "cscnn": _pe_arrays, "snapea": _snapea,
+              "mor": _mor}
 
 
 def workloads(block, cfg, net):

@@ -1,9 +1,9 @@
 """Co-simulation drivers, one per block: validate inputs, compute golden, run the RTL, compare."""
 
-from generators.config import PE_BLOCKS, VARIANTS
+from generators.config import PE_ARRAY_BLOCKS, PE_BLOCKS, VARIANTS
 
 from .array import ArrayDriver
-from .cartesian import PeDriver
+from .cartesian import PeArrayDriver, PeDriver
 from .dap import DapDriver
 from .mor import MorDriver
 from .snapea import SnapeaDriver
@@ -14,6 +14,7 @@ DRIVERS = {
     "dap": DapDriver,
     **{variant: ArrayDriver for variant in VARIANTS},
     **{block: PeDriver for block in PE_BLOCKS},
+    **{block: PeArrayDriver for block in PE_ARRAY_BLOCKS},
     "mor": MorDriver,
     "snapea": SnapeaDriver,
 }

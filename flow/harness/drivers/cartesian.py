@@ -2,14 +2,15 @@
 
 import numpy as np
 
-from generators.cartesian_ports import KINDS, op_layout, result_layout
+from generators.cartesian_ports import KINDS, array_op_layout, array_result_layout, op_layout, result_layout
+from golden.cartesian_array import TILINGS, array_conv, array_run, check_array_layer, plan, run_words
 from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_ops
 from golden.checks import InputError
 
 from ..pack import pack, unpack
 from .stream import Job, StreamDriver, require_keys
 
-__all__ = ["PeDriver"]
+__all__ = ["PeDriver", "PeArrayDriver"]
 
 
 class PeDriver(StreamDriver):
@@ -56,7 +57,11 @@ class PeDriver(StreamDriver):
 
     def words(self, ops):
         """Input stream words of golden ops."""
-        cfg = self.cfg
+        return pack(self.in_layout, self.op_fields(self.cfg, ops))
+
+    @staticmethod
+    def op_fields(cfg, ops, prefix=""):
+        """Packable fields of golden ops (``prefix`` before each field name)."""
         n = len(ops)
         fields = {"kind": [KINDS[op.kind] for op in ops], "first": [op.first for op in ops],
                   "bias_f": [op.f for op in ops], "bias": [op.bias for op in ops]}
@@ -68,15 +73,19 @@ class PeDriver(StreamDriver):
                     if op.kind == vector:
                         column[i] = op.lanes[name]
                 fields[f"{vector}.{name}"] = column
-        return pack(self.in_layout, fields)
+        return {prefix + name: column for name, column in fields.items()}
 
     def decode(self, words, n_filters, h, w):
         """Drained rows of one tile -> ``(y int64 [n_filters, h+R-1, w+S-1], mults, stalls)``."""
-        cfg = self.cfg
-        fields = unpack(self.out_layout, words)
-        flat = fields["y"].reshape(-1)[:cfg.filters * cfg.full_h * cfg.full_w]
+        return self.decode_fields(self.cfg, unpack(self.out_layout, words), n_filters, h, w)
+
+    @staticmethod
+    def decode_fields(cfg, fields, n_filters, h, w, prefix=""):
+        """``decode`` of unpacked rows (``prefix`` before each field name)."""
+        flat = fields[prefix + "y"].reshape(-1)[:cfg.filters * cfg.full_h * cfg.full_w]
         y = flat.reshape(cfg.full_h, cfg.full_w, cfg.filters).transpose(2, 0, 1)
-        return y[:n_filters, :h + cfg.r - 1, :w + cfg.s - 1], int(fields["mults"][-1]), int(fields["stalls"][-1])
+        return (y[:n_filters, :h + cfg.r - 1, :w + cfg.s - 1], int(fields[prefix + "mults"][-1]),
+                int(fields[prefix + "stalls"][-1]))
 
     def layer_jobs(self, args, **job_options):
         """One job per piece (filter group × planar tile): its op stream; ``end`` yields the drained rows."""
@@ -98,4 +107,84 @@ class PeDriver(StreamDriver):
             placed.append((group, h0, w0, tile_y))
             mults, stalls = mults + tile_mults, stalls + tile_stalls
         y = overlap_add(self.cfg, args["x"], args["w"], args["bias"], placed)
+        return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)
+
+
+class PeArrayDriver(StreamDriver):
+    """Runs convolutions through the RTL of one PE-array preset (docs/cosim.md blocks ``scnn``, ``cscnn``).
+
+    A layer is planned into runs by its tiling (golden.cartesian_array.plan); each run is one harness job:
+    its masked op stream in, ``depth`` lock-step output words (row k of every PE) out; the PEs' full-mode
+    tiles overlap-add (the halo step). Throughput: up to n_pe pairs (n_pe·px·py products) per cycle.
+    """
+
+    in_port, out_port = "op", "y"
+    depth = PeDriver.depth
+    input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
+
+    @staticmethod
+    def validate(cfg, inputs):
+        """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}`` and an optional ``tiling``
+        (a string of TILINGS, default "mixed"); InputError if invalid."""
+        args = require_keys(cfg.block, inputs, ("x", "w", "bias"))
+        tiling = inputs.get("tiling", "mixed")
+        if not isinstance(tiling, str):
+            value = np.asarray(tiling)
+            if value.ndim != 0 or value.dtype.kind != "U":
+                raise InputError(f"tiling must be a string scalar ({', '.join(TILINGS)}), not {value.dtype} "
+                                 f"of shape {list(value.shape)}")
+            tiling = str(value)
+        check_array_layer(cfg, **args, tiling=tiling)
+        return {**args, "tiling": tiling}
+
+    @staticmethod
+    def golden(cfg, args):
+        """``({"y", "mults", "stalls"}, cycles)`` of the golden array model."""
+        out = array_conv(cfg, **args)
+        return {"y": out["y"], "mults": np.int64(out["mults"]), "stalls": np.int64(out["stalls"])}, out["cycles"]
+
+    events = PeDriver.events
+
+    @staticmethod
+    def piece(cfg, args, output, index):
+        """The layer cut to the filters of the run holding ``output[index]``'s filter (same plane, tiling)."""
+        f = index[0] if len(index) == 3 else 0
+        runs = plan(cfg, args["x"], args["w"], args["tiling"]).runs
+        ids = np.sort(np.concatenate(next(sets for sets, _ in runs if any(f in s for s in sets))))
+        return {**args, "w": args["w"][ids], "bias": args["bias"][ids]}
+
+    def layer_jobs(self, args, **job_options):
+        """One job per run of the layer's plan: its masked op stream; ``end`` yields ``depth`` words."""
+        cfg = self.cfg
+        plan_ = plan(cfg, args["x"], args["w"], args["tiling"])
+        jobs = []
+        for run in plan_.runs:
+            words = run_words(cfg, plan_, run, args["x"], args["w"], args["bias"])
+            if len(words) > self.depth:
+                raise InputError(f"a run takes {len(words)} ops, more than the harness's {self.depth}")
+            fields = PeDriver.op_fields(cfg.pe, [op for op, _ in words], prefix="op.")
+            fields["mask"] = [m for _, m in words]
+            jobs.append(Job(pack(self.in_layout, fields),
+                            yields=[cfg.depth if op.kind == "end" else 0 for op, _ in words], **job_options))
+        return jobs
+
+    def layer_outputs(self, args, results):
+        """RTL ``({"y", "mults", "stalls"}, cycles)`` of one layer: every run's PE tiles overlap-added."""
+        cfg = self.cfg
+        x, w, bias = args["x"], args["w"], args["bias"]
+        plan_ = plan(cfg, x, w, args["tiling"])
+        placed, mults, stalls = [], 0, 0
+        for run, result in zip(plan_.runs, results):
+            fields = unpack(self.out_layout, result.words)
+            golden_tiles = array_run(cfg, plan_, run, x, w, bias)["tiles"]
+            for k, tile in enumerate(golden_tiles):
+                if tile is None:
+                    continue
+                ids, (h0, w0), golden_y = tile
+                y, tile_mults, tile_stalls = PeDriver.decode_fields(
+                    cfg.pe, fields, len(ids), golden_y.shape[1] - cfg.r + 1, golden_y.shape[2] - cfg.s + 1,
+                    prefix=f"pe{k}.")
+                placed.append((ids, h0, w0, y))
+                mults, stalls = mults + tile_mults, stalls + tile_stalls
+        y = overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled)
         return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)

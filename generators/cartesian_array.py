@@ -13,11 +13,12 @@ __all__ = ["CartesianArray"]
 class CartesianArray(wiring.Component):
     """``groups × pes_per_group`` CartesianPEs (docs/cscnn.md, golden.cartesian_array).
 
-    Input ``op`` (stream of ``array_op_layout``): a PE op and a mask; the word is handed to every masked PE
-    at once, in the cycle all of them have room in their two-entry input buffers (weights broadcast to a
-    group, activations to the PEs of a planar tile, biases and ``end`` as the tiling needs: the tiling is
-    the stream's data). Output ``y`` (stream of ``array_result_layout``): the PEs drain in lock step, one
-    word holding row k of every PE, sent when every PE has its row k ready (each PE is ended once per run).
+    Input ``op`` (stream of ``array_op_layout``): a PE op and a mask; the word is handed to every masked PE at
+    once, in the cycle all of them have room in their input buffers (``op_buffer`` entries each; weights
+    broadcast to a group, activations to the PEs of a planar tile, biases and ``end`` as the tiling needs: the
+    tiling is the stream's data). Output ``y`` (stream of ``array_result_layout``): the PEs drain in lock
+    step, one word holding row k of every PE, sent when every PE has its row k ready (each PE is ended once
+    per run).
 
     Throughput: each PE as CartesianPE; the op stream moves one word per cycle while the masked PEs have
     room. Latency: none added (the PEs' own), the output word a combinational join of the PEs' registered rows.

@@ -35,7 +35,7 @@ class CartesianPE(wiring.Component):
     and ``stalls`` counters.
 
     Throughput: one pair per cycle without bank conflicts (each conflict adds a stall cycle); one
-    op per cycle otherwise. Latency: ops pass a two-entry input buffer (one cycle); the drain starts
+    op per cycle otherwise. Latency: ops pass an input buffer of ``cfg.op_buffer`` entries (one cycle); the drain starts
     two cycles after the last pair's final dispatch (its grants pass the arbitration stage) and shows
     row k at k + 2 cycles (``cfg.depth + 1`` cycles to the last row).
     Composing into an array: ``op`` vectors may be broadcast to several PEs, a PE's filters are
@@ -67,9 +67,9 @@ class CartesianPE(wiring.Component):
         filter_bits = (cfg.filters - 1).bit_length()
         # Control state.
         clearing = Signal(init=1)            # zeroing every bank row after reset (no op is taken meanwhile)
-        # Ops enter a two-entry buffer (one op per cycle, a cycle's latency): the PE takes them from registers, and
-        # op.ready is the buffer's, so the dispatch stage's handshake stays inside the PE.
-        m.submodules.op_buffer = op_buffer = fifo.SyncFIFO(width=len(self.op.payload.as_value()), depth=2)
+        # Ops enter a buffer of cfg.op_buffer entries (one op per cycle, a cycle's latency): the PE takes them from
+        # registers, and op.ready is the buffer's, so the dispatch stage's handshake stays inside the PE.
+        m.submodules.op_buffer = op_buffer = fifo.SyncFIFO(width=len(self.op.payload.as_value()), depth=cfg.op_buffer)
         m.d.comb += [op_buffer.w_data.eq(self.op.payload), op_buffer.w_en.eq(self.op.valid & self.op.ready),
                      self.op.ready.eq(op_buffer.w_rdy & ~clearing)]
         op = data.View(op_layout(cfg), op_buffer.r_data)

@@ -444,6 +444,8 @@ class PeConfig(_Preset):
         Filter height and width.
     relu : bool
         The PPU applies ReLU after the bias.
+    op_buffer : int
+        Entries of the PE's input buffer (ops it may hold ahead of the one it works on).
     """
 
     name: str
@@ -457,6 +459,7 @@ class PeConfig(_Preset):
     r: int = 3
     s: int = 3
     relu: bool = False
+    op_buffer: int = 2
 
     def __post_init__(self):
         self._check_name()
@@ -471,6 +474,7 @@ class PeConfig(_Preset):
         _require_int("tile_w", self.tile_w, 1, 64)
         _require_int("r", self.r, 1, 7)
         _require_int("s", self.s, 1, 7)
+        _require_int("op_buffer", self.op_buffer, 2, 64)
 
     @property
     def block(self):
@@ -527,11 +531,13 @@ class PeArrayConfig(PeConfig):
         PE sub-arrays (output-channel groups of mixed tiling).
     pes_per_group : int
         PEs per sub-array (planar tiles of mixed tiling, sharing the group's weights).
-    The PeConfig parameters describe each PE; ``relu`` must be off (PEs hold partial sums of tiles).
+    The PeConfig parameters describe each PE; ``relu`` must be off (PEs hold partial sums of tiles) and
+    ``op_buffer`` is 8 (PEs sharing broadcast ops may drift apart by that many ops).
     """
 
     groups: int = 2
     pes_per_group: int = 2
+    op_buffer: int = 8
 
     def __post_init__(self):
         super().__post_init__()
@@ -555,9 +561,9 @@ class PeArrayConfig(PeConfig):
 
     @property
     def pe(self):
-        """One PE of the array (module ``<scnn|cscnn>_pe_<name>``)."""
+        """One PE of the array (module ``<scnn|cscnn>_pe_<name>_array``)."""
         names = {f.name for f in fields(PeConfig)}
-        return PeConfig(**{k: v for k, v in self.params().items() if k in names}, name=self.name)
+        return PeConfig(**{k: v for k, v in self.params().items() if k in names}, name=f"{self.name}_array")
 
     def notation(self):
         return f"{self.groups}x{self.pes_per_group}x{self.px}x{self.py}"

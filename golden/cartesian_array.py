@@ -176,7 +176,8 @@ def check_array_layer(cfg, x, w, bias, tiling):
 
 
 def array_conv(cfg, x, w, bias, tiling="mixed"):
-    """Golden layer on the array: ``{"y": int32 [F, H+R-1, W+S-1], "mults", "stalls", "cycles", "runs"}``."""
+    """Golden layer on the array: ``{"y": int32 [F, H+R-1, W+S-1], "mults", "stalls", "cycles"}``, and its plan's
+    ``runs``, ``t_k``, ``t_h``, ``t_w``."""
     check_array_layer(cfg, x, w, bias, tiling)
     plan_ = plan(cfg, x, w, tiling)
     totals = {"mults": 0, "stalls": 0, "cycles": 0}
@@ -186,4 +187,5 @@ def array_conv(cfg, x, w, bias, tiling="mixed"):
         placed += [(ids, h0, w0, y) for ids, (h0, w0), y in filter(None, out["tiles"])]
         for key in totals:
             totals[key] += out[key]
-    return {"y": overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled), **totals, "runs": len(plan_.runs)}
+    return {"y": overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled), **totals, "runs": len(plan_.runs),
+            "t_k": plan_.t_k, "t_h": plan_.t_h, "t_w": plan_.t_w}

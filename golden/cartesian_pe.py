@@ -19,13 +19,13 @@ so a pair occupies the dispatch stage ``max(1, most products aimed at one bank o
 cycles; every cycle beyond the first is a stall. ``end`` drains the banks row by row through the PPU
 (AB0 + AB1 + bias, optional ReLU), one word of ``banks`` outputs per row, and clears them.
 
-Cycle model (no bubbles, no back-pressure; cycle 0 accepts the first op into the PE's two-entry input buffer,
-from which the PE takes it in cycle 1): ``bias``/``act``/``end``
-take one cycle each; a weight vector accepted in cycle t loads its first pair into the dispatch
-stage in cycle max(t+1, the cycle the stage finishes its current pair), each further pair when the
-one before finishes, and the next op is accepted in the cycle its last pair loads. The drain starts
-the cycle after the ``end`` op and two cycles after the last pair's final cycle (its grants pass the
-arbitration stage), reads one row per cycle and shows a row two cycles after its read: cycles = drain
+Cycle model (no bubbles, no back-pressure; cycle 0 accepts the first op into the PE's input buffer of
+``op_buffer`` entries, from which the PE takes it in cycle 1, and accepts an op once the op ``op_buffer``
+before it was taken): ``bias``/``act``/``end`` take one cycle each; a weight vector accepted in cycle t loads
+its first pair into the dispatch stage in cycle max(t+1, the cycle the stage finishes its current pair), each
+further pair when the one before finishes, and the next op is accepted in the cycle its last pair loads. The
+drain starts the cycle after the ``end`` op and two cycles after the last pair's final cycle (its grants pass
+the arbitration stage), reads one row per cycle and shows a row two cycles after its read: cycles = drain
 start + depth + 2.
 """
 
@@ -124,7 +124,7 @@ class PeRun:
 
     ``take(op, arrival)``: the op, written into the input buffer in cycle ``arrival``, is taken in cycle
     max(arrival + 1, the cycle the PE is ready for it); returns that cycle. ``room()``: the first cycle the
-    input buffer has room for the next op (the op two before it taken). After ``end``, ``drain_start``.
+    input buffer has room for the next op (the op ``op_buffer`` before it taken). After ``end``, ``drain_start``.
     """
 
     def __init__(self, cfg, n_filters):
@@ -140,7 +140,8 @@ class PeRun:
         self.drain_start = None
 
     def room(self):
-        return self.takes[-2] + 1 if len(self.takes) >= 2 else 0
+        depth = self.cfg.op_buffer
+        return self.takes[-depth] + 1 if len(self.takes) >= depth else 0
 
     def take(self, op, arrival):
         cfg = self.cfg

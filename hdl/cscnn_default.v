@@ -2,7 +2,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module cscnn_pe_default_bank(ren, waddr, wdata, we, clk, rst, rdata, raddr);
+module cscnn_pe_default_array_bank(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   input clk;
   wire clk;
   input [3:0] raddr;
@@ -50,7 +50,7 @@ endmodule
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
+module cscnn_pe_default_array(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -18067,7 +18067,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
   assign \$2060  = \$2032 [14] ? d_row0_14 : 4'h0;
   assign \$2061  = \$2059  | \$2060 ;
   assign \$2062  = \$2032 [15] ? d_row0_15 : 4'h0;
-  cscnn_pe_default_bank bank0_0 (
+  cscnn_pe_default_array_bank bank0_0 (
     .clk(clk),
     .raddr(bank0_0_raddr),
     .rdata(bank0_0_rdata),
@@ -18077,7 +18077,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_0_wdata),
     .we(bank0_0_we)
   );
-  cscnn_pe_default_bank bank0_1 (
+  cscnn_pe_default_array_bank bank0_1 (
     .clk(clk),
     .raddr(bank0_1_raddr),
     .rdata(bank0_1_rdata),
@@ -18087,7 +18087,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_1_wdata),
     .we(bank0_1_we)
   );
-  cscnn_pe_default_bank bank0_10 (
+  cscnn_pe_default_array_bank bank0_10 (
     .clk(clk),
     .raddr(bank0_10_raddr),
     .rdata(bank0_10_rdata),
@@ -18097,7 +18097,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_10_wdata),
     .we(bank0_10_we)
   );
-  cscnn_pe_default_bank bank0_11 (
+  cscnn_pe_default_array_bank bank0_11 (
     .clk(clk),
     .raddr(bank0_11_raddr),
     .rdata(bank0_11_rdata),
@@ -18107,7 +18107,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_11_wdata),
     .we(bank0_11_we)
   );
-  cscnn_pe_default_bank bank0_12 (
+  cscnn_pe_default_array_bank bank0_12 (
     .clk(clk),
     .raddr(bank0_12_raddr),
     .rdata(bank0_12_rdata),
@@ -18117,7 +18117,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_12_wdata),
     .we(bank0_12_we)
   );
-  cscnn_pe_default_bank bank0_13 (
+  cscnn_pe_default_array_bank bank0_13 (
     .clk(clk),
     .raddr(bank0_13_raddr),
     .rdata(bank0_13_rdata),
@@ -18127,7 +18127,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_13_wdata),
     .we(bank0_13_we)
   );
-  cscnn_pe_default_bank bank0_14 (
+  cscnn_pe_default_array_bank bank0_14 (
     .clk(clk),
     .raddr(bank0_14_raddr),
     .rdata(bank0_14_rdata),
@@ -18137,7 +18137,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_14_wdata),
     .we(bank0_14_we)
   );
-  cscnn_pe_default_bank bank0_15 (
+  cscnn_pe_default_array_bank bank0_15 (
     .clk(clk),
     .raddr(bank0_15_raddr),
     .rdata(bank0_15_rdata),
@@ -18147,7 +18147,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_15_wdata),
     .we(bank0_15_we)
   );
-  cscnn_pe_default_bank bank0_16 (
+  cscnn_pe_default_array_bank bank0_16 (
     .clk(clk),
     .raddr(bank0_16_raddr),
     .rdata(bank0_16_rdata),
@@ -18157,7 +18157,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_16_wdata),
     .we(bank0_16_we)
   );
-  cscnn_pe_default_bank bank0_17 (
+  cscnn_pe_default_array_bank bank0_17 (
     .clk(clk),
     .raddr(bank0_17_raddr),
     .rdata(bank0_17_rdata),
@@ -18167,7 +18167,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_17_wdata),
     .we(bank0_17_we)
   );
-  cscnn_pe_default_bank bank0_18 (
+  cscnn_pe_default_array_bank bank0_18 (
     .clk(clk),
     .raddr(bank0_18_raddr),
     .rdata(bank0_18_rdata),
@@ -18177,7 +18177,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_18_wdata),
     .we(bank0_18_we)
   );
-  cscnn_pe_default_bank bank0_19 (
+  cscnn_pe_default_array_bank bank0_19 (
     .clk(clk),
     .raddr(bank0_19_raddr),
     .rdata(bank0_19_rdata),
@@ -18187,7 +18187,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_19_wdata),
     .we(bank0_19_we)
   );
-  cscnn_pe_default_bank bank0_2 (
+  cscnn_pe_default_array_bank bank0_2 (
     .clk(clk),
     .raddr(bank0_2_raddr),
     .rdata(bank0_2_rdata),
@@ -18197,7 +18197,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_2_wdata),
     .we(bank0_2_we)
   );
-  cscnn_pe_default_bank bank0_20 (
+  cscnn_pe_default_array_bank bank0_20 (
     .clk(clk),
     .raddr(bank0_20_raddr),
     .rdata(bank0_20_rdata),
@@ -18207,7 +18207,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_20_wdata),
     .we(bank0_20_we)
   );
-  cscnn_pe_default_bank bank0_21 (
+  cscnn_pe_default_array_bank bank0_21 (
     .clk(clk),
     .raddr(bank0_21_raddr),
     .rdata(bank0_21_rdata),
@@ -18217,7 +18217,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_21_wdata),
     .we(bank0_21_we)
   );
-  cscnn_pe_default_bank bank0_22 (
+  cscnn_pe_default_array_bank bank0_22 (
     .clk(clk),
     .raddr(bank0_22_raddr),
     .rdata(bank0_22_rdata),
@@ -18227,7 +18227,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_22_wdata),
     .we(bank0_22_we)
   );
-  cscnn_pe_default_bank bank0_23 (
+  cscnn_pe_default_array_bank bank0_23 (
     .clk(clk),
     .raddr(bank0_23_raddr),
     .rdata(bank0_23_rdata),
@@ -18237,7 +18237,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_23_wdata),
     .we(bank0_23_we)
   );
-  cscnn_pe_default_bank bank0_24 (
+  cscnn_pe_default_array_bank bank0_24 (
     .clk(clk),
     .raddr(bank0_24_raddr),
     .rdata(bank0_24_rdata),
@@ -18247,7 +18247,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_24_wdata),
     .we(bank0_24_we)
   );
-  cscnn_pe_default_bank bank0_25 (
+  cscnn_pe_default_array_bank bank0_25 (
     .clk(clk),
     .raddr(bank0_25_raddr),
     .rdata(bank0_25_rdata),
@@ -18257,7 +18257,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_25_wdata),
     .we(bank0_25_we)
   );
-  cscnn_pe_default_bank bank0_26 (
+  cscnn_pe_default_array_bank bank0_26 (
     .clk(clk),
     .raddr(bank0_26_raddr),
     .rdata(bank0_26_rdata),
@@ -18267,7 +18267,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_26_wdata),
     .we(bank0_26_we)
   );
-  cscnn_pe_default_bank bank0_27 (
+  cscnn_pe_default_array_bank bank0_27 (
     .clk(clk),
     .raddr(bank0_27_raddr),
     .rdata(bank0_27_rdata),
@@ -18277,7 +18277,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_27_wdata),
     .we(bank0_27_we)
   );
-  cscnn_pe_default_bank bank0_28 (
+  cscnn_pe_default_array_bank bank0_28 (
     .clk(clk),
     .raddr(bank0_28_raddr),
     .rdata(bank0_28_rdata),
@@ -18287,7 +18287,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_28_wdata),
     .we(bank0_28_we)
   );
-  cscnn_pe_default_bank bank0_29 (
+  cscnn_pe_default_array_bank bank0_29 (
     .clk(clk),
     .raddr(bank0_29_raddr),
     .rdata(bank0_29_rdata),
@@ -18297,7 +18297,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_29_wdata),
     .we(bank0_29_we)
   );
-  cscnn_pe_default_bank bank0_3 (
+  cscnn_pe_default_array_bank bank0_3 (
     .clk(clk),
     .raddr(bank0_3_raddr),
     .rdata(bank0_3_rdata),
@@ -18307,7 +18307,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_3_wdata),
     .we(bank0_3_we)
   );
-  cscnn_pe_default_bank bank0_30 (
+  cscnn_pe_default_array_bank bank0_30 (
     .clk(clk),
     .raddr(bank0_30_raddr),
     .rdata(bank0_30_rdata),
@@ -18317,7 +18317,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_30_wdata),
     .we(bank0_30_we)
   );
-  cscnn_pe_default_bank bank0_31 (
+  cscnn_pe_default_array_bank bank0_31 (
     .clk(clk),
     .raddr(bank0_31_raddr),
     .rdata(bank0_31_rdata),
@@ -18327,7 +18327,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_31_wdata),
     .we(bank0_31_we)
   );
-  cscnn_pe_default_bank bank0_4 (
+  cscnn_pe_default_array_bank bank0_4 (
     .clk(clk),
     .raddr(bank0_4_raddr),
     .rdata(bank0_4_rdata),
@@ -18337,7 +18337,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_4_wdata),
     .we(bank0_4_we)
   );
-  cscnn_pe_default_bank bank0_5 (
+  cscnn_pe_default_array_bank bank0_5 (
     .clk(clk),
     .raddr(bank0_5_raddr),
     .rdata(bank0_5_rdata),
@@ -18347,7 +18347,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_5_wdata),
     .we(bank0_5_we)
   );
-  cscnn_pe_default_bank bank0_6 (
+  cscnn_pe_default_array_bank bank0_6 (
     .clk(clk),
     .raddr(bank0_6_raddr),
     .rdata(bank0_6_rdata),
@@ -18357,7 +18357,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_6_wdata),
     .we(bank0_6_we)
   );
-  cscnn_pe_default_bank bank0_7 (
+  cscnn_pe_default_array_bank bank0_7 (
     .clk(clk),
     .raddr(bank0_7_raddr),
     .rdata(bank0_7_rdata),
@@ -18367,7 +18367,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_7_wdata),
     .we(bank0_7_we)
   );
-  cscnn_pe_default_bank bank0_8 (
+  cscnn_pe_default_array_bank bank0_8 (
     .clk(clk),
     .raddr(bank0_8_raddr),
     .rdata(bank0_8_rdata),
@@ -18377,7 +18377,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_8_wdata),
     .we(bank0_8_we)
   );
-  cscnn_pe_default_bank bank0_9 (
+  cscnn_pe_default_array_bank bank0_9 (
     .clk(clk),
     .raddr(bank0_9_raddr),
     .rdata(bank0_9_rdata),
@@ -18387,7 +18387,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank0_9_wdata),
     .we(bank0_9_we)
   );
-  cscnn_pe_default_bank bank1_0 (
+  cscnn_pe_default_array_bank bank1_0 (
     .clk(clk),
     .raddr(bank1_0_raddr),
     .rdata(bank1_0_rdata),
@@ -18397,7 +18397,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_0_wdata),
     .we(bank1_0_we)
   );
-  cscnn_pe_default_bank bank1_1 (
+  cscnn_pe_default_array_bank bank1_1 (
     .clk(clk),
     .raddr(bank1_1_raddr),
     .rdata(bank1_1_rdata),
@@ -18407,7 +18407,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_1_wdata),
     .we(bank1_1_we)
   );
-  cscnn_pe_default_bank bank1_10 (
+  cscnn_pe_default_array_bank bank1_10 (
     .clk(clk),
     .raddr(bank1_10_raddr),
     .rdata(bank1_10_rdata),
@@ -18417,7 +18417,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_10_wdata),
     .we(bank1_10_we)
   );
-  cscnn_pe_default_bank bank1_11 (
+  cscnn_pe_default_array_bank bank1_11 (
     .clk(clk),
     .raddr(bank1_11_raddr),
     .rdata(bank1_11_rdata),
@@ -18427,7 +18427,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_11_wdata),
     .we(bank1_11_we)
   );
-  cscnn_pe_default_bank bank1_12 (
+  cscnn_pe_default_array_bank bank1_12 (
     .clk(clk),
     .raddr(bank1_12_raddr),
     .rdata(bank1_12_rdata),
@@ -18437,7 +18437,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_12_wdata),
     .we(bank1_12_we)
   );
-  cscnn_pe_default_bank bank1_13 (
+  cscnn_pe_default_array_bank bank1_13 (
     .clk(clk),
     .raddr(bank1_13_raddr),
     .rdata(bank1_13_rdata),
@@ -18447,7 +18447,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_13_wdata),
     .we(bank1_13_we)
   );
-  cscnn_pe_default_bank bank1_14 (
+  cscnn_pe_default_array_bank bank1_14 (
     .clk(clk),
     .raddr(bank1_14_raddr),
     .rdata(bank1_14_rdata),
@@ -18457,7 +18457,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_14_wdata),
     .we(bank1_14_we)
   );
-  cscnn_pe_default_bank bank1_15 (
+  cscnn_pe_default_array_bank bank1_15 (
     .clk(clk),
     .raddr(bank1_15_raddr),
     .rdata(bank1_15_rdata),
@@ -18467,7 +18467,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_15_wdata),
     .we(bank1_15_we)
   );
-  cscnn_pe_default_bank bank1_16 (
+  cscnn_pe_default_array_bank bank1_16 (
     .clk(clk),
     .raddr(bank1_16_raddr),
     .rdata(bank1_16_rdata),
@@ -18477,7 +18477,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_16_wdata),
     .we(bank1_16_we)
   );
-  cscnn_pe_default_bank bank1_17 (
+  cscnn_pe_default_array_bank bank1_17 (
     .clk(clk),
     .raddr(bank1_17_raddr),
     .rdata(bank1_17_rdata),
@@ -18487,7 +18487,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_17_wdata),
     .we(bank1_17_we)
   );
-  cscnn_pe_default_bank bank1_18 (
+  cscnn_pe_default_array_bank bank1_18 (
     .clk(clk),
     .raddr(bank1_18_raddr),
     .rdata(bank1_18_rdata),
@@ -18497,7 +18497,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_18_wdata),
     .we(bank1_18_we)
   );
-  cscnn_pe_default_bank bank1_19 (
+  cscnn_pe_default_array_bank bank1_19 (
     .clk(clk),
     .raddr(bank1_19_raddr),
     .rdata(bank1_19_rdata),
@@ -18507,7 +18507,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_19_wdata),
     .we(bank1_19_we)
   );
-  cscnn_pe_default_bank bank1_2 (
+  cscnn_pe_default_array_bank bank1_2 (
     .clk(clk),
     .raddr(bank1_2_raddr),
     .rdata(bank1_2_rdata),
@@ -18517,7 +18517,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_2_wdata),
     .we(bank1_2_we)
   );
-  cscnn_pe_default_bank bank1_20 (
+  cscnn_pe_default_array_bank bank1_20 (
     .clk(clk),
     .raddr(bank1_20_raddr),
     .rdata(bank1_20_rdata),
@@ -18527,7 +18527,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_20_wdata),
     .we(bank1_20_we)
   );
-  cscnn_pe_default_bank bank1_21 (
+  cscnn_pe_default_array_bank bank1_21 (
     .clk(clk),
     .raddr(bank1_21_raddr),
     .rdata(bank1_21_rdata),
@@ -18537,7 +18537,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_21_wdata),
     .we(bank1_21_we)
   );
-  cscnn_pe_default_bank bank1_22 (
+  cscnn_pe_default_array_bank bank1_22 (
     .clk(clk),
     .raddr(bank1_22_raddr),
     .rdata(bank1_22_rdata),
@@ -18547,7 +18547,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_22_wdata),
     .we(bank1_22_we)
   );
-  cscnn_pe_default_bank bank1_23 (
+  cscnn_pe_default_array_bank bank1_23 (
     .clk(clk),
     .raddr(bank1_23_raddr),
     .rdata(bank1_23_rdata),
@@ -18557,7 +18557,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_23_wdata),
     .we(bank1_23_we)
   );
-  cscnn_pe_default_bank bank1_24 (
+  cscnn_pe_default_array_bank bank1_24 (
     .clk(clk),
     .raddr(bank1_24_raddr),
     .rdata(bank1_24_rdata),
@@ -18567,7 +18567,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_24_wdata),
     .we(bank1_24_we)
   );
-  cscnn_pe_default_bank bank1_25 (
+  cscnn_pe_default_array_bank bank1_25 (
     .clk(clk),
     .raddr(bank1_25_raddr),
     .rdata(bank1_25_rdata),
@@ -18577,7 +18577,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_25_wdata),
     .we(bank1_25_we)
   );
-  cscnn_pe_default_bank bank1_26 (
+  cscnn_pe_default_array_bank bank1_26 (
     .clk(clk),
     .raddr(bank1_26_raddr),
     .rdata(bank1_26_rdata),
@@ -18587,7 +18587,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_26_wdata),
     .we(bank1_26_we)
   );
-  cscnn_pe_default_bank bank1_27 (
+  cscnn_pe_default_array_bank bank1_27 (
     .clk(clk),
     .raddr(bank1_27_raddr),
     .rdata(bank1_27_rdata),
@@ -18597,7 +18597,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_27_wdata),
     .we(bank1_27_we)
   );
-  cscnn_pe_default_bank bank1_28 (
+  cscnn_pe_default_array_bank bank1_28 (
     .clk(clk),
     .raddr(bank1_28_raddr),
     .rdata(bank1_28_rdata),
@@ -18607,7 +18607,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_28_wdata),
     .we(bank1_28_we)
   );
-  cscnn_pe_default_bank bank1_29 (
+  cscnn_pe_default_array_bank bank1_29 (
     .clk(clk),
     .raddr(bank1_29_raddr),
     .rdata(bank1_29_rdata),
@@ -18617,7 +18617,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_29_wdata),
     .we(bank1_29_we)
   );
-  cscnn_pe_default_bank bank1_3 (
+  cscnn_pe_default_array_bank bank1_3 (
     .clk(clk),
     .raddr(bank1_3_raddr),
     .rdata(bank1_3_rdata),
@@ -18627,7 +18627,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_3_wdata),
     .we(bank1_3_we)
   );
-  cscnn_pe_default_bank bank1_30 (
+  cscnn_pe_default_array_bank bank1_30 (
     .clk(clk),
     .raddr(bank1_30_raddr),
     .rdata(bank1_30_rdata),
@@ -18637,7 +18637,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_30_wdata),
     .we(bank1_30_we)
   );
-  cscnn_pe_default_bank bank1_31 (
+  cscnn_pe_default_array_bank bank1_31 (
     .clk(clk),
     .raddr(bank1_31_raddr),
     .rdata(bank1_31_rdata),
@@ -18647,7 +18647,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_31_wdata),
     .we(bank1_31_we)
   );
-  cscnn_pe_default_bank bank1_4 (
+  cscnn_pe_default_array_bank bank1_4 (
     .clk(clk),
     .raddr(bank1_4_raddr),
     .rdata(bank1_4_rdata),
@@ -18657,7 +18657,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_4_wdata),
     .we(bank1_4_we)
   );
-  cscnn_pe_default_bank bank1_5 (
+  cscnn_pe_default_array_bank bank1_5 (
     .clk(clk),
     .raddr(bank1_5_raddr),
     .rdata(bank1_5_rdata),
@@ -18667,7 +18667,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_5_wdata),
     .we(bank1_5_we)
   );
-  cscnn_pe_default_bank bank1_6 (
+  cscnn_pe_default_array_bank bank1_6 (
     .clk(clk),
     .raddr(bank1_6_raddr),
     .rdata(bank1_6_rdata),
@@ -18677,7 +18677,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_6_wdata),
     .we(bank1_6_we)
   );
-  cscnn_pe_default_bank bank1_7 (
+  cscnn_pe_default_array_bank bank1_7 (
     .clk(clk),
     .raddr(bank1_7_raddr),
     .rdata(bank1_7_rdata),
@@ -18687,7 +18687,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_7_wdata),
     .we(bank1_7_we)
   );
-  cscnn_pe_default_bank bank1_8 (
+  cscnn_pe_default_array_bank bank1_8 (
     .clk(clk),
     .raddr(bank1_8_raddr),
     .rdata(bank1_8_rdata),
@@ -18697,7 +18697,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_8_wdata),
     .we(bank1_8_we)
   );
-  cscnn_pe_default_bank bank1_9 (
+  cscnn_pe_default_array_bank bank1_9 (
     .clk(clk),
     .raddr(bank1_9_raddr),
     .rdata(bank1_9_rdata),
@@ -18707,7 +18707,7 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
     .wdata(bank1_9_wdata),
     .we(bank1_9_we)
   );
-  \cscnn_pe_default.op_buffer  op_buffer (
+  \cscnn_pe_default_array.op_buffer  op_buffer (
     .clk(clk),
     .r_data(r_data),
     .r_en(take),
@@ -25219,39 +25219,39 @@ module cscnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y_
 endmodule
 
 (* generator = "Amaranth" *)
-module \cscnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w_port__data);
+module \cscnn_pe_default_array.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w_port__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [2:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg [1:0] \$17 ;
-  wire [1:0] \$2 ;
+  wire [4:0] \$14 ;
+  reg [2:0] \$15 ;
+  reg [2:0] \$16 ;
+  reg [3:0] \$17 ;
+  wire [3:0] \$2 ;
   wire \$3 ;
-  wire [1:0] \$4 ;
+  wire [3:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire [2:0] \$9 ;
+  wire [4:0] \$9 ;
   input clk;
   wire clk;
-  (* init = 1'h0 *)
-  wire consume;
-  reg [1:0] level = 2'h0;
-  (* init = 1'h0 *)
-  wire produce;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  reg [3:0] level = 4'h0;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
   output [156:0] r_data;
   wire [156:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 2'h0 *)
-  wire [1:0] r_level;
-  reg r_port__addr = 1'h0;
+  (* init = 4'h0 *)
+  wire [3:0] r_level;
+  reg [2:0] r_port__addr = 3'h0;
   wire [156:0] r_port__data;
   output r_rdy;
   wire r_rdy;
@@ -25260,21 +25260,21 @@ module \cscnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, 
   wire [156:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 2'h0 *)
-  wire [1:0] w_level;
-  reg w_port__addr = 1'h0;
+  (* init = 4'h0 *)
+  wire [3:0] w_level;
+  reg [2:0] w_port__addr = 3'h0;
   input [156:0] w_port__data;
   wire [156:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [156:0] storage [1:0];
+  reg [156:0] storage [7:0];
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 2'h2;
+  assign w_rdy = level != 4'h8;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
@@ -25301,33 +25301,33 @@ module \cscnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, 
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [0];
+      \$15  = \$2 [2:0];
     end
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
-      \$16  = \$4 [0];
+      \$16  = \$4 [2:0];
     end
     if (rst) begin
-      \$16  = 1'h0;
+      \$16  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = level;
     if (\$8 ) begin
-      \$17  = \$9 [1:0];
+      \$17  = \$9 [3:0];
     end
     if (\$13 ) begin
-      \$17  = \$14 [1:0];
+      \$17  = \$14 [3:0];
     end
     if (rst) begin
-      \$17  = 2'h0;
+      \$17  = 4'h0;
     end
   end
   assign w_level = level;
@@ -25611,7 +25611,7 @@ module cscnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__va
   assign \$18  = op__valid & op__payload[160];
   assign \$19  = \$18  & op__ready;
   assign \$20  = y__ready & y__valid;
-  cscnn_pe_default pe0 (
+  cscnn_pe_default_array pe0 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_0),
@@ -25621,7 +25621,7 @@ module cscnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__va
     .y__ready(\$11 ),
     .y__valid(row_valid_0)
   );
-  cscnn_pe_default pe1 (
+  cscnn_pe_default_array pe1 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_1),
@@ -25631,7 +25631,7 @@ module cscnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__va
     .y__ready(\$14 ),
     .y__valid(row_valid_1)
   );
-  cscnn_pe_default pe2 (
+  cscnn_pe_default_array pe2 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_2),
@@ -25641,7 +25641,7 @@ module cscnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__va
     .y__ready(\$17 ),
     .y__valid(row_valid_2)
   );
-  cscnn_pe_default pe3 (
+  cscnn_pe_default_array pe3 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_3),

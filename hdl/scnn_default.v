@@ -2,7 +2,7 @@
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module scnn_pe_default_bank(ren, waddr, wdata, we, clk, rst, rdata, raddr);
+module scnn_pe_default_array_bank(ren, waddr, wdata, we, clk, rst, rdata, raddr);
   input clk;
   wire clk;
   input [3:0] raddr;
@@ -50,7 +50,7 @@ endmodule
 
 (* top =  1  *)
 (* generator = "Amaranth" *)
-module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
+module scnn_pe_default_array(op__valid, y__ready, clk, rst, op__ready, y__payload, y__valid, op__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -9325,7 +9325,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     bias_2 <= \$3968 ;
   always @(posedge clk)
     bias_3 <= \$3969 ;
-  scnn_pe_default_bank bank0_0 (
+  scnn_pe_default_array_bank bank0_0 (
     .clk(clk),
     .raddr(bank0_0_raddr),
     .rdata(bank0_0_rdata),
@@ -9335,7 +9335,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_0_wdata),
     .we(bank0_0_we)
   );
-  scnn_pe_default_bank bank0_1 (
+  scnn_pe_default_array_bank bank0_1 (
     .clk(clk),
     .raddr(bank0_1_raddr),
     .rdata(bank0_1_rdata),
@@ -9345,7 +9345,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_1_wdata),
     .we(bank0_1_we)
   );
-  scnn_pe_default_bank bank0_10 (
+  scnn_pe_default_array_bank bank0_10 (
     .clk(clk),
     .raddr(bank0_10_raddr),
     .rdata(bank0_10_rdata),
@@ -9355,7 +9355,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_10_wdata),
     .we(bank0_10_we)
   );
-  scnn_pe_default_bank bank0_11 (
+  scnn_pe_default_array_bank bank0_11 (
     .clk(clk),
     .raddr(bank0_11_raddr),
     .rdata(bank0_11_rdata),
@@ -9365,7 +9365,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_11_wdata),
     .we(bank0_11_we)
   );
-  scnn_pe_default_bank bank0_12 (
+  scnn_pe_default_array_bank bank0_12 (
     .clk(clk),
     .raddr(bank0_12_raddr),
     .rdata(bank0_12_rdata),
@@ -9375,7 +9375,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_12_wdata),
     .we(bank0_12_we)
   );
-  scnn_pe_default_bank bank0_13 (
+  scnn_pe_default_array_bank bank0_13 (
     .clk(clk),
     .raddr(bank0_13_raddr),
     .rdata(bank0_13_rdata),
@@ -9385,7 +9385,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_13_wdata),
     .we(bank0_13_we)
   );
-  scnn_pe_default_bank bank0_14 (
+  scnn_pe_default_array_bank bank0_14 (
     .clk(clk),
     .raddr(bank0_14_raddr),
     .rdata(bank0_14_rdata),
@@ -9395,7 +9395,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_14_wdata),
     .we(bank0_14_we)
   );
-  scnn_pe_default_bank bank0_15 (
+  scnn_pe_default_array_bank bank0_15 (
     .clk(clk),
     .raddr(bank0_15_raddr),
     .rdata(bank0_15_rdata),
@@ -9405,7 +9405,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_15_wdata),
     .we(bank0_15_we)
   );
-  scnn_pe_default_bank bank0_16 (
+  scnn_pe_default_array_bank bank0_16 (
     .clk(clk),
     .raddr(bank0_16_raddr),
     .rdata(bank0_16_rdata),
@@ -9415,7 +9415,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_16_wdata),
     .we(bank0_16_we)
   );
-  scnn_pe_default_bank bank0_17 (
+  scnn_pe_default_array_bank bank0_17 (
     .clk(clk),
     .raddr(bank0_17_raddr),
     .rdata(bank0_17_rdata),
@@ -9425,7 +9425,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_17_wdata),
     .we(bank0_17_we)
   );
-  scnn_pe_default_bank bank0_18 (
+  scnn_pe_default_array_bank bank0_18 (
     .clk(clk),
     .raddr(bank0_18_raddr),
     .rdata(bank0_18_rdata),
@@ -9435,7 +9435,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_18_wdata),
     .we(bank0_18_we)
   );
-  scnn_pe_default_bank bank0_19 (
+  scnn_pe_default_array_bank bank0_19 (
     .clk(clk),
     .raddr(bank0_19_raddr),
     .rdata(bank0_19_rdata),
@@ -9445,7 +9445,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_19_wdata),
     .we(bank0_19_we)
   );
-  scnn_pe_default_bank bank0_2 (
+  scnn_pe_default_array_bank bank0_2 (
     .clk(clk),
     .raddr(bank0_2_raddr),
     .rdata(bank0_2_rdata),
@@ -9455,7 +9455,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_2_wdata),
     .we(bank0_2_we)
   );
-  scnn_pe_default_bank bank0_20 (
+  scnn_pe_default_array_bank bank0_20 (
     .clk(clk),
     .raddr(bank0_20_raddr),
     .rdata(bank0_20_rdata),
@@ -9465,7 +9465,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_20_wdata),
     .we(bank0_20_we)
   );
-  scnn_pe_default_bank bank0_21 (
+  scnn_pe_default_array_bank bank0_21 (
     .clk(clk),
     .raddr(bank0_21_raddr),
     .rdata(bank0_21_rdata),
@@ -9475,7 +9475,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_21_wdata),
     .we(bank0_21_we)
   );
-  scnn_pe_default_bank bank0_22 (
+  scnn_pe_default_array_bank bank0_22 (
     .clk(clk),
     .raddr(bank0_22_raddr),
     .rdata(bank0_22_rdata),
@@ -9485,7 +9485,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_22_wdata),
     .we(bank0_22_we)
   );
-  scnn_pe_default_bank bank0_23 (
+  scnn_pe_default_array_bank bank0_23 (
     .clk(clk),
     .raddr(bank0_23_raddr),
     .rdata(bank0_23_rdata),
@@ -9495,7 +9495,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_23_wdata),
     .we(bank0_23_we)
   );
-  scnn_pe_default_bank bank0_24 (
+  scnn_pe_default_array_bank bank0_24 (
     .clk(clk),
     .raddr(bank0_24_raddr),
     .rdata(bank0_24_rdata),
@@ -9505,7 +9505,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_24_wdata),
     .we(bank0_24_we)
   );
-  scnn_pe_default_bank bank0_25 (
+  scnn_pe_default_array_bank bank0_25 (
     .clk(clk),
     .raddr(bank0_25_raddr),
     .rdata(bank0_25_rdata),
@@ -9515,7 +9515,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_25_wdata),
     .we(bank0_25_we)
   );
-  scnn_pe_default_bank bank0_26 (
+  scnn_pe_default_array_bank bank0_26 (
     .clk(clk),
     .raddr(bank0_26_raddr),
     .rdata(bank0_26_rdata),
@@ -9525,7 +9525,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_26_wdata),
     .we(bank0_26_we)
   );
-  scnn_pe_default_bank bank0_27 (
+  scnn_pe_default_array_bank bank0_27 (
     .clk(clk),
     .raddr(bank0_27_raddr),
     .rdata(bank0_27_rdata),
@@ -9535,7 +9535,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_27_wdata),
     .we(bank0_27_we)
   );
-  scnn_pe_default_bank bank0_28 (
+  scnn_pe_default_array_bank bank0_28 (
     .clk(clk),
     .raddr(bank0_28_raddr),
     .rdata(bank0_28_rdata),
@@ -9545,7 +9545,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_28_wdata),
     .we(bank0_28_we)
   );
-  scnn_pe_default_bank bank0_29 (
+  scnn_pe_default_array_bank bank0_29 (
     .clk(clk),
     .raddr(bank0_29_raddr),
     .rdata(bank0_29_rdata),
@@ -9555,7 +9555,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_29_wdata),
     .we(bank0_29_we)
   );
-  scnn_pe_default_bank bank0_3 (
+  scnn_pe_default_array_bank bank0_3 (
     .clk(clk),
     .raddr(bank0_3_raddr),
     .rdata(bank0_3_rdata),
@@ -9565,7 +9565,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_3_wdata),
     .we(bank0_3_we)
   );
-  scnn_pe_default_bank bank0_30 (
+  scnn_pe_default_array_bank bank0_30 (
     .clk(clk),
     .raddr(bank0_30_raddr),
     .rdata(bank0_30_rdata),
@@ -9575,7 +9575,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_30_wdata),
     .we(bank0_30_we)
   );
-  scnn_pe_default_bank bank0_31 (
+  scnn_pe_default_array_bank bank0_31 (
     .clk(clk),
     .raddr(bank0_31_raddr),
     .rdata(bank0_31_rdata),
@@ -9585,7 +9585,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_31_wdata),
     .we(bank0_31_we)
   );
-  scnn_pe_default_bank bank0_4 (
+  scnn_pe_default_array_bank bank0_4 (
     .clk(clk),
     .raddr(bank0_4_raddr),
     .rdata(bank0_4_rdata),
@@ -9595,7 +9595,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_4_wdata),
     .we(bank0_4_we)
   );
-  scnn_pe_default_bank bank0_5 (
+  scnn_pe_default_array_bank bank0_5 (
     .clk(clk),
     .raddr(bank0_5_raddr),
     .rdata(bank0_5_rdata),
@@ -9605,7 +9605,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_5_wdata),
     .we(bank0_5_we)
   );
-  scnn_pe_default_bank bank0_6 (
+  scnn_pe_default_array_bank bank0_6 (
     .clk(clk),
     .raddr(bank0_6_raddr),
     .rdata(bank0_6_rdata),
@@ -9615,7 +9615,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_6_wdata),
     .we(bank0_6_we)
   );
-  scnn_pe_default_bank bank0_7 (
+  scnn_pe_default_array_bank bank0_7 (
     .clk(clk),
     .raddr(bank0_7_raddr),
     .rdata(bank0_7_rdata),
@@ -9625,7 +9625,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_7_wdata),
     .we(bank0_7_we)
   );
-  scnn_pe_default_bank bank0_8 (
+  scnn_pe_default_array_bank bank0_8 (
     .clk(clk),
     .raddr(bank0_8_raddr),
     .rdata(bank0_8_rdata),
@@ -9635,7 +9635,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_8_wdata),
     .we(bank0_8_we)
   );
-  scnn_pe_default_bank bank0_9 (
+  scnn_pe_default_array_bank bank0_9 (
     .clk(clk),
     .raddr(bank0_9_raddr),
     .rdata(bank0_9_rdata),
@@ -9645,7 +9645,7 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
     .wdata(bank0_9_wdata),
     .we(bank0_9_we)
   );
-  \scnn_pe_default.op_buffer  op_buffer (
+  \scnn_pe_default_array.op_buffer  op_buffer (
     .clk(clk),
     .r_data(r_data),
     .r_en(take),
@@ -13267,39 +13267,39 @@ module scnn_pe_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__
 endmodule
 
 (* generator = "Amaranth" *)
-module \scnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w_port__data);
+module \scnn_pe_default_array.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w_port__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [2:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg [1:0] \$17 ;
-  wire [1:0] \$2 ;
+  wire [4:0] \$14 ;
+  reg [2:0] \$15 ;
+  reg [2:0] \$16 ;
+  reg [3:0] \$17 ;
+  wire [3:0] \$2 ;
   wire \$3 ;
-  wire [1:0] \$4 ;
+  wire [3:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire [2:0] \$9 ;
+  wire [4:0] \$9 ;
   input clk;
   wire clk;
-  (* init = 1'h0 *)
-  wire consume;
-  reg [1:0] level = 2'h0;
-  (* init = 1'h0 *)
-  wire produce;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  reg [3:0] level = 4'h0;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
   output [156:0] r_data;
   wire [156:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 2'h0 *)
-  wire [1:0] r_level;
-  reg r_port__addr = 1'h0;
+  (* init = 4'h0 *)
+  wire [3:0] r_level;
+  reg [2:0] r_port__addr = 3'h0;
   wire [156:0] r_port__data;
   output r_rdy;
   wire r_rdy;
@@ -13308,21 +13308,21 @@ module \scnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w
   wire [156:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 2'h0 *)
-  wire [1:0] w_level;
-  reg w_port__addr = 1'h0;
+  (* init = 4'h0 *)
+  wire [3:0] w_level;
+  reg [2:0] w_port__addr = 3'h0;
   input [156:0] w_port__data;
   wire [156:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [156:0] storage [1:0];
+  reg [156:0] storage [7:0];
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 2'h2;
+  assign w_rdy = level != 4'h8;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
@@ -13349,33 +13349,33 @@ module \scnn_pe_default.op_buffer (clk, rst, w_en, r_en, w_rdy, r_rdy, r_data, w
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [0];
+      \$15  = \$2 [2:0];
     end
     if (rst) begin
-      \$15  = 1'h0;
+      \$15  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
-      \$16  = \$4 [0];
+      \$16  = \$4 [2:0];
     end
     if (rst) begin
-      \$16  = 1'h0;
+      \$16  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = level;
     if (\$8 ) begin
-      \$17  = \$9 [1:0];
+      \$17  = \$9 [3:0];
     end
     if (\$13 ) begin
-      \$17  = \$14 [1:0];
+      \$17  = \$14 [3:0];
     end
     if (rst) begin
-      \$17  = 2'h0;
+      \$17  = 4'h0;
     end
   end
   assign w_level = level;
@@ -13659,7 +13659,7 @@ module scnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__val
   assign \$18  = op__valid & op__payload[160];
   assign \$19  = \$18  & op__ready;
   assign \$20  = y__ready & y__valid;
-  scnn_pe_default pe0 (
+  scnn_pe_default_array pe0 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_0),
@@ -13669,7 +13669,7 @@ module scnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__val
     .y__ready(\$11 ),
     .y__valid(row_valid_0)
   );
-  scnn_pe_default pe1 (
+  scnn_pe_default_array pe1 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_1),
@@ -13679,7 +13679,7 @@ module scnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__val
     .y__ready(\$14 ),
     .y__valid(row_valid_1)
   );
-  scnn_pe_default pe2 (
+  scnn_pe_default_array pe2 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_2),
@@ -13689,7 +13689,7 @@ module scnn_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__val
     .y__ready(\$17 ),
     .y__valid(row_valid_2)
   );
-  scnn_pe_default pe3 (
+  scnn_pe_default_array pe3 (
     .clk(clk),
     .op__payload(op__payload[156:0]),
     .op__ready(op_ready_3),

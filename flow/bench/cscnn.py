@@ -1,8 +1,11 @@
-"""Benchmark of the Cartesian-product PEs, CSCNN vs SCNN: Table II, products, cycles, area -> reports/bench/cscnn.json.
+"""Benchmark of the Cartesian-product PEs and PE arrays, CSCNN vs SCNN: Table II, products, cycles, tilings, area
+-> reports/bench/cscnn.json.
 
 Real layers and the 3x3 synthetic sweep run on the RTL (Verilator, each run checked bit-exact and
 cycle-exact against golden); the 5x5 sweep, which no preset holds, comes from the golden PE model
-and its cycle model, which the tests hold equal to the RTL.
+and its cycle model, which the tests hold equal to the RTL. The arrays (`cscnn`, `scnn` default: 2x2 PEs, 64
+MACs) run every compute layer of the digits CNN and LeNet-5 on the RTL under each tiling, beside one PE and the
+dense `sa_mac64` (the paper's Fig. 11a and its speedups over a dense accelerator and SCNN).
 """
 
 import argparse
@@ -13,18 +16,21 @@ import matplotlib
 import numpy as np
 from tqdm import tqdm
 
-from generators.config import CATALOG, PE_BLOCKS
+from generators.config import CATALOG, PE_BLOCKS, preset
+from golden.cartesian_array import TILINGS
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, mirror_canonical
 
 from ..harness.cosim import first_mismatch
-from ..harness.drivers.cartesian import PeDriver
-from ..harness.network import conv_inputs, load_network
+from ..harness.drivers import DRIVERS
+from ..harness.network import as_conv, conv_inputs, layer_inputs, load_network
 from ..harness.runner import REPO
+from ..synth.area import preset_area
 from ..synth.yosys import synthesize
-from ..techniques.cscnn import cscnn_models, table_ii
+from ..techniques.cscnn import cscnn_models, kernel_variant, table_ii
+from ..techniques.dense import DENSE_AT_MACS, check_array_layers
 
-__all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area"]
+__all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area", "array_table", "array_area"]
 
 BENCH_DIR = REPO / "reports" / "bench"
 DENSITIES = (0.1, 0.25, 0.5, 0.75, 1.0)
@@ -32,11 +38,13 @@ _drivers = {}
 
 
 def run_checked(cfg, inputs, sim="verilator"):
-    """RTL ``{"mults", "stalls", "cycles"}`` of one layer, refusing to report a run that differs from golden."""
-    args = PeDriver.validate(cfg, inputs)
-    golden, golden_cycles = PeDriver.golden(cfg, args)
+    """RTL ``{"mults", "stalls", "cycles"}`` of one layer on a PE or PE array, refusing to report a run that differs
+    from golden."""
+    driver = DRIVERS[cfg.block]
+    args = driver.validate(cfg, inputs)
+    golden, golden_cycles = driver.golden(cfg, args)
     if (cfg, sim) not in _drivers:
-        _drivers[cfg, sim] = PeDriver(cfg, sim)
+        _drivers[cfg, sim] = driver(cfg, sim)
     rtl, cycles = _drivers[cfg, sim].run(args)
     if first_mismatch(rtl, golden) is not None or cycles != golden_cycles:
         raise RuntimeError(f"{cfg.module}: RTL differs from golden ({first_mismatch(rtl, golden)}, "
@@ -130,6 +138,57 @@ def pe_area(*, ecp5=True, log=print):
     return {"pes": rows, "cscnn_overhead": overhead, "paper_overhead": 0.177}
 
 
+def array_table(networks=("digits", "lenet5"), images=2, *, log=print):
+    """Per network and compute layer of its cs_pruned model: RTL cycles (summed over ``images``) of the cscnn array
+    under each tiling, of one cscnn PE, of the scnn array under SCNN's planar tiling, and of the dense ``sa`` array
+    at the array's MACs on the dense network (as the demo's baseline)."""
+    rows = []
+    array = preset("cscnn", "default")
+    dense_cfg = preset(*DENSE_AT_MACS[array.macs])
+    for name in networks:
+        net = load_network(name, log=log)
+        qnet = cscnn_models(net, log=log)["cs_pruned"].qnet
+        xs = net.data.x_test[:images]
+        dense = {r["layer"]: r["cycles"] for r in check_array_layers(dense_cfg, "verilator", net.qnet, xs, log=log)}
+        acts = layer_inputs(qnet, xs)
+        for layer in tqdm(qnet.computes, desc=f"{name} layers", leave=False):
+            convs = [as_conv(layer, x) for x in acts[layer.name]]
+            w = convs[0][1]
+            variant = kernel_variant(array, w.shape[2:])
+
+            def cycles(cfg, convs=convs, bias=layer.bias, **extra):
+                return sum(run_checked(cfg, {"x": x, "w": w, "bias": bias, **extra})["cycles"] for x, w in convs)
+
+            row = {"network": name, "layer": layer.name, "filters": int(w.shape[0]), "images": len(xs),
+                   **{t: cycles(variant, tiling=t) for t in TILINGS}, "one_pe": cycles(variant.pe),
+                   "scnn_planar": cycles(kernel_variant(preset("scnn", "default"), w.shape[2:]), tiling="planar"),
+                   "dense": dense[layer.name]}
+            best = min(TILINGS, key=row.get)
+            row.update({"best": best, "mixed_vs_planar": row["planar"] / row["mixed"],
+                        "mixed_vs_channel": row["channel"] / row["mixed"],
+                        "array_vs_one_pe": row["one_pe"] / row["mixed"],
+                        "best_vs_one_pe": row["one_pe"] / row[best], "vs_dense": row["dense"] / row[best],
+                        "vs_scnn": row["scnn_planar"] / row[best]})
+            rows.append(row)
+            log(f"  {name} {layer.name}: mixed {row['mixed']}, planar {row['planar']}, channel {row['channel']}, "
+                f"one PE {row['one_pe']} cycles; mixed {row['array_vs_one_pe']:.2f}x one PE, best ({best}) "
+                f"{row['vs_dense']:.2f}x {dense_cfg.module}, {row['vs_scnn']:.2f}x SCNN")
+    return rows
+
+
+def array_area(log=print):
+    """Yosys generic logic cells and RAM bits of the default arrays (RAM leaves as SRAM macros, as the demo)."""
+    out = {}
+    for block in ("scnn", "cscnn"):
+        cfg = preset(block, "default")
+        log(f"  synthesizing {cfg.module}")
+        r = preset_area(cfg)
+        out[block] = {"module": cfg.module, "logic_cells": r["logic_cells"], "ram_bits": r["ram_bits"]}
+    out["cscnn_over_scnn"] = round(out["cscnn"]["logic_cells"] / out["scnn"]["logic_cells"] - 1, 4)
+    log(f"  CSCNN array over SCNN array: {out['cscnn_over_scnn']:+.1%} logic cells (paper: +17.7% area)")
+    return out
+
+
 def _plot(report, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -167,11 +226,20 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=5, help="test images per real layer (default 5)")
     p.add_argument("--no-synth", action="store_true", help="skip the area table")
     p.add_argument("--no-ecp5", action="store_true", help="generic cells only (no ECP5 LUTs / Fmax)")
+    p.add_argument("--arrays-only", action="store_true", help="only the PE-array tables (tilings, area)")
     args = p.parse_args(argv)
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / "cscnn.json"
     report = json.loads(path.read_text()) if path.exists() else {}
+    print("PE arrays: tilings, one PE, SCNN and dense (RTL, Verilator)")
+    report["arrays"] = array_table(images=args.images, log=tqdm.write)
+    if not args.no_synth:
+        report["array_area"] = array_area(log=tqdm.write)
+    if args.arrays_only:
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written {path}")
+        return
     network = load_network()
     models = cscnn_models(network)
     report["table_ii"] = table_ii(models, network.data.x_test)

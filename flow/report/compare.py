@@ -4,7 +4,7 @@ from generators.config import default_preset, preset
 
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import load_network
-from ..techniques.cscnn import check_pe_layers, cscnn_models
+from ..techniques.cscnn import check_cartesian_layers, cscnn_models
 from ..techniques.dense import check_array_layers
 from ..techniques.mor import check_mor_layers, engine_inputs, layer_notes, mor_tables
 from ..techniques.s2ta import check_dap_layers, s2ta_models
@@ -39,10 +39,11 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
             table += [(f"{variant}/{array.name}", sim, r,
                        f"{r['images']} image(s)" + (f", nnz_a {r['nnz_a']}" if variant == "s2ta_aw" else ""))
                       for r in rows]
-        for block in ("scnn_pe", "cscnn_pe"):
+        for block in ("scnn_pe", "cscnn_pe", "scnn", "cscnn"):
             pe = default_preset(block)
-            rows = check_pe_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
-            table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned") for r in rows]
+            rows = check_cartesian_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
+            table += [(f"{block}/{pe.name}", sim, r, f"{r['images']} image(s), cs_pruned"
+                       + (f", {r['tiling']} tiling" if "tiling" in r else "")) for r in rows]
         mor = default_preset("mor")
         rows = check_mor_layers(mor, sim, mor_layers, images=array_images, notes=layer_notes(net.qnet), log=log)
         table += [(f"mor/{mor.name}", sim, r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")

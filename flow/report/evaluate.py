@@ -82,7 +82,8 @@ class _Rtl:
 
 def _layers(rows, baseline):
     base = {b["layer"]: b for b in baseline}
-    return [{"layer": r["layer"], **{k: r[k] for k in ("preset", "fallback") if r.get(k)}, "images": r["images"],
+    return [{"layer": r["layer"], **{k: r[k] for k in ("preset", "fallback", "tiling") if r.get(k)},
+             "images": r["images"],
              "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
              "energy_pj": r["energy_pj"], "dense_energy_pj": base[r["layer"]]["energy_pj"],

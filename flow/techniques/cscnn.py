@@ -1,5 +1,7 @@
 """CSCNN: the network retrained with centrosymmetric filters and dual-pruned (Table II style: dense,
-centrosymmetric, centrosymmetric + dual pruning) on the ``cscnn_pe``, beside the ``scnn_pe`` on the same network."""
+centrosymmetric, centrosymmetric + dual pruning) on the ``cscnn`` PE array (each layer under its fastest tiling),
+beside the ``scnn`` array with SCNN's planar tiling on the same network; the tilings compared per layer (the
+paper's Fig. 11a) and the array against one of its PEs."""
 
 import dataclasses
 import time
@@ -9,16 +11,20 @@ import numpy as np
 from tqdm import tqdm
 
 from generators.config import preset
+from golden.cartesian_array import TILINGS, array_conv
+from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.centrosymmetric import load_or_fine_tune_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.check import check_layers, summed
-from ..harness.drivers.cartesian import PeDriver
+from ..harness.drivers import DRIVERS
+from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
 from . import Result, Target, Technique
 
-__all__ = ["CscnnModel", "cscnn_models", "table_ii", "pe_jobs", "check_pe_layers", "PRUNING", "TECHNIQUE"]
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "cartesian_jobs", "check_cartesian_layers", "tiling_table",
+           "PRUNING", "TECHNIQUE"]
 
 ORDER = 2
 
@@ -85,29 +91,58 @@ def table_ii(models, images):
     return rows
 
 
-def pe_jobs(cfg, qnet, acts, layers):
-    """``Target.jobs`` of a Cartesian-product PE: each named layer (an fc layer as a 1×1 convolution) on ``cfg`` or
-    its kernel variant."""
+def _tiling(cfg, x, w, bias):
+    """The tiling with the fewest golden cycles of array ``cfg`` on one image's layer (TILINGS' order on a tie)."""
+    return min(TILINGS, key=lambda t: array_conv(cfg, x, w, bias, t)["cycles"])
+
+
+def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=None):
+    """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer (an fc layer as a 1×1 convolution) on
+    ``cfg`` or its kernel variant; on an array under ``tiling``, or, when None, the layer's fastest tiling on its
+    first image (golden cycles)."""
+    driver = DRIVERS[cfg.block]
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
         w = as_conv(layer, acts[layer.name][0])[1]
         variant = kernel_variant(cfg, w.shape[2:])
-        batch = [PeDriver.validate(variant, {"x": as_conv(layer, x)[0], "w": w, "bias": layer.bias})
+        extra = {}
+        if driver is PeArrayDriver:
+            first = as_conv(layer, acts[layer.name][0])[0]
+            extra["tiling"] = tiling or _tiling(variant, first, w, layer.bias)
+        batch = [driver.validate(variant, {"x": as_conv(layer, x)[0], "w": w, "bias": layer.bias, **extra})
                  for x in acts[layer.name]]
-        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant: {
-            "preset": v.module, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra: {
+            "preset": v.module, **e, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
     return jobs
 
 
-def check_pe_layers(cfg, sim, qnet, images, *, log=print):
-    """One row per compute layer on a Cartesian-product PE (an fc layer as a 1×1 convolution): images, products,
-    stalls, RTL and golden cycles (summed), mismatches. The PE computes the full-mode pre-activation output; the
-    layer's padded output is its centre."""
-    jobs = pe_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=None, log=print):
+    """One row per compute layer on a Cartesian-product PE or PE array (an fc layer as a 1×1 convolution): images,
+    tiling (arrays), products, stalls, RTL and golden cycles (summed), mismatches. The block computes the full-mode
+    pre-activation output; the layer's padded output is its centre."""
+    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes],
+                          tiling=tiling)
     return [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_layers(PeDriver, variant, sim, {name: batch}, fields=fields, log=log)]
+            for row in check_layers(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
+
+
+def tiling_table(cfg, qnet, images):
+    """Per compute layer of ``qnet``: golden cycles (summed over ``images``) of array ``cfg`` under each tiling and
+    of one of its PEs (``one_pe``), each tiling's plan of the first image (T_k, T_h×T_w, runs)."""
+    acts = layer_inputs(qnet, images)
+    rows = []
+    for layer in qnet.computes:
+        convs = [as_conv(layer, x) for x in acts[layer.name]]
+        variant = kernel_variant(cfg, convs[0][1].shape[2:])
+        row = {"layer": layer.name, "one_pe": sum(pe_conv(variant.pe, x, w, layer.bias)["cycles"] for x, w in convs)}
+        for t in TILINGS:
+            outs = [array_conv(variant, x, w, layer.bias, t) for x, w in convs]
+            row[t] = sum(o["cycles"] for o in outs)
+            row[f"{t}_plan"] = "T_k {t_k}, {t_h}x{t_w} tiles, {runs} runs".format(**outs[0])
+        rows.append(row)
+    return rows
 
 
 def kernel_variant(cfg, kernel):
@@ -119,29 +154,44 @@ def kernel_variant(cfg, kernel):
 
 class Cscnn(Technique):
     name, title, color = "cscnn", "CSCNN", "tab:green"
-    block = ("cscnn_pe", "default")
-    targets = {"cscnn_pe": Target(PeDriver, pe_jobs, centrosymmetric=True), "scnn_pe": Target(PeDriver, pe_jobs)}
-    stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn_pe and scnn_pe RTL"
+    block = ("cscnn", "default")
+    targets = {block: Target(driver, cartesian_jobs, centrosymmetric=block.startswith("cscnn"))
+               for block, driver in (("cscnn", PeArrayDriver), ("scnn", PeArrayDriver), ("cscnn_pe", PeDriver),
+                                     ("scnn_pe", PeDriver))}
+    stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn and scnn PE-array RTL"
 
     def run(self, run):
         models = cscnn_models(run.net, log=run.log)
         chosen = models["cs_pruned"].qnet
-        rows = run.check(self.name, "technique", check_pe_layers, self.cfg, chosen, run.images)
-        scnn = run.check(self.name, "SCNN PE, same network", check_pe_layers, preset("scnn_pe", "default"), chosen,
-                         run.images)
+        rows = run.check(self.name, "technique", check_cartesian_layers, self.cfg, chosen, run.images)
+        scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
+                         preset("scnn", "default"), chosen, run.images, tiling="planar")
         return Result(f"centrosymmetric, retrained, dual-pruned {PRUNING:.0%}", models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
-                       "scnn_pe": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
-                                    "energy_pj": r["energy_pj"]} for r in scnn]})
+                       "scnn": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
+                                 "energy_pj": r["energy_pj"]} for r in scnn],
+                       "tilings": tiling_table(self.cfg, chosen, run.images)})
+
+    def areas(self):
+        return [self.cfg, preset("scnn", "default")]
+
+    def area(self, results):
+        area, scnn = results[self.cfg.module], results[preset("scnn", "default").module]
+        return {"area": area, "area_scnn": scnn,
+                "area_vs_scnn": area["logic_cells"] / scnn["logic_cells"] if scnn.get("logic_cells") else None}
 
     def section(self, entry, summary, out_dir, plt):
         from ..report.markdown import grouped, table
 
-        grouped(plt, out_dir / "cscnn_products.png", [r["layer"] for r in entry["layers"]],
-                {"scnn_pe (RTL)": [r["multiplications"] for r in entry["scnn_pe"]],
-                 "cscnn_pe (RTL)": [r["multiplications"] for r in entry["layers"]]},
+        layers = [r["layer"] for r in entry["layers"]]
+        grouped(plt, out_dir / "cscnn_products.png", layers,
+                {"scnn (RTL)": [r["multiplications"] for r in entry["scnn"]],
+                 "cscnn (RTL)": [r["multiplications"] for r in entry["layers"]]},
                 ylabel="products formed", title="CSCNN: products vs SCNN on the same network")
-        return [
+        grouped(plt, out_dir / "cscnn_tilings.png", layers,
+                {t: [r["one_pe"] / r[t] for r in entry["tilings"]] for t in TILINGS},
+                ylabel="speedup over one PE", title="CSCNN array: speedup over one PE per tiling (golden cycles)")
+        lines = [
             table(entry["table_ii"], [
                 ("Table II model", lambda r: r["model"]), ("INT8 accuracy", lambda r: f"{r['accuracy']:.2%}"),
                 ("conv weights stored", lambda r: str(r["conv_weights"])),
@@ -149,13 +199,29 @@ class Cscnn(Technique):
                 ("products / image (golden)",
                  lambda r: f"{r['cscnn_products_per_image'] or r['scnn_products_per_image']:.0f}"),
                 ("product reduction", lambda r: f"{r['product_reduction']:.2f}x")]), "",
-            table(list(zip(entry["layers"], entry["scnn_pe"])), [
-                ("layer", lambda p: p[0]["layer"]), ("cscnn_pe products", lambda p: str(p[0]["multiplications"])),
-                ("scnn_pe products", lambda p: str(p[1]["multiplications"])),
-                ("cscnn_pe cycles", lambda p: str(p[0]["cycles"])), ("scnn_pe cycles", lambda p: str(p[1]["cycles"])),
+            table(list(zip(entry["layers"], entry["scnn"])), [
+                ("layer", lambda p: p[0]["layer"]), ("tiling", lambda p: p[0].get("tiling", "")),
+                ("cscnn products", lambda p: str(p[0]["multiplications"])),
+                ("scnn products", lambda p: str(p[1]["multiplications"])),
+                ("cscnn cycles", lambda p: str(p[0]["cycles"])),
+                ("scnn cycles (planar)", lambda p: str(p[1]["cycles"])),
                 ("speedup over SCNN", lambda p: f"{p[1]['cycles'] / p[0]['cycles']:.2f}x"),
+                ("speedup over dense", lambda p: f"{p[0]['speedup_vs_dense']:.2f}x"),
                 ("energy vs SCNN", lambda p: f"{p[0]['energy_pj'] / p[1]['energy_pj']:.2f}x")]), "",
-            "![CSCNN products](cscnn_products.png)"]
+            "Tilings of the cscnn array (golden cycles, which the RTL tests prove equal to the RTL's; the paper's "
+            "Fig. 11a), and the array against one of its PEs:", "",
+            table(entry["tilings"], [
+                ("layer", lambda r: r["layer"]), ("one PE", lambda r: str(r["one_pe"])),
+                *((t, lambda r, t=t: f"{r[t]} ({r['one_pe'] / r[t]:.2f}x)") for t in TILINGS),
+                ("mixed vs planar", lambda r: f"{r['planar'] / r['mixed']:.2f}x"),
+                ("mixed vs channel", lambda r: f"{r['channel'] / r['mixed']:.2f}x"),
+                ("mixed plan", lambda r: r["mixed_plan"])]), "",
+            "![CSCNN products](cscnn_products.png) ![CSCNN tilings](cscnn_tilings.png)"]
+        if entry.get("area_vs_scnn"):
+            lines += ["", f"Area: {entry['area']['logic_cells']} logic cells ({self.cfg.module}) vs "
+                          f"{entry['area_scnn']['logic_cells']} ({preset('scnn', 'default').module}): "
+                          f"{entry['area_vs_scnn']:.2f}x (the paper: 1.18x)."]
+        return lines
 
 
 TECHNIQUE = Cscnn()

@@ -277,6 +277,56 @@ def test_cosim_pe_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_go
     assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
 
 
+@pytest.mark.parametrize("tiling", [None, "channel"])
+def test_cosim_pe_array_full_mode_with_bias_under_a_tiling(tiling, tmp_path, rng):
+    """The cscnn array: exit 0, y = full-mode conv + bias whatever the tiling, counters and cycles of golden."""
+    from flow.harness.drivers.cartesian import PeArrayDriver
+    from golden.conv import conv2d
+
+    x, w, bias = _symmetric_layer(rng)
+    extra = {} if tiling is None else {"tiling": np.asarray(tiling)}
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "cscnn", "--inputs", _write(tmp_path / "in.npz", x=x, w=w, bias=bias, **extra),
+                 "--out", str(out)]) == 0
+    result = np.load(out)
+    assert np.array_equal(result["y"], conv2d(x, w, pad=2, bias=bias)) and result["y"].dtype == np.int32
+    cfg = CATALOG["cscnn"]["default"]
+    golden, cycles = PeArrayDriver.golden(cfg, PeArrayDriver.validate(cfg, {"x": x, "w": w, "bias": bias, **extra}))
+    assert result["mults"] == golden["mults"] and result["stalls"] == golden["stalls"]
+    assert result["cycles"] == cycles and result["hw_macs"] == 64 and result["golden_match"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, w, b: dict(x=x, w=np.where(np.arange(9).reshape(3, 3) == 0, w + 1, w).astype(np.int8), bias=b),
+     "w is not centrosymmetric (filter 0, channel 0 differs from its dual); cscnn refuses it"),
+    (lambda x, w, b: dict(x=x, w=w, bias=b, tiling=np.asarray("rows")),
+     "tiling must be one of mixed, planar, channel, not 'rows'"),
+    (lambda x, w, b: dict(x=x, w=w, bias=b, tiling=np.asarray(["mixed"])), "tiling must be a string scalar"),
+])
+def test_cosim_pe_array_refuses_invalid_input(change, message, tmp_path, capsys, rng):
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **change(*_symmetric_layer(rng)))
+    assert main(["cosim", "cscnn", "--inputs", inputs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cosim_pe_array_mismatch_names_output_coordinates(tmp_path, capsys, corrupt_golden, rng):
+    """A corrupted expectation stands in for a faulty RTL: exit 1 with y[f, u, v] and a kept waveform."""
+    from flow.harness.drivers.cartesian import PeArrayDriver
+
+    corrupt_golden(PeArrayDriver, "y", (4, 9, 2))
+    x, w, bias = _symmetric_layer(rng)
+    out = tmp_path / "out.npz"
+    assert main(["cosim", "scnn", "--sim", "icarus", "--inputs", _write(tmp_path / "in.npz", x=x, w=w, bias=bias),
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "first mismatch at y[4, 9, 2]" in err
+    waves = Path(err.split("waveform kept at ")[1].strip())
+    assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
+
+
 @pytest.mark.parametrize("params, message", [
     (dict(bits_per_cycle=0), "bits_per_cycle must be between 1 and 256, not 0"),
     (dict(max_in=0), "max_in must be between 1 and 65536, not 0"),

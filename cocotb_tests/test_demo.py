@@ -16,7 +16,7 @@ pytestmark = pytest.mark.xdist_group("training")
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "energy_pj",
           "energy_vs_dense", "energy_calibration", "multiplications", "area")
 PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "s2ta_speedup_vs_density", "cscnn_products",
-         "mor_categories", "snapea_mults")
+         "cscnn_tilings", "mor_categories", "snapea_mults")
 
 
 def test_result_cache_keys_on_every_input_and_keeps_only_what_it_is_told(tmp_path, monkeypatch):
@@ -83,20 +83,22 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
                                                                              corrupt_golden):
     """A golden model that disagrees with the RTL in one output: exit 1, the mismatch in the log, summary and
     report, the waveform kept, and the failing result never cached."""
-    from flow.harness.drivers.mor import MorDriver
+    from flow.harness.drivers.array import ArrayDriver
 
-    corrupt_golden(MorDriver, "y", (0, 1), when=lambda args: args["w"].shape[1] == 9)  # conv1 (3x3x1) only
-    run = dict(techniques=["mor"], images=1, synth=False, out_dir=tmp_path, command="demo", log=lambda *_: None)
-    assert evaluate(fresh=["mor"], **run) == 1
+    # s2ta_aw's conv1 only (16 filters; the dense arrays have no nnz_a)
+    corrupt_golden(ArrayDriver, "y", (0, 1, 2),
+                   when=lambda args: args["nnz_a"] is not None and args["w"].shape[1] == 16)
+    run = dict(techniques=["s2ta"], images=1, synth=False, out_dir=tmp_path, command="demo", log=lambda *_: None)
+    assert evaluate(fresh=["s2ta"], **run) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo:")]
-    assert errors and all("mor MISMATCH on mor_default" in line for line in errors), errors
-    assert "layer conv1: first mismatch at image 0: y[0, 1]" in errors[0]
+    assert errors and all("s2ta MISMATCH on s2ta_aw_default" in line for line in errors), errors
+    assert "layer conv1: first mismatch at image 0: y[0, 1, 2]" in errors[0]
     waveform = errors[0].rsplit("waveform kept at ", 1)[1]
     assert Path(waveform).stat().st_size > 0
     summary = _summary(tmp_path)
-    assert not summary["bit_exact"] and not summary["mor"]["rtl_bit_exact"]
-    assert set(summary) & set(TECHNIQUES) == {"dense", "mor"} and summary["dense"]["rtl_bit_exact"]
-    assert summary["mor"]["layers"][0]["waveform"] == waveform
+    assert not summary["bit_exact"] and not summary["s2ta"]["rtl_bit_exact"]
+    assert set(summary) & set(TECHNIQUES) == {"dense", "s2ta"} and summary["dense"]["rtl_bit_exact"]
+    assert summary["s2ta"]["layers"][0]["waveform"] == waveform
     assert "RTL MISMATCHES" in (tmp_path / "report.md").read_text()
     monkeypatch.undo()  # the failing result was not cached: the same inputs re-simulate and pass
     assert evaluate(**run) == 0

@@ -26,7 +26,8 @@ __all__ = ["BENCH_DIR", "PLACED", "NETWORKS", "hardware"]
 
 BENCH_DIR = REPO / "reports" / "bench"
 PLACED = {"dap": "small", "sa": "small", "sa_zvcg": "small", "s2ta_w": "small", "s2ta_aw": "small",
-          "scnn_pe": "small", "cscnn_pe": "small", "bincu": "small", "snapea": "pe", "mor": "small"}
+          "scnn_pe": "small", "cscnn_pe": "small", "scnn": "small", "cscnn": "small", "bincu": "small",
+          "snapea": "pe", "mor": "small"}
 NETWORKS = {"digits": 8, "lenet5": 2}   # network: test images whose layers run on RTL
 
 

@@ -8,7 +8,7 @@ from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_
 from golden.checks import InputError
 
 from ..pack import pack, unpack
-from .stream import Job, StreamDriver, require_keys
+from .stream import DEPTH, Job, StreamDriver, require_keys
 
 __all__ = ["PeDriver", "PeArrayDriver"]
 
@@ -119,7 +119,7 @@ class PeArrayDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
-    depth = PeDriver.depth
+    depth = DEPTH  # words per run: every tile's activation vectors and every set's weight vectors, per channel
     input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
 
     @staticmethod

@@ -29,16 +29,19 @@ class StreamHarness(wiring.Component):
     in_width, out_width : int
         Payload widths.
     depth : int
-        Words in each of the stimulus and response memories.
+        Words in the stimulus memory.
+    out_depth : int
+        Words in the response memory (``depth`` when None).
     """
 
-    def __init__(self, *, module, in_port, out_port, in_width, out_width, depth):
+    def __init__(self, *, module, in_port, out_port, in_width, out_width, depth, out_depth=None):
         self.module = module
         self.in_port = in_port
         self.out_port = out_port
         self.in_width = in_width
         self.out_width = out_width
         self.depth = depth
+        self.out_depth = out_depth or depth
         super().__init__({
             "start": In(1),
             "dut_rst": In(1),
@@ -57,7 +60,7 @@ class StreamHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.stim = stim = memory.Memory(shape=self.in_width, depth=self.depth, init=[])
-        m.submodules.resp = resp = memory.Memory(shape=self.out_width, depth=self.depth, init=[])
+        m.submodules.resp = resp = memory.Memory(shape=self.out_width, depth=self.out_depth, init=[])
         rd = stim.read_port(domain="comb")
         wr = resp.write_port()
 

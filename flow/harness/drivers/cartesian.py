@@ -120,6 +120,11 @@ class PeArrayDriver(StreamDriver):
 
     in_port, out_port = "op", "y"
     depth = DEPTH  # words per run: every tile's activation vectors and every set's weight vectors, per channel
+
+    @staticmethod
+    def out_depth(cfg):
+        """Output words of a run (wide ones, a row of every PE): the PE's depth (a memory holds two at least)."""
+        return max(2, cfg.depth)
     input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
 
     @staticmethod

@@ -88,17 +88,19 @@ class StreamTarget:
     """
 
     def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH,
-                 gates=None):
+                 out_depth=None, gates=None):
         self.cfg = cfg
         self.depth = depth
+        self.out_depth = out_depth or depth
         hdl_dir = runner.SIM_BUILD / "hdl"
         self.toplevel = f"harness_{cfg.module}"
         dut_path, harness_path = hdl_dir / f"{cfg.module}.v", hdl_dir / f"{self.toplevel}.v"
-        key = (cfg, in_port, out_port, in_width, out_width, depth, hdl_dir)
+        key = (cfg, in_port, out_port, in_width, out_width, depth, self.out_depth, hdl_dir)
         if key not in _EMITTED or not (dut_path.exists() and harness_path.exists()):
             emit(cfg, hdl_dir)
             _write_harness(harness_path, self.toplevel, dict(module=cfg.module, in_port=in_port, out_port=out_port,
-                                                             in_width=in_width, out_width=out_width, depth=depth))
+                                                             in_width=in_width, out_width=out_width, depth=depth,
+                                                             out_depth=self.out_depth))
             _EMITTED.add(key)
         if gates is None:
             self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
@@ -119,8 +121,8 @@ class StreamTarget:
                 raise ValueError(f"a job holds at most {self.depth} items, not {len(job.words)}")
             if job.yields is not None and len(job.yields) != len(job.words):
                 raise ValueError(f"a job needs one yield per word, not {len(job.yields)} for {len(job.words)}")
-            if job.yields is not None and sum(job.yields) > self.depth:
-                raise ValueError(f"a job produces at most {self.depth} words, not {sum(job.yields)}")
+            if job.yields is not None and sum(job.yields) > self.out_depth:
+                raise ValueError(f"a job produces at most {self.out_depth} words, not {sum(job.yields)}")
         longest = max(len(job.words) for job in jobs)
         budget = timeout_cycles or 64 * (longest + 64)
         stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
@@ -177,11 +179,13 @@ class StreamDriver:
     """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
 
     Subclasses set ``in_port``/``out_port`` and the payload layouts ``input_layout(cfg)`` and
-    ``output_layout(cfg)``; ``depth`` is the words each harness memory holds.
+    ``output_layout(cfg)``; ``depth`` is the words the harness's input memory holds, ``out_depth`` its output
+    memory's (``depth`` when None; a function of the config when callable).
     """
 
     in_port = out_port = None
     depth = DEPTH
+    out_depth = None
 
     @staticmethod
     def hw_macs(cfg):
@@ -221,4 +225,5 @@ class StreamDriver:
         self.out_layout = self.output_layout(cfg)
         self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
                                    out_width=self.out_layout.size, sim=sim, waves=waves,
-                                   depth=self.depth, gates=gates)
+                                   depth=self.depth, gates=gates,
+                                   out_depth=self.out_depth(cfg) if callable(self.out_depth) else self.out_depth)

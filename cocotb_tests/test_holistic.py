@@ -92,7 +92,7 @@ def test_linear_fit_recovers_a_line_and_measures_held_out_error():
     (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l2"],
      "unknown method 'l2'; methods are none, l1, targeting, holistic"),
     (["train", "--network", "digits", "--target", "sa", "--method", "l1"],
-     "unknown target 'sa'; targets are cscnn_pe, scnn_pe, snapea"),
+     "unknown target 'sa'; targets are cscnn, scnn, cscnn_pe, scnn_pe, snapea"),
     (["train", "--network", "digits", "--target", "snapea/one_sided", "--method", "l1"],
      "target snapea/one_sided: one-sided SnaPEA responds to negative pre-activations, not input density"),
     (["train", "--network", "digits", "--target", "scnn_pe/huge", "--method", "l1"],

@@ -23,11 +23,11 @@ from golden.cscnn import canonical_mask, mirror_canonical
 
 from ..harness.cosim import first_mismatch
 from ..harness.drivers import DRIVERS
-from ..harness.network import as_conv, conv_inputs, layer_inputs, load_network
+from ..harness.network import conv_inputs, layer_inputs, load_network
 from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
-from ..techniques.cscnn import cscnn_models, kernel_variant, table_ii
+from ..techniques.cscnn import conv_on, cscnn_models, table_ii
 from ..techniques.dense import DENSE_AT_MACS, check_array_layers
 
 __all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area", "array_table", "array_area"]
@@ -152,16 +152,16 @@ def array_table(networks=("digits", "lenet5"), images=2, *, log=print):
         dense = {r["layer"]: r["cycles"] for r in check_array_layers(dense_cfg, "verilator", net.qnet, xs, log=log)}
         acts = layer_inputs(qnet, xs)
         for layer in tqdm(qnet.computes, desc=f"{name} layers", leave=False):
-            convs = [as_conv(layer, x) for x in acts[layer.name]]
-            w = convs[0][1]
-            variant = kernel_variant(array, w.shape[2:])
+            convs = [conv_on(array, layer, x) for x in acts[layer.name]]
+            variant = convs[0][0]
+            scnn = dataclasses.replace(variant, reuse=False)
 
             def cycles(cfg, convs=convs, bias=layer.bias, **extra):
-                return sum(run_checked(cfg, {"x": x, "w": w, "bias": bias, **extra})["cycles"] for x, w in convs)
+                return sum(run_checked(cfg, {"x": x, "w": w, "bias": bias, **extra})["cycles"] for _, x, w in convs)
 
-            row = {"network": name, "layer": layer.name, "filters": int(w.shape[0]), "images": len(xs),
+            row = {"network": name, "layer": layer.name, "filters": int(layer.w.shape[0]), "images": len(xs),
                    **{t: cycles(variant, tiling=t) for t in TILINGS}, "one_pe": cycles(variant.pe),
-                   "scnn_planar": cycles(kernel_variant(preset("scnn", "default"), w.shape[2:]), tiling="planar"),
+                   "scnn_planar": cycles(scnn, tiling="planar"),
                    "dense": dense[layer.name]}
             best = min(TILINGS, key=row.get)
             row.update({"best": best, "mixed_vs_planar": row["planar"] / row["mixed"],

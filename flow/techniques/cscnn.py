@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from generators.config import preset
+from generators.config import PE_ARRAY_BLOCKS, preset
 from golden.cartesian_array import TILINGS, array_conv
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
@@ -23,8 +23,8 @@ from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
 from . import Result, Target, Technique
 
-__all__ = ["CscnnModel", "cscnn_models", "table_ii", "cartesian_jobs", "check_cartesian_layers", "tiling_table",
-           "PRUNING", "TECHNIQUE"]
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
+           "tiling_table", "PRUNING", "TECHNIQUE"]
 
 ORDER = 2
 
@@ -96,23 +96,32 @@ def _tiling(cfg, x, w, bias):
     return min(TILINGS, key=lambda t: array_conv(cfg, x, w, bias, t)["cycles"])
 
 
+def conv_on(cfg, layer, x):
+    """``(preset, x, w)`` that run compute ``layer`` on input ``x`` on ``cfg``: an fc layer is a 1×1 convolution,
+    which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps cost no
+    product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant."""
+    x, w = as_conv(layer, x)
+    if cfg.block in PE_ARRAY_BLOCKS and w.shape[2:] == (1, 1) and cfg.r % 2 and cfg.s % 2:
+        centred = np.zeros((*w.shape[:2], cfg.r, cfg.s), np.int8)
+        centred[:, :, cfg.r // 2, cfg.s // 2] = w[:, :, 0, 0]
+        return cfg, x, centred
+    return kernel_variant(cfg, w.shape[2:]), x, w
+
+
 def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=None):
-    """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer (an fc layer as a 1×1 convolution) on
-    ``cfg`` or its kernel variant; on an array under ``tiling``, or, when None, the layer's fastest tiling on its
-    first image (golden cycles)."""
+    """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``); on an array
+    under ``tiling``, or, when None, the layer's fastest tiling on its first image (golden cycles)."""
     driver = DRIVERS[cfg.block]
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        w = as_conv(layer, acts[layer.name][0])[1]
-        variant = kernel_variant(cfg, w.shape[2:])
+        convs = [conv_on(cfg, layer, x) for x in acts[layer.name]]
+        variant, first, w = convs[0]
         extra = {}
         if driver is PeArrayDriver:
-            first = as_conv(layer, acts[layer.name][0])[0]
             extra["tiling"] = tiling or _tiling(variant, first, w, layer.bias)
-        batch = [driver.validate(variant, {"x": as_conv(layer, x)[0], "w": w, "bias": layer.bias, **extra})
-                 for x in acts[layer.name]]
+        batch = [driver.validate(variant, {"x": x, "w": w, "bias": layer.bias, **extra}) for _, x, _ in convs]
         jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra: {
             "preset": v.module, **e, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
     return jobs
@@ -134,11 +143,12 @@ def tiling_table(cfg, qnet, images):
     acts = layer_inputs(qnet, images)
     rows = []
     for layer in qnet.computes:
-        convs = [as_conv(layer, x) for x in acts[layer.name]]
-        variant = kernel_variant(cfg, convs[0][1].shape[2:])
-        row = {"layer": layer.name, "one_pe": sum(pe_conv(variant.pe, x, w, layer.bias)["cycles"] for x, w in convs)}
+        convs = [conv_on(cfg, layer, x) for x in acts[layer.name]]
+        variant = convs[0][0]
+        row = {"layer": layer.name,
+               "one_pe": sum(pe_conv(variant.pe, x, w, layer.bias)["cycles"] for _, x, w in convs)}
         for t in TILINGS:
-            outs = [array_conv(variant, x, w, layer.bias, t) for x, w in convs]
+            outs = [array_conv(variant, x, w, layer.bias, t) for _, x, w in convs]
             row[t] = sum(o["cycles"] for o in outs)
             row[f"{t}_plan"] = "T_k {t_k}, {t_h}x{t_w} tiles, {runs} runs".format(**outs[0])
         rows.append(row)

@@ -3,12 +3,12 @@
 import numpy as np
 
 from generators.cartesian_ports import KINDS, array_op_layout, array_result_layout, op_layout, result_layout
-from golden.cartesian_array import TILINGS, array_conv, array_run, check_array_layer, plan, run_words
+from golden.cartesian_array import TILINGS, array_conv, assignments, check_array_layer, plan, run_words, tile_of
 from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_ops
 from golden.checks import InputError
 
 from ..pack import pack, unpack
-from .stream import DEPTH, Job, StreamDriver, require_keys
+from .stream import Job, StreamDriver, require_keys
 
 __all__ = ["PeDriver", "PeArrayDriver"]
 
@@ -119,13 +119,13 @@ class PeArrayDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
-    depth = DEPTH  # words per run: every tile's activation vectors and every set's weight vectors, per channel
+    depth = 8192  # words per run: every tile's activation vectors and every set's weight vectors, per channel
+    input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
 
     @staticmethod
     def out_depth(cfg):
         """Output words of a run (wide ones, a row of every PE): the PE's depth (a memory holds two at least)."""
         return max(2, cfg.depth)
-    input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
 
     @staticmethod
     def validate(cfg, inputs):
@@ -181,15 +181,14 @@ class PeArrayDriver(StreamDriver):
         placed, mults, stalls = [], 0, 0
         for run, result in zip(plan_.runs, results):
             fields = unpack(self.out_layout, result.words)
-            golden_tiles = array_run(cfg, plan_, run, x, w, bias)["tiles"]
-            for k, tile in enumerate(golden_tiles):
-                if tile is None:
+            for k, assigned in enumerate(assignments(cfg, plan_, run)):
+                if assigned is None:
                     continue
-                ids, (h0, w0), golden_y = tile
-                y, tile_mults, tile_stalls = PeDriver.decode_fields(
-                    cfg.pe, fields, len(ids), golden_y.shape[1] - cfg.r + 1, golden_y.shape[2] - cfg.s + 1,
-                    prefix=f"pe{k}.")
-                placed.append((ids, h0, w0, y))
+                ids, origin = assigned
+                y, tile_mults, tile_stalls = PeDriver.decode_fields(cfg.pe, fields, len(ids),
+                                                                    *tile_of(plan_, x, origin).shape[1:],
+                                                                    prefix=f"pe{k}.")
+                placed.append((ids, *origin, y))
                 mults, stalls = mults + tile_mults, stalls + tile_stalls
         y = overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled)
         return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)

@@ -32,7 +32,8 @@ from .cartesian_pe import Op, PeRun, activation_vectors, check_layer, overlap_ad
 from .checks import InputError
 from .cscnn import canonical_mask
 
-__all__ = ["TILINGS", "Plan", "plan", "run_words", "array_run", "array_conv", "check_array_layer"]
+__all__ = ["TILINGS", "Plan", "plan", "assignments", "tile_of", "run_words", "array_run", "array_conv",
+           "check_array_layer"]
 
 TILINGS = ("mixed", "planar", "channel")
 
@@ -101,7 +102,7 @@ def plan(cfg, x, w, tiling="mixed"):
     return Plan(tiling, t_k, t_h, t_w, runs, len(tiles) > 1)
 
 
-def _assignments(cfg, plan_, run):
+def assignments(cfg, plan_, run):
     """Per PE: (filter indices, (h0, w0)), or None for a PE without filters or tile in this run."""
     sets, tiles = run
     n_tiles = _shape(cfg, plan_.tiling)[1]
@@ -112,7 +113,7 @@ def _assignments(cfg, plan_, run):
     return out
 
 
-def _tile(plan_, x, origin):
+def tile_of(plan_, x, origin):
     h0, w0 = origin
     return x[:, h0:h0 + plan_.t_h, w0:w0 + plan_.t_w]
 
@@ -122,7 +123,7 @@ def run_words(cfg, plan_, run, x, w, bias):
     sets, tiles = run
     n_tiles = _shape(cfg, plan_.tiling)[1]
     pe = cfg.pe
-    busy = [a is not None for a in _assignments(cfg, plan_, run)]
+    busy = [a is not None for a in assignments(cfg, plan_, run)]
 
     def mask(pes):
         return sum(1 << k for k in pes if busy[k])
@@ -133,7 +134,7 @@ def run_words(cfg, plan_, run, x, w, bias):
         for f, f_id in enumerate(ids):
             words.append((Op("bias", f=f, bias=0 if plan_.tiled else int(bias[f_id])), mask(members)))
     for c in range(x.shape[0]):
-        acts = [activation_vectors(pe, _tile(plan_, x, origin)[c]) for origin in tiles]
+        acts = [activation_vectors(pe, tile_of(plan_, x, origin)[c]) for origin in tiles]
         wgts = [weight_vectors(pe, w[ids, c]) for ids in sets]
         has_acts = [len(a["valid"]) > 0 for a in acts]
         has_wgts = [len(ids) > 0 and len(v["valid"]) > 0 for ids, v in zip(sets, wgts)]
@@ -154,7 +155,7 @@ def run_words(cfg, plan_, run, x, w, bias):
 def array_run(cfg, plan_, run, x, w, bias):
     """Golden run: ``{"tiles": per PE (filter indices, (h0, w0), y int64 full-mode tile) or None, "mults",
     "stalls", "cycles"}``."""
-    assigned = _assignments(cfg, plan_, run)
+    assigned = assignments(cfg, plan_, run)
     pes = [PeRun(cfg.pe, len(a[0]) if a else 0) for a in assigned]
     arrival = -1
     for op, m in run_words(cfg, plan_, run, x, w, bias):
@@ -162,7 +163,7 @@ def array_run(cfg, plan_, run, x, w, bias):
         arrival = max([arrival + 1] + [pe.room() for pe in members])
         for pe in members:
             pe.take(op, arrival)
-    tiles = [None if a is None else (a[0], a[1], pe.output(*_tile(plan_, x, a[1]).shape[1:]))
+    tiles = [None if a is None else (a[0], a[1], pe.output(*tile_of(plan_, x, a[1]).shape[1:]))
              for a, pe in zip(assigned, pes)]
     return {"tiles": tiles, "mults": sum(pe.mults for pe in pes), "stalls": sum(pe.stalls for pe in pes),
             "cycles": max(pe.drain_start for pe in pes) + cfg.depth + 2}

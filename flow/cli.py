@@ -125,6 +125,13 @@ def _demo(args):
     return demo(sim=args.sim, images=args.images, synth=not args.no_synth, fresh=args.fresh)
 
 
+def _sweep(args):
+    from .report.sweep import sweep
+
+    rows = sweep(args.spec, scheduler=args.scheduler, out_dir=args.out, fresh=args.fresh)
+    return 1 if any(r["error"] for r in rows) else 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with command-line errors in one line (the usage stays behind ``--help``)."""
 
@@ -244,6 +251,20 @@ def parser():
     h.add_argument("--targets", default="cscnn_pe,scnn_pe,snapea", help="comma-separated BLOCK[/PRESET]")
     training_options(h)
     h.set_defaults(func=_holistic)
+
+    w = sub.add_parser(
+        "sweep", help="a grid of a block's parameters on a network's layers: RTL, synthesis, energy, on Dask",
+        description="Every grid point of SPEC.toml (docs/sweep.md) is validated, then run as one Dask task on a "
+                    "local cluster (one worker per core) or the scheduler at ADDRESS: RTL co-simulation of the "
+                    "block's technique model (checked bit- and cycle-exact against golden) and the measures asked "
+                    "for. Points are cached by their inputs, so a re-run computes only what is missing. Writes "
+                    "DIR/results.csv, results.json and Pareto plots (default reports/sweep/<spec name>/). Exit 0, "
+                    "1 when a point failed or differed from golden (its row says why), 2 for an invalid spec.")
+    w.add_argument("spec", help="SPEC.toml")
+    w.add_argument("--scheduler", help="a Dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)")
+    w.add_argument("--out", help="output folder (default reports/sweep/<spec name>)")
+    w.add_argument("--fresh", action="store_true", help="recompute every point instead of reusing cached results")
+    w.set_defaults(func=_sweep)
 
     d = sub.add_parser(
         "demo", help="the main job: every technique's model, RTL (checked against golden) and synthesis, one report",

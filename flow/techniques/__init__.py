@@ -62,11 +62,12 @@ class Target:
 class Technique:
     """The protocol. ``name``: the summary key; ``title``: its display name; ``color``: its plot colour;
     ``block``: (block, preset) that runs it; ``stage``: what its run does, for progress; ``targets``: its blocks
-    for the holistic flow."""
+    for the holistic flow; ``blocks``: the blocks whose presets ``rows`` runs its model on (``zeroskip sweep``)."""
 
     name = title = color = stage = ""
     block = ("", "default")
     targets = {}
+    blocks = ()
 
     @property
     def cfg(self):
@@ -76,6 +77,12 @@ class Technique:
 
     def run(self, run):
         """The technique on ``run.net``: a ``Result``."""
+        raise NotImplementedError
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        """The technique's model of ``net`` (derived, cached) on preset ``cfg`` of one of ``blocks``: one RTL check
+        row per compute layer (``layers``: the names to run, default all) of ``images``
+        (``harness.check.check_layers``)."""
         raise NotImplementedError
 
     def areas(self):

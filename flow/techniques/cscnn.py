@@ -127,11 +127,11 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=None):
     return jobs
 
 
-def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=None, log=print):
+def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=None, layers=None, log=print):
     """One row per compute layer on a Cartesian-product PE or PE array (an fc layer as a 1×1 convolution): images,
     tiling (arrays), products, stalls, RTL and golden cycles (summed), mismatches. The block computes the full-mode
-    pre-activation output; the layer's padded output is its centre."""
-    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes],
+    pre-activation output; the layer's padded output is its centre. ``layers``: the names to run (default all)."""
+    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes],
                           tiling=tiling)
     return [row for name, (variant, batch, fields) in jobs.items()
             for row in check_layers(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
@@ -165,6 +165,7 @@ def kernel_variant(cfg, kernel):
 class Cscnn(Technique):
     name, title, color = "cscnn", "CSCNN", "tab:green"
     block = ("cscnn", "default")
+    blocks = ("cscnn", "scnn", "cscnn_pe", "scnn_pe")
     targets = {block: Target(driver, cartesian_jobs, centrosymmetric=block.startswith("cscnn"))
                for block, driver in (("cscnn", PeArrayDriver), ("scnn", PeArrayDriver), ("cscnn_pe", PeDriver),
                                      ("scnn_pe", PeDriver))}
@@ -181,6 +182,10 @@ class Cscnn(Technique):
                        "scnn": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                  "energy_pj": r["energy_pj"]} for r in scnn],
                        "tilings": tiling_table(self.cfg, chosen, run.images)})
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        return check_cartesian_layers(cfg, sim, cscnn_models(net, log=log)["cs_pruned"].qnet, images, layers=layers,
+                                      log=log)
 
     def areas(self):
         return [self.cfg, preset("scnn", "default")]

@@ -20,7 +20,7 @@ ORDER = 0
 DENSE_AT_MACS = {16: ("sa", "default"), 64: ("sa", "mac64")}  # the dense baseline at each technique's MAC count
 
 
-def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
+def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=print):
     """One row per compute layer (conv, and fc as a GEMM of one row): images checked, RTL and golden cycles
     (summed over images), mismatches, and ``mults``: products the array forms for the layer's outputs (one per
     output per PE step; idle PEs of partial folds not counted).
@@ -28,11 +28,13 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
     On the s2ta variants a layer runs in dense-weight mode (``fallback`` says so) only if its weights break the b/BZ
     bound as the array blocks them (``needs_dense_w``): the fc layers, not the C = 1 layer, whose blocks hold C ≤ b
     non-zeros once padded per tap. ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by
-    the RTL to each s2ta_aw conv layer's input.
+    the RTL to each s2ta_aw conv layer's input. ``layers``: the names of the layers to run (default all).
     """
     acts = layer_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz)
-    layers, fallback = {}, {}
+    batches, fallback = {}, {}
     for layer in qnet.computes:
+        if layers is not None and layer.name not in layers:
+            continue
         batch = []
         dense_w = needs_dense_w(cfg, layer)
         for x in acts[layer.name]:
@@ -45,7 +47,7 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
             if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
                 args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
             batch.append(ArrayDriver.validate(cfg, args))
-        layers[layer.name] = batch
+        batches[layer.name] = batch
         if dense_w:
             fallback[layer.name] = f"dense-weight mode (weights over {cfg.b}/{cfg.bz})" + \
                 (", dense activations" if layer.kind == "fc" else "")
@@ -58,7 +60,7 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, log=print):
                                  fold_steps(cfg, a["a"].shape[1], nnz_a=a["nnz_a"], dense_w=a["dense_w"])
                                  for a in batch))}
 
-    return check_layers(ArrayDriver, cfg, sim, layers, fields=fields, log=log)
+    return check_layers(ArrayDriver, cfg, sim, batches, fields=fields, log=log)
 
 
 def needs_dense_w(cfg, layer):
@@ -74,6 +76,7 @@ def needs_dense_w(cfg, layer):
 class Dense(Technique):
     name, title, color = "dense", "dense", "tab:gray"
     block = ("sa", "default")
+    blocks = ("sa", "sa_zvcg")
     stage = "dense: the INT8 network on the dense systolic arrays at every MAC count"
 
     def run(self, run):
@@ -83,6 +86,9 @@ class Dense(Technique):
                                             run.images)
         return Result(f"INT8 {run.net.name} CNN", run.net.int8_accuracy, run.baselines[self.cfg.macs],
                       {"float_accuracy": run.net.float_accuracy})
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        return check_array_layers(cfg, sim, net.qnet, images, layers=layers, log=log)
 
     def areas(self):
         return [preset(*block) for block in DENSE_AT_MACS.values()]

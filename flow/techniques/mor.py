@@ -187,7 +187,14 @@ def _plot_categories(plt, mor):
 class Mor(Technique):
     name, title, color = "mor", "MoR", "tab:orange"
     block = ("mor", "default")
+    blocks = ("mor",)
     stage = "mor: tables, skipping network on the test set, mor engine RTL with and without predictor"
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        layer_tables, threshold, _ = mor_tables(net, log=log)
+        inputs = engine_inputs(net.qnet, layer_tables, threshold, images)
+        return check_mor_layers(cfg, sim, {k: v for k, v in inputs.items() if layers is None or k in layers},
+                                images=len(images), notes=layer_notes(net.qnet), log=log)
 
     def run(self, run):
         net, cfg = run.net, self.cfg

@@ -134,7 +134,13 @@ def _plot_density(plt, s2ta):
 class S2ta(Technique):
     name, title, color = "s2ta", "S2TA", "tab:blue"
     block = ("s2ta_aw", "default")
+    blocks = ("s2ta_aw", "s2ta_w")
     stage = "s2ta: A/W-DBB fine-tuning, s2ta_aw RTL"
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        aw = s2ta_models(net, log=log)["aw_dbb"]
+        return check_array_layers(cfg, sim, aw.qnet, images, nnz_a=aw.nnz_a if cfg.variant == "s2ta_aw" else None,
+                                  layers=layers, log=log)
 
     def run(self, run):
         cfg = self.cfg

@@ -95,10 +95,10 @@ def snapea_jobs(cfg, qnet, acts, layers):
     return jobs
 
 
-def check_snapea_layers(cfg, sim, qnet, images, *, log=print):
+def check_snapea_layers(cfg, sim, qnet, images, *, layers=None, log=print):
     """One row per compute layer on a SnaPEA array (``snapea_jobs``): images, products, RTL and golden cycles
     (summed), mismatches."""
-    jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+    jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes])
     return [row for name, (variant, batch, fields) in jobs.items()
             for row in check_layers(SnapeaDriver, variant, sim, {name: batch}, fields=fields, log=log)]
 
@@ -121,10 +121,15 @@ def memory_variant(cfg, x, w, pad, stride):
 class Snapea(Technique):
     name, title, color = "snapea", "SnaPEA", "tab:red"
     block = ("snapea", "default")
+    blocks = ("snapea",)
     # one-sided early termination responds to negative pre-activations, not input density
     targets = {"snapea": Target(SnapeaDriver, snapea_jobs, accepts=lambda cfg: None if cfg.two_sided else
                                 "one-sided SnaPEA responds to negative pre-activations, not input density")}
     stage = "snapea: global pruning, sign-sorted weights, snapea RTL two- and one-sided"
+
+    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+        return check_snapea_layers(cfg, sim, pruned_models(net, log=log)[RTL_SPARSITY].qnet, images, layers=layers,
+                                   log=log)
 
     def run(self, run):
         models = pruned_models(run.net, log=run.log)

@@ -1,0 +1,145 @@
+"""`zeroskip sweep` on Dask: a real scheduler and two worker processes on loopback, the local cluster, resuming
+after a kill (through the result cache), one-line refusals of invalid specs."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flow.cli import main
+from flow.harness.result_cache import RESULTS
+from flow.report.sweep import pareto, read_spec, sweep
+
+BIN = Path(sys.executable).parent
+VOLATILE = ("cached", "seconds", "log")
+SPEC = """block = "sa"
+preset = "small"
+network = "digits"
+layers = ["conv2"]
+images = 1
+measure = ["cycles", "area", "energy"]
+[grid]
+rows = [2, 3]
+cols = {cols}
+"""
+
+
+def _spec(tmp_path, name, **fields):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPEC.format(**fields))
+    return path
+
+
+def _forget(modules):
+    """Drop the cached results of these points (so this test computes them, whatever ran before on the machine)."""
+    for module in modules:
+        for path in RESULTS.glob(f"sweep-{module}-*.json"):
+            path.unlink()
+
+
+def _finished(module):
+    return any(True for _ in RESULTS.glob(f"sweep-{module}-*.json"))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real `dask scheduler` and two single-threaded `dask worker` processes on loopback."""
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":")[-1],
+                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen([BIN / "dask", "worker", address, "--nthreads", "1", "--no-dashboard",
+                                "--name", f"w{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for i in range(2)]
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+@pytest.mark.xdist_group("sweep")
+def test_a_sweep_on_a_dask_cluster_equals_the_local_cluster_row_for_row(tmp_path, dask_cluster):
+    spec = _spec(tmp_path, "grid", cols="[2]")
+    remote = sweep(spec, scheduler=dask_cluster, out_dir=tmp_path / "remote", fresh=True, log=lambda *_: None)
+    local = sweep(spec, out_dir=tmp_path / "local", fresh=True, log=lambda *_: None)
+    assert [r["module"] for r in remote] == ["sa_small_rows2_cols2", "sa_small_rows3_cols2"]
+    for a, b in zip(remote, local):
+        assert {k: v for k, v in a.items() if k not in VOLATILE} == {k: v for k, v in b.items() if k not in VOLATILE}
+        assert a["rtl_bit_exact"] and a["error"] is None and a["cycles"] == a["golden_cycles"] > 0
+        assert a["logic_cells"] > 0 and a["energy_pj"] > 0 and not a["cached"]
+    assert remote[1]["cycles"] < remote[0]["cycles"] and remote[1]["logic_cells"] > remote[0]["logic_cells"]
+    for out in ("remote", "local"):
+        assert (tmp_path / out / "results.csv").read_text().count("\n") == 3
+        assert (tmp_path / out / "pareto_logic_cells.png").stat().st_size > 10_000
+    again = sweep(spec, out_dir=tmp_path / "again", log=lambda *_: None)
+    assert all(r["cached"] for r in again)
+
+
+@pytest.mark.xdist_group("sweep")
+def test_a_killed_sweep_resumes_without_recomputing_finished_points(tmp_path):
+    spec = _spec(tmp_path, "killed", cols="[3, 4]")
+    modules = [f"sa_small_rows{r}_cols{c}" for r in (2, 3) for c in (3, 4)]
+    _forget(modules)
+    proc = subprocess.Popen([BIN / "zeroskip", "sweep", str(spec), "--out", str(tmp_path / "first")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not any(_finished(m) for m in modules):
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before finishing a point"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)   # the sweep, its local cluster's workers and their simulators
+    proc.wait()
+    finished = {m for m in modules if _finished(m)}
+    assert 0 < len(finished) < len(modules)
+    rows = sweep(spec, out_dir=tmp_path / "second", log=lambda *_: None)
+    assert [r["module"] for r in rows] == modules and all(r["rtl_bit_exact"] for r in rows)
+    assert {r["module"] for r in rows if r["cached"]} == finished   # finished points reused, the rest computed
+
+
+def test_pareto_front_minimises_both_measures():
+    rows = [{"cycles": 10, "a": 5}, {"cycles": 8, "a": 7}, {"cycles": 12, "a": 5}, {"cycles": 9, "a": 9},
+            {"cycles": None, "a": 1}]
+    assert pareto(rows, "cycles", "a") == [0, 1]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace("rows = [2, 3]", "rows = [2, 0]"), "grid point rows = 0, cols = 2: rows must be between"),
+    (lambda s: s.replace("rows = [2, 3]", "depth = [2]"), "sa has no parameter 'depth'"),
+    (lambda s: s.replace('block = "sa"', 'block = "dap"'), "block 'dap' runs no network; sweepable blocks are"),
+    (lambda s: s.replace('block = "sa"', 'block = "tpu"'), "unknown block 'tpu'"),
+    (lambda s: s.replace('"energy"]', '"power"]'), "measure must be a list of cycles, area, fmax, energy"),
+    (lambda s: s.replace("images = 1", "images = 0"), "images must be a positive integer, not 0"),
+    (lambda s: s.replace("[grid]", "colour = 1\n[grid]"), "unknown key 'colour'"),
+    (lambda s: s.replace("[grid]", "[grid"), "is not valid TOML"),
+])
+def test_invalid_specs_are_refused_in_one_line_with_nothing_written(edit, message, tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(edit(SPEC.format(cols="[2]")))
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_every_example_sweep_is_valid():
+    examples = sorted((Path(__file__).parents[1] / "sweeps").glob("*.toml"))
+    assert len(examples) >= 5
+    for path in examples:
+        assert read_spec(path).grid

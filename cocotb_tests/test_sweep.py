@@ -112,6 +112,41 @@ def test_a_killed_sweep_resumes_without_recomputing_finished_points(tmp_path):
     assert {r["module"] for r in rows if r["cached"]} == finished   # finished points reused, the rest computed
 
 
+def test_a_failing_point_is_a_row_with_its_reason_and_log_never_fatal(tmp_path, monkeypatch):
+    """A tool failure in one point (a stand-in raising where the technique's RTL run would) and an RTL mismatch in
+    another: each is its row's error, with the traceback in its log; the real point beside them is unaffected."""
+    import dataclasses
+
+    from flow.harness.toolchain import ToolError
+    from flow.report import sweep as sweep_module
+
+    spec = read_spec(_spec(tmp_path, "failing", cols="[2]"))
+    owner = sweep_module._owner("sa")
+    real_rows = owner.rows
+
+    def rows(net, cfg, sim, images, **kwargs):
+        if cfg.rows == 3:
+            raise ToolError("verilator failed (log sim_build/x/build.log)")
+        return real_rows(net, cfg, sim, images, **kwargs)
+
+    monkeypatch.setattr(owner, "rows", rows)
+    spec_dict = dataclasses.asdict(spec)
+    _forget(["sa_small_rows3_cols2"])
+    good, bad = (sweep_module.run_point(spec_dict, {"rows": r, "cols": 2}, log_dir=tmp_path / "logs") for r in (2, 3))
+    assert good["error"] is None and good["rtl_bit_exact"] and good["cycles"] > 0
+    assert bad["error"] == "ToolError: verilator failed (log sim_build/x/build.log)" and bad["cycles"] is None
+    log = Path(bad["log"].split(":", 1)[1]).read_text()
+    assert "Traceback" in log and "ToolError" in log and not bad["cached"]
+
+    def mismatching(net, cfg, sim, images, **kwargs):
+        return [{**r, "mismatches": 1, "first_mismatch": "image 0: y[0, 1, 2]: rtl=1 golden=2"}
+                for r in real_rows(net, cfg, sim, images, **kwargs)]
+
+    monkeypatch.setattr(owner, "rows", mismatching)
+    row = sweep_module.run_point(spec_dict, {"rows": 2, "cols": 2}, fresh=True, log_dir=tmp_path / "logs")
+    assert row["error"] == "RTL differs from golden: image 0: y[0, 1, 2]: rtl=1 golden=2" and not row["rtl_bit_exact"]
+
+
 def test_pareto_front_minimises_both_measures():
     rows = [{"cycles": 10, "a": 5}, {"cycles": 8, "a": 7}, {"cycles": 12, "a": 5}, {"cycles": 9, "a": 9},
             {"cycles": None, "a": 1}]
@@ -127,6 +162,7 @@ def test_pareto_front_minimises_both_measures():
     (lambda s: s.replace("images = 1", "images = 0"), "images must be a positive integer, not 0"),
     (lambda s: s.replace("[grid]", "colour = 1\n[grid]"), "unknown key 'colour'"),
     (lambda s: s.replace("[grid]", "[grid"), "is not valid TOML"),
+    (lambda s: s.replace('["conv2"]', '["conv9"]'), "the network has no compute layer 'conv9'; its layers are conv1,"),
 ])
 def test_invalid_specs_are_refused_in_one_line_with_nothing_written(edit, message, tmp_path, capsys):
     spec = tmp_path / "bad.toml"

@@ -168,9 +168,6 @@ def _measure(cfg, workload, network_key, *, log=print):
 
     spec = SweepSpec(block=cfg.block, preset=cfg.name, grid=(), **workload)
     net = _network(spec, log)
-    missing = [name for name in spec.layers or () if name not in {layer.name for layer in net.qnet.computes}]
-    if missing:
-        raise InputError(f"the network has no compute layer {missing[0]!r}")
     rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images], layers=spec.layers, log=log)
     out = {"cycles": sum(r["cycles"] for r in rows), "golden_cycles": sum(r["golden_cycles"] for r in rows),
            "rtl_bit_exact": rows_bit_exact(rows),
@@ -267,6 +264,11 @@ def sweep(spec_path, *, scheduler=None, out_dir=None, fresh=False, log=print):
     rows (one per grid point, in grid order). ``fresh`` recomputes points instead of reusing cached results."""
     spec = read_spec(spec_path)
     points = grid_points(spec)
+    # The network loads (or is refused) and the layers are checked before any point runs.
+    names = [layer.name for layer in _network(spec, lambda *_: None).qnet.computes]
+    missing = [name for name in spec.layers or () if name not in names]
+    if missing:
+        raise InputError(f"the network has no compute layer {missing[0]!r}; its layers are {', '.join(names)}")
     out_dir = Path(out_dir or SWEEP_DIR / Path(spec_path).stem)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_dict = dataclasses.asdict(spec)

@@ -1,4 +1,4 @@
-"""The CSCNN accelerator's PE array (docs/cscnn.md): Cartesian PEs behind one masked op stream and one output."""
+"""The CSCNN accelerator's PE array (docs/cscnn_array.md): Cartesian PEs behind one masked op stream and one output."""
 
 from amaranth.hdl import Cat, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
@@ -11,7 +11,7 @@ __all__ = ["CartesianArray"]
 
 
 class CartesianArray(wiring.Component):
-    """``groups × pes_per_group`` CartesianPEs (docs/cscnn.md, golden.cartesian_array).
+    """``groups × pes_per_group`` CartesianPEs (docs/cscnn_array.md, golden.cartesian_array).
 
     Input ``op`` (stream of ``array_op_layout``): a PE op and a mask; the word is handed to every masked PE at
     once, in the cycle all of them have room in their input buffers (``op_buffer`` entries each; weights

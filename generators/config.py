@@ -522,7 +522,7 @@ PE_ARRAY_BLOCKS = ("scnn", "cscnn")
 
 @dataclass(frozen=True, kw_only=True)
 class PeArrayConfig(PeConfig):
-    """The CSCNN accelerator's PE array (docs/cscnn.md): ``groups × pes_per_group`` Cartesian PEs of the
+    """The CSCNN accelerator's PE array (docs/cscnn_array.md): ``groups × pes_per_group`` Cartesian PEs of the
     PeConfig parameters, fed by one op stream whose words carry a PE mask, drained into one output stream.
 
     Parameters
@@ -532,7 +532,7 @@ class PeArrayConfig(PeConfig):
     pes_per_group : int
         PEs per sub-array (planar tiles of mixed tiling, sharing the group's weights).
     The PeConfig parameters describe each PE; ``relu`` must be off (PEs hold partial sums of tiles) and
-    ``op_buffer`` is 8 (PEs sharing broadcast ops may drift apart by that many ops).
+    ``op_buffer`` defaults to 8 (PEs sharing broadcast ops may drift apart by that many ops).
     """
 
     groups: int = 2

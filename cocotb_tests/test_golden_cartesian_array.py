@@ -77,8 +77,8 @@ def test_a_one_pe_array_is_the_single_pe_on_its_density_sorted_filters(rng):
     cfg = dataclasses.replace(SMALL, groups=1, pes_per_group=1, op_buffer=2)
     for c, f in [(3, 2), (1, 1), (4, 2)]:
         x, wgt, bias = layer(rng, cfg, c=c, f=f, h=cfg.tile_h, w=cfg.tile_w)
-        (sets, _), = plan(cfg, x, wgt).runs
-        out, single = array_conv(cfg, x, wgt, bias), pe_conv(cfg.pe, x, wgt[sets[0]], bias[sets[0]])
+        (sets, _), = plan(cfg, x, wgt, "mixed").runs
+        out, single = array_conv(cfg, x, wgt, bias, "mixed"), pe_conv(cfg.pe, x, wgt[sets[0]], bias[sets[0]])
         np.testing.assert_array_equal(out["y"][sets[0]], single["y"])
         assert (out["mults"], out["stalls"], out["cycles"]) == (single["mults"], single["stalls"], single["cycles"])
 

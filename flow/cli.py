@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
+from golden.cartesian_array import DEFAULT_TILING, TILINGS
 
 from .harness.runner import REPO, SIMULATORS, SimulationError
 from .harness.toolchain import ToolError
@@ -49,8 +50,9 @@ def _presets(args):
 
 def _cosim(args):
     from .harness.cosim import cosim
+    from .synth.calibration import action_energy_pj
 
-    return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves)
+    return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves, energy=action_energy_pj)
 
 
 def _synth(args):
@@ -71,10 +73,15 @@ def _synth(args):
     return 0
 
 
+def _given(args, *names):
+    """The options of ``names`` given on the command line (the called function's defaults apply to the others)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _compare(args):
     from .report.compare import compare
 
-    return compare(sims=args.sim or SIMULATORS, images=args.images, array_images=args.array_images)
+    return compare(sims=args.sim or SIMULATORS, **_given(args, "images", "array_images"))
 
 
 def _evaluate(args):
@@ -90,22 +97,22 @@ def _evaluate(args):
     if args.out and not out.parent.is_dir():
         raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     return evaluate(args.network or "digits", model=args.model, data=args.data, techniques=techniques, sim=args.sim,
-                    images=args.images, synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}")
+                    synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}",
+                    options=_given(args, "tiling"), **_given(args, "images"))
 
 
 def _train(args):
     from .report.holistic import train
 
-    return train(args.network, args.target, args.method, budget=args.budget, images=args.images, sim=args.sim,
-                 epochs=args.epochs, steps=args.steps, out_dir=_out_dir(args.out))
+    return train(args.network, args.target, args.method, sim=args.sim, out_dir=_out_dir(args.out),
+                 **_given(args, "budget", "images", "epochs", "steps"))
 
 
 def _holistic(args):
     from .report.holistic import holistic
 
     return holistic([n for n in args.networks.split(",") if n], [t for t in args.targets.split(",") if t],
-                    budget=args.budget, images=args.images, sim=args.sim, epochs=args.epochs, steps=args.steps,
-                    out_dir=_out_dir(args.out))
+                    sim=args.sim, out_dir=_out_dir(args.out), **_given(args, "budget", "images", "epochs", "steps"))
 
 
 def _out_dir(out):
@@ -122,7 +129,8 @@ def _out_dir(out):
 def _demo(args):
     from .report.evaluate import demo
 
-    return demo(sim=args.sim, images=args.images, synth=not args.no_synth, fresh=args.fresh)
+    return demo(sim=args.sim, synth=not args.no_synth, fresh=args.fresh, options=_given(args, "tiling"),
+                **_given(args, "images"))
 
 
 def _sweep(args):
@@ -146,6 +154,10 @@ def parser():
         "Generators, golden models and co-simulation of computation-skipping CNN accelerator blocks."))
     sub = p.add_subparsers(dest="command", required=True)
     blocks = list(CATALOG)
+
+    def tiling_option(command):
+        command.add_argument("--tiling", choices=[*TILINGS, "fastest"],
+                             help=f"the PE arrays' tiling (cscnn; default {DEFAULT_TILING}: each layer's fastest)")
 
     g = sub.add_parser("generate", help="emit Verilog + JSON sidecars (default: every block's default preset)")
     g.add_argument("block", nargs="?", choices=blocks, help="only this block")
@@ -197,8 +209,8 @@ def parser():
 
     m = sub.add_parser("compare", help="golden vs RTL on the trained network's real layers, per-layer table")
     m.add_argument("--sim", choices=SIMULATORS, action="append", help="simulator (repeatable; default both)")
-    m.add_argument("--images", type=int, default=16, help="test images whose activations DAP checks")
-    m.add_argument("--array-images", type=int, default=1, help="test images run through every array")
+    m.add_argument("--images", type=int, help="test images whose activations DAP checks (default 16)")
+    m.add_argument("--array-images", type=int, help="test images run through every array (default 1)")
     m.set_defaults(func=_compare)
 
     e = sub.add_parser(
@@ -214,19 +226,20 @@ def parser():
     e.add_argument("--data", help="its DATA.npz: x float32 [N, C, H, W] (>= 0), optional y, x_train, y_train")
     e.add_argument("--techniques", help="comma-separated techniques (default all; dense always runs as the baseline)")
     e.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    e.add_argument("--images", type=int, default=8, help="test images whose layers run on the RTL (default 8)")
+    e.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 8)")
+    tiling_option(e)
     e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     e.add_argument("--out", help="output folder (default reports/evaluate/NAME)")
     e.set_defaults(func=_evaluate)
 
     def training_options(t):
-        t.add_argument("--budget", type=float, default=1.0,
+        t.add_argument("--budget", type=float,
                        help="INT8 test accuracy points the regularised network may lose against the "
                             "unregularised fine-tuning (default 1)")
-        t.add_argument("--images", type=int, default=2, help="test images whose conv layers run on the RTL")
+        t.add_argument("--images", type=int, help="test images whose conv layers run on the RTL (default 2)")
         t.add_argument("--sim", choices=SIMULATORS, default="verilator")
-        t.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs per trained network (default 8)")
-        t.add_argument("--steps", type=int, default=4,
+        t.add_argument("--epochs", type=int, help="fine-tuning epochs per trained network (default 8)")
+        t.add_argument("--steps", type=int,
                        help="bisection steps of the strength search after its bracket is found (default 4)")
         t.add_argument("--out", help="output folder")
 
@@ -275,7 +288,8 @@ def parser():
                     "Checkpoints, builds, synthesis and RTL results are cached by what produced them. "
                     "Exit 0 when everything matched, 1 on a mismatch (layer, technique, coordinates, waveform).")
     d.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    d.add_argument("--images", type=int, default=8, help="test images whose layers run on the RTL (default 8)")
+    d.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 8)")
+    tiling_option(d)
     d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     d.add_argument("--fresh", action="store_true",
                    help="re-simulate every RTL check instead of reusing results cached for the same Verilog and inputs")

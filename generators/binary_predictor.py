@@ -86,3 +86,7 @@ class BinaryPredictor(wiring.Component):
                          self.pred.valid.eq(line_valid), self.pred.payload.p_bin.eq(line_p_bin),
                          self.pred.payload.zero.eq(line + line_b_q < 0)]
         return m
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {"bincu": BinaryPredictor}

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cartesian_pe import CartesianPE
 from .cartesian_ports import array_op_layout, array_result_layout, result_layout
+from .config import PE_ARRAY_BLOCKS
 
 __all__ = ["CartesianArray"]
 
@@ -59,3 +60,7 @@ class CartesianArray(wiring.Component):
                 i_y__ready=self.y.ready & ready)
             m.d.comb += self.y.payload[f"pe{k}"].eq(rows[k])
         return m
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {block: CartesianArray for block in PE_ARRAY_BLOCKS}

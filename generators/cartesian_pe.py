@@ -8,6 +8,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cartesian_ports import KINDS, act_vector_layout, op_layout, result_layout, wgt_vector_layout
+from .config import PE_BLOCKS
 from .muxes import select
 from .ram import Ram, address_bits, ram_instance
 
@@ -278,3 +279,7 @@ class CartesianPE(wiring.Component):
             with m.Else():
                 m.d.sync += [end_pending.eq(1), drain_row.eq(0)]
         return m
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {block: CartesianPE for block in PE_BLOCKS}

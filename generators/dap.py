@@ -167,3 +167,7 @@ class DapCascade(wiring.Component):
             for t in terms[1:]:
                 slot = slot | t
             m.d.comb += self.dbb.payload.values[j].eq(slot)
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {"dap": DapCascade}

@@ -399,3 +399,7 @@ class MorEngine(wiring.Component):
             with m.If(last_word):
                 m.d.sync += [out_full.bit_select(out_buf, 1).eq(0), out_buf.eq(~out_buf)]
         return m
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {"mor": MorEngine}

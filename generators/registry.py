@@ -1,25 +1,29 @@
-"""Which Amaranth component each block's config builds."""
+"""Which Amaranth component each block's config builds: every generator module's ``COMPONENTS`` ({block:
+component class}), gathered from the modules of the package that declare one (a new block's module declares its
+own; the others, emission among them, are not imported)."""
 
-from .binary_predictor import BinaryPredictor
-from .cartesian_array import CartesianArray
-from .cartesian_pe import CartesianPE
-from .config import PE_ARRAY_BLOCKS, PE_BLOCKS, VARIANTS
-from .dap import DapCascade
-from .mor_engine import MorEngine
-from .snapea_pe import SnapeaArray
-from .systolic import SystolicArray
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
 
 __all__ = ["COMPONENTS", "build"]
 
-COMPONENTS = {
-    "dap": DapCascade,
-    "bincu": BinaryPredictor,
-    "mor": MorEngine,
-    "snapea": SnapeaArray,
-    **{variant: SystolicArray for variant in VARIANTS},
-    **{block: CartesianPE for block in PE_BLOCKS},
-    **{block: CartesianArray for block in PE_ARRAY_BLOCKS},
-}
+
+def _gather(package):
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if "\nCOMPONENTS = " not in (Path(package.__path__[0]) / f"{info.name}.py").read_text():
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for block, component in getattr(module, "COMPONENTS", {}).items():
+            if block in found:
+                raise ValueError(f"block {block!r} has two components ({found[block].__name__}, {component.__name__})")
+            found[block] = component
+    return found
+
+
+COMPONENTS = _gather(sys.modules[__package__])
 
 
 def build(cfg):

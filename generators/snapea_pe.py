@@ -315,3 +315,7 @@ class SnapeaArray(wiring.Component):
                          since.eq(0),
                          written.eq(0), done.eq(k >= top.n_filters)]
         return done | (written > top.rd_p), results
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {"snapea": SnapeaArray}

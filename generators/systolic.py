@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array_ports import act_operand_layout, feed_layout, result_layout, step_layout, wgt_operand_layout
+from .config import VARIANTS
 from .dap import DapCascade
 from .delay import delay
 from .positions import mask_positions
@@ -150,3 +151,7 @@ class SystolicArray(wiring.Component):
                     bus[q].values[s].eq(Mux(present[s], feed.wgt_values[j][q][s], 0)),
                 ]
         return bus
+
+
+# the blocks (CATALOG keys) this module's component builds
+COMPONENTS = {variant: SystolicArray for variant in VARIANTS}

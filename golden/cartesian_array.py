@@ -32,10 +32,11 @@ from .cartesian_pe import Op, PeRun, activation_vectors, check_layer, overlap_ad
 from .checks import InputError
 from .cscnn import canonical_mask
 
-__all__ = ["TILINGS", "Plan", "plan", "assignments", "tile_of", "run_words", "array_run", "array_conv",
-           "check_array_layer"]
+__all__ = ["TILINGS", "DEFAULT_TILING", "Plan", "plan", "assignments", "tile_of", "run_words", "array_run",
+           "array_conv", "check_array_layer", "choose_tiling"]
 
 TILINGS = ("mixed", "planar", "channel")
+DEFAULT_TILING = "fastest"  # the one default of cosim, evaluate and sweep: each layer under its fastest tiling
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _planar(cfg, x, w, t_k, n_tiles):
     return best[1:]
 
 
-def plan(cfg, x, w, tiling="mixed"):
+def plan(cfg, x, w, tiling):
     """The runs of a validated layer on array ``cfg`` with ``tiling`` (one of TILINGS)."""
     n_sets, n_tiles = _shape(cfg, tiling)
     n_f, h, wd = w.shape[0], x.shape[1], x.shape[2]
@@ -176,7 +177,7 @@ def check_array_layer(cfg, x, w, bias, tiling):
         raise InputError(f"tiling must be one of {', '.join(TILINGS)}, not {tiling!r}")
 
 
-def array_conv(cfg, x, w, bias, tiling="mixed"):
+def array_conv(cfg, x, w, bias, tiling):
     """Golden layer on the array: ``{"y": int32 [F, H+R-1, W+S-1], "mults", "stalls", "cycles"}``, and its plan's
     ``runs``, ``t_k``, ``t_h``, ``t_w``."""
     check_array_layer(cfg, x, w, bias, tiling)
@@ -190,3 +191,13 @@ def array_conv(cfg, x, w, bias, tiling="mixed"):
             totals[key] += out[key]
     return {"y": overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled), **totals, "runs": len(plan_.runs),
             "t_k": plan_.t_k, "t_h": plan_.t_h, "t_w": plan_.t_w}
+
+
+def choose_tiling(cfg, x, w, bias, tiling=DEFAULT_TILING):
+    """``tiling`` (one of TILINGS), or for ``"fastest"`` the tiling with the fewest golden cycles of array ``cfg`` on
+    the layer (TILINGS' order on a tie); ValueError for anything else."""
+    if tiling == "fastest":
+        return min(TILINGS, key=lambda t: array_conv(cfg, x, w, bias, t)["cycles"])
+    if tiling not in TILINGS:
+        raise InputError(f"tiling must be one of {', '.join(TILINGS)} or fastest, not {tiling!r}")
+    return tiling

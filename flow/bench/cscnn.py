@@ -28,7 +28,7 @@ from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques.cscnn import conv_on, cscnn_models, table_ii
-from ..techniques.dense import DENSE_AT_MACS, check_array_layers
+from ..techniques.dense import check_array_layers, dense_at
 
 __all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area", "array_table", "array_area"]
 
@@ -144,7 +144,7 @@ def array_table(networks=("digits", "lenet5"), images=2, *, log=print):
     at the array's MACs on the dense network (as the demo's baseline)."""
     rows = []
     array = preset("cscnn", "default")
-    dense_cfg = preset(*DENSE_AT_MACS[array.macs])
+    dense_cfg = dense_at(array.macs)
     for name in networks:
         net = load_network(name, log=log)
         qnet = cscnn_models(net, log=log)["cs_pruned"].qnet

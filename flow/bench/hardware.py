@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from generators.config import CATALOG, preset
 
+from ..harness.drivers import BLOCKS
 from ..harness.runner import REPO
 from ..report.evaluate import evaluate
 from ..report.markdown import table
@@ -25,9 +26,7 @@ from ..techniques import TECHNIQUES
 __all__ = ["BENCH_DIR", "PLACED", "NETWORKS", "hardware"]
 
 BENCH_DIR = REPO / "reports" / "bench"
-PLACED = {"dap": "small", "sa": "small", "sa_zvcg": "small", "s2ta_w": "small", "s2ta_aw": "small",
-          "scnn_pe": "small", "cscnn_pe": "small", "scnn": "small", "cscnn": "small", "bincu": "small",
-          "snapea": "pe", "mor": "small"}
+PLACED = {name: block.placed for name, block in BLOCKS.items()}  # the smallest placeable preset of each block
 NETWORKS = {"digits": 8, "lenet5": 2}   # network: test images whose layers run on RTL
 
 

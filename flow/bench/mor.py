@@ -18,9 +18,10 @@ from generators.config import preset
 from golden.mor_engine import engine_layer
 from models.mor import THRESHOLDS, mor_evaluate
 
+from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
 from ..harness.network import load_network
 from ..harness.runner import REPO
-from ..techniques.mor import check_mor_layers, engine_area, engine_inputs, layer_notes, mor_tables
+from ..techniques.mor import check_mor_layers, engine_area
 
 __all__ = ["threshold_sweep", "engine_cycles"]
 

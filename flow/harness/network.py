@@ -20,7 +20,7 @@ from .npz import read_npz
 from .runner import REPO
 
 __all__ = ["CACHE", "Network", "load_network", "load_onnx_network", "conv_inputs", "layer_inputs", "as_conv",
-           "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks"]
+           "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks", "first_input"]
 
 CACHE = REPO / "reports" / "cache"
 
@@ -125,6 +125,12 @@ def load_onnx_network(model_path, data_path, *, log=print):
         f"{time.perf_counter() - start:.1f} s; accuracy float {net.float_accuracy:.2%}, INT8 {net.int8_accuracy:.2%}"
         + ("; no training data: techniques apply post-training" if net.post_training else ""))
     return net
+
+
+def first_input(net, name):
+    """``(layer, x)``: conv layer ``name`` of ``net``'s INT8 network and its input on the first test image."""
+    layer = next(layer for layer in net.qnet.convs if layer.name == name)
+    return layer, conv_inputs(net.qnet, net.data.x_test[:1])[name][0]
 
 
 def conv_inputs(qnet, images, **kw):

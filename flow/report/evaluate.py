@@ -4,7 +4,7 @@ side-by-side report.
 For each technique of ``flow.techniques.TECHNIQUES`` (the keys of summary.json: ``dense``, ``s2ta``, ``cscnn``,
 ``mor``, ``snapea``) every layer (conv and fc) of the same test images runs on its RTL, checked against golden;
 ``speedup_vs_dense`` divides the cycles of the dense ``sa`` array with the same MAC count on the dense network
-(``flow.techniques.dense.DENSE_AT_MACS``) by the technique's cycles; ``energy_vs_dense`` divides the technique's
+(the ``BASELINE`` technique's ``at(macs)``) by the technique's cycles; ``energy_vs_dense`` divides the technique's
 energy by that array's (relative energy, OSU 0.18 µm: ``flow.synth.calibration``).
 """
 
@@ -29,8 +29,7 @@ from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
 from ..synth.calibration import energy_model
-from ..techniques import TECHNIQUES, Run
-from ..techniques.dense import DENSE_AT_MACS
+from ..techniques import BASELINE, TECHNIQUES, Run, check_options
 from .markdown import write_report
 
 __all__ = ["demo", "evaluate", "DEMO_DIR", "EVALUATE_DIR"]
@@ -135,21 +134,24 @@ def _failures(checks, command):
 
 
 def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=8, synth=True,
-             fresh=False, out_dir=DEMO_DIR, title="zeroskip demo report", command="evaluate", log=print):
+             fresh=False, options=None, out_dir=DEMO_DIR, title="zeroskip demo report", command="evaluate",
+             log=print):
     """Run ``techniques`` (names, default all) on the built-in ``network``, or on the ONNX ``model`` with its
     ``data`` (.npz, ``harness.network.load_onnx_network``), and write ``out_dir``/{summary.json,
     report.md, *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
     with its layer, technique, coordinates and waveform, and marked in the summary and report). ``fresh``
-    (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results."""
+    (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results;
+    ``options`` ({option: value}) are the techniques' run options (``Technique.options``, e.g. ``tiling``)."""
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     names = list(TECHNIQUES) if techniques is None else list(techniques)
     unknown = [n for n in names if n not in TECHNIQUES]
     if unknown or not names:
         raise ValueError(f"techniques are {', '.join(TECHNIQUES)}, not {','.join(unknown) or 'none'}")
-    if "dense" not in names:
-        names.insert(0, "dense")  # every technique's speedup is against the dense baselines
+    if BASELINE.name not in names:
+        names.insert(0, BASELINE.name)  # every technique's speedup is against the baselines
     names = [n for n in TECHNIQUES if n in names]
+    check_options([TECHNIQUES[n] for n in names], options)
     fresh = set(names) if fresh is True else set(fresh or ())
     if not fresh <= set(TECHNIQUES):
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")
@@ -177,13 +179,15 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         progress.say(f"synthesis of {', '.join(areas)} started in the background")
     rtl = _Rtl(sim, fresh, progress)
 
-    run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail)
+    macs = tuple(sorted({t.cfg.macs for t in chosen}))
+    run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail, macs=macs,
+              options=dict(options or {}))
     results = {}
     for technique in chosen:
         with progress.stage(technique.stage):
             result = technique.run(run)
         cfg = technique.cfg
-        baseline_cfg = _dense_at(cfg.macs)
+        baseline_cfg = BASELINE.at(cfg.macs)
         results[technique.name] = _technique(
             technique.name, model=result.model, accuracy=result.accuracy, cfg=cfg, rows=result.rows,
             baseline_cfg=baseline_cfg, baseline=run.baselines[cfg.macs], checks=rtl.checks, extra=result.extra)
@@ -205,9 +209,10 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
                     "test": len(net.data.y_test), "rtl_images": f"test images 0..{images - 1}", "images": images},
         "network": net.meta,
         "presets": {name: results[name]["preset"]["module"] for name in names} |
-                   {f"dense_at_{macs}_macs": _dense_at(macs).module for macs in DENSE_AT_MACS},
+                   {f"dense_at_{m}_macs": BASELINE.at(m).module for m in macs},
         "seeds": _seeds(net),
         "sim": sim,
+        "options": dict(options or {}),
         "stages_seconds": progress.stages,
         "wall_seconds": round(time.perf_counter() - progress.start, 1),
     }
@@ -224,12 +229,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     return 1 if failures else 0
 
 
-def _dense_at(macs):
-    from generators.config import preset
-
-    return preset(*DENSE_AT_MACS[macs])
-
-
-def demo(*, sim="verilator", images=8, synth=True, fresh=False, out_dir=DEMO_DIR, log=print):
+def demo(*, sim="verilator", images=8, synth=True, fresh=False, options=None, out_dir=DEMO_DIR, log=print):
     """``evaluate`` of every technique on the digits network into reports/demo/."""
-    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, out_dir=out_dir, command="demo", log=log)
+    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, options=options, out_dir=out_dir,
+                    command="demo", log=log)

@@ -20,11 +20,11 @@ from models.cnn import NETWORKS
 from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_regularised, search_strength
 from models.quantize import quantize
 
-from ..harness.check import check_layers
 from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network, thin
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
-from ..techniques import TARGETS
+from ..techniques import TARGETS, check_costed
+from .markdown import table
 
 __all__ = ["parse_target", "fit_cost_model", "linear_fit", "measure", "train_method", "train", "holistic",
            "write_report", "DEFAULT_TARGETS", "HOLISTIC_DIR", "TRAIN_DIR", "ALPHA", "BETA"]
@@ -93,7 +93,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
                      "energy_pj": sum(energy_pj(variant, args, *g, log=log) for args, g in zip(batch, goldens))
                      / len(images)}
             if keep in ON_RTL:
-                row = check_layers(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
+                row = check_costed(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
                 point["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
             points.append(point)
         model[layer.name] = {**linear_fit(points, "cycles"), "energy": linear_fit(points, "energy_pj"),
@@ -154,7 +154,7 @@ def measure(block, cfg, qnet, images, sim, *, log=print):
     acts = layer_inputs(qnet, images)
     jobs = TARGETS[block].jobs(cfg, qnet, acts, [layer.name for layer in qnet.convs])
     rows = [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_layers(TARGETS[block].driver, variant, sim, {name: batch}, fields=fields, log=log)]
+            for row in check_costed(TARGETS[block].driver, variant, sim, {name: batch}, fields=fields, log=log)]
     exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
     return rows, sum(r["cycles"] for r in rows), sum(r["golden_cycles"] for r in rows), exact
 
@@ -276,8 +276,6 @@ def write_report(summary, out_dir):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .markdown import table
 
     networks = _networks(summary)
     targets = list(summary[networks[0]])

@@ -3,9 +3,9 @@ matplotlib plots."""
 
 import matplotlib
 
-from ..techniques import TECHNIQUES
+from ..techniques import BASELINE, TECHNIQUES, Bars, Plot, Table
 
-__all__ = ["write_report", "summary_table", "table", "grouped", "save", "ENERGY_LABEL"]
+__all__ = ["write_report", "render", "summary_table", "table", "grouped", "save", "ENERGY_LABEL"]
 
 ENERGY_LABEL = "relative energy, OSU 0.18 µm"
 
@@ -23,7 +23,7 @@ def _techniques(summary):
 
 def _other_baselines(summary):
     """{module: (technique key, its entry)} of the dense baselines at MAC counts other than dense's own."""
-    own = summary["dense"]["dense_baseline"]["module"] if "dense" in summary else None
+    own = summary[BASELINE.name]["dense_baseline"]["module"] if BASELINE.name in summary else None
     found = {}
     for key, t in _techniques(summary):
         found.setdefault(t["dense_baseline"]["module"], (key, t))
@@ -83,7 +83,7 @@ def _plot_cycles(plt, summary, path):
     for module, (_, t) in _other_baselines(summary).items():
         label = f"dense at {t['dense_baseline']['macs']} MACs ({module})"
         series[label] = [r["dense_cycles"] for r in t["layers"]]
-        styles[label] = {"color": TECHNIQUES["dense"].color, "hatch": "//", "edgecolor": "white"}
+        styles[label] = {"color": BASELINE.color, "hatch": "//", "edgecolor": "white"}
     first = _techniques(summary)[0][1]
     grouped(plt, path, [r["layer"] for r in first["layers"]], series, styles=styles, log=True,
              ylabel=f"RTL cycles, {summary['dataset']['images']} test images",
@@ -116,10 +116,10 @@ def _plot_accuracy(plt, summary, path):
         ax.annotate(f"{TECHNIQUES[key].title}, {t['preset']['macs']} MACs: {t['speedup_vs_dense']:.2f}x vs dense",
                     (t["cycles"], 100 * t["accuracy"]), textcoords="offset points", xytext=(6, 10 - 14 * (i % 2)),
                     fontsize=8)
-    if "dense" in summary:
+    if BASELINE.name in summary:
         for module, (_, t) in _other_baselines(summary).items():
-            base, accuracy = t["dense_baseline"], 100 * summary["dense"]["accuracy"]
-            ax.scatter(base["cycles"], accuracy, s=60, facecolors="none", edgecolors=TECHNIQUES["dense"].color)
+            base, accuracy = t["dense_baseline"], 100 * summary[BASELINE.name]["accuracy"]
+            ax.scatter(base["cycles"], accuracy, s=60, facecolors="none", edgecolors=BASELINE.color)
             ax.annotate(f"dense, {base['macs']} MACs ({module})", (base["cycles"], accuracy),
                         textcoords="offset points", xytext=(6, -12), fontsize=8)
     ax.margins(x=0.3, y=0.15)
@@ -143,6 +143,22 @@ def grouped(plt, path, layers, series, *, ylabel, title, log=False, styles=None)
     save(plt, fig, ax, path)
 
 
+def render(items, out_dir, plt):
+    """The lines of a technique's report section (``Technique.section``), its plots written to ``out_dir``."""
+    lines = []
+    for item in items:
+        if isinstance(item, Table):
+            lines.append(table(item.rows, item.columns))
+        elif isinstance(item, Bars):
+            grouped(plt, out_dir / item.name, item.layers, item.series, ylabel=item.ylabel, title=item.title,
+                    log=item.log)
+        elif isinstance(item, Plot):
+            save(plt, *item.draw(plt), out_dir / item.name, **item.legend)
+        else:
+            lines.append(item)
+    return lines
+
+
 def write_report(summary, out_dir, *, title="zeroskip demo report"):
     """Write ``out_dir``/report.md and its PNGs from an evaluation's ``summary``; return the summary table."""
     matplotlib.use("Agg")
@@ -153,7 +169,7 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
     _plot_energy(plt, summary, out_dir / "energy_by_layer.png")
     sections = []
     for key, t in _techniques(summary):
-        lines = TECHNIQUES[key].section(t, summary, out_dir, plt)
+        lines = render(TECHNIQUES[key].section(t, summary), out_dir, plt)
         if lines:
             sections += [f"## {TECHNIQUES[key].title}", "", *lines, ""]
     overview = summary_table(summary)

@@ -9,6 +9,7 @@ error, a mismatch) is a row with its reason and log, never dropped. Points run o
 single-threaded worker process per core) or on the scheduler at ``--scheduler``; results come back as data.
 """
 
+import csv
 import dataclasses
 import itertools
 import json
@@ -31,13 +32,15 @@ from ..harness.cosim import rows_bit_exact
 from ..harness.network import load_network, load_onnx_network
 from ..harness.result_cache import cached, digest
 from ..harness.runner import REPO, SIMULATORS
-from ..techniques import TECHNIQUES
+from ..synth.area import preset_area
+from ..synth.yosys import synthesize
+from ..techniques import TECHNIQUES, check_options
 
 __all__ = ["MEASURES", "SweepSpec", "read_spec", "grid_points", "run_point", "pareto", "sweep"]
 
 MEASURES = ("cycles", "area", "fmax", "energy")
 SWEEP_DIR = REPO / "reports" / "sweep"
-_KEYS = {"block", "preset", "network", "model", "data", "layers", "images", "measure", "sim", "grid"}
+_KEYS = {"block", "preset", "network", "model", "data", "layers", "images", "measure", "sim", "options", "grid"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SweepSpec:
     measure: tuple
     sim: str
     grid: tuple   # ((parameter, (values...)), ...) in the file's order
+    options: tuple = ()  # ((option, value), ...): the owning technique's run options (Technique.options)
 
 
 def _owner(block):
@@ -105,6 +109,13 @@ def read_spec(path):
     sim = raw.get("sim", "verilator")
     if sim not in SIMULATORS:
         raise InputError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    options = raw.get("options", {})
+    if not isinstance(options, dict):
+        raise InputError(f"options must be a table of option = value, not {options!r}")
+    try:
+        check_options([_owner(block)], options)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     grid = raw["grid"]
     if not isinstance(grid, dict) or not grid:
         raise InputError("grid must be a table of parameter = [values]")
@@ -117,7 +128,7 @@ def read_spec(path):
             raise InputError(f"grid {param} must be a non-empty list of values, not {values!r}")
     spec = SweepSpec(block, name, network, model, data, tuple(layers) if layers else None, images,
                      tuple(dict.fromkeys(["cycles", *measure])), sim,
-                     tuple((param, tuple(values)) for param, values in grid.items()))
+                     tuple((param, tuple(values)) for param, values in grid.items()), tuple(options.items()))
     grid_points(spec)  # every point validated before anything runs
     return spec
 
@@ -158,17 +169,15 @@ def _source_key(spec):
 
 def _workload(spec):
     """What a point's figures depend on besides its config (the grid and base preset do not)."""
-    return {k: getattr(spec, k) for k in ("network", "model", "data", "layers", "images", "measure", "sim")}
+    return {k: getattr(spec, k) for k in ("network", "model", "data", "layers", "images", "measure", "sim", "options")}
 
 
 def _measure(cfg, workload, network_key, *, log=print):
     """One point's figures (the cached step): RTL rows of the chosen layers and each measure asked for."""
-    from ..synth.area import preset_area
-    from ..synth.yosys import synthesize
-
     spec = SweepSpec(block=cfg.block, preset=cfg.name, grid=(), **workload)
     net = _network(spec, log)
-    rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images], layers=spec.layers, log=log)
+    rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images], layers=spec.layers,
+                                  options=dict(spec.options), log=log)
     out = {"cycles": sum(r["cycles"] for r in rows), "golden_cycles": sum(r["golden_cycles"] for r in rows),
            "rtl_bit_exact": rows_bit_exact(rows),
            "layers": {r["layer"]: r["cycles"] for r in rows},
@@ -300,8 +309,6 @@ def sweep(spec_path, *, scheduler=None, out_dir=None, fresh=False, log=print):
 
 
 def _write(rows, out_dir, spec):
-    import csv
-
     (out_dir / "results.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "rows": rows}, indent=1)
                                           + "\n")
     columns = list(dict.fromkeys(k for r in rows for k in r if k != "layers"))

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from generators.config import PE_ARRAY_BLOCKS, preset
-from golden.cartesian_array import TILINGS, array_conv
+from generators.config import PE_ARRAY_BLOCKS, default_preset, preset
+from golden.cartesian_array import DEFAULT_TILING, TILINGS, array_conv, choose_tiling
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.centrosymmetric import load_or_fine_tune_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.check import check_layers, summed
+from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
-from . import Result, Target, Technique
+from . import Bars, Result, Table, Target, Technique, check_costed
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
            "tiling_table", "PRUNING", "TECHNIQUE"]
@@ -91,11 +91,6 @@ def table_ii(models, images):
     return rows
 
 
-def _tiling(cfg, x, w, bias):
-    """The tiling with the fewest golden cycles of array ``cfg`` on one image's layer (TILINGS' order on a tie)."""
-    return min(TILINGS, key=lambda t: array_conv(cfg, x, w, bias, t)["cycles"])
-
-
 def conv_on(cfg, layer, x):
     """``(preset, x, w)`` that run compute ``layer`` on input ``x`` on ``cfg``: an fc layer is a 1×1 convolution,
     which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps cost no
@@ -108,9 +103,9 @@ def conv_on(cfg, layer, x):
     return kernel_variant(cfg, w.shape[2:]), x, w
 
 
-def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=None):
+def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
     """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``); on an array
-    under ``tiling``, or, when None, the layer's fastest tiling on its first image (golden cycles)."""
+    under ``tiling`` (``fastest``: the layer's fastest on its first image, golden cycles, for all its images)."""
     driver = DRIVERS[cfg.block]
     jobs = {}
     for layer in qnet.computes:
@@ -120,21 +115,21 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=None):
         variant, first, w = convs[0]
         extra = {}
         if driver is PeArrayDriver:
-            extra["tiling"] = tiling or _tiling(variant, first, w, layer.bias)
+            extra["tiling"] = choose_tiling(variant, first, w, layer.bias, tiling)
         batch = [driver.validate(variant, {"x": x, "w": w, "bias": layer.bias, **extra}) for _, x, _ in convs]
         jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra: {
             "preset": v.module, **e, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
     return jobs
 
 
-def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=None, layers=None, log=print):
+def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=DEFAULT_TILING, layers=None, log=print):
     """One row per compute layer on a Cartesian-product PE or PE array (an fc layer as a 1×1 convolution): images,
     tiling (arrays), products, stalls, RTL and golden cycles (summed), mismatches. The block computes the full-mode
     pre-activation output; the layer's padded output is its centre. ``layers``: the names to run (default all)."""
     jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes],
                           tiling=tiling)
     return [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_layers(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
+            for row in check_costed(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
 
 
 def tiling_table(cfg, qnet, images):
@@ -170,11 +165,16 @@ class Cscnn(Technique):
                for block, driver in (("cscnn", PeArrayDriver), ("scnn", PeArrayDriver), ("cscnn_pe", PeDriver),
                                      ("scnn_pe", PeDriver))}
     stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn and scnn PE-array RTL"
+    options = {"tiling": (DEFAULT_TILING, (*TILINGS, "fastest"))}  # of the PE arrays
+
+    def derive(self, net, *, log=print):
+        cscnn_models(net, log=log)
 
     def run(self, run):
         models = cscnn_models(run.net, log=run.log)
         chosen = models["cs_pruned"].qnet
-        rows = run.check(self.name, "technique", check_cartesian_layers, self.cfg, chosen, run.images)
+        rows = run.check(self.name, "technique", check_cartesian_layers, self.cfg, chosen, run.images,
+                         tiling=self.option(run.options, "tiling"))
         scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
                          preset("scnn", "default"), chosen, run.images, tiling="planar")
         return Result(f"centrosymmetric, retrained, dual-pruned {PRUNING:.0%}", models["cs_pruned"].accuracy, rows,
@@ -183,9 +183,19 @@ class Cscnn(Technique):
                                  "energy_pj": r["energy_pj"]} for r in scnn],
                        "tilings": tiling_table(self.cfg, chosen, run.images)})
 
-    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+    def comparisons(self, net, sim, *, images, array_images, log=print):
+        cs_pruned = cscnn_models(net, log=log)["cs_pruned"]
+        out = []
+        for block in ("scnn_pe", "cscnn_pe", "scnn", "cscnn"):
+            pe = default_preset(block)
+            rows = check_cartesian_layers(pe, sim, cs_pruned.qnet, net.data.x_test[:array_images], log=log)
+            out += [(f"{block}/{pe.name}", r, f"{r['images']} image(s), cs_pruned"
+                     + (f", {r['tiling']} tiling" if "tiling" in r else "")) for r in rows]
+        return out
+
+    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
         return check_cartesian_layers(cfg, sim, cscnn_models(net, log=log)["cs_pruned"].qnet, images, layers=layers,
-                                      log=log)
+                                      tiling=self.option(options, "tiling"), log=log)
 
     def areas(self):
         return [self.cfg, preset("scnn", "default")]
@@ -195,26 +205,23 @@ class Cscnn(Technique):
         return {"area": area, "area_scnn": scnn,
                 "area_vs_scnn": area["logic_cells"] / scnn["logic_cells"] if scnn.get("logic_cells") else None}
 
-    def section(self, entry, summary, out_dir, plt):
-        from ..report.markdown import grouped, table
-
+    def section(self, entry, summary):
         layers = [r["layer"] for r in entry["layers"]]
-        grouped(plt, out_dir / "cscnn_products.png", layers,
-                {"scnn (RTL)": [r["multiplications"] for r in entry["scnn"]],
-                 "cscnn (RTL)": [r["multiplications"] for r in entry["layers"]]},
-                ylabel="products formed", title="CSCNN: products vs SCNN on the same network")
-        grouped(plt, out_dir / "cscnn_tilings.png", layers,
-                {t: [r["one_pe"] / r[t] for r in entry["tilings"]] for t in TILINGS},
-                ylabel="speedup over one PE", title="CSCNN array: speedup over one PE per tiling (golden cycles)")
         lines = [
-            table(entry["table_ii"], [
+            Bars("cscnn_products.png", layers,
+                 {"scnn (RTL)": [r["multiplications"] for r in entry["scnn"]],
+                  "cscnn (RTL)": [r["multiplications"] for r in entry["layers"]]},
+                 ylabel="products formed", title="CSCNN: products vs SCNN on the same network"),
+            Bars("cscnn_tilings.png", layers, {t: [r["one_pe"] / r[t] for r in entry["tilings"]] for t in TILINGS},
+                 ylabel="speedup over one PE", title="CSCNN array: speedup over one PE per tiling (golden cycles)"),
+            Table(entry["table_ii"], [
                 ("Table II model", lambda r: r["model"]), ("INT8 accuracy", lambda r: f"{r['accuracy']:.2%}"),
                 ("conv weights stored", lambda r: str(r["conv_weights"])),
                 ("weight reduction", lambda r: f"{r['weight_reduction']:.2f}x"),
                 ("products / image (golden)",
                  lambda r: f"{r['cscnn_products_per_image'] or r['scnn_products_per_image']:.0f}"),
                 ("product reduction", lambda r: f"{r['product_reduction']:.2f}x")]), "",
-            table(list(zip(entry["layers"], entry["scnn"])), [
+            Table(list(zip(entry["layers"], entry["scnn"])), [
                 ("layer", lambda p: p[0]["layer"]), ("tiling", lambda p: p[0].get("tiling", "")),
                 ("cscnn products", lambda p: str(p[0]["multiplications"])),
                 ("scnn products", lambda p: str(p[1]["multiplications"])),
@@ -225,7 +232,7 @@ class Cscnn(Technique):
                 ("energy vs SCNN", lambda p: f"{p[0]['energy_pj'] / p[1]['energy_pj']:.2f}x")]), "",
             "Tilings of the cscnn array (golden cycles, which the RTL tests prove equal to the RTL's; the paper's "
             "Fig. 11a), and the array against one of its PEs:", "",
-            table(entry["tilings"], [
+            Table(entry["tilings"], [
                 ("layer", lambda r: r["layer"]), ("one PE", lambda r: str(r["one_pe"])),
                 *((t, lambda r, t=t: f"{r[t]} ({r['one_pe'] / r[t]:.2f}x)") for t in TILINGS),
                 ("mixed vs planar", lambda r: f"{r['planar'] / r['mixed']:.2f}x"),

@@ -1,23 +1,37 @@
-"""Dense: the INT8 network on the ``sa`` systolic array, and the dense baselines at every MAC count.
+"""Dense: the INT8 network on the ``sa`` systolic array, and the dense baselines at every MAC count (``dense_at``).
 
 ``check_array_layers`` runs any array variant (the s2ta technique uses it too).
 """
 
+import dataclasses
+from math import isqrt
+
 import numpy as np
 
-from generators.config import preset
+from generators.config import CATALOG, default_preset
 from golden.dbb import dbb_bound_ok, filter_blocks
 from golden.systolic import fold_steps, weight_blocks
 
-from ..harness.check import check_layers
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import layer_inputs
-from . import Result, Technique
+from . import Result, Technique, check_costed
 
-__all__ = ["check_array_layers", "needs_dense_w", "DENSE_AT_MACS", "TECHNIQUE"]
+__all__ = ["check_array_layers", "needs_dense_w", "dense_at", "TECHNIQUE"]
 
 ORDER = 0
-DENSE_AT_MACS = {16: ("sa", "default"), 64: ("sa", "mac64")}  # the dense baseline at each technique's MAC count
+
+
+def dense_at(macs):
+    """The dense ``sa`` array with ``macs`` multipliers, the baseline of a technique with as many: the catalog's
+    ``sa`` preset of that size when there is one (``default`` 16, ``mac64``), else the default with rows × cols =
+    ``macs``, rows the largest divisor of ``macs`` not above its square root (a variant preset ``mac<macs>``)."""
+    if isinstance(macs, bool) or not isinstance(macs, int) or macs < 1:
+        raise ValueError(f"a dense baseline needs a positive whole number of MACs, not {macs!r}")
+    for cfg in CATALOG["sa"].values():
+        if cfg.macs == macs:
+            return cfg
+    rows = max(d for d in range(1, isqrt(macs) + 1) if macs % d == 0)
+    return dataclasses.replace(default_preset("sa"), name=f"mac{macs}", rows=rows, cols=macs // rows)
 
 
 def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=print):
@@ -60,7 +74,7 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=p
                                  fold_steps(cfg, a["a"].shape[1], nnz_a=a["nnz_a"], dense_w=a["dense_w"])
                                  for a in batch))}
 
-    return check_layers(ArrayDriver, cfg, sim, batches, fields=fields, log=log)
+    return check_costed(ArrayDriver, cfg, sim, batches, fields=fields, log=log)
 
 
 def needs_dense_w(cfg, layer):
@@ -75,26 +89,30 @@ def needs_dense_w(cfg, layer):
 
 class Dense(Technique):
     name, title, color = "dense", "dense", "tab:gray"
+    baseline = True
     block = ("sa", "default")
     blocks = ("sa", "sa_zvcg")
     stage = "dense: the INT8 network on the dense systolic arrays at every MAC count"
 
+    def at(self, macs):
+        return dense_at(macs)
+
     def run(self, run):
-        for macs, block in DENSE_AT_MACS.items():
+        for macs in sorted({self.cfg.macs, *run.macs}):
             role = "technique" if macs == self.cfg.macs else "dense baseline"
-            run.baselines[macs] = run.check(self.name, role, check_array_layers, preset(*block), run.net.qnet,
+            run.baselines[macs] = run.check(self.name, role, check_array_layers, dense_at(macs), run.net.qnet,
                                             run.images)
         return Result(f"INT8 {run.net.name} CNN", run.net.int8_accuracy, run.baselines[self.cfg.macs],
                       {"float_accuracy": run.net.float_accuracy})
 
-    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
         return check_array_layers(cfg, sim, net.qnet, images, layers=layers, log=log)
 
     def areas(self):
-        return [preset(*block) for block in DENSE_AT_MACS.values()]
+        return [self.cfg, dense_at(64)]
 
     def area(self, results):
-        return {"area": results[self.cfg.module], "area_mac64": results[preset(*DENSE_AT_MACS[64]).module]}
+        return {"area": results[self.cfg.module], "area_mac64": results[dense_at(64).module]}
 
 
 TECHNIQUE = Dense()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from generators.config import default_preset, preset
+from generators.config import default_preset
 from golden.dbb import dap, dbb_bound_ok, filter_blocks
 from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
 from models.quantize import QuantizedNet, quantize
@@ -16,8 +16,8 @@ from ..harness.cosim import first_mismatch, keep_waveform
 from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.dap import DapDriver
 from ..harness.network import CACHE, conv_inputs, dap_layer_blocks
-from . import Result, Technique
-from .dense import DENSE_AT_MACS, check_array_layers
+from . import Plot, Result, Technique
+from .dense import check_array_layers, dense_at
 
 __all__ = ["S2taModel", "s2ta_models", "check_dap_layers", "TECHNIQUE"]
 
@@ -36,22 +36,24 @@ class S2taModel:
     reused: bool
 
 
-def s2ta_models(net, *, log=print):
-    """{"dense", "w_dbb", "a_dbb", "aw_dbb"}: each fine-tuned from ``net``'s model (cached), quantized, evaluated.
+def s2ta_models(net, cfg=None, *, only=None, log=print):
+    """{"dense", "w_dbb", "a_dbb", "aw_dbb"} (``only``: those names): each fine-tuned from ``net``'s model (cached)
+    for the bound of the array ``cfg`` (default the s2ta_aw default preset), quantized, evaluated.
 
-    nnz_w is the s2ta_aw default preset's b (4/8); nnz_a per layer comes from the mean
-    non-zeros per block of the dense INT8 network's real activations on training images.
+    nnz_w is cfg's b (of bz); nnz_a per layer comes from the mean non-zeros per block of the dense INT8 network's
+    real activations on training images, within cfg's nnz_max.
     """
-    cfg = default_preset("s2ta_aw")
+    cfg = cfg or default_preset("s2ta_aw")
     base = net.model
     acts = conv_inputs(net.qnet, net.data.x_train[:CALIBRATION_IMAGES])
     nnz_a = choose_nnz_a(acts, cfg.bz, cfg.nnz_max)
     log(f"S2TA models: nnz_a from measured activation density {nnz_a}, nnz_w {cfg.b}/{cfg.bz}")
     models = {"dense": S2taModel("dense", net.qnet, None, None, net.int8_accuracy, True)}
     epochs = net.fine_tune_epochs(DbbConfig().epochs)
-    for name, dbb in [("w_dbb", DbbConfig(nnz_w=cfg.b, bz=cfg.bz, epochs=epochs)),
-                      ("a_dbb", DbbConfig(nnz_w=None, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs)),
-                      ("aw_dbb", DbbConfig(nnz_w=cfg.b, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs))]:
+    recipes = [("w_dbb", DbbConfig(nnz_w=cfg.b, bz=cfg.bz, epochs=epochs)),
+               ("a_dbb", DbbConfig(nnz_w=None, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs)),
+               ("aw_dbb", DbbConfig(nnz_w=cfg.b, nnz_a=tuple(nnz_a.values()), bz=cfg.bz, epochs=epochs))]
+    for name, dbb in [(n, d) for n, d in recipes if only is None or n in only]:
         start = time.perf_counter()
         model, reused = load_or_fine_tune(base, net.key, net.data, dbb, CACHE,
                                           progress=lambda it, n=name: tqdm(it, desc=f"fine-tune {n}", leave=False))
@@ -101,7 +103,7 @@ def check_dap_layers(cfg, sim, qnet, images, nnz_values, *, nnz_a=None, log=prin
 def density_sweep(cfg, qnet, image, nnz_a):
     """Golden cycle-model speedup of ``cfg`` over the dense ``sa`` at equal MACs on each conv layer of one image, for
     every nnz_a the preset runs (the model equals the RTL's cycles, tested): S2TA's speedup vs density."""
-    sa = preset(*DENSE_AT_MACS[cfg.macs])
+    sa = dense_at(cfg.macs)
     rows = []
     for layer in qnet.convs:
         x = conv_inputs(qnet, image[None], nnz_a=nnz_a, bz=cfg.bz)[layer.name][0]
@@ -135,16 +137,35 @@ class S2ta(Technique):
     name, title, color = "s2ta", "S2TA", "tab:blue"
     block = ("s2ta_aw", "default")
     blocks = ("s2ta_aw", "s2ta_w")
+    blocks_compared = ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw")  # every array variant on the A/W-DBB network
     stage = "s2ta: A/W-DBB fine-tuning, s2ta_aw RTL"
 
-    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
-        aw = s2ta_models(net, log=log)["aw_dbb"]
+    def derive(self, net, *, log=print):
+        s2ta_models(net, self.cfg, log=log)
+
+    def comparisons(self, net, sim, *, images, array_images, log=print):
+        cfg = default_preset("dap")
+        aw_dbb = s2ta_models(net, log=log)["aw_dbb"]
+        out = [(f"dap/{cfg.name}", r, f"{r['blocks']} blocks (nnz 1..{cfg.nnz_max})")
+               for r in check_dap_layers(cfg, sim, net.qnet, net.data.x_test[:images],
+                                         list(range(1, cfg.nnz_max + 1)), log=log)]
+        for variant in self.blocks_compared:
+            array = default_preset(variant)
+            rows = check_array_layers(array, sim, aw_dbb.qnet, net.data.x_test[:array_images], nnz_a=aw_dbb.nnz_a,
+                                      log=log)
+            out += [(f"{variant}/{array.name}", r,
+                     f"{r['images']} image(s)" + (f", nnz_a {r['nnz_a']}" if variant == "s2ta_aw" else ""))
+                    for r in rows]
+        return out
+
+    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
+        aw = s2ta_models(net, cfg, only=("aw_dbb",), log=log)["aw_dbb"]
         return check_array_layers(cfg, sim, aw.qnet, images, nnz_a=aw.nnz_a if cfg.variant == "s2ta_aw" else None,
                                   layers=layers, log=log)
 
     def run(self, run):
         cfg = self.cfg
-        models = s2ta_models(run.net, log=run.log)
+        models = s2ta_models(run.net, cfg, log=run.log)
         aw = models["aw_dbb"]
         rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, nnz_a=aw.nnz_a)
         return Result(f"A/W-DBB fine-tuned: W-DBB {cfg.b}/{cfg.bz} (first layer dense), DAP nnz_a {aw.nnz_a}",
@@ -152,12 +173,9 @@ class S2ta(Technique):
                       {"nnz_a": aw.nnz_a, "model_accuracy": {n: m.accuracy for n, m in models.items()},
                        "density_sweep": density_sweep(cfg, aw.qnet, run.images[0], aw.nnz_a)})
 
-    def section(self, entry, summary, out_dir, plt):
-        from ..report.markdown import save
-
-        save(plt, *_plot_density(plt, entry),
-             out_dir / "s2ta_speedup_vs_density.png")
-        return [f"{entry['model']}. INT8 test accuracy of each fine-tuned model: "
+    def section(self, entry, summary):
+        return [Plot("s2ta_speedup_vs_density.png", lambda plt: _plot_density(plt, entry)),
+                f"{entry['model']}. INT8 test accuracy of each fine-tuned model: "
                 + ", ".join(f"{k} {v:.2%}" for k, v in entry["model_accuracy"].items()) + ".", "",
                 "![S2TA speedup vs density](s2ta_speedup_vs_density.png)"]
 

@@ -13,10 +13,10 @@ from golden.snapea import ALGORITHMS, run_algorithm
 from models.pruning import SPARSITIES, load_or_fine_tune_pruned
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.check import check_layers, summed
+from ..harness.check import summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE, TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
-from . import Result, Target, Technique
+from . import Bars, Result, Table, Target, Technique, check_costed
 
 __all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "check_snapea_layers", "RTL_SPARSITY",
            "TECHNIQUE"]
@@ -100,7 +100,7 @@ def check_snapea_layers(cfg, sim, qnet, images, *, layers=None, log=print):
     (summed), mismatches."""
     jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes])
     return [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_layers(SnapeaDriver, variant, sim, {name: batch}, fields=fields, log=log)]
+            for row in check_costed(SnapeaDriver, variant, sim, {name: batch}, fields=fields, log=log)]
 
 
 def memory_variant(cfg, x, w, pad, stride):
@@ -127,7 +127,17 @@ class Snapea(Technique):
                                 "one-sided SnaPEA responds to negative pre-activations, not input density")}
     stage = "snapea: global pruning, sign-sorted weights, snapea RTL two- and one-sided"
 
-    def rows(self, net, cfg, sim, images, *, layers=None, log=print):
+    def derive(self, net, *, log=print):
+        pruned_models(net, log=log)
+
+    def comparisons(self, net, sim, *, images, array_images, log=print):
+        pruned = pruned_models(net, log=log)[RTL_SPARSITY]
+        return [(f"snapea/{name}", r, f"{r['images']} image(s), {RTL_SPARSITY:.0%} pruned")
+                for name in ("default", "one_sided")
+                for r in check_snapea_layers(preset("snapea", name), sim, pruned.qnet, net.data.x_test[:array_images],
+                                             log=log)]
+
+    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
         return check_snapea_layers(cfg, sim, pruned_models(net, log=log)[RTL_SPARSITY].qnet, images, layers=layers,
                                    log=log)
 
@@ -144,20 +154,18 @@ class Snapea(Technique):
                        "one_sided": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                       "energy_pj": r["energy_pj"]} for r in one]})
 
-    def section(self, entry, summary, out_dir, plt):
-        from ..report.markdown import grouped, table
-
+    def section(self, entry, summary):
         rtl = {r["layer"]: r["multiplications"] for r in entry["layers"]}
-        grouped(plt, out_dir / "snapea_mults.png", [r["layer"] for r in entry["algorithms"]],
-                {**{name: [r[name] for r in entry["algorithms"]] for name in ALGORITHMS_SHOWN},
-                 "two-sided PE array (RTL)": [rtl[r["layer"]] for r in entry["algorithms"]]},
-                ylabel="multiplications", title="SnaPEA: multiplications by algorithm (the pruned network)", log=True)
         return [
+            Bars("snapea_mults.png", [r["layer"] for r in entry["algorithms"]],
+                 {**{name: [r[name] for r in entry["algorithms"]] for name in ALGORITHMS_SHOWN},
+                  "two-sided PE array (RTL)": [rtl[r["layer"]] for r in entry["algorithms"]]},
+                 ylabel="multiplications", title="SnaPEA: multiplications by algorithm (the pruned network)", log=True),
             "INT8 test accuracy by global sparsity: "
             + ", ".join(f"{float(s):.0%} {a:.2%}" for s, a in entry["model_accuracy"].items()) + ".", "",
-            table(entry["algorithms"], [("layer", lambda r: r["layer"]),
+            Table(entry["algorithms"], [("layer", lambda r: r["layer"]),
                                         *((f"{n} mults", lambda r, n=n: str(r[n])) for n in ALGORITHMS_SHOWN)]), "",
-            table(list(zip(entry["layers"], entry["one_sided"])), [
+            Table(list(zip(entry["layers"], entry["one_sided"])), [
                 ("layer (RTL)", lambda p: p[0]["layer"]),
                 ("two-sided products", lambda p: str(p[0]["multiplications"])),
                 ("one-sided products", lambda p: str(p[1]["multiplications"])),

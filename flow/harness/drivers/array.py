@@ -4,9 +4,10 @@ import numpy as np
 from amaranth.lib import data
 
 from generators.array_ports import result_layout, step_layout
+from generators.config import VARIANTS
 from golden.checks import InputError
 from golden.conv import conv_as_gemm
-from golden.dbb import dbb_compress, dense_split
+from golden.dbb import dbb_compress, dense_split, wdbb_prune
 from golden.systolic import (
     array_cycles,
     array_gemm,
@@ -18,6 +19,8 @@ from golden.systolic import (
     weight_passes,
 )
 
+from ..block import Block
+from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import DEPTH, Job, StreamDriver, scalar_input
 
@@ -164,3 +167,21 @@ class ArrayDriver(StreamDriver):
         per_fold = len(words) // len(tiles)
         yields = [self.cfg.rows if i % per_fold == per_fold - 1 else 0 for i in range(len(words))]
         return Job(words, yields=yields, **job_options)
+
+
+def calibration_workload(cfg, net):
+    """GEMMs of conv2: its 4 densest output pixels × ``cols`` filters × the first 36 or 72 reduction steps
+    (W-DBB pruned weights and nnz_a = nnz_max on the s2ta variants)."""
+    layer, x = first_input(net, "conv2")
+    a, w, _ = conv_as_gemm(x, layer.w, pad=layer.pad, stride=layer.stride, c_block=1 if cfg.scalar else cfg.bz)
+    a = a[np.sort(np.argsort(-(a[:, :72] != 0).sum(axis=1), kind="stable")[:4])]
+    w = w[:, :cfg.cols] if cfg.scalar else wdbb_prune(w[:, :cfg.cols], cfg.b, cfg.bz, axis=0)
+    extra = {} if cfg.scalar else {"dense_w": np.bool_(False)}
+    if cfg.variant == "s2ta_aw":
+        extra["nnz_a"] = np.int64(cfg.nnz_max)
+    return {f"K={k}": lambda keep, k=k: {"a": thin(a[:, :k], keep), "w": w[:k], **extra} for k in (36, 72)}
+
+
+BLOCKS = tuple(Block(name=variant, driver=ArrayDriver, leaves=("dap",) if variant == "s2ta_aw" else (),
+                     workload=calibration_workload, calibrated=("small", "default"), placed="small", docs="arrays.md")
+               for variant in VARIANTS)

@@ -3,10 +3,24 @@
 import numpy as np
 
 from generators.cartesian_ports import KINDS, array_op_layout, array_result_layout, op_layout, result_layout
-from golden.cartesian_array import TILINGS, array_conv, assignments, check_array_layer, plan, run_words, tile_of
+from generators.config import PE_ARRAY_BLOCKS, PE_BLOCKS
+from golden.cartesian_array import (
+    DEFAULT_TILING,
+    TILINGS,
+    array_conv,
+    assignments,
+    check_array_layer,
+    choose_tiling,
+    plan,
+    run_words,
+    tile_of,
+)
 from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_ops
 from golden.checks import InputError
+from golden.cscnn import mirror_canonical
 
+from ..block import Block
+from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import Job, StreamDriver, require_keys
 
@@ -130,17 +144,20 @@ class PeArrayDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}`` and an optional ``tiling``
-        (a string of TILINGS, default "mixed"); InputError if invalid."""
+        (one of TILINGS or ``fastest``, default DEFAULT_TILING; ``fastest`` becomes the layer's fastest tiling);
+        InputError if invalid."""
         args = require_keys(cfg.block, inputs, ("x", "w", "bias"))
-        tiling = inputs.get("tiling", "mixed")
+        tiling = inputs.get("tiling", DEFAULT_TILING)
         if not isinstance(tiling, str):
             value = np.asarray(tiling)
             if value.ndim != 0 or value.dtype.kind != "U":
-                raise InputError(f"tiling must be a string scalar ({', '.join(TILINGS)}), not {value.dtype} "
-                                 f"of shape {list(value.shape)}")
+                raise InputError(f"tiling must be a string scalar ({', '.join(TILINGS)} or fastest), not "
+                                 f"{value.dtype} of shape {list(value.shape)}")
             tiling = str(value)
-        check_array_layer(cfg, **args, tiling=tiling)
-        return {**args, "tiling": tiling}
+        if tiling not in (*TILINGS, "fastest"):
+            raise InputError(f"tiling must be one of {', '.join(TILINGS)} or fastest, not {tiling!r}")
+        check_array_layer(cfg, **args, tiling=TILINGS[0])
+        return {**args, "tiling": choose_tiling(cfg, **args, tiling=tiling)}
 
     @staticmethod
     def golden(cfg, args):
@@ -192,3 +209,32 @@ class PeArrayDriver(StreamDriver):
                 mults, stalls = mults + tile_mults, stalls + tile_stalls
         y = overlap_add(cfg, x, w, bias, placed, tiled=plan_.tiled)
         return {"y": y, "mults": np.int64(mults), "stalls": np.int64(stalls)}, sum(r.cycles for r in results)
+
+
+def pe_workload(cfg, net):
+    """One tile of conv2: its first 4 or 8 input channels cropped to the tile, ``filters`` filters cut to the PE's
+    R×S (mirrored to centrosymmetric on cscnn_pe)."""
+    layer, x = first_input(net, "conv2")
+    w = layer.w[:cfg.filters, :, :cfg.r, :cfg.s]
+    w = mirror_canonical(w) if cfg.reuse else w
+    bias = layer.bias[:cfg.filters].astype(np.int32)
+    return {f"C={c}": lambda keep, c=c: {"x": thin(x[:c, :cfg.tile_h, :cfg.tile_w], keep), "w": w[:, :c],
+                                         "bias": bias} for c in (4, 8)}
+
+
+def array_workload(cfg, net):
+    """conv2's first 4 or 8 input channels on a plane of one PE tile per PE of a sub-array, ``groups × filters``
+    filters cut to the PE's R×S (mirrored to centrosymmetric on cscnn): every PE busy under mixed tiling."""
+    layer, x = first_input(net, "conv2")
+    f = cfg.groups * cfg.filters
+    w = layer.w[:f, :, :cfg.r, :cfg.s]
+    w = mirror_canonical(w) if cfg.reuse else w
+    bias = layer.bias[:f].astype(np.int32)
+    return {f"C={c}": lambda keep, c=c: {"x": thin(x[:c, :cfg.pes_per_group * cfg.tile_h, :cfg.tile_w], keep),
+                                         "w": w[:, :c], "bias": bias} for c in (4, 8)}
+
+
+BLOCKS = (*(Block(name=block, driver=PeDriver, leaves=(), workload=pe_workload, calibrated=("small",),
+                  placed="small", docs="cscnn.md") for block in PE_BLOCKS),
+          *(Block(name=block, driver=PeArrayDriver, leaves=(f"{block}_pe",), workload=array_workload,
+                  calibrated=("small",), placed="small", docs="cscnn_array.md") for block in PE_ARRAY_BLOCKS))

@@ -4,8 +4,10 @@ import numpy as np
 
 from generators.dap import dap_input_layout, dap_output_layout
 from golden.checks import InputError, require_array, require_int8, require_range
-from golden.dbb import dap, dap_cycles
+from golden.dbb import channel_blocks, dap, dap_cycles
 
+from ..block import Block
+from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import DEPTH, Job, StreamDriver, require_keys
 
@@ -82,3 +84,14 @@ class DapDriver(StreamDriver):
     def layer_outputs(self, args, results):
         """RTL ``({"values", "mask"}, cycles)`` of any number of blocks from their jobs' results."""
         return self.decode([w for r in results for w in r.words]), sum(r.cycles for r in results)
+
+
+def calibration_workload(cfg, net):
+    """conv2's input activation blocks (channel blocking), the first 48 or 96, pruned to nnz_max."""
+    _, x = first_input(net, "conv2")
+    return {f"{n} blocks": lambda keep, n=n: {"blocks": channel_blocks(thin(x, keep), cfg.bz)[:n],
+                                              "nnz": np.int64(cfg.nnz_max)} for n in (48, 96)}
+
+
+BLOCKS = (Block(name="dap", driver=DapDriver, leaves=(), workload=calibration_workload,
+                calibrated=("small", "default"), placed="small", docs="dap.md"),)

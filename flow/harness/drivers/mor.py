@@ -7,6 +7,9 @@ from golden.checks import InputError
 from golden.mor import check_mor
 from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs
 
+from ..block import Block
+from ..mor_inputs import engine_inputs, mor_tables
+from ..network import thin
 from ..pack import blank, pack, unpack
 from .stream import Job, StreamDriver, require_keys
 
@@ -230,3 +233,22 @@ class MorDriver(StreamDriver):
         return {"y": y.reshape(shape), "skipped": skipped.reshape(shape), "macs": np.int64(words["macs"][ends].sum()),
                 "run_cycles": words["run_cycles"][ends].astype(np.int64)}, \
             sum(result.cycles for result in results)
+
+
+def calibration_workload(cfg, net):
+    """conv1 and conv2 with the MoR technique's real predictor tables: the 4 pixels with the most non-zero inputs,
+    conv2's input vectors cut to their first 18 (gate-level simulation of the engine is slow)."""
+    layer_tables, threshold, _ = mor_tables(net, log=lambda *a: None)
+    image = net.data.x_test[:1]
+    out = {}
+    for name in ("conv1", "conv2"):
+        args = engine_inputs(net.qnet, layer_tables, threshold, image)[name][0]
+        x = args["x"][:, :18]
+        densest = np.sort(np.argsort(-(x != 0).sum(axis=1), kind="stable")[:4])
+        args = {**args, "x": x[densest], "w": np.ascontiguousarray(args["w"][:, :x.shape[1]])}
+        out[name] = lambda keep, args=args: {**args, "x": thin(args["x"], keep)}
+    return out
+
+
+BLOCKS = (Block(name="mor", driver=MorDriver, leaves=("bincu",), workload=calibration_workload, calibrated=("small",),
+                placed="small", docs="mor.md"),)

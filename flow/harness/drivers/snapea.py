@@ -8,6 +8,8 @@ from golden.conv import conv_output_size
 from golden.snapea import check_snapea, weight_order
 from golden.snapea_pe import array_job_cycles, pe_layer
 
+from ..block import Block
+from ..network import first_input, thin
 from ..pack import blank, pack, unpack
 from .stream import Job, StreamDriver, require_keys, scalar_input
 
@@ -146,3 +148,19 @@ def pe_shape(x, w, pad, stride):
     """(F, H', W') of the layer's output."""
     return len(w), conv_output_size(x.shape[1], w.shape[2], pad, stride), conv_output_size(x.shape[2], w.shape[3],
                                                                                             pad, stride)
+
+
+def calibration_workload(cfg, net):
+    """conv1 whole and conv2 on its first 2 input channels, ``n_pe`` filters each (one job; real weights, biases
+    and pads)."""
+    out, f = {}, cfg.n_pe
+    for name, c in (("conv1", 1), ("conv2", 2)):
+        layer, x = first_input(net, name)
+        out[name] = lambda keep, layer=layer, x=x[:c]: {
+            "x": thin(x, keep), "w": layer.w[:f, :x.shape[0]], "bias": layer.bias[:f].astype(np.int32),
+            "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+    return out
+
+
+BLOCKS = (Block(name="snapea", driver=SnapeaDriver, leaves=(), workload=calibration_workload, calibrated=("small",),
+                placed="pe", docs="snapea.md"),)

@@ -203,6 +203,12 @@ class StreamDriver:
         ``args`` and the golden outputs."""
         raise NotImplementedError
 
+    @classmethod
+    def actions(cls, cfg, args, golden, cycles):
+        """{action: count} of one run: ``clock`` (cycles × clock units) and the ``events`` (what an energy model
+        charges)."""
+        return {"clock": int(cycles) * cls.clock_units(cfg), **cls.events(cfg, args, golden)}
+
     def run(self, args, **patterns):
         """RTL ``(outputs, cycles)`` of one validated input."""
         return self.run_batch([args], **patterns)[0]

@@ -1,0 +1,103 @@
+"""Mixture-of-Rookies engine inputs of a network: predictor tables profiled on training images (T chosen on further
+ones; shipped with the checkpoints or cached) and each compute layer's input vectors stacked for the engine."""
+
+import hashlib
+import json
+
+import numpy as np
+
+from models.checkpoint import locate
+from models.mor import THRESHOLDS, MorTables, choose_threshold, exact_args, mor_forward, neuron_inputs, tables
+
+from .network import CACHE, TWO_PASSES, layer_inputs, relu_passes
+
+__all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "layer_notes"]
+
+PROFILE_IMAGES = 300    # training images the fits and clusters are profiled on
+THRESHOLD_IMAGES = 500  # further training images T is chosen on
+
+
+def _key(qnet):
+    """What the tables depend on: the INT8 network's layers and the profiling settings."""
+    digest = hashlib.sha256(json.dumps([PROFILE_IMAGES, THRESHOLD_IMAGES, THRESHOLDS]).encode())
+    for layer in qnet.layers:
+        for array in (layer.w, layer.bias):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def mor_tables(net, *, log=print):
+    """``(tables, T, sweep)``: each conv layer's MorTables of ``net``'s INT8 network and the threshold
+    chosen on training data, reused from reports/cache/ when the network and settings are unchanged."""
+    path = locate(CACHE / f"mor_tables-{_key(net.qnet)}.npz")
+    if path.exists():
+        with np.load(path) as cached:
+            meta = json.loads(str(cached["meta"]))
+            layer_tables = {name: MorTables(cached[f"{name}.proxy"], cached[f"{name}.m_q"], cached[f"{name}.b_q"],
+                                            cached[f"{name}.correlation"], bits)
+                            for name, bits in meta["fraction_bits"].items()}
+        threshold, sweep = meta["threshold"], [tuple(row) for row in meta["sweep"]]
+        log(f"  MoR tables reused ({path.name}), T = {threshold}")
+        return layer_tables, threshold, sweep
+    train = net.data.x_train
+    layer_tables = tables(net.qnet, layer_inputs(net.qnet, train[:PROFILE_IMAGES]))
+    chosen = slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES)
+    threshold, sweep = choose_threshold(net.qnet, layer_tables, train[chosen], net.data.y_train[chosen])
+    for name, t in layer_tables.items():
+        log(f"  {name}: {int((t.proxy == -1).sum())} proxies of {len(t.proxy)} filters, median c "
+            f"{np.median(t.correlation):.3f}")
+    log(f"  T = {threshold} (lowest of {THRESHOLDS[0]}..{THRESHOLDS[-1]} within 0.5 points of the exact "
+        f"network on {THRESHOLD_IMAGES} training images)")
+    arrays = {f"{name}.{field}": getattr(t, field) for name, t in layer_tables.items()
+              for field in ("proxy", "m_q", "b_q", "correlation")}
+    meta = {"threshold": threshold, "sweep": sweep,
+            "fraction_bits": {name: t.fraction_bits for name, t in layer_tables.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, meta=json.dumps(meta), **arrays)
+    tmp.replace(path)
+    return layer_tables, threshold, sweep
+
+
+def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
+    """{compute layer name: [engine inputs per pass]}: one pass (the classifier two sign-split ones:
+    ``layer_notes``) holding every image's input vectors one after another, so the engine loads the layer's
+    weights once for the whole batch (weight-stationary) and runs its vectors in runs of ``max_vectors``.
+
+    With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates)
+    with the profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the
+    classifier computes every neuron. Without: the exact network's inputs on the same engine with every
+    neuron a proxy, so nothing waits and nothing is skipped.
+    """
+    layers = {layer.name: [] for layer in qnet.computes}
+    for image in images:
+        args = {}
+        if predictor:
+            mor_forward(qnet, layer_tables, threshold, image, layer_args=args)
+        else:
+            inputs = qnet.forward(image)[1]
+            for layer in qnet.computes:
+                args[layer.name] = exact_args(*neuron_inputs(layer, inputs[layer.name])[:2], layer.bias)
+        for layer in qnet.computes:
+            layer_args = args[layer.name]
+            layers[layer.name].append([{**layer_args, "w": w, "bias": bias}
+                                       for w, bias in relu_passes(layer, layer_args["w"], layer_args["bias"])])
+    return {name: [_stacked([image[k] for image in per_image]) for k in range(len(per_image[0]))]
+            for name, per_image in layers.items()}
+
+
+def _stacked(per_image):
+    """One engine input with every image's vectors [Σ P, n_in] after one another (the tables are the layer's)."""
+    first = per_image[0]
+    for args in per_image[1:]:
+        if any(not np.array_equal(args[key], first[key]) for key in first if key != "x"):
+            raise AssertionError("the MoR tables differ between images of one layer")
+    n_in = first["w"].shape[1]
+    return {**first, "x": np.concatenate([args["x"].reshape(-1, n_in) for args in per_image])}
+
+
+def layer_notes(qnet):
+    """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers."""
+    return {layer.name: (len(relu_passes(layer, layer.w, layer.bias)),
+                         None if layer.relu else f"no predictor (nothing to skip); {TWO_PASSES}")
+            for layer in qnet.computes}

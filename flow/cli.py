@@ -111,8 +111,10 @@ def _train(args):
 def _holistic(args):
     from .report.holistic import holistic
 
-    return holistic([n for n in args.networks.split(",") if n], [t for t in args.targets.split(",") if t],
-                    sim=args.sim, out_dir=_out_dir(args.out), **_given(args, "budget", "images", "epochs", "steps"))
+    lists = {name: [item for item in value.split(",") if item] for name, value in _given(args, "networks",
+                                                                                          "targets").items()}
+    return holistic(sim=args.sim, out_dir=_out_dir(args.out), **lists,
+                    **_given(args, "budget", "images", "epochs", "steps"))
 
 
 def _out_dir(out):
@@ -179,7 +181,7 @@ def parser():
         "x int8 [C, H, W], w int8 [F, C, R, S], pad, stride (conv), plus nnz_a for s2ta_aw (1..nnz_max or "
         "bz) and optional dense_w (bool) for the s2ta variants; OUT.npz has y int32. scnn_pe, cscnn_pe, scnn, "
         "cscnn: x int8 [C, H, W], w int8 [F, C, R, S] (centrosymmetric for cscnn_pe, cscnn), bias int32 [F] "
-        "(scnn, cscnn: optional tiling mixed, planar or channel); OUT.npz has "
+        "(scnn, cscnn: optional tiling mixed, planar, channel or fastest, the default); OUT.npz has "
         "the full-mode y int32 [F, H+R-1, W+S-1], mults, stalls. mor: x int8 [n_in] or [P, n_in], w int8 "
         "[n_out, n_in], bias, m_q, b_q int32 [n_out], proxy int [n_out] (-1 for a proxy), enable bool "
         "[n_out]; OUT.npz has post-ReLU y int32, skipped, macs, run_cycles. snapea: x int8 [C, H, W] >= 0, "
@@ -250,7 +252,8 @@ def parser():
                                    "RTL against golden; write OUT/train.json (default reports/train/). Exit 0, 1 "
                                    "on an RTL mismatch, 2 for invalid input (before any training).")
     t.add_argument("--network", required=True, help="built-in network: digits or lenet5")
-    t.add_argument("--target", required=True, help="BLOCK[/PRESET]: cscnn_pe, scnn_pe or snapea (two-sided)")
+    t.add_argument("--target", required=True, help="BLOCK[/PRESET]: a block whose cycles fall with its input "
+                   "density: the PE arrays cscnn, scnn, the PEs cscnn_pe, scnn_pe, or snapea (two-sided)")
     t.add_argument("--method", required=True, help="none, l1, targeting or holistic")
     training_options(t)
     t.set_defaults(func=_train)
@@ -260,8 +263,9 @@ def parser():
                                    "confirmed on RTL), the four methods trained to the same budget and measured "
                                    "on RTL; writes OUT/summary.json, report.md and plots (default "
                                    "reports/holistic/). Exit 0, 1 on an RTL mismatch, 2 for invalid input.")
-    h.add_argument("--networks", default="digits,lenet5", help="comma-separated (default digits,lenet5)")
-    h.add_argument("--targets", default="cscnn_pe,scnn_pe,snapea", help="comma-separated BLOCK[/PRESET]")
+    h.add_argument("--networks", help="comma-separated built-in networks (default digits,lenet5)")
+    h.add_argument("--targets", help="comma-separated BLOCK[/PRESET] of the train targets (default "
+                   "cscnn_pe,scnn_pe,snapea)")
     training_options(h)
     h.set_defaults(func=_holistic)
 

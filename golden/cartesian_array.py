@@ -1,4 +1,4 @@
-"""The CSCNN accelerator's PE array (docs/cscnn.md): a layer tiled over ``groups × pes_per_group`` Cartesian PEs.
+"""The CSCNN accelerator's PE array (docs/cscnn_array.md): a layer tiled over ``groups × pes_per_group`` Cartesian PEs.
 
 A *tiling* splits a layer into runs. In a run, PE k takes filter set ``k // n_tiles`` (T_k filters) and planar
 tile ``k % n_tiles`` (T_h × T_w inputs); the three tilings differ only in (n_sets, n_tiles):

@@ -47,7 +47,7 @@ def check_blocks(blocks, catalog=CATALOG, components=COMPONENTS):
         if name not in catalog:
             fail("name", "is not in generators.config.CATALOG (its config class and presets)")
         if name not in components:
-            fail("component", "is missing from generators.registry (no Amaranth component builds it)")
+            fail("component", "is missing (no generator module's COMPONENTS builds it)")
         for f in fields(Block):
             if getattr(block, f.name, None) is None and f.name not in ("driver", "workload"):
                 fail(f.name, "is missing")

@@ -300,7 +300,7 @@ def test_cosim_pe_array_full_mode_with_bias_under_a_tiling(tiling, tmp_path, rng
     (lambda x, w, b: dict(x=x, w=np.where(np.arange(9).reshape(3, 3) == 0, w + 1, w).astype(np.int8), bias=b),
      "w is not centrosymmetric (filter 0, channel 0 differs from its dual); cscnn refuses it"),
     (lambda x, w, b: dict(x=x, w=w, bias=b, tiling=np.asarray("rows")),
-     "tiling must be one of mixed, planar, channel, not 'rows'"),
+     "tiling must be one of mixed, planar, channel or fastest, not 'rows'"),
     (lambda x, w, b: dict(x=x, w=w, bias=b, tiling=np.asarray(["mixed"])), "tiling must be a string scalar"),
 ])
 def test_cosim_pe_array_refuses_invalid_input(change, message, tmp_path, capsys, rng):

@@ -26,8 +26,8 @@ _BUILD_ARGS = {
     "icarus": [],
 }
 # The C++ compiler's optimisation for Verilator models: -O0, not the runtime's -Os. Measured on the cscnn_default
-# harness (ccache off, 2 cores): build and run of digits conv3 2 min 55 s at -Os, 1 min 43 s at -O0, the run itself
-# 4.1 s both ways (a layer's cycles are few; process start and the build dominate every use here).
+# harness (ccache off, 2 cores): build and run of digits conv3 (6,382 cycles) 2 min 55 s at -Os, 1 min 43 s at
+# -O0, the run itself 4.1 s both ways. Long simulations were not measured: a bench of many-cycle runs may prefer -Os.
 _MAKE_ARGS = ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
 
 

@@ -25,10 +25,6 @@ _BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-WIDTH", "-O2"],
     "icarus": [],
 }
-# The C++ compiler's optimisation for Verilator models: -O0, not the runtime's -Os. Measured on the cscnn_default
-# harness (ccache off, 2 cores): build and run of digits conv3 (6,382 cycles) 2 min 55 s at -Os, 1 min 43 s at
-# -O0, the run itself 4.1 s both ways. Long simulations were not measured: a bench of many-cycle runs may prefer -Os.
-_MAKE_ARGS = ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
 
 
 class SelectiveVerilator(Verilator):
@@ -43,7 +39,6 @@ class SelectiveVerilator(Verilator):
     def _build_command(self):
         commands = super()._build_command()
         commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
-        commands[1] = [*commands[1], *_MAKE_ARGS]
         return commands
 
 
@@ -142,8 +137,7 @@ def build(sources, toplevel, sim, *, waves=False, roots=()):
     if roots and sim != "icarus":
         raise ValueError("extra top-level modules are for Icarus builds only")
     build_args = _BUILD_ARGS[sim] + [arg for root in roots for arg in ("-s", root)]
-    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, build_args, _MAKE_ARGS if sim == "verilator" else [],
-                                        PUBLIC_VLT]).encode())
+    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, build_args, PUBLIC_VLT]).encode())
     for name, text in texts.items():
         digest.update(name.encode() + b"\0" + text + b"\0")
     stem = f"{toplevel}-{sim}{'-waves' if waves else ''}"

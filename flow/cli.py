@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
-from golden.cartesian_array import DEFAULT_TILING, TILINGS
+from golden.cartesian_array import DEFAULT_TILING, TILING_CHOICES
 
 from .harness.runner import REPO, SIMULATORS, SimulationError
 from .harness.toolchain import ToolError
@@ -158,7 +158,7 @@ def parser():
     blocks = list(CATALOG)
 
     def tiling_option(command):
-        command.add_argument("--tiling", choices=[*TILINGS, "fastest"],
+        command.add_argument("--tiling", choices=TILING_CHOICES,
                              help=f"the PE arrays' tiling (cscnn; default {DEFAULT_TILING}: each layer's fastest)")
 
     g = sub.add_parser("generate", help="emit Verilog + JSON sidecars (default: every block's default preset)")

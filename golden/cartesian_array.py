@@ -33,10 +33,11 @@ from .checks import InputError
 from .cscnn import canonical_mask
 
 __all__ = ["TILINGS", "DEFAULT_TILING", "Plan", "plan", "assignments", "tile_of", "run_words", "array_run",
-           "array_conv", "check_array_layer", "choose_tiling"]
+           "array_conv", "check_array_layer", "choose_tiling", "TILING_CHOICES"]
 
 TILINGS = ("mixed", "planar", "channel")
 DEFAULT_TILING = "fastest"  # the one default of cosim, evaluate and sweep: each layer under its fastest tiling
+TILING_CHOICES = (*TILINGS, DEFAULT_TILING)  # what a run's tiling may be
 
 
 @dataclass(frozen=True)
@@ -199,5 +200,5 @@ def choose_tiling(cfg, x, w, bias, tiling=DEFAULT_TILING):
     if tiling == "fastest":
         return min(TILINGS, key=lambda t: array_conv(cfg, x, w, bias, t)["cycles"])
     if tiling not in TILINGS:
-        raise InputError(f"tiling must be one of {', '.join(TILINGS)} or fastest, not {tiling!r}")
+        raise InputError(f"tiling must be one of {', '.join(TILINGS)} or {DEFAULT_TILING}, not {tiling!r}")
     return tiling

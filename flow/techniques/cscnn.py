@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from generators.config import PE_ARRAY_BLOCKS, default_preset, preset
-from golden.cartesian_array import DEFAULT_TILING, TILINGS, array_conv, choose_tiling
+from golden.cartesian_array import DEFAULT_TILING, TILING_CHOICES, TILINGS, array_conv, choose_tiling
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.centrosymmetric import load_or_fine_tune_centrosymmetric
@@ -165,7 +165,7 @@ class Cscnn(Technique):
                for block, driver in (("cscnn", PeArrayDriver), ("scnn", PeArrayDriver), ("cscnn_pe", PeDriver),
                                      ("scnn_pe", PeDriver))}
     stage = "cscnn: centrosymmetric retraining and dual pruning, cscnn and scnn PE-array RTL"
-    options = {"tiling": (DEFAULT_TILING, (*TILINGS, "fastest"))}  # of the PE arrays
+    options = {"tiling": (DEFAULT_TILING, TILING_CHOICES)}  # of the PE arrays
 
     def derive(self, net, *, log=print):
         cscnn_models(net, log=log)

@@ -139,7 +139,7 @@ def test_refusals_are_one_line_before_any_simulation(rng):
     asymmetric[0, 0, 0, 0] = asymmetric[0, 0, -1, -1] + 1
     for bad, message in [({**inputs, "w": asymmetric}, "w is not centrosymmetric (filter 0, channel 0"),
                          ({**inputs, "tiling": np.asarray("diagonal")}, "tiling must be one of mixed, planar, "
-                                                                        "channel, not 'diagonal'"),
+                                                                        "channel or fastest, not 'diagonal'"),
                          ({**inputs, "tiling": np.int64(1)}, "tiling must be a string scalar"),
                          ({**inputs, "w": inputs["w"][:, :, :2]}, "cscnn_small takes 3x2 filters, not 2x2")]:
         with pytest.raises(InputError) as error:

@@ -41,6 +41,8 @@ def test_result_cache_keys_on_every_input_and_keeps_only_what_it_is_told(tmp_pat
     assert result_cache.digest({"a": 1, "b": 2}) == result_cache.digest({"b": 2, "a": 1})
     with pytest.raises(TypeError, match="cannot digest"):
         result_cache.digest(object())
+    with pytest.raises(TypeError, match="object array"):  # its bytes would be addresses, different in every process
+        result_cache.digest(np.asarray([None, 1], dtype=object))
 
 
 def _summary(path):

@@ -50,7 +50,7 @@ def _imports(path, root=REPO):
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))
 def test_flow_layers_import_one_way(folder):
-    """harness knows no costs, techniques or reports; synth no techniques; techniques no reports (DESIGN.md §1)."""
+    """harness knows no costs, techniques or reports; synth no techniques; techniques no reports (docs/flow.md)."""
     bad = [(str(path.relative_to(REPO)), module) for path in sorted((REPO / folder).rglob("*.py"))
            for module in _imports(path) if module.startswith(FORBIDDEN[folder])]
     assert not bad, bad

@@ -1,7 +1,6 @@
 """Mixture-of-Rookies engine inputs of a network: predictor tables profiled on training images (T chosen on further
 ones; shipped with the checkpoints or cached) and each compute layer's input vectors stacked for the engine."""
 
-import hashlib
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ from models.checkpoint import locate
 from models.mor import THRESHOLDS, MorTables, choose_threshold, exact_args, mor_forward, neuron_inputs, tables
 
 from .network import CACHE, TWO_PASSES, layer_inputs, relu_passes
+from .result_cache import digest
 
 __all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "layer_notes"]
 
@@ -19,11 +19,7 @@ THRESHOLD_IMAGES = 500  # further training images T is chosen on
 
 def _key(qnet):
     """What the tables depend on: the INT8 network's layers and the profiling settings."""
-    digest = hashlib.sha256(json.dumps([PROFILE_IMAGES, THRESHOLD_IMAGES, THRESHOLDS]).encode())
-    for layer in qnet.layers:
-        for array in (layer.w, layer.bias):
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
+    return digest([PROFILE_IMAGES, THRESHOLD_IMAGES, THRESHOLDS], qnet.layers)[:16]
 
 
 def mor_tables(net, *, log=print):

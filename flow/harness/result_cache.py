@@ -28,6 +28,8 @@ _SOURCES = ("generators", "golden", "models", "flow/harness", "flow/techniques",
 
 def _feed(h, obj):
     if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise TypeError("cannot digest an object array for a cache key (its bytes are addresses)")
         h.update(f"array{obj.dtype.str}{obj.shape}".encode())
         h.update(np.ascontiguousarray(obj).tobytes())
     elif isinstance(obj, np.generic):

@@ -80,10 +80,12 @@ def measurement_key(block, name):
 
 def digest(block, name):
     """What the calibration of ``block``'s preset ``name`` depends on: its measurements, the fit (``_fit``,
-    ``calibrate``, HELD_OUT) and the driver's source (the counts)."""
+    ``calibrate``, HELD_OUT) and how its driver counts actions (``actions``, ``clock_units``, ``events``; not the
+    rest of the driver, whose refusals and stimulus change no count)."""
+    driver = BLOCKS[block].driver
     h = hashlib.sha256(measurement_key(block, name).encode())
     for source in (inspect.getsource(_fit), inspect.getsource(calibrate), repr(HELD_OUT),
-                   inspect.getsource(BLOCKS[block].driver)):
+                   *(inspect.getsource(getattr(driver, method)) for method in ("actions", "clock_units", "events"))):
         h.update(source.encode())
     return h.hexdigest()[:16]
 

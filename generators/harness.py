@@ -1,127 +1,103 @@
-"""Bulk-stimulus test harness around an emitted streaming block (used by co-simulation)."""
+"""Bulk-stimulus test harness around an emitted streaming block (used by co-simulation).
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
-from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
+The harness is test-bench infrastructure, not a block: it is written as Verilog text because Amaranth converts
+a memory's (all-zero) initial contents bit by bit — a 16,384-word harness memory took ~20 s to emit, most of
+a clean clone's co-simulation time — while this text is instant and holds no initialiser at all.
+"""
 
-__all__ = ["StreamHarness"]
+__all__ = ["stream_harness"]
+
+_TEMPLATE = """\
+// The co-simulation harness of {module} (generators/harness.py): stim -> {in_port}, {out_port} -> resp.
+module {toplevel}(clk, rst, start, dut_rst, n_items, n_expect, in_pattern, out_pattern,
+                  done, n_in, n_out, cycle, first_in, last_out);
+  input clk, rst, start, dut_rst;
+  input [31:0] n_items, n_expect, in_pattern, out_pattern;
+  output done;
+  output reg [31:0] n_in = 32'd0, n_out = 32'd0, cycle = 32'd0, first_in = 32'd0, last_out = 32'd0;
+
+  reg [{in_msb}:0] stim [0:{in_last}];
+  reg [{out_msb}:0] resp [0:{out_last}];
+  reg running = 1'b0;
+  reg [31:0] in_rot = 32'd0, out_rot = 32'd0;
+  wire [{in_msb}:0] in_payload = stim[n_in[{in_abits}:0]];
+  wire [{out_msb}:0] out_payload;
+  wire in_ready, out_valid;
+  wire in_valid = running & (n_in < n_items) & in_rot[0] & ~dut_rst;
+  wire out_ready = running & out_rot[0] & ~dut_rst;
+  wire in_fire = in_valid & in_ready;
+  wire out_fire = out_valid & out_ready;
+  assign done = running & (n_in == n_items) & (n_out == n_expect);
+
+  always @(posedge clk) begin
+    if (out_fire)
+      resp[n_out[{out_abits}:0]] <= out_payload;
+    if (rst) begin
+      running <= 1'b0;
+      in_rot <= 32'd0;
+      out_rot <= 32'd0;
+      cycle <= 32'd0;
+      n_in <= 32'd0;
+      n_out <= 32'd0;
+      first_in <= 32'd0;
+      last_out <= 32'd0;
+    end else if (!running) begin
+      running <= start;
+      in_rot <= in_pattern;
+      out_rot <= out_pattern;
+    end else begin
+      cycle <= cycle + 32'd1;
+      in_rot <= {{in_rot[0], in_rot[31:1]}};
+      out_rot <= {{out_rot[0], out_rot[31:1]}};
+      if (in_fire) begin
+        n_in <= n_in + 32'd1;
+        if (n_in == 32'd0)
+          first_in <= cycle;
+      end
+      if (out_fire) begin
+        n_out <= n_out + 32'd1;
+        last_out <= cycle;
+      end
+    end
+  end
+
+  {module} dut (
+    .clk(clk),
+    .rst(rst | dut_rst),
+    .{in_port}__valid(in_valid),
+    .{in_port}__ready(in_ready),
+    .{in_port}__payload(in_payload),
+    .{out_port}__valid(out_valid),
+    .{out_port}__ready(out_ready),
+    .{out_port}__payload(out_payload)
+  );
+endmodule
+"""
 
 
-class StreamHarness(wiring.Component):
-    """Feeds a memory of input words to a block's input stream and logs its output stream.
+def _address_msb(depth):
+    return max(1, (depth - 1).bit_length()) - 1
 
-    The testbench writes ``stim`` memory words and ``n_items``, then raises ``start``;
-    the harness runs without Python until ``done``. Input bubbles and output
-    back-pressure follow two 32-bit patterns that rotate by one bit every cycle
-    (``in_pattern[0]`` gates ``valid``, ``out_pattern[0]`` drives ``ready``).
-    ``cycle`` counts cycles since ``start``; ``first_in`` and ``last_out`` record
-    the cycles of the first input transfer and the last output transfer.
-    ``dut_rst`` resets the block alone, e.g. in mid-stream; no transfer happens while it is
-    high. ``done`` rises once ``n_items`` were sent and ``n_expect`` received (fewer than
-    ``n_items`` when a reset dropped blocks in flight).
 
-    Parameters
-    ----------
-    module : str
-        Name of the emitted Verilog module to instantiate.
-    in_port, out_port : str
-        Stream names in that module (``<name>__valid/ready/payload``).
-    in_width, out_width : int
-        Payload widths.
-    depth : int
-        Words in the stimulus memory.
-    out_depth : int
-        Words in the response memory (``depth`` when None).
+def stream_harness(toplevel, *, module, in_port, out_port, in_width, out_width, depth, out_depth=None):
+    """Verilog of module ``toplevel``: feeds a memory of input words to ``module``'s input stream and logs its
+    output stream.
+
+    The testbench writes ``stim`` words and ``n_items``/``n_expect``, then raises ``start``; the harness runs
+    without Python until ``done`` (``n_items`` sent and ``n_expect`` received, fewer when a reset dropped blocks in
+    flight). Input bubbles and output back-pressure follow two 32-bit patterns that rotate right by one bit every
+    running cycle (bit 0 gates ``valid`` / drives ``ready``). ``cycle`` counts cycles since ``start``; ``first_in``
+    and ``last_out`` record the cycles of the first input transfer and the last output transfer. ``dut_rst``
+    resets the block alone, e.g. in mid-stream; no transfer happens while it is high. ``stim`` holds ``depth``
+    words of ``in_width`` bits, ``resp`` ``out_depth`` (default ``depth``) of ``out_width``; neither has initial
+    contents (the testbench writes every word it lets the harness read). Stream members are the emitted
+    ``<port>__valid/ready/payload``.
     """
-
-    def __init__(self, *, module, in_port, out_port, in_width, out_width, depth, out_depth=None):
-        self.module = module
-        self.in_port = in_port
-        self.out_port = out_port
-        self.in_width = in_width
-        self.out_width = out_width
-        self.depth = depth
-        self.out_depth = out_depth or depth
-        super().__init__({
-            "start": In(1),
-            "dut_rst": In(1),
-            "n_items": In(32),
-            "n_expect": In(32),
-            "in_pattern": In(32),
-            "out_pattern": In(32),
-            "done": Out(1),
-            "n_in": Out(32),
-            "n_out": Out(32),
-            "cycle": Out(32),
-            "first_in": Out(32),
-            "last_out": Out(32),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.stim = stim = memory.Memory(shape=self.in_width, depth=self.depth, init=[])
-        m.submodules.resp = resp = memory.Memory(shape=self.out_width, depth=self.out_depth, init=[])
-        rd = stim.read_port(domain="comb")
-        wr = resp.write_port()
-
-        in_valid = Signal()
-        in_ready = Signal()
-        in_payload = Signal(self.in_width)
-        out_valid = Signal()
-        out_ready = Signal()
-        out_payload = Signal(self.out_width)
-        m.submodules.dut = Instance(
-            self.module,
-            i_clk=ClockSignal(),
-            i_rst=ResetSignal() | self.dut_rst,
-            **{
-                f"i_{self.in_port}__valid": in_valid,
-                f"o_{self.in_port}__ready": in_ready,
-                f"i_{self.in_port}__payload": in_payload,
-                f"o_{self.out_port}__valid": out_valid,
-                f"i_{self.out_port}__ready": out_ready,
-                f"o_{self.out_port}__payload": out_payload,
-            },
-        )
-
-        in_pattern = Signal(32)
-        out_pattern = Signal(32)
-        running = Signal()
-        feeding = Signal()
-        in_fire = Signal()
-        out_fire = Signal()
-        m.d.comb += [
-            feeding.eq(running & (self.n_in < self.n_items)),
-            in_valid.eq(feeding & in_pattern[0] & ~self.dut_rst),
-            rd.addr.eq(self.n_in),
-            in_payload.eq(rd.data),
-            out_ready.eq(running & out_pattern[0] & ~self.dut_rst),
-            in_fire.eq(in_valid & in_ready),
-            out_fire.eq(out_valid & out_ready),
-            wr.addr.eq(self.n_out),
-            wr.data.eq(out_payload),
-            wr.en.eq(out_fire),
-            self.done.eq(running & (self.n_in == self.n_items) & (self.n_out == self.n_expect)),
-        ]
-        with m.If(~running):
-            m.d.sync += [
-                running.eq(self.start),
-                in_pattern.eq(self.in_pattern),
-                out_pattern.eq(self.out_pattern),
-            ]
-        with m.Else():
-            m.d.sync += [
-                self.cycle.eq(self.cycle + 1),
-                in_pattern.eq(in_pattern.rotate_right(1)),
-                out_pattern.eq(out_pattern.rotate_right(1)),
-            ]
-            with m.If(in_fire):
-                m.d.sync += self.n_in.eq(self.n_in + 1)
-                with m.If(self.n_in == 0):
-                    m.d.sync += self.first_in.eq(self.cycle)
-            with m.If(out_fire):
-                m.d.sync += [
-                    self.n_out.eq(self.n_out + 1),
-                    self.last_out.eq(self.cycle),
-                ]
-        return m
+    out_depth = out_depth or depth
+    for name, value in (("in_width", in_width), ("out_width", out_width), ("depth", depth),
+                        ("out_depth", out_depth)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return _TEMPLATE.format(toplevel=toplevel, module=module, in_port=in_port, out_port=out_port,
+                            in_msb=in_width - 1, out_msb=out_width - 1, in_last=depth - 1, out_last=out_depth - 1,
+                            in_abits=_address_msb(depth), out_abits=_address_msb(out_depth))

@@ -1,4 +1,4 @@
-"""cocotb bench for StreamHarness: loads whole jobs into memory and runs each with one await.
+"""cocotb bench for the stream harness (generators.harness): loads whole jobs into memory and runs each with one await.
 
 Reads jobs from the npz named by ZS_STIM, writes responses to ZS_RESP. Per job j:
 ``job{j}_words`` (hex strings), ``job{j}_in_pattern``, ``job{j}_out_pattern`` (uint32) and

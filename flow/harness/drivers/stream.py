@@ -1,19 +1,15 @@
-"""Runs jobs of packed words through a streaming block inside StreamHarness on a simulator."""
+"""Runs jobs of packed words through a streaming block inside its stream harness (generators.harness) on a
+simulator."""
 
-import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import amaranth
 import numpy as np
 
-import generators.emit
-import generators.harness
-from generators.emit import convert, emit, write_if_changed
-from generators.harness import StreamHarness
+from generators.emit import emit, write_if_changed
+from generators.harness import stream_harness
 from golden.checks import InputError
 
 from .. import runner
@@ -34,21 +30,6 @@ endmodule
 """
 _EMITTED = set()  # what this process already emitted (Verilog depends only on the config): emission takes seconds
 ALL_ONES = 0xFFFF_FFFF
-
-
-def _write_harness(path, toplevel, params):
-    """Write StreamHarness(**params)'s Verilog to ``path`` unless the file already holds it. A deep harness memory
-    takes ~20 s to convert (32768 words), so the text is keyed, in a ``.key`` file beside it, by the parameters,
-    Amaranth's version and the harness generator's and emitter's sources: converted once per machine, not per
-    process. The key is written after the Verilog, so a concurrent reader never pairs a new key with old text."""
-    digest = hashlib.sha256(json.dumps([toplevel, params, amaranth.__version__]).encode())
-    for module in (generators.harness, generators.emit):
-        digest.update(Path(module.__file__).read_bytes())
-    key_path = path.with_suffix(".key")
-    if path.exists() and key_path.exists() and key_path.read_text() == digest.hexdigest():
-        return
-    write_if_changed(path, convert(StreamHarness(**params), toplevel))
-    write_if_changed(key_path, digest.hexdigest())
 
 
 @dataclass(frozen=True)
@@ -76,7 +57,7 @@ class JobResult:
 
 
 class StreamTarget:
-    """A block config's emitted Verilog wrapped in StreamHarness, built once for ``sim``.
+    """A block config's emitted Verilog wrapped in its stream harness, built once for ``sim``.
 
     Parameters
     ----------
@@ -98,9 +79,9 @@ class StreamTarget:
         key = (cfg, in_port, out_port, in_width, out_width, depth, self.out_depth, hdl_dir)
         if key not in _EMITTED or not (dut_path.exists() and harness_path.exists()):
             emit(cfg, hdl_dir)
-            _write_harness(harness_path, self.toplevel, dict(module=cfg.module, in_port=in_port, out_port=out_port,
-                                                             in_width=in_width, out_width=out_width, depth=depth,
-                                                             out_depth=self.out_depth))
+            write_if_changed(harness_path, stream_harness(self.toplevel, module=cfg.module, in_port=in_port,
+                                                          out_port=out_port, in_width=in_width, out_width=out_width,
+                                                          depth=depth, out_depth=self.out_depth))
             _EMITTED.add(key)
         if gates is None:
             self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)

@@ -8,6 +8,9 @@ import pytest
 
 from flow.harness import toolchain
 
+# The suite's simulations are short: Verilator models compiled at -O0 build in half the time (flow/harness/runner.py).
+os.environ.setdefault("ZS_VERILATOR_OPT", "-O0")
+
 
 def pytest_collection_modifyitems(items):
     """The long tests (marked ``xdist_group``: training, the demo runs, the ONNX evaluation, Yosys's first

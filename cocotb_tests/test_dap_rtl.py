@@ -1,11 +1,15 @@
 """DAP cascade RTL vs golden on Verilator and Icarus: random and named blocks, timing, handshake, reset."""
 
+import os
+
 import numpy as np
 import pytest
 
+from flow.harness import runner
 from flow.harness.cosim import first_mismatch
 from flow.harness.drivers.dap import DapDriver
 from flow.harness.drivers.stream import Job
+from flow.harness.runner import REPO
 from generators.config import CATALOG
 from golden.dbb import dap
 
@@ -111,3 +115,15 @@ def test_dap_rtl(sim, preset_name, rng):
     hit = coverage(cfg, np.concatenate([rand_b, edge_b]), np.concatenate([rand_n, edge_n]))
     missed = [name for name, seen in hit.items() if not seen]
     assert not missed, f"coverage points never hit: {missed}"
+
+
+def test_verilator_models_compile_at_the_chosen_optimisation_and_refuse_an_unknown_one(monkeypatch, tmp_path):
+    """ZS_VERILATOR_OPT reaches the C++ compiler and keys the build; an unknown level is refused before building."""
+    driver = DapDriver(CATALOG["dap"]["small"], "verilator")
+    log = (driver.target.build.build_dir / "build.log").read_text()
+    assert f" {runner.cxx_opt()} " in log and runner.cxx_opt() == os.environ["ZS_VERILATOR_OPT"]
+    monkeypatch.setattr(runner, "SIM_BUILD", tmp_path)
+    monkeypatch.setenv("ZS_VERILATOR_OPT", "-O9")
+    with pytest.raises(ValueError, match=r"^ZS_VERILATOR_OPT must be one of -O0, -O1, -O2, -O3, -Os, not '-O9'$"):
+        runner.build([REPO / "hdl" / "dap_default.v"], "dap_default", "verilator")
+    assert list(tmp_path.iterdir()) == []

@@ -1,17 +1,20 @@
 """Deterministic Verilog emission with a JSON sidecar, written only when the content changed."""
 
+import hashlib
+import inspect
 import json
 import os
 import re
 from pathlib import Path
 
+import amaranth
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
-from .registry import build
+from .registry import COMPONENTS, build
 
-__all__ = ["convert", "emit", "port_table", "write_if_changed"]
+__all__ = ["convert", "emit", "emitted", "port_table", "write_if_changed"]
 
 # Yosys writes a memory's initial contents as one assignment per word, even when every word is
 # zero (Amaranth's default). A 16,384-word memory becomes 16,384 lines that Verilator compiles
@@ -68,4 +71,32 @@ def emit(cfg, out_dir):
         "leaves": {name: port_table(leaf) for name, leaf in leaves},
     }
     write_if_changed(out_dir / f"{cfg.module}.json", json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return v_path
+
+
+_SOURCES = []
+
+
+def _key(cfg):
+    """What ``emit(cfg)`` writes depends on: the config, the generators' sources (and the component's own, wherever
+    it lives) and Amaranth's version."""
+    if not _SOURCES:
+        _SOURCES.extend(path.read_bytes() for path in sorted(Path(__file__).parent.rglob("*.py")))
+    h = hashlib.sha256(json.dumps([cfg.module, cfg.to_dict(), amaranth.__version__], sort_keys=True).encode())
+    for source in [*_SOURCES, Path(inspect.getsourcefile(COMPONENTS[cfg.block])).read_bytes()]:
+        h.update(source)
+    return h.hexdigest()
+
+
+def emitted(cfg, out_dir):
+    """``emit(cfg, out_dir)`` unless ``out_dir`` already holds what it would write, told by a ``<module>.key`` file
+    beside the Verilog (written after it, so a concurrent reader never pairs a new key with old text): a large block
+    takes seconds to convert, so a cache folder converts each config once per machine, not once per process.
+    Returns the Verilog path."""
+    out_dir = Path(out_dir)
+    v_path, key_path, key = out_dir / f"{cfg.module}.v", out_dir / f"{cfg.module}.key", _key(cfg)
+    if not (v_path.exists() and (out_dir / f"{cfg.module}.json").exists() and key_path.exists()
+            and key_path.read_text() == key):
+        emit(cfg, out_dir)
+        write_if_changed(key_path, key)
     return v_path

@@ -13,9 +13,12 @@ from pathlib import Path
 
 from cocotb_tools.runner import Icarus, Verilator, get_runner
 
+from generators.emit import emitted
+
 from . import toolchain
 
-__all__ = ["REPO", "SIM_BUILD", "SIMULATORS", "Build", "Run", "SimulationError", "build", "run"]
+__all__ = ["REPO", "SIM_BUILD", "SIMULATORS", "CXX_OPTS", "Build", "Run", "SimulationError", "cxx_opt", "verilog",
+           "build", "run"]
 
 REPO = Path(__file__).resolve().parents[2]
 SIM_BUILD = Path(os.environ.get("ZS_SIM_BUILD", REPO / "sim_build"))
@@ -25,6 +28,19 @@ _BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-WIDTH", "-O2"],
     "icarus": [],
 }
+# The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -Os, Verilator's
+# own default, unless ZS_VERILATOR_OPT names another. Measured on the cscnn_default harness (2 cores, no ccache):
+# -O0 builds in 17 s instead of 34 s and runs ~1.5x slower (18,619 cycles: 2.2 s a run instead of 1.5 s), so the
+# test suite's many short runs use -O0; long runs (benches, many images) keep -Os. Part of the build's key.
+CXX_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
+
+
+def cxx_opt():
+    """The C++ optimisation flag Verilator models are compiled with (ZS_VERILATOR_OPT, default -Os)."""
+    value = os.environ.get("ZS_VERILATOR_OPT", "-Os")
+    if value not in CXX_OPTS:
+        raise ValueError(f"ZS_VERILATOR_OPT must be one of {', '.join(CXX_OPTS)}, not {value!r}")
+    return value
 
 
 class SelectiveVerilator(Verilator):
@@ -39,6 +55,7 @@ class SelectiveVerilator(Verilator):
     def _build_command(self):
         commands = super()._build_command()
         commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+        commands[1] = [*commands[1], *(f"{var}={cxx_opt()}" for var in ("OPT_FAST", "OPT_SLOW", "OPT_GLOBAL"))]
         return commands
 
 
@@ -55,6 +72,12 @@ class DumpingIcarus(Icarus):
 PUBLIC_VLT = """`verilator_config
 public_flat_rw -module "{top}" -var "*"
 """
+
+
+def verilog(cfg):
+    """The path of ``cfg``'s emitted Verilog (and its ``.json`` sidecar beside it) in ``sim_build/hdl``, converted
+    once per machine (``generators.emit.emitted``)."""
+    return emitted(cfg, SIM_BUILD / "hdl")
 
 
 def _runner(sim, *, dumping=False):
@@ -137,7 +160,8 @@ def build(sources, toplevel, sim, *, waves=False, roots=()):
     if roots and sim != "icarus":
         raise ValueError("extra top-level modules are for Icarus builds only")
     build_args = _BUILD_ARGS[sim] + [arg for root in roots for arg in ("-s", root)]
-    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, build_args, PUBLIC_VLT]).encode())
+    options = [*build_args, *([cxx_opt()] if sim == "verilator" else [])]
+    digest = hashlib.sha256(json.dumps([toplevel, sim, waves, options, PUBLIC_VLT]).encode())
     for name, text in texts.items():
         digest.update(name.encode() + b"\0" + text + b"\0")
     stem = f"{toplevel}-{sim}{'-waves' if waves else ''}"

@@ -1,10 +1,8 @@
 """One comparable area figure per preset: Yosys generic logic cells, its RAM leaves kept as SRAM macros."""
 
 import json
-import tempfile
 
-from generators.emit import emit
-
+from ..harness.runner import verilog
 from .yosys import synthesize
 
 __all__ = ["ram_leaves", "preset_area"]
@@ -14,8 +12,7 @@ _RAM_PORTS = frozenset({"clk", "rst", "raddr", "ren", "rdata", "waddr", "wdata",
 
 def ram_leaves(cfg):
     """{leaf module: (word bits, address bits)} of the preset's RAM leaves (``generators.ram.Ram``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        leaves = json.loads(emit(cfg, tmp).with_suffix(".json").read_text())["leaves"]
+    leaves = json.loads(verilog(cfg).with_suffix(".json").read_text())["leaves"]
     return {name: (ports["rdata"][1], ports["raddr"][1]) for name, ports in leaves.items() if set(ports) == _RAM_PORTS}
 
 

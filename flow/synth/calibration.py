@@ -20,7 +20,6 @@ use, with progress.
 import hashlib
 import inspect
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,10 @@ from scipy.optimize import nnls
 from tqdm import tqdm
 
 from generators.config import preset
-from generators.emit import emit
 
 from ..harness.drivers import BLOCKS
 from ..harness.network import first_input, load_network
-from ..harness.runner import REPO
+from ..harness.runner import REPO, verilog
 from .cells import map_to_cells
 from .energy import gate_driver, measure_energy
 from .liberty import OSU018
@@ -59,8 +57,7 @@ def workloads(block, cfg, net):
 
 
 def _verilog(cfg):
-    with tempfile.TemporaryDirectory() as tmp:
-        return emit(cfg, tmp).read_bytes()
+    return verilog(cfg).read_bytes()
 
 
 _KEYS = {}

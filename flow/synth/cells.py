@@ -4,10 +4,10 @@ calibration), cells by type, area (µm²) and leakage, cached by the Verilog and
 import hashlib
 import json
 import shutil
-import tempfile
 
-from generators.emit import emit, write_if_changed
+from generators.emit import write_if_changed
 
+from ..harness.runner import verilog
 from .liberty import OSU018, osu018
 from .yosys import SYNTH_DIR, _run, _tool
 
@@ -22,8 +22,7 @@ def map_to_cells(cfg, *, force=False):
     netlist (Verilog of library cells, module named as the RTL; the same cells and their nets as bits in JSON)
     stays under reports/synth/cells/."""
     lib = osu018()
-    with tempfile.TemporaryDirectory() as tmp:
-        text = emit(cfg, tmp).read_text()
+    text = verilog(cfg).read_text()
     liberty = (OSU018 / "osu018_stdcells.lib").read_bytes()
     script = (f"read_verilog design.v; synth -flatten -top {cfg.module}; dfflibmap -liberty cells.lib; "
               "abc -liberty cells.lib; delete t:$scopeinfo; opt_clean; "

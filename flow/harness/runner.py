@@ -17,8 +17,8 @@ from generators.emit import emitted
 
 from . import toolchain
 
-__all__ = ["REPO", "SIM_BUILD", "SIMULATORS", "CXX_OPTS", "Build", "Run", "SimulationError", "cxx_opt", "verilog",
-           "build", "run"]
+__all__ = ["REPO", "SIM_BUILD", "SIMULATORS", "CXX_OPTS", "Build", "Run", "SimulationError", "cxx_opt", "locked",
+           "verilog", "build", "run"]
 
 REPO = Path(__file__).resolve().parents[2]
 SIM_BUILD = Path(os.environ.get("ZS_SIM_BUILD", REPO / "sim_build"))
@@ -118,7 +118,7 @@ class Run:
 
 
 @contextmanager
-def _locked(path, mode):
+def locked(path, mode):
     """Hold ``flock(mode)`` on ``path`` (created if missing) for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
@@ -167,7 +167,7 @@ def build(sources, toplevel, sim, *, waves=False, roots=()):
     stem = f"{toplevel}-{sim}{'-waves' if waves else ''}"
     result = Build(sim, toplevel, SIM_BUILD / f"{stem}-{digest.hexdigest()[:16]}", waves)
     stamp = result.build_dir / "zeroskip.stamp"
-    with _locked(result.lock, fcntl.LOCK_EX):
+    with locked(result.lock, fcntl.LOCK_EX):
         if stamp.exists():
             return result
         shutil.rmtree(result.build_dir, ignore_errors=True)
@@ -201,7 +201,7 @@ def run(build, test_module, env, *, testcase=None, plusargs=()):
     removed unless it recorded waves.
     """
     runner = _runner(build.sim, dumping=bool(plusargs))
-    with _locked(build.lock, fcntl.LOCK_SH):
+    with locked(build.lock, fcntl.LOCK_SH):
         result = Run(build, Path(tempfile.mkdtemp(prefix="run-", dir=build.build_dir)))
         results = result.run_dir / "results.xml"
         log = result.run_dir / "test.log"

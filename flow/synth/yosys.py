@@ -1,7 +1,9 @@
 """Yosys synthesis (generic cells, ECP5 LUT/FF) and nextpnr-ecp5 Fmax of a preset, cached by its Verilog."""
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,7 @@ from amaranth.back import verilog as amaranth_verilog
 from generators.emit import write_if_changed
 from generators.synth_shell import SynthShell
 
-from ..harness.runner import REPO, verilog
+from ..harness.runner import REPO, locked, verilog
 
 __all__ = ["SYNTH_DIR", "synthesize", "critical_path", "markdown_table"]
 
@@ -33,7 +35,24 @@ def _tool(name):
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
+_WARM = set()
+
+
+def _warm(tool):
+    """Run YoWASP ``tool`` once under a machine-wide lock before this process uses it: its first run compiles the
+    WebAssembly and writes the machine code into the YoWASP cache in place (not atomically), and a second process
+    mapping that file meanwhile dies of SIGBUS (seen as exit -7 of Yosys in a parallel test run)."""
+    if tool in _WARM or not Path(tool).name.startswith("yowasp-"):
+        return
+    cache = Path(os.environ.get("YOWASP_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                 / "YoWASP")  # where yowasp-runtime caches on Linux
+    with locked(cache / f"{Path(tool).name}.zeroskip.lock", fcntl.LOCK_EX):
+        subprocess.run([tool, "--version"], capture_output=True, check=False)
+    _WARM.add(tool)
+
+
 def _run(cmd, cwd, what, log, timeout=None):
+    _warm(cmd[0])
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         text = (Path(cwd) / log).read_text() if (Path(cwd) / log).exists() else done.stderr + done.stdout

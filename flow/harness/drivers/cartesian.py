@@ -151,7 +151,7 @@ class PeArrayDriver(StreamDriver):
         if not isinstance(tiling, str):
             value = np.asarray(tiling)
             if value.ndim != 0 or value.dtype.kind != "U":
-                raise InputError(f"tiling must be a string scalar ({', '.join(TILINGS)} or fastest), not "
+                raise InputError(f"tiling must be a string scalar ({', '.join(TILINGS)} or {DEFAULT_TILING}), not "
                                  f"{value.dtype} of shape {list(value.shape)}")
             tiling = str(value)
         check_array_layer(cfg, **args, tiling=TILINGS[0])

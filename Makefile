@@ -58,10 +58,13 @@ sim: setup
 synth: setup
 	$(ZS) synth
 
-test: setup check-hdl lint
+# check-hdl and lint side by side (two cores; lint reads hdl/, which check-hdl leaves as it is or fails on).
+test: setup
+	@$(MAKE) --no-print-directory -j2 -Otarget check-hdl lint
 	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) cocotb_tests
 
-test-all: setup check-hdl lint
+test-all: setup
+	@$(MAKE) --no-print-directory -j2 -Otarget check-hdl lint
 	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) -m "" cocotb_tests
 
 compare: setup

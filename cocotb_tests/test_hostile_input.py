@@ -140,6 +140,8 @@ def test_generate_refuses_a_file_or_a_missing_parent_as_out(tmp_path, capsys):
     assert (tmp_path / "file.v").read_text() == "keep"
     assert main(["generate", "dap", "--out", str(tmp_path / "no" / "such")]) == 2
     assert "parent folder" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    assert main(["generate", "--preset", "small", "--out", str(tmp_path / "hdl")]) == 2  # not every default preset
+    assert "--preset small needs a block" in capsys.readouterr().err and not (tmp_path / "hdl").exists()
 
 
 def test_cosim_help_offers_only_blocks_it_runs(capsys):

@@ -19,16 +19,24 @@ HDL_DIR = REPO / "hdl"
 
 
 def _generate(args):
-    from generators.emit import emit
+    """Each config converted once per machine (``runner.verilog``'s emission cache), copied to ``--out``."""
+    from generators.emit import write_if_changed
+
+    from .harness.runner import verilog
 
     out = Path(args.out)
+    if args.preset and not args.block:
+        raise ValueError(f"--preset {args.preset} needs a block (zeroskip generate BLOCK --preset NAME)")
     configs = [preset(args.block, args.preset)] if args.block else [default_preset(b) for b in CATALOG]
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; name a folder for the Verilog and JSON sidecars")
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     for cfg in configs:
-        print(emit(cfg, out))
+        source = verilog(cfg)
+        for path in (source, source.with_suffix(".json")):
+            write_if_changed(out / path.name, path.read_text())
+        print(out / source.name)
     return 0
 
 

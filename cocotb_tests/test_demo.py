@@ -124,3 +124,12 @@ def test_cli_demo_refusal_is_one_line_with_exit_2(capsys):
     assert main(["demo", "--images", "0"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "zeroskip demo: images must be between 1 and the 360 test images, not 0"]
+
+
+def test_a_technique_far_below_the_int8_network_is_flagged():
+    from flow.report.evaluate import ACCURACY_DROP_POINTS, accuracy_warnings
+
+    results = {"dense": {"accuracy": 0.4375}, "snapea": {"accuracy": 0.125}, "mor": {"accuracy": 0.40}}
+    warnings = accuracy_warnings(results, 0.4375)
+    assert ACCURACY_DROP_POINTS == 5 and len(warnings) == 1
+    assert warnings[0] == "SnaPEA's model has 12.50% test accuracy, 31.2 points below the INT8 network's 43.75%"

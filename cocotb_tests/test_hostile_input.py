@@ -100,6 +100,97 @@ def test_bad_files_are_refused_in_one_line(tmp_path, capsys, no_simulation):
         _refused(["cosim", "dap", "--inputs", str(tmp_path / name), "--out", str(out)], capsys, out, *messages)
 
 
+def test_non_regular_files_are_refused_before_they_are_opened(tmp_path, capsys, no_simulation):
+    """/dev/zero never ends and a FIFO blocks its reader forever: both refused from their file type; a device as
+    --out is refused too, and a missing input beside an existing output is invalid input (2), not a crash."""
+    out = tmp_path / "out.npz"
+    os.mkfifo(tmp_path / "fifo")
+    _refused(["cosim", "dap", "--inputs", "/dev/zero", "--out", str(out)], capsys, out,
+             "/dev/zero is not a regular file")
+    _refused(["cosim", "dap", "--inputs", str(tmp_path / "fifo"), "--out", str(out)], capsys, out,
+             "is not a regular file (a device, FIFO or socket)")
+    inputs = _write(tmp_path / "in.npz", blocks=np.ones((4, 8), np.int8), nnz=np.int64(2))
+    assert main(["cosim", "dap", "--inputs", inputs, "--out", "/dev/null"]) == 2
+    assert "output /dev/null is not a regular file" in capsys.readouterr().err
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    out.write_bytes(b"keep")
+    assert main(["cosim", "dap", "--inputs", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.npz does not exist" in err and len(err.splitlines()) == 1 and out.read_bytes() == b"keep"
+
+
+def _any_inputs(block):
+    """Arrays of the keys ``block`` takes (their values do not matter: unknown keys are refused first)."""
+    from flow.harness.drivers import DRIVERS
+
+    return {key: np.ones(2, np.int8) for key in DRIVERS[block].input_keys}
+
+
+@pytest.mark.parametrize("block", ["dap", "sa", "sa_zvcg", "s2ta_w", "s2ta_aw", "scnn_pe", "cscnn_pe", "scnn", "cscnn",
+                                   "mor", "snapea"])
+def test_an_unknown_input_key_is_refused_naming_the_keys_the_block_takes(block, tmp_path, capsys, no_simulation):
+    from flow.harness.drivers import DRIVERS
+
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **_any_inputs(block), colour=np.int64(1))
+    _refused(["cosim", block, "--inputs", inputs, "--out", str(out)], capsys, out, "unknown key 'colour' in",
+             f"it takes {', '.join(DRIVERS[block].input_keys)}")
+
+
+def test_a_misspelled_optional_key_is_refused_not_left_at_its_default(tmp_path, capsys, no_simulation):
+    """`strid=2` once ran stride 1 and exited 0."""
+    out = tmp_path / "out.npz"
+    inputs = _write(tmp_path / "in.npz", **_CONV, strid=np.int64(2))
+    _refused(["cosim", "sa", "--inputs", inputs, "--out", str(out)], capsys, out,
+             "unknown key 'strid'", "(did you mean 'stride'?)")
+
+
+def test_layers_beyond_a_pe_harness_or_the_element_bound_are_refused_before_any_build(tmp_path, capsys,
+                                                                                      no_simulation):
+    from golden.cscnn import mirror_canonical
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "out.npz"
+    w = mirror_canonical(rng.integers(-128, 128, (4, 400, 3, 3)).astype(np.int8))  # 400 channels of one 8x8 tile
+    inputs = _write(tmp_path / "wide.npz", x=rng.integers(1, 128, (400, 8, 8)).astype(np.int8), w=w,
+                    bias=np.zeros(4, np.int32))
+    for block in ("cscnn_pe", "cscnn"):
+        start = time.monotonic()
+        _refused(["cosim", block, "--inputs", inputs, "--out", str(out)], capsys, out, "ops, more than the harness's")
+        assert time.monotonic() - start < 15
+    inputs = _write(tmp_path / "plane.npz", x=np.zeros((1, 8200, 8200), np.int8), w=np.zeros((1, 1, 3, 3), np.int8),
+                    bias=np.zeros(1, np.int32))
+    for block in ("scnn_pe", "cscnn_pe", "scnn", "cscnn"):
+        start = time.monotonic()
+        _refused(["cosim", block, "--inputs", inputs, "--out", str(out)], capsys, out,
+                 "more than the 67108864 a layer may take")
+        assert time.monotonic() - start < 15
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "--images", "0"], "images must be between 1 and the 360 test images, not 0"),
+    (["compare", "--array-images", "361"], "array_images must be between 1 and the 360 test images, not 361"),
+    (["train", "--network", "digits", "--target", "snapea", "--method", "l1", "--images", "1000000000"],
+     "images must be between 1 and the 360 test images, not 1000000000"),
+    (["holistic", "--networks", "lenet5", "--images", "0"], "images must be between 1 and the"),
+    (["evaluate", "--techniques", ""], "--techniques '' names an empty technique"),
+    (["evaluate", "--techniques", "mor,"], "--techniques 'mor,' names an empty technique"),
+    (["demo", "--images", "0"], "images must be between 1 and the 360 test images, not 0"),
+])
+def test_image_counts_and_empty_lists_are_refused_before_any_work(argv, message, tmp_path, capsys, monkeypatch,
+                                                                   no_simulation):
+    from flow.harness import result_cache
+
+    monkeypatch.chdir(tmp_path)
+    before = sorted(result_cache.RESULTS.glob("*")) if result_cache.RESULTS.exists() else []
+    start = time.monotonic()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert time.monotonic() - start < 15 and list(tmp_path.iterdir()) == []
+    assert (sorted(result_cache.RESULTS.glob("*")) if result_cache.RESULTS.exists() else []) == before
+
+
 def test_bad_outputs_are_refused_before_simulating(tmp_path, capsys, no_simulation):
     inputs = _write(tmp_path / "in.npz", blocks=np.ones((4, 8), np.int8), nnz=np.int64(2))
     before = open(inputs, "rb").read()
@@ -197,3 +288,18 @@ def test_ctrl_c_is_one_line_and_not_exit_1(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "zeroskip cosim: interrupted" and "Traceback" not in err
     assert not out.exists()
+
+
+def test_every_generated_hostile_case_is_refused_in_one_line_writing_nothing(tmp_path):
+    """The whole class of bad inputs over every command (flow.bench.hostile, a few hundred cases): exit 2, one line,
+    nothing written in the case's folder, each within its time limit."""
+    from flow.bench.hostile import cases, refused, run_case
+
+    failed = []
+    for i, (name, argv) in enumerate(cases()):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        result = run_case(argv, folder, watch=())  # reports/ is shared with the other test workers
+        if not refused(result):
+            failed.append((name, result))
+    assert len(cases()) > 200 and failed == []

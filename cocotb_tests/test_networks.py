@@ -1,5 +1,7 @@
 """Networks as data: pooling and BatchNorm folding against torch, the generic INT8 network, deterministic training."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -279,6 +281,81 @@ def test_evaluate_refuses_an_onnx_model_with_an_unsupported_op(tmp_path, capsys)
     assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unsupported op Tanh at node" in err[0] and not out.exists()
+
+
+def test_the_key_of_an_onnx_model_covers_its_external_weights(tmp_path):
+    """Two exports of one architecture that differ only in the weights kept beside the model (``m.onnx.data``, as
+    torch's exporter writes them): the .onnx files are identical, the keys and the imported networks are not."""
+    import onnx
+
+    from flow.harness.network import load_onnx_network, onnx_key
+
+    np.savez(tmp_path / "data.npz", x=np.random.default_rng(0).random((8, 1, 8, 8), np.float32))
+    nets, keys = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"export{seed}"
+        folder.mkdir()
+        _export(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 10)), folder / "m.onnx")
+        model = onnx.load(str(folder / "m.onnx"))
+        onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="m.onnx.data", size_threshold=0)
+        keys.append(onnx_key(folder / "m.onnx", tmp_path / "data.npz"))
+        nets.append(load_onnx_network(folder / "m.onnx", tmp_path / "data.npz", log=lambda *_: None))
+    assert (tmp_path / "export0" / "m.onnx").read_bytes() == (tmp_path / "export1" / "m.onnx").read_bytes()
+    assert keys[0] != keys[1] and nets[0].key == keys[0] and nets[1].key == keys[1]
+    assert not np.array_equal(nets[0].qnet.convs[0].w, nets[1].qnet.convs[0].w)
+    (tmp_path / "export1" / "m.onnx.data").unlink()
+    with pytest.raises(InputError, match="m.onnx.data does not exist"):
+        onnx_key(tmp_path / "export1" / "m.onnx", tmp_path / "data.npz")
+
+
+def _export(model, path, **kwargs):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, 1, 8, 8),), str(path), **{"dynamo": False, **kwargs})
+
+
+class _Mean(nn.Module):
+    def __init__(self, dims, keepdim):
+        super().__init__()
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        return x.mean(self.dims, keepdim=self.keepdim)
+
+
+def test_reduce_mean_over_the_plane_imports_as_global_average_pooling_and_other_forms_are_refused(tmp_path):
+    """torch's default exporter writes AdaptiveAvgPool2d(1) as ReduceMean over H, W with keepdims: imported as
+    global average pooling (equal to onnxruntime); a mean over the channels, or without keepdims, is refused."""
+    import onnx
+    import onnxruntime
+
+    from models.onnx_import import load_onnx
+
+    torch.manual_seed(0)
+    head = [nn.Conv2d(1, 4, 3), nn.ReLU()]
+    x = torch.rand(3, 1, 8, 8)
+    for options in ({}, {"optimize": False}):  # the default export, and unoptimised (its axes a Reshape of constants)
+        path = tmp_path / "gap.onnx"
+        _export(nn.Sequential(*head, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)), path, dynamo=True,
+                **options)
+        assert "ReduceMean" in {node.op_type for node in onnx.load(str(path)).graph.node}
+        net, _ = load_onnx(path)
+        session = onnxruntime.InferenceSession(str(path))
+        name = session.get_inputs()[0].name
+        reference = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(3)])
+        with torch.no_grad():
+            np.testing.assert_allclose(net(x).numpy(), reference, rtol=1e-5, atol=1e-5)
+    for mean, message in (((1,), True), "ReduceMean over axes [1] with keepdims=1"), \
+                         (((2, 3), False), "ReduceMean over axes [2, 3] with keepdims=0"):
+        path = tmp_path / "mean.onnx"
+        _export(nn.Sequential(*head, _Mean(*mean), nn.Flatten(), nn.Linear(36 if mean[0] == (1,) else 4, 10)), path,
+                dynamo=True, optimize=False)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_onnx(path)
 
 
 @pytest.mark.parametrize("arrays, message", [

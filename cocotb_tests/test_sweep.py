@@ -155,7 +155,13 @@ def test_pareto_front_minimises_both_measures():
 
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.replace("rows = [2, 3]", "rows = [2, 0]"), "grid point rows = 0, cols = 2: rows must be between"),
-    (lambda s: s.replace("rows = [2, 3]", "depth = [2]"), "sa has no parameter 'depth'"),
+    (lambda s: s.replace("rows = [2, 3]", "depth = [2]"), "unknown key 'depth' in the grid of sa; it takes "),
+    (lambda s: s.replace("rows = [2, 3]", "row = [2]"), "unknown key 'row' in the grid of sa (did you mean 'rows'?)"),
+    (lambda s: s.replace("images = 1", "imagse = 1"), "unknown key 'imagse' in"),
+    (lambda s: s.replace("images = 1", "imagse = 1"), "(did you mean 'images'?)"),
+    (lambda s: s.replace("rows = [2, 3]", f"rows = {[2] * 1000}").replace("cols = [2]", f"cols = {[2] * 1000}"),
+     "the grid has 1000000 points, more than the 256 a sweep runs"),
+    (lambda s: s.replace("images = 1", "images = 361"), "images must be between 1 and the 360 test images, not 361"),
     (lambda s: s.replace('block = "sa"', 'block = "dap"'), "block 'dap' runs no network; sweepable blocks are"),
     (lambda s: s.replace('block = "sa"', 'block = "tpu"'), "unknown block 'tpu'"),
     (lambda s: s.replace('"energy"]', '"power"]'), "measure must be a list of cycles, area, fmax, energy"),
@@ -172,6 +178,55 @@ def test_invalid_specs_are_refused_in_one_line_with_nothing_written(edit, messag
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+def test_a_sweep_refuses_devices_files_as_out_and_unreachable_schedulers_in_one_line(tmp_path, capsys):
+    spec = _spec(tmp_path, "good", cols="[2]")
+    (tmp_path / "file").write_text("keep")
+    os.mkfifo(tmp_path / "fifo")
+    for argv, message in [(["/dev/zero"], "/dev/zero is not a regular file"),
+                          ([str(tmp_path / "fifo")], "is not a regular file (a device, FIFO or socket)"),
+                          ([str(spec), "--out", str(tmp_path / "file")], "is a file; name a folder"),
+                          ([str(spec), "--scheduler", "tcp://127.0.0.1:1"],
+                           "cannot reach the Dask scheduler at tcp://127.0.0.1:1")]:
+        assert main(["sweep", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def _survive(x, marker):
+    """A point's work: 0 kills its worker every time, 1 only the first time (``marker`` records that), 2 raises."""
+    if x == 0 or (x == 1 and not os.path.exists(marker)):
+        Path(marker).touch()
+        os._exit(1)
+    if x == 2:
+        raise ValueError("no figures")
+    return {"x": x}
+
+
+def test_a_point_whose_worker_dies_is_retried_then_a_row_and_every_point_gets_its_entry(tmp_path):
+    """Real worker deaths on a real local cluster: a point that kills every worker it runs on ends as an entry
+    naming the lost worker after the allowed re-runs (one here, RETRIES on the sweep's local cluster); one that killed
+    one worker is re-run and counts it; an exception is an entry; a good point beside them is unaffected."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from flow.report.sweep import LOCAL_CLUSTER, run_all
+
+    retries = 1
+    with dask.config.set({**LOCAL_CLUSTER, "distributed.scheduler.allowed-failures": retries}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        def calls(*xs):
+            return [((x, str(tmp_path / f"died{x}")), {}) for x in xs]
+
+        flaky, = run_all(client, _survive, calls(1))
+        (poison, poison_error, poison_retries), failing, good = run_all(client, _survive, calls(0, 2, 3))
+    assert flaky == ({"x": 1}, None, 1)
+    assert poison is None and poison_error.startswith(f"lost worker: {retries + 1} workers died running this point")
+    assert poison_retries == retries + 1
+    assert failing[:2] == (None, "ValueError: no figures") and good[:2] == ({"x": 3}, None)
 
 
 def test_every_example_sweep_is_valid():

@@ -95,7 +95,9 @@ def _compare(args):
 def _evaluate(args):
     from .report.evaluate import EVALUATE_DIR, evaluate
 
-    techniques = [t for t in args.techniques.split(",") if t] if args.techniques else None
+    techniques = None if args.techniques is None else args.techniques.split(",")
+    if techniques is not None and not all(techniques):
+        raise ValueError(f"--techniques {args.techniques!r} names an empty technique; give names separated by commas")
     if args.model and args.network:
         raise ValueError("give --network or --model/--data, not both")
     name = Path(args.model).stem if args.model else args.network or "digits"
@@ -146,7 +148,7 @@ def _demo(args):
 def _sweep(args):
     from .report.sweep import sweep
 
-    rows = sweep(args.spec, scheduler=args.scheduler, out_dir=args.out, fresh=args.fresh)
+    rows = sweep(args.spec, scheduler=args.scheduler, out_dir=_out_dir(args.out), fresh=args.fresh)
     return 1 if any(r["error"] for r in rows) else 0
 
 

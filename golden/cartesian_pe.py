@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import InputError, require_array, require_int8
+from .conv import MAX_ELEMENTS
 from .cscnn import canonical_mask, is_centrosymmetric
 from .quant import wrap
 
@@ -206,6 +207,10 @@ def check_layer(cfg, x, w, bias):
         raise InputError(f"bias has {bias.shape[0]} values but w has {w.shape[0]} filters")
     if min(x.shape) == 0 or w.shape[0] == 0:
         raise InputError(f"x {list(x.shape)} and w {list(w.shape)} must not be empty")
+    full = w.shape[0] * (x.shape[1] + cfg.r - 1) * (x.shape[2] + cfg.s - 1)
+    if max(x.size, w.size, full) > MAX_ELEMENTS:
+        raise InputError(f"x {list(x.shape)} with w {list(w.shape)} needs {max(x.size, w.size, full)} elements, more "
+                         f"than the {MAX_ELEMENTS} a layer may take")
     if cfg.reuse and not is_centrosymmetric(w).all():
         f, c = np.argwhere(~is_centrosymmetric(w))[0]
         raise InputError(f"w is not centrosymmetric (filter {f}, channel {c} differs from its dual); "

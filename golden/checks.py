@@ -1,12 +1,24 @@
 """Input validation shared by every golden model: refuse, never wrap silently."""
 
+import difflib
+
 import numpy as np
 
-__all__ = ["InputError", "require_array", "require_int8", "require_range"]
+__all__ = ["InputError", "refuse_unknown", "require_array", "require_int8", "require_range"]
 
 
 class InputError(ValueError):
     """Invalid input to a golden model or a co-simulation (wrong key, dtype, shape or range)."""
+
+
+def refuse_unknown(where, keys, known):
+    """InputError naming the first of ``keys`` not in ``known`` (with the nearest known key, if one is close) and
+    every key ``where`` takes: a misspelled optional input is never silently left at its default."""
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise InputError(f"unknown key {unknown[0]!r} in {where}{hint}; it takes {', '.join(known)}")
 
 
 def require_array(name, value, *, dtype=None, ndim=None, shape=None):

@@ -3,11 +3,14 @@ torch form as the built-in networks (``models.cnn.Net``), so quantization, fine-
 derivation are shared code.
 
 Supported nodes: Conv (groups 1, dilation 1, symmetric square padding and stride), Relu, MaxPool,
-AveragePool, GlobalAveragePool, BatchNormalization (folded into its conv on quantization), Flatten, Reshape
-to [batch, features] with its constant shape arithmetic (Constant, Shape, Gather, Concat, Unsqueeze), Gemm,
+AveragePool, GlobalAveragePool (or ReduceMean over H, W with keepdims, as torch's default exporter writes it),
+BatchNormalization (folded into its conv on quantization), Flatten, Reshape to [batch, features] with its
+constant shape arithmetic (Constant, Shape, Gather, Concat, Unsqueeze, Reshape of a constant), Gemm,
 MatMul + Add, Dropout, Identity. The graph must be a chain (one activation flowing through); anything else is
 refused naming the op and the node.
 """
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +18,7 @@ from torch import nn
 
 from .cnn import Net
 
-__all__ = ["load_onnx"]
+__all__ = ["external_data", "load_onnx"]
 
 _SHAPE_OPS = ("Constant", "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast")
 
@@ -99,6 +102,22 @@ def _pool(node):
     return nn.AvgPool2d(kernel, stride, pad, count_include_pad=bool(a.get("count_include_pad", 0)))
 
 
+def _reduce_mean(node, consts, chain):
+    """ReduceMean over H and W keeping the dimensions (torch's default exporter's global average pooling, axes an
+    attribute before opset 18 and an input since) as AdaptiveAvgPool2d(1); any other form refused naming it."""
+    a = _attrs(node)
+    axes = a.get("axes")
+    if len(node.input) > 1 and node.input[1]:
+        axes = _const(node, consts, node.input[1])
+    rank, keepdims = len(chain.shape), a.get("keepdims", 1)
+    axes = None if axes is None else sorted(int(axis) % rank for axis in np.ravel(axes))
+    if rank != 4 or axes != [2, 3] or keepdims != 1:
+        raise ValueError(f"ReduceMean over axes {axes if axes is not None else 'all'} with keepdims={keepdims} of a "
+                         f"{rank}-D activation at {_where(node)} is not supported; over the spatial axes [2, 3] with "
+                         "keepdims=1 (global average pooling) it is")
+    return nn.AdaptiveAvgPool2d(1)
+
+
 def _linear(node, w, b):
     fc = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     with torch.no_grad():
@@ -138,21 +157,50 @@ def _shape_op(node, consts, chain):
     if op == "Squeeze":
         axes = a.get("axes", None if len(inputs) < 2 else list(inputs[1]))
         return np.squeeze(inputs[0], None if axes is None else tuple(axes))
+    if op == "Reshape":  # of a constant (the exporter computing ReduceMean's axes); 0 keeps that dimension
+        shape = [dim if size == 0 and not a.get("allowzero", 0) else size
+                 for dim, size in zip([*inputs[0].shape, *[0] * len(inputs[1])], inputs[1])]
+        return np.reshape(inputs[0], shape)
     return inputs[0]  # Cast
+
+
+def _read(path, *, check=False, **load):
+    """The ONNX model at ``path`` (``onnx.load(**load)``, checked when ``check``); ValueError if it is not one."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), **load)
+        if check:
+            onnx.checker.check_model(model)
+    except Exception as error:  # onnx raises its own types for a file that is not a model
+        raise ValueError(f"{path} is not a valid ONNX model: {str(error).splitlines()[0]}") from None
+    return model
+
+
+def external_data(path):
+    """Paths of the files the ONNX model at ``path`` keeps its tensors in (each initializer's ``location``, beside
+    the model: torch's exporter writes ``m.onnx.data``), in the order first named; ValueError if one lies outside
+    the model's folder."""
+    model = _read(path, load_external_data=False)
+    folder = Path(path).resolve().parent
+    files = {}
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                where = (folder / entry.value).resolve()
+                if where.parent != folder and folder not in where.parents:
+                    raise ValueError(f"{path}: tensor {tensor.name!r} keeps its data at {entry.value!r}, outside "
+                                     "the model's folder")
+                files.setdefault(where, None)
+    return list(files)
 
 
 def load_onnx(path):
     """``(Net, input shape [C, H, W])`` of the ONNX model at ``path``; ValueError naming the op and node of the
     first thing not supported."""
-    import onnx
     from onnx import numpy_helper
 
-    try:
-        model = onnx.load(str(path))
-        onnx.checker.check_model(model)
-    except Exception as error:  # onnx raises its own types for a file that is not a model
-        raise ValueError(f"{path} is not a valid ONNX model: {str(error).splitlines()[0]}") from None
-    graph = model.graph
+    graph = _read(path, check=True).graph
     consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in consts]
     if len(inputs) != 1:
@@ -164,7 +212,7 @@ def load_onnx(path):
     pending = None  # a MatMul waiting for its Add
     for node in graph.node:
         op = node.op_type
-        if op in _SHAPE_OPS:
+        if op in _SHAPE_OPS or (op == "Reshape" and node.input[0] in consts):  # constant folding
             value = _shape_op(node, consts, chain)
             if value is None:
                 raise ValueError(f"{op} on the activations at {_where(node)} is not supported")
@@ -190,6 +238,8 @@ def load_onnx(path):
             chain.add(node, _pool(node))
         elif op == "GlobalAveragePool":
             chain.add(node, nn.AdaptiveAvgPool2d(1))
+        elif op == "ReduceMean":
+            chain.add(node, _reduce_mean(node, consts, chain))
         elif op == "Flatten":
             if _attrs(node).get("axis", 1) != 1:
                 raise ValueError(f"Flatten with axis {_attrs(node)['axis']} at {_where(node)} is not supported")
@@ -221,8 +271,8 @@ def load_onnx(path):
             chain.name = node.output[0]
         else:
             raise ValueError(f"unsupported op {op} at {_where(node)}; supported: Conv, Relu, MaxPool, AveragePool, "
-                             "GlobalAveragePool, BatchNormalization, Flatten, Reshape, Gemm, MatMul + Add, Dropout, "
-                             "Identity")
+                             "GlobalAveragePool, ReduceMean (spatial), BatchNormalization, Flatten, Reshape, Gemm, "
+                             "MatMul + Add, Dropout, Identity")
     if pending is not None:
         raise ValueError(f"MatMul at {_where(pending)} is not followed by its bias Add: not supported")
     if [o.name for o in graph.output] != [chain.name]:

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from generators.config import preset
-from golden.checks import InputError
+from golden.checks import InputError, refuse_unknown
 
 from .drivers import DRIVERS
 from .npz import check_output, read_npz, write_npz
@@ -75,7 +75,9 @@ def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, energy
         cfg = preset(block, preset_name)
         driver_cls = DRIVERS[block]
         out_path = check_output(out_path, inputs=[inputs_path])
-        args = driver_cls.validate(cfg, read_npz(inputs_path))
+        inputs = read_npz(inputs_path)
+        refuse_unknown(f"{inputs_path} ({block})", inputs, driver_cls.input_keys)
+        args = driver_cls.validate(cfg, inputs)
         golden, golden_cycles = driver_cls.golden(cfg, args)
     except (InputError, ValueError, TypeError) as error:
         print(f"zeroskip cosim: {error}", file=sys.stderr)

@@ -9,18 +9,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from golden.checks import InputError
+from golden.checks import InputError, refuse_unknown
 from golden.dbb import channel_blocks
 from models import cnn
 from models.datasets import DATASETS, Dataset
-from models.onnx_import import load_onnx
+from models.onnx_import import external_data, load_onnx
 from models.quantize import QuantizedNet, quantize
 
-from .npz import read_npz
+from .npz import input_file, read_npz
 from .runner import REPO
 
-__all__ = ["CACHE", "Network", "load_network", "load_onnx_network", "conv_inputs", "layer_inputs", "as_conv",
-           "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks", "first_input"]
+__all__ = ["CACHE", "Network", "count_test_images", "check_images", "load_network", "load_onnx_network", "onnx_key",
+           "conv_inputs", "layer_inputs", "as_conv", "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks",
+           "first_input"]
 
 CACHE = REPO / "reports" / "cache"
 
@@ -46,6 +47,23 @@ class Network:
     def fine_tune_epochs(self, epochs):
         """``epochs`` of fine-tuning, or none for a post-training network."""
         return 0 if self.post_training else epochs
+
+    def trained(self, training):
+        """How a derived model was made, for logs and reports: ``training`` (e.g. "fine-tuned"), or "post-training"
+        (pruned and constrained without retraining) when no training data came with the network."""
+        return "post-training" if self.post_training else training
+
+
+def count_test_images(network):
+    """How many test images the built-in ``network``'s data set holds."""
+    return len(DATASETS[cnn.NETWORKS[network][0]]().y_test)
+
+
+def check_images(images, available, what="images"):
+    """Refuse ``images`` unless it is an integer from 1 to ``available`` (the test images there are)."""
+    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= available:
+        raise InputError(f"{what} must be between 1 and the {available} test images, not {images!r}")
+    return images
 
 
 def load_network(name="digits", *, cfg=None, log=print):
@@ -86,16 +104,30 @@ def _labels(data, key, n, classes):
     return y
 
 
+def onnx_key(model_path, data_path):
+    """What an imported network's derived models and results are keyed by: the bytes of the ONNX model, of every
+    external data file its tensors name (torch's exporter keeps the weights beside the model) and of DATA.npz;
+    InputError if one of them is not a regular file."""
+    files = [input_file(model_path, "an ONNX model"),
+             *(input_file(path, "an ONNX external data file") for path in external_data(model_path)),
+             input_file(data_path, "an .npz file")]
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def load_onnx_network(model_path, data_path, *, log=print):
     """A user's ONNX model with its DATA.npz (docs/flow.md): ``x`` float32 [N, C, H, W] as the model takes it
     (non-negative), optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float
     model), optional ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses
     ``x`` and techniques apply post-training). InputError or ValueError (one line) before anything runs."""
     start = time.perf_counter()
+    key = onnx_key(model_path, data_path)
     model, shape = load_onnx(model_path)
     arrays = read_npz(data_path)
-    unknown = sorted(set(arrays) - {"x", "y", "x_train", "y_train"})
-    if "x" not in arrays or unknown:
+    refuse_unknown(data_path, arrays, ("x", "y", "x_train", "y_train"))
+    if "x" not in arrays:
         raise InputError(f"{data_path} must hold x (and optionally y, x_train, y_train), not {sorted(arrays)}")
     if ("x_train" in arrays) != ("y_train" in arrays):
         raise InputError(f"{data_path} must hold both x_train and y_train, or neither")
@@ -116,7 +148,6 @@ def load_onnx_network(model_path, data_path, *, log=print):
     data = Dataset(f"{Path(data_path).name} ({len(x)} images{'' if 'y' in arrays else ', float top-1 as labels'})",
                    *train, quantized(x), y)
     qnet = quantize(model, data.x_train)
-    key = hashlib.sha256(Path(model_path).read_bytes() + Path(data_path).read_bytes()).hexdigest()[:12]
     net = Network(Path(model_path).stem, data, model, key, qnet, float((float_top1 == y).mean()),
                   qnet.accuracy(data.x_test, data.y_test),
                   {"name": Path(model_path).name, "onnx_sha256_12": key, "input_scale": scale,

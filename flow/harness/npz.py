@@ -6,6 +6,7 @@ an empty, truncated, pickled or lying file (a header that claims terabytes) cost
 
 import math
 import os
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 
 from golden.checks import InputError
 
-__all__ = ["MAX_BYTES", "read_npz", "check_output", "write_npz"]
+__all__ = ["MAX_BYTES", "input_file", "read_npz", "check_output", "write_npz"]
 
 MAX_BYTES = 1 << 30  # the arrays of one input file, uncompressed: far beyond any layer the blocks take
 _NPY_MAGIC = b"\x93NUMPY"
@@ -51,15 +52,29 @@ def _headers(path, max_bytes):
     return headers
 
 
+def input_file(path, kind="a file"):
+    """``path`` as a Path if it names a regular file; InputError otherwise (checked before it is opened: a device
+    such as /dev/zero never ends, a FIFO blocks forever, a folder is not ``kind``)."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path} is a folder, not {kind}")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a device, FIFO or socket), not {kind}")
+    return path
+
+
 def read_npz(path, *, max_bytes=MAX_BYTES):
     """``{key: array}`` of the .npz at ``path`` (as ``numpy.savez`` writes it); InputError naming what is
-    wrong: missing, a folder, empty, not an archive, a single .npy, pickled objects, a header that
-    disagrees with the stored data, an empty array, more than ``max_bytes`` of arrays, a corrupt member."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an .npz file")
+    wrong: missing, a folder or not a regular file, empty, not an archive, a single .npy, pickled objects, a
+    header that disagrees with the stored data, an empty array, more than ``max_bytes`` of arrays, a corrupt
+    member."""
+    path = input_file(path, "an .npz file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(_NPY_MAGIC))
@@ -82,18 +97,21 @@ def read_npz(path, *, max_bytes=MAX_BYTES):
 
 
 def check_output(path, *, inputs=()):
-    """Refuse ``path`` as an output file before any work: a folder, a missing or read-only folder, or
-    one of the ``inputs``. The file is written exactly at ``path`` (no suffix added)."""
+    """Refuse ``path`` as an output file before any work: a folder, a device, FIFO or socket, a missing or
+    read-only folder, or one of the ``inputs``. The file is written exactly at ``path`` (no suffix added)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"output {path} is a folder; name a file in it, e.g. {path / 'out.npz'}")
+    if path.exists() and not path.is_file():
+        raise InputError(f"output {path} is not a regular file (a device, FIFO or socket); name a file")
     parent = path.parent
     if not parent.is_dir():
         raise InputError(f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(f"output folder {parent} is not writable")
     for other in inputs:
-        if path.resolve() == Path(other).resolve() or (path.exists() and path.samefile(other)):
+        if path.resolve() == Path(other).resolve() or (path.exists() and Path(other).exists()
+                                                         and path.samefile(other)):
             raise InputError(f"output {path} is the input file {other}; name another output")
     return path
 

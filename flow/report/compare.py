@@ -1,7 +1,7 @@
 """`zeroskip compare`: golden vs RTL on the trained network's real layers, for every block each technique checks."""
 
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import load_network
+from ..harness.network import check_images, count_test_images, load_network
 from ..techniques import TECHNIQUES
 
 __all__ = ["compare"]
@@ -14,6 +14,9 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
     test images at every nnz; the arrays, PEs and engines ``array_images`` through each technique's model (Icarus
     simulates s2ta_aw at a few hundred cycles/s, so keep it small).
     """
+    available = count_test_images("digits")
+    check_images(images, available)
+    check_images(array_images, available, "array_images")
     net = load_network(log=log)
     table = [(block, sim, row, items) for sim in sims for technique in TECHNIQUES.values()
              for block, row, items in technique.comparisons(net, sim, images=images, array_images=array_images,

@@ -19,12 +19,11 @@ from contextlib import contextmanager
 from models import datasets
 from models.centrosymmetric import fine_tune_centrosymmetric
 from models.cnn import NETWORKS
-from models.datasets import DATASETS
 from models.dbb_training import DbbConfig
 from models.pruning import fine_tune_pruned
 
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import load_network, load_onnx_network
+from ..harness.network import check_images, count_test_images, load_network, load_onnx_network
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
@@ -36,6 +35,7 @@ __all__ = ["demo", "evaluate", "DEMO_DIR", "EVALUATE_DIR"]
 
 DEMO_DIR = REPO / "reports" / "demo"
 EVALUATE_DIR = REPO / "reports" / "evaluate"
+ACCURACY_DROP_POINTS = 5  # a technique's model further below its INT8 network is flagged in the summary and report
 
 
 class _Progress:
@@ -111,6 +111,13 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
     }
 
 
+def accuracy_warnings(results, int8_accuracy, *, points=ACCURACY_DROP_POINTS):
+    """One line per technique whose model's test accuracy is more than ``points`` below the INT8 network's."""
+    return [f"{TECHNIQUES[name].title}'s model has {r['accuracy']:.2%} test accuracy, "
+            f"{100 * (int8_accuracy - r['accuracy']):.1f} points below the INT8 network's {int8_accuracy:.2%}"
+            for name, r in results.items() if 100 * (int8_accuracy - r["accuracy"]) > points]
+
+
 def _seeds(net):
     def default(fn):
         return inspect.signature(fn).parameters["seed"].default
@@ -164,9 +171,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     if model:  # the import checks the model and its data before anything runs
         with progress.stage(f"network: import {model}, INT8 export"):
             net = load_onnx_network(model, data, log=progress.detail)
-    test_images = len(net.data.y_test if net else DATASETS[NETWORKS[network][0]]().y_test)
-    if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= test_images:
-        raise ValueError(f"images must be between 1 and the {test_images} test images, not {images!r}")
+    check_images(images, len(net.data.y_test) if net else count_test_images(network))
     if net is None:
         with progress.stage(f"network: train or reuse the {network} CNN, INT8 export"):
             net = load_network(network, log=progress.detail)
@@ -202,11 +207,14 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
                 progress.detail(f"{module}: {r['logic_cells']} logic cells, {r['ram_bits']} RAM bits")
 
     failures = _failures(rtl.checks, command)
+    warnings = accuracy_warnings(results, net.int8_accuracy)
     summary = {
         **results,
         "bit_exact": not failures,
-        "dataset": {"name": net.data.name, "train": len(net.data.y_train),
-                    "test": len(net.data.y_test), "rtl_images": f"test images 0..{images - 1}", "images": images},
+        "accuracy_warnings": warnings,
+        "dataset": {"name": net.data.name, "train": 0 if net.post_training else len(net.data.y_train),
+                    "post_training": net.post_training, "test": len(net.data.y_test),
+                    "rtl_images": f"test images 0..{images - 1}", "images": images},
         "network": net.meta,
         "presets": {name: results[name]["preset"]["module"] for name in names} |
                    {f"dense_at_{m}_macs": BASELINE.at(m).module for m in macs},
@@ -224,6 +232,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     print()
     for line in failures:
         print(line, file=sys.stderr)
+    for line in warnings:
+        print(f"{command}: warning: {line}", file=sys.stderr)
     progress.say(f"{'all techniques bit-exact' if not failures else f'{len(failures)} MISMATCHING layer(s)'}; "
                  f"wrote {out_dir / 'summary.json'}, {out_dir / 'report.md'} and plots")
     return 1 if failures else 0

@@ -20,7 +20,7 @@ from models.cnn import NETWORKS
 from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_regularised, search_strength
 from models.quantize import quantize
 
-from ..harness.network import CACHE, conv_inputs, layer_inputs, load_network, thin
+from ..harness.network import CACHE, check_images, conv_inputs, count_test_images, layer_inputs, load_network, thin
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
 from ..techniques import TARGETS, check_costed
@@ -63,7 +63,9 @@ def _check_settings(networks, targets, budget, images, epochs, steps, sim):
         raise ValueError("name at least one network and one target")
     if not (isinstance(budget, (int, float)) and np.isfinite(budget) and budget > 0):
         raise ValueError(f"budget must be a positive number of accuracy points, not {budget}")
-    for what, value, low in (("images", images, 1), ("epochs", epochs, 1), ("steps", steps, 0)):
+    for network in networks:
+        check_images(images, count_test_images(network))
+    for what, value, low in (("epochs", epochs, 1), ("steps", steps, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{what} must be an integer of at least {low}, not {value!r}")
     if sim not in SIMULATORS:

@@ -176,12 +176,17 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
     data = summary["dataset"]
     lines = [
         f"# {title}", "",
-        f"{data['name']}: {data['train']} training and {data['test']} test images. RTL: every layer (conv and fc) of "
+        f"{data['name']}: "
+        + ("no training images (post-training: techniques prune and constrain without retraining)"
+           if data.get("post_training") else f"{data['train']} training") + f" and {data['test']} test images. "
+        f"RTL: every layer (conv and fc) of "
         f"{data['rtl_images']} on {summary['sim']}, checked bit- and cycle-exact against the golden models. "
         f"Accuracy: golden models on the whole test set. Seeds: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["seeds"].items()) + ".", "",
         "**" + ("Every technique's RTL matched golden." if summary["bit_exact"] else "RTL MISMATCHES: see below.")
         + "**", "",
+        *[f"**Accuracy warning:** {line}." for line in summary.get("accuracy_warnings", [])],
+        *([""] if summary.get("accuracy_warnings") else []),
         overview, "",
         "- *cycles*: RTL cycles of all layers, conv and fc (first input word accepted to last result word, per "
         "docs/cosim.md).",

@@ -5,14 +5,17 @@ before anything runs), run on RTL by the technique that owns the block (``Techni
 network, every output and cycle checked against golden) and, as asked, synthesized (Yosys area, nextpnr Fmax) and
 costed (the energy model). A point's result is cached by its inputs and the sources (``harness.result_cache``),
 so a re-run — after an interruption, on any cluster — computes only what is missing. A failing point (a tool
-error, a mismatch) is a row with its reason and log, never dropped. Points run on a local Dask cluster (one
-single-threaded worker process per core) or on the scheduler at ``--scheduler``; results come back as data.
+error, a mismatch, a worker that died ``RETRIES`` + 1 times running it) is a row with its reason and log, never
+dropped; every row counts the worker deaths it survived (``retries``). At most ``MAX_POINTS`` points a sweep.
+Points run on a local Dask cluster (one single-threaded worker process per core) or on the scheduler at
+``--scheduler``; results come back as data.
 """
 
 import csv
 import dataclasses
 import itertools
 import json
+import math
 import os
 import re
 import socket
@@ -25,22 +28,30 @@ import tomllib
 from tqdm import tqdm
 
 from generators.config import CATALOG
-from golden.checks import InputError
+from golden.checks import InputError, refuse_unknown
 from models.cnn import NETWORKS
 
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import load_network, load_onnx_network
-from ..harness.result_cache import cached, digest
+from ..harness.network import check_images, load_network, load_onnx_network, onnx_key
+from ..harness.npz import input_file
+from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques import TECHNIQUES, check_options
 
-__all__ = ["MEASURES", "SweepSpec", "read_spec", "grid_points", "run_point", "pareto", "sweep"]
+__all__ = ["MEASURES", "SweepSpec", "read_spec", "grid_points", "run_point", "run_all", "pareto", "sweep"]
 
 MEASURES = ("cycles", "area", "fmax", "energy")
 SWEEP_DIR = REPO / "reports" / "sweep"
-_KEYS = {"block", "preset", "network", "model", "data", "layers", "images", "measure", "sim", "options", "grid"}
+_KEYS = ("block", "preset", "network", "model", "data", "layers", "images", "measure", "sim", "options", "grid")
+MAX_POINTS = 256  # grid points of one sweep: each is a Verilator build and a network's layers on RTL
+MAX_SPEC_BYTES = 1 << 20
+RETRIES = 2  # runs more of a point whose worker died (the local cluster's allowed-failures), then it is a row
+CONNECT_SECONDS = 30
+# The local cluster's scheduler: a point whose worker died runs RETRIES more times, and a worker holds only the point
+# it runs (none queued behind it), so a point that kills its worker takes no other point with it.
+LOCAL_CLUSTER = {"distributed.scheduler.allowed-failures": RETRIES, "distributed.scheduler.worker-saturation": 1.0}
 
 
 @dataclass(frozen=True)
@@ -70,16 +81,16 @@ def _owner(block):
 
 def read_spec(path):
     """The SweepSpec of SPEC.toml at ``path``; InputError (one line) for anything invalid, every grid point checked."""
-    path = Path(path)
+    path = input_file(path, "a SPEC.toml")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise InputError(f"{path} has {path.stat().st_size} bytes; a SPEC.toml holds at most {MAX_SPEC_BYTES}")
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path} is not valid TOML: {error}") from None
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise InputError(f"unknown key {unknown[0]!r} in {path}; keys are {', '.join(sorted(_KEYS))}")
+    refuse_unknown(path, raw, _KEYS)
     for key in ("block", "grid"):
         if key not in raw:
             raise InputError(f"{path} needs {key!r}")
@@ -121,11 +132,13 @@ def read_spec(path):
         raise InputError("grid must be a table of parameter = [values]")
     base = CATALOG[block][name]
     fields = {f.name for f in dataclasses.fields(base)} - {"name"}
+    refuse_unknown(f"the grid of {block}", grid, sorted(fields))
     for param, values in grid.items():
-        if param not in fields:
-            raise InputError(f"{block} has no parameter {param!r}; its parameters are {', '.join(sorted(fields))}")
         if not isinstance(values, list) or not values:
             raise InputError(f"grid {param} must be a non-empty list of values, not {values!r}")
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_POINTS:
+        raise InputError(f"the grid has {count} points, more than the {MAX_POINTS} a sweep runs; split it")
     spec = SweepSpec(block, name, network, model, data, tuple(layers) if layers else None, images,
                      tuple(dict.fromkeys(["cycles", *measure])), sim,
                      tuple((param, tuple(values)) for param, values in grid.items()), tuple(options.items()))
@@ -161,10 +174,8 @@ def _network(spec, log):
 
 
 def _source_key(spec):
-    """What identifies the network: its name, or the ONNX model's and data's bytes."""
-    if spec.model:
-        return digest(Path(spec.model).read_bytes(), Path(spec.data).read_bytes())
-    return spec.network
+    """What identifies the network: its name, or the ONNX model's (with its external data) and data's bytes."""
+    return onnx_key(spec.model, spec.data) if spec.model else spec.network
 
 
 def _workload(spec):
@@ -212,9 +223,46 @@ def run_point(spec_dict, params, *, fresh=False, log_dir=None):
                        f"{result['first_mismatch'] or 'cycles'}", cached=reused)
         except Exception as error:  # noqa: BLE001 — a point's failure is data, never fatal to the sweep
             traceback.print_exc(file=log_file)
-            row.update(cycles=None, rtl_bit_exact=False, error=f"{type(error).__name__}: {error}", cached=False)
+            row.update(_failed(f"{type(error).__name__}: {error}"))
     row.update(log=f"{socket.gethostname()}:{log_path}", seconds=round(time.perf_counter() - start, 2))
     return row
+
+
+def _failed(error):
+    """The fields of a point that produced no figures."""
+    return {"cycles": None, "rtl_bit_exact": False, "error": error, "cached": False}
+
+
+def run_all(client, fn, calls, *, progress=None):
+    """``fn(*args, **kwargs)`` of each of ``calls`` as one Dask task on ``client``; ``[(result, error, retries)]`` in
+    the calls' order. A task whose worker dies is run again on another worker (the scheduler's ``allowed-failures``
+    times; ``RETRIES`` on the local cluster), then its ``error`` names the lost worker; ``retries`` is how many
+    workers died while it was running or queued on them (each time it was run again). Any other exception of a task
+    is its ``error`` too: every call gets its entry."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    futures = {client.submit(fn, *args, pure=False, **kwargs): i for i, (args, kwargs) in enumerate(calls)}
+    out = [None] * len(calls)
+    for future in as_completed(futures):
+        try:
+            result, error = future.result(), None
+        except KilledWorker as lost:
+            result, error = None, (f"lost worker: {lost.allowed_failures + 1} workers died running this point "
+                                   f"(the last {lost.last_worker.address})")
+        except Exception as failure:  # noqa: BLE001 — a task's failure is its entry, never fatal to the others
+            result, error = None, f"{type(failure).__name__}: {failure}"
+        deaths = client.run_on_scheduler(_deaths, key=future.key)
+        out[futures[future]] = (result, error, deaths)
+        if progress is not None:
+            progress()
+    return out
+
+
+def _deaths(key, dask_scheduler=None):
+    """Workers that died running task ``key`` (run on the scheduler)."""
+    task = dask_scheduler.tasks.get(key)
+    return 0 if task is None else task.suspicious
 
 
 def pareto(rows, x, y):
@@ -258,13 +306,24 @@ def _plots(rows, out_dir, spec):
 
 
 def _executor(scheduler):
-    """A Dask client: the scheduler at ``scheduler``, or a local cluster of one single-threaded worker per core."""
+    """A Dask client: the scheduler at ``scheduler``, or a local cluster of one single-threaded worker per core
+    (a point whose worker dies is retried ``RETRIES`` times); InputError naming an address that cannot be reached."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=os.cpu_count(), threads_per_worker=1, processes=True, dashboard_address=None,
-                           worker_dashboard_address=None)
+        try:
+            if scheduler.startswith("tcp://"):  # a refused or unroutable address fails now, not after retries
+                host, _, port = scheduler.removeprefix("tcp://").rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+            return Client(scheduler, timeout=CONNECT_SECONDS), None
+        except (OSError, TimeoutError, ValueError) as error:
+            why = getattr(error, "strerror", None) or type(error).__name__
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({why}; is `dask scheduler` running "
+                             "there?)") from None
+    with dask.config.set(LOCAL_CLUSTER):
+        cluster = LocalCluster(n_workers=os.cpu_count(), threads_per_worker=1, processes=True,
+                               dashboard_address=None, worker_dashboard_address=None)
     return Client(cluster), cluster
 
 
@@ -274,30 +333,28 @@ def sweep(spec_path, *, scheduler=None, out_dir=None, fresh=False, log=print):
     spec = read_spec(spec_path)
     points = grid_points(spec)
     # The network loads (or is refused) and the layers are checked before any point runs.
-    names = [layer.name for layer in _network(spec, lambda *_: None).qnet.computes]
+    net = _network(spec, lambda *_: None)
+    check_images(spec.images, len(net.data.y_test))
+    names = [layer.name for layer in net.qnet.computes]
     missing = [name for name in spec.layers or () if name not in names]
     if missing:
         raise InputError(f"the network has no compute layer {missing[0]!r}; its layers are {', '.join(names)}")
     out_dir = Path(out_dir or SWEEP_DIR / Path(spec_path).stem)
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec_dict = dataclasses.asdict(spec)
-    from distributed import as_completed
-
     client, cluster = _executor(scheduler)
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         log(f"sweep of {len(points)} {spec.block} points on {scheduler or 'a local cluster'} "
             f"({len(client.scheduler_info()['workers'])} workers)")
-        futures = {client.submit(run_point, spec_dict, params, fresh=fresh, log_dir=str(out_dir / "logs"),
-                                 pure=False): i for i, (params, _) in enumerate(points)}
-        rows = [None] * len(points)
+        calls = [((spec_dict, params), {"fresh": fresh, "log_dir": str(out_dir / "logs")}) for params, _ in points]
         with tqdm(total=len(points), desc=f"sweep {spec.block}", unit="point") as bar:
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                bar.update()
+            done = run_all(client, run_point, calls, progress=bar.update)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    rows = [{**(row or {**params, "module": cfg.module, **_failed(error), "log": None, "seconds": None}),
+             "retries": retries} for (params, cfg), (row, error, retries) in zip(points, done)]
     _write(rows, out_dir, spec)
     plots = _plots(rows, out_dir, spec)
     failed = [r for r in rows if r["error"]]

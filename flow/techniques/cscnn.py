@@ -56,7 +56,7 @@ def cscnn_models(net, *, log=print):
             assert is_centrosymmetric(layer.w).all(), f"{name} {layer.name} lost centrosymmetry in quantization"
         accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
         models[name] = CscnnModel(name, qnet, accuracy, reused)
-        log(f"  {name}: {'reused' if reused else 'retrained'} in {time.perf_counter() - start:.1f} s, "
+        log(f"  {name}: {'reused' if reused else net.trained('retrained')} in {time.perf_counter() - start:.1f} s, "
             f"INT8 test accuracy {accuracy:.2%}")
     return models
 
@@ -177,7 +177,8 @@ class Cscnn(Technique):
                          tiling=self.option(run.options, "tiling"))
         scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
                          preset("scnn", "default"), chosen, run.images, tiling="planar")
-        return Result(f"centrosymmetric, retrained, dual-pruned {PRUNING:.0%}", models["cs_pruned"].accuracy, rows,
+        return Result(f"centrosymmetric, {run.net.trained('retrained')}, dual-pruned {PRUNING:.0%}",
+                      models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
                        "scnn": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                  "energy_pj": r["energy_pj"]} for r in scnn],

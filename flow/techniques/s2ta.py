@@ -64,7 +64,7 @@ def s2ta_models(net, cfg=None, *, only=None, log=print):
                 assert dbb_bound_ok(filter_blocks(layer.w, cfg.bz), dbb.nnz_w).all(), f"{layer.name} breaks W-DBB"
         accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz, bz=cfg.bz)
         models[name] = S2taModel(name, qnet, layer_nnz, dbb.nnz_w, accuracy, reused)
-        log(f"  {name}: {'reused' if reused else 'fine-tuned'} in {time.perf_counter() - start:.1f} s, "
+        log(f"  {name}: {'reused' if reused else net.trained('fine-tuned')} in {time.perf_counter() - start:.1f} s, "
             f"INT8 test accuracy {accuracy:.2%}")
     return models
 
@@ -168,8 +168,8 @@ class S2ta(Technique):
         models = s2ta_models(run.net, cfg, log=run.log)
         aw = models["aw_dbb"]
         rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, nnz_a=aw.nnz_a)
-        return Result(f"A/W-DBB fine-tuned: W-DBB {cfg.b}/{cfg.bz} (first layer dense), DAP nnz_a {aw.nnz_a}",
-                      aw.accuracy, rows,
+        return Result(f"A/W-DBB {run.net.trained('fine-tuned')}: W-DBB {cfg.b}/{cfg.bz} (first layer dense), "
+                      f"DAP nnz_a {aw.nnz_a}", aw.accuracy, rows,
                       {"nnz_a": aw.nnz_a, "model_accuracy": {n: m.accuracy for n, m in models.items()},
                        "density_sweep": density_sweep(cfg, aw.qnet, run.images[0], aw.nnz_a)})
 

@@ -51,7 +51,7 @@ def pruned_models(net, *, log=print):
             accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
         weights = np.concatenate([layer.w.reshape(-1) for layer in qnet.convs])
         out[sparsity] = PrunedModel(sparsity, qnet, accuracy, float((weights == 0).mean()), reused)
-        log(f"  {sparsity:.0%} global pruning: {'reused' if reused else 'fine-tuned'} in "
+        log(f"  {sparsity:.0%} global pruning: {'reused' if reused else net.trained('fine-tuned')} in "
             f"{time.perf_counter() - start:.1f} s, {out[sparsity].zero_weights:.1%} zero INT8 conv weights, "
             f"INT8 test accuracy {accuracy:.2%}")
     return out
@@ -147,7 +147,7 @@ class Snapea(Technique):
         rows = run.check(self.name, "technique", check_snapea_layers, self.cfg, chosen, run.images)
         one = run.check(self.name, "one-sided", check_snapea_layers, preset("snapea", "one_sided"), chosen,
                         run.images)
-        return Result(f"{RTL_SPARSITY:.0%} global magnitude pruning, fine-tuned, exact mode",
+        return Result(f"{RTL_SPARSITY:.0%} global magnitude pruning, {run.net.trained('fine-tuned')}, exact mode",
                       models[RTL_SPARSITY].accuracy, rows,
                       {"model_accuracy": {f"{s:.2f}": m.accuracy for s, m in models.items()},
                        "algorithms": multiplications(chosen, run.images),

@@ -53,6 +53,8 @@ def check_blocks(blocks, catalog=CATALOG, components=COMPONENTS):
                 fail(f.name, "is missing")
         if block.driver is not None and not issubclass(block.driver, StreamDriver):
             fail("driver", f"is {block.driver!r}, not a StreamDriver")
+        if block.driver is not None and not block.driver.input_keys:
+            fail("driver", f"{block.driver.__name__} declares no input_keys (the IN.npz keys it takes)")
         if block.calibrated and (block.driver is None or block.workload is None):
             fail("workload", "is missing: calibrated presets need a driver and a workload")
         for preset in (*block.calibrated, block.placed):

@@ -37,6 +37,7 @@ class ArrayDriver(StreamDriver):
     """
 
     in_port, out_port = "step", "y"
+    input_keys = ("a", "w", "x", "pad", "stride", "nnz_a", "dense_w")
     input_layout, output_layout = staticmethod(step_layout), staticmethod(result_layout)
 
     @staticmethod

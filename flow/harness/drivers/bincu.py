@@ -19,6 +19,7 @@ class BinCuDriver(StreamDriver):
     """
 
     in_port, out_port = "chunk", "pred"
+    input_keys = ("x", "w", "m_q", "b_q")
     input_layout, output_layout = staticmethod(bincu_input_layout), staticmethod(bincu_output_layout)
 
     @staticmethod

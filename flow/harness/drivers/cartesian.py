@@ -37,6 +37,7 @@ class PeDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
+    input_keys = ("x", "w", "bias")
     depth = 4096  # ops per tile (bias, vectors, end): ~160 input channels of a dense 8x8 tile on the default
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 
@@ -45,6 +46,11 @@ class PeDriver(StreamDriver):
         """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}``; InputError if invalid."""
         args = require_keys(cfg.block, inputs, ("x", "w", "bias"))
         check_layer(cfg, **args)
+        for *_, tile, w_group, tile_bias in pieces(cfg, **args):  # each tile is one job of the harness
+            ops = len(tile_ops(cfg, tile, w_group, tile_bias))
+            if ops > PeDriver.depth:
+                raise InputError(f"a tile of this layer takes {ops} ops, more than the harness's {PeDriver.depth} "
+                                 "(fewer input channels or sparser activations fit)")
         return args
 
     @staticmethod
@@ -107,8 +113,6 @@ class PeDriver(StreamDriver):
         jobs = []
         for _, _, _, tile, w_group, tile_bias in pieces(cfg, **args):
             ops = tile_ops(cfg, tile, w_group, tile_bias)
-            if len(ops) > self.depth:
-                raise InputError(f"a tile takes {len(ops)} ops, more than the harness's {self.depth}")
             jobs.append(Job(self.words(ops), yields=[cfg.depth if op.kind == "end" else 0 for op in ops],
                             **job_options))
         return jobs
@@ -133,6 +137,7 @@ class PeArrayDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
+    input_keys = ("x", "w", "bias", "tiling")
     depth = 8192  # words per run: every tile's activation vectors and every set's weight vectors, per channel
     input_layout, output_layout = staticmethod(array_op_layout), staticmethod(array_result_layout)
 
@@ -155,7 +160,14 @@ class PeArrayDriver(StreamDriver):
                                  f"{value.dtype} of shape {list(value.shape)}")
             tiling = str(value)
         check_array_layer(cfg, **args, tiling=TILINGS[0])
-        return {**args, "tiling": choose_tiling(cfg, **args, tiling=tiling)}
+        args["tiling"] = choose_tiling(cfg, **args, tiling=tiling)
+        plan_ = plan(cfg, args["x"], args["w"], args["tiling"])
+        for run in plan_.runs:  # each run is one job of the harness
+            words = len(run_words(cfg, plan_, run, args["x"], args["w"], args["bias"]))
+            if words > PeArrayDriver.depth:
+                raise InputError(f"a run of this layer takes {words} ops, more than the harness's "
+                                 f"{PeArrayDriver.depth} (fewer input channels or sparser activations fit)")
+        return args
 
     @staticmethod
     def golden(cfg, args):
@@ -180,8 +192,6 @@ class PeArrayDriver(StreamDriver):
         jobs = []
         for run in plan_.runs:
             words = run_words(cfg, plan_, run, args["x"], args["w"], args["bias"])
-            if len(words) > self.depth:
-                raise InputError(f"a run takes {len(words)} ops, more than the harness's {self.depth}")
             fields = PeDriver.op_fields(cfg.pe, [op for op, _ in words], prefix="op.")
             fields["mask"] = [m for _, m in words]
             jobs.append(Job(pack(self.in_layout, fields),

@@ -23,6 +23,7 @@ class DapDriver(StreamDriver):
 
     block = "dap"
     in_port, out_port = "act", "dbb"
+    input_keys = ("blocks", "nnz")
     input_layout, output_layout = staticmethod(dap_input_layout), staticmethod(dap_output_layout)
 
     @staticmethod

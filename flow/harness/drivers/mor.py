@@ -28,6 +28,7 @@ class MorDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
+    input_keys = KEYS
     depth, max_depth = 4096, 32768
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 

@@ -25,6 +25,7 @@ class SnapeaDriver(StreamDriver):
     """
 
     in_port, out_port = "op", "y"
+    input_keys = ("x", "w", "bias", "pad", "stride")
     depth = 4096
     input_layout, output_layout = staticmethod(op_layout), staticmethod(result_layout)
 

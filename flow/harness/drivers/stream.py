@@ -1,6 +1,7 @@
 """Runs jobs of packed words through a streaming block inside its stream harness (generators.harness) on a
 simulator."""
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -155,12 +156,13 @@ def scalar_input(inputs, key, kind, default=None):
 class StreamDriver:
     """Base of the co-simulation drivers: a block with one input and one output stream on ``sim``.
 
-    Subclasses set ``in_port``/``out_port`` and the payload layouts ``input_layout(cfg)`` and
-    ``output_layout(cfg)``; ``depth`` is the words the harness's input memory holds, ``out_depth`` its output
-    memory's (``depth`` when None; a function of the config when callable).
+    Subclasses set ``in_port``/``out_port``, the ``input_keys`` they validate, and the payload layouts
+    ``input_layout(cfg)`` and ``output_layout(cfg)``; ``depth`` is the words the harness's input memory holds,
+    ``out_depth`` its output memory's (``depth`` when None; a function of the config when callable).
     """
 
     in_port = out_port = None
+    input_keys = ()  # every key an IN.npz of the block may hold (docs/cosim.md); others are refused
     depth = DEPTH
     out_depth = None
 
@@ -206,7 +208,13 @@ class StreamDriver:
         self.sim = sim
         self.in_layout = self.input_layout(cfg)
         self.out_layout = self.output_layout(cfg)
-        self.target = StreamTarget(cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
-                                   out_width=self.out_layout.size, sim=sim, waves=waves,
-                                   depth=self.depth, gates=gates,
-                                   out_depth=self.out_depth(cfg) if callable(self.out_depth) else self.out_depth)
+        self._target_options = {"waves": waves, "gates": gates}
+
+    @functools.cached_property
+    def target(self):
+        """The block in its stream harness, built for ``sim`` on first use: after ``run_batch`` has cut the inputs
+        into jobs, so an input the harness cannot hold is refused before any conversion or build."""
+        out_depth = self.out_depth(self.cfg) if callable(self.out_depth) else self.out_depth
+        return StreamTarget(self.cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
+                            out_width=self.out_layout.size, sim=self.sim, depth=self.depth, out_depth=out_depth,
+                            **self._target_options)

@@ -362,6 +362,9 @@ def sweep(spec_path, *, scheduler=None, out_dir=None, fresh=False, log=print):
         + f"; {len(rows) - len(failed)} of {len(rows)} points bit-exact, {sum(r['cached'] for r in rows)} reused")
     for r in failed:
         log(f"sweep: point {r['module']} failed: {r['error']} (log {r['log']})")
+    for r in rows:
+        if r["retries"] and not r["error"]:
+            log(f"sweep: point {r['module']} was run again after {r['retries']} worker death(s)")
     return rows
 
 

@@ -25,7 +25,7 @@ class BinCuDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [N, n], "w": int8 [N, n], "m_q", "b_q": int32 [N]}``; InputError if invalid."""
-        require_keys("bincu", inputs, ("x", "w", "m_q", "b_q"))
+        require_keys("bincu", inputs, BinCuDriver.input_keys)
         check_bincu(cfg, inputs["x"], inputs["w"], inputs["m_q"], inputs["b_q"])
         return inputs
 

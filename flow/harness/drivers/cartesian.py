@@ -44,7 +44,7 @@ class PeDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}``; InputError if invalid."""
-        args = require_keys(cfg.block, inputs, ("x", "w", "bias"))
+        args = require_keys(cfg.block, inputs, PeDriver.input_keys)
         check_layer(cfg, **args)
         for *_, tile, w_group, tile_bias in pieces(cfg, **args):  # each tile is one job of the harness
             ops = len(tile_ops(cfg, tile, w_group, tile_bias))

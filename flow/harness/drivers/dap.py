@@ -42,7 +42,7 @@ class DapDriver(StreamDriver):
     @staticmethod
     def validate(cfg, inputs):
         """``{"blocks": int8 [n, bz], "nnz": int64 [n]}`` from an IN.npz mapping; InputError if invalid."""
-        require_keys("dap", inputs, ("blocks", "nnz"))
+        require_keys("dap", inputs, DapDriver.input_keys)
         blocks = require_int8("blocks", inputs["blocks"], ndim=2)
         if blocks.shape[1] != cfg.bz or blocks.shape[0] == 0:
             raise InputError(f"blocks must have shape [n >= 1, {cfg.bz}], not {list(blocks.shape)}")

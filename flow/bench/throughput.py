@@ -17,7 +17,7 @@ from ..harness import runner, toolchain
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import conv_inputs
-from ..harness.pack import from_hex, to_hex
+from ..harness.words import from_hex, to_hex
 
 __all__ = ["throughput_ratio"]
 

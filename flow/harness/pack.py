@@ -4,7 +4,7 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-__all__ = ["pack", "unpack", "blank", "to_hex", "from_hex"]
+__all__ = ["pack", "unpack", "blank"]
 
 
 def _fields(layout, prefix="", base=0):
@@ -58,11 +58,3 @@ def unpack(layout, words):
         stacked = np.stack(columns, axis=1) if columns[0].size else np.zeros((0, len(columns)), np.int64)
         out[name] = stacked[:, 0] if length is None else stacked
     return out
-
-
-def to_hex(words):
-    return np.array([format(w, "x") for w in words], dtype=str)
-
-
-def from_hex(strings):
-    return [int(s, 16) for s in np.asarray(strings).tolist()]

@@ -14,7 +14,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-from flow.harness.pack import from_hex, to_hex
+from flow.harness.words import from_hex, to_hex
 
 
 async def _reset(dut):

@@ -14,7 +14,7 @@ from generators.harness import stream_harness
 from golden.checks import InputError
 
 from .. import runner
-from ..pack import from_hex, to_hex
+from ..words import from_hex, to_hex
 
 __all__ = ["Job", "JobResult", "StreamTarget", "StreamDriver", "DEPTH", "require_keys", "scalar_input"]
 

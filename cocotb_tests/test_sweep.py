@@ -189,7 +189,8 @@ def test_a_sweep_refuses_devices_files_as_out_and_unreachable_schedulers_in_one_
                           ([str(tmp_path / "fifo")], "is not a regular file (a device, FIFO or socket)"),
                           ([str(spec), "--out", str(tmp_path / "file")], "is a file; name a folder"),
                           ([str(spec), "--scheduler", "tcp://127.0.0.1:1"],
-                           "cannot reach the Dask scheduler at tcp://127.0.0.1:1")]:
+                           "cannot reach the Dask scheduler at tcp://127.0.0.1:1"),
+                          ([str(spec), "--scheduler", "tcp://127.0.0.1"], "needs a port, e.g. tcp://host:8786")]:
         assert main(["sweep", *argv]) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err

@@ -242,6 +242,12 @@ def run_all(client, fn, calls, *, progress=None):
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
+    def worker_deaths(key, dask_scheduler=None):
+        """Workers that died running task ``key``; runs on the scheduler, which need not have zeroskip installed
+        (a nested function is sent by value)."""
+        task = dask_scheduler.tasks.get(key)
+        return 0 if task is None else task.suspicious
+
     futures = {client.submit(fn, *args, pure=False, **kwargs): i for i, (args, kwargs) in enumerate(calls)}
     out = [None] * len(calls)
     for future in as_completed(futures):
@@ -252,17 +258,11 @@ def run_all(client, fn, calls, *, progress=None):
                                    f"(the last {lost.last_worker.address})")
         except Exception as failure:  # noqa: BLE001 — a task's failure is its entry, never fatal to the others
             result, error = None, f"{type(failure).__name__}: {failure}"
-        deaths = client.run_on_scheduler(_deaths, key=future.key)
+        deaths = client.run_on_scheduler(worker_deaths, key=future.key)
         out[futures[future]] = (result, error, deaths)
         if progress is not None:
             progress()
     return out
-
-
-def _deaths(key, dask_scheduler=None):
-    """Workers that died running task ``key`` (run on the scheduler)."""
-    task = dask_scheduler.tasks.get(key)
-    return 0 if task is None else task.suspicious
 
 
 def pareto(rows, x, y):
@@ -315,8 +315,12 @@ def _executor(scheduler):
         try:
             if scheduler.startswith("tcp://"):  # a refused or unroutable address fails now, not after retries
                 host, _, port = scheduler.removeprefix("tcp://").rpartition(":")
+                if not host or not port.isdigit():
+                    raise InputError(f"the scheduler address {scheduler} needs a port, e.g. tcp://host:8786")
                 socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
             return Client(scheduler, timeout=CONNECT_SECONDS), None
+        except InputError:
+            raise
         except (OSError, TimeoutError, ValueError) as error:
             why = getattr(error, "strerror", None) or type(error).__name__
             raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({why}; is `dask scheduler` running "

@@ -1,18 +1,18 @@
 """Bad input to `zeroskip` as a hostile new user gives it: exit 2 with one line and nothing written,
 refused before any simulation or large allocation; a crash or an interrupt never exits 1."""
 
-import io
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 
 import numpy as np
 import pytest
 
+from flow.bench.hostile import lying_npz
 from flow.cli import main
+from flow.harness.drivers import DRIVERS
 from flow.harness.drivers.stream import StreamTarget
 
 
@@ -39,15 +39,6 @@ def _refused(argv, capsys, out, *messages):
     assert "Traceback" not in err and "array(" not in err
     assert not os.path.exists(out)
     return err
-
-
-def _huge_header_npz(path, shape):
-    """An .npz whose x.npy header (magic included) claims ``shape`` (int8) but stores 16 bytes."""
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|i1", "fortran_order": False, "shape": shape})
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("x.npy", header.getvalue() + bytes(16))
-    return str(path)
 
 
 def _mor(n_out, n_in=5):
@@ -89,7 +80,7 @@ def test_bad_files_are_refused_in_one_line(tmp_path, capsys, no_simulation):
     cases.append(("text.npz", ["is not an .npz archive"]))
     np.save(tmp_path / "single.npy", np.ones((4, 8), np.int8))
     cases.append(("single.npy", ["is a single .npy array", "numpy.savez"]))
-    _huge_header_npz(tmp_path / "huge.npz", (2**37, 8))
+    lying_npz(tmp_path / "huge.npz", (2**37, 8))
     cases.append(("huge.npz", ["claims shape [137438953472, 8]", "stores 16 bytes"]))
     good = _write(tmp_path / "good.npz", blocks=np.ones((4, 8), np.int8), nnz=np.int64(2))
     (tmp_path / "truncated.npz").write_bytes(open(good, "rb").read()[:-40])
@@ -121,16 +112,11 @@ def test_non_regular_files_are_refused_before_they_are_opened(tmp_path, capsys, 
 
 def _any_inputs(block):
     """Arrays of the keys ``block`` takes (their values do not matter: unknown keys are refused first)."""
-    from flow.harness.drivers import DRIVERS
-
     return {key: np.ones(2, np.int8) for key in DRIVERS[block].input_keys}
 
 
-@pytest.mark.parametrize("block", ["dap", "sa", "sa_zvcg", "s2ta_w", "s2ta_aw", "scnn_pe", "cscnn_pe", "scnn", "cscnn",
-                                   "mor", "snapea"])
+@pytest.mark.parametrize("block", list(DRIVERS))
 def test_an_unknown_input_key_is_refused_naming_the_keys_the_block_takes(block, tmp_path, capsys, no_simulation):
-    from flow.harness.drivers import DRIVERS
-
     out = tmp_path / "out.npz"
     inputs = _write(tmp_path / "in.npz", **_any_inputs(block), colour=np.int64(1))
     _refused(["cosim", block, "--inputs", inputs, "--out", str(out)], capsys, out, "unknown key 'colour' in",
@@ -236,8 +222,6 @@ def test_generate_refuses_a_file_or_a_missing_parent_as_out(tmp_path, capsys):
 
 
 def test_cosim_help_offers_only_blocks_it_runs(capsys):
-    from flow.harness.drivers import DRIVERS
-
     assert main(["cosim", "--help"]) == 0
     usage = capsys.readouterr().out.split("\n\n")[0]
     assert "{" + ",".join(DRIVERS) + "}" in usage.replace("\n", "").replace(" ", "")

@@ -23,25 +23,31 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..cli import main
+from ..cli import main as zeroskip
 from ..harness.drivers import DRIVERS
+from ..harness.drivers.array import ArrayDriver
+from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
+from ..harness.drivers.dap import DapDriver
+from ..harness.drivers.mor import MorDriver
+from ..harness.drivers.snapea import SnapeaDriver
 from ..harness.runner import REPO
 
-__all__ = ["cases", "run_case", "refused"]
+__all__ = ["cases", "run_case", "refused", "lying_npz"]
 
 BENCH_DIR = REPO / "reports" / "bench"
 LIMIT_SECONDS = 15
-_VALID = {  # one valid IN.npz per block family, so that each case breaks exactly one thing
-    "dap": dict(blocks=np.ones((4, 8), np.int8), nnz=np.int64(2)),
-    "array": dict(x=np.ones((4, 6, 6), np.int8), w=np.ones((2, 4, 3, 3), np.int8), pad=np.int64(1),
-                  nnz_a=np.int64(4)),
-    "pe": dict(x=np.ones((2, 6, 6), np.int8), w=np.ones((2, 2, 3, 3), np.int8), bias=np.zeros(2, np.int32)),
-    "mor": dict(x=np.ones((2, 5), np.int8), w=np.ones((3, 5), np.int8), bias=np.zeros(3, np.int32),
-                proxy=-np.ones(3, np.int64), m_q=np.zeros(3, np.int32), b_q=np.zeros(3, np.int32),
-                enable=np.zeros(3, bool)),
-    "snapea": dict(x=np.ones((1, 6, 6), np.int8), w=np.ones((2, 1, 3, 3), np.int8), bias=np.zeros(2, np.int32),
-                   pad=np.int64(1)),
+# One valid IN.npz per driver, so that each case breaks exactly one thing (every block a driver runs is covered).
+_VALID = {
+    DapDriver: dict(blocks=np.ones((4, 8), np.int8), nnz=np.int64(2)),
+    ArrayDriver: dict(x=np.ones((4, 6, 6), np.int8), w=np.ones((2, 4, 3, 3), np.int8), pad=np.int64(1)),
+    PeDriver: dict(x=np.ones((2, 6, 6), np.int8), w=np.ones((2, 2, 3, 3), np.int8), bias=np.zeros(2, np.int32)),
+    MorDriver: dict(x=np.ones((2, 5), np.int8), w=np.ones((3, 5), np.int8), bias=np.zeros(3, np.int32),
+                    proxy=-np.ones(3, np.int64), m_q=np.zeros(3, np.int32), b_q=np.zeros(3, np.int32),
+                    enable=np.zeros(3, bool)),
+    SnapeaDriver: dict(x=np.ones((1, 6, 6), np.int8), w=np.ones((2, 1, 3, 3), np.int8), bias=np.zeros(2, np.int32),
+                       pad=np.int64(1)),
 }
+_VALID[PeArrayDriver] = _VALID[PeDriver]
 _SPEC = """block = "sa"
 preset = "small"
 network = "digits"
@@ -53,12 +59,10 @@ rows = [2, 3]
 
 
 def _valid(block):
-    family = {"dap": "dap", "mor": "mor", "snapea": "snapea"}.get(block)
-    if family is None:
-        family = "pe" if block in ("scnn_pe", "cscnn_pe", "scnn", "cscnn") else "array"
-    arrays = dict(_VALID[family])
-    if family == "array" and block != "s2ta_aw":
-        arrays.pop("nnz_a")
+    """A valid IN.npz of ``block``: its driver's, with the DAP bound ``nnz_a`` where the block requires it."""
+    arrays = dict(_VALID[DRIVERS[block]])
+    if block == "s2ta_aw":
+        arrays["nnz_a"] = np.int64(4)
     return arrays
 
 
@@ -86,12 +90,13 @@ def _folder(d):
     return str(d / "folder")
 
 
-def _huge(d):
+def lying_npz(path, shape):
+    """An .npz at ``path`` whose x.npy header (magic included) claims ``shape`` (int8) but stores 16 bytes."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|i1", "fortran_order": False, "shape": (2**37, 8)})
-    with zipfile.ZipFile(d / "huge.npz", "w") as archive:
+    np.lib.format.write_array_header_1_0(header, {"descr": "|i1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("x.npy", header.getvalue() + bytes(16))
-    return str(d / "huge.npz")
+    return str(path)
 
 
 def _truncated(d):
@@ -107,7 +112,8 @@ def _npy(d):
 
 _BAD_FILES = {"missing": lambda d: str(d / "missing.npz"), "folder": _folder, "dev_zero": lambda d: "/dev/zero",
               "fifo": _fifo, "empty": _file("empty.npz", b""), "text": _file("text.npz", b"x = [1, 2]\n"),
-              "single_npy": _npy, "truncated": _truncated, "huge_header": _huge,
+              "single_npy": _npy, "truncated": _truncated,
+              "huge_header": lambda d: lying_npz(d / "huge.npz", (2**37, 8)),
               "objects": _npz("objects.npz", x=np.array([1, None], dtype=object))}
 
 
@@ -167,7 +173,7 @@ def _cosim_cases():
         yield f"cosim dap inputs {name}", ["cosim", "dap", "--inputs", make, "--out", "out.npz"]
     yield "cosim dap missing inputs, existing out", ["cosim", "dap", "--inputs", _BAD_FILES["missing"], "--out",
                                                      _file("out.npz", b"keep")]
-    yield "cosim out in a missing folder", ["cosim", "dap", "--inputs", _npz("in.npz", **_VALID["dap"]), "--out",
+    yield "cosim out in a missing folder", ["cosim", "dap", "--inputs", _npz("in.npz", **_valid("dap")), "--out",
                                             "nosuch/out.npz"]
     yield "cosim unknown simulator", ["cosim", "dap", "--sim", "xcelium", "--inputs", "in.npz", "--out", "o.npz"]
     yield "cosim unknown block", ["cosim", "tpu", "--inputs", "in.npz", "--out", "o.npz"]
@@ -326,7 +332,7 @@ def run_case(argv, folder, *, watch=(REPO / "reports",)):
     signal.alarm(4 * LIMIT_SECONDS)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            code = main(argv)
+            code = zeroskip(argv)
     except _Hang:
         code = "hang"
     finally:
@@ -340,10 +346,10 @@ def run_case(argv, folder, *, watch=(REPO / "reports",)):
             "written": sorted({name for name, _ in written})}
 
 
-def main_bench():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", help="only cases whose name contains this")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     for name, argv in tqdm([c for c in cases() if not args.k or args.k in c[0]], desc="hostile", unit="case"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -362,4 +368,4 @@ def main_bench():
 
 
 if __name__ == "__main__":
-    raise SystemExit(main_bench())
+    raise SystemExit(main())

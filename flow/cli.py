@@ -285,8 +285,10 @@ def parser():
                     "local cluster (one worker per core) or the scheduler at ADDRESS: RTL co-simulation of the "
                     "block's technique model (checked bit- and cycle-exact against golden) and the measures asked "
                     "for. Points are cached by their inputs, so a re-run computes only what is missing. Writes "
-                    "DIR/results.csv, results.json and Pareto plots (default reports/sweep/<spec name>/). Exit 0, "
-                    "1 when a point failed or differed from golden (its row says why), 2 for an invalid spec.")
+                    "DIR/results.csv, results.json and Pareto plots (default reports/sweep/<spec name>/). A grid's "
+                    "size is bounded (docs/sweep.md); a point whose worker dies runs again, then is a row naming the "
+                    "lost worker (its retries counted). Exit 0, 1 when a point failed or differed from golden (its "
+                    "row says why), 2 for an invalid spec or an unreachable scheduler.")
     w.add_argument("spec", help="SPEC.toml")
     w.add_argument("--scheduler", help="a Dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)")
     w.add_argument("--out", help="output folder (default reports/sweep/<spec name>)")

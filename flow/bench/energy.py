@@ -1,10 +1,12 @@
 """Energy calibration of every block on OSU 0.18 µm -> reports/energy/ (JSON + plots) and the committed table.
 
 Each CALIBRATED preset runs real digits-network layer data at several activation densities as a gate-level netlist
-on Icarus; its per-action energies are fitted and checked on held-out densities (``flow.synth.calibration``;
-gate-level runs cached by Verilog and library). Where a block has two calibrated presets, the small one's model is
-also checked on the larger one's runs: the error of costing an uncalibrated preset by extrapolation. Refreshes
-``flow.synth.calibration.TABLE``. `python -m flow.bench.energy` (`make energy`).
+on Icarus (clock-gated, memories as CACTI-costed SRAM macros); its per-action energies and SRAM access rates are
+fitted and checked on held-out densities (``flow.synth.calibration``; gate-level runs cached by Verilog and
+library). Where a block has two calibrated presets, the small one's model is also checked on the larger one's
+runs: the error of costing an uncalibrated preset by extrapolation. The densest run of each preset is also
+measured on its all-flip-flop netlist (memories as registers, no clock gating): the upper bound the old model
+gave. Refreshes ``flow.synth.calibration.TABLE``. `python -m flow.bench.energy` (`make energy`).
 """
 
 import argparse
@@ -13,22 +15,55 @@ import json
 import matplotlib
 import numpy as np
 
+from generators.config import preset
+
+from ..harness.drivers import BLOCKS
 from ..harness.network import load_network
 from ..harness.runner import REPO
 from ..report.markdown import ENERGY_LABEL, save
-from ..synth.calibration import CALIBRATED, HELD_OUT, TABLE, calibrate
+from ..synth.calibration import (
+    CALIBRATED,
+    HELD_OUT,
+    MEASURED_DIR,
+    MODEL_KEYS,
+    TABLE,
+    calibrate,
+    measurement_key,
+    model_parts,
+    workloads,
+)
+from ..synth.energy import PARTS, gate_driver, measure_energy
 
-__all__ = ["ENERGY_DIR", "extrapolation"]
+__all__ = ["ENERGY_DIR", "extrapolation", "upper_bound"]
 
 ENERGY_DIR = REPO / "reports" / "energy"
 
 
-def extrapolation(small, large):
-    """The small preset's per-action model on the larger preset's gate-level points (their counts scale with its
-    clock units): its worst error, what costing an uncalibrated preset by extrapolation risks."""
-    errors = [abs(sum(small["per_action_pj"][a] * n for a, n in p["counts"].items()) - p["energy_pj"]) / p["energy_pj"]
+def extrapolation(block, small, large):
+    """The small preset's model on the larger preset's gate-level points (their counts scale with its clock units,
+    its memories costed as its own macros): its worst error, what costing an uncalibrated preset by extrapolation
+    risks."""
+    cfg = preset(block, large["preset"][len(block) + 1:])
+    errors = [abs(sum(model_parts(cfg, small, p["counts"]).values()) - p["energy_pj"]) / p["energy_pj"]
               for p in large["points"]]
     return {"from": small["preset"], "to": large["preset"], "error": max(errors)}
+
+
+def upper_bound(block, name, result, net):
+    """The densest calibration run of ``block``'s preset ``name`` on its all-flip-flop netlist against its
+    clock-gated, SRAM-macro netlist: {"preset", "shape", "flops_pj", "asic_pj", "ratio"} (the gate-level run
+    cached beside the calibration's)."""
+    cfg = preset(block, name)
+    point = max((p for p in result["points"] if p["keep"] == 1.0), key=lambda p: p["energy_pj"])
+    path = MEASURED_DIR / f"{cfg.module}-flops-{measurement_key(block, name)}.json"
+    if path.exists():
+        flops = json.loads(path.read_text())
+    else:
+        args = workloads(block, cfg, net)[point["shape"], 1.0]
+        flops = measure_energy(*gate_driver(BLOCKS[block].driver, cfg, style="flops"), args)
+        path.write_text(json.dumps(flops, indent=1))
+    return {"preset": cfg.module, "shape": point["shape"], "flops_pj": flops["energy_pj"],
+            "asic_pj": point["energy_pj"], "ratio": flops["energy_pj"] / point["energy_pj"]}
 
 
 def _plot(results, path):
@@ -61,18 +96,17 @@ def _plot_breakdown(results, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    names = list(dict.fromkeys(a for r in results.values() for a in r["per_action_pj"]))
     bottom = np.zeros(len(results))
-    for i, name in enumerate(names):
+    for i, part in enumerate(PARTS):
         share = []
         for r in results.values():
             point = max(r["points"], key=lambda p: (p["keep"] == 1.0, p["energy_pj"]))  # the densest, largest run
-            share.append(point["by_action_pj"].get(name, 0.0) / point["model_pj"] if point["model_pj"] else 0.0)
-        ax.bar(range(len(results)), share, bottom=bottom, label=name, color=f"C{i}")
+            share.append(point[f"{part}_pj"] / point["energy_pj"] if point["energy_pj"] else 0.0)
+        ax.bar(range(len(results)), share, bottom=bottom, label=part, color=f"C{i}")
         bottom += share
     ax.set_xticks(range(len(results)), [r["preset"] for r in results.values()], rotation=20, fontsize=8)
-    ax.set_ylabel("share of the model's energy")
-    ax.set_title(f"Energy by action at full density, largest calibration workload ({ENERGY_LABEL})")
+    ax.set_ylabel("share of the gate-level energy")
+    ax.set_title(f"Energy by part at full density, largest calibration workload ({ENERGY_LABEL})")
     save(plt, fig, ax, path)
 
 
@@ -86,20 +120,26 @@ def main(argv=None):
     ENERGY_DIR.mkdir(parents=True, exist_ok=True)
     for r in results.values():
         (ENERGY_DIR / f"{r['preset']}.json").write_text(json.dumps(r, indent=1))
-        print(f"  {r['preset']} ({r['cells']} cells): " + ", ".join(f"{a} {v:.2f} pJ" for a, v in
-                                                                     r["per_action_pj"].items())
+        print(f"  {r['preset']} ({r['cells']} cells): " + "; ".join(
+            f"{part} " + ", ".join(f"{a} {v:.2f} pJ" for a, v in per_action.items())
+            for part, per_action in r["per_action_pj"].items())
               + f"; held-out error ≤ {r['heldout_error']:.2%} (fitted ≤ {r['fitted_error']:.2%})")
-    checks = {block: extrapolation(results[f"{block}/{names[0]}"], results[f"{block}/{names[-1]}"])
+    checks = {block: extrapolation(block, results[f"{block}/{names[0]}"], results[f"{block}/{names[-1]}"])
               for block, names in CALIBRATED.items() if len(names) > 1}
     for check in checks.values():
         print(f"  {check['from']}'s model on {check['to']}'s gate-level runs: error ≤ {check['error']:.2%}")
+    bounds = {key: upper_bound(*key.split("/"), r, net) for key, r in results.items()}
+    for bound in bounds.values():
+        print(f"  {bound['preset']} {bound['shape']}: all flip-flops, no clock gating {bound['flops_pj']:.0f} pJ = "
+              f"{bound['ratio']:.2f}x its clock-gated, SRAM-macro netlist ({bound['asic_pj']:.0f} pJ)")
     summary = {"calibrations": {key: {k: r[k] for k in ("preset", "digest", "cells", "area_um2", "clock_units",
-                                                          "per_action_pj", "heldout_error", "fitted_error")}
+                                                          "per_action_pj", "access_rates", "heldout_error",
+                                                          "fitted_error")}
                                 for key, r in results.items()},
-               "extrapolation": checks}
+               "extrapolation": checks, "upper_bound": bounds}
     (ENERGY_DIR / "calibration.json").write_text(json.dumps(summary, indent=1))
-    TABLE.write_text(json.dumps({key: {k: r[k] for k in ("preset", "digest", "per_action_pj", "heldout_error")}
-                                 for key, r in results.items()}, indent=1, sort_keys=True) + "\n")
+    TABLE.write_text(json.dumps({key: {k: r[k] for k in MODEL_KEYS} for key, r in results.items()}, indent=1,
+                                sort_keys=True) + "\n")
     matplotlib.use("Agg")
     _plot(results, ENERGY_DIR / "calibration.png")
     _plot_breakdown(results, ENERGY_DIR / "breakdown.png")

@@ -3,8 +3,8 @@
 A key digests the step's name, its inputs (arrays by dtype, shape and bytes; configs by their
 fields) and the source of every package that could change the answer: the generators (so the
 Verilog), the golden models, the models (which derive layer inputs), the co-simulation drivers
-and runner, the techniques (which run a block on their models), the energy model and its calibration
-table, and the step's own module.
+and runner, the techniques (which run a block on their models), the energy model (flow/synth: costing, SRAM
+macros) and its calibration table, and the step's own module.
 Change any of them and the step runs again; an interrupted run keeps every step it finished.
 """
 
@@ -22,8 +22,8 @@ from .runner import REPO
 __all__ = ["RESULTS", "digest", "cached"]
 
 RESULTS = REPO / "reports" / "cache" / "results"
-_SOURCES = ("generators", "golden", "models", "flow/harness", "flow/techniques",
-            "flow/synth/calibration.py", "flow/synth/osu018_energy.json")
+_SOURCES = ("generators", "golden", "models", "flow/harness", "flow/techniques", "flow/synth",
+            "flow/synth/osu018_energy.json")
 
 
 def _feed(h, obj):

@@ -85,10 +85,19 @@ def _layers(rows, baseline):
              "images": r["images"],
              "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
-             "energy_pj": r["energy_pj"], "dense_energy_pj": base[r["layer"]]["energy_pj"],
+             "energy_pj": r["energy_pj"], "energy_parts": r["energy_parts"],
+             "dense_energy_pj": base[r["layer"]]["energy_pj"], "dense_energy_parts": base[r["layer"]]["energy_parts"],
              "energy_vs_dense": r["energy_pj"] / base[r["layer"]]["energy_pj"],
              "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
              "first_mismatch": r["first_mismatch"], "waveform": r["waveform"]} for r in rows]
+
+
+def _parts_sum(parts):
+    total = {}
+    for p in parts:
+        for part, pj in p.items():
+            total[part] = total.get(part, 0.0) + pj
+    return total
 
 
 def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra):
@@ -103,12 +112,45 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
         "rtl_layers_checked": sum(len(c["rows"]) for c in own),
         "rtl_checks": [f"{c['module']} ({c['role']})" for c in own],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
-                                             "cycles": dense_cycles, "energy_pj": dense_energy},
+                                             "cycles": dense_cycles, "energy_pj": dense_energy,
+                                             "energy_parts": _parts_sum(r["dense_energy_parts"] for r in layers)},
         "speedup_vs_dense": dense_cycles / cycles, "energy_pj": energy, "energy_vs_dense": energy / dense_energy,
+        "energy_parts": _parts_sum(r["energy_parts"] for r in layers),
         "energy_calibration": energy_model(cfg)["preset"],
         "multiplications": sum(r["multiplications"] for r in layers),
         "area": None, "layers": layers, **extra,
     }
+
+
+def papers(results, conv_layers):
+    """The papers table: for each evaluated technique's ``claims``, its energy over the claim's baseline measured
+    on our RTL (the whole network, its conv layers ``conv_layers`` and each layer), the parts' ratios, and where
+    the technique does not save, the ``cause``: the part whose excess over the baseline is largest."""
+    rows = []
+    for name, t in results.items():
+        for claim in TECHNIQUES[name].claims:
+            if claim.baseline == "dense":
+                base = {r["layer"]: (r["dense_energy_pj"], r["dense_energy_parts"]) for r in t["layers"]}
+            else:
+                base = {r["layer"]: (r["energy_pj"], r["energy_parts"]) for r in t[claim.baseline]}
+            own = {r["layer"]: (r["energy_pj"], r["energy_parts"]) for r in t["layers"] if r["layer"] in base}
+
+            def ratio(layers, own=own, base=base):
+                layers = [layer for layer in layers if layer in own]
+                return sum(own[x][0] for x in layers) / sum(base[x][0] for x in layers) if layers else None
+
+            mine, theirs = _parts_sum(p for _, p in own.values()), _parts_sum(base[x][1] for x in own)
+            network = ratio(own)
+            excess = {part: mine[part] - theirs.get(part, 0.0) for part in mine}
+            worst = max(excess, key=excess.get)
+            rows.append({"technique": name, "comparison": claim.label, "baseline": claim.baseline,
+                         "measured": network, "measured_conv": ratio(conv_layers),
+                         "layers": {x: own[x][0] / base[x][0] for x in own},
+                         "parts": {part: mine[part] / theirs[part] if theirs.get(part) else None for part in mine},
+                         "cause": None if network < 1 else
+                         f"{worst}: +{excess[worst] / sum(theirs.values()):.0%} of the baseline's energy",
+                         "paper": claim.paper, "source": claim.source})
+    return rows
 
 
 def accuracy_warnings(results, int8_accuracy, *, points=ACCURACY_DROP_POINTS):
@@ -212,6 +254,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         **results,
         "bit_exact": not failures,
         "accuracy_warnings": warnings,
+        "papers": papers(results, [layer.name for layer in net.qnet.computes if layer.kind == "conv"]),
         "dataset": {"name": net.data.name, "train": 0 if net.post_training else len(net.data.y_train),
                     "post_training": net.post_training, "test": len(net.data.y_test),
                     "rtl_images": f"test images 0..{images - 1}", "images": images},
@@ -226,6 +269,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "papers.json").write_text(json.dumps(summary["papers"], indent=2) + "\n")
     overview = write_report(summary, out_dir, title=title)
     print()
     print(overview)

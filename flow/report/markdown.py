@@ -2,6 +2,7 @@
 matplotlib plots."""
 
 import matplotlib
+import numpy as np
 
 from ..techniques import BASELINE, TECHNIQUES, Bars, Plot, Table
 
@@ -100,6 +101,45 @@ def _plot_energy(plt, summary, path):
             ylabel=f"{ENERGY_LABEL} vs dense at equal MACs", title="Per-layer energy by technique (dense = 1)")
 
 
+def _papers_section(summary):
+    rows = summary.get("papers", [])
+    if not rows:
+        return []
+
+    def ratio(x):
+        return "—" if x is None else f"{x:.2f}x"
+
+    return ["## Energy against the papers' claims", "",
+            f"Our RTL's energy ({ENERGY_LABEL}) over each paper's baseline on this network, next to the paper's own "
+            "ratio (below 1: the technique saves). Where ours is not below 1, *cause* names the part (logic, clock, "
+            "sram) whose excess over the baseline is largest; `papers.json` has every layer and part.", "",
+            table(rows, [("comparison", lambda r: r["comparison"]), ("ours, network", lambda r: ratio(r["measured"])),
+                         ("ours, conv layers", lambda r: ratio(r["measured_conv"])),
+                         ("paper", lambda r: ratio(r["paper"])), ("cause", lambda r: r["cause"] or ""),
+                         ("paper's figure", lambda r: r["source"])]), ""]
+
+
+def _plot_energy_parts(plt, summary, path):
+    techniques = _techniques(summary)
+    fig, axes = plt.subplots(1, len(techniques), figsize=(3.2 * len(techniques), 3.8), sharey=True, squeeze=False)
+    for ax, (key, t) in zip(axes[0], techniques):
+        layers = [r["layer"] for r in t["layers"]]
+        bottom = np.zeros(len(layers))
+        for i, part in enumerate(t["energy_parts"]):
+            values = np.array([r["energy_parts"][part] / 1e6 for r in t["layers"]])
+            ax.bar(range(len(layers)), values, bottom=bottom, label=part, color=f"C{i}")
+            bottom += values
+        ax.set_xticks(range(len(layers)), layers, rotation=30, fontsize=8)
+        ax.set_title(f"{TECHNIQUES[key].title} ({t['preset']['module']})", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel(f"µJ ({ENERGY_LABEL})")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Energy by part, per technique and layer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def save(plt, fig, ax, path, *, legend=True, **placement):
     if legend:
         ax.legend(fontsize=8, **placement)
@@ -167,6 +207,7 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
     _plot_cycles(plt, summary, out_dir / "cycles_by_layer.png")
     _plot_accuracy(plt, summary, out_dir / "accuracy_vs_cycles.png")
     _plot_energy(plt, summary, out_dir / "energy_by_layer.png")
+    _plot_energy_parts(plt, summary, out_dir / "energy_parts.png")
     sections = []
     for key, t in _techniques(summary):
         lines = render(TECHNIQUES[key].section(t, summary), out_dir, plt)
@@ -201,7 +242,9 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
         "- *logic cells*: Yosys generic cells with hierarchy; RAM leaves are black boxes counted in bits.", "",
         "![cycles by layer](cycles_by_layer.png) ![accuracy vs cycles](accuracy_vs_cycles.png) "
         "![energy by layer](energy_by_layer.png)", "",
+        "![energy by part](energy_parts.png)", "",
         "## Per layer", "", _layer_table(summary), "",
+        *_papers_section(summary),
         *sections,
         "## Wall time", "",
         table(list(summary["stages_seconds"].items()),

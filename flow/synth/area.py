@@ -1,19 +1,47 @@
 """One comparable area figure per preset: Yosys generic logic cells, its RAM leaves kept as SRAM macros."""
 
 import json
+import re
+from collections import Counter
 
 from ..harness.runner import verilog
 from .yosys import synthesize
 
-__all__ = ["ram_leaves", "preset_area"]
+__all__ = ["ram_leaves", "verilog_modules", "leaf_instances", "preset_area"]
 
 _RAM_PORTS = frozenset({"clk", "rst", "raddr", "ren", "rdata", "waddr", "wdata", "we"})
+_MODULE = re.compile(r"^module (\S+)\(.*?^endmodule\n", re.S | re.M)
+_INSTANCE = re.compile(r"^  (\S+) \S+ \($", re.M)
 
 
 def ram_leaves(cfg):
     """{leaf module: (word bits, address bits)} of the preset's RAM leaves (``generators.ram.Ram``)."""
     leaves = json.loads(verilog(cfg).with_suffix(".json").read_text())["leaves"]
     return {name: (ports["rdata"][1], ports["raddr"][1]) for name, ports in leaves.items() if set(ports) == _RAM_PORTS}
+
+
+def verilog_modules(text):
+    """{module: its Verilog text} of an emitted design, in the design's order."""
+    return {m.group(1): m.group(0) for m in _MODULE.finditer(text)}
+
+
+def leaf_instances(cfg):
+    """{RAM leaf: its instances in the whole design}, counted through the hierarchy of ``cfg``'s Verilog."""
+    modules, leaves = verilog_modules(verilog(cfg).read_text()), ram_leaves(cfg)
+    counts = {}
+
+    def count(module):
+        if module not in counts:
+            total = Counter()
+            for kind in _INSTANCE.findall(modules[module]):
+                if kind in leaves:
+                    total[kind] += 1
+                elif kind in modules:
+                    total.update(count(kind))
+            counts[module] = total
+        return counts[module]
+
+    return {leaf: count(cfg.module)[leaf] for leaf in leaves}
 
 
 def preset_area(cfg, *, force=False):

@@ -1,15 +1,18 @@
 """Energy per action of every block on OSU 0.18 µm, calibrated at gate level, so that any run is costed from counts.
 
-A block's energy model is E = e_clock · cycles · units + Σ e_event · events: ``units`` the driver's
-``clock_units(cfg)`` (multipliers; a DAP's compare-stage lanes), events the driver's ``events(cfg, args, golden)``
-(a product with both operands non-zero, a MAC, a neuron skipped, a non-zero activation pruned, …), counted exactly
-from the inputs and golden models. The energies are fitted (non-negative least squares) to gate-level
-measurements (``flow.synth.energy``; the clock counted over the measured window, which includes the harness's few
-cycles around each job that a run's ``cycles`` leave out) of each CALIBRATED preset on real digits-network layer
-data — two workload shapes, each thinned to the KEEP fractions of its non-zero activations — and checked on the
-HELD_OUT fractions. A preset that is not calibrated (too large to simulate at gate level, or a variant) is costed
-by its block's largest calibrated preset, whose per-cycle energy then scales with the clock units: an
-extrapolation whose error the energy bench measures where it can (the small presets' models on the defaults).
+A block's energy has parts (``energy.PARTS``): ``logic`` and ``clock`` (its clock-gated netlist, ``cells``), each
+modelled as e_clock · cycles · units + Σ e_event · events: ``units`` the driver's ``clock_units(cfg)``
+(multipliers; a DAP's compare-stage lanes), events the driver's ``events(cfg, args, golden)`` (a product with both
+operands non-zero, a MAC, a neuron skipped, a non-zero activation pruned, …), counted exactly from the inputs and
+golden models; and ``sram``: each SRAM macro kind's reads and writes, modelled as access rates per action, at the
+costed preset's own CACTI macros (``sram``), plus their leakage. Energies and rates are fitted (non-negative
+least squares) to gate-level measurements (``flow.synth.energy``; the clock counted over the measured window,
+which includes the harness's few cycles around each job that a run's ``cycles`` leave out) of each CALIBRATED
+preset on real digits-network layer data — two workload shapes, each thinned to the KEEP fractions of its
+non-zero activations — and checked on the HELD_OUT fractions. A preset that is not calibrated (too large to
+simulate at gate level, or a variant) is costed by its block's largest calibrated preset, whose per-cycle energy
+and access rates then scale with the clock units, its memories costed as its own macros: an extrapolation whose
+error the energy bench measures where it can (the small presets' models on the defaults).
 
 Gate-level measurements are cached by ``measurement_key`` (Verilog, library, energy computation, workloads) in
 MEASURED_DIR; the fits, for a fresh clone, in the committed TABLE (keyed ``block/preset``, each with its
@@ -31,13 +34,14 @@ from generators.config import preset
 from ..harness.drivers import BLOCKS
 from ..harness.network import first_input, load_network
 from ..harness.runner import REPO, verilog
+from .area import leaf_instances
 from .cells import map_to_cells
-from .energy import gate_driver, measure_energy
+from .energy import CLOCK_NS, gate_driver, macro_of, measure_energy
 from .liberty import OSU018
 
 __all__ = ["CALIBRATED", "KEEP", "HELD_OUT", "TABLE", "MEASURED_DIR", "workloads", "measurement_key", "digest",
-           "measure", "calibrate", "calibrated_preset", "energy_model", "actions", "action_energy_pj", "energy_pj",
-           "costed"]
+           "measure", "calibrate", "calibrated_preset", "energy_model", "actions", "macro_kind", "model_parts",
+           "energy_parts", "action_energy_pj", "energy_pj", "costed"]
 
 # Each block's gate-level calibrated presets, smallest first (its description's ``calibrated``): the default too
 # where its netlist simulates in seconds.
@@ -65,11 +69,12 @@ _KEYS = {}
 
 def measurement_key(block, name):
     """What the gate-level measurements of ``block``'s preset ``name`` depend on: its Verilog, the library, the
-    energy computation and the workloads' source."""
+    netlist's mapping, the energy computation, the SRAM macros' costing and the workloads' source."""
     if (block, name) not in _KEYS:
         h = hashlib.sha256(_verilog(preset(block, name)) + (OSU018 / "osu018_stdcells.lib").read_bytes())
-        for source in (Path(__file__).with_name("energy.py").read_text(), inspect.getsource(first_input),
-                       inspect.getsource(BLOCKS[block].workload), repr(KEEP)):
+        here = Path(__file__).parent
+        for source in (*((here / f).read_text() for f in ("cells.py", "energy.py", "sram.py")),
+                       inspect.getsource(first_input), inspect.getsource(BLOCKS[block].workload), repr(KEEP)):
             h.update(source.encode())
         _KEYS[block, name] = h.hexdigest()[:16]
     return _KEYS[block, name]
@@ -81,7 +86,7 @@ def digest(block, name):
     rest of the driver, whose refusals and stimulus change no count)."""
     driver = BLOCKS[block].driver
     h = hashlib.sha256(measurement_key(block, name).encode())
-    for source in (inspect.getsource(_fit), inspect.getsource(calibrate), repr(HELD_OUT),
+    for source in (*map(inspect.getsource, (_fit, model_parts, calibrate)), repr(HELD_OUT),
                    *(inspect.getsource(getattr(driver, method)) for method in ("actions", "clock_units", "events"))):
         h.update(source.encode())
     return h.hexdigest()[:16]
@@ -92,16 +97,45 @@ def actions(cfg, args, golden, cycles):
     return BLOCKS[cfg.block].driver.actions(cfg, args, golden, cycles)
 
 
-def _fit(points, names):
+def macro_kind(cfg, leaf):
+    """What an SRAM leaf of ``cfg`` is across the block's presets: its name without the preset's
+    (``mor_small_weights`` and ``mor_default_in2048_weights`` are both ``mor_weights``)."""
+    return leaf.replace(f"_{cfg.name}", "", 1)
+
+
+def _nnls(points, names, target):
+    x = np.array([[p["counts"][a] for a in names] for p in points], float)
+    coef, _ = nnls(x, np.array([target(p) for p in points], float))
+    return dict(zip(names, map(float, coef)))
+
+
+def _kind_accesses(cfg, point, netlist_macros):
+    """{kind: {"read", "write"}} of one measured point: its macros' accesses summed over the instances of a kind."""
+    out = {}
+    for instance, counts in point["accesses"].items():
+        kind = out.setdefault(macro_kind(cfg, netlist_macros[instance]), {"read": 0, "write": 0})
+        for port in ("read", "write"):
+            kind[port] += counts[port]
+    return out
+
+
+def _fit(cfg, points, names, netlist_macros):
+    """The model of ``cfg`` fitted on the non-held-out ``points``: {"per_action_pj": {"logic", "clock"},
+    "access_rates": {kind: {port: {action: rate}}}}; each point gets its ``model_parts``, ``model_pj`` and
+    ``error``."""
     fitted = [p for p in points if p["keep"] not in HELD_OUT]
-    x = np.array([[p["counts"][a] for a in names] for p in fitted], float)
-    coef, _ = nnls(x, np.array([p["energy_pj"] for p in fitted]))
-    per_action = dict(zip(names, map(float, coef)))
     for p in points:
-        p["by_action_pj"] = {a: per_action[a] * p["counts"][a] for a in names}
-        p["model_pj"] = sum(p["by_action_pj"].values())
+        p["kind_accesses"] = _kind_accesses(cfg, p, netlist_macros)
+    kinds = sorted({kind for p in points for kind in p["kind_accesses"]})
+    model = {"per_action_pj": {part: _nnls(fitted, names, lambda p, part=part: p[f"{part}_pj"])
+                               for part in ("logic", "clock")},
+             "access_rates": {kind: {port: _nnls(fitted, names, lambda p, k=kind, q=port: p["kind_accesses"][k][q])
+                                     for port in ("read", "write")} for kind in kinds}}
+    for p in points:
+        p["model_parts"] = model_parts(cfg, model, p["counts"])
+        p["model_pj"] = sum(p["model_parts"].values())
         p["error"] = abs(p["model_pj"] - p["energy_pj"]) / p["energy_pj"]
-    return per_action
+    return model
 
 
 def measure(block, name, runs, *, force=False):
@@ -131,15 +165,22 @@ def calibrate(block, name, *, net=None, force=False, log=print):
     for p in points:
         args = runs[p["shape"], p["keep"]]
         p["counts"] = actions(cfg, args, driver_cls.golden(cfg, args)[0], p["cycles"])
-    per_action = _fit(points, list(points[0]["counts"]))
     cells = map_to_cells(cfg)
+    model = _fit(cfg, points, list(points[0]["counts"]), _macros(cells))
     result = {"block": block, "preset": cfg.module, "digest": digest(block, name), "cells": cells["cells"],
-              "area_um2": cells["area_um2"], "clock_units": driver_cls.clock_units(cfg), "per_action_pj": per_action,
+              "area_um2": cells["area_um2"], "clock_units": driver_cls.clock_units(cfg), **model,
               "heldout_error": max(p["error"] for p in points if p["keep"] in HELD_OUT),
               "fitted_error": max(p["error"] for p in points if p["keep"] not in HELD_OUT), "points": points}
-    log(f"  {cfg.module}: " + ", ".join(f"{a} {v:.3f} pJ" for a, v in per_action.items())
+    log(f"  {cfg.module}: " + "; ".join(f"{part} " + ", ".join(f"{a} {v:.3f} pJ" for a, v in per_action.items())
+                                        for part, per_action in model["per_action_pj"].items())
         + f"; held-out error ≤ {result['heldout_error']:.2%}")
     return result
+
+
+def _macros(cells):
+    """{macro instance: leaf module} of a mapped netlist (``cells.map_to_cells``)."""
+    body = json.loads(Path(cells["netlist_json"]).read_text())["modules"][cells["module"]]
+    return {name: cell["type"] for name, cell in body["cells"].items() if cell["type"] in cells["macros"]}
 
 
 def _density(block, args):
@@ -158,9 +199,9 @@ def calibrated_preset(cfg):
 
 
 def energy_model(cfg, *, log=print):
-    """``{"per_action_pj", "heldout_error", "preset", "digest"}`` that costs ``cfg``: the calibration of
-    ``calibrated_preset(cfg)`` from the committed TABLE when its digest is current, else calibrated now (gate-level
-    measurements cached; minutes when missing)."""
+    """``{"per_action_pj", "access_rates", "heldout_error", "preset", "digest"}`` that costs ``cfg``: the calibration
+    of ``calibrated_preset(cfg)`` from the committed TABLE when its digest is current, else calibrated now
+    (gate-level measurements cached; minutes when missing)."""
     block, name = cfg.block, calibrated_preset(cfg)
     if (block, name) not in _MODELS:
         key = digest(block, name)
@@ -168,16 +209,43 @@ def energy_model(cfg, *, log=print):
         if entry.get("digest") != key:
             log(f"calibrating {block}_{name}'s energy (gate-level runs cached by its Verilog and the library)")
             result = calibrate(block, name, log=log)
-            entry = {k: result[k] for k in ("per_action_pj", "heldout_error", "preset", "digest")}
+            entry = {k: result[k] for k in MODEL_KEYS}
         _MODELS[block, name] = entry
     return _MODELS[block, name]
 
 
+MODEL_KEYS = ("per_action_pj", "access_rates", "heldout_error", "preset", "digest")
+
+
+def model_parts(cfg, model, counts):
+    """{part: pJ} (``energy.PARTS``) of action ``counts`` on preset ``cfg`` by ``model`` (``energy_model``'s): logic
+    and clock per action; each macro kind's reads and writes by its access rates, at ``cfg``'s own macro of that
+    kind, plus the macros' leakage over the run's cycles."""
+    parts = {part: float(sum(model["per_action_pj"][part][a] * n for a, n in counts.items()))
+             for part in ("logic", "clock")}
+    macros = macro_of(cfg)
+    kinds = {macro_kind(cfg, leaf): leaf for leaf in macros}
+    sram = 0.0
+    for kind, rates in model["access_rates"].items():
+        macro = macros[kinds[kind]]
+        for port in ("read", "write"):
+            sram += sum(rates[port][a] * n for a, n in counts.items()) * macro[f"{port}_pj"]
+    if macros:
+        cycles = counts["clock"] / BLOCKS[cfg.block].driver.clock_units(cfg)
+        instances = leaf_instances(cfg)
+        leakage_uw = sum(macros[leaf]["leakage_uw"] * n for leaf, n in instances.items())
+        sram += leakage_uw * 1e-6 * cycles * CLOCK_NS * 1e-9 * 1e12
+    return {**parts, "sram": sram}
+
+
+def energy_parts(cfg, counts, *, log=print):
+    """{part: pJ} (OSU 0.18 µm) of preset ``cfg``'s action ``counts`` ({action: count}, a driver's ``actions``)."""
+    return model_parts(cfg, energy_model(cfg, log=log), counts)
+
+
 def action_energy_pj(cfg, counts, *, log=print):
-    """Energy (pJ, OSU 0.18 µm) of preset ``cfg``'s action ``counts`` ({action: count}, a driver's ``actions``):
-    the per-action energies of ``energy_model(cfg)`` × the counts."""
-    per_action = energy_model(cfg, log=log)["per_action_pj"]
-    return float(sum(per_action[a] * n for a, n in counts.items()))
+    """Energy (pJ, OSU 0.18 µm) of preset ``cfg``'s action ``counts``: the sum of its ``energy_parts``."""
+    return float(sum(energy_parts(cfg, counts, log=log).values()))
 
 
 def energy_pj(cfg, args, golden, cycles, *, log=print):
@@ -187,5 +255,10 @@ def energy_pj(cfg, args, golden, cycles, *, log=print):
 
 
 def costed(cfg, rows, *, log=print):
-    """``rows`` (``harness.check.check_layers``'s, of preset ``cfg``) each with ``energy_pj`` from its actions."""
-    return [{**row, "energy_pj": action_energy_pj(cfg, row["actions"], log=log)} for row in rows]
+    """``rows`` (``harness.check.check_layers``'s, of preset ``cfg``) each with ``energy_pj`` from its actions and
+    its ``energy_parts`` {part: pJ}."""
+    out = []
+    for row in rows:
+        parts = energy_parts(cfg, row["actions"], log=log)
+        out.append({**row, "energy_pj": float(sum(parts.values())), "energy_parts": parts})
+    return out

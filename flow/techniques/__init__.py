@@ -22,7 +22,7 @@ from generators.config import CATALOG, preset
 from ..harness.check import check_layers
 from ..synth.calibration import costed
 
-__all__ = ["Technique", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "check_options",
+__all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "check_options",
            "check_technique", "discover",
            "TECHNIQUES", "BASELINE", "TARGETS"]
 
@@ -90,6 +90,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An energy comparison a technique's paper makes, measured on our RTL: the technique's energy over
+    ``baseline``'s — "dense" (the dense array at equal MACs) or a key of the technique's summary entry holding
+    per-layer rows with ``energy_pj`` and ``energy_parts`` — next to the ``paper``'s ratio (None: the paper gives
+    none) and its ``source``."""
+
+    label: str
+    baseline: str
+    paper: float | None
+    source: str
+
+
+@dataclass(frozen=True)
 class Target:
     """A block whose cycles fall with its input activations' density, for the holistic flow.
 
@@ -112,11 +125,12 @@ class Technique:
     ``baseline``: whether it is the one every other is compared with (``BASELINE``: its ``at(macs)`` is the
     baseline's preset at a MAC count, and its ``run`` fills ``Run.baselines`` for every count of ``Run.macs``);
     ``options``: {option: (default, choices)} its runs take (``Run.options``, ``rows(options=)``), each default
-    stated there once."""
+    stated there once; ``claims``: the energy comparisons of its paper (``Claim``) for the papers table."""
 
     name = title = color = stage = ""
     baseline = False
     options = {}
+    claims = ()
     block = ("", "default")
     targets = {}
     blocks = ()

@@ -1,6 +1,7 @@
 """S2TA: the network fine-tuned with A/W-DBB sparsity (Table 3 style: dense, W-DBB, A-DBB and A/W-DBB, INT8) on
 the ``s2ta_aw`` array, the DAP cascade on the real activations, and the speedup-vs-density sweep."""
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from ..harness.cosim import first_mismatch, keep_waveform
 from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.dap import DapDriver
 from ..harness.network import CACHE, conv_inputs, dap_layer_blocks
-from . import Plot, Result, Technique
+from . import Claim, Plot, Result, Technique
 from .dense import check_array_layers, dense_at
 
 __all__ = ["S2taModel", "s2ta_models", "check_dap_layers", "TECHNIQUE"]
@@ -133,8 +134,17 @@ def _plot_density(plt, s2ta):
     return fig, ax
 
 
+def zvcg_at(macs):
+    """SA-ZVCG (the dense array with zero-value clock gating, S2TA's baseline) with ``macs`` multipliers: the
+    dense baseline's shape."""
+    return dataclasses.replace(dense_at(macs), variant="sa_zvcg")
+
+
 class S2ta(Technique):
     name, title, color = "s2ta", "S2TA", "tab:blue"
+    claims = (Claim("S2TA-AW vs SA-ZVCG at equal MACs", "sa_zvcg", 1 / 2.08,
+                    "S2TA Fig. 11: S2TA-AW 2.08x as energy efficient as SA-ZVCG (16 nm, four CNNs)"),
+              Claim("S2TA-AW vs dense at equal MACs", "dense", None, "no figure against an ungated dense array"))
     block = ("s2ta_aw", "default")
     blocks = ("s2ta_aw", "s2ta_w")
     blocks_compared = ("sa", "sa_zvcg", "s2ta_w", "s2ta_aw")  # every array variant on the A/W-DBB network
@@ -168,10 +178,14 @@ class S2ta(Technique):
         models = s2ta_models(run.net, cfg, log=run.log)
         aw = models["aw_dbb"]
         rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, nnz_a=aw.nnz_a)
+        zvcg = run.check(self.name, "SA-ZVCG at equal MACs, INT8 network", check_array_layers, zvcg_at(cfg.macs),
+                         run.net.qnet, run.images)
         return Result(f"A/W-DBB {run.net.trained('fine-tuned')}: W-DBB {cfg.b}/{cfg.bz} (first layer dense), "
                       f"DAP nnz_a {aw.nnz_a}", aw.accuracy, rows,
                       {"nnz_a": aw.nnz_a, "model_accuracy": {n: m.accuracy for n, m in models.items()},
-                       "density_sweep": density_sweep(cfg, aw.qnet, run.images[0], aw.nnz_a)})
+                       "density_sweep": density_sweep(cfg, aw.qnet, run.images[0], aw.nnz_a),
+                       "sa_zvcg": [{"layer": r["layer"], "cycles": r["cycles"], "energy_pj": r["energy_pj"],
+                                    "energy_parts": r["energy_parts"]} for r in zvcg]})
 
     def section(self, entry, summary):
         return [Plot("s2ta_speedup_vs_density.png", lambda plt: _plot_density(plt, entry)),

@@ -47,6 +47,8 @@ def test_a_block_maps_to_library_cells_with_yosys_area(sa_small_gates):
     assert set(cells["cells_by_type"]) <= set(lib.cells) and cells["cells"] == len(netlist.cells)
     assert cells["area_um2"] > 0 and cells["area_um2"] == pytest.approx(cells["yosys_area_um2"])
     assert cells["cells_by_type"]["DFFPOSX1"] >= cfg.rows * cfg.cols * cfg.acc_width   # accumulators at least
+    with pytest.raises(ValueError, match="^style must be one of asic, flops, not 'gates'$"):
+        map_to_cells(cfg, style="gates")
 
 
 def test_gate_level_netlist_equals_golden_and_its_energy_falls_with_density(sa_small_gates, rng):

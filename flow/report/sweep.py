@@ -37,6 +37,7 @@ from ..harness.npz import input_file
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
+from ..synth.energy import PARTS
 from ..synth.yosys import synthesize
 from ..techniques import TECHNIQUES, check_options
 
@@ -195,6 +196,7 @@ def _measure(cfg, workload, network_key, *, log=print):
            "first_mismatch": next((r["first_mismatch"] for r in rows if r["first_mismatch"]), None)}
     if "energy" in spec.measure:
         out["energy_pj"] = sum(r["energy_pj"] for r in rows)
+        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] for r in rows) for part in PARTS})
     if "area" in spec.measure:
         area = preset_area(cfg)
         out.update(logic_cells=area["logic_cells"], ram_bits=area["ram_bits"])

@@ -39,11 +39,11 @@ __all__ = ["ENERGY_DIR", "extrapolation", "upper_bound"]
 ENERGY_DIR = REPO / "reports" / "energy"
 
 
-def extrapolation(block, small, large):
-    """The small preset's model on the larger preset's gate-level points (their counts scale with its clock units,
-    its memories costed as its own macros): its worst error, what costing an uncalibrated preset by extrapolation
-    risks."""
-    cfg = preset(block, large["preset"][len(block) + 1:])
+def extrapolation(block, small, large, name):
+    """The small preset's model on the gate-level points of ``block``'s larger preset ``name`` (``large``: their
+    counts scale with its clock units, its memories costed as its own macros): its worst error, what costing an
+    uncalibrated preset by extrapolation risks."""
+    cfg = preset(block, name)
     errors = [abs(sum(model_parts(cfg, small, p["counts"]).values()) - p["energy_pj"]) / p["energy_pj"]
               for p in large["points"]]
     return {"from": small["preset"], "to": large["preset"], "error": max(errors)}
@@ -124,7 +124,7 @@ def main(argv=None):
             f"{part} " + ", ".join(f"{a} {v:.2f} pJ" for a, v in per_action.items())
             for part, per_action in r["per_action_pj"].items())
               + f"; held-out error ≤ {r['heldout_error']:.2%} (fitted ≤ {r['fitted_error']:.2%})")
-    checks = {block: extrapolation(block, results[f"{block}/{names[0]}"], results[f"{block}/{names[-1]}"])
+    checks = {block: extrapolation(block, results[f"{block}/{names[0]}"], results[f"{block}/{names[-1]}"], names[-1])
               for block, names in CALIBRATED.items() if len(names) > 1}
     for check in checks.values():
         print(f"  {check['from']}'s model on {check['to']}'s gate-level runs: error ≤ {check['error']:.2%}")

@@ -36,8 +36,8 @@ from ..harness.network import first_input, load_network
 from ..harness.runner import REPO, verilog
 from .area import leaf_instances
 from .cells import map_to_cells
-from .energy import CLOCK_NS, gate_driver, macro_of, measure_energy
-from .liberty import OSU018
+from .energy import CLOCK_NS, gate_driver, load_netlist, macro_of, measure_energy
+from .liberty import OSU018, osu018
 
 __all__ = ["CALIBRATED", "KEEP", "HELD_OUT", "TABLE", "MEASURED_DIR", "workloads", "measurement_key", "digest",
            "measure", "calibrate", "calibrated_preset", "energy_model", "actions", "macro_kind", "model_parts",
@@ -166,7 +166,8 @@ def calibrate(block, name, *, net=None, force=False, log=print):
         args = runs[p["shape"], p["keep"]]
         p["counts"] = actions(cfg, args, driver_cls.golden(cfg, args)[0], p["cycles"])
     cells = map_to_cells(cfg)
-    model = _fit(cfg, points, list(points[0]["counts"]), _macros(cells))
+    macros = load_netlist(cells["netlist_json"], osu018(), cfg.module).macros
+    model = _fit(cfg, points, list(points[0]["counts"]), macros)
     result = {"block": block, "preset": cfg.module, "digest": digest(block, name), "cells": cells["cells"],
               "area_um2": cells["area_um2"], "clock_units": driver_cls.clock_units(cfg), **model,
               "heldout_error": max(p["error"] for p in points if p["keep"] in HELD_OUT),
@@ -175,12 +176,6 @@ def calibrate(block, name, *, net=None, force=False, log=print):
                                         for part, per_action in model["per_action_pj"].items())
         + f"; held-out error ≤ {result['heldout_error']:.2%}")
     return result
-
-
-def _macros(cells):
-    """{macro instance: leaf module} of a mapped netlist (``cells.map_to_cells``)."""
-    body = json.loads(Path(cells["netlist_json"]).read_text())["modules"][cells["module"]]
-    return {name: cell["type"] for name, cell in body["cells"].items() if cell["type"] in cells["macros"]}
 
 
 def _density(block, args):

@@ -230,8 +230,9 @@ def parser():
         description="Train or reuse a built-in network, or import yours from ONNX; derive each technique's model "
                     "and its test accuracy; run every layer (conv and fc) of the first IMAGES test images through "
                     "each technique's RTL and the dense systolic baseline at equal MACs, checked bit- and "
-                    "cycle-exact against golden; synthesize the presets; write OUT/summary.json, report.md and "
-                    "plots. Exit 0 when everything matched, 1 on a mismatch, 2 for invalid input (nothing "
+                    "cycle-exact against golden; synthesize the presets; write OUT/summary.json (energy with its "
+                    "logic/clock/SRAM parts), papers.json (energy ratios next to each paper's claims), report.md "
+                    "and plots. Exit 0 when everything matched, 1 on a mismatch, 2 for invalid input (nothing "
                     "written), 3 when a tool failed.")
     e.add_argument("--network", help="built-in network: digits or lenet5 (default digits)")
     e.add_argument("--model", help="your CNN as ONNX (torch.onnx.export, dynamo or legacy); needs --data")
@@ -300,7 +301,8 @@ def parser():
         description="Train or reuse the digits CNN; derive the dense, S2TA, CSCNN, MoR and SnaPEA models and "
                     "their test accuracy; run every layer (conv and fc) of the first IMAGES test images through each "
                     "technique's RTL and the dense systolic baseline at equal MACs, checked bit- and cycle-exact "
-                    "against golden; synthesize the presets; write reports/demo/summary.json, report.md and plots. "
+                    "against golden; synthesize the presets; write reports/demo/summary.json, papers.json, "
+                    "report.md and plots. "
                     "Checkpoints, builds, synthesis and RTL results are cached by what produced them. "
                     "Exit 0 when everything matched, 1 on a mismatch (layer, technique, coordinates, waveform).")
     d.add_argument("--sim", choices=SIMULATORS, default="verilator")

@@ -77,13 +77,15 @@ def test_zero_value_clock_gating_saves_energy_on_sparse_activations_at_equal_cyc
     a = rng.integers(-128, 128, (4, 48))
     keep = rng.random(a.shape)
     ratio = {}
-    for density in (1.0, 0.3):
+    for density in (1.0, 0.1):
         x = {"a": np.where(keep < density, a, 0).astype(np.int8), "w": w}
         sa = measure_energy(sa_driver, sa_netlist, ArrayDriver.validate(cfg, x))
         zvcg = measure_energy(zvcg_driver, zvcg_netlist, ArrayDriver.validate(zvcg_cfg, x))
         assert sa["rtl_cycles"] == zvcg["rtl_cycles"]
         ratio[density] = zvcg["energy_pj"] / sa["energy_pj"]
-    assert ratio[0.3] < 0.95 and ratio[0.3] < ratio[1.0] < 1.05, ratio   # both arrays clock-gated where enabled
+    # Both arrays are clock-gated where enabled. Over seeds 0-5: 1.022-1.024 dense; 0.82-0.85 at 10% density (at 30%
+    # the saving depends on which steps happen to be all-zero: 0.90-0.95, too close to any bound).
+    assert ratio[0.1] < 0.9 and ratio[1.0] < 1.05, ratio
 
 
 @pytest.mark.xdist_group("scnn_pe_gates")   # one worker builds and runs the scnn_pe_small netlist at a time

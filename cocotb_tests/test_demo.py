@@ -8,6 +8,7 @@ import pytest
 
 from flow.harness import result_cache
 from flow.report.evaluate import demo, evaluate
+from flow.synth.system import SYSTEM_PARTS
 from flow.techniques import TECHNIQUES
 
 # Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
@@ -65,8 +66,11 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])
         assert t["dense_baseline"]["macs"] == t["preset"]["macs"]
         assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] for r in t["layers"])) and t["energy_pj"] > 0
-        assert set(t["energy_parts"]) == {"logic", "clock", "sram"} and all(
+        assert set(t["energy_parts"]) == set(SYSTEM_PARTS) and all(
             r["energy_pj"] == pytest.approx(sum(r["energy_parts"].values())) for r in t["layers"])
+        # every design pays its global buffer; DRAM is the same at equal MACs for the same layers
+        assert all(r["energy_parts"]["buffer"] > 0 and r["dram_bits"]["read"] > 0 for r in t["layers"]), name
+        assert t["energy_parts"]["dram"] == pytest.approx(t["dense_baseline"]["energy_parts"]["dram"]), name
         assert t["energy_pj"] == pytest.approx(sum(t["energy_parts"].values()))
         assert t["energy_vs_dense"] == pytest.approx(t["energy_pj"] / t["dense_baseline"]["energy_pj"])
         assert 0.9 < t["accuracy"] <= 1 and t["multiplications"] > 0

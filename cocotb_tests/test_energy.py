@@ -9,14 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flow.harness.check import check_layers
+from flow.harness.cosim import rows_bit_exact
 from flow.harness.drivers import DRIVERS
 from flow.harness.drivers.array import ArrayDriver
 from flow.synth import sram
-from flow.synth.calibration import CALIBRATED, TABLE, actions, digest, energy_model, energy_parts, macro_kind
+from flow.synth.calibration import (
+    CALIBRATED,
+    TABLE,
+    actions,
+    digest,
+    energy_model,
+    macro_kind,
+    model_parts,
+)
 from flow.synth.cells import map_to_cells
 from flow.synth.energy import gate_driver, macro_of, measure_energy, vcd_toggles
 from flow.synth.liberty import osu018
+from flow.synth.system import buffer_macro, buffer_pj, layer_dram_bits
 from generators.config import preset
+from golden.dbb import wdbb_prune
+from models.quantize import QLayer
 
 
 def test_the_osu018_library_is_read_with_its_cells_pins_and_energy_tables():
@@ -141,12 +154,12 @@ def test_every_memory_of_every_default_preset_is_an_sram_macro_costed_by_cacti()
         if macros:   # a second's run at the calibration's rates reads and writes them
             counts = {a: 0 for a in next(iter(model["access_rates"].values()))["read"]}
             counts["clock"] = 100 * driver.clock_units(cfg)
-            assert energy_parts(cfg, counts)["sram"] > 0, block
+            assert model_parts(cfg, model, counts)["sram"] > 0, block
 
 
 def _model_pj(cfg, args, cycles):
     counts = actions(cfg, args, DRIVERS[cfg.block].golden(cfg, args)[0], cycles)
-    return sum(energy_parts(cfg, counts).values())
+    return sum(model_parts(cfg, energy_model(cfg), counts).values())   # the block's parts: no global buffer
 
 
 @pytest.mark.xdist_group("scnn_pe_gates")
@@ -232,3 +245,42 @@ def test_cacti_costs_sram_macros_that_grow_with_size_and_ports(tmp_path, monkeyp
                          ({"words": 8, "bits": 8, "read_ports": 0, "write_ports": 0}, "needs at least one port")):
         with pytest.raises(ValueError, match=message):
             sram.sram_macro(**bad)
+
+
+def test_a_compressed_stream_moves_fewer_buffer_bits_and_the_rtl_counts_what_the_plan_says(rng):
+    """S2TA-AW on one GEMM of W-DBB weights: streamed compressed (values and masks, one pass) they move fewer bits
+    from the global buffer than in the dense-weight fallback (two passes of dense blocks); the RTL's counters equal
+    the job plan (a check row whose traffic differs is a mismatch), and the buffer's energy grows with the bits."""
+    cfg = preset("s2ta_aw", "small")
+    w = wdbb_prune(rng.integers(-128, 128, (8 * cfg.bz, cfg.cols)).astype(np.int8), cfg.b, cfg.bz, axis=0)
+    a = rng.integers(-128, 128, (5, 8 * cfg.bz)).astype(np.int8)
+    layers = {f"dense_w={dense_w}": [ArrayDriver.validate(cfg, {"a": a, "w": w, "nnz_a": np.int64(cfg.nnz_max),
+                                                                "dense_w": np.bool_(dense_w)})]
+              for dense_w in (False, True)}
+    rows = check_layers(ArrayDriver, cfg, "verilator", layers, log=lambda *_: None)
+    assert rows_bit_exact(rows) and all(r["traffic_rtl"] == r["traffic"] for r in rows)
+    compressed, fallback = (r["traffic"] for r in rows)
+    assert compressed["buffer_read_bits"] < fallback["buffer_read_bits"]
+    assert compressed["buffer_write_bits"] == fallback["buffer_write_bits"] > 0   # the same results either way
+    pj = [buffer_pj(cfg.macs, r["traffic"], r["golden_cycles"]) for r in rows]
+    assert 0 < pj[0] < pj[1]
+    assert not rows_bit_exact([{**rows[0], "traffic_rtl": {**compressed, "buffer_read_bits": 0}}])
+
+
+def test_the_global_buffer_grows_with_the_macs_and_dram_weights_stay_when_they_fit():
+    """Equal MACs, equal buffers: a larger design's buffer costs more per bit and leaks more; a layer's weights
+    are read from DRAM once per batch when its working set fits the buffer, once per image when not."""
+    small, large = buffer_macro(16), buffer_macro(64)
+    assert buffer_macro(0) is None and buffer_pj(0, {"buffer_read_bits": 64, "buffer_write_bits": 0}, 10) == 0
+    assert 4 * small["macro_words"] == large["macro_words"] and small["read_pj"] < large["read_pj"]
+    assert small["leakage_uw"] < large["leakage_uw"]
+    traffic = {"buffer_read_bits": 64 * 100, "buffer_write_bits": 64 * 10}
+    assert buffer_pj(16, traffic, 1000) == pytest.approx(100 * small["read_pj"] + 10 * small["write_pj"]
+                                                         + small["leakage_uw"] * 1e-6 * 1000 * 10e-9 * 1e12)
+    fc = QLayer(name="fc", kind="fc", w=np.zeros((100, 400), np.int8), bias=np.zeros(100, np.int32))
+    weights = 8 * 40_000 + 32 * 100
+    fits, spills = (layer_dram_bits(fc, (400,), 3, macs) for macs in (64, 16))   # 64 KiB holds 40 kB, 16 KiB not
+    assert fits == {"read": weights + 3 * 8 * 400, "write": 3 * 8 * 100}
+    assert spills == {"read": 3 * weights + 3 * 8 * 400, "write": 3 * 8 * 100}
+    conv = QLayer(name="conv", kind="conv", w=np.zeros((6, 1, 5, 5), np.int8), pad=2, stride=1, relu=False)
+    assert layer_dram_bits(conv, (1, 28, 28), 1, 16)["write"] == 32 * 6 * 28 * 28   # the classifier's int32 sums

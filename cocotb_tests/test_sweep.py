@@ -14,6 +14,7 @@ import pytest
 from flow.cli import main
 from flow.harness.result_cache import RESULTS
 from flow.report.sweep import pareto, read_spec, sweep
+from flow.synth.system import SYSTEM_PARTS
 
 BIN = Path(sys.executable).parent
 VOLATILE = ("cached", "seconds", "log")
@@ -84,7 +85,8 @@ def test_a_sweep_on_a_dask_cluster_equals_the_local_cluster_row_for_row(tmp_path
         assert {k: v for k, v in a.items() if k not in VOLATILE} == {k: v for k, v in b.items() if k not in VOLATILE}
         assert a["rtl_bit_exact"] and a["error"] is None and a["cycles"] == a["golden_cycles"] > 0
         assert a["logic_cells"] > 0 and a["energy_pj"] > 0 and not a["cached"]
-        assert a["energy_pj"] == pytest.approx(a["energy_logic_pj"] + a["energy_clock_pj"] + a["energy_sram_pj"])
+        assert a["energy_pj"] == pytest.approx(sum(a[f"energy_{part}_pj"] for part in SYSTEM_PARTS))
+        assert a["energy_buffer_pj"] > 0 and a["energy_dram_pj"] > 0
     assert remote[1]["cycles"] < remote[0]["cycles"] and remote[1]["logic_cells"] > remote[0]["logic_cells"]
     for out in ("remote", "local"):
         assert (tmp_path / out / "results.csv").read_text().count("\n") == 3

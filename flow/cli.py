@@ -58,9 +58,9 @@ def _presets(args):
 
 def _cosim(args):
     from .harness.cosim import cosim
-    from .synth.calibration import action_energy_pj
+    from .synth.calibration import run_energy_pj
 
-    return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves, energy=action_energy_pj)
+    return cosim(args.block, args.preset, args.sim, args.inputs, args.out, waves=args.waves, energy=run_energy_pj)
 
 
 def _synth(args):

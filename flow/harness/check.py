@@ -10,18 +10,25 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
 
     A row holds ``layer``, ``images``, the technique's ``fields(name, batch, results, goldens)`` (its counters
     summed over images), RTL and golden ``cycles`` (summed), ``actions`` (the driver's action counts of the golden
-    runs, summed: what an energy model charges) and the mismatch count with the first differing coordinates and the
-    kept waveform (``harness.cosim.batch_mismatches``). Never raises on a mismatch.
+    runs, summed: what an energy model charges), ``traffic`` (the bits its job plan reads from and writes to the
+    global buffer, summed: ``StreamDriver.traffic``), ``traffic_rtl`` (the same counted from the words the RTL
+    accepted and produced) and the mismatch count with the first differing coordinates and the kept waveform
+    (``harness.cosim.batch_mismatches``; a traffic difference is named there when the outputs agree). Never raises
+    on a mismatch.
     """
     driver = driver_cls(cfg, sim)
     rows = []
     for name, batch in layers.items():
         results = driver.run_batch(batch)
         goldens = [driver_cls.golden(cfg, args) for args in batch]
+        traffic = _total(driver.traffic(args) for args in batch)
         row = {"layer": name, "images": len(batch), **fields(name, batch, results, goldens),
                "cycles": int(sum(c for _, c in results)), "golden_cycles": int(sum(c for _, c in goldens)),
                "actions": actions(driver_cls, cfg, batch, goldens),
+               "traffic": traffic, "traffic_rtl": {key: summed(results, key) for key in traffic},
                **batch_mismatches(driver_cls, cfg, sim, batch, results, goldens)}
+        if row["traffic_rtl"] != traffic and row["first_mismatch"] is None:
+            row["first_mismatch"] = f"buffer traffic: rtl={row['traffic_rtl']} plan={traffic}"
         rows.append(row)
         log(f"  {cfg.module} {name}: {row['images']} images on {sim}, {row['mismatches']} mismatches, "
             f"{row['cycles']} cycles (model {row['golden_cycles']})")
@@ -35,8 +42,13 @@ def summed(results, key):
 
 def actions(driver_cls, cfg, batch, goldens):
     """{action: count} of ``driver_cls``'s golden runs ``goldens`` of ``batch``, summed."""
+    return _total(driver_cls.actions(cfg, args, outputs, cycles) for args, (outputs, cycles) in zip(batch, goldens))
+
+
+def _total(counts):
+    """The {key: count} dicts ``counts`` summed key by key."""
     total = {}
-    for args, (outputs, cycles) in zip(batch, goldens):
-        for action, n in driver_cls.actions(cfg, args, outputs, cycles).items():
-            total[action] = total.get(action, 0) + int(n)
+    for each in counts:
+        for key, n in each.items():
+            total[key] = total.get(key, 0) + int(n)
     return total

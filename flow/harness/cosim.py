@@ -59,14 +59,17 @@ def batch_mismatches(driver_cls, cfg, sim, batch, results, goldens):
 
 
 def rows_bit_exact(rows):
-    """Whether every per-layer check row (the ``*_check`` modules') matched golden in outputs and in cycles."""
-    return all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
+    """Whether every per-layer check row matched golden in outputs, cycles and (rows of
+    ``harness.check.check_layers``) buffer traffic."""
+    return all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] and r.get("traffic_rtl") == r.get("traffic")
+               for r in rows)
 
 
 def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, energy=None, log=print):
     """Exit status per docs/cosim.md: 0 match, 1 RTL differs from golden, 2 invalid input (one line on
-    stderr, nothing written, refused before any simulation). ``energy(cfg, actions)``: the run's energy in pJ from
-    its golden action counts, written as ``energy_pj`` (the caller's cost model; none written without it)."""
+    stderr, nothing written, refused before any simulation). ``energy(cfg, inputs, args, golden, cycles)``: the
+    run's energy in pJ from its inputs, validated args, golden outputs and cycles, written as ``energy_pj`` (the
+    caller's cost model; none written without it)."""
     try:
         if block not in DRIVERS:
             raise InputError(f"no co-simulation for block {block!r}; blocks are {', '.join(DRIVERS)}")
@@ -86,7 +89,7 @@ def cosim(block, preset_name, sim, inputs_path, out_path, *, waves=False, energy
     rtl, cycles = driver.run(args)
     mismatch = first_mismatch(rtl, golden)
     match = mismatch is None and cycles == golden_cycles
-    pj = None if energy is None else energy(cfg, driver_cls.actions(cfg, args, golden, golden_cycles))
+    pj = None if energy is None else energy(cfg, inputs, args, golden, golden_cycles)
     write_npz(out_path, {**rtl, "cycles": np.int64(cycles), "hw_macs": np.int64(driver_cls.hw_macs(cfg)),
                          **({} if pj is None else {"energy_pj": np.float64(pj)}), "golden_match": np.bool_(match)})
     if match:

@@ -28,6 +28,7 @@ from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
 from ..synth.calibration import energy_model
+from ..synth.system import ON_CHIP, with_dram
 from ..techniques import BASELINE, TECHNIQUES, Run, check_options
 from .markdown import write_report
 
@@ -60,16 +61,17 @@ class _Progress:
 
 
 class _Rtl:
-    """RTL checks of one demo run: each cached by its inputs and sources, re-simulated for the techniques in
-    ``fresh``; all recorded."""
+    """RTL checks of one demo run on ``net``: each cached by its inputs and sources, re-simulated for the techniques
+    in ``fresh``, its rows with their DRAM traffic (``synth.system.with_dram``); all recorded."""
 
-    def __init__(self, sim, fresh, progress):
-        self.sim, self.fresh, self.progress, self.checks = sim, fresh, progress, []
+    def __init__(self, sim, fresh, progress, net):
+        self.sim, self.fresh, self.progress, self.net, self.checks = sim, fresh, progress, net, []
 
     def check(self, technique, role, step, cfg, *args, **kw):
         t = time.perf_counter()
         rows, reused = cached(f"{cfg.module}-{self.sim}", step, cfg, self.sim, *args, fresh=technique in self.fresh,
                               keep=rows_bit_exact, log=self.progress.detail, **kw)
+        rows = with_dram(rows, cfg.macs, self.net.qnet, self.net.data.x_test[0])
         self.checks.append({"technique": technique, "role": role, "module": cfg.module, "rows": rows})
         bad = sum(not rows_bit_exact([r]) for r in rows)
         how = "reused (same Verilog, inputs and golden)" if reused else f"simulated in {time.perf_counter() - t:.1f} s"
@@ -85,7 +87,7 @@ def _layers(rows, baseline):
              "images": r["images"],
              "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
-             "energy_pj": r["energy_pj"], "energy_parts": r["energy_parts"],
+             "energy_pj": r["energy_pj"], "energy_parts": r["energy_parts"], "dram_bits": r["dram_bits"],
              "dense_energy_pj": base[r["layer"]]["energy_pj"], "dense_energy_parts": base[r["layer"]]["energy_parts"],
              "energy_vs_dense": r["energy_pj"] / base[r["layer"]]["energy_pj"],
              "multiplications": r["mults"] if "mults" in r else r["macs"], "bit_exact": rows_bit_exact([r]),
@@ -122,18 +124,25 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
     }
 
 
+def _on_chip(parts):
+    """(pJ, parts) of energy ``parts`` on chip: without DRAM (``synth.system.ON_CHIP``)."""
+    kept = {part: pj for part, pj in parts.items() if part in ON_CHIP}
+    return sum(kept.values()), kept
+
+
 def papers(results, conv_layers):
-    """The papers table: for each evaluated technique's ``claims``, its energy over the claim's baseline measured
-    on our RTL (the whole network, its conv layers ``conv_layers`` and each layer), the parts' ratios, and where
-    the technique does not save, the ``cause``: the part whose excess over the baseline is largest."""
+    """The papers table: for each evaluated technique's ``claims``, its on-chip energy (the papers' figure; DRAM
+    is the same for both sides at equal MACs) over the claim's baseline measured on our RTL (the whole network, its
+    conv layers ``conv_layers`` and each layer), the parts' ratios, and where the technique does not save, the
+    ``cause``: the part whose excess over the baseline is largest."""
     rows = []
     for name, t in results.items():
         for claim in TECHNIQUES[name].claims:
             if claim.baseline == "dense":
-                base = {r["layer"]: (r["dense_energy_pj"], r["dense_energy_parts"]) for r in t["layers"]}
+                base = {r["layer"]: _on_chip(r["dense_energy_parts"]) for r in t["layers"]}
             else:
-                base = {r["layer"]: (r["energy_pj"], r["energy_parts"]) for r in t[claim.baseline]}
-            own = {r["layer"]: (r["energy_pj"], r["energy_parts"]) for r in t["layers"] if r["layer"] in base}
+                base = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.baseline]}
+            own = {r["layer"]: _on_chip(r["energy_parts"]) for r in t["layers"] if r["layer"] in base}
 
             def ratio(layers, own=own, base=base):
                 layers = [layer for layer in layers if layer in own]
@@ -224,7 +233,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         wanted = {cfg.module: cfg for t in chosen for cfg in t.areas()}
         areas = {module: pool.submit(preset_area, cfg) for module, cfg in wanted.items()}
         progress.say(f"synthesis of {', '.join(areas)} started in the background")
-    rtl = _Rtl(sim, fresh, progress)
+    rtl = _Rtl(sim, fresh, progress, net)
 
     macs = tuple(sorted({t.cfg.macs for t in chosen}))
     run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail, macs=macs,

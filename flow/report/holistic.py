@@ -20,9 +20,11 @@ from models.cnn import NETWORKS
 from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_regularised, search_strength
 from models.quantize import quantize
 
+from ..harness.cosim import rows_bit_exact
 from ..harness.network import CACHE, check_images, conv_inputs, count_test_images, layer_inputs, load_network, thin
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
+from ..synth.system import DRAM_PJ_PER_BIT, layer_dram_bits
 from ..techniques import TARGETS, check_costed
 from .markdown import table
 
@@ -80,12 +82,14 @@ def _layer_jobs(block, cfg, qnet, name, x):
 def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
     """{conv layer: {slope, intercept, r2, heldout_error, energy, points}}: cycles per image = slope·D + intercept, D
     the layer's input density (``linear_fit``), from the golden cycles at the KEEP thinnings of the real activations
-    of ``images``, and ``energy`` the same fit of pJ per image (the block's per-action energy model on the golden
-    counts); the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
+    of ``images``, and ``energy`` the same fit of pJ per image (on chip from the golden counts and traffic, plus the
+    layer's DRAM traffic); the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
     acts = layer_inputs(qnet, images)
     driver, model = TARGETS[block].driver, {}
     for layer in qnet.convs:
         points = []
+        dram = layer_dram_bits(layer, acts[layer.name].shape[1:], 1, cfg.macs)   # per image, whatever its density
+        dram_pj = DRAM_PJ_PER_BIT * (dram["read"] + dram["write"])
         for keep in KEEP:
             x = np.stack([thin(a, keep) for a in acts[layer.name]])
             variant, batch, fields = _layer_jobs(block, cfg, qnet, layer.name, x)
@@ -93,7 +97,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
             point = {"keep": keep, "density": float(np.count_nonzero(x) / x.size),
                      "cycles": sum(c for _, c in goldens) / len(images),
                      "energy_pj": sum(energy_pj(variant, args, *g, log=log) for args, g in zip(batch, goldens))
-                     / len(images)}
+                     / len(images) + dram_pj}
             if keep in ON_RTL:
                 row = check_costed(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
                 point["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
@@ -157,7 +161,7 @@ def measure(block, cfg, qnet, images, sim, *, log=print):
     jobs = TARGETS[block].jobs(cfg, qnet, acts, [layer.name for layer in qnet.convs])
     rows = [row for name, (variant, batch, fields) in jobs.items()
             for row in check_costed(TARGETS[block].driver, variant, sim, {name: batch}, fields=fields, log=log)]
-    exact = all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
+    exact = rows_bit_exact(rows)
     return rows, sum(r["cycles"] for r in rows), sum(r["golden_cycles"] for r in rows), exact
 
 

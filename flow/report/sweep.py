@@ -37,7 +37,7 @@ from ..harness.npz import input_file
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.area import preset_area
-from ..synth.energy import PARTS
+from ..synth.system import SYSTEM_PARTS, with_dram
 from ..synth.yosys import synthesize
 from ..techniques import TECHNIQUES, check_options
 
@@ -195,8 +195,9 @@ def _measure(cfg, workload, network_key, *, log=print):
            "layers": {r["layer"]: r["cycles"] for r in rows},
            "first_mismatch": next((r["first_mismatch"] for r in rows if r["first_mismatch"]), None)}
     if "energy" in spec.measure:
+        rows = with_dram(rows, cfg.macs, net.qnet, net.data.x_test[0])
         out["energy_pj"] = sum(r["energy_pj"] for r in rows)
-        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] for r in rows) for part in PARTS})
+        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] for r in rows) for part in SYSTEM_PARTS})
     if "area" in spec.measure:
         area = preset_area(cfg)
         out.update(logic_cells=area["logic_cells"], ram_bits=area["ram_bits"])

@@ -12,7 +12,8 @@ preset on real digits-network layer data — two workload shapes, each thinned t
 non-zero activations — and checked on the HELD_OUT fractions. A preset that is not calibrated (too large to
 simulate at gate level, or a variant) is costed by its block's largest calibrated preset, whose per-cycle energy
 and access rates then scale with the clock units, its memories costed as its own macros: an extrapolation whose
-error the energy bench measures where it can (the small presets' models on the defaults).
+error the energy bench measures where it can (the small presets' models on the defaults). A run's on-chip energy
+(``energy_parts``) adds its global buffer's (``system``) to the calibrated parts.
 
 Gate-level measurements are cached by ``measurement_key`` (Verilog, library, energy computation, workloads) in
 MEASURED_DIR; the fits, for a fresh clone, in the committed TABLE (keyed ``block/preset``, each with its
@@ -38,10 +39,11 @@ from .area import leaf_instances
 from .cells import map_to_cells
 from .energy import CLOCK_NS, gate_driver, load_netlist, macro_of, measure_energy
 from .liberty import OSU018, osu018
+from .system import DRAM_PJ_PER_BIT, buffer_pj, run_dram_bits
 
 __all__ = ["CALIBRATED", "KEEP", "HELD_OUT", "TABLE", "MEASURED_DIR", "workloads", "measurement_key", "digest",
            "measure", "calibrate", "calibrated_preset", "energy_model", "actions", "macro_kind", "model_parts",
-           "energy_parts", "action_energy_pj", "energy_pj", "costed"]
+           "energy_parts", "energy_pj", "run_energy_pj", "costed"]
 
 # Each block's gate-level calibrated presets, smallest first (its description's ``calibrated``): the default too
 # where its netlist simulates in seconds.
@@ -233,27 +235,36 @@ def model_parts(cfg, model, counts):
     return {**parts, "sram": sram}
 
 
-def energy_parts(cfg, counts, *, log=print):
-    """{part: pJ} (OSU 0.18 µm) of preset ``cfg``'s action ``counts`` ({action: count}, a driver's ``actions``)."""
-    return model_parts(cfg, energy_model(cfg, log=log), counts)
-
-
-def action_energy_pj(cfg, counts, *, log=print):
-    """Energy (pJ, OSU 0.18 µm) of preset ``cfg``'s action ``counts``: the sum of its ``energy_parts``."""
-    return float(sum(energy_parts(cfg, counts, log=log).values()))
+def energy_parts(cfg, counts, traffic, *, log=print):
+    """{part: pJ} (OSU 0.18 µm) of a run of preset ``cfg`` with action ``counts`` ({action: count}, a driver's
+    ``actions``) that moves ``traffic`` (``StreamDriver.traffic``): the calibrated model's logic, clock and SRAM
+    (``model_parts``) and the global buffer's (``system.buffer_pj``), on chip."""
+    driver = BLOCKS[cfg.block].driver
+    cycles = counts["clock"] / driver.clock_units(cfg)
+    return {**model_parts(cfg, energy_model(cfg, log=log), counts),
+            "buffer": buffer_pj(driver.hw_macs(cfg), traffic, cycles)}
 
 
 def energy_pj(cfg, args, golden, cycles, *, log=print):
-    """Energy (pJ, OSU 0.18 µm) of one run of preset ``cfg`` on validated ``args`` with its golden outputs and
-    cycles."""
-    return action_energy_pj(cfg, actions(cfg, args, golden, cycles), log=log)
+    """On-chip energy (pJ, OSU 0.18 µm) of one run of preset ``cfg`` on validated ``args`` with its golden outputs
+    and cycles: the sum of its ``energy_parts``."""
+    traffic = BLOCKS[cfg.block].driver(cfg, "verilator").traffic(args)   # the job plan only: nothing is built
+    return float(sum(energy_parts(cfg, actions(cfg, args, golden, cycles), traffic, log=log).values()))
+
+
+def run_energy_pj(cfg, inputs, args, golden, cycles, *, log=print):
+    """The system energy (pJ) of one block run on ``inputs`` (an IN.npz's arrays; ``args`` validated): on chip
+    (``energy_pj``) and off chip, its operands read and its ``golden`` outputs written once
+    (``system.run_dram_bits``)."""
+    dram = run_dram_bits(inputs, golden)
+    return energy_pj(cfg, args, golden, cycles, log=log) + DRAM_PJ_PER_BIT * (dram["read"] + dram["write"])
 
 
 def costed(cfg, rows, *, log=print):
     """``rows`` (``harness.check.check_layers``'s, of preset ``cfg``) each with ``energy_pj`` from its actions and
-    its ``energy_parts`` {part: pJ}."""
+    traffic and its ``energy_parts`` {part: pJ}."""
     out = []
     for row in rows:
-        parts = energy_parts(cfg, row["actions"], log=log)
+        parts = energy_parts(cfg, row["actions"], row["traffic"], log=log)
         out.append({**row, "energy_pj": float(sum(parts.values())), "energy_parts": parts})
     return out

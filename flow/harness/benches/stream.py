@@ -62,6 +62,7 @@ async def _run_job(dut, stim, j, resp):
     n_out = int(dut.n_out.value)
     resp[f"job{j}_words"] = to_hex([int(dut.resp[i].value) for i in range(n_out)])
     resp[f"job{j}_seconds"] = np.array([loaded - started, ran - loaded, time.perf_counter() - ran])
+    resp[f"job{j}_n_in"] = int(dut.n_in.value)
     resp[f"job{j}_first_in"] = int(dut.first_in.value)
     resp[f"job{j}_last_out"] = int(dut.last_out.value)
     resp[f"job{j}_cycles"] = int(dut.last_out.value) - int(dut.first_in.value) + 1 if n_out else 0

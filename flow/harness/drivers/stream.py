@@ -52,6 +52,7 @@ class JobResult:
     words: list
     cycles: int  # first input transfer to last output transfer, both included
     first_in: int
+    n_in: int  # input words the block accepted (all of the job's unless a reset dropped some)
     n_in_at_reset: int
     n_out_at_reset: int
 
@@ -123,7 +124,7 @@ class StreamTarget:
         # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
         self.phase_seconds = sum(resp[f"job{j}_seconds"] for j in range(len(jobs)))
         return [JobResult(words=from_hex(resp[f"job{j}_words"]), cycles=int(resp[f"job{j}_cycles"]),
-                          first_in=int(resp[f"job{j}_first_in"]),
+                          first_in=int(resp[f"job{j}_first_in"]), n_in=int(resp[f"job{j}_n_in"]),
                           n_in_at_reset=int(resp[f"job{j}_n_in_at_reset"]),
                           n_out_at_reset=int(resp[f"job{j}_n_out_at_reset"]))
                 for j in range(len(jobs))]
@@ -201,7 +202,28 @@ class StreamDriver:
         """
         per_input = [self.layer_jobs(args, in_pattern=in_pattern, out_pattern=out_pattern) for args in batch]
         results = iter(self.target.run([job for jobs in per_input for job in jobs]))
-        return [self.layer_outputs(args, [next(results) for _ in jobs]) for args, jobs in zip(batch, per_input)]
+        out = []
+        for args, jobs in zip(batch, per_input):
+            done = [next(results) for _ in jobs]
+            outputs, cycles = self.layer_outputs(args, done)
+            out.append(({**outputs, **self._moved(sum(r.n_in for r in done), sum(len(r.words) for r in done))},
+                        cycles))
+        return out
+
+    def _moved(self, words_in, words_out):
+        """{"buffer_read_bits", "buffer_write_bits"}: the bits of ``words_in`` input and ``words_out`` output
+        stream words (each as wide as its payload layout)."""
+        return {"buffer_read_bits": np.int64(words_in * self.in_layout.size),
+                "buffer_write_bits": np.int64(words_out * self.out_layout.size)}
+
+    def traffic(self, args):
+        """What one validated input moves between the global buffer and the block, by the job plan: its input
+        stream's words (read) and its results (written), in bits: {"buffer_read_bits", "buffer_write_bits"}. The
+        RTL reports the same counters, from the words it accepted and produced (``run_batch``)."""
+        jobs = self.layer_jobs(args)
+        return {k: int(v) for k, v in self._moved(sum(len(j.words) for j in jobs),
+                                                  sum(len(j.words) if j.yields is None else int(sum(j.yields))
+                                                      for j in jobs)).items()}
 
     def __init__(self, cfg, sim, *, waves=False, gates=None):
         self.cfg = cfg

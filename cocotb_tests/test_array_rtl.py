@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from amaranth.lib import data
 
+from flow.harness.activations import conv_inputs
 from flow.harness.cosim import first_mismatch
 from flow.harness.drivers.array import ArrayDriver
-from flow.harness.network import conv_inputs, load_network
+from flow.harness.network import load_network
 from flow.harness.pack import unpack
 from flow.harness.runner import SIMULATORS
 from generators.config import CATALOG, VARIANTS

@@ -10,9 +10,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from flow.harness.activations import conv_inputs
 from flow.harness.cosim import first_mismatch
 from flow.harness.drivers.cartesian import PeArrayDriver
-from flow.harness.network import conv_inputs, load_network
+from flow.harness.network import load_network
 from flow.harness.runner import SIMULATORS
 from flow.techniques.cscnn import cscnn_models
 from generators.config import CATALOG, PE_ARRAY_BLOCKS

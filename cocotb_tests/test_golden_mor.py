@@ -86,7 +86,8 @@ def test_proxy_clusters_follow_the_nearest_angle_graph():
 
 def test_offline_stage_on_the_digits_cnn():
     """Profiled tables are well-formed; at T = 1.0 nothing is skipped and the network is the exact INT8 one."""
-    from flow.harness.network import conv_inputs, load_network
+    from flow.harness.activations import conv_inputs
+    from flow.harness.network import load_network
     from models.mor import mor_forward, tables
 
     net = load_network()

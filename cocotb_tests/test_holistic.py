@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flow.cli import main
-from flow.harness.network import thin
+from flow.harness.activations import thin
 from flow.report.holistic import ALPHA, BETA, FITTED, KEEP, linear_fit
 from models import cnn
 from models.holistic import Regulariser, conv_relus, hoyer, l1, search_strength

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from flow.harness.network import conv_inputs, load_network
+from flow.harness.activations import conv_inputs
+from flow.harness.network import load_network
 from models import cnn, datasets
 from models.quantize import multiplier
 

@@ -128,7 +128,8 @@ def test_predictor_saves_cycles_on_the_same_engine(rng):
 def real_layers():
     """The digits CNN's conv layers: real INT8 inputs of two test images as im2col rows, with tables
     profiled on training images and T = 0.6 (the sweep's lowest, so the most skipping)."""
-    from flow.harness.network import conv_inputs, load_network
+    from flow.harness.activations import conv_inputs
+    from flow.harness.network import load_network
     from models.mor import neuron_inputs, tables
 
     net = load_network()

@@ -201,7 +201,7 @@ def test_onnx_import_refuses_an_unsupported_op_naming_it_and_its_node(tmp_path):
 
 def test_relu_passes_give_the_classifier_exactly():
     """A block with post-ReLU outputs computes a no-ReLU layer as relu(z) - relu(-z) of two passes."""
-    from flow.harness.network import relu_passes
+    from flow.harness.activations import relu_passes
     from models.quantize import QLayer
 
     rng = np.random.default_rng(3)

@@ -92,7 +92,8 @@ def test_two_sided_takes_fewer_cycles_and_products_than_one_sided(rng):
 @pytest.fixture(scope="module")
 def real_layers():
     """The 50%-pruned digits CNN's conv layers with the real INT8 inputs of one test image."""
-    from flow.harness.network import conv_inputs, load_network
+    from flow.harness.activations import conv_inputs
+    from flow.harness.network import load_network
     from flow.techniques.snapea import pruned_models
 
     net = load_network()

@@ -10,8 +10,6 @@ import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 __all__ = ["SHIPPED", "locate", "load_or_make", "shipping"]
 
 SHIPPED = Path(__file__).with_name("checkpoints")
@@ -48,6 +46,8 @@ def load_or_make(path, template, make):
     Processes asking for the same checkpoint at once (test workers, the demo's pool) take turns on a
     lock beside it: one trains, the others wait and load what it saved.
     """
+    import torch
+
     path = locate(path)
     if path.parent == SHIPPED and path.exists():  # read-only: no lock beside the package's files
         template.load_state_dict(torch.load(path, weights_only=True))

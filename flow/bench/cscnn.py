@@ -21,9 +21,10 @@ from golden.cartesian_array import TILINGS
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, mirror_canonical
 
+from ..harness.activations import conv_inputs, layer_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers import DRIVERS
-from ..harness.network import conv_inputs, layer_inputs, load_network
+from ..harness.network import load_network
 from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize

@@ -18,9 +18,10 @@ from golden.dbb import wdbb_prune
 from golden.systolic import array_cycles, fold_steps, folds, zvcg_updates
 
 from ..bench.throughput import throughput_ratio
+from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import conv_inputs, load_network
+from ..harness.network import load_network
 from ..harness.runner import REPO
 from ..synth.yosys import synthesize
 from ..techniques.s2ta import s2ta_models

@@ -23,9 +23,10 @@ from generators.config import CATALOG
 from golden.conv import conv_as_gemm
 from golden.systolic import array_cycles, fold_steps, folds, sa_scalesim_cycles
 
+from ..harness.activations import as_conv, conv_inputs, layer_inputs
 from ..harness.check import check_layers
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import as_conv, conv_inputs, layer_inputs, load_network
+from ..harness.network import load_network
 from ..harness.runner import REPO
 
 __all__ = ["scalesim_run", "scalesim_cycles", "scalesim_comparison", "buffer_comparison"]

@@ -18,9 +18,10 @@ from tqdm import tqdm
 from generators.config import preset
 from golden.snapea import ALGORITHMS
 
+from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.snapea import SnapeaDriver
-from ..harness.network import conv_inputs, load_network
+from ..harness.network import load_network
 from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize

@@ -14,9 +14,9 @@ import numpy as np
 from generators.config import default_preset
 
 from ..harness import runner, toolchain
+from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import conv_inputs
 from ..harness.words import from_hex, to_hex
 
 __all__ = ["throughput_ratio"]

@@ -8,7 +8,8 @@ import numpy as np
 from models.checkpoint import locate
 from models.mor import THRESHOLDS, MorTables, choose_threshold, exact_args, mor_forward, neuron_inputs, tables
 
-from .network import CACHE, TWO_PASSES, layer_inputs, relu_passes
+from .activations import TWO_PASSES, layer_inputs, relu_passes
+from .network import CACHE
 from .result_cache import digest
 
 __all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "layer_notes"]

@@ -1,27 +1,28 @@
-"""A trained network as the flows use it: cached training, INT8 export, real layer inputs."""
+"""A trained network as the flows use it: cached training, INT8 export (its layers' real inputs: ``activations``).
+
+torch, the data sets and the ONNX importer load when a network does, so that importing this module (the drivers,
+the command line) costs nothing."""
+
+from __future__ import annotations
 
 import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from golden.checks import InputError, refuse_unknown
-from golden.dbb import channel_blocks
-from models import cnn
-from models.datasets import DATASETS, Dataset
-from models.onnx_import import external_data, load_onnx
-from models.quantize import QuantizedNet, quantize
 
 from .npz import input_file, read_npz
 from .runner import REPO
 
-__all__ = ["CACHE", "Network", "count_test_images", "check_images", "load_network", "load_onnx_network", "onnx_key",
-           "conv_inputs", "layer_inputs", "as_conv", "relu_passes", "TWO_PASSES", "thin", "dap_layer_blocks",
-           "first_input"]
+if TYPE_CHECKING:
+    from models.datasets import Dataset
+    from models.quantize import QuantizedNet
+
+__all__ = ["CACHE", "Network", "count_test_images", "check_images", "load_network", "load_onnx_network", "onnx_key"]
 
 CACHE = REPO / "reports" / "cache"
 
@@ -56,6 +57,9 @@ class Network:
 
 def count_test_images(network):
     """How many test images the built-in ``network``'s data set holds."""
+    from models import cnn
+    from models.datasets import DATASETS
+
     return len(DATASETS[cnn.NETWORKS[network][0]]().y_test)
 
 
@@ -69,6 +73,12 @@ def check_images(images, available, what="images"):
 def load_network(name="digits", *, cfg=None, log=print):
     """The built-in network ``name`` trained (or the checkpoint keyed by ``cfg`` reused), quantized, with its
     test accuracy."""
+    from tqdm import tqdm
+
+    from models import cnn
+    from models.datasets import DATASETS
+    from models.quantize import quantize
+
     cfg = cfg or cnn.CnnConfig.of(name)
     start = time.perf_counter()
     data = DATASETS[cnn.NETWORKS[cfg.network][0]]()
@@ -108,6 +118,8 @@ def onnx_key(model_path, data_path):
     """What an imported network's derived models and results are keyed by: the bytes of the ONNX model, of every
     external data file its tensors name (torch's exporter keeps the weights beside the model) and of DATA.npz;
     InputError if one of them is not a regular file."""
+    from models.onnx_import import external_data
+
     files = [input_file(model_path, "an ONNX model"),
              *(input_file(path, "an ONNX external data file") for path in external_data(model_path)),
              input_file(data_path, "an .npz file")]
@@ -122,6 +134,12 @@ def load_onnx_network(model_path, data_path, *, log=print):
     (non-negative), optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float
     model), optional ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses
     ``x`` and techniques apply post-training). InputError or ValueError (one line) before anything runs."""
+    import torch
+
+    from models.datasets import Dataset
+    from models.onnx_import import load_onnx
+    from models.quantize import quantize
+
     start = time.perf_counter()
     key = onnx_key(model_path, data_path)
     model, shape = load_onnx(model_path)
@@ -156,56 +174,3 @@ def load_onnx_network(model_path, data_path, *, log=print):
         f"{time.perf_counter() - start:.1f} s; accuracy float {net.float_accuracy:.2%}, INT8 {net.int8_accuracy:.2%}"
         + ("; no training data: techniques apply post-training" if net.post_training else ""))
     return net
-
-
-def first_input(net, name):
-    """``(layer, x)``: conv layer ``name`` of ``net``'s INT8 network and its input on the first test image."""
-    layer = next(layer for layer in net.qnet.convs if layer.name == name)
-    return layer, conv_inputs(net.qnet, net.data.x_test[:1])[name][0]
-
-
-def conv_inputs(qnet, images, **kw):
-    """{conv layer name: int8 [n_images, C, H, W]} of the real activations entering each conv layer."""
-    per_image = [qnet.forward(img, **kw)[1] for img in images]
-    return {layer.name: np.stack([inputs[layer.name] for inputs in per_image]) for layer in qnet.convs}
-
-
-def layer_inputs(qnet, images, **kw):
-    """{compute layer name: int8 [n_images, ...]} of the real activations entering every conv ([C, H, W]) and
-    fc ([n_in]) layer."""
-    per_image = [qnet.forward(img, **kw)[1] for img in images]
-    return {layer.name: np.stack([inputs[layer.name] for inputs in per_image]) for layer in qnet.computes}
-
-
-def as_conv(layer, x):
-    """``(x, w)`` of a compute layer as a convolution: an fc layer is a 1×1 convolution of its inputs as
-    channels of a 1×1 plane."""
-    if layer.kind == "conv":
-        return x, layer.w
-    return x.reshape(-1, 1, 1), layer.w[:, :, None, None]
-
-
-def relu_passes(layer, w, bias):
-    """The (w, bias) passes that give a compute layer's output on a block whose outputs are post-ReLU: one for a
-    ReLU layer; two for the classifier (no ReLU), as z = relu(z) − relu(−z): (w, bias) then (−w, −bias)
-    (weights are within ±127, so −w is int8)."""
-    if layer.relu:
-        return [(w, bias)]
-    return [(w, bias), ((-w).astype(np.int8), (-bias.astype(np.int64)).astype(np.int32))]
-
-
-TWO_PASSES = "no ReLU (classifier): relu(z) and relu(-z) in two passes"
-
-
-def thin(x, keep):
-    """``x`` with its smallest non-zero activations zeroed so that ``keep`` of them remain (ties in flat order)."""
-    flat = x.reshape(-1).copy()
-    nonzero = np.flatnonzero(flat)
-    order = nonzero[np.argsort(flat[nonzero], kind="stable")]
-    flat[order[:len(nonzero) - int(round(keep * len(nonzero)))]] = 0
-    return flat.reshape(x.shape)
-
-
-def dap_layer_blocks(activations, bz):
-    """All images' activation blocks of one layer (docs/conventions.md channel blocking), int8 [n, bz]."""
-    return np.concatenate([channel_blocks(x, bz) for x in activations])

@@ -20,8 +20,9 @@ from models.cnn import NETWORKS
 from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_regularised, search_strength
 from models.quantize import quantize
 
+from ..harness.activations import conv_inputs, layer_inputs, thin
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import CACHE, check_images, conv_inputs, count_test_images, layer_inputs, load_network, thin
+from ..harness.network import CACHE, check_images, count_test_images, load_network
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
 from ..synth.system import DRAM_PJ_PER_BIT, layer_dram_bits

@@ -32,8 +32,9 @@ from tqdm import tqdm
 
 from generators.config import preset
 
+from ..harness.activations import first_input
 from ..harness.drivers import BLOCKS
-from ..harness.network import first_input, load_network
+from ..harness.network import load_network
 from ..harness.runner import REPO, verilog
 from .area import leaf_instances
 from .cells import map_to_cells

@@ -17,10 +17,11 @@ from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.centrosymmetric import load_or_fine_tune_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
+from ..harness.activations import as_conv, conv_inputs, layer_inputs
 from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
-from ..harness.network import CACHE, as_conv, conv_inputs, layer_inputs
+from ..harness.network import CACHE
 from . import Bars, Claim, Result, Table, Target, Technique, check_costed
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",

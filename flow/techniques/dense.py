@@ -12,8 +12,8 @@ from generators.config import CATALOG, default_preset
 from golden.dbb import dbb_bound_ok, filter_blocks
 from golden.systolic import fold_steps, weight_blocks
 
+from ..harness.activations import layer_inputs
 from ..harness.drivers.array import ArrayDriver
-from ..harness.network import layer_inputs
 from . import Result, Technique, check_costed
 
 __all__ = ["check_array_layers", "needs_dense_w", "dense_at", "TECHNIQUE"]

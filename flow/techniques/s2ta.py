@@ -13,10 +13,11 @@ from golden.dbb import dap, dbb_bound_ok, filter_blocks
 from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
 from models.quantize import QuantizedNet, quantize
 
+from ..harness.activations import conv_inputs, dap_layer_blocks
 from ..harness.cosim import first_mismatch, keep_waveform
 from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.dap import DapDriver
-from ..harness.network import CACHE, conv_inputs, dap_layer_blocks
+from ..harness.network import CACHE
 from . import Claim, Plot, Result, Technique
 from .dense import check_array_layers, dense_at
 

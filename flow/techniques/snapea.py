@@ -13,9 +13,10 @@ from golden.snapea import ALGORITHMS, run_algorithm
 from models.pruning import SPARSITIES, load_or_fine_tune_pruned
 from models.quantize import QuantizedNet, quantize
 
+from ..harness.activations import TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
 from ..harness.check import summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
-from ..harness.network import CACHE, TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
+from ..harness.network import CACHE
 from . import Bars, Claim, Result, Table, Target, Technique, check_costed
 
 __all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "check_snapea_layers", "RTL_SPARSITY",

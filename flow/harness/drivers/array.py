@@ -19,8 +19,8 @@ from golden.systolic import (
     weight_passes,
 )
 
+from ..activations import first_input, thin
 from ..block import Block
-from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import DEPTH, Job, StreamDriver, scalar_input
 

@@ -19,8 +19,8 @@ from golden.cartesian_pe import check_layer, overlap_add, pe_conv, pieces, tile_
 from golden.checks import InputError
 from golden.cscnn import mirror_canonical
 
+from ..activations import first_input, thin
 from ..block import Block
-from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import Job, StreamDriver, require_keys
 

@@ -6,8 +6,8 @@ from generators.dap import dap_input_layout, dap_output_layout
 from golden.checks import InputError, require_array, require_int8, require_range
 from golden.dbb import channel_blocks, dap, dap_cycles
 
+from ..activations import first_input, thin
 from ..block import Block
-from ..network import first_input, thin
 from ..pack import pack, unpack
 from .stream import DEPTH, Job, StreamDriver, require_keys
 

@@ -7,9 +7,9 @@ from golden.checks import InputError
 from golden.mor import check_mor
 from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs
 
+from ..activations import thin
 from ..block import Block
 from ..mor_inputs import engine_inputs, mor_tables
-from ..network import thin
 from ..pack import blank, pack, unpack
 from .stream import Job, StreamDriver, require_keys
 

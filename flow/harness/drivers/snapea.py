@@ -8,8 +8,8 @@ from golden.conv import conv_output_size
 from golden.snapea import check_snapea, weight_order
 from golden.snapea_pe import array_job_cycles, pe_layer
 
+from ..activations import first_input, thin
 from ..block import Block
-from ..network import first_input, thin
 from ..pack import blank, pack, unpack
 from .stream import Job, StreamDriver, require_keys, scalar_input
 

@@ -2,7 +2,7 @@
 
 from .cosim import batch_mismatches
 
-__all__ = ["check_layers", "actions", "summed"]
+__all__ = ["check_layers", "golden_layers", "actions", "summed"]
 
 
 def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
@@ -20,12 +20,11 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
     rows = []
     for name, batch in layers.items():
         results = driver.run_batch(batch)
-        goldens = [driver_cls.golden(cfg, args) for args in batch]
-        traffic = _total(driver.traffic(args) for args in batch)
+        goldens, golden = _golden(driver, batch)
+        traffic = golden["traffic"]
         row = {"layer": name, "images": len(batch), **fields(name, batch, results, goldens),
-               "cycles": int(sum(c for _, c in results)), "golden_cycles": int(sum(c for _, c in goldens)),
-               "actions": actions(driver_cls, cfg, batch, goldens),
-               "traffic": traffic, "traffic_rtl": {key: summed(results, key) for key in traffic},
+               "cycles": int(sum(c for _, c in results)), **golden,
+               "traffic_rtl": {key: summed(results, key) for key in traffic},
                **batch_mismatches(driver_cls, cfg, sim, batch, results, goldens)}
         if row["traffic_rtl"] != traffic and row["first_mismatch"] is None:
             row["first_mismatch"] = f"buffer traffic: rtl={row['traffic_rtl']} plan={traffic}"
@@ -33,6 +32,21 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
         log(f"  {cfg.module} {name}: {row['images']} images on {sim}, {row['mismatches']} mismatches, "
             f"{row['cycles']} cycles (model {row['golden_cycles']})")
     return rows
+
+
+def golden_layers(driver_cls, cfg, layers):
+    """``check_layers``' golden half, no simulation: per entry of ``layers`` a row of ``layer``, ``images``,
+    ``golden_cycles``, ``actions`` and ``traffic`` — what an energy model needs."""
+    driver = driver_cls(cfg, "verilator")   # the job plan only: nothing is built
+    return [{"layer": name, "images": len(batch), **_golden(driver, batch)[1]} for name, batch in layers.items()]
+
+
+def _golden(driver, batch):
+    """(golden (outputs, cycles) of each input of ``batch``, {"golden_cycles", "actions", "traffic"} summed)."""
+    goldens = [driver.golden(driver.cfg, args) for args in batch]
+    return goldens, {"golden_cycles": int(sum(c for _, c in goldens)),
+                     "actions": actions(type(driver), driver.cfg, batch, goldens),
+                     "traffic": _total(driver.traffic(args) for args in batch)}
 
 
 def summed(results, key):

@@ -142,7 +142,7 @@ def papers(results, conv_layers):
                 base = {r["layer"]: _on_chip(r["dense_energy_parts"]) for r in t["layers"]}
             else:
                 base = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.baseline]}
-            own = {r["layer"]: _on_chip(r["energy_parts"]) for r in t["layers"] if r["layer"] in base}
+            own = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.own] if r["layer"] in base}
 
             def ratio(layers, own=own, base=base):
                 layers = [layer for layer in layers if layer in own]

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 from generators.config import CATALOG, preset
 
-from ..harness.check import check_layers
+from ..harness.check import check_layers, golden_layers
 from ..synth.calibration import costed
 
-__all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "check_options",
+__all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "golden_costed",
+           "check_options",
            "check_technique", "discover",
            "TECHNIQUES", "BASELINE", "TARGETS"]
 
@@ -30,6 +31,12 @@ __all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Pl
 def check_costed(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
     """``harness.check.check_layers``' rows of preset ``cfg``, each with its ``energy_pj`` (``synth.calibration``)."""
     return costed(cfg, check_layers(driver_cls, cfg, sim, layers, fields=fields, log=log), log=log)
+
+
+def golden_costed(driver_cls, cfg, layers, *, log=print):
+    """``harness.check.golden_layers``' rows of preset ``cfg`` (golden counts, no simulation), each with its
+    ``energy_pj``."""
+    return costed(cfg, golden_layers(driver_cls, cfg, layers), log=log)
 
 
 @dataclass(frozen=True)
@@ -94,12 +101,14 @@ class Claim:
     """An energy comparison a technique's paper makes, measured on our RTL: the technique's energy over
     ``baseline``'s — "dense" (the dense array at equal MACs) or a key of the technique's summary entry holding
     per-layer rows with ``energy_pj`` and ``energy_parts`` — next to the ``paper``'s ratio (None: the paper gives
-    none) and its ``source``."""
+    none) and its ``source``. ``own``: the key of the technique's rows ("layers": its RTL rows; another key of its
+    entry, e.g. a PE's golden-costed rows)."""
 
     label: str
     baseline: str
     paper: float | None
     source: str
+    own: str = "layers"
 
 
 @dataclass(frozen=True)

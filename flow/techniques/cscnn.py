@@ -22,7 +22,7 @@ from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE
-from . import Bars, Claim, Result, Table, Target, Technique, check_costed
+from . import Bars, Claim, Result, Table, Target, Technique, check_costed, golden_costed
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
            "tiling_table", "PRUNING", "TECHNIQUE"]
@@ -133,6 +133,17 @@ def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=DEFAULT_TILING, lay
             for row in check_costed(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
 
 
+def pe_energy(cfg, qnet, images, *, log=print):
+    """Per compute layer of ``qnet`` on one Cartesian-product PE ``cfg`` (the papers' PE comparison): ``layer``,
+    golden ``cycles`` and the energy of its golden counts and job plan (``golden_costed``; the PEs' RTL is checked
+    by ``compare`` and the tests)."""
+    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+    return [{"layer": r["layer"], "cycles": r["golden_cycles"], "energy_pj": r["energy_pj"],
+             "energy_parts": r["energy_parts"]}
+            for name, (variant, batch, _) in jobs.items()
+            for r in golden_costed(PeDriver, variant, {name: batch}, log=log)]
+
+
 def tiling_table(cfg, qnet, images):
     """Per compute layer of ``qnet``: golden cycles (summed over ``images``) of array ``cfg`` under each tiling and
     of one of its PEs (``one_pe``), each tiling's plan of the first image (T_k, T_h×T_w, runs)."""
@@ -162,6 +173,8 @@ class Cscnn(Technique):
     name, title, color = "cscnn", "CSCNN", "tab:green"
     claims = (Claim("CSCNN vs SCNN (arrays, same network)", "scnn", 1 / 1.7,
                     "CSCNN abstract: energy savings of 1.7x over SCNN"),
+              Claim("CSCNN vs SCNN (PEs, golden counts, same network)", "scnn_pe", 1 / 1.7,
+                    "CSCNN abstract: energy savings of 1.7x over SCNN", own="cscnn_pe"),
               Claim("CSCNN vs dense at equal MACs", "dense", 1 / 2.4,
                     "CSCNN abstract: energy savings of 2.4x over a dense accelerator"))
     block = ("cscnn", "default")
@@ -182,12 +195,14 @@ class Cscnn(Technique):
                          tiling=self.option(run.options, "tiling"))
         scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
                          preset("scnn", "default"), chosen, run.images, tiling="planar")
+        pes = {block: pe_energy(default_preset(block), chosen, run.images, log=run.log)
+               for block in ("cscnn_pe", "scnn_pe")}
         return Result(f"centrosymmetric, {run.net.trained('retrained')}, dual-pruned {PRUNING:.0%}",
                       models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
                        "scnn": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                  "energy_pj": r["energy_pj"], "energy_parts": r["energy_parts"]} for r in scnn],
-                       "tilings": tiling_table(self.cfg, chosen, run.images)})
+                       **pes, "tilings": tiling_table(self.cfg, chosen, run.images)})
 
     def comparisons(self, net, sim, *, images, array_images, log=print):
         cs_pruned = cscnn_models(net, log=log)["cs_pruned"]

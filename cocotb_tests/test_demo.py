@@ -82,6 +82,7 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
     assert [(r["technique"], r["comparison"]) for r in summary["papers"]] == claims and claims
     for r in summary["papers"]:   # measured on our RTL; where a technique does not save, the part that costs it
         assert r["measured"] > 0 and (r["cause"] is None) == (r["measured"] < 1) and r["layers"], r
+        assert (r["cause_conv"] is None) == (r["measured_conv"] < 1), r
     assert json.loads((tmp_path / "papers.json").read_text()) == summary["papers"]
     report = (tmp_path / "report.md").read_text()
     assert "## Energy against the papers' claims" in report

@@ -134,7 +134,7 @@ def papers(results, conv_layers):
     """The papers table: for each evaluated technique's ``claims``, its on-chip energy (the papers' figure; DRAM
     is the same for both sides at equal MACs) over the claim's baseline measured on our RTL (the whole network, its
     conv layers ``conv_layers`` and each layer), the parts' ratios, and where the technique does not save, the
-    ``cause``: the part whose excess over the baseline is largest."""
+    ``cause`` (network) and ``cause_conv`` (conv layers): the part whose excess over the baseline is largest."""
     rows = []
     for name, t in results.items():
         for claim in TECHNIQUES[name].claims:
@@ -143,23 +143,28 @@ def papers(results, conv_layers):
             else:
                 base = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.baseline]}
             own = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.own] if r["layer"] in base}
-
-            def ratio(layers, own=own, base=base):
-                layers = [layer for layer in layers if layer in own]
-                return sum(own[x][0] for x in layers) / sum(base[x][0] for x in layers) if layers else None
-
+            network, cause = _saving(own, base, list(own))
+            conv, cause_conv = _saving(own, base, [layer for layer in conv_layers if layer in own])
             mine, theirs = _parts_sum(p for _, p in own.values()), _parts_sum(base[x][1] for x in own)
-            network = ratio(own)
-            excess = {part: mine[part] - theirs.get(part, 0.0) for part in mine}
-            worst = max(excess, key=excess.get)
             rows.append({"technique": name, "comparison": claim.label, "baseline": claim.baseline,
-                         "measured": network, "measured_conv": ratio(conv_layers),
+                         "measured": network, "measured_conv": conv,
                          "layers": {x: own[x][0] / base[x][0] for x in own},
                          "parts": {part: mine[part] / theirs[part] if theirs.get(part) else None for part in mine},
-                         "cause": None if network < 1 else
-                         f"{worst}: +{excess[worst] / sum(theirs.values()):.0%} of the baseline's energy",
-                         "paper": claim.paper, "source": claim.source})
+                         "cause": cause, "cause_conv": cause_conv, "paper": claim.paper, "source": claim.source})
     return rows
+
+
+def _saving(own, base, layers):
+    """(own / base energy over ``layers``, None when below 1 else the part whose excess over the baseline is
+    largest, as a share of the baseline's energy); (None, None) without layers."""
+    if not layers:
+        return None, None
+    mine, theirs = _parts_sum(own[x][1] for x in layers), _parts_sum(base[x][1] for x in layers)
+    ratio = sum(own[x][0] for x in layers) / sum(base[x][0] for x in layers)
+    excess = {part: mine[part] - theirs.get(part, 0.0) for part in mine}
+    worst = max(excess, key=excess.get)
+    share = excess[worst] / sum(theirs.values())
+    return ratio, None if ratio < 1 else f"{worst}: +{share:.0%} of the baseline's energy"
 
 
 def accuracy_warnings(results, int8_accuracy, *, points=ACCURACY_DROP_POINTS):

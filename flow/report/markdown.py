@@ -123,7 +123,8 @@ def _papers_section(summary):
             "excess over the baseline is largest; `papers.json` has every layer and part.", "",
             table(rows, [("comparison", lambda r: r["comparison"]), ("ours, network", lambda r: ratio(r["measured"])),
                          ("ours, conv layers", lambda r: ratio(r["measured_conv"])),
-                         ("paper", lambda r: ratio(r["paper"])), ("cause", lambda r: r["cause"] or ""),
+                         ("paper", lambda r: ratio(r["paper"])), ("cause, network", lambda r: r["cause"] or ""),
+                         ("cause, conv layers", lambda r: r.get("cause_conv") or ""),
                          ("paper's figure", lambda r: r["source"])]), ""]
 
 

@@ -8,18 +8,20 @@ __all__ = ["check_layers", "golden_layers", "actions", "summed"]
 def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
     """One row per entry of ``layers`` ({layer name: [validated driver args, one per image]}).
 
-    A row holds ``layer``, ``images``, the technique's ``fields(name, batch, results, goldens)`` (its counters
-    summed over images), RTL and golden ``cycles`` (summed), ``actions`` (the driver's action counts of the golden
-    runs, summed: what an energy model charges), ``traffic`` (the bits its job plan reads from and writes to the
+    Every layer and image runs in one simulator process (its start paid once). A row holds ``layer``, ``images``,
+    the technique's ``fields(name, batch, results, goldens)`` (its counters summed over images), RTL and golden
+    ``cycles`` (summed), ``actions`` (the driver's action counts of the golden runs, summed: what an energy model
+    charges), ``traffic`` (the bits its job plan reads from and writes to the
     global buffer, summed: ``StreamDriver.traffic``), ``traffic_rtl`` (the same counted from the words the RTL
     accepted and produced) and the mismatch count with the first differing coordinates and the kept waveform
     (``harness.cosim.batch_mismatches``; a traffic difference is named there when the outputs agree). Never raises
     on a mismatch.
     """
     driver = driver_cls(cfg, sim)
-    rows = []
+    every = driver.run_batch([args for batch in layers.values() for args in batch])   # one simulator process
+    rows, start = [], 0
     for name, batch in layers.items():
-        results = driver.run_batch(batch)
+        results, start = every[start:start + len(batch)], start + len(batch)
         goldens, golden = _golden(driver, batch)
         traffic = golden["traffic"]
         row = {"layer": name, "images": len(batch), **fields(name, batch, results, goldens),

@@ -26,7 +26,7 @@ from ..harness.network import CACHE, check_images, count_test_images, load_netwo
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
 from ..synth.system import DRAM_PJ_PER_BIT, layer_dram_bits
-from ..techniques import TARGETS, check_costed
+from ..techniques import TARGETS, check_jobs
 from .markdown import table
 
 __all__ = ["parse_target", "fit_cost_model", "linear_fit", "measure", "train_method", "train", "holistic",
@@ -86,7 +86,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
     of ``images``, and ``energy`` the same fit of pJ per image (on chip from the golden counts and traffic, plus the
     layer's DRAM traffic); the ON_RTL points also hold their RTL run (``rtl``: cycles per image, mismatches)."""
     acts = layer_inputs(qnet, images)
-    driver, model = TARGETS[block].driver, {}
+    driver, model, on_rtl = TARGETS[block].driver, {}, {}   # the ON_RTL points run on RTL together at the end
     for layer in qnet.convs:
         points = []
         dram = layer_dram_bits(layer, acts[layer.name].shape[1:], 1, cfg.macs)   # per image, whatever its density
@@ -100,8 +100,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
                      "energy_pj": sum(energy_pj(variant, args, *g, log=log) for args, g in zip(batch, goldens))
                      / len(images) + dram_pj}
             if keep in ON_RTL:
-                row = check_costed(driver, variant, sim, {layer.name: batch}, fields=fields, log=log)[0]
-                point["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
+                on_rtl[f"{layer.name} keep {keep}"] = (variant, batch, fields), point
             points.append(point)
         model[layer.name] = {**linear_fit(points, "cycles"), "energy": linear_fit(points, "energy_pj"),
                              "points": points}
@@ -109,6 +108,8 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
         log(f"  cost model {cfg.module} {layer.name}: cycles/image = {f['slope']:.0f}·D + {f['intercept']:.0f}, "
             f"R² {f['r2']:.4f}, held-out error {f['heldout_error']:.2%}; pJ/image = {e['slope']:.0f}·D + "
             f"{e['intercept']:.0f}, R² {e['r2']:.4f}, held-out error {e['heldout_error']:.2%}")
+    for row in check_jobs(driver, sim, {name: job for name, (job, _) in on_rtl.items()}, log=log):
+        on_rtl[row["layer"]][1]["rtl"] = {"cycles": row["cycles"] / len(images), "mismatches": row["mismatches"]}
     return model
 
 
@@ -160,8 +161,7 @@ def measure(block, cfg, qnet, images, sim, *, log=print):
     """Every conv layer of ``images`` on the target's RTL against golden: (rows, cycles, golden cycles, exact)."""
     acts = layer_inputs(qnet, images)
     jobs = TARGETS[block].jobs(cfg, qnet, acts, [layer.name for layer in qnet.convs])
-    rows = [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_costed(TARGETS[block].driver, variant, sim, {name: batch}, fields=fields, log=log)]
+    rows = check_jobs(TARGETS[block].driver, sim, jobs, log=log)
     exact = rows_bit_exact(rows)
     return rows, sum(r["cycles"] for r in rows), sum(r["golden_cycles"] for r in rows), exact
 

@@ -22,15 +22,30 @@ from generators.config import CATALOG, preset
 from ..harness.check import check_layers, golden_layers
 from ..synth.calibration import costed
 
-__all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "golden_costed",
-           "check_options",
-           "check_technique", "discover",
-           "TECHNIQUES", "BASELINE", "TARGETS"]
+__all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "check_jobs",
+           "golden_costed", "check_options", "check_technique", "discover", "TECHNIQUES", "BASELINE", "TARGETS"]
 
 
 def check_costed(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
     """``harness.check.check_layers``' rows of preset ``cfg``, each with its ``energy_pj`` (``synth.calibration``)."""
     return costed(cfg, check_layers(driver_cls, cfg, sim, layers, fields=fields, log=log), log=log)
+
+
+def check_jobs(driver_cls, sim, jobs, *, log=print):
+    """``check_costed`` rows of ``jobs`` ({layer: (preset or variant, [validated driver args], fields)}: a
+    ``Target.jobs``), in layer order; the layers that run on one preset share one simulator process."""
+    groups = {}
+    for name, (cfg, batch, fields) in jobs.items():
+        groups.setdefault(cfg, {})[name] = (batch, fields)
+    rows = {}
+    for cfg, group in groups.items():
+        def fields(name, *rest, group=group):
+            return group[name][1](name, *rest)
+
+        for row in check_costed(driver_cls, cfg, sim, {name: batch for name, (batch, _) in group.items()},
+                                fields=fields, log=log):
+            rows[row["layer"]] = row
+    return [rows[name] for name in jobs]
 
 
 def golden_costed(driver_cls, cfg, layers, *, log=print):

@@ -22,7 +22,7 @@ from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE
-from . import Bars, Claim, Result, Table, Target, Technique, check_costed, golden_costed
+from . import Bars, Claim, Result, Table, Target, Technique, check_jobs, golden_costed
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
            "tiling_table", "PRUNING", "TECHNIQUE"]
@@ -129,8 +129,7 @@ def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=DEFAULT_TILING, lay
     pre-activation output; the layer's padded output is its centre. ``layers``: the names to run (default all)."""
     jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes],
                           tiling=tiling)
-    return [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_costed(DRIVERS[cfg.block], variant, sim, {name: batch}, fields=fields, log=log)]
+    return check_jobs(DRIVERS[cfg.block], sim, jobs, log=log)
 
 
 def pe_energy(cfg, qnet, images, *, log=print):

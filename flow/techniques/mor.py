@@ -13,7 +13,7 @@ from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.mor import MorDriver
 from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
 from ..synth.area import preset_area
-from . import Claim, Plot, Result, Table, Technique, check_costed
+from . import Claim, Plot, Result, Table, Technique, check_jobs
 
 __all__ = ["input_variant", "check_mor_layers", "engine_area", "TECHNIQUE"]
 
@@ -33,20 +33,19 @@ def check_mor_layers(cfg, sim, layers, *, images, notes=None, log=print):
     """One row per layer of ``layers`` (from ``engine_inputs`` over ``images`` images; ``notes`` from
     ``layer_notes``): images, neurons skipped, MACs, run cycles and harness cycles (RTL, summed over passes)
     with the golden model's, and mismatches."""
-    rows = []
+    jobs = {}
     for name, batch in layers.items():
         passes, fallback = (notes or {}).get(name, (1, None))
         variant = input_variant(cfg, batch[0]["w"].shape[1])
-        batch = [MorDriver.validate(variant, args) for args in batch]
-        rows += check_costed(MorDriver, variant, sim, {name: batch}, log=log,
-                             fields=lambda name, batch, results, goldens, v=variant, p=passes, f=fallback: {
-                                 "images": images, "preset": v.module, "fallback": f,
-                                 "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)) // p,
-                                 "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
-                                 "macs": summed(results, "macs"),
-                                 "run_cycles": int(sum(rtl["run_cycles"].sum() for rtl, _ in results)),
-                                 "golden_run_cycles": int(sum(g["run_cycles"].sum() for g, _ in goldens))})
-    return [{**row, "bit_exact": rows_bit_exact([row])} for row in rows]
+        jobs[name] = (variant, [MorDriver.validate(variant, args) for args in batch],
+                      lambda name, batch, results, goldens, v=variant, p=passes, f=fallback: {
+                          "images": images, "preset": v.module, "fallback": f,
+                          "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)) // p,
+                          "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
+                          "macs": summed(results, "macs"),
+                          "run_cycles": int(sum(rtl["run_cycles"].sum() for rtl, _ in results)),
+                          "golden_run_cycles": int(sum(g["run_cycles"].sum() for g, _ in goldens))})
+    return [{**row, "bit_exact": rows_bit_exact([row])} for row in check_jobs(MorDriver, sim, jobs, log=log)]
 
 
 def engine_area(cfg, area=None):

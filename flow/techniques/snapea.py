@@ -17,7 +17,7 @@ from ..harness.activations import TWO_PASSES, as_conv, conv_inputs, layer_inputs
 from ..harness.check import summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE
-from . import Bars, Claim, Result, Table, Target, Technique, check_costed
+from . import Bars, Claim, Result, Table, Target, Technique, check_jobs
 
 __all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "check_snapea_layers", "RTL_SPARSITY",
            "TECHNIQUE"]
@@ -100,8 +100,7 @@ def check_snapea_layers(cfg, sim, qnet, images, *, layers=None, log=print):
     """One row per compute layer on a SnaPEA array (``snapea_jobs``): images, products, RTL and golden cycles
     (summed), mismatches."""
     jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes])
-    return [row for name, (variant, batch, fields) in jobs.items()
-            for row in check_costed(SnapeaDriver, variant, sim, {name: batch}, fields=fields, log=log)]
+    return check_jobs(SnapeaDriver, sim, jobs, log=log)
 
 
 def memory_variant(cfg, x, w, pad, stride):

@@ -533,3 +533,22 @@ def test_cosim_snapea_mismatch_names_the_output(tmp_path, capsys, corrupt_golden
     assert "first mismatch at y[2, 3, 1]" in err
     waves = Path(err.split("waveform kept at ")[1].strip())
     assert out.exists() and not np.load(out)["golden_match"] and waves.stat().st_size > 0
+
+
+def test_the_help_states_the_defaults_the_commands_use(capsys):
+    """A default stated in --help (the parser loads no flow step, so it states them as text) is the function's."""
+    import inspect
+    import re
+
+    from flow.report.evaluate import demo, evaluate
+    from flow.report.holistic import holistic, train
+
+    for command, function in (("evaluate", evaluate), ("demo", demo), ("train", train), ("holistic", holistic)):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        stated = dict(re.findall(r"--(\w[\w-]*) [A-Z_]+ (?:(?!--).)*?\(default (\d+)\)", text))
+        parameters = inspect.signature(function).parameters
+        compared = {option: value for option, value in stated.items() if option.replace("-", "_") in parameters}
+        assert "images" in compared, (command, stated)
+        for option, value in compared.items():
+            assert parameters[option.replace("-", "_")].default == int(value), (command, option)

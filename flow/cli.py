@@ -239,7 +239,7 @@ def parser():
     e.add_argument("--data", help="its DATA.npz: x float32 [N, C, H, W] (>= 0), optional y, x_train, y_train")
     e.add_argument("--techniques", help="comma-separated techniques (default all; dense always runs as the baseline)")
     e.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    e.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 8)")
+    e.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
     tiling_option(e)
     e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     e.add_argument("--out", help="output folder (default reports/evaluate/NAME)")
@@ -306,7 +306,7 @@ def parser():
                     "Checkpoints, builds, synthesis and RTL results are cached by what produced them. "
                     "Exit 0 when everything matched, 1 on a mismatch (layer, technique, coordinates, waveform).")
     d.add_argument("--sim", choices=SIMULATORS, default="verilator")
-    d.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 8)")
+    d.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
     tiling_option(d)
     d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     d.add_argument("--fresh", action="store_true",

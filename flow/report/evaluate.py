@@ -196,7 +196,7 @@ def _failures(checks, command):
     return lines
 
 
-def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=8, synth=True,
+def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=4, synth=True,
              fresh=False, options=None, out_dir=DEMO_DIR, title="zeroskip demo report", command="evaluate",
              log=print):
     """Run ``techniques`` (names, default all) on the built-in ``network``, or on the ONNX ``model`` with its
@@ -297,7 +297,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     return 1 if failures else 0
 
 
-def demo(*, sim="verilator", images=8, synth=True, fresh=False, options=None, out_dir=DEMO_DIR, log=print):
+def demo(*, sim="verilator", images=4, synth=True, fresh=False, options=None, out_dir=DEMO_DIR, log=print):
     """``evaluate`` of every technique on the digits network into reports/demo/."""
     return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, options=options, out_dir=out_dir,
                     command="demo", log=log)

@@ -22,6 +22,7 @@ from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE
+from ..harness.result_cache import cached
 from . import Bars, Claim, Result, Table, Target, Technique, check_jobs, golden_costed
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
@@ -194,14 +195,16 @@ class Cscnn(Technique):
                          tiling=self.option(run.options, "tiling"))
         scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
                          preset("scnn", "default"), chosen, run.images, tiling="planar")
-        pes = {block: pe_energy(default_preset(block), chosen, run.images, log=run.log)
-               for block in ("cscnn_pe", "scnn_pe")}
+        # golden only, seconds a layer: cached by inputs and sources like the RTL checks
+        pes = {block: cached(f"pe_energy-{block}", pe_energy, default_preset(block), chosen, run.images,
+                             log=run.log)[0] for block in ("cscnn_pe", "scnn_pe")}
+        tilings, _ = cached(f"tilings-{self.cfg.module}", tiling_table, self.cfg, chosen, run.images)
         return Result(f"centrosymmetric, {run.net.trained('retrained')}, dual-pruned {PRUNING:.0%}",
                       models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
                        "scnn": [{"layer": r["layer"], "cycles": r["cycles"], "multiplications": r["mults"],
                                  "energy_pj": r["energy_pj"], "energy_parts": r["energy_parts"]} for r in scnn],
-                       **pes, "tilings": tiling_table(self.cfg, chosen, run.images)})
+                       **pes, "tilings": tilings})
 
     def comparisons(self, net, sim, *, images, array_images, log=print):
         cs_pruned = cscnn_models(net, log=log)["cs_pruned"]

@@ -80,6 +80,7 @@ demo: setup
 clean:
 	rm -rf sim_build reports .pytest_cache .hypothesis
 
+bench: export ZS_VERILATOR_OPT = -Os
 bench: setup
 	$(PY) -m flow.bench.dap
 	$(PY) -m flow.bench.s2ta

@@ -61,6 +61,9 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         t = summary[name]
         assert all(field in t for field in FIELDS), name
         assert t["rtl_bit_exact"] is True and t["rtl_layers_checked"] >= 3, name
+        # by default a technique's comparisons come from the golden models (--rtl-comparisons runs them on RTL)
+        assert (t["golden_comparisons"] != []) == (name != "dense") and not set(t["golden_comparisons"]) & set(
+            t["rtl_checks"]), name
         assert t["cycles"] == sum(r["cycles"] for r in t["layers"]) > 0
         assert all(r["cycles"] == r["golden_cycles"] and r["images"] == 1 for r in t["layers"])
         assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])

@@ -215,7 +215,7 @@ def test_relu_passes_give_the_classifier_exactly():
     assert len(relu_passes(QLayer("fc", "fc", w, bias, relu=True), w, bias)) == 1
 
 
-def _evaluate_user_onnx(user_cnn, tmp_path, techniques):
+def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options):
     """``zeroskip evaluate`` of the user's CNN exported by torch's dynamo exporter, with its data; the summary
     and the float model's accuracy by onnxruntime."""
     import json
@@ -235,7 +235,7 @@ def _evaluate_user_onnx(user_cnn, tmp_path, techniques):
              y_train=data.y_train)
     out = tmp_path / "out"
     assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--images", "1",
-                 "--no-synth", "--techniques", ",".join(techniques), "--out", str(out)]) == 0
+                 "--no-synth", "--techniques", ",".join(techniques), "--out", str(out), *options]) == 0
     summary = json.loads((out / "summary.json").read_text())
     session = onnxruntime.InferenceSession(str(path))
     name = session.get_inputs()[0].name
@@ -254,8 +254,11 @@ def test_evaluate_runs_a_users_onnx_cnn_bit_exact_on_the_mor_engine(user_cnn, tm
     """The user's CNN (BatchNorm, 5x5 and 3x3 convs, max-pooling, a 40-neuron FC) from ONNX: every conv and fc
     layer bit-exact on the dense arrays and the MoR engine (the 40-neuron layer in pieces of whole clusters of
     at most 32), INT8 accuracy within 2 points of the float model (onnxruntime)."""
-    summary = _evaluate_user_onnx(user_cnn, tmp_path, ["mor"])
+    summary = _evaluate_user_onnx(user_cnn, tmp_path, ["mor"], "--rtl-comparisons")
     assert summary["mor"]["layers"][-1]["fallback"].startswith("no predictor")
+    # the comparison (the same engine without its predictor) ran on the RTL too
+    assert any("no predictor" in check for check in summary["mor"]["rtl_checks"])
+    assert summary["mor"]["golden_comparisons"] == [] and summary["rtl_comparisons"] is True
 
 
 @pytest.mark.slow

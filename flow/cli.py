@@ -16,6 +16,8 @@ from .harness.toolchain import ToolError
 __all__ = ["main"]
 
 HDL_DIR = REPO / "hdl"
+RTL_COMPARISONS = ("run each technique's comparisons (SA-ZVCG, the SCNN array, MoR without its predictor, one-sided "
+                   "SnaPEA) on the RTL too (default: from the golden models; the techniques and dense always on RTL)")
 
 
 def _generate(args):
@@ -108,7 +110,7 @@ def _evaluate(args):
         raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     return evaluate(args.network or "digits", model=args.model, data=args.data, techniques=techniques, sim=args.sim,
                     synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}",
-                    options=_given(args, "tiling"), **_given(args, "images"))
+                    options=_given(args, "tiling"), rtl_comparisons=args.rtl_comparisons, **_given(args, "images"))
 
 
 def _train(args):
@@ -142,7 +144,7 @@ def _demo(args):
     from .report.evaluate import demo
 
     return demo(sim=args.sim, synth=not args.no_synth, fresh=args.fresh, options=_given(args, "tiling"),
-                **_given(args, "images"))
+                rtl_comparisons=args.rtl_comparisons, **_given(args, "images"))
 
 
 def _sweep(args):
@@ -242,6 +244,7 @@ def parser():
     e.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
     tiling_option(e)
     e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
+    e.add_argument("--rtl-comparisons", action="store_true", help=RTL_COMPARISONS)
     e.add_argument("--out", help="output folder (default reports/evaluate/NAME)")
     e.set_defaults(func=_evaluate)
 
@@ -309,6 +312,7 @@ def parser():
     d.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
     tiling_option(d)
     d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
+    d.add_argument("--rtl-comparisons", action="store_true", help=RTL_COMPARISONS)
     d.add_argument("--fresh", action="store_true",
                    help="re-simulate every RTL check instead of reusing results cached for the same Verilog and inputs")
     d.set_defaults(func=_demo)

@@ -2,45 +2,40 @@
 
 from .cosim import batch_mismatches
 
-__all__ = ["check_layers", "golden_layers", "actions", "summed"]
+__all__ = ["check_layers", "actions", "summed"]
 
 
 def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
     """One row per entry of ``layers`` ({layer name: [validated driver args, one per image]}).
 
     Every layer and image runs in one simulator process (its start paid once). A row holds ``layer``, ``images``,
-    the technique's ``fields(name, batch, results, goldens)`` (its counters summed over images), RTL and golden
-    ``cycles`` (summed), ``actions`` (the driver's action counts of the golden runs, summed: what an energy model
-    charges), ``traffic`` (the bits its job plan reads from and writes to the
-    global buffer, summed: ``StreamDriver.traffic``), ``traffic_rtl`` (the same counted from the words the RTL
-    accepted and produced) and the mismatch count with the first differing coordinates and the kept waveform
+    ``checked`` (the simulator), the technique's ``fields(name, batch, results, goldens)`` (its counters summed over
+    images), RTL and golden ``cycles`` (summed), ``actions`` (the driver's action counts of the golden runs, summed:
+    what an energy model charges), ``traffic`` (the bits its job plan reads from and writes to the global buffer,
+    summed: ``StreamDriver.traffic``), ``traffic_rtl`` (the same counted from the words the RTL accepted and
+    produced) and the mismatch count with the first differing coordinates and the kept waveform
     (``harness.cosim.batch_mismatches``; a traffic difference is named there when the outputs agree). Never raises
-    on a mismatch.
+    on a mismatch. ``sim`` None: the golden models only, nothing simulated (``checked`` "golden"; the RTL's figures
+    are the golden ones): a comparison taken from the models.
     """
-    driver = driver_cls(cfg, sim)
-    every = driver.run_batch([args for batch in layers.values() for args in batch])   # one simulator process
+    driver = driver_cls(cfg, sim or "verilator")   # without a simulator nothing is built
+    every = driver.run_batch([args for batch in layers.values() for args in batch]) if sim else None
     rows, start = [], 0
     for name, batch in layers.items():
-        results, start = every[start:start + len(batch)], start + len(batch)
         goldens, golden = _golden(driver, batch)
+        results, start = (every[start:start + len(batch)] if sim else goldens), start + len(batch)
         traffic = golden["traffic"]
-        row = {"layer": name, "images": len(batch), **fields(name, batch, results, goldens),
+        row = {"layer": name, "images": len(batch), "checked": sim or "golden", **fields(name, batch, results, goldens),
                "cycles": int(sum(c for _, c in results)), **golden,
-               "traffic_rtl": {key: summed(results, key) for key in traffic},
-               **batch_mismatches(driver_cls, cfg, sim, batch, results, goldens)}
+               "traffic_rtl": {key: summed(results, key) for key in traffic} if sim else dict(traffic),
+               **(batch_mismatches(driver_cls, cfg, sim, batch, results, goldens) if sim else
+                  {"mismatches": 0, "first_mismatch": None, "waveform": None})}
         if row["traffic_rtl"] != traffic and row["first_mismatch"] is None:
             row["first_mismatch"] = f"buffer traffic: rtl={row['traffic_rtl']} plan={traffic}"
         rows.append(row)
-        log(f"  {cfg.module} {name}: {row['images']} images on {sim}, {row['mismatches']} mismatches, "
-            f"{row['cycles']} cycles (model {row['golden_cycles']})")
+        log(f"  {cfg.module} {name}: {row['images']} images on {sim or 'the golden models'}, "
+            f"{row['mismatches']} mismatches, {row['cycles']} cycles (model {row['golden_cycles']})")
     return rows
-
-
-def golden_layers(driver_cls, cfg, layers):
-    """``check_layers``' golden half, no simulation: per entry of ``layers`` a row of ``layer``, ``images``,
-    ``golden_cycles``, ``actions`` and ``traffic`` — what an energy model needs."""
-    driver = driver_cls(cfg, "verilator")   # the job plan only: nothing is built
-    return [{"layer": name, "images": len(batch), **_golden(driver, batch)[1]} for name, batch in layers.items()]
 
 
 def _golden(driver, batch):

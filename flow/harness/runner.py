@@ -28,16 +28,17 @@ _BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-WIDTH", "-O2"],
     "icarus": [],
 }
-# The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -Os, Verilator's
-# own default, unless ZS_VERILATOR_OPT names another. Measured on the cscnn_default harness (2 cores, no ccache):
-# -O0 builds in 17 s instead of 34 s and runs ~1.5x slower (18,619 cycles: 2.2 s a run instead of 1.5 s), so the
-# test suite's many short runs use -O0; long runs (benches, many images) keep -Os. Part of the build's key.
+# The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -O0 unless
+# ZS_VERILATOR_OPT names another. Measured on the cscnn_default harness (2 cores, no ccache): -O0 builds in 17 s
+# instead of 34 s (-Os, Verilator's own default) and runs ~1.5x slower (18,619 cycles: 2.2 s a run instead of
+# 1.5 s); a fresh clone's first `make demo` (4 images, ten builds) took 338 s at -Os and 298 s at -O0. So the
+# demo, evaluate and the tests build at -O0; `make bench` (long runs) sets -Os. Part of the build's key.
 CXX_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
 def cxx_opt():
-    """The C++ optimisation flag Verilator models are compiled with (ZS_VERILATOR_OPT, default -Os)."""
-    value = os.environ.get("ZS_VERILATOR_OPT", "-Os")
+    """The C++ optimisation flag Verilator models are compiled with (ZS_VERILATOR_OPT, default -O0)."""
+    value = os.environ.get("ZS_VERILATOR_OPT", "-O0")
     if value not in CXX_OPTS:
         raise ValueError(f"ZS_VERILATOR_OPT must be one of {', '.join(CXX_OPTS)}, not {value!r}")
     return value

@@ -62,21 +62,26 @@ class _Progress:
 
 class _Rtl:
     """RTL checks of one demo run on ``net``: each cached by its inputs and sources, re-simulated for the techniques
-    in ``fresh``, its rows with their DRAM traffic (``synth.system.with_dram``); all recorded."""
+    in ``fresh``, its rows with their DRAM traffic (``synth.system.with_dram``); all recorded. A technique's own
+    runs and the dense baselines run on ``sim``; its comparisons (other roles) on the golden models unless
+    ``rtl_comparisons``."""
 
-    def __init__(self, sim, fresh, progress, net):
+    def __init__(self, sim, fresh, progress, net, rtl_comparisons):
         self.sim, self.fresh, self.progress, self.net, self.checks = sim, fresh, progress, net, []
+        self.rtl_comparisons = rtl_comparisons
 
     def check(self, technique, role, step, cfg, *args, **kw):
         t = time.perf_counter()
-        rows, reused = cached(f"{cfg.module}-{self.sim}", step, cfg, self.sim, *args, fresh=technique in self.fresh,
-                              keep=rows_bit_exact, log=self.progress.detail, **kw)
+        sim = self.sim if role == "technique" or technique == BASELINE.name or self.rtl_comparisons else None
+        rows, reused = cached(f"{cfg.module}-{sim or 'golden'}", step, cfg, sim, *args,
+                              fresh=technique in self.fresh, keep=rows_bit_exact, log=self.progress.detail, **kw)
         rows = with_dram(rows, cfg.macs, self.net.qnet, self.net.data.x_test[0])
-        self.checks.append({"technique": technique, "role": role, "module": cfg.module, "rows": rows})
+        self.checks.append({"technique": technique, "role": role, "module": cfg.module, "rows": rows, "sim": sim})
         bad = sum(not rows_bit_exact([r]) for r in rows)
-        how = "reused (same Verilog, inputs and golden)" if reused else f"simulated in {time.perf_counter() - t:.1f} s"
-        self.progress.detail(f"{technique}: {cfg.module} ({role}) on {self.sim}: {len(rows)} layers, "
-                             f"{'all bit-exact' if not bad else f'{bad} MISMATCHING'}, "
+        how = ("reused (same Verilog, inputs and golden)" if reused else
+               f"{'simulated' if sim else 'computed'} in {time.perf_counter() - t:.1f} s")
+        self.progress.detail(f"{technique}: {cfg.module} ({role}) on {sim or 'the golden models'}: {len(rows)} "
+                             f"layers, {'all bit-exact' if not bad else f'{bad} MISMATCHING'}, "
                              f"{sum(r['cycles'] for r in rows)} cycles; {how}")
         return rows
 
@@ -107,12 +112,14 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
     cycles = sum(r["cycles"] for r in layers)
     dense_cycles = sum(r["dense_cycles"] for r in layers)
     energy, dense_energy = sum(r["energy_pj"] for r in layers), sum(r["dense_energy_pj"] for r in layers)
-    own = [c for c in checks if c["technique"] == name]
+    own = [c for c in checks if c["technique"] == name and c["sim"]]   # run on RTL
     return {
         "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
         "rtl_bit_exact": all(rows_bit_exact(c["rows"]) for c in own),
         "rtl_layers_checked": sum(len(c["rows"]) for c in own),
         "rtl_checks": [f"{c['module']} ({c['role']})" for c in own],
+        "golden_comparisons": [f"{c['module']} ({c['role']})" for c in checks
+                               if c["technique"] == name and not c["sim"]],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
                                              "cycles": dense_cycles, "energy_pj": dense_energy,
                                              "energy_parts": _parts_sum(r["dense_energy_parts"] for r in layers)},
@@ -197,14 +204,16 @@ def _failures(checks, command):
 
 
 def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=4, synth=True,
-             fresh=False, options=None, out_dir=DEMO_DIR, title="zeroskip demo report", command="evaluate",
-             log=print):
+             fresh=False, options=None, rtl_comparisons=False, out_dir=DEMO_DIR, title="zeroskip demo report",
+             command="evaluate", log=print):
     """Run ``techniques`` (names, default all) on the built-in ``network``, or on the ONNX ``model`` with its
     ``data`` (.npz, ``harness.network.load_onnx_network``), and write ``out_dir``/{summary.json,
     report.md, *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
     with its layer, technique, coordinates and waveform, and marked in the summary and report). ``fresh``
     (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results;
-    ``options`` ({option: value}) are the techniques' run options (``Technique.options``, e.g. ``tiling``)."""
+    ``options`` ({option: value}) are the techniques' run options (``Technique.options``, e.g. ``tiling``);
+    ``rtl_comparisons`` runs each technique's comparisons (SA-ZVCG, SCNN, MoR without predictor, one-sided SnaPEA)
+    on the RTL too, not only on the golden models (their builds cost minutes on a fresh machine)."""
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     names = list(TECHNIQUES) if techniques is None else list(techniques)
@@ -238,7 +247,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         wanted = {cfg.module: cfg for t in chosen for cfg in t.areas()}
         areas = {module: pool.submit(preset_area, cfg) for module, cfg in wanted.items()}
         progress.say(f"synthesis of {', '.join(areas)} started in the background")
-    rtl = _Rtl(sim, fresh, progress, net)
+    rtl = _Rtl(sim, fresh, progress, net, rtl_comparisons)
 
     macs = tuple(sorted({t.cfg.macs for t in chosen}))
     run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail, macs=macs,
@@ -278,6 +287,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         "seeds": _seeds(net),
         "sim": sim,
         "options": dict(options or {}),
+        "rtl_comparisons": rtl_comparisons,
         "stages_seconds": progress.stages,
         "wall_seconds": round(time.perf_counter() - progress.start, 1),
     }
@@ -297,7 +307,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     return 1 if failures else 0
 
 
-def demo(*, sim="verilator", images=4, synth=True, fresh=False, options=None, out_dir=DEMO_DIR, log=print):
+def demo(*, sim="verilator", images=4, synth=True, fresh=False, options=None, rtl_comparisons=False,
+         out_dir=DEMO_DIR, log=print):
     """``evaluate`` of every technique on the digits network into reports/demo/."""
-    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, options=options, out_dir=out_dir,
-                    command="demo", log=log)
+    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, options=options,
+                    rtl_comparisons=rtl_comparisons, out_dir=out_dir, command="demo", log=log)

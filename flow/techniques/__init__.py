@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 
 from generators.config import CATALOG, preset
 
-from ..harness.check import check_layers, golden_layers
+from ..harness.check import check_layers
 from ..synth.calibration import costed
 
 __all__ = ["Technique", "Claim", "Target", "Result", "Run", "Table", "Bars", "Plot", "check_costed", "check_jobs",
-           "golden_costed", "check_options", "check_technique", "discover", "TECHNIQUES", "BASELINE", "TARGETS"]
+           "check_options", "check_technique", "discover", "TECHNIQUES", "BASELINE", "TARGETS"]
 
 
 def check_costed(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
-    """``harness.check.check_layers``' rows of preset ``cfg``, each with its ``energy_pj`` (``synth.calibration``)."""
+    """``harness.check.check_layers``' rows of preset ``cfg`` (``sim`` None: golden only), each with its
+    ``energy_pj`` (``synth.calibration``)."""
     return costed(cfg, check_layers(driver_cls, cfg, sim, layers, fields=fields, log=log), log=log)
 
 
@@ -46,12 +47,6 @@ def check_jobs(driver_cls, sim, jobs, *, log=print):
                                 fields=fields, log=log):
             rows[row["layer"]] = row
     return [rows[name] for name in jobs]
-
-
-def golden_costed(driver_cls, cfg, layers, *, log=print):
-    """``harness.check.golden_layers``' rows of preset ``cfg`` (golden counts, no simulation), each with its
-    ``energy_pj``."""
-    return costed(cfg, golden_layers(driver_cls, cfg, layers), log=log)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ bench: setup
 	$(PY) -m flow.bench.energy
 	$(PY) -m flow.bench.hardware
 	$(PY) -m flow.bench.hostile
+	$(PY) -m flow.bench.throughput
 
 # The built-in networks and every technique's models of them, shipped in models/checkpoints/ (kept when their recipe
 # key is unchanged, re-trained when it changed; FRESH=1 re-trains all).

@@ -8,8 +8,7 @@ import pytest
 
 from flow.harness import toolchain
 
-# The suite's simulations are short: Verilator models compiled at -O0 (the runner's default too) build in half the
-# time (flow/harness/runner.py); named here so a test can read the level in force.
+# The suite's simulations are short: Verilator models compiled at -O0 build fastest (flow/harness/runner.py).
 os.environ.setdefault("ZS_VERILATOR_OPT", "-O0")
 
 

@@ -5,13 +5,15 @@ a memory's (all-zero) initial contents bit by bit — a 16,384-word harness memo
 a clean clone's co-simulation time — while this text is instant and holds no initialiser at all.
 """
 
-__all__ = ["stream_harness"]
+__all__ = ["stream_harness", "STIM_FILE", "RESP_FILE"]
+
+STIM_FILE, RESP_FILE = "zs_stim.hex", "zs_resp.hex"
 
 _TEMPLATE = """\
 // The co-simulation harness of {module} (generators/harness.py): stim -> {in_port}, {out_port} -> resp.
-module {toplevel}(clk, rst, start, dut_rst, n_items, n_expect, in_pattern, out_pattern,
+module {toplevel}(clk, rst, start, dut_rst, n_items, n_expect, in_pattern, out_pattern, load, dump,
                   done, n_in, n_out, cycle, first_in, last_out);
-  input clk, rst, start, dut_rst;
+  input clk, rst, start, dut_rst, load, dump;
   input [31:0] n_items, n_expect, in_pattern, out_pattern;
   output done;
   output reg [31:0] n_in = 32'd0, n_out = 32'd0, cycle = 32'd0, first_in = 32'd0, last_out = 32'd0;
@@ -28,6 +30,10 @@ module {toplevel}(clk, rst, start, dut_rst, n_items, n_expect, in_pattern, out_p
   wire in_fire = in_valid & in_ready;
   wire out_fire = out_valid & out_ready;
   assign done = running & (n_in == n_items) & (n_out == n_expect);
+
+  // Bulk transfer through files in the simulator's working folder: one system task a job, not a VPI write a word.
+  always @(posedge load) $readmemh("{stim_file}", stim, 0, n_items - 32'd1);
+  always @(posedge dump) if (n_out != 32'd0) $writememh("{resp_file}", resp, 0, n_out - 32'd1);
 
   always @(posedge clk) begin
     if (out_fire)
@@ -90,8 +96,10 @@ def stream_harness(toplevel, *, module, in_port, out_port, in_width, out_width, 
     and ``last_out`` record the cycles of the first input transfer and the last output transfer. ``dut_rst``
     resets the block alone, e.g. in mid-stream; no transfer happens while it is high. ``stim`` holds ``depth``
     words of ``in_width`` bits, ``resp`` ``out_depth`` (default ``depth``) of ``out_width``; neither has initial
-    contents (the testbench writes every word it lets the harness read). Stream members are the emitted
-    ``<port>__valid/ready/payload``.
+    contents (the testbench writes every word it lets the harness read). A rising ``load`` reads words
+    0..n_items-1 of ``stim`` from STIM_FILE and a rising ``dump`` writes the ``n_out`` words of ``resp`` to
+    RESP_FILE (hex, one word a line, in the simulator's working folder): a job's words cross in one system task
+    each way. Stream members are the emitted ``<port>__valid/ready/payload``.
     """
     out_depth = out_depth or depth
     for name, value in (("in_width", in_width), ("out_width", out_width), ("depth", depth),
@@ -100,4 +108,5 @@ def stream_harness(toplevel, *, module, in_port, out_port, in_width, out_width, 
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return _TEMPLATE.format(toplevel=toplevel, module=module, in_port=in_port, out_port=out_port,
                             in_msb=in_width - 1, out_msb=out_width - 1, in_last=depth - 1, out_last=out_depth - 1,
-                            in_abits=_address_msb(depth), out_abits=_address_msb(out_depth))
+                            in_abits=_address_msb(depth), out_abits=_address_msb(out_depth), stim_file=STIM_FILE,
+                            resp_file=RESP_FILE)

@@ -25,15 +25,14 @@ from ..harness.activations import conv_inputs, layer_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers import DRIVERS
 from ..harness.network import load_network
-from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques.cscnn import conv_on, cscnn_models, table_ii
 from ..techniques.dense import check_array_layers, dense_at
+from . import BENCH_DIR
 
 __all__ = ["run_checked", "real_layer_table", "density_sweep", "pe_area", "array_table", "array_area"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 DENSITIES = (0.1, 0.25, 0.5, 0.75, 1.0)
 _drivers = {}
 

@@ -10,11 +10,11 @@ from generators.config import default_preset
 
 from ..harness.drivers.dap import DapDriver
 from ..harness.drivers.stream import DEPTH
-from ..harness.runner import REPO, SIMULATORS
+from ..harness.runner import SIMULATORS
+from . import BENCH_DIR
 
 __all__ = ["bench_dap"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 
 
 def bench_dap(*, sims=SIMULATORS, n_blocks=4 * DEPTH, seed=0, log=print):

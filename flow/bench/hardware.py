@@ -16,16 +16,15 @@ from tqdm import tqdm
 from generators.config import CATALOG, preset
 
 from ..harness.drivers import BLOCKS
-from ..harness.runner import REPO
 from ..report.evaluate import evaluate
 from ..report.markdown import table
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques import TECHNIQUES
+from . import BENCH_DIR
 
 __all__ = ["BENCH_DIR", "PLACED", "NETWORKS", "hardware"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 PLACED = {name: block.placed for name, block in BLOCKS.items()}  # the smallest placeable preset of each block
 NETWORKS = {"digits": 8, "lenet5": 2}   # network: test images whose layers run on RTL
 

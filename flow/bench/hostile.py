@@ -31,10 +31,10 @@ from ..harness.drivers.dap import DapDriver
 from ..harness.drivers.mor import MorDriver
 from ..harness.drivers.snapea import SnapeaDriver
 from ..harness.runner import REPO
+from . import BENCH_DIR
 
 __all__ = ["cases", "run_case", "refused", "lying_npz"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 LIMIT_SECONDS = 15
 # One valid IN.npz per driver, so that each case breaks exactly one thing (every block a driver runs is covered).
 _VALID = {

@@ -20,12 +20,11 @@ from models.mor import THRESHOLDS, mor_evaluate
 
 from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
 from ..harness.network import load_network
-from ..harness.runner import REPO
 from ..techniques.mor import check_mor_layers, engine_area
+from . import BENCH_DIR
 
 __all__ = ["threshold_sweep", "engine_cycles"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 RTL_IMAGES = 4          # test images whose conv layers run on the engine's RTL
 
 

@@ -22,13 +22,12 @@ from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import load_network
-from ..harness.runner import REPO
 from ..synth.yosys import synthesize
 from ..techniques.s2ta import s2ta_models
+from . import BENCH_DIR
 
 __all__ = ["speedup_sweep", "zvcg_fraction", "area_table"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 DENSITIES = (1, 2, 3, 4, 5, 8)  # nnz_a of 8: 1/8 .. 5/8 and dense
 
 

@@ -22,14 +22,13 @@ from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.snapea import SnapeaDriver
 from ..harness.network import load_network
-from ..harness.runner import REPO
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
 from ..techniques.snapea import multiplications, pruned_models
+from . import BENCH_DIR
 
 __all__ = ["pe_cycles"]
 
-BENCH_DIR = REPO / "reports" / "bench"
 PE_PRESETS = ("default", "one_sided")
 PE_IMAGES = 10  # test images whose layers the PE schedules run on (the first also on the RTL)
 

@@ -1,4 +1,5 @@
-"""Simulation throughput: cocotb + Verilator against a plain Verilator binary of the same harness and stimulus.
+"""Simulation throughput: cocotb + Verilator, and the flow end to end, against a plain Verilator binary of the same
+harness and stimulus (``python -m flow.bench.throughput`` -> reports/bench/throughput.json; in `make bench`).
 
 Both load the same job (a real conv layer on the default s2ta_aw) into the harness memories, run
 it to ``done`` and read the results back; the plain binary uses $readmemh/$writememh and a
@@ -12,14 +13,18 @@ import time
 import numpy as np
 
 from generators.config import default_preset
+from golden.systolic import array_gemm
 
 from ..harness import runner, toolchain
 from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
+from ..harness.network import load_network
 from ..harness.words import from_hex, to_hex
+from ..techniques.dense import check_array_layers
+from . import BENCH_DIR
 
-__all__ = ["throughput_ratio"]
+__all__ = ["plain_verilator", "throughput_ratio", "flow_ratio"]
 
 TESTBENCH = """`timescale 1ns/1ps
 module tb;
@@ -27,7 +32,8 @@ module tb;
   wire done;
   wire [31:0] n_in, n_out, cycle, first_in, last_out;
   {top} dut(.clk(clk), .rst(rst), .dut_rst(1'b0), .start(start), .n_items(32'd{n_items}),
-    .n_expect(32'd{n_expect}), .in_pattern(32'hffffffff), .out_pattern(32'hffffffff), .done(done),
+    .n_expect(32'd{n_expect}), .in_pattern(32'hffffffff), .out_pattern(32'hffffffff), .load(1'b0), .dump(1'b0),
+    .done(done),
     .n_in(n_in), .n_out(n_out), .cycle(cycle), .first_in(first_in), .last_out(last_out));
   always #5 clk = ~clk;
   initial begin
@@ -46,6 +52,40 @@ endmodule
 """
 
 
+def plain_verilator(driver, args, tiles):
+    """A plain Verilator binary of ``driver``'s harness (no cocotb, no Python) running the harness job of the
+    array folds ``tiles`` of validated ``args``: {"plain_build_seconds", "plain_seconds", "plain_cycles",
+    "plain_cycles_per_second", "plain_bit_exact"} (its results decoded and checked against the golden GEMM)."""
+    cfg = driver.cfg
+    job = driver.job(args, tiles)
+    work = runner.SIM_BUILD / f"plain-{cfg.module}"
+    work.mkdir(parents=True, exist_ok=True)
+    top = driver.target.toplevel
+    (work / "tb.sv").write_text(TESTBENCH.format(top=top, n_items=len(job.words), n_expect=sum(job.yields),
+                                                 last_word=len(job.words) - 1, last_out_word=sum(job.yields) - 1))
+    (work / "stim.hex").write_text("\n".join(to_hex(job.words)) + "\n")
+    toolchain.prepare("verilator")
+    hdl = runner.SIM_BUILD / "hdl"
+    start = time.perf_counter()
+    subprocess.run(["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-WIDTH", "-O2", "-CFLAGS", "-std=c++20",
+                    "--top-module", "tb", "-Mdir", "obj", str(hdl / f"{cfg.module}.v"), str(hdl / f"{top}.v"),
+                    "tb.sv"], cwd=work, check=True, capture_output=True)
+    build_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    done = subprocess.run(["obj/Vtb"], cwd=work, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    cycles = int(done.stdout.split("CYCLES")[1].split()[0])
+    words = from_hex([line for line in (work / "resp.hex").read_text().split() if not line.startswith("//")])
+    m, n = args["a"].shape[0], args["w"].shape[1]
+    expected = array_gemm(cfg, args["a"], args["w"], nnz_a=args["nnz_a"], dense_w=args["dense_w"])
+    y = driver.decode(words, tiles, m, n)
+    inside = np.zeros((m, n), bool)
+    for m0, n0 in tiles:
+        inside[m0:m0 + cfg.pixels, n0:n0 + cfg.channels] = True
+    return {"plain_build_seconds": round(build_seconds, 1), "plain_seconds": round(seconds, 3), "plain_cycles": cycles,
+            "plain_cycles_per_second": round(cycles / seconds), "plain_bit_exact": bool((y == expected)[inside].all())}
+
+
 def throughput_ratio(qnet, images, nnz_a, *, layer_index=2, log=print):
     """cycles/s of cocotb+Verilator and of a plain Verilator binary on one real layer; both bit-exact."""
     cfg = default_preset("s2ta_aw")
@@ -62,34 +102,59 @@ def throughput_ratio(qnet, images, nnz_a, *, layer_index=2, log=print):
     rtl, cycles = driver.run(args)
     assert first_mismatch(rtl, golden) is None and cycles == golden_cycles
     cocotb_rate = cycles / driver.target.sim_seconds
-
-    job = driver.job(args, plan[0][0])
-    work = runner.SIM_BUILD / f"plain-{cfg.module}"
-    work.mkdir(parents=True, exist_ok=True)
-    top = driver.target.toplevel
-    (work / "tb.sv").write_text(TESTBENCH.format(top=top, n_items=len(job.words), n_expect=sum(job.yields),
-                                                 last_word=len(job.words) - 1, last_out_word=sum(job.yields) - 1))
-    (work / "stim.hex").write_text("\n".join(to_hex(job.words)) + "\n")
-    toolchain.prepare("verilator")
-    hdl = runner.SIM_BUILD / "hdl"
-    start = time.perf_counter()
-    subprocess.run(["verilator", "--binary", "--timing", "-Wno-fatal", "-Wno-WIDTH", "-O2", "-CFLAGS", "-std=c++20",
-                    "--top-module", "tb", "-Mdir", "obj", str(hdl / f"{cfg.module}.v"), str(hdl / f"{top}.v"),
-                    "tb.sv"], cwd=work, check=True, capture_output=True)
-    build_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    done = subprocess.run(["obj/Vtb"], cwd=work, check=True, capture_output=True, text=True)
-    plain_seconds = time.perf_counter() - start
-    plain_cycles = int(done.stdout.split("CYCLES")[1].split()[0])
-    words = from_hex([line for line in (work / "resp.hex").read_text().split() if not line.startswith("//")])
-    y = driver.decode(words, plan[0][0], args["a"].shape[0], args["w"].shape[1])
-    plain_match = first_mismatch({"y": ArrayDriver._shape(cfg, y, args["out_shape"])}, golden) is None
+    plain = plain_verilator(driver, args, plan[0][0])
     result = {
         "design": cfg.module, "layer": layer.name, "nnz_a": nnz_a[layer.name], "rtl_cycles": cycles,
         "cocotb_seconds": round(driver.target.sim_seconds, 3), "cocotb_cycles_per_second": round(cocotb_rate),
-        "plain_build_seconds": round(build_seconds, 1), "plain_seconds": round(plain_seconds, 3),
-        "plain_cycles_per_second": round(plain_cycles / plain_seconds), "plain_bit_exact": plain_match,
-        "plain_cycles": plain_cycles, "ratio": round(cocotb_rate / (plain_cycles / plain_seconds), 3),
+        **plain, "ratio": round(cocotb_rate / plain["plain_cycles_per_second"], 3),
     }
     log(json.dumps(result))
     return result
+
+
+def flow_ratio(network="digits", images=4, *, log=print):
+    """The demo's dense stage end to end against plain Verilator on the same design (``sa_default``): every layer of
+    ``images`` test images through ``check_array_layers`` (job packing, one simulator process, reading back, golden
+    and the comparison; its build done beforehand), RTL cycles over wall seconds; and a plain Verilator binary on
+    the longest single harness job of those layers. The figure is the ratio."""
+    cfg = default_preset("sa")
+    net = load_network(network, log=log)
+    x = net.data.x_test[:images]
+    check_array_layers(cfg, "verilator", net.qnet, x[:1], log=lambda *a: None)   # the build, outside the timing
+    start = time.perf_counter()
+    rows = check_array_layers(cfg, "verilator", net.qnet, x, log=lambda *a: None)
+    seconds = time.perf_counter() - start
+    assert all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
+    cycles = sum(r["cycles"] for r in rows)
+    driver, longest = ArrayDriver(cfg, "verilator"), None
+    for layer in net.qnet.convs:
+        xi = conv_inputs(net.qnet, x[:1])[layer.name][0]
+        args = ArrayDriver.validate(cfg, {"x": xi, "w": layer.w, "pad": np.int64(layer.pad),
+                                          "stride": np.int64(layer.stride)})
+        for tiles, steps in ArrayDriver.jobs(cfg, args):
+            if longest is None or len(tiles) * steps > longest[0]:
+                longest = (len(tiles) * steps, args, tiles)
+    plain = plain_verilator(driver, longest[1], longest[2])
+    result = {"design": cfg.module, "network": network, "images": images, "layers": len(rows), "rtl_cycles": cycles,
+              "flow_seconds": round(seconds, 2), "flow_cycles_per_second": round(cycles / seconds), **plain,
+              "ratio": round(cycles / seconds / plain["plain_cycles_per_second"], 3)}
+    log(json.dumps(result))
+    return result
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description=flow_ratio.__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=4)
+    args = p.parse_args(argv)
+    result = flow_ratio(images=args.images)
+    out = BENCH_DIR / "throughput.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"flow / plain Verilator on {result['design']}: {result['ratio']} -> {out}")
+    return 0 if result["plain_bit_exact"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,10 +19,12 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
     are the golden ones): a comparison taken from the models.
     """
     driver = driver_cls(cfg, sim or "verilator")   # without a simulator nothing is built
-    every = driver.run_batch([args for batch in layers.values() for args in batch]) if sim else None
+    flat = [args for batch in layers.values() for args in batch]
+    plans = [driver.layer_jobs(args) for args in flat]   # packed once: for the RTL and for the traffic
+    every = driver.run_batch(flat, plans=plans) if sim else None
     rows, start = [], 0
     for name, batch in layers.items():
-        goldens, golden = _golden(driver, batch)
+        goldens, golden = _golden(driver, batch, plans[start:start + len(batch)])
         results, start = (every[start:start + len(batch)] if sim else goldens), start + len(batch)
         traffic = golden["traffic"]
         row = {"layer": name, "images": len(batch), "checked": sim or "golden", **fields(name, batch, results, goldens),
@@ -38,12 +40,13 @@ def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, res
     return rows
 
 
-def _golden(driver, batch):
-    """(golden (outputs, cycles) of each input of ``batch``, {"golden_cycles", "actions", "traffic"} summed)."""
+def _golden(driver, batch, plans):
+    """(golden (outputs, cycles) of each input of ``batch``, {"golden_cycles", "actions", "traffic"} summed;
+    ``plans``: each input's harness jobs)."""
     goldens = [driver.golden(driver.cfg, args) for args in batch]
     return goldens, {"golden_cycles": int(sum(c for _, c in goldens)),
                      "actions": actions(type(driver), driver.cfg, batch, goldens),
-                     "traffic": _total(driver.traffic(args) for args in batch)}
+                     "traffic": _total(driver.traffic(args, jobs) for args, jobs in zip(batch, plans))}
 
 
 def summed(results, key):

@@ -28,17 +28,18 @@ _BUILD_ARGS = {
     "verilator": ["-Wno-fatal", "-Wno-WIDTH", "-O2"],
     "icarus": [],
 }
-# The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -O0 unless
-# ZS_VERILATOR_OPT names another. Measured on the cscnn_default harness (2 cores, no ccache): -O0 builds in 17 s
-# instead of 34 s (-Os, Verilator's own default) and runs ~1.5x slower (18,619 cycles: 2.2 s a run instead of
-# 1.5 s); a fresh clone's first `make demo` (4 images, ten builds) took 338 s at -Os and 298 s at -O0. So the
-# demo, evaluate and the tests build at -O0; `make bench` (long runs) sets -Os. Part of the build's key.
+# The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -O1 unless
+# ZS_VERILATOR_OPT names another. Measured here without ccache, build + one image, then four digits images:
+#   sa_default    -O0 5.3 s, 3.18 s   -O1 7.2 s, 0.91 s   -Os 6.2 s, 1.08 s
+#   scnn_default  -O0 19.1 s, 9.92 s  -O1 21.8 s, 8.23 s  -Os 25.9 s, 8.16 s  (its runs are mostly golden)
+# -O1 runs as fast as -Os and builds nearly as fast as -O0: the demo and evaluate use it; the tests, whose runs
+# are short, -O0 (cocotb_tests/conftest.py); `make bench` -Os. Part of the build's key.
 CXX_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
 def cxx_opt():
-    """The C++ optimisation flag Verilator models are compiled with (ZS_VERILATOR_OPT, default -O0)."""
-    value = os.environ.get("ZS_VERILATOR_OPT", "-O0")
+    """The C++ optimisation flag Verilator models are compiled with (ZS_VERILATOR_OPT, default -O1)."""
+    value = os.environ.get("ZS_VERILATOR_OPT", "-O1")
     if value not in CXX_OPTS:
         raise ValueError(f"ZS_VERILATOR_OPT must be one of {', '.join(CXX_OPTS)}, not {value!r}")
     return value

@@ -8,13 +8,14 @@ Reads jobs from the npz named by ZS_STIM, writes responses to ZS_RESP. Per job j
 
 import os
 import time
+from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-from flow.harness.words import from_hex, to_hex
+from generators.harness import RESP_FILE, STIM_FILE
 
 
 async def _reset(dut):
@@ -27,15 +28,16 @@ async def _reset(dut):
 
 
 async def _run_job(dut, stim, j, resp):
-    words = from_hex(stim[f"job{j}_words"])
+    words = stim[f"job{j}_words"]
     yields = stim[f"job{j}_yields"]
     n = len(words)
     started = time.perf_counter()
-    for i, word in enumerate(words):
-        dut.stim[i].value = word
-    loaded = time.perf_counter()
-    await _reset(dut)
+    Path(STIM_FILE).write_text("\n".join(words.tolist()) + "\n")
     dut.n_items.value = n
+    dut.load.value = 1   # the harness reads the file at this edge (generators/harness.py)
+    await _reset(dut)
+    dut.load.value = 0
+    loaded = time.perf_counter()
     dut.n_expect.value = int(yields.sum())
     dut.in_pattern.value = int(stim[f"job{j}_in_pattern"])
     dut.out_pattern.value = int(stim[f"job{j}_out_pattern"])
@@ -60,7 +62,12 @@ async def _run_job(dut, stim, j, resp):
         await ReadOnly()
     ran = time.perf_counter()
     n_out = int(dut.n_out.value)
-    resp[f"job{j}_words"] = to_hex([int(dut.resp[i].value) for i in range(n_out)])
+    await RisingEdge(dut.clk)
+    dut.dump.value = 1   # the harness writes resp[0..n_out-1] at this edge
+    await RisingEdge(dut.clk)
+    dut.dump.value = 0
+    lines = [line.strip() for line in Path(RESP_FILE).read_text().splitlines()] if n_out else []
+    resp[f"job{j}_words"] = np.array([line for line in lines if line and not line.startswith(("//", "@"))], dtype=str)
     resp[f"job{j}_seconds"] = np.array([loaded - started, ran - loaded, time.perf_counter() - ran])
     resp[f"job{j}_n_in"] = int(dut.n_in.value)
     resp[f"job{j}_first_in"] = int(dut.first_in.value)
@@ -68,7 +75,6 @@ async def _run_job(dut, stim, j, resp):
     resp[f"job{j}_cycles"] = int(dut.last_out.value) - int(dut.first_in.value) + 1 if n_out else 0
     resp[f"job{j}_n_in_at_reset"] = n_in_at_reset
     resp[f"job{j}_n_out_at_reset"] = n_out_at_reset
-    await RisingEdge(dut.clk)
     dut.start.value = 0
 
 
@@ -78,6 +84,8 @@ async def run_jobs(dut):
     stim = np.load(os.environ["ZS_STIM"])
     Clock(dut.clk, 10, unit="ns").start()
     dut.n_expect.value = 0
+    dut.load.value = 0
+    dut.dump.value = 0
     resp = {}
     started = time.perf_counter()
     for j in range(int(stim["n_jobs"])):

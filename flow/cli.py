@@ -17,7 +17,8 @@ __all__ = ["main"]
 
 HDL_DIR = REPO / "hdl"
 RTL_COMPARISONS = ("run each technique's comparisons (SA-ZVCG, the SCNN array, MoR without its predictor, one-sided "
-                   "SnaPEA) on the RTL too (default: from the golden models; the techniques and dense always on RTL)")
+                   "SnaPEA) on the RTL too and synthesize the SCNN array (default: from the golden models; the "
+                   "techniques and dense always on RTL)")
 
 
 def _generate(args):

@@ -106,16 +106,16 @@ def _pairs(cfg, wgt, acts):
     f = np.broadcast_to(wgt["f"][None, :, None], value.shape)
     r, s = wgt["r"][None, :, None], wgt["s"][None, :, None]
     x, y = acts["x"][:, None, :], acts["y"][:, None, :]
-    primary = (f, np.broadcast_to(x - r + cfg.r - 1, value.shape), np.broadcast_to(y - s + cfg.s - 1, value.shape))
-    dual = (f, np.broadcast_to(x + r, value.shape), np.broadcast_to(y + s, value.shape))
+    primary = (f, x - r + cfg.r - 1, y - s + cfg.s - 1)   # [pairs, px, py] each, by broadcasting
+    dual = (f, x + r, y + s)
     centre = (2 * r == cfg.r - 1) & (2 * s == cfg.s - 1)
     dual_valid = valid & ~centre if cfg.reuse else np.zeros_like(valid)
     n = value.shape[0]
     cost = np.ones(n, np.int64)
+    pair = np.arange(n)[:, None, None] * cfg.banks
     for coords, lanes in ((primary, valid), (dual, dual_valid)):
         bank, _ = bank_of(cfg, *coords)
-        pair = np.broadcast_to(np.arange(n)[:, None, None], value.shape)
-        counts = np.bincount((pair * cfg.banks + bank)[lanes], minlength=n * cfg.banks).reshape(n, cfg.banks)
+        counts = np.bincount((pair + bank)[lanes], minlength=n * cfg.banks).reshape(n, cfg.banks)
         cost = np.maximum(cost, counts.max(axis=1))
     return value, valid, primary, dual, dual_valid, cost
 

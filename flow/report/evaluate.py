@@ -246,7 +246,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         # largest presets first: a fresh clone's demo took 299 s with one, where Yosys ran 95 s past the last
         # simulation, and 277 s with two
         pool = ProcessPoolExecutor(max_workers=2)
-        wanted = {cfg.module: cfg for t in chosen for cfg in t.areas()}
+        wanted = {cfg.module: cfg for t in chosen for cfg in t.areas(comparisons=rtl_comparisons)}
         areas = {module: pool.submit(preset_area, cfg)
                  for module, cfg in sorted(wanted.items(), key=lambda item: -item[1].macs)}
         progress.say(f"synthesis of {', '.join(areas)} started in the background")

@@ -182,8 +182,9 @@ class Technique:
         DAP, ``array_images`` for the arrays and engines)."""
         return []
 
-    def areas(self):
-        """Configs whose area the technique reports (synthesized in the background)."""
+    def areas(self, comparisons=True):
+        """Configs whose area the technique reports (synthesized in the background); ``comparisons``: also those
+        of its comparisons (when they run on RTL)."""
         return [self.cfg]
 
     def area(self, results):

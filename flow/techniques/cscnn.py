@@ -220,12 +220,12 @@ class Cscnn(Technique):
         return check_cartesian_layers(cfg, sim, cscnn_models(net, log=log)["cs_pruned"].qnet, images, layers=layers,
                                       tiling=self.option(options, "tiling"), log=log)
 
-    def areas(self):
-        return [self.cfg, preset("scnn", "default")]
+    def areas(self, comparisons=True):
+        return [self.cfg, *([preset("scnn", "default")] if comparisons else [])]
 
     def area(self, results):
-        area, scnn = results[self.cfg.module], results[preset("scnn", "default").module]
-        return {"area": area, "area_scnn": scnn,
+        area, scnn = results[self.cfg.module], results.get(preset("scnn", "default").module, {})
+        return {"area": area, "area_scnn": scnn or None,
                 "area_vs_scnn": area["logic_cells"] / scnn["logic_cells"] if scnn.get("logic_cells") else None}
 
     def section(self, entry, summary):

@@ -4,7 +4,6 @@ docs/conventions.md) with a fixed stratified split."""
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 __all__ = ["Dataset", "SPLIT_SEED", "quantize_images", "load_digits", "load_mnist", "DATASETS"]
 
@@ -29,6 +28,8 @@ def quantize_images(pixels, full_scale):
 
 
 def _split(name, images, labels):
+    from sklearn.model_selection import train_test_split  # scikit-learn loads with a data set, not on import
+
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels.astype(np.int64), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels)
     return Dataset(name, x_train, y_train, x_test, y_test)

@@ -123,7 +123,7 @@ class StreamTarget:
             self.last_run = runner.run(self.build, "flow.harness.benches.stream", env, plusargs=plusargs)
             resp = dict(np.load(resp_path))
         self.sim_seconds = float(resp["sim_seconds"])
-        # per phase, summed over jobs: loading stimulus over VPI, running to done, reading results back
+        # per phase, summed over jobs: loading stimulus (a file the harness reads), running to done, reading results
         self.phase_seconds = sum(resp[f"job{j}_seconds"] for j in range(len(jobs)))
         return [JobResult(words=from_hex(resp[f"job{j}_words"]), cycles=int(resp[f"job{j}_cycles"]),
                           first_in=int(resp[f"job{j}_first_in"]), n_in=int(resp[f"job{j}_n_in"]),

@@ -23,7 +23,7 @@ from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
 from ..harness.network import CACHE
 from ..harness.result_cache import cached
-from . import Bars, Claim, Result, Table, Target, Technique, check_costed, check_jobs
+from . import Bars, Claim, Result, Table, Target, Technique, check_jobs
 
 __all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
            "tiling_table", "PRUNING", "TECHNIQUE"]
@@ -135,13 +135,11 @@ def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=DEFAULT_TILING, lay
 
 def pe_energy(cfg, qnet, images, *, log=print):
     """Per compute layer of ``qnet`` on one Cartesian-product PE ``cfg`` (the papers' PE comparison): ``layer``,
-    golden ``cycles`` and the energy of its golden counts and job plan (``check_costed`` without a simulator; the
+    golden ``cycles`` and the energy of its golden counts and job plan (``check_jobs`` without a simulator; the
     PEs' RTL is checked by ``compare`` and the tests)."""
     jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
     return [{"layer": r["layer"], "cycles": r["golden_cycles"], "energy_pj": r["energy_pj"],
-             "energy_parts": r["energy_parts"]}
-            for name, (variant, batch, _) in jobs.items()
-            for r in check_costed(PeDriver, variant, None, {name: batch}, log=log)]
+             "energy_parts": r["energy_parts"]} for r in check_jobs(PeDriver, None, jobs, log=log)]
 
 
 def tiling_table(cfg, qnet, images):

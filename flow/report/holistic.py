@@ -25,7 +25,7 @@ from ..harness.cosim import rows_bit_exact
 from ..harness.network import CACHE, check_images, count_test_images, load_network
 from ..harness.runner import REPO, SIMULATORS
 from ..synth.calibration import energy_pj
-from ..synth.system import DRAM_PJ_PER_BIT, layer_dram_bits
+from ..synth.system import dram_pj, layer_dram_bits
 from ..techniques import TARGETS, check_jobs
 from .markdown import table
 
@@ -89,8 +89,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
     driver, model, on_rtl = TARGETS[block].driver, {}, {}   # the ON_RTL points run on RTL together at the end
     for layer in qnet.convs:
         points = []
-        dram = layer_dram_bits(layer, acts[layer.name].shape[1:], 1, cfg.macs)   # per image, whatever its density
-        dram_pj = DRAM_PJ_PER_BIT * (dram["read"] + dram["write"])
+        dram = dram_pj(layer_dram_bits(layer, acts[layer.name].shape[1:], 1, cfg.macs))   # per image, any density
         for keep in KEEP:
             x = np.stack([thin(a, keep) for a in acts[layer.name]])
             variant, batch, fields = _layer_jobs(block, cfg, qnet, layer.name, x)
@@ -98,7 +97,7 @@ def fit_cost_model(block, cfg, qnet, images, sim, *, log=print):
             point = {"keep": keep, "density": float(np.count_nonzero(x) / x.size),
                      "cycles": sum(c for _, c in goldens) / len(images),
                      "energy_pj": sum(energy_pj(variant, args, *g, log=log) for args, g in zip(batch, goldens))
-                     / len(images) + dram_pj}
+                     / len(images) + dram}
             if keep in ON_RTL:
                 on_rtl[f"{layer.name} keep {keep}"] = (variant, batch, fields), point
             points.append(point)

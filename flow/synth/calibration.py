@@ -40,7 +40,7 @@ from .area import leaf_instances
 from .cells import map_to_cells
 from .energy import CLOCK_NS, gate_driver, load_netlist, macro_of, measure_energy
 from .liberty import OSU018, osu018
-from .system import DRAM_PJ_PER_BIT, buffer_pj, run_dram_bits
+from .system import buffer_pj, dram_pj, run_dram_bits
 
 __all__ = ["CALIBRATED", "KEEP", "HELD_OUT", "TABLE", "MEASURED_DIR", "workloads", "measurement_key", "digest",
            "measure", "calibrate", "calibrated_preset", "energy_model", "actions", "macro_kind", "model_parts",
@@ -257,8 +257,7 @@ def run_energy_pj(cfg, inputs, args, golden, cycles, *, log=print):
     """The system energy (pJ) of one block run on ``inputs`` (an IN.npz's arrays; ``args`` validated): on chip
     (``energy_pj``) and off chip, its operands read and its ``golden`` outputs written once
     (``system.run_dram_bits``)."""
-    dram = run_dram_bits(inputs, golden)
-    return energy_pj(cfg, args, golden, cycles, log=log) + DRAM_PJ_PER_BIT * (dram["read"] + dram["write"])
+    return energy_pj(cfg, args, golden, cycles, log=log) + dram_pj(run_dram_bits(inputs, golden))
 
 
 def costed(cfg, rows, *, log=print):

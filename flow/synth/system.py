@@ -20,13 +20,16 @@ array do not scale with the logic's node). A block run on its own (``zeroskip co
 and writes its results once, each element at its dtype's width (``run_dram_bits``).
 """
 
+import math
 from functools import cache
+
+from golden.conv import conv_output_size
 
 from .energy import CLOCK_NS, PARTS
 from .sram import sram_macro
 
 __all__ = ["BUFFER_BYTES_PER_MAC", "BUFFER_BITS", "DRAM_PJ_PER_BIT", "SYSTEM_PARTS", "ON_CHIP", "buffer_macro",
-           "buffer_pj", "layer_dram_bits", "run_dram_bits", "with_dram"]
+           "buffer_pj", "layer_dram_bits", "dram_pj", "run_dram_bits", "with_dram"]
 
 BUFFER_BYTES_PER_MAC = 1024
 BUFFER_BITS = 64
@@ -57,19 +60,21 @@ def buffer_pj(macs, traffic, cycles):
 def layer_dram_bits(layer, input_shape, images, macs):
     """Bits a compute layer (``models.quantize.QLayer``: conv or fc) moves off chip for ``images`` images of input
     shape ``input_shape`` ([C, H, W] or [n_in]) on a design with ``macs`` multipliers: {"read", "write"}."""
-    n_in = 1
-    for d in input_shape:
-        n_in *= int(d)
+    n_in = math.prod(int(d) for d in input_shape)
     if layer.kind == "conv":
         _, h, w = input_shape
         f, _, r, s = layer.w.shape
-        n_out = f * ((h + 2 * layer.pad - r) // layer.stride + 1) * ((w + 2 * layer.pad - s) // layer.stride + 1)
+        n_out = f * conv_output_size(h, r, layer.pad, layer.stride) * conv_output_size(w, s, layer.pad, layer.stride)
     else:
         n_out = layer.w.shape[0]
     weights = 8 * layer.w.size + (0 if layer.bias is None else 32 * layer.bias.size)
     inputs, outputs = 8 * n_in, (8 if layer.relu else 32) * n_out
     fits = weights + inputs + outputs <= 8 * BUFFER_BYTES_PER_MAC * macs
     return {"read": (weights if fits else images * weights) + images * inputs, "write": images * outputs}
+
+def dram_pj(bits):
+    """Energy (pJ) of DRAM traffic ``bits`` ({"read", "write"}) at DRAM_PJ_PER_BIT."""
+    return DRAM_PJ_PER_BIT * (bits["read"] + bits["write"])
 
 
 def run_dram_bits(inputs, outputs):
@@ -92,7 +97,6 @@ def with_dram(rows, macs, qnet, image):
         layer = layers.get(row["layer"])
         bits = {"read": 0, "write": 0} if layer is None else \
             layer_dram_bits(layer, shapes[layer.name], row["images"], macs)
-        dram = DRAM_PJ_PER_BIT * (bits["read"] + bits["write"])
-        parts = {**{k: v for k, v in row["energy_parts"].items() if k != "dram"}, "dram": dram}
+        parts = {**{k: v for k, v in row["energy_parts"].items() if k != "dram"}, "dram": dram_pj(bits)}
         out.append({**row, "dram_bits": bits, "energy_parts": parts, "energy_pj": float(sum(parts.values()))})
     return out

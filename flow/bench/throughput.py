@@ -6,6 +6,7 @@ it to ``done`` and read the results back; the plain binary uses $readmemh/$write
 clock in SystemVerilog. Results of both are checked against golden. Rate = RTL cycles / seconds.
 """
 
+import argparse
 import json
 import subprocess
 import time
@@ -17,10 +18,10 @@ from golden.systolic import array_gemm
 
 from ..harness import runner, toolchain
 from ..harness.activations import conv_inputs
-from ..harness.cosim import first_mismatch
+from ..harness.cosim import first_mismatch, rows_bit_exact
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import load_network
-from ..harness.words import from_hex, to_hex
+from ..harness.words import from_hex, memh_words, to_hex
 from ..techniques.dense import check_array_layers
 from . import BENCH_DIR
 
@@ -75,7 +76,7 @@ def plain_verilator(driver, args, tiles):
     done = subprocess.run(["obj/Vtb"], cwd=work, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     cycles = int(done.stdout.split("CYCLES")[1].split()[0])
-    words = from_hex([line for line in (work / "resp.hex").read_text().split() if not line.startswith("//")])
+    words = from_hex(memh_words((work / "resp.hex").read_text()))
     m, n = args["a"].shape[0], args["w"].shape[1]
     expected = array_gemm(cfg, args["a"], args["w"], nnz_a=args["nnz_a"], dense_w=args["dense_w"])
     y = driver.decode(words, tiles, m, n)
@@ -124,7 +125,6 @@ def flow_ratio(network="digits", images=4, *, log=print):
     start = time.perf_counter()
     rows = check_array_layers(cfg, "verilator", net.qnet, x, log=lambda *a: None)
     seconds = time.perf_counter() - start
-    assert all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
     cycles = sum(r["cycles"] for r in rows)
     driver, longest = ArrayDriver(cfg, "verilator"), None
     for layer in net.qnet.convs:
@@ -135,7 +135,8 @@ def flow_ratio(network="digits", images=4, *, log=print):
             if longest is None or len(tiles) * steps > longest[0]:
                 longest = (len(tiles) * steps, args, tiles)
     plain = plain_verilator(driver, longest[1], longest[2])
-    result = {"design": cfg.module, "network": network, "images": images, "layers": len(rows), "rtl_cycles": cycles,
+    result = {"design": cfg.module, "network": network, "images": images, "layers": len(rows),
+              "flow_bit_exact": rows_bit_exact(rows), "rtl_cycles": cycles,
               "flow_seconds": round(seconds, 2), "flow_cycles_per_second": round(cycles / seconds), **plain,
               "ratio": round(cycles / seconds / plain["plain_cycles_per_second"], 3)}
     log(json.dumps(result))
@@ -143,8 +144,6 @@ def flow_ratio(network="digits", images=4, *, log=print):
 
 
 def main(argv=None):
-    import argparse
-
     p = argparse.ArgumentParser(description=flow_ratio.__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=4)
     args = p.parse_args(argv)
@@ -153,7 +152,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"flow / plain Verilator on {result['design']}: {result['ratio']} -> {out}")
-    return 0 if result["plain_bit_exact"] else 1
+    return 0 if result["plain_bit_exact"] and result["flow_bit_exact"] else 1
 
 
 if __name__ == "__main__":

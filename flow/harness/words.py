@@ -5,7 +5,7 @@ Kept apart from ``pack`` (whose layouts need Amaranth) so that every simulator p
 
 import numpy as np
 
-__all__ = ["to_hex", "from_hex"]
+__all__ = ["to_hex", "from_hex", "memh_words"]
 
 
 def to_hex(words):
@@ -16,3 +16,9 @@ def to_hex(words):
 def from_hex(strings):
     """The Python ints of hex ``strings`` (as ``to_hex`` wrote them)."""
     return [int(s, 16) for s in np.asarray(strings).tolist()]
+
+
+def memh_words(text):
+    """The hex words of a file ``$writememh`` wrote (Icarus adds ``//`` comments and ``@`` address lines)."""
+    lines = (line.strip() for line in text.splitlines())
+    return np.array([line for line in lines if line and not line.startswith(("//", "@"))], dtype=str)

@@ -15,6 +15,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
+from flow.harness.words import memh_words
 from generators.harness import RESP_FILE, STIM_FILE
 
 
@@ -66,8 +67,7 @@ async def _run_job(dut, stim, j, resp):
     dut.dump.value = 1   # the harness writes resp[0..n_out-1] at this edge
     await RisingEdge(dut.clk)
     dut.dump.value = 0
-    lines = [line.strip() for line in Path(RESP_FILE).read_text().splitlines()] if n_out else []
-    resp[f"job{j}_words"] = np.array([line for line in lines if line and not line.startswith(("//", "@"))], dtype=str)
+    resp[f"job{j}_words"] = memh_words(Path(RESP_FILE).read_text() if n_out else "")
     resp[f"job{j}_seconds"] = np.array([loaded - started, ran - loaded, time.perf_counter() - ran])
     resp[f"job{j}_n_in"] = int(dut.n_in.value)
     resp[f"job{j}_first_in"] = int(dut.first_in.value)

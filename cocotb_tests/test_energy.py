@@ -13,6 +13,7 @@ from flow.harness.check import check_layers
 from flow.harness.cosim import rows_bit_exact
 from flow.harness.drivers import DRIVERS
 from flow.harness.drivers.array import ArrayDriver
+from flow.harness.runner import SIMULATORS
 from flow.synth import sram
 from flow.synth.calibration import (
     CALIBRATED,
@@ -247,7 +248,8 @@ def test_cacti_costs_sram_macros_that_grow_with_size_and_ports(tmp_path, monkeyp
             sram.sram_macro(**bad)
 
 
-def test_a_compressed_stream_moves_fewer_buffer_bits_and_the_rtl_counts_what_the_plan_says(rng):
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_a_compressed_stream_moves_fewer_buffer_bits_and_the_rtl_counts_what_the_plan_says(sim, rng):
     """S2TA-AW on one GEMM of W-DBB weights: streamed compressed (values and masks, one pass) they move fewer bits
     from the global buffer than in the dense-weight fallback (two passes of dense blocks); the RTL's counters equal
     the job plan (a check row whose traffic differs is a mismatch), and the buffer's energy grows with the bits."""
@@ -257,7 +259,7 @@ def test_a_compressed_stream_moves_fewer_buffer_bits_and_the_rtl_counts_what_the
     layers = {f"dense_w={dense_w}": [ArrayDriver.validate(cfg, {"a": a, "w": w, "nnz_a": np.int64(cfg.nnz_max),
                                                                 "dense_w": np.bool_(dense_w)})]
               for dense_w in (False, True)}
-    rows = check_layers(ArrayDriver, cfg, "verilator", layers, log=lambda *_: None)
+    rows = check_layers(ArrayDriver, cfg, sim, layers, log=lambda *_: None)
     assert rows_bit_exact(rows) and all(r["traffic_rtl"] == r["traffic"] for r in rows)
     compressed, fallback = (r["traffic"] for r in rows)
     assert compressed["buffer_read_bits"] < fallback["buffer_read_bits"]

@@ -552,3 +552,28 @@ def test_the_help_states_the_defaults_the_commands_use(capsys):
         assert "images" in compared, (command, stated)
         for option, value in compared.items():
             assert parameters[option.replace("-", "_")].default == int(value), (command, option)
+
+
+def test_help_and_refusals_load_neither_torch_nor_a_data_set(tmp_path):
+    """A refusal answers at once (issue 35; flow.bench.hostile times each from a fresh process): in a fresh
+    interpreter, --help, presets and a refusal of every command that trains or simulates import no torch,
+    scikit-learn, ONNX or data set."""
+    import subprocess
+    import sys
+
+    refusals = [["--help"], ["presets", "sa"], ["evaluate", "--network", "nope"], ["evaluate", "--images", "999999"],
+                ["evaluate", "--model", "missing.onnx", "--data", "missing.npz"], ["demo", "--images", "0"],
+                ["compare", "--images", "0"], ["train", "--network", "nope", "--target", "snapea", "--method", "l1"],
+                ["holistic", "--networks", "digits", "--epochs", "0"], ["sweep", "missing.toml"],
+                ["cosim", "sa", "--inputs", "missing.npz", "--out", "out.npz"]]
+    script = f"""import contextlib, io, sys
+from flow.cli import main
+codes = []
+for argv in {refusals!r}:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        codes.append(main(argv))
+print(codes, sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sklearn", "mlxtend", "onnx")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"{[0, 0] + [2] * (len(refusals) - 2)} []", done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ from flow.techniques.s2ta import s2ta_models
 from generators.config import CATALOG
 from models import checkpoint, cnn
 from models.datasets import DATASETS
+from models.networks import NETWORKS
 
 FORBIDDEN = {"flow/harness": ("flow.synth", "flow.report", "flow.techniques", "flow.bench", "flow.cli"),
              "flow/synth": ("flow.techniques", "flow.report", "flow.bench", "flow.cli"),
@@ -263,7 +264,7 @@ def test_a_shipped_checkpoint_is_read_and_a_missing_one_made_in_the_cache(tmp_pa
 def test_re_training_the_digits_network_reaches_the_shipped_checkpoints_accuracy(tmp_path):
     """The shipped checkpoint is what its recipe trains: re-trained here, within 0.5 points of test accuracy."""
     cfg = cnn.CnnConfig.of("digits")
-    data = DATASETS[cnn.NETWORKS["digits"][0]]()
+    data = DATASETS[NETWORKS["digits"][0]]()
     shipped, reused = cnn.load_or_train(cfg, data, tmp_path)
     assert reused and not list(tmp_path.iterdir())
     retrained = cnn.train(cfg, data)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from flow.harness.activations import conv_inputs
-from flow.harness.network import load_network
+from flow.harness.network import count_test_images, load_network
 from models import cnn, datasets
 from models.quantize import multiplier
 
@@ -16,6 +16,7 @@ pytestmark = pytest.mark.xdist_group("training")
 def test_dataset_split_is_fixed_and_quantized():
     a, b = datasets.load_digits(), datasets.load_digits()
     assert (a.x_test == b.x_test).all() and len(a.y_train) + len(a.y_test) == 1797
+    assert len(a.y_test) == datasets.TEST_IMAGES["digits"] == count_test_images("digits")
     assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
 
 

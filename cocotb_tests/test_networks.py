@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from flow.harness.network import count_test_images
 from golden.checks import InputError
 from golden.conv import pool2d
 from models import cnn
-from models.datasets import load_digits, load_mnist
+from models.datasets import TEST_IMAGES, load_digits, load_mnist
+from models.networks import NETWORKS
 from models.quantize import quantize
 
 
@@ -97,6 +99,16 @@ def test_training_is_deterministic_whatever_the_thread_count():
     assert torch.equal(weights[0], weights[1])
 
 
+def test_the_catalog_names_each_networks_compute_layers_as_its_int8_network_does():
+    """models.networks states a built-in network's layer names without torch (a sweep checks them before loading);
+    they are those its INT8 network has."""
+    shapes = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
+    for network, (data_set, _, _) in NETWORKS.items():
+        cfg = cnn.CnnConfig.of(network)
+        images = np.random.default_rng(0).integers(0, 128, (4, *shapes[data_set])).astype(np.int8)
+        assert [layer.name for layer in quantize(cnn.build(cfg), images).computes] == cfg.compute_layers()
+
+
 def test_unknown_learning_rate_schedule_is_refused():
     with pytest.raises(ValueError, match="unknown schedule 'cosine'; schedules are constant, onecycle"):
         cnn.train(cnn.CnnConfig(epochs=1, schedule="cosine"), load_digits())
@@ -105,6 +117,7 @@ def test_unknown_learning_rate_schedule_is_refused():
 def test_mnist_ships_inside_a_package_with_a_fixed_stratified_split():
     a, b = load_mnist(), load_mnist()
     assert a.x_train.shape == (4000, 1, 28, 28) and a.x_test.shape == (1000, 1, 28, 28)
+    assert len(a.y_test) == TEST_IMAGES["mnist"] == count_test_images("lenet5")
     assert np.array_equal(a.x_test, b.x_test) and (np.bincount(a.y_test) == 100).all()
     assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
 

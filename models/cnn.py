@@ -1,11 +1,9 @@
-"""Networks as data: a CNN is a sequence of supported torch layers (``Net``) plus its data set. Built in: ``digits``
-(three 3x3 conv + ReLU layers and a linear classifier on the 8x8 digits) and ``lenet5`` (LeNet-5 on MNIST).
+"""Networks as data: a CNN is a sequence of supported torch layers (``Net``) plus its data set. Built in
+(``models.networks``): ``digits`` (three 3x3 conv + ReLU layers and a linear classifier on the 8x8 digits) and
+``lenet5`` (LeNet-5 on MNIST).
 Training is deterministic: fixed seeds, one thread, deterministic algorithms."""
 
-import hashlib
-import json
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +11,9 @@ import torch
 from torch import nn
 
 from .checkpoint import load_or_make
+from .networks import CnnConfig
 
-__all__ = ["CnnConfig", "Net", "NETWORKS", "SUPPORTED", "build", "train", "fit", "load_or_train", "accuracy",
+__all__ = ["CnnConfig", "Net", "SUPPORTED", "build", "train", "fit", "load_or_train", "accuracy",
            "float_images", "deterministic"]
 
 SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
@@ -50,56 +49,10 @@ class Net(nn.Module):
         return x
 
 
-def _digits(cfg):
-    chans = (1, *cfg.channels)
-    layers = []
-    for i in range(len(chans) - 1):
-        layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1), nn.ReLU()]
-    return [*layers, nn.Flatten(), nn.Linear(chans[-1] * 64, 10)]
-
-
-def _lenet5(cfg):
-    c1, c2, f1, f2 = cfg.channels
-    return [nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(c2 * 16, f1), nn.ReLU(), nn.Linear(f1, f2), nn.ReLU(), nn.Linear(f2, 10)]
-
-
-NETWORKS = {  # name: (data set, layers builder, default training settings)
-    "digits": ("digits", _digits, {"channels": (16, 32, 32), "epochs": 40}),
-    # chosen on a validation split held out of the training images (mean INT8 accuracy of seeds 0-2, 3,200
-    # training images): Adam, 20 epochs 97.6%; + ±2-pixel shifts, AdamW, one-cycle, batch 32, 30 epochs 98.3%
-    "lenet5": ("mnist", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 30, "shift": 2, "batch": 32, "lr": 3e-3,
-                                  "weight_decay": 1e-2, "schedule": "onecycle"}),
-}
-
-
-@dataclass(frozen=True)
-class CnnConfig:
-    network: str = "digits"
-    channels: tuple = (16, 32, 32)
-    epochs: int = 40
-    batch: int = 64
-    lr: float = 2e-3
-    seed: int = 0
-    shift: int = 0  # training augmentation: random shifts of each batch by up to this many pixels
-    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay, else Adam
-    schedule: str = "constant"  # learning rate: "constant" or "onecycle" (peak lr, torch's OneCycleLR)
-
-    @classmethod
-    def of(cls, network):
-        """The built-in network's training settings."""
-        if network not in NETWORKS:
-            raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
-        return cls(network=network, **NETWORKS[network][2])
-
-    def key(self):
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-
 def build(cfg):
     """A fresh ``Net`` of ``cfg``'s built-in network, initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
-    return Net(NETWORKS[cfg.network][1](cfg), train_shift=cfg.shift)
+    return Net([getattr(nn, name)(*args) for name, *args in cfg.layers()], train_shift=cfg.shift)
 
 
 def float_images(x_q):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "SPLIT_SEED", "quantize_images", "load_digits", "load_mnist", "DATASETS"]
+__all__ = ["Dataset", "SPLIT_SEED", "quantize_images", "load_digits", "load_mnist", "DATASETS", "TEST_IMAGES"]
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -53,3 +53,4 @@ def load_mnist():
 
 
 DATASETS = {"digits": load_digits, "mnist": load_mnist}
+TEST_IMAGES = {"digits": 360, "mnist": 1000}  # each split's test images, known before a data set loads (tested)

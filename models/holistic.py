@@ -1,6 +1,6 @@
 """Cost-aware activation-sparsity training (the holistic paper's Eqs. 5-8; docs/flow.md): L1, Hoyer and their hybrid on
 the post-ReLU activations entering conv layers, per-layer weights from a cost model, one global strength searched
-to an accuracy budget.
+to an accuracy budget. torch loads when a model is regularised or trained.
 
 A layer's term is normalised by its size, so strengths compare across layers and networks: ``l1`` is the mean
 |x| and ``hoyer`` is (Σ|x|)²/Σx² divided by the element count (a smooth density, 1/n .. 1).
@@ -13,11 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from torch import nn
-
-from .centrosymmetric import centrosymmetrise
 from .checkpoint import load_or_make
-from .cnn import fit
 
 __all__ = ["METHODS", "Regulariser", "l1", "hoyer", "conv_relus", "fine_tune_regularised",
            "load_or_fine_tune_regularised", "search_strength"]
@@ -43,6 +39,8 @@ TERMS = {"l1": l1, "targeting": hoyer, "holistic": lambda x: l1(x) + hoyer(x)}
 def conv_relus(model):
     """{conv index: index of its input's ReLU among the model's captured ReLU outputs} for each conv layer whose
     input is a ReLU's output (through pooling); the first conv sees the image and is not regularised."""
+    from torch import nn
+
     out, relus, last, conv = {}, 0, None, 0
     for layer in model.layers:
         if isinstance(layer, nn.ReLU):
@@ -83,6 +81,9 @@ class Regulariser:
 def fine_tune_regularised(model, data, reg, *, epochs, centrosymmetric=False, seed=0, progress=None):
     """A copy of ``model`` fine-tuned with ``reg`` (Adam at FINE_TUNE_LR), keeping its filters centrosymmetric when
     asked (tied duals, models.centrosymmetric)."""
+    from .centrosymmetric import centrosymmetrise
+    from .cnn import fit
+
     model = copy.deepcopy(model)
     if centrosymmetric:
         centrosymmetrise(model)

@@ -7,18 +7,14 @@ AveragePool, GlobalAveragePool (or ReduceMean over H, W with keepdims, as torch'
 BatchNormalization (folded into its conv on quantization), Flatten, Reshape to [batch, features] with its
 constant shape arithmetic (Constant, Shape, Gather, Concat, Unsqueeze, Reshape of a constant), Gemm,
 MatMul + Add, Dropout, Identity. The graph must be a chain (one activation flowing through); anything else is
-refused naming the op and the node.
+refused naming the op and the node. Reading a file needs only onnx; torch loads when the model is built.
 """
 
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from .cnn import Net
-
-__all__ = ["external_data", "load_onnx"]
+__all__ = ["external_data", "io_shapes", "load_onnx"]
 
 _SHAPE_OPS = ("Constant", "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast")
 
@@ -54,6 +50,9 @@ class _Chain:
         self.name, self.input_shape, self.shape, self.layers = name, tuple(shape), tuple(shape), []
 
     def add(self, node, layer):
+        import torch
+        from torch import nn
+
         self.layers.append(layer)
         with torch.no_grad():
             self.shape = tuple(nn.Sequential(*self.layers).eval()(torch.zeros(self.input_shape)).shape)
@@ -61,6 +60,9 @@ class _Chain:
 
 
 def _conv(node, consts, chain):
+    import torch
+    from torch import nn
+
     a = _attrs(node)
     w = _const(node, consts, node.input[1])
     if w.ndim != 4:
@@ -81,6 +83,9 @@ def _conv(node, consts, chain):
 
 
 def _batchnorm(node, consts):
+    import torch
+    from torch import nn
+
     scale, bias, mean, var = (_const(node, consts, name) for name in node.input[1:5])
     bn = nn.BatchNorm2d(len(scale), eps=float(_attrs(node).get("epsilon", 1e-5)))
     with torch.no_grad():
@@ -90,6 +95,8 @@ def _batchnorm(node, consts):
 
 
 def _pool(node):
+    from torch import nn
+
     a = _attrs(node)
     if a.get("ceil_mode", 0) or set(a.get("dilations", [1])) != {1} or \
             a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
@@ -105,6 +112,8 @@ def _pool(node):
 def _reduce_mean(node, consts, chain):
     """ReduceMean over H and W keeping the dimensions (torch's default exporter's global average pooling, axes an
     attribute before opset 18 and an input since) as AdaptiveAvgPool2d(1); any other form refused naming it."""
+    from torch import nn
+
     a = _attrs(node)
     axes = a.get("axes")
     if len(node.input) > 1 and node.input[1]:
@@ -119,6 +128,9 @@ def _reduce_mean(node, consts, chain):
 
 
 def _linear(node, w, b):
+    import torch
+    from torch import nn
+
     fc = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     with torch.no_grad():
         fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w).astype(np.float32)))
@@ -195,20 +207,49 @@ def external_data(path):
     return list(files)
 
 
-def load_onnx(path):
-    """``(Net, input shape [C, H, W])`` of the ONNX model at ``path``; ValueError naming the op and node of the
-    first thing not supported."""
-    from onnx import numpy_helper
+_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten",
+        "Reshape", "Gemm", "MatMul", "Add", "Dropout", "Identity", *_SHAPE_OPS)
 
-    graph = _read(path, check=True).graph
-    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in consts]
+
+def _input_dims(graph):
+    """The image input's [N, C, H, W] dims after checking that every op is one supported (before anything is built);
+    ValueError naming the first that is not."""
+    for node in graph.node:
+        if node.op_type not in _OPS:
+            raise ValueError(f"unsupported op {node.op_type} at {_where(node)}; supported: Conv, Relu, MaxPool, "
+                             "AveragePool, GlobalAveragePool, ReduceMean (spatial), BatchNormalization, Flatten, "
+                             "Reshape, Gemm, MatMul + Add, Dropout, Identity")
+    initialized = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialized]
     if len(inputs) != 1:
         raise ValueError(f"the model has {len(inputs)} inputs; a CNN with one image input is supported")
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
     if len(dims) != 4 or not all(dims[1:]):
         raise ValueError(f"the model's input has shape {dims}; [N, C, H, W] with fixed C, H, W is supported")
-    chain = _Chain(inputs[0].name, (1, *dims[1:]))
+    return inputs[0], dims
+
+
+def io_shapes(path):
+    """``(input shape [C, H, W], classes)`` of the ONNX model at ``path``, read without torch or its tensors' data
+    (classes None when the output's last dimension is not fixed); ValueError if the file is not a model, has not one
+    image input or uses an op that is not supported."""
+    graph = _read(path, load_external_data=False).graph
+    dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] if len(graph.output) == 1 else []
+    return tuple(_input_dims(graph)[1][1:]), (dims[-1] or None) if len(dims) == 2 else None
+
+
+def load_onnx(path):
+    """``(Net, input shape [C, H, W])`` of the ONNX model at ``path``; ValueError naming the op and node of the
+    first thing not supported."""
+    from onnx import numpy_helper
+    from torch import nn
+
+    from .cnn import Net
+
+    graph = _read(path, check=True).graph
+    image, dims = _input_dims(graph)
+    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    chain = _Chain(image.name, (1, *dims[1:]))
     pending = None  # a MatMul waiting for its Add
     for node in graph.node:
         op = node.op_type
@@ -269,10 +310,8 @@ def load_onnx(path):
             pending = None
         elif op in ("Dropout", "Identity"):
             chain.name = node.output[0]
-        else:
-            raise ValueError(f"unsupported op {op} at {_where(node)}; supported: Conv, Relu, MaxPool, AveragePool, "
-                             "GlobalAveragePool, ReduceMean (spatial), BatchNormalization, Flatten, Reshape, Gemm, "
-                             "MatMul + Add, Dropout, Identity")
+        else:  # an Add with no MatMul before it
+            raise ValueError(f"{op} at {_where(node)} that is not a MatMul's bias is not supported")
     if pending is not None:
         raise ValueError(f"MatMul at {_where(pending)} is not followed by its bias Add: not supported")
     if [o.name for o in graph.output] != [chain.name]:

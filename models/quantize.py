@@ -1,17 +1,14 @@
-"""Symmetric INT8 post-training quantization and the integer-only network (docs/conventions.md), via golden's rules."""
+"""Symmetric INT8 post-training quantization and the integer-only network (docs/conventions.md), via golden's rules.
+The integer network is numpy; torch loads when ``quantize`` runs."""
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from golden.conv import conv2d, linear, pool2d
 from golden.dbb import dap_activations
 from golden.quant import fits, requantize
-
-from .cnn import deterministic
 
 __all__ = ["QLayer", "QuantizedNet", "quantize", "multiplier"]
 
@@ -130,6 +127,11 @@ def _fold_bn(w, b, bn):
 def quantize(model, calibration_images, *, percentile=99.99):
     """Per-tensor symmetric weights, BatchNorm folded into its conv; activation scales from each ReLU's output
     ``percentile`` on calibration images. Every compute layer but the last must be followed by a ReLU."""
+    import torch
+    from torch import nn
+
+    from .cnn import deterministic
+
     captured = []
     with torch.no_grad(), deterministic():
         model(torch.from_numpy(calibration_images.astype(np.float32) / 127), capture=captured)

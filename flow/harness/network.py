@@ -56,11 +56,11 @@ class Network:
 
 
 def count_test_images(network):
-    """How many test images the built-in ``network``'s data set holds."""
-    from models import cnn
-    from models.datasets import DATASETS
+    """How many test images the built-in ``network``'s data set holds (without loading it)."""
+    from models.datasets import TEST_IMAGES
+    from models.networks import NETWORKS, check_network
 
-    return len(DATASETS[cnn.NETWORKS[network][0]]().y_test)
+    return TEST_IMAGES[NETWORKS[check_network(network)][0]]
 
 
 def check_images(images, available, what="images"):
@@ -77,11 +77,12 @@ def load_network(name="digits", *, cfg=None, log=print):
 
     from models import cnn
     from models.datasets import DATASETS
+    from models.networks import NETWORKS
     from models.quantize import quantize
 
     cfg = cfg or cnn.CnnConfig.of(name)
     start = time.perf_counter()
-    data = DATASETS[cnn.NETWORKS[cfg.network][0]]()
+    data = DATASETS[NETWORKS[cfg.network][0]]()
     model, reused = cnn.load_or_train(cfg, data, CACHE, progress=lambda it: tqdm(it, desc="train", leave=False))
     qnet = quantize(model, data.x_train)
     net = Network(cfg.network, data, model, cfg.key(), qnet, cnn.accuracy(model, data.x_test, data.y_test),
@@ -105,10 +106,11 @@ def _float_images(data, key, shape):
 
 
 def _labels(data, key, n, classes):
+    """``data[key]`` as int64 [n] class indices below ``classes`` (None: not checked yet)."""
     y = data[key]
     if y.dtype != np.int64 or y.shape != (n,):
         raise InputError(f"{key} must be int64 [{n}] class indices, not {y.dtype} {list(y.shape)}")
-    if y.min() < 0 or y.max() >= classes:
+    if classes is not None and (y.min() < 0 or y.max() >= classes):
         raise InputError(f"{key} must be class indices 0..{classes - 1} (the model has {classes} outputs), not "
                          f"{y.min()}..{y.max()}")
     return y
@@ -118,11 +120,11 @@ def onnx_key(model_path, data_path):
     """What an imported network's derived models and results are keyed by: the bytes of the ONNX model, of every
     external data file its tensors name (torch's exporter keeps the weights beside the model) and of DATA.npz;
     InputError if one of them is not a regular file."""
-    from models.onnx_import import external_data
+    model_file, data_file = input_file(model_path, "an ONNX model"), input_file(data_path, "an .npz file")
+    from models.onnx_import import external_data  # onnx loads once both files exist
 
-    files = [input_file(model_path, "an ONNX model"),
-             *(input_file(path, "an ONNX external data file") for path in external_data(model_path)),
-             input_file(data_path, "an .npz file")]
+    files = [model_file, *(input_file(path, "an ONNX external data file") for path in external_data(model_path)),
+             data_file]
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -134,15 +136,11 @@ def load_onnx_network(model_path, data_path, *, log=print):
     (non-negative), optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float
     model), optional ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses
     ``x`` and techniques apply post-training). InputError or ValueError (one line) before anything runs."""
-    import torch
-
-    from models.datasets import Dataset
-    from models.onnx_import import load_onnx
-    from models.quantize import quantize
+    from models.onnx_import import io_shapes
 
     start = time.perf_counter()
     key = onnx_key(model_path, data_path)
-    model, shape = load_onnx(model_path)
+    shape, classes = io_shapes(model_path)  # the files are checked before torch loads
     arrays = read_npz(data_path)
     refuse_unknown(data_path, arrays, ("x", "y", "x_train", "y_train"))
     if "x" not in arrays:
@@ -151,6 +149,16 @@ def load_onnx_network(model_path, data_path, *, log=print):
         raise InputError(f"{data_path} must hold both x_train and y_train, or neither")
     x = _float_images(arrays, "x", shape)
     x_train = _float_images(arrays, "x_train", shape) if "x_train" in arrays else None
+    for labels, n in (("y", len(x)), ("y_train", None if x_train is None else len(x_train))):
+        if labels in arrays:
+            _labels(arrays, labels, n, classes)
+    import torch
+
+    from models.datasets import Dataset
+    from models.onnx_import import load_onnx
+    from models.quantize import quantize
+
+    model, _ = load_onnx(model_path)
     scale = float(max(x.max(), 0 if x_train is None else x_train.max())) / 127 or 1.0
     model.input_scale = scale * 127
 

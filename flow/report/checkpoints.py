@@ -9,7 +9,7 @@ import argparse
 import time
 
 from models.checkpoint import SHIPPED, shipping
-from models.cnn import NETWORKS
+from models.networks import NETWORKS
 
 from ..harness.network import load_network
 from ..techniques import TECHNIQUES

@@ -17,10 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 from models import datasets
-from models.centrosymmetric import fine_tune_centrosymmetric
-from models.cnn import NETWORKS
-from models.dbb_training import DbbConfig
-from models.pruning import fine_tune_pruned
+from models.networks import check_network
 
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network
@@ -182,6 +179,10 @@ def accuracy_warnings(results, int8_accuracy, *, points=ACCURACY_DROP_POINTS):
 
 
 def _seeds(net):
+    from models.centrosymmetric import fine_tune_centrosymmetric
+    from models.dbb_training import DbbConfig
+    from models.pruning import fine_tune_pruned
+
     def default(fn):
         return inspect.signature(fn).parameters["seed"].default
 
@@ -229,8 +230,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")
     if (model is None) != (data is None):
         raise ValueError("an ONNX model needs its data: give both --model and --data")
-    if model is None and network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
+    if model is None:
+        check_network(network)
     progress = _Progress(log)
     net = None
     if model:  # the import checks the model and its data before anything runs

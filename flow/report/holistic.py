@@ -15,9 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from generators.config import CATALOG
-from models.centrosymmetric import load_or_fine_tune_centrosymmetric
-from models.cnn import NETWORKS
 from models.holistic import METHODS, Regulariser, conv_relus, load_or_fine_tune_regularised, search_strength
+from models.networks import check_network
 from models.quantize import quantize
 
 from ..harness.activations import conv_inputs, layer_inputs, thin
@@ -59,8 +58,7 @@ def parse_target(text):
 
 def _check_settings(networks, targets, budget, images, epochs, steps, sim):
     for network in networks:
-        if network not in NETWORKS:
-            raise ValueError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
+        check_network(network)
     parsed = [parse_target(t) for t in targets]
     if not networks or not parsed:
         raise ValueError("name at least one network and one target")
@@ -128,6 +126,8 @@ def linear_fit(points, measure):
 
 def _base(net, block, *, log):
     """(torch model, cache key) the target starts from: the network's own, or its centrosymmetric retraining."""
+    from models.centrosymmetric import load_or_fine_tune_centrosymmetric  # torch loads with the models
+
     if not TARGETS[block].centrosymmetric:
         return net.model, net.key
     model, reused = load_or_fine_tune_centrosymmetric(

@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from generators.config import CATALOG
 from golden.checks import InputError, refuse_unknown
-from models.cnn import NETWORKS
+from models.networks import CnnConfig, check_network
 
 from ..harness.cosim import rows_bit_exact
-from ..harness.network import check_images, load_network, load_onnx_network, onnx_key
+from ..harness.network import check_images, count_test_images, load_network, load_onnx_network, onnx_key
 from ..harness.npz import input_file
 from ..harness.result_cache import cached
 from ..harness.runner import REPO, SIMULATORS
@@ -106,8 +106,8 @@ def read_spec(path):
     if (model is None) != (data is None):
         raise InputError("an ONNX model needs its data: give both model and data")
     network = raw.get("network", "digits")
-    if model is None and network not in NETWORKS:
-        raise InputError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
+    if model is None:
+        check_network(network)
     images = raw.get("images", 1)
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise InputError(f"images must be a positive integer, not {images!r}")
@@ -308,26 +308,41 @@ def _plots(rows, out_dir, spec):
     return written
 
 
+def _check_network(spec, test_images, layers):
+    check_images(spec.images, test_images)
+    missing = [name for name in spec.layers or () if name not in layers]
+    if missing:
+        raise InputError(f"the network has no compute layer {missing[0]!r}; its layers are {', '.join(layers)}")
+
+
+def _check_scheduler(scheduler):
+    """InputError naming a scheduler address without a port or that refuses a connection (None: a local cluster)."""
+    if scheduler and scheduler.startswith("tcp://"):  # a refused or unroutable address fails now, not after retries
+        host, _, port = scheduler.removeprefix("tcp://").rpartition(":")
+        if not host or not port.isdigit():
+            raise InputError(f"the scheduler address {scheduler} needs a port, e.g. tcp://host:8786")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+        except (OSError, TimeoutError, ValueError) as error:
+            raise _unreachable(scheduler, error) from None
+
+
+def _unreachable(scheduler, error):
+    why = getattr(error, "strerror", None) or type(error).__name__
+    return InputError(f"cannot reach the Dask scheduler at {scheduler} ({why}; is `dask scheduler` running there?)")
+
+
 def _executor(scheduler):
-    """A Dask client: the scheduler at ``scheduler``, or a local cluster of one single-threaded worker per core
-    (a point whose worker dies is retried ``RETRIES`` times); InputError naming an address that cannot be reached."""
+    """A Dask client: the scheduler at ``scheduler`` (checked by ``_check_scheduler``), or a local cluster of one
+    single-threaded worker per core (a point whose worker dies is retried ``RETRIES`` times)."""
     import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            if scheduler.startswith("tcp://"):  # a refused or unroutable address fails now, not after retries
-                host, _, port = scheduler.removeprefix("tcp://").rpartition(":")
-                if not host or not port.isdigit():
-                    raise InputError(f"the scheduler address {scheduler} needs a port, e.g. tcp://host:8786")
-                socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
             return Client(scheduler, timeout=CONNECT_SECONDS), None
-        except InputError:
-            raise
         except (OSError, TimeoutError, ValueError) as error:
-            why = getattr(error, "strerror", None) or type(error).__name__
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({why}; is `dask scheduler` running "
-                             "there?)") from None
+            raise _unreachable(scheduler, error) from None
     with dask.config.set(LOCAL_CLUSTER):
         cluster = LocalCluster(n_workers=os.cpu_count(), threads_per_worker=1, processes=True,
                                dashboard_address=None, worker_dashboard_address=None)
@@ -339,13 +354,12 @@ def sweep(spec_path, *, scheduler=None, out_dir=None, fresh=False, log=print):
     rows (one per grid point, in grid order). ``fresh`` recomputes points instead of reusing cached results."""
     spec = read_spec(spec_path)
     points = grid_points(spec)
-    # The network loads (or is refused) and the layers are checked before any point runs.
+    if spec.model is None:  # a built-in network's images and layers are checked before it loads
+        _check_network(spec, count_test_images(spec.network), CnnConfig.of(spec.network).compute_layers())
+    _check_scheduler(scheduler)
+    # The network loads (or is refused) and is checked before any point runs.
     net = _network(spec, lambda *_: None)
-    check_images(spec.images, len(net.data.y_test))
-    names = [layer.name for layer in net.qnet.computes]
-    missing = [name for name in spec.layers or () if name not in names]
-    if missing:
-        raise InputError(f"the network has no compute layer {missing[0]!r}; its layers are {', '.join(names)}")
+    _check_network(spec, len(net.data.y_test), [layer.name for layer in net.qnet.computes])
     out_dir = Path(out_dir or SWEEP_DIR / Path(spec_path).stem)
     spec_dict = dataclasses.asdict(spec)
     client, cluster = _executor(scheduler)

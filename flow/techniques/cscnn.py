@@ -14,7 +14,6 @@ from generators.config import PE_ARRAY_BLOCKS, default_preset, preset
 from golden.cartesian_array import DEFAULT_TILING, TILING_CHOICES, TILINGS, array_conv, choose_tiling
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
-from models.centrosymmetric import load_or_fine_tune_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.activations import as_conv, conv_inputs, layer_inputs
@@ -46,6 +45,8 @@ def cscnn_models(net, *, log=print):
 
     Every conv layer of the digits CNN has unit stride, so all are centrosymmetric; the classifier is not.
     """
+    from models.centrosymmetric import load_or_fine_tune_centrosymmetric  # torch loads with the models
+
     base = net.model
     models = {"dense": CscnnModel("dense", net.qnet, net.int8_accuracy, True)}
     for name, sparsity in (("centrosymmetric", 0.0), ("cs_pruned", PRUNING)):

@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from generators.config import default_preset
 from golden.dbb import dap, dbb_bound_ok, filter_blocks
-from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.activations import conv_inputs, dap_layer_blocks
@@ -45,6 +44,8 @@ def s2ta_models(net, cfg=None, *, only=None, log=print):
     nnz_w is cfg's b (of bz); nnz_a per layer comes from the mean non-zeros per block of the dense INT8 network's
     real activations on training images, within cfg's nnz_max.
     """
+    from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune  # torch loads with the models
+
     cfg = cfg or default_preset("s2ta_aw")
     base = net.model
     acts = conv_inputs(net.qnet, net.data.x_train[:CALIBRATION_IMAGES])

@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from generators.config import preset
 from golden.snapea import ALGORITHMS, run_algorithm
-from models.pruning import SPARSITIES, load_or_fine_tune_pruned
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.activations import TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
@@ -38,6 +37,8 @@ class PrunedModel:
 
 def pruned_models(net, *, log=print):
     """{sparsity: PrunedModel} for SPARSITIES; 0 is ``net``'s own INT8 network (no fine-tuning)."""
+    from models.pruning import SPARSITIES, load_or_fine_tune_pruned  # torch loads with the models
+
     base = net.model
     out = {}
     for sparsity in SPARSITIES:

@@ -80,7 +80,6 @@ demo: setup
 clean:
 	rm -rf sim_build reports .pytest_cache .hypothesis
 
-bench: export ZS_VERILATOR_OPT = -Os
 bench: setup
 	$(PY) -m flow.bench.dap
 	$(PY) -m flow.bench.s2ta
@@ -91,6 +90,7 @@ bench: setup
 	$(PY) -m flow.bench.hardware
 	$(PY) -m flow.bench.hostile
 	$(PY) -m flow.bench.throughput
+	$(PY) -m flow.bench.demo
 
 # The built-in networks and every technique's models of them, shipped in models/checkpoints/ (kept when their recipe
 # key is unchanged, re-trained when it changed; FRESH=1 re-trains all).

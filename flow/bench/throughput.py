@@ -1,5 +1,6 @@
 """Simulation throughput: cocotb + Verilator, and the flow end to end, against a plain Verilator binary of the same
-harness and stimulus (``python -m flow.bench.throughput`` -> reports/bench/throughput.json; in `make bench`).
+harness and stimulus; and what each Verilator optimisation level costs to build against what it saves in runs
+(``python -m flow.bench.throughput`` -> reports/bench/throughput.json; in `make bench`).
 
 Both load the same job (a real conv layer on the default s2ta_aw) into the harness memories, run
 it to ``done`` and read the results back; the plain binary uses $readmemh/$writememh and a
@@ -8,24 +9,32 @@ clock in SystemVerilog. Results of both are checked against golden. Rate = RTL c
 
 import argparse
 import json
+import os
 import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 
 from generators.config import default_preset
+from golden.cscnn import is_centrosymmetric
 from golden.systolic import array_gemm
 
 from ..harness import runner, toolchain
 from ..harness.activations import conv_inputs
 from ..harness.cosim import first_mismatch, rows_bit_exact
+from ..harness.drivers import DRIVERS
 from ..harness.drivers.array import ArrayDriver
 from ..harness.network import load_network
 from ..harness.words import from_hex, memh_words, to_hex
 from ..techniques.dense import check_array_layers
 from . import BENCH_DIR
 
-__all__ = ["plain_verilator", "throughput_ratio", "flow_ratio"]
+__all__ = ["plain_verilator", "throughput_ratio", "flow_ratio", "build_options", "build_row"]
+
+BUILD_BLOCKS = ("sa", "scnn", "cscnn")  # the demo's largest default harnesses
+BUILD_OPTS = ("-O0", "-O1", "-Os")
 
 TESTBENCH = """`timescale 1ns/1ps
 module tb;
@@ -143,16 +152,84 @@ def flow_ratio(network="digits", images=4, *, log=print):
     return result
 
 
+def _layer_inputs(block, cfg, network="digits", layer="conv2", images=4):
+    """Validated driver inputs of ``block``: ``layer`` of the first ``images`` test images (centrosymmetric weights,
+    the mean of each dual pair, for cscnn)."""
+    net = load_network(network, log=lambda *a: None)
+    qlayer = next(q for q in net.qnet.convs if q.name == layer)
+    xs = conv_inputs(net.qnet, net.data.x_test[:images])[layer]
+    w = qlayer.w
+    if block == "cscnn":
+        w = ((w.astype(np.int16) + w[:, :, ::-1, ::-1]) // 2).astype(np.int8)
+        assert is_centrosymmetric(w).all()
+    driver = DRIVERS[block]
+    if driver is ArrayDriver:
+        extra = {"pad": np.int64(qlayer.pad), "stride": np.int64(qlayer.stride)}
+    else:
+        extra = {"bias": qlayer.bias}
+    return [driver.validate(cfg, {"x": x, "w": w, **extra}) for x in xs]
+
+
+def build_row(block):
+    """In this process (its ZS_SIM_BUILD empty, ccache off): the seconds to build ``block``'s default preset in its
+    harness at ZS_VERILATOR_OPT, and to run digits conv2 of 4 images on it in one process; checked against golden."""
+    cfg = default_preset(block)
+    runner.verilog(cfg)  # the Verilog emission (cached per machine), outside the timing
+    batch = _layer_inputs(block, cfg)
+    driver = DRIVERS[block](cfg, "verilator")
+    start = time.perf_counter()
+    driver.target  # noqa: B018 -- the build
+    build_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    results = driver.run_batch(batch)
+    run_seconds = time.perf_counter() - start
+    goldens = [DRIVERS[block].golden(cfg, args) for args in batch]
+    exact = all(first_mismatch(out, gold) is None and cycles == gold_cycles
+                for (out, cycles), (gold, gold_cycles) in zip(results, goldens))
+    return {"design": cfg.module, "opt": runner.cxx_opt(), "build_seconds": round(build_seconds, 1),
+            "run_seconds": round(run_seconds, 2), "sim_seconds": round(driver.target.sim_seconds, 2),
+            "rtl_cycles": sum(cycles for _, cycles in results),
+            "sim_cycles_per_second": round(sum(cycles for _, cycles in results) / driver.target.sim_seconds),
+            "bit_exact": exact}
+
+
+def build_options(blocks=BUILD_BLOCKS, opts=BUILD_OPTS, *, log=print):
+    """``build_row`` of each block at each optimisation level, each in a fresh process with an empty build folder
+    and ccache off (what a first build costs), as rows."""
+    rows = []
+    for block in blocks:
+        for opt in opts:
+            with tempfile.TemporaryDirectory() as builds:
+                env = {**os.environ, "ZS_VERILATOR_OPT": opt, "ZS_SIM_BUILD": builds, "CCACHE_DISABLE": "1"}
+                done = subprocess.run([sys.executable, "-m", "flow.bench.throughput", "--build-row", block], env=env,
+                                      check=True, capture_output=True, text=True)
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            log(json.dumps(rows[-1]))
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=flow_ratio.__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=4)
+    p.add_argument("--build-row", metavar="BLOCK", help=argparse.SUPPRESS)  # build_options' child process
     args = p.parse_args(argv)
+    if args.build_row:
+        print(json.dumps(build_row(args.build_row)))
+        return 0
     result = flow_ratio(images=args.images)
+    result["build_options"] = build_options()
     out = BENCH_DIR / "throughput.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"flow / plain Verilator on {result['design']}: {result['ratio']} -> {out}")
-    return 0 if result["plain_bit_exact"] and result["flow_bit_exact"] else 1
+    print("| design | opt | build s | run s (4 images, one process) | simulated cycles/s | bit-exact |\n"
+          "|---|---|---|---|---|---|")
+    for r in result["build_options"]:
+        print(f"| {r['design']} | {r['opt']} | {r['build_seconds']} | {r['run_seconds']} | "
+              f"{r['sim_cycles_per_second']:,} | {r['bit_exact']} |")
+    exact = result["plain_bit_exact"] and result["flow_bit_exact"] and all(r["bit_exact"] for r in
+                                                                            result["build_options"])
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":

@@ -29,11 +29,10 @@ _BUILD_ARGS = {
     "icarus": [],
 }
 # The C++ optimisation of Verilator models (OPT_FAST/OPT_SLOW/OPT_GLOBAL of Verilator's make): -O1 unless
-# ZS_VERILATOR_OPT names another. Measured here without ccache, build + one image, then four digits images:
-#   sa_default    -O0 5.3 s, 3.18 s   -O1 7.2 s, 0.91 s   -Os 6.2 s, 1.08 s
-#   scnn_default  -O0 19.1 s, 9.92 s  -O1 21.8 s, 8.23 s  -Os 25.9 s, 8.16 s  (its runs are mostly golden)
-# -O1 runs as fast as -Os and builds nearly as fast as -O0: the demo and evaluate use it; the tests, whose runs
-# are short, -O0 (cocotb_tests/conftest.py); `make bench` -Os. Part of the build's key.
+# ZS_VERILATOR_OPT names another. Build time against run time per level: `python -m flow.bench.throughput`
+# (build_options -> reports/bench/throughput.json; the table in docs/flow.md). -O1 simulates 3-6x faster than
+# -O0 and as fast as -Os, and builds faster than -Os: the demo, evaluate and the benches use it; the tests, whose
+# runs are short, -O0 (cocotb_tests/conftest.py). Part of the build's key and of its folder's name.
 CXX_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
@@ -166,7 +165,8 @@ def build(sources, toplevel, sim, *, waves=False, roots=()):
     digest = hashlib.sha256(json.dumps([toplevel, sim, waves, options, PUBLIC_VLT]).encode())
     for name, text in texts.items():
         digest.update(name.encode() + b"\0" + text + b"\0")
-    stem = f"{toplevel}-{sim}{'-waves' if waves else ''}"
+    # one build kept per optimisation level: the tests' -O0 and the demo's -O1 do not replace each other's
+    stem = f"{toplevel}-{sim}{'-waves' if waves else ''}{cxx_opt() if sim == 'verilator' else ''}"
     result = Build(sim, toplevel, SIM_BUILD / f"{stem}-{digest.hexdigest()[:16]}", waves)
     stamp = result.build_dir / "zeroskip.stamp"
     with locked(result.lock, fcntl.LOCK_EX):

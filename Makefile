@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml Makefile
 	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 || \
 	  { echo "error: Icarus Verilog is missing; install it with: sudo apt-get install -y iverilog"; exit 1; }; }
+	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || { \
+	  echo "installing Fashion-MNIST (apt-get dataset-fashion-mnist)"; \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 || \
+	  { echo "error: Fashion-MNIST is missing; install it with: sudo apt-get install -y dataset-fashion-mnist"; \
+	  exit 1; }; }
 	@command -v ccache >/dev/null || { echo "installing ccache (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq ccache) >/dev/null 2>&1 || \
 	  echo "warning: ccache is missing (sudo apt-get install -y ccache); Verilator builds will be slower"; }

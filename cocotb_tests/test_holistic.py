@@ -100,7 +100,7 @@ def test_linear_fit_recovers_a_line_and_measures_held_out_error():
     (["train", "--network", "digits", "--target", "scnn_pe", "--method", "l1", "--budget", "0"],
      "budget must be a positive number of accuracy points, not 0.0"),
     (["holistic", "--networks", "digits", "--budget", "-1"], "budget must be a positive number of accuracy points"),
-    (["holistic", "--networks", "alexnet"], "unknown network 'alexnet'; networks are digits, lenet5"),
+    (["holistic", "--networks", "alexnet"], "unknown network 'alexnet'; networks are digits, lenet5, lenet5_fashion"),
     (["holistic", "--networks", "digits", "--epochs", "0"], "epochs must be an integer of at least 1, not 0"),
 ])
 def test_bad_training_input_is_refused_in_one_line_before_any_training(argv, message, tmp_path, capsys):

@@ -260,8 +260,11 @@ def test_ctrl_c_is_one_line_and_not_exit_1(tmp_path):
     inputs = _write(tmp_path / "in.npz", blocks=rng.integers(-128, 128, (200000, 8)).astype(np.int8),
                     nnz=np.int64(3))
     out = tmp_path / "out.npz"
+    # SIGINT as at a terminal, even when this suite runs where it is ignored (a background job inherits SIG_IGN,
+    # and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "cosim", "dap", "--sim", "icarus", "--inputs",
-                             inputs, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             inputs, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     children = f"/proc/{proc.pid}/task/{proc.pid}/children"
     deadline = time.monotonic() + 120
     while not open(children).read().strip() and time.monotonic() < deadline:  # wait for the simulator

@@ -11,7 +11,7 @@ from flow.harness.network import count_test_images
 from golden.checks import InputError
 from golden.conv import pool2d
 from models import cnn
-from models.datasets import TEST_IMAGES, load_digits, load_mnist
+from models.datasets import TEST_IMAGES, load_digits, load_fashion_mnist, load_mnist
 from models.networks import NETWORKS
 from models.quantize import quantize
 
@@ -102,7 +102,7 @@ def test_training_is_deterministic_whatever_the_thread_count():
 def test_the_catalog_names_each_networks_compute_layers_as_its_int8_network_does():
     """models.networks states a built-in network's layer names without torch (a sweep checks them before loading);
     they are those its INT8 network has."""
-    shapes = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
+    shapes = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion": (1, 28, 28)}
     for network, (data_set, _, _) in NETWORKS.items():
         cfg = cnn.CnnConfig.of(network)
         images = np.random.default_rng(0).integers(0, 128, (4, *shapes[data_set])).astype(np.int8)
@@ -122,8 +122,20 @@ def test_mnist_ships_inside_a_package_with_a_fixed_stratified_split():
     assert a.x_train.dtype == np.int8 and a.x_train.min() == 0 and a.x_train.max() == 127
 
 
+def test_fashion_mnist_loads_from_debian_with_the_standard_split(tmp_path):
+    data = load_fashion_mnist()
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert len(data.y_test) == TEST_IMAGES["fashion"] == count_test_images("lenet5_fashion")
+    assert (np.bincount(data.y_test) == 1000).all() and (np.bincount(data.y_train) == 6000).all()
+    assert data.x_test.dtype == np.int8 and data.x_test.min() == 0 and data.x_test.max() == 127
+    with pytest.raises(RuntimeError, match="Fashion-MNIST is not installed in .*apt-get install -y "
+                                           "dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path)
+
+
 @pytest.mark.parametrize("argv,message", [
-    (["--network", "alexnet"], "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5"),
+    (["--network", "alexnet"],
+     "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5, lenet5_fashion"),
     (["--techniques", "dense,scnn"], "zeroskip evaluate: techniques are dense, s2ta, cscnn, mor, snapea, not scnn"),
     (["--network", "lenet5", "--images", "1001"], "images must be between 1 and the 1000 test images, not 1001"),
 ])
@@ -423,7 +435,7 @@ def test_evaluate_lenet5_on_mnist_every_layer_bit_exact(tmp_path):
 
 @pytest.mark.xdist_group("training")
 def test_lenet5_int8_accuracy_reaches_97_percent_on_held_out_mnist():
-    """The recipe was chosen on a validation split of the training images (models/cnn.py NETWORKS); the 1,000
+    """The recipe was chosen on a validation split of the training images (models/networks.py NETWORKS); the 1,000
     held-out test images are only measured."""
     from flow.harness.network import load_network
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from generators.config import CATALOG, default_preset, preset
 from golden.cartesian_array import DEFAULT_TILING, TILING_CHOICES
+from models.networks import NETWORKS
 
 from .harness.runner import REPO, SIMULATORS, SimulationError
 from .harness.toolchain import ToolError
@@ -237,7 +238,7 @@ def parser():
                     "logic/clock/SRAM parts), papers.json (energy ratios next to each paper's claims), report.md "
                     "and plots. Exit 0 when everything matched, 1 on a mismatch, 2 for invalid input (nothing "
                     "written), 3 when a tool failed.")
-    e.add_argument("--network", help="built-in network: digits or lenet5 (default digits)")
+    e.add_argument("--network", help=f"built-in network: {', '.join(NETWORKS)} (default digits)")
     e.add_argument("--model", help="your CNN as ONNX (torch.onnx.export, dynamo or legacy); needs --data")
     e.add_argument("--data", help="its DATA.npz: x float32 [N, C, H, W] (>= 0), optional y, x_train, y_train")
     e.add_argument("--techniques", help="comma-separated techniques (default all; dense always runs as the baseline)")
@@ -266,7 +267,7 @@ def parser():
                                    "strength searched to the accuracy budget; run its conv layers on the target's "
                                    "RTL against golden; write OUT/train.json (default reports/train/). Exit 0, 1 "
                                    "on an RTL mismatch, 2 for invalid input (before any training).")
-    t.add_argument("--network", required=True, help="built-in network: digits or lenet5")
+    t.add_argument("--network", required=True, help=f"built-in network: {', '.join(NETWORKS)}")
     t.add_argument("--target", required=True, help="BLOCK[/PRESET]: a block whose cycles fall with its input "
                    "density: the PE arrays cscnn, scnn, the PEs cscnn_pe, scnn_pe, or snapea (two-sided)")
     t.add_argument("--method", required=True, help="none, l1, targeting or holistic")

@@ -29,7 +29,8 @@ def make_checkpoints(networks=tuple(NETWORKS), *, fresh=False, log=print):
             for technique in TECHNIQUES.values():
                 log(f"{name}: {technique.name}")
                 technique.derive(net, log=log)
-    stale = [p for p in SHIPPED.glob("*") if p.name not in used]
+    # a file no recipe asks for any more, once every network has been through (a subset keeps the others' files)
+    stale = [p for p in SHIPPED.glob("*") if p.name not in used] if set(networks) >= set(NETWORKS) else []
     for path in stale:
         path.unlink()
     log(f"checkpoints: {len(used)} in {SHIPPED} ({len(stale)} stale removed) in {time.perf_counter() - start:.0f} s")

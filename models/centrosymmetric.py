@@ -74,7 +74,7 @@ def fine_tune_centrosymmetric(model, data, *, sparsity=0.0, epochs=15, lr=5e-4, 
 def load_or_fine_tune_centrosymmetric(model, base_key, data, cache_dir, *, sparsity=0.0, epochs=15, progress=None):
     """``fine_tune_centrosymmetric``'s result cached in ``cache_dir`` by the base model's key and the settings."""
     settings = json.dumps({"base": base_key, "sparsity": sparsity, "epochs": epochs}, sort_keys=True)
-    path = Path(cache_dir) / f"digits_cs-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.pt"
+    path = Path(cache_dir) / f"centrosymmetric-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.pt"
     return load_or_make(path, copy.deepcopy(model),
                         lambda: fine_tune_centrosymmetric(model, data, sparsity=sparsity, epochs=epochs,
                                                           progress=progress))

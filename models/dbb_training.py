@@ -105,5 +105,5 @@ def fine_tune(model, data, cfg, *, progress=None):
 
 def load_or_fine_tune(model, base_key, data, cfg, cache_dir, *, progress=None):
     """``fine_tune``'s result, cached in ``cache_dir`` by the base model's key and ``cfg``; (model, reused)."""
-    return load_or_make(Path(cache_dir) / f"digits_dbb-{cfg.key(base_key)}.pt", copy.deepcopy(model),
+    return load_or_make(Path(cache_dir) / f"dbb-{cfg.key(base_key)}.pt", copy.deepcopy(model),
                         lambda: fine_tune(model, data, cfg, progress=progress))

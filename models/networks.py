@@ -28,8 +28,10 @@ NETWORKS = {  # name: (data set, layers of a CnnConfig as (torch.nn class name, 
     # training images): Adam, 20 epochs 97.6%; + ±2-pixel shifts, AdamW, one-cycle, batch 32, 30 epochs 98.3%
     "lenet5": ("mnist", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 30, "shift": 2, "batch": 32, "lr": 3e-3,
                                   "weight_decay": 1e-2, "schedule": "onecycle"}),
-    "lenet5_fashion": ("fashion", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 30, "shift": 2, "batch": 32,
-                                            "lr": 3e-3, "weight_decay": 1e-2, "schedule": "onecycle"}),
+    # LeNet-5's recipe without shifts: INT8 accuracy on a held-out tenth of the training images (seed 0,
+    # python -m flow.bench.recipes lenet5_fashion) 90.88%; with ±2-pixel shifts 90.75%, ±1 and 15 epochs 90.65%
+    "lenet5_fashion": ("fashion", _lenet5, {"channels": (6, 16, 120, 84), "epochs": 30, "batch": 32, "lr": 3e-3,
+                                            "weight_decay": 1e-2, "schedule": "onecycle"}),
 }
 
 

@@ -51,6 +51,6 @@ def fine_tune_pruned(model, data, sparsity, *, epochs=15, lr=5e-4, batch=64, see
 def load_or_fine_tune_pruned(model, base_key, data, cache_dir, sparsity, *, epochs=15, progress=None):
     """``fine_tune_pruned``'s result cached in ``cache_dir`` by the base model's key and the settings."""
     settings = json.dumps({"base": base_key, "global_sparsity": sparsity, "epochs": epochs}, sort_keys=True)
-    path = Path(cache_dir) / f"digits_pruned-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.pt"
+    path = Path(cache_dir) / f"pruned-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.pt"
     return load_or_make(path, copy.deepcopy(model),
                         lambda: fine_tune_pruned(model, data, sparsity, epochs=epochs, progress=progress))

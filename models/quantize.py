@@ -10,7 +10,7 @@ from golden.conv import conv2d, linear, pool2d
 from golden.dbb import dap_activations
 from golden.quant import fits, requantize
 
-__all__ = ["QLayer", "QuantizedNet", "quantize", "multiplier"]
+__all__ = ["QLayer", "QuantizedNet", "quantize", "multiplier", "CALIBRATION_IMAGES"]
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,13 @@ def _fold_bn(w, b, bn):
     return w * gain[:, None, None, None], (b - bn.running_mean.numpy()) * gain + bn.bias.detach().numpy()
 
 
+CALIBRATION_IMAGES = 5000  # at most this many of the calibration images set the activation scales
+
+
 def quantize(model, calibration_images, *, percentile=99.99):
     """Per-tensor symmetric weights, BatchNorm folded into its conv; activation scales from each ReLU's output
-    ``percentile`` on calibration images. Every compute layer but the last must be followed by a ReLU."""
+    ``percentile`` on the first ``CALIBRATION_IMAGES`` calibration images. Every compute layer but the last must
+    be followed by a ReLU."""
     import torch
     from torch import nn
 
@@ -134,7 +138,7 @@ def quantize(model, calibration_images, *, percentile=99.99):
 
     captured = []
     with torch.no_grad(), deterministic():
-        model(torch.from_numpy(calibration_images.astype(np.float32) / 127), capture=captured)
+        model(torch.from_numpy(calibration_images[:CALIBRATION_IMAGES].astype(np.float32) / 127), capture=captured)
     out_scales = iter([max(float(np.percentile(a.numpy(), percentile)), 1e-6) / 127 for a in captured])
     modules = [m for m in model.layers if not isinstance(m, (nn.Dropout, nn.Identity))]
     last = max(i for i, m in enumerate(modules) if isinstance(m, (nn.Conv2d, nn.Linear)))

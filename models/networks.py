@@ -10,6 +10,7 @@ from golden.checks import InputError
 
 __all__ = ["NETWORKS", "CnnConfig", "check_network"]
 
+
 def _digits(cfg):
     chans = (1, *cfg.channels)
     convs = [layer for i in range(len(chans) - 1) for layer in (("Conv2d", chans[i], chans[i + 1], 3, 1, 1), ("ReLU",))]

@@ -18,13 +18,10 @@ from . import BENCH_DIR
 
 __all__ = ["demo_timeline"]
 
-_MAIN = "import sys; from flow.cli import main; sys.exit(main())"
-
-
 def _run(clone, env, argv):
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _MAIN, "demo", *argv], cwd=clone, env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, "-m", "flow.cli", "demo", *argv], cwd=clone, env=env,
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"zeroskip demo exited {done.returncode} in {clone}: {done.stderr.strip()[-500:]}")

@@ -339,7 +339,7 @@ def _in_process(argv):
 
 def _fresh_process(argv):
     try:
-        done = subprocess.run([sys.executable, "-c", "import sys; from flow.cli import main; sys.exit(main())", *argv],
+        done = subprocess.run([sys.executable, "-m", "flow.cli", *argv],
                               capture_output=True, text=True, timeout=HANG_SECONDS,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
         return done.returncode, done.stderr

@@ -1,7 +1,6 @@
 """The evaluation's report: report.md with the summary and per-layer tables, each technique's section, and the
 matplotlib plots."""
 
-import matplotlib
 import numpy as np
 
 from ..techniques import BASELINE, TECHNIQUES, Bars, Plot, Table
@@ -210,6 +209,8 @@ def render(items, out_dir, plt):
 
 def write_report(summary, out_dir, *, title="zeroskip demo report"):
     """Write ``out_dir``/report.md and its PNGs from an evaluation's ``summary``; return the summary table."""
+    import matplotlib  # loads when a report is written
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

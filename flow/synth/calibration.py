@@ -27,7 +27,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
 from tqdm import tqdm
 
 from generators.config import preset
@@ -107,6 +106,8 @@ def macro_kind(cfg, leaf):
 
 
 def _nnls(points, names, target):
+    from scipy.optimize import nnls  # loads when a model is fitted
+
     x = np.array([[p["counts"][a] for a in names] for p in points], float)
     coef, _ = nnls(x, np.array([target(p) for p in points], float))
     return dict(zip(names, map(float, coef)))

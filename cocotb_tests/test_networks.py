@@ -433,10 +433,10 @@ def test_evaluate_lenet5_on_mnist_every_layer_bit_exact(tmp_path):
         assert t["rtl_bit_exact"] and t["accuracy"] >= summary["dense"]["accuracy"] - 0.02, technique
 
 
-@pytest.mark.xdist_group("training")
+@pytest.mark.slow
 def test_lenet5_int8_accuracy_reaches_88_percent_on_the_10000_fashion_mnist_test_images():
     """Its recipe was chosen on a validation split of the training images (flow.bench.recipes); the shipped
-    checkpoint is measured on the standard test set only."""
+    checkpoint is measured on the standard test set only (13 s: `make test-all`)."""
     from flow.harness.network import load_network
 
     net = load_network("lenet5_fashion", log=lambda *_: None)

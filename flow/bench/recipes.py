@@ -25,15 +25,12 @@ CANDIDATES = {  # network: [settings over its defaults]
 }
 
 
-def validation_split(data, fraction=VALIDATION, seed=0):
-    """``data`` with its test part replaced by a stratified ``fraction`` of its training images (and those left
-    out of training)."""
-    from sklearn.model_selection import train_test_split
+def validation_split(data, fraction=VALIDATION):
+    """``data``'s training images split again (``models.datasets.split``): a stratified ``fraction`` of them in
+    place of the test images, which are never looked at."""
+    from models.datasets import split
 
-    x_train, x_val, y_train, y_val = train_test_split(data.x_train, data.y_train, test_size=fraction,
-                                                      random_state=seed, stratify=data.y_train)
-    return dataclasses.replace(data, name=f"{data.name}, validation split", x_train=x_train, y_train=y_train,
-                               x_test=x_val, y_test=y_val)
+    return split(f"{data.name}, validation split", data.x_train, data.y_train, test_fraction=fraction)
 
 
 def _trial(network, settings, seed):

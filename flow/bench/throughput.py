@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from generators.config import default_preset
-from golden.cscnn import is_centrosymmetric
+from golden.cscnn import mirror_canonical
 from golden.systolic import array_gemm
 
 from ..harness import runner, toolchain
@@ -153,15 +153,12 @@ def flow_ratio(network="digits", images=4, *, log=print):
 
 
 def _layer_inputs(block, cfg, network="digits", layer="conv2", images=4):
-    """Validated driver inputs of ``block``: ``layer`` of the first ``images`` test images (centrosymmetric weights,
-    the mean of each dual pair, for cscnn)."""
+    """Validated driver inputs of ``block``: ``layer`` of the first ``images`` test images (for cscnn its weights
+    made centrosymmetric from their canonical half)."""
     net = load_network(network, log=lambda *a: None)
     qlayer = next(q for q in net.qnet.convs if q.name == layer)
     xs = conv_inputs(net.qnet, net.data.x_test[:images])[layer]
-    w = qlayer.w
-    if block == "cscnn":
-        w = ((w.astype(np.int16) + w[:, :, ::-1, ::-1]) // 2).astype(np.int8)
-        assert is_centrosymmetric(w).all()
+    w = mirror_canonical(qlayer.w) if block == "cscnn" else qlayer.w
     driver = DRIVERS[block]
     if driver is ArrayDriver:
         extra = {"pad": np.int64(qlayer.pad), "stride": np.int64(qlayer.stride)}

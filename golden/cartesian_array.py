@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cartesian_pe import Op, PeRun, activation_vectors, check_layer, overlap_add, weight_vectors
+from .cartesian_pe import Op, PeRun, activations_by_channel, check_layer, overlap_add, weights_by_channel
 from .checks import InputError
 from .cscnn import canonical_mask
 
@@ -135,9 +135,11 @@ def run_words(cfg, plan_, run, x, w, bias):
         members = range(s * n_tiles, (s + 1) * n_tiles)
         for f, f_id in enumerate(ids):
             words.append((Op("bias", f=f, bias=0 if plan_.tiled else int(bias[f_id])), mask(members)))
+    tile_vectors = [activations_by_channel(pe, tile_of(plan_, x, origin)) for origin in tiles]
+    set_vectors = [weights_by_channel(pe, w[ids]) for ids in sets]
     for c in range(x.shape[0]):
-        acts = [activation_vectors(pe, tile_of(plan_, x, origin)[c]) for origin in tiles]
-        wgts = [weight_vectors(pe, w[ids, c]) for ids in sets]
+        acts = [vectors[c] for vectors in tile_vectors]
+        wgts = [vectors[c] for vectors in set_vectors]
         has_acts = [len(a["valid"]) > 0 for a in acts]
         has_wgts = [len(ids) > 0 and len(v["valid"]) > 0 for ids, v in zip(sets, wgts)]
         for t, vectors in enumerate(acts):
@@ -158,10 +160,13 @@ def array_run(cfg, plan_, run, x, w, bias):
     """Golden run: ``{"tiles": per PE (filter indices, (h0, w0), y int64 full-mode tile) or None, "mults",
     "stalls", "cycles"}``."""
     assigned = assignments(cfg, plan_, run)
-    pes = [PeRun(cfg.pe, len(a[0]) if a else 0) for a in assigned]
+    pes = [PeRun(cfg.pe, tile_of(plan_, x, a[1]), w[a[0]]) if a else PeRun(cfg.pe) for a in assigned]
     arrival = -1
+    members_of = {}   # mask -> its PEs
     for op, m in run_words(cfg, plan_, run, x, w, bias):
-        members = [pes[k] for k in range(cfg.n_pe) if m >> k & 1]
+        members = members_of.get(m)
+        if members is None:
+            members = members_of[m] = [pes[k] for k in range(cfg.n_pe) if m >> k & 1]
         arrival = max([arrival + 1] + [pe.room() for pe in members])
         for pe in members:
             pe.take(op, arrival)

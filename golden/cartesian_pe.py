@@ -38,8 +38,8 @@ from .conv import MAX_ELEMENTS
 from .cscnn import canonical_mask, is_centrosymmetric
 from .quant import wrap
 
-__all__ = ["Op", "activation_vectors", "weight_vectors", "tile_ops", "bank_of", "PeRun", "pe_tile", "check_layer",
-           "pieces", "overlap_add", "pe_conv"]
+__all__ = ["Op", "activation_vectors", "weight_vectors", "activations_by_channel", "weights_by_channel", "tile_ops",
+           "bank_of", "PeRun", "pe_tile", "check_layer", "pieces", "overlap_add", "pe_conv"]
 
 
 @dataclass(frozen=True)
@@ -53,39 +53,67 @@ class Op:
     bias: int = 0
 
 
-def _vectors(fields, width):
-    """Cut parallel 1-D arrays into vectors of ``width`` lanes (zero-padded, ``valid`` marks real lanes)."""
-    n = len(next(iter(fields.values())))
-    count = -(-n // width)
-    out = {}
+def _by_channel(channel, fields, width, n_channels):
+    """Parallel 1-D arrays sorted by ``channel``, cut channel by channel into vectors of ``width`` lanes (zero-padded,
+    ``valid`` marks real lanes): (dict of [vectors, width] arrays, each channel's first vector, its vectors)."""
+    counts = np.bincount(channel, minlength=n_channels)
+    vectors = -(-counts // width)
+    first = np.cumsum(vectors) - vectors
+    rank = np.arange(len(channel)) - (np.cumsum(counts) - counts)[channel]
+    row, col = first[channel] + rank // width, rank % width
+    out = {"valid": np.zeros((vectors.sum(), width), bool)}
+    out["valid"][row, col] = True
     for name, values in fields.items():
-        padded = np.zeros(count * width, np.int64)
-        padded[:n] = values
-        out[name] = padded.reshape(count, width)
-    out["valid"] = (np.arange(count * width) < n).reshape(count, width)
-    return out
+        out[name] = np.zeros((vectors.sum(), width), np.int64)
+        out[name][row, col] = values
+    return out, first, vectors
+
+
+def _activation_lanes(cfg, x):
+    """Every channel's non-zero activations of ``x`` [C, h, w] in raster order, ``cfg.py`` lanes a vector
+    (``_by_channel``)."""
+    c, ax, ay = np.nonzero(x)
+    return _by_channel(c, {"value": x[c, ax, ay], "x": ax, "y": ay}, cfg.py, x.shape[0])
+
+
+def _weight_lanes(cfg, w):
+    """Every channel's non-zero weights of ``w`` [F', C, R, S] (canonical half with reuse) ordered by tap ``(r, s)``
+    then filter, ``cfg.px`` lanes a vector (``_by_channel``)."""
+    kept = w != 0
+    if cfg.reuse:
+        kept &= canonical_mask(cfg.r, cfg.s)[None, None]
+    c, r, s, f = np.nonzero(kept.transpose(1, 2, 3, 0))
+    return _by_channel(c, {"value": w[f, c, r, s], "f": f, "r": r, "s": s}, cfg.px, w.shape[1])
+
+
+def _per_channel(vectors, first, count):
+    return [{k: v[a:a + n] for k, v in vectors.items()} for a, n in zip(first, count)]
+
+
+def activations_by_channel(cfg, x):
+    """Per channel of a tile ``x`` [C, h, w]: its activation vectors (``activation_vectors``)."""
+    return _per_channel(*_activation_lanes(cfg, x))
+
+
+def weights_by_channel(cfg, w):
+    """Per input channel of filters ``w`` [F', C, R, S]: their weight vectors (``weight_vectors``)."""
+    return _per_channel(*_weight_lanes(cfg, w))
 
 
 def activation_vectors(cfg, plane):
     """Non-zero activations of one channel's tile ``plane`` [h, w] as vectors of ``cfg.py`` lanes."""
-    x, y = np.nonzero(plane)
-    return _vectors({"value": plane[x, y], "x": x, "y": y}, cfg.py)
+    return activations_by_channel(cfg, plane[None])[0]
 
 
 def weight_vectors(cfg, taps):
     """Non-zero weights of one channel ``taps`` [F', R, S] (canonical half with reuse), ``cfg.px`` lanes each."""
-    kept = taps != 0
-    if cfg.reuse:
-        kept &= canonical_mask(cfg.r, cfg.s)[None]
-    r, s, f = np.nonzero(kept.transpose(1, 2, 0))
-    return _vectors({"value": taps[f, r, s], "f": f, "r": r, "s": s}, cfg.px)
+    return weights_by_channel(cfg, taps[:, None])[0]
 
 
 def tile_ops(cfg, x, w, bias):
     """The op stream of one tile: ``x`` int8 [C, h, w] (h ≤ tile_h, w ≤ tile_w), ``w`` [F', C, R, S], ``bias`` [F']."""
     ops = [Op("bias", f=f, bias=int(b)) for f, b in enumerate(bias)]
-    for c in range(x.shape[0]):
-        acts, wgts = activation_vectors(cfg, x[c]), weight_vectors(cfg, w[:, c])
+    for acts, wgts in zip(activations_by_channel(cfg, x), weights_by_channel(cfg, w)):
         if not len(acts["valid"]) or not len(wgts["valid"]):
             continue
         ops += [Op("act", {k: v[i] for k, v in acts.items()}, first=i == 0) for i in range(len(acts["valid"]))]
@@ -99,14 +127,19 @@ def bank_of(cfg, f, u, v):
     return address % cfg.banks, address // cfg.banks
 
 
-def _pairs(cfg, wgt, acts):
-    """Products, AB0/AB1 coordinates and dispatch cycles of one weight vector with each activation vector."""
-    value = wgt["value"][None, :, None] * acts["value"][:, None, :]           # [pairs, px, py]
-    valid = wgt["valid"][None, :, None] & acts["valid"][:, None, :]
-    f = np.broadcast_to(wgt["f"][None, :, None], value.shape)
-    r, s = wgt["r"][None, :, None], wgt["s"][None, :, None]
-    x, y = acts["x"][:, None, :], acts["y"][:, None, :]
-    primary = (f, x - r + cfg.r - 1, y - s + cfg.s - 1)   # [pairs, px, py] each, by broadcasting
+# The pairs of a tile are computed at once, some weight vectors at a time: about this many products in flight.
+_PRODUCTS_AT_ONCE = 1 << 21
+
+
+def _pairs(cfg, wgt, act):
+    """Pair p of weight vector ``wgt[k][p]`` [P, px] with activation vector ``act[k][p]`` [P, py]: products
+    [P, px, py], their validity, AB0/AB1 coordinates and each pair's dispatch cycles [P]."""
+    value = wgt["value"][:, :, None] * act["value"][:, None, :]
+    valid = wgt["valid"][:, :, None] & act["valid"][:, None, :]
+    f = np.broadcast_to(wgt["f"][:, :, None], value.shape)
+    r, s = wgt["r"][:, :, None], wgt["s"][:, :, None]
+    x, y = act["x"][:, None, :], act["y"][:, None, :]
+    primary = (f, x - r + cfg.r - 1, y - s + cfg.s - 1)   # [P, px, py] each, by broadcasting
     dual = (f, x + r, y + s)
     centre = (2 * r == cfg.r - 1) & (2 * s == cfg.s - 1)
     dual_valid = valid & ~centre if cfg.reuse else np.zeros_like(valid)
@@ -120,24 +153,63 @@ def _pairs(cfg, wgt, acts):
     return value, valid, primary, dual, dual_valid, cost
 
 
+def _tile_pairs(cfg, x, w):
+    """A tile's accumulators ``ab`` [2, F', full_h, full_w] after all its products, and per weight vector of its op
+    stream (``tile_ops``: channels with activations and weights) its products, stall cycles and dispatch cycles
+    but the last pair's, and the last pair's. Every weight vector of a channel pairs with each of its activation
+    vectors (``_pairs``), a bounded number of pairs at a time."""
+    ab = np.zeros((2, w.shape[0], cfg.full_h, cfg.full_w), np.int64)
+    act, act_first, act_count = _activation_lanes(cfg, x)
+    wgt, _, wgt_count = _weight_lanes(cfg, w)
+    channel = np.repeat(np.arange(x.shape[0]), wgt_count)   # of each weight vector
+    streamed = act_count[channel] > 0                        # its channel has activations: it is in the stream
+    wgt = {k: v[streamed] for k, v in wgt.items()}
+    channel = channel[streamed]
+    per_w = act_count[channel]                               # pairs of each weight vector
+    ends = np.cumsum(per_w)
+    schedule = []
+    step = max(1, _PRODUCTS_AT_ONCE // (cfg.px * cfg.py))
+    j0 = 0
+    while j0 < len(per_w):                                    # whole weight vectors, about ``step`` pairs at once
+        j1 = max(j0 + 1, int(np.searchsorted(ends, ends[j0] - per_w[j0] + step, side="right")))
+        n = per_w[j0:j1]
+        first_pair = np.cumsum(n) - n
+        j = np.repeat(np.arange(j0, j1), n)
+        k = np.repeat(act_first[channel[j0:j1]] - first_pair, n) + np.arange(n.sum())
+        value, valid, primary, dual, dual_valid, cost = _pairs(cfg, {name: v[j] for name, v in wgt.items()},
+                                                               {name: v[k] for name, v in act.items()})
+        np.add.at(ab[0], tuple(c[valid] for c in primary), value[valid])
+        np.add.at(ab[1], tuple(c[dual_valid] for c in dual), value[dual_valid])
+        cycles, last = np.add.reduceat(cost, first_pair), cost[first_pair + n - 1]
+        mults = np.add.reduceat(valid.sum(axis=(1, 2)), first_pair)
+        schedule += zip(mults.tolist(), (cycles - n).tolist(), (cycles - last).tolist(), last.tolist())
+        j0 = j1
+    return ab, schedule
+
+
 class PeRun:
-    """One PE's tile as its ops arrive: accumulators, counters and the cycle model (the module docstring's rules).
+    """One PE's tile ``x`` [C, h, w] with filters ``w`` [F', C, R, S] as its ops (``tile_ops``) arrive: the
+    cycle model of the module docstring. The tile's products and each pair's dispatch cycles are computed when
+    the run starts (``_tile_pairs``: the same products, scattered to the same accumulators as op by op); ops are
+    then taken in stream order. A PE without a tile: ``x`` and ``w`` None.
 
     ``take(op, arrival)``: the op, written into the input buffer in cycle ``arrival``, is taken in cycle
     max(arrival + 1, the cycle the PE is ready for it); returns that cycle. ``room()``: the first cycle the
     input buffer has room for the next op (the op ``op_buffer`` before it taken). After ``end``, ``drain_start``.
     """
 
-    def __init__(self, cfg, n_filters):
+    def __init__(self, cfg, x=None, w=None):
         self.cfg = cfg
-        self.ab = np.zeros((2, n_filters, cfg.full_h, cfg.full_w), np.int64)
-        self.bias = np.zeros(n_filters, np.int64)
+        if w is None:
+            self.ab, self.schedule = np.zeros((2, 0, cfg.full_h, cfg.full_w), np.int64), []
+        else:
+            self.ab, self.schedule = _tile_pairs(cfg, x, w)
+        self.bias = np.zeros(self.ab.shape[1], np.int64)
         self.mults = self.stalls = 0
         self.takes = []          # cycle in which each op was taken
         self.ready = 0           # first cycle the PE can take its next op
         self.dispatch_free = 0   # first cycle in which the dispatch stage can load a pair
-        self.dispatched = False  # a pair went through the dispatch stage
-        self.stored = None
+        self.dispatched = 0      # weight vectors (each one or more pairs) through the dispatch stage
         self.drain_start = None
 
     def room(self):
@@ -145,27 +217,21 @@ class PeRun:
         return self.takes[-depth] + 1 if len(self.takes) >= depth else 0
 
     def take(self, op, arrival):
-        cfg = self.cfg
         t = max(arrival + 1, self.ready)
         self.takes.append(t)
         self.ready = t + 1
-        if op.kind == "act":
-            stored = self.stored
-            self.stored = op.lanes if op.first else {k: np.concatenate([stored[k], op.lanes[k]]) for k in stored}
-        elif op.kind == "wgt":
-            acts = {k: v.reshape(-1, cfg.py) for k, v in self.stored.items()}
-            value, valid, primary, dual, dual_valid, cost = _pairs(cfg, op.lanes, acts)
-            np.add.at(self.ab[0], tuple(c[valid] for c in primary), value[valid])
-            np.add.at(self.ab[1], tuple(c[dual_valid] for c in dual), value[dual_valid])
-            self.mults += int(valid.sum())
-            self.stalls += int((cost - 1).sum())
+        if op.kind == "wgt":
+            mults, stalls, head, last = self.schedule[self.dispatched]
+            self.mults += mults
+            self.stalls += stalls
             first_load = max(t + 1, self.dispatch_free)
-            self.ready = first_load + int(cost[:-1].sum())   # the next op is taken as the last pair loads
-            self.dispatch_free = self.ready + int(cost[-1])
-            self.dispatched = True
+            self.ready = first_load + head   # the next op is taken as the last pair loads
+            self.dispatch_free = self.ready + last
+            self.dispatched += 1
         elif op.kind == "bias":
             self.bias[op.f] = op.bias
-        else:
+        elif op.kind == "end":
+            assert self.dispatched == len(self.schedule), "the ops are not the tile's stream (tile_ops)"
             self.drain_start = max(t + 1, self.dispatch_free + 2 if self.dispatched else 0)
         return t
 
@@ -184,7 +250,7 @@ def pe_tile(cfg, x, w, bias):
     Returns ``{"y": int64 [F', h+R-1, w+S-1], "mults", "stalls", "cycles"}``; ``y`` is the
     pre-activation full-mode output with bias (ReLU'd when ``cfg.relu``), wrapped to 32 bits.
     """
-    run = PeRun(cfg, w.shape[0])
+    run = PeRun(cfg, x, w)
     arrival = 0           # the harness offers one op a cycle; the input buffer takes it when it has room
     for op in tile_ops(cfg, x, w, bias):
         arrival = max(arrival, run.room())

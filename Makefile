@@ -65,7 +65,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 sim: setup
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup cocotb_tests -k rtl
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder cocotb_tests -k rtl
 
 synth: setup
 	$(ZS) synth
@@ -73,11 +73,11 @@ synth: setup
 # check-hdl and lint side by side (two cores; lint reads hdl/, which check-hdl leaves as it is or fails on).
 test: setup
 	@$(MAKE) --no-print-directory -j2 -Otarget check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) cocotb_tests
 
 test-all: setup
 	@$(MAKE) --no-print-directory -j2 -Otarget check-hdl lint
-	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup $(PYTEST_ARGS) -m "" cocotb_tests
+	$(VENV)/bin/pytest -n $(PYTEST_JOBS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS) -m "" cocotb_tests
 
 compare: setup
 	$(ZS) compare

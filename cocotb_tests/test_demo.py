@@ -11,9 +11,6 @@ from flow.report.evaluate import demo, evaluate
 from flow.synth.system import SYSTEM_PARTS
 from flow.techniques import TECHNIQUES
 
-# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
-pytestmark = pytest.mark.xdist_group("training")
-
 FIELDS = ("accuracy", "rtl_bit_exact", "rtl_layers_checked", "cycles", "speedup_vs_dense", "energy_pj",
           "energy_vs_dense", "energy_calibration", "multiplications", "area")
 PLOTS = ("cycles_by_layer", "accuracy_vs_cycles", "energy_by_layer", "energy_parts", "s2ta_speedup_vs_density",
@@ -50,7 +47,7 @@ def _summary(path):
     return json.loads((path / "summary.json").read_text())
 
 
-@pytest.mark.xdist_group("demo")  # the long tests in groups of their own, so the two workers share them
+@pytest.mark.xdist_group("demo")  # the longest test, first on a worker of its own (conftest.GROUP_ORDER)
 def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
     """One test image through all five techniques' RTL (re-simulated) and the dense baselines."""
     assert demo(images=1, synth=False, fresh=True, out_dir=tmp_path, log=lambda *_: None) == 0

@@ -9,7 +9,7 @@ from flow.harness.network import count_test_images, load_network
 from models import cnn, datasets
 from models.quantize import multiplier
 
-# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
+# One worker's, scheduled early (conftest.GROUP_ORDER)
 pytestmark = pytest.mark.xdist_group("training")
 
 

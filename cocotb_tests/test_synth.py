@@ -6,7 +6,7 @@ from flow.harness.runner import REPO
 from flow.synth.yosys import synthesize
 from generators.config import CATALOG
 
-# Long tests, scheduled first (see conftest); they reuse what others trained or compiled.
+# One worker's, scheduled early (conftest.GROUP_ORDER)
 pytestmark = pytest.mark.xdist_group("yosys")
 
 

@@ -6,7 +6,7 @@ import torch
 
 from golden.checks import InputError
 from golden.conv import conv2d, linear
-from golden.quant import fits, requantize, wrap
+from golden.quant import fits, requantize, rescale, residual_add, wrap
 
 
 @pytest.mark.parametrize("pad, stride", [(0, 1), (1, 1), (2, 2), (1, 3)])
@@ -52,3 +52,31 @@ def test_conv2d_refuses_bad_input():
         conv2d(np.zeros((1, 4, 4), np.int32), np.zeros((1, 1, 3, 3), np.int8))
     with pytest.raises(InputError, match="input channels"):
         conv2d(np.zeros((2, 4, 4), np.int8), np.zeros((1, 1, 3, 3), np.int8))
+
+
+@pytest.mark.parametrize("groups, c, f", [(2, 4, 6), (4, 4, 8), (6, 6, 6)], ids=["grouped", "grouped2", "depthwise"])
+def test_grouped_conv2d_matches_torch(groups, c, f, rng):
+    x = rng.integers(-128, 128, (c, 7, 6)).astype(np.int8)
+    w = rng.integers(-128, 128, (f, c // groups, 3, 3)).astype(np.int8)
+    bias = rng.integers(-2**20, 2**20, f).astype(np.int32)
+    ref = torch.nn.functional.conv2d(torch.tensor(x[None], dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+                                     torch.tensor(bias, dtype=torch.float64), stride=2, padding=1, groups=groups)[0]
+    assert (conv2d(x, w, pad=1, stride=2, bias=bias, groups=groups) == ref.numpy().astype(np.int64)).all()
+    for bad, message in [(3, "groups 3 needs channels and filters divisible by it"), (0, "groups must be a positive"),
+                         (groups * 2, f"groups {groups * 2} needs")]:
+        with pytest.raises(InputError, match=message):
+            conv2d(x, w, groups=bad)
+
+
+def test_residual_add_worked_example_of_the_conventions():
+    """docs/conventions.md's table: the conv branch rescaled by 1610612736 / 2^36, the identity branch (50) by
+    1288490189 / 2^31 to 30, summed, saturated to int8, then the ReLU."""
+    scales = [(1610612736, 36), (1288490189, 31)]
+    acc, shortcut = np.array([1000, -9000, 5000]), np.full(3, 50, np.int8)
+    assert rescale(acc, *scales[0]).tolist() == [23, -211, 117]
+    assert residual_add([acc, shortcut], scales).tolist() == [53, 0, 127]
+    assert residual_add([acc, shortcut], scales, relu=False).tolist() == [53, -128, 127]
+    with pytest.raises(InputError, match=r"one shape, not \(3,\), \(2,\)"):
+        residual_add([acc, shortcut[:2]], scales)
+    with pytest.raises(InputError, match="two or more branches"):
+        residual_add([acc], scales[:1])

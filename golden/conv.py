@@ -15,21 +15,25 @@ def conv_output_size(size, kernel, pad, stride):
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def conv2d(x, w, *, pad=0, stride=1, bias=None, acc_width=32):
+def conv2d(x, w, *, pad=0, stride=1, bias=None, acc_width=32, groups=1):
     """``y[f, p, q] = bias[f] + sum_{c,r,s} w[f,c,r,s] * xpad[c, p*stride + r, q*stride + s]``.
 
     ``x`` int8 [C, H, W], ``w`` int8 [F, C, R, S], ``bias`` int32 [F] or None. Returns int64
     [F, H', W'] holding signed ``acc_width``-bit values (wrapped like the RTL).
+    ``groups`` > 1 (grouped; depthwise when it equals C): ``w`` is [F, C / groups, R, S] and filter group g
+    (F / groups filters) sees input channels g·C/groups .. (g+1)·C/groups - 1 only, as torch's Conv2d.
     """
-    check_conv(x, w, pad, stride)
-    _, _, R, S = w.shape
+    check_conv(x, w, pad, stride, groups)
+    f, cg, R, S = w.shape
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
     windows = sliding_window_view(xp, (R, S), axis=(1, 2))[:, ::stride, ::stride]  # [C, H', W', R, S]
-    c, h_out, w_out, _, _ = windows.shape
-    columns = windows.transpose(1, 2, 0, 3, 4).reshape(h_out * w_out, c * R * S)  # im2col: exact int64, and a
-    acc = (w.astype(np.int64).reshape(len(w), -1) @ columns.T).reshape(len(w), h_out, w_out)  # matmul ~4x einsum
+    _, h_out, w_out, _, _ = windows.shape
+    # im2col per group: [groups, H'·W', C/groups·R·S], exact int64; one batched matmul (~4x einsum)
+    columns = windows.reshape(groups, cg, h_out * w_out, R * S).transpose(0, 2, 1, 3).reshape(groups, h_out * w_out, -1)
+    filters = w.astype(np.int64).reshape(groups, f // groups, -1)
+    acc = (filters @ columns.transpose(0, 2, 1)).reshape(f, h_out, w_out)
     if bias is not None:
-        acc = acc + _bias(bias, w.shape[0])[:, None, None]
+        acc = acc + _bias(bias, f)[:, None, None]
     return wrap(acc, acc_width)
 
 
@@ -56,11 +60,17 @@ def conv_as_gemm(x, w, *, pad=0, stride=1, c_block=1):
     return np.ascontiguousarray(a), np.ascontiguousarray(wmat), (f, h_out, w_out)
 
 
-def check_conv(x, w, pad, stride):
-    """Refuse a convolution the golden models cannot run: dtypes, ranks, channels, pad and stride, fit."""
+def check_conv(x, w, pad, stride, groups=1):
+    """Refuse a convolution the golden models cannot run: dtypes, ranks, channels and groups, pad and stride, fit."""
     require_int8("x", x, ndim=3)
     require_int8("w", w, ndim=4)
-    if w.shape[1] != x.shape[0]:
+    if groups != 1:
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise InputError(f"groups must be a positive integer, not {groups!r}")
+        if x.shape[0] % groups or w.shape[0] % groups or w.shape[1] * groups != x.shape[0]:
+            raise InputError(f"groups {groups} needs channels and filters divisible by it and w with C / groups input "
+                             f"channels: x has {x.shape[0]} channels, w {w.shape[0]} filters of {w.shape[1]}")
+    elif w.shape[1] != x.shape[0]:
         raise InputError(f"w has {w.shape[1]} input channels but x has {x.shape[0]}")
     if isinstance(pad, bool) or isinstance(stride, bool) or not isinstance(pad, (int, np.integer)) \
             or not isinstance(stride, (int, np.integer)) or pad < 0 or stride < 1:
@@ -70,7 +80,7 @@ def check_conv(x, w, pad, stride):
     if h + 2 * pad < r or wd + 2 * pad < s:
         raise InputError(f"a {r}x{s} filter does not fit a {h}x{wd} input padded by {pad}")
     padded = c * (h + 2 * pad) * (wd + 2 * pad)
-    lowered = conv_output_size(h, r, pad, stride) * conv_output_size(wd, s, pad, stride) * r * s * c
+    lowered = conv_output_size(h, r, pad, stride) * conv_output_size(wd, s, pad, stride) * r * s * c  # all groups
     if max(padded, lowered) > MAX_ELEMENTS:
         raise InputError(f"x {list(x.shape)} padded by {pad} with {r}x{s} filters needs {max(padded, lowered)} "
                          f"elements, more than the {MAX_ELEMENTS} a convolution may take (is pad {pad} meant?)")

@@ -4,7 +4,7 @@ import numpy as np
 
 from .checks import InputError
 
-__all__ = ["wrap", "requantize", "fits"]
+__all__ = ["wrap", "rescale", "requantize", "residual_add", "fits"]
 
 
 def wrap(acc, width=32):
@@ -22,12 +22,30 @@ def fits(acc, width=32):
     return bool(acc.size == 0 or (acc.min() >= -(1 << (width - 1)) and acc.max() < (1 << (width - 1))))
 
 
-def requantize(acc, mult, shift):
-    """ReLU layer output: ``clamp((acc * mult + (1 << (shift - 1))) >> shift, 0, 127)`` in int64, as int8."""
+def rescale(acc, mult, shift):
+    """``(acc * mult + (1 << (shift - 1))) >> shift`` in int64: §1's fixed-point multiply with round-half-up, signed,
+    not clamped (mult in 1 .. 2**31 - 1, shift in 1 .. 62)."""
     if not 0 < int(mult) < 1 << 31:
         raise InputError(f"mult must be between 1 and 2**31 - 1, not {mult}")
     if not 1 <= int(shift) <= 62:
         raise InputError(f"shift must be between 1 and 62, not {shift}")
     acc = np.asarray(acc, dtype=np.int64)
-    q = (acc * np.int64(mult) + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
-    return np.clip(q, 0, 127).astype(np.int8)
+    return (acc * np.int64(mult) + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+
+
+def requantize(acc, mult, shift):
+    """ReLU layer output: ``clamp((acc * mult + (1 << (shift - 1))) >> shift, 0, 127)`` in int64, as int8."""
+    return np.clip(rescale(acc, mult, shift), 0, 127).astype(np.int8)
+
+
+def residual_add(branches, scales, *, relu=True):
+    """INT8 residual Add (docs/conventions.md): each branch (a conv's int32 accumulators or int8 activations, all of
+    one shape) rescaled to the output's scale by its ``(mult, shift)`` (``rescale``), summed exactly, saturated to
+    int8 [-128, 127], then the following ReLU when ``relu`` (0 .. 127). int8 out."""
+    if len(branches) != len(scales) or len(branches) < 2:
+        raise InputError(f"an Add takes two or more branches with a (mult, shift) each, not {len(branches)} and "
+                         f"{len(scales)}")
+    if len({np.shape(b) for b in branches}) != 1:
+        raise InputError(f"an Add's branches must have one shape, not {', '.join(str(np.shape(b)) for b in branches)}")
+    total = sum(rescale(b, m, s) for b, (m, s) in zip(branches, scales))
+    return np.clip(total, 0 if relu else -128, 127).astype(np.int8)

@@ -13,11 +13,41 @@ from torch import nn
 from .checkpoint import load_or_make
 from .networks import CnnConfig
 
-__all__ = ["CnnConfig", "Net", "SUPPORTED", "build", "train", "fit", "load_or_train", "accuracy",
+__all__ = ["CnnConfig", "Net", "Residual", "SUPPORTED", "build", "train", "fit", "load_or_train", "accuracy",
            "float_images", "deterministic"]
 
-SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
-             nn.Linear, nn.Dropout, nn.Identity)
+class Residual(nn.Module):
+    """A residual block: ``body(x) + shortcut(x)`` (``shortcut`` empty: the identity), each a sequence of
+    ``SUPPORTED`` layers; the ReLU after the Add follows the block in its network."""
+
+    def __init__(self, body, shortcut=()):
+        super().__init__()
+        self.body, self.shortcut = nn.ModuleList(_supported(body)), nn.ModuleList(_supported(shortcut))
+
+    def forward(self, x, *, capture=None):
+        return _run(self.body, x, capture) + _run(self.shortcut, x, capture)
+
+
+SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+             nn.Flatten, nn.Linear, nn.Dropout, nn.Identity, Residual)
+
+
+def _supported(layers):
+    layers = list(layers)
+    for layer in layers:
+        if not isinstance(layer, SUPPORTED):
+            raise ValueError(f"unsupported layer {type(layer).__name__}; supported: "
+                             f"{', '.join(t.__name__ for t in SUPPORTED)}")
+    return layers
+
+
+def _run(layers, x, capture):
+    """``layers`` in order; ``capture`` (a list) gets every ReLU's and ReLU6's output, in order of execution."""
+    for layer in layers:
+        x = layer(x, capture=capture) if isinstance(layer, Residual) else layer(x)
+        if capture is not None and isinstance(layer, (nn.ReLU, nn.ReLU6)):
+            capture.append(x)
+    return x
 
 
 class Net(nn.Module):
@@ -28,31 +58,34 @@ class Net(nn.Module):
     def __init__(self, layers, *, input_scale=1.0, train_shift=0):
         super().__init__()
         self.input_scale, self.train_shift = float(input_scale), int(train_shift)
-        for layer in layers:
-            if not isinstance(layer, SUPPORTED):
-                raise ValueError(f"unsupported layer {type(layer).__name__}; supported: "
-                                 f"{', '.join(t.__name__ for t in SUPPORTED)}")
-        self.layers = nn.ModuleList(layers)
+        self.layers = nn.ModuleList(_supported(layers))
 
     @property
     def convs(self):
-        return [m for m in self.layers if isinstance(m, nn.Conv2d)]
+        """Every Conv2d, residual blocks' included (body, then shortcut): the order the INT8 network names them."""
+        return [m for m in self.modules() if isinstance(m, nn.Conv2d)]
 
     def forward(self, x, *, capture=None):
-        """``capture`` list gets every ReLU's output (the activations INT8 calibration scales)."""
+        """``capture`` list gets every ReLU's (and ReLU6's) output (the activations INT8 calibration scales)."""
         if self.input_scale != 1.0:
             x = x * self.input_scale
-        for layer in self.layers:
-            x = layer(x)
-            if capture is not None and isinstance(layer, nn.ReLU):
-                capture.append(x)
-        return x
+        return _run(self.layers, x, capture)
+
+
+def _layer(spec):
+    """A torch layer from its spec ``(class name, *arguments[, keyword arguments dict])``; ``("Residual", body
+    specs, shortcut specs)`` a residual block."""
+    name, *args = spec
+    if name == "Residual":
+        return Residual([_layer(s) for s in args[0]], [_layer(s) for s in args[1]])
+    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+    return getattr(nn, name)(*args, **kwargs)
 
 
 def build(cfg):
     """A fresh ``Net`` of ``cfg``'s built-in network, initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
-    return Net([getattr(nn, name)(*args) for name, *args in cfg.layers()], train_shift=cfg.shift)
+    return Net([_layer(spec) for spec in cfg.layers()], train_shift=cfg.shift)
 
 
 def float_images(x_q):

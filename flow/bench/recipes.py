@@ -1,7 +1,7 @@
 """A built-in network's training recipe, chosen on a validation split: each candidate (settings over the
 network's defaults) trained on the training images less a held-out validation part, quantized, and measured on
 that part only (the test images are never looked at); ``python -m flow.bench.recipes NETWORK`` ->
-reports/bench/recipes-NETWORK.json. The chosen settings go into ``models.networks.NETWORKS``.
+reports/bench/recipes-NETWORK.json. The chosen settings go into ``models.networks``.
 """
 
 import argparse
@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from models.networks import NETWORKS, CnnConfig, check_network
+from models.networks import CnnConfig
 
 from . import BENCH_DIR
 
@@ -22,6 +22,8 @@ __all__ = ["CANDIDATES", "validation_split", "try_recipes"]
 VALIDATION = 0.1  # fraction of the training images held out
 CANDIDATES = {  # network: [settings over its defaults]
     "lenet5_fashion": [{}, {"shift": 0}, {"shift": 1, "epochs": 15}],
+    "resnet_fashion": [{}, {"shift": 1}],
+    "mobilenet_fashion": [{}, {"shift": 1}],
 }
 
 
@@ -38,7 +40,7 @@ def _trial(network, settings, seed):
     from models.datasets import DATASETS
     from models.quantize import quantize
 
-    data = validation_split(DATASETS[NETWORKS[network][0]]())
+    data = validation_split(DATASETS[CnnConfig.of(network).dataset]())
     cfg = dataclasses.replace(CnnConfig.of(network), seed=seed, **settings)
     start = time.perf_counter()
     model = cnn.train(cfg, data)
@@ -52,7 +54,7 @@ def _trial(network, settings, seed):
 def try_recipes(network, candidates=None, *, seeds=(0,), jobs=None, log=print):
     """Rows of {settings, seed, float and INT8 validation accuracy, seconds} per candidate and seed, trained in
     ``jobs`` processes (default one per core; each training is single-threaded and deterministic)."""
-    check_network(network)
+    CnnConfig.of(network)  # refuses an unknown network in one line
     trials = [(settings, seed) for settings in (candidates if candidates is not None else CANDIDATES[network])
               for seed in seeds]
     rows = []

@@ -18,15 +18,18 @@ PROFILE_IMAGES = 300    # training images the fits and clusters are profiled on
 THRESHOLD_IMAGES = 500  # further training images T is chosen on
 
 
-def _key(qnet):
-    """What the tables depend on: the INT8 network's layers and the profiling settings."""
-    return digest([PROFILE_IMAGES, THRESHOLD_IMAGES, THRESHOLDS], qnet.layers)[:16]
+def _key(net):
+    """What the tables depend on: the INT8 network's layers, the profiling settings and the training images and
+    labels they are profiled and chosen on."""
+    used = slice(0, PROFILE_IMAGES + THRESHOLD_IMAGES)
+    return digest([PROFILE_IMAGES, THRESHOLD_IMAGES, THRESHOLDS], net.qnet.layers, net.data.x_train[used],
+                  net.data.y_train[used])[:16]
 
 
 def mor_tables(net, *, log=print):
     """``(tables, T, sweep)``: each conv layer's MorTables of ``net``'s INT8 network and the threshold
     chosen on training data, reused from reports/cache/ when the network and settings are unchanged."""
-    path = locate(CACHE / f"mor_tables-{_key(net.qnet)}.npz")
+    path = locate(CACHE / f"mor_tables-{_key(net)}.npz")
     if path.exists():
         with np.load(path) as cached:
             meta = json.loads(str(cached["meta"]))

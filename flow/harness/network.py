@@ -77,12 +77,11 @@ def load_network(name="digits", *, cfg=None, log=print):
 
     from models import cnn
     from models.datasets import DATASETS
-    from models.networks import NETWORKS
     from models.quantize import quantize
 
     cfg = cfg or cnn.CnnConfig.of(name)
     start = time.perf_counter()
-    data = DATASETS[NETWORKS[cfg.network][0]]()
+    data = DATASETS[cfg.dataset]()
     model, reused = cnn.load_or_train(cfg, data, CACHE, progress=lambda it: tqdm(it, desc="train", leave=False))
     qnet = quantize(model, data.x_train)
     net = Network(cfg.network, data, model, cfg.key(), qnet, cnn.accuracy(model, data.x_test, data.y_test),

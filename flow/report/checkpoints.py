@@ -9,15 +9,17 @@ import argparse
 import time
 
 from models.checkpoint import SHIPPED, shipping
-from models.networks import NETWORKS
+from models.networks import NETWORKS, TRAINED_ONLY
 
 from ..harness.network import load_network
 from ..techniques import TECHNIQUES
 
 __all__ = ["make_checkpoints"]
 
+ALL = (*NETWORKS, *TRAINED_ONLY)
 
-def make_checkpoints(networks=tuple(NETWORKS), *, fresh=False, log=print):
+
+def make_checkpoints(networks=ALL, *, fresh=False, log=print):
     """Train or reuse every checkpoint of ``networks`` into SHIPPED; return the names shipped."""
     start = time.perf_counter()
     if fresh:
@@ -26,11 +28,11 @@ def make_checkpoints(networks=tuple(NETWORKS), *, fresh=False, log=print):
     with shipping() as used:
         for name in networks:
             net = load_network(name, log=log)
-            for technique in TECHNIQUES.values():
+            for technique in TECHNIQUES.values() if name in NETWORKS else ():  # TRAINED_ONLY: the network alone
                 log(f"{name}: {technique.name}")
                 technique.derive(net, log=log)
     # a file no recipe asks for any more, once every network has been through (a subset keeps the others' files)
-    stale = [p for p in SHIPPED.glob("*") if p.name not in used] if set(networks) >= set(NETWORKS) else []
+    stale = [p for p in SHIPPED.glob("*") if p.name not in used] if set(networks) >= set(ALL) else []
     for path in stale:
         path.unlink()
     log(f"checkpoints: {len(used)} in {SHIPPED} ({len(stale)} stale removed) in {time.perf_counter() - start:.0f} s")
@@ -39,13 +41,13 @@ def make_checkpoints(networks=tuple(NETWORKS), *, fresh=False, log=print):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m flow.report.checkpoints", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--networks", default=",".join(NETWORKS), help="built-in networks (default: all)")
+    parser.add_argument("--networks", default=",".join(ALL), help="built-in networks (default: all)")
     parser.add_argument("--fresh", action="store_true", help="re-train every checkpoint")
     args = parser.parse_args(argv)
     names = [n for n in args.networks.split(",") if n]
-    unknown = sorted(set(names) - set(NETWORKS))
+    unknown = sorted(set(names) - set(ALL))
     if unknown or not names:
-        parser.error(f"networks must be among {', '.join(NETWORKS)}, not {args.networks!r}")
+        parser.error(f"networks must be among {', '.join(ALL)}, not {args.networks!r}")
     make_checkpoints(names, fresh=args.fresh)
     return 0
 

@@ -138,6 +138,8 @@ def test_fashion_mnist_loads_from_debian_with_the_standard_split(tmp_path):
      "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5, lenet5_fashion"),
     (["--techniques", "dense,scnn"], "zeroskip evaluate: techniques are dense, s2ta, cscnn, mor, snapea, not scnn"),
     (["--network", "lenet5", "--images", "1001"], "images must be between 1 and the 1000 test images, not 1001"),
+    (["--network", "resnet_fashion"], "network 'resnet_fashion' is trained but its residual and grouped layers do "
+                                      "not run on the techniques' blocks yet; networks are digits, lenet5"),
 ])
 def test_evaluate_refuses_bad_arguments_in_one_line_with_exit_2(argv, message, tmp_path, capsys):
     from flow.cli import main

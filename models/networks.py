@@ -92,7 +92,10 @@ TRAINED_ONLY = {
 
 
 def check_network(network):
-    """``network`` if it names a built-in network, else a one-line ``InputError`` naming them."""
+    """``network`` if it names a built-in network the flow runs, else a one-line ``InputError`` naming them."""
+    if isinstance(network, str) and network in TRAINED_ONLY:
+        raise InputError(f"network {network!r} is trained but its residual and grouped layers do not run on the "
+                         f"techniques' blocks yet; networks are {', '.join(NETWORKS)}")
     if not isinstance(network, str) or network not in NETWORKS:
         raise InputError(f"unknown network {network!r}; networks are {', '.join(NETWORKS)}")
     return network

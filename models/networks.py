@@ -91,6 +91,11 @@ TRAINED_ONLY = {
 }
 
 
+def _entry(network):
+    """(data set, layers builder, training settings) of a built-in network, trained-only ones included."""
+    return NETWORKS[network] if network in NETWORKS else TRAINED_ONLY[network]
+
+
 def check_network(network):
     """``network`` if it names a built-in network the flow runs, else a one-line ``InputError`` naming them."""
     if isinstance(network, str) and network in TRAINED_ONLY:
@@ -116,18 +121,18 @@ class CnnConfig:
     @classmethod
     def of(cls, network):
         """The built-in network's training settings."""
-        if network in TRAINED_ONLY:
-            return cls(network=network, **TRAINED_ONLY[network][2])
-        return cls(network=check_network(network), **NETWORKS[network][2])
+        if network not in TRAINED_ONLY:
+            check_network(network)
+        return cls(network=network, **_entry(network)[2])
 
     def layers(self):
         """The network's layers as (torch.nn class name, *arguments), in order (``models.cnn.build`` makes them)."""
-        return {**NETWORKS, **TRAINED_ONLY}[self.network][1](self)
+        return _entry(self.network)[1](self)
 
     @property
     def dataset(self):
         """The name of the data set it is trained and tested on (``models.datasets.DATASETS``)."""
-        return {**NETWORKS, **TRAINED_ONLY}[self.network][0]
+        return _entry(self.network)[0]
 
     def compute_layers(self):
         """The names of its conv and fc layers, as the INT8 network names them (conv1, ..., fc1, ...)."""

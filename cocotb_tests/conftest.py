@@ -75,3 +75,22 @@ def corrupt_golden(monkeypatch):
         monkeypatch.setattr(driver_cls, "golden", staticmethod(golden))
 
     return corrupt
+
+
+@pytest.fixture(scope="session")
+def dag_net():
+    """``(data, model, qnet)``: a small network trained on the digits (6 s) with an identity and a projection residual
+    block and a depthwise-separable block (ReLU6), and its INT8 network."""
+    import torch
+
+    from models import datasets
+    from models.cnn import Net, _layer, fit
+    from models.networks import _basic_block, _separable
+    from models.quantize import quantize
+
+    data = datasets.load_digits()
+    torch.manual_seed(0)
+    specs = [("Conv2d", 1, 8, 3, 1, 1), ("ReLU",), *_basic_block(8, 8, 1), *_basic_block(8, 16, 2),
+             *_separable(16, 16, 1), ("AdaptiveAvgPool2d", 1), ("Flatten",), ("Linear", 16, 10)]
+    model = fit(Net([_layer(s) for s in specs]), data, epochs=15, lr=3e-3, batch=32, seed=0)
+    return data, model, quantize(model, data.x_train)

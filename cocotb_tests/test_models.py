@@ -7,7 +7,7 @@ import torch
 from flow.harness.activations import conv_inputs
 from flow.harness.network import count_test_images, load_network
 from models import cnn, datasets
-from models.quantize import multiplier, quantize
+from models.quantize import multiplier
 
 # One worker's, scheduled early (conftest.GROUP_ORDER)
 pytestmark = pytest.mark.xdist_group("training")
@@ -99,20 +99,15 @@ def test_pruned_models_hold_their_sparsity_and_accuracy():
         assert model.accuracy >= net.int8_accuracy - 0.01
 
 
-def test_residual_and_depthwise_blocks_quantize_to_an_integer_dag_that_tracks_the_float_network():
+def test_residual_and_depthwise_blocks_quantize_to_an_integer_dag_that_tracks_the_float_network(dag_net):
     """A small network with an identity and a projection residual block and a depthwise-separable block (ReLU6),
-    trained on the digits: its INT8 network is a DAG (each Add names its branches; the projection shortcut takes
-    the block's input), runs grouped convs, and agrees with the float network on the test images."""
-    from models.cnn import Net, Residual, _layer, fit
-    from models.networks import _basic_block, _separable
+    trained on the digits (``conftest.dag_net``): its INT8 network is a DAG (each Add names its branches; the
+    projection shortcut takes the block's input), runs grouped convs, and agrees with the float network on the test
+    images."""
+    from models.cnn import Residual
 
-    data = datasets.load_digits()
-    torch.manual_seed(0)
-    specs = [("Conv2d", 1, 8, 3, 1, 1), ("ReLU",), *_basic_block(8, 8, 1), *_basic_block(8, 16, 2),
-             *_separable(16, 16, 1), ("AdaptiveAvgPool2d", 1), ("Flatten",), ("Linear", 16, 10)]
-    model = fit(Net([_layer(s) for s in specs]), data, epochs=15, lr=3e-3, batch=32, seed=0)
+    data, model, qnet = dag_net
     assert sum(isinstance(m, Residual) for m in model.layers) == 2
-    qnet = quantize(model, data.x_train)
     kinds = [(layer.name, layer.kind, layer.inputs) for layer in qnet.layers if layer.kind == "add" or layer.inputs]
     # block 1: conv2, conv3 (body) + identity; block 2: conv4, conv5 (body), conv6 (projection of add1's output)
     assert kinds == [("add1", "add", ("conv3", "conv1")), ("conv6", "conv", ("add1",)),

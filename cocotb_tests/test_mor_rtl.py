@@ -139,7 +139,7 @@ def real_layers():
     for conv in net.qnet.convs:
         t = layer_tables[conv.name]
         for x in acts[conv.name]:
-            a, w, _ = neuron_inputs(conv, x)
+            [(a, w)], _ = neuron_inputs(conv, x)   # one group
             out.append((conv.name, {"x": a, "w": w, "bias": conv.bias, "proxy": t.proxy, "m_q": t.m_q,
                                     "b_q": t.b_q, "enable": t.enable(0.6)}))
     return out

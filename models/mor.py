@@ -36,30 +36,43 @@ class MorTables:
 
 
 def neuron_inputs(layer, x):
-    """``(a, w, (F, H', W'))``: int8 [pixels, R·S·C] input vectors of a conv ``layer``'s neurons for one input
-    ``x`` [C, H, W] and their weights [F, R·S·C] in the same order; for an fc layer ``(x [1, n_in], w, (F,))``."""
+    """``([(a, w), ...], shape)``: per group of compute ``layer`` (a grouped or depthwise conv's groups in filter
+    order; any other layer one) on one input ``x`` [C, H, W], int8 [pixels, R·S·C/g] input vectors of its neurons
+    and their weights [F/g, R·S·C/g] in the same order; ``shape`` the layer's output (F, H', W'). An fc layer:
+    ``([(x [1, n_in], w)], (F,))``."""
     if layer.kind == "fc":
-        return x.reshape(1, -1), layer.w, (len(layer.w),)
-    a, wmat, shape = conv_as_gemm(x, layer.w, pad=layer.pad, stride=layer.stride)
-    return a, np.ascontiguousarray(wmat.T), shape
+        return [(x.reshape(1, -1), layer.w)], (len(layer.w),)
+    g = layer.groups
+    c, f = x.shape[0] // g, len(layer.w) // g
+    groups = []
+    for i in range(g):
+        a, wmat, (_, h_out, w_out) = conv_as_gemm(x[i * c:(i + 1) * c], layer.w[i * f:(i + 1) * f], pad=layer.pad,
+                                                  stride=layer.stride)
+        groups.append((a, np.ascontiguousarray(wmat.T)))
+    return groups, (len(layer.w), h_out, w_out)
 
 
 def profile(layer, inputs):
     """Per filter (neuron): Pearson c, least-squares slope m and intercept b of the exact accumulator (bias
     included) against p_bin over every pixel of ``inputs`` (the layer's real int8 inputs, [N, C, H, W] or
     [N, n_in])."""
-    rows = [neuron_inputs(layer, x)[:2] for x in inputs]
-    a = np.concatenate([r[0] for r in rows])
-    w = rows[0][1]
-    p = binary_dot(a, w).astype(np.float64)
-    acc = (a.astype(np.int64) @ w.astype(np.int64).T + layer.bias).astype(np.float64)
-    dp, da = p - p.mean(axis=0), acc - acc.mean(axis=0)
-    var_p, var_a = (dp ** 2).mean(axis=0), (da ** 2).mean(axis=0)
-    cov = (dp * da).mean(axis=0)
-    m = np.divide(cov, var_p, out=np.zeros_like(cov), where=var_p > 0)
-    b = acc.mean(axis=0) - m * p.mean(axis=0)
-    c = np.divide(cov, np.sqrt(var_p * var_a), out=np.zeros_like(cov), where=(var_p > 0) & (var_a > 0))
-    return c, m, b
+    per_image = [neuron_inputs(layer, x)[0] for x in inputs]
+    fits, start = [], 0
+    for k in range(len(per_image[0])):
+        a = np.concatenate([groups[k][0] for groups in per_image])
+        w = per_image[0][k][1]
+        bias = layer.bias[start:start + len(w)]
+        start += len(w)
+        p = binary_dot(a, w).astype(np.float64)
+        acc = (a.astype(np.int64) @ w.astype(np.int64).T + bias).astype(np.float64)
+        dp, da = p - p.mean(axis=0), acc - acc.mean(axis=0)
+        var_p, var_a = (dp ** 2).mean(axis=0), (da ** 2).mean(axis=0)
+        cov = (dp * da).mean(axis=0)
+        m = np.divide(cov, var_p, out=np.zeros_like(cov), where=var_p > 0)
+        b = acc.mean(axis=0) - m * p.mean(axis=0)
+        c = np.divide(cov, np.sqrt(var_p * var_a), out=np.zeros_like(cov), where=(var_p > 0) & (var_a > 0))
+        fits.append((c, m, b))
+    return tuple(np.concatenate(part) for part in zip(*fits))
 
 
 def proxy_clusters(w):
@@ -101,12 +114,16 @@ def predicted(qnet):
 
 def tables(qnet, layer_inputs):
     """{layer name: MorTables} of the ``predicted`` layers, profiled on ``layer_inputs`` (each compute layer's
-    inputs on training images)."""
+    inputs on training images). A grouped conv's filters cluster within their group (a proxy shares its members'
+    input vectors); ``proxy`` holds layer-wide filter indices."""
     out = {}
     for layer in predicted(qnet):
         c, m, b = profile(layer, layer_inputs[layer.name])
         m_q, b_q, bits = _fixed_point(m, b)
-        out[layer.name] = MorTables(proxy_clusters(layer.w.reshape(len(layer.w), -1)), m_q, b_q, c, bits)
+        f = len(layer.w) // layer.groups
+        proxy = np.concatenate([np.where(p >= 0, p + i * f, p) for i, p in enumerate(
+            proxy_clusters(layer.w[i * f:(i + 1) * f].reshape(f, -1)) for i in range(layer.groups))])
+        out[layer.name] = MorTables(proxy, m_q, b_q, c, bits)
     return out
 
 
@@ -121,35 +138,43 @@ def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
     """Logits of one int8 image with every ``predicted`` layer (conv and hidden fc) under the skip rule, and
     per-layer counts.
 
-    ``layer_args``, if a dict, receives each predicted layer's skip-rule inputs (``mor_layer``'s arguments,
-    the ``mor`` engine's inputs) under its name, and the classifier's ``exact_args``.
+    ``layer_args``, if a dict, receives under each compute layer's name a list of ``mor_layer``'s arguments (the
+    ``mor`` engine's inputs), one per group (``neuron_inputs``): the skip rule's for the predicted layers,
+    ``exact_args`` for the others (the classifier, a conv feeding a residual Add).
 
     Counts per predicted layer (MoR Fig. 12 categories): ``neurons``, ``skipped`` (predicted zero),
     ``mispredicted`` (skipped but truly positive), ``zero_missed`` (computed, truly zero),
     ``nonzero_computed``, ``macs`` (performed) and ``dense_macs``.
     """
-    x, stats = image, {}
-    for layer in qnet.layers:
-        if layer.name not in mor_tables:  # the classifier runs exactly, pooling moves activations
-            if layer.kind == "fc" and layer_args is not None:
-                layer_args[layer.name] = exact_args(*neuron_inputs(layer, x)[:2], layer.bias)
-            x = qnet.forward(x, layers=[layer])[0]
-            continue
-        t = mor_tables[layer.name]
-        a, w, shape = neuron_inputs(layer, x)
-        args = {"x": a, "w": w, "bias": layer.bias, "proxy": t.proxy, "m_q": t.m_q, "b_q": t.b_q,
-                "enable": t.enable(threshold)}
+    stats = {}
+
+    def compute(layer, x):
+        groups, shape = neuron_inputs(layer, x)
+        biases = np.split(layer.bias, len(groups))
+        if layer.name not in mor_tables:  # computed exactly by the network
+            if layer_args is not None:
+                layer_args[layer.name] = [exact_args(a, w, bias) for (a, w), bias in zip(groups, biases)]
+            return None
+        t, f = mor_tables[layer.name], len(layer.w) // len(groups)
+        args = []
+        for i, ((a, w), bias) in enumerate(zip(groups, biases)):
+            own = slice(i * f, (i + 1) * f)
+            args.append({"x": a, "w": w, "bias": bias, "proxy": np.where(t.proxy[own] >= 0, t.proxy[own] - i * f, -1),
+                         "m_q": t.m_q[own], "b_q": t.b_q[own], "enable": t.enable(threshold)[own]})
         if layer_args is not None:
             layer_args[layer.name] = args
-        out = mor_layer(**args)
-        x = requantize(out["y"], layer.mult, layer.shift).T.reshape(shape)
-        zero = out["exact"] <= 0
-        stats[layer.name] = {"neurons": out["skipped"].size, "skipped": int(out["skipped"].sum()),
-                             "mispredicted": int(out["mispredicted"].sum()),
-                             "zero_missed": int((zero & ~out["skipped"]).sum()),
-                             "nonzero_computed": int((~zero & ~out["skipped"]).sum()),
-                             "macs": out["macs"], "dense_macs": a.shape[0] * w.shape[0] * w.shape[1]}
-    return x, stats
+        outs = [mor_layer(**each) for each in args]
+        merged = {key: np.concatenate([out[key] for out in outs], axis=1) for key in ("y", "exact", "skipped")}
+        zero = merged["exact"] <= 0
+        stats[layer.name] = {"neurons": merged["skipped"].size, "skipped": int(merged["skipped"].sum()),
+                             "mispredicted": int(sum(out["mispredicted"].sum() for out in outs)),
+                             "zero_missed": int((zero & ~merged["skipped"]).sum()),
+                             "nonzero_computed": int((~zero & ~merged["skipped"]).sum()),
+                             "macs": int(sum(out["macs"] for out in outs)),
+                             "dense_macs": sum(a.shape[0] * w.shape[0] * w.shape[1] for a, w in groups)}
+        return requantize(merged["y"], layer.mult, layer.shift).T.reshape(shape)
+
+    return qnet.forward(image, compute=compute)[0], stats
 
 
 def mor_evaluate(qnet, mor_tables, threshold, images, labels):

@@ -61,22 +61,29 @@ class QuantizedNet:
         kernel = layer.kernel or x.shape[1:]  # global average pooling: the whole plane
         return pool2d(x, layer.kind[:3], kernel=kernel, stride=layer.stride, pad=layer.pad)
 
-    def forward(self, x, *, nnz_a=None, bz=None, acc_width=32, layers=None):
+    def forward(self, x, *, nnz_a=None, bz=None, acc_width=32, compute=None):
         """Logits (int64 [n_classes]) of one int8 [C, H, W] image, and each compute layer's int8 input (conv
         inputs before DAP; fc inputs flattened).
 
         ``nnz_a`` (a dict: conv layer name -> nnz) applies DAP with blocks of ``bz`` (the preset's, required with
         ``nnz_a``) to those layers' inputs.
-        ``layers`` (default all) runs a part of the network (a chain: each layer takes the one before). Raises
+        ``compute(layer, x)``, if given, is asked first for each compute layer's output on its input ``x`` (a
+        technique that changes what a layer computes, e.g. skips neurons); None keeps the exact one. Raises
         OverflowError if an accumulator leaves ``acc_width`` bits (flows assert none does).
         """
         if nnz_a and bz is None:
             raise ValueError("nnz_a needs bz, the block size of the preset that applies DAP")
         inputs, outputs = {}, {"input": x}
-        for layer in self.layers if layers is None else layers:
-            if layer.inputs and layers is None:
+        for layer in self.layers:
+            if layer.inputs:
                 x = [outputs[name] for name in layer.inputs] if layer.kind == "add" else outputs[layer.inputs[0]]
-            if layer.kind == "add":
+            replaced = None
+            if layer.kind in ("conv", "fc") and compute is not None:
+                inputs[layer.name] = x if layer.kind == "conv" else x.reshape(-1)
+                replaced = compute(layer, inputs[layer.name])
+            if replaced is not None:
+                x = replaced
+            elif layer.kind == "add":
                 x = residual_add(x, layer.scales, relu=layer.relu)
             elif layer.kind not in ("conv", "fc"):
                 x = self.move(layer, x)

@@ -21,7 +21,7 @@ from golden.cartesian_array import TILINGS
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, mirror_canonical
 
-from ..harness.activations import conv_inputs, layer_inputs
+from ..harness.activations import conv_inputs, group_convs, layer_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers import DRIVERS
 from ..harness.network import load_network
@@ -152,12 +152,14 @@ def array_table(networks=("digits", "lenet5"), images=2, *, log=print):
         dense = {r["layer"]: r["cycles"] for r in check_array_layers(dense_cfg, "verilator", net.qnet, xs, log=log)}
         acts = layer_inputs(qnet, xs)
         for layer in tqdm(qnet.computes, desc=f"{name} layers", leave=False):
-            convs = [conv_on(array, layer, x) for x in acts[layer.name]]
+            convs = [(*conv_on(array, x, w), bias) for image in acts[layer.name]
+                     for x, w, bias in group_convs(layer, image)]
             variant = convs[0][0]
             scnn = dataclasses.replace(variant, reuse=False)
 
-            def cycles(cfg, convs=convs, bias=layer.bias, **extra):
-                return sum(run_checked(cfg, {"x": x, "w": w, "bias": bias, **extra})["cycles"] for _, x, w in convs)
+            def cycles(cfg, convs=convs, **extra):
+                return sum(run_checked(cfg, {"x": x, "w": w, "bias": bias, **extra})["cycles"]
+                           for _, x, w, bias in convs)
 
             row = {"network": name, "layer": layer.name, "filters": int(layer.w.shape[0]), "images": len(xs),
                    **{t: cycles(variant, tiling=t) for t in TILINGS}, "one_pe": cycles(variant.pe),

@@ -23,7 +23,7 @@ from generators.config import CATALOG
 from golden.conv import conv_as_gemm
 from golden.systolic import array_cycles, fold_steps, folds, sa_scalesim_cycles
 
-from ..harness.activations import as_conv, conv_inputs, layer_inputs
+from ..harness.activations import conv_inputs, group_convs, layer_inputs
 from ..harness.check import check_layers
 from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.array import ArrayDriver
@@ -102,10 +102,12 @@ def buffer_comparison(python, *, network="lenet5", name="mac64", images=1, rtl_s
     inputs = layer_inputs(net.qnet, net.data.x_test[:images])
     layers, gemms = {}, []
     for layer in net.qnet.computes:
-        x, w = as_conv(layer, inputs[layer.name][0])
-        args = ArrayDriver.validate(cfg, {"x": x, "w": w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)})
-        layers[layer.name] = [args]
-        gemms.append((layer.name, args["a"].shape[0], args["w"].shape[1], args["a"].shape[1]))
+        for i, (x, w, _) in enumerate(group_convs(layer, inputs[layer.name][0])):
+            name = layer.name if layer.groups == 1 else f"{layer.name}.g{i}"
+            args = ArrayDriver.validate(cfg, {"x": x, "w": w, "pad": np.int64(layer.pad),
+                                              "stride": np.int64(layer.stride)})
+            layers[name] = [args]
+            gemms.append((name, args["a"].shape[0], args["w"].shape[1], args["a"].shape[1]))
     theirs = scalesim_run(python, cfg.rows, cfg.cols, gemms)
     checked = check_layers(ArrayDriver, cfg, rtl_sim, layers, log=log)
     driver = ArrayDriver(cfg, rtl_sim)

@@ -5,7 +5,7 @@ import numpy as np
 
 from golden.dbb import channel_blocks
 
-__all__ = ["conv_inputs", "layer_inputs", "first_input", "as_conv", "relu_passes", "TWO_PASSES", "thin",
+__all__ = ["conv_inputs", "layer_inputs", "first_input", "group_convs", "relu_passes", "two_passes", "thin",
            "dap_layer_blocks"]
 
 
@@ -28,24 +28,34 @@ def layer_inputs(qnet, images, **kw):
     return {layer.name: np.stack([inputs[layer.name] for inputs in per_image]) for layer in qnet.computes}
 
 
-def as_conv(layer, x):
-    """``(x, w)`` of a compute layer as a convolution: an fc layer is a 1×1 convolution of its inputs as
-    channels of a 1×1 plane."""
-    if layer.kind == "conv":
-        return x, layer.w
-    return x.reshape(-1, 1, 1), layer.w[:, :, None, None]
+def group_convs(layer, x):
+    """``[(x, w, bias)]``: compute ``layer`` on input ``x`` as the convolutions a block runs, one per group: a grouped
+    or depthwise conv (``groups`` g) is g convs of C/g input channels and F/g filters whose outputs, in order, are
+    the layer's; an fc layer one 1×1 convolution of its inputs as channels of a 1×1 plane; any other conv itself."""
+    if layer.kind == "fc":
+        return [(x.reshape(-1, 1, 1), layer.w[:, :, None, None], layer.bias)]
+    g = layer.groups
+    if g == 1:
+        return [(x, layer.w, layer.bias)]
+    c, f = x.shape[0] // g, len(layer.w) // g
+    return [(np.ascontiguousarray(x[i * c:(i + 1) * c]), layer.w[i * f:(i + 1) * f], layer.bias[i * f:(i + 1) * f])
+            for i in range(g)]
 
 
 def relu_passes(layer, w, bias):
     """The (w, bias) passes that give a compute layer's output on a block whose outputs are post-ReLU: one for a
-    ReLU layer; two for the classifier (no ReLU), as z = relu(z) − relu(−z): (w, bias) then (−w, −bias)
-    (weights are within ±127, so −w is int8)."""
+    ReLU layer; two for a layer without (the classifier, a conv feeding a residual Add: ``two_passes``), as
+    z = relu(z) − relu(−z): (w, bias) then (−w, −bias) (weights are within ±127, so −w is int8)."""
     if layer.relu:
         return [(w, bias)]
     return [(w, bias), ((-w).astype(np.int8), (-bias.astype(np.int64)).astype(np.int32))]
 
 
-TWO_PASSES = "no ReLU (classifier): relu(z) and relu(-z) in two passes"
+def two_passes(layer):
+    """Why a compute layer runs in ``relu_passes``' two passes on a post-ReLU block (its mechanism, which relies on
+    the ReLU, off)."""
+    why = "the classifier" if layer.kind == "fc" else "its output feeds a residual Add"
+    return f"no ReLU ({why}): relu(z) and relu(-z) in two passes"
 
 
 def thin(x, keep):

@@ -8,7 +8,7 @@ import numpy as np
 from models.checkpoint import locate
 from models.mor import THRESHOLDS, MorTables, choose_threshold, exact_args, mor_forward, neuron_inputs, tables
 
-from .activations import TWO_PASSES, layer_inputs, relu_passes
+from .activations import layer_inputs, relu_passes, two_passes
 from .network import CACHE
 from .result_cache import digest
 
@@ -60,14 +60,15 @@ def mor_tables(net, *, log=print):
 
 
 def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
-    """{compute layer name: [engine inputs per pass]}: one pass (the classifier two sign-split ones:
-    ``layer_notes``) holding every image's input vectors one after another, so the engine loads the layer's
-    weights once for the whole batch (weight-stationary) and runs its vectors in runs of ``max_vectors``.
+    """{compute layer name: [engine inputs per group and pass]}: per group (a grouped conv's, ``models.mor
+    .neuron_inputs``; one for any other layer) one pass (a layer without ReLU two sign-split ones: ``layer_notes``)
+    holding every image's input vectors one after another, so the engine loads the group's weights once for the
+    whole batch (weight-stationary) and runs its vectors in runs of ``max_vectors``.
 
-    With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates)
-    with the profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the
-    classifier computes every neuron. Without: the exact network's inputs on the same engine with every
-    neuron a proxy, so nothing waits and nothing is skipped.
+    With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates) with the
+    profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the others (the
+    classifier, a conv feeding a residual Add) compute every neuron. Without: the exact network's inputs on the same
+    engine with every neuron a proxy, so nothing waits and nothing is skipped.
     """
     layers = {layer.name: [] for layer in qnet.computes}
     for image in images:
@@ -77,11 +78,12 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
         else:
             inputs = qnet.forward(image)[1]
             for layer in qnet.computes:
-                args[layer.name] = exact_args(*neuron_inputs(layer, inputs[layer.name])[:2], layer.bias)
+                groups = neuron_inputs(layer, inputs[layer.name])[0]
+                args[layer.name] = [exact_args(a, w, bias)
+                                    for (a, w), bias in zip(groups, np.split(layer.bias, len(groups)))]
         for layer in qnet.computes:
-            layer_args = args[layer.name]
-            layers[layer.name].append([{**layer_args, "w": w, "bias": bias}
-                                       for w, bias in relu_passes(layer, layer_args["w"], layer_args["bias"])])
+            layers[layer.name].append([{**group, "w": w, "bias": bias} for group in args[layer.name]
+                                       for w, bias in relu_passes(layer, group["w"], group["bias"])])
     return {name: [_stacked([image[k] for image in per_image]) for k in range(len(per_image[0]))]
             for name, per_image in layers.items()}
 
@@ -97,7 +99,15 @@ def _stacked(per_image):
 
 
 def layer_notes(qnet):
-    """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers."""
-    return {layer.name: (len(relu_passes(layer, layer.w, layer.bias)),
-                         None if layer.relu else f"no predictor (nothing to skip); {TWO_PASSES}")
-            for layer in qnet.computes}
+    """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers: why the predictor
+    skips nothing on a layer without ReLU (``two_passes``) or with one filter per group (a depthwise conv: every
+    filter its own proxy, so no neuron is predicted)."""
+    notes = {}
+    for layer in qnet.computes:
+        why = None
+        if not layer.relu:
+            why = f"no predictor: {two_passes(layer)}"
+        elif len(layer.w) == layer.groups:
+            why = "no prediction: one filter per group (depthwise), every neuron its own proxy"
+        notes[layer.name] = (len(relu_passes(layer, layer.w, layer.bias)), why)
+    return notes

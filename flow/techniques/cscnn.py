@@ -16,7 +16,7 @@ from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.activations import as_conv, conv_inputs, layer_inputs
+from ..harness.activations import conv_inputs, group_convs, layer_inputs
 from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
@@ -82,8 +82,8 @@ def table_ii(models, images):
         for pe, reuse in (("scnn", False), ("cscnn", True)):
             if reuse and not symmetric:
                 continue
-            per_pe[pe] = sum(cartesian_products(x, layer.w, reuse=reuse)
-                             for layer in model.qnet.convs for x in acts[layer.name]) / len(images)
+            per_pe[pe] = sum(cartesian_products(x, w, reuse=reuse) for layer in model.qnet.convs
+                             for image in acts[layer.name] for x, w, _ in group_convs(layer, image)) / len(images)
         products = per_pe.get("cscnn", per_pe["scnn"])
         dense_weights = dense_weights or weights
         dense_products = dense_products or products
@@ -94,11 +94,10 @@ def table_ii(models, images):
     return rows
 
 
-def conv_on(cfg, layer, x):
-    """``(preset, x, w)`` that run compute ``layer`` on input ``x`` on ``cfg``: an fc layer is a 1×1 convolution,
-    which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps cost no
-    product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant."""
-    x, w = as_conv(layer, x)
+def conv_on(cfg, x, w):
+    """``(preset, x, w)`` that run a convolution of ``group_convs`` on ``cfg``: a 1×1 convolution (an fc layer, a
+    pointwise conv), which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps
+    cost no product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant."""
     if cfg.block in PE_ARRAY_BLOCKS and w.shape[2:] == (1, 1) and cfg.r % 2 and cfg.s % 2:
         centred = np.zeros((*w.shape[:2], cfg.r, cfg.s), np.int8)
         centred[:, :, cfg.r // 2, cfg.s // 2] = w[:, :, 0, 0]
@@ -107,21 +106,24 @@ def conv_on(cfg, layer, x):
 
 
 def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
-    """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``); on an array
-    under ``tiling`` (``fastest``: the layer's fastest on its first image, golden cycles, for all its images)."""
+    """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``; a grouped conv
+    one job per group, ``group_convs``); on an array under ``tiling`` (``fastest``: the layer's fastest on its first
+    image's first group, golden cycles, for all its jobs)."""
     driver = DRIVERS[cfg.block]
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        convs = [conv_on(cfg, layer, x) for x in acts[layer.name]]
-        variant, first, w = convs[0]
+        convs = [(*conv_on(cfg, x, w), bias) for image in acts[layer.name] for x, w, bias in group_convs(layer, image)]
+        variant, first, w, bias = convs[0]
         extra = {}
         if driver is PeArrayDriver:
-            extra["tiling"] = choose_tiling(variant, first, w, layer.bias, tiling)
-        batch = [driver.validate(variant, {"x": x, "w": w, "bias": layer.bias, **extra}) for _, x, _ in convs]
-        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra: {
-            "preset": v.module, **e, "mults": summed(results, "mults"), "stalls": summed(results, "stalls")})
+            extra["tiling"] = choose_tiling(variant, first, w, bias, tiling)
+        batch = [driver.validate(variant, {"x": x, "w": w, "bias": bias, **extra}) for _, x, w, bias in convs]
+        n = len(acts[layer.name])
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra, n=n: {
+            "images": n, "preset": v.module, **e, "mults": summed(results, "mults"),
+            "stalls": summed(results, "stalls")})
     return jobs
 
 
@@ -149,12 +151,12 @@ def tiling_table(cfg, qnet, images):
     acts = layer_inputs(qnet, images)
     rows = []
     for layer in qnet.computes:
-        convs = [conv_on(cfg, layer, x) for x in acts[layer.name]]
+        convs = [(*conv_on(cfg, x, w), bias) for image in acts[layer.name] for x, w, bias in group_convs(layer, image)]
         variant = convs[0][0]
         row = {"layer": layer.name,
-               "one_pe": sum(pe_conv(variant.pe, x, w, layer.bias)["cycles"] for _, x, w in convs)}
+               "one_pe": sum(pe_conv(variant.pe, x, w, bias)["cycles"] for _, x, w, bias in convs)}
         for t in TILINGS:
-            outs = [array_conv(variant, x, w, layer.bias, t) for _, x, w in convs]
+            outs = [array_conv(variant, x, w, bias, t) for _, x, w, bias in convs]
             row[t] = sum(o["cycles"] for o in outs)
             row[f"{t}_plan"] = "T_k {t_k}, {t_h}x{t_w} tiles, {runs} runs".format(**outs[0])
         rows.append(row)

@@ -12,11 +12,11 @@ from generators.config import CATALOG, default_preset
 from golden.dbb import dbb_bound_ok, filter_blocks
 from golden.systolic import fold_steps, weight_blocks
 
-from ..harness.activations import layer_inputs
+from ..harness.activations import group_convs, layer_inputs
 from ..harness.drivers.array import ArrayDriver
 from . import Result, Technique, check_costed
 
-__all__ = ["check_array_layers", "needs_dense_w", "dense_at", "TECHNIQUE"]
+__all__ = ["check_array_layers", "a_dbb_off", "needs_dense_w", "dense_at", "TECHNIQUE"]
 
 ORDER = 0
 
@@ -45,29 +45,34 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=p
     the RTL to each s2ta_aw conv layer's input. ``layers``: the names of the layers to run (default all).
     """
     acts = layer_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz)
-    batches, fallback = {}, {}
+    batches, fallback, counts = {}, {}, {}
     for layer in qnet.computes:
         if layers is not None and layer.name not in layers:
             continue
         batch = []
         dense_w = needs_dense_w(cfg, layer)
-        for x in acts[layer.name]:
-            if layer.kind == "conv":
-                args = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
-            else:  # a GEMM of one input row
-                args = {"a": x[None], "w": np.ascontiguousarray(layer.w.T)}
-            if not cfg.scalar:
-                args["dense_w"] = np.bool_(dense_w)
-            if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
-                args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
-            batch.append(ArrayDriver.validate(cfg, args))
-        batches[layer.name] = batch
-        if dense_w:
-            fallback[layer.name] = f"dense-weight mode (weights over {cfg.b}/{cfg.bz})" + \
-                (", dense activations" if layer.kind == "fc" else "")
+        for image in acts[layer.name]:
+            for x, w, _ in group_convs(layer, image):   # a grouped conv: one GEMM per group
+                if layer.kind == "conv":
+                    args = {"x": x, "w": w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+                else:  # a GEMM of one input row
+                    args = {"a": image[None], "w": np.ascontiguousarray(layer.w.T)}
+                if not cfg.scalar:
+                    args["dense_w"] = np.bool_(dense_w)
+                if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
+                    args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
+                batch.append(ArrayDriver.validate(cfg, args))
+        batches[layer.name], counts[layer.name] = batch, len(acts[layer.name])
+        why = [f"dense-weight mode (weights over {cfg.b}/{cfg.bz})"] if dense_w else []
+        if layer.kind == "fc" and dense_w:
+            why.append("dense activations")
+        elif cfg.variant == "s2ta_aw" and layer.kind == "conv" and a_dbb_off(cfg, layer):
+            why.append(f"dense activations ({a_dbb_off(cfg, layer)})")
+        fallback[layer.name] = ", ".join(why) or None
 
     def fields(name, batch, results, goldens):
-        return {"fallback": fallback.get(name), "nnz_a": None if nnz_a is None else nnz_a.get(name),
+        return {"images": counts[name], "fallback": fallback[name],
+                "nnz_a": None if nnz_a is None else nnz_a.get(name),
                 "dense_w": bool(batch[0]["dense_w"]),
                 "macs_dense": int(sum(a["a"].size * a["w"].shape[1] for a in batch)),
                 "mults": int(sum(a["a"].shape[0] * a["w"].shape[1] *
@@ -75,6 +80,17 @@ def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=p
                                  for a in batch))}
 
     return check_costed(ArrayDriver, cfg, sim, batches, fields=fields, log=log)
+
+
+def a_dbb_off(cfg, layer):
+    """Why S2TA's activation DBB does not apply to conv ``layer`` on ``cfg`` (None: it does): a grouped conv whose
+    groups hold fewer input channels than a block (a depthwise conv: one), so no channel block lies within one
+    group's job."""
+    per_group = layer.w.shape[1]
+    if layer.groups > 1 and per_group < cfg.bz:
+        return (f"{'depthwise' if per_group == 1 else 'grouped'}: {per_group} input channel(s) per group, no "
+                f"{cfg.bz}-channel block")
+    return None
 
 
 def needs_dense_w(cfg, layer):

@@ -12,15 +12,15 @@ from generators.config import default_preset
 from golden.dbb import dap, dbb_bound_ok, filter_blocks
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.activations import conv_inputs, dap_layer_blocks
+from ..harness.activations import conv_inputs, dap_layer_blocks, group_convs
 from ..harness.cosim import first_mismatch, keep_waveform
 from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.dap import DapDriver
 from ..harness.network import CACHE
 from . import Claim, Plot, Result, Technique
-from .dense import check_array_layers, dense_at
+from .dense import a_dbb_off, check_array_layers, dense_at
 
-__all__ = ["S2taModel", "s2ta_models", "check_dap_layers", "TECHNIQUE"]
+__all__ = ["S2taModel", "s2ta_models", "layer_nnz_a", "check_dap_layers", "TECHNIQUE"]
 
 ORDER = 1
 
@@ -41,15 +41,13 @@ def s2ta_models(net, cfg=None, *, only=None, log=print):
     """{"dense", "w_dbb", "a_dbb", "aw_dbb"} (``only``: those names): each fine-tuned from ``net``'s model (cached)
     for the bound of the array ``cfg`` (default the s2ta_aw default preset), quantized, evaluated.
 
-    nnz_w is cfg's b (of bz); nnz_a per layer comes from the mean non-zeros per block of the dense INT8 network's
-    real activations on training images, within cfg's nnz_max.
+    nnz_w is cfg's b (of bz); nnz_a per layer: ``layer_nnz_a`` on training images.
     """
-    from models.dbb_training import DbbConfig, choose_nnz_a, load_or_fine_tune  # torch loads with the models
+    from models.dbb_training import DbbConfig, load_or_fine_tune  # torch loads with the models
 
     cfg = cfg or default_preset("s2ta_aw")
     base = net.model
-    acts = conv_inputs(net.qnet, net.data.x_train[:CALIBRATION_IMAGES])
-    nnz_a = choose_nnz_a(acts, cfg.bz, cfg.nnz_max)
+    nnz_a = layer_nnz_a(cfg, net.qnet, net.data.x_train[:CALIBRATION_IMAGES])
     log(f"S2TA models: nnz_a from measured activation density {nnz_a}, nnz_w {cfg.b}/{cfg.bz}")
     models = {"dense": S2taModel("dense", net.qnet, None, None, net.int8_accuracy, True)}
     epochs = net.fine_tune_epochs(DbbConfig().epochs)
@@ -70,6 +68,16 @@ def s2ta_models(net, cfg=None, *, only=None, log=print):
         log(f"  {name}: {'reused' if reused else net.trained('fine-tuned')} in {time.perf_counter() - start:.1f} s, "
             f"INT8 test accuracy {accuracy:.2%}")
     return models
+
+
+def layer_nnz_a(cfg, qnet, images):
+    """{conv layer name: nnz_a} of ``qnet`` on ``cfg``: the mean non-zeros per block of the layer's real INT8 inputs
+    on ``images``, rounded up, within cfg's nnz_max (``models.dbb_training.choose_nnz_a``); bz (no DAP) where A-DBB
+    does not apply (``dense.a_dbb_off``)."""
+    from models.dbb_training import choose_nnz_a
+
+    chosen = choose_nnz_a(conv_inputs(qnet, images), cfg.bz, cfg.nnz_max)
+    return {layer.name: cfg.bz if a_dbb_off(cfg, layer) else chosen[layer.name] for layer in qnet.convs}
 
 
 def check_dap_layers(cfg, sim, qnet, images, nnz_values, *, nnz_a=None, log=print):
@@ -104,18 +112,25 @@ def check_dap_layers(cfg, sim, qnet, images, nnz_values, *, nnz_a=None, log=prin
 
 
 def density_sweep(cfg, qnet, image, nnz_a):
-    """Golden cycle-model speedup of ``cfg`` over the dense ``sa`` at equal MACs on each conv layer of one image, for
-    every nnz_a the preset runs (the model equals the RTL's cycles, tested): S2TA's speedup vs density."""
+    """Golden cycle-model speedup of ``cfg`` over the dense ``sa`` at equal MACs on each conv layer of one image where
+    A-DBB applies (``dense.a_dbb_off``), for every nnz_a the preset runs (the model equals the RTL's cycles, tested):
+    S2TA's speedup vs density. A grouped conv's cycles are its groups' summed."""
     sa = dense_at(cfg.macs)
     rows = []
     for layer in qnet.convs:
-        x = conv_inputs(qnet, image[None], nnz_a=nnz_a, bz=cfg.bz)[layer.name][0]
-        conv = {"x": x, "w": layer.w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
-        base = ArrayDriver.golden(sa, ArrayDriver.validate(sa, conv))[1]
+        if a_dbb_off(cfg, layer):
+            continue
+        image_in = conv_inputs(qnet, image[None], nnz_a=nnz_a, bz=cfg.bz)[layer.name][0]
+        convs = [{"x": x, "w": w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+                 for x, w, _ in group_convs(layer, image_in)]
+        base = sum(ArrayDriver.golden(sa, ArrayDriver.validate(sa, conv))[1] for conv in convs)
+        dense_w = np.bool_(image_in.shape[0] == 1)
         for nnz in [*range(1, cfg.nnz_max + 1), cfg.bz]:
-            args = ArrayDriver.validate(cfg, {**conv, "nnz_a": np.int64(nnz), "dense_w": np.bool_(x.shape[0] == 1)})
-            rows.append({"layer": layer.name, "nnz_a": nnz, "density": nnz / cfg.bz, "dense_w": args["dense_w"],
-                         "speedup": base / ArrayDriver.golden(cfg, args)[1]})
+            cycles = sum(ArrayDriver.golden(cfg, ArrayDriver.validate(cfg, {**conv, "nnz_a": np.int64(nnz),
+                                                                            "dense_w": dense_w}))[1]
+                         for conv in convs)
+            rows.append({"layer": layer.name, "nnz_a": nnz, "density": nnz / cfg.bz, "dense_w": bool(dense_w),
+                         "speedup": base / cycles})
     return rows
 
 

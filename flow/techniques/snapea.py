@@ -12,7 +12,7 @@ from generators.config import preset
 from golden.snapea import ALGORITHMS, run_algorithm
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.activations import TWO_PASSES, as_conv, conv_inputs, layer_inputs, relu_passes
+from ..harness.activations import conv_inputs, group_convs, layer_inputs, relu_passes, two_passes
 from ..harness.check import summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE
@@ -66,8 +66,8 @@ def multiplications(qnet, images):
     for layer in qnet.convs:
         row = {"layer": layer.name, "activation_zeros": float((acts[layer.name] == 0).mean()),
                "weight_zeros": float((layer.w == 0).mean()), **{name: 0 for name in ALGORITHMS}}
-        for x in acts[layer.name]:
-            outputs = {name: run_algorithm(name, x, layer.w, layer.bias, pad=layer.pad, stride=layer.stride)
+        for x, w, bias in (conv for image in acts[layer.name] for conv in group_convs(layer, image)):
+            outputs = {name: run_algorithm(name, x, w, bias, pad=layer.pad, stride=layer.stride)
                        for name in ALGORITHMS}
             for name, out in outputs.items():
                 if not np.array_equal(out["y"], outputs["conv2d"]["y"]):
@@ -78,22 +78,22 @@ def multiplications(qnet, images):
 
 
 def snapea_jobs(cfg, qnet, acts, layers):
-    """``Target.jobs`` of a SnaPEA array: each named layer (an fc layer as a 1×1 convolution; the classifier, which
-    has no ReLU, in two sign-split passes per image) on ``cfg`` or its memory variant."""
+    """``Target.jobs`` of a SnaPEA array: each named layer (``group_convs``: an fc layer as a 1×1 convolution, a
+    grouped conv one job per group; a layer without ReLU in two sign-split passes, ``two_passes``) on ``cfg`` or its
+    memory variant."""
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        w = as_conv(layer, acts[layer.name][0])[1]
-        passes = relu_passes(layer, w, layer.bias)
-        variant = memory_variant(cfg, as_conv(layer, acts[layer.name][0])[0], w, layer.pad, layer.stride)
-        batch = [SnapeaDriver.validate(variant, {"x": as_conv(layer, x)[0], "w": pw, "bias": pb, "pad": layer.pad,
+        convs = [conv for x in acts[layer.name] for conv in group_convs(layer, x)]
+        first = group_convs(layer, acts[layer.name][0])  # every group's filters fit the variant's memories
+        variant = memory_variant(cfg, first[0][0], np.concatenate([w for _, w, _ in first]), layer.pad, layer.stride)
+        batch = [SnapeaDriver.validate(variant, {"x": x, "w": pw, "bias": pb, "pad": layer.pad,
                                                  "stride": layer.stride})
-                 for x in acts[layer.name] for pw, pb in passes]
-        n_passes = len(passes)
-        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, p=n_passes: {
-            "images": len(batch) // p, "preset": v.module, "fallback": TWO_PASSES if p > 1 else None,
-            "mults": summed(results, "mults")})
+                 for x, w, bias in convs for pw, pb in relu_passes(layer, w, bias)]
+        n, why = len(acts[layer.name]), None if layer.relu else two_passes(layer)
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, n=n, why=why: {
+            "images": n, "preset": v.module, "fallback": why, "mults": summed(results, "mults")})
     return jobs
 
 

@@ -1,0 +1,110 @@
+"""Every technique's blocks on the layers of residual and depthwise-separable networks (``conftest.dag_net``): grouped
+convs as per-group jobs that compose the layer, convs feeding a residual Add run exactly without the mechanisms that
+need their ReLU, and every job bit-exact between golden and the RTL on both simulators."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from flow.harness.activations import conv_inputs, group_convs, layer_inputs
+from flow.harness.drivers.array import ArrayDriver
+from flow.harness.mor_inputs import engine_inputs, layer_notes
+from flow.techniques.cscnn import check_cartesian_layers
+from flow.techniques.dense import check_array_layers
+from flow.techniques.mor import check_mor_layers
+from flow.techniques.s2ta import layer_nnz_a
+from flow.techniques.snapea import check_snapea_layers
+from generators.config import preset
+from golden.conv import conv2d
+from golden.cscnn import mirror_canonical
+from models.mor import mor_forward, tables
+from models.quantize import QuantizedNet
+
+from .matrix import SIMULATORS
+
+# the layers of the new kinds: a residual body's last conv, the 1×1 projection shortcut, depthwise, pointwise
+NEW_KINDS = ("conv5", "conv6", "conv7", "conv8")
+
+
+def test_grouped_conv_jobs_compose_the_layer(dag_net):
+    """The per-group jobs of each conv (``group_convs``), lowered and run by the array's golden model, give the
+    layer's convolution (``golden.conv.conv2d`` with ``groups``, checked against torch) when their outputs are
+    stacked in filter order."""
+    data, _, qnet = dag_net
+    cfg = preset("sa", "default")
+    acts = conv_inputs(qnet, data.x_test[:1])
+    assert any(layer.groups > 1 for layer in qnet.convs)
+    for layer in qnet.convs:
+        x = acts[layer.name][0]
+        jobs = group_convs(layer, x)
+        assert len(jobs) == layer.groups
+        outs = [ArrayDriver.golden(cfg, ArrayDriver.validate(cfg, {"x": xg, "w": wg, "pad": np.int64(layer.pad),
+                                                                   "stride": np.int64(layer.stride)}))[0]["y"]
+                for xg, wg, _ in jobs]
+        want = conv2d(x, layer.w, pad=layer.pad, stride=layer.stride, groups=layer.groups)
+        assert np.array_equal(np.concatenate(outs), want), layer.name
+
+
+def test_mor_on_a_dag_skips_only_where_its_predictor_applies(dag_net):
+    """The skipping network follows the DAG: with every predictor off (T above 1) it is the exact INT8 network; the
+    tables cluster a depthwise conv's filters within their groups (each its own proxy), so it and the convs feeding an
+    Add skip nothing, and their notes say why."""
+    data, _, qnet = dag_net
+    layer_tables = tables(qnet, layer_inputs(qnet, data.x_train[:40]))
+    assert "conv5" not in layer_tables and "conv6" not in layer_tables   # no ReLU after them
+    assert (layer_tables["conv7"].proxy == -1).all()
+    for image in data.x_test[:3]:
+        assert np.array_equal(mor_forward(qnet, layer_tables, 2.0, image)[0], qnet.forward(image)[0])
+    counts = {}
+    for image in data.x_test[:5]:
+        for name, c in mor_forward(qnet, layer_tables, 0.6, image)[1].items():
+            counts[name] = counts.get(name, 0) + c["skipped"]
+    assert counts["conv7"] == 0 and counts["conv2"] > 0
+    notes = layer_notes(qnet)
+    assert "residual Add" in notes["conv5"][1] and notes["conv5"][0] == 2
+    assert "depthwise" in notes["conv7"][1] and notes["conv8"][1] is None
+
+
+def _symmetric(qnet):
+    """``qnet`` with every conv filter made centrosymmetric (the CSCNN PE array takes no other)."""
+    return QuantizedNet(tuple(dataclasses.replace(layer, w=mirror_canonical(layer.w)) if layer.kind == "conv" else layer
+                              for layer in qnet.layers))
+
+
+def _rows(block, qnet, data, sim, images, layers):
+    quiet = {"log": lambda *_: None}
+    if block == "sa":
+        return check_array_layers(preset("sa", "default"), sim, qnet, images, layers=layers, **quiet)
+    if block == "s2ta_aw":
+        cfg = preset("s2ta_aw", "default")
+        return check_array_layers(cfg, sim, qnet, images, nnz_a=layer_nnz_a(cfg, qnet, data.x_train[:20]),
+                                  layers=layers, **quiet)
+    if block == "snapea":
+        return check_snapea_layers(preset("snapea", "default"), sim, qnet, images, layers=layers, **quiet)
+    if block == "cscnn":
+        return check_cartesian_layers(preset("cscnn", "default"), sim, _symmetric(qnet), images, layers=layers,
+                                      **quiet)
+    layer_tables = tables(qnet, layer_inputs(qnet, data.x_train[:40]))
+    inputs = engine_inputs(qnet, layer_tables, 0.6, images)
+    return check_mor_layers(preset("mor", "default"), sim, {name: inputs[name] for name in layers},
+                            images=len(images), notes=layer_notes(qnet), **quiet)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("block", ["sa", "s2ta_aw", "snapea", "cscnn", "mor"])
+def test_every_block_runs_residual_and_depthwise_layers_bit_exact(dag_net, block, sim):
+    """Each technique's block runs the network's layers (Verilator: all; Icarus: the new kinds) on one test image
+    bit-exact, one row per layer and image; where the mechanism needs what the layer lacks, the row says why."""
+    data, _, qnet = dag_net
+    layers = [layer.name for layer in qnet.computes] if sim == "verilator" else list(NEW_KINDS)
+    rows = _rows(block, qnet, data, sim, data.x_test[:1], layers)
+    assert [r["layer"] for r in rows] == layers
+    for row in rows:
+        assert row["mismatches"] == 0 and row["first_mismatch"] is None, (row["layer"], row["first_mismatch"])
+        assert row["images"] == 1 and row["cycles"] == row["golden_cycles"] > 0
+    why = {r["layer"]: r.get("fallback") or "" for r in rows}
+    if block in ("snapea", "mor"):
+        assert "residual Add" in why["conv5"] and "residual Add" in why["conv6"] and why["conv8"] == ""
+    if block == "s2ta_aw":
+        assert "depthwise" in why["conv7"]

@@ -135,11 +135,10 @@ def test_fashion_mnist_loads_from_debian_with_the_standard_split(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["--network", "alexnet"],
-     "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5, lenet5_fashion"),
+     "zeroskip evaluate: unknown network 'alexnet'; networks are digits, lenet5, lenet5_fashion, resnet_fashion, "
+     "mobilenet_fashion"),
     (["--techniques", "dense,scnn"], "zeroskip evaluate: techniques are dense, s2ta, cscnn, mor, snapea, not scnn"),
     (["--network", "lenet5", "--images", "1001"], "images must be between 1 and the 1000 test images, not 1001"),
-    (["--network", "resnet_fashion"], "network 'resnet_fashion' is trained but its residual and grouped layers do "
-                                      "not run on the techniques' blocks yet; networks are digits, lenet5"),
 ])
 def test_evaluate_refuses_bad_arguments_in_one_line_with_exit_2(argv, message, tmp_path, capsys):
     from flow.cli import main
@@ -164,6 +163,36 @@ class _UserCnn(nn.Module):
         return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
 
 
+class _UserResNet(nn.Module):
+    """A user's residual and depthwise-separable CNN as people write it: BatchNorm, an identity and a strided
+    residual block with a 1x1 projection shortcut, a depthwise 3x3 + pointwise 1x1 block with ReLU6, global average
+    pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.a1, self.a2 = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.b1, self.b2 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.proj = nn.Conv2d(8, 16, 1, stride=2)
+        self.dw, self.pw = nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 16, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.stem(x)))
+        x = torch.relu(self.a2(torch.relu(self.a1(x))) + x)
+        x = torch.relu(self.b2(torch.relu(self.b1(x))) + self.proj(x))
+        x = nn.functional.relu6(self.pw(nn.functional.relu6(self.dw(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@pytest.fixture(scope="module")
+def user_resnet():
+    """The user's residual/depthwise CNN trained briefly on the digits (deterministic), in eval mode."""
+    data = load_digits()
+    torch.manual_seed(0)
+    return cnn.fit(_UserResNet(), data, epochs=10, lr=3e-3, batch=64, seed=0), data
+
+
 @pytest.fixture(scope="module")
 def user_cnn():
     """The user's CNN trained briefly on the digits (deterministic), in eval mode."""
@@ -173,13 +202,28 @@ def user_cnn():
     return cnn.fit(model, data, epochs=8, lr=3e-3, batch=64, seed=0), data
 
 
+def _imported_tracks_onnxruntime(net, path, data):
+    """The INT8 network of ``net`` (imported from the ONNX file ``path``), after checking that the float ``net`` equals
+    onnxruntime on the file over ``data``'s test images and the INT8 network's accuracy is within 2 points."""
+    import onnxruntime
+
+    x = cnn.float_images(data.x_test)
+    session = onnxruntime.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    reference = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).numpy(), reference, rtol=1e-4, atol=1e-4)
+    float_accuracy = float((reference.argmax(1) == data.y_test).mean())
+    qnet = quantize(net, data.x_train)
+    assert float_accuracy > 0.85 and qnet.accuracy(data.x_test, data.y_test) >= float_accuracy - 0.02
+    return qnet
+
+
 @pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
 def test_onnx_import_matches_onnxruntime_and_quantizes_within_2_points(dynamo, user_cnn, tmp_path):
     """Both exporters' graphs import to the same torch form: the imported float model equals onnxruntime on the
     file, and its INT8 form is within 2 points of the float model's accuracy."""
     import warnings
-
-    import onnxruntime
 
     from models.onnx_import import load_onnx
 
@@ -191,15 +235,52 @@ def test_onnx_import_matches_onnxruntime_and_quantizes_within_2_points(dynamo, u
                           **({"optimize": False} if dynamo else {}))
     net, shape = load_onnx(path)
     assert shape == (1, 8, 8)
-    x = cnn.float_images(data.x_test)
-    session = onnxruntime.InferenceSession(str(path))
-    name = session.get_inputs()[0].name
-    reference = np.concatenate([session.run(None, {name: x[i:i + 1].numpy()})[0] for i in range(len(x))])
-    with torch.no_grad():
-        np.testing.assert_allclose(net(x).numpy(), reference, rtol=1e-4, atol=1e-4)
-    float_accuracy = float((reference.argmax(1) == data.y_test).mean())
-    int8_accuracy = quantize(net, data.x_train).accuracy(data.x_test, data.y_test)
-    assert float_accuracy > 0.85 and int8_accuracy >= float_accuracy - 0.02
+    _imported_tracks_onnxruntime(net, path, data)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_onnx_import_takes_residual_adds_grouped_convs_and_relu6(dynamo, user_resnet, tmp_path):
+    """Both exporters' graphs of a residual and depthwise-separable CNN import as residual blocks (the Add's two
+    branches, the identity one empty), a depthwise conv and ReLU6: equal to onnxruntime on the file; its INT8 DAG
+    within 2 points of the float model."""
+
+    from models.cnn import Residual
+    from models.onnx_import import load_onnx
+
+    model, data = user_resnet
+    path = tmp_path / "user.onnx"
+    _export(model, path, dynamo=dynamo, **({"optimize": False} if dynamo else {}))
+    net, _ = load_onnx(path)
+    blocks = [m for m in net.layers if isinstance(m, Residual)]
+    assert [(len(b.body), len(b.shortcut)) for b in blocks] == [(3, 0), (3, 1)]
+    assert [m.groups for m in net.convs] == [1, 1, 1, 1, 1, 1, 16, 1]
+    assert sum(isinstance(m, nn.ReLU6) for m in net.layers) == 2
+    assert [layer.kind for layer in _imported_tracks_onnxruntime(net, path, data).layers].count("add") == 2
+
+
+class _Branches(nn.Module):
+    """Two branches of one input joined by ``join`` (a Concat, or an Add of mismatched widths)."""
+
+    def __init__(self, join):
+        super().__init__()
+        self.a, self.b, self.join = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, padding=1), join
+
+    def forward(self, x):
+        return torch.flatten(self.join(torch.relu(self.a(x)), torch.relu(self.b(x))), 1)
+
+
+@pytest.mark.parametrize("module, message", [
+    (_Branches(lambda a, b: torch.cat([a, b], 1)), "Concat on the activations at node"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardtanh(0, 1), nn.Flatten()), "Clip to [0.0, 1.0] at node"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten()), "unsupported op Sigmoid at node"),
+])
+def test_onnx_import_refuses_other_joins_and_ranges_naming_the_node(module, message, tmp_path):
+    from models.onnx_import import load_onnx
+
+    path = tmp_path / "m.onnx"
+    _export(module, path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_onnx(path)
 
 
 def test_onnx_import_refuses_an_unsupported_op_naming_it_and_its_node(tmp_path):
@@ -242,9 +323,10 @@ def test_relu_passes_give_the_classifier_exactly():
     assert len(relu_passes(QLayer("fc", "fc", w, bias, relu=True), w, bias)) == 1
 
 
-def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options):
-    """``zeroskip evaluate`` of the user's CNN exported by torch's dynamo exporter, with its data; the summary
-    and the float model's accuracy by onnxruntime."""
+def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options, dynamo=True,
+                        layers=("conv1", "conv2", "fc1", "fc2")):
+    """``zeroskip evaluate`` of the user's CNN (a (model, data) fixture) exported by torch's ``dynamo`` exporter (or
+    the legacy one), with its data: every technique's ``layers`` bit-exact on RTL; the summary."""
     import json
     import warnings
 
@@ -256,7 +338,8 @@ def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options):
     path = tmp_path / "user.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=True, optimize=False)
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=dynamo,
+                          **({"optimize": False} if dynamo else {}))
     x = cnn.float_images(data.x_test).numpy()
     np.savez(tmp_path / "data.npz", x=x, y=data.y_test, x_train=cnn.float_images(data.x_train).numpy(),
              y_train=data.y_train)
@@ -271,7 +354,7 @@ def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options):
     assert summary["bit_exact"] and summary["dense"]["accuracy"] >= onnx_accuracy - 0.02
     for technique in ("dense", *techniques):
         t = summary[technique]
-        assert t["rtl_bit_exact"] and [r["layer"] for r in t["layers"]] == ["conv1", "conv2", "fc1", "fc2"]
+        assert t["rtl_bit_exact"] and [r["layer"] for r in t["layers"]] == list(layers)
         assert 0 < t["accuracy"] <= 1
     return summary
 
@@ -294,6 +377,29 @@ def test_evaluate_runs_a_users_onnx_cnn_bit_exact_on_every_technique(user_cnn, t
     summary = _evaluate_user_onnx(user_cnn, tmp_path, ["s2ta", "cscnn", "mor", "snapea"])
     assert summary["cscnn"]["layers"][0]["preset"] == "cscnn_pe_default_5x5"
     assert summary["snapea"]["layers"][-1]["fallback"].startswith("no ReLU")
+
+
+RESNET_LAYERS = tuple(f"conv{i}" for i in range(1, 9)) + ("fc1",)
+
+
+@pytest.mark.xdist_group("onnx")
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact(dynamo, user_resnet, tmp_path):
+    """The user's residual and depthwise-separable CNN from either exporter: every conv (the depthwise one in
+    per-group jobs) and fc layer bit-exact on the dense array and the S2TA array, whose activation DBB is off on the
+    depthwise layer and says so."""
+    summary = _evaluate_user_onnx(user_resnet, tmp_path, ["s2ta"], dynamo=dynamo, layers=RESNET_LAYERS)
+    rows = {r["layer"]: r for r in summary["s2ta"]["layers"]}
+    assert "depthwise" in rows["conv7"]["fallback"]
+
+
+@pytest.mark.slow
+def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact_on_every_technique(user_resnet, tmp_path):
+    """The same on all five techniques; the convs feeding an Add run in two passes on SnaPEA and MoR; make
+    test-all."""
+    summary = _evaluate_user_onnx(user_resnet, tmp_path, ["s2ta", "cscnn", "mor", "snapea"], layers=RESNET_LAYERS)
+    for technique in ("snapea", "mor"):
+        assert "residual Add" in {r["layer"]: r for r in summary[technique]["layers"]}["conv5"]["fallback"]
 
 
 def test_evaluate_refuses_an_onnx_model_with_an_unsupported_op(tmp_path, capsys):

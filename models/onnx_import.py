@@ -2,12 +2,14 @@
 torch form as the built-in networks (``models.cnn.Net``), so quantization, fine-tuning and every technique's
 derivation are shared code.
 
-Supported nodes: Conv (groups 1, dilation 1, symmetric square padding and stride), Relu, MaxPool,
-AveragePool, GlobalAveragePool (or ReduceMean over H, W with keepdims, as torch's default exporter writes it),
-BatchNormalization (folded into its conv on quantization), Flatten, Reshape to [batch, features] with its
-constant shape arithmetic (Constant, Shape, Gather, Concat, Unsqueeze, Reshape of a constant), Gemm,
-MatMul + Add, Dropout, Identity. The graph must be a chain (one activation flowing through); anything else is
-refused naming the op and the node. Reading a file needs only onnx; torch loads when the model is built.
+Supported nodes: Conv (any groups: grouped and depthwise; dilation 1, symmetric square padding and stride), Relu,
+Clip to [0, 6] (ReLU6), MaxPool, AveragePool, GlobalAveragePool (or ReduceMean over H, W with keepdims, as torch's
+default exporter writes it), BatchNormalization (folded into its conv on quantization), Flatten, Reshape to
+[batch, features] with its constant shape arithmetic (Constant, Shape, Gather, Concat, Unsqueeze, Reshape of a
+constant, CastLike of a constant), Gemm, MatMul + Add, Dropout, Identity, and Add of two activations: a residual
+connection. The graph is a chain of layers with residual blocks: a tensor two nodes take starts two branches (one
+of them may be empty, the identity shortcut) that an Add merges (``models.cnn.Residual``); anything else is refused
+naming the op and the node. Reading a file needs only onnx; torch loads when the model is built.
 """
 
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 
 __all__ = ["external_data", "io_shapes", "load_onnx"]
 
-_SHAPE_OPS = ("Constant", "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast")
+_SHAPE_OPS = ("Constant", "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast", "CastLike")
 
 
 def _attrs(node):
@@ -43,23 +45,52 @@ def _const(node, consts, name):
     return consts[name]
 
 
-class _Chain:
-    """The activation flowing through the graph: its tensor name, shape, and the torch layers so far."""
+class _Graph:
+    """The graph's activations as torch layers: each activation tensor is ``(root, layers)``, the layers that make it
+    from the tensor its branch starts at (the image, or a tensor two nodes take: a residual block's input), and has a
+    shape. ``uses``: how many nodes take each tensor (shape arithmetic not counted)."""
 
-    def __init__(self, name, shape):
-        self.name, self.input_shape, self.shape, self.layers = name, tuple(shape), tuple(shape), []
+    def __init__(self, image, shape, uses):
+        self.image, self.uses = image, uses
+        self.seq, self.shape = {image: (image, [])}, {image: tuple(shape)}
 
-    def add(self, node, layer):
+    def take(self, node, name):
+        """``(root, layers)`` of activation ``name`` as ``node``'s input: a tensor two nodes take starts a branch."""
+        if name not in self.seq:
+            raise ValueError(f"{node.op_type} at {_where(node)} takes {name!r}, which is not an activation or a "
+                             "constant of the chain: not supported")
+        return (name, []) if self.uses.get(name, 0) > 1 else self.seq[name]
+
+    def add(self, node, layer, source):
+        """``node``'s output: ``layer`` applied to activation ``source``."""
         import torch
-        from torch import nn
 
-        self.layers.append(layer)
+        root, layers = self.take(node, source)
+        self.seq[node.output[0]] = (root, [*layers, layer])
         with torch.no_grad():
-            self.shape = tuple(nn.Sequential(*self.layers).eval()(torch.zeros(self.input_shape)).shape)
-        self.name = node.output[0]
+            self.shape[node.output[0]] = tuple(layer.eval()(torch.zeros(self.shape[source])).shape)
+
+    def alias(self, node, source):
+        self.seq[node.output[0]], self.shape[node.output[0]] = self.take(node, source), self.shape[source]
+
+    def merge(self, node):
+        """An Add of two activations: the residual block whose branches start at the tensor both take."""
+        from .cnn import Residual
+
+        (ra, la), (rb, lb) = (self.take(node, name) for name in node.input)
+        if ra != rb:
+            raise ValueError(f"Add at {_where(node)} adds activations that do not branch from one tensor: not "
+                             "supported (a residual Add merges two branches of one block input)")
+        if self.shape[node.input[0]] != self.shape[node.input[1]]:
+            raise ValueError(f"Add at {_where(node)} adds shapes {list(self.shape[node.input[0]])} and "
+                             f"{list(self.shape[node.input[1]])}: not supported")
+        body, shortcut = (la, lb) if len(la) >= len(lb) else (lb, la)
+        root, layers = self.seq[ra]
+        self.seq[node.output[0]] = (root, [*layers, Residual(body, shortcut)])
+        self.shape[node.output[0]] = self.shape[node.input[0]]
 
 
-def _conv(node, consts, chain):
+def _conv(node, consts):
     import torch
     from torch import nn
 
@@ -67,13 +98,14 @@ def _conv(node, consts, chain):
     w = _const(node, consts, node.input[1])
     if w.ndim != 4:
         raise ValueError(f"Conv at {_where(node)} has a {w.ndim}-D weight; only 2-D convolutions are supported")
-    if a.get("group", 1) != 1 or set(a.get("dilations", [1])) != {1}:
-        raise ValueError(f"Conv with groups or dilation at {_where(node)} is not supported")
+    if set(a.get("dilations", [1])) != {1}:
+        raise ValueError(f"Conv with dilation at {_where(node)} is not supported")
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise ValueError(f"Conv with auto_pad at {_where(node)} is not supported")
     pad = _pair(node, a.get("pads", [0]), "pads")
     stride = _pair(node, a.get("strides", [1]), "strides")
-    conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=stride, padding=pad,
+    groups = int(a.get("group", 1))
+    conv = nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=stride, padding=pad, groups=groups,
                      bias=len(node.input) > 2 and bool(node.input[2]))
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(w.astype(np.float32)))
@@ -109,7 +141,7 @@ def _pool(node):
     return nn.AvgPool2d(kernel, stride, pad, count_include_pad=bool(a.get("count_include_pad", 0)))
 
 
-def _reduce_mean(node, consts, chain):
+def _reduce_mean(node, consts, shape):
     """ReduceMean over H and W keeping the dimensions (torch's default exporter's global average pooling, axes an
     attribute before opset 18 and an input since) as AdaptiveAvgPool2d(1); any other form refused naming it."""
     from torch import nn
@@ -118,7 +150,7 @@ def _reduce_mean(node, consts, chain):
     axes = a.get("axes")
     if len(node.input) > 1 and node.input[1]:
         axes = _const(node, consts, node.input[1])
-    rank, keepdims = len(chain.shape), a.get("keepdims", 1)
+    rank, keepdims = len(shape), a.get("keepdims", 1)
     axes = None if axes is None else sorted(int(axis) % rank for axis in np.ravel(axes))
     if rank != 4 or axes != [2, 3] or keepdims != 1:
         raise ValueError(f"ReduceMean over axes {axes if axes is not None else 'all'} with keepdims={keepdims} of a "
@@ -139,7 +171,20 @@ def _linear(node, w, b):
     return fc
 
 
-def _shape_op(node, consts, chain):
+def _clip(node, consts):
+    """Clip to [0, 6] as ReLU6 (bounds as inputs from opset 11, attributes before); any other range refused."""
+    from torch import nn
+
+    a = _attrs(node)
+    names = [*node.input[1:3], "", ""][:2]
+    low, high = (float(np.ravel(_const(node, consts, name))[0]) if name else a.get(key)
+                 for name, key in zip(names, ("min", "max")))
+    if low != 0 or high != 6:
+        raise ValueError(f"Clip to [{low}, {high}] at {_where(node)} is not supported (Clip to [0, 6], ReLU6, is)")
+    return nn.ReLU6()
+
+
+def _shape_op(node, consts, graph):
     """Constant shape arithmetic: the output's value, or None when it is not constant."""
     a = _attrs(node)
     op = node.op_type
@@ -153,9 +198,9 @@ def _shape_op(node, consts, chain):
                 return np.asarray(a[key])
         raise ValueError(f"Constant without a value at {_where(node)} is not supported")
     if op == "Shape":
-        if node.input[0] != chain.name:
+        if node.input[0] not in graph.shape:
             return None
-        return np.asarray(chain.shape, np.int64)[a.get("start", 0):a.get("end", None)]
+        return np.asarray(graph.shape[node.input[0]], np.int64)[a.get("start", 0):a.get("end", None)]
     inputs = [consts.get(name) for name in node.input]
     if any(v is None for v in inputs[:1]):
         return None
@@ -173,7 +218,7 @@ def _shape_op(node, consts, chain):
         shape = [dim if size == 0 and not a.get("allowzero", 0) else size
                  for dim, size in zip([*inputs[0].shape, *[0] * len(inputs[1])], inputs[1])]
         return np.reshape(inputs[0], shape)
-    return inputs[0]  # Cast
+    return inputs[0]  # Cast, CastLike (of a constant: Clip's bounds as the dynamo exporter writes them)
 
 
 def _read(path, *, check=False, **load):
@@ -207,8 +252,8 @@ def external_data(path):
     return list(files)
 
 
-_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization", "Flatten",
-        "Reshape", "Gemm", "MatMul", "Add", "Dropout", "Identity", *_SHAPE_OPS)
+_OPS = ("Conv", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "BatchNormalization",
+        "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Dropout", "Identity", *_SHAPE_OPS)
 
 
 def _input_dims(graph):
@@ -216,9 +261,9 @@ def _input_dims(graph):
     ValueError naming the first that is not."""
     for node in graph.node:
         if node.op_type not in _OPS:
-            raise ValueError(f"unsupported op {node.op_type} at {_where(node)}; supported: Conv, Relu, MaxPool, "
-                             "AveragePool, GlobalAveragePool, ReduceMean (spatial), BatchNormalization, Flatten, "
-                             "Reshape, Gemm, MatMul + Add, Dropout, Identity")
+            raise ValueError(f"unsupported op {node.op_type} at {_where(node)}; supported: Conv, Relu, Clip (ReLU6), "
+                             "MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), BatchNormalization, "
+                             "Flatten, Reshape, Gemm, MatMul + Add, Add (residual), Dropout, Identity")
     initialized = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initialized]
     if len(inputs) != 1:
@@ -249,48 +294,52 @@ def load_onnx(path):
     graph = _read(path, check=True).graph
     image, dims = _input_dims(graph)
     consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    chain = _Chain(image.name, (1, *dims[1:]))
-    pending = None  # a MatMul waiting for its Add
+    uses = {}
+    for node in graph.node:
+        for name in node.input if node.op_type not in _SHAPE_OPS else ():
+            uses[name] = uses.get(name, 0) + 1
+    acts = _Graph(image.name, (1, *dims[1:]), uses)
+    pending = {}  # MatMul output -> (MatMul node, its activation input), waiting for its bias Add
     for node in graph.node:
         op = node.op_type
         if op in _SHAPE_OPS or (op == "Reshape" and node.input[0] in consts):  # constant folding
-            value = _shape_op(node, consts, chain)
+            value = _shape_op(node, consts, acts)
             if value is None:
                 raise ValueError(f"{op} on the activations at {_where(node)} is not supported")
             consts[node.output[0]] = value
             continue
-        node_inputs = list(node.input)
-        if op == "Add" and len(node_inputs) == 2 and node_inputs[1] == chain.name:  # bias + MatMul output
-            node_inputs.reverse()
-        if not node_inputs or node_inputs[0] != chain.name:
-            raise ValueError(f"{op} at {_where(node)} does not continue the chain of layers (a branch or a second "
-                             "activation input): not supported")
-        if pending is not None and op != "Add":
-            raise ValueError(f"MatMul at {_where(pending)} is not followed by its bias Add: not supported")
+        waiting = [name for name in node.input if name in pending]
+        if waiting and op != "Add":
+            raise ValueError(f"MatMul at {_where(pending[waiting[0]][0])} is not followed by its bias Add: not "
+                             "supported")
+        source = node.input[0] if node.input else ""
         if op == "Conv":
-            chain.add(node, _conv(node, consts, chain))
+            acts.add(node, _conv(node, consts), source)
         elif op == "BatchNormalization":
-            if not isinstance(chain.layers[-1] if chain.layers else None, nn.Conv2d):
+            layers = acts.take(node, source)[1]
+            if not (layers and isinstance(layers[-1], nn.Conv2d)):
                 raise ValueError(f"BatchNormalization at {_where(node)} does not follow a Conv: not supported")
-            chain.add(node, _batchnorm(node, consts))
+            acts.add(node, _batchnorm(node, consts), source)
         elif op == "Relu":
-            chain.add(node, nn.ReLU())
+            acts.add(node, nn.ReLU(), source)
+        elif op == "Clip":
+            acts.add(node, _clip(node, consts), source)
         elif op in ("MaxPool", "AveragePool"):
-            chain.add(node, _pool(node))
+            acts.add(node, _pool(node), source)
         elif op == "GlobalAveragePool":
-            chain.add(node, nn.AdaptiveAvgPool2d(1))
+            acts.add(node, nn.AdaptiveAvgPool2d(1), source)
         elif op == "ReduceMean":
-            chain.add(node, _reduce_mean(node, consts, chain))
+            acts.add(node, _reduce_mean(node, consts, acts.shape.get(source, ())), source)
         elif op == "Flatten":
             if _attrs(node).get("axis", 1) != 1:
                 raise ValueError(f"Flatten with axis {_attrs(node)['axis']} at {_where(node)} is not supported")
-            chain.add(node, nn.Flatten())
+            acts.add(node, nn.Flatten(), source)
         elif op == "Reshape":
             target = [int(v) for v in _const(node, consts, node.input[1])]
-            features = int(np.prod(chain.shape[1:]))
+            features = int(np.prod(acts.shape.get(source, (0,))[1:]))
             if len(target) != 2 or target[1] not in (-1, features):
                 raise ValueError(f"Reshape to {target} at {_where(node)} is not supported (only [batch, features])")
-            chain.add(node, nn.Flatten())
+            acts.add(node, nn.Flatten(), source)
         elif op == "Gemm":
             a = _attrs(node)
             if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
@@ -298,22 +347,27 @@ def load_onnx(path):
             w = _const(node, consts, node.input[1])
             w = w if a.get("transB", 0) else w.T
             b = _const(node, consts, node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            chain.add(node, _linear(node, w, b))
+            acts.add(node, _linear(node, w, b), source)
         elif op == "MatMul":
-            pending = node
-            chain.name = node.output[0]
-        elif op == "Add" and pending is not None:
-            other = node_inputs[1]
-            w = _const(pending, consts, pending.input[1]).T
-            chain.name = pending.input[0]
-            chain.add(node, _linear(node, w, _const(node, consts, other)))
-            pending = None
+            pending[node.output[0]] = (node, source)
+        elif op == "Add" and waiting:  # a MatMul's bias
+            matmul, matmul_input = pending.pop(waiting[0])
+            bias = next(name for name in node.input if name != waiting[0])
+            acts.add(node, _linear(node, _const(matmul, consts, matmul.input[1]).T, _const(node, consts, bias)),
+                     matmul_input)
+        elif op == "Add" and all(name in acts.seq for name in node.input) and len(node.input) == 2:
+            acts.merge(node)
         elif op in ("Dropout", "Identity"):
-            chain.name = node.output[0]
-        else:  # an Add with no MatMul before it
-            raise ValueError(f"{op} at {_where(node)} that is not a MatMul's bias is not supported")
-    if pending is not None:
-        raise ValueError(f"MatMul at {_where(pending)} is not followed by its bias Add: not supported")
-    if [o.name for o in graph.output] != [chain.name]:
-        raise ValueError("the model's output is not the end of its chain of layers: not supported")
-    return Net(chain.layers).eval(), tuple(dims[1:])
+            acts.alias(node, source)
+        else:  # an Add of a constant with no MatMul before it
+            raise ValueError(f"{op} at {_where(node)} that is neither a MatMul's bias nor a residual Add of two "
+                             "activations is not supported")
+    if pending:
+        raise ValueError(f"MatMul at {_where(next(iter(pending.values()))[0])} is not followed by its bias Add: not "
+                         "supported")
+    outputs = [o.name for o in graph.output]
+    root, layers = acts.seq.get(outputs[0], (None, [])) if len(outputs) == 1 else (None, [])
+    if root != image.name:
+        raise ValueError("the model's output is not the end of its chain of layers (one output, every branch "
+                         "merged by an Add): not supported")
+    return Net(layers).eval(), tuple(dims[1:])

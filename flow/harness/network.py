@@ -44,10 +44,12 @@ class Network:
     meta: dict
     post_training: bool = False
     reused: bool = True
+    fine_tune: int | None = None
 
     def fine_tune_epochs(self, epochs):
-        """``epochs`` of fine-tuning, or none for a post-training network."""
-        return 0 if self.post_training else epochs
+        """Epochs of a technique's fine-tuning whose own default is ``epochs``: the network's (``fine_tune``, from
+        ``models.networks.FINE_TUNE_EPOCHS``) where it sets them, none for a post-training network."""
+        return 0 if self.post_training else self.fine_tune or epochs
 
     def trained(self, training):
         """How a derived model was made, for logs and reports: ``training`` (e.g. "fine-tuned"), or "post-training"
@@ -77,6 +79,7 @@ def load_network(name="digits", *, cfg=None, log=print):
 
     from models import cnn
     from models.datasets import DATASETS
+    from models.networks import FINE_TUNE_EPOCHS
     from models.quantize import quantize
 
     cfg = cfg or cnn.CnnConfig.of(name)
@@ -87,7 +90,7 @@ def load_network(name="digits", *, cfg=None, log=print):
     net = Network(cfg.network, data, model, cfg.key(), qnet, cnn.accuracy(model, data.x_test, data.y_test),
                   qnet.accuracy(data.x_test, data.y_test),
                   {"name": cfg.network, "channels": list(cfg.channels), "epochs": cfg.epochs, "seed": cfg.seed},
-                  reused=reused)
+                  reused=reused, fine_tune=FINE_TUNE_EPOCHS.get(cfg.network))
     log(f"network: {'reused' if reused else 'trained'} {cfg.network} CNN {cfg.channels} in "
         f"{time.perf_counter() - start:.1f} s; test accuracy float {net.float_accuracy:.2%}, "
         f"INT8 {net.int8_accuracy:.2%}")

@@ -9,14 +9,14 @@ import argparse
 import time
 
 from models.checkpoint import SHIPPED, shipping
-from models.networks import NETWORKS, TRAINED_ONLY
+from models.networks import NETWORKS
 
 from ..harness.network import load_network
 from ..techniques import TECHNIQUES
 
 __all__ = ["make_checkpoints"]
 
-ALL = (*NETWORKS, *TRAINED_ONLY)
+ALL = tuple(NETWORKS)
 
 
 def make_checkpoints(networks=ALL, *, fresh=False, log=print):
@@ -28,7 +28,7 @@ def make_checkpoints(networks=ALL, *, fresh=False, log=print):
     with shipping() as used:
         for name in networks:
             net = load_network(name, log=log)
-            for technique in TECHNIQUES.values() if name in NETWORKS else ():  # TRAINED_ONLY: the network alone
+            for technique in TECHNIQUES.values():
                 log(f"{name}: {technique.name}")
                 technique.derive(net, log=log)
     # a file no recipe asks for any more, once every network has been through (a subset keeps the others' files)

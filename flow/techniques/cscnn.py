@@ -43,7 +43,8 @@ class CscnnModel:
 def cscnn_models(net, *, log=print):
     """{"dense", "centrosymmetric", "cs_pruned"}: retrained from ``net``'s model (cached), quantized, evaluated.
 
-    Every conv layer of the digits CNN has unit stride, so all are centrosymmetric; the classifier is not.
+    The unit-stride conv layers become centrosymmetric (``models.centrosymmetric.symmetric_convs``; all of the digits
+    CNN's); strided convs and the classifier are dual-pruned only.
     """
     from models.centrosymmetric import load_or_fine_tune_centrosymmetric  # torch loads with the models
 
@@ -56,7 +57,7 @@ def cscnn_models(net, *, log=print):
             progress=lambda it, n=name: tqdm(it, desc=f"retrain {n}", leave=False))
         qnet = quantize(model, net.data.x_train)
         for layer in qnet.convs:
-            assert is_centrosymmetric(layer.w).all(), f"{name} {layer.name} lost centrosymmetry in quantization"
+            assert layer.stride > 1 or is_centrosymmetric(layer.w).all(), f"{name} {layer.name} is not centrosymmetric"
         accuracy = qnet.accuracy(net.data.x_test, net.data.y_test)
         models[name] = CscnnModel(name, qnet, accuracy, reused)
         log(f"  {name}: {'reused' if reused else net.trained('retrained')} in {time.perf_counter() - start:.1f} s, "
@@ -67,22 +68,24 @@ def cscnn_models(net, *, log=print):
 def table_ii(models, images):
     """Per model: test accuracy, conv weights stored and products per image on each PE (golden counts).
 
-    Weights stored: non-zero conv weights, the canonical half only where a filter is centrosymmetric
+    Weights stored: non-zero conv weights, the canonical half only where a layer's filters are centrosymmetric
     (the CSCNN PE's compressed format). Products: Cartesian products of non-zero operands on the
-    SCNN PE (all non-zero weights) and, for centrosymmetric models, the CSCNN PE (canonical half).
+    SCNN PE (all non-zero weights) and, for centrosymmetric models (a layer of filters larger than 1×1
+    centrosymmetric), the CSCNN PE (canonical half where a layer is centrosymmetric, all elsewhere).
     """
     rows = []
     dense_weights = dense_products = None
     for name, model in models.items():
-        symmetric = all(is_centrosymmetric(layer.w).all() for layer in model.qnet.convs)
-        weights = sum(int(np.count_nonzero(layer.w[..., canonical_mask(*layer.w.shape[2:])] if symmetric else layer.w))
-                      for layer in model.qnet.convs)
+        convs = model.qnet.convs
+        reuses = {layer.name: bool(is_centrosymmetric(layer.w).all()) for layer in convs}
+        weights = sum(int(np.count_nonzero(layer.w[..., canonical_mask(*layer.w.shape[2:])] if reuses[layer.name]
+                                           else layer.w)) for layer in convs)
         acts = conv_inputs(model.qnet, images)
         per_pe = {}
         for pe, reuse in (("scnn", False), ("cscnn", True)):
-            if reuse and not symmetric:
+            if reuse and not any(reuses[layer.name] and layer.w[0, 0].size > 1 for layer in convs):
                 continue
-            per_pe[pe] = sum(cartesian_products(x, w, reuse=reuse) for layer in model.qnet.convs
+            per_pe[pe] = sum(cartesian_products(x, w, reuse=reuse and reuses[layer.name]) for layer in convs
                              for image in acts[layer.name] for x, w, _ in group_convs(layer, image)) / len(images)
         products = per_pe.get("cscnn", per_pe["scnn"])
         dense_weights = dense_weights or weights
@@ -94,10 +97,18 @@ def table_ii(models, images):
     return rows
 
 
+NO_REUSE = ("no dual-weight reuse: filters not centrosymmetric (the paper leaves non-unit-stride convs to pruning "
+            "alone), run as on SCNN")
+
+
 def conv_on(cfg, x, w):
     """``(preset, x, w)`` that run a convolution of ``group_convs`` on ``cfg``: a 1×1 convolution (an fc layer, a
     pointwise conv), which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps
-    cost no product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant."""
+    cost no product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant.
+    Filters that are not centrosymmetric (a strided conv's) run on a CSCNN preset with its reuse off (``NO_REUSE``:
+    the same size of SCNN PE or array)."""
+    if cfg.reuse and not is_centrosymmetric(w).all():
+        cfg = dataclasses.replace(cfg, reuse=False)
     if cfg.block in PE_ARRAY_BLOCKS and w.shape[2:] == (1, 1) and cfg.r % 2 and cfg.s % 2:
         centred = np.zeros((*w.shape[:2], cfg.r, cfg.s), np.int8)
         centred[:, :, cfg.r // 2, cfg.s // 2] = w[:, :, 0, 0]
@@ -120,9 +131,9 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
         if driver is PeArrayDriver:
             extra["tiling"] = choose_tiling(variant, first, w, bias, tiling)
         batch = [driver.validate(variant, {"x": x, "w": w, "bias": bias, **extra}) for _, x, w, bias in convs]
-        n = len(acts[layer.name])
-        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra, n=n: {
-            "images": n, "preset": v.module, **e, "mults": summed(results, "mults"),
+        n, why = len(acts[layer.name]), NO_REUSE if cfg.reuse and not variant.reuse else None
+        jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra, n=n, why=why: {
+            "images": n, "preset": v.module, **e, "fallback": why, "mults": summed(results, "mults"),
             "stalls": summed(results, "stalls")})
     return jobs
 

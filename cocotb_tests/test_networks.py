@@ -391,6 +391,16 @@ def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact(dynamo, use
     summary = _evaluate_user_onnx(user_resnet, tmp_path, ["s2ta"], dynamo=dynamo, layers=RESNET_LAYERS)
     rows = {r["layer"]: r for r in summary["s2ta"]["layers"]}
     assert "depthwise" in rows["conv7"]["fallback"]
+    # the per-kind summary: each layer's kind, figures summed over its kind against dense at equal MACs
+    roles = {r["layer"]: r["role"] for r in rows.values()}
+    assert roles == {"conv1": "conv", "conv2": "conv", "conv3": "residual conv", "conv4": "conv",
+                     "conv5": "residual conv", "conv6": "residual conv", "conv7": "depthwise", "conv8": "pointwise",
+                     "fc1": "fc"}
+    depthwise = summary["s2ta"]["by_role"]["depthwise"]
+    assert depthwise["layers"] == ["conv7"] and depthwise["cycles"] == rows["conv7"]["cycles"]
+    assert depthwise["speedup_vs_dense"] == rows["conv7"]["dense_cycles"] / rows["conv7"]["cycles"]
+    assert summary["winners_by_role"]["depthwise"] == {"fastest": "s2ta", "least_energy": "s2ta"}
+    assert "## By kind of layer" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.slow

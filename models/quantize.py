@@ -53,6 +53,17 @@ class QuantizedNet:
         """The conv and fc layers, in order."""
         return [layer for layer in self.layers if layer.kind in ("conv", "fc")]
 
+    def role(self, layer):
+        """What compute ``layer`` is, for the reports: "fc"; "depthwise" (groups > 1, one input channel per group) or
+        "grouped"; "residual conv" (its output feeds a residual Add); "pointwise" (1×1); else "conv"."""
+        if layer.kind == "fc":
+            return "fc"
+        if layer.groups > 1:
+            return "depthwise" if layer.w.shape[1] == 1 else "grouped"
+        if not layer.relu and any(other.kind == "add" and layer.name in other.inputs for other in self.layers):
+            return "residual conv"
+        return "pointwise" if layer.w.shape[2:] == (1, 1) else "conv"
+
     @staticmethod
     def move(layer, x):
         """A pooling or flatten layer applied to int8 activations."""

@@ -83,9 +83,10 @@ class _Rtl:
         return rows
 
 
-def _layers(rows, baseline):
+def _layers(rows, baseline, roles):
     base = {b["layer"]: b for b in baseline}
-    return [{"layer": r["layer"], **{k: r[k] for k in ("preset", "fallback", "tiling") if r.get(k)},
+    return [{"layer": r["layer"], "role": roles[r["layer"]],
+             **{k: r[k] for k in ("preset", "fallback", "tiling") if r.get(k)},
              "images": r["images"],
              "cycles": r["cycles"], "golden_cycles": r["golden_cycles"],
              "dense_cycles": base[r["layer"]]["cycles"], "speedup_vs_dense": base[r["layer"]]["cycles"] / r["cycles"],
@@ -104,8 +105,41 @@ def _parts_sum(parts):
     return total
 
 
-def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra):
-    layers = _layers(rows, baseline)
+def by_role(layers):
+    """{role: figures} of a technique's per-layer rows (``_layers``) summed over the layers of each role
+    (``QuantizedNet.role``): ``layers`` (names), cycles, dense cycles and energy at equal MACs, the speedup and energy
+    ratio vs dense, and the layers whose mechanism was off (``fallback``)."""
+    out = {}
+    for r in layers:
+        role = out.setdefault(r["role"], {"layers": [], "cycles": 0, "dense_cycles": 0, "energy_pj": 0.0,
+                                          "dense_energy_pj": 0.0, "fallbacks": {}})
+        role["layers"].append(r["layer"])
+        for key in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
+            role[key] += r[key]
+        if r.get("fallback"):
+            role["fallbacks"][r["layer"]] = r["fallback"]
+    for role in out.values():
+        role["speedup_vs_dense"] = role["dense_cycles"] / role["cycles"]
+        role["energy_vs_dense"] = role["energy_pj"] / role["dense_energy_pj"]
+    return out
+
+
+def winners(results):
+    """{role: {"fastest": technique, "least_energy": technique}} over the techniques of ``results`` other than the
+    baseline, by their ``by_role`` figures (speedup and energy vs dense at each one's MACs)."""
+    roles = {}
+    for name, t in results.items():
+        if name == BASELINE.name:
+            continue
+        for role, figures in t["by_role"].items():
+            roles.setdefault(role, {})[name] = figures
+    return {role: {"fastest": max(each, key=lambda n: each[n]["speedup_vs_dense"]),
+                   "least_energy": min(each, key=lambda n: each[n]["energy_vs_dense"])}
+            for role, each in roles.items()}
+
+
+def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra, roles):
+    layers = _layers(rows, baseline, roles)
     cycles = sum(r["cycles"] for r in layers)
     dense_cycles = sum(r["dense_cycles"] for r in layers)
     energy, dense_energy = sum(r["energy_pj"] for r in layers), sum(r["dense_energy_pj"] for r in layers)
@@ -124,7 +158,7 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
         "energy_parts": _parts_sum(r["energy_parts"] for r in layers),
         "energy_calibration": energy_model(cfg)["preset"],
         "multiplications": sum(r["multiplications"] for r in layers),
-        "area": None, "layers": layers, **extra,
+        "area": None, "layers": layers, "by_role": by_role(layers), **extra,
     }
 
 
@@ -264,7 +298,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         baseline_cfg = BASELINE.at(cfg.macs)
         results[technique.name] = _technique(
             technique.name, model=result.model, accuracy=result.accuracy, cfg=cfg, rows=result.rows,
-            baseline_cfg=baseline_cfg, baseline=run.baselines[cfg.macs], checks=rtl.checks, extra=result.extra)
+            baseline_cfg=baseline_cfg, baseline=run.baselines[cfg.macs], checks=rtl.checks, extra=result.extra,
+            roles={layer.name: net.qnet.role(layer) for layer in net.qnet.computes})
 
     if synth:
         with progress.stage("synthesis (Yosys generic cells; RAM leaves kept as SRAM macros)"):
@@ -282,6 +317,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         "bit_exact": not failures,
         "accuracy_warnings": warnings,
         "papers": papers(results, [layer.name for layer in net.qnet.computes if layer.kind == "conv"]),
+        "winners_by_role": winners(results),
         "dataset": {"name": net.data.name, "train": 0 if net.post_training else len(net.data.y_train),
                     "post_training": net.post_training, "test": len(net.data.y_test),
                     "rtl_images": f"test images 0..{images - 1}", "images": images},

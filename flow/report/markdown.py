@@ -71,7 +71,8 @@ def _layer_table(summary):
     rows = [{"t": key, **layer} for key, t in _techniques(summary) for layer in t["layers"]]
     return table(rows, [
         ("technique", lambda r: TECHNIQUES[r["t"]].title), ("layer", lambda r: r["layer"]),
-        ("RTL cycles", lambda r: str(r["cycles"])), ("golden cycles", lambda r: str(r["golden_cycles"])),
+        ("kind", lambda r: r.get("role", "")), ("RTL cycles", lambda r: str(r["cycles"])),
+        ("golden cycles", lambda r: str(r["golden_cycles"])),
         ("dense cycles (equal MACs)", lambda r: str(r["dense_cycles"])),
         ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
         ("energy vs dense", lambda r: f"{r['energy_vs_dense']:.2f}x"),
@@ -80,6 +81,25 @@ def _layer_table(summary):
         ("multiplications", lambda r: str(r["multiplications"])),
         ("bit-exact", lambda r: "yes" if r["bit_exact"] else f"NO: {r['first_mismatch']} ({r['waveform']})"),
     ])
+
+
+def _role_section(summary):
+    """Per kind of layer (conv, depthwise, pointwise, residual conv, fc) and technique: speedup and energy vs dense
+    at equal MACs, which technique wins, and where a mechanism was off."""
+    rows = [{"t": key, "role": role, **figures} for key, t in _techniques(summary) if key != "dense"
+            for role, figures in t.get("by_role", {}).items()]
+    if not rows:
+        return []
+    rows.sort(key=lambda r: r["role"])
+    wins = summary.get("winners_by_role", {})
+    return ["## By kind of layer", "", table(rows, [
+        ("kind", lambda r: r["role"]), ("technique", lambda r: TECHNIQUES[r["t"]].title),
+        ("layers", lambda r: ", ".join(r["layers"])),
+        ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
+        ("energy vs dense", lambda r: f"{r['energy_vs_dense']:.2f}x"),
+        ("mechanism off", lambda r: "; ".join(f"{k}: {v}" for k, v in r["fallbacks"].items()) or "—")]), "",
+        *[f"- *{role}*: fastest {TECHNIQUES[w['fastest']].title}, least energy {TECHNIQUES[w['least_energy']].title}"
+          for role, w in sorted(wins.items())], ""]
 
 
 def _plot_cycles(plt, summary, path):
@@ -256,6 +276,7 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
         "![energy by layer](energy_by_layer.png)", "",
         "![energy by part](energy_parts.png)", "",
         "## Per layer", "", _layer_table(summary), "",
+        *_role_section(summary),
         *_papers_section(summary),
         *sections,
         "## Wall time", "",

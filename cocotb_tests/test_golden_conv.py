@@ -41,6 +41,20 @@ def test_requantize_matches_big_int_formula(rng):
         assert requantize(acc, mult, shift).tolist() == expect
 
 
+def test_requantize_per_channel_applies_each_channels_pair(rng):
+    """Per-channel (mult, shift) (a depthwise conv's per-filter weight scales) requantize channel k of [F, H, W] by
+    its own pair, as the big-int formula does."""
+    acc = rng.integers(-2**31, 2**31, (3, 4, 5))
+    mult, shift = np.array([1, 2**31 - 1, 1518500250]), np.array([1, 62, 37])
+    expect = [[[min(max((int(a) * int(mult[k]) + (1 << int(shift[k] - 1))) >> int(shift[k]), 0), 127) for a in row]
+               for row in acc[k]] for k in range(3)]
+    assert requantize(acc, mult, shift).tolist() == expect
+    with pytest.raises(InputError, match="one per channel of the accumulators"):
+        requantize(acc, mult[:2], shift[:2])
+    with pytest.raises(InputError, match="shift must be between 1 and 62, not 0"):
+        requantize(acc, mult, np.array([1, 0, 5]))
+
+
 @pytest.mark.parametrize("mult, shift", [(0, 4), (2**31, 4), (5, 0), (5, 63)])
 def test_requantize_refuses_bad_parameters(mult, shift):
     with pytest.raises(InputError):

@@ -114,6 +114,8 @@ def test_residual_and_depthwise_blocks_quantize_to_an_integer_dag_that_tracks_th
                      ("add2", "add", ("conv5", "conv6"))]
     assert [layer.relu for layer in qnet.computes][:6] == [True, True, False, True, False, False]
     assert [layer.groups for layer in qnet.convs][-2:] == [16, 1] and qnet.convs[-2].w.shape == (16, 1, 3, 3)
+    depthwise = qnet.convs[-2]   # per-filter weight scales: each filter spans ±127, each channel its (mult, shift)
+    assert (np.abs(depthwise.w).reshape(16, -1).max(axis=1) == 127).all() and depthwise.mult.shape == (16,)
     with torch.no_grad():
         ref = model(torch.from_numpy(data.x_test.astype(np.float32) / 127)).argmax(1).numpy()
     float_accuracy = float((ref == data.y_test).mean())

@@ -567,12 +567,13 @@ def test_lenet5_int8_accuracy_reaches_88_percent_on_the_10000_fashion_mnist_test
 def test_residual_and_depthwise_networks_reach_their_aims_on_the_10000_fashion_mnist_test_images(network, aim):
     """The shipped checkpoints (trained, not re-trained here), quantized to their integer DAGs (residual Adds,
     depthwise convs), measured on the standard test set only (about 30 s each: `make test-all`). Per-tensor weights
-    cost the depthwise network 1.4 points (92.20% float, 90.77% INT8; per-channel weights are still to come)."""
+    cost the depthwise network 1.4 points (92.20% float, 90.77% INT8); per-filter scales on its depthwise convs,
+    0.2 (92.00%)."""
     from flow.harness.network import load_network
 
     net = load_network(network, log=lambda *_: None)
     assert net.reused and len(net.data.y_test) == 10000
-    assert net.int8_accuracy >= aim and abs(net.int8_accuracy - net.float_accuracy) <= 0.02
+    assert net.int8_accuracy >= aim and abs(net.int8_accuracy - net.float_accuracy) <= 0.01
 
 
 @pytest.mark.xdist_group("training")

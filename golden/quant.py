@@ -24,13 +24,20 @@ def fits(acc, width=32):
 
 def rescale(acc, mult, shift):
     """``(acc * mult + (1 << (shift - 1))) >> shift`` in int64: §1's fixed-point multiply with round-half-up, signed,
-    not clamped (mult in 1 .. 2**31 - 1, shift in 1 .. 62)."""
-    if not 0 < int(mult) < 1 << 31:
-        raise InputError(f"mult must be between 1 and 2**31 - 1, not {mult}")
-    if not 1 <= int(shift) <= 62:
-        raise InputError(f"shift must be between 1 and 62, not {shift}")
+    not clamped (mult in 1 .. 2**31 - 1, shift in 1 .. 62). ``mult`` and ``shift`` are one pair, or one per
+    channel (1-D, the length of ``acc``'s first axis: per-channel weight scales)."""
     acc = np.asarray(acc, dtype=np.int64)
-    return (acc * np.int64(mult) + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+    mult, shift = np.asarray(mult, dtype=np.int64), np.asarray(shift, dtype=np.int64)
+    if mult.shape != shift.shape or mult.ndim > 1 or mult.ndim and (acc.ndim == 0 or len(mult) != len(acc)):
+        raise InputError(f"mult and shift must be one pair or one per channel of the accumulators "
+                         f"{list(acc.shape)}, not {list(mult.shape)} and {list(shift.shape)}")
+    if not ((0 < mult) & (mult < 1 << 31)).all():
+        raise InputError(f"mult must be between 1 and 2**31 - 1, not {mult.min() if mult.ndim else mult}")
+    if not ((1 <= shift) & (shift <= 62)).all():
+        raise InputError(f"shift must be between 1 and 62, not {shift.min() if shift.ndim else shift}")
+    if mult.ndim:   # one per channel: broadcast along the other axes
+        mult, shift = (v.reshape(-1, *[1] * (acc.ndim - 1)) for v in (mult, shift))
+    return (acc * mult + (np.int64(1) << (shift - 1))) >> shift
 
 
 def requantize(acc, mult, shift):

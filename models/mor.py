@@ -172,7 +172,7 @@ def mor_forward(qnet, mor_tables, threshold, image, *, layer_args=None):
                              "nonzero_computed": int((~zero & ~merged["skipped"]).sum()),
                              "macs": int(sum(out["macs"] for out in outs)),
                              "dense_macs": sum(a.shape[0] * w.shape[0] * w.shape[1] for a, w in groups)}
-        return requantize(merged["y"], layer.mult, layer.shift).T.reshape(shape)
+        return requantize(merged["y"].T.reshape(shape), layer.mult, layer.shift)
 
     return qnet.forward(image, compute=compute)[0], stats
 

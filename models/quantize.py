@@ -32,8 +32,8 @@ class QLayer:
     pad: int = 0
     stride: int = 1
     relu: bool = True
-    mult: int = 0
-    shift: int = 0
+    mult: int | np.ndarray = 0   # one, or one per output channel (int64 [F]: per-channel weight scales)
+    shift: int | np.ndarray = 0
     kernel: tuple = ()
     groups: int = 1
     inputs: tuple = ()
@@ -135,9 +135,22 @@ def multiplier(scale):
     return mult, shift
 
 
-def _quantize_weights(w):
+def _quantize_weights(w, per_channel=False):
+    """(int8 weights, scale): one scale, or one per filter (``per_channel``: float64 [F])."""
+    if per_channel:
+        scale = np.abs(w).reshape(len(w), -1).max(axis=1) / 127
+        scale[scale == 0] = 1.0
+        return np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8), scale
     scale = float(np.abs(w).max()) / 127 or 1.0
     return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+def _multipliers(scale):
+    """``multiplier`` of a scale, or (mult, shift) int64 arrays of per-channel scales."""
+    if np.ndim(scale) == 0:
+        return multiplier(float(scale))
+    pairs = [multiplier(float(s)) for s in scale]
+    return tuple(np.array(values, dtype=np.int64) for values in zip(*pairs))
 
 
 def _square(module, name):
@@ -159,7 +172,8 @@ CALIBRATION_IMAGES = 5000  # at most this many of the calibration images set the
 
 
 def quantize(model, calibration_images, *, percentile=99.99):
-    """Per-tensor symmetric weights, BatchNorm folded into its conv; activation scales from each ReLU's (ReLU6's)
+    """Symmetric weights, per tensor (per filter for a grouped or depthwise conv, whose filters' ranges differ most:
+    its (mult, shift) one per channel), BatchNorm folded into its conv; activation scales from each ReLU's (ReLU6's)
     output ``percentile`` on the first ``CALIBRATION_IMAGES`` calibration images. Every compute layer but the last
     must be followed by a ReLU, or end a residual block's branch (its Add rescales the int32 accumulators; the
     block must be followed by a ReLU)."""
@@ -223,13 +237,13 @@ class _Builder:
                 if not relu and not (open_end and last):
                     raise ValueError(f"{kind} layer {self.count[kind] + 1} is not followed by a ReLU and is not the "
                                      "classifier or the end of a residual branch")
-                wq, w_scale = _quantize_weights(w)
+                wq, w_scale = _quantize_weights(w, per_channel=geometry.get("groups", 1) > 1)
                 acc_scale = w_scale * scale
                 bias = np.round(b / acc_scale).astype(np.int32)
                 name = self._name(kind)
                 if relu:  # ReLU6: the output scale is calibrated on values <= 6, so 0..127 holds the clamp at 6
                     out_scale = next(self.out_scales)
-                    mult, shift = multiplier(acc_scale / out_scale)
+                    mult, shift = _multipliers(acc_scale / out_scale)
                     source = self._add(QLayer(name=name, kind=kind, w=wq, bias=bias, mult=mult, shift=shift,
                                               **geometry), source)
                     scale, i = out_scale, i + 2
@@ -244,7 +258,7 @@ class _Builder:
                 if not (i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)):
                     raise ValueError("a residual block must be followed by a ReLU")
                 out_scale = next(self.out_scales)
-                scales = tuple(multiplier(branch_scale / out_scale) for branch_scale, _ in (body, shortcut))
+                scales = tuple(_multipliers(branch_scale / out_scale) for branch_scale, _ in (body, shortcut))
                 source = self._add(QLayer(name=self._name("add"), kind="add", inputs=(body[1], shortcut[1]),
                                           scales=scales), source)
                 scale, i = out_scale, i + 2

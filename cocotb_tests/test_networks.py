@@ -324,9 +324,10 @@ def test_relu_passes_give_the_classifier_exactly():
 
 
 def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options, dynamo=True,
-                        layers=("conv1", "conv2", "fc1", "fc2")):
+                        layers=("conv1", "conv2", "fc1", "fc2"), inputs=lambda x: x):
     """``zeroskip evaluate`` of the user's CNN (a (model, data) fixture) exported by torch's ``dynamo`` exporter (or
-    the legacy one), with its data: every technique's ``layers`` bit-exact on RTL; the summary."""
+    the legacy one), with its data (float images 0..1 through ``inputs``, e.g. a normalisation): every technique's
+    ``layers`` bit-exact on RTL; the summary."""
     import json
     import warnings
 
@@ -340,8 +341,8 @@ def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options, dynamo=True,
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=dynamo,
                           **({"optimize": False} if dynamo else {}))
-    x = cnn.float_images(data.x_test).numpy()
-    np.savez(tmp_path / "data.npz", x=x, y=data.y_test, x_train=cnn.float_images(data.x_train).numpy(),
+    x = inputs(cnn.float_images(data.x_test).numpy())
+    np.savez(tmp_path / "data.npz", x=x, y=data.y_test, x_train=inputs(cnn.float_images(data.x_train).numpy()),
              y_train=data.y_train)
     out = tmp_path / "out"
     assert main(["evaluate", "--model", str(path), "--data", str(tmp_path / "data.npz"), "--images", "1",
@@ -377,6 +378,27 @@ def test_evaluate_runs_a_users_onnx_cnn_bit_exact_on_every_technique(user_cnn, t
     summary = _evaluate_user_onnx(user_cnn, tmp_path, ["s2ta", "cscnn", "mor", "snapea"])
     assert summary["cscnn"]["layers"][0]["preset"] == "cscnn_pe_default_5x5"
     assert summary["snapea"]["layers"][-1]["fallback"].startswith("no ReLU")
+
+
+@pytest.mark.xdist_group("onnx")
+@pytest.mark.parametrize("techniques", [["snapea"], pytest.param(["s2ta", "cscnn", "mor", "snapea"],
+                                                                 marks=pytest.mark.slow)], ids=["snapea", "all"])
+def test_evaluate_takes_a_signed_input_and_snapea_runs_it_as_non_negative_channels(techniques, user_cnn, tmp_path):
+    """The user's CNN for inputs normalised to -1..1 (torch's Normalize(0.5, 0.5); its first conv's weights halved and
+    bias shifted to match): the input is signed INT8, every layer bit-exact on the techniques' RTL; SnaPEA's first
+    layer runs the input's positive and negative parts as non-negative channels (early termination stays exact) and
+    says so."""
+    import copy
+
+    model, data = user_cnn
+    normalised = copy.deepcopy(model)
+    with torch.no_grad():   # conv(x, w) + b = conv(2x - 1, w / 2) + b + sum(w) / 2 away from the padding
+        normalised.c1.bias += normalised.c1.weight.sum(dim=(1, 2, 3)) / 2
+        normalised.c1.weight /= 2
+    summary = _evaluate_user_onnx((normalised, data), tmp_path, techniques, inputs=lambda x: 2 * x - 1)
+    assert summary["network"]["signed_input"] is True
+    rows = summary["snapea"]["layers"]
+    assert rows[0]["fallback"].startswith("signed input") and not (rows[1].get("fallback") or "").startswith("signed")
 
 
 RESNET_LAYERS = tuple(f"conv{i}" for i in range(1, 9)) + ("fc1",)
@@ -505,7 +527,7 @@ def test_reduce_mean_over_the_plane_imports_as_global_average_pooling_and_other_
 
 
 @pytest.mark.parametrize("arrays, message", [
-    ({"x": -np.ones((4, 1, 8, 8), np.float32)}, "x must be finite and non-negative"),
+    ({"x": np.full((4, 1, 8, 8), np.nan, np.float32)}, "x must be finite"),
     ({"x": np.zeros((4, 1, 8, 8))}, "x must be float32 [N, 1, 8, 8] as the model takes it, not float64"),
     ({"x": np.zeros((4, 1, 8, 8), np.float32), "y": np.array([0, 1, 2, 10])},
      "y must be class indices 0..9 (the model has 10 outputs), not 0..10"),

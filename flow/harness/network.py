@@ -102,8 +102,8 @@ def _float_images(data, key, shape):
     if x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != shape or not len(x):
         raise InputError(f"{key} must be float32 [N, {', '.join(map(str, shape))}] as the model takes it, not "
                          f"{x.dtype} {list(x.shape)}")
-    if not np.isfinite(x).all() or x.min() < 0:
-        raise InputError(f"{key} must be finite and non-negative (zeroskip's INT8 input is 0..127)")
+    if not np.isfinite(x).all():
+        raise InputError(f"{key} must be finite (zeroskip's INT8 input is -127..127 at one scale)")
     return x
 
 
@@ -135,9 +135,10 @@ def onnx_key(model_path, data_path):
 
 def load_onnx_network(model_path, data_path, *, log=print):
     """A user's ONNX model with its DATA.npz (docs/flow.md): ``x`` float32 [N, C, H, W] as the model takes it
-    (non-negative), optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float
-    model), optional ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses
-    ``x`` and techniques apply post-training). InputError or ValueError (one line) before anything runs."""
+    (normalised to negative values too: then a signed INT8 input, -127..127 at the scale of the largest magnitude),
+    optional ``y`` int64 [N] labels (without them accuracy is top-1 agreement with the float model), optional
+    ``x_train``, ``y_train`` for fine-tuning and calibration (without them calibration uses ``x`` and techniques apply
+    post-training). InputError or ValueError (one line) before anything runs."""
     from models.onnx_import import io_shapes
 
     start = time.perf_counter()
@@ -161,11 +162,11 @@ def load_onnx_network(model_path, data_path, *, log=print):
     from models.quantize import quantize
 
     model, _ = load_onnx(model_path)
-    scale = float(max(x.max(), 0 if x_train is None else x_train.max())) / 127 or 1.0
+    scale = float(max(np.abs(x).max(), 0 if x_train is None else np.abs(x_train).max())) / 127 or 1.0
     model.input_scale = scale * 127
 
     def quantized(images):
-        return np.clip(np.floor(images / scale + 0.5), 0, 127).astype(np.int8)
+        return np.clip(np.floor(images / scale + 0.5), -127, 127).astype(np.int8)
 
     with torch.no_grad():
         logits = model(torch.from_numpy(x))
@@ -179,6 +180,7 @@ def load_onnx_network(model_path, data_path, *, log=print):
     net = Network(Path(model_path).stem, data, model, key, qnet, float((float_top1 == y).mean()),
                   qnet.accuracy(data.x_test, data.y_test),
                   {"name": Path(model_path).name, "onnx_sha256_12": key, "input_scale": scale,
+                   "signed_input": bool((data.x_test < 0).any() or (data.x_train < 0).any()),
                    "labels": "y" if "y" in arrays else "float model top-1"}, post_training=x_train is None)
     log(f"network: imported {Path(model_path).name} ({len(qnet.computes)} compute layers) in "
         f"{time.perf_counter() - start:.1f} s; accuracy float {net.float_accuracy:.2%}, INT8 {net.int8_accuracy:.2%}"

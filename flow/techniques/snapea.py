@@ -18,8 +18,8 @@ from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE
 from . import Bars, Claim, Result, Table, Target, Technique, check_jobs
 
-__all__ = ["PrunedModel", "pruned_models", "multiplications", "snapea_jobs", "check_snapea_layers", "RTL_SPARSITY",
-           "TECHNIQUE"]
+__all__ = ["PrunedModel", "pruned_models", "multiplications", "nonnegative", "snapea_jobs", "check_snapea_layers",
+           "RTL_SPARSITY", "TECHNIQUE"]
 
 ORDER = 4
 ALGORITHMS_SHOWN = ("conv2d", "compressed", "snapea", "proposal1", "proposal2")
@@ -66,7 +66,9 @@ def multiplications(qnet, images):
     for layer in qnet.convs:
         row = {"layer": layer.name, "activation_zeros": float((acts[layer.name] == 0).mean()),
                "weight_zeros": float((layer.w == 0).mean()), **{name: 0 for name in ALGORITHMS}}
+        signed = bool((acts[layer.name] < 0).any())
         for x, w, bias in (conv for image in acts[layer.name] for conv in group_convs(layer, image)):
+            x, w = nonnegative(x, w, signed)
             outputs = {name: run_algorithm(name, x, w, bias, pad=layer.pad, stride=layer.stride)
                        for name in ALGORITHMS}
             for name, out in outputs.items():
@@ -77,21 +79,38 @@ def multiplications(qnet, images):
     return rows
 
 
+SIGNED = "signed input: x = x+ - x- as 2C non-negative channels (weights w, -w), early termination exact on them"
+
+
+def nonnegative(x, w, signed):
+    """``(x, w)`` of a convolution SnaPEA's early termination runs exactly: as they are, or for a ``signed`` input
+    (a network input normalised to negative values) its positive and negative parts as 2C channels, x+ = max(x, 0)
+    and x- = max(-x, 0) with weights w and -w (conv(x, w) = conv(x+, w) + conv(x-, -w); x within ±127)."""
+    if not signed:
+        return x, w
+    return (np.concatenate([np.maximum(x, 0), np.maximum(-x, 0)]).astype(np.int8),
+            np.concatenate([w, -w], axis=1).astype(np.int8))
+
+
 def snapea_jobs(cfg, qnet, acts, layers):
     """``Target.jobs`` of a SnaPEA array: each named layer (``group_convs``: an fc layer as a 1×1 convolution, a
-    grouped conv one job per group; a layer without ReLU in two sign-split passes, ``two_passes``) on ``cfg`` or its
-    memory variant."""
+    grouped conv one job per group; a layer without ReLU in two sign-split passes, ``two_passes``; a signed input as
+    non-negative channels, ``nonnegative``) on ``cfg`` or its memory variant."""
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        convs = [conv for x in acts[layer.name] for conv in group_convs(layer, x)]
-        first = group_convs(layer, acts[layer.name][0])  # every group's filters fit the variant's memories
-        variant = memory_variant(cfg, first[0][0], np.concatenate([w for _, w, _ in first]), layer.pad, layer.stride)
+        signed = bool((acts[layer.name] < 0).any())
+        convs = [(*nonnegative(x, w, signed), bias) for image in acts[layer.name]
+                 for x, w, bias in group_convs(layer, image)]
+        # every group's filters fit the variant's memories
+        variant = memory_variant(cfg, convs[0][0], np.concatenate([w for _, w, _ in convs[:layer.groups]]),
+                                 layer.pad, layer.stride)
         batch = [SnapeaDriver.validate(variant, {"x": x, "w": pw, "bias": pb, "pad": layer.pad,
                                                  "stride": layer.stride})
                  for x, w, bias in convs for pw, pb in relu_passes(layer, w, bias)]
-        n, why = len(acts[layer.name]), None if layer.relu else two_passes(layer)
+        why = "; ".join(([SIGNED] if signed else []) + ([] if layer.relu else [two_passes(layer)])) or None
+        n = len(acts[layer.name])
         jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, n=n, why=why: {
             "images": n, "preset": v.module, "fallback": why, "mults": summed(results, "mults")})
     return jobs

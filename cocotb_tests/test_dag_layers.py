@@ -108,3 +108,31 @@ def test_every_block_runs_residual_and_depthwise_layers_bit_exact(dag_net, block
         assert "residual Add" in why["conv5"] and "residual Add" in why["conv6"] and why["conv8"] == ""
     if block == "s2ta_aw":
         assert "depthwise" in why["conv7"]
+
+
+@pytest.mark.parametrize("block", ["scnn", "scnn_pe"])
+def test_a_layer_longer_than_a_harness_job_runs_as_partial_sums_bit_exact(block, rng):
+    """A dense 256-channel layer takes more op words than one harness job holds (13,329 on the scnn array, 6,405 on
+    its PE): it runs as input-channel halves, each bit-exact on Verilator, whose outputs summed are the layer's
+    (the golden model of the whole layer, which has no such limit), and its row says so."""
+    from flow.harness.drivers import DRIVERS
+    from flow.techniques import check_jobs
+    from flow.techniques.cscnn import cartesian_jobs
+    from golden.cartesian_array import array_conv
+    from golden.cartesian_pe import pe_conv
+    from models.quantize import QLayer
+
+    cfg = preset(block, "default")
+    x = rng.integers(1, 128, (256, 8, 8)).astype(np.int8)
+    w = rng.integers(-127, 128, (16, 256, 3, 3)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, 16).astype(np.int32)
+    qnet = QuantizedNet((QLayer("conv1", "conv", w, bias, pad=1, mult=1 << 30, shift=40),))
+    jobs = cartesian_jobs(cfg, qnet, {"conv1": x[None]}, ["conv1"], tiling="channel")
+    driver = DRIVERS[block]
+    variant, batch, _ = jobs["conv1"]
+    assert len(batch) == 2 and all(driver.longest_job(variant, args) <= driver.depth for args in batch)
+    whole = (array_conv(cfg, x, w, bias, batch[0]["tiling"]) if block == "scnn" else pe_conv(cfg, x, w, bias))["y"]
+    assert np.array_equal(sum(driver.golden(variant, args)[0]["y"].astype(np.int64) for args in batch), whole)
+    [row] = check_jobs(driver, "verilator", jobs, log=lambda *_: None)
+    assert row["mismatches"] == 0 and row["cycles"] == row["golden_cycles"] and row["images"] == 1
+    assert "2 partial-sum runs" in row["fallback"]

@@ -116,9 +116,21 @@ def conv_on(cfg, x, w):
     return kernel_variant(cfg, w.shape[2:]), x, w
 
 
+def partial_sums(driver, cfg, x, w, bias, extra):
+    """``[(x, w, bias)]``: a convolution as runs that each fit ``driver``'s harness jobs (``longest_job`` within its
+    ``depth``): itself, or its input channels halved until they do, each part's pre-activation outputs a partial sum
+    of the layer's (the bias in the first part's), added after the array (the post-processing)."""
+    if x.shape[0] == 1 or driver.longest_job(cfg, {"x": x, "w": w, "bias": bias, **extra}) <= driver.depth:
+        return [(x, w, bias)]
+    half = x.shape[0] // 2
+    return [*partial_sums(driver, cfg, x[:half], np.ascontiguousarray(w[:, :half]), bias, extra),
+            *partial_sums(driver, cfg, x[half:], np.ascontiguousarray(w[:, half:]), np.zeros_like(bias), extra)]
+
+
 def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
     """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``; a grouped conv
-    one job per group, ``group_convs``); on an array under ``tiling`` (``fastest``: the layer's fastest on its first
+    one job per group, ``group_convs``; a conv too long for the harness's jobs in partial sums, ``partial_sums``); on an
+    array under ``tiling`` (``fastest``: the layer's fastest on its first
     image's first group, golden cycles, for all its jobs)."""
     driver = DRIVERS[cfg.block]
     jobs = {}
@@ -130,8 +142,12 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
         extra = {}
         if driver is PeArrayDriver:
             extra["tiling"] = choose_tiling(variant, first, w, bias, tiling)
-        batch = [driver.validate(variant, {"x": x, "w": w, "bias": bias, **extra}) for _, x, w, bias in convs]
-        n, why = len(acts[layer.name]), NO_REUSE if cfg.reuse and not variant.reuse else None
+        parts = [part for _, x, w, bias in convs for part in partial_sums(driver, variant, x, w, bias, extra)]
+        batch = [driver.validate(variant, {"x": x, "w": w, "bias": bias, **extra}) for x, w, bias in parts]
+        why = "; ".join(([NO_REUSE] if cfg.reuse and not variant.reuse else [])
+                        + ([f"{len(parts) // len(convs)} partial-sum runs over input channels, added after the array"]
+                           if len(parts) > len(convs) else [])) or None
+        n = len(acts[layer.name])
         jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, e=extra, n=n, why=why: {
             "images": n, "preset": v.module, **e, "fallback": why, "mults": summed(results, "mults"),
             "stalls": summed(results, "stalls")})

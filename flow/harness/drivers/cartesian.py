@@ -46,12 +46,16 @@ class PeDriver(StreamDriver):
         """``{"x": int8 [C, H, W], "w": int8 [F, C, R, S], "bias": int32 [F]}``; InputError if invalid."""
         args = require_keys(cfg.block, inputs, PeDriver.input_keys)
         check_layer(cfg, **args)
-        for *_, tile, w_group, tile_bias in pieces(cfg, **args):  # each tile is one job of the harness
-            ops = len(tile_ops(cfg, tile, w_group, tile_bias))
-            if ops > PeDriver.depth:
-                raise InputError(f"a tile of this layer takes {ops} ops, more than the harness's {PeDriver.depth} "
-                                 "(fewer input channels or sparser activations fit)")
+        ops = PeDriver.longest_job(cfg, args)
+        if ops > PeDriver.depth:
+            raise InputError(f"a tile of this layer takes {ops} ops, more than the harness's {PeDriver.depth} "
+                             "(fewer input channels or sparser activations fit)")
         return args
+
+    @staticmethod
+    def longest_job(cfg, args):
+        """Ops of the layer's longest harness job (a tile: each is one), at most ``depth``."""
+        return max(len(tile_ops(cfg, tile, w_group, tile_bias)) for *_, tile, w_group, tile_bias in pieces(cfg, **args))
 
     @staticmethod
     def golden(cfg, args):
@@ -161,13 +165,17 @@ class PeArrayDriver(StreamDriver):
             tiling = str(value)
         check_array_layer(cfg, **args, tiling=TILINGS[0])
         args["tiling"] = choose_tiling(cfg, **args, tiling=tiling)
-        plan_ = plan(cfg, args["x"], args["w"], args["tiling"])
-        for run in plan_.runs:  # each run is one job of the harness
-            words = len(run_words(cfg, plan_, run, args["x"], args["w"], args["bias"]))
-            if words > PeArrayDriver.depth:
-                raise InputError(f"a run of this layer takes {words} ops, more than the harness's "
-                                 f"{PeArrayDriver.depth} (fewer input channels or sparser activations fit)")
+        words = PeArrayDriver.longest_job(cfg, args)
+        if words > PeArrayDriver.depth:
+            raise InputError(f"a run of this layer takes {words} ops, more than the harness's "
+                             f"{PeArrayDriver.depth} (fewer input channels or sparser activations fit)")
         return args
+
+    @staticmethod
+    def longest_job(cfg, args):
+        """Op words of the layer's longest harness job (a run of its plan: each is one), at most ``depth``."""
+        plan_ = plan(cfg, args["x"], args["w"], args["tiling"])
+        return max(len(run_words(cfg, plan_, run, args["x"], args["w"], args["bias"])) for run in plan_.runs)
 
     @staticmethod
     def golden(cfg, args):

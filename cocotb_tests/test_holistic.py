@@ -31,6 +31,23 @@ def test_regularised_layers_are_the_convs_fed_by_a_relu():
     assert conv_relus(lenet) == {1: 0}             # conv2 sees ReLU 1 through max-pooling
 
 
+@pytest.mark.parametrize("network", ["resnet_fashion", "mobilenet_fashion"])
+def test_regularised_layers_of_residual_and_depthwise_networks_are_each_convs_input(network):
+    """In a residual network (both branches of a block take its input; the Add is no ReLU) and a depthwise-separable
+    one (ReLU6), each regularised conv's captured ReLU output is the very tensor the conv takes (forward hooks), and
+    every conv fed by a ReLU is regularised."""
+    model = cnn.build(cnn.CnnConfig.of(network)).eval()
+    taken = {}
+    for i, conv in enumerate(model.convs):
+        conv.register_forward_pre_hook(lambda _m, args, i=i: taken.__setitem__(i, args[0]))
+    captured = []
+    with torch.no_grad():
+        model(torch.rand(2, 1, 28, 28), capture=captured)
+    relus = conv_relus(model)
+    assert sorted(relus) == list(range(1, len(model.convs)))
+    assert all(taken[c] is captured[r] for c, r in relus.items())
+
+
 def test_penalty_weights_each_layer_by_strength_and_weight():
     model = cnn.build(cnn.CnnConfig())
     acts = [torch.rand(2, 4, 3, 3) for _ in range(3)]

@@ -37,20 +37,31 @@ TERMS = {"l1": l1, "targeting": hoyer, "holistic": lambda x: l1(x) + hoyer(x)}
 
 
 def conv_relus(model):
-    """{conv index: index of its input's ReLU among the model's captured ReLU outputs} for each conv layer whose
-    input is a ReLU's output (through pooling); the first conv sees the image and is not regularised."""
+    """{conv index (``Net.convs`` order): index of its input's ReLU (or ReLU6) among the model's captured ReLU
+    outputs (execution order: a residual block's body, then its shortcut)} for each conv layer whose input is a
+    ReLU's output (through pooling); the first conv sees the image and is not regularised."""
     from torch import nn
 
-    out, relus, last, conv = {}, 0, None, 0
-    for layer in model.layers:
-        if isinstance(layer, nn.ReLU):
-            last, relus = relus, relus + 1
-        elif isinstance(layer, nn.Conv2d):
-            if last is not None:
-                out[conv] = last
-            conv += 1
-        elif isinstance(layer, nn.Linear):
-            last = None
+    from .cnn import Residual
+
+    out, count = {}, {"relus": 0, "convs": 0}
+
+    def walk(layers, last):
+        for layer in layers:
+            if isinstance(layer, Residual):   # both branches take the block's input; the Add is no ReLU
+                walk(layer.body, last)
+                walk(layer.shortcut, last)
+                last = None
+            elif isinstance(layer, (nn.ReLU, nn.ReLU6)):
+                last, count["relus"] = count["relus"], count["relus"] + 1
+            elif isinstance(layer, nn.Conv2d):
+                if last is not None:
+                    out[count["convs"]] = last
+                count["convs"] += 1
+            elif isinstance(layer, nn.Linear):
+                last = None
+
+    walk(model.layers, None)
     return out
 
 

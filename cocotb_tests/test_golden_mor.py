@@ -104,3 +104,13 @@ def test_offline_stage_on_the_digits_cnn():
         assert all(s["skipped"] == 0 and s["macs"] == s["dense_macs"] for s in stats.values())
     skipped = [mor_forward(net.qnet, layer_tables, 0.6, image)[1] for image in net.data.x_test[:20]]
     assert sum(s["skipped"] for layer in skipped for s in layer.values()) > 0
+
+
+def test_mor_profiles_and_chooses_t_on_disjoint_training_images_even_few():
+    """300 profiled, then up to 500 to choose T on; a user's data set of no more than 300 images is split in half
+    (one image serves both), so T is never chosen on no images."""
+    from flow.harness.mor_inputs import PROFILE_IMAGES, THRESHOLD_IMAGES, _splits
+
+    assert _splits(60000) == (slice(0, PROFILE_IMAGES), slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES))
+    assert _splits(4) == (slice(0, 2), slice(2, 4)) and _splits(5) == (slice(0, 2), slice(2, 5))
+    assert _splits(1) == (slice(0, 1), slice(0, 1))

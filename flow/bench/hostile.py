@@ -217,7 +217,7 @@ def _evaluate_cases():
     for name, arrays in {
         "unknown key": dict(x=np.ones((4, 1, 8, 8), np.float32), labels=np.zeros(4, np.int64)),
         "no x": dict(y=np.zeros(4, np.int64)),
-        "negative x": dict(x=-np.ones((4, 1, 8, 8), np.float32)),
+        "infinite x": dict(x=np.full((4, 1, 8, 8), np.inf, np.float32)),
         "float64 x": dict(x=np.ones((4, 1, 8, 8))),
         "wrong shape x": dict(x=np.ones((4, 1, 9, 9), np.float32)),
         "nan x": dict(x=np.full((4, 1, 8, 8), np.nan, np.float32)),

@@ -26,6 +26,15 @@ def _key(net):
                   net.data.y_train[used])[:16]
 
 
+def _splits(n):
+    """(profiled, chosen) slices of ``n`` training images: PROFILE_IMAGES then up to THRESHOLD_IMAGES; with no more
+    than PROFILE_IMAGES (a user's small data set), its first half then the rest (one image: it, twice)."""
+    if n > PROFILE_IMAGES:
+        return slice(0, PROFILE_IMAGES), slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES)
+    half = max(1, n // 2)
+    return slice(0, half), slice(half if n > 1 else 0, n)
+
+
 def mor_tables(net, *, log=print):
     """``(tables, T, sweep)``: each conv layer's MorTables of ``net``'s INT8 network and the threshold
     chosen on training data, reused from reports/cache/ when the network and settings are unchanged."""
@@ -40,14 +49,14 @@ def mor_tables(net, *, log=print):
         log(f"  MoR tables reused ({path.name}), T = {threshold}")
         return layer_tables, threshold, sweep
     train = net.data.x_train
-    layer_tables = tables(net.qnet, layer_inputs(net.qnet, train[:PROFILE_IMAGES]))
-    chosen = slice(PROFILE_IMAGES, PROFILE_IMAGES + THRESHOLD_IMAGES)
+    profiled, chosen = _splits(len(train))
+    layer_tables = tables(net.qnet, layer_inputs(net.qnet, train[profiled]))
     threshold, sweep = choose_threshold(net.qnet, layer_tables, train[chosen], net.data.y_train[chosen])
     for name, t in layer_tables.items():
         log(f"  {name}: {int((t.proxy == -1).sum())} proxies of {len(t.proxy)} filters, median c "
             f"{np.median(t.correlation):.3f}")
     log(f"  T = {threshold} (lowest of {THRESHOLDS[0]}..{THRESHOLDS[-1]} within 0.5 points of the exact "
-        f"network on {THRESHOLD_IMAGES} training images)")
+        f"network on {len(train[chosen])} training images, after {len(train[profiled])} profiled)")
     arrays = {f"{name}.{field}": getattr(t, field) for name, t in layer_tables.items()
               for field in ("proxy", "m_q", "b_q", "correlation")}
     meta = {"threshold": threshold, "sweep": sweep,

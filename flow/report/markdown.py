@@ -83,6 +83,14 @@ def _layer_table(summary):
     ])
 
 
+def _reasons(fallbacks):
+    """{layer: why} as "layers: why" per distinct reason, or a dash."""
+    layers = {}
+    for layer, why in fallbacks.items():
+        layers.setdefault(why, []).append(layer)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in layers.items()) or "—"
+
+
 def _role_section(summary):
     """Per kind of layer (conv, depthwise, pointwise, residual conv, fc) and technique: speedup and energy vs dense
     at equal MACs, which technique wins, and where a mechanism was off."""
@@ -97,7 +105,7 @@ def _role_section(summary):
         ("layers", lambda r: ", ".join(r["layers"])),
         ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
         ("energy vs dense", lambda r: f"{r['energy_vs_dense']:.2f}x"),
-        ("mechanism off", lambda r: "; ".join(f"{k}: {v}" for k, v in r["fallbacks"].items()) or "—")]), "",
+        ("mechanism off", lambda r: _reasons(r["fallbacks"]))]), "",
         *[f"- *{role}*: fastest {TECHNIQUES[w['fastest']].title}, least energy {TECHNIQUES[w['least_energy']].title}"
           for role, w in sorted(wins.items())], ""]
 

@@ -221,9 +221,12 @@ def test_a_sweep_of_the_w_dbb_bound_measures_each_point_on_a_network_constrained
         assert aw.accuracy > 0.9
 
 
-def test_the_built_in_networks_train_nothing_their_checkpoints_ship(monkeypatch):
-    """Every checkpoint the digits network and its techniques' models need is package data (the demo trains
-    nothing on a clean clone)."""
+@pytest.mark.parametrize("network", ["digits", *(pytest.param(name, marks=pytest.mark.slow)
+                                                  for name in NETWORKS if name != "digits")])
+def test_the_built_in_networks_train_nothing_their_checkpoints_ship(network, monkeypatch):
+    """Every checkpoint a built-in network and its techniques' models need is package data (the demo trains
+    nothing on a clean clone; the other networks, each minutes of quantizing and measuring its models, in make
+    test-all)."""
     made, unshipped = [], []
     real = checkpoint.load_or_make
 
@@ -235,7 +238,7 @@ def test_the_built_in_networks_train_nothing_their_checkpoints_ship(monkeypatch)
     for module in [m for name, m in sys.modules.items() if name.startswith("models.")]:
         if getattr(module, "load_or_make", None) is real:
             monkeypatch.setattr(module, "load_or_make", watched)
-    net = load_network("digits", log=lambda *_: None)
+    net = load_network(network, log=lambda *_: None)
     assert net.reused
     lines = []
     for technique in TECHNIQUES.values():

@@ -24,8 +24,8 @@ from ..harness.network import CACHE
 from ..harness.result_cache import cached
 from . import Bars, Claim, Result, Table, Target, Technique, check_jobs
 
-__all__ = ["CscnnModel", "cscnn_models", "table_ii", "conv_on", "cartesian_jobs", "check_cartesian_layers",
-           "tiling_table", "PRUNING", "TECHNIQUE"]
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "layer_preset", "conv_on", "cartesian_jobs",
+           "check_cartesian_layers", "tiling_table", "PRUNING", "TECHNIQUE"]
 
 ORDER = 2
 
@@ -101,14 +101,18 @@ NO_REUSE = ("no dual-weight reuse: filters not centrosymmetric (the paper leaves
             "alone), run as on SCNN")
 
 
+def layer_preset(cfg, layer):
+    """``cfg`` for compute ``layer``, or, where its filters are not all centrosymmetric (a strided conv's), the same
+    CSCNN PE or array with its reuse off (``NO_REUSE``: that size of SCNN PE or array)."""
+    if cfg.reuse and layer.kind == "conv" and not is_centrosymmetric(layer.w).all():
+        return dataclasses.replace(cfg, reuse=False)
+    return cfg
+
+
 def conv_on(cfg, x, w):
     """``(preset, x, w)`` that run a convolution of ``group_convs`` on ``cfg``: a 1×1 convolution (an fc layer, a
     pointwise conv), which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps
-    cost no product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant.
-    Filters that are not centrosymmetric (a strided conv's) run on a CSCNN preset with its reuse off (``NO_REUSE``:
-    the same size of SCNN PE or array)."""
-    if cfg.reuse and not is_centrosymmetric(w).all():
-        cfg = dataclasses.replace(cfg, reuse=False)
+    cost no product; the output is the full-mode plane's centre); any other filter size runs on a kernel variant."""
     if cfg.block in PE_ARRAY_BLOCKS and w.shape[2:] == (1, 1) and cfg.r % 2 and cfg.s % 2:
         centred = np.zeros((*w.shape[:2], cfg.r, cfg.s), np.int8)
         centred[:, :, cfg.r // 2, cfg.s // 2] = w[:, :, 0, 0]
@@ -137,7 +141,8 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        convs = [(*conv_on(cfg, x, w), bias) for image in acts[layer.name] for x, w, bias in group_convs(layer, image)]
+        convs = [(*conv_on(layer_preset(cfg, layer), x, w), bias) for image in acts[layer.name]
+                 for x, w, bias in group_convs(layer, image)]
         variant, first, w, bias = convs[0]
         extra = {}
         if driver is PeArrayDriver:
@@ -178,7 +183,8 @@ def tiling_table(cfg, qnet, images):
     acts = layer_inputs(qnet, images)
     rows = []
     for layer in qnet.computes:
-        convs = [(*conv_on(cfg, x, w), bias) for image in acts[layer.name] for x, w, bias in group_convs(layer, image)]
+        convs = [(*conv_on(layer_preset(cfg, layer), x, w), bias) for image in acts[layer.name]
+                 for x, w, bias in group_convs(layer, image)]
         variant = convs[0][0]
         row = {"layer": layer.name,
                "one_pe": sum(pe_conv(variant.pe, x, w, bias)["cycles"] for _, x, w, bias in convs)}

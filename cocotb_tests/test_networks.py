@@ -405,11 +405,12 @@ RESNET_LAYERS = tuple(f"conv{i}" for i in range(1, 9)) + ("fc1",)
 
 
 @pytest.mark.xdist_group("onnx")
-@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+@pytest.mark.parametrize("dynamo", [pytest.param(False, marks=pytest.mark.slow), True], ids=["legacy", "dynamo"])
 def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact(dynamo, user_resnet, tmp_path):
-    """The user's residual and depthwise-separable CNN from either exporter: every conv (the depthwise one in
-    per-group jobs) and fc layer bit-exact on the dense array and the S2TA array, whose activation DBB is off on the
-    depthwise layer and says so."""
+    """The user's residual and depthwise-separable CNN from either exporter (both import alike: the import test above;
+    the legacy one's evaluation in make test-all): every conv (the depthwise one in per-group jobs) and fc layer
+    bit-exact on the dense array and the S2TA array, whose activation DBB is off on the depthwise layer and says
+    so."""
     summary = _evaluate_user_onnx(user_resnet, tmp_path, ["s2ta"], dynamo=dynamo, layers=RESNET_LAYERS)
     rows = {r["layer"]: r for r in summary["s2ta"]["layers"]}
     assert "depthwise" in rows["conv7"]["fallback"]

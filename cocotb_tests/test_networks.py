@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from flow.harness.network import count_test_images
+from generators.config import preset
 from golden.checks import InputError
 from golden.conv import pool2d
 from models import cnn
@@ -380,22 +381,43 @@ def test_evaluate_runs_a_users_onnx_cnn_bit_exact_on_every_technique(user_cnn, t
     assert summary["snapea"]["layers"][-1]["fallback"].startswith("no ReLU")
 
 
-@pytest.mark.xdist_group("onnx")
-@pytest.mark.parametrize("techniques", [["snapea"], pytest.param(["s2ta", "cscnn", "mor", "snapea"],
-                                                                 marks=pytest.mark.slow)], ids=["snapea", "all"])
-def test_evaluate_takes_a_signed_input_and_snapea_runs_it_as_non_negative_channels(techniques, user_cnn, tmp_path):
-    """The user's CNN for inputs normalised to -1..1 (torch's Normalize(0.5, 0.5); its first conv's weights halved and
-    bias shifted to match): the input is signed INT8, every layer bit-exact on the techniques' RTL; SnaPEA's first
-    layer runs the input's positive and negative parts as non-negative channels (early termination stays exact) and
-    says so."""
+def _normalised(user_cnn):
+    """The user's CNN for inputs normalised to -1..1 (torch's Normalize(0.5, 0.5)): its first conv's weights halved
+    and bias shifted to match (conv(x, w) + b = conv(2x - 1, w / 2) + b + sum(w) / 2 away from the padding)."""
     import copy
 
     model, data = user_cnn
     normalised = copy.deepcopy(model)
-    with torch.no_grad():   # conv(x, w) + b = conv(2x - 1, w / 2) + b + sum(w) / 2 away from the padding
+    with torch.no_grad():
         normalised.c1.bias += normalised.c1.weight.sum(dim=(1, 2, 3)) / 2
         normalised.c1.weight /= 2
-    summary = _evaluate_user_onnx((normalised, data), tmp_path, techniques, inputs=lambda x: 2 * x - 1)
+    return normalised, data
+
+
+def test_a_signed_input_runs_on_snapea_as_non_negative_channels_bit_exact(user_cnn, tmp_path):
+    """Inputs normalised to -1..1 import as signed INT8 (-127..127); SnaPEA's PEs, whose early termination needs
+    x >= 0, run the first layer as the input's positive and negative parts in 2C non-negative channels (weights w,
+    -w) bit-exact on Verilator, every other layer as it is, and the row says so."""
+    from flow.harness.network import load_onnx_network
+    from flow.techniques.snapea import check_snapea_layers
+
+    model, data = _normalised(user_cnn)
+    _export(model, tmp_path / "m.onnx")
+    np.savez(tmp_path / "data.npz", x=2 * cnn.float_images(data.x_test[:20]).numpy() - 1)
+    net = load_onnx_network(tmp_path / "m.onnx", tmp_path / "data.npz", log=lambda *_: None)
+    assert net.meta["signed_input"] and net.data.x_test.min() == -127
+    rows = check_snapea_layers(preset("snapea", "default"), "verilator", net.qnet, net.data.x_test[:1],
+                               log=lambda *_: None)
+    assert all(r["mismatches"] == 0 and r["cycles"] == r["golden_cycles"] for r in rows)
+    assert rows[0]["fallback"].startswith("signed input") and rows[1]["fallback"] is None
+
+
+@pytest.mark.slow
+def test_evaluate_takes_a_signed_input_bit_exact_on_every_technique(user_cnn, tmp_path):
+    """The normalised CNN through ``zeroskip evaluate``: every layer bit-exact on every technique's RTL, SnaPEA's
+    first layer as non-negative channels (make test-all)."""
+    summary = _evaluate_user_onnx(_normalised(user_cnn), tmp_path, ["s2ta", "cscnn", "mor", "snapea"],
+                                  inputs=lambda x: 2 * x - 1)
     assert summary["network"]["signed_input"] is True
     rows = summary["snapea"]["layers"]
     assert rows[0]["fallback"].startswith("signed input") and not (rows[1].get("fallback") or "").startswith("signed")

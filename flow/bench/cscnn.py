@@ -21,13 +21,13 @@ from golden.cartesian_array import TILINGS
 from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, mirror_canonical
 
-from ..harness.activations import conv_inputs, group_convs, layer_inputs
+from ..harness.activations import conv_inputs, layer_inputs
 from ..harness.cosim import first_mismatch
 from ..harness.drivers import DRIVERS
 from ..harness.network import load_network
 from ..synth.area import preset_area
 from ..synth.yosys import synthesize
-from ..techniques.cscnn import conv_on, cscnn_models, layer_preset, table_ii
+from ..techniques.cscnn import cscnn_models, layer_convs, table_ii
 from ..techniques.dense import check_array_layers, dense_at
 from . import BENCH_DIR
 
@@ -152,8 +152,7 @@ def array_table(networks=("digits", "lenet5"), images=2, *, log=print):
         dense = {r["layer"]: r["cycles"] for r in check_array_layers(dense_cfg, "verilator", net.qnet, xs, log=log)}
         acts = layer_inputs(qnet, xs)
         for layer in tqdm(qnet.computes, desc=f"{name} layers", leave=False):
-            convs = [(*conv_on(layer_preset(array, layer), x, w), bias) for image in acts[layer.name]
-                     for x, w, bias in group_convs(layer, image)]
+            convs = layer_convs(array, layer, acts[layer.name])
             variant = convs[0][0]
             scnn = dataclasses.replace(variant, reuse=False)
 

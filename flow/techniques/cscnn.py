@@ -24,7 +24,7 @@ from ..harness.network import CACHE
 from ..harness.result_cache import cached
 from . import Bars, Claim, Result, Table, Target, Technique, check_jobs
 
-__all__ = ["CscnnModel", "cscnn_models", "table_ii", "layer_preset", "conv_on", "cartesian_jobs",
+__all__ = ["CscnnModel", "cscnn_models", "table_ii", "layer_preset", "layer_convs", "conv_on", "cartesian_jobs",
            "check_cartesian_layers", "tiling_table", "PRUNING", "TECHNIQUE"]
 
 ORDER = 2
@@ -109,6 +109,13 @@ def layer_preset(cfg, layer):
     return cfg
 
 
+def layer_convs(cfg, layer, inputs):
+    """``[(preset, x, w, bias)]``: compute ``layer`` on each input of ``inputs`` as the convolutions ``cfg`` runs,
+    every image's groups (``group_convs``) in order, on ``layer_preset`` through ``conv_on``."""
+    layer_cfg = layer_preset(cfg, layer)
+    return [(*conv_on(layer_cfg, x, w), bias) for image in inputs for x, w, bias in group_convs(layer, image)]
+
+
 def conv_on(cfg, x, w):
     """``(preset, x, w)`` that run a convolution of ``group_convs`` on ``cfg``: a 1×1 convolution (an fc layer, a
     pointwise conv), which a PE array of odd R×S filters runs as is, its weights in the filters' centre tap (zero taps
@@ -141,8 +148,7 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        convs = [(*conv_on(layer_preset(cfg, layer), x, w), bias) for image in acts[layer.name]
-                 for x, w, bias in group_convs(layer, image)]
+        convs = layer_convs(cfg, layer, acts[layer.name])
         variant, first, w, bias = convs[0]
         extra = {}
         if driver is PeArrayDriver:
@@ -183,8 +189,7 @@ def tiling_table(cfg, qnet, images):
     acts = layer_inputs(qnet, images)
     rows = []
     for layer in qnet.computes:
-        convs = [(*conv_on(layer_preset(cfg, layer), x, w), bias) for image in acts[layer.name]
-                 for x, w, bias in group_convs(layer, image)]
+        convs = layer_convs(cfg, layer, acts[layer.name])
         variant = convs[0][0]
         row = {"layer": layer.name,
                "one_pe": sum(pe_conv(variant.pe, x, w, bias)["cycles"] for _, x, w, bias in convs)}

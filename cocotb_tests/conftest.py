@@ -15,8 +15,9 @@ os.environ.setdefault("ZS_VERILATOR_OPT", "-O0")
 # The groups of ``xdist_group`` marks, longest first: ``--dist loadgroup`` runs a group on
 # one worker, and with ``--no-loadscope-reorder`` (the Makefile) the workers take groups and tests in this order, so
 # neither ends alone on a long one. A group shares what must not be computed twice at once (one Yosys compile, the
-# sweep tests' builds and cached results, the scnn_pe_small netlist) or what one test leaves for the next.
-GROUP_ORDER = ("demo", "yosys", "sweep", "demo_mismatch", "scnn_pe_gates", "training", "onnx")
+# sweep tests' builds and cached results, the scnn_pe_small and sa/sa_zvcg small netlists) or what one test leaves for
+# the next.
+GROUP_ORDER = ("demo", "yosys", "sweep", "demo_mismatch", "scnn_pe_gates", "sa_gates", "training", "onnx")
 
 
 def _group(item):

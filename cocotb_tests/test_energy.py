@@ -55,6 +55,7 @@ def sa_small_gates():
     return cfg, map_to_cells(cfg), *gate_driver(ArrayDriver, cfg)
 
 
+@pytest.mark.xdist_group("sa_gates")   # one worker maps the sa/sa_zvcg small netlists at a time (one work folder)
 def test_a_block_maps_to_library_cells_with_yosys_area(sa_small_gates):
     cfg, cells, _, netlist = sa_small_gates
     lib = osu018()
@@ -65,6 +66,7 @@ def test_a_block_maps_to_library_cells_with_yosys_area(sa_small_gates):
         map_to_cells(cfg, style="gates")
 
 
+@pytest.mark.xdist_group("sa_gates")   # one worker maps the sa/sa_zvcg small netlists at a time (one work folder)
 def test_gate_level_netlist_equals_golden_and_its_energy_falls_with_density(sa_small_gates, rng):
     cfg, _, driver, netlist = sa_small_gates
     w = rng.integers(-128, 128, (48, cfg.cols)).astype(np.int8)
@@ -81,6 +83,7 @@ def test_gate_level_netlist_equals_golden_and_its_energy_falls_with_density(sa_s
     assert energy[1.0] > energy[0.5] > energy[0.0]
 
 
+@pytest.mark.xdist_group("sa_gates")   # one worker maps the sa/sa_zvcg small netlists at a time (one work folder)
 def test_zero_value_clock_gating_saves_energy_on_sparse_activations_at_equal_cycles(sa_small_gates, rng):
     """sa_zvcg against sa on the same operands: the same cycles and outputs; on sparse activations less energy
     (its accumulators get no clock edge in a zero step), on dense ones no saving to speak of."""
@@ -210,6 +213,7 @@ def test_sram_ports_are_counted_at_each_clock_edge_from_their_value_before_it(tm
         vcd_toggles(vcd, top="top", sample=[("ram", "wen")])
 
 
+@pytest.mark.xdist_group("sa_gates")   # one worker maps the sa/sa_zvcg small netlists at a time (one work folder)
 def test_the_per_action_model_predicts_the_gate_level_energy_of_unseen_operands(sa_small_gates, rng):
     """Random post-ReLU activations and weights (the calibration saw real digits data only) at three densities, on
     both sa and sa_zvcg: the model, from counts alone, within 15% of the gate-level energy."""

@@ -65,7 +65,7 @@ def test_random_layers(cfg, sim, rng):
 
 def _edge_layers(cfg, rng):
     n_out, n_in = cfg.max_out, cfg.bits_per_cycle + cfg.mac_width + 1
-    zero_bias = np.full(n_out, -10**5, np.int32)  # every proxy decides zero
+    zero_bias = np.full(n_out, -128 * 128 * n_in, np.int32)  # below any x·w: every proxy decides zero
     one_cluster = np.zeros(n_out, np.int64)
     one_cluster[0] = -1
     return {

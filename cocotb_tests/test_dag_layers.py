@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flow.harness.activations import conv_inputs, group_convs, layer_inputs
+from flow.harness.activations import FcBatch, conv_inputs, fc_batch, group_convs, layer_images, layer_inputs, layer_jobs
 from flow.harness.drivers.array import ArrayDriver
 from flow.harness.mor_inputs import engine_inputs, layer_notes
 from flow.techniques.cscnn import check_cartesian_layers
@@ -62,8 +62,7 @@ def test_mor_on_a_dag_skips_only_where_its_predictor_applies(dag_net):
             counts[name] = counts.get(name, 0) + c["skipped"]
     assert counts["conv7"] == 0 and counts["conv2"] > 0
     notes = layer_notes(qnet)
-    assert "residual Add" in notes["conv5"][1] and notes["conv5"][0] == 2
-    assert "depthwise" in notes["conv7"][1] and notes["conv8"][1] is None
+    assert "residual Add" in notes["conv5"] and "depthwise" in notes["conv7"] and notes["conv8"] is None
 
 
 def _symmetric(qnet):
@@ -72,8 +71,8 @@ def _symmetric(qnet):
                               if layer.kind == "conv" and layer.stride == 1 else layer for layer in qnet.layers))
 
 
-def _rows(block, qnet, data, sim, images, layers):
-    quiet = {"log": lambda *_: None}
+def _rows(block, qnet, data, sim, images, layers, batch=None):
+    quiet = {"log": lambda *_: None, "batch": batch}
     if block == "sa":
         return check_array_layers(preset("sa", "default"), sim, qnet, images, layers=layers, **quiet)
     if block == "s2ta_aw":
@@ -86,9 +85,9 @@ def _rows(block, qnet, data, sim, images, layers):
         return check_cartesian_layers(preset("cscnn", "default"), sim, _symmetric(qnet), images, layers=layers,
                                       **quiet)
     layer_tables = tables(qnet, layer_inputs(qnet, data.x_train[:40]))
-    inputs = engine_inputs(qnet, layer_tables, 0.6, images)
+    inputs = engine_inputs(qnet, layer_tables, 0.6, images, batch=batch)
     return check_mor_layers(preset("mor", "default"), sim, {name: inputs[name] for name in layers},
-                            images=len(images), notes=layer_notes(qnet), **quiet)
+                            images=layer_images(qnet, images, batch), notes=layer_notes(qnet), log=quiet["log"])
 
 
 @pytest.mark.parametrize("block,sim", [
@@ -113,6 +112,36 @@ def test_every_block_runs_residual_and_depthwise_layers_bit_exact(dag_net, block
         assert "depthwise" in why["conv7"]
     if block == "cscnn" and sim == "verilator":   # the strided 3x3 conv runs with the array's reuse off
         assert why["conv4"].startswith("no dual-weight reuse") and why["conv2"] == ""
+
+
+def test_fc_batches_are_one_convolution_of_their_images_as_pixels(dag_net):
+    """An fc layer's jobs (``layer_jobs``): ``size`` images a job as a 1×size plane whose 1×1 convolution is each
+    image's x·wᵀ + bias (the last job the rest); ``fc_batch`` fills the last batch with the next test images."""
+    data, _, qnet = dag_net
+    fc = next(layer for layer in qnet.computes if layer.kind == "fc")
+    acts = layer_inputs(qnet, data.x_test[:5])[fc.name]
+    jobs = layer_jobs(fc, acts, 2)
+    assert [x.shape for x, _, _ in jobs] == [(acts.shape[1], 1, 2)] * 2 + [(acts.shape[1], 1, 1)]
+    outs = np.concatenate([conv2d(x, w, pad=0)[:, 0, :] + bias[:, None] for x, w, bias in jobs], axis=1)
+    assert np.array_equal(outs.T, acts.astype(np.int64) @ fc.w.T.astype(np.int64) + fc.bias)
+    assert len(fc_batch(data.x_test, 5, 8).images) == 8 and len(fc_batch(data.x_test, 16, 8).images) == 16
+    assert len(fc_batch(data.x_test[:6], 5, 8).images) == 6   # no more test images than the set holds
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="an fc batch is a positive whole number of images"):
+            fc_batch(data.x_test, 1, bad)
+
+
+@pytest.mark.parametrize("block,sim", [(block, sim) for block in ("sa", "s2ta_aw", "snapea", "cscnn", "mor")
+                                       for sim in SIMULATORS])
+def test_every_block_runs_an_fc_batch_bit_exact(dag_net, block, sim):
+    """Each technique's block runs the fc layer on 4 images in batches of 3 (jobs of 3 and 1) bit-exact; the row
+    counts the 4 images."""
+    data, _, qnet = dag_net
+    fc = [layer.name for layer in qnet.computes if layer.kind == "fc"]
+    rows = _rows(block, qnet, data, sim, data.x_test[:1], fc, FcBatch(3, data.x_test[:4]))
+    for row in rows:
+        assert row["mismatches"] == 0 and row["first_mismatch"] is None, (row["layer"], row["first_mismatch"])
+        assert row["images"] == 4 and row["cycles"] == row["golden_cycles"] > 0
 
 
 @pytest.mark.parametrize("block", ["scnn", "scnn_pe"])

@@ -49,10 +49,12 @@ def _summary(path):
 
 @pytest.mark.xdist_group("demo")  # the longest test, first on a worker of its own (conftest.GROUP_ORDER)
 def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
-    """One test image through all five techniques' RTL (re-simulated) and the dense baselines."""
-    assert demo(images=1, synth=False, fresh=True, out_dir=tmp_path, log=lambda *_: None) == 0
+    """One test image through all five techniques' RTL (re-simulated) and the dense baselines, the fc layer in a
+    batch of 3 (the image and the next two test images)."""
+    assert demo(images=1, batch=3, synth=False, fresh=True, out_dir=tmp_path, log=lambda *_: None) == 0
     summary = _summary(tmp_path)
     assert summary["bit_exact"] and summary["dataset"]["images"] == 1
+    assert (summary["dataset"]["fc_batch"], summary["dataset"]["fc_images"]) == (3, 3)
     assert set(summary["presets"]) >= set(TECHNIQUES) and summary["seeds"]["cnn"] == 0
     for name in TECHNIQUES:
         t = summary[name]
@@ -61,11 +63,14 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         # by default a technique's comparisons come from the golden models (--rtl-comparisons runs them on RTL)
         assert (t["golden_comparisons"] != []) == (name != "dense") and not set(t["golden_comparisons"]) & set(
             t["rtl_checks"]), name
-        assert t["cycles"] == sum(r["cycles"] for r in t["layers"]) > 0
-        assert all(r["cycles"] == r["golden_cycles"] and r["images"] == 1 for r in t["layers"])
+        # network figures are per image: each layer's over the images it ran (conv 1, the fc layer its batch)
+        assert t["cycles"] == pytest.approx(sum(r["cycles"] / r["images"] for r in t["layers"])) and t["cycles"] > 0
+        assert all(r["cycles"] == r["golden_cycles"] and r["images"] == (3 if r["role"] == "fc" else 1)
+                   for r in t["layers"])
         assert t["speedup_vs_dense"] == pytest.approx(t["dense_baseline"]["cycles"] / t["cycles"])
         assert t["dense_baseline"]["macs"] == t["preset"]["macs"]
-        assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] for r in t["layers"])) and t["energy_pj"] > 0
+        assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] / r["images"] for r in t["layers"]))
+        assert t["energy_pj"] > 0
         assert set(t["energy_parts"]) == set(SYSTEM_PARTS) and all(
             r["energy_pj"] == pytest.approx(sum(r["energy_parts"].values())) for r in t["layers"])
         # every design pays its global buffer; DRAM is the same at equal MACs for the same layers
@@ -75,6 +80,8 @@ def test_demo_writes_every_technique_bit_exact_with_the_report(tmp_path):
         assert t["energy_vs_dense"] == pytest.approx(t["energy_pj"] / t["dense_baseline"]["energy_pj"])
         assert 0.9 < t["accuracy"] <= 1 and t["multiplications"] > 0
     assert summary["dense"]["speedup_vs_dense"] == 1 and summary["dense"]["energy_vs_dense"] == 1
+    # S2TA's fc layer is W-DBB trained: it runs in W-DBB mode, not the dense-weight fallback
+    assert [r.get("fallback") for r in summary["s2ta"]["layers"] if r["role"] == "fc"] == [None]
     # the sparse techniques form fewer products than the dense array on the same layers
     assert all(summary[name]["multiplications"] < summary["dense"]["multiplications"]
                for name in ("s2ta", "cscnn", "snapea"))
@@ -125,6 +132,8 @@ def test_demo_mismatch_fails_naming_technique_layer_coordinates_and_waveform(tmp
     ({"images": 361}, "not 361"),
     ({"images": 2.5}, "not 2.5"),
     ({"fresh": ["mor", "scnn"]}, "fresh names techniques of dense, s2ta, cscnn, mor, snapea, not ['scnn']"),
+    ({"batch": 0}, "an fc batch is a positive whole number of images, not 0"),
+    ({"batch": 2.5}, "an fc batch is a positive whole number of images, not 2.5"),
 ])
 def test_demo_refuses_bad_arguments_before_doing_anything(kwargs, message, tmp_path):
     with pytest.raises(ValueError) as error:

@@ -308,20 +308,32 @@ def test_onnx_import_refuses_an_unsupported_op_naming_it_and_its_node(tmp_path):
         load_onnx(tmp_path / "junk.onnx")
 
 
-def test_relu_passes_give_the_classifier_exactly():
-    """A block with post-ReLU outputs computes a no-ReLU layer as relu(z) - relu(-z) of two passes."""
-    from flow.harness.activations import relu_passes
+@pytest.mark.parametrize("x_min", [0, -128])
+def test_a_raised_bias_gives_a_layer_without_relu_in_one_pass(x_min):
+    """A block with post-ReLU outputs computes a no-ReLU layer in one pass with each filter's bias raised by k: for
+    any input in x_min..127 (the extremes and random ones) relu(w·x + bias + k) − k = w·x + bias; a ReLU layer
+    keeps its bias; a bias that would leave int32 is refused."""
+    from flow.harness.activations import raised_bias
     from models.quantize import QLayer
 
     rng = np.random.default_rng(3)
     w = rng.integers(-127, 128, (10, 30)).astype(np.int8)
+    w[0] = -127   # a filter of negative weights only, one of positive only
+    w[1] = 127
     bias = rng.integers(-5000, 5000, 10).astype(np.int32)
-    x = rng.integers(0, 128, 30).astype(np.int64)
-    (wp, bp), (wn, bn) = relu_passes(QLayer("fc", "fc", w, bias, relu=False), w, bias)
-    z = w.astype(np.int64) @ x + bias
-    relu = [np.maximum(a.astype(np.int64) @ x + b, 0) for a, b in ((wp, bp), (wn, bn))]
-    assert wn.dtype == np.int8 and bn.dtype == np.int32 and np.array_equal(relu[0] - relu[1], z)
-    assert len(relu_passes(QLayer("fc", "fc", w, bias, relu=True), w, bias)) == 1
+    raised, k = raised_bias(QLayer("fc", "fc", w, bias, relu=False), w, bias, x_min=x_min)
+    assert raised.dtype == np.int32 and (k >= 0).all() and k[0] > 0 and k[1] == max(0, -bias[1] - 127 * 30 * x_min)
+    xs = [np.full(30, x_min), np.full(30, 127), np.where(w[2] < 0, 127, x_min),
+          *rng.integers(x_min, 128, (50, 30))]
+    for x in xs:
+        z = w.astype(np.int64) @ np.asarray(x, np.int64) + bias
+        assert np.array_equal(np.maximum(z + k, 0) - k, z)
+    same, zero = raised_bias(QLayer("fc", "fc", w, bias, relu=True), w, bias)
+    assert np.array_equal(same, bias) and not zero.any()
+    big = np.full((1, 140_000), -127, np.int8)
+    with pytest.raises(ValueError, match="leaves int32"):
+        raised_bias(QLayer("fc", "fc", big, np.zeros(1, np.int32), relu=False), big, np.zeros(1, np.int32),
+                    x_min=-128)
 
 
 def _evaluate_user_onnx(user_cnn, tmp_path, techniques, *options, dynamo=True,
@@ -450,7 +462,7 @@ def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact(dynamo, use
 
 @pytest.mark.slow
 def test_evaluate_runs_a_users_residual_depthwise_onnx_cnn_bit_exact_on_every_technique(user_resnet, tmp_path):
-    """The same on all five techniques; the convs feeding an Add run in two passes on SnaPEA and MoR; make
+    """The same on all five techniques; the convs feeding an Add run with raised biases on SnaPEA and MoR; make
     test-all."""
     summary = _evaluate_user_onnx(user_resnet, tmp_path, ["s2ta", "cscnn", "mor", "snapea"], layers=RESNET_LAYERS)
     for technique in ("snapea", "mor"):

@@ -11,6 +11,7 @@ from generators.config import CATALOG, default_preset, preset
 from golden.cartesian_array import DEFAULT_TILING, TILING_CHOICES
 from models.networks import NETWORKS
 
+from .harness.activations import BATCH
 from .harness.runner import REPO, SIMULATORS, SimulationError
 from .harness.toolchain import ToolError
 
@@ -112,7 +113,8 @@ def _evaluate(args):
         raise ValueError(f"--out {out}: its parent folder {out.parent} does not exist")
     return evaluate(args.network or "digits", model=args.model, data=args.data, techniques=techniques, sim=args.sim,
                     synth=not args.no_synth, out_dir=out, title=f"zeroskip evaluation: {name}",
-                    options=_given(args, "tiling"), rtl_comparisons=args.rtl_comparisons, **_given(args, "images"))
+                    options=_given(args, "tiling"), rtl_comparisons=args.rtl_comparisons,
+                    **_given(args, "images", "batch"))
 
 
 def _train(args):
@@ -146,7 +148,7 @@ def _demo(args):
     from .report.evaluate import demo
 
     return demo(sim=args.sim, synth=not args.no_synth, fresh=args.fresh, options=_given(args, "tiling"),
-                rtl_comparisons=args.rtl_comparisons, **_given(args, "images"))
+                rtl_comparisons=args.rtl_comparisons, **_given(args, "images", "batch"))
 
 
 def _sweep(args):
@@ -170,6 +172,11 @@ def parser():
         "Generators, golden models and co-simulation of computation-skipping CNN accelerator blocks."))
     sub = p.add_subparsers(dest="command", required=True)
     blocks = list(CATALOG)
+
+    def batch_option(command):
+        command.add_argument("--batch", type=int,
+                             help=f"images an fc layer runs a job, on every technique and the dense baseline alike "
+                                  f"(default {BATCH}; the last batch is filled with the next test images)")
 
     def tiling_option(command):
         command.add_argument("--tiling", choices=TILING_CHOICES,
@@ -244,6 +251,7 @@ def parser():
     e.add_argument("--techniques", help="comma-separated techniques (default all; dense always runs as the baseline)")
     e.add_argument("--sim", choices=SIMULATORS, default="verilator")
     e.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
+    batch_option(e)
     tiling_option(e)
     e.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     e.add_argument("--rtl-comparisons", action="store_true", help=RTL_COMPARISONS)
@@ -312,6 +320,7 @@ def parser():
                     "Exit 0 when everything matched, 1 on a mismatch (layer, technique, coordinates, waveform).")
     d.add_argument("--sim", choices=SIMULATORS, default="verilator")
     d.add_argument("--images", type=int, help="test images whose layers run on the RTL (default 4)")
+    batch_option(d)
     tiling_option(d)
     d.add_argument("--no-synth", action="store_true", help="skip synthesis of the presets used")
     d.add_argument("--rtl-comparisons", action="store_true", help=RTL_COMPARISONS)

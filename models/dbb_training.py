@@ -1,8 +1,8 @@
 """S2TA training (S2TA §3.2, §5): W-DBB magnitude pruning with fine-tuning, and DAP-aware fine-tuning.
 
-Blocks run along input channels per pixel / filter tap (docs/conventions.md); the first (C = 1) conv stays
-dense and the classifier is not pruned. The top-k rule is ``topk_mask_torch``, tested equal to
-golden's ``topk_mask``.
+Blocks run along input channels per pixel / filter tap (docs/conventions.md) and, in fc layers, along their inputs
+in order (the array's GEMM blocking, ``golden.systolic.weight_blocks``); the first (C = 1) conv stays dense. The
+top-k rule is ``topk_mask_torch``, tested equal to golden's ``topk_mask``.
 """
 
 import copy
@@ -25,7 +25,8 @@ __all__ = ["DbbConfig", "topk_mask_torch", "channel_mask", "dap_ste", "wdbb_mask
 
 @dataclass(frozen=True)
 class DbbConfig:
-    """What to fine-tune: W-DBB at ``nnz_w``/``bz`` (or dense weights), DAP at per-layer ``nnz_a`` (or none)."""
+    """What to fine-tune: W-DBB at ``nnz_w``/``bz`` (or dense weights) on the convs after the first and, with
+    ``fc_w_dbb``, on the fc layers; DAP at per-layer ``nnz_a`` (or none)."""
 
     nnz_w: int | None = 4
     nnz_a: tuple | None = None  # one entry per conv layer; None for no DAP
@@ -34,9 +35,13 @@ class DbbConfig:
     lr: float = 5e-4
     batch: int = 64
     seed: int = 0
+    fc_w_dbb: bool = True   # the fc layers W-DBB too, so the array runs them in W-DBB mode (issue 37)
 
     def key(self, base_key):
-        return hashlib.sha256(json.dumps([base_key, asdict(self)], sort_keys=True).encode()).hexdigest()[:12]
+        recipe = asdict(self)
+        if self.nnz_w is None:   # without W-DBB the fc switch changes nothing: the same model
+            del recipe["fc_w_dbb"]
+        return hashlib.sha256(json.dumps([base_key, recipe], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def topk_mask_torch(blocks, nnz):
@@ -63,9 +68,14 @@ def dap_ste(x, nnz, bz):
     return x + (x * channel_mask(x.detach(), nnz, bz) - x).detach()
 
 
-def wdbb_masks(model, nnz, bz):
-    """W-DBB masks of every conv weight after the first: blocks along input channels per filter tap."""
-    return {i: channel_mask(conv.weight.detach(), nnz, bz) for i, conv in enumerate(model.convs) if i > 0}
+def wdbb_masks(model, nnz, bz, *, fc=True):
+    """W-DBB masks {layer: mask} of every conv weight after the first (blocks along input channels per filter tap)
+    and, with ``fc``, of every fc weight (blocks along its inputs in order)."""
+    masks = {conv: channel_mask(conv.weight.detach(), nnz, bz) for conv in model.convs[1:]}
+    if fc:
+        masks |= {linear: channel_mask(linear.weight.detach(), nnz, bz)
+                  for linear in model.modules() if isinstance(linear, torch.nn.Linear)}
+    return masks
 
 
 def choose_nnz_a(activations, bz, nnz_max):
@@ -83,18 +93,18 @@ def choose_nnz_a(activations, bz, nnz_max):
 def fine_tune(model, data, cfg, *, progress=None):
     """A copy of ``model`` W-DBB-pruned (magnitude, then masks held) and/or trained with DAP in front of each conv."""
     model = copy.deepcopy(model)
-    masks = wdbb_masks(model, cfg.nnz_w, cfg.bz) if cfg.nnz_w is not None else {}
+    masks = wdbb_masks(model, cfg.nnz_w, cfg.bz, fc=cfg.fc_w_dbb) if cfg.nnz_w is not None else {}
     with torch.no_grad():
-        for i, mask in masks.items():
-            model.convs[i].weight.mul_(mask)
+        for layer, mask in masks.items():
+            layer.weight.mul_(mask)
     hooks = []
     if cfg.nnz_a is not None:
         for conv, nnz in zip(model.convs, cfg.nnz_a):
             hooks.append(conv.register_forward_pre_hook(lambda _m, args, nnz=nnz: (dap_ste(args[0], nnz, cfg.bz),)))
 
-    def keep_pruned(m):
-        for i, mask in masks.items():
-            m.convs[i].weight.mul_(mask)
+    def keep_pruned(_model):
+        for layer, mask in masks.items():
+            layer.weight.mul_(mask)
 
     fit(model, data, epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed, after_step=keep_pruned,
         progress=progress)

@@ -2,8 +2,9 @@
 
 Per block: the catalog default's Yosys generic logic cells and RAM bits (RAM leaves as SRAM macros) with the
 synthesis wall time, and the smallest placeable preset's (one PE for SnaPEA) ECP5 LUT4/FF, nextpnr-ecp5 Fmax on
-the LFE5U-25F and its critical path; per technique and layer of the digits network and LeNet-5: RTL cycles
-against the dense ``sa`` array with the same MAC count (``zeroskip evaluate``, bit-exact, cached). Every future
+the LFE5U-25F and its critical path; per technique and layer of the digits network and LeNet-5, and over the whole
+network per image: RTL cycles against the dense ``sa`` array with the same MAC count (``zeroskip evaluate``, fc
+layers in batches of its default ``BATCH`` on both sides, bit-exact, cached). Every future
 change to the hardware shows here what it cost. `python -m flow.bench.hardware [--force]`.
 """
 
@@ -53,6 +54,8 @@ def _speedups(log):
         status = evaluate(network, images=images, synth=False, out_dir=out_dir, log=lambda *a: None)
         summary = json.loads((out_dir / "summary.json").read_text())
         out[network] = {key: {"preset": summary[key]["preset"]["module"], "bit_exact": summary[key]["rtl_bit_exact"],
+                              "fc_batch": summary["dataset"]["fc_batch"],
+                              "network": round(summary[key]["speedup_vs_dense"], 3),
                               "layers": {r["layer"]: round(r["speedup_vs_dense"], 3) for r in summary[key]["layers"]},
                               "fallbacks": {r["layer"]: r["fallback"] for r in summary[key]["layers"]
                                             if r.get("fallback")}}
@@ -85,10 +88,13 @@ def hardware(*, force=False, log=print):
         ""]
     for network, techniques in result["speedup_vs_dense"].items():
         layers = list(next(iter(techniques.values()))["layers"])
-        lines += [f"## Cycles vs dense at equal MACs: {network}", "", table(list(techniques.items()), [
+        batch = next(iter(techniques.values()))["fc_batch"]
+        speedups = table(list(techniques.items()), [
             ("technique", lambda kv: kv[0]), ("preset", lambda kv: kv[1]["preset"]),
             *((layer, lambda kv, layer=layer: f"{kv[1]['layers'][layer]:.2f}x") for layer in layers),
-            ("bit-exact", lambda kv: "yes" if kv[1]["bit_exact"] else "NO")]), ""]
+            ("whole network (per image)", lambda kv: f"{kv[1]['network']:.2f}x"),
+            ("bit-exact", lambda kv: "yes" if kv[1]["bit_exact"] else "NO")])
+        lines += [f"## Cycles vs dense at equal MACs: {network} (fc layers in batches of {batch})", "", speedups, ""]
         lines += [f"- {key} {layer}: {why}" for key, t in techniques.items() for layer, why in t["fallbacks"].items()]
         if "predictor" in techniques.get("mor", {}):
             lines += ["", f"MoR's engine on {network}: without its predictor vs dense, and the predictor's cycle gain "

@@ -8,7 +8,7 @@ import numpy as np
 from models.checkpoint import locate
 from models.mor import THRESHOLDS, MorTables, choose_threshold, exact_args, mor_forward, neuron_inputs, tables
 
-from .activations import layer_inputs, relu_passes, two_passes
+from .activations import layer_inputs, no_relu, raised_bias
 from .network import CACHE
 from .result_cache import digest
 
@@ -68,11 +68,12 @@ def mor_tables(net, *, log=print):
     return layer_tables, threshold, sweep
 
 
-def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
-    """{compute layer name: [engine inputs per group and pass]}: per group (a grouped conv's, ``models.mor
-    .neuron_inputs``; one for any other layer) one pass (a layer without ReLU two sign-split ones: ``layer_notes``)
-    holding every image's input vectors one after another, so the engine loads the group's weights once for the
-    whole batch (weight-stationary) and runs its vectors in runs of ``max_vectors``.
+def engine_inputs(qnet, layer_tables, threshold, images, *, batch=None, predictor=True):
+    """{compute layer name: [engine inputs per group]}: per group (a grouped conv's, ``models.mor.neuron_inputs``;
+    one for any other layer; a layer without ReLU with its biases raised, ``raised_bias``) holding every image's
+    input vectors one after another, so the engine loads the group's weights once for the whole batch
+    (weight-stationary) and runs its vectors in runs of ``max_vectors``; an fc layer under an ``FcBatch`` ``batch``
+    over its images, ``batch.size`` images an input (as the other blocks' fc jobs).
 
     With the predictor: the skipping network's real layer inputs (a misprediction's zero propagates) with the
     profiled tables at ``threshold`` on the layers followed by a ReLU (conv and hidden fc); the others (the
@@ -80,7 +81,8 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
     engine with every neuron a proxy, so nothing waits and nothing is skipped.
     """
     layers = {layer.name: [] for layer in qnet.computes}
-    for image in images:
+    every = images if batch is None else batch.images
+    for i, image in enumerate(every):
         args = {}
         if predictor:
             mor_forward(qnet, layer_tables, threshold, image, layer_args=args)
@@ -91,9 +93,13 @@ def engine_inputs(qnet, layer_tables, threshold, images, *, predictor=True):
                 args[layer.name] = [exact_args(a, w, bias)
                                     for (a, w), bias in zip(groups, np.split(layer.bias, len(groups)))]
         for layer in qnet.computes:
-            layers[layer.name].append([{**group, "w": w, "bias": bias} for group in args[layer.name]
-                                       for w, bias in relu_passes(layer, group["w"], group["bias"])])
-    return {name: [_stacked([image[k] for image in per_image]) for k in range(len(per_image[0]))]
+            if layer.kind == "fc" or i < len(images):
+                layers[layer.name].append([{**group, "bias": raised_bias(layer, group["w"], group["bias"],
+                                                                         x_min=-128)[0]}
+                                           for group in args[layer.name]])
+    size = {layer.name: batch.size if batch and layer.kind == "fc" else len(images) for layer in qnet.computes}
+    return {name: [_stacked([image[k] for image in per_image[i:i + size[name]]])
+                   for i in range(0, len(per_image), size[name]) for k in range(len(per_image[0]))]
             for name, per_image in layers.items()}
 
 
@@ -108,15 +114,15 @@ def _stacked(per_image):
 
 
 def layer_notes(qnet):
-    """{compute layer name: (passes per image, fallback or None)} of ``engine_inputs``' layers: why the predictor
-    skips nothing on a layer without ReLU (``two_passes``) or with one filter per group (a depthwise conv: every
-    filter its own proxy, so no neuron is predicted)."""
+    """{compute layer name: fallback or None} of ``engine_inputs``' layers: why the predictor skips nothing on a
+    layer without ReLU (``no_relu``) or with one filter per group (a depthwise conv: every filter its own proxy, so
+    no neuron is predicted)."""
     notes = {}
     for layer in qnet.computes:
         why = None
         if not layer.relu:
-            why = f"no predictor: {two_passes(layer)}"
+            why = f"no predictor: {no_relu(layer)}"
         elif len(layer.w) == layer.groups:
             why = "no prediction: one filter per group (depthwise), every neuron its own proxy"
-        notes[layer.name] = (len(relu_passes(layer, layer.w, layer.bias)), why)
+        notes[layer.name] = why
     return notes

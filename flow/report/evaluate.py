@@ -6,6 +6,11 @@ For each technique of ``flow.techniques.TECHNIQUES`` (the keys of summary.json: 
 ``speedup_vs_dense`` divides the cycles of the dense ``sa`` array with the same MAC count on the dense network
 (the ``BASELINE`` technique's ``at(macs)``) by the technique's cycles; ``energy_vs_dense`` divides the technique's
 energy by that array's (relative energy, OSU 0.18 µm: ``flow.synth.calibration``).
+
+Conv layers run the chosen images one by one; fc layers ``batch`` images a job (``harness.activations.FcBatch``,
+their last batch filled with the test images after the chosen ones), the dense baselines alike. A layer row's
+figures are summed over the images it ran (``images``); a technique's whole-network and per-kind figures are per
+image: each layer's divided by its images, summed.
 """
 
 import dataclasses
@@ -19,6 +24,7 @@ from contextlib import contextmanager
 from models import datasets
 from models.networks import check_network
 
+from ..harness.activations import BATCH, fc_batch
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network
 from ..harness.result_cache import cached
@@ -105,8 +111,14 @@ def _parts_sum(parts):
     return total
 
 
+def _per_image(r, key):
+    """Layer row ``r``'s figure ``key`` (a number or {part: pJ}) per image it ran."""
+    value = r[key]
+    return {k: v / r["images"] for k, v in value.items()} if isinstance(value, dict) else value / r["images"]
+
+
 def by_role(layers):
-    """{role: figures} of a technique's per-layer rows (``_layers``) summed over the layers of each role
+    """{role: figures} of a technique's per-layer rows (``_layers``) per image summed over the layers of each role
     (``QuantizedNet.role``): ``layers`` (names), cycles, dense cycles and energy at equal MACs, the speedup and energy
     ratio vs dense, and the layers whose mechanism was off (``fallback``)."""
     out = {}
@@ -115,7 +127,7 @@ def by_role(layers):
                                           "dense_energy_pj": 0.0, "fallbacks": {}})
         role["layers"].append(r["layer"])
         for key in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
-            role[key] += r[key]
+            role[key] += _per_image(r, key)
         if r.get("fallback"):
             role["fallbacks"][r["layer"]] = r["fallback"]
     for role in out.values():
@@ -140,9 +152,10 @@ def winners(results):
 
 def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra, roles):
     layers = _layers(rows, baseline, roles)
-    cycles = sum(r["cycles"] for r in layers)
-    dense_cycles = sum(r["dense_cycles"] for r in layers)
-    energy, dense_energy = sum(r["energy_pj"] for r in layers), sum(r["dense_energy_pj"] for r in layers)
+    cycles = sum(_per_image(r, "cycles") for r in layers)
+    dense_cycles = sum(_per_image(r, "dense_cycles") for r in layers)
+    energy = sum(_per_image(r, "energy_pj") for r in layers)
+    dense_energy = sum(_per_image(r, "dense_energy_pj") for r in layers)
     own = [c for c in checks if c["technique"] == name and c["sim"]]   # run on RTL
     return {
         "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
@@ -153,18 +166,19 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
                                if c["technique"] == name and not c["sim"]],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
                                              "cycles": dense_cycles, "energy_pj": dense_energy,
-                                             "energy_parts": _parts_sum(r["dense_energy_parts"] for r in layers)},
+                                             "energy_parts": _parts_sum(_per_image(r, "dense_energy_parts")
+                                                                        for r in layers)},
         "speedup_vs_dense": dense_cycles / cycles, "energy_pj": energy, "energy_vs_dense": energy / dense_energy,
-        "energy_parts": _parts_sum(r["energy_parts"] for r in layers),
+        "energy_parts": _parts_sum(_per_image(r, "energy_parts") for r in layers),
         "energy_calibration": energy_model(cfg)["preset"],
         "multiplications": sum(r["multiplications"] for r in layers),
         "area": None, "layers": layers, "by_role": by_role(layers), **extra,
     }
 
 
-def _on_chip(parts):
-    """(pJ, parts) of energy ``parts`` on chip: without DRAM (``synth.system.ON_CHIP``)."""
-    kept = {part: pj for part, pj in parts.items() if part in ON_CHIP}
+def _on_chip(parts, images):
+    """(pJ, parts) per image of energy ``parts`` of ``images`` on chip: without DRAM (``synth.system.ON_CHIP``)."""
+    kept = {part: pj / images for part, pj in parts.items() if part in ON_CHIP}
     return sum(kept.values()), kept
 
 
@@ -176,11 +190,13 @@ def papers(results, conv_layers):
     rows = []
     for name, t in results.items():
         for claim in TECHNIQUES[name].claims:
+            images = {r["layer"]: r["images"] for r in t["layers"]}   # a claim's rows ran its layers' images
             if claim.baseline == "dense":
-                base = {r["layer"]: _on_chip(r["dense_energy_parts"]) for r in t["layers"]}
+                base = {r["layer"]: _on_chip(r["dense_energy_parts"], images[r["layer"]]) for r in t["layers"]}
             else:
-                base = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.baseline]}
-            own = {r["layer"]: _on_chip(r["energy_parts"]) for r in t[claim.own] if r["layer"] in base}
+                base = {r["layer"]: _on_chip(r["energy_parts"], images[r["layer"]]) for r in t[claim.baseline]}
+            own = {r["layer"]: _on_chip(r["energy_parts"], images[r["layer"]]) for r in t[claim.own]
+                   if r["layer"] in base}
             network, cause = _saving(own, base, list(own))
             conv, cause_conv = _saving(own, base, [layer for layer in conv_layers if layer in own])
             mine, theirs = _parts_sum(p for _, p in own.values()), _parts_sum(base[x][1] for x in own)
@@ -238,15 +254,16 @@ def _failures(checks, command):
     return lines
 
 
-def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=4, synth=True,
-             fresh=False, options=None, rtl_comparisons=False, out_dir=DEMO_DIR, title="zeroskip demo report",
-             command="evaluate", log=print):
+def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="verilator", images=4, batch=BATCH,
+             synth=True, fresh=False, options=None, rtl_comparisons=False, out_dir=DEMO_DIR,
+             title="zeroskip demo report", command="evaluate", log=print):
     """Run ``techniques`` (names, default all) on the built-in ``network``, or on the ONNX ``model`` with its
     ``data`` (.npz, ``harness.network.load_onnx_network``), and write ``out_dir``/{summary.json,
     report.md, *.png}; return 0 when every RTL output and cycle count matched golden, 1 otherwise (each mismatch printed
     with its layer, technique, coordinates and waveform, and marked in the summary and report). ``fresh``
     (True or technique names) re-simulates those techniques' RTL checks instead of reusing cached results;
-    ``options`` ({option: value}) are the techniques' run options (``Technique.options``, e.g. ``tiling``);
+    ``options`` ({option: value}) are the techniques' run options (``Technique.options``, e.g. ``tiling``); ``batch``
+    the fc layers' images a job (``harness.activations.fc_batch``);
     ``rtl_comparisons`` runs each technique's comparisons (SA-ZVCG, SCNN, MoR without predictor, one-sided SnaPEA)
     on the RTL too, not only on the golden models (their builds cost minutes on a fresh machine)."""
     if sim not in SIMULATORS:
@@ -259,6 +276,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         names.insert(0, BASELINE.name)  # every technique's speedup is against the baselines
     names = [n for n in TECHNIQUES if n in names]
     check_options([TECHNIQUES[n] for n in names], options)
+    fc_batch([], 0, batch)   # refuses a bad batch before anything runs
     fresh = set(names) if fresh is True else set(fresh or ())
     if not fresh <= set(TECHNIQUES):
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")
@@ -288,8 +306,9 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     rtl = _Rtl(sim, fresh, progress, net, rtl_comparisons)
 
     macs = tuple(sorted({t.cfg.macs for t in chosen}))
+    fc = fc_batch(net.data.x_test, images, batch)
     run = Run(net=net, images=net.data.x_test[:images], sim=sim, check=rtl.check, log=progress.detail, macs=macs,
-              options=dict(options or {}))
+              options=dict(options or {}), batch=fc)
     results = {}
     for technique in chosen:
         with progress.stage(technique.stage):
@@ -320,7 +339,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         "winners_by_role": winners(results),
         "dataset": {"name": net.data.name, "train": 0 if net.post_training else len(net.data.y_train),
                     "post_training": net.post_training, "test": len(net.data.y_test),
-                    "rtl_images": f"test images 0..{images - 1}", "images": images},
+                    "rtl_images": f"test images 0..{images - 1}", "images": images,
+                    "fc_batch": batch, "fc_images": len(fc.images)},
         "network": net.meta,
         "presets": {name: results[name]["preset"]["module"] for name in names} |
                    {f"dense_at_{m}_macs": BASELINE.at(m).module for m in macs},
@@ -347,8 +367,8 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
     return 1 if failures else 0
 
 
-def demo(*, sim="verilator", images=4, synth=True, fresh=False, options=None, rtl_comparisons=False,
+def demo(*, sim="verilator", images=4, batch=BATCH, synth=True, fresh=False, options=None, rtl_comparisons=False,
          out_dir=DEMO_DIR, log=print):
     """``evaluate`` of every technique on the digits network into reports/demo/."""
-    return evaluate(sim=sim, images=images, synth=synth, fresh=fresh, options=options,
+    return evaluate(sim=sim, images=images, batch=batch, synth=synth, fresh=fresh, options=options,
                     rtl_comparisons=rtl_comparisons, out_dir=out_dir, command="demo", log=log)

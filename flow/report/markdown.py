@@ -39,7 +39,7 @@ def _area(t):
 
 def _energy(kt):
     t = kt[1]
-    text = f"{t['energy_pj'] / 1e6:.3f} µJ ({t['energy_vs_dense']:.2f}x dense)"
+    text = f"{t['energy_pj'] / 1e6:.3f} µJ / image ({t['energy_vs_dense']:.2f}x dense)"
     calibrated = t["energy_calibration"]
     return text if calibrated == t["preset"]["module"] else f"{text}, extrapolated from {calibrated}"
 
@@ -52,9 +52,9 @@ def summary_table(summary):
         ("test accuracy", lambda kt: f"{kt[1]['accuracy']:.2%}"),
         ("RTL bit-exact", lambda kt: f"{'yes' if kt[1]['rtl_bit_exact'] else 'NO'} "
                                      f"({kt[1]['rtl_layers_checked']} layer runs)"),
-        ("cycles", lambda kt: str(kt[1]["cycles"])),
+        ("cycles / image", lambda kt: f"{kt[1]['cycles']:.0f}"),
         ("dense at equal MACs",
-         lambda kt: f"{kt[1]['dense_baseline']['cycles']} ({kt[1]['dense_baseline']['module']})"),
+         lambda kt: f"{kt[1]['dense_baseline']['cycles']:.0f} ({kt[1]['dense_baseline']['module']})"),
         ("speedup vs dense", lambda kt: f"{kt[1]['speedup_vs_dense']:.2f}x"),
         (ENERGY_LABEL, _energy),
         ("multiplications", lambda kt: str(kt[1]["multiplications"])),
@@ -71,7 +71,8 @@ def _layer_table(summary):
     rows = [{"t": key, **layer} for key, t in _techniques(summary) for layer in t["layers"]]
     return table(rows, [
         ("technique", lambda r: TECHNIQUES[r["t"]].title), ("layer", lambda r: r["layer"]),
-        ("kind", lambda r: r.get("role", "")), ("RTL cycles", lambda r: str(r["cycles"])),
+        ("kind", lambda r: r.get("role", "")), ("images", lambda r: str(r["images"])),
+        ("RTL cycles", lambda r: str(r["cycles"])),
         ("golden cycles", lambda r: str(r["golden_cycles"])),
         ("dense cycles (equal MACs)", lambda r: str(r["dense_cycles"])),
         ("speedup vs dense", lambda r: f"{r['speedup_vs_dense']:.2f}x"),
@@ -114,14 +115,15 @@ def _plot_cycles(plt, summary, path):
     series, styles = {}, {}
     for key, t in _techniques(summary):
         label = f"{TECHNIQUES[key].title} ({t['preset']['module']})"
-        series[label], styles[label] = [r["cycles"] for r in t["layers"]], {"color": TECHNIQUES[key].color}
+        series[label] = [r["cycles"] / r["images"] for r in t["layers"]]
+        styles[label] = {"color": TECHNIQUES[key].color}
     for module, (_, t) in _other_baselines(summary).items():
         label = f"dense at {t['dense_baseline']['macs']} MACs ({module})"
-        series[label] = [r["dense_cycles"] for r in t["layers"]]
+        series[label] = [r["dense_cycles"] / r["images"] for r in t["layers"]]
         styles[label] = {"color": BASELINE.color, "hatch": "//", "edgecolor": "white"}
     first = _techniques(summary)[0][1]
     grouped(plt, path, [r["layer"] for r in first["layers"]], series, styles=styles, log=True,
-             ylabel=f"RTL cycles, {summary['dataset']['images']} test images",
+             ylabel="RTL cycles per image",
              title=f"Per-layer cycles by technique ({summary['sim']}, "
                    f"{'all bit-exact' if summary['bit_exact'] else 'MISMATCHES: see the report'})")
 
@@ -199,7 +201,7 @@ def _plot_accuracy(plt, summary, path):
             ax.annotate(f"dense, {base['macs']} MACs ({module})", (base["cycles"], accuracy),
                         textcoords="offset points", xytext=(6, -12), fontsize=8)
     ax.margins(x=0.3, y=0.15)
-    ax.set_xlabel(f"RTL cycles, all layers, {summary['dataset']['images']} test images")
+    ax.set_xlabel("RTL cycles per image, all layers")
     ax.set_ylabel(f"test accuracy (%), {summary['dataset']['test']} images")
     ax.set_title("Accuracy vs cycles")
     save(plt, fig, ax, path, legend=False)
@@ -259,16 +261,19 @@ def write_report(summary, out_dir, *, title="zeroskip demo report"):
         + ("no training images (post-training: techniques prune and constrain without retraining)"
            if data.get("post_training") else f"{data['train']} training") + f" and {data['test']} test images. "
         f"RTL: every layer (conv and fc) of "
-        f"{data['rtl_images']} on {summary['sim']}, checked bit- and cycle-exact against the golden models. "
-        f"Accuracy: golden models on the whole test set. Seeds: "
+        f"{data['rtl_images']} on {summary['sim']}"
+        + (f", fc layers in batches of {data['fc_batch']} images ({data['fc_images']} test images)"
+           if "fc_batch" in data else "") + ", checked bit- and cycle-exact against the golden models. "
+        "Accuracy: golden models on the whole test set. Seeds: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["seeds"].items()) + ".", "",
         "**" + ("Every technique's RTL matched golden." if summary["bit_exact"] else "RTL MISMATCHES: see below.")
         + "**", "",
         *[f"**Accuracy warning:** {line}." for line in summary.get("accuracy_warnings", [])],
         *([""] if summary.get("accuracy_warnings") else []),
         overview, "",
-        "- *cycles*: RTL cycles of all layers, conv and fc (first input word accepted to last result word, per "
-        "docs/cosim.md).",
+        "- *cycles / image*: RTL cycles of all layers, conv and fc (first input word accepted to last result word, "
+        "per docs/cosim.md), each layer's over the images it ran (the per-layer table's *images*: fc layers run "
+        "whole batches).",
         "- *speedup vs dense*: cycles of the dense `sa` array with the same MAC count on the dense INT8 network, "
         "over the technique's. A dense array's cycles depend only on layer shapes.",
         f"- *{ENERGY_LABEL}*: the system's energy (docs/flow.md, Energy): the block's logic, clock and SRAM macros "

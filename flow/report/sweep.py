@@ -31,6 +31,7 @@ from generators.config import CATALOG
 from golden.checks import InputError, refuse_unknown
 from models.networks import CnnConfig, check_network
 
+from ..harness.activations import BATCH, fc_batch
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network, onnx_key
 from ..harness.npz import input_file
@@ -45,7 +46,8 @@ __all__ = ["MEASURES", "SweepSpec", "read_spec", "grid_points", "run_point", "ru
 
 MEASURES = ("cycles", "area", "fmax", "energy")
 SWEEP_DIR = REPO / "reports" / "sweep"
-_KEYS = ("block", "preset", "network", "model", "data", "layers", "images", "measure", "sim", "options", "grid")
+_KEYS = ("block", "preset", "network", "model", "data", "layers", "images", "batch", "measure", "sim", "options",
+         "grid")
 MAX_POINTS = 256  # grid points of one sweep: each is a Verilator build and a network's layers on RTL
 MAX_SPEC_BYTES = 1 << 20
 RETRIES = 2  # runs more of a point whose worker died (the local cluster's allowed-failures), then it is a row
@@ -70,6 +72,7 @@ class SweepSpec:
     sim: str
     grid: tuple   # ((parameter, (values...)), ...) in the file's order
     options: tuple = ()  # ((option, value), ...): the owning technique's run options (Technique.options)
+    batch: int = BATCH   # images an fc layer runs a job (harness.activations.fc_batch)
 
 
 def _owner(block):
@@ -111,6 +114,9 @@ def read_spec(path):
     images = raw.get("images", 1)
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise InputError(f"images must be a positive integer, not {images!r}")
+    batch = raw.get("batch", BATCH)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"batch must be a positive integer, not {batch!r}")
     layers = raw.get("layers")
     if layers is not None and (not isinstance(layers, list) or not layers or
                                not all(isinstance(x, str) for x in layers)):
@@ -142,7 +148,7 @@ def read_spec(path):
         raise InputError(f"the grid has {count} points, more than the {MAX_POINTS} a sweep runs; split it")
     spec = SweepSpec(block, name, network, model, data, tuple(layers) if layers else None, images,
                      tuple(dict.fromkeys(["cycles", *measure])), sim,
-                     tuple((param, tuple(values)) for param, values in grid.items()), tuple(options.items()))
+                     tuple((param, tuple(values)) for param, values in grid.items()), tuple(options.items()), batch)
     grid_points(spec)  # every point validated before anything runs
     return spec
 
@@ -181,23 +187,27 @@ def _source_key(spec):
 
 def _workload(spec):
     """What a point's figures depend on besides its config (the grid and base preset do not)."""
-    return {k: getattr(spec, k) for k in ("network", "model", "data", "layers", "images", "measure", "sim", "options")}
+    return {k: getattr(spec, k)
+            for k in ("network", "model", "data", "layers", "images", "batch", "measure", "sim", "options")}
 
 
 def _measure(cfg, workload, network_key, *, log=print):
     """One point's figures (the cached step): RTL rows of the chosen layers and each measure asked for."""
     spec = SweepSpec(block=cfg.block, preset=cfg.name, grid=(), **workload)
     net = _network(spec, log)
-    rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images], layers=spec.layers,
+    rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images],
+                                  batch=fc_batch(net.data.x_test, spec.images, spec.batch), layers=spec.layers,
                                   options=dict(spec.options), log=log)
-    out = {"cycles": sum(r["cycles"] for r in rows), "golden_cycles": sum(r["golden_cycles"] for r in rows),
+    out = {"cycles": sum(r["cycles"] / r["images"] for r in rows),
+           "golden_cycles": sum(r["golden_cycles"] / r["images"] for r in rows),
            "rtl_bit_exact": rows_bit_exact(rows),
-           "layers": {r["layer"]: r["cycles"] for r in rows},
+           "layers": {r["layer"]: r["cycles"] / r["images"] for r in rows},
            "first_mismatch": next((r["first_mismatch"] for r in rows if r["first_mismatch"]), None)}
     if "energy" in spec.measure:
         rows = with_dram(rows, cfg.macs, net.qnet, net.data.x_test[0])
-        out["energy_pj"] = sum(r["energy_pj"] for r in rows)
-        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] for r in rows) for part in SYSTEM_PARTS})
+        out["energy_pj"] = sum(r["energy_pj"] / r["images"] for r in rows)
+        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] / r["images"] for r in rows)
+                    for part in SYSTEM_PARTS})
     if "area" in spec.measure:
         area = preset_area(cfg)
         out.update(logic_cells=area["logic_cells"], ram_bits=area["ram_bits"])

@@ -94,7 +94,7 @@ class Run:
     """One evaluation: the network, the images whose layers run on RTL, the simulator, the RTL check
     (``check(technique, role, step, cfg, *args)`` → rows, cached), progress logging, the MAC counts of the
     techniques evaluated (``macs``) and the baselines at each (rows, filled by the ``BASELINE`` technique, which
-    runs first)."""
+    runs first), and how fc layers run (``batch``, a ``harness.activations.FcBatch``; None: image by image)."""
 
     net: object
     images: object
@@ -102,6 +102,7 @@ class Run:
     check: object
     log: object
     macs: tuple = ()
+    batch: object = None
     options: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)
 
@@ -125,10 +126,11 @@ class Claim:
 class Target:
     """A block whose cycles fall with its input activations' density, for the holistic flow.
 
-    ``driver``: its StreamDriver class. ``jobs(cfg, qnet, acts, layers)``: {layer: (the preset or variant that
-    runs it, [validated driver args, one per image], row fields for ``check_layers``)} for the named compute
-    layers of ``qnet`` with inputs ``acts`` ({layer: int8 [n_images, ...]}). ``centrosymmetric``: it takes
-    centrosymmetric filters only. ``accepts(cfg)``: None, or why a preset does not respond to input density.
+    ``driver``: its StreamDriver class. ``jobs(cfg, qnet, acts, layers, size=1)``: {layer: (the preset or variant
+    that runs it, [validated driver args, one per image or fc batch of ``size``], row fields for ``check_layers``)}
+    for the named compute layers of ``qnet`` with inputs ``acts`` ({layer: int8 [n_images, ...]}).
+    ``centrosymmetric``: it takes centrosymmetric filters only. ``accepts(cfg)``: None, or why a preset does not
+    respond to input density.
     """
 
     driver: type
@@ -170,10 +172,11 @@ class Technique:
         """The value of option ``name`` in ``options`` ({option: value}), else its default."""
         return (options or {}).get(name, self.options[name][0])
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
         """The technique's model of ``net`` (derived, cached) on preset ``cfg`` of one of ``blocks``: one RTL check
-        row per compute layer (``layers``: the names to run, default all) of ``images``
-        (``harness.check.check_layers``), under ``options`` (of ``self.options``)."""
+        row per compute layer (``layers``: the names to run, default all) of ``images``, fc layers as ``batch`` says
+        (``FcBatch``; None: image by image) (``harness.check.check_layers``), under ``options`` (of
+        ``self.options``)."""
         raise NotImplementedError
 
     def comparisons(self, net, sim, *, images, array_images, log=print):

@@ -16,7 +16,7 @@ from golden.cartesian_pe import pe_conv
 from golden.cscnn import canonical_mask, cartesian_products, is_centrosymmetric
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.activations import conv_inputs, group_convs, layer_inputs
+from ..harness.activations import conv_inputs, group_convs, layer_inputs, layer_jobs
 from ..harness.check import summed
 from ..harness.drivers import DRIVERS
 from ..harness.drivers.cartesian import PeArrayDriver, PeDriver
@@ -109,11 +109,11 @@ def layer_preset(cfg, layer):
     return cfg
 
 
-def layer_convs(cfg, layer, inputs):
-    """``[(preset, x, w, bias)]``: compute ``layer`` on each input of ``inputs`` as the convolutions ``cfg`` runs,
-    every image's groups (``group_convs``) in order, on ``layer_preset`` through ``conv_on``."""
+def layer_convs(cfg, layer, inputs, size=1):
+    """``[(preset, x, w, bias)]``: compute ``layer`` on ``inputs`` as the convolutions ``cfg`` runs, every image's
+    groups, an fc layer ``size`` images a job (``layer_jobs``), in order, on ``layer_preset`` through ``conv_on``."""
     layer_cfg = layer_preset(cfg, layer)
-    return [(*conv_on(layer_cfg, x, w), bias) for image in inputs for x, w, bias in group_convs(layer, image)]
+    return [(*conv_on(layer_cfg, x, w), bias) for x, w, bias in layer_jobs(layer, inputs, size)]
 
 
 def conv_on(cfg, x, w):
@@ -138,17 +138,17 @@ def partial_sums(driver, cfg, x, w, bias, extra):
             *partial_sums(driver, cfg, x[half:], np.ascontiguousarray(w[:, half:]), np.zeros_like(bias), extra)]
 
 
-def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
+def cartesian_jobs(cfg, qnet, acts, layers, size=1, *, tiling=DEFAULT_TILING):
     """``Target.jobs`` of a Cartesian-product PE or PE array: each named layer on ``cfg`` (``conv_on``; a grouped conv
-    one job per group, ``group_convs``; a conv too long for the harness's jobs in partial sums, ``partial_sums``); on an
-    array under ``tiling`` (``fastest``: the layer's fastest on its first
-    image's first group, golden cycles, for all its jobs)."""
+    one job per group, an fc layer one per ``size`` images as a 1×size plane, ``layer_jobs``; a conv too long for the
+    harness's jobs in partial sums, ``partial_sums``); on an array under ``tiling`` (``fastest``: the layer's fastest
+    on its first job, golden cycles, for all its jobs)."""
     driver = DRIVERS[cfg.block]
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
-        convs = layer_convs(cfg, layer, acts[layer.name])
+        convs = layer_convs(cfg, layer, acts[layer.name], size)
         variant, first, w, bias = convs[0]
         extra = {}
         if driver is PeArrayDriver:
@@ -165,31 +165,34 @@ def cartesian_jobs(cfg, qnet, acts, layers, *, tiling=DEFAULT_TILING):
     return jobs
 
 
-def check_cartesian_layers(cfg, sim, qnet, images, *, tiling=DEFAULT_TILING, layers=None, log=print):
-    """One row per compute layer on a Cartesian-product PE or PE array (an fc layer as a 1×1 convolution): images,
-    tiling (arrays), products, stalls, RTL and golden cycles (summed), mismatches. The block computes the full-mode
-    pre-activation output; the layer's padded output is its centre. ``layers``: the names to run (default all)."""
-    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes],
-                          tiling=tiling)
+def check_cartesian_layers(cfg, sim, qnet, images, *, batch=None, tiling=DEFAULT_TILING, layers=None, log=print):
+    """One row per compute layer on a Cartesian-product PE or PE array (an fc layer as a 1×1 convolution of one
+    image, or of an ``FcBatch`` ``batch``'s size of images as pixels): images, tiling (arrays), products, stalls, RTL
+    and golden cycles (summed), mismatches. The block computes the full-mode pre-activation output; the layer's
+    padded output is its centre. ``layers``: the names to run (default all)."""
+    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images, batch=batch),
+                          layers or [layer.name for layer in qnet.computes], batch.size if batch else 1, tiling=tiling)
     return check_jobs(DRIVERS[cfg.block], sim, jobs, log=log)
 
 
-def pe_energy(cfg, qnet, images, *, log=print):
+def pe_energy(cfg, qnet, images, *, batch=None, log=print):
     """Per compute layer of ``qnet`` on one Cartesian-product PE ``cfg`` (the papers' PE comparison): ``layer``,
     golden ``cycles`` and the energy of its golden counts and job plan (``check_jobs`` without a simulator; the
     PEs' RTL is checked by ``compare`` and the tests)."""
-    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images), [layer.name for layer in qnet.computes])
+    jobs = cartesian_jobs(cfg, qnet, layer_inputs(qnet, images, batch=batch), [layer.name for layer in qnet.computes],
+                          batch.size if batch else 1)
     return [{"layer": r["layer"], "cycles": r["golden_cycles"], "energy_pj": r["energy_pj"],
              "energy_parts": r["energy_parts"]} for r in check_jobs(PeDriver, None, jobs, log=log)]
 
 
-def tiling_table(cfg, qnet, images):
+def tiling_table(cfg, qnet, images, *, batch=None):
     """Per compute layer of ``qnet``: golden cycles (summed over ``images``) of array ``cfg`` under each tiling and
-    of one of its PEs (``one_pe``), each tiling's plan of the first image (T_k, T_h×T_w, runs)."""
-    acts = layer_inputs(qnet, images)
+    of one of its PEs (``one_pe``), each tiling's plan of the first job (T_k, T_h×T_w, runs); fc layers as
+    ``batch`` says."""
+    acts = layer_inputs(qnet, images, batch=batch)
     rows = []
     for layer in qnet.computes:
-        convs = layer_convs(cfg, layer, acts[layer.name])
+        convs = layer_convs(cfg, layer, acts[layer.name], batch.size if batch else 1)
         variant = convs[0][0]
         row = {"layer": layer.name,
                "one_pe": sum(pe_conv(variant.pe, x, w, bias)["cycles"] for _, x, w, bias in convs)}
@@ -231,13 +234,14 @@ class Cscnn(Technique):
         models = cscnn_models(run.net, log=run.log)
         chosen = models["cs_pruned"].qnet
         rows = run.check(self.name, "technique", check_cartesian_layers, self.cfg, chosen, run.images,
-                         tiling=self.option(run.options, "tiling"))
+                         batch=run.batch, tiling=self.option(run.options, "tiling"))
         scnn = run.check(self.name, "SCNN array, planar tiling, same network", check_cartesian_layers,
-                         preset("scnn", "default"), chosen, run.images, tiling="planar")
+                         preset("scnn", "default"), chosen, run.images, batch=run.batch, tiling="planar")
         # golden only, seconds a layer: cached by inputs and sources like the RTL checks
         pes = {block: cached(f"pe_energy-{block}", pe_energy, default_preset(block), chosen, run.images,
-                             log=run.log)[0] for block in ("cscnn_pe", "scnn_pe")}
-        tilings, _ = cached(f"tilings-{self.cfg.module}", tiling_table, self.cfg, chosen, run.images)
+                             batch=run.batch, log=run.log)[0] for block in ("cscnn_pe", "scnn_pe")}
+        tilings, _ = cached(f"tilings-{self.cfg.module}", tiling_table, self.cfg, chosen, run.images,
+                            batch=run.batch)
         return Result(f"centrosymmetric, {run.net.trained('retrained')}, dual-pruned {PRUNING:.0%}",
                       models["cs_pruned"].accuracy, rows,
                       {"table_ii": table_ii(models, run.images),
@@ -255,9 +259,9 @@ class Cscnn(Technique):
                      + (f", {r['tiling']} tiling" if "tiling" in r else "")) for r in rows]
         return out
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
-        return check_cartesian_layers(cfg, sim, cscnn_models(net, log=log)["cs_pruned"].qnet, images, layers=layers,
-                                      tiling=self.option(options, "tiling"), log=log)
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
+        return check_cartesian_layers(cfg, sim, cscnn_models(net, log=log)["cs_pruned"].qnet, images, batch=batch,
+                                      layers=layers, tiling=self.option(options, "tiling"), log=log)
 
     def areas(self, comparisons=True):
         return [self.cfg, *([preset("scnn", "default")] if comparisons else [])]

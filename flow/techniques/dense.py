@@ -12,7 +12,7 @@ from generators.config import CATALOG, default_preset
 from golden.dbb import dbb_bound_ok, filter_blocks
 from golden.systolic import fold_steps, weight_blocks
 
-from ..harness.activations import group_convs, layer_inputs
+from ..harness.activations import layer_inputs, layer_jobs
 from ..harness.drivers.array import ArrayDriver
 from . import Result, Technique, check_costed
 
@@ -34,35 +34,36 @@ def dense_at(macs):
     return dataclasses.replace(default_preset("sa"), name=f"mac{macs}", rows=rows, cols=macs // rows)
 
 
-def check_array_layers(cfg, sim, qnet, images, *, nnz_a=None, layers=None, log=print):
-    """One row per compute layer (conv, and fc as a GEMM of one row): images checked, RTL and golden cycles
-    (summed over images), mismatches, and ``mults``: products the array forms for the layer's outputs (one per
-    output per PE step; idle PEs of partial folds not counted).
+def check_array_layers(cfg, sim, qnet, images, *, batch=None, nnz_a=None, layers=None, log=print):
+    """One row per compute layer (conv image by image; fc as a GEMM of one row per image, an ``FcBatch`` ``batch``'s
+    size of rows a job): images checked, RTL and golden cycles (summed over images), mismatches, and ``mults``:
+    products the array forms for the layer's outputs (one per output per PE step; idle PEs of partial folds not
+    counted).
 
     On the s2ta variants a layer runs in dense-weight mode (``fallback`` says so) only if its weights break the b/BZ
-    bound as the array blocks them (``needs_dense_w``): the fc layers, not the C = 1 layer, whose blocks hold C ≤ b
-    non-zeros once padded per tap. ``nnz_a`` (conv layer name -> nnz) is applied by golden to earlier layers and by
-    the RTL to each s2ta_aw conv layer's input. ``layers``: the names of the layers to run (default all).
+    bound as the array blocks them (``needs_dense_w``): a network's not W-DBB-trained, not the C = 1 layer, whose
+    blocks hold C ≤ b non-zeros once padded per tap. ``nnz_a`` (conv layer name -> nnz) is applied by golden to
+    earlier layers and by the RTL to each s2ta_aw conv layer's input. ``layers``: the names of the layers to run
+    (default all).
     """
-    acts = layer_inputs(qnet, images, nnz_a=nnz_a, bz=cfg.bz)
+    acts = layer_inputs(qnet, images, batch=batch, nnz_a=nnz_a, bz=cfg.bz)
     batches, fallback, counts = {}, {}, {}
     for layer in qnet.computes:
         if layers is not None and layer.name not in layers:
             continue
-        batch = []
+        jobs = []
         dense_w = needs_dense_w(cfg, layer)
-        for image in acts[layer.name]:
-            for x, w, _ in group_convs(layer, image):   # a grouped conv: one GEMM per group
-                if layer.kind == "conv":
-                    args = {"x": x, "w": w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
-                else:  # a GEMM of one input row
-                    args = {"a": image[None], "w": np.ascontiguousarray(layer.w.T)}
-                if not cfg.scalar:
-                    args["dense_w"] = np.bool_(dense_w)
-                if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
-                    args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
-                batch.append(ArrayDriver.validate(cfg, args))
-        batches[layer.name], counts[layer.name] = batch, len(acts[layer.name])
+        for x, w, _ in layer_jobs(layer, acts[layer.name], batch.size if batch else 1):  # a group's or batch's GEMM
+            if layer.kind == "conv":
+                args = {"x": x, "w": w, "pad": np.int64(layer.pad), "stride": np.int64(layer.stride)}
+            else:  # a GEMM of the batch's input rows
+                args = {"a": np.ascontiguousarray(x[:, 0, :].T), "w": np.ascontiguousarray(layer.w.T)}
+            if not cfg.scalar:
+                args["dense_w"] = np.bool_(dense_w)
+            if cfg.variant == "s2ta_aw":  # DAP in front of the conv layers; fc inputs stay dense (nnz_a = bz)
+                args["nnz_a"] = np.int64(nnz_a.get(layer.name, cfg.bz) if nnz_a else cfg.bz)
+            jobs.append(ArrayDriver.validate(cfg, args))
+        batches[layer.name], counts[layer.name] = jobs, len(acts[layer.name])
         why = [f"dense-weight mode (weights over {cfg.b}/{cfg.bz})"] if dense_w else []
         if layer.kind == "fc" and dense_w:
             why.append("dense activations")
@@ -117,12 +118,12 @@ class Dense(Technique):
         for macs in sorted({self.cfg.macs, *run.macs}):
             role = "technique" if macs == self.cfg.macs else "dense baseline"
             run.baselines[macs] = run.check(self.name, role, check_array_layers, dense_at(macs), run.net.qnet,
-                                            run.images)
+                                            run.images, batch=run.batch)
         return Result(f"INT8 {run.net.name} CNN", run.net.int8_accuracy, run.baselines[self.cfg.macs],
                       {"float_accuracy": run.net.float_accuracy})
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
-        return check_array_layers(cfg, sim, net.qnet, images, layers=layers, log=log)
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
+        return check_array_layers(cfg, sim, net.qnet, images, batch=batch, layers=layers, log=log)
 
     def areas(self, comparisons=True):
         return [self.cfg, dense_at(64)]   # the baseline at 64 MACs is no comparison: always

@@ -8,6 +8,7 @@ from amaranth.hdl import Shape
 from generators.mor_engine import ram_specs
 from models.mor import mor_evaluate
 
+from ..harness.activations import layer_images
 from ..harness.check import summed
 from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.mor import MorDriver
@@ -30,17 +31,18 @@ def input_variant(cfg, n_in):
 
 
 def check_mor_layers(cfg, sim, layers, *, images, notes=None, log=print):
-    """One row per layer of ``layers`` (from ``engine_inputs`` over ``images`` images; ``notes`` from
-    ``layer_notes``): images, neurons skipped, MACs, run cycles and harness cycles (RTL, summed over passes)
-    with the golden model's, and mismatches."""
+    """One row per layer of ``layers`` (from ``engine_inputs`` over ``images`` images, {layer: count} where the
+    layers ran different counts: ``layer_images``; ``notes`` from ``layer_notes``): images, neurons skipped, MACs,
+    run cycles and harness cycles (RTL, summed) with the golden model's, and mismatches."""
     jobs = {}
     for name, batch in layers.items():
-        passes, fallback = (notes or {}).get(name, (1, None))
+        n = images[name] if isinstance(images, dict) else images
+        fallback = (notes or {}).get(name)
         variant = input_variant(cfg, batch[0]["w"].shape[1])
         jobs[name] = (variant, [MorDriver.validate(variant, args) for args in batch],
-                      lambda name, batch, results, goldens, v=variant, p=passes, f=fallback: {
-                          "images": images, "preset": v.module, "fallback": f,
-                          "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)) // p,
+                      lambda name, batch, results, goldens, v=variant, f=fallback, n=n: {
+                          "images": n, "preset": v.module, "fallback": f,
+                          "neurons": int(sum(rtl["skipped"].size for rtl, _ in results)),
                           "skipped": int(sum(rtl["skipped"].sum() for rtl, _ in results)),
                           "macs": summed(results, "macs"),
                           "run_cycles": int(sum(rtl["run_cycles"].sum() for rtl, _ in results)),
@@ -98,23 +100,24 @@ class Mor(Technique):
         return [(f"mor/{self.cfg.name}", r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
                 for r in rows]
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
         layer_tables, threshold, _ = mor_tables(net, log=log)
-        inputs = engine_inputs(net.qnet, layer_tables, threshold, images)
+        inputs = engine_inputs(net.qnet, layer_tables, threshold, images, batch=batch)
         return check_mor_layers(cfg, sim, {k: v for k, v in inputs.items() if layers is None or k in layers},
-                                images=len(images), notes=layer_notes(net.qnet), log=log)
+                                images=layer_images(net.qnet, images, batch), notes=layer_notes(net.qnet), log=log)
 
     def run(self, run):
         net, cfg = run.net, self.cfg
         layer_tables, threshold, _ = mor_tables(net, log=run.log)
         accuracy, categories = mor_evaluate(net.qnet, layer_tables, threshold, net.data.x_test, net.data.y_test)
         notes = layer_notes(net.qnet)
+        counts = layer_images(net.qnet, run.images, run.batch)
         rows = run.check(self.name, "technique", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images), images=len(run.images),
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images, batch=run.batch), images=counts,
                          notes=notes)
         base = run.check(self.name, "same engine, no predictor", check_mor_layers, cfg,
-                         engine_inputs(net.qnet, layer_tables, threshold, run.images, predictor=False),
-                         images=len(run.images), notes=notes)
+                         engine_inputs(net.qnet, layer_tables, threshold, run.images, batch=run.batch,
+                                       predictor=False), images=counts, notes=notes)
         return Result(f"INT8 CNN with MoR predictor tables, T = {threshold}", accuracy, rows,
                       {"threshold": threshold, "categories": categories,
                        "run_cycles": sum(r["run_cycles"] for r in rows),

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from generators.config import default_preset
-from golden.dbb import dap, dbb_bound_ok, filter_blocks
+from golden.dbb import dap
 from models.quantize import QuantizedNet, quantize
 
 from ..harness.activations import conv_inputs, dap_layer_blocks, group_convs
@@ -18,7 +18,7 @@ from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.dap import DapDriver
 from ..harness.network import CACHE
 from . import Claim, Plot, Result, Technique
-from .dense import a_dbb_off, check_array_layers, dense_at
+from .dense import a_dbb_off, check_array_layers, dense_at, needs_dense_w
 
 __all__ = ["S2taModel", "s2ta_models", "layer_nnz_a", "check_dap_layers", "TECHNIQUE"]
 
@@ -60,9 +60,9 @@ def s2ta_models(net, cfg=None, *, only=None, log=print):
                                           progress=lambda it, n=name: tqdm(it, desc=f"fine-tune {n}", leave=False))
         qnet = quantize(model, net.data.x_train)
         layer_nnz = nnz_a if dbb.nnz_a is not None else None
-        if dbb.nnz_w is not None:
-            for layer in qnet.convs[1:]:
-                assert dbb_bound_ok(filter_blocks(layer.w, cfg.bz), dbb.nnz_w).all(), f"{layer.name} breaks W-DBB"
+        if dbb.nnz_w is not None:   # every layer but the first conv (fc layers too) runs in W-DBB mode
+            for layer in qnet.computes:
+                assert layer is qnet.convs[0] or not needs_dense_w(cfg, layer), f"{layer.name} breaks W-DBB"
         accuracy = qnet.accuracy(net.data.x_test, net.data.y_test, nnz_a=layer_nnz, bz=cfg.bz)
         models[name] = S2taModel(name, qnet, layer_nnz, dbb.nnz_w, accuracy, reused)
         log(f"  {name}: {'reused' if reused else net.trained('fine-tuned')} in {time.perf_counter() - start:.1f} s, "
@@ -185,18 +185,19 @@ class S2ta(Technique):
                     for r in rows]
         return out
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
         aw = s2ta_models(net, cfg, only=("aw_dbb",), log=log)["aw_dbb"]
-        return check_array_layers(cfg, sim, aw.qnet, images, nnz_a=aw.nnz_a if cfg.variant == "s2ta_aw" else None,
-                                  layers=layers, log=log)
+        return check_array_layers(cfg, sim, aw.qnet, images, batch=batch,
+                                  nnz_a=aw.nnz_a if cfg.variant == "s2ta_aw" else None, layers=layers, log=log)
 
     def run(self, run):
         cfg = self.cfg
         models = s2ta_models(run.net, cfg, log=run.log)
         aw = models["aw_dbb"]
-        rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, nnz_a=aw.nnz_a)
+        rows = run.check(self.name, "technique", check_array_layers, cfg, aw.qnet, run.images, batch=run.batch,
+                         nnz_a=aw.nnz_a)
         zvcg = run.check(self.name, "SA-ZVCG at equal MACs, INT8 network", check_array_layers, zvcg_at(cfg.macs),
-                         run.net.qnet, run.images)
+                         run.net.qnet, run.images, batch=run.batch)
         return Result(f"A/W-DBB {run.net.trained('fine-tuned')}: W-DBB {cfg.b}/{cfg.bz} (first layer dense), "
                       f"DAP nnz_a {aw.nnz_a}", aw.accuracy, rows,
                       {"nnz_a": aw.nnz_a, "model_accuracy": {n: m.accuracy for n, m in models.items()},

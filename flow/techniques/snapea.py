@@ -12,7 +12,7 @@ from generators.config import preset
 from golden.snapea import ALGORITHMS, run_algorithm
 from models.quantize import QuantizedNet, quantize
 
-from ..harness.activations import conv_inputs, group_convs, layer_inputs, relu_passes, two_passes
+from ..harness.activations import conv_inputs, group_convs, layer_inputs, layer_jobs, no_relu, raised_bias
 from ..harness.check import summed
 from ..harness.drivers.snapea import SnapeaDriver, pe_shape
 from ..harness.network import CACHE
@@ -92,34 +92,34 @@ def nonnegative(x, w, signed):
             np.concatenate([w, -w], axis=1).astype(np.int8))
 
 
-def snapea_jobs(cfg, qnet, acts, layers):
-    """``Target.jobs`` of a SnaPEA array: each named layer (``group_convs``: an fc layer as a 1×1 convolution, a
-    grouped conv one job per group; a layer without ReLU in two sign-split passes, ``two_passes``; a signed input as
-    non-negative channels, ``nonnegative``) on ``cfg`` or its memory variant."""
+def snapea_jobs(cfg, qnet, acts, layers, size=1):
+    """``Target.jobs`` of a SnaPEA array: each named layer (``layer_jobs``: an fc layer as a 1×1 convolution of
+    ``size`` images as pixels, a grouped conv one job per group; a layer without ReLU in one pass with its biases
+    raised, ``raised_bias``, where nothing terminates early; a signed input as non-negative channels,
+    ``nonnegative``) on ``cfg`` or its memory variant."""
     jobs = {}
     for layer in qnet.computes:
         if layer.name not in layers:
             continue
         signed = bool((acts[layer.name] < 0).any())
-        convs = [(*nonnegative(x, w, signed), bias) for image in acts[layer.name]
-                 for x, w, bias in group_convs(layer, image)]
+        convs = [(*nonnegative(x, w, signed), bias) for x, w, bias in layer_jobs(layer, acts[layer.name], size)]
         # every group's filters fit the variant's memories
         variant = memory_variant(cfg, convs[0][0], np.concatenate([w for _, w, _ in convs[:layer.groups]]),
                                  layer.pad, layer.stride)
-        batch = [SnapeaDriver.validate(variant, {"x": x, "w": pw, "bias": pb, "pad": layer.pad,
-                                                 "stride": layer.stride})
-                 for x, w, bias in convs for pw, pb in relu_passes(layer, w, bias)]
-        why = "; ".join(([SIGNED] if signed else []) + ([] if layer.relu else [two_passes(layer)])) or None
+        batch = [SnapeaDriver.validate(variant, {"x": x, "w": w, "bias": raised_bias(layer, w, bias)[0],
+                                                 "pad": layer.pad, "stride": layer.stride}) for x, w, bias in convs]
+        why = "; ".join(([SIGNED] if signed else []) + ([] if layer.relu else [no_relu(layer)])) or None
         n = len(acts[layer.name])
         jobs[layer.name] = (variant, batch, lambda name, batch, results, goldens, v=variant, n=n, why=why: {
             "images": n, "preset": v.module, "fallback": why, "mults": summed(results, "mults")})
     return jobs
 
 
-def check_snapea_layers(cfg, sim, qnet, images, *, layers=None, log=print):
-    """One row per compute layer on a SnaPEA array (``snapea_jobs``): images, products, RTL and golden cycles
-    (summed), mismatches."""
-    jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images), layers or [layer.name for layer in qnet.computes])
+def check_snapea_layers(cfg, sim, qnet, images, *, batch=None, layers=None, log=print):
+    """One row per compute layer on a SnaPEA array (``snapea_jobs``; fc layers as the ``FcBatch`` ``batch`` says,
+    None: image by image): images, products, RTL and golden cycles (summed), mismatches."""
+    jobs = snapea_jobs(cfg, qnet, layer_inputs(qnet, images, batch=batch),
+                       layers or [layer.name for layer in qnet.computes], batch.size if batch else 1)
     return check_jobs(SnapeaDriver, sim, jobs, log=log)
 
 
@@ -160,16 +160,16 @@ class Snapea(Technique):
                 for r in check_snapea_layers(preset("snapea", name), sim, pruned.qnet, net.data.x_test[:array_images],
                                              log=log)]
 
-    def rows(self, net, cfg, sim, images, *, layers=None, options=None, log=print):
-        return check_snapea_layers(cfg, sim, pruned_models(net, log=log)[RTL_SPARSITY].qnet, images, layers=layers,
-                                   log=log)
+    def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
+        return check_snapea_layers(cfg, sim, pruned_models(net, log=log)[RTL_SPARSITY].qnet, images, batch=batch,
+                                   layers=layers, log=log)
 
     def run(self, run):
         models = pruned_models(run.net, log=run.log)
         chosen = models[RTL_SPARSITY].qnet
-        rows = run.check(self.name, "technique", check_snapea_layers, self.cfg, chosen, run.images)
+        rows = run.check(self.name, "technique", check_snapea_layers, self.cfg, chosen, run.images, batch=run.batch)
         one = run.check(self.name, "one-sided", check_snapea_layers, preset("snapea", "one_sided"), chosen,
-                        run.images)
+                        run.images, batch=run.batch)
         return Result(f"{RTL_SPARSITY:.0%} global magnitude pruning, {run.net.trained('fine-tuned')}, exact mode",
                       models[RTL_SPARSITY].accuracy, rows,
                       {"model_accuracy": {f"{s:.2f}": m.accuracy for s, m in models.items()},

@@ -137,7 +137,8 @@ TOY_TECHNIQUE = """
         block = ("sa", "default")
 
         def run(self, run):
-            rows = run.check(self.name, "technique", check_array_layers, self.cfg, run.net.qnet, run.images)
+            rows = run.check(self.name, "technique", check_array_layers, self.cfg, run.net.qnet, run.images,
+                             batch=run.batch)
             return Result("INT8, as dense", run.net.int8_accuracy, rows, {"toy": len(rows)})
 
         def comparisons(self, net, sim, *, images, array_images, log=print):

@@ -91,6 +91,10 @@ class _Rtl:
 
 def _layers(rows, baseline, roles):
     base = {b["layer"]: b for b in baseline}
+    for r in rows:   # a technique compares with the baseline on the same images (fc layers: the run's batch)
+        if r["images"] != base[r["layer"]]["images"]:
+            raise ValueError(f"layer {r['layer']} ran {r['images']} images but the dense baseline "
+                             f"{base[r['layer']]['images']}: a technique's fc layers take Run.batch")
     return [{"layer": r["layer"], "role": roles[r["layer"]],
              **{k: r[k] for k in ("preset", "fallback", "tiling") if r.get(k)},
              "images": r["images"],

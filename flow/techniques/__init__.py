@@ -165,7 +165,8 @@ class Technique:
         the shipped checkpoints or the cache when its recipe is unchanged)."""
 
     def run(self, run):
-        """The technique on ``run.net``: a ``Result``."""
+        """The technique on ``run.net``: a ``Result`` whose rows ran ``run.images``, fc layers as ``run.batch`` says
+        (as the baseline's: ``evaluate`` refuses rows of other image counts)."""
         raise NotImplementedError
 
     def option(self, options, name):

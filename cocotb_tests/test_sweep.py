@@ -169,6 +169,8 @@ def test_pareto_front_minimises_both_measures():
     (lambda s: s.replace('block = "sa"', 'block = "tpu"'), "unknown block 'tpu'"),
     (lambda s: s.replace('"energy"]', '"power"]'), "measure must be a list of cycles, area, fmax, energy"),
     (lambda s: s.replace("images = 1", "images = 0"), "images must be a positive integer, not 0"),
+    (lambda s: s.replace("images = 1", "images = 1\nbatch = 0"), "batch must be a positive integer, not 0"),
+    (lambda s: s.replace("images = 1", "images = 1\nbatch = 2.5"), "batch must be a positive integer, not 2.5"),
     (lambda s: s.replace("[grid]", "colour = 1\n[grid]"), "unknown key 'colour'"),
     (lambda s: s.replace("[grid]", "[grid"), "is not valid TOML"),
     (lambda s: s.replace('["conv2"]', '["conv9"]'), "the network has no compute layer 'conv9'; its layers are conv1,"),

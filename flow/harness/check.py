@@ -2,7 +2,7 @@
 
 from .cosim import batch_mismatches
 
-__all__ = ["check_layers", "actions", "summed"]
+__all__ = ["check_layers", "actions", "summed", "per_image"]
 
 
 def check_layers(driver_cls, cfg, sim, layers, *, fields=lambda name, batch, results, goldens: {}, log=print):
@@ -66,3 +66,10 @@ def _total(counts):
         for key, n in each.items():
             total[key] = total.get(key, 0) + int(n)
     return total
+
+
+def per_image(row, key):
+    """Row ``row``'s figure ``key`` (a number or {part: pJ}) per image it ran (``row["images"]``: an fc layer's row
+    ran its batches' images, a conv layer's the chosen ones)."""
+    value = row[key]
+    return {k: v / row["images"] for k, v in value.items()} if isinstance(value, dict) else value / row["images"]

@@ -25,6 +25,7 @@ from models import datasets
 from models.networks import check_network
 
 from ..harness.activations import BATCH, fc_batch
+from ..harness.check import per_image
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network
 from ..harness.result_cache import cached
@@ -115,12 +116,6 @@ def _parts_sum(parts):
     return total
 
 
-def _per_image(r, key):
-    """Layer row ``r``'s figure ``key`` (a number or {part: pJ}) per image it ran."""
-    value = r[key]
-    return {k: v / r["images"] for k, v in value.items()} if isinstance(value, dict) else value / r["images"]
-
-
 def by_role(layers):
     """{role: figures} of a technique's per-layer rows (``_layers``) per image summed over the layers of each role
     (``QuantizedNet.role``): ``layers`` (names), cycles, dense cycles and energy at equal MACs, the speedup and energy
@@ -131,7 +126,7 @@ def by_role(layers):
                                           "dense_energy_pj": 0.0, "fallbacks": {}})
         role["layers"].append(r["layer"])
         for key in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
-            role[key] += _per_image(r, key)
+            role[key] += per_image(r, key)
         if r.get("fallback"):
             role["fallbacks"][r["layer"]] = r["fallback"]
     for role in out.values():
@@ -156,10 +151,10 @@ def winners(results):
 
 def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, checks, extra, roles):
     layers = _layers(rows, baseline, roles)
-    cycles = sum(_per_image(r, "cycles") for r in layers)
-    dense_cycles = sum(_per_image(r, "dense_cycles") for r in layers)
-    energy = sum(_per_image(r, "energy_pj") for r in layers)
-    dense_energy = sum(_per_image(r, "dense_energy_pj") for r in layers)
+    cycles = sum(per_image(r, "cycles") for r in layers)
+    dense_cycles = sum(per_image(r, "dense_cycles") for r in layers)
+    energy = sum(per_image(r, "energy_pj") for r in layers)
+    dense_energy = sum(per_image(r, "dense_energy_pj") for r in layers)
     own = [c for c in checks if c["technique"] == name and c["sim"]]   # run on RTL
     return {
         "model": model, "accuracy": accuracy, "preset": {"module": cfg.module, **cfg.to_dict(), "macs": cfg.macs},
@@ -170,10 +165,10 @@ def _technique(name, *, model, accuracy, cfg, rows, baseline_cfg, baseline, chec
                                if c["technique"] == name and not c["sim"]],
         "cycles": cycles, "dense_baseline": {"module": baseline_cfg.module, "macs": baseline_cfg.macs,
                                              "cycles": dense_cycles, "energy_pj": dense_energy,
-                                             "energy_parts": _parts_sum(_per_image(r, "dense_energy_parts")
+                                             "energy_parts": _parts_sum(per_image(r, "dense_energy_parts")
                                                                         for r in layers)},
         "speedup_vs_dense": dense_cycles / cycles, "energy_pj": energy, "energy_vs_dense": energy / dense_energy,
-        "energy_parts": _parts_sum(_per_image(r, "energy_parts") for r in layers),
+        "energy_parts": _parts_sum(per_image(r, "energy_parts") for r in layers),
         "energy_calibration": energy_model(cfg)["preset"],
         "multiplications": sum(r["multiplications"] for r in layers),
         "area": None, "layers": layers, "by_role": by_role(layers), **extra,

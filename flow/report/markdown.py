@@ -3,6 +3,7 @@ matplotlib plots."""
 
 import numpy as np
 
+from ..harness.check import per_image
 from ..techniques import BASELINE, TECHNIQUES, Bars, Plot, Table
 
 __all__ = ["write_report", "render", "summary_table", "table", "grouped", "save", "ENERGY_LABEL"]
@@ -115,11 +116,11 @@ def _plot_cycles(plt, summary, path):
     series, styles = {}, {}
     for key, t in _techniques(summary):
         label = f"{TECHNIQUES[key].title} ({t['preset']['module']})"
-        series[label] = [r["cycles"] / r["images"] for r in t["layers"]]
+        series[label] = [per_image(r, "cycles") for r in t["layers"]]
         styles[label] = {"color": TECHNIQUES[key].color}
     for module, (_, t) in _other_baselines(summary).items():
         label = f"dense at {t['dense_baseline']['macs']} MACs ({module})"
-        series[label] = [r["dense_cycles"] / r["images"] for r in t["layers"]]
+        series[label] = [per_image(r, "dense_cycles") for r in t["layers"]]
         styles[label] = {"color": BASELINE.color, "hatch": "//", "edgecolor": "white"}
     first = _techniques(summary)[0][1]
     grouped(plt, path, [r["layer"] for r in first["layers"]], series, styles=styles, log=True,

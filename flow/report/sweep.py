@@ -32,6 +32,7 @@ from golden.checks import InputError, refuse_unknown
 from models.networks import CnnConfig, check_network
 
 from ..harness.activations import BATCH, fc_batch
+from ..harness.check import per_image
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network, onnx_key
 from ..harness.npz import input_file
@@ -198,16 +199,16 @@ def _measure(cfg, workload, network_key, *, log=print):
     rows = _owner(cfg.block).rows(net, cfg, spec.sim, net.data.x_test[:spec.images],
                                   batch=fc_batch(net.data.x_test, spec.images, spec.batch), layers=spec.layers,
                                   options=dict(spec.options), log=log)
-    out = {"cycles": sum(r["cycles"] / r["images"] for r in rows),
-           "golden_cycles": sum(r["golden_cycles"] / r["images"] for r in rows),
+    out = {"cycles": sum(per_image(r, "cycles") for r in rows),
+           "golden_cycles": sum(per_image(r, "golden_cycles") for r in rows),
            "rtl_bit_exact": rows_bit_exact(rows),
-           "layers": {r["layer"]: r["cycles"] / r["images"] for r in rows},
+           "layers": {r["layer"]: per_image(r, "cycles") for r in rows},
            "first_mismatch": next((r["first_mismatch"] for r in rows if r["first_mismatch"]), None)}
     if "energy" in spec.measure:
         rows = with_dram(rows, cfg.macs, net.qnet, net.data.x_test[0])
-        out["energy_pj"] = sum(r["energy_pj"] / r["images"] for r in rows)
-        out.update({f"energy_{part}_pj": sum(r["energy_parts"][part] / r["images"] for r in rows)
-                    for part in SYSTEM_PARTS})
+        out["energy_pj"] = sum(per_image(r, "energy_pj") for r in rows)
+        parts = [per_image(r, "energy_parts") for r in rows]
+        out.update({f"energy_{part}_pj": sum(p[part] for p in parts) for part in SYSTEM_PARTS})
     if "area" in spec.measure:
         area = preset_area(cfg)
         out.update(logic_cells=area["logic_cells"], ram_bits=area["ram_bits"])

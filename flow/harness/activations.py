@@ -7,7 +7,7 @@ import numpy as np
 
 from golden.dbb import channel_blocks
 
-__all__ = ["FcBatch", "fc_batch", "layer_images", "conv_inputs", "layer_inputs", "first_input", "group_convs",
+__all__ = ["FcBatch", "check_batch", "fc_batch", "layer_images", "conv_inputs", "layer_inputs", "first_input", "group_convs",
            "layer_jobs", "raised_bias", "no_relu", "thin", "dap_layer_blocks"]
 
 BATCH = 8   # fc layers' default batch: 8 images fill the rows of the 64-MAC dense array (8×8) and give every fc
@@ -22,11 +22,16 @@ class FcBatch(NamedTuple):
     images: np.ndarray
 
 
-def fc_batch(test_images, n, size=BATCH):
-    """``FcBatch`` of ``size`` over the first ``n`` of ``test_images`` rounded up to whole batches (as many as the
-    test set holds). ValueError unless ``size`` is a positive whole number."""
+def check_batch(size):
+    """ValueError (one line) unless ``size`` is a positive whole number: an fc batch's images."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"an fc batch is a positive whole number of images, not {size!r}")
+
+
+def fc_batch(test_images, n, size=BATCH):
+    """``FcBatch`` of ``size`` (``check_batch``) over the first ``n`` of ``test_images`` rounded up to whole batches
+    (as many as the test set holds)."""
+    check_batch(size)
     return FcBatch(int(size), test_images[:max(n, min(len(test_images), -(-n // size) * size))])
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from models import datasets
 from models.networks import check_network
 
-from ..harness.activations import BATCH, fc_batch
+from ..harness.activations import BATCH, check_batch, fc_batch
 from ..harness.check import per_image
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network
@@ -275,7 +275,7 @@ def evaluate(network="digits", *, model=None, data=None, techniques=None, sim="v
         names.insert(0, BASELINE.name)  # every technique's speedup is against the baselines
     names = [n for n in TECHNIQUES if n in names]
     check_options([TECHNIQUES[n] for n in names], options)
-    fc_batch([], 0, batch)   # refuses a bad batch before anything runs
+    check_batch(batch)
     fresh = set(names) if fresh is True else set(fresh or ())
     if not fresh <= set(TECHNIQUES):
         raise ValueError(f"fresh names techniques of {', '.join(TECHNIQUES)}, not {sorted(fresh - set(TECHNIQUES))}")

@@ -7,8 +7,8 @@ import numpy as np
 
 from golden.dbb import channel_blocks
 
-__all__ = ["FcBatch", "check_batch", "fc_batch", "layer_images", "conv_inputs", "layer_inputs", "first_input", "group_convs",
-           "layer_jobs", "raised_bias", "no_relu", "thin", "dap_layer_blocks"]
+__all__ = ["FcBatch", "check_batch", "fc_batch", "layer_images", "conv_inputs", "layer_inputs", "first_input",
+           "group_convs", "layer_jobs", "raised_bias", "no_relu", "thin", "dap_layer_blocks"]
 
 BATCH = 8   # fc layers' default batch: 8 images fill the rows of the 64-MAC dense array (8×8) and give every fc
 #            weight 8 activations on the PEs and engines; 8 images' fc layers stay cheap to simulate

@@ -31,7 +31,7 @@ from generators.config import CATALOG
 from golden.checks import InputError, refuse_unknown
 from models.networks import CnnConfig, check_network
 
-from ..harness.activations import BATCH, fc_batch
+from ..harness.activations import BATCH, check_batch, fc_batch
 from ..harness.check import per_image
 from ..harness.cosim import rows_bit_exact
 from ..harness.network import check_images, count_test_images, load_network, load_onnx_network, onnx_key
@@ -116,8 +116,10 @@ def read_spec(path):
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise InputError(f"images must be a positive integer, not {images!r}")
     batch = raw.get("batch", BATCH)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise InputError(f"batch must be a positive integer, not {batch!r}")
+    try:
+        check_batch(batch)
+    except ValueError:
+        raise InputError(f"batch must be a positive integer, not {batch!r}") from None
     layers = raw.get("layers")
     if layers is not None and (not isinstance(layers, list) or not layers or
                                not all(isinstance(x, str) for x in layers)):

@@ -41,7 +41,7 @@ def check_array_layers(cfg, sim, qnet, images, *, batch=None, nnz_a=None, layers
     counted).
 
     On the s2ta variants a layer runs in dense-weight mode (``fallback`` says so) only if its weights break the b/BZ
-    bound as the array blocks them (``needs_dense_w``): a network's not W-DBB-trained, not the C = 1 layer, whose
+    bound as the array blocks them (``needs_dense_w``): a network not W-DBB trained, not the C = 1 layer, whose
     blocks hold C ≤ b non-zeros once padded per tap. ``nnz_a`` (conv layer name -> nnz) is applied by golden to
     earlier layers and by the RTL to each s2ta_aw conv layer's input. ``layers``: the names of the layers to run
     (default all).

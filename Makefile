@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml Makefile
 	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 || \
 	  { echo "error: Icarus Verilog is missing; install it with: sudo apt-get install -y iverilog"; exit 1; }; }
+	@command -v sta >/dev/null || { echo "installing OpenSTA (apt-get opensta)"; \
+	  (apt-get update -qq && apt-get install -y -qq opensta) >/dev/null 2>&1 || \
+	  { echo "error: OpenSTA is missing; install it with: sudo apt-get install -y opensta"; exit 1; }; }
 	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || { \
 	  echo "installing Fashion-MNIST (apt-get dataset-fashion-mnist)"; \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 || \

@@ -69,6 +69,7 @@ def _cosim(args):
 
 
 def _synth(args):
+    from .synth.timing import asic_timing
     from .synth.yosys import SYNTH_DIR, markdown_table, synthesize
 
     blocks = [args.block] if args.block else list(CATALOG)
@@ -78,6 +79,8 @@ def _synth(args):
     for cfg in configs:
         print(f"synthesizing {cfg.module} ...", flush=True)
         results.append(synthesize(cfg, pnr=not args.no_pnr, force=args.force))
+        if not args.no_asic:
+            results[-1]["asic"] = asic_timing(cfg, force=args.force)
     SYNTH_DIR.mkdir(parents=True, exist_ok=True)
     (SYNTH_DIR / "synth.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown_table(results)
@@ -222,11 +225,14 @@ def parser():
     c.add_argument("--waves", action="store_true", help="record a waveform (VCD on Verilator, FST on Icarus)")
     c.set_defaults(func=_cosim)
 
-    y = sub.add_parser("synth", help="Yosys generic cells, ECP5 LUT/FF and nextpnr Fmax -> reports/synth/")
+    y = sub.add_parser("synth", help="Yosys generic cells, ECP5 LUT/FF, nextpnr Fmax and the OSU 0.18 µm clock "
+                                     "(OpenSTA) -> reports/synth/")
     y.add_argument("block", nargs="?", choices=blocks)
     y.add_argument("--preset", help="one preset (default: each block's default)")
     y.add_argument("--all", action="store_true", help="every preset of the catalog")
     y.add_argument("--no-pnr", action="store_true", help="skip place-and-route (no Fmax)")
+    y.add_argument("--no-asic", action="store_true",
+                   help="skip the ASIC timing (OSU 0.18 µm netlist timed by OpenSTA: worst register-to-register path)")
     y.add_argument("--force", action="store_true", help="ignore the synthesis cache")
     y.set_defaults(func=_synth)
 

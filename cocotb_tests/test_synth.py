@@ -16,6 +16,7 @@ def test_synthesis_reports_cells_luts_and_fmax():
     assert result["module"] == cfg.module and result["generic_cells"] > 0
     assert result["ecp5_ff"] > 0 and result["ecp5_lut4"] > 0
     assert result["fmax_mhz"] is not None and result["fmax_mhz"] > 10
+    assert result["device"] == "LFE5U-25F" and result["pnr_skipped"] is None   # the smallest part it fits
     path = result["critical_path"]       # where to pipeline: registers of the design, the path that sets Fmax
     verilog = (REPO / "hdl" / f"{cfg.module}.v").read_text()
     assert path["from"] in verilog + "inputs" and path["to"] in verilog + "outputs" and path["hops"] > 2

@@ -215,7 +215,8 @@ def _measure(cfg, workload, network_key, *, log=print):
         area = preset_area(cfg)
         out.update(logic_cells=area["logic_cells"], ram_bits=area["ram_bits"])
     if "fmax" in spec.measure:
-        out["fmax_mhz"] = synthesize(cfg, ecp5=True, pnr=True)["fmax_mhz"]
+        placed = synthesize(cfg, ecp5=True, pnr=True)
+        out.update(fmax_mhz=placed["fmax_mhz"], ecp5_part=placed["device"])
     return out
 
 

@@ -21,10 +21,11 @@ __all__ = ["SYNTH_DIR", "synthesize", "critical_path", "markdown_table"]
 
 SYNTH_DIR = REPO / "reports" / "synth"
 _BIN = Path(sys.executable).parent
-# The ECP5 parts a design is placed on, smallest first, with their LUT4s: the LFE5U-25F, and for a design larger than
-# that the largest ECP5 nextpnr-ecp5 supports (the 85F); a design larger than every part is not placed.
-ECP5_DEVICES = (("LFE5U-25F", ["--25k", "--package", "CABGA381"], 24288),
-                ("LFE5U-85F", ["--85k", "--package", "CABGA756"], 83640))
+# The ECP5 parts a design is placed on, smallest first, with their LUT4s and DP16KD block RAMs: the LFE5U-25F, and
+# for a design larger than that the largest ECP5 nextpnr-ecp5 supports (the 85F); a design larger than every part
+# is not placed.
+ECP5_DEVICES = (("LFE5U-25F", ["--25k", "--package", "CABGA381"], 24288, 56),
+                ("LFE5U-85F", ["--85k", "--package", "CABGA756"], 83640, 208))
 TARGET_MHZ = 200
 # nextpnr's router can oscillate without converging on some placements (cscnn_pe_small ran > 25 min at its default
 # seed, 20 s at seed 2): a run past the timeout is killed and placement retried with the next seed.
@@ -68,7 +69,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
 
     Returns a dict: generic cell count and cells by type (Yosys ``synth``, hierarchy kept: each
     distinct module is synthesized once and counted per instance, so paper-scale arrays stay
-    tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/total cells
+    tractable), cells per module, and with ``ecp5`` the ECP5 LUT4/FF/DP16KD/total cells
     (``synth_ecp5``, flattened) and with ``pnr`` nextpnr-ecp5's achieved Fmax and its ``critical_path`` on the
     smallest part of ECP5_DEVICES it fits (``device``; ``pnr_skipped`` says why when it exceeds every part's LUTs).
     The yowasp tools see a private /tmp, so they run inside the work folder with relative paths.
@@ -113,6 +114,7 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
         "cells_per_module": {name.lstrip("\\"): m["num_cells"] for name, m in stat["modules"].items()},
         "ecp5_lut4": None,
         "ecp5_ff": None,
+        "ecp5_bram": None,
         "ecp5_cells": None,
         "fmax_mhz": None,
         "device": None,
@@ -124,11 +126,13 @@ def synthesize(cfg, *, pnr=True, ecp5=True, force=False, top=None, blackbox=()):
     if ecp5:
         cells = json.loads((work / "ecp5_stat.json").read_text())["design"]["num_cells_by_type"]
         result.update(ecp5_lut4=cells.get("LUT4", 0), ecp5_ff=cells.get("TRELLIS_FF", 0),
-                      ecp5_cells=sum(cells.values()))
-    fits = [(name, args) for name, args, lut4s in ECP5_DEVICES if pnr and result["ecp5_lut4"] <= lut4s]
+                      ecp5_bram=cells.get("DP16KD", 0), ecp5_cells=sum(cells.values()))
+    fits = [(name, args) for name, args, lut4s, brams in ECP5_DEVICES
+            if pnr and result["ecp5_lut4"] <= lut4s and result["ecp5_bram"] <= brams]
     if pnr and not fits:
-        name, _, lut4s = ECP5_DEVICES[-1]
-        result["pnr_skipped"] = f"{result['ecp5_lut4']} LUT4 exceed the {name}'s {lut4s}, the largest ECP5"
+        name, _, lut4s, brams = ECP5_DEVICES[-1]
+        result["pnr_skipped"] = (f"{result['ecp5_lut4']} LUT4 and {result['ecp5_bram']} DP16KD exceed the {name}'s "
+                                 f"{lut4s} and {brams}, the largest ECP5")
     elif pnr:
         result["device"] = fits[0][0]
         result["pnr_seed"], unroutable = _place_and_route(work, top, fits[0][1])

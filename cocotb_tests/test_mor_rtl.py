@@ -47,6 +47,9 @@ def check(cfg, sim, inputs, **patterns):
     args = MorDriver.validate(cfg, inputs)
     golden, golden_cycles = MorDriver.golden(cfg, args)
     rtl, cycles = driver(cfg, sim).run(args, **patterns)
+    if patterns:  # a job's first run computes while its weights or inputs stream in: bubbles there slow it
+        assert (rtl.pop("run_cycles") >= golden["run_cycles"]).all()
+        golden = {key: value for key, value in golden.items() if key != "run_cycles"}
     assert first_mismatch(rtl, golden) is None, f"{cfg.module} on {sim}: {first_mismatch(rtl, golden)}"
     if not patterns:
         assert cycles == golden_cycles, f"{cfg.module} on {sim}: {cycles} cycles, golden {golden_cycles}"
@@ -81,6 +84,8 @@ def _edge_layers(cfg, rng):
                                        m_q=rng.integers(-3, 1, n_out).astype(np.int32)),
         "all-zero inputs": layer(rng, n_out, n_in, 2, x=np.zeros((2, n_in), np.int8)),
         "one neuron, one input": layer(rng, 1, 1, 2, proxy=np.array([-1])),
+        "inputs streamed, vector by vector": layer(rng, 3, n_in, cfg.max_vectors + 1),
+        "weights streamed, one word a row": layer(rng, n_out, 1, cfg.max_vectors, proxy=np.full(n_out, -1, np.int64)),
         "two neurons, 1-D x": layer(rng, 2, n_in, 1, proxy=np.array([1, -1])) | {
             "x": np.maximum(rng.integers(-60, 128, n_in), 0).astype(np.int8)},
         "-128 everywhere": layer(rng, n_out, cfg.max_in, 1, x=np.full((1, cfg.max_in), -128, np.int8)) | {
@@ -114,9 +119,9 @@ def test_vectors_split_across_jobs(rng):
 
 def test_predictor_saves_cycles_on_the_same_engine(rng):
     """Skipped members cost no CU time: a layer whose proxies all decide zero runs faster than the
-    same layer with every neuron a proxy (no predictor)."""
+    same layer with every neuron a proxy (no predictor); a full run, so computing outlasts the weights' loading."""
     cfg = CATALOG["mor"]["default"]
-    inputs = layer(rng, cfg.max_out, 200, 2, bias=np.full(cfg.max_out, -10**6, np.int32),
+    inputs = layer(rng, cfg.max_out, 200, cfg.max_vectors, bias=np.full(cfg.max_out, -10**6, np.int32),
                    enable=np.ones(cfg.max_out, bool), m_q=np.zeros(cfg.max_out, np.int32))
     with_predictor = check(cfg, "verilator", inputs)
     without = check(cfg, "verilator", inputs | {"proxy": np.full(cfg.max_out, -1, np.int64)})

@@ -275,6 +275,10 @@ class MorConfig(_Preset):
         Most neurons in a layer, a power of two.
     max_vectors : int
         Input vectors one run holds (MoR §4.1's input window, e.g. a row of output pixels), a power of two.
+    issue : int
+        Neurons the controller issues to CUs per cycle (a power of two, at most n_cu and max_out / 2): short neurons
+        (⌈n_in / mac_width⌉ < n_cu words) need several a cycle to keep every CU busy; also the results per output
+        word and the result memory banks.
     """
 
     name: str
@@ -285,10 +289,12 @@ class MorConfig(_Preset):
     max_in: int = 512
     max_out: int = 32
     max_vectors: int = 8
+    issue: int = 1
 
     block = "mor"
     cu_stages = 5  # a CU's stages after a neuron's last word address: RAM data, operands, products, sum, result
     bin_stages = 2  # a binCU lane's stages before its binCU: RAM data, chunk
+    bin_queue = 16  # members the walker queues for the binCUs
 
     def __post_init__(self):
         self._check_name()
@@ -302,6 +308,7 @@ class MorConfig(_Preset):
         _require_int("max_in", self.max_in, 1, 4096)
         _require_power_of_two("max_out", self.max_out, 2, 1024)
         _require_power_of_two("max_vectors", self.max_vectors, 1, 64)
+        _require_power_of_two("issue", self.issue, 1, min(self.n_cu, self.max_out // 2))
 
     @property
     def chunks(self):
@@ -617,11 +624,12 @@ CATALOG = {
         # One PE of the default's datapath with small memories: it fits an LFE5U-25F, so it gets an Fmax.
         "pe": SnapeaConfig(name="pe", window=9, n_pe=1, max_entries=64, max_x=128, max_pixels=64),
     },
-    # The paper's 8 CUs × 8 MACs; every digits conv layer fits (n_in ≤ 288, n_out ≤ 32).
+    # The paper's 8 CUs × 8 MACs, up to 8 neurons issued a cycle (a neuron of ≤ 8 inputs takes one word); layers
+    # of ≤ 64 neurons run in one piece (LeNet-5's fc1 in two). small issues 2, so the tests exercise the groups.
     "mor": {
-        "default": MorConfig(name="default", max_vectors=16),
+        "default": MorConfig(name="default", max_out=64, max_vectors=16, issue=8),
         "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16,
-                           max_vectors=4),
+                           max_vectors=4, issue=2),
     },
 }
 

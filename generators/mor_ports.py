@@ -27,16 +27,17 @@ def bin_word_bits(cfg):
 
 
 def table_layout(cfg):
-    """A neuron's table entry as the CUs and binCUs read it: original index, bias and fit."""
-    return data.StructLayout({"idx": unsigned(position_bits(cfg)), "bias": signed(32), "m_q": signed(32),
-                              "b_q": signed(32)})
+    """A neuron's table entry as the CUs and binCUs read it: bias and fit."""
+    return data.StructLayout({"bias": signed(32), "m_q": signed(32), "b_q": signed(32)})
 
 
 def op_layout(cfg):
     """One loaded word: ``kind`` selects the fields that count.
 
     - header: ``n_in``, ``n_out``, ``n_proxies``, ``words`` = ⌈n_in / mac_width⌉, ``bin_words`` =
-      ⌈n_in / bits_per_cycle⌉ and ``tail_bits`` (valid bits of the last binary word).
+      ⌈n_in / bits_per_cycle⌉, ``tail_bits`` (valid bits of the last binary word), ``vectors`` (the job's first
+      run's) and ``stream`` (1: the first run streams its inputs, loaded after the weights; 0: its weights,
+      loaded after its inputs).
     - neuron (n_out of them, in DNN order): ``table`` plus ``enable`` and ``size`` (cluster size, 0
       for members).
     - weight (``words`` per neuron, DNN order): ``data`` = mac_width int8 weights, zero-padded.
@@ -54,6 +55,8 @@ def op_layout(cfg):
         "words": unsigned(cfg.chunks.bit_length()),
         "bin_words": unsigned(cfg.bin_chunks.bit_length()),
         "tail_bits": unsigned(cfg.bits_per_cycle.bit_length()),
+        "vectors": unsigned(cfg.max_vectors.bit_length()),
+        "stream": unsigned(1),
         "table": table_layout(cfg),
         "enable": unsigned(1),
         "size": count,
@@ -62,7 +65,9 @@ def op_layout(cfg):
 
 
 def result_layout(cfg):
-    """One neuron's output, vector by vector and in original index order within one: post-ReLU ``y``
-    and ``skipped``; with the run's ``run_cycles`` and ``macs`` (the same in each of its words)."""
-    return data.StructLayout({"y": signed(32), "skipped": unsigned(1), "run_cycles": unsigned(32),
-                              "macs": unsigned(32)})
+    """``issue`` consecutive neurons' outputs in DNN order (positions), vector by vector: post-ReLU ``y`` and
+    ``skipped`` per neuron (0 past n_out); with the run's ``run_cycles`` and ``macs`` (the same in each of its
+    words)."""
+    return data.StructLayout({"y": data.ArrayLayout(signed(32), cfg.issue),
+                              "skipped": data.ArrayLayout(unsigned(1), cfg.issue),
+                              "run_cycles": unsigned(32), "macs": unsigned(32)})

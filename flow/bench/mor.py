@@ -5,6 +5,13 @@ T chosen on training data; accuracy, skipped neurons and MACs, and prediction ca
 The engine (`mor` default preset): run cycles with vs without the predictor over the test set (golden
 schedule), the same on the RTL for a few images (checked bit- and cycle-exact), and the Yosys area
 of the binCUs against the engine's -> mor_engine.png.
+
+The engine on any layer shape (``--shapes`` runs only this part) -> reports/bench/mor_shapes.json, mor_shapes.png:
+random INT8 layers of n_in ∈ SHAPE_INPUTS, n_out ∈ SHAPE_OUTPUTS and SHAPE_VECTORS input vectors (half the
+activations zero), without the predictor (every neuron a proxy) and with it (clusters of four, half the proxies
+deciding zero, every member predicted zero: a measured skip rate), engine cycles against the dense `sa_mac64`
+array at equal MACs, each split into where the cycles went (``golden.mor_engine.breakdown``): golden on every
+shape, RTL (Verilator, bit- and cycle-exact, both designs) on SHAPE_RTL; and the same split for LeNet-5's conv2.
 """
 
 import argparse
@@ -15,17 +22,84 @@ import numpy as np
 from tqdm import tqdm
 
 from generators.config import preset
-from golden.mor_engine import engine_layer
+from golden.mor_engine import breakdown, engine_layer
 from models.mor import THRESHOLDS, mor_evaluate
 
+from ..harness.drivers.array import ArrayDriver
+from ..harness.drivers.mor import MorDriver
 from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
 from ..harness.network import load_network
 from ..techniques.mor import check_mor_layers, engine_area
 from . import BENCH_DIR
 
-__all__ = ["threshold_sweep", "engine_cycles"]
+__all__ = ["threshold_sweep", "engine_cycles", "shape_layer", "shape_cycles", "shape_sweep"]
 
 RTL_IMAGES = 4          # test images whose conv layers run on the engine's RTL
+SHAPE_INPUTS, SHAPE_OUTPUTS, SHAPE_VECTORS = (9, 25, 72, 144, 400), (10, 48, 120), (16, 64)
+SHAPE_RTL = ((144, 48, 64), (9, 10, 16), (25, 48, 16))  # (n_in, n_out, vectors) also run on the RTL
+SHAPE_SEED = 2026
+
+
+def shape_layer(n_in, n_out, vectors, *, predictor, seed=SHAPE_SEED):
+    """A random layer of the shape sweep: int8 weights, activations 1..127 with half of them zero. Without the
+    predictor every neuron is a proxy; with it, clusters of a proxy and three members, half the proxies' biases
+    so low they decide zero, and every member enabled and predicted zero (m_q = 0, b_q = -1), so exactly the
+    members of zero proxies are skipped."""
+    rng = np.random.default_rng([seed, n_in, n_out, vectors])
+    x = (rng.integers(1, 128, (vectors, n_in)) * (rng.random((vectors, n_in)) < 0.5)).astype(np.int8)
+    w = rng.integers(-127, 128, (n_out, n_in)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, n_out).astype(np.int32)
+    proxy = np.full(n_out, -1, np.int64)
+    if predictor:
+        proxy = np.where(np.arange(n_out) % 4 == 0, -1, np.arange(n_out) // 4 * 4)
+        zero = (np.arange(n_out) % 8 == 0)  # every other proxy
+        bias = np.where(zero, -128 * 127 * n_in, bias).astype(np.int32)
+    return {"x": x, "w": w, "bias": bias, "proxy": proxy, "m_q": np.zeros(n_out, np.int32),
+            "b_q": np.full(n_out, -1, np.int32), "enable": np.full(n_out, predictor)}
+
+
+def shape_cycles(cfg, dense, args, *, sim=None):
+    """One layer on the engine and on the dense array (golden; ``sim``: also on both RTLs, checked bit- and
+    cycle-exact): {"cycles", "dense_cycles", "speedup", "skipped_macs", "breakdown", "rtl"}."""
+    args = MorDriver.validate(cfg, args)
+    cycles, parts, macs = 0, {}, 0
+    for _, piece in MorDriver.parts(cfg, args):
+        out, piece_cycles, phases = MorDriver.schedule(cfg, piece)
+        cycles += piece_cycles
+        macs += int(out["macs"])
+        split = breakdown(cfg, piece["w"].shape[1], out, phases, piece_cycles)
+        parts = {k: parts.get(k, 0) + v * (piece_cycles if k == "mac_utilisation" else 1) for k, v in split.items()}
+    parts["mac_utilisation"] /= cycles
+    gemm = ArrayDriver.validate(dense, {"a": args["x"].reshape(-1, args["w"].shape[1]), "w": args["w"].T.copy()})
+    dense_golden, dense_cycles = ArrayDriver.golden(dense, gemm)
+    row = {"cycles": int(cycles), "dense_cycles": int(dense_cycles), "speedup": dense_cycles / cycles,
+           "skipped_macs": 1 - macs / args["x"].reshape(-1, args["w"].shape[1]).size / len(args["w"]),
+           "breakdown": parts, "rtl": None}
+    if sim:
+        golden, _ = MorDriver.golden(cfg, args)
+        rtl, rtl_cycles = MorDriver(cfg, sim).run(args)
+        dense_rtl, dense_rtl_cycles = ArrayDriver(dense, sim).run(gemm)
+        exact = all(np.array_equal(rtl[k], golden[k]) for k in golden) and rtl_cycles == cycles and \
+            np.array_equal(dense_rtl["y"], dense_golden["y"]) and dense_rtl_cycles == dense_cycles
+        row["rtl"] = {"sim": sim, "cycles": int(rtl_cycles), "dense_cycles": int(dense_rtl_cycles), "exact": exact}
+    return row
+
+
+def shape_sweep(cfg, *, sim="verilator"):
+    """Every swept shape without and with the predictor (golden; SHAPE_RTL also on ``sim``'s RTL)."""
+    dense = preset("sa", "mac64")
+    assert dense.macs == cfg.macs, "the dense baseline has the engine's MAC count"
+    rows = []
+    shapes = [(n_in, n_out, v) for v in SHAPE_VECTORS for n_in in SHAPE_INPUTS for n_out in SHAPE_OUTPUTS]
+    for n_in, n_out, vectors in tqdm(shapes, desc="MoR engine shapes", leave=False):
+        row = {"n_in": n_in, "n_out": n_out, "vectors": vectors}
+        for mode in ("no_predictor", "predictor"):
+            row[mode] = shape_cycles(cfg, dense, shape_layer(n_in, n_out, vectors, predictor=mode == "predictor"),
+                                     sim=sim if (n_in, n_out, vectors) in SHAPE_RTL else None)
+        base, pred = row["no_predictor"], row["predictor"]
+        row["cycle_gain"] = 1 - pred["cycles"] / base["cycles"]  # what the predictor's skips bought
+        rows.append(row)
+    return rows
 
 
 def threshold_sweep(net, layer_tables, images, labels):
@@ -60,6 +134,69 @@ def engine_cycles(cfg, qnet, layer_tables, threshold, images):
         row["speedup"] = row["no_predictor_run_cycles"] / row["predictor_run_cycles"]
         rows.append(row)
     return rows
+
+
+def network_breakdown(cfg, network="lenet5", layer="conv2", images=2):
+    """The engine's cycles on ``network``'s ``layer`` over ``images`` test images, without and with its predictor
+    (golden, against the dense array): {mode: ``shape_cycles`` row}."""
+    net = load_network(network)
+    layer_tables, threshold, _ = mor_tables(net)
+    dense = preset("sa", "mac64")
+    return {mode: shape_cycles(cfg, dense, engine_inputs(net.qnet, layer_tables, threshold, net.data.x_test[:images],
+                                                          predictor=mode == "predictor")[layer][0])
+            for mode in ("no_predictor", "predictor")}
+
+
+def _plot_shapes(shapes, path):
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = shapes["sweep"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
+    labels = [f"{r['n_in']}×{r['n_out']}\n{r['vectors']}v" for r in rows]
+    xs = np.arange(len(rows))
+    for offset, mode, label in ((-0.2, "no_predictor", "no predictor"), (0.2, "predictor", "predictor")):
+        left.bar(xs + offset, [r[mode]["speedup"] for r in rows], 0.4, label=label)
+    left.axhline(1.0, color="k", lw=0.8)
+    left.axhline(0.9, color="k", lw=0.8, ls="--")
+    left.set_xticks(xs, labels, fontsize=5)
+    left.set_ylabel("speedup vs dense sa_mac64 (equal MACs)")
+    left.set_title("MoR engine on swept shapes (n_in×n_out, vectors; golden, RTL-checked sample)")
+    left.legend(fontsize=8)
+    parts = [k for k in rows[0]["no_predictor"]["breakdown"] if k != "mac_utilisation"]
+    bottom = np.zeros(len(rows))
+    for part in parts:
+        values = np.array([r["no_predictor"]["breakdown"][part] / r["no_predictor"]["cycles"] for r in rows])
+        right.bar(xs, values, 0.7, bottom=bottom, label=part)
+        bottom += values
+    right.set_xticks(xs, labels, fontsize=5)
+    right.set_ylabel("share of the engine's cycles (no predictor)")
+    right.set_title("Where the cycles go")
+    right.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def shapes_report(cfg):
+    """The shape sweep and LeNet-5 conv2's split -> reports/bench/mor_shapes.json and mor_shapes.png."""
+    report = {"preset": cfg.to_dict(), "dense": "sa_mac64", "sweep": shape_sweep(cfg),
+              "lenet5_conv2": network_breakdown(cfg)}
+    swept = [r for r in report["sweep"] if r["vectors"] >= 16]
+    worst = {f"n_in {'9' if n_in_9 else '>= 25'}": min(r["no_predictor"]["speedup"] for r in swept
+                                                        if (r["n_in"] == 9) == n_in_9) for n_in_9 in (True, False)}
+    report["worst_speedup_no_predictor"] = worst
+    report["predictor_gain_over_skipped"] = min(r["cycle_gain"] / r["predictor"]["skipped_macs"]
+                                                for r in report["sweep"])
+    report["rtl_exact"] = all(r[m]["rtl"]["exact"] for r in report["sweep"] for m in ("no_predictor", "predictor")
+                              if r[m]["rtl"])
+    path = BENCH_DIR / "mor_shapes.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    _plot_shapes(report, BENCH_DIR / "mor_shapes.png")
+    print(f"MoR engine shapes: worst speedup vs dense without predictor {worst}; predictor's cycle gain ≥ "
+          f"{report['predictor_gain_over_skipped']:.2f} × the MACs it skips; RTL sample exact: {report['rtl_exact']}")
+    print(f"written {path} and mor_shapes.png")
+    return report
 
 
 def _plot(report, path):
@@ -117,8 +254,13 @@ def _plot_engine(engine, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.parse_args(argv)
+    p.add_argument("--shapes", action="store_true", help="only the engine on swept layer shapes")
+    args = p.parse_args(argv)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    cfg = preset("mor")
+    shapes_report(cfg)
+    if args.shapes:
+        return
     net = load_network()
     layer_tables, threshold, train_sweep = mor_tables(net)
     report = {"threshold": threshold, "train_sweep": [{"threshold": t, "accuracy": a} for t, a in train_sweep],
@@ -128,7 +270,6 @@ def main(argv=None):
     print(f"T = {threshold}: test accuracy {chosen['accuracy']:.2%} (exact {net.int8_accuracy:.2%}), "
           f"{chosen['skipped']:.1%} of neurons skipped ({chosen['mispredicted']:.2%} mispredicted), "
           f"{chosen['macs_saved']:.1%} of MACs saved")
-    cfg = preset("mor")
     report["engine"] = {"preset": cfg.to_dict(), "threshold": threshold, "images": len(net.data.x_test),
                         "layers": engine_cycles(cfg, net.qnet, layer_tables, threshold, net.data.x_test)}
     rtl = {mode: check_mor_layers(cfg, "verilator", engine_inputs(net.qnet, layer_tables, threshold,

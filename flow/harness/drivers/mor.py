@@ -5,7 +5,7 @@ import numpy as np
 from generators.mor_ports import KINDS, op_layout, result_layout
 from golden.checks import InputError
 from golden.mor import check_mor
-from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs
+from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs, stream_for
 
 from ..activations import thin
 from ..block import Block
@@ -106,7 +106,8 @@ class MorDriver(StreamDriver):
         runs' input words, and their outputs, fit the harness."""
         words, per_run = -(-n_in // cfg.mac_width), min(cfg.max_vectors, n_vectors)
         depth = cls.harness_depth(cfg)
-        per_job = min((depth - 1 - n_out - n_out * words) // (per_run * words), depth // (per_run * n_out))
+        per_job = min((depth - 1 - n_out - n_out * words) // (per_run * words),
+                      depth // (per_run * -(-n_out // cfg.issue)))
         if per_job < 1:
             raise InputError(f"a layer of {n_out}×{n_in} with runs of {per_run} vectors does not fit the "
                              f"harness's {depth} words")
@@ -129,15 +130,23 @@ class MorDriver(StreamDriver):
 
     @classmethod
     def golden_piece(cls, cfg, args):
-        out = engine_layer(cfg, **args)
+        out, cycles, _ = cls.schedule(cfg, args)
+        return {key: value for key, value in out.items() if key != "idle"}, cycles
+
+    @classmethod
+    def schedule(cls, cfg, args):
+        """``(engine_layer's outputs, cycles, phases)`` of one piece, its jobs' cycles and phases summed."""
         n_out, n_in = args["w"].shape
-        n_vectors = args["x"].size // n_in
-        cycles, r = 0, 0
-        for job in cls.job_runs(cfg, n_vectors, n_in, n_out):
-            lengths = [run.stop - run.start for run in job]
-            cycles += job_cycles(cfg, n_in, n_out, lengths, out["run_cycles"][r:r + len(job)])
-            r += len(job)
-        return out, cycles
+        jobs = cls.job_runs(cfg, args["x"].size // n_in, n_in, n_out)
+        starts = np.cumsum([0] + [len(job) for job in jobs[:-1]])
+        out = engine_layer(cfg, **args, job_starts=set(starts.tolist()))
+        cycles, phases = 0, {}
+        for job, r in zip(jobs, starts):
+            job_total, job_phases = job_cycles(cfg, n_in, n_out, [run.stop - run.start for run in job],
+                                               out["run_cycles"][r:r + len(job)])
+            cycles += job_total
+            phases = {key: phases.get(key, 0) + value for key, value in job_phases.items()}
+        return out, cycles, phases
 
     @classmethod
     def piece(cls, cfg, args, output, index):
@@ -152,28 +161,30 @@ class MorDriver(StreamDriver):
         start = index[0] // cfg.max_vectors * cfg.max_vectors
         return {**args, "x": args["x"][start:start + cfg.max_vectors]}
 
-    def load_words(self, args):
-        """Header, table and weight words of a layer, in DNN order."""
+    def load_words(self, args, vectors):
+        """The header (for a job whose first run has ``vectors`` vectors) and the table words of a layer, and its
+        weight words, in DNN order."""
         cfg = self.cfg
         w = args["w"]
         n_out, n_in = w.shape
         order, sizes = dnn_order(args["proxy"])
         words = -(-n_in // cfg.mac_width)
         bin_words = -(-n_in // cfg.bits_per_cycle)
-        fields = blank(self.in_layout, 1 + n_out + n_out * words)
+        fields = blank(self.in_layout, 1 + n_out)
         header = {"kind": KINDS["header"], "n_in": n_in, "n_out": n_out, "n_proxies": len(sizes), "words": words,
-                  "bin_words": bin_words, "tail_bits": n_in - (bin_words - 1) * cfg.bits_per_cycle}
+                  "bin_words": bin_words, "tail_bits": n_in - (bin_words - 1) * cfg.bits_per_cycle,
+                  "vectors": vectors, "stream": int(stream_for(n_out, vectors) == "inputs")}
         for name, value in header.items():
             fields[name][0] = value
         table = slice(1, 1 + n_out)
         fields["kind"][table] = KINDS["neuron"]
-        fields["table.idx"][table] = order
         for name, key in (("table.bias", "bias"), ("table.m_q", "m_q"), ("table.b_q", "b_q"), ("enable", "enable")):
             fields[name][table] = args[key][order]
         fields["size"][1:1 + len(sizes)] = sizes
-        fields["kind"][1 + n_out:] = KINDS["weight"]
-        fields["data"][1 + n_out:] = self.chunked(w[order], words).reshape(-1, cfg.mac_width)
-        return pack(self.in_layout, fields)
+        weights = blank(self.in_layout, n_out * words)
+        weights["kind"][:] = KINDS["weight"]
+        weights["data"][:] = self.chunked(w[order], words).reshape(-1, cfg.mac_width)
+        return pack(self.in_layout, fields), pack(self.in_layout, weights)
 
     def chunked(self, rows, words):
         """int64 [n, words, mac_width]: rows zero-padded to whole words."""
@@ -193,7 +204,7 @@ class MorDriver(StreamDriver):
         yields = [0] * len(fields["run"])
         for run in job:
             end = (run.stop - first) * words - 1
-            fields["run"][end], yields[end] = 1, (run.stop - run.start) * n_out
+            fields["run"][end], yields[end] = 1, (run.stop - run.start) * -(-n_out // self.cfg.issue)
         return pack(self.in_layout, fields), yields
 
     def layer_jobs(self, args, **job_options):
@@ -211,29 +222,44 @@ class MorDriver(StreamDriver):
         return self.combine(self.cfg, args, outputs)
 
     def piece_jobs(self, args, **job_options):
-        """One job per group of runs: the layer load, then the runs' input words."""
+        """One job per group of runs: the header and tables, the first run's input words and the weights (the
+        streamed kind second, ``stream_for``), then the other runs' input words."""
         x2 = args["x"].reshape(-1, args["x"].shape[-1])
         n_out, n_in = args["w"].shape
-        load = self.load_words(args)
+        words = -(-n_in // self.cfg.mac_width)
         jobs = []
         for job in self.job_runs(self.cfg, len(x2), n_in, n_out):
-            words, yields = self.input_words(x2, job, n_out)
-            jobs.append(Job(load + words, yields=[0] * len(load) + yields, **job_options))
+            vectors = job[0].stop - job[0].start
+            head, weights = self.load_words(args, vectors)
+            inputs, yields = self.input_words(x2, job, n_out)
+            first = vectors * words            # the first run's input words
+            if stream_for(n_out, vectors) == "weights":
+                stream = head + inputs[:first] + weights + inputs[first:]
+                out = [0] * len(head) + yields[:first] + [0] * len(weights) + yields[first:]
+            else:
+                stream = head + weights + inputs
+                out = [0] * (len(head) + len(weights)) + yields
+            jobs.append(Job(stream, yields=out, **job_options))
         return jobs
 
     def piece_outputs(self, args, results):
-        """RTL outputs and cycles of one piece from its jobs' results."""
+        """RTL outputs and cycles of one piece from its jobs' results: ``issue`` neurons per word, in DNN order."""
         n_out = args["w"].shape[0]
         x = args["x"]
+        order, _ = dnn_order(args["proxy"])
         fields = [unpack(self.out_layout, result.words) for result in results]
-        y = np.concatenate([f["y"] for f in fields]).astype(np.int32)
-        skipped = np.concatenate([f["skipped"] for f in fields]).astype(bool)
-        ends = np.cumsum([(run.stop - run.start) * n_out for run in runs(self.cfg, x.size // x.shape[-1])]) - 1
+        out_words = -(-n_out // self.cfg.issue)
+        y = np.concatenate([f["y"] for f in fields]).reshape(-1, out_words * self.cfg.issue)[:, :n_out]
+        skipped = np.concatenate([f["skipped"] for f in fields]).reshape(y.shape[0], -1)[:, :n_out]
+        by_index = np.empty_like(order)
+        by_index[order] = np.arange(n_out)
+        ends = np.cumsum([(run.stop - run.start) * out_words for run in runs(self.cfg, x.size // x.shape[-1])]) - 1
         words = {key: np.concatenate([f[key] for f in fields]) for key in ("run_cycles", "macs")}
         shape = x.shape[:-1] + (n_out,)
-        return {"y": y.reshape(shape), "skipped": skipped.reshape(shape), "macs": np.int64(words["macs"][ends].sum()),
-                "run_cycles": words["run_cycles"][ends].astype(np.int64)}, \
-            sum(result.cycles for result in results)
+        return {"y": y[:, by_index].astype(np.int32).reshape(shape),
+                "skipped": skipped[:, by_index].astype(bool).reshape(shape),
+                "macs": np.int64(words["macs"][ends].sum()),
+                "run_cycles": words["run_cycles"][ends].astype(np.int64)}, sum(result.cycles for result in results)
 
 
 def calibration_workload(cfg, net):

@@ -158,3 +158,19 @@ def test_real_digits_layers(sim, real_layers):
         inputs = inputs | {"x": inputs["x"][:REAL_VECTORS[sim]]}
         skipped += check(cfg, sim, inputs)["skipped"].sum()
     assert skipped > 0
+
+
+def test_shape_sweep_rows_hold_on_the_rtl():
+    """A row of the shape sweep (flow.bench.mor): a layer with the predictor on mor_default and the dense sa_mac64,
+    golden equal to both RTLs bit- and cycle-exact; its split adds up to its cycles; its skipped MACs are the skip
+    rule's, at least the members of proxies 0 and 8 (clusters 0-3, 4-7, 8-11), whose biases make them zero."""
+    from flow.bench.mor import shape_cycles, shape_layer
+    from golden.mor import mor_layer
+
+    args = shape_layer(25, 12, 16, predictor=True)
+    row = shape_cycles(CATALOG["mor"]["default"], CATALOG["sa"]["mac64"], args, sim="verilator")
+    assert row["rtl"]["exact"] and row["rtl"]["cycles"] == row["cycles"]
+    parts = row["breakdown"]
+    assert sum(v for k, v in parts.items() if k != "mac_utilisation") == pytest.approx(row["cycles"])
+    skipped = mor_layer(**args)["skipped"]
+    assert skipped[:, [1, 2, 3, 9, 10, 11]].all() and row["skipped_macs"] == pytest.approx(skipped.mean())

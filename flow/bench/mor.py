@@ -153,15 +153,15 @@ def _plot_shapes(shapes, path):
 
     rows = shapes["sweep"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
-    labels = [f"{r['n_in']}×{r['n_out']}\n{r['vectors']}v" for r in rows]
+    labels = [f"{r['n_in']}×{r['n_out']}, {r['vectors']}" for r in rows]
     xs = np.arange(len(rows))
     for offset, mode, label in ((-0.2, "no_predictor", "no predictor"), (0.2, "predictor", "predictor")):
         left.bar(xs + offset, [r[mode]["speedup"] for r in rows], 0.4, label=label)
     left.axhline(1.0, color="k", lw=0.8)
     left.axhline(0.9, color="k", lw=0.8, ls="--")
-    left.set_xticks(xs, labels, fontsize=5)
+    left.set_xticks(xs, labels, fontsize=6, rotation=90)
     left.set_ylabel("speedup vs dense sa_mac64 (equal MACs)")
-    left.set_title("MoR engine on swept shapes (n_in×n_out, vectors; golden, RTL-checked sample)")
+    left.set_title("MoR engine on n_in×n_out, vectors (golden; RTL-checked sample)", fontsize=10)
     left.legend(fontsize=8)
     parts = [k for k in rows[0]["no_predictor"]["breakdown"] if k != "mac_utilisation"]
     bottom = np.zeros(len(rows))
@@ -169,7 +169,7 @@ def _plot_shapes(shapes, path):
         values = np.array([r["no_predictor"]["breakdown"][part] / r["no_predictor"]["cycles"] for r in rows])
         right.bar(xs, values, 0.7, bottom=bottom, label=part)
         bottom += values
-    right.set_xticks(xs, labels, fontsize=5)
+    right.set_xticks(xs, labels, fontsize=6, rotation=90)
     right.set_ylabel("share of the engine's cycles (no predictor)")
     right.set_title("Where the cycles go")
     right.legend(fontsize=7, ncol=2)

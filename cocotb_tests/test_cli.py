@@ -397,8 +397,8 @@ def test_cosim_mor_writes_outputs_and_counters(tmp_path, rng):
     (dict(m_q=np.zeros(5, np.int32)), "m_q must have shape [6]"),
     (dict(enable=np.ones(6, np.int8)), "enable must have dtype bool"),
     (dict(bias=np.full(6, 2**31 - 1000, np.int32)), "accumulator could reach"),
-    (dict(x=np.zeros((2, 65), np.int8), w=np.zeros((6, 65), np.int8)),
-     "an input vector of 65 does not fit mor_small (max_in 64)"),
+    (dict(x=np.zeros((2, 129), np.int8), w=np.zeros((6, 129), np.int8)),
+     "an input vector of 129 does not fit mor_small (max_in 128)"),
     (dict(w=np.zeros((17, 21), np.int8)), "bias must have shape [17]"),
     (dict(x=np.zeros((2, 21), np.int16)), "x must have dtype int8"),
 ])

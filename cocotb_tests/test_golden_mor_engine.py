@@ -127,6 +127,10 @@ def test_job_cycles_stream_the_larger_kind_under_the_first_run():
     cycles = load 11 + 50 + between 1 + 30 + drain 6."""
     cfg = MorConfig(name="t", max_vectors=4)
     assert job_cycles(cfg, 16, 3, [4, 2], [50, 30]) == (98, {"load": 11, "between": 1, "drain": 6})
+    # Two words a beat: a vector or row is one beat. Header and table 0-3, weights 4-6, run 0 starts at 7 (inputs
+    # 7-10), computes 8-57, streams 58-69; run 1's beats 11-12, start 58, computes 59-88, streams 89-94: 95 cycles.
+    cfg = MorConfig(name="t", max_vectors=4, load_words=2)
+    assert job_cycles(cfg, 16, 3, [4, 2], [50, 30]) == (95, {"load": 8, "between": 1, "drain": 6})
     # 6 neurons, issue 2 (3 output words a vector), runs of 4: weights stream (6 ≥ 4). Header and table 0-6, run
     # 0's inputs 7-14; it starts at 15 (weights 15-26), computes 16-17, streams 18-29. Run 1's words 27-34, start 35,
     # computes 36-37, streams 38-49. Run 2's words 35-42 (its buffer free since 18), start 43 (its result buffer

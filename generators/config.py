@@ -279,6 +279,9 @@ class MorConfig(_Preset):
         Neurons the controller issues to CUs per cycle (a power of two, at most n_cu and max_out / 2): short neurons
         (⌈n_in / mac_width⌉ < n_cu words) need several a cycle to keep every CU busy; also the results per output
         word and the result memory banks.
+    load_words : int
+        Words (of mac_width int8) per loaded beat of weights or inputs, a power of two dividing bits_per_cycle /
+        mac_width: the load port's width, and the words per line of the weight and input memories.
     """
 
     name: str
@@ -290,6 +293,7 @@ class MorConfig(_Preset):
     max_out: int = 32
     max_vectors: int = 8
     issue: int = 1
+    load_words: int = 1
 
     block = "mor"
     cu_stages = 5  # a CU's stages after a neuron's last word address: RAM data, operands, products, sum, result
@@ -309,11 +313,20 @@ class MorConfig(_Preset):
         _require_power_of_two("max_out", self.max_out, 2, 1024)
         _require_power_of_two("max_vectors", self.max_vectors, 1, 64)
         _require_power_of_two("issue", self.issue, 1, min(self.n_cu, self.max_out // 2))
+        _require_power_of_two("load_words", self.load_words, 1, 64)
+        if self.words_per_binary % self.load_words:
+            raise ValueError(f"load_words must divide bits_per_cycle / mac_width ({self.words_per_binary}), "
+                             f"not {self.load_words}")
 
     @property
     def chunks(self):
         """Loaded words (and CU cycles) of the longest input vector."""
         return -(-self.max_in // self.mac_width)
+
+    @property
+    def beats(self):
+        """Loaded beats (``load_words`` words each) of the longest input vector or weight row."""
+        return -(-self.chunks // self.load_words)
 
     @property
     def bin_chunks(self):
@@ -624,12 +637,14 @@ CATALOG = {
         # One PE of the default's datapath with small memories: it fits an LFE5U-25F, so it gets an Fmax.
         "pe": SnapeaConfig(name="pe", window=9, n_pe=1, max_entries=64, max_x=128, max_pixels=64),
     },
-    # The paper's 8 CUs × 8 MACs, up to 8 neurons issued a cycle (a neuron of ≤ 8 inputs takes one word); layers
-    # of ≤ 64 neurons run in one piece (LeNet-5's fc1 in two). small issues 2, so the tests exercise the groups.
+    # The paper's 8 CUs × 8 MACs, up to 8 neurons issued a cycle (a neuron of ≤ 8 inputs takes one word), a 64-byte
+    # load port (the dense sa_mac64 takes 128 bytes a cycle); layers of ≤ 64 neurons run in one piece (LeNet-5's
+    # fc1 in two). small issues 2, so the tests exercise the groups, and reads a memory line per 64 MAC operands like
+    # the default (16 words of 4), so the energy model it calibrates costs the default's line reads at their rate.
     "mor": {
-        "default": MorConfig(name="default", max_out=64, max_vectors=16, issue=8),
-        "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=8, max_in=64, max_out=16,
-                           max_vectors=4, issue=2),
+        "default": MorConfig(name="default", max_out=64, max_vectors=16, issue=8, load_words=8),
+        "small": MorConfig(name="small", n_cu=2, mac_width=4, n_bincu=1, bits_per_cycle=64, max_in=128, max_out=16,
+                           max_vectors=4, issue=2, load_words=16),
     },
 }
 

@@ -8,6 +8,7 @@ from .binary_predictor import BinaryPredictor, bincu_input_layout, bincu_output_
 from .delay import delay
 from .mor_ports import (
     KINDS,
+    beat_bits,
     bin_word_bits,
     op_layout,
     position_bits,
@@ -30,14 +31,15 @@ def _lowest(flags):
 
 
 def ram_specs(cfg):
-    """{kind: (word shape, depth, instances)} of the engine's RAM leaves (one replica per reader; the results in
-    ``issue`` banks). Inputs and results have two buffers (the top address bit), so a run loads and streams while
-    its neighbours compute."""
-    pos, word, bword = position_bits(cfg), word_bits(cfg), bin_word_bits(cfg)
+    """{kind: (word shape, depth, instances)} of the engine's RAM leaves (one replica per reader; weights and inputs
+    in lines of ``load_words`` words; the results in ``issue`` banks). Inputs and results have two buffers (the top
+    address bit), so a run loads and streams while its neighbours compute."""
+    pos, beat, bword = position_bits(cfg), beat_bits(cfg), bin_word_bits(cfg)
     runs = (1 << vector_bits(cfg)) + cfg.max_vectors  # buffer 1 starts at 2**vector_bits
+    line = unsigned(8 * cfg.mac_width * cfg.load_words)  # a loaded beat
     return {
-        "weights": (unsigned(8 * cfg.mac_width), cfg.max_out << word, cfg.n_cu),
-        "inputs": (unsigned(8 * cfg.mac_width), runs << word, cfg.n_cu),
+        "weights": (line, cfg.max_out << beat, cfg.n_cu),
+        "inputs": (line, runs << beat, cfg.n_cu),
         "bin_weights": (unsigned(cfg.bits_per_cycle), cfg.max_out << bword, cfg.n_bincu),
         "bin_inputs": (unsigned(cfg.bits_per_cycle), runs << bword, cfg.n_bincu),
         "table": (table_layout(cfg), 1 << pos, cfg.n_cu + cfg.n_bincu),
@@ -86,7 +88,8 @@ class MorEngine(wiring.Component):
     Runs overlap through two input and two result buffers: run r + 1's vectors load while run r computes
     and run r - 1's outputs stream; a run starts (one cycle) once its vectors are in, the CUs are free and
     its result buffer is out. Throughput: n_cu·mac_width MACs per cycle while running, ``issue`` neurons issued
-    per cycle. Latency: a loaded word per cycle; the start cycle, the run; one output word per cycle. The
+    per cycle. Latency: a loaded beat (``load_words`` words) or table word per cycle; the start cycle, the run; one
+    output word per cycle. The
     header and tables are taken only when no run is loaded, running or streaming.
 
     Parameters
@@ -107,17 +110,18 @@ class MorEngine(wiring.Component):
                 for kind, (shape, depth, _) in ram_specs(self.cfg).items()]
         return rams + [(f"{self.cfg.module}_bincu", BinaryPredictor(self.cfg.bincu))]
 
-    def _ram(self, m, kind, name):
-        """An instance of RAM leaf ``kind``; returns its port signals."""
+    def _ram(self, m, kind, name, ren=1):
+        """An instance of RAM leaf ``kind`` reading when ``ren``; returns its port signals."""
         shape, depth, _ = ram_specs(self.cfg)[kind]
-        return ram_instance(m, f"{self.cfg.module}_{kind}", shape, depth, name)
+        return ram_instance(m, f"{self.cfg.module}_{kind}", shape, depth, name, ren=ren)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         op = self.op.payload
-        mw, group, width = cfg.mac_width, cfg.words_per_binary, cfg.issue
-        lb = _log2(width)
+        mw, width, beat = cfg.mac_width, cfg.issue, cfg.load_words
+        group = cfg.words_per_binary // beat  # beats per binary word
+        lb, lbeat = _log2(width), _log2(beat)
         pos_w, vec_w = position_bits(cfg), vector_bits(cfg)
         neurons_w = pos_w + vec_w + 1  # counts up to max_vectors·max_out
         slot_w = max(1, lb)
@@ -130,6 +134,7 @@ class MorEngine(wiring.Component):
         n_out, n_proxies = Signal.like(op.n_out, name="n_out"), Signal.like(op.n_proxies, name="n_proxies")
         last_k = Signal.like(op.n_proxies, name="last_k")
         last_word = Signal.like(op.words, name="last_word")
+        last_beat = Signal.like(op.beats, name="last_beat")
         last_bin_word = Signal.like(op.bin_words, name="last_bin_word")
         last_out_word = Signal(pos_w - lb, name="last_out_word")
         tail_bits = Signal.like(op.tail_bits, name="tail_bits")
@@ -149,8 +154,9 @@ class MorEngine(wiring.Component):
         m.d.comb += idle.eq(~running & ~in_full.any() & ~out_full.any())
         table_pos = Signal(pos_w)
         w_pos = Signal(pos_w + 1)              # weight rows loaded
-        w_word, w_sub, w_bin = Signal(word_bits(cfg)), Signal(range(group)), Signal(bin_word_bits(cfg))
-        x_word, x_sub, x_bin = Signal(word_bits(cfg)), Signal(range(group)), Signal(bin_word_bits(cfg))
+        # Beat counters within a row or vector, beats within a binary word, binary words.
+        w_word, w_sub, w_bin = Signal(beat_bits(cfg)), Signal(range(max(2, group))), Signal(bin_word_bits(cfg))
+        x_word, x_sub, x_bin = Signal(beat_bits(cfg)), Signal(range(max(2, group))), Signal(bin_word_bits(cfg))
         x_vec = Signal(vec_w + 1)              # vectors loaded for the next run
         x_target = Signal(neurons_w)           # their neurons: x_vec · n_out
         w_bits_acc, x_bits_acc = Signal(cfg.bits_per_cycle), Signal(cfg.bits_per_cycle)
@@ -159,21 +165,22 @@ class MorEngine(wiring.Component):
                                           (op.kind == KINDS["weight"]) | idle)),
                      take.eq(self.op.valid & self.op.ready)]
         is_kind = {kind: take & (op.kind == code) for kind, code in KINDS.items()}
-        row_end = w_word == last_word
+        row_end = w_word == last_beat
+        slot = mw * beat  # sign bits a beat adds to a binary word
 
         def packed(acc, sub, signs):
-            """The binary word so far with this word's sign bits at slot ``sub``."""
-            return Cat(*(Mux(sub == s, signs, acc[s * mw:(s + 1) * mw]) for s in range(group)))
+            """The binary word so far with this beat's sign bits at slot ``sub``."""
+            return Cat(*(Mux(sub == s, signs, acc[s * slot:(s + 1) * slot]) for s in range(group)))
 
-        w_signs = Cat(*(~op.data[i][7] for i in range(mw)))
-        x_signs = Cat(*((op.data[i] > 0) for i in range(mw)))
+        w_signs = Cat(*(~op.data[i][7] for i in range(slot)))
+        x_signs = Cat(*((op.data[i] > 0) for i in range(slot)))
         w_binary, x_binary = packed(w_bits_acc, w_sub, w_signs), packed(x_bits_acc, x_sub, x_signs)
         w_flush = (w_sub == group - 1) | row_end
-        x_flush = (x_sub == group - 1) | (x_word == last_word)
+        x_flush = (x_sub == group - 1) | (x_word == last_beat)
 
         with m.If(is_kind["header"]):
             m.d.sync += [n_in.eq(op.n_in), n_out.eq(op.n_out), n_proxies.eq(op.n_proxies),
-                         last_k.eq(op.n_proxies - 1), last_word.eq(op.words - 1),
+                         last_k.eq(op.n_proxies - 1), last_word.eq(op.words - 1), last_beat.eq(op.beats - 1),
                          last_bin_word.eq(op.bin_words - 1), last_out_word.eq((op.n_out - 1) >> lb),
                          tail_bits.eq(op.tail_bits), table_pos.eq(0), stream_inputs.eq(op.stream),
                          first_vectors.eq(op.vectors), first_target.eq(op.vectors * op.n_out), first_pending.eq(1),
@@ -320,9 +327,12 @@ class MorEngine(wiring.Component):
         completion = []  # (valid, acc, pos, v, slot) per CU
         meta_w = 3 + pos_w + vec_w + slot_w
         for i in range(cfg.n_cu):
-            wram = self._ram(m, "weights", f"cu{i}_weights")
-            xram = self._ram(m, "inputs", f"cu{i}_inputs")
-            tram = self._ram(m, "table", f"cu{i}_table")
+            # A line is read at a neuron's first word and at each later line's; the table entry (the bias) once per
+            # neuron. The memories hold their last read in between.
+            line_ren, table_ren = Signal(name=f"cu{i}_line_ren"), Signal(name=f"cu{i}_table_ren")
+            wram = self._ram(m, "weights", f"cu{i}_weights", line_ren)
+            xram = self._ram(m, "inputs", f"cu{i}_inputs", line_ren)
+            tram = self._ram(m, "table", f"cu{i}_table", table_ren)
             load(wram, "weight", Cat(w_word, w_pos[:pos_w]), op.data.as_value())
             load(xram, "input", Cat(x_word, x_vec[:vec_w], in_buf), op.data.as_value())
             load(tram, "neuron", table_pos, op.table.as_value())
@@ -330,8 +340,10 @@ class MorEngine(wiring.Component):
                 Signal(word_bits(cfg), name=f"cu{i}_a_word")
             a_v, a_slot = Signal(vec_w, name=f"cu{i}_a_v"), Signal(slot_w, name=f"cu{i}_a_slot")
             a_last = a_word == last_word
-            m.d.comb += [cu_free[i].eq(~a_valid | a_last), wram["raddr"].eq(Cat(a_word, a_pos)),
-                         xram["raddr"].eq(Cat(a_word, a_v, comp_buf))]
+            a_line = Signal(beat_bits(cfg), name=f"cu{i}_a_line")  # the beat (memory line) holding word a_word
+            m.d.comb += [a_line.eq(a_word >> lbeat), cu_free[i].eq(~a_valid | a_last),
+                         line_ren.eq(a_valid & (a_word[:lbeat] == 0) if lbeat else a_valid),
+                         wram["raddr"].eq(Cat(a_line, a_pos)), xram["raddr"].eq(Cat(a_line, a_v, comp_buf))]
             slot = slots[i]
             with m.If(cu_free[i] & (slot < size)):
                 m.d.sync += [a_valid.eq(1), a_pos.eq(base_pos + Mux(step_pos, slot, 0)),
@@ -347,14 +359,18 @@ class MorEngine(wiring.Component):
             s_valid, s_first, s_last = s_meta[0], s_meta[1], s_meta[2]
             s_pos, s_v, s_slot = s_meta[3:3 + pos_w], s_meta[3 + pos_w:3 + pos_w + vec_w], s_meta[3 + pos_w + vec_w:]
             assert len(s_meta) == meta_w
-            row_shape = op_layout(cfg)["data"].shape
+            row_shape = data.ArrayLayout(signed(8), mw)
             w_row, x_row = Signal(row_shape, name=f"cu{i}_o_w"), Signal(row_shape, name=f"cu{i}_o_x")
-            m.d.sync += [w_row.eq(wram["rdata"]), x_row.eq(xram["rdata"])]
+            # The word within the line read.
+            b_sel = delay(m, a_word[:lbeat], 1, Const(1), f"cu{i}_b_sel") if lbeat else Const(0, 1)
+            m.d.sync += [w_row.eq(wram["rdata"].word_select(b_sel, 8 * mw)),
+                         x_row.eq(xram["rdata"].word_select(b_sel, 8 * mw))]
             products = [Signal(signed(16), name=f"cu{i}_p_product{lane}") for lane in range(mw)]
             m.d.sync += [products[lane].eq(w_row[lane] * x_row[lane]) for lane in range(mw)]
             dot = Signal(signed(16 + mw.bit_length()), name=f"cu{i}_s_dot")
             m.d.sync += dot.eq(sum(products))
-            m.d.comb += tram["raddr"].eq(p_meta[3:3 + pos_w])  # the neuron's bias, read for stage S
+            m.d.comb += [tram["raddr"].eq(p_meta[3:3 + pos_w]),  # the neuron's bias, read for stage S
+                         table_ren.eq(p_meta[0] & p_meta[1])]
             entry = data.View(table_layout(cfg), tram["rdata"])
             psum = Signal(signed(32), name=f"cu{i}_psum")
             acc = Signal(signed(32), name=f"cu{i}_acc")
@@ -370,16 +386,18 @@ class MorEngine(wiring.Component):
         # Binary CUs: address stage, chunk into the binCU, prediction its latency after the last chunk.
         prediction = []  # (valid, zero, v, pos) per binCU
         for j in range(cfg.n_bincu):
-            bw = self._ram(m, "bin_weights", f"bincu{j}_weights")
-            bx = self._ram(m, "bin_inputs", f"bincu{j}_inputs")
-            bt = self._ram(m, "table", f"bincu{j}_table")
+            lane_ren, fit_ren = Signal(name=f"bincu{j}_ren"), Signal(name=f"bincu{j}_fit_ren")
+            bw = self._ram(m, "bin_weights", f"bincu{j}_weights", lane_ren)
+            bx = self._ram(m, "bin_inputs", f"bincu{j}_inputs", lane_ren)
+            bt = self._ram(m, "table", f"bincu{j}_table", fit_ren)  # the fit, read for the last chunk
             load(bw, "weight", Cat(w_bin, w_pos[:pos_w]), w_binary, w_flush)
             load(bx, "input", Cat(x_bin, x_vec[:vec_w], in_buf), x_binary, x_flush)
             load(bt, "neuron", table_pos, op.table.as_value())
             a_valid, a_pos = Signal(name=f"bincu{j}_a_valid"), Signal(pos_w, name=f"bincu{j}_a_pos")
             a_word, a_v = Signal(bin_word_bits(cfg), name=f"bincu{j}_a_word"), Signal(vec_w, name=f"bincu{j}_a_v")
             a_last = a_word == last_bin_word
-            m.d.comb += [lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
+            m.d.comb += [lane_ren.eq(a_valid), fit_ren.eq(a_valid & a_last),
+                         lane_free[j].eq(~a_valid | a_last), bw["raddr"].eq(Cat(a_word, a_pos)),
                          bx["raddr"].eq(Cat(a_word, a_v, comp_buf)), bt["raddr"].eq(a_pos)]
             with m.If(lane_issue & (lane_pick == j)):
                 m.d.sync += [a_valid.eq(1), a_pos.eq(bin_queue.r_data[:pos_w]), a_v.eq(bin_queue.r_data[pos_w:]),

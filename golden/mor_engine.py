@@ -42,8 +42,8 @@ import numpy as np
 
 from .mor import binary_predict, mor_layer
 
-__all__ = ["IDLE", "stream_for", "dnn_order", "engine_schedule", "streamed_ready", "job_cycles", "runs", "engine_layer",
-           "breakdown"]
+__all__ = ["IDLE", "stream_for", "dnn_order", "engine_schedule", "beats", "streamed_ready", "job_cycles", "runs",
+           "engine_layer", "breakdown"]
 
 # Why a free CU takes nothing in a cycle of a run (``engine_schedule``'s ``idle``):
 IDLE = {
@@ -184,23 +184,28 @@ def engine_schedule(cfg, n_in, sizes, route_bin, predicted_zero, *, stream=None,
         t += 1
 
 
+def beats(cfg, n_in):
+    """Loaded beats (``load_words`` words of mac_width) of one input vector or weight row."""
+    return -(-n_in // (cfg.mac_width * cfg.load_words))
+
+
 def streamed_ready(cfg, n_in, n):
     """First cycle of a job's first run (its t = 0) from which each of ``n`` streamed rows or vectors can be used:
-    they load one word per cycle from the cycle the run starts."""
-    words = -(-n_in // cfg.mac_width)
-    return np.arange(1, n + 1, dtype=np.int64) * words - 1
+    they load one beat per cycle from the cycle the run starts."""
+    return np.arange(1, n + 1, dtype=np.int64) * beats(cfg, n_in) - 1
 
 
 def job_cycles(cfg, n_in, n_out, run_vectors, run_cycles):
-    """``(cycles, phases)`` of one job at full rate: a header and n_out table words, then run 0's vectors (C words
-    each) and the n_out·C weight words — the streamed kind (``stream_for``) second, while run 0 computes: run 0
+    """``(cycles, phases)`` of one job at full rate, one word or beat (``beats``: B of a vector or row) a cycle: a
+    header and n_out table words, then run 0's vectors (B beats each) and the n_out·B weight beats — the streamed
+    kind (``stream_for``) second, while run 0 computes: run 0
     starts the cycle after the other kind's last word — then the other runs' vectors. Runs overlap (two input
     buffers, two result buffers): run r's vectors load while run r - 1 computes, into a buffer freed when run
     r - 2's computation ended; run r starts the cycle after its last word once the engine is free and run r - 2's
     outputs are out, computes for its run cycles from the next cycle, and streams its outputs (⌈n_out / issue⌉
     words per vector) after run r - 1's. ``phases``: cycles before run 0 computes (``load``), between runs
     (``between``) and after the last run (``drain``); with the runs' cycles they sum to ``cycles``."""
-    words, out_words = -(-n_in // cfg.mac_width), -(-n_out // cfg.issue)
+    per_row, out_words = beats(cfg, n_in), -(-n_out // cfg.issue)
     loaded = 1 + n_out                         # first cycle after the header and tables
     input_free, results_free = [0, 0], [0, 0]  # first cycle each buffer takes a run
     engine_free = output_free = 0
@@ -209,12 +214,12 @@ def job_cycles(cfg, n_in, n_out, run_vectors, run_cycles):
     for r, (vectors, cycles) in enumerate(zip(run_vectors, run_cycles)):
         b = r % 2
         if r == 0:
-            weights, inputs = n_out * words, vectors * words
+            weights, inputs = n_out * per_row, vectors * per_row
             first = inputs if stream_for(n_out, vectors) == "weights" else weights
             start = loaded + first
             loaded += weights + inputs
         else:
-            last_in = max(loaded, input_free[b]) + vectors * words - 1
+            last_in = max(loaded, input_free[b]) + vectors * per_row - 1
             loaded = last_in + 1
             start = max(last_in + 1, engine_free, results_free[b])
         phases["load" if r == 0 else "between"] += start + 1 - engine_free

@@ -5,7 +5,7 @@ import numpy as np
 from generators.mor_ports import KINDS, op_layout, result_layout
 from golden.checks import InputError
 from golden.mor import check_mor
-from golden.mor_engine import dnn_order, engine_layer, job_cycles, runs, stream_for
+from golden.mor_engine import beats, dnn_order, engine_layer, job_cycles, runs, stream_for
 
 from ..activations import thin
 from ..block import Block
@@ -24,7 +24,7 @@ class MorDriver(StreamDriver):
     across runs and jobs, never a neuron. A layer of more than ``max_out`` neurons runs in pieces of
     whole clusters (``parts``), one after another.
 
-    Throughput: n_cu·mac_width MACs per cycle while running; loading is one word per cycle.
+    Throughput: n_cu·mac_width MACs per cycle while running; loading is one beat (load_words words) per cycle.
     """
 
     in_port, out_port = "op", "y"
@@ -43,9 +43,14 @@ class MorDriver(StreamDriver):
         at most 32768 unless the load and one run need more (deeper harnesses cost minutes of Verilog conversion
         and compilation; a layer then runs as more jobs, each loading its weights)."""
         def words(n_runs):
-            n = 1 + cfg.max_out + cfg.max_out * cfg.chunks + n_runs * cfg.max_vectors * cfg.chunks
+            n = 1 + cfg.max_out + cfg.max_out * cfg.beats + n_runs * cfg.max_vectors * cfg.beats
             return 1 << (n - 1).bit_length()
         return max(cls.depth, min(cls.max_depth, words(16)), words(1))
+
+    @staticmethod
+    def cycles_per_word(cfg):
+        """An input beat of a vector can hold max_out·load_words / n_cu cycles of CU work (every neuron on it)."""
+        return 64 * max(1, cfg.max_out * cfg.load_words // cfg.n_cu // 8)
 
     @staticmethod
     def validate(cfg, inputs):
@@ -104,7 +109,7 @@ class MorDriver(StreamDriver):
     def job_runs(cls, cfg, n_vectors, n_in, n_out):
         """Runs of input vectors (``golden.mor_engine.runs``) grouped into jobs: the layer load plus the
         runs' input words, and their outputs, fit the harness."""
-        words, per_run = -(-n_in // cfg.mac_width), min(cfg.max_vectors, n_vectors)
+        words, per_run = beats(cfg, n_in), min(cfg.max_vectors, n_vectors)
         depth = cls.harness_depth(cfg)
         per_job = min((depth - 1 - n_out - n_out * words) // (per_run * words),
                       depth // (per_run * -(-n_out // cfg.issue)))
@@ -168,11 +173,11 @@ class MorDriver(StreamDriver):
         w = args["w"]
         n_out, n_in = w.shape
         order, sizes = dnn_order(args["proxy"])
-        words = -(-n_in // cfg.mac_width)
+        words, n_beats = -(-n_in // cfg.mac_width), beats(cfg, n_in)
         bin_words = -(-n_in // cfg.bits_per_cycle)
         fields = blank(self.in_layout, 1 + n_out)
         header = {"kind": KINDS["header"], "n_in": n_in, "n_out": n_out, "n_proxies": len(sizes), "words": words,
-                  "bin_words": bin_words, "tail_bits": n_in - (bin_words - 1) * cfg.bits_per_cycle,
+                  "beats": n_beats, "bin_words": bin_words, "tail_bits": n_in - (bin_words - 1) * cfg.bits_per_cycle,
                   "vectors": vectors, "stream": int(stream_for(n_out, vectors) == "inputs")}
         for name, value in header.items():
             fields[name][0] = value
@@ -181,26 +186,27 @@ class MorDriver(StreamDriver):
         for name, key in (("table.bias", "bias"), ("table.m_q", "m_q"), ("table.b_q", "b_q"), ("enable", "enable")):
             fields[name][table] = args[key][order]
         fields["size"][1:1 + len(sizes)] = sizes
-        weights = blank(self.in_layout, n_out * words)
+        weights = blank(self.in_layout, n_out * n_beats)
         weights["kind"][:] = KINDS["weight"]
-        weights["data"][:] = self.chunked(w[order], words).reshape(-1, cfg.mac_width)
+        weights["data"][:] = self.chunked(w[order])
         return pack(self.in_layout, fields), pack(self.in_layout, weights)
 
-    def chunked(self, rows, words):
-        """int64 [n, words, mac_width]: rows zero-padded to whole words."""
-        padded = np.zeros((len(rows), words * self.cfg.mac_width), np.int64)
+    def chunked(self, rows):
+        """int64 [n · beats, load_words · mac_width]: rows zero-padded to whole beats, one beat a row."""
+        width = self.cfg.load_words * self.cfg.mac_width
+        padded = np.zeros((len(rows), beats(self.cfg, rows.shape[1]) * width), np.int64)
         padded[:, :rows.shape[1]] = rows
-        return padded.reshape(len(rows), words, self.cfg.mac_width)
+        return padded.reshape(-1, width)
 
     def input_words(self, vectors, job, n_out):
         """Input words of the ``job``'s runs of ``vectors``: ``last`` on each vector's final word, ``run``
         also on each run's; and how many output words each input word yields."""
-        words = -(-vectors.shape[1] // self.cfg.mac_width)
+        words = beats(self.cfg, vectors.shape[1])
         first, stop = job[0].start, job[-1].stop
         fields = blank(self.in_layout, (stop - first) * words)
         fields["kind"][:] = KINDS["input"]
         fields["last"][words - 1::words] = 1
-        fields["data"] = self.chunked(vectors[first:stop], words).reshape(-1, self.cfg.mac_width)
+        fields["data"] = self.chunked(vectors[first:stop])
         yields = [0] * len(fields["run"])
         for run in job:
             end = (run.stop - first) * words - 1
@@ -226,13 +232,13 @@ class MorDriver(StreamDriver):
         streamed kind second, ``stream_for``), then the other runs' input words."""
         x2 = args["x"].reshape(-1, args["x"].shape[-1])
         n_out, n_in = args["w"].shape
-        words = -(-n_in // self.cfg.mac_width)
+        words = beats(self.cfg, n_in)
         jobs = []
         for job in self.job_runs(self.cfg, len(x2), n_in, n_out):
             vectors = job[0].stop - job[0].start
             head, weights = self.load_words(args, vectors)
             inputs, yields = self.input_words(x2, job, n_out)
-            first = vectors * words            # the first run's input words
+            first = vectors * words            # the first run's input beats
             if stream_for(n_out, vectors) == "weights":
                 stream = head + inputs[:first] + weights + inputs[first:]
                 out = [0] * len(head) + yields[:first] + [0] * len(weights) + yields[first:]

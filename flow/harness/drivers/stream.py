@@ -67,11 +67,14 @@ class StreamTarget:
         Stream members of the block's component.
     in_width, out_width : int
         Payload widths of those streams.
+    cycles_per_word : int
+        A job's simulation is stopped as hung after this many cycles per input word (and 64 more words).
     """
 
     def __init__(self, cfg, *, in_port, out_port, in_width, out_width, sim, waves=False, depth=DEPTH,
-                 out_depth=None, gates=None):
+                 out_depth=None, gates=None, cycles_per_word=64):
         self.cfg = cfg
+        self.cycles_per_word = cycles_per_word
         self.depth = depth
         self.out_depth = out_depth or depth
         self.toplevel = f"harness_{cfg.module}"
@@ -103,7 +106,7 @@ class StreamTarget:
             if job.yields is not None and sum(job.yields) > self.out_depth:
                 raise ValueError(f"a job produces at most {self.out_depth} words, not {sum(job.yields)}")
         longest = max(len(job.words) for job in jobs)
-        budget = timeout_cycles or 64 * (longest + 64)
+        budget = timeout_cycles or self.cycles_per_word * (longest + 64)
         stim = {"n_jobs": len(jobs), "timeout_cycles": budget}
         for j, job in enumerate(jobs):
             stim[f"job{j}_words"] = to_hex(job.words)
@@ -168,6 +171,11 @@ class StreamDriver:
     input_keys = ()  # every key an IN.npz of the block may hold (docs/cosim.md); others are refused
     depth = DEPTH
     out_depth = None
+
+    @staticmethod
+    def cycles_per_word(cfg):
+        """The hang detector's budget per input word (``StreamTarget``): more than a word's work can take."""
+        return 64
 
     @staticmethod
     def hw_macs(cfg):
@@ -243,4 +251,4 @@ class StreamDriver:
         out_depth = self.out_depth(self.cfg) if callable(self.out_depth) else self.out_depth
         return StreamTarget(self.cfg, in_port=self.in_port, out_port=self.out_port, in_width=self.in_layout.size,
                             out_width=self.out_layout.size, sim=self.sim, depth=self.depth, out_depth=out_depth,
-                            **self._target_options)
+                            cycles_per_word=self.cycles_per_word(self.cfg), **self._target_options)

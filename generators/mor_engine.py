@@ -447,7 +447,9 @@ class MorEngine(wiring.Component):
             m.d.comb += [ram["we"].eq(Cat(*(hit for hit, *_ in hits)).any()), ram["waddr"].eq(address),
                          ram["wdata"].eq(value)]
         with m.If(proxy_done):
-            m.d.sync += [proxy_zero.bit_select(decided[:pos_w + vec_w], width).eq(zero_bits),
+            # Decisions are written once each, in cluster order, into a vector cleared at the run's start: OR-ing them
+            # in at ``decided`` (zero past the completing slots) costs a shifter, not a write per offset.
+            m.d.sync += [proxy_zero.eq(proxy_zero | (zero_bits << decided[:pos_w + vec_w])),
                          decided.eq(decided + completing)]
 
         def decision(q, name):
@@ -474,7 +476,7 @@ class MorEngine(wiring.Component):
         with m.If(skip_done):
             for b in range(2):
                 with m.If(comp_buf == b):
-                    m.d.sync += skipped[b].bit_select(skip_at, 1).eq(1)
+                    m.d.sync += skipped[b].eq(skipped[b] | (Const(1, 1) << skip_at))
         finished = Signal.like(done)
         m.d.comb += finished.eq(done + completing + skip_done)
         new_macs = macs + completing * n_in

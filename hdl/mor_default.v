@@ -4617,8 +4617,8 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$3871 ;
   wire [3:0] \$3872 ;
   wire \$3873 ;
-  wire [4:0] \$3874 ;
-  wire [4:0] \$3875 ;
+  wire [1030:0] \$3874 ;
+  wire [1030:0] \$3875 ;
   wire [4:0] \$3876 ;
   wire [4:0] \$3877 ;
   wire [4:0] \$3878 ;
@@ -4626,9 +4626,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [5:0] \$388 ;
   wire [4:0] \$3880 ;
   wire [4:0] \$3881 ;
-  wire [11:0] \$3882 ;
+  wire [4:0] \$3882 ;
   wire [4:0] \$3883 ;
-  wire [4:0] \$3884 ;
+  wire [11:0] \$3884 ;
   wire [4:0] \$3885 ;
   wire [4:0] \$3886 ;
   wire [4:0] \$3887 ;
@@ -4636,10 +4636,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [4:0] \$3889 ;
   wire [5:0] \$389 ;
   wire [4:0] \$3890 ;
-  wire \$3891 ;
-  wire \$3892 ;
-  wire [4:0] \$3893 ;
-  wire [4:0] \$3894 ;
+  wire [4:0] \$3891 ;
+  wire [4:0] \$3892 ;
+  wire \$3893 ;
+  wire \$3894 ;
   wire [4:0] \$3895 ;
   wire [4:0] \$3896 ;
   wire [4:0] \$3897 ;
@@ -4648,62 +4648,62 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [5:0] \$39 ;
   wire [5:0] \$390 ;
   wire [4:0] \$3900 ;
-  wire \$3901 ;
-  wire \$3902 ;
+  wire [4:0] \$3901 ;
+  wire [4:0] \$3902 ;
   wire \$3903 ;
   wire \$3904 ;
   wire \$3905 ;
   wire \$3906 ;
   wire \$3907 ;
   wire \$3908 ;
-  wire [32:0] \$3909 ;
+  wire \$3909 ;
   wire [5:0] \$391 ;
-  wire [4:0] \$3910 ;
-  wire [4:0] \$3911 ;
-  wire [4:0] \$3912 ;
-  wire [4:0] \$3913 ;
-  wire [4:0] \$3914 ;
-  wire [4:0] \$3915 ;
+  wire [1023:0] \$3910 ;
+  wire [1023:0] \$3911 ;
+  wire \$3912 ;
+  wire [1023:0] \$3913 ;
+  wire [1023:0] \$3914 ;
+  wire [32:0] \$3915 ;
   wire [4:0] \$3916 ;
   wire [4:0] \$3917 ;
-  wire [13:0] \$3918 ;
-  wire [32:0] \$3919 ;
+  wire [4:0] \$3918 ;
+  wire [4:0] \$3919 ;
   wire \$392 ;
-  wire \$3920 ;
-  wire \$3921 ;
-  wire \$3922 ;
-  wire [32:0] \$3923 ;
-  wire [4:0] \$3924 ;
-  wire [4:0] \$3925 ;
-  wire [4:0] \$3926 ;
-  wire [4:0] \$3927 ;
-  wire [4:0] \$3928 ;
-  wire [4:0] \$3929 ;
+  wire [4:0] \$3920 ;
+  wire [4:0] \$3921 ;
+  wire [4:0] \$3922 ;
+  wire [4:0] \$3923 ;
+  wire [13:0] \$3924 ;
+  wire [32:0] \$3925 ;
+  wire \$3926 ;
+  wire \$3927 ;
+  wire \$3928 ;
+  wire [32:0] \$3929 ;
   wire \$393 ;
   wire [4:0] \$3930 ;
   wire [4:0] \$3931 ;
-  wire [13:0] \$3932 ;
-  wire [32:0] \$3933 ;
-  wire \$3934 ;
-  wire [32:0] \$3935 ;
+  wire [4:0] \$3932 ;
+  wire [4:0] \$3933 ;
+  wire [4:0] \$3934 ;
+  wire [4:0] \$3935 ;
   wire [4:0] \$3936 ;
   wire [4:0] \$3937 ;
-  wire [4:0] \$3938 ;
-  wire [4:0] \$3939 ;
+  wire [13:0] \$3938 ;
+  wire [32:0] \$3939 ;
   wire \$394 ;
-  wire [4:0] \$3940 ;
-  wire [4:0] \$3941 ;
+  wire \$3940 ;
+  wire [32:0] \$3941 ;
   wire [4:0] \$3942 ;
   wire [4:0] \$3943 ;
-  wire [13:0] \$3944 ;
-  wire [32:0] \$3945 ;
-  wire \$3946 ;
-  wire \$3947 ;
-  wire \$3948 ;
-  wire \$3949 ;
+  wire [4:0] \$3944 ;
+  wire [4:0] \$3945 ;
+  wire [4:0] \$3946 ;
+  wire [4:0] \$3947 ;
+  wire [4:0] \$3948 ;
+  wire [4:0] \$3949 ;
   wire \$395 ;
-  wire \$3950 ;
-  wire \$3951 ;
+  wire [13:0] \$3950 ;
+  wire [32:0] \$3951 ;
   wire \$3952 ;
   wire \$3953 ;
   wire \$3954 ;
@@ -4728,64 +4728,64 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire \$3971 ;
   wire \$3972 ;
   wire \$3973 ;
-  wire [3:0] \$3974 ;
-  wire [3:0] \$3975 ;
+  wire \$3974 ;
+  wire \$3975 ;
   wire \$3976 ;
-  wire [4:0] \$3977 ;
-  wire [5:0] \$3978 ;
+  wire \$3977 ;
+  wire \$3978 ;
   wire \$3979 ;
   wire \$398 ;
-  wire \$3980 ;
-  wire \$3981 ;
-  wire [4:0] \$3982 ;
+  wire [3:0] \$3980 ;
+  wire [3:0] \$3981 ;
+  wire \$3982 ;
   wire [4:0] \$3983 ;
-  wire [4:0] \$3984 ;
+  wire [5:0] \$3984 ;
   wire \$3985 ;
-  wire [4:0] \$3986 ;
-  wire [5:0] \$3987 ;
-  wire \$3988 ;
-  wire \$3989 ;
+  wire \$3986 ;
+  wire \$3987 ;
+  wire [4:0] \$3988 ;
+  wire [4:0] \$3989 ;
   wire [7:0] \$399 ;
-  wire \$3990 ;
+  wire [4:0] \$3990 ;
   wire \$3991 ;
-  wire \$3992 ;
-  reg [9:0] \$3993 ;
-  reg [6:0] \$3994 ;
-  reg [6:0] \$3995 ;
-  reg [6:0] \$3996 ;
-  reg [6:0] \$3997 ;
-  reg [3:0] \$3998 ;
-  reg [3:0] \$3999 ;
+  wire [4:0] \$3992 ;
+  wire [5:0] \$3993 ;
+  wire \$3994 ;
+  wire \$3995 ;
+  wire \$3996 ;
+  wire \$3997 ;
+  wire \$3998 ;
+  reg [9:0] \$3999 ;
   wire \$4 ;
   wire [5:0] \$40 ;
   wire \$400 ;
-  reg [2:0] \$4000 ;
+  reg [6:0] \$4000 ;
   reg [6:0] \$4001 ;
-  reg [5:0] \$4002 ;
-  reg \$4003 ;
-  reg [4:0] \$4004 ;
-  reg [10:0] \$4005 ;
-  reg \$4006 ;
+  reg [6:0] \$4002 ;
+  reg [6:0] \$4003 ;
+  reg [3:0] \$4004 ;
+  reg [3:0] \$4005 ;
+  reg [2:0] \$4006 ;
   reg [6:0] \$4007 ;
-  reg [2:0] \$4008 ;
+  reg [5:0] \$4008 ;
   reg \$4009 ;
   wire \$401 ;
-  reg [2:0] \$4010 ;
-  reg [63:0] \$4011 ;
-  reg [2:0] \$4012 ;
-  reg \$4013 ;
+  reg [4:0] \$4010 ;
+  reg [10:0] \$4011 ;
+  reg \$4012 ;
+  reg [6:0] \$4013 ;
   reg [2:0] \$4014 ;
-  reg [63:0] \$4015 ;
-  reg [4:0] \$4016 ;
-  reg [10:0] \$4017 ;
-  reg [63:0] \$4018 ;
-  reg [6:0] \$4019 ;
+  reg \$4015 ;
+  reg [2:0] \$4016 ;
+  reg [63:0] \$4017 ;
+  reg [2:0] \$4018 ;
+  reg \$4019 ;
   wire \$402 ;
-  reg [6:0] \$4020 ;
-  reg [6:0] \$4021 ;
-  reg [6:0] \$4022 ;
-  reg [6:0] \$4023 ;
-  reg [6:0] \$4024 ;
+  reg [2:0] \$4020 ;
+  reg [63:0] \$4021 ;
+  reg [4:0] \$4022 ;
+  reg [10:0] \$4023 ;
+  reg [63:0] \$4024 ;
   reg [6:0] \$4025 ;
   reg [6:0] \$4026 ;
   reg [6:0] \$4027 ;
@@ -4850,321 +4850,327 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   reg [6:0] \$4080 ;
   reg [6:0] \$4081 ;
   reg [6:0] \$4082 ;
-  reg [1:0] \$4083 ;
-  reg \$4084 ;
-  reg [4:0] \$4085 ;
-  reg [10:0] \$4086 ;
-  reg [4:0] \$4087 ;
-  reg [10:0] \$4088 ;
-  reg [6:0] \$4089 ;
+  reg [6:0] \$4083 ;
+  reg [6:0] \$4084 ;
+  reg [6:0] \$4085 ;
+  reg [6:0] \$4086 ;
+  reg [6:0] \$4087 ;
+  reg [6:0] \$4088 ;
+  reg [1:0] \$4089 ;
   wire [5:0] \$409 ;
-  reg [4:0] \$4090 ;
-  reg [6:0] \$4091 ;
-  reg [6:0] \$4092 ;
-  reg [10:0] \$4093 ;
-  reg [6:0] \$4094 ;
-  reg [4:0] \$4095 ;
-  reg [6:0] \$4096 ;
-  reg \$4097 ;
-  reg [5:0] \$4098 ;
-  reg [3:0] \$4099 ;
+  reg \$4090 ;
+  reg [4:0] \$4091 ;
+  reg [10:0] \$4092 ;
+  reg [4:0] \$4093 ;
+  reg [10:0] \$4094 ;
+  reg [6:0] \$4095 ;
+  reg [4:0] \$4096 ;
+  reg [6:0] \$4097 ;
+  reg [6:0] \$4098 ;
+  reg [10:0] \$4099 ;
   wire [5:0] \$41 ;
   wire [5:0] \$410 ;
-  reg [2:0] \$4100 ;
-  reg [5:0] \$4101 ;
-  reg [15:0] \$4102 ;
-  reg [15:0] \$4103 ;
-  reg [15:0] \$4104 ;
-  reg [15:0] \$4105 ;
-  wire [2:0] \$4106 ;
-  reg [63:0] \$4107 ;
-  reg [63:0] \$4108 ;
+  reg [6:0] \$4100 ;
+  reg [4:0] \$4101 ;
+  reg [6:0] \$4102 ;
+  reg \$4103 ;
+  reg [5:0] \$4104 ;
+  reg [3:0] \$4105 ;
+  reg [2:0] \$4106 ;
+  reg [5:0] \$4107 ;
+  reg [15:0] \$4108 ;
   reg [15:0] \$4109 ;
   wire \$411 ;
   reg [15:0] \$4110 ;
   reg [15:0] \$4111 ;
-  reg [15:0] \$4112 ;
-  reg [15:0] \$4113 ;
-  reg [15:0] \$4114 ;
+  wire [2:0] \$4112 ;
+  reg [63:0] \$4113 ;
+  reg [63:0] \$4114 ;
   reg [15:0] \$4115 ;
   reg [15:0] \$4116 ;
-  reg [19:0] \$4117 ;
-  reg [31:0] \$4118 ;
-  reg \$4119 ;
+  reg [15:0] \$4117 ;
+  reg [15:0] \$4118 ;
+  reg [15:0] \$4119 ;
   wire \$412 ;
-  reg [31:0] \$4120 ;
-  reg [5:0] \$4121 ;
-  reg [3:0] \$4122 ;
-  reg [2:0] \$4123 ;
-  reg \$4124 ;
-  reg [5:0] \$4125 ;
-  reg [3:0] \$4126 ;
-  reg [2:0] \$4127 ;
-  reg [5:0] \$4128 ;
-  reg [15:0] \$4129 ;
+  reg [15:0] \$4120 ;
+  reg [15:0] \$4121 ;
+  reg [15:0] \$4122 ;
+  reg [19:0] \$4123 ;
+  reg [31:0] \$4124 ;
+  reg \$4125 ;
+  reg [31:0] \$4126 ;
+  reg [5:0] \$4127 ;
+  reg [3:0] \$4128 ;
+  reg [2:0] \$4129 ;
   wire \$413 ;
-  reg [15:0] \$4130 ;
-  reg [15:0] \$4131 ;
-  reg [15:0] \$4132 ;
-  wire [2:0] \$4133 ;
-  reg [63:0] \$4134 ;
-  reg [63:0] \$4135 ;
+  reg \$4130 ;
+  reg [5:0] \$4131 ;
+  reg [3:0] \$4132 ;
+  reg [2:0] \$4133 ;
+  reg [5:0] \$4134 ;
+  reg [15:0] \$4135 ;
   reg [15:0] \$4136 ;
   reg [15:0] \$4137 ;
   reg [15:0] \$4138 ;
-  reg [15:0] \$4139 ;
+  wire [2:0] \$4139 ;
   wire \$414 ;
-  reg [15:0] \$4140 ;
-  reg [15:0] \$4141 ;
+  reg [63:0] \$4140 ;
+  reg [63:0] \$4141 ;
   reg [15:0] \$4142 ;
   reg [15:0] \$4143 ;
-  reg [19:0] \$4144 ;
-  reg [31:0] \$4145 ;
-  reg \$4146 ;
-  reg [31:0] \$4147 ;
-  reg [5:0] \$4148 ;
-  reg [3:0] \$4149 ;
+  reg [15:0] \$4144 ;
+  reg [15:0] \$4145 ;
+  reg [15:0] \$4146 ;
+  reg [15:0] \$4147 ;
+  reg [15:0] \$4148 ;
+  reg [15:0] \$4149 ;
   wire [7:0] \$415 ;
-  reg [2:0] \$4150 ;
-  reg \$4151 ;
-  reg [5:0] \$4152 ;
-  reg [3:0] \$4153 ;
-  reg [2:0] \$4154 ;
-  reg [5:0] \$4155 ;
-  reg [15:0] \$4156 ;
-  reg [15:0] \$4157 ;
-  reg [15:0] \$4158 ;
-  reg [15:0] \$4159 ;
+  reg [19:0] \$4150 ;
+  reg [31:0] \$4151 ;
+  reg \$4152 ;
+  reg [31:0] \$4153 ;
+  reg [5:0] \$4154 ;
+  reg [3:0] \$4155 ;
+  reg [2:0] \$4156 ;
+  reg \$4157 ;
+  reg [5:0] \$4158 ;
+  reg [3:0] \$4159 ;
   wire \$416 ;
-  wire [2:0] \$4160 ;
-  reg [63:0] \$4161 ;
-  reg [63:0] \$4162 ;
+  reg [2:0] \$4160 ;
+  reg [5:0] \$4161 ;
+  reg [15:0] \$4162 ;
   reg [15:0] \$4163 ;
   reg [15:0] \$4164 ;
   reg [15:0] \$4165 ;
-  reg [15:0] \$4166 ;
-  reg [15:0] \$4167 ;
-  reg [15:0] \$4168 ;
+  wire [2:0] \$4166 ;
+  reg [63:0] \$4167 ;
+  reg [63:0] \$4168 ;
   reg [15:0] \$4169 ;
   wire \$417 ;
   reg [15:0] \$4170 ;
-  reg [19:0] \$4171 ;
-  reg [31:0] \$4172 ;
-  reg \$4173 ;
-  reg [31:0] \$4174 ;
-  reg [5:0] \$4175 ;
-  reg [3:0] \$4176 ;
-  reg [2:0] \$4177 ;
-  reg \$4178 ;
-  reg [5:0] \$4179 ;
+  reg [15:0] \$4171 ;
+  reg [15:0] \$4172 ;
+  reg [15:0] \$4173 ;
+  reg [15:0] \$4174 ;
+  reg [15:0] \$4175 ;
+  reg [15:0] \$4176 ;
+  reg [19:0] \$4177 ;
+  reg [31:0] \$4178 ;
+  reg \$4179 ;
   wire [7:0] \$418 ;
-  reg [3:0] \$4180 ;
-  reg [2:0] \$4181 ;
-  reg [5:0] \$4182 ;
-  reg [15:0] \$4183 ;
-  reg [15:0] \$4184 ;
-  reg [15:0] \$4185 ;
-  reg [15:0] \$4186 ;
-  wire [2:0] \$4187 ;
-  reg [63:0] \$4188 ;
-  reg [63:0] \$4189 ;
+  reg [31:0] \$4180 ;
+  reg [5:0] \$4181 ;
+  reg [3:0] \$4182 ;
+  reg [2:0] \$4183 ;
+  reg \$4184 ;
+  reg [5:0] \$4185 ;
+  reg [3:0] \$4186 ;
+  reg [2:0] \$4187 ;
+  reg [5:0] \$4188 ;
+  reg [15:0] \$4189 ;
   wire \$419 ;
   reg [15:0] \$4190 ;
   reg [15:0] \$4191 ;
   reg [15:0] \$4192 ;
-  reg [15:0] \$4193 ;
-  reg [15:0] \$4194 ;
-  reg [15:0] \$4195 ;
+  wire [2:0] \$4193 ;
+  reg [63:0] \$4194 ;
+  reg [63:0] \$4195 ;
   reg [15:0] \$4196 ;
   reg [15:0] \$4197 ;
-  reg [19:0] \$4198 ;
-  reg [31:0] \$4199 ;
+  reg [15:0] \$4198 ;
+  reg [15:0] \$4199 ;
   wire \$42 ;
   wire \$420 ;
-  reg \$4200 ;
-  reg [31:0] \$4201 ;
-  reg [5:0] \$4202 ;
-  reg [3:0] \$4203 ;
-  reg [2:0] \$4204 ;
-  reg \$4205 ;
-  reg [5:0] \$4206 ;
-  reg [3:0] \$4207 ;
-  reg [2:0] \$4208 ;
-  reg [5:0] \$4209 ;
+  reg [15:0] \$4200 ;
+  reg [15:0] \$4201 ;
+  reg [15:0] \$4202 ;
+  reg [15:0] \$4203 ;
+  reg [19:0] \$4204 ;
+  reg [31:0] \$4205 ;
+  reg \$4206 ;
+  reg [31:0] \$4207 ;
+  reg [5:0] \$4208 ;
+  reg [3:0] \$4209 ;
   wire \$421 ;
-  reg [15:0] \$4210 ;
-  reg [15:0] \$4211 ;
-  reg [15:0] \$4212 ;
-  reg [15:0] \$4213 ;
-  wire [2:0] \$4214 ;
-  reg [63:0] \$4215 ;
-  reg [63:0] \$4216 ;
+  reg [2:0] \$4210 ;
+  reg \$4211 ;
+  reg [5:0] \$4212 ;
+  reg [3:0] \$4213 ;
+  reg [2:0] \$4214 ;
+  reg [5:0] \$4215 ;
+  reg [15:0] \$4216 ;
   reg [15:0] \$4217 ;
   reg [15:0] \$4218 ;
   reg [15:0] \$4219 ;
   wire [5:0] \$422 ;
-  reg [15:0] \$4220 ;
-  reg [15:0] \$4221 ;
-  reg [15:0] \$4222 ;
+  wire [2:0] \$4220 ;
+  reg [63:0] \$4221 ;
+  reg [63:0] \$4222 ;
   reg [15:0] \$4223 ;
   reg [15:0] \$4224 ;
-  reg [19:0] \$4225 ;
-  reg [31:0] \$4226 ;
-  reg \$4227 ;
-  reg [31:0] \$4228 ;
-  reg [5:0] \$4229 ;
+  reg [15:0] \$4225 ;
+  reg [15:0] \$4226 ;
+  reg [15:0] \$4227 ;
+  reg [15:0] \$4228 ;
+  reg [15:0] \$4229 ;
   wire [5:0] \$423 ;
-  reg [3:0] \$4230 ;
-  reg [2:0] \$4231 ;
-  reg \$4232 ;
-  reg [5:0] \$4233 ;
-  reg [3:0] \$4234 ;
-  reg [2:0] \$4235 ;
-  reg [5:0] \$4236 ;
-  reg [15:0] \$4237 ;
-  reg [15:0] \$4238 ;
-  reg [15:0] \$4239 ;
+  reg [15:0] \$4230 ;
+  reg [19:0] \$4231 ;
+  reg [31:0] \$4232 ;
+  reg \$4233 ;
+  reg [31:0] \$4234 ;
+  reg [5:0] \$4235 ;
+  reg [3:0] \$4236 ;
+  reg [2:0] \$4237 ;
+  reg \$4238 ;
+  reg [5:0] \$4239 ;
   wire [5:0] \$424 ;
-  reg [15:0] \$4240 ;
-  wire [2:0] \$4241 ;
-  reg [63:0] \$4242 ;
-  reg [63:0] \$4243 ;
+  reg [3:0] \$4240 ;
+  reg [2:0] \$4241 ;
+  reg [5:0] \$4242 ;
+  reg [15:0] \$4243 ;
   reg [15:0] \$4244 ;
   reg [15:0] \$4245 ;
   reg [15:0] \$4246 ;
-  reg [15:0] \$4247 ;
-  reg [15:0] \$4248 ;
-  reg [15:0] \$4249 ;
+  wire [2:0] \$4247 ;
+  reg [63:0] \$4248 ;
+  reg [63:0] \$4249 ;
   wire [5:0] \$425 ;
   reg [15:0] \$4250 ;
   reg [15:0] \$4251 ;
-  reg [19:0] \$4252 ;
-  reg [31:0] \$4253 ;
-  reg \$4254 ;
-  reg [31:0] \$4255 ;
-  reg [5:0] \$4256 ;
-  reg [3:0] \$4257 ;
-  reg [2:0] \$4258 ;
-  reg \$4259 ;
+  reg [15:0] \$4252 ;
+  reg [15:0] \$4253 ;
+  reg [15:0] \$4254 ;
+  reg [15:0] \$4255 ;
+  reg [15:0] \$4256 ;
+  reg [15:0] \$4257 ;
+  reg [19:0] \$4258 ;
+  reg [31:0] \$4259 ;
   wire [5:0] \$426 ;
-  reg [5:0] \$4260 ;
-  reg [3:0] \$4261 ;
-  reg [2:0] \$4262 ;
-  reg [5:0] \$4263 ;
-  reg [15:0] \$4264 ;
-  reg [15:0] \$4265 ;
-  reg [15:0] \$4266 ;
-  reg [15:0] \$4267 ;
-  wire [2:0] \$4268 ;
-  reg [63:0] \$4269 ;
+  reg \$4260 ;
+  reg [31:0] \$4261 ;
+  reg [5:0] \$4262 ;
+  reg [3:0] \$4263 ;
+  reg [2:0] \$4264 ;
+  reg \$4265 ;
+  reg [5:0] \$4266 ;
+  reg [3:0] \$4267 ;
+  reg [2:0] \$4268 ;
+  reg [5:0] \$4269 ;
   wire [5:0] \$427 ;
-  reg [63:0] \$4270 ;
+  reg [15:0] \$4270 ;
   reg [15:0] \$4271 ;
   reg [15:0] \$4272 ;
   reg [15:0] \$4273 ;
-  reg [15:0] \$4274 ;
-  reg [15:0] \$4275 ;
-  reg [15:0] \$4276 ;
+  wire [2:0] \$4274 ;
+  reg [63:0] \$4275 ;
+  reg [63:0] \$4276 ;
   reg [15:0] \$4277 ;
   reg [15:0] \$4278 ;
-  reg [19:0] \$4279 ;
+  reg [15:0] \$4279 ;
   wire [5:0] \$428 ;
-  reg [31:0] \$4280 ;
-  reg \$4281 ;
-  reg [31:0] \$4282 ;
-  reg [5:0] \$4283 ;
-  reg [3:0] \$4284 ;
-  reg [2:0] \$4285 ;
-  reg \$4286 ;
-  reg [5:0] \$4287 ;
-  reg [3:0] \$4288 ;
-  reg [2:0] \$4289 ;
+  reg [15:0] \$4280 ;
+  reg [15:0] \$4281 ;
+  reg [15:0] \$4282 ;
+  reg [15:0] \$4283 ;
+  reg [15:0] \$4284 ;
+  reg [19:0] \$4285 ;
+  reg [31:0] \$4286 ;
+  reg \$4287 ;
+  reg [31:0] \$4288 ;
+  reg [5:0] \$4289 ;
   wire [5:0] \$429 ;
-  reg [5:0] \$4290 ;
-  reg [15:0] \$4291 ;
-  reg [15:0] \$4292 ;
-  reg [15:0] \$4293 ;
-  reg [15:0] \$4294 ;
-  wire [2:0] \$4295 ;
-  reg [63:0] \$4296 ;
-  reg [63:0] \$4297 ;
+  reg [3:0] \$4290 ;
+  reg [2:0] \$4291 ;
+  reg \$4292 ;
+  reg [5:0] \$4293 ;
+  reg [3:0] \$4294 ;
+  reg [2:0] \$4295 ;
+  reg [5:0] \$4296 ;
+  reg [15:0] \$4297 ;
   reg [15:0] \$4298 ;
   reg [15:0] \$4299 ;
   wire \$43 ;
   wire \$430 ;
   reg [15:0] \$4300 ;
-  reg [15:0] \$4301 ;
-  reg [15:0] \$4302 ;
-  reg [15:0] \$4303 ;
+  wire [2:0] \$4301 ;
+  reg [63:0] \$4302 ;
+  reg [63:0] \$4303 ;
   reg [15:0] \$4304 ;
   reg [15:0] \$4305 ;
-  reg [19:0] \$4306 ;
-  reg [31:0] \$4307 ;
-  reg \$4308 ;
-  reg [31:0] \$4309 ;
+  reg [15:0] \$4306 ;
+  reg [15:0] \$4307 ;
+  reg [15:0] \$4308 ;
+  reg [15:0] \$4309 ;
   wire \$431 ;
-  reg [5:0] \$4310 ;
-  reg [3:0] \$4311 ;
-  reg [2:0] \$4312 ;
-  reg \$4313 ;
-  reg [5:0] \$4314 ;
-  reg [3:0] \$4315 ;
-  reg [2:0] \$4316 ;
-  reg \$4317 ;
-  reg \$4318 ;
-  reg [5:0] \$4319 ;
+  reg [15:0] \$4310 ;
+  reg [15:0] \$4311 ;
+  reg [19:0] \$4312 ;
+  reg [31:0] \$4313 ;
+  reg \$4314 ;
+  reg [31:0] \$4315 ;
+  reg [5:0] \$4316 ;
+  reg [3:0] \$4317 ;
+  reg [2:0] \$4318 ;
+  reg \$4319 ;
   wire \$432 ;
-  reg [3:0] \$4320 ;
-  reg \$4321 ;
-  reg [199:0] \$4322 ;
-  wire [9:0] \$4323 ;
-  wire [9:0] \$4324 ;
-  wire [9:0] \$4325 ;
-  wire [9:0] \$4326 ;
-  wire [9:0] \$4327 ;
-  reg \$4328 ;
-  reg [5:0] \$4329 ;
+  reg [5:0] \$4320 ;
+  reg [3:0] \$4321 ;
+  reg [2:0] \$4322 ;
+  reg \$4323 ;
+  reg \$4324 ;
+  reg [5:0] \$4325 ;
+  reg [3:0] \$4326 ;
+  reg \$4327 ;
+  reg [199:0] \$4328 ;
+  wire [9:0] \$4329 ;
   wire \$433 ;
-  reg [3:0] \$4330 ;
-  reg [2:0] \$4331 ;
-  reg \$4332 ;
-  reg \$4333 ;
-  reg [5:0] \$4334 ;
-  reg [3:0] \$4335 ;
-  reg \$4336 ;
-  reg [199:0] \$4337 ;
-  wire [9:0] \$4338 ;
-  wire [9:0] \$4339 ;
+  wire [9:0] \$4330 ;
+  wire [9:0] \$4331 ;
+  wire [9:0] \$4332 ;
+  wire [9:0] \$4333 ;
+  reg \$4334 ;
+  reg [5:0] \$4335 ;
+  reg [3:0] \$4336 ;
+  reg [2:0] \$4337 ;
+  reg \$4338 ;
+  reg \$4339 ;
   wire [7:0] \$434 ;
-  wire [9:0] \$4340 ;
-  wire [9:0] \$4341 ;
-  wire [9:0] \$4342 ;
-  reg [1023:0] \$4343 ;
-  reg [10:0] \$4344 ;
-  reg \$4345 ;
-  reg [1023:0] \$4346 ;
-  reg [1023:0] \$4347 ;
-  reg [10:0] \$4348 ;
-  reg [31:0] \$4349 ;
+  reg [5:0] \$4340 ;
+  reg [3:0] \$4341 ;
+  reg \$4342 ;
+  reg [199:0] \$4343 ;
+  wire [9:0] \$4344 ;
+  wire [9:0] \$4345 ;
+  wire [9:0] \$4346 ;
+  wire [9:0] \$4347 ;
+  wire [9:0] \$4348 ;
+  reg [1023:0] \$4349 ;
   wire \$435 ;
-  reg [31:0] \$4350 ;
+  reg [10:0] \$4350 ;
   reg \$4351 ;
-  reg [1:0] \$4352 ;
-  reg \$4353 ;
-  reg [4:0] \$4354 ;
+  reg [1023:0] \$4352 ;
+  reg [1023:0] \$4353 ;
+  reg [10:0] \$4354 ;
   reg [31:0] \$4355 ;
   reg [31:0] \$4356 ;
-  reg [4:0] \$4357 ;
-  reg [31:0] \$4358 ;
-  reg [31:0] \$4359 ;
+  reg \$4357 ;
+  reg [1:0] \$4358 ;
+  reg \$4359 ;
   wire \$436 ;
-  reg \$4360 ;
-  reg [4:0] \$4361 ;
-  reg [10:0] \$4362 ;
-  reg [2:0] \$4363 ;
-  reg [3:0] \$4364 ;
-  reg \$4365 ;
+  reg [4:0] \$4360 ;
+  reg [31:0] \$4361 ;
+  reg [31:0] \$4362 ;
+  reg [4:0] \$4363 ;
+  reg [31:0] \$4364 ;
+  reg [31:0] \$4365 ;
+  reg \$4366 ;
+  reg [4:0] \$4367 ;
+  reg [10:0] \$4368 ;
+  reg [2:0] \$4369 ;
   wire [7:0] \$437 ;
+  reg [3:0] \$4370 ;
+  reg \$4371 ;
   wire \$438 ;
   wire \$439 ;
   wire \$44 ;
@@ -5566,63 +5572,63 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   wire [5:0] \$797 ;
   wire [5:0] \$798 ;
   wire [5:0] \$799 ;
-  wire [9:0] \$7994 ;
-  wire [9:0] \$7997 ;
   wire \$8 ;
   wire [5:0] \$80 ;
   wire [5:0] \$800 ;
+  wire [9:0] \$8000 ;
+  wire [9:0] \$8003 ;
   wire [5:0] \$801 ;
   wire \$802 ;
   wire \$803 ;
-  wire [9:0] \$8032 ;
-  wire [9:0] \$8035 ;
+  wire [9:0] \$8038 ;
   wire \$804 ;
+  wire [9:0] \$8041 ;
   wire \$805 ;
   wire [5:0] \$806 ;
   wire [5:0] \$807 ;
-  wire [9:0] \$8074 ;
-  wire [9:0] \$8077 ;
   wire [5:0] \$808 ;
+  wire [9:0] \$8080 ;
+  wire [9:0] \$8083 ;
   wire [5:0] \$809 ;
   wire [5:0] \$81 ;
   wire [5:0] \$810 ;
   wire [5:0] \$811 ;
   wire [5:0] \$812 ;
-  wire [9:0] \$8120 ;
-  wire [9:0] \$8123 ;
+  wire [9:0] \$8126 ;
+  wire [9:0] \$8129 ;
   wire [5:0] \$813 ;
   wire \$814 ;
   wire \$815 ;
   wire \$816 ;
   wire \$817 ;
-  wire [9:0] \$8170 ;
-  wire [9:0] \$8173 ;
+  wire [9:0] \$8176 ;
+  wire [9:0] \$8179 ;
   wire \$818 ;
   wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire [5:0] \$822 ;
-  wire [9:0] \$8224 ;
-  wire [9:0] \$8227 ;
   wire [5:0] \$823 ;
+  wire [9:0] \$8230 ;
+  wire [9:0] \$8233 ;
   wire [5:0] \$824 ;
   wire [5:0] \$825 ;
   wire [5:0] \$826 ;
   wire [5:0] \$827 ;
   wire [5:0] \$828 ;
-  wire [9:0] \$8282 ;
-  wire [9:0] \$8285 ;
+  wire [9:0] \$8288 ;
   wire [5:0] \$829 ;
+  wire [9:0] \$8291 ;
   wire \$83 ;
   wire \$830 ;
   wire \$831 ;
   wire \$832 ;
   wire \$833 ;
   wire [7:0] \$834 ;
-  wire [9:0] \$8344 ;
-  wire [9:0] \$8347 ;
   wire \$835 ;
+  wire [9:0] \$8350 ;
+  wire [9:0] \$8353 ;
   wire \$836 ;
   wire [7:0] \$837 ;
   wire \$838 ;
@@ -10894,10 +10900,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3514  = cu0_a_word + 1'h1;
   assign \$3515  = ! cu0_a_word;
   assign \$3516  = cu0_a_word == last_word;
-  assign \$7994  = cu0_b_sel_d0 * 7'h40;
-  assign \$3517  = cu0_weights_rdata >> \$7994 ;
-  assign \$7997  = cu0_b_sel_d0 * 7'h40;
-  assign \$3518  = cu0_inputs_rdata >> \$7997 ;
+  assign \$8000  = cu0_b_sel_d0 * 7'h40;
+  assign \$3517  = cu0_weights_rdata >> \$8000 ;
+  assign \$8003  = cu0_b_sel_d0 * 7'h40;
+  assign \$3518  = cu0_inputs_rdata >> \$8003 ;
   assign \$3519  = $signed(cu0_o_w[7:0]) * $signed(cu0_o_x[7:0]);
   assign \$3520  = $signed(cu0_o_w[15:8]) * $signed(cu0_o_x[15:8]);
   assign \$3521  = $signed(cu0_o_w[23:16]) * $signed(cu0_o_x[23:16]);
@@ -10930,10 +10936,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3548  = cu1_a_word + 1'h1;
   assign \$3549  = ! cu1_a_word;
   assign \$3550  = cu1_a_word == last_word;
-  assign \$8032  = cu1_b_sel_d0 * 7'h40;
-  assign \$3551  = cu1_weights_rdata >> \$8032 ;
-  assign \$8035  = cu1_b_sel_d0 * 7'h40;
-  assign \$3552  = cu1_inputs_rdata >> \$8035 ;
+  assign \$8038  = cu1_b_sel_d0 * 7'h40;
+  assign \$3551  = cu1_weights_rdata >> \$8038 ;
+  assign \$8041  = cu1_b_sel_d0 * 7'h40;
+  assign \$3552  = cu1_inputs_rdata >> \$8041 ;
   assign \$3553  = $signed(cu1_o_w[7:0]) * $signed(cu1_o_x[7:0]);
   assign \$3554  = $signed(cu1_o_w[15:8]) * $signed(cu1_o_x[15:8]);
   assign \$3555  = $signed(cu1_o_w[23:16]) * $signed(cu1_o_x[23:16]);
@@ -10970,10 +10976,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3586  = cu2_a_word + 1'h1;
   assign \$3587  = ! cu2_a_word;
   assign \$3588  = cu2_a_word == last_word;
-  assign \$8074  = cu2_b_sel_d0 * 7'h40;
-  assign \$3589  = cu2_weights_rdata >> \$8074 ;
-  assign \$8077  = cu2_b_sel_d0 * 7'h40;
-  assign \$3590  = cu2_inputs_rdata >> \$8077 ;
+  assign \$8080  = cu2_b_sel_d0 * 7'h40;
+  assign \$3589  = cu2_weights_rdata >> \$8080 ;
+  assign \$8083  = cu2_b_sel_d0 * 7'h40;
+  assign \$3590  = cu2_inputs_rdata >> \$8083 ;
   assign \$3591  = $signed(cu2_o_w[7:0]) * $signed(cu2_o_x[7:0]);
   assign \$3592  = $signed(cu2_o_w[15:8]) * $signed(cu2_o_x[15:8]);
   assign \$3593  = $signed(cu2_o_w[23:16]) * $signed(cu2_o_x[23:16]);
@@ -11014,10 +11020,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3628  = cu3_a_word + 1'h1;
   assign \$3629  = ! cu3_a_word;
   assign \$3630  = cu3_a_word == last_word;
-  assign \$8120  = cu3_b_sel_d0 * 7'h40;
-  assign \$3631  = cu3_weights_rdata >> \$8120 ;
-  assign \$8123  = cu3_b_sel_d0 * 7'h40;
-  assign \$3632  = cu3_inputs_rdata >> \$8123 ;
+  assign \$8126  = cu3_b_sel_d0 * 7'h40;
+  assign \$3631  = cu3_weights_rdata >> \$8126 ;
+  assign \$8129  = cu3_b_sel_d0 * 7'h40;
+  assign \$3632  = cu3_inputs_rdata >> \$8129 ;
   assign \$3633  = $signed(cu3_o_w[7:0]) * $signed(cu3_o_x[7:0]);
   assign \$3634  = $signed(cu3_o_w[15:8]) * $signed(cu3_o_x[15:8]);
   assign \$3635  = $signed(cu3_o_w[23:16]) * $signed(cu3_o_x[23:16]);
@@ -11062,10 +11068,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3674  = cu4_a_word + 1'h1;
   assign \$3675  = ! cu4_a_word;
   assign \$3676  = cu4_a_word == last_word;
-  assign \$8170  = cu4_b_sel_d0 * 7'h40;
-  assign \$3677  = cu4_weights_rdata >> \$8170 ;
-  assign \$8173  = cu4_b_sel_d0 * 7'h40;
-  assign \$3678  = cu4_inputs_rdata >> \$8173 ;
+  assign \$8176  = cu4_b_sel_d0 * 7'h40;
+  assign \$3677  = cu4_weights_rdata >> \$8176 ;
+  assign \$8179  = cu4_b_sel_d0 * 7'h40;
+  assign \$3678  = cu4_inputs_rdata >> \$8179 ;
   assign \$3679  = $signed(cu4_o_w[7:0]) * $signed(cu4_o_x[7:0]);
   assign \$3680  = $signed(cu4_o_w[15:8]) * $signed(cu4_o_x[15:8]);
   assign \$3681  = $signed(cu4_o_w[23:16]) * $signed(cu4_o_x[23:16]);
@@ -11114,10 +11120,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3724  = cu5_a_word + 1'h1;
   assign \$3725  = ! cu5_a_word;
   assign \$3726  = cu5_a_word == last_word;
-  assign \$8224  = cu5_b_sel_d0 * 7'h40;
-  assign \$3727  = cu5_weights_rdata >> \$8224 ;
-  assign \$8227  = cu5_b_sel_d0 * 7'h40;
-  assign \$3728  = cu5_inputs_rdata >> \$8227 ;
+  assign \$8230  = cu5_b_sel_d0 * 7'h40;
+  assign \$3727  = cu5_weights_rdata >> \$8230 ;
+  assign \$8233  = cu5_b_sel_d0 * 7'h40;
+  assign \$3728  = cu5_inputs_rdata >> \$8233 ;
   assign \$3729  = $signed(cu5_o_w[7:0]) * $signed(cu5_o_x[7:0]);
   assign \$3730  = $signed(cu5_o_w[15:8]) * $signed(cu5_o_x[15:8]);
   assign \$3731  = $signed(cu5_o_w[23:16]) * $signed(cu5_o_x[23:16]);
@@ -11170,10 +11176,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3778  = cu6_a_word + 1'h1;
   assign \$3779  = ! cu6_a_word;
   assign \$3780  = cu6_a_word == last_word;
-  assign \$8282  = cu6_b_sel_d0 * 7'h40;
-  assign \$3781  = cu6_weights_rdata >> \$8282 ;
-  assign \$8285  = cu6_b_sel_d0 * 7'h40;
-  assign \$3782  = cu6_inputs_rdata >> \$8285 ;
+  assign \$8288  = cu6_b_sel_d0 * 7'h40;
+  assign \$3781  = cu6_weights_rdata >> \$8288 ;
+  assign \$8291  = cu6_b_sel_d0 * 7'h40;
+  assign \$3782  = cu6_inputs_rdata >> \$8291 ;
   assign \$3783  = $signed(cu6_o_w[7:0]) * $signed(cu6_o_x[7:0]);
   assign \$3784  = $signed(cu6_o_w[15:8]) * $signed(cu6_o_x[15:8]);
   assign \$3785  = $signed(cu6_o_w[23:16]) * $signed(cu6_o_x[23:16]);
@@ -11230,10 +11236,10 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3836  = cu7_a_word + 1'h1;
   assign \$3837  = ! cu7_a_word;
   assign \$3838  = cu7_a_word == last_word;
-  assign \$8344  = cu7_b_sel_d0 * 7'h40;
-  assign \$3839  = cu7_weights_rdata >> \$8344 ;
-  assign \$8347  = cu7_b_sel_d0 * 7'h40;
-  assign \$3840  = cu7_inputs_rdata >> \$8347 ;
+  assign \$8350  = cu7_b_sel_d0 * 7'h40;
+  assign \$3839  = cu7_weights_rdata >> \$8350 ;
+  assign \$8353  = cu7_b_sel_d0 * 7'h40;
+  assign \$3840  = cu7_inputs_rdata >> \$8353 ;
   assign \$3841  = $signed(cu7_o_w[7:0]) * $signed(cu7_o_x[7:0]);
   assign \$3842  = $signed(cu7_o_w[15:8]) * $signed(cu7_o_x[15:8]);
   assign \$3843  = $signed(cu7_o_w[23:16]) * $signed(cu7_o_x[23:16]);
@@ -11266,870 +11272,876 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3871  = ~ \$3870 ;
   assign \$3872  = bincu1_a_word + 1'h1;
   assign \$3873  = bincu1_a_word == last_bin_word;
-  assign \$3874  = 1'h0 + cu0_c_valid;
-  assign \$3875  = \$3874 [3:0] + cu1_c_valid;
-  assign \$3876  = \$3875 [3:0] + cu2_c_valid;
-  assign \$3877  = \$3876 [3:0] + cu3_c_valid;
-  assign \$3878  = \$3877 [3:0] + cu4_c_valid;
-  assign \$3879  = \$3878 [3:0] + cu5_c_valid;
-  assign \$3880  = \$3879 [3:0] + cu6_c_valid;
-  assign \$3881  = \$3880 [3:0] + cu7_c_valid;
-  assign \$3882  = decided + \$3881 [3:0];
-  assign \$3883  = 1'h0 + cu0_c_valid;
-  assign \$3884  = \$3883 [3:0] + cu1_c_valid;
-  assign \$3885  = \$3884 [3:0] + cu2_c_valid;
-  assign \$3886  = \$3885 [3:0] + cu3_c_valid;
-  assign \$3887  = \$3886 [3:0] + cu4_c_valid;
-  assign \$3888  = \$3887 [3:0] + cu5_c_valid;
-  assign \$3889  = \$3888 [3:0] + cu6_c_valid;
-  assign \$3890  = \$3889 [3:0] + cu7_c_valid;
-  assign \$3891  = \$2873 [10:0] < \$3890 [3:0];
-  assign \$3892  = proxy_done & \$3891 ;
-  assign \$3893  = 1'h0 + cu0_c_valid;
-  assign \$3894  = \$3893 [3:0] + cu1_c_valid;
-  assign \$3895  = \$3894 [3:0] + cu2_c_valid;
-  assign \$3896  = \$3895 [3:0] + cu3_c_valid;
-  assign \$3897  = \$3896 [3:0] + cu4_c_valid;
-  assign \$3898  = \$3897 [3:0] + cu5_c_valid;
-  assign \$3899  = \$3898 [3:0] + cu6_c_valid;
-  assign \$3900  = \$3899 [3:0] + cu7_c_valid;
-  assign \$3901  = \$2872 [10:0] < \$3900 [3:0];
-  assign \$3902  = proxy_done & \$3901 ;
-  assign \$3903  = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  } >> \$2872 [2:0];
-  assign \$3904  = proxy_zero >> \$2871 [9:0];
-  assign \$3905  = \$3902  ? \$3903  : \$3904 ;
-  assign \$3906  = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  } >> \$2873 [2:0];
-  assign \$3907  = ! \$signal$15 ;
-  assign \$3909  = \$signal$653  + 1'h1;
-  assign \$3910  = 1'h0 + cu0_c_valid;
-  assign \$3911  = \$3910 [3:0] + cu1_c_valid;
-  assign \$3912  = \$3911 [3:0] + cu2_c_valid;
-  assign \$3913  = \$3912 [3:0] + cu3_c_valid;
-  assign \$3914  = \$3913 [3:0] + cu4_c_valid;
-  assign \$3915  = \$3914 [3:0] + cu5_c_valid;
-  assign \$3916  = \$3915 [3:0] + cu6_c_valid;
-  assign \$3917  = \$3916 [3:0] + cu7_c_valid;
-  assign \$3918  = \$3917 [3:0] * n_in;
-  assign \$3919  = macs + \$3918 ;
-  assign \$3920  = \$2891 [10:0] == run_target;
-  assign \$3921  = ~ \$signal$15 ;
-  assign \$3922  = ! \$signal$15 ;
-  assign \$3923  = \$signal$653  + 1'h1;
-  assign \$3924  = 1'h0 + cu0_c_valid;
-  assign \$3925  = \$3924 [3:0] + cu1_c_valid;
-  assign \$3926  = \$3925 [3:0] + cu2_c_valid;
-  assign \$3927  = \$3926 [3:0] + cu3_c_valid;
-  assign \$3928  = \$3927 [3:0] + cu4_c_valid;
-  assign \$3929  = \$3928 [3:0] + cu5_c_valid;
-  assign \$3930  = \$3929 [3:0] + cu6_c_valid;
-  assign \$3931  = \$3930 [3:0] + cu7_c_valid;
-  assign \$3932  = \$3931 [3:0] * n_in;
-  assign \$3933  = macs + \$3932 ;
-  assign \$3935  = \$signal$653  + 1'h1;
-  assign \$3936  = 1'h0 + cu0_c_valid;
-  assign \$3937  = \$3936 [3:0] + cu1_c_valid;
-  assign \$3938  = \$3937 [3:0] + cu2_c_valid;
-  assign \$3939  = \$3938 [3:0] + cu3_c_valid;
-  assign \$3940  = \$3939 [3:0] + cu4_c_valid;
-  assign \$3941  = \$3940 [3:0] + cu5_c_valid;
-  assign \$3942  = \$3941 [3:0] + cu6_c_valid;
-  assign \$3943  = \$3942 [3:0] + cu7_c_valid;
-  assign \$3944  = \$3943 [3:0] * n_in;
-  assign \$3945  = macs + \$3944 ;
-  assign \$3946  = ~ running;
-  assign \$3947  = out_full >> \$signal$15 ;
-  assign \$3948  = ~ \$3947 ;
-  assign \$3949  = \$3946  & \$3948 ;
-  assign \$3950  = \$signal  >> \$signal$15 ;
-  assign \$3951  = first_pending & stream_inputs;
-  assign \$3952  = w_pos == n_out;
-  assign \$3953  = \$3951  & \$3952 ;
-  assign \$3954  = \$3950  | \$3953 ;
-  assign \$3955  = \$3949  & \$3954 ;
-  assign \$3956  = first_pending & stream_inputs;
-  assign \$3957  = w_pos == n_out;
-  assign \$3958  = \$3956  & \$3957 ;
-  assign \$3959  = first_pending & stream_inputs;
-  assign \$3960  = w_pos == n_out;
-  assign \$3961  = \$3959  & \$3960 ;
-  assign \$3962  = ! \$signal$15 ;
-  assign \$3963  = first_pending & stream_inputs;
-  assign \$3964  = w_pos == n_out;
-  assign \$3965  = \$3963  & \$3964 ;
-  assign \$3966  = ~ \$3965 ;
-  assign \$3968  = first_pending & stream_inputs;
-  assign \$3969  = w_pos == n_out;
-  assign \$3970  = \$3968  & \$3969 ;
-  assign \$3971  = ~ \$3970 ;
-  assign \$3972  = y__valid & y__ready;
-  assign \$3973  = \$signal$401  == last_out_word;
-  assign \$3974  = \$signal$401  + 1'h1;
-  assign \$3975  = \$3973  ? 4'h0 : \$3974 ;
-  assign \$3976  = \$signal$401  == last_out_word;
-  assign \$3977  = out_buf ? out1_vectors : out0_vectors;
-  assign \$3978  = \$3977  - 1'h1;
-  assign \$3979  = out_v == \$3978 ;
-  assign \$3980  = \$3976  & \$3979 ;
-  assign \$3981  = \$signal$401  == last_out_word;
-  assign \$3982  = out_v + 1'h1;
-  assign \$3983  = \$3981  ? \$3982  : { 1'h0, out_v };
-  assign \$3984  = \$3980  ? 5'h00 : \$3983 ;
-  assign \$3985  = \$signal$401  == last_out_word;
-  assign \$3986  = out_buf ? out1_vectors : out0_vectors;
-  assign \$3987  = \$3986  - 1'h1;
-  assign \$3988  = out_v == \$3987 ;
-  assign \$3989  = \$3985  & \$3988 ;
-  assign \$3990  = ~ out_buf;
+  assign \$3874  = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  } << decided[9:0];
+  assign \$3875  = { 7'h00, proxy_zero } | \$3874 ;
+  assign \$3876  = 1'h0 + cu0_c_valid;
+  assign \$3877  = \$3876 [3:0] + cu1_c_valid;
+  assign \$3878  = \$3877 [3:0] + cu2_c_valid;
+  assign \$3879  = \$3878 [3:0] + cu3_c_valid;
+  assign \$3880  = \$3879 [3:0] + cu4_c_valid;
+  assign \$3881  = \$3880 [3:0] + cu5_c_valid;
+  assign \$3882  = \$3881 [3:0] + cu6_c_valid;
+  assign \$3883  = \$3882 [3:0] + cu7_c_valid;
+  assign \$3884  = decided + \$3883 [3:0];
+  assign \$3885  = 1'h0 + cu0_c_valid;
+  assign \$3886  = \$3885 [3:0] + cu1_c_valid;
+  assign \$3887  = \$3886 [3:0] + cu2_c_valid;
+  assign \$3888  = \$3887 [3:0] + cu3_c_valid;
+  assign \$3889  = \$3888 [3:0] + cu4_c_valid;
+  assign \$3890  = \$3889 [3:0] + cu5_c_valid;
+  assign \$3891  = \$3890 [3:0] + cu6_c_valid;
+  assign \$3892  = \$3891 [3:0] + cu7_c_valid;
+  assign \$3893  = \$2873 [10:0] < \$3892 [3:0];
+  assign \$3894  = proxy_done & \$3893 ;
+  assign \$3895  = 1'h0 + cu0_c_valid;
+  assign \$3896  = \$3895 [3:0] + cu1_c_valid;
+  assign \$3897  = \$3896 [3:0] + cu2_c_valid;
+  assign \$3898  = \$3897 [3:0] + cu3_c_valid;
+  assign \$3899  = \$3898 [3:0] + cu4_c_valid;
+  assign \$3900  = \$3899 [3:0] + cu5_c_valid;
+  assign \$3901  = \$3900 [3:0] + cu6_c_valid;
+  assign \$3902  = \$3901 [3:0] + cu7_c_valid;
+  assign \$3903  = \$2872 [10:0] < \$3902 [3:0];
+  assign \$3904  = proxy_done & \$3903 ;
+  assign \$3905  = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  } >> \$2872 [2:0];
+  assign \$3906  = proxy_zero >> \$2871 [9:0];
+  assign \$3907  = \$3904  ? \$3905  : \$3906 ;
+  assign \$3908  = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  } >> \$2873 [2:0];
+  assign \$3909  = ! \$signal$15 ;
+  assign \$3910  = 1'h1 << skip_at;
+  assign \$3911  = skipped0 | \$3910 ;
+  assign \$3913  = 1'h1 << skip_at;
+  assign \$3914  = skipped1 | \$3913 ;
+  assign \$3915  = \$signal$653  + 1'h1;
+  assign \$3916  = 1'h0 + cu0_c_valid;
+  assign \$3917  = \$3916 [3:0] + cu1_c_valid;
+  assign \$3918  = \$3917 [3:0] + cu2_c_valid;
+  assign \$3919  = \$3918 [3:0] + cu3_c_valid;
+  assign \$3920  = \$3919 [3:0] + cu4_c_valid;
+  assign \$3921  = \$3920 [3:0] + cu5_c_valid;
+  assign \$3922  = \$3921 [3:0] + cu6_c_valid;
+  assign \$3923  = \$3922 [3:0] + cu7_c_valid;
+  assign \$3924  = \$3923 [3:0] * n_in;
+  assign \$3925  = macs + \$3924 ;
+  assign \$3926  = \$2891 [10:0] == run_target;
+  assign \$3927  = ~ \$signal$15 ;
+  assign \$3928  = ! \$signal$15 ;
+  assign \$3929  = \$signal$653  + 1'h1;
+  assign \$3930  = 1'h0 + cu0_c_valid;
+  assign \$3931  = \$3930 [3:0] + cu1_c_valid;
+  assign \$3932  = \$3931 [3:0] + cu2_c_valid;
+  assign \$3933  = \$3932 [3:0] + cu3_c_valid;
+  assign \$3934  = \$3933 [3:0] + cu4_c_valid;
+  assign \$3935  = \$3934 [3:0] + cu5_c_valid;
+  assign \$3936  = \$3935 [3:0] + cu6_c_valid;
+  assign \$3937  = \$3936 [3:0] + cu7_c_valid;
+  assign \$3938  = \$3937 [3:0] * n_in;
+  assign \$3939  = macs + \$3938 ;
+  assign \$3941  = \$signal$653  + 1'h1;
+  assign \$3942  = 1'h0 + cu0_c_valid;
+  assign \$3943  = \$3942 [3:0] + cu1_c_valid;
+  assign \$3944  = \$3943 [3:0] + cu2_c_valid;
+  assign \$3945  = \$3944 [3:0] + cu3_c_valid;
+  assign \$3946  = \$3945 [3:0] + cu4_c_valid;
+  assign \$3947  = \$3946 [3:0] + cu5_c_valid;
+  assign \$3948  = \$3947 [3:0] + cu6_c_valid;
+  assign \$3949  = \$3948 [3:0] + cu7_c_valid;
+  assign \$3950  = \$3949 [3:0] * n_in;
+  assign \$3951  = macs + \$3950 ;
+  assign \$3952  = ~ running;
+  assign \$3953  = out_full >> \$signal$15 ;
+  assign \$3954  = ~ \$3953 ;
+  assign \$3955  = \$3952  & \$3954 ;
+  assign \$3956  = \$signal  >> \$signal$15 ;
+  assign \$3957  = first_pending & stream_inputs;
+  assign \$3958  = w_pos == n_out;
+  assign \$3959  = \$3957  & \$3958 ;
+  assign \$3960  = \$3956  | \$3959 ;
+  assign \$3961  = \$3955  & \$3960 ;
+  assign \$3962  = first_pending & stream_inputs;
+  assign \$3963  = w_pos == n_out;
+  assign \$3964  = \$3962  & \$3963 ;
+  assign \$3965  = first_pending & stream_inputs;
+  assign \$3966  = w_pos == n_out;
+  assign \$3967  = \$3965  & \$3966 ;
+  assign \$3968  = ! \$signal$15 ;
+  assign \$3969  = first_pending & stream_inputs;
+  assign \$3970  = w_pos == n_out;
+  assign \$3971  = \$3969  & \$3970 ;
+  assign \$3972  = ~ \$3971 ;
+  assign \$3974  = first_pending & stream_inputs;
+  assign \$3975  = w_pos == n_out;
+  assign \$3976  = \$3974  & \$3975 ;
+  assign \$3977  = ~ \$3976 ;
+  assign \$3978  = y__valid & y__ready;
+  assign \$3979  = \$signal$401  == last_out_word;
+  assign \$3980  = \$signal$401  + 1'h1;
+  assign \$3981  = \$3979  ? 4'h0 : \$3980 ;
+  assign \$3982  = \$signal$401  == last_out_word;
+  assign \$3983  = out_buf ? out1_vectors : out0_vectors;
+  assign \$3984  = \$3983  - 1'h1;
+  assign \$3985  = out_v == \$3984 ;
+  assign \$3986  = \$3982  & \$3985 ;
+  assign \$3987  = \$signal$401  == last_out_word;
+  assign \$3988  = out_v + 1'h1;
+  assign \$3989  = \$3987  ? \$3988  : { 1'h0, out_v };
+  assign \$3990  = \$3986  ? 5'h00 : \$3989 ;
+  assign \$3991  = \$signal$401  == last_out_word;
+  assign \$3992  = out_buf ? out1_vectors : out0_vectors;
+  assign \$3993  = \$3992  - 1'h1;
+  assign \$3994  = out_v == \$3993 ;
+  assign \$3995  = \$3991  & \$3994 ;
+  assign \$3996  = ~ out_buf;
   always @(posedge clk)
-    n_in <= \$3993 ;
+    n_in <= \$3999 ;
   always @(posedge clk)
-    n_out <= \$3994 ;
+    n_out <= \$4000 ;
   always @(posedge clk)
-    n_proxies <= \$3995 ;
+    n_proxies <= \$4001 ;
   always @(posedge clk)
-    last_k <= \$3996 ;
+    last_k <= \$4002 ;
   always @(posedge clk)
-    last_word <= \$3997 ;
+    last_word <= \$4003 ;
   always @(posedge clk)
-    last_beat <= \$3998 ;
+    last_beat <= \$4004 ;
   always @(posedge clk)
-    last_bin_word <= \$3999 ;
+    last_bin_word <= \$4005 ;
   always @(posedge clk)
-    last_out_word <= \$4000 ;
+    last_out_word <= \$4006 ;
   always @(posedge clk)
-    tail_bits <= \$4001 ;
+    tail_bits <= \$4007 ;
   always @(posedge clk)
-    cu0_table_waddr <= \$4002 ;
+    cu0_table_waddr <= \$4008 ;
   always @(posedge clk)
-    stream_inputs <= \$4003 ;
+    stream_inputs <= \$4009 ;
   always @(posedge clk)
-    first_vectors <= \$4004 ;
+    first_vectors <= \$4010 ;
   always @(posedge clk)
-    first_target <= \$4005 ;
+    first_target <= \$4011 ;
   always @(posedge clk)
-    first_pending <= \$4006 ;
+    first_pending <= \$4012 ;
   always @(posedge clk)
-    w_pos <= \$4007 ;
+    w_pos <= \$4013 ;
   always @(posedge clk)
-    \$signal$61  <= \$4008 ;
+    \$signal$61  <= \$4014 ;
   always @(posedge clk)
-    \$signal$267  <= \$4009 ;
+    \$signal$267  <= \$4015 ;
   always @(posedge clk)
-    w_bin <= \$4010 ;
+    w_bin <= \$4016 ;
   always @(posedge clk)
-    \$signal$268  <= \$4011 ;
+    \$signal$268  <= \$4017 ;
   always @(posedge clk)
-    \$signal$65  <= \$4012 ;
+    \$signal$65  <= \$4018 ;
   always @(posedge clk)
-    \$signal$274  <= \$4013 ;
+    \$signal$274  <= \$4019 ;
   always @(posedge clk)
-    x_bin <= \$4014 ;
+    x_bin <= \$4020 ;
   always @(posedge clk)
-    x_bits_acc <= \$4015 ;
+    x_bits_acc <= \$4021 ;
   always @(posedge clk)
-    x_vec <= \$4016 ;
+    x_vec <= \$4022 ;
   always @(posedge clk)
-    x_target <= \$4017 ;
+    x_target <= \$4023 ;
   always @(posedge clk)
-    enable <= \$4018 ;
+    enable <= \$4024 ;
   always @(posedge clk)
-    size0 <= \$4019 ;
+    size0 <= \$4025 ;
   always @(posedge clk)
-    size1 <= \$4020 ;
+    size1 <= \$4026 ;
   always @(posedge clk)
-    size2 <= \$4021 ;
+    size2 <= \$4027 ;
   always @(posedge clk)
-    size3 <= \$4022 ;
+    size3 <= \$4028 ;
   always @(posedge clk)
-    size4 <= \$4023 ;
+    size4 <= \$4029 ;
   always @(posedge clk)
-    size5 <= \$4024 ;
+    size5 <= \$4030 ;
   always @(posedge clk)
-    size6 <= \$4025 ;
+    size6 <= \$4031 ;
   always @(posedge clk)
-    size7 <= \$4026 ;
+    size7 <= \$4032 ;
   always @(posedge clk)
-    size8 <= \$4027 ;
+    size8 <= \$4033 ;
   always @(posedge clk)
-    size9 <= \$4028 ;
+    size9 <= \$4034 ;
   always @(posedge clk)
-    size10 <= \$4029 ;
+    size10 <= \$4035 ;
   always @(posedge clk)
-    size11 <= \$4030 ;
+    size11 <= \$4036 ;
   always @(posedge clk)
-    size12 <= \$4031 ;
+    size12 <= \$4037 ;
   always @(posedge clk)
-    size13 <= \$4032 ;
+    size13 <= \$4038 ;
   always @(posedge clk)
-    size14 <= \$4033 ;
+    size14 <= \$4039 ;
   always @(posedge clk)
-    size15 <= \$4034 ;
+    size15 <= \$4040 ;
   always @(posedge clk)
-    size16 <= \$4035 ;
+    size16 <= \$4041 ;
   always @(posedge clk)
-    size17 <= \$4036 ;
+    size17 <= \$4042 ;
   always @(posedge clk)
-    size18 <= \$4037 ;
+    size18 <= \$4043 ;
   always @(posedge clk)
-    size19 <= \$4038 ;
+    size19 <= \$4044 ;
   always @(posedge clk)
-    size20 <= \$4039 ;
+    size20 <= \$4045 ;
   always @(posedge clk)
-    size21 <= \$4040 ;
+    size21 <= \$4046 ;
   always @(posedge clk)
-    size22 <= \$4041 ;
+    size22 <= \$4047 ;
   always @(posedge clk)
-    size23 <= \$4042 ;
+    size23 <= \$4048 ;
   always @(posedge clk)
-    size24 <= \$4043 ;
+    size24 <= \$4049 ;
   always @(posedge clk)
-    size25 <= \$4044 ;
+    size25 <= \$4050 ;
   always @(posedge clk)
-    size26 <= \$4045 ;
+    size26 <= \$4051 ;
   always @(posedge clk)
-    size27 <= \$4046 ;
+    size27 <= \$4052 ;
   always @(posedge clk)
-    size28 <= \$4047 ;
+    size28 <= \$4053 ;
   always @(posedge clk)
-    size29 <= \$4048 ;
+    size29 <= \$4054 ;
   always @(posedge clk)
-    size30 <= \$4049 ;
+    size30 <= \$4055 ;
   always @(posedge clk)
-    size31 <= \$4050 ;
+    size31 <= \$4056 ;
   always @(posedge clk)
-    size32 <= \$4051 ;
+    size32 <= \$4057 ;
   always @(posedge clk)
-    size33 <= \$4052 ;
+    size33 <= \$4058 ;
   always @(posedge clk)
-    size34 <= \$4053 ;
+    size34 <= \$4059 ;
   always @(posedge clk)
-    size35 <= \$4054 ;
+    size35 <= \$4060 ;
   always @(posedge clk)
-    size36 <= \$4055 ;
+    size36 <= \$4061 ;
   always @(posedge clk)
-    size37 <= \$4056 ;
+    size37 <= \$4062 ;
   always @(posedge clk)
-    size38 <= \$4057 ;
+    size38 <= \$4063 ;
   always @(posedge clk)
-    size39 <= \$4058 ;
+    size39 <= \$4064 ;
   always @(posedge clk)
-    size40 <= \$4059 ;
+    size40 <= \$4065 ;
   always @(posedge clk)
-    size41 <= \$4060 ;
+    size41 <= \$4066 ;
   always @(posedge clk)
-    size42 <= \$4061 ;
+    size42 <= \$4067 ;
   always @(posedge clk)
-    size43 <= \$4062 ;
+    size43 <= \$4068 ;
   always @(posedge clk)
-    size44 <= \$4063 ;
+    size44 <= \$4069 ;
   always @(posedge clk)
-    size45 <= \$4064 ;
+    size45 <= \$4070 ;
   always @(posedge clk)
-    size46 <= \$4065 ;
+    size46 <= \$4071 ;
   always @(posedge clk)
-    size47 <= \$4066 ;
+    size47 <= \$4072 ;
   always @(posedge clk)
-    size48 <= \$4067 ;
+    size48 <= \$4073 ;
   always @(posedge clk)
-    size49 <= \$4068 ;
+    size49 <= \$4074 ;
   always @(posedge clk)
-    size50 <= \$4069 ;
+    size50 <= \$4075 ;
   always @(posedge clk)
-    size51 <= \$4070 ;
+    size51 <= \$4076 ;
   always @(posedge clk)
-    size52 <= \$4071 ;
+    size52 <= \$4077 ;
   always @(posedge clk)
-    size53 <= \$4072 ;
+    size53 <= \$4078 ;
   always @(posedge clk)
-    size54 <= \$4073 ;
+    size54 <= \$4079 ;
   always @(posedge clk)
-    size55 <= \$4074 ;
+    size55 <= \$4080 ;
   always @(posedge clk)
-    size56 <= \$4075 ;
+    size56 <= \$4081 ;
   always @(posedge clk)
-    size57 <= \$4076 ;
+    size57 <= \$4082 ;
   always @(posedge clk)
-    size58 <= \$4077 ;
+    size58 <= \$4083 ;
   always @(posedge clk)
-    size59 <= \$4078 ;
+    size59 <= \$4084 ;
   always @(posedge clk)
-    size60 <= \$4079 ;
+    size60 <= \$4085 ;
   always @(posedge clk)
-    size61 <= \$4080 ;
+    size61 <= \$4086 ;
   always @(posedge clk)
-    size62 <= \$4081 ;
+    size62 <= \$4087 ;
   always @(posedge clk)
-    size63 <= \$4082 ;
+    size63 <= \$4088 ;
   always @(posedge clk)
-    \$signal  <= \$4083 ;
+    \$signal  <= \$4089 ;
   always @(posedge clk)
-    \$signal$12  <= \$4084 ;
+    \$signal$12  <= \$4090 ;
   always @(posedge clk)
-    in0_vectors <= \$4085 ;
+    in0_vectors <= \$4091 ;
   always @(posedge clk)
-    in0_target <= \$4086 ;
+    in0_target <= \$4092 ;
   always @(posedge clk)
-    in1_vectors <= \$4087 ;
+    in1_vectors <= \$4093 ;
   always @(posedge clk)
-    in1_target <= \$4088 ;
+    in1_target <= \$4094 ;
   always @(posedge clk)
-    \$signal$37  <= \$4089 ;
+    \$signal$37  <= \$4095 ;
   always @(posedge clk)
-    proxy_v <= \$4090 ;
+    proxy_v <= \$4096 ;
   always @(posedge clk)
-    \$signal$32  <= \$4091 ;
+    \$signal$32  <= \$4097 ;
   always @(posedge clk)
-    left <= \$4092 ;
+    left <= \$4098 ;
   always @(posedge clk)
-    \$signal$29  <= \$4093 ;
+    \$signal$29  <= \$4099 ;
   always @(posedge clk)
-    \$signal$58  <= \$4094 ;
+    \$signal$58  <= \$4100 ;
   always @(posedge clk)
-    walk_v <= \$4095 ;
+    walk_v <= \$4101 ;
   always @(posedge clk)
-    cluster_start <= \$4096 ;
+    cluster_start <= \$4102 ;
   always @(posedge clk)
-    cu0_a_valid <= \$4097 ;
+    cu0_a_valid <= \$4103 ;
   always @(posedge clk)
-    cu0_a_pos <= \$4098 ;
+    cu0_a_pos <= \$4104 ;
   always @(posedge clk)
-    cu0_a_v <= \$4099 ;
+    cu0_a_v <= \$4105 ;
   always @(posedge clk)
-    cu0_a_slot <= \$4100 ;
+    cu0_a_slot <= \$4106 ;
   always @(posedge clk)
-    cu0_a_word <= \$4101 ;
+    cu0_a_word <= \$4107 ;
   always @(posedge clk)
-    cu0_b_d0 <= \$4102 ;
+    cu0_b_d0 <= \$4108 ;
   always @(posedge clk)
-    cu0_o_d0 <= \$4103 ;
+    cu0_o_d0 <= \$4109 ;
   always @(posedge clk)
-    cu0_p_d0 <= \$4104 ;
+    cu0_p_d0 <= \$4110 ;
   always @(posedge clk)
-    cu0_s_d0 <= \$4105 ;
+    cu0_s_d0 <= \$4111 ;
   always @(posedge clk)
-    cu0_b_sel_d0 <= \$4106 ;
+    cu0_b_sel_d0 <= \$4112 ;
   always @(posedge clk)
-    cu0_o_w <= \$4107 ;
+    cu0_o_w <= \$4113 ;
   always @(posedge clk)
-    cu0_o_x <= \$4108 ;
+    cu0_o_x <= \$4114 ;
   always @(posedge clk)
-    cu0_p_product0 <= \$4109 ;
+    cu0_p_product0 <= \$4115 ;
   always @(posedge clk)
-    cu0_p_product1 <= \$4110 ;
+    cu0_p_product1 <= \$4116 ;
   always @(posedge clk)
-    cu0_p_product2 <= \$4111 ;
+    cu0_p_product2 <= \$4117 ;
   always @(posedge clk)
-    cu0_p_product3 <= \$4112 ;
+    cu0_p_product3 <= \$4118 ;
   always @(posedge clk)
-    cu0_p_product4 <= \$4113 ;
+    cu0_p_product4 <= \$4119 ;
   always @(posedge clk)
-    cu0_p_product5 <= \$4114 ;
+    cu0_p_product5 <= \$4120 ;
   always @(posedge clk)
-    cu0_p_product6 <= \$4115 ;
+    cu0_p_product6 <= \$4121 ;
   always @(posedge clk)
-    cu0_p_product7 <= \$4116 ;
+    cu0_p_product7 <= \$4122 ;
   always @(posedge clk)
-    cu0_s_dot <= \$4117 ;
+    cu0_s_dot <= \$4123 ;
   always @(posedge clk)
-    cu0_psum <= \$4118 ;
+    cu0_psum <= \$4124 ;
   always @(posedge clk)
-    cu0_c_valid <= \$4119 ;
+    cu0_c_valid <= \$4125 ;
   always @(posedge clk)
-    cu0_c_acc <= \$4120 ;
+    cu0_c_acc <= \$4126 ;
   always @(posedge clk)
-    cu0_c_pos <= \$4121 ;
+    cu0_c_pos <= \$4127 ;
   always @(posedge clk)
-    cu0_c_v <= \$4122 ;
+    cu0_c_v <= \$4128 ;
   always @(posedge clk)
-    cu0_c_slot <= \$4123 ;
+    cu0_c_slot <= \$4129 ;
   always @(posedge clk)
-    cu1_a_valid <= \$4124 ;
+    cu1_a_valid <= \$4130 ;
   always @(posedge clk)
-    cu1_a_pos <= \$4125 ;
+    cu1_a_pos <= \$4131 ;
   always @(posedge clk)
-    cu1_a_v <= \$4126 ;
+    cu1_a_v <= \$4132 ;
   always @(posedge clk)
-    cu1_a_slot <= \$4127 ;
+    cu1_a_slot <= \$4133 ;
   always @(posedge clk)
-    cu1_a_word <= \$4128 ;
+    cu1_a_word <= \$4134 ;
   always @(posedge clk)
-    cu1_b_d0 <= \$4129 ;
+    cu1_b_d0 <= \$4135 ;
   always @(posedge clk)
-    cu1_o_d0 <= \$4130 ;
+    cu1_o_d0 <= \$4136 ;
   always @(posedge clk)
-    cu1_p_d0 <= \$4131 ;
+    cu1_p_d0 <= \$4137 ;
   always @(posedge clk)
-    cu1_s_d0 <= \$4132 ;
+    cu1_s_d0 <= \$4138 ;
   always @(posedge clk)
-    cu1_b_sel_d0 <= \$4133 ;
+    cu1_b_sel_d0 <= \$4139 ;
   always @(posedge clk)
-    cu1_o_w <= \$4134 ;
+    cu1_o_w <= \$4140 ;
   always @(posedge clk)
-    cu1_o_x <= \$4135 ;
+    cu1_o_x <= \$4141 ;
   always @(posedge clk)
-    cu1_p_product0 <= \$4136 ;
+    cu1_p_product0 <= \$4142 ;
   always @(posedge clk)
-    cu1_p_product1 <= \$4137 ;
+    cu1_p_product1 <= \$4143 ;
   always @(posedge clk)
-    cu1_p_product2 <= \$4138 ;
+    cu1_p_product2 <= \$4144 ;
   always @(posedge clk)
-    cu1_p_product3 <= \$4139 ;
+    cu1_p_product3 <= \$4145 ;
   always @(posedge clk)
-    cu1_p_product4 <= \$4140 ;
+    cu1_p_product4 <= \$4146 ;
   always @(posedge clk)
-    cu1_p_product5 <= \$4141 ;
+    cu1_p_product5 <= \$4147 ;
   always @(posedge clk)
-    cu1_p_product6 <= \$4142 ;
+    cu1_p_product6 <= \$4148 ;
   always @(posedge clk)
-    cu1_p_product7 <= \$4143 ;
+    cu1_p_product7 <= \$4149 ;
   always @(posedge clk)
-    cu1_s_dot <= \$4144 ;
+    cu1_s_dot <= \$4150 ;
   always @(posedge clk)
-    cu1_psum <= \$4145 ;
+    cu1_psum <= \$4151 ;
   always @(posedge clk)
-    cu1_c_valid <= \$4146 ;
+    cu1_c_valid <= \$4152 ;
   always @(posedge clk)
-    cu1_c_acc <= \$4147 ;
+    cu1_c_acc <= \$4153 ;
   always @(posedge clk)
-    cu1_c_pos <= \$4148 ;
+    cu1_c_pos <= \$4154 ;
   always @(posedge clk)
-    cu1_c_v <= \$4149 ;
+    cu1_c_v <= \$4155 ;
   always @(posedge clk)
-    cu1_c_slot <= \$4150 ;
+    cu1_c_slot <= \$4156 ;
   always @(posedge clk)
-    cu2_a_valid <= \$4151 ;
+    cu2_a_valid <= \$4157 ;
   always @(posedge clk)
-    cu2_a_pos <= \$4152 ;
+    cu2_a_pos <= \$4158 ;
   always @(posedge clk)
-    cu2_a_v <= \$4153 ;
+    cu2_a_v <= \$4159 ;
   always @(posedge clk)
-    cu2_a_slot <= \$4154 ;
+    cu2_a_slot <= \$4160 ;
   always @(posedge clk)
-    cu2_a_word <= \$4155 ;
+    cu2_a_word <= \$4161 ;
   always @(posedge clk)
-    cu2_b_d0 <= \$4156 ;
+    cu2_b_d0 <= \$4162 ;
   always @(posedge clk)
-    cu2_o_d0 <= \$4157 ;
+    cu2_o_d0 <= \$4163 ;
   always @(posedge clk)
-    cu2_p_d0 <= \$4158 ;
+    cu2_p_d0 <= \$4164 ;
   always @(posedge clk)
-    cu2_s_d0 <= \$4159 ;
+    cu2_s_d0 <= \$4165 ;
   always @(posedge clk)
-    cu2_b_sel_d0 <= \$4160 ;
+    cu2_b_sel_d0 <= \$4166 ;
   always @(posedge clk)
-    cu2_o_w <= \$4161 ;
+    cu2_o_w <= \$4167 ;
   always @(posedge clk)
-    cu2_o_x <= \$4162 ;
+    cu2_o_x <= \$4168 ;
   always @(posedge clk)
-    cu2_p_product0 <= \$4163 ;
+    cu2_p_product0 <= \$4169 ;
   always @(posedge clk)
-    cu2_p_product1 <= \$4164 ;
+    cu2_p_product1 <= \$4170 ;
   always @(posedge clk)
-    cu2_p_product2 <= \$4165 ;
+    cu2_p_product2 <= \$4171 ;
   always @(posedge clk)
-    cu2_p_product3 <= \$4166 ;
+    cu2_p_product3 <= \$4172 ;
   always @(posedge clk)
-    cu2_p_product4 <= \$4167 ;
+    cu2_p_product4 <= \$4173 ;
   always @(posedge clk)
-    cu2_p_product5 <= \$4168 ;
+    cu2_p_product5 <= \$4174 ;
   always @(posedge clk)
-    cu2_p_product6 <= \$4169 ;
+    cu2_p_product6 <= \$4175 ;
   always @(posedge clk)
-    cu2_p_product7 <= \$4170 ;
+    cu2_p_product7 <= \$4176 ;
   always @(posedge clk)
-    cu2_s_dot <= \$4171 ;
+    cu2_s_dot <= \$4177 ;
   always @(posedge clk)
-    cu2_psum <= \$4172 ;
+    cu2_psum <= \$4178 ;
   always @(posedge clk)
-    cu2_c_valid <= \$4173 ;
+    cu2_c_valid <= \$4179 ;
   always @(posedge clk)
-    cu2_c_acc <= \$4174 ;
+    cu2_c_acc <= \$4180 ;
   always @(posedge clk)
-    cu2_c_pos <= \$4175 ;
+    cu2_c_pos <= \$4181 ;
   always @(posedge clk)
-    cu2_c_v <= \$4176 ;
+    cu2_c_v <= \$4182 ;
   always @(posedge clk)
-    cu2_c_slot <= \$4177 ;
+    cu2_c_slot <= \$4183 ;
   always @(posedge clk)
-    cu3_a_valid <= \$4178 ;
+    cu3_a_valid <= \$4184 ;
   always @(posedge clk)
-    cu3_a_pos <= \$4179 ;
+    cu3_a_pos <= \$4185 ;
   always @(posedge clk)
-    cu3_a_v <= \$4180 ;
+    cu3_a_v <= \$4186 ;
   always @(posedge clk)
-    cu3_a_slot <= \$4181 ;
+    cu3_a_slot <= \$4187 ;
   always @(posedge clk)
-    cu3_a_word <= \$4182 ;
+    cu3_a_word <= \$4188 ;
   always @(posedge clk)
-    cu3_b_d0 <= \$4183 ;
+    cu3_b_d0 <= \$4189 ;
   always @(posedge clk)
-    cu3_o_d0 <= \$4184 ;
+    cu3_o_d0 <= \$4190 ;
   always @(posedge clk)
-    cu3_p_d0 <= \$4185 ;
+    cu3_p_d0 <= \$4191 ;
   always @(posedge clk)
-    cu3_s_d0 <= \$4186 ;
+    cu3_s_d0 <= \$4192 ;
   always @(posedge clk)
-    cu3_b_sel_d0 <= \$4187 ;
+    cu3_b_sel_d0 <= \$4193 ;
   always @(posedge clk)
-    cu3_o_w <= \$4188 ;
+    cu3_o_w <= \$4194 ;
   always @(posedge clk)
-    cu3_o_x <= \$4189 ;
+    cu3_o_x <= \$4195 ;
   always @(posedge clk)
-    cu3_p_product0 <= \$4190 ;
+    cu3_p_product0 <= \$4196 ;
   always @(posedge clk)
-    cu3_p_product1 <= \$4191 ;
+    cu3_p_product1 <= \$4197 ;
   always @(posedge clk)
-    cu3_p_product2 <= \$4192 ;
+    cu3_p_product2 <= \$4198 ;
   always @(posedge clk)
-    cu3_p_product3 <= \$4193 ;
+    cu3_p_product3 <= \$4199 ;
   always @(posedge clk)
-    cu3_p_product4 <= \$4194 ;
+    cu3_p_product4 <= \$4200 ;
   always @(posedge clk)
-    cu3_p_product5 <= \$4195 ;
+    cu3_p_product5 <= \$4201 ;
   always @(posedge clk)
-    cu3_p_product6 <= \$4196 ;
+    cu3_p_product6 <= \$4202 ;
   always @(posedge clk)
-    cu3_p_product7 <= \$4197 ;
+    cu3_p_product7 <= \$4203 ;
   always @(posedge clk)
-    cu3_s_dot <= \$4198 ;
+    cu3_s_dot <= \$4204 ;
   always @(posedge clk)
-    cu3_psum <= \$4199 ;
+    cu3_psum <= \$4205 ;
   always @(posedge clk)
-    cu3_c_valid <= \$4200 ;
+    cu3_c_valid <= \$4206 ;
   always @(posedge clk)
-    cu3_c_acc <= \$4201 ;
+    cu3_c_acc <= \$4207 ;
   always @(posedge clk)
-    cu3_c_pos <= \$4202 ;
+    cu3_c_pos <= \$4208 ;
   always @(posedge clk)
-    cu3_c_v <= \$4203 ;
+    cu3_c_v <= \$4209 ;
   always @(posedge clk)
-    cu3_c_slot <= \$4204 ;
+    cu3_c_slot <= \$4210 ;
   always @(posedge clk)
-    cu4_a_valid <= \$4205 ;
+    cu4_a_valid <= \$4211 ;
   always @(posedge clk)
-    cu4_a_pos <= \$4206 ;
+    cu4_a_pos <= \$4212 ;
   always @(posedge clk)
-    cu4_a_v <= \$4207 ;
+    cu4_a_v <= \$4213 ;
   always @(posedge clk)
-    cu4_a_slot <= \$4208 ;
+    cu4_a_slot <= \$4214 ;
   always @(posedge clk)
-    cu4_a_word <= \$4209 ;
+    cu4_a_word <= \$4215 ;
   always @(posedge clk)
-    cu4_b_d0 <= \$4210 ;
+    cu4_b_d0 <= \$4216 ;
   always @(posedge clk)
-    cu4_o_d0 <= \$4211 ;
+    cu4_o_d0 <= \$4217 ;
   always @(posedge clk)
-    cu4_p_d0 <= \$4212 ;
+    cu4_p_d0 <= \$4218 ;
   always @(posedge clk)
-    cu4_s_d0 <= \$4213 ;
+    cu4_s_d0 <= \$4219 ;
   always @(posedge clk)
-    cu4_b_sel_d0 <= \$4214 ;
+    cu4_b_sel_d0 <= \$4220 ;
   always @(posedge clk)
-    cu4_o_w <= \$4215 ;
+    cu4_o_w <= \$4221 ;
   always @(posedge clk)
-    cu4_o_x <= \$4216 ;
+    cu4_o_x <= \$4222 ;
   always @(posedge clk)
-    cu4_p_product0 <= \$4217 ;
+    cu4_p_product0 <= \$4223 ;
   always @(posedge clk)
-    cu4_p_product1 <= \$4218 ;
+    cu4_p_product1 <= \$4224 ;
   always @(posedge clk)
-    cu4_p_product2 <= \$4219 ;
+    cu4_p_product2 <= \$4225 ;
   always @(posedge clk)
-    cu4_p_product3 <= \$4220 ;
+    cu4_p_product3 <= \$4226 ;
   always @(posedge clk)
-    cu4_p_product4 <= \$4221 ;
+    cu4_p_product4 <= \$4227 ;
   always @(posedge clk)
-    cu4_p_product5 <= \$4222 ;
+    cu4_p_product5 <= \$4228 ;
   always @(posedge clk)
-    cu4_p_product6 <= \$4223 ;
+    cu4_p_product6 <= \$4229 ;
   always @(posedge clk)
-    cu4_p_product7 <= \$4224 ;
+    cu4_p_product7 <= \$4230 ;
   always @(posedge clk)
-    cu4_s_dot <= \$4225 ;
+    cu4_s_dot <= \$4231 ;
   always @(posedge clk)
-    cu4_psum <= \$4226 ;
+    cu4_psum <= \$4232 ;
   always @(posedge clk)
-    cu4_c_valid <= \$4227 ;
+    cu4_c_valid <= \$4233 ;
   always @(posedge clk)
-    cu4_c_acc <= \$4228 ;
+    cu4_c_acc <= \$4234 ;
   always @(posedge clk)
-    cu4_c_pos <= \$4229 ;
+    cu4_c_pos <= \$4235 ;
   always @(posedge clk)
-    cu4_c_v <= \$4230 ;
+    cu4_c_v <= \$4236 ;
   always @(posedge clk)
-    cu4_c_slot <= \$4231 ;
+    cu4_c_slot <= \$4237 ;
   always @(posedge clk)
-    cu5_a_valid <= \$4232 ;
+    cu5_a_valid <= \$4238 ;
   always @(posedge clk)
-    cu5_a_pos <= \$4233 ;
+    cu5_a_pos <= \$4239 ;
   always @(posedge clk)
-    cu5_a_v <= \$4234 ;
+    cu5_a_v <= \$4240 ;
   always @(posedge clk)
-    cu5_a_slot <= \$4235 ;
+    cu5_a_slot <= \$4241 ;
   always @(posedge clk)
-    cu5_a_word <= \$4236 ;
+    cu5_a_word <= \$4242 ;
   always @(posedge clk)
-    cu5_b_d0 <= \$4237 ;
+    cu5_b_d0 <= \$4243 ;
   always @(posedge clk)
-    cu5_o_d0 <= \$4238 ;
+    cu5_o_d0 <= \$4244 ;
   always @(posedge clk)
-    cu5_p_d0 <= \$4239 ;
+    cu5_p_d0 <= \$4245 ;
   always @(posedge clk)
-    cu5_s_d0 <= \$4240 ;
+    cu5_s_d0 <= \$4246 ;
   always @(posedge clk)
-    cu5_b_sel_d0 <= \$4241 ;
+    cu5_b_sel_d0 <= \$4247 ;
   always @(posedge clk)
-    cu5_o_w <= \$4242 ;
+    cu5_o_w <= \$4248 ;
   always @(posedge clk)
-    cu5_o_x <= \$4243 ;
+    cu5_o_x <= \$4249 ;
   always @(posedge clk)
-    cu5_p_product0 <= \$4244 ;
+    cu5_p_product0 <= \$4250 ;
   always @(posedge clk)
-    cu5_p_product1 <= \$4245 ;
+    cu5_p_product1 <= \$4251 ;
   always @(posedge clk)
-    cu5_p_product2 <= \$4246 ;
+    cu5_p_product2 <= \$4252 ;
   always @(posedge clk)
-    cu5_p_product3 <= \$4247 ;
+    cu5_p_product3 <= \$4253 ;
   always @(posedge clk)
-    cu5_p_product4 <= \$4248 ;
+    cu5_p_product4 <= \$4254 ;
   always @(posedge clk)
-    cu5_p_product5 <= \$4249 ;
+    cu5_p_product5 <= \$4255 ;
   always @(posedge clk)
-    cu5_p_product6 <= \$4250 ;
+    cu5_p_product6 <= \$4256 ;
   always @(posedge clk)
-    cu5_p_product7 <= \$4251 ;
+    cu5_p_product7 <= \$4257 ;
   always @(posedge clk)
-    cu5_s_dot <= \$4252 ;
+    cu5_s_dot <= \$4258 ;
   always @(posedge clk)
-    cu5_psum <= \$4253 ;
+    cu5_psum <= \$4259 ;
   always @(posedge clk)
-    cu5_c_valid <= \$4254 ;
+    cu5_c_valid <= \$4260 ;
   always @(posedge clk)
-    cu5_c_acc <= \$4255 ;
+    cu5_c_acc <= \$4261 ;
   always @(posedge clk)
-    cu5_c_pos <= \$4256 ;
+    cu5_c_pos <= \$4262 ;
   always @(posedge clk)
-    cu5_c_v <= \$4257 ;
+    cu5_c_v <= \$4263 ;
   always @(posedge clk)
-    cu5_c_slot <= \$4258 ;
+    cu5_c_slot <= \$4264 ;
   always @(posedge clk)
-    cu6_a_valid <= \$4259 ;
+    cu6_a_valid <= \$4265 ;
   always @(posedge clk)
-    cu6_a_pos <= \$4260 ;
+    cu6_a_pos <= \$4266 ;
   always @(posedge clk)
-    cu6_a_v <= \$4261 ;
+    cu6_a_v <= \$4267 ;
   always @(posedge clk)
-    cu6_a_slot <= \$4262 ;
+    cu6_a_slot <= \$4268 ;
   always @(posedge clk)
-    cu6_a_word <= \$4263 ;
+    cu6_a_word <= \$4269 ;
   always @(posedge clk)
-    cu6_b_d0 <= \$4264 ;
+    cu6_b_d0 <= \$4270 ;
   always @(posedge clk)
-    cu6_o_d0 <= \$4265 ;
+    cu6_o_d0 <= \$4271 ;
   always @(posedge clk)
-    cu6_p_d0 <= \$4266 ;
+    cu6_p_d0 <= \$4272 ;
   always @(posedge clk)
-    cu6_s_d0 <= \$4267 ;
+    cu6_s_d0 <= \$4273 ;
   always @(posedge clk)
-    cu6_b_sel_d0 <= \$4268 ;
+    cu6_b_sel_d0 <= \$4274 ;
   always @(posedge clk)
-    cu6_o_w <= \$4269 ;
+    cu6_o_w <= \$4275 ;
   always @(posedge clk)
-    cu6_o_x <= \$4270 ;
+    cu6_o_x <= \$4276 ;
   always @(posedge clk)
-    cu6_p_product0 <= \$4271 ;
+    cu6_p_product0 <= \$4277 ;
   always @(posedge clk)
-    cu6_p_product1 <= \$4272 ;
+    cu6_p_product1 <= \$4278 ;
   always @(posedge clk)
-    cu6_p_product2 <= \$4273 ;
+    cu6_p_product2 <= \$4279 ;
   always @(posedge clk)
-    cu6_p_product3 <= \$4274 ;
+    cu6_p_product3 <= \$4280 ;
   always @(posedge clk)
-    cu6_p_product4 <= \$4275 ;
+    cu6_p_product4 <= \$4281 ;
   always @(posedge clk)
-    cu6_p_product5 <= \$4276 ;
+    cu6_p_product5 <= \$4282 ;
   always @(posedge clk)
-    cu6_p_product6 <= \$4277 ;
+    cu6_p_product6 <= \$4283 ;
   always @(posedge clk)
-    cu6_p_product7 <= \$4278 ;
+    cu6_p_product7 <= \$4284 ;
   always @(posedge clk)
-    cu6_s_dot <= \$4279 ;
+    cu6_s_dot <= \$4285 ;
   always @(posedge clk)
-    cu6_psum <= \$4280 ;
+    cu6_psum <= \$4286 ;
   always @(posedge clk)
-    cu6_c_valid <= \$4281 ;
+    cu6_c_valid <= \$4287 ;
   always @(posedge clk)
-    cu6_c_acc <= \$4282 ;
+    cu6_c_acc <= \$4288 ;
   always @(posedge clk)
-    cu6_c_pos <= \$4283 ;
+    cu6_c_pos <= \$4289 ;
   always @(posedge clk)
-    cu6_c_v <= \$4284 ;
+    cu6_c_v <= \$4290 ;
   always @(posedge clk)
-    cu6_c_slot <= \$4285 ;
+    cu6_c_slot <= \$4291 ;
   always @(posedge clk)
-    cu7_a_valid <= \$4286 ;
+    cu7_a_valid <= \$4292 ;
   always @(posedge clk)
-    cu7_a_pos <= \$4287 ;
+    cu7_a_pos <= \$4293 ;
   always @(posedge clk)
-    cu7_a_v <= \$4288 ;
+    cu7_a_v <= \$4294 ;
   always @(posedge clk)
-    cu7_a_slot <= \$4289 ;
+    cu7_a_slot <= \$4295 ;
   always @(posedge clk)
-    cu7_a_word <= \$4290 ;
+    cu7_a_word <= \$4296 ;
   always @(posedge clk)
-    cu7_b_d0 <= \$4291 ;
+    cu7_b_d0 <= \$4297 ;
   always @(posedge clk)
-    cu7_o_d0 <= \$4292 ;
+    cu7_o_d0 <= \$4298 ;
   always @(posedge clk)
-    cu7_p_d0 <= \$4293 ;
+    cu7_p_d0 <= \$4299 ;
   always @(posedge clk)
-    cu7_s_d0 <= \$4294 ;
+    cu7_s_d0 <= \$4300 ;
   always @(posedge clk)
-    cu7_b_sel_d0 <= \$4295 ;
+    cu7_b_sel_d0 <= \$4301 ;
   always @(posedge clk)
-    cu7_o_w <= \$4296 ;
+    cu7_o_w <= \$4302 ;
   always @(posedge clk)
-    cu7_o_x <= \$4297 ;
+    cu7_o_x <= \$4303 ;
   always @(posedge clk)
-    cu7_p_product0 <= \$4298 ;
+    cu7_p_product0 <= \$4304 ;
   always @(posedge clk)
-    cu7_p_product1 <= \$4299 ;
+    cu7_p_product1 <= \$4305 ;
   always @(posedge clk)
-    cu7_p_product2 <= \$4300 ;
+    cu7_p_product2 <= \$4306 ;
   always @(posedge clk)
-    cu7_p_product3 <= \$4301 ;
+    cu7_p_product3 <= \$4307 ;
   always @(posedge clk)
-    cu7_p_product4 <= \$4302 ;
+    cu7_p_product4 <= \$4308 ;
   always @(posedge clk)
-    cu7_p_product5 <= \$4303 ;
+    cu7_p_product5 <= \$4309 ;
   always @(posedge clk)
-    cu7_p_product6 <= \$4304 ;
+    cu7_p_product6 <= \$4310 ;
   always @(posedge clk)
-    cu7_p_product7 <= \$4305 ;
+    cu7_p_product7 <= \$4311 ;
   always @(posedge clk)
-    cu7_s_dot <= \$4306 ;
+    cu7_s_dot <= \$4312 ;
   always @(posedge clk)
-    cu7_psum <= \$4307 ;
+    cu7_psum <= \$4313 ;
   always @(posedge clk)
-    cu7_c_valid <= \$4308 ;
+    cu7_c_valid <= \$4314 ;
   always @(posedge clk)
-    cu7_c_acc <= \$4309 ;
+    cu7_c_acc <= \$4315 ;
   always @(posedge clk)
-    cu7_c_pos <= \$4310 ;
+    cu7_c_pos <= \$4316 ;
   always @(posedge clk)
-    cu7_c_v <= \$4311 ;
+    cu7_c_v <= \$4317 ;
   always @(posedge clk)
-    cu7_c_slot <= \$4312 ;
+    cu7_c_slot <= \$4318 ;
   always @(posedge clk)
-    bincu0_ren <= \$4313 ;
+    bincu0_ren <= \$4319 ;
   always @(posedge clk)
-    bincu0_a_pos <= \$4314 ;
+    bincu0_a_pos <= \$4320 ;
   always @(posedge clk)
-    bincu0_a_v <= \$4315 ;
+    bincu0_a_v <= \$4321 ;
   always @(posedge clk)
-    bincu0_a_word <= \$4316 ;
+    bincu0_a_word <= \$4322 ;
   always @(posedge clk)
-    bincu0_b_valid <= \$4317 ;
+    bincu0_b_valid <= \$4323 ;
   always @(posedge clk)
-    bincu0_b_last <= \$4318 ;
+    bincu0_b_last <= \$4324 ;
   always @(posedge clk)
-    bincu0_b_pos <= \$4319 ;
+    bincu0_b_pos <= \$4325 ;
   always @(posedge clk)
-    bincu0_b_v <= \$4320 ;
+    bincu0_b_v <= \$4326 ;
   always @(posedge clk)
-    bincu0_chunk_valid <= \$4321 ;
+    bincu0_chunk_valid <= \$4327 ;
   always @(posedge clk)
-    bincu0_chunk_reg <= \$4322 ;
+    bincu0_chunk_reg <= \$4328 ;
   always @(posedge clk)
-    bincu0_tag_d0 <= \$4323 ;
+    bincu0_tag_d0 <= \$4329 ;
   always @(posedge clk)
-    bincu0_tag_d1 <= \$4324 ;
+    bincu0_tag_d1 <= \$4330 ;
   always @(posedge clk)
-    bincu0_tag_d2 <= \$4325 ;
+    bincu0_tag_d2 <= \$4331 ;
   always @(posedge clk)
-    bincu0_tag_d3 <= \$4326 ;
+    bincu0_tag_d3 <= \$4332 ;
   always @(posedge clk)
-    bincu0_tag_d4 <= \$4327 ;
+    bincu0_tag_d4 <= \$4333 ;
   always @(posedge clk)
-    bincu1_ren <= \$4328 ;
+    bincu1_ren <= \$4334 ;
   always @(posedge clk)
-    bincu1_a_pos <= \$4329 ;
+    bincu1_a_pos <= \$4335 ;
   always @(posedge clk)
-    bincu1_a_v <= \$4330 ;
+    bincu1_a_v <= \$4336 ;
   always @(posedge clk)
-    bincu1_a_word <= \$4331 ;
+    bincu1_a_word <= \$4337 ;
   always @(posedge clk)
-    bincu1_b_valid <= \$4332 ;
+    bincu1_b_valid <= \$4338 ;
   always @(posedge clk)
-    bincu1_b_last <= \$4333 ;
+    bincu1_b_last <= \$4339 ;
   always @(posedge clk)
-    bincu1_b_pos <= \$4334 ;
+    bincu1_b_pos <= \$4340 ;
   always @(posedge clk)
-    bincu1_b_v <= \$4335 ;
+    bincu1_b_v <= \$4341 ;
   always @(posedge clk)
-    bincu1_chunk_valid <= \$4336 ;
+    bincu1_chunk_valid <= \$4342 ;
   always @(posedge clk)
-    bincu1_chunk_reg <= \$4337 ;
+    bincu1_chunk_reg <= \$4343 ;
   always @(posedge clk)
-    bincu1_tag_d0 <= \$4338 ;
+    bincu1_tag_d0 <= \$4344 ;
   always @(posedge clk)
-    bincu1_tag_d1 <= \$4339 ;
+    bincu1_tag_d1 <= \$4345 ;
   always @(posedge clk)
-    bincu1_tag_d2 <= \$4340 ;
+    bincu1_tag_d2 <= \$4346 ;
   always @(posedge clk)
-    bincu1_tag_d3 <= \$4341 ;
+    bincu1_tag_d3 <= \$4347 ;
   always @(posedge clk)
-    bincu1_tag_d4 <= \$4342 ;
+    bincu1_tag_d4 <= \$4348 ;
   always @(posedge clk)
-    proxy_zero <= \$4343 ;
+    proxy_zero <= \$4349 ;
   always @(posedge clk)
-    decided <= \$4344 ;
+    decided <= \$4350 ;
   always @(posedge clk)
-    zero_here <= \$4345 ;
+    zero_here <= \$4351 ;
   always @(posedge clk)
-    skipped0 <= \$4346 ;
+    skipped0 <= \$4352 ;
   always @(posedge clk)
-    skipped1 <= \$4347 ;
+    skipped1 <= \$4353 ;
   always @(posedge clk)
-    done <= \$4348 ;
+    done <= \$4354 ;
   always @(posedge clk)
-    \$signal$653  <= \$4349 ;
+    \$signal$653  <= \$4355 ;
   always @(posedge clk)
-    macs <= \$4350 ;
+    macs <= \$4356 ;
   always @(posedge clk)
-    running <= \$4351 ;
+    running <= \$4357 ;
   always @(posedge clk)
-    out_full <= \$4352 ;
+    out_full <= \$4358 ;
   always @(posedge clk)
-    \$signal$15  <= \$4353 ;
+    \$signal$15  <= \$4359 ;
   always @(posedge clk)
-    out0_vectors <= \$4354 ;
+    out0_vectors <= \$4360 ;
   always @(posedge clk)
-    out0_run_cycles <= \$4355 ;
+    out0_run_cycles <= \$4361 ;
   always @(posedge clk)
-    out0_macs <= \$4356 ;
+    out0_macs <= \$4362 ;
   always @(posedge clk)
-    out1_vectors <= \$4357 ;
+    out1_vectors <= \$4363 ;
   always @(posedge clk)
-    out1_run_cycles <= \$4358 ;
+    out1_run_cycles <= \$4364 ;
   always @(posedge clk)
-    out1_macs <= \$4359 ;
+    out1_macs <= \$4365 ;
   always @(posedge clk)
-    by_vector <= \$4360 ;
+    by_vector <= \$4366 ;
   always @(posedge clk)
-    \$signal$17  <= \$4361 ;
+    \$signal$17  <= \$4367 ;
   always @(posedge clk)
-    run_target <= \$4362 ;
+    run_target <= \$4368 ;
   always @(posedge clk)
-    \$signal$401  <= \$4363 ;
+    \$signal$401  <= \$4369 ;
   always @(posedge clk)
-    out_v <= \$4364 ;
+    out_v <= \$4370 ;
   always @(posedge clk)
-    out_buf <= \$4365 ;
+    out_buf <= \$4371 ;
   \mor_default.bin_queue  bin_queue (
     .clk(clk),
-    .\port$6846$0 (\$signal$32 [5:0]),
-    .\port$6854$0 (walk_v[3:0]),
+    .\port$4801$0 (\$signal$32 [5:0]),
+    .\port$4809$0 (walk_v[3:0]),
     .r_data(\r_data$633 ),
     .r_en(lane_issue),
     .r_rdy(\r_rdy$51 ),
@@ -12139,7 +12151,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bincu bincu0 (
     .chunk__payload(bincu0_chunk_reg),
-    .chunk__ready(\$3991 ),
+    .chunk__ready(\$3997 ),
     .chunk__valid(bincu0_chunk_valid),
     .clk(clk),
     .pred__payload(bincu0_pred),
@@ -12179,7 +12191,7 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   );
   mor_default_bincu bincu1 (
     .chunk__payload(bincu1_chunk_reg),
-    .chunk__ready(\$3992 ),
+    .chunk__ready(\$3998 ),
     .chunk__valid(bincu1_chunk_valid),
     .clk(clk),
     .pred__payload(bincu1_pred),
@@ -12858,89 +12870,29 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3993  = n_in;
+    \$3999  = n_in;
     if (\$3143 ) begin
-      \$3993  = op__payload[13:4];
+      \$3999  = op__payload[13:4];
     end
     if (rst) begin
-      \$3993  = 10'h000;
+      \$3999  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3994  = n_out;
+    \$4000  = n_out;
     if (\$3143 ) begin
-      \$3994  = op__payload[20:14];
+      \$4000  = op__payload[20:14];
     end
     if (rst) begin
-      \$3994  = 7'h00;
+      \$4000  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3995  = n_proxies;
+    \$4001  = n_proxies;
     if (\$3143 ) begin
-      \$3995  = op__payload[27:21];
-    end
-    if (rst) begin
-      \$3995  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3996  = last_k;
-    if (\$3143 ) begin
-      \$3996  = \$3144 [6:0];
-    end
-    if (rst) begin
-      \$3996  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3997  = last_word;
-    if (\$3143 ) begin
-      \$3997  = \$3145 [6:0];
-    end
-    if (rst) begin
-      \$3997  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3998  = last_beat;
-    if (\$3143 ) begin
-      \$3998  = \$3146 [3:0];
-    end
-    if (rst) begin
-      \$3998  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$3999  = last_bin_word;
-    if (\$3143 ) begin
-      \$3999  = \$3147 [3:0];
-    end
-    if (rst) begin
-      \$3999  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4000  = last_out_word;
-    if (\$3143 ) begin
-      \$4000  = \$3149 [2:0];
-    end
-    if (rst) begin
-      \$4000  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4001  = tail_bits;
-    if (\$3143 ) begin
-      \$4001  = op__payload[49:43];
+      \$4001  = op__payload[27:21];
     end
     if (rst) begin
       \$4001  = 7'h00;
@@ -12948,94 +12900,82 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4002  = cu0_table_waddr;
+    \$4002  = last_k;
     if (\$3143 ) begin
-      \$4002  = 6'h00;
+      \$4002  = \$3144 [6:0];
+    end
+    if (rst) begin
+      \$4002  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4003  = last_word;
+    if (\$3143 ) begin
+      \$4003  = \$3145 [6:0];
+    end
+    if (rst) begin
+      \$4003  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4004  = last_beat;
+    if (\$3143 ) begin
+      \$4004  = \$3146 [3:0];
+    end
+    if (rst) begin
+      \$4004  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4005  = last_bin_word;
+    if (\$3143 ) begin
+      \$4005  = \$3147 [3:0];
+    end
+    if (rst) begin
+      \$4005  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4006  = last_out_word;
+    if (\$3143 ) begin
+      \$4006  = \$3149 [2:0];
+    end
+    if (rst) begin
+      \$4006  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4007  = tail_bits;
+    if (\$3143 ) begin
+      \$4007  = op__payload[49:43];
+    end
+    if (rst) begin
+      \$4007  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4008  = cu0_table_waddr;
+    if (\$3143 ) begin
+      \$4008  = 6'h00;
     end
     if (\$3152 ) begin
-      \$4002  = \$3153 [5:0];
+      \$4008  = \$3153 [5:0];
     end
     if (rst) begin
-      \$4002  = 6'h00;
+      \$4008  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4003  = stream_inputs;
+    \$4009  = stream_inputs;
     if (\$3143 ) begin
-      \$4003  = op__payload[55];
-    end
-    if (rst) begin
-      \$4003  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4004  = first_vectors;
-    if (\$3143 ) begin
-      \$4004  = op__payload[54:50];
-    end
-    if (rst) begin
-      \$4004  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4005  = first_target;
-    if (\$3143 ) begin
-      \$4005  = \$3150 [10:0];
-    end
-    if (rst) begin
-      \$4005  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4006  = first_pending;
-    if (\$3143 ) begin
-      \$4006  = 1'h1;
-    end
-    if (\$3955 ) begin
-      \$4006  = 1'h0;
-    end
-    if (rst) begin
-      \$4006  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4007  = w_pos;
-    if (\$3143 ) begin
-      \$4007  = 7'h00;
-    end
-    if (\$3219 ) begin
-      \$4007  = \$3224 [6:0];
-    end
-    if (rst) begin
-      \$4007  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4008  = \$signal$61 ;
-    if (\$3143 ) begin
-      \$4008  = 3'h0;
-    end
-    if (\$3219 ) begin
-      \$4008  = \$3222 [2:0];
-    end
-    if (rst) begin
-      \$4008  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4009  = \$signal$267 ;
-    if (\$3143 ) begin
-      \$4009  = 1'h0;
-    end
-    if (\$3219 ) begin
-      \$4009  = \$3229 [0];
+      \$4009  = op__payload[55];
     end
     if (rst) begin
       \$4009  = 1'h0;
@@ -13043,64 +12983,58 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4010  = w_bin;
+    \$4010  = first_vectors;
     if (\$3143 ) begin
-      \$4010  = 3'h0;
+      \$4010  = op__payload[54:50];
+    end
+    if (rst) begin
+      \$4010  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4011  = first_target;
+    if (\$3143 ) begin
+      \$4011  = \$3150 [10:0];
+    end
+    if (rst) begin
+      \$4011  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4012  = first_pending;
+    if (\$3143 ) begin
+      \$4012  = 1'h1;
+    end
+    if (\$3961 ) begin
+      \$4012  = 1'h0;
+    end
+    if (rst) begin
+      \$4012  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4013  = w_pos;
+    if (\$3143 ) begin
+      \$4013  = 7'h00;
     end
     if (\$3219 ) begin
-      \$4010  = \$3305 [2:0];
+      \$4013  = \$3224 [6:0];
     end
     if (rst) begin
-      \$4010  = 3'h0;
+      \$4013  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4011  = \$signal$268 ;
-    if (\$3143 ) begin
-      \$4011  = 64'h0000000000000000;
-    end
-    if (\$3219 ) begin
-      \$4011  = \$3299 ;
-    end
-    if (rst) begin
-      \$4011  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4012  = \$signal$65 ;
-    if (\$3143 ) begin
-      \$4012  = 3'h0;
-    end
-    if (\$3307 ) begin
-      \$4012  = \$3309 [2:0];
-    end
-    if (rst) begin
-      \$4012  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4013  = \$signal$274 ;
-    if (\$3143 ) begin
-      \$4013  = 1'h0;
-    end
-    if (\$3307 ) begin
-      \$4013  = \$3314 [0];
-    end
-    if (rst) begin
-      \$4013  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4014  = x_bin;
+    \$4014  = \$signal$61 ;
     if (\$3143 ) begin
       \$4014  = 3'h0;
     end
-    if (\$3307 ) begin
-      \$4014  = \$3389 [2:0];
+    if (\$3219 ) begin
+      \$4014  = \$3222 [2:0];
     end
     if (rst) begin
       \$4014  = 3'h0;
@@ -13108,325 +13042,331 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4015  = x_bits_acc;
+    \$4015  = \$signal$267 ;
     if (\$3143 ) begin
-      \$4015  = 64'h0000000000000000;
+      \$4015  = 1'h0;
     end
-    if (\$3307 ) begin
-      \$4015  = \$3384 ;
+    if (\$3219 ) begin
+      \$4015  = \$3229 [0];
     end
     if (rst) begin
-      \$4015  = 64'h0000000000000000;
+      \$4015  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4016  = x_vec;
+    \$4016  = w_bin;
     if (\$3143 ) begin
-      \$4016  = 5'h00;
+      \$4016  = 3'h0;
+    end
+    if (\$3219 ) begin
+      \$4016  = \$3305 [2:0];
+    end
+    if (rst) begin
+      \$4016  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4017  = \$signal$268 ;
+    if (\$3143 ) begin
+      \$4017  = 64'h0000000000000000;
+    end
+    if (\$3219 ) begin
+      \$4017  = \$3299 ;
+    end
+    if (rst) begin
+      \$4017  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4018  = \$signal$65 ;
+    if (\$3143 ) begin
+      \$4018  = 3'h0;
+    end
+    if (\$3307 ) begin
+      \$4018  = \$3309 [2:0];
+    end
+    if (rst) begin
+      \$4018  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4019  = \$signal$274 ;
+    if (\$3143 ) begin
+      \$4019  = 1'h0;
+    end
+    if (\$3307 ) begin
+      \$4019  = \$3314 [0];
+    end
+    if (rst) begin
+      \$4019  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4020  = x_bin;
+    if (\$3143 ) begin
+      \$4020  = 3'h0;
+    end
+    if (\$3307 ) begin
+      \$4020  = \$3389 [2:0];
+    end
+    if (rst) begin
+      \$4020  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4021  = x_bits_acc;
+    if (\$3143 ) begin
+      \$4021  = 64'h0000000000000000;
+    end
+    if (\$3307 ) begin
+      \$4021  = \$3384 ;
+    end
+    if (rst) begin
+      \$4021  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4022  = x_vec;
+    if (\$3143 ) begin
+      \$4022  = 5'h00;
     end
     if (\$3307 ) begin
       if (op__payload[2]) begin
-        \$4016  = \$3391 [4:0];
+        \$4022  = \$3391 [4:0];
       end
     end
     if (rst) begin
-      \$4016  = 5'h00;
+      \$4022  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4017  = x_target;
+    \$4023  = x_target;
     if (\$3143 ) begin
-      \$4017  = 11'h000;
+      \$4023  = 11'h000;
     end
     if (\$3307 ) begin
       if (op__payload[2]) begin
-        \$4017  = \$3393 [10:0];
+        \$4023  = \$3393 [10:0];
       end
     end
     if (rst) begin
-      \$4017  = 11'h000;
+      \$4023  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4018  = enable;
+    \$4024  = enable;
     if (\$3152 ) begin
       if (\$3154 ) begin
-        \$4018 [0] = op__payload[152];
+        \$4024 [0] = op__payload[152];
       end
       if (\$3155 ) begin
-        \$4018 [1] = op__payload[152];
+        \$4024 [1] = op__payload[152];
       end
       if (\$3156 ) begin
-        \$4018 [2] = op__payload[152];
+        \$4024 [2] = op__payload[152];
       end
       if (\$3157 ) begin
-        \$4018 [3] = op__payload[152];
+        \$4024 [3] = op__payload[152];
       end
       if (\$3158 ) begin
-        \$4018 [4] = op__payload[152];
+        \$4024 [4] = op__payload[152];
       end
       if (\$3159 ) begin
-        \$4018 [5] = op__payload[152];
+        \$4024 [5] = op__payload[152];
       end
       if (\$3160 ) begin
-        \$4018 [6] = op__payload[152];
+        \$4024 [6] = op__payload[152];
       end
       if (\$3161 ) begin
-        \$4018 [7] = op__payload[152];
+        \$4024 [7] = op__payload[152];
       end
       if (\$3162 ) begin
-        \$4018 [8] = op__payload[152];
+        \$4024 [8] = op__payload[152];
       end
       if (\$3163 ) begin
-        \$4018 [9] = op__payload[152];
+        \$4024 [9] = op__payload[152];
       end
       if (\$3164 ) begin
-        \$4018 [10] = op__payload[152];
+        \$4024 [10] = op__payload[152];
       end
       if (\$3165 ) begin
-        \$4018 [11] = op__payload[152];
+        \$4024 [11] = op__payload[152];
       end
       if (\$3166 ) begin
-        \$4018 [12] = op__payload[152];
+        \$4024 [12] = op__payload[152];
       end
       if (\$3167 ) begin
-        \$4018 [13] = op__payload[152];
+        \$4024 [13] = op__payload[152];
       end
       if (\$3168 ) begin
-        \$4018 [14] = op__payload[152];
+        \$4024 [14] = op__payload[152];
       end
       if (\$3169 ) begin
-        \$4018 [15] = op__payload[152];
+        \$4024 [15] = op__payload[152];
       end
       if (\$3170 ) begin
-        \$4018 [16] = op__payload[152];
+        \$4024 [16] = op__payload[152];
       end
       if (\$3171 ) begin
-        \$4018 [17] = op__payload[152];
+        \$4024 [17] = op__payload[152];
       end
       if (\$3172 ) begin
-        \$4018 [18] = op__payload[152];
+        \$4024 [18] = op__payload[152];
       end
       if (\$3173 ) begin
-        \$4018 [19] = op__payload[152];
+        \$4024 [19] = op__payload[152];
       end
       if (\$3174 ) begin
-        \$4018 [20] = op__payload[152];
+        \$4024 [20] = op__payload[152];
       end
       if (\$3175 ) begin
-        \$4018 [21] = op__payload[152];
+        \$4024 [21] = op__payload[152];
       end
       if (\$3176 ) begin
-        \$4018 [22] = op__payload[152];
+        \$4024 [22] = op__payload[152];
       end
       if (\$3177 ) begin
-        \$4018 [23] = op__payload[152];
+        \$4024 [23] = op__payload[152];
       end
       if (\$3178 ) begin
-        \$4018 [24] = op__payload[152];
+        \$4024 [24] = op__payload[152];
       end
       if (\$3179 ) begin
-        \$4018 [25] = op__payload[152];
+        \$4024 [25] = op__payload[152];
       end
       if (\$3180 ) begin
-        \$4018 [26] = op__payload[152];
+        \$4024 [26] = op__payload[152];
       end
       if (\$3181 ) begin
-        \$4018 [27] = op__payload[152];
+        \$4024 [27] = op__payload[152];
       end
       if (\$3182 ) begin
-        \$4018 [28] = op__payload[152];
+        \$4024 [28] = op__payload[152];
       end
       if (\$3183 ) begin
-        \$4018 [29] = op__payload[152];
+        \$4024 [29] = op__payload[152];
       end
       if (\$3184 ) begin
-        \$4018 [30] = op__payload[152];
+        \$4024 [30] = op__payload[152];
       end
       if (\$3185 ) begin
-        \$4018 [31] = op__payload[152];
+        \$4024 [31] = op__payload[152];
       end
       if (\$3186 ) begin
-        \$4018 [32] = op__payload[152];
+        \$4024 [32] = op__payload[152];
       end
       if (\$3187 ) begin
-        \$4018 [33] = op__payload[152];
+        \$4024 [33] = op__payload[152];
       end
       if (\$3188 ) begin
-        \$4018 [34] = op__payload[152];
+        \$4024 [34] = op__payload[152];
       end
       if (\$3189 ) begin
-        \$4018 [35] = op__payload[152];
+        \$4024 [35] = op__payload[152];
       end
       if (\$3190 ) begin
-        \$4018 [36] = op__payload[152];
+        \$4024 [36] = op__payload[152];
       end
       if (\$3191 ) begin
-        \$4018 [37] = op__payload[152];
+        \$4024 [37] = op__payload[152];
       end
       if (\$3192 ) begin
-        \$4018 [38] = op__payload[152];
+        \$4024 [38] = op__payload[152];
       end
       if (\$3193 ) begin
-        \$4018 [39] = op__payload[152];
+        \$4024 [39] = op__payload[152];
       end
       if (\$3194 ) begin
-        \$4018 [40] = op__payload[152];
+        \$4024 [40] = op__payload[152];
       end
       if (\$3195 ) begin
-        \$4018 [41] = op__payload[152];
+        \$4024 [41] = op__payload[152];
       end
       if (\$3196 ) begin
-        \$4018 [42] = op__payload[152];
+        \$4024 [42] = op__payload[152];
       end
       if (\$3197 ) begin
-        \$4018 [43] = op__payload[152];
+        \$4024 [43] = op__payload[152];
       end
       if (\$3198 ) begin
-        \$4018 [44] = op__payload[152];
+        \$4024 [44] = op__payload[152];
       end
       if (\$3199 ) begin
-        \$4018 [45] = op__payload[152];
+        \$4024 [45] = op__payload[152];
       end
       if (\$3200 ) begin
-        \$4018 [46] = op__payload[152];
+        \$4024 [46] = op__payload[152];
       end
       if (\$3201 ) begin
-        \$4018 [47] = op__payload[152];
+        \$4024 [47] = op__payload[152];
       end
       if (\$3202 ) begin
-        \$4018 [48] = op__payload[152];
+        \$4024 [48] = op__payload[152];
       end
       if (\$3203 ) begin
-        \$4018 [49] = op__payload[152];
+        \$4024 [49] = op__payload[152];
       end
       if (\$3204 ) begin
-        \$4018 [50] = op__payload[152];
+        \$4024 [50] = op__payload[152];
       end
       if (\$3205 ) begin
-        \$4018 [51] = op__payload[152];
+        \$4024 [51] = op__payload[152];
       end
       if (\$3206 ) begin
-        \$4018 [52] = op__payload[152];
+        \$4024 [52] = op__payload[152];
       end
       if (\$3207 ) begin
-        \$4018 [53] = op__payload[152];
+        \$4024 [53] = op__payload[152];
       end
       if (\$3208 ) begin
-        \$4018 [54] = op__payload[152];
+        \$4024 [54] = op__payload[152];
       end
       if (\$3209 ) begin
-        \$4018 [55] = op__payload[152];
+        \$4024 [55] = op__payload[152];
       end
       if (\$3210 ) begin
-        \$4018 [56] = op__payload[152];
+        \$4024 [56] = op__payload[152];
       end
       if (\$3211 ) begin
-        \$4018 [57] = op__payload[152];
+        \$4024 [57] = op__payload[152];
       end
       if (\$3212 ) begin
-        \$4018 [58] = op__payload[152];
+        \$4024 [58] = op__payload[152];
       end
       if (\$3213 ) begin
-        \$4018 [59] = op__payload[152];
+        \$4024 [59] = op__payload[152];
       end
       if (\$3214 ) begin
-        \$4018 [60] = op__payload[152];
+        \$4024 [60] = op__payload[152];
       end
       if (\$3215 ) begin
-        \$4018 [61] = op__payload[152];
+        \$4024 [61] = op__payload[152];
       end
       if (\$3216 ) begin
-        \$4018 [62] = op__payload[152];
+        \$4024 [62] = op__payload[152];
       end
       if (\$3217 ) begin
-        \$4018 [63] = op__payload[152];
+        \$4024 [63] = op__payload[152];
       end
     end
     if (rst) begin
-      \$4018  = 64'h0000000000000000;
+      \$4024  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4019  = size0;
+    \$4025  = size0;
     if (\$3152 ) begin
       if (\$3154 ) begin
-        \$4019  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4019  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4020  = size1;
-    if (\$3152 ) begin
-      if (\$3155 ) begin
-        \$4020  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4020  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4021  = size2;
-    if (\$3152 ) begin
-      if (\$3156 ) begin
-        \$4021  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4021  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4022  = size3;
-    if (\$3152 ) begin
-      if (\$3157 ) begin
-        \$4022  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4022  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4023  = size4;
-    if (\$3152 ) begin
-      if (\$3158 ) begin
-        \$4023  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4023  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4024  = size5;
-    if (\$3152 ) begin
-      if (\$3159 ) begin
-        \$4024  = op__payload[159:153];
-      end
-    end
-    if (rst) begin
-      \$4024  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4025  = size6;
-    if (\$3152 ) begin
-      if (\$3160 ) begin
         \$4025  = op__payload[159:153];
       end
     end
@@ -13436,9 +13376,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4026  = size7;
+    \$4026  = size1;
     if (\$3152 ) begin
-      if (\$3161 ) begin
+      if (\$3155 ) begin
         \$4026  = op__payload[159:153];
       end
     end
@@ -13448,9 +13388,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4027  = size8;
+    \$4027  = size2;
     if (\$3152 ) begin
-      if (\$3162 ) begin
+      if (\$3156 ) begin
         \$4027  = op__payload[159:153];
       end
     end
@@ -13460,9 +13400,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4028  = size9;
+    \$4028  = size3;
     if (\$3152 ) begin
-      if (\$3163 ) begin
+      if (\$3157 ) begin
         \$4028  = op__payload[159:153];
       end
     end
@@ -13472,9 +13412,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4029  = size10;
+    \$4029  = size4;
     if (\$3152 ) begin
-      if (\$3164 ) begin
+      if (\$3158 ) begin
         \$4029  = op__payload[159:153];
       end
     end
@@ -13484,9 +13424,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4030  = size11;
+    \$4030  = size5;
     if (\$3152 ) begin
-      if (\$3165 ) begin
+      if (\$3159 ) begin
         \$4030  = op__payload[159:153];
       end
     end
@@ -13496,9 +13436,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4031  = size12;
+    \$4031  = size6;
     if (\$3152 ) begin
-      if (\$3166 ) begin
+      if (\$3160 ) begin
         \$4031  = op__payload[159:153];
       end
     end
@@ -13508,9 +13448,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4032  = size13;
+    \$4032  = size7;
     if (\$3152 ) begin
-      if (\$3167 ) begin
+      if (\$3161 ) begin
         \$4032  = op__payload[159:153];
       end
     end
@@ -13520,9 +13460,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4033  = size14;
+    \$4033  = size8;
     if (\$3152 ) begin
-      if (\$3168 ) begin
+      if (\$3162 ) begin
         \$4033  = op__payload[159:153];
       end
     end
@@ -13532,9 +13472,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4034  = size15;
+    \$4034  = size9;
     if (\$3152 ) begin
-      if (\$3169 ) begin
+      if (\$3163 ) begin
         \$4034  = op__payload[159:153];
       end
     end
@@ -13544,9 +13484,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4035  = size16;
+    \$4035  = size10;
     if (\$3152 ) begin
-      if (\$3170 ) begin
+      if (\$3164 ) begin
         \$4035  = op__payload[159:153];
       end
     end
@@ -13556,9 +13496,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4036  = size17;
+    \$4036  = size11;
     if (\$3152 ) begin
-      if (\$3171 ) begin
+      if (\$3165 ) begin
         \$4036  = op__payload[159:153];
       end
     end
@@ -13568,9 +13508,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4037  = size18;
+    \$4037  = size12;
     if (\$3152 ) begin
-      if (\$3172 ) begin
+      if (\$3166 ) begin
         \$4037  = op__payload[159:153];
       end
     end
@@ -13580,9 +13520,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4038  = size19;
+    \$4038  = size13;
     if (\$3152 ) begin
-      if (\$3173 ) begin
+      if (\$3167 ) begin
         \$4038  = op__payload[159:153];
       end
     end
@@ -13592,9 +13532,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4039  = size20;
+    \$4039  = size14;
     if (\$3152 ) begin
-      if (\$3174 ) begin
+      if (\$3168 ) begin
         \$4039  = op__payload[159:153];
       end
     end
@@ -13604,9 +13544,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4040  = size21;
+    \$4040  = size15;
     if (\$3152 ) begin
-      if (\$3175 ) begin
+      if (\$3169 ) begin
         \$4040  = op__payload[159:153];
       end
     end
@@ -13616,9 +13556,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4041  = size22;
+    \$4041  = size16;
     if (\$3152 ) begin
-      if (\$3176 ) begin
+      if (\$3170 ) begin
         \$4041  = op__payload[159:153];
       end
     end
@@ -13628,9 +13568,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4042  = size23;
+    \$4042  = size17;
     if (\$3152 ) begin
-      if (\$3177 ) begin
+      if (\$3171 ) begin
         \$4042  = op__payload[159:153];
       end
     end
@@ -13640,9 +13580,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4043  = size24;
+    \$4043  = size18;
     if (\$3152 ) begin
-      if (\$3178 ) begin
+      if (\$3172 ) begin
         \$4043  = op__payload[159:153];
       end
     end
@@ -13652,9 +13592,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4044  = size25;
+    \$4044  = size19;
     if (\$3152 ) begin
-      if (\$3179 ) begin
+      if (\$3173 ) begin
         \$4044  = op__payload[159:153];
       end
     end
@@ -13664,9 +13604,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4045  = size26;
+    \$4045  = size20;
     if (\$3152 ) begin
-      if (\$3180 ) begin
+      if (\$3174 ) begin
         \$4045  = op__payload[159:153];
       end
     end
@@ -13676,9 +13616,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4046  = size27;
+    \$4046  = size21;
     if (\$3152 ) begin
-      if (\$3181 ) begin
+      if (\$3175 ) begin
         \$4046  = op__payload[159:153];
       end
     end
@@ -13688,9 +13628,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4047  = size28;
+    \$4047  = size22;
     if (\$3152 ) begin
-      if (\$3182 ) begin
+      if (\$3176 ) begin
         \$4047  = op__payload[159:153];
       end
     end
@@ -13700,9 +13640,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4048  = size29;
+    \$4048  = size23;
     if (\$3152 ) begin
-      if (\$3183 ) begin
+      if (\$3177 ) begin
         \$4048  = op__payload[159:153];
       end
     end
@@ -13712,9 +13652,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4049  = size30;
+    \$4049  = size24;
     if (\$3152 ) begin
-      if (\$3184 ) begin
+      if (\$3178 ) begin
         \$4049  = op__payload[159:153];
       end
     end
@@ -13724,9 +13664,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4050  = size31;
+    \$4050  = size25;
     if (\$3152 ) begin
-      if (\$3185 ) begin
+      if (\$3179 ) begin
         \$4050  = op__payload[159:153];
       end
     end
@@ -13736,9 +13676,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4051  = size32;
+    \$4051  = size26;
     if (\$3152 ) begin
-      if (\$3186 ) begin
+      if (\$3180 ) begin
         \$4051  = op__payload[159:153];
       end
     end
@@ -13748,9 +13688,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4052  = size33;
+    \$4052  = size27;
     if (\$3152 ) begin
-      if (\$3187 ) begin
+      if (\$3181 ) begin
         \$4052  = op__payload[159:153];
       end
     end
@@ -13760,9 +13700,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4053  = size34;
+    \$4053  = size28;
     if (\$3152 ) begin
-      if (\$3188 ) begin
+      if (\$3182 ) begin
         \$4053  = op__payload[159:153];
       end
     end
@@ -13772,9 +13712,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4054  = size35;
+    \$4054  = size29;
     if (\$3152 ) begin
-      if (\$3189 ) begin
+      if (\$3183 ) begin
         \$4054  = op__payload[159:153];
       end
     end
@@ -13784,9 +13724,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4055  = size36;
+    \$4055  = size30;
     if (\$3152 ) begin
-      if (\$3190 ) begin
+      if (\$3184 ) begin
         \$4055  = op__payload[159:153];
       end
     end
@@ -13796,9 +13736,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4056  = size37;
+    \$4056  = size31;
     if (\$3152 ) begin
-      if (\$3191 ) begin
+      if (\$3185 ) begin
         \$4056  = op__payload[159:153];
       end
     end
@@ -13808,9 +13748,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4057  = size38;
+    \$4057  = size32;
     if (\$3152 ) begin
-      if (\$3192 ) begin
+      if (\$3186 ) begin
         \$4057  = op__payload[159:153];
       end
     end
@@ -13820,9 +13760,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4058  = size39;
+    \$4058  = size33;
     if (\$3152 ) begin
-      if (\$3193 ) begin
+      if (\$3187 ) begin
         \$4058  = op__payload[159:153];
       end
     end
@@ -13832,9 +13772,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4059  = size40;
+    \$4059  = size34;
     if (\$3152 ) begin
-      if (\$3194 ) begin
+      if (\$3188 ) begin
         \$4059  = op__payload[159:153];
       end
     end
@@ -13844,9 +13784,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4060  = size41;
+    \$4060  = size35;
     if (\$3152 ) begin
-      if (\$3195 ) begin
+      if (\$3189 ) begin
         \$4060  = op__payload[159:153];
       end
     end
@@ -13856,9 +13796,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4061  = size42;
+    \$4061  = size36;
     if (\$3152 ) begin
-      if (\$3196 ) begin
+      if (\$3190 ) begin
         \$4061  = op__payload[159:153];
       end
     end
@@ -13868,9 +13808,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4062  = size43;
+    \$4062  = size37;
     if (\$3152 ) begin
-      if (\$3197 ) begin
+      if (\$3191 ) begin
         \$4062  = op__payload[159:153];
       end
     end
@@ -13880,9 +13820,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4063  = size44;
+    \$4063  = size38;
     if (\$3152 ) begin
-      if (\$3198 ) begin
+      if (\$3192 ) begin
         \$4063  = op__payload[159:153];
       end
     end
@@ -13892,9 +13832,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4064  = size45;
+    \$4064  = size39;
     if (\$3152 ) begin
-      if (\$3199 ) begin
+      if (\$3193 ) begin
         \$4064  = op__payload[159:153];
       end
     end
@@ -13904,9 +13844,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4065  = size46;
+    \$4065  = size40;
     if (\$3152 ) begin
-      if (\$3200 ) begin
+      if (\$3194 ) begin
         \$4065  = op__payload[159:153];
       end
     end
@@ -13916,9 +13856,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4066  = size47;
+    \$4066  = size41;
     if (\$3152 ) begin
-      if (\$3201 ) begin
+      if (\$3195 ) begin
         \$4066  = op__payload[159:153];
       end
     end
@@ -13928,9 +13868,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4067  = size48;
+    \$4067  = size42;
     if (\$3152 ) begin
-      if (\$3202 ) begin
+      if (\$3196 ) begin
         \$4067  = op__payload[159:153];
       end
     end
@@ -13940,9 +13880,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4068  = size49;
+    \$4068  = size43;
     if (\$3152 ) begin
-      if (\$3203 ) begin
+      if (\$3197 ) begin
         \$4068  = op__payload[159:153];
       end
     end
@@ -13952,9 +13892,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4069  = size50;
+    \$4069  = size44;
     if (\$3152 ) begin
-      if (\$3204 ) begin
+      if (\$3198 ) begin
         \$4069  = op__payload[159:153];
       end
     end
@@ -13964,9 +13904,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4070  = size51;
+    \$4070  = size45;
     if (\$3152 ) begin
-      if (\$3205 ) begin
+      if (\$3199 ) begin
         \$4070  = op__payload[159:153];
       end
     end
@@ -13976,9 +13916,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4071  = size52;
+    \$4071  = size46;
     if (\$3152 ) begin
-      if (\$3206 ) begin
+      if (\$3200 ) begin
         \$4071  = op__payload[159:153];
       end
     end
@@ -13988,9 +13928,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4072  = size53;
+    \$4072  = size47;
     if (\$3152 ) begin
-      if (\$3207 ) begin
+      if (\$3201 ) begin
         \$4072  = op__payload[159:153];
       end
     end
@@ -14000,9 +13940,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4073  = size54;
+    \$4073  = size48;
     if (\$3152 ) begin
-      if (\$3208 ) begin
+      if (\$3202 ) begin
         \$4073  = op__payload[159:153];
       end
     end
@@ -14012,9 +13952,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4074  = size55;
+    \$4074  = size49;
     if (\$3152 ) begin
-      if (\$3209 ) begin
+      if (\$3203 ) begin
         \$4074  = op__payload[159:153];
       end
     end
@@ -14024,9 +13964,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4075  = size56;
+    \$4075  = size50;
     if (\$3152 ) begin
-      if (\$3210 ) begin
+      if (\$3204 ) begin
         \$4075  = op__payload[159:153];
       end
     end
@@ -14036,9 +13976,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4076  = size57;
+    \$4076  = size51;
     if (\$3152 ) begin
-      if (\$3211 ) begin
+      if (\$3205 ) begin
         \$4076  = op__payload[159:153];
       end
     end
@@ -14048,9 +13988,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4077  = size58;
+    \$4077  = size52;
     if (\$3152 ) begin
-      if (\$3212 ) begin
+      if (\$3206 ) begin
         \$4077  = op__payload[159:153];
       end
     end
@@ -14060,9 +14000,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4078  = size59;
+    \$4078  = size53;
     if (\$3152 ) begin
-      if (\$3213 ) begin
+      if (\$3207 ) begin
         \$4078  = op__payload[159:153];
       end
     end
@@ -14072,9 +14012,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4079  = size60;
+    \$4079  = size54;
     if (\$3152 ) begin
-      if (\$3214 ) begin
+      if (\$3208 ) begin
         \$4079  = op__payload[159:153];
       end
     end
@@ -14084,9 +14024,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4080  = size61;
+    \$4080  = size55;
     if (\$3152 ) begin
-      if (\$3215 ) begin
+      if (\$3209 ) begin
         \$4080  = op__payload[159:153];
       end
     end
@@ -14096,9 +14036,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4081  = size62;
+    \$4081  = size56;
     if (\$3152 ) begin
-      if (\$3216 ) begin
+      if (\$3210 ) begin
         \$4081  = op__payload[159:153];
       end
     end
@@ -14108,9 +14048,9 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4082  = size63;
+    \$4082  = size57;
     if (\$3152 ) begin
-      if (\$3217 ) begin
+      if (\$3211 ) begin
         \$4082  = op__payload[159:153];
       end
     end
@@ -14120,8345 +14060,2179 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4083  = \$signal ;
+    \$4083  = size58;
+    if (\$3152 ) begin
+      if (\$3212 ) begin
+        \$4083  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4083  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4084  = size59;
+    if (\$3152 ) begin
+      if (\$3213 ) begin
+        \$4084  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4084  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4085  = size60;
+    if (\$3152 ) begin
+      if (\$3214 ) begin
+        \$4085  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4085  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4086  = size61;
+    if (\$3152 ) begin
+      if (\$3215 ) begin
+        \$4086  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4086  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4087  = size62;
+    if (\$3152 ) begin
+      if (\$3216 ) begin
+        \$4087  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4087  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4088  = size63;
+    if (\$3152 ) begin
+      if (\$3217 ) begin
+        \$4088  = op__payload[159:153];
+      end
+    end
+    if (rst) begin
+      \$4088  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4089  = \$signal ;
     if (\$3307 ) begin
       if (\$3394 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$12 )
           1'h0:
-              \$4083 [0] = 1'h1;
+              \$4089 [0] = 1'h1;
           1'h1:
-              \$4083 [1] = 1'h1;
+              \$4089 [1] = 1'h1;
         endcase
       end
     end
     if (running) begin
-      if (\$3920 ) begin
+      if (\$3926 ) begin
         (* full_case = 32'd1 *)
         casez (\$signal$15 )
           1'h0:
-              \$4083 [0] = 1'h0;
+              \$4089 [0] = 1'h0;
           1'h1:
-              \$4083 [1] = 1'h0;
+              \$4089 [1] = 1'h0;
         endcase
       end
     end
     if (rst) begin
-      \$4083  = 2'h0;
+      \$4089  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4084  = \$signal$12 ;
+    \$4090  = \$signal$12 ;
     if (\$3307 ) begin
       if (\$3394 ) begin
-        \$4084  = \$3395 ;
+        \$4090  = \$3395 ;
       end
     end
     if (rst) begin
-      \$4084  = 1'h0;
+      \$4090  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4085  = in0_vectors;
-    if (\$3307 ) begin
-      if (\$3394 ) begin
-        if (\$3396 ) begin
-          \$4085  = \$3397 [4:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$4085  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4086  = in0_target;
+    \$4091  = in0_vectors;
     if (\$3307 ) begin
       if (\$3394 ) begin
         if (\$3396 ) begin
-          \$4086  = \$3398 [10:0];
+          \$4091  = \$3397 [4:0];
         end
       end
     end
     if (rst) begin
-      \$4086  = 11'h000;
+      \$4091  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4087  = in1_vectors;
+    \$4092  = in0_target;
+    if (\$3307 ) begin
+      if (\$3394 ) begin
+        if (\$3396 ) begin
+          \$4092  = \$3398 [10:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$4092  = 11'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4093  = in1_vectors;
     if (\$3307 ) begin
       if (\$3394 ) begin
         if (\$3399 ) begin
-          \$4087  = \$3400 [4:0];
+          \$4093  = \$3400 [4:0];
         end
       end
     end
     if (rst) begin
-      \$4087  = 5'h00;
+      \$4093  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4088  = in1_target;
+    \$4094  = in1_target;
     if (\$3307 ) begin
       if (\$3394 ) begin
         if (\$3399 ) begin
-          \$4088  = \$3401 [10:0];
+          \$4094  = \$3401 [10:0];
         end
       end
     end
     if (rst) begin
-      \$4088  = 11'h000;
+      \$4094  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4089  = \$signal$37 ;
+    \$4095  = \$signal$37 ;
     if (\$3479 ) begin
       (* full_case = 32'd1 *)
       if (by_vector) begin
         (* full_case = 32'd1 *)
         if (\$3481 ) begin
-          \$4089  = 7'h00;
+          \$4095  = 7'h00;
         end else begin
-          \$4089  = \$3483 [6:0];
+          \$4095  = \$3483 [6:0];
         end
       end else begin
         if (\$3485 ) begin
-          \$4089  = \$3486 [6:0];
+          \$4095  = \$3486 [6:0];
         end
       end
     end
-    if (\$3955 ) begin
-      \$4089  = 7'h00;
+    if (\$3961 ) begin
+      \$4095  = 7'h00;
     end
     if (rst) begin
-      \$4089  = 7'h00;
+      \$4095  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4090  = proxy_v;
+    \$4096  = proxy_v;
     if (\$3479 ) begin
       (* full_case = 32'd1 *)
       if (by_vector) begin
         if (\$3481 ) begin
-          \$4090  = \$3482 [4:0];
+          \$4096  = \$3482 [4:0];
         end
       end else begin
         (* full_case = 32'd1 *)
         if (\$3485 ) begin
-          \$4090  = 5'h00;
+          \$4096  = 5'h00;
         end else begin
-          \$4090  = \$3487 [4:0];
+          \$4096  = \$3487 [4:0];
         end
       end
     end
-    if (\$3955 ) begin
-      \$4090  = 5'h00;
+    if (\$3961 ) begin
+      \$4096  = 5'h00;
     end
     if (rst) begin
-      \$4090  = 5'h00;
+      \$4096  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4091  = \$signal$32 ;
+    \$4097  = \$signal$32 ;
     if (\$3488 ) begin
-      \$4091  = \$3489 [6:0];
+      \$4097  = \$3489 [6:0];
     end
     if (walk_step) begin
       (* full_case = 32'd1 *)
       if (by_vector) begin
         (* full_case = 32'd1 *)
         if (\$3495 ) begin
-          \$4091  = n_proxies;
+          \$4097  = n_proxies;
         end else begin
-          \$4091  = \$3496 [6:0];
+          \$4097  = \$3496 [6:0];
         end
       end else begin
         (* full_case = 32'd1 *)
         if (\$3503 ) begin
-          \$4091  = \$3504 [6:0];
+          \$4097  = \$3504 [6:0];
         end else begin
-          \$4091  = cluster_start;
+          \$4097  = cluster_start;
         end
       end
     end
-    if (\$3955 ) begin
-      \$4091  = n_proxies;
+    if (\$3961 ) begin
+      \$4097  = n_proxies;
     end
     if (rst) begin
-      \$4091  = 7'h00;
+      \$4097  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4092  = left;
+    \$4098  = left;
     if (\$3488 ) begin
-      \$4092  = \$3490 [6:0];
+      \$4098  = \$3490 [6:0];
     end
     if (walk_step) begin
-      \$4092  = \$3492 ;
+      \$4098  = \$3492 ;
     end
-    if (\$3955 ) begin
-      \$4092  = size0;
+    if (\$3961 ) begin
+      \$4098  = size0;
     end
     if (rst) begin
-      \$4092  = 7'h00;
+      \$4098  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4093  = \$signal$29 ;
+    \$4099  = \$signal$29 ;
     if (walk_step) begin
-      \$4093  = \$3491 [10:0];
+      \$4099  = \$3491 [10:0];
     end
-    if (\$3955 ) begin
-      \$4093  = 11'h000;
+    if (\$3961 ) begin
+      \$4099  = 11'h000;
     end
     if (rst) begin
-      \$4093  = 11'h000;
+      \$4099  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4094  = \$signal$58 ;
+    \$4100  = \$signal$58 ;
     if (walk_step) begin
-      \$4094  = \$1450 [6:0];
+      \$4100  = \$1450 [6:0];
     end
-    if (\$3955 ) begin
-      \$4094  = 7'h00;
+    if (\$3961 ) begin
+      \$4100  = 7'h00;
     end
     if (rst) begin
-      \$4094  = 7'h00;
+      \$4100  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4095  = walk_v;
+    \$4101  = walk_v;
     if (walk_step) begin
       (* full_case = 32'd1 *)
       if (by_vector) begin
-        \$4095  = \$3494 [4:0];
+        \$4101  = \$3494 [4:0];
       end else begin
-        \$4095  = \$3501 [4:0];
+        \$4101  = \$3501 [4:0];
       end
     end
-    if (\$3955 ) begin
-      \$4095  = 5'h00;
+    if (\$3961 ) begin
+      \$4101  = 5'h00;
     end
     if (rst) begin
-      \$4095  = 5'h00;
+      \$4101  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4096  = cluster_start;
+    \$4102  = cluster_start;
     if (walk_step) begin
       (* full_case = 32'd1 *)
       if (by_vector) begin
         (* full_case = 32'd1 *)
         if (\$3495 ) begin
-          \$4096  = n_proxies;
+          \$4102  = n_proxies;
         end else begin
-          \$4096  = \$3497 [6:0];
+          \$4102  = \$3497 [6:0];
         end
       end else begin
         if (\$3503 ) begin
-          \$4096  = \$3505 [6:0];
+          \$4102  = \$3505 [6:0];
         end
       end
     end
-    if (\$3955 ) begin
-      \$4096  = n_proxies;
+    if (\$3961 ) begin
+      \$4102  = n_proxies;
     end
     if (rst) begin
-      \$4096  = 7'h00;
+      \$4102  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4097  = cu0_a_valid;
+    \$4103  = cu0_a_valid;
     if (\$3507 ) begin
-      \$4097  = 1'h1;
+      \$4103  = 1'h1;
     end else if (cu0_a_valid) begin
-      \$4097  = \$3513 ;
+      \$4103  = \$3513 ;
     end
     if (rst) begin
-      \$4097  = 1'h0;
+      \$4103  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4098  = cu0_a_pos;
+    \$4104  = cu0_a_pos;
     if (\$3507 ) begin
-      \$4098  = \$3509 [5:0];
+      \$4104  = \$3509 [5:0];
     end
     if (rst) begin
-      \$4098  = 6'h00;
+      \$4104  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4099  = cu0_a_v;
+    \$4105  = cu0_a_v;
     if (\$3507 ) begin
-      \$4099  = \$3511 [3:0];
+      \$4105  = \$3511 [3:0];
     end
     if (rst) begin
-      \$4099  = 4'h0;
+      \$4105  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4100  = cu0_a_slot;
+    \$4106  = cu0_a_slot;
     if (\$3507 ) begin
-      \$4100  = 3'h0;
+      \$4106  = 3'h0;
     end
     if (rst) begin
-      \$4100  = 3'h0;
+      \$4106  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4101  = cu0_a_word;
+    \$4107  = cu0_a_word;
     if (\$3507 ) begin
-      \$4101  = 6'h00;
+      \$4107  = 6'h00;
     end else if (cu0_a_valid) begin
-      \$4101  = \$3514 [5:0];
+      \$4107  = \$3514 [5:0];
     end
     if (rst) begin
-      \$4101  = 6'h00;
+      \$4107  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4102  = { cu0_a_slot, cu0_a_v, cu0_a_pos, \$3516 , \$3515 , cu0_a_valid };
+    \$4108  = { cu0_a_slot, cu0_a_v, cu0_a_pos, \$3516 , \$3515 , cu0_a_valid };
     if (rst) begin
-      \$4102  = 16'h0000;
+      \$4108  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4103  = cu0_b_d0;
-    if (rst) begin
-      \$4103  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4104  = cu0_o_d0;
-    if (rst) begin
-      \$4104  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4105  = cu0_p_d0;
-    if (rst) begin
-      \$4105  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4107  = \$3517 ;
-    if (rst) begin
-      \$4107  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4108  = \$3518 ;
-    if (rst) begin
-      \$4108  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4109  = \$3519 ;
+    \$4109  = cu0_b_d0;
     if (rst) begin
       \$4109  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4110  = \$3520 ;
+    \$4110  = cu0_o_d0;
     if (rst) begin
       \$4110  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4111  = \$3521 ;
+    \$4111  = cu0_p_d0;
     if (rst) begin
       \$4111  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4112  = \$3522 ;
+    \$4113  = \$3517 ;
     if (rst) begin
-      \$4112  = 16'h0000;
+      \$4113  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4113  = \$3523 ;
+    \$4114  = \$3518 ;
     if (rst) begin
-      \$4113  = 16'h0000;
+      \$4114  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4114  = \$3524 ;
-    if (rst) begin
-      \$4114  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4115  = \$3525 ;
+    \$4115  = \$3519 ;
     if (rst) begin
       \$4115  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4116  = \$3526 ;
+    \$4116  = \$3520 ;
     if (rst) begin
       \$4116  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4117  = \$3534 [19:0];
+    \$4117  = \$3521 ;
     if (rst) begin
-      \$4117  = 20'h00000;
+      \$4117  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4118  = cu0_psum;
+    \$4118  = \$3522 ;
+    if (rst) begin
+      \$4118  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4119  = \$3523 ;
+    if (rst) begin
+      \$4119  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4120  = \$3524 ;
+    if (rst) begin
+      \$4120  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4121  = \$3525 ;
+    if (rst) begin
+      \$4121  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4122  = \$3526 ;
+    if (rst) begin
+      \$4122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4123  = \$3534 [19:0];
+    if (rst) begin
+      \$4123  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4124  = cu0_psum;
     if (cu0_s_d0[0]) begin
-      \$4118  = \$1462 [31:0];
+      \$4124  = \$1462 [31:0];
     end
     if (rst) begin
-      \$4118  = 32'd0;
+      \$4124  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4119  = \$3535 ;
+    \$4125  = \$3535 ;
     if (rst) begin
-      \$4119  = 1'h0;
+      \$4125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4120  = \$1462 [31:0];
+    \$4126  = \$1462 [31:0];
     if (rst) begin
-      \$4120  = 32'd0;
+      \$4126  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4121  = cu0_s_d0[8:3];
+    \$4127  = cu0_s_d0[8:3];
     if (rst) begin
-      \$4121  = 6'h00;
+      \$4127  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4122  = cu0_s_d0[12:9];
+    \$4128  = cu0_s_d0[12:9];
     if (rst) begin
-      \$4122  = 4'h0;
+      \$4128  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4123  = cu0_s_d0[15:13];
+    \$4129  = cu0_s_d0[15:13];
     if (rst) begin
-      \$4123  = 3'h0;
+      \$4129  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4124  = cu1_a_valid;
+    \$4130  = cu1_a_valid;
     if (\$3538 ) begin
-      \$4124  = 1'h1;
+      \$4130  = 1'h1;
     end else if (cu1_a_valid) begin
-      \$4124  = \$3547 ;
+      \$4130  = \$3547 ;
     end
     if (rst) begin
-      \$4124  = 1'h0;
+      \$4130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4125  = cu1_a_pos;
+    \$4131  = cu1_a_pos;
     if (\$3538 ) begin
-      \$4125  = \$3541 [5:0];
+      \$4131  = \$3541 [5:0];
     end
     if (rst) begin
-      \$4125  = 6'h00;
+      \$4131  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4126  = cu1_a_v;
+    \$4132  = cu1_a_v;
     if (\$3538 ) begin
-      \$4126  = \$3544 [3:0];
+      \$4132  = \$3544 [3:0];
     end
     if (rst) begin
-      \$4126  = 4'h0;
+      \$4132  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4127  = cu1_a_slot;
+    \$4133  = cu1_a_slot;
     if (\$3538 ) begin
-      \$4127  = \$3545 [2:0];
+      \$4133  = \$3545 [2:0];
     end
     if (rst) begin
-      \$4127  = 3'h0;
+      \$4133  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4128  = cu1_a_word;
+    \$4134  = cu1_a_word;
     if (\$3538 ) begin
-      \$4128  = 6'h00;
+      \$4134  = 6'h00;
     end else if (cu1_a_valid) begin
-      \$4128  = \$3548 [5:0];
+      \$4134  = \$3548 [5:0];
     end
     if (rst) begin
-      \$4128  = 6'h00;
+      \$4134  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4129  = { cu1_a_slot, cu1_a_v, cu1_a_pos, \$3550 , \$3549 , cu1_a_valid };
+    \$4135  = { cu1_a_slot, cu1_a_v, cu1_a_pos, \$3550 , \$3549 , cu1_a_valid };
     if (rst) begin
-      \$4129  = 16'h0000;
+      \$4135  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4130  = cu1_b_d0;
-    if (rst) begin
-      \$4130  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4131  = cu1_o_d0;
-    if (rst) begin
-      \$4131  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4132  = cu1_p_d0;
-    if (rst) begin
-      \$4132  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4134  = \$3551 ;
-    if (rst) begin
-      \$4134  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4135  = \$3552 ;
-    if (rst) begin
-      \$4135  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4136  = \$3553 ;
+    \$4136  = cu1_b_d0;
     if (rst) begin
       \$4136  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4137  = \$3554 ;
+    \$4137  = cu1_o_d0;
     if (rst) begin
       \$4137  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4138  = \$3555 ;
+    \$4138  = cu1_p_d0;
     if (rst) begin
       \$4138  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4139  = \$3556 ;
+    \$4140  = \$3551 ;
     if (rst) begin
-      \$4139  = 16'h0000;
+      \$4140  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4140  = \$3557 ;
+    \$4141  = \$3552 ;
     if (rst) begin
-      \$4140  = 16'h0000;
+      \$4141  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4141  = \$3558 ;
-    if (rst) begin
-      \$4141  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4142  = \$3559 ;
+    \$4142  = \$3553 ;
     if (rst) begin
       \$4142  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4143  = \$3560 ;
+    \$4143  = \$3554 ;
     if (rst) begin
       \$4143  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4144  = \$3568 [19:0];
+    \$4144  = \$3555 ;
     if (rst) begin
-      \$4144  = 20'h00000;
+      \$4144  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4145  = cu1_psum;
+    \$4145  = \$3556 ;
+    if (rst) begin
+      \$4145  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4146  = \$3557 ;
+    if (rst) begin
+      \$4146  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4147  = \$3558 ;
+    if (rst) begin
+      \$4147  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4148  = \$3559 ;
+    if (rst) begin
+      \$4148  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4149  = \$3560 ;
+    if (rst) begin
+      \$4149  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4150  = \$3568 [19:0];
+    if (rst) begin
+      \$4150  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4151  = cu1_psum;
     if (cu1_s_d0[0]) begin
-      \$4145  = \$1474 [31:0];
+      \$4151  = \$1474 [31:0];
     end
     if (rst) begin
-      \$4145  = 32'd0;
+      \$4151  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4146  = \$3569 ;
+    \$4152  = \$3569 ;
     if (rst) begin
-      \$4146  = 1'h0;
+      \$4152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4147  = \$1474 [31:0];
+    \$4153  = \$1474 [31:0];
     if (rst) begin
-      \$4147  = 32'd0;
+      \$4153  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4148  = cu1_s_d0[8:3];
+    \$4154  = cu1_s_d0[8:3];
     if (rst) begin
-      \$4148  = 6'h00;
+      \$4154  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4149  = cu1_s_d0[12:9];
+    \$4155  = cu1_s_d0[12:9];
     if (rst) begin
-      \$4149  = 4'h0;
+      \$4155  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4150  = cu1_s_d0[15:13];
+    \$4156  = cu1_s_d0[15:13];
     if (rst) begin
-      \$4150  = 3'h0;
+      \$4156  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4151  = cu2_a_valid;
+    \$4157  = cu2_a_valid;
     if (\$3573 ) begin
-      \$4151  = 1'h1;
+      \$4157  = 1'h1;
     end else if (cu2_a_valid) begin
-      \$4151  = \$3585 ;
+      \$4157  = \$3585 ;
     end
     if (rst) begin
-      \$4151  = 1'h0;
+      \$4157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4152  = cu2_a_pos;
+    \$4158  = cu2_a_pos;
     if (\$3573 ) begin
-      \$4152  = \$3577 [5:0];
+      \$4158  = \$3577 [5:0];
     end
     if (rst) begin
-      \$4152  = 6'h00;
+      \$4158  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4153  = cu2_a_v;
+    \$4159  = cu2_a_v;
     if (\$3573 ) begin
-      \$4153  = \$3581 [3:0];
+      \$4159  = \$3581 [3:0];
     end
     if (rst) begin
-      \$4153  = 4'h0;
+      \$4159  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4154  = cu2_a_slot;
+    \$4160  = cu2_a_slot;
     if (\$3573 ) begin
-      \$4154  = \$3583 [2:0];
+      \$4160  = \$3583 [2:0];
     end
     if (rst) begin
-      \$4154  = 3'h0;
+      \$4160  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4155  = cu2_a_word;
+    \$4161  = cu2_a_word;
     if (\$3573 ) begin
-      \$4155  = 6'h00;
+      \$4161  = 6'h00;
     end else if (cu2_a_valid) begin
-      \$4155  = \$3586 [5:0];
+      \$4161  = \$3586 [5:0];
     end
     if (rst) begin
-      \$4155  = 6'h00;
+      \$4161  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4156  = { cu2_a_slot, cu2_a_v, cu2_a_pos, \$3588 , \$3587 , cu2_a_valid };
+    \$4162  = { cu2_a_slot, cu2_a_v, cu2_a_pos, \$3588 , \$3587 , cu2_a_valid };
     if (rst) begin
-      \$4156  = 16'h0000;
+      \$4162  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4157  = cu2_b_d0;
-    if (rst) begin
-      \$4157  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4158  = cu2_o_d0;
-    if (rst) begin
-      \$4158  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4159  = cu2_p_d0;
-    if (rst) begin
-      \$4159  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4161  = \$3589 ;
-    if (rst) begin
-      \$4161  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4162  = \$3590 ;
-    if (rst) begin
-      \$4162  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4163  = \$3591 ;
+    \$4163  = cu2_b_d0;
     if (rst) begin
       \$4163  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4164  = \$3592 ;
+    \$4164  = cu2_o_d0;
     if (rst) begin
       \$4164  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4165  = \$3593 ;
+    \$4165  = cu2_p_d0;
     if (rst) begin
       \$4165  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4166  = \$3594 ;
+    \$4167  = \$3589 ;
     if (rst) begin
-      \$4166  = 16'h0000;
+      \$4167  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4167  = \$3595 ;
+    \$4168  = \$3590 ;
     if (rst) begin
-      \$4167  = 16'h0000;
+      \$4168  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4168  = \$3596 ;
-    if (rst) begin
-      \$4168  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4169  = \$3597 ;
+    \$4169  = \$3591 ;
     if (rst) begin
       \$4169  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4170  = \$3598 ;
+    \$4170  = \$3592 ;
     if (rst) begin
       \$4170  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4171  = \$3606 [19:0];
+    \$4171  = \$3593 ;
     if (rst) begin
-      \$4171  = 20'h00000;
+      \$4171  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4172  = cu2_psum;
+    \$4172  = \$3594 ;
+    if (rst) begin
+      \$4172  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4173  = \$3595 ;
+    if (rst) begin
+      \$4173  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4174  = \$3596 ;
+    if (rst) begin
+      \$4174  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4175  = \$3597 ;
+    if (rst) begin
+      \$4175  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4176  = \$3598 ;
+    if (rst) begin
+      \$4176  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4177  = \$3606 [19:0];
+    if (rst) begin
+      \$4177  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4178  = cu2_psum;
     if (cu2_s_d0[0]) begin
-      \$4172  = \$1486 [31:0];
+      \$4178  = \$1486 [31:0];
     end
     if (rst) begin
-      \$4172  = 32'd0;
+      \$4178  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4173  = \$3607 ;
+    \$4179  = \$3607 ;
     if (rst) begin
-      \$4173  = 1'h0;
+      \$4179  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4174  = \$1486 [31:0];
+    \$4180  = \$1486 [31:0];
     if (rst) begin
-      \$4174  = 32'd0;
+      \$4180  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4175  = cu2_s_d0[8:3];
+    \$4181  = cu2_s_d0[8:3];
     if (rst) begin
-      \$4175  = 6'h00;
+      \$4181  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4176  = cu2_s_d0[12:9];
+    \$4182  = cu2_s_d0[12:9];
     if (rst) begin
-      \$4176  = 4'h0;
+      \$4182  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4177  = cu2_s_d0[15:13];
+    \$4183  = cu2_s_d0[15:13];
     if (rst) begin
-      \$4177  = 3'h0;
+      \$4183  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4178  = cu3_a_valid;
+    \$4184  = cu3_a_valid;
     if (\$3612 ) begin
-      \$4178  = 1'h1;
+      \$4184  = 1'h1;
     end else if (cu3_a_valid) begin
-      \$4178  = \$3627 ;
+      \$4184  = \$3627 ;
     end
     if (rst) begin
-      \$4178  = 1'h0;
+      \$4184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4179  = cu3_a_pos;
+    \$4185  = cu3_a_pos;
     if (\$3612 ) begin
-      \$4179  = \$3617 [5:0];
+      \$4185  = \$3617 [5:0];
     end
     if (rst) begin
-      \$4179  = 6'h00;
+      \$4185  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4180  = cu3_a_v;
+    \$4186  = cu3_a_v;
     if (\$3612 ) begin
-      \$4180  = \$3622 [3:0];
+      \$4186  = \$3622 [3:0];
     end
     if (rst) begin
-      \$4180  = 4'h0;
+      \$4186  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4181  = cu3_a_slot;
+    \$4187  = cu3_a_slot;
     if (\$3612 ) begin
-      \$4181  = \$3625 [2:0];
+      \$4187  = \$3625 [2:0];
     end
     if (rst) begin
-      \$4181  = 3'h0;
+      \$4187  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4182  = cu3_a_word;
+    \$4188  = cu3_a_word;
     if (\$3612 ) begin
-      \$4182  = 6'h00;
+      \$4188  = 6'h00;
     end else if (cu3_a_valid) begin
-      \$4182  = \$3628 [5:0];
+      \$4188  = \$3628 [5:0];
     end
     if (rst) begin
-      \$4182  = 6'h00;
+      \$4188  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4183  = { cu3_a_slot, cu3_a_v, cu3_a_pos, \$3630 , \$3629 , cu3_a_valid };
+    \$4189  = { cu3_a_slot, cu3_a_v, cu3_a_pos, \$3630 , \$3629 , cu3_a_valid };
     if (rst) begin
-      \$4183  = 16'h0000;
+      \$4189  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4184  = cu3_b_d0;
-    if (rst) begin
-      \$4184  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4185  = cu3_o_d0;
-    if (rst) begin
-      \$4185  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4186  = cu3_p_d0;
-    if (rst) begin
-      \$4186  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4188  = \$3631 ;
-    if (rst) begin
-      \$4188  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4189  = \$3632 ;
-    if (rst) begin
-      \$4189  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4190  = \$3633 ;
+    \$4190  = cu3_b_d0;
     if (rst) begin
       \$4190  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4191  = \$3634 ;
+    \$4191  = cu3_o_d0;
     if (rst) begin
       \$4191  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4192  = \$3635 ;
+    \$4192  = cu3_p_d0;
     if (rst) begin
       \$4192  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4193  = \$3636 ;
+    \$4194  = \$3631 ;
     if (rst) begin
-      \$4193  = 16'h0000;
+      \$4194  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4194  = \$3637 ;
+    \$4195  = \$3632 ;
     if (rst) begin
-      \$4194  = 16'h0000;
+      \$4195  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4195  = \$3638 ;
-    if (rst) begin
-      \$4195  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4196  = \$3639 ;
+    \$4196  = \$3633 ;
     if (rst) begin
       \$4196  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4197  = \$3640 ;
+    \$4197  = \$3634 ;
     if (rst) begin
       \$4197  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4198  = \$3648 [19:0];
+    \$4198  = \$3635 ;
     if (rst) begin
-      \$4198  = 20'h00000;
+      \$4198  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4199  = cu3_psum;
+    \$4199  = \$3636 ;
+    if (rst) begin
+      \$4199  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4200  = \$3637 ;
+    if (rst) begin
+      \$4200  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4201  = \$3638 ;
+    if (rst) begin
+      \$4201  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4202  = \$3639 ;
+    if (rst) begin
+      \$4202  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4203  = \$3640 ;
+    if (rst) begin
+      \$4203  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4204  = \$3648 [19:0];
+    if (rst) begin
+      \$4204  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4205  = cu3_psum;
     if (cu3_s_d0[0]) begin
-      \$4199  = \$1498 [31:0];
+      \$4205  = \$1498 [31:0];
     end
     if (rst) begin
-      \$4199  = 32'd0;
+      \$4205  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4200  = \$3649 ;
+    \$4206  = \$3649 ;
     if (rst) begin
-      \$4200  = 1'h0;
+      \$4206  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4201  = \$1498 [31:0];
+    \$4207  = \$1498 [31:0];
     if (rst) begin
-      \$4201  = 32'd0;
+      \$4207  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4202  = cu3_s_d0[8:3];
+    \$4208  = cu3_s_d0[8:3];
     if (rst) begin
-      \$4202  = 6'h00;
+      \$4208  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4203  = cu3_s_d0[12:9];
+    \$4209  = cu3_s_d0[12:9];
     if (rst) begin
-      \$4203  = 4'h0;
+      \$4209  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4204  = cu3_s_d0[15:13];
+    \$4210  = cu3_s_d0[15:13];
     if (rst) begin
-      \$4204  = 3'h0;
+      \$4210  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4205  = cu4_a_valid;
+    \$4211  = cu4_a_valid;
     if (\$3655 ) begin
-      \$4205  = 1'h1;
+      \$4211  = 1'h1;
     end else if (cu4_a_valid) begin
-      \$4205  = \$3673 ;
+      \$4211  = \$3673 ;
     end
     if (rst) begin
-      \$4205  = 1'h0;
+      \$4211  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4206  = cu4_a_pos;
+    \$4212  = cu4_a_pos;
     if (\$3655 ) begin
-      \$4206  = \$3661 [5:0];
+      \$4212  = \$3661 [5:0];
     end
     if (rst) begin
-      \$4206  = 6'h00;
+      \$4212  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4207  = cu4_a_v;
+    \$4213  = cu4_a_v;
     if (\$3655 ) begin
-      \$4207  = \$3667 [3:0];
+      \$4213  = \$3667 [3:0];
     end
     if (rst) begin
-      \$4207  = 4'h0;
+      \$4213  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4208  = cu4_a_slot;
+    \$4214  = cu4_a_slot;
     if (\$3655 ) begin
-      \$4208  = \$3671 [2:0];
+      \$4214  = \$3671 [2:0];
     end
     if (rst) begin
-      \$4208  = 3'h0;
+      \$4214  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4209  = cu4_a_word;
+    \$4215  = cu4_a_word;
     if (\$3655 ) begin
-      \$4209  = 6'h00;
+      \$4215  = 6'h00;
     end else if (cu4_a_valid) begin
-      \$4209  = \$3674 [5:0];
+      \$4215  = \$3674 [5:0];
     end
     if (rst) begin
-      \$4209  = 6'h00;
+      \$4215  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4210  = { cu4_a_slot, cu4_a_v, cu4_a_pos, \$3676 , \$3675 , cu4_a_valid };
+    \$4216  = { cu4_a_slot, cu4_a_v, cu4_a_pos, \$3676 , \$3675 , cu4_a_valid };
     if (rst) begin
-      \$4210  = 16'h0000;
+      \$4216  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4211  = cu4_b_d0;
-    if (rst) begin
-      \$4211  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4212  = cu4_o_d0;
-    if (rst) begin
-      \$4212  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4213  = cu4_p_d0;
-    if (rst) begin
-      \$4213  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4215  = \$3677 ;
-    if (rst) begin
-      \$4215  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4216  = \$3678 ;
-    if (rst) begin
-      \$4216  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4217  = \$3679 ;
+    \$4217  = cu4_b_d0;
     if (rst) begin
       \$4217  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4218  = \$3680 ;
+    \$4218  = cu4_o_d0;
     if (rst) begin
       \$4218  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4219  = \$3681 ;
+    \$4219  = cu4_p_d0;
     if (rst) begin
       \$4219  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4220  = \$3682 ;
+    \$4221  = \$3677 ;
     if (rst) begin
-      \$4220  = 16'h0000;
+      \$4221  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4221  = \$3683 ;
+    \$4222  = \$3678 ;
     if (rst) begin
-      \$4221  = 16'h0000;
+      \$4222  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4222  = \$3684 ;
-    if (rst) begin
-      \$4222  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4223  = \$3685 ;
+    \$4223  = \$3679 ;
     if (rst) begin
       \$4223  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4224  = \$3686 ;
+    \$4224  = \$3680 ;
     if (rst) begin
       \$4224  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4225  = \$3694 [19:0];
+    \$4225  = \$3681 ;
     if (rst) begin
-      \$4225  = 20'h00000;
+      \$4225  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4226  = cu4_psum;
+    \$4226  = \$3682 ;
+    if (rst) begin
+      \$4226  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4227  = \$3683 ;
+    if (rst) begin
+      \$4227  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4228  = \$3684 ;
+    if (rst) begin
+      \$4228  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4229  = \$3685 ;
+    if (rst) begin
+      \$4229  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4230  = \$3686 ;
+    if (rst) begin
+      \$4230  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4231  = \$3694 [19:0];
+    if (rst) begin
+      \$4231  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4232  = cu4_psum;
     if (cu4_s_d0[0]) begin
-      \$4226  = \$1510 [31:0];
+      \$4232  = \$1510 [31:0];
     end
     if (rst) begin
-      \$4226  = 32'd0;
+      \$4232  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4227  = \$3695 ;
+    \$4233  = \$3695 ;
     if (rst) begin
-      \$4227  = 1'h0;
+      \$4233  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4228  = \$1510 [31:0];
+    \$4234  = \$1510 [31:0];
     if (rst) begin
-      \$4228  = 32'd0;
+      \$4234  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4229  = cu4_s_d0[8:3];
+    \$4235  = cu4_s_d0[8:3];
     if (rst) begin
-      \$4229  = 6'h00;
+      \$4235  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4230  = cu4_s_d0[12:9];
+    \$4236  = cu4_s_d0[12:9];
     if (rst) begin
-      \$4230  = 4'h0;
+      \$4236  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4231  = cu4_s_d0[15:13];
+    \$4237  = cu4_s_d0[15:13];
     if (rst) begin
-      \$4231  = 3'h0;
+      \$4237  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4232  = cu5_a_valid;
+    \$4238  = cu5_a_valid;
     if (\$3702 ) begin
-      \$4232  = 1'h1;
+      \$4238  = 1'h1;
     end else if (cu5_a_valid) begin
-      \$4232  = \$3723 ;
+      \$4238  = \$3723 ;
     end
     if (rst) begin
-      \$4232  = 1'h0;
+      \$4238  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4233  = cu5_a_pos;
+    \$4239  = cu5_a_pos;
     if (\$3702 ) begin
-      \$4233  = \$3709 [5:0];
+      \$4239  = \$3709 [5:0];
     end
     if (rst) begin
-      \$4233  = 6'h00;
+      \$4239  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4234  = cu5_a_v;
+    \$4240  = cu5_a_v;
     if (\$3702 ) begin
-      \$4234  = \$3716 [3:0];
+      \$4240  = \$3716 [3:0];
     end
     if (rst) begin
-      \$4234  = 4'h0;
+      \$4240  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4235  = cu5_a_slot;
+    \$4241  = cu5_a_slot;
     if (\$3702 ) begin
-      \$4235  = \$3721 [2:0];
+      \$4241  = \$3721 [2:0];
     end
     if (rst) begin
-      \$4235  = 3'h0;
+      \$4241  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4236  = cu5_a_word;
+    \$4242  = cu5_a_word;
     if (\$3702 ) begin
-      \$4236  = 6'h00;
+      \$4242  = 6'h00;
     end else if (cu5_a_valid) begin
-      \$4236  = \$3724 [5:0];
+      \$4242  = \$3724 [5:0];
     end
     if (rst) begin
-      \$4236  = 6'h00;
+      \$4242  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4237  = { cu5_a_slot, cu5_a_v, cu5_a_pos, \$3726 , \$3725 , cu5_a_valid };
+    \$4243  = { cu5_a_slot, cu5_a_v, cu5_a_pos, \$3726 , \$3725 , cu5_a_valid };
     if (rst) begin
-      \$4237  = 16'h0000;
+      \$4243  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4238  = cu5_b_d0;
-    if (rst) begin
-      \$4238  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4239  = cu5_o_d0;
-    if (rst) begin
-      \$4239  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4240  = cu5_p_d0;
-    if (rst) begin
-      \$4240  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4242  = \$3727 ;
-    if (rst) begin
-      \$4242  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4243  = \$3728 ;
-    if (rst) begin
-      \$4243  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4244  = \$3729 ;
+    \$4244  = cu5_b_d0;
     if (rst) begin
       \$4244  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4245  = \$3730 ;
+    \$4245  = cu5_o_d0;
     if (rst) begin
       \$4245  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4246  = \$3731 ;
+    \$4246  = cu5_p_d0;
     if (rst) begin
       \$4246  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4247  = \$3732 ;
+    \$4248  = \$3727 ;
     if (rst) begin
-      \$4247  = 16'h0000;
+      \$4248  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4248  = \$3733 ;
+    \$4249  = \$3728 ;
     if (rst) begin
-      \$4248  = 16'h0000;
+      \$4249  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4249  = \$3734 ;
-    if (rst) begin
-      \$4249  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4250  = \$3735 ;
+    \$4250  = \$3729 ;
     if (rst) begin
       \$4250  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4251  = \$3736 ;
+    \$4251  = \$3730 ;
     if (rst) begin
       \$4251  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4252  = \$3744 [19:0];
+    \$4252  = \$3731 ;
     if (rst) begin
-      \$4252  = 20'h00000;
+      \$4252  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4253  = cu5_psum;
+    \$4253  = \$3732 ;
+    if (rst) begin
+      \$4253  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4254  = \$3733 ;
+    if (rst) begin
+      \$4254  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4255  = \$3734 ;
+    if (rst) begin
+      \$4255  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4256  = \$3735 ;
+    if (rst) begin
+      \$4256  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4257  = \$3736 ;
+    if (rst) begin
+      \$4257  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4258  = \$3744 [19:0];
+    if (rst) begin
+      \$4258  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4259  = cu5_psum;
     if (cu5_s_d0[0]) begin
-      \$4253  = \$1522 [31:0];
+      \$4259  = \$1522 [31:0];
     end
     if (rst) begin
-      \$4253  = 32'd0;
+      \$4259  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4254  = \$3745 ;
+    \$4260  = \$3745 ;
     if (rst) begin
-      \$4254  = 1'h0;
+      \$4260  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4255  = \$1522 [31:0];
+    \$4261  = \$1522 [31:0];
     if (rst) begin
-      \$4255  = 32'd0;
+      \$4261  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4256  = cu5_s_d0[8:3];
+    \$4262  = cu5_s_d0[8:3];
     if (rst) begin
-      \$4256  = 6'h00;
+      \$4262  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4257  = cu5_s_d0[12:9];
+    \$4263  = cu5_s_d0[12:9];
     if (rst) begin
-      \$4257  = 4'h0;
+      \$4263  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4258  = cu5_s_d0[15:13];
+    \$4264  = cu5_s_d0[15:13];
     if (rst) begin
-      \$4258  = 3'h0;
+      \$4264  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4259  = cu6_a_valid;
+    \$4265  = cu6_a_valid;
     if (\$3753 ) begin
-      \$4259  = 1'h1;
+      \$4265  = 1'h1;
     end else if (cu6_a_valid) begin
-      \$4259  = \$3777 ;
+      \$4265  = \$3777 ;
     end
     if (rst) begin
-      \$4259  = 1'h0;
+      \$4265  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4260  = cu6_a_pos;
+    \$4266  = cu6_a_pos;
     if (\$3753 ) begin
-      \$4260  = \$3761 [5:0];
+      \$4266  = \$3761 [5:0];
     end
     if (rst) begin
-      \$4260  = 6'h00;
+      \$4266  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4261  = cu6_a_v;
+    \$4267  = cu6_a_v;
     if (\$3753 ) begin
-      \$4261  = \$3769 [3:0];
+      \$4267  = \$3769 [3:0];
     end
     if (rst) begin
-      \$4261  = 4'h0;
+      \$4267  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4262  = cu6_a_slot;
+    \$4268  = cu6_a_slot;
     if (\$3753 ) begin
-      \$4262  = \$3775 [2:0];
+      \$4268  = \$3775 [2:0];
     end
     if (rst) begin
-      \$4262  = 3'h0;
+      \$4268  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4263  = cu6_a_word;
+    \$4269  = cu6_a_word;
     if (\$3753 ) begin
-      \$4263  = 6'h00;
+      \$4269  = 6'h00;
     end else if (cu6_a_valid) begin
-      \$4263  = \$3778 [5:0];
+      \$4269  = \$3778 [5:0];
     end
     if (rst) begin
-      \$4263  = 6'h00;
+      \$4269  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4264  = { cu6_a_slot, cu6_a_v, cu6_a_pos, \$3780 , \$3779 , cu6_a_valid };
+    \$4270  = { cu6_a_slot, cu6_a_v, cu6_a_pos, \$3780 , \$3779 , cu6_a_valid };
     if (rst) begin
-      \$4264  = 16'h0000;
+      \$4270  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4265  = cu6_b_d0;
-    if (rst) begin
-      \$4265  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4266  = cu6_o_d0;
-    if (rst) begin
-      \$4266  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4267  = cu6_p_d0;
-    if (rst) begin
-      \$4267  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4269  = \$3781 ;
-    if (rst) begin
-      \$4269  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4270  = \$3782 ;
-    if (rst) begin
-      \$4270  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4271  = \$3783 ;
+    \$4271  = cu6_b_d0;
     if (rst) begin
       \$4271  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4272  = \$3784 ;
+    \$4272  = cu6_o_d0;
     if (rst) begin
       \$4272  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4273  = \$3785 ;
+    \$4273  = cu6_p_d0;
     if (rst) begin
       \$4273  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4274  = \$3786 ;
+    \$4275  = \$3781 ;
     if (rst) begin
-      \$4274  = 16'h0000;
+      \$4275  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4275  = \$3787 ;
+    \$4276  = \$3782 ;
     if (rst) begin
-      \$4275  = 16'h0000;
+      \$4276  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4276  = \$3788 ;
-    if (rst) begin
-      \$4276  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4277  = \$3789 ;
+    \$4277  = \$3783 ;
     if (rst) begin
       \$4277  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4278  = \$3790 ;
+    \$4278  = \$3784 ;
     if (rst) begin
       \$4278  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4279  = \$3798 [19:0];
+    \$4279  = \$3785 ;
     if (rst) begin
-      \$4279  = 20'h00000;
+      \$4279  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4280  = cu6_psum;
+    \$4280  = \$3786 ;
+    if (rst) begin
+      \$4280  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4281  = \$3787 ;
+    if (rst) begin
+      \$4281  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4282  = \$3788 ;
+    if (rst) begin
+      \$4282  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4283  = \$3789 ;
+    if (rst) begin
+      \$4283  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4284  = \$3790 ;
+    if (rst) begin
+      \$4284  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4285  = \$3798 [19:0];
+    if (rst) begin
+      \$4285  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4286  = cu6_psum;
     if (cu6_s_d0[0]) begin
-      \$4280  = \$1534 [31:0];
+      \$4286  = \$1534 [31:0];
     end
     if (rst) begin
-      \$4280  = 32'd0;
+      \$4286  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4281  = \$3799 ;
+    \$4287  = \$3799 ;
     if (rst) begin
-      \$4281  = 1'h0;
+      \$4287  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4282  = \$1534 [31:0];
+    \$4288  = \$1534 [31:0];
     if (rst) begin
-      \$4282  = 32'd0;
+      \$4288  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4283  = cu6_s_d0[8:3];
+    \$4289  = cu6_s_d0[8:3];
     if (rst) begin
-      \$4283  = 6'h00;
+      \$4289  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4284  = cu6_s_d0[12:9];
+    \$4290  = cu6_s_d0[12:9];
     if (rst) begin
-      \$4284  = 4'h0;
+      \$4290  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4285  = cu6_s_d0[15:13];
+    \$4291  = cu6_s_d0[15:13];
     if (rst) begin
-      \$4285  = 3'h0;
+      \$4291  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4286  = cu7_a_valid;
+    \$4292  = cu7_a_valid;
     if (\$3808 ) begin
-      \$4286  = 1'h1;
+      \$4292  = 1'h1;
     end else if (cu7_a_valid) begin
-      \$4286  = \$3835 ;
+      \$4292  = \$3835 ;
     end
     if (rst) begin
-      \$4286  = 1'h0;
+      \$4292  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4287  = cu7_a_pos;
+    \$4293  = cu7_a_pos;
     if (\$3808 ) begin
-      \$4287  = \$3817 [5:0];
+      \$4293  = \$3817 [5:0];
     end
     if (rst) begin
-      \$4287  = 6'h00;
+      \$4293  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4288  = cu7_a_v;
+    \$4294  = cu7_a_v;
     if (\$3808 ) begin
-      \$4288  = \$3826 [3:0];
+      \$4294  = \$3826 [3:0];
     end
     if (rst) begin
-      \$4288  = 4'h0;
+      \$4294  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4289  = cu7_a_slot;
+    \$4295  = cu7_a_slot;
     if (\$3808 ) begin
-      \$4289  = \$3833 [2:0];
+      \$4295  = \$3833 [2:0];
     end
     if (rst) begin
-      \$4289  = 3'h0;
+      \$4295  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4290  = cu7_a_word;
+    \$4296  = cu7_a_word;
     if (\$3808 ) begin
-      \$4290  = 6'h00;
+      \$4296  = 6'h00;
     end else if (cu7_a_valid) begin
-      \$4290  = \$3836 [5:0];
+      \$4296  = \$3836 [5:0];
     end
     if (rst) begin
-      \$4290  = 6'h00;
+      \$4296  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4291  = { cu7_a_slot, cu7_a_v, cu7_a_pos, \$3838 , \$3837 , cu7_a_valid };
+    \$4297  = { cu7_a_slot, cu7_a_v, cu7_a_pos, \$3838 , \$3837 , cu7_a_valid };
     if (rst) begin
-      \$4291  = 16'h0000;
+      \$4297  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4292  = cu7_b_d0;
-    if (rst) begin
-      \$4292  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4293  = cu7_o_d0;
-    if (rst) begin
-      \$4293  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4294  = cu7_p_d0;
-    if (rst) begin
-      \$4294  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4296  = \$3839 ;
-    if (rst) begin
-      \$4296  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4297  = \$3840 ;
-    if (rst) begin
-      \$4297  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4298  = \$3841 ;
+    \$4298  = cu7_b_d0;
     if (rst) begin
       \$4298  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4299  = \$3842 ;
+    \$4299  = cu7_o_d0;
     if (rst) begin
       \$4299  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4300  = \$3843 ;
+    \$4300  = cu7_p_d0;
     if (rst) begin
       \$4300  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4301  = \$3844 ;
+    \$4302  = \$3839 ;
     if (rst) begin
-      \$4301  = 16'h0000;
+      \$4302  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4302  = \$3845 ;
+    \$4303  = \$3840 ;
     if (rst) begin
-      \$4302  = 16'h0000;
+      \$4303  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4303  = \$3846 ;
-    if (rst) begin
-      \$4303  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4304  = \$3847 ;
+    \$4304  = \$3841 ;
     if (rst) begin
       \$4304  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4305  = \$3848 ;
+    \$4305  = \$3842 ;
     if (rst) begin
       \$4305  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4306  = \$3856 [19:0];
+    \$4306  = \$3843 ;
     if (rst) begin
-      \$4306  = 20'h00000;
+      \$4306  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4307  = cu7_psum;
+    \$4307  = \$3844 ;
+    if (rst) begin
+      \$4307  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4308  = \$3845 ;
+    if (rst) begin
+      \$4308  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4309  = \$3846 ;
+    if (rst) begin
+      \$4309  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4310  = \$3847 ;
+    if (rst) begin
+      \$4310  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4311  = \$3848 ;
+    if (rst) begin
+      \$4311  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4312  = \$3856 [19:0];
+    if (rst) begin
+      \$4312  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4313  = cu7_psum;
     if (cu7_s_d0[0]) begin
-      \$4307  = \$1546 [31:0];
+      \$4313  = \$1546 [31:0];
     end
     if (rst) begin
-      \$4307  = 32'd0;
+      \$4313  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4308  = \$3857 ;
+    \$4314  = \$3857 ;
     if (rst) begin
-      \$4308  = 1'h0;
+      \$4314  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4309  = \$1546 [31:0];
+    \$4315  = \$1546 [31:0];
     if (rst) begin
-      \$4309  = 32'd0;
+      \$4315  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4310  = cu7_s_d0[8:3];
+    \$4316  = cu7_s_d0[8:3];
     if (rst) begin
-      \$4310  = 6'h00;
+      \$4316  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4311  = cu7_s_d0[12:9];
+    \$4317  = cu7_s_d0[12:9];
     if (rst) begin
-      \$4311  = 4'h0;
+      \$4317  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4312  = cu7_s_d0[15:13];
+    \$4318  = cu7_s_d0[15:13];
     if (rst) begin
-      \$4312  = 3'h0;
+      \$4318  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4313  = bincu0_ren;
+    \$4319  = bincu0_ren;
     if (\$3861 ) begin
-      \$4313  = 1'h1;
+      \$4319  = 1'h1;
     end else if (bincu0_ren) begin
-      \$4313  = \$3863 ;
+      \$4319  = \$3863 ;
     end
     if (rst) begin
-      \$4313  = 1'h0;
+      \$4319  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4314  = bincu0_a_pos;
+    \$4320  = bincu0_a_pos;
     if (\$3861 ) begin
-      \$4314  = \r_data$633 [5:0];
+      \$4320  = \r_data$633 [5:0];
     end
     if (rst) begin
-      \$4314  = 6'h00;
+      \$4320  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4315  = bincu0_a_v;
+    \$4321  = bincu0_a_v;
     if (\$3861 ) begin
-      \$4315  = \r_data$633 [9:6];
+      \$4321  = \r_data$633 [9:6];
     end
     if (rst) begin
-      \$4315  = 4'h0;
+      \$4321  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4316  = bincu0_a_word;
+    \$4322  = bincu0_a_word;
     if (\$3861 ) begin
-      \$4316  = 3'h0;
+      \$4322  = 3'h0;
     end else if (bincu0_ren) begin
-      \$4316  = \$3864 [2:0];
+      \$4322  = \$3864 [2:0];
     end
     if (rst) begin
-      \$4316  = 3'h0;
+      \$4322  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4317  = bincu0_ren;
+    \$4323  = bincu0_ren;
     if (rst) begin
-      \$4317  = 1'h0;
+      \$4323  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4318  = \$3865 ;
+    \$4324  = \$3865 ;
     if (rst) begin
-      \$4318  = 1'h0;
+      \$4324  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4319  = bincu0_a_pos;
+    \$4325  = bincu0_a_pos;
     if (rst) begin
-      \$4319  = 6'h00;
+      \$4325  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4320  = bincu0_a_v;
+    \$4326  = bincu0_a_v;
     if (rst) begin
-      \$4320  = 4'h0;
+      \$4326  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4321  = bincu0_b_valid;
+    \$4327  = bincu0_b_valid;
     if (rst) begin
-      \$4321  = 1'h0;
+      \$4327  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4322  = bincu0_chunk;
+    \$4328  = bincu0_chunk;
     if (rst) begin
-      \$4322  = 200'h00000000000000000000000000000000000000000000000000;
+      \$4328  = 200'h00000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4328  = bincu1_ren;
+    \$4334  = bincu1_ren;
     if (\$3869 ) begin
-      \$4328  = 1'h1;
+      \$4334  = 1'h1;
     end else if (bincu1_ren) begin
-      \$4328  = \$3871 ;
+      \$4334  = \$3871 ;
     end
     if (rst) begin
-      \$4328  = 1'h0;
+      \$4334  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4329  = bincu1_a_pos;
+    \$4335  = bincu1_a_pos;
     if (\$3869 ) begin
-      \$4329  = \r_data$633 [5:0];
+      \$4335  = \r_data$633 [5:0];
     end
     if (rst) begin
-      \$4329  = 6'h00;
+      \$4335  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4330  = bincu1_a_v;
+    \$4336  = bincu1_a_v;
     if (\$3869 ) begin
-      \$4330  = \r_data$633 [9:6];
+      \$4336  = \r_data$633 [9:6];
     end
     if (rst) begin
-      \$4330  = 4'h0;
+      \$4336  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4331  = bincu1_a_word;
+    \$4337  = bincu1_a_word;
     if (\$3869 ) begin
-      \$4331  = 3'h0;
+      \$4337  = 3'h0;
     end else if (bincu1_ren) begin
-      \$4331  = \$3872 [2:0];
+      \$4337  = \$3872 [2:0];
     end
     if (rst) begin
-      \$4331  = 3'h0;
+      \$4337  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4332  = bincu1_ren;
+    \$4338  = bincu1_ren;
     if (rst) begin
-      \$4332  = 1'h0;
+      \$4338  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4333  = \$3873 ;
+    \$4339  = \$3873 ;
     if (rst) begin
-      \$4333  = 1'h0;
+      \$4339  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4334  = bincu1_a_pos;
+    \$4340  = bincu1_a_pos;
     if (rst) begin
-      \$4334  = 6'h00;
+      \$4340  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4335  = bincu1_a_v;
+    \$4341  = bincu1_a_v;
     if (rst) begin
-      \$4335  = 4'h0;
+      \$4341  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4336  = bincu1_b_valid;
+    \$4342  = bincu1_b_valid;
     if (rst) begin
-      \$4336  = 1'h0;
+      \$4342  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4337  = bincu1_chunk;
+    \$4343  = bincu1_chunk;
     if (rst) begin
-      \$4337  = 200'h00000000000000000000000000000000000000000000000000;
+      \$4343  = 200'h00000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4343  = proxy_zero;
+    \$4349  = proxy_zero;
     if (proxy_done) begin
-      (* full_case = 32'd1 *)
-      casez (decided[9:0])
-        10'h000:
-            \$4343 [7:0] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h001:
-            \$4343 [8:1] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h002:
-            \$4343 [9:2] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h003:
-            \$4343 [10:3] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h004:
-            \$4343 [11:4] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h005:
-            \$4343 [12:5] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h006:
-            \$4343 [13:6] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h007:
-            \$4343 [14:7] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h008:
-            \$4343 [15:8] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h009:
-            \$4343 [16:9] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00a:
-            \$4343 [17:10] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00b:
-            \$4343 [18:11] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00c:
-            \$4343 [19:12] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00d:
-            \$4343 [20:13] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00e:
-            \$4343 [21:14] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h00f:
-            \$4343 [22:15] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h010:
-            \$4343 [23:16] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h011:
-            \$4343 [24:17] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h012:
-            \$4343 [25:18] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h013:
-            \$4343 [26:19] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h014:
-            \$4343 [27:20] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h015:
-            \$4343 [28:21] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h016:
-            \$4343 [29:22] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h017:
-            \$4343 [30:23] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h018:
-            \$4343 [31:24] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h019:
-            \$4343 [32:25] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01a:
-            \$4343 [33:26] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01b:
-            \$4343 [34:27] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01c:
-            \$4343 [35:28] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01d:
-            \$4343 [36:29] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01e:
-            \$4343 [37:30] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h01f:
-            \$4343 [38:31] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h020:
-            \$4343 [39:32] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h021:
-            \$4343 [40:33] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h022:
-            \$4343 [41:34] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h023:
-            \$4343 [42:35] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h024:
-            \$4343 [43:36] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h025:
-            \$4343 [44:37] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h026:
-            \$4343 [45:38] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h027:
-            \$4343 [46:39] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h028:
-            \$4343 [47:40] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h029:
-            \$4343 [48:41] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02a:
-            \$4343 [49:42] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02b:
-            \$4343 [50:43] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02c:
-            \$4343 [51:44] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02d:
-            \$4343 [52:45] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02e:
-            \$4343 [53:46] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h02f:
-            \$4343 [54:47] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h030:
-            \$4343 [55:48] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h031:
-            \$4343 [56:49] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h032:
-            \$4343 [57:50] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h033:
-            \$4343 [58:51] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h034:
-            \$4343 [59:52] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h035:
-            \$4343 [60:53] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h036:
-            \$4343 [61:54] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h037:
-            \$4343 [62:55] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h038:
-            \$4343 [63:56] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h039:
-            \$4343 [64:57] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03a:
-            \$4343 [65:58] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03b:
-            \$4343 [66:59] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03c:
-            \$4343 [67:60] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03d:
-            \$4343 [68:61] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03e:
-            \$4343 [69:62] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h03f:
-            \$4343 [70:63] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h040:
-            \$4343 [71:64] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h041:
-            \$4343 [72:65] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h042:
-            \$4343 [73:66] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h043:
-            \$4343 [74:67] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h044:
-            \$4343 [75:68] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h045:
-            \$4343 [76:69] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h046:
-            \$4343 [77:70] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h047:
-            \$4343 [78:71] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h048:
-            \$4343 [79:72] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h049:
-            \$4343 [80:73] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04a:
-            \$4343 [81:74] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04b:
-            \$4343 [82:75] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04c:
-            \$4343 [83:76] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04d:
-            \$4343 [84:77] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04e:
-            \$4343 [85:78] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h04f:
-            \$4343 [86:79] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h050:
-            \$4343 [87:80] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h051:
-            \$4343 [88:81] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h052:
-            \$4343 [89:82] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h053:
-            \$4343 [90:83] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h054:
-            \$4343 [91:84] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h055:
-            \$4343 [92:85] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h056:
-            \$4343 [93:86] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h057:
-            \$4343 [94:87] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h058:
-            \$4343 [95:88] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h059:
-            \$4343 [96:89] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05a:
-            \$4343 [97:90] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05b:
-            \$4343 [98:91] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05c:
-            \$4343 [99:92] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05d:
-            \$4343 [100:93] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05e:
-            \$4343 [101:94] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h05f:
-            \$4343 [102:95] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h060:
-            \$4343 [103:96] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h061:
-            \$4343 [104:97] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h062:
-            \$4343 [105:98] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h063:
-            \$4343 [106:99] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h064:
-            \$4343 [107:100] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h065:
-            \$4343 [108:101] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h066:
-            \$4343 [109:102] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h067:
-            \$4343 [110:103] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h068:
-            \$4343 [111:104] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h069:
-            \$4343 [112:105] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06a:
-            \$4343 [113:106] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06b:
-            \$4343 [114:107] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06c:
-            \$4343 [115:108] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06d:
-            \$4343 [116:109] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06e:
-            \$4343 [117:110] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h06f:
-            \$4343 [118:111] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h070:
-            \$4343 [119:112] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h071:
-            \$4343 [120:113] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h072:
-            \$4343 [121:114] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h073:
-            \$4343 [122:115] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h074:
-            \$4343 [123:116] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h075:
-            \$4343 [124:117] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h076:
-            \$4343 [125:118] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h077:
-            \$4343 [126:119] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h078:
-            \$4343 [127:120] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h079:
-            \$4343 [128:121] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07a:
-            \$4343 [129:122] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07b:
-            \$4343 [130:123] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07c:
-            \$4343 [131:124] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07d:
-            \$4343 [132:125] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07e:
-            \$4343 [133:126] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h07f:
-            \$4343 [134:127] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h080:
-            \$4343 [135:128] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h081:
-            \$4343 [136:129] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h082:
-            \$4343 [137:130] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h083:
-            \$4343 [138:131] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h084:
-            \$4343 [139:132] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h085:
-            \$4343 [140:133] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h086:
-            \$4343 [141:134] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h087:
-            \$4343 [142:135] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h088:
-            \$4343 [143:136] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h089:
-            \$4343 [144:137] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08a:
-            \$4343 [145:138] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08b:
-            \$4343 [146:139] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08c:
-            \$4343 [147:140] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08d:
-            \$4343 [148:141] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08e:
-            \$4343 [149:142] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h08f:
-            \$4343 [150:143] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h090:
-            \$4343 [151:144] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h091:
-            \$4343 [152:145] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h092:
-            \$4343 [153:146] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h093:
-            \$4343 [154:147] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h094:
-            \$4343 [155:148] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h095:
-            \$4343 [156:149] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h096:
-            \$4343 [157:150] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h097:
-            \$4343 [158:151] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h098:
-            \$4343 [159:152] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h099:
-            \$4343 [160:153] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09a:
-            \$4343 [161:154] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09b:
-            \$4343 [162:155] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09c:
-            \$4343 [163:156] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09d:
-            \$4343 [164:157] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09e:
-            \$4343 [165:158] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h09f:
-            \$4343 [166:159] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a0:
-            \$4343 [167:160] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a1:
-            \$4343 [168:161] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a2:
-            \$4343 [169:162] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a3:
-            \$4343 [170:163] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a4:
-            \$4343 [171:164] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a5:
-            \$4343 [172:165] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a6:
-            \$4343 [173:166] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a7:
-            \$4343 [174:167] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a8:
-            \$4343 [175:168] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0a9:
-            \$4343 [176:169] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0aa:
-            \$4343 [177:170] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ab:
-            \$4343 [178:171] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ac:
-            \$4343 [179:172] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ad:
-            \$4343 [180:173] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ae:
-            \$4343 [181:174] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0af:
-            \$4343 [182:175] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b0:
-            \$4343 [183:176] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b1:
-            \$4343 [184:177] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b2:
-            \$4343 [185:178] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b3:
-            \$4343 [186:179] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b4:
-            \$4343 [187:180] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b5:
-            \$4343 [188:181] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b6:
-            \$4343 [189:182] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b7:
-            \$4343 [190:183] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b8:
-            \$4343 [191:184] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0b9:
-            \$4343 [192:185] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ba:
-            \$4343 [193:186] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0bb:
-            \$4343 [194:187] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0bc:
-            \$4343 [195:188] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0bd:
-            \$4343 [196:189] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0be:
-            \$4343 [197:190] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0bf:
-            \$4343 [198:191] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c0:
-            \$4343 [199:192] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c1:
-            \$4343 [200:193] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c2:
-            \$4343 [201:194] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c3:
-            \$4343 [202:195] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c4:
-            \$4343 [203:196] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c5:
-            \$4343 [204:197] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c6:
-            \$4343 [205:198] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c7:
-            \$4343 [206:199] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c8:
-            \$4343 [207:200] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0c9:
-            \$4343 [208:201] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ca:
-            \$4343 [209:202] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0cb:
-            \$4343 [210:203] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0cc:
-            \$4343 [211:204] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0cd:
-            \$4343 [212:205] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ce:
-            \$4343 [213:206] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0cf:
-            \$4343 [214:207] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d0:
-            \$4343 [215:208] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d1:
-            \$4343 [216:209] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d2:
-            \$4343 [217:210] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d3:
-            \$4343 [218:211] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d4:
-            \$4343 [219:212] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d5:
-            \$4343 [220:213] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d6:
-            \$4343 [221:214] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d7:
-            \$4343 [222:215] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d8:
-            \$4343 [223:216] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0d9:
-            \$4343 [224:217] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0da:
-            \$4343 [225:218] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0db:
-            \$4343 [226:219] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0dc:
-            \$4343 [227:220] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0dd:
-            \$4343 [228:221] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0de:
-            \$4343 [229:222] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0df:
-            \$4343 [230:223] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e0:
-            \$4343 [231:224] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e1:
-            \$4343 [232:225] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e2:
-            \$4343 [233:226] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e3:
-            \$4343 [234:227] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e4:
-            \$4343 [235:228] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e5:
-            \$4343 [236:229] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e6:
-            \$4343 [237:230] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e7:
-            \$4343 [238:231] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e8:
-            \$4343 [239:232] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0e9:
-            \$4343 [240:233] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ea:
-            \$4343 [241:234] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0eb:
-            \$4343 [242:235] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ec:
-            \$4343 [243:236] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ed:
-            \$4343 [244:237] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ee:
-            \$4343 [245:238] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ef:
-            \$4343 [246:239] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f0:
-            \$4343 [247:240] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f1:
-            \$4343 [248:241] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f2:
-            \$4343 [249:242] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f3:
-            \$4343 [250:243] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f4:
-            \$4343 [251:244] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f5:
-            \$4343 [252:245] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f6:
-            \$4343 [253:246] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f7:
-            \$4343 [254:247] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f8:
-            \$4343 [255:248] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0f9:
-            \$4343 [256:249] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0fa:
-            \$4343 [257:250] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0fb:
-            \$4343 [258:251] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0fc:
-            \$4343 [259:252] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0fd:
-            \$4343 [260:253] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0fe:
-            \$4343 [261:254] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h0ff:
-            \$4343 [262:255] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h100:
-            \$4343 [263:256] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h101:
-            \$4343 [264:257] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h102:
-            \$4343 [265:258] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h103:
-            \$4343 [266:259] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h104:
-            \$4343 [267:260] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h105:
-            \$4343 [268:261] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h106:
-            \$4343 [269:262] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h107:
-            \$4343 [270:263] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h108:
-            \$4343 [271:264] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h109:
-            \$4343 [272:265] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10a:
-            \$4343 [273:266] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10b:
-            \$4343 [274:267] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10c:
-            \$4343 [275:268] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10d:
-            \$4343 [276:269] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10e:
-            \$4343 [277:270] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h10f:
-            \$4343 [278:271] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h110:
-            \$4343 [279:272] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h111:
-            \$4343 [280:273] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h112:
-            \$4343 [281:274] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h113:
-            \$4343 [282:275] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h114:
-            \$4343 [283:276] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h115:
-            \$4343 [284:277] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h116:
-            \$4343 [285:278] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h117:
-            \$4343 [286:279] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h118:
-            \$4343 [287:280] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h119:
-            \$4343 [288:281] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11a:
-            \$4343 [289:282] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11b:
-            \$4343 [290:283] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11c:
-            \$4343 [291:284] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11d:
-            \$4343 [292:285] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11e:
-            \$4343 [293:286] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h11f:
-            \$4343 [294:287] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h120:
-            \$4343 [295:288] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h121:
-            \$4343 [296:289] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h122:
-            \$4343 [297:290] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h123:
-            \$4343 [298:291] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h124:
-            \$4343 [299:292] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h125:
-            \$4343 [300:293] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h126:
-            \$4343 [301:294] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h127:
-            \$4343 [302:295] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h128:
-            \$4343 [303:296] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h129:
-            \$4343 [304:297] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12a:
-            \$4343 [305:298] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12b:
-            \$4343 [306:299] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12c:
-            \$4343 [307:300] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12d:
-            \$4343 [308:301] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12e:
-            \$4343 [309:302] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h12f:
-            \$4343 [310:303] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h130:
-            \$4343 [311:304] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h131:
-            \$4343 [312:305] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h132:
-            \$4343 [313:306] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h133:
-            \$4343 [314:307] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h134:
-            \$4343 [315:308] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h135:
-            \$4343 [316:309] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h136:
-            \$4343 [317:310] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h137:
-            \$4343 [318:311] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h138:
-            \$4343 [319:312] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h139:
-            \$4343 [320:313] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13a:
-            \$4343 [321:314] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13b:
-            \$4343 [322:315] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13c:
-            \$4343 [323:316] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13d:
-            \$4343 [324:317] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13e:
-            \$4343 [325:318] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h13f:
-            \$4343 [326:319] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h140:
-            \$4343 [327:320] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h141:
-            \$4343 [328:321] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h142:
-            \$4343 [329:322] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h143:
-            \$4343 [330:323] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h144:
-            \$4343 [331:324] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h145:
-            \$4343 [332:325] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h146:
-            \$4343 [333:326] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h147:
-            \$4343 [334:327] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h148:
-            \$4343 [335:328] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h149:
-            \$4343 [336:329] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14a:
-            \$4343 [337:330] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14b:
-            \$4343 [338:331] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14c:
-            \$4343 [339:332] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14d:
-            \$4343 [340:333] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14e:
-            \$4343 [341:334] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h14f:
-            \$4343 [342:335] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h150:
-            \$4343 [343:336] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h151:
-            \$4343 [344:337] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h152:
-            \$4343 [345:338] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h153:
-            \$4343 [346:339] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h154:
-            \$4343 [347:340] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h155:
-            \$4343 [348:341] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h156:
-            \$4343 [349:342] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h157:
-            \$4343 [350:343] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h158:
-            \$4343 [351:344] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h159:
-            \$4343 [352:345] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15a:
-            \$4343 [353:346] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15b:
-            \$4343 [354:347] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15c:
-            \$4343 [355:348] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15d:
-            \$4343 [356:349] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15e:
-            \$4343 [357:350] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h15f:
-            \$4343 [358:351] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h160:
-            \$4343 [359:352] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h161:
-            \$4343 [360:353] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h162:
-            \$4343 [361:354] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h163:
-            \$4343 [362:355] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h164:
-            \$4343 [363:356] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h165:
-            \$4343 [364:357] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h166:
-            \$4343 [365:358] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h167:
-            \$4343 [366:359] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h168:
-            \$4343 [367:360] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h169:
-            \$4343 [368:361] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16a:
-            \$4343 [369:362] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16b:
-            \$4343 [370:363] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16c:
-            \$4343 [371:364] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16d:
-            \$4343 [372:365] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16e:
-            \$4343 [373:366] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h16f:
-            \$4343 [374:367] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h170:
-            \$4343 [375:368] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h171:
-            \$4343 [376:369] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h172:
-            \$4343 [377:370] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h173:
-            \$4343 [378:371] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h174:
-            \$4343 [379:372] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h175:
-            \$4343 [380:373] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h176:
-            \$4343 [381:374] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h177:
-            \$4343 [382:375] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h178:
-            \$4343 [383:376] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h179:
-            \$4343 [384:377] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17a:
-            \$4343 [385:378] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17b:
-            \$4343 [386:379] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17c:
-            \$4343 [387:380] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17d:
-            \$4343 [388:381] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17e:
-            \$4343 [389:382] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h17f:
-            \$4343 [390:383] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h180:
-            \$4343 [391:384] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h181:
-            \$4343 [392:385] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h182:
-            \$4343 [393:386] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h183:
-            \$4343 [394:387] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h184:
-            \$4343 [395:388] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h185:
-            \$4343 [396:389] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h186:
-            \$4343 [397:390] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h187:
-            \$4343 [398:391] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h188:
-            \$4343 [399:392] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h189:
-            \$4343 [400:393] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18a:
-            \$4343 [401:394] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18b:
-            \$4343 [402:395] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18c:
-            \$4343 [403:396] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18d:
-            \$4343 [404:397] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18e:
-            \$4343 [405:398] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h18f:
-            \$4343 [406:399] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h190:
-            \$4343 [407:400] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h191:
-            \$4343 [408:401] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h192:
-            \$4343 [409:402] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h193:
-            \$4343 [410:403] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h194:
-            \$4343 [411:404] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h195:
-            \$4343 [412:405] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h196:
-            \$4343 [413:406] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h197:
-            \$4343 [414:407] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h198:
-            \$4343 [415:408] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h199:
-            \$4343 [416:409] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19a:
-            \$4343 [417:410] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19b:
-            \$4343 [418:411] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19c:
-            \$4343 [419:412] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19d:
-            \$4343 [420:413] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19e:
-            \$4343 [421:414] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h19f:
-            \$4343 [422:415] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a0:
-            \$4343 [423:416] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a1:
-            \$4343 [424:417] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a2:
-            \$4343 [425:418] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a3:
-            \$4343 [426:419] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a4:
-            \$4343 [427:420] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a5:
-            \$4343 [428:421] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a6:
-            \$4343 [429:422] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a7:
-            \$4343 [430:423] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a8:
-            \$4343 [431:424] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1a9:
-            \$4343 [432:425] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1aa:
-            \$4343 [433:426] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ab:
-            \$4343 [434:427] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ac:
-            \$4343 [435:428] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ad:
-            \$4343 [436:429] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ae:
-            \$4343 [437:430] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1af:
-            \$4343 [438:431] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b0:
-            \$4343 [439:432] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b1:
-            \$4343 [440:433] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b2:
-            \$4343 [441:434] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b3:
-            \$4343 [442:435] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b4:
-            \$4343 [443:436] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b5:
-            \$4343 [444:437] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b6:
-            \$4343 [445:438] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b7:
-            \$4343 [446:439] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b8:
-            \$4343 [447:440] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1b9:
-            \$4343 [448:441] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ba:
-            \$4343 [449:442] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1bb:
-            \$4343 [450:443] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1bc:
-            \$4343 [451:444] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1bd:
-            \$4343 [452:445] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1be:
-            \$4343 [453:446] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1bf:
-            \$4343 [454:447] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c0:
-            \$4343 [455:448] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c1:
-            \$4343 [456:449] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c2:
-            \$4343 [457:450] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c3:
-            \$4343 [458:451] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c4:
-            \$4343 [459:452] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c5:
-            \$4343 [460:453] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c6:
-            \$4343 [461:454] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c7:
-            \$4343 [462:455] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c8:
-            \$4343 [463:456] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1c9:
-            \$4343 [464:457] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ca:
-            \$4343 [465:458] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1cb:
-            \$4343 [466:459] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1cc:
-            \$4343 [467:460] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1cd:
-            \$4343 [468:461] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ce:
-            \$4343 [469:462] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1cf:
-            \$4343 [470:463] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d0:
-            \$4343 [471:464] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d1:
-            \$4343 [472:465] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d2:
-            \$4343 [473:466] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d3:
-            \$4343 [474:467] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d4:
-            \$4343 [475:468] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d5:
-            \$4343 [476:469] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d6:
-            \$4343 [477:470] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d7:
-            \$4343 [478:471] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d8:
-            \$4343 [479:472] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1d9:
-            \$4343 [480:473] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1da:
-            \$4343 [481:474] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1db:
-            \$4343 [482:475] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1dc:
-            \$4343 [483:476] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1dd:
-            \$4343 [484:477] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1de:
-            \$4343 [485:478] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1df:
-            \$4343 [486:479] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e0:
-            \$4343 [487:480] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e1:
-            \$4343 [488:481] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e2:
-            \$4343 [489:482] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e3:
-            \$4343 [490:483] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e4:
-            \$4343 [491:484] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e5:
-            \$4343 [492:485] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e6:
-            \$4343 [493:486] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e7:
-            \$4343 [494:487] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e8:
-            \$4343 [495:488] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1e9:
-            \$4343 [496:489] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ea:
-            \$4343 [497:490] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1eb:
-            \$4343 [498:491] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ec:
-            \$4343 [499:492] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ed:
-            \$4343 [500:493] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ee:
-            \$4343 [501:494] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ef:
-            \$4343 [502:495] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f0:
-            \$4343 [503:496] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f1:
-            \$4343 [504:497] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f2:
-            \$4343 [505:498] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f3:
-            \$4343 [506:499] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f4:
-            \$4343 [507:500] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f5:
-            \$4343 [508:501] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f6:
-            \$4343 [509:502] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f7:
-            \$4343 [510:503] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f8:
-            \$4343 [511:504] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1f9:
-            \$4343 [512:505] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1fa:
-            \$4343 [513:506] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1fb:
-            \$4343 [514:507] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1fc:
-            \$4343 [515:508] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1fd:
-            \$4343 [516:509] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1fe:
-            \$4343 [517:510] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h1ff:
-            \$4343 [518:511] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h200:
-            \$4343 [519:512] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h201:
-            \$4343 [520:513] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h202:
-            \$4343 [521:514] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h203:
-            \$4343 [522:515] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h204:
-            \$4343 [523:516] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h205:
-            \$4343 [524:517] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h206:
-            \$4343 [525:518] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h207:
-            \$4343 [526:519] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h208:
-            \$4343 [527:520] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h209:
-            \$4343 [528:521] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20a:
-            \$4343 [529:522] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20b:
-            \$4343 [530:523] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20c:
-            \$4343 [531:524] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20d:
-            \$4343 [532:525] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20e:
-            \$4343 [533:526] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h20f:
-            \$4343 [534:527] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h210:
-            \$4343 [535:528] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h211:
-            \$4343 [536:529] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h212:
-            \$4343 [537:530] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h213:
-            \$4343 [538:531] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h214:
-            \$4343 [539:532] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h215:
-            \$4343 [540:533] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h216:
-            \$4343 [541:534] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h217:
-            \$4343 [542:535] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h218:
-            \$4343 [543:536] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h219:
-            \$4343 [544:537] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21a:
-            \$4343 [545:538] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21b:
-            \$4343 [546:539] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21c:
-            \$4343 [547:540] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21d:
-            \$4343 [548:541] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21e:
-            \$4343 [549:542] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h21f:
-            \$4343 [550:543] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h220:
-            \$4343 [551:544] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h221:
-            \$4343 [552:545] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h222:
-            \$4343 [553:546] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h223:
-            \$4343 [554:547] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h224:
-            \$4343 [555:548] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h225:
-            \$4343 [556:549] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h226:
-            \$4343 [557:550] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h227:
-            \$4343 [558:551] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h228:
-            \$4343 [559:552] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h229:
-            \$4343 [560:553] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22a:
-            \$4343 [561:554] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22b:
-            \$4343 [562:555] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22c:
-            \$4343 [563:556] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22d:
-            \$4343 [564:557] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22e:
-            \$4343 [565:558] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h22f:
-            \$4343 [566:559] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h230:
-            \$4343 [567:560] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h231:
-            \$4343 [568:561] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h232:
-            \$4343 [569:562] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h233:
-            \$4343 [570:563] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h234:
-            \$4343 [571:564] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h235:
-            \$4343 [572:565] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h236:
-            \$4343 [573:566] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h237:
-            \$4343 [574:567] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h238:
-            \$4343 [575:568] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h239:
-            \$4343 [576:569] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23a:
-            \$4343 [577:570] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23b:
-            \$4343 [578:571] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23c:
-            \$4343 [579:572] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23d:
-            \$4343 [580:573] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23e:
-            \$4343 [581:574] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h23f:
-            \$4343 [582:575] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h240:
-            \$4343 [583:576] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h241:
-            \$4343 [584:577] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h242:
-            \$4343 [585:578] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h243:
-            \$4343 [586:579] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h244:
-            \$4343 [587:580] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h245:
-            \$4343 [588:581] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h246:
-            \$4343 [589:582] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h247:
-            \$4343 [590:583] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h248:
-            \$4343 [591:584] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h249:
-            \$4343 [592:585] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24a:
-            \$4343 [593:586] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24b:
-            \$4343 [594:587] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24c:
-            \$4343 [595:588] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24d:
-            \$4343 [596:589] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24e:
-            \$4343 [597:590] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h24f:
-            \$4343 [598:591] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h250:
-            \$4343 [599:592] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h251:
-            \$4343 [600:593] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h252:
-            \$4343 [601:594] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h253:
-            \$4343 [602:595] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h254:
-            \$4343 [603:596] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h255:
-            \$4343 [604:597] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h256:
-            \$4343 [605:598] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h257:
-            \$4343 [606:599] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h258:
-            \$4343 [607:600] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h259:
-            \$4343 [608:601] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25a:
-            \$4343 [609:602] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25b:
-            \$4343 [610:603] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25c:
-            \$4343 [611:604] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25d:
-            \$4343 [612:605] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25e:
-            \$4343 [613:606] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h25f:
-            \$4343 [614:607] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h260:
-            \$4343 [615:608] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h261:
-            \$4343 [616:609] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h262:
-            \$4343 [617:610] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h263:
-            \$4343 [618:611] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h264:
-            \$4343 [619:612] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h265:
-            \$4343 [620:613] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h266:
-            \$4343 [621:614] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h267:
-            \$4343 [622:615] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h268:
-            \$4343 [623:616] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h269:
-            \$4343 [624:617] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26a:
-            \$4343 [625:618] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26b:
-            \$4343 [626:619] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26c:
-            \$4343 [627:620] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26d:
-            \$4343 [628:621] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26e:
-            \$4343 [629:622] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h26f:
-            \$4343 [630:623] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h270:
-            \$4343 [631:624] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h271:
-            \$4343 [632:625] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h272:
-            \$4343 [633:626] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h273:
-            \$4343 [634:627] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h274:
-            \$4343 [635:628] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h275:
-            \$4343 [636:629] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h276:
-            \$4343 [637:630] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h277:
-            \$4343 [638:631] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h278:
-            \$4343 [639:632] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h279:
-            \$4343 [640:633] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27a:
-            \$4343 [641:634] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27b:
-            \$4343 [642:635] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27c:
-            \$4343 [643:636] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27d:
-            \$4343 [644:637] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27e:
-            \$4343 [645:638] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h27f:
-            \$4343 [646:639] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h280:
-            \$4343 [647:640] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h281:
-            \$4343 [648:641] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h282:
-            \$4343 [649:642] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h283:
-            \$4343 [650:643] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h284:
-            \$4343 [651:644] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h285:
-            \$4343 [652:645] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h286:
-            \$4343 [653:646] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h287:
-            \$4343 [654:647] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h288:
-            \$4343 [655:648] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h289:
-            \$4343 [656:649] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28a:
-            \$4343 [657:650] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28b:
-            \$4343 [658:651] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28c:
-            \$4343 [659:652] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28d:
-            \$4343 [660:653] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28e:
-            \$4343 [661:654] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h28f:
-            \$4343 [662:655] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h290:
-            \$4343 [663:656] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h291:
-            \$4343 [664:657] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h292:
-            \$4343 [665:658] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h293:
-            \$4343 [666:659] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h294:
-            \$4343 [667:660] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h295:
-            \$4343 [668:661] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h296:
-            \$4343 [669:662] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h297:
-            \$4343 [670:663] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h298:
-            \$4343 [671:664] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h299:
-            \$4343 [672:665] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29a:
-            \$4343 [673:666] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29b:
-            \$4343 [674:667] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29c:
-            \$4343 [675:668] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29d:
-            \$4343 [676:669] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29e:
-            \$4343 [677:670] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h29f:
-            \$4343 [678:671] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a0:
-            \$4343 [679:672] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a1:
-            \$4343 [680:673] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a2:
-            \$4343 [681:674] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a3:
-            \$4343 [682:675] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a4:
-            \$4343 [683:676] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a5:
-            \$4343 [684:677] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a6:
-            \$4343 [685:678] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a7:
-            \$4343 [686:679] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a8:
-            \$4343 [687:680] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2a9:
-            \$4343 [688:681] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2aa:
-            \$4343 [689:682] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ab:
-            \$4343 [690:683] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ac:
-            \$4343 [691:684] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ad:
-            \$4343 [692:685] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ae:
-            \$4343 [693:686] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2af:
-            \$4343 [694:687] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b0:
-            \$4343 [695:688] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b1:
-            \$4343 [696:689] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b2:
-            \$4343 [697:690] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b3:
-            \$4343 [698:691] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b4:
-            \$4343 [699:692] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b5:
-            \$4343 [700:693] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b6:
-            \$4343 [701:694] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b7:
-            \$4343 [702:695] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b8:
-            \$4343 [703:696] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2b9:
-            \$4343 [704:697] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ba:
-            \$4343 [705:698] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2bb:
-            \$4343 [706:699] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2bc:
-            \$4343 [707:700] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2bd:
-            \$4343 [708:701] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2be:
-            \$4343 [709:702] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2bf:
-            \$4343 [710:703] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c0:
-            \$4343 [711:704] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c1:
-            \$4343 [712:705] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c2:
-            \$4343 [713:706] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c3:
-            \$4343 [714:707] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c4:
-            \$4343 [715:708] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c5:
-            \$4343 [716:709] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c6:
-            \$4343 [717:710] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c7:
-            \$4343 [718:711] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c8:
-            \$4343 [719:712] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2c9:
-            \$4343 [720:713] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ca:
-            \$4343 [721:714] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2cb:
-            \$4343 [722:715] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2cc:
-            \$4343 [723:716] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2cd:
-            \$4343 [724:717] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ce:
-            \$4343 [725:718] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2cf:
-            \$4343 [726:719] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d0:
-            \$4343 [727:720] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d1:
-            \$4343 [728:721] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d2:
-            \$4343 [729:722] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d3:
-            \$4343 [730:723] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d4:
-            \$4343 [731:724] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d5:
-            \$4343 [732:725] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d6:
-            \$4343 [733:726] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d7:
-            \$4343 [734:727] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d8:
-            \$4343 [735:728] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2d9:
-            \$4343 [736:729] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2da:
-            \$4343 [737:730] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2db:
-            \$4343 [738:731] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2dc:
-            \$4343 [739:732] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2dd:
-            \$4343 [740:733] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2de:
-            \$4343 [741:734] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2df:
-            \$4343 [742:735] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e0:
-            \$4343 [743:736] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e1:
-            \$4343 [744:737] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e2:
-            \$4343 [745:738] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e3:
-            \$4343 [746:739] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e4:
-            \$4343 [747:740] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e5:
-            \$4343 [748:741] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e6:
-            \$4343 [749:742] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e7:
-            \$4343 [750:743] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e8:
-            \$4343 [751:744] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2e9:
-            \$4343 [752:745] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ea:
-            \$4343 [753:746] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2eb:
-            \$4343 [754:747] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ec:
-            \$4343 [755:748] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ed:
-            \$4343 [756:749] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ee:
-            \$4343 [757:750] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ef:
-            \$4343 [758:751] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f0:
-            \$4343 [759:752] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f1:
-            \$4343 [760:753] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f2:
-            \$4343 [761:754] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f3:
-            \$4343 [762:755] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f4:
-            \$4343 [763:756] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f5:
-            \$4343 [764:757] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f6:
-            \$4343 [765:758] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f7:
-            \$4343 [766:759] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f8:
-            \$4343 [767:760] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2f9:
-            \$4343 [768:761] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2fa:
-            \$4343 [769:762] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2fb:
-            \$4343 [770:763] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2fc:
-            \$4343 [771:764] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2fd:
-            \$4343 [772:765] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2fe:
-            \$4343 [773:766] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h2ff:
-            \$4343 [774:767] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h300:
-            \$4343 [775:768] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h301:
-            \$4343 [776:769] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h302:
-            \$4343 [777:770] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h303:
-            \$4343 [778:771] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h304:
-            \$4343 [779:772] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h305:
-            \$4343 [780:773] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h306:
-            \$4343 [781:774] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h307:
-            \$4343 [782:775] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h308:
-            \$4343 [783:776] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h309:
-            \$4343 [784:777] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30a:
-            \$4343 [785:778] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30b:
-            \$4343 [786:779] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30c:
-            \$4343 [787:780] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30d:
-            \$4343 [788:781] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30e:
-            \$4343 [789:782] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h30f:
-            \$4343 [790:783] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h310:
-            \$4343 [791:784] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h311:
-            \$4343 [792:785] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h312:
-            \$4343 [793:786] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h313:
-            \$4343 [794:787] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h314:
-            \$4343 [795:788] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h315:
-            \$4343 [796:789] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h316:
-            \$4343 [797:790] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h317:
-            \$4343 [798:791] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h318:
-            \$4343 [799:792] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h319:
-            \$4343 [800:793] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31a:
-            \$4343 [801:794] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31b:
-            \$4343 [802:795] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31c:
-            \$4343 [803:796] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31d:
-            \$4343 [804:797] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31e:
-            \$4343 [805:798] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h31f:
-            \$4343 [806:799] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h320:
-            \$4343 [807:800] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h321:
-            \$4343 [808:801] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h322:
-            \$4343 [809:802] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h323:
-            \$4343 [810:803] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h324:
-            \$4343 [811:804] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h325:
-            \$4343 [812:805] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h326:
-            \$4343 [813:806] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h327:
-            \$4343 [814:807] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h328:
-            \$4343 [815:808] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h329:
-            \$4343 [816:809] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32a:
-            \$4343 [817:810] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32b:
-            \$4343 [818:811] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32c:
-            \$4343 [819:812] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32d:
-            \$4343 [820:813] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32e:
-            \$4343 [821:814] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h32f:
-            \$4343 [822:815] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h330:
-            \$4343 [823:816] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h331:
-            \$4343 [824:817] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h332:
-            \$4343 [825:818] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h333:
-            \$4343 [826:819] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h334:
-            \$4343 [827:820] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h335:
-            \$4343 [828:821] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h336:
-            \$4343 [829:822] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h337:
-            \$4343 [830:823] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h338:
-            \$4343 [831:824] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h339:
-            \$4343 [832:825] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33a:
-            \$4343 [833:826] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33b:
-            \$4343 [834:827] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33c:
-            \$4343 [835:828] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33d:
-            \$4343 [836:829] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33e:
-            \$4343 [837:830] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h33f:
-            \$4343 [838:831] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h340:
-            \$4343 [839:832] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h341:
-            \$4343 [840:833] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h342:
-            \$4343 [841:834] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h343:
-            \$4343 [842:835] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h344:
-            \$4343 [843:836] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h345:
-            \$4343 [844:837] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h346:
-            \$4343 [845:838] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h347:
-            \$4343 [846:839] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h348:
-            \$4343 [847:840] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h349:
-            \$4343 [848:841] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34a:
-            \$4343 [849:842] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34b:
-            \$4343 [850:843] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34c:
-            \$4343 [851:844] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34d:
-            \$4343 [852:845] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34e:
-            \$4343 [853:846] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h34f:
-            \$4343 [854:847] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h350:
-            \$4343 [855:848] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h351:
-            \$4343 [856:849] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h352:
-            \$4343 [857:850] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h353:
-            \$4343 [858:851] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h354:
-            \$4343 [859:852] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h355:
-            \$4343 [860:853] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h356:
-            \$4343 [861:854] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h357:
-            \$4343 [862:855] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h358:
-            \$4343 [863:856] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h359:
-            \$4343 [864:857] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35a:
-            \$4343 [865:858] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35b:
-            \$4343 [866:859] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35c:
-            \$4343 [867:860] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35d:
-            \$4343 [868:861] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35e:
-            \$4343 [869:862] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h35f:
-            \$4343 [870:863] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h360:
-            \$4343 [871:864] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h361:
-            \$4343 [872:865] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h362:
-            \$4343 [873:866] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h363:
-            \$4343 [874:867] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h364:
-            \$4343 [875:868] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h365:
-            \$4343 [876:869] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h366:
-            \$4343 [877:870] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h367:
-            \$4343 [878:871] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h368:
-            \$4343 [879:872] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h369:
-            \$4343 [880:873] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36a:
-            \$4343 [881:874] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36b:
-            \$4343 [882:875] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36c:
-            \$4343 [883:876] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36d:
-            \$4343 [884:877] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36e:
-            \$4343 [885:878] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h36f:
-            \$4343 [886:879] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h370:
-            \$4343 [887:880] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h371:
-            \$4343 [888:881] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h372:
-            \$4343 [889:882] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h373:
-            \$4343 [890:883] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h374:
-            \$4343 [891:884] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h375:
-            \$4343 [892:885] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h376:
-            \$4343 [893:886] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h377:
-            \$4343 [894:887] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h378:
-            \$4343 [895:888] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h379:
-            \$4343 [896:889] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37a:
-            \$4343 [897:890] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37b:
-            \$4343 [898:891] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37c:
-            \$4343 [899:892] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37d:
-            \$4343 [900:893] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37e:
-            \$4343 [901:894] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h37f:
-            \$4343 [902:895] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h380:
-            \$4343 [903:896] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h381:
-            \$4343 [904:897] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h382:
-            \$4343 [905:898] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h383:
-            \$4343 [906:899] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h384:
-            \$4343 [907:900] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h385:
-            \$4343 [908:901] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h386:
-            \$4343 [909:902] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h387:
-            \$4343 [910:903] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h388:
-            \$4343 [911:904] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h389:
-            \$4343 [912:905] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38a:
-            \$4343 [913:906] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38b:
-            \$4343 [914:907] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38c:
-            \$4343 [915:908] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38d:
-            \$4343 [916:909] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38e:
-            \$4343 [917:910] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h38f:
-            \$4343 [918:911] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h390:
-            \$4343 [919:912] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h391:
-            \$4343 [920:913] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h392:
-            \$4343 [921:914] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h393:
-            \$4343 [922:915] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h394:
-            \$4343 [923:916] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h395:
-            \$4343 [924:917] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h396:
-            \$4343 [925:918] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h397:
-            \$4343 [926:919] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h398:
-            \$4343 [927:920] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h399:
-            \$4343 [928:921] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39a:
-            \$4343 [929:922] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39b:
-            \$4343 [930:923] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39c:
-            \$4343 [931:924] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39d:
-            \$4343 [932:925] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39e:
-            \$4343 [933:926] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h39f:
-            \$4343 [934:927] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a0:
-            \$4343 [935:928] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a1:
-            \$4343 [936:929] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a2:
-            \$4343 [937:930] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a3:
-            \$4343 [938:931] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a4:
-            \$4343 [939:932] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a5:
-            \$4343 [940:933] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a6:
-            \$4343 [941:934] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a7:
-            \$4343 [942:935] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a8:
-            \$4343 [943:936] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3a9:
-            \$4343 [944:937] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3aa:
-            \$4343 [945:938] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ab:
-            \$4343 [946:939] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ac:
-            \$4343 [947:940] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ad:
-            \$4343 [948:941] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ae:
-            \$4343 [949:942] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3af:
-            \$4343 [950:943] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b0:
-            \$4343 [951:944] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b1:
-            \$4343 [952:945] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b2:
-            \$4343 [953:946] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b3:
-            \$4343 [954:947] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b4:
-            \$4343 [955:948] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b5:
-            \$4343 [956:949] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b6:
-            \$4343 [957:950] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b7:
-            \$4343 [958:951] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b8:
-            \$4343 [959:952] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3b9:
-            \$4343 [960:953] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ba:
-            \$4343 [961:954] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3bb:
-            \$4343 [962:955] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3bc:
-            \$4343 [963:956] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3bd:
-            \$4343 [964:957] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3be:
-            \$4343 [965:958] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3bf:
-            \$4343 [966:959] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c0:
-            \$4343 [967:960] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c1:
-            \$4343 [968:961] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c2:
-            \$4343 [969:962] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c3:
-            \$4343 [970:963] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c4:
-            \$4343 [971:964] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c5:
-            \$4343 [972:965] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c6:
-            \$4343 [973:966] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c7:
-            \$4343 [974:967] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c8:
-            \$4343 [975:968] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3c9:
-            \$4343 [976:969] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ca:
-            \$4343 [977:970] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3cb:
-            \$4343 [978:971] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3cc:
-            \$4343 [979:972] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3cd:
-            \$4343 [980:973] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ce:
-            \$4343 [981:974] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3cf:
-            \$4343 [982:975] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d0:
-            \$4343 [983:976] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d1:
-            \$4343 [984:977] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d2:
-            \$4343 [985:978] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d3:
-            \$4343 [986:979] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d4:
-            \$4343 [987:980] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d5:
-            \$4343 [988:981] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d6:
-            \$4343 [989:982] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d7:
-            \$4343 [990:983] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d8:
-            \$4343 [991:984] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3d9:
-            \$4343 [992:985] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3da:
-            \$4343 [993:986] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3db:
-            \$4343 [994:987] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3dc:
-            \$4343 [995:988] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3dd:
-            \$4343 [996:989] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3de:
-            \$4343 [997:990] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3df:
-            \$4343 [998:991] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e0:
-            \$4343 [999:992] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e1:
-            \$4343 [1000:993] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e2:
-            \$4343 [1001:994] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e3:
-            \$4343 [1002:995] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e4:
-            \$4343 [1003:996] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e5:
-            \$4343 [1004:997] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e6:
-            \$4343 [1005:998] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e7:
-            \$4343 [1006:999] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e8:
-            \$4343 [1007:1000] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3e9:
-            \$4343 [1008:1001] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ea:
-            \$4343 [1009:1002] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3eb:
-            \$4343 [1010:1003] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ec:
-            \$4343 [1011:1004] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ed:
-            \$4343 [1012:1005] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ee:
-            \$4343 [1013:1006] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3ef:
-            \$4343 [1014:1007] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f0:
-            \$4343 [1015:1008] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f1:
-            \$4343 [1016:1009] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f2:
-            \$4343 [1017:1010] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f3:
-            \$4343 [1018:1011] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f4:
-            \$4343 [1019:1012] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f5:
-            \$4343 [1020:1013] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f6:
-            \$4343 [1021:1014] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f7:
-            \$4343 [1022:1015] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f8:
-            \$4343 [1023:1016] = { \$2118 , \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3f9:
-            \$4343 [1023:1017] = { \$2085 , \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3fa:
-            \$4343 [1023:1018] = { \$2052 , \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3fb:
-            \$4343 [1023:1019] = { \$2019 , \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3fc:
-            \$4343 [1023:1020] = { \$1986 , \$1953 , \$1920 , \$1887  };
-        10'h3fd:
-            \$4343 [1023:1021] = { \$1953 , \$1920 , \$1887  };
-        10'h3fe:
-            \$4343 [1023:1022] = { \$1920 , \$1887  };
-        10'h3ff:
-            \$4343 [1023] = \$1887 ;
-      endcase
+      \$4349  = \$3875 [1023:0];
     end
-    if (\$3955 ) begin
-      \$4343  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (\$3961 ) begin
+      \$4349  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
     if (rst) begin
-      \$4343  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$4349  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4344  = decided;
+    \$4350  = decided;
     if (proxy_done) begin
-      \$4344  = \$3882 [10:0];
+      \$4350  = \$3884 [10:0];
     end
-    if (\$3955 ) begin
-      \$4344  = 11'h000;
+    if (\$3961 ) begin
+      \$4350  = 11'h000;
     end
     if (rst) begin
-      \$4344  = 11'h000;
+      \$4350  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4345  = zero_here;
+    \$4351  = zero_here;
     if (walk_step) begin
-      \$4345  = \$3905 ;
-    end else if (\$3892 ) begin
-      \$4345  = \$3906 ;
+      \$4351  = \$3907 ;
+    end else if (\$3894 ) begin
+      \$4351  = \$3908 ;
     end
-    if (\$3955 ) begin
-      \$4345  = 1'h0;
-    end
-    if (rst) begin
-      \$4345  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4346  = skipped0;
-    if (\$signal$388 ) begin
-      if (\$3907 ) begin
-        (* full_case = 32'd1 *)
-        casez (skip_at)
-          10'h000:
-              \$4346 [0] = 1'h1;
-          10'h001:
-              \$4346 [1] = 1'h1;
-          10'h002:
-              \$4346 [2] = 1'h1;
-          10'h003:
-              \$4346 [3] = 1'h1;
-          10'h004:
-              \$4346 [4] = 1'h1;
-          10'h005:
-              \$4346 [5] = 1'h1;
-          10'h006:
-              \$4346 [6] = 1'h1;
-          10'h007:
-              \$4346 [7] = 1'h1;
-          10'h008:
-              \$4346 [8] = 1'h1;
-          10'h009:
-              \$4346 [9] = 1'h1;
-          10'h00a:
-              \$4346 [10] = 1'h1;
-          10'h00b:
-              \$4346 [11] = 1'h1;
-          10'h00c:
-              \$4346 [12] = 1'h1;
-          10'h00d:
-              \$4346 [13] = 1'h1;
-          10'h00e:
-              \$4346 [14] = 1'h1;
-          10'h00f:
-              \$4346 [15] = 1'h1;
-          10'h010:
-              \$4346 [16] = 1'h1;
-          10'h011:
-              \$4346 [17] = 1'h1;
-          10'h012:
-              \$4346 [18] = 1'h1;
-          10'h013:
-              \$4346 [19] = 1'h1;
-          10'h014:
-              \$4346 [20] = 1'h1;
-          10'h015:
-              \$4346 [21] = 1'h1;
-          10'h016:
-              \$4346 [22] = 1'h1;
-          10'h017:
-              \$4346 [23] = 1'h1;
-          10'h018:
-              \$4346 [24] = 1'h1;
-          10'h019:
-              \$4346 [25] = 1'h1;
-          10'h01a:
-              \$4346 [26] = 1'h1;
-          10'h01b:
-              \$4346 [27] = 1'h1;
-          10'h01c:
-              \$4346 [28] = 1'h1;
-          10'h01d:
-              \$4346 [29] = 1'h1;
-          10'h01e:
-              \$4346 [30] = 1'h1;
-          10'h01f:
-              \$4346 [31] = 1'h1;
-          10'h020:
-              \$4346 [32] = 1'h1;
-          10'h021:
-              \$4346 [33] = 1'h1;
-          10'h022:
-              \$4346 [34] = 1'h1;
-          10'h023:
-              \$4346 [35] = 1'h1;
-          10'h024:
-              \$4346 [36] = 1'h1;
-          10'h025:
-              \$4346 [37] = 1'h1;
-          10'h026:
-              \$4346 [38] = 1'h1;
-          10'h027:
-              \$4346 [39] = 1'h1;
-          10'h028:
-              \$4346 [40] = 1'h1;
-          10'h029:
-              \$4346 [41] = 1'h1;
-          10'h02a:
-              \$4346 [42] = 1'h1;
-          10'h02b:
-              \$4346 [43] = 1'h1;
-          10'h02c:
-              \$4346 [44] = 1'h1;
-          10'h02d:
-              \$4346 [45] = 1'h1;
-          10'h02e:
-              \$4346 [46] = 1'h1;
-          10'h02f:
-              \$4346 [47] = 1'h1;
-          10'h030:
-              \$4346 [48] = 1'h1;
-          10'h031:
-              \$4346 [49] = 1'h1;
-          10'h032:
-              \$4346 [50] = 1'h1;
-          10'h033:
-              \$4346 [51] = 1'h1;
-          10'h034:
-              \$4346 [52] = 1'h1;
-          10'h035:
-              \$4346 [53] = 1'h1;
-          10'h036:
-              \$4346 [54] = 1'h1;
-          10'h037:
-              \$4346 [55] = 1'h1;
-          10'h038:
-              \$4346 [56] = 1'h1;
-          10'h039:
-              \$4346 [57] = 1'h1;
-          10'h03a:
-              \$4346 [58] = 1'h1;
-          10'h03b:
-              \$4346 [59] = 1'h1;
-          10'h03c:
-              \$4346 [60] = 1'h1;
-          10'h03d:
-              \$4346 [61] = 1'h1;
-          10'h03e:
-              \$4346 [62] = 1'h1;
-          10'h03f:
-              \$4346 [63] = 1'h1;
-          10'h040:
-              \$4346 [64] = 1'h1;
-          10'h041:
-              \$4346 [65] = 1'h1;
-          10'h042:
-              \$4346 [66] = 1'h1;
-          10'h043:
-              \$4346 [67] = 1'h1;
-          10'h044:
-              \$4346 [68] = 1'h1;
-          10'h045:
-              \$4346 [69] = 1'h1;
-          10'h046:
-              \$4346 [70] = 1'h1;
-          10'h047:
-              \$4346 [71] = 1'h1;
-          10'h048:
-              \$4346 [72] = 1'h1;
-          10'h049:
-              \$4346 [73] = 1'h1;
-          10'h04a:
-              \$4346 [74] = 1'h1;
-          10'h04b:
-              \$4346 [75] = 1'h1;
-          10'h04c:
-              \$4346 [76] = 1'h1;
-          10'h04d:
-              \$4346 [77] = 1'h1;
-          10'h04e:
-              \$4346 [78] = 1'h1;
-          10'h04f:
-              \$4346 [79] = 1'h1;
-          10'h050:
-              \$4346 [80] = 1'h1;
-          10'h051:
-              \$4346 [81] = 1'h1;
-          10'h052:
-              \$4346 [82] = 1'h1;
-          10'h053:
-              \$4346 [83] = 1'h1;
-          10'h054:
-              \$4346 [84] = 1'h1;
-          10'h055:
-              \$4346 [85] = 1'h1;
-          10'h056:
-              \$4346 [86] = 1'h1;
-          10'h057:
-              \$4346 [87] = 1'h1;
-          10'h058:
-              \$4346 [88] = 1'h1;
-          10'h059:
-              \$4346 [89] = 1'h1;
-          10'h05a:
-              \$4346 [90] = 1'h1;
-          10'h05b:
-              \$4346 [91] = 1'h1;
-          10'h05c:
-              \$4346 [92] = 1'h1;
-          10'h05d:
-              \$4346 [93] = 1'h1;
-          10'h05e:
-              \$4346 [94] = 1'h1;
-          10'h05f:
-              \$4346 [95] = 1'h1;
-          10'h060:
-              \$4346 [96] = 1'h1;
-          10'h061:
-              \$4346 [97] = 1'h1;
-          10'h062:
-              \$4346 [98] = 1'h1;
-          10'h063:
-              \$4346 [99] = 1'h1;
-          10'h064:
-              \$4346 [100] = 1'h1;
-          10'h065:
-              \$4346 [101] = 1'h1;
-          10'h066:
-              \$4346 [102] = 1'h1;
-          10'h067:
-              \$4346 [103] = 1'h1;
-          10'h068:
-              \$4346 [104] = 1'h1;
-          10'h069:
-              \$4346 [105] = 1'h1;
-          10'h06a:
-              \$4346 [106] = 1'h1;
-          10'h06b:
-              \$4346 [107] = 1'h1;
-          10'h06c:
-              \$4346 [108] = 1'h1;
-          10'h06d:
-              \$4346 [109] = 1'h1;
-          10'h06e:
-              \$4346 [110] = 1'h1;
-          10'h06f:
-              \$4346 [111] = 1'h1;
-          10'h070:
-              \$4346 [112] = 1'h1;
-          10'h071:
-              \$4346 [113] = 1'h1;
-          10'h072:
-              \$4346 [114] = 1'h1;
-          10'h073:
-              \$4346 [115] = 1'h1;
-          10'h074:
-              \$4346 [116] = 1'h1;
-          10'h075:
-              \$4346 [117] = 1'h1;
-          10'h076:
-              \$4346 [118] = 1'h1;
-          10'h077:
-              \$4346 [119] = 1'h1;
-          10'h078:
-              \$4346 [120] = 1'h1;
-          10'h079:
-              \$4346 [121] = 1'h1;
-          10'h07a:
-              \$4346 [122] = 1'h1;
-          10'h07b:
-              \$4346 [123] = 1'h1;
-          10'h07c:
-              \$4346 [124] = 1'h1;
-          10'h07d:
-              \$4346 [125] = 1'h1;
-          10'h07e:
-              \$4346 [126] = 1'h1;
-          10'h07f:
-              \$4346 [127] = 1'h1;
-          10'h080:
-              \$4346 [128] = 1'h1;
-          10'h081:
-              \$4346 [129] = 1'h1;
-          10'h082:
-              \$4346 [130] = 1'h1;
-          10'h083:
-              \$4346 [131] = 1'h1;
-          10'h084:
-              \$4346 [132] = 1'h1;
-          10'h085:
-              \$4346 [133] = 1'h1;
-          10'h086:
-              \$4346 [134] = 1'h1;
-          10'h087:
-              \$4346 [135] = 1'h1;
-          10'h088:
-              \$4346 [136] = 1'h1;
-          10'h089:
-              \$4346 [137] = 1'h1;
-          10'h08a:
-              \$4346 [138] = 1'h1;
-          10'h08b:
-              \$4346 [139] = 1'h1;
-          10'h08c:
-              \$4346 [140] = 1'h1;
-          10'h08d:
-              \$4346 [141] = 1'h1;
-          10'h08e:
-              \$4346 [142] = 1'h1;
-          10'h08f:
-              \$4346 [143] = 1'h1;
-          10'h090:
-              \$4346 [144] = 1'h1;
-          10'h091:
-              \$4346 [145] = 1'h1;
-          10'h092:
-              \$4346 [146] = 1'h1;
-          10'h093:
-              \$4346 [147] = 1'h1;
-          10'h094:
-              \$4346 [148] = 1'h1;
-          10'h095:
-              \$4346 [149] = 1'h1;
-          10'h096:
-              \$4346 [150] = 1'h1;
-          10'h097:
-              \$4346 [151] = 1'h1;
-          10'h098:
-              \$4346 [152] = 1'h1;
-          10'h099:
-              \$4346 [153] = 1'h1;
-          10'h09a:
-              \$4346 [154] = 1'h1;
-          10'h09b:
-              \$4346 [155] = 1'h1;
-          10'h09c:
-              \$4346 [156] = 1'h1;
-          10'h09d:
-              \$4346 [157] = 1'h1;
-          10'h09e:
-              \$4346 [158] = 1'h1;
-          10'h09f:
-              \$4346 [159] = 1'h1;
-          10'h0a0:
-              \$4346 [160] = 1'h1;
-          10'h0a1:
-              \$4346 [161] = 1'h1;
-          10'h0a2:
-              \$4346 [162] = 1'h1;
-          10'h0a3:
-              \$4346 [163] = 1'h1;
-          10'h0a4:
-              \$4346 [164] = 1'h1;
-          10'h0a5:
-              \$4346 [165] = 1'h1;
-          10'h0a6:
-              \$4346 [166] = 1'h1;
-          10'h0a7:
-              \$4346 [167] = 1'h1;
-          10'h0a8:
-              \$4346 [168] = 1'h1;
-          10'h0a9:
-              \$4346 [169] = 1'h1;
-          10'h0aa:
-              \$4346 [170] = 1'h1;
-          10'h0ab:
-              \$4346 [171] = 1'h1;
-          10'h0ac:
-              \$4346 [172] = 1'h1;
-          10'h0ad:
-              \$4346 [173] = 1'h1;
-          10'h0ae:
-              \$4346 [174] = 1'h1;
-          10'h0af:
-              \$4346 [175] = 1'h1;
-          10'h0b0:
-              \$4346 [176] = 1'h1;
-          10'h0b1:
-              \$4346 [177] = 1'h1;
-          10'h0b2:
-              \$4346 [178] = 1'h1;
-          10'h0b3:
-              \$4346 [179] = 1'h1;
-          10'h0b4:
-              \$4346 [180] = 1'h1;
-          10'h0b5:
-              \$4346 [181] = 1'h1;
-          10'h0b6:
-              \$4346 [182] = 1'h1;
-          10'h0b7:
-              \$4346 [183] = 1'h1;
-          10'h0b8:
-              \$4346 [184] = 1'h1;
-          10'h0b9:
-              \$4346 [185] = 1'h1;
-          10'h0ba:
-              \$4346 [186] = 1'h1;
-          10'h0bb:
-              \$4346 [187] = 1'h1;
-          10'h0bc:
-              \$4346 [188] = 1'h1;
-          10'h0bd:
-              \$4346 [189] = 1'h1;
-          10'h0be:
-              \$4346 [190] = 1'h1;
-          10'h0bf:
-              \$4346 [191] = 1'h1;
-          10'h0c0:
-              \$4346 [192] = 1'h1;
-          10'h0c1:
-              \$4346 [193] = 1'h1;
-          10'h0c2:
-              \$4346 [194] = 1'h1;
-          10'h0c3:
-              \$4346 [195] = 1'h1;
-          10'h0c4:
-              \$4346 [196] = 1'h1;
-          10'h0c5:
-              \$4346 [197] = 1'h1;
-          10'h0c6:
-              \$4346 [198] = 1'h1;
-          10'h0c7:
-              \$4346 [199] = 1'h1;
-          10'h0c8:
-              \$4346 [200] = 1'h1;
-          10'h0c9:
-              \$4346 [201] = 1'h1;
-          10'h0ca:
-              \$4346 [202] = 1'h1;
-          10'h0cb:
-              \$4346 [203] = 1'h1;
-          10'h0cc:
-              \$4346 [204] = 1'h1;
-          10'h0cd:
-              \$4346 [205] = 1'h1;
-          10'h0ce:
-              \$4346 [206] = 1'h1;
-          10'h0cf:
-              \$4346 [207] = 1'h1;
-          10'h0d0:
-              \$4346 [208] = 1'h1;
-          10'h0d1:
-              \$4346 [209] = 1'h1;
-          10'h0d2:
-              \$4346 [210] = 1'h1;
-          10'h0d3:
-              \$4346 [211] = 1'h1;
-          10'h0d4:
-              \$4346 [212] = 1'h1;
-          10'h0d5:
-              \$4346 [213] = 1'h1;
-          10'h0d6:
-              \$4346 [214] = 1'h1;
-          10'h0d7:
-              \$4346 [215] = 1'h1;
-          10'h0d8:
-              \$4346 [216] = 1'h1;
-          10'h0d9:
-              \$4346 [217] = 1'h1;
-          10'h0da:
-              \$4346 [218] = 1'h1;
-          10'h0db:
-              \$4346 [219] = 1'h1;
-          10'h0dc:
-              \$4346 [220] = 1'h1;
-          10'h0dd:
-              \$4346 [221] = 1'h1;
-          10'h0de:
-              \$4346 [222] = 1'h1;
-          10'h0df:
-              \$4346 [223] = 1'h1;
-          10'h0e0:
-              \$4346 [224] = 1'h1;
-          10'h0e1:
-              \$4346 [225] = 1'h1;
-          10'h0e2:
-              \$4346 [226] = 1'h1;
-          10'h0e3:
-              \$4346 [227] = 1'h1;
-          10'h0e4:
-              \$4346 [228] = 1'h1;
-          10'h0e5:
-              \$4346 [229] = 1'h1;
-          10'h0e6:
-              \$4346 [230] = 1'h1;
-          10'h0e7:
-              \$4346 [231] = 1'h1;
-          10'h0e8:
-              \$4346 [232] = 1'h1;
-          10'h0e9:
-              \$4346 [233] = 1'h1;
-          10'h0ea:
-              \$4346 [234] = 1'h1;
-          10'h0eb:
-              \$4346 [235] = 1'h1;
-          10'h0ec:
-              \$4346 [236] = 1'h1;
-          10'h0ed:
-              \$4346 [237] = 1'h1;
-          10'h0ee:
-              \$4346 [238] = 1'h1;
-          10'h0ef:
-              \$4346 [239] = 1'h1;
-          10'h0f0:
-              \$4346 [240] = 1'h1;
-          10'h0f1:
-              \$4346 [241] = 1'h1;
-          10'h0f2:
-              \$4346 [242] = 1'h1;
-          10'h0f3:
-              \$4346 [243] = 1'h1;
-          10'h0f4:
-              \$4346 [244] = 1'h1;
-          10'h0f5:
-              \$4346 [245] = 1'h1;
-          10'h0f6:
-              \$4346 [246] = 1'h1;
-          10'h0f7:
-              \$4346 [247] = 1'h1;
-          10'h0f8:
-              \$4346 [248] = 1'h1;
-          10'h0f9:
-              \$4346 [249] = 1'h1;
-          10'h0fa:
-              \$4346 [250] = 1'h1;
-          10'h0fb:
-              \$4346 [251] = 1'h1;
-          10'h0fc:
-              \$4346 [252] = 1'h1;
-          10'h0fd:
-              \$4346 [253] = 1'h1;
-          10'h0fe:
-              \$4346 [254] = 1'h1;
-          10'h0ff:
-              \$4346 [255] = 1'h1;
-          10'h100:
-              \$4346 [256] = 1'h1;
-          10'h101:
-              \$4346 [257] = 1'h1;
-          10'h102:
-              \$4346 [258] = 1'h1;
-          10'h103:
-              \$4346 [259] = 1'h1;
-          10'h104:
-              \$4346 [260] = 1'h1;
-          10'h105:
-              \$4346 [261] = 1'h1;
-          10'h106:
-              \$4346 [262] = 1'h1;
-          10'h107:
-              \$4346 [263] = 1'h1;
-          10'h108:
-              \$4346 [264] = 1'h1;
-          10'h109:
-              \$4346 [265] = 1'h1;
-          10'h10a:
-              \$4346 [266] = 1'h1;
-          10'h10b:
-              \$4346 [267] = 1'h1;
-          10'h10c:
-              \$4346 [268] = 1'h1;
-          10'h10d:
-              \$4346 [269] = 1'h1;
-          10'h10e:
-              \$4346 [270] = 1'h1;
-          10'h10f:
-              \$4346 [271] = 1'h1;
-          10'h110:
-              \$4346 [272] = 1'h1;
-          10'h111:
-              \$4346 [273] = 1'h1;
-          10'h112:
-              \$4346 [274] = 1'h1;
-          10'h113:
-              \$4346 [275] = 1'h1;
-          10'h114:
-              \$4346 [276] = 1'h1;
-          10'h115:
-              \$4346 [277] = 1'h1;
-          10'h116:
-              \$4346 [278] = 1'h1;
-          10'h117:
-              \$4346 [279] = 1'h1;
-          10'h118:
-              \$4346 [280] = 1'h1;
-          10'h119:
-              \$4346 [281] = 1'h1;
-          10'h11a:
-              \$4346 [282] = 1'h1;
-          10'h11b:
-              \$4346 [283] = 1'h1;
-          10'h11c:
-              \$4346 [284] = 1'h1;
-          10'h11d:
-              \$4346 [285] = 1'h1;
-          10'h11e:
-              \$4346 [286] = 1'h1;
-          10'h11f:
-              \$4346 [287] = 1'h1;
-          10'h120:
-              \$4346 [288] = 1'h1;
-          10'h121:
-              \$4346 [289] = 1'h1;
-          10'h122:
-              \$4346 [290] = 1'h1;
-          10'h123:
-              \$4346 [291] = 1'h1;
-          10'h124:
-              \$4346 [292] = 1'h1;
-          10'h125:
-              \$4346 [293] = 1'h1;
-          10'h126:
-              \$4346 [294] = 1'h1;
-          10'h127:
-              \$4346 [295] = 1'h1;
-          10'h128:
-              \$4346 [296] = 1'h1;
-          10'h129:
-              \$4346 [297] = 1'h1;
-          10'h12a:
-              \$4346 [298] = 1'h1;
-          10'h12b:
-              \$4346 [299] = 1'h1;
-          10'h12c:
-              \$4346 [300] = 1'h1;
-          10'h12d:
-              \$4346 [301] = 1'h1;
-          10'h12e:
-              \$4346 [302] = 1'h1;
-          10'h12f:
-              \$4346 [303] = 1'h1;
-          10'h130:
-              \$4346 [304] = 1'h1;
-          10'h131:
-              \$4346 [305] = 1'h1;
-          10'h132:
-              \$4346 [306] = 1'h1;
-          10'h133:
-              \$4346 [307] = 1'h1;
-          10'h134:
-              \$4346 [308] = 1'h1;
-          10'h135:
-              \$4346 [309] = 1'h1;
-          10'h136:
-              \$4346 [310] = 1'h1;
-          10'h137:
-              \$4346 [311] = 1'h1;
-          10'h138:
-              \$4346 [312] = 1'h1;
-          10'h139:
-              \$4346 [313] = 1'h1;
-          10'h13a:
-              \$4346 [314] = 1'h1;
-          10'h13b:
-              \$4346 [315] = 1'h1;
-          10'h13c:
-              \$4346 [316] = 1'h1;
-          10'h13d:
-              \$4346 [317] = 1'h1;
-          10'h13e:
-              \$4346 [318] = 1'h1;
-          10'h13f:
-              \$4346 [319] = 1'h1;
-          10'h140:
-              \$4346 [320] = 1'h1;
-          10'h141:
-              \$4346 [321] = 1'h1;
-          10'h142:
-              \$4346 [322] = 1'h1;
-          10'h143:
-              \$4346 [323] = 1'h1;
-          10'h144:
-              \$4346 [324] = 1'h1;
-          10'h145:
-              \$4346 [325] = 1'h1;
-          10'h146:
-              \$4346 [326] = 1'h1;
-          10'h147:
-              \$4346 [327] = 1'h1;
-          10'h148:
-              \$4346 [328] = 1'h1;
-          10'h149:
-              \$4346 [329] = 1'h1;
-          10'h14a:
-              \$4346 [330] = 1'h1;
-          10'h14b:
-              \$4346 [331] = 1'h1;
-          10'h14c:
-              \$4346 [332] = 1'h1;
-          10'h14d:
-              \$4346 [333] = 1'h1;
-          10'h14e:
-              \$4346 [334] = 1'h1;
-          10'h14f:
-              \$4346 [335] = 1'h1;
-          10'h150:
-              \$4346 [336] = 1'h1;
-          10'h151:
-              \$4346 [337] = 1'h1;
-          10'h152:
-              \$4346 [338] = 1'h1;
-          10'h153:
-              \$4346 [339] = 1'h1;
-          10'h154:
-              \$4346 [340] = 1'h1;
-          10'h155:
-              \$4346 [341] = 1'h1;
-          10'h156:
-              \$4346 [342] = 1'h1;
-          10'h157:
-              \$4346 [343] = 1'h1;
-          10'h158:
-              \$4346 [344] = 1'h1;
-          10'h159:
-              \$4346 [345] = 1'h1;
-          10'h15a:
-              \$4346 [346] = 1'h1;
-          10'h15b:
-              \$4346 [347] = 1'h1;
-          10'h15c:
-              \$4346 [348] = 1'h1;
-          10'h15d:
-              \$4346 [349] = 1'h1;
-          10'h15e:
-              \$4346 [350] = 1'h1;
-          10'h15f:
-              \$4346 [351] = 1'h1;
-          10'h160:
-              \$4346 [352] = 1'h1;
-          10'h161:
-              \$4346 [353] = 1'h1;
-          10'h162:
-              \$4346 [354] = 1'h1;
-          10'h163:
-              \$4346 [355] = 1'h1;
-          10'h164:
-              \$4346 [356] = 1'h1;
-          10'h165:
-              \$4346 [357] = 1'h1;
-          10'h166:
-              \$4346 [358] = 1'h1;
-          10'h167:
-              \$4346 [359] = 1'h1;
-          10'h168:
-              \$4346 [360] = 1'h1;
-          10'h169:
-              \$4346 [361] = 1'h1;
-          10'h16a:
-              \$4346 [362] = 1'h1;
-          10'h16b:
-              \$4346 [363] = 1'h1;
-          10'h16c:
-              \$4346 [364] = 1'h1;
-          10'h16d:
-              \$4346 [365] = 1'h1;
-          10'h16e:
-              \$4346 [366] = 1'h1;
-          10'h16f:
-              \$4346 [367] = 1'h1;
-          10'h170:
-              \$4346 [368] = 1'h1;
-          10'h171:
-              \$4346 [369] = 1'h1;
-          10'h172:
-              \$4346 [370] = 1'h1;
-          10'h173:
-              \$4346 [371] = 1'h1;
-          10'h174:
-              \$4346 [372] = 1'h1;
-          10'h175:
-              \$4346 [373] = 1'h1;
-          10'h176:
-              \$4346 [374] = 1'h1;
-          10'h177:
-              \$4346 [375] = 1'h1;
-          10'h178:
-              \$4346 [376] = 1'h1;
-          10'h179:
-              \$4346 [377] = 1'h1;
-          10'h17a:
-              \$4346 [378] = 1'h1;
-          10'h17b:
-              \$4346 [379] = 1'h1;
-          10'h17c:
-              \$4346 [380] = 1'h1;
-          10'h17d:
-              \$4346 [381] = 1'h1;
-          10'h17e:
-              \$4346 [382] = 1'h1;
-          10'h17f:
-              \$4346 [383] = 1'h1;
-          10'h180:
-              \$4346 [384] = 1'h1;
-          10'h181:
-              \$4346 [385] = 1'h1;
-          10'h182:
-              \$4346 [386] = 1'h1;
-          10'h183:
-              \$4346 [387] = 1'h1;
-          10'h184:
-              \$4346 [388] = 1'h1;
-          10'h185:
-              \$4346 [389] = 1'h1;
-          10'h186:
-              \$4346 [390] = 1'h1;
-          10'h187:
-              \$4346 [391] = 1'h1;
-          10'h188:
-              \$4346 [392] = 1'h1;
-          10'h189:
-              \$4346 [393] = 1'h1;
-          10'h18a:
-              \$4346 [394] = 1'h1;
-          10'h18b:
-              \$4346 [395] = 1'h1;
-          10'h18c:
-              \$4346 [396] = 1'h1;
-          10'h18d:
-              \$4346 [397] = 1'h1;
-          10'h18e:
-              \$4346 [398] = 1'h1;
-          10'h18f:
-              \$4346 [399] = 1'h1;
-          10'h190:
-              \$4346 [400] = 1'h1;
-          10'h191:
-              \$4346 [401] = 1'h1;
-          10'h192:
-              \$4346 [402] = 1'h1;
-          10'h193:
-              \$4346 [403] = 1'h1;
-          10'h194:
-              \$4346 [404] = 1'h1;
-          10'h195:
-              \$4346 [405] = 1'h1;
-          10'h196:
-              \$4346 [406] = 1'h1;
-          10'h197:
-              \$4346 [407] = 1'h1;
-          10'h198:
-              \$4346 [408] = 1'h1;
-          10'h199:
-              \$4346 [409] = 1'h1;
-          10'h19a:
-              \$4346 [410] = 1'h1;
-          10'h19b:
-              \$4346 [411] = 1'h1;
-          10'h19c:
-              \$4346 [412] = 1'h1;
-          10'h19d:
-              \$4346 [413] = 1'h1;
-          10'h19e:
-              \$4346 [414] = 1'h1;
-          10'h19f:
-              \$4346 [415] = 1'h1;
-          10'h1a0:
-              \$4346 [416] = 1'h1;
-          10'h1a1:
-              \$4346 [417] = 1'h1;
-          10'h1a2:
-              \$4346 [418] = 1'h1;
-          10'h1a3:
-              \$4346 [419] = 1'h1;
-          10'h1a4:
-              \$4346 [420] = 1'h1;
-          10'h1a5:
-              \$4346 [421] = 1'h1;
-          10'h1a6:
-              \$4346 [422] = 1'h1;
-          10'h1a7:
-              \$4346 [423] = 1'h1;
-          10'h1a8:
-              \$4346 [424] = 1'h1;
-          10'h1a9:
-              \$4346 [425] = 1'h1;
-          10'h1aa:
-              \$4346 [426] = 1'h1;
-          10'h1ab:
-              \$4346 [427] = 1'h1;
-          10'h1ac:
-              \$4346 [428] = 1'h1;
-          10'h1ad:
-              \$4346 [429] = 1'h1;
-          10'h1ae:
-              \$4346 [430] = 1'h1;
-          10'h1af:
-              \$4346 [431] = 1'h1;
-          10'h1b0:
-              \$4346 [432] = 1'h1;
-          10'h1b1:
-              \$4346 [433] = 1'h1;
-          10'h1b2:
-              \$4346 [434] = 1'h1;
-          10'h1b3:
-              \$4346 [435] = 1'h1;
-          10'h1b4:
-              \$4346 [436] = 1'h1;
-          10'h1b5:
-              \$4346 [437] = 1'h1;
-          10'h1b6:
-              \$4346 [438] = 1'h1;
-          10'h1b7:
-              \$4346 [439] = 1'h1;
-          10'h1b8:
-              \$4346 [440] = 1'h1;
-          10'h1b9:
-              \$4346 [441] = 1'h1;
-          10'h1ba:
-              \$4346 [442] = 1'h1;
-          10'h1bb:
-              \$4346 [443] = 1'h1;
-          10'h1bc:
-              \$4346 [444] = 1'h1;
-          10'h1bd:
-              \$4346 [445] = 1'h1;
-          10'h1be:
-              \$4346 [446] = 1'h1;
-          10'h1bf:
-              \$4346 [447] = 1'h1;
-          10'h1c0:
-              \$4346 [448] = 1'h1;
-          10'h1c1:
-              \$4346 [449] = 1'h1;
-          10'h1c2:
-              \$4346 [450] = 1'h1;
-          10'h1c3:
-              \$4346 [451] = 1'h1;
-          10'h1c4:
-              \$4346 [452] = 1'h1;
-          10'h1c5:
-              \$4346 [453] = 1'h1;
-          10'h1c6:
-              \$4346 [454] = 1'h1;
-          10'h1c7:
-              \$4346 [455] = 1'h1;
-          10'h1c8:
-              \$4346 [456] = 1'h1;
-          10'h1c9:
-              \$4346 [457] = 1'h1;
-          10'h1ca:
-              \$4346 [458] = 1'h1;
-          10'h1cb:
-              \$4346 [459] = 1'h1;
-          10'h1cc:
-              \$4346 [460] = 1'h1;
-          10'h1cd:
-              \$4346 [461] = 1'h1;
-          10'h1ce:
-              \$4346 [462] = 1'h1;
-          10'h1cf:
-              \$4346 [463] = 1'h1;
-          10'h1d0:
-              \$4346 [464] = 1'h1;
-          10'h1d1:
-              \$4346 [465] = 1'h1;
-          10'h1d2:
-              \$4346 [466] = 1'h1;
-          10'h1d3:
-              \$4346 [467] = 1'h1;
-          10'h1d4:
-              \$4346 [468] = 1'h1;
-          10'h1d5:
-              \$4346 [469] = 1'h1;
-          10'h1d6:
-              \$4346 [470] = 1'h1;
-          10'h1d7:
-              \$4346 [471] = 1'h1;
-          10'h1d8:
-              \$4346 [472] = 1'h1;
-          10'h1d9:
-              \$4346 [473] = 1'h1;
-          10'h1da:
-              \$4346 [474] = 1'h1;
-          10'h1db:
-              \$4346 [475] = 1'h1;
-          10'h1dc:
-              \$4346 [476] = 1'h1;
-          10'h1dd:
-              \$4346 [477] = 1'h1;
-          10'h1de:
-              \$4346 [478] = 1'h1;
-          10'h1df:
-              \$4346 [479] = 1'h1;
-          10'h1e0:
-              \$4346 [480] = 1'h1;
-          10'h1e1:
-              \$4346 [481] = 1'h1;
-          10'h1e2:
-              \$4346 [482] = 1'h1;
-          10'h1e3:
-              \$4346 [483] = 1'h1;
-          10'h1e4:
-              \$4346 [484] = 1'h1;
-          10'h1e5:
-              \$4346 [485] = 1'h1;
-          10'h1e6:
-              \$4346 [486] = 1'h1;
-          10'h1e7:
-              \$4346 [487] = 1'h1;
-          10'h1e8:
-              \$4346 [488] = 1'h1;
-          10'h1e9:
-              \$4346 [489] = 1'h1;
-          10'h1ea:
-              \$4346 [490] = 1'h1;
-          10'h1eb:
-              \$4346 [491] = 1'h1;
-          10'h1ec:
-              \$4346 [492] = 1'h1;
-          10'h1ed:
-              \$4346 [493] = 1'h1;
-          10'h1ee:
-              \$4346 [494] = 1'h1;
-          10'h1ef:
-              \$4346 [495] = 1'h1;
-          10'h1f0:
-              \$4346 [496] = 1'h1;
-          10'h1f1:
-              \$4346 [497] = 1'h1;
-          10'h1f2:
-              \$4346 [498] = 1'h1;
-          10'h1f3:
-              \$4346 [499] = 1'h1;
-          10'h1f4:
-              \$4346 [500] = 1'h1;
-          10'h1f5:
-              \$4346 [501] = 1'h1;
-          10'h1f6:
-              \$4346 [502] = 1'h1;
-          10'h1f7:
-              \$4346 [503] = 1'h1;
-          10'h1f8:
-              \$4346 [504] = 1'h1;
-          10'h1f9:
-              \$4346 [505] = 1'h1;
-          10'h1fa:
-              \$4346 [506] = 1'h1;
-          10'h1fb:
-              \$4346 [507] = 1'h1;
-          10'h1fc:
-              \$4346 [508] = 1'h1;
-          10'h1fd:
-              \$4346 [509] = 1'h1;
-          10'h1fe:
-              \$4346 [510] = 1'h1;
-          10'h1ff:
-              \$4346 [511] = 1'h1;
-          10'h200:
-              \$4346 [512] = 1'h1;
-          10'h201:
-              \$4346 [513] = 1'h1;
-          10'h202:
-              \$4346 [514] = 1'h1;
-          10'h203:
-              \$4346 [515] = 1'h1;
-          10'h204:
-              \$4346 [516] = 1'h1;
-          10'h205:
-              \$4346 [517] = 1'h1;
-          10'h206:
-              \$4346 [518] = 1'h1;
-          10'h207:
-              \$4346 [519] = 1'h1;
-          10'h208:
-              \$4346 [520] = 1'h1;
-          10'h209:
-              \$4346 [521] = 1'h1;
-          10'h20a:
-              \$4346 [522] = 1'h1;
-          10'h20b:
-              \$4346 [523] = 1'h1;
-          10'h20c:
-              \$4346 [524] = 1'h1;
-          10'h20d:
-              \$4346 [525] = 1'h1;
-          10'h20e:
-              \$4346 [526] = 1'h1;
-          10'h20f:
-              \$4346 [527] = 1'h1;
-          10'h210:
-              \$4346 [528] = 1'h1;
-          10'h211:
-              \$4346 [529] = 1'h1;
-          10'h212:
-              \$4346 [530] = 1'h1;
-          10'h213:
-              \$4346 [531] = 1'h1;
-          10'h214:
-              \$4346 [532] = 1'h1;
-          10'h215:
-              \$4346 [533] = 1'h1;
-          10'h216:
-              \$4346 [534] = 1'h1;
-          10'h217:
-              \$4346 [535] = 1'h1;
-          10'h218:
-              \$4346 [536] = 1'h1;
-          10'h219:
-              \$4346 [537] = 1'h1;
-          10'h21a:
-              \$4346 [538] = 1'h1;
-          10'h21b:
-              \$4346 [539] = 1'h1;
-          10'h21c:
-              \$4346 [540] = 1'h1;
-          10'h21d:
-              \$4346 [541] = 1'h1;
-          10'h21e:
-              \$4346 [542] = 1'h1;
-          10'h21f:
-              \$4346 [543] = 1'h1;
-          10'h220:
-              \$4346 [544] = 1'h1;
-          10'h221:
-              \$4346 [545] = 1'h1;
-          10'h222:
-              \$4346 [546] = 1'h1;
-          10'h223:
-              \$4346 [547] = 1'h1;
-          10'h224:
-              \$4346 [548] = 1'h1;
-          10'h225:
-              \$4346 [549] = 1'h1;
-          10'h226:
-              \$4346 [550] = 1'h1;
-          10'h227:
-              \$4346 [551] = 1'h1;
-          10'h228:
-              \$4346 [552] = 1'h1;
-          10'h229:
-              \$4346 [553] = 1'h1;
-          10'h22a:
-              \$4346 [554] = 1'h1;
-          10'h22b:
-              \$4346 [555] = 1'h1;
-          10'h22c:
-              \$4346 [556] = 1'h1;
-          10'h22d:
-              \$4346 [557] = 1'h1;
-          10'h22e:
-              \$4346 [558] = 1'h1;
-          10'h22f:
-              \$4346 [559] = 1'h1;
-          10'h230:
-              \$4346 [560] = 1'h1;
-          10'h231:
-              \$4346 [561] = 1'h1;
-          10'h232:
-              \$4346 [562] = 1'h1;
-          10'h233:
-              \$4346 [563] = 1'h1;
-          10'h234:
-              \$4346 [564] = 1'h1;
-          10'h235:
-              \$4346 [565] = 1'h1;
-          10'h236:
-              \$4346 [566] = 1'h1;
-          10'h237:
-              \$4346 [567] = 1'h1;
-          10'h238:
-              \$4346 [568] = 1'h1;
-          10'h239:
-              \$4346 [569] = 1'h1;
-          10'h23a:
-              \$4346 [570] = 1'h1;
-          10'h23b:
-              \$4346 [571] = 1'h1;
-          10'h23c:
-              \$4346 [572] = 1'h1;
-          10'h23d:
-              \$4346 [573] = 1'h1;
-          10'h23e:
-              \$4346 [574] = 1'h1;
-          10'h23f:
-              \$4346 [575] = 1'h1;
-          10'h240:
-              \$4346 [576] = 1'h1;
-          10'h241:
-              \$4346 [577] = 1'h1;
-          10'h242:
-              \$4346 [578] = 1'h1;
-          10'h243:
-              \$4346 [579] = 1'h1;
-          10'h244:
-              \$4346 [580] = 1'h1;
-          10'h245:
-              \$4346 [581] = 1'h1;
-          10'h246:
-              \$4346 [582] = 1'h1;
-          10'h247:
-              \$4346 [583] = 1'h1;
-          10'h248:
-              \$4346 [584] = 1'h1;
-          10'h249:
-              \$4346 [585] = 1'h1;
-          10'h24a:
-              \$4346 [586] = 1'h1;
-          10'h24b:
-              \$4346 [587] = 1'h1;
-          10'h24c:
-              \$4346 [588] = 1'h1;
-          10'h24d:
-              \$4346 [589] = 1'h1;
-          10'h24e:
-              \$4346 [590] = 1'h1;
-          10'h24f:
-              \$4346 [591] = 1'h1;
-          10'h250:
-              \$4346 [592] = 1'h1;
-          10'h251:
-              \$4346 [593] = 1'h1;
-          10'h252:
-              \$4346 [594] = 1'h1;
-          10'h253:
-              \$4346 [595] = 1'h1;
-          10'h254:
-              \$4346 [596] = 1'h1;
-          10'h255:
-              \$4346 [597] = 1'h1;
-          10'h256:
-              \$4346 [598] = 1'h1;
-          10'h257:
-              \$4346 [599] = 1'h1;
-          10'h258:
-              \$4346 [600] = 1'h1;
-          10'h259:
-              \$4346 [601] = 1'h1;
-          10'h25a:
-              \$4346 [602] = 1'h1;
-          10'h25b:
-              \$4346 [603] = 1'h1;
-          10'h25c:
-              \$4346 [604] = 1'h1;
-          10'h25d:
-              \$4346 [605] = 1'h1;
-          10'h25e:
-              \$4346 [606] = 1'h1;
-          10'h25f:
-              \$4346 [607] = 1'h1;
-          10'h260:
-              \$4346 [608] = 1'h1;
-          10'h261:
-              \$4346 [609] = 1'h1;
-          10'h262:
-              \$4346 [610] = 1'h1;
-          10'h263:
-              \$4346 [611] = 1'h1;
-          10'h264:
-              \$4346 [612] = 1'h1;
-          10'h265:
-              \$4346 [613] = 1'h1;
-          10'h266:
-              \$4346 [614] = 1'h1;
-          10'h267:
-              \$4346 [615] = 1'h1;
-          10'h268:
-              \$4346 [616] = 1'h1;
-          10'h269:
-              \$4346 [617] = 1'h1;
-          10'h26a:
-              \$4346 [618] = 1'h1;
-          10'h26b:
-              \$4346 [619] = 1'h1;
-          10'h26c:
-              \$4346 [620] = 1'h1;
-          10'h26d:
-              \$4346 [621] = 1'h1;
-          10'h26e:
-              \$4346 [622] = 1'h1;
-          10'h26f:
-              \$4346 [623] = 1'h1;
-          10'h270:
-              \$4346 [624] = 1'h1;
-          10'h271:
-              \$4346 [625] = 1'h1;
-          10'h272:
-              \$4346 [626] = 1'h1;
-          10'h273:
-              \$4346 [627] = 1'h1;
-          10'h274:
-              \$4346 [628] = 1'h1;
-          10'h275:
-              \$4346 [629] = 1'h1;
-          10'h276:
-              \$4346 [630] = 1'h1;
-          10'h277:
-              \$4346 [631] = 1'h1;
-          10'h278:
-              \$4346 [632] = 1'h1;
-          10'h279:
-              \$4346 [633] = 1'h1;
-          10'h27a:
-              \$4346 [634] = 1'h1;
-          10'h27b:
-              \$4346 [635] = 1'h1;
-          10'h27c:
-              \$4346 [636] = 1'h1;
-          10'h27d:
-              \$4346 [637] = 1'h1;
-          10'h27e:
-              \$4346 [638] = 1'h1;
-          10'h27f:
-              \$4346 [639] = 1'h1;
-          10'h280:
-              \$4346 [640] = 1'h1;
-          10'h281:
-              \$4346 [641] = 1'h1;
-          10'h282:
-              \$4346 [642] = 1'h1;
-          10'h283:
-              \$4346 [643] = 1'h1;
-          10'h284:
-              \$4346 [644] = 1'h1;
-          10'h285:
-              \$4346 [645] = 1'h1;
-          10'h286:
-              \$4346 [646] = 1'h1;
-          10'h287:
-              \$4346 [647] = 1'h1;
-          10'h288:
-              \$4346 [648] = 1'h1;
-          10'h289:
-              \$4346 [649] = 1'h1;
-          10'h28a:
-              \$4346 [650] = 1'h1;
-          10'h28b:
-              \$4346 [651] = 1'h1;
-          10'h28c:
-              \$4346 [652] = 1'h1;
-          10'h28d:
-              \$4346 [653] = 1'h1;
-          10'h28e:
-              \$4346 [654] = 1'h1;
-          10'h28f:
-              \$4346 [655] = 1'h1;
-          10'h290:
-              \$4346 [656] = 1'h1;
-          10'h291:
-              \$4346 [657] = 1'h1;
-          10'h292:
-              \$4346 [658] = 1'h1;
-          10'h293:
-              \$4346 [659] = 1'h1;
-          10'h294:
-              \$4346 [660] = 1'h1;
-          10'h295:
-              \$4346 [661] = 1'h1;
-          10'h296:
-              \$4346 [662] = 1'h1;
-          10'h297:
-              \$4346 [663] = 1'h1;
-          10'h298:
-              \$4346 [664] = 1'h1;
-          10'h299:
-              \$4346 [665] = 1'h1;
-          10'h29a:
-              \$4346 [666] = 1'h1;
-          10'h29b:
-              \$4346 [667] = 1'h1;
-          10'h29c:
-              \$4346 [668] = 1'h1;
-          10'h29d:
-              \$4346 [669] = 1'h1;
-          10'h29e:
-              \$4346 [670] = 1'h1;
-          10'h29f:
-              \$4346 [671] = 1'h1;
-          10'h2a0:
-              \$4346 [672] = 1'h1;
-          10'h2a1:
-              \$4346 [673] = 1'h1;
-          10'h2a2:
-              \$4346 [674] = 1'h1;
-          10'h2a3:
-              \$4346 [675] = 1'h1;
-          10'h2a4:
-              \$4346 [676] = 1'h1;
-          10'h2a5:
-              \$4346 [677] = 1'h1;
-          10'h2a6:
-              \$4346 [678] = 1'h1;
-          10'h2a7:
-              \$4346 [679] = 1'h1;
-          10'h2a8:
-              \$4346 [680] = 1'h1;
-          10'h2a9:
-              \$4346 [681] = 1'h1;
-          10'h2aa:
-              \$4346 [682] = 1'h1;
-          10'h2ab:
-              \$4346 [683] = 1'h1;
-          10'h2ac:
-              \$4346 [684] = 1'h1;
-          10'h2ad:
-              \$4346 [685] = 1'h1;
-          10'h2ae:
-              \$4346 [686] = 1'h1;
-          10'h2af:
-              \$4346 [687] = 1'h1;
-          10'h2b0:
-              \$4346 [688] = 1'h1;
-          10'h2b1:
-              \$4346 [689] = 1'h1;
-          10'h2b2:
-              \$4346 [690] = 1'h1;
-          10'h2b3:
-              \$4346 [691] = 1'h1;
-          10'h2b4:
-              \$4346 [692] = 1'h1;
-          10'h2b5:
-              \$4346 [693] = 1'h1;
-          10'h2b6:
-              \$4346 [694] = 1'h1;
-          10'h2b7:
-              \$4346 [695] = 1'h1;
-          10'h2b8:
-              \$4346 [696] = 1'h1;
-          10'h2b9:
-              \$4346 [697] = 1'h1;
-          10'h2ba:
-              \$4346 [698] = 1'h1;
-          10'h2bb:
-              \$4346 [699] = 1'h1;
-          10'h2bc:
-              \$4346 [700] = 1'h1;
-          10'h2bd:
-              \$4346 [701] = 1'h1;
-          10'h2be:
-              \$4346 [702] = 1'h1;
-          10'h2bf:
-              \$4346 [703] = 1'h1;
-          10'h2c0:
-              \$4346 [704] = 1'h1;
-          10'h2c1:
-              \$4346 [705] = 1'h1;
-          10'h2c2:
-              \$4346 [706] = 1'h1;
-          10'h2c3:
-              \$4346 [707] = 1'h1;
-          10'h2c4:
-              \$4346 [708] = 1'h1;
-          10'h2c5:
-              \$4346 [709] = 1'h1;
-          10'h2c6:
-              \$4346 [710] = 1'h1;
-          10'h2c7:
-              \$4346 [711] = 1'h1;
-          10'h2c8:
-              \$4346 [712] = 1'h1;
-          10'h2c9:
-              \$4346 [713] = 1'h1;
-          10'h2ca:
-              \$4346 [714] = 1'h1;
-          10'h2cb:
-              \$4346 [715] = 1'h1;
-          10'h2cc:
-              \$4346 [716] = 1'h1;
-          10'h2cd:
-              \$4346 [717] = 1'h1;
-          10'h2ce:
-              \$4346 [718] = 1'h1;
-          10'h2cf:
-              \$4346 [719] = 1'h1;
-          10'h2d0:
-              \$4346 [720] = 1'h1;
-          10'h2d1:
-              \$4346 [721] = 1'h1;
-          10'h2d2:
-              \$4346 [722] = 1'h1;
-          10'h2d3:
-              \$4346 [723] = 1'h1;
-          10'h2d4:
-              \$4346 [724] = 1'h1;
-          10'h2d5:
-              \$4346 [725] = 1'h1;
-          10'h2d6:
-              \$4346 [726] = 1'h1;
-          10'h2d7:
-              \$4346 [727] = 1'h1;
-          10'h2d8:
-              \$4346 [728] = 1'h1;
-          10'h2d9:
-              \$4346 [729] = 1'h1;
-          10'h2da:
-              \$4346 [730] = 1'h1;
-          10'h2db:
-              \$4346 [731] = 1'h1;
-          10'h2dc:
-              \$4346 [732] = 1'h1;
-          10'h2dd:
-              \$4346 [733] = 1'h1;
-          10'h2de:
-              \$4346 [734] = 1'h1;
-          10'h2df:
-              \$4346 [735] = 1'h1;
-          10'h2e0:
-              \$4346 [736] = 1'h1;
-          10'h2e1:
-              \$4346 [737] = 1'h1;
-          10'h2e2:
-              \$4346 [738] = 1'h1;
-          10'h2e3:
-              \$4346 [739] = 1'h1;
-          10'h2e4:
-              \$4346 [740] = 1'h1;
-          10'h2e5:
-              \$4346 [741] = 1'h1;
-          10'h2e6:
-              \$4346 [742] = 1'h1;
-          10'h2e7:
-              \$4346 [743] = 1'h1;
-          10'h2e8:
-              \$4346 [744] = 1'h1;
-          10'h2e9:
-              \$4346 [745] = 1'h1;
-          10'h2ea:
-              \$4346 [746] = 1'h1;
-          10'h2eb:
-              \$4346 [747] = 1'h1;
-          10'h2ec:
-              \$4346 [748] = 1'h1;
-          10'h2ed:
-              \$4346 [749] = 1'h1;
-          10'h2ee:
-              \$4346 [750] = 1'h1;
-          10'h2ef:
-              \$4346 [751] = 1'h1;
-          10'h2f0:
-              \$4346 [752] = 1'h1;
-          10'h2f1:
-              \$4346 [753] = 1'h1;
-          10'h2f2:
-              \$4346 [754] = 1'h1;
-          10'h2f3:
-              \$4346 [755] = 1'h1;
-          10'h2f4:
-              \$4346 [756] = 1'h1;
-          10'h2f5:
-              \$4346 [757] = 1'h1;
-          10'h2f6:
-              \$4346 [758] = 1'h1;
-          10'h2f7:
-              \$4346 [759] = 1'h1;
-          10'h2f8:
-              \$4346 [760] = 1'h1;
-          10'h2f9:
-              \$4346 [761] = 1'h1;
-          10'h2fa:
-              \$4346 [762] = 1'h1;
-          10'h2fb:
-              \$4346 [763] = 1'h1;
-          10'h2fc:
-              \$4346 [764] = 1'h1;
-          10'h2fd:
-              \$4346 [765] = 1'h1;
-          10'h2fe:
-              \$4346 [766] = 1'h1;
-          10'h2ff:
-              \$4346 [767] = 1'h1;
-          10'h300:
-              \$4346 [768] = 1'h1;
-          10'h301:
-              \$4346 [769] = 1'h1;
-          10'h302:
-              \$4346 [770] = 1'h1;
-          10'h303:
-              \$4346 [771] = 1'h1;
-          10'h304:
-              \$4346 [772] = 1'h1;
-          10'h305:
-              \$4346 [773] = 1'h1;
-          10'h306:
-              \$4346 [774] = 1'h1;
-          10'h307:
-              \$4346 [775] = 1'h1;
-          10'h308:
-              \$4346 [776] = 1'h1;
-          10'h309:
-              \$4346 [777] = 1'h1;
-          10'h30a:
-              \$4346 [778] = 1'h1;
-          10'h30b:
-              \$4346 [779] = 1'h1;
-          10'h30c:
-              \$4346 [780] = 1'h1;
-          10'h30d:
-              \$4346 [781] = 1'h1;
-          10'h30e:
-              \$4346 [782] = 1'h1;
-          10'h30f:
-              \$4346 [783] = 1'h1;
-          10'h310:
-              \$4346 [784] = 1'h1;
-          10'h311:
-              \$4346 [785] = 1'h1;
-          10'h312:
-              \$4346 [786] = 1'h1;
-          10'h313:
-              \$4346 [787] = 1'h1;
-          10'h314:
-              \$4346 [788] = 1'h1;
-          10'h315:
-              \$4346 [789] = 1'h1;
-          10'h316:
-              \$4346 [790] = 1'h1;
-          10'h317:
-              \$4346 [791] = 1'h1;
-          10'h318:
-              \$4346 [792] = 1'h1;
-          10'h319:
-              \$4346 [793] = 1'h1;
-          10'h31a:
-              \$4346 [794] = 1'h1;
-          10'h31b:
-              \$4346 [795] = 1'h1;
-          10'h31c:
-              \$4346 [796] = 1'h1;
-          10'h31d:
-              \$4346 [797] = 1'h1;
-          10'h31e:
-              \$4346 [798] = 1'h1;
-          10'h31f:
-              \$4346 [799] = 1'h1;
-          10'h320:
-              \$4346 [800] = 1'h1;
-          10'h321:
-              \$4346 [801] = 1'h1;
-          10'h322:
-              \$4346 [802] = 1'h1;
-          10'h323:
-              \$4346 [803] = 1'h1;
-          10'h324:
-              \$4346 [804] = 1'h1;
-          10'h325:
-              \$4346 [805] = 1'h1;
-          10'h326:
-              \$4346 [806] = 1'h1;
-          10'h327:
-              \$4346 [807] = 1'h1;
-          10'h328:
-              \$4346 [808] = 1'h1;
-          10'h329:
-              \$4346 [809] = 1'h1;
-          10'h32a:
-              \$4346 [810] = 1'h1;
-          10'h32b:
-              \$4346 [811] = 1'h1;
-          10'h32c:
-              \$4346 [812] = 1'h1;
-          10'h32d:
-              \$4346 [813] = 1'h1;
-          10'h32e:
-              \$4346 [814] = 1'h1;
-          10'h32f:
-              \$4346 [815] = 1'h1;
-          10'h330:
-              \$4346 [816] = 1'h1;
-          10'h331:
-              \$4346 [817] = 1'h1;
-          10'h332:
-              \$4346 [818] = 1'h1;
-          10'h333:
-              \$4346 [819] = 1'h1;
-          10'h334:
-              \$4346 [820] = 1'h1;
-          10'h335:
-              \$4346 [821] = 1'h1;
-          10'h336:
-              \$4346 [822] = 1'h1;
-          10'h337:
-              \$4346 [823] = 1'h1;
-          10'h338:
-              \$4346 [824] = 1'h1;
-          10'h339:
-              \$4346 [825] = 1'h1;
-          10'h33a:
-              \$4346 [826] = 1'h1;
-          10'h33b:
-              \$4346 [827] = 1'h1;
-          10'h33c:
-              \$4346 [828] = 1'h1;
-          10'h33d:
-              \$4346 [829] = 1'h1;
-          10'h33e:
-              \$4346 [830] = 1'h1;
-          10'h33f:
-              \$4346 [831] = 1'h1;
-          10'h340:
-              \$4346 [832] = 1'h1;
-          10'h341:
-              \$4346 [833] = 1'h1;
-          10'h342:
-              \$4346 [834] = 1'h1;
-          10'h343:
-              \$4346 [835] = 1'h1;
-          10'h344:
-              \$4346 [836] = 1'h1;
-          10'h345:
-              \$4346 [837] = 1'h1;
-          10'h346:
-              \$4346 [838] = 1'h1;
-          10'h347:
-              \$4346 [839] = 1'h1;
-          10'h348:
-              \$4346 [840] = 1'h1;
-          10'h349:
-              \$4346 [841] = 1'h1;
-          10'h34a:
-              \$4346 [842] = 1'h1;
-          10'h34b:
-              \$4346 [843] = 1'h1;
-          10'h34c:
-              \$4346 [844] = 1'h1;
-          10'h34d:
-              \$4346 [845] = 1'h1;
-          10'h34e:
-              \$4346 [846] = 1'h1;
-          10'h34f:
-              \$4346 [847] = 1'h1;
-          10'h350:
-              \$4346 [848] = 1'h1;
-          10'h351:
-              \$4346 [849] = 1'h1;
-          10'h352:
-              \$4346 [850] = 1'h1;
-          10'h353:
-              \$4346 [851] = 1'h1;
-          10'h354:
-              \$4346 [852] = 1'h1;
-          10'h355:
-              \$4346 [853] = 1'h1;
-          10'h356:
-              \$4346 [854] = 1'h1;
-          10'h357:
-              \$4346 [855] = 1'h1;
-          10'h358:
-              \$4346 [856] = 1'h1;
-          10'h359:
-              \$4346 [857] = 1'h1;
-          10'h35a:
-              \$4346 [858] = 1'h1;
-          10'h35b:
-              \$4346 [859] = 1'h1;
-          10'h35c:
-              \$4346 [860] = 1'h1;
-          10'h35d:
-              \$4346 [861] = 1'h1;
-          10'h35e:
-              \$4346 [862] = 1'h1;
-          10'h35f:
-              \$4346 [863] = 1'h1;
-          10'h360:
-              \$4346 [864] = 1'h1;
-          10'h361:
-              \$4346 [865] = 1'h1;
-          10'h362:
-              \$4346 [866] = 1'h1;
-          10'h363:
-              \$4346 [867] = 1'h1;
-          10'h364:
-              \$4346 [868] = 1'h1;
-          10'h365:
-              \$4346 [869] = 1'h1;
-          10'h366:
-              \$4346 [870] = 1'h1;
-          10'h367:
-              \$4346 [871] = 1'h1;
-          10'h368:
-              \$4346 [872] = 1'h1;
-          10'h369:
-              \$4346 [873] = 1'h1;
-          10'h36a:
-              \$4346 [874] = 1'h1;
-          10'h36b:
-              \$4346 [875] = 1'h1;
-          10'h36c:
-              \$4346 [876] = 1'h1;
-          10'h36d:
-              \$4346 [877] = 1'h1;
-          10'h36e:
-              \$4346 [878] = 1'h1;
-          10'h36f:
-              \$4346 [879] = 1'h1;
-          10'h370:
-              \$4346 [880] = 1'h1;
-          10'h371:
-              \$4346 [881] = 1'h1;
-          10'h372:
-              \$4346 [882] = 1'h1;
-          10'h373:
-              \$4346 [883] = 1'h1;
-          10'h374:
-              \$4346 [884] = 1'h1;
-          10'h375:
-              \$4346 [885] = 1'h1;
-          10'h376:
-              \$4346 [886] = 1'h1;
-          10'h377:
-              \$4346 [887] = 1'h1;
-          10'h378:
-              \$4346 [888] = 1'h1;
-          10'h379:
-              \$4346 [889] = 1'h1;
-          10'h37a:
-              \$4346 [890] = 1'h1;
-          10'h37b:
-              \$4346 [891] = 1'h1;
-          10'h37c:
-              \$4346 [892] = 1'h1;
-          10'h37d:
-              \$4346 [893] = 1'h1;
-          10'h37e:
-              \$4346 [894] = 1'h1;
-          10'h37f:
-              \$4346 [895] = 1'h1;
-          10'h380:
-              \$4346 [896] = 1'h1;
-          10'h381:
-              \$4346 [897] = 1'h1;
-          10'h382:
-              \$4346 [898] = 1'h1;
-          10'h383:
-              \$4346 [899] = 1'h1;
-          10'h384:
-              \$4346 [900] = 1'h1;
-          10'h385:
-              \$4346 [901] = 1'h1;
-          10'h386:
-              \$4346 [902] = 1'h1;
-          10'h387:
-              \$4346 [903] = 1'h1;
-          10'h388:
-              \$4346 [904] = 1'h1;
-          10'h389:
-              \$4346 [905] = 1'h1;
-          10'h38a:
-              \$4346 [906] = 1'h1;
-          10'h38b:
-              \$4346 [907] = 1'h1;
-          10'h38c:
-              \$4346 [908] = 1'h1;
-          10'h38d:
-              \$4346 [909] = 1'h1;
-          10'h38e:
-              \$4346 [910] = 1'h1;
-          10'h38f:
-              \$4346 [911] = 1'h1;
-          10'h390:
-              \$4346 [912] = 1'h1;
-          10'h391:
-              \$4346 [913] = 1'h1;
-          10'h392:
-              \$4346 [914] = 1'h1;
-          10'h393:
-              \$4346 [915] = 1'h1;
-          10'h394:
-              \$4346 [916] = 1'h1;
-          10'h395:
-              \$4346 [917] = 1'h1;
-          10'h396:
-              \$4346 [918] = 1'h1;
-          10'h397:
-              \$4346 [919] = 1'h1;
-          10'h398:
-              \$4346 [920] = 1'h1;
-          10'h399:
-              \$4346 [921] = 1'h1;
-          10'h39a:
-              \$4346 [922] = 1'h1;
-          10'h39b:
-              \$4346 [923] = 1'h1;
-          10'h39c:
-              \$4346 [924] = 1'h1;
-          10'h39d:
-              \$4346 [925] = 1'h1;
-          10'h39e:
-              \$4346 [926] = 1'h1;
-          10'h39f:
-              \$4346 [927] = 1'h1;
-          10'h3a0:
-              \$4346 [928] = 1'h1;
-          10'h3a1:
-              \$4346 [929] = 1'h1;
-          10'h3a2:
-              \$4346 [930] = 1'h1;
-          10'h3a3:
-              \$4346 [931] = 1'h1;
-          10'h3a4:
-              \$4346 [932] = 1'h1;
-          10'h3a5:
-              \$4346 [933] = 1'h1;
-          10'h3a6:
-              \$4346 [934] = 1'h1;
-          10'h3a7:
-              \$4346 [935] = 1'h1;
-          10'h3a8:
-              \$4346 [936] = 1'h1;
-          10'h3a9:
-              \$4346 [937] = 1'h1;
-          10'h3aa:
-              \$4346 [938] = 1'h1;
-          10'h3ab:
-              \$4346 [939] = 1'h1;
-          10'h3ac:
-              \$4346 [940] = 1'h1;
-          10'h3ad:
-              \$4346 [941] = 1'h1;
-          10'h3ae:
-              \$4346 [942] = 1'h1;
-          10'h3af:
-              \$4346 [943] = 1'h1;
-          10'h3b0:
-              \$4346 [944] = 1'h1;
-          10'h3b1:
-              \$4346 [945] = 1'h1;
-          10'h3b2:
-              \$4346 [946] = 1'h1;
-          10'h3b3:
-              \$4346 [947] = 1'h1;
-          10'h3b4:
-              \$4346 [948] = 1'h1;
-          10'h3b5:
-              \$4346 [949] = 1'h1;
-          10'h3b6:
-              \$4346 [950] = 1'h1;
-          10'h3b7:
-              \$4346 [951] = 1'h1;
-          10'h3b8:
-              \$4346 [952] = 1'h1;
-          10'h3b9:
-              \$4346 [953] = 1'h1;
-          10'h3ba:
-              \$4346 [954] = 1'h1;
-          10'h3bb:
-              \$4346 [955] = 1'h1;
-          10'h3bc:
-              \$4346 [956] = 1'h1;
-          10'h3bd:
-              \$4346 [957] = 1'h1;
-          10'h3be:
-              \$4346 [958] = 1'h1;
-          10'h3bf:
-              \$4346 [959] = 1'h1;
-          10'h3c0:
-              \$4346 [960] = 1'h1;
-          10'h3c1:
-              \$4346 [961] = 1'h1;
-          10'h3c2:
-              \$4346 [962] = 1'h1;
-          10'h3c3:
-              \$4346 [963] = 1'h1;
-          10'h3c4:
-              \$4346 [964] = 1'h1;
-          10'h3c5:
-              \$4346 [965] = 1'h1;
-          10'h3c6:
-              \$4346 [966] = 1'h1;
-          10'h3c7:
-              \$4346 [967] = 1'h1;
-          10'h3c8:
-              \$4346 [968] = 1'h1;
-          10'h3c9:
-              \$4346 [969] = 1'h1;
-          10'h3ca:
-              \$4346 [970] = 1'h1;
-          10'h3cb:
-              \$4346 [971] = 1'h1;
-          10'h3cc:
-              \$4346 [972] = 1'h1;
-          10'h3cd:
-              \$4346 [973] = 1'h1;
-          10'h3ce:
-              \$4346 [974] = 1'h1;
-          10'h3cf:
-              \$4346 [975] = 1'h1;
-          10'h3d0:
-              \$4346 [976] = 1'h1;
-          10'h3d1:
-              \$4346 [977] = 1'h1;
-          10'h3d2:
-              \$4346 [978] = 1'h1;
-          10'h3d3:
-              \$4346 [979] = 1'h1;
-          10'h3d4:
-              \$4346 [980] = 1'h1;
-          10'h3d5:
-              \$4346 [981] = 1'h1;
-          10'h3d6:
-              \$4346 [982] = 1'h1;
-          10'h3d7:
-              \$4346 [983] = 1'h1;
-          10'h3d8:
-              \$4346 [984] = 1'h1;
-          10'h3d9:
-              \$4346 [985] = 1'h1;
-          10'h3da:
-              \$4346 [986] = 1'h1;
-          10'h3db:
-              \$4346 [987] = 1'h1;
-          10'h3dc:
-              \$4346 [988] = 1'h1;
-          10'h3dd:
-              \$4346 [989] = 1'h1;
-          10'h3de:
-              \$4346 [990] = 1'h1;
-          10'h3df:
-              \$4346 [991] = 1'h1;
-          10'h3e0:
-              \$4346 [992] = 1'h1;
-          10'h3e1:
-              \$4346 [993] = 1'h1;
-          10'h3e2:
-              \$4346 [994] = 1'h1;
-          10'h3e3:
-              \$4346 [995] = 1'h1;
-          10'h3e4:
-              \$4346 [996] = 1'h1;
-          10'h3e5:
-              \$4346 [997] = 1'h1;
-          10'h3e6:
-              \$4346 [998] = 1'h1;
-          10'h3e7:
-              \$4346 [999] = 1'h1;
-          10'h3e8:
-              \$4346 [1000] = 1'h1;
-          10'h3e9:
-              \$4346 [1001] = 1'h1;
-          10'h3ea:
-              \$4346 [1002] = 1'h1;
-          10'h3eb:
-              \$4346 [1003] = 1'h1;
-          10'h3ec:
-              \$4346 [1004] = 1'h1;
-          10'h3ed:
-              \$4346 [1005] = 1'h1;
-          10'h3ee:
-              \$4346 [1006] = 1'h1;
-          10'h3ef:
-              \$4346 [1007] = 1'h1;
-          10'h3f0:
-              \$4346 [1008] = 1'h1;
-          10'h3f1:
-              \$4346 [1009] = 1'h1;
-          10'h3f2:
-              \$4346 [1010] = 1'h1;
-          10'h3f3:
-              \$4346 [1011] = 1'h1;
-          10'h3f4:
-              \$4346 [1012] = 1'h1;
-          10'h3f5:
-              \$4346 [1013] = 1'h1;
-          10'h3f6:
-              \$4346 [1014] = 1'h1;
-          10'h3f7:
-              \$4346 [1015] = 1'h1;
-          10'h3f8:
-              \$4346 [1016] = 1'h1;
-          10'h3f9:
-              \$4346 [1017] = 1'h1;
-          10'h3fa:
-              \$4346 [1018] = 1'h1;
-          10'h3fb:
-              \$4346 [1019] = 1'h1;
-          10'h3fc:
-              \$4346 [1020] = 1'h1;
-          10'h3fd:
-              \$4346 [1021] = 1'h1;
-          10'h3fe:
-              \$4346 [1022] = 1'h1;
-          10'h3ff:
-              \$4346 [1023] = 1'h1;
-        endcase
-      end
-    end
-    if (\$3955 ) begin
-      if (\$3962 ) begin
-        \$4346  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-      end
-    end
-    if (rst) begin
-      \$4346  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4347  = skipped1;
-    if (\$signal$388 ) begin
-      if (\$3908 ) begin
-        (* full_case = 32'd1 *)
-        casez (skip_at)
-          10'h000:
-              \$4347 [0] = 1'h1;
-          10'h001:
-              \$4347 [1] = 1'h1;
-          10'h002:
-              \$4347 [2] = 1'h1;
-          10'h003:
-              \$4347 [3] = 1'h1;
-          10'h004:
-              \$4347 [4] = 1'h1;
-          10'h005:
-              \$4347 [5] = 1'h1;
-          10'h006:
-              \$4347 [6] = 1'h1;
-          10'h007:
-              \$4347 [7] = 1'h1;
-          10'h008:
-              \$4347 [8] = 1'h1;
-          10'h009:
-              \$4347 [9] = 1'h1;
-          10'h00a:
-              \$4347 [10] = 1'h1;
-          10'h00b:
-              \$4347 [11] = 1'h1;
-          10'h00c:
-              \$4347 [12] = 1'h1;
-          10'h00d:
-              \$4347 [13] = 1'h1;
-          10'h00e:
-              \$4347 [14] = 1'h1;
-          10'h00f:
-              \$4347 [15] = 1'h1;
-          10'h010:
-              \$4347 [16] = 1'h1;
-          10'h011:
-              \$4347 [17] = 1'h1;
-          10'h012:
-              \$4347 [18] = 1'h1;
-          10'h013:
-              \$4347 [19] = 1'h1;
-          10'h014:
-              \$4347 [20] = 1'h1;
-          10'h015:
-              \$4347 [21] = 1'h1;
-          10'h016:
-              \$4347 [22] = 1'h1;
-          10'h017:
-              \$4347 [23] = 1'h1;
-          10'h018:
-              \$4347 [24] = 1'h1;
-          10'h019:
-              \$4347 [25] = 1'h1;
-          10'h01a:
-              \$4347 [26] = 1'h1;
-          10'h01b:
-              \$4347 [27] = 1'h1;
-          10'h01c:
-              \$4347 [28] = 1'h1;
-          10'h01d:
-              \$4347 [29] = 1'h1;
-          10'h01e:
-              \$4347 [30] = 1'h1;
-          10'h01f:
-              \$4347 [31] = 1'h1;
-          10'h020:
-              \$4347 [32] = 1'h1;
-          10'h021:
-              \$4347 [33] = 1'h1;
-          10'h022:
-              \$4347 [34] = 1'h1;
-          10'h023:
-              \$4347 [35] = 1'h1;
-          10'h024:
-              \$4347 [36] = 1'h1;
-          10'h025:
-              \$4347 [37] = 1'h1;
-          10'h026:
-              \$4347 [38] = 1'h1;
-          10'h027:
-              \$4347 [39] = 1'h1;
-          10'h028:
-              \$4347 [40] = 1'h1;
-          10'h029:
-              \$4347 [41] = 1'h1;
-          10'h02a:
-              \$4347 [42] = 1'h1;
-          10'h02b:
-              \$4347 [43] = 1'h1;
-          10'h02c:
-              \$4347 [44] = 1'h1;
-          10'h02d:
-              \$4347 [45] = 1'h1;
-          10'h02e:
-              \$4347 [46] = 1'h1;
-          10'h02f:
-              \$4347 [47] = 1'h1;
-          10'h030:
-              \$4347 [48] = 1'h1;
-          10'h031:
-              \$4347 [49] = 1'h1;
-          10'h032:
-              \$4347 [50] = 1'h1;
-          10'h033:
-              \$4347 [51] = 1'h1;
-          10'h034:
-              \$4347 [52] = 1'h1;
-          10'h035:
-              \$4347 [53] = 1'h1;
-          10'h036:
-              \$4347 [54] = 1'h1;
-          10'h037:
-              \$4347 [55] = 1'h1;
-          10'h038:
-              \$4347 [56] = 1'h1;
-          10'h039:
-              \$4347 [57] = 1'h1;
-          10'h03a:
-              \$4347 [58] = 1'h1;
-          10'h03b:
-              \$4347 [59] = 1'h1;
-          10'h03c:
-              \$4347 [60] = 1'h1;
-          10'h03d:
-              \$4347 [61] = 1'h1;
-          10'h03e:
-              \$4347 [62] = 1'h1;
-          10'h03f:
-              \$4347 [63] = 1'h1;
-          10'h040:
-              \$4347 [64] = 1'h1;
-          10'h041:
-              \$4347 [65] = 1'h1;
-          10'h042:
-              \$4347 [66] = 1'h1;
-          10'h043:
-              \$4347 [67] = 1'h1;
-          10'h044:
-              \$4347 [68] = 1'h1;
-          10'h045:
-              \$4347 [69] = 1'h1;
-          10'h046:
-              \$4347 [70] = 1'h1;
-          10'h047:
-              \$4347 [71] = 1'h1;
-          10'h048:
-              \$4347 [72] = 1'h1;
-          10'h049:
-              \$4347 [73] = 1'h1;
-          10'h04a:
-              \$4347 [74] = 1'h1;
-          10'h04b:
-              \$4347 [75] = 1'h1;
-          10'h04c:
-              \$4347 [76] = 1'h1;
-          10'h04d:
-              \$4347 [77] = 1'h1;
-          10'h04e:
-              \$4347 [78] = 1'h1;
-          10'h04f:
-              \$4347 [79] = 1'h1;
-          10'h050:
-              \$4347 [80] = 1'h1;
-          10'h051:
-              \$4347 [81] = 1'h1;
-          10'h052:
-              \$4347 [82] = 1'h1;
-          10'h053:
-              \$4347 [83] = 1'h1;
-          10'h054:
-              \$4347 [84] = 1'h1;
-          10'h055:
-              \$4347 [85] = 1'h1;
-          10'h056:
-              \$4347 [86] = 1'h1;
-          10'h057:
-              \$4347 [87] = 1'h1;
-          10'h058:
-              \$4347 [88] = 1'h1;
-          10'h059:
-              \$4347 [89] = 1'h1;
-          10'h05a:
-              \$4347 [90] = 1'h1;
-          10'h05b:
-              \$4347 [91] = 1'h1;
-          10'h05c:
-              \$4347 [92] = 1'h1;
-          10'h05d:
-              \$4347 [93] = 1'h1;
-          10'h05e:
-              \$4347 [94] = 1'h1;
-          10'h05f:
-              \$4347 [95] = 1'h1;
-          10'h060:
-              \$4347 [96] = 1'h1;
-          10'h061:
-              \$4347 [97] = 1'h1;
-          10'h062:
-              \$4347 [98] = 1'h1;
-          10'h063:
-              \$4347 [99] = 1'h1;
-          10'h064:
-              \$4347 [100] = 1'h1;
-          10'h065:
-              \$4347 [101] = 1'h1;
-          10'h066:
-              \$4347 [102] = 1'h1;
-          10'h067:
-              \$4347 [103] = 1'h1;
-          10'h068:
-              \$4347 [104] = 1'h1;
-          10'h069:
-              \$4347 [105] = 1'h1;
-          10'h06a:
-              \$4347 [106] = 1'h1;
-          10'h06b:
-              \$4347 [107] = 1'h1;
-          10'h06c:
-              \$4347 [108] = 1'h1;
-          10'h06d:
-              \$4347 [109] = 1'h1;
-          10'h06e:
-              \$4347 [110] = 1'h1;
-          10'h06f:
-              \$4347 [111] = 1'h1;
-          10'h070:
-              \$4347 [112] = 1'h1;
-          10'h071:
-              \$4347 [113] = 1'h1;
-          10'h072:
-              \$4347 [114] = 1'h1;
-          10'h073:
-              \$4347 [115] = 1'h1;
-          10'h074:
-              \$4347 [116] = 1'h1;
-          10'h075:
-              \$4347 [117] = 1'h1;
-          10'h076:
-              \$4347 [118] = 1'h1;
-          10'h077:
-              \$4347 [119] = 1'h1;
-          10'h078:
-              \$4347 [120] = 1'h1;
-          10'h079:
-              \$4347 [121] = 1'h1;
-          10'h07a:
-              \$4347 [122] = 1'h1;
-          10'h07b:
-              \$4347 [123] = 1'h1;
-          10'h07c:
-              \$4347 [124] = 1'h1;
-          10'h07d:
-              \$4347 [125] = 1'h1;
-          10'h07e:
-              \$4347 [126] = 1'h1;
-          10'h07f:
-              \$4347 [127] = 1'h1;
-          10'h080:
-              \$4347 [128] = 1'h1;
-          10'h081:
-              \$4347 [129] = 1'h1;
-          10'h082:
-              \$4347 [130] = 1'h1;
-          10'h083:
-              \$4347 [131] = 1'h1;
-          10'h084:
-              \$4347 [132] = 1'h1;
-          10'h085:
-              \$4347 [133] = 1'h1;
-          10'h086:
-              \$4347 [134] = 1'h1;
-          10'h087:
-              \$4347 [135] = 1'h1;
-          10'h088:
-              \$4347 [136] = 1'h1;
-          10'h089:
-              \$4347 [137] = 1'h1;
-          10'h08a:
-              \$4347 [138] = 1'h1;
-          10'h08b:
-              \$4347 [139] = 1'h1;
-          10'h08c:
-              \$4347 [140] = 1'h1;
-          10'h08d:
-              \$4347 [141] = 1'h1;
-          10'h08e:
-              \$4347 [142] = 1'h1;
-          10'h08f:
-              \$4347 [143] = 1'h1;
-          10'h090:
-              \$4347 [144] = 1'h1;
-          10'h091:
-              \$4347 [145] = 1'h1;
-          10'h092:
-              \$4347 [146] = 1'h1;
-          10'h093:
-              \$4347 [147] = 1'h1;
-          10'h094:
-              \$4347 [148] = 1'h1;
-          10'h095:
-              \$4347 [149] = 1'h1;
-          10'h096:
-              \$4347 [150] = 1'h1;
-          10'h097:
-              \$4347 [151] = 1'h1;
-          10'h098:
-              \$4347 [152] = 1'h1;
-          10'h099:
-              \$4347 [153] = 1'h1;
-          10'h09a:
-              \$4347 [154] = 1'h1;
-          10'h09b:
-              \$4347 [155] = 1'h1;
-          10'h09c:
-              \$4347 [156] = 1'h1;
-          10'h09d:
-              \$4347 [157] = 1'h1;
-          10'h09e:
-              \$4347 [158] = 1'h1;
-          10'h09f:
-              \$4347 [159] = 1'h1;
-          10'h0a0:
-              \$4347 [160] = 1'h1;
-          10'h0a1:
-              \$4347 [161] = 1'h1;
-          10'h0a2:
-              \$4347 [162] = 1'h1;
-          10'h0a3:
-              \$4347 [163] = 1'h1;
-          10'h0a4:
-              \$4347 [164] = 1'h1;
-          10'h0a5:
-              \$4347 [165] = 1'h1;
-          10'h0a6:
-              \$4347 [166] = 1'h1;
-          10'h0a7:
-              \$4347 [167] = 1'h1;
-          10'h0a8:
-              \$4347 [168] = 1'h1;
-          10'h0a9:
-              \$4347 [169] = 1'h1;
-          10'h0aa:
-              \$4347 [170] = 1'h1;
-          10'h0ab:
-              \$4347 [171] = 1'h1;
-          10'h0ac:
-              \$4347 [172] = 1'h1;
-          10'h0ad:
-              \$4347 [173] = 1'h1;
-          10'h0ae:
-              \$4347 [174] = 1'h1;
-          10'h0af:
-              \$4347 [175] = 1'h1;
-          10'h0b0:
-              \$4347 [176] = 1'h1;
-          10'h0b1:
-              \$4347 [177] = 1'h1;
-          10'h0b2:
-              \$4347 [178] = 1'h1;
-          10'h0b3:
-              \$4347 [179] = 1'h1;
-          10'h0b4:
-              \$4347 [180] = 1'h1;
-          10'h0b5:
-              \$4347 [181] = 1'h1;
-          10'h0b6:
-              \$4347 [182] = 1'h1;
-          10'h0b7:
-              \$4347 [183] = 1'h1;
-          10'h0b8:
-              \$4347 [184] = 1'h1;
-          10'h0b9:
-              \$4347 [185] = 1'h1;
-          10'h0ba:
-              \$4347 [186] = 1'h1;
-          10'h0bb:
-              \$4347 [187] = 1'h1;
-          10'h0bc:
-              \$4347 [188] = 1'h1;
-          10'h0bd:
-              \$4347 [189] = 1'h1;
-          10'h0be:
-              \$4347 [190] = 1'h1;
-          10'h0bf:
-              \$4347 [191] = 1'h1;
-          10'h0c0:
-              \$4347 [192] = 1'h1;
-          10'h0c1:
-              \$4347 [193] = 1'h1;
-          10'h0c2:
-              \$4347 [194] = 1'h1;
-          10'h0c3:
-              \$4347 [195] = 1'h1;
-          10'h0c4:
-              \$4347 [196] = 1'h1;
-          10'h0c5:
-              \$4347 [197] = 1'h1;
-          10'h0c6:
-              \$4347 [198] = 1'h1;
-          10'h0c7:
-              \$4347 [199] = 1'h1;
-          10'h0c8:
-              \$4347 [200] = 1'h1;
-          10'h0c9:
-              \$4347 [201] = 1'h1;
-          10'h0ca:
-              \$4347 [202] = 1'h1;
-          10'h0cb:
-              \$4347 [203] = 1'h1;
-          10'h0cc:
-              \$4347 [204] = 1'h1;
-          10'h0cd:
-              \$4347 [205] = 1'h1;
-          10'h0ce:
-              \$4347 [206] = 1'h1;
-          10'h0cf:
-              \$4347 [207] = 1'h1;
-          10'h0d0:
-              \$4347 [208] = 1'h1;
-          10'h0d1:
-              \$4347 [209] = 1'h1;
-          10'h0d2:
-              \$4347 [210] = 1'h1;
-          10'h0d3:
-              \$4347 [211] = 1'h1;
-          10'h0d4:
-              \$4347 [212] = 1'h1;
-          10'h0d5:
-              \$4347 [213] = 1'h1;
-          10'h0d6:
-              \$4347 [214] = 1'h1;
-          10'h0d7:
-              \$4347 [215] = 1'h1;
-          10'h0d8:
-              \$4347 [216] = 1'h1;
-          10'h0d9:
-              \$4347 [217] = 1'h1;
-          10'h0da:
-              \$4347 [218] = 1'h1;
-          10'h0db:
-              \$4347 [219] = 1'h1;
-          10'h0dc:
-              \$4347 [220] = 1'h1;
-          10'h0dd:
-              \$4347 [221] = 1'h1;
-          10'h0de:
-              \$4347 [222] = 1'h1;
-          10'h0df:
-              \$4347 [223] = 1'h1;
-          10'h0e0:
-              \$4347 [224] = 1'h1;
-          10'h0e1:
-              \$4347 [225] = 1'h1;
-          10'h0e2:
-              \$4347 [226] = 1'h1;
-          10'h0e3:
-              \$4347 [227] = 1'h1;
-          10'h0e4:
-              \$4347 [228] = 1'h1;
-          10'h0e5:
-              \$4347 [229] = 1'h1;
-          10'h0e6:
-              \$4347 [230] = 1'h1;
-          10'h0e7:
-              \$4347 [231] = 1'h1;
-          10'h0e8:
-              \$4347 [232] = 1'h1;
-          10'h0e9:
-              \$4347 [233] = 1'h1;
-          10'h0ea:
-              \$4347 [234] = 1'h1;
-          10'h0eb:
-              \$4347 [235] = 1'h1;
-          10'h0ec:
-              \$4347 [236] = 1'h1;
-          10'h0ed:
-              \$4347 [237] = 1'h1;
-          10'h0ee:
-              \$4347 [238] = 1'h1;
-          10'h0ef:
-              \$4347 [239] = 1'h1;
-          10'h0f0:
-              \$4347 [240] = 1'h1;
-          10'h0f1:
-              \$4347 [241] = 1'h1;
-          10'h0f2:
-              \$4347 [242] = 1'h1;
-          10'h0f3:
-              \$4347 [243] = 1'h1;
-          10'h0f4:
-              \$4347 [244] = 1'h1;
-          10'h0f5:
-              \$4347 [245] = 1'h1;
-          10'h0f6:
-              \$4347 [246] = 1'h1;
-          10'h0f7:
-              \$4347 [247] = 1'h1;
-          10'h0f8:
-              \$4347 [248] = 1'h1;
-          10'h0f9:
-              \$4347 [249] = 1'h1;
-          10'h0fa:
-              \$4347 [250] = 1'h1;
-          10'h0fb:
-              \$4347 [251] = 1'h1;
-          10'h0fc:
-              \$4347 [252] = 1'h1;
-          10'h0fd:
-              \$4347 [253] = 1'h1;
-          10'h0fe:
-              \$4347 [254] = 1'h1;
-          10'h0ff:
-              \$4347 [255] = 1'h1;
-          10'h100:
-              \$4347 [256] = 1'h1;
-          10'h101:
-              \$4347 [257] = 1'h1;
-          10'h102:
-              \$4347 [258] = 1'h1;
-          10'h103:
-              \$4347 [259] = 1'h1;
-          10'h104:
-              \$4347 [260] = 1'h1;
-          10'h105:
-              \$4347 [261] = 1'h1;
-          10'h106:
-              \$4347 [262] = 1'h1;
-          10'h107:
-              \$4347 [263] = 1'h1;
-          10'h108:
-              \$4347 [264] = 1'h1;
-          10'h109:
-              \$4347 [265] = 1'h1;
-          10'h10a:
-              \$4347 [266] = 1'h1;
-          10'h10b:
-              \$4347 [267] = 1'h1;
-          10'h10c:
-              \$4347 [268] = 1'h1;
-          10'h10d:
-              \$4347 [269] = 1'h1;
-          10'h10e:
-              \$4347 [270] = 1'h1;
-          10'h10f:
-              \$4347 [271] = 1'h1;
-          10'h110:
-              \$4347 [272] = 1'h1;
-          10'h111:
-              \$4347 [273] = 1'h1;
-          10'h112:
-              \$4347 [274] = 1'h1;
-          10'h113:
-              \$4347 [275] = 1'h1;
-          10'h114:
-              \$4347 [276] = 1'h1;
-          10'h115:
-              \$4347 [277] = 1'h1;
-          10'h116:
-              \$4347 [278] = 1'h1;
-          10'h117:
-              \$4347 [279] = 1'h1;
-          10'h118:
-              \$4347 [280] = 1'h1;
-          10'h119:
-              \$4347 [281] = 1'h1;
-          10'h11a:
-              \$4347 [282] = 1'h1;
-          10'h11b:
-              \$4347 [283] = 1'h1;
-          10'h11c:
-              \$4347 [284] = 1'h1;
-          10'h11d:
-              \$4347 [285] = 1'h1;
-          10'h11e:
-              \$4347 [286] = 1'h1;
-          10'h11f:
-              \$4347 [287] = 1'h1;
-          10'h120:
-              \$4347 [288] = 1'h1;
-          10'h121:
-              \$4347 [289] = 1'h1;
-          10'h122:
-              \$4347 [290] = 1'h1;
-          10'h123:
-              \$4347 [291] = 1'h1;
-          10'h124:
-              \$4347 [292] = 1'h1;
-          10'h125:
-              \$4347 [293] = 1'h1;
-          10'h126:
-              \$4347 [294] = 1'h1;
-          10'h127:
-              \$4347 [295] = 1'h1;
-          10'h128:
-              \$4347 [296] = 1'h1;
-          10'h129:
-              \$4347 [297] = 1'h1;
-          10'h12a:
-              \$4347 [298] = 1'h1;
-          10'h12b:
-              \$4347 [299] = 1'h1;
-          10'h12c:
-              \$4347 [300] = 1'h1;
-          10'h12d:
-              \$4347 [301] = 1'h1;
-          10'h12e:
-              \$4347 [302] = 1'h1;
-          10'h12f:
-              \$4347 [303] = 1'h1;
-          10'h130:
-              \$4347 [304] = 1'h1;
-          10'h131:
-              \$4347 [305] = 1'h1;
-          10'h132:
-              \$4347 [306] = 1'h1;
-          10'h133:
-              \$4347 [307] = 1'h1;
-          10'h134:
-              \$4347 [308] = 1'h1;
-          10'h135:
-              \$4347 [309] = 1'h1;
-          10'h136:
-              \$4347 [310] = 1'h1;
-          10'h137:
-              \$4347 [311] = 1'h1;
-          10'h138:
-              \$4347 [312] = 1'h1;
-          10'h139:
-              \$4347 [313] = 1'h1;
-          10'h13a:
-              \$4347 [314] = 1'h1;
-          10'h13b:
-              \$4347 [315] = 1'h1;
-          10'h13c:
-              \$4347 [316] = 1'h1;
-          10'h13d:
-              \$4347 [317] = 1'h1;
-          10'h13e:
-              \$4347 [318] = 1'h1;
-          10'h13f:
-              \$4347 [319] = 1'h1;
-          10'h140:
-              \$4347 [320] = 1'h1;
-          10'h141:
-              \$4347 [321] = 1'h1;
-          10'h142:
-              \$4347 [322] = 1'h1;
-          10'h143:
-              \$4347 [323] = 1'h1;
-          10'h144:
-              \$4347 [324] = 1'h1;
-          10'h145:
-              \$4347 [325] = 1'h1;
-          10'h146:
-              \$4347 [326] = 1'h1;
-          10'h147:
-              \$4347 [327] = 1'h1;
-          10'h148:
-              \$4347 [328] = 1'h1;
-          10'h149:
-              \$4347 [329] = 1'h1;
-          10'h14a:
-              \$4347 [330] = 1'h1;
-          10'h14b:
-              \$4347 [331] = 1'h1;
-          10'h14c:
-              \$4347 [332] = 1'h1;
-          10'h14d:
-              \$4347 [333] = 1'h1;
-          10'h14e:
-              \$4347 [334] = 1'h1;
-          10'h14f:
-              \$4347 [335] = 1'h1;
-          10'h150:
-              \$4347 [336] = 1'h1;
-          10'h151:
-              \$4347 [337] = 1'h1;
-          10'h152:
-              \$4347 [338] = 1'h1;
-          10'h153:
-              \$4347 [339] = 1'h1;
-          10'h154:
-              \$4347 [340] = 1'h1;
-          10'h155:
-              \$4347 [341] = 1'h1;
-          10'h156:
-              \$4347 [342] = 1'h1;
-          10'h157:
-              \$4347 [343] = 1'h1;
-          10'h158:
-              \$4347 [344] = 1'h1;
-          10'h159:
-              \$4347 [345] = 1'h1;
-          10'h15a:
-              \$4347 [346] = 1'h1;
-          10'h15b:
-              \$4347 [347] = 1'h1;
-          10'h15c:
-              \$4347 [348] = 1'h1;
-          10'h15d:
-              \$4347 [349] = 1'h1;
-          10'h15e:
-              \$4347 [350] = 1'h1;
-          10'h15f:
-              \$4347 [351] = 1'h1;
-          10'h160:
-              \$4347 [352] = 1'h1;
-          10'h161:
-              \$4347 [353] = 1'h1;
-          10'h162:
-              \$4347 [354] = 1'h1;
-          10'h163:
-              \$4347 [355] = 1'h1;
-          10'h164:
-              \$4347 [356] = 1'h1;
-          10'h165:
-              \$4347 [357] = 1'h1;
-          10'h166:
-              \$4347 [358] = 1'h1;
-          10'h167:
-              \$4347 [359] = 1'h1;
-          10'h168:
-              \$4347 [360] = 1'h1;
-          10'h169:
-              \$4347 [361] = 1'h1;
-          10'h16a:
-              \$4347 [362] = 1'h1;
-          10'h16b:
-              \$4347 [363] = 1'h1;
-          10'h16c:
-              \$4347 [364] = 1'h1;
-          10'h16d:
-              \$4347 [365] = 1'h1;
-          10'h16e:
-              \$4347 [366] = 1'h1;
-          10'h16f:
-              \$4347 [367] = 1'h1;
-          10'h170:
-              \$4347 [368] = 1'h1;
-          10'h171:
-              \$4347 [369] = 1'h1;
-          10'h172:
-              \$4347 [370] = 1'h1;
-          10'h173:
-              \$4347 [371] = 1'h1;
-          10'h174:
-              \$4347 [372] = 1'h1;
-          10'h175:
-              \$4347 [373] = 1'h1;
-          10'h176:
-              \$4347 [374] = 1'h1;
-          10'h177:
-              \$4347 [375] = 1'h1;
-          10'h178:
-              \$4347 [376] = 1'h1;
-          10'h179:
-              \$4347 [377] = 1'h1;
-          10'h17a:
-              \$4347 [378] = 1'h1;
-          10'h17b:
-              \$4347 [379] = 1'h1;
-          10'h17c:
-              \$4347 [380] = 1'h1;
-          10'h17d:
-              \$4347 [381] = 1'h1;
-          10'h17e:
-              \$4347 [382] = 1'h1;
-          10'h17f:
-              \$4347 [383] = 1'h1;
-          10'h180:
-              \$4347 [384] = 1'h1;
-          10'h181:
-              \$4347 [385] = 1'h1;
-          10'h182:
-              \$4347 [386] = 1'h1;
-          10'h183:
-              \$4347 [387] = 1'h1;
-          10'h184:
-              \$4347 [388] = 1'h1;
-          10'h185:
-              \$4347 [389] = 1'h1;
-          10'h186:
-              \$4347 [390] = 1'h1;
-          10'h187:
-              \$4347 [391] = 1'h1;
-          10'h188:
-              \$4347 [392] = 1'h1;
-          10'h189:
-              \$4347 [393] = 1'h1;
-          10'h18a:
-              \$4347 [394] = 1'h1;
-          10'h18b:
-              \$4347 [395] = 1'h1;
-          10'h18c:
-              \$4347 [396] = 1'h1;
-          10'h18d:
-              \$4347 [397] = 1'h1;
-          10'h18e:
-              \$4347 [398] = 1'h1;
-          10'h18f:
-              \$4347 [399] = 1'h1;
-          10'h190:
-              \$4347 [400] = 1'h1;
-          10'h191:
-              \$4347 [401] = 1'h1;
-          10'h192:
-              \$4347 [402] = 1'h1;
-          10'h193:
-              \$4347 [403] = 1'h1;
-          10'h194:
-              \$4347 [404] = 1'h1;
-          10'h195:
-              \$4347 [405] = 1'h1;
-          10'h196:
-              \$4347 [406] = 1'h1;
-          10'h197:
-              \$4347 [407] = 1'h1;
-          10'h198:
-              \$4347 [408] = 1'h1;
-          10'h199:
-              \$4347 [409] = 1'h1;
-          10'h19a:
-              \$4347 [410] = 1'h1;
-          10'h19b:
-              \$4347 [411] = 1'h1;
-          10'h19c:
-              \$4347 [412] = 1'h1;
-          10'h19d:
-              \$4347 [413] = 1'h1;
-          10'h19e:
-              \$4347 [414] = 1'h1;
-          10'h19f:
-              \$4347 [415] = 1'h1;
-          10'h1a0:
-              \$4347 [416] = 1'h1;
-          10'h1a1:
-              \$4347 [417] = 1'h1;
-          10'h1a2:
-              \$4347 [418] = 1'h1;
-          10'h1a3:
-              \$4347 [419] = 1'h1;
-          10'h1a4:
-              \$4347 [420] = 1'h1;
-          10'h1a5:
-              \$4347 [421] = 1'h1;
-          10'h1a6:
-              \$4347 [422] = 1'h1;
-          10'h1a7:
-              \$4347 [423] = 1'h1;
-          10'h1a8:
-              \$4347 [424] = 1'h1;
-          10'h1a9:
-              \$4347 [425] = 1'h1;
-          10'h1aa:
-              \$4347 [426] = 1'h1;
-          10'h1ab:
-              \$4347 [427] = 1'h1;
-          10'h1ac:
-              \$4347 [428] = 1'h1;
-          10'h1ad:
-              \$4347 [429] = 1'h1;
-          10'h1ae:
-              \$4347 [430] = 1'h1;
-          10'h1af:
-              \$4347 [431] = 1'h1;
-          10'h1b0:
-              \$4347 [432] = 1'h1;
-          10'h1b1:
-              \$4347 [433] = 1'h1;
-          10'h1b2:
-              \$4347 [434] = 1'h1;
-          10'h1b3:
-              \$4347 [435] = 1'h1;
-          10'h1b4:
-              \$4347 [436] = 1'h1;
-          10'h1b5:
-              \$4347 [437] = 1'h1;
-          10'h1b6:
-              \$4347 [438] = 1'h1;
-          10'h1b7:
-              \$4347 [439] = 1'h1;
-          10'h1b8:
-              \$4347 [440] = 1'h1;
-          10'h1b9:
-              \$4347 [441] = 1'h1;
-          10'h1ba:
-              \$4347 [442] = 1'h1;
-          10'h1bb:
-              \$4347 [443] = 1'h1;
-          10'h1bc:
-              \$4347 [444] = 1'h1;
-          10'h1bd:
-              \$4347 [445] = 1'h1;
-          10'h1be:
-              \$4347 [446] = 1'h1;
-          10'h1bf:
-              \$4347 [447] = 1'h1;
-          10'h1c0:
-              \$4347 [448] = 1'h1;
-          10'h1c1:
-              \$4347 [449] = 1'h1;
-          10'h1c2:
-              \$4347 [450] = 1'h1;
-          10'h1c3:
-              \$4347 [451] = 1'h1;
-          10'h1c4:
-              \$4347 [452] = 1'h1;
-          10'h1c5:
-              \$4347 [453] = 1'h1;
-          10'h1c6:
-              \$4347 [454] = 1'h1;
-          10'h1c7:
-              \$4347 [455] = 1'h1;
-          10'h1c8:
-              \$4347 [456] = 1'h1;
-          10'h1c9:
-              \$4347 [457] = 1'h1;
-          10'h1ca:
-              \$4347 [458] = 1'h1;
-          10'h1cb:
-              \$4347 [459] = 1'h1;
-          10'h1cc:
-              \$4347 [460] = 1'h1;
-          10'h1cd:
-              \$4347 [461] = 1'h1;
-          10'h1ce:
-              \$4347 [462] = 1'h1;
-          10'h1cf:
-              \$4347 [463] = 1'h1;
-          10'h1d0:
-              \$4347 [464] = 1'h1;
-          10'h1d1:
-              \$4347 [465] = 1'h1;
-          10'h1d2:
-              \$4347 [466] = 1'h1;
-          10'h1d3:
-              \$4347 [467] = 1'h1;
-          10'h1d4:
-              \$4347 [468] = 1'h1;
-          10'h1d5:
-              \$4347 [469] = 1'h1;
-          10'h1d6:
-              \$4347 [470] = 1'h1;
-          10'h1d7:
-              \$4347 [471] = 1'h1;
-          10'h1d8:
-              \$4347 [472] = 1'h1;
-          10'h1d9:
-              \$4347 [473] = 1'h1;
-          10'h1da:
-              \$4347 [474] = 1'h1;
-          10'h1db:
-              \$4347 [475] = 1'h1;
-          10'h1dc:
-              \$4347 [476] = 1'h1;
-          10'h1dd:
-              \$4347 [477] = 1'h1;
-          10'h1de:
-              \$4347 [478] = 1'h1;
-          10'h1df:
-              \$4347 [479] = 1'h1;
-          10'h1e0:
-              \$4347 [480] = 1'h1;
-          10'h1e1:
-              \$4347 [481] = 1'h1;
-          10'h1e2:
-              \$4347 [482] = 1'h1;
-          10'h1e3:
-              \$4347 [483] = 1'h1;
-          10'h1e4:
-              \$4347 [484] = 1'h1;
-          10'h1e5:
-              \$4347 [485] = 1'h1;
-          10'h1e6:
-              \$4347 [486] = 1'h1;
-          10'h1e7:
-              \$4347 [487] = 1'h1;
-          10'h1e8:
-              \$4347 [488] = 1'h1;
-          10'h1e9:
-              \$4347 [489] = 1'h1;
-          10'h1ea:
-              \$4347 [490] = 1'h1;
-          10'h1eb:
-              \$4347 [491] = 1'h1;
-          10'h1ec:
-              \$4347 [492] = 1'h1;
-          10'h1ed:
-              \$4347 [493] = 1'h1;
-          10'h1ee:
-              \$4347 [494] = 1'h1;
-          10'h1ef:
-              \$4347 [495] = 1'h1;
-          10'h1f0:
-              \$4347 [496] = 1'h1;
-          10'h1f1:
-              \$4347 [497] = 1'h1;
-          10'h1f2:
-              \$4347 [498] = 1'h1;
-          10'h1f3:
-              \$4347 [499] = 1'h1;
-          10'h1f4:
-              \$4347 [500] = 1'h1;
-          10'h1f5:
-              \$4347 [501] = 1'h1;
-          10'h1f6:
-              \$4347 [502] = 1'h1;
-          10'h1f7:
-              \$4347 [503] = 1'h1;
-          10'h1f8:
-              \$4347 [504] = 1'h1;
-          10'h1f9:
-              \$4347 [505] = 1'h1;
-          10'h1fa:
-              \$4347 [506] = 1'h1;
-          10'h1fb:
-              \$4347 [507] = 1'h1;
-          10'h1fc:
-              \$4347 [508] = 1'h1;
-          10'h1fd:
-              \$4347 [509] = 1'h1;
-          10'h1fe:
-              \$4347 [510] = 1'h1;
-          10'h1ff:
-              \$4347 [511] = 1'h1;
-          10'h200:
-              \$4347 [512] = 1'h1;
-          10'h201:
-              \$4347 [513] = 1'h1;
-          10'h202:
-              \$4347 [514] = 1'h1;
-          10'h203:
-              \$4347 [515] = 1'h1;
-          10'h204:
-              \$4347 [516] = 1'h1;
-          10'h205:
-              \$4347 [517] = 1'h1;
-          10'h206:
-              \$4347 [518] = 1'h1;
-          10'h207:
-              \$4347 [519] = 1'h1;
-          10'h208:
-              \$4347 [520] = 1'h1;
-          10'h209:
-              \$4347 [521] = 1'h1;
-          10'h20a:
-              \$4347 [522] = 1'h1;
-          10'h20b:
-              \$4347 [523] = 1'h1;
-          10'h20c:
-              \$4347 [524] = 1'h1;
-          10'h20d:
-              \$4347 [525] = 1'h1;
-          10'h20e:
-              \$4347 [526] = 1'h1;
-          10'h20f:
-              \$4347 [527] = 1'h1;
-          10'h210:
-              \$4347 [528] = 1'h1;
-          10'h211:
-              \$4347 [529] = 1'h1;
-          10'h212:
-              \$4347 [530] = 1'h1;
-          10'h213:
-              \$4347 [531] = 1'h1;
-          10'h214:
-              \$4347 [532] = 1'h1;
-          10'h215:
-              \$4347 [533] = 1'h1;
-          10'h216:
-              \$4347 [534] = 1'h1;
-          10'h217:
-              \$4347 [535] = 1'h1;
-          10'h218:
-              \$4347 [536] = 1'h1;
-          10'h219:
-              \$4347 [537] = 1'h1;
-          10'h21a:
-              \$4347 [538] = 1'h1;
-          10'h21b:
-              \$4347 [539] = 1'h1;
-          10'h21c:
-              \$4347 [540] = 1'h1;
-          10'h21d:
-              \$4347 [541] = 1'h1;
-          10'h21e:
-              \$4347 [542] = 1'h1;
-          10'h21f:
-              \$4347 [543] = 1'h1;
-          10'h220:
-              \$4347 [544] = 1'h1;
-          10'h221:
-              \$4347 [545] = 1'h1;
-          10'h222:
-              \$4347 [546] = 1'h1;
-          10'h223:
-              \$4347 [547] = 1'h1;
-          10'h224:
-              \$4347 [548] = 1'h1;
-          10'h225:
-              \$4347 [549] = 1'h1;
-          10'h226:
-              \$4347 [550] = 1'h1;
-          10'h227:
-              \$4347 [551] = 1'h1;
-          10'h228:
-              \$4347 [552] = 1'h1;
-          10'h229:
-              \$4347 [553] = 1'h1;
-          10'h22a:
-              \$4347 [554] = 1'h1;
-          10'h22b:
-              \$4347 [555] = 1'h1;
-          10'h22c:
-              \$4347 [556] = 1'h1;
-          10'h22d:
-              \$4347 [557] = 1'h1;
-          10'h22e:
-              \$4347 [558] = 1'h1;
-          10'h22f:
-              \$4347 [559] = 1'h1;
-          10'h230:
-              \$4347 [560] = 1'h1;
-          10'h231:
-              \$4347 [561] = 1'h1;
-          10'h232:
-              \$4347 [562] = 1'h1;
-          10'h233:
-              \$4347 [563] = 1'h1;
-          10'h234:
-              \$4347 [564] = 1'h1;
-          10'h235:
-              \$4347 [565] = 1'h1;
-          10'h236:
-              \$4347 [566] = 1'h1;
-          10'h237:
-              \$4347 [567] = 1'h1;
-          10'h238:
-              \$4347 [568] = 1'h1;
-          10'h239:
-              \$4347 [569] = 1'h1;
-          10'h23a:
-              \$4347 [570] = 1'h1;
-          10'h23b:
-              \$4347 [571] = 1'h1;
-          10'h23c:
-              \$4347 [572] = 1'h1;
-          10'h23d:
-              \$4347 [573] = 1'h1;
-          10'h23e:
-              \$4347 [574] = 1'h1;
-          10'h23f:
-              \$4347 [575] = 1'h1;
-          10'h240:
-              \$4347 [576] = 1'h1;
-          10'h241:
-              \$4347 [577] = 1'h1;
-          10'h242:
-              \$4347 [578] = 1'h1;
-          10'h243:
-              \$4347 [579] = 1'h1;
-          10'h244:
-              \$4347 [580] = 1'h1;
-          10'h245:
-              \$4347 [581] = 1'h1;
-          10'h246:
-              \$4347 [582] = 1'h1;
-          10'h247:
-              \$4347 [583] = 1'h1;
-          10'h248:
-              \$4347 [584] = 1'h1;
-          10'h249:
-              \$4347 [585] = 1'h1;
-          10'h24a:
-              \$4347 [586] = 1'h1;
-          10'h24b:
-              \$4347 [587] = 1'h1;
-          10'h24c:
-              \$4347 [588] = 1'h1;
-          10'h24d:
-              \$4347 [589] = 1'h1;
-          10'h24e:
-              \$4347 [590] = 1'h1;
-          10'h24f:
-              \$4347 [591] = 1'h1;
-          10'h250:
-              \$4347 [592] = 1'h1;
-          10'h251:
-              \$4347 [593] = 1'h1;
-          10'h252:
-              \$4347 [594] = 1'h1;
-          10'h253:
-              \$4347 [595] = 1'h1;
-          10'h254:
-              \$4347 [596] = 1'h1;
-          10'h255:
-              \$4347 [597] = 1'h1;
-          10'h256:
-              \$4347 [598] = 1'h1;
-          10'h257:
-              \$4347 [599] = 1'h1;
-          10'h258:
-              \$4347 [600] = 1'h1;
-          10'h259:
-              \$4347 [601] = 1'h1;
-          10'h25a:
-              \$4347 [602] = 1'h1;
-          10'h25b:
-              \$4347 [603] = 1'h1;
-          10'h25c:
-              \$4347 [604] = 1'h1;
-          10'h25d:
-              \$4347 [605] = 1'h1;
-          10'h25e:
-              \$4347 [606] = 1'h1;
-          10'h25f:
-              \$4347 [607] = 1'h1;
-          10'h260:
-              \$4347 [608] = 1'h1;
-          10'h261:
-              \$4347 [609] = 1'h1;
-          10'h262:
-              \$4347 [610] = 1'h1;
-          10'h263:
-              \$4347 [611] = 1'h1;
-          10'h264:
-              \$4347 [612] = 1'h1;
-          10'h265:
-              \$4347 [613] = 1'h1;
-          10'h266:
-              \$4347 [614] = 1'h1;
-          10'h267:
-              \$4347 [615] = 1'h1;
-          10'h268:
-              \$4347 [616] = 1'h1;
-          10'h269:
-              \$4347 [617] = 1'h1;
-          10'h26a:
-              \$4347 [618] = 1'h1;
-          10'h26b:
-              \$4347 [619] = 1'h1;
-          10'h26c:
-              \$4347 [620] = 1'h1;
-          10'h26d:
-              \$4347 [621] = 1'h1;
-          10'h26e:
-              \$4347 [622] = 1'h1;
-          10'h26f:
-              \$4347 [623] = 1'h1;
-          10'h270:
-              \$4347 [624] = 1'h1;
-          10'h271:
-              \$4347 [625] = 1'h1;
-          10'h272:
-              \$4347 [626] = 1'h1;
-          10'h273:
-              \$4347 [627] = 1'h1;
-          10'h274:
-              \$4347 [628] = 1'h1;
-          10'h275:
-              \$4347 [629] = 1'h1;
-          10'h276:
-              \$4347 [630] = 1'h1;
-          10'h277:
-              \$4347 [631] = 1'h1;
-          10'h278:
-              \$4347 [632] = 1'h1;
-          10'h279:
-              \$4347 [633] = 1'h1;
-          10'h27a:
-              \$4347 [634] = 1'h1;
-          10'h27b:
-              \$4347 [635] = 1'h1;
-          10'h27c:
-              \$4347 [636] = 1'h1;
-          10'h27d:
-              \$4347 [637] = 1'h1;
-          10'h27e:
-              \$4347 [638] = 1'h1;
-          10'h27f:
-              \$4347 [639] = 1'h1;
-          10'h280:
-              \$4347 [640] = 1'h1;
-          10'h281:
-              \$4347 [641] = 1'h1;
-          10'h282:
-              \$4347 [642] = 1'h1;
-          10'h283:
-              \$4347 [643] = 1'h1;
-          10'h284:
-              \$4347 [644] = 1'h1;
-          10'h285:
-              \$4347 [645] = 1'h1;
-          10'h286:
-              \$4347 [646] = 1'h1;
-          10'h287:
-              \$4347 [647] = 1'h1;
-          10'h288:
-              \$4347 [648] = 1'h1;
-          10'h289:
-              \$4347 [649] = 1'h1;
-          10'h28a:
-              \$4347 [650] = 1'h1;
-          10'h28b:
-              \$4347 [651] = 1'h1;
-          10'h28c:
-              \$4347 [652] = 1'h1;
-          10'h28d:
-              \$4347 [653] = 1'h1;
-          10'h28e:
-              \$4347 [654] = 1'h1;
-          10'h28f:
-              \$4347 [655] = 1'h1;
-          10'h290:
-              \$4347 [656] = 1'h1;
-          10'h291:
-              \$4347 [657] = 1'h1;
-          10'h292:
-              \$4347 [658] = 1'h1;
-          10'h293:
-              \$4347 [659] = 1'h1;
-          10'h294:
-              \$4347 [660] = 1'h1;
-          10'h295:
-              \$4347 [661] = 1'h1;
-          10'h296:
-              \$4347 [662] = 1'h1;
-          10'h297:
-              \$4347 [663] = 1'h1;
-          10'h298:
-              \$4347 [664] = 1'h1;
-          10'h299:
-              \$4347 [665] = 1'h1;
-          10'h29a:
-              \$4347 [666] = 1'h1;
-          10'h29b:
-              \$4347 [667] = 1'h1;
-          10'h29c:
-              \$4347 [668] = 1'h1;
-          10'h29d:
-              \$4347 [669] = 1'h1;
-          10'h29e:
-              \$4347 [670] = 1'h1;
-          10'h29f:
-              \$4347 [671] = 1'h1;
-          10'h2a0:
-              \$4347 [672] = 1'h1;
-          10'h2a1:
-              \$4347 [673] = 1'h1;
-          10'h2a2:
-              \$4347 [674] = 1'h1;
-          10'h2a3:
-              \$4347 [675] = 1'h1;
-          10'h2a4:
-              \$4347 [676] = 1'h1;
-          10'h2a5:
-              \$4347 [677] = 1'h1;
-          10'h2a6:
-              \$4347 [678] = 1'h1;
-          10'h2a7:
-              \$4347 [679] = 1'h1;
-          10'h2a8:
-              \$4347 [680] = 1'h1;
-          10'h2a9:
-              \$4347 [681] = 1'h1;
-          10'h2aa:
-              \$4347 [682] = 1'h1;
-          10'h2ab:
-              \$4347 [683] = 1'h1;
-          10'h2ac:
-              \$4347 [684] = 1'h1;
-          10'h2ad:
-              \$4347 [685] = 1'h1;
-          10'h2ae:
-              \$4347 [686] = 1'h1;
-          10'h2af:
-              \$4347 [687] = 1'h1;
-          10'h2b0:
-              \$4347 [688] = 1'h1;
-          10'h2b1:
-              \$4347 [689] = 1'h1;
-          10'h2b2:
-              \$4347 [690] = 1'h1;
-          10'h2b3:
-              \$4347 [691] = 1'h1;
-          10'h2b4:
-              \$4347 [692] = 1'h1;
-          10'h2b5:
-              \$4347 [693] = 1'h1;
-          10'h2b6:
-              \$4347 [694] = 1'h1;
-          10'h2b7:
-              \$4347 [695] = 1'h1;
-          10'h2b8:
-              \$4347 [696] = 1'h1;
-          10'h2b9:
-              \$4347 [697] = 1'h1;
-          10'h2ba:
-              \$4347 [698] = 1'h1;
-          10'h2bb:
-              \$4347 [699] = 1'h1;
-          10'h2bc:
-              \$4347 [700] = 1'h1;
-          10'h2bd:
-              \$4347 [701] = 1'h1;
-          10'h2be:
-              \$4347 [702] = 1'h1;
-          10'h2bf:
-              \$4347 [703] = 1'h1;
-          10'h2c0:
-              \$4347 [704] = 1'h1;
-          10'h2c1:
-              \$4347 [705] = 1'h1;
-          10'h2c2:
-              \$4347 [706] = 1'h1;
-          10'h2c3:
-              \$4347 [707] = 1'h1;
-          10'h2c4:
-              \$4347 [708] = 1'h1;
-          10'h2c5:
-              \$4347 [709] = 1'h1;
-          10'h2c6:
-              \$4347 [710] = 1'h1;
-          10'h2c7:
-              \$4347 [711] = 1'h1;
-          10'h2c8:
-              \$4347 [712] = 1'h1;
-          10'h2c9:
-              \$4347 [713] = 1'h1;
-          10'h2ca:
-              \$4347 [714] = 1'h1;
-          10'h2cb:
-              \$4347 [715] = 1'h1;
-          10'h2cc:
-              \$4347 [716] = 1'h1;
-          10'h2cd:
-              \$4347 [717] = 1'h1;
-          10'h2ce:
-              \$4347 [718] = 1'h1;
-          10'h2cf:
-              \$4347 [719] = 1'h1;
-          10'h2d0:
-              \$4347 [720] = 1'h1;
-          10'h2d1:
-              \$4347 [721] = 1'h1;
-          10'h2d2:
-              \$4347 [722] = 1'h1;
-          10'h2d3:
-              \$4347 [723] = 1'h1;
-          10'h2d4:
-              \$4347 [724] = 1'h1;
-          10'h2d5:
-              \$4347 [725] = 1'h1;
-          10'h2d6:
-              \$4347 [726] = 1'h1;
-          10'h2d7:
-              \$4347 [727] = 1'h1;
-          10'h2d8:
-              \$4347 [728] = 1'h1;
-          10'h2d9:
-              \$4347 [729] = 1'h1;
-          10'h2da:
-              \$4347 [730] = 1'h1;
-          10'h2db:
-              \$4347 [731] = 1'h1;
-          10'h2dc:
-              \$4347 [732] = 1'h1;
-          10'h2dd:
-              \$4347 [733] = 1'h1;
-          10'h2de:
-              \$4347 [734] = 1'h1;
-          10'h2df:
-              \$4347 [735] = 1'h1;
-          10'h2e0:
-              \$4347 [736] = 1'h1;
-          10'h2e1:
-              \$4347 [737] = 1'h1;
-          10'h2e2:
-              \$4347 [738] = 1'h1;
-          10'h2e3:
-              \$4347 [739] = 1'h1;
-          10'h2e4:
-              \$4347 [740] = 1'h1;
-          10'h2e5:
-              \$4347 [741] = 1'h1;
-          10'h2e6:
-              \$4347 [742] = 1'h1;
-          10'h2e7:
-              \$4347 [743] = 1'h1;
-          10'h2e8:
-              \$4347 [744] = 1'h1;
-          10'h2e9:
-              \$4347 [745] = 1'h1;
-          10'h2ea:
-              \$4347 [746] = 1'h1;
-          10'h2eb:
-              \$4347 [747] = 1'h1;
-          10'h2ec:
-              \$4347 [748] = 1'h1;
-          10'h2ed:
-              \$4347 [749] = 1'h1;
-          10'h2ee:
-              \$4347 [750] = 1'h1;
-          10'h2ef:
-              \$4347 [751] = 1'h1;
-          10'h2f0:
-              \$4347 [752] = 1'h1;
-          10'h2f1:
-              \$4347 [753] = 1'h1;
-          10'h2f2:
-              \$4347 [754] = 1'h1;
-          10'h2f3:
-              \$4347 [755] = 1'h1;
-          10'h2f4:
-              \$4347 [756] = 1'h1;
-          10'h2f5:
-              \$4347 [757] = 1'h1;
-          10'h2f6:
-              \$4347 [758] = 1'h1;
-          10'h2f7:
-              \$4347 [759] = 1'h1;
-          10'h2f8:
-              \$4347 [760] = 1'h1;
-          10'h2f9:
-              \$4347 [761] = 1'h1;
-          10'h2fa:
-              \$4347 [762] = 1'h1;
-          10'h2fb:
-              \$4347 [763] = 1'h1;
-          10'h2fc:
-              \$4347 [764] = 1'h1;
-          10'h2fd:
-              \$4347 [765] = 1'h1;
-          10'h2fe:
-              \$4347 [766] = 1'h1;
-          10'h2ff:
-              \$4347 [767] = 1'h1;
-          10'h300:
-              \$4347 [768] = 1'h1;
-          10'h301:
-              \$4347 [769] = 1'h1;
-          10'h302:
-              \$4347 [770] = 1'h1;
-          10'h303:
-              \$4347 [771] = 1'h1;
-          10'h304:
-              \$4347 [772] = 1'h1;
-          10'h305:
-              \$4347 [773] = 1'h1;
-          10'h306:
-              \$4347 [774] = 1'h1;
-          10'h307:
-              \$4347 [775] = 1'h1;
-          10'h308:
-              \$4347 [776] = 1'h1;
-          10'h309:
-              \$4347 [777] = 1'h1;
-          10'h30a:
-              \$4347 [778] = 1'h1;
-          10'h30b:
-              \$4347 [779] = 1'h1;
-          10'h30c:
-              \$4347 [780] = 1'h1;
-          10'h30d:
-              \$4347 [781] = 1'h1;
-          10'h30e:
-              \$4347 [782] = 1'h1;
-          10'h30f:
-              \$4347 [783] = 1'h1;
-          10'h310:
-              \$4347 [784] = 1'h1;
-          10'h311:
-              \$4347 [785] = 1'h1;
-          10'h312:
-              \$4347 [786] = 1'h1;
-          10'h313:
-              \$4347 [787] = 1'h1;
-          10'h314:
-              \$4347 [788] = 1'h1;
-          10'h315:
-              \$4347 [789] = 1'h1;
-          10'h316:
-              \$4347 [790] = 1'h1;
-          10'h317:
-              \$4347 [791] = 1'h1;
-          10'h318:
-              \$4347 [792] = 1'h1;
-          10'h319:
-              \$4347 [793] = 1'h1;
-          10'h31a:
-              \$4347 [794] = 1'h1;
-          10'h31b:
-              \$4347 [795] = 1'h1;
-          10'h31c:
-              \$4347 [796] = 1'h1;
-          10'h31d:
-              \$4347 [797] = 1'h1;
-          10'h31e:
-              \$4347 [798] = 1'h1;
-          10'h31f:
-              \$4347 [799] = 1'h1;
-          10'h320:
-              \$4347 [800] = 1'h1;
-          10'h321:
-              \$4347 [801] = 1'h1;
-          10'h322:
-              \$4347 [802] = 1'h1;
-          10'h323:
-              \$4347 [803] = 1'h1;
-          10'h324:
-              \$4347 [804] = 1'h1;
-          10'h325:
-              \$4347 [805] = 1'h1;
-          10'h326:
-              \$4347 [806] = 1'h1;
-          10'h327:
-              \$4347 [807] = 1'h1;
-          10'h328:
-              \$4347 [808] = 1'h1;
-          10'h329:
-              \$4347 [809] = 1'h1;
-          10'h32a:
-              \$4347 [810] = 1'h1;
-          10'h32b:
-              \$4347 [811] = 1'h1;
-          10'h32c:
-              \$4347 [812] = 1'h1;
-          10'h32d:
-              \$4347 [813] = 1'h1;
-          10'h32e:
-              \$4347 [814] = 1'h1;
-          10'h32f:
-              \$4347 [815] = 1'h1;
-          10'h330:
-              \$4347 [816] = 1'h1;
-          10'h331:
-              \$4347 [817] = 1'h1;
-          10'h332:
-              \$4347 [818] = 1'h1;
-          10'h333:
-              \$4347 [819] = 1'h1;
-          10'h334:
-              \$4347 [820] = 1'h1;
-          10'h335:
-              \$4347 [821] = 1'h1;
-          10'h336:
-              \$4347 [822] = 1'h1;
-          10'h337:
-              \$4347 [823] = 1'h1;
-          10'h338:
-              \$4347 [824] = 1'h1;
-          10'h339:
-              \$4347 [825] = 1'h1;
-          10'h33a:
-              \$4347 [826] = 1'h1;
-          10'h33b:
-              \$4347 [827] = 1'h1;
-          10'h33c:
-              \$4347 [828] = 1'h1;
-          10'h33d:
-              \$4347 [829] = 1'h1;
-          10'h33e:
-              \$4347 [830] = 1'h1;
-          10'h33f:
-              \$4347 [831] = 1'h1;
-          10'h340:
-              \$4347 [832] = 1'h1;
-          10'h341:
-              \$4347 [833] = 1'h1;
-          10'h342:
-              \$4347 [834] = 1'h1;
-          10'h343:
-              \$4347 [835] = 1'h1;
-          10'h344:
-              \$4347 [836] = 1'h1;
-          10'h345:
-              \$4347 [837] = 1'h1;
-          10'h346:
-              \$4347 [838] = 1'h1;
-          10'h347:
-              \$4347 [839] = 1'h1;
-          10'h348:
-              \$4347 [840] = 1'h1;
-          10'h349:
-              \$4347 [841] = 1'h1;
-          10'h34a:
-              \$4347 [842] = 1'h1;
-          10'h34b:
-              \$4347 [843] = 1'h1;
-          10'h34c:
-              \$4347 [844] = 1'h1;
-          10'h34d:
-              \$4347 [845] = 1'h1;
-          10'h34e:
-              \$4347 [846] = 1'h1;
-          10'h34f:
-              \$4347 [847] = 1'h1;
-          10'h350:
-              \$4347 [848] = 1'h1;
-          10'h351:
-              \$4347 [849] = 1'h1;
-          10'h352:
-              \$4347 [850] = 1'h1;
-          10'h353:
-              \$4347 [851] = 1'h1;
-          10'h354:
-              \$4347 [852] = 1'h1;
-          10'h355:
-              \$4347 [853] = 1'h1;
-          10'h356:
-              \$4347 [854] = 1'h1;
-          10'h357:
-              \$4347 [855] = 1'h1;
-          10'h358:
-              \$4347 [856] = 1'h1;
-          10'h359:
-              \$4347 [857] = 1'h1;
-          10'h35a:
-              \$4347 [858] = 1'h1;
-          10'h35b:
-              \$4347 [859] = 1'h1;
-          10'h35c:
-              \$4347 [860] = 1'h1;
-          10'h35d:
-              \$4347 [861] = 1'h1;
-          10'h35e:
-              \$4347 [862] = 1'h1;
-          10'h35f:
-              \$4347 [863] = 1'h1;
-          10'h360:
-              \$4347 [864] = 1'h1;
-          10'h361:
-              \$4347 [865] = 1'h1;
-          10'h362:
-              \$4347 [866] = 1'h1;
-          10'h363:
-              \$4347 [867] = 1'h1;
-          10'h364:
-              \$4347 [868] = 1'h1;
-          10'h365:
-              \$4347 [869] = 1'h1;
-          10'h366:
-              \$4347 [870] = 1'h1;
-          10'h367:
-              \$4347 [871] = 1'h1;
-          10'h368:
-              \$4347 [872] = 1'h1;
-          10'h369:
-              \$4347 [873] = 1'h1;
-          10'h36a:
-              \$4347 [874] = 1'h1;
-          10'h36b:
-              \$4347 [875] = 1'h1;
-          10'h36c:
-              \$4347 [876] = 1'h1;
-          10'h36d:
-              \$4347 [877] = 1'h1;
-          10'h36e:
-              \$4347 [878] = 1'h1;
-          10'h36f:
-              \$4347 [879] = 1'h1;
-          10'h370:
-              \$4347 [880] = 1'h1;
-          10'h371:
-              \$4347 [881] = 1'h1;
-          10'h372:
-              \$4347 [882] = 1'h1;
-          10'h373:
-              \$4347 [883] = 1'h1;
-          10'h374:
-              \$4347 [884] = 1'h1;
-          10'h375:
-              \$4347 [885] = 1'h1;
-          10'h376:
-              \$4347 [886] = 1'h1;
-          10'h377:
-              \$4347 [887] = 1'h1;
-          10'h378:
-              \$4347 [888] = 1'h1;
-          10'h379:
-              \$4347 [889] = 1'h1;
-          10'h37a:
-              \$4347 [890] = 1'h1;
-          10'h37b:
-              \$4347 [891] = 1'h1;
-          10'h37c:
-              \$4347 [892] = 1'h1;
-          10'h37d:
-              \$4347 [893] = 1'h1;
-          10'h37e:
-              \$4347 [894] = 1'h1;
-          10'h37f:
-              \$4347 [895] = 1'h1;
-          10'h380:
-              \$4347 [896] = 1'h1;
-          10'h381:
-              \$4347 [897] = 1'h1;
-          10'h382:
-              \$4347 [898] = 1'h1;
-          10'h383:
-              \$4347 [899] = 1'h1;
-          10'h384:
-              \$4347 [900] = 1'h1;
-          10'h385:
-              \$4347 [901] = 1'h1;
-          10'h386:
-              \$4347 [902] = 1'h1;
-          10'h387:
-              \$4347 [903] = 1'h1;
-          10'h388:
-              \$4347 [904] = 1'h1;
-          10'h389:
-              \$4347 [905] = 1'h1;
-          10'h38a:
-              \$4347 [906] = 1'h1;
-          10'h38b:
-              \$4347 [907] = 1'h1;
-          10'h38c:
-              \$4347 [908] = 1'h1;
-          10'h38d:
-              \$4347 [909] = 1'h1;
-          10'h38e:
-              \$4347 [910] = 1'h1;
-          10'h38f:
-              \$4347 [911] = 1'h1;
-          10'h390:
-              \$4347 [912] = 1'h1;
-          10'h391:
-              \$4347 [913] = 1'h1;
-          10'h392:
-              \$4347 [914] = 1'h1;
-          10'h393:
-              \$4347 [915] = 1'h1;
-          10'h394:
-              \$4347 [916] = 1'h1;
-          10'h395:
-              \$4347 [917] = 1'h1;
-          10'h396:
-              \$4347 [918] = 1'h1;
-          10'h397:
-              \$4347 [919] = 1'h1;
-          10'h398:
-              \$4347 [920] = 1'h1;
-          10'h399:
-              \$4347 [921] = 1'h1;
-          10'h39a:
-              \$4347 [922] = 1'h1;
-          10'h39b:
-              \$4347 [923] = 1'h1;
-          10'h39c:
-              \$4347 [924] = 1'h1;
-          10'h39d:
-              \$4347 [925] = 1'h1;
-          10'h39e:
-              \$4347 [926] = 1'h1;
-          10'h39f:
-              \$4347 [927] = 1'h1;
-          10'h3a0:
-              \$4347 [928] = 1'h1;
-          10'h3a1:
-              \$4347 [929] = 1'h1;
-          10'h3a2:
-              \$4347 [930] = 1'h1;
-          10'h3a3:
-              \$4347 [931] = 1'h1;
-          10'h3a4:
-              \$4347 [932] = 1'h1;
-          10'h3a5:
-              \$4347 [933] = 1'h1;
-          10'h3a6:
-              \$4347 [934] = 1'h1;
-          10'h3a7:
-              \$4347 [935] = 1'h1;
-          10'h3a8:
-              \$4347 [936] = 1'h1;
-          10'h3a9:
-              \$4347 [937] = 1'h1;
-          10'h3aa:
-              \$4347 [938] = 1'h1;
-          10'h3ab:
-              \$4347 [939] = 1'h1;
-          10'h3ac:
-              \$4347 [940] = 1'h1;
-          10'h3ad:
-              \$4347 [941] = 1'h1;
-          10'h3ae:
-              \$4347 [942] = 1'h1;
-          10'h3af:
-              \$4347 [943] = 1'h1;
-          10'h3b0:
-              \$4347 [944] = 1'h1;
-          10'h3b1:
-              \$4347 [945] = 1'h1;
-          10'h3b2:
-              \$4347 [946] = 1'h1;
-          10'h3b3:
-              \$4347 [947] = 1'h1;
-          10'h3b4:
-              \$4347 [948] = 1'h1;
-          10'h3b5:
-              \$4347 [949] = 1'h1;
-          10'h3b6:
-              \$4347 [950] = 1'h1;
-          10'h3b7:
-              \$4347 [951] = 1'h1;
-          10'h3b8:
-              \$4347 [952] = 1'h1;
-          10'h3b9:
-              \$4347 [953] = 1'h1;
-          10'h3ba:
-              \$4347 [954] = 1'h1;
-          10'h3bb:
-              \$4347 [955] = 1'h1;
-          10'h3bc:
-              \$4347 [956] = 1'h1;
-          10'h3bd:
-              \$4347 [957] = 1'h1;
-          10'h3be:
-              \$4347 [958] = 1'h1;
-          10'h3bf:
-              \$4347 [959] = 1'h1;
-          10'h3c0:
-              \$4347 [960] = 1'h1;
-          10'h3c1:
-              \$4347 [961] = 1'h1;
-          10'h3c2:
-              \$4347 [962] = 1'h1;
-          10'h3c3:
-              \$4347 [963] = 1'h1;
-          10'h3c4:
-              \$4347 [964] = 1'h1;
-          10'h3c5:
-              \$4347 [965] = 1'h1;
-          10'h3c6:
-              \$4347 [966] = 1'h1;
-          10'h3c7:
-              \$4347 [967] = 1'h1;
-          10'h3c8:
-              \$4347 [968] = 1'h1;
-          10'h3c9:
-              \$4347 [969] = 1'h1;
-          10'h3ca:
-              \$4347 [970] = 1'h1;
-          10'h3cb:
-              \$4347 [971] = 1'h1;
-          10'h3cc:
-              \$4347 [972] = 1'h1;
-          10'h3cd:
-              \$4347 [973] = 1'h1;
-          10'h3ce:
-              \$4347 [974] = 1'h1;
-          10'h3cf:
-              \$4347 [975] = 1'h1;
-          10'h3d0:
-              \$4347 [976] = 1'h1;
-          10'h3d1:
-              \$4347 [977] = 1'h1;
-          10'h3d2:
-              \$4347 [978] = 1'h1;
-          10'h3d3:
-              \$4347 [979] = 1'h1;
-          10'h3d4:
-              \$4347 [980] = 1'h1;
-          10'h3d5:
-              \$4347 [981] = 1'h1;
-          10'h3d6:
-              \$4347 [982] = 1'h1;
-          10'h3d7:
-              \$4347 [983] = 1'h1;
-          10'h3d8:
-              \$4347 [984] = 1'h1;
-          10'h3d9:
-              \$4347 [985] = 1'h1;
-          10'h3da:
-              \$4347 [986] = 1'h1;
-          10'h3db:
-              \$4347 [987] = 1'h1;
-          10'h3dc:
-              \$4347 [988] = 1'h1;
-          10'h3dd:
-              \$4347 [989] = 1'h1;
-          10'h3de:
-              \$4347 [990] = 1'h1;
-          10'h3df:
-              \$4347 [991] = 1'h1;
-          10'h3e0:
-              \$4347 [992] = 1'h1;
-          10'h3e1:
-              \$4347 [993] = 1'h1;
-          10'h3e2:
-              \$4347 [994] = 1'h1;
-          10'h3e3:
-              \$4347 [995] = 1'h1;
-          10'h3e4:
-              \$4347 [996] = 1'h1;
-          10'h3e5:
-              \$4347 [997] = 1'h1;
-          10'h3e6:
-              \$4347 [998] = 1'h1;
-          10'h3e7:
-              \$4347 [999] = 1'h1;
-          10'h3e8:
-              \$4347 [1000] = 1'h1;
-          10'h3e9:
-              \$4347 [1001] = 1'h1;
-          10'h3ea:
-              \$4347 [1002] = 1'h1;
-          10'h3eb:
-              \$4347 [1003] = 1'h1;
-          10'h3ec:
-              \$4347 [1004] = 1'h1;
-          10'h3ed:
-              \$4347 [1005] = 1'h1;
-          10'h3ee:
-              \$4347 [1006] = 1'h1;
-          10'h3ef:
-              \$4347 [1007] = 1'h1;
-          10'h3f0:
-              \$4347 [1008] = 1'h1;
-          10'h3f1:
-              \$4347 [1009] = 1'h1;
-          10'h3f2:
-              \$4347 [1010] = 1'h1;
-          10'h3f3:
-              \$4347 [1011] = 1'h1;
-          10'h3f4:
-              \$4347 [1012] = 1'h1;
-          10'h3f5:
-              \$4347 [1013] = 1'h1;
-          10'h3f6:
-              \$4347 [1014] = 1'h1;
-          10'h3f7:
-              \$4347 [1015] = 1'h1;
-          10'h3f8:
-              \$4347 [1016] = 1'h1;
-          10'h3f9:
-              \$4347 [1017] = 1'h1;
-          10'h3fa:
-              \$4347 [1018] = 1'h1;
-          10'h3fb:
-              \$4347 [1019] = 1'h1;
-          10'h3fc:
-              \$4347 [1020] = 1'h1;
-          10'h3fd:
-              \$4347 [1021] = 1'h1;
-          10'h3fe:
-              \$4347 [1022] = 1'h1;
-          10'h3ff:
-              \$4347 [1023] = 1'h1;
-        endcase
-      end
-    end
-    if (\$3955 ) begin
-      if (\$3967 ) begin
-        \$4347  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-      end
-    end
-    if (rst) begin
-      \$4347  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4348  = done;
-    if (running) begin
-      \$4348  = \$2891 [10:0];
-    end
-    if (\$3955 ) begin
-      \$4348  = 11'h000;
-    end
-    if (rst) begin
-      \$4348  = 11'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4349  = \$signal$653 ;
-    if (running) begin
-      \$4349  = \$3909 [31:0];
-    end
-    if (\$3955 ) begin
-      \$4349  = 32'd0;
-    end
-    if (rst) begin
-      \$4349  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4350  = macs;
-    if (running) begin
-      \$4350  = \$3919 [31:0];
-    end
-    if (\$3955 ) begin
-      \$4350  = 32'd0;
-    end
-    if (rst) begin
-      \$4350  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4351  = running;
-    if (running) begin
-      if (\$3920 ) begin
-        \$4351  = 1'h0;
-      end
-    end
-    if (\$3955 ) begin
-      \$4351  = 1'h1;
+    if (\$3961 ) begin
+      \$4351  = 1'h0;
     end
     if (rst) begin
       \$4351  = 1'h0;
@@ -22466,68 +16240,59 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4352  = out_full;
-    if (running) begin
-      if (\$3920 ) begin
-        (* full_case = 32'd1 *)
-        casez (\$signal$15 )
-          1'h0:
-              \$4352 [0] = 1'h1;
-          1'h1:
-              \$4352 [1] = 1'h1;
-        endcase
+    \$4352  = skipped0;
+    if (\$signal$388 ) begin
+      if (\$3909 ) begin
+        \$4352  = \$3911 ;
       end
     end
-    if (\$3972 ) begin
-      if (\$3989 ) begin
-        (* full_case = 32'd1 *)
-        casez (out_buf)
-          1'h0:
-              \$4352 [0] = 1'h0;
-          1'h1:
-              \$4352 [1] = 1'h0;
-        endcase
+    if (\$3961 ) begin
+      if (\$3968 ) begin
+        \$4352  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$4352  = 2'h0;
+      \$4352  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4353  = \$signal$15 ;
-    if (running) begin
-      if (\$3920 ) begin
-        \$4353  = \$3921 ;
+    \$4353  = skipped1;
+    if (\$signal$388 ) begin
+      if (\$3912 ) begin
+        \$4353  = \$3914 ;
+      end
+    end
+    if (\$3961 ) begin
+      if (\$3973 ) begin
+        \$4353  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
       end
     end
     if (rst) begin
-      \$4353  = 1'h0;
+      \$4353  = 1024'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4354  = out0_vectors;
+    \$4354  = done;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3922 ) begin
-          \$4354  = \$signal$17 ;
-        end
-      end
+      \$4354  = \$2891 [10:0];
+    end
+    if (\$3961 ) begin
+      \$4354  = 11'h000;
     end
     if (rst) begin
-      \$4354  = 5'h00;
+      \$4354  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4355  = out0_run_cycles;
+    \$4355  = \$signal$653 ;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3922 ) begin
-          \$4355  = \$3923 [31:0];
-        end
-      end
+      \$4355  = \$3915 [31:0];
+    end
+    if (\$3961 ) begin
+      \$4355  = 32'd0;
     end
     if (rst) begin
       \$4355  = 32'd0;
@@ -22535,13 +16300,12 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4356  = out0_macs;
+    \$4356  = macs;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3922 ) begin
-          \$4356  = \$3933 [31:0];
-        end
-      end
+      \$4356  = \$3925 [31:0];
+    end
+    if (\$3961 ) begin
+      \$4356  = 32'd0;
     end
     if (rst) begin
       \$4356  = 32'd0;
@@ -22549,130 +16313,228 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4357  = out1_vectors;
+    \$4357  = running;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3934 ) begin
-          \$4357  = \$signal$17 ;
-        end
+      if (\$3926 ) begin
+        \$4357  = 1'h0;
       end
     end
+    if (\$3961 ) begin
+      \$4357  = 1'h1;
+    end
     if (rst) begin
-      \$4357  = 5'h00;
+      \$4357  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4358  = out1_run_cycles;
+    \$4358  = out_full;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3934 ) begin
-          \$4358  = \$3935 [31:0];
-        end
+      if (\$3926 ) begin
+        (* full_case = 32'd1 *)
+        casez (\$signal$15 )
+          1'h0:
+              \$4358 [0] = 1'h1;
+          1'h1:
+              \$4358 [1] = 1'h1;
+        endcase
+      end
+    end
+    if (\$3978 ) begin
+      if (\$3995 ) begin
+        (* full_case = 32'd1 *)
+        casez (out_buf)
+          1'h0:
+              \$4358 [0] = 1'h0;
+          1'h1:
+              \$4358 [1] = 1'h0;
+        endcase
       end
     end
     if (rst) begin
-      \$4358  = 32'd0;
+      \$4358  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4359  = out1_macs;
+    \$4359  = \$signal$15 ;
     if (running) begin
-      if (\$3920 ) begin
-        if (\$3934 ) begin
-          \$4359  = \$3945 [31:0];
-        end
+      if (\$3926 ) begin
+        \$4359  = \$3927 ;
       end
     end
     if (rst) begin
-      \$4359  = 32'd0;
+      \$4359  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4360  = by_vector;
-    if (\$3955 ) begin
-      \$4360  = \$3958 ;
+    \$4360  = out0_vectors;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3928 ) begin
+          \$4360  = \$signal$17 ;
+        end
+      end
     end
     if (rst) begin
-      \$4360  = 1'h0;
+      \$4360  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4361  = \$signal$17 ;
-    if (\$3955 ) begin
-      if (\$3961 ) begin
-        \$4361  = first_vectors;
-      end
-      if (\$3962 ) begin
-        if (\$3966 ) begin
-          \$4361  = in0_vectors;
+    \$4361  = out0_run_cycles;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3928 ) begin
+          \$4361  = \$3929 [31:0];
         end
       end
+    end
+    if (rst) begin
+      \$4361  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4362  = out0_macs;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3928 ) begin
+          \$4362  = \$3939 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$4362  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4363  = out1_vectors;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3940 ) begin
+          \$4363  = \$signal$17 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$4363  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4364  = out1_run_cycles;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3940 ) begin
+          \$4364  = \$3941 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$4364  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4365  = out1_macs;
+    if (running) begin
+      if (\$3926 ) begin
+        if (\$3940 ) begin
+          \$4365  = \$3951 [31:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$4365  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4366  = by_vector;
+    if (\$3961 ) begin
+      \$4366  = \$3964 ;
+    end
+    if (rst) begin
+      \$4366  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4367  = \$signal$17 ;
+    if (\$3961 ) begin
       if (\$3967 ) begin
-        if (\$3971 ) begin
-          \$4361  = in1_vectors;
+        \$4367  = first_vectors;
+      end
+      if (\$3968 ) begin
+        if (\$3972 ) begin
+          \$4367  = in0_vectors;
+        end
+      end
+      if (\$3973 ) begin
+        if (\$3977 ) begin
+          \$4367  = in1_vectors;
         end
       end
     end
     if (rst) begin
-      \$4361  = 5'h00;
+      \$4367  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4362  = run_target;
-    if (\$3955 ) begin
-      if (\$3961 ) begin
-        \$4362  = first_target;
-      end
-      if (\$3962 ) begin
-        if (\$3966 ) begin
-          \$4362  = in0_target;
-        end
-      end
+    \$4368  = run_target;
+    if (\$3961 ) begin
       if (\$3967 ) begin
-        if (\$3971 ) begin
-          \$4362  = in1_target;
+        \$4368  = first_target;
+      end
+      if (\$3968 ) begin
+        if (\$3972 ) begin
+          \$4368  = in0_target;
+        end
+      end
+      if (\$3973 ) begin
+        if (\$3977 ) begin
+          \$4368  = in1_target;
         end
       end
     end
     if (rst) begin
-      \$4362  = 11'h000;
+      \$4368  = 11'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4363  = \$signal$401 ;
-    if (\$3972 ) begin
-      \$4363  = \$3975 [2:0];
+    \$4369  = \$signal$401 ;
+    if (\$3978 ) begin
+      \$4369  = \$3981 [2:0];
     end
     if (rst) begin
-      \$4363  = 3'h0;
+      \$4369  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4364  = out_v;
-    if (\$3972 ) begin
-      \$4364  = \$3984 [3:0];
+    \$4370  = out_v;
+    if (\$3978 ) begin
+      \$4370  = \$3990 [3:0];
     end
     if (rst) begin
-      \$4364  = 4'h0;
+      \$4370  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$4365  = out_buf;
-    if (\$3972 ) begin
-      if (\$3989 ) begin
-        \$4365  = \$3990 ;
+    \$4371  = out_buf;
+    if (\$3978 ) begin
+      if (\$3995 ) begin
+        \$4371  = \$3996 ;
       end
     end
     if (rst) begin
-      \$4365  = 1'h0;
+      \$4371  = 1'h0;
     end
   end
   assign issue_pos = \$1146 [5:0];
@@ -23622,24 +17484,24 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \bincu1_chunk_reg.last  = bincu1_chunk_reg[135];
   assign \bincu1_chunk_reg.m_q  = bincu1_chunk_reg[167:136];
   assign \bincu1_chunk_reg.b_q  = bincu1_chunk_reg[199:168];
-  assign \$4342  = bincu1_tag_d3;
-  assign \$4341  = bincu1_tag_d2;
-  assign \$4340  = bincu1_tag_d1;
-  assign \$4339  = bincu1_tag_d0;
-  assign \$4338  = { bincu1_b_pos, bincu1_b_v };
-  assign \$4327  = bincu0_tag_d3;
-  assign \$4326  = bincu0_tag_d2;
-  assign \$4325  = bincu0_tag_d1;
-  assign \$4324  = bincu0_tag_d0;
-  assign \$4323  = { bincu0_b_pos, bincu0_b_v };
-  assign \$4295  = cu7_a_word[2:0];
-  assign \$4268  = cu6_a_word[2:0];
-  assign \$4241  = cu5_a_word[2:0];
-  assign \$4214  = cu4_a_word[2:0];
-  assign \$4187  = cu3_a_word[2:0];
-  assign \$4160  = cu2_a_word[2:0];
-  assign \$4133  = cu1_a_word[2:0];
-  assign \$4106  = cu0_a_word[2:0];
+  assign \$4348  = bincu1_tag_d3;
+  assign \$4347  = bincu1_tag_d2;
+  assign \$4346  = bincu1_tag_d1;
+  assign \$4345  = bincu1_tag_d0;
+  assign \$4344  = { bincu1_b_pos, bincu1_b_v };
+  assign \$4333  = bincu0_tag_d3;
+  assign \$4332  = bincu0_tag_d2;
+  assign \$4331  = bincu0_tag_d1;
+  assign \$4330  = bincu0_tag_d0;
+  assign \$4329  = { bincu0_b_pos, bincu0_b_v };
+  assign \$4301  = cu7_a_word[2:0];
+  assign \$4274  = cu6_a_word[2:0];
+  assign \$4247  = cu5_a_word[2:0];
+  assign \$4220  = cu4_a_word[2:0];
+  assign \$4193  = cu3_a_word[2:0];
+  assign \$4166  = cu2_a_word[2:0];
+  assign \$4139  = cu1_a_word[2:0];
+  assign \$4112  = cu0_a_word[2:0];
   assign y__payload[255:224] = \$3141 ;
   assign y__payload[263] = \$3133 ;
   assign y__payload[223:192] = \$3129 ;
@@ -23709,13 +17571,13 @@ module mor_default(op__valid, y__ready, clk, rst, op__ready, y__payload, y__vali
   assign \$3508  = 5'h00;
   assign \$3510  = 5'h00;
   assign \$3868  = \$3867 ;
-  assign \$3908  = \$signal$15 ;
-  assign \$3934  = \$signal$15 ;
-  assign \$3967  = \$signal$15 ;
+  assign \$3912  = \$signal$15 ;
+  assign \$3940  = \$signal$15 ;
+  assign \$3973  = \$signal$15 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \mor_default.bin_queue (rst, w_en, r_en, w_rdy, r_rdy, r_data, \port$6846$0 , \port$6854$0 , clk);
+module \mor_default.bin_queue (rst, w_en, r_en, w_rdy, r_rdy, r_data, \port$4801$0 , \port$4809$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -23739,10 +17601,10 @@ module \mor_default.bin_queue (rst, w_en, r_en, w_rdy, r_rdy, r_data, \port$6846
   (* init = 4'h0 *)
   wire [3:0] consume;
   reg [4:0] level = 5'h00;
-  input [5:0] \port$6846$0 ;
-  wire [5:0] \port$6846$0 ;
-  input [3:0] \port$6854$0 ;
-  wire [3:0] \port$6854$0 ;
+  input [5:0] \port$4801$0 ;
+  wire [5:0] \port$4801$0 ;
+  input [3:0] \port$4809$0 ;
+  wire [3:0] \port$4809$0 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [9:0] r_data;
@@ -23770,7 +17632,7 @@ module \mor_default.bin_queue (rst, w_en, r_en, w_rdy, r_rdy, r_data, \port$6846
   reg [9:0] storage [15:0];
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$6854$0 , \port$6846$0  };
+      storage[w_port__addr] <= { \port$4809$0 , \port$4801$0  };
   end
   assign r_data = storage[r_port__addr];
   assign w_rdy = level != 5'h10;
@@ -23832,8 +17694,8 @@ module \mor_default.bin_queue (rst, w_en, r_en, w_rdy, r_rdy, r_data, \port$6846
   assign w_level = level;
   assign r_level = level;
   assign produce = w_port__addr;
-  assign w_port__data = { \port$6854$0 , \port$6846$0  };
-  assign w_data = { \port$6854$0 , \port$6846$0  };
+  assign w_port__data = { \port$4809$0 , \port$4801$0  };
+  assign w_data = { \port$4809$0 , \port$4801$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule

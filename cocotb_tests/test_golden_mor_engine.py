@@ -137,3 +137,23 @@ def test_job_cycles_stream_the_larger_kind_under_the_first_run():
     # out at 30), computes 44-45, streams after run 1: 50-61. 62 cycles = 16 + 6 + between 18 + 6 + drain 16.
     cfg = MorConfig(name="t", max_vectors=4, issue=2)
     assert job_cycles(cfg, 16, 6, [4, 4, 4], [2, 2, 2]) == (62, {"load": 16, "between": 24, "drain": 16})
+
+
+def test_prediction_pays_only_where_a_member_costs_more_computed_than_predicted():
+    """mor_default: a member costs ⌈n_in / 8⌉ / 8 cycles of its CUs computed and at least one cycle of its binCU path
+    (one member a cycle into their queue) predicted; a layer that does not gain runs every filter as its own proxy."""
+    from types import SimpleNamespace
+
+    from flow.harness.mor_inputs import engine_tables, prediction_pays
+    from generators.config import CATALOG
+    from models.mor import MorTables
+
+    cfg = CATALOG["mor"]["default"]
+    layers = [SimpleNamespace(name=f"l{n_in}", w=np.zeros((4, n_in), np.int8)) for n_in in (9, 25, 64, 72, 144)]
+    assert [prediction_pays(cfg, layer) for layer in layers] == [False, False, False, True, True]
+    proxy = np.array([-1, 0, 0, -1])
+    tables = {layer.name: MorTables(proxy, np.ones(4, np.int32), np.zeros(4, np.int32), np.ones(4), 8)
+              for layer in layers}
+    ran = engine_tables(cfg, SimpleNamespace(computes=layers), tables)
+    assert [ran[layer.name].proxy.tolist() for layer in layers] == [[-1] * 4] * 3 + [proxy.tolist()] * 2
+    assert tables["l9"].proxy is proxy  # the network's tables are left as they were

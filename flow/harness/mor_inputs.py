@@ -12,7 +12,8 @@ from .activations import layer_inputs, no_relu, raised_bias
 from .network import CACHE
 from .result_cache import digest
 
-__all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "engine_inputs", "layer_notes"]
+__all__ = ["PROFILE_IMAGES", "THRESHOLD_IMAGES", "mor_tables", "prediction_pays", "engine_tables", "engine_inputs",
+           "layer_notes"]
 
 PROFILE_IMAGES = 300    # training images the fits and clusters are profiled on
 THRESHOLD_IMAGES = 500  # further training images T is chosen on
@@ -68,6 +69,35 @@ def mor_tables(net, *, log=print):
     return layer_tables, threshold, sweep
 
 
+def _costs(cfg, layer):
+    """(cycles of the engine's CU throughput one of ``layer``'s neurons takes computed, cycles of its binCU path's
+    throughput it takes predicted: one member a cycle into the binCUs' queue, ⌈n_in / bits_per_cycle⌉ cycles of one
+    of n_bincu binCUs)."""
+    n_in = int(np.prod(layer.w.shape[1:]))
+    computed = -(-n_in // cfg.mac_width) / cfg.n_cu
+    return computed, max(1.0, -(-n_in // cfg.bits_per_cycle) / cfg.n_bincu)
+
+
+def prediction_pays(cfg, layer):
+    """Whether engine ``cfg`` gains from predicting ``layer``'s members: computing one costs its CUs more throughput
+    than predicting it costs its binCU path (a 9- or 25-input neuron on the default: 0.25 or 0.5 cycles computed,
+    at least a cycle predicted)."""
+    computed, predicted = _costs(cfg, layer)
+    return computed > predicted
+
+
+def engine_tables(cfg, qnet, layer_tables):
+    """``layer_tables`` as engine ``cfg`` runs them: a layer whose prediction does not pay (``prediction_pays``)
+    has every filter its own proxy, so it is computed exactly and waits on nothing. The accuracy and the RTL both
+    take these tables."""
+    out = dict(layer_tables)
+    for layer in qnet.computes:
+        if layer.name in out and not prediction_pays(cfg, layer):
+            t = out[layer.name]
+            out[layer.name] = MorTables(np.full_like(t.proxy, -1), t.m_q, t.b_q, t.correlation, t.fraction_bits)
+    return out
+
+
 def engine_inputs(qnet, layer_tables, threshold, images, *, batch=None, predictor=True):
     """{compute layer name: [engine inputs per group]}: per group (a grouped conv's, ``models.mor.neuron_inputs``;
     one for any other layer; a layer without ReLU with its biases raised, ``raised_bias``) holding every image's
@@ -113,10 +143,10 @@ def _stacked(per_image):
     return {**first, "x": np.concatenate([args["x"].reshape(-1, n_in) for args in per_image])}
 
 
-def layer_notes(qnet):
+def layer_notes(qnet, cfg=None):
     """{compute layer name: fallback or None} of ``engine_inputs``' layers: why the predictor skips nothing on a
-    layer without ReLU (``no_relu``) or with one filter per group (a depthwise conv: every filter its own proxy, so
-    no neuron is predicted)."""
+    layer without ReLU (``no_relu``), with one filter per group (a depthwise conv: every filter its own proxy, so
+    no neuron is predicted) or whose prediction does not pay on engine ``cfg`` (``engine_tables``)."""
     notes = {}
     for layer in qnet.computes:
         why = None
@@ -124,5 +154,9 @@ def layer_notes(qnet):
             why = f"no predictor: {no_relu(layer)}"
         elif len(layer.w) == layer.groups:
             why = "no prediction: one filter per group (depthwise), every neuron its own proxy"
+        elif cfg is not None and not prediction_pays(cfg, layer):
+            computed, predicted = _costs(cfg, layer)
+            why = (f"no prediction on {cfg.module}: a neuron costs {computed:.2f} cycles of its CUs computed, "
+                   f"{predicted:.2f} of its binCUs predicted; every neuron its own proxy")
         notes[layer.name] = why
     return notes

@@ -12,7 +12,7 @@ from ..harness.activations import layer_images
 from ..harness.check import summed
 from ..harness.cosim import rows_bit_exact
 from ..harness.drivers.mor import MorDriver
-from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
+from ..harness.mor_inputs import engine_inputs, engine_tables, layer_notes, mor_tables
 from ..synth.area import preset_area
 from . import Claim, Plot, Result, Table, Technique, check_jobs
 
@@ -93,24 +93,32 @@ class Mor(Technique):
     def derive(self, net, *, log=print):
         mor_tables(net, log=log)
 
-    def comparisons(self, net, sim, *, images, array_images, log=print):
+    @staticmethod
+    def tables(net, cfg, *, log=print):
+        """``(tables, T)``: the network's predictor tables as engine ``cfg`` runs them (``engine_tables``)."""
         layer_tables, threshold, _ = mor_tables(net, log=log)
+        return engine_tables(cfg, net.qnet, layer_tables), threshold
+
+    def comparisons(self, net, sim, *, images, array_images, log=print):
+        layer_tables, threshold = self.tables(net, self.cfg, log=log)
         layers = engine_inputs(net.qnet, layer_tables, threshold, net.data.x_test[:array_images])
-        rows = check_mor_layers(self.cfg, sim, layers, images=array_images, notes=layer_notes(net.qnet), log=log)
+        rows = check_mor_layers(self.cfg, sim, layers, images=array_images, notes=layer_notes(net.qnet, self.cfg),
+                                log=log)
         return [(f"mor/{self.cfg.name}", r, f"{r['images']} image(s), T = {threshold}, {r['skipped']} skipped")
                 for r in rows]
 
     def rows(self, net, cfg, sim, images, *, batch=None, layers=None, options=None, log=print):
-        layer_tables, threshold, _ = mor_tables(net, log=log)
+        layer_tables, threshold = self.tables(net, cfg, log=log)
         inputs = engine_inputs(net.qnet, layer_tables, threshold, images, batch=batch)
         return check_mor_layers(cfg, sim, {k: v for k, v in inputs.items() if layers is None or k in layers},
-                                images=layer_images(net.qnet, images, batch), notes=layer_notes(net.qnet), log=log)
+                                images=layer_images(net.qnet, images, batch), notes=layer_notes(net.qnet, cfg),
+                                log=log)
 
     def run(self, run):
         net, cfg = run.net, self.cfg
-        layer_tables, threshold, _ = mor_tables(net, log=run.log)
+        layer_tables, threshold = self.tables(net, cfg, log=run.log)
         accuracy, categories = mor_evaluate(net.qnet, layer_tables, threshold, net.data.x_test, net.data.y_test)
-        notes = layer_notes(net.qnet)
+        notes = layer_notes(net.qnet, cfg)
         counts = layer_images(net.qnet, run.images, run.batch)
         rows = run.check(self.name, "technique", check_mor_layers, cfg,
                          engine_inputs(net.qnet, layer_tables, threshold, run.images, batch=run.batch), images=counts,

@@ -7,7 +7,8 @@ neuron's place in that order; the engine's weight rows and its results are in th
 
 A *run* computes every neuron of up to ``max_vectors`` input vectors (MoR §4.1's input window), proxy by
 proxy: proxy k for every vector, then proxy k + 1 (cluster q = k·V + v is proxy k on vector v), and the
-members of cluster q for q in turn.
+members of cluster q for q in turn; a job's first run streaming its inputs goes vector by vector instead
+(q = v·n_proxies + k, ``stream_for``).
 
 Schedule, cycle by cycle from the first cycle after a run starts (``t = 0``), every decision taken on the
 state at the start of the cycle:
@@ -18,8 +19,8 @@ state at the start of the cycle:
   ``t + CB`` (CB = ⌈n_in / bits_per_cycle⌉) and predicts at ``t + CB + 2 + L`` (2 =
   ``MorConfig.bin_stages``, L = 4 the binCU's latency): zero completes the member as skipped, otherwise
   it joins the *rejected* queue, from which it can be taken from the next cycle.
-- A neuron is taken only once its weight row is loaded (``row_ready``: the first run of a job computes
-  while the layer's weights stream in, row by row).
+- A neuron is taken only once its weight row and input vector are loaded (``streamed_ready``: the first run
+  of a job computes while the larger of the two streams in, a beat a cycle).
 - The walker goes through the members of cluster q in DNN order once proxy q's decision is visible: a
   member goes to the binCUs' queue when its proxy decided zero and it is enabled (``route_bin``; one a cycle,
   if the queue held fewer than ``MorConfig.bin_queue`` at the cycle's start), else to a CU.

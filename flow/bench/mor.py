@@ -8,8 +8,8 @@ of the binCUs against the engine's -> mor_engine.png.
 
 The engine on any layer shape (``--shapes`` runs only this part) -> reports/bench/mor_shapes.json, mor_shapes.png:
 random INT8 layers of n_in ∈ SHAPE_INPUTS, n_out ∈ SHAPE_OUTPUTS and SHAPE_VECTORS input vectors (half the
-activations zero), without the predictor (every neuron a proxy) and with it (clusters of four, half the proxies
-deciding zero, every member predicted zero: a measured skip rate), engine cycles against the dense `sa_mac64`
+activations zero), without the predictor (every neuron a proxy) and with it (clusters of four, every other proxy's
+bias forcing it zero, every member predicted zero: a measured skip rate), engine cycles against the dense `sa_mac64`
 array at equal MACs, each split into where the cycles went (``golden.mor_engine.breakdown``): golden on every
 shape, RTL (Verilator, bit- and cycle-exact, both designs) on SHAPE_RTL; and the same split for LeNet-5's conv2.
 """
@@ -25,6 +25,7 @@ from generators.config import preset
 from golden.mor_engine import breakdown, engine_layer
 from models.mor import THRESHOLDS, mor_evaluate
 
+from ..harness.cosim import first_mismatch
 from ..harness.drivers.array import ArrayDriver
 from ..harness.drivers.mor import MorDriver
 from ..harness.mor_inputs import engine_inputs, layer_notes, mor_tables
@@ -79,8 +80,8 @@ def shape_cycles(cfg, dense, args, *, sim=None):
         golden, _ = MorDriver.golden(cfg, args)
         rtl, rtl_cycles = MorDriver(cfg, sim).run(args)
         dense_rtl, dense_rtl_cycles = ArrayDriver(dense, sim).run(gemm)
-        exact = all(np.array_equal(rtl[k], golden[k]) for k in golden) and rtl_cycles == cycles and \
-            np.array_equal(dense_rtl["y"], dense_golden["y"]) and dense_rtl_cycles == dense_cycles
+        exact = first_mismatch(rtl, golden) is None and rtl_cycles == cycles and \
+            first_mismatch(dense_rtl, dense_golden) is None and dense_rtl_cycles == dense_cycles
         row["rtl"] = {"sim": sim, "cycles": int(rtl_cycles), "dense_cycles": int(dense_rtl_cycles), "exact": exact}
     return row
 

@@ -360,6 +360,9 @@ def test_cosim_has_no_bincu_block_alone(tmp_path, capsys):
     (dict(max_out=24), "max_out must be a power of two, not 24"),
     (dict(n_cu=0), "n_cu must be between 1 and 32, not 0"),
     (dict(n_bincu=1.5), "n_bincu must be an integer"),
+    (dict(issue=3), "issue must be a power of two, not 3"),
+    (dict(n_cu=4, issue=8), "issue must be between 1 and 4, not 8"),
+    (dict(load_words=16), "load_words must divide bits_per_cycle / mac_width \\(8\\), not 16"),
 ])
 def test_invalid_mor_config_refused(params, message):
     from generators.config import MorConfig
